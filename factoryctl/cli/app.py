@@ -1,0 +1,149 @@
+"""The root `factoryctl` app, its global options, and the one error boundary of the CLI.
+
+Noun modules are small Typer apps that import their heavy dependencies inside the command functions, so building
+this app (for `--help` and every completion keystroke) costs little more than importing typer.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from factoryctl import __version__
+from factoryctl.errors import ExitCode, FactoryError
+
+#: (module under factoryctl.cli, attribute, noun, help). A module that registers a single command instead of a
+#: sub-app exposes `register(app)`.
+NOUNS: tuple[tuple[str, str, str], ...] = (
+    ("config", "config", "Check and print the resolved factory.yaml."),
+    ("nodes", "nodes", "List, trust, check, drain and resume nodes."),
+    ("sim", "sim", "Inject faults into simulated nodes."),
+    ("telemetry", "telemetry", "Collect, store and export telemetry."),
+    ("jobs", "jobs", "Submit and follow gang-scheduled GPU jobs."),
+    ("sched", "sched", "Run a scheduling pass or replay a job trace."),
+    ("price", "price", "Grid electricity prices."),
+    ("power", "power", "Grid-price power-capping policies."),
+    ("controller", "controller", "The factoryctl daemon."),
+)
+
+#: Modules that add top-level commands (`init`, `gpus`, `exec`, `demo`, `dash`, ...) through `register(app)`.
+COMMAND_MODULES: tuple[str, ...] = ("init", "gpus", "exec", "demo", "dash", "events", "metrics", "completion")
+
+
+@dataclass
+class GlobalOptions:
+    """Options given before the noun, shared by every command through `ctx.obj`."""
+
+    config: Path | None = None
+    quiet: bool = False
+    debug: bool = False
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"factoryctl {__version__}")
+        raise typer.Exit()
+
+
+app = typer.Typer(
+    name="factoryctl",
+    help="The operator's console for an AI factory: GPUs, jobs and power over SSH.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config: Path | None = typer.Option(
+        None, "--config", "-c", help="factory.yaml to use (else $FACTORYCTL_CONFIG, ./factory.yaml, XDG dir)."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only results and errors."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """The operator's console for an AI factory: GPUs, jobs and power over SSH."""
+    ctx.obj = GlobalOptions(config=config, quiet=quiet, debug=debug)
+
+
+def _register_all() -> None:
+    for module_name, noun, help_text in NOUNS:
+        try:
+            module = importlib.import_module(f"factoryctl.cli.{module_name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"factoryctl.cli.{module_name}":
+                raise
+            continue
+        app.add_typer(module.app, name=noun, help=help_text)
+    for module_name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"factoryctl.cli.{module_name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"factoryctl.cli.{module_name}":
+                raise
+            continue
+        module.register(app)
+
+
+_register_all()
+
+
+def _print_error(error: FactoryError) -> None:
+    sys.stderr.write(f"factoryctl: {error.message}\n")
+    if error.hint:
+        sys.stderr.write(f"hint: {error.hint}\n")
+
+
+def _debug_requested(argv: list[str]) -> bool:
+    return "--debug" in argv or os.environ.get("FACTORYCTL_DEBUG") == "1"
+
+
+def _click_exceptions() -> Any:
+    """Click's exception module: typer >= 0.26 vendors click as `typer._click`, older typer uses click itself."""
+    try:
+        from typer._click import exceptions
+    except ImportError:  # pragma: no cover - older typer
+        from click import exceptions  # type: ignore[no-redef]
+    return exceptions
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI in-process and return its exit status (the test environment calls this)."""
+    click = _click_exceptions()
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        result = app(args=args, prog_name="factoryctl", standalone_mode=False)
+    except FactoryError as error:
+        if _debug_requested(args):
+            import traceback
+
+            traceback.print_exc()
+        _print_error(error)
+        return int(error.exit_code)
+    except (KeyboardInterrupt, typer.Abort):
+        sys.stderr.write("factoryctl: interrupted\n")
+        return int(ExitCode.INTERRUPTED)
+    except click.ClickException as error:
+        error.show()
+        return int(ExitCode.USAGE) if error.exit_code == 2 else int(error.exit_code)
+    except typer.Exit as stop:
+        return int(stop.exit_code)
+    except BrokenPipeError:
+        return int(ExitCode.OK)
+    return int(result) if isinstance(result, int) else int(ExitCode.OK)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(run())

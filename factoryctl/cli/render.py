@@ -1,0 +1,130 @@
+"""Output forms shared by every listing: table, wide, json and yaml (kubectl style).
+
+A listing's JSON is `{"schema_version": 1, "items": [...], "errors": [...]}`; per-node errors are also summarised on
+stderr whatever the output form. Tables round numbers for reading; JSON keeps full precision.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any
+
+import typer
+
+SCHEMA_VERSION = 1
+
+
+class OutputFormat(str, Enum):
+    """The `-o/--output` choices."""
+
+    table = "table"
+    wide = "wide"
+    json = "json"
+    yaml = "yaml"
+
+
+OUTPUT_OPTION = typer.Option(OutputFormat.table, "--output", "-o", help="table, wide, json or yaml.")
+NO_HEADER_OPTION = typer.Option(False, "--no-header", help="Omit the table header.")
+WATCH_OPTION = typer.Option(False, "--watch", "-w", help="Redraw in place every interval, like watch.")
+INTERVAL_OPTION = typer.Option(2.0, "--interval", min=0.1, help="Seconds between --watch redraws.")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One table column: the item key, its header, and how to show a value."""
+
+    key: str
+    header: str
+    wide_only: bool = False
+    show: Callable[[Any], str] | None = None
+
+
+def iso_utc(unix_seconds: float | None) -> str | None:
+    """ISO-8601 UTC with `Z`, as every timestamp in JSON output."""
+    if unix_seconds is None:
+        return None
+    stamp = datetime.fromtimestamp(unix_seconds, tz=timezone.utc).isoformat(timespec="milliseconds")
+    return stamp.replace("+00:00", "Z")
+
+
+def format_cell(value: Any) -> str:
+    """A readable cell: rounded numbers, '-' for null, comma-joined lists."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.0f}" if abs(value) >= 100 else f"{value:.1f}"
+    if isinstance(value, (list, tuple)):
+        return ",".join(format_cell(v) for v in value) or "-"
+    if isinstance(value, dict):
+        return ",".join(f"{k}={v}" for k, v in value.items()) or "-"
+    return str(value)
+
+
+def render_table(items: Sequence[dict[str, Any]], columns: Sequence[Column], wide: bool, header: bool) -> str:
+    """Plain aligned columns (no box drawing), so output greps and pipes well."""
+    shown = [c for c in columns if wide or not c.wide_only]
+    rows = [[(c.show or format_cell)(item.get(c.key)) for c in shown] for item in items]
+    if header:
+        rows.insert(0, [c.header for c in shown])
+    if not rows:
+        return ""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(shown))]
+    lines = ["   ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def listing_document(items: Sequence[dict[str, Any]], errors: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The JSON/YAML envelope of every listing."""
+    return {"schema_version": SCHEMA_VERSION, "items": list(items), "errors": list(errors)}
+
+
+def dump_json(document: Any) -> str:
+    """JSON as printed by every command: indented, full precision, UTF-8."""
+    return json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def dump_yaml(document: Any) -> str:
+    """YAML as printed by `-o yaml`."""
+    import yaml
+
+    return str(yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
+
+
+def render_listing(
+    items: Sequence[dict[str, Any]],
+    errors: Sequence[dict[str, Any]],
+    columns: Sequence[Column],
+    output: OutputFormat,
+    no_header: bool = False,
+) -> str:
+    """Render a listing in the requested form."""
+    if output is OutputFormat.json:
+        return dump_json(listing_document(items, errors))
+    if output is OutputFormat.yaml:
+        return dump_yaml(listing_document(items, errors))
+    return render_table(items, columns, wide=output is OutputFormat.wide, header=not no_header)
+
+
+def report_node_errors(errors: Iterable[dict[str, Any]], hints: dict[str, str] | None = None) -> None:
+    """Summarise per-node failures on stderr, one line each plus one hint per error kind."""
+    seen_kinds: set[str] = set()
+    for error in errors:
+        sys.stderr.write(f"factoryctl: {error['node']}: {error['message']}\n")
+        seen_kinds.add(str(error["error"]))
+    for kind in sorted(seen_kinds):
+        hint = (hints or {}).get(kind)
+        if hint:
+            sys.stderr.write(f"hint: {hint}\n")
+
+
+def emit(text: str) -> None:
+    """Write results to stdout (logs and progress go to stderr)."""
+    sys.stdout.write(text)
+    sys.stdout.flush()

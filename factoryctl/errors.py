@@ -1,0 +1,100 @@
+"""One error type for every failure a user can see, and the exit codes scripts rely on.
+
+Every failure is a `FactoryError` carrying a one-sentence message and a hint; the CLI's single error boundary
+(`factoryctl.cli.app.main`) prints both to stderr and exits with the error's `ExitCode`. Lower layers raise these
+and never print.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Process exit statuses, as documented in docs/cli.md (DESIGN.md, Exit codes)."""
+
+    OK = 0
+    FAILURE = 1
+    USAGE = 2
+    CONFIG = 3
+    CONNECTION = 4
+    TIMEOUT = 124
+    INTERRUPTED = 130
+
+
+#: Severity order used when nodes fail differently: the most severe class wins.
+_SEVERITY = {ExitCode.CONNECTION: 3, ExitCode.TIMEOUT: 2, ExitCode.FAILURE: 1}
+
+
+def most_severe(codes: list[ExitCode]) -> ExitCode:
+    """Return the exit code that wins when several nodes fail differently (4, then 124, then 1)."""
+    worst = ExitCode.OK
+    for code in codes:
+        if _SEVERITY.get(code, 0) > _SEVERITY.get(worst, 0):
+            worst = code
+    return worst
+
+
+class FactoryError(Exception):
+    """A failure with a human sentence (`message`) and what to do about it (`hint`)."""
+
+    exit_code: ExitCode = ExitCode.FAILURE
+    title: str = "error"
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class UsageError(FactoryError):
+    """A bad option or value given by the user; nothing was changed."""
+
+    exit_code = ExitCode.USAGE
+    title = "usage error"
+
+
+class ConfigError(FactoryError):
+    """factory.yaml is missing, malformed or invalid."""
+
+    exit_code = ExitCode.CONFIG
+    title = "config error"
+
+
+class NodeError(FactoryError):
+    """A failure on one node, classified by `kind` (DESIGN.md: dns, refused, timeout, banner, host_key, ...)."""
+
+    #: kind -> exit code; connection-class kinds are 4, timeouts 124, the rest 1.
+    KIND_EXIT = {
+        "dns": ExitCode.CONNECTION,
+        "refused": ExitCode.CONNECTION,
+        "banner": ExitCode.CONNECTION,
+        "host_key": ExitCode.CONNECTION,
+        "auth": ExitCode.CONNECTION,
+        "timeout": ExitCode.TIMEOUT,
+        "agent": ExitCode.FAILURE,
+        "driver": ExitCode.FAILURE,
+    }
+
+    def __init__(self, node: str, kind: str, message: str, hint: str | None = None) -> None:
+        super().__init__(message, hint)
+        self.node = node
+        self.kind = kind
+        self.exit_code = self.KIND_EXIT.get(kind, ExitCode.FAILURE)
+
+    def as_json(self) -> dict[str, str]:
+        """The `errors` entry of a listing: `{node, error, message}`."""
+        return {"node": self.node, "error": self.kind, "message": self.message}
+
+
+class ActionFailed(FactoryError):
+    """An action (a remote command, a power change, a job) did not succeed."""
+
+    exit_code = ExitCode.FAILURE
+
+
+class TimedOut(FactoryError):
+    """An operation did not finish within its timeout."""
+
+    exit_code = ExitCode.TIMEOUT
+    title = "timeout"
