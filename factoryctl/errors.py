@@ -8,6 +8,7 @@ and never print.
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import ClassVar
 
 
 class ExitCode(IntEnum):
@@ -65,7 +66,7 @@ class NodeError(FactoryError):
     """A failure on one node, classified by `kind` (DESIGN.md: dns, refused, timeout, banner, host_key, ...)."""
 
     #: kind -> exit code; connection-class kinds are 4, timeouts 124, the rest 1.
-    KIND_EXIT = {
+    KIND_EXIT: ClassVar[dict[str, ExitCode]] = {
         "dns": ExitCode.CONNECTION,
         "refused": ExitCode.CONNECTION,
         "banner": ExitCode.CONNECTION,
