@@ -1,0 +1,67 @@
+"""Shared fixtures: an isolated home for every test and an in-process CLI runner (httpie style)."""
+
+from __future__ import annotations
+
+import io
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Keep the developer's own config, state and caches out of every test."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    for var, sub in (
+        ("XDG_CONFIG_HOME", ".config"),
+        ("XDG_STATE_HOME", ".local/state"),
+        ("XDG_CACHE_HOME", ".cache"),
+        ("XDG_DATA_HOME", ".local/share"),
+    ):
+        monkeypatch.setenv(var, str(home / sub))
+    monkeypatch.delenv("FACTORYCTL_CONFIG", raising=False)
+    monkeypatch.delenv("FACTORYCTL_DEBUG", raising=False)
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.chdir(home)
+    yield home
+
+
+@dataclass
+class CliResult:
+    """What one in-process CLI run produced."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> object:
+        import json
+
+        return json.loads(self.stdout)
+
+
+class _Capture(io.StringIO):
+    def isatty(self) -> bool:
+        return False
+
+
+@pytest.fixture
+def cli() -> Callable[..., CliResult]:
+    """Run the whole `factoryctl` CLI in this process and capture stdout, stderr and the exit status."""
+    from factoryctl.cli.app import run
+
+    def invoke(*args: str, stdin: str = "") -> CliResult:
+        out, err = _Capture(), _Capture()
+        old = sys.stdout, sys.stderr, sys.stdin
+        sys.stdout, sys.stderr, sys.stdin = out, err, io.StringIO(stdin)
+        try:
+            code = run(list(args))
+        finally:
+            sys.stdout, sys.stderr, sys.stdin = old
+        return CliResult(code, out.getvalue(), err.getvalue())
+
+    return invoke
