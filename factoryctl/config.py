@@ -1,0 +1,326 @@
+"""Find, parse and validate factory.yaml; expand node sets; resolve command-line TARGETs.
+
+Config errors are for people: each names file:line:column and the key path, suggests the nearest valid key for a
+typo, and maps to exit code 3. TARGET errors (an unknown group, a set matching no node) are usage errors (exit 2).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from factoryctl.config_schema import FactoryFile, NodeEntry, SimSettings, parse_duration
+from factoryctl.errors import ConfigError, UsageError
+from factoryctl.model.inventory import NodeSpec, SimSpec
+
+CONFIG_ENV = "FACTORYCTL_CONFIG"
+CONFIG_NAME = "factory.yaml"
+Loc = tuple[str | int, ...]
+
+
+def user_config_dir() -> Path:
+    """The XDG config dir (`~/.config/factoryctl`)."""
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("factoryctl"))
+
+
+def default_state_dir(name: str) -> Path:
+    """`~/.local/state/factoryctl/<name>` (XDG state dir)."""
+    import platformdirs
+
+    return Path(platformdirs.user_state_dir("factoryctl")) / name
+
+
+def discover(explicit: Path | None) -> tuple[Path, str]:
+    """The config file to use and why: --config, $FACTORYCTL_CONFIG, ./factory.yaml, then the XDG config dir."""
+    if explicit is not None:
+        return explicit, "--config"
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        return Path(env), f"${CONFIG_ENV}"
+    local = Path.cwd() / CONFIG_NAME
+    if local.exists():
+        return local, "current directory"
+    return user_config_dir() / CONFIG_NAME, "XDG config dir"
+
+
+@dataclass(frozen=True)
+class FactoryConfig:
+    """A validated factory: the expanded inventory plus the settings sections."""
+
+    settings: FactoryFile
+    nodes: dict[str, NodeSpec]
+    groups: dict[str, tuple[str, ...]]
+    path: Path | None = None
+    state_dir: Path = field(default_factory=Path)
+
+    @property
+    def name(self) -> str:
+        """The factory's name."""
+        return self.settings.name
+
+    @property
+    def interval_s(self) -> float:
+        """Telemetry sampling interval."""
+        return self.settings.controller.interval_s
+
+    @property
+    def store_path(self) -> Path:
+        """`<state_dir>/factory.db`."""
+        return self.state_dir / "factory.db"
+
+    def resolve_target(self, target: str | None) -> list[NodeSpec]:
+        """Nodes named by TARGET (`all` when None), in inventory order."""
+        names = resolve_node_names(target or "all", self.nodes, self.groups)
+        return [self.nodes[name] for name in names]
+
+    def default_walltime_s(self) -> float:
+        """The scheduler's default walltime in seconds."""
+        return parse_duration(self.settings.scheduler.default_walltime)
+
+
+# ---------------------------------------------------------------------------------------------------- loading
+
+
+def load_config(explicit: Path | None = None) -> FactoryConfig:
+    """Discover, read and validate factory.yaml."""
+    path, source = discover(explicit)
+    if not path.exists():
+        raise ConfigError(
+            f"no factory.yaml at {path} (looked in: {source}).",
+            "run `factoryctl init` to write an example, or pass --config FILE.",
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}.", "check the file's permissions and encoding.") from exc
+    return parse_config(text, path)
+
+
+def parse_config(text: str, path: Path | None = None, state_dir: Path | None = None) -> FactoryConfig:
+    """Validate factory.yaml text; errors name file:line:col and the key path."""
+    import yaml
+
+    where = str(path) if path else "<factory.yaml>"
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        pos = f"{where}:{mark.line + 1}:{mark.column + 1}" if mark else where
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{pos}: malformed YAML: {problem}.", "check the indentation and quoting there.") from exc
+    if data is None:
+        data = {}
+    positions = _positions(root) if root is not None else {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}:1:1: factory.yaml must be a mapping of keys.", "start from `factoryctl init`.")
+    settings = _validate(data, positions, where)
+    nodes = _expand_nodes(settings, positions, where)
+    groups = _expand_groups(settings, nodes, positions, where)
+    home_state = (
+        Path(os.path.expanduser(settings.state_dir)) if settings.state_dir else default_state_dir(settings.name)
+    )
+    return FactoryConfig(settings, nodes, groups, path, state_dir or home_state)
+
+
+def _positions(node: Any, loc: Loc = ()) -> dict[Loc, tuple[int, int, int, int]]:
+    """Map each key path to (key line, key col, value line, value col), 1-based."""
+    import yaml
+
+    out: dict[Loc, tuple[int, int, int, int]] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            sub = (*loc, str(key_node.value))
+            km, vm = key_node.start_mark, value_node.start_mark
+            out[sub] = (km.line + 1, km.column + 1, vm.line + 1, vm.column + 1)
+            out.update(_positions(value_node, sub))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            mark = item.start_mark
+            item_loc: Loc = (*loc, index)
+            out[item_loc] = (mark.line + 1, mark.column + 1, mark.line + 1, mark.column + 1)
+            out.update(_positions(item, item_loc))
+    return out
+
+
+def _where(where: str, positions: dict[Loc, tuple[int, int, int, int]], loc: Loc, at_key: bool = False) -> str:
+    for cut in range(len(loc), 0, -1):
+        pos = positions.get(loc[:cut])
+        if pos:
+            line, col = (pos[0], pos[1]) if at_key or cut < len(loc) else (pos[2], pos[3])
+            return f"{where}:{line}:{col}"
+    return f"{where}:1:1"
+
+
+def _key_path(loc: Iterable[str | int]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def _validate(data: dict[str, Any], positions: dict[Loc, tuple[int, int, int, int]], where: str) -> FactoryFile:
+    from pydantic import ValidationError
+
+    try:
+        return FactoryFile.model_validate(data)
+    except ValidationError as exc:
+        error = max(exc.errors(), key=lambda e: (e["type"] == "extra_forbidden", len(e["loc"])))
+        loc = _clean_loc(error["loc"])
+        if error["type"] == "extra_forbidden":
+            key = str(loc[-1])
+            valid = _valid_keys(loc[:-1])
+            near = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+            hint = f"did you mean `{near[0]}`?" if near else f"valid keys here: {', '.join(sorted(valid))}."
+            pos = _where(where, positions, loc, at_key=True)
+            raise ConfigError(f"{pos}: unknown key `{_key_path(loc)}`.", hint) from None
+        pos = _where(where, positions, loc)
+        message = error["msg"].removeprefix("Value error, ")
+        raise ConfigError(
+            f"{pos}: `{_key_path(loc)}`: {message}.", "see docs/factory-yaml.md for every key and its type."
+        ) from None
+
+
+def _clean_loc(loc: tuple[Any, ...]) -> Loc:
+    """Drop pydantic's union-branch markers (`NodeEntry`, `str`, `SimSettings`) from an error location."""
+    markers = {"NodeEntry", "SimSettings", "str", "none"}
+    return tuple(
+        part
+        for part in loc
+        if not (isinstance(part, str) and (part in markers or part.startswith(("literal[", "function-"))))
+    )
+
+
+def _valid_keys(loc: Loc) -> list[str]:
+    """Keys allowed at a path, for "did you mean"."""
+    model: Any = FactoryFile
+    skip_next = False
+    for part in loc:
+        if skip_next:
+            skip_next = False
+            continue
+        if part == "nodes":
+            model, skip_next = NodeEntry, True
+            continue
+        if part == "sim":
+            model = SimSettings
+            continue
+        fld = model.model_fields.get(str(part))
+        annotation = getattr(fld, "annotation", None)
+        if isinstance(annotation, type):
+            model = annotation
+    return list(model.model_fields)
+
+
+def _expand_nodes(
+    settings: FactoryFile, positions: dict[Loc, tuple[int, int, int, int]], where: str
+) -> dict[str, NodeSpec]:
+    from ClusterShell.NodeSet import RESOLVER_NOGROUP, NodeSet, NodeSetParseError
+
+    nodes: dict[str, NodeSpec] = {}
+    for key, entry in settings.nodes.items():
+        try:
+            names = list(NodeSet(key, resolver=RESOLVER_NOGROUP))
+        except (NodeSetParseError, ValueError) as exc:
+            pos = _where(where, positions, ("nodes", key), at_key=True)
+            raise ConfigError(
+                f"{pos}: `nodes.{key}` is not a valid node set ({exc}).", "write names like gpu01 or gpu[01-16]."
+            ) from None
+        for name in names:
+            if name in nodes:
+                pos = _where(where, positions, ("nodes", key), at_key=True)
+                raise ConfigError(f"{pos}: node `{name}` is defined twice.", "each node may appear in one key only.")
+            nodes[name] = _node_spec(name, entry or NodeEntry(), settings)
+    return nodes
+
+
+def _node_spec(name: str, entry: NodeEntry, settings: FactoryFile) -> NodeSpec:
+    ssh = settings.ssh
+    sim: SimSpec | None = None
+    if entry.sim is not None:
+        spec = SimSettings.model_validate({"profile": entry.sim}) if isinstance(entry.sim, str) else entry.sim
+        sim = SimSpec(spec.profile, spec.gpus or entry.gpus or 8, spec.seed, tuple(spec.unsupported))
+    return NodeSpec(
+        name=name,
+        host=entry.host or name,
+        port=entry.port or ssh.port,
+        transport=entry.transport,
+        user=entry.user or ssh.user,
+        identity_file=entry.identity_file or ssh.identity_file,
+        known_hosts=ssh.known_hosts,
+        python=entry.python or ssh.python,
+        rack=entry.rack,
+        labels=dict(entry.labels),
+        sim=sim,
+    )
+
+
+def _expand_groups(
+    settings: FactoryFile,
+    nodes: dict[str, NodeSpec],
+    positions: dict[Loc, tuple[int, int, int, int]],
+    where: str,
+) -> dict[str, tuple[str, ...]]:
+    groups: dict[str, tuple[str, ...]] = {}
+    for group, expr in settings.groups.items():
+        try:
+            groups[group] = tuple(resolve_node_names(expr, nodes, groups))
+        except UsageError as exc:
+            pos = _where(where, positions, ("groups", group))
+            raise ConfigError(f"{pos}: `groups.{group}`: {exc.message}", exc.hint) from None
+    return groups
+
+
+# ---------------------------------------------------------------------------------------------------- targets
+
+_GROUP_REF = re.compile(r"@([A-Za-z0-9_.:-]+)")
+
+
+def resolve_node_names(target: str, nodes: dict[str, NodeSpec], groups: dict[str, tuple[str, ...]]) -> list[str]:
+    """Expand a TARGET (`all`, a node set, `@group`, with ClusterShell's `,` `!` `&` `^`) to inventory names."""
+    from ClusterShell.NodeSet import RESOLVER_NOGROUP, NodeSet, NodeSetParseError
+
+    if not nodes:
+        raise UsageError("the inventory has no nodes.", "add nodes to factory.yaml (see `factoryctl init`).")
+    everything = str(NodeSet.fromlist(list(nodes), resolver=RESOLVER_NOGROUP))
+
+    def substitute(match: re.Match[str]) -> str:
+        group = match.group(1)
+        if group == "all":
+            return everything
+        if group not in groups:
+            known = ", ".join(f"@{g}" for g in groups) or "none defined"
+            raise UsageError(f"unknown group `@{group}`.", f"groups in factory.yaml: {known}.")
+        return str(NodeSet.fromlist(list(groups[group]), resolver=RESOLVER_NOGROUP)) or "\x00empty"
+
+    expr = target.strip()
+    expr = everything if expr == "all" else _GROUP_REF.sub(substitute, expr)
+    try:
+        wanted = set(NodeSet(expr.replace("\x00empty", ""), resolver=RESOLVER_NOGROUP))
+    except (NodeSetParseError, ValueError) as exc:
+        raise UsageError(
+            f"`{target}` is not a valid node set ({exc}).", "use e.g. gpu[01-16], @rack-a or all."
+        ) from None
+    names = [name for name in nodes if name in wanted]
+    if not names:
+        raise UsageError(f"`{target}` matches no node in the inventory.", "run `factoryctl nodes list` to see them.")
+    return names
+
+
+def parse_gpu_target(target: str) -> tuple[str, list[int] | None]:
+    """Split `gpu03/0-3` into the node part and GPU indexes (None when no `/` part: every GPU)."""
+    if "/" not in target:
+        return target, None
+    node_part, gpu_part = target.rsplit("/", 1)
+    indexes: list[int] = []
+    try:
+        for piece in gpu_part.split(","):
+            low, _, high = piece.partition("-")
+            indexes.extend(range(int(low), int(high or low) + 1))
+    except ValueError:
+        raise UsageError(f"`{gpu_part}` is not a GPU list.", "write GPUs as 0, 0-3 or 0,2,5 after the `/`.") from None
+    return node_part, sorted(set(indexes))
