@@ -1,0 +1,229 @@
+"""The client side of the agent's JSON-lines protocol (docs/agent-protocol.md), over any pair of byte streams.
+
+The local transport hands it a subprocess's pipes, the SSH transport a channel's files; everything above talks to
+nodes only through this class. Every wait has a timeout, a dead or babbling agent becomes a `NodeError` of kind
+`agent`, and a refused request (`usage`) becomes a `UsageError` so nothing is changed silently.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import queue
+import threading
+from collections.abc import Callable
+from typing import IO, Any
+
+from factoryctl.errors import NodeError, UsageError
+from factoryctl.model.telemetry import GpuSample, HostSample, NodeSample
+
+PROTOCOL_VERSION = 1
+_CLOSED = object()
+
+
+class AgentSession:
+    """One running agent: request/reply by id, plus streamed samples delivered to a callback."""
+
+    def __init__(
+        self,
+        node: str,
+        stdin: IO[bytes],
+        stdout: IO[bytes],
+        on_close: Callable[[], None] | None = None,
+        stderr_tail: Callable[[], str] | None = None,
+    ) -> None:
+        self.node = node
+        self._stdin = stdin
+        self._stdout = stdout
+        self._on_close = on_close
+        self._stderr_tail = stderr_tail
+        self._ids = itertools.count(1)
+        self._pending: dict[int, queue.Queue[Any]] = {}
+        self._streams: dict[int, Callable[[NodeSample], None]] = {}
+        self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._hello: queue.Queue[Any] = queue.Queue(maxsize=1)
+        self.hello_info: dict[str, Any] = {}
+        self.failure: NodeError | None = None
+        self._reader = threading.Thread(target=self._read_loop, name=f"agent-{node}", daemon=True)
+        self._reader.start()
+
+    # ------------------------------------------------------------------ reading
+
+    def _read_loop(self) -> None:
+        try:
+            for raw in self._stdout:
+                if not self._dispatch(raw):
+                    break
+        except (OSError, ValueError) as exc:
+            self._fail(f"the agent's output broke off ({exc})")
+        else:
+            self._fail("the agent exited")
+
+    def _dispatch(self, raw: bytes) -> bool:
+        line = raw.strip()
+        if not line:
+            return True
+        try:
+            message = json.loads(line)
+            if not isinstance(message, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            self._fail(f"the agent sent garbage: {line[:80].decode('utf-8', 'replace')!r}")
+            return False
+        if message.get("type") == "hello":
+            self.hello_info = message
+            self._hello.put(message)
+        elif message.get("type") == "sample" and message.get("id") in self._streams:
+            self._streams[message["id"]](self._to_sample(message.get("result") or {}))
+        else:
+            waiter = self._pending.pop(message.get("id", -1), None)
+            if waiter is not None:
+                waiter.put(message)
+        return True
+
+    def _fail(self, why: str) -> None:
+        tail = self._stderr_tail() if self._stderr_tail else ""
+        detail = f"; its last words: {tail.strip().splitlines()[-1]}" if tail.strip() else ""
+        if self.failure is None:
+            self.failure = NodeError(
+                self.node,
+                "agent",
+                f"{self.node}: {why}{detail}.",
+                "run `factoryctl nodes check` on the node to diagnose the agent.",
+            )
+        if self._hello.empty():
+            self._hello.put(_CLOSED)
+        with self._lock:
+            waiters = list(self._pending.values())
+            self._pending.clear()
+        for waiter in waiters:
+            waiter.put(_CLOSED)
+
+    # ------------------------------------------------------------------ requests
+
+    def wait_hello(self, timeout: float) -> dict[str, Any]:
+        """Wait for the agent's hello and check the protocol version."""
+        try:
+            message = self._hello.get(timeout=timeout)
+        except queue.Empty:
+            raise NodeError(
+                self.node, "timeout", f"{self.node}: the agent did not say hello within {timeout:g} s.", None
+            ) from None
+        if message is _CLOSED:
+            assert self.failure is not None
+            raise self.failure
+        if message.get("protocol") != PROTOCOL_VERSION:
+            raise NodeError(
+                self.node,
+                "agent",
+                f"{self.node}: the agent speaks protocol {message.get('protocol')}, this factoryctl speaks "
+                f"{PROTOCOL_VERSION}.",
+                "upgrade factoryctl so both ends match.",
+            )
+        return dict(message)
+
+    def request(self, op: str, timeout: float = 10.0, **args: Any) -> dict[str, Any]:
+        """Send one request and wait for its reply's result."""
+        if self.failure is not None:
+            raise self.failure
+        request_id = next(self._ids)
+        waiter: queue.Queue[Any] = queue.Queue(maxsize=1)
+        with self._lock:
+            self._pending[request_id] = waiter
+        self._send({"id": request_id, "op": op, **args})
+        try:
+            reply = waiter.get(timeout=timeout)
+        except queue.Empty:
+            self._pending.pop(request_id, None)
+            raise NodeError(
+                self.node, "timeout", f"{self.node}: the agent did not answer `{op}` in {timeout:g} s."
+            ) from None
+        if reply is _CLOSED:
+            assert self.failure is not None
+            raise self.failure
+        return self._result(op, reply)
+
+    def _result(self, op: str, reply: dict[str, Any]) -> dict[str, Any]:
+        if reply.get("ok"):
+            return dict(reply.get("result") or {})
+        error = reply.get("error") or {}
+        kind, message = error.get("kind", "agent"), error.get("message", "unknown error")
+        if kind == "usage":
+            raise UsageError(f"{self.node}: {message}", None)
+        if kind == "driver":
+            raise NodeError(self.node, "driver", f"{self.node}: {message}", "check the NVIDIA driver on the node.")
+        raise NodeError(self.node, "agent", f"{self.node}: `{op}` failed: {message}", None)
+
+    def _send(self, message: dict[str, Any]) -> None:
+        data = (json.dumps(message) + "\n").encode()
+        try:
+            with self._write_lock:
+                self._stdin.write(data)
+                self._stdin.flush()
+        except (OSError, ValueError) as exc:
+            self._fail(f"cannot write to the agent ({exc})")
+            assert self.failure is not None
+            raise self.failure from None
+
+    # ------------------------------------------------------------------ typed helpers
+
+    def _to_sample(self, result: dict[str, Any]) -> NodeSample:
+        host = result.get("host") or {}
+        return NodeSample(
+            node=self.node,
+            time=float(result.get("time", 0.0)),
+            state="up",
+            agent_version=self.hello_info.get("agent_version"),
+            backend=result.get("backend") or self.hello_info.get("backend"),
+            gpus=tuple(GpuSample.from_json(self.node, g) for g in result.get("gpus") or ()),
+            host=HostSample(
+                cpu_pct=host.get("cpu_pct"),
+                memory_used_mib=host.get("memory_used_mib"),
+                memory_total_mib=host.get("memory_total_mib"),
+                load_1m=host.get("load_1m"),
+            ),
+        )
+
+    def sample(self, timeout: float = 10.0) -> NodeSample:
+        """One telemetry sample of the node."""
+        return self._to_sample(self.request("sample", timeout=timeout))
+
+    def stream(self, interval_s: float, on_sample: Callable[[NodeSample], None], timeout: float = 10.0) -> int:
+        """Start streaming samples to `on_sample` (called on the reader thread); returns the stream id."""
+        if self.failure is not None:
+            raise self.failure
+        request_id = next(self._ids)
+        waiter: queue.Queue[Any] = queue.Queue(maxsize=1)
+        with self._lock:
+            self._pending[request_id] = waiter
+            self._streams[request_id] = on_sample
+        self._send({"id": request_id, "op": "stream", "interval_s": interval_s})
+        try:
+            reply = waiter.get(timeout=timeout)
+        except queue.Empty:
+            raise NodeError(self.node, "timeout", f"{self.node}: the agent did not start streaming.") from None
+        if reply is _CLOSED:
+            assert self.failure is not None
+            raise self.failure
+        self._result("stream", reply)
+        return request_id
+
+    def set_power_limit(
+        self, watts: float, gpus: list[int] | None = None, clamp: bool = False, timeout: float = 10.0
+    ) -> list[dict[str, Any]]:
+        """Set GPU power limits; each answer is `{index, before_w, enforced_w, clamped}`."""
+        result = self.request("set_power_limit", timeout=timeout, gpus=gpus, watts=watts, clamp=clamp)
+        return list(result.get("gpus") or [])
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Ask the agent to exit, then release the streams."""
+        if self.failure is None:
+            with contextlib.suppress(NodeError, UsageError):
+                self.request("shutdown", timeout=timeout)
+        for stream in (self._stdin, self._stdout):
+            with contextlib.suppress(OSError):
+                stream.close()
+        if self._on_close:
+            self._on_close()
