@@ -1,0 +1,25 @@
+"""The agent's command line, built the same way for every transport (DESIGN.md, The agent).
+
+Built as argv and quoted with `shlex.join` where a shell is involved; nothing is passed through the environment,
+because sshd drops it.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePath
+
+from factoryctl.model.inventory import NodeSpec
+
+
+def agent_argv(
+    node: NodeSpec, factory: str, python: str, zipapp: str | PurePath, sim_state_dir: str | None
+) -> list[str]:
+    """`python3 <zipapp> --node NAME --factory F [--sim PROFILE --gpus N --seed S --unsupported A,B --state-dir D]`."""
+    argv = [python, str(zipapp), "--node", node.name, "--factory", factory]
+    if node.sim is not None:
+        argv += ["--sim", node.sim.profile, "--gpus", str(node.sim.gpus), "--seed", str(node.sim.seed)]
+        if node.sim.unsupported:
+            argv += ["--unsupported", ",".join(node.sim.unsupported)]
+        if sim_state_dir:
+            argv += ["--state-dir", sim_state_dir]
+    return argv
