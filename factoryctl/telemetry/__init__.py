@@ -1,0 +1,1 @@
+"""Telemetry: one-shot sweeps, the collection loop, node health, energy accounting and exposition."""
