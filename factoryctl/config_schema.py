@@ -116,6 +116,12 @@ class FactoryFile(Strict):
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings, description="Scheduler settings.")
     power: PowerSettings = Field(default_factory=PowerSettings, description="Power settings.")
 
+    @field_validator("ssh", "controller", "scheduler", "power", "nodes", "groups", mode="before")
+    @classmethod
+    def _empty_section(cls, value: object) -> object:
+        """A section holding only comments (`power:`) means its defaults."""
+        return {} if value is None else value
+
     @field_validator("name")
     @classmethod
     def _check_name(cls, value: str) -> str:

@@ -1,0 +1,46 @@
+"""`factoryctl config validate / show / locate`: check and print the resolved configuration."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from factoryctl.cli import context
+from factoryctl.cli.render import OUTPUT_OPTION, OutputFormat, dump_json, dump_yaml, emit
+
+app = typer.Typer(no_args_is_help=True)
+
+
+@app.command("locate")
+def locate(ctx: typer.Context) -> None:
+    """Print which factory.yaml would be used, and why."""
+    from factoryctl.config import discover
+
+    explicit, _ = context.global_options(ctx)
+    path, source = discover(explicit)
+    state = "exists" if path.exists() else "missing"
+    emit(f"{path}\n")
+    typer.echo(f"from {source} ({state})", err=True)
+
+
+@app.command("validate")
+def validate(ctx: typer.Context) -> None:
+    """Check factory.yaml; errors name file:line:col and exit 3."""
+    config = context.load(ctx)
+    typer.echo(f"{config.path}: ok, {len(config.nodes)} nodes, {len(config.groups)} groups", err=False)
+
+
+@app.command("show")
+def show(ctx: typer.Context, output: OutputFormat = OUTPUT_OPTION) -> None:
+    """Print the resolved configuration: defaults filled in, node sets expanded."""
+    from dataclasses import asdict
+
+    config = context.load(ctx)
+    document: dict[str, Any] = config.settings.model_dump(mode="json", exclude={"nodes", "groups"})
+    document["state_dir"] = str(config.state_dir)
+    document["nodes"] = {
+        name: {k: v for k, v in asdict(spec).items() if k != "name"} for name, spec in config.nodes.items()
+    }
+    document["groups"] = {name: list(members) for name, members in config.groups.items()}
+    emit(dump_json(document) if output is OutputFormat.json else dump_yaml(document))

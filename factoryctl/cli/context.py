@@ -1,0 +1,50 @@
+"""What every command needs from the root: the loaded factory, and TARGET completion from the inventory.
+
+Config is loaded on demand (never at import), so `--help` and completion of command names stay cheap.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+
+from factoryctl.config import FactoryConfig
+
+
+def global_options(ctx: typer.Context) -> tuple[Path | None, bool]:
+    """(--config, --quiet) given before the noun."""
+    root = ctx.find_root()
+    obj = root.obj
+    return getattr(obj, "config", None), bool(getattr(obj, "quiet", False))
+
+
+def load(ctx: typer.Context) -> FactoryConfig:
+    """Load factory.yaml as the global options say."""
+    from factoryctl.config import load_config
+
+    config_path, _ = global_options(ctx)
+    return load_config(config_path)
+
+
+def complete_target(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Node names, `@groups` and `all` from the inventory, for shell completion of TARGET."""
+    from factoryctl.config import load_config
+    from factoryctl.errors import FactoryError
+
+    explicit = ctx.find_root().params.get("config")
+    try:
+        config = load_config(Path(explicit) if explicit else None)
+    except (FactoryError, OSError):
+        return []
+    candidates = ["all", *(f"@{g}" for g in config.groups), *config.nodes]
+    return [c for c in candidates if c.startswith(incomplete)]
+
+
+def confirm_tty() -> bool:
+    """Whether stdin is a terminal a person can answer prompts on."""
+    try:
+        return os.isatty(0)
+    except (OSError, ValueError):
+        return False

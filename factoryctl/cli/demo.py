@@ -1,0 +1,72 @@
+"""`factoryctl demo`: a simulated factory on this machine (8 nodes x 8 H100), no GPUs or nodes needed."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from factoryctl.cli.render import OUTPUT_OPTION, OutputFormat
+
+if TYPE_CHECKING:
+    from factoryctl.config import FactoryConfig
+    from factoryctl.errors import NodeError
+
+
+def register(app: typer.Typer) -> None:
+    """Add `demo` to the root app."""
+
+    @app.command("demo")
+    def demo_command(
+        headless: bool = typer.Option(False, "--headless", help="No dashboard: run, then print the final snapshot."),
+        duration: float = typer.Option(5.0, "--duration", min=0.0, help="Seconds to run with --headless."),
+        interval: float = typer.Option(1.0, "--interval", min=0.1, help="Seconds between samples."),
+        output: OutputFormat = OUTPUT_OPTION,
+        read_only: bool = typer.Option(False, "--read-only", help="Dashboard without actions."),
+    ) -> None:
+        """Open the live dashboard on a simulated factory (8 nodes named demo[01-08], 8 simulated H100 each)."""
+        from factoryctl.demo import demo_config
+
+        config = demo_config()
+        if headless:
+            raise typer.Exit(_run_headless(config, duration, interval, output))
+        try:
+            from factoryctl.tui.app import run_dashboard
+        except ImportError:
+            run_dashboard = None
+        if run_dashboard is not None:
+            run_dashboard(config, read_only=read_only, target=None)
+            return
+        from factoryctl.cli.gpus import GPU_COLUMNS, gpu_items
+        from factoryctl.cli.listing import show_listing
+        from factoryctl.telemetry.poll import poll_nodes
+
+        def produce() -> tuple[list[dict[str, Any]], list[NodeError]]:
+            result = poll_nodes(config, list(config.nodes.values()))
+            return gpu_items(result.samples, None), result.errors
+
+        raise typer.Exit(show_listing(produce, GPU_COLUMNS, output, False, True, interval))
+
+
+def _run_headless(config: FactoryConfig, duration: float, interval: float, output: OutputFormat) -> int:
+    """Keep the simulated factory sampled for `duration` seconds, then print the last snapshot as `gpus` does."""
+    from factoryctl.cli.gpus import GPU_COLUMNS, gpu_items
+    from factoryctl.cli.listing import ERROR_HINTS
+    from factoryctl.cli.render import emit, render_listing, report_node_errors
+    from factoryctl.errors import most_severe
+    from factoryctl.telemetry.poll import poll_nodes
+
+    nodes = list(config.nodes.values())
+    deadline = time.monotonic() + duration
+    result = poll_nodes(config, nodes)
+    while time.monotonic() < deadline:
+        time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+        result = poll_nodes(config, nodes)
+        sys.stderr.write(f"\rdemo: {len(result.samples) - len(result.errors)}/{len(nodes)} nodes up")
+    sys.stderr.write("\n")
+    errors = [e.as_json() for e in result.errors]
+    emit(render_listing(gpu_items(result.samples, None), errors, GPU_COLUMNS, output))
+    report_node_errors(errors, ERROR_HINTS)
+    return int(most_severe([e.exit_code for e in result.errors]))

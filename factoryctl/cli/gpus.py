@@ -1,0 +1,91 @@
+"""`factoryctl gpus [TARGET[/GPUS]]`: one row per GPU, every DESIGN.md field in JSON."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import typer
+
+from factoryctl.cli import context
+from factoryctl.cli.render import INTERVAL_OPTION, NO_HEADER_OPTION, OUTPUT_OPTION, WATCH_OPTION, Column, OutputFormat
+from factoryctl.errors import NodeError
+from factoryctl.model.telemetry import NodeSample
+
+
+def _mib_pair(item: dict[str, Any]) -> str:
+    used, total = item.get("memory_used_mib"), item.get("memory_total_mib")
+    if used is None or total is None:
+        return "-"
+    return f"{used / 1024:.0f}/{total / 1024:.0f} GiB"
+
+
+GPU_COLUMNS = (
+    Column("node", "NODE"),
+    Column("index", "GPU"),
+    Column("name", "NAME"),
+    Column("utilization_pct", "UTIL%"),
+    Column("memory", "MEMORY"),
+    Column("power_w", "POWER W"),
+    Column("power_limit_w", "CAP W"),
+    Column("temperature_c", "TEMP C"),
+    Column("throttle_reasons", "THROTTLE"),
+    Column("power_range", "RANGE W", wide_only=True),
+    Column("energy_kj", "ENERGY kJ", wide_only=True),
+    Column("sm_clock_mhz", "SM MHZ", wide_only=True),
+    Column("ecc_uncorrected", "ECC", wide_only=True),
+    Column("nprocs", "PROCS", wide_only=True),
+    Column("uuid", "UUID", wide_only=True),
+)
+
+
+def gpu_items(samples: Sequence[NodeSample], gpus: list[int] | None) -> list[dict[str, Any]]:
+    """The listing items: one per GPU of every node that answered."""
+    return [gpu.as_json() for sample in samples for gpu in sample.gpus if gpus is None or gpu.index in gpus]
+
+
+def _table_view(item: dict[str, Any]) -> dict[str, Any]:
+    low, high = item.get("power_limit_min_w"), item.get("power_limit_max_w")
+    energy = item.get("energy_j")
+    return {
+        **item,
+        "memory": _mib_pair(item),
+        "power_range": f"{low:.0f}-{high:.0f}" if low is not None and high is not None else None,
+        "energy_kj": energy / 1000 if energy is not None else None,
+        "nprocs": len(item.get("processes") or []),
+    }
+
+
+def register(app: typer.Typer) -> None:
+    """Add `gpus` to the root app."""
+
+    @app.command("gpus")
+    def gpus_command(
+        ctx: typer.Context,
+        target: str = typer.Argument(
+            "all", help="Node set, @group or all; `node/0-3` picks GPUs.", autocompletion=context.complete_target
+        ),
+        output: OutputFormat = OUTPUT_OPTION,
+        no_header: bool = NO_HEADER_OPTION,
+        watch: bool = WATCH_OPTION,
+        interval: float = INTERVAL_OPTION,
+        timeout: float = typer.Option(15.0, "--timeout", min=0.1, help="Seconds to wait for each node."),
+    ) -> None:
+        """One row per GPU: utilization, memory, power against its cap, temperature, throttling."""
+        from factoryctl.config import parse_gpu_target
+        from factoryctl.telemetry.current import current_samples
+
+        config = context.load(ctx)
+        node_part, gpu_indexes = parse_gpu_target(target)
+        nodes = config.resolve_target(node_part)
+
+        def produce() -> tuple[list[dict[str, Any]], list[NodeError]]:
+            result = current_samples(config, nodes, timeout)
+            items = gpu_items([s for s in result.samples if s.state != "down"], gpu_indexes)
+            if output in (OutputFormat.table, OutputFormat.wide):
+                items = [_table_view(i) for i in items]
+            return items, result.errors
+
+        from factoryctl.cli.listing import show_listing
+
+        raise typer.Exit(show_listing(produce, GPU_COLUMNS, output, no_header, watch, interval))

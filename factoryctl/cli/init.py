@@ -1,0 +1,56 @@
+"""`factoryctl init`: write a commented example factory.yaml to start from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+EXAMPLE = """\
+# factory.yaml: the factoryctl inventory. Reference: docs/factory-yaml.md
+name: lab
+# state_dir: ~/.local/state/factoryctl/lab   # the store and simulated GPU state; share it between users if needed
+
+ssh:                            # defaults for every node
+  user: root
+  identity_file: ~/.ssh/id_ed25519
+  known_hosts: ~/.ssh/known_hosts   # host keys are verified here as [host]:port; see `factoryctl nodes trust`
+  port: 22
+
+nodes:                          # a key may be a node set: every node in it gets the same fields
+  # gpu01: {host: 10.0.0.11, rack: a, labels: {pool: train}}
+  # gpu[02-04]: {rack: a}       # host defaults to the node's name
+  # sim[1-2]: {host: 127.0.0.1, port: 2222, sim: h100-sxm, gpus: 8}   # simulated GPUs, reached over SSH
+  ws: {transport: local, sim: {profile: h100-sxm, gpus: 8, seed: 7}}    # this machine, 8 simulated H100
+
+groups:                         # use as @name in any TARGET
+  # rack-a: gpu[01-04]
+  local: ws
+
+controller:
+  interval_s: 1.0               # telemetry sampling interval
+
+scheduler:
+  default_walltime: 24h
+
+power:
+  # facility_budget_kw: 400
+"""
+
+
+def register(app: typer.Typer) -> None:
+    """Add `init` to the root app."""
+
+    @app.command("init")
+    def init_command(
+        path: Path = typer.Argument(Path("factory.yaml"), help="Where to write the example."),
+        force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing file."),
+    ) -> None:
+        """Write a commented example factory.yaml."""
+        from factoryctl.errors import UsageError
+
+        if path.exists() and not force:
+            raise UsageError(f"{path} already exists; nothing was written.", "pass --force to overwrite it.")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(EXAMPLE, encoding="utf-8")
+        typer.echo(f"wrote {path}; check it with `factoryctl --config {path} config validate`", err=True)

@@ -1,0 +1,54 @@
+"""Printing a listing the same way everywhere: output form, per-node errors on stderr, exit code, `--watch`."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from factoryctl.cli.render import Column, OutputFormat, emit, render_listing, report_node_errors
+from factoryctl.errors import ExitCode, NodeError, most_severe
+
+#: One hint per error kind, printed once under the per-node lines.
+ERROR_HINTS = {
+    "dns": "check the node's host in factory.yaml and your DNS.",
+    "refused": "is sshd running on the node, on the configured port?",
+    "timeout": "the node or its agent did not answer in time; check the network, or raise --timeout.",
+    "banner": "something that is not sshd answers on that port.",
+    "host_key": "run `factoryctl nodes trust TARGET` to record the node's host key after checking it.",
+    "auth": "check ssh.user and ssh.identity_file in factory.yaml, or your ssh-agent.",
+    "agent": "run `factoryctl nodes check TARGET` to diagnose the agent.",
+    "driver": "check the NVIDIA driver on the node (`nvidia-smi`).",
+}
+
+Producer = Callable[[], tuple[Sequence[dict[str, Any]], Sequence[NodeError]]]
+
+
+def show_listing(
+    produce: Producer,
+    columns: Sequence[Column],
+    output: OutputFormat,
+    no_header: bool,
+    watch: bool = False,
+    interval: float = 2.0,
+) -> int:
+    """Produce and print a listing once (or until Ctrl-C with --watch); return the exit status."""
+    if not watch:
+        return _show_once(produce, columns, output, no_header, clear=False)
+    try:
+        while True:
+            _show_once(produce, columns, output, no_header, clear=True)
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        return int(ExitCode.OK)
+
+
+def _show_once(produce: Producer, columns: Sequence[Column], output: OutputFormat, no_header: bool, clear: bool) -> int:
+    items, errors = produce()
+    text = render_listing(items, [e.as_json() for e in errors], columns, output, no_header)
+    if clear and sys.stdout.isatty():
+        text = "\x1b[H\x1b[2J" + time.strftime("Every %H:%M:%S\n\n") + text
+    emit(text)
+    report_node_errors((e.as_json() for e in errors), ERROR_HINTS)
+    return int(most_severe([e.exit_code for e in errors]))

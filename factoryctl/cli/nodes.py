@@ -1,0 +1,153 @@
+"""`factoryctl nodes`: the inventory with each node's reachability, health, power and drain state."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import typer
+
+from factoryctl.cli import context
+from factoryctl.cli.render import (
+    INTERVAL_OPTION,
+    NO_HEADER_OPTION,
+    OUTPUT_OPTION,
+    WATCH_OPTION,
+    Column,
+    OutputFormat,
+    iso_utc,
+)
+from factoryctl.config import FactoryConfig
+from factoryctl.errors import NodeError
+from factoryctl.model.inventory import NodeSpec
+from factoryctl.model.telemetry import NodeSample
+
+app = typer.Typer(no_args_is_help=False, invoke_without_command=True)
+
+NODE_COLUMNS = (
+    Column("node", "NODE"),
+    Column("state", "STATE"),
+    Column("drained", "DRAINED"),
+    Column("healthy", "HEALTHY"),
+    Column("gpus", "GPUS"),
+    Column("power_w", "POWER W"),
+    Column("power_limit_w", "CAP W"),
+    Column("hottest_temperature_c", "HOTTEST C"),
+    Column("rack", "RACK"),
+    Column("host", "HOST", wide_only=True),
+    Column("port", "PORT", wide_only=True),
+    Column("transport", "TRANSPORT", wide_only=True),
+    Column("backend", "BACKEND", wide_only=True),
+    Column("agent_version", "AGENT", wide_only=True),
+    Column("labels", "LABELS", wide_only=True),
+    Column("last_seen", "LAST SEEN", wide_only=True),
+    Column("error", "ERROR", wide_only=True),
+)
+
+
+def node_item(spec: NodeSpec, sample: NodeSample | None, drained: bool) -> dict[str, Any]:
+    """One `nodes list` item (DESIGN.md, Node fields)."""
+    up = sample is not None and sample.state != "down"
+    return {
+        "node": spec.name,
+        "host": spec.host,
+        "port": spec.port,
+        "transport": spec.transport,
+        "state": sample.state if sample else "down",
+        "drained": drained,
+        "healthy": bool(sample and sample.healthy),
+        "agent_version": sample.agent_version if sample else None,
+        "backend": sample.backend if sample else None,
+        "gpus": len(sample.gpus) if up and sample else None,
+        "power_w": sample.power_w if sample else None,
+        "power_limit_w": sample.power_limit_w if sample else None,
+        "hottest_temperature_c": sample.hottest_temperature_c if sample else None,
+        "rack": spec.rack,
+        "labels": dict(spec.labels),
+        "last_seen": iso_utc(sample.time) if up and sample else None,
+        "error": sample.error if sample and not up else None,
+    }
+
+
+def drained_nodes(config: FactoryConfig) -> set[str]:
+    """Nodes kept off by `nodes drain` (persisted in the store; none when there is no store yet)."""
+    try:
+        from factoryctl.store.drain import drained_node_names
+    except ImportError:
+        return set()
+    return drained_node_names(config)
+
+
+def node_items(
+    config: FactoryConfig, specs: Sequence[NodeSpec], timeout: float
+) -> tuple[list[dict[str, Any]], list[NodeError]]:
+    """Items for `nodes list`, in inventory order, plus the per-node errors."""
+    from factoryctl.telemetry.current import current_samples
+
+    result = current_samples(config, specs, timeout)
+    by_name = {s.node: s for s in result.samples}
+    drained = drained_nodes(config)
+    return [node_item(spec, by_name.get(spec.name), spec.name in drained) for spec in specs], result.errors
+
+
+def _list(
+    ctx: typer.Context,
+    target: str,
+    output: OutputFormat,
+    no_header: bool,
+    watch: bool,
+    interval: float,
+    timeout: float,
+) -> None:
+    from factoryctl.cli.listing import show_listing
+
+    config = context.load(ctx)
+    specs = config.resolve_target(target)
+    code = show_listing(lambda: node_items(config, specs, timeout), NODE_COLUMNS, output, no_header, watch, interval)
+    raise typer.Exit(code)
+
+
+TARGET_ARG = typer.Argument("all", help="Node set, @group or all.", autocompletion=context.complete_target)
+TIMEOUT_OPTION = typer.Option(15.0, "--timeout", min=0.1, help="Seconds to wait for each node.")
+
+
+@app.callback()
+def nodes_default(
+    ctx: typer.Context,
+    output: OutputFormat = OUTPUT_OPTION,
+    no_header: bool = NO_HEADER_OPTION,
+) -> None:
+    """List, trust, check, drain and resume nodes (plain `factoryctl nodes` lists them)."""
+    if ctx.invoked_subcommand is None:
+        _list(ctx, "all", output, no_header, False, 2.0, 15.0)
+
+
+@app.command("list")
+def list_command(
+    ctx: typer.Context,
+    target: str = TARGET_ARG,
+    output: OutputFormat = OUTPUT_OPTION,
+    no_header: bool = NO_HEADER_OPTION,
+    watch: bool = WATCH_OPTION,
+    interval: float = INTERVAL_OPTION,
+    timeout: float = TIMEOUT_OPTION,
+) -> None:
+    """One row per node: state, drained, healthy, GPUs, power, hottest GPU, rack."""
+    _list(ctx, target, output, no_header, watch, interval, timeout)
+
+
+def _register_verbs() -> None:
+    """Verbs implemented in their own modules (trust/check over SSH, drain/resume in the store)."""
+    import importlib
+
+    for module_name in ("nodes_trust", "nodes_drain"):
+        try:
+            module = importlib.import_module(f"factoryctl.cli.{module_name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"factoryctl.cli.{module_name}":
+                raise
+            continue
+        module.register(app)
+
+
+_register_verbs()

@@ -1,0 +1,76 @@
+"""`factoryctl sim inject`: faults on simulated nodes (XID, uncorrectable ECC, lost GPU, driver reset, reboot)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from factoryctl.cli import context
+
+app = typer.Typer(no_args_is_help=True)
+
+
+def _fault(xid: int | None, ecc: bool, lost: bool, reset: bool, reboot: bool) -> dict[str, Any]:
+    from factoryctl.errors import UsageError
+
+    chosen: list[dict[str, Any]] = []
+    if xid is not None:
+        chosen.append({"fault": "xid", "xid": xid})
+    chosen += [
+        {"fault": name} for name, on in (("ecc", ecc), ("lost", lost), ("reset", reset), ("reboot", reboot)) if on
+    ]
+    if len(chosen) != 1:
+        raise UsageError("give exactly one fault to inject.", "use one of --xid N, --ecc, --lost, --reset, --reboot.")
+    return chosen[0]
+
+
+@app.command("inject")
+def inject(
+    ctx: typer.Context,
+    target: str = typer.Argument(
+        ..., help="Node set, @group or all; `node/0-3` picks GPUs.", autocompletion=context.complete_target
+    ),
+    xid: int | None = typer.Option(None, "--xid", help="Raise this XID event (e.g. 79: GPU fell off the bus)."),
+    ecc: bool = typer.Option(False, "--ecc", help="An uncorrectable ECC error."),
+    lost: bool = typer.Option(False, "--lost", help="The GPU is lost (every query fails)."),
+    reset: bool = typer.Option(False, "--reset", help="A driver reset: clears faults and power limits to default."),
+    reboot: bool = typer.Option(False, "--reboot", help="A reboot: as reset, and the energy counter restarts."),
+    timeout: float = typer.Option(15.0, "--timeout", min=0.1, help="Seconds to wait for each node."),
+) -> None:
+    """Inject a fault into simulated GPUs; refused on real nodes."""
+    from factoryctl.cli.listing import ERROR_HINTS
+    from factoryctl.cli.render import report_node_errors
+    from factoryctl.config import parse_gpu_target
+    from factoryctl.errors import NodeError, UsageError, most_severe
+    from factoryctl.telemetry.poll import fan_out, open_transport
+
+    fault = _fault(xid, ecc, lost, reset, reboot)
+    config = context.load(ctx)
+    node_part, gpus = parse_gpu_target(target)
+    nodes = config.resolve_target(node_part)
+    real = [n.name for n in nodes if n.sim is None]
+    if real:
+        raise UsageError(
+            f"{', '.join(real)} {'is not a simulated node' if len(real) == 1 else 'are not simulated nodes'}; nothing was injected.",
+            "faults can only be injected into nodes with `sim:` in factory.yaml.",
+        )
+
+    def inject_one(node: Any) -> dict[str, Any]:
+        transport = open_transport(node, config, timeout)
+        try:
+            session = transport.start_agent(timeout)
+            try:
+                return session.request("inject", timeout=timeout, gpus=gpus, **fault)
+            finally:
+                session.close()
+        finally:
+            transport.close()
+
+    outcomes = fan_out(nodes, inject_one)
+    errors = [o for _, o in outcomes if isinstance(o, NodeError)]
+    for node, outcome in outcomes:
+        if not isinstance(outcome, NodeError):
+            typer.echo(f"{node.name}: injected {fault['fault']} into GPU {'s ' + str(gpus) if gpus else 's (all)'}")
+    report_node_errors((e.as_json() for e in errors), ERROR_HINTS)
+    raise typer.Exit(int(most_severe([e.exit_code for e in errors])))
