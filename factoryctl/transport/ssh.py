@@ -1,0 +1,430 @@
+"""Persistent SSH connections to nodes (paramiko), with every step bounded in time and every failure classified.
+
+One `SshConnection` per node, on a TCP socket this module creates with TCP_NODELAY (paramiko leaves Nagle on, which
+costs tens of milliseconds per small request). Connect, banner, handshake, auth and channel opens all have timeouts;
+keepalives run on the transport and `is_alive()` does a real round trip, so a dead peer is noticed. Host keys are
+checked against the configured known_hosts (see `known_hosts.py`) before any credential is sent; nothing is added.
+Commands are argv joined with `shlex.join`, and their stdout and stderr are drained together so a chatty command
+cannot deadlock the channel window. `SshPool` keeps one connection per node and shares ProxyJump hosts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import shlex
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from factoryctl.errors import NodeError
+from factoryctl.model.inventory import NodeSpec
+from factoryctl.transport.known_hosts import HostKeyStatus, KnownHosts, fingerprint
+from factoryctl.transport.ssh_config import SshTarget, resolve
+
+if TYPE_CHECKING:
+    import paramiko
+
+TRUST_HINT = "if the fingerprint is right, record it with `factoryctl nodes trust {node}`."
+_READ_CHUNK = 1 << 16
+
+
+@dataclass(frozen=True)
+class SshOptions:
+    """Timeouts and places; every network step is bounded."""
+
+    connect_timeout_s: float = 10.0
+    banner_timeout_s: float = 10.0
+    auth_timeout_s: float = 10.0
+    channel_timeout_s: float = 10.0
+    keepalive_s: float = 15.0
+    #: Agent cache on the node, relative to the login directory (SFTP and exec both start there).
+    remote_cache: str = ".cache/factoryctl"
+    #: ~/.ssh/config to read; None means the user's.
+    ssh_config: Path | None = None
+
+
+@dataclass
+class CommandResult:
+    """What a remote command did: exit status (None when killed by a signal), output bytes and wall time."""
+
+    node: str
+    exit_code: int | None
+    stdout: bytes
+    stderr: bytes
+    duration_s: float
+    signal: str | None = None
+
+
+@dataclass(frozen=True)
+class ServerKey:
+    """A server's host key as presented during the handshake, and what known_hosts says about it."""
+
+    host: str
+    port: int
+    key_type: str
+    blob: bytes
+    status: HostKeyStatus
+    recorded: tuple[str, ...] = ()
+
+    @property
+    def fingerprint(self) -> str:
+        """`SHA256:...` as OpenSSH prints it."""
+        return fingerprint(self.blob)
+
+
+def _tcp_socket(node: str, target: SshTarget, timeout: float) -> socket.socket:
+    try:
+        infos = socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise NodeError(
+            node, "dns", f"cannot resolve {target.host}: {exc.strerror}", "check the node's host in factory.yaml."
+        ) from exc
+    last: OSError | None = None
+    for family, kind, proto, _, address in infos:
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(address)
+        except OSError as exc:
+            sock.close()
+            last = exc
+            continue
+        return sock
+    where = f"{target.host}:{target.port}"
+    if isinstance(last, (socket.timeout, TimeoutError)):
+        raise NodeError(node, "timeout", f"no answer from {where} within {timeout:g} s", "is the node up?") from last
+    if isinstance(last, ConnectionRefusedError):
+        raise NodeError(node, "refused", f"{where} refused the connection", "is sshd running on that port?") from last
+    reason = getattr(last, "strerror", None) or str(last)
+    raise NodeError(node, "refused", f"cannot connect to {where}: {reason}", "check the network path.") from last
+
+
+def _start_transport(
+    node: str, target: SshTarget, sock: socket.socket | paramiko.Channel, options: SshOptions
+) -> paramiko.Transport:
+    import paramiko
+
+    transport = paramiko.Transport(sock)
+    transport.banner_timeout = options.banner_timeout_s
+    transport.handshake_timeout = options.banner_timeout_s
+    transport.auth_timeout = options.auth_timeout_s
+    transport.channel_timeout = options.channel_timeout_s
+    done = threading.Event()
+    try:
+        transport.start_client(event=done)
+    except paramiko.SSHException as exc:  # pragma: no cover - start() itself rarely fails
+        transport.close()
+        raise NodeError(node, "banner", f"SSH negotiation with {target.label} failed: {exc}") from exc
+    budget = options.banner_timeout_s * 2
+    if not done.wait(budget) or not transport.is_active() or transport.get_exception() is not None:
+        error = transport.get_exception()
+        transport.close()
+        text = str(error) if error else f"no SSH handshake within {budget:g} s"
+        raise NodeError(
+            node,
+            "banner",
+            f"{target.host}:{target.port} does not speak SSH ({text.strip()})",
+            "check that the port is sshd's, and that nothing in between eats the connection.",
+        ) from error
+    transport.set_keepalive(max(1, int(options.keepalive_s)))
+    return transport
+
+
+def server_key(transport: paramiko.Transport, target: SshTarget) -> ServerKey:
+    """The key the server presented, classified against the target's known_hosts."""
+    key = transport.get_remote_server_key()
+    known = KnownHosts(target.known_hosts)
+    blob = key.asbytes()
+    status = known.check(target.host, target.port, key.get_name(), blob)
+    return ServerKey(
+        target.host,
+        target.port,
+        key.get_name(),
+        blob,
+        status,
+        tuple(known.recorded_fingerprints(target.host, target.port)),
+    )
+
+
+def verify_host_key(node: str, transport: paramiko.Transport, target: SshTarget) -> ServerKey:
+    """Refuse (NodeError host_key, exit 4) unless the server key is recorded for `[host]:port` and not revoked."""
+    found = server_key(transport, target)
+    where = f"[{target.host}]:{target.port}"
+    if found.status is HostKeyStatus.known:
+        return found
+    transport.close()
+    if found.status is HostKeyStatus.revoked:
+        raise NodeError(
+            node,
+            "host_key",
+            f"{where} presented a REVOKED host key {found.key_type} {found.fingerprint}",
+            f"the key is marked @revoked in {target.known_hosts}; the node must get a new host key.",
+        )
+    if found.status is HostKeyStatus.changed:
+        raise NodeError(
+            node,
+            "host_key",
+            f"HOST KEY CHANGED for {where}: now {found.key_type} {found.fingerprint}, "
+            f"recorded {', '.join(found.recorded)}",
+            "someone may be intercepting the connection, or the node was reinstalled; verify the new fingerprint "
+            f"out of band, then run `factoryctl nodes trust {node} --replace`.",
+        )
+    raise NodeError(
+        node,
+        "host_key",
+        f"unknown host key for {where}: {found.key_type} {found.fingerprint} (not in {target.known_hosts})",
+        TRUST_HINT.format(node=node),
+    )
+
+
+def authenticate(node: str, transport: paramiko.Transport, target: SshTarget) -> None:
+    """Try the configured identity files, then ssh-agent keys; never every key on disk."""
+    import paramiko
+
+    tried: list[str] = []
+    notes: list[str] = []
+    for path in target.identity_files:
+        try:
+            key = paramiko.PKey.from_path(path)
+        except paramiko.PasswordRequiredException:
+            notes.append(f"{path} is passphrase-protected (load it into ssh-agent)")
+            continue
+        except (OSError, paramiko.SSHException, ValueError) as exc:
+            notes.append(f"cannot load {path}: {exc}")
+            continue
+        if _try_key(transport, target.user, key):
+            return
+        tried.append(path)
+    try:
+        agent_keys = paramiko.Agent().get_keys()
+    except paramiko.SSHException as exc:
+        agent_keys = ()
+        notes.append(f"ssh-agent: {exc}")
+    for agent_key in agent_keys:
+        if _try_key(transport, target.user, agent_key):
+            return
+        tried.append(f"agent key {agent_key.get_name()} {agent_key.fingerprint}")
+    transport.close()
+    if not transport.is_active() and not tried and not notes:
+        notes.append("no identity file and no ssh-agent keys")
+    detail = "; ".join(notes + ([f"tried {', '.join(tried)}"] if tried else []))
+    raise NodeError(
+        node,
+        "auth",
+        f"{target.label} refused authentication ({detail})",
+        "set ssh.identity_file (or the node's identity_file) in factory.yaml, or add the key to ssh-agent, and check "
+        "the user's authorized_keys.",
+    )
+
+
+def _try_key(transport: paramiko.Transport, user: str, key: paramiko.PKey) -> bool:
+    import paramiko
+
+    try:
+        transport.auth_publickey(user, key)
+    except paramiko.AuthenticationException:
+        return False
+    except paramiko.SSHException:
+        return False
+    return transport.is_authenticated()
+
+
+def _lost(node: str, what: str) -> NodeError:
+    return NodeError(node, "refused", f"connection lost {what}", "is the node up and sshd running?")
+
+
+class SshConnection:
+    """One authenticated SSH connection to a node; channels are opened on it per command or agent."""
+
+    def __init__(self, node: str, target: SshTarget, transport: paramiko.Transport, options: SshOptions) -> None:
+        self.node = node
+        self.target = target
+        self.transport = transport
+        self.options = options
+        self.host_key: ServerKey | None = None
+
+    @classmethod
+    def open(cls, node: str, target: SshTarget, options: SshOptions, via: SshConnection | None = None) -> SshConnection:
+        """Connect (directly, or through `via` with a direct-tcpip channel), verify the host key, authenticate."""
+        sock: socket.socket | paramiko.Channel
+        sock = _tcp_socket(node, target, options.connect_timeout_s) if via is None else via.tunnel(target)
+        transport = _start_transport(node, target, sock, options)
+        found = verify_host_key(node, transport, target)
+        authenticate(node, transport, target)
+        connection = cls(node, target, transport, options)
+        connection.host_key = found
+        return connection
+
+    def tunnel(self, target: SshTarget) -> paramiko.Channel:
+        """A direct-tcpip channel to `target` through this connection (ProxyJump)."""
+        import paramiko
+
+        try:
+            return self.transport.open_channel(
+                "direct-tcpip",
+                (target.host, target.port),
+                ("127.0.0.1", 0),
+                timeout=self.options.connect_timeout_s,
+            )
+        except paramiko.ChannelException as exc:
+            raise NodeError(
+                self.node,
+                "refused",
+                f"jump host {self.target.label} cannot reach {target.host}:{target.port} ({exc.text})",
+                "check ProxyJump in ~/.ssh/config and the node's address.",
+            ) from exc
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            raise _lost(self.node, f"to jump host {self.target.label}") from exc
+
+    def channel(self) -> paramiko.Channel:
+        """A new session channel, opened within the channel timeout."""
+        import paramiko
+
+        if not self.transport.is_active():
+            raise _lost(self.node, f"to {self.target.label}")
+        try:
+            chan = self.transport.open_session(timeout=self.options.channel_timeout_s)
+        except paramiko.ChannelException as exc:
+            raise NodeError(self.node, "agent", f"{self.target.label} refused a session: {exc.text}") from exc
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            raise _lost(self.node, f"to {self.target.label}") from exc
+        chan.settimeout(self.options.channel_timeout_s)
+        return chan
+
+    def is_alive(self, timeout: float | None = None) -> bool:
+        """A real round trip (open and close a channel), so a silently dead peer is noticed."""
+        if not self.transport.is_active():
+            return False
+        try:
+            chan = self.transport.open_session(timeout=timeout or self.options.channel_timeout_s)
+        except Exception:
+            return False
+        chan.close()
+        return True
+
+    def run(self, argv: Sequence[str], timeout: float | None = None, stdin: bytes | None = None) -> CommandResult:
+        """Run argv (joined with shlex.join) and collect its output; past `timeout` it is signalled and closed."""
+        return self.run_shell(shlex.join(argv), timeout, stdin)
+
+    def run_shell(self, command: str, timeout: float | None = None, stdin: bytes | None = None) -> CommandResult:
+        """Run a command line that was already quoted (internal use: built with shlex.join by the caller)."""
+        started = time.monotonic()
+        deadline = None if timeout is None else started + timeout
+        chan = self.channel()
+        try:
+            chan.exec_command(command)
+            if stdin:
+                chan.sendall(stdin)
+            chan.shutdown_write()
+            out, err, finished = _drain(chan, deadline)
+            if not finished:
+                _signal(chan, "KILL")
+                raise NodeError(
+                    self.node,
+                    "timeout",
+                    f"command did not finish within {timeout:g} s",
+                    "raise --timeout, or look at what hangs on the node.",
+                )
+            if not chan.exit_status_ready():
+                raise _lost(self.node, "while the command ran")
+            status = chan.recv_exit_status()
+        except OSError as exc:
+            raise _lost(self.node, "while the command ran") from exc
+        finally:
+            chan.close()
+        return CommandResult(self.node, None if status < 0 else status, out, err, time.monotonic() - started)
+
+    def close(self) -> None:
+        """Close the transport (and with it every channel)."""
+        self.transport.close()
+
+
+def _drain(chan: paramiko.Channel, deadline: float | None) -> tuple[bytes, bytes, bool]:
+    """Read stdout and stderr together until the channel is done; False if the deadline passed first."""
+    out: list[bytes] = []
+    err: list[bytes] = []
+    while True:
+        wait = 1.0 if deadline is None else max(0.0, min(1.0, deadline - time.monotonic()))
+        select.select([chan], [], [], wait)
+        while chan.recv_ready():
+            out.append(chan.recv(_READ_CHUNK))
+        while chan.recv_stderr_ready():
+            err.append(chan.recv_stderr(_READ_CHUNK))
+        done = chan.closed or (chan.eof_received and chan.exit_status_ready())
+        if done and not chan.recv_ready() and not chan.recv_stderr_ready():
+            return b"".join(out), b"".join(err), True
+        if chan.transport is None or not chan.transport.is_active():
+            return b"".join(out), b"".join(err), True
+        if deadline is not None and time.monotonic() >= deadline:
+            return b"".join(out), b"".join(err), False
+
+
+def _signal(chan: paramiko.Channel, name: str) -> None:
+    """Send an RFC 4254 `signal` request (OpenSSH >= 7.9 delivers it); best effort before closing."""
+    import paramiko
+    from paramiko.common import cMSG_CHANNEL_REQUEST
+
+    message = paramiko.Message()
+    message.add_byte(cMSG_CHANNEL_REQUEST)
+    message.add_int(chan.remote_chanid)
+    message.add_string("signal")
+    message.add_boolean(False)
+    message.add_string(name)
+    with contextlib.suppress(Exception):
+        chan.transport._send_user_message(message)  # type: ignore[union-attr]
+
+
+@dataclass
+class SshPool:
+    """One persistent connection per node (and per jump host), reconnecting when a liveness check fails."""
+
+    options: SshOptions = field(default_factory=SshOptions)
+    _connections: dict[tuple[str, ...], SshConnection] = field(default_factory=dict)
+    _locks: dict[tuple[str, ...], threading.Lock] = field(default_factory=dict)
+    _guard: threading.Lock = field(default_factory=threading.Lock)
+
+    def target(self, spec: NodeSpec) -> SshTarget:
+        """The resolved endpoint of a node (factory.yaml merged with ~/.ssh/config)."""
+        return resolve(spec, self.options.ssh_config)
+
+    def connect(self, spec: NodeSpec, check_alive: bool = False) -> SshConnection:
+        """The node's connection, opened on first use (and re-opened when dead)."""
+        return self._connect(spec.name, self.target(spec), ("node", spec.name), check_alive)
+
+    def _connect(self, node: str, target: SshTarget, key: tuple[str, ...], check_alive: bool) -> SshConnection:
+        # Nodes get a connection each (several inventory nodes may share one sshd); jump hosts are shared.
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            existing = self._connections.get(key)
+            if existing is not None:
+                alive = existing.is_alive() if check_alive else existing.transport.is_active()
+                if alive:
+                    return existing
+                existing.close()
+                del self._connections[key]
+            via = None
+            if target.jump is not None:
+                jump_key = ("jump", *map(str, target.jump.key))
+                via = self._connect(node, target.jump, jump_key, check_alive)
+            connection = SshConnection.open(node, target, self.options, via)
+            self._connections[key] = connection
+            return connection
+
+    def drop(self, spec: NodeSpec) -> None:
+        """Close and forget a node's connection (after an error that left it unusable)."""
+        connection = self._connections.pop(("node", spec.name), None)
+        if connection is not None:
+            connection.close()
+
+    def close(self) -> None:
+        """Close every connection."""
+        for connection in list(self._connections.values()):
+            connection.close()
+        self._connections.clear()

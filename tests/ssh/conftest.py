@@ -1,0 +1,28 @@
+"""The SSH suite runs against a real OpenSSH sshd (tests/sshd_fixture.py); paramiko is never mocked."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sshd_fixture import (  # noqa: F401
+    SshdServer,
+    known_hosts,
+    no_ssh_agent,
+    ssh_node,
+    sshd,
+    sshd_factory,
+)
+
+
+@pytest.fixture(autouse=True)
+def _remote_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The agent cache "on the node" (the same machine here) goes to a temp dir, not /root/.cache."""
+    cache = tmp_path / "remote-cache"
+    monkeypatch.setenv("FACTORYCTL_REMOTE_CACHE", str(cache))
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    return cache
