@@ -1,0 +1,96 @@
+"""The CLI's surface without nodes: version, init, config, error boundary, exit codes, completion."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from factoryctl import __version__
+
+
+def test_version(cli):
+    result = cli("--version")
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"factoryctl {__version__}"
+
+
+def test_init_writes_a_valid_example_and_refuses_to_overwrite(cli):
+    assert cli("init").exit_code == 0
+    text = Path("factory.yaml").read_text()
+    assert text.startswith("# factory.yaml")
+    validated = cli("config", "validate")
+    assert validated.exit_code == 0, validated.stderr
+    assert "1 nodes" in validated.stdout
+    again = cli("init")
+    assert again.exit_code == 2
+    assert "already exists" in again.stderr
+    assert "--force" in again.stderr
+    assert Path("factory.yaml").read_text() == text
+
+
+def test_config_error_is_one_sentence_with_hint_and_exit_3(cli):
+    Path("factory.yaml").write_text("name: lab\nnodes:\n  gpu01: {hostt: x}\n")
+    result = cli("config", "validate")
+    assert result.exit_code == 3
+    lines = result.stderr.strip().splitlines()
+    assert lines[0] == f"factoryctl: {Path.cwd() / 'factory.yaml'}:3:11: unknown key `nodes.gpu01.hostt`."
+    assert lines[1] == "hint: did you mean `host`?"
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_missing_config_is_exit_3(cli):
+    result = cli("nodes", "list")
+    assert result.exit_code == 3
+    assert "factoryctl init" in result.stderr
+
+
+def test_bad_target_is_exit_2(cli):
+    Path("factory.yaml").write_text("name: lab\nnodes:\n  gpu01: {}\n")
+    result = cli("gpus", "@rack-z")
+    assert result.exit_code == 2
+    assert "unknown group `@rack-z`" in result.stderr
+    result = cli("nodes", "list", "nothere")
+    assert result.exit_code == 2
+    assert "matches no node" in result.stderr
+
+
+def test_unknown_command_and_bad_option_are_usage_errors(cli):
+    assert cli("frobnicate").exit_code == 2
+    assert cli("gpus", "-o", "xml").exit_code == 2
+
+
+def test_config_show_expands_nodes(cli):
+    Path("factory.yaml").write_text("name: lab\nnodes:\n  gpu[01-02]: {rack: a}\ngroups: {r: 'gpu[01-02]'}\n")
+    doc = cli("config", "show", "-o", "json").json()
+    assert list(doc["nodes"]) == ["gpu01", "gpu02"]
+    assert doc["nodes"]["gpu02"]["rack"] == "a"
+    assert doc["groups"] == {"r": ["gpu01", "gpu02"]}
+    assert doc["controller"]["interval_s"] == 1.0
+
+
+def test_sim_inject_on_a_real_node_is_refused(cli):
+    Path("factory.yaml").write_text("name: lab\nnodes:\n  gpu01: {}\n  s1: {transport: local, sim: h100-sxm}\n")
+    result = cli("sim", "inject", "gpu01", "--ecc")
+    assert result.exit_code == 2
+    assert "gpu01 is not a simulated node" in result.stderr
+    assert cli("sim", "inject", "s1", "--ecc", "--lost").exit_code == 2
+
+
+def test_debug_shows_traceback_only_when_asked(cli):
+    Path("factory.yaml").write_text("nodes: [\n")
+    plain = cli("config", "validate")
+    assert plain.exit_code == 3
+    assert "Traceback" not in plain.stderr
+    debug = cli("--debug", "config", "validate")
+    assert debug.exit_code == 3
+    assert "Traceback" in debug.stderr
+
+
+def test_console_script_runs_out_of_process(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "factoryctl", "--version"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0
+    assert __version__ in result.stdout

@@ -1,0 +1,140 @@
+"""factory.yaml: node-set expansion, groups, targets, and errors that name file:line:col (exit 3)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from factoryctl.config import parse_config, parse_gpu_target
+from factoryctl.errors import ConfigError, ExitCode, UsageError
+
+DESIGN_EXAMPLE = """\
+name: lab
+ssh:
+  user: root
+  identity_file: ~/.ssh/id_ed25519
+  known_hosts: ~/.ssh/known_hosts
+  port: 22
+nodes:
+  gpu01: {host: 10.0.0.11, rack: a, labels: {pool: train}}
+  gpu[02-04]: {rack: a}
+  sim[1-2]: {host: 127.0.0.1, port: 2222, sim: h100-sxm, gpus: 8}
+  ws: {transport: local, sim: {profile: a100-sxm4-80gb, seed: 7, unsupported: [ecc_uncorrected]}}
+groups:
+  rack-a: gpu[01-04]
+"""
+
+
+@pytest.fixture
+def lab():
+    return parse_config(DESIGN_EXAMPLE, Path("factory.yaml"))
+
+
+def test_design_example_expands_node_sets(lab):
+    assert list(lab.nodes) == ["gpu01", "gpu02", "gpu03", "gpu04", "sim1", "sim2", "ws"]
+    assert lab.nodes["gpu03"].host == "gpu03"
+    assert lab.nodes["gpu03"].rack == "a"
+    assert lab.nodes["gpu01"].labels == {"pool": "train"}
+    assert lab.nodes["sim2"].port == 2222
+    assert lab.nodes["sim2"].sim is not None
+    assert lab.nodes["sim2"].sim.gpus == 8
+    assert lab.nodes["ws"].transport == "local"
+    assert lab.nodes["ws"].sim.unsupported == ("ecc_uncorrected",)
+    assert lab.nodes["gpu01"].transport == "ssh"
+
+
+def test_transport_is_never_inferred_from_address(lab):
+    assert lab.nodes["sim1"].host == "127.0.0.1"
+    assert lab.nodes["sim1"].transport == "ssh"
+
+
+def test_state_dir_defaults_under_xdg_state(lab, tmp_path):
+    assert lab.state_dir.parts[-2:] == ("factoryctl", "lab")
+    assert lab.store_path.name == "factory.db"
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("all", ["gpu01", "gpu02", "gpu03", "gpu04", "sim1", "sim2", "ws"]),
+        ("@rack-a", ["gpu01", "gpu02", "gpu03", "gpu04"]),
+        ("@rack-a!gpu03", ["gpu01", "gpu02", "gpu04"]),
+        ("gpu[01-02],ws", ["gpu01", "gpu02", "ws"]),
+        ("gpu[01-99]", ["gpu01", "gpu02", "gpu03", "gpu04"]),
+    ],
+)
+def test_targets(lab, target, expected):
+    assert [n.name for n in lab.resolve_target(target)] == expected
+
+
+@pytest.mark.parametrize(
+    ("target", "fragment"),
+    [("@nope", "unknown group `@nope`"), ("zzz[1-3]", "matches no node"), ("gpu[01-", "not a valid node set")],
+)
+def test_bad_targets_are_usage_errors(lab, target, fragment):
+    with pytest.raises(UsageError) as caught:
+        lab.resolve_target(target)
+    assert fragment in caught.value.message
+    assert caught.value.exit_code == ExitCode.USAGE
+    assert caught.value.hint
+
+
+def test_gpu_target():
+    assert parse_gpu_target("gpu03/0-3") == ("gpu03", [0, 1, 2, 3])
+    assert parse_gpu_target("gpu03/1,5") == ("gpu03", [1, 5])
+    assert parse_gpu_target("@rack-a") == ("@rack-a", None)
+    with pytest.raises(UsageError):
+        parse_gpu_target("gpu03/x")
+
+
+@pytest.mark.parametrize(
+    ("text", "position", "fragment", "hint"),
+    [
+        ("nodes:\n  a: {hots: x}\n", "f.yaml:2:7", "unknown key `nodes.a.hots`", "did you mean `host`?"),
+        ("nodse: {}\n", "f.yaml:1:1", "unknown key `nodse`", "did you mean `nodes`?"),
+        ("nodes:\n  a: {port: abc}\n", "f.yaml:2:13", "`nodes.a.port`", "docs/factory-yaml.md"),
+        ("nodes:\n  a:\n    sim: {profile: h100-sxm, sed: 1}\n", "f.yaml:3:30", "`nodes.a.sim.sed`", "`seed`"),
+        ("nodes:\n  a: {sim: h9000}\n", "f.yaml:2:12", "`nodes.a.sim`", "docs/factory-yaml.md"),
+        ("name: x\n  bad: [\n", "f.yaml:2:6", "malformed YAML", "indentation"),
+        ("nodes:\n  a[1-: {}\n", "f.yaml:2:3", "not a valid node set", "gpu[01-16]"),
+        ("nodes:\n  a[1-2]: {}\n  a2: {}\n", "f.yaml:3:3", "node `a2` is defined twice", "one key"),
+        ("groups: {x: '@y'}\nnodes: {a: }\n", "f.yaml:1:13", "unknown group `@y`", "groups"),
+        ("controller: {interval_s: -1}\n", "f.yaml:1:26", "`controller.interval_s`", "docs"),
+        ("- just\n- a list\n", "f.yaml:1:1", "must be a mapping", "init"),
+    ],
+)
+def test_config_errors_name_file_line_col(text, position, fragment, hint):
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, Path("f.yaml"))
+    error = caught.value
+    assert error.message.startswith(position + ":"), error.message
+    assert fragment in error.message
+    assert hint in (error.hint or "")
+    assert error.exit_code == ExitCode.CONFIG
+
+
+def test_empty_sections_take_defaults():
+    config = parse_config("name: x\npower:\nnodes:\n  a:\n", Path("f.yaml"))
+    assert config.settings.power.facility_budget_kw is None
+    assert config.nodes["a"].host == "a"
+
+
+def test_discovery_order(tmp_path, monkeypatch, cli):
+    env_file = tmp_path / "env.yaml"
+    env_file.write_text("name: fromenv\nnodes: {a: {}}\n")
+    Path("factory.yaml").write_text("name: fromcwd\nnodes: {a: {}}\n")
+    assert cli("config", "locate").stdout.strip() == str(Path.cwd() / "factory.yaml")
+    monkeypatch.setenv("FACTORYCTL_CONFIG", str(env_file))
+    assert cli("config", "locate").stdout.strip() == str(env_file)
+    explicit = tmp_path / "x.yaml"
+    assert cli("--config", str(explicit), "config", "locate").stdout.strip() == str(explicit)
+
+
+def test_xdg_config_dir_is_last(cli, _isolated_home):
+    xdg = _isolated_home / ".config" / "factoryctl" / "factory.yaml"
+    xdg.parent.mkdir(parents=True)
+    xdg.write_text("name: xdg\nnodes: {a: {}}\n")
+    result = cli("config", "show", "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    assert result.json()["name"] == "xdg"
