@@ -131,8 +131,8 @@ def test_discovery_order(tmp_path, monkeypatch, cli):
     assert cli("--config", str(explicit), "config", "locate").stdout.strip() == str(explicit)
 
 
-def test_xdg_config_dir_is_last(cli, _isolated_home):
-    xdg = _isolated_home / ".config" / "factoryctl" / "factory.yaml"
+def test_xdg_config_dir_is_last(cli, isolated_home):
+    xdg = isolated_home / ".config" / "factoryctl" / "factory.yaml"
     xdg.parent.mkdir(parents=True)
     xdg.write_text("name: xdg\nnodes: {a: {}}\n")
     result = cli("config", "show", "-o", "json")
