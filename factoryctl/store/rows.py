@@ -1,0 +1,233 @@
+"""The store's records, and the narrow integer row a GPU sample becomes.
+
+A raw row is one GPU at one instant, every value an integer at NVML's own resolution (mW, %, MHz, MiB, mJ, °C), so
+SQLite packs it into 1 to 6 bytes per value; floats would cost 8. Temperatures and ECC counts are kept on the slow
+tier (every 5 s) and are NULL (zero bytes) in between; limits and names live once per GPU in the `gpu` table.
+No SQL here: `factoryctl.store.sqlite` owns every statement.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from factoryctl.model.telemetry import GpuProcess, GpuSample, HostSample, NodeSample
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A GPU field kept in the raw table: its column and how many stored units make one public unit."""
+
+    name: str
+    column: str
+    scale: int
+    rollup: bool
+
+
+#: Public metric name -> how it is stored. Rolled-up metrics keep 1-minute min/mean/max for the long window.
+METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        Metric("power_w", "power_mw", 1000, True),
+        Metric("utilization_pct", "util_pct", 1, True),
+        Metric("sm_clock_mhz", "sm_mhz", 1, True),
+        Metric("memory_used_mib", "mem_mib", 1, True),
+        Metric("temperature_c", "temp_c", 1, True),
+        Metric("energy_j", "energy_mj", 1000, False),
+        Metric("ecc_uncorrected", "ecc", 1, False),
+    )
+}
+RAW_COLUMNS = tuple(m.column for m in METRICS.values())
+ROLLUP_METRICS = tuple(m for m in METRICS.values() if m.rollup)
+SLOW_TIER = frozenset({"temperature_c", "ecc_uncorrected"})
+
+#: The per-GPU facts that change rarely: kept once per GPU, rewritten only when they change.
+GPU_INFO_FIELDS = (
+    "uuid",
+    "name",
+    "memory_total_mib",
+    "power_limit_w",
+    "power_limit_min_w",
+    "power_limit_max_w",
+    "power_limit_default_w",
+    "temperature_slowdown_c",
+)
+
+
+def iso_utc(unix_seconds: float) -> str:
+    """ISO-8601 UTC with `Z` and milliseconds, as every timestamp in JSON output."""
+    stamp = datetime.fromtimestamp(unix_seconds, tz=timezone.utc).isoformat(timespec="milliseconds")
+    return stamp.replace("+00:00", "Z")
+
+
+def encode(value: float | int | None, scale: int) -> int | None:
+    """A public value as the stored integer (None stays None)."""
+    if value is None:
+        return None
+    return round(float(value) * scale)
+
+
+def decode(value: int | float | None, scale: int) -> float | None:
+    """A stored integer as the public value."""
+    if value is None:
+        return None
+    return float(value) / scale if scale != 1 else float(value)
+
+
+def gpu_values(gpu: GpuSample, slow: bool, reason_bits: dict[str, int]) -> tuple[int | None, ...]:
+    """The raw row's value columns (RAW_COLUMNS order) plus the throttle bitmask, for one GPU."""
+    values: list[int | None] = []
+    for metric in METRICS.values():
+        if metric.name in SLOW_TIER and not slow:
+            values.append(None)
+        else:
+            values.append(encode(getattr(gpu, metric.name), metric.scale))
+    mask = 0
+    for reason in gpu.throttle_reasons:
+        mask |= reason_bits.get(reason, 0)
+    values.append(mask)
+    return tuple(values)
+
+
+def gpu_info(gpu: GpuSample) -> tuple[Any, ...]:
+    """The GPU's slow-changing facts (GPU_INFO_FIELDS order)."""
+    return tuple(getattr(gpu, name) for name in GPU_INFO_FIELDS)
+
+
+def reasons_from_mask(mask: int | None, bit_names: dict[int, str]) -> list[str]:
+    """Throttle reason names from a stored bitmask."""
+    if not mask:
+        return []
+    return [name for bit, name in sorted(bit_names.items()) if mask & bit]
+
+
+# ---------------------------------------------------------------------------------------------------- latest
+
+
+def sample_to_json(sample: NodeSample) -> str:
+    """A node sample as the compact JSON kept in `node_latest` for `nodes list` / `gpus`."""
+    doc = {
+        "node": sample.node,
+        "time": sample.time,
+        "state": sample.state,
+        "agent_version": sample.agent_version,
+        "backend": sample.backend,
+        "error": sample.error,
+        "message": sample.message,
+        "host": asdict(sample.host) if sample.host else None,
+        "gpus": [{k: v for k, v in g.as_json().items() if k != "node"} for g in sample.gpus],
+    }
+    return json.dumps(doc, separators=(",", ":"))
+
+
+def sample_from_json(text: str) -> NodeSample:
+    """The inverse of `sample_to_json`."""
+    doc = json.loads(text)
+    node = str(doc["node"])
+    host = doc.get("host")
+    gpus: list[GpuSample] = []
+    for g in doc.get("gpus") or ():
+        gpu = GpuSample.from_json(node, g)
+        procs = tuple(
+            GpuProcess(int(p["pid"]), p.get("used_memory_mib"), p.get("name")) for p in g.get("processes") or ()
+        )
+        gpus.append(GpuSample(**{**vars(gpu), "processes": procs}))
+    return NodeSample(
+        node=node,
+        time=float(doc["time"]),
+        state=str(doc.get("state") or "up"),
+        agent_version=doc.get("agent_version"),
+        backend=doc.get("backend"),
+        gpus=tuple(gpus),
+        host=HostSample(**host) if host else None,
+        error=doc.get("error"),
+        message=doc.get("message"),
+    )
+
+
+# ---------------------------------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class NodeState:
+    """A node's reachability as the collector last judged it."""
+
+    node: str
+    state: str  # up | degraded | down
+    since: float
+    last_seen: float | None = None
+    error: str | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class DrainInfo:
+    """Why and since when a node is drained (the scheduler keeps off it)."""
+
+    node: str
+    reason: str | None
+    since: float
+    by: str | None
+
+
+@dataclass(frozen=True)
+class Event:
+    """A health or state event: a node going down, an XID, an ECC error, a drain."""
+
+    time: float
+    kind: str
+    message: str
+    node: str | None = None
+    gpu: int | None = None
+    severity: str = "info"  # info | warning | error
+    id: int | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """The JSON item of `factoryctl events`."""
+        return {
+            "id": self.id,
+            "time": iso_utc(self.time),
+            "node": self.node,
+            "gpu": self.gpu,
+            "kind": self.kind,
+            "severity": self.severity,
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One power-limit change on one GPU, with the value before and after."""
+
+    time: float
+    node: str
+    gpu: int
+    action: str  # set | reset | policy
+    before_w: float | None
+    after_w: float | None
+    clamped: bool = False
+    user: str | None = None
+    reason: str | None = None
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class Point:
+    """One point of a history series; with a step, also the bucket's min and max."""
+
+    time: float
+    value: float | None
+    min: float | None = None
+    max: float | None = None
+
+
+@dataclass(frozen=True)
+class Series:
+    """One GPU's history of one metric."""
+
+    node: str
+    gpu: int
+    metric: str
+    points: list[Point] = field(default_factory=list)

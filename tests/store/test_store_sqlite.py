@@ -1,0 +1,180 @@
+"""The SQLite store: rows, dedup, history, rollups, retention, drain, events, audit and its error sentences."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from factoryctl.model.telemetry import GpuSample, NodeSample
+from factoryctl.store.rows import AuditEntry, Event, NodeState
+from factoryctl.store.sqlite import SCHEMA_VERSION, Store, StoreError
+
+T0 = 1_700_000_040.0  # a minute boundary
+
+
+def sample(node: str = "n1", t: float = T0, power: float = 300.0, gpus: int = 2, **extra: object) -> NodeSample:
+    return NodeSample(
+        node=node,
+        time=t,
+        gpus=tuple(
+            GpuSample(
+                node=node,
+                index=i,
+                uuid=f"GPU-{node}-{i}",
+                name="H100",
+                power_w=power + i,
+                utilization_pct=50.0,
+                temperature_c=60.0 + i,
+                energy_j=1000.0 * t,
+                power_limit_w=700.0,
+                throttle_reasons=("SwPowerCap",) if i == 0 else (),
+                **extra,  # type: ignore[arg-type]
+            )
+            for i in range(gpus)
+        ),
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(tmp_path / "state" / "factory.db")
+
+
+def test_creates_wal_store_at_current_schema(store: Store) -> None:
+    db = sqlite3.connect(store.path)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert store.integrity_check() == "ok"
+
+
+def test_samples_are_stored_once_even_when_written_twice(store: Store) -> None:
+    batch = [sample(t=T0), sample(t=T0 + 1)]
+    assert store.write(batch) == 4
+    assert store.write(batch) == 0
+    assert store.count_rows()["sample"] == 4
+
+
+def test_history_round_trips_values_at_nvml_resolution(store: Store) -> None:
+    store.write([sample(t=T0 + s, power=300.1234 + s) for s in range(3)])
+    series = store.history(["n1"], "power_w", T0 - 1, T0 + 10)
+    assert [(s.node, s.gpu) for s in series] == [("n1", 0), ("n1", 1)]
+    assert [p.value for p in series[0].points] == [300.123, 301.123, 302.123]
+    assert series[0].points[0].time == T0
+
+
+def test_slow_tier_stores_temperature_only_when_flagged(store: Store) -> None:
+    store.write([sample(t=T0), sample(t=T0 + 1)], slow=[True, False])
+    points = store.history(["n1"], "temperature_c", T0 - 1, T0 + 10, gpus=[0])[0].points
+    assert [(p.time, p.value) for p in points] == [(T0, 60.0)]
+
+
+def test_step_buckets_carry_min_and_max(store: Store) -> None:
+    store.write([sample(t=T0 + s, power=100.0 + s) for s in range(120)])
+    points = store.history(["n1"], "power_w", T0, T0 + 120, step=60, gpus=[0])[0].points
+    assert len(points) == 2
+    assert (points[0].min, points[0].max, points[0].value) == (100.0, 159.0, 129.5)
+
+
+def test_rollups_serve_history_after_raw_rows_are_pruned(store: Store) -> None:
+    store.write([sample(t=T0 + s, power=100.0 + s) for s in range(180)])
+    assert store.rollup(now=T0 + 600) == 6  # 3 minutes x 2 GPUs
+    raw_deleted, _ = store.prune(raw_retention_s=60, rollup_retention_s=86400, now=T0 + 600)
+    assert raw_deleted == 360
+    series = store.history(["n1"], "power_w", T0, T0 + 600, step=60, gpus=[0])[0]
+    assert [(p.min, p.max) for p in series.points] == [(100.0, 159.0), (160.0, 219.0), (220.0, 279.0)]
+    plain = store.history(["n1"], "power_w", T0, T0 + 600, gpus=[0])[0]
+    assert [p.time for p in plain.points] == [T0, T0 + 60, T0 + 120]
+
+
+def test_prune_keeps_raw_rows_not_yet_rolled_up(store: Store) -> None:
+    store.write([sample(t=T0 + s) for s in range(10)])
+    assert store.prune(raw_retention_s=1, rollup_retention_s=1, now=T0 + 3600) == (0, 0)
+
+
+def test_export_decodes_throttle_reasons(store: Store) -> None:
+    store.write([sample(t=T0)])
+    rows = list(store.export(["n1"], T0 - 1, T0 + 1))
+    assert rows[0]["throttle_reasons"] == ["SwPowerCap"]
+    assert rows[1]["throttle_reasons"] == []
+    assert rows[0]["power_w"] == 300.0
+    assert rows[0]["energy_j"] == pytest.approx(1000.0 * T0)
+
+
+def test_latest_and_states(store: Store) -> None:
+    store.write([sample(t=T0)], states=[NodeState("n1", "up", T0, T0)])
+    store.write(states=[NodeState("n2", "down", T0, None, "timeout", "n2: no answer")])
+    latest = dict((s.node, (s, smp)) for s, smp in store.latest())
+    assert latest["n1"][1] is not None
+    assert latest["n1"][1].gpus[0].throttle_reasons == ("SwPowerCap",)
+    assert latest["n2"][0].state == "down"
+    assert latest["n2"][1] is None
+    assert store.newest_sample_time() == T0
+
+
+def test_drain_and_resume_are_persisted_with_events(store: Store) -> None:
+    assert store.set_drained(["n1", "n2"], True, "bad fan", "alice") == ["n1", "n2"]
+    assert store.set_drained(["n1"], True, "bad fan", "alice") == []
+    again = Store(store.path)
+    assert set(again.drained_nodes()) == {"n1", "n2"}
+    assert again.drained_nodes()["n1"].reason == "bad fan"
+    assert again.set_drained(["n1"], False, None, "bob") == ["n1"]
+    assert set(again.drained_nodes()) == {"n2"}
+    assert [e.kind for e in again.events(0)] == ["drain", "drain", "resume"]
+
+
+def test_events_and_audit(store: Store) -> None:
+    store.add_events([Event(T0, "node_down", "n1 is down", node="n1", severity="error")])
+    store.add_audit([AuditEntry(T0, "n1", 3, "set", 700.0, 450.0, False, "root", "peak price")])
+    assert store.events(T0 - 1)[0].as_json()["time"] == "2023-11-14T22:14:00.000Z"
+    entry = store.audit(T0 - 1, node=["n1"])[0]
+    assert (entry.before_w, entry.after_w, entry.user) == (700.0, 450.0, "root")
+    assert store.audit(T0 + 1) == []
+
+
+def test_readonly_open_of_missing_store_says_how_to_make_one(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="no store at"):
+        Store(tmp_path / "none.db", readonly=True)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
+def test_read_only_file_gives_a_clear_error(store: Store) -> None:
+    store.close()
+    os.chmod(store.path, 0o444)
+    os.chmod(store.path.parent, 0o555)
+    try:
+        with pytest.raises(StoreError, match=r"read-only|cannot open"):
+            Store(store.path).write([sample()])
+    finally:
+        os.chmod(store.path.parent, 0o755)
+
+
+def test_read_only_connection_gives_a_clear_error(store: Store) -> None:
+    store.write([sample()])
+    reader = Store(store.path, readonly=True)
+    with pytest.raises(StoreError, match="read-only") as info:
+        reader.write([sample(t=T0 + 1)])
+    assert "write access" in (info.value.hint or "")
+
+
+def test_full_store_gives_a_clear_error(store: Store) -> None:
+    store.write([sample()])
+    store.set_size_limit(int(store._query("PRAGMA page_count")[0][0]))
+    with pytest.raises(StoreError, match="full"):
+        store.write([sample(node=f"x{i}", t=T0 + i, gpus=8) for i in range(500)])
+    assert store.integrity_check() == "ok"
+
+
+def test_newer_schema_is_refused(store: Store) -> None:
+    store._query(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(StoreError, match="newer factoryctl"):
+        Store(store.path)
+
+
+def test_damaged_file_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "factory.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="damaged"):
+        Store(path)
