@@ -1,0 +1,234 @@
+"""Jobs as every layer sees them: what was asked (`JobSpec`), where it runs (`Placement`), and its record (`Job`).
+
+The scheduler decides on these, the job executor launches ranks from them, the store persists them and the CLI
+prints them, so they are frozen, standard-library only and carry their own JSON form (DESIGN.md, Job fields).
+`SchedNode` is the scheduler's narrow view of an inventory node: only what placement needs, nothing about SSH.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any
+
+from factoryctl.errors import UsageError
+
+#: Walltime assumed for a job submitted without one (`scheduler.default_walltime`): 24 hours.
+DEFAULT_WALLTIME_S = 24 * 3600.0
+
+
+class JobState(str, Enum):
+    """A job's lifecycle. PENDING and DEFERRED wait in the queue; STARTING and RUNNING hold GPUs."""
+
+    PENDING = "PENDING"
+    DEFERRED = "DEFERRED"
+    STARTING = "STARTING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def waiting(self) -> bool:
+        """True while the job is queued (it holds no GPU)."""
+        return self in (JobState.PENDING, JobState.DEFERRED)
+
+    @property
+    def active(self) -> bool:
+        """True while the job holds GPUs."""
+        return self in (JobState.STARTING, JobState.RUNNING)
+
+    @property
+    def terminal(self) -> bool:
+        """True once the job is over and will never change again."""
+        return self in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
+
+
+@dataclass(frozen=True)
+class GpuAllocation:
+    """GPUs granted to a job on one node (one `allocation` entry: `{node, gpus}`)."""
+
+    node: str
+    gpus: int
+
+    def as_json(self) -> dict[str, Any]:
+        """The `{node, gpus}` JSON object."""
+        return {"node": self.node, "gpus": self.gpus}
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a whole gang runs: one entry per node, in rank order (rank 0 first)."""
+
+    allocation: tuple[GpuAllocation, ...]
+
+    @property
+    def num_gpus(self) -> int:
+        """GPUs over all nodes."""
+        return sum(a.gpus for a in self.allocation)
+
+    @property
+    def nodes(self) -> tuple[str, ...]:
+        """Node names in rank order."""
+        return tuple(a.node for a in self.allocation)
+
+    def render(self) -> str:
+        """The compact form used in CSV and tables: `n017:8 n018:8`."""
+        return " ".join(f"{a.node}:{a.gpus}" for a in self.allocation)
+
+
+@dataclass(frozen=True)
+class Rank:
+    """One launcher process of a job: one per allocated node (`RANK` = `NODE_RANK`)."""
+
+    rank: int
+    node: str
+    pid: int | None = None
+    exit_code: int | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """The `{rank, node, pid, exit_code}` JSON object."""
+        return {"rank": self.rank, "node": self.node, "pid": self.pid, "exit_code": self.exit_code}
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What a user asked for. Only `num_gpus` is required; everything else has a sensible default.
+
+    Attributes:
+        num_gpus: GPUs over the whole gang.
+        gpus_per_node: split the gang as `num_gpus / gpus_per_node` nodes (e.g. 12 GPUs as 2 x 6); by default a job
+            of up to one node's GPUs packs onto one node and a larger one takes whole nodes.
+        nodes: allowed node names (empty: any node).
+        labels: node labels the job requires, every one must match.
+        priority: larger runs first; each unit is worth `SchedulerConfig.priority_unit_s` of waiting.
+        walltime_s: upper bound of the run time; the scheduler plans reservations with it and the executor kills
+            the job past it. None means `DEFAULT_WALLTIME_S`.
+        deferrable: the job may wait for cheap electricity.
+        max_price: the highest grid price (per MWh) a deferrable job runs at before its deadline forces it.
+        deadline: unix time by which a deferrable job must have finished.
+    """
+
+    num_gpus: int
+    name: str = ""
+    user: str = ""
+    command: tuple[str, ...] = ()
+    gpus_per_node: int | None = None
+    nodes: tuple[str, ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()
+    priority: int = 0
+    walltime_s: float | None = None
+    deferrable: bool = False
+    max_price: float | None = None
+    deadline: float | None = None
+
+    def __post_init__(self) -> None:
+        """Reject shapes no scheduler could honour, so bad specs fail at submit time."""
+        if self.num_gpus < 1:
+            raise UsageError(f"num_gpus must be at least 1, not {self.num_gpus}")
+        if self.gpus_per_node is not None:
+            if self.gpus_per_node < 1:
+                raise UsageError(f"gpus_per_node must be at least 1, not {self.gpus_per_node}")
+            if self.num_gpus % self.gpus_per_node:
+                raise UsageError(f"num_gpus {self.num_gpus} is not a multiple of gpus_per_node {self.gpus_per_node}")
+        if self.walltime_s is not None and not self.walltime_s > 0:
+            raise UsageError(f"walltime_s must be positive, not {self.walltime_s}")
+
+    @property
+    def walltime(self) -> float:
+        """The walltime the scheduler plans with (the default when none was given)."""
+        return DEFAULT_WALLTIME_S if self.walltime_s is None else self.walltime_s
+
+
+def iso_utc(unix_seconds: float | None) -> str | None:
+    """ISO-8601 UTC with `Z` (DESIGN.md: every timestamp in JSON)."""
+    if unix_seconds is None:
+        return None
+    stamp = datetime.fromtimestamp(unix_seconds, tz=timezone.utc).isoformat(timespec="milliseconds")
+    return stamp.replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job's record: its spec, where it is in its lifecycle, and why (`reason` is a sentence for people)."""
+
+    id: str
+    spec: JobSpec
+    submitted_at: float
+    state: JobState = JobState.PENDING
+    reason: str = ""
+    started_at: float | None = None
+    ended_at: float | None = None
+    allocation: tuple[GpuAllocation, ...] = ()
+    ranks: tuple[Rank, ...] = ()
+    restarts: int = 0
+    energy_kwh: float | None = None
+    cost: float | None = None
+
+    @property
+    def name(self) -> str:
+        """The job's name (its id when it was given none)."""
+        return self.spec.name or self.id
+
+    @property
+    def user(self) -> str:
+        """The submitting user."""
+        return self.spec.user
+
+    @property
+    def num_gpus(self) -> int:
+        """GPUs over the whole gang."""
+        return self.spec.num_gpus
+
+    @property
+    def placement(self) -> Placement:
+        """The allocation as a `Placement`."""
+        return Placement(self.allocation)
+
+    def evolve(self, **changes: Any) -> Job:
+        """A copy with some fields changed (records are immutable)."""
+        return replace(self, **changes)
+
+    def as_json(self) -> dict[str, Any]:
+        """The `jobs show -o json` object, keys in DESIGN.md order."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "user": self.user,
+            "state": self.state.value,
+            "reason": self.reason,
+            "num_gpus": self.num_gpus,
+            "allocation": [a.as_json() for a in self.allocation],
+            "ranks": [r.as_json() for r in self.ranks],
+            "restarts": self.restarts,
+            "submitted_at": iso_utc(self.submitted_at),
+            "started_at": iso_utc(self.started_at),
+            "ended_at": iso_utc(self.ended_at),
+            "energy_kwh": self.energy_kwh,
+            "cost": self.cost,
+        }
+
+
+@dataclass(frozen=True)
+class SchedNode:
+    """A node as the scheduler sees it: capacity, topology and whether it may receive work."""
+
+    name: str
+    gpus: int
+    rack: str | None = None
+    switch: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    state: str = "up"  # up | degraded | down (reachability, DESIGN.md Node fields)
+    drained: bool = False
+    healthy: bool = True
+
+    @property
+    def schedulable(self) -> bool:
+        """Down, drained and unhealthy nodes receive nothing."""
+        return self.state != "down" and not self.drained and self.healthy and self.gpus > 0
+
+    @property
+    def topology_group(self) -> str:
+        """The narrowest known network domain: the switch, else the rack, else one flat group."""
+        return self.switch or self.rack or ""

@@ -1,0 +1,284 @@
+"""One scheduling pass over an ordered queue: start what fits, reserve for the head, backfill the rest.
+
+This is the inner loop both the live scheduler (`schedule`) and the trace simulator run, so it works on a mutable
+`FreeMap` and light `Candidate` records rather than on the frozen model objects, and keeps per-job work O(1):
+a gang shape that failed to fit is remembered for the rest of the pass (capacity only shrinks within a pass).
+
+Reservations are EASY-style generalised to several jobs and to GPU granularity. Reservation r has a start time
+s_r and the GPUs it holds per node; it also keeps, per held node, the GPUs a job running past s_r may still take
+there (its cap: free at s_r minus everything reserved on the node so far). A job may start now only if it fits
+within the caps of every reservation that starts before it would end. Later reservations are computed with the
+earlier ones' GPUs treated as held for good, which is conservative but never lets two reservations collide.
+"""
+
+from __future__ import annotations
+
+import heapq
+from bisect import bisect_left, insort
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from factoryctl.model.jobs import JobState
+from factoryctl.scheduler.freemap import FreeMap, Profile, choose_grouped
+from factoryctl.scheduler.policy import SchedulerConfig
+
+#: A running gang as the look-ahead sees it: (expected end, sequence, ((node index, GPUs), ...)).
+Running = tuple[float, int, tuple[tuple[int, int], ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A queued job reduced to what a pass needs (shape in nodes x GPUs, walltime, order key)."""
+
+    id: str
+    num_gpus: int
+    nodes: int
+    gpus: int
+    walltime: float
+    submitted_at: float
+    key: tuple[float, float, int]
+    priority: int = 0
+    allowed: frozenset[int] | None = None
+    deferrable: bool = False
+    max_price: float | None = None
+    deadline: float | None = None
+
+
+@dataclass
+class Reservation:
+    """A reserved start for one waiting job: when, on which nodes, and what jobs running past it may still take."""
+
+    job: Candidate
+    start: float
+    holds: dict[int, int]
+    caps: dict[int, int]
+
+
+@dataclass(frozen=True)
+class Started:
+    """A job the pass starts: the nodes chosen (indices into the FreeMap) and whether it was backfilled."""
+
+    job: Candidate
+    chosen: tuple[int, ...]
+    backfilled: bool
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A job left in the queue, why (a short code for `reasons`), and its reservation if it has one."""
+
+    job: Candidate
+    state: JobState
+    why: str
+    reservation: Reservation | None = None
+    blocker: str | None = None
+
+
+@dataclass
+class PassOutcome:
+    """Everything one pass decided. `waiting` is only filled when the caller asked for explanations."""
+
+    started: list[Started] = field(default_factory=list)
+    waiting: list[Waiting] = field(default_factory=list)
+    reservations: list[Reservation] = field(default_factory=list)
+
+
+def is_deferred(job: Candidate, now: float, price: float | None) -> bool:
+    """A deferrable job waits while the price is above its maximum, unless waiting would miss its deadline."""
+    if not job.deferrable or price is None or job.max_price is None or price <= job.max_price:
+        return False
+    return job.deadline is None or now + job.walltime < job.deadline
+
+
+class _Pass:
+    """The state of one pass; `run` walks the queue once."""
+
+    def __init__(
+        self, fm: FreeMap, running: Sequence[Running], now: float, config: SchedulerConfig, explain: bool
+    ) -> None:
+        self.fm = fm
+        self.running = running
+        self.now = now
+        self.config = config
+        self.explain = explain
+        self.out = PassOutcome()
+        self.new_running: list[Running] = []
+        self.starts: list[float] = []  # reservation starts, sorted
+        self.capsets: list[dict[int, int] | None] = [None]
+        self.failed: set[tuple[int, int, int, int]] = set()
+        self.capacity: dict[tuple[int, int, int], bool] = {}
+        self.holds: dict[int, int] = {}
+        self.jumped = False
+
+    def can_ever_fit(self, job: Candidate) -> bool:
+        key = (job.nodes, job.gpus, id(job.allowed))
+        known = self.capacity.get(key)
+        if known is None:
+            totals = self.fm.totals
+            pool = range(len(totals)) if job.allowed is None else job.allowed
+            known = sum(1 for i in pool if totals[i] >= job.gpus) >= job.nodes
+            self.capacity[key] = known
+        return known
+
+    def try_start(self, job: Candidate) -> Started | None:
+        end = self.now + job.walltime
+        k = bisect_left(self.starts, end)
+        memo = (job.nodes, job.gpus, id(job.allowed), k)
+        if memo in self.failed:
+            return None
+        caps = self.capsets[k]
+        fm = self.fm
+        chosen = (
+            fm.place(job.nodes, job.gpus, caps, job.allowed)
+            if fm.fits(job.nodes, job.gpus, caps, job.allowed)
+            else None
+        )
+        if chosen is None:
+            self.failed.add(memo)
+            return None
+        fm.commit(chosen, job.gpus)
+        if k:
+            self._charge_caps(chosen, job.gpus, end)
+        self.new_running.append((end, len(self.new_running), tuple((i, job.gpus) for i in chosen)))
+        return Started(job, tuple(chosen), backfilled=self.jumped)
+
+    def _charge_caps(self, chosen: Iterable[int], gpus: int, end: float) -> None:
+        for reservation in self.out.reservations:
+            if reservation.start < end:
+                for index in chosen:
+                    if index in reservation.caps:
+                        reservation.caps[index] -= gpus
+        self._rebuild_capsets()
+
+    def _rebuild_capsets(self) -> None:
+        ordered = sorted(self.out.reservations, key=lambda r: r.start)
+        self.starts = [r.start for r in ordered]
+        capsets: list[dict[int, int] | None] = [None]
+        merged: dict[int, int] = {}
+        for reservation in ordered:
+            merged = dict(merged)
+            for index, cap in reservation.caps.items():
+                merged[index] = min(cap, merged.get(index, cap))
+            capsets.append(merged)
+        self.capsets = capsets
+
+    def reserve(self, job: Candidate) -> Reservation | None:
+        profile = Profile(self.fm.snapshot(), self.fm.max_gpus, self.holds)
+        start = self.now
+        ends = heapq.merge(self.running, sorted(self.new_running))
+        upcoming = next(ends, None)
+        while not profile.fits(job.nodes, job.gpus, job.allowed):
+            if upcoming is None:
+                return None
+            start = max(self.now, upcoming[0])
+            while upcoming is not None and upcoming[0] <= start:
+                for index, gpus in upcoming[2]:
+                    profile.release(index, gpus)
+                upcoming = next(ends, None)
+        chosen = _place_on_profile(profile, self.fm.groups, job)
+        holds = {index: job.gpus for index in chosen}
+        caps = {index: profile.free[index] - job.gpus for index in chosen}
+        for index, gpus in holds.items():
+            self.holds[index] = self.holds.get(index, 0) + gpus
+        reservation = Reservation(job, start, holds, caps)
+        self.out.reservations.append(reservation)
+        self._rebuild_capsets()
+        self.failed.clear()
+        return reservation
+
+    def cluster_full(self) -> bool:
+        return len(self.fm.buckets[0]) == len(self.fm.free)
+
+    def run(self, queue: Iterable[Candidate], price: float | None) -> PassOutcome:
+        blocker: str | None = None
+        config = self.config
+        starving_before = -1.0
+        if config.starve_after_s is not None:
+            starving_before = self.now - config.starve_after_s
+            queue = _starving_first(queue, starving_before)
+        for job in queue:
+            if is_deferred(job, self.now, price):
+                self._wait(job, JobState.DEFERRED, "deferred")
+                continue
+            if not self.can_ever_fit(job):
+                self._wait(job, JobState.PENDING, "never")
+                continue
+            if blocker is not None:
+                if not self.explain:
+                    break
+                self._wait(job, JobState.PENDING, "blocked", blocker=blocker)
+                continue
+            started = None if self.cluster_full() else self.try_start(job)
+            if started is not None:
+                self.out.started.append(started)
+                continue
+            self.jumped = True
+            if not self.explain and self.cluster_full():
+                break
+            reservation = None
+            if len(self.out.reservations) < config.reservations and (
+                not config.reserve_starving_only or job.submitted_at <= starving_before
+            ):
+                reservation = self.reserve(job)
+            if not config.backfill:
+                blocker = job.id
+            self._wait(job, JobState.PENDING, "reserved" if reservation else "resources", reservation=reservation)
+        return self.out
+
+    def _wait(
+        self,
+        job: Candidate,
+        state: JobState,
+        why: str,
+        reservation: Reservation | None = None,
+        blocker: str | None = None,
+    ) -> None:
+        if self.explain:
+            self.out.waiting.append(Waiting(job, state, why, reservation, blocker))
+
+
+def _starving_first(queue: Iterable[Candidate], starving_before: float) -> list[Candidate]:
+    """Jobs waiting since before `starving_before` go first, oldest first; the rest keep their order."""
+    starving: list[Candidate] = []
+    rest: list[Candidate] = []
+    for job in queue:
+        (starving if job.submitted_at <= starving_before else rest).append(job)
+    if not starving:
+        return rest
+    starving.sort(key=lambda job: (job.submitted_at, job.key[2]))
+    return starving + rest
+
+
+def _place_on_profile(profile: Profile, groups: Sequence[str], job: Candidate) -> list[int]:
+    free = profile.free
+    pool = range(len(free)) if job.allowed is None else sorted(job.allowed)
+    found = sorted((i for i in pool if free[i] >= job.gpus), key=lambda i: (free[i], i))
+    return choose_grouped(found, job.nodes, groups, free)
+
+
+def plan(
+    fm: FreeMap,
+    queue: Iterable[Candidate],
+    running: Sequence[Running],
+    now: float,
+    config: SchedulerConfig,
+    price: float | None = None,
+    explain: bool = False,
+) -> PassOutcome:
+    """Run one pass: start jobs on `fm` (which it updates) and say why the others wait.
+
+    Args:
+        fm: free GPUs of the schedulable nodes; the started jobs' GPUs are taken from it.
+        queue: waiting jobs in policy order (`SchedulerConfig.order_key`).
+        running: running gangs sorted by expected end.
+        now: the time of the pass (seconds).
+        config: the policy.
+        price: the current grid price per MWh, for deferrable jobs (None: unknown, nothing is deferred).
+        explain: also describe every waiting job (the simulator skips this for speed).
+    """
+    return _Pass(fm, running, now, config, explain).run(queue, price)
+
+
+def add_running(running: list[Running], end: float, seq: int, alloc: tuple[tuple[int, int], ...]) -> None:
+    """Insert a gang into a list kept sorted by expected end."""
+    insort(running, (end, seq, alloc))

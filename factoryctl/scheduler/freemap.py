@@ -1,0 +1,173 @@
+"""Free GPUs per node, indexed so that "does this gang fit?" costs O(GPUs per node), not O(nodes).
+
+A scheduling pass asks the fit question for every pending job (10,000 of them on 1,000 nodes within 100 ms), so
+nodes are bucketed by their free-GPU count. Placement (rarer) walks the buckets: topology first (fewest racks or
+switches), then the tightest fit, so whole nodes stay free for the large gangs that need them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from factoryctl.errors import FactoryError
+
+#: Per-node ceilings on top of the free count (node index -> GPUs usable), used to protect reservations.
+Caps = Mapping[int, int]
+
+
+class FreeMap:
+    """Mutable index of free GPUs on the schedulable nodes; the scheduler owns one per pass or per simulation."""
+
+    __slots__ = ("buckets", "free", "groups", "max_gpus", "names", "totals")
+
+    def __init__(self, names: Sequence[str], totals: Sequence[int], groups: Sequence[str]) -> None:
+        """Start with every node entirely free."""
+        self.names = list(names)
+        self.totals = list(totals)
+        self.groups = list(groups)
+        self.max_gpus = max(self.totals, default=0)
+        self.free = list(self.totals)
+        self.buckets: list[set[int]] = [set() for _ in range(self.max_gpus + 1)]
+        for index, total in enumerate(self.totals):
+            self.buckets[total].add(index)
+
+    def take(self, index: int, gpus: int) -> None:
+        """Mark `gpus` GPUs of node `index` busy; over-committing is a bug and raises."""
+        free = self.free[index]
+        if gpus > free:
+            raise FactoryError(f"scheduler bug: {gpus} GPUs taken on {self.names[index]} with only {free} free")
+        self.buckets[free].discard(index)
+        self.free[index] = free - gpus
+        self.buckets[free - gpus].add(index)
+
+    def give(self, index: int, gpus: int) -> None:
+        """Return `gpus` GPUs of node `index`; returning more than the node has is a bug and raises."""
+        free = self.free[index]
+        if free + gpus > self.totals[index]:
+            raise FactoryError(f"scheduler bug: {self.names[index]} would have more free GPUs than it has")
+        self.buckets[free].discard(index)
+        self.free[index] = free + gpus
+        self.buckets[free + gpus].add(index)
+
+    def count_at_least(self, gpus: int) -> int:
+        """How many nodes have at least `gpus` free."""
+        return sum(len(self.buckets[c]) for c in range(gpus, self.max_gpus + 1))
+
+    def fits(self, nodes: int, gpus: int, caps: Caps | None = None, allowed: frozenset[int] | None = None) -> bool:
+        """Whether `nodes` distinct nodes have `gpus` free each (within `caps`, among `allowed`)."""
+        if gpus > self.max_gpus:
+            return False
+        if allowed is not None:
+            free = self.free
+            count = sum(1 for i in allowed if free[i] >= gpus and (caps is None or caps.get(i, gpus) >= gpus))
+            return count >= nodes
+        count = self.count_at_least(gpus)
+        if caps:
+            free = self.free
+            count -= sum(1 for i, cap in caps.items() if cap < gpus <= free[i])
+        return count >= nodes
+
+    def candidates(self, gpus: int, caps: Caps | None, allowed: frozenset[int] | None) -> list[int]:
+        """Nodes able to host `gpus` GPUs, tightest first (fewest free), then by index."""
+        out: list[int] = []
+        for count in range(gpus, self.max_gpus + 1):
+            bucket = self.buckets[count]
+            picked = bucket if allowed is None else bucket & allowed
+            if caps:
+                picked = {i for i in picked if caps.get(i, gpus) >= gpus}
+            out.extend(sorted(picked))
+        return out
+
+    def place(
+        self, nodes: int, gpus: int, caps: Caps | None = None, allowed: frozenset[int] | None = None
+    ) -> list[int] | None:
+        """Choose nodes for a gang (fewest topology groups, then tightest fit) without taking them."""
+        if nodes == 1:
+            return self._place_one(gpus, caps, allowed)
+        found = self.candidates(gpus, caps, allowed)
+        if len(found) < nodes:
+            return None
+        return choose_grouped(found, nodes, self.groups, self.free)
+
+    def _place_one(self, gpus: int, caps: Caps | None, allowed: frozenset[int] | None) -> list[int] | None:
+        for count in range(gpus, self.max_gpus + 1):
+            bucket = self.buckets[count]
+            picked = bucket if allowed is None else bucket & allowed
+            if caps:
+                picked = {i for i in picked if caps.get(i, gpus) >= gpus}
+            if picked:
+                return [min(picked)]
+        return None
+
+    def commit(self, chosen: Sequence[int], gpus: int) -> None:
+        """Take `gpus` GPUs on each chosen node."""
+        for index in chosen:
+            self.take(index, gpus)
+
+    def snapshot(self) -> list[int]:
+        """A copy of the free counts (for reservation look-ahead)."""
+        return list(self.free)
+
+    @property
+    def free_gpus(self) -> int:
+        """Free GPUs over all nodes."""
+        return sum(self.free)
+
+
+def choose_grouped(found: list[int], nodes: int, groups: Sequence[str], free: Sequence[int]) -> list[int]:
+    """Pick `nodes` of the candidates `found` (tightest first) spanning as few topology groups as possible.
+
+    A group that can hold the whole gang wins, the tightest such group first (least free capacity); otherwise the
+    largest groups are used first so the gang spans the fewest of them.
+    """
+    by_group: dict[str, list[int]] = {}
+    for index in found:
+        by_group.setdefault(groups[index], []).append(index)
+    if len(by_group) == 1:
+        return found[:nodes]
+    whole = [(sum(free[i] for i in members), name) for name, members in by_group.items() if len(members) >= nodes]
+    if whole:
+        _, best = min(whole)
+        return by_group[best][:nodes]
+    order = sorted(by_group.items(), key=lambda item: (-len(item[1]), item[0]))
+    chosen: list[int] = []
+    for _, members in order:
+        chosen.extend(members[: nodes - len(chosen)])
+        if len(chosen) == nodes:
+            break
+    return chosen
+
+
+class Profile:
+    """Free counts that only grow (running jobs ending), with the O(GPUs) fit test of `FreeMap`.
+
+    Used to look ahead for the earliest time a gang fits. `held` GPUs (other reservations) are subtracted up front,
+    so counts may be negative and are bucketed at zero.
+    """
+
+    __slots__ = ("counts", "free", "max_gpus")
+
+    def __init__(self, free: list[int], max_gpus: int, held: Mapping[int, int]) -> None:
+        """Build from a snapshot of free counts minus the GPUs `held` for earlier reservations."""
+        for index, gpus in held.items():
+            free[index] -= gpus
+        self.free = free
+        self.max_gpus = max_gpus
+        self.counts = [0] * (max_gpus + 1)
+        for value in free:
+            self.counts[max(value, 0)] += 1
+
+    def release(self, index: int, gpus: int) -> None:
+        """A running job ends and frees `gpus` on node `index`."""
+        old = self.free[index]
+        self.counts[max(old, 0)] -= 1
+        self.free[index] = old + gpus
+        self.counts[max(old + gpus, 0)] += 1
+
+    def fits(self, nodes: int, gpus: int, allowed: frozenset[int] | None) -> bool:
+        """Whether the gang fits on the counts as they are now."""
+        if gpus > self.max_gpus:
+            return False
+        if allowed is not None:
+            return sum(1 for i in allowed if self.free[i] >= gpus) >= nodes
+        return sum(self.counts[gpus:]) >= nodes
