@@ -1,0 +1,1 @@
+complete --command factoryctl --no-files --arguments "(env _FACTORYCTL_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) factoryctl)" --condition "env _FACTORYCTL_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) factoryctl"

@@ -1,0 +1,68 @@
+"""Shell completion asked the way the shells ask it: the completion env var, not a diff of generated scripts."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def complete_bash(words: str, env_extra: dict[str, str] | None = None) -> list[str]:
+    parts = words.split(" ")
+    env = {
+        **os.environ,
+        "_FACTORYCTL_COMPLETE": "complete_bash",
+        "COMP_WORDS": words,
+        "COMP_CWORD": str(len(parts) - 1),
+    }
+    env.update(env_extra or {})
+    done = subprocess.run(
+        [sys.executable, "-m", "factoryctl"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
+def test_top_level_nouns_are_offered():
+    offered = complete_bash("factoryctl ")
+    for noun in ("nodes", "gpus", "config", "demo", "init", "sim", "completion"):
+        assert noun in offered
+
+
+def test_subcommands_of_a_noun():
+    assert "list" in complete_bash("factoryctl nodes ")
+    assert set(complete_bash("factoryctl config ")) >= {"validate", "show", "locate"}
+    assert complete_bash("factoryctl sim ") == ["inject"]
+
+
+def test_node_names_and_groups_from_the_inventory(tmp_path):
+    config = tmp_path / "factory.yaml"
+    config.write_text("name: lab\nnodes:\n  gpu[01-03]: {}\n  ws: {transport: local}\ngroups:\n  rack-a: gpu[01-02]\n")
+    offered = complete_bash("factoryctl gpus ", {"FACTORYCTL_CONFIG": str(config)})
+    assert offered == ["all", "@rack-a", "gpu01", "gpu02", "gpu03", "ws"]
+    assert complete_bash("factoryctl nodes list gpu0", {"FACTORYCTL_CONFIG": str(config)}) == [
+        "gpu01",
+        "gpu02",
+        "gpu03",
+    ]
+    explicit = complete_bash(f"factoryctl --config {config} gpus w")
+    assert explicit == ["ws"]
+
+
+def test_broken_config_offers_nothing_rather_than_crashing(tmp_path):
+    config = tmp_path / "factory.yaml"
+    config.write_text("nodes: [\n")
+    assert complete_bash("factoryctl gpus ", {"FACTORYCTL_CONFIG": str(config)}) == []
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_shipped_scripts_match_the_command(cli, shell):
+    result = cli("completion", shell)
+    assert result.exit_code == 0
+    assert "_FACTORYCTL_COMPLETE" in result.stdout
+    assert (REPO / "completions" / f"factoryctl.{shell}").read_text() == result.stdout
