@@ -138,3 +138,11 @@ def test_xdg_config_dir_is_last(cli, isolated_home):
     result = cli("config", "show", "-o", "json")
     assert result.exit_code == 0, result.stderr
     assert result.json()["name"] == "xdg"
+
+
+def test_reference_doc_matches_the_schema():
+    from factoryctl.config_reference import render_reference
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "factory-yaml.md").read_text()
+    generated = doc.split("<!-- reference:start -->\n", 1)[1].split("<!-- reference:end -->", 1)[0]
+    assert generated.strip() == render_reference().strip()
