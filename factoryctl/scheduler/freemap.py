@@ -104,6 +104,14 @@ class FreeMap:
         for index in chosen:
             self.take(index, gpus)
 
+    def copy(self) -> FreeMap:
+        """An independent copy (for what-if planning such as preemption)."""
+        other = FreeMap(self.names, self.totals, self.groups)
+        for index, free in enumerate(self.free):
+            if free != self.totals[index]:
+                other.take(index, self.totals[index] - free)
+        return other
+
     def snapshot(self) -> list[int]:
         """A copy of the free counts (for reservation look-ahead)."""
         return list(self.free)

@@ -1,0 +1,181 @@
+"""The scheduler's public entry point: frozen nodes and jobs in, frozen decisions out.
+
+`schedule` is what `sched tick` and the controller call: it turns the model objects into the pass's fast
+representation, runs `core.plan` with explanations on, and translates the outcome back into decisions that name
+nodes and carry a readable reason. It also proposes preemptions when the policy allows them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from factoryctl.errors import FactoryError
+from factoryctl.model.jobs import GpuAllocation, Job, JobState, Placement, SchedNode
+from factoryctl.scheduler.core import Candidate, Running, Waiting, plan
+from factoryctl.scheduler.freemap import FreeMap
+from factoryctl.scheduler.policy import POLICIES, SchedulerConfig, gang_shape
+from factoryctl.scheduler.reasons import describe_start, describe_wait, shape_text
+
+
+@dataclass(frozen=True)
+class StartDecision:
+    """Start this job now on exactly these GPUs (all ranks at once)."""
+
+    job_id: str
+    placement: Placement
+    reason: str
+    backfilled: bool = False
+
+
+@dataclass(frozen=True)
+class WaitDecision:
+    """Keep this job queued, in `state` (PENDING or DEFERRED), for `reason`."""
+
+    job_id: str
+    state: JobState
+    reason: str
+    reserved_start: float | None = None
+    reserved_nodes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PreemptDecision:
+    """Stop a running job (after `grace_s` to checkpoint) so a higher-priority one can start; it is requeued."""
+
+    job_id: str
+    for_job: str
+    grace_s: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class Decisions:
+    """Everything one pass decided."""
+
+    starts: tuple[StartDecision, ...]
+    waits: tuple[WaitDecision, ...]
+    preemptions: tuple[PreemptDecision, ...] = ()
+
+
+def _allowed(job: Job, nodes: Sequence[SchedNode]) -> frozenset[int] | None:
+    spec = job.spec
+    if not spec.nodes and not spec.labels:
+        return None
+    names = set(spec.nodes)
+    return frozenset(
+        i
+        for i, node in enumerate(nodes)
+        if (not names or node.name in names) and all(node.labels.get(k) == v for k, v in spec.labels)
+    )
+
+
+def _build(
+    nodes: Sequence[SchedNode], jobs: Sequence[Job], now: float, config: SchedulerConfig
+) -> tuple[FreeMap, list[Running], list[Candidate]]:
+    usable = [n for n in nodes if n.schedulable]
+    index = {n.name: i for i, n in enumerate(usable)}
+    fm = FreeMap([n.name for n in usable], [n.gpus for n in usable], [n.topology_group for n in usable])
+    running: list[Running] = []
+    for seq, job in enumerate(j for j in jobs if j.state.active):
+        alloc = tuple((index[a.node], a.gpus) for a in job.allocation if a.node in index)
+        for node_index, gpus in alloc:
+            if gpus > fm.free[node_index]:
+                raise FactoryError(f"node {fm.names[node_index]} has more GPUs allocated than it has")
+            fm.take(node_index, gpus)
+        walltime = job.spec.walltime_s or config.default_walltime_s
+        started = job.started_at if job.started_at is not None else now
+        running.append((max(now, started + walltime), seq, alloc))
+    running.sort()
+    node_size = max((n.gpus for n in nodes), default=0)
+    waiting = sorted((j for j in jobs if j.state.waiting), key=lambda j: (j.submitted_at, j.id))
+    queue: list[Candidate] = []
+    for seq, job in enumerate(waiting):
+        spec = job.spec
+        n, g = gang_shape(spec.num_gpus, spec.gpus_per_node, node_size)
+        walltime = spec.walltime_s or config.default_walltime_s
+        key = config.order_key(job.submitted_at, walltime, spec.priority, seq)
+        queue.append(
+            Candidate(
+                job.id, spec.num_gpus, n, g, walltime, job.submitted_at, key, spec.priority,
+                _allowed(job, usable), spec.deferrable, spec.max_price, spec.deadline,
+            )
+        )  # fmt: skip
+    queue.sort(key=lambda c: c.key)
+    return fm, running, queue
+
+
+def schedule(
+    nodes: Sequence[SchedNode],
+    jobs: Sequence[Job],
+    now: float,
+    config: SchedulerConfig = POLICIES["default"],
+    price: float | None = None,
+) -> Decisions:
+    """Decide what starts where at `now`.
+
+    Args:
+        nodes: every inventory node; down, drained and unhealthy ones receive nothing.
+        jobs: queued (PENDING/DEFERRED) and running (STARTING/RUNNING, with allocations) jobs; others are ignored.
+        now: unix seconds.
+        config: the policy (`POLICIES["default"]` unless told otherwise).
+        price: the current grid price per MWh, for deferrable jobs; None defers nothing.
+    """
+    fm, running, queue = _build(nodes, jobs, now, config)
+    outcome = plan(fm, queue, running, now, config, price=price, explain=True)
+    starts = tuple(
+        StartDecision(
+            s.job.id,
+            Placement(tuple(GpuAllocation(fm.names[i], s.job.gpus) for i in s.chosen)),
+            describe_start(s, fm),
+            s.backfilled,
+        )
+        for s in outcome.started
+    )
+    waits = tuple(_wait(w, fm, now, price) for w in outcome.waiting)
+    preemptions: tuple[PreemptDecision, ...] = ()
+    if config.preemption:
+        preemptions = plan_preemptions(fm, outcome.waiting, jobs, config)
+    return Decisions(starts, waits, preemptions)
+
+
+def _wait(waiting: Waiting, fm: FreeMap, now: float, price: float | None) -> WaitDecision:
+    reservation = waiting.reservation
+    return WaitDecision(
+        waiting.job.id,
+        waiting.state,
+        describe_wait(waiting, fm, now, price),
+        reservation.start if reservation else None,
+        tuple(fm.names[i] for i in sorted(reservation.holds)) if reservation else (),
+    )
+
+
+def plan_preemptions(
+    fm: FreeMap, waiting: Sequence[Waiting], jobs: Sequence[Job], config: SchedulerConfig
+) -> tuple[PreemptDecision, ...]:
+    """For the first waiting job that lacks resources, the fewest lowest-priority running jobs to stop for it.
+
+    Only strictly lower-priority jobs are candidates, youngest first among equals (they lose the least work).
+    Nothing is proposed when stopping every candidate would still not make room.
+    """
+    first = next((w.job for w in waiting if w.why in ("resources", "reserved")), None)
+    if first is None:
+        return ()
+    index: Mapping[str, int] = {name: i for i, name in enumerate(fm.names)}
+    victims = sorted(
+        (j for j in jobs if j.state.active and j.spec.priority < first.priority),
+        key=lambda j: (j.spec.priority, -(j.started_at or 0.0), j.id),
+    )
+    scratch = fm.copy()
+    chosen: list[Job] = []
+    for victim in victims:
+        if scratch.fits(first.nodes, first.gpus, None, first.allowed):
+            break
+        chosen.append(victim)
+        for alloc in victim.allocation:
+            if alloc.node in index:
+                scratch.give(index[alloc.node], alloc.gpus)
+    if not chosen or not scratch.fits(first.nodes, first.gpus, None, first.allowed):
+        return ()
+    reason = f"preempted for higher-priority job {first.id} ({shape_text(first)})"
+    return tuple(PreemptDecision(v.id, first.id, config.grace_s, reason) for v in chosen)

@@ -1,0 +1,66 @@
+"""Sentences for people: why a job started where it did, or why it still waits.
+
+Operators read these in `jobs list` and `jobs show` ("waiting for 2 nodes with 8 free GPUs in rack a; reserved
+start in ~40 min"), so they name counts, places and times, never internal codes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from factoryctl.model.jobs import iso_utc
+from factoryctl.scheduler.core import Candidate, Started, Waiting
+from factoryctl.scheduler.freemap import FreeMap
+
+
+def human_duration(seconds: float) -> str:
+    """`~40 min`, `~3 h`, `~2 d`: rounded, because a reserved start is an estimate."""
+    if seconds < 90:
+        return "~1 min" if seconds > 0 else "now"
+    if seconds < 90 * 60:
+        return f"~{round(seconds / 60)} min"
+    if seconds < 48 * 3600:
+        return f"~{round(seconds / 3600)} h"
+    return f"~{round(seconds / 86400)} d"
+
+
+def shape_text(job: Candidate) -> str:
+    """`1 node with 4 free GPUs` / `2 nodes with 8 free GPUs`."""
+    plural = "node" if job.nodes == 1 else "nodes"
+    return f"{job.nodes} {plural} with {job.gpus} free GPU{'s' if job.gpus != 1 else ''}"
+
+
+def _places(indices: Sequence[int], fm: FreeMap) -> str:
+    groups = sorted({fm.groups[i] for i in indices if fm.groups[i]})
+    where = ", ".join(fm.names[i] for i in indices)
+    if len(groups) == 1:
+        return f"{where} (rack {groups[0]})"
+    return where
+
+
+def describe_start(started: Started, fm: FreeMap) -> str:
+    """Why and where a job starts."""
+    verb = "backfilled" if started.backfilled else "started"
+    tail = "; it delays no reservation" if started.backfilled else ""
+    return f"{verb} on {_places(started.chosen, fm)}{tail}"
+
+
+def describe_wait(waiting: Waiting, fm: FreeMap, now: float, price: float | None) -> str:
+    """Why a job is still queued."""
+    job = waiting.job
+    if waiting.why == "deferred":
+        until = "" if job.deadline is None else f" (it runs anyway in time for its deadline, {iso_utc(job.deadline)})"
+        return f"deferred: grid price {price:g} is above its max_price {job.max_price:g}{until}"
+    if waiting.why == "never":
+        return f"can never run here: needs {shape_text(job)} and the schedulable nodes cannot provide them"
+    if waiting.why == "blocked":
+        return f"queued behind job {waiting.blocker} (this policy starts jobs strictly in queue order)"
+    have = fm.count_at_least(job.gpus) if job.allowed is None else sum(1 for i in job.allowed if fm.free[i] >= job.gpus)
+    text = f"waiting for {shape_text(job)} ({have} now)"
+    reservation = waiting.reservation
+    if reservation is not None:
+        nodes = sorted(reservation.holds)
+        text += f"; reserved start in {human_duration(reservation.start - now)} on {_places(nodes, fm)}"
+    elif have >= job.nodes:
+        text += "; starting it now would delay a reserved job"
+    return text
