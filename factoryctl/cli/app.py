@@ -55,6 +55,7 @@ app = typer.Typer(
     name="factoryctl",
     help="The operator's console for an AI factory: GPUs, jobs and power over SSH.",
     no_args_is_help=True,
+    rich_markup_mode=None,
     pretty_exceptions_enable=False,
     pretty_exceptions_show_locals=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -85,6 +86,7 @@ def _register_all() -> None:
             if exc.name != f"factoryctl.cli.{module_name}":
                 raise
             continue
+        module.app.rich_markup_mode = None  # plain help: rich's renderer would triple start-up time
         app.add_typer(module.app, name=noun, help=help_text)
     for module_name in COMMAND_MODULES:
         try:

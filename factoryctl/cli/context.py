@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from factoryctl.config import FactoryConfig
+if TYPE_CHECKING:
+    from factoryctl.config import FactoryConfig
 
 
 def global_options(ctx: typer.Context) -> tuple[Path | None, bool]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -17,10 +17,12 @@ from factoryctl.cli.render import (
     OutputFormat,
     iso_utc,
 )
-from factoryctl.config import FactoryConfig
 from factoryctl.errors import NodeError
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.model.telemetry import NodeSample
+
+if TYPE_CHECKING:
+    from factoryctl.config import FactoryConfig
 
 app = typer.Typer(no_args_is_help=False, invoke_without_command=True)
 

@@ -1,0 +1,62 @@
+"""CLI start-up: `factoryctl --help` against `python -c "import typer"`, as a ratio of medians (budget 1.5x).
+
+Both run side by side, interleaved, so machine noise hits both alike. Also checks what `--help` and a completion
+request import (no paramiko, textual or pynvml).
+
+    python benchmarks/bench_startup.py [--runs 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+
+def timed(argv: list[str], env: dict[str, str] | None = None) -> float:
+    start = time.perf_counter()
+    subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=False)
+    return time.perf_counter() - start
+
+
+def heavy_modules(code: str) -> list[str]:
+    probe = f"import sys\n{code}\nsys.stderr.write('HEAVY=' + ','.join(m for m in ('textual', 'paramiko', 'pynvml') if m in sys.modules))"
+    err = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False).stderr
+    return [m for m in err.rsplit("HEAVY=", 1)[-1].strip().split(",") if m]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=15)
+    args = parser.parse_args()
+    help_cmd = [sys.executable, "-m", "factoryctl", "--help"]
+    typer_cmd = [sys.executable, "-c", "import typer"]
+    complete_env = {**os.environ, "_FACTORYCTL_COMPLETE": "complete_bash", "COMP_WORDS": "factoryctl nodes ", "COMP_CWORD": "2"}
+    complete_cmd = [sys.executable, "-m", "factoryctl"]
+    for cmd in (help_cmd, typer_cmd):
+        timed(cmd)  # warm the page cache
+    helps, typers, completes = [], [], []
+    for _ in range(args.runs):
+        helps.append(timed(help_cmd))
+        typers.append(timed(typer_cmd))
+        completes.append(timed(complete_cmd, complete_env))
+    result = {
+        "runs": args.runs,
+        "help_median_ms": round(statistics.median(helps) * 1000, 1),
+        "import_typer_median_ms": round(statistics.median(typers) * 1000, 1),
+        "completion_median_ms": round(statistics.median(completes) * 1000, 1),
+        "help_ratio": round(statistics.median(helps) / statistics.median(typers), 2),
+        "completion_ratio": round(statistics.median(completes) / statistics.median(typers), 2),
+        "heavy_modules_after_help": heavy_modules(
+            "from factoryctl.cli.app import run\ntry:\n    run(['--help'])\nexcept SystemExit:\n    pass"
+        ),
+    }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
