@@ -32,6 +32,12 @@ NOUNS: tuple[tuple[str, str, str], ...] = (
     ("controller", "controller", "The factoryctl daemon."),
 )
 
+#: Verbs of a noun that live in their own modules (each exposes `register(noun_app)`).
+VERB_MODULES: dict[str, tuple[str, ...]] = {
+    "nodes": ("nodes_trust", "nodes_drain"),
+    "power": ("power_limits",),
+}
+
 #: Modules that add top-level commands (`init`, `gpus`, `exec`, `demo`, `dash`, ...) through `register(app)`.
 COMMAND_MODULES: tuple[str, ...] = ("init", "gpus", "exec", "demo", "dash", "events", "metrics", "completion")
 
@@ -78,23 +84,26 @@ def root(
     ctx.obj = GlobalOptions(config=config, quiet=quiet, debug=debug)
 
 
+def _cli_module(name: str) -> Any | None:
+    """Import `factoryctl.cli.<name>`, or None while that module does not exist yet."""
+    try:
+        return importlib.import_module(f"factoryctl.cli.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"factoryctl.cli.{name}":
+            raise
+        return None
+
+
 def _register_all() -> None:
     for module_name, noun, help_text in NOUNS:
-        try:
-            module = importlib.import_module(f"factoryctl.cli.{module_name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"factoryctl.cli.{module_name}":
-                raise
+        module = _cli_module(module_name)
+        if module is None:
             continue
+        for verb_module in filter(None, map(_cli_module, VERB_MODULES.get(noun, ()))):
+            verb_module.register(module.app)
         module.app.rich_markup_mode = None  # plain help: rich's renderer would triple start-up time
         app.add_typer(module.app, name=noun, help=help_text)
-    for module_name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"factoryctl.cli.{module_name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"factoryctl.cli.{module_name}":
-                raise
-            continue
+    for module in filter(None, map(_cli_module, COMMAND_MODULES)):
         module.register(app)
 
 

@@ -136,20 +136,3 @@ def list_command(
 ) -> None:
     """One row per node: state, drained, healthy, GPUs, power, hottest GPU, rack."""
     _list(ctx, target, output, no_header, watch, interval, timeout)
-
-
-def _register_verbs() -> None:
-    """Verbs implemented in their own modules (trust/check over SSH, drain/resume in the store)."""
-    import importlib
-
-    for module_name in ("nodes_trust", "nodes_drain"):
-        try:
-            module = importlib.import_module(f"factoryctl.cli.{module_name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"factoryctl.cli.{module_name}":
-                raise
-            continue
-        module.register(app)
-
-
-_register_verbs()

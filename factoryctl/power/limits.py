@@ -1,0 +1,107 @@
+"""Explicit power-limit requests (`power set / reset`): validated on every GPU first, applied only if all fit.
+
+An explicit request outside a GPU's min/max is refused with exit 2 and changes nothing, as `nvidia-smi -pl` does;
+with `--clamp` it is clamped instead, and the clamp is recorded. Every change goes to the audit log with before and
+after, whoever made it.
+"""
+
+from __future__ import annotations
+
+import getpass
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from factoryctl.config import FactoryConfig
+from factoryctl.errors import NodeError, UsageError
+from factoryctl.model.inventory import NodeSpec
+from factoryctl.model.telemetry import NodeSample
+from factoryctl.telemetry.poll import fan_out, open_transport, poll_nodes
+
+
+@dataclass(frozen=True)
+class LimitChange:
+    """One GPU's limit before and after a request."""
+
+    node: str
+    gpu: int
+    before_w: float | None
+    enforced_w: float
+    clamped: bool
+
+
+def check_range(samples: Sequence[NodeSample], gpus: list[int] | None, watts: float) -> None:
+    """Refuse the request (UsageError, nothing changed) when any addressed GPU cannot take `watts`."""
+    for sample in samples:
+        for gpu in sample.gpus:
+            if gpus is not None and gpu.index not in gpus:
+                continue
+            low, high = gpu.power_limit_min_w, gpu.power_limit_max_w
+            if low is not None and high is not None and not low <= watts <= high:
+                raise UsageError(
+                    f"{watts:g} W is outside {sample.node}/{gpu.index}'s power-limit range of {low:g}-{high:g} W; "
+                    "nothing was changed.",
+                    f"pick a value in {low:g}-{high:g} W, or pass --clamp to clamp to each GPU's range.",
+                )
+
+
+def apply_limit(
+    config: FactoryConfig,
+    nodes: Sequence[NodeSpec],
+    gpus: list[int] | None,
+    watts: float | None,
+    clamp: bool,
+    timeout: float,
+) -> tuple[list[LimitChange], list[NodeError]]:
+    """Set (or with `watts=None` reset to default) the limits; check every range first unless clamping."""
+    if watts is not None and not clamp:
+        polled = poll_nodes(config, nodes, timeout)
+        if polled.errors:
+            return [], polled.errors
+        check_range(polled.samples, gpus, watts)
+
+    def change(node: NodeSpec) -> list[LimitChange]:
+        transport = open_transport(node, config, timeout)
+        try:
+            session = transport.start_agent(timeout)
+            try:
+                if watts is None:
+                    answers = session.request("reset_power_limit", timeout=timeout, gpus=gpus).get("gpus") or []
+                else:
+                    answers = session.set_power_limit(watts, gpus, clamp, timeout)
+            finally:
+                session.close()
+        finally:
+            transport.close()
+        return [
+            LimitChange(node.name, int(a["index"]), a.get("before_w"), float(a["enforced_w"]), bool(a.get("clamped")))
+            for a in answers
+        ]
+
+    changes: list[LimitChange] = []
+    errors: list[NodeError] = []
+    for _, outcome in fan_out(nodes, change):
+        if isinstance(outcome, NodeError):
+            errors.append(outcome)
+        else:
+            changes.extend(outcome)
+    record_audit(config, changes, "reset" if watts is None else "set")
+    return changes, errors
+
+
+def record_audit(config: FactoryConfig, changes: Sequence[LimitChange], action: str, reason: str | None = None) -> None:
+    """Write every change to the store's audit log, with before and after."""
+    if not changes:
+        return
+    from factoryctl.store import open_store
+    from factoryctl.store.rows import AuditEntry
+
+    now, user = time.time(), getpass.getuser()
+    entries = [
+        AuditEntry(now, c.node, c.gpu, action, c.before_w, c.enforced_w, c.clamped, user, reason) for c in changes
+    ]
+    store = open_store(config.store_path)
+    try:
+        store.add_audit(entries)
+    finally:
+        store.close()
