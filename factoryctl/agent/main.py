@@ -1,0 +1,74 @@
+"""The agent's command line (argv exactly as docs/agent-protocol.md) and backend choice.
+
+With `--sim` the simulated driver backs the session and pynvml is never imported; otherwise the bundled (or
+installed) pynvml talks to the real driver.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, Dict, List, Optional
+
+from factoryctl.agent.nvml import NvmlSession
+from factoryctl.agent.server import AgentServer
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The agent's argv."""
+    p = argparse.ArgumentParser(prog="factoryctl-agent", description="factoryctl node agent (JSON lines on stdio)")
+    p.add_argument("--node", required=True, help="this node's inventory name")
+    p.add_argument("--factory", default="default", help="the factory's name (keys simulated state)")
+    p.add_argument("--sim", metavar="PROFILE", help="use the simulated driver with this GPU profile")
+    p.add_argument("--gpus", type=int, help="simulated GPU count (default 8)")
+    p.add_argument("--seed", type=int, help="simulated noise and workload seed (default 0)")
+    p.add_argument("--unsupported", default=None, help="comma-separated GPU fields the simulated driver withholds")
+    p.add_argument("--workload", choices=("synthetic", "idle"), help="simulated background load (default synthetic)")
+    p.add_argument("--state-dir", help="directory holding simulated node state")
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run the agent until shutdown or EOF."""
+    args = build_parser().parse_args(argv)
+    inject = None
+    if args.sim:
+        from factoryctl.sim import nvml as sim_nvml
+
+        unsupported = [f for f in (args.unsupported or "").split(",") if f.strip()]
+        try:
+            sim_nvml.configure(
+                node=args.node,
+                state_dir=args.state_dir,
+                factory=args.factory,
+                profile=args.sim,
+                gpus=args.gpus if args.gpus is not None else 8,
+                seed=args.seed if args.seed is not None else 0,
+                unsupported=unsupported,
+                workload=args.workload or "synthetic",
+            )
+        except ValueError as exc:
+            print(f"factoryctl-agent: {exc}", file=sys.stderr)
+            return 2
+        lib: Any = sim_nvml
+        backend = "sim"
+
+        def inject(fault: str, gpus: Optional[List[int]], xid: Optional[int]) -> Dict[str, Any]:
+            return sim_nvml.sim_node().inject(fault, gpus, xid)
+
+    else:
+        try:
+            import pynvml
+        except ImportError as exc:  # pragma: no cover - the zipapp bundles it
+            print(f"factoryctl-agent: pynvml is not available: {exc}", file=sys.stderr)
+            return 1
+        lib = pynvml
+        backend = "nvml"
+    session = NvmlSession(lib)
+    server = AgentServer(args.node, backend, session, sys.stdout, inject=inject)
+    try:
+        return server.serve(sys.stdin)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0

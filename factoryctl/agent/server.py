@@ -1,0 +1,350 @@
+"""The agent's protocol server: JSON lines in on stdin, replies and streamed samples out on stdout.
+
+One request per line (`{"id", "op", ...}`), one reply per request echoing the id. Streams run in background threads;
+every write to stdout goes through one lock so lines never interleave, and a stopped stream never writes again after
+its `stop` reply. A line that is not a JSON object gets an `agent` error and the agent keeps running; EOF on stdin
+ends the agent cleanly. See docs/agent-protocol.md.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import sys
+import threading
+import time
+from typing import IO, Any, Callable, Dict, List, Optional, Tuple
+
+from factoryctl import __version__
+from factoryctl.agent import PROTOCOL_VERSION
+from factoryctl.agent.host import HostSampler
+from factoryctl.agent.nvml import DriverUnavailable, GpuLost, NvmlSession
+from factoryctl.agent.sampler import GpuSampler, node_sample
+
+MIN_INTERVAL_S = 0.05
+MAX_INTERVAL_S = 3600.0
+
+
+class RequestError(Exception):
+    """A request that is refused with an error reply of `kind` (usage, driver, agent, unsupported)."""
+
+    def __init__(self, kind: str, message: str, result: Optional[Dict[str, Any]] = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.result = result
+
+
+class AgentServer:
+    """Serves one controller session over a pair of text streams."""
+
+    def __init__(
+        self,
+        node: str,
+        backend: str,
+        nvml: NvmlSession,
+        out: IO[str],
+        inject: Optional[Callable[[str, Optional[List[int]], Optional[int]], Dict[str, Any]]] = None,
+    ) -> None:
+        self.node = node
+        self.backend = backend
+        self.nvml = nvml
+        self.out = out
+        self.inject_fault = inject
+        self.sampler = GpuSampler(nvml)
+        self.host = HostSampler()
+        self._write_lock = threading.Lock()
+        self._sample_lock = threading.Lock()
+        self._streams: Dict[Any, Tuple[threading.Thread, threading.Event]] = {}
+        self._count: Optional[int] = None
+        self.running = True
+
+    # -- output ------------------------------------------------------------------------------------------------
+
+    def write(self, message: Dict[str, Any], unless: Optional[threading.Event] = None) -> bool:
+        """Write one JSON line; skipped (False) when `unless` is set by the time the lock is held."""
+        line = json.dumps(message, separators=(",", ":"), allow_nan=False)
+        with self._write_lock:
+            if unless is not None and unless.is_set():
+                return False
+            self.out.write(line + "\n")
+            self.out.flush()
+        return True
+
+    def hello(self) -> Dict[str, Any]:
+        """The first line: versions, backend, node and GPU count (null plus `error` when NVML cannot start)."""
+        msg: Dict[str, Any] = {
+            "type": "hello",
+            "agent_version": __version__,
+            "protocol": PROTOCOL_VERSION,
+            "backend": self.backend,
+            "node": self.node,
+            "python": platform.python_version(),
+            "gpus": None,
+        }
+        try:
+            msg["gpus"] = self.gpu_count()
+            version, _ = self.nvml.query("nvmlSystemGetDriverVersion")
+            msg["driver_version"] = version
+        except DriverUnavailable as exc:
+            msg["error"] = {"kind": "driver", "message": str(exc)}
+        return msg
+
+    # -- helpers -----------------------------------------------------------------------------------------------
+
+    def gpu_count(self) -> int:
+        """Number of GPUs (read once)."""
+        if self._count is None:
+            self._count = self.nvml.device_count()
+        return self._count
+
+    def sample(self) -> Dict[str, Any]:
+        """A node sample; RequestError(driver) when NVML is unavailable."""
+        with self._sample_lock:
+            try:
+                count = self.gpu_count()
+                return node_sample(self.sampler, count, self.backend, self.host.sample())
+            except DriverUnavailable as exc:
+                raise RequestError("driver", str(exc)) from None
+
+    def _gpu_indexes(self, value: Any) -> List[int]:
+        try:
+            count = self.gpu_count()
+        except DriverUnavailable as exc:
+            raise RequestError("driver", str(exc)) from None
+        if value is None:
+            return list(range(count))
+        if not isinstance(value, list) or not all(isinstance(g, int) and not isinstance(g, bool) for g in value):
+            raise RequestError("usage", "gpus must be a list of GPU indexes or null for all")
+        bad = [g for g in value if not 0 <= g < count]
+        if bad:
+            raise RequestError("usage", f"{self.node} has no GPU {bad[0]} (it has GPUs 0-{count - 1})")
+        return sorted(set(value))
+
+    # -- operations --------------------------------------------------------------------------------------------
+
+    def op_sample(self, req: Dict[str, Any]) -> Dict[str, Any]:
+        """`sample`: one node sample."""
+        return self.sample()
+
+    def op_stream(self, req: Dict[str, Any]) -> Dict[str, Any]:
+        """`stream`: a sample every `interval_s` until `stop`."""
+        interval = req.get("interval_s", 1.0)
+        if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not math.isfinite(interval):
+            raise RequestError("usage", "interval_s must be a number of seconds")
+        if not MIN_INTERVAL_S <= interval <= MAX_INTERVAL_S:
+            raise RequestError("usage", f"interval_s must be between {MIN_INTERVAL_S:g} and {MAX_INTERVAL_S:g}")
+        stream_id = req.get("id")
+        if stream_id in self._streams:
+            raise RequestError("usage", f"stream {stream_id} is already running")
+        self.gpu_count_or_error()
+        stop = threading.Event()
+        thread = threading.Thread(
+            target=self._stream_loop, args=(stream_id, float(interval), stop), name=f"stream-{stream_id}", daemon=True
+        )
+        self._streams[stream_id] = (thread, stop)
+        # The reply must precede the first sample: start the thread after the reply is written (see handle()).
+        return {"streaming": True}
+
+    def gpu_count_or_error(self) -> int:
+        """GPU count or RequestError(driver)."""
+        try:
+            return self.gpu_count()
+        except DriverUnavailable as exc:
+            raise RequestError("driver", str(exc)) from None
+
+    def _stream_loop(self, stream_id: Any, interval: float, stop: threading.Event) -> None:
+        next_at = time.monotonic()
+        while not stop.is_set():
+            try:
+                msg: Dict[str, Any] = {"id": stream_id, "type": "sample", "result": self.sample()}
+            except RequestError as exc:
+                msg = {
+                    "id": stream_id,
+                    "type": "sample",
+                    "ok": False,
+                    "error": {"kind": exc.kind, "message": exc.message},
+                }
+            except Exception as exc:  # a bug must not kill the stream silently
+                msg = {"id": stream_id, "type": "sample", "ok": False, "error": {"kind": "agent", "message": repr(exc)}}
+            self.write(msg, unless=stop)
+            next_at += interval
+            delay = next_at - time.monotonic()
+            if delay < 0:  # fell behind (suspended, overloaded): skip the missed ticks
+                next_at = time.monotonic()
+                delay = 0.0
+            stop.wait(delay)
+
+    def op_stop(self, req: Dict[str, Any]) -> Dict[str, Any]:
+        """`stop`: end the stream `stream` (every stream when absent)."""
+        target = req.get("stream")
+        ids = list(self._streams) if target is None else [target] if target in self._streams else []
+        for stream_id in ids:
+            _, event = self._streams.pop(stream_id)
+            event.set()
+        return {"stopped": bool(ids)}
+
+    def _set_limits(self, indexes: List[int], targets: Dict[int, Tuple[float, bool]]) -> Dict[str, Any]:
+        results: List[Dict[str, Any]] = []
+        for i in indexes:
+            handle = self.nvml.handle(i)
+            before, _ = self.nvml.query("nvmlDeviceGetEnforcedPowerLimit", handle)
+            watts, clamped = targets[i]
+            try:
+                self.nvml.invoke("nvmlDeviceSetPowerManagementLimit", handle, round(watts * 1000))
+            except Exception as exc:
+                kind, message = self._set_error(i, exc)
+                raise RequestError(kind, message, {"gpus": results}) from None
+            after, _ = self.nvml.query("nvmlDeviceGetEnforcedPowerLimit", handle)
+            results.append(
+                {
+                    "index": i,
+                    "before_w": before / 1000.0 if before is not None else None,
+                    "enforced_w": after / 1000.0 if after is not None else None,
+                    "clamped": clamped,
+                }
+            )
+        return {"gpus": results}
+
+    def _set_error(self, index: int, exc: Exception) -> Tuple[str, str]:
+        code = getattr(exc, "value", None)
+        c = self.nvml.constant
+        if code == c("NVML_ERROR_NO_PERMISSION", 4):
+            return "driver", f"setting a power limit on {self.node} needs root (GPU {index}: insufficient permissions)"
+        if code == c("NVML_ERROR_NOT_SUPPORTED", 3) or isinstance(exc, AttributeError):
+            return "unsupported", f"GPU {index} on {self.node} does not support setting a power limit"
+        if code == c("NVML_ERROR_GPU_IS_LOST", 15):
+            return "driver", f"GPU {index} on {self.node} is lost"
+        return "driver", f"setting GPU {index}'s power limit on {self.node} failed: {exc}"
+
+    def _ranges(self, indexes: List[int]) -> Dict[int, Tuple[float, float, float]]:
+        """GPU -> (min, max, default) limits in watts; RequestError when a GPU cannot tell."""
+        out: Dict[int, Tuple[float, float, float]] = {}
+        for i in indexes:
+            try:
+                handle = self.nvml.handle(i)
+                limits, why = self.nvml.query("nvmlDeviceGetPowerManagementLimitConstraints", handle)
+                default, why2 = self.nvml.query("nvmlDeviceGetPowerManagementDefaultLimit", handle)
+            except GpuLost:
+                raise RequestError("driver", f"GPU {i} on {self.node} is lost; nothing was changed") from None
+            except DriverUnavailable as exc:
+                raise RequestError("driver", str(exc)) from None
+            if limits is None or default is None:
+                raise RequestError(
+                    "unsupported", f"GPU {i} on {self.node} does not report its power limit range ({why or why2})"
+                )
+            out[i] = (limits[0] / 1000.0, limits[1] / 1000.0, default / 1000.0)
+        return out
+
+    def op_set_power_limit(self, req: Dict[str, Any]) -> Dict[str, Any]:
+        """`set_power_limit`: validate every GPU first, change nothing when one is out of range (unless clamp)."""
+        watts = req.get("watts")
+        if isinstance(watts, bool) or not isinstance(watts, (int, float)) or not math.isfinite(watts):
+            raise RequestError("usage", "watts must be a number")
+        clamp = bool(req.get("clamp", False))
+        with self._sample_lock:
+            indexes = self._gpu_indexes(req.get("gpus"))
+            ranges = self._ranges(indexes)
+            targets: Dict[int, Tuple[float, bool]] = {}
+            for i in indexes:
+                lo, hi, _ = ranges[i]
+                if lo <= watts <= hi:
+                    targets[i] = (float(watts), False)
+                elif clamp:
+                    targets[i] = (min(max(float(watts), lo), hi), True)
+                else:
+                    raise RequestError(
+                        "usage",
+                        f"{watts:g} W is outside the power limit range of GPU {i} on {self.node} "
+                        f"({lo:g}-{hi:g} W); nothing was changed",
+                    )
+            return self._locked_set(indexes, targets)
+
+    def _locked_set(self, indexes: List[int], targets: Dict[int, Tuple[float, bool]]) -> Dict[str, Any]:
+        try:
+            return self._set_limits(indexes, targets)
+        except GpuLost:
+            raise RequestError("driver", f"a GPU on {self.node} was lost while setting power limits") from None
+
+    def op_reset_power_limit(self, req: Dict[str, Any]) -> Dict[str, Any]:
+        """`reset_power_limit`: each GPU back to its default limit."""
+        with self._sample_lock:
+            indexes = self._gpu_indexes(req.get("gpus"))
+            ranges = self._ranges(indexes)
+            return self._locked_set(indexes, {i: (ranges[i][2], False) for i in indexes})
+
+    def op_inject(self, req: Dict[str, Any]) -> Dict[str, Any]:
+        """`inject`: a fault on a simulated node; a usage error on a real one."""
+        if self.inject_fault is None:
+            raise RequestError(
+                "usage", f"{self.node} is not a simulated node; faults can only be injected in simulation"
+            )
+        fault = req.get("fault")
+        xid = req.get("xid")
+        if not isinstance(fault, str):
+            raise RequestError("usage", "fault must be one of xid, ecc, lost, hot, reset, reboot")
+        if xid is not None and (isinstance(xid, bool) or not isinstance(xid, int)):
+            raise RequestError("usage", "xid must be an integer XID code")
+        with self._sample_lock:
+            indexes = self._gpu_indexes(req.get("gpus"))
+            try:
+                return {"injected": self.inject_fault(fault, indexes, xid)}
+            except ValueError as exc:
+                raise RequestError("usage", str(exc)) from None
+
+    def op_shutdown(self, req: Dict[str, Any]) -> Dict[str, Any]:
+        """`shutdown`: reply, then exit 0."""
+        self.running = False
+        return {"bye": True}
+
+    # -- loop --------------------------------------------------------------------------------------------------
+
+    def handle(self, line: str) -> None:
+        """Answer one request line."""
+        try:
+            req = json.loads(line)
+        except ValueError:
+            self.write(
+                {"id": None, "ok": False, "error": {"kind": "agent", "message": "the request is not valid JSON"}}
+            )
+            return
+        if not isinstance(req, dict):
+            self.write(
+                {"id": None, "ok": False, "error": {"kind": "agent", "message": "a request must be a JSON object"}}
+            )
+            return
+        req_id = req.get("id")
+        op = req.get("op")
+        method = getattr(self, f"op_{op}", None) if isinstance(op, str) else None
+        if method is None:
+            self.write({"id": req_id, "ok": False, "error": {"kind": "usage", "message": f"unknown op {op!r}"}})
+            return
+        try:
+            result = method(req)
+        except RequestError as exc:
+            reply: Dict[str, Any] = {"id": req_id, "ok": False, "error": {"kind": exc.kind, "message": exc.message}}
+            if exc.result is not None:
+                reply["result"] = exc.result
+            self.write(reply)
+            return
+        except Exception as exc:  # a bug: report it, keep serving
+            print(f"factoryctl-agent: {op} failed: {exc!r}", file=sys.stderr)
+            self.write({"id": req_id, "ok": False, "error": {"kind": "agent", "message": f"{op} failed: {exc!r}"}})
+            return
+        self.write({"id": req_id, "ok": True, "result": result})
+        if op == "stream" and req_id in self._streams:
+            self._streams[req_id][0].start()
+
+    def serve(self, stdin: IO[str]) -> int:
+        """Write hello, answer requests until shutdown or EOF; returns the exit status."""
+        self.write(self.hello())
+        while self.running:
+            line = stdin.readline()
+            if not line:
+                break
+            if line.strip():
+                self.handle(line)
+        self.op_stop({})
+        self.nvml.shutdown()
+        return 0

@@ -1,0 +1,455 @@
+"""The simulated NVML driver: pynvml's functions, names, units and errors over a `SimNode`.
+
+Call `configure(...)` once (the agent does it from its argv), then use the module exactly like `pynvml`:
+`nvmlInit()`, `nvmlDeviceGetHandleByIndex(0)`, `nvmlDeviceGetPowerUsage(handle)` in milliwatts, energy in
+millijoules, `NVMLError_NotSupported` for a field the inventory lists as unsupported, `NVMLError_GpuIsLost` for a
+lost GPU, `NVMLError_InvalidArgument` for a power limit outside the board's range. Only the functions the agent and
+tools need are here; a test checks each one against the installed nvidia-ml-py's signature.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
+
+from factoryctl.sim import errors as _errors
+from factoryctl.sim.errors import *  # noqa: F403 - NVMLError, NVMLError_*, NVML_ERROR_* as in pynvml
+from factoryctl.sim.errors import (
+    NVML_ERROR_GPU_IS_LOST,
+    NVML_ERROR_INVALID_ARGUMENT,
+    NVML_ERROR_NOT_FOUND,
+    NVML_ERROR_NOT_SUPPORTED,
+    NVML_ERROR_TIMEOUT,
+    NVML_ERROR_UNINITIALIZED,
+    NVMLError,
+)
+from factoryctl.sim.state import GpuReading, SimNode
+
+# Constants, same names and values as pynvml.
+NVML_TEMPERATURE_GPU = 0
+NVML_TEMPERATURE_THRESHOLD_SHUTDOWN = 0
+NVML_TEMPERATURE_THRESHOLD_SLOWDOWN = 1
+NVML_TEMPERATURE_THRESHOLD_MEM_MAX = 2
+NVML_TEMPERATURE_THRESHOLD_GPU_MAX = 3
+NVML_CLOCK_GRAPHICS = 0
+NVML_CLOCK_SM = 1
+NVML_CLOCK_MEM = 2
+NVML_CLOCK_VIDEO = 3
+NVML_MEMORY_ERROR_TYPE_CORRECTED = 0
+NVML_MEMORY_ERROR_TYPE_UNCORRECTED = 1
+NVML_VOLATILE_ECC = 0
+NVML_AGGREGATE_ECC = 1
+nvmlClocksEventReasonGpuIdle = 0x1
+nvmlClocksEventReasonApplicationsClocksSetting = 0x2
+nvmlClocksEventReasonSwPowerCap = 0x4
+nvmlClocksEventReasonHwSlowdown = 0x8
+nvmlClocksEventReasonSyncBoost = 0x10
+nvmlClocksEventReasonSwThermalSlowdown = 0x20
+nvmlClocksEventReasonHwThermalSlowdown = 0x40
+nvmlClocksEventReasonHwPowerBrakeSlowdown = 0x80
+nvmlClocksEventReasonNone = 0x0
+nvmlClocksThrottleReasonGpuIdle = nvmlClocksEventReasonGpuIdle
+nvmlClocksThrottleReasonSwPowerCap = nvmlClocksEventReasonSwPowerCap
+nvmlClocksThrottleReasonHwSlowdown = nvmlClocksEventReasonHwSlowdown
+nvmlClocksThrottleReasonSwThermalSlowdown = nvmlClocksEventReasonSwThermalSlowdown
+nvmlClocksThrottleReasonHwThermalSlowdown = nvmlClocksEventReasonHwThermalSlowdown
+nvmlClocksThrottleReasonNone = 0x0
+nvmlEventTypeSingleBitEccError = 0x1
+nvmlEventTypeDoubleBitEccError = 0x2
+nvmlEventTypeXidCriticalError = 0x8
+nvmlEventTypeNone = 0x0
+
+DRIVER_VERSION = "550.90.07"
+
+# GPU field (DESIGN.md names) -> the NVML functions that answer NOT_SUPPORTED when the inventory lists it.
+UNSUPPORTABLE_FIELDS: Dict[str, Tuple[str, ...]] = {
+    "uuid": ("nvmlDeviceGetUUID",),
+    "name": ("nvmlDeviceGetName",),
+    "utilization_pct": ("nvmlDeviceGetUtilizationRates",),
+    "memory_used_mib": ("nvmlDeviceGetMemoryInfo",),
+    "memory_total_mib": ("nvmlDeviceGetMemoryInfo",),
+    "power_w": ("nvmlDeviceGetPowerUsage",),
+    "power_limit_w": (
+        "nvmlDeviceGetEnforcedPowerLimit",
+        "nvmlDeviceGetPowerManagementLimit",
+        "nvmlDeviceSetPowerManagementLimit",
+    ),
+    "power_limit_min_w": ("nvmlDeviceGetPowerManagementLimitConstraints",),
+    "power_limit_max_w": ("nvmlDeviceGetPowerManagementLimitConstraints",),
+    "power_limit_default_w": ("nvmlDeviceGetPowerManagementDefaultLimit",),
+    "energy_j": ("nvmlDeviceGetTotalEnergyConsumption",),
+    "temperature_c": ("nvmlDeviceGetTemperature",),
+    "temperature_slowdown_c": ("nvmlDeviceGetTemperatureThreshold",),
+    "sm_clock_mhz": ("nvmlDeviceGetClockInfo",),
+    "throttle_reasons": ("nvmlDeviceGetCurrentClocksEventReasons", "nvmlDeviceGetCurrentClocksThrottleReasons"),
+    "ecc_uncorrected": ("nvmlDeviceGetTotalEccErrors",),
+    "processes": ("nvmlDeviceGetComputeRunningProcesses",),
+}
+
+_settings: Dict[str, Any] = {}
+_node: Optional[SimNode] = None
+_refcount = 0
+_unsupported: frozenset[str] = frozenset()
+
+
+def unsupported_functions(fields: Sequence[str]) -> frozenset[str]:
+    """NVML function names made NOT_SUPPORTED by `fields` (GPU field names or NVML function names)."""
+    out: Set[str] = set()
+    for name in fields:
+        if name in UNSUPPORTABLE_FIELDS:
+            out.update(UNSUPPORTABLE_FIELDS[name])
+        elif name.startswith("nvml") and name in globals():
+            out.add(name)
+        else:
+            known = ", ".join(sorted(UNSUPPORTABLE_FIELDS))
+            raise ValueError(f"{name!r} is not a GPU field the simulated driver can withhold; known: {known}")
+    return frozenset(out)
+
+
+def configure(
+    node: str,
+    state_dir: Optional[str] = None,
+    factory: str = "default",
+    profile: Optional[str] = None,
+    gpus: Optional[int] = None,
+    seed: Optional[int] = None,
+    unsupported: Optional[Sequence[str]] = None,
+    workload: Optional[str] = None,
+    clock: Optional[Callable[[], float]] = None,
+) -> None:
+    """Choose the simulated node `nvmlInit` opens (not part of pynvml). ValueError on a bad profile or field."""
+    global _node, _refcount
+    if unsupported is not None:
+        unsupported_functions(unsupported)
+    _settings.clear()
+    _settings.update(
+        node=node, state_dir=state_dir, factory=factory, profile=profile, gpus=gpus, seed=seed,
+        unsupported=None if unsupported is None else list(unsupported), workload=workload, clock=clock,
+    )  # fmt: skip
+    _node, _refcount = None, 0
+
+
+def sim_node() -> SimNode:
+    """The open simulated node (not part of pynvml); NVMLError_Uninitialized before `nvmlInit`."""
+    if _node is None or _refcount <= 0:
+        raise NVMLError(NVML_ERROR_UNINITIALIZED)
+    return _node
+
+
+# -- library --------------------------------------------------------------------------------------------------
+
+
+def nvmlInitWithFlags(flags: int) -> None:
+    """Open the configured simulated node (environment FACTORYCTL_SIM_NODE/_STATE_DIR/_FACTORY if unconfigured)."""
+    global _node, _refcount, _unsupported
+    if _node is None:
+        settings = dict(_settings)
+        if not settings:
+            if not os.environ.get("FACTORYCTL_SIM_NODE"):
+                raise NVMLError(_errors.NVML_ERROR_DRIVER_NOT_LOADED)
+            settings = {
+                "node": os.environ["FACTORYCTL_SIM_NODE"],
+                "state_dir": os.environ.get("FACTORYCTL_SIM_STATE_DIR"),
+                "factory": os.environ.get("FACTORYCTL_SIM_FACTORY", "default"),
+            }
+        _node = SimNode(**settings)
+        _unsupported = unsupported_functions(_node.unsupported)
+    _refcount += 1
+
+
+def nvmlInit() -> None:
+    """As pynvml.nvmlInit."""
+    nvmlInitWithFlags(0)
+
+
+def nvmlShutdown() -> None:
+    """As pynvml.nvmlShutdown."""
+    global _refcount
+    if _refcount <= 0:
+        raise NVMLError(NVML_ERROR_UNINITIALIZED)
+    _refcount -= 1
+
+
+def nvmlErrorString(result: int) -> str:
+    """The error string of a return code."""
+    return str(NVMLError(result))
+
+
+def nvmlSystemGetDriverVersion() -> str:
+    """A plausible driver version string."""
+    sim_node()
+    return DRIVER_VERSION
+
+
+def nvmlDeviceGetCount() -> int:
+    """How many GPUs the simulated node has."""
+    return sim_node().gpu_count
+
+
+class SimDeviceHandle:
+    """What `nvmlDeviceGetHandleByIndex` returns (pynvml returns a ctypes pointer; callers treat it as opaque)."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+    def __repr__(self) -> str:
+        return f"<simulated nvmlDevice_t {self.index}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SimDeviceHandle) and other.index == self.index
+
+    def __hash__(self) -> int:
+        return hash(("sim-gpu", self.index))
+
+
+class SimStruct:
+    """An attribute bag standing in for pynvml's ctypes structures (`c_nvmlMemory_t` ...)."""
+
+    def __init__(self, **fields: Any) -> None:
+        self.__dict__.update(fields)
+
+    def __repr__(self) -> str:
+        return f"SimStruct({self.__dict__!r})"
+
+
+def nvmlDeviceGetHandleByIndex(index: int) -> SimDeviceHandle:
+    """A handle for GPU `index`; NVMLError_InvalidArgument when out of range."""
+    if not 0 <= int(index) < sim_node().gpu_count:
+        raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
+    return SimDeviceHandle(int(index))
+
+
+def nvmlDeviceGetHandleByUUID(uuid: str) -> SimDeviceHandle:
+    """A handle for the GPU with this UUID; NVMLError_NotFound otherwise."""
+    node = sim_node()
+    for i in range(node.gpu_count):
+        if node.reading(i).uuid == (uuid.decode() if isinstance(uuid, bytes) else uuid):
+            return SimDeviceHandle(i)
+    raise NVMLError(NVML_ERROR_NOT_FOUND)
+
+
+def _read(handle: SimDeviceHandle, function: str) -> GpuReading:
+    """The GPU behind `handle`, raising as the real driver would for a lost GPU or an unsupported query."""
+    node = sim_node()
+    index = getattr(handle, "index", None)
+    if not isinstance(index, int) or not 0 <= index < node.gpu_count:
+        raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
+    reading = node.reading(index)
+    if reading.lost:
+        raise NVMLError(NVML_ERROR_GPU_IS_LOST)
+    if function in _unsupported:
+        raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+    return reading
+
+
+def nvmlDeviceGetIndex(handle: SimDeviceHandle) -> int:
+    """The GPU's index."""
+    return _read(handle, "nvmlDeviceGetIndex").index
+
+
+def nvmlDeviceGetName(handle: SimDeviceHandle) -> str:
+    """Product name, e.g. "NVIDIA H100 80GB HBM3" (nvidia-smi: name)."""
+    return _read(handle, "nvmlDeviceGetName").name
+
+
+def nvmlDeviceGetUUID(handle: SimDeviceHandle) -> str:
+    """`GPU-` + a UUID, stable per factory, node and GPU (nvidia-smi: uuid)."""
+    return _read(handle, "nvmlDeviceGetUUID").uuid
+
+
+def nvmlDeviceGetUtilizationRates(handle: SimDeviceHandle) -> SimStruct:
+    """`.gpu` and `.memory` in percent (nvidia-smi: utilization.gpu, utilization.memory)."""
+    r = _read(handle, "nvmlDeviceGetUtilizationRates")
+    return SimStruct(gpu=r.utilization_pct, memory=int(r.utilization_pct * 0.6))
+
+
+def nvmlDeviceGetMemoryInfo(handle: SimDeviceHandle, version: Optional[int] = None) -> SimStruct:
+    """`.total`, `.free`, `.used` in bytes (nvidia-smi: memory.total, memory.free, memory.used)."""
+    r = _read(handle, "nvmlDeviceGetMemoryInfo")
+    total, used = r.memory_total_mib * 2**20, int(r.memory_used_mib * 2**20)
+    if version:
+        return SimStruct(version=version, total=total, reserved=0, free=total - used, used=used)
+    return SimStruct(total=total, free=total - used, used=used)
+
+
+def nvmlDeviceGetPowerUsage(handle: SimDeviceHandle) -> int:
+    """Current draw in milliwatts (nvidia-smi: power.draw)."""
+    return round(_read(handle, "nvmlDeviceGetPowerUsage").power_w * 1000)
+
+
+def nvmlDeviceGetEnforcedPowerLimit(handle: SimDeviceHandle) -> int:
+    """Enforced limit in milliwatts (nvidia-smi: enforced.power.limit)."""
+    return round(_read(handle, "nvmlDeviceGetEnforcedPowerLimit").limit_w * 1000)
+
+
+def nvmlDeviceGetPowerManagementLimit(handle: SimDeviceHandle) -> int:
+    """The set limit in milliwatts (nvidia-smi: power.limit)."""
+    return round(_read(handle, "nvmlDeviceGetPowerManagementLimit").limit_w * 1000)
+
+
+def nvmlDeviceGetPowerManagementLimitConstraints(handle: SimDeviceHandle) -> List[int]:
+    """[min, max] settable limit in milliwatts (nvidia-smi: power.min_limit, power.max_limit)."""
+    r = _read(handle, "nvmlDeviceGetPowerManagementLimitConstraints")
+    return [int(r.limit_min_w * 1000), int(r.limit_max_w * 1000)]
+
+
+def nvmlDeviceGetPowerManagementDefaultLimit(handle: SimDeviceHandle) -> int:
+    """Default limit in milliwatts (nvidia-smi: power.default_limit)."""
+    return int(_read(handle, "nvmlDeviceGetPowerManagementDefaultLimit").limit_default_w * 1000)
+
+
+def nvmlDeviceGetTotalEnergyConsumption(handle: SimDeviceHandle) -> int:
+    """Energy since the driver loaded, in millijoules (nvidia-smi: total_energy_consumption)."""
+    return int(_read(handle, "nvmlDeviceGetTotalEnergyConsumption").energy_j * 1000)
+
+
+def nvmlDeviceGetTemperature(handle: SimDeviceHandle, sensor: int) -> int:
+    """GPU temperature in °C (nvidia-smi: temperature.gpu)."""
+    r = _read(handle, "nvmlDeviceGetTemperature")
+    if sensor != NVML_TEMPERATURE_GPU:
+        raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
+    return round(r.temperature_c)
+
+
+def nvmlDeviceGetTemperatureThreshold(handle: SimDeviceHandle, threshold: int) -> int:
+    """A temperature threshold in °C (nvidia-smi: temperature.gpu.tlimit and friends)."""
+    r = _read(handle, "nvmlDeviceGetTemperatureThreshold")
+    values = {
+        NVML_TEMPERATURE_THRESHOLD_SHUTDOWN: r.shutdown_c,
+        NVML_TEMPERATURE_THRESHOLD_SLOWDOWN: r.slowdown_c,
+        NVML_TEMPERATURE_THRESHOLD_GPU_MAX: r.slowdown_c - 2,
+        NVML_TEMPERATURE_THRESHOLD_MEM_MAX: 95,
+    }
+    if threshold not in values:
+        raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+    return values[threshold]
+
+
+def nvmlDeviceGetClockInfo(handle: SimDeviceHandle, type: int) -> int:
+    """Current clock in MHz (nvidia-smi: clocks.sm, clocks.mem ...)."""
+    r = _read(handle, "nvmlDeviceGetClockInfo")
+    if type in (NVML_CLOCK_GRAPHICS, NVML_CLOCK_SM):
+        return r.sm_clock_mhz
+    if type == NVML_CLOCK_MEM:
+        return r.mem_clock_mhz
+    if type == NVML_CLOCK_VIDEO:
+        return int(r.sm_clock_mhz * 0.9)
+    raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
+
+
+def nvmlDeviceGetMaxClockInfo(handle: SimDeviceHandle, type: int) -> int:
+    """Maximum clock in MHz (nvidia-smi: clocks.max.sm ...)."""
+    r = _read(handle, "nvmlDeviceGetMaxClockInfo")
+    if type in (NVML_CLOCK_GRAPHICS, NVML_CLOCK_SM):
+        return r.sm_clock_max_mhz
+    if type == NVML_CLOCK_MEM:
+        return r.mem_clock_mhz
+    if type == NVML_CLOCK_VIDEO:
+        return int(r.sm_clock_max_mhz * 0.9)
+    raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
+
+
+def nvmlDeviceGetCurrentClocksEventReasons(handle: SimDeviceHandle) -> int:
+    """Bit mask of nvmlClocksEventReason* (nvidia-smi: clocks_event_reasons.active)."""
+    return _read(handle, "nvmlDeviceGetCurrentClocksEventReasons").reasons
+
+
+def nvmlDeviceGetCurrentClocksThrottleReasons(handle: SimDeviceHandle) -> int:
+    """The deprecated name of nvmlDeviceGetCurrentClocksEventReasons."""
+    return _read(handle, "nvmlDeviceGetCurrentClocksThrottleReasons").reasons
+
+
+def nvmlDeviceGetTotalEccErrors(handle: SimDeviceHandle, errorType: int, counterType: int) -> int:
+    """ECC error count (nvidia-smi: ecc.errors.uncorrected.volatile.total ...)."""
+    r = _read(handle, "nvmlDeviceGetTotalEccErrors")
+    if errorType == NVML_MEMORY_ERROR_TYPE_CORRECTED:
+        return 0
+    if errorType != NVML_MEMORY_ERROR_TYPE_UNCORRECTED or counterType not in (NVML_VOLATILE_ECC, NVML_AGGREGATE_ECC):
+        raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
+    return r.ecc_volatile if counterType == NVML_VOLATILE_ECC else r.ecc_aggregate
+
+
+def nvmlDeviceGetComputeRunningProcesses(handle: SimDeviceHandle) -> List[SimStruct]:
+    """Processes on the GPU: `.pid`, `.usedGpuMemory` in bytes (nvidia-smi --query-compute-apps=pid,used_memory)."""
+    r = _read(handle, "nvmlDeviceGetComputeRunningProcesses")
+    return [
+        SimStruct(
+            pid=p.pid,
+            usedGpuMemory=int(p.used_memory_mib * 2**20),
+            gpuInstanceId=0xFFFFFFFF,
+            computeInstanceId=0xFFFFFFFF,
+        )
+        for p in r.processes
+    ]
+
+
+def nvmlDeviceSetPowerManagementLimit(handle: SimDeviceHandle, limit: int) -> None:
+    """Set the power limit in milliwatts; NVMLError_InvalidArgument outside the constraints (nvidia-smi -pl)."""
+    r = _read(handle, "nvmlDeviceSetPowerManagementLimit")
+    if not r.limit_min_w * 1000 <= limit <= r.limit_max_w * 1000:
+        raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
+    sim_node().set_power_limit(r.index, limit / 1000.0)
+
+
+# -- events ---------------------------------------------------------------------------------------------------
+
+
+class SimEventSet:
+    """What `nvmlEventSetCreate` returns: registered GPUs and the last event seen."""
+
+    def __init__(self, seq: int) -> None:
+        self.seq = seq
+        self.masks: Dict[int, int] = {}
+
+
+_EVENT_TYPES = {"xid": nvmlEventTypeXidCriticalError, "ecc": nvmlEventTypeDoubleBitEccError}
+
+
+def nvmlEventSetCreate() -> SimEventSet:
+    """A new event set; it reports events injected after this call."""
+    return SimEventSet(sim_node().last_event_seq())
+
+
+def nvmlDeviceRegisterEvents(handle: SimDeviceHandle, eventTypes: int, eventSet: SimEventSet) -> None:
+    """Deliver `eventTypes` of this GPU to `eventSet`."""
+    r = _read(handle, "nvmlDeviceRegisterEvents")
+    eventSet.masks[r.index] = eventSet.masks.get(r.index, 0) | int(eventTypes)
+
+
+def nvmlDeviceGetSupportedEventTypes(handle: SimDeviceHandle) -> int:
+    """The event types the simulated GPU can deliver."""
+    _read(handle, "nvmlDeviceGetSupportedEventTypes")
+    return nvmlEventTypeXidCriticalError | nvmlEventTypeDoubleBitEccError
+
+
+def nvmlEventSetWait_v2(eventSet: SimEventSet, timeoutms: int) -> SimStruct:
+    """The next event (`.device`, `.eventType`, `.eventData` = the XID), or NVMLError_Timeout after `timeoutms`."""
+    deadline = time.monotonic() + max(0, timeoutms) / 1000.0
+    while True:
+        for event in sim_node().events_after(eventSet.seq):
+            eventSet.seq = int(event["seq"])
+            kind = _EVENT_TYPES.get(str(event["type"]), 0)
+            if eventSet.masks.get(int(event["gpu"]), 0) & kind:
+                return SimStruct(
+                    device=SimDeviceHandle(int(event["gpu"])),
+                    eventType=kind,
+                    eventData=int(event["data"]),
+                    gpuInstanceId=0xFFFFFFFF,
+                    computeInstanceId=0xFFFFFFFF,
+                )
+        if time.monotonic() >= deadline:
+            raise NVMLError(NVML_ERROR_TIMEOUT)
+        time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+
+
+def nvmlEventSetWait(eventSet: SimEventSet, timeoutms: int) -> SimStruct:
+    """As nvmlEventSetWait_v2."""
+    return nvmlEventSetWait_v2(eventSet, timeoutms)
+
+
+def nvmlEventSetFree(eventSet: SimEventSet) -> None:
+    """Release an event set."""
+    eventSet.masks.clear()

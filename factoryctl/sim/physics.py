@@ -1,0 +1,115 @@
+"""The simulated GPU's physics, as pure functions of (identity, second, limit, temperature).
+
+Time is cut into whole seconds. Within one second a GPU's load, power and clocks are constant, so the energy counter
+is an exact sum and every process that advances the same persisted checkpoint reaches the same numbers: the agent
+streaming telemetry, a one-shot `gpus` command and the nvidia-smi shim agree without talking to each other.
+
+- Load is the larger of a seeded synthetic workload (phases of a few minutes: busy, half busy or idle, with a
+  per-GPU tendency so some GPUs are mostly busy and some mostly idle) and the load of registered job ranks.
+- Power follows load between the profile's idle draw and its peak, with seeded noise, and is clamped by the
+  enforced limit (SwPowerCap) and, above the slowdown temperature, by thermal slowdown.
+- Work rate under a cap follows the embedded measured curve (`curve.py`); the SM clock follows the work rate.
+- Temperature relaxes towards `ambient + R * power` with the profile's time constant (it lags power).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from typing import Tuple
+
+from factoryctl.sim.curve import throughput_fraction
+from factoryctl.sim.profiles import DeviceProfile
+
+# Clock event reason bits (nvmlClocksEventReason*), duplicated here so physics stays import-free.
+REASON_GPU_IDLE = 0x1
+REASON_SW_POWER_CAP = 0x4
+REASON_SW_THERMAL_SLOWDOWN = 0x20
+REASON_HW_THERMAL_SLOWDOWN = 0x40
+
+
+def unit_hash(*parts: object) -> float:
+    """A deterministic number in [0, 1) from `parts` (seeded noise that every process reproduces)."""
+    digest = hashlib.blake2b("|".join(map(str, parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2.0**64
+
+
+@dataclass(frozen=True)
+class Tick:
+    """One GPU during one second."""
+
+    load: float  # 0..1, the fraction of time kernels ran (utilization)
+    memory_fraction: float  # 0..1 of the board's memory in use by the synthetic workload
+    power_w: float
+    throughput: float  # 0..1 work rate relative to the uncapped GPU (0 when idle)
+    sm_clock_mhz: int
+    reasons: int  # clock event reason bits
+
+
+class GpuPhysics:
+    """The time behaviour of one simulated GPU: identity, profile, seed and its synthetic workload's character."""
+
+    def __init__(self, profile: DeviceProfile, seed: int, factory: str, node: str, index: int, synthetic: bool) -> None:
+        self.profile = profile
+        self.key: Tuple[object, ...] = (seed, factory, node, index)
+        self.synthetic = synthetic
+        self.busy_share = 0.1 + 0.8 * unit_hash(*self.key, "busy")
+        self.period_s = 120 + int(240 * unit_hash(*self.key, "period"))
+        self.offset_s = int(self.period_s * unit_hash(*self.key, "offset"))
+        self.resistance = (profile.full_load_c - profile.ambient_c) / profile.peak_w
+        self._phase_cache: Tuple[int, float, float] = (-1, 0.0, 0.0)
+
+    def synthetic_load(self, second: int) -> Tuple[float, float]:
+        """(load, memory fraction) of the seeded background workload at `second`."""
+        if not self.synthetic:
+            return 0.0, 0.0
+        phase = (second + self.offset_s) // self.period_s
+        if self._phase_cache[0] != phase:
+            r = unit_hash(*self.key, "phase", phase)
+            h = unit_hash(*self.key, "level", phase)
+            if r < self.busy_share:
+                level, memory = 0.8 + 0.2 * h, 0.45 + 0.5 * h
+            elif r < self.busy_share + 0.15:
+                level, memory = 0.25 + 0.35 * h, 0.15 + 0.3 * h
+            else:
+                level, memory = 0.0, 0.0
+            self._phase_cache = (phase, level, memory)
+        _, level, memory = self._phase_cache
+        if level > 0.0:
+            level = min(1.0, level * (0.96 + 0.06 * unit_hash(*self.key, "jitter", second)))
+        return level, memory
+
+    def step(self, second: int, limit_w: float, temperature_c: float, ambient_c: float, extra_load: float) -> Tick:
+        """The GPU's state during `second`, given its enforced limit, temperature and job-rank load."""
+        p = self.profile
+        load, memory = self.synthetic_load(second)
+        load = max(load, min(1.0, extra_load))
+        noise = unit_hash(*self.key, "noise", second) - 0.5  # -0.5 .. 0.5
+        demand = p.idle_w + load * (p.peak_w - p.idle_w) * (1.0 + 0.04 * noise) + noise
+        reasons = 0
+        power = demand
+        if load <= 0.0:
+            reasons |= REASON_GPU_IDLE
+        if power > limit_w:
+            power = limit_w - 0.4 * abs(noise) * (limit_w / 100.0)
+            reasons |= REASON_SW_POWER_CAP
+        if temperature_c >= p.slowdown_c:
+            thermal_w = max(p.idle_w, (p.slowdown_c - 1.0 - ambient_c) / self.resistance)
+            if power > thermal_w:
+                power = thermal_w
+            reasons |= REASON_SW_THERMAL_SLOWDOWN
+            if temperature_c >= p.shutdown_c - 1:
+                reasons |= REASON_HW_THERMAL_SLOWDOWN
+        power = max(power, 0.8 * p.idle_w)
+        if load <= 0.0:
+            return Tick(0.0, 0.0, power, 0.0, p.sm_clock_idle_mhz, reasons)
+        rate = throughput_fraction(power / demand)
+        clock = int(p.sm_clock_idle_mhz + (p.sm_clock_max_mhz - p.sm_clock_idle_mhz) * min(1.0, 0.35 + 0.65 * rate))
+        clock = min(p.sm_clock_max_mhz, clock - clock % 15)
+        return Tick(load, memory, power, rate, clock, reasons)
+
+    def next_temperature(self, temperature_c: float, power_w: float, ambient_c: float, seconds: float = 1.0) -> float:
+        """Temperature after `seconds` at `power_w`: first-order lag towards `ambient + R * power`."""
+        target = ambient_c + self.resistance * power_w
+        return target + (temperature_c - target) * math.exp(-seconds / self.profile.thermal_tau_s)

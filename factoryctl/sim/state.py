@@ -1,0 +1,564 @@
+"""Persisted state of one simulated node, shared by every process that drives it.
+
+One JSON file per node, `<state_dir>/<factory>/<node>.json`, replaced atomically and changed only under an
+`fcntl` lock beside it, so the controller, one-shot commands, job ranks and the nvidia-smi shim see one machine: a
+limit set by one process is read by the next. The file holds what a real board keeps across calls (power limits,
+faults, ECC counters, events, registered job ranks) and a per-GPU checkpoint of the energy counter and temperature;
+everything else is recomputed from elapsed time by `physics.py`, one whole second at a time, so two processes that
+advance the same checkpoint agree exactly. Long-lived readers write a fresh checkpoint every few minutes so a new
+process never has far to catch up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import functools
+import json
+import math
+import os
+import re
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+from factoryctl.sim.physics import GpuPhysics, Tick
+from factoryctl.sim.profiles import DeviceProfile, get_profile
+
+STATE_VERSION = 1
+CHECKPOINT_EVERY_S = 300
+EXACT_CATCH_UP_S = 3600  # beyond this gap, catch up in coarse steps
+COARSE_STEP_S = 60
+MAX_EVENTS = 200
+READING_TTL_S = 0.05  # one sample's dozen getters share one reading
+FAULTS = ("xid", "ecc", "lost", "hot", "reset", "reboot")
+WORKLOADS = ("synthetic", "idle")
+XID_FALLEN_OFF_BUS = 79
+
+
+def default_state_dir() -> Path:
+    """`$XDG_STATE_HOME/factoryctl/sim` (or ~/.local/state/factoryctl/sim): simulated nodes' default home."""
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(base) / "factoryctl" / "sim"
+
+
+def _safe_name(name: str) -> str:
+    clean = re.sub(r"[^A-Za-z0-9._-]", "_", name) or "_"
+    return clean if clean == name else f"{clean}-{uuid.uuid5(uuid.NAMESPACE_URL, name).hex[:8]}"
+
+
+def state_path(state_dir: "os.PathLike[str] | str", factory: str, node: str) -> Path:
+    """The JSON file holding simulated node `node` of factory `factory`."""
+    return Path(state_dir) / _safe_name(factory) / f"{_safe_name(node)}.json"
+
+
+@functools.lru_cache(maxsize=4096)
+def gpu_uuid(factory: str, node: str, index: int) -> str:
+    """A real-looking, deterministic GPU UUID, unique per factory, node and GPU."""
+    digest = uuid.uuid5(uuid.NAMESPACE_DNS, f"factoryctl-sim/{factory}/{node}/{index}").bytes
+    return "GPU-" + str(uuid.UUID(bytes=digest, version=4))
+
+
+@dataclass(frozen=True)
+class SimProcess:
+    """A job rank registered on simulated GPUs: while its pid lives, those GPUs carry its load."""
+
+    pid: int
+    gpus: Tuple[int, ...]
+    load: float = 1.0
+    used_memory_mib: float = 0.0
+    name: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class GpuReading:
+    """Everything NVML would report about one simulated GPU at one instant."""
+
+    index: int
+    uuid: str
+    name: str
+    lost: bool
+    utilization_pct: int
+    memory_used_mib: float
+    memory_total_mib: int
+    power_w: float
+    limit_w: float
+    limit_min_w: float
+    limit_max_w: float
+    limit_default_w: float
+    energy_j: float
+    temperature_c: float
+    slowdown_c: int
+    shutdown_c: int
+    sm_clock_mhz: int
+    sm_clock_max_mhz: int
+    mem_clock_mhz: int
+    reasons: int
+    throughput: float
+    ecc_volatile: int
+    ecc_aggregate: int
+    processes: Tuple[SimProcess, ...] = field(default_factory=tuple)
+
+
+@dataclass
+class _Cursor:
+    time: float  # unix time at which the state below holds
+    energy_j: float
+    temperature_c: float
+    tick: Optional[Tick] = None  # the current second's tick, once computed
+    tick_second: int = -1
+
+
+class _FileLock:
+    """An exclusive `fcntl` lock on a file beside the state (released by the kernel if the holder dies)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd = -1
+
+    def __enter__(self) -> _FileLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class SimNode:
+    """One simulated node: open (or create) its persisted state and read or change its GPUs.
+
+    Arguments left as None keep what the state file says (the nvidia-smi shim passes none); a different profile or
+    GPU count re-creates the node's hardware, while seed, workload and unsupported fields are updated in place.
+    """
+
+    def __init__(
+        self,
+        state_dir: "os.PathLike[str] | str | None",
+        node: str,
+        factory: str = "default",
+        profile: Optional[str] = None,
+        gpus: Optional[int] = None,
+        seed: Optional[int] = None,
+        unsupported: Optional[Sequence[str]] = None,
+        workload: Optional[str] = None,
+        clock: Optional[Callable[[], float]] = None,
+    ) -> None:
+        if gpus is not None and not 0 <= gpus <= 64:
+            raise ValueError(f"a simulated node has 0 to 64 GPUs, not {gpus}")
+        if workload is not None and workload not in WORKLOADS:
+            raise ValueError(f"unknown workload {workload!r}; known: {', '.join(WORKLOADS)}")
+        if profile is not None:
+            get_profile(profile)
+        self.factory = factory
+        self.node = node
+        self.path = state_path(state_dir if state_dir is not None else default_state_dir(), factory, node)
+        self.lock_path = self.path.with_suffix(".lock")
+        self._clock = clock or time.time
+        self._lock = threading.RLock()
+        self._data: Dict[str, Any] = {}
+        self._identity: Optional[Tuple[int, int, int]] = None
+        self._physics: List[GpuPhysics] = []
+        self._cursors: List[_Cursor] = []
+        self._profile: DeviceProfile = get_profile("h100-sxm")
+        self._extra: Tuple[int, Dict[int, Tuple[float, float]]] = (-1, {})
+        self._readings: Dict[int, Tuple[float, Optional[Tuple[int, int, int]], GpuReading]] = {}
+        wanted = {"profile": profile, "gpus": gpus, "seed": seed, "workload": workload, "unsupported": unsupported}
+        with self._lock, _FileLock(self.lock_path):
+            self._load()
+            if self._reconcile(wanted):
+                self._write()
+            self._rebuild()
+
+    # -- persistence -------------------------------------------------------------------------------------------
+
+    def _stat_identity(self) -> Optional[Tuple[int, int, int]]:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def _load(self) -> None:
+        identity = self._stat_identity()
+        if identity is None:
+            self._data, self._identity = {}, None
+            return
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                data = json.load(f)
+        except (OSError, ValueError):
+            data = {}  # a corrupt file is re-created rather than trusted
+        self._data = data if isinstance(data, dict) and data.get("version") == STATE_VERSION else {}
+        self._identity = identity
+
+    def _write(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".tmp", dir=str(self.path.parent))
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(self._data, f, indent=1, sort_keys=True)
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        self._identity = self._stat_identity()
+
+    def _new_gpu(self, now: float, profile: DeviceProfile) -> Dict[str, Any]:
+        resistance = (profile.full_load_c - profile.ambient_c) / profile.peak_w
+        temperature = profile.ambient_c + resistance * profile.idle_w
+        return {
+            "limit_w": None,
+            "lost": False,
+            "ecc_volatile": 0,
+            "ecc_aggregate": 0,
+            "ambient_offset_c": 0.0,
+            "checkpoint": {"time": now, "energy_j": 0.0, "temperature_c": round(temperature, 3)},
+        }
+
+    def _reconcile(self, wanted: Dict[str, Any]) -> bool:
+        """Make the loaded state match the requested configuration; True when it must be written."""
+        data = self._data
+        changed = False
+        hardware = data.get("profile"), len(data.get("gpus") or [])
+        profile = wanted["profile"] or data.get("profile") or "h100-sxm"
+        count = wanted["gpus"] if wanted["gpus"] is not None else len(data.get("gpus") or []) if data else 8
+        if not data or hardware != (profile, count):
+            now = self._clock()
+            prof = get_profile(profile)
+            data = {
+                "version": STATE_VERSION,
+                "factory": self.factory,
+                "node": self.node,
+                "profile": profile,
+                "seed": 0,
+                "workload": "synthetic",
+                "unsupported": [],
+                "revision": 0,
+                "created": now,
+                "boot_time": now,
+                "gpus": [self._new_gpu(now, prof) for _ in range(count)],
+                "events": [],
+                "next_seq": 1,
+                "processes": [],
+            }
+            changed = True
+        for key in ("seed", "workload"):
+            if wanted[key] is not None and data.get(key) != wanted[key]:
+                data[key], changed = wanted[key], True
+        if wanted["unsupported"] is not None and data.get("unsupported") != list(wanted["unsupported"]):
+            data["unsupported"], changed = list(wanted["unsupported"]), True
+        self._data = data
+        return changed
+
+    def _rebuild(self) -> None:
+        """(Re)derive the in-memory physics and cursors from the loaded state."""
+        data = self._data
+        self._profile = get_profile(data["profile"])
+        synthetic = data.get("workload", "synthetic") == "synthetic"
+        self._physics = [
+            GpuPhysics(self._profile, int(data.get("seed", 0)), self.factory, self.node, i, synthetic)
+            for i in range(len(data["gpus"]))
+        ]
+        self._cursors = [
+            _Cursor(
+                float(g["checkpoint"]["time"]),
+                float(g["checkpoint"]["energy_j"]),
+                float(g["checkpoint"]["temperature_c"]),
+            )
+            for g in data["gpus"]
+        ]
+
+    def _refresh(self) -> None:
+        """Pick up changes another process wrote since we last looked (one stat call when nothing changed)."""
+        identity = self._stat_identity()
+        if identity is not None and identity != self._identity:
+            self._load()
+            if not self._data:  # vanished or corrupt: re-create with what we had
+                with _FileLock(self.lock_path):
+                    self._reconcile(
+                        {"profile": None, "gpus": None, "seed": None, "workload": None, "unsupported": None}
+                    )
+                    self._write()
+            self._rebuild()
+
+    def _commit(self, change: Callable[[Dict[str, Any], float], Any]) -> Any:
+        """Apply `change(data, now)` under the file lock, after checkpointing every GPU at `now`."""
+        with self._lock, _FileLock(self.lock_path):
+            self._refresh()
+            now = self._clock()
+            for i in range(len(self._cursors)):
+                cursor = self._advance(i, now, settle=True)
+                self._data["gpus"][i]["checkpoint"] = {
+                    "time": cursor.time,
+                    "energy_j": round(cursor.energy_j, 6),
+                    "temperature_c": round(cursor.temperature_c, 6),
+                }
+            result = change(self._data, now)
+            self._data["revision"] = int(self._data.get("revision", 0)) + 1
+            self._write()
+            self._rebuild()
+            self._readings.clear()
+            return result
+
+    # -- physics -----------------------------------------------------------------------------------------------
+
+    def _extra_load(self, second: int) -> Dict[int, Tuple[float, float]]:
+        """GPU index -> (load, used MiB) of live registered job ranks, re-checked once per second."""
+        if self._extra[0] != second:
+            per_gpu: Dict[int, Tuple[float, float]] = {}
+            for proc in self._processes(alive_only=True):
+                for gpu in proc.gpus:
+                    load, mem = per_gpu.get(gpu, (0.0, 0.0))
+                    per_gpu[gpu] = (max(load, proc.load), mem + proc.used_memory_mib)
+            self._extra = (second, per_gpu)
+        return self._extra[1]
+
+    def _processes(self, alive_only: bool) -> Iterator[SimProcess]:
+        for p in self._data.get("processes", []):
+            proc = SimProcess(
+                int(p["pid"]), tuple(p["gpus"]), float(p["load"]), float(p["used_memory_mib"]), p.get("name")
+            )
+            if not alive_only or _pid_alive(proc.pid):
+                yield proc
+
+    def _step(self, index: int, second: int, temperature_c: float, extra: float) -> Tick:
+        """GPU `index` during `second` under its current limit and faults."""
+        gpu = self._data["gpus"][index]
+        ambient = self._profile.ambient_c + float(gpu.get("ambient_offset_c", 0.0))
+        return self._physics[index].step(second, self.enforced_limit_w(index), temperature_c, ambient, extra)
+
+    def _advance(self, index: int, now: float, settle: bool = False) -> _Cursor:
+        """Integrate GPU `index` up to the start of the current second (to `now` itself when `settle`)."""
+        cursor = self._cursors[index]
+        target = math.floor(now)
+        physics = self._physics[index]
+        ambient = self._profile.ambient_c + float(self._data["gpus"][index].get("ambient_offset_c", 0.0))
+        extra = self._extra_load(target).get(index, (0.0, 0.0))[0]
+        while target - cursor.time > EXACT_CATCH_UP_S:
+            tick = self._step(index, math.floor(cursor.time), cursor.temperature_c, extra)
+            cursor.energy_j += tick.power_w * COARSE_STEP_S
+            cursor.temperature_c = physics.next_temperature(cursor.temperature_c, tick.power_w, ambient, COARSE_STEP_S)
+            cursor.time += COARSE_STEP_S
+        while cursor.time < target:
+            second = math.floor(cursor.time)
+            span = second + 1 - cursor.time
+            tick = self._step(index, second, cursor.temperature_c, extra)
+            cursor.energy_j += tick.power_w * span
+            cursor.temperature_c = physics.next_temperature(cursor.temperature_c, tick.power_w, ambient, span)
+            cursor.time = float(second + 1)
+            cursor.tick = None
+        if cursor.tick_second != target or cursor.tick is None:
+            cursor.tick = self._step(index, target, cursor.temperature_c, extra)
+            cursor.tick_second = target
+        if settle and now > cursor.time:
+            span = now - cursor.time
+            cursor.energy_j += cursor.tick.power_w * span
+            cursor.temperature_c = physics.next_temperature(cursor.temperature_c, cursor.tick.power_w, ambient, span)
+            cursor.time = now
+        return cursor
+
+    # -- reading -----------------------------------------------------------------------------------------------
+
+    @property
+    def profile(self) -> DeviceProfile:
+        """The node's device profile."""
+        return self._profile
+
+    @property
+    def gpu_count(self) -> int:
+        """How many GPUs the node has."""
+        return len(self._data["gpus"])
+
+    @property
+    def unsupported(self) -> Tuple[str, ...]:
+        """Fields (or NVML function names) this node's driver answers with NOT_SUPPORTED."""
+        return tuple(self._data.get("unsupported") or ())
+
+    @property
+    def boot_time(self) -> float:
+        """When the node last (simulated-)booted, unix seconds."""
+        return float(self._data.get("boot_time", 0.0))
+
+    def enforced_limit_w(self, index: int) -> float:
+        """The enforced power limit of GPU `index` in watts (the default unless one was set)."""
+        limit = self._data["gpus"][index].get("limit_w")
+        return float(limit) if limit is not None else self._profile.power_default_w
+
+    def reading(self, index: int) -> GpuReading:
+        """GPU `index` now; IndexError when the node has no such GPU."""
+        with self._lock:
+            self._refresh()
+            if not 0 <= index < len(self._cursors):
+                raise IndexError(index)
+            now = self._clock()
+            cached = self._readings.get(index)
+            if cached is not None and cached[1] == self._identity and 0.0 <= now - cached[0] < READING_TTL_S:
+                return cached[2]
+            cursor = self._advance(index, now)
+            checkpoint = self._data["gpus"][index]["checkpoint"]["time"]
+            if cursor.time - checkpoint > CHECKPOINT_EVERY_S:
+                self._commit(lambda data, now: None)
+                cursor = self._advance(index, now)
+            tick = cursor.tick
+            assert tick is not None
+            gpu = self._data["gpus"][index]
+            p = self._profile
+            extra_mem = self._extra_load(math.floor(now)).get(index, (0.0, 0.0))[1]
+            memory = min(float(p.memory_total_mib), 1.0 + tick.memory_fraction * p.memory_total_mib + extra_mem)
+            procs = tuple(proc for proc in self._processes(alive_only=True) if index in proc.gpus)
+            reading = GpuReading(
+                index=index,
+                uuid=gpu_uuid(self.factory, self.node, index),
+                name=p.name,
+                lost=bool(gpu.get("lost")),
+                utilization_pct=round(tick.load * 100),
+                memory_used_mib=round(memory, 1),
+                memory_total_mib=p.memory_total_mib,
+                power_w=tick.power_w,
+                limit_w=self.enforced_limit_w(index),
+                limit_min_w=p.power_min_w,
+                limit_max_w=p.power_max_w,
+                limit_default_w=p.power_default_w,
+                energy_j=cursor.energy_j + tick.power_w * max(0.0, now - cursor.time),
+                temperature_c=cursor.temperature_c,
+                slowdown_c=p.slowdown_c,
+                shutdown_c=p.shutdown_c,
+                sm_clock_mhz=tick.sm_clock_mhz,
+                sm_clock_max_mhz=p.sm_clock_max_mhz,
+                mem_clock_mhz=p.mem_clock_mhz if tick.load > 0 else 405,
+                reasons=tick.reasons,
+                throughput=tick.throughput,
+                ecc_volatile=int(gpu.get("ecc_volatile", 0)),
+                ecc_aggregate=int(gpu.get("ecc_aggregate", 0)),
+                processes=procs,
+            )
+            self._readings[index] = (now, self._identity, reading)
+            return reading
+
+    def events_after(self, seq: int) -> List[Dict[str, Any]]:
+        """Events (`{"seq", "gpu", "type", "data", "time"}`) with a sequence number above `seq`."""
+        with self._lock:
+            self._refresh()
+            return [dict(e) for e in self._data.get("events", []) if int(e["seq"]) > seq]
+
+    def last_event_seq(self) -> int:
+        """The newest event's sequence number (0 when there is none)."""
+        with self._lock:
+            self._refresh()
+            return int(self._data.get("next_seq", 1)) - 1
+
+    # -- changing ----------------------------------------------------------------------------------------------
+
+    def _check_indexes(self, gpus: Optional[Sequence[int]]) -> List[int]:
+        count = self.gpu_count
+        indexes = list(range(count)) if gpus is None else [int(g) for g in gpus]
+        bad = [g for g in indexes if not 0 <= g < count]
+        if bad:
+            raise ValueError(f"no GPU {bad[0]} on {self.node} (it has GPUs 0-{count - 1})")
+        return indexes
+
+    def set_power_limit(self, index: int, watts: Optional[float]) -> float:
+        """Set GPU `index`'s limit (None = back to default); ValueError outside min..max. Returns the new limit."""
+        self._check_indexes([index])
+        p = self._profile
+        if watts is not None and not p.power_min_w <= watts <= p.power_max_w:
+            raise ValueError(f"{watts:g} W is outside GPU {index}'s range {p.power_min_w:g}-{p.power_max_w:g} W")
+
+        def change(data: Dict[str, Any], now: float) -> float:
+            data["gpus"][index]["limit_w"] = None if watts is None or watts == p.power_default_w else float(watts)
+            return float(watts) if watts is not None else p.power_default_w
+
+        result: float = self._commit(change)
+        return result
+
+    def inject(self, fault: str, gpus: Optional[Sequence[int]] = None, xid: Optional[int] = None) -> Dict[str, Any]:
+        """Inject `fault` (one of FAULTS) on `gpus` (None = all); returns what was done, JSON-ready."""
+        if fault not in FAULTS:
+            raise ValueError(f"unknown fault {fault!r}; known: {', '.join(FAULTS)}")
+        if fault == "xid" and (xid is None or int(xid) <= 0):
+            raise ValueError("an xid fault needs a positive XID code, e.g. 79")
+        indexes = self._check_indexes(gpus)
+        default_temperature = self._new_gpu(0, self._profile)["checkpoint"]["temperature_c"]
+
+        def change(data: Dict[str, Any], now: float) -> Dict[str, Any]:
+            for i in indexes:
+                gpu = data["gpus"][i]
+                if fault == "xid":
+                    _add_event(data, i, "xid", int(xid or 0), now)
+                    if int(xid or 0) == XID_FALLEN_OFF_BUS:
+                        gpu["lost"] = True
+                elif fault == "ecc":
+                    gpu["ecc_volatile"] = int(gpu.get("ecc_volatile", 0)) + 1
+                    gpu["ecc_aggregate"] = int(gpu.get("ecc_aggregate", 0)) + 1
+                    _add_event(data, i, "ecc", 1, now)
+                elif fault == "lost":
+                    gpu["lost"] = True
+                elif fault == "hot":
+                    gpu["ambient_offset_c"] = 45.0
+                else:  # reset and reboot: the driver reloads
+                    gpu.update(limit_w=None, lost=False, ecc_volatile=0, ambient_offset_c=0.0)
+                    if fault == "reboot":
+                        gpu["checkpoint"].update(energy_j=0.0, temperature_c=default_temperature)
+            if fault == "reboot":
+                data["boot_time"] = now
+            return {"fault": fault, "gpus": indexes, **({"xid": int(xid or 0)} if fault == "xid" else {})}
+
+        result: Dict[str, Any] = self._commit(change)
+        return result
+
+    def register_process(
+        self, pid: int, gpus: Sequence[int], load: float = 1.0, used_memory_mib: float = 0.0, name: Optional[str] = None
+    ) -> None:
+        """Put a job rank's load on `gpus` for as long as process `pid` lives."""
+        indexes = self._check_indexes(gpus)
+
+        def change(data: Dict[str, Any], now: float) -> None:
+            procs = [p for p in data.get("processes", []) if int(p["pid"]) != pid and _pid_alive(int(p["pid"]))]
+            procs.append(
+                {
+                    "pid": pid,
+                    "gpus": indexes,
+                    "load": float(load),
+                    "used_memory_mib": float(used_memory_mib),
+                    "name": name,
+                }
+            )
+            data["processes"] = procs
+
+        self._commit(change)
+        self._extra = (-1, {})
+
+    def unregister_process(self, pid: int) -> None:
+        """Remove a job rank's load (also happens by itself once its pid is gone)."""
+
+        def change(data: Dict[str, Any], now: float) -> None:
+            data["processes"] = [p for p in data.get("processes", []) if int(p["pid"]) != pid]
+
+        self._commit(change)
+        self._extra = (-1, {})
+
+
+def _add_event(data: Dict[str, Any], gpu: int, kind: str, value: int, now: float) -> None:
+    seq = int(data.get("next_seq", 1))
+    data["next_seq"] = seq + 1
+    events = list(data.get("events", []))
+    events.append({"seq": seq, "gpu": gpu, "type": kind, "data": value, "time": now})
+    data["events"] = events[-MAX_EVENTS:]
