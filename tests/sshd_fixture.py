@@ -85,11 +85,21 @@ class SshdServer:
         return NodeSpec(**base)
 
     def kill(self) -> None:
-        """SIGKILL the listener and every session process it forked (sshd killed mid-command)."""
-        if self.process is None:
+        """SIGKILL the listener and every session process it forked (sshd killed mid-command).
+
+        Session processes call setsid(), so the process group alone does not reach them: walk the tree.
+        """
+        import psutil
+
+        if self.process is None or self.process.poll() is not None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, 9)
+        try:
+            family = [psutil.Process(self.process.pid), *psutil.Process(self.process.pid).children(recursive=True)]
+        except psutil.NoSuchProcess:
+            family = []
+        for member in family:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                member.kill()
         self.process.wait(timeout=10)
 
     def stop(self) -> None:
@@ -97,7 +107,7 @@ class SshdServer:
         if self.process is None or self.process.poll() is not None:
             return
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, 15)
+            os.killpg(self.process.pid, 15)  # sessions end when their client disconnects
         try:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:

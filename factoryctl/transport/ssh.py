@@ -23,11 +23,15 @@ from typing import TYPE_CHECKING
 
 from factoryctl.errors import NodeError
 from factoryctl.model.inventory import NodeSpec
+from factoryctl.transport.base import CommandResult
 from factoryctl.transport.known_hosts import HostKeyStatus, KnownHosts, fingerprint
 from factoryctl.transport.ssh_config import SshTarget, resolve
 
 if TYPE_CHECKING:
     import paramiko
+
+    from factoryctl.config import FactoryConfig
+    from factoryctl.transport.ssh_node import SshTransport
 
 TRUST_HINT = "if the fingerprint is right, record it with `factoryctl nodes trust {node}`."
 _READ_CHUNK = 1 << 16
@@ -46,18 +50,6 @@ class SshOptions:
     remote_cache: str = ".cache/factoryctl"
     #: ~/.ssh/config to read; None means the user's.
     ssh_config: Path | None = None
-
-
-@dataclass
-class CommandResult:
-    """What a remote command did: exit status (None when killed by a signal), output bytes and wall time."""
-
-    node: str
-    exit_code: int | None
-    stdout: bytes
-    stderr: bytes
-    duration_s: float
-    signal: str | None = None
 
 
 @dataclass(frozen=True)
@@ -314,8 +306,7 @@ class SshConnection:
 
     def run_shell(self, command: str, timeout: float | None = None, stdin: bytes | None = None) -> CommandResult:
         """Run a command line that was already quoted (internal use: built with shlex.join by the caller)."""
-        started = time.monotonic()
-        deadline = None if timeout is None else started + timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
         chan = self.channel()
         try:
             chan.exec_command(command)
@@ -331,14 +322,15 @@ class SshConnection:
                     f"command did not finish within {timeout:g} s",
                     "raise --timeout, or look at what hangs on the node.",
                 )
-            if not chan.exit_status_ready():
+            status = chan.recv_exit_status() if chan.exit_status_ready() else -1
+            if status < 0 and not self.transport.is_active():
                 raise _lost(self.node, "while the command ran")
-            status = chan.recv_exit_status()
         except OSError as exc:
             raise _lost(self.node, "while the command ran") from exc
         finally:
             chan.close()
-        return CommandResult(self.node, None if status < 0 else status, out, err, time.monotonic() - started)
+        # paramiko reports -1 when the command died of a signal; OpenSSH's client exits 255 then.
+        return CommandResult(255 if status < 0 else status, out, err)
 
     def close(self) -> None:
         """Close the transport (and with it every channel)."""
@@ -409,13 +401,14 @@ class SshPool:
                     return existing
                 existing.close()
                 del self._connections[key]
-            via = None
-            if target.jump is not None:
-                jump_key = ("jump", *map(str, target.jump.key))
-                via = self._connect(node, target.jump, jump_key, check_alive)
+            via = None if target.jump is None else self.jump(node, target.jump)
             connection = SshConnection.open(node, target, self.options, via)
             self._connections[key] = connection
             return connection
+
+    def jump(self, node: str, target: SshTarget) -> SshConnection:
+        """The shared connection to a jump host (opened on first use, re-opened when its transport died)."""
+        return self._connect(node, target, ("jump", *map(str, target.key)), check_alive=False)
 
     def drop(self, spec: NodeSpec) -> None:
         """Close and forget a node's connection (after an error that left it unusable)."""
@@ -428,3 +421,10 @@ class SshPool:
         for connection in list(self._connections.values()):
             connection.close()
         self._connections.clear()
+
+
+def open_ssh_transport(node: NodeSpec, config: FactoryConfig, timeout: float) -> SshTransport:
+    """The NodeTransport of an SSH node (connected and authenticated); see transport/ssh_node.py."""
+    from factoryctl.transport.ssh_node import open_ssh_transport as open_transport
+
+    return open_transport(node, config, timeout)

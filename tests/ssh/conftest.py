@@ -20,7 +20,7 @@ from sshd_fixture import (  # noqa: F401
 
 
 @pytest.fixture(autouse=True)
-def _remote_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def remote_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The agent cache "on the node" (the same machine here) goes to a temp dir, not /root/.cache."""
     cache = tmp_path / "remote-cache"
     monkeypatch.setenv("FACTORYCTL_REMOTE_CACHE", str(cache))

@@ -1,0 +1,242 @@
+"""The agentless fallback: a node with no usable Python is read and capped through `nvidia-smi` over SSH.
+
+`SmiBridge` serves the agent's JSON-lines protocol in this process, over a pair of pipes handed to an ordinary
+`AgentSession`, and answers each request by running nvidia-smi on the node (`--query-gpu=... --format=csv,noheader,
+nounits` for samples, `-i N -pl W` for limits). So everything above the transport is unchanged; the hello says
+`backend: smi`. Telemetry is read-only apart from power limits; fields nvidia-smi cannot give (the energy counter,
+slowdown temperature, processes) are null with a reason, never invented.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import threading
+import time
+from typing import IO, Any, cast
+
+from factoryctl.errors import NodeError
+from factoryctl.transport.session import PROTOCOL_VERSION, AgentSession
+from factoryctl.transport.ssh import SshConnection
+
+#: (nvidia-smi --query-gpu property, GPU field, type); the docstring of each GPU field names the same property.
+QUERY: tuple[tuple[str, str, type], ...] = (
+    ("index", "index", int),
+    ("uuid", "uuid", str),
+    ("name", "name", str),
+    ("utilization.gpu", "utilization_pct", float),
+    ("memory.used", "memory_used_mib", float),
+    ("memory.total", "memory_total_mib", float),
+    ("power.draw", "power_w", float),
+    ("enforced.power.limit", "power_limit_w", float),
+    ("power.min_limit", "power_limit_min_w", float),
+    ("power.max_limit", "power_limit_max_w", float),
+    ("power.default_limit", "power_limit_default_w", float),
+    ("temperature.gpu", "temperature_c", float),
+    ("clocks.sm", "sm_clock_mhz", float),
+    ("clocks_event_reasons.active", "throttle_reasons", str),
+    ("ecc.errors.uncorrected.volatile.total", "ecc_uncorrected", int),
+)
+#: GPU fields nvidia-smi's query interface does not offer.
+NOT_QUERIED = ("energy_j", "temperature_slowdown_c", "processes")
+#: nvmlClocksEventReasons bits, named as the agent names them.
+THROTTLE_BITS = (
+    (0x1, "GpuIdle"),
+    (0x2, "ApplicationsClocksSetting"),
+    (0x4, "SwPowerCap"),
+    (0x8, "HwSlowdown"),
+    (0x10, "SyncBoost"),
+    (0x20, "SwThermalSlowdown"),
+    (0x40, "HwThermalSlowdown"),
+    (0x80, "HwPowerBrakeSlowdown"),
+    (0x100, "DisplayClockSetting"),
+)
+_MISSING = ("[N/A]", "N/A", "[Not Supported]", "Not Supported", "[Unknown Error]", "")
+
+
+def _value(raw: str, kind: type) -> tuple[Any, str | None]:
+    text = raw.strip()
+    if text in _MISSING:
+        return None, "not supported" if "Supported" in text else "not available"
+    if kind is str:
+        return text, None
+    try:
+        number = float(text)
+    except ValueError:
+        return None, f"unreadable value {text!r}"
+    return (int(number) if kind is int else number), None
+
+
+def parse_query(text: str) -> list[dict[str, Any]]:
+    """GPU dicts (agent sample shape, without `node`) from `--format=csv,noheader,nounits` output."""
+    gpus = []
+    for row in csv.reader(io.StringIO(text), skipinitialspace=True):
+        if not row:
+            continue
+        if len(row) != len(QUERY):
+            raise ValueError(f"expected {len(QUERY)} columns, got {len(row)}: {row!r}")
+        gpu: dict[str, Any] = {}
+        reasons: dict[str, str] = {}
+        for (_, key, kind), raw in zip(QUERY, row, strict=True):
+            value, reason = _value(raw, kind)
+            if key == "throttle_reasons" and value is not None:
+                bits = int(value, 16) if value.lower().startswith("0x") else int(value)
+                value = [name for bit, name in THROTTLE_BITS if bits & bit]
+            gpu[key] = value
+            if reason:
+                reasons[key] = reason
+        for key in NOT_QUERIED:
+            gpu[key] = None
+            reasons[key] = "not available through nvidia-smi"
+        gpu["null_reasons"] = reasons
+        gpus.append(gpu)
+    return gpus
+
+
+class SmiBridge:
+    """Answers agent-protocol requests by running nvidia-smi on the node."""
+
+    def __init__(self, node: str, connection: SshConnection, timeout: float, reason: str = "") -> None:
+        self.node = node
+        self.connection = connection
+        self.timeout = timeout
+        self.reason = reason
+        self._streams: dict[int, threading.Event] = {}
+        self._write_lock = threading.Lock()
+        request_r, request_w = os.pipe()
+        reply_r, reply_w = os.pipe()
+        self._requests = os.fdopen(request_r, "rb")
+        self._replies = os.fdopen(reply_w, "wb")
+        self._session_in = os.fdopen(request_w, "wb")
+        self._session_out = os.fdopen(reply_r, "rb")
+
+    def session(self) -> AgentSession:
+        """Start serving and return the client session (its hello is already queued)."""
+        threading.Thread(target=self._serve, daemon=True, name=f"smi-{self.node}").start()
+        return AgentSession(
+            self.node,
+            cast("IO[bytes]", self._session_in),
+            cast("IO[bytes]", self._session_out),
+            stderr_tail=lambda: self.reason,
+        )
+
+    # ------------------------------------------------------------------ serving
+
+    def _send(self, message: dict[str, Any]) -> None:
+        with self._write_lock:
+            self._replies.write((json.dumps(message) + "\n").encode())
+            self._replies.flush()
+
+    def _serve(self) -> None:
+        try:
+            gpus = self._query()
+            self._send(
+                {"type": "hello", "agent_version": None, "protocol": PROTOCOL_VERSION, "backend": "smi",
+                 "node": self.node, "python": None, "gpus": len(gpus)}
+            )  # fmt: skip
+            for raw in self._requests:
+                request = json.loads(raw)
+                if request.get("op") == "shutdown":
+                    self._send({"id": request.get("id"), "ok": True, "result": {"bye": True}})
+                    break
+                self._answer(request)
+        except NodeError as exc:
+            self.reason = f"no usable Python ({self.reason or 'not found'}), and {exc.message}"
+        except (OSError, ValueError):
+            pass
+        finally:
+            for stop in self._streams.values():
+                stop.set()
+            with self._write_lock:
+                self._replies.close()
+
+    def _answer(self, request: dict[str, Any]) -> None:
+        rid, op = request.get("id"), request.get("op")
+        try:
+            if op == "sample":
+                result: dict[str, Any] = self._sample()
+            elif op in ("set_power_limit", "reset_power_limit"):
+                result = self._set_limits(request, reset=op == "reset_power_limit")
+            elif op == "stream":
+                result = self._start_stream(int(rid or 0), float(request.get("interval_s") or 1.0))
+            elif op == "stop":
+                self._streams.pop(int(request.get("stream") or 0), threading.Event()).set()
+                result = {"stopped": True}
+            else:
+                raise _Refused("usage", f"`{op}` is not available through nvidia-smi (no Python on the node)")
+        except _Refused as refused:
+            self._send({"id": rid, "ok": False, "error": {"kind": refused.kind, "message": str(refused)}})
+            return
+        except NodeError as exc:
+            self._send({"id": rid, "ok": False, "error": {"kind": "driver", "message": exc.message}})
+            return
+        self._send({"id": rid, "ok": True, "result": result})
+
+    def _smi(self, args: list[str]) -> str:
+        done = self.connection.run(["nvidia-smi", *args], timeout=self.timeout)
+        if done.exit_code != 0:
+            text = (done.stderr or done.stdout).decode("utf-8", "replace").strip() or f"exit {done.exit_code}"
+            raise NodeError(self.node, "driver", f"nvidia-smi failed: {text}", "check the NVIDIA driver on the node.")
+        return done.stdout.decode("utf-8", "replace")
+
+    def _query(self) -> list[dict[str, Any]]:
+        fields = ",".join(name for name, _, _ in QUERY)
+        return parse_query(self._smi([f"--query-gpu={fields}", "--format=csv,noheader,nounits"]))
+
+    def _sample(self) -> dict[str, Any]:
+        return {"time": time.time(), "backend": "smi", "gpus": self._query(), "host": {}}
+
+    def _start_stream(self, rid: int, interval: float) -> dict[str, Any]:
+        stop = threading.Event()
+        self._streams[rid] = stop
+
+        def loop() -> None:
+            while not stop.wait(interval):
+                try:
+                    self._send({"id": rid, "type": "sample", "result": self._sample()})
+                except (OSError, ValueError, NodeError):
+                    return
+
+        threading.Thread(target=loop, daemon=True, name=f"smi-stream-{self.node}").start()
+        return {"streaming": True}
+
+    def _set_limits(self, request: dict[str, Any], reset: bool) -> dict[str, Any]:
+        gpus = self._query()
+        wanted = request.get("gpus")
+        chosen = [g for g in gpus if wanted is None or g["index"] in wanted]
+        if wanted is not None and len(chosen) != len(set(wanted)):
+            raise _Refused("usage", f"no GPU {sorted(set(wanted) - {g['index'] for g in gpus})} on {self.node}")
+        plan = []
+        for gpu in chosen:
+            low, high = gpu["power_limit_min_w"], gpu["power_limit_max_w"]
+            watts = gpu["power_limit_default_w"] if reset else float(request["watts"])
+            if watts is None or low is None or high is None:
+                raise _Refused("driver", f"GPU {gpu['index']} does not report its power-limit range")
+            target = min(max(watts, low), high)
+            if target != watts and not request.get("clamp"):
+                raise _Refused(
+                    "usage", f"{watts:g} W is outside GPU {gpu['index']}'s range {low:g}-{high:g} W; nothing changed"
+                )
+            plan.append((gpu, target))
+        for gpu, target in plan:
+            self._smi(["-i", str(gpu["index"]), "-pl", f"{target:g}"])
+        after = {g["index"]: g for g in self._query()}
+        return {
+            "gpus": [
+                {
+                    "index": gpu["index"],
+                    "before_w": gpu["power_limit_w"],
+                    "enforced_w": after.get(gpu["index"], {}).get("power_limit_w"),
+                    "clamped": target != (gpu["power_limit_default_w"] if reset else float(request["watts"])),
+                }
+                for gpu, target in plan
+            ]
+        }
+
+
+class _Refused(Exception):
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind

@@ -1,0 +1,116 @@
+"""Shipping and starting the agent over SSH, its failures, and the nvidia-smi fallback, against a real sshd."""
+
+from __future__ import annotations
+
+import textwrap
+import zipapp
+from pathlib import Path
+
+import pytest
+
+from factoryctl.errors import NodeError
+from factoryctl.transport.ssh import SshOptions
+from factoryctl.transport.ssh_node import SshTransport
+
+OPTIONS = SshOptions(connect_timeout_s=3, banner_timeout_s=3, auth_timeout_s=3, channel_timeout_s=5)
+
+#: A stand-in agent speaking the protocol (hello, sample, shutdown); `--node dies` exits on its first request.
+FAKE_AGENT = """
+import json, sys
+args = sys.argv[1:]
+node = args[args.index("--node") + 1]
+def send(m):
+    sys.stdout.write(json.dumps(m) + "\\n"); sys.stdout.flush()
+send({"type": "hello", "agent_version": "0.0.0", "protocol": 1, "backend": "sim", "node": node,
+      "python": sys.version.split()[0], "gpus": 1, "argv": args})
+for line in sys.stdin:
+    req = json.loads(line)
+    if node == "dies":
+        sys.stderr.write("agent crashed: boom\\n"); sys.stderr.flush(); sys.exit(3)
+    if req["op"] == "shutdown":
+        send({"id": req["id"], "ok": True, "result": {"bye": True}}); break
+    send({"id": req["id"], "ok": True, "result": {"time": 1.0, "backend": "sim", "gpus": [], "host": {},
+          "argv": args}})
+"""
+
+
+@pytest.fixture
+def fake_zipapp(tmp_path: Path) -> Path:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "__main__.py").write_text(textwrap.dedent(FAKE_AGENT))
+    target = tmp_path / "factoryctl-agent-0123456789abcdef.pyz"
+    zipapp.create_archive(src, target)
+    return target
+
+
+def _open(spec) -> SshTransport:
+    return SshTransport.open(spec, "lab", OPTIONS)
+
+
+def test_agent_is_shipped_once_and_started(ssh_node, fake_zipapp, remote_cache):
+    transport = _open(ssh_node("n1"))
+    try:
+        session = transport.start_agent(10, zipapp=fake_zipapp)
+        assert transport.uploaded
+        assert session.hello_info["node"] == "n1"
+        session.request("sample", timeout=5)
+        session.close()
+        again = transport.start_agent(10, zipapp=fake_zipapp)
+        assert not transport.uploaded
+        again.close()
+    finally:
+        transport.close()
+    assert (remote_cache / fake_zipapp.name).read_bytes() == fake_zipapp.read_bytes()
+
+
+def test_agent_argv_reaches_the_node(ssh_node, fake_zipapp):
+    from factoryctl.model.inventory import SimSpec
+
+    transport = _open(ssh_node("n 1;$(x)", sim=SimSpec("h100-sxm", 2, 7)))
+    try:
+        session = transport.start_agent(10, zipapp=fake_zipapp)
+        argv = session.hello_info["argv"]
+        session.close()
+    finally:
+        transport.close()
+    assert argv[:4] == ["--node", "n 1;$(x)", "--factory", "lab"]
+    assert argv[argv.index("--sim") + 1] == "h100-sxm"
+
+
+def test_changed_zipapp_is_uploaded_again(ssh_node, fake_zipapp, tmp_path):
+    transport = _open(ssh_node())
+    try:
+        transport.start_agent(10, zipapp=fake_zipapp).close()
+        other = tmp_path / "factoryctl-agent-fedcba9876543210.pyz"
+        other.write_bytes(fake_zipapp.read_bytes())
+        transport.start_agent(10, zipapp=other).close()
+        assert transport.uploaded
+    finally:
+        transport.close()
+
+
+def test_shipping_without_sftp_uses_cat(sshd_factory, tmp_path, fake_zipapp, remote_cache):
+    server = sshd_factory(sftp=False)
+    spec = server.node("n1", server.write_known_hosts(tmp_path / "kh"))
+    transport = _open(spec)
+    try:
+        transport.start_agent(10, zipapp=fake_zipapp).close()
+        assert transport.uploaded
+        transport.start_agent(10, zipapp=fake_zipapp).close()
+        assert not transport.uploaded
+    finally:
+        transport.close()
+    assert (remote_cache / fake_zipapp.name).read_bytes() == fake_zipapp.read_bytes()
+
+
+def test_an_agent_that_dies_is_an_agent_error(ssh_node, fake_zipapp):
+    transport = _open(ssh_node("dies"))
+    try:
+        session = transport.start_agent(10, zipapp=fake_zipapp)
+        with pytest.raises(NodeError) as caught:
+            session.request("sample", timeout=5)
+    finally:
+        transport.close()
+    assert caught.value.kind == "agent"
+    assert "boom" in caught.value.message

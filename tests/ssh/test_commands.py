@@ -1,0 +1,94 @@
+"""Remote commands over a persistent connection: quoting, big outputs, timeouts, a dying sshd."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from factoryctl.errors import ExitCode, NodeError
+from factoryctl.transport.ssh import SshOptions, SshPool
+
+OPTIONS = SshOptions(connect_timeout_s=3, banner_timeout_s=3, auth_timeout_s=3, channel_timeout_s=5, keepalive_s=1)
+
+
+@pytest.fixture
+def connection(ssh_node):
+    pool = SshPool(OPTIONS)
+    yield pool.connect(ssh_node())
+    pool.close()
+
+
+def test_command_reaches_the_node_byte_for_byte(connection):
+    nasty = "a'b\"c; echo pwned $(id) `id` && |&>x\n\tline two \\ * ~ $HOME {a,b} ä 日本"
+    result = connection.run(["printf", "%s", nasty], timeout=10)
+    assert result.stdout == nasty.encode()
+    assert result.exit_code == 0
+
+
+def test_exit_status_and_stderr(connection):
+    result = connection.run(["sh", "-c", "echo out; echo err >&2; exit 7"], timeout=10)
+    assert (result.exit_code, result.stdout, result.stderr) == (7, b"out\n", b"err\n")
+
+
+def test_output_over_8_mib_on_both_streams_does_not_hang(connection):
+    script = "head -c 9000000 /dev/zero; head -c 3000000 /dev/zero >&2; head -c 1000 /dev/zero"
+    result = connection.run(["sh", "-c", script], timeout=30)
+    assert len(result.stdout) == 9_001_000
+    assert len(result.stderr) == 3_000_000
+
+
+def test_timeout_signals_and_classifies(connection):
+    started = time.monotonic()
+    with pytest.raises(NodeError) as caught:
+        connection.run(["sleep", "30"], timeout=0.5)
+    assert caught.value.kind == "timeout"
+    assert caught.value.exit_code == ExitCode.TIMEOUT
+    assert time.monotonic() - started < 5
+    assert connection.run(["true"], timeout=5).exit_code == 0
+
+
+def test_many_commands_share_one_connection(connection):
+    results = []
+
+    def run() -> None:
+        results.append(connection.run(["echo", "x"], timeout=10).stdout)
+
+    threads = [threading.Thread(target=run) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [b"x\n"] * 8
+
+
+def test_sshd_killed_mid_command(sshd_factory, tmp_path):
+    server = sshd_factory()
+    spec = server.node("n1", server.write_known_hosts(tmp_path / "kh"))
+    pool = SshPool(OPTIONS)
+    connection = pool.connect(spec)
+    assert connection.is_alive()
+    threading.Timer(0.5, server.kill).start()
+    started = time.monotonic()
+    with pytest.raises(NodeError) as caught:
+        connection.run(["sleep", "30"], timeout=20)
+    assert caught.value.kind == "refused"
+    assert caught.value.exit_code == ExitCode.CONNECTION
+    assert time.monotonic() - started < 10
+    assert not connection.is_alive(timeout=2)
+    with pytest.raises(NodeError) as again:
+        pool.connect(spec)
+    assert again.value.kind == "refused"
+    pool.close()
+
+
+def test_pool_reconnects_after_the_connection_died(ssh_node):
+    pool = SshPool(OPTIONS)
+    spec = ssh_node()
+    first = pool.connect(spec)
+    first.transport.close()
+    second = pool.connect(spec, check_alive=True)
+    assert second is not first
+    assert second.run(["true"], timeout=5).exit_code == 0
+    pool.close()
