@@ -59,7 +59,7 @@ def format_cell(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
-        return f"{value:.0f}" if abs(value) >= 100 else f"{value:.1f}"
+        return f"{value:.0f}" if abs(value) >= 100 or value.is_integer() else f"{value:.1f}"
     if isinstance(value, (list, tuple)):
         return ",".join(format_cell(v) for v in value) or "-"
     if isinstance(value, dict):
