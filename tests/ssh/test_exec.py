@@ -1,0 +1,92 @@
+"""`factoryctl exec` end to end through the CLI against a real sshd."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+
+@pytest.fixture
+def factory(tmp_path, sshd, known_hosts):
+    def write(extra_nodes: str = "") -> str:
+        path = tmp_path / "factory.yaml"
+        path.write_text(
+            f"""
+name: lab
+ssh:
+  user: {sshd.user}
+  identity_file: {sshd.user_key}
+  known_hosts: {known_hosts}
+  port: {sshd.port}
+nodes:
+  n[01-04]: {{host: 127.0.0.1}}
+{extra_nodes}
+"""
+        )
+        return str(path)
+
+    return write
+
+
+def test_identical_outputs_are_gathered(cli, factory):
+    r = cli("--config", factory(), "exec", "all", "--", "echo", "hi")
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout == "---------------\nn[01-04] (4)\n---------------\nhi\n"
+
+
+def test_json_output_and_highest_exit_code(cli, factory):
+    script = 'echo "$1"; exit 3'
+    r = cli("--config", factory(), "exec", "n[01-02]", "-o", "json", "--", "sh", "-c", script, "sh", "a b")
+    assert r.exit_code == 3
+    doc = r.json()
+    assert doc["errors"] == []
+    assert [(i["node"], i["exit_code"], i["stdout"]) for i in doc["items"]] == [
+        ("n01", 3, "a b\n"),
+        ("n02", 3, "a b\n"),
+    ]
+    assert "exited with exit code 3" not in r.stderr  # json mode: the document says it
+
+
+def test_quoting_survives_the_cli(cli, factory):
+    nasty = 'it\'s "quoted"; $(echo no) `no`\nsecond line'
+    r = cli("--config", factory(), "exec", "n01", "-o", "json", "--", "printf", "%s", nasty)
+    assert r.json()["items"][0]["stdout"] == nasty
+
+
+def test_unreachable_node_wins_exit_4_and_others_still_answer(cli, factory):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = factory(f"  dead: {{host: 127.0.0.1, port: {port}}}")
+    r = cli("--config", config, "exec", "all", "-o", "json", "--", "sh", "-c", "exit 5")
+    assert r.exit_code == 4
+    doc = r.json()
+    assert len(doc["items"]) == 4
+    assert doc["errors"] == [{"node": "dead", "error": "refused", "message": doc["errors"][0]["message"]}]
+    assert "dead:" in r.stderr
+
+
+def test_timeout_gives_124(cli, factory):
+    r = cli("--config", factory(), "exec", "n01", "--timeout", "1", "--", "sleep", "20")
+    assert r.exit_code == 124
+    assert "n01" in r.stderr
+
+
+def test_unknown_host_key_gives_4_with_trust_hint(cli, factory, known_hosts):
+    known_hosts.write_text("")
+    r = cli("--config", factory(), "exec", "n01", "--", "true")
+    assert r.exit_code == 4
+    assert "factoryctl nodes trust" in r.stderr
+
+
+def test_stderr_and_failures_are_reported(cli, factory):
+    r = cli("--config", factory(), "exec", "n[01-02]", "--", "sh", "-c", "echo oops >&2; exit 2")
+    assert r.exit_code == 2
+    assert "n[01-02]: oops" in r.stderr
+    assert "n[01-02]: exited with exit code 2" in r.stderr
+
+
+def test_lines_mode(cli, factory):
+    r = cli("--config", factory(), "exec", "n[01-02]", "--lines", "--", "echo", "x")
+    assert r.stdout == "n01: x\nn02: x\n"
