@@ -32,11 +32,9 @@ def register(app: typer.Typer) -> None:
         config = demo_config()
         if headless:
             raise typer.Exit(_run_headless(config, duration, interval, output))
-        try:
+        if _dashboard_available():
             from factoryctl.tui.app import run_dashboard
-        except ImportError:
-            run_dashboard = None
-        if run_dashboard is not None:
+
             run_dashboard(config, read_only=read_only, target=None)
             return
         from factoryctl.cli.gpus import GPU_COLUMNS, gpu_items
@@ -48,6 +46,13 @@ def register(app: typer.Typer) -> None:
             return gpu_items(result.samples, None), result.errors
 
         raise typer.Exit(show_listing(produce, GPU_COLUMNS, output, False, True, interval))
+
+
+def _dashboard_available() -> bool:
+    """Whether the dashboard can run here (textual installed and a terminal to draw on)."""
+    import importlib.util
+
+    return importlib.util.find_spec("textual") is not None and sys.stdout.isatty()
 
 
 def _run_headless(config: FactoryConfig, duration: float, interval: float, output: OutputFormat) -> int:

@@ -73,11 +73,15 @@ def node_item(spec: NodeSpec, sample: NodeSample | None, drained: bool) -> dict[
 
 def drained_nodes(config: FactoryConfig) -> set[str]:
     """Nodes kept off by `nodes drain` (persisted in the store; none when there is no store yet)."""
-    try:
-        from factoryctl.store.drain import drained_node_names
-    except ImportError:
+    if not config.store_path.exists():
         return set()
-    return drained_node_names(config)
+    from factoryctl.store import open_store
+
+    store = open_store(config.store_path, readonly=True)
+    try:
+        return set(store.drained_nodes())
+    finally:
+        store.close()
 
 
 def node_items(
