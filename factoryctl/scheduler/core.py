@@ -195,7 +195,7 @@ class _Pass:
         starving_before = -1.0
         if config.starve_after_s is not None:
             starving_before = self.now - config.starve_after_s
-            queue = _starving_first(queue, starving_before)
+            queue = _starving_first(queue, starving_before, config.protect_oldest)
         for job in queue:
             if is_deferred(job, self.now, price):
                 self._wait(job, JobState.DEFERRED, "deferred")
@@ -237,8 +237,8 @@ class _Pass:
             self.out.waiting.append(Waiting(job, state, why, reservation, blocker))
 
 
-def _starving_first(queue: Iterable[Candidate], starving_before: float) -> list[Candidate]:
-    """Jobs waiting since before `starving_before` go first, oldest first; the rest keep their order."""
+def _starving_first(queue: Iterable[Candidate], starving_before: float, limit: int | None) -> list[Candidate]:
+    """Jobs waiting since before `starving_before` go first, oldest first (at most `limit` of them)."""
     starving: list[Candidate] = []
     rest: list[Candidate] = []
     for job in queue:
@@ -246,6 +246,9 @@ def _starving_first(queue: Iterable[Candidate], starving_before: float) -> list[
     if not starving:
         return rest
     starving.sort(key=lambda job: (job.submitted_at, job.key[2]))
+    if limit is not None and len(starving) > limit:
+        moved = set(map(id, starving[:limit]))
+        return starving[:limit] + [job for job in queue if id(job) not in moved]
     return starving + rest
 
 

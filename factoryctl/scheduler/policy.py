@@ -7,10 +7,14 @@ The `default` order is priority with linear aging, written as a single sort key 
 
     key = submitted_at + min(size_weight * walltime, size_cap_s) - priority * priority_unit_s
 
-Every waiting second counts the same for every job (aging), a long job starts with a bounded handicap (so short
-jobs go first, as in SJF, but a long one is never overtaken for more than `size_cap_s` of later arrivals), and one
-unit of priority is worth `priority_unit_s` of waiting. Because every job ages at the same rate the order between
-two jobs never changes, which keeps a pass cheap; reservations for the head of the queue and backfill do the rest.
+With the defaults this is "earliest finish if it had started on submission": every waiting second counts the same
+for every job (aging), a long job starts with a handicap equal to its walltime (so short jobs go first, as in SJF,
+without SJF's unbounded starvation), and one unit of priority is worth `priority_unit_s` of waiting. Because every
+job ages at the same rate the order between two jobs never changes, which keeps a pass cheap.
+
+Starvation guard: a job that has waited `starve_after_s` is starving; the oldest `protect_oldest` starving jobs are
+considered first, and (with `reserve_starving_only`) only they get reservations, so large gangs are protected when
+they need it without reserving capacity for every young job. Everything else backfills around the reservations.
 """
 
 from __future__ import annotations
@@ -37,6 +41,9 @@ class SchedulerConfig:
         priority_unit_s: seconds of waiting one unit of priority is worth (aging order).
         size_weight: handicap per second of walltime (aging order).
         size_cap_s: the largest handicap (aging order).
+        starve_after_s: waiting time after which a job is starving (None: no starvation guard).
+        reserve_starving_only: reservations go to starving jobs only.
+        protect_oldest: how many starving jobs (oldest first) jump the queue (None: all of them).
         preemption: stop lower-priority jobs for a higher-priority one that does not fit.
         grace_s: how long a preempted job gets to checkpoint before it is killed.
         default_walltime_s: walltime assumed for jobs submitted without one.
@@ -44,13 +51,14 @@ class SchedulerConfig:
 
     name: str = "default"
     order: Order = "aging"
-    reservations: int = 2
+    reservations: int = 1
     backfill: bool = True
     priority_unit_s: float = 3600.0
     size_weight: float = 1.0
-    size_cap_s: float = 12 * 3600.0
-    starve_after_s: float | None = None
-    reserve_starving_only: bool = False
+    size_cap_s: float = float("inf")
+    starve_after_s: float | None = 48 * 3600.0
+    reserve_starving_only: bool = True
+    protect_oldest: int | None = 1
     preemption: bool = False
     grace_s: float = 300.0
     default_walltime_s: float = DEFAULT_WALLTIME_S
@@ -72,11 +80,24 @@ class SchedulerConfig:
         return (submitted_at + handicap - priority * self.priority_unit_s, 0.0, seq)
 
 
+def _textbook(name: str, order: Order, reservations: int, backfill: bool) -> SchedulerConfig:
+    """A reference policy: no starvation guard, priorities ignored (the usual textbook definitions)."""
+    return SchedulerConfig(
+        name=name,
+        order=order,
+        reservations=reservations,
+        backfill=backfill,
+        starve_after_s=None,
+        reserve_starving_only=False,
+        protect_oldest=None,
+    )
+
+
 #: The policies `sched simulate --policy` knows. fifo/sjf/easy are the textbook ones (see docs/scheduler.md).
 POLICIES: dict[str, SchedulerConfig] = {
-    "fifo": SchedulerConfig(name="fifo", order="fifo", reservations=0, backfill=False),
-    "sjf": SchedulerConfig(name="sjf", order="sjf", reservations=0, backfill=False),
-    "easy": SchedulerConfig(name="easy", order="fifo", reservations=1, backfill=True),
+    "fifo": _textbook("fifo", "fifo", reservations=0, backfill=False),
+    "sjf": _textbook("sjf", "sjf", reservations=0, backfill=False),
+    "easy": _textbook("easy", "fifo", reservations=1, backfill=True),
     "default": SchedulerConfig(),
 }
 
