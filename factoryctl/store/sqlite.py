@@ -290,13 +290,12 @@ class Store:
         with self._transaction("samples") as db:
             bits = self._reason_bits_for(db, samples)
             raw: list[tuple[Any, ...]] = []
-            latest: list[tuple[Any, ...]] = []
+            latest: dict[int, tuple[Any, ...]] = {}
             for sample, with_slow in zip(samples, flags, strict=True):
                 node_id = self._node_id(db, sample.node)
                 t_ms = _ms(sample.time)
-                if sample.state != "down":
-                    latest.append((node_id, t_ms, rows.sample_to_json(sample)))
-                    db.execute("UPDATE node SET last_seen_ms = ? WHERE id = ?", (t_ms, node_id))
+                if sample.state != "down" and (node_id not in latest or latest[node_id][1] <= t_ms):
+                    latest[node_id] = (node_id, t_ms, sample)
                 for gpu in sample.gpus:
                     raw.append((node_id, gpu.index, t_ms, *rows.gpu_values(gpu, with_slow, bits)))
                     self._upsert_gpu_info(db, node_id, gpu.index, rows.gpu_info(gpu), t_ms)
@@ -306,7 +305,11 @@ class Store:
                 f"INSERT OR IGNORE INTO sample (node_id, gpu, t_ms, {columns}, throttle) VALUES ({marks})", raw
             )
             inserted = max(cursor.rowcount, 0)
-            db.executemany("INSERT OR REPLACE INTO node_latest (node_id, t_ms, sample) VALUES (?, ?, ?)", latest)
+            db.executemany(
+                "INSERT OR REPLACE INTO node_latest (node_id, t_ms, sample) VALUES (?, ?, ?)",
+                [(n, t, rows.sample_to_json(smp)) for n, t, smp in latest.values()],
+            )
+            db.executemany("UPDATE node SET last_seen_ms = ? WHERE id = ?", [(t, n) for n, t, _ in latest.values()])
             for state in states:
                 self._write_state(db, state)
             for event in events:

@@ -1,0 +1,94 @@
+"""The controller's lock beside the store: one writer daemon per store, and a way for readers to ask if it is live.
+
+An `fcntl.flock` on `<state_dir>/controller.lock`: the kernel drops it when the process dies, so a SIGKILLed
+controller leaves no stale lock. The file holds the owner's pid for the refusal message only; the lock is the truth.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import time
+from pathlib import Path
+from typing import IO
+
+from factoryctl.errors import FactoryError
+
+LOCK_NAME = "controller.lock"
+
+
+class ControllerRunning(FactoryError):
+    """Another controller already holds the store's lock."""
+
+
+def lock_path(state_dir: Path) -> Path:
+    """Where the lock lives: beside the store."""
+    return state_dir / LOCK_NAME
+
+
+class ControllerLock:
+    """Held for the controller's whole life; `acquire` refuses when another process has it."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = lock_path(state_dir)
+        self._file: IO[str] | None = None
+
+    def acquire(self, attempts: int = 5) -> None:
+        """Take the lock, retrying briefly (a reader's probe holds it for microseconds)."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held until release()
+        except OSError as exc:
+            raise FactoryError(
+                f"cannot create the controller lock {self.path}: {exc.strerror or exc}.",
+                f"check that {self.path.parent} is writable by this user.",
+            ) from exc
+        for attempt in range(attempts):
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if attempt == attempts - 1:
+                    handle.seek(0)
+                    owner = handle.read().strip() or "unknown"
+                    handle.close()
+                    raise ControllerRunning(
+                        f"another controller (pid {owner}) is already running on the store in {self.path.parent}.",
+                        "stop it first (`systemctl stop factoryctl` or kill that pid); only one controller may "
+                        "write a store.",
+                    ) from None
+                time.sleep(0.05)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._file = handle
+
+    def release(self) -> None:
+        """Drop the lock (also dropped by the kernel if the process dies)."""
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
+
+
+def controller_is_running(state_dir: Path) -> bool:
+    """Whether a live process holds the controller lock of this state dir."""
+    path = lock_path(state_dir)
+    try:
+        handle = open(path, encoding="utf-8")  # noqa: SIM115 - closed below
+    except OSError:
+        return False
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    else:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        return False
+    finally:
+        handle.close()

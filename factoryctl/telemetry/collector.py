@@ -1,0 +1,121 @@
+"""The collection loop: one `NodeLink` per inventory node feeding one `StoreWriter`, reconfigurable while running.
+
+`apply(config)` is how a SIGHUP reload lands: links of removed nodes are closed, new nodes get links, nodes whose
+inventory entry changed are reconnected, and an interval change restarts every stream. Rollups and retention run
+from `maintain()`, which the controller calls on a timer.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+from factoryctl.config import FactoryConfig
+from factoryctl.config_schema import parse_duration
+from factoryctl.model.inventory import NodeSpec
+from factoryctl.store.sqlite import Store
+from factoryctl.telemetry.links import Backoff, Connector, NodeLink, transport_connector
+from factoryctl.telemetry.writer import StoreWriter
+
+log = logging.getLogger("factoryctl.telemetry")
+
+AGENT_START_TIMEOUT_S = 20.0
+
+
+def controller_setting(config: FactoryConfig, key: str, default: float) -> float:
+    """A numeric `controller:` setting, with its default when this schema does not have it."""
+    return float(getattr(config.settings.controller, key, default))
+
+
+class Collector:
+    """Keeps every inventory node streaming into the store."""
+
+    def __init__(
+        self,
+        config: FactoryConfig,
+        store: Store,
+        connector: Callable[[FactoryConfig], Connector] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self._make_connector = connector or (lambda c: transport_connector(c, AGENT_START_TIMEOUT_S))
+        self._rng = rng or random.Random()
+        self.links: dict[str, NodeLink] = {}
+        self.writer = StoreWriter(
+            store,
+            config.interval_s,
+            slow_interval_s=controller_setting(config, "slow_interval_s", 5.0),
+        )
+
+    def _backoff(self) -> Backoff:
+        return Backoff(
+            base_s=max(self.config.interval_s, 0.5),
+            cap_s=controller_setting(self.config, "reconnect_max_s", 30.0),
+        )
+
+    def start(self) -> None:
+        """Connect to every node and start writing."""
+        self.writer.set_nodes(self.config.nodes)
+        connect = self._make_connector(self.config)
+        for node in self.config.nodes.values():
+            self._start_link(node, connect)
+        self.writer.start()
+        log.info("collecting from %d nodes every %g s", len(self.links), self.config.interval_s)
+
+    def _start_link(self, node: NodeSpec, connect: Connector) -> None:
+        link = NodeLink(node, self.config.interval_s, connect, self.writer, self._backoff(), self._rng)
+        self.links[node.name] = link
+        link.start()
+
+    def apply(self, config: FactoryConfig) -> dict[str, list[str]]:
+        """Move to a new configuration; returns the nodes added, removed and reconnected."""
+        old, self.config = self.config, config
+        interval_changed = config.interval_s != old.interval_s
+        removed = [n for n in self.links if n not in config.nodes]
+        added = [n for n in config.nodes if n not in self.links]
+        changed = [
+            n for n in config.nodes if n in self.links and (interval_changed or self.links[n].node != config.nodes[n])
+        ]
+        self._stop_links(removed + changed)
+        self.writer.set_interval(config.interval_s)
+        self.writer.set_nodes(config.nodes)
+        connect = self._make_connector(config)
+        for name in added + changed:
+            self._start_link(config.nodes[name], connect)
+        return {"added": added, "removed": removed, "reconnected": changed}
+
+    def _stop_links(self, names: list[str]) -> None:
+        links = [self.links.pop(name) for name in names]
+        for link in links:
+            link.stop()
+        deadline = time.monotonic() + 10
+        for link in links:
+            link.join(max(0.1, deadline - time.monotonic()))
+
+    def maintain(self, now: float | None = None) -> tuple[int, int, int]:
+        """Roll up finished minutes and apply retention; returns (rollup rows, raw deleted, rollups deleted)."""
+        settings = self.config.settings.controller
+        rolled = self.store.rollup(now)
+        raw, rollups = self.store.prune(
+            parse_duration(settings.raw_retention), parse_duration(settings.rollup_retention), now
+        )
+        return rolled, raw, rollups
+
+    def stop(self) -> None:
+        """Close every link (agents are asked to exit) and write what is left."""
+        self._stop_links(list(self.links))
+        self.writer.stop()
+
+    def stats(self) -> dict[str, Any]:
+        """The writer's figures plus link counts."""
+        states = self.writer.states()
+        return {
+            **self.writer.stats(),
+            "nodes": len(self.links),
+            "up": sum(1 for s in states.values() if s.state == "up"),
+            "connects": sum(link.connects for link in self.links.values()),
+        }

@@ -1,0 +1,132 @@
+"""Judging nodes from their samples: the up / degraded / down state machine, and health events between samples.
+
+Pure functions of (what was seen, when): no IO, so the rules are unit-tested without nodes or clocks.
+A node is `up` while samples arrive, `degraded` after one missed sample, and `down` after three (or when it could
+not be reached at all); it comes back `up` with its first sample.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from factoryctl.model.telemetry import GpuSample, NodeSample
+from factoryctl.store.rows import Event, NodeState
+
+MISSED_FOR_DOWN = 3
+SEVERITY = {"up": "info", "degraded": "warning", "down": "error"}
+_RANK = {"up": 0, "degraded": 1, "down": 2}
+THERMAL_REASONS = frozenset({"SwThermalSlowdown", "HwThermalSlowdown", "HwSlowdown"})
+
+
+def missed_samples(last_seen: float | None, now: float, interval_s: float) -> int:
+    """How many samples are overdue, with half an interval of grace for jitter."""
+    if last_seen is None:
+        return MISSED_FOR_DOWN
+    return max(0, int((now - last_seen - 0.5 * interval_s) // interval_s))
+
+
+@dataclass
+class NodeHealth:
+    """One node's reachability, updated by samples, connection failures and the passing of time."""
+
+    node: str
+    interval_s: float
+    state: str = "down"
+    since: float = 0.0
+    last_seen: float | None = None
+    error: str | None = "agent"
+    message: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.message is None:
+            self.message = f"{self.node}: not reached yet."
+
+    def seen(self, at: float) -> NodeState | None:
+        """A sample arrived (at its agent's time); returns the change to record, if any."""
+        if self.last_seen is None or at > self.last_seen:
+            self.last_seen = at
+        return self._become("up", at, None, None)
+
+    def failed(self, at: float, kind: str, message: str) -> NodeState | None:
+        """The connection failed or could not be made; the state follows from how long we have been blind."""
+        self.error, self.message = kind, message
+        return self._become(self._state_at(at, failed=True), at, kind, message)
+
+    def tick(self, now: float) -> NodeState | None:
+        """Time passed with no sample: degrade, then go down after three missed samples."""
+        if self.state == "down":
+            return None
+        state = self._state_at(now)
+        if _RANK[state] <= _RANK[self.state]:  # only a sample brings a node back up
+            return None
+        missed = missed_samples(self.last_seen, now, self.interval_s)
+        return self._become(state, now, self.error or "timeout", f"{self.node}: {missed} samples missed.")
+
+    def _state_at(self, now: float, failed: bool = False) -> str:
+        missed = missed_samples(self.last_seen, now, self.interval_s)
+        if missed >= MISSED_FOR_DOWN:
+            return "down"
+        return "degraded" if missed >= 1 or failed else "up"
+
+    def _become(self, state: str, at: float, error: str | None, message: str | None) -> NodeState | None:
+        if state == self.state:
+            return None
+        self.state, self.since = state, at
+        if state == "up":
+            self.error = self.message = None
+        else:
+            self.error, self.message = error, message
+        return NodeState(self.node, state, at, self.last_seen, self.error, self.message)
+
+    def overdue(self, now: float) -> bool:
+        """Whether the link should be torn down and rebuilt (three samples missed while connected)."""
+        return missed_samples(self.last_seen, now, self.interval_s) >= MISSED_FOR_DOWN
+
+
+def state_event(change: NodeState) -> Event:
+    """The event recorded when a node changes state."""
+    text = f"{change.node} is {change.state}"
+    if change.message and change.state != "up":
+        text += f": {change.message}"
+    return Event(change.since, f"node_{change.state}", text, node=change.node, severity=SEVERITY[change.state])
+
+
+def gpu_events(before: NodeSample | None, after: NodeSample) -> list[Event]:
+    """Health events between two samples of one node: ECC errors, lost GPUs, thermal slowdown starting."""
+    if before is None:
+        return []
+    old = {g.index: g for g in before.gpus}
+    events: list[Event] = []
+    for gpu in after.gpus:
+        prev = old.get(gpu.index)
+        if prev is not None:
+            events.extend(_gpu_changes(after.node, after.time, prev, gpu))
+    return events
+
+
+def _gpu_changes(node: str, at: float, prev: GpuSample, gpu: GpuSample) -> list[Event]:
+    out: list[Event] = []
+    if gpu.ecc_uncorrected is not None and gpu.ecc_uncorrected > (prev.ecc_uncorrected or 0):
+        out.append(
+            Event(
+                at,
+                "ecc",
+                f"{node}/{gpu.index}: uncorrectable ECC errors {gpu.ecc_uncorrected}",
+                node,
+                gpu.index,
+                "error",
+            )
+        )
+    lost_now = "gpu_lost" in gpu.null_reasons.values()
+    lost_before = "gpu_lost" in prev.null_reasons.values()
+    if lost_now and not lost_before:
+        out.append(Event(at, "gpu_lost", f"{node}/{gpu.index}: GPU fell off the bus", node, gpu.index, "error"))
+    elif lost_before and not lost_now:
+        out.append(Event(at, "gpu_back", f"{node}/{gpu.index}: GPU is back", node, gpu.index, "info"))
+    hot_now = THERMAL_REASONS.intersection(gpu.throttle_reasons)
+    if hot_now and not THERMAL_REASONS.intersection(prev.throttle_reasons):
+        reasons = ", ".join(sorted(hot_now))
+        out.append(
+            Event(at, "thermal", f"{node}/{gpu.index}: thermal slowdown ({reasons})", node, gpu.index, "warning")
+        )
+    return out

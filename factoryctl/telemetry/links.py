@@ -1,0 +1,158 @@
+"""One persistent link per node: a connection, one long-lived streaming agent, and reconnection when it breaks.
+
+Each `NodeLink` is a thread that connects (through the node's transport), asks its agent to stream at the
+sampling interval, and watches: a dead agent, a broken connection or three missed samples tear the link down,
+and it is rebuilt after an exponential backoff with jitter, so a flapping node or a restarting fleet never makes
+the controller hammer sshd. Samples go to a `SampleSink` (the store writer) from the session's reader thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from factoryctl.config import FactoryConfig
+from factoryctl.errors import NodeError
+from factoryctl.model.inventory import NodeSpec
+from factoryctl.model.telemetry import NodeSample
+from factoryctl.telemetry.health import MISSED_FOR_DOWN
+from factoryctl.telemetry.poll import as_node_error, open_transport
+from factoryctl.transport.base import NodeTransport
+from factoryctl.transport.session import AgentSession
+
+log = logging.getLogger("factoryctl.telemetry")
+
+#: Opens a node's transport and starts its agent (hello received).
+Connector = Callable[[NodeSpec], tuple[NodeTransport, AgentSession]]
+
+
+class SampleSink(Protocol):
+    """Where a link reports: samples and failures."""
+
+    def offer(self, sample: NodeSample) -> None:
+        """A sample arrived (called on the session's reader thread: must be cheap)."""
+        ...
+
+    def link_failed(self, node: str, error: NodeError) -> None:
+        """The link broke or could not be made."""
+        ...
+
+
+def transport_connector(config: FactoryConfig, timeout_s: float) -> Connector:
+    """The real connector: the node's inventory transport (ssh or local), then its agent."""
+
+    def connect(node: NodeSpec) -> tuple[NodeTransport, AgentSession]:
+        transport = open_transport(node, config, timeout_s)
+        try:
+            return transport, transport.start_agent(timeout_s)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                transport.close()
+            raise
+
+    return connect
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff with "equal jitter": a delay drawn from [top/2, top], top doubling up to `cap_s`."""
+
+    base_s: float = 1.0
+    cap_s: float = 30.0
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        """Seconds to wait before reconnect attempt number `attempt` (0 = first retry)."""
+        top = min(self.cap_s, self.base_s * (2 ** min(attempt, 30)))
+        return rng.uniform(top / 2, top)
+
+
+class NodeLink:
+    """A thread keeping one node's agent streaming into a sink."""
+
+    def __init__(
+        self,
+        node: NodeSpec,
+        interval_s: float,
+        connect: Connector,
+        sink: SampleSink,
+        backoff: Backoff,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.node = node
+        self.interval_s = interval_s
+        self._connect = connect
+        self._sink = sink
+        self._backoff = backoff
+        self._rng = rng or random.Random()
+        self._stop = threading.Event()
+        self._got_sample = threading.Event()
+        self._last_heard = 0.0
+        self.connects = 0
+        self._thread = threading.Thread(target=self._run, name=f"link-{node.name}", daemon=True)
+
+    def start(self) -> None:
+        """Start the link's thread."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Ask the link to close its session and end (returns at once; see `join`)."""
+        self._stop.set()
+
+    def join(self, timeout: float) -> None:
+        """Wait for the link's thread to end."""
+        self._thread.join(timeout)
+
+    def _on_sample(self, sample: NodeSample) -> None:
+        self._last_heard = time.monotonic()
+        self._got_sample.set()
+        self._sink.offer(sample)
+
+    def _run(self) -> None:
+        attempt = 0
+        while not self._stop.is_set():
+            if self._session_once():
+                attempt = 0
+            if self._stop.is_set():
+                break
+            delay = self._backoff.delay(attempt, self._rng)
+            attempt += 1
+            log.info("%s: reconnecting in %.1f s", self.node.name, delay)
+            self._stop.wait(delay)
+
+    def _session_once(self) -> bool:
+        """Connect, stream until something breaks or we are stopped; True if samples flowed."""
+        name = self.node.name
+        self._got_sample.clear()
+        try:
+            transport, session = self._connect(self.node)
+        except Exception as exc:
+            self._sink.link_failed(name, as_node_error(name, exc))
+            return False
+        self.connects += 1
+        try:
+            self._last_heard = time.monotonic()
+            session.stream(self.interval_s, self._on_sample)
+            while not self._stop.wait(self.interval_s / 2):
+                if session.failure is not None:
+                    raise session.failure
+                if time.monotonic() - self._last_heard > (MISSED_FOR_DOWN + 0.5) * self.interval_s:
+                    raise NodeError(name, "timeout", f"{name}: no sample for 3 intervals; reconnecting.")
+        except Exception as exc:
+            self._sink.link_failed(name, as_node_error(name, exc))
+        finally:
+            _close_quietly(session, transport)
+        return self._got_sample.is_set()
+
+
+def _close_quietly(session: AgentSession, transport: NodeTransport) -> None:
+    """Close the agent (asking it to exit when it still answers) and the transport, never raising."""
+    with contextlib.suppress(Exception):
+        session.close(timeout=1.0)
+    with contextlib.suppress(Exception):
+        transport.close()

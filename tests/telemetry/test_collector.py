@@ -1,0 +1,134 @@
+"""The collection loop against fake agents behind the real AgentSession: streaming, faults, reconnects, reload."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import FakeFleet, make_config, wait_for
+
+from factoryctl.store.sqlite import Store, StoreError
+from factoryctl.telemetry.collector import Collector
+
+
+def rows(store: Store, node: str) -> int:
+    return int(
+        store._query("SELECT COUNT(*) FROM sample s JOIN node n ON n.id = s.node_id WHERE n.name = ?", (node,))[0][0]
+    )
+
+
+def test_streams_every_node_into_the_store(tmp_path: Path, fleet: FakeFleet) -> None:
+    config = make_config(tmp_path)
+    store = Store(config.store_path)
+    collector = Collector(config, store, connector=fleet.connector)
+    collector.start()
+    try:
+        wait_for(lambda: rows(store, "n1") >= 6 and rows(store, "n2") >= 6)
+        assert collector.writer.states()["n1"].state == "up"
+    finally:
+        collector.stop()
+    stats = collector.stats()
+    assert stats["duplicates"] == 0
+    assert stats["latency_p50_s"] is not None
+    assert [k for _, k in store._query("SELECT node, kind FROM event ORDER BY id")][:2] == ["node_up", "node_up"]
+    assert store.integrity_check() == "ok"
+
+
+def test_killed_agent_is_restarted_and_the_node_comes_back(tmp_path: Path, fleet: FakeFleet) -> None:
+    config = make_config(tmp_path, nodes="n1")
+    store = Store(config.store_path)
+    collector = Collector(config, store, connector=fleet.connector)
+    collector.start()
+    try:
+        wait_for(lambda: rows(store, "n1") >= 4)
+        fleet.kill("n1")
+        wait_for(lambda: len(fleet.procs["n1"]) == 2)
+        before = rows(store, "n1")
+        wait_for(lambda: rows(store, "n1") > before + 4)
+        assert collector.writer.states()["n1"].state == "up"
+    finally:
+        collector.stop()
+    kinds = [k for (k,) in store._query("SELECT kind FROM event ORDER BY id")]
+    assert kinds[:2] == ["node_up", "node_degraded"]  # then maybe node_down, when the restart takes 3 intervals
+    assert kinds[-1] == "node_up"
+    message = store._query("SELECT message FROM event WHERE kind = 'node_degraded'")[0][0]
+    assert "agent exited" in message
+
+
+def test_stalled_agent_goes_down_after_three_missed_samples_and_is_reconnected(
+    tmp_path: Path, fleet: FakeFleet
+) -> None:
+    config = make_config(tmp_path, nodes="n1")
+    fleet.args["n1"] = ["--stall-after", "3"]
+    store = Store(config.store_path)
+    collector = Collector(config, store, connector=fleet.connector)
+    collector.start()
+    try:
+        wait_for(lambda: len(fleet.procs.get("n1", [])) >= 2)
+    finally:
+        collector.stop()
+    kinds = [k for (k,) in store._query("SELECT kind FROM event ORDER BY id")]
+    assert kinds[:3] == ["node_up", "node_degraded", "node_down"]
+
+
+def test_unreachable_node_stays_down_while_others_stream(tmp_path: Path, fleet: FakeFleet) -> None:
+    config = make_config(tmp_path)
+    fleet.refuse.add("n2")
+    store = Store(config.store_path)
+    collector = Collector(config, store, connector=fleet.connector)
+    collector.start()
+    try:
+        wait_for(lambda: rows(store, "n1") >= 4)
+        state = collector.writer.states()["n2"]
+        assert (state.state, state.error) == ("down", "refused")
+    finally:
+        collector.stop()
+
+
+def test_full_store_buffers_and_loses_nothing_once_writable_again(
+    tmp_path: Path, fleet: FakeFleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = make_config(tmp_path, nodes="n1")
+    store = Store(config.store_path)
+    real_write, full = store.write, threading.Event()
+
+    def write(*args: Any, **kwargs: Any) -> int:
+        if full.is_set():
+            raise StoreError(f"the store at {store.path} is full.", "free disk space.")
+        return real_write(*args, **kwargs)
+
+    monkeypatch.setattr(store, "write", write)
+    collector = Collector(config, store, connector=fleet.connector)
+    collector.start()
+    try:
+        wait_for(lambda: rows(store, "n1") >= 2)
+        full.set()
+        wait_for(lambda: collector.stats()["pending"] >= 10)
+        assert "full" in collector.writer.store_error.message  # type: ignore[union-attr]
+        assert collector.writer.states()["n1"].state == "up"  # collection goes on
+        full.clear()
+        wait_for(lambda: collector.writer.store_error is None and collector.stats()["pending"] == 0)
+    finally:
+        collector.stop()
+    stats = collector.stats()
+    assert stats["dropped"] == 0
+    assert stats["rows"] == rows(store, "n1")
+
+
+def test_reload_adds_and_removes_nodes_without_restart(tmp_path: Path, fleet: FakeFleet) -> None:
+    config = make_config(tmp_path, nodes="n[1-2]")
+    store = Store(config.store_path)
+    collector = Collector(config, store, connector=fleet.connector)
+    collector.start()
+    try:
+        wait_for(lambda: rows(store, "n2") >= 2)
+        change = collector.apply(make_config(tmp_path, nodes="n1,n3"))
+        assert change == {"added": ["n3"], "removed": ["n2"], "reconnected": []}
+        wait_for(lambda: rows(store, "n3") >= 2)
+        assert set(collector.links) == {"n1", "n3"}
+        assert fleet.procs["n2"][-1].poll() is not None
+        assert len(fleet.procs["n1"]) == 1
+    finally:
+        collector.stop()

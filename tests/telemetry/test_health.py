@@ -1,0 +1,71 @@
+"""The node state machine and health events, as pure functions of what was seen and when."""
+
+from __future__ import annotations
+
+import random
+
+from factoryctl.model.telemetry import GpuSample, NodeSample
+from factoryctl.telemetry.health import NodeHealth, gpu_events, missed_samples
+from factoryctl.telemetry.links import Backoff
+
+
+def test_missed_samples_allow_half_an_interval_of_jitter() -> None:
+    assert missed_samples(100.0, 101.4, 1.0) == 0
+    assert missed_samples(100.0, 101.6, 1.0) == 1
+    assert missed_samples(100.0, 103.6, 1.0) == 3
+    assert missed_samples(None, 0.0, 1.0) == 3
+
+
+def test_up_degraded_down_after_three_missed_then_up_with_a_sample() -> None:
+    health = NodeHealth("n1", 1.0)
+    assert health.state == "down"
+    assert health.seen(10.0).state == "up"  # type: ignore[union-attr]
+    assert health.tick(11.2) is None
+    change = health.tick(11.6)
+    assert change is not None
+    assert (change.state, change.message) == ("degraded", "n1: 1 samples missed.")
+    assert health.tick(12.6) is None
+    assert health.tick(13.6).state == "down"  # type: ignore[union-attr]
+    assert not health.overdue(13.0)
+    assert health.overdue(13.6)
+    assert health.seen(14.0).state == "up"  # type: ignore[union-attr]
+
+
+def test_connection_failure_degrades_at_once_and_keeps_the_reason() -> None:
+    health = NodeHealth("n1", 1.0)
+    health.seen(10.0)
+    change = health.failed(10.5, "agent", "n1: the agent exited.")
+    assert change is not None
+    assert (change.state, change.error) == ("degraded", "agent")
+    assert health.tick(10.6) is None  # time alone never brings a node back up
+    assert health.tick(13.6).state == "down"  # type: ignore[union-attr]
+
+
+def test_never_reached_node_stays_down_with_its_error() -> None:
+    health = NodeHealth("n1", 1.0)
+    assert health.failed(1.0, "refused", "n1: connection refused.") is None
+    assert (health.state, health.error) == ("down", "refused")
+
+
+def test_backoff_doubles_with_jitter_and_is_capped() -> None:
+    rng = random.Random(1)
+    backoff = Backoff(base_s=1.0, cap_s=30.0)
+    for attempt, top in [(0, 1.0), (1, 2.0), (3, 8.0), (10, 30.0), (100, 30.0)]:
+        delays = [backoff.delay(attempt, rng) for _ in range(20)]
+        assert all(top / 2 <= d <= top for d in delays)
+        assert len(set(delays)) > 1
+
+
+def _node(t: float, **gpu: object) -> NodeSample:
+    return NodeSample("n1", t, gpus=(GpuSample("n1", 0, **gpu),))  # type: ignore[arg-type]
+
+
+def test_gpu_events_on_ecc_lost_gpu_and_thermal_slowdown() -> None:
+    assert gpu_events(None, _node(1.0)) == []
+    events = gpu_events(
+        _node(1.0, ecc_uncorrected=0),
+        _node(2.0, ecc_uncorrected=2, throttle_reasons=("HwThermalSlowdown",)),
+    )
+    assert [(e.kind, e.severity, e.gpu) for e in events] == [("ecc", "error", 0), ("thermal", "warning", 0)]
+    lost = gpu_events(_node(1.0), _node(2.0, null_reasons={"power_w": "gpu_lost"}))
+    assert [e.kind for e in lost] == ["gpu_lost"]
