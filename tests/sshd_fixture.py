@@ -127,6 +127,8 @@ def start_sshd(root: Path, sftp: bool = True, extra_config: str = "") -> SshdSer
     authorized.write_text(user_key.with_suffix(".pub").read_text())
     bin_dir = root / "bin"
     bin_dir.mkdir(exist_ok=True)
+    home = root / "home"
+    home.mkdir(exist_ok=True)
     port = free_port()
     lines = [
         f"Port {port}",
@@ -145,7 +147,8 @@ def start_sshd(root: Path, sftp: bool = True, extra_config: str = "") -> SshdSer
         "MaxAuthTries 6",
         "PrintMotd no",
         "LogLevel VERBOSE",
-        f"SetEnv PATH={bin_dir}:/usr/local/bin:/usr/bin:/bin",
+        # HOME points the login shell away from the real user's ~/.bashrc (slow and not ours) to an empty home.
+        f"SetEnv PATH={bin_dir}:/usr/local/bin:/usr/bin:/bin HOME={home}",
     ]
     if sftp:
         lines.append("Subsystem sftp internal-sftp")

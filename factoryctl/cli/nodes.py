@@ -49,7 +49,7 @@ NODE_COLUMNS = (
 
 def node_item(spec: NodeSpec, sample: NodeSample | None, drained: bool) -> dict[str, Any]:
     """One `nodes list` item (DESIGN.md, Node fields)."""
-    up = sample is not None and sample.state != "down"
+    answered = sample is not None and sample.error is None
     return {
         "node": spec.name,
         "host": spec.host,
@@ -60,14 +60,14 @@ def node_item(spec: NodeSpec, sample: NodeSample | None, drained: bool) -> dict[
         "healthy": bool(sample and sample.healthy),
         "agent_version": sample.agent_version if sample else None,
         "backend": sample.backend if sample else None,
-        "gpus": len(sample.gpus) if up and sample else None,
+        "gpus": len(sample.gpus) if answered and sample else None,
         "power_w": sample.power_w if sample else None,
         "power_limit_w": sample.power_limit_w if sample else None,
         "hottest_temperature_c": sample.hottest_temperature_c if sample else None,
         "rack": spec.rack,
         "labels": dict(spec.labels),
-        "last_seen": iso_utc(sample.time) if up and sample else None,
-        "error": sample.error if sample and not up else None,
+        "last_seen": iso_utc(sample.time) if answered and sample else None,
+        "error": sample.error if sample else "unknown",
     }
 
 

@@ -116,7 +116,10 @@ def report_node_errors(errors: Iterable[dict[str, Any]], hints: dict[str, str] |
     """Summarise per-node failures on stderr, one line each plus one hint per error kind."""
     seen_kinds: set[str] = set()
     for error in errors:
-        sys.stderr.write(f"factoryctl: {error['node']}: {error['message']}\n")
+        message = str(error["message"])
+        if not message.startswith(f"{error['node']}:"):
+            message = f"{error['node']}: {message}"
+        sys.stderr.write(f"factoryctl: {message}\n")
         seen_kinds.add(str(error["error"]))
     for kind in sorted(seen_kinds):
         hint = (hints or {}).get(kind)

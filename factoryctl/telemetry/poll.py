@@ -42,8 +42,9 @@ def open_transport(node: NodeSpec, config: FactoryConfig, timeout: float = 10.0)
 
 
 def down_sample(node: str, error: NodeError) -> NodeSample:
-    """The row shown for a node that could not be reached."""
-    return NodeSample(node=node, time=time.time(), state="down", error=error.kind, message=error.message)
+    """The row shown for a node that could not be sampled: down, or degraded when it answered but its driver did not."""
+    state = "degraded" if error.kind == "driver" else "down"
+    return NodeSample(node=node, time=time.time(), state=state, error=error.kind, message=error.message)
 
 
 def as_node_error(node: str, exc: BaseException) -> NodeError:
