@@ -139,6 +139,6 @@ class NodeSample:
     @property
     def healthy(self) -> bool:
         """No uncorrectable ECC error and no lost GPU reported."""
-        if self.state == "down":
+        if self.state == "down" or self.error is not None:
             return False
         return all(not g.ecc_uncorrected and "gpu_lost" not in g.null_reasons.values() for g in self.gpus)
