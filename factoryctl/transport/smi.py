@@ -58,6 +58,8 @@ _MISSING = ("[N/A]", "N/A", "[Not Supported]", "Not Supported", "[Unknown Error]
 
 def _value(raw: str, kind: type) -> tuple[Any, str | None]:
     text = raw.strip()
+    if text == "[GPU is lost]":
+        return None, "gpu_lost"
     if text in _MISSING:
         return None, "not supported" if "Supported" in text else "not available"
     if kind is str:

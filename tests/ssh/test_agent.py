@@ -114,3 +114,34 @@ def test_an_agent_that_dies_is_an_agent_error(ssh_node, fake_zipapp):
         transport.close()
     assert caught.value.kind == "agent"
     assert "boom" in caught.value.message
+
+
+def test_python_missing_falls_back_to_nvidia_smi(sshd_factory, tmp_path, fake_zipapp):
+    from factoryctl.errors import UsageError
+    from factoryctl.sim.smi import write_shim
+
+    server = sshd_factory()
+    write_shim(server.bin_dir / "nvidia-smi", node="bare", state_dir=str(tmp_path / "sim"), factory="lab")
+    spec = server.node("bare", server.write_known_hosts(tmp_path / "kh"), python="/nonexistent/python3")
+    transport = _open(spec)
+    try:
+        session = transport.start_agent(10, zipapp=fake_zipapp)
+        assert transport.backend == "smi"
+        assert session.hello_info["backend"] == "smi"
+        sample = session.sample(timeout=10)
+        assert sample.backend == "smi"
+        assert len(sample.gpus) >= 1
+        gpu = sample.gpus[0]
+        assert gpu.power_w is not None
+        assert gpu.power_w > 0
+        assert gpu.energy_j is None
+        low, high = gpu.power_limit_min_w, gpu.power_limit_max_w
+        answer = session.set_power_limit(low + 50, gpus=[0], timeout=10)
+        assert answer == [{"index": 0, "before_w": gpu.power_limit_w, "enforced_w": low + 50, "clamped": False}]
+        assert session.sample(timeout=10).gpus[0].power_limit_w == low + 50
+        with pytest.raises(UsageError):
+            session.set_power_limit(high + 1000, timeout=10)
+        assert session.sample(timeout=10).gpus[0].power_limit_w == low + 50
+        session.close()
+    finally:
+        transport.close()

@@ -1,0 +1,49 @@
+"""Simulated nodes behind a real sshd, through the whole CLI: the real agent zipapp is shipped and started."""
+
+from __future__ import annotations
+
+import pytest
+
+GPU_FIELDS = {
+    "node", "index", "uuid", "name", "utilization_pct", "memory_used_mib", "memory_total_mib", "power_w",
+    "power_limit_w", "power_limit_min_w", "power_limit_max_w", "power_limit_default_w", "energy_j", "temperature_c",
+    "temperature_slowdown_c", "sm_clock_mhz", "throttle_reasons", "ecc_uncorrected", "processes", "null_reasons",
+}  # fmt: skip
+
+
+@pytest.fixture
+def sim_factory(tmp_path, sshd, known_hosts):
+    path = tmp_path / "factory.yaml"
+    path.write_text(
+        f"""
+name: lab
+ssh:
+  user: {sshd.user}
+  identity_file: {sshd.user_key}
+  known_hosts: {known_hosts}
+nodes:
+  sim[1-3]: {{host: 127.0.0.1, port: {sshd.port}, sim: h100-sxm, gpus: 2}}
+"""
+    )
+    return str(path)
+
+
+def test_gpus_json_over_ssh_has_every_field(cli, sim_factory):
+    r = cli("--config", sim_factory, "gpus", "all", "-o", "json")
+    assert r.exit_code == 0, r.stderr
+    doc = r.json()
+    assert doc["errors"] == []
+    assert [(g["node"], g["index"]) for g in doc["items"]] == [(f"sim{n}", i) for n in (1, 2, 3) for i in (0, 1)]
+    for gpu in doc["items"]:
+        assert set(gpu) >= GPU_FIELDS, GPU_FIELDS - set(gpu)
+        assert gpu["power_w"] > 0
+    assert len({g["uuid"] for g in doc["items"]}) == 6
+
+
+def test_nodes_list_over_ssh(cli, sim_factory):
+    r = cli("--config", sim_factory, "nodes", "list", "-o", "json")
+    assert r.exit_code == 0, r.stderr
+    items = r.json()["items"]
+    assert [(i["node"], i["state"], i["transport"], i["gpus"]) for i in items] == [
+        (f"sim{n}", "up", "ssh", 2) for n in (1, 2, 3)
+    ]

@@ -1,0 +1,88 @@
+"""~/.ssh/config mapping and ProxyJump through one shared jump connection, against a real sshd."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from factoryctl.model.inventory import NodeSpec
+from factoryctl.transport import ssh_node
+from factoryctl.transport.ssh import SshOptions, SshPool
+from factoryctl.transport.ssh_config import resolve
+
+OPTIONS = SshOptions(connect_timeout_s=3, banner_timeout_s=3, auth_timeout_s=3, channel_timeout_s=5)
+
+
+def _write_config(home: Path, sshd, jump: bool) -> None:
+    ssh_dir = home / ".ssh"
+    ssh_dir.mkdir(exist_ok=True)
+    text = f"""
+Host behind-*
+  HostName 127.0.0.1
+  Port {sshd.port}
+  User {sshd.user}
+  IdentityFile {sshd.user_key}
+{"  ProxyJump jumpy" if jump else ""}
+
+Host jumpy
+  HostName 127.0.0.1
+  Port {sshd.port}
+  User {sshd.user}
+  IdentityFile {sshd.user_key}
+"""
+    (ssh_dir / "config").write_text(text)
+
+
+def test_ssh_config_fills_hostname_user_port_identity(isolated_home, sshd, known_hosts):
+    _write_config(isolated_home, sshd, jump=False)
+    target = resolve(NodeSpec("n1", "behind-1", known_hosts=str(known_hosts)))
+    assert (target.host, target.port, target.user) == ("127.0.0.1", sshd.port, sshd.user)
+    assert target.identity_files == (str(sshd.user_key),)
+    assert target.jump is None
+    pool = SshPool(OPTIONS)
+    try:
+        assert pool.connect(NodeSpec("n1", "behind-1", known_hosts=str(known_hosts))).run(["true"]).exit_code == 0
+    finally:
+        pool.close()
+
+
+def test_factory_yaml_wins_over_ssh_config(isolated_home, sshd, tmp_path):
+    _write_config(isolated_home, sshd, jump=False)
+    target = resolve(NodeSpec("n1", "behind-1", port=2200, user="ops", identity_file=str(tmp_path / "k")))
+    assert (target.port, target.user, target.identity_files) == (2200, "ops", (str(tmp_path / "k"),))
+
+
+def test_proxyjump_shares_one_jump_connection(isolated_home, sshd, known_hosts):
+    _write_config(isolated_home, sshd, jump=True)
+    specs = [NodeSpec(f"n{i}", f"behind-{i}", known_hosts=str(known_hosts)) for i in range(3)]
+    before = len(ssh_node._JUMPS._connections)
+    transports = [ssh_node.SshTransport.open(spec, "lab", OPTIONS) for spec in specs]
+    try:
+        assert resolve(specs[0]).jump is not None
+        for transport in transports:
+            assert transport.run(["echo", "ok"], timeout=5).stdout == b"ok\n"
+        assert len(ssh_node._JUMPS._connections) == before + 1
+    finally:
+        for transport in transports:
+            transport.close()
+        ssh_node._JUMPS.close()
+
+
+def test_proxyjump_to_a_dead_port_is_refused(isolated_home, sshd, known_hosts):
+    import socket
+
+    import pytest
+
+    from factoryctl.errors import NodeError
+
+    _write_config(isolated_home, sshd, jump=True)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    spec = NodeSpec("n1", "behind-1", port=port, known_hosts=str(known_hosts))
+    try:
+        with pytest.raises(NodeError) as caught:
+            ssh_node.SshTransport.open(spec, "lab", OPTIONS)
+    finally:
+        ssh_node._JUMPS.close()
+    assert caught.value.kind == "refused"
+    assert "jump host" in caught.value.message
