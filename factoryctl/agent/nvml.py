@@ -40,11 +40,22 @@ NVML_CALLS: Tuple[str, ...] = (
     "nvmlEventSetCreate",
     "nvmlDeviceRegisterEvents",
     "nvmlEventSetWait_v2",
+    "nvmlDeviceGetIndex",
 )
 
 NOT_SUPPORTED = "not supported"
 MISSING = "not supported by this driver"
 GPU_LOST = "gpu_lost"
+
+
+def _handle_key(handle: Any) -> Any:
+    """Something comparable for a handle: the pointer value of pynvml's ctypes handle, else the handle itself."""
+    try:
+        import ctypes
+
+        return ctypes.cast(handle, ctypes.c_void_p).value
+    except (TypeError, ctypes.ArgumentError):
+        return handle
 
 
 class GpuLost(Exception):
@@ -127,6 +138,8 @@ class NvmlSession:
                 raise GpuLost(str(exc)) from None
             if code == self.constant("NVML_ERROR_NOT_SUPPORTED", 3):
                 return None, NOT_SUPPORTED
+            if code == self.constant("NVML_ERROR_TIMEOUT", 10):
+                return None, "timeout"
             if code == self.constant("NVML_ERROR_FUNCTION_NOT_FOUND", 13):
                 if name not in self._missing_logged:
                     self._missing_logged.add(name)
@@ -140,6 +153,19 @@ class NvmlSession:
         if value is None:
             raise DriverUnavailable(f"NVML cannot count GPUs: {reason}")
         return int(value)
+
+    def index_of(self, handle: Any) -> Optional[int]:
+        """The index of a device handle (from an event), even for a lost GPU that can no longer be asked."""
+        key = _handle_key(handle)
+        with self._lock:
+            for index, known in self._handles.items():
+                if _handle_key(known) == key:
+                    return index
+        try:
+            value, _ = self.query("nvmlDeviceGetIndex", handle)
+        except GpuLost:
+            return None
+        return int(value) if value is not None else None
 
     def handle(self, index: int) -> Any:
         """The device handle of GPU `index` (cached); GpuLost or DriverUnavailable when it cannot be had."""

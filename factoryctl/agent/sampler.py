@@ -31,8 +31,10 @@ GPU_FIELDS = (
     "throttle_reasons",
     "ecc_uncorrected",
     "processes",
+    "xid_events",
     "null_reasons",
 )
+MAX_XIDS = 8  # per GPU, newest last
 
 # nvmlClocksEventReason* bits -> NVML's names without the prefix (nvidia-smi: clocks_event_reasons.<snake_case>).
 REASON_NAMES = (
@@ -69,12 +71,49 @@ class GpuSampler:
     def __init__(self, nvml: NvmlSession) -> None:
         self.nvml = nvml
         self._static: Dict[int, Dict[str, Any]] = {}
+        self._events: Any = None
+        self._events_ready = False
+        self._xids: Dict[int, List[Dict[str, Any]]] = {}
+
+    def watch_xids(self, count: int) -> None:
+        """Register for XID events on every GPU (once; GPUs or drivers that cannot are skipped)."""
+        if self._events_ready:
+            return
+        self._events_ready = True
+        events, _ = self.nvml.query("nvmlEventSetCreate")
+        if events is None:
+            return
+        xid_type = self.nvml.constant("nvmlEventTypeXidCriticalError", 0x8)
+        for index in range(count):
+            try:
+                self.nvml.query("nvmlDeviceRegisterEvents", self.nvml.handle(index), xid_type, events)
+            except Exception:
+                continue
+        self._events = events
+
+    def drain_xids(self) -> None:
+        """Collect XID events that arrived since the last sample (never blocks)."""
+        if self._events is None:
+            return
+        for _ in range(64):
+            try:
+                event, _ = self.nvml.query("nvmlEventSetWait_v2", self._events, 0)
+            except GpuLost:
+                continue
+            if event is None:
+                return
+            index = self.nvml.index_of(event.device)
+            if index is None:
+                continue
+            xids = self._xids.setdefault(int(index), [])
+            xids.append({"xid": int(event.eventData), "time": time.time()})
+            del xids[:-MAX_XIDS]
 
     def lost_gpu(self, index: int) -> Dict[str, Any]:
-        """A GPU that fell off the bus: every field null, reason `gpu_lost`."""
+        """A GPU that fell off the bus: every field null, reason `gpu_lost` (XIDs seen before stay listed)."""
         gpu: Dict[str, Any] = {f: None for f in GPU_FIELDS}
-        gpu.update(index=index, throttle_reasons=None, processes=None)
-        gpu["null_reasons"] = {f: GPU_LOST for f in GPU_FIELDS if f not in ("index", "null_reasons")}
+        gpu.update(index=index, xid_events=list(self._xids.get(index, ())))
+        gpu["null_reasons"] = {f: GPU_LOST for f in GPU_FIELDS if f not in ("index", "xid_events", "null_reasons")}
         return gpu
 
     def sample(self, index: int) -> Dict[str, Any]:
@@ -148,6 +187,7 @@ class GpuSampler:
         gpu["ecc_uncorrected"] = int(ecc) if ecc is not None else None
         procs, reasons["processes"] = q("nvmlDeviceGetComputeRunningProcesses", handle)  # --query-compute-apps
         gpu["processes"] = None if procs is None else [self._process(p) for p in procs]
+        gpu["xid_events"] = list(self._xids.get(index, ()))
         gpu["null_reasons"] = {k: v for k, v in reasons.items() if v is not None and gpu.get(k) is None}
         return {f: gpu.get(f) for f in GPU_FIELDS}
 
@@ -164,5 +204,7 @@ class GpuSampler:
 
 def node_sample(sampler: GpuSampler, count: int, backend: str, host: Dict[str, Any]) -> Dict[str, Any]:
     """A node sample: `{"time", "backend", "gpus", "host"}`; DriverUnavailable propagates."""
+    sampler.watch_xids(count)
+    sampler.drain_xids()
     gpus = [sampler.sample(index) for index in range(count)]
     return {"time": time.time(), "backend": backend, "gpus": gpus, "host": host}

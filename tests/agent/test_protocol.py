@@ -48,6 +48,7 @@ def test_sample_has_every_gpu_field_with_sane_values(start_agent):
         assert gpu["ecc_uncorrected"] == 0
         assert isinstance(gpu["throttle_reasons"], list)
         assert gpu["processes"] == []
+        assert gpu["xid_events"] == []
     assert len(uuids) == 8
 
 
@@ -127,7 +128,7 @@ def test_lost_gpu_is_all_null_with_reason(start_agent):
     gpus = agent.request("sample")["result"]["gpus"]
     lost = gpus[1]
     assert lost["index"] == 1
-    assert all(lost[f] is None for f in lost if f not in ("index", "null_reasons"))
+    assert all(lost[f] is None for f in lost if f not in ("index", "xid_events", "null_reasons"))
     assert set(lost["null_reasons"].values()) == {"gpu_lost"}
     assert gpus[0]["power_w"] is not None
     agent.request("inject", fault="reset")
@@ -177,3 +178,16 @@ def test_agent_on_sim_never_imports_pynvml(zipapp: Path, tmp_path: Path):
     argv_real = [sys.executable, "-X", "importtime", str(zipapp), "--node", "n1"]
     done = subprocess.run(argv_real, input="", capture_output=True, text=True, timeout=30, check=True)
     assert "pynvml" in {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if "|" in line}
+
+
+def test_xid_events_show_up_on_their_gpu(start_agent):
+    agent = start_agent()
+    agent.request("sample")  # registers for events
+    assert agent.request("inject", gpus=[5], fault="xid", xid=48)["result"]["injected"]["xid"] == 48
+    gpus = agent.request("sample")["result"]["gpus"]
+    assert [x["xid"] for x in gpus[5]["xid_events"]] == [48]
+    assert all(g["xid_events"] == [] for g in gpus if g["index"] != 5)
+    assert agent.request("inject", gpus=[5], fault="xid", xid=79)["ok"]
+    lost = agent.request("sample")["result"]["gpus"][5]
+    assert [x["xid"] for x in lost["xid_events"]] == [48, 79]
+    assert lost["null_reasons"]["power_w"] == "gpu_lost"

@@ -1,0 +1,272 @@
+"""An `nvidia-smi` shim over the simulated driver, so the agentless fallback is tested too.
+
+It answers the forms factoryctl (and operators' scripts) use, from the same persisted node state as the agent:
+
+    python -m factoryctl.sim.smi --node N [--state-dir D] [--factory F] --query-gpu=FIELDS --format=csv[,noheader][,nounits] [-i IDX]
+    python -m factoryctl.sim.smi --node N ... -i IDX -pl WATTS      (out of range: refused, exit 2, nothing changed)
+    python -m factoryctl.sim.smi --node N ... -L
+
+`--node/--state-dir/--factory` may come from FACTORYCTL_SIM_NODE / _STATE_DIR / _FACTORY instead, and
+`write_shim()` writes an executable `nvidia-smi` script with them baked in, to put first on a PATH. Every value is
+read through `factoryctl.sim.nvml`, so an unsupported field prints `[N/A]` and a lost GPU `[GPU is lost]`, as the
+real tool does.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from factoryctl.sim import nvml
+
+_Getter = Callable[[Any], Any]
+
+
+def _mib(value: int) -> str:
+    return str(value // 2**20)
+
+
+def _watts(milliwatts: int) -> str:
+    return f"{milliwatts / 1000.0:.2f}"
+
+
+def _reason(bit: int) -> _Getter:
+    return lambda h: "Active" if nvml.nvmlDeviceGetCurrentClocksEventReasons(h) & bit else "Not Active"
+
+
+# --query-gpu property -> (unit for headers and values, getter of the formatted value).
+FIELDS: Dict[str, Tuple[str, _Getter]] = {
+    "index": ("", lambda h: str(nvml.nvmlDeviceGetIndex(h))),
+    "name": ("", nvml.nvmlDeviceGetName),
+    "uuid": ("", nvml.nvmlDeviceGetUUID),
+    "pci.bus_id": ("", lambda h: "00000000:%02X:00.0" % (0x18 + 0x10 * nvml.nvmlDeviceGetIndex(h))),
+    "driver_version": ("", lambda h: nvml.nvmlSystemGetDriverVersion()),
+    "count": ("", lambda h: str(nvml.nvmlDeviceGetCount())),
+    "pstate": ("", lambda h: "P0" if nvml.nvmlDeviceGetUtilizationRates(h).gpu else "P8"),
+    "utilization.gpu": ("%", lambda h: str(nvml.nvmlDeviceGetUtilizationRates(h).gpu)),
+    "utilization.memory": ("%", lambda h: str(nvml.nvmlDeviceGetUtilizationRates(h).memory)),
+    "memory.total": ("MiB", lambda h: _mib(nvml.nvmlDeviceGetMemoryInfo(h).total)),
+    "memory.used": ("MiB", lambda h: _mib(nvml.nvmlDeviceGetMemoryInfo(h).used)),
+    "memory.free": ("MiB", lambda h: _mib(nvml.nvmlDeviceGetMemoryInfo(h).free)),
+    "power.draw": ("W", lambda h: _watts(nvml.nvmlDeviceGetPowerUsage(h))),
+    "power.limit": ("W", lambda h: _watts(nvml.nvmlDeviceGetPowerManagementLimit(h))),
+    "enforced.power.limit": ("W", lambda h: _watts(nvml.nvmlDeviceGetEnforcedPowerLimit(h))),
+    "power.default_limit": ("W", lambda h: _watts(nvml.nvmlDeviceGetPowerManagementDefaultLimit(h))),
+    "power.min_limit": ("W", lambda h: _watts(nvml.nvmlDeviceGetPowerManagementLimitConstraints(h)[0])),
+    "power.max_limit": ("W", lambda h: _watts(nvml.nvmlDeviceGetPowerManagementLimitConstraints(h)[1])),
+    "temperature.gpu": ("", lambda h: str(nvml.nvmlDeviceGetTemperature(h, nvml.NVML_TEMPERATURE_GPU))),
+    "clocks.sm": ("MHz", lambda h: str(nvml.nvmlDeviceGetClockInfo(h, nvml.NVML_CLOCK_SM))),
+    "clocks.gr": ("MHz", lambda h: str(nvml.nvmlDeviceGetClockInfo(h, nvml.NVML_CLOCK_GRAPHICS))),
+    "clocks.mem": ("MHz", lambda h: str(nvml.nvmlDeviceGetClockInfo(h, nvml.NVML_CLOCK_MEM))),
+    "clocks.max.sm": ("MHz", lambda h: str(nvml.nvmlDeviceGetMaxClockInfo(h, nvml.NVML_CLOCK_SM))),
+    "clocks_event_reasons.active": ("", lambda h: "0x%016X" % nvml.nvmlDeviceGetCurrentClocksEventReasons(h)),
+    "clocks_event_reasons.gpu_idle": ("", _reason(0x1)),
+    "clocks_event_reasons.sw_power_cap": ("", _reason(0x4)),
+    "clocks_event_reasons.sw_thermal_slowdown": ("", _reason(0x20)),
+    "clocks_event_reasons.hw_thermal_slowdown": ("", _reason(0x40)),
+    "ecc.errors.uncorrected.volatile.total": (
+        "",
+        lambda h: str(
+            nvml.nvmlDeviceGetTotalEccErrors(h, nvml.NVML_MEMORY_ERROR_TYPE_UNCORRECTED, nvml.NVML_VOLATILE_ECC)
+        ),
+    ),
+    "ecc.errors.uncorrected.aggregate.total": (
+        "",
+        lambda h: str(
+            nvml.nvmlDeviceGetTotalEccErrors(h, nvml.NVML_MEMORY_ERROR_TYPE_UNCORRECTED, nvml.NVML_AGGREGATE_ECC)
+        ),
+    ),
+}
+ALIASES = {
+    "gpu_name": "name",
+    "gpu_uuid": "uuid",
+    "gpu_bus_id": "pci.bus_id",
+    "clocks_throttle_reasons.active": "clocks_event_reasons.active",
+    "clocks_throttle_reasons.sw_power_cap": "clocks_event_reasons.sw_power_cap",
+    "clocks_throttle_reasons.gpu_idle": "clocks_event_reasons.gpu_idle",
+    "clocks.current.sm": "clocks.sm",
+    "clocks.current.memory": "clocks.mem",
+}
+
+
+class SmiError(Exception):
+    """A refusal: message for the user and nvidia-smi's exit code."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _value(handle: Any, getter: _Getter, unit: str, units: bool) -> str:
+    try:
+        text = str(getter(handle))
+    except nvml.NVMLError as exc:
+        if exc.value == nvml.NVML_ERROR_GPU_IS_LOST:
+            return "[GPU is lost]"
+        if exc.value == nvml.NVML_ERROR_NOT_SUPPORTED:
+            return "[N/A]"
+        return "[Unknown Error]"
+    return f"{text} {unit}" if units and unit else text
+
+
+def _indexes(selector: Optional[str]) -> List[int]:
+    count = nvml.nvmlDeviceGetCount()
+    if selector is None:
+        return list(range(count))
+    out = []
+    for part in selector.split(","):
+        part = part.strip()
+        if not part.isdigit() or int(part) >= count:
+            raise SmiError(f"No devices were found matching the identifier {part!r}.", 6)
+        out.append(int(part))
+    return out
+
+
+def query(fields_csv: str, fmt: str, selector: Optional[str]) -> str:
+    """`--query-gpu=FIELDS --format=FMT`: the CSV text nvidia-smi would print."""
+    options = [o.strip() for o in fmt.split(",")]
+    if not options or options[0] != "csv" or any(o not in ("csv", "noheader", "nounits") for o in options):
+        raise SmiError(f'"{fmt}" is not a valid format: use csv[,noheader][,nounits].', 2)
+    names = [f.strip() for f in fields_csv.split(",") if f.strip()]
+    for name in names:
+        if ALIASES.get(name, name) not in FIELDS:
+            raise SmiError(f'Field "{name}" is not a valid field to query.', 2)
+    units = "nounits" not in options
+    lines = []
+    if "noheader" not in options:
+        header = []
+        for name in names:
+            unit = FIELDS[ALIASES.get(name, name)][0]
+            header.append(f"{name} [{unit}]" if units and unit else name)
+        lines.append(", ".join(header))
+    for index in _indexes(selector):
+        handle = nvml.nvmlDeviceGetHandleByIndex(index)
+        row = []
+        for name in names:
+            unit, getter = FIELDS[ALIASES.get(name, name)]
+            row.append(_value(handle, getter, unit, units))
+        lines.append(", ".join(row))
+    return "\n".join(lines) + "\n"
+
+
+def set_power_limit(watts_text: str, selector: Optional[str]) -> str:
+    """`-pl WATTS`: validate every selected GPU first, then set; SmiError (exit 2) and no change when out of range."""
+    try:
+        watts = float(watts_text)
+    except ValueError:
+        raise SmiError(f'Invalid power limit "{watts_text}".', 2) from None
+    plan = []
+    for index in _indexes(selector):
+        handle = nvml.nvmlDeviceGetHandleByIndex(index)
+        bus = FIELDS["pci.bus_id"][1](handle)
+        try:
+            low, high = nvml.nvmlDeviceGetPowerManagementLimitConstraints(handle)
+        except nvml.NVMLError as exc:
+            raise SmiError(f"Unable to query the power limit range of GPU {bus}: {exc}", 15) from None
+        if not low <= watts * 1000 <= high:
+            raise SmiError(
+                f"Provided power limit {watts:.2f} W is not a valid power limit which should be between "
+                f"{low / 1000:.2f} W and {high / 1000:.2f} W for GPU {bus}\nTerminating early due to previous errors.",
+                2,
+            )
+        plan.append((handle, bus))
+    out = []
+    for handle, bus in plan:
+        before = nvml.nvmlDeviceGetEnforcedPowerLimit(handle)
+        try:
+            nvml.nvmlDeviceSetPowerManagementLimit(handle, round(watts * 1000))
+        except nvml.NVMLError as exc:
+            raise SmiError(f"Failed to set power limit for GPU {bus}: {exc}", 15) from None
+        out.append(f"Power limit for GPU {bus} was set to {watts:.2f} W from {before / 1000:.2f} W.")
+    out.append("All done.")
+    return "\n".join(out) + "\n"
+
+
+def list_gpus() -> str:
+    """`-L`: one line per GPU."""
+    lines = []
+    for index in range(nvml.nvmlDeviceGetCount()):
+        handle = nvml.nvmlDeviceGetHandleByIndex(index)
+        try:
+            lines.append(f"GPU {index}: {nvml.nvmlDeviceGetName(handle)} (UUID: {nvml.nvmlDeviceGetUUID(handle)})")
+        except nvml.NVMLError as exc:
+            lines.append(f"GPU {index}: [{exc}]")
+    return "\n".join(lines) + "\n"
+
+
+def _parse(argv: List[str]) -> Dict[str, Optional[str]]:
+    opts: Dict[str, Optional[str]] = {}
+    takes_value = {
+        "--node": "node", "--state-dir": "state_dir", "--factory": "factory", "--query-gpu": "query",
+        "--format": "format", "-i": "id", "--id": "id", "-pl": "pl", "--power-limit": "pl",
+    }  # fmt: skip
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        key, eq, value = arg.partition("=")
+        if key in takes_value:
+            if not eq:
+                i += 1
+                if i >= len(argv):
+                    raise SmiError(f"Option {key} needs a value.", 2)
+                value = argv[i]
+            opts[takes_value[key]] = value
+        elif arg in ("-L", "--list-gpus"):
+            opts["list"] = "1"
+        else:
+            raise SmiError(f"Invalid combination of input arguments: {arg!r}. Please run 'nvidia-smi -h' for help.", 2)
+        i += 1
+    return opts
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run the shim; prints what nvidia-smi would and returns its exit status."""
+    try:
+        opts = _parse(list(sys.argv[1:] if argv is None else argv))
+        node = opts.get("node") or os.environ.get("FACTORYCTL_SIM_NODE")
+        if not node:
+            raise SmiError(
+                "NVIDIA-SMI has failed because no simulated node was named (--node or FACTORYCTL_SIM_NODE).", 9
+            )
+        state_dir = opts.get("state_dir") or os.environ.get("FACTORYCTL_SIM_STATE_DIR")
+        factory = opts.get("factory") or os.environ.get("FACTORYCTL_SIM_FACTORY") or "default"
+        nvml.configure(node=node, state_dir=state_dir, factory=factory)
+        nvml.nvmlInit()
+        if opts.get("pl") is not None:
+            text = set_power_limit(str(opts["pl"]), opts.get("id"))
+        elif opts.get("query") is not None:
+            text = query(str(opts["query"]), opts.get("format") or "csv", opts.get("id"))
+        elif opts.get("list"):
+            text = list_gpus()
+        else:
+            raise SmiError("This shim answers --query-gpu, -pl and -L only.", 2)
+    except SmiError as exc:
+        print(str(exc), file=sys.stdout if exc.code == 2 else sys.stderr)
+        return exc.code
+    sys.stdout.write(text)
+    return 0
+
+
+def write_shim(
+    path: "os.PathLike[str] | str",
+    node: str,
+    state_dir: Optional[str] = None,
+    factory: str = "default",
+    python: Optional[str] = None,
+) -> Path:
+    """Write an executable `nvidia-smi` script at `path` that runs this shim for `node` (put its dir first on PATH)."""
+    argv = [python or sys.executable, "-m", "factoryctl.sim.smi", "--node", node, "--factory", factory]
+    if state_dir is not None:
+        argv += ["--state-dir", str(state_dir)]
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(f'#!/bin/sh\nexec {shlex.join(argv)} "$@"\n', encoding="utf-8")
+    target.chmod(0o755)
+    return target
+
+
+if __name__ == "__main__":
+    sys.exit(main())
