@@ -211,6 +211,10 @@ class SimStruct:
     def __init__(self, **fields: Any) -> None:
         self.__dict__.update(fields)
 
+    def __getattr__(self, name: str) -> Any:
+        """Only reached for fields the structure does not have (declares the bag's dynamic fields to mypy)."""
+        raise AttributeError(name)
+
     def __repr__(self) -> str:
         return f"SimStruct({self.__dict__!r})"
 
