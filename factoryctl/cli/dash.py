@@ -1,0 +1,26 @@
+"""`factoryctl dash [TARGET] [--read-only]`: the live dashboard. Textual is imported only when it opens."""
+
+from __future__ import annotations
+
+import typer
+
+from factoryctl.cli import context
+
+
+def register(app: typer.Typer) -> None:
+    """Add `dash` to the root app."""
+
+    @app.command("dash")
+    def dash_command(
+        ctx: typer.Context,
+        target: str = typer.Argument(
+            "all", help="Node set, @group or all: the nodes to watch.", autocompletion=context.complete_target
+        ),
+        read_only: bool = typer.Option(False, "--read-only", help="Hide drain, resume and power-cap actions."),
+    ) -> None:
+        """The live dashboard: node states, per-GPU bars, power against the budget; drain, resume and cap nodes."""
+        config = context.load(ctx)
+        config.resolve_target(target)  # a bad TARGET is a usage error before the screen changes
+        from factoryctl.tui.app import run_dashboard
+
+        run_dashboard(config, read_only=read_only, target=None if target == "all" else target)

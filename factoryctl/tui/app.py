@@ -1,0 +1,135 @@
+"""The dashboard app and the one factory function that builds it from its services.
+
+`DashboardApp` only schedules: a timer asks a thread worker for a snapshot (never two at once, so a slow source
+makes updates late, never the UI frozen) and publishes it in the `snapshot` reactive that every screen watches.
+The services do all IO; `run_dashboard` is what `factoryctl dash` and `factoryctl demo` call.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from textual import work
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.message import Message
+from textual.reactive import var
+from textual.screen import ModalScreen
+
+from factoryctl.tui.screens.help import HelpScreen
+from factoryctl.tui.screens.main import MainScreen
+from factoryctl.tui.screens.node import NodeScreen
+from factoryctl.tui.services import DashboardServices, FactorySnapshot
+from factoryctl.tui.widgets.filter_bar import FilterBar
+from factoryctl.tui.widgets.node_table import NodeTable
+
+if TYPE_CHECKING:
+    from factoryctl.config import FactoryConfig
+
+#: Never ask for snapshots faster than this, whatever the configured interval.
+MIN_REFRESH_S = 0.25
+
+
+class DashboardApp(App[None]):
+    """The live dashboard of one factory."""
+
+    CSS_PATH = "dashboard.tcss"
+    TITLE = "factoryctl dash"
+    ENABLE_COMMAND_PALETTE = False
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Keys", key_display="?"),
+    ]
+
+    snapshot: var[FactorySnapshot | None] = var(None, always_update=True)
+
+    class SnapshotTaken(Message):
+        """A thread worker brought a new snapshot."""
+
+        def __init__(self, snapshot: FactorySnapshot) -> None:
+            super().__init__()
+            self.snapshot = snapshot
+
+    class SnapshotFailed(Message):
+        """The services could not produce a snapshot this time."""
+
+        def __init__(self, reason: str) -> None:
+            super().__init__()
+            self.reason = reason
+
+    def __init__(self, services: DashboardServices, read_only: bool = False, target: str | None = None) -> None:
+        super().__init__()
+        self.services = services
+        self.read_only = read_only
+        self.target = target
+        self.snapshots_taken = 0
+        self._fetching = False
+        self._last_failure: str | None = None
+        self.title = f"factoryctl · {services.factory_name}"
+        self.sub_title = "read-only" if read_only else ""
+
+    def on_mount(self) -> None:
+        """Open the factory screen and start refreshing."""
+        self.push_screen(MainScreen(self.services.factory_name, self.target or ""))
+        self.set_interval(max(MIN_REFRESH_S, self.services.interval_s), self.request_snapshot, name="refresh")
+        self.request_snapshot()
+
+    def request_snapshot(self) -> None:
+        """Ask for a snapshot unless one is already on its way (requests merge instead of piling up)."""
+        if self._fetching:
+            return
+        self._fetching = True
+        self._take_snapshot()
+
+    @work(thread=True, group="snapshot", exit_on_error=False)
+    def _take_snapshot(self) -> None:
+        try:
+            snapshot = self.services.snapshot()
+        except Exception as exc:  # the UI must outlive any failure of its source
+            self.post_message(self.SnapshotFailed(getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"))
+            return
+        self.post_message(self.SnapshotTaken(snapshot))
+
+    def on_dashboard_app_snapshot_taken(self, message: SnapshotTaken) -> None:
+        """Publish the snapshot to every screen."""
+        self._fetching = False
+        self._last_failure = None
+        self.snapshots_taken += 1
+        self.snapshot = message.snapshot
+
+    def on_dashboard_app_snapshot_failed(self, message: SnapshotFailed) -> None:
+        """Say so once per distinct failure; keep showing the last good snapshot."""
+        self._fetching = False
+        if message.reason != self._last_failure:
+            self._last_failure = message.reason
+            self.notify(message.reason, title="no new data", severity="error", timeout=8)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Inside a dialog `q` and `?` belong to the dialog."""
+        return not (action in ("quit", "help") and isinstance(self.screen, ModalScreen))
+
+    def action_help(self) -> None:
+        """`?`: every key."""
+        sections: list[tuple[str, list[BindingType]]] = [
+            ("Factory", [*MainScreen.BINDINGS, *NodeTable.BINDINGS]),
+            ("Node screen", list(NodeScreen.BINDINGS)),
+            ("Filter bar", [Binding("enter", "keep", "keep the filter"), *FilterBar.BINDINGS]),
+            ("Everywhere", list(self.BINDINGS)),
+        ]
+        self.push_screen(HelpScreen(sections, self.read_only))
+
+
+def make_app(services: DashboardServices, read_only: bool = False, target: str | None = None) -> DashboardApp:
+    """Build the dashboard on `services`; `target` pre-fills the node filter; `read_only` hides every action."""
+    return DashboardApp(services, read_only=read_only, target=target)
+
+
+def run_dashboard(config: FactoryConfig, read_only: bool = False, target: str | None = None) -> None:
+    """Run the dashboard in this terminal on `config`'s nodes (those of `target`), then release every session."""
+    from factoryctl.tui.services_polled import PolledServices
+
+    services = PolledServices(config, target)
+    try:
+        make_app(services, read_only=read_only).run()
+    finally:
+        services.close()

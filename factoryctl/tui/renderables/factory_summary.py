@@ -1,0 +1,115 @@
+"""The header's three lines: node states, GPUs and power against the budget, and the grid (price, cost, queue).
+
+Each line is one `Text` that crops at the right edge, most important facts first, so it still reads at 80 columns.
+"""
+
+from __future__ import annotations
+
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.text import Text
+
+from factoryctl.tui import text as fmt
+from factoryctl.tui.view import FactorySummary
+
+SEPARATOR = (" │ ", "bright_black")
+#: Older data than this shows its age instead of its time.
+STALE_AFTER_S = 5.0
+
+
+def budget_gauge(used_kw: float, budget_kw: float, width: int = 10) -> Text:
+    """`[██████░░░░]`, coloured by how close the factory is to its facility budget."""
+    fraction = used_kw / budget_kw if budget_kw else 0.0
+    filled = min(width, round(fraction * width))
+    style = "green" if fraction < 0.8 else "yellow" if fraction < 0.95 else "bold red"
+    return Text.assemble(("█" * filled, style), ("░" * (width - filled), "bright_black"))
+
+
+class FactorySummaryRenderable:
+    """Draw a `FactorySummary` (None while the first snapshot is on its way)."""
+
+    def __init__(self, summary: FactorySummary | None, factory: str = "", now: float | None = None) -> None:
+        self.summary = summary
+        self.factory = factory
+        self.now = now
+
+    def nodes_line(self) -> Text:
+        """Name, node states, drained and unhealthy counts."""
+        s = self.summary
+        line = Text(no_wrap=True, overflow="ellipsis")
+        line.append(s.factory if s else self.factory, style="bold")
+        if s is None:
+            line.append("  connecting to the nodes…", style="italic")
+            return line
+        line.append(f" · {s.nodes} nodes: ")
+        line.append_text(
+            Text.assemble(
+                (f"{s.up} up", "green"),
+                " · ",
+                (f"{s.degraded} degraded", "yellow" if s.degraded else ""),
+                " · ",
+                (f"{s.down} down", "bold red" if s.down else ""),
+            )
+        )
+        line.append(*SEPARATOR)
+        line.append(f"{s.drained} drained", style="yellow" if s.drained else "")
+        line.append(" · ")
+        line.append(f"{s.unhealthy} unhealthy", style="bold red" if s.unhealthy else "")
+        return line
+
+    def power_line(self) -> Text:
+        """GPUs busy, power now against the facility budget, time of the newest sample."""
+        s = self.summary
+        line = Text(no_wrap=True, overflow="ellipsis")
+        if s is None:
+            return line
+        line.append(f"GPUs {s.gpus_busy}/{s.gpus_total} busy")
+        line.append(*SEPARATOR)
+        line.append("power ")
+        line.append(fmt.kilowatts(s.power_kw), style="bold")
+        if s.budget_kw is not None:
+            line.append(f" of {fmt.kilowatts(s.budget_kw, 0)} budget ")
+            if s.power_kw is not None:
+                line.append_text(budget_gauge(s.power_kw, s.budget_kw))
+                line.append(f" {s.power_kw / s.budget_kw:.0%}")
+        else:
+            line.append(" (no budget set)", style="bright_black")
+        line.append(*SEPARATOR)
+        if s.last_sample is not None and self.now is not None and self.now - s.last_sample >= STALE_AFTER_S:
+            line.append(f"data {self.now - s.last_sample:.0f} s old", style="bold yellow")
+        else:
+            line.append(fmt.clock(s.last_sample))
+        return line
+
+    def grid_line(self) -> Text:
+        """Energy per hour, caps, grid price with its trend, cost per hour, queue (`n/a` until their sources exist)."""
+        s = self.summary
+        line = Text(no_wrap=True, overflow="ellipsis")
+        if s is None:
+            return line
+        energy = "—" if s.energy_per_hour_kwh is None else f"{s.energy_per_hour_kwh:.1f} kWh/h"
+        line.append(f"energy {energy}")
+        line.append(*SEPARATOR)
+        line.append(f"caps {fmt.kilowatts(s.power_limit_kw)}")
+        line.append(*SEPARATOR)
+        line.append("price ")
+        if s.price is None:
+            line.append("n/a", style="bright_black")
+        else:
+            arrow = "" if s.price.trend is None else " ↑" if s.price.trend > 0 else " ↓" if s.price.trend < 0 else " →"
+            line.append(f"{s.price.price_per_mwh:.2f} {s.price.currency}/MWh{arrow}", style="bold")
+        line.append(*SEPARATOR)
+        line.append("cost ")
+        if s.cost_per_hour is None:
+            line.append("n/a", style="bright_black")
+        else:
+            line.append(f"{s.cost_per_hour:.2f}/h")
+        line.append(*SEPARATOR)
+        line.append("queue ")
+        line.append("n/a" if s.queue_length is None else str(s.queue_length), style="" if s.queue_length else "dim")
+        return line
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        """Three cropped lines."""
+        yield self.nodes_line()
+        yield self.power_line()
+        yield self.grid_line()

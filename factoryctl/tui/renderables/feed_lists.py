@@ -1,0 +1,67 @@
+"""The events and jobs panels' contents: newest events first, running gangs then the queue.
+
+Both say plainly when their source does not exist yet instead of drawing an empty box.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.text import Text
+
+from factoryctl.tui import text as fmt
+from factoryctl.tui.services import DashboardEvent, JobLine
+
+SEVERITY_STYLES = {"info": "", "warning": "yellow", "error": "bold red"}
+JOB_STATE_STYLES = {"RUNNING": "green", "STARTING": "green", "PENDING": "", "DEFERRED": "cyan", "FAILED": "bold red"}
+
+
+class EventsRenderable:
+    """Newest events first, one line each: time, node, what happened."""
+
+    def __init__(self, events: Sequence[DashboardEvent], limit: int = 50, node: str | None = None) -> None:
+        self.events = [e for e in events if node is None or e.node == node]
+        self.limit = limit
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        """One cropped line per event."""
+        if not self.events:
+            yield Text("no events yet", style="bright_black")
+            return
+        for event in list(reversed(self.events))[: self.limit]:
+            line = Text(no_wrap=True, overflow="ellipsis")
+            line.append(fmt.clock(event.time), style="bright_black")
+            line.append(" ")
+            if event.node:
+                line.append(event.node, style="bold")
+                line.append(" ")
+            line.append(event.message, style=SEVERITY_STYLES.get(event.severity, ""))
+            yield line
+
+
+class JobsRenderable:
+    """Running gangs first, then the queue; a sentence when no scheduler feeds the dashboard yet."""
+
+    def __init__(self, jobs: Sequence[JobLine] | None, limit: int = 50) -> None:
+        self.jobs = jobs
+        self.limit = limit
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        """One cropped line per job."""
+        if self.jobs is None:
+            yield Text("no scheduler data (jobs appear once the gang scheduler runs)", style="bright_black")
+            return
+        if not self.jobs:
+            yield Text("no jobs", style="bright_black")
+            return
+        order = {"RUNNING": 0, "STARTING": 1, "PENDING": 2, "DEFERRED": 3}
+        for job in sorted(self.jobs, key=lambda j: order.get(j.state, 4))[: self.limit]:
+            line = Text(no_wrap=True, overflow="ellipsis")
+            line.append(f"{job.state:<9}", style=JOB_STATE_STYLES.get(job.state, "bright_black"))
+            line.append(f" {job.id} {job.name} {job.num_gpus} GPUs")
+            if job.nodes:
+                line.append(f" on {','.join(job.nodes)}", style="bright_black")
+            if job.reason:
+                line.append(f" ({job.reason})", style="bright_black")
+            yield line

@@ -1,0 +1,113 @@
+"""Every field of one GPU, in words, with its recent history: the lower half of the node screen.
+
+Unsupported values show as `n/a (reason)` from the sample's `null_reasons`, never as an invented number.
+"""
+
+from __future__ import annotations
+
+from rich.console import Console, ConsoleOptions, Group, RenderResult
+from rich.table import Table
+from rich.text import Text
+
+from factoryctl.model.telemetry import GpuSample
+from factoryctl.tui import text as fmt
+from factoryctl.tui.renderables.gpu_bars import LEVEL_STYLES, temperature_level
+from factoryctl.tui.renderables.sparkline import Sparkline
+from factoryctl.tui.services import GpuHistory
+
+
+def _value(gpu: GpuSample, name: str, shown: str) -> Text:
+    if getattr(gpu, name) is None:
+        reason = gpu.null_reasons.get(name)
+        return Text(f"n/a ({reason})" if reason else "n/a", style="bright_black")
+    return Text(shown)
+
+
+def detail_rows(gpu: GpuSample) -> list[tuple[str, Text]]:
+    """(label, value) for every GPU field of DESIGN.md."""
+    power = _value(gpu, "power_w", f"{fmt.watts(gpu.power_w)} of {fmt.watts(gpu.power_limit_w)} enforced limit")
+    limits = Text(
+        f"{fmt.watts(gpu.power_limit_min_w)} – {fmt.watts(gpu.power_limit_max_w)}"
+        f" (default {fmt.watts(gpu.power_limit_default_w)})"
+    )
+    temperature = _value(gpu, "temperature_c", f"{fmt.celsius(gpu.temperature_c)}")
+    if gpu.temperature_c is not None:
+        temperature.stylize(LEVEL_STYLES[temperature_level(gpu.temperature_c, gpu.temperature_slowdown_c)])
+        temperature.append(f", slows down at {fmt.celsius(gpu.temperature_slowdown_c)}", style="")
+    memory = _value(gpu, "memory_used_mib", f"{fmt.mib(gpu.memory_used_mib)} of {fmt.mib(gpu.memory_total_mib)}")
+    ecc = _value(gpu, "ecc_uncorrected", str(gpu.ecc_uncorrected))
+    if gpu.ecc_uncorrected:
+        ecc.stylize("bold red")
+        ecc.append("  uncorrectable errors: drain and reset this GPU", style="bold red")
+    energy = _value(gpu, "energy_j", "" if gpu.energy_j is None else f"{gpu.energy_j / 3.6e6:.3f} kWh since boot")
+    processes = (
+        ", ".join(
+            f"{p.pid}"
+            + (f" {p.name}" if p.name else "")
+            + (f" ({fmt.mib(p.used_memory_mib)})" if p.used_memory_mib else "")
+            for p in gpu.processes
+        )
+        or "none"
+    )
+    rows = [
+        ("GPU", Text(f"{gpu.index}  {gpu.name or 'unknown model'}", style="bold")),
+        ("UUID", Text(gpu.uuid or "n/a")),
+        ("utilization", _value(gpu, "utilization_pct", fmt.percent(gpu.utilization_pct))),
+        ("memory", memory),
+        ("power", power),
+        ("limit range", limits),
+        ("energy", energy),
+        ("temperature", temperature),
+        ("SM clock", _value(gpu, "sm_clock_mhz", f"{gpu.sm_clock_mhz or 0:.0f} MHz")),
+        ("throttled", Text(fmt.throttle_words(gpu.throttle_reasons), style="yellow" if gpu.throttle_reasons else "")),
+        ("ECC uncorr.", ecc),
+        ("processes", Text(processes)),
+    ]
+    unsupported = [f"{k}: {v}" for k, v in gpu.null_reasons.items()]
+    if unsupported:
+        rows.append(("not reported", Text("; ".join(unsupported), style="bright_black")))
+    return rows
+
+
+class GpuDetailRenderable:
+    """One GPU's fields beside its utilization, power and temperature history."""
+
+    def __init__(self, gpu: GpuSample, history: GpuHistory | None = None) -> None:
+        self.gpu = gpu
+        self.history = history
+
+    def fields_table(self) -> Table:
+        """The (label, value) grid."""
+        table = Table.grid(padding=(0, 1))
+        table.add_column(style="bold", no_wrap=True)
+        table.add_column(overflow="fold")
+        for label, value in detail_rows(self.gpu):
+            table.add_row(label, value)
+        return table
+
+    def history_group(self) -> Group:
+        """Three labelled sparklines (utilization, power, temperature)."""
+        h = self.history
+        gpu = self.gpu
+        if h is None or not h.power_w:
+            return Group(Text("history: collecting…", style="bright_black"))
+        return Group(
+            Text(f"utilization (last {len(h.utilization_pct)} samples)", style="bold"),
+            Sparkline(h.utilization_pct, minimum=0, maximum=100, style="green"),
+            Text(f"power, cap {fmt.watts(gpu.power_limit_w)}", style="bold"),
+            Sparkline(h.power_w, minimum=0, maximum=gpu.power_limit_max_w, style="cyan", ceiling=gpu.power_limit_w),
+            Text(f"temperature, slowdown {fmt.celsius(gpu.temperature_slowdown_c)}", style="bold"),
+            Sparkline(h.temperature_c, minimum=20, maximum=(gpu.temperature_slowdown_c or 87) + 5, style="magenta"),
+        )
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        """Fields on the left, history on the right when wide enough; stacked otherwise."""
+        if options.max_width >= 100:
+            layout = Table.grid(padding=(0, 2), expand=True)
+            layout.add_column(ratio=3)
+            layout.add_column(ratio=2)
+            layout.add_row(self.fields_table(), self.history_group())
+            yield layout
+        else:
+            yield self.fields_table()
+            yield self.history_group()

@@ -1,0 +1,1 @@
+"""Screens of the dashboard: the factory (main), one node, and the modal dialogs."""

@@ -1,0 +1,71 @@
+"""`?`: every key of the dashboard, built from the screens' own bindings so it cannot drift from them."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+from factoryctl.tui.screens.node_actions import WRITE_ACTIONS
+
+#: Keys that come from Textual's own widgets rather than our bindings.
+TABLE_KEYS = (("↑ ↓ PgUp PgDn Home End", "move in a table"), ("Enter / click", "open the node"))
+
+
+def _key_name(binding: Binding) -> str:
+    names = {"slash": "/", "question_mark": "?", "escape": "Esc"}
+    return binding.key_display or ", ".join(names.get(k, k) for k in binding.key.split(","))
+
+
+def keys_table(sections: list[tuple[str, list[BindingType]]], read_only: bool) -> Table:
+    """A two-column table of keys per section; write actions left out in read-only mode."""
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column()
+    for title, bindings in sections:
+        table.add_row(Text(title, style="bold underline"), "")
+        for binding in bindings:
+            if not isinstance(binding, Binding):
+                continue
+            if read_only and binding.action in WRITE_ACTIONS:
+                continue
+            table.add_row(_key_name(binding), binding.description or binding.action)
+        if title == "Factory":
+            for key, what in TABLE_KEYS:
+                table.add_row(key, what)
+        table.add_row("", "")
+    if read_only:
+        table.add_row("", Text("read-only: drain, resume and power cap are disabled", style="italic"))
+    return table
+
+
+class HelpScreen(ModalScreen[None]):
+    """Every key, by screen; any of Esc, q or ? closes it."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q,question_mark", "close", "Close"),
+    ]
+
+    def __init__(self, sections: list[tuple[str, list[BindingType]]], read_only: bool) -> None:
+        super().__init__()
+        self.sections = sections
+        self.read_only = read_only
+
+    def compose(self) -> ComposeResult:
+        """The keys table in a scrollable dialog."""
+        with VerticalScroll(id="dialog"):
+            yield Static(keys_table(self.sections, self.read_only), id="keys")
+
+    def on_mount(self) -> None:
+        """Title the dialog."""
+        self.query_one("#dialog").border_title = "keys (Esc closes)"
+
+    def action_close(self) -> None:
+        """Close."""
+        self.dismiss()

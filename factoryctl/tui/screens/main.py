@@ -1,0 +1,122 @@
+"""The factory at a glance: header, power graph, node table, jobs and events; Enter opens a node."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual import events
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.widgets import Footer
+
+from factoryctl.tui.screens.node_actions import NodeActionsScreen
+from factoryctl.tui.services import FactorySnapshot
+from factoryctl.tui.view import SORT_KEYS, filter_rows, node_rows
+from factoryctl.tui.widgets.events_panel import EventsPanel
+from factoryctl.tui.widgets.factory_header import FactoryHeader
+from factoryctl.tui.widgets.filter_bar import FilterBar
+from factoryctl.tui.widgets.jobs_panel import JobsPanel
+from factoryctl.tui.widgets.node_table import NodeTable
+from factoryctl.tui.widgets.power_history import PowerHistory
+
+#: Below this many lines the jobs and events panels fold away so the node table keeps its rows (80x24 works).
+PANELS_MIN_HEIGHT = 34
+
+
+class MainScreen(NodeActionsScreen):
+    """Header, power history, node table and the jobs/events panels."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("slash", "filter", "Filter", key_display="/"),
+        Binding("e", "toggle_panels", "Panels", show=False),
+        *NodeActionsScreen.BINDINGS,
+    ]
+
+    def __init__(self, factory: str, initial_filter: str = "") -> None:
+        super().__init__(id="main")
+        self.factory = factory
+        self.filter_text = initial_filter
+        self.panels_wanted: bool | None = None  # None: decided by the terminal's height
+
+    def compose(self) -> ComposeResult:
+        """The layout."""
+        yield FactoryHeader(self.factory, id="header")
+        yield PowerHistory(id="power")
+        yield NodeTable(id="nodes")
+        with Horizontal(id="panels"):
+            yield JobsPanel(id="jobs")
+            yield EventsPanel(id="events")
+        filter_bar = FilterBar(id="filter")
+        if self.filter_text:
+            filter_bar.value = self.filter_text
+            filter_bar.add_class("-open")
+        yield filter_bar
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        """Follow the app's snapshots."""
+        self.watch(self.app, "snapshot", self.show_snapshot, init=True)
+        self.query_one(NodeTable).focus()
+
+    def on_resize(self, event: events.Resize) -> None:
+        """Fold the panels away on short terminals unless the operator asked for them."""
+        self._apply_panels()
+
+    def _apply_panels(self) -> None:
+        show = self.panels_wanted if self.panels_wanted is not None else self.size.height >= PANELS_MIN_HEIGHT
+        self.query_one("#panels").display = show
+
+    def action_toggle_panels(self) -> None:
+        """`e`: show or hide the jobs and events panels."""
+        self.panels_wanted = not self.query_one("#panels").display
+        self._apply_panels()
+
+    def show_snapshot(self, snapshot: FactorySnapshot | None) -> None:
+        """Draw a new snapshot in every widget."""
+        if snapshot is None:
+            return
+        self.query_one(FactoryHeader).show(snapshot)
+        self.query_one(PowerHistory).show(snapshot)
+        self._show_rows(snapshot)
+        self.query_one(JobsPanel).show(snapshot.jobs)
+        self.query_one(EventsPanel).show(snapshot.events)
+
+    def _show_rows(self, snapshot: FactorySnapshot) -> None:
+        table = self.query_one(NodeTable)
+        rows = node_rows(snapshot)
+        shown = filter_rows(rows, self.filter_text, snapshot.groups)
+        table.show_rows(shown)
+        title = f"nodes {len(shown)} of {len(rows)}" if self.filter_text else f"nodes {len(rows)}"
+        arrow = "▼" if table.sort_reverse else "▲"
+        table.border_title = f"{title} · sort {SORT_KEYS[table.sort_column][0].split()[0].lower()} {arrow}"
+        table.border_subtitle = f"filter: {self.filter_text}" if self.filter_text else ""
+
+    def current_node(self) -> str | None:
+        """The node under the table's cursor."""
+        return self.query_one(NodeTable).selected_node
+
+    def action_filter(self) -> None:
+        """`/`: open the filter bar."""
+        self.query_one(FilterBar).open()
+
+    def on_filter_bar_filter_changed(self, event: FilterBar.FilterChanged) -> None:
+        """Re-filter the table as the operator types."""
+        self.filter_text = event.text
+        if self.dashboard.snapshot is not None:
+            self._show_rows(self.dashboard.snapshot)
+
+    def on_filter_bar_filter_closed(self, event: FilterBar.FilterClosed) -> None:
+        """Back to the table."""
+        self.query_one(NodeTable).focus()
+
+    def on_node_table_sort_changed(self, event: NodeTable.SortChanged) -> None:
+        """Update the table's title."""
+        if self.dashboard.snapshot is not None:
+            self._show_rows(self.dashboard.snapshot)
+
+    def on_node_table_node_selected(self, event: NodeTable.NodeSelected) -> None:
+        """Enter: open the node screen."""
+        from factoryctl.tui.screens.node import NodeScreen
+
+        self.app.push_screen(NodeScreen(event.node))

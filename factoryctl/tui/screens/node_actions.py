@@ -1,0 +1,135 @@
+"""Drain, resume and power-cap actions shared by the main and node screens: confirm first, act in a thread worker.
+
+Read-only mode hides them (`check_action` returns False, so they vanish from the footer and their keys do nothing).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar, cast
+
+from textual import work
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+
+from factoryctl.errors import FactoryError
+from factoryctl.model.telemetry import NodeSample
+from factoryctl.tui import text as fmt
+from factoryctl.tui.screens.confirm import ConfirmScreen
+from factoryctl.tui.screens.power_cap import PowerCapScreen
+
+if TYPE_CHECKING:
+    from factoryctl.tui.app import DashboardApp
+
+WRITE_ACTIONS = frozenset({"drain", "resume", "power_cap"})
+
+
+def describe_cap_result(node: str, watts: float, answers: list[dict[str, Any]]) -> str:
+    """`demo03: 8 GPUs capped at 450 W` (+ `clamped from 150 W` when the agent clamped)."""
+    enforced = sorted({float(a.get("enforced_w") or 0) for a in answers})
+    clamped = any(a.get("clamped") for a in answers)
+    where = ", ".join(fmt.watts(w) for w in enforced) or fmt.watts(watts)
+    note = f" (clamped from {fmt.watts(watts)})" if clamped else ""
+    return f"{node}: {len(answers)} GPUs capped at {where}{note}"
+
+
+class NodeActionsScreen(Screen[None]):
+    """A screen with a current node that the operator may drain, resume or cap."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("d", "drain", "Drain"),
+        Binding("r", "resume", "Resume"),
+        Binding("p", "power_cap", "Cap"),
+    ]
+
+    @property
+    def dashboard(self) -> DashboardApp:
+        """The app, typed."""
+        return cast("DashboardApp", self.app)
+
+    def current_node(self) -> str | None:
+        """The node the actions apply to."""
+        raise NotImplementedError
+
+    def current_sample(self) -> NodeSample | None:
+        """The latest sample of the current node."""
+        node = self.current_node()
+        snapshot = self.dashboard.snapshot
+        return snapshot.node(node) if snapshot and node else None
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Hide the write actions in read-only mode."""
+        return not (action in WRITE_ACTIONS and self.dashboard.read_only)
+
+    def action_drain(self) -> None:
+        """Ask for a reason, then drain the current node."""
+        node = self.current_node()
+        if node is None:
+            return
+        snapshot = self.dashboard.snapshot
+        if snapshot and node in snapshot.drained:
+            self.notify(f"{node} is already drained.", severity="warning")
+            return
+
+        def done(reason: str | None) -> None:
+            if reason is not None:
+                self._drain(node, reason or "drained from the dashboard")
+
+        self.app.push_screen(
+            ConfirmScreen(f"Drain {node}? The scheduler places no new job on it.", "Drain", "reason (optional)"),
+            done,
+        )
+
+    def action_resume(self) -> None:
+        """Confirm, then resume the current node."""
+        node = self.current_node()
+        if node is None:
+            return
+
+        def done(answer: str | None) -> None:
+            if answer is not None:
+                self._resume(node)
+
+        self.app.push_screen(ConfirmScreen(f"Resume {node}? The scheduler may use it again.", "Resume"), done)
+
+    def action_power_cap(self) -> None:
+        """Ask for watts, then cap every GPU of the current node."""
+        sample = self.current_sample()
+        if sample is None or sample.state == "down" or not sample.gpus:
+            self.notify("This node is not reachable: no power cap can be set.", severity="warning")
+            return
+        node = sample.node
+
+        def done(watts: float | None) -> None:
+            if watts is not None:
+                self._set_cap(node, watts)
+
+        self.app.push_screen(PowerCapScreen(sample), done)
+
+    @work(thread=True, group="actions", exit_on_error=False)
+    def _drain(self, node: str, reason: str) -> None:
+        self._run(lambda: self.dashboard.services.drain(node, reason), f"{node} drained: {reason}")
+
+    @work(thread=True, group="actions", exit_on_error=False)
+    def _resume(self, node: str) -> None:
+        self._run(lambda: self.dashboard.services.resume(node), f"{node} resumed")
+
+    @work(thread=True, group="actions", exit_on_error=False)
+    def _set_cap(self, node: str, watts: float) -> None:
+        def call() -> str:
+            return describe_cap_result(node, watts, self.dashboard.services.set_power_cap(node, watts))
+
+        self._run(call, None)
+
+    def _run(self, call: Any, success: str | None) -> None:
+        """Run `call` (in the worker thread) and report back on the UI thread."""
+        try:
+            result = call()
+        except FactoryError as error:
+            text = error.message + (f"\n{error.hint}" if error.hint else "")
+            self.app.call_from_thread(self._report, text, "error")
+            return
+        self.app.call_from_thread(self._report, success or str(result), "information")
+
+    def _report(self, text: str, severity: str) -> None:
+        self.notify(text, severity=severity, timeout=6)  # type: ignore[arg-type]
+        self.dashboard.request_snapshot()

@@ -1,0 +1,142 @@
+"""The dashboard's one port to the factory: what it reads (`FactorySnapshot`) and what it may change.
+
+The Textual app never reaches a node, the store or a price feed itself: it calls a `DashboardServices` from thread
+workers and renders the frozen values it gets back. `PolledServices` (services_polled.py) talks to the agents
+directly; a store-backed implementation reads what the controller wrote. Nothing here imports Textual.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from factoryctl.model.telemetry import NodeSample
+
+
+@dataclass(frozen=True)
+class DashboardEvent:
+    """One line of the events panel: a health change, a drain, a power-limit change."""
+
+    time: float  # unix seconds
+    node: str | None
+    kind: str  # e.g. node_down, node_up, ecc, xid, drain, resume, power_limit
+    message: str
+    severity: str = "info"  # info | warning | error
+
+
+@dataclass(frozen=True)
+class PriceNow:
+    """The grid price now and where it is heading (filled once price sources exist)."""
+
+    price_per_mwh: float
+    currency: str = "EUR"
+    trend: float | None = None  # price per MWh change over the next hour; None when unknown
+
+
+@dataclass(frozen=True)
+class JobLine:
+    """One job in the jobs panel (filled once the scheduler exists)."""
+
+    id: str
+    name: str
+    state: str
+    num_gpus: int
+    nodes: tuple[str, ...] = ()
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class FactorySnapshot:
+    """Everything the main screen shows, taken at one instant. Frozen: widgets share it without copying."""
+
+    factory: str
+    time: float  # when the snapshot was taken (unix seconds)
+    nodes: tuple[NodeSample, ...]
+    racks: dict[str, str | None] = field(default_factory=dict)
+    drained: frozenset[str] = frozenset()
+    budget_kw: float | None = None
+    interval_s: float = 1.0
+    #: Factory GPU power (W), one point per sample over the last hour, oldest first.
+    power_history_w: tuple[float, ...] = ()
+    events: tuple[DashboardEvent, ...] = ()
+    # Later issues fill these; None means "no source yet" and the UI says so instead of inventing a value.
+    price: PriceNow | None = None
+    cost_per_hour: float | None = None
+    queue_length: int | None = None
+    jobs: tuple[JobLine, ...] | None = None
+    groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def node(self, name: str) -> NodeSample | None:
+        """The sample of one node, or None when the snapshot does not hold it."""
+        for sample in self.nodes:
+            if sample.node == name:
+                return sample
+        return None
+
+
+@dataclass(frozen=True)
+class GpuHistory:
+    """One GPU's recent values, oldest first, one point per sample (None where the driver gave nothing)."""
+
+    index: int
+    utilization_pct: tuple[float | None, ...] = ()
+    power_w: tuple[float | None, ...] = ()
+    temperature_c: tuple[float | None, ...] = ()
+
+
+@dataclass(frozen=True)
+class NodeHistory:
+    """Recent per-GPU history of one node, for the node screen's graphs."""
+
+    node: str
+    interval_s: float
+    gpus: tuple[GpuHistory, ...] = ()
+
+    def gpu(self, index: int) -> GpuHistory | None:
+        """The history of GPU `index`, if any."""
+        for history in self.gpus:
+            if history.index == index:
+                return history
+        return None
+
+
+class DashboardServices(Protocol):
+    """What the dashboard needs from the factory. Every method may block: the app calls them from thread workers."""
+
+    @property
+    def factory_name(self) -> str:
+        """The factory's name, for the title before the first snapshot arrives."""
+        ...
+
+    @property
+    def interval_s(self) -> float:
+        """How often a new snapshot is worth asking for."""
+        ...
+
+    def snapshot(self) -> FactorySnapshot:
+        """The latest state of every node in view. Must return promptly even when a node is slow or down."""
+        ...
+
+    def node_history(self, node: str) -> NodeHistory:
+        """Recent per-GPU history of one node."""
+        ...
+
+    def drain(self, node: str, reason: str) -> None:
+        """Keep the scheduler off `node` (persisted through the store when there is one)."""
+        ...
+
+    def resume(self, node: str) -> None:
+        """Let the scheduler use `node` again."""
+        ...
+
+    def set_power_cap(self, node: str, watts: float) -> list[dict[str, Any]]:
+        """Set every GPU of `node` to `watts`, clamped to each GPU's range.
+
+        Returns one `{index, before_w, enforced_w, clamped}` per GPU; raises a `FactoryError` when the node cannot
+        be reached.
+        """
+        ...
+
+    def close(self) -> None:
+        """Release sessions and threads (called when the app exits)."""
+        ...

@@ -1,0 +1,333 @@
+"""`PolledServices`: the dashboard's own embedded collector, for when no controller writes the store.
+
+One long-lived agent session per node (local subprocess or one SSH connection), each streaming samples at the
+factory's interval from its own thread, reconnecting with backoff. `snapshot()` only reads what the streams last
+delivered, so it returns at once however slow a node is; a node whose stream breaks shows as down at the next
+snapshot, and one that goes quiet shows as degraded, then down. Drains and power-limit changes go through the store
+(drained flag, events, audit log) when it can be opened, else they live in memory for this session.
+Imports no Textual: the CLI, a benchmark or a test can drive it headless.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import threading
+import time
+from collections import deque
+from typing import Any
+
+from factoryctl.config import FactoryConfig
+from factoryctl.errors import FactoryError, NodeError, UsageError
+from factoryctl.model.inventory import NodeSpec
+from factoryctl.model.telemetry import NodeSample
+from factoryctl.tui.history import RecentHistory
+from factoryctl.tui.services import DashboardEvent, FactorySnapshot, NodeHistory
+
+#: Wait this long at start for every node to answer or fail, so the first screen is not a wall of "down".
+FIRST_SNAPSHOT_WAIT_S = 8.0
+RECONNECT_BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)
+
+
+class _NodeLink:
+    """One node's agent session and the thread that keeps it streaming."""
+
+    def __init__(self, spec: NodeSpec, owner: PolledServices) -> None:
+        self.spec = spec
+        self.owner = owner
+        self.session: Any = None
+        self.transport: Any = None
+        self.latest: NodeSample | None = None
+        self.latest_mono = 0.0
+        self.failure: NodeError | None = None
+        self.answered = threading.Event()
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self._run, name=f"dash-{spec.name}", daemon=True)
+
+    def _run(self) -> None:
+        attempt = 0
+        stop = self.owner.stop_event
+        while not stop.is_set():
+            try:
+                self._connect()
+                attempt = 0
+                while not stop.is_set() and self.session.failure is None:
+                    stop.wait(0.1)
+                if self.session.failure is not None:
+                    self._fail(self.session.failure)
+            except Exception as exc:
+                self._fail(_as_node_error(self.spec.name, exc))
+            finally:
+                self._disconnect()
+            if not stop.is_set():
+                stop.wait(RECONNECT_BACKOFF_S[min(attempt, len(RECONNECT_BACKOFF_S) - 1)])
+                attempt += 1
+
+    def _connect(self) -> None:
+        from factoryctl.telemetry.poll import open_transport
+
+        timeout = self.owner.connect_timeout_s
+        self.transport = open_transport(self.spec, self.owner.config, timeout)
+        self.session = self.transport.start_agent(timeout)
+        self.session.stream(self.owner.interval_s, self._on_sample, timeout=timeout)
+
+    def _on_sample(self, sample: NodeSample) -> None:
+        recovered = False
+        with self.lock:
+            recovered = self.failure is not None
+            self.latest = sample
+            self.latest_mono = time.monotonic()
+            self.failure = None
+        self.answered.set()
+        self.owner.history.record_node(sample)
+        if recovered:
+            self.owner.add_event(DashboardEvent(time.time(), self.spec.name, "node_up", "answers again"))
+
+    def _fail(self, error: NodeError) -> None:
+        with self.lock:
+            was_up = self.failure is None and self.latest is not None
+            self.failure = error
+        self.answered.set()
+        if was_up:
+            self.owner.add_event(
+                DashboardEvent(time.time(), self.spec.name, "node_down", f"down: {error.message}", "error")
+            )
+
+    def _disconnect(self) -> None:
+        session, transport = self.session, self.transport
+        self.session = self.transport = None
+        if session is not None:
+            with contextlib.suppress(Exception):
+                session.close(timeout=1.0)
+        if transport is not None:
+            with contextlib.suppress(Exception):
+                transport.close()
+
+    def sample(self, now: float, stale_after_s: float, down_after_s: float) -> NodeSample:
+        """What the dashboard should show for this node now."""
+        with self.lock:
+            latest, failure, age = self.latest, self.failure, time.monotonic() - self.latest_mono
+        name = self.spec.name
+        if failure is not None:
+            return NodeSample(node=name, time=now, state="down", error=failure.kind, message=failure.message)
+        if latest is None:
+            return NodeSample(node=name, time=now, state="degraded", error="timeout", message="connecting…")
+        if age > down_after_s:
+            return NodeSample(
+                node=name, time=latest.time, state="down", error="timeout", message=f"no sample for {age:.0f} s"
+            )
+        if age > stale_after_s:
+            return NodeSample(
+                node=name,
+                time=latest.time,
+                state="degraded",
+                agent_version=latest.agent_version,
+                backend=latest.backend,
+                gpus=latest.gpus,
+                host=latest.host,
+                error="timeout",
+                message=f"no sample for {age:.0f} s",
+            )
+        return latest
+
+
+def _as_node_error(node: str, exc: BaseException) -> NodeError:
+    if isinstance(exc, NodeError):
+        return exc
+    if isinstance(exc, FactoryError):
+        return NodeError(node, "agent", exc.message, exc.hint)
+    return NodeError(node, "agent", f"{node}: {type(exc).__name__}: {exc}.", None)
+
+
+class PolledServices:
+    """`DashboardServices` over live agent sessions, one per node of `target` (all nodes when None)."""
+
+    def __init__(
+        self,
+        config: FactoryConfig,
+        target: str | None = None,
+        connect_timeout_s: float = 15.0,
+        use_store: bool = True,
+    ) -> None:
+        self.config = config
+        self.specs = config.resolve_target(target)
+        self.connect_timeout_s = connect_timeout_s
+        self.stop_event = threading.Event()
+        self.history = RecentHistory(config.interval_s)
+        self._events: deque[DashboardEvent] = deque(maxlen=500)
+        self._events_lock = threading.Lock()
+        self._drained: dict[str, str] = {}
+        self._store: Any = self._open_store() if use_store else None
+        self._links = {spec.name: _NodeLink(spec, self) for spec in self.specs}
+        self._started = False
+        self._last_record = 0.0
+        self._user = _user()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def _open_store(self) -> Any:
+        try:
+            from factoryctl.store import open_store
+
+            return open_store(self.config.store_path)
+        except (FactoryError, OSError, ImportError):
+            return None
+
+    @property
+    def persistent(self) -> bool:
+        """Whether drains and power changes are written to the store (else kept in memory for this session)."""
+        return self._store is not None
+
+    def start(self) -> None:
+        """Start every node's session thread (the first `snapshot()` does it when not called)."""
+        if not self._started:
+            self._started = True
+            for link in self._links.values():
+                link.thread.start()
+
+    def close(self) -> None:
+        """Stop the threads and the agents."""
+        self.stop_event.set()
+        for link in self._links.values():
+            if link.thread.is_alive():
+                link.thread.join(timeout=5)
+        if self._store is not None:
+            self._store.close()
+
+    # ------------------------------------------------------------------ reading
+
+    @property
+    def factory_name(self) -> str:
+        """The factory's name."""
+        return self.config.name
+
+    @property
+    def interval_s(self) -> float:
+        """The factory's sampling interval."""
+        return self.config.interval_s
+
+    @property
+    def stale_after_s(self) -> float:
+        """A node silent for longer than this is degraded (2.5 intervals, at least 2 s, so down shows in 3 s)."""
+        return max(2.0, 2.5 * self.interval_s)
+
+    @property
+    def down_after_s(self) -> float:
+        """A node silent for longer than this is down."""
+        return max(10.0, 10 * self.interval_s)
+
+    def snapshot(self) -> FactorySnapshot:
+        """The latest sample of every node, never waiting on a slow one (except once, at start)."""
+        if not self._started:
+            self.start()
+            deadline = time.monotonic() + min(FIRST_SNAPSHOT_WAIT_S, self.connect_timeout_s)
+            for link in self._links.values():
+                link.answered.wait(max(0.0, deadline - time.monotonic()))
+        now = time.time()
+        nodes = tuple(link.sample(now, self.stale_after_s, self.down_after_s) for link in self._links.values())
+        if now - self._last_record >= self.interval_s * 0.9:
+            self._last_record = now
+            self.history.record_factory(sum(n.power_w or 0.0 for n in nodes if n.state != "down"))
+        return FactorySnapshot(
+            factory=self.config.name,
+            time=now,
+            nodes=nodes,
+            racks={spec.name: spec.rack for spec in self.specs},
+            drained=frozenset(self._drained_names()),
+            budget_kw=self.config.settings.power.facility_budget_kw,
+            interval_s=self.interval_s,
+            power_history_w=self.history.factory_series(),
+            events=self._all_events(now),
+            groups=dict(self.config.groups),
+        )
+
+    def _drained_names(self) -> set[str]:
+        if self._store is not None:
+            with contextlib.suppress(FactoryError):
+                return set(self._store.drained_nodes())
+        return set(self._drained)
+
+    def _all_events(self, now: float) -> tuple[DashboardEvent, ...]:
+        with self._events_lock:
+            local = list(self._events)
+        if self._store is not None:
+            with contextlib.suppress(FactoryError):
+                stored = self._store.events(now - 3600, [s.name for s in self.specs], limit=200)
+                local += [DashboardEvent(e.time, e.node, e.kind, e.message, e.severity) for e in stored]
+        return tuple(sorted(local, key=lambda e: e.time))
+
+    def add_event(self, event: DashboardEvent) -> None:
+        """Record an event seen by this dashboard."""
+        with self._events_lock:
+            self._events.append(event)
+
+    def node_history(self, node: str) -> NodeHistory:
+        """The node's per-GPU history since this dashboard started."""
+        return self.history.node(node)
+
+    # ------------------------------------------------------------------ actions
+
+    def _link(self, node: str) -> _NodeLink:
+        link = self._links.get(node)
+        if link is None:
+            raise UsageError(f"{node} is not watched by this dashboard.", None)
+        return link
+
+    def drain(self, node: str, reason: str) -> None:
+        """Drain a node: the store's flag (and its event) when there is a store, else this session's memory."""
+        self._link(node)
+        if self._store is not None:
+            self._store.set_drained([node], True, reason, self._user)
+            return
+        self._drained[node] = reason
+        self.add_event(DashboardEvent(time.time(), node, "drain", f"drained by {self._user}: {reason}"))
+
+    def resume(self, node: str) -> None:
+        """Undo a drain."""
+        self._link(node)
+        if self._store is not None:
+            self._store.set_drained([node], False, None, self._user)
+            return
+        self._drained.pop(node, None)
+        self.add_event(DashboardEvent(time.time(), node, "resume", f"resumed by {self._user}"))
+
+    def set_power_cap(self, node: str, watts: float) -> list[dict[str, Any]]:
+        """Cap every GPU of `node` at `watts`, clamped to each GPU's range; audited with before and after."""
+        link = self._link(node)
+        session = link.session
+        if session is None or link.failure is not None:
+            raise NodeError(node, "agent", f"{node} is not connected: no power cap was set.", "wait until it is up.")
+        answers: list[dict[str, Any]] = session.set_power_limit(watts, None, clamp=True)
+        now = time.time()
+        if self._store is not None:
+            from factoryctl.store.rows import AuditEntry
+
+            self._store.add_audit(
+                [
+                    AuditEntry(
+                        now,
+                        node,
+                        int(a["index"]),
+                        "set",
+                        a.get("before_w"),
+                        a.get("enforced_w"),
+                        bool(a.get("clamped")),
+                        self._user,
+                        f"dashboard: {watts:g} W requested",
+                    )
+                    for a in answers
+                ]
+            )
+        enforced = sorted({float(a["enforced_w"]) for a in answers if a.get("enforced_w") is not None})
+        clamped = " (clamped)" if any(a.get("clamped") for a in answers) else ""
+        self.add_event(
+            DashboardEvent(now, node, "power_limit", f"power cap {', '.join(f'{w:.0f} W' for w in enforced)}{clamped}")
+        )
+        return answers
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"

@@ -1,0 +1,79 @@
+"""Words and number formats shared by the dashboard's renderables: one place decides how a watt or a time reads."""
+
+from __future__ import annotations
+
+import time as _time
+
+#: Clock event (throttle) reasons in words, keyed by the names NVML, nvidia-smi and our agent use.
+THROTTLE_WORDS: dict[str, str] = {
+    "gpu_idle": "idle",
+    "gpuidle": "idle",
+    "applications_clocks_setting": "application clocks setting",
+    "applicationsclockssetting": "application clocks setting",
+    "sw_power_cap": "held at its power cap",
+    "swpowercap": "held at its power cap",
+    "hw_slowdown": "hardware slowdown (power brake or overheat)",
+    "hwslowdown": "hardware slowdown (power brake or overheat)",
+    "sync_boost": "sync boost with other GPUs",
+    "syncboost": "sync boost with other GPUs",
+    "sw_thermal_slowdown": "slowed by the driver to cool down",
+    "swthermalslowdown": "slowed by the driver to cool down",
+    "hw_thermal_slowdown": "hardware thermal slowdown",
+    "hwthermalslowdown": "hardware thermal slowdown",
+    "hw_power_brake_slowdown": "external power brake",
+    "hwpowerbrakeslowdown": "external power brake",
+    "display_clock_setting": "display clock setting",
+    "displayclocksetting": "display clock setting",
+}
+
+
+def throttle_words(reasons: tuple[str, ...] | list[str]) -> str:
+    """`held at its power cap, slowed by the driver to cool down`, or `none`."""
+    if not reasons:
+        return "none"
+    words = []
+    for reason in reasons:
+        key = reason.lower().replace("clockseventreason", "").replace("clocksthrottlereason", "")
+        words.append(THROTTLE_WORDS.get(key, THROTTLE_WORDS.get(key.replace("_", ""), reason.replace("_", " "))))
+    return ", ".join(dict.fromkeys(words))
+
+
+def watts(value: float | None) -> str:
+    """`452 W`, or `—` when unknown."""
+    return "—" if value is None else f"{value:.0f} W"
+
+
+def kilowatts(value: float | None, digits: int = 1) -> str:
+    """`38.2 kW`, or `—`."""
+    return "—" if value is None else f"{value:.{digits}f} kW"
+
+
+def percent(value: float | None) -> str:
+    """`87%`, or `—`."""
+    return "—" if value is None else f"{value:.0f}%"
+
+
+def celsius(value: float | None) -> str:
+    """`71°C`, or `—`."""
+    return "—" if value is None else f"{value:.0f}°C"
+
+
+def clock(timestamp: float | None) -> str:
+    """`01:23:45Z` (UTC), or `—`."""
+    if timestamp is None:
+        return "—"
+    return _time.strftime("%H:%M:%SZ", _time.gmtime(timestamp))
+
+
+def iso(timestamp: float | None) -> str:
+    """`2026-11-22T01:23:45Z`, or `—`."""
+    if timestamp is None:
+        return "—"
+    return _time.strftime("%Y-%m-%dT%H:%M:%SZ", _time.gmtime(timestamp))
+
+
+def mib(value: float | None) -> str:
+    """`80 GiB` / `512 MiB`, or `—`."""
+    if value is None:
+        return "—"
+    return f"{value / 1024:.1f} GiB" if value >= 1024 else f"{value:.0f} MiB"

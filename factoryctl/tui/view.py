@@ -1,0 +1,195 @@
+"""What the screens show, computed from a `FactorySnapshot`: the header's totals and the node table's rows.
+
+Pure functions of frozen data (no Textual, no IO), so sorting, filtering and the header's arithmetic are unit-tested
+on their own and the widgets only draw.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from factoryctl.model.telemetry import GpuSample, NodeSample
+from factoryctl.tui.services import FactorySnapshot, JobLine, PriceNow
+
+#: A GPU counts as busy at or above this utilization, or while it runs a process.
+BUSY_UTILIZATION_PCT = 5.0
+
+_STATE_ORDER = {"down": 0, "degraded": 1, "up": 2}
+
+
+def gpu_busy(gpu: GpuSample) -> bool:
+    """Whether a GPU is doing work (utilization at or above `BUSY_UTILIZATION_PCT`, or a process on it)."""
+    return bool(gpu.processes) or (gpu.utilization_pct or 0.0) >= BUSY_UTILIZATION_PCT
+
+
+@dataclass(frozen=True)
+class FactorySummary:
+    """The header's numbers."""
+
+    factory: str
+    nodes: int
+    up: int
+    degraded: int
+    down: int
+    drained: int
+    unhealthy: int
+    gpus_busy: int
+    gpus_total: int
+    power_kw: float | None
+    power_limit_kw: float | None
+    budget_kw: float | None
+    energy_per_hour_kwh: float | None  # mean factory power over (at most) the last hour, as kWh per hour
+    history_minutes: float
+    last_sample: float | None  # newest node sample time
+    price: PriceNow | None = None
+    cost_per_hour: float | None = None
+    queue_length: int | None = None
+
+
+def summarize(snapshot: FactorySnapshot) -> FactorySummary:
+    """Count states and add up power for the header."""
+    states = {"up": 0, "degraded": 0, "down": 0}
+    power: list[float] = []
+    limits: list[float] = []
+    busy = total = unhealthy = 0
+    times: list[float] = []
+    for sample in snapshot.nodes:
+        states[sample.state] = states.get(sample.state, 0) + 1
+        if not sample.healthy:
+            unhealthy += 1
+        if sample.state != "down":
+            times.append(sample.time)
+        for gpu in sample.gpus:
+            total += 1
+            busy += gpu_busy(gpu)
+        if sample.power_w is not None and sample.state != "down":
+            power.append(sample.power_w)
+        if sample.power_limit_w is not None and sample.state != "down":
+            limits.append(sample.power_limit_w)
+    history = snapshot.power_history_w[-max(1, round(3600 / snapshot.interval_s)) :]
+    return FactorySummary(
+        factory=snapshot.factory,
+        nodes=len(snapshot.nodes),
+        up=states["up"],
+        degraded=states["degraded"],
+        down=states["down"],
+        drained=len(snapshot.drained),
+        unhealthy=unhealthy,
+        gpus_busy=busy,
+        gpus_total=total,
+        power_kw=sum(power) / 1000 if power else None,
+        power_limit_kw=sum(limits) / 1000 if limits else None,
+        budget_kw=snapshot.budget_kw,
+        energy_per_hour_kwh=sum(history) / len(history) / 1000 if history else None,
+        history_minutes=len(history) * snapshot.interval_s / 60,
+        last_sample=max(times) if times else None,
+        price=snapshot.price,
+        cost_per_hour=snapshot.cost_per_hour,
+        queue_length=snapshot.queue_length,
+    )
+
+
+@dataclass(frozen=True)
+class NodeRow:
+    """One row of the node table: the node's sample plus what the inventory and the scheduler say about it."""
+
+    sample: NodeSample
+    rack: str | None
+    drained: bool
+
+    @property
+    def name(self) -> str:
+        """The node's name (the row's key)."""
+        return self.sample.node
+
+    @property
+    def mean_utilization_pct(self) -> float | None:
+        """Mean GPU utilization of the node."""
+        values = [g.utilization_pct for g in self.sample.gpus if g.utilization_pct is not None]
+        return sum(values) / len(values) if values else None
+
+
+def node_rows(snapshot: FactorySnapshot) -> list[NodeRow]:
+    """One row per node, in inventory order."""
+    return [NodeRow(s, snapshot.racks.get(s.node), s.node in snapshot.drained) for s in snapshot.nodes]
+
+
+def natural_key(name: str) -> tuple[object, ...]:
+    """Sort `gpu2` before `gpu10`."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name))
+
+
+def _num(value: float | None) -> float:
+    return float("-inf") if value is None else value
+
+
+#: Sortable columns: key -> (title, sort key). Every column of the table is sortable.
+SORT_KEYS: dict[str, tuple[str, Callable[[NodeRow], object]]] = {
+    "node": ("Node", lambda r: natural_key(r.name)),
+    "state": ("State", lambda r: (_STATE_ORDER.get(r.sample.state, -1), natural_key(r.name))),
+    "util": ("Util", lambda r: _num(r.mean_utilization_pct)),
+    "power": ("Power kW", lambda r: _num(r.sample.power_w)),
+    "temp": ("Temp °C", lambda r: _num(r.sample.hottest_temperature_c)),
+    "flags": ("Flags", lambda r: (not r.drained, r.sample.healthy, natural_key(r.name))),
+    "rack": ("Rack", lambda r: (r.rack or "", natural_key(r.name))),
+}
+SORT_ORDER: tuple[str, ...] = tuple(SORT_KEYS)
+
+
+def sort_rows(rows: Sequence[NodeRow], column: str, reverse: bool = False) -> list[NodeRow]:
+    """Rows sorted by one column (stable; ties keep inventory order)."""
+    key = SORT_KEYS[column][1]
+    return sorted(rows, key=key, reverse=reverse)  # type: ignore[arg-type]
+
+
+_NODESET_CHARS = re.compile(r"[\[\],!&^@]")
+
+
+def _nodeset_members(text: str, names: Sequence[str], groups: dict[str, tuple[str, ...]]) -> set[str] | None:
+    """Names matched by a node-set expression, or None when `text` is not one."""
+    from ClusterShell.NodeSet import RESOLVER_NOGROUP, NodeSet, NodeSetParseError
+
+    def group(match: re.Match[str]) -> str:
+        members = groups.get(match.group(1))
+        if match.group(1) == "all":
+            members = tuple(names)
+        return ",".join(members) if members else "\x00"
+
+    expr = re.sub(r"@([A-Za-z0-9_.:-]+)", group, text)
+    try:
+        return set(NodeSet(expr.replace("\x00", ""), resolver=RESOLVER_NOGROUP))
+    except (NodeSetParseError, ValueError):
+        return None
+
+
+def filter_rows(rows: Sequence[NodeRow], text: str, groups: dict[str, tuple[str, ...]] | None = None) -> list[NodeRow]:
+    """Rows matching a filter.
+
+    The filter is a node set (`demo[01-04]`, `@rack-a`, `a,b`) or words that must all appear in the node's name,
+    rack, state or flags (`down`, `drained`, `unhealthy`, `rack a`).
+    """
+    text = text.strip()
+    if not text:
+        return list(rows)
+    if _NODESET_CHARS.search(text):
+        members = _nodeset_members(text, [r.name for r in rows], groups or {})
+        if members is not None:
+            return [r for r in rows if r.name in members]
+    words = text.lower().split()
+    return [r for r in rows if all(w in _haystack(r) for w in words)]
+
+
+def _haystack(row: NodeRow) -> str:
+    flags = ("drained" if row.drained else "") + (" healthy" if row.sample.healthy else " unhealthy")
+    return f"{row.name} rack {row.rack or ''} {row.sample.state} {flags} {row.sample.error or ''}".lower()
+
+
+def jobs_summary(jobs: tuple[JobLine, ...] | None) -> str | None:
+    """`3 running, 5 pending` for the jobs panel's title, or None with no scheduler."""
+    if jobs is None:
+        return None
+    running = sum(1 for j in jobs if j.state in ("RUNNING", "STARTING"))
+    pending = sum(1 for j in jobs if j.state in ("PENDING", "DEFERRED"))
+    return f"{running} running, {pending} waiting"

@@ -1,0 +1,35 @@
+"""Every field of the highlighted GPU with its recent history."""
+
+from __future__ import annotations
+
+from rich.console import RenderableType
+from rich.text import Text
+from textual.widget import Widget
+
+from factoryctl.model.telemetry import GpuSample
+from factoryctl.tui.renderables.gpu_detail import GpuDetailRenderable
+from factoryctl.tui.services import GpuHistory
+
+
+class GpuDetail(Widget):
+    """Fields and sparklines of one GPU."""
+
+    DEFAULT_CSS = """
+    GpuDetail { height: auto; padding: 0 1; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.gpu: GpuSample | None = None
+        self.history: GpuHistory | None = None
+
+    def show(self, gpu: GpuSample | None, history: GpuHistory | None) -> None:
+        """Show a GPU (None: nothing to detail)."""
+        self.gpu, self.history = gpu, history
+        self.refresh(layout=True)
+
+    def render(self) -> RenderableType:
+        """The detail renderable."""
+        if self.gpu is None:
+            return Text("no GPU reported", style="bright_black")
+        return GpuDetailRenderable(self.gpu, self.history)

@@ -1,0 +1,105 @@
+"""One row per GPU of a node: the numbers an operator scans; the full record is in `GpuDetail` below it."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.message import Message
+from textual.widgets import DataTable
+
+from factoryctl.model.telemetry import GpuSample
+from factoryctl.tui import text as fmt
+from factoryctl.tui.renderables.gpu_bars import LEVEL_STYLES, power_level, temperature_level
+
+COLUMNS = (
+    ("gpu", "GPU", 3),
+    ("util", "Util", 4),
+    ("power", "Power/Cap", 9),
+    ("range", "Range W", 7),
+    ("temp", "Temp", 4),
+    ("mem", "Memory", 11),
+    ("throttle", "Throttled", 14),
+    ("ecc", "ECC", 3),
+    ("procs", "Procs", 5),
+    ("clock", "SM MHz", 6),
+    ("energy", "Energy kWh", 10),
+    ("uuid", "UUID", 40),
+    ("model", "Model", 22),
+)
+
+
+def gpu_cells(gpu: GpuSample) -> list[Text]:
+    """The row of one GPU."""
+    power = Text(f"{fmt.watts(gpu.power_w)[:-2]}/{fmt.watts(gpu.power_limit_w)}")
+    if gpu.power_w is not None:
+        power.stylize(LEVEL_STYLES[power_level(gpu.power_w, gpu.power_limit_w)])
+    temp = Text(fmt.celsius(gpu.temperature_c))
+    if gpu.temperature_c is not None:
+        temp.stylize(LEVEL_STYLES[temperature_level(gpu.temperature_c, gpu.temperature_slowdown_c)])
+    low, high = gpu.power_limit_min_w, gpu.power_limit_max_w
+    limits = "—" if low is None or high is None else f"{low:.0f}-{high:.0f}"
+    memory = f"{(gpu.memory_used_mib or 0) / 1024:.0f}/{(gpu.memory_total_mib or 0) / 1024:.0f} GiB"
+    if gpu.memory_used_mib is None:
+        memory = "—"
+    ecc = Text("—" if gpu.ecc_uncorrected is None else str(gpu.ecc_uncorrected))
+    if gpu.ecc_uncorrected:
+        ecc.stylize("bold red")
+    throttle = Text(fmt.throttle_words(gpu.throttle_reasons), no_wrap=True, overflow="ellipsis")
+    if gpu.throttle_reasons:
+        throttle.stylize("yellow")
+    return [
+        Text(str(gpu.index), style="bold"),
+        Text(fmt.percent(gpu.utilization_pct)),
+        power,
+        Text(limits),
+        temp,
+        Text(memory),
+        throttle,
+        ecc,
+        Text(str(len(gpu.processes))),
+        Text("—" if gpu.sm_clock_mhz is None else f"{gpu.sm_clock_mhz:.0f}"),
+        Text("—" if gpu.energy_j is None else f"{gpu.energy_j / 3.6e6:.2f}"),
+        Text(gpu.uuid or "—", style="bright_black"),
+        Text(gpu.name or "—", style="bright_black"),
+    ]
+
+
+class GpuTable(DataTable[Text]):
+    """GPUs of one node; the highlighted GPU drives the detail panel."""
+
+    class GpuHighlighted(Message):
+        """The cursor moved to a GPU."""
+
+        def __init__(self, index: int) -> None:
+            super().__init__()
+            self.index = index
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row")
+        self._indexes: list[int] = []
+
+    def on_mount(self) -> None:
+        """Create the columns."""
+        for key, title, width in COLUMNS:
+            self.add_column(title, width=width, key=key)
+
+    def show(self, gpus: tuple[GpuSample, ...]) -> None:
+        """Show these GPUs (cells swapped in place when the set of GPUs is unchanged)."""
+        indexes = [g.index for g in gpus]
+        if indexes == self._indexes:
+            for gpu in gpus:
+                for (key, _, _), cell in zip(COLUMNS, gpu_cells(gpu), strict=True):
+                    self.update_cell(str(gpu.index), key, cell)
+            return
+        row = self.cursor_row
+        self.clear()
+        for gpu in gpus:
+            self.add_row(*gpu_cells(gpu), key=str(gpu.index))
+        self._indexes = indexes
+        if gpus:
+            self.move_cursor(row=min(max(row, 0), len(gpus) - 1), animate=False)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        """Tell the screen which GPU to detail."""
+        event.stop()
+        if event.row_key.value is not None:
+            self.post_message(self.GpuHighlighted(int(event.row_key.value)))

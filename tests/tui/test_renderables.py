@@ -1,0 +1,145 @@
+"""The dashboard's drawing, rendered to plain text and styles by Rich alone (no App)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from factory_data import fixed_history, fixed_snapshot, gpu
+from rich.console import Console
+
+from factoryctl.model.telemetry import GpuProcess
+from factoryctl.tui.renderables.factory_summary import FactorySummaryRenderable, budget_gauge
+from factoryctl.tui.renderables.feed_lists import EventsRenderable, JobsRenderable
+from factoryctl.tui.renderables.gpu_bars import (
+    block,
+    power_bars,
+    power_level,
+    temperature_bars,
+    temperature_level,
+    utilization_bars,
+)
+from factoryctl.tui.renderables.gpu_detail import GpuDetailRenderable
+from factoryctl.tui.renderables.sparkline import Sparkline, bucket
+from factoryctl.tui.services import DashboardEvent, JobLine, PriceNow
+from factoryctl.tui.text import throttle_words
+from factoryctl.tui.view import summarize
+
+
+def render(renderable: object, width: int = 80) -> str:
+    console = Console(width=width, record=True, color_system=None, file=open("/dev/null", "w"))  # noqa: SIM115
+    console.print(renderable)
+    return console.export_text()
+
+
+def test_block_heights() -> None:
+    assert block(0.0) == "▁" and block(1.0) == "█" and block(0.5) == "▄"
+    assert block(-3) == "▁" and block(7) == "█"
+
+
+def test_thresholds() -> None:
+    assert power_level(300, 700) == "ok" and power_level(600, 700) == "warn" and power_level(699, 700) == "hot"
+    assert power_level(300, None) == "ok"
+    assert temperature_level(60, 87) == "ok" and temperature_level(75, 87) == "warn"
+    assert temperature_level(83, 87) == "hot" and temperature_level(83, None) == "hot"
+
+
+def test_bars_one_cell_per_gpu_with_gaps_for_missing_values() -> None:
+    gpus = [gpu(1, 0, utilization_pct=0.0), gpu(1, 1, utilization_pct=100.0), gpu(1, 2, utilization_pct=None)]
+    text = utilization_bars(gpus)
+    assert text.plain == "▁█·"
+    assert [span.style for span in text.spans][:2] == ["bright_black", "green"]
+    hot = gpu(1, 0, temperature_c=90.0)
+    assert temperature_bars([hot]).spans[0].style == "bold red"
+    capped = gpu(1, 0, power_w=449.0, power_limit_w=450.0)
+    assert power_bars([capped]).plain == "█" and power_bars([capped]).spans[0].style == "bold red"
+    assert power_bars([gpu(1, 0, power_w=None)]).plain == "·"
+
+
+def test_sparkline_buckets_keep_spikes_and_right_align() -> None:
+    assert bucket([1.0, 2.0], 4) == [None, None, 1.0, 2.0]
+    assert bucket([0, 0, 9, 0, 0, 0], 3) == [0, 9, 0]
+    rows = Sparkline([0.0, 50.0, 100.0], height=2, minimum=0, maximum=100).rows(3)
+    assert "".join(c for c, _ in rows[1]) == "▁██"
+    assert "".join(c for c, _ in rows[0]) == "  █"
+    over = Sparkline([10.0, 90.0], minimum=0, maximum=100, ceiling=50).rows(2)
+    assert [s for _, s in over[0]] == ["cyan", "red"]
+    assert render(Sparkline([1.0, None, 3.0]), width=3).strip() == "▁·█"
+
+
+def test_header_fits_80_columns_and_says_what_is_missing() -> None:
+    snap = fixed_snapshot()
+    text = render(FactorySummaryRenderable(summarize(snap), now=snap.time))
+    lines = text.splitlines()
+    assert len(lines) == 3 and all(len(line) <= 80 for line in lines)
+    assert "demo · 8 nodes: 6 up · 1 degraded · 1 down │ 1 drained · 3 unhealthy" in lines[0]
+    assert "GPUs" in lines[1] and "busy" in lines[1] and "of 40 kW budget" in lines[1] and "11:06:40Z" in lines[1]
+    assert "price n/a" in lines[2] and "queue n/a" in lines[2] and "kWh/h" in lines[2]
+    assert "…" not in text
+
+
+def test_header_with_price_cost_and_queue() -> None:
+    snap = fixed_snapshot(price=PriceNow(81.5, "EUR", trend=-4.0), cost_per_hour=2.31, queue_length=7)
+    text = render(FactorySummaryRenderable(summarize(snap), now=snap.time + 30))
+    assert "81.50 EUR/MWh ↓" in text and "2.31/h" in text and "queue 7" in text
+    assert "data 30 s old" in text and "11:06:40Z" not in text
+
+
+def test_header_before_the_first_snapshot() -> None:
+    assert "connecting" in render(FactorySummaryRenderable(None, "lab"))
+
+
+def test_budget_gauge() -> None:
+    assert budget_gauge(20, 40).plain == "█████░░░░░"
+    assert budget_gauge(50, 40).plain == "██████████"
+
+
+def test_throttle_reasons_in_words() -> None:
+    assert throttle_words(()) == "none"
+    assert throttle_words(("sw_power_cap", "SwThermalSlowdown")) == "held at its power cap, slowed by the driver to cool down"
+    assert throttle_words(["clocksEventReasonGpuIdle"]) == "idle"
+    assert throttle_words(["some_new_reason"]) == "some new reason"
+
+
+def test_gpu_detail_shows_every_field_in_words() -> None:
+    g = dataclasses.replace(
+        gpu(7, 2, ecc_uncorrected=2, throttle_reasons=("sw_power_cap",)),
+        processes=(GpuProcess(4242, 1024.0, "train.py"),),
+        power_w=None,
+        null_reasons={"power_w": "not supported"},
+    )
+    text = render(GpuDetailRenderable(g, fixed_history("demo07").gpu(2)), width=120)
+    for expected in (
+        g.uuid,
+        "NVIDIA H100",
+        "n/a (not supported)",
+        "200 W – 700 W (default 700 W)",
+        "held at its power cap",
+        "uncorrectable",
+        "4242 train.py (1.0 GiB)",
+        "slows down at 87°C",
+        "utilization (last 90 samples)",
+        "not reported",
+    ):
+        assert expected in text, expected
+
+
+def test_gpu_detail_stacks_when_narrow_and_waits_for_history() -> None:
+    text = render(GpuDetailRenderable(gpu(1, 0), None), width=60)
+    assert "history: collecting" in text and "UUID" in text
+
+
+def test_events_newest_first_and_per_node() -> None:
+    events = fixed_snapshot().events
+    lines = render(EventsRenderable(events)).splitlines()
+    assert "demo05" in lines[0] and "demo03" in lines[-1]
+    assert "demo07" in render(EventsRenderable(events, node="demo07"))
+    assert "demo05" not in render(EventsRenderable(events, node="demo07"))
+    assert "no events yet" in render(EventsRenderable((DashboardEvent(0, "x", "k", "m"),), node="y"))
+
+
+def test_jobs_panel_says_when_no_scheduler_feeds_it() -> None:
+    assert "no scheduler data" in render(JobsRenderable(None))
+    assert "no jobs" in render(JobsRenderable(()))
+    jobs = (JobLine("j2", "eval", "PENDING", 8), JobLine("j1", "train", "RUNNING", 16, ("demo01", "demo02")))
+    lines = render(JobsRenderable(jobs)).splitlines()
+    assert lines[0].startswith("RUNNING") and "demo01,demo02" in lines[0]

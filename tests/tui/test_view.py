@@ -1,0 +1,92 @@
+"""The header's arithmetic and the node table's sort and filter, on frozen data (no App)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from factory_data import fixed_snapshot
+
+from factoryctl.tui.view import SORT_ORDER, filter_rows, gpu_busy, natural_key, node_rows, sort_rows, summarize
+
+
+def test_summary_counts_states_flags_and_power() -> None:
+    snap = fixed_snapshot()
+    s = summarize(snap)
+    assert (s.nodes, s.up, s.degraded, s.down) == (8, 6, 1, 1)
+    assert s.drained == 1
+    assert s.unhealthy == 3  # the down node, the stale (errored) node, the one with ECC errors
+    assert s.gpus_total == 56  # the down node reports no GPUs
+    assert 0 < s.gpus_busy < s.gpus_total
+    up_power = sum(n.power_w or 0 for n in snap.nodes if n.state != "down")
+    assert s.power_kw == pytest.approx(up_power / 1000)
+    assert s.budget_kw == 40.0
+    assert s.energy_per_hour_kwh == pytest.approx(sum(snap.power_history_w) / len(snap.power_history_w) / 1000)
+    assert s.last_sample == snap.time
+    assert s.price is None and s.queue_length is None
+
+
+def test_summary_of_an_empty_factory_invents_nothing() -> None:
+    s = summarize(fixed_snapshot(nodes=(), power_history_w=()))
+    assert s.power_kw is None and s.energy_per_hour_kwh is None and s.last_sample is None
+
+
+def test_busy_means_utilization_or_a_process() -> None:
+    g = fixed_snapshot().nodes[0].gpus[0]
+    assert gpu_busy(dataclasses.replace(g, utilization_pct=50.0, processes=()))
+    assert not gpu_busy(dataclasses.replace(g, utilization_pct=0.0, processes=()))
+    assert not gpu_busy(dataclasses.replace(g, utilization_pct=None, processes=()))
+
+
+def test_natural_order() -> None:
+    assert sorted(["n10", "n2", "n1"], key=natural_key) == ["n1", "n2", "n10"]
+
+
+@pytest.mark.parametrize("column", SORT_ORDER)
+def test_every_column_sorts_and_reverses(column: str) -> None:
+    rows = node_rows(fixed_snapshot())
+    forward = [r.name for r in sort_rows(rows, column)]
+    backward = [r.name for r in sort_rows(rows, column, reverse=True)]
+    assert sorted(forward) == sorted(r.name for r in rows)
+    assert forward != backward or column == "rack"
+
+
+def test_sort_by_power_puts_the_down_node_last_descending() -> None:
+    rows = sort_rows(node_rows(fixed_snapshot()), "power", reverse=True)
+    powers = [r.sample.power_w for r in rows if r.sample.power_w is not None]
+    assert powers == sorted(powers, reverse=True)
+    assert rows[-1].name == "demo05"
+
+
+def test_sort_by_state_shows_trouble_first() -> None:
+    rows = sort_rows(node_rows(fixed_snapshot()), "state")
+    assert [r.name for r in rows[:2]] == ["demo05", "demo06"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", 8),
+        ("demo[01-03]", 3),
+        ("demo[01-08]!demo05", 7),
+        ("demo01,demo07", 2),
+        ("@rack-a", 4),
+        ("@all", 8),
+        ("down", 1),
+        ("drained", 1),
+        ("unhealthy", 3),
+        ("rack b", 4),
+        ("DEMO0", 8),
+        ("nothing-like-it", 0),
+        ("demo[", 0),  # not a valid node set: matched as words, none has "demo["
+    ],
+)
+def test_filter(text: str, expected: int) -> None:
+    snap = fixed_snapshot()
+    assert len(filter_rows(node_rows(snap), text, snap.groups)) == expected
+
+
+def test_filter_by_words_needs_every_word() -> None:
+    snap = fixed_snapshot()
+    names = [r.name for r in filter_rows(node_rows(snap), "rack a drained", snap.groups)]
+    assert names == ["demo03"]
