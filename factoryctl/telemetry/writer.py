@@ -24,6 +24,8 @@ from factoryctl.telemetry.health import NodeHealth, gpu_events, state_event
 
 log = logging.getLogger("factoryctl.telemetry")
 
+FLUSH_EVERY_MAX_S = 0.25  # sample-to-store latency is at most this plus one transaction
+
 
 class StoreWriter:
     """Collects samples, states and events from the links and writes them to the store every tick."""
@@ -183,12 +185,12 @@ class StoreWriter:
     # ------------------------------------------------------------------ thread and figures
 
     def start(self) -> None:
-        """Flush every interval (at most every second) on a thread."""
+        """Flush a few times per interval (at least every 0.25 s) on a thread."""
         self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.wait(min(self.interval_s, 1.0)):
+        while not self._stop.wait(min(self.interval_s / 4, FLUSH_EVERY_MAX_S)):
             try:
                 self.flush()
             except Exception:  # never let one bad batch end collection

@@ -1,0 +1,102 @@
+"""`factoryctl events` and `factoryctl audit`: health and state events, and every power-limit change, from the store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from factoryctl.cli import context
+from factoryctl.cli.render import NO_HEADER_OPTION, OUTPUT_OPTION, Column, OutputFormat, emit, iso_utc, render_listing
+
+EVENT_COLUMNS = (
+    Column("time", "TIME"),
+    Column("severity", "SEVERITY"),
+    Column("kind", "KIND"),
+    Column("node", "NODE"),
+    Column("gpu", "GPU", wide_only=True),
+    Column("message", "MESSAGE"),
+)
+AUDIT_COLUMNS = (
+    Column("time", "TIME"),
+    Column("node", "NODE"),
+    Column("gpu", "GPU"),
+    Column("action", "ACTION"),
+    Column("before_w", "BEFORE W"),
+    Column("after_w", "AFTER W"),
+    Column("clamped", "CLAMPED"),
+    Column("user", "USER"),
+    Column("reason", "REASON"),
+)
+SINCE_HELP = "How far back: a duration (15m, 24h, 7d) or an ISO-8601 time."
+
+
+def _nodes(ctx: typer.Context, target: str | None) -> tuple[Any, list[str] | None]:
+    config = context.load(ctx)
+    names = None if target in (None, "all") else [n.name for n in config.resolve_target(target)]
+    return config, names
+
+
+def register(app: typer.Typer) -> None:
+    """Add `events` and `audit` to the root app."""
+
+    @app.command("events")
+    def events(
+        ctx: typer.Context,
+        target: str = typer.Argument("all", help="Node set, @group or all.", autocompletion=context.complete_target),
+        since: str = typer.Option("24h", "--since", help=SINCE_HELP),
+        kind: str | None = typer.Option(None, "--kind", help="Only this kind (node_down, ecc, drain, ...)."),
+        limit: int = typer.Option(1000, "--limit", min=1, help="At most this many (the newest)."),
+        output: OutputFormat = OUTPUT_OPTION,
+        no_header: bool = NO_HEADER_OPTION,
+    ) -> None:
+        """Health and state events: nodes up/degraded/down, ECC errors, lost GPUs, drains, reloads."""
+        import time
+
+        from factoryctl.cli.telemetry import open_history, parse_when
+
+        config, names = _nodes(ctx, target)
+        store = open_history(config)
+        try:
+            found = store.events(parse_when(since, time.time()), names, limit)
+        finally:
+            store.close()
+        items = [e.as_json() for e in found if kind is None or e.kind == kind]
+        emit(render_listing(items, [], EVENT_COLUMNS, output, no_header))
+
+    @app.command("audit")
+    def audit(
+        ctx: typer.Context,
+        target: str = typer.Argument("all", help="Node set, @group or all.", autocompletion=context.complete_target),
+        since: str = typer.Option("7d", "--since", help=SINCE_HELP),
+        limit: int = typer.Option(1000, "--limit", min=1, help="At most this many (the newest)."),
+        output: OutputFormat = OUTPUT_OPTION,
+        no_header: bool = NO_HEADER_OPTION,
+    ) -> None:
+        """Every power-limit change with the value before and after, who and why."""
+        import time
+
+        from factoryctl.cli.telemetry import open_history, parse_when
+
+        config, names = _nodes(ctx, target)
+        store = open_history(config)
+        try:
+            found = store.audit(parse_when(since, time.time()), names, limit)
+        finally:
+            store.close()
+        items = [
+            {
+                "id": e.id,
+                "time": iso_utc(e.time),
+                "node": e.node,
+                "gpu": e.gpu,
+                "action": e.action,
+                "before_w": e.before_w,
+                "after_w": e.after_w,
+                "clamped": e.clamped,
+                "user": e.user,
+                "reason": e.reason,
+            }
+            for e in found
+        ]
+        emit(render_listing(items, [], AUDIT_COLUMNS, output, no_header))

