@@ -192,10 +192,9 @@ class _Pass:
     def run(self, queue: Iterable[Candidate], price: float | None) -> PassOutcome:
         blocker: str | None = None
         config = self.config
-        starving_before = -1.0
+        protected: set[str] = set()
         if config.starve_after_s is not None:
-            starving_before = self.now - config.starve_after_s
-            queue = _starving_first(queue, starving_before, config.protect_oldest)
+            queue, protected = _starving_first(queue, self.now - config.starve_after_s, config.protect_oldest)
         for job in queue:
             if is_deferred(job, self.now, price):
                 self._wait(job, JobState.DEFERRED, "deferred")
@@ -217,7 +216,7 @@ class _Pass:
                 break
             reservation = None
             if len(self.out.reservations) < config.reservations and (
-                not config.reserve_starving_only or job.submitted_at <= starving_before
+                not config.reserve_starving_only or job.id in protected
             ):
                 reservation = self.reserve(job)
             if not config.backfill:
@@ -237,19 +236,22 @@ class _Pass:
             self.out.waiting.append(Waiting(job, state, why, reservation, blocker))
 
 
-def _starving_first(queue: Iterable[Candidate], starving_before: float, limit: int | None) -> list[Candidate]:
-    """Jobs waiting since before `starving_before` go first, oldest first (at most `limit` of them)."""
-    starving: list[Candidate] = []
-    rest: list[Candidate] = []
-    for job in queue:
-        (starving if job.submitted_at <= starving_before else rest).append(job)
+def _starving_first(
+    queue: Iterable[Candidate], starving_before: float, limit: int | None
+) -> tuple[list[Candidate], set[str]]:
+    """Move the oldest starving jobs (submitted before `starving_before`, at most `limit`) to the front.
+
+    Returns the new order and the ids moved. The oldest waiting job stays the oldest until it starts, so the
+    protection (and its reservation) never hops from one job to another.
+    """
+    ordered = list(queue)
+    starving = [job for job in ordered if job.submitted_at <= starving_before]
     if not starving:
-        return rest
+        return ordered, set()
     starving.sort(key=lambda job: (job.submitted_at, job.key[2]))
-    if limit is not None and len(starving) > limit:
-        moved = set(map(id, starving[:limit]))
-        return starving[:limit] + [job for job in queue if id(job) not in moved]
-    return starving + rest
+    moved = starving if limit is None else starving[:limit]
+    ids = {job.id for job in moved}
+    return moved + [job for job in ordered if job.id not in ids], ids
 
 
 def _place_on_profile(profile: Profile, groups: Sequence[str], job: Candidate) -> list[int]:

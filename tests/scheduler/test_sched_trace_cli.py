@@ -1,0 +1,162 @@
+"""Trace parsing, bad input, and `factoryctl sched simulate` end to end (re-validated independently)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from helpers import trace_csv
+from schedule_validator import validate
+
+from factoryctl.errors import UsageError
+from factoryctl.scheduler.trace import parse_trace
+
+
+def synthetic_trace(count: int = 60, seed: int = 7) -> str:
+    rng = random.Random(seed)
+    rows, extra = [], []
+    t = 0.0
+    for i in range(count):
+        t += rng.expovariate(1 / 300)
+        gpus = rng.choice([1, 1, 1, 2, 4, 8, 8, 16])
+        rows.append((f"job{i}", round(t), rng.randint(60, 20000), gpus))
+        extra.append(f",{max(1, gpus // 8)},{min(gpus, 8)}")
+    return trace_csv(rows, ",num_nodes,gpus_per_node", extra)
+
+
+def test_parse_trace_reads_optional_columns():
+    text = "job_id,submit_time_s,duration_s,num_gpus,num_nodes,gpus_per_node,priority,walltime_s,vc\n"
+    text += "a,0,100,16,2,8,3,200,x\nb,5,50,2,,,,,y\n"
+    a, b = parse_trace(text.splitlines())
+    assert (a.gpus_per_node, a.priority, a.walltime_s, a.runtime_s) == (8, 3, 200.0, 100.0)
+    assert (b.gpus_per_node, b.walltime_s) == (None, 50.0)
+
+
+def test_walltime_shorter_than_duration_cuts_the_run():
+    (job,) = parse_trace(["job_id,submit_time_s,duration_s,num_gpus,walltime_s", "a,0,100,1,40"])
+    assert job.runtime_s == 40
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("job_id,submit_time_s,num_gpus\na,0,1\n", "missing column(s) duration_s"),
+        ("job_id,submit_time_s,duration_s,num_gpus\na,0,-5,1\n", "must not be negative"),
+        ("job_id,submit_time_s,duration_s,num_gpus\na,0,5,0\n", "num_gpus must be a whole number"),
+        ("job_id,submit_time_s,duration_s,num_gpus\na,0,five,1\n", "duration_s is not a number"),
+        ("job_id,submit_time_s,duration_s,num_gpus\na,0,nan,1\n", "not a finite number"),
+        ("job_id,submit_time_s,duration_s,num_gpus\na,0,5,1\na,1,5,1\n", "appears twice"),
+        ("job_id,submit_time_s,duration_s,num_gpus,gpus_per_node\na,0,5,12,5\n", "does not split"),
+        ("job_id,submit_time_s,duration_s,num_gpus\n", "has no jobs"),
+        ("", "missing column"),
+    ],
+)
+def test_bad_traces_are_usage_errors(text, message):
+    with pytest.raises(UsageError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        parse_trace(text.splitlines(), source="t.csv")
+
+
+def test_error_names_file_and_line():
+    with pytest.raises(UsageError, match=r"t\.csv:3: "):
+        parse_trace(["job_id,submit_time_s,duration_s,num_gpus", "a,0,5,1", "b,0,-1,1"], source="t.csv")
+
+
+def test_simulate_json_fields_and_schedule_out_revalidated(cli, tmp_path):
+    text = synthetic_trace()
+    trace = tmp_path / "trace.csv"
+    trace.write_text(text)
+    out = tmp_path / "schedule.csv"
+    r = cli("sched", "simulate", "--trace", str(trace), "--nodes", "4", "--gpus-per-node", "8",
+            "--policy", "fifo,sjf,easy,default", "-o", "json", "--schedule-out", str(out))  # fmt: skip
+    assert r.exit_code == 0, r.stderr
+    doc = r.json()
+    assert doc["schema_version"] == 1
+    items = {item["policy"]: item for item in doc["items"]}
+    assert set(items) == {"fifo", "sjf", "easy", "default"}
+    for item in items.values():
+        for key in ("jobs", "avg_jct_s", "avg_queue_s", "p50_queue_s", "p99_queue_s", "max_queue_s",
+                    "big_jobs", "big_avg_jct_s", "big_max_queue_s", "gpu_utilization", "makespan_s",
+                    "pass_time_p50_ms", "pass_time_p99_ms"):  # fmt: skip
+            assert key in item
+        assert item["jobs"] == 60
+        assert 0 < item["gpu_utilization"] <= 1
+    assert items["sjf"]["avg_jct_s"] <= items["fifo"]["avg_jct_s"]
+    schedule = out.read_text()
+    assert schedule.splitlines()[0] == "job_id,policy,submit_s,start_s,end_s,allocation"
+    assert len(schedule.splitlines()) == 1 + 4 * 60
+    assert validate(schedule, text, nodes=4, gpus_per_node=8) == []
+
+
+def test_validator_catches_a_broken_schedule(cli, tmp_path):
+    text = synthetic_trace(20)
+    trace = tmp_path / "trace.csv"
+    trace.write_text(text)
+    out = tmp_path / "schedule.csv"
+    assert cli("sched", "simulate", "--trace", str(trace), "--nodes", "2", "--policy", "easy",
+               "--schedule-out", str(out)).exit_code == 0  # fmt: skip
+    lines = out.read_text().splitlines()
+    row = lines[1].split(",")
+    row[3] = str(float(row[2]) - 1)  # start before submit
+    lines[1] = ",".join(row)
+    assert any("before submission" in p for p in validate("\n".join(lines), text, 2, 8))
+    squeezed = [lines[0]] + [",".join([*line.split(",")[:5], "n001:8"]) for line in lines[1:]]
+    assert validate("\n".join(squeezed), text, 2, 8)
+
+
+def test_table_output_and_single_policy(cli, tmp_path):
+    trace = tmp_path / "trace.csv"
+    trace.write_text(synthetic_trace(10))
+    r = cli("sched", "simulate", "--trace", str(trace), "--nodes", "2", "--policy", "default")
+    assert r.exit_code == 0
+    assert r.stdout.splitlines()[0].split()[0] == "POLICY"
+    assert r.stdout.splitlines()[1].split()[0] == "default"
+
+
+def test_job_larger_than_cluster_is_reported_not_hung(cli, tmp_path):
+    trace = tmp_path / "trace.csv"
+    trace.write_text(trace_csv([("ok", 0, 10, 8), ("huge", 1, 10, 64)]))
+    r = cli("sched", "simulate", "--trace", str(trace), "--nodes", "2", "-o", "json")
+    assert r.exit_code == 0
+    assert "can never run on this cluster" in r.stderr
+    assert "huge" in r.stderr
+    item = r.json()["items"][0]
+    assert (item["jobs"], item["rejected_jobs"]) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    ("content", "args", "message"),
+    [
+        ("job_id,submit_time_s,duration_s,num_gpus\n", (), "has no jobs"),
+        ("job_id,submit_time_s,num_gpus\na,0,1\n", (), "missing column"),
+        ("job_id,submit_time_s,duration_s,num_gpus\na,0,-3,1\n", (), "must not be negative"),
+        ("job_id,submit_time_s,duration_s,num_gpus\na,0,3,1\n", ("--policy", "lottery"), "unknown policy"),
+    ],
+)
+def test_bad_input_exits_2_with_a_sentence(cli, tmp_path, content, args, message):
+    trace = tmp_path / "trace.csv"
+    trace.write_text(content)
+    r = cli("sched", "simulate", "--trace", str(trace), "--nodes", "2", *args)
+    assert r.exit_code == 2
+    assert message in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_missing_trace_file_and_bad_nodes(cli, tmp_path):
+    r = cli("sched", "simulate", "--trace", str(tmp_path / "nope.csv"), "--nodes", "2")
+    assert r.exit_code == 2
+    assert "cannot read trace" in r.stderr
+    assert cli("sched", "simulate", "--trace", "x.csv", "--nodes", "0").exit_code == 2
+
+
+def test_scheduler_imports_no_io_or_ui_libraries():
+    import json
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, json\nimport factoryctl.scheduler.decide, factoryctl.scheduler.simulate, "
+        "factoryctl.scheduler.metrics, factoryctl.model.jobs\nprint(json.dumps(sorted(sys.modules)))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    roots = {name.split(".")[0] for name in json.loads(done.stdout)}
+    assert not roots & {"paramiko", "pynvml", "textual", "rich", "typer", "yaml", "pydantic"}
