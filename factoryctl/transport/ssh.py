@@ -69,7 +69,8 @@ class ServerKey:
         return fingerprint(self.blob)
 
 
-def _tcp_socket(node: str, target: SshTarget, timeout: float) -> socket.socket:
+def tcp_socket(node: str, target: SshTarget, timeout: float) -> socket.socket:
+    """A connected TCP socket with TCP_NODELAY; failures classified as dns, refused or timeout."""
     try:
         infos = socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
@@ -97,9 +98,10 @@ def _tcp_socket(node: str, target: SshTarget, timeout: float) -> socket.socket:
     raise NodeError(node, "refused", f"cannot connect to {where}: {reason}", "check the network path.") from last
 
 
-def _start_transport(
+def start_transport(
     node: str, target: SshTarget, sock: socket.socket | paramiko.Channel, options: SshOptions
 ) -> paramiko.Transport:
+    """The SSH handshake on `sock`, bounded by the banner timeout; a peer that does not speak SSH is `banner`."""
     import paramiko
 
     transport = paramiko.Transport(sock)
@@ -245,8 +247,8 @@ class SshConnection:
     def open(cls, node: str, target: SshTarget, options: SshOptions, via: SshConnection | None = None) -> SshConnection:
         """Connect (directly, or through `via` with a direct-tcpip channel), verify the host key, authenticate."""
         sock: socket.socket | paramiko.Channel
-        sock = _tcp_socket(node, target, options.connect_timeout_s) if via is None else via.tunnel(target)
-        transport = _start_transport(node, target, sock, options)
+        sock = tcp_socket(node, target, options.connect_timeout_s) if via is None else via.tunnel(target)
+        transport = start_transport(node, target, sock, options)
         found = verify_host_key(node, transport, target)
         authenticate(node, transport, target)
         connection = cls(node, target, transport, options)

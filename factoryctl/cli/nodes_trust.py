@@ -1,0 +1,182 @@
+"""`factoryctl nodes trust` (record host keys the operator confirmed) and `nodes check` (diagnose every step).
+
+Trust never happens silently: the fingerprints are shown, and keys are recorded only after a "yes" at the prompt or
+with `--yes` (for scripts that got the fingerprints out of band). A changed key additionally needs `--replace`;
+a `@revoked` key is never recorded. Without a terminal or `--yes` nothing is recorded, so a cron job cannot trust.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from factoryctl.cli import context
+from factoryctl.cli.render import (
+    NO_HEADER_OPTION,
+    OUTPUT_OPTION,
+    Column,
+    OutputFormat,
+    emit,
+    render_listing,
+)
+from factoryctl.errors import ExitCode, NodeError, most_severe
+
+if TYPE_CHECKING:
+    from factoryctl.config import FactoryConfig
+    from factoryctl.model.inventory import NodeSpec
+    from factoryctl.transport.ssh import ServerKey, SshOptions
+
+TRUST_COLUMNS = (
+    Column("node", "NODE"),
+    Column("address", "ADDRESS"),
+    Column("key_type", "KEY"),
+    Column("fingerprint", "FINGERPRINT"),
+    Column("status", "STATUS"),
+)
+CHECK_COLUMNS = (Column("node", "NODE"), Column("step", "STEP"), Column("status", "STATUS"), Column("detail", "DETAIL"))
+TARGET_ARG = typer.Argument("all", help="Node set, @group or all.", autocompletion=context.complete_target)
+TIMEOUT_OPTION = typer.Option(15.0, "--timeout", min=0.1, help="Seconds per step and node.")
+FANOUT_OPTION = typer.Option(64, "--fanout", "-f", min=1, help="Nodes worked on at once.")
+
+
+def _options(config: FactoryConfig, timeout: float) -> SshOptions:
+    from factoryctl.transport.ssh import SshOptions
+
+    step = min(float(config.settings.ssh.connect_timeout_s), timeout)
+    return SshOptions(connect_timeout_s=step, banner_timeout_s=step, auth_timeout_s=step, channel_timeout_s=timeout)
+
+
+def _ssh_nodes(specs: Sequence[NodeSpec]) -> list[NodeSpec]:
+    return [s for s in specs if s.transport == "ssh"]
+
+
+def _trust_item(spec: NodeSpec, key: ServerKey) -> dict[str, Any]:
+    return {
+        "node": spec.name,
+        "address": f"[{key.host}]:{key.port}",
+        "key_type": key.key_type,
+        "fingerprint": key.fingerprint,
+        "status": key.status.value,
+        "recorded_fingerprints": list(key.recorded),
+        "recorded": False,
+    }
+
+
+def _confirm(question: str, yes: bool) -> bool:
+    if yes:
+        return True
+    try:
+        return bool(typer.confirm(question, default=False, err=True))
+    except (typer.Abort, EOFError):
+        return False
+
+
+def trust_command(
+    ctx: typer.Context,
+    target: str = TARGET_ARG,
+    yes: bool = typer.Option(False, "--yes", "-y", help="Record without asking (fingerprints checked out of band)."),
+    replace: bool = typer.Option(False, "--replace", help="Also replace keys that CHANGED (after verifying them)."),
+    output: OutputFormat = OUTPUT_OPTION,
+    no_header: bool = NO_HEADER_OPTION,
+    timeout: float = TIMEOUT_OPTION,
+    fanout: int = FANOUT_OPTION,
+) -> None:
+    """Show each node's SSH host-key fingerprint and record it in known_hosts (as `[host]:port`) once confirmed."""
+    from factoryctl.cli.listing import ERROR_HINTS
+    from factoryctl.cli.render import report_node_errors
+    from factoryctl.telemetry.poll import fan_out
+    from factoryctl.transport.diagnose import scan_host_key
+    from factoryctl.transport.known_hosts import HostKeyStatus, KnownHosts
+
+    config = context.load(ctx)
+    specs = _ssh_nodes(config.resolve_target(target))
+    options = _options(config, timeout)
+    scanned = fan_out(specs, lambda spec: scan_host_key(spec, options), fanout)
+    items: list[dict[str, Any]] = []
+    errors: list[NodeError] = []
+    pending: list[tuple[NodeSpec, ServerKey, dict[str, Any]]] = []
+    for spec, found in scanned:
+        if isinstance(found, NodeError):
+            errors.append(found)
+            continue
+        item = _trust_item(spec, found)
+        items.append(item)
+        if found.status is HostKeyStatus.revoked:
+            errors.append(NodeError(spec.name, "host_key", f"{item['address']} presents a REVOKED key; not recorded.",
+                                    "the node needs a new host key."))  # fmt: skip
+        elif found.status is HostKeyStatus.changed and not replace:
+            errors.append(NodeError(spec.name, "host_key",
+                                    f"host key CHANGED for {item['address']} (recorded {', '.join(found.recorded)})",
+                                    "verify the new fingerprint out of band, then rerun with --replace."))  # fmt: skip
+        elif found.status in (HostKeyStatus.unknown, HostKeyStatus.changed):
+            pending.append((spec, found, item))
+    if output in (OutputFormat.table, OutputFormat.wide):
+        emit(render_listing(items, [], TRUST_COLUMNS, output, no_header))
+    if pending:
+        question = f"Record {len(pending)} host key(s) shown as unknown/changed above?"
+        if _confirm(question, yes):
+            for spec, found, item in pending:
+                known = KnownHosts(spec.known_hosts)
+                # Several inventory nodes may share one sshd: record each [host]:port key once.
+                if known.check(found.host, found.port, found.key_type, found.blob) is not HostKeyStatus.known:
+                    replace_old = found.status is HostKeyStatus.changed
+                    known.record(found.host, found.port, found.key_type, found.blob, replace=replace_old)
+                item["recorded"] = True
+                item["status"] = "trusted"
+        else:
+            for spec, _found, item in pending:
+                errors.append(NodeError(spec.name, "host_key", f"{item['address']}: not recorded (not confirmed).",
+                                        "answer yes at the prompt, or pass --yes."))  # fmt: skip
+    if output in (OutputFormat.json, OutputFormat.yaml):
+        emit(render_listing(items, [e.as_json() for e in errors], TRUST_COLUMNS, output, no_header))
+    elif pending and any(i["recorded"] for i in items):
+        emit(f"recorded {sum(bool(i['recorded']) for i in items)} host key(s)\n")
+    report_node_errors((e.as_json() for e in errors), ERROR_HINTS)
+    raise typer.Exit(int(most_severe([e.exit_code for e in errors])))
+
+
+def check_command(
+    ctx: typer.Context,
+    target: str = TARGET_ARG,
+    output: OutputFormat = OUTPUT_OPTION,
+    no_header: bool = NO_HEADER_OPTION,
+    timeout: float = TIMEOUT_OPTION,
+    fanout: int = FANOUT_OPTION,
+) -> None:
+    """Diagnose each node step by step: DNS, TCP, SSH banner, host key, auth, Python, agent, driver, NVML."""
+    from factoryctl.cli.render import report_node_errors
+    from factoryctl.telemetry.poll import fan_out
+    from factoryctl.transport.diagnose import Diagnosis, check_node
+
+    config = context.load(ctx)
+    specs = config.resolve_target(target)
+    options = _options(config, timeout)
+    outcomes = fan_out(specs, lambda spec: check_node(spec, config.name, options, timeout, config.state_dir), fanout)
+    diagnoses: list[Diagnosis] = []
+    errors: list[NodeError] = []
+    for _spec, outcome in outcomes:
+        if isinstance(outcome, NodeError):
+            errors.append(outcome)
+            continue
+        diagnoses.append(outcome)
+        if outcome.error is not None:
+            errors.append(outcome.error)
+    if output in (OutputFormat.json, OutputFormat.yaml):
+        items = [{"node": d.node, "ok": d.ok, "steps": [s.as_json() for s in d.steps]} for d in diagnoses]
+        emit(render_listing(items, [e.as_json() for e in errors], CHECK_COLUMNS, output, no_header))
+    else:
+        rows = [{"node": d.node, **s.as_json()} for d in diagnoses for s in d.steps]
+        emit(render_listing(rows, [], CHECK_COLUMNS, output, no_header))
+        fixes = [(d.node, s) for d in diagnoses for s in d.steps if s.fix and s.status in ("fail", "warn")]
+        for node, step in fixes:
+            emit(f"{node}: {step.step}: fix: {step.fix}\n")
+    report_node_errors(e.as_json() for e in errors)
+    raise typer.Exit(int(most_severe([e.exit_code for e in errors])) if errors else int(ExitCode.OK))
+
+
+def register(nodes_app: typer.Typer) -> None:
+    """Add `trust` and `check` to the `nodes` sub-app."""
+    nodes_app.command("trust")(trust_command)
+    nodes_app.command("check")(check_command)

@@ -1,0 +1,223 @@
+"""Step-by-step diagnosis of how a node is reached (`nodes check`) and host-key scanning (`nodes trust`).
+
+`check_node` walks the path a connection takes — DNS, TCP, SSH banner, host key, authentication, the node's
+Python, the agent's hello (version and protocol skew), the driver, an NVML sample — and stops at the first failure,
+naming what to fix. `scan_host_key` does only the handshake and reports the server's key without authenticating,
+so `nodes trust` can show the fingerprint before anything is recorded.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from factoryctl import __version__
+from factoryctl.errors import FactoryError, NodeError
+from factoryctl.model.inventory import NodeSpec
+from factoryctl.transport.ssh import (
+    ServerKey,
+    SshConnection,
+    SshOptions,
+    authenticate,
+    server_key,
+    start_transport,
+    tcp_socket,
+    verify_host_key,
+)
+from factoryctl.transport.ssh_config import SshTarget, resolve
+
+if TYPE_CHECKING:
+    import paramiko
+
+    from factoryctl.transport.session import AgentSession
+
+STEPS = ("dns", "tcp", "banner", "host_key", "auth", "python", "agent", "driver", "nvml")
+MIN_PYTHON = (3, 9)
+_PY_VERSION = "import sys; print('%d.%d.%d' % sys.version_info[:3])"
+
+
+@dataclass
+class Step:
+    """One diagnosed step: `ok`, `warn` (works, but look), `fail` or `skip` (an earlier step failed)."""
+
+    step: str
+    status: str
+    detail: str
+    fix: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """The JSON form."""
+        return asdict(self)
+
+
+@dataclass
+class Diagnosis:
+    """Every step of one node, and the error that stopped it (if any)."""
+
+    node: str
+    steps: list[Step]
+    error: NodeError | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when no step failed."""
+        return self.error is None
+
+
+def _connect_socket(spec: NodeSpec, target: SshTarget, options: SshOptions) -> socket.socket | paramiko.Channel:
+    if target.jump is None:
+        return tcp_socket(spec.name, target, options.connect_timeout_s)
+    from factoryctl.transport.ssh_node import _JUMPS
+
+    return _JUMPS.jump(spec.name, target.jump).tunnel(target)
+
+
+def scan_host_key(spec: NodeSpec, options: SshOptions) -> ServerKey:
+    """The node's host key and its known_hosts status; nothing is sent but the handshake."""
+    target = resolve(spec, options.ssh_config)
+    transport = start_transport(spec.name, target, _connect_socket(spec, target, options), options)
+    try:
+        return server_key(transport, target)
+    finally:
+        transport.close()
+
+
+class _Walk:
+    def __init__(self, node: str) -> None:
+        self.node = node
+        self.steps: list[Step] = []
+
+    def add(self, step: str, status: str, detail: str, fix: str | None = None) -> None:
+        self.steps.append(Step(step, status, detail, fix))
+
+    def fail(self, step: str, error: NodeError) -> Diagnosis:
+        self.add(step, "fail", error.message, error.hint)
+        done = {s.step for s in self.steps}
+        self.steps += [Step(s, "skip", f"not reached ({step} failed)") for s in STEPS if s not in done]
+        return Diagnosis(self.node, self.steps, error)
+
+
+def check_node(
+    spec: NodeSpec, factory: str, options: SshOptions, timeout: float, state_dir: Path | None = None
+) -> Diagnosis:
+    """Diagnose one node, step by step."""
+    walk = _Walk(spec.name)
+    if spec.transport == "local":
+        for step in STEPS[:5]:
+            walk.add(step, "skip", "local transport (no SSH)")
+        from factoryctl.transport.local import LocalTransport
+
+        local = LocalTransport(spec, factory, state_dir or Path.cwd())
+        try:
+            walk.add("python", "ok", f"{spec.python} on this machine")
+            return _agent_steps(walk, lambda: local.start_agent(timeout), timeout)
+        finally:
+            local.close()
+    try:
+        return _ssh_steps(walk, spec, factory, options, timeout)
+    except FactoryError as exc:  # anything unforeseen still lands on a step
+        failed = next((s for s in STEPS if s not in {x.step for x in walk.steps}), "nvml")
+        return walk.fail(failed, NodeError(spec.name, "agent", exc.message, exc.hint))
+
+
+def _ssh_steps(walk: _Walk, spec: NodeSpec, factory: str, options: SshOptions, timeout: float) -> Diagnosis:
+    target = resolve(spec, options.ssh_config)
+    if target.jump is None:
+        try:
+            infos = socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            return walk.fail("dns", NodeError(spec.name, "dns", f"cannot resolve {target.host}: {exc.strerror}",
+                                              "check the node's host in factory.yaml and your DNS."))  # fmt: skip
+        walk.add("dns", "ok", f"{target.host} -> {infos[0][4][0]}")
+    else:
+        walk.add("dns", "ok", f"resolved by jump host {target.jump.label}")
+    started = time.monotonic()
+    try:
+        sock = _connect_socket(spec, target, options)
+    except NodeError as exc:
+        return walk.fail("dns" if exc.kind == "dns" else "tcp", exc)
+    walk.add("tcp", "ok", f"{target.host}:{target.port} in {(time.monotonic() - started) * 1000:.1f} ms")
+    try:
+        transport = start_transport(spec.name, target, sock, options)
+    except NodeError as exc:
+        return walk.fail("banner", exc)
+    walk.add("banner", "ok", str(transport.remote_version))
+    try:
+        found = verify_host_key(spec.name, transport, target)
+    except NodeError as exc:
+        return walk.fail("host_key", exc)
+    walk.add("host_key", "ok", f"{found.key_type} {found.fingerprint} in {target.known_hosts}")
+    try:
+        authenticate(spec.name, transport, target)
+    except NodeError as exc:
+        return walk.fail("auth", exc)
+    walk.add("auth", "ok", f"as {target.user}")
+    connection = SshConnection(spec.name, target, transport, options)
+    try:
+        return _remote_steps(walk, spec, factory, connection, options, timeout)
+    finally:
+        connection.close()
+
+
+def _remote_steps(
+    walk: _Walk, spec: NodeSpec, factory: str, connection: SshConnection, options: SshOptions, timeout: float
+) -> Diagnosis:
+    from factoryctl.transport.ssh_node import SshTransport
+
+    try:
+        probe = connection.run([spec.python, "-c", _PY_VERSION], timeout=timeout)
+    except NodeError as exc:
+        return walk.fail("python", exc)
+    version = probe.stdout.decode("utf-8", "replace").strip()
+    if probe.exit_code in (126, 127):
+        walk.add("python", "warn", f"{spec.python} not found; nvidia-smi fallback (read-only telemetry, -pl)",
+                 "install python3 (>= 3.9) on the node, or set `python:` for it in factory.yaml.")  # fmt: skip
+    elif probe.exit_code != 0 or tuple(int(p) for p in version.split(".")[:2]) < MIN_PYTHON:
+        error = probe.stderr.decode("utf-8", "replace").strip() or version
+        return walk.fail("python", NodeError(spec.name, "agent", f"{spec.python} is not usable: {error}",
+                                             "the agent needs Python >= 3.9 on the node."))  # fmt: skip
+    else:
+        walk.add("python", "ok", f"{spec.python} {version}")
+    ssh = SshTransport(spec, factory, connection, options)
+    return _agent_steps(walk, lambda: ssh.start_agent(timeout), timeout)
+
+
+def _agent_steps(walk: _Walk, start: Any, timeout: float) -> Diagnosis:
+    try:
+        session: AgentSession = start()
+    except NodeError as exc:
+        return walk.fail("agent", exc)
+    try:
+        hello = session.hello_info
+        backend, agent_version = hello.get("backend"), hello.get("agent_version")
+        if backend == "smi":
+            walk.add("agent", "warn", "no agent (no usable Python): nvidia-smi fallback")
+        elif agent_version != __version__:
+            walk.add("agent", "warn", f"agent {agent_version}, factoryctl {__version__} (protocol {hello.get('protocol')})",
+                     "versions differ; the agent is reshipped on the next start.")  # fmt: skip
+        else:
+            walk.add(
+                "agent", "ok", f"agent {agent_version}, protocol {hello.get('protocol')}, python {hello.get('python')}"
+            )
+        gpus = int(hello.get("gpus") or 0)
+        if gpus == 0:
+            return walk.fail("driver", NodeError(walk.node, "driver", f"backend {backend} sees no GPU",
+                                                 "check `nvidia-smi` and the NVIDIA driver on the node."))  # fmt: skip
+        walk.add("driver", "ok", f"backend {backend}, {gpus} GPU(s)")
+        try:
+            sample = session.sample(timeout)
+        except NodeError as exc:
+            return walk.fail("nvml", exc)
+        except FactoryError as exc:
+            return walk.fail("nvml", NodeError(walk.node, "driver", exc.message, exc.hint))
+        lost = [g.index for g in sample.gpus if g.uuid is None]
+        if lost:
+            walk.add("nvml", "warn", f"GPU(s) {lost} not answering (lost?)", "check `nvidia-smi` and dmesg for XIDs.")
+        else:
+            walk.add("nvml", "ok", f"sampled {len(sample.gpus)} GPU(s)")
+        return Diagnosis(walk.node, walk.steps)
+    finally:
+        session.close()
