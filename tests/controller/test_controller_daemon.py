@@ -1,0 +1,168 @@
+"""The daemon as a real process with real (simulated-GPU) agents: lock, signals, reload, SIGKILL, a killed agent."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from factoryctl.config import parse_config
+from factoryctl.store.sqlite import Store, StoreError
+from factoryctl.telemetry.latest import read_live
+
+pytestmark = pytest.mark.slow
+
+
+def write_config(tmp_path: Path, nodes: str = "n[1-2]", interval: float = 0.5, broken: bool = False) -> Path:
+    path = tmp_path / "factory.yaml"
+    text = (
+        f"name: ctl\nstate_dir: {tmp_path / 'state'}\nnodes:\n  {nodes}: {{transport: local, sim: h100-sxm, gpus: 2}}\n"
+        f"controller:\n  interval_s: {interval}\n"
+    )
+    path.write_text(text + ("nodes: [oops\n" if broken else ""))
+    return path
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.1)
+
+
+def rows(tmp_path: Path, node: str) -> int:
+    path = tmp_path / "state" / "factory.db"
+    if not path.exists():
+        return 0
+    try:
+        store = Store(path, readonly=True)
+    except StoreError:
+        return 0  # being created by the controller right now
+    try:
+        found = store._query("SELECT COUNT(*) FROM sample s JOIN node n ON n.id = s.node_id WHERE n.name = ?", (node,))
+        return int(found[0][0])
+    finally:
+        store.close()
+
+
+def event_kinds(tmp_path: Path) -> list[str]:
+    store = Store(tmp_path / "state" / "factory.db", readonly=True)
+    try:
+        return [e.kind for e in store.events(0)]
+    finally:
+        store.close()
+
+
+def agents_of(tmp_path: Path) -> list[psutil.Process]:
+    marker = str(tmp_path / "state")
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if any(marker in part for part in cmdline) and "--node" in cmdline:
+            found.append(proc)
+    return found
+
+
+@pytest.fixture
+def start(tmp_path: Path) -> Iterator[Callable[[Path], subprocess.Popen[bytes]]]:
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def launch(config: Path) -> subprocess.Popen[bytes]:
+        argv = [
+            sys.executable,
+            "-c",
+            "from factoryctl.cli.app import main; main()",
+            "--config",
+            str(config),
+            "controller",
+            "run",
+        ]
+        proc = subprocess.Popen(argv, stderr=subprocess.PIPE)
+        procs.append(proc)
+        return proc
+
+    yield launch
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
+        if proc.stderr:
+            proc.stderr.close()
+    for agent in agents_of(tmp_path):
+        agent.kill()
+
+
+def test_lock_reload_and_clean_stop(tmp_path: Path, start: Any, cli: Any) -> None:
+    config = write_config(tmp_path)
+    proc = start(config)
+    wait_for(lambda: rows(tmp_path, "n1") >= 4 and rows(tmp_path, "n2") >= 4)
+
+    second = cli("--config", str(config), "controller", "run")
+    assert second.exit_code == 1
+    assert "another controller" in second.stderr
+    assert f"pid {proc.pid}" in second.stderr
+
+    live = read_live(parse_config(config.read_text(), config))
+    assert live is not None
+    assert [s.state for s in live.samples] == ["up", "up"]
+
+    write_config(tmp_path, broken=True)
+    proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "config_rejected" in event_kinds(tmp_path))
+    assert proc.poll() is None
+    write_config(tmp_path, nodes="n[1-3]")
+    proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: rows(tmp_path, "n3") >= 4)
+
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(15) == 0
+    stderr = proc.stderr.read().decode()
+    assert "reload refused, keeping the previous configuration" in stderr
+    assert "malformed YAML" in stderr
+    assert event_kinds(tmp_path)[-1] == "controller_stop"
+    wait_for(lambda: not agents_of(tmp_path), timeout=10)
+
+
+def test_sigkill_mid_write_leaves_a_sound_store_without_duplicates(tmp_path: Path, start: Any) -> None:
+    config = write_config(tmp_path, nodes="n[1-3]", interval=0.2)
+    for round_ in range(3):
+        proc = start(config)
+        before = rows(tmp_path, "n1")
+        wait_for(lambda before=before: rows(tmp_path, "n1") >= before + 8)
+        time.sleep(0.05 * round_)
+        proc.kill()
+        proc.wait(10)
+        store = Store(tmp_path / "state" / "factory.db")
+        assert store.integrity_check() == "ok"
+        store.close()
+    store = Store(tmp_path / "state" / "factory.db")
+    dupes = store._query(
+        "SELECT COUNT(*) FROM (SELECT node_id, gpu, t_ms FROM sample GROUP BY 1, 2, 3 HAVING COUNT(*) > 1)"
+    )
+    assert dupes[0][0] == 0
+    # agents of a killed controller see their stdin close and exit on their own
+    wait_for(lambda: not agents_of(tmp_path), timeout=15)
+
+
+def test_killed_agent_is_restarted(tmp_path: Path, start: Any) -> None:
+    config = write_config(tmp_path, nodes="n1", interval=0.3)
+    proc = start(config)
+    wait_for(lambda: rows(tmp_path, "n1") >= 4)
+    (agent,) = agents_of(tmp_path)
+    agent.kill()
+    wait_for(lambda: event_kinds(tmp_path).count("node_up") == 2)
+    kinds = event_kinds(tmp_path)
+    assert "node_degraded" in kinds
+    assert len(agents_of(tmp_path)) == 1
+    before = rows(tmp_path, "n1")
+    wait_for(lambda: rows(tmp_path, "n1") > before + 4)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(15) == 0
