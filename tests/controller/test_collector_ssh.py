@@ -1,0 +1,148 @@
+"""SSH faults under the collection loop, against a real sshd: sshd killed and restarted, a stalled agent, a node that
+accepts TCP and never answers."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+from sshd_fixture import SSHD, SshdServer
+
+from factoryctl.config import FactoryConfig, parse_config
+from factoryctl.store.sqlite import Store
+from factoryctl.telemetry.collector import Collector
+
+pytestmark = [pytest.mark.sshd, pytest.mark.slow]
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.1)
+
+
+def ssh_config(tmp_path: Path, server: SshdServer, extra_nodes: str = "") -> FactoryConfig:
+    known = server.write_known_hosts(tmp_path / "known_hosts")
+    text = (
+        f"name: sshf\nstate_dir: {tmp_path / 'state'}\n"
+        f"ssh: {{user: {server.user}, identity_file: {server.user_key}, known_hosts: {known}, connect_timeout_s: 2}}\n"
+        f"nodes:\n  n1: {{host: 127.0.0.1, port: {server.port}, sim: h100-sxm, gpus: 2}}\n{extra_nodes}"
+        "controller:\n  interval_s: 0.3\n"
+    )
+    return parse_config(text, tmp_path / "factory.yaml")
+
+
+@pytest.fixture
+def remote_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    cache = tmp_path / "remote-cache"
+    monkeypatch.setenv("FACTORYCTL_REMOTE_CACHE", str(cache))
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    return cache
+
+
+def remote_agents(cache: Path) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if any(str(cache) in part for part in cmdline) and "--node" in cmdline:
+            found.append(proc)
+    return found
+
+
+def rows(store: Store, node: str) -> int:
+    found = store._query("SELECT COUNT(*) FROM sample s JOIN node n ON n.id = s.node_id WHERE n.name = ?", (node,))
+    return int(found[0][0])
+
+
+def restart(server: SshdServer) -> None:
+    """Start sshd again with the same config, keys and port."""
+    log = (server.root / "sshd.log").open("ab")
+    server.process = subprocess.Popen(
+        [SSHD, "-D", "-e", "-f", str(server.root / "sshd_config")],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+    def listening() -> bool:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", server.port), timeout=0.5):
+            return True
+        return False
+
+    wait_for(listening, timeout=10)
+
+
+def test_sshd_killed_mid_stream_and_restarted(tmp_path: Path, sshd_factory: Any, remote_cache: Path) -> None:
+    server = sshd_factory()
+    config = ssh_config(tmp_path, server)
+    store = Store(config.store_path)
+    collector = Collector(config, store)
+    collector.start()
+    try:
+        wait_for(lambda: rows(store, "n1") >= 6)
+        server.kill()
+        wait_for(lambda: collector.writer.states()["n1"].state != "up")
+        before = rows(store, "n1")
+        restart(server)
+        wait_for(lambda: collector.writer.states()["n1"].state == "up")
+        wait_for(lambda: rows(store, "n1") >= before + 6)
+    finally:
+        collector.stop()
+        server.stop()
+    kinds = [e.kind for e in store.events(0)]
+    assert kinds[0] == "node_up"
+    assert kinds[-1] == "node_up"
+    assert {"node_degraded", "node_down"} & set(kinds)
+    assert store.integrity_check() == "ok"
+
+
+def test_stalled_agent_and_silent_listener(tmp_path: Path, sshd_factory: Any, remote_cache: Path) -> None:
+    server = sshd_factory()
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    held: list[Any] = []
+
+    def accept_forever() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                held.append(listener.accept())
+
+    threading.Thread(target=accept_forever, daemon=True).start()
+    silent = f"  mute: {{host: 127.0.0.1, port: {listener.getsockname()[1]}, sim: h100-sxm, gpus: 2}}\n"
+    config = ssh_config(tmp_path, server, silent)
+    store = Store(config.store_path)
+    collector = Collector(config, store)
+    collector.start()
+    stopped: list[psutil.Process] = []
+    try:
+        wait_for(lambda: rows(store, "n1") >= 4)
+        mute = collector.writer.states()["mute"]
+        assert mute.state == "down"
+        wait_for(lambda: collector.writer.states()["mute"].error in ("banner", "timeout"))
+        (agent,) = remote_agents(remote_cache)
+        os.kill(agent.pid, signal.SIGSTOP)  # the node stops answering while its TCP connection stays up
+        stopped.append(agent)
+        wait_for(lambda: collector.writer.states()["n1"].state == "down")
+        wait_for(lambda: collector.writer.states()["n1"].state == "up")  # a fresh agent on a fresh channel
+    finally:
+        for agent in stopped:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                agent.kill()
+        collector.stop()
+        listener.close()
+        server.stop()
+    kinds = [e.kind for e in store.events(0, node=["n1"])]
+    assert kinds == ["node_up", "node_degraded", "node_down", "node_up"]
