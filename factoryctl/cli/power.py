@@ -1,0 +1,139 @@
+"""`factoryctl power ...`: grid-price power capping. This module holds the noun and `power simulate`.
+
+`simulate` scores a policy offline on a price file and a measured throughput-vs-power curve, with the causal
+visibility of a real market, before any node is touched. Verbs that act on nodes (`set`, `reset`, ...) live in
+their own modules and register on this app (see `VERB_MODULES` in app.py). Heavy imports stay inside commands.
+"""
+
+from __future__ import annotations
+
+import itertools
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from factoryctl.cli.render import OUTPUT_OPTION, OutputFormat, dump_json, emit
+
+if TYPE_CHECKING:
+    from factoryctl.model.power import GpuPowerRange
+    from factoryctl.power.policy.config import Policy
+    from factoryctl.power.simulator import SimulationResult
+
+app = typer.Typer(no_args_is_help=True)
+
+
+class Visibility(str, Enum):
+    """When prices become known to the policy (see docs/power.md)."""
+
+    day_ahead = "day-ahead"
+    realtime = "realtime"
+
+
+def _load_policy(path: Path | None, gpu: GpuPowerRange, max_loss: float) -> Policy:
+    from factoryctl.errors import UsageError
+    from factoryctl.power.policy.config import OptimizePolicy, check_loss_budget, parse_policy
+
+    check_loss_budget(max_loss)
+    if path is None:
+        return OptimizePolicy(max_throughput_loss=max_loss)
+    import yaml
+
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"cannot read policy file {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        place = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise UsageError(f"{place}: the policy file is not valid YAML or JSON") from exc
+    return parse_policy(document or {}, gpu, where=str(path), max_throughput_loss=max_loss)
+
+
+def _document(result: SimulationResult, policy: Policy, facts: dict[str, Any]) -> dict[str, Any]:
+    from factoryctl.model.power import iso_utc_seconds
+
+    actions = result.actions
+    score = result.score
+    changes = sum(1 for a, b in itertools.pairwise(actions) if a.power_limit_frac != b.power_limit_frac)
+    max_loss = float(facts["max_throughput_loss"])
+    return {
+        "schema_version": 1,
+        **facts,
+        "policy": policy.kind,
+        "intervals": len(actions),
+        "interval_s": result.series.interval_s,
+        "start": iso_utc_seconds(actions[0].timestamp_s),
+        "end": iso_utc_seconds(actions[-1].timestamp_s),
+        "nan_prices": result.series.nan_prices,
+        "missing_intervals": result.series.missing_intervals,
+        "baseline_cost": score.baseline_cost,
+        "cost": score.cost,
+        "saving_pct": score.saving_pct,
+        "throughput_loss_pct": score.throughput_loss_pct,
+        "within_loss_budget": score.throughput_loss_pct <= 100.0 * max_loss + 1e-9,
+        "blind_saving_pct": result.blind_saving_pct,
+        "bound_saving_pct": result.bound_saving_pct,
+        "gap_closed_frac": result.gap_fraction,
+        "limit_changes": changes,
+        "stale_intervals": sum(1 for a in actions if a.reason == "failsafe"),
+        "budget_guard_intervals": sum(1 for a in actions if a.reason == "budget"),
+        "clamped_intervals": sum(1 for a in actions if a.clamped),
+        "mean_power_limit_frac": sum(a.power_limit_frac for a in actions) / len(actions),
+    }
+
+
+def _render(document: dict[str, Any], output: OutputFormat) -> str:
+    from factoryctl.cli.render import dump_yaml, format_cell
+
+    if output is OutputFormat.json:
+        return dump_json(document)
+    if output is OutputFormat.yaml:
+        return dump_yaml(document)
+
+    def cell(value: Any) -> str:
+        return f"{value:.6g}" if isinstance(value, float) else format_cell(value)
+
+    width = max(len(key) for key in document)
+    return "".join(f"{key.ljust(width)}   {cell(value)}\n" for key, value in document.items())
+
+
+@app.command("simulate")
+def simulate_command(
+    prices: Path = typer.Option(..., "--prices", help="Prices CSV: timestamp_utc,price_per_mwh."),
+    curve: Path = typer.Option(..., "--curve", help="Power-curve CSV: gpu,workload,pl_frac,throughput_rel,power_rel."),
+    gpu: str = typer.Option(..., "--gpu", help="GPU name in the curve file (any case, e.g. a40)."),
+    workload: str = typer.Option(..., "--workload", help="Workload in the curve file (e.g. squad/bert_base or squad)."),
+    max_throughput_loss: float = typer.Option(
+        ..., "--max-throughput-loss", help="D: largest mean throughput loss, a fraction (0.05 = 5 %)."
+    ),
+    price_visibility: Visibility = typer.Option(
+        ..., "--price-visibility", help="day-ahead (day d+1 known from 12:00 UTC on day d) or realtime."
+    ),
+    policy_file: Path | None = typer.Option(None, "--policy", help="Policy file (YAML/JSON); default optimize."),
+    output: OutputFormat = OUTPUT_OPTION,
+    schedule_out: Path | None = typer.Option(
+        None, "--schedule-out", help="Write timestamp_utc,price_per_mwh,power_limit_frac, one row per price row."
+    ),
+) -> None:
+    """Replay a power policy causally over a price file and score it against blind and clairvoyant references."""
+    from factoryctl.power.curve_file import load_curve
+    from factoryctl.power.schedule_file import write_schedule_csv
+    from factoryctl.power.simulator import simulate
+    from factoryctl.power.sources import CsvPriceSource
+
+    power_curve, gpu_range = load_curve(curve, gpu, workload)
+    policy = _load_policy(policy_file, gpu_range, max_throughput_loss)
+    points = CsvPriceSource(prices).fetch()
+    result = simulate(points, power_curve, gpu_range, policy, price_visibility.value, max_throughput_loss)
+    if schedule_out is not None:
+        write_schedule_csv(schedule_out, points, result.actions)
+    gpu_name, _, workload_name = power_curve.name.partition(" ")
+    facts = {
+        "gpu": gpu_name,
+        "workload": workload_name,
+        "price_visibility": price_visibility.value,
+        "max_throughput_loss": max_throughput_loss,
+    }
+    emit(_render(_document(result, policy, facts), output))

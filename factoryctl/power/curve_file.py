@@ -1,0 +1,93 @@
+"""Reading power curves from CSV and picking one GPU and workload out of a file that holds many.
+
+Curve files (DESIGN.md, Data files) have the columns `gpu,workload,pl_frac,throughput_rel,power_rel` and may carry
+`max_power_limit_w` and `power_limit_w`, which give the GPU's range in watts. Names are matched without regard to
+case, and a workload may be named by its full name (`squad/bert_base`) or by either half when that is
+unambiguous (`squad`), so operators can type what they see in the file.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+from factoryctl.errors import UsageError
+from factoryctl.model.power import CurvePoint, GpuPowerRange
+from factoryctl.power.curve import PowerCurve
+
+CURVE_COLUMNS = ("gpu", "workload", "pl_frac", "throughput_rel", "power_rel")
+
+
+@dataclass(frozen=True)
+class CurveRow:
+    """One measured point with the names it belongs to and, when known, its limit in watts."""
+
+    gpu: str
+    workload: str
+    point: CurvePoint
+    limit_w: float | None
+    max_limit_w: float | None
+
+
+def _optional_float(text: str | None) -> float | None:
+    return None if text is None or not text.strip() else float(text)
+
+
+def read_curve_rows(path: Path) -> list[CurveRow]:
+    """Every row of a curve file; errors name the file and line."""
+    try:
+        handle = path.open(newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        raise UsageError(f"cannot read curve file {path}: {exc.strerror}") from exc
+    rows: list[CurveRow] = []
+    with handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in CURVE_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise UsageError(
+                f"{path}:1: the curve file lacks column(s) {', '.join(missing)}",
+                hint="a curve file has gpu,workload,pl_frac,throughput_rel,power_rel (see docs/power.md).",
+            )
+        for row in reader:
+            try:
+                point = CurvePoint(float(row["pl_frac"]), float(row["throughput_rel"]), float(row["power_rel"]))
+                limit_w = _optional_float(row.get("power_limit_w"))
+                max_w = _optional_float(row.get("max_power_limit_w"))
+            except (TypeError, ValueError) as exc:
+                raise UsageError(f"{path}:{reader.line_num}: bad curve row: {exc}") from exc
+            rows.append(CurveRow(row["gpu"].strip(), row["workload"].strip(), point, limit_w, max_w))
+    return rows
+
+
+def _match(wanted: str, names: set[str], what: str, path: Path) -> str:
+    key = wanted.strip().lower()
+    exact = [n for n in names if n.lower() == key]
+    if exact:
+        return exact[0]
+    partial = sorted(n for n in names if key in (part.lower() for part in n.split("/")))
+    if len(partial) == 1:
+        return partial[0]
+    known = ", ".join(sorted(names))
+    if partial:
+        raise UsageError(f"{what} {wanted!r} is ambiguous in {path}", hint=f"one of: {', '.join(partial)}")
+    raise UsageError(f"no {what} {wanted!r} in {path}", hint=f"known: {known}")
+
+
+def load_curve(path: Path, gpu: str, workload: str) -> tuple[PowerCurve, GpuPowerRange]:
+    """The curve of `gpu` running `workload`, and the GPU's power range (in watts when the file gives them).
+
+    Without watt columns the range is expressed in units of the largest limit (max 1.0), so `_w` settings
+    in a policy then mean fractions; the file's lowest measured limit is the GPU's minimum.
+    """
+    rows = read_curve_rows(path)
+    gpu_name = _match(gpu, {r.gpu for r in rows}, "GPU", path)
+    of_gpu = [r for r in rows if r.gpu == gpu_name]
+    workload_name = _match(workload, {r.workload for r in of_gpu}, f"workload for {gpu_name}", path)
+    chosen = [r for r in of_gpu if r.workload == workload_name]
+    curve = PowerCurve.from_points((r.point for r in chosen), name=f"{gpu_name} {workload_name}")
+    max_candidates = [r.max_limit_w for r in chosen if r.max_limit_w] or [
+        r.limit_w / r.point.pl_frac for r in chosen if r.limit_w and r.point.pl_frac
+    ]
+    max_w = max(max_candidates) if max_candidates else 1.0
+    return curve, GpuPowerRange(min_w=curve.min_frac * max_w, max_w=max_w, default_w=max_w)

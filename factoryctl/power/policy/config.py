@@ -1,0 +1,231 @@
+"""Policy definitions (tiers, optimize) and the rules they share, parsed strictly from a policy file's mapping.
+
+A policy file is the operator's contract with the engine, so a typo must be an error with a suggestion rather
+than a silently ignored key. Percentages are of the GPU's default power limit; internally every limit is a
+fraction of the GPU's largest limit (`power_limit_frac`), the unit the curve and the simulator speak.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from factoryctl.errors import UsageError
+from factoryctl.model.power import GpuPowerRange
+
+#: Keys every policy accepts (the common rules), then each kind's own.
+COMMON_KEYS = (
+    "policy",
+    "floor_pct",
+    "floor_w",
+    "min_dwell_minutes",
+    "ramp_pct",
+    "ramp_w",
+    "failsafe_pct",
+    "failsafe_w",
+    "stale_after_minutes",
+)
+OPTIMIZE_KEYS = ("max_throughput_loss", "loss_budget", "history_hours", "reserve_hours", "spend_hours")
+#: How the loss budget is held: over the whole period being run (`period`), or at every instant (`rolling`).
+LOSS_BUDGETS = ("period", "rolling")
+TIERS_KEYS = ("tiers", "base_pct", "base_w")
+TIER_KEYS = ("above_per_mwh", "cap_pct", "cap_w")
+
+
+@dataclass(frozen=True)
+class CommonRules:
+    """Rules applied after a policy's own choice, in this order: fail-safe, floor, dwell, ramp, GPU clamp.
+
+    Attributes:
+        floor_frac: lowest limit the policy may set (None: the GPU's minimum).
+        min_dwell_s: a new limit is held at least this long (hysteresis); 0 disables.
+        ramp_frac: largest change of limit from one interval to the next; None disables.
+        failsafe_frac: limit used while prices are stale (None: the policy's own default).
+        stale_after_s: prices are stale when the newest known price started longer ago than this.
+    """
+
+    floor_frac: float | None = None
+    min_dwell_s: int = 0
+    ramp_frac: float | None = None
+    failsafe_frac: float | None = None
+    stale_after_s: int = 7200
+
+
+@dataclass(frozen=True)
+class Tier:
+    """At or above `above_per_mwh`, cap at `cap_frac` (as requested: clamping happens when it is applied)."""
+
+    above_per_mwh: float
+    cap_frac: float
+
+
+@dataclass(frozen=True)
+class TiersPolicy:
+    """Price thresholds to caps; below every threshold the limit is `base_frac`. Fail-safe default: `base_frac`."""
+
+    tiers: tuple[Tier, ...]
+    base_frac: float = 1.0
+    rules: CommonRules = field(default_factory=CommonRules)
+    kind: str = "tiers"
+
+    def cap_for(self, price: float) -> float:
+        """The requested cap for a price: the highest threshold the price reaches."""
+        chosen = self.base_frac
+        for tier in self.tiers:
+            if price >= tier.above_per_mwh:
+                chosen = tier.cap_frac
+        return chosen
+
+
+@dataclass(frozen=True)
+class OptimizePolicy:
+    """Keep throughput loss within `max_throughput_loss` while buying as little expensive power as possible.
+
+    Attributes:
+        max_throughput_loss: D, the largest allowed mean throughput loss (a fraction, 0.05 = 5 %).
+        loss_budget: `period`: mean loss over the budget period (the simulated span) at most D, budget may be
+            spent ahead of being earned; `rolling`: mean loss since the start at most D at every instant.
+        history_s: how much past price history stands in for the unknown future when pricing throughput.
+        reserve_s: (`rolling`) the loss budget, in time at rate D, kept in hand for expensive intervals.
+        spend_s: (`rolling`) how fast budget above the reserve is spent (and a deficit below it rebuilt).
+    """
+
+    max_throughput_loss: float
+    loss_budget: str = "period"
+    history_s: int = 7 * 86400
+    reserve_s: int = 86400
+    spend_s: int = 86400
+    rules: CommonRules = field(default_factory=CommonRules)
+    kind: str = "optimize"
+
+
+Policy = TiersPolicy | OptimizePolicy
+
+
+def _reject_unknown(mapping: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
+    for key in mapping:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(allowed)}"
+            raise UsageError(f"unknown key {key!r} in {where}", hint=hint)
+
+
+def _number(mapping: Mapping[str, Any], key: str, where: str) -> float | None:
+    value = mapping.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise UsageError(f"{key} in {where} must be a number, not {value!r}")
+    return float(value)
+
+
+def _limit(mapping: Mapping[str, Any], stem: str, gpu: GpuPowerRange, where: str) -> float | None:
+    """A limit given as `<stem>_pct` (of the default limit) or `<stem>_w`, as a fraction of the largest limit."""
+    pct = _number(mapping, f"{stem}_pct", where)
+    watts = _number(mapping, f"{stem}_w", where)
+    if pct is not None and watts is not None:
+        raise UsageError(f"give {stem}_pct or {stem}_w in {where}, not both")
+    if pct is not None:
+        if pct < 0:
+            raise UsageError(f"{stem}_pct in {where} must not be negative")
+        return pct / 100.0 * gpu.default_frac
+    if watts is not None:
+        if watts < 0:
+            raise UsageError(f"{stem}_w in {where} must not be negative")
+        return gpu.frac(watts)
+    return None
+
+
+def _seconds(mapping: Mapping[str, Any], key: str, scale: float, default: int, where: str) -> int:
+    value = _number(mapping, key, where)
+    if value is None:
+        return default
+    if value < 0:
+        raise UsageError(f"{key} in {where} must not be negative")
+    return round(value * scale)
+
+
+def parse_rules(mapping: Mapping[str, Any], gpu: GpuPowerRange, where: str) -> CommonRules:
+    """The common rules of a policy mapping."""
+    return CommonRules(
+        floor_frac=_limit(mapping, "floor", gpu, where),
+        min_dwell_s=_seconds(mapping, "min_dwell_minutes", 60, 0, where),
+        ramp_frac=_limit(mapping, "ramp", gpu, where),
+        failsafe_frac=_limit(mapping, "failsafe", gpu, where),
+        stale_after_s=_seconds(mapping, "stale_after_minutes", 60, 7200, where),
+    )
+
+
+def parse_tiers(mapping: Mapping[str, Any], gpu: GpuPowerRange, where: str) -> TiersPolicy:
+    """A tiers policy: `tiers: [{above_per_mwh, cap_pct | cap_w}, ...]` plus optional `base_pct`/`base_w`."""
+    _reject_unknown(mapping, COMMON_KEYS + TIERS_KEYS, where)
+    raw = mapping.get("tiers")
+    if not isinstance(raw, list) or not raw:
+        raise UsageError(f"a tiers policy needs a non-empty list under 'tiers' in {where}")
+    tiers: list[Tier] = []
+    for number, entry in enumerate(raw, start=1):
+        place = f"tier {number} of {where}"
+        if not isinstance(entry, Mapping):
+            raise UsageError(f"{place} must be a mapping with above_per_mwh and cap_pct or cap_w")
+        _reject_unknown(entry, TIER_KEYS, place)
+        above = _number(entry, "above_per_mwh", place)
+        cap = _limit(entry, "cap", gpu, place)
+        if above is None or cap is None:
+            raise UsageError(f"{place} needs above_per_mwh and cap_pct or cap_w")
+        tiers.append(Tier(above, cap))
+    tiers.sort(key=lambda t: t.above_per_mwh)
+    base = _limit(mapping, "base", gpu, where)
+    return TiersPolicy(tuple(tiers), 1.0 if base is None else base, parse_rules(mapping, gpu, where))
+
+
+def parse_optimize(
+    mapping: Mapping[str, Any], gpu: GpuPowerRange, where: str, max_throughput_loss: float | None = None
+) -> OptimizePolicy:
+    """An optimize policy; `max_throughput_loss` from the command line fills in (and must agree with) the file."""
+    _reject_unknown(mapping, COMMON_KEYS + OPTIMIZE_KEYS, where)
+    loss = _number(mapping, "max_throughput_loss", where)
+    if loss is not None and max_throughput_loss is not None and abs(loss - max_throughput_loss) > 1e-12:
+        raise UsageError(
+            f"max_throughput_loss is {loss} in {where} but {max_throughput_loss} on the command line",
+            hint="give it in one place, or make both agree.",
+        )
+    loss = max_throughput_loss if loss is None else loss
+    if loss is None:
+        raise UsageError(f"an optimize policy needs max_throughput_loss in {where}")
+    check_loss_budget(loss)
+    budget = mapping.get("loss_budget", "period")
+    if budget not in LOSS_BUDGETS:
+        raise UsageError(f"loss_budget in {where} is {budget!r}", hint="use period or rolling.")
+    return OptimizePolicy(
+        max_throughput_loss=loss,
+        loss_budget=budget,
+        history_s=_seconds(mapping, "history_hours", 3600, 7 * 86400, where),
+        reserve_s=_seconds(mapping, "reserve_hours", 3600, 86400, where),
+        spend_s=max(1, _seconds(mapping, "spend_hours", 3600, 86400, where)),
+        rules=parse_rules(mapping, gpu, where),
+    )
+
+
+def check_loss_budget(loss: float) -> None:
+    """D must be a fraction in [0, 1)."""
+    if not 0 <= loss < 1:
+        raise UsageError(
+            f"the maximum throughput loss must be a fraction in [0, 1), not {loss}",
+            hint="0.05 allows a 5 % loss of throughput.",
+        )
+
+
+def parse_policy(
+    mapping: Mapping[str, Any], gpu: GpuPowerRange, where: str = "the policy", max_throughput_loss: float | None = None
+) -> Policy:
+    """A policy from a file's top-level mapping; `policy:` names the kind (`optimize` when absent)."""
+    if not isinstance(mapping, Mapping):
+        raise UsageError(f"{where} must be a mapping of settings")
+    kind = mapping.get("policy", "optimize")
+    if kind == "tiers":
+        return parse_tiers(mapping, gpu, where)
+    if kind == "optimize":
+        return parse_optimize(mapping, gpu, where, max_throughput_loss)
+    raise UsageError(f"unknown policy {kind!r} in {where}", hint="policy is 'tiers' or 'optimize'.")

@@ -1,0 +1,111 @@
+"""Exact solution of "minimise cost subject to mean throughput >= 1 - D" over a price series, and its multiplier.
+
+The problem is a linear programme once each interval may time-share between measured operating points: each
+interval's achievable (throughput, cost) pairs are the convex hull of the curve's points scaled by the price.
+The Lagrangian separates by interval, and each interval's best response to a multiplier `lam` walks along the
+lower convex hull of (throughput, price x power) from its cheapest point to its most productive one, switching at
+breakpoints `lam = |price| x slope`. Sorting every breakpoint and taking them greedily until the throughput
+constraint holds (the last one fractionally) is therefore the exact LP optimum, in O(n log n) and with no solver.
+The last breakpoint taken is the multiplier: the price of one unit of throughput, which the online policy reuses.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from factoryctl.model.power import CurvePoint
+
+
+@dataclass(frozen=True)
+class HullChain:
+    """A best-response path: the start point and (slope, throughput step) pairs with increasing slopes."""
+
+    start_throughput: float
+    start_value: float
+    steps: tuple[tuple[float, float], ...]
+
+
+def _cross(o: tuple[float, float], a: tuple[float, float], b: tuple[float, float]) -> float:
+    return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
+
+
+def hull_chain(points: Sequence[tuple[float, float]]) -> HullChain:
+    """The lower convex hull of (throughput, value) from the lowest value to the highest throughput.
+
+    Ties go to more throughput at the start and to less value at the end, so every step has a positive slope.
+    """
+    ordered = sorted(set(points))
+    lower: list[tuple[float, float]] = []
+    for point in ordered:
+        while len(lower) >= 2 and _cross(lower[-2], lower[-1], point) <= 0:
+            lower.pop()
+        lower.append(point)
+    # Keep the lowest value at each throughput (the hull may hold equal-x points only at the ends).
+    lowest = min(v for _, v in lower)
+    start = max(i for i, (_, v) in enumerate(lower) if v == lowest)
+    path = lower[start:]
+    steps = tuple(((b[1] - a[1]) / (b[0] - a[0]), b[0] - a[0]) for a, b in itertools.pairwise(path) if b[0] - a[0] > 0)
+    return HullChain(path[0][0], path[0][1], steps)
+
+
+@dataclass(frozen=True)
+class LagrangeChains:
+    """The best-response paths for positive prices (value = power) and negative prices (value = -power)."""
+
+    positive: HullChain
+    negative: HullChain
+    top_throughput: float
+
+    @classmethod
+    def from_points(cls, points: Sequence[CurvePoint]) -> LagrangeChains:
+        """Chains of a curve's operating points (see `PowerCurve.points_between`)."""
+        return cls(
+            positive=hull_chain([(p.throughput_rel, p.power_rel) for p in points]),
+            negative=hull_chain([(p.throughput_rel, -p.power_rel) for p in points]),
+            top_throughput=max(p.throughput_rel for p in points),
+        )
+
+
+@dataclass(frozen=True)
+class LpSolution:
+    """The LP optimum: total cost, total throughput, and the multiplier (price of one unit of throughput).
+
+    `multiplier` is 0 when the budget does not bind and `inf` when even full throughput misses the target.
+    """
+
+    cost: float
+    throughput: float
+    multiplier: float
+
+
+def solve_lp(prices: Sequence[float | None], chains: LagrangeChains, max_mean_loss: float) -> LpSolution:
+    """Minimise sum(price x power) subject to mean throughput >= 1 - max_mean_loss, exactly.
+
+    A `None` price counts as zero cost (it is unknown, and the metrics leave it out) but its interval's
+    throughput still counts.
+    """
+    required = len(prices) * (1.0 - max_mean_loss)
+    throughput = 0.0
+    cost = 0.0
+    breakpoints: list[tuple[float, float]] = []
+    for price in prices:
+        if price is None or price == 0:
+            throughput += chains.top_throughput
+            continue
+        chain = chains.positive if price > 0 else chains.negative
+        scale = abs(price)
+        throughput += chain.start_throughput
+        cost += scale * chain.start_value
+        breakpoints.extend((scale * slope, step) for slope, step in chain.steps)
+    if throughput >= required:
+        return LpSolution(cost, throughput, 0.0)
+    breakpoints.sort()
+    for multiplier, step in breakpoints:
+        taken = min(step, required - throughput)
+        cost += multiplier * taken
+        throughput += taken
+        if throughput >= required - 1e-12:
+            return LpSolution(cost, throughput, multiplier)
+    return LpSolution(cost, throughput, float("inf"))

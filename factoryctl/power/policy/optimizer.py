@@ -1,0 +1,66 @@
+"""The causal multiplier of `optimize`: what one unit of throughput is worth, from the prices visible now.
+
+The clairvoyant optimum is a price ladder: in each interval pick the limit minimising price x power - lam x
+throughput, with one multiplier `lam` for the whole horizon (see `lagrange`). Online, lam is unknown because the
+future is. This module estimates it from a reference sample of prices (the recent past, standing in for the
+unknown future, plus every already-published future price) by solving the same LP on that sample at a target
+loss rate steered by the budget still unspent:
+
+- `period` budget: the unspent budget is spread evenly over the intervals left in the period (pacing), and the
+  guard only forbids spending more than what is left;
+- `rolling` budget: every prefix must stay within D, so nothing can be borrowed; above a reserve of `reserve_s`
+  worth of budget the surplus is spent over `spend_s`, below it the rate drops to rebuild it.
+
+Nothing here is fitted to a market: the defaults are a week of history (prices repeat weekly) and one day for
+reserve and spending (prices cycle daily).
+"""
+
+from __future__ import annotations
+
+from factoryctl.power.policy.config import OptimizePolicy
+from factoryctl.power.policy.lagrange import LagrangeChains, solve_lp
+from factoryctl.power.policy.view import PriceView
+
+
+def target_loss_rate(policy: OptimizePolicy, loss_bank: float, interval_s: int, remaining: int | None) -> float:
+    """The mean loss to aim for over the reference sample, given the unspent budget (in intervals).
+
+    `remaining` is the number of intervals left in the budget period, this one included (None: rolling budget).
+    """
+    budget = policy.max_throughput_loss
+    if remaining is not None:
+        rate = budget + loss_bank / max(remaining, 1)
+    else:
+        reserve = budget * policy.reserve_s / interval_s
+        spend = max(policy.spend_s / interval_s, 1.0)
+        rate = budget + (loss_bank - reserve) / spend
+    return min(max(rate, 0.0), 1.0)
+
+
+def loss_allowance(policy: OptimizePolicy, loss_bank: float, remaining: int | None, least_loss: float) -> float:
+    """The largest loss this interval may take without the budget being exceeded whatever comes next.
+
+    With a period budget the intervals after this one must still be able to run at their least loss
+    (`least_loss`, 0 when the curve's top limit loses nothing); with a rolling one nothing may be borrowed.
+    """
+    budget = policy.max_throughput_loss
+    if remaining is None:
+        return loss_bank + budget
+    return loss_bank + budget * remaining - (remaining - 1) * max(least_loss, 0.0)
+
+
+def reference_prices(policy: OptimizePolicy, view: PriceView) -> list[float]:
+    """The recent past (`history_s`) and the published future: the sample the multiplier is priced on."""
+    past = view.known_between(view.now_s - policy.history_s, view.now_s)
+    return past + view.known_from_now()
+
+
+def ladder_multiplier(
+    policy: OptimizePolicy, chains: LagrangeChains, view: PriceView, loss_bank: float, remaining: int | None
+) -> float:
+    """The multiplier lam such that the ladder, run on the reference sample, loses the target rate."""
+    sample = reference_prices(policy, view)
+    if not sample:
+        return float("inf")
+    rate = target_loss_rate(policy, loss_bank, view.interval_s, remaining)
+    return solve_lp(sample, chains, rate).multiplier

@@ -1,0 +1,83 @@
+"""What a policy may know at one instant: the prices published by then, and nothing else.
+
+Causality is enforced by construction: the engine only ever receives a `PriceView`, and whoever builds it (the
+simulator from a file, the controller from the store) decides what has been published. The helpers here answer
+the questions every policy asks of it: the current price if known, the newest known price, a short-term estimate.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+from factoryctl.model.power import PricePoint
+
+DAY_S = 86400
+
+
+@dataclass(frozen=True)
+class PriceView:
+    """Prices visible at `now_s` (sorted by time, past and already-published future), and the interval length."""
+
+    now_s: int
+    interval_s: int
+    points: Sequence[PricePoint]
+
+    @cached_property
+    def _known(self) -> dict[int, float]:
+        return {p.timestamp_s: p.price_per_mwh for p in self.points if p.price_per_mwh is not None}
+
+    @cached_property
+    def _times(self) -> list[int]:
+        return [p.timestamp_s for p in self.points]
+
+    def price_at(self, timestamp_s: int) -> float | None:
+        """The published price of the interval starting at `timestamp_s`, if any."""
+        return self._known.get(timestamp_s)
+
+    @property
+    def current(self) -> float | None:
+        """The price of the interval starting now, when already published (day-ahead markets)."""
+        return self.price_at(self.now_s)
+
+    def newest_known(self) -> PricePoint | None:
+        """The latest interval at or before now with a published price."""
+        index = bisect_left(self._times, self.now_s + 1)
+        for point in reversed(self.points[:index]):
+            if point.price_per_mwh is not None:
+                return point
+        return None
+
+    def age_s(self) -> int | None:
+        """How long ago the newest known price's interval started (None when nothing is known)."""
+        newest = self.newest_known()
+        return None if newest is None else self.now_s - newest.timestamp_s
+
+    def known_between(self, start_s: int, end_s: int) -> list[float]:
+        """Published prices of intervals starting in [start_s, end_s)."""
+        low, high = bisect_left(self._times, start_s), bisect_left(self._times, end_s)
+        return [p.price_per_mwh for p in self.points[low:high] if p.price_per_mwh is not None]
+
+    def known_from_now(self) -> list[float]:
+        """Published prices of intervals from now on (the visible future, including now)."""
+        return self.known_between(self.now_s, 1 << 62)
+
+    def estimate(self) -> float | None:
+        """The current interval's price: the published one, else a short-term forecast from the past.
+
+        The forecast is the newest known price moved by yesterday's change over the same hours (a seasonal
+        persistence forecast: prices follow a daily shape). Without yesterday's prices it is plain persistence.
+        """
+        current = self.current
+        if current is not None:
+            return current
+        newest = self.newest_known()
+        if newest is None or newest.price_per_mwh is None:
+            return None
+        then = self.price_at(self.now_s - DAY_S)
+        before = self.price_at(newest.timestamp_s - DAY_S)
+        if then is None or before is None:
+            return newest.price_per_mwh
+        return newest.price_per_mwh + (then - before)

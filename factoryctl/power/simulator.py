@@ -1,0 +1,173 @@
+"""Offline scoring of a power policy on a price series: causal replay, the fixed metrics, and two references.
+
+The simulator is how a policy is chosen before it touches a node, so its definitions are fixed (docs/power.md):
+cost = sum(price x power_rel(frac)), baseline = the same at frac 1, saving = 1 - cost / baseline, loss = 1 - mean
+throughput_rel(frac) over every interval. It replays the engine interval by interval and hands it only the prices
+published by then (`visibility`), then compares with the best price-blind fixed limit and the clairvoyant LP.
+"""
+
+from __future__ import annotations
+
+import itertools
+from bisect import bisect_left
+from collections.abc import Sequence
+from dataclasses import dataclass
+from statistics import median
+
+from factoryctl.errors import UsageError
+from factoryctl.model.power import GpuPowerRange, PowerAction, PricePoint
+from factoryctl.power.curve import PowerCurve
+from factoryctl.power.policy.config import OptimizePolicy, Policy
+from factoryctl.power.policy.engine import EngineSetup, EngineState, decide
+from factoryctl.power.policy.lagrange import LagrangeChains, solve_lp
+from factoryctl.power.policy.view import DAY_S, PriceView
+
+VISIBILITIES = ("day-ahead", "realtime")
+#: Day-ahead auctions publish all of day d+1 by this hour (UTC) of day d.
+DAY_AHEAD_PUBLISH_S = 12 * 3600
+
+
+@dataclass(frozen=True)
+class SeriesReport:
+    """What is wrong or notable in a price series: its interval, unknown prices, and gaps in time."""
+
+    interval_s: int
+    nan_prices: int
+    missing_intervals: int
+    gaps: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True)
+class Score:
+    """The fixed metrics of one schedule (percentages are 0-100; None when the baseline cost is zero)."""
+
+    baseline_cost: float
+    cost: float
+    saving_pct: float | None
+    throughput_loss_pct: float
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    """A replayed schedule, its score, the references and the series report."""
+
+    actions: tuple[PowerAction, ...]
+    score: Score
+    blind_saving_pct: float | None
+    bound_saving_pct: float | None
+    series: SeriesReport
+
+    @property
+    def gap_fraction(self) -> float | None:
+        """How much of the gap between the price-blind setting and the clairvoyant bound the policy closed."""
+        saving, blind, bound = self.score.saving_pct, self.blind_saving_pct, self.bound_saving_pct
+        if saving is None or blind is None or bound is None or bound - blind <= 1e-12:
+            return None
+        return (saving - blind) / (bound - blind)
+
+
+def inspect_series(points: Sequence[PricePoint]) -> SeriesReport:
+    """Check order and report unknown prices and missing intervals (the interval is the median spacing)."""
+    if not points:
+        raise UsageError("the price series is empty")
+    steps = [b.timestamp_s - a.timestamp_s for a, b in itertools.pairwise(points)]
+    if any(step <= 0 for step in steps):
+        raise UsageError("price timestamps must be strictly increasing", hint="sort the file and drop duplicates.")
+    interval = int(median(steps)) if steps else 3600
+    gaps = tuple(
+        (a.timestamp_s + interval, b.timestamp_s)
+        for a, b in itertools.pairwise(points)
+        if b.timestamp_s - a.timestamp_s > interval
+    )
+    missing = sum((end - start) // interval for start, end in gaps)
+    nan = sum(p.price_per_mwh is None for p in points)
+    return SeriesReport(interval, nan, missing, gaps)
+
+
+def visible_until(now_s: int, visibility: str) -> int:
+    """The first interval start not yet published at `now_s`.
+
+    realtime: only intervals that have started before now. day-ahead: all of UTC day d+1 from 12:00 UTC on day d,
+    and the current day always (which covers the first day of a series from its start).
+    """
+    if visibility == "realtime":
+        return now_s
+    day_start = now_s - now_s % DAY_S
+    ahead = 2 if now_s - day_start >= DAY_AHEAD_PUBLISH_S else 1
+    return day_start + ahead * DAY_S
+
+
+def score(points: Sequence[PricePoint], fracs: Sequence[float], curve: PowerCurve) -> Score:
+    """The fixed metrics of a schedule; intervals without a price count for throughput but not for cost."""
+    baseline = sum(p.price_per_mwh * curve.power_rel(1.0) for p in points if p.price_per_mwh is not None)
+    cost = sum(
+        p.price_per_mwh * curve.power_rel(f) for p, f in zip(points, fracs, strict=True) if p.price_per_mwh is not None
+    )
+    loss = 1.0 - sum(curve.throughput_rel(f) for f in fracs) / len(fracs)
+    saving = None if baseline == 0 else 100.0 * (1.0 - cost / baseline)
+    return Score(baseline, cost, saving, 100.0 * loss)
+
+
+def blind_saving_pct(points: Sequence[PricePoint], curve: PowerCurve, max_loss: float) -> float | None:
+    """The best fixed limit chosen without looking at prices (over the curve's range) with loss at most D."""
+    total = sum(p.price_per_mwh for p in points if p.price_per_mwh is not None)
+    sign = 1.0 if total >= 0 else -1.0
+    frac = curve.best_frac(sign, 0.0, curve.min_frac, curve.max_frac, 1.0 - max_loss)
+    return score(points, [frac] * len(points), curve).saving_pct
+
+
+def bound_saving_pct(points: Sequence[PricePoint], curve: PowerCurve, max_loss: float) -> float | None:
+    """The clairvoyant LP optimum (every price known, time-sharing within an interval allowed)."""
+    baseline = sum(p.price_per_mwh * curve.power_rel(1.0) for p in points if p.price_per_mwh is not None)
+    if baseline == 0:
+        return None
+    chains = LagrangeChains.from_points(curve.points)
+    solution = solve_lp([p.price_per_mwh for p in points], chains, max_loss)
+    return 100.0 * (1.0 - solution.cost / baseline)
+
+
+def _lookback_s(policy: Policy) -> int:
+    history = policy.history_s if isinstance(policy, OptimizePolicy) else 0
+    return max(history, policy.rules.stale_after_s, 2 * DAY_S)
+
+
+def replay(
+    points: Sequence[PricePoint], setup: EngineSetup, visibility: str, interval_s: int
+) -> tuple[PowerAction, ...]:
+    """Run the engine over every interval, showing it only the prices published by then."""
+    if visibility not in VISIBILITIES:
+        raise UsageError(f"unknown price visibility {visibility!r}", hint="use day-ahead or realtime.")
+    times = [p.timestamp_s for p in points]
+    chains = setup.chains()
+    lookback = _lookback_s(setup.policy)
+    state = EngineState()
+    actions: list[PowerAction] = []
+    for point in points:
+        now = point.timestamp_s
+        low = bisect_left(times, now - lookback)
+        high = bisect_left(times, visible_until(now, visibility))
+        view = PriceView(now, interval_s, points[low:high])
+        action, state = decide(setup, view, state, chains)
+        actions.append(action)
+    return tuple(actions)
+
+
+def simulate(
+    points: Sequence[PricePoint],
+    curve: PowerCurve,
+    gpu: GpuPowerRange,
+    policy: Policy,
+    visibility: str,
+    max_loss: float,
+) -> SimulationResult:
+    """Replay `policy` over `points` and score it against the blind and clairvoyant references at loss `max_loss`."""
+    series = inspect_series(points)
+    actions = replay(points, EngineSetup(policy, curve, gpu, len(points)), visibility, series.interval_s)
+    result = score(points, [a.power_limit_frac for a in actions], curve)
+    return SimulationResult(
+        actions=actions,
+        score=result,
+        blind_saving_pct=blind_saving_pct(points, curve, max_loss),
+        bound_saving_pct=bound_saving_pct(points, curve, max_loss),
+        series=series,
+    )
