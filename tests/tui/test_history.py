@@ -37,5 +37,6 @@ def test_unknown_node_and_gpu_changes() -> None:
     history.record_node(node(1, gpus=1))
     history.record_node(node(1, gpus=2))
     result = history.node("demo01")
-    assert result.gpus[1].power_w[0] is None and result.gpus[1].power_w[1] is not None
+    assert result.gpus[1].power_w[0] is None
+    assert result.gpus[1].power_w[1] is not None
     assert history.node("demo01").gpu(5) is None

@@ -32,15 +32,22 @@ def render(renderable: object, width: int = 80) -> str:
 
 
 def test_block_heights() -> None:
-    assert block(0.0) == "▁" and block(1.0) == "█" and block(0.5) == "▄"
-    assert block(-3) == "▁" and block(7) == "█"
+    assert block(0.0) == "▁"
+    assert block(1.0) == "█"
+    assert block(0.5) == "▄"
+    assert block(-3) == "▁"
+    assert block(7) == "█"
 
 
 def test_thresholds() -> None:
-    assert power_level(300, 700) == "ok" and power_level(600, 700) == "warn" and power_level(699, 700) == "hot"
+    assert power_level(300, 700) == "ok"
+    assert power_level(600, 700) == "warn"
+    assert power_level(699, 700) == "hot"
     assert power_level(300, None) == "ok"
-    assert temperature_level(60, 87) == "ok" and temperature_level(75, 87) == "warn"
-    assert temperature_level(83, 87) == "hot" and temperature_level(83, None) == "hot"
+    assert temperature_level(60, 87) == "ok"
+    assert temperature_level(75, 87) == "warn"
+    assert temperature_level(83, 87) == "hot"
+    assert temperature_level(83, None) == "hot"
 
 
 def test_bars_one_cell_per_gpu_with_gaps_for_missing_values() -> None:
@@ -51,7 +58,8 @@ def test_bars_one_cell_per_gpu_with_gaps_for_missing_values() -> None:
     hot = gpu(1, 0, temperature_c=90.0)
     assert temperature_bars([hot]).spans[0].style == "bold red"
     capped = gpu(1, 0, power_w=449.0, power_limit_w=450.0)
-    assert power_bars([capped]).plain == "█" and power_bars([capped]).spans[0].style == "bold red"
+    assert power_bars([capped]).plain == "█"
+    assert power_bars([capped]).spans[0].style == "bold red"
     assert power_bars([gpu(1, 0, power_w=None)]).plain == "·"
 
 
@@ -70,18 +78,27 @@ def test_header_fits_80_columns_and_says_what_is_missing() -> None:
     snap = fixed_snapshot()
     text = render(FactorySummaryRenderable(summarize(snap), now=snap.time))
     lines = text.splitlines()
-    assert len(lines) == 3 and all(len(line) <= 80 for line in lines)
+    assert len(lines) == 3
+    assert all(len(line) <= 80 for line in lines)
     assert "demo · 8 nodes: 6 up · 1 degraded · 1 down │ 1 drained · 3 unhealthy" in lines[0]
-    assert "GPUs" in lines[1] and "busy" in lines[1] and "of 40 kW budget" in lines[1] and "11:06:40Z" in lines[1]
-    assert "price n/a" in lines[2] and "queue n/a" in lines[2] and "kWh/h" in lines[2]
+    assert "GPUs" in lines[1]
+    assert "busy" in lines[1]
+    assert "of 40 kW budget" in lines[1]
+    assert "11:06:40Z" in lines[1]
+    assert "price n/a" in lines[2]
+    assert "queue n/a" in lines[2]
+    assert "kWh/h" in lines[2]
     assert "…" not in text
 
 
 def test_header_with_price_cost_and_queue() -> None:
     snap = fixed_snapshot(price=PriceNow(81.5, "EUR", trend=-4.0), cost_per_hour=2.31, queue_length=7)
     text = render(FactorySummaryRenderable(summarize(snap), now=snap.time + 30))
-    assert "81.50 EUR/MWh ↓" in text and "2.31/h" in text and "queue 7" in text
-    assert "data 30 s old" in text and "11:06:40Z" not in text
+    assert "81.50 EUR/MWh ↓" in text
+    assert "2.31/h" in text
+    assert "queue 7" in text
+    assert "data 30 s old" in text
+    assert "11:06:40Z" not in text
 
 
 def test_header_before_the_first_snapshot() -> None:
@@ -95,7 +112,10 @@ def test_budget_gauge() -> None:
 
 def test_throttle_reasons_in_words() -> None:
     assert throttle_words(()) == "none"
-    assert throttle_words(("sw_power_cap", "SwThermalSlowdown")) == "held at its power cap, slowed by the driver to cool down"
+    assert (
+        throttle_words(("sw_power_cap", "SwThermalSlowdown"))
+        == "held at its power cap, slowed by the driver to cool down"
+    )
     assert throttle_words(["clocksEventReasonGpuIdle"]) == "idle"
     assert throttle_words(["some_new_reason"]) == "some new reason"
 
@@ -125,13 +145,15 @@ def test_gpu_detail_shows_every_field_in_words() -> None:
 
 def test_gpu_detail_stacks_when_narrow_and_waits_for_history() -> None:
     text = render(GpuDetailRenderable(gpu(1, 0), None), width=60)
-    assert "history: collecting" in text and "UUID" in text
+    assert "history: collecting" in text
+    assert "UUID" in text
 
 
 def test_events_newest_first_and_per_node() -> None:
     events = fixed_snapshot().events
     lines = render(EventsRenderable(events)).splitlines()
-    assert "demo05" in lines[0] and "demo03" in lines[-1]
+    assert "demo05" in lines[0]
+    assert "demo03" in lines[-1]
     assert "demo07" in render(EventsRenderable(events, node="demo07"))
     assert "demo05" not in render(EventsRenderable(events, node="demo07"))
     assert "no events yet" in render(EventsRenderable((DashboardEvent(0, "x", "k", "m"),), node="y"))
@@ -142,4 +164,5 @@ def test_jobs_panel_says_when_no_scheduler_feeds_it() -> None:
     assert "no jobs" in render(JobsRenderable(()))
     jobs = (JobLine("j2", "eval", "PENDING", 8), JobLine("j1", "train", "RUNNING", 16, ("demo01", "demo02")))
     lines = render(JobsRenderable(jobs)).splitlines()
-    assert lines[0].startswith("RUNNING") and "demo01,demo02" in lines[0]
+    assert lines[0].startswith("RUNNING")
+    assert "demo01,demo02" in lines[0]

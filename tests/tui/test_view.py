@@ -23,12 +23,15 @@ def test_summary_counts_states_flags_and_power() -> None:
     assert s.budget_kw == 40.0
     assert s.energy_per_hour_kwh == pytest.approx(sum(snap.power_history_w) / len(snap.power_history_w) / 1000)
     assert s.last_sample == snap.time
-    assert s.price is None and s.queue_length is None
+    assert s.price is None
+    assert s.queue_length is None
 
 
 def test_summary_of_an_empty_factory_invents_nothing() -> None:
     s = summarize(fixed_snapshot(nodes=(), power_history_w=()))
-    assert s.power_kw is None and s.energy_per_hour_kwh is None and s.last_sample is None
+    assert s.power_kw is None
+    assert s.energy_per_hour_kwh is None
+    assert s.last_sample is None
 
 
 def test_busy_means_utilization_or_a_process() -> None:

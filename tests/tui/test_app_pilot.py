@@ -1,0 +1,343 @@
+"""The dashboard driven with Pilot on the fixed factory: navigation, filter, sort, drill-down, actions, read-only."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+
+import pytest
+from conftest import first_snapshot, plain, wait_until
+from factory_data import FrozenServices, fixed_snapshot
+from textual.widgets import Static
+
+from factoryctl.model.telemetry import NodeSample
+from factoryctl.tui.app import make_app
+from factoryctl.tui.screens.confirm import ConfirmScreen
+from factoryctl.tui.screens.help import HelpScreen
+from factoryctl.tui.screens.main import MainScreen
+from factoryctl.tui.screens.node import NodeScreen
+from factoryctl.tui.screens.power_cap import PowerCapScreen
+from factoryctl.tui.widgets.filter_bar import FilterBar
+from factoryctl.tui.widgets.gpu_detail import GpuDetail
+from factoryctl.tui.widgets.gpu_table import GpuTable
+from factoryctl.tui.widgets.node_table import NodeTable
+
+
+def table(app) -> NodeTable:
+    return app.screen.query_one(NodeTable)
+
+
+def cell(app, node: str, column: str) -> str:
+    t = table(app)
+    return str(t.get_cell(node, column))
+
+
+async def test_main_screen_shows_every_node_at_80x24(services: FrozenServices) -> None:
+    app = make_app(services)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await first_snapshot(pilot)
+        assert isinstance(app.screen, MainScreen)
+        assert table(app).rows_shown == [f"demo{i:02d}" for i in range(1, 9)]
+        assert cell(app, "demo05", "state") == "down"
+        assert cell(app, "demo05", "util") == "timeout"
+        assert cell(app, "demo03", "flags") == "drained"
+        assert cell(app, "demo07", "flags") == "unhealthy"
+        assert cell(app, "demo01", "rack") == "a"
+        assert not app.screen.query_one("#panels").display  # folded away at 24 lines
+
+
+async def test_panels_show_on_tall_terminals_and_toggle(services: FrozenServices) -> None:
+    app = make_app(services)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await first_snapshot(pilot)
+        panels = app.screen.query_one("#panels")
+        assert panels.display
+        await pilot.press("e")
+        assert not panels.display
+        await pilot.press("e")
+        assert panels.display
+
+
+async def test_sort_keys_and_header_click(services: FrozenServices) -> None:
+    app = make_app(services)
+    async with app.run_test() as pilot:
+        await first_snapshot(pilot)
+        await pilot.press("s")  # node -> state
+        assert table(app).sort_column == "state"
+        assert table(app).rows_shown[:2] == ["demo05", "demo06"]
+        await pilot.press("S")
+        assert table(app).sort_reverse
+        assert table(app).rows_shown[-2:] == ["demo06", "demo05"]
+        await pilot.press("s")  # -> util, busiest first
+        assert table(app).sort_column == "util"
+        assert table(app).rows_shown[0] == "demo07"
+        table(app).sort_by("power")
+        await pilot.pause()
+        powers = [fixed_snapshot().node(n).power_w for n in table(app).rows_shown]
+        known = [p for p in powers if p is not None]
+        assert known == sorted(known, reverse=True)
+        assert "sort power ▼" in str(table(app).border_title)
+
+
+async def test_clicking_a_header_sorts_by_it(services: FrozenServices) -> None:
+    app = make_app(services)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await first_snapshot(pilot)
+        t = table(app)
+        x = sum(col.get_render_width(t) for col in list(t.columns.values())[:6]) + 1  # the Rack header
+        await pilot.click(NodeTable, offset=(x, 1))
+        await wait_until(pilot, lambda: t.sort_column == "rack", what="sort by rack")
+        assert t.rows_shown[:4] == ["demo01", "demo02", "demo03", "demo04"]
+
+
+async def test_filter_by_node_set_group_and_words(services: FrozenServices) -> None:
+    app = make_app(services)
+    async with app.run_test() as pilot:
+        await first_snapshot(pilot)
+        await pilot.press("slash", *"demo[01-03]")
+        assert table(app).rows_shown == ["demo01", "demo02", "demo03"]
+        await pilot.press("enter")
+        assert table(app).has_focus
+        assert "filter: demo[01-03]" in str(table(app).border_subtitle)
+        await pilot.press("slash")
+        bar = app.screen.query_one(FilterBar)
+        assert bar.has_focus
+        bar.value = "@rack-a"
+        await pilot.pause()
+        assert len(table(app).rows_shown) == 4
+        bar.value = "down"
+        await pilot.pause()
+        assert table(app).rows_shown == ["demo05"]
+        await pilot.press("escape")
+        assert len(table(app).rows_shown) == 8
+        assert table(app).has_focus
+
+
+async def test_target_prefills_the_filter(services: FrozenServices) -> None:
+    app = make_app(services, target="demo[07-08]")
+    async with app.run_test() as pilot:
+        await first_snapshot(pilot)
+        assert table(app).rows_shown == ["demo07", "demo08"]
+
+
+async def test_enter_opens_the_node_and_esc_or_q_come_back(services: FrozenServices) -> None:
+    app = make_app(services)
+    async with app.run_test() as pilot:
+        await first_snapshot(pilot)
+        await pilot.press("down", "enter")
+        assert isinstance(app.screen, NodeScreen)
+        assert app.screen.node == "demo02"
+        gpus = app.screen.query_one(GpuTable)
+        assert gpus.row_count == 8
+        assert "450 W" in str(gpus.get_cell("3", "power"))
+        await wait_until(pilot, lambda: app.screen.history is not None, what="the node's history")
+        await pilot.press("down", "down")
+        assert app.screen.gpu_index == 2
+        assert app.screen.query_one(GpuDetail).gpu.index == 2
+        await pilot.press("escape")
+        assert isinstance(app.screen, MainScreen)
+        assert table(app).selected_node == "demo02"
+        await pilot.press("enter")
+        assert isinstance(app.screen, NodeScreen)
+        await pilot.press("q")
+        assert isinstance(app.screen, MainScreen)
+        await pilot.press("q")
+    assert app.return_code == 0
+
+
+async def test_node_screen_of_a_down_node_says_why(services: FrozenServices) -> None:
+    app = make_app(services)
+    async with app.run_test() as pilot:
+        await first_snapshot(pilot)
+        app.push_screen(NodeScreen("demo05"))
+        await pilot.pause()
+        summary = app.screen.query_one("#node-summary")
+        assert "did not answer" in str(summary.render())
+        assert app.screen.query_one(GpuTable).row_count == 0
+
+
+async def test_question_mark_lists_every_key(services: FrozenServices) -> None:
+    app = make_app(services)
+    async with app.run_test(size=(80, 40)) as pilot:
+        await first_snapshot(pilot)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        text = plain(app.screen.query_one("#keys", Static).content)
+        for expected in (
+            "Factory",
+            "Node screen",
+            "Filter bar",
+            "Everywhere",
+            "Sort",
+            "Reverse",
+            "Drain",
+            "Cap",
+            "Filter",
+            "Panels",
+            "Back",
+            "Quit",
+            "Esc",
+            "/",
+            "?",
+        ):
+            assert expected in text, expected
+        await pilot.press("q")  # closes the help, does not quit
+        assert isinstance(app.screen, MainScreen)
+
+
+async def test_drain_asks_for_a_reason_and_confirmation(services: FrozenServices) -> None:
+    app = make_app(services)
+    async with app.run_test() as pilot:
+        await first_snapshot(pilot)
+        await pilot.press("d")
+        assert isinstance(app.screen, ConfirmScreen)
+        assert "Drain demo01?" in app.screen.question
+        await pilot.press("escape")
+        assert services.calls == []
+        await pilot.press("d", *"bad fan", "enter")
+        await wait_until(pilot, lambda: services.calls, what="the drain call")
+        assert services.calls == [("drain", "demo01", "bad fan")]
+        await wait_until(pilot, lambda: cell(app, "demo01", "flags") == "drained", what="demo01 shown drained")
+
+
+async def test_drain_of_a_drained_node_changes_nothing(services: FrozenServices) -> None:
+    app = make_app(services)
+    async with app.run_test() as pilot:
+        await first_snapshot(pilot)
+        await pilot.press("down", "down", "d")
+        assert isinstance(app.screen, MainScreen)
+        assert services.calls == []
+
+
+async def test_resume_needs_confirmation(services: FrozenServices) -> None:
+    app = make_app(services)
+    async with app.run_test() as pilot:
+        await first_snapshot(pilot)
+        await pilot.press("down", "down", "r")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.click("#cancel")
+        assert services.calls == []
+        await pilot.press("r")
+        await pilot.click("#confirm")
+        await wait_until(pilot, lambda: services.calls, what="the resume call")
+        assert services.calls == [("resume", "demo03")]
+        await wait_until(pilot, lambda: cell(app, "demo03", "flags") == "", what="demo03 shown schedulable")
+
+
+async def test_power_cap_shows_the_range_clamps_and_reports(services: FrozenServices) -> None:
+    app = make_app(services)
+    async with app.run_test() as pilot:
+        await first_snapshot(pilot)
+        await pilot.press("p")
+        assert isinstance(app.screen, PowerCapScreen)
+        assert (app.screen.low, app.screen.high) == (200.0, 700.0)
+        assert app.screen.query_one("#confirm").disabled
+        await pilot.press(*"150")
+        assert "clamped to 200 W" in str(app.screen.query_one("#note").render())
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: services.calls, what="the cap call")
+        assert services.calls == [("set_power_cap", "demo01", 150.0)]
+        await wait_until(pilot, lambda: app._notifications, what="the result toast")
+        assert "8 GPUs capped at 200 W (clamped from 150 W)" in list(app._notifications)[-1].message
+
+
+async def test_power_cap_cancel_and_unreachable_node(services: FrozenServices) -> None:
+    app = make_app(services)
+    async with app.run_test() as pilot:
+        await first_snapshot(pilot)
+        await pilot.press("p", *"450", "escape")
+        assert isinstance(app.screen, MainScreen)
+        table(app).move_cursor(row=4)  # demo05, down
+        await pilot.press("p")
+        assert isinstance(app.screen, MainScreen)
+        assert "not reachable" in list(app._notifications)[-1].message
+        assert services.calls == []
+
+
+async def test_actions_from_the_node_screen(services: FrozenServices) -> None:
+    app = make_app(services)
+    async with app.run_test() as pilot:
+        await first_snapshot(pilot)
+        await pilot.press("enter", "p", *"300", "enter")
+        await wait_until(pilot, lambda: services.calls, what="the cap call")
+        assert services.calls == [("set_power_cap", "demo01", 300.0)]
+        assert isinstance(app.screen, NodeScreen)
+
+
+async def test_read_only_hides_and_disables_actions(services: FrozenServices) -> None:
+    app = make_app(services, read_only=True)
+    async with app.run_test() as pilot:
+        await first_snapshot(pilot)
+        await pilot.press("d", "r", "p")
+        assert isinstance(app.screen, MainScreen)
+        footer_keys = {b.binding.action for b in app.screen.active_bindings.values() if b.enabled}
+        assert not footer_keys & {"drain", "resume", "power_cap"}
+        await pilot.press("enter", "d", "p")
+        assert isinstance(app.screen, NodeScreen)
+        assert services.calls == []
+        await pilot.press("question_mark")
+        text = plain(app.screen.query_one("#keys", Static).content)
+        assert "Drain" not in text
+        assert "read-only" in text
+
+
+async def test_a_node_going_down_shows_at_the_next_snapshot(services: FrozenServices) -> None:
+    app = make_app(services)
+    async with app.run_test() as pilot:
+        await first_snapshot(pilot)
+        nodes = list(services.current.nodes)
+        nodes[0] = NodeSample(node="demo01", time=nodes[0].time, state="down", error="agent", message="agent exited")
+        services.current = dataclasses.replace(services.current, nodes=tuple(nodes))
+        app.request_snapshot()
+        await wait_until(pilot, lambda: cell(app, "demo01", "state") == "down", what="demo01 down")
+        assert cell(app, "demo01", "util") == "agent"
+
+
+class SlowServices(FrozenServices):
+    """A source that blocks until released, like a store behind a slow disk."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+        self.entered = threading.Event()
+
+    def snapshot(self):
+        self.entered.set()
+        self.release.wait(10)
+        return super().snapshot()
+
+
+async def test_a_slow_source_never_freezes_the_ui() -> None:
+    services = SlowServices()
+    app = make_app(services)
+    async with app.run_test() as pilot:
+        await wait_until(pilot, services.entered.is_set, what="the first request")
+        await pilot.press("question_mark")  # the UI answers while the worker waits
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        app.request_snapshot()  # merged: no second request while one is in flight
+        app.request_snapshot()
+        services.release.set()
+        await first_snapshot(pilot)
+        assert services.snapshots_served == 1
+
+
+class BrokenServices(FrozenServices):
+    def snapshot(self):
+        raise RuntimeError("store unreadable")
+
+
+async def test_a_failing_source_is_reported_once_and_the_app_lives() -> None:
+    app = make_app(BrokenServices())
+    async with app.run_test() as pilot:
+        await wait_until(pilot, lambda: app._notifications, what="the failure toast")
+        assert "store unreadable" in list(app._notifications)[-1].message
+        app.request_snapshot()
+        await pilot.pause()
+        assert len(app._notifications) == 1
+        assert isinstance(app.screen, MainScreen)
+
+
+def test_no_color_is_respected(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert make_app(FrozenServices()).no_color
