@@ -9,16 +9,6 @@ import pytest
 from factoryctl.transport.known_hosts import KnownHosts
 
 
-@pytest.fixture(autouse=True)
-def _wired():
-    """`nodes trust/check` are wired by factoryctl/cli/nodes.py; make sure they are, for this module."""
-    from factoryctl.cli import nodes, nodes_trust
-
-    names = {c.name for c in nodes.app.registered_commands}
-    if not {"trust", "check"} <= names:
-        nodes_trust.register(nodes.app)
-
-
 @pytest.fixture
 def factory(tmp_path, sshd):
     kh = tmp_path / "kh"
