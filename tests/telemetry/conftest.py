@@ -1,72 +1,11 @@
-"""Collector fixtures: a fleet of fake agents (tests/telemetry/fake_agent.py) behind the real AgentSession."""
+"""Collector fixtures: the fake agent fleet (fakefleet.py)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
-
-from factoryctl.config import FactoryConfig, parse_config
-from factoryctl.errors import NodeError
-from factoryctl.model.inventory import NodeSpec
-from factoryctl.transport.base import CommandResult
-from factoryctl.transport.session import AgentSession
-
-FAKE_AGENT = Path(__file__).with_name("fake_agent.py")
-
-
-class FakeTransport:
-    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
-        self.proc = proc
-
-    def run(self, argv: list[str], timeout: float) -> CommandResult:
-        raise NotImplementedError
-
-    def start_agent(self, timeout: float) -> AgentSession:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(5)
-
-
-class FakeFleet:
-    """Starts fake agents as the collector's connector; tests pick per-node behaviour and kill agents."""
-
-    def __init__(self) -> None:
-        self.args: dict[str, list[str]] = {}
-        self.procs: dict[str, list[subprocess.Popen[bytes]]] = {}
-        self.refuse: set[str] = set()
-
-    def connector(self, config: FactoryConfig) -> Callable[[NodeSpec], tuple[FakeTransport, AgentSession]]:
-        def connect(node: NodeSpec) -> tuple[FakeTransport, AgentSession]:
-            if node.name in self.refuse:
-                raise NodeError(node.name, "refused", f"{node.name}: connection refused.")
-            argv = [sys.executable, str(FAKE_AGENT), "--node", node.name, *self.args.get(node.name, [])]
-            proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-            self.procs.setdefault(node.name, []).append(proc)
-            assert proc.stdin is not None
-            assert proc.stdout is not None
-            session = AgentSession(node.name, proc.stdin, proc.stdout)
-            session.wait_hello(10)
-            return FakeTransport(proc), session
-
-        return connect
-
-    def kill(self, node: str) -> None:
-        self.procs[node][-1].kill()
-
-    def stop_all(self) -> None:
-        for procs in self.procs.values():
-            for proc in procs:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait(5)
+from fakefleet import FakeFleet
 
 
 @pytest.fixture
@@ -74,18 +13,3 @@ def fleet() -> Iterator[FakeFleet]:
     fleet = FakeFleet()
     yield fleet
     fleet.stop_all()
-
-
-def make_config(tmp_path: Path, nodes: str = "n[1-2]", interval: float = 0.2, extra: str = "") -> FactoryConfig:
-    text = f"name: t\nnodes:\n  {nodes}: {{transport: local}}\n{extra}controller:\n  interval_s: {interval}\n"
-    path = tmp_path / "factory.yaml"
-    path.write_text(text)
-    return parse_config(text, path, state_dir=tmp_path / "state")
-
-
-def wait_for(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FakeFleet, make_config, wait_for
+from fakefleet import FakeFleet, make_config, wait_for
 
 from factoryctl.store.sqlite import Store, StoreError
 from factoryctl.telemetry.collector import Collector
