@@ -25,11 +25,6 @@ log = logging.getLogger("factoryctl.telemetry")
 AGENT_START_TIMEOUT_S = 20.0
 
 
-def controller_setting(config: FactoryConfig, key: str, default: float) -> float:
-    """A numeric `controller:` setting, with its default when this schema does not have it."""
-    return float(getattr(config.settings.controller, key, default))
-
-
 class Collector:
     """Keeps every inventory node streaming into the store."""
 
@@ -48,13 +43,13 @@ class Collector:
         self.writer = StoreWriter(
             store,
             config.interval_s,
-            slow_interval_s=controller_setting(config, "slow_interval_s", 5.0),
+            slow_interval_s=config.settings.controller.slow_interval_s,
         )
 
     def _backoff(self) -> Backoff:
         return Backoff(
             base_s=max(self.config.interval_s, 0.5),
-            cap_s=controller_setting(self.config, "reconnect_max_s", 30.0),
+            cap_s=self.config.settings.controller.reconnect_max_s,
         )
 
     def start(self) -> None:

@@ -24,6 +24,7 @@ from factoryctl.telemetry.health import NodeHealth, gpu_events, state_event
 
 log = logging.getLogger("factoryctl.telemetry")
 
+LATENCY_WINDOW_S = 60.0
 FLUSH_EVERY_MAX_S = 0.25  # sample-to-store latency is at most this plus one transaction
 
 
@@ -51,7 +52,7 @@ class StoreWriter:
         self._health: dict[str, NodeHealth] = {}
         self._last_slow: dict[str, float] = {}
         self._previous: dict[str, NodeSample] = {}
-        self._latencies: collections.deque[float] = collections.deque(maxlen=20000)
+        self._latencies: collections.deque[tuple[float, float]] = collections.deque(maxlen=100_000)
         self.counters = collections.Counter[str]()
         self.store_error: StoreError | None = None
         self._last_error_log = 0.0
@@ -146,7 +147,7 @@ class StoreWriter:
             return 0
         done = self._clock()
         self._pending.clear()
-        self._latencies.extend(done - s.time for s, _ in batch)
+        self._latencies.extend((done, done - s.time) for s, _ in batch)
         rows = sum(len(s.gpus) for s, _ in batch)
         self.counters["samples"] += len(batch)
         self.counters["rows"] += inserted
@@ -204,8 +205,9 @@ class StoreWriter:
         self.flush()
 
     def stats(self) -> dict[str, Any]:
-        """Counters and sample-to-store latency percentiles (seconds) over the last 20,000 samples."""
-        lat = sorted(self._latencies)
+        """Counters, and sample-to-store latency percentiles (seconds) over the last `LATENCY_WINDOW_S`."""
+        horizon = self._clock() - LATENCY_WINDOW_S
+        lat = sorted(latency for at, latency in list(self._latencies) if at >= horizon)
 
         def pct(q: float) -> float | None:
             return lat[min(len(lat) - 1, int(q * len(lat)))] if lat else None
