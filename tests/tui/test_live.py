@@ -1,0 +1,151 @@
+"""The dashboard's live path: `PolledServices` over the real local transport, agents on the simulated driver.
+
+No fake here: agents are real subprocesses; a node going down is an agent killed with SIGKILL, a slow node is one
+stopped with SIGSTOP.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+from conftest import first_snapshot, wait_until
+
+from factoryctl.demo import demo_config
+from factoryctl.store import open_store
+from factoryctl.tui.app import make_app
+from factoryctl.tui.services_polled import PolledServices
+from factoryctl.tui.widgets.node_table import NodeTable
+
+
+@pytest.fixture
+def live(tmp_path: Path) -> Iterator[PolledServices]:
+    services = PolledServices(demo_config(tmp_path / "state"), "demo[01-03]")
+    yield services
+    services.close()
+
+
+def agent_process(node: str) -> psutil.Process:
+    """The agent subprocess serving `node` (a child of this test process)."""
+    for child in psutil.Process().children(recursive=True):
+        try:
+            argv = child.cmdline()
+        except psutil.Error:
+            continue
+        if "--node" in argv and argv[argv.index("--node") + 1] == node:
+            return child
+    raise AssertionError(f"no agent process for {node}")
+
+
+def wait_for(condition, timeout: float, what: str) -> float:
+    """Poll a condition of the services (not of time); return how long it took."""
+    start = time.monotonic()
+    while not condition():
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"{what} not seen within {timeout:g} s")
+        time.sleep(0.05)
+    return time.monotonic() - start
+
+
+def states(services: PolledServices) -> dict[str, str]:
+    return {n.node: n.state for n in services.snapshot().nodes}
+
+
+def test_first_snapshot_has_every_node_and_gpu(live: PolledServices) -> None:
+    snap = live.snapshot()
+    assert [n.node for n in snap.nodes] == ["demo01", "demo02", "demo03"]
+    assert all(n.state == "up" and len(n.gpus) == 8 for n in snap.nodes)
+    assert snap.racks == {"demo01": "a", "demo02": "a", "demo03": "a"}
+    assert snap.budget_kw == 40.0
+    gpu = snap.nodes[0].gpus[0]
+    assert gpu.uuid.startswith("GPU-")
+    assert (gpu.power_limit_min_w, gpu.power_limit_max_w) == (200.0, 700.0)
+    assert live.persistent
+
+
+def test_power_cap_is_clamped_enforced_and_audited(live: PolledServices) -> None:
+    live.snapshot()
+    answers = live.set_power_cap("demo02", 150)
+    assert len(answers) == 8
+    assert all(a["enforced_w"] == 200.0 and a["clamped"] for a in answers)
+    wait_for(lambda: live.snapshot().node("demo02").power_limit_w == 1600.0, 5, "the new limits in the samples")
+    store = open_store(live.config.store_path)
+    try:
+        audit = store.audit(0, ["demo02"])
+    finally:
+        store.close()
+    assert len(audit) == 8
+    assert {(a.before_w, a.after_w, a.clamped) for a in audit} == {(700.0, 200.0, True)}
+    assert any(e.kind == "power_limit" and e.node == "demo02" for e in live.snapshot().events)
+
+
+def test_drain_and_resume_persist_in_the_store(live: PolledServices) -> None:
+    live.snapshot()
+    live.drain("demo03", "fan")
+    assert live.snapshot().drained == frozenset({"demo03"})
+    store = open_store(live.config.store_path)
+    try:
+        assert store.drained_nodes()["demo03"].reason == "fan"
+        live.resume("demo03")
+        assert store.drained_nodes() == {}
+    finally:
+        store.close()
+    kinds = [e.kind for e in live.snapshot().events if e.node == "demo03"]
+    assert kinds[-2:] == ["drain", "resume"]
+
+
+def test_a_killed_agent_shows_down_within_3_s_and_comes_back(live: PolledServices) -> None:
+    assert states(live)["demo01"] == "up"
+    agent_process("demo01").kill()
+    took = wait_for(lambda: states(live)["demo01"] == "down", 3.0, "demo01 down")
+    assert took < 3.0
+    assert states(live)["demo02"] == "up"
+    assert any(e.kind == "node_down" for e in live.snapshot().events)
+    wait_for(lambda: states(live)["demo01"] == "up", 15.0, "demo01 reconnected")
+
+
+def test_a_stopped_agent_never_blocks_a_snapshot(live: PolledServices) -> None:
+    live.snapshot()
+    proc = agent_process("demo02")
+    os.kill(proc.pid, signal.SIGSTOP)
+    try:
+        start = time.monotonic()
+        wait_for(lambda: states(live)["demo02"] == "degraded", 5.0, "demo02 degraded")
+        slowest = 0.0
+        for _ in range(5):
+            t0 = time.monotonic()
+            live.snapshot()
+            slowest = max(slowest, time.monotonic() - t0)
+        assert slowest < 0.2
+        assert time.monotonic() - start < 5.0
+        assert live.snapshot().node("demo02").gpus  # the last values stay visible, marked stale
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+    wait_for(lambda: states(live)["demo02"] == "up", 5.0, "demo02 up again")
+
+
+def test_unknown_node_actions_are_usage_errors(live: PolledServices) -> None:
+    from factoryctl.errors import UsageError
+
+    with pytest.raises(UsageError):
+        live.drain("demo08", "not watched")
+
+
+async def test_dashboard_on_live_agents_shows_a_node_going_down(live: PolledServices) -> None:
+    app = make_app(live)
+    async with app.run_test() as pilot:
+        await first_snapshot(pilot)
+        table = app.screen.query_one(NodeTable)
+        assert table.rows_shown == ["demo01", "demo02", "demo03"]
+        assert str(table.get_cell("demo03", "state")) == "up"
+        agent_process("demo03").kill()
+        start = time.monotonic()
+        await wait_until(pilot, lambda: str(table.get_cell("demo03", "state")) == "down", 3.0, "demo03 down")
+        assert time.monotonic() - start < 3.0
+        await pilot.press("down", "down", "enter")
+        assert "down" in str(app.screen.query_one("#node-summary").render())
