@@ -81,3 +81,39 @@ def test_runs_with_a_bare_interpreter_and_proc_host_metrics(zipapp: Path, tmp_pa
     assert host["memory_total_mib"] > 0
     assert host["cpu_pct"] is not None
     assert second["result"]["gpus"][0]["name"] == "NVIDIA L40S"
+
+
+def _python39() -> str | None:
+    """A working Python 3.9 interpreter, if this machine has one (pyenv shims may exist without one)."""
+    import glob
+    import shutil
+
+    candidates = sorted(glob.glob(str(Path.home() / ".pyenv/versions/3.9*/bin/python3")))
+    candidates += [c for c in (shutil.which("python3.9"),) if c]
+    for candidate in candidates:
+        try:
+            done = subprocess.run([candidate, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True,
+                                  text=True, timeout=10, check=False)  # fmt: skip
+        except OSError:
+            continue
+        if done.returncode == 0 and done.stdout.strip() == "(3, 9)":
+            return candidate
+    return None
+
+
+_PYTHON39 = _python39()
+
+
+@pytest.mark.skipif(_PYTHON39 is None, reason="no Python 3.9 interpreter on this machine")
+def test_runs_on_python_3_9(zipapp: Path, tmp_path: Path):
+    python = _PYTHON39
+    assert python is not None
+    argv = [python, "-I", "-S", str(zipapp), "--node", "old", "--sim", "h100-sxm", "--gpus", "2"]
+    argv += ["--state-dir", str(tmp_path)]
+    reqs = [{"id": 1, "op": "sample"}, {"id": 2, "op": "set_power_limit", "gpus": [0], "watts": 300}]
+    req = "".join(json.dumps(r) + "\n" for r in reqs)
+    done = subprocess.run(argv, input=req, capture_output=True, text=True, timeout=30, check=True)
+    hello, sample, limit = (json.loads(line) for line in done.stdout.splitlines())
+    assert hello["python"].startswith("3.9.")
+    assert sample["ok"] is True
+    assert limit["result"]["gpus"][0]["enforced_w"] == 300.0
