@@ -11,49 +11,28 @@ process never has far to catch up.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import functools
-import json
 import math
 import os
-import re
-import tempfile
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
+from factoryctl.sim.faults import FAULTS, apply_fault, check_fault
 from factoryctl.sim.physics import GpuPhysics, Tick
 from factoryctl.sim.profiles import DeviceProfile, get_profile
+from factoryctl.sim.storage import FileLock, default_state_dir, read_json, stat_identity, state_path, write_json
+
+__all__ = ["FAULTS", "WORKLOADS", "GpuReading", "SimNode", "SimProcess", "default_state_dir", "gpu_uuid", "state_path"]
 
 STATE_VERSION = 1
 CHECKPOINT_EVERY_S = 300
 EXACT_CATCH_UP_S = 3600  # beyond this gap, catch up in coarse steps
 COARSE_STEP_S = 60
-MAX_EVENTS = 200
 READING_TTL_S = 0.05  # one sample's dozen getters share one reading
-FAULTS = ("xid", "ecc", "lost", "hot", "reset", "reboot")
 WORKLOADS = ("synthetic", "idle")
-XID_FALLEN_OFF_BUS = 79
-
-
-def default_state_dir() -> Path:
-    """`$XDG_STATE_HOME/factoryctl/sim` (or ~/.local/state/factoryctl/sim): simulated nodes' default home."""
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return Path(base) / "factoryctl" / "sim"
-
-
-def _safe_name(name: str) -> str:
-    clean = re.sub(r"[^A-Za-z0-9._-]", "_", name) or "_"
-    return clean if clean == name else f"{clean}-{uuid.uuid5(uuid.NAMESPACE_URL, name).hex[:8]}"
-
-
-def state_path(state_dir: "os.PathLike[str] | str", factory: str, node: str) -> Path:
-    """The JSON file holding simulated node `node` of factory `factory`."""
-    return Path(state_dir) / _safe_name(factory) / f"{_safe_name(node)}.json"
 
 
 @functools.lru_cache(maxsize=4096)
@@ -113,24 +92,6 @@ class _Cursor:
     tick_second: int = -1
 
 
-class _FileLock:
-    """An exclusive `fcntl` lock on a file beside the state (released by the kernel if the holder dies)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fd = -1
-
-    def __enter__(self) -> _FileLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
-        os.close(self._fd)
-
-
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -180,7 +141,7 @@ class SimNode:
         self._extra: Tuple[int, Dict[int, Tuple[float, float]]] = (-1, {})
         self._readings: Dict[int, Tuple[float, Optional[Tuple[int, int, int]], GpuReading]] = {}
         wanted = {"profile": profile, "gpus": gpus, "seed": seed, "workload": workload, "unsupported": unsupported}
-        with self._lock, _FileLock(self.lock_path):
+        with self._lock, FileLock(self.lock_path):
             self._load()
             if self._reconcile(wanted):
                 self._write()
@@ -188,38 +149,11 @@ class SimNode:
 
     # -- persistence -------------------------------------------------------------------------------------------
 
-    def _stat_identity(self) -> Optional[Tuple[int, int, int]]:
-        try:
-            st = os.stat(self.path)
-        except OSError:
-            return None
-        return (st.st_ino, st.st_mtime_ns, st.st_size)
-
     def _load(self) -> None:
-        identity = self._stat_identity()
-        if identity is None:
-            self._data, self._identity = {}, None
-            return
-        try:
-            with open(self.path, encoding="utf-8") as f:
-                data = json.load(f)
-        except (OSError, ValueError):
-            data = {}  # a corrupt file is re-created rather than trusted
-        self._data = data if isinstance(data, dict) and data.get("version") == STATE_VERSION else {}
-        self._identity = identity
+        self._data, self._identity = read_json(self.path, STATE_VERSION)
 
     def _write(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".tmp", dir=str(self.path.parent))
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(self._data, f, indent=1, sort_keys=True)
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        self._identity = self._stat_identity()
+        self._identity = write_json(self.path, self._data)
 
     def _new_gpu(self, now: float, profile: DeviceProfile) -> Dict[str, Any]:
         resistance = (profile.full_load_c - profile.ambient_c) / profile.peak_w
@@ -288,11 +222,11 @@ class SimNode:
 
     def _refresh(self) -> None:
         """Pick up changes another process wrote since we last looked (one stat call when nothing changed)."""
-        identity = self._stat_identity()
+        identity = stat_identity(self.path)
         if identity is not None and identity != self._identity:
             self._load()
             if not self._data:  # vanished or corrupt: re-create with what we had
-                with _FileLock(self.lock_path):
+                with FileLock(self.lock_path):
                     self._reconcile(
                         {"profile": None, "gpus": None, "seed": None, "workload": None, "unsupported": None}
                     )
@@ -301,7 +235,7 @@ class SimNode:
 
     def _commit(self, change: Callable[[Dict[str, Any], float], Any]) -> Any:
         """Apply `change(data, now)` under the file lock, after checkpointing every GPU at `now`."""
-        with self._lock, _FileLock(self.lock_path):
+        with self._lock, FileLock(self.lock_path):
             self._refresh()
             now = self._clock()
             for i in range(len(self._cursors)):
@@ -491,37 +425,10 @@ class SimNode:
 
     def inject(self, fault: str, gpus: Optional[Sequence[int]] = None, xid: Optional[int] = None) -> Dict[str, Any]:
         """Inject `fault` (one of FAULTS) on `gpus` (None = all); returns what was done, JSON-ready."""
-        if fault not in FAULTS:
-            raise ValueError(f"unknown fault {fault!r}; known: {', '.join(FAULTS)}")
-        if fault == "xid" and (xid is None or int(xid) <= 0):
-            raise ValueError("an xid fault needs a positive XID code, e.g. 79")
+        check_fault(fault, xid)
         indexes = self._check_indexes(gpus)
-        default_temperature = self._new_gpu(0, self._profile)["checkpoint"]["temperature_c"]
-
-        def change(data: Dict[str, Any], now: float) -> Dict[str, Any]:
-            for i in indexes:
-                gpu = data["gpus"][i]
-                if fault == "xid":
-                    _add_event(data, i, "xid", int(xid or 0), now)
-                    if int(xid or 0) == XID_FALLEN_OFF_BUS:
-                        gpu["lost"] = True
-                elif fault == "ecc":
-                    gpu["ecc_volatile"] = int(gpu.get("ecc_volatile", 0)) + 1
-                    gpu["ecc_aggregate"] = int(gpu.get("ecc_aggregate", 0)) + 1
-                    _add_event(data, i, "ecc", 1, now)
-                elif fault == "lost":
-                    gpu["lost"] = True
-                elif fault == "hot":
-                    gpu["ambient_offset_c"] = 45.0
-                else:  # reset and reboot: the driver reloads
-                    gpu.update(limit_w=None, lost=False, ecc_volatile=0, ambient_offset_c=0.0)
-                    if fault == "reboot":
-                        gpu["checkpoint"].update(energy_j=0.0, temperature_c=default_temperature)
-            if fault == "reboot":
-                data["boot_time"] = now
-            return {"fault": fault, "gpus": indexes, **({"xid": int(xid or 0)} if fault == "xid" else {})}
-
-        result: Dict[str, Any] = self._commit(change)
+        cold = self._new_gpu(0.0, self._profile)["checkpoint"]["temperature_c"]
+        result: Dict[str, Any] = self._commit(lambda data, now: apply_fault(data, fault, indexes, xid, now, cold))
         return result
 
     def register_process(
@@ -554,11 +461,3 @@ class SimNode:
 
         self._commit(change)
         self._extra = (-1, {})
-
-
-def _add_event(data: Dict[str, Any], gpu: int, kind: str, value: int, now: float) -> None:
-    seq = int(data.get("next_seq", 1))
-    data["next_seq"] = seq + 1
-    events = list(data.get("events", []))
-    events.append({"seq": seq, "gpu": gpu, "type": kind, "data": value, "time": now})
-    data["events"] = events[-MAX_EVENTS:]
