@@ -153,6 +153,7 @@ class SmiBridge:
                 stop.set()
             with self._write_lock:
                 self._replies.close()
+            self._requests.close()
 
     def _answer(self, request: dict[str, Any]) -> None:
         rid, op = request.get("id"), request.get("op")

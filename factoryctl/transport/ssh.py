@@ -81,6 +81,7 @@ def tcp_socket(node: str, target: SshTarget, timeout: float) -> socket.socket:
     for family, kind, proto, _, address in infos:
         sock = socket.socket(family, kind, proto)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         sock.settimeout(timeout)
         try:
             sock.connect(address)
@@ -242,6 +243,7 @@ class SshConnection:
         self.transport = transport
         self.options = options
         self.host_key: ServerKey | None = None
+        self._watchdog: threading.Thread | None = None
 
     @classmethod
     def open(cls, node: str, target: SshTarget, options: SshOptions, via: SshConnection | None = None) -> SshConnection:
@@ -301,6 +303,26 @@ class SshConnection:
             return False
         chan.close()
         return True
+
+    def watch(self, interval: float | None = None, timeout: float | None = None) -> None:
+        """Check liveness every `interval` in the background; a peer that stops answering gets the connection closed.
+
+        Keepalives alone never fail on a silently dead peer (TCP retransmits for many minutes), so a long-lived
+        agent stream would wait forever; closing the transport ends its channels, and the session above notices.
+        """
+        if self._watchdog is not None:
+            return
+        every = interval or self.options.keepalive_s
+        limit = timeout or self.options.channel_timeout_s
+
+        def loop() -> None:
+            while self.transport.is_active():
+                time.sleep(every)
+                if self.transport.is_active() and not self.is_alive(limit):
+                    self.transport.close()
+
+        self._watchdog = threading.Thread(target=loop, daemon=True, name=f"ssh-watch-{self.node}")
+        self._watchdog.start()
 
     def run(self, argv: Sequence[str], timeout: float | None = None, stdin: bytes | None = None) -> CommandResult:
         """Run argv (joined with shlex.join) and collect its output; past `timeout` it is signalled and closed."""

@@ -106,7 +106,10 @@ def _sftp_makedirs(sftp: paramiko.SFTPClient, path: str) -> None:
         try:
             sftp.stat(prefix)
         except OSError:
-            sftp.mkdir(prefix, mode=0o700)
+            try:
+                sftp.mkdir(prefix, mode=0o700)
+            except OSError:
+                sftp.stat(prefix)  # made meanwhile by a concurrent upload (nodes sharing a host): fine
 
 
 def _ship_with_cat(connection: SshConnection, zipapp: Path, remote: str, size: int, timeout: float) -> bool:
@@ -191,6 +194,7 @@ class SshTransport:
                 ) from None
             raise
         self.backend = str(hello.get("backend"))
+        self.connection.watch()
         return session
 
     def _smi_session(self, timeout: float, why: str) -> AgentSession:
@@ -200,6 +204,7 @@ class SshTransport:
         session: AgentSession = bridge.session()
         session.wait_hello(timeout)
         self.backend = "smi"
+        self.connection.watch()
         return session
 
     def close(self) -> None:

@@ -145,3 +145,20 @@ def test_python_missing_falls_back_to_nvidia_smi(sshd_factory, tmp_path, fake_zi
         session.close()
     finally:
         transport.close()
+
+
+def test_concurrent_first_uploads_to_one_host(ssh_node, fake_zipapp, remote_cache):
+    from concurrent.futures import ThreadPoolExecutor
+
+    transports = [_open(ssh_node(f"n{i}")) for i in range(8)]
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            sessions = list(pool.map(lambda t: t.start_agent(20, zipapp=fake_zipapp), transports))
+        assert [s.hello_info["node"] for s in sessions] == [f"n{i}" for i in range(8)]
+        for session in sessions:
+            session.close()
+    finally:
+        for transport in transports:
+            transport.close()
+    assert (remote_cache / fake_zipapp.name).read_bytes() == fake_zipapp.read_bytes()
+    assert not list(remote_cache.glob("*.part"))

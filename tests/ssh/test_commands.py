@@ -92,3 +92,25 @@ def test_pool_reconnects_after_the_connection_died(ssh_node):
     assert second is not first
     assert second.run(["true"], timeout=5).exit_code == 0
     pool.close()
+
+
+def test_watchdog_closes_a_connection_to_a_frozen_peer(sshd_factory, tmp_path):
+    import psutil
+
+    server = sshd_factory()
+    spec = server.node("n1", server.write_known_hosts(tmp_path / "kh"))
+    pool = SshPool(OPTIONS)
+    connection = pool.connect(spec)
+    connection.watch(interval=0.3, timeout=1)
+    frozen = [psutil.Process(server.process.pid), *psutil.Process(server.process.pid).children(recursive=True)]
+    for process in frozen:
+        process.suspend()
+    try:
+        deadline = time.monotonic() + 10
+        while connection.transport.is_active() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not connection.transport.is_active()
+    finally:
+        for process in frozen:
+            process.resume()
+        pool.close()
