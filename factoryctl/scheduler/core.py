@@ -14,9 +14,11 @@ earlier ones' GPUs treated as held for good, which is conservative but never let
 from __future__ import annotations
 
 import heapq
+import itertools
 from bisect import bisect_left, insort
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from factoryctl.model.jobs import JobState
 from factoryctl.scheduler.freemap import FreeMap, Profile, choose_grouped
@@ -26,9 +28,11 @@ from factoryctl.scheduler.policy import SchedulerConfig
 Running = tuple[float, int, tuple[tuple[int, int], ...]]
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """A queued job reduced to what a pass needs (shape in nodes x GPUs, walltime, order key)."""
+class Candidate(NamedTuple):
+    """A queued job reduced to what a pass needs (shape in nodes x GPUs, walltime, order key).
+
+    A named tuple rather than a dataclass: a pass over 10,000 jobs builds 10,000 of these, and tuples are cheap.
+    """
 
     id: str
     num_gpus: int
@@ -63,8 +67,7 @@ class Started:
     backfilled: bool
 
 
-@dataclass(frozen=True)
-class Waiting:
+class Waiting(NamedTuple):
     """A job left in the queue, why (a short code for `reasons`), and its reservation if it has one."""
 
     job: Candidate
@@ -106,19 +109,8 @@ class _Pass:
         self.starts: list[float] = []  # reservation starts, sorted
         self.capsets: list[dict[int, int] | None] = [None]
         self.failed: set[tuple[int, int, int, int]] = set()
-        self.capacity: dict[tuple[int, int, int], bool] = {}
         self.holds: dict[int, int] = {}
         self.jumped = False
-
-    def can_ever_fit(self, job: Candidate) -> bool:
-        key = (job.nodes, job.gpus, id(job.allowed))
-        known = self.capacity.get(key)
-        if known is None:
-            totals = self.fm.totals
-            pool = range(len(totals)) if job.allowed is None else job.allowed
-            known = sum(1 for i in pool if totals[i] >= job.gpus) >= job.nodes
-            self.capacity[key] = known
-        return known
 
     def try_start(self, job: Candidate) -> Started | None:
         end = self.now + job.walltime
@@ -186,33 +178,32 @@ class _Pass:
         self.failed.clear()
         return reservation
 
-    def cluster_full(self) -> bool:
-        return len(self.fm.buckets[0]) == len(self.fm.free)
-
     def run(self, queue: Iterable[Candidate], price: float | None) -> PassOutcome:
         blocker: str | None = None
-        config = self.config
+        config, now, explain = self.config, self.now, self.explain
         protected: set[str] = set()
         if config.starve_after_s is not None:
-            queue, protected = _starving_first(queue, self.now - config.starve_after_s, config.protect_oldest)
+            queue, protected = _starving_first(queue, now - config.starve_after_s, config.protect_oldest)
+        fm = self.fm
+        zero, node_count, can_host = fm.buckets[0], len(fm.free), fm.can_host
         for job in queue:
-            if is_deferred(job, self.now, price):
+            if job.deferrable and is_deferred(job, now, price):
                 self._wait(job, JobState.DEFERRED, "deferred")
                 continue
-            if not self.can_ever_fit(job):
+            if not can_host(job.nodes, job.gpus, job.allowed):
                 self._wait(job, JobState.PENDING, "never")
                 continue
             if blocker is not None:
-                if not self.explain:
+                if not explain:
                     break
                 self._wait(job, JobState.PENDING, "blocked", blocker=blocker)
                 continue
-            started = None if self.cluster_full() else self.try_start(job)
+            started = None if len(zero) == node_count else self.try_start(job)
             if started is not None:
                 self.out.started.append(started)
                 continue
             self.jumped = True
-            if not self.explain and self.cluster_full():
+            if not explain and len(zero) == node_count:
                 break
             reservation = None
             if len(self.out.reservations) < config.reservations and (
@@ -221,7 +212,8 @@ class _Pass:
                 reservation = self.reserve(job)
             if not config.backfill:
                 blocker = job.id
-            self._wait(job, JobState.PENDING, "reserved" if reservation else "resources", reservation=reservation)
+            if explain:
+                self._wait(job, JobState.PENDING, "reserved" if reservation else "resources", reservation=reservation)
         return self.out
 
     def _wait(
@@ -236,22 +228,28 @@ class _Pass:
             self.out.waiting.append(Waiting(job, state, why, reservation, blocker))
 
 
+def _age(job: Candidate) -> tuple[float, int]:
+    return (job.submitted_at, job.key[2])
+
+
 def _starving_first(
     queue: Iterable[Candidate], starving_before: float, limit: int | None
-) -> tuple[list[Candidate], set[str]]:
+) -> tuple[Iterable[Candidate], set[str]]:
     """Move the oldest starving jobs (submitted before `starving_before`, at most `limit`) to the front.
 
     Returns the new order and the ids moved. The oldest waiting job stays the oldest until it starts, so the
     protection (and its reservation) never hops from one job to another.
     """
-    ordered = list(queue)
-    starving = [job for job in ordered if job.submitted_at <= starving_before]
-    if not starving:
+    if limit is None:
+        ordered = list(queue)
+        moved = sorted((job for job in ordered if job.submitted_at <= starving_before), key=_age)
+    else:
+        ordered = queue if isinstance(queue, list) else list(queue)
+        moved = [job for job in heapq.nsmallest(limit, ordered, key=_age) if job.submitted_at <= starving_before]
+    if not moved:
         return ordered, set()
-    starving.sort(key=lambda job: (job.submitted_at, job.key[2]))
-    moved = starving if limit is None else starving[:limit]
     ids = {job.id for job in moved}
-    return moved + [job for job in ordered if job.id not in ids], ids
+    return itertools.chain(moved, (job for job in ordered if job.id not in ids)), ids
 
 
 def _place_on_profile(profile: Profile, groups: Sequence[str], job: Candidate) -> list[int]:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from factoryctl.errors import FactoryError
 from factoryctl.model.jobs import GpuAllocation, Job, JobState, Placement, SchedNode
 from factoryctl.scheduler.core import Candidate, Running, Waiting, plan
 from factoryctl.scheduler.freemap import FreeMap
 from factoryctl.scheduler.policy import POLICIES, SchedulerConfig, gang_shape
-from factoryctl.scheduler.reasons import describe_start, describe_wait, shape_text
+from factoryctl.scheduler.reasons import WaitExplainer, describe_start, shape_text
 
 
 @dataclass(frozen=True)
@@ -28,9 +29,12 @@ class StartDecision:
     backfilled: bool = False
 
 
-@dataclass(frozen=True)
-class WaitDecision:
-    """Keep this job queued, in `state` (PENDING or DEFERRED), for `reason`."""
+class WaitDecision(NamedTuple):
+    """Keep this job queued, in `state` (PENDING or DEFERRED), for `reason`.
+
+    An immutable named tuple rather than a frozen dataclass: a pass may leave 10,000 jobs waiting and this is
+    four times cheaper to build.
+    """
 
     job_id: str
     state: JobState
@@ -70,6 +74,10 @@ def _allowed(job: Job, nodes: Sequence[SchedNode]) -> frozenset[int] | None:
     )
 
 
+_ACTIVE = frozenset({JobState.STARTING, JobState.RUNNING})
+_WAITING = frozenset({JobState.PENDING, JobState.DEFERRED})
+
+
 def _build(
     nodes: Sequence[SchedNode], jobs: Sequence[Job], now: float, config: SchedulerConfig
 ) -> tuple[FreeMap, list[Running], list[Candidate]]:
@@ -77,32 +85,50 @@ def _build(
     index = {n.name: i for i, n in enumerate(usable)}
     fm = FreeMap([n.name for n in usable], [n.gpus for n in usable], [n.topology_group for n in usable])
     running: list[Running] = []
-    for seq, job in enumerate(j for j in jobs if j.state.active):
-        alloc = tuple((index[a.node], a.gpus) for a in job.allocation if a.node in index)
-        for node_index, gpus in alloc:
-            if gpus > fm.free[node_index]:
-                raise FactoryError(f"node {fm.names[node_index]} has more GPUs allocated than it has")
-            fm.take(node_index, gpus)
-        walltime = job.spec.walltime_s or config.default_walltime_s
-        started = job.started_at if job.started_at is not None else now
-        running.append((max(now, started + walltime), seq, alloc))
+    waiting: list[Job] = []
+    for job in jobs:
+        if job.state in _WAITING:
+            waiting.append(job)
+        elif job.state in _ACTIVE:
+            running.append(_running(job, index, fm, now, config, len(running)))
     running.sort()
     node_size = max((n.gpus for n in nodes), default=0)
-    waiting = sorted((j for j in jobs if j.state.waiting), key=lambda j: (j.submitted_at, j.id))
+    waiting.sort(key=lambda j: (j.submitted_at, j.id))
+    shapes: dict[tuple[int, int | None], tuple[int, int]] = {}
     queue: list[Candidate] = []
     for seq, job in enumerate(waiting):
         spec = job.spec
-        n, g = gang_shape(spec.num_gpus, spec.gpus_per_node, node_size)
+        shape_key = (spec.num_gpus, spec.gpus_per_node)
+        shape = shapes.get(shape_key)
+        if shape is None:
+            shape = shapes[shape_key] = gang_shape(spec.num_gpus, spec.gpus_per_node, node_size)
         walltime = spec.walltime_s or config.default_walltime_s
         key = config.order_key(job.submitted_at, walltime, spec.priority, seq)
+        allowed = _allowed(job, usable) if spec.nodes or spec.labels else None
         queue.append(
             Candidate(
-                job.id, spec.num_gpus, n, g, walltime, job.submitted_at, key, spec.priority,
-                _allowed(job, usable), spec.deferrable, spec.max_price, spec.deadline,
+                job.id, spec.num_gpus, shape[0], shape[1], walltime, job.submitted_at, key, spec.priority,
+                allowed, spec.deferrable, spec.max_price, spec.deadline,
             )
         )  # fmt: skip
-    queue.sort(key=lambda c: c.key)
+    queue.sort(key=_candidate_key)
     return fm, running, queue
+
+
+def _candidate_key(candidate: Candidate) -> tuple[float, float, int]:
+    return candidate.key
+
+
+def _running(job: Job, index: Mapping[str, int], fm: FreeMap, now: float, config: SchedulerConfig, seq: int) -> Running:
+    """Take a running job's GPUs off the map; its look-ahead entry ends at start + walltime (or now if overdue)."""
+    alloc = tuple((index[a.node], a.gpus) for a in job.allocation if a.node in index)
+    for node_index, gpus in alloc:
+        if gpus > fm.free[node_index]:
+            raise FactoryError(f"node {fm.names[node_index]} has more GPUs allocated than it has")
+        fm.take(node_index, gpus)
+    walltime = job.spec.walltime_s or config.default_walltime_s
+    started = job.started_at if job.started_at is not None else now
+    return (max(now, started + walltime), seq, alloc)
 
 
 def schedule(
@@ -132,19 +158,20 @@ def schedule(
         )
         for s in outcome.started
     )
-    waits = tuple(_wait(w, fm, now, price) for w in outcome.waiting)
+    explain = WaitExplainer(fm, now, price)
+    waits = tuple(_wait(w, explain(w), fm) for w in outcome.waiting)
     preemptions: tuple[PreemptDecision, ...] = ()
     if config.preemption:
         preemptions = plan_preemptions(fm, outcome.waiting, jobs, config)
     return Decisions(starts, waits, preemptions)
 
 
-def _wait(waiting: Waiting, fm: FreeMap, now: float, price: float | None) -> WaitDecision:
+def _wait(waiting: Waiting, reason: str, fm: FreeMap) -> WaitDecision:
     reservation = waiting.reservation
     return WaitDecision(
         waiting.job.id,
         waiting.state,
-        describe_wait(waiting, fm, now, price),
+        reason,
         reservation.start if reservation else None,
         tuple(fm.names[i] for i in sorted(reservation.holds)) if reservation else (),
     )

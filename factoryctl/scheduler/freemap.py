@@ -18,7 +18,7 @@ Caps = Mapping[int, int]
 class FreeMap:
     """Mutable index of free GPUs on the schedulable nodes; the scheduler owns one per pass or per simulation."""
 
-    __slots__ = ("buckets", "free", "groups", "max_gpus", "names", "totals")
+    __slots__ = ("_hostable", "buckets", "free", "groups", "max_gpus", "names", "totals")
 
     def __init__(self, names: Sequence[str], totals: Sequence[int], groups: Sequence[str]) -> None:
         """Start with every node entirely free."""
@@ -30,6 +30,16 @@ class FreeMap:
         self.buckets: list[set[int]] = [set() for _ in range(self.max_gpus + 1)]
         for index, total in enumerate(self.totals):
             self.buckets[total].add(index)
+        self._hostable: dict[tuple[int, int, frozenset[int] | None], bool] = {}
+
+    def can_host(self, nodes: int, gpus: int, allowed: frozenset[int] | None = None) -> bool:
+        """Whether the gang could ever run here, were every GPU free (cached: node sizes never change)."""
+        key = (nodes, gpus, allowed)
+        known = self._hostable.get(key)
+        if known is None:
+            pool = range(len(self.totals)) if allowed is None else allowed
+            known = self._hostable[key] = sum(1 for i in pool if self.totals[i] >= gpus) >= nodes
+        return known
 
     def take(self, index: int, gpus: int) -> None:
         """Mark `gpus` GPUs of node `index` busy; over-committing is a bug and raises."""

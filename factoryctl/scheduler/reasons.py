@@ -45,6 +45,28 @@ def describe_start(started: Started, fm: FreeMap) -> str:
     return f"{verb} on {_places(started.chosen, fm)}{tail}"
 
 
+class WaitExplainer:
+    """`describe_wait` for a whole queue, sharing the per-shape work (a pass may leave 10,000 jobs waiting)."""
+
+    def __init__(self, fm: FreeMap, now: float, price: float | None) -> None:
+        """Explain against the free GPUs left after the pass."""
+        self.fm = fm
+        self.now = now
+        self.price = price
+        self.plain: dict[tuple[str, int, int, int, str | None], str] = {}
+
+    def __call__(self, waiting: Waiting) -> str:
+        """The reason for one waiting job."""
+        job = waiting.job
+        if waiting.reservation is not None or waiting.why == "deferred":
+            return describe_wait(waiting, self.fm, self.now, self.price)
+        key = (waiting.why, job.nodes, job.gpus, id(job.allowed), waiting.blocker)
+        text = self.plain.get(key)
+        if text is None:
+            text = self.plain[key] = describe_wait(waiting, self.fm, self.now, self.price)
+        return text
+
+
 def describe_wait(waiting: Waiting, fm: FreeMap, now: float, price: float | None) -> str:
     """Why a job is still queued."""
     job = waiting.job

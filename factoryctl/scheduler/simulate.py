@@ -102,7 +102,7 @@ class _Replay:
 
     def admit(self, job: TraceJob) -> Rejected | None:
         nodes, gpus = gang_shape(job.num_gpus, job.gpus_per_node, self.fm.max_gpus)
-        if sum(1 for total in self.fm.totals if total >= gpus) < nodes:
+        if not self.fm.can_host(nodes, gpus):
             return Rejected(job.job_id, f"needs {nodes} node(s) with {gpus} GPUs; the cluster has fewer")
         self.seq += 1
         key = self.config.order_key(job.submit_s, job.walltime_s, job.priority, self.seq)
@@ -137,8 +137,11 @@ class _Replay:
             self.records.append(
                 JobRecord(job.job_id, self.config.name, job.submit_s, now, end, job.num_gpus, allocation)
             )
-        gone = {started.job.id for started in outcome.started}
-        self.queue = [c for c in self.queue if c.id not in gone]
+        for started in outcome.started:
+            at = bisect_left(self.queue, started.job.key, key=_KEY)
+            if self.queue[at] is not started.job:
+                raise FactoryError(f"simulator bug: started job {started.job.id} is not in the queue")
+            del self.queue[at]
 
 
 def simulate(
