@@ -12,10 +12,14 @@ The last breakpoint taken is the multiplier: the price of one unit of throughput
 from __future__ import annotations
 
 import itertools
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from factoryctl.model.power import CurvePoint
+
+#: Halvings of the multiplier's bracket in `multiplier`: 2**-40 of the largest breakpoint.
+MULTIPLIER_BISECTIONS = 40
 
 
 @dataclass(frozen=True)
@@ -109,3 +113,48 @@ def solve_lp(prices: Sequence[float | None], chains: LagrangeChains, max_mean_lo
         if throughput >= required - 1e-12:
             return LpSolution(cost, throughput, multiplier)
     return LpSolution(cost, throughput, float("inf"))
+
+
+def multiplier(prices: Sequence[float], chains: LagrangeChains, max_mean_loss: float) -> float:
+    """The LP's multiplier alone, fast enough to recompute every interval (the online policy's hot path).
+
+    The throughput bought back by a multiplier `lam` is, per hull step k, the step times the number of prices
+    whose breakpoint `|price| x slope_k` is at most `lam`: a bisection in each sorted price list. Bisecting on
+    `lam` finds the smallest multiplier meeting the target to within 2**-40 of the largest breakpoint, from
+    above (far below any price's precision), without building and sorting every breakpoint as `solve_lp` does.
+    """
+    positive = sorted(p for p in prices if p > 0)
+    negative = sorted(-p for p in prices if p < 0)
+    zero = len(prices) - len(positive) - len(negative)
+    start = (
+        zero * chains.top_throughput
+        + len(positive) * chains.positive.start_throughput
+        + len(negative) * chains.negative.start_throughput
+    )
+    deficit = len(prices) * (1.0 - max_mean_loss) - start - 1e-12
+    if deficit <= 0:
+        return 0.0
+    terms = [
+        (values, slope, step)
+        for values, chain in ((positive, chains.positive), (negative, chains.negative))
+        if values
+        for slope, step in chain.steps
+    ]
+
+    def bought(lam: float) -> float:
+        total = 0.0
+        for values, slope, step in terms:
+            total += step * bisect_right(values, lam / slope)
+        return total
+
+    high = max((values[-1] * slope for values, slope, _ in terms), default=0.0)
+    if bought(high) < deficit:
+        return float("inf")
+    low = 0.0
+    for _ in range(MULTIPLIER_BISECTIONS):
+        middle = (low + high) / 2
+        if bought(middle) >= deficit:
+            high = middle
+        else:
+            low = middle
+    return high

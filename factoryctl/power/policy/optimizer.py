@@ -18,7 +18,7 @@ reserve and spending (prices cycle daily).
 from __future__ import annotations
 
 from factoryctl.power.policy.config import OptimizePolicy
-from factoryctl.power.policy.lagrange import LagrangeChains, solve_lp
+from factoryctl.power.policy.lagrange import LagrangeChains, multiplier
 from factoryctl.power.policy.view import PriceView
 
 
@@ -63,4 +63,4 @@ def ladder_multiplier(
     if not sample:
         return float("inf")
     rate = target_loss_rate(policy, loss_bank, view.interval_s, remaining)
-    return solve_lp(sample, chains, rate).multiplier
+    return multiplier(sample, chains, rate)

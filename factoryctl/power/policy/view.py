@@ -26,16 +26,15 @@ class PriceView:
     points: Sequence[PricePoint]
 
     @cached_property
-    def _known(self) -> dict[int, float]:
-        return {p.timestamp_s: p.price_per_mwh for p in self.points if p.price_per_mwh is not None}
-
-    @cached_property
     def _times(self) -> list[int]:
         return [p.timestamp_s for p in self.points]
 
     def price_at(self, timestamp_s: int) -> float | None:
         """The published price of the interval starting at `timestamp_s`, if any."""
-        return self._known.get(timestamp_s)
+        index = bisect_left(self._times, timestamp_s)
+        if index < len(self.points) and self.points[index].timestamp_s == timestamp_s:
+            return self.points[index].price_per_mwh
+        return None
 
     @property
     def current(self) -> float | None:
