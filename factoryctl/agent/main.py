@@ -28,8 +28,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+TOOLS = ("smi", "sim-rank")  # `python3 agent.pyz smi ...`: the zipapp also carries the simulator's tools
+
+
 def main(argv: Optional[List[str]] = None) -> int:
-    """Run the agent until shutdown or EOF."""
+    """Run the agent until shutdown or EOF (or, with a first argument in TOOLS, that tool)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "smi":
+        from factoryctl.sim.smi import main as smi_main
+
+        return smi_main(argv[1:])
+    if argv and argv[0] == "sim-rank":
+        from factoryctl.sim.rank import main as rank_main
+
+        return rank_main(argv[1:])
     args = build_parser().parse_args(argv)
     inject = None
     if args.sim:

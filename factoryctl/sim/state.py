@@ -205,6 +205,7 @@ class SimNode:
     def _rebuild(self) -> None:
         """(Re)derive the in-memory physics and cursors from the loaded state."""
         data = self._data
+        self._extra = (-1, {})
         self._profile = get_profile(data["profile"])
         synthetic = data.get("workload", "synthetic") == "synthetic"
         self._physics = [

@@ -117,3 +117,16 @@ def test_runs_on_python_3_9(zipapp: Path, tmp_path: Path):
     assert hello["python"].startswith("3.9.")
     assert sample["ok"] is True
     assert limit["result"]["gpus"][0]["enforced_w"] == 300.0
+
+
+def test_the_zipapp_carries_the_smi_shim_and_the_simulated_rank(zipapp: Path, tmp_path: Path):
+    base = [sys.executable, str(zipapp)]
+    node = ["--node", "z1", "--state-dir", str(tmp_path)]
+    done = subprocess.run([*base, "smi", *node, "-pl", "350"], capture_output=True, text=True, timeout=30, check=True)
+    assert "All done." in done.stdout
+    query = [*base, "smi", *node, "--query-gpu=index,enforced.power.limit", "--format=csv,noheader,nounits", "-i", "0"]
+    done = subprocess.run(query, capture_output=True, text=True, timeout=30, check=True)
+    assert done.stdout == "0, 350.00\n"
+    rank = [*base, "sim-rank", *node, "--gpus", "0", "--work-s", "0.2", "--tick-s", "0.05"]
+    done = subprocess.run(rank, capture_output=True, text=True, timeout=30, check=True)
+    assert "100% done" in done.stdout
