@@ -90,6 +90,33 @@ def baseline_sweeps(server: SshdServer, known_hosts: Path, specs: list[NodeSpec]
     return {"wall_s": statistics.median(walls), "cpu_s": statistics.median(cpus)}
 
 
+def nodelay_latency(spec: NodeSpec, runs: int = 20) -> dict[str, float]:
+    """Median round trip of a tiny command and of an agent sample, with TCP_NODELAY (ours) and without (paramiko's)."""
+    import socket
+
+    out: dict[str, float] = {}
+    for label, nodelay in (("nodelay", 1), ("nagle", 0)):
+        transport = SshTransport.open(spec, "bench", OPTIONS)
+        transport.connection.transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, nodelay)  # type: ignore[union-attr]
+        session = transport.start_agent(60)
+        session.sample(30)
+        times = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            session.sample(30)
+            times.append(time.perf_counter() - t0)
+        out[f"agent_sample_ms_{label}"] = 1000 * statistics.median(times)
+        times = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            transport.run(["true"], 30)
+            times.append(time.perf_counter() - t0)
+        out[f"command_ms_{label}"] = 1000 * statistics.median(times)
+        session.close()
+        transport.close()
+    return out
+
+
 def connect_all(server: SshdServer, known_hosts: Path, count: int) -> dict[str, object]:
     """Measured in a fresh child process, so its RSS growth is the connections' and nothing else's."""
     argv = [sys.executable, __file__, "--child-connect", str(count), "--port", str(server.port),
@@ -151,6 +178,7 @@ def main() -> int:
 
             os.environ["FACTORYCTL_REMOTE_CACHE"] = str(root / "remote-cache")
             specs = _specs(server, known_hosts, args.nodes, args.gpus)
+            latency = nodelay_latency(specs[0])
             persistent = persistent_sweeps(specs, args.sweeps)
             baseline = baseline_sweeps(server, known_hosts, specs, args.sweeps, str(root / "smi-state"))
             connects = [connect_all(server, known_hosts, int(n)) for n in args.connect.split(",") if n]
@@ -166,6 +194,7 @@ def main() -> int:
         "cpu_ratio": baseline["cpu_s"] / persistent["cpu_s"],  # type: ignore[operator]
         "persistent_core_pct_at_1hz": 100 * persistent["cpu_s"],  # type: ignore[operator]
         "connect": connects,
+        "latency": latency,
         "threads": threading.active_count(),
     }
     print(json.dumps(result, indent=2))
