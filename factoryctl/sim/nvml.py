@@ -24,6 +24,7 @@ from factoryctl.sim.errors import (
     NVML_ERROR_UNINITIALIZED,
     NVMLError,
 )
+from factoryctl.sim.profiles import get_profile
 from factoryctl.sim.state import GpuReading, SimNode
 
 # Constants, same names and values as pynvml.
@@ -122,6 +123,8 @@ def configure(
     global _node, _refcount
     if unsupported is not None:
         unsupported_functions(unsupported)
+    if profile is not None:
+        get_profile(profile)
     _settings.clear()
     _settings.update(
         node=node, state_dir=state_dir, factory=factory, profile=profile, gpus=gpus, seed=seed,

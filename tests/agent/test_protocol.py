@@ -191,3 +191,12 @@ def test_xid_events_show_up_on_their_gpu(start_agent):
     lost = agent.request("sample")["result"]["gpus"][5]
     assert [x["xid"] for x in lost["xid_events"]] == [48, 79]
     assert lost["null_reasons"]["power_w"] == "gpu_lost"
+
+
+def test_bad_simulation_arguments_exit_2_before_hello(zipapp: Path, tmp_path: Path):
+    for extra in (["--sim", "rtx-9090"], ["--sim", "h100-sxm", "--unsupported", "warp_drive"]):
+        argv = [sys.executable, str(zipapp), "--node", "n1", "--state-dir", str(tmp_path), *extra]
+        done = subprocess.run(argv, input="", capture_output=True, text=True, timeout=30, check=False)
+        assert done.returncode == 2
+        assert done.stdout == ""
+        assert "factoryctl-agent:" in done.stderr
