@@ -1,8 +1,9 @@
 """The store's records, and the narrow integer row a GPU sample becomes.
 
 A raw row is one GPU at one instant, every value an integer at NVML's own resolution (mW, %, MHz, MiB, mJ, °C), so
-SQLite packs it into 1 to 6 bytes per value; floats would cost 8. Temperatures and ECC counts are kept on the slow
-tier (every 5 s) and are NULL (zero bytes) in between; limits and names live once per GPU in the `gpu` table.
+SQLite packs it into 1 to 6 bytes per value; floats would cost 8. Temperatures, ECC counts, memory and the energy
+counter are kept on the slow tier (every 5 s) and are NULL (zero bytes) in between; limits and names live once per
+GPU in the `gpu` table.
 No SQL here: `factoryctl.store.sqlite` owns every statement.
 """
 
@@ -13,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from factoryctl.model.telemetry import GpuProcess, GpuSample, HostSample, NodeSample
+from factoryctl.model.telemetry import GPU_FIELDS, GpuProcess, GpuSample, HostSample, NodeSample
 
 
 @dataclass(frozen=True)
@@ -41,9 +42,12 @@ METRICS: dict[str, Metric] = {
 }
 RAW_COLUMNS = tuple(m.column for m in METRICS.values())
 ROLLUP_METRICS = tuple(m for m in METRICS.values() if m.rollup)
-SLOW_TIER = frozenset({"temperature_c", "ecc_uncorrected"})
+#: Stored on the slow tier only (every `controller.slow_interval_s`): they move slowly, or (energy) are counters.
+SLOW_TIER = frozenset({"temperature_c", "ecc_uncorrected", "energy_j", "memory_used_mib"})
 
 #: The per-GPU facts that change rarely: kept once per GPU, rewritten only when they change.
+_ENCODING = tuple((m.name, m.scale, m.name in SLOW_TIER) for m in METRICS.values())
+
 GPU_INFO_FIELDS = (
     "uuid",
     "name",
@@ -79,11 +83,9 @@ def decode(value: int | float | None, scale: int) -> float | None:
 def gpu_values(gpu: GpuSample, slow: bool, reason_bits: dict[str, int]) -> tuple[int | None, ...]:
     """The raw row's value columns (RAW_COLUMNS order) plus the throttle bitmask, for one GPU."""
     values: list[int | None] = []
-    for metric in METRICS.values():
-        if metric.name in SLOW_TIER and not slow:
-            values.append(None)
-        else:
-            values.append(encode(getattr(gpu, metric.name), metric.scale))
+    for name, scale, slow_only in _ENCODING:
+        value = getattr(gpu, name)
+        values.append(None if value is None or (slow_only and not slow) else round(value * scale))
     mask = 0
     for reason in gpu.throttle_reasons:
         mask |= reason_bits.get(reason, 0)
@@ -117,9 +119,19 @@ def sample_to_json(sample: NodeSample) -> str:
         "error": sample.error,
         "message": sample.message,
         "host": asdict(sample.host) if sample.host else None,
-        "gpus": [{k: v for k, v in g.as_json().items() if k != "node"} for g in sample.gpus],
+        "gpus": [_gpu_doc(g) for g in sample.gpus],
     }
-    return json.dumps(doc, separators=(",", ":"))
+    return json.dumps(doc, separators=(",", ":"), check_circular=False)
+
+
+_PLAIN_GPU_FIELDS = tuple(f for f in GPU_FIELDS if f not in ("node", "processes"))
+
+
+def _gpu_doc(gpu: GpuSample) -> dict[str, Any]:
+    """A GPU's JSON object without `node` (the hot path of the controller: no dataclasses.fields per call)."""
+    doc = {name: getattr(gpu, name) for name in _PLAIN_GPU_FIELDS}  # tuples encode as JSON arrays
+    doc["processes"] = [vars(p) for p in gpu.processes]
+    return doc
 
 
 def sample_from_json(text: str) -> NodeSample:
