@@ -47,3 +47,26 @@ def test_nodes_list_over_ssh(cli, sim_factory):
     assert [(i["node"], i["state"], i["transport"], i["gpus"]) for i in items] == [
         (f"sim{n}", "up", "ssh", 2) for n in (1, 2, 3)
     ]
+
+
+@pytest.mark.parametrize("form", ["table", "wide", "yaml"])
+def test_gpus_every_output_form_over_ssh(cli, sim_factory, form):
+    r = cli("--config", sim_factory, "gpus", "sim1", "-o", form)
+    assert r.exit_code == 0, r.stderr
+    assert "sim1" in r.stdout
+
+
+def test_exec_mixes_ssh_and_local_nodes(cli, tmp_path, sshd, known_hosts):
+    path = tmp_path / "mixed.yaml"
+    path.write_text(
+        f"""
+name: lab
+ssh: {{user: {sshd.user}, identity_file: {sshd.user_key}, known_hosts: {known_hosts}, port: {sshd.port}}}
+nodes:
+  n1: {{host: 127.0.0.1}}
+  ws: {{transport: local}}
+"""
+    )
+    r = cli("--config", str(path), "exec", "all", "--", "echo", "same")
+    assert r.exit_code == 0, r.stderr
+    assert "n1,ws (2)" in r.stdout
