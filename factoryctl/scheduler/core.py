@@ -108,16 +108,14 @@ class _Pass:
         self.new_running: list[Running] = []
         self.starts: list[float] = []  # reservation starts, sorted
         self.capsets: list[dict[int, int] | None] = [None]
-        self.failed: set[tuple[int, int, int, int]] = set()
+        self.failed: set[tuple[int, int, frozenset[int] | None, int]] = set()
         self.holds: dict[int, int] = {}
         self.jumped = False
 
-    def try_start(self, job: Candidate) -> Started | None:
-        end = self.now + job.walltime
-        k = bisect_left(self.starts, end)
-        memo = (job.nodes, job.gpus, id(job.allowed), k)
-        if memo in self.failed:
-            return None
+    def try_start(
+        self, job: Candidate, end: float, k: int, memo: tuple[int, int, frozenset[int] | None, int]
+    ) -> Started | None:
+        """Start `job` now if it fits within the caps of the `k` reservations that begin before it would end."""
         caps = self.capsets[k]
         fm = self.fm
         chosen = (
@@ -155,7 +153,7 @@ class _Pass:
         self.capsets = capsets
 
     def reserve(self, job: Candidate) -> Reservation | None:
-        profile = Profile(self.fm.snapshot(), self.fm.max_gpus, self.holds)
+        profile = Profile(self.fm, self.holds)
         start = self.now
         ends = heapq.merge(self.running, sorted(self.new_running))
         upcoming = next(ends, None)
@@ -167,7 +165,7 @@ class _Pass:
                 for index, gpus in upcoming[2]:
                     profile.release(index, gpus)
                 upcoming = next(ends, None)
-        chosen = _place_on_profile(profile, self.fm.groups, job)
+        chosen = choose_grouped(profile.candidates(job.gpus, job.allowed), job.nodes, self.fm.groups, profile.free)
         holds = {index: job.gpus for index in chosen}
         caps = {index: profile.free[index] - job.gpus for index in chosen}
         for index, gpus in holds.items():
@@ -185,12 +183,18 @@ class _Pass:
         if config.starve_after_s is not None:
             queue, protected = _starving_first(queue, now - config.starve_after_s, config.protect_oldest)
         fm = self.fm
-        zero, node_count, can_host = fm.buckets[0], len(fm.free), fm.can_host
+        zero, node_count, can_host, hosts = fm.buckets[0], len(fm.free), fm.can_host, fm.hosts
+        failed = self.failed
         for job in queue:
             if job.deferrable and is_deferred(job, now, price):
                 self._wait(job, JobState.DEFERRED, "deferred")
                 continue
-            if not can_host(job.nodes, job.gpus, job.allowed):
+            gpus = job.gpus
+            if not (
+                gpus < len(hosts) and job.nodes <= hosts[gpus]
+                if job.allowed is None
+                else can_host(job.nodes, gpus, job.allowed)
+            ):
                 self._wait(job, JobState.PENDING, "never")
                 continue
             if blocker is not None:
@@ -198,7 +202,14 @@ class _Pass:
                     break
                 self._wait(job, JobState.PENDING, "blocked", blocker=blocker)
                 continue
-            started = None if len(zero) == node_count else self.try_start(job)
+            started = None
+            if len(zero) != node_count:
+                end = now + job.walltime
+                starts = self.starts
+                k = bisect_left(starts, end) if starts else 0
+                memo = (job.nodes, gpus, job.allowed, k)
+                if memo not in failed:
+                    started = self.try_start(job, end, k, memo)
             if started is not None:
                 self.out.started.append(started)
                 continue
@@ -250,13 +261,6 @@ def _starving_first(
         return ordered, set()
     ids = {job.id for job in moved}
     return itertools.chain(moved, (job for job in ordered if job.id not in ids)), ids
-
-
-def _place_on_profile(profile: Profile, groups: Sequence[str], job: Candidate) -> list[int]:
-    free = profile.free
-    pool = range(len(free)) if job.allowed is None else sorted(job.allowed)
-    found = sorted((i for i in pool if free[i] >= job.gpus), key=lambda i: (free[i], i))
-    return choose_grouped(found, job.nodes, groups, free)
 
 
 def plan(

@@ -18,7 +18,7 @@ Caps = Mapping[int, int]
 class FreeMap:
     """Mutable index of free GPUs on the schedulable nodes; the scheduler owns one per pass or per simulation."""
 
-    __slots__ = ("_hostable", "buckets", "free", "groups", "max_gpus", "names", "totals")
+    __slots__ = ("_hostable", "buckets", "free", "groups", "hosts", "max_gpus", "names", "totals")
 
     def __init__(self, names: Sequence[str], totals: Sequence[int], groups: Sequence[str]) -> None:
         """Start with every node entirely free."""
@@ -31,6 +31,8 @@ class FreeMap:
         for index, total in enumerate(self.totals):
             self.buckets[total].add(index)
         self._hostable: dict[tuple[int, int, frozenset[int] | None], bool] = {}
+        #: hosts[g]: how many nodes have at least g GPUs in total (never changes).
+        self.hosts = [sum(1 for total in self.totals if total >= g) for g in range(self.max_gpus + 1)]
 
     def can_host(self, nodes: int, gpus: int, allowed: frozenset[int] | None = None) -> bool:
         """Whether the gang could ever run here, were every GPU free (cached: node sizes never change)."""
@@ -160,27 +162,32 @@ class Profile:
     """Free counts that only grow (running jobs ending), with the O(GPUs) fit test of `FreeMap`.
 
     Used to look ahead for the earliest time a gang fits. `held` GPUs (other reservations) are subtracted up front,
-    so counts may be negative and are bucketed at zero.
+    so counts may be negative and are bucketed at zero. Building one costs O(GPUs per node + held nodes), not
+    O(nodes): counts come from the map's buckets and only the nodes that change are tracked.
     """
 
-    __slots__ = ("counts", "free", "max_gpus")
+    __slots__ = ("counts", "fm", "free", "max_gpus", "touched")
 
-    def __init__(self, free: list[int], max_gpus: int, held: Mapping[int, int]) -> None:
-        """Build from a snapshot of free counts minus the GPUs `held` for earlier reservations."""
+    def __init__(self, fm: FreeMap, held: Mapping[int, int]) -> None:
+        """Start from the map's current free counts minus the GPUs `held` for earlier reservations."""
+        self.fm = fm
+        self.max_gpus = fm.max_gpus
+        self.free = list(fm.free)
+        self.counts = [len(bucket) for bucket in fm.buckets]
+        self.touched: set[int] = set()
         for index, gpus in held.items():
-            free[index] -= gpus
-        self.free = free
-        self.max_gpus = max_gpus
-        self.counts = [0] * (max_gpus + 1)
-        for value in free:
-            self.counts[max(value, 0)] += 1
+            self._shift(index, -gpus)
+
+    def _shift(self, index: int, delta: int) -> None:
+        old = self.free[index]
+        self.counts[max(old, 0)] -= 1
+        self.free[index] = old + delta
+        self.counts[max(old + delta, 0)] += 1
+        self.touched.add(index)
 
     def release(self, index: int, gpus: int) -> None:
         """A running job ends and frees `gpus` on node `index`."""
-        old = self.free[index]
-        self.counts[max(old, 0)] -= 1
-        self.free[index] = old + gpus
-        self.counts[max(old + gpus, 0)] += 1
+        self._shift(index, gpus)
 
     def fits(self, nodes: int, gpus: int, allowed: frozenset[int] | None) -> bool:
         """Whether the gang fits on the counts as they are now."""
@@ -189,3 +196,16 @@ class Profile:
         if allowed is not None:
             return sum(1 for i in allowed if self.free[i] >= gpus) >= nodes
         return sum(self.counts[gpus:]) >= nodes
+
+    def candidates(self, gpus: int, allowed: frozenset[int] | None) -> list[int]:
+        """Nodes with at least `gpus` free in the profile, tightest first, then by index."""
+        free = self.free
+        if allowed is not None:
+            found = [i for i in allowed if free[i] >= gpus]
+        else:
+            touched = self.touched
+            found = [i for i in touched if free[i] >= gpus]
+            for count in range(gpus, self.max_gpus + 1):
+                found.extend(i for i in self.fm.buckets[count] if i not in touched)
+        found.sort(key=lambda i: (free[i], i))
+        return found
