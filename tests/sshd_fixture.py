@@ -1,4 +1,7 @@
-"""A real OpenSSH sshd on 127.0.0.1 for integration tests (pytest plugin: `pytest_plugins = ["tests.sshd_fixture"]`).
+"""A real OpenSSH sshd on 127.0.0.1 for integration tests; any test dir can use it.
+
+Import the fixtures into that directory's conftest.py (tests/ is on sys.path through tests/conftest.py):
+`from sshd_fixture import known_hosts, ssh_node, sshd, sshd_factory  # noqa: F401`.
 
 Each server gets throwaway host and user keys made with ssh-keygen in a temp dir, a free high port,
 `Subsystem sftp internal-sftp` (unless `sftp=False`), raised MaxStartups/MaxSessions, and runs as the current user

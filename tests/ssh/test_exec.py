@@ -90,3 +90,24 @@ def test_stderr_and_failures_are_reported(cli, factory):
 def test_lines_mode(cli, factory):
     r = cli("--config", factory(), "exec", "n[01-02]", "--lines", "--", "echo", "x")
     assert r.stdout == "n01: x\nn02: x\n"
+
+
+def test_sshd_killed_mid_command_is_exit_4(cli, tmp_path, sshd_factory):
+    import threading
+
+    server = sshd_factory()
+    kh = server.write_known_hosts(tmp_path / "kh2")
+    path = tmp_path / "dying.yaml"
+    path.write_text(
+        f"""
+name: lab
+ssh: {{user: {server.user}, identity_file: {server.user_key}, known_hosts: {kh}, port: {server.port}}}
+nodes:
+  d[1-2]: {{host: 127.0.0.1}}
+"""
+    )
+    threading.Timer(1.0, server.kill).start()
+    r = cli("--config", str(path), "exec", "all", "-o", "json", "--", "sleep", "30")
+    assert r.exit_code == 4
+    assert {e["node"]: e["error"] for e in r.json()["errors"]} == {"d1": "refused", "d2": "refused"}
+    assert "connection lost" in r.json()["errors"][0]["message"]
