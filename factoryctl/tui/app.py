@@ -37,8 +37,8 @@ class DashboardApp(App[None]):
     TITLE = "factoryctl dash"
     ENABLE_COMMAND_PALETTE = False
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("q", "quit", "Quit"),
-        Binding("question_mark", "help", "Keys", key_display="?"),
+        Binding("q", "quit", "Quit", tooltip="quit (on the node screen: back)"),
+        Binding("question_mark", "help", "Keys", key_display="?", tooltip="this list of keys"),
     ]
 
     snapshot: var[FactorySnapshot | None] = var(None, always_update=True)
@@ -113,7 +113,7 @@ class DashboardApp(App[None]):
         sections: list[tuple[str, list[BindingType]]] = [
             ("Factory", [*MainScreen.BINDINGS, *NodeTable.BINDINGS]),
             ("Node screen", list(NodeScreen.BINDINGS)),
-            ("Filter bar", [Binding("enter", "keep", "keep the filter"), *FilterBar.BINDINGS]),
+            ("Filter bar", [Binding("enter", "keep", "keep the filter and go back to the table"), *FilterBar.BINDINGS]),
             ("Everywhere", list(self.BINDINGS)),
         ]
         self.push_screen(HelpScreen(sections, self.read_only))

@@ -27,6 +27,27 @@ THROTTLE_WORDS: dict[str, str] = {
 }
 
 
+#: The same reasons in a word or two, for table cells.
+THROTTLE_SHORT: dict[str, str] = {
+    "idle": "idle",
+    "held at its power cap": "power cap",
+    "hardware slowdown (power brake or overheat)": "hw slowdown",
+    "slowed by the driver to cool down": "thermal",
+    "hardware thermal slowdown": "hw thermal",
+    "external power brake": "power brake",
+    "sync boost with other GPUs": "sync boost",
+    "application clocks setting": "app clocks",
+    "display clock setting": "display clock",
+}
+
+
+def throttle_short(reasons: tuple[str, ...] | list[str]) -> str:
+    """`power cap, thermal`, or `none`: the table cell form of `throttle_words`."""
+    if not reasons:
+        return "none"
+    return ", ".join(THROTTLE_SHORT.get(w, w) for w in throttle_words(reasons).split(", "))
+
+
 def throttle_words(reasons: tuple[str, ...] | list[str]) -> str:
     """`held at its power cap, slowed by the driver to cool down`, or `none`."""
     if not reasons:

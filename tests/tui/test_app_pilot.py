@@ -162,22 +162,23 @@ async def test_question_mark_lists_every_key(services: FrozenServices) -> None:
         await first_snapshot(pilot)
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
-        text = plain(app.screen.query_one("#keys", Static).content)
+        text = plain(app.screen.query_one("#keys", Static).content, width=120)
         for expected in (
             "Factory",
             "Node screen",
             "Filter bar",
             "Everywhere",
-            "Sort",
-            "Reverse",
-            "Drain",
-            "Cap",
-            "Filter",
-            "Panels",
-            "Back",
-            "Quit",
-            "Esc",
-            "/",
+            "sort by the next column",
+            "reverse the sort",
+            "drain the node",
+            "resume a drained node",
+            "set the power cap",
+            "filter by node set",
+            "jobs and events",
+            "back to the factory",
+            "quit",
+            "Esc q",
+            "Home g",
             "?",
         ):
             assert expected in text, expected

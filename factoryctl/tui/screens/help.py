@@ -15,12 +15,25 @@ from textual.widgets import Static
 from factoryctl.tui.screens.node_actions import WRITE_ACTIONS
 
 #: Keys that come from Textual's own widgets rather than our bindings.
-TABLE_KEYS = (("↑ ↓ PgUp PgDn Home End", "move in a table"), ("Enter / click", "open the node"))
+TABLE_KEYS = (("↑ ↓ PgUp PgDn", "move in a table"), ("Enter, click", "open the node"))
+
+
+KEY_NAMES = {
+    "slash": "/",
+    "question_mark": "?",
+    "escape": "Esc",
+    "esc": "Esc",
+    "enter": "Enter",
+    "home": "Home",
+    "end": "End",
+}
 
 
 def _key_name(binding: Binding) -> str:
-    names = {"slash": "/", "question_mark": "?", "escape": "Esc"}
-    return binding.key_display or ", ".join(names.get(k, k) for k in binding.key.split(","))
+    keys = binding.key.split(",")
+    if binding.key_display and len(keys) == 1:
+        return KEY_NAMES.get(binding.key_display, binding.key_display)
+    return " ".join(KEY_NAMES.get(k, k) for k in keys)
 
 
 def keys_table(sections: list[tuple[str, list[BindingType]]], read_only: bool) -> Table:
@@ -35,7 +48,7 @@ def keys_table(sections: list[tuple[str, list[BindingType]]], read_only: bool) -
                 continue
             if read_only and binding.action in WRITE_ACTIONS:
                 continue
-            table.add_row(_key_name(binding), binding.description or binding.action)
+            table.add_row(_key_name(binding), binding.tooltip or binding.description or binding.action)
         if title == "Factory":
             for key, what in TABLE_KEYS:
                 table.add_row(key, what)

@@ -28,8 +28,10 @@ class MainScreen(NodeActionsScreen):
     """Header, power history, node table and the jobs/events panels."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("slash", "filter", "Filter", key_display="/"),
-        Binding("e", "toggle_panels", "Panels", show=False),
+        Binding(
+            "slash", "filter", "Filter", key_display="/", tooltip="filter by node set (demo[01-04], @rack-a) or words"
+        ),
+        Binding("e", "toggle_panels", "Panels", show=False, tooltip="show or hide the jobs and events panels"),
         *NodeActionsScreen.BINDINGS,
     ]
 

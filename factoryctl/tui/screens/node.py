@@ -25,8 +25,7 @@ class NodeScreen(NodeActionsScreen):
     """GPU table on top, the highlighted GPU's detail and history below, the node's events at the bottom."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "back", "Back"),
-        Binding("q", "back", "Back", show=False),
+        Binding("escape,q", "back", "Back", key_display="esc", tooltip="back to the factory"),
         *NodeActionsScreen.BINDINGS,
     ]
 

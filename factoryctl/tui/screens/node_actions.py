@@ -36,9 +36,9 @@ class NodeActionsScreen(Screen[None]):
     """A screen with a current node that the operator may drain, resume or cap."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("d", "drain", "Drain"),
-        Binding("r", "resume", "Resume"),
-        Binding("p", "power_cap", "Cap"),
+        Binding("d", "drain", "Drain", tooltip="drain the node: the scheduler places no new job on it (asks first)"),
+        Binding("r", "resume", "Resume", tooltip="resume a drained node (asks first)"),
+        Binding("p", "power_cap", "Cap", tooltip="set the power cap of every GPU of the node, clamped to its range"),
     ]
 
     @property

@@ -10,7 +10,7 @@ from textual.widgets import Input
 class FilterBar(Input):
     """An input that filters the node table as one types; Enter keeps the filter, Esc clears it."""
 
-    BINDINGS = [Binding("escape", "clear_filter", "Clear filter", show=False)]  # noqa: RUF012 - Textual's convention
+    BINDINGS = [Binding("escape", "clear_filter", "Clear filter", show=False, tooltip="clear the filter")]  # noqa: RUF012 - Textual's convention
 
     DEFAULT_CSS = """
     FilterBar { dock: bottom; display: none; }

@@ -17,19 +17,19 @@ COLUMNS = (
     ("range", "Range W", 7),
     ("temp", "Temp", 4),
     ("mem", "Memory", 11),
-    ("throttle", "Throttled", 14),
+    ("throttle", "Throttled", 12),
     ("ecc", "ECC", 3),
     ("procs", "Procs", 5),
     ("clock", "SM MHz", 6),
     ("energy", "Energy kWh", 10),
     ("uuid", "UUID", 40),
-    ("model", "Model", 22),
 )
 
 
 def gpu_cells(gpu: GpuSample) -> list[Text]:
     """The row of one GPU."""
-    power = Text(f"{fmt.watts(gpu.power_w)[:-2]}/{fmt.watts(gpu.power_limit_w)}")
+    draw = "—" if gpu.power_w is None else f"{gpu.power_w:.0f}"
+    power = Text(f"{draw}/{fmt.watts(gpu.power_limit_w)}")
     if gpu.power_w is not None:
         power.stylize(LEVEL_STYLES[power_level(gpu.power_w, gpu.power_limit_w)])
     temp = Text(fmt.celsius(gpu.temperature_c))
@@ -43,7 +43,7 @@ def gpu_cells(gpu: GpuSample) -> list[Text]:
     ecc = Text("—" if gpu.ecc_uncorrected is None else str(gpu.ecc_uncorrected))
     if gpu.ecc_uncorrected:
         ecc.stylize("bold red")
-    throttle = Text(fmt.throttle_words(gpu.throttle_reasons), no_wrap=True, overflow="ellipsis")
+    throttle = Text(fmt.throttle_short(gpu.throttle_reasons), no_wrap=True, overflow="ellipsis")
     if gpu.throttle_reasons:
         throttle.stylize("yellow")
     return [
@@ -59,7 +59,6 @@ def gpu_cells(gpu: GpuSample) -> list[Text]:
         Text("—" if gpu.sm_clock_mhz is None else f"{gpu.sm_clock_mhz:.0f}"),
         Text("—" if gpu.energy_j is None else f"{gpu.energy_j / 3.6e6:.2f}"),
         Text(gpu.uuid or "—", style="bright_black"),
-        Text(gpu.name or "—", style="bright_black"),
     ]
 
 

@@ -64,8 +64,10 @@ class NodeTable(DataTable[Text]):
     """Nodes of the factory, sortable by any column (click a header, or `s` / `S`)."""
 
     BINDINGS = [  # noqa: RUF012 - Textual's convention
-        Binding("s", "next_sort", "Sort"),
-        Binding("S", "reverse_sort", "Reverse", show=False),
+        Binding("s", "next_sort", "Sort", tooltip="sort by the next column (or click a column's header)"),
+        Binding("S", "reverse_sort", "Reverse", show=False, tooltip="reverse the sort order"),
+        Binding("home,g", "scroll_top", "Top", show=False, tooltip="first node"),
+        Binding("end,G", "scroll_bottom", "Bottom", show=False, tooltip="last node"),
     ]
 
     class NodeSelected(Message):
