@@ -1,4 +1,4 @@
-"""`factoryctl telemetry collect --once / history / export`: one sweep into the store, and reading it back.
+"""`factoryctl telemetry collect --once / history / export / energy`: one sweep into the store, and reading it back.
 
 Store-only commands (history, export) never touch a node, so they answer from the store in milliseconds and import
 neither paramiko nor pynvml.
@@ -288,3 +288,59 @@ def export(
     finally:
         store.close()
     out.flush()
+
+
+# ---------------------------------------------------------------------------------------------------- energy
+
+ENERGY_COLUMNS = (
+    Column("node", "NODE"),
+    Column("gpus", "GPUS"),
+    Column("energy_kwh", "ENERGY kWh", show=lambda v: "-" if v is None else f"{v:.3f}"),
+    Column("cost", "COST", show=lambda v: "-" if v is None else f"{v:.2f}"),
+    Column("source", "SOURCE", wide_only=True),
+    Column("from", "FROM", wide_only=True),
+    Column("to", "TO", wide_only=True),
+)
+
+
+@app.command("energy")
+def energy(
+    ctx: typer.Context,
+    target: str = TARGET_ARGUMENT,
+    since: str = typer.Option("24h", "--since", help="How far back: a duration (24h, 7d) or an ISO-8601 time."),
+    until: str | None = UNTIL_OPTION,
+    price_per_kwh: float | None = typer.Option(None, "--price-per-kwh", help="Flat price, to show a cost."),
+    output: OutputFormat = OUTPUT_OPTION,
+    no_header: bool = NO_HEADER_OPTION,
+) -> None:
+    """GPU energy per node from the store (the driver's energy counter, else integrated power), in kWh."""
+    import time
+
+    config = context.load(ctx)
+    names = [n.name for n in config.resolve_target(target)]
+    now = time.time()
+    start, end = parse_when(since, now), parse_when(until, now) if until else now + 1
+    store = open_history(config)
+    try:
+        found = store.energy(names, start, end)
+    finally:
+        store.close()
+    items: list[dict[str, Any]] = []
+    for name in names:
+        per_gpu = [(gpu, joules, source) for node, gpu, joules, source in found if node == name]
+        if not per_gpu:
+            continue
+        kwh = sum(j for _, j, _ in per_gpu) / 3.6e6
+        items.append(
+            {
+                "node": name,
+                "gpus": len(per_gpu),
+                "energy_kwh": kwh,
+                "cost": kwh * price_per_kwh if price_per_kwh is not None else None,
+                "source": ",".join(sorted({s for _, _, s in per_gpu})),
+                "from": iso_utc(start),
+                "to": iso_utc(min(end, now)),
+                "per_gpu": [{"gpu": g, "energy_kwh": j / 3.6e6} for g, j, _ in per_gpu],
+            }
+        )
+    emit(render_listing(items, [], ENERGY_COLUMNS, output, no_header))

@@ -10,6 +10,7 @@ window. Every sqlite3 failure leaves this module as a `StoreError` that says wha
 from __future__ import annotations
 
 import contextlib
+import itertools
 import sqlite3
 import threading
 import time
@@ -499,6 +500,50 @@ class Store:
             v = rows.decode(value, spec.scale)
             out.append((t_ms / 1000, v, v, v, 1))
         return out
+
+    def energy(self, nodes: Sequence[str], since: float, until: float) -> list[tuple[str, int, float, str]]:
+        """Joules used per GPU in the window: (node, gpu, joules, source).
+
+        From the driver's energy counter where raw rows exist (positive steps summed, so a reboot that resets the
+        counter loses nothing but the step across it); from 1-minute mean power before the oldest raw row; from
+        integrated power where the counter is not supported.
+        """
+        ids = self._known_node_ids(nodes)
+        out: list[tuple[str, int, float, str]] = []
+        for name in nodes:
+            node_id = ids.get(name)
+            if node_id is None:
+                continue
+            for _, gpu in self._gpu_pairs([node_id]):
+                out.append((name, gpu, *self._gpu_energy(node_id, gpu, _ms(since), _ms(until))))
+        return out
+
+    def _gpu_energy(self, node_id: int, gpu: int, start: int, end: int) -> tuple[float, str]:
+        oldest = self._query("SELECT MIN(t_ms) FROM sample WHERE node_id = ? AND gpu = ?", (node_id, gpu))[0][0]
+        raw_from = max(start, oldest) if oldest is not None else end
+        joules, sources = 0.0, []
+        if start < raw_from:
+            found = self._query(
+                "SELECT SUM(power_mw_mean) FROM rollup WHERE node_id = ? AND gpu = ? AND t_min >= ? AND t_min * 60000 < ?",
+                (node_id, gpu, -(-start // 60000), raw_from),
+            )[0][0]
+            if found is not None:
+                joules += found / 1000 * 60
+                sources.append("rollup")
+        found = self._query(
+            "SELECT t_ms, energy_mj, power_mw FROM sample WHERE node_id = ? AND gpu = ? AND t_ms >= ? AND t_ms < ?"
+            " ORDER BY t_ms",
+            (node_id, gpu, raw_from, end),
+        )
+        counters = [(t, e) for t, e, _ in found if e is not None]
+        if len(counters) >= 2:
+            joules += sum(b - a if b >= a else b for (_, a), (_, b) in itertools.pairwise(counters)) / 1000
+            sources.append("counter")
+        elif len(found) >= 2:
+            powers = [(t, p) for t, _, p in found if p is not None]
+            joules += sum((b[0] - a[0]) / 1000 * a[1] / 1000 for a, b in itertools.pairwise(powers))
+            sources.append("power")
+        return joules, "+".join(sources) or "none"
 
     def export(self, nodes: Sequence[str], since: float, until: float) -> Iterator[dict[str, Any]]:
         """Raw rows as dicts (time, node, gpu, every metric, throttle_reasons), by node, GPU and time."""

@@ -178,3 +178,20 @@ def test_damaged_file_is_named(tmp_path: Path) -> None:
     path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StoreError, match="damaged"):
         Store(path)
+
+
+def test_energy_from_counter_survives_a_reset_and_falls_back_to_rollups(store: Store) -> None:
+    counter = [0.0, 100.0, 250.0, 10.0, 60.0]  # joules; a reboot reset the counter after the third sample
+    samples = [
+        NodeSample("n2", T0 + i, gpus=(GpuSample("n2", 0, power_w=100.0, energy_j=e),)) for i, e in enumerate(counter)
+    ]
+    store.write(samples)
+    ((node, gpu, joules, source),) = store.energy(["n2"], T0 - 1, T0 + 10)
+    assert (node, gpu, source) == ("n2", 0, "counter")
+    assert joules == pytest.approx(250.0 + 10.0 + 50.0)
+    store.write([NodeSample("n3", T0 + s, gpus=(GpuSample("n3", 0, power_w=200.0),)) for s in range(120)])
+    store.rollup(now=T0 + 600)
+    store.prune(raw_retention_s=1, rollup_retention_s=86400, now=T0 + 600)
+    ((_, _, joules, source),) = store.energy(["n3"], T0, T0 + 600)
+    assert source == "rollup"
+    assert joules == pytest.approx(200.0 * 120)
