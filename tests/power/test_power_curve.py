@@ -92,3 +92,16 @@ def test_lp_with_no_budget_runs_flat_out_and_unknown_prices_cost_nothing(toy):
     solution = solve_lp([50.0, None, 70.0], chains, 0.0)
     assert solution.cost == pytest.approx(120.0)
     assert solution.throughput == pytest.approx(3.0)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_fast_multiplier_agrees_with_the_exact_greedy(toy, seed):
+    from factoryctl.power.policy.lagrange import multiplier
+
+    curve, _ = toy
+    rng = random.Random(100 + seed)
+    prices = [rng.uniform(-80, 400) for _ in range(60)]
+    chains = LagrangeChains.from_points(curve.points)
+    for max_loss in (0.0, 0.01, 0.05, 0.2, 0.9):
+        exact = solve_lp(prices, chains, max_loss).multiplier
+        assert multiplier(prices, chains, max_loss) == pytest.approx(exact, rel=1e-9, abs=1e-9)

@@ -66,8 +66,10 @@ class PriceView:
     def estimate(self) -> float | None:
         """The current interval's price: the published one, else a short-term forecast from the past.
 
-        The forecast is the newest known price moved by yesterday's change over the same hours (a seasonal
-        persistence forecast: prices follow a daily shape). Without yesterday's prices it is plain persistence.
+        The forecast is the mean of two simple ones: persistence (the newest known price) and seasonal
+        persistence (that price moved by yesterday's change over the same hours, since prices follow a daily
+        shape). Averaging forecasts is the textbook robust choice, and a cost that is linear in the price is
+        minimised in expectation by the mean forecast. Without yesterday's prices it is plain persistence.
         """
         current = self.current
         if current is not None:
@@ -79,4 +81,4 @@ class PriceView:
         before = self.price_at(newest.timestamp_s - DAY_S)
         if then is None or before is None:
             return newest.price_per_mwh
-        return newest.price_per_mwh + (then - before)
+        return newest.price_per_mwh + (then - before) / 2

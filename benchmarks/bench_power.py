@@ -1,0 +1,69 @@
+"""Power policy benchmark: saving and loss of `optimize` against the price-blind setting and the clairvoyant bound.
+
+Usage (from the repository root; the data files are not part of the project):
+
+    python benchmarks/bench_power.py                       # the issue's goal: a40 squad/bert_base, D = 0.05
+    python benchmarks/bench_power.py --sweep               # every GPU and workload in the curve file, D in 2/5/10 %
+    python benchmarks/bench_power.py --prices P.csv --curves C.csv --gpu v100 --workload imagenet -D 0.1
+
+For each price visibility it prints saving, loss, blind and bound savings, the fraction of the blind-to-bound
+gap closed, whether the goal holds (loss <= D; gap >= 60 % day-ahead, >= 40 % realtime) and the wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from factoryctl.power.curve_file import load_curve, read_curve_rows
+from factoryctl.power.policy.config import OptimizePolicy
+from factoryctl.power.simulator import simulate
+from factoryctl.power.sources import CsvPriceSource
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+GOAL = {"day-ahead": 0.60, "realtime": 0.40}
+
+
+def run(prices, curves: Path, gpu: str, workload: str, max_loss: float) -> list[str]:
+    curve, gpu_range = load_curve(curves, gpu, workload)
+    lines = []
+    for visibility in ("day-ahead", "realtime"):
+        started = time.perf_counter()
+        result = simulate(prices, curve, gpu_range, OptimizePolicy(max_loss), visibility, max_loss)
+        elapsed = time.perf_counter() - started
+        score, gap = result.score, result.gap_fraction
+        within = score.throughput_loss_pct <= 100 * max_loss + 1e-9
+        goal = within and (gap is None or gap >= GOAL[visibility])
+        lines.append(
+            f"{curve.name:34} {max_loss:5.2f} {visibility:10} saving {score.saving_pct:7.3f} %  "
+            f"loss {score.throughput_loss_pct:6.3f} %  blind {result.blind_saving_pct:7.3f} %  "
+            f"bound {result.bound_saving_pct:7.3f} %  gap {'  n/a' if gap is None else f'{gap:5.3f}'}  "
+            f"{'ok ' if goal else 'MISS'}  {elapsed:5.2f} s"
+        )
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prices", type=Path, default=DATA / "fr_2023.csv")
+    parser.add_argument("--curves", type=Path, default=DATA / "gpu_power_curves.csv")
+    parser.add_argument("--gpu", default="a40")
+    parser.add_argument("--workload", default="squad/bert_base")
+    parser.add_argument("-D", "--max-throughput-loss", type=float, default=0.05)
+    parser.add_argument("--sweep", action="store_true", help="every GPU and workload, D in 0.02, 0.05, 0.10")
+    args = parser.parse_args()
+    prices = CsvPriceSource(args.prices).fetch()
+    if not args.sweep:
+        print("\n".join(run(prices, args.curves, args.gpu, args.workload, args.max_throughput_loss)))
+        return 0
+    pairs = sorted({(r.gpu, r.workload) for r in read_curve_rows(args.curves)})
+    for gpu, workload in pairs:
+        for max_loss in (0.02, 0.05, 0.10):
+            print("\n".join(run(prices, args.curves, gpu, workload, max_loss)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
