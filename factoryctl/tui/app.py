@@ -125,10 +125,14 @@ def make_app(services: DashboardServices, read_only: bool = False, target: str |
 
 
 def run_dashboard(config: FactoryConfig, read_only: bool = False, target: str | None = None) -> None:
-    """Run the dashboard in this terminal on `config`'s nodes (those of `target`), then release every session."""
-    from factoryctl.tui.services_polled import PolledServices
+    """Run the dashboard in this terminal on `config`'s nodes (those of `target`), then release every session.
 
-    services = PolledServices(config, target)
+    With a live controller the dashboard reads its store; otherwise it runs its own collector (one agent session
+    per node) for as long as it is open.
+    """
+    from factoryctl.tui.services import open_services
+
+    services = open_services(config, target)
     try:
         make_app(services, read_only=read_only).run()
     finally:

@@ -8,9 +8,12 @@ directly; a store-backed implementation reads what the controller wrote. Nothing
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from factoryctl.model.telemetry import NodeSample
+
+if TYPE_CHECKING:
+    from factoryctl.config import FactoryConfig
 
 
 @dataclass(frozen=True)
@@ -140,3 +143,14 @@ class DashboardServices(Protocol):
     def close(self) -> None:
         """Release sessions and threads (called when the app exits)."""
         ...
+
+
+def open_services(config: FactoryConfig, target: str | None = None) -> DashboardServices:
+    """The controller's store when a live controller writes it, else the dashboard's own embedded collector."""
+    from factoryctl.tui.services_store import StoreServices, controller_is_live
+
+    if controller_is_live(config):
+        return StoreServices(config, target)
+    from factoryctl.tui.services_polled import PolledServices
+
+    return PolledServices(config, target)

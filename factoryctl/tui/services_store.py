@@ -1,0 +1,186 @@
+"""`StoreServices`: the dashboard on the controller's store, when a live controller already watches every node.
+
+Reads what the controller wrote (latest samples and judged node states, drains, events, history) through one store
+connection; opens no agent session to read. A power cap is one audited request through `factoryctl.power.limits`
+(a short session to that node only), exactly what `factoryctl power set --clamp` does. Imports no Textual.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import time
+from collections import defaultdict
+from dataclasses import replace
+from typing import Any
+
+from factoryctl.config import FactoryConfig
+from factoryctl.errors import FactoryError, UsageError
+from factoryctl.model.telemetry import NodeSample
+from factoryctl.tui.history import RecentHistory
+from factoryctl.tui.services import DashboardEvent, FactorySnapshot, GpuHistory, NodeHistory
+
+#: Per-GPU history shown on the node screen.
+NODE_HISTORY_S = 600.0
+#: Factory power loaded from the store when the dashboard opens, at this resolution.
+BACKFILL_STEP_S = 60.0
+
+
+def controller_is_live(config: FactoryConfig) -> bool:
+    """Whether a controller holds the lock and wrote a sample within three intervals."""
+    from factoryctl.store.lock import controller_is_running
+    from factoryctl.store.sqlite import Store, StoreError
+
+    if not config.store_path.exists() or not controller_is_running(config.state_dir):
+        return False
+    try:
+        store = Store(config.store_path, readonly=True)
+    except StoreError:
+        return False
+    try:
+        newest = store.newest_sample_time()
+    except StoreError:
+        return False
+    finally:
+        store.close()
+    return newest is not None and time.time() - newest <= 3 * config.interval_s
+
+
+class StoreServices:
+    """`DashboardServices` over the store a live controller writes."""
+
+    def __init__(self, config: FactoryConfig, target: str | None = None, cap_timeout_s: float = 15.0) -> None:
+        from factoryctl.store import open_store
+
+        self.config = config
+        self.specs = config.resolve_target(target)
+        self.names = [spec.name for spec in self.specs]
+        self.cap_timeout_s = cap_timeout_s
+        self.history = RecentHistory(config.interval_s)
+        self._store = open_store(config.store_path)
+        self._backfilled = False
+        self._last_record = 0.0
+        self._user = _user()
+
+    @property
+    def factory_name(self) -> str:
+        """The factory's name."""
+        return self.config.name
+
+    @property
+    def interval_s(self) -> float:
+        """The controller's sampling interval."""
+        return self.config.interval_s
+
+    def close(self) -> None:
+        """Close the store connection."""
+        self._store.close()
+
+    def _latest(self, now: float) -> tuple[NodeSample, ...]:
+        latest = {state.node: (state, sample) for state, sample in self._store.latest()}
+        out: list[NodeSample] = []
+        for name in self.names:
+            state, sample = latest.get(name, (None, None))
+            if state is not None and sample is not None and state.state != "down":
+                out.append(replace(sample, state=state.state, error=state.error, message=state.message))
+                continue
+            kind = (state.error if state else None) or "agent"
+            message = (state.message if state else None) or f"{name}: the controller has not reached it yet."
+            seen = state.last_seen if state and state.last_seen else now
+            out.append(NodeSample(node=name, time=seen, state="down", error=kind, message=message))
+        return tuple(out)
+
+    def _backfill(self, now: float) -> None:
+        """Load the last hour of factory power from the store's history (minute buckets)."""
+        self._backfilled = True
+        series = self._store.history(self.names, "power_w", now - 3600, now, step=BACKFILL_STEP_S)
+        per_bucket: dict[float, float] = defaultdict(float)
+        for one in series:
+            for point in one.points:
+                if point.value is not None:
+                    per_bucket[point.time] += point.value
+        repeat = max(1, round(BACKFILL_STEP_S / self.interval_s))
+        for bucket in sorted(per_bucket):
+            for _ in range(repeat):
+                self.history.record_factory(per_bucket[bucket])
+
+    def snapshot(self) -> FactorySnapshot:
+        """The controller's view of every node in the target."""
+        now = time.time()
+        if not self._backfilled:
+            with contextlib.suppress(FactoryError):
+                self._backfill(now)
+        nodes = self._latest(now)
+        if now - self._last_record >= self.interval_s * 0.9:
+            self._last_record = now
+            self.history.record_factory(sum(n.power_w or 0.0 for n in nodes if n.state != "down"))
+        events = self._store.events(now - 3600, self.names, limit=200)
+        return FactorySnapshot(
+            factory=self.config.name,
+            time=now,
+            nodes=nodes,
+            racks={spec.name: spec.rack for spec in self.specs},
+            drained=frozenset(n for n in self._store.drained_nodes() if n in self.names),
+            budget_kw=self.config.settings.power.facility_budget_kw,
+            interval_s=self.interval_s,
+            power_history_w=self.history.factory_series(),
+            events=tuple(DashboardEvent(e.time, e.node, e.kind, e.message, e.severity) for e in events),
+            groups=dict(self.config.groups),
+        )
+
+    def node_history(self, node: str) -> NodeHistory:
+        """The node's per-GPU utilization, power and temperature over the last ten minutes, from the store."""
+        now = time.time()
+        metrics: dict[str, dict[int, tuple[float | None, ...]]] = {}
+        for metric in ("utilization_pct", "power_w", "temperature_c"):
+            series = self._store.history([node], metric, now - NODE_HISTORY_S, now)
+            metrics[metric] = {s.gpu: tuple(p.value for p in s.points) for s in series}
+        indexes = sorted(set().union(*(m.keys() for m in metrics.values())))
+        return NodeHistory(
+            node,
+            self.interval_s,
+            tuple(
+                GpuHistory(
+                    i,
+                    metrics["utilization_pct"].get(i, ()),
+                    metrics["power_w"].get(i, ()),
+                    metrics["temperature_c"].get(i, ()),
+                )
+                for i in indexes
+            ),
+        )
+
+    def _check(self, node: str) -> None:
+        if node not in self.names:
+            raise UsageError(f"{node} is not watched by this dashboard.", None)
+
+    def drain(self, node: str, reason: str) -> None:
+        """Drain through the store (the controller's scheduler reads the same flag)."""
+        self._check(node)
+        self._store.set_drained([node], True, reason, self._user)
+
+    def resume(self, node: str) -> None:
+        """Resume through the store."""
+        self._check(node)
+        self._store.set_drained([node], False, None, self._user)
+
+    def set_power_cap(self, node: str, watts: float) -> list[dict[str, Any]]:
+        """One clamped, audited request to the node, as `power set --clamp` makes it."""
+        from factoryctl.power.limits import apply_limit
+
+        self._check(node)
+        changes, errors = apply_limit(
+            self.config, [self.config.nodes[node]], None, watts, clamp=True, timeout=self.cap_timeout_s
+        )
+        if errors:
+            raise errors[0]
+        return [
+            {"index": c.gpu, "before_w": c.before_w, "enforced_w": c.enforced_w, "clamped": c.clamped} for c in changes
+        ]
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"

@@ -1,0 +1,123 @@
+"""`StoreServices`: the dashboard on a store written the way the controller writes it (real SQLite, no fake)."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import pytest
+from factory_data import node
+
+from factoryctl.demo import demo_config
+from factoryctl.errors import UsageError
+from factoryctl.store import open_store
+from factoryctl.store.rows import Event, NodeState
+from factoryctl.tui.services import open_services
+from factoryctl.tui.services_polled import PolledServices
+from factoryctl.tui.services_store import StoreServices, controller_is_live
+
+
+@pytest.fixture
+def config(tmp_path: Path):
+    return demo_config(tmp_path / "state")
+
+
+def write_history(config, minutes: int = 5) -> float:
+    """demo01 and demo02 sampled once a second for `minutes`; demo03 judged down."""
+    now = time.time()
+    store = open_store(config.store_path)
+    try:
+        for t in range(int(now) - 60 * minutes, int(now) + 1, 10):
+            samples = [dataclasses.replace(node(i), time=float(t)) for i in (1, 2)]
+            store.write(samples)
+        store.write(
+            states=[
+                NodeState("demo01", "up", now - 600, now),
+                NodeState("demo02", "degraded", now - 5, now, "timeout", "slow answers"),
+                NodeState("demo03", "down", now - 30, now - 30, "refused", "demo03: connection refused."),
+            ],
+            events=[Event(now - 30, "node_down", "connection refused", node="demo03", severity="error")],
+        )
+    finally:
+        store.close()
+    return now
+
+
+def test_snapshot_reads_the_controllers_view(config) -> None:
+    write_history(config)
+    services = StoreServices(config)
+    try:
+        snap = services.snapshot()
+        by_name = {n.node: n for n in snap.nodes}
+        assert len(snap.nodes) == 8
+        assert by_name["demo01"].state == "up"
+        assert len(by_name["demo01"].gpus) == 8
+        assert by_name["demo02"].state == "degraded"
+        assert by_name["demo02"].message == "slow answers"
+        assert by_name["demo03"].state == "down"
+        assert by_name["demo03"].error == "refused"
+        assert by_name["demo08"].message == "demo08: the controller has not reached it yet."
+        assert [e.kind for e in snap.events] == ["node_down"]
+        assert len(snap.power_history_w) >= 4 * 60  # minutes of backfill, spaced at the sampling interval
+        history = services.node_history("demo01")
+        assert [g.index for g in history.gpus] == list(range(8))
+        assert len(history.gpus[0].power_w) >= 30
+    finally:
+        services.close()
+
+
+def test_drain_and_resume_go_to_the_store(config) -> None:
+    write_history(config, minutes=1)
+    services = StoreServices(config, "demo[01-02]")
+    try:
+        services.drain("demo01", "cabling")
+        assert services.snapshot().drained == frozenset({"demo01"})
+        services.resume("demo01")
+        assert services.snapshot().drained == frozenset()
+        with pytest.raises(UsageError):
+            services.drain("demo05", "outside the target")
+    finally:
+        services.close()
+
+
+def test_power_cap_is_one_audited_request(config) -> None:
+    write_history(config, minutes=1)
+    services = StoreServices(config)
+    try:
+        answers = services.set_power_cap("demo04", 900)
+    finally:
+        services.close()
+    assert {(a["enforced_w"], a["clamped"]) for a in answers} == {(700.0, True)}
+    store = open_store(config.store_path)
+    try:
+        assert len(store.audit(0, ["demo04"])) == 8
+    finally:
+        store.close()
+
+
+def test_without_a_live_controller_the_dashboard_collects_itself(config) -> None:
+    write_history(config, minutes=1)
+    assert not controller_is_live(config)
+    services = open_services(config, "demo01")
+    try:
+        assert isinstance(services, PolledServices)
+    finally:
+        services.close()
+
+
+def test_with_a_live_controller_the_dashboard_reads_its_store(config) -> None:
+    from factoryctl.store.lock import ControllerLock
+
+    write_history(config, minutes=1)
+    lock = ControllerLock(config.state_dir)
+    lock.acquire()
+    try:
+        assert controller_is_live(config)
+        services = open_services(config)
+        try:
+            assert isinstance(services, StoreServices)
+        finally:
+            services.close()
+    finally:
+        lock.release()
