@@ -4,8 +4,8 @@ The agent zipapp is shipped to a per-user cache on the node (`~/.cache/factoryct
 which is part of its file name, is not already there: over SFTP, or with `cat >` on an exec channel when the server
 has no SFTP subsystem. It is started as DESIGN.md's argv (quoted with `shlex.join`) under `env -i` with just PATH
 and HOME, so a node's login environment (PYTHONPATH, LD_PRELOAD ...) cannot break it, and its stdin/stdout become
-an `AgentSession`. A node with no usable Python (the command exits 126/127) falls back to nvidia-smi through
-`SmiBridge`, which speaks the same protocol.
+an `AgentSession`. A node with no usable Python (the command exits 126/127, or the interpreter is older than 3.9)
+falls back to nvidia-smi through `SmiBridge`, which speaks the same protocol.
 """
 
 from __future__ import annotations
@@ -186,7 +186,7 @@ class SshTransport:
         except NodeError:
             status = _exit_status(chan, 2.0)
             chan.close()
-            if status in _NO_PYTHON:
+            if status in _NO_PYTHON or (status is not None and not self._python_usable(timeout)):
                 return self._smi_session(timeout, tail.text())
             if not self.connection.transport.is_active():
                 raise NodeError(
@@ -196,6 +196,14 @@ class SshTransport:
         self.backend = str(hello.get("backend"))
         self.connection.watch()
         return session
+
+    def _python_usable(self, timeout: float) -> bool:
+        """After the agent failed to start: is the node's interpreter there and >= 3.9 (else fall back to smi)?"""
+        probe = [self.node.python, "-c", "import sys; sys.exit(0 if sys.version_info >= (3, 9) else 3)"]
+        try:
+            return self.connection.run(probe, timeout=timeout).exit_code == 0
+        except NodeError:
+            return True  # the connection is the problem, not Python: report the agent's failure
 
     def _smi_session(self, timeout: float, why: str) -> AgentSession:
         from factoryctl.transport.smi import SmiBridge

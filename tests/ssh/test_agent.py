@@ -116,13 +116,14 @@ def test_an_agent_that_dies_is_an_agent_error(ssh_node, fake_zipapp):
     assert "boom" in caught.value.message
 
 
-def test_python_missing_falls_back_to_nvidia_smi(sshd_factory, tmp_path, fake_zipapp):
+@pytest.mark.parametrize("python", ["/nonexistent/python3", "/bin/false"], ids=["missing", "unusable"])
+def test_python_missing_falls_back_to_nvidia_smi(sshd_factory, tmp_path, fake_zipapp, python):
     from factoryctl.errors import UsageError
     from factoryctl.sim.smi import write_shim
 
     server = sshd_factory()
     write_shim(server.bin_dir / "nvidia-smi", node="bare", state_dir=str(tmp_path / "sim"), factory="lab")
-    spec = server.node("bare", server.write_known_hosts(tmp_path / "kh"), python="/nonexistent/python3")
+    spec = server.node("bare", server.write_known_hosts(tmp_path / "kh"), python=python)
     transport = _open(spec)
     try:
         session = transport.start_agent(10, zipapp=fake_zipapp)
