@@ -1,0 +1,106 @@
+"""`factoryctl metrics serve`: Prometheus `/metrics` with dcgm-exporter compatible names.
+
+Answers from the store when a live controller writes it (cheap: one read per scrape), and otherwise polls the nodes
+itself, at most once per `--min-interval`, so a fast scraper cannot turn into an SSH storm.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from typing import TYPE_CHECKING
+
+import typer
+
+from factoryctl.cli import context
+
+if TYPE_CHECKING:
+    from factoryctl.config import FactoryConfig
+
+
+class MetricsSource:
+    """The latest exposition text, refreshed on demand (read_live, else a poll), at most every `min_interval_s`."""
+
+    def __init__(self, config: FactoryConfig, min_interval_s: float, timeout: float) -> None:
+        self.config = config
+        self.min_interval_s = min_interval_s
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self._text = ""
+        self._at = 0.0
+
+    def text(self) -> str:
+        """The /metrics body."""
+        with self._lock:
+            if not self._text or time.monotonic() - self._at >= self.min_interval_s:
+                self._text = self._refresh()
+                self._at = time.monotonic()
+            return self._text
+
+    def _refresh(self) -> str:
+        from factoryctl.store.sqlite import Store, StoreError
+        from factoryctl.telemetry.latest import read_live
+        from factoryctl.telemetry.poll import poll_nodes
+        from factoryctl.telemetry.prometheus import render
+
+        nodes = list(self.config.nodes.values())
+        result = read_live(self.config, nodes) or poll_nodes(self.config, nodes, self.timeout)
+        drained: set[str] = set()
+        try:
+            store = Store(self.config.store_path, readonly=True)
+            try:
+                drained = set(store.drained_nodes())
+            finally:
+                store.close()
+        except StoreError:
+            pass
+        return render(result.samples, drained)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `metrics` (with its `serve` command) to the root app."""
+    metrics_app = typer.Typer(no_args_is_help=True, help="Prometheus metrics (dcgm-exporter names).")
+    app.add_typer(metrics_app, name="metrics")
+
+    @metrics_app.command("serve")
+    def serve(
+        ctx: typer.Context,
+        address: str = typer.Option("127.0.0.1", "--address", help="Listen address (0.0.0.0 for every interface)."),
+        port: int = typer.Option(9400, "--port", min=0, max=65535, help="Port (9400, as dcgm-exporter)."),
+        min_interval: float = typer.Option(5.0, "--min-interval", min=0.0, help="Seconds between two refreshes."),
+        timeout: float = typer.Option(15.0, "--timeout", min=0.1, help="Seconds to wait for each node when polling."),
+    ) -> None:
+        """Serve /metrics for Prometheus until Ctrl-C."""
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        from factoryctl.errors import UsageError
+
+        source = MetricsSource(context.load(ctx), min_interval, timeout)
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path.split("?")[0] != "/metrics":
+                    self.send_error(404, "only /metrics is served")
+                    return
+                body = source.text().encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        try:
+            server = ThreadingHTTPServer((address, port), Handler)
+        except OSError as exc:
+            raise UsageError(f"cannot listen on {address}:{port}: {exc.strerror}.", "pick another --port.") from None
+        sys.stderr.write(f"serving http://{address}:{server.server_address[1]}/metrics\n")
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()

@@ -1,0 +1,104 @@
+"""Prometheus text exposition of the latest samples, with dcgm-exporter's metric and label names.
+
+Dashboards and alerts written for NVIDIA's dcgm-exporter (`DCGM_FI_DEV_POWER_USAGE{gpu, UUID, device, modelName,
+Hostname}` ...) work unchanged against `factoryctl metrics serve`; factoryctl's own node-level facts (reachability,
+drain, health) are added under `factoryctl_`. A pure function of samples, so it is tested without a server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+
+from factoryctl.model.telemetry import GpuSample, NodeSample
+
+#: (metric, type, help, GPU field, scale): dcgm-exporter's default counters that NVML gives us.
+GPU_METRICS: tuple[tuple[str, str, str, str, float], ...] = (
+    ("DCGM_FI_DEV_SM_CLOCK", "gauge", "SM clock frequency (in MHz).", "sm_clock_mhz", 1.0),
+    ("DCGM_FI_DEV_GPU_TEMP", "gauge", "GPU temperature (in C).", "temperature_c", 1.0),
+    ("DCGM_FI_DEV_SLOWDOWN_TEMP", "gauge", "Slowdown temperature threshold (in C).", "temperature_slowdown_c", 1.0),
+    ("DCGM_FI_DEV_POWER_USAGE", "gauge", "Power draw (in W).", "power_w", 1.0),
+    ("DCGM_FI_DEV_POWER_MGMT_LIMIT", "gauge", "Enforced power limit (in W).", "power_limit_w", 1.0),
+    ("DCGM_FI_DEV_POWER_MGMT_LIMIT_MIN", "gauge", "Minimum power limit (in W).", "power_limit_min_w", 1.0),
+    ("DCGM_FI_DEV_POWER_MGMT_LIMIT_MAX", "gauge", "Maximum power limit (in W).", "power_limit_max_w", 1.0),
+    (
+        "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION",
+        "counter",
+        "Total energy consumption since boot (in mJ).",
+        "energy_j",
+        1000.0,
+    ),
+    ("DCGM_FI_DEV_GPU_UTIL", "gauge", "GPU utilization (in %).", "utilization_pct", 1.0),
+    ("DCGM_FI_DEV_FB_USED", "gauge", "Framebuffer memory used (in MiB).", "memory_used_mib", 1.0),
+    (
+        "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL",
+        "counter",
+        "Total number of double-bit volatile ECC errors.",
+        "ecc_uncorrected",
+        1.0,
+    ),
+)
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _labels(pairs: Iterable[tuple[str, str]]) -> str:
+    return "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in pairs) + "}"
+
+
+def gpu_labels(gpu: GpuSample) -> str:
+    """dcgm-exporter's labels: gpu, UUID, device, modelName, Hostname."""
+    return _labels(
+        (
+            ("gpu", str(gpu.index)),
+            ("UUID", gpu.uuid or ""),
+            ("device", f"nvidia{gpu.index}"),
+            ("modelName", gpu.name or ""),
+            ("Hostname", gpu.node),
+        )
+    )
+
+
+def _number(value: float) -> str:
+    return repr(float(value)) if value != int(value) or abs(value) >= 1e15 else str(int(value))
+
+
+def render(samples: Sequence[NodeSample], drained: Iterable[str] = ()) -> str:
+    """The /metrics body for these node samples."""
+    drained_set = set(drained)
+    lines: list[str] = []
+    gpus = [g for s in samples if s.state != "down" for g in s.gpus]
+    for metric, kind, help_text, field, scale in GPU_METRICS:
+        rows = [(g, getattr(g, field)) for g in gpus]
+        rows = [(g, v) for g, v in rows if v is not None]
+        if not rows:
+            continue
+        lines += [f"# HELP {metric} {help_text}", f"# TYPE {metric} {kind}"]
+        lines += [f"{metric}{gpu_labels(g)} {_number(v * scale)}" for g, v in rows]
+    throttled = [(g, r) for g in gpus for r in g.throttle_reasons]
+    if throttled:
+        lines += [
+            "# HELP factoryctl_gpu_clocks_event_reason Clock event (throttle) reasons active now (1).",
+            "# TYPE factoryctl_gpu_clocks_event_reason gauge",
+        ]
+        lines += [
+            f'factoryctl_gpu_clocks_event_reason{gpu_labels(g)[:-1]},reason="{_escape(r)}"}} 1' for g, r in throttled
+        ]
+    node_metrics: tuple[tuple[str, str, Callable[[NodeSample], float]], ...] = (
+        (
+            "factoryctl_node_up",
+            "Node reachable: 1 up, 0.5 degraded, 0 down.",
+            lambda s: {"up": 1.0, "degraded": 0.5}.get(s.state, 0.0),
+        ),
+        (
+            "factoryctl_node_drained",
+            "Node drained (kept off by the scheduler).",
+            lambda s: 1.0 if s.node in drained_set else 0.0,
+        ),
+        ("factoryctl_node_healthy", "No uncorrectable ECC error and no lost GPU.", lambda s: 1.0 if s.healthy else 0.0),
+    )
+    for metric, help_text, value in node_metrics:
+        lines += [f"# HELP {metric} {help_text}", f"# TYPE {metric} gauge"]
+        lines += [f"{metric}{_labels((('Hostname', s.node),))} {_number(value(s))}" for s in samples]
+    return "\n".join(lines) + "\n"

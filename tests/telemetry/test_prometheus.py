@@ -1,0 +1,81 @@
+"""The Prometheus exposition: dcgm-exporter names and labels, nulls left out, node facts."""
+
+from __future__ import annotations
+
+import re
+import threading
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from factoryctl.config import parse_config
+from factoryctl.model.telemetry import GpuSample, NodeSample
+from factoryctl.telemetry.prometheus import render
+
+LINE = re.compile(r'^[A-Za-z_:][A-Za-z0-9_:]*(\{([A-Za-z_][A-Za-z0-9_]*="([^"\\]|\\.)*",?)*\})? -?[0-9.e+]+$')
+
+
+def test_dcgm_names_labels_and_node_facts() -> None:
+    gpu = GpuSample(
+        "n1",
+        0,
+        uuid="GPU-abc",
+        name='H100 "SXM"',
+        power_w=123.5,
+        energy_j=10.0,
+        temperature_c=None,
+        throttle_reasons=("SwPowerCap",),
+    )
+    text = render([NodeSample("n1", 1.0, gpus=(gpu,)), NodeSample("n2", 1.0, state="down")], drained=["n2"])
+    assert (
+        'DCGM_FI_DEV_POWER_USAGE{gpu="0",UUID="GPU-abc",device="nvidia0",modelName="H100 \\"SXM\\"",Hostname="n1"} 123.5'
+        in text
+    )
+    assert "# TYPE DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION counter" in text
+    assert 'DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION{gpu="0"' in text
+    assert "} 10000\n" in text  # mJ, as dcgm-exporter
+    assert "DCGM_FI_DEV_GPU_TEMP" not in text  # null: left out, never invented
+    assert 'reason="SwPowerCap"} 1' in text
+    assert 'factoryctl_node_up{Hostname="n2"} 0' in text
+    assert 'factoryctl_node_drained{Hostname="n2"} 1' in text
+    for line in text.splitlines():
+        assert line.startswith("# ") or LINE.match(line), line
+
+
+def test_serve_answers_metrics_over_http(cli: Any, tmp_path: Path, monkeypatch: Any) -> None:
+    from http.server import ThreadingHTTPServer
+
+    from factoryctl.cli.metrics import MetricsSource
+    from factoryctl.telemetry.poll import PollResult
+
+    config = parse_config("nodes: {n1: {transport: local}}\n", tmp_path / "f.yaml", state_dir=tmp_path / "s")
+    monkeypatch.setattr(
+        "factoryctl.telemetry.poll.poll_nodes",
+        lambda c, n, t: PollResult([NodeSample("n1", 1.0, gpus=(GpuSample("n1", 0, power_w=50.0),))], []),
+    )
+    source = MetricsSource(config, 60, 1)
+    assert 'DCGM_FI_DEV_POWER_USAGE{gpu="0"' in source.text()
+    started: list[ThreadingHTTPServer] = []
+    real_init = ThreadingHTTPServer.__init__
+
+    def capture(self: ThreadingHTTPServer, *args: Any, **kwargs: Any) -> None:
+        real_init(self, *args, **kwargs)
+        started.append(self)
+
+    monkeypatch.setattr(ThreadingHTTPServer, "__init__", capture)
+    (tmp_path / "f.yaml").write_text(f"state_dir: {tmp_path / 's'}\nnodes: {{n1: {{transport: local}}}}\n")
+    runner = threading.Thread(
+        target=cli, args=("--config", str(tmp_path / "f.yaml"), "metrics", "serve", "--port", "0"), daemon=True
+    )
+    runner.start()
+    deadline = threading.Event()
+    while not started and not deadline.wait(0.05):
+        pass
+    server = started[0]
+    try:
+        port = server.server_address[1]
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+        assert "DCGM_FI_DEV_POWER_USAGE" in body
+    finally:
+        server.shutdown()
+    runner.join(10)
