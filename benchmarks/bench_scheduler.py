@@ -31,12 +31,12 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "philly_vc_ee9e8c.csv"
 
 
 def best_time(fn, repeat: int) -> float:
-    """The fastest of `repeat` runs: on a shared machine the minimum is the least disturbed figure."""
+    """CPU seconds of the fastest of `repeat` runs: on a shared machine that is the least disturbed figure."""
     times = []
     for _ in range(repeat):
-        began = time.perf_counter()
+        began = time.process_time()
         fn()
-        times.append(time.perf_counter() - began)
+        times.append(time.process_time() - began)
     return min(times)
 
 
@@ -98,15 +98,15 @@ def bench_pass(base: list[TraceJob], repeat: int) -> None:
 
         def inner(config=config):
             fm, running, queue = _build(cluster, jobs, 0.0, config)
-            began = time.perf_counter()
+            began = time.process_time()
             plan(fm, queue, running, 0.0, config)
-            return time.perf_counter() - began
+            return time.process_time() - began
 
         core = min(inner() for _ in range(repeat))
         rows.append((name, full, core))
     naive = best_time(lambda: naive_greedy_pass(cluster, jobs), repeat)
     fifo_full = rows[0][1]
-    print("| pass | schedule() ms (with reasons, best of N) | plan() ms (inner) | vs fifo schedule() |")
+    print("| pass | schedule() CPU ms (with reasons, best of N) | plan() CPU ms (inner) | vs fifo schedule() |")
     print("|---|---|---|---|")
     for name, full, core in rows:
         print(f"| {name} | {full * 1000:.1f} | {core * 1000:.2f} | {full / fifo_full:.2f}x |")
@@ -138,13 +138,13 @@ def bench_replay(base: list[TraceJob], count: int, nodes_per_copy: int, policies
     trace, copies = resample(base, count)
     nodes = nodes_per_copy * copies
     print(f"\n## replay: {count} jobs ({copies} jittered copies of the slice), {nodes} nodes x 8 GPUs")
-    print("| policy | replay s | vs fifo | passes | pass p50 ms | pass p99 ms | avg JCT s | max queue s | util |")
+    print("| policy | replay CPU s | vs fifo | passes | pass p50 ms | pass p99 ms | avg JCT s | max queue s | util |")
     print("|---|---|---|---|---|---|---|---|---|")
     fifo_time = None
     for name in policies:
-        began = time.perf_counter()
+        began = time.process_time()
         result = simulate(trace, cluster_nodes(nodes, 8), POLICIES[name])
-        took = time.perf_counter() - began
+        took = time.process_time() - began
         fifo_time = fifo_time or took
         s = summarize(result)
         print(f"| {name} | {took:.1f} | {took / fifo_time:.2f}x | {s['passes']} | {s['pass_time_p50_ms']:.3f} | "

@@ -16,7 +16,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from bisect import bisect_left, insort
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -111,6 +111,8 @@ class _Pass:
         self.failed: set[tuple[int, int, frozenset[int] | None, int]] = set()
         self.holds: dict[int, int] = {}
         self.jumped = False
+        self.shapes: Collection[tuple[int, int]] | None = None
+        self.dead: set[tuple[int, int]] = set()
 
     def try_start(
         self, job: Candidate, end: float, k: int, memo: tuple[int, int, frozenset[int] | None, int]
@@ -214,7 +216,7 @@ class _Pass:
                 self.out.started.append(started)
                 continue
             self.jumped = True
-            if not explain and len(zero) == node_count:
+            if not explain and (len(zero) == node_count or self._nothing_fits(job)):
                 break
             reservation = None
             if len(self.out.reservations) < config.reservations and (
@@ -226,6 +228,16 @@ class _Pass:
             if explain:
                 self._wait(job, JobState.PENDING, "reserved" if reservation else "resources", reservation=reservation)
         return self.out
+
+    def _nothing_fits(self, job: Candidate) -> bool:
+        """With a shape hint, whether no queued shape fits even ignoring reservations (then the pass can stop)."""
+        shapes = self.shapes
+        if shapes is None or job.allowed is not None or (job.nodes, job.gpus) in self.dead:
+            return False
+        if self.fm.fits(job.nodes, job.gpus):
+            return False
+        self.dead.add((job.nodes, job.gpus))
+        return all(shape in self.dead or not self.fm.fits(*shape) for shape in shapes)
 
     def _wait(
         self,
@@ -271,6 +283,7 @@ def plan(
     config: SchedulerConfig,
     price: float | None = None,
     explain: bool = False,
+    shapes: Collection[tuple[int, int]] | None = None,
 ) -> PassOutcome:
     """Run one pass: start jobs on `fm` (which it updates) and say why the others wait.
 
@@ -282,8 +295,12 @@ def plan(
         config: the policy.
         price: the current grid price per MWh, for deferrable jobs (None: unknown, nothing is deferred).
         explain: also describe every waiting job (the simulator skips this for speed).
+        shapes: optional hint, the (nodes, GPUs per node) of every queued job when none has a node constraint;
+            the pass then stops as soon as none of them could fit, instead of walking the rest of the queue.
     """
-    return _Pass(fm, running, now, config, explain).run(queue, price)
+    work = _Pass(fm, running, now, config, explain)
+    work.shapes = shapes
+    return work.run(queue, price)
 
 
 def add_running(running: list[Running], end: float, seq: int, alloc: tuple[tuple[int, int], ...]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import heapq
 import time
 from bisect import bisect_left, insort
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
@@ -99,6 +100,7 @@ class _Replay:
         self.pass_times: list[float] = []
         self.by_id: dict[str, TraceJob] = {}
         self.seq = 0
+        self.shapes: Counter[tuple[int, int]] = Counter()
 
     def admit(self, job: TraceJob) -> Rejected | None:
         nodes, gpus = gang_shape(job.num_gpus, job.gpus_per_node, self.fm.max_gpus)
@@ -108,6 +110,7 @@ class _Replay:
         key = self.config.order_key(job.submit_s, job.walltime_s, job.priority, self.seq)
         candidate = Candidate(job.job_id, job.num_gpus, nodes, gpus, job.walltime_s, job.submit_s, key, job.priority)
         insort(self.queue, candidate, key=_KEY)
+        self.shapes[(nodes, gpus)] += 1
         self.by_id[job.job_id] = job
         return None
 
@@ -120,7 +123,8 @@ class _Replay:
 
     def schedule(self, now: float) -> None:
         began = self.clock()
-        outcome = plan(self.fm, self.queue, self.lookahead, now, self.config)
+        shapes = [shape for shape, count in self.shapes.items() if count]
+        outcome = plan(self.fm, self.queue, self.lookahead, now, self.config, shapes=shapes)
         self.pass_times.append(self.clock() - began)
         if not outcome.started:
             return
@@ -142,6 +146,7 @@ class _Replay:
             if self.queue[at] is not started.job:
                 raise FactoryError(f"simulator bug: started job {started.job.id} is not in the queue")
             del self.queue[at]
+            self.shapes[(started.job.nodes, started.job.gpus)] -= 1
 
 
 def simulate(
