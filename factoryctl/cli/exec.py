@@ -40,12 +40,13 @@ def run_everywhere(
     """Run argv on every node; per node either `{node, exit_code, stdout, stderr, duration_s}` or its NodeError."""
     from factoryctl.telemetry.poll import fan_out, open_transport
 
+    connect_timeout = float(config.settings.ssh.connect_timeout_s)
+
     def one(spec: NodeSpec) -> dict[str, Any]:
         started = time.monotonic()
-        transport = open_transport(spec, config, timeout)
+        transport = open_transport(spec, config, max(connect_timeout, timeout))
         try:
-            remaining = max(0.1, timeout - (time.monotonic() - started))
-            result = transport.run(argv, remaining)
+            result = transport.run(argv, timeout)
         finally:
             transport.close()
         return {
@@ -128,7 +129,13 @@ def exec_command(
     target: str = typer.Argument(..., help="Node set, @group or all.", autocompletion=context.complete_target),
     command: list[str] = typer.Argument(..., help="The command and its arguments (after `--`).", show_default=False),
     fanout: int = typer.Option(DEFAULT_FANOUT, "--fanout", "-f", min=1, help="Nodes worked on at once."),
-    timeout: float = typer.Option(60.0, "--timeout", "-t", min=0.1, help="Seconds per node, connecting included."),
+    timeout: float = typer.Option(
+        60.0,
+        "--timeout",
+        "-t",
+        min=0.1,
+        help="Seconds the command may run on each node (connecting: ssh.connect_timeout_s).",
+    ),
     output: OutputFormat = OUTPUT_OPTION,
     no_header: bool = NO_HEADER_OPTION,
     lines: bool = typer.Option(False, "--lines", "-L", help="Prefix every line with its node instead of gathering."),

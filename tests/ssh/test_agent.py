@@ -12,7 +12,7 @@ from factoryctl.errors import NodeError
 from factoryctl.transport.ssh import SshOptions
 from factoryctl.transport.ssh_node import SshTransport
 
-OPTIONS = SshOptions(connect_timeout_s=3, banner_timeout_s=3, auth_timeout_s=3, channel_timeout_s=5)
+OPTIONS = SshOptions(connect_timeout_s=30, banner_timeout_s=30, auth_timeout_s=30, channel_timeout_s=30)
 
 #: A stand-in agent speaking the protocol (hello, sample, shutdown); `--node dies` exits on its first request.
 FAKE_AGENT = """
@@ -51,12 +51,12 @@ def _open(spec) -> SshTransport:
 def test_agent_is_shipped_once_and_started(ssh_node, fake_zipapp, remote_cache):
     transport = _open(ssh_node("n1"))
     try:
-        session = transport.start_agent(10, zipapp=fake_zipapp)
+        session = transport.start_agent(60, zipapp=fake_zipapp)
         assert transport.uploaded
         assert session.hello_info["node"] == "n1"
-        session.request("sample", timeout=5)
+        session.request("sample", timeout=60)
         session.close()
-        again = transport.start_agent(10, zipapp=fake_zipapp)
+        again = transport.start_agent(60, zipapp=fake_zipapp)
         assert not transport.uploaded
         again.close()
     finally:
@@ -69,7 +69,7 @@ def test_agent_argv_reaches_the_node(ssh_node, fake_zipapp):
 
     transport = _open(ssh_node("n 1;$(x)", sim=SimSpec("h100-sxm", 2, 7)))
     try:
-        session = transport.start_agent(10, zipapp=fake_zipapp)
+        session = transport.start_agent(60, zipapp=fake_zipapp)
         argv = session.hello_info["argv"]
         session.close()
     finally:
@@ -81,10 +81,10 @@ def test_agent_argv_reaches_the_node(ssh_node, fake_zipapp):
 def test_changed_zipapp_is_uploaded_again(ssh_node, fake_zipapp, tmp_path):
     transport = _open(ssh_node())
     try:
-        transport.start_agent(10, zipapp=fake_zipapp).close()
+        transport.start_agent(60, zipapp=fake_zipapp).close()
         other = tmp_path / "factoryctl-agent-fedcba9876543210.pyz"
         other.write_bytes(fake_zipapp.read_bytes())
-        transport.start_agent(10, zipapp=other).close()
+        transport.start_agent(60, zipapp=other).close()
         assert transport.uploaded
     finally:
         transport.close()
@@ -95,9 +95,9 @@ def test_shipping_without_sftp_uses_cat(sshd_factory, tmp_path, fake_zipapp, rem
     spec = server.node("n1", server.write_known_hosts(tmp_path / "kh"))
     transport = _open(spec)
     try:
-        transport.start_agent(10, zipapp=fake_zipapp).close()
+        transport.start_agent(60, zipapp=fake_zipapp).close()
         assert transport.uploaded
-        transport.start_agent(10, zipapp=fake_zipapp).close()
+        transport.start_agent(60, zipapp=fake_zipapp).close()
         assert not transport.uploaded
     finally:
         transport.close()
@@ -107,9 +107,9 @@ def test_shipping_without_sftp_uses_cat(sshd_factory, tmp_path, fake_zipapp, rem
 def test_an_agent_that_dies_is_an_agent_error(ssh_node, fake_zipapp):
     transport = _open(ssh_node("dies"))
     try:
-        session = transport.start_agent(10, zipapp=fake_zipapp)
+        session = transport.start_agent(60, zipapp=fake_zipapp)
         with pytest.raises(NodeError) as caught:
-            session.request("sample", timeout=5)
+            session.request("sample", timeout=60)
     finally:
         transport.close()
     assert caught.value.kind == "agent"
@@ -126,10 +126,10 @@ def test_python_missing_falls_back_to_nvidia_smi(sshd_factory, tmp_path, fake_zi
     spec = server.node("bare", server.write_known_hosts(tmp_path / "kh"), python=python)
     transport = _open(spec)
     try:
-        session = transport.start_agent(10, zipapp=fake_zipapp)
+        session = transport.start_agent(60, zipapp=fake_zipapp)
         assert transport.backend == "smi"
         assert session.hello_info["backend"] == "smi"
-        sample = session.sample(timeout=10)
+        sample = session.sample(timeout=60)
         assert sample.backend == "smi"
         assert len(sample.gpus) >= 1
         gpu = sample.gpus[0]
@@ -137,12 +137,12 @@ def test_python_missing_falls_back_to_nvidia_smi(sshd_factory, tmp_path, fake_zi
         assert gpu.power_w > 0
         assert gpu.energy_j is None
         low, high = gpu.power_limit_min_w, gpu.power_limit_max_w
-        answer = session.set_power_limit(low + 50, gpus=[0], timeout=10)
+        answer = session.set_power_limit(low + 50, gpus=[0], timeout=60)
         assert answer == [{"index": 0, "before_w": gpu.power_limit_w, "enforced_w": low + 50, "clamped": False}]
-        assert session.sample(timeout=10).gpus[0].power_limit_w == low + 50
+        assert session.sample(timeout=60).gpus[0].power_limit_w == low + 50
         with pytest.raises(UsageError):
-            session.set_power_limit(high + 1000, timeout=10)
-        assert session.sample(timeout=10).gpus[0].power_limit_w == low + 50
+            session.set_power_limit(high + 1000, timeout=60)
+        assert session.sample(timeout=60).gpus[0].power_limit_w == low + 50
         session.close()
     finally:
         transport.close()
@@ -154,7 +154,7 @@ def test_concurrent_first_uploads_to_one_host(ssh_node, fake_zipapp, remote_cach
     transports = [_open(ssh_node(f"n{i}")) for i in range(8)]
     try:
         with ThreadPoolExecutor(8) as pool:
-            sessions = list(pool.map(lambda t: t.start_agent(20, zipapp=fake_zipapp), transports))
+            sessions = list(pool.map(lambda t: t.start_agent(60, zipapp=fake_zipapp), transports))
         assert [s.hello_info["node"] for s in sessions] == [f"n{i}" for i in range(8)]
         for session in sessions:
             session.close()

@@ -10,7 +10,7 @@ import pytest
 from factoryctl.errors import ExitCode, NodeError
 from factoryctl.transport.ssh import SshOptions, SshPool
 
-OPTIONS = SshOptions(connect_timeout_s=3, banner_timeout_s=3, auth_timeout_s=3, channel_timeout_s=5, keepalive_s=1)
+OPTIONS = SshOptions(connect_timeout_s=30, banner_timeout_s=30, auth_timeout_s=30, channel_timeout_s=30, keepalive_s=1)
 
 
 @pytest.fixture
@@ -22,13 +22,13 @@ def connection(ssh_node):
 
 def test_command_reaches_the_node_byte_for_byte(connection):
     nasty = "a'b\"c; echo pwned $(id) `id` && |&>x\n\tline two \\ * ~ $HOME {a,b} ä 日本"
-    result = connection.run(["printf", "%s", nasty], timeout=10)
+    result = connection.run(["printf", "%s", nasty], timeout=60)
     assert result.stdout == nasty.encode()
     assert result.exit_code == 0
 
 
 def test_exit_status_and_stderr(connection):
-    result = connection.run(["sh", "-c", "echo out; echo err >&2; exit 7"], timeout=10)
+    result = connection.run(["sh", "-c", "echo out; echo err >&2; exit 7"], timeout=60)
     assert (result.exit_code, result.stdout, result.stderr) == (7, b"out\n", b"err\n")
 
 
@@ -45,15 +45,15 @@ def test_timeout_signals_and_classifies(connection):
         connection.run(["sleep", "30"], timeout=0.5)
     assert caught.value.kind == "timeout"
     assert caught.value.exit_code == ExitCode.TIMEOUT
-    assert time.monotonic() - started < 5
-    assert connection.run(["true"], timeout=5).exit_code == 0
+    assert time.monotonic() - started < 30
+    assert connection.run(["true"], timeout=60).exit_code == 0
 
 
 def test_many_commands_share_one_connection(connection):
     results = []
 
     def run() -> None:
-        results.append(connection.run(["echo", "x"], timeout=10).stdout)
+        results.append(connection.run(["echo", "x"], timeout=60).stdout)
 
     threads = [threading.Thread(target=run) for _ in range(8)]
     for thread in threads:
@@ -75,7 +75,7 @@ def test_sshd_killed_mid_command(sshd_factory, tmp_path):
         connection.run(["sleep", "30"], timeout=20)
     assert caught.value.kind == "refused"
     assert caught.value.exit_code == ExitCode.CONNECTION
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 30
     assert not connection.is_alive(timeout=2)
     with pytest.raises(NodeError) as again:
         pool.connect(spec)
@@ -90,7 +90,7 @@ def test_pool_reconnects_after_the_connection_died(ssh_node):
     first.transport.close()
     second = pool.connect(spec, check_alive=True)
     assert second is not first
-    assert second.run(["true"], timeout=5).exit_code == 0
+    assert second.run(["true"], timeout=60).exit_code == 0
     pool.close()
 
 

@@ -16,6 +16,7 @@ def factory(tmp_path, sshd, known_hosts):
 name: lab
 ssh:
   user: {sshd.user}
+  connect_timeout_s: 30
   identity_file: {sshd.user_key}
   known_hosts: {known_hosts}
   port: {sshd.port}
@@ -94,6 +95,7 @@ def test_lines_mode(cli, factory):
 
 def test_sshd_killed_mid_command_is_exit_4(cli, tmp_path, sshd_factory):
     import threading
+    import time
 
     server = sshd_factory()
     kh = server.write_known_hosts(tmp_path / "kh2")
@@ -101,13 +103,23 @@ def test_sshd_killed_mid_command_is_exit_4(cli, tmp_path, sshd_factory):
     path.write_text(
         f"""
 name: lab
-ssh: {{user: {server.user}, identity_file: {server.user_key}, known_hosts: {kh}, port: {server.port}}}
+ssh: {{connect_timeout_s: 30, user: {server.user}, identity_file: {server.user_key}, known_hosts: {kh}, port: {server.port}}}
 nodes:
   d[1-2]: {{host: 127.0.0.1}}
 """
     )
-    threading.Timer(1.0, server.kill).start()
-    r = cli("--config", str(path), "exec", "all", "-o", "json", "--", "sleep", "30")
+    marks = tmp_path / "marks"
+    marks.mkdir()
+
+    def kill_when_both_run() -> None:
+        deadline = time.monotonic() + 60
+        while len(list(marks.iterdir())) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        server.kill()
+
+    threading.Thread(target=kill_when_both_run, daemon=True).start()
+    script = 'touch "$1/$(mktemp -u XXXXXX)"; sleep 60'
+    r = cli("--config", str(path), "exec", "all", "-o", "json", "--", "sh", "-c", script, "sh", str(marks))
     assert r.exit_code == 4
     assert {e["node"]: e["error"] for e in r.json()["errors"]} == {"d1": "refused", "d2": "refused"}
     assert "connection lost" in r.json()["errors"][0]["message"]

@@ -19,6 +19,7 @@ def sim_factory(tmp_path, sshd, known_hosts):
 name: lab
 ssh:
   user: {sshd.user}
+  connect_timeout_s: 30
   identity_file: {sshd.user_key}
   known_hosts: {known_hosts}
 nodes:
@@ -29,7 +30,7 @@ nodes:
 
 
 def test_gpus_json_over_ssh_has_every_field(cli, sim_factory):
-    r = cli("--config", sim_factory, "gpus", "all", "-o", "json")
+    r = cli("--config", sim_factory, "gpus", "all", "-o", "json", "--timeout", "60")
     assert r.exit_code == 0, r.stderr
     doc = r.json()
     assert doc["errors"] == []
@@ -41,7 +42,7 @@ def test_gpus_json_over_ssh_has_every_field(cli, sim_factory):
 
 
 def test_nodes_list_over_ssh(cli, sim_factory):
-    r = cli("--config", sim_factory, "nodes", "list", "-o", "json")
+    r = cli("--config", sim_factory, "nodes", "list", "-o", "json", "--timeout", "60")
     assert r.exit_code == 0, r.stderr
     items = r.json()["items"]
     assert [(i["node"], i["state"], i["transport"], i["gpus"]) for i in items] == [
@@ -51,7 +52,7 @@ def test_nodes_list_over_ssh(cli, sim_factory):
 
 @pytest.mark.parametrize("form", ["table", "wide", "yaml"])
 def test_gpus_every_output_form_over_ssh(cli, sim_factory, form):
-    r = cli("--config", sim_factory, "gpus", "sim1", "-o", form)
+    r = cli("--config", sim_factory, "gpus", "sim1", "-o", form, "--timeout", "60")
     assert r.exit_code == 0, r.stderr
     assert "sim1" in r.stdout
 
@@ -61,7 +62,7 @@ def test_exec_mixes_ssh_and_local_nodes(cli, tmp_path, sshd, known_hosts):
     path.write_text(
         f"""
 name: lab
-ssh: {{user: {sshd.user}, identity_file: {sshd.user_key}, known_hosts: {known_hosts}, port: {sshd.port}}}
+ssh: {{connect_timeout_s: 30, user: {sshd.user}, identity_file: {sshd.user_key}, known_hosts: {known_hosts}, port: {sshd.port}}}
 nodes:
   n1: {{host: 127.0.0.1}}
   ws: {{transport: local}}

@@ -9,7 +9,7 @@ from factoryctl.transport import ssh_node
 from factoryctl.transport.ssh import SshOptions, SshPool
 from factoryctl.transport.ssh_config import resolve
 
-OPTIONS = SshOptions(connect_timeout_s=3, banner_timeout_s=3, auth_timeout_s=3, channel_timeout_s=5)
+OPTIONS = SshOptions(connect_timeout_s=30, banner_timeout_s=30, auth_timeout_s=30, channel_timeout_s=30)
 
 
 def _write_config(home: Path, sshd, jump: bool) -> None:
@@ -59,7 +59,7 @@ def test_proxyjump_shares_one_jump_connection(isolated_home, sshd, known_hosts):
     try:
         assert resolve(specs[0]).jump is not None
         for transport in transports:
-            assert transport.run(["echo", "ok"], timeout=5).stdout == b"ok\n"
+            assert transport.run(["echo", "ok"], timeout=60).stdout == b"ok\n"
         assert len(ssh_node._JUMPS._connections) == before + 1
     finally:
         for transport in transports:

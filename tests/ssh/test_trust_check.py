@@ -20,6 +20,7 @@ def factory(tmp_path, sshd):
 name: lab
 ssh:
   user: {sshd.user}
+  connect_timeout_s: 30
   identity_file: {sshd.user_key}
   known_hosts: {kh}
   port: {sshd.port}
@@ -102,7 +103,7 @@ def test_revoked_key_is_never_recorded(cli, factory, sshd):
 
 def test_check_walks_every_step(cli, factory, sshd):
     factory.known_hosts.write_text(sshd.host_key_line + "\n")
-    r = cli("--config", factory(), "nodes", "check", "sim1", "-o", "json")
+    r = cli("--config", factory(), "nodes", "check", "sim1", "-o", "json", "--timeout", "60")
     assert r.exit_code == 0, r.stdout + r.stderr
     steps = r.json()["items"][0]["steps"]
     assert [(s["step"], s["status"]) for s in steps] == [
