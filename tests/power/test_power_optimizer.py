@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from power_data import HOUR, SERIES, series
 
@@ -79,3 +81,18 @@ def test_series_checks(toy):
         inspect_series([])
     assert inspect_series(series([1.0], step_s=900)).interval_s == 3600  # a lone row: hourly by default
     assert inspect_series(series([1.0, 2.0, 3.0], step_s=900)).interval_s == 900
+
+
+def test_optimize_respects_its_floor_and_dwell(toy):
+    from factoryctl.power.policy.config import CommonRules
+
+    curve, gpu = toy
+    rules = CommonRules(floor_frac=0.6, min_dwell_s=3 * HOUR)
+    policy = OptimizePolicy(0.05, history_s=48 * HOUR, rules=rules)
+    result = simulate(series(SERIES["spikes"](HOURS)), curve, gpu, policy, "day-ahead", 0.05)
+    fracs = [a.power_limit_frac for a in result.actions]
+    assert min(fracs) >= 0.6 - 1e-12
+    assert result.score.throughput_loss_pct <= 5.0 + 1e-9
+    changes = [i for i in range(1, len(fracs)) if fracs[i] != fracs[i - 1]]
+    dwell_breaks = [b for a, b in itertools.pairwise(changes) if b - a < 3 and result.actions[b].reason != "budget"]
+    assert dwell_breaks == []

@@ -147,3 +147,14 @@ def test_schedule_json_is_strict(cli, tmp_path, curve_file):
     result = cli(*simulate_args(prices, curve_file, "--price-visibility", "day-ahead", "-o", "json"))
     assert result.exit_code == 0, result.stderr
     json.loads(result.stdout)
+
+
+def test_all_prices_unknown_gives_null_savings_and_failsafe(cli, tmp_path, curve_file):
+    prices = write_prices(tmp_path / "prices.csv", series([None] * 6))
+    result = cli(*simulate_args(prices, curve_file, "--price-visibility", "day-ahead", "-o", "json"))
+    assert result.exit_code == 0, result.stderr
+    document = result.json()
+    assert document["saving_pct"] is None
+    assert document["bound_saving_pct"] is None
+    assert document["stale_intervals"] == 6
+    assert document["throughput_loss_pct"] == pytest.approx(5.0)
