@@ -71,3 +71,13 @@ nodes:
     r = cli("--config", str(path), "exec", "all", "--", "echo", "same")
     assert r.exit_code == 0, r.stderr
     assert "n1,ws (2)" in r.stdout
+
+
+def test_injected_fault_persists_across_agent_runs_over_ssh(cli, sim_factory):
+    r = cli("--config", sim_factory, "sim", "inject", "sim2/1", "--lost", "--timeout", "60")
+    assert r.exit_code == 0, r.stderr
+    r = cli("--config", sim_factory, "gpus", "sim2", "-o", "json", "--timeout", "60")
+    gpus = {g["index"]: g for g in r.json()["items"]}
+    assert gpus[1]["uuid"] is None
+    assert gpus[1]["null_reasons"]["uuid"] == "gpu_lost"
+    assert gpus[0]["uuid"] is not None
