@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any, Dict, List, Optional
 
-from factoryctl.agent.nvml import GPU_LOST, GpuLost, NvmlSession
+from factoryctl.agent.nvml import GPU_LOST, DriverUnavailable, GpuLost, NvmlSession
 
 GPU_FIELDS = (
     "index",
@@ -109,19 +109,21 @@ class GpuSampler:
             xids.append({"xid": int(event.eventData), "time": time.time()})
             del xids[:-MAX_XIDS]
 
-    def lost_gpu(self, index: int) -> Dict[str, Any]:
-        """A GPU that fell off the bus: every field null, reason `gpu_lost` (XIDs seen before stay listed)."""
+    def null_gpu(self, index: int, reason: str) -> Dict[str, Any]:
+        """A GPU that cannot be read at all: every field null with `reason` (XIDs seen before stay listed)."""
         gpu: Dict[str, Any] = {f: None for f in GPU_FIELDS}
         gpu.update(index=index, xid_events=list(self._xids.get(index, ())))
-        gpu["null_reasons"] = {f: GPU_LOST for f in GPU_FIELDS if f not in ("index", "xid_events", "null_reasons")}
+        gpu["null_reasons"] = {f: reason for f in GPU_FIELDS if f not in ("index", "xid_events", "null_reasons")}
         return gpu
 
     def sample(self, index: int) -> Dict[str, Any]:
-        """One GPU now."""
+        """One GPU now; a lost GPU is all null with `gpu_lost`, one without a handle all null with the cause."""
         try:
             return self._sample(index)
         except GpuLost:
-            return self.lost_gpu(index)
+            return self.null_gpu(index, GPU_LOST)
+        except DriverUnavailable as exc:
+            return self.null_gpu(index, str(exc))
 
     def _static_fields(self, index: int, handle: Any, gpu: Dict[str, Any], reasons: Dict[str, Optional[str]]) -> None:
         cached = self._static.setdefault(index, {})

@@ -200,3 +200,24 @@ def test_bad_simulation_arguments_exit_2_before_hello(zipapp: Path, tmp_path: Pa
         assert done.returncode == 2
         assert done.stdout == ""
         assert "factoryctl-agent:" in done.stderr
+
+
+def test_replies_and_streamed_samples_never_interleave(start_agent):
+    agent = start_agent()
+    agent.send_line(json.dumps({"id": 1, "op": "stream", "interval_s": 0.05}))
+    for i in range(2, 22):
+        op = {"id": i, "op": "sample"} if i % 2 else {"id": i, "op": "set_power_limit", "gpus": [0], "watts": 300 + i}
+        agent.send_line(json.dumps(op))
+    answered: dict[int, dict] = {}
+    streamed = 0
+    while len(answered) < 21:
+        msg = agent.read()  # each line parses as one JSON object
+        if msg.get("type") == "sample":
+            assert msg["id"] == 1
+            streamed += 1
+        else:
+            assert msg["id"] not in answered
+            answered[msg["id"]] = msg
+    assert all(m["ok"] for m in answered.values())
+    assert answered[21]["result"]["gpus"][0]["power_limit_w"] == 320.0
+    assert streamed >= 1
