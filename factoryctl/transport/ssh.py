@@ -432,7 +432,18 @@ class SshPool:
 
     def jump(self, node: str, target: SshTarget) -> SshConnection:
         """The shared connection to a jump host (opened on first use, re-opened when its transport died)."""
-        return self._connect(node, target, ("jump", *map(str, target.key)), check_alive=False)
+        try:
+            return self._connect(node, target, ("jump", *map(str, target.key)), check_alive=False)
+        except NodeError as exc:
+            if exc.kind != "host_key":
+                raise
+            raise NodeError(
+                node,
+                "host_key",
+                f"jump host {target.label}: {exc.message}",
+                f"the jump host is not an inventory node: check its fingerprint and record it in {target.known_hosts} "
+                f"(e.g. by answering yes to `ssh -p {target.port} {target.user}@{target.host}` once).",
+            ) from exc
 
     def drop(self, spec: NodeSpec) -> None:
         """Close and forget a node's connection (after an error that left it unusable)."""

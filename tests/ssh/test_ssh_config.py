@@ -86,3 +86,20 @@ def test_proxyjump_to_a_dead_port_is_refused(isolated_home, sshd, known_hosts):
         ssh_node._JUMPS.close()
     assert caught.value.kind == "refused"
     assert "jump host" in caught.value.message
+
+
+def test_unknown_jump_host_key_names_the_jump_host(isolated_home, sshd, tmp_path):
+    import pytest
+
+    from factoryctl.errors import NodeError
+
+    _write_config(isolated_home, sshd, jump=True)
+    spec = NodeSpec("n1", "behind-1", known_hosts=str(tmp_path / "empty"))
+    try:
+        with pytest.raises(NodeError) as caught:
+            ssh_node.SshTransport.open(spec, "lab", OPTIONS)
+    finally:
+        ssh_node._JUMPS.close()
+    assert caught.value.kind == "host_key"
+    assert caught.value.message.startswith("jump host ")
+    assert "not an inventory node" in (caught.value.hint or "")
