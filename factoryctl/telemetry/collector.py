@@ -34,8 +34,10 @@ class Collector:
         store: Store,
         connector: Callable[[FactoryConfig], Connector] | None = None,
         rng: random.Random | None = None,
+        stall_s: float | None = None,
     ) -> None:
         self.config = config
+        self._stall_s = stall_s
         self.store = store
         self._make_connector = connector or (lambda c: transport_connector(c, AGENT_START_TIMEOUT_S))
         self._rng = rng or random.Random()
@@ -62,7 +64,9 @@ class Collector:
         log.info("collecting from %d nodes every %g s", len(self.links), self.config.interval_s)
 
     def _start_link(self, node: NodeSpec, connect: Connector) -> None:
-        link = NodeLink(node, self.config.interval_s, connect, self.writer, self._backoff(), self._rng)
+        link = NodeLink(
+            node, self.config.interval_s, connect, self.writer, self._backoff(), self._rng, stall_s=self._stall_s
+        )
         self.links[node.name] = link
         link.start()
 

@@ -28,6 +28,9 @@ from factoryctl.transport.session import AgentSession
 
 log = logging.getLogger("factoryctl.telemetry")
 
+STALL_MIN_S = 10.0
+HEALTHY_SESSION_S = 30.0
+
 #: Opens a node's transport and starts its agent (hello received).
 Connector = Callable[[NodeSpec], tuple[NodeTransport, AgentSession]]
 
@@ -83,9 +86,13 @@ class NodeLink:
         sink: SampleSink,
         backoff: Backoff,
         rng: random.Random | None = None,
+        stall_s: float | None = None,
     ) -> None:
         self.node = node
         self.interval_s = interval_s
+        #: Silence after which a connected link is rebuilt. The node is already `down` after three missed samples;
+        #: the link waits a little longer, so a merely overloaded node is not hit with a restart storm.
+        self.stall_s = stall_s if stall_s is not None else max((MISSED_FOR_DOWN + 0.5) * interval_s, STALL_MIN_S)
         self._connect = connect
         self._sink = sink
         self._backoff = backoff
@@ -116,8 +123,9 @@ class NodeLink:
     def _run(self) -> None:
         attempt = 0
         while not self._stop.is_set():
-            if self._session_once():
-                attempt = 0
+            started = time.monotonic()
+            if self._session_once() and time.monotonic() - started >= HEALTHY_SESSION_S:
+                attempt = 0  # only a session that lasted resets the backoff: a flapping node backs off too
             if self._stop.is_set():
                 break
             delay = self._backoff.delay(attempt, self._rng)
@@ -141,8 +149,9 @@ class NodeLink:
             while not self._stop.wait(self.interval_s / 2):
                 if session.failure is not None:
                     raise session.failure
-                if time.monotonic() - self._last_heard > (MISSED_FOR_DOWN + 0.5) * self.interval_s:
-                    raise NodeError(name, "timeout", f"{name}: no sample for 3 intervals; reconnecting.")
+                silent = time.monotonic() - self._last_heard
+                if silent > self.stall_s:
+                    raise NodeError(name, "timeout", f"{name}: no sample for {silent:.0f} s; reconnecting.")
         except Exception as exc:
             self._sink.link_failed(name, as_node_error(name, exc))
         finally:

@@ -63,7 +63,7 @@ def test_stalled_agent_goes_down_after_three_missed_samples_and_is_reconnected(
     config = make_config(tmp_path, nodes="n1")
     fleet.args["n1"] = ["--stall-after", "3"]
     store = Store(config.store_path)
-    collector = Collector(config, store, connector=fleet.connector)
+    collector = Collector(config, store, connector=fleet.connector, stall_s=1.0)
     collector.start()
     try:
         wait_for(lambda: len(fleet.procs.get("n1", [])) >= 2)
