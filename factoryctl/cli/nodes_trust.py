@@ -73,30 +73,18 @@ def _confirm(question: str, yes: bool) -> bool:
         return False
 
 
-def trust_command(
-    ctx: typer.Context,
-    target: str = TARGET_ARG,
-    yes: bool = typer.Option(False, "--yes", "-y", help="Record without asking (fingerprints checked out of band)."),
-    replace: bool = typer.Option(False, "--replace", help="Also replace keys that CHANGED (after verifying them)."),
-    output: OutputFormat = OUTPUT_OPTION,
-    no_header: bool = NO_HEADER_OPTION,
-    timeout: float = TIMEOUT_OPTION,
-    fanout: int = FANOUT_OPTION,
-) -> None:
-    """Show each node's SSH host-key fingerprint and record it in known_hosts (as `[host]:port`) once confirmed."""
-    from factoryctl.cli.listing import ERROR_HINTS
-    from factoryctl.cli.render import report_node_errors
-    from factoryctl.telemetry.poll import fan_out
-    from factoryctl.transport.diagnose import scan_host_key
-    from factoryctl.transport.known_hosts import HostKeyStatus, KnownHosts
+Pending = list[tuple["NodeSpec", "ServerKey", dict[str, Any]]]
 
-    config = context.load(ctx)
-    specs = _ssh_nodes(config.resolve_target(target))
-    options = _options(config, timeout)
-    scanned = fan_out(specs, lambda spec: scan_host_key(spec, options), fanout)
+
+def _classify(
+    scanned: list[tuple[NodeSpec, ServerKey | NodeError]], replace: bool
+) -> tuple[list[dict[str, Any]], list[NodeError], Pending]:
+    """Rows to show, refusals (revoked; changed without --replace) and the keys waiting for confirmation."""
+    from factoryctl.transport.known_hosts import HostKeyStatus
+
     items: list[dict[str, Any]] = []
     errors: list[NodeError] = []
-    pending: list[tuple[NodeSpec, ServerKey, dict[str, Any]]] = []
+    pending: Pending = []
     for spec, found in scanned:
         if isinstance(found, NodeError):
             errors.append(found)
@@ -112,27 +100,54 @@ def trust_command(
                                     "verify the new fingerprint out of band, then rerun with --replace."))  # fmt: skip
         elif found.status in (HostKeyStatus.unknown, HostKeyStatus.changed):
             pending.append((spec, found, item))
+    return items, errors, pending
+
+
+def _record(pending: Pending) -> None:
+    """Write the confirmed keys; several inventory nodes may share one sshd, so each `[host]:port` key once."""
+    from factoryctl.transport.known_hosts import HostKeyStatus, KnownHosts
+
+    for spec, found, item in pending:
+        known = KnownHosts(spec.known_hosts)
+        if known.check(found.host, found.port, found.key_type, found.blob) is not HostKeyStatus.known:
+            replace_old = found.status is HostKeyStatus.changed
+            known.record(found.host, found.port, found.key_type, found.blob, replace=replace_old)
+        item["recorded"] = True
+        item["status"] = "trusted"
+
+
+def trust_command(
+    ctx: typer.Context,
+    target: str = TARGET_ARG,
+    yes: bool = typer.Option(False, "--yes", "-y", help="Record without asking (fingerprints checked out of band)."),
+    replace: bool = typer.Option(False, "--replace", help="Also replace keys that CHANGED (after verifying them)."),
+    output: OutputFormat = OUTPUT_OPTION,
+    no_header: bool = NO_HEADER_OPTION,
+    timeout: float = TIMEOUT_OPTION,
+    fanout: int = FANOUT_OPTION,
+) -> None:
+    """Show each node's SSH host-key fingerprint and record it in known_hosts (as `[host]:port`) once confirmed."""
+    from factoryctl.cli.listing import ERROR_HINTS
+    from factoryctl.cli.render import report_node_errors
+    from factoryctl.telemetry.poll import fan_out
+    from factoryctl.transport.diagnose import scan_host_key
+
+    config = context.load(ctx)
+    options = _options(config, timeout)
+    scanned = fan_out(_ssh_nodes(config.resolve_target(target)), lambda spec: scan_host_key(spec, options), fanout)
+    items, errors, pending = _classify(scanned, replace)
     if output in (OutputFormat.table, OutputFormat.wide):
         emit(render_listing(items, [], TRUST_COLUMNS, output, no_header))
-    if pending:
-        question = f"Record {len(pending)} host key(s) shown as unknown/changed above?"
-        if _confirm(question, yes):
-            for spec, found, item in pending:
-                known = KnownHosts(spec.known_hosts)
-                # Several inventory nodes may share one sshd: record each [host]:port key once.
-                if known.check(found.host, found.port, found.key_type, found.blob) is not HostKeyStatus.known:
-                    replace_old = found.status is HostKeyStatus.changed
-                    known.record(found.host, found.port, found.key_type, found.blob, replace=replace_old)
-                item["recorded"] = True
-                item["status"] = "trusted"
-        else:
-            for spec, _found, item in pending:
-                errors.append(NodeError(spec.name, "host_key", f"{item['address']}: not recorded (not confirmed).",
-                                        "answer yes at the prompt, or pass --yes."))  # fmt: skip
+    if pending and _confirm(f"Record {len(pending)} host key(s) shown as unknown/changed above?", yes):
+        _record(pending)
+        if output in (OutputFormat.table, OutputFormat.wide):
+            emit(f"recorded {len(pending)} host key(s)\n")
+    else:
+        for spec, _found, item in pending:
+            errors.append(NodeError(spec.name, "host_key", f"{item['address']}: not recorded (not confirmed).",
+                                    "answer yes at the prompt, or pass --yes."))  # fmt: skip
     if output in (OutputFormat.json, OutputFormat.yaml):
         emit(render_listing(items, [e.as_json() for e in errors], TRUST_COLUMNS, output, no_header))
-    elif pending and any(i["recorded"] for i in items):
-        emit(f"recorded {sum(bool(i['recorded']) for i in items)} host key(s)\n")
     report_node_errors((e.as_json() for e in errors), ERROR_HINTS)
     raise typer.Exit(int(most_severe([e.exit_code for e in errors])))
 
