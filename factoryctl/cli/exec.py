@@ -38,7 +38,8 @@ def run_everywhere(
     config: FactoryConfig, specs: Sequence[NodeSpec], argv: list[str], timeout: float, fanout: int
 ) -> list[tuple[NodeSpec, dict[str, Any] | NodeError]]:
     """Run argv on every node; per node either `{node, exit_code, stdout, stderr, duration_s}` or its NodeError."""
-    from factoryctl.telemetry.poll import fan_out, open_transport
+    from factoryctl.telemetry.poll import open_transport
+    from factoryctl.transport.fanout import fan_out
 
     connect_timeout = float(config.settings.ssh.connect_timeout_s)
 

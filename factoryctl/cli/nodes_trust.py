@@ -129,8 +129,8 @@ def trust_command(
     """Show each node's SSH host-key fingerprint and record it in known_hosts (as `[host]:port`) once confirmed."""
     from factoryctl.cli.listing import ERROR_HINTS
     from factoryctl.cli.render import report_node_errors
-    from factoryctl.telemetry.poll import fan_out
     from factoryctl.transport.diagnose import scan_host_key
+    from factoryctl.transport.fanout import fan_out
 
     config = context.load(ctx)
     options = _options(config, timeout)
@@ -162,8 +162,8 @@ def check_command(
 ) -> None:
     """Diagnose each node step by step: DNS, TCP, SSH banner, host key, auth, Python, agent, driver, NVML."""
     from factoryctl.cli.render import report_node_errors
-    from factoryctl.telemetry.poll import fan_out
     from factoryctl.transport.diagnose import Diagnosis, check_node
+    from factoryctl.transport.fanout import fan_out
 
     config = context.load(ctx)
     specs = config.resolve_target(target)

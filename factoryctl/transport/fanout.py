@@ -1,0 +1,54 @@
+"""A bounded fan-out that Ctrl-C can leave at once.
+
+`concurrent.futures` joins its worker threads on interpreter exit, so an interrupted `factoryctl exec` would sit
+until every node's command timed out. Here each node runs on a daemon thread, at most `fanout` at a time, and the
+caller waits in short slices, so KeyboardInterrupt reaches it immediately and the process can exit (closing the
+connections, which ends the remote sessions). Results come back in input order; a failure is the node's NodeError.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import TypeVar, cast
+
+from factoryctl.errors import FactoryError, NodeError
+from factoryctl.model.inventory import NodeSpec
+
+T = TypeVar("T")
+
+
+def as_node_error(node: str, exc: BaseException) -> NodeError:
+    """Classify a failure on one node; unexpected ones become `agent` errors instead of crashing the fan-out."""
+    if isinstance(exc, NodeError):
+        return exc
+    if isinstance(exc, FactoryError):
+        return NodeError(node, "agent", exc.message, exc.hint)
+    return NodeError(node, "agent", f"{type(exc).__name__}: {exc}", "rerun with --debug for details.")
+
+
+def fan_out(
+    nodes: Sequence[NodeSpec], work: Callable[[NodeSpec], T], fanout: int = 64
+) -> list[tuple[NodeSpec, T | NodeError]]:
+    """Run `work` on every node, at most `fanout` at once; interruptible while waiting."""
+    results: list[T | NodeError | None] = [None] * len(nodes)
+    slots = threading.BoundedSemaphore(max(1, fanout))
+    finished = threading.Semaphore(0)
+
+    def run(i: int, node: NodeSpec) -> None:
+        try:
+            results[i] = work(node)
+        except Exception as exc:
+            results[i] = as_node_error(node.name, exc)
+        finally:
+            slots.release()
+            finished.release()
+
+    for i, node in enumerate(nodes):
+        while not slots.acquire(timeout=0.2):
+            pass
+        threading.Thread(target=run, args=(i, node), daemon=True, name=f"fanout-{node.name}").start()
+    for _ in nodes:
+        while not finished.acquire(timeout=0.2):
+            pass
+    return [(node, cast("T | NodeError", result)) for node, result in zip(nodes, results, strict=True)]
