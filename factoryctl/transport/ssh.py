@@ -46,6 +46,8 @@ class SshOptions:
     auth_timeout_s: float = 10.0
     channel_timeout_s: float = 10.0
     keepalive_s: float = 15.0
+    #: Output kept per stream of a command; more is read and dropped, so `cat /dev/zero` cannot exhaust memory.
+    max_output_bytes: int = 256 << 20
     #: Agent cache on the node, relative to the login directory (SFTP and exec both start there).
     remote_cache: str = ".cache/factoryctl"
     #: ~/.ssh/config to read; None means the user's.
@@ -337,7 +339,7 @@ class SshConnection:
             if stdin:
                 chan.sendall(stdin)
             chan.shutdown_write()
-            out, err, finished = _drain(chan, deadline)
+            out, err, finished = _drain(chan, deadline, self.options.max_output_bytes)
             if not finished:
                 _signal(chan, "KILL")
                 raise NodeError(
@@ -353,32 +355,57 @@ class SshConnection:
             raise _lost(self.node, "while the command ran") from exc
         finally:
             chan.close()
+        stderr = err.value()
+        if out.dropped or err.dropped:
+            stderr += (
+                f"factoryctl: output truncated: {out.dropped + err.dropped} bytes past the "
+                f"{self.options.max_output_bytes} byte limit per stream were dropped\n"
+            ).encode()
         # paramiko reports -1 when the command died of a signal; OpenSSH's client exits 255 then.
-        return CommandResult(255 if status < 0 else status, out, err)
+        return CommandResult(255 if status < 0 else status, out.value(), stderr)
 
     def close(self) -> None:
         """Close the transport (and with it every channel)."""
         self.transport.close()
 
 
-def _drain(chan: paramiko.Channel, deadline: float | None) -> tuple[bytes, bytes, bool]:
+class _Capped:
+    """One output stream, kept up to `limit` bytes; the rest is read (so the channel never stalls) and counted."""
+
+    def __init__(self, limit: int) -> None:
+        self.parts: list[bytes] = []
+        self.size = 0
+        self.dropped = 0
+        self.limit = limit
+
+    def add(self, data: bytes) -> None:
+        room = max(0, self.limit - self.size)
+        if room:
+            self.parts.append(data[:room])
+            self.size += min(len(data), room)
+        self.dropped += max(0, len(data) - room)
+
+    def value(self) -> bytes:
+        return b"".join(self.parts)
+
+
+def _drain(chan: paramiko.Channel, deadline: float | None, limit: int) -> tuple[_Capped, _Capped, bool]:
     """Read stdout and stderr together until the channel is done; False if the deadline passed first."""
-    out: list[bytes] = []
-    err: list[bytes] = []
+    out, err = _Capped(limit), _Capped(limit)
     while True:
         wait = 1.0 if deadline is None else max(0.0, min(1.0, deadline - time.monotonic()))
         select.select([chan], [], [], wait)
         while chan.recv_ready():
-            out.append(chan.recv(_READ_CHUNK))
+            out.add(chan.recv(_READ_CHUNK))
         while chan.recv_stderr_ready():
-            err.append(chan.recv_stderr(_READ_CHUNK))
+            err.add(chan.recv_stderr(_READ_CHUNK))
         done = chan.closed or (chan.eof_received and chan.exit_status_ready())
         if done and not chan.recv_ready() and not chan.recv_stderr_ready():
-            return b"".join(out), b"".join(err), True
+            return out, err, True
         if chan.transport is None or not chan.transport.is_active():
-            return b"".join(out), b"".join(err), True
+            return out, err, True
         if deadline is not None and time.monotonic() >= deadline:
-            return b"".join(out), b"".join(err), False
+            return out, err, False
 
 
 def _signal(chan: paramiko.Channel, name: str) -> None:

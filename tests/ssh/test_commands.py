@@ -114,3 +114,15 @@ def test_watchdog_closes_a_connection_to_a_frozen_peer(sshd_factory, tmp_path):
         for process in frozen:
             process.resume()
         pool.close()
+
+
+def test_output_past_the_limit_is_dropped_and_said(ssh_node):
+    from dataclasses import replace
+
+    pool = SshPool(replace(OPTIONS, max_output_bytes=1 << 20))
+    try:
+        result = pool.connect(ssh_node()).run(["head", "-c", "3000000", "/dev/zero"], timeout=60)
+    finally:
+        pool.close()
+    assert len(result.stdout) == 1 << 20
+    assert b"output truncated: 1951424 bytes" in result.stderr
