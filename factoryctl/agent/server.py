@@ -109,10 +109,7 @@ class AgentServer:
                 raise RequestError("driver", str(exc)) from None
 
     def _gpu_indexes(self, value: Any) -> List[int]:
-        try:
-            count = self.gpu_count()
-        except DriverUnavailable as exc:
-            raise RequestError("driver", str(exc)) from None
+        count = self.gpu_count_or_error()
         if value is None:
             return list(range(count))
         if not isinstance(value, list) or not all(isinstance(g, int) and not isinstance(g, bool) for g in value):
@@ -138,7 +135,7 @@ class AgentServer:
         stream_id = req.get("id")
         if stream_id in self._streams:
             raise RequestError("usage", f"stream {stream_id} is already running")
-        self.gpu_count_or_error()
+        self.gpu_count_or_error()  # refuse a stream the driver cannot feed
         stop = threading.Event()
         thread = threading.Thread(
             target=self._stream_loop, args=(stream_id, float(interval), stop), name=f"stream-{stream_id}", daemon=True
