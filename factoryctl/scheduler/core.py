@@ -223,7 +223,7 @@ class _Pass:
                 not config.reserve_starving_only or job.id in protected
             ):
                 reservation = self.reserve(job)
-            if not config.backfill:
+            if not config.backfill and job.id not in protected:
                 blocker = job.id
             if explain:
                 self._wait(job, JobState.PENDING, "reserved" if reservation else "resources", reservation=reservation)

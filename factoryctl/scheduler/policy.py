@@ -7,10 +7,10 @@ The `default` order is priority with linear aging, written as a single sort key 
 
     key = submitted_at + min(size_weight * walltime, size_cap_s) - priority * priority_unit_s
 
-With the defaults this is "earliest finish if it had started on submission": every waiting second counts the same
-for every job (aging), a long job starts with a handicap equal to its walltime (so short jobs go first, as in SJF,
-without SJF's unbounded starvation), and one unit of priority is worth `priority_unit_s` of waiting. Because every
-job ages at the same rate the order between two jobs never changes, which keeps a pass cheap.
+Every waiting second counts the same for every job (aging), a long job starts with a handicap of ten times its
+walltime (so short jobs go first, as in SJF), and one unit of priority is worth `priority_unit_s` (a day) of
+waiting. Because every job ages at the same rate the order between two jobs never changes, which keeps a pass
+cheap. The weights were tuned on the Philly slice (docs/scheduler.md, benchmarks/README.md) across 16 to 32 nodes.
 
 Starvation guard: a job that has waited `starve_after_s` is starving; the oldest `protect_oldest` starving jobs are
 considered first, and (with `reserve_starving_only`) only they get reservations, so large gangs are protected when
@@ -53,10 +53,10 @@ class SchedulerConfig:
     order: Order = "aging"
     reservations: int = 1
     backfill: bool = True
-    priority_unit_s: float = 3600.0
-    size_weight: float = 1.0
+    priority_unit_s: float = 86400.0
+    size_weight: float = 10.0
     size_cap_s: float = float("inf")
-    starve_after_s: float | None = 48 * 3600.0
+    starve_after_s: float | None = 12 * 3600.0
     reserve_starving_only: bool = True
     protect_oldest: int | None = 1
     preemption: bool = False

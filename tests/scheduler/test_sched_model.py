@@ -86,7 +86,7 @@ def test_policies_and_unknown_policy():
 
 
 def test_aging_order_is_stable_and_priority_buys_time():
-    config = SchedulerConfig(priority_unit_s=3600)
+    config = SchedulerConfig(priority_unit_s=3600, size_weight=1.0)
     short_late = config.order_key(submitted_at=1000, walltime=60, priority=0, seq=2)
     long_early = config.order_key(submitted_at=0, walltime=7200, priority=0, seq=1)
     assert short_late < long_early

@@ -118,8 +118,9 @@ def test_priority_runs_first_under_default():
 def test_aging_lets_an_old_job_overtake_a_shorter_new_one():
     cluster = nodes(1)
     old = pending("old", 8, 0, walltime_s=3600)
-    young = pending("young", 8, 5000, walltime_s=60)
-    assert set(starts(schedule(cluster, [old, young], 5000, DEFAULT))) == {"old"}
+    # key = submitted_at + 10 x walltime: old is 36,000, young 40,600, newer 700.
+    young = pending("young", 8, 40_000, walltime_s=60)
+    assert set(starts(schedule(cluster, [old, young], 40_000, DEFAULT))) == {"old"}
     newer = pending("newer", 8, 100, walltime_s=60)
     assert set(starts(schedule(cluster, [old, newer], 200, DEFAULT))) == {"newer"}
 
