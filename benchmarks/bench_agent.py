@@ -3,7 +3,10 @@
 Runs the real zipapp as a subprocess, as the controller does, asks it to stream, drains the samples and measures
 the agent process with psutil after a warm-up. Usage:
 
-    python benchmarks/bench_agent.py [--duration 60] [--gpus 8] [--interval 1.0]
+    python benchmarks/bench_agent.py [--duration 60] [--gpus 8] [--interval 1.0] [--bare]
+
+`--bare` runs the agent as `python -I -S` (no site-packages, so no psutil: host metrics come from /proc), like a
+node that has nothing but python3.
 """
 
 from __future__ import annotations
@@ -26,9 +29,11 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=60.0, help="measured seconds (after a 3 s warm-up)")
     parser.add_argument("--gpus", type=int, default=8)
     parser.add_argument("--interval", type=float, default=1.0)
+    parser.add_argument("--bare", action="store_true", help="run the agent with -I -S (no psutil)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as state:
-        argv = [sys.executable, str(agent_zipapp()), "--node", "bench", "--sim", "h100-sxm"]
+        argv = [sys.executable, *(["-I", "-S"] if args.bare else []), str(agent_zipapp()), "--node", "bench"]
+        argv += ["--sim", "h100-sxm"]
         argv += ["--gpus", str(args.gpus), "--state-dir", state]
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
         assert proc.stdin is not None
@@ -65,6 +70,7 @@ def main() -> int:
         "cpu_pct_of_one_core": round(100.0 * busy / (t1 - t0), 3),
         "rss_peak_mib": round(rss_peak / 2**20, 1),
         "python": sys.version.split()[0],
+        "bare": args.bare,
     }
     print(json.dumps(result, indent=2))
     ok = result["cpu_pct_of_one_core"] < 1.0 and result["rss_peak_mib"] < 40
