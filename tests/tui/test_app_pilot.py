@@ -12,6 +12,7 @@ from textual.widgets import Static
 
 from factoryctl.model.telemetry import NodeSample
 from factoryctl.tui.app import make_app
+from factoryctl.tui.renderables.node_rows import line_width, widths_for
 from factoryctl.tui.screens.confirm import ConfirmScreen
 from factoryctl.tui.screens.help import HelpScreen
 from factoryctl.tui.screens.main import MainScreen
@@ -28,8 +29,7 @@ def table(app) -> NodeTable:
 
 
 def cell(app, node: str, column: str) -> str:
-    t = table(app)
-    return str(t.get_cell(node, column))
+    return table(app).cell_text(node, column)
 
 
 async def test_main_screen_shows_every_node_at_80x24(services: FrozenServices) -> None:
@@ -84,7 +84,7 @@ async def test_clicking_a_header_sorts_by_it(services: FrozenServices) -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         await first_snapshot(pilot)
         t = table(app)
-        x = sum(col.get_render_width(t) for col in list(t.columns.values())[:6]) + 1  # the Rack header
+        x = line_width(widths_for(t._rows)[:6]) + 1  # the Rack header
         await pilot.click(NodeTable, offset=(x, 1))
         await wait_until(pilot, lambda: t.sort_column == "rack", what="sort by rack")
         assert t.rows_shown[:4] == ["demo01", "demo02", "demo03", "demo04"]

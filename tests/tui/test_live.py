@@ -142,10 +142,10 @@ async def test_dashboard_on_live_agents_shows_a_node_going_down(live: PolledServ
         await first_snapshot(pilot)
         table = app.screen.query_one(NodeTable)
         assert table.rows_shown == ["demo01", "demo02", "demo03"]
-        assert str(table.get_cell("demo03", "state")) == "up"
+        assert table.cell_text("demo03", "state") == "up"
         agent_process("demo03").kill()
         start = time.monotonic()
-        await wait_until(pilot, lambda: str(table.get_cell("demo03", "state")) == "down", 3.0, "demo03 down")
+        await wait_until(pilot, lambda: table.cell_text("demo03", "state") == "down", 3.0, "demo03 down")
         assert time.monotonic() - start < 3.0
         await pilot.press("down", "down", "enter")
         assert "down" in str(app.screen.query_one("#node-summary").render())

@@ -8,7 +8,7 @@ from textual.widget import Widget
 
 from factoryctl.model.telemetry import NodeSample
 from factoryctl.tui import text as fmt
-from factoryctl.tui.widgets.node_table import STATE_STYLES
+from factoryctl.tui.renderables.node_rows import STATE_STYLES
 
 
 def node_summary_text(sample: NodeSample | None, node: str, rack: str | None, drained: bool) -> Text:

@@ -1,74 +1,70 @@
-"""The node table: one row per node with per-GPU mini bars, sortable by any column.
+"""The node table: one row per node with per-GPU mini bars, sortable by any column, virtualized.
 
-A `DataTable` draws only the rows in view, so 256 nodes x 8 GPUs stays smooth; a refresh that keeps the row order
-only swaps cell values (no re-measuring), and a new order rebuilds the rows once.
+A Line API widget: it keeps the frozen rows and draws only the lines in view (renderables/node_rows.py), so a
+refresh of 256 nodes x 8 GPUs costs the ~40 visible lines, not 256 rows of cells. The header stays on top.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
-from rich.text import Text
-from textual.binding import Binding
+from textual import events
+from textual.binding import Binding, BindingType
+from textual.geometry import Size
 from textual.message import Message
-from textual.widgets import DataTable
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
 
-from factoryctl.tui.renderables.gpu_bars import (
-    LEVEL_STYLES,
-    power_bars,
-    temperature_bars,
-    temperature_level,
-    utilization_bars,
+from factoryctl.tui.renderables.node_rows import (
+    cell_pieces,
+    column_at,
+    header_segments,
+    line_width,
+    row_segments,
+    widths_for,
 )
-from factoryctl.tui.view import SORT_KEYS, SORT_ORDER, NodeRow, sort_rows
+from factoryctl.tui.view import SORT_ORDER, NodeRow, sort_rows
 
-STATE_STYLES = {"up": "green", "degraded": "yellow", "down": "bold red"}
-
-
-def _cells(row: NodeRow) -> dict[str, Text]:
-    sample = row.sample
-    gpus = sample.gpus
-    util = utilization_bars(gpus)
-    mean = row.mean_utilization_pct
-    util.append(f"{mean:4.0f}%" if mean is not None else "    —")
-    power = power_bars(gpus)
-    power.append(f"{sample.power_w / 1000:5.1f}" if sample.power_w is not None else "    —")
-    temp = temperature_bars(gpus)
-    hottest = sample.hottest_temperature_c
-    if hottest is None:
-        temp.append("  —")
-    else:
-        slowdown = min((g.temperature_slowdown_c for g in gpus if g.temperature_slowdown_c), default=None)
-        temp.append(f"{hottest:4.0f}", style=LEVEL_STYLES[temperature_level(hottest, slowdown)])
-    if sample.state == "down":
-        util = Text(f"{sample.error or 'unreachable'}", style="bright_black", no_wrap=True, overflow="ellipsis")
-        power = Text("")
-        temp = Text("")
-    flags = Text(no_wrap=True)
-    if row.drained:
-        flags.append("drained", style="yellow")
-    if not sample.healthy and sample.state != "down":
-        flags.append(" unhlth" if row.drained else "unhealthy", style="bold red")
-    return {
-        "node": Text(row.name, style="bold"),
-        "state": Text(sample.state, style=STATE_STYLES.get(sample.state, "")),
-        "util": util,
-        "power": power,
-        "temp": temp,
-        "flags": flags,
-        "rack": Text(row.rack or "—"),
-    }
+#: Columns that sort descending first (the biggest number is the interesting one).
+DESCENDING_FIRST = frozenset({"util", "power", "temp"})
 
 
-class NodeTable(DataTable[Text]):
+class NodeTable(ScrollView, can_focus=True):
     """Nodes of the factory, sortable by any column (click a header, or `s` / `S`)."""
 
-    BINDINGS = [  # noqa: RUF012 - Textual's convention
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("s", "next_sort", "Sort", tooltip="sort by the next column (or click a column's header)"),
         Binding("S", "reverse_sort", "Reverse", show=False, tooltip="reverse the sort order"),
-        Binding("home,g", "scroll_top", "Top", show=False, tooltip="first node"),
-        Binding("end,G", "scroll_bottom", "Bottom", show=False, tooltip="last node"),
+        Binding("home,g", "first", "Top", show=False, tooltip="first node"),
+        Binding("end,G", "last", "Bottom", show=False, tooltip="last node"),
+        Binding("enter", "select", "Open", show=False),
+        Binding("up", "cursor_up", show=False),
+        Binding("down", "cursor_down", show=False),
+        Binding("pageup", "page_up_rows", show=False),
+        Binding("pagedown", "page_down_rows", show=False),
     ]
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"node-table--header", "node-table--cursor"}
+
+    DEFAULT_CSS = """
+    NodeTable {
+        background: $surface;
+        & > .node-table--header { background: $panel; color: $foreground; }
+        & > .node-table--cursor {
+            background: $block-cursor-blurred-background;
+            color: $block-cursor-blurred-foreground;
+        }
+        &:focus > .node-table--cursor {
+            background: $block-cursor-background;
+            color: $block-cursor-foreground;
+            text-style: $block-cursor-text-style;
+        }
+    }
+    """
+
+    cursor_row: reactive[int] = reactive(0)
 
     class NodeSelected(Message):
         """Enter (or a click) on a node's row."""
@@ -93,78 +89,149 @@ class NodeTable(DataTable[Text]):
             self.reverse = reverse
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id, cursor_type="row", zebra_stripes=False)
-        self._rows: list[NodeRow] = []
-        self._order: list[str] = []
-        self._node_width = 6
+        super().__init__(id=id)
         self.sort_column = "node"
         self.sort_reverse = False
+        self._source: list[NodeRow] = []
+        self._rows: list[NodeRow] = []
+        self._columns = widths_for([])
 
-    def on_mount(self) -> None:
-        """Create the columns."""
-        self._add_columns()
-
-    def _add_columns(self) -> None:
-        widths = {"node": self._node_width, "state": 8, "util": 13, "power": 13, "temp": 12, "flags": 9, "rack": 4}
-        for key in SORT_ORDER:
-            self.add_column(self._label(key), width=widths[key], key=key)
-
-    def _label(self, key: str) -> Text:
-        title = SORT_KEYS[key][0]
-        if key == self.sort_column:
-            return Text.assemble((title, "bold"), (" ▼" if self.sort_reverse else " ▲", "bold"))
-        return Text(title)
+    # ------------------------------------------------------------------ data
 
     @property
     def rows_shown(self) -> list[str]:
         """Node names in display order."""
-        return list(self._order)
+        return [r.name for r in self._rows]
+
+    @property
+    def row_count(self) -> int:
+        """Rows shown."""
+        return len(self._rows)
 
     @property
     def selected_node(self) -> str | None:
         """The node under the cursor."""
-        if not self._order or self.cursor_row < 0 or self.cursor_row >= len(self._order):
-            return None
-        return self._order[self.cursor_row]
+        return self._rows[self.cursor_row].name if 0 <= self.cursor_row < len(self._rows) else None
+
+    def cell_text(self, node: str, column: str) -> str:
+        """The plain text of one cell (for tests and screen readers)."""
+        for row in self._rows:
+            if row.name == node:
+                return "".join(text for text, _ in cell_pieces(row)[column])
+        raise KeyError(node)
 
     def show_rows(self, rows: Sequence[NodeRow]) -> None:
-        """Show these rows (already filtered), sorted by the current sort column."""
-        self._rows = list(rows)
-        ordered = sort_rows(self._rows, self.sort_column, self.sort_reverse)
-        order = [r.name for r in ordered]
-        longest = max((len(name) for name in order), default=4)
-        if longest > self._node_width:
-            self._node_width = min(longest, 24)
-            self.clear(columns=True)
-            self._add_columns()
-            self._order = []
-        if order == self._order:
-            for row in ordered:
-                for column, cell in _cells(row).items():
-                    self.update_cell(row.name, column, cell)
-            return
+        """Show these rows (already filtered), sorted by the current sort column; the cursor stays on its node."""
         current = self.selected_node
-        self.clear()
-        for row in ordered:
-            cells = _cells(row)
-            self.add_row(*(cells[key] for key in SORT_ORDER), key=row.name)
-        self._order = order
-        if current in order:
-            self.move_cursor(row=order.index(current), animate=False)
-
-    def _resort(self) -> None:
-        for key in SORT_ORDER:
-            self.columns[key].label = self._label(key)  # type: ignore[index]
-        self.show_rows(self._rows)
+        self._source = list(rows)
+        self._rows = sort_rows(self._source, self.sort_column, self.sort_reverse)
+        self._columns = widths_for(self._rows)
+        self.virtual_size = Size(line_width(self._columns), len(self._rows) + 1)
+        names = self.rows_shown
+        index = names.index(current) if current in names else min(self.cursor_row, max(0, len(names) - 1))
+        if index != self.cursor_row:
+            self.cursor_row = index
         self.refresh()
+
+    # ------------------------------------------------------------------ drawing
+
+    def render_line(self, y: int) -> Strip:
+        """The header (y = 0) or the row at `y` under the current scroll offset."""
+        scroll_x, scroll_y = self.scroll_offset
+        width = self.scrollable_content_region.width
+        base = self.rich_style
+        if y == 0:
+            header = base + self.get_component_rich_style("node-table--header")
+            segments = header_segments(self._columns, self.sort_column, self.sort_reverse, header)
+            return Strip(segments, line_width(self._columns)).crop_extend(scroll_x, scroll_x + width, header)
+        index = y - 1 + scroll_y
+        if index >= len(self._rows):
+            return Strip.blank(width, base)
+        cursor = index == self.cursor_row
+        style = base + self.get_component_rich_style("node-table--cursor") if cursor else base
+        segments = row_segments(self._rows[index], self._columns, style)
+        return Strip(segments, line_width(self._columns)).crop_extend(scroll_x, scroll_x + width, style)
+
+    def _visible_rows(self) -> int:
+        return max(1, self.scrollable_content_region.height - 1)
+
+    def watch_cursor_row(self, old: int, new: int) -> None:
+        """Keep the cursor in view and tell the screen."""
+        top = round(self.scroll_y)
+        if new < top:
+            self.scroll_to(y=new, animate=False)
+        elif new >= top + self._visible_rows():
+            self.scroll_to(y=new - self._visible_rows() + 1, animate=False)
+        self.refresh()
+        node = self.selected_node
+        if node is not None:
+            self.post_message(self.NodeHighlighted(node))
+
+    def _move(self, row: int) -> None:
+        if self._rows:
+            self.cursor_row = min(max(row, 0), len(self._rows) - 1)
+
+    def move_cursor(self, row: int) -> None:
+        """Put the cursor on row `row` (clamped)."""
+        self._move(row)
+
+    # ------------------------------------------------------------------ keys and mouse
+
+    def action_cursor_up(self) -> None:
+        """Up one row."""
+        self._move(self.cursor_row - 1)
+
+    def action_cursor_down(self) -> None:
+        """Down one row."""
+        self._move(self.cursor_row + 1)
+
+    def action_page_up_rows(self) -> None:
+        """Up one page."""
+        self._move(self.cursor_row - self._visible_rows())
+
+    def action_page_down_rows(self) -> None:
+        """Down one page."""
+        self._move(self.cursor_row + self._visible_rows())
+
+    def action_first(self) -> None:
+        """First node."""
+        self._move(0)
+
+    def action_last(self) -> None:
+        """Last node."""
+        self._move(len(self._rows) - 1)
+
+    def action_select(self) -> None:
+        """Open the node under the cursor."""
+        node = self.selected_node
+        if node is not None:
+            self.post_message(self.NodeSelected(node))
+
+    def on_click(self, event: events.Click) -> None:
+        """A header sorts by its column; a row moves the cursor there and opens the node."""
+        offset = event.get_content_offset(self)
+        if offset is None:
+            return
+        event.stop()
+        if offset.y == 0:
+            column = column_at(self._columns, offset.x + round(self.scroll_x))
+            if column is not None:
+                self.sort_by(column)
+            return
+        index = offset.y - 1 + round(self.scroll_y)
+        if 0 <= index < len(self._rows):
+            self.cursor_row = index
+            self.action_select()
+
+    # ------------------------------------------------------------------ sorting
 
     def sort_by(self, column: str, reverse: bool | None = None) -> None:
         """Sort by `column`; choosing the current column again flips the direction."""
         if reverse is None:
-            reverse = (not self.sort_reverse) if column == self.sort_column else column in ("util", "power", "temp")
+            reverse = (not self.sort_reverse) if column == self.sort_column else column in DESCENDING_FIRST
         self.sort_column = column
         self.sort_reverse = reverse
-        self._resort()
+        self.show_rows(self._source)
         self.post_message(self.SortChanged(column, reverse))
 
     def action_next_sort(self) -> None:
@@ -175,20 +242,3 @@ class NodeTable(DataTable[Text]):
     def action_reverse_sort(self) -> None:
         """Flip the sort direction."""
         self.sort_by(self.sort_column, not self.sort_reverse)
-
-    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
-        """Click on a header: sort by it."""
-        event.stop()
-        self.sort_by(str(event.column_key.value))
-
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        """Enter on a row: open the node."""
-        event.stop()
-        if event.row_key.value is not None:
-            self.post_message(self.NodeSelected(event.row_key.value))
-
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        """Cursor moved."""
-        event.stop()
-        if event.row_key.value is not None:
-            self.post_message(self.NodeHighlighted(event.row_key.value))
