@@ -6,10 +6,17 @@ import contextlib
 import os
 from typing import Any, Dict, Optional, Tuple
 
-try:  # pragma: no cover - which branch runs depends on the node
-    import psutil as _psutil
-except ImportError:  # pragma: no cover
-    _psutil = None  # type: ignore[assignment]
+
+def _load_psutil() -> Any:
+    """The psutil module when the node's Python has it, else None (then /proc is read directly)."""
+    try:
+        import psutil
+    except ImportError:
+        return None
+    return psutil
+
+
+_psutil: Any = _load_psutil()
 
 
 class HostSampler:
