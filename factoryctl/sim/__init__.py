@@ -1,6 +1,21 @@
 """factoryctl.sim: a simulated NVML driver, so the whole stack runs and is tested on machines without a GPU.
 
-`factoryctl.sim.nvml` is a drop-in for the subset of `pynvml` the agent uses (same names, units and errors);
-`state.SimNode` is the persisted node behind it (profiles, physics, faults); `smi` is an nvidia-smi shim over the
-same state. Everything here is stdlib only and Python >= 3.9, because it ships inside the agent zipapp.
+`factoryctl.sim.nvml` is a drop-in for the subset of `pynvml` the agent uses (same names, units and errors), and its
+names are reachable from this package too (`factoryctl.sim.nvmlDeviceGetPowerUsage`), loaded on first use;
+`state.SimNode` is the persisted node behind it (profiles, physics, faults); `smi` is an nvidia-smi shim and `rank`
+a simulated job rank over the same state. Everything here is stdlib only and Python >= 3.9, because it ships inside
+the agent zipapp.
 """
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def __getattr__(name: str) -> Any:
+    """PEP 562: pynvml-style names (`nvml*`, `NVML*`, `NVMLError*`) come from `factoryctl.sim.nvml` lazily."""
+    if name.startswith(("nvml", "NVML")):
+        from factoryctl.sim import nvml
+
+        return getattr(nvml, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -48,3 +48,12 @@ def test_constants_match_pynvml():
     assert len(names) > 40
     for name in names:
         assert getattr(sim, name) == getattr(pynvml, name), name
+
+
+def test_the_package_exposes_the_pynvml_names_lazily():
+    import factoryctl.sim
+
+    assert factoryctl.sim.nvmlDeviceGetPowerUsage is sim.nvmlDeviceGetPowerUsage
+    assert factoryctl.sim.NVMLError_GpuIsLost is sim.NVMLError_GpuIsLost
+    with pytest.raises(AttributeError):
+        factoryctl.sim.not_a_thing  # noqa: B018
