@@ -9,13 +9,12 @@ the agent zipapp.
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 
 def __getattr__(name: str) -> Any:
     """PEP 562: pynvml-style names (`nvml*`, `NVML*`, `NVMLError*`) come from `factoryctl.sim.nvml` lazily."""
-    if name.startswith(("nvml", "NVML")):
-        from factoryctl.sim import nvml
-
-        return getattr(nvml, name)
+    if name.startswith(("nvml", "NVML")) and name != "nvml":
+        return getattr(importlib.import_module("factoryctl.sim.nvml"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
