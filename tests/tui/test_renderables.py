@@ -166,3 +166,33 @@ def test_jobs_panel_says_when_no_scheduler_feeds_it() -> None:
     lines = render(JobsRenderable(jobs)).splitlines()
     assert lines[0].startswith("RUNNING")
     assert "demo01,demo02" in lines[0]
+
+
+def test_node_rows_render_every_column_within_the_line_width() -> None:
+    from factoryctl.tui.renderables.node_rows import NodeRowsRenderable, column_at, line_width, widths_for
+    from factoryctl.tui.view import node_rows
+
+    rows = node_rows(fixed_snapshot())
+    text = render(NodeRowsRenderable(rows, "power", reverse=True), width=120)
+    lines = text.splitlines()
+    columns = widths_for(rows)
+    assert line_width(columns) == 79
+    assert all(len(line.rstrip()) <= 79 for line in lines)
+    assert lines[0].split() == ["Node", "State", "Util", "Power", "kW", "▼", "Temp", "°C", "Flags", "Rack"]
+    down = next(line for line in lines if line.startswith(" demo05"))
+    assert down.split() == ["demo05", "down", "timeout", "b"]
+    drained = next(line for line in lines if line.startswith(" demo03"))
+    assert "drained" in drained
+    assert drained.split()[-1] == "a"
+    assert column_at(columns, 0) == "node"
+    assert column_at(columns, 78) == "rack"
+    assert column_at(columns, 200) is None
+
+
+def test_long_node_names_widen_the_first_column_and_crop_with_an_ellipsis() -> None:
+    from factoryctl.tui.renderables.node_rows import NodeRowsRenderable
+    from factoryctl.tui.view import NodeRow
+
+    sample = dataclasses.replace(fixed_snapshot().nodes[0], node="a-very-long-node-name-in-rack-17")
+    text = render(NodeRowsRenderable([NodeRow(sample, "r17", drained=True)]), width=140)
+    assert "a-very-long-node-name-i…" in text
