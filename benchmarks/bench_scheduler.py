@@ -164,6 +164,19 @@ def bench_quality(base: list[TraceJob]) -> None:
                   f"{s['max_queue_s']:.0f} | {s['max_queue_s'] / easy:.3f} | {s['gpu_utilization']:.3f} |")  # fmt: skip
 
 
+def bench_generality(base: list[TraceJob]) -> None:
+    print("\n## default vs the references at other sizes (Philly slice)")
+    print(
+        "| nodes x 8 | SJF avg JCT s | default avg JCT s | vs SJF | EASY max queue s | default max queue s | vs EASY |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for nodes in (16, 18, 20, 22, 24, 28, 32):
+        run = {name: summarize(simulate(base, cluster_nodes(nodes, 8), POLICIES[name])) for name in POLICIES}
+        sjf, easy, ours = run["sjf"]["avg_jct_s"], run["easy"]["max_queue_s"], run["default"]
+        print(f"| {nodes} | {sjf:.0f} | {ours['avg_jct_s']:.0f} | {ours['avg_jct_s'] / sjf:.3f} | {easy:.0f} | "
+              f"{ours['max_queue_s']:.0f} | {ours['max_queue_s'] / easy:.3f} |")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -176,6 +189,7 @@ def main() -> None:
         base = parse_trace(handle, source=str(args.data))
     if args.only in (None, "quality"):
         bench_quality(base)
+        bench_generality(base)
     if args.only in (None, "pass"):
         bench_pass(base, repeat=3 if args.quick else 7)
     if args.only in (None, "replay"):
