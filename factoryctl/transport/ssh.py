@@ -11,9 +11,12 @@ cannot deadlock the channel window. `SshPool` keeps one connection per node and 
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
 import select
 import shlex
 import socket
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -101,11 +104,26 @@ def tcp_socket(node: str, target: SshTarget, timeout: float) -> socket.socket:
     raise NodeError(node, "refused", f"cannot connect to {where}: {reason}", "check the network path.") from last
 
 
+def _quiet_paramiko() -> None:
+    """Silence paramiko's traceback for every failed handshake; each failure is already a classified NodeError.
+
+    Without a handler, logging's last resort would print those tracebacks on stderr. They stay available with
+    `--debug` / FACTORYCTL_DEBUG=1, or when the application set the paramiko logger's level itself.
+    """
+    log = logging.getLogger("paramiko")
+    if not log.handlers:
+        log.addHandler(logging.NullHandler())
+    if log.level == logging.NOTSET and os.environ.get("FACTORYCTL_DEBUG") != "1" and "--debug" not in sys.argv:
+        log.setLevel(logging.CRITICAL)
+
+
 def start_transport(
     node: str, target: SshTarget, sock: socket.socket | paramiko.Channel, options: SshOptions
 ) -> paramiko.Transport:
     """The SSH handshake on `sock`, bounded by the banner timeout; a peer that does not speak SSH is `banner`."""
     import paramiko
+
+    _quiet_paramiko()
 
     transport = paramiko.Transport(sock)
     transport.banner_timeout = options.banner_timeout_s

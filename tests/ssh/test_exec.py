@@ -123,3 +123,28 @@ nodes:
     assert r.exit_code == 4
     assert {e["node"]: e["error"] for e in r.json()["errors"]} == {"d1": "refused", "d2": "refused"}
     assert "connection lost" in r.json()["errors"][0]["message"]
+
+
+def test_no_paramiko_traceback_on_stderr(tmp_path, isolated_home):
+    """A real process (pytest's log capture would hide logging's last-resort output in-process)."""
+    import subprocess
+    import sys
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    config = tmp_path / "mute.yaml"
+    config.write_text(
+        f"name: t\nssh: {{connect_timeout_s: 1}}\nnodes:\n  mute: {{host: 127.0.0.1, port: {listener.getsockname()[1]}}}\n"
+    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", "from factoryctl.cli.app import main; main()", "--config", str(config), "exec",
+             "mute", "--", "true"],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    finally:
+        listener.close()
+    assert done.returncode == 4
+    assert "Traceback" not in done.stderr
+    assert "does not speak SSH" in done.stderr
