@@ -14,7 +14,10 @@ def register(app: typer.Typer) -> None:
     def dash_command(
         ctx: typer.Context,
         target: str = typer.Argument(
-            "all", help="Node set, @group or all: the nodes to watch.", autocompletion=context.complete_target
+            "all",
+            metavar="TARGET",
+            help="Node set, @group or all: the nodes to watch.",
+            autocompletion=context.complete_target,
         ),
         read_only: bool = typer.Option(False, "--read-only", help="Hide drain, resume and power-cap actions."),
     ) -> None:
