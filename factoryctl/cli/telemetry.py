@@ -231,7 +231,7 @@ def history(
     start, end = parse_when(since, now), parse_when(until, now) if until else now + 1
     store = open_history(config)
     try:
-        found = store.history(names, metric, start, end, step=step_s, gpus=gpus)
+        found = [s for s in store.history(names, metric, start, end, step=step_s, gpus=gpus) if s.points]
     finally:
         store.close()
     if output in (OutputFormat.json, OutputFormat.yaml):
