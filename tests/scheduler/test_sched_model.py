@@ -136,3 +136,32 @@ def test_freemap_caps_and_allowed():
     assert fm.place(1, 8, caps={0: 2}) == [1]
     assert fm.place(1, 4, allowed=frozenset({1})) == [1]
     assert not fm.fits(1, 9)
+
+
+def test_percentile_interpolates_like_numpy():
+    from factoryctl.scheduler.metrics import percentile
+
+    assert percentile([], 50) is None
+    assert percentile([5.0], 99) == 5.0
+    assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
+    assert percentile([0.0, 10.0], 99) == pytest.approx(9.9)
+
+
+def test_cluster_nodes_names_and_racks():
+    from factoryctl.scheduler.simulate import cluster_nodes
+
+    cluster = cluster_nodes(1200, 8, rack_size=500)
+    assert (cluster[0].name, cluster[-1].name) == ("n0001", "n1200")
+    assert (cluster[0].rack, cluster[499].rack, cluster[500].rack) == ("r01", "r01", "r02")
+    assert cluster_nodes(3, 4)[2].name == "n003"
+    assert cluster_nodes(3, 4)[2].rack is None
+
+
+def test_inconsistent_running_allocation_is_an_error():
+    from helpers import nodes, running
+
+    from factoryctl.scheduler.decide import schedule
+
+    jobs = [running("a", [("n0", 6)], 0, 100), running("b", [("n0", 6)], 0, 100)]
+    with pytest.raises(FactoryError, match="more GPUs allocated"):
+        schedule(nodes(1), jobs, 10)

@@ -160,3 +160,25 @@ def test_scheduler_imports_no_io_or_ui_libraries():
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
     roots = {name.split(".")[0] for name in json.loads(done.stdout)}
     assert not roots & {"paramiko", "pynvml", "textual", "rich", "typer", "yaml", "pydantic"}
+
+
+def test_racks_keep_gangs_together(cli, tmp_path):
+    text = synthetic_trace(40, seed=3)
+    trace = tmp_path / "trace.csv"
+    trace.write_text(text)
+    out = tmp_path / "schedule.csv"
+    r = cli("sched", "simulate", "--trace", str(trace), "--nodes", "6", "--rack-size", "3", "--policy", "default",
+            "--schedule-out", str(out), "-o", "json")  # fmt: skip
+    assert r.exit_code == 0, r.stderr
+    assert validate(out.read_text(), text, nodes=6, gpus_per_node=8) == []
+    # With this trace there is always a rack with room for the whole gang, so none should span two racks.
+    rack = {f"n{i + 1:03d}": i // 3 for i in range(6)}
+    for line in out.read_text().splitlines()[1:]:
+        nodes = [part.split(":")[0] for part in line.split(",")[5].split()]
+        assert len({rack[n] for n in nodes}) == 1
+
+
+def test_sched_help_lists_simulate(cli):
+    r = cli("sched", "--help")
+    assert r.exit_code == 0
+    assert "simulate" in r.stdout
