@@ -243,8 +243,8 @@ class SimNode:
                 cursor = self._advance(i, now, settle=True)
                 self._data["gpus"][i]["checkpoint"] = {
                     "time": cursor.time,
-                    "energy_j": round(cursor.energy_j, 6),
-                    "temperature_c": round(cursor.temperature_c, 6),
+                    "energy_j": cursor.energy_j,
+                    "temperature_c": cursor.temperature_c,
                 }
             result = change(self._data, now)
             self._data["revision"] = int(self._data.get("revision", 0)) + 1
