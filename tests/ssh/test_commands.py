@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
@@ -104,7 +105,8 @@ def test_watchdog_closes_a_connection_to_a_frozen_peer(sshd_factory, tmp_path):
     connection.watch(interval=0.3, timeout=1)
     frozen = [psutil.Process(server.process.pid), *psutil.Process(server.process.pid).children(recursive=True)]
     for process in frozen:
-        process.suspend()
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.suspend()
     try:
         deadline = time.monotonic() + 10
         while connection.transport.is_active() and time.monotonic() < deadline:
@@ -112,7 +114,8 @@ def test_watchdog_closes_a_connection_to_a_frozen_peer(sshd_factory, tmp_path):
         assert not connection.transport.is_active()
     finally:
         for process in frozen:
-            process.resume()
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.resume()
         pool.close()
 
 
