@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from bisect import bisect_left, insort
+from bisect import bisect_left
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -301,8 +301,3 @@ def plan(
     work = _Pass(fm, running, now, config, explain)
     work.shapes = shapes
     return work.run(queue, price)
-
-
-def add_running(running: list[Running], end: float, seq: int, alloc: tuple[tuple[int, int], ...]) -> None:
-    """Insert a gang into a list kept sorted by expected end."""
-    insort(running, (end, seq, alloc))

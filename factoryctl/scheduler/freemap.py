@@ -124,15 +124,6 @@ class FreeMap:
                 other.take(index, self.totals[index] - free)
         return other
 
-    def snapshot(self) -> list[int]:
-        """A copy of the free counts (for reservation look-ahead)."""
-        return list(self.free)
-
-    @property
-    def free_gpus(self) -> int:
-        """Free GPUs over all nodes."""
-        return sum(self.free)
-
 
 def choose_grouped(found: list[int], nodes: int, groups: Sequence[str], free: Sequence[int]) -> list[int]:
     """Pick `nodes` of the candidates `found` (tightest first) spanning as few topology groups as possible.
