@@ -18,9 +18,15 @@ from pathlib import Path
 
 import factoryctl
 
-BUNDLE_FORMAT = "1"  # bump when the archive's layout changes
+BUNDLE_FORMAT = "2"  # bump when the archive's layout changes
 _MAIN = (
-    "# factoryctl agent zipapp entry point\nimport sys\n\nfrom factoryctl.agent.main import main\n\nsys.exit(main())\n"
+    "# factoryctl agent zipapp entry point (kept to syntax any Python 3 can parse, to refuse old ones clearly)\n"
+    "import sys\n\n"
+    "if sys.version_info < (3, 9):\n"
+    "    sys.stderr.write('factoryctl-agent needs Python >= 3.9; %s is %s\\n' % (sys.executable, sys.version.split()[0]))\n"
+    "    sys.exit(3)\n\n"
+    "from factoryctl.agent.main import main\n\n"
+    "sys.exit(main())\n"
 )
 _ZIP_DATE = (2020, 1, 1, 0, 0, 0)  # fixed timestamps: the same sources give the same bytes
 

@@ -83,25 +83,37 @@ def test_runs_with_a_bare_interpreter_and_proc_host_metrics(zipapp: Path, tmp_pa
     assert second["result"]["gpus"][0]["name"] == "NVIDIA L40S"
 
 
-def _python39() -> str | None:
-    """A working Python 3.9 interpreter, if this machine has one (pyenv shims may exist without one)."""
+def _python(major: int, minor: int) -> str | None:
+    """A working interpreter of that version, if this machine has one (pyenv shims may exist without one)."""
     import glob
     import shutil
 
-    candidates = sorted(glob.glob(str(Path.home() / ".pyenv/versions/3.9*/bin/python3")))
-    candidates += [c for c in (shutil.which("python3.9"),) if c]
+    candidates = sorted(glob.glob(str(Path.home() / f".pyenv/versions/{major}.{minor}.*/bin/python{major}")))
+    candidates += [c for c in (shutil.which(f"python{major}.{minor}"),) if c]
     for candidate in candidates:
         try:
             done = subprocess.run([candidate, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True,
                                   text=True, timeout=10, check=False)  # fmt: skip
         except OSError:
             continue
-        if done.returncode == 0 and done.stdout.strip() == "(3, 9)":
+        if done.returncode == 0 and done.stdout.strip() == f"({major}, {minor})":
             return candidate
     return None
 
 
-_PYTHON39 = _python39()
+_PYTHON39 = _python(3, 9)
+_OLD_PYTHON = _python(3, 8) or _python(3, 6)
+
+
+@pytest.mark.skipif(_OLD_PYTHON is None, reason="no Python older than 3.9 on this machine")
+def test_an_old_python_is_refused_with_a_sentence_and_exit_3(zipapp: Path):
+    assert _OLD_PYTHON is not None
+    done = subprocess.run(
+        [_OLD_PYTHON, str(zipapp), "--node", "n1"], input="", capture_output=True, text=True, timeout=30, check=False
+    )
+    assert done.returncode == 3
+    assert done.stdout == ""
+    assert "factoryctl-agent needs Python >= 3.9" in done.stderr
 
 
 @pytest.mark.skipif(_PYTHON39 is None, reason="no Python 3.9 interpreter on this machine")
