@@ -87,7 +87,7 @@ class GpuSampler:
         for index in range(count):
             try:
                 self.nvml.query("nvmlDeviceRegisterEvents", self.nvml.handle(index), xid_type, events)
-            except Exception:
+            except (GpuLost, DriverUnavailable):
                 continue
         self._events = events
 
