@@ -141,19 +141,12 @@ async def test_enter_opens_the_node_and_esc_or_q_come_back(services: FrozenServi
         assert isinstance(app.screen, NodeScreen)
         await pilot.press("q")
         assert isinstance(app.screen, MainScreen)
-        await pilot.press("q")
-    assert app.return_code == 0
-
-
-async def test_node_screen_of_a_down_node_says_why(services: FrozenServices) -> None:
-    app = make_app(services)
-    async with app.run_test() as pilot:
-        await first_snapshot(pilot)
-        app.push_screen(NodeScreen("demo05"))
+        app.push_screen(NodeScreen("demo05"))  # a down node says why
         await pilot.pause()
-        summary = app.screen.query_one("#node-summary")
-        assert "did not answer" in str(summary.render())
+        assert "did not answer" in str(app.screen.query_one("#node-summary").render())
         assert app.screen.query_one(GpuTable).row_count == 0
+        await pilot.press("escape", "q")
+    assert app.return_code == 0
 
 
 async def test_question_mark_lists_every_key(services: FrozenServices) -> None:
@@ -199,15 +192,9 @@ async def test_drain_asks_for_a_reason_and_confirmation(services: FrozenServices
         await wait_until(pilot, lambda: services.calls, what="the drain call")
         assert services.calls == [("drain", "demo01", "bad fan")]
         await wait_until(pilot, lambda: cell(app, "demo01", "flags") == "drained", what="demo01 shown drained")
-
-
-async def test_drain_of_a_drained_node_changes_nothing(services: FrozenServices) -> None:
-    app = make_app(services)
-    async with app.run_test() as pilot:
-        await first_snapshot(pilot)
-        await pilot.press("down", "down", "d")
+        await pilot.press("down", "down", "d")  # demo03 is drained already: nothing to ask
         assert isinstance(app.screen, MainScreen)
-        assert services.calls == []
+        assert len(services.calls) == 1
 
 
 async def test_resume_needs_confirmation(services: FrozenServices) -> None:
@@ -229,6 +216,14 @@ async def test_power_cap_shows_the_range_clamps_and_reports(services: FrozenServ
     app = make_app(services)
     async with app.run_test() as pilot:
         await first_snapshot(pilot)
+        await pilot.press("p", *"450", "escape")  # cancelled: nothing sent
+        assert isinstance(app.screen, MainScreen)
+        table(app).move_cursor(row=4)  # demo05, down: nothing to cap
+        await pilot.press("p")
+        assert isinstance(app.screen, MainScreen)
+        assert "not reachable" in list(app._notifications)[-1].message
+        assert services.calls == []
+        table(app).move_cursor(row=0)
         await pilot.press("p")
         assert isinstance(app.screen, PowerCapScreen)
         assert (app.screen.low, app.screen.high) == (200.0, 700.0)
@@ -240,19 +235,6 @@ async def test_power_cap_shows_the_range_clamps_and_reports(services: FrozenServ
         assert services.calls == [("set_power_cap", "demo01", 150.0)]
         await wait_until(pilot, lambda: app._notifications, what="the result toast")
         assert "8 GPUs capped at 200 W (clamped from 150 W)" in list(app._notifications)[-1].message
-
-
-async def test_power_cap_cancel_and_unreachable_node(services: FrozenServices) -> None:
-    app = make_app(services)
-    async with app.run_test() as pilot:
-        await first_snapshot(pilot)
-        await pilot.press("p", *"450", "escape")
-        assert isinstance(app.screen, MainScreen)
-        table(app).move_cursor(row=4)  # demo05, down
-        await pilot.press("p")
-        assert isinstance(app.screen, MainScreen)
-        assert "not reachable" in list(app._notifications)[-1].message
-        assert services.calls == []
 
 
 async def test_actions_from_the_node_screen(services: FrozenServices) -> None:
