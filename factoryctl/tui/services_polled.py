@@ -72,14 +72,17 @@ class _NodeLink:
         self.session.stream(self.owner.interval_s, self._on_sample, timeout=timeout)
 
     def _on_sample(self, sample: NodeSample) -> None:
-        recovered = False
+        from factoryctl.telemetry.health import gpu_events
+
         with self.lock:
             recovered = self.failure is not None
-            self.latest = sample
+            before, self.latest = self.latest, sample
             self.latest_mono = time.monotonic()
             self.failure = None
         self.answered.set()
         self.owner.history.record_node(sample)
+        for event in gpu_events(before, sample):  # ECC errors, lost GPUs, thermal slowdown: as the controller sees them
+            self.owner.add_event(DashboardEvent(event.time, event.node, event.kind, event.message, event.severity))
         if recovered:
             self.owner.add_event(DashboardEvent(time.time(), self.spec.name, "node_up", "answers again"))
 
@@ -188,9 +191,10 @@ class PolledServices:
     def close(self) -> None:
         """Stop the threads and the agents."""
         self.stop_event.set()
+        deadline = time.monotonic() + 5.0  # one budget for all: a node stuck connecting must not hold up exit
         for link in self._links.values():
             if link.thread.is_alive():
-                link.thread.join(timeout=5)
+                link.thread.join(timeout=max(0.0, deadline - time.monotonic()))
         if self._store is not None:
             self._store.close()
 

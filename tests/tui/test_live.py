@@ -149,3 +149,12 @@ async def test_dashboard_on_live_agents_shows_a_node_going_down(live: PolledServ
         assert time.monotonic() - start < 3.0
         await pilot.press("down", "down", "enter")
         assert "down" in str(app.screen.query_one("#node-summary").render())
+
+
+def test_an_injected_ecc_error_marks_the_node_unhealthy_with_an_event(live: PolledServices) -> None:
+    live.snapshot()
+    live._links["demo01"].session.request("inject", gpus=[2], fault="ecc")  # as `factoryctl sim inject --ecc`
+    wait_for(lambda: not live.snapshot().node("demo01").healthy, 5.0, "demo01 unhealthy")
+    events = [e for e in live.snapshot().events if e.node == "demo01"]
+    assert [e.kind for e in events] == ["ecc"]
+    assert "demo01/2" in events[0].message
