@@ -98,6 +98,37 @@ def storage(hours: float = 24.0, gpus: int = 8, interval: float = 1.0) -> dict[s
     }
 
 
+def read_live_cost(nodes: int = 256, gpus: int = 8, runs: int = 5) -> dict[str, Any]:
+    """What `nodes list` / `gpus` pay with a live controller: `read_live` over a store of `nodes` nodes."""
+    from factoryctl.config import parse_config
+    from factoryctl.model.telemetry import GpuSample, NodeSample
+    from factoryctl.store.lock import ControllerLock
+    from factoryctl.store.rows import NodeState
+    from factoryctl.store.sqlite import Store
+    from factoryctl.telemetry.latest import read_live
+
+    with tempfile.TemporaryDirectory() as tmp:
+        config = parse_config(f"nodes:\n  b[1-{nodes}]: {{transport: local}}\n", Path(tmp) / "f.yaml", Path(tmp) / "s")
+        store = Store(config.store_path)
+        now = time.time()
+        full = {"uuid": "GPU-x", "name": "H100", "power_w": 300.0, "power_limit_w": 700.0, "temperature_c": 50.0}
+        store.write(
+            [NodeSample(n, now, gpus=tuple(GpuSample(n, i, **full) for i in range(gpus))) for n in config.nodes],
+            states=[NodeState(n, "up", now, now) for n in config.nodes],
+        )
+        lock = ControllerLock(config.state_dir)
+        lock.acquire()
+        timings = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            result = read_live(config, now=now)
+            timings.append(time.perf_counter() - t0)
+            assert result is not None
+        lock.release()
+        store.close()
+    return {"nodes": nodes, "gpus_per_node": gpus, "read_live_ms_median": round(1000 * statistics.median(timings), 1)}
+
+
 def _table_bytes(store: Any, path: Path) -> int:
     """Bytes in use in the file after a checkpoint (page count minus free pages)."""
     store._query("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -263,7 +294,8 @@ def main() -> int:
     results: dict[str, Any] = {}
     if args.storage:
         results["storage"] = storage(args.storage_hours)
-        print(json.dumps({"storage": results["storage"]}), flush=True)
+        results["read_live"] = read_live_cost()
+        print(json.dumps({"storage": results["storage"], "read_live": results["read_live"]}), flush=True)
     if args.nodes:
         from sshd_fixture import start_sshd
 
