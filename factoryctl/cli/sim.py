@@ -11,7 +11,7 @@ from factoryctl.cli import context
 app = typer.Typer(no_args_is_help=True)
 
 
-def _fault(xid: int | None, ecc: bool, lost: bool, reset: bool, reboot: bool) -> dict[str, Any]:
+def _fault(xid: int | None, switches: dict[str, bool]) -> dict[str, Any]:
     from factoryctl.errors import UsageError
 
     chosen: list[dict[str, Any]] = []
@@ -36,6 +36,7 @@ def inject(
     lost: bool = typer.Option(False, "--lost", help="The GPU is lost (every query fails)."),
     reset: bool = typer.Option(False, "--reset", help="A driver reset: clears faults and power limits to default."),
     reboot: bool = typer.Option(False, "--reboot", help="A reboot: as reset, and the energy counter restarts."),
+    hot: bool = typer.Option(False, "--hot", help="A cooling failure: temperature climbs into thermal slowdown."),
     timeout: float = typer.Option(15.0, "--timeout", min=0.1, help="Seconds to wait for each node."),
 ) -> None:
     """Inject a fault into simulated GPUs; refused on real nodes."""
@@ -45,7 +46,7 @@ def inject(
     from factoryctl.errors import NodeError, UsageError, most_severe
     from factoryctl.telemetry.poll import fan_out, open_transport
 
-    fault = _fault(xid, ecc, lost, reset, reboot)
+    fault = _fault(xid, {"ecc": ecc, "lost": lost, "reset": reset, "reboot": reboot, "hot": hot})
     config = context.load(ctx)
     node_part, gpus = parse_gpu_target(target)
     nodes = config.resolve_target(node_part)
@@ -71,6 +72,7 @@ def inject(
     errors = [o for _, o in outcomes if isinstance(o, NodeError)]
     for node, outcome in outcomes:
         if not isinstance(outcome, NodeError):
-            typer.echo(f"{node.name}: injected {fault['fault']} into GPU {'s ' + str(gpus) if gpus else 's (all)'}")
+            where = ",".join(map(str, gpus)) if gpus else "all"
+            typer.echo(f"{node.name}: injected {fault['fault']} into GPUs {where}")
     report_node_errors((e.as_json() for e in errors), ERROR_HINTS)
     raise typer.Exit(int(most_severe([e.exit_code for e in errors])))
