@@ -17,11 +17,10 @@ def _fault(xid: int | None, switches: dict[str, bool]) -> dict[str, Any]:
     chosen: list[dict[str, Any]] = []
     if xid is not None:
         chosen.append({"fault": "xid", "xid": xid})
-    chosen += [
-        {"fault": name} for name, on in (("ecc", ecc), ("lost", lost), ("reset", reset), ("reboot", reboot)) if on
-    ]
+    chosen += [{"fault": name} for name, on in switches.items() if on]
     if len(chosen) != 1:
-        raise UsageError("give exactly one fault to inject.", "use one of --xid N, --ecc, --lost, --reset, --reboot.")
+        hint = "use one of --xid N, --ecc, --lost, --hot, --reset, --reboot."
+        raise UsageError("give exactly one fault to inject.", hint)
     return chosen[0]
 
 
