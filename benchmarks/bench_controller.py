@@ -5,6 +5,7 @@ Three parts, each optional:
     python benchmarks/bench_controller.py --storage                      # bytes per node-day (synthetic, fast)
     python benchmarks/bench_controller.py --nodes 64 128 --measure 60    # the controller behind real sshd
     python benchmarks/bench_controller.py --nodes 256 --measure 30 --no-baseline   # CPU and RSS only
+    python benchmarks/bench_controller.py --threads 32 --measure 30                # where the controller's CPU goes
 
 Every node is a simulated 8-GPU node reached over SSH on one local sshd (MaxStartups/MaxSessions raised, from
 tests/sshd_fixture.py), so the agents share this machine with the controller. The same run measures the baseline an
@@ -232,6 +233,44 @@ def run_controller(tmp: Path, config: Path, nodes: int, measure: float, interval
     }
 
 
+def thread_breakdown(tmp: Path, server: Any, nodes: int, seconds: float) -> dict[str, Any]:
+    """The collector in this process; CPU per thread family (paramiko transport, agent session, writer, links)."""
+    import collections
+    import threading
+
+    from factoryctl.config import load_config
+    from factoryctl.store.sqlite import Store
+    from factoryctl.telemetry.collector import Collector
+
+    config = load_config(write_config(tmp, server, nodes, 1.0))
+    collector = Collector(config, Store(config.store_path))
+    collector.start()
+    deadline = time.time() + 60 + nodes * 3
+    while sum(s.state == "up" for s in collector.writer.states().values()) < nodes and time.time() < deadline:
+        time.sleep(1)
+    time.sleep(5)
+    me = psutil.Process()
+
+    def snapshot() -> collections.Counter[str]:
+        names = {t.native_id: t.name for t in threading.enumerate()}
+        out: collections.Counter[str] = collections.Counter()
+        for t in me.threads():
+            name = names.get(t.id, "?")
+            family = name.split("-")[0] if name.startswith(("link-", "agent-")) else name
+            out["paramiko transport" if name.startswith("Thread-") else family] += t.user_time + t.system_time
+        return out
+
+    before, t0 = snapshot(), time.time()
+    time.sleep(seconds)
+    after, t1 = snapshot(), time.time()
+    collector.stop()
+    per_sample = {k: round(1000 * (after[k] - before[k]) / (t1 - t0) / nodes, 3) for k in after}
+    return {
+        "nodes": nodes,
+        "ms_per_node_sample": {k: v for k, v in sorted(per_sample.items(), key=lambda kv: -kv[1]) if v > 0},
+    }
+
+
 def run_baseline(server: Any, tmp: Path, nodes: int, sweeps: int) -> dict[str, Any]:
     """A fresh `ssh node nvidia-smi --query-gpu=...` per node per poll, every node in parallel (pdsh style)."""
     from factoryctl.sim.smi import write_shim
@@ -290,15 +329,25 @@ def main() -> int:
     parser.add_argument("--interval", type=float, default=1.0)
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--baseline-sweeps", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=0, help="CPU per thread family at this many nodes (in-process)")
     args = parser.parse_args()
     results: dict[str, Any] = {}
     if args.storage:
         results["storage"] = storage(args.storage_hours)
         results["read_live"] = read_live_cost()
         print(json.dumps({"storage": results["storage"], "read_live": results["read_live"]}), flush=True)
-    if args.nodes:
+    if args.nodes or args.threads:
         from sshd_fixture import start_sshd
 
+        if args.threads:
+            with tempfile.TemporaryDirectory(prefix="bench-ctl-") as name:
+                os.environ["FACTORYCTL_REMOTE_CACHE"] = str(Path(name) / "remote-cache")
+                server = start_sshd(Path(name) / "sshd")
+                try:
+                    results["threads"] = thread_breakdown(Path(name), server, args.threads, args.measure)
+                finally:
+                    server.stop()
+                print(json.dumps({"threads": results["threads"]}), flush=True)
         for nodes in args.nodes:
             with tempfile.TemporaryDirectory(prefix="bench-ctl-") as name:
                 tmp = Path(name)
