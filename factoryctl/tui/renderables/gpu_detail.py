@@ -23,6 +23,14 @@ def _value(gpu: GpuSample, name: str, shown: str) -> Text:
     return Text(shown)
 
 
+def _xids(gpu: GpuSample) -> Text:
+    events = fmt.xid_events(gpu)
+    if not events:
+        return Text("none")
+    shown = ", ".join(f"{code} at {fmt.clock(when)}" for code, when in events[-4:])
+    return Text(shown, style="bold red")
+
+
 def detail_rows(gpu: GpuSample) -> list[tuple[str, Text]]:
     """(label, value) for every GPU field of DESIGN.md."""
     power = _value(gpu, "power_w", f"{fmt.watts(gpu.power_w)} of {fmt.watts(gpu.power_limit_w)} enforced limit")
@@ -61,6 +69,7 @@ def detail_rows(gpu: GpuSample) -> list[tuple[str, Text]]:
         ("SM clock", _value(gpu, "sm_clock_mhz", f"{gpu.sm_clock_mhz or 0:.0f} MHz")),
         ("throttled", Text(fmt.throttle_words(gpu.throttle_reasons), style="yellow" if gpu.throttle_reasons else "")),
         ("ECC uncorr.", ecc),
+        ("XID events", _xids(gpu)),
         ("processes", Text(processes)),
     ]
     unsupported = [f"{k}: {v}" for k, v in gpu.null_reasons.items()]

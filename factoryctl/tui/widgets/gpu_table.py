@@ -16,9 +16,10 @@ COLUMNS = (
     ("power", "Power/Cap", 9),
     ("range", "Range W", 7),
     ("temp", "Temp", 4),
-    ("mem", "Memory", 11),
-    ("throttle", "Throttled", 12),
+    ("mem", "Memory", 9),
+    ("throttle", "Throttled", 11),
     ("ecc", "ECC", 3),
+    ("xid", "XID", 3),
     ("procs", "Procs", 5),
     ("clock", "SM MHz", 6),
     ("energy", "Energy kWh", 10),
@@ -43,6 +44,8 @@ def gpu_cells(gpu: GpuSample) -> list[Text]:
     ecc = Text("—" if gpu.ecc_uncorrected is None else str(gpu.ecc_uncorrected))
     if gpu.ecc_uncorrected:
         ecc.stylize("bold red")
+    xids = fmt.xid_events(gpu)
+    xid = Text(str(xids[-1][0]), style="bold red") if xids else Text("—")
     throttle = Text(fmt.throttle_short(gpu.throttle_reasons), no_wrap=True, overflow="ellipsis")
     if gpu.throttle_reasons:
         throttle.stylize("yellow")
@@ -55,6 +58,7 @@ def gpu_cells(gpu: GpuSample) -> list[Text]:
         Text(memory),
         throttle,
         ecc,
+        xid,
         Text(str(len(gpu.processes))),
         Text("—" if gpu.sm_clock_mhz is None else f"{gpu.sm_clock_mhz:.0f}"),
         Text("—" if gpu.energy_j is None else f"{gpu.energy_j / 3.6e6:.2f}"),
