@@ -231,8 +231,10 @@ class _ChannelStderr:
 
     def __init__(self, chan: paramiko.Channel) -> None:
         self._lines: collections.deque[str] = collections.deque(maxlen=5)
+        self._chan = chan
         self._file = chan.makefile_stderr("rb")
-        threading.Thread(target=self._drain, daemon=True, name="agent-stderr").start()
+        self._thread = threading.Thread(target=self._drain, daemon=True, name="agent-stderr")
+        self._thread.start()
 
     def _drain(self) -> None:
         with contextlib.suppress(Exception):
@@ -240,6 +242,9 @@ class _ChannelStderr:
                 self._lines.append(raw.decode("utf-8", "replace"))
 
     def text(self) -> str:
+        """The last lines; once the agent's output ended, its final words are waited for (briefly)."""
+        if self._chan.eof_received or self._chan.closed:
+            self._thread.join(1.0)
         return "".join(self._lines)
 
 
