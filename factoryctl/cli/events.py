@@ -49,6 +49,9 @@ def register(app: typer.Typer) -> None:
         limit: int = typer.Option(1000, "--limit", min=1, help="At most this many (the newest)."),
         output: OutputFormat = OUTPUT_OPTION,
         no_header: bool = NO_HEADER_OPTION,
+        follow: bool = typer.Option(
+            False, "--follow", "-f", help="Keep printing new events (JSON lines with -o json)."
+        ),
     ) -> None:
         """Health and state events: nodes up/degraded/down, ECC errors, lost GPUs, drains, reloads."""
         import time
@@ -58,11 +61,13 @@ def register(app: typer.Typer) -> None:
         config, names = _nodes(ctx, target)
         store = open_history(config)
         try:
-            found = store.events(parse_when(since, time.time()), names, limit)
+            found = [e for e in store.events(parse_when(since, time.time()), names, limit) if kind in (None, e.kind)]
+            if not follow:
+                emit(render_listing([e.as_json() for e in found], [], EVENT_COLUMNS, output, no_header))
+                return
+            _follow(store, found, names, kind, output, no_header, max(config.interval_s, 0.5))
         finally:
             store.close()
-        items = [e.as_json() for e in found if kind is None or e.kind == kind]
-        emit(render_listing(items, [], EVENT_COLUMNS, output, no_header))
 
     @app.command("audit")
     def audit(
@@ -100,3 +105,39 @@ def register(app: typer.Typer) -> None:
             for e in found
         ]
         emit(render_listing(items, [], AUDIT_COLUMNS, output, no_header))
+
+
+def _follow(
+    store: Any,
+    shown: list[Any],
+    names: list[str] | None,
+    kind: str | None,
+    output: OutputFormat,
+    no_header: bool,
+    every_s: float,
+) -> None:
+    """Print events as they are stored, like `tail -f`, until Ctrl-C."""
+    import json
+    import time
+
+    from factoryctl.cli.render import render_table
+
+    def show(batch: list[Any], header: bool) -> None:
+        if output in (OutputFormat.json, OutputFormat.yaml):
+            emit("".join(json.dumps(e.as_json(), ensure_ascii=False) + "\n" for e in batch))
+        elif batch or header:
+            emit(render_table([e.as_json() for e in batch], EVENT_COLUMNS, output is OutputFormat.wide, header))
+
+    show(shown, header=not no_header)
+    last_id = max((e.id or 0 for e in shown), default=0)
+    last_t = max((e.time for e in shown), default=time.time() - 1)
+    try:
+        while True:
+            time.sleep(every_s)
+            fresh = [e for e in store.events(last_t, names) if (e.id or 0) > last_id and kind in (None, e.kind)]
+            if fresh:
+                show(fresh, header=False)
+                last_id = max(e.id or 0 for e in fresh)
+                last_t = max(e.time for e in fresh)
+    except KeyboardInterrupt:
+        return

@@ -181,3 +181,24 @@ def test_energy_per_node_with_cost(cli: Any, filled: Path) -> None:
     expected_j = sum(100.0 + s for s in range(119)) * 2 + 119
     assert item["energy_kwh"] == pytest.approx(expected_j / 3.6e6)
     assert item["cost"] == pytest.approx(item["energy_kwh"] * 0.2)
+
+
+def test_events_follow_prints_new_events_as_json_lines(cli: Any, filled: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from factoryctl.store.rows import Event
+
+    store = Store(filled.parent / "state" / "factory.db")
+    store.add_events([Event(time.time() - 5, "node_up", "n1 is up", node="n1")])
+    calls = []
+
+    def fake_sleep(seconds: float) -> None:
+        calls.append(seconds)
+        if len(calls) == 1:
+            store.add_events([Event(time.time(), "ecc", "n1/0: uncorrectable ECC errors 1", node="n1", gpu=0)])
+        else:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(time, "sleep", fake_sleep)
+    result = cli("--config", str(filled), "events", "--follow", "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    kinds = [json.loads(line)["kind"] for line in result.stdout.splitlines()]
+    assert kinds == ["node_up", "ecc"]
