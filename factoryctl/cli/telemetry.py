@@ -90,13 +90,20 @@ def collect(
     result = poll_nodes(config, nodes, timeout)
     reached = [s for s in result.samples if s.state != "down"]
     states = []
-    if not controller_is_running(config.state_dir):  # a live controller owns the node states
+    standalone = not controller_is_running(config.state_dir)
+    if standalone:  # a live controller owns the node states, rollups and retention
         states = [
             NodeState(s.node, s.state, s.time, s.time if s.state != "down" else None, s.error, s.message)
             for s in result.samples
         ]
     try:
         rows = store.write(reached, [True] * len(reached), states)
+        if standalone:
+            from factoryctl.config_schema import parse_duration
+
+            settings = config.settings.controller
+            store.rollup()
+            store.prune(parse_duration(settings.raw_retention), parse_duration(settings.rollup_retention))
     finally:
         store.close()
     _, quiet = context.global_options(ctx)
