@@ -30,7 +30,7 @@ async def _settle(pilot, condition) -> None:
 async def export(target: Path) -> None:
     """Main screen, node screen and the power-cap dialog."""
     app = make_app(FrozenServices())
-    async with app.run_test(size=(144, 40)) as pilot:
+    async with app.run_test(size=(160, 40)) as pilot:
         await _settle(pilot, lambda: app.snapshots_taken >= 1)
         app.save_screenshot(str(target / "dashboard-main.svg"))
         await pilot.press(*["down"] * 6, "enter", "down", "down")

@@ -61,7 +61,7 @@ class NodeScreen(NodeActionsScreen):
         sample = snapshot.node(self.node)
         self.query_one(NodeSummary).show(sample, snapshot.racks.get(self.node), self.node in snapshot.drained)
         gpus = sample.gpus if sample else ()
-        self.query_one(GpuTable).show(gpus)
+        self.query_one(GpuTable).show(gpus, self.history)
         self.query_one(EventsPanel).show(snapshot.events)
         self._show_detail()
         if not self._history_pending:
@@ -87,6 +87,9 @@ class NodeScreen(NodeActionsScreen):
         self._history_pending = False
         if history is not None:
             self.history = history
+            snapshot = self.dashboard.snapshot
+            sample = snapshot.node(self.node) if snapshot else None
+            self.query_one(GpuTable).show(sample.gpus if sample else (), history)
             self._show_detail()
 
     def on_gpu_table_gpu_highlighted(self, event: GpuTable.GpuHighlighted) -> None:

@@ -9,6 +9,10 @@ from textual.widgets import DataTable
 from factoryctl.model.telemetry import GpuSample
 from factoryctl.tui import text as fmt
 from factoryctl.tui.renderables.gpu_bars import LEVEL_STYLES, power_level, temperature_level
+from factoryctl.tui.renderables.sparkline import Sparkline
+from factoryctl.tui.services import GpuHistory, NodeHistory
+
+HISTORY_WIDTH = 16
 
 COLUMNS = (
     ("gpu", "GPU", 3),
@@ -23,11 +27,23 @@ COLUMNS = (
     ("procs", "Procs", 5),
     ("clock", "SM MHz", 6),
     ("energy", "Energy kWh", 10),
+    ("history", "Util history", HISTORY_WIDTH),
     ("uuid", "UUID", 40),
 )
 
 
-def gpu_cells(gpu: GpuSample) -> list[Text]:
+def history_cell(history: GpuHistory | None) -> Text:
+    """The GPU's recent utilization as a one-line sparkline (newest on the right)."""
+    if history is None or not history.utilization_pct:
+        return Text("…", style="bright_black")
+    row = Sparkline(history.utilization_pct, minimum=0, maximum=100, style="green").rows(HISTORY_WIDTH)[0]
+    text = Text(no_wrap=True)
+    for char, style in row:
+        text.append(char, style=style)
+    return text
+
+
+def gpu_cells(gpu: GpuSample, history: GpuHistory | None = None) -> list[Text]:
     """The row of one GPU."""
     draw = "—" if gpu.power_w is None else f"{gpu.power_w:.0f}"
     power = Text(f"{draw}/{fmt.watts(gpu.power_limit_w)}")
@@ -62,6 +78,7 @@ def gpu_cells(gpu: GpuSample) -> list[Text]:
         Text(str(len(gpu.processes))),
         Text("—" if gpu.sm_clock_mhz is None else f"{gpu.sm_clock_mhz:.0f}"),
         Text("—" if gpu.energy_j is None else f"{gpu.energy_j / 3.6e6:.2f}"),
+        history_cell(history),
         Text(gpu.uuid or "—", style="bright_black"),
     ]
 
@@ -85,18 +102,19 @@ class GpuTable(DataTable[Text]):
         for key, title, width in COLUMNS:
             self.add_column(title, width=width, key=key)
 
-    def show(self, gpus: tuple[GpuSample, ...]) -> None:
+    def show(self, gpus: tuple[GpuSample, ...], history: NodeHistory | None = None) -> None:
         """Show these GPUs (cells swapped in place when the set of GPUs is unchanged)."""
         indexes = [g.index for g in gpus]
         if indexes == self._indexes:
             for gpu in gpus:
-                for (key, _, _), cell in zip(COLUMNS, gpu_cells(gpu), strict=True):
+                cells = gpu_cells(gpu, history.gpu(gpu.index) if history else None)
+                for (key, _, _), cell in zip(COLUMNS, cells, strict=True):
                     self.update_cell(str(gpu.index), key, cell)
             return
         row = self.cursor_row
         self.clear()
         for gpu in gpus:
-            self.add_row(*gpu_cells(gpu), key=str(gpu.index))
+            self.add_row(*gpu_cells(gpu, history.gpu(gpu.index) if history else None), key=str(gpu.index))
         self._indexes = indexes
         if gpus:
             self.move_cursor(row=min(max(row, 0), len(gpus) - 1), animate=False)
