@@ -7,6 +7,7 @@ a `@revoked` key is never recorded. Without a terminal or `--yes` nothing is rec
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -65,12 +66,16 @@ def _trust_item(spec: NodeSpec, key: ServerKey) -> dict[str, Any]:
 
 
 def _confirm(question: str, yes: bool) -> bool:
+    """Ask on stderr, read stdin; anything but y/yes (including end of input, as from cron) is no."""
     if yes:
         return True
+    sys.stderr.write(f"{question} [y/N]: ")
+    sys.stderr.flush()
     try:
-        return bool(typer.confirm(question, default=False, err=True))
-    except (typer.Abort, EOFError):
+        answer = sys.stdin.readline()
+    except (OSError, ValueError):
         return False
+    return answer.strip().lower() in ("y", "yes")
 
 
 Pending = list[tuple["NodeSpec", "ServerKey", dict[str, Any]]]

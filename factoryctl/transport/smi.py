@@ -105,6 +105,8 @@ class SmiBridge:
         self.connection = connection
         self.timeout = timeout
         self.reason = reason
+        #: Why nvidia-smi could not serve the hello (None while it works).
+        self.error: str | None = None
         self._streams: dict[int, threading.Event] = {}
         self._write_lock = threading.Lock()
         request_r, request_w = os.pipe()
@@ -145,7 +147,7 @@ class SmiBridge:
                     break
                 self._answer(request)
         except NodeError as exc:
-            self.reason = f"no usable Python ({self.reason or 'not found'}), and {exc.message}"
+            self.error = exc.message
         except (OSError, ValueError):
             pass
         finally:

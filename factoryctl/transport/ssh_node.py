@@ -210,7 +210,16 @@ class SshTransport:
 
         bridge = SmiBridge(self.node.name, self.connection, timeout, reason=why.strip())
         session: AgentSession = bridge.session()
-        session.wait_hello(timeout)
+        try:
+            session.wait_hello(timeout)
+        except NodeError as exc:
+            raise NodeError(
+                self.node.name,
+                "driver",
+                f"no usable {self.node.python} for the agent ({why.strip() or 'not found'}), and "
+                f"{bridge.error or 'nvidia-smi did not answer'}",
+                "install python3 (>= 3.9) on the node, or set its `python:` in factory.yaml; check the NVIDIA driver.",
+            ) from exc
         self.backend = "smi"
         self.connection.watch()
         return session

@@ -163,3 +163,17 @@ def test_concurrent_first_uploads_to_one_host(ssh_node, fake_zipapp, remote_cach
             transport.close()
     assert (remote_cache / fake_zipapp.name).read_bytes() == fake_zipapp.read_bytes()
     assert not list(remote_cache.glob("*.part"))
+
+
+def test_no_python_and_no_nvidia_smi_is_a_driver_error(sshd_factory, tmp_path, fake_zipapp):
+    server = sshd_factory()  # its own PATH: no nvidia-smi shim from another test
+    spec = server.node("bare", server.write_known_hosts(tmp_path / "kh"), python="/nonexistent/python3")
+    transport = _open(spec)
+    try:
+        with pytest.raises(NodeError) as caught:
+            transport.start_agent(60, zipapp=fake_zipapp)
+    finally:
+        transport.close()
+    assert caught.value.kind == "driver"
+    assert "nvidia-smi" in caught.value.message
+    assert "/nonexistent/python3" in caught.value.message
