@@ -216,17 +216,18 @@ def authenticate(node: str, transport: paramiko.Transport, target: SshTarget) ->
         if _try_key(transport, target.user, key):
             return
         tried.append(path)
+    agent = paramiko.Agent()  # no SSH_AUTH_SOCK: no keys; closed after use, so reconnects leak no sockets
     try:
-        agent_keys = paramiko.Agent().get_keys()
+        for agent_key in agent.get_keys():
+            if _try_key(transport, target.user, agent_key):
+                return
+            tried.append(f"agent key {agent_key.get_name()} {agent_key.fingerprint}")
     except paramiko.SSHException as exc:
-        agent_keys = ()
         notes.append(f"ssh-agent: {exc}")
-    for agent_key in agent_keys:
-        if _try_key(transport, target.user, agent_key):
-            return
-        tried.append(f"agent key {agent_key.get_name()} {agent_key.fingerprint}")
+    finally:
+        agent.close()
     transport.close()
-    if not transport.is_active() and not tried and not notes:
+    if not tried and not notes:
         notes.append("no identity file and no ssh-agent keys")
     detail = "; ".join(notes + ([f"tried {', '.join(tried)}"] if tried else []))
     raise NodeError(
