@@ -21,6 +21,7 @@ from factoryctl.config import FactoryConfig
 from factoryctl.errors import FactoryError, NodeError, UsageError
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.model.telemetry import NodeSample
+from factoryctl.tui.grid import GridPrice
 from factoryctl.tui.history import RecentHistory
 from factoryctl.tui.services import DashboardEvent, FactorySnapshot, NodeHistory
 
@@ -157,6 +158,7 @@ class PolledServices:
         self.connect_timeout_s = connect_timeout_s
         self.stop_event = threading.Event()
         self.history = RecentHistory(config.interval_s)
+        self.grid = GridPrice(config)
         self._events: deque[DashboardEvent] = deque(maxlen=500)
         self._events_lock = threading.Lock()
         self._drained: dict[str, str] = {}
@@ -229,9 +231,11 @@ class PolledServices:
                 link.answered.wait(max(0.0, deadline - time.monotonic()))
         now = time.time()
         nodes = tuple(link.sample(now, self.stale_after_s, self.down_after_s) for link in self._links.values())
+        power_w = sum(n.power_w or 0.0 for n in nodes if n.state != "down")
         if now - self._last_record >= self.interval_s * 0.9:
             self._last_record = now
-            self.history.record_factory(sum(n.power_w or 0.0 for n in nodes if n.state != "down"))
+            self.history.record_factory(power_w)
+        price, cost_per_hour = self.grid.now(now, power_w / 1000)
         return FactorySnapshot(
             factory=self.config.name,
             time=now,
@@ -243,6 +247,8 @@ class PolledServices:
             power_history_w=self.history.factory_series(),
             events=self._all_events(now),
             groups=dict(self.config.groups),
+            price=price,
+            cost_per_hour=cost_per_hour,
         )
 
     def _drained_names(self) -> set[str]:

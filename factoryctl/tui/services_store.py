@@ -17,6 +17,7 @@ from typing import Any
 from factoryctl.config import FactoryConfig
 from factoryctl.errors import FactoryError, UsageError
 from factoryctl.model.telemetry import NodeSample
+from factoryctl.tui.grid import GridPrice
 from factoryctl.tui.history import RecentHistory
 from factoryctl.tui.services import DashboardEvent, FactorySnapshot, GpuHistory, NodeHistory
 
@@ -57,6 +58,7 @@ class StoreServices:
         self.names = [spec.name for spec in self.specs]
         self.cap_timeout_s = cap_timeout_s
         self.history = RecentHistory(config.interval_s)
+        self.grid = GridPrice(config)
         self._store = open_store(config.store_path)
         self._backfilled = False
         self._last_record = 0.0
@@ -111,9 +113,11 @@ class StoreServices:
             with contextlib.suppress(FactoryError):
                 self._backfill(now)
         nodes = self._latest(now)
+        power_w = sum(n.power_w or 0.0 for n in nodes if n.state != "down")
         if now - self._last_record >= self.interval_s * 0.9:
             self._last_record = now
-            self.history.record_factory(sum(n.power_w or 0.0 for n in nodes if n.state != "down"))
+            self.history.record_factory(power_w)
+        price, cost_per_hour = self.grid.now(now, power_w / 1000)
         events = self._store.events(now - 3600, self.names, limit=200)
         return FactorySnapshot(
             factory=self.config.name,
@@ -126,6 +130,8 @@ class StoreServices:
             power_history_w=self.history.factory_series(),
             events=tuple(DashboardEvent(e.time, e.node, e.kind, e.message, e.severity) for e in events),
             groups=dict(self.config.groups),
+            price=price,
+            cost_per_hour=cost_per_hour,
         )
 
     def node_history(self, node: str) -> NodeHistory:

@@ -215,3 +215,10 @@ def test_xid_events_show_when_the_sample_carries_them() -> None:
     assert xid_events(with_xids) == [(79, 1_795_000_000.0)]
     assert "79 at 11:06:40Z" in render(GpuDetailRenderable(with_xids), width=120)
     assert "XID events  none" in render(GpuDetailRenderable(base), width=120)
+
+
+def test_header_price_without_a_currency() -> None:
+    snap = fixed_snapshot(price=PriceNow(81.5, "", trend=0.0), cost_per_hour=1.5)
+    text = render(FactorySummaryRenderable(summarize(snap), now=snap.time))
+    assert "price 81.50/MWh →" in text
+    assert "cost 1.50/h" in text

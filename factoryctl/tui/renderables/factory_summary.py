@@ -96,7 +96,8 @@ class FactorySummaryRenderable:
             line.append("n/a", style="bright_black")
         else:
             arrow = "" if s.price.trend is None else " ↑" if s.price.trend > 0 else " ↓" if s.price.trend < 0 else " →"
-            line.append(f"{s.price.price_per_mwh:.2f} {s.price.currency}/MWh{arrow}", style="bold")
+            currency = f" {s.price.currency}" if s.price.currency else ""
+            line.append(f"{s.price.price_per_mwh:.2f}{currency}/MWh{arrow}", style="bold")
         line.append(*SEPARATOR)
         line.append("cost ")
         if s.cost_per_hour is None:

@@ -1,0 +1,68 @@
+"""The header's grid line: the price now, where it is heading, and what the factory's power costs per hour.
+
+Reads the price source factory.yaml names (`power.price_source` + `power.prices`); today that is the built-in
+`csv` source. The file is read again only when it changes. No source, an unknown source, or no published price
+now all give `None`, which the header shows as `n/a`: a price is never guessed. Imports no Textual.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from bisect import bisect_right
+from pathlib import Path
+
+from factoryctl.config import FactoryConfig
+from factoryctl.errors import FactoryError
+from factoryctl.model.power import PricePoint
+from factoryctl.tui.services import PriceNow
+
+
+class GridPrice:
+    """Price now, trend and cost per hour from the configured price source."""
+
+    def __init__(self, config: FactoryConfig) -> None:
+        power = config.settings.power
+        self.path: Path | None = None
+        if power.price_source == "csv" and power.prices:
+            path = Path(os.path.expanduser(power.prices))
+            base = config.path.parent if config.path is not None and config.path.exists() else Path.cwd()
+            self.path = path if path.is_absolute() else base / path
+        self._points: tuple[PricePoint, ...] = ()
+        self._times: list[int] = []
+        self._stamp: tuple[float, int] | None = None
+
+    def _load(self) -> None:
+        if self.path is None:
+            return
+        try:
+            stat = self.path.stat()
+        except OSError:
+            self._points, self._times, self._stamp = (), [], None
+            return
+        stamp = (stat.st_mtime, stat.st_size)
+        if stamp == self._stamp:
+            return
+        from factoryctl.power.sources import CsvPriceSource
+
+        with contextlib.suppress(FactoryError):
+            self._points = CsvPriceSource(self.path).fetch()
+            self._times = [p.timestamp_s for p in self._points]
+            self._stamp = stamp
+
+    def now(self, now: float, power_kw: float | None) -> tuple[PriceNow | None, float | None]:
+        """(price of the interval running at `now` with the change to the next one, cost per hour at `power_kw`)."""
+        self._load()
+        index = bisect_right(self._times, int(now)) - 1
+        if index < 0:
+            return None, None
+        step = self._times[1] - self._times[0] if len(self._times) > 1 else 3600
+        if index == len(self._times) - 1 and now >= self._times[index] + step:
+            return None, None  # the file ends before now: no price is known for this interval
+        current = self._points[index].price_per_mwh
+        if current is None:
+            return None, None
+        following = self._points[index + 1].price_per_mwh if index + 1 < len(self._points) else None
+        price = PriceNow(current, "", None if following is None else following - current)
+        cost = current * power_kw / 1000 if power_kw is not None else None
+        return price, cost

@@ -1,0 +1,62 @@
+"""The header's grid price: from the configured CSV price source, never guessed."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from factoryctl.config import parse_config
+from factoryctl.tui.grid import GridPrice
+
+HOUR = 3600
+
+
+def config_with_prices(tmp_path: Path, rows: list[tuple[int, str]], source: str = "csv"):
+    prices = tmp_path / "prices.csv"
+    prices.write_text("timestamp_utc,price_per_mwh\n" + "".join(f"{_iso(t)},{p}\n" for t, p in rows))
+    yaml = f"name: lab\nnodes:\n  n1: {{transport: local}}\npower:\n  price_source: {source}\n  prices: prices.csv\n"
+    path = tmp_path / "factory.yaml"
+    path.write_text(yaml)
+    return parse_config(yaml, path, tmp_path / "state")
+
+
+def _iso(t: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def test_price_now_trend_and_cost(tmp_path: Path) -> None:
+    start = int(time.time()) // HOUR * HOUR
+    grid = GridPrice(config_with_prices(tmp_path, [(start - HOUR, "50"), (start, "80"), (start + HOUR, "-5.5")]))
+    price, cost = grid.now(start + 60, power_kw=2000.0)
+    assert price is not None
+    assert price.price_per_mwh == 80.0
+    assert price.trend == pytest.approx(-85.5)
+    assert cost == pytest.approx(160.0)  # 2 MW x 80 per MWh
+
+
+def test_a_file_that_ends_before_now_or_starts_after_it_gives_no_price(tmp_path: Path) -> None:
+    start = int(time.time()) // HOUR * HOUR
+    grid = GridPrice(config_with_prices(tmp_path, [(start - 5 * HOUR, "50"), (start - 4 * HOUR, "60")]))
+    assert grid.now(start + 60, 10.0) == (None, None)
+    assert grid.now(start - 10 * HOUR, 10.0) == (None, None)
+
+
+def test_unpublished_price_no_source_and_unknown_source(tmp_path: Path) -> None:
+    start = int(time.time()) // HOUR * HOUR
+    grid = GridPrice(config_with_prices(tmp_path, [(start, "")]))
+    assert grid.now(start + 1, 10.0) == (None, None)
+    other = GridPrice(config_with_prices(tmp_path / "..", [(start, "70")], source="entsoe"))
+    assert other.now(start + 1, 10.0) == (None, None)
+    bare = parse_config("name: lab\nnodes:\n  n1: {transport: local}\n")
+    assert GridPrice(bare).now(start, 10.0) == (None, None)
+
+
+def test_an_updated_file_is_read_again(tmp_path: Path) -> None:
+    start = int(time.time()) // HOUR * HOUR
+    config = config_with_prices(tmp_path, [(start, "80")])
+    grid = GridPrice(config)
+    assert grid.now(start + 1, 1.0)[0].price_per_mwh == 80.0
+    (tmp_path / "prices.csv").write_text(f"timestamp_utc,price_per_mwh\n{_iso(start)},95.25\n")
+    assert grid.now(start + 1, 1.0)[0].price_per_mwh == 95.25
