@@ -253,6 +253,7 @@ async def test_read_only_hides_and_disables_actions(services: FrozenServices) ->
         await first_snapshot(pilot)
         await pilot.press("d", "r", "p")
         assert isinstance(app.screen, MainScreen)
+        assert table(app).border_subtitle == "read-only"
         footer_keys = {b.binding.action for b in app.screen.active_bindings.values() if b.enabled}
         assert not footer_keys & {"drain", "resume", "power_cap"}
         await pilot.press("enter", "d", "p")

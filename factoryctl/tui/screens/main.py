@@ -92,7 +92,10 @@ class MainScreen(NodeActionsScreen):
         title = f"nodes {len(shown)} of {len(rows)}" if self.filter_text else f"nodes {len(rows)}"
         arrow = "▼" if table.sort_reverse else "▲"
         table.border_title = f"{title} · sort {SORT_KEYS[table.sort_column][0].split()[0].lower()} {arrow}"
-        table.border_subtitle = f"filter: {self.filter_text}" if self.filter_text else ""
+        notes = ["read-only"] if self.dashboard.read_only else []
+        if self.filter_text:
+            notes.append(f"filter: {self.filter_text}")
+        table.border_subtitle = " · ".join(notes)
 
     def current_node(self) -> str | None:
         """The node under the table's cursor."""

@@ -47,8 +47,10 @@ class NodeScreen(NodeActionsScreen):
 
     def on_mount(self) -> None:
         """Follow the app's snapshots."""
+        table = self.query_one(GpuTable)
+        table.border_subtitle = "read-only" if self.dashboard.read_only else ""
         self.watch(self.app, "snapshot", self.show_snapshot, init=True)
-        self.query_one(GpuTable).focus()
+        table.focus()
 
     def current_node(self) -> str | None:
         """This screen's node."""
