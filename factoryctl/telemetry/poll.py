@@ -7,19 +7,27 @@ a bounded pool, so one slow or dead node never blocks the others, and partial re
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TypeVar
 
 from factoryctl.config import FactoryConfig
-from factoryctl.errors import FactoryError, NodeError
+from factoryctl.errors import NodeError
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.model.telemetry import NodeSample
 from factoryctl.transport.base import NodeTransport
+from factoryctl.transport.fanout import as_node_error, fan_out
 
 DEFAULT_FANOUT = 64
-T = TypeVar("T")
+__all__ = [
+    "DEFAULT_FANOUT",
+    "PollResult",
+    "as_node_error",
+    "down_sample",
+    "fan_out",
+    "open_transport",
+    "poll_nodes",
+    "sample_node",
+]
 
 
 @dataclass(frozen=True)
@@ -47,33 +55,6 @@ def down_sample(node: str, error: NodeError) -> NodeSample:
     return NodeSample(node=node, time=time.time(), state=state, error=error.kind, message=error.message)
 
 
-def as_node_error(node: str, exc: BaseException) -> NodeError:
-    """Classify any failure on one node; unexpected ones become `agent` errors rather than crashing the sweep."""
-    if isinstance(exc, NodeError):
-        return exc
-    if isinstance(exc, FactoryError):
-        return NodeError(node, "agent", exc.message, exc.hint)
-    return NodeError(node, "agent", f"{node}: {type(exc).__name__}: {exc}.", "rerun with --debug for details.")
-
-
-def fan_out(
-    nodes: Iterable[NodeSpec], work: Callable[[NodeSpec], T], fanout: int = DEFAULT_FANOUT
-) -> list[tuple[NodeSpec, T | NodeError]]:
-    """Run `work` on every node with at most `fanout` in flight; results in input order, failures as NodeError."""
-    node_list = list(nodes)
-
-    def guarded(node: NodeSpec) -> T | NodeError:
-        try:
-            return work(node)
-        except Exception as exc:
-            return as_node_error(node.name, exc)
-
-    if not node_list:
-        return []
-    with ThreadPoolExecutor(max_workers=max(1, min(fanout, len(node_list))), thread_name_prefix="fanout") as pool:
-        return list(zip(node_list, pool.map(guarded, node_list), strict=True))
-
-
 def sample_node(node: NodeSpec, config: FactoryConfig, timeout: float) -> NodeSample:
     """Start the node's agent, take one sample, and shut it down."""
     transport = open_transport(node, config, timeout)
@@ -93,7 +74,7 @@ def poll_nodes(
     """One sample from each node, in parallel."""
     samples: list[NodeSample] = []
     errors: list[NodeError] = []
-    for node, outcome in fan_out(nodes, lambda n: sample_node(n, config, timeout), fanout):
+    for node, outcome in fan_out(list(nodes), lambda n: sample_node(n, config, timeout), fanout):
         if isinstance(outcome, NodeError):
             errors.append(outcome)
             samples.append(down_sample(node.name, outcome))
