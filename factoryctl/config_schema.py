@@ -52,6 +52,21 @@ class SimSettings(Strict):
     seed: int = Field(0, description="Noise seed, so runs repeat.")
     unsupported: tuple[str, ...] = Field((), description="GPU fields the simulated driver reports as not supported.")
 
+    @field_validator("unsupported")
+    @classmethod
+    def _check_fields(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        import difflib
+
+        from factoryctl.model.telemetry import GPU_FIELDS
+
+        valid = [f for f in GPU_FIELDS if f not in ("node", "index", "null_reasons")]
+        for name in value:
+            if name not in valid and not name.startswith("nvml"):
+                near = difflib.get_close_matches(name, valid, n=1)
+                suggestion = f"did you mean {near[0]!r}? " if near else ""
+                raise ValueError(f"{name!r} is not a GPU field; {suggestion}fields: {', '.join(valid)}")
+        return value
+
 
 class NodeEntry(Strict):
     """One entry under `nodes:`; its key may be a node set (`gpu[01-16]`), every node getting these fields."""

@@ -146,3 +146,10 @@ def test_reference_doc_matches_the_schema():
     doc = (Path(__file__).resolve().parents[2] / "docs" / "factory-yaml.md").read_text()
     generated = doc.split("<!-- reference:start -->\n", 1)[1].split("<!-- reference:end -->", 1)[0]
     assert generated.strip() == render_reference().strip()
+
+
+def test_unsupported_names_must_be_gpu_fields():
+    with pytest.raises(ConfigError) as caught:
+        parse_config("nodes:\n  a: {sim: {unsupported: [ecc_uncorected]}}\n", Path("f.yaml"))
+    assert "did you mean 'ecc_uncorrected'?" in caught.value.message
+    assert caught.value.message.startswith("f.yaml:2:")
