@@ -1,0 +1,42 @@
+"""The Controller object in-process with fake agents: reload keeps the store where it is, stop is clean."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from fakefleet import FakeFleet, wait_for
+
+from factoryctl.config import load_config
+from factoryctl.controller import Controller
+from factoryctl.store.lock import controller_is_running
+from factoryctl.store.sqlite import Store
+
+
+def test_reload_adds_nodes_keeps_state_dir_and_stops_cleanly(tmp_path: Path, fleet: FakeFleet) -> None:
+    path = tmp_path / "factory.yaml"
+    path.write_text(
+        f"state_dir: {tmp_path / 'a'}\nnodes: {{n1: {{transport: local}}}}\ncontroller: {{interval_s: 0.2}}\n"
+    )
+    controller = Controller(load_config(path), connector=fleet.connector)
+    runner = threading.Thread(target=controller.run, daemon=True)
+    runner.start()
+    try:
+        wait_for(lambda: controller_is_running(tmp_path / "a") and "n1" in fleet.procs)
+        path.write_text(
+            f"state_dir: {tmp_path / 'b'}\nnodes:\n  n[1-2]: {{transport: local}}\ncontroller: {{interval_s: 0.2}}\n"
+        )
+        controller.request_reload()
+        wait_for(lambda: "n2" in fleet.procs)
+        assert controller.config.state_dir == tmp_path / "a"  # the store does not move under a running daemon
+    finally:
+        controller.request_stop()
+        runner.join(20)
+    assert not runner.is_alive()
+    assert not controller_is_running(tmp_path / "a")
+    store = Store(tmp_path / "a" / "factory.db", readonly=True)
+    kinds = [e.kind for e in store.events(0)]
+    assert kinds[0] == "controller_start"
+    assert "config_reloaded" in kinds
+    assert kinds[-1] == "controller_stop"
+    assert not (tmp_path / "b").exists()
