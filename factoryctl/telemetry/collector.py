@@ -42,6 +42,7 @@ class Collector:
         self._make_connector = connector or (lambda c: transport_connector(c, AGENT_START_TIMEOUT_S))
         self._rng = rng or random.Random()
         self.links: dict[str, NodeLink] = {}
+        self._past_connects = 0  # connects of links already closed
         self.writer = StoreWriter(
             store,
             config.interval_s,
@@ -91,6 +92,7 @@ class Collector:
         links = [self.links.pop(name) for name in names]
         for link in links:
             link.stop()
+            self._past_connects += link.connects
         deadline = time.monotonic() + 10
         for link in links:
             link.join(max(0.1, deadline - time.monotonic()))
@@ -114,7 +116,7 @@ class Collector:
         states = self.writer.states()
         return {
             **self.writer.stats(),
-            "nodes": len(self.links),
+            "nodes": len(self.config.nodes),
             "up": sum(1 for s in states.values() if s.state == "up"),
-            "connects": sum(link.connects for link in self.links.values()),
+            "connects": self._past_connects + sum(link.connects for link in self.links.values()),
         }
