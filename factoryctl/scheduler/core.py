@@ -183,7 +183,7 @@ class _Pass:
         config, now, explain = self.config, self.now, self.explain
         protected: set[str] = set()
         if config.starve_after_s is not None:
-            queue, protected = _starving_first(queue, now - config.starve_after_s, config.protect_oldest)
+            queue, protected = _starving_first(queue, now, config, sum(self.fm.totals))
         fm = self.fm
         zero, node_count, can_host, hosts = fm.buckets[0], len(fm.free), fm.can_host, fm.hosts
         failed = self.failed
@@ -255,20 +255,36 @@ def _age(job: Candidate) -> tuple[float, int]:
     return (job.submitted_at, job.key[2])
 
 
+def starve_threshold(config: SchedulerConfig, queue: Iterable[Candidate], total_gpus: int) -> float:
+    """How long a job may wait before it is starving: the larger of the fixed floor and the queue's drain time.
+
+    The drain time is the queued GPU-seconds (walltimes) over the cluster's GPUs, how long the cluster would take
+    to run the whole queue. Scaled by `starve_drain_factor`, it lets the threshold follow the load: a light queue
+    protects a job after the floor, a deep backlog lets short jobs overtake for longer before the old ones are
+    served in submission order.
+    """
+    floor = config.starve_after_s or 0.0
+    if not config.starve_drain_factor or total_gpus <= 0:
+        return floor
+    work = sum(job.num_gpus * job.walltime for job in queue)
+    return max(floor, config.starve_drain_factor * work / total_gpus)
+
+
 def _starving_first(
-    queue: Iterable[Candidate], starving_before: float, limit: int | None
+    queue: Iterable[Candidate], now: float, config: SchedulerConfig, total_gpus: int
 ) -> tuple[Iterable[Candidate], set[str]]:
-    """Move the oldest starving jobs (submitted before `starving_before`, at most `limit`) to the front.
+    """Move the oldest starving jobs (waited `starve_threshold`, at most `protect_oldest`) to the front.
 
     Returns the new order and the ids moved. The oldest waiting job stays the oldest until it starts, so the
-    protection (and its reservation) never hops from one job to another.
+    protection (and its reservation) never hops from one job to another while the threshold stays put.
     """
-    if limit is None:
-        ordered = list(queue)
-        moved = sorted((job for job in ordered if job.submitted_at <= starving_before), key=_age)
-    else:
-        ordered = queue if isinstance(queue, list) else list(queue)
-        moved = [job for job in heapq.nsmallest(limit, ordered, key=_age) if job.submitted_at <= starving_before]
+    ordered = queue if isinstance(queue, list) else list(queue)
+    limit = config.protect_oldest
+    oldest = sorted(ordered, key=_age) if limit is None else heapq.nsmallest(limit, ordered, key=_age)
+    if not oldest or oldest[0].submitted_at > now - (config.starve_after_s or 0.0):
+        return ordered, set()  # nobody has waited even the floor: skip the drain time
+    starving_before = now - starve_threshold(config, ordered, total_gpus)
+    moved = [job for job in oldest if job.submitted_at <= starving_before]
     if not moved:
         return ordered, set()
     ids = {job.id for job in moved}

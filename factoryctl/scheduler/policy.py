@@ -10,11 +10,14 @@ The `default` order is priority with linear aging, written as a single sort key 
 Every waiting second counts the same for every job (aging), a long job starts with a handicap of ten times its
 walltime (so short jobs go first, as in SJF), and one unit of priority is worth `priority_unit_s` (a day) of
 waiting. Because every job ages at the same rate the order between two jobs never changes, which keeps a pass
-cheap. The weights were tuned on the Philly slice (docs/scheduler.md, benchmarks/README.md) across 16 to 32 nodes.
+cheap. The weights were tuned on the Philly slice (docs/scheduler.md, benchmarks/README.md) across 16 to 32 nodes
+and checked on jittered, time-scaled copies of it.
 
-Starvation guard: a job that has waited `starve_after_s` is starving; the oldest `protect_oldest` starving jobs are
-considered first, and (with `reserve_starving_only`) only they get reservations, so large gangs are protected when
-they need it without reserving capacity for every young job. Everything else backfills around the reservations.
+Starvation guard: a job that has waited `starve_after_s`, or `starve_drain_factor` times the queue's drain time
+(queued GPU-seconds / cluster GPUs) when that is longer, is starving: the threshold follows the load, so a deep
+backlog lets short jobs overtake for longer and a light one protects old jobs early. The oldest `protect_oldest`
+starving jobs are considered first, and (with `reserve_starving_only`) only they get reservations, so large gangs
+are protected when they need it without reserving capacity for every young job. Everything else backfills around the reservations.
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ class SchedulerConfig:
         starve_after_s: waiting time after which a job is starving (None: no starvation guard).
         reserve_starving_only: reservations go to starving jobs only.
         protect_oldest: how many starving jobs (oldest first) jump the queue (None: all of them).
+        starve_drain_factor: the starving threshold is at least this multiple of the queue's drain time (queued
+            GPU-seconds / cluster GPUs), so it follows the load (0: the fixed `starve_after_s` only).
         preemption: stop lower-priority jobs for a higher-priority one that does not fit.
         grace_s: how long a preempted job gets to checkpoint before it is killed.
         default_walltime_s: walltime assumed for jobs submitted without one.
@@ -59,6 +64,7 @@ class SchedulerConfig:
     starve_after_s: float | None = 12 * 3600.0
     reserve_starving_only: bool = True
     protect_oldest: int | None = 1
+    starve_drain_factor: float = 0.35
     preemption: bool = False
     grace_s: float = 300.0
     default_walltime_s: float = DEFAULT_WALLTIME_S
@@ -67,8 +73,8 @@ class SchedulerConfig:
         """Reject knobs that make no sense."""
         if self.reservations < 0:
             raise UsageError(f"reservations must be 0 or more, not {self.reservations}")
-        if self.size_weight < 0 or self.size_cap_s < 0 or self.grace_s < 0:
-            raise UsageError("size_weight, size_cap_s and grace_s must not be negative")
+        if min(self.size_weight, self.size_cap_s, self.grace_s, self.starve_drain_factor) < 0:
+            raise UsageError("size_weight, size_cap_s, grace_s and starve_drain_factor must not be negative")
 
     def order_key(self, submitted_at: float, walltime: float, priority: int, seq: int) -> tuple[float, float, int]:
         """The sort key of a queued job (smaller runs first); `seq` breaks ties in submission order."""

@@ -126,7 +126,7 @@ def test_aging_lets_an_old_job_overtake_a_shorter_new_one():
 
 
 def test_starving_job_gets_reservation_and_goes_first():
-    config = dataclasses.replace(DEFAULT, starve_after_s=100)
+    config = dataclasses.replace(DEFAULT, starve_after_s=100, starve_drain_factor=0.0)
     cluster = nodes(2)
     jobs = [
         running("r", [("n0", 4)], 0, 1000),
@@ -139,6 +139,28 @@ def test_starving_job_gets_reservation_and_goes_first():
     assert starts(decisions) == {"tiny": "n1:8"}
     assert waits(decisions)["hungry"].reserved_start == 1000
     assert waits(decisions)["quick"].reserved_start is None
+
+
+def test_starving_threshold_follows_the_queue_drain_time():
+    # 16 GPUs; queued work 500 x 16 + 50,000 x 8 GPU-seconds drains in 25,500 s, so the threshold is 25,500 s.
+    config = dataclasses.replace(DEFAULT, starve_after_s=100, starve_drain_factor=1.0)
+    cluster = nodes(2)
+    jobs = [
+        running("r", [("n0", 4)], 0, 40_000),
+        pending("hungry", 16, 0, walltime_s=500),
+        pending("long", 8, 150, walltime_s=50_000),
+    ]
+    young = schedule(cluster, jobs, 200, config)
+    # hungry has waited past the floor but not the drain time: no reservation yet, long may take n1.
+    assert starts(young) == {"long": "n1:8"}
+    assert waits(young)["hungry"].reserved_start is None
+    fixed = schedule(cluster, jobs, 200, dataclasses.replace(config, starve_drain_factor=0.0))
+    assert starts(fixed) == {}
+    assert waits(fixed)["hungry"].reserved_start == 40_000
+    old = schedule(cluster, jobs, 30_000, config)
+    # Past the adaptive threshold it is starving: reserved on both nodes, and long (ends after that) waits.
+    assert starts(old) == {}
+    assert waits(old)["hungry"].reserved_start == 40_000
 
 
 def test_price_deferral_waits_holds_no_reservation_and_yields_at_deadline():
