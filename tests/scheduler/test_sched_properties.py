@@ -97,13 +97,13 @@ def test_pass_never_double_books_and_starts_whole_gangs(state, policy):
 
 
 @SETTINGS
-@given(state=cluster_state(), policy=st.sampled_from(["easy", "default"]))
-def test_backfilled_jobs_never_delay_a_reservation(state, policy):
+@given(state=cluster_state(), policy=st.sampled_from(["easy", "default"]), drain=st.sampled_from([0.0, 0.35]))
+def test_backfilled_jobs_never_delay_a_reservation(state, policy, drain):
     nodes, jobs = state
     now = 100.0
     config = POLICIES[policy]
     if policy == "default":
-        config = type(config)(starve_after_s=0.0, reservations=3, protect_oldest=None)
+        config = type(config)(starve_after_s=0.0, reservations=3, protect_oldest=None, starve_drain_factor=drain)
     decisions = schedule(nodes, jobs, now, config)
     capacity = {n.name: n.gpus for n in nodes if n.schedulable}
     by_id = {j.id: j for j in jobs}
