@@ -6,8 +6,8 @@ import dataclasses
 import threading
 
 import pytest
-from conftest import first_snapshot, plain, wait_until
 from factory_data import FrozenServices, fixed_snapshot
+from pilot_helpers import first_snapshot, plain, wait_until
 from textual.widgets import Static
 
 from factoryctl.model.telemetry import NodeSample

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import first_snapshot, wait_until
+from pilot_helpers import first_snapshot, wait_until
 
 from factoryctl.demo import demo_config
 from factoryctl.store import open_store
@@ -115,14 +115,14 @@ def test_a_stopped_agent_never_blocks_a_snapshot(live: PolledServices) -> None:
     os.kill(proc.pid, signal.SIGSTOP)
     try:
         start = time.monotonic()
-        wait_for(lambda: states(live)["demo02"] == "degraded", 5.0, "demo02 degraded")
+        wait_for(lambda: states(live)["demo02"] == "degraded", 8.0, "demo02 degraded")
         slowest = 0.0
         for _ in range(5):
             t0 = time.monotonic()
             live.snapshot()
             slowest = max(slowest, time.monotonic() - t0)
-        assert slowest < 0.2
-        assert time.monotonic() - start < 5.0
+        assert slowest < 1.0  # a call that waited on the stopped agent would take its 10 s request timeout
+        assert time.monotonic() - start < 8.0
         assert live.snapshot().node("demo02").gpus  # the last values stay visible, marked stale
     finally:
         os.kill(proc.pid, signal.SIGCONT)

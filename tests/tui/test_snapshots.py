@@ -8,8 +8,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from conftest import first_snapshot, wait_until
 from factory_data import FrozenServices, fixed_nodes, fixed_snapshot, power_history
+from pilot_helpers import first_snapshot, wait_until
 
 from factoryctl.tui.app import make_app
 from factoryctl.tui.screens.node import NodeScreen

@@ -1,0 +1,32 @@
+"""Helpers of the dashboard's Pilot tests: wait for the app without sleeping, and read a renderable as text."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+
+async def wait_until(pilot, condition: Callable[[], object], timeout: float = 5.0, what: str = "condition") -> None:
+    """Let the app run until `condition()` holds (checked after each message-queue drain), or fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        await pilot.pause(0.02)
+
+
+async def first_snapshot(pilot) -> None:
+    """Wait until the app has published its first snapshot and the screens drew it."""
+    await wait_until(pilot, lambda: pilot.app.snapshots_taken >= 1, what="the first snapshot")
+    await pilot.pause()
+
+
+def plain(renderable: object, width: int = 80) -> str:
+    """What a Rich renderable reads as, without styles."""
+    import io
+
+    from rich.console import Console
+
+    console = Console(width=width, record=True, color_system=None, file=io.StringIO())
+    console.print(renderable)
+    return console.export_text()
