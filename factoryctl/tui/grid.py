@@ -50,6 +50,14 @@ class GridPrice:
             self._times = [p.timestamp_s for p in self._points]
             self._stamp = stamp
 
+    def outlook(self, now: float, intervals: int = 24) -> tuple[float | None, ...]:
+        """Prices of the interval running now and the next ones, as far as published (at most `intervals`)."""
+        self._load()
+        index = bisect_right(self._times, int(now)) - 1
+        if index < 0 or self.now(now, None)[0] is None:
+            return ()
+        return tuple(p.price_per_mwh for p in self._points[index : index + intervals])
+
     def now(self, now: float, power_kw: float | None) -> tuple[PriceNow | None, float | None]:
         """(price of the interval running at `now` with the change to the next one, cost per hour at `power_kw`)."""
         self._load()

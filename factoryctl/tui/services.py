@@ -64,6 +64,8 @@ class FactorySnapshot:
     events: tuple[DashboardEvent, ...] = ()
     # Later issues fill these; None means "no source yet" and the UI says so instead of inventing a value.
     price: PriceNow | None = None
+    #: Published prices of the intervals from now on (day-ahead markets publish tomorrow's), for the outlook.
+    price_outlook_per_mwh: tuple[float | None, ...] = ()
     cost_per_hour: float | None = None
     queue_length: int | None = None
     jobs: tuple[JobLine, ...] | None = None

@@ -248,6 +248,7 @@ class PolledServices:
             events=self._all_events(now),
             groups=dict(self.config.groups),
             price=price,
+            price_outlook_per_mwh=self.grid.outlook(now),
             cost_per_hour=cost_per_hour,
         )
 

@@ -131,6 +131,7 @@ class StoreServices:
             events=tuple(DashboardEvent(e.time, e.node, e.kind, e.message, e.severity) for e in events),
             groups=dict(self.config.groups),
             price=price,
+            price_outlook_per_mwh=self.grid.outlook(now),
             cost_per_hour=cost_per_hour,
         )
 

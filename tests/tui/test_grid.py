@@ -60,3 +60,12 @@ def test_an_updated_file_is_read_again(tmp_path: Path) -> None:
     assert grid.now(start + 1, 1.0)[0].price_per_mwh == 80.0
     (tmp_path / "prices.csv").write_text(f"timestamp_utc,price_per_mwh\n{_iso(start)},95.25\n")
     assert grid.now(start + 1, 1.0)[0].price_per_mwh == 95.25
+
+
+def test_outlook_lists_the_published_prices_from_now(tmp_path: Path) -> None:
+    start = int(time.time()) // HOUR * HOUR
+    rows = [(start - HOUR, "10"), (start, "20"), (start + HOUR, "30"), (start + 2 * HOUR, "")]
+    grid = GridPrice(config_with_prices(tmp_path, rows))
+    assert grid.outlook(start + 5) == (20.0, 30.0, None)
+    assert grid.outlook(start + 5, intervals=2) == (20.0, 30.0)
+    assert grid.outlook(start - 10 * HOUR) == ()

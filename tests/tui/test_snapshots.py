@@ -13,6 +13,7 @@ from pilot_helpers import first_snapshot, wait_until
 
 from factoryctl.tui.app import make_app
 from factoryctl.tui.screens.node import NodeScreen
+from factoryctl.tui.services import PriceNow
 
 
 def keys(*pressed: str, node_screen: bool = False):
@@ -34,8 +35,10 @@ def test_main_80x24(snap_compare) -> None:
     assert snap_compare(make_app(FrozenServices()), terminal_size=(80, 24), run_before=keys())
 
 
-def test_main_120x40_with_jobs_and_events(snap_compare) -> None:
-    assert snap_compare(make_app(FrozenServices()), terminal_size=(120, 40), run_before=keys())
+def test_main_120x40_with_jobs_events_and_grid_price(snap_compare) -> None:
+    outlook = (81.5, 77.0, 64.2, 40.0, 22.5, 18.0, 25.0, 48.0, 90.3, 120.0, 110.0, 95.0)
+    snap = fixed_snapshot(price=PriceNow(81.5, "EUR", trend=-4.5), price_outlook_per_mwh=outlook, cost_per_hour=1.39)
+    assert snap_compare(make_app(FrozenServices(snap)), terminal_size=(120, 40), run_before=keys())
 
 
 def test_node_screen_80x24(snap_compare) -> None:

@@ -32,8 +32,15 @@ class PowerHistory(Widget):
         peak = max(self.values) / 1000 if self.values else None
         window = f"last {minutes:.0f} min" if minutes >= 1 else f"last {len(self.values) * snapshot.interval_s:.0f} s"
         self.border_title = f"factory power, {window}, peak {fmt.kilowatts(peak)}"
+        notes = []
+        outlook = snapshot.price_outlook_per_mwh
+        if len(outlook) > 1:
+            known = [p for p in outlook if p is not None]
+            line = "".join(char for char, _ in Sparkline(outlook).rows(len(outlook))[0])
+            notes.append(f"price next {len(outlook)} h {line} {min(known):.0f}–{max(known):.0f}/MWh")
         if self.budget_w:
-            self.border_subtitle = f"budget {fmt.kilowatts(snapshot.budget_kw, 0)}"
+            notes.append(f"budget {fmt.kilowatts(snapshot.budget_kw, 0)}")
+        self.border_subtitle = " · ".join(notes)
         self.refresh()
 
     def render(self) -> RenderableType:
