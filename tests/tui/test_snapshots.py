@@ -103,3 +103,9 @@ def test_large_factory_scrolled(snap_compare) -> None:
     )
     app = make_app(FrozenServices(snap))
     assert snap_compare(app, terminal_size=(100, 30), run_before=keys("end", "up", "up"))
+
+
+def test_light_theme(snap_compare) -> None:
+    app = make_app(FrozenServices())
+    app.theme = "textual-light"  # what TEXTUAL_THEME=textual-light selects
+    assert snap_compare(app, terminal_size=(80, 24), run_before=keys())
