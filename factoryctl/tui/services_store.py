@@ -51,15 +51,13 @@ class StoreServices:
     """`DashboardServices` over the store a live controller writes."""
 
     def __init__(self, config: FactoryConfig, target: str | None = None, cap_timeout_s: float = 15.0) -> None:
-        from factoryctl.store import open_store
-
         self.config = config
         self.specs = config.resolve_target(target)
         self.names = [spec.name for spec in self.specs]
         self.cap_timeout_s = cap_timeout_s
         self.history = RecentHistory(config.interval_s)
         self.grid = GridPrice(config)
-        self._store = open_store(config.store_path)
+        self._store, self.writable = _open(config)
         self._backfilled = False
         self._last_record = 0.0
         self._user = _user()
@@ -160,6 +158,11 @@ class StoreServices:
     def _check(self, node: str) -> None:
         if node not in self.names:
             raise UsageError(f"{node} is not watched by this dashboard.", None)
+        if not self.writable:
+            raise FactoryError(
+                f"this user cannot write the store at {self.config.store_path}: nothing was changed.",
+                "run the dashboard as the controller's user, or use the CLI with sudo (`factoryctl nodes drain`).",
+            )
 
     def drain(self, node: str, reason: str) -> None:
         """Drain through the store (the controller's scheduler reads the same flag)."""
@@ -184,6 +187,16 @@ class StoreServices:
         return [
             {"index": c.gpu, "before_w": c.before_w, "enforced_w": c.enforced_w, "clamped": c.clamped} for c in changes
         ]
+
+
+def _open(config: FactoryConfig) -> tuple[Any, bool]:
+    """The store read-write, or read-only when this user may not write it (a root controller's store)."""
+    from factoryctl.store.sqlite import Store, StoreError, open_store
+
+    try:
+        return open_store(config.store_path), True
+    except StoreError:
+        return Store(config.store_path, readonly=True), False
 
 
 def _user() -> str:

@@ -121,3 +121,23 @@ def test_with_a_live_controller_the_dashboard_reads_its_store(config) -> None:
             services.close()
     finally:
         lock.release()
+
+
+def test_a_store_this_user_cannot_write_is_read_and_actions_explain(config, monkeypatch: pytest.MonkeyPatch) -> None:
+    from factoryctl.errors import FactoryError
+    from factoryctl.store import sqlite
+
+    write_history(config, minutes=1)
+
+    def refuse(path, readonly=False):  # what a root-owned store gives an operator (root here ignores chmod)
+        raise sqlite.StoreError(f"cannot open {path}: attempt to write a readonly database.")
+
+    monkeypatch.setattr(sqlite, "open_store", refuse)
+    services = StoreServices(config)
+    try:
+        assert not services.writable
+        assert services.snapshot().node("demo01").state == "up"
+        with pytest.raises(FactoryError, match="cannot write the store"):
+            services.drain("demo01", "x")
+    finally:
+        services.close()
