@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from factoryctl.power.curve_file import load_curve, read_curve_rows
@@ -26,12 +27,17 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 GOAL = {"day-ahead": 0.60, "realtime": 0.40}
 
 
-def run(prices, curves: Path, gpu: str, workload: str, max_loss: float) -> list[str]:
+def run(
+    prices, curves: Path, gpu: str, workload: str, max_loss: float, history_hours: float | None = None
+) -> list[str]:
     curve, gpu_range = load_curve(curves, gpu, workload)
     lines = []
     for visibility in ("day-ahead", "realtime"):
         started = time.perf_counter()
-        result = simulate(prices, curve, gpu_range, OptimizePolicy(max_loss), visibility, max_loss)
+        policy = OptimizePolicy(max_loss)
+        if history_hours is not None:
+            policy = replace(policy, history_s=round(history_hours * 3600))
+        result = simulate(prices, curve, gpu_range, policy, visibility, max_loss)
         elapsed = time.perf_counter() - started
         score, gap = result.score, result.gap_fraction
         within = score.throughput_loss_pct <= 100 * max_loss + 1e-9
@@ -53,15 +59,18 @@ def main() -> int:
     parser.add_argument("--workload", default="squad/bert_base")
     parser.add_argument("-D", "--max-throughput-loss", type=float, default=0.05)
     parser.add_argument("--sweep", action="store_true", help="every GPU and workload, D in 0.02, 0.05, 0.10")
+    parser.add_argument("--history-hours", type=float, default=None, help="override the policy's history_hours")
     args = parser.parse_args()
     prices = CsvPriceSource(args.prices).fetch()
     if not args.sweep:
-        print("\n".join(run(prices, args.curves, args.gpu, args.workload, args.max_throughput_loss)))
+        print(
+            "\n".join(run(prices, args.curves, args.gpu, args.workload, args.max_throughput_loss, args.history_hours))
+        )
         return 0
     pairs = sorted({(r.gpu, r.workload) for r in read_curve_rows(args.curves)})
     for gpu, workload in pairs:
         for max_loss in (0.02, 0.05, 0.10):
-            print("\n".join(run(prices, args.curves, gpu, workload, max_loss)), flush=True)
+            print("\n".join(run(prices, args.curves, gpu, workload, max_loss, args.history_hours)), flush=True)
     return 0
 
 

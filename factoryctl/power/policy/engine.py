@@ -107,13 +107,12 @@ def _hold_rules(rules: CommonRules, state: EngineState, now_s: int, target: floa
 
 
 def _guard(
-    setup: EngineSetup, state: EngineState, price: float | None, target: float, reason: str
+    setup: EngineSetup, policy: OptimizePolicy, state: EngineState, price: float | None, target: float, reason: str
 ) -> tuple[float, str]:
     """Raise the limit when `target` would lose more than the budget allows (see `loss_allowance`)."""
-    assert isinstance(setup.policy, OptimizePolicy)
     curve, low, high = setup.curve, setup.low, setup.high
     least_loss = 1.0 - max(p.throughput_rel for p in curve.points_between(low, high))
-    allowance = loss_allowance(setup.policy, state.loss_bank, setup.remaining(state), least_loss)
+    allowance = loss_allowance(policy, state.loss_bank, setup.remaining(state), least_loss)
     min_throughput = 1.0 - allowance
     if curve.throughput_rel(target) >= min_throughput - 1e-12:
         return target, reason
@@ -147,7 +146,7 @@ def decide(
         reason = held or reason
     bank = state.loss_bank
     if isinstance(policy, OptimizePolicy):
-        target, reason = _guard(setup, state, price, target, reason)
+        target, reason = _guard(setup, policy, state, price, target, reason)
         bank += policy.max_throughput_loss - (1.0 - curve.throughput_rel(target))
     changed = state.frac is None or abs(target - state.frac) > FRAC_EPSILON
     new_state = EngineState(target, view.now_s if changed else state.changed_at_s, bank, state.steps + 1)
