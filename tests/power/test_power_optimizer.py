@@ -5,7 +5,9 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from power_data import HOUR, SERIES, series
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from power_data import HOUR, SERIES, series, toy_curve
 
 from factoryctl.power.policy.config import OptimizePolicy
 from factoryctl.power.simulator import inspect_series, simulate
@@ -96,3 +98,22 @@ def test_optimize_respects_its_floor_and_dwell(toy):
     changes = [i for i in range(1, len(fracs)) if fracs[i] != fracs[i - 1]]
     dwell_breaks = [b for a, b in itertools.pairwise(changes) if b - a < 3 and result.actions[b].reason != "budget"]
     assert dwell_breaks == []
+
+
+price_values = st.one_of(st.none(), st.floats(-500, 5000), st.sampled_from([0.0, -0.01, 1e6]))
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    prices=st.lists(price_values, min_size=1, max_size=60),
+    budget=st.sampled_from([0.0, 0.01, 0.05, 0.3]),
+    visibility=st.sampled_from(["day-ahead", "realtime"]),
+    loss_budget=st.sampled_from(["period", "rolling"]),
+)
+def test_property_loss_within_budget_for_any_prices(prices, budget, visibility, loss_budget):
+    curve, gpu = toy_curve()
+    policy = OptimizePolicy(budget, loss_budget=loss_budget, history_s=24 * HOUR)
+    result = simulate(series(prices), curve, gpu, policy, visibility, budget)
+    assert len(result.actions) == len(prices)
+    assert result.score.throughput_loss_pct <= 100 * budget + 1e-9
+    assert all(gpu.min_frac - 1e-12 <= a.power_limit_frac <= 1.0 for a in result.actions)
