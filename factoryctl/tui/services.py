@@ -148,11 +148,11 @@ class DashboardServices(Protocol):
 
 
 def open_services(config: FactoryConfig, target: str | None = None) -> DashboardServices:
-    """The controller's store when a live controller writes it, else the dashboard's own embedded collector."""
-    from factoryctl.tui.services_store import StoreServices, controller_is_live
+    """The controller's store while a live controller writes it, else the dashboard's own embedded collector.
 
-    if controller_is_live(config):
-        return StoreServices(config, target)
-    from factoryctl.tui.services_polled import PolledServices
+    The choice is revisited every few seconds (`AutoServices`), so a controller started or stopped while the
+    dashboard is open takes over or hands back.
+    """
+    from factoryctl.tui.services_auto import AutoServices
 
-    return PolledServices(config, target)
+    return AutoServices(config, target)

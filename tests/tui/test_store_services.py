@@ -101,7 +101,7 @@ def test_without_a_live_controller_the_dashboard_collects_itself(config) -> None
     assert not controller_is_live(config)
     services = open_services(config, "demo01")
     try:
-        assert isinstance(services, PolledServices)
+        assert isinstance(services.delegate, PolledServices)
     finally:
         services.close()
 
@@ -116,7 +116,7 @@ def test_with_a_live_controller_the_dashboard_reads_its_store(config) -> None:
         assert controller_is_live(config)
         services = open_services(config)
         try:
-            assert isinstance(services, StoreServices)
+            assert isinstance(services.delegate, StoreServices)
         finally:
             services.close()
     finally:
@@ -140,4 +140,28 @@ def test_a_store_this_user_cannot_write_is_read_and_actions_explain(config, monk
         with pytest.raises(FactoryError, match="cannot write the store"):
             services.drain("demo01", "x")
     finally:
+        services.close()
+
+
+def test_a_controller_starting_and_stopping_switches_the_source(config) -> None:
+    from factoryctl.store.lock import ControllerLock
+    from factoryctl.tui.services_auto import AutoServices
+
+    services = AutoServices(config, "demo[01-02]", check_every_s=0.0)
+    lock = ControllerLock(config.state_dir)
+    try:
+        assert services.source == "agents"
+        assert services.snapshot().node("demo01").state == "up"
+        write_history(config, minutes=1)  # what a controller writes
+        lock.acquire()
+        snap = services.snapshot()
+        assert services.source == "store"
+        assert isinstance(services.delegate, StoreServices)
+        assert [e.kind for e in snap.events if e.kind == "source"] == ["source"]
+        lock.release()
+        snap = services.snapshot()
+        assert services.source == "agents"
+        assert any("collecting from the nodes directly" in e.message for e in snap.events)
+    finally:
+        lock.release()
         services.close()
