@@ -11,6 +11,7 @@ import itertools
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from factoryctl.errors import UsageError
 from factoryctl.model.power import CurvePoint
@@ -56,13 +57,17 @@ class PowerCurve:
         """The highest measured limit (1.0 for a curve relative to its largest limit)."""
         return self.points[-1].pl_frac
 
+    @cached_property
+    def _fracs(self) -> tuple[float, ...]:
+        return tuple(p.pl_frac for p in self.points)
+
     def _interpolate(self, frac: float, attribute: str) -> float:
         points = self.points
         if frac <= points[0].pl_frac:
             return float(getattr(points[0], attribute))
         if frac >= points[-1].pl_frac:
             return float(getattr(points[-1], attribute))
-        index = bisect_right([p.pl_frac for p in points], frac)
+        index = bisect_right(self._fracs, frac)
         left, right = points[index - 1], points[index]
         weight = (frac - left.pl_frac) / (right.pl_frac - left.pl_frac)
         low, high = float(getattr(left, attribute)), float(getattr(right, attribute))

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from statistics import median
 
 from factoryctl.errors import UsageError
-from factoryctl.model.power import GpuPowerRange, PowerAction, PricePoint
+from factoryctl.model.power import GpuPowerRange, PowerAction, PricePoint, iso_utc_seconds
 from factoryctl.power.curve import PowerCurve
 from factoryctl.power.policy.config import OptimizePolicy, Policy
 from factoryctl.power.policy.engine import EngineSetup, EngineState, decide
@@ -71,8 +71,13 @@ def inspect_series(points: Sequence[PricePoint]) -> SeriesReport:
     if not points:
         raise UsageError("the price series is empty")
     steps = [b.timestamp_s - a.timestamp_s for a, b in itertools.pairwise(points)]
-    if any(step <= 0 for step in steps):
-        raise UsageError("price timestamps must be strictly increasing", hint="sort the file and drop duplicates.")
+    for index, step in enumerate(steps):
+        if step <= 0:
+            stamp = iso_utc_seconds(points[index + 1].timestamp_s)
+            raise UsageError(
+                f"price timestamps must be strictly increasing ({stamp} repeats or goes back)",
+                hint="sort the file and drop duplicate rows.",
+            )
     interval = int(median(steps)) if steps else 3600
     gaps = tuple(
         (a.timestamp_s + interval, b.timestamp_s)

@@ -158,3 +158,11 @@ def test_all_prices_unknown_gives_null_savings_and_failsafe(cli, tmp_path, curve
     assert document["bound_saving_pct"] is None
     assert document["stale_intervals"] == 6
     assert document["throughput_loss_pct"] == pytest.approx(5.0)
+
+
+def test_duplicate_timestamps_are_named(cli, tmp_path, curve_file):
+    prices = tmp_path / "prices.csv"
+    prices.write_text("timestamp_utc,price_per_mwh\n2023-01-01T00:00:00Z,10\n2023-01-01T00:00:00Z,11\n")
+    result = cli(*simulate_args(prices, curve_file, "--price-visibility", "realtime"))
+    assert result.exit_code == 2
+    assert "2023-01-01T00:00:00Z repeats" in result.stderr
