@@ -85,6 +85,7 @@ class AgentServer:
         }
         try:
             msg["gpus"] = self.gpu_count()
+            self.sampler.watch_xids(msg["gpus"])  # from the start, so no XID between hello and a sample is missed
             version, _ = self.nvml.query("nvmlSystemGetDriverVersion")
             msg["driver_version"] = version
         except DriverUnavailable as exc:

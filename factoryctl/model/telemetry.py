@@ -43,6 +43,14 @@ class GpuProcess:
 
 
 @dataclass(frozen=True)
+class XidEvent:
+    """An XID error the driver reported for a GPU (`nvidia-smi -q` shows the latest; dmesg shows them all)."""
+
+    xid: int
+    time: float | None = None
+
+
+@dataclass(frozen=True)
 class GpuSample:
     """One GPU at one instant. Each field's docstring names its `nvidia-smi --query-gpu` equivalent."""
 
@@ -66,6 +74,7 @@ class GpuSample:
     ecc_uncorrected: int | None = None  # ecc.errors.uncorrected.volatile.total
     processes: tuple[GpuProcess, ...] = ()
     null_reasons: dict[str, str] = field(default_factory=dict)
+    xid_events: tuple[XidEvent, ...] = ()  # recent XIDs seen by the agent, oldest first (beyond DESIGN.md's fields)
 
     def as_json(self) -> dict[str, Any]:
         """The JSON object of one `gpus` listing item, keys in DESIGN.md order."""
@@ -74,7 +83,7 @@ class GpuSample:
             value = getattr(self, f.name)
             if f.name == "throttle_reasons":
                 value = list(value)
-            elif f.name == "processes":
+            elif f.name in ("processes", "xid_events"):
                 value = [vars(p).copy() for p in value]
             elif f.name == "null_reasons":
                 value = dict(value)
@@ -85,13 +94,14 @@ class GpuSample:
     def from_json(cls, node: str, data: dict[str, Any]) -> GpuSample:
         """Build from the agent's wire form (unknown keys ignored, so agents may be newer)."""
         known = {f.name for f in fields(cls)}
-        kwargs = {k: v for k, v in data.items() if k in known and k not in ("node", "processes")}
+        kwargs = {k: v for k, v in data.items() if k in known and k not in ("node", "processes", "xid_events")}
         kwargs["throttle_reasons"] = tuple(data.get("throttle_reasons") or ())
         kwargs["null_reasons"] = dict(data.get("null_reasons") or {})
         procs = tuple(
             GpuProcess(int(p["pid"]), p.get("used_memory_mib"), p.get("name")) for p in data.get("processes") or ()
         )
-        return cls(node=node, processes=procs, **kwargs)
+        xids = tuple(XidEvent(int(e["xid"]), e.get("time")) for e in data.get("xid_events") or () if "xid" in e)
+        return cls(node=node, processes=procs, xid_events=xids, **kwargs)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time as _time
 
+from factoryctl.model.telemetry import GpuSample
+
 #: Clock event (throttle) reasons in words, keyed by the names NVML, nvidia-smi and our agent use.
 THROTTLE_WORDS: dict[str, str] = {
     "gpu_idle": "idle",
@@ -100,16 +102,6 @@ def mib(value: float | None) -> str:
     return f"{value / 1024:.1f} GiB" if value >= 1024 else f"{value:.0f} MiB"
 
 
-def xid_events(gpu: object) -> list[tuple[int, float | None]]:
-    """(XID code, unix time) of a GPU's recent XID events, oldest first; empty when the sample carries none.
-
-    Read defensively: the agent sends `xid_events` as `{xid, time}` objects, and the model may carry them as
-    dicts or small objects.
-    """
-    out: list[tuple[int, float | None]] = []
-    for event in getattr(gpu, "xid_events", None) or ():
-        code = event.get("xid") if isinstance(event, dict) else getattr(event, "xid", None)
-        when = event.get("time") if isinstance(event, dict) else getattr(event, "time", None)
-        if code is not None:
-            out.append((int(code), float(when) if when is not None else None))
-    return out
+def xid_events(gpu: GpuSample) -> list[tuple[int, float | None]]:
+    """(XID code, unix time) of a GPU's recent XID events, oldest first; empty when the sample carries none."""
+    return [(event.xid, event.time) for event in gpu.xid_events]

@@ -199,19 +199,12 @@ def test_long_node_names_widen_the_first_column_and_crop_with_an_ellipsis() -> N
 
 
 def test_xid_events_show_when_the_sample_carries_them() -> None:
-    from factoryctl.model.telemetry import GpuSample
+    from factoryctl.model.telemetry import XidEvent
     from factoryctl.tui.text import xid_events
-
-    @dataclasses.dataclass(frozen=True)
-    class GpuWithXids(GpuSample):
-        xid_events: tuple[dict[str, float], ...] = ()
 
     base = gpu(1, 0)
     assert xid_events(base) == []
-    with_xids = GpuWithXids(
-        **{f.name: getattr(base, f.name) for f in dataclasses.fields(base)},
-        xid_events=({"xid": 79, "time": 1_795_000_000.0},),
-    )
+    with_xids = dataclasses.replace(base, xid_events=(XidEvent(79, 1_795_000_000.0),))
     assert xid_events(with_xids) == [(79, 1_795_000_000.0)]
     assert "79 at 11:06:40Z" in render(GpuDetailRenderable(with_xids), width=120)
     assert "XID events  none" in render(GpuDetailRenderable(base), width=120)
