@@ -15,4 +15,7 @@ from factoryctl.telemetry.poll import PollResult, poll_nodes
 
 def current_samples(config: FactoryConfig, nodes: Sequence[NodeSpec], timeout: float) -> PollResult:
     """Latest samples of `nodes`, in inventory order, with per-node errors."""
-    return poll_nodes(config, nodes, timeout)
+    from factoryctl.telemetry.latest import read_live
+
+    live = read_live(config, nodes)
+    return live if live is not None else poll_nodes(config, nodes, timeout)
