@@ -17,6 +17,7 @@ import threading
 import time
 from typing import IO, Any, cast
 
+from factoryctl.agent.sampler import reason_names
 from factoryctl.errors import NodeError
 from factoryctl.transport.session import PROTOCOL_VERSION, AgentSession
 from factoryctl.transport.ssh import SshConnection
@@ -41,18 +42,6 @@ QUERY: tuple[tuple[str, str, type], ...] = (
 )
 #: GPU fields nvidia-smi's query interface does not offer.
 NOT_QUERIED = ("energy_j", "temperature_slowdown_c", "processes")
-#: nvmlClocksEventReasons bits, named as the agent names them.
-THROTTLE_BITS = (
-    (0x1, "GpuIdle"),
-    (0x2, "ApplicationsClocksSetting"),
-    (0x4, "SwPowerCap"),
-    (0x8, "HwSlowdown"),
-    (0x10, "SyncBoost"),
-    (0x20, "SwThermalSlowdown"),
-    (0x40, "HwThermalSlowdown"),
-    (0x80, "HwPowerBrakeSlowdown"),
-    (0x100, "DisplayClockSetting"),
-)
 _MISSING = ("[N/A]", "N/A", "[Not Supported]", "Not Supported", "[Unknown Error]", "")
 
 
@@ -85,7 +74,7 @@ def parse_query(text: str) -> list[dict[str, Any]]:
             value, reason = _value(raw, kind)
             if key == "throttle_reasons" and value is not None:
                 bits = int(value, 16) if value.lower().startswith("0x") else int(value)
-                value = [name for bit, name in THROTTLE_BITS if bits & bit]
+                value = reason_names(bits)
             gpu[key] = value
             if reason:
                 reasons[key] = reason
