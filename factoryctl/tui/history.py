@@ -33,11 +33,18 @@ class RecentHistory:
         self._per_node = per_node
         self._nodes: dict[str, deque[tuple[tuple[int, ...], array[float]]]] = {}
         self._lock = threading.Lock()
+        self._last_factory_record = 0.0
 
     def record_factory(self, power_w: float) -> None:
         """Append one point of factory power."""
         with self._lock:
             self.factory_power_w.append(power_w)
+
+    def record_factory_at(self, now: float, power_w: float) -> None:
+        """Append one point of factory power unless `record_factory_at` appended one within this interval."""
+        if now - self._last_factory_record >= self.interval_s * 0.9:
+            self._last_factory_record = now
+            self.record_factory(power_w)
 
     def factory_series(self) -> tuple[float, ...]:
         """Factory power, oldest first."""

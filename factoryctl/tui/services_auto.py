@@ -13,12 +13,13 @@ from typing import Any
 
 from factoryctl.config import FactoryConfig
 from factoryctl.tui.services import DashboardEvent, DashboardServices, FactorySnapshot, NodeHistory
+from factoryctl.tui.services_base import ConfiguredServices
 
 #: How often to look for a controller starting or stopping.
 CHECK_EVERY_S = 5.0
 
 
-class AutoServices:
+class AutoServices(ConfiguredServices):
     """`DashboardServices` that delegates to `StoreServices` or `PolledServices`, whichever fits right now."""
 
     def __init__(self, config: FactoryConfig, target: str | None = None, check_every_s: float = CHECK_EVERY_S) -> None:
@@ -65,16 +66,6 @@ class AutoServices:
     def delegate(self) -> DashboardServices:
         """The services in use now."""
         return self._delegate  # type: ignore[no-any-return]
-
-    @property
-    def factory_name(self) -> str:
-        """The factory's name."""
-        return self.config.name
-
-    @property
-    def interval_s(self) -> float:
-        """The sampling interval."""
-        return self.config.interval_s
 
     def snapshot(self) -> FactorySnapshot:
         """The delegate's snapshot, after switching source if the controller started or stopped."""

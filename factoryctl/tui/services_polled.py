@@ -11,7 +11,6 @@ Imports no Textual: the CLI, a benchmark or a test can drive it headless.
 from __future__ import annotations
 
 import contextlib
-import getpass
 import threading
 import time
 from collections import deque
@@ -21,9 +20,11 @@ from factoryctl.config import FactoryConfig
 from factoryctl.errors import FactoryError, NodeError, UsageError
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.model.telemetry import NodeSample
+from factoryctl.transport.fanout import as_node_error
 from factoryctl.tui.grid import GridPrice
 from factoryctl.tui.history import RecentHistory
 from factoryctl.tui.services import DashboardEvent, FactorySnapshot, NodeHistory
+from factoryctl.tui.services_base import ConfiguredServices, assemble_snapshot, dashboard_user
 
 #: Wait this long at start for every node to answer or fail, so the first screen is not a wall of "down".
 FIRST_SNAPSHOT_WAIT_S = 8.0
@@ -57,7 +58,7 @@ class _NodeLink:
                 if self.session.failure is not None:
                     self._fail(self.session.failure)
             except Exception as exc:
-                self._fail(_as_node_error(self.spec.name, exc))
+                self._fail(as_node_error(self.spec.name, exc))
             finally:
                 self._disconnect()
             if not stop.is_set():
@@ -135,15 +136,7 @@ class _NodeLink:
         return latest
 
 
-def _as_node_error(node: str, exc: BaseException) -> NodeError:
-    if isinstance(exc, NodeError):
-        return exc
-    if isinstance(exc, FactoryError):
-        return NodeError(node, "agent", exc.message, exc.hint)
-    return NodeError(node, "agent", f"{node}: {type(exc).__name__}: {exc}.", None)
-
-
-class PolledServices:
+class PolledServices(ConfiguredServices):
     """`DashboardServices` over live agent sessions, one per node of `target` (all nodes when None)."""
 
     def __init__(
@@ -165,8 +158,7 @@ class PolledServices:
         self._store: Any = self._open_store() if use_store else None
         self._links = {spec.name: _NodeLink(spec, self) for spec in self.specs}
         self._started = False
-        self._last_record = 0.0
-        self._user = _user()
+        self._user = dashboard_user()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -203,16 +195,6 @@ class PolledServices:
     # ------------------------------------------------------------------ reading
 
     @property
-    def factory_name(self) -> str:
-        """The factory's name."""
-        return self.config.name
-
-    @property
-    def interval_s(self) -> float:
-        """The factory's sampling interval."""
-        return self.config.interval_s
-
-    @property
     def stale_after_s(self) -> float:
         """A node silent for longer than this is degraded (2.5 intervals, at least 2 s, so down shows in 3 s)."""
         return max(2.0, 2.5 * self.interval_s)
@@ -231,25 +213,15 @@ class PolledServices:
                 link.answered.wait(max(0.0, deadline - time.monotonic()))
         now = time.time()
         nodes = tuple(link.sample(now, self.stale_after_s, self.down_after_s) for link in self._links.values())
-        power_w = sum(n.power_w or 0.0 for n in nodes if n.state != "down")
-        if now - self._last_record >= self.interval_s * 0.9:
-            self._last_record = now
-            self.history.record_factory(power_w)
-        price, cost_per_hour = self.grid.now(now, power_w / 1000)
-        return FactorySnapshot(
-            factory=self.config.name,
-            time=now,
-            nodes=nodes,
-            racks={spec.name: spec.rack for spec in self.specs},
-            drained=frozenset(self._drained_names()),
-            budget_kw=self.config.settings.power.facility_budget_kw,
-            interval_s=self.interval_s,
-            power_history_w=self.history.factory_series(),
-            events=self._all_events(now),
-            groups=dict(self.config.groups),
-            price=price,
-            price_outlook_per_mwh=self.grid.outlook(now),
-            cost_per_hour=cost_per_hour,
+        return assemble_snapshot(
+            self.config,
+            self.specs,
+            now,
+            nodes,
+            frozenset(self._drained_names()),
+            self._all_events(now),
+            self.history,
+            self.grid,
         )
 
     def _drained_names(self) -> set[str]:
@@ -335,10 +307,3 @@ class PolledServices:
             DashboardEvent(now, node, "power_limit", f"power cap {', '.join(f'{w:.0f} W' for w in enforced)}{clamped}")
         )
         return answers
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"

@@ -8,7 +8,6 @@ connection; opens no agent session to read. A power cap is one audited request t
 from __future__ import annotations
 
 import contextlib
-import getpass
 import time
 from collections import defaultdict
 from dataclasses import replace
@@ -20,6 +19,7 @@ from factoryctl.model.telemetry import NodeSample
 from factoryctl.tui.grid import GridPrice
 from factoryctl.tui.history import RecentHistory
 from factoryctl.tui.services import DashboardEvent, FactorySnapshot, GpuHistory, NodeHistory
+from factoryctl.tui.services_base import ConfiguredServices, assemble_snapshot, dashboard_user
 
 #: Per-GPU history shown on the node screen.
 NODE_HISTORY_S = 600.0
@@ -47,7 +47,7 @@ def controller_is_live(config: FactoryConfig) -> bool:
     return newest is not None and time.time() - newest <= 3 * config.interval_s
 
 
-class StoreServices:
+class StoreServices(ConfiguredServices):
     """`DashboardServices` over the store a live controller writes."""
 
     def __init__(self, config: FactoryConfig, target: str | None = None, cap_timeout_s: float = 15.0) -> None:
@@ -59,18 +59,7 @@ class StoreServices:
         self.grid = GridPrice(config)
         self._store, self.writable = _open(config)
         self._backfilled = False
-        self._last_record = 0.0
-        self._user = _user()
-
-    @property
-    def factory_name(self) -> str:
-        """The factory's name."""
-        return self.config.name
-
-    @property
-    def interval_s(self) -> float:
-        """The controller's sampling interval."""
-        return self.config.interval_s
+        self._user = dashboard_user()
 
     def close(self) -> None:
         """Close the store connection."""
@@ -111,26 +100,16 @@ class StoreServices:
             with contextlib.suppress(FactoryError):
                 self._backfill(now)
         nodes = self._latest(now)
-        power_w = sum(n.power_w or 0.0 for n in nodes if n.state != "down")
-        if now - self._last_record >= self.interval_s * 0.9:
-            self._last_record = now
-            self.history.record_factory(power_w)
-        price, cost_per_hour = self.grid.now(now, power_w / 1000)
         events = self._store.events(now - 3600, self.names, limit=200)
-        return FactorySnapshot(
-            factory=self.config.name,
-            time=now,
-            nodes=nodes,
-            racks={spec.name: spec.rack for spec in self.specs},
-            drained=frozenset(n for n in self._store.drained_nodes() if n in self.names),
-            budget_kw=self.config.settings.power.facility_budget_kw,
-            interval_s=self.interval_s,
-            power_history_w=self.history.factory_series(),
-            events=tuple(DashboardEvent(e.time, e.node, e.kind, e.message, e.severity) for e in events),
-            groups=dict(self.config.groups),
-            price=price,
-            price_outlook_per_mwh=self.grid.outlook(now),
-            cost_per_hour=cost_per_hour,
+        return assemble_snapshot(
+            self.config,
+            self.specs,
+            now,
+            nodes,
+            frozenset(n for n in self._store.drained_nodes() if n in self.names),
+            tuple(DashboardEvent(e.time, e.node, e.kind, e.message, e.severity) for e in events),
+            self.history,
+            self.grid,
         )
 
     def node_history(self, node: str) -> NodeHistory:
@@ -197,10 +176,3 @@ def _open(config: FactoryConfig) -> tuple[Any, bool]:
         return open_store(config.store_path), True
     except StoreError:
         return Store(config.store_path, readonly=True), False
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
