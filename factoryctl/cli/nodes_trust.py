@@ -8,8 +8,8 @@ a `@revoked` key is never recorded. Without a terminal or `--yes` nothing is rec
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from factoryctl.config import FactoryConfig
     from factoryctl.model.inventory import NodeSpec
     from factoryctl.transport.ssh import ServerKey, SshOptions
+
+T = TypeVar("T")
 
 TRUST_COLUMNS = (
     Column("node", "NODE"),
@@ -49,8 +51,23 @@ def _options(config: FactoryConfig, timeout: float) -> SshOptions:
     return SshOptions(connect_timeout_s=step, banner_timeout_s=step, auth_timeout_s=step, channel_timeout_s=timeout)
 
 
-def _ssh_nodes(specs: Sequence[NodeSpec]) -> list[NodeSpec]:
-    return [s for s in specs if s.transport == "ssh"]
+def _on_each_node(
+    ctx: typer.Context,
+    target: str,
+    timeout: float,
+    fanout: int,
+    work: Callable[[FactoryConfig, SshOptions, NodeSpec], T],
+    ssh_only: bool = False,
+) -> list[tuple[NodeSpec, T | NodeError]]:
+    """Load the config, then run `work` on every node of `target` (only SSH ones with `ssh_only`) in parallel."""
+    from factoryctl.transport.fanout import fan_out
+
+    config = context.load(ctx)
+    options = _options(config, timeout)
+    specs = config.resolve_target(target)
+    if ssh_only:
+        specs = [s for s in specs if s.transport == "ssh"]
+    return fan_out(specs, lambda spec: work(config, options, spec), fanout)
 
 
 def _trust_item(spec: NodeSpec, key: ServerKey) -> dict[str, Any]:
@@ -135,11 +152,10 @@ def trust_command(
     from factoryctl.cli.listing import ERROR_HINTS
     from factoryctl.cli.render import report_node_errors
     from factoryctl.transport.diagnose import scan_host_key
-    from factoryctl.transport.fanout import fan_out
 
-    config = context.load(ctx)
-    options = _options(config, timeout)
-    scanned = fan_out(_ssh_nodes(config.resolve_target(target)), lambda spec: scan_host_key(spec, options), fanout)
+    scanned = _on_each_node(
+        ctx, target, timeout, fanout, lambda _config, options, spec: scan_host_key(spec, options), ssh_only=True
+    )
     items, errors, pending = _classify(scanned, replace)
     if output in (OutputFormat.table, OutputFormat.wide):
         emit(render_listing(items, [], TRUST_COLUMNS, output, no_header))
@@ -168,12 +184,14 @@ def check_command(
     """Diagnose each node step by step: DNS, TCP, SSH banner, host key, auth, Python, agent, driver, NVML."""
     from factoryctl.cli.render import report_node_errors
     from factoryctl.transport.diagnose import Diagnosis, check_node
-    from factoryctl.transport.fanout import fan_out
 
-    config = context.load(ctx)
-    specs = config.resolve_target(target)
-    options = _options(config, timeout)
-    outcomes = fan_out(specs, lambda spec: check_node(spec, config.name, options, timeout, config.state_dir), fanout)
+    outcomes = _on_each_node(
+        ctx,
+        target,
+        timeout,
+        fanout,
+        lambda config, options, spec: check_node(spec, config.name, options, timeout, config.state_dir),
+    )
     diagnoses: list[Diagnosis] = []
     errors: list[NodeError] = []
     for _spec, outcome in outcomes:
