@@ -126,24 +126,39 @@ class AgentSession:
 
     def request(self, op: str, timeout: float = 10.0, **args: Any) -> dict[str, Any]:
         """Send one request and wait for its reply's result."""
+        silence = f"{self.node}: the agent did not answer `{op}` in {timeout:g} s."
+        _, reply = self._exchange({"op": op, **args}, timeout, silence)
+        return self._result(op, reply)
+
+    def _exchange(
+        self,
+        message: dict[str, Any],
+        timeout: float,
+        silence: str,
+        on_sample: Callable[[NodeSample], None] | None = None,
+    ) -> tuple[int, dict[str, Any]]:
+        """Send `message` under a new id and wait for the reply; `silence` is the error when none comes in time.
+
+        With `on_sample`, samples streamed under the same id go to it from the reader thread.
+        """
         if self.failure is not None:
             raise self.failure
         request_id = next(self._ids)
         waiter: queue.Queue[Any] = queue.Queue(maxsize=1)
         with self._lock:
             self._pending[request_id] = waiter
-        self._send({"id": request_id, "op": op, **args})
+            if on_sample is not None:
+                self._streams[request_id] = on_sample
+        self._send({"id": request_id, **message})
         try:
             reply = waiter.get(timeout=timeout)
         except queue.Empty:
             self._pending.pop(request_id, None)
-            raise NodeError(
-                self.node, "timeout", f"{self.node}: the agent did not answer `{op}` in {timeout:g} s."
-            ) from None
+            raise NodeError(self.node, "timeout", silence) from None
         if reply is _CLOSED:
             assert self.failure is not None
             raise self.failure
-        return self._result(op, reply)
+        return request_id, reply
 
     def _result(self, op: str, reply: dict[str, Any]) -> dict[str, Any]:
         if reply.get("ok"):
@@ -192,21 +207,8 @@ class AgentSession:
 
     def stream(self, interval_s: float, on_sample: Callable[[NodeSample], None], timeout: float = 10.0) -> int:
         """Start streaming samples to `on_sample` (called on the reader thread); returns the stream id."""
-        if self.failure is not None:
-            raise self.failure
-        request_id = next(self._ids)
-        waiter: queue.Queue[Any] = queue.Queue(maxsize=1)
-        with self._lock:
-            self._pending[request_id] = waiter
-            self._streams[request_id] = on_sample
-        self._send({"id": request_id, "op": "stream", "interval_s": interval_s})
-        try:
-            reply = waiter.get(timeout=timeout)
-        except queue.Empty:
-            raise NodeError(self.node, "timeout", f"{self.node}: the agent did not start streaming.") from None
-        if reply is _CLOSED:
-            assert self.failure is not None
-            raise self.failure
+        silence = f"{self.node}: the agent did not start streaming."
+        request_id, reply = self._exchange({"op": "stream", "interval_s": interval_s}, timeout, silence, on_sample)
         self._result("stream", reply)
         return request_id
 
