@@ -8,12 +8,12 @@ unambiguous (`squad`), so operators can type what they see in the file.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
 from factoryctl.errors import UsageError
 from factoryctl.model.power import CurvePoint, GpuPowerRange
+from factoryctl.power.csv_file import read_csv_rows
 from factoryctl.power.curve import PowerCurve
 
 CURVE_COLUMNS = ("gpu", "workload", "pl_frac", "throughput_rel", "power_rel")
@@ -34,30 +34,17 @@ def _optional_float(text: str | None) -> float | None:
     return None if text is None or not text.strip() else float(text)
 
 
+def _curve_row(row: dict[str, str]) -> CurveRow:
+    point = CurvePoint(float(row["pl_frac"]), float(row["throughput_rel"]), float(row["power_rel"]))
+    limit_w = _optional_float(row.get("power_limit_w"))
+    max_w = _optional_float(row.get("max_power_limit_w"))
+    return CurveRow(row["gpu"].strip(), row["workload"].strip(), point, limit_w, max_w)
+
+
 def read_curve_rows(path: Path) -> list[CurveRow]:
     """Every row of a curve file; errors name the file and line."""
-    try:
-        handle = path.open(newline="", encoding="utf-8-sig")
-    except OSError as exc:
-        raise UsageError(f"cannot read curve file {path}: {exc.strerror}") from exc
-    rows: list[CurveRow] = []
-    with handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in CURVE_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise UsageError(
-                f"{path}:1: the curve file lacks column(s) {', '.join(missing)}",
-                hint="a curve file has gpu,workload,pl_frac,throughput_rel,power_rel (see docs/power.md).",
-            )
-        for row in reader:
-            try:
-                point = CurvePoint(float(row["pl_frac"]), float(row["throughput_rel"]), float(row["power_rel"]))
-                limit_w = _optional_float(row.get("power_limit_w"))
-                max_w = _optional_float(row.get("max_power_limit_w"))
-            except (TypeError, ValueError) as exc:
-                raise UsageError(f"{path}:{reader.line_num}: bad curve row: {exc}") from exc
-            rows.append(CurveRow(row["gpu"].strip(), row["workload"].strip(), point, limit_w, max_w))
-    return rows
+    hint = "a curve file has gpu,workload,pl_frac,throughput_rel,power_rel (see docs/power.md)."
+    return read_csv_rows(path, CURVE_COLUMNS, _curve_row, "curve file", "curve row", hint)
 
 
 def _match(wanted: str, names: set[str], what: str, path: Path) -> str:

@@ -8,14 +8,13 @@ unknown price (`None`) rather than dropped, because a hole in a feed is somethin
 
 from __future__ import annotations
 
-import csv
 import math
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Protocol
 
-from factoryctl.errors import UsageError
 from factoryctl.model.power import PricePoint
+from factoryctl.power.csv_file import read_csv_rows
 
 PRICE_COLUMNS = ("timestamp_utc", "price_per_mwh")
 _UNKNOWN = {"", "nan", "na", "n/a", "null", "none", "-"}
@@ -52,29 +51,14 @@ def parse_price(text: str) -> float | None:
     return value
 
 
+def _price_point(row: dict[str, str]) -> PricePoint:
+    return PricePoint(parse_timestamp(row["timestamp_utc"] or ""), parse_price(row["price_per_mwh"] or ""))
+
+
 def read_price_csv(path: Path) -> tuple[PricePoint, ...]:
     """Read a prices CSV; errors name the file and line."""
-    try:
-        handle = path.open(newline="", encoding="utf-8-sig")
-    except OSError as exc:
-        raise UsageError(f"cannot read prices file {path}: {exc.strerror}") from exc
-    with handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in PRICE_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise UsageError(
-                f"{path}:1: the prices file lacks column(s) {', '.join(missing)}",
-                hint="a prices file has the header timestamp_utc,price_per_mwh.",
-            )
-        points: list[PricePoint] = []
-        for row in reader:
-            try:
-                points.append(
-                    PricePoint(parse_timestamp(row["timestamp_utc"] or ""), parse_price(row["price_per_mwh"] or ""))
-                )
-            except ValueError as exc:
-                raise UsageError(f"{path}:{reader.line_num}: bad price row: {exc}") from exc
-    return tuple(points)
+    hint = "a prices file has the header timestamp_utc,price_per_mwh."
+    return tuple(read_csv_rows(path, PRICE_COLUMNS, _price_point, "prices file", "price row", hint))
 
 
 class CsvPriceSource:

@@ -1,0 +1,47 @@
+"""Reading a power data file (curves, prices) from CSV, so that every error names the file and the line.
+
+The files differ only in their columns and in how one row becomes a value; opening, the header check and the
+`file:line` prefix on a bad row are the same for all and live here once.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+from factoryctl.errors import UsageError
+
+T = TypeVar("T")
+
+
+def read_csv_rows(
+    path: Path,
+    columns: Sequence[str],
+    parse_row: Callable[[dict[str, str]], T],
+    file_kind: str,
+    row_kind: str,
+    columns_hint: str,
+) -> list[T]:
+    """Each row of `path` through `parse_row`; a missing column or a row it rejects is a `UsageError` at file:line.
+
+    `file_kind` and `row_kind` name the file and its rows in messages ("curve file", "curve row"); `columns_hint` is
+    the hint when a column is missing.
+    """
+    try:
+        handle = path.open(newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        raise UsageError(f"cannot read {file_kind} {path}: {exc.strerror}") from exc
+    values: list[T] = []
+    with handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in columns if c not in (reader.fieldnames or [])]
+        if missing:
+            raise UsageError(f"{path}:1: the {file_kind} lacks column(s) {', '.join(missing)}", hint=columns_hint)
+        for row in reader:
+            try:
+                values.append(parse_row(row))
+            except (TypeError, ValueError) as exc:
+                raise UsageError(f"{path}:{reader.line_num}: bad {row_kind}: {exc}") from exc
+    return values
