@@ -72,6 +72,15 @@ class SshdServer:
             out.write(self.host_key_line + "\n")
         return path
 
+    def write_factory(self, path: Path, known_hosts: Path, nodes: str) -> str:
+        """Write a factory.yaml named `lab` whose SSH settings reach this server; `nodes` is the `nodes:` body."""
+        ssh = (
+            f"connect_timeout_s: 30, user: {self.user}, identity_file: {self.user_key}, "
+            f"known_hosts: {known_hosts}, port: {self.port}"
+        )
+        path.write_text(f"name: lab\nssh: {{{ssh}}}\nnodes:\n{nodes}")
+        return str(path)
+
     def node(self, name: str, known_hosts: Path, **fields: Any) -> Any:
         """A NodeSpec for this server."""
         from factoryctl.model.inventory import NodeSpec
@@ -117,22 +126,8 @@ class SshdServer:
             self.kill()
 
 
-def start_sshd(root: Path, sftp: bool = True, extra_config: str = "") -> SshdServer:
-    """Start sshd in its own process group under `root`; waits until it accepts connections."""
-    if not os.path.exists(SSHD):
-        pytest.fail(f"{SSHD} is missing: install openssh-server (apt-get install -y openssh-server)", pytrace=False)
-    root.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() == 0:
-        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
-    host_key = keygen(root / "ssh_host_ed25519_key")
-    user_key = keygen(root / "id_ed25519")
-    authorized = root / "authorized_keys"
-    authorized.write_text(user_key.with_suffix(".pub").read_text())
-    bin_dir = root / "bin"
-    bin_dir.mkdir(exist_ok=True)
-    home = root / "home"
-    home.mkdir(exist_ok=True)
-    port = free_port()
+def _sshd_config(root: Path, port: int, host_key: Path, authorized: Path, bin_dir: Path, home: Path, sftp: bool) -> str:
+    """An sshd_config for a test server on 127.0.0.1:`port`, running as this user with keys only."""
     lines = [
         f"Port {port}",
         "ListenAddress 127.0.0.1",
@@ -155,8 +150,27 @@ def start_sshd(root: Path, sftp: bool = True, extra_config: str = "") -> SshdSer
     ]
     if sftp:
         lines.append("Subsystem sftp internal-sftp")
+    return "\n".join(lines) + "\n"
+
+
+def start_sshd(root: Path, sftp: bool = True, extra_config: str = "") -> SshdServer:
+    """Start sshd in its own process group under `root`; waits until it accepts connections."""
+    if not os.path.exists(SSHD):
+        pytest.fail(f"{SSHD} is missing: install openssh-server (apt-get install -y openssh-server)", pytrace=False)
+    root.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+    host_key = keygen(root / "ssh_host_ed25519_key")
+    user_key = keygen(root / "id_ed25519")
+    authorized = root / "authorized_keys"
+    authorized.write_text(user_key.with_suffix(".pub").read_text())
+    bin_dir = root / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    home = root / "home"
+    home.mkdir(exist_ok=True)
+    port = free_port()
     config = root / "sshd_config"
-    config.write_text("\n".join(lines) + "\n" + extra_config)
+    config.write_text(_sshd_config(root, port, host_key, authorized, bin_dir, home, sftp) + extra_config)
     log = (root / "sshd.log").open("wb")
     process = subprocess.Popen(
         [SSHD, "-D", "-e", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True

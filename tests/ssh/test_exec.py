@@ -10,22 +10,8 @@ import pytest
 @pytest.fixture
 def factory(tmp_path, sshd, known_hosts):
     def write(extra_nodes: str = "") -> str:
-        path = tmp_path / "factory.yaml"
-        path.write_text(
-            f"""
-name: lab
-ssh:
-  user: {sshd.user}
-  connect_timeout_s: 30
-  identity_file: {sshd.user_key}
-  known_hosts: {known_hosts}
-  port: {sshd.port}
-nodes:
-  n[01-04]: {{host: 127.0.0.1}}
-{extra_nodes}
-"""
-        )
-        return str(path)
+        nodes = f"  n[01-04]: {{host: 127.0.0.1}}\n{extra_nodes}\n"
+        return sshd.write_factory(tmp_path / "factory.yaml", known_hosts, nodes)
 
     return write
 
@@ -99,15 +85,7 @@ def test_sshd_killed_mid_command_is_exit_4(cli, tmp_path, sshd_factory):
 
     server = sshd_factory()
     kh = server.write_known_hosts(tmp_path / "kh2")
-    path = tmp_path / "dying.yaml"
-    path.write_text(
-        f"""
-name: lab
-ssh: {{connect_timeout_s: 30, user: {server.user}, identity_file: {server.user_key}, known_hosts: {kh}, port: {server.port}}}
-nodes:
-  d[1-2]: {{host: 127.0.0.1}}
-"""
-    )
+    path = server.write_factory(tmp_path / "dying.yaml", kh, "  d[1-2]: {host: 127.0.0.1}\n")
     marks = tmp_path / "marks"
     marks.mkdir()
 
@@ -119,7 +97,7 @@ nodes:
 
     threading.Thread(target=kill_when_both_run, daemon=True).start()
     script = 'touch "$1/$(mktemp -u XXXXXX)"; sleep 60'
-    r = cli("--config", str(path), "exec", "all", "-o", "json", "--", "sh", "-c", script, "sh", str(marks))
+    r = cli("--config", path, "exec", "all", "-o", "json", "--", "sh", "-c", script, "sh", str(marks))
     assert r.exit_code == 4
     assert {e["node"]: e["error"] for e in r.json()["errors"]} == {"d1": "refused", "d2": "refused"}
     assert "connection lost" in r.json()["errors"][0]["message"]

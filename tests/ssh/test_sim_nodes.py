@@ -13,20 +13,8 @@ GPU_FIELDS = {
 
 @pytest.fixture
 def sim_factory(tmp_path, sshd, known_hosts):
-    path = tmp_path / "factory.yaml"
-    path.write_text(
-        f"""
-name: lab
-ssh:
-  user: {sshd.user}
-  connect_timeout_s: 30
-  identity_file: {sshd.user_key}
-  known_hosts: {known_hosts}
-nodes:
-  sim[1-3]: {{host: 127.0.0.1, port: {sshd.port}, sim: h100-sxm, gpus: 2}}
-"""
-    )
-    return str(path)
+    nodes = f"  sim[1-3]: {{host: 127.0.0.1, port: {sshd.port}, sim: h100-sxm, gpus: 2}}\n"
+    return sshd.write_factory(tmp_path / "factory.yaml", known_hosts, nodes)
 
 
 def test_gpus_json_over_ssh_has_every_field(cli, sim_factory):
@@ -58,17 +46,10 @@ def test_gpus_every_output_form_over_ssh(cli, sim_factory, form):
 
 
 def test_exec_mixes_ssh_and_local_nodes(cli, tmp_path, sshd, known_hosts):
-    path = tmp_path / "mixed.yaml"
-    path.write_text(
-        f"""
-name: lab
-ssh: {{connect_timeout_s: 30, user: {sshd.user}, identity_file: {sshd.user_key}, known_hosts: {known_hosts}, port: {sshd.port}}}
-nodes:
-  n1: {{host: 127.0.0.1}}
-  ws: {{transport: local}}
-"""
+    path = sshd.write_factory(
+        tmp_path / "mixed.yaml", known_hosts, "  n1: {host: 127.0.0.1}\n  ws: {transport: local}\n"
     )
-    r = cli("--config", str(path), "exec", "all", "--", "echo", "same")
+    r = cli("--config", path, "exec", "all", "--", "echo", "same")
     assert r.exit_code == 0, r.stderr
     assert "n1,ws (2)" in r.stdout
 

@@ -14,23 +14,8 @@ def factory(tmp_path, sshd):
     kh = tmp_path / "kh"
 
     def write(extra: str = "") -> str:
-        path = tmp_path / "factory.yaml"
-        path.write_text(
-            f"""
-name: lab
-ssh:
-  user: {sshd.user}
-  connect_timeout_s: 30
-  identity_file: {sshd.user_key}
-  known_hosts: {kh}
-  port: {sshd.port}
-nodes:
-  n[1-2]: {{host: 127.0.0.1}}
-  sim1: {{host: 127.0.0.1, sim: h100-sxm, gpus: 2}}
-{extra}
-"""
-        )
-        return str(path)
+        nodes = f"  n[1-2]: {{host: 127.0.0.1}}\n  sim1: {{host: 127.0.0.1, sim: h100-sxm, gpus: 2}}\n{extra}\n"
+        return sshd.write_factory(tmp_path / "factory.yaml", kh, nodes)
 
     write.known_hosts = kh
     return write
