@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from factoryctl.agent.nvml import NvmlSession
 from factoryctl.agent.server import AgentServer
@@ -31,43 +31,55 @@ def build_parser() -> argparse.ArgumentParser:
 TOOLS = ("smi", "sim-rank")  # `python3 agent.pyz smi ...`: the zipapp also carries the simulator's tools
 
 
+FaultInjector = Callable[[str, Optional[List[int]], Optional[int]], Dict[str, Any]]
+
+
+def _run_tool(name: str, argv: List[str]) -> int:
+    if name == "smi":
+        from factoryctl.sim.smi import main as smi_main
+
+        return smi_main(argv)
+    from factoryctl.sim.rank import main as rank_main
+
+    return rank_main(argv)
+
+
+def _simulated_driver(args: argparse.Namespace) -> Tuple[Any, FaultInjector]:
+    """The simulated NVML set up from the command line, and its fault injector; ValueError on a bad option."""
+    from factoryctl.sim import nvml as sim_nvml
+
+    unsupported = [f for f in (args.unsupported or "").split(",") if f.strip()]
+    sim_nvml.configure(
+        node=args.node,
+        state_dir=args.state_dir,
+        factory=args.factory,
+        profile=args.sim,
+        gpus=args.gpus if args.gpus is not None else 8,
+        seed=args.seed if args.seed is not None else 0,
+        unsupported=unsupported,
+        workload=args.workload or "synthetic",
+    )
+
+    def inject(fault: str, gpus: Optional[List[int]], xid: Optional[int]) -> Dict[str, Any]:
+        return sim_nvml.sim_node().inject(fault, gpus, xid)
+
+    return sim_nvml, inject
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the agent until shutdown or EOF (or, with a first argument in TOOLS, that tool)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "smi":
-        from factoryctl.sim.smi import main as smi_main
-
-        return smi_main(argv[1:])
-    if argv and argv[0] == "sim-rank":
-        from factoryctl.sim.rank import main as rank_main
-
-        return rank_main(argv[1:])
+    if argv and argv[0] in TOOLS:
+        return _run_tool(argv[0], argv[1:])
     args = build_parser().parse_args(argv)
-    inject = None
+    inject: Optional[FaultInjector] = None
     if args.sim:
-        from factoryctl.sim import nvml as sim_nvml
-
-        unsupported = [f for f in (args.unsupported or "").split(",") if f.strip()]
         try:
-            sim_nvml.configure(
-                node=args.node,
-                state_dir=args.state_dir,
-                factory=args.factory,
-                profile=args.sim,
-                gpus=args.gpus if args.gpus is not None else 8,
-                seed=args.seed if args.seed is not None else 0,
-                unsupported=unsupported,
-                workload=args.workload or "synthetic",
-            )
+            lib, inject = _simulated_driver(args)
         except ValueError as exc:
             print(f"factoryctl-agent: {exc}", file=sys.stderr)
             return 2
-        lib: Any = sim_nvml
         backend = "sim"
-
-        def inject(fault: str, gpus: Optional[List[int]], xid: Optional[int]) -> Dict[str, Any]:
-            return sim_nvml.sim_node().inject(fault, gpus, xid)
-
     else:
         try:
             import pynvml
