@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 from factoryctl import __version__
 from factoryctl.errors import FactoryError, NodeError
 from factoryctl.model.inventory import NodeSpec
-from factoryctl.transport.ssh import (
+from factoryctl.transport.ssh import SshConnection
+from factoryctl.transport.ssh_config import SshTarget, resolve
+from factoryctl.transport.ssh_handshake import (
     ServerKey,
-    SshConnection,
     SshOptions,
     authenticate,
     server_key,
@@ -27,7 +28,6 @@ from factoryctl.transport.ssh import (
     tcp_socket,
     verify_host_key,
 )
-from factoryctl.transport.ssh_config import SshTarget, resolve
 
 if TYPE_CHECKING:
     import paramiko

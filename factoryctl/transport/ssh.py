@@ -2,8 +2,8 @@
 
 One `SshConnection` per node, on a TCP socket this module creates with TCP_NODELAY (paramiko leaves Nagle on, which
 costs tens of milliseconds per small request). Connect, banner, handshake, auth and channel opens all have timeouts;
-keepalives run on the transport and `is_alive()` does a real round trip, so a dead peer is noticed. Host keys are
-checked against the configured known_hosts (see `known_hosts.py`) before any credential is sent; nothing is added.
+keepalives run on the transport and `is_alive()` does a real round trip, so a dead peer is noticed. The connect
+steps (TCP, handshake, host key against known_hosts before any credential, auth) live in `ssh_handshake.py`.
 Commands are argv joined with `shlex.join`, and their stdout and stderr are drained together so a chatty command
 cannot deadlock the channel window. `SshPool` keeps one connection per node and shares ProxyJump hosts.
 """
@@ -11,24 +11,29 @@ cannot deadlock the channel window. `SshPool` keeps one connection per node and 
 from __future__ import annotations
 
 import contextlib
-import logging
-import os
 import select
 import shlex
 import socket
-import sys
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from factoryctl.errors import NodeError
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.transport.base import CommandResult
-from factoryctl.transport.known_hosts import HostKeyStatus, KnownHosts, fingerprint
 from factoryctl.transport.ssh_config import SshTarget, resolve
+from factoryctl.transport.ssh_handshake import (
+    ServerKey,
+    SshOptions,
+    authenticate,
+    start_transport,
+    tcp_socket,
+    verify_host_key,
+)
+
+__all__ = ["ServerKey", "SshConnection", "SshOptions", "SshPool", "open_ssh_transport"]
 
 if TYPE_CHECKING:
     import paramiko
@@ -36,219 +41,7 @@ if TYPE_CHECKING:
     from factoryctl.config import FactoryConfig
     from factoryctl.transport.ssh_node import SshTransport
 
-TRUST_HINT = "if the fingerprint is right, record it with `factoryctl nodes trust {node}`."
 _READ_CHUNK = 1 << 16
-
-
-@dataclass(frozen=True)
-class SshOptions:
-    """Timeouts and places; every network step is bounded."""
-
-    connect_timeout_s: float = 10.0
-    banner_timeout_s: float = 10.0
-    auth_timeout_s: float = 10.0
-    channel_timeout_s: float = 10.0
-    keepalive_s: float = 15.0
-    #: Output kept per stream of a command; more is read and dropped, so `cat /dev/zero` cannot exhaust memory.
-    max_output_bytes: int = 256 << 20
-    #: Agent cache on the node, relative to the login directory (SFTP and exec both start there).
-    remote_cache: str = ".cache/factoryctl"
-    #: ~/.ssh/config to read; None means the user's.
-    ssh_config: Path | None = None
-
-
-@dataclass(frozen=True)
-class ServerKey:
-    """A server's host key as presented during the handshake, and what known_hosts says about it."""
-
-    host: str
-    port: int
-    key_type: str
-    blob: bytes
-    status: HostKeyStatus
-    recorded: tuple[str, ...] = ()
-
-    @property
-    def fingerprint(self) -> str:
-        """`SHA256:...` as OpenSSH prints it."""
-        return fingerprint(self.blob)
-
-
-def tcp_socket(node: str, target: SshTarget, timeout: float) -> socket.socket:
-    """A connected TCP socket with TCP_NODELAY; failures classified as dns, refused or timeout."""
-    try:
-        infos = socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise NodeError(
-            node, "dns", f"cannot resolve {target.host}: {exc.strerror}", "check the node's host in factory.yaml."
-        ) from exc
-    last: OSError | None = None
-    for family, kind, proto, _, address in infos:
-        sock = socket.socket(family, kind, proto)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        sock.settimeout(timeout)
-        try:
-            sock.connect(address)
-        except OSError as exc:
-            sock.close()
-            last = exc
-            continue
-        return sock
-    where = f"{target.host}:{target.port}"
-    if isinstance(last, (socket.timeout, TimeoutError)):
-        raise NodeError(node, "timeout", f"no answer from {where} within {timeout:g} s", "is the node up?") from last
-    if isinstance(last, ConnectionRefusedError):
-        raise NodeError(node, "refused", f"{where} refused the connection", "is sshd running on that port?") from last
-    reason = getattr(last, "strerror", None) or str(last)
-    raise NodeError(node, "refused", f"cannot connect to {where}: {reason}", "check the network path.") from last
-
-
-def _quiet_paramiko() -> None:
-    """Silence paramiko's traceback for every failed handshake; each failure is already a classified NodeError.
-
-    Without a handler, logging's last resort would print those tracebacks on stderr. They stay available with
-    `--debug` / FACTORYCTL_DEBUG=1, or when the application set the paramiko logger's level itself.
-    """
-    log = logging.getLogger("paramiko")
-    if not log.handlers:
-        log.addHandler(logging.NullHandler())
-    if log.level == logging.NOTSET and os.environ.get("FACTORYCTL_DEBUG") != "1" and "--debug" not in sys.argv:
-        log.setLevel(logging.CRITICAL)
-
-
-def start_transport(
-    node: str, target: SshTarget, sock: socket.socket | paramiko.Channel, options: SshOptions
-) -> paramiko.Transport:
-    """The SSH handshake on `sock`, bounded by the banner timeout; a peer that does not speak SSH is `banner`."""
-    import paramiko
-
-    _quiet_paramiko()
-
-    transport = paramiko.Transport(sock)
-    transport.banner_timeout = options.banner_timeout_s
-    transport.handshake_timeout = options.banner_timeout_s
-    transport.auth_timeout = options.auth_timeout_s
-    transport.channel_timeout = options.channel_timeout_s
-    done = threading.Event()
-    try:
-        transport.start_client(event=done)
-    except paramiko.SSHException as exc:  # pragma: no cover - start() itself rarely fails
-        transport.close()
-        raise NodeError(node, "banner", f"SSH negotiation with {target.label} failed: {exc}") from exc
-    budget = options.banner_timeout_s * 2
-    if not done.wait(budget) or not transport.is_active() or transport.get_exception() is not None:
-        error = transport.get_exception()
-        transport.close()
-        text = str(error) if error else f"no SSH handshake within {budget:g} s"
-        raise NodeError(
-            node,
-            "banner",
-            f"{target.host}:{target.port} does not speak SSH ({text.strip()})",
-            "check that the port is sshd's, and that nothing in between eats the connection.",
-        ) from error
-    transport.set_keepalive(max(1, int(options.keepalive_s)))
-    return transport
-
-
-def server_key(transport: paramiko.Transport, target: SshTarget) -> ServerKey:
-    """The key the server presented, classified against the target's known_hosts."""
-    key = transport.get_remote_server_key()
-    known = KnownHosts(target.known_hosts)
-    blob = key.asbytes()
-    status = known.check(target.host, target.port, key.get_name(), blob)
-    return ServerKey(
-        target.host,
-        target.port,
-        key.get_name(),
-        blob,
-        status,
-        tuple(known.recorded_fingerprints(target.host, target.port)),
-    )
-
-
-def verify_host_key(node: str, transport: paramiko.Transport, target: SshTarget) -> ServerKey:
-    """Refuse (NodeError host_key, exit 4) unless the server key is recorded for `[host]:port` and not revoked."""
-    found = server_key(transport, target)
-    where = f"[{target.host}]:{target.port}"
-    if found.status is HostKeyStatus.known:
-        return found
-    transport.close()
-    if found.status is HostKeyStatus.revoked:
-        raise NodeError(
-            node,
-            "host_key",
-            f"{where} presented a REVOKED host key {found.key_type} {found.fingerprint}",
-            f"the key is marked @revoked in {target.known_hosts}; the node must get a new host key.",
-        )
-    if found.status is HostKeyStatus.changed:
-        raise NodeError(
-            node,
-            "host_key",
-            f"HOST KEY CHANGED for {where}: now {found.key_type} {found.fingerprint}, "
-            f"recorded {', '.join(found.recorded)}",
-            "someone may be intercepting the connection, or the node was reinstalled; verify the new fingerprint "
-            f"out of band, then run `factoryctl nodes trust {node} --replace`.",
-        )
-    raise NodeError(
-        node,
-        "host_key",
-        f"unknown host key for {where}: {found.key_type} {found.fingerprint} (not in {target.known_hosts})",
-        TRUST_HINT.format(node=node),
-    )
-
-
-def authenticate(node: str, transport: paramiko.Transport, target: SshTarget) -> None:
-    """Try the configured identity files, then ssh-agent keys; never every key on disk."""
-    import paramiko
-
-    tried: list[str] = []
-    notes: list[str] = []
-    for path in target.identity_files:
-        try:
-            key = paramiko.PKey.from_path(path)
-        except paramiko.PasswordRequiredException:
-            notes.append(f"{path} is passphrase-protected (load it into ssh-agent)")
-            continue
-        except (OSError, paramiko.SSHException, ValueError) as exc:
-            notes.append(f"cannot load {path}: {exc}")
-            continue
-        if _try_key(transport, target.user, key):
-            return
-        tried.append(path)
-    agent = paramiko.Agent()  # no SSH_AUTH_SOCK: no keys; closed after use, so reconnects leak no sockets
-    try:
-        for agent_key in agent.get_keys():
-            if _try_key(transport, target.user, agent_key):
-                return
-            tried.append(f"agent key {agent_key.get_name()} {agent_key.fingerprint}")
-    except paramiko.SSHException as exc:
-        notes.append(f"ssh-agent: {exc}")
-    finally:
-        agent.close()
-    transport.close()
-    if not tried and not notes:
-        notes.append("no identity file and no ssh-agent keys")
-    detail = "; ".join(notes + ([f"tried {', '.join(tried)}"] if tried else []))
-    raise NodeError(
-        node,
-        "auth",
-        f"{target.label} refused authentication ({detail})",
-        "set ssh.identity_file (or the node's identity_file) in factory.yaml, or add the key to ssh-agent, and check "
-        "the user's authorized_keys.",
-    )
-
-
-def _try_key(transport: paramiko.Transport, user: str, key: paramiko.PKey) -> bool:
-    import paramiko
-
-    try:
-        transport.auth_publickey(user, key)
-    except paramiko.AuthenticationException:
-        return False
-    except paramiko.SSHException:
-        return False
-    return transport.is_authenticated()
 
 
 def _lost(node: str, what: str) -> NodeError:
