@@ -88,13 +88,6 @@ def clock(timestamp: float | None) -> str:
     return _time.strftime("%H:%M:%SZ", _time.gmtime(timestamp))
 
 
-def iso(timestamp: float | None) -> str:
-    """`2026-11-22T01:23:45Z`, or `—`."""
-    if timestamp is None:
-        return "—"
-    return _time.strftime("%Y-%m-%dT%H:%M:%SZ", _time.gmtime(timestamp))
-
-
 def mib(value: float | None) -> str:
     """`80 GiB` / `512 MiB`, or `—`."""
     if value is None:
