@@ -146,7 +146,11 @@ def test_schedule_json_is_strict(cli, tmp_path, curve_file):
     prices = write_prices(tmp_path / "prices.csv", series([None, None, 10.0]))
     result = cli(*simulate_args(prices, curve_file, "--price-visibility", "day-ahead", "-o", "json"))
     assert result.exit_code == 0, result.stderr
-    json.loads(result.stdout)
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} is not JSON")
+
+    json.loads(result.stdout, parse_constant=refuse)  # plain json.loads would accept NaN and Infinity
 
 
 def test_all_prices_unknown_gives_null_savings_and_failsafe(cli, tmp_path, curve_file):
