@@ -7,7 +7,7 @@ switches), then the tightest fit, so whole nodes stay free for the large gangs t
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 from factoryctl.errors import FactoryError
 
@@ -79,14 +79,21 @@ class FreeMap:
             count -= sum(1 for i, cap in caps.items() if cap < gpus <= free[i])
         return count >= nodes
 
-    def candidates(self, gpus: int, caps: Caps | None, allowed: frozenset[int] | None) -> list[int]:
-        """Nodes able to host `gpus` GPUs, tightest first (fewest free), then by index."""
-        out: list[int] = []
+    def _fitting_by_free_count(
+        self, gpus: int, caps: Caps | None, allowed: frozenset[int] | None
+    ) -> Iterator[set[int]]:
+        """For each free count from `gpus` up (tightest first): the allowed nodes with that many free, within caps."""
         for count in range(gpus, self.max_gpus + 1):
             bucket = self.buckets[count]
             picked = bucket if allowed is None else bucket & allowed
             if caps:
                 picked = {i for i in picked if caps.get(i, gpus) >= gpus}
+            yield picked
+
+    def candidates(self, gpus: int, caps: Caps | None, allowed: frozenset[int] | None) -> list[int]:
+        """Nodes able to host `gpus` GPUs, tightest first (fewest free), then by index."""
+        out: list[int] = []
+        for picked in self._fitting_by_free_count(gpus, caps, allowed):
             out.extend(sorted(picked))
         return out
 
@@ -102,11 +109,7 @@ class FreeMap:
         return choose_grouped(found, nodes, self.groups, self.free)
 
     def _place_one(self, gpus: int, caps: Caps | None, allowed: frozenset[int] | None) -> list[int] | None:
-        for count in range(gpus, self.max_gpus + 1):
-            bucket = self.buckets[count]
-            picked = bucket if allowed is None else bucket & allowed
-            if caps:
-                picked = {i for i in picked if caps.get(i, gpus) >= gpus}
+        for picked in self._fitting_by_free_count(gpus, caps, allowed):
             if picked:
                 return [min(picked)]
         return None
