@@ -24,13 +24,17 @@ import psutil
 from factoryctl.transport.bundle import agent_zipapp
 
 
-def main() -> int:
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=60.0, help="measured seconds (after a 3 s warm-up)")
     parser.add_argument("--gpus", type=int, default=8)
     parser.add_argument("--interval", type=float, default=1.0)
     parser.add_argument("--bare", action="store_true", help="run the agent with -I -S (no psutil)")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = _arguments()
     with tempfile.TemporaryDirectory() as state:
         argv = [sys.executable, *(["-I", "-S"] if args.bare else []), str(agent_zipapp()), "--node", "bench"]
         argv += ["--sim", "h100-sxm"]
