@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from factoryctl.config import FactoryConfig
     from factoryctl.model.inventory import NodeSpec
     from factoryctl.model.telemetry import NodeSample
+    from factoryctl.store.rows import Event
     from factoryctl.tui.grid import GridPrice
     from factoryctl.tui.history import RecentHistory
 
@@ -67,6 +68,11 @@ def assemble_snapshot(
         price_outlook_per_mwh=grid.outlook(now),
         cost_per_hour=cost_per_hour,
     )
+
+
+def dashboard_event(event: Event) -> DashboardEvent:
+    """A stored or freshly judged event as the events panel shows it."""
+    return DashboardEvent(event.time, event.node, event.kind, event.message, event.severity)
 
 
 def dashboard_user() -> str:

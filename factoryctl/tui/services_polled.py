@@ -24,7 +24,7 @@ from factoryctl.transport.fanout import as_node_error
 from factoryctl.tui.grid import GridPrice
 from factoryctl.tui.history import RecentHistory
 from factoryctl.tui.services import DashboardEvent, FactorySnapshot, NodeHistory
-from factoryctl.tui.services_base import ConfiguredServices, assemble_snapshot, dashboard_user
+from factoryctl.tui.services_base import ConfiguredServices, assemble_snapshot, dashboard_event, dashboard_user
 
 #: Wait this long at start for every node to answer or fail, so the first screen is not a wall of "down".
 FIRST_SNAPSHOT_WAIT_S = 8.0
@@ -84,7 +84,7 @@ class _NodeLink:
         self.answered.set()
         self.owner.history.record_node(sample)
         for event in gpu_events(before, sample):  # ECC errors, lost GPUs, thermal slowdown: as the controller sees them
-            self.owner.add_event(DashboardEvent(event.time, event.node, event.kind, event.message, event.severity))
+            self.owner.add_event(dashboard_event(event))
         if recovered:
             self.owner.add_event(DashboardEvent(time.time(), self.spec.name, "node_up", "answers again"))
 
@@ -236,7 +236,7 @@ class PolledServices(ConfiguredServices):
         if self._store is not None:
             with contextlib.suppress(FactoryError):
                 stored = self._store.events(now - 3600, [s.name for s in self.specs], limit=200)
-                local += [DashboardEvent(e.time, e.node, e.kind, e.message, e.severity) for e in stored]
+                local += [dashboard_event(e) for e in stored]
         return tuple(sorted(local, key=lambda e: e.time))
 
     def add_event(self, event: DashboardEvent) -> None:

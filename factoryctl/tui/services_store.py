@@ -18,8 +18,8 @@ from factoryctl.errors import FactoryError, UsageError
 from factoryctl.model.telemetry import NodeSample
 from factoryctl.tui.grid import GridPrice
 from factoryctl.tui.history import RecentHistory
-from factoryctl.tui.services import DashboardEvent, FactorySnapshot, GpuHistory, NodeHistory
-from factoryctl.tui.services_base import ConfiguredServices, assemble_snapshot, dashboard_user
+from factoryctl.tui.services import FactorySnapshot, GpuHistory, NodeHistory
+from factoryctl.tui.services_base import ConfiguredServices, assemble_snapshot, dashboard_event, dashboard_user
 
 #: Per-GPU history shown on the node screen.
 NODE_HISTORY_S = 600.0
@@ -107,7 +107,7 @@ class StoreServices(ConfiguredServices):
             now,
             nodes,
             frozenset(n for n in self._store.drained_nodes() if n in self.names),
-            tuple(DashboardEvent(e.time, e.node, e.kind, e.message, e.severity) for e in events),
+            tuple(dashboard_event(e) for e in events),
             self.history,
             self.grid,
         )
