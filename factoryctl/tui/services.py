@@ -2,7 +2,8 @@
 
 The Textual app never reaches a node, the store or a price feed itself: it calls a `DashboardServices` from thread
 workers and renders the frozen values it gets back. `PolledServices` (services_polled.py) talks to the agents
-directly; a store-backed implementation reads what the controller wrote. Nothing here imports Textual.
+directly; `StoreServices` (services_store.py) reads what the controller wrote, and `AutoServices` switches between
+them. Nothing here imports Textual.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ class DashboardEvent:
 
 @dataclass(frozen=True)
 class PriceNow:
-    """The grid price now and where it is heading (filled once price sources exist)."""
+    """The grid price now and where it is heading (from the configured price source)."""
 
     price_per_mwh: float
     currency: str = "EUR"
@@ -38,7 +39,7 @@ class PriceNow:
 
 @dataclass(frozen=True)
 class JobLine:
-    """One job in the jobs panel (filled once the scheduler exists)."""
+    """One job in the jobs panel (no services fill it yet: the panel says so)."""
 
     id: str
     name: str
@@ -62,7 +63,7 @@ class FactorySnapshot:
     #: Factory GPU power (W), one point per sample over the last hour, oldest first.
     power_history_w: tuple[float, ...] = ()
     events: tuple[DashboardEvent, ...] = ()
-    # Later issues fill these; None means "no source yet" and the UI says so instead of inventing a value.
+    # None means "no source" and the UI says so instead of inventing a value; queue_length and jobs have none yet.
     price: PriceNow | None = None
     #: Published prices of the intervals from now on (day-ahead markets publish tomorrow's), for the outlook.
     price_outlook_per_mwh: tuple[float | None, ...] = ()
