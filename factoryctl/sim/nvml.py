@@ -335,28 +335,27 @@ def nvmlDeviceGetTemperatureThreshold(handle: SimDeviceHandle, threshold: int) -
     return values[threshold]
 
 
+def _clock_of_domain(clock_type: int, sm_mhz: int, mem_mhz: int) -> int:
+    """One clock domain's MHz from the SM and memory clocks (graphics is the SM clock, video 90 % of it)."""
+    if clock_type in (NVML_CLOCK_GRAPHICS, NVML_CLOCK_SM):
+        return sm_mhz
+    if clock_type == NVML_CLOCK_MEM:
+        return mem_mhz
+    if clock_type == NVML_CLOCK_VIDEO:
+        return int(sm_mhz * 0.9)
+    raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
+
+
 def nvmlDeviceGetClockInfo(handle: SimDeviceHandle, type: int) -> int:
     """Current clock in MHz (nvidia-smi: clocks.sm, clocks.mem ...)."""
     r = _read(handle, "nvmlDeviceGetClockInfo")
-    if type in (NVML_CLOCK_GRAPHICS, NVML_CLOCK_SM):
-        return r.sm_clock_mhz
-    if type == NVML_CLOCK_MEM:
-        return r.mem_clock_mhz
-    if type == NVML_CLOCK_VIDEO:
-        return int(r.sm_clock_mhz * 0.9)
-    raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
+    return _clock_of_domain(type, r.sm_clock_mhz, r.mem_clock_mhz)
 
 
 def nvmlDeviceGetMaxClockInfo(handle: SimDeviceHandle, type: int) -> int:
     """Maximum clock in MHz (nvidia-smi: clocks.max.sm ...)."""
     r = _read(handle, "nvmlDeviceGetMaxClockInfo")
-    if type in (NVML_CLOCK_GRAPHICS, NVML_CLOCK_SM):
-        return r.sm_clock_max_mhz
-    if type == NVML_CLOCK_MEM:
-        return r.mem_clock_mhz
-    if type == NVML_CLOCK_VIDEO:
-        return int(r.sm_clock_max_mhz * 0.9)
-    raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
+    return _clock_of_domain(type, r.sm_clock_max_mhz, r.mem_clock_mhz)
 
 
 def nvmlDeviceGetCurrentClocksEventReasons(handle: SimDeviceHandle) -> int:
