@@ -5,7 +5,6 @@ Config is loaded on demand (never at import), so `--help` and completion of comm
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,11 +41,3 @@ def complete_target(ctx: typer.Context, incomplete: str) -> list[str]:
         return []
     candidates = ["all", *(f"@{g}" for g in config.groups), *config.nodes]
     return [c for c in candidates if c.startswith(incomplete)]
-
-
-def confirm_tty() -> bool:
-    """Whether stdin is a terminal a person can answer prompts on."""
-    try:
-        return os.isatty(0)
-    except (OSError, ValueError):
-        return False
