@@ -35,7 +35,12 @@ def main() -> None:
     args = parser.parse_args()
     help_cmd = [sys.executable, "-m", "factoryctl", "--help"]
     typer_cmd = [sys.executable, "-c", "import typer"]
-    complete_env = {**os.environ, "_FACTORYCTL_COMPLETE": "complete_bash", "COMP_WORDS": "factoryctl nodes ", "COMP_CWORD": "2"}
+    complete_env = {
+        **os.environ,
+        "_FACTORYCTL_COMPLETE": "complete_bash",
+        "COMP_WORDS": "factoryctl nodes ",
+        "COMP_CWORD": "2",
+    }
     complete_cmd = [sys.executable, "-m", "factoryctl"]
     for cmd in (help_cmd, typer_cmd):
         timed(cmd)  # warm the page cache
