@@ -255,36 +255,43 @@ def _age(job: Candidate) -> tuple[float, int]:
     return (job.submitted_at, job.key[2])
 
 
-def starve_threshold(config: SchedulerConfig, queue: Iterable[Candidate], total_gpus: int) -> float:
-    """How long a job may wait before it is starving: the larger of the fixed floor and the queue's drain time.
+def starve_threshold(config: SchedulerConfig, work_ahead_gpu_s: float, total_gpus: int) -> float:
+    """How long a job may wait before it is starving: the larger of the fixed floor and its drain time.
 
-    The drain time is the queued GPU-seconds (walltimes) over the cluster's GPUs, how long the cluster would take
-    to run the whole queue. Scaled by `starve_drain_factor`, it lets the threshold follow the load: a light queue
-    protects a job after the floor, a deep backlog lets short jobs overtake for longer before the old ones are
-    served in submission order.
+    A job's drain time is the queued GPU-seconds (walltimes) of the jobs submitted no later than it (itself
+    included) over the cluster's GPUs: how long the cluster would take to run everything that was waiting before
+    it. Scaled by `starve_drain_factor`, it lets the threshold follow the load: a light queue protects a job after
+    the floor, a deep backlog lets short jobs overtake for longer before the old ones are served in submission
+    order. Jobs submitted later never raise it, and it only falls as the jobs ahead start, so once a job is
+    starving it stays starving and its reservation is never taken back by new arrivals.
     """
     floor = config.starve_after_s or 0.0
     if not config.starve_drain_factor or total_gpus <= 0:
         return floor
-    work = sum(job.num_gpus * job.walltime for job in queue)
-    return max(floor, config.starve_drain_factor * work / total_gpus)
+    return max(floor, config.starve_drain_factor * work_ahead_gpu_s / total_gpus)
 
 
 def _starving_first(
     queue: Iterable[Candidate], now: float, config: SchedulerConfig, total_gpus: int
 ) -> tuple[Iterable[Candidate], set[str]]:
-    """Move the oldest starving jobs (waited `starve_threshold`, at most `protect_oldest`) to the front.
+    """Move the oldest starving jobs (waited their `starve_threshold`, at most `protect_oldest`) to the front.
 
-    Returns the new order and the ids moved. The oldest waiting job stays the oldest until it starts, so the
-    protection (and its reservation) never hops from one job to another while the threshold stays put.
+    Returns the new order and the ids moved. Starving jobs are a prefix of the queue in submission order (an older
+    job has waited longer and has less work ahead of it), so the protection goes to the oldest waiting job and
+    stays with it until it starts.
     """
     ordered = queue if isinstance(queue, list) else list(queue)
     limit = config.protect_oldest
     oldest = sorted(ordered, key=_age) if limit is None else heapq.nsmallest(limit, ordered, key=_age)
     if not oldest or oldest[0].submitted_at > now - (config.starve_after_s or 0.0):
-        return ordered, set()  # nobody has waited even the floor: skip the drain time
-    starving_before = now - starve_threshold(config, ordered, total_gpus)
-    moved = [job for job in oldest if job.submitted_at <= starving_before]
+        return ordered, set()  # nobody has waited even the floor
+    moved: list[Candidate] = []
+    work_ahead = 0.0
+    for job in oldest:
+        work_ahead += job.num_gpus * job.walltime
+        if now - job.submitted_at < starve_threshold(config, work_ahead, total_gpus):
+            break
+        moved.append(job)
     if not moved:
         return ordered, set()
     ids = {job.id for job in moved}

@@ -6,7 +6,7 @@ import pytest
 
 from factoryctl.errors import FactoryError, UsageError
 from factoryctl.model.jobs import DEFAULT_WALLTIME_S, GpuAllocation, Job, JobSpec, JobState, Placement, SchedNode
-from factoryctl.scheduler.core import Candidate, starve_threshold
+from factoryctl.scheduler.core import starve_threshold
 from factoryctl.scheduler.freemap import FreeMap
 from factoryctl.scheduler.policy import POLICIES, SchedulerConfig, gang_shape, policy_named
 
@@ -96,15 +96,11 @@ def test_aging_order_is_stable_and_priority_buys_time():
 
 
 def test_starve_threshold_is_the_floor_or_the_scaled_drain_time():
-    queue = [
-        Candidate("a", 8, 1, 8, 1000.0, 0.0, (0.0, 0.0, 1)),
-        Candidate("b", 16, 2, 8, 3000.0, 0.0, (0.0, 0.0, 2)),
-    ]
     config = SchedulerConfig(starve_after_s=600.0, starve_drain_factor=0.5)
-    # (8 x 1000 + 16 x 3000) GPU-seconds on 16 GPUs drain in 3500 s; half of that beats the 600 s floor.
-    assert starve_threshold(config, queue, 16) == 1750.0
-    assert starve_threshold(config, queue[:1], 16) == 600.0
-    assert starve_threshold(SchedulerConfig(starve_after_s=600.0, starve_drain_factor=0.0), queue, 16) == 600.0
+    # (8 x 1000 + 16 x 3000) GPU-seconds ahead, on 16 GPUs, drain in 3500 s; half of that beats the 600 s floor.
+    assert starve_threshold(config, 8 * 1000.0 + 16 * 3000.0, 16) == 1750.0
+    assert starve_threshold(config, 8 * 1000.0, 16) == 600.0
+    assert starve_threshold(SchedulerConfig(starve_after_s=600.0, starve_drain_factor=0.0), 56000.0, 16) == 600.0
     with pytest.raises(UsageError):
         SchedulerConfig(starve_drain_factor=-1.0)
 
