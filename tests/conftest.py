@@ -45,8 +45,12 @@ class CliResult:
 
 
 class _Capture(io.StringIO):
+    def __init__(self, text: str = "", tty: bool = False) -> None:
+        super().__init__(text)
+        self._tty = tty
+
     def isatty(self) -> bool:
-        return False
+        return self._tty
 
 
 @pytest.fixture
@@ -54,10 +58,11 @@ def cli() -> Callable[..., CliResult]:
     """Run the whole `factoryctl` CLI in this process and capture stdout, stderr and the exit status."""
     from factoryctl.cli.app import run
 
-    def invoke(*args: str, stdin: str = "") -> CliResult:
+    def invoke(*args: str, stdin: str = "", tty: bool = False) -> CliResult:
+        """Run `factoryctl ARGS`; `stdin` is what the user types, on a terminal when `tty`."""
         out, err = _Capture(), _Capture()
         old = sys.stdout, sys.stderr, sys.stdin
-        sys.stdout, sys.stderr, sys.stdin = out, err, io.StringIO(stdin)
+        sys.stdout, sys.stderr, sys.stdin = out, err, _Capture(stdin, tty)
         try:
             code = run(list(args))
         finally:

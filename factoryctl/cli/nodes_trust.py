@@ -83,9 +83,16 @@ def _trust_item(spec: NodeSpec, key: ServerKey) -> dict[str, Any]:
 
 
 def _confirm(question: str, yes: bool) -> bool:
-    """Ask on stderr, read stdin; anything but y/yes (including end of input, as from cron) is no."""
+    """Ask on stderr and read the answer from a terminal; anything but y/yes is no.
+
+    Without a terminal (cron, a pipe such as `yes |`) nothing is recorded: scripts that have checked the
+    fingerprints say so with `--yes`.
+    """
     if yes:
         return True
+    if not sys.stdin.isatty():
+        sys.stderr.write(f"{question} no terminal to answer on: nothing recorded (pass --yes in scripts).\n")
+        return False
     sys.stderr.write(f"{question} [y/N]: ")
     sys.stderr.flush()
     try:

@@ -31,14 +31,18 @@ def _fingerprint(sshd) -> str:
 
 def test_trust_shows_fingerprint_and_records_only_when_confirmed(cli, factory, sshd):
     config = factory()
-    r = cli("--config", config, "nodes", "trust", "n1", stdin="n\n")
+    r = cli("--config", config, "nodes", "trust", "n1", stdin="n\n", tty=True)
     assert r.exit_code == 4
     assert _fingerprint(sshd) in r.stdout
     assert not factory.known_hosts.exists()
     r = cli("--config", config, "nodes", "trust", "n1")  # no terminal, no answer: nothing recorded
     assert r.exit_code == 4
     assert not factory.known_hosts.exists()
-    r = cli("--config", config, "nodes", "trust", "n1", stdin="y\n")
+    r = cli("--config", config, "nodes", "trust", "n1", stdin="y\n")  # piped, as `yes |` would: still no
+    assert r.exit_code == 4
+    assert "pass --yes" in r.stderr
+    assert not factory.known_hosts.exists()
+    r = cli("--config", config, "nodes", "trust", "n1", stdin="y\n", tty=True)
     assert r.exit_code == 0, r.stderr
     assert factory.known_hosts.read_text().startswith(f"[127.0.0.1]:{sshd.port} ssh-ed25519 ")
     r = cli("--config", config, "exec", "n1", "--", "true")
