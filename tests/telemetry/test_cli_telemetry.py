@@ -21,6 +21,12 @@ from factoryctl.telemetry.latest import read_live
 NOW = time.time()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    """NOW is the start of each test, not of the module: `--since 1m` windows are relative to the wall clock."""
+    monkeypatch.setitem(globals(), "NOW", time.time())
+
+
 def node_sample(node: str, t: float, power: float) -> NodeSample:
     return NodeSample(
         node,
