@@ -67,8 +67,8 @@ class Controller:
         self._reload_requested = True
         self._wake.set()
 
-    def install_signal_handlers(self) -> None:
-        """SIGTERM and SIGINT stop, SIGHUP reloads (main thread only)."""
+    def install_signal_handlers(self) -> dict[int, Any]:
+        """SIGTERM and SIGINT stop, SIGHUP reloads (main thread only); returns the handlers they replace."""
 
         def on_stop(signum: int, frame: FrameType | None) -> None:
             log.info("received %s: stopping", signal.Signals(signum).name)
@@ -77,9 +77,8 @@ class Controller:
         def on_hup(signum: int, frame: FrameType | None) -> None:
             self.request_reload()
 
-        signal.signal(signal.SIGTERM, on_stop)
-        signal.signal(signal.SIGINT, on_stop)
-        signal.signal(signal.SIGHUP, on_hup)
+        handlers = {signal.SIGTERM: on_stop, signal.SIGINT: on_stop, signal.SIGHUP: on_hup}
+        return {signum: signal.signal(signum, handler) for signum, handler in handlers.items()}
 
     # ------------------------------------------------------------------ life
 
@@ -206,5 +205,9 @@ def run_controller(config_path: Path | None, log_level: str = "info") -> None:
     """`factoryctl controller run`: load the config, take the lock, serve until SIGTERM."""
     configure_logging(log_level)
     controller = Controller(load_config(config_path))
-    controller.install_signal_handlers()
-    controller.run()
+    previous = controller.install_signal_handlers()
+    try:
+        controller.run()
+    finally:  # a refused start (lock held) must not leave Ctrl-C disabled in the calling process
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

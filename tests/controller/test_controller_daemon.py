@@ -109,6 +109,7 @@ def test_lock_reload_and_clean_stop(tmp_path: Path, start: Any, cli: Any) -> Non
     assert second.exit_code == 1
     assert "another controller" in second.stderr
     assert f"pid {proc.pid}" in second.stderr
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the refused start restored Ctrl-C
 
     live = read_live(parse_config(config.read_text(), config))
     assert live is not None
