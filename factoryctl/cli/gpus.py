@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from factoryctl.cli import context
 from factoryctl.cli.render import INTERVAL_OPTION, NO_HEADER_OPTION, OUTPUT_OPTION, WATCH_OPTION, Column, OutputFormat
-from factoryctl.errors import NodeError
-from factoryctl.model.telemetry import NodeSample
+
+if TYPE_CHECKING:
+    from factoryctl.errors import NodeError
+    from factoryctl.model.telemetry import NodeSample
 
 
 def _mib_pair(item: dict[str, Any]) -> str:

@@ -17,12 +17,12 @@ from factoryctl.cli.render import (
     OutputFormat,
     iso_utc,
 )
-from factoryctl.errors import NodeError
-from factoryctl.model.inventory import NodeSpec
-from factoryctl.model.telemetry import NodeSample
 
 if TYPE_CHECKING:
     from factoryctl.config import FactoryConfig
+    from factoryctl.errors import NodeError
+    from factoryctl.model.inventory import NodeSpec
+    from factoryctl.model.telemetry import NodeSample
 
 app = typer.Typer(no_args_is_help=False, invoke_without_command=True)
 
