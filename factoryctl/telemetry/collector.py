@@ -107,7 +107,8 @@ class Collector:
         return rolled, raw, rollups
 
     def stop(self) -> None:
-        """Close every link (agents are asked to exit) and write what is left."""
+        """Close every link (agents are asked to exit) and write what is left, without judging nodes down for it."""
+        self.writer.begin_shutdown()
         self._stop_links(list(self.links))
         self.writer.stop()
 

@@ -57,6 +57,7 @@ class StoreWriter:
         self.store_error: StoreError | None = None
         self._last_error_log = 0.0
         self._stop = threading.Event()
+        self._closing = False  # shutting down: silence from nodes is ours, not theirs
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ node set
@@ -94,10 +95,10 @@ class StoreWriter:
                 self._note(change)
 
     def link_failed(self, node: str, error: NodeError) -> None:
-        """A link broke or could not be made."""
+        """A link broke or could not be made (ignored once shutting down: we are the ones closing it)."""
         with self._lock:
             health = self._health.get(node)
-            if health is None:
+            if health is None or self._closing:
                 return
             change = health.failed(self._clock(), error.kind, error.message)
             if change is not None:
@@ -124,7 +125,7 @@ class StoreWriter:
         """Write what arrived since the last tick; returns raw rows stored (0 when the store refused)."""
         now = self._clock()
         with self._lock:
-            for health in self._health.values():
+            for health in self._health.values() if not self._closing else ():
                 change = health.tick(now)
                 if change is not None:
                     self._note(change)
@@ -196,6 +197,11 @@ class StoreWriter:
                 self.flush()
             except Exception:  # never let one bad batch end collection
                 log.exception("store writer: unexpected failure")
+
+    def begin_shutdown(self) -> None:
+        """Stop judging node health: while the links close, missed samples and broken links are not the nodes'."""
+        with self._lock:
+            self._closing = True
 
     def stop(self) -> None:
         """Stop the thread after a last flush."""
