@@ -93,8 +93,7 @@ class GpuSample:
     @classmethod
     def from_json(cls, node: str, data: dict[str, Any]) -> GpuSample:
         """Build from the agent's wire form (unknown keys ignored, so agents may be newer)."""
-        known = {f.name for f in fields(cls)}
-        kwargs = {k: v for k, v in data.items() if k in known and k not in ("node", "processes", "xid_events")}
+        kwargs = {k: v for k, v in data.items() if k in _PLAIN_GPU_KEYS}
         kwargs["throttle_reasons"] = tuple(data.get("throttle_reasons") or ())
         kwargs["null_reasons"] = dict(data.get("null_reasons") or {})
         procs = tuple(
@@ -102,6 +101,10 @@ class GpuSample:
         )
         xids = tuple(XidEvent(int(e["xid"]), e.get("time")) for e in data.get("xid_events") or () if "xid" in e)
         return cls(node=node, processes=procs, xid_events=xids, **kwargs)
+
+
+#: Wire keys copied as they are (computed once: `from_json` runs for every GPU of every sample).
+_PLAIN_GPU_KEYS = frozenset(f.name for f in fields(GpuSample)) - {"node", "processes", "xid_events"}
 
 
 @dataclass(frozen=True)
