@@ -51,6 +51,14 @@ def parse_when(text: str, now: float) -> float:
     return stamp.timestamp()
 
 
+def time_window(since: str, until: str | None) -> tuple[float, float]:
+    """(start, end) in unix seconds for `--since` / `--until` (end: now, inclusive)."""
+    import time
+
+    now = time.time()
+    return parse_when(since, now), parse_when(until, now) if until else now + 1
+
+
 def open_history(config: FactoryConfig) -> Store:
     """The store, read-only (history never writes)."""
     from factoryctl.store.sqlite import Store
@@ -215,8 +223,6 @@ def history(
     no_header: bool = NO_HEADER_OPTION,
 ) -> None:
     """Stored history of one metric, one series per GPU (table: a summary and trend per GPU; JSON: every point)."""
-    import time
-
     from factoryctl.config import parse_gpu_target
     from factoryctl.config_schema import parse_duration
     from factoryctl.errors import UsageError
@@ -234,8 +240,7 @@ def history(
     config = context.load(ctx)
     node_part, gpus = parse_gpu_target(target)
     names = [n.name for n in config.resolve_target(node_part)]
-    now = time.time()
-    start, end = parse_when(since, now), parse_when(until, now) if until else now + 1
+    start, end = time_window(since, until)
     store = open_history(config)
     try:
         found = [s for s in store.history(names, metric, start, end, step=step_s, gpus=gpus) if s.points]
@@ -270,14 +275,12 @@ def export(
     """Raw samples, one row per GPU per sample, to stdout (pipe it to a file or a notebook)."""
     import csv
     import json
-    import time
 
     from factoryctl.store.rows import METRICS
 
     config = context.load(ctx)
     names = [n.name for n in config.resolve_target(target)]
-    now = time.time()
-    start, end = parse_when(since, now), parse_when(until, now) if until else now + 1
+    start, end = time_window(since, until)
     store = open_history(config)
     out = sys.stdout
     fields = ["time", "node", "gpu", *METRICS, "throttle_reasons"]
@@ -325,8 +328,7 @@ def energy(
 
     config = context.load(ctx)
     names = [n.name for n in config.resolve_target(target)]
-    now = time.time()
-    start, end = parse_when(since, now), parse_when(until, now) if until else now + 1
+    start, end = time_window(since, until)
     store = open_history(config)
     try:
         found = store.energy(names, start, end)
@@ -346,7 +348,7 @@ def energy(
                 "cost": kwh * price_per_kwh if price_per_kwh is not None else None,
                 "source": ",".join(sorted({s for _, _, s in per_gpu})),
                 "from": iso_utc(start),
-                "to": iso_utc(min(end, now)),
+                "to": iso_utc(min(end, time.time())),
                 "per_gpu": [{"gpu": g, "energy_kwh": j / 3.6e6} for g, j, _ in per_gpu],
             }
         )
