@@ -37,13 +37,16 @@ def register(app: typer.Typer) -> None:
 
             run_dashboard(config, read_only=read_only, target=None)
             return
-        from factoryctl.cli.gpus import GPU_COLUMNS, gpu_items
+        from factoryctl.cli.gpus import GPU_COLUMNS, gpu_items, table_view
         from factoryctl.cli.listing import show_listing
         from factoryctl.telemetry.poll import poll_nodes
 
         def produce() -> tuple[list[dict[str, Any]], list[NodeError]]:
             result = poll_nodes(config, list(config.nodes.values()))
-            return gpu_items(result.samples, None), result.errors
+            items = gpu_items(result.samples, None)
+            if output in (OutputFormat.table, OutputFormat.wide):
+                items = [table_view(i) for i in items]
+            return items, result.errors
 
         raise typer.Exit(show_listing(produce, GPU_COLUMNS, output, False, True, interval))
 
@@ -57,7 +60,7 @@ def _dashboard_available() -> bool:
 
 def _run_headless(config: FactoryConfig, duration: float, interval: float, output: OutputFormat) -> int:
     """Keep the simulated factory sampled for `duration` seconds, then print the last snapshot as `gpus` does."""
-    from factoryctl.cli.gpus import GPU_COLUMNS, gpu_items
+    from factoryctl.cli.gpus import GPU_COLUMNS, gpu_items, table_view
     from factoryctl.cli.listing import ERROR_HINTS
     from factoryctl.cli.render import emit, render_listing, report_node_errors
     from factoryctl.errors import most_severe
@@ -72,6 +75,9 @@ def _run_headless(config: FactoryConfig, duration: float, interval: float, outpu
         sys.stderr.write(f"\rdemo: {len(result.samples) - len(result.errors)}/{len(nodes)} nodes up")
     sys.stderr.write("\n")
     errors = [e.as_json() for e in result.errors]
-    emit(render_listing(gpu_items(result.samples, None), errors, GPU_COLUMNS, output))
+    items = gpu_items(result.samples, None)
+    if output in (OutputFormat.table, OutputFormat.wide):
+        items = [table_view(i) for i in items]
+    emit(render_listing(items, errors, GPU_COLUMNS, output))
     report_node_errors(errors, ERROR_HINTS)
     return int(most_severe([e.exit_code for e in result.errors]))

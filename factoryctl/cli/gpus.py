@@ -46,7 +46,8 @@ def gpu_items(samples: Sequence[NodeSample], gpus: list[int] | None) -> list[dic
     return [gpu.as_json() for sample in samples for gpu in sample.gpus if gpus is None or gpu.index in gpus]
 
 
-def _table_view(item: dict[str, Any]) -> dict[str, Any]:
+def table_view(item: dict[str, Any]) -> dict[str, Any]:
+    """A GPU item with the table's derived columns (memory pair, range, kJ, process count)."""
     low, high = item.get("power_limit_min_w"), item.get("power_limit_max_w")
     energy = item.get("energy_j")
     return {
@@ -85,7 +86,7 @@ def register(app: typer.Typer) -> None:
             result = current_samples(config, nodes, timeout)
             items = gpu_items([s for s in result.samples if s.state != "down"], gpu_indexes)
             if output in (OutputFormat.table, OutputFormat.wide):
-                items = [_table_view(i) for i in items]
+                items = [table_view(i) for i in items]
             return items, result.errors
 
         from factoryctl.cli.listing import show_listing

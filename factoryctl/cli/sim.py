@@ -21,7 +21,30 @@ def _fault(xid: int | None, switches: dict[str, bool]) -> dict[str, Any]:
     if len(chosen) != 1:
         hint = "use one of --xid N, --ecc, --lost, --hot, --reset, --reboot."
         raise UsageError("give exactly one fault to inject.", hint)
+    if xid is not None and xid <= 0:
+        raise UsageError(
+            f"--xid {xid} is not an XID code; nothing was injected.", "XID codes are positive, e.g. --xid 79."
+        )
     return chosen[0]
+
+
+def _check_gpus(nodes: list[Any], gpus: list[int] | None) -> None:
+    """Refuse GPU indexes a simulated node does not have (its `sim.gpus`) before touching any node."""
+    from factoryctl.errors import UsageError
+
+    for node in nodes:
+        missing = sorted(set(gpus or ()) - set(range(node.sim.gpus)))
+        if missing:
+            raise UsageError(
+                f"{node.name} has no GPU {missing[0]} (it has GPUs 0-{node.sim.gpus - 1}); nothing was injected.",
+                f"see `factoryctl gpus {node.name}`.",
+            )
+
+
+def _gpu_words(gpus: list[int] | None) -> str:
+    if not gpus:
+        return "all GPUs"
+    return f"GPU {gpus[0]}" if len(gpus) == 1 else f"GPUs {','.join(map(str, gpus))}"
 
 
 @app.command("inject")
@@ -55,6 +78,7 @@ def inject(
             f"{', '.join(real)} {'is not a simulated node' if len(real) == 1 else 'are not simulated nodes'}; nothing was injected.",
             "faults can only be injected into nodes with `sim:` in factory.yaml.",
         )
+    _check_gpus(nodes, gpus)
 
     def inject_one(node: Any) -> dict[str, Any]:
         transport = open_transport(node, config, timeout)
@@ -71,7 +95,6 @@ def inject(
     errors = [o for _, o in outcomes if isinstance(o, NodeError)]
     for node, outcome in outcomes:
         if not isinstance(outcome, NodeError):
-            where = ",".join(map(str, gpus)) if gpus else "all"
-            typer.echo(f"{node.name}: injected {fault['fault']} into GPUs {where}")
+            typer.echo(f"{node.name}: injected {fault['fault']} into {_gpu_words(gpus)}")
     report_node_errors((e.as_json() for e in errors), ERROR_HINTS)
     raise typer.Exit(int(most_severe([e.exit_code for e in errors])))

@@ -45,6 +45,19 @@ def check_range(samples: Sequence[NodeSample], gpus: list[int] | None, watts: fl
                 )
 
 
+def check_gpus(samples: Sequence[NodeSample], gpus: list[int] | None) -> None:
+    """Refuse the request (UsageError, nothing changed) when a node lacks one of the addressed GPUs."""
+    for sample in samples:
+        have = sorted(gpu.index for gpu in sample.gpus)
+        missing = sorted(set(gpus or ()) - set(have))
+        if missing:
+            has = f"GPUs {have[0]}-{have[-1]}" if have else "no GPUs"
+            raise UsageError(
+                f"{sample.node} has no GPU {missing[0]} (it has {has}); nothing was changed.",
+                f"see `factoryctl gpus {sample.node}`, or address fewer nodes.",
+            )
+
+
 def apply_limit(
     config: FactoryConfig,
     nodes: Sequence[NodeSpec],
@@ -53,12 +66,19 @@ def apply_limit(
     clamp: bool,
     timeout: float,
 ) -> tuple[list[LimitChange], list[NodeError]]:
-    """Set (or with `watts=None` reset to default) the limits; check every range first unless clamping."""
-    if watts is not None and not clamp:
+    """Set (or with `watts=None` reset to default) the limits, all or nothing.
+
+    Every addressed GPU must exist, and unless clamping every range must take the value, before anything changes.
+    """
+    range_checked = watts is not None and not clamp
+    if range_checked or gpus is not None:
         polled = poll_nodes(config, nodes, timeout)
         if polled.errors:
             return [], polled.errors
-        check_range(polled.samples, gpus, watts)
+        check_gpus(polled.samples, gpus)
+        if range_checked:
+            assert watts is not None
+            check_range(polled.samples, gpus, watts)
 
     def change(node: NodeSpec) -> list[LimitChange]:
         transport = open_transport(node, config, timeout)

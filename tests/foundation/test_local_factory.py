@@ -123,6 +123,26 @@ def test_power_limit_set_is_read_back_and_audited(cli, factory):
     assert limits == [700, 700, 700, 700]
 
 
+def test_inject_refuses_a_gpu_the_node_lacks_and_a_bad_xid(cli, factory):
+    result = cli("--config", str(factory), "sim", "inject", "all/3", "--ecc")
+    assert result.exit_code == 2
+    assert "ws has no GPU 3 (it has GPUs 0-1); nothing was injected." in result.stderr
+    assert "nodes check" not in result.stderr
+    assert cli("--config", str(factory), "sim", "inject", "n1/0", "--xid", "0").exit_code == 2
+    items = cli("--config", str(factory), "gpus", "n1", "-o", "json").json()["items"]
+    assert [i["ecc_uncorrected"] for i in items] == [0, 0, 0, 0]
+
+
+def test_power_set_on_a_gpu_one_node_lacks_changes_nothing(cli, factory):
+    for verb in (["set", "all/3", "--watts", "300"], ["set", "all/3", "--watts", "300", "--clamp"], ["reset", "ws/5"]):
+        result = cli("--config", str(factory), "power", *verb)
+        assert result.exit_code == 2, result.stderr
+        assert "has no GPU" in result.stderr
+        assert "nothing was changed" in result.stderr
+    limits = [i["power_limit_w"] for i in cli("--config", str(factory), "gpus", "n1", "-o", "json").json()["items"]]
+    assert limits == [700, 700, 700, 700]
+
+
 def test_inject_lost_gpu_then_reset(cli, factory):
     assert cli("--config", str(factory), "sim", "inject", "n2/3", "--lost").exit_code == 0
     items = cli("--config", str(factory), "gpus", "n2", "-o", "json").json()["items"]
@@ -155,6 +175,13 @@ def test_demo_headless_prints_the_final_snapshot(cli):
     assert {i["node"] for i in doc["items"]} == {f"demo0{n}" for n in range(1, 9)}
     assert all(0 < i["power_w"] <= i["power_limit_w"] for i in doc["items"])
     assert any(i["utilization_pct"] > 50 for i in doc["items"])
+
+
+def test_demo_headless_table_has_the_gpus_columns(cli):
+    result = cli("demo", "--headless", "--duration", "0.5")
+    assert result.exit_code == 0, result.stderr
+    first = result.stdout.splitlines()[1]
+    assert "/80 GiB" in first, result.stdout
 
 
 def test_xid_seen_by_a_running_agent_reaches_its_samples(factory):
