@@ -205,7 +205,7 @@ HISTORY_COLUMNS = (
 def history(
     ctx: typer.Context,
     target: str = typer.Argument(
-        ..., help="Node set, @group or all; `node/0-3` picks GPUs.", autocompletion=context.complete_target
+        "all", help="Node set, @group or all; `node/0-3` picks GPUs.", autocompletion=context.complete_target
     ),
     metric: str = typer.Option(
         "power_w",

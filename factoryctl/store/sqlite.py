@@ -392,7 +392,12 @@ class Store:
                 changed.append(name)
                 kind = "drain" if drained else "resume"
                 why = f": {reason}" if drained and reason else ""
-                self._write_event(db, Event(now, kind, f"{name} {kind}ed by {by or 'unknown'}{why}", node=name))
+                self._write_event(
+                    db,
+                    Event(
+                        now, kind, f"{name} {'drained' if drained else 'resumed'} by {by or 'unknown'}{why}", node=name
+                    ),
+                )
         return changed
 
     def drained_nodes(self) -> dict[str, DrainInfo]:

@@ -123,6 +123,7 @@ def test_drain_and_resume_are_persisted_with_events(store: Store) -> None:
     assert again.set_drained(["n1"], False, None, "bob") == ["n1"]
     assert set(again.drained_nodes()) == {"n2"}
     assert [e.kind for e in again.events(0)] == ["drain", "drain", "resume"]
+    assert [e.message for e in again.events(0)][::2] == ["n1 drained by alice: bad fan", "n1 resumed by bob"]
 
 
 def test_events_and_audit(store: Store) -> None:

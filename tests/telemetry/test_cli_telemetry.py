@@ -83,6 +83,12 @@ def test_history_table_summarises_each_gpu(cli: Any, filled: Path) -> None:
     assert len(lines) == 5
 
 
+def test_history_target_defaults_to_all(cli: Any, filled: Path) -> None:
+    result = cli("--config", str(filled), "telemetry", "history", "--metric", "temperature_c")
+    assert result.exit_code == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 5
+
+
 def test_history_refuses_unknown_metric(cli: Any, filled: Path) -> None:
     result = cli("--config", str(filled), "telemetry", "history", "n1", "--metric", "watts")
     assert result.exit_code == 2
