@@ -271,7 +271,10 @@ def _expand_groups(
             groups[group] = tuple(resolve_node_names(expr, nodes, groups))
         except UsageError as exc:
             pos = _where(where, positions, ("groups", group))
-            raise ConfigError(f"{pos}: `groups.{group}`: {exc.message}", exc.hint) from None
+            hint = exc.hint
+            if hint is not None and "factoryctl nodes list" in hint:  # that command would stop on this same error
+                hint = "a group names nodes defined under `nodes:` in this file."
+            raise ConfigError(f"{pos}: `groups.{group}`: {exc.message}", hint) from None
     return groups
 
 

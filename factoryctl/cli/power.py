@@ -43,7 +43,9 @@ def _load_policy(path: Path | None, gpu: GpuPowerRange, max_loss: float) -> Poli
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise UsageError(f"cannot read policy file {path}: {exc.strerror}") from exc
+        raise UsageError(
+            f"cannot read policy file {path}: {exc.strerror}.", "check the path given to --policy."
+        ) from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         place = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)

@@ -46,7 +46,9 @@ def _read_trace(path: Path) -> list[Any]:
         with path.open(newline="", encoding="utf-8") as handle:
             return parse_trace(handle, source=str(path))
     except OSError as error:
-        raise UsageError(f"cannot read trace {path}: {error.strerror or error}") from None
+        raise UsageError(
+            f"cannot read trace {path}: {error.strerror or error}.", "check the path given to --trace."
+        ) from None
 
 
 @app.command("simulate")

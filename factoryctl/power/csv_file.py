@@ -32,7 +32,9 @@ def read_csv_rows(
     try:
         handle = path.open(newline="", encoding="utf-8-sig")
     except OSError as exc:
-        raise UsageError(f"cannot read {file_kind} {path}: {exc.strerror}") from exc
+        raise UsageError(
+            f"cannot read {file_kind} {path}: {exc.strerror}.", "check the path and that the file is readable."
+        ) from exc
     values: list[T] = []
     with handle:
         reader = csv.DictReader(handle)

@@ -100,6 +100,7 @@ def test_gpu_target():
         ("nodes:\n  a[1-: {}\n", "f.yaml:2:3", "not a valid node set", "gpu[01-16]"),
         ("nodes:\n  a[1-2]: {}\n  a2: {}\n", "f.yaml:3:3", "node `a2` is defined twice", "one key"),
         ("groups: {x: '@y'}\nnodes: {a: }\n", "f.yaml:1:13", "unknown group `@y`", "groups"),
+        ("groups: {x: b}\nnodes: {a: }\n", "f.yaml:1:13", "`b` matches no node", "defined under `nodes:`"),
         ("controller: {interval_s: -1}\n", "f.yaml:1:26", "`controller.interval_s`", "docs"),
         ("- just\n- a list\n", "f.yaml:1:1", "must be a mapping", "init"),
     ],

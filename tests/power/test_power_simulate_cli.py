@@ -128,6 +128,7 @@ def test_simulate_reports_bad_files_with_their_line(cli, tmp_path, curve_file):
     missing = cli(*simulate_args(tmp_path / "nope.csv", curve_file, "--price-visibility", "realtime"))
     assert missing.exit_code == 2
     assert "cannot read" in missing.stderr
+    assert "hint: " in missing.stderr
     policy = tmp_path / "policy.yaml"
     policy.write_text("policy: [unclosed\n")
     prices.write_text("timestamp_utc,price_per_mwh\n2023-01-01T00:00:00Z,10\n")

@@ -145,6 +145,7 @@ def test_missing_trace_file_and_bad_nodes(cli, tmp_path):
     r = cli("sched", "simulate", "--trace", str(tmp_path / "nope.csv"), "--nodes", "2")
     assert r.exit_code == 2
     assert "cannot read trace" in r.stderr
+    assert "hint: check the path given to --trace." in r.stderr
     assert cli("sched", "simulate", "--trace", "x.csv", "--nodes", "0").exit_code == 2
 
 
