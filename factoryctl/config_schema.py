@@ -115,10 +115,16 @@ class SchedulerSettings(Strict):
 class PowerSettings(Strict):
     """`power:` grid-price capping."""
 
-    facility_budget_kw: float | None = Field(None, gt=0, description="Facility power budget across all GPUs.")
-    policy: str | None = Field(None, description="Policy file (YAML) applied by `power apply` and the controller.")
-    price_source: str | None = Field(None, description="Price source plugin name, e.g. `csv`.")
-    prices: str | None = Field(None, description="Argument of the price source (for `csv`: the file).")
+    facility_budget_kw: float | None = Field(
+        None, gt=0, description="Facility power budget across all GPUs (reserved: not read yet)."
+    )
+    policy: str | None = Field(
+        None, description="Policy file (YAML) as `power simulate --policy` reads (reserved: not applied yet)."
+    )
+    price_source: str | None = Field(None, description="Price source plugin name, e.g. `csv` (reserved: not read yet).")
+    prices: str | None = Field(
+        None, description="Argument of the price source (for `csv`: the file; reserved: not read yet)."
+    )
 
 
 class FactoryFile(Strict):
