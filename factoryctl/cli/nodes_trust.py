@@ -66,6 +66,11 @@ def _on_each_node(
     options = _options(config, timeout)
     specs = config.resolve_target(target)
     if ssh_only:
+        local = [s.name for s in specs if s.transport != "ssh"]
+        if local:
+            from factoryctl.cli.exec import fold
+
+            sys.stderr.write(f"factoryctl: skipped {fold(local)}: the local transport has no host key.\n")
         specs = [s for s in specs if s.transport == "ssh"]
     return fan_out(specs, lambda spec: work(config, options, spec), fanout)
 

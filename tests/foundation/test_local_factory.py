@@ -143,6 +143,12 @@ def test_power_set_on_a_gpu_one_node_lacks_changes_nothing(cli, factory):
     assert limits == [700, 700, 700, 700]
 
 
+def test_trust_says_it_skipped_local_nodes(cli, factory):
+    result = cli("--config", str(factory), "nodes", "trust", "all")
+    assert result.exit_code == 0, result.stderr
+    assert "skipped n[1-2],ws: the local transport has no host key." in result.stderr
+
+
 def test_inject_lost_gpu_then_reset(cli, factory):
     assert cli("--config", str(factory), "sim", "inject", "n2/3", "--lost").exit_code == 0
     items = cli("--config", str(factory), "gpus", "n2", "-o", "json").json()["items"]
