@@ -84,7 +84,15 @@ def register(app: typer.Typer) -> None:
 
         def produce() -> tuple[list[dict[str, Any]], list[NodeError]]:
             result = current_samples(config, nodes, timeout)
-            items = gpu_items([s for s in result.samples if s.state != "down"], gpu_indexes)
+            answered = [s for s in result.samples if s.state != "down"]
+            items = gpu_items(answered, gpu_indexes)
+            if gpu_indexes is not None and answered and not items:
+                from factoryctl.errors import UsageError
+
+                raise UsageError(
+                    f"no node of `{node_part}` has GPU {','.join(map(str, gpu_indexes))}.",
+                    f"run `factoryctl gpus {node_part}` to see their GPUs.",
+                )
             if output in (OutputFormat.table, OutputFormat.wide):
                 items = [table_view(i) for i in items]
             return items, result.errors

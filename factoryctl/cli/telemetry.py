@@ -284,11 +284,13 @@ def export(
     store = open_history(config)
     out = sys.stdout
     fields = ["time", "node", "gpu", *METRICS, "throttle_reasons"]
+    rows = 0
     try:
         writer = csv.DictWriter(out, fields, lineterminator="\n") if fmt is ExportFormat.csv else None
         if writer is not None:
             writer.writeheader()
         for row in store.export(names, start, end):
+            rows += 1
             row["time"] = iso_utc(row["time"])
             if writer is not None:
                 row["throttle_reasons"] = ";".join(row["throttle_reasons"])
@@ -298,6 +300,8 @@ def export(
     finally:
         store.close()
     out.flush()
+    if not rows:
+        sys.stderr.write(f"factoryctl: no stored samples for `{target}` since {iso_utc(start)}.\n")
 
 
 # ---------------------------------------------------------------------------------------------------- energy

@@ -143,6 +143,15 @@ def test_power_set_on_a_gpu_one_node_lacks_changes_nothing(cli, factory):
     assert limits == [700, 700, 700, 700]
 
 
+def test_gpus_naming_a_gpu_no_node_has_is_a_usage_error(cli, factory):
+    result = cli("--config", str(factory), "gpus", "n1/9")
+    assert result.exit_code == 2
+    assert "no node of `n1` has GPU 9" in result.stderr
+    partial = cli("--config", str(factory), "gpus", "all/3", "-o", "json")
+    assert partial.exit_code == 0, partial.stderr
+    assert [i["node"] for i in partial.json()["items"]] == ["n1", "n2"]
+
+
 def test_trust_says_it_skipped_local_nodes(cli, factory):
     result = cli("--config", str(factory), "nodes", "trust", "all")
     assert result.exit_code == 0, result.stderr

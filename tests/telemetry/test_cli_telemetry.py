@@ -114,6 +114,14 @@ def test_export_csv_and_jsonl(cli: Any, filled: Path) -> None:
     assert {"time", "node", "gpu", "power_w", "energy_j", "throttle_reasons"} <= set(lines[0])
 
 
+def test_export_of_an_empty_window_says_so_on_stderr(cli: Any, filled: Path) -> None:
+    result = cli("--config", str(filled), "telemetry", "export", "n1", "--since", "2000-01-01T00:00:00Z",
+                 "--until", "2000-01-02T00:00:00Z")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.count("\n") == 1  # the CSV header only
+    assert "no stored samples for `n1`" in result.stderr
+
+
 def test_drain_resume_and_events(cli: Any, filled: Path) -> None:
     result = cli("--config", str(filled), "nodes", "drain", "n1", "--reason", "fan")
     if "No such command" in result.stderr:
