@@ -48,7 +48,12 @@ def status(ctx: typer.Context, output: OutputFormat = OUTPUT_OPTION) -> None:
             doc["newest_sample"] = iso_utc(newest)
             doc["newest_sample_age_s"] = round(time.time() - newest, 3) if newest else None
             raw = store.get_meta(STATS_KEY)
-            doc["stats"] = json.loads(raw) if raw else None
+            figures = json.loads(raw) if raw else None
+            if figures:  # the controller stores epoch seconds; show times as every other command does
+                for key in ("started_at", "written_at"):
+                    if isinstance(figures.get(key), (int, float)):
+                        figures[key] = iso_utc(figures[key])
+            doc["stats"] = figures
         finally:
             store.close()
     if output is OutputFormat.json:
@@ -63,6 +68,7 @@ def status(ctx: typer.Context, output: OutputFormat = OUTPUT_OPTION) -> None:
             lines.append(
                 f"nodes: {stats.get('up', 0)} up of {stats.get('nodes', 0)}; samples {stats.get('samples', 0)}, "
                 f"dropped {stats.get('dropped', 0)}, store errors {stats.get('store_errors', 0)}"
+                + (f" (as of {stats['written_at']})" if stats.get("written_at") else "")
             )
         emit("\n".join(lines) + "\n")
     if not running:

@@ -20,7 +20,9 @@ def test_status_without_and_with_a_controller(cli: Any, tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "controller: not running" in result.stdout
     assert "controller run" in result.stderr
-    Store(tmp_path / "state" / "factory.db").set_meta(STATS_KEY, json.dumps({"pid": 4242, "nodes": 1, "up": 1}))
+    Store(tmp_path / "state" / "factory.db").set_meta(
+        STATS_KEY, json.dumps({"pid": 4242, "nodes": 1, "up": 1, "written_at": 1700000000.25})
+    )
     lock = ControllerLock(tmp_path / "state")
     lock.acquire()
     try:
@@ -29,6 +31,9 @@ def test_status_without_and_with_a_controller(cli: Any, tmp_path: Path) -> None:
         doc = result.json()
         assert doc["running"] is True
         assert doc["stats"]["pid"] == 4242
+        assert doc["stats"]["written_at"] == "2023-11-14T22:13:20.250Z"
+        table = cli("--config", str(config), "controller", "status")
+        assert "(as of 2023-11-14T22:13:20.250Z)" in table.stdout
         with pytest.raises(ControllerRunning, match="already running"):
             ControllerLock(tmp_path / "state").acquire(attempts=1)
     finally:
