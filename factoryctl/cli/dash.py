@@ -24,6 +24,15 @@ def register(app: typer.Typer) -> None:
         """The live dashboard: node states, per-GPU bars, power against the budget; drain, resume and cap nodes."""
         config = context.load(ctx)
         config.resolve_target(target)  # a bad TARGET is a usage error before the screen changes
+        import sys
+
+        if not sys.stdout.isatty():
+            from factoryctl.errors import UsageError
+
+            raise UsageError(
+                "the dashboard needs a terminal, and standard output is not one.",
+                "in scripts use `factoryctl gpus --watch` or `factoryctl nodes list -o json`.",
+            )
         from factoryctl.tui.app import run_dashboard
 
         run_dashboard(config, read_only=read_only, target=None if target == "all" else target)

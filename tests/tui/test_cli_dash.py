@@ -33,6 +33,15 @@ def test_a_target_matching_nothing_is_a_usage_error(cli, tmp_path: Path) -> None
     assert "unknown group" in result.stderr
 
 
+def test_without_a_terminal_it_is_a_usage_error(cli, tmp_path: Path) -> None:
+    config = tmp_path / "factory.yaml"
+    config.write_text(FACTORY)
+    result = cli("--config", str(config), "dash")
+    assert result.exit_code == 2
+    assert "needs a terminal" in result.stderr
+    assert "\x1b[" not in result.stdout
+
+
 def test_without_a_config_it_says_how_to_get_one(cli) -> None:
     result = cli("dash")
     assert result.exit_code == 3
