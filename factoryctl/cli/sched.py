@@ -98,4 +98,6 @@ def _write_schedule(path: Path, results: list[Any]) -> None:
     try:
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     except OSError as error:
-        raise UsageError(f"cannot write {path}: {error.strerror or error}") from None
+        raise UsageError(
+            f"cannot write {path}: {error.strerror or error}.", "check that its directory exists and is writable."
+        ) from None

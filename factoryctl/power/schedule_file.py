@@ -29,4 +29,6 @@ def write_schedule_csv(path: Path, points: Sequence[PricePoint], actions: Sequen
                 price = "" if point.price_per_mwh is None else repr(point.price_per_mwh)
                 writer.writerow((iso_utc_seconds(point.timestamp_s), price, repr(action.power_limit_frac)))
     except OSError as exc:
-        raise UsageError(f"cannot write the schedule to {path}: {exc.strerror}") from exc
+        raise UsageError(
+            f"cannot write the schedule to {path}: {exc.strerror}.", "check that its directory exists and is writable."
+        ) from exc

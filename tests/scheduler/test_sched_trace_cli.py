@@ -141,6 +141,15 @@ def test_bad_input_exits_2_with_a_sentence(cli, tmp_path, content, args, message
     assert "Traceback" not in r.stderr
 
 
+def test_unwritable_schedule_out_is_a_usage_error_with_a_hint(cli, tmp_path):
+    trace = tmp_path / "t.csv"
+    trace.write_text("job_id,submit_time_s,duration_s,num_gpus\na,0,10,8\n")
+    out = tmp_path / "missing-dir" / "s.csv"
+    r = cli("sched", "simulate", "--trace", str(trace), "--nodes", "1", "--schedule-out", str(out))
+    assert r.exit_code == 2
+    assert "hint: check that its directory exists and is writable." in r.stderr
+
+
 def test_missing_trace_file_and_bad_nodes(cli, tmp_path):
     r = cli("sched", "simulate", "--trace", str(tmp_path / "nope.csv"), "--nodes", "2")
     assert r.exit_code == 2
