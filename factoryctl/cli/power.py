@@ -31,6 +31,9 @@ class Visibility(str, Enum):
     realtime = "realtime"
 
 
+POLICY_HINT = "see docs/power.md for the policy file format (tiers or optimize)."
+
+
 def _load_policy(path: Path | None, gpu: GpuPowerRange, max_loss: float) -> Policy:
     from factoryctl.errors import UsageError
     from factoryctl.power.policy.config import OptimizePolicy, check_loss_budget, parse_policy
@@ -49,8 +52,13 @@ def _load_policy(path: Path | None, gpu: GpuPowerRange, max_loss: float) -> Poli
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         place = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        raise UsageError(f"{place}: the policy file is not valid YAML or JSON") from exc
-    return parse_policy(document or {}, gpu, where=str(path), max_throughput_loss=max_loss)
+        raise UsageError(f"{place}: the policy file is not valid YAML or JSON", POLICY_HINT) from exc
+    try:
+        return parse_policy(document or {}, gpu, where=str(path), max_throughput_loss=max_loss)
+    except UsageError as exc:
+        if exc.hint is not None:
+            raise
+        raise UsageError(exc.message, POLICY_HINT) from None
 
 
 def _document(result: SimulationResult, policy: Policy, facts: dict[str, Any]) -> dict[str, Any]:

@@ -45,6 +45,12 @@ def _read_trace(path: Path) -> list[Any]:
     try:
         with path.open(newline="", encoding="utf-8") as handle:
             return parse_trace(handle, source=str(path))
+    except UsageError as error:
+        if error.hint is not None:
+            raise
+        raise UsageError(
+            error.message, "a trace has job_id,submit_time_s,duration_s,num_gpus (see docs/scheduler.md)."
+        ) from None
     except OSError as error:
         raise UsageError(
             f"cannot read trace {path}: {error.strerror or error}.", "check the path given to --trace."

@@ -27,7 +27,7 @@ def read_csv_rows(
     """Each row of `path` through `parse_row`; a missing column or a row it rejects is a `UsageError` at file:line.
 
     `file_kind` and `row_kind` name the file and its rows in messages ("curve file", "curve row"); `columns_hint` is
-    the hint when a column is missing.
+    the hint when a column is missing or a row is bad.
     """
     try:
         handle = path.open(newline="", encoding="utf-8-sig")
@@ -45,5 +45,5 @@ def read_csv_rows(
             try:
                 values.append(parse_row(row))
             except (TypeError, ValueError) as exc:
-                raise UsageError(f"{path}:{reader.line_num}: bad {row_kind}: {exc}") from exc
+                raise UsageError(f"{path}:{reader.line_num}: bad {row_kind}: {exc}", hint=columns_hint) from exc
     return values

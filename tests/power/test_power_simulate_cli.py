@@ -125,6 +125,7 @@ def test_simulate_reports_bad_files_with_their_line(cli, tmp_path, curve_file):
     result = cli(*simulate_args(prices, curve_file, "--price-visibility", "realtime"))
     assert result.exit_code == 2
     assert "prices.csv:3" in result.stderr
+    assert "hint: a prices file has" in result.stderr
     missing = cli(*simulate_args(tmp_path / "nope.csv", curve_file, "--price-visibility", "realtime"))
     assert missing.exit_code == 2
     assert "cannot read" in missing.stderr
@@ -135,6 +136,11 @@ def test_simulate_reports_bad_files_with_their_line(cli, tmp_path, curve_file):
     bad = cli(*simulate_args(prices, curve_file, "--price-visibility", "realtime", "--policy", str(policy)))
     assert bad.exit_code == 2
     assert "policy.yaml:" in bad.stderr
+    assert "hint: see docs/power.md" in bad.stderr
+    policy.write_text("policy: tiers\ntiers: []\n")
+    empty = cli(*simulate_args(prices, curve_file, "--price-visibility", "realtime", "--policy", str(policy)))
+    assert empty.exit_code == 2
+    assert "hint: see docs/power.md" in empty.stderr
 
 
 def test_visibility_is_checked_by_the_cli(cli, tmp_path, curve_file):

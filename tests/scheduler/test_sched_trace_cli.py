@@ -138,6 +138,7 @@ def test_bad_input_exits_2_with_a_sentence(cli, tmp_path, content, args, message
     r = cli("sched", "simulate", "--trace", str(trace), "--nodes", "2", *args)
     assert r.exit_code == 2
     assert message in r.stderr
+    assert "\nhint: " in r.stderr
     assert "Traceback" not in r.stderr
 
 
