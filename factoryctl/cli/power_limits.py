@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import typer
@@ -40,11 +41,18 @@ def _run(
     node_part, gpus = parse_gpu_target(target)
     nodes = config.resolve_target(node_part)
 
+    changed: list[int] = []
+
     def produce() -> tuple[list[dict[str, Any]], list[Any]]:
         changes, errors = apply_limit(config, nodes, gpus, watts, clamp, timeout)
+        changed.append(len(changes))
         return [asdict(c) for c in changes], errors
 
-    return show_listing(produce, CHANGE_COLUMNS, output, no_header)
+    status = show_listing(produce, CHANGE_COLUMNS, output, no_header)
+    if status and not sum(changed):
+        # every range is read before anything is set, so a node that cannot be read leaves every limit as it was
+        sys.stderr.write("factoryctl: no power limit was changed.\n")
+    return status
 
 
 def register(power_app: typer.Typer) -> None:
