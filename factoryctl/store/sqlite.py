@@ -529,8 +529,8 @@ class Store:
         joules, sources = 0.0, []
         if start < raw_from:
             found = self._query(
-                "SELECT SUM(power_mw_mean) FROM rollup WHERE node_id = ? AND gpu = ? AND t_min >= ? AND t_min * 60000 < ?",
-                (node_id, gpu, -(-start // 60000), raw_from),
+                "SELECT SUM(power_mw_mean) FROM rollup WHERE node_id = ? AND gpu = ? AND t_min >= ? AND t_min < ?",
+                (node_id, gpu, -(-start // 60000), raw_from // 60000),  # whole minutes before the raw window only
             )[0][0]
             if found is not None:
                 joules += found / 1000 * 60

@@ -126,6 +126,19 @@ def test_drain_and_resume_are_persisted_with_events(store: Store) -> None:
     assert [e.message for e in again.events(0)][::2] == ["n1 drained by alice: bad fan", "n1 resumed by bob"]
 
 
+def test_energy_does_not_count_the_rollup_minute_the_raw_window_starts_in(store: Store) -> None:
+    store.write(
+        [
+            NodeSample("n4", T0 + 30 + s, gpus=(GpuSample("n4", 0, power_w=100.0, energy_j=100.0 * s),))
+            for s in range(120)
+        ]
+    )
+    store.rollup(now=T0 + 600)
+    ((_, _, joules, source),) = store.energy(["n4"], T0 - 600, T0 + 600)
+    assert source == "counter"
+    assert joules == pytest.approx(100.0 * 119)
+
+
 def test_events_and_audit(store: Store) -> None:
     store.add_events([Event(T0, "node_down", "n1 is down", node="n1", severity="error")])
     store.add_audit([AuditEntry(T0, "n1", 3, "set", 700.0, 450.0, False, "root", "peak price")])
