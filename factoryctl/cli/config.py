@@ -28,7 +28,8 @@ def locate(ctx: typer.Context) -> None:
 def validate(ctx: typer.Context) -> None:
     """Check factory.yaml; errors name file:line:col and exit 3."""
     config = context.load(ctx)
-    typer.echo(f"{config.path}: ok, {len(config.nodes)} nodes, {len(config.groups)} groups", err=False)
+    nodes, groups = len(config.nodes), len(config.groups)
+    typer.echo(f"{config.path}: ok, {nodes} node{'s' * (nodes != 1)}, {groups} group{'s' * (groups != 1)}")
 
 
 @app.command("show")

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from factoryctl.cli import context
 from factoryctl.cli.render import OUTPUT_OPTION, OutputFormat
 
 if TYPE_CHECKING:
@@ -20,6 +21,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("demo")
     def demo_command(
+        ctx: typer.Context,
         headless: bool = typer.Option(False, "--headless", help="No dashboard: run, then print the final snapshot."),
         duration: float = typer.Option(5.0, "--duration", min=0.0, help="Seconds to run with --headless."),
         interval: float = typer.Option(1.0, "--interval", min=0.1, help="Seconds between samples."),
@@ -31,7 +33,8 @@ def register(app: typer.Typer) -> None:
 
         config = demo_config()
         if headless:
-            raise typer.Exit(_run_headless(config, duration, interval, output))
+            quiet = context.global_options(ctx)[1]
+            raise typer.Exit(_run_headless(config, duration, interval, output, quiet))
         if _dashboard_available():
             from factoryctl.tui.app import run_dashboard
 
@@ -58,7 +61,7 @@ def _dashboard_available() -> bool:
     return importlib.util.find_spec("textual") is not None and sys.stdout.isatty()
 
 
-def _run_headless(config: FactoryConfig, duration: float, interval: float, output: OutputFormat) -> int:
+def _run_headless(config: FactoryConfig, duration: float, interval: float, output: OutputFormat, quiet: bool) -> int:
     """Keep the simulated factory sampled for `duration` seconds, then print the last snapshot as `gpus` does."""
     from factoryctl.cli.gpus import GPU_COLUMNS, gpu_items, table_view
     from factoryctl.cli.listing import ERROR_HINTS
@@ -72,8 +75,10 @@ def _run_headless(config: FactoryConfig, duration: float, interval: float, outpu
     while time.monotonic() < deadline:
         time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
         result = poll_nodes(config, nodes)
-        sys.stderr.write(f"\rdemo: {len(result.samples) - len(result.errors)}/{len(nodes)} nodes up")
-    sys.stderr.write("\n")
+        if not quiet:
+            sys.stderr.write(f"\rdemo: {len(result.samples) - len(result.errors)}/{len(nodes)} nodes up")
+    if not quiet:
+        sys.stderr.write("\n")
     errors = [e.as_json() for e in result.errors]
     items = gpu_items(result.samples, None)
     if output in (OutputFormat.table, OutputFormat.wide):

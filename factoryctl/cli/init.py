@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from factoryctl.cli import context
+
 EXAMPLE = """\
 # factory.yaml: the factoryctl inventory. Reference: docs/factory-yaml.md
 name: lab
@@ -43,6 +45,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("init")
     def init_command(
+        ctx: typer.Context,
         path: Path = typer.Argument(Path("factory.yaml"), help="Where to write the example."),
         force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing file."),
     ) -> None:
@@ -53,4 +56,5 @@ def register(app: typer.Typer) -> None:
             raise UsageError(f"{path} already exists; nothing was written.", "pass --force to overwrite it.")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(EXAMPLE, encoding="utf-8")
-        typer.echo(f"wrote {path}; check it with `factoryctl --config {path} config validate`", err=True)
+        if not context.global_options(ctx)[1]:
+            typer.echo(f"wrote {path}; check it with `factoryctl --config {path} config validate`", err=True)

@@ -21,12 +21,15 @@ def test_init_writes_a_valid_example_and_refuses_to_overwrite(cli):
     assert text.startswith("# factory.yaml")
     validated = cli("config", "validate")
     assert validated.exit_code == 0, validated.stderr
-    assert "1 nodes" in validated.stdout
+    assert ": ok, 1 node, 1 group" in validated.stdout
     again = cli("init")
     assert again.exit_code == 2
     assert "already exists" in again.stderr
     assert "--force" in again.stderr
     assert Path("factory.yaml").read_text() == text
+    quiet = cli("-q", "init", "quiet.yaml")
+    assert quiet.exit_code == 0
+    assert quiet.stderr == ""
 
 
 def test_config_error_is_one_sentence_with_hint_and_exit_3(cli):

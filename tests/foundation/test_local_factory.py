@@ -203,8 +203,9 @@ def test_demo_headless_prints_the_final_snapshot(cli):
 
 
 def test_demo_headless_table_has_the_gpus_columns(cli):
-    result = cli("demo", "--headless", "--duration", "0.5")
+    result = cli("-q", "demo", "--headless", "--duration", "0.5")
     assert result.exit_code == 0, result.stderr
+    assert "nodes up" not in result.stderr  # -q: no progress
     first = result.stdout.splitlines()[1]
     assert "/80 GiB" in first, result.stdout
 
