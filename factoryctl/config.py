@@ -92,8 +92,11 @@ def load_config(explicit: Path | None = None) -> FactoryConfig:
     """Discover, read and validate factory.yaml."""
     path, source = discover(explicit)
     if not path.exists():
+        looked = f"at {path} (looked in: {source})"
+        if source == "XDG config dir":  # the last place tried: ./factory.yaml was missing too
+            looked = f"in the current directory or at {path}"
         raise ConfigError(
-            f"no factory.yaml at {path} (looked in: {source}).",
+            f"no factory.yaml {looked}.",
             "run `factoryctl init` to write an example, or pass --config FILE.",
         )
     try:

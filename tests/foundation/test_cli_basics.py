@@ -46,6 +46,7 @@ def test_config_error_is_one_sentence_with_hint_and_exit_3(cli):
 def test_missing_config_is_exit_3(cli):
     result = cli("nodes", "list")
     assert result.exit_code == 3
+    assert "no factory.yaml in the current directory or at " in result.stderr
     assert "factoryctl init" in result.stderr
 
 
