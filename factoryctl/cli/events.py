@@ -37,6 +37,13 @@ def _nodes(ctx: typer.Context, target: str | None) -> tuple[Any, list[str] | Non
     return config, names
 
 
+#: Every kind of event the store holds (docs/telemetry.md); `--kind` takes one of them.
+EVENT_KINDS = (
+    "node_up", "node_degraded", "node_down", "ecc", "gpu_lost", "gpu_back", "thermal", "drain", "resume",
+    "controller_start", "controller_stop", "config_reloaded", "config_rejected",
+)  # fmt: skip
+
+
 def register(app: typer.Typer) -> None:
     """Add `events` and `audit` to the root app."""
 
@@ -58,6 +65,10 @@ def register(app: typer.Typer) -> None:
 
         from factoryctl.cli.telemetry import open_history, parse_when
 
+        if kind is not None and kind not in EVENT_KINDS:
+            from factoryctl.errors import UsageError
+
+            raise UsageError(f"unknown event kind `{kind}`.", f"choose one of: {', '.join(EVENT_KINDS)}.")
         config, names = _nodes(ctx, target)
         store = open_history(config)
         try:

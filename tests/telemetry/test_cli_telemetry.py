@@ -133,6 +133,11 @@ def test_drain_resume_and_events(cli: Any, filled: Path) -> None:
     assert cli("--config", str(filled), "nodes", "resume", "all").stdout == "resumed: n1\n"
     events = cli("--config", str(filled), "events", "-o", "json").json()["items"]
     assert [e["kind"] for e in events] == ["drain", "resume"]
+    only = cli("--config", str(filled), "events", "--kind", "resume", "-o", "json").json()["items"]
+    assert [e["kind"] for e in only] == ["resume"]
+    typo = cli("--config", str(filled), "events", "--kind", "resumed")
+    assert typo.exit_code == 2
+    assert "unknown event kind `resumed`" in typo.stderr
 
 
 def test_drain_commands_registered_directly(filled: Path) -> None:
