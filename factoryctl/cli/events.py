@@ -72,7 +72,7 @@ def register(app: typer.Typer) -> None:
         config, names = _nodes(ctx, target)
         store = open_history(config)
         try:
-            found = [e for e in store.events(parse_when(since, time.time()), names, limit) if kind in (None, e.kind)]
+            found = store.events(parse_when(since, time.time()), names, limit, kind)
             if not follow:
                 emit(render_listing([e.as_json() for e in found], [], EVENT_COLUMNS, output, no_header))
                 return

@@ -413,10 +413,15 @@ class Store:
             for event in events:
                 self._write_event(db, event)
 
-    def events(self, since: float, node: Sequence[str] | None = None, limit: int = 1000) -> list[Event]:
-        """Events at or after `since`, oldest first (the newest `limit`)."""
+    def events(
+        self, since: float, node: Sequence[str] | None = None, limit: int = 1000, kind: str | None = None
+    ) -> list[Event]:
+        """Events (of `kind`, if given) at or after `since`, oldest first (the newest `limit`)."""
         sql = "SELECT id, t_ms, node, gpu, kind, severity, message FROM event WHERE t_ms >= ?"
         params: list[Any] = [_ms(since)]
+        if kind is not None:
+            sql += " AND kind = ?"
+            params.append(kind)
         if node is not None:
             sql += f" AND node IN ({','.join('?' * len(node))})"
             params += list(node)

@@ -133,6 +133,8 @@ def test_drain_resume_and_events(cli: Any, filled: Path) -> None:
     assert cli("--config", str(filled), "nodes", "resume", "all").stdout == "resumed: n1\n"
     events = cli("--config", str(filled), "events", "-o", "json").json()["items"]
     assert [e["kind"] for e in events] == ["drain", "resume"]
+    only = cli("--config", str(filled), "events", "--kind", "drain", "--limit", "1", "-o", "json").json()["items"]
+    assert [e["kind"] for e in only] == ["drain"]  # the newest drain, though a resume came after it
     only = cli("--config", str(filled), "events", "--kind", "resume", "-o", "json").json()["items"]
     assert [e["kind"] for e in only] == ["resume"]
     typo = cli("--config", str(filled), "events", "--kind", "resumed")
