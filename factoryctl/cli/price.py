@@ -13,7 +13,16 @@ from typing import Any
 
 import typer
 
-from factoryctl.cli.render import NO_HEADER_OPTION, OUTPUT_OPTION, Column, OutputFormat, dump_json, emit, render_listing
+from factoryctl.cli.render import (
+    NO_HEADER_OPTION,
+    OUTPUT_OPTION,
+    Column,
+    OutputFormat,
+    dump_json,
+    dump_yaml,
+    emit,
+    render_listing,
+)
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -65,6 +74,9 @@ def show_command(
     }
     if output is OutputFormat.json:
         emit(dump_json(item))
+        return
+    if output is OutputFormat.yaml:  # one object, as -o json
+        emit(dump_yaml(item))
         return
     columns = (*PRICE_COLUMNS, Column("age_s", "AGE S"))
     emit(render_listing([item], [], columns, output, no_header))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import yaml
 from power_data import series, write_prices
 
 
@@ -22,6 +23,8 @@ def test_show_gives_the_running_interval_and_the_age_of_the_newest_price(cli, tm
     item = result.json()
     assert item["price_per_mwh"] is None
     assert item["age_s"] == 3600 + 1800
+    as_yaml = cli("price", "show", "--prices", str(prices), "--at", "2023-11-15T02:30:00Z", "-o", "yaml")
+    assert yaml.safe_load(as_yaml.stdout) == item
     table = cli("price", "show", "--prices", str(prices), "--at", "2023-11-15T01:00:00Z")
     assert "2023-11-15T01:00:00Z   20 " in table.stdout
 
