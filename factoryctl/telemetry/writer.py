@@ -104,7 +104,8 @@ class StoreWriter:
             if change is not None:
                 self._note(change)
         self.counters["link_failures"] += 1
-        log.warning("%s", error.message)
+        prefix = "" if error.message.startswith(f"{node}:") else f"{node}: "  # several nodes may share a host
+        log.warning("%s%s", prefix, error.message)
 
     def _note(self, change: NodeState) -> None:
         self._changes.append(change)

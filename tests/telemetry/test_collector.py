@@ -132,3 +132,19 @@ def test_reload_adds_and_removes_nodes_without_restart(tmp_path: Path, fleet: Fa
         assert len(fleet.procs["n1"]) == 1
     finally:
         collector.stop()
+
+
+def test_a_link_failure_is_logged_with_its_node(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from factoryctl.errors import NodeError
+    from factoryctl.telemetry.writer import StoreWriter
+
+    store = Store(tmp_path / "factory.db")
+    writer = StoreWriter(store, interval_s=1.0)
+    writer.set_nodes(["sim1", "sim2"])
+    with caplog.at_level("WARNING", logger="factoryctl.telemetry"):
+        writer.link_failed("sim2", NodeError("sim2", "refused", "127.0.0.1:2222 refused the connection"))
+        writer.link_failed("sim1", NodeError("sim1", "agent", "sim1: the agent exited"))
+    messages = [r.getMessage() for r in caplog.records]
+    assert "sim2: 127.0.0.1:2222 refused the connection" in messages
+    assert "sim1: the agent exited" in messages
+    store.close()
