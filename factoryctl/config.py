@@ -326,7 +326,10 @@ def parse_gpu_target(target: str) -> tuple[str, list[int] | None]:
     try:
         for piece in gpu_part.split(","):
             low, _, high = piece.partition("-")
-            indexes.extend(range(int(low), int(high or low) + 1))
+            first, last = int(low), int(high or low)
+            if first > last:
+                raise ValueError(piece)  # 3-1 is a typo, not an empty list
+            indexes.extend(range(first, last + 1))
     except ValueError:
         raise UsageError(f"`{gpu_part}` is not a GPU list.", "write GPUs as 0, 0-3 or 0,2,5 after the `/`.") from None
     return node_part, sorted(set(indexes))

@@ -86,6 +86,8 @@ def test_gpu_target():
     assert parse_gpu_target("@rack-a") == ("@rack-a", None)
     with pytest.raises(UsageError):
         parse_gpu_target("gpu03/x")
+    with pytest.raises(UsageError, match="`3-1` is not a GPU list"):
+        parse_gpu_target("gpu03/3-1")
 
 
 @pytest.mark.parametrize(
