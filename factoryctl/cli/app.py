@@ -156,5 +156,13 @@ def run(argv: list[str] | None = None) -> int:
 
 
 def main() -> None:
-    """Console-script entry point."""
-    sys.exit(run())
+    """Console-script entry point: a bug is one sentence and a hint too (its traceback only with --debug)."""
+    try:
+        status = run()
+    except Exception as exc:
+        if _debug_requested(sys.argv[1:]):
+            raise
+        sys.stderr.write(f"factoryctl: unexpected error: {type(exc).__name__}: {exc}\n")
+        sys.stderr.write("hint: rerun with --debug for the traceback, and report it.\n")
+        status = int(ExitCode.FAILURE)
+    sys.exit(status)

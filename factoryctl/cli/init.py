@@ -52,9 +52,20 @@ def register(app: typer.Typer) -> None:
         """Write a commented example factory.yaml."""
         from factoryctl.errors import UsageError
 
+        if path.is_dir():
+            raise UsageError(
+                f"{path} is a directory; nothing was written.", f"name the file, e.g. {path / 'factory.yaml'}."
+            )
         if path.exists() and not force:
             raise UsageError(f"{path} already exists; nothing was written.", "pass --force to overwrite it.")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(EXAMPLE, encoding="utf-8")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(EXAMPLE, encoding="utf-8")
+        except OSError as exc:
+            from factoryctl.errors import ActionFailed
+
+            raise ActionFailed(
+                f"cannot write {path}: {exc.strerror or exc}.", "pick a path in a directory you can write to."
+            ) from None
         if not context.global_options(ctx)[1]:
             typer.echo(f"wrote {path}; check it with `factoryctl --config {path} config validate`", err=True)

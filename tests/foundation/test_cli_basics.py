@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from factoryctl import __version__
 
 
@@ -90,6 +92,35 @@ def test_debug_shows_traceback_only_when_asked(cli):
     debug = cli("--debug", "config", "validate")
     assert debug.exit_code == 3
     assert "Traceback" in debug.stderr
+
+
+def test_init_into_a_directory_or_an_unwritable_place_is_one_sentence(cli, tmp_path):
+    into_dir = cli("init", str(tmp_path))
+    assert into_dir.exit_code == 2
+    assert "is a directory" in into_dir.stderr
+    (tmp_path / "file").write_text("")
+    unwritable = cli("init", str(tmp_path / "file" / "factory.yaml"))
+    assert unwritable.exit_code == 1
+    assert "cannot write" in unwritable.stderr
+    assert "Traceback" not in unwritable.stderr
+
+
+def test_an_unexpected_error_is_one_sentence_without_debug(monkeypatch, capsys):
+    from factoryctl.cli import app
+
+    def broken(argv=None):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(app, "run", broken)
+    monkeypatch.setattr(sys, "argv", ["factoryctl", "nodes"])
+    with pytest.raises(SystemExit) as stopped:
+        app.main()
+    assert stopped.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("factoryctl: unexpected error: RuntimeError: boom\nhint: rerun with --debug")
+    monkeypatch.setattr(sys, "argv", ["factoryctl", "--debug", "nodes"])
+    with pytest.raises(RuntimeError):
+        app.main()
 
 
 def test_console_script_runs_out_of_process(tmp_path):
