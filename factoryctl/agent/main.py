@@ -88,7 +88,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             return 1
         lib = pynvml
         backend = "nvml"
-    session = NvmlSession(lib)
+    session = NvmlSession(lib, "NVML" if backend == "nvml" else "the simulated driver (state under the state_dir)")
     server = AgentServer(args.node, backend, session, sys.stdout, inject=inject)
     try:
         return server.serve(sys.stdin)

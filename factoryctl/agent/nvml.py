@@ -69,8 +69,9 @@ class DriverUnavailable(Exception):
 class NvmlSession:
     """Lazy, thread-safe access to one NVML module; see the module docstring."""
 
-    def __init__(self, lib: Any) -> None:
+    def __init__(self, lib: Any, what: str = "NVML") -> None:
         self.lib = lib
+        self.what = what  # in messages: "NVML", or "the simulated driver"
         self._lock = threading.RLock()
         self._initialised = False
         self._init_error: Optional[str] = None
@@ -91,7 +92,7 @@ class NvmlSession:
             try:
                 self.lib.nvmlInit()
             except Exception as exc:  # NVMLError, OSError from ctypes, a broken install: all mean "no driver"
-                self._init_error = f"NVML is not available: {exc}"
+                self._init_error = f"{self.what} is not available: {exc}"
                 raise DriverUnavailable(self._init_error) from None
             self._initialised = True
 

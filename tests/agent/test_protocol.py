@@ -166,6 +166,15 @@ def test_inject_on_a_real_node_is_a_usage_error(start_agent):
     assert "not a simulated node" in reply["error"]["message"]
 
 
+def test_a_sim_state_dir_it_cannot_use_names_the_simulated_driver(start_agent, tmp_path):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    agent = start_agent("--state-dir", str(blocker / "state"))
+    reply = agent.request("sample")
+    assert reply["error"]["kind"] == "driver"
+    assert reply["error"]["message"].startswith("the simulated driver (state under the state_dir) is not available")
+
+
 def test_agent_on_sim_never_imports_pynvml(zipapp: Path, tmp_path: Path):
     argv = [sys.executable, "-X", "importtime", str(zipapp), "--node", "n1", "--sim", "h100-sxm"]
     argv += ["--state-dir", str(tmp_path)]
