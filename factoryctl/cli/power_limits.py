@@ -62,7 +62,7 @@ def register(power_app: typer.Typer) -> None:
     def set_command(
         ctx: typer.Context,
         target: str = GPU_TARGET_ARG,
-        watts: float = typer.Option(..., "--watts", "-w", help="Power limit per GPU, in watts."),
+        watts: float = typer.Option(..., "--watts", help="Power limit per GPU, in watts."),
         clamp: bool = typer.Option(False, "--clamp", help="Clamp to each GPU's range instead of refusing."),
         output: OutputFormat = OUTPUT_OPTION,
         no_header: bool = NO_HEADER_OPTION,
