@@ -41,3 +41,9 @@ def complete_target(ctx: typer.Context, incomplete: str) -> list[str]:
         return []
     candidates = ["all", *(f"@{g}" for g in config.groups), *config.nodes]
     return [c for c in candidates if c.startswith(incomplete)]
+
+
+#: The TARGET argument of commands that default to every node, with completion from the inventory.
+TARGET_ARG = typer.Argument("all", help="Node set, @group or all.", autocompletion=complete_target)
+#: How long to wait for each node, shared by every command that reaches nodes.
+TIMEOUT_OPTION = typer.Option(15.0, "--timeout", min=0.1, help="Seconds to wait for each node.")

@@ -72,7 +72,7 @@ def register(app: typer.Typer) -> None:
         no_header: bool = NO_HEADER_OPTION,
         watch: bool = WATCH_OPTION,
         interval: float = INTERVAL_OPTION,
-        timeout: float = typer.Option(15.0, "--timeout", min=0.1, help="Seconds to wait for each node."),
+        timeout: float = context.TIMEOUT_OPTION,
     ) -> None:
         """One row per GPU: utilization, memory, power against its cap, temperature, throttling."""
         from factoryctl.config import parse_gpu_target

@@ -113,10 +113,6 @@ def _list(
     raise typer.Exit(code)
 
 
-TARGET_ARG = typer.Argument("all", help="Node set, @group or all.", autocompletion=context.complete_target)
-TIMEOUT_OPTION = typer.Option(15.0, "--timeout", min=0.1, help="Seconds to wait for each node.")
-
-
 @app.callback()
 def nodes_default(
     ctx: typer.Context,
@@ -131,12 +127,12 @@ def nodes_default(
 @app.command("list")
 def list_command(
     ctx: typer.Context,
-    target: str = TARGET_ARG,
+    target: str = context.TARGET_ARG,
     output: OutputFormat = OUTPUT_OPTION,
     no_header: bool = NO_HEADER_OPTION,
     watch: bool = WATCH_OPTION,
     interval: float = INTERVAL_OPTION,
-    timeout: float = TIMEOUT_OPTION,
+    timeout: float = context.TIMEOUT_OPTION,
 ) -> None:
     """One row per node: state, drained, healthy, GPUs, power, hottest GPU, rack."""
     _list(ctx, target, output, no_header, watch, interval, timeout)

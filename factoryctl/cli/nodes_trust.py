@@ -39,7 +39,6 @@ TRUST_COLUMNS = (
     Column("status", "STATUS"),
 )
 CHECK_COLUMNS = (Column("node", "NODE"), Column("step", "STEP"), Column("status", "STATUS"), Column("detail", "DETAIL"))
-TARGET_ARG = typer.Argument("all", help="Node set, @group or all.", autocompletion=context.complete_target)
 TIMEOUT_OPTION = typer.Option(15.0, "--timeout", min=0.1, help="Seconds per step and node.")
 FANOUT_OPTION = typer.Option(64, "--fanout", "-f", min=1, help="Nodes worked on at once.")
 
@@ -152,7 +151,7 @@ def _record(pending: Pending) -> None:
 
 def trust_command(
     ctx: typer.Context,
-    target: str = TARGET_ARG,
+    target: str = context.TARGET_ARG,
     yes: bool = typer.Option(False, "--yes", "-y", help="Record without asking (fingerprints checked out of band)."),
     replace: bool = typer.Option(False, "--replace", help="Also replace keys that CHANGED (after verifying them)."),
     output: OutputFormat = OUTPUT_OPTION,
@@ -187,7 +186,7 @@ def trust_command(
 
 def check_command(
     ctx: typer.Context,
-    target: str = TARGET_ARG,
+    target: str = context.TARGET_ARG,
     output: OutputFormat = OUTPUT_OPTION,
     no_header: bool = NO_HEADER_OPTION,
     timeout: float = TIMEOUT_OPTION,

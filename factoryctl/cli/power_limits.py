@@ -19,7 +19,6 @@ CHANGE_COLUMNS = (
 )
 TARGET_HELP = "Node set, @group or all; `node/0-3` picks GPUs."
 GPU_TARGET_ARG = typer.Argument(..., help=TARGET_HELP, autocompletion=context.complete_target)
-TIMEOUT_OPTION = typer.Option(15.0, "--timeout", min=0.1, help="Seconds to wait for each node.")
 
 
 def _run(
@@ -66,7 +65,7 @@ def register(power_app: typer.Typer) -> None:
         clamp: bool = typer.Option(False, "--clamp", help="Clamp to each GPU's range instead of refusing."),
         output: OutputFormat = OUTPUT_OPTION,
         no_header: bool = NO_HEADER_OPTION,
-        timeout: float = TIMEOUT_OPTION,
+        timeout: float = context.TIMEOUT_OPTION,
     ) -> None:
         """Set GPU power limits, like `nvidia-smi -pl` on every node; out of range is refused (exit 2)."""
         raise typer.Exit(_run(ctx, target, watts, clamp, output, no_header, timeout))
@@ -77,7 +76,7 @@ def register(power_app: typer.Typer) -> None:
         target: str = GPU_TARGET_ARG,
         output: OutputFormat = OUTPUT_OPTION,
         no_header: bool = NO_HEADER_OPTION,
-        timeout: float = TIMEOUT_OPTION,
+        timeout: float = context.TIMEOUT_OPTION,
     ) -> None:
         """Reset GPU power limits to each GPU's default."""
         raise typer.Exit(_run(ctx, target, None, False, output, no_header, timeout))

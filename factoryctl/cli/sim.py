@@ -59,7 +59,7 @@ def inject(
     reset: bool = typer.Option(False, "--reset", help="A driver reset: clears faults and power limits to default."),
     reboot: bool = typer.Option(False, "--reboot", help="A reboot: as reset, and the energy counter restarts."),
     hot: bool = typer.Option(False, "--hot", help="A cooling failure: temperature climbs into thermal slowdown."),
-    timeout: float = typer.Option(15.0, "--timeout", min=0.1, help="Seconds to wait for each node."),
+    timeout: float = context.TIMEOUT_OPTION,
 ) -> None:
     """Inject a fault into simulated GPUs; refused on real nodes."""
     from factoryctl.cli.listing import ERROR_HINTS

@@ -26,7 +26,6 @@ app = typer.Typer(no_args_is_help=True)
 
 SINCE_OPTION = typer.Option("1h", "--since", help="How far back: a duration (90s, 15m, 1h, 7d) or an ISO-8601 time.")
 UNTIL_OPTION = typer.Option(None, "--until", help="End of the window (default now): a duration ago or an ISO time.")
-TARGET_ARGUMENT = typer.Argument("all", help="Node set, @group or all.", autocompletion=context.complete_target)
 SPARK = "▁▂▃▄▅▆▇█"
 
 
@@ -72,9 +71,9 @@ def open_history(config: FactoryConfig) -> Store:
 @app.command("collect")
 def collect(
     ctx: typer.Context,
-    target: str = TARGET_ARGUMENT,
+    target: str = context.TARGET_ARG,
     once: bool = typer.Option(False, "--once", help="Take one sample of every node and store it (for cron)."),
-    timeout: float = typer.Option(15.0, "--timeout", min=0.1, help="Seconds to wait for each node."),
+    timeout: float = context.TIMEOUT_OPTION,
     output: OutputFormat = OUTPUT_OPTION,
     no_header: bool = NO_HEADER_OPTION,
 ) -> None:
@@ -267,7 +266,7 @@ class ExportFormat(str, Enum):
 @app.command("export")
 def export(
     ctx: typer.Context,
-    target: str = TARGET_ARGUMENT,
+    target: str = context.TARGET_ARG,
     fmt: ExportFormat = typer.Option(ExportFormat.csv, "--format", "-f", help="csv (with a header) or jsonl."),
     since: str = SINCE_OPTION,
     until: str | None = UNTIL_OPTION,
@@ -320,7 +319,7 @@ ENERGY_COLUMNS = (
 @app.command("energy")
 def energy(
     ctx: typer.Context,
-    target: str = TARGET_ARGUMENT,
+    target: str = context.TARGET_ARG,
     since: str = typer.Option("24h", "--since", help="How far back: a duration (24h, 7d) or an ISO-8601 time."),
     until: str | None = UNTIL_OPTION,
     price_per_kwh: float | None = typer.Option(None, "--price-per-kwh", help="Flat price, to show a cost."),
