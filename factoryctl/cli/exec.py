@@ -1,9 +1,10 @@
 """`factoryctl exec TARGET -- CMD...`: run one command on many nodes, like `clush -b` / `pdsh | dshbak -c`.
 
 The command is argv, quoted with `shlex.join` for the node's shell, so quotes, `;`, `$()` and newlines reach the
-node as typed. A bounded pool (`--fanout`) runs it; one slow or dead node never blocks the others. Identical outputs
-are gathered under one folded node set (`n[01-64] (64)`). Exit status: 4 if a node was unreachable, else 124 if one
-timed out, else the highest remote exit code.
+node as typed. A bounded pool (`--fanout`) runs it; one slow or dead node never blocks the others. Standard input,
+when it is not a terminal, is read once (at most 64 MiB) and sent to every node's command, then EOF, like pdsh and
+ssh. Identical outputs are gathered under one folded node set (`n[01-64] (64)`). Exit status: 4 if a node was
+unreachable, else 124 if one timed out, else the highest remote exit code.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     from factoryctl.model.inventory import NodeSpec
 
 DEFAULT_FANOUT = 64
+#: The most standard input `exec` reads (held in memory once, sent to every node).
+MAX_STDIN_BYTES = 64 << 20
 RULE = "-" * 15
 
 
@@ -34,10 +37,37 @@ def fold(names: Sequence[str]) -> str:
     return str(NodeSet.fromlist(list(names)))
 
 
+def read_stdin(limit: int | None = None) -> bytes | None:
+    """What to send to every node's command: None when stdin is a terminal (or absent), else all of it, bounded."""
+    limit = MAX_STDIN_BYTES if limit is None else limit
+    stream = sys.stdin
+    try:
+        if stream is None or stream.isatty():
+            return None
+        buffer = getattr(stream, "buffer", None)
+        data = buffer.read(limit + 1) if buffer is not None else stream.read(limit + 1).encode()
+    except (OSError, ValueError):  # stdin closed or unreadable: there is nothing to send
+        return None
+    if len(data) > limit:
+        raise UsageError(
+            f"standard input is larger than {limit >> 20} MiB, the most `exec` sends to every node.",
+            "copy big files with scp or rsync and pass their path; add -n/--no-stdin if the command reads no input.",
+        )
+    return bytes(data)
+
+
 def run_everywhere(
-    config: FactoryConfig, specs: Sequence[NodeSpec], argv: list[str], timeout: float, fanout: int
+    config: FactoryConfig,
+    specs: Sequence[NodeSpec],
+    argv: list[str],
+    timeout: float,
+    fanout: int,
+    stdin: bytes | None = None,
 ) -> list[tuple[NodeSpec, dict[str, Any] | NodeError]]:
-    """Run argv on every node; per node either `{node, exit_code, stdout, stderr, duration_s}` or its NodeError."""
+    """Run argv on every node, each fed the same `stdin` (then EOF).
+
+    Per node either `{node, exit_code, stdout, stderr, duration_s}` or its NodeError.
+    """
     from factoryctl.telemetry.poll import open_transport
     from factoryctl.transport.fanout import fan_out
 
@@ -47,7 +77,7 @@ def run_everywhere(
         started = time.monotonic()
         transport = open_transport(spec, config, max(connect_timeout, timeout))
         try:
-            result = transport.run(argv, timeout)
+            result = transport.run(argv, timeout, stdin)
         finally:
             transport.close()
         return {
@@ -140,11 +170,15 @@ def exec_command(
     output: OutputFormat = OUTPUT_OPTION,
     no_header: bool = NO_HEADER_OPTION,
     lines: bool = typer.Option(False, "--lines", "-L", help="Prefix every line with its node instead of gathering."),
+    no_stdin: bool = typer.Option(
+        False, "--no-stdin", "-n", help="Do not read standard input; the command gets none (like ssh -n)."
+    ),
 ) -> None:
     """Run CMD on every node of TARGET; identical outputs are gathered (`n[01-64] (64)`).
 
-    Example: `factoryctl exec @rack-a -- nvidia-smi -L`. Exit status: 4 if a node was unreachable, 124 if one
-    timed out, else the highest remote exit code.
+    Example: `factoryctl exec @rack-a -- nvidia-smi -L`. Standard input that is not a terminal (a pipe or a file, at
+    most 64 MiB) is sent to every node's command: `factoryctl exec all -- tee /tmp/x < file`. Exit status: 4 if a
+    node was unreachable, 124 if one timed out, else the highest remote exit code.
     """
     from factoryctl.cli.listing import ERROR_HINTS
     from factoryctl.cli.render import report_node_errors
@@ -153,7 +187,8 @@ def exec_command(
         raise UsageError("no command given.", "put the command after `--`: factoryctl exec all -- uptime")
     config = context.load(ctx)
     specs = config.resolve_target(target)
-    outcomes = run_everywhere(config, specs, list(command), timeout, fanout)
+    stdin = None if no_stdin else read_stdin()
+    outcomes = run_everywhere(config, specs, list(command), timeout, fanout, stdin)
     items = [o for _, o in outcomes if not isinstance(o, NodeError)]
     errors = [o for _, o in outcomes if isinstance(o, NodeError)]
     if output in (OutputFormat.json, OutputFormat.yaml):

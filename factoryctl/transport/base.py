@@ -24,8 +24,11 @@ class CommandResult:
 class NodeTransport(Protocol):
     """A way to reach one node: run a command, start the agent, close."""
 
-    def run(self, argv: list[str], timeout: float) -> CommandResult:
-        """Run argv on the node (quoted with shlex.join where a shell is involved) and wait for it."""
+    def run(self, argv: list[str], timeout: float, stdin: bytes | None = None) -> CommandResult:
+        """Run argv on the node (quoted with shlex.join where a shell is involved) and wait for it.
+
+        `stdin` is the command's whole standard input, closed (EOF) after it; None gives it none (EOF at once).
+        """
         ...
 
     def start_agent(self, timeout: float) -> AgentSession:

@@ -27,10 +27,16 @@ class LocalTransport:
         self.state_dir = state_dir
         self._procs: list[subprocess.Popen[bytes]] = []
 
-    def run(self, argv: list[str], timeout: float) -> CommandResult:
-        """Run argv directly (no shell) and wait at most `timeout` seconds."""
+    def run(self, argv: list[str], timeout: float, stdin: bytes | None = None) -> CommandResult:
+        """Run argv directly (no shell) and wait at most `timeout` seconds; `stdin` is its input (else none).
+
+        The command never inherits this process's stdin (a terminal, or a pipe other nodes' input comes from).
+        """
         try:
-            done = subprocess.run(argv, capture_output=True, timeout=timeout, check=False)
+            if stdin is None:
+                done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=False)
+            else:
+                done = subprocess.run(argv, input=stdin, capture_output=True, timeout=timeout, check=False)
         except subprocess.TimeoutExpired as exc:
             raise NodeError(
                 self.node.name, "timeout", f"{self.node.name}: command timed out after {timeout:g} s."

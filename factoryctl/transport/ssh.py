@@ -4,8 +4,9 @@ One `SshConnection` per node, on a TCP socket this module creates with TCP_NODEL
 costs tens of milliseconds per small request). Connect, banner, handshake, auth and channel opens all have timeouts;
 keepalives run on the transport and `is_alive()` does a real round trip, so a dead peer is noticed. The connect
 steps (TCP, handshake, host key against known_hosts before any credential, auth) live in `ssh_handshake.py`.
-Commands are argv joined with `shlex.join`, and their stdout and stderr are drained together so a chatty command
-cannot deadlock the channel window. `SshPool` keeps one connection per node and shares ProxyJump hosts.
+Commands are argv joined with `shlex.join`, and their stdout and stderr are drained together (while any stdin is
+fed) so a chatty command cannot deadlock the channel window. `SshPool` keeps one connection per node and shares
+ProxyJump hosts.
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ if TYPE_CHECKING:
     from factoryctl.transport.ssh_node import SshTransport
 
 _READ_CHUNK = 1 << 16
+_SEND_CHUNK = 1 << 15
+#: How soon to look again at a full send window while feeding a command's stdin.
+_SEND_POLL_S = 0.005
 
 
 def _lost(node: str, what: str) -> NodeError:
@@ -143,15 +147,19 @@ class SshConnection:
         return self.run_shell(shlex.join(argv), timeout, stdin)
 
     def run_shell(self, command: str, timeout: float | None = None, stdin: bytes | None = None) -> CommandResult:
-        """Run a command line that was already quoted (internal use: built with shlex.join by the caller)."""
+        """Run a command line that was already quoted (internal use: built with shlex.join by the caller).
+
+        `stdin` is fed to the command while its output is read (so neither side can stall on a full window), then
+        its stdin is closed (EOF); without it the command's stdin is closed at once. A command that exits or closes
+        its stdin before taking everything is not an error (as with ssh); the deadline covers sending too.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         chan = self.channel()
         try:
             chan.exec_command(command)
-            if stdin:
-                chan.sendall(stdin)
-            chan.shutdown_write()
-            out, err, finished = _drain(chan, deadline, self.options.max_output_bytes)
+            if not stdin:
+                chan.shutdown_write()
+            out, err, finished = _drain(chan, deadline, self.options.max_output_bytes, stdin or b"")
             if not finished:
                 _signal(chan, "KILL")
                 raise NodeError(
@@ -201,11 +209,21 @@ class _Capped:
         return b"".join(self.parts)
 
 
-def _drain(chan: paramiko.Channel, deadline: float | None, limit: int) -> tuple[_Capped, _Capped, bool]:
-    """Read stdout and stderr together until the channel is done; False if the deadline passed first."""
+def _drain(
+    chan: paramiko.Channel, deadline: float | None, limit: int, stdin: bytes = b""
+) -> tuple[_Capped, _Capped, bool]:
+    """Read stdout and stderr together until the channel is done, feeding `stdin` meanwhile (then EOF).
+
+    False if the deadline passed first.
+    """
     out, err = _Capped(limit), _Capped(limit)
+    pending: memoryview | None = memoryview(stdin) if stdin else None
     while True:
+        if pending is not None:
+            pending = _feed(chan, pending)
         wait = 1.0 if deadline is None else max(0.0, min(1.0, deadline - time.monotonic()))
+        if pending is not None:
+            wait = min(wait, _SEND_POLL_S)  # a window adjust does not wake select: look again soon
         select.select([chan], [], [], wait)
         while chan.recv_ready():
             out.add(chan.recv(_READ_CHUNK))
@@ -218,6 +236,27 @@ def _drain(chan: paramiko.Channel, deadline: float | None, limit: int) -> tuple[
             return out, err, True
         if deadline is not None and time.monotonic() >= deadline:
             return out, err, False
+
+
+def _feed(chan: paramiko.Channel, pending: memoryview) -> memoryview | None:
+    """Send as much of `pending` as the channel's window takes now, never blocking; EOF once all was sent.
+
+    Returns what is left, or None when done: sent and closed, or the command no longer takes input (it exited or
+    closed its stdin, like `head -c1`), which is not an error, as with ssh.
+    """
+    import paramiko
+
+    try:
+        while pending and chan.send_ready():
+            if chan.closed or chan.eof_sent:
+                return None
+            pending = pending[chan.send(bytes(pending[:_SEND_CHUNK])) :]
+        if not pending:
+            chan.shutdown_write()
+            return None
+    except (OSError, EOFError, paramiko.SSHException):
+        return None
+    return pending
 
 
 def _signal(chan: paramiko.Channel, name: str) -> None:

@@ -158,7 +158,7 @@ class SshTransport:
         return cls(node, factory, SshConnection.open(node.name, target, options, via), options)
 
     def run(self, argv: list[str], timeout: float, stdin: bytes | None = None) -> CommandResult:
-        """Run argv on the node through the login shell, quoted with shlex.join."""
+        """Run argv on the node through the login shell, quoted with shlex.join; `stdin` is fed, then EOF."""
         return self.connection.run(argv, timeout=timeout, stdin=stdin)
 
     def start_agent(self, timeout: float, zipapp: Path | None = None) -> AgentSession:
