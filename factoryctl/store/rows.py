@@ -4,7 +4,8 @@ A raw row is one GPU at one instant, every value an integer at NVML's own resolu
 SQLite packs it into 1 to 6 bytes per value; floats would cost 8. Temperatures, ECC counts, memory and the energy
 counter are kept on the slow tier (every 5 s) and are NULL (zero bytes) in between; limits and names live once per
 GPU in the `gpu` table.
-No SQL here: `factoryctl.store.sqlite` owns every statement.
+No SQL here: the store's table modules (`factoryctl.store.connection`, `samples`, `history`, `nodes`, `logs`) own
+every statement.
 """
 
 from __future__ import annotations
@@ -64,6 +65,11 @@ def iso_utc(unix_seconds: float) -> str:
     """ISO-8601 UTC with `Z` and milliseconds, as every timestamp in JSON output."""
     stamp = datetime.fromtimestamp(unix_seconds, tz=timezone.utc).isoformat(timespec="milliseconds")
     return stamp.replace("+00:00", "Z")
+
+
+def to_ms(seconds: float) -> int:
+    """Unix seconds as the stored integer milliseconds (every `*_ms` column)."""
+    return round(seconds * 1000)
 
 
 def encode(value: float | int | None, scale: int) -> int | None:

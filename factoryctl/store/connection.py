@@ -1,0 +1,234 @@
+"""The store's one SQLite connection: opening, migrating, transactions, and failures as sentences.
+
+Every table module (samples, history, nodes, logs) builds on `StoreConnection`, so they share one place that
+opens the file in WAL mode (readers never block the controller's writer) with a busy timeout, applies the schema
+migrations, serialises calls between threads, and turns every sqlite3 failure into a `StoreError` that says what
+happened to which file. It also holds the small lookups every table module needs: node ids, the GPUs known per
+node, throttle-reason bits and the meta table.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from factoryctl.errors import FactoryError
+from factoryctl.model.telemetry import NodeSample
+from factoryctl.store.schema import MIGRATIONS, SCHEMA_VERSION
+
+BUSY_TIMEOUT_S = 10.0
+
+
+class StoreError(FactoryError):
+    """The store could not be opened, read or written."""
+
+
+class StoreConnection:
+    """One connection to the SQLite store, safe to share between threads (calls are serialised)."""
+
+    def __init__(self, path: Path, readonly: bool = False) -> None:
+        self.path = path
+        self.readonly = readonly
+        self._lock = threading.RLock()
+        self._node_ids: dict[str, int] = {}
+        self._reason_bits: dict[str, int] = {}
+        self._gpu_info: dict[tuple[int, int], tuple[Any, ...]] = {}
+        if readonly and not path.exists():
+            raise StoreError(
+                f"there is no store at {path} yet.",
+                "run `factoryctl controller run`, or `factoryctl telemetry collect --once` to take one sweep.",
+            )
+        with self._translate("open"):
+            self._db = self._connect()
+            self._db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            if not readonly:
+                self._db.execute("PRAGMA journal_mode = WAL")
+                self._db.execute("PRAGMA synchronous = NORMAL")
+                self._migrate()
+            else:
+                self._check_version()
+            self._load_reasons()
+
+    def _connect(self) -> sqlite3.Connection:
+        """Open the file: read-write (creating its directory), or read-only without ever creating it."""
+        if not self.readonly:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            return sqlite3.connect(
+                str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
+        return sqlite3.connect(
+            f"file:{self.path}?mode=ro",
+            uri=True,
+            timeout=BUSY_TIMEOUT_S,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+
+    # ------------------------------------------------------------------ failures as sentences
+
+    @contextlib.contextmanager
+    def _translate(self, doing: str) -> Iterator[None]:
+        """Turn sqlite3 failures into sentences naming the file and what to do."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise self._error(doing, exc) from exc
+        except OSError as exc:
+            raise StoreError(
+                f"cannot {doing} the store at {self.path}: {exc.strerror or exc}.",
+                f"check that {self.path.parent} exists and is writable.",
+            ) from exc
+
+    def _error(self, doing: str, exc: sqlite3.Error) -> StoreError:
+        text = str(exc).lower()
+        where = self.path
+        if "readonly" in text or "read-only" in text:
+            return StoreError(
+                f"the store at {where} is read-only, so the {doing} was not saved.",
+                f"give this user write access to {where} and its directory (or set state_dir in factory.yaml).",
+            )
+        if "full" in text:
+            return StoreError(
+                f"the store at {where} is full (the disk or the database size limit), so the {doing} was not saved.",
+                "free disk space, or shorten controller.raw_retention in factory.yaml.",
+            )
+        if "locked" in text or "busy" in text:
+            return StoreError(
+                f"the store at {where} stayed locked by another writer for {BUSY_TIMEOUT_S:g} s ({doing}).",
+                "another factoryctl is writing; retry, or check `factoryctl controller` is not stuck.",
+            )
+        if "unable to open" in text:
+            return StoreError(
+                f"cannot open the store at {where}.",
+                f"check that {where.parent} exists and this user may read and write it.",
+            )
+        if "not a database" in text or "malformed" in text or "corrupt" in text:
+            return StoreError(
+                f"the store at {where} is damaged ({exc}).",
+                "move it aside; the controller creates a fresh one (history is lost, drains must be redone).",
+            )
+        return StoreError(f"store {doing} failed at {where}: {exc}.", "rerun with --debug for details.")
+
+    # ------------------------------------------------------------------ schema version
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            self._newer(version)
+        for number in range(version, SCHEMA_VERSION):
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                current = self._db.execute("PRAGMA user_version").fetchone()[0]
+                if current == number:  # another process may have migrated while we waited
+                    for statement in MIGRATIONS[number].split(";"):
+                        if statement.strip():
+                            self._db.execute(statement)
+                    self._db.execute(f"PRAGMA user_version = {number + 1}")
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def _check_version(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            self._newer(version)
+        if version < SCHEMA_VERSION:
+            raise StoreError(
+                f"the store at {self.path} has schema {version}; this factoryctl reads {SCHEMA_VERSION}.",
+                "run `factoryctl telemetry collect --once` (or the controller) once to migrate it.",
+            )
+
+    def _newer(self, version: int) -> None:
+        raise StoreError(
+            f"the store at {self.path} was written by a newer factoryctl (schema {version}, this one knows "
+            f"{SCHEMA_VERSION}).",
+            "upgrade factoryctl on this machine.",
+        )
+
+    # ------------------------------------------------------------------ transactions and queries
+
+    @contextlib.contextmanager
+    def _transaction(self, doing: str) -> Iterator[sqlite3.Connection]:
+        with self._lock, self._translate(doing):
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _query(self, sql: str, params: Sequence[Any] = (), doing: str = "read") -> list[tuple[Any, ...]]:
+        with self._lock, self._translate(doing):
+            return list(self._db.execute(sql, params).fetchall())
+
+    def close(self) -> None:
+        """Close the connection (WAL is checkpointed by SQLite when the last writer closes)."""
+        with self._lock, contextlib.suppress(sqlite3.Error):
+            self._db.close()
+
+    def integrity_check(self) -> str:
+        """`PRAGMA integrity_check`: "ok" when the file is sound."""
+        return str(self._query("PRAGMA integrity_check")[0][0])
+
+    def set_size_limit(self, max_pages: int) -> None:
+        """Cap the database size in pages (tests use it to play a full disk)."""
+        self._query(f"PRAGMA max_page_count = {int(max_pages)}")
+
+    # ------------------------------------------------------------------ ids
+
+    def _node_id(self, db: sqlite3.Connection, name: str) -> int:
+        node_id = self._node_ids.get(name)
+        if node_id is None:
+            db.execute("INSERT OR IGNORE INTO node (name) VALUES (?)", (name,))
+            node_id = int(db.execute("SELECT id FROM node WHERE name = ?", (name,)).fetchone()[0])
+            self._node_ids[name] = node_id
+        return node_id
+
+    def _known_node_ids(self, names: Sequence[str]) -> dict[str, int]:
+        marks = ",".join("?" * len(names))
+        found = self._query(f"SELECT name, id FROM node WHERE name IN ({marks})", list(names)) if names else []
+        return {str(name): int(node_id) for name, node_id in found}
+
+    def _gpu_pairs(self, node_ids: Sequence[int] | None = None) -> list[tuple[int, int]]:
+        found = self._query("SELECT node_id, idx FROM gpu ORDER BY node_id, idx")
+        pairs = [(int(n), int(g)) for n, g in found]
+        return [p for p in pairs if node_ids is None or p[0] in node_ids]
+
+    def _load_reasons(self) -> None:
+        self._reason_bits = {str(n): int(b) for b, n in self._db.execute("SELECT bit, name FROM throttle_reason")}
+
+    def _reason_bits_for(self, db: sqlite3.Connection, samples: Sequence[NodeSample]) -> dict[str, int]:
+        for sample in samples:
+            for gpu in sample.gpus:
+                for reason in gpu.throttle_reasons:
+                    if reason not in self._reason_bits and len(self._reason_bits) < 62:
+                        bit = 1 << len(self._reason_bits)
+                        db.execute("INSERT OR IGNORE INTO throttle_reason (bit, name) VALUES (?, ?)", (bit, reason))
+                        self._load_reasons_from(db)
+        return self._reason_bits
+
+    def _load_reasons_from(self, db: sqlite3.Connection) -> None:
+        self._reason_bits = {str(n): int(b) for b, n in db.execute("SELECT bit, name FROM throttle_reason")}
+
+    # ------------------------------------------------------------------ meta
+
+    def get_meta(self, key: str) -> str | None:
+        """A value from the meta table."""
+        found = self._query("SELECT value FROM meta WHERE key = ?", (key,))
+        return str(found[0][0]) if found else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Store a value in the meta table."""
+        with self._transaction("meta") as db:
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+    def count_rows(self) -> dict[str, int]:
+        """Row counts of the big tables (for `controller` diagnostics and benchmarks)."""
+        return {t: int(self._query(f"SELECT COUNT(*) FROM {t}")[0][0]) for t in ("sample", "rollup", "event", "audit")}

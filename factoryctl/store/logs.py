@@ -1,0 +1,76 @@
+"""The store's two append-only logs: health and state events, and the audit log of power-limit changes.
+
+They are written by many paths (a sample batch's node transitions, drains, the controller's start and stop, every
+power-limit change) and read back newest-first by `factoryctl events` / `audit` and the dashboard, so their SQL
+lives together here. `insert_event` is the one INSERT into `event`, shared with the writers that log an event in
+their own transaction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from factoryctl.store.connection import StoreConnection
+from factoryctl.store.rows import AuditEntry, Event, to_ms
+
+
+def insert_event(db: sqlite3.Connection, event: Event) -> None:
+    """Append one event inside the caller's transaction."""
+    db.execute(
+        "INSERT INTO event (t_ms, node, gpu, kind, severity, message) VALUES (?, ?, ?, ?, ?, ?)",
+        (to_ms(event.time), event.node, event.gpu, event.kind, event.severity, event.message),
+    )
+
+
+def _newest_first(sql: str, params: list[Any], node: Sequence[str] | None) -> tuple[str, list[Any]]:
+    """`sql` (a `WHERE` already open) narrowed to `node`, newest first; the caller appends the LIMIT value."""
+    if node is not None:
+        sql += f" AND node IN ({','.join('?' * len(node))})"
+        params = [*params, *node]
+    return sql + " ORDER BY t_ms DESC, id DESC LIMIT ?", params
+
+
+class EventAndAuditLog(StoreConnection):
+    """Appending to and reading the event log and the power audit log."""
+
+    def add_events(self, events: Sequence[Event]) -> None:
+        """Append events."""
+        with self._transaction("events") as db:
+            for event in events:
+                insert_event(db, event)
+
+    def events(
+        self, since: float, node: Sequence[str] | None = None, limit: int = 1000, kind: str | None = None
+    ) -> list[Event]:
+        """Events (of `kind`, if given) at or after `since`, oldest first (the newest `limit`)."""
+        sql = "SELECT id, t_ms, node, gpu, kind, severity, message FROM event WHERE t_ms >= ?"
+        params: list[Any] = [to_ms(since)]
+        if kind is not None:
+            sql += " AND kind = ?"
+            params.append(kind)
+        sql, params = _newest_first(sql, params, node)
+        found = self._query(sql, [*params, limit])
+        return [Event(t / 1000, k, m, n, g, s, i) for i, t, n, g, k, s, m in reversed(found)]
+
+    def add_audit(self, entries: Sequence[AuditEntry]) -> None:
+        """Record power-limit changes (before and after) in the audit log."""
+        with self._transaction("audit entry") as db:
+            db.executemany(
+                "INSERT INTO audit (t_ms, node, gpu, action, before_w, after_w, clamped, user, reason)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (to_ms(e.time), e.node, e.gpu, e.action, e.before_w, e.after_w, int(e.clamped), e.user, e.reason)
+                    for e in entries
+                ],
+            )
+
+    def audit(self, since: float, node: Sequence[str] | None = None, limit: int = 1000) -> list[AuditEntry]:
+        """Audit entries at or after `since`, oldest first (the newest `limit`)."""
+        sql = "SELECT id, t_ms, node, gpu, action, before_w, after_w, clamped, user, reason FROM audit WHERE t_ms >= ?"
+        sql, params = _newest_first(sql, [to_ms(since)], node)
+        found = self._query(sql, [*params, limit])
+        return [
+            AuditEntry(t / 1000, n, g, a, b, af, bool(c), u, r, i) for i, t, n, g, a, b, af, c, u, r in reversed(found)
+        ]

@@ -1,0 +1,88 @@
+"""What the store knows per node: its judged state, its newest sample, and whether an operator drained it.
+
+`factoryctl nodes`, the dashboard and the telemetry reads of a live controller answer from here without touching a
+node; drains are kept here (not in factory.yaml) so every operator and the scheduler see the same flag, and each
+drain or resume is also logged as an event. `update_node_state` is the one UPDATE of a node's state, shared with
+the sample writer that stores state changes in the same transaction as the samples.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Sequence
+
+from factoryctl.model.telemetry import NodeSample
+from factoryctl.store import rows
+from factoryctl.store.connection import StoreConnection
+from factoryctl.store.logs import insert_event
+from factoryctl.store.rows import DrainInfo, Event, NodeState, to_ms
+
+
+def update_node_state(db: sqlite3.Connection, node_id: int, state: NodeState) -> None:
+    """Record a node's judged state inside the caller's transaction."""
+    db.execute(
+        "UPDATE node SET state = ?, state_since_ms = ?, error = ?, message = ?,"
+        " last_seen_ms = COALESCE(?, last_seen_ms) WHERE id = ?",
+        (
+            state.state,
+            to_ms(state.since),
+            state.error,
+            state.message,
+            to_ms(state.last_seen) if state.last_seen else None,
+            node_id,
+        ),
+    )
+
+
+class NodeStates(StoreConnection):
+    """Reading each node's state and newest sample; draining and resuming nodes."""
+
+    def latest(self) -> list[tuple[NodeState, NodeSample | None]]:
+        """Every node's last judged state and its newest sample (None if never seen), by node name."""
+        found = self._query(
+            "SELECT n.name, n.state, n.state_since_ms, n.last_seen_ms, n.error, n.message, l.sample"
+            " FROM node n LEFT JOIN node_latest l ON l.node_id = n.id ORDER BY n.name"
+        )
+        out: list[tuple[NodeState, NodeSample | None]] = []
+        for name, state, since, seen, error, message, sample in found:
+            node_state = NodeState(
+                name, state or "down", (since or 0) / 1000, seen / 1000 if seen else None, error, message
+            )
+            out.append((node_state, rows.sample_from_json(sample) if sample else None))
+        return out
+
+    def newest_sample_time(self) -> float | None:
+        """Unix time of the newest stored node sample, or None for an empty store."""
+        value = self._query("SELECT MAX(t_ms) FROM node_latest")[0][0]
+        return value / 1000 if value is not None else None
+
+    def set_drained(self, names: Sequence[str], drained: bool, reason: str | None, by: str | None) -> list[str]:
+        """Drain (or resume) nodes; returns the names whose flag changed. Each change is also an event."""
+        changed: list[str] = []
+        now = time.time()
+        with self._transaction("drain") as db:
+            for name in names:
+                node_id = self._node_id(db, name)
+                was = db.execute("SELECT drained, drain_reason FROM node WHERE id = ?", (node_id,)).fetchone()
+                if bool(was[0]) == drained and (not drained or was[1] == reason):
+                    continue
+                db.execute(
+                    "UPDATE node SET drained = ?, drain_reason = ?, drained_at_ms = ?, drained_by = ? WHERE id = ?",
+                    (int(drained), reason if drained else None, to_ms(now), by, node_id),
+                )
+                changed.append(name)
+                kind = "drain" if drained else "resume"
+                why = f": {reason}" if drained and reason else ""
+                insert_event(
+                    db,
+                    Event(
+                        now, kind, f"{name} {'drained' if drained else 'resumed'} by {by or 'unknown'}{why}", node=name
+                    ),
+                )
+        return changed
+
+    def drained_nodes(self) -> dict[str, DrainInfo]:
+        """Drained nodes by name, with who drained them, when and why."""
+        found = self._query("SELECT name, drain_reason, drained_at_ms, drained_by FROM node WHERE drained = 1")
+        return {str(n): DrainInfo(str(n), r, (t or 0) / 1000, b) for n, r, t, b in found}

@@ -1,0 +1,55 @@
+"""The store's tables, as the list of migrations that builds them.
+
+Kept apart from the code that reads and writes, so a schema change is one reviewable diff: the tables are keyed
+for dedup (node, GPU, time) and the raw sample table is `WITHOUT ROWID` to stay narrow. Each entry migrates from
+the previous version, counted by `PRAGMA user_version`; never edit a released entry, append one.
+"""
+
+from __future__ import annotations
+
+from factoryctl.store.rows import RAW_COLUMNS, ROLLUP_METRICS
+
+_ROLLUP_COLS = ", ".join(
+    f"{m.column}_min INTEGER, {m.column}_mean INTEGER, {m.column}_max INTEGER" for m in ROLLUP_METRICS
+)
+
+#: Schema versions; each entry migrates from the previous version. Never edit a released entry: append one.
+MIGRATIONS: tuple[str, ...] = (
+    f"""
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
+    CREATE TABLE node (
+        id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,
+        state TEXT, state_since_ms INTEGER, last_seen_ms INTEGER, error TEXT, message TEXT,
+        drained INTEGER NOT NULL DEFAULT 0, drain_reason TEXT, drained_at_ms INTEGER, drained_by TEXT
+    );
+    CREATE TABLE gpu (
+        node_id INTEGER NOT NULL, idx INTEGER NOT NULL, uuid TEXT, name TEXT, memory_total_mib REAL,
+        power_limit_w REAL, power_limit_min_w REAL, power_limit_max_w REAL, power_limit_default_w REAL,
+        temperature_slowdown_c REAL, updated_ms INTEGER,
+        PRIMARY KEY (node_id, idx)
+    );
+    CREATE TABLE throttle_reason (bit INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+    CREATE TABLE sample (
+        node_id INTEGER NOT NULL, gpu INTEGER NOT NULL, t_ms INTEGER NOT NULL,
+        {", ".join(f"{c} INTEGER" for c in RAW_COLUMNS)}, throttle INTEGER,
+        PRIMARY KEY (node_id, gpu, t_ms)
+    ) WITHOUT ROWID;
+    CREATE TABLE rollup (
+        node_id INTEGER NOT NULL, gpu INTEGER NOT NULL, t_min INTEGER NOT NULL, n INTEGER NOT NULL,
+        {_ROLLUP_COLS},
+        PRIMARY KEY (node_id, gpu, t_min)
+    ) WITHOUT ROWID;
+    CREATE TABLE node_latest (node_id INTEGER PRIMARY KEY, t_ms INTEGER NOT NULL, sample TEXT NOT NULL);
+    CREATE TABLE event (
+        id INTEGER PRIMARY KEY, t_ms INTEGER NOT NULL, node TEXT, gpu INTEGER, kind TEXT NOT NULL,
+        severity TEXT NOT NULL, message TEXT NOT NULL
+    );
+    CREATE INDEX event_time ON event (t_ms);
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY, t_ms INTEGER NOT NULL, node TEXT NOT NULL, gpu INTEGER NOT NULL,
+        action TEXT NOT NULL, before_w REAL, after_w REAL, clamped INTEGER NOT NULL, user TEXT, reason TEXT
+    );
+    CREATE INDEX audit_time ON audit (t_ms);
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
