@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from factoryctl.cli import context
 from factoryctl.cli.render import NO_HEADER_OPTION, OUTPUT_OPTION, Column, OutputFormat, emit, iso_utc, render_listing
+
+if TYPE_CHECKING:
+    from factoryctl.store.rows import AuditEntry
 
 EVENT_COLUMNS = (
     Column("time", "TIME"),
@@ -44,78 +47,84 @@ EVENT_KINDS = (
 )  # fmt: skip
 
 
+def events_command(
+    ctx: typer.Context,
+    target: str = typer.Argument("all", help="Node set, @group or all.", autocompletion=context.complete_target),
+    since: str = typer.Option("24h", "--since", help=SINCE_HELP),
+    kind: str | None = typer.Option(None, "--kind", help="Only this kind (node_down, ecc, drain, ...)."),
+    limit: int = typer.Option(1000, "--limit", min=1, help="At most this many (the newest)."),
+    output: OutputFormat = OUTPUT_OPTION,
+    no_header: bool = NO_HEADER_OPTION,
+    follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new events (JSON lines with -o json)."),
+) -> None:
+    """Health and state events: nodes up/degraded/down, ECC errors, lost GPUs, drains, reloads."""
+    import time
+
+    from factoryctl.cli.telemetry import open_history, parse_when
+
+    _check_kind(kind)
+    config, names = _nodes(ctx, target)
+    store = open_history(config)
+    try:
+        found = store.events(parse_when(since, time.time()), names, limit, kind)
+        if not follow:
+            emit(render_listing([e.as_json() for e in found], [], EVENT_COLUMNS, output, no_header))
+            return
+        _follow(store, found, names, kind, output, no_header, max(config.interval_s, 0.5))
+    finally:
+        store.close()
+
+
+def _check_kind(kind: str | None) -> None:
+    """Refuse an unknown `--kind` (a usage error, before the store is opened)."""
+    if kind is not None and kind not in EVENT_KINDS:
+        from factoryctl.errors import UsageError
+
+        raise UsageError(f"unknown event kind `{kind}`.", f"choose one of: {', '.join(EVENT_KINDS)}.")
+
+
+def audit_command(
+    ctx: typer.Context,
+    target: str = typer.Argument("all", help="Node set, @group or all.", autocompletion=context.complete_target),
+    since: str = typer.Option("7d", "--since", help=SINCE_HELP),
+    limit: int = typer.Option(1000, "--limit", min=1, help="At most this many (the newest)."),
+    output: OutputFormat = OUTPUT_OPTION,
+    no_header: bool = NO_HEADER_OPTION,
+) -> None:
+    """Every power-limit change with the value before and after, who and why."""
+    import time
+
+    from factoryctl.cli.telemetry import open_history, parse_when
+
+    config, names = _nodes(ctx, target)
+    store = open_history(config)
+    try:
+        found = store.audit(parse_when(since, time.time()), names, limit)
+    finally:
+        store.close()
+    emit(render_listing([_audit_item(e) for e in found], [], AUDIT_COLUMNS, output, no_header))
+
+
+def _audit_item(entry: AuditEntry) -> dict[str, Any]:
+    """One audit entry as a listing item (the JSON shape of `factoryctl audit -o json`)."""
+    return {
+        "id": entry.id,
+        "time": iso_utc(entry.time),
+        "node": entry.node,
+        "gpu": entry.gpu,
+        "action": entry.action,
+        "before_w": entry.before_w,
+        "after_w": entry.after_w,
+        "clamped": entry.clamped,
+        "user": entry.user,
+        "reason": entry.reason,
+    }
+
+
 def register(app: typer.Typer) -> None:
     """Add `events` and `audit` to the root app."""
-
-    @app.command("events")
-    def events(
-        ctx: typer.Context,
-        target: str = typer.Argument("all", help="Node set, @group or all.", autocompletion=context.complete_target),
-        since: str = typer.Option("24h", "--since", help=SINCE_HELP),
-        kind: str | None = typer.Option(None, "--kind", help="Only this kind (node_down, ecc, drain, ...)."),
-        limit: int = typer.Option(1000, "--limit", min=1, help="At most this many (the newest)."),
-        output: OutputFormat = OUTPUT_OPTION,
-        no_header: bool = NO_HEADER_OPTION,
-        follow: bool = typer.Option(
-            False, "--follow", "-f", help="Keep printing new events (JSON lines with -o json)."
-        ),
-    ) -> None:
-        """Health and state events: nodes up/degraded/down, ECC errors, lost GPUs, drains, reloads."""
-        import time
-
-        from factoryctl.cli.telemetry import open_history, parse_when
-
-        if kind is not None and kind not in EVENT_KINDS:
-            from factoryctl.errors import UsageError
-
-            raise UsageError(f"unknown event kind `{kind}`.", f"choose one of: {', '.join(EVENT_KINDS)}.")
-        config, names = _nodes(ctx, target)
-        store = open_history(config)
-        try:
-            found = store.events(parse_when(since, time.time()), names, limit, kind)
-            if not follow:
-                emit(render_listing([e.as_json() for e in found], [], EVENT_COLUMNS, output, no_header))
-                return
-            _follow(store, found, names, kind, output, no_header, max(config.interval_s, 0.5))
-        finally:
-            store.close()
-
-    @app.command("audit")
-    def audit(
-        ctx: typer.Context,
-        target: str = typer.Argument("all", help="Node set, @group or all.", autocompletion=context.complete_target),
-        since: str = typer.Option("7d", "--since", help=SINCE_HELP),
-        limit: int = typer.Option(1000, "--limit", min=1, help="At most this many (the newest)."),
-        output: OutputFormat = OUTPUT_OPTION,
-        no_header: bool = NO_HEADER_OPTION,
-    ) -> None:
-        """Every power-limit change with the value before and after, who and why."""
-        import time
-
-        from factoryctl.cli.telemetry import open_history, parse_when
-
-        config, names = _nodes(ctx, target)
-        store = open_history(config)
-        try:
-            found = store.audit(parse_when(since, time.time()), names, limit)
-        finally:
-            store.close()
-        items = [
-            {
-                "id": e.id,
-                "time": iso_utc(e.time),
-                "node": e.node,
-                "gpu": e.gpu,
-                "action": e.action,
-                "before_w": e.before_w,
-                "after_w": e.after_w,
-                "clamped": e.clamped,
-                "user": e.user,
-                "reason": e.reason,
-            }
-            for e in found
-        ]
-        emit(render_listing(items, [], AUDIT_COLUMNS, output, no_header))
+    app.command("events")(events_command)
+    app.command("audit")(audit_command)
 
 
 def _follow(

@@ -19,6 +19,7 @@ from factoryctl.cli.render import NO_HEADER_OPTION, OUTPUT_OPTION, Column, Outpu
 
 if TYPE_CHECKING:
     from factoryctl.config import FactoryConfig
+    from factoryctl.model.telemetry import NodeSample
     from factoryctl.store.rows import Series
     from factoryctl.store.sqlite import Store
 
@@ -68,6 +69,15 @@ def open_history(config: FactoryConfig) -> Store:
 # ---------------------------------------------------------------------------------------------------- collect
 
 
+COLLECT_COLUMNS = (
+    Column("node", "NODE"),
+    Column("state", "STATE"),
+    Column("gpus", "GPUS"),
+    Column("power_w", "POWER W"),
+    Column("time", "TIME"),
+)
+
+
 @app.command("collect")
 def collect(
     ctx: typer.Context,
@@ -86,8 +96,6 @@ def collect(
             "for continuous collection run `factoryctl controller run` (see docs/controller.md).",
         )
     from factoryctl.cli.listing import show_listing
-    from factoryctl.store.lock import controller_is_running
-    from factoryctl.store.rows import NodeState
     from factoryctl.store.sqlite import Store
     from factoryctl.telemetry.poll import poll_nodes
 
@@ -96,12 +104,33 @@ def collect(
     store = Store(config.store_path)
     result = poll_nodes(config, nodes, timeout)
     reached = [s for s in result.samples if s.state != "down"]
+    rows = _store_sweep(config, store, result.samples, reached)
+    _, quiet = context.global_options(ctx)
+    if not quiet:
+        sys.stderr.write(
+            f"stored {rows} GPU samples from {len(reached)} of {len(nodes)} nodes in {config.store_path}\n"
+        )
+    items = [_sweep_item(s) for s in result.samples]
+    raise typer.Exit(show_listing(lambda: (items, result.errors), COLLECT_COLUMNS, output, no_header))
+
+
+def _store_sweep(
+    config: FactoryConfig, store: Store, samples: Sequence[NodeSample], reached: Sequence[NodeSample]
+) -> int:
+    """Write the reached nodes' samples and close the store; returns the GPU rows stored.
+
+    Without a live controller this sweep also records every node's state, rolls up and prunes: a live controller
+    owns the node states, rollups and retention.
+    """
+    from factoryctl.store.lock import controller_is_running
+    from factoryctl.store.rows import NodeState
+
     states = []
     standalone = not controller_is_running(config.state_dir)
-    if standalone:  # a live controller owns the node states, rollups and retention
+    if standalone:
         states = [
             NodeState(s.node, s.state, s.time, s.time if s.state != "down" else None, s.error, s.message)
-            for s in result.samples
+            for s in samples
         ]
     try:
         rows = store.write(reached, [True] * len(reached), states)
@@ -113,23 +142,18 @@ def collect(
             store.prune(parse_duration(settings.raw_retention), parse_duration(settings.rollup_retention))
     finally:
         store.close()
-    _, quiet = context.global_options(ctx)
-    if not quiet:
-        sys.stderr.write(
-            f"stored {rows} GPU samples from {len(reached)} of {len(nodes)} nodes in {config.store_path}\n"
-        )
-    items = [
-        {"node": s.node, "state": s.state, "time": iso_utc(s.time), "gpus": len(s.gpus), "power_w": s.power_w}
-        for s in result.samples
-    ]
-    columns = (
-        Column("node", "NODE"),
-        Column("state", "STATE"),
-        Column("gpus", "GPUS"),
-        Column("power_w", "POWER W"),
-        Column("time", "TIME"),
-    )
-    raise typer.Exit(show_listing(lambda: (items, result.errors), columns, output, no_header))
+    return rows
+
+
+def _sweep_item(sample: NodeSample) -> dict[str, Any]:
+    """One row of `collect`'s listing: a node's state, GPU count and power in this sweep."""
+    return {
+        "node": sample.node,
+        "state": sample.state,
+        "time": iso_utc(sample.time),
+        "gpus": len(sample.gpus),
+        "power_w": sample.power_w,
+    }
 
 
 # ---------------------------------------------------------------------------------------------------- history
