@@ -28,7 +28,29 @@ class OutputFormat(str, Enum):
     yaml = "yaml"
 
 
-OUTPUT_OPTION = typer.Option(OutputFormat.table, "--output", "-o", help="table, wide, json or yaml.")
+def parse_output_format(value: object) -> OutputFormat:
+    """The `-o` value as an OutputFormat; anything else is our usage error (one sentence, a did-you-mean hint)."""
+    if isinstance(value, OutputFormat):
+        return value
+    text = str(value)
+    try:
+        return OutputFormat(text)
+    except ValueError:
+        pass
+    import difflib
+
+    from factoryctl.errors import UsageError
+
+    choices = [f.value for f in OutputFormat]
+    near = difflib.get_close_matches(text.lower(), choices, n=1)
+    suggestion = f"; did you mean {near[0]}?" if near else "."
+    raise UsageError(f"unknown output format {text!r}.", f"choose from {', '.join(choices)}{suggestion}")
+
+
+#: `-o/--output`: the choices still drive help and shell completion; the parser turns a bad value into our error.
+OUTPUT_OPTION = typer.Option(
+    OutputFormat.table, "--output", "-o", parser=parse_output_format, help="table, wide, json or yaml."
+)
 NO_HEADER_OPTION = typer.Option(False, "--no-header", help="Omit the table header.")
 WATCH_OPTION = typer.Option(False, "--watch", "-w", help="Redraw in place every interval, like watch.")
 INTERVAL_OPTION = typer.Option(2.0, "--interval", min=0.1, help="Seconds between --watch redraws.")

@@ -67,6 +67,48 @@ def test_unknown_command_and_bad_option_are_usage_errors(cli):
     assert cli("gpus", "-o", "xml").exit_code == 2
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("gpus", "-o", "jsn"),
+        ("nodes", "list", "--output", "jsn"),
+        ("exec", "all", "-o", "jsn", "--", "true"),
+        ("config", "show", "--output=jsn"),
+    ],
+)
+def test_bad_output_format_is_our_one_sentence_usage_error(cli, args):
+    """Before any config is read (there is none here): one sentence, a hint with did-you-mean, exit 2."""
+    result = cli(*args)
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr == (
+        "factoryctl: unknown output format 'jsn'.\nhint: choose from table, wide, json, yaml; did you mean json?\n"
+    )
+
+
+def test_bad_output_format_without_a_near_choice(cli):
+    result = cli("gpus", "-o", "xml")
+    assert result.stderr.splitlines() == [
+        "factoryctl: unknown output format 'xml'.",
+        "hint: choose from table, wide, json, yaml.",
+    ]
+
+
+def test_bad_output_format_through_the_console_script():
+    """main(), as installed: no click usage block, exit 2."""
+    done = subprocess.run(
+        [sys.executable, "-c", "from factoryctl.cli.app import main; main()", "gpus", "-o", "yml"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr == (
+        "factoryctl: unknown output format 'yml'.\nhint: choose from table, wide, json, yaml; did you mean yaml?\n"
+    )
+
+
 def test_config_show_expands_nodes(cli):
     Path("factory.yaml").write_text("name: lab\nnodes:\n  gpu[01-02]: {rack: a}\ngroups: {r: 'gpu[01-02]'}\n")
     doc = cli("config", "show", "-o", "json").json()

@@ -40,6 +40,13 @@ def test_subcommands_of_a_noun():
     assert complete_bash("factoryctl sim ") == ["inject"]
 
 
+def test_output_formats_are_offered():
+    assert complete_bash("factoryctl gpus -o ") == ["table", "wide", "json", "yaml"]
+    assert complete_bash("factoryctl nodes list --output j") == ["json"]
+    assert complete_bash("factoryctl exec all -o w") == ["wide"]
+    assert complete_bash("factoryctl gpus -o jsn --no-h") == ["--no-header"]  # a bad -o does not break completion
+
+
 def test_node_names_and_groups_from_the_inventory(tmp_path):
     config = tmp_path / "factory.yaml"
     config.write_text("name: lab\nnodes:\n  gpu[01-03]: {}\n  ws: {transport: local}\ngroups:\n  rack-a: gpu[01-02]\n")
