@@ -39,6 +39,20 @@ class SshDefaults(Strict):
     port: int = Field(22, ge=1, le=65535, description="SSH port.")
     python: str = Field("python3", description="Python interpreter on the nodes that runs the agent.")
     connect_timeout_s: float = Field(10.0, gt=0, description="TCP, banner and auth timeout.")
+    remote_cache_dir: str = Field(
+        ".cache/factoryctl",
+        description="Directory on the nodes the agent is uploaded to (relative: under the login directory); "
+        "`$FACTORYCTL_REMOTE_CACHE` overrides it.",
+    )
+
+    @field_validator("remote_cache_dir")
+    @classmethod
+    def _check_remote_cache_dir(cls, value: str) -> str:
+        if any(c in value for c in "\n\r\0"):
+            raise ValueError("the directory name must not contain a newline or NUL")
+        if not value.strip():
+            raise ValueError("the directory name must not be empty")
+        return value
 
 
 Profile = Literal["h100-sxm", "a100-sxm4-80gb", "h200-sxm", "b200", "l40s"]

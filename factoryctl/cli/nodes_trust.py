@@ -47,7 +47,13 @@ def _options(config: FactoryConfig, timeout: float) -> SshOptions:
     from factoryctl.transport.ssh import SshOptions
 
     step = min(float(config.settings.ssh.connect_timeout_s), timeout)
-    return SshOptions(connect_timeout_s=step, banner_timeout_s=step, auth_timeout_s=step, channel_timeout_s=timeout)
+    return SshOptions(
+        connect_timeout_s=step,
+        banner_timeout_s=step,
+        auth_timeout_s=step,
+        channel_timeout_s=timeout,
+        remote_cache=config.settings.ssh.remote_cache_dir,
+    )
 
 
 def _on_each_node(

@@ -37,7 +37,8 @@ class SshOptions:
     keepalive_s: float = 15.0
     #: Output kept per stream of a command; more is read and dropped, so `cat /dev/zero` cannot exhaust memory.
     max_output_bytes: int = 256 << 20
-    #: Agent cache on the node, relative to the login directory (SFTP and exec both start there).
+    #: Agent cache on the node (factory.yaml's `ssh.remote_cache_dir`), relative to the login directory (SFTP and
+    #: exec both start there); `$FACTORYCTL_REMOTE_CACHE` overrides it.
     remote_cache: str = ".cache/factoryctl"
     #: ~/.ssh/config to read; None means the user's.
     ssh_config: Path | None = None

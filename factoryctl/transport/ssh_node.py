@@ -1,7 +1,7 @@
 """The `ssh` NodeTransport: run commands and the node agent over one persistent connection.
 
-The agent zipapp is shipped to a per-user cache on the node (`~/.cache/factoryctl/`) only when its content hash,
-which is part of its file name, is not already there: over SFTP, or with `cat >` on an exec channel when the server
+The agent zipapp is shipped to a per-user cache on the node (`~/.cache/factoryctl/`, else factory.yaml's
+`ssh.remote_cache_dir` or `$FACTORYCTL_REMOTE_CACHE`) only when its content hash, which is part of its file name, is not already there: over SFTP, or with `cat >` on an exec channel when the server
 has no SFTP subsystem. It is started as DESIGN.md's argv (quoted with `shlex.join`) under `env -i` with just PATH
 and HOME, so a node's login environment (PYTHONPATH, LD_PRELOAD ...) cannot break it, and its stdin/stdout become
 an `AgentSession`. A node with no usable Python (the command exits 126/127, or the interpreter is older than 3.9)
@@ -21,7 +21,7 @@ import threading
 from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, cast
 
-from factoryctl.errors import NodeError
+from factoryctl.errors import ConfigError, NodeError
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.transport.base import CommandResult
 from factoryctl.transport.launch import agent_argv
@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 
     from factoryctl.config import FactoryConfig
 
-#: Overrides the agent cache directory on the nodes (relative paths start at the login directory).
+#: Overrides the agent cache directory on the nodes, factory.yaml's `ssh.remote_cache_dir` included (relative paths
+#: start at the login directory).
 REMOTE_CACHE_ENV = "FACTORYCTL_REMOTE_CACHE"
 DEFAULT_REMOTE_CACHE = ".cache/factoryctl"
 _ZIPAPP_NAME = re.compile(r"^factoryctl-agent-[0-9a-f]{6,64}\.pyz$")
@@ -44,10 +45,19 @@ _NO_PYTHON = (126, 127)
 _JUMPS = SshPool()
 
 
-def remote_cache_dir() -> str:
-    """The agent cache on nodes: `$FACTORYCTL_REMOTE_CACHE`, else `.cache/factoryctl` under the login directory."""
-    configured = os.environ.get(REMOTE_CACHE_ENV) or DEFAULT_REMOTE_CACHE
-    return configured[2:] if configured.startswith("~/") else configured
+def remote_cache_dir(configured: str | None = None) -> str:
+    """The agent cache on nodes: `$FACTORYCTL_REMOTE_CACHE`, else `configured`, else `.cache/factoryctl`.
+
+    `configured` is factory.yaml's `ssh.remote_cache_dir`; relative paths (and `~/...`) are under the login directory.
+    """
+    from_env = os.environ.get(REMOTE_CACHE_ENV)
+    if from_env and any(c in from_env for c in "\n\r\0"):
+        raise ConfigError(
+            f"${REMOTE_CACHE_ENV} contains a newline, which no agent cache directory may.",
+            f"unset it, or set it to a plain directory such as {DEFAULT_REMOTE_CACHE}.",
+        )
+    chosen = from_env or configured or DEFAULT_REMOTE_CACHE
+    return chosen[2:] if chosen.startswith("~/") else chosen
 
 
 def remote_name(zipapp: Path) -> str:
@@ -145,7 +155,7 @@ class SshTransport:
         self.factory = factory
         self.connection = connection
         self.options = options
-        self.cache = remote_cache_dir()
+        self.cache = remote_cache_dir(options.remote_cache)
         #: Whether the last start_agent uploaded the zipapp (tests and `nodes check` look at it).
         self.uploaded = False
         self.backend: str | None = None
@@ -261,6 +271,10 @@ def open_ssh_transport(node: NodeSpec, config: FactoryConfig, timeout: float) ->
     """Connect to an SSH node with timeouts taken from factory.yaml's `ssh:` (bounded by `timeout`)."""
     step = min(float(config.settings.ssh.connect_timeout_s), timeout)
     options = SshOptions(
-        connect_timeout_s=step, banner_timeout_s=step, auth_timeout_s=step, channel_timeout_s=max(step, timeout)
+        connect_timeout_s=step,
+        banner_timeout_s=step,
+        auth_timeout_s=step,
+        channel_timeout_s=max(step, timeout),
+        remote_cache=config.settings.ssh.remote_cache_dir,
     )
     return SshTransport.open(node, config.name, options)
