@@ -79,11 +79,15 @@ class Waiting(NamedTuple):
 
 @dataclass
 class PassOutcome:
-    """Everything one pass decided. `waiting` is only filled when the caller asked for explanations."""
+    """Everything one pass decided. `waiting` is only filled when the caller asked for explanations.
+
+    `protected` are the starving jobs the pass put first (started or not): give them back to the next pass.
+    """
 
     started: list[Started] = field(default_factory=list)
     waiting: list[Waiting] = field(default_factory=list)
     reservations: list[Reservation] = field(default_factory=list)
+    protected: set[str] = field(default_factory=set)
 
 
 def is_deferred(job: Candidate, now: float, price: float | None) -> bool:
@@ -113,6 +117,7 @@ class _Pass:
         self.jumped = False
         self.shapes: Collection[tuple[int, int]] | None = None
         self.dead: set[tuple[int, int]] = set()
+        self.held: Collection[str] = ()
 
     def try_start(
         self, job: Candidate, end: float, k: int, memo: tuple[int, int, frozenset[int] | None, int]
@@ -183,7 +188,8 @@ class _Pass:
         config, now, explain = self.config, self.now, self.explain
         protected: set[str] = set()
         if config.starve_after_s is not None:
-            queue, protected = _starving_first(queue, now, config, sum(self.fm.totals))
+            queue, protected = _starving_first(queue, now, config, sum(self.fm.totals), self.held)
+        self.out.protected = protected
         fm = self.fm
         zero, node_count, can_host, hosts = fm.buckets[0], len(fm.free), fm.can_host, fm.hosts
         failed = self.failed
@@ -255,45 +261,44 @@ def _age(job: Candidate) -> tuple[float, int]:
     return (job.submitted_at, job.key[2])
 
 
-def starve_threshold(config: SchedulerConfig, work_ahead_gpu_s: float, total_gpus: int) -> float:
-    """How long a job may wait before it is starving: the larger of the fixed floor and its drain time.
+def starve_threshold(config: SchedulerConfig, queued_gpu_s: float, total_gpus: int) -> float:
+    """How long a job may wait before it is starving: the larger of the fixed floor and the queue's drain time.
 
-    A job's drain time is the queued GPU-seconds (walltimes) of the jobs submitted no later than it (itself
-    included) over the cluster's GPUs: how long the cluster would take to run everything that was waiting before
-    it. Scaled by `starve_drain_factor`, it lets the threshold follow the load: a light queue protects a job after
-    the floor, a deep backlog lets short jobs overtake for longer before the old ones are served in submission
-    order. Jobs submitted later never raise it, and it only falls as the jobs ahead start, so once a job is
-    starving it stays starving and its reservation is never taken back by new arrivals.
+    The drain time is the queued GPU-seconds (walltimes) over the cluster's GPUs: how long the cluster would take
+    to run the whole queue back to back. Scaled by `starve_drain_factor`, it lets the threshold follow the load: a
+    light queue protects a job after the floor, a deep backlog lets short jobs overtake for longer before the old
+    ones are served in submission order. New arrivals raise it, which is why protection is sticky (`plan`'s
+    `protected`): a job that was starving stays protected until it starts, whatever arrives after.
     """
     floor = config.starve_after_s or 0.0
     if not config.starve_drain_factor or total_gpus <= 0:
         return floor
-    return max(floor, config.starve_drain_factor * work_ahead_gpu_s / total_gpus)
+    return max(floor, config.starve_drain_factor * queued_gpu_s / total_gpus)
 
 
 def _starving_first(
-    queue: Iterable[Candidate], now: float, config: SchedulerConfig, total_gpus: int
+    queue: Iterable[Candidate], now: float, config: SchedulerConfig, total_gpus: int, held: Collection[str]
 ) -> tuple[Iterable[Candidate], set[str]]:
-    """Move the oldest starving jobs (waited their `starve_threshold`, at most `protect_oldest`) to the front.
+    """Move the protected jobs to the front, oldest first, and return the new order with their ids.
 
-    Returns the new order and the ids moved. Starving jobs are a prefix of the queue in submission order (an older
-    job has waited longer and has less work ahead of it), so the protection goes to the oldest waiting job and
-    stays with it until it starts.
+    Protected are the jobs of `held` (protected by an earlier pass: never withdrawn) and, up to `protect_oldest`
+    in all, the oldest jobs that waited `starve_threshold`. At one instant every job has the same threshold, so
+    the starving jobs are the oldest ones.
     """
     ordered = queue if isinstance(queue, list) else list(queue)
-    limit = config.protect_oldest
-    oldest = sorted(ordered, key=_age) if limit is None else heapq.nsmallest(limit, ordered, key=_age)
-    if not oldest or oldest[0].submitted_at > now - (config.starve_after_s or 0.0):
-        return ordered, set()  # nobody has waited even the floor
-    moved: list[Candidate] = []
-    work_ahead = 0.0
-    for job in oldest:
-        work_ahead += job.num_gpus * job.walltime
-        if now - job.submitted_at < starve_threshold(config, work_ahead, total_gpus):
-            break
-        moved.append(job)
+    moved = [job for job in ordered if job.id in held] if held else []
+    limit = len(ordered) if config.protect_oldest is None else config.protect_oldest
+    room = limit - len(moved)
+    oldest = heapq.nsmallest(len(moved) + room, ordered, key=_age) if room > 0 else []
+    floor = now - (config.starve_after_s or 0.0)
+    if oldest and oldest[0].submitted_at <= floor:  # somebody waited the floor: worth the drain-time sum
+        queued = sum(job.num_gpus * job.walltime for job in ordered)
+        starving_before = now - starve_threshold(config, queued, total_gpus)
+        fresh = [job for job in oldest if job.submitted_at <= starving_before and job.id not in held]
+        moved.extend(fresh[:room])
     if not moved:
         return ordered, set()
+    moved.sort(key=_age)
     ids = {job.id for job in moved}
     return itertools.chain(moved, (job for job in ordered if job.id not in ids)), ids
 
@@ -307,6 +312,7 @@ def plan(
     price: float | None = None,
     explain: bool = False,
     shapes: Collection[tuple[int, int]] | None = None,
+    protected: Collection[str] = (),
 ) -> PassOutcome:
     """Run one pass: start jobs on `fm` (which it updates) and say why the others wait.
 
@@ -320,7 +326,10 @@ def plan(
         explain: also describe every waiting job (the simulator skips this for speed).
         shapes: optional hint, the (nodes, GPUs per node) of every queued job when none has a node constraint;
             the pass then stops as soon as none of them could fit, instead of walking the rest of the queue.
+        protected: ids of jobs an earlier pass protected (`PassOutcome.protected`): they stay first, so a
+            reservation is never withdrawn because newer jobs raised the starving threshold.
     """
     work = _Pass(fm, running, now, config, explain)
     work.shapes = shapes
+    work.held = protected
     return work.run(queue, price)

@@ -7,7 +7,7 @@ nodes and carry a readable reason. It also proposes preemptions when the policy 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -55,11 +55,16 @@ class PreemptDecision:
 
 @dataclass(frozen=True)
 class Decisions:
-    """Everything one pass decided."""
+    """Everything one pass decided.
+
+    `protected` are the waiting jobs the starvation guard put first: pass them to the next `schedule` call so
+    their protection (and reservation) is never withdrawn when newer jobs deepen the queue.
+    """
 
     starts: tuple[StartDecision, ...]
     waits: tuple[WaitDecision, ...]
     preemptions: tuple[PreemptDecision, ...] = ()
+    protected: frozenset[str] = frozenset()
 
 
 def _allowed(job: Job, nodes: Sequence[SchedNode]) -> frozenset[int] | None:
@@ -137,6 +142,7 @@ def schedule(
     now: float,
     config: SchedulerConfig = POLICIES["default"],
     price: float | None = None,
+    protected: Collection[str] = (),
 ) -> Decisions:
     """Decide what starts where at `now`.
 
@@ -146,9 +152,10 @@ def schedule(
         now: unix seconds.
         config: the policy (`POLICIES["default"]` unless told otherwise).
         price: the current grid price per MWh, for deferrable jobs; None defers nothing.
+        protected: `Decisions.protected` of the previous pass (the scheduler's only memory between passes).
     """
     fm, running, queue = _build(nodes, jobs, now, config)
-    outcome = plan(fm, queue, running, now, config, price=price, explain=True)
+    outcome = plan(fm, queue, running, now, config, price=price, explain=True, protected=protected)
     starts = tuple(
         StartDecision(
             s.job.id,
@@ -163,7 +170,8 @@ def schedule(
     preemptions: tuple[PreemptDecision, ...] = ()
     if config.preemption:
         preemptions = plan_preemptions(fm, outcome.waiting, jobs, config)
-    return Decisions(starts, waits, preemptions)
+    still_waiting = outcome.protected.difference(s.job_id for s in starts)
+    return Decisions(starts, waits, preemptions, frozenset(still_waiting))
 
 
 def _wait(waiting: Waiting, reason: str, fm: FreeMap) -> WaitDecision:

@@ -17,7 +17,9 @@ Starvation guard: a job that has waited `starve_after_s`, or `starve_drain_facto
 (queued GPU-seconds / cluster GPUs) when that is longer, is starving: the threshold follows the load, so a deep
 backlog lets short jobs overtake for longer and a light one protects old jobs early. The oldest `protect_oldest`
 starving jobs are considered first, and (with `reserve_starving_only`) only they get reservations, so large gangs
-are protected when they need it without reserving capacity for every young job. Everything else backfills around the reservations.
+are protected when they need it without reserving capacity for every young job. Everything else backfills around
+the reservations. Protection is sticky: a job stays protected until it starts even when new arrivals lengthen the
+drain time, so a reservation is never withdrawn.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ class SchedulerConfig:
     starve_after_s: float | None = 12 * 3600.0
     reserve_starving_only: bool = True
     protect_oldest: int | None = 1
-    starve_drain_factor: float = 0.35
+    starve_drain_factor: float = 0.5
     preemption: bool = False
     grace_s: float = 300.0
     default_walltime_s: float = DEFAULT_WALLTIME_S

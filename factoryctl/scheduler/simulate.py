@@ -101,6 +101,7 @@ class _Replay:
         self.by_id: dict[str, TraceJob] = {}
         self.seq = 0
         self.shapes: Counter[tuple[int, int]] = Counter()
+        self.protected: set[str] = set()  # starving jobs stay protected from pass to pass until they start
 
     def admit(self, job: TraceJob) -> Rejected | None:
         nodes, gpus = gang_shape(job.num_gpus, job.gpus_per_node, self.fm.max_gpus)
@@ -124,8 +125,9 @@ class _Replay:
     def schedule(self, now: float) -> None:
         began = self.clock()
         shapes = [shape for shape, count in self.shapes.items() if count]
-        outcome = plan(self.fm, self.queue, self.lookahead, now, self.config, shapes=shapes)
+        outcome = plan(self.fm, self.queue, self.lookahead, now, self.config, shapes=shapes, protected=self.protected)
         self.pass_times.append(self.clock() - began)
+        self.protected = outcome.protected
         if not outcome.started:
             return
         names = self.fm.names

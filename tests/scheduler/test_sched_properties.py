@@ -97,7 +97,7 @@ def test_pass_never_double_books_and_starts_whole_gangs(state, policy):
 
 
 @SETTINGS
-@given(state=cluster_state(), policy=st.sampled_from(["easy", "default"]), drain=st.sampled_from([0.0, 0.35]))
+@given(state=cluster_state(), policy=st.sampled_from(["easy", "default"]), drain=st.sampled_from([0.0, 0.5]))
 def test_backfilled_jobs_never_delay_a_reservation(state, policy, drain):
     nodes, jobs = state
     now = 100.0

@@ -223,3 +223,36 @@ def test_running_job_past_its_walltime_counts_as_ending_now():
     cluster = nodes(1)
     jobs = [running("late", [("n0", 8)], 0, 100), pending("next", 8, 1)]
     assert waits(schedule(cluster, jobs, 500, EASY))["next"].reserved_start == 500
+
+
+def test_protection_is_never_withdrawn_when_new_arrivals_deepen_the_queue():
+    # 16 GPUs, threshold = drain time of the whole queue. At t=30,000 hungry (500 s x 16) and long (50,000 s x 8)
+    # drain in 25,500 s: hungry has waited 30,000 s and is starving, so it is reserved at 40,000 (r's end).
+    config = dataclasses.replace(DEFAULT, starve_after_s=100, starve_drain_factor=1.0)
+    cluster = nodes(2)
+    jobs = [
+        running("r", [("n0", 4)], 0, 40_000),
+        pending("hungry", 16, 0, walltime_s=500),
+        pending("long", 8, 150, walltime_s=50_000),
+    ]
+    first = schedule(cluster, jobs, 30_000, config)
+    assert waits(first)["hungry"].reserved_start == 40_000
+    assert first.protected == {"hungry"}
+    # A burst of 8-GPU jobs lifts the drain time to 55,500 s, past hungry's wait.
+    burst = [pending(f"b{i}", 8, 30_001, walltime_s=50_000) for i in range(4)]
+    deeper = [*jobs, *burst]
+    forgetful = schedule(cluster, deeper, 31_000, config)
+    assert waits(forgetful)["hungry"].reserved_start is None  # what sticky protection prevents
+    assert set(starts(forgetful)) == {"long"}  # and long takes n1, pushing hungry back by 50,000 s
+    remembered = schedule(cluster, deeper, 31_000, config, protected=first.protected)
+    assert waits(remembered)["hungry"].reserved_start == 40_000
+    assert starts(remembered) == {}
+    assert remembered.protected == {"hungry"}
+
+
+def test_protection_ends_when_the_job_starts():
+    config = dataclasses.replace(DEFAULT, starve_after_s=100, starve_drain_factor=0.0)
+    jobs = [pending("hungry", 8, 0, walltime_s=500)]
+    decisions = schedule(nodes(1), jobs, 1000, config, protected={"hungry", "gone"})
+    assert starts(decisions) == {"hungry": "n0:8"}
+    assert decisions.protected == frozenset()
