@@ -141,15 +141,20 @@ def test_starving_job_gets_reservation_and_goes_first():
     assert waits(decisions)["quick"].reserved_start is None
 
 
-def test_starving_threshold_follows_the_queue_drain_time():
-    # 16 GPUs; queued work 500 x 16 + 50,000 x 8 GPU-seconds drains in 25,500 s, so the threshold is 25,500 s.
+def hungry_behind_a_running_job():
+    """2 nodes; r holds 4 GPUs of n0 until 40,000; hungry (16 GPUs) and long (8 GPUs) wait; threshold = drain time."""
     config = dataclasses.replace(DEFAULT, starve_after_s=100, starve_drain_factor=1.0)
-    cluster = nodes(2)
     jobs = [
         running("r", [("n0", 4)], 0, 40_000),
         pending("hungry", 16, 0, walltime_s=500),
         pending("long", 8, 150, walltime_s=50_000),
     ]
+    return config, nodes(2), jobs
+
+
+def test_starving_threshold_follows_the_queue_drain_time():
+    # 16 GPUs; queued work 500 x 16 + 50,000 x 8 GPU-seconds drains in 25,500 s, so the threshold is 25,500 s.
+    config, cluster, jobs = hungry_behind_a_running_job()
     young = schedule(cluster, jobs, 200, config)
     # hungry has waited past the floor but not the drain time: no reservation yet, long may take n1.
     assert starts(young) == {"long": "n1:8"}
@@ -228,13 +233,7 @@ def test_running_job_past_its_walltime_counts_as_ending_now():
 def test_protection_is_never_withdrawn_when_new_arrivals_deepen_the_queue():
     # 16 GPUs, threshold = drain time of the whole queue. At t=30,000 hungry (500 s x 16) and long (50,000 s x 8)
     # drain in 25,500 s: hungry has waited 30,000 s and is starving, so it is reserved at 40,000 (r's end).
-    config = dataclasses.replace(DEFAULT, starve_after_s=100, starve_drain_factor=1.0)
-    cluster = nodes(2)
-    jobs = [
-        running("r", [("n0", 4)], 0, 40_000),
-        pending("hungry", 16, 0, walltime_s=500),
-        pending("long", 8, 150, walltime_s=50_000),
-    ]
+    config, cluster, jobs = hungry_behind_a_running_job()
     first = schedule(cluster, jobs, 30_000, config)
     assert waits(first)["hungry"].reserved_start == 40_000
     assert first.protected == {"hungry"}
