@@ -16,7 +16,6 @@ import subprocess
 import sys
 import time
 
-
 #: Bytecode caching on, as for any installed package (pip compiles site-packages at install; this machine sets
 #: PYTHONDONTWRITEBYTECODE, which would make every run recompile factoryctl but not typer's precompiled files).
 BASE_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
