@@ -188,7 +188,7 @@ class _Pass:
         config, now, explain = self.config, self.now, self.explain
         protected: set[str] = set()
         if config.starve_after_s is not None:
-            queue, protected = _starving_first(queue, now, config, sum(self.fm.totals), self.held)
+            queue, protected = _starving_first(queue, _Guard(now, config, self.fm, price), self.held)
         self.out.protected = protected
         fm = self.fm
         zero, node_count, can_host, hosts = fm.buckets[0], len(fm.free), fm.can_host, fm.hosts
@@ -198,7 +198,7 @@ class _Pass:
                 self._wait(job, JobState.DEFERRED, "deferred")
                 continue
             gpus = job.gpus
-            if not (
+            if not (  # inline `FreeMap.hostable`: this loop runs for every queued job of every pass
                 gpus < len(hosts) and job.nodes <= hosts[gpus]
                 if job.allowed is None
                 else can_host(job.nodes, gpus, job.allowed)
@@ -276,29 +276,67 @@ def starve_threshold(config: SchedulerConfig, queued_gpu_s: float, total_gpus: i
     return max(floor, config.starve_drain_factor * queued_gpu_s / total_gpus)
 
 
+class _Guard(NamedTuple):
+    """What the starvation guard needs to know about the pass: the time, the policy, the cluster and the price."""
+
+    now: float
+    config: SchedulerConfig
+    fm: FreeMap
+    price: float | None
+
+    def can_run_now(self, job: Candidate) -> bool:
+        """Neither deferred for its price nor too large for the schedulable nodes: protecting it would help."""
+        return self.fm.hostable(job.nodes, job.gpus, job.allowed) and not (
+            job.deferrable and is_deferred(job, self.now, self.price)
+        )
+
+
+def _hostable_work(queue: Iterable[Candidate], fm: FreeMap) -> float:
+    """GPU-seconds (walltimes) of the queued jobs the schedulable nodes could ever hold."""
+    hosts, top = fm.hosts, len(fm.hosts)
+    total = 0.0
+    for job in queue:
+        gpus = job.gpus
+        if (
+            gpus < top and job.nodes <= hosts[gpus]
+            if job.allowed is None
+            else fm.can_host(job.nodes, gpus, job.allowed)
+        ):
+            total += job.num_gpus * job.walltime
+    return total
+
+
 def _starving_first(
-    queue: Iterable[Candidate], now: float, config: SchedulerConfig, total_gpus: int, held: Collection[str]
+    queue: Iterable[Candidate], guard: _Guard, held: Collection[str]
 ) -> tuple[Iterable[Candidate], set[str]]:
     """Move the protected jobs to the front, oldest first, and return the new order with their ids.
 
     Protected are the jobs of `held` (protected by an earlier pass: never withdrawn) and, up to `protect_oldest`
     in all, the oldest jobs that waited `starve_threshold`. At one instant every job has the same threshold, so
-    the starving jobs are the oldest ones.
+    the starving jobs are the oldest ones. A job that cannot run now (deferred for its price, or larger than the
+    schedulable nodes) neither takes a protection slot nor counts in the drain time: it would block the guard.
     """
+    now, config, fm = guard.now, guard.config, guard.fm
     ordered = queue if isinstance(queue, list) else list(queue)
-    moved = [job for job in ordered if job.id in held] if held else []
+    kept = [job for job in ordered if job.id in held] if held else []
     limit = len(ordered) if config.protect_oldest is None else config.protect_oldest
-    room = limit - len(moved)
-    oldest = heapq.nsmallest(len(moved) + room, ordered, key=_age) if room > 0 else []
+    room = limit - sum(1 for job in kept if guard.can_run_now(job))
     floor = now - (config.starve_after_s or 0.0)
-    if oldest and oldest[0].submitted_at <= floor:  # somebody waited the floor: worth the drain-time sum
-        queued = sum(job.num_gpus * job.walltime for job in ordered)
-        starving_before = now - starve_threshold(config, queued, total_gpus)
-        fresh = [job for job in oldest if job.submitted_at <= starving_before and job.id not in held]
-        moved.extend(fresh[:room])
+    waited = [(job.submitted_at, job.key[2], job) for job in ordered if job.submitted_at <= floor] if room > 0 else []
+    fresh: list[Candidate] = []
+    if waited:  # somebody waited the floor: worth the drain-time sum
+        queued = _hostable_work(ordered, fm)
+        starving_before = now - starve_threshold(config, queued, sum(fm.totals))
+        heapq.heapify(waited)
+        while waited and len(fresh) < room:
+            submitted_at, _, job = heapq.heappop(waited)
+            if submitted_at > starving_before:
+                break
+            if job.id not in held and guard.can_run_now(job):
+                fresh.append(job)
+    moved = sorted(kept + fresh, key=_age)
     if not moved:
         return ordered, set()
-    moved.sort(key=_age)
     ids = {job.id for job in moved}
     return itertools.chain(moved, (job for job in ordered if job.id not in ids)), ids
 

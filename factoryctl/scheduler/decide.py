@@ -12,11 +12,17 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from factoryctl.errors import FactoryError
-from factoryctl.model.jobs import GpuAllocation, Job, JobState, Placement, SchedNode
+from factoryctl.model.jobs import GpuAllocation, Job, JobSpec, JobState, Placement, SchedNode
 from factoryctl.scheduler.core import Candidate, Running, Waiting, plan
 from factoryctl.scheduler.freemap import FreeMap
-from factoryctl.scheduler.policy import POLICIES, SchedulerConfig, gang_shape
-from factoryctl.scheduler.reasons import WaitExplainer, describe_start, shape_text
+from factoryctl.scheduler.policy import POLICIES, SchedulerConfig, gang_shape, split_gang
+from factoryctl.scheduler.reasons import (
+    WaitExplainer,
+    constraint_text,
+    describe_start,
+    describe_unplaceable,
+    shape_text,
+)
 
 
 @dataclass(frozen=True)
@@ -67,16 +73,35 @@ class Decisions:
     protected: frozenset[str] = frozenset()
 
 
-def _allowed(job: Job, nodes: Sequence[SchedNode]) -> frozenset[int] | None:
-    spec = job.spec
-    if not spec.nodes and not spec.labels:
-        return None
-    names = set(spec.nodes)
-    return frozenset(
-        i
-        for i, node in enumerate(nodes)
-        if (not names or node.name in names) and all(node.labels.get(k) == v for k, v in spec.labels)
-    )
+class _Constraints:
+    """The node indices each job constraint allows, computed once per distinct constraint and pass.
+
+    10,000 queued jobs usually share a handful of constraints; a node set is resolved through a name index and
+    labels through a per-label index, so even 10,000 different node sets cost O(set size) each, not O(nodes).
+    """
+
+    def __init__(self, nodes: Sequence[SchedNode]) -> None:
+        """Index the schedulable nodes by name and by label."""
+        self.index = {node.name: i for i, node in enumerate(nodes)}
+        self.by_label: dict[tuple[str, str], set[int]] = {}
+        for i, node in enumerate(nodes):
+            for label in node.labels.items():
+                self.by_label.setdefault(label, set()).add(i)
+        self.known: dict[tuple[tuple[str, ...], tuple[tuple[str, str], ...]], frozenset[int]] = {}
+
+    def allowed(self, spec: JobSpec) -> frozenset[int] | None:
+        """None for an unconstrained job, else the indices of the nodes it may use (the same object for equals)."""
+        if not spec.nodes and not spec.labels:
+            return None
+        key = (spec.nodes, spec.labels)
+        found = self.known.get(key)
+        if found is None:
+            pool: set[int] | None = {self.index[n] for n in spec.nodes if n in self.index} if spec.nodes else None
+            for label in spec.labels:
+                matching = self.by_label.get(label, set())
+                pool = set(matching) if pool is None else pool & matching
+            found = self.known[key] = frozenset(pool or ())
+        return found
 
 
 _ACTIVE = frozenset({JobState.STARTING, JobState.RUNNING})
@@ -100,6 +125,7 @@ def _build(
     node_size = max((n.gpus for n in nodes), default=0)
     waiting.sort(key=lambda j: (j.submitted_at, j.id))
     shapes: dict[tuple[int, int | None], tuple[int, int]] = {}
+    constraints = _Constraints(usable)
     queue: list[Candidate] = []
     for seq, job in enumerate(waiting):
         spec = job.spec
@@ -109,7 +135,7 @@ def _build(
             shape = shapes[shape_key] = gang_shape(spec.num_gpus, spec.gpus_per_node, node_size)
         walltime = spec.walltime_s or config.default_walltime_s
         key = config.order_key(job.submitted_at, walltime, spec.priority, seq)
-        allowed = _allowed(job, usable) if spec.nodes or spec.labels else None
+        allowed = constraints.allowed(spec)
         queue.append(
             Candidate(
                 job.id, spec.num_gpus, shape[0], shape[1], walltime, job.submitted_at, key, spec.priority,
@@ -159,19 +185,39 @@ def schedule(
     starts = tuple(
         StartDecision(
             s.job.id,
-            Placement(tuple(GpuAllocation(fm.names[i], s.job.gpus) for i in s.chosen)),
-            describe_start(s, fm),
+            Placement(
+                tuple(
+                    GpuAllocation(fm.names[i], gpus)
+                    for i, gpus in zip(s.chosen, split_gang(s.job.num_gpus, len(s.chosen)), strict=True)
+                )
+            ),
+            describe_start(s, fm, len(outcome.reservations)),
             s.backfilled,
         )
         for s in outcome.started
     )
     explain = WaitExplainer(fm, now, price)
-    waits = tuple(_wait(w, explain(w), fm) for w in outcome.waiting)
+    by_id = {job.id: job for job in jobs}
+    waits = tuple(
+        _wait(w, _unplaceable(w.job, by_id[w.job.id], nodes) if w.why == "never" else explain(w), fm)
+        for w in outcome.waiting
+    )
     preemptions: tuple[PreemptDecision, ...] = ()
     if config.preemption:
         preemptions = plan_preemptions(fm, outcome.waiting, jobs, config)
     still_waiting = outcome.protected.difference(s.job_id for s in starts)
     return Decisions(starts, waits, preemptions, frozenset(still_waiting))
+
+
+def _unplaceable(candidate: Candidate, job: Job, nodes: Sequence[SchedNode]) -> str:
+    """The reason for a job the schedulable nodes cannot hold: down/drained nodes, a constraint, or too large."""
+    spec = job.spec
+    names = set(spec.nodes)
+    matching = [
+        n for n in nodes if (not names or n.name in names) and all(n.labels.get(k) == v for k, v in spec.labels)
+    ]
+    big_enough = sum(1 for n in matching if n.gpus >= candidate.gpus)
+    return describe_unplaceable(candidate, constraint_text(spec.nodes, spec.labels), len(matching), big_enough)
 
 
 def _wait(waiting: Waiting, reason: str, fm: FreeMap) -> WaitDecision:
@@ -188,17 +234,24 @@ def _wait(waiting: Waiting, reason: str, fm: FreeMap) -> WaitDecision:
 def plan_preemptions(
     fm: FreeMap, waiting: Sequence[Waiting], jobs: Sequence[Job], config: SchedulerConfig
 ) -> tuple[PreemptDecision, ...]:
-    """For the first waiting job that lacks resources, the fewest lowest-priority running jobs to stop for it.
+    """For the first waiting job that lacks resources, a minimal set of lower-priority running jobs to stop for it.
 
-    Only strictly lower-priority jobs are candidates, youngest first among equals (they lose the least work).
-    Nothing is proposed when stopping every candidate would still not make room.
+    Only strictly lower-priority jobs holding GPUs on schedulable nodes the job may use are candidates, lowest
+    priority and youngest first (they lose the least work). After enough are found, any that turn out not to be
+    needed are put back, so every job stopped is necessary. Nothing is proposed when stopping every candidate
+    would still not make room.
     """
     first = next((w.job for w in waiting if w.why in ("resources", "reserved")), None)
     if first is None:
         return ()
     index: Mapping[str, int] = {name: i for i, name in enumerate(fm.names)}
+    usable = set(index.values()) if first.allowed is None else first.allowed
+
+    def freed(job: Job) -> list[tuple[int, int]]:
+        return [(index[a.node], a.gpus) for a in job.allocation if a.node in index and index[a.node] in usable]
+
     victims = sorted(
-        (j for j in jobs if j.state.active and j.spec.priority < first.priority),
+        (j for j in jobs if j.state.active and j.spec.priority < first.priority and freed(j)),
         key=lambda j: (j.spec.priority, -(j.started_at or 0.0), j.id),
     )
     scratch = fm.copy()
@@ -207,10 +260,17 @@ def plan_preemptions(
         if scratch.fits(first.nodes, first.gpus, None, first.allowed):
             break
         chosen.append(victim)
-        for alloc in victim.allocation:
-            if alloc.node in index:
-                scratch.give(index[alloc.node], alloc.gpus)
+        for node_index, gpus in freed(victim):
+            scratch.give(node_index, gpus)
     if not chosen or not scratch.fits(first.nodes, first.gpus, None, first.allowed):
         return ()
+    for victim in reversed(list(chosen)):  # the most valuable first: keep it running if the others suffice
+        for node_index, gpus in freed(victim):
+            scratch.take(node_index, gpus)
+        if scratch.fits(first.nodes, first.gpus, None, first.allowed):
+            chosen.remove(victim)
+        else:
+            for node_index, gpus in freed(victim):
+                scratch.give(node_index, gpus)
     reason = f"preempted for higher-priority job {first.id} ({shape_text(first)})"
     return tuple(PreemptDecision(v.id, first.id, config.grace_s, reason) for v in chosen)

@@ -36,12 +36,20 @@ class FreeMap:
 
     def can_host(self, nodes: int, gpus: int, allowed: frozenset[int] | None = None) -> bool:
         """Whether the gang could ever run here, were every GPU free (cached: node sizes never change)."""
+        if allowed is not None and gpus < len(self.hosts) and self.hosts[gpus] == len(self.totals):
+            return len(allowed) >= nodes  # every node is big enough: only the count matters
         key = (nodes, gpus, allowed)
         known = self._hostable.get(key)
         if known is None:
             pool = range(len(self.totals)) if allowed is None else allowed
             known = self._hostable[key] = sum(1 for i in pool if self.totals[i] >= gpus) >= nodes
         return known
+
+    def hostable(self, nodes: int, gpus: int, allowed: frozenset[int] | None) -> bool:
+        """`can_host`, with the common unconstrained case answered from `hosts` without a cache lookup."""
+        if allowed is None:
+            return gpus < len(self.hosts) and nodes <= self.hosts[gpus]
+        return self.can_host(nodes, gpus, allowed)
 
     def take(self, index: int, gpus: int) -> None:
         """Mark `gpus` GPUs of node `index` busy; over-committing is a bug and raises."""

@@ -24,6 +24,7 @@ drain time, so a reservation is never withdrawn.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from typing import Literal
 
@@ -115,21 +116,35 @@ def policy_named(name: str) -> SchedulerConfig:
     try:
         return POLICIES[name]
     except KeyError:
-        known = ", ".join(POLICIES)
-        raise UsageError(f"unknown policy {name!r}", hint=f"choose from {known}") from None
+        pass
+    lowered = name.lower()
+    if lowered in POLICIES:
+        return POLICIES[lowered]
+    close = difflib.get_close_matches(lowered, POLICIES, n=1)
+    known = ", ".join(POLICIES)
+    guess = f"; did you mean {close[0]}?" if close else ""
+    raise UsageError(f"unknown policy {name!r}", hint=f"choose from {known}{guess}")
 
 
 def gang_shape(num_gpus: int, gpus_per_node: int | None, node_size: int) -> tuple[int, int]:
-    """How a gang spreads over nodes: (nodes, GPUs on each node).
+    """How a gang spreads over nodes: (nodes, GPUs to hold on each node).
 
     An explicit `gpus_per_node` wins. Otherwise a job of up to one node's GPUs packs onto one node, and a larger
-    one takes the fewest nodes that split it evenly (16 on 8-GPU nodes: 2 x 8 whole nodes; 12: 2 x 6).
+    one takes the fewest nodes that can hold it, as evenly as possible (16 on 8-GPU nodes: 2 x 8 whole nodes; 12:
+    2 x 6; 11: 2 x 6 held, used as 6 + 5, see `split_gang`). It never spreads a gang over more nodes than it needs.
     """
     if gpus_per_node is not None:
         return (num_gpus // gpus_per_node, gpus_per_node)
     if num_gpus <= node_size or node_size <= 0:
         return (1, num_gpus)
     nodes = -(-num_gpus // node_size)
-    while num_gpus % nodes:
-        nodes += 1
-    return (nodes, num_gpus // nodes)
+    return (nodes, -(-num_gpus // nodes))
+
+
+def split_gang(num_gpus: int, nodes: int) -> list[int]:
+    """The GPUs a gang uses on each of its nodes, in rank order: as even as possible, larger shares first.
+
+    `split_gang(11, 2)` is [6, 5]; a gang whose GPUs divide evenly uses the same count everywhere.
+    """
+    share, extra = divmod(num_gpus, nodes)
+    return [share + 1] * extra + [share] * (nodes - extra)

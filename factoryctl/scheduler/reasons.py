@@ -38,11 +38,37 @@ def _places(indices: Sequence[int], fm: FreeMap) -> str:
     return where
 
 
-def describe_start(started: Started, fm: FreeMap) -> str:
-    """Why and where a job starts."""
-    verb = "backfilled" if started.backfilled else "started"
-    tail = "; it delays no reservation" if started.backfilled else ""
-    return f"{verb} on {_places(started.chosen, fm)}{tail}"
+def describe_start(started: Started, fm: FreeMap, reservations: int = 0) -> str:
+    """Why and where a job starts (`reservations`: how many reserved starts the pass made)."""
+    if not started.backfilled:
+        return f"started on {_places(started.chosen, fm)}"
+    tail = "; it delays no reservation" if reservations else ""
+    return f"backfilled on {_places(started.chosen, fm)}, ahead of jobs that do not fit yet{tail}"
+
+
+def constraint_text(nodes: Sequence[str], labels: Sequence[tuple[str, str]]) -> str:
+    """`node set n1,n2` / `labels pool=train` / both; long node sets are shortened."""
+    parts = []
+    if nodes:
+        shown = ",".join(nodes[:4]) + (f",... ({len(nodes)} nodes)" if len(nodes) > 4 else "")
+        parts.append(f"node set {shown}")
+    if labels:
+        parts.append("labels " + ",".join(f"{k}={v}" for k, v in labels))
+    return " and ".join(parts)
+
+
+def describe_unplaceable(job: Candidate, constraint: str, matching: int, big_enough: int) -> str:
+    """Why a job cannot be placed on today's schedulable nodes, and whether it ever could.
+
+    `matching` counts the inventory nodes its constraint allows (all of them without one), `big_enough` those with
+    enough GPUs in total; both include nodes that are down, drained or unhealthy now.
+    """
+    among = f" among the nodes of its {constraint}" if constraint else ""
+    if constraint and not matching:
+        return f"can never run here: no node matches its {constraint}"
+    if big_enough >= job.nodes:
+        return f"waiting for nodes that are down, drained or unhealthy: needs {shape_text(job)}{among}"
+    return f"can never run here: needs {shape_text(job)}{among}, and the cluster has fewer"
 
 
 class WaitExplainer:

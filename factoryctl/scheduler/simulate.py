@@ -20,7 +20,7 @@ from factoryctl.errors import FactoryError
 from factoryctl.model.jobs import SchedNode
 from factoryctl.scheduler.core import Candidate, Running, plan
 from factoryctl.scheduler.freemap import FreeMap
-from factoryctl.scheduler.policy import SchedulerConfig, gang_shape
+from factoryctl.scheduler.policy import SchedulerConfig, gang_shape, split_gang
 from factoryctl.scheduler.trace import TraceJob
 
 _KEY = attrgetter("key")
@@ -106,7 +106,9 @@ class _Replay:
     def admit(self, job: TraceJob) -> Rejected | None:
         nodes, gpus = gang_shape(job.num_gpus, job.gpus_per_node, self.fm.max_gpus)
         if not self.fm.can_host(nodes, gpus):
-            return Rejected(job.job_id, f"needs {nodes} node(s) with {gpus} GPUs; the cluster has fewer")
+            plural = "node" if nodes == 1 else "nodes"
+            need = f"{nodes} {plural} with {gpus} GPU{'' if gpus == 1 else 's'}"
+            return Rejected(job.job_id, f"needs {need} and the cluster has fewer")
         self.seq += 1
         key = self.config.order_key(job.submit_s, job.walltime_s, job.priority, self.seq)
         candidate = Candidate(job.job_id, job.num_gpus, nodes, gpus, job.walltime_s, job.submit_s, key, job.priority)
@@ -134,12 +136,13 @@ class _Replay:
         for started in outcome.started:
             job = self.by_id[started.job.id]
             self.seq += 1
-            alloc = tuple((index, started.job.gpus) for index in started.chosen)
-            entry: Running = (now + job.walltime_s, self.seq, alloc)
+            held = tuple((index, started.job.gpus) for index in started.chosen)
+            entry: Running = (now + job.walltime_s, self.seq, held)
             insort(self.lookahead, entry)
             end = now + job.runtime_s
             heapq.heappush(self.ends, (end, self.seq, entry))
-            allocation = tuple((names[index], gpus) for index, gpus in alloc)
+            used = split_gang(job.num_gpus, len(started.chosen))
+            allocation = tuple((names[index], gpus) for index, gpus in zip(started.chosen, used, strict=True))
             self.records.append(
                 JobRecord(job.job_id, self.config.name, job.submit_s, now, end, job.num_gpus, allocation)
             )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
 from helpers import nodes, pending, running
 
 from factoryctl.model.jobs import JobState, SchedNode
@@ -255,3 +256,102 @@ def test_protection_ends_when_the_job_starts():
     decisions = schedule(nodes(1), jobs, 1000, config, protected={"hungry", "gone"})
     assert starts(decisions) == {"hungry": "n0:8"}
     assert decisions.protected == frozenset()
+
+
+def test_gangs_that_do_not_divide_evenly_take_the_fewest_nodes():
+    decided = starts(schedule(nodes(3), [pending("odd", 11, 0), pending("twenty", 20, 1)], 5, EASY))
+    assert decided == {"odd": "n0:6 n1:5"}
+    decided = starts(schedule(nodes(3), [pending("twenty", 20, 1)], 5, EASY))
+    assert decided == {"twenty": "n0:7 n1:7 n2:6"}
+
+
+def test_jobs_that_cannot_run_now_never_take_the_starvation_guard():
+    config = dataclasses.replace(DEFAULT, starve_after_s=100, starve_drain_factor=0.0)
+    cluster = nodes(2)
+    for blocker in (
+        pending("huge", 64, 0, walltime_s=3600),  # larger than the cluster
+        pending("cheap", 8, 0, walltime_s=3600, deferrable=True, max_price=50.0),  # deferred at this price
+    ):
+        jobs = [
+            blocker,
+            running("r", [("n1", 8)], 0, 7200),
+            pending("big", 16, 10, walltime_s=3600),
+            pending("small", 8, 4999, walltime_s=36_000),
+        ]
+        decisions = schedule(cluster, jobs, 5000, config, price=100.0)
+        assert decisions.protected == {"big"}, blocker.id
+        assert waits(decisions)["big"].reserved_start == 7200
+        assert "small" not in starts(decisions)  # it would outlast big's reservation
+
+
+def test_reasons_tell_a_missing_node_from_an_impossible_job():
+    cluster = [SchedNode("n0", 8, drained=True), SchedNode("n1", 8, labels={"pool": "train"})]
+    jobs = [
+        pending("pinned", 8, 0, nodes=("n0",)),
+        pending("two", 16, 1),
+        pending("nowhere", 4, 2, labels=(("pool", "zzz"),)),
+        pending("huge", 64, 3),
+    ]
+    reasons = {job_id: w.reason for job_id, w in waits(schedule(cluster, jobs, 10, EASY)).items()}
+    assert reasons["pinned"].startswith("waiting for nodes that are down, drained or unhealthy")
+    assert "node set n0" in reasons["pinned"]
+    assert reasons["two"].startswith("waiting for nodes that are down, drained or unhealthy")
+    assert reasons["nowhere"] == "can never run here: no node matches its labels pool=zzz"
+    assert reasons["huge"] == "can never run here: needs 8 nodes with 8 free GPUs, and the cluster has fewer"
+
+
+def test_backfill_reason_mentions_reservations_only_when_there_are_some():
+    cluster = nodes(2)
+    jobs = [running("r", [("n0", 8)], 0, 1000), pending("big", 16, 0), pending("small", 8, 5, walltime_s=100)]
+    with_reservation = starts_with_reasons(schedule(cluster, jobs, 10, EASY))
+    assert with_reservation["small"].endswith("it delays no reservation")
+    without = starts_with_reasons(schedule(cluster, jobs, 10, dataclasses.replace(EASY, reservations=0)))
+    assert without["small"] == "backfilled on n1, ahead of jobs that do not fit yet"
+
+
+def starts_with_reasons(decisions):
+    return {s.job_id: s.reason for s in decisions.starts}
+
+
+def test_unknown_policy_names_suggest_the_closest():
+    from factoryctl.errors import UsageError
+    from factoryctl.scheduler.policy import policy_named
+
+    assert policy_named("EASY") is EASY
+    with pytest.raises(UsageError) as caught:
+        policy_named("eazy")
+    assert caught.value.hint == "choose from fifo, sjf, easy, default; did you mean easy?"
+
+
+def test_preemption_stops_only_jobs_whose_gpus_help():
+    config = SchedulerConfig(preemption=True)
+
+    def victims(cluster, jobs):
+        return {p.job_id for p in schedule(cluster, jobs, 10, config).preemptions}
+
+    three = nodes(3)
+    # vip may only use n2: the younger job on n0 frees nothing it can use.
+    pinned = [
+        running("young", [("n0", 8)], 9, 1000),
+        running("old", [("n2", 8)], 0, 1000),
+        running("guard", [("n1", 8)], 0, 1000, priority=9),
+        pending("vip", 8, 5, priority=5, nodes=("n2",)),
+    ]
+    assert victims(three, pinned) == {"old"}
+    # Stopping the 4-GPU job beside a high-priority one frees half a node: useless once old8 is stopped.
+    shared = [
+        running("young4", [("n0", 4)], 9, 1000),
+        running("hp4", [("n0", 4)], 0, 1000, priority=9),
+        running("old8", [("n1", 8)], 0, 1000),
+        running("guard", [("n2", 8)], 0, 1000, priority=9),
+        pending("vip", 8, 5, priority=5),
+    ]
+    assert victims(three, shared) == {"old8"}
+    # A job on a drained node frees nothing the scheduler may use.
+    drained = [SchedNode("n0", 8, drained=True), SchedNode("n1", 8)]
+    on_drained = [
+        running("ondrained", [("n0", 8)], 9, 1000),
+        running("old", [("n1", 8)], 0, 1000),
+        pending("vip", 8, 5, priority=5),
+    ]
+    assert victims(drained, on_drained) == {"old"}
