@@ -6,13 +6,14 @@ it with a cluster. The scheduler modules are imported inside the command so `fac
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import typer
 
 from factoryctl.cli.render import NO_HEADER_OPTION, OUTPUT_OPTION, Column, OutputFormat, emit, render_listing
-from factoryctl.errors import UsageError
+from factoryctl.errors import ActionFailed, UsageError
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -34,36 +35,97 @@ COLUMNS = (
 )
 
 
+def _at_least_one(option: str, hint: str) -> Callable[[object], int]:
+    """A parser for a count option: a whole number of at least 1, else our one-sentence usage error (exit 2)."""
+
+    def parse(value: object) -> int:
+        if isinstance(value, int):
+            number = value
+        else:
+            try:
+                number = int(str(value).strip())
+            except ValueError:
+                raise UsageError(f"{option} must be a whole number, not {str(value)!r}.", hint) from None
+        if number < 1:
+            raise UsageError(f"{option} must be at least 1, not {number}.", hint)
+        return number
+
+    return parse
+
+
 def _number(value: float) -> str:
     """Seconds for the CSV: integers stay integers, other values keep full precision."""
     return str(int(value)) if value == int(value) else repr(value)
 
 
 def _read_trace(path: Path) -> list[Any]:
-    from factoryctl.scheduler.trace import parse_trace
+    from factoryctl.scheduler.trace import decode_trace, parse_trace
 
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            return parse_trace(handle, source=str(path))
+        data = path.read_bytes()
+    except OSError as error:
+        raise UsageError(
+            f"cannot read trace {path}: {error.strerror or error}.", "check the path given to --trace."
+        ) from None
+    try:
+        text = decode_trace(data, source=str(path))
+        return parse_trace(text.splitlines(keepends=True), source=str(path))
     except UsageError as error:
         if error.hint is not None:
             raise
         raise UsageError(
             error.message, "a trace has job_id,submit_time_s,duration_s,num_gpus (see docs/scheduler.md)."
         ) from None
+
+
+def _open_schedule(path: Path) -> IO[str]:
+    """Open --schedule-out before the replay, so a bad path fails in a second rather than after the whole run."""
+    try:
+        return path.open("w", encoding="utf-8", newline="")
+    except IsADirectoryError:
+        raise UsageError(
+            f"cannot write schedule {path}: it is a directory.", "give --schedule-out a file name, not a directory."
+        ) from None
     except OSError as error:
         raise UsageError(
-            f"cannot read trace {path}: {error.strerror or error}.", "check the path given to --trace."
+            f"cannot write schedule {path}: {error.strerror or error}.",
+            "check that its directory exists and is writable.",
         ) from None
+
+
+def _rejection_hint(rejected: Any, jobs: dict[str, Any], gpus_per_node: int) -> str:
+    """What to change for the first rejected job: the trace's shape columns, or the cluster's size."""
+    job = jobs.get(rejected.job_id)
+    if job is not None and job.gpus_per_node is not None and job.gpus_per_node > gpus_per_node:
+        return (
+            f"job {rejected.job_id} asks for {job.gpus_per_node} GPUs per node in the trace's num_nodes/gpus_per_node"
+            f" columns and nodes have {gpus_per_node}; raise --gpus-per-node or fix those columns."
+        )
+    return f"job {rejected.job_id} {rejected.reason}; add nodes (--nodes) or GPUs per node (--gpus-per-node)."
 
 
 @app.command("simulate")
 def simulate_command(
     trace: Path = typer.Option(..., "--trace", help="Job trace CSV: job_id,submit_time_s,duration_s,num_gpus,..."),
-    nodes: int = typer.Option(..., "--nodes", min=1, help="Nodes in the simulated cluster."),
-    gpus_per_node: int = typer.Option(8, "--gpus-per-node", min=1, help="GPUs on each node."),
+    nodes: int = typer.Option(
+        ...,
+        "--nodes",
+        parser=_at_least_one("--nodes", "give the simulated cluster's size, e.g. --nodes 24."),
+        help="Nodes in the simulated cluster.",
+    ),
+    gpus_per_node: int = typer.Option(
+        8,
+        "--gpus-per-node",
+        parser=_at_least_one("--gpus-per-node", "give the GPUs on each simulated node, e.g. --gpus-per-node 8."),
+        help="GPUs on each node.",
+    ),
     policy: str = typer.Option("fifo,sjf,easy,default", "--policy", help="Comma-separated policies to replay."),
-    rack_size: int | None = typer.Option(None, "--rack-size", min=1, help="Nodes per rack (topology)."),
+    rack_size: int | None = typer.Option(
+        None,
+        "--rack-size",
+        parser=_at_least_one("--rack-size", "give the nodes per rack, e.g. --rack-size 4, or leave it out."),
+        help="Nodes per rack (topology).",
+    ),
     schedule_out: Path | None = typer.Option(
         None, "--schedule-out", help="Write job_id,policy,submit_s,start_s,end_s,allocation rows here."
     ),
@@ -77,33 +139,56 @@ def simulate_command(
     from factoryctl.scheduler.policy import policy_named
     from factoryctl.scheduler.simulate import cluster_nodes, simulate
 
-    configs = [policy_named(name.strip()) for name in policy.split(",") if name.strip()]
+    named = [policy_named(name.strip()) for name in policy.split(",") if name.strip()]
+    configs = list({config.name: config for config in named}.values())  # each policy once, in the order given
     if not configs:
         raise UsageError("no policy given", hint="e.g. --policy fifo,sjf,easy,default")
     jobs = _read_trace(trace)
-    cluster = cluster_nodes(nodes, gpus_per_node, rack_size)
-    results = [simulate(jobs, cluster, config) for config in configs]
+    created = schedule_out is not None and not schedule_out.exists()
+    out = None if schedule_out is None else _open_schedule(schedule_out)
+    try:
+        cluster = cluster_nodes(nodes, gpus_per_node, rack_size)
+        results = [simulate(jobs, cluster, config) for config in configs]
+    except BaseException:
+        if out is not None and schedule_out is not None:
+            out.close()
+            if created:  # leave no empty file behind (and never unlink what was there: /dev/null ...)
+                schedule_out.unlink(missing_ok=True)
+        raise
     rejected = results[0].rejected
-    if rejected:
+    everything_rejected = len(rejected) == len(jobs)
+    hint = _rejection_hint(rejected[0], {job.job_id: job for job in jobs}, gpus_per_node) if rejected else ""
+    if rejected and not everything_rejected:
         names = ", ".join(r.job_id for r in rejected[:5]) + (" ..." if len(rejected) > 5 else "")
         sys.stderr.write(
             f"factoryctl: {len(rejected)} job(s) can never run on this cluster and were skipped: {names}\n"
         )
-        sys.stderr.write(f"hint: {rejected[0].reason}; add nodes or GPUs per node\n")
-    if schedule_out is not None:
-        _write_schedule(schedule_out, results)
-    emit(render_listing([summarize(r) for r in results], [], COLUMNS, output, no_header))
+        sys.stderr.write(f"hint: {hint}\n")
+    # The results first: a schedule that fails to write late (disk full) must not cost the table.
+    try:
+        emit(render_listing([summarize(r) for r in results], [], COLUMNS, output, no_header))
+    finally:
+        if out is not None and schedule_out is not None:
+            _write_schedule(out, schedule_out, results)
+    if everything_rejected:
+        raise ActionFailed(
+            f"none of the {len(jobs)} job(s) in the trace fits on {nodes} node(s) of {gpus_per_node} GPUs,"
+            " so nothing ran.",
+            hint,
+        )
 
 
-def _write_schedule(path: Path, results: list[Any]) -> None:
+def _write_schedule(out: IO[str], path: Path, results: list[Any]) -> None:
     lines = ["job_id,policy,submit_s,start_s,end_s,allocation"]
     for result in results:
         for r in sorted(result.records, key=lambda r: (r.submit_s, r.job_id)):
             row = (r.job_id, r.policy, _number(r.submit_s), _number(r.start_s), _number(r.end_s), r.allocation_text())
             lines.append(",".join(row))
     try:
-        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        with out:
+            out.write("\n".join(lines) + "\n")
     except OSError as error:
-        raise UsageError(
-            f"cannot write {path}: {error.strerror or error}.", "check that its directory exists and is writable."
+        raise ActionFailed(
+            f"cannot write schedule {path}: {error.strerror or error}.",
+            "the results above are complete; free some space or give --schedule-out another file.",
         ) from None

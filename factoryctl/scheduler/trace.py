@@ -1,7 +1,8 @@
 """Job traces (DESIGN.md format) parsed and checked before any replay, so a bad row is a sentence, not a crash.
 
 `job_id,submit_time_s,duration_s,num_gpus` are required; `num_nodes,gpus_per_node,priority,walltime_s` are optional
-and extra columns are ignored. The caller reads the file; this module only sees its lines (no IO in the core).
+and extra columns are ignored. The caller reads the file; this module only sees its bytes or lines (no IO in the
+core).
 """
 
 from __future__ import annotations
@@ -15,10 +16,21 @@ from factoryctl.errors import UsageError
 
 REQUIRED = ("job_id", "submit_time_s", "duration_s", "num_gpus")
 
+#: The largest time a trace may give, in seconds (about 3,000 years): beyond it sums lose whole seconds, and at
+#: 1e308 they overflow to infinity, so a larger value is a broken trace rather than a long job.
+MAX_SECONDS = 1e11
+
+_FORMAT_HINT = "a trace has job_id,submit_time_s,duration_s,num_gpus (see docs/scheduler.md)."
+_SHAPE_HINT = "num_gpus must equal num_nodes x gpus_per_node; leave gpus_per_node empty to derive it from num_nodes."
+
 
 @dataclass(frozen=True, slots=True)
 class TraceJob:
-    """One trace row. `walltime_s` is the duration when the trace gives none (exact estimates)."""
+    """One trace row. `walltime_s` is the duration when the trace gives none (exact estimates).
+
+    `gpus_per_node` is the trace's own gang shape: its `gpus_per_node` column, or `num_gpus / num_nodes` when only
+    `num_nodes` is given; `None` lets the scheduler choose.
+    """
 
     job_id: str
     submit_s: float
@@ -32,6 +44,18 @@ class TraceJob:
     def runtime_s(self) -> float:
         """How long the job really runs: its duration, cut at its walltime (the executor kills it there)."""
         return min(self.duration_s, self.walltime_s) if self.walltime_s > 0 else self.duration_s
+
+
+def decode_trace(data: bytes, source: str = "trace") -> str:
+    """The text of a trace file's bytes: UTF-8, with or without a byte-order mark; anything else is a usage error."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise UsageError(
+            f"{source}:{line}: the trace is not UTF-8 text (byte 0x{data[error.start]:02x}).",
+            "save the trace as UTF-8 (e.g. iconv -f latin1 -t utf-8 FILE), or remove the offending bytes.",
+        ) from None
 
 
 def _number(row: dict[str, str], column: str, where: str) -> float:
@@ -51,10 +75,52 @@ def _optional(row: dict[str, str], column: str, where: str) -> float | None:
     return _number(row, column, where)
 
 
+def _seconds(value: float, column: str, where: str) -> float:
+    """A time in seconds: not negative and not absurdly large."""
+    if value < 0:
+        raise UsageError(f"{where}: {column} is {value:g} but must not be negative")
+    if value > MAX_SECONDS:
+        raise UsageError(
+            f"{where}: {column} is {value:g}, more than the {MAX_SECONDS:g} seconds (about 3,000 years) a trace may"
+            " give",
+            f"{column} is in seconds; check the column's unit and the row's value.",
+        )
+    return value
+
+
 def _count(value: float, column: str, where: str) -> int:
     if value != int(value) or value < 1:
         raise UsageError(f"{where}: {column} must be a whole number of at least 1, not {value:g}")
     return int(value)
+
+
+def _gpus_per_node(num_gpus: int, per_node: float | None, nodes: float | None, where: str) -> int | None:
+    """The trace's gang shape as GPUs per node, checked against num_gpus and num_nodes (None: the scheduler picks)."""
+    gpus_per_node = None if per_node is None else _count(per_node, "gpus_per_node", where)
+    if nodes is not None:
+        num_nodes = _count(nodes, "num_nodes", where)
+        if num_gpus < num_nodes:
+            raise UsageError(
+                f"{where}: num_gpus {num_gpus} is fewer than num_nodes {num_nodes}",
+                "every node of a gang needs at least one GPU; fix num_gpus or num_nodes.",
+            )
+        if gpus_per_node is not None and num_nodes * gpus_per_node != num_gpus:
+            raise UsageError(
+                f"{where}: num_nodes {num_nodes} x gpus_per_node {gpus_per_node} is {num_nodes * gpus_per_node},"
+                f" not num_gpus {num_gpus}",
+                _SHAPE_HINT,
+            )
+        if num_gpus % num_nodes:
+            raise UsageError(
+                f"{where}: num_gpus {num_gpus} does not split evenly over num_nodes {num_nodes}", _SHAPE_HINT
+            )
+        return num_gpus // num_nodes
+    if gpus_per_node is not None and (num_gpus % gpus_per_node or gpus_per_node > num_gpus):
+        raise UsageError(
+            f"{where}: num_gpus {num_gpus} does not split into {gpus_per_node} GPUs per node",
+            "num_gpus must be a multiple of gpus_per_node.",
+        )
+    return gpus_per_node
 
 
 def parse_row(row: dict[str, str], where: str) -> TraceJob:
@@ -62,44 +128,56 @@ def parse_row(row: dict[str, str], where: str) -> TraceJob:
     job_id = (row.get("job_id") or "").strip()
     if not job_id:
         raise UsageError(f"{where}: job_id is empty")
-    submit = _number(row, "submit_time_s", where)
-    duration = _number(row, "duration_s", where)
-    if submit < 0 or duration < 0:
-        raise UsageError(f"{where}: submit_time_s and duration_s must not be negative")
+    submit = _seconds(_number(row, "submit_time_s", where), "submit_time_s", where)
+    duration = _seconds(_number(row, "duration_s", where), "duration_s", where)
     num_gpus = _count(_number(row, "num_gpus", where), "num_gpus", where)
-    per_node = _optional(row, "gpus_per_node", where)
-    nodes = _optional(row, "num_nodes", where)
-    gpus_per_node = None if per_node is None else _count(per_node, "gpus_per_node", where)
-    if gpus_per_node is None and nodes is not None and _count(nodes, "num_nodes", where) > 1:
-        gpus_per_node = num_gpus // int(nodes)
-    if gpus_per_node is not None and (num_gpus % gpus_per_node or gpus_per_node > num_gpus):
-        raise UsageError(f"{where}: num_gpus {num_gpus} does not split into {gpus_per_node} GPUs per node")
+    gpus_per_node = _gpus_per_node(
+        num_gpus, _optional(row, "gpus_per_node", where), _optional(row, "num_nodes", where), where
+    )
     walltime = _optional(row, "walltime_s", where)
-    if walltime is not None and walltime <= 0:
-        raise UsageError(f"{where}: walltime_s must be positive")
+    if walltime is not None:
+        if walltime <= 0:
+            raise UsageError(f"{where}: walltime_s is {walltime:g} but must be positive")
+        _seconds(walltime, "walltime_s", where)
     priority = _optional(row, "priority", where) or 0.0
+    if priority != int(priority):
+        raise UsageError(
+            f"{where}: priority must be an integer, not {priority:g}", "use whole numbers (higher runs sooner)."
+        )
     return TraceJob(job_id, submit, duration, num_gpus, gpus_per_node, int(priority), walltime or duration)
 
 
 def parse_trace(lines: Iterable[str], source: str = "trace") -> list[TraceJob]:
-    """Parse a whole trace; missing columns, bad values, duplicate ids and an empty trace are usage errors."""
+    """Parse a whole trace; missing columns, bad values, duplicate ids and an empty trace are usage errors.
+
+    Errors name `source` and the line (blank lines counted), and carry a hint.
+    """
     reader = csv.DictReader(lines)
     header = [name.strip() for name in reader.fieldnames or ()]
+    if header:
+        header[0] = header[0].lstrip("\ufeff").strip()  # a byte-order mark the caller did not strip
+    if not any(header):
+        raise UsageError(
+            f"{source}: the trace is empty (missing column(s) {', '.join(REQUIRED)})",
+            "a trace starts with the header job_id,submit_time_s,duration_s,num_gpus and has one row per job"
+            " (see docs/scheduler.md).",
+        )
     missing = [column for column in REQUIRED if column not in header]
     if missing:
-        raise UsageError(
-            f"{source}: missing column(s) {', '.join(missing)}",
-            hint="a trace needs job_id,submit_time_s,duration_s,num_gpus (see docs/scheduler.md)",
-        )
+        raise UsageError(f"{source}: missing column(s) {', '.join(missing)}", _FORMAT_HINT)
     reader.fieldnames = header
     jobs: list[TraceJob] = []
     seen: set[str] = set()
-    for line, row in enumerate(reader, start=2):
-        job = parse_row(row, f"{source}:{line}")
+    for row in reader:
+        where = f"{source}:{reader.line_num}"
+        job = parse_row(row, where)
         if job.job_id in seen:
-            raise UsageError(f"{source}:{line}: job_id {job.job_id!r} appears twice")
+            raise UsageError(f"{where}: job_id {job.job_id!r} appears twice", "give every job its own job_id.")
         seen.add(job.job_id)
         jobs.append(job)
     if not jobs:
-        raise UsageError(f"{source}: the trace has no jobs")
+        raise UsageError(
+            f"{source}: the trace has no jobs, only a header",
+            "add one row per job under the header (see docs/scheduler.md).",
+        )
     return jobs
