@@ -16,7 +16,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from bisect import bisect_left
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -115,8 +115,9 @@ class _Pass:
         self.failed: set[tuple[int, int, frozenset[int] | None, int]] = set()
         self.holds: dict[int, int] = {}
         self.jumped = False
-        self.shapes: Collection[tuple[int, int]] | None = None
+        self.shapes: Mapping[tuple[int, int], float] | None = None
         self.dead: set[tuple[int, int]] = set()
+        self.failed_at: dict[tuple[int, int], int] = {}  # shape -> fewest reservations it failed within
         self.held: Collection[str] = ()
 
     def try_start(
@@ -132,6 +133,9 @@ class _Pass:
         )
         if chosen is None:
             self.failed.add(memo)
+            if job.allowed is None:
+                shape = (job.nodes, job.gpus)
+                self.failed_at[shape] = min(k, self.failed_at.get(shape, k))
             return None
         fm.commit(chosen, job.gpus)
         if k:
@@ -181,6 +185,7 @@ class _Pass:
         self.out.reservations.append(reservation)
         self._rebuild_capsets()
         self.failed.clear()
+        self.failed_at.clear()
         return reservation
 
     def run(self, queue: Iterable[Candidate], price: float | None) -> PassOutcome:
@@ -211,18 +216,20 @@ class _Pass:
                 self._wait(job, JobState.PENDING, "blocked", blocker=blocker)
                 continue
             started = None
+            tried = False
             if len(zero) != node_count:
                 end = now + job.walltime
                 starts = self.starts
                 k = bisect_left(starts, end) if starts else 0
                 memo = (job.nodes, gpus, job.allowed, k)
                 if memo not in failed:
+                    tried = True
                     started = self.try_start(job, end, k, memo)
             if started is not None:
                 self.out.started.append(started)
                 continue
             self.jumped = True
-            if not explain and (len(zero) == node_count or self._nothing_fits(job)):
+            if not explain and (len(zero) == node_count or (tried and self._nothing_can_start())):
                 break
             reservation = None
             if len(self.out.reservations) < config.reservations and (
@@ -235,15 +242,30 @@ class _Pass:
                 self._wait(job, JobState.PENDING, "reserved" if reservation else "resources", reservation=reservation)
         return self.out
 
-    def _nothing_fits(self, job: Candidate) -> bool:
-        """With a shape hint, whether no queued shape fits even ignoring reservations (then the pass can stop)."""
+    def _nothing_can_start(self) -> bool:
+        """With a shape hint, whether no queued job could start any more in this pass (then the pass can stop).
+
+        A shape is exhausted when it does not fit at all, or when it failed within the caps of the first k
+        reservations and even its shortest queued job would outlast the k-th reservation's start (so it faces
+        those caps or stricter ones). Capacity only shrinks within a pass, so an exhausted shape stays exhausted.
+        """
         shapes = self.shapes
-        if shapes is None or job.allowed is not None or (job.nodes, job.gpus) in self.dead:
+        if shapes is None:
             return False
-        if self.fm.fits(job.nodes, job.gpus):
-            return False
-        self.dead.add((job.nodes, job.gpus))
-        return all(shape in self.dead or not self.fm.fits(*shape) for shape in shapes)
+        fm, dead, failed_at, starts, now = self.fm, self.dead, self.failed_at, self.starts, self.now
+        for shape, shortest in shapes.items():
+            if shape in dead:
+                continue
+            k = failed_at.get(shape)
+            if k is None:
+                if fm.fits(*shape):
+                    return False  # not tried yet and there is room: it might start
+                dead.add(shape)
+            elif k == 0:
+                dead.add(shape)  # failed with no reservation in the way: no room at all
+            elif now + shortest <= starts[k - 1]:
+                return False  # a short job of this shape could end before the k-th reservation
+        return True
 
     def _wait(
         self,
@@ -349,7 +371,7 @@ def plan(
     config: SchedulerConfig,
     price: float | None = None,
     explain: bool = False,
-    shapes: Collection[tuple[int, int]] | None = None,
+    shapes: Mapping[tuple[int, int], float] | None = None,
     protected: Collection[str] = (),
 ) -> PassOutcome:
     """Run one pass: start jobs on `fm` (which it updates) and say why the others wait.
@@ -362,8 +384,9 @@ def plan(
         config: the policy.
         price: the current grid price per MWh, for deferrable jobs (None: unknown, nothing is deferred).
         explain: also describe every waiting job (the simulator skips this for speed).
-        shapes: optional hint, the (nodes, GPUs per node) of every queued job when none has a node constraint;
-            the pass then stops as soon as none of them could fit, instead of walking the rest of the queue.
+        shapes: optional hint when no queued job has a node constraint: for each queued (nodes, GPUs per node), the
+            shortest walltime queued with it. The pass then stops as soon as no queued job could start, instead of
+            walking the rest of the queue.
         protected: ids of jobs an earlier pass protected (`PassOutcome.protected`): they stay first, so a
             reservation is never withdrawn because newer jobs raised the starving threshold.
     """

@@ -11,7 +11,6 @@ from __future__ import annotations
 import heapq
 import time
 from bisect import bisect_left, insort
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
@@ -100,7 +99,7 @@ class _Replay:
         self.pass_times: list[float] = []
         self.by_id: dict[str, TraceJob] = {}
         self.seq = 0
-        self.shapes: Counter[tuple[int, int]] = Counter()
+        self.walltimes: dict[tuple[int, int], list[float]] = {}  # per queued shape, its jobs' walltimes, sorted
         self.protected: set[str] = set()  # starving jobs stay protected from pass to pass until they start
 
     def admit(self, job: TraceJob) -> Rejected | None:
@@ -113,7 +112,7 @@ class _Replay:
         key = self.config.order_key(job.submit_s, job.walltime_s, job.priority, self.seq)
         candidate = Candidate(job.job_id, job.num_gpus, nodes, gpus, job.walltime_s, job.submit_s, key, job.priority)
         insort(self.queue, candidate, key=_KEY)
-        self.shapes[(nodes, gpus)] += 1
+        insort(self.walltimes.setdefault((nodes, gpus), []), job.walltime_s)
         self.by_id[job.job_id] = job
         return None
 
@@ -126,7 +125,7 @@ class _Replay:
 
     def schedule(self, now: float) -> None:
         began = self.clock()
-        shapes = [shape for shape, count in self.shapes.items() if count]
+        shapes = {shape: walltimes[0] for shape, walltimes in self.walltimes.items() if walltimes}
         outcome = plan(self.fm, self.queue, self.lookahead, now, self.config, shapes=shapes, protected=self.protected)
         self.pass_times.append(self.clock() - began)
         self.protected = outcome.protected
@@ -151,7 +150,8 @@ class _Replay:
             if self.queue[at] is not started.job:
                 raise FactoryError(f"simulator bug: started job {started.job.id} is not in the queue")
             del self.queue[at]
-            self.shapes[(started.job.nodes, started.job.gpus)] -= 1
+            walltimes = self.walltimes[(started.job.nodes, started.job.gpus)]
+            del walltimes[bisect_left(walltimes, started.job.walltime)]
 
 
 def simulate(
