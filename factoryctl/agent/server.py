@@ -20,7 +20,7 @@ from factoryctl import __version__
 from factoryctl.agent import PROTOCOL_VERSION
 from factoryctl.agent.host import HostSampler
 from factoryctl.agent.nvml import DriverUnavailable, GpuLost, NvmlSession
-from factoryctl.agent.sampler import GpuSampler, node_sample
+from factoryctl.agent.sampler import DEFAULT_SLOW_INTERVAL_S, GpuSampler, node_sample, slow_max_age
 
 MIN_INTERVAL_S = 0.05
 MAX_INTERVAL_S = 3600.0
@@ -100,12 +100,15 @@ class AgentServer:
             self._count = self.nvml.device_count()
         return self._count
 
-    def sample(self) -> Dict[str, Any]:
-        """A node sample; RequestError(driver) when NVML is unavailable."""
+    def sample(self, slow_max_age: Optional[float] = None) -> Dict[str, Any]:
+        """A node sample; RequestError(driver) when NVML is unavailable.
+
+        The slow tier is reused while younger than `slow_max_age` seconds; None reads every field now.
+        """
         with self._sample_lock:
             try:
                 count = self.gpu_count()
-                return node_sample(self.sampler, count, self.backend, self.host.sample())
+                return node_sample(self.sampler, count, self.backend, self.host.sample(), slow_max_age)
             except DriverUnavailable as exc:
                 raise RequestError("driver", str(exc)) from None
 
@@ -126,20 +129,26 @@ class AgentServer:
         """`sample`: one node sample."""
         return self.sample()
 
+    @staticmethod
+    def _seconds(req: Dict[str, Any], key: str, default: float) -> float:
+        value = req.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise RequestError("usage", f"{key} must be a number of seconds")
+        if not MIN_INTERVAL_S <= value <= MAX_INTERVAL_S:
+            raise RequestError("usage", f"{key} must be between {MIN_INTERVAL_S:g} and {MAX_INTERVAL_S:g}")
+        return float(value)
+
     def op_stream(self, req: Dict[str, Any]) -> Dict[str, Any]:
-        """`stream`: a sample every `interval_s` until `stop`."""
-        interval = req.get("interval_s", 1.0)
-        if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not math.isfinite(interval):
-            raise RequestError("usage", "interval_s must be a number of seconds")
-        if not MIN_INTERVAL_S <= interval <= MAX_INTERVAL_S:
-            raise RequestError("usage", f"interval_s must be between {MIN_INTERVAL_S:g} and {MAX_INTERVAL_S:g}")
+        """`stream`: a sample every `interval_s` until `stop`; the slow tier read every `slow_interval_s`."""
+        interval = self._seconds(req, "interval_s", 1.0)
+        max_age = slow_max_age(interval, self._seconds(req, "slow_interval_s", DEFAULT_SLOW_INTERVAL_S))
         stream_id = req.get("id")
         if stream_id in self._streams:
             raise RequestError("usage", f"stream {stream_id} is already running")
         self.gpu_count_or_error()  # refuse a stream the driver cannot feed
         stop = threading.Event()
         thread = threading.Thread(
-            target=self._stream_loop, args=(stream_id, float(interval), stop), name=f"stream-{stream_id}", daemon=True
+            target=self._stream_loop, args=(stream_id, interval, max_age, stop), name=f"stream-{stream_id}", daemon=True
         )
         self._streams[stream_id] = (thread, stop)
         # The reply must precede the first sample: start the thread after the reply is written (see handle()).
@@ -152,11 +161,11 @@ class AgentServer:
         except DriverUnavailable as exc:
             raise RequestError("driver", str(exc)) from None
 
-    def _stream_loop(self, stream_id: Any, interval: float, stop: threading.Event) -> None:
+    def _stream_loop(self, stream_id: Any, interval: float, slow_max_age: float, stop: threading.Event) -> None:
         next_at = time.monotonic()
         while not stop.is_set():
             try:
-                msg: Dict[str, Any] = {"id": stream_id, "type": "sample", "result": self.sample()}
+                msg: Dict[str, Any] = {"id": stream_id, "type": "sample", "result": self.sample(slow_max_age)}
             except RequestError as exc:
                 msg = {
                     "id": stream_id,
@@ -287,9 +296,11 @@ class AgentServer:
         with self._sample_lock:
             indexes = self._gpu_indexes(req.get("gpus"))
             try:
-                return {"injected": self.inject_fault(fault, indexes, xid)}
+                injected = self.inject_fault(fault, indexes, xid)
             except ValueError as exc:
                 raise RequestError("usage", str(exc)) from None
+            self.sampler.refresh(indexes)  # the agent changed them itself: the next sample shows every tier
+            return {"injected": injected}
 
     def op_shutdown(self, req: Dict[str, Any]) -> Dict[str, Any]:
         """`shutdown`: reply, then exit 0."""
