@@ -100,10 +100,15 @@ class NodeEntry(Strict):
 class ControllerSettings(Strict):
     """`controller:` the daemon's timers and the store's retention."""
 
-    interval_s: float = Field(1.0, gt=0, description="Telemetry sampling interval.")
+    interval_s: float = Field(1.0, ge=0.05, le=3600, description="Telemetry sampling interval.")
     raw_retention: str = Field("6h", description="How long raw samples are kept.")
     rollup_retention: str = Field("30d", description="How long 1-minute rollups are kept.")
-    slow_interval_s: float = Field(5.0, gt=0, description="Temperatures and ECC counts are stored this often.")
+    slow_interval_s: float = Field(
+        5.0,
+        ge=0.05,
+        le=3600,
+        description="Temperature, ECC, memory and energy are read by the agents and stored this often.",
+    )
     reconnect_max_s: float = Field(30.0, gt=0, description="Longest wait between reconnect attempts to a node.")
 
     @field_validator("raw_retention", "rollup_retention")

@@ -66,7 +66,14 @@ class Collector:
 
     def _start_link(self, node: NodeSpec, connect: Connector) -> None:
         link = NodeLink(
-            node, self.config.interval_s, connect, self.writer, self._backoff(), self._rng, stall_s=self._stall_s
+            node,
+            self.config.interval_s,
+            connect,
+            self.writer,
+            self._backoff(),
+            self._rng,
+            stall_s=self._stall_s,
+            slow_interval_s=self.config.settings.controller.slow_interval_s,
         )
         self.links[node.name] = link
         link.start()
@@ -74,7 +81,10 @@ class Collector:
     def apply(self, config: FactoryConfig) -> dict[str, list[str]]:
         """Move to a new configuration; returns the nodes added, removed and reconnected."""
         old, self.config = self.config, config
-        interval_changed = config.interval_s != old.interval_s
+        interval_changed = (
+            config.interval_s != old.interval_s
+            or config.settings.controller.slow_interval_s != old.settings.controller.slow_interval_s
+        )
         removed = [n for n in self.links if n not in config.nodes]
         added = [n for n in config.nodes if n not in self.links]
         changed = [
@@ -82,6 +92,7 @@ class Collector:
         ]
         self._stop_links(removed + changed)
         self.writer.set_interval(config.interval_s)
+        self.writer.slow_interval_s = config.settings.controller.slow_interval_s
         self.writer.set_nodes(config.nodes)
         connect = self._make_connector(config)
         for name in added + changed:

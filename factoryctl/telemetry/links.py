@@ -87,9 +87,11 @@ class NodeLink:
         backoff: Backoff,
         rng: random.Random | None = None,
         stall_s: float | None = None,
+        slow_interval_s: float | None = None,
     ) -> None:
         self.node = node
         self.interval_s = interval_s
+        self.slow_interval_s = slow_interval_s
         #: Silence after which a connected link is rebuilt. The node is already `down` after three missed samples;
         #: the link waits a little longer, so a merely overloaded node is not hit with a restart storm.
         self.stall_s = stall_s if stall_s is not None else max((MISSED_FOR_DOWN + 0.5) * interval_s, STALL_MIN_S)
@@ -145,7 +147,7 @@ class NodeLink:
         self.connects += 1
         try:
             self._last_heard = time.monotonic()
-            session.stream(self.interval_s, self._on_sample)
+            session.stream(self.interval_s, self._on_sample, slow_interval_s=self.slow_interval_s)
             while not self._stop.wait(self.interval_s / 2):
                 if session.failure is not None:
                     raise session.failure

@@ -205,10 +205,23 @@ class AgentSession:
         """One telemetry sample of the node."""
         return self._to_sample(self.request("sample", timeout=timeout))
 
-    def stream(self, interval_s: float, on_sample: Callable[[NodeSample], None], timeout: float = 10.0) -> int:
-        """Start streaming samples to `on_sample` (called on the reader thread); returns the stream id."""
+    def stream(
+        self,
+        interval_s: float,
+        on_sample: Callable[[NodeSample], None],
+        timeout: float = 10.0,
+        slow_interval_s: float | None = None,
+    ) -> int:
+        """Start streaming samples to `on_sample` (called on the reader thread); returns the stream id.
+
+        `slow_interval_s` is how often the agent re-reads the slow tier (temperature, ECC, memory, energy); the
+        agent's default (5 s) when None.
+        """
         silence = f"{self.node}: the agent did not start streaming."
-        request_id, reply = self._exchange({"op": "stream", "interval_s": interval_s}, timeout, silence, on_sample)
+        request: dict[str, Any] = {"op": "stream", "interval_s": interval_s}
+        if slow_interval_s is not None:
+            request["slow_interval_s"] = slow_interval_s
+        request_id, reply = self._exchange(request, timeout, silence, on_sample)
         self._result("stream", reply)
         return request_id
 

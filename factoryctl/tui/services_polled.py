@@ -71,7 +71,8 @@ class _NodeLink:
         timeout = self.owner.connect_timeout_s
         self.transport = open_transport(self.spec, self.owner.config, timeout)
         self.session = self.transport.start_agent(timeout)
-        self.session.stream(self.owner.interval_s, self._on_sample, timeout=timeout)
+        slow = self.owner.config.settings.controller.slow_interval_s
+        self.session.stream(self.owner.interval_s, self._on_sample, timeout=timeout, slow_interval_s=slow)
 
     def _on_sample(self, sample: NodeSample) -> None:
         from factoryctl.telemetry.health import gpu_events
