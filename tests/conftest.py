@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import io
+import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+# A test run started in the background (`nohup`, `cmd &` in a script, some CI runners) inherits SIGINT ignored, and
+# Python then never installs its KeyboardInterrupt handler. The Ctrl-C tests need what a terminal user has.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
