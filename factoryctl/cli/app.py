@@ -111,7 +111,11 @@ _register_all()
 
 
 def _print_error(error: FactoryError) -> None:
-    sys.stderr.write(f"factoryctl: {error.message}\n")
+    """`factoryctl: <one sentence>.` and `hint: ...` on stderr; the sentence gets its full stop if it lacks one."""
+    message = error.message.rstrip()
+    if message and message[-1] not in ".!?":
+        message += "."
+    sys.stderr.write(f"factoryctl: {message}\n")
     if error.hint:
         sys.stderr.write(f"hint: {error.hint}\n")
 

@@ -35,8 +35,13 @@ COLUMNS = (
 )
 
 
-def _at_least_one(option: str, hint: str) -> Callable[[object], int]:
-    """A parser for a count option: a whole number of at least 1, else our one-sentence usage error (exit 2)."""
+#: The largest simulated cluster: far beyond any real one, small enough to build in memory at once.
+MAX_NODES = 100_000
+MAX_GPUS_PER_NODE = 1024
+
+
+def _at_least_one(option: str, hint: str, most: int) -> Callable[[object], int]:
+    """A parser for a count option: a whole number from 1 to `most`, else our one-sentence usage error (exit 2)."""
 
     def parse(value: object) -> int:
         if isinstance(value, int):
@@ -48,6 +53,8 @@ def _at_least_one(option: str, hint: str) -> Callable[[object], int]:
                 raise UsageError(f"{option} must be a whole number, not {str(value)!r}.", hint) from None
         if number < 1:
             raise UsageError(f"{option} must be at least 1, not {number}.", hint)
+        if number > most:
+            raise UsageError(f"{option} must be at most {most:,}, not {number:,}.", hint)
         return number
 
     return parse
@@ -76,6 +83,14 @@ def _read_trace(path: Path) -> list[Any]:
         raise UsageError(
             error.message, "a trace has job_id,submit_time_s,duration_s,num_gpus (see docs/scheduler.md)."
         ) from None
+
+
+def _same_file(one: Path, other: Path) -> bool:
+    """Whether two paths name the same file (through links and relative paths alike)."""
+    try:
+        return one.exists() and other.exists() and one.samefile(other)
+    except OSError:
+        return False
 
 
 def _open_schedule(path: Path) -> IO[str]:
@@ -110,20 +125,22 @@ def simulate_command(
     nodes: int = typer.Option(
         ...,
         "--nodes",
-        parser=_at_least_one("--nodes", "give the simulated cluster's size, e.g. --nodes 24."),
+        parser=_at_least_one("--nodes", "give the simulated cluster's size, e.g. --nodes 24.", MAX_NODES),
         help="Nodes in the simulated cluster.",
     ),
     gpus_per_node: int = typer.Option(
         8,
         "--gpus-per-node",
-        parser=_at_least_one("--gpus-per-node", "give the GPUs on each simulated node, e.g. --gpus-per-node 8."),
+        parser=_at_least_one(
+            "--gpus-per-node", "give the GPUs on each simulated node, e.g. --gpus-per-node 8.", MAX_GPUS_PER_NODE
+        ),
         help="GPUs on each node.",
     ),
     policy: str = typer.Option("fifo,sjf,easy,default", "--policy", help="Comma-separated policies to replay."),
     rack_size: int | None = typer.Option(
         None,
         "--rack-size",
-        parser=_at_least_one("--rack-size", "give the nodes per rack, e.g. --rack-size 4, or leave it out."),
+        parser=_at_least_one("--rack-size", "give the nodes per rack, e.g. --rack-size 4, or leave it out.", MAX_NODES),
         help="Nodes per rack (topology).",
     ),
     schedule_out: Path | None = typer.Option(
@@ -144,6 +161,11 @@ def simulate_command(
     if not configs:
         raise UsageError("no policy given", hint="e.g. --policy fifo,sjf,easy,default")
     jobs = _read_trace(trace)
+    if schedule_out is not None and _same_file(schedule_out, trace):
+        raise UsageError(
+            f"--schedule-out {schedule_out} is the trace itself; writing it would destroy the trace.",
+            "give --schedule-out another file name.",
+        )
     created = schedule_out is not None and not schedule_out.exists()
     out = None if schedule_out is None else _open_schedule(schedule_out)
     try:

@@ -19,6 +19,8 @@ REQUIRED = ("job_id", "submit_time_s", "duration_s", "num_gpus")
 #: The largest time a trace may give, in seconds (about 3,000 years): beyond it sums lose whole seconds, and at
 #: 1e308 they overflow to infinity, so a larger value is a broken trace rather than a long job.
 MAX_SECONDS = 1e11
+#: The largest GPU or node count a trace row may give (a million GPUs is beyond any cluster we simulate).
+MAX_COUNT = 1_000_000
 
 _FORMAT_HINT = "a trace has job_id,submit_time_s,duration_s,num_gpus (see docs/scheduler.md)."
 _SHAPE_HINT = "num_gpus must equal num_nodes x gpus_per_node; leave gpus_per_node empty to derive it from num_nodes."
@@ -91,6 +93,11 @@ def _seconds(value: float, column: str, where: str) -> float:
 def _count(value: float, column: str, where: str) -> int:
     if value != int(value) or value < 1:
         raise UsageError(f"{where}: {column} must be a whole number of at least 1, not {value:g}")
+    if value > MAX_COUNT:
+        raise UsageError(
+            f"{where}: {column} is {value:g}, more than the {MAX_COUNT:,} a trace may give",
+            f"{column} counts GPUs or nodes; check the row's value.",
+        )
     return int(value)
 
 
@@ -153,7 +160,10 @@ def parse_trace(lines: Iterable[str], source: str = "trace") -> list[TraceJob]:
     Errors name `source` and the line (blank lines counted), and carry a hint.
     """
     reader = csv.DictReader(lines)
-    header = [name.strip() for name in reader.fieldnames or ()]
+    first = next(reader.reader, None)
+    while first is not None and not any(field.strip() for field in first):  # blank lines before the header
+        first = next(reader.reader, None)
+    header = [name.strip() for name in first or ()]
     if header:
         header[0] = header[0].lstrip("\ufeff").strip()  # a byte-order mark the caller did not strip
     if not any(header):

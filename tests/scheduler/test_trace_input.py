@@ -334,3 +334,58 @@ def test_rejection_for_the_traces_own_shape_points_at_its_columns(cli, tmp_path,
     hint = next(line for line in r.stderr.splitlines() if line.startswith("hint: "))
     assert "num_nodes/gpus_per_node columns" in hint
     assert "--gpus-per-node" in hint
+
+
+# -- review follow-ups: bounds, blank lines before the header, the trace as its own output -------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--nodes", "100000000"), "--nodes must be at most 100,000, not 100,000,000."),
+        (("--nodes", "99999999999999999999999"), "--nodes must be at most 100,000"),
+        (("--nodes", "4", "--gpus-per-node", "1000000000"), "--gpus-per-node must be at most 1,024"),
+        (("--nodes", "4", "--rack-size", "1000001"), "--rack-size must be at most 100,000"),
+    ],
+)
+def test_counts_have_an_upper_bound(cli, tmp_path, args, message):
+    r = cli("sched", "simulate", "--trace", str(write(tmp_path, f"{HEADER}\na,0,10,1\n")), *args)
+    assert_sentence_and_hint(r)
+    assert message in r.stderr
+
+
+def test_gpu_counts_in_a_trace_are_bounded():
+    error = usage_error("a,0,10,1e300")
+    assert error.message.startswith("t.csv:2: num_gpus is 1e+300, more than the 1,000,000 a trace may give")
+
+
+def test_blank_lines_before_the_header_are_skipped():
+    (job,) = parse_trace(["", "  ", HEADER, "a,0,10,1"], source="t.csv")
+    assert job.job_id == "a"
+    with pytest.raises(UsageError) as caught:
+        parse_trace(["", HEADER, "a,0,-1,1"], source="t.csv")
+    assert caught.value.message.startswith("t.csv:3: ")  # physical line numbers, blank lines counted
+
+
+def test_the_trace_is_never_its_own_schedule_out(cli, tmp_path):
+    trace = write(tmp_path, f"{HEADER}\na,0,10,1\n")
+    before = trace.read_text()
+    r = cli("sched", "simulate", "--trace", str(trace), "--nodes", "1", "--schedule-out", str(tmp_path / "." / "t.csv"))
+    assert_sentence_and_hint(r)
+    assert "is the trace itself" in r.stderr
+    assert trace.read_text() == before
+
+
+def test_every_printed_error_is_a_sentence_with_its_full_stop(cli, tmp_path):
+    r = cli(
+        "sched",
+        "simulate",
+        "--trace",
+        str(write(tmp_path, f"{HEADER}\na,0,10,1\n")),
+        "--nodes",
+        "1",
+        "--policy",
+        "nope",
+    )
+    assert_sentence_and_hint(r)
+    assert r.stderr.splitlines()[0] == "factoryctl: unknown policy 'nope'."
