@@ -150,16 +150,7 @@ def simulate_command(
     no_header: bool = NO_HEADER_OPTION,
 ) -> None:
     """Replay a job trace through the scheduler under each policy and report delays and utilisation."""
-    import sys
-
-    from factoryctl.scheduler.metrics import summarize
-    from factoryctl.scheduler.policy import policy_named
-    from factoryctl.scheduler.simulate import cluster_nodes, simulate
-
-    named = [policy_named(name.strip()) for name in policy.split(",") if name.strip()]
-    configs = list({config.name: config for config in named}.values())  # each policy once, in the order given
-    if not configs:
-        raise UsageError("no policy given", hint="e.g. --policy fifo,sjf,easy,default")
+    configs = _policies(policy)
     jobs = _read_trace(trace)
     if schedule_out is not None and _same_file(schedule_out, trace):
         raise UsageError(
@@ -169,35 +160,69 @@ def simulate_command(
     created = schedule_out is not None and not schedule_out.exists()
     out = None if schedule_out is None else _open_schedule(schedule_out)
     try:
-        cluster = cluster_nodes(nodes, gpus_per_node, rack_size)
-        results = [simulate(jobs, cluster, config) for config in configs]
+        results = _replay(jobs, configs, nodes, gpus_per_node, rack_size)
     except BaseException:
         if out is not None and schedule_out is not None:
             out.close()
             if created:  # leave no empty file behind (and never unlink what was there: /dev/null ...)
                 schedule_out.unlink(missing_ok=True)
         raise
+    _report(jobs, results, gpus_per_node, output, no_header, out, schedule_out)
+    if len(results[0].rejected) == len(jobs):
+        raise ActionFailed(
+            f"none of the {len(jobs)} job(s) in the trace fits on {nodes} node(s) of {gpus_per_node} GPUs,"
+            " so nothing ran.",
+            _rejection_hint(results[0].rejected[0], {job.job_id: job for job in jobs}, gpus_per_node),
+        )
+
+
+def _policies(names: str) -> list[Any]:
+    """The `--policy` list as configurations: each once, in the order given."""
+    from factoryctl.scheduler.policy import policy_named
+
+    named = [policy_named(name.strip()) for name in names.split(",") if name.strip()]
+    configs = list({config.name: config for config in named}.values())
+    if not configs:
+        raise UsageError("no policy given", hint="e.g. --policy fifo,sjf,easy,default")
+    return configs
+
+
+def _replay(jobs: list[Any], configs: list[Any], nodes: int, gpus_per_node: int, rack_size: int | None) -> list[Any]:
+    from factoryctl.scheduler.simulate import cluster_nodes, simulate
+
+    cluster = cluster_nodes(nodes, gpus_per_node, rack_size)
+    return [simulate(jobs, cluster, config) for config in configs]
+
+
+def _report(
+    jobs: list[Any],
+    results: list[Any],
+    gpus_per_node: int,
+    output: OutputFormat,
+    no_header: bool,
+    out: IO[str] | None,
+    schedule_out: Path | None,
+) -> None:
+    """Warn about skipped jobs, print the table, then write the schedule.
+
+    The table comes first: a late write failure, such as a full disk, must not cost it.
+    """
+    import sys
+
+    from factoryctl.scheduler.metrics import summarize
+
     rejected = results[0].rejected
-    everything_rejected = len(rejected) == len(jobs)
-    hint = _rejection_hint(rejected[0], {job.job_id: job for job in jobs}, gpus_per_node) if rejected else ""
-    if rejected and not everything_rejected:
+    if rejected and len(rejected) < len(jobs):
         names = ", ".join(r.job_id for r in rejected[:5]) + (" ..." if len(rejected) > 5 else "")
         sys.stderr.write(
             f"factoryctl: {len(rejected)} job(s) can never run on this cluster and were skipped: {names}\n"
         )
-        sys.stderr.write(f"hint: {hint}\n")
-    # The results first: a schedule that fails to write late (disk full) must not cost the table.
+        sys.stderr.write(f"hint: {_rejection_hint(rejected[0], {j.job_id: j for j in jobs}, gpus_per_node)}\n")
     try:
         emit(render_listing([summarize(r) for r in results], [], COLUMNS, output, no_header))
     finally:
         if out is not None and schedule_out is not None:
             _write_schedule(out, schedule_out, results)
-    if everything_rejected:
-        raise ActionFailed(
-            f"none of the {len(jobs)} job(s) in the trace fits on {nodes} node(s) of {gpus_per_node} GPUs,"
-            " so nothing ran.",
-            hint,
-        )
 
 
 def _write_schedule(out: IO[str], path: Path, results: list[Any]) -> None:

@@ -190,7 +190,7 @@ class _Pass:
 
     def run(self, queue: Iterable[Candidate], price: float | None) -> PassOutcome:
         blocker: str | None = None
-        config, now, explain = self.config, self.now, self.explain
+        config, now, explain = self.config, self.now, self.explain  # locals: this loop is the scheduler's hot path
         protected: set[str] = set()
         if config.starve_after_s is not None:
             queue, protected = _starving_first(queue, _Guard(now, config, self.fm, price), self.held)
@@ -231,16 +231,21 @@ class _Pass:
             self.jumped = True
             if not explain and (len(zero) == node_count or (tried and self._nothing_can_start())):
                 break
-            reservation = None
-            if len(self.out.reservations) < config.reservations and (
-                not config.reserve_starving_only or job.id in protected
-            ):
-                reservation = self.reserve(job)
-            if not config.backfill and job.id not in protected:
+            if self._hold_back(job, protected):
                 blocker = job.id
-            if explain:
-                self._wait(job, JobState.PENDING, "reserved" if reservation else "resources", reservation=reservation)
         return self.out
+
+    def _hold_back(self, job: Candidate, protected: Collection[str]) -> bool:
+        """A job that cannot start now: reserve for it if the policy says so; True if it blocks the rest (no backfill)."""
+        config = self.config
+        reservation = None
+        if len(self.out.reservations) < config.reservations and (
+            not config.reserve_starving_only or job.id in protected
+        ):
+            reservation = self.reserve(job)
+        if self.explain:
+            self._wait(job, JobState.PENDING, "reserved" if reservation else "resources", reservation=reservation)
+        return not config.backfill and job.id not in protected
 
     def _nothing_can_start(self) -> bool:
         """With a shape hint, whether no queued job could start any more in this pass (then the pass can stop).
