@@ -24,6 +24,19 @@ def parse_duration(text: str | float) -> float:
     return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
+def remote_cache_dir_problem(value: str) -> str | None:
+    """Why `value` cannot name the agent cache on the nodes, or None (`ssh.remote_cache_dir` and its env var)."""
+    if any(c in value for c in "\n\r\0"):
+        return "the directory name must not contain a newline or NUL"
+    if not value.strip():
+        return "the directory name must not be empty"
+    if value.startswith("-"):
+        return "the directory name must not start with '-' (write ./-name for a directory really named so)"
+    if value.startswith("~") and value != "~" and not value.startswith("~/"):
+        return "only `~` and `~/...` (the login directory) are understood; write another user's directory in full"
+    return None
+
+
 class Strict(BaseModel):
     """Base for every section: unknown keys are errors, values are immutable once loaded."""
 
@@ -41,17 +54,16 @@ class SshDefaults(Strict):
     connect_timeout_s: float = Field(10.0, gt=0, description="TCP, banner and auth timeout.")
     remote_cache_dir: str = Field(
         ".cache/factoryctl",
-        description="Directory on the nodes the agent is uploaded to (relative: under the login directory); "
-        "`$FACTORYCTL_REMOTE_CACHE` overrides it.",
+        description="Directory on the nodes the agent is uploaded to (relative, `~` and `~/...`: under the login "
+        "directory); it must be the login user's and not group/other-writable. `$FACTORYCTL_REMOTE_CACHE` overrides it.",
     )
 
     @field_validator("remote_cache_dir")
     @classmethod
     def _check_remote_cache_dir(cls, value: str) -> str:
-        if any(c in value for c in "\n\r\0"):
-            raise ValueError("the directory name must not contain a newline or NUL")
-        if not value.strip():
-            raise ValueError("the directory name must not be empty")
+        problem = remote_cache_dir_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
 

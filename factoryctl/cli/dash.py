@@ -22,8 +22,11 @@ def register(app: typer.Typer) -> None:
         read_only: bool = typer.Option(False, "--read-only", help="Hide drain, resume and power-cap actions."),
     ) -> None:
         """The live dashboard: node states, per-GPU bars, power against the budget; drain, resume and cap nodes."""
+        from factoryctl.telemetry.poll import check_agent_cache
+
         config = context.load(ctx)
-        config.resolve_target(target)  # a bad TARGET is a usage error before the screen changes
+        # a bad TARGET (usage) or $FACTORYCTL_REMOTE_CACHE (config) is an error before the screen changes
+        check_agent_cache(config.resolve_target(target))
         import sys
 
         if not sys.stdout.isatty():

@@ -75,8 +75,10 @@ def register(app: typer.Typer) -> None:
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         from factoryctl.errors import UsageError
+        from factoryctl.telemetry.poll import check_agent_cache
 
         source = MetricsSource(context.load(ctx), min_interval, timeout)
+        check_agent_cache(source.config.nodes.values())  # before serving, not as a failed scrape
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:

@@ -63,8 +63,12 @@ def _on_each_node(
     fanout: int,
     work: Callable[[FactoryConfig, SshOptions, NodeSpec], T],
     ssh_only: bool = False,
+    agent: bool = False,
 ) -> list[tuple[NodeSpec, T | NodeError]]:
-    """Load the config, then run `work` on every node of `target` (only SSH ones with `ssh_only`) in parallel."""
+    """Load the config, then run `work` on every node of `target` (only SSH ones with `ssh_only`) in parallel.
+
+    `agent`: the work starts agents, so a bad `$FACTORYCTL_REMOTE_CACHE` is one config error before any node.
+    """
     from factoryctl.transport.fanout import fan_out
 
     config = context.load(ctx)
@@ -77,6 +81,10 @@ def _on_each_node(
 
             sys.stderr.write(f"factoryctl: skipped {fold(local)}: the local transport has no host key.\n")
         specs = [s for s in specs if s.transport == "ssh"]
+    if agent:
+        from factoryctl.telemetry.poll import check_agent_cache
+
+        check_agent_cache(specs)
     return fan_out(specs, lambda spec: work(config, options, spec), fanout)
 
 
@@ -208,6 +216,7 @@ def check_command(
         timeout,
         fanout,
         lambda config, options, spec: check_node(spec, config.name, options, timeout, config.state_dir),
+        agent=True,
     )
     diagnoses: list[Diagnosis] = []
     errors: list[NodeError] = []

@@ -66,7 +66,7 @@ def inject(
     from factoryctl.cli.render import report_node_errors
     from factoryctl.config import parse_gpu_target
     from factoryctl.errors import NodeError, UsageError, most_severe
-    from factoryctl.telemetry.poll import fan_out, open_transport
+    from factoryctl.telemetry.poll import check_agent_cache, fan_out, open_transport
 
     fault = _fault(xid, {"ecc": ecc, "lost": lost, "reset": reset, "reboot": reboot, "hot": hot})
     config = context.load(ctx)
@@ -79,6 +79,7 @@ def inject(
             "faults can only be injected into nodes with `sim:` in factory.yaml.",
         )
     _check_gpus(nodes, gpus)
+    check_agent_cache(nodes)
 
     def inject_one(node: Any) -> dict[str, Any]:
         transport = open_transport(node, config, timeout)

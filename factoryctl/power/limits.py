@@ -16,7 +16,7 @@ from factoryctl.config import FactoryConfig
 from factoryctl.errors import NodeError, UsageError
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.model.telemetry import NodeSample
-from factoryctl.telemetry.poll import fan_out, open_transport, poll_nodes
+from factoryctl.telemetry.poll import check_agent_cache, fan_out, open_transport, poll_nodes
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,7 @@ def apply_limit(
 
     Every addressed GPU must exist, and unless clamping every range must take the value, before anything changes.
     """
+    check_agent_cache(nodes)
     range_checked = watts is not None and not clamp
     if range_checked or gpus is not None:
         polled = poll_nodes(config, nodes, timeout)

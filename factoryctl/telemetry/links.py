@@ -22,7 +22,7 @@ from factoryctl.errors import NodeError
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.model.telemetry import NodeSample
 from factoryctl.telemetry.health import MISSED_FOR_DOWN
-from factoryctl.telemetry.poll import as_node_error, open_transport
+from factoryctl.telemetry.poll import as_node_error, check_agent_cache, open_transport
 from factoryctl.transport.base import NodeTransport
 from factoryctl.transport.session import AgentSession
 
@@ -48,7 +48,11 @@ class SampleSink(Protocol):
 
 
 def transport_connector(config: FactoryConfig, timeout_s: float) -> Connector:
-    """The real connector: the node's inventory transport (ssh or local), then its agent."""
+    """The real connector: the node's inventory transport (ssh or local), then its agent.
+
+    A bad `$FACTORYCTL_REMOTE_CACHE` is raised here, once, before any link connects.
+    """
+    check_agent_cache(config.nodes.values())
 
     def connect(node: NodeSpec) -> tuple[NodeTransport, AgentSession]:
         transport = open_transport(node, config, timeout_s)

@@ -22,6 +22,7 @@ __all__ = [
     "DEFAULT_FANOUT",
     "PollResult",
     "as_node_error",
+    "check_agent_cache",
     "down_sample",
     "fan_out",
     "open_transport",
@@ -49,6 +50,18 @@ def open_transport(node: NodeSpec, config: FactoryConfig, timeout: float = 10.0)
     return open_ssh_transport(node, config, timeout)
 
 
+def check_agent_cache(nodes: Iterable[NodeSpec]) -> None:
+    """Before agents start on `nodes`: a bad `$FACTORYCTL_REMOTE_CACHE` is one config error (exit 3).
+
+    Raised here once instead of once per node; only SSH nodes use it, and `exec` never calls this.
+    """
+    ssh = [node for node in nodes if node.transport == "ssh"]
+    if ssh:
+        from factoryctl.transport.ssh_node import check_remote_cache_env
+
+        check_remote_cache_env(ssh)
+
+
 def down_sample(node: str, error: NodeError) -> NodeSample:
     """The row shown for a node that could not be sampled: down, or degraded when it answered but its driver did not."""
     state = "degraded" if error.kind == "driver" else "down"
@@ -72,9 +85,11 @@ def poll_nodes(
     config: FactoryConfig, nodes: Iterable[NodeSpec], timeout: float = 15.0, fanout: int = DEFAULT_FANOUT
 ) -> PollResult:
     """One sample from each node, in parallel."""
+    nodes = list(nodes)
+    check_agent_cache(nodes)
     samples: list[NodeSample] = []
     errors: list[NodeError] = []
-    for node, outcome in fan_out(list(nodes), lambda n: sample_node(n, config, timeout), fanout):
+    for node, outcome in fan_out(nodes, lambda n: sample_node(n, config, timeout), fanout):
         if isinstance(outcome, NodeError):
             errors.append(outcome)
             samples.append(down_sample(node.name, outcome))

@@ -15,11 +15,16 @@ def agent_argv(
     node: NodeSpec, factory: str, python: str, zipapp: str | PurePath, sim_state_dir: str | None
 ) -> list[str]:
     """`python3 <zipapp> --node NAME --factory F [--sim PROFILE --gpus N --seed S --unsupported A,B --state-dir D]`."""
-    argv = [python, str(zipapp), "--node", node.name, "--factory", factory]
+    argv = [python, _as_operand(str(zipapp)), "--node", node.name, "--factory", factory]
     if node.sim is not None:
         argv += ["--sim", node.sim.profile, "--gpus", str(node.sim.gpus), "--seed", str(node.sim.seed)]
         if node.sim.unsupported:
             argv += ["--unsupported", ",".join(node.sim.unsupported)]
         if sim_state_dir:
-            argv += ["--state-dir", sim_state_dir]
+            argv += ["--state-dir", _as_operand(sim_state_dir)]
     return argv
+
+
+def _as_operand(path: str) -> str:
+    """A relative path gets `./`, so a name starting with `-` can never be read as an option (`python3 -c...`)."""
+    return path if path.startswith(("/", "./", "../")) else f"./{path}"

@@ -1,0 +1,300 @@
+"""The agent cache on the nodes is trusted only when it is private (real sshd, the real agent zipapp).
+
+Another local user of a node must not be able to get code run as the SSH user by preparing the cache directory or
+planting `factoryctl-agent-<hash>.pyz` of the right name and size in it. The tests run sshd as the current user
+(root here); a foreign owner is made with chown to `nobody`'s uid when running as root.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+from pathlib import Path
+
+import pytest
+
+from factoryctl.config import parse_config
+from factoryctl.errors import ConfigError, ExitCode
+from factoryctl.model.inventory import NodeSpec
+from factoryctl.transport.bundle import agent_zipapp
+from factoryctl.transport.launch import agent_argv
+from factoryctl.transport.ssh import SshOptions, SshPool
+from factoryctl.transport.ssh_node import remote_cache_dir, remote_name
+
+NODES = "  sim1: {host: 127.0.0.1, sim: h100-sxm, gpus: 1}\n"
+FOREIGN_UID = 65534  # nobody
+as_root = pytest.mark.skipif(os.geteuid() != 0, reason="making a file another user's needs root")
+
+
+@pytest.fixture(autouse=True)
+def no_cache_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The suite points every test at a temp cache through the environment; these tests choose their own."""
+    monkeypatch.delenv("FACTORYCTL_REMOTE_CACHE", raising=False)
+
+
+@pytest.fixture
+def factory(tmp_path, sshd, known_hosts):
+    def write(cache: str, server=None, nodes: str = NODES) -> str:
+        server = server or sshd
+        hosts = known_hosts if server is sshd else server.write_known_hosts(tmp_path / "known_hosts_extra")
+        path = Path(server.write_factory(tmp_path / "factory.yaml", hosts, nodes))
+        text = path.read_text().replace("ssh: {", f"ssh: {{remote_cache_dir: {json.dumps(cache)}, ", 1)
+        path.write_text(text)
+        return str(path)
+
+    return write
+
+
+@pytest.fixture
+def zipapp() -> Path:
+    return agent_zipapp()
+
+
+def plant(directory: Path, zipapp: Path, marker: Path) -> Path:
+    """A planted "agent" of the real one's name and size: Python source that leaves `marker` if it ever runs."""
+    code = f"open({str(marker)!r}, 'w').write('pwned')\n".encode()
+    size = zipapp.stat().st_size
+    assert len(code) + 2 < size
+    planted = directory / remote_name(zipapp)
+    planted.write_bytes(code + b"#" + b"x" * (size - len(code) - 2) + b"\n")
+    assert planted.stat().st_size == size
+    return planted
+
+
+def shared_dir(path: Path, mode: int = 0o777) -> Path:
+    path.mkdir(parents=True)
+    path.chmod(mode)  # mkdir's mode is cut by the umask
+    return path
+
+
+def test_a_world_writable_cache_with_a_planted_agent_is_refused(cli, factory, tmp_path, zipapp):
+    cache = shared_dir(tmp_path / "shared" / "factoryctl")
+    marker = tmp_path / "marker"
+    planted = plant(cache, zipapp, marker)
+    before = planted.read_bytes()
+    r = cli("--config", factory(str(cache)), "gpus", "sim1", "-o", "json", "--timeout", "60")
+    assert r.exit_code == ExitCode.FAILURE, r.stderr
+    (error,) = r.json()["errors"]
+    assert error["error"] == "agent"
+    assert error["message"] == (
+        f"the agent cache directory {cache} on the node is writable by group or others (mode 0777), "
+        "so another user could replace the agent."
+    )
+    assert not marker.exists()
+    assert planted.read_bytes() == before  # nothing written into it either
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o777  # and not "fixed" behind the operator's back
+
+
+def test_nodes_check_says_how_to_fix_it(cli, factory, tmp_path, zipapp):
+    cache = shared_dir(tmp_path / "g", 0o770)
+    r = cli("--config", factory(str(cache)), "nodes", "check", "sim1", "-o", "json", "--timeout", "60")
+    assert r.exit_code == ExitCode.FAILURE, r.stderr
+    (agent,) = [s for s in r.json()["items"][0]["steps"] if s["step"] == "agent"]
+    assert agent["status"] == "fail"
+    assert "mode 0770" in agent["detail"]
+    assert f"`chmod go-w {cache}`" in agent["fix"]
+    assert "ssh.remote_cache_dir" in agent["fix"]
+
+
+@as_root
+def test_a_cache_directory_of_another_user_is_refused(cli, factory, tmp_path, zipapp):
+    cache = shared_dir(tmp_path / "theirs", 0o700)
+    marker = tmp_path / "marker"
+    plant(cache, zipapp, marker)
+    os.chown(cache, FOREIGN_UID, FOREIGN_UID)
+    r = cli("--config", factory(str(cache)), "gpus", "sim1", "-o", "json", "--timeout", "60")
+    assert r.exit_code == ExitCode.FAILURE, r.stderr
+    (error,) = r.json()["errors"]
+    assert f"{cache} on the node belongs to uid {FOREIGN_UID}, not to the login user (uid 0)" in error["message"]
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("mode", [0o666, 0o620, 0o602])
+def test_a_group_or_other_writable_cached_agent_is_uploaded_again(cli, factory, tmp_path, zipapp, mode):
+    cache = shared_dir(tmp_path / "mine", 0o700)
+    marker = tmp_path / "marker"
+    planted = plant(cache, zipapp, marker)
+    planted.chmod(mode)
+    r = cli("--config", factory(str(cache)), "gpus", "sim1", "-o", "json", "--timeout", "60")
+    assert r.exit_code == 0, r.stderr
+    assert not marker.exists()
+    assert planted.read_bytes() == zipapp.read_bytes()
+    assert not stat.S_IMODE(planted.stat().st_mode) & 0o022
+    assert not list(cache.glob("*.part"))
+
+
+@as_root
+def test_a_cached_agent_of_another_user_is_uploaded_again(cli, factory, tmp_path, zipapp):
+    cache = shared_dir(tmp_path / "mine", 0o700)
+    marker = tmp_path / "marker"
+    planted = plant(cache, zipapp, marker)
+    planted.chmod(0o644)
+    os.chown(planted, FOREIGN_UID, FOREIGN_UID)
+    r = cli("--config", factory(str(cache)), "gpus", "sim1", "--timeout", "60")
+    assert r.exit_code == 0, r.stderr
+    assert not marker.exists()
+    assert planted.read_bytes() == zipapp.read_bytes()
+    assert planted.stat().st_uid == os.geteuid()
+
+
+def test_a_private_cache_and_agent_are_reused_as_they_are(cli, factory, tmp_path, zipapp):
+    cache = shared_dir(tmp_path / "kept", 0o750)  # not writable by others: fine, and left as the operator made it
+    config = factory(str(cache))
+    assert cli("--config", config, "gpus", "sim1", "--timeout", "60").exit_code == 0
+    (agent,) = cache.glob("factoryctl-agent-*.pyz")
+    assert not stat.S_IMODE(agent.stat().st_mode) & 0o077  # uploaded 0600
+    first = agent.stat().st_mtime_ns
+    assert cli("--config", config, "gpus", "sim1", "--timeout", "60").exit_code == 0
+    assert agent.stat().st_mtime_ns == first  # reused, not uploaded again
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o750
+
+
+class TestWithoutSftp:
+    """The `cat >` fallback (no SFTP subsystem) applies the same rules with a shell probe."""
+
+    @pytest.fixture
+    def server(self, sshd_factory):
+        return sshd_factory(sftp=False)
+
+    def test_a_world_writable_cache_is_refused(self, cli, factory, tmp_path, zipapp, server):
+        cache = shared_dir(tmp_path / "shared")
+        marker = tmp_path / "marker"
+        plant(cache, zipapp, marker)
+        sticky = shared_dir(tmp_path / "sticky", 0o1777)
+        r = cli("--config", factory(str(sticky), server), "gpus", "sim1", "-o", "json", "--timeout", "60")
+        assert "(mode 1777)" in r.json()["errors"][0]["message"]
+        r = cli("--config", factory(str(cache), server), "gpus", "sim1", "-o", "json", "--timeout", "60")
+        assert r.exit_code == ExitCode.FAILURE, r.stderr
+        (error,) = r.json()["errors"]
+        assert error["message"] == (
+            f"the agent cache directory {cache} on the node is writable by group or others (mode 0777), "
+            "so another user could replace the agent."
+        )
+        assert not marker.exists()
+
+    @as_root
+    def test_a_cache_of_another_user_is_refused(self, cli, factory, tmp_path, zipapp, server):
+        cache = shared_dir(tmp_path / "theirs", 0o700)
+        os.chown(cache, FOREIGN_UID, FOREIGN_UID)
+        r = cli("--config", factory(str(cache), server), "gpus", "sim1", "-o", "json", "--timeout", "60")
+        assert r.exit_code == ExitCode.FAILURE, r.stderr
+        assert "does not belong to the login user" in r.json()["errors"][0]["message"]
+
+    def test_a_writable_cached_agent_is_uploaded_again(self, cli, factory, tmp_path, zipapp, server):
+        cache = shared_dir(tmp_path / "mine", 0o700)
+        marker = tmp_path / "marker"
+        planted = plant(cache, zipapp, marker)
+        planted.chmod(0o666)
+        r = cli("--config", factory(str(cache), server), "gpus", "sim1", "--timeout", "60")
+        assert r.exit_code == 0, r.stderr
+        assert not marker.exists()
+        assert planted.read_bytes() == zipapp.read_bytes()
+
+    def test_a_missing_cache_is_created_private_and_reused(self, cli, factory, tmp_path, zipapp, server):
+        cache = tmp_path / "new" / "agents"
+        config = factory(str(cache), server)
+        assert cli("--config", config, "gpus", "sim1", "--timeout", "60").exit_code == 0
+        assert stat.S_IMODE(cache.stat().st_mode) == 0o700
+        agent = cache / remote_name(zipapp)
+        first = agent.stat().st_mtime_ns
+        assert cli("--config", config, "gpus", "sim1", "--timeout", "60").exit_code == 0
+        assert agent.stat().st_mtime_ns == first
+
+
+# ---------------------------------------------------------------- values that would be options, and `~`
+
+
+@pytest.mark.parametrize("value", ["'-cimport os;os.system(\"id\")#'", "-x", "'~root/cache'"])
+def test_a_dash_or_other_users_tilde_value_is_a_config_error(value):
+    with pytest.raises(ConfigError) as caught:
+        parse_config(f"name: x\nssh:\n  remote_cache_dir: {value}\nnodes: {{a: }}\n", Path("f.yaml"))
+    assert caught.value.message.startswith("f.yaml:3:21: `ssh.remote_cache_dir`: "), caught.value.message
+    assert caught.value.exit_code == ExitCode.CONFIG
+
+
+def test_the_cli_refuses_a_dash_value_with_exit_3(cli, factory, tmp_path):
+    marker = tmp_path / "marker"
+    r = cli("--config", factory(f"-cimport os;open({str(marker)!r},'w')#"), "gpus", "sim1", "--timeout", "60")
+    assert r.exit_code == ExitCode.CONFIG, r.stderr
+    assert ":2:25: `ssh.remote_cache_dir`: the directory name must not start with '-'" in r.stderr
+    assert not marker.exists()
+
+
+def test_relative_paths_in_the_agent_command_line_can_never_be_options():
+    node = NodeSpec(name="n", host="h", sim=None)
+    assert agent_argv(node, "f", "python3", "-cimport os#/factoryctl-agent-1.pyz", None)[1].startswith("./-c")
+    assert agent_argv(node, "f", "python3", "factoryctl-agent-1.pyz", None)[1] == "./factoryctl-agent-1.pyz"
+    assert agent_argv(node, "f", "python3", "/abs/a.pyz", None)[1] == "/abs/a.pyz"
+
+
+@pytest.mark.parametrize(
+    ("value", "resolved"),
+    [("~", "."), ("~/", "."), ("~/a/b", "a/b"), ("~//a", "a"), ("/var/tmp/f", "/var/tmp/f"), ("rel", "rel")],
+)
+def test_tilde_means_the_login_directory(value, resolved):
+    assert remote_cache_dir(value) == resolved
+
+
+def test_tilde_alone_is_the_login_directory_on_the_node(cli, factory, ssh_node, zipapp):
+    pool = SshPool(SshOptions(connect_timeout_s=30, banner_timeout_s=30, auth_timeout_s=30, channel_timeout_s=30))
+    try:
+        login = Path(pool.connect(ssh_node()).run(["pwd"], timeout=60).stdout.decode().strip())
+    finally:
+        pool.close()
+    info = login.stat()
+    if info.st_uid != os.geteuid() or info.st_mode & 0o022:
+        pytest.skip(f"the login directory {login} is not private, so it is rightly refused as a cache")
+    agent, sim = login / remote_name(zipapp), login / "sim"
+    existed = agent.exists(), sim.exists()
+    try:
+        r = cli("--config", factory("~"), "gpus", "sim1", "--timeout", "60")
+        assert r.exit_code == 0, r.stderr
+        assert agent.is_file()
+        assert not (login / "~").exists()
+    finally:
+        if not existed[0]:
+            agent.unlink(missing_ok=True)
+        if not existed[1]:
+            shutil.rmtree(sim, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- a bad $FACTORYCTL_REMOTE_CACHE
+
+
+UNREACHABLE = "  sim[1-3]: {host: 127.0.0.1, port: 1, sim: h100-sxm, gpus: 1}\n"
+
+
+@pytest.mark.parametrize("value", ["a\nb", "-cimport os#", "~root/x"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["gpus", "all", "--timeout", "5"],
+        ["nodes", "list", "--timeout", "5"],
+        ["nodes", "check", "all", "--timeout", "5"],
+        ["telemetry", "collect", "--once", "--timeout", "5"],
+        ["power", "set", "all", "--watts", "300", "--clamp", "--timeout", "5"],
+        ["power", "reset", "all", "--timeout", "5"],
+        ["sim", "inject", "all", "--xid", "79", "--timeout", "5"],
+        ["metrics", "serve", "--port", "0"],
+        ["dash"],
+    ],
+    ids=lambda command: "-".join(command[:2]),
+)
+def test_a_bad_environment_value_is_one_config_error_before_any_node(cli, factory, monkeypatch, value, command):
+    monkeypatch.setenv("FACTORYCTL_REMOTE_CACHE", value)
+    r = cli("--config", factory(".cache/factoryctl", nodes=UNREACHABLE), *command)
+    assert r.exit_code == ExitCode.CONFIG, r.stderr
+    lines = r.stderr.splitlines()
+    assert lines[0].startswith("factoryctl: $FACTORYCTL_REMOTE_CACHE is not a usable agent cache directory: ")
+    assert r.stderr.count("FACTORYCTL_REMOTE_CACHE is not") == 1
+    assert lines[1].startswith("hint: unset it (it overrides ssh.remote_cache_dir)")
+    assert "refused" not in r.stderr  # no node was contacted (their port is closed)
+
+
+def test_exec_does_not_care_about_it(cli, factory, monkeypatch):
+    monkeypatch.setenv("FACTORYCTL_REMOTE_CACHE", "a\nb")
+    r = cli("--config", factory(".cache/factoryctl"), "exec", "sim1", "--", "echo", "hi")
+    assert r.exit_code == 0, r.stderr
+    assert "hi" in r.stdout
