@@ -2,14 +2,19 @@
 
 The command is argv, quoted with `shlex.join` for the node's shell, so quotes, `;`, `$()` and newlines reach the
 node as typed. A bounded pool (`--fanout`) runs it; one slow or dead node never blocks the others. Standard input,
-when it is not a terminal, is read once (at most 64 MiB) and sent to every node's command, then EOF, like pdsh and
-ssh. Identical outputs are gathered under one folded node set (`n[01-64] (64)`). Exit status: 4 if a node was
-unreachable, else 124 if one timed out, else the highest remote exit code.
+when it is not a terminal, is streamed to every node's command while it runs, then EOF, like ssh
+(transport/stdin_stream.py); the commands' ends never wait for it. Identical outputs are gathered under one folded
+node set (`n[01-64] (64)`). Exit status: 4 if a node was unreachable, else 124 if one timed out, else the highest
+remote exit code.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -23,10 +28,10 @@ from factoryctl.errors import ExitCode, NodeError, UsageError, most_severe
 if TYPE_CHECKING:
     from factoryctl.config import FactoryConfig
     from factoryctl.model.inventory import NodeSpec
+    from factoryctl.transport.base import NodeTransport
+    from factoryctl.transport.stdin_stream import StdinBroadcast
 
 DEFAULT_FANOUT = 64
-#: The most standard input `exec` reads (held in memory once, sent to every node).
-MAX_STDIN_BYTES = 64 << 20
 RULE = "-" * 15
 
 
@@ -37,23 +42,32 @@ def fold(names: Sequence[str]) -> str:
     return str(NodeSet.fromlist(list(names)))
 
 
-def read_stdin(limit: int | None = None) -> bytes | None:
-    """What to send to every node's command: None when stdin is a terminal (or absent), else all of it, bounded."""
-    limit = MAX_STDIN_BYTES if limit is None else limit
+def stdin_source() -> StdinBroadcast | None:
+    """What to stream to every node's command: None when stdin is a terminal, absent or closed, else a broadcast.
+
+    Streamed from the file descriptor as the commands run (nothing is read before a node's turn); a stdin without
+    one (an in-memory stream) is complete already and is taken whole.
+    """
+    from factoryctl.transport.stdin_stream import StdinBroadcast
+
     stream = sys.stdin
     try:
         if stream is None or stream.isatty():
             return None
-        buffer = getattr(stream, "buffer", None)
-        data = buffer.read(limit + 1) if buffer is not None else stream.read(limit + 1).encode()
-    except (OSError, ValueError):  # stdin closed or unreadable: there is nothing to send
+    except ValueError:  # closed
         return None
-    if len(data) > limit:
-        raise UsageError(
-            f"standard input is larger than {limit >> 20} MiB, the most `exec` sends to every node.",
-            "copy big files with scp or rsync and pass their path; add -n/--no-stdin if the command reads no input.",
-        )
-    return bytes(data)
+    try:
+        fd = stream.fileno()
+        os.fstat(fd)
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        fd = -1
+    if fd >= 0:
+        return StdinBroadcast(fd)
+    try:
+        data = stream.read()
+    except (OSError, ValueError):
+        return None
+    return StdinBroadcast.from_bytes(data.encode() if isinstance(data, str) else bytes(data))
 
 
 def run_everywhere(
@@ -62,24 +76,39 @@ def run_everywhere(
     argv: list[str],
     timeout: float,
     fanout: int,
-    stdin: bytes | None = None,
+    stdin: StdinBroadcast | None = None,
 ) -> list[tuple[NodeSpec, dict[str, Any] | NodeError]]:
-    """Run argv on every node, each fed the same `stdin` (then EOF).
+    """Run argv on every node, each streamed the same `stdin` (then EOF); reading stops once every node is done.
 
-    Per node either `{node, exit_code, stdout, stderr, duration_s}` or its NodeError.
+    Per node either `{node, exit_code, stdout, stderr, duration_s}` or its NodeError. Ctrl-C interrupts the
+    commands still running (SIGINT, then SIGHUP) before KeyboardInterrupt goes on.
     """
     from factoryctl.telemetry.poll import open_transport
     from factoryctl.transport.fanout import fan_out
 
     connect_timeout = float(config.settings.ssh.connect_timeout_s)
+    feeds = {spec.name: stdin.feed(spec.name) for spec in specs} if stdin is not None else {}
+    live: set[NodeTransport] = set()
+    lock = threading.Lock()
 
     def one(spec: NodeSpec) -> dict[str, Any]:
         started = time.monotonic()
-        transport = open_transport(spec, config, max(connect_timeout, timeout))
+        feed = feeds.get(spec.name)
         try:
-            result = transport.run(argv, timeout, stdin)
+            if feed is not None:
+                feed.start()
+            transport = open_transport(spec, config, max(connect_timeout, timeout))
+            with lock:
+                live.add(transport)
+            try:
+                result = transport.run(argv, timeout, feed)
+            finally:
+                with lock:
+                    live.discard(transport)
+                transport.close()
         finally:
-            transport.close()
+            if feed is not None:
+                feed.close()
         return {
             "node": spec.name,
             "exit_code": result.exit_code,
@@ -88,7 +117,18 @@ def run_everywhere(
             "duration_s": time.monotonic() - started,
         }
 
-    return fan_out(specs, one, fanout)
+    try:
+        return fan_out(specs, one, fanout)
+    except KeyboardInterrupt:
+        with lock:
+            running = list(live)
+        for transport in running:
+            with contextlib.suppress(Exception):
+                transport.interrupt()
+        raise
+    finally:
+        if stdin is not None:
+            stdin.stop()
 
 
 def exit_status(items: Sequence[dict[str, Any]], errors: Sequence[NodeError]) -> int:
@@ -171,14 +211,19 @@ def exec_command(
     no_header: bool = NO_HEADER_OPTION,
     lines: bool = typer.Option(False, "--lines", "-L", help="Prefix every line with its node instead of gathering."),
     no_stdin: bool = typer.Option(
-        False, "--no-stdin", "-n", help="Do not read standard input; the command gets none (like ssh -n)."
+        False,
+        "--no-stdin",
+        "-n",
+        help="Send no standard input; the command gets EOF at once (like ssh -n). Use it in `while read` loops.",
     ),
 ) -> None:
     """Run CMD on every node of TARGET; identical outputs are gathered (`n[01-64] (64)`).
 
-    Example: `factoryctl exec @rack-a -- nvidia-smi -L`. Standard input that is not a terminal (a pipe or a file, at
-    most 64 MiB) is sent to every node's command: `factoryctl exec all -- tee /tmp/x < file`. Exit status: 4 if a
-    node was unreachable, 124 if one timed out, else the highest remote exit code.
+    Example: `factoryctl exec @rack-a -- nvidia-smi -L`. Standard input that is not a terminal is streamed to every
+    node's command while it runs, then EOF, like ssh: `factoryctl exec all -- tee /tmp/x < file`. Like ssh, exec
+    reads (and so uses up) its stdin: inside `while read n; do ...; done < nodes.txt` add -n/--no-stdin, or the
+    first exec swallows the rest of the list. Exit status: 4 if a node was unreachable, 124 if one timed out, else
+    the highest remote exit code.
     """
     from factoryctl.cli.listing import ERROR_HINTS
     from factoryctl.cli.render import report_node_errors
@@ -187,7 +232,7 @@ def exec_command(
         raise UsageError("no command given.", "put the command after `--`: factoryctl exec all -- uptime")
     config = context.load(ctx)
     specs = config.resolve_target(target)
-    stdin = None if no_stdin else read_stdin()
+    stdin = None if no_stdin else stdin_source()
     outcomes = run_everywhere(config, specs, list(command), timeout, fanout, stdin)
     items = [o for _, o in outcomes if not isinstance(o, NodeError)]
     errors = [o for _, o in outcomes if isinstance(o, NodeError)]

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from factoryctl.transport.session import AgentSession
+from factoryctl.transport.stdin_stream import Stdin
 
 
 @dataclass(frozen=True)
@@ -24,11 +25,16 @@ class CommandResult:
 class NodeTransport(Protocol):
     """A way to reach one node: run a command, start the agent, close."""
 
-    def run(self, argv: list[str], timeout: float, stdin: bytes | None = None) -> CommandResult:
+    def run(self, argv: list[str], timeout: float, stdin: Stdin = None) -> CommandResult:
         """Run argv on the node (quoted with shlex.join where a shell is involved) and wait for it.
 
-        `stdin` is the command's whole standard input, closed (EOF) after it; None gives it none (EOF at once).
+        `stdin` is the command's standard input, closed (EOF) after it: bytes, or a `Feed` streamed while the command
+        runs (its end never waits for more input); None gives it none (EOF at once).
         """
+        ...
+
+    def interrupt(self) -> None:
+        """Ctrl-C: stop the commands `run` is running now (SIGINT, then SIGHUP), from another thread."""
         ...
 
     def start_agent(self, timeout: float) -> AgentSession:

@@ -2,8 +2,8 @@
 
 `concurrent.futures` joins its worker threads on interpreter exit, so an interrupted `factoryctl exec` would sit
 until every node's command timed out. Here each node runs on a daemon thread, at most `fanout` at a time, and the
-caller waits in short slices, so KeyboardInterrupt reaches it immediately and the process can exit (closing the
-connections, which ends the remote sessions). Results come back in input order; a failure is the node's NodeError.
+caller waits in short slices, so KeyboardInterrupt reaches it immediately and the process can exit (the caller
+interrupts what still runs: see `exec`). Results come back in input order; a failure is the node's NodeError.
 """
 
 from __future__ import annotations

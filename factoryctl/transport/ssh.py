@@ -33,6 +33,7 @@ from factoryctl.transport.ssh_handshake import (
     tcp_socket,
     verify_host_key,
 )
+from factoryctl.transport.stdin_stream import Feed, Stdin, as_feed
 
 __all__ = ["ServerKey", "SshConnection", "SshOptions", "SshPool", "open_ssh_transport"]
 
@@ -46,6 +47,8 @@ _READ_CHUNK = 1 << 16
 _SEND_CHUNK = 1 << 15
 #: How soon to look again at a full send window while feeding a command's stdin.
 _SEND_POLL_S = 0.005
+#: How soon to look again for more standard input while a command runs.
+_INPUT_POLL_S = 0.02
 
 
 def _lost(node: str, what: str) -> NodeError:
@@ -62,6 +65,8 @@ class SshConnection:
         self.options = options
         self.host_key: ServerKey | None = None
         self._watchdog: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._running: set[paramiko.Channel] = set()
 
     @classmethod
     def open(cls, node: str, target: SshTarget, options: SshOptions, via: SshConnection | None = None) -> SshConnection:
@@ -142,24 +147,33 @@ class SshConnection:
         self._watchdog = threading.Thread(target=loop, daemon=True, name=f"ssh-watch-{self.node}")
         self._watchdog.start()
 
-    def run(self, argv: Sequence[str], timeout: float | None = None, stdin: bytes | None = None) -> CommandResult:
+    def run(self, argv: Sequence[str], timeout: float | None = None, stdin: Stdin = None) -> CommandResult:
         """Run argv (joined with shlex.join) and collect its output; past `timeout` it is signalled and closed."""
         return self.run_shell(shlex.join(argv), timeout, stdin)
 
-    def run_shell(self, command: str, timeout: float | None = None, stdin: bytes | None = None) -> CommandResult:
+    def run_shell(self, command: str, timeout: float | None = None, stdin: Stdin = None) -> CommandResult:
         """Run a command line that was already quoted (internal use: built with shlex.join by the caller).
 
-        `stdin` is fed to the command while its output is read (so neither side can stall on a full window), then
-        its stdin is closed (EOF); without it the command's stdin is closed at once. A command that exits or closes
-        its stdin before taking everything is not an error (as with ssh); the deadline covers sending too.
+        `stdin` (bytes, or a `Feed` streaming while the command runs) is fed to the command while its output is read
+        (so neither side can stall on a full window), then its stdin is closed (EOF); without it the command's stdin
+        is closed at once. A command that exits or closes its stdin before taking everything is not an error (as
+        with ssh), and the command's end is never held up by input still to come; the deadline covers sending too.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        chan = self.channel()
+        feed = as_feed(stdin)
+        try:
+            chan = self.channel()
+        except BaseException:
+            if feed is not None:
+                feed.close()
+            raise
+        with self._lock:
+            self._running.add(chan)
         try:
             chan.exec_command(command)
-            if not stdin:
+            if feed is None:
                 chan.shutdown_write()
-            out, err, finished = _drain(chan, deadline, self.options.max_output_bytes, stdin or b"")
+            out, err, finished = _drain(chan, deadline, self.options.max_output_bytes, feed)
             if not finished:
                 _signal(chan, "KILL")
                 raise NodeError(
@@ -174,6 +188,10 @@ class SshConnection:
         except OSError as exc:
             raise _lost(self.node, "while the command ran") from exc
         finally:
+            if feed is not None:
+                feed.close()
+            with self._lock:
+                self._running.discard(chan)
             chan.close()
         stderr = err.value()
         if out.dropped or err.dropped:
@@ -183,6 +201,20 @@ class SshConnection:
             ).encode()
         # paramiko reports -1 when the command died of a signal; OpenSSH's client exits 255 then.
         return CommandResult(255 if status < 0 else status, out.value(), stderr)
+
+    def interrupt(self) -> None:
+        """Ctrl-C: send SIGINT, then SIGHUP, to every command running on this connection, and close their channels.
+
+        An OpenSSH server (>= 7.9) delivers both to the command's whole process group, which is what a terminal
+        does on Ctrl-C and then on hang-up (`ssh -t` closed); a command that ignores both (nohup) keeps running.
+        """
+        with self._lock:
+            running = list(self._running)
+        for chan in running:
+            _signal(chan, "INT")
+            _signal(chan, "HUP")
+            with contextlib.suppress(Exception):
+                chan.close()
 
     def close(self) -> None:
         """Close the transport (and with it every channel)."""
@@ -210,20 +242,22 @@ class _Capped:
 
 
 def _drain(
-    chan: paramiko.Channel, deadline: float | None, limit: int, stdin: bytes = b""
+    chan: paramiko.Channel, deadline: float | None, limit: int, feed: Feed | None = None
 ) -> tuple[_Capped, _Capped, bool]:
-    """Read stdout and stderr together until the channel is done, feeding `stdin` meanwhile (then EOF).
+    """Read stdout and stderr together until the channel is done, feeding `feed` meanwhile (then EOF).
 
-    False if the deadline passed first.
+    The command's end is never held up by input: once it is done, what was not sent is left. False if the deadline
+    passed first.
     """
     out, err = _Capped(limit), _Capped(limit)
-    pending: memoryview | None = memoryview(stdin) if stdin else None
+    feeding = feed is not None
     while True:
-        if pending is not None:
-            pending = _feed(chan, pending)
         wait = 1.0 if deadline is None else max(0.0, min(1.0, deadline - time.monotonic()))
-        if pending is not None:
-            wait = min(wait, _SEND_POLL_S)  # a window adjust does not wake select: look again soon
+        if feed is not None and feeding:
+            feeding, backlog = _feed(chan, feed)
+            if feeding:
+                # a window adjust does not wake select, nor does new input: look again soon
+                wait = min(wait, _SEND_POLL_S if backlog else _INPUT_POLL_S)
         select.select([chan], [], [], wait)
         while chan.recv_ready():
             out.add(chan.recv(_READ_CHUNK))
@@ -238,25 +272,32 @@ def _drain(
             return out, err, False
 
 
-def _feed(chan: paramiko.Channel, pending: memoryview) -> memoryview | None:
-    """Send as much of `pending` as the channel's window takes now, never blocking; EOF once all was sent.
+def _feed(chan: paramiko.Channel, feed: Feed) -> tuple[bool, bool]:
+    """Send what `feed` has and the channel's window takes now, never blocking; EOF once the input ended.
 
-    Returns what is left, or None when done: sent and closed, or the command no longer takes input (it exited or
-    closed its stdin, like `head -c1`), which is not an error, as with ssh.
+    Returns (still feeding, input waiting for window). Feeding ends when EOF was sent or the command no longer takes
+    input (it exited or closed its stdin, like `head -c1`), which is not an error, as with ssh.
     """
     import paramiko
 
     try:
-        while pending and chan.send_ready():
-            if chan.closed or chan.eof_sent:
-                return None
-            pending = pending[chan.send(bytes(pending[:_SEND_CHUNK])) :]
-        if not pending:
-            chan.shutdown_write()
-            return None
+        while True:
+            if chan.closed or chan.eof_sent or chan.exit_status_ready():
+                feed.close()
+                return False, False
+            data = feed.peek(_SEND_CHUNK)
+            if not data:
+                if feed.ended:
+                    chan.shutdown_write()
+                    feed.close()
+                    return False, False
+                return True, False
+            if not chan.send_ready():
+                return True, True
+            feed.advance(chan.send(data))
     except (OSError, EOFError, paramiko.SSHException):
-        return None
-    return pending
+        feed.close()
+        return False, False
 
 
 def _signal(chan: paramiko.Channel, name: str) -> None:

@@ -32,6 +32,7 @@ from factoryctl.transport.base import CommandResult
 from factoryctl.transport.launch import agent_argv
 from factoryctl.transport.session import AgentSession
 from factoryctl.transport.ssh import SshConnection, SshOptions, SshPool
+from factoryctl.transport.stdin_stream import Stdin
 
 if TYPE_CHECKING:
     import paramiko
@@ -328,9 +329,13 @@ class SshTransport:
         via = None if target.jump is None else _JUMPS.jump(node.name, target.jump)
         return cls(node, factory, SshConnection.open(node.name, target, options, via), options)
 
-    def run(self, argv: list[str], timeout: float, stdin: bytes | None = None) -> CommandResult:
+    def run(self, argv: list[str], timeout: float, stdin: Stdin = None) -> CommandResult:
         """Run argv on the node through the login shell, quoted with shlex.join; `stdin` is fed, then EOF."""
         return self.connection.run(argv, timeout=timeout, stdin=stdin)
+
+    def interrupt(self) -> None:
+        """Ctrl-C: SIGINT then SIGHUP to the running commands (see SshConnection.interrupt)."""
+        self.connection.interrupt()
 
     def start_agent(self, timeout: float, zipapp: Path | None = None) -> AgentSession:
         """Ship (if needed) and start the agent; wait for its hello. No Python on the node: nvidia-smi instead."""

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
+from process_groups import assert_group_gone, group_of, running_in_group
 
-from factoryctl.errors import NodeError
+from factoryctl.errors import ExitCode, NodeError
 from factoryctl.transport.ssh import SshOptions, SshPool
+from factoryctl.transport.stdin_stream import CHUNK, StdinBroadcast
 
 OPTIONS = SshOptions(connect_timeout_s=30, banner_timeout_s=30, auth_timeout_s=30, channel_timeout_s=30)
 #: Every node writes what it read into a fresh file under $1 (all nodes share this machine).
@@ -110,3 +115,104 @@ def test_a_terminal_is_not_read(cli, factory):
 def test_no_stdin_option_sends_nothing(cli, factory):
     r = cli("--config", factory, "exec", "-n", "n01", "--", "wc", "-c", stdin="piped\n")
     assert (r.exit_code, r.stdout.splitlines()[-1].strip()) == (0, "0")
+
+
+def start(*args: str, stdin: int) -> subprocess.Popen[bytes]:
+    """The real console script with `stdin` as its standard input, running in the background."""
+    return subprocess.Popen(
+        [sys.executable, "-c", "from factoryctl.cli.app import main; main()", *args],
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def test_a_pipe_that_never_closes_does_not_hold_up_commands_that_are_done(factory):
+    """`ssh bastion 'factoryctl exec all -- uptime'` without -t: the pipe stays open, exec returns anyway."""
+    read_end, write_end = os.pipe()  # open and silent for the whole test
+    try:
+        started = time.monotonic()
+        proc = start("--config", factory, "exec", "-t", "60", "all", "--", "echo", "done", stdin=read_end)
+        out, err = proc.communicate(timeout=50)
+        assert proc.returncode == 0, err
+        assert out.decode().splitlines() == ["---------------", "n[01-03],ws (4)", "---------------", "done"]
+        assert time.monotonic() - started < 30  # well under the 60 s timeout: nothing waited for the pipe
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
+def test_a_slow_remote_reader_gets_every_byte_with_bounded_memory(ssh_node):
+    """Two nodes, one reading slowly: both get everything; the reader never runs more than a window ahead."""
+    data = os.urandom(6 << 20)
+    read_end, write_end = os.pipe()
+    window = 512 << 10
+    broadcast = StdinBroadcast(read_end, window=window)
+    slow_reader = (
+        "import hashlib, sys, time\n"
+        "h = hashlib.sha256()\n"
+        "while True:\n"
+        "    block = sys.stdin.buffer.read1(8192)\n"
+        "    if not block: break\n"
+        "    h.update(block); time.sleep(0.0005)\n"
+        "print(h.hexdigest())\n"
+    )
+    commands = {"fast": ["sha256sum"], "slow": ["python3", "-c", slow_reader]}
+    results: dict[str, bytes] = {}
+    pool = SshPool(OPTIONS)
+    try:
+        feeds = {name: broadcast.feed(name) for name in commands}
+
+        def run(name: str) -> None:
+            feeds[name].start()
+            connection = pool.connect(ssh_node(name))
+            results[name] = connection.run(commands[name], timeout=120, stdin=feeds[name]).stdout
+
+        def source() -> None:
+            with os.fdopen(write_end, "wb") as pipe:
+                pipe.write(data)
+
+        threads = [threading.Thread(target=run, args=(name,)) for name in commands]
+        threads.append(threading.Thread(target=source))
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(150)
+    finally:
+        pool.close()
+        os.close(read_end)
+    digest = hashlib.sha256(data).hexdigest()
+    assert {name: out.split()[0].decode() for name, out in results.items()} == {"fast": digest, "slow": digest}
+    assert broadcast.peak <= window + CHUNK
+
+
+def test_ctrl_c_signals_the_remote_command(factory, sshd, tmp_path):
+    """Ctrl-C: exit 130 at once, and a `signal` request (INT, then HUP) for the node's command.
+
+    sshd delivers it to the command's process group for ordinary users; it refuses it for root sessions ("session
+    signalling requires privilege separation"), whose command ends at its next write to the closed connection.
+    """
+    pidfile = tmp_path / "pid"
+    script = f"echo $$ > {pidfile}.tmp && mv {pidfile}.tmp {pidfile}; sleep 3; wc -c"
+    log = sshd.root / "sshd.log"
+    before = log.read_text(errors="replace").count("session_signal_req")
+    read_end, write_end = os.pipe()
+    try:
+        proc = start("--config", factory, "exec", "n01", "--", "sh", "-c", script, stdin=read_end)
+        deadline = time.monotonic() + 30
+        while not pidfile.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        group = group_of(int(pidfile.read_text()))  # sshd runs on this machine: the "remote" processes are here
+        assert running_in_group(group)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    assert proc.returncode == ExitCode.INTERRUPTED, err
+    if os.geteuid() == 0:  # refused for root, as documented; the request did arrive
+        deadline = time.monotonic() + 10
+        while log.read_text(errors="replace").count("session_signal_req") == before:
+            assert time.monotonic() < deadline, "sshd got no signal request"
+            time.sleep(0.05)
+    assert_group_gone(group, within=2.0 if os.geteuid() else 15.0)

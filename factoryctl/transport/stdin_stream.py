@@ -1,0 +1,231 @@
+"""Standard input streamed to many commands at once (`factoryctl exec`), the way ssh streams it to one.
+
+A reader thread reads the source in chunks while the commands run; every chunk goes to every node's `Feed`; each
+node's command gets EOF when the source ends. Nothing ever waits for the source: a command that exits is done, and
+once every node's command is done the reader is told to stop (a pipe that never closes holds nobody up).
+
+The source is read with select + os.read on its file descriptor, so a descriptor a parent left O_NONBLOCK (some CI
+runners do) loses nothing and raises nothing: "no data yet" is just waited for. Its flags are never changed (the
+open file description is shared with the parent).
+
+Memory is bounded, not proportional to the input or to the node count: chunks live once in a shared log and every
+feed keeps its own position in it. The reader stops reading while the slowest running node is `window` bytes behind
+(back-pressure: a slow node slows the stream, it does not grow memory). Nodes still waiting for a fan-out slot need
+the input from its first byte, so the log is kept from the start while any node waits, up to `replay` bytes; a
+waiting node that would need more fails with an error instead of running with part of its input.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import select
+import threading
+from typing import TypeAlias
+
+from factoryctl.errors import NodeError
+
+#: Bytes read from the source at once (and the most a feed hands out per call).
+CHUNK = 1 << 16
+#: How far the slowest running node may fall behind before reading pauses.
+WINDOW = 8 << 20
+#: The most input kept from the start for nodes still waiting for a fan-out slot.
+REPLAY = 64 << 20
+#: A command's standard input: all of it as bytes, a `Feed` streamed while it runs, or None (EOF at once).
+Stdin: TypeAlias = "bytes | Feed | None"
+#: How often a waiting reader looks again at a stop request.
+_POLL_S = 0.2
+
+
+class StdinBroadcast:
+    """One input source fanned out to many feeds (one per node); see the module docstring."""
+
+    def __init__(self, fd: int | None = None, window: int = WINDOW, replay: int = REPLAY) -> None:
+        self.window = window
+        self.replay = replay
+        self._cond = threading.Condition()
+        self._chunks: collections.deque[bytes] = collections.deque()
+        self._base = 0  # stream offset of _chunks[0]
+        self._head = 0  # stream offset just past the last chunk
+        self._ended = False
+        self._stopped = False
+        self._waiting: set[Feed] = set()  # no fan-out slot yet (they need the log from its start)
+        self._running: set[Feed] = set()  # at most --fanout of them: the only ones scanned per step
+        #: The most bytes held at once (tests check the bound).
+        self.peak = 0
+        self._fd = fd
+        self._thread: threading.Thread | None = None
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> StdinBroadcast:
+        """A source that is already complete (in-memory stdin, or a caller's bytes)."""
+        broadcast = cls(None, window=max(len(data), 1), replay=max(len(data), 1))
+        if data:
+            broadcast._chunks.append(bytes(data))
+            broadcast._head = broadcast.peak = len(data)
+        broadcast._ended = True
+        return broadcast
+
+    def feed(self, node: str) -> Feed:
+        """Register a node (waiting for its slot until `Feed.start`); call for every node before `start`."""
+        with self._cond:
+            feed = Feed(self, node)
+            self._waiting.add(feed)
+            return feed
+
+    def start(self) -> None:
+        """Start reading the source, once (no-op for complete sources)."""
+        with self._cond:
+            if self._fd is None or self._thread is not None or self._ended:
+                return
+            self._thread = threading.Thread(target=self._read_loop, daemon=True, name="exec-stdin")
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop reading (every command is done); the reader thread leaves within a poll, nobody waits for it."""
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+
+    # -- reader side ---------------------------------------------------------------------------------------------
+
+    def _must_pause(self) -> bool:
+        """The slowest running node is a window behind (nodes still waiting never pause the reader)."""
+        return bool(self._running) and self._head - min(f.pos for f in self._running) >= self.window
+
+    def _nobody_left(self) -> bool:
+        return not self._waiting and not self._running
+
+    def _read_loop(self) -> None:
+        fd = self._fd
+        assert fd is not None
+        while True:
+            with self._cond:
+                while not self._stopped and not self._nobody_left() and self._must_pause():
+                    self._cond.wait(_POLL_S)
+                if self._stopped or self._nobody_left():
+                    return
+            try:
+                ready, _, _ = select.select([fd], [], [], _POLL_S)
+                if not ready:
+                    continue
+                data = os.read(fd, CHUNK)
+            except (BlockingIOError, InterruptedError):
+                continue  # O_NONBLOCK and nothing there after all: wait again
+            except (OSError, ValueError):
+                data = b""  # unreadable from here on: that is the end of the input
+            self._append(data)
+            if not data:
+                return
+
+    def _append(self, data: bytes) -> None:
+        with self._cond:
+            if not data:
+                self._ended = True
+            else:
+                self._chunks.append(data)
+                self._head += len(data)
+                if self._head > self.replay:
+                    for feed in self._waiting:
+                        feed.state = "refused"
+                    self._waiting.clear()
+                self._trim()
+            self._cond.notify_all()
+
+    def _trim(self) -> None:
+        """Drop chunks every live feed is past (all of them are kept while a node still waits)."""
+        low = 0 if self._waiting else min((f.pos for f in self._running), default=self._head)
+        while self._chunks and self._base + len(self._chunks[0]) <= low:
+            self._base += len(self._chunks.popleft())
+        self.peak = max(self.peak, self._head - self._base)
+
+    # -- feed side (under the lock) ------------------------------------------------------------------------------
+
+    def _peek(self, pos: int, limit: int) -> bytes:
+        offset = pos - self._base
+        for chunk in self._chunks:
+            if offset < len(chunk):
+                return chunk[offset : offset + limit]
+            offset -= len(chunk)
+        return b""
+
+
+class Feed:
+    """One node's view of the input: what it has not taken yet, and whether the input ended."""
+
+    def __init__(self, broadcast: StdinBroadcast, node: str) -> None:
+        self._b = broadcast
+        self.node = node
+        self.pos = 0
+        #: waiting (no fan-out slot yet) -> running -> done; refused if the input outgrew the replay bound first.
+        self.state = "waiting"
+
+    def start(self) -> None:
+        """The node got its slot and is about to run; NodeError if its input could not be kept for it."""
+        with self._b._cond:
+            if self.state == "refused":
+                self.state = "done"
+                raise NodeError(
+                    self.node,
+                    "agent",
+                    f"standard input passed {self._b.replay >> 20} MiB before this node's turn came, and is not kept "
+                    "past that for nodes waiting for a --fanout slot",
+                    "raise --fanout to the number of nodes, or copy big files with scp or rsync and pass their path.",
+                )
+            if self.state == "waiting":
+                self.state = "running"
+                self._b._waiting.discard(self)
+                self._b._running.add(self)
+                self._b._cond.notify_all()
+        self._b.start()  # reading begins with the first node's turn
+
+    def peek(self, limit: int = CHUNK) -> bytes:
+        """Up to `limit` bytes available now (b"" if none yet, none left, or the feed is closed); never blocks."""
+        with self._b._cond:
+            return self._b._peek(self.pos, limit) if self.state == "running" else b""
+
+    def advance(self, count: int) -> None:
+        """`count` bytes of what `peek` gave were delivered."""
+        with self._b._cond:
+            chunks = self._b._chunks
+            slowest = bool(chunks) and self.pos - self._b._base < len(chunks[0])
+            self.pos += count
+            if slowest:  # it may have held the oldest chunk: drop what nobody needs, wake a paused reader
+                self._b._trim()
+                self._b._cond.notify_all()
+
+    @property
+    def ended(self) -> bool:
+        """Everything was taken and the input ended (time to send EOF), or the feed was closed."""
+        with self._b._cond:
+            return self.state == "done" or (self._b._ended and self.pos >= self._b._head)
+
+    def wait(self, timeout: float) -> None:
+        """Block until more input, its end, or `timeout`."""
+        with self._b._cond:
+            if self.pos >= self._b._head and not self._b._ended and not self._b._stopped:
+                self._b._cond.wait(timeout)
+
+    def close(self) -> None:
+        """The node takes no more input (its command exited, closed its stdin, or failed); it holds nobody back."""
+        with self._b._cond:
+            if self.state != "done":
+                self.state = "done"
+                self._b._waiting.discard(self)
+                self._b._running.discard(self)
+                self._b._trim()
+                self._b._cond.notify_all()
+
+
+def fixed_feed(data: bytes, node: str = "") -> Feed:
+    """A feed of exactly `data`, then EOF (callers that have the whole input in hand)."""
+    feed = StdinBroadcast.from_bytes(data).feed(node)
+    feed.start()
+    return feed
+
+
+def as_feed(stdin: Stdin) -> Feed | None:
+    """The feed for a command's `stdin` argument; None when there is nothing to send (EOF at once)."""
+    if isinstance(stdin, bytes):
+        return fixed_feed(stdin) if stdin else None
+    return stdin

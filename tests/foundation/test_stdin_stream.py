@@ -1,0 +1,131 @@
+"""The stdin broadcast behind `exec`: every byte to every feed, bounded memory, never a wait on the source."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pytest
+
+from factoryctl.errors import NodeError
+from factoryctl.transport.stdin_stream import CHUNK, Feed, StdinBroadcast, fixed_feed
+
+MIB = 1 << 20
+
+
+def drain(feed: Feed, out: bytearray, pause: float = 0.0) -> None:
+    """A consumer: takes what is there (pausing between takes when slow) until the input ended."""
+    while not feed.ended:
+        data = feed.peek(4096 if pause else CHUNK)
+        if data:
+            out += data
+            feed.advance(len(data))
+            time.sleep(pause)
+        else:
+            feed.wait(0.1)
+    feed.close()
+
+
+def writer(fd: int, data: bytes) -> threading.Thread:
+    def run() -> None:
+        with os.fdopen(fd, "wb") as pipe:
+            pipe.write(data)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def test_slow_and_fast_feeds_get_every_byte_with_bounded_memory():
+    read_end, write_end = os.pipe()
+    data = os.urandom(4 * MIB)
+    window = 256 << 10
+    broadcast = StdinBroadcast(read_end, window=window)
+    fast, slow = broadcast.feed("fast"), broadcast.feed("slow")
+    got_fast, got_slow = bytearray(), bytearray()
+    fast.start()
+    slow.start()
+    source = writer(write_end, data)
+    threads = [
+        threading.Thread(target=drain, args=(fast, got_fast)),
+        threading.Thread(target=drain, args=(slow, got_slow, 0.0005)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in [*threads, source]:
+        thread.join(120)
+    os.close(read_end)
+    assert bytes(got_fast) == data
+    assert bytes(got_slow) == data
+    assert broadcast.peak <= window + CHUNK  # back-pressure: the slow feed held the reader, not the memory
+
+
+def test_a_non_blocking_source_loses_nothing():
+    read_end, write_end = os.pipe()
+    os.set_blocking(read_end, False)
+    data = os.urandom(MIB)
+    broadcast = StdinBroadcast(read_end)
+    feed = broadcast.feed("n")
+    feed.start()
+
+    def trickle() -> None:
+        for i in range(0, len(data), 50_000):
+            time.sleep(0.002)
+            os.write(write_end, data[i : i + 50_000])
+        os.close(write_end)
+
+    source = threading.Thread(target=trickle)
+    source.start()
+    got = bytearray()
+    drain(feed, got)
+    source.join()
+    os.close(read_end)
+    assert bytes(got) == data
+
+
+def test_reading_stops_when_every_feed_is_done():
+    """A source that never ends (an open, silent pipe) holds nobody: the reader leaves once nobody is fed."""
+    read_end, write_end = os.pipe()
+    broadcast = StdinBroadcast(read_end)
+    feed = broadcast.feed("n")
+    feed.start()
+    assert broadcast._thread is not None
+    feed.close()
+    broadcast._thread.join(5)
+    assert not broadcast._thread.is_alive()
+    os.close(read_end)
+    os.close(write_end)
+
+
+def test_nodes_waiting_for_a_slot_get_the_input_from_its_start_up_to_the_replay_bound():
+    read_end, write_end = os.pipe()
+    broadcast = StdinBroadcast(read_end, window=MIB, replay=2 * MIB)
+    first, later, too_late = broadcast.feed("n1"), broadcast.feed("n2"), broadcast.feed("n3")
+    first.start()
+    got_first = bytearray()
+    consumer = threading.Thread(target=drain, args=(first, got_first))
+    consumer.start()
+    os.write(write_end, b"a" * MIB)
+    deadline = time.monotonic() + 10
+    while len(got_first) < MIB and time.monotonic() < deadline:
+        time.sleep(0.01)
+    later.start()  # its turn came before the input passed the replay bound: it gets all of it
+    got_later = bytearray()
+    second = threading.Thread(target=drain, args=(later, got_later))
+    second.start()
+    source = writer(write_end, b"b" * (2 * MIB))
+    for thread in (consumer, second, source):
+        thread.join(60)
+    os.close(read_end)
+    assert bytes(got_first) == bytes(got_later) == b"a" * MIB + b"b" * (2 * MIB)
+    with pytest.raises(NodeError) as caught:
+        too_late.start()
+    assert "--fanout" in (caught.value.hint or "")
+
+
+def test_fixed_feed():
+    feed = fixed_feed(b"abc")
+    assert (feed.peek(2), feed.ended) == (b"ab", False)
+    feed.advance(3)
+    assert feed.ended

@@ -1,0 +1,41 @@
+"""Process-group checks for the Ctrl-C tests: is anything of a command (its whole group) still running here?"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+
+def _stat(pid: str) -> tuple[str, int] | None:
+    """(state, process group) of a process, None once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return fields[0], int(fields[2])
+
+
+def group_of(pid: int) -> int:
+    """The process group of a running process."""
+    found = _stat(str(pid))
+    assert found is not None, f"process {pid} is not running"
+    return found[1]
+
+
+def running_in_group(pgid: int) -> list[int]:
+    """Live (not zombie) processes of group `pgid`."""
+    alive = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            found = _stat(entry.name)
+            if found is not None and found[1] == pgid and found[0] != "Z":
+                alive.append(int(entry.name))
+    return alive
+
+
+def assert_group_gone(pgid: int, within: float = 10.0) -> None:
+    """Every process of group `pgid` ends within `within` seconds."""
+    deadline = time.monotonic() + within
+    while running_in_group(pgid):
+        assert time.monotonic() < deadline, f"still running in group {pgid}: {running_in_group(pgid)}"
+        time.sleep(0.05)
