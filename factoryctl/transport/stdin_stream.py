@@ -90,8 +90,14 @@ class StdinBroadcast:
     # -- reader side ---------------------------------------------------------------------------------------------
 
     def _must_pause(self) -> bool:
-        """The slowest running node is a window behind (nodes still waiting never pause the reader)."""
-        return bool(self._running) and self._head - min(f.pos for f in self._running) >= self.window
+        """The slowest running node is a window behind, or nodes wait for a slot and none runs (between turns).
+
+        Between one node's end and the next one's start nobody takes input: reading on then would only fill the
+        replay log the waiting nodes hold from its start, and refuse them for input nobody asked for.
+        """
+        if not self._running:
+            return bool(self._waiting)
+        return self._head - min(f.pos for f in self._running) >= self.window
 
     def _nobody_left(self) -> bool:
         return not self._waiting and not self._running

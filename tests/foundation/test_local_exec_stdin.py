@@ -29,6 +29,9 @@ def factory(tmp_path: Path) -> str:
     return str(path)
 
 
+CLI = "from factoryctl.cli.app import main; main()"
+
+
 def factoryctl(*args: str, stdin: bytes | None) -> subprocess.CompletedProcess[bytes]:
     """The CLI in a real process; `stdin` goes through a real pipe (None: /dev/null)."""
     return subprocess.run(
@@ -176,3 +179,30 @@ def test_nodes_waiting_for_a_fanout_slot_get_the_whole_input(tmp_path):
         "-" * 15,
         f"{hashlib.sha256(data).hexdigest()}  -",
     ]
+
+
+@pytest.mark.parametrize("command", [["head", "-n1"], ["true"]])
+def test_endless_input_never_refuses_nodes_waiting_for_a_fanout_slot(tmp_path, command):
+    # between one node's end and the next one's start nobody runs: reading on then used to fill the 64 MiB replay
+    # log and refuse the nodes still waiting, at random
+    path = tmp_path / "factory.yaml"
+    path.write_text("name: lab\nnodes:\n  ws[01-40]: {transport: local}\n")
+    source = subprocess.Popen(["yes"], stdout=subprocess.PIPE)
+    try:
+        assert source.stdout is not None
+        done = subprocess.run(
+            [sys.executable, "-c", CLI, "--config", str(path), "exec", "-f", "1", "all", "--", *command],
+            stdin=source.stdout,
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        source.kill()
+        source.wait()
+        assert source.stdout is not None
+        source.stdout.close()
+    assert done.returncode == 0, done.stderr
+    assert b"standard input passed" not in done.stderr
+    if command[0] == "head":
+        assert done.stdout.decode().splitlines()[1:] == ["ws[01-40] (40)", "-" * 15, "y"]

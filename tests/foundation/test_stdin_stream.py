@@ -129,3 +129,36 @@ def test_fixed_feed():
     assert (feed.peek(2), feed.ended) == (b"ab", False)
     feed.advance(3)
     assert feed.ended
+
+
+def test_nothing_is_read_between_turns_while_nodes_wait_for_a_slot():
+    """Between one node's end and the next one's start nobody takes input: reading then would only fill the replay
+    log and refuse the waiting nodes for input no command asked for (endless `yes | exec -f 1 ... -- true`)."""
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    broadcast = StdinBroadcast(read_end, window=4 * CHUNK, replay=16 * CHUNK)
+    feeds = [broadcast.feed(f"n{i}") for i in range(4)]
+    stop = threading.Event()
+
+    def endless() -> None:  # `yes`: always more input
+        while not stop.is_set():
+            try:
+                os.write(write_end, b"y\n" * 4096)
+            except BlockingIOError:
+                time.sleep(0.001)
+
+    source = threading.Thread(target=endless)
+    source.start()
+    try:
+        for feed in feeds:
+            feed.start()  # raises NodeError if the input passed the replay bound before its turn
+            time.sleep(0.05)  # the command runs and takes nothing (`true`) ...
+            feed.close()  # ... and ends
+            time.sleep(0.3)  # nobody runs until the next turn: nothing may be read meanwhile
+            assert broadcast._head <= broadcast.window + 2 * CHUNK
+    finally:
+        stop.set()
+        source.join(5)
+        broadcast.stop()
+        os.close(write_end)
+        os.close(read_end)
