@@ -17,7 +17,7 @@ waiting node that would need more fails with an error instead of running with pa
 
 from __future__ import annotations
 
-import collections
+import bisect
 import os
 import select
 import threading
@@ -44,8 +44,13 @@ class StdinBroadcast:
         self.window = window
         self.replay = replay
         self._cond = threading.Condition()
-        self._chunks: collections.deque[bytes] = collections.deque()
-        self._base = 0  # stream offset of _chunks[0]
+        # The log: _chunks[_first:] hold the stream from _base on; _starts[i] is the stream offset of _chunks[i]
+        # (found by bisect). Small reads are merged into the last chunk until it is CHUNK long, so the chunk count
+        # stays proportional to the bytes held, never to the number of reads.
+        self._chunks: list[bytes | bytearray] = []
+        self._starts: list[int] = []
+        self._first = 0
+        self._base = 0  # stream offset of _chunks[_first]
         self._head = 0  # stream offset just past the last chunk
         self._ended = False
         self._stopped = False
@@ -62,6 +67,7 @@ class StdinBroadcast:
         broadcast = cls(None, window=max(len(data), 1), replay=max(len(data), 1))
         if data:
             broadcast._chunks.append(bytes(data))
+            broadcast._starts.append(0)
             broadcast._head = broadcast.peak = len(data)
         broadcast._ended = True
         return broadcast
@@ -129,7 +135,12 @@ class StdinBroadcast:
             if not data:
                 self._ended = True
             else:
-                self._chunks.append(data)
+                last = self._chunks[-1] if len(self._chunks) > self._first else None
+                if isinstance(last, bytearray) and len(last) < CHUNK:
+                    last += data  # merged: feeds address the stream by offset, so growing the tail moves nothing
+                else:
+                    self._chunks.append(bytearray(data) if len(data) < CHUNK else data)
+                    self._starts.append(self._head)
                 self._head += len(data)
                 if self._head > self.replay:
                     for feed in self._waiting:
@@ -141,19 +152,39 @@ class StdinBroadcast:
     def _trim(self) -> None:
         """Drop chunks every live feed is past (all of them are kept while a node still waits)."""
         low = 0 if self._waiting else min((f.pos for f in self._running), default=self._head)
-        while self._chunks and self._base + len(self._chunks[0]) <= low:
-            self._base += len(self._chunks.popleft())
+        chunks, first = self._chunks, self._first
+        while first < len(chunks) and self._base + len(chunks[first]) <= low:
+            self._base += len(chunks[first])
+            chunks[first] = b""  # released now; the list itself is compacted once half of it is spent
+            first += 1
+        if first and first * 2 >= len(chunks):
+            del chunks[:first]
+            del self._starts[:first]
+            first = 0
+        self._first = first
         self.peak = max(self.peak, self._head - self._base)
 
     # -- feed side (under the lock) ------------------------------------------------------------------------------
 
     def _peek(self, pos: int, limit: int) -> bytes:
-        offset = pos - self._base
-        for chunk in self._chunks:
-            if offset < len(chunk):
-                return chunk[offset : offset + limit]
-            offset -= len(chunk)
-        return b""
+        """Up to `limit` bytes from stream offset `pos` on, across chunks."""
+        if pos >= self._head or pos < self._base:
+            return b""
+        index = bisect.bisect_right(self._starts, pos, self._first) - 1
+        parts: list[bytes] = []
+        taken = 0
+        while taken < limit and index < len(self._chunks):
+            chunk = self._chunks[index]
+            start = pos + taken - self._starts[index]
+            part = bytes(chunk[start : start + limit - taken])
+            parts.append(part)
+            taken += len(part)
+            index += 1
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def _holds_oldest(self, pos: int) -> bool:
+        """`pos` is inside the oldest chunk still kept (a feed there may be what keeps it)."""
+        return self._first < len(self._chunks) and pos - self._base < len(self._chunks[self._first])
 
 
 class Feed:
@@ -193,8 +224,7 @@ class Feed:
     def advance(self, count: int) -> None:
         """`count` bytes of what `peek` gave were delivered."""
         with self._b._cond:
-            chunks = self._b._chunks
-            slowest = bool(chunks) and self.pos - self._b._base < len(chunks[0])
+            slowest = self._b._holds_oldest(self.pos)
             self.pos += count
             if slowest:  # it may have held the oldest chunk: drop what nobody needs, wake a paused reader
                 self._b._trim()

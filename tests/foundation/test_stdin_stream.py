@@ -162,3 +162,35 @@ def test_nothing_is_read_between_turns_while_nodes_wait_for_a_slot():
         broadcast.stop()
         os.close(write_end)
         os.close(read_end)
+
+
+def test_many_small_reads_are_merged_and_peek_spans_chunks():
+    """40,000 reads of 100 B (a trickling pipe) make a few CHUNK-sized chunks, not 40,000: finding a feed's place
+    stays cheap, and a peek hands out up to its limit across chunk boundaries."""
+    broadcast = StdinBroadcast(None, window=8 * MIB, replay=8 * MIB)
+    fast, slow = broadcast.feed("fast"), broadcast.feed("slow")
+    fast.start()
+    slow.start()
+    pieces = [bytes([i % 251]) * 100 for i in range(40_000)]
+    got_fast, got_slow = bytearray(), bytearray()
+    for i, piece in enumerate(pieces):
+        broadcast._append(piece)
+        assert len(broadcast._chunks) - broadcast._first <= (broadcast._head - broadcast._base) // CHUNK + 1
+        if i % 1000 == 999:  # the fast feed takes everything now and then, in big merged peeks
+            while data := fast.peek(3 * CHUNK):
+                assert len(data) == min(3 * CHUNK, broadcast._head - fast.pos)  # merged, not 100 B at a time
+                got_fast += data
+                fast.advance(len(data))
+    broadcast._append(b"")
+    assert len(broadcast._chunks) <= 4_000_000 // CHUNK + 1
+    first = slow.peek(3 * CHUNK)
+    assert len(first) == 3 * CHUNK  # across chunk boundaries
+    while data := slow.peek(3 * CHUNK):
+        got_slow += data
+        slow.advance(len(data))
+    assert bytes(got_fast) == bytes(got_slow) == b"".join(pieces)
+    assert slow.ended
+    assert fast.ended
+    slow.close()
+    fast.close()
+    assert broadcast._base == broadcast._head  # nothing kept once every feed is done
