@@ -55,7 +55,9 @@ class SshDefaults(Strict):
     remote_cache_dir: str = Field(
         ".cache/factoryctl",
         description="Directory on the nodes the agent is uploaded to (relative, `~` and `~/...`: under the login "
-        "directory); it must be the login user's and not group/other-writable. `$FACTORYCTL_REMOTE_CACHE` overrides it.",
+        "directory); it must be a real directory (not a symlink) of the login user, not group/other-writable, and "
+        "every directory above it root's or that user's and not group/other-writable unless sticky (see ssh.md). "
+        "`$FACTORYCTL_REMOTE_CACHE` overrides it.",
     )
 
     @field_validator("remote_cache_dir")

@@ -18,6 +18,7 @@ import pytest
 from factoryctl.config import parse_config
 from factoryctl.errors import ConfigError, ExitCode
 from factoryctl.model.inventory import NodeSpec
+from factoryctl.transport import ssh_node
 from factoryctl.transport.bundle import agent_zipapp
 from factoryctl.transport.launch import agent_argv
 from factoryctl.transport.ssh import SshOptions, SshPool
@@ -201,6 +202,155 @@ class TestWithoutSftp:
         first = agent.stat().st_mtime_ns
         assert cli("--config", config, "gpus", "sim1", "--timeout", "60").exit_code == 0
         assert agent.stat().st_mtime_ns == first
+
+
+# ---------------------------------------------------------------- symbolic links, parents, the start
+
+
+def gpus(cli, config: str):
+    return cli("--config", config, "gpus", "sim1", "-o", "json", "--timeout", "60")
+
+
+@pytest.fixture(params=["sftp", "no-sftp"])
+def server(request, sshd, sshd_factory):
+    """Both ways of shipping the agent check the same things with the same messages."""
+    return sshd if request.param == "sftp" else sshd_factory(sftp=False)
+
+
+def test_a_symlinked_cache_directory_is_refused(cli, factory, tmp_path, zipapp, server):
+    real = shared_dir(tmp_path / "real", 0o700)  # private, but the link can be swapped (review3)
+    marker = tmp_path / "marker"
+    plant(real, zipapp, marker)
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    r = gpus(cli, factory(str(link), server))
+    assert r.exit_code == ExitCode.FAILURE, r.stderr
+    (error,) = r.json()["errors"]
+    assert error["error"] == "agent"
+    assert error["message"] == (
+        f"the agent cache directory {link} on the node is a symbolic link, so another user could replace the agent."
+    )
+    r = cli("--config", factory(str(link), server), "nodes", "check", "sim1", "-o", "json", "--timeout", "60")
+    (agent,) = [s for s in r.json()["items"][0]["steps"] if s["step"] == "agent"]
+    assert f"`rm {link} && mkdir -m 700 {link}`" in agent["fix"]
+    assert not marker.exists()
+    assert link.is_symlink()
+
+
+def test_a_dangling_symlink_is_refused_not_followed(cli, factory, tmp_path, server):
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "nowhere")
+    r = gpus(cli, factory(str(link), server))
+    assert r.exit_code == ExitCode.FAILURE, r.stderr
+    assert "is a symbolic link" in r.json()["errors"][0]["message"]
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_a_world_writable_parent_without_the_sticky_bit_is_refused(cli, factory, tmp_path, zipapp, server):
+    parent = shared_dir(tmp_path / "ww", 0o777)  # anyone can rename the private cache away and put theirs there
+    cache = shared_dir(parent / "mine", 0o700)
+    marker = tmp_path / "marker"
+    plant(cache, zipapp, marker)
+    r = gpus(cli, factory(str(cache), server))
+    assert r.exit_code == ExitCode.FAILURE, r.stderr
+    (error,) = r.json()["errors"]
+    assert error["message"] == (
+        f"the agent cache directory {cache} on the node is inside {parent}, which is writable by group or others "
+        "without the sticky bit (mode 0777), so another user could replace the agent."
+    )
+    r = cli("--config", factory(str(cache), server), "nodes", "check", "sim1", "-o", "json", "--timeout", "60")
+    (agent,) = [s for s in r.json()["items"][0]["steps"] if s["step"] == "agent"]
+    assert f"`chmod go-w {parent}` (or `chmod +t {parent}` if it is shared like /tmp)" in agent["fix"]
+    assert not marker.exists()
+
+
+def test_a_group_writable_grandparent_is_refused_too(cli, factory, tmp_path, server):
+    top = shared_dir(tmp_path / "team", 0o775)
+    cache = top / "a" / "b"
+    r = gpus(cli, factory(str(cache), server))
+    assert r.exit_code == ExitCode.FAILURE, r.stderr
+    assert (
+        f"is inside {top}, which is writable by group or others without the sticky bit (mode 0775)"
+        in (r.json()["errors"][0]["message"])
+    )
+
+
+def test_a_private_cache_below_a_sticky_world_writable_directory_is_accepted(cli, factory, tmp_path, server):
+    sticky = shared_dir(tmp_path / "tmp", 0o1777)  # like /tmp
+    cache = sticky / "factoryctl"
+    r = gpus(cli, factory(str(cache), server))
+    assert r.exit_code == 0, r.stderr
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o700
+    assert len(list(cache.glob("factoryctl-agent-*.pyz"))) == 1
+
+
+def test_a_symlinked_parent_of_the_login_user_is_followed_and_its_target_checked(cli, factory, tmp_path, server):
+    target = shared_dir(tmp_path / "store", 0o755)
+    alias = tmp_path / "alias"
+    alias.symlink_to(target)
+    r = gpus(cli, factory(str(alias / "cache"), server))
+    assert r.exit_code == 0, r.stderr
+    assert (target / "cache").is_dir()
+    target.chmod(0o777)  # the directory the link points to is checked as well
+    r = gpus(cli, factory(str(alias / "cache"), server))
+    assert r.exit_code == ExitCode.FAILURE, r.stderr
+    assert f"is inside {target}, which is writable by group or others" in r.json()["errors"][0]["message"]
+
+
+@as_root
+def test_a_symlinked_parent_of_another_user_is_refused(cli, factory, tmp_path, server):
+    target = shared_dir(tmp_path / "store", 0o755)
+    alias = tmp_path / "alias"
+    alias.symlink_to(target)
+    os.lchown(alias, FOREIGN_UID, FOREIGN_UID)
+    r = gpus(cli, factory(str(alias / "cache"), server))
+    assert r.exit_code == ExitCode.FAILURE, r.stderr
+    assert (
+        f"is inside {alias}, a symbolic link that belongs to uid {FOREIGN_UID} (neither root nor the login user)"
+        in r.json()["errors"][0]["message"]
+    )
+
+
+@as_root
+def test_a_parent_of_another_user_is_refused(cli, factory, tmp_path, server):
+    theirs = shared_dir(tmp_path / "theirs", 0o755)
+    os.chown(theirs, FOREIGN_UID, FOREIGN_UID)
+    r = gpus(cli, factory(str(theirs / "cache"), server))
+    assert r.exit_code == ExitCode.FAILURE, r.stderr
+    assert f"is inside {theirs}, a directory that belongs to uid {FOREIGN_UID}" in r.json()["errors"][0]["message"]
+
+
+def test_a_cache_swapped_for_a_symlink_after_the_check_is_not_run(cli, factory, tmp_path, zipapp, monkeypatch, server):
+    """The start re-checks the cache in the shell that runs the agent: the check/use race of review3 is closed."""
+    cache = shared_dir(tmp_path / "sticky", 0o1777) / "factoryctl"
+    evil = shared_dir(tmp_path / "evil", 0o700)
+    marker = tmp_path / "marker"
+    plant(evil, zipapp, marker)  # of the right name and size, and (running as the login user here) its owner's
+    real_ship = ssh_node.ship_agent
+
+    def ship_then_swap(*args, **kwargs):
+        shipped = real_ship(*args, **kwargs)
+        cache.rename(cache.with_name("moved"))
+        cache.symlink_to(evil)
+        return shipped
+
+    monkeypatch.setattr(ssh_node, "ship_agent", ship_then_swap)
+    r = gpus(cli, factory(str(cache), server))
+    assert r.exit_code == ExitCode.FAILURE, r.stderr
+    (error,) = r.json()["errors"]
+    assert error["error"] == "agent"
+    assert error["message"] == (
+        f"the agent cache directory {cache} on the node changed after it was checked (a symbolic link or another "
+        "user's file in its place), so the agent was not started."
+    )
+    assert not marker.exists()
+
+
+def test_the_start_command_quotes_everything():
+    command = ssh_node.agent_command(["python3", "./a.pyz", "--node", "n;$(x)"], "/c d/$(y)", "a.pyz")
+    assert command.startswith("exec sh -c ")
+    assert "'/c d/$(y)'" in command
+    assert "'n;$(x)'" in command
 
 
 # ---------------------------------------------------------------- values that would be options, and `~`
