@@ -8,6 +8,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -22,6 +23,9 @@ from factoryctl.transport.base import CommandResult
 from factoryctl.transport.launch import agent_argv
 from factoryctl.transport.session import AgentSession
 from factoryctl.transport.stdin_stream import CHUNK, Feed, Stdin, as_feed
+
+#: How often the stdin pump and the output readers look again at a stop request.
+_POLL_S = 0.1
 
 
 class LocalTransport:
@@ -62,23 +66,33 @@ class LocalTransport:
         assert proc.stdout is not None
         assert proc.stderr is not None
         out, err = _Collect(proc.stdout), _Collect(proc.stderr)
+        pump: threading.Thread | None = None
         if feed is not None:
-            threading.Thread(target=_pump, args=(feed, proc), daemon=True, name=f"stdin-{self.node.name}").start()
+            pump = threading.Thread(target=_pump, args=(feed, proc), daemon=True, name=f"stdin-{self.node.name}")
+            pump.start()
         try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired as exc:
-            _signal_group(proc, signal.SIGKILL)
-            proc.wait()
-            raise NodeError(
-                self.node.name, "timeout", f"{self.node.name}: command timed out after {timeout:g} s."
-            ) from exc
+            try:
+                proc.wait(max(0.0, deadline - time.monotonic()))
+                # output a background child still holds open is waited for until the deadline, as ssh does
+                finished = out.wait(deadline) and err.wait(deadline)
+            except subprocess.TimeoutExpired:
+                finished = False
+            if not finished:
+                _signal_group(proc, signal.SIGKILL)
+                proc.wait()
+                raise NodeError(self.node.name, "timeout", f"{self.node.name}: command timed out after {timeout:g} s.")
+            return CommandResult(proc.returncode, out.value(), err.value())
         finally:
             if feed is not None:
-                feed.close()
+                feed.close()  # ends the pump: it never blocks in a write
+            for worker in (out, err):
+                worker.stop()
+            if pump is not None:
+                pump.join(5)
+            for stream in (proc.stdout, proc.stderr):
+                stream.close()
             with self._lock:
                 self._running.discard(proc)
-        # output a grandchild still holds open is waited for until the deadline, then taken as it is
-        return CommandResult(proc.returncode, out.value(deadline), err.value(deadline))
 
     def interrupt(self) -> None:
         """Ctrl-C: SIGINT, then SIGHUP, to the commands running now (what a terminal sends, then its hang-up)."""
@@ -138,21 +152,35 @@ class _StderrTail:
 
 
 class _Collect:
-    """Reads one output stream to its end on a thread."""
+    """Reads one output stream to its end on a thread (select + os.read, so `stop` ends it whatever holds the pipe)."""
 
     def __init__(self, stream: IO[bytes]) -> None:
         self._parts: list[bytes] = []
-        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, args=(stream.fileno(),), daemon=True)
         self._thread.start()
 
-    def _read(self, stream: IO[bytes]) -> None:
+    def _read(self, fd: int) -> None:
         with contextlib.suppress(OSError, ValueError):
-            while chunk := stream.read(CHUNK):
-                self._parts.append(chunk)
+            while not self._stop.is_set():
+                ready, _, _ = select.select([fd], [], [], _POLL_S)
+                if ready:
+                    chunk = os.read(fd, CHUNK)
+                    if not chunk:
+                        return
+                    self._parts.append(chunk)
 
-    def value(self, deadline: float) -> bytes:
-        """All of it, once the stream ended (or what came by `deadline`)."""
-        self._thread.join(max(0.1, deadline - time.monotonic()))
+    def wait(self, deadline: float) -> bool:
+        """True once the stream ended (everyone holding it closed it), False if `deadline` came first."""
+        self._thread.join(max(0.0, deadline - time.monotonic()))
+        return not self._thread.is_alive()
+
+    def stop(self) -> None:
+        """Stop reading (within a poll) and wait for the thread; the stream may be closed after this."""
+        self._stop.set()
+        self._thread.join()
+
+    def value(self) -> bytes:
         return b"".join(self._parts)
 
 
@@ -163,18 +191,27 @@ def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
 
 
 def _pump(feed: Feed, proc: subprocess.Popen[bytes]) -> None:
-    """Write the feed to the command's stdin (blocking writes: a slow reader slows the feed), then close it."""
+    """Write the feed to the command's stdin, then close it; a slow reader slows the feed.
+
+    Writes never block (the pipe is non-blocking, select waits for room a poll at a time), so the pump ends as soon
+    as the feed is closed or the command exited, even while a background child holds the pipe without reading.
+    """
     pipe = proc.stdin
     assert pipe is not None
+    fd = pipe.fileno()
     try:
-        while proc.poll() is None:
+        os.set_blocking(fd, False)
+        while proc.poll() is None and not feed.closed:
             data = feed.peek(CHUNK)
             if data:
-                feed.advance(pipe.write(data) or 0)
+                _, ready, _ = select.select([], [fd], [], _POLL_S)
+                if ready:
+                    with contextlib.suppress(BlockingIOError):
+                        feed.advance(os.write(fd, data))
             elif feed.ended:
                 break
             else:
-                feed.wait(0.2)
+                feed.wait(_POLL_S)
     except (OSError, ValueError):  # the command closed its stdin or exited: it takes no more, which is fine
         pass
     finally:

@@ -231,6 +231,12 @@ class Feed:
                 self._b._cond.notify_all()
 
     @property
+    def closed(self) -> bool:
+        """The feed was closed: the node takes no more input."""
+        with self._b._cond:
+            return self.state == "done"
+
+    @property
     def ended(self) -> bool:
         """Everything was taken and the input ended (time to send EOF), or the feed was closed."""
         with self._b._cond:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from process_groups import assert_group_gone, group_of, running_in_group
 
-from factoryctl.errors import ExitCode
+from factoryctl.errors import ExitCode, NodeError
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.transport.local import LocalTransport
 
@@ -206,3 +206,37 @@ def test_endless_input_never_refuses_nodes_waiting_for_a_fanout_slot(tmp_path, c
     assert b"standard input passed" not in done.stderr
     if command[0] == "head":
         assert done.stdout.decode().splitlines()[1:] == ["ws[01-40] (40)", "-" * 15, "y"]
+
+
+def test_output_a_background_child_holds_past_the_deadline_is_a_timeout(tmp_path):
+    path = tmp_path / "factory.yaml"
+    path.write_text("name: lab\nnodes:\n  a: {transport: local}\n")
+    started = time.monotonic()
+    done = factoryctl(
+        "--config", str(path), "exec", "-n", "-t", "2", "a", "--", "sh", "-c", "sleep 30 & echo hi", stdin=None
+    )
+    assert done.returncode == ExitCode.TIMEOUT, done.stderr
+    assert b"timed out after 2 s" in done.stderr
+    assert time.monotonic() - started < 20  # the whole group was killed, not waited for
+
+
+@pytest.mark.filterwarnings("error::ResourceWarning", "error::pytest.PytestUnraisableExceptionWarning")
+def test_local_run_leaves_no_open_pipe_and_no_thread(tmp_path):
+    import gc
+
+    transport = LocalTransport(NodeSpec(name="ws", host="ws", transport="local"), "lab", tmp_path)
+    before = set(threading.enumerate())
+    # a background child keeps the command's stdin open and never reads it: the pump must not stay in a write
+    holder = "exec 3<&0; sleep 30 <&3 >/dev/null 2>&1 3<&- & echo $!"
+    result = transport.run(["sh", "-c", holder], 60, stdin=os.urandom(4 * MIB))
+    try:
+        assert result.exit_code == 0
+        assert set(threading.enumerate()) - before == set()
+        assert transport.run(["cat"], 60, stdin=b"x").stdout == b"x"
+        with pytest.raises(NodeError):
+            transport.run(["sh", "-c", "sleep 30 & echo hi"], 1)
+        assert transport.run(["sh", "-c", "echo out; echo err >&2"], 60).stdout == b"out\n"
+        gc.collect()
+        assert set(threading.enumerate()) - before == set()
+    finally:
+        os.kill(int(result.stdout), signal.SIGKILL)
