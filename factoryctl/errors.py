@@ -87,6 +87,10 @@ class NodeError(FactoryError):
         """The `errors` entry of a listing: `{node, error, message}`."""
         return {"node": self.node, "error": self.kind, "message": self.message}
 
+    def as_report(self) -> dict[str, str]:
+        """`as_json` plus this error's own hint, when it has one (for `report_node_errors`, not for listings)."""
+        return {**self.as_json(), "hint": self.hint} if self.hint else self.as_json()
+
 
 class ActionFailed(FactoryError):
     """An action (a remote command, a power change, a job) did not succeed."""

@@ -84,5 +84,5 @@ def _run_headless(config: FactoryConfig, duration: float, interval: float, outpu
     if output in (OutputFormat.table, OutputFormat.wide):
         items = [table_view(i) for i in items]
     emit(render_listing(items, errors, GPU_COLUMNS, output))
-    report_node_errors(errors, ERROR_HINTS)
+    report_node_errors((e.as_report() for e in result.errors), ERROR_HINTS)
     return int(most_severe([e.exit_code for e in result.errors]))

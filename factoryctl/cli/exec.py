@@ -247,7 +247,7 @@ def exec_command(
         render_lines(items)
     else:
         render_gathered(items, no_header)
-    report_node_errors((e.as_json() for e in errors), ERROR_HINTS)
+    report_node_errors((e.as_report() for e in errors), ERROR_HINTS)
     raise typer.Exit(exit_status(items, errors))
 
 

@@ -50,5 +50,5 @@ def _show_once(produce: Producer, columns: Sequence[Column], output: OutputForma
     if clear and sys.stdout.isatty():
         text = "\x1b[H\x1b[2J" + time.strftime("Every %H:%M:%S\n\n") + text
     emit(text)
-    report_node_errors((e.as_json() for e in errors), ERROR_HINTS)
+    report_node_errors((e.as_report() for e in errors), ERROR_HINTS)
     return int(most_severe([e.exit_code for e in errors]))

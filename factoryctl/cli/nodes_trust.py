@@ -194,7 +194,7 @@ def trust_command(
                                     "answer yes at the prompt, or pass --yes."))  # fmt: skip
     if output in (OutputFormat.json, OutputFormat.yaml):
         emit(render_listing(items, [e.as_json() for e in errors], TRUST_COLUMNS, output, no_header))
-    report_node_errors((e.as_json() for e in errors), ERROR_HINTS)
+    report_node_errors((e.as_report() for e in errors), ERROR_HINTS)
     raise typer.Exit(int(most_severe([e.exit_code for e in errors])))
 
 
@@ -236,7 +236,7 @@ def check_command(
         fixes = [(d.node, s) for d in diagnoses for s in d.steps if s.fix and s.status in ("fail", "warn")]
         for node, step in fixes:
             emit(f"{node}: {step.step}: fix: {step.fix}\n")
-    report_node_errors(e.as_json() for e in errors)
+    report_node_errors(e.as_report() for e in errors)
     raise typer.Exit(int(most_severe([e.exit_code for e in errors])) if errors else int(ExitCode.OK))
 
 

@@ -135,18 +135,22 @@ def render_listing(
 
 
 def report_node_errors(errors: Iterable[dict[str, Any]], hints: dict[str, str] | None = None) -> None:
-    """Summarise per-node failures on stderr, one line each plus one hint per error kind."""
-    seen_kinds: set[str] = set()
+    """Summarise per-node failures on stderr, one line each, then each distinct hint once.
+
+    An error's own hint (a `hint` key: `NodeError.as_report`) says best what to do about it; errors without one get
+    their kind's hint from `hints`.
+    """
+    shown: list[str] = []
     for error in errors:
         message = str(error["message"])
         if not message.startswith(f"{error['node']}:"):
             message = f"{error['node']}: {message}"
         sys.stderr.write(f"factoryctl: {message}\n")
-        seen_kinds.add(str(error["error"]))
-    for kind in sorted(seen_kinds):
-        hint = (hints or {}).get(kind)
-        if hint:
-            sys.stderr.write(f"hint: {hint}\n")
+        hint = error.get("hint") or (hints or {}).get(str(error["error"]))
+        if hint and hint not in shown:
+            shown.append(str(hint))
+    for hint in shown:
+        sys.stderr.write(f"hint: {hint}\n")
 
 
 def emit(text: str) -> None:

@@ -97,5 +97,5 @@ def inject(
     for node, outcome in outcomes:
         if not isinstance(outcome, NodeError):
             typer.echo(f"{node.name}: injected {fault['fault']} into {_gpu_words(gpus)}")
-    report_node_errors((e.as_json() for e in errors), ERROR_HINTS)
+    report_node_errors((e.as_report() for e in errors), ERROR_HINTS)
     raise typer.Exit(int(most_severe([e.exit_code for e in errors])))

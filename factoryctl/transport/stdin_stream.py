@@ -206,7 +206,7 @@ class Feed:
                     self.node,
                     "agent",
                     f"standard input passed {self._b.replay >> 20} MiB before this node's turn came, and is not kept "
-                    "past that for nodes waiting for a --fanout slot",
+                    "past that for nodes waiting for a --fanout slot.",
                     "raise --fanout to the number of nodes, or copy big files with scp or rsync and pass their path.",
                 )
             if self.state == "waiting":

@@ -194,3 +194,22 @@ def test_many_small_reads_are_merged_and_peek_spans_chunks():
     slow.close()
     fast.close()
     assert broadcast._base == broadcast._head  # nothing kept once every feed is done
+
+
+def test_a_node_refused_its_input_is_told_what_to_do_about_it(capsys):
+    from factoryctl.cli.listing import ERROR_HINTS
+    from factoryctl.cli.render import report_node_errors
+
+    broadcast = StdinBroadcast(None, window=4, replay=4)
+    feed = broadcast.feed("n2")
+    broadcast._append(b"x" * 10)  # past the replay bound while n2 waits
+    with pytest.raises(NodeError) as caught:
+        feed.start()
+    other = NodeError("n3", "agent", "n3: agent gone.")  # no hint of its own: its kind's
+    report_node_errors([caught.value.as_report(), other.as_report()], ERROR_HINTS)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("factoryctl: n2: standard input passed ")
+    assert lines[0].endswith("slot.")
+    assert lines[2:] == [f"hint: {caught.value.hint}", f"hint: {ERROR_HINTS['agent']}"]
+    assert "--fanout" in lines[2]
+    assert "hint" not in caught.value.as_json()  # listings keep {node, error, message}
