@@ -234,6 +234,8 @@ def exec_command(
     specs = config.resolve_target(target)
     stdin = None if no_stdin else stdin_source()
     outcomes = run_everywhere(config, specs, list(command), timeout, fanout, stdin)
+    if stdin is not None and stdin.error:
+        sys.stderr.write(f"factoryctl: {stdin.error}\n")
     items = [o for _, o in outcomes if not isinstance(o, NodeError)]
     errors = [o for _, o in outcomes if isinstance(o, NodeError)]
     if output in (OutputFormat.json, OutputFormat.yaml):

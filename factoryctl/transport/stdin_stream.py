@@ -18,6 +18,7 @@ waiting node that would need more fails with an error instead of running with pa
 from __future__ import annotations
 
 import bisect
+import contextlib
 import os
 import select
 import threading
@@ -33,8 +34,10 @@ WINDOW = 8 << 20
 REPLAY = 64 << 20
 #: A command's standard input: all of it as bytes, a `Feed` streamed while it runs, or None (EOF at once).
 Stdin: TypeAlias = "bytes | Feed | None"
-#: How often a waiting reader looks again at a stop request.
+#: How often a waiting reader looks again at who is left (a stop request wakes it at once).
 _POLL_S = 0.2
+#: How long `stop` waits for the reader thread to leave.
+_STOP_WAIT_S = 1.0
 
 
 class StdinBroadcast:
@@ -60,6 +63,9 @@ class StdinBroadcast:
         self.peak = 0
         self._fd = fd
         self._thread: threading.Thread | None = None
+        self._wake: tuple[int, int] | None = None  # a pipe that wakes the reader out of its select at once
+        #: Why the source could not be read to its end (one sentence), if it could not: the commands got EOF there.
+        self.error: str | None = None
 
     @classmethod
     def from_bytes(cls, data: bytes) -> StdinBroadcast:
@@ -82,16 +88,29 @@ class StdinBroadcast:
     def start(self) -> None:
         """Start reading the source, once (no-op for complete sources)."""
         with self._cond:
-            if self._fd is None or self._thread is not None or self._ended:
+            if self._fd is None or self._thread is not None or self._ended or self._stopped:
                 return
+            self._wake = os.pipe()
+            os.set_blocking(self._wake[1], False)
             self._thread = threading.Thread(target=self._read_loop, daemon=True, name="exec-stdin")
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop reading (every command is done); the reader thread leaves within a poll, nobody waits for it."""
+        """Stop reading (every command is done): the reader thread is woken, and waited for (a second at most)."""
         with self._cond:
             self._stopped = True
             self._cond.notify_all()
+            thread, wake = self._thread, self._wake
+        if wake is None or thread is None:
+            return
+        with contextlib.suppress(OSError):
+            os.write(wake[1], b"x")
+        thread.join(_STOP_WAIT_S)
+        if not thread.is_alive():  # else it still selects on the pipe: leave it open (a daemon thread, at exit)
+            with self._cond:
+                self._wake = None
+            for end in wake:
+                os.close(end)
 
     # -- reader side ---------------------------------------------------------------------------------------------
 
@@ -109,8 +128,9 @@ class StdinBroadcast:
         return not self._waiting and not self._running
 
     def _read_loop(self) -> None:
-        fd = self._fd
+        fd, wake = self._fd, self._wake
         assert fd is not None
+        assert wake is not None
         while True:
             with self._cond:
                 while not self._stopped and not self._nobody_left() and self._must_pause():
@@ -118,14 +138,17 @@ class StdinBroadcast:
                 if self._stopped or self._nobody_left():
                     return
             try:
-                ready, _, _ = select.select([fd], [], [], _POLL_S)
-                if not ready:
-                    continue
+                ready, _, _ = select.select([fd, wake[0]], [], [], _POLL_S)
+                if fd not in ready:
+                    continue  # woken by stop, or a poll to look again at who is left
                 data = os.read(fd, CHUNK)
             except (BlockingIOError, InterruptedError):
                 continue  # O_NONBLOCK and nothing there after all: wait again
-            except (OSError, ValueError):
-                data = b""  # unreadable from here on: that is the end of the input
+            except OSError as exc:  # unreadable from here on (EIO: a terminal hung up): the end, said out loud
+                self.error = f"standard input could not be read ({exc.strerror or exc}), so the commands got EOF there."
+                data = b""
+            except ValueError:
+                data = b""
             self._append(data)
             if not data:
                 return

@@ -240,3 +240,21 @@ def test_local_run_leaves_no_open_pipe_and_no_thread(tmp_path):
         assert set(threading.enumerate()) - before == set()
     finally:
         os.kill(int(result.stdout), signal.SIGKILL)
+
+
+def test_exec_leaves_no_thread_behind(tmp_path):
+    from factoryctl.cli.exec import run_everywhere
+    from factoryctl.config import parse_config
+    from factoryctl.transport.stdin_stream import StdinBroadcast
+
+    config = parse_config("name: lab\nnodes:\n  ws[1-3]: {transport: local}\n", tmp_path / "f.yaml", tmp_path)
+    read_end, write_end = os.pipe()  # a source that never closes
+    os.write(write_end, b"line\n" * 1000)
+    before = set(threading.enumerate())
+    try:
+        outcomes = run_everywhere(config, list(config.nodes.values()), ["head", "-n1"], 30, 2, StdinBroadcast(read_end))
+        assert [o["stdout"] for _, o in outcomes] == [b"line\n"] * 3  # type: ignore[index]
+        assert set(threading.enumerate()) - before == set()
+    finally:
+        os.close(read_end)
+        os.close(write_end)

@@ -213,3 +213,38 @@ def test_a_node_refused_its_input_is_told_what_to_do_about_it(capsys):
     assert lines[2:] == [f"hint: {caught.value.hint}", f"hint: {ERROR_HINTS['agent']}"]
     assert "--fanout" in lines[2]
     assert "hint" not in caught.value.as_json()  # listings keep {node, error, message}
+
+
+def test_stop_wakes_the_reader_and_waits_for_it():
+    read_end, write_end = os.pipe()  # open and silent: the reader sits in select
+    broadcast = StdinBroadcast(read_end)
+    feed = broadcast.feed("n")
+    feed.start()
+    thread = broadcast._thread
+    assert thread is not None
+    time.sleep(0.05)
+    broadcast.stop()
+    assert not thread.is_alive()
+    assert broadcast._wake is None  # its wake-up pipe is closed
+    feed.close()
+    os.close(read_end)
+    os.close(write_end)
+
+
+def test_a_source_that_fails_to_read_is_reported_not_taken_for_its_end():
+    import pty
+
+    master, slave = pty.openpty()
+    os.close(slave)  # a terminal that hung up: reading its master fails with EIO
+    broadcast = StdinBroadcast(master)
+    feed = broadcast.feed("n")
+    feed.start()
+    deadline = time.monotonic() + 10
+    while not feed.ended and time.monotonic() < deadline:
+        feed.wait(0.1)
+    broadcast.stop()
+    os.close(master)
+    assert feed.ended  # the commands get EOF ...
+    assert broadcast.error is not None  # ... and exec says why
+    assert broadcast.error.startswith("standard input could not be read (")
+    assert broadcast.error.endswith("EOF there.")
