@@ -1,11 +1,13 @@
 """`factoryctl exec TARGET -- CMD...`: run one command on many nodes, like `clush -b` / `pdsh | dshbak -c`.
 
 The command is argv, quoted with `shlex.join` for the node's shell, so quotes, `;`, `$()` and newlines reach the
-node as typed. A bounded pool (`--fanout`) runs it; one slow or dead node never blocks the others. Standard input,
-when it is not a terminal, is streamed to every node's command while it runs, then EOF, like ssh
-(transport/stdin_stream.py); the commands' ends never wait for it. Identical outputs are gathered under one folded
-node set (`n[01-64] (64)`). Exit status: 4 if a node was unreachable, else 124 if one timed out, else the highest
-remote exit code.
+node as typed. A bounded pool (`--fanout`) runs it; one slow or dead node never holds up the others' commands or
+output. Standard input, when it is not a terminal, is streamed to every node's command while it runs, then EOF,
+like ssh (transport/stdin_stream.py); the commands' ends never wait for it. The input is shared, so it moves no
+further than 8 MiB ahead of the slowest running command: one that neither reads its stdin nor exits holds the
+others' input there until it exits or reaches --timeout (and the others may time out too: exit 124). Identical
+outputs are gathered under one folded node set (`n[01-64] (64)`). Exit status: 4 if a node was unreachable, else
+124 if one timed out, else the highest remote exit code.
 """
 
 from __future__ import annotations
