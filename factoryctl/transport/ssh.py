@@ -47,8 +47,6 @@ _READ_CHUNK = 1 << 16
 _SEND_CHUNK = 1 << 15
 #: How soon to look again at a full send window while feeding a command's stdin.
 _SEND_POLL_S = 0.005
-#: How soon to look again for more standard input while a command runs.
-_INPUT_POLL_S = 0.02
 
 
 def _lost(node: str, what: str) -> NodeError:
@@ -250,15 +248,34 @@ def _drain(
     passed first.
     """
     out, err = _Capped(limit), _Capped(limit)
+    wakeup = None if feed is None else feed.wakeup_fd()
+    try:
+        return _drain_loop(chan, deadline, out, err, feed, wakeup)
+    finally:
+        if feed is not None:
+            feed.release_wakeup()
+
+
+def _drain_loop(
+    chan: paramiko.Channel,
+    deadline: float | None,
+    out: _Capped,
+    err: _Capped,
+    feed: Feed | None,
+    wakeup: int | None,
+) -> tuple[_Capped, _Capped, bool]:
     feeding = feed is not None
     while True:
         wait = 1.0 if deadline is None else max(0.0, min(1.0, deadline - time.monotonic()))
+        watched: list[object] = [chan]
         if feed is not None and feeding:
+            feed.clear_wakeup()  # before looking: news after this point wakes the select below
             feeding, backlog = _feed(chan, feed)
-            if feeding:
-                # a window adjust does not wake select, nor does new input: look again soon
-                wait = min(wait, _SEND_POLL_S if backlog else _INPUT_POLL_S)
-        select.select([chan], [], [], wait)
+            if feeding and backlog:
+                wait = min(wait, _SEND_POLL_S)  # a window adjust does not wake select: look again soon
+            elif feeding:
+                watched.append(wakeup)  # more input (or its end) wakes it
+        select.select(watched, [], [], wait)
         while chan.recv_ready():
             out.add(chan.recv(_READ_CHUNK))
         while chan.recv_stderr_ready():

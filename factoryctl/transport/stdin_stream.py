@@ -100,6 +100,7 @@ class StdinBroadcast:
         with self._cond:
             self._stopped = True
             self._cond.notify_all()
+            self._wake_feeds()
             thread, wake = self._thread, self._wake
         if wake is None or thread is None:
             return
@@ -171,6 +172,12 @@ class StdinBroadcast:
                     self._waiting.clear()
                 self._trim()
             self._cond.notify_all()
+            self._wake_feeds()
+
+    def _wake_feeds(self) -> None:
+        """Tell the running feeds' select loops (`Feed.wakeup_fd`) that there is news: more input, or its end."""
+        for feed in self._running:
+            feed._signal()
 
     def _trim(self) -> None:
         """Drop chunks every live feed is past (all of them are kept while a node still waits)."""
@@ -219,6 +226,47 @@ class Feed:
         self.pos = 0
         #: waiting (no fan-out slot yet) -> running -> done; refused if the input outgrew the replay bound first.
         self.state = "waiting"
+        self._wakeup: tuple[int, int] | None = None
+        self._signalled = False
+
+    def wakeup_fd(self) -> int:
+        """A descriptor select() finds readable when there is news for this feed: more input, its end, its close.
+
+        For transports that wait in select rather than in `wait`: `clear_wakeup` before looking at the feed, and
+        `release_wakeup` once done with it.
+        """
+        with self._b._cond:
+            if self._wakeup is None:
+                self._wakeup = os.pipe()
+                for end in self._wakeup:
+                    os.set_blocking(end, False)
+                self._signalled = False
+                self._signal()  # look at the feed at least once
+            return self._wakeup[0]
+
+    def clear_wakeup(self) -> None:
+        """Take the news: the descriptor is not readable until there is more."""
+        with self._b._cond:
+            if self._wakeup is not None and self._signalled:
+                with contextlib.suppress(OSError):
+                    while os.read(self._wakeup[0], 4096):
+                        pass
+                self._signalled = False
+
+    def release_wakeup(self) -> None:
+        """Close the descriptor (the transport no longer selects on it)."""
+        with self._b._cond:
+            wakeup, self._wakeup = self._wakeup, None
+        if wakeup is not None:
+            for end in wakeup:
+                os.close(end)
+
+    def _signal(self) -> None:
+        """(under the lock) Make the wake-up descriptor readable, once until it is cleared."""
+        if self._wakeup is not None and not self._signalled:
+            with contextlib.suppress(OSError):
+                os.write(self._wakeup[1], b"\0")
+            self._signalled = True
 
     def start(self) -> None:
         """The node got its slot and is about to run; NodeError if its input could not be kept for it."""
@@ -280,6 +328,7 @@ class Feed:
                 self._b._running.discard(self)
                 self._b._trim()
                 self._b._cond.notify_all()
+                self._signal()
 
 
 def fixed_feed(data: bytes, node: str = "") -> Feed:

@@ -248,3 +248,30 @@ def test_a_source_that_fails_to_read_is_reported_not_taken_for_its_end():
     assert broadcast.error is not None  # ... and exec says why
     assert broadcast.error.startswith("standard input could not be read (")
     assert broadcast.error.endswith("EOF there.")
+
+
+def test_a_feeds_wakeup_descriptor_is_readable_exactly_when_there_is_news():
+    import select
+
+    def readable(fd: int) -> bool:
+        return bool(select.select([fd], [], [], 0)[0])
+
+    broadcast = StdinBroadcast(None, window=MIB, replay=MIB)
+    feed = broadcast.feed("n")
+    feed.start()
+    fd = feed.wakeup_fd()
+    assert readable(fd)  # look once at first
+    feed.clear_wakeup()
+    assert not readable(fd)
+    for _ in range(3):
+        broadcast._append(b"x" * 10)  # more input
+    assert readable(fd)
+    feed.clear_wakeup()
+    assert not readable(fd)
+    broadcast._append(b"")  # its end
+    assert readable(fd)
+    feed.clear_wakeup()
+    feed.close()  # its close
+    assert readable(fd)
+    feed.release_wakeup()
+    broadcast._append(b"late")  # nothing to signal any more, and no error

@@ -216,3 +216,42 @@ def test_ctrl_c_signals_the_remote_command(factory, sshd, tmp_path):
             assert time.monotonic() < deadline, "sshd got no signal request"
             time.sleep(0.05)
     assert_group_gone(group, within=2.0 if os.geteuid() else 15.0)
+
+
+def test_waiting_for_input_does_not_poll(connection, monkeypatch):
+    """The command waits for input for a second: the drain sleeps in select until the input comes (woken by the
+    broadcast), instead of looking again every few milliseconds."""
+    import factoryctl.transport.ssh as ssh_module
+
+    calls = 0
+    real_select = ssh_module.select.select
+    me = threading.current_thread()
+
+    def counting(*args, **kwargs):
+        nonlocal calls
+        if threading.current_thread() is me:
+            calls += 1
+        return real_select(*args, **kwargs)
+
+    monkeypatch.setattr(ssh_module.select, "select", counting)
+    read_end, write_end = os.pipe()
+    broadcast = StdinBroadcast(read_end)
+    feed = broadcast.feed("n")
+    feed.start()
+
+    def late() -> None:
+        os.write(write_end, b"a")
+        time.sleep(1.5)
+        os.write(write_end, b"b")
+
+    thread = threading.Thread(target=late)
+    thread.start()
+    try:
+        result = connection.run(["head", "-c", "2"], timeout=30, stdin=feed)
+    finally:
+        thread.join()
+        broadcast.stop()
+        os.close(read_end)
+        os.close(write_end)
+    assert result.stdout == b"ab"
+    assert calls < 20  # polling every 20 ms would be about 75
