@@ -47,6 +47,8 @@ _READ_CHUNK = 1 << 16
 _SEND_CHUNK = 1 << 15
 #: How soon to look again at a full send window while feeding a command's stdin.
 _SEND_POLL_S = 0.005
+#: How soon to look again for the exit status while still feeding a command that closed its output.
+_EOF_POLL_S = 0.05
 
 
 def _lost(node: str, what: str) -> NodeError:
@@ -275,7 +277,13 @@ def _drain_loop(
                 wait = min(wait, _SEND_POLL_S)  # a window adjust does not wake select: look again soon
             elif feeding:
                 watched.append(wakeup)  # more input (or its end) wakes it
-        select.select(watched, [], [], wait)
+        if chan.eof_received:  # EOF leaves the channel readable for good: selecting on it would spin
+            if len(watched) > 1:
+                select.select(watched[1:], [], [], min(wait, _EOF_POLL_S))
+            else:
+                chan.status_event.wait(wait)  # set by the exit status, or the close
+        else:
+            select.select(watched, [], [], wait)
         while chan.recv_ready():
             out.add(chan.recv(_READ_CHUNK))
         while chan.recv_stderr_ready():

@@ -255,3 +255,23 @@ def test_waiting_for_input_does_not_poll(connection, monkeypatch):
         os.close(write_end)
     assert result.stdout == b"ab"
     assert calls < 20  # polling every 20 ms would be about 75
+
+
+def test_a_command_that_closed_its_output_is_waited_for_without_spinning(connection, monkeypatch):
+    """Output EOF leaves the channel readable for good; until the exit status comes the drain must sleep."""
+    import factoryctl.transport.ssh as ssh_module
+
+    calls = 0
+    real_select = ssh_module.select.select
+    me = threading.current_thread()
+
+    def counting(*args, **kwargs):
+        nonlocal calls
+        if threading.current_thread() is me:
+            calls += 1
+        return real_select(*args, **kwargs)
+
+    monkeypatch.setattr(ssh_module.select, "select", counting)
+    result = connection.run(["sh", "-c", "exec >/dev/null 2>&1; sleep 1; exit 3"], timeout=30)
+    assert result.exit_code == 3
+    assert calls < 20
