@@ -171,8 +171,8 @@ class _Collect:
                     self._parts.append(chunk)
 
     def wait(self, deadline: float) -> bool:
-        """True once the stream ended (everyone holding it closed it), False if `deadline` came first."""
-        self._thread.join(max(0.0, deadline - time.monotonic()))
+        """True once the stream ended (everyone holding it closed it), False if `deadline` (+0.1 s) came first."""
+        self._thread.join(max(0.1, deadline - time.monotonic()))  # a moment to read what an exit just flushed
         return not self._thread.is_alive()
 
     def stop(self) -> None:
