@@ -53,10 +53,13 @@ def remote_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def remote_agents(cache: Path) -> list[psutil.Process]:
+    """The agents started from `cache` (they run as `python3 ./factoryctl-agent-*.pyz` inside it)."""
     found = []
-    for proc in psutil.process_iter(["cmdline"]):
+    where = str(cache.resolve())
+    for proc in psutil.process_iter(["cmdline", "cwd"]):
         cmdline = proc.info["cmdline"] or []
-        if any(str(cache) in part for part in cmdline) and "--node" in cmdline:
+        started_there = proc.info["cwd"] == where or any(where in part for part in cmdline)
+        if started_there and "--node" in cmdline and any("factoryctl-agent-" in part for part in cmdline):
             found.append(proc)
     return found
 
