@@ -1,9 +1,22 @@
-"""Process-group checks for the Ctrl-C tests: is anything of a command (its whole group) still running here?"""
+"""Process helpers for the exec tests: the real console script in the background, and process-group checks for the
+Ctrl-C tests (is anything of a command, its whole group, still running here?)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
+
+
+def start(*args: str, stdin: int) -> subprocess.Popen[bytes]:
+    """The real console script with `stdin` as its standard input, running in the background."""
+    return subprocess.Popen(
+        [sys.executable, "-c", "from factoryctl.cli.app import main; main()", *args],
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def _stat(pid: str) -> tuple[str, int] | None:

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from process_groups import assert_group_gone, group_of, running_in_group
+from process_groups import assert_group_gone, group_of, running_in_group, start
 
 from factoryctl.errors import ExitCode, NodeError
 from factoryctl.model.inventory import NodeSpec
@@ -68,15 +68,6 @@ def test_stdin_is_streamed_with_no_size_limit(factory):
     done = factoryctl("--config", factory, "exec", "all", "-o", "json", "--", "wc", "-c", stdin=b"x" * size)
     assert done.returncode == 0, done.stderr
     assert [i["stdout"].strip() for i in json.loads(done.stdout)["items"]] == [str(size)] * 2
-
-
-def start(*args: str, stdin: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-c", "from factoryctl.cli.app import main; main()", *args],
-        stdin=stdin,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
 
 
 def test_a_pipe_that_never_closes_does_not_hold_up_commands_that_are_done(factory):

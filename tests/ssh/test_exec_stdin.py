@@ -11,7 +11,7 @@ import threading
 import time
 
 import pytest
-from process_groups import assert_group_gone, group_of, running_in_group
+from process_groups import assert_group_gone, group_of, running_in_group, start
 
 from factoryctl.errors import ExitCode, NodeError
 from factoryctl.transport.ssh import SshOptions, SshPool
@@ -117,16 +117,6 @@ def test_no_stdin_option_sends_nothing(cli, factory):
     assert (r.exit_code, r.stdout.splitlines()[-1].strip()) == (0, "0")
 
 
-def start(*args: str, stdin: int) -> subprocess.Popen[bytes]:
-    """The real console script with `stdin` as its standard input, running in the background."""
-    return subprocess.Popen(
-        [sys.executable, "-c", "from factoryctl.cli.app import main; main()", *args],
-        stdin=stdin,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-
-
 def test_a_pipe_that_never_closes_does_not_hold_up_commands_that_are_done(factory):
     """`ssh bastion 'factoryctl exec all -- uptime'` without -t: the pipe stays open, exec returns anyway."""
     read_end, write_end = os.pipe()  # open and silent for the whole test
@@ -218,22 +208,27 @@ def test_ctrl_c_signals_the_remote_command(factory, sshd, tmp_path):
     assert_group_gone(group, within=2.0 if os.geteuid() else 15.0)
 
 
-def test_waiting_for_input_does_not_poll(connection, monkeypatch):
-    """The command waits for input for a second: the drain sleeps in select until the input comes (woken by the
-    broadcast), instead of looking again every few milliseconds."""
+def count_selects(monkeypatch) -> list[int]:
+    """Count the select calls this thread makes in the SSH transport from now on (a one-item list)."""
     import factoryctl.transport.ssh as ssh_module
 
-    calls = 0
+    calls = [0]
     real_select = ssh_module.select.select
     me = threading.current_thread()
 
     def counting(*args, **kwargs):
-        nonlocal calls
         if threading.current_thread() is me:
-            calls += 1
+            calls[0] += 1
         return real_select(*args, **kwargs)
 
     monkeypatch.setattr(ssh_module.select, "select", counting)
+    return calls
+
+
+def test_waiting_for_input_does_not_poll(connection, monkeypatch):
+    """The command waits for input for a second: the drain sleeps in select until the input comes (woken by the
+    broadcast), instead of looking again every few milliseconds."""
+    calls = count_selects(monkeypatch)
     read_end, write_end = os.pipe()
     broadcast = StdinBroadcast(read_end)
     feed = broadcast.feed("n")
@@ -254,24 +249,12 @@ def test_waiting_for_input_does_not_poll(connection, monkeypatch):
         os.close(read_end)
         os.close(write_end)
     assert result.stdout == b"ab"
-    assert calls < 20  # polling every 20 ms would be about 75
+    assert calls[0] < 20  # polling every 20 ms would be about 75
 
 
 def test_a_command_that_closed_its_output_is_waited_for_without_spinning(connection, monkeypatch):
     """Output EOF leaves the channel readable for good; until the exit status comes the drain must sleep."""
-    import factoryctl.transport.ssh as ssh_module
-
-    calls = 0
-    real_select = ssh_module.select.select
-    me = threading.current_thread()
-
-    def counting(*args, **kwargs):
-        nonlocal calls
-        if threading.current_thread() is me:
-            calls += 1
-        return real_select(*args, **kwargs)
-
-    monkeypatch.setattr(ssh_module.select, "select", counting)
+    calls = count_selects(monkeypatch)
     result = connection.run(["sh", "-c", "exec >/dev/null 2>&1; sleep 1; exit 3"], timeout=30)
     assert result.exit_code == 3
-    assert calls < 20
+    assert calls[0] < 20
