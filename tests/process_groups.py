@@ -3,10 +3,34 @@ Ctrl-C tests (is anything of a command, its whole group, still running here?).""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+
+def interrupt_exec(config: str, node: str, pidfile: Path, sleep_s: int) -> tuple[int, str, int]:
+    """Run `exec NODE -- sh -c '...; sleep; wc -c'` with an open stdin pipe, Ctrl-C it once the command runs.
+
+    Returns exec's exit status, its stderr and the process group the command ran in (before the Ctrl-C).
+    """
+    script = f"echo $$ > {pidfile}.tmp && mv {pidfile}.tmp {pidfile}; sleep {sleep_s}; wc -c"
+    read_end, write_end = os.pipe()
+    try:
+        proc = start("--config", config, "exec", node, "--", "sh", "-c", script, stdin=read_end)
+        deadline = time.monotonic() + 30
+        while not pidfile.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        group = group_of(int(pidfile.read_text()))
+        assert running_in_group(group)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    return proc.returncode, err.decode(errors="replace"), group
 
 
 def start(*args: str, stdin: int) -> subprocess.Popen[bytes]:

@@ -197,7 +197,7 @@ def schedule(
         for s in outcome.started
     )
     explain = WaitExplainer(fm, now, price)
-    by_id = {job.id: job for job in jobs}
+    by_id = {job.id: job for job in jobs} if any(w.why == "never" for w in outcome.waiting) else {}
     waits = tuple(
         _wait(w, _unplaceable(w.job, by_id[w.job.id], nodes) if w.why == "never" else explain(w), fm)
         for w in outcome.waiting

@@ -91,8 +91,7 @@ class Collector:
             n for n in config.nodes if n in self.links and (interval_changed or self.links[n].node != config.nodes[n])
         ]
         self._stop_links(removed + changed)
-        self.writer.set_interval(config.interval_s)
-        self.writer.slow_interval_s = config.settings.controller.slow_interval_s
+        self.writer.set_interval(config.interval_s, config.settings.controller.slow_interval_s)
         self.writer.set_nodes(config.nodes)
         connect = self._make_connector(config)
         for name in added + changed:

@@ -74,10 +74,12 @@ class StoreWriter:
                     del self._health[name]
                     self._previous.pop(name, None)
 
-    def set_interval(self, interval_s: float) -> None:
-        """A reload changed the sampling interval."""
+    def set_interval(self, interval_s: float, slow_interval_s: float | None = None) -> None:
+        """A reload changed the sampling interval (and the slow tier's, when given)."""
         with self._lock:
             self.interval_s = interval_s
+            if slow_interval_s is not None:
+                self.slow_interval_s = slow_interval_s
             for health in self._health.values():
                 health.interval_s = interval_s
 

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from process_groups import assert_group_gone, group_of, running_in_group, start
+from process_groups import assert_group_gone, interrupt_exec, start
 
 from factoryctl.errors import ExitCode, NodeError
 from factoryctl.model.inventory import NodeSpec
@@ -140,22 +140,8 @@ def test_while_read_loop_needs_no_stdin(factory, tmp_path):
 
 def test_ctrl_c_stops_the_running_commands(factory, tmp_path):
     """Ctrl-C: exit 130 at once, and the command (its whole process group) gets SIGINT then SIGHUP."""
-    pidfile = tmp_path / "pid"
-    script = f"echo $$ > {pidfile}.tmp && mv {pidfile}.tmp {pidfile}; sleep 30; wc -c"
-    read_end, write_end = os.pipe()
-    try:
-        proc = start("--config", factory, "exec", "ws", "--", "sh", "-c", script, stdin=read_end)
-        deadline = time.monotonic() + 30
-        while not pidfile.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        group = group_of(int(pidfile.read_text()))
-        assert running_in_group(group)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=20)
-    finally:
-        os.close(read_end)
-        os.close(write_end)
-    assert proc.returncode == ExitCode.INTERRUPTED, err
+    returncode, err, group = interrupt_exec(factory, "ws", tmp_path / "pid", sleep_s=30)
+    assert returncode == ExitCode.INTERRUPTED, err
     assert_group_gone(group)  # the shell and its sleep
 
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import signal
 import subprocess
 import sys
 import threading
 import time
 
 import pytest
-from process_groups import assert_group_gone, group_of, running_in_group, start
+from process_groups import assert_group_gone, interrupt_exec, start
 
 from factoryctl.errors import ExitCode, NodeError
 from factoryctl.transport.ssh import SshOptions, SshPool
@@ -182,24 +181,11 @@ def test_ctrl_c_signals_the_remote_command(factory, sshd, tmp_path):
     sshd delivers it to the command's process group for ordinary users; it refuses it for root sessions ("session
     signalling requires privilege separation"), whose command ends at its next write to the closed connection.
     """
-    pidfile = tmp_path / "pid"
-    script = f"echo $$ > {pidfile}.tmp && mv {pidfile}.tmp {pidfile}; sleep 3; wc -c"
     log = sshd.root / "sshd.log"
     before = log.read_text(errors="replace").count("session_signal_req")
-    read_end, write_end = os.pipe()
-    try:
-        proc = start("--config", factory, "exec", "n01", "--", "sh", "-c", script, stdin=read_end)
-        deadline = time.monotonic() + 30
-        while not pidfile.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        group = group_of(int(pidfile.read_text()))  # sshd runs on this machine: the "remote" processes are here
-        assert running_in_group(group)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=20)
-    finally:
-        os.close(read_end)
-        os.close(write_end)
-    assert proc.returncode == ExitCode.INTERRUPTED, err
+    # sshd runs on this machine: the "remote" processes and their group are here.
+    returncode, err, group = interrupt_exec(factory, "n01", tmp_path / "pid", sleep_s=3)
+    assert returncode == ExitCode.INTERRUPTED, err
     if os.geteuid() == 0:  # refused for root, as documented; the request did arrive
         deadline = time.monotonic() + 10
         while log.read_text(errors="replace").count("session_signal_req") == before:
