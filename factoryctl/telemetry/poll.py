@@ -57,7 +57,7 @@ def check_agent_cache(nodes: Iterable[NodeSpec]) -> None:
     """
     ssh = [node for node in nodes if node.transport == "ssh"]
     if ssh:
-        from factoryctl.transport.ssh_node import check_remote_cache_env
+        from factoryctl.transport.agent_cache import check_remote_cache_env
 
         check_remote_cache_env(ssh)
 

@@ -1,0 +1,424 @@
+"""The agent's cache on a node: where the zipapp goes, proof that nobody else can change it, and the start command.
+
+The agent zipapp is shipped to a per-user cache on the node (`~/.cache/factoryctl/`, else factory.yaml's
+`ssh.remote_cache_dir` or `$FACTORYCTL_REMOTE_CACHE`) only when its content hash, which is part of its file name, is
+not already there: over SFTP, or with `cat >` on an exec channel when the server has no SFTP subsystem. The cache
+must be private to the login user (not a symbolic link, its owner, not group/other-writable, and every directory
+above it root's or the user's and not writable by others unless sticky) before anything in it is reused or written
+(see `ship_agent`), and the same shell that starts the agent re-checks it (`agent_command`). It lives apart from
+`ssh_node` because it is the security-sensitive part of starting an agent over SSH.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import secrets
+import shlex
+import stat
+from collections.abc import Iterable
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
+
+from factoryctl.config_schema import remote_cache_dir_problem
+from factoryctl.errors import ConfigError, NodeError
+from factoryctl.model.inventory import NodeSpec
+from factoryctl.transport.ssh import SshConnection
+
+if TYPE_CHECKING:
+    import paramiko
+
+
+#: Overrides the agent cache directory on the nodes, factory.yaml's `ssh.remote_cache_dir` included (relative paths
+#: start at the login directory).
+#: Overrides the agent cache directory on the nodes, factory.yaml's `ssh.remote_cache_dir` included (relative paths
+#: start at the login directory).
+REMOTE_CACHE_ENV = "FACTORYCTL_REMOTE_CACHE"
+DEFAULT_REMOTE_CACHE = ".cache/factoryctl"
+_ZIPAPP_NAME = re.compile(r"^factoryctl-agent-[0-9a-f]{6,64}\.pyz$")
+
+
+def remote_cache_dir(configured: str | None = None) -> str:
+    """The agent cache on nodes: `$FACTORYCTL_REMOTE_CACHE`, else `configured`, else `.cache/factoryctl`.
+
+    `configured` is factory.yaml's `ssh.remote_cache_dir` (already checked when the file was loaded); relative paths,
+    `~` and `~/...` are under the login directory (`~` alone is the login directory itself, returned as `.`). A bad
+    `$FACTORYCTL_REMOTE_CACHE` is a ConfigError (exit 3): commands that start agents call `check_remote_cache_env`
+    once before contacting any node, so it is reported once, not per node.
+    """
+    from_env = os.environ.get(REMOTE_CACHE_ENV)
+    if from_env:
+        problem = remote_cache_dir_problem(from_env)
+        if problem:
+            raise ConfigError(
+                f"${REMOTE_CACHE_ENV} is not a usable agent cache directory: {problem}.",
+                f"unset it (it overrides ssh.remote_cache_dir), or set it to a private directory on the nodes such "
+                f"as {DEFAULT_REMOTE_CACHE}.",
+            )
+    chosen = from_env or configured or DEFAULT_REMOTE_CACHE
+    if chosen == "~" or chosen.startswith("~/"):
+        chosen = chosen[1:].lstrip("/") or "."
+    return chosen
+
+
+def check_remote_cache_env(nodes: Iterable[NodeSpec]) -> None:
+    """Raise the ConfigError of a bad `$FACTORYCTL_REMOTE_CACHE` if any of `nodes` is reached over SSH.
+
+    Called once by the commands that start agents, before any node is contacted; `exec` never uses the cache.
+    """
+    if any(node.transport == "ssh" for node in nodes):
+        remote_cache_dir()
+
+
+def remote_name(zipapp: Path) -> str:
+    """The zipapp's name on the node; it carries the content hash, so a new build gets a new name."""
+    if _ZIPAPP_NAME.match(zipapp.name):
+        return zipapp.name
+    digest = hashlib.sha256(zipapp.read_bytes()).hexdigest()[:16]
+    return f"factoryctl-agent-{digest}.pyz"
+
+
+def ship_agent(connection: SshConnection, zipapp: Path, cache: str, timeout: float) -> tuple[str, bool]:
+    """Make sure the node has this zipapp; returns its resolved absolute path and whether it was uploaded now.
+
+    The cache directory must be private to the login user before anything in it is reused or written: not a
+    symbolic link (lstat), owned by that user and writable by nobody else (created 0700 when missing). Every
+    directory above it, both as written and as resolved (relative paths start at the login directory), must belong
+    to root or the login user and must not be writable by group or others unless sticky (like OpenSSH's
+    secure_path); a symbolic link among them must belong to root or the login user. Otherwise another local user of
+    the node could plant a zipapp of the right name and size, or swap ours or the directory, and have it run as the
+    SSH user; such a cache is refused (NodeError `agent`). `agent_command` checks the resolved path again in the
+    shell that starts the agent. A cached zipapp is reused only if it is a regular file of the right size owned
+    by the login user and not group/other-writable (with the directory private, only that user or root can have
+    written it, so its content is not read back); otherwise it is uploaded again to a temporary name and renamed
+    over it. The login user's uid comes from `id -u` (one exec round trip): the owner of the login directory is not
+    necessarily the login user (root-owned or automounted homes), and probing by creating a file would write into a
+    directory not yet trusted.
+    """
+    import paramiko
+
+    remote = str(PurePosixPath(cache) / remote_name(zipapp))
+    directory = str(PurePosixPath(remote).parent)
+    size = zipapp.stat().st_size
+    try:
+        sftp = connection.transport.open_sftp_client()
+    except (paramiko.SSHException, EOFError):
+        sftp = None
+    if sftp is None:
+        return _ship_with_cat(connection, zipapp, directory, remote_name(zipapp), size, timeout)
+    try:
+        channel = sftp.get_channel()
+        if channel is not None:
+            channel.settimeout(timeout)
+        uid = _login_uid(connection, timeout)
+        if _sftp_makedirs(sftp, directory):
+            sftp.chmod(directory, 0o700)  # mkdir's mode is filtered by the server's umask
+        _check_private_dir(connection.node, directory, sftp.lstat(directory), uid)
+        real = _sftp_check_parents(connection.node, sftp, directory, uid)
+        remote = str(PurePosixPath(real) / remote_name(zipapp))
+        with contextlib.suppress(OSError):
+            if _reusable(sftp.lstat(remote), size, uid):
+                return remote, False
+        partial = f"{remote}.{secrets.token_hex(4)}.part"
+        sftp.put(str(zipapp), partial)
+        try:
+            sftp.chmod(partial, 0o600)
+            sftp.posix_rename(partial, remote)
+        except OSError:
+            sftp.remove(partial)
+            raise
+        return remote, True
+    except OSError as exc:
+        raise NodeError(
+            connection.node,
+            "agent",
+            f"cannot upload the agent to {remote}: {exc}",
+            "check free space and permissions of the cache directory on the node.",
+        ) from exc
+    finally:
+        sftp.close()
+
+
+def _login_uid(connection: SshConnection, timeout: float) -> int:
+    probe = connection.run(["id", "-u"], timeout=timeout)
+    text = probe.stdout.decode("utf-8", "replace").strip()
+    if probe.exit_code != 0 or not text.isdigit():
+        why = probe.stderr.decode("utf-8", "replace").strip() or text or f"exit code {probe.exit_code}"
+        raise NodeError(
+            connection.node,
+            "agent",
+            f"cannot tell the login user's uid on the node (`id -u`: {why}).",
+            "the agent cache is checked against it; make sure `id` works in the login shell.",
+        )
+    return int(text)
+
+
+def _shown(directory: str) -> str:
+    """A cache path as the operator wrote it: relative paths start at the login directory."""
+    if directory.startswith("/"):
+        return directory
+    return "~" if directory == "." else f"~/{directory}"
+
+
+def _refuse_dir(node: str, directory: str, problem: str, fix: str) -> NodeError:
+    shown = _shown(directory)
+    return NodeError(
+        node,
+        "agent",
+        f"the agent cache directory {shown} on the node {problem}, so another user could replace the agent.",
+        f"{fix.replace('{dir}', shlex.quote(shown))}, or set ssh.remote_cache_dir (or ${REMOTE_CACHE_ENV}) to a "
+        "directory only the login user can write.",
+    )
+
+
+def _refuse_symlink(node: str, directory: str) -> NodeError:
+    return _refuse_dir(
+        node, directory, "is a symbolic link",
+        "on the node, replace the link with a directory of the login user (`rm {dir} && mkdir -m 700 {dir}`)",
+    )  # fmt: skip
+
+
+def _parent_problem(path: str, mode: int, owner: int | None, uid: int) -> tuple[str, str] | None:
+    """Why the parent directory `path` (lstat `mode`, `owner`) makes the cache unsafe, with its fix; or None.
+
+    Like OpenSSH's secure_path: every directory above the cache must belong to root or the login user and must
+    not be writable by group or others unless it is sticky (like /tmp). A symbolic link among them is allowed if root
+    or the login user owns it (the directory it points to is checked too, through the resolved path).
+    """
+    quoted = shlex.quote(path)
+    if owner not in (0, uid):
+        what = "a symbolic link" if stat.S_ISLNK(mode) else "a directory"
+        return (
+            f"is inside {path}, {what} that belongs to uid {owner} (neither root nor the login user)",
+            f"on the node, `chown` {quoted} to root or the login user",
+        )
+    if stat.S_ISLNK(mode):
+        return None
+    if not stat.S_ISDIR(mode):
+        return f"is inside {path}, which is not a directory", f"on the node, check {quoted}"
+    if mode & 0o022 and not mode & stat.S_ISVTX:
+        return (
+            f"is inside {path}, which is writable by group or others without the sticky bit "
+            f"(mode {stat.S_IMODE(mode):04o})",
+            f"on the node, `chmod go-w {quoted}` (or `chmod +t {quoted}` if it is shared like /tmp)",
+        )
+    return None
+
+
+def _ancestors(path: str) -> list[str]:
+    """`/a/b/c` -> [`/a/b`, `/a`, `/`] (lexically, as written)."""
+    return [str(parent) for parent in PurePosixPath(path).parents]
+
+
+def _sftp_check_parents(node: str, sftp: paramiko.SFTPClient, directory: str, uid: int) -> str:
+    """Check every directory above the cache, as written and resolved; returns the cache's resolved path."""
+    login = sftp.normalize(".")
+    absolute = str(PurePosixPath(login) / directory)  # an absolute `directory` replaces `login`
+    real = sftp.normalize(absolute)  # no symbolic links left: its ancestors are the resolved chain
+    _check_private_dir(node, directory, sftp.lstat(real), uid)
+    for path in dict.fromkeys([*_ancestors(absolute), *_ancestors(real)]):
+        attrs = sftp.lstat(path)
+        problem = _parent_problem(path, attrs.st_mode or 0, attrs.st_uid, uid)
+        if problem:
+            raise _refuse_dir(node, directory, *problem)
+    return real
+
+
+def _check_private_dir(node: str, directory: str, attrs: paramiko.SFTPAttributes, uid: int) -> None:
+    """Refuse a cache directory that is a symlink or not a directory, not the login user's, or g/o-writable.
+
+    `attrs` come from lstat, so a symbolic link is seen as one.
+    """
+    mode = attrs.st_mode or 0
+    if stat.S_ISLNK(mode):
+        raise _refuse_symlink(node, directory)
+    if not stat.S_ISDIR(mode):
+        raise NodeError(
+            node,
+            "agent",
+            f"the agent cache {_shown(directory)} on the node is not a directory.",
+            f"remove it on the node, or set ssh.remote_cache_dir (or ${REMOTE_CACHE_ENV}) to a private directory.",
+        )
+    if attrs.st_uid != uid:
+        raise _refuse_dir(
+            node, directory, f"belongs to uid {attrs.st_uid}, not to the login user (uid {uid})",
+            "on the node, `chown` it to the login user (then `chmod 700 {dir}`)",
+        )  # fmt: skip
+    if mode & 0o022:
+        raise _refuse_dir(
+            node, directory, f"is writable by group or others (mode {stat.S_IMODE(mode):04o})",
+            "make it private on the node with `chmod go-w {dir}`",
+        )  # fmt: skip
+
+
+def _reusable(attrs: paramiko.SFTPAttributes, size: int, uid: int) -> bool:
+    """A cached zipapp is run only if it is a regular file of the right size, the login user's, and not g/o-writable."""
+    mode = attrs.st_mode or 0
+    return stat.S_ISREG(mode) and attrs.st_size == size and attrs.st_uid == uid and not mode & 0o022
+
+
+def _sftp_makedirs(sftp: paramiko.SFTPClient, path: str) -> bool:
+    """Create `path` and its missing parents (0700); whether `path` itself was created by this call."""
+    parts = PurePosixPath(path).parts
+    created = False
+    for i in range(1, len(parts) + 1):
+        prefix = str(PurePosixPath(*parts[:i]))
+        created = False
+        if prefix in ("/", "."):
+            continue
+        try:
+            sftp.lstat(prefix)  # a symbolic link is never replaced; the checks refuse it or follow it
+        except OSError:
+            try:
+                sftp.mkdir(prefix, mode=0o700)
+                created = True
+            except OSError:
+                sftp.lstat(prefix)  # made meanwhile by a concurrent upload (nodes sharing a host): checked as found
+    return created
+
+
+#: The cache check of `_ship_with_cat` (no SFTP): the same rules as over SFTP, in POSIX sh plus `test -O` (dash,
+#: bash, busybox and ksh have it). `$1` the cache directory, `$2` the zipapp's name, `$3` its size. Prints two lines:
+#: `reuse` or `upload` and the cache's resolved path, or the problem (`symlink`, `notdir`, `owner`, `mode <ls mode>`,
+#: `powner <uid> <ls mode>`, `pmode <ls mode>`, `pnotdir <ls mode>`, `missing`) and the path it is about.
+_CAT_PROBE = r"""umask 077
+set -f
+say() { printf '%s\n%s\n' "$1" "$2"; exit 0; }
+info() { l=$(LC_ALL=C ls -ldn -- "$1") || say missing "$1"; set -- $l; m=$1; o=$3; }
+up() {
+  p=$1
+  while [ "$p" != / ]; do
+    p=$(dirname -- "$p")
+    info "$p"
+    case $o in 0|"$me") ;; *) say "powner $o $m" "$p";; esac
+    case $m in
+      l*) ;;
+      d????w*|d???????w*) case $m in ?????????[tT]*) ;; *) say "pmode $m" "$p";; esac;;
+      d*) ;;
+      *) say "pnotdir $m" "$p";;
+    esac
+  done
+}
+me=$(id -u) || exit 1
+case $1 in /*) d=$1;; *) d=$(pwd -P)/$1 || exit 1;; esac
+if [ ! -e "$d" ] && [ ! -h "$d" ]; then
+  mkdir -p -- "$(dirname -- "$d")" 2>/dev/null
+  mkdir -- "$d" 2>/dev/null && chmod 700 -- "$d"
+fi
+[ -h "$d" ] && say symlink "$d"
+[ -d "$d" ] || say notdir "$d"
+r=$(cd -P -- "$d" && pwd -P) || exit 1
+[ -O "$r" ] || say owner "$r"
+info "$r"
+case $m in ?????w*|????????w*) say "mode $m" "$r";; esac
+up "$d"
+up "$r"
+f=$r/$2
+if [ -f "$f" ] && [ ! -h "$f" ] && [ -O "$f" ]; then
+  info "$f"
+  case $m in ?????w*|????????w*) ;; *) s=$(wc -c < "$f") && [ $s -eq "$3" ] && say reuse "$r";; esac
+fi
+say upload "$r"
+"""
+
+
+def _ls_type(text: str) -> int:
+    """The file type and permission bits of an `ls -l` mode string (`lrwxrwxrwx` -> S_IFLNK | 0o777)."""
+    return {"d": stat.S_IFDIR, "l": stat.S_IFLNK, "-": stat.S_IFREG}.get(text[:1], 0) | _ls_mode(text)
+
+
+def _ls_mode(text: str) -> int:
+    """The permission bits of an `ls -l` mode string (`drwxrwxrwt` -> 0o1777)."""
+    bits = 0
+    for i, char in enumerate(text[1:10].ljust(9, "-")):
+        if char not in "-ST":
+            bits |= 1 << (8 - i)
+        if i in (2, 5, 8) and char in "sStT":
+            bits |= {2: 0o4000, 5: 0o2000, 8: 0o1000}[i]
+    return bits
+
+
+def _ship_with_cat(
+    connection: SshConnection, zipapp: Path, directory: str, name: str, size: int, timeout: float
+) -> tuple[str, bool]:
+    node = connection.node
+    probe = connection.run(["sh", "-c", _CAT_PROBE, "sh", directory, name, str(size)], timeout=timeout)
+    verdict, _, about = probe.stdout.decode("utf-8", "replace").rstrip("\n").partition("\n")
+    word, _, detail = verdict.partition(" ")
+    if probe.exit_code != 0 or not about or word == "missing":
+        why = probe.stderr.decode("utf-8", "replace").strip() or (
+            f"{about} is missing" if word == "missing" else f"exit code {probe.exit_code}"
+        )
+        raise NodeError(
+            node,
+            "agent",
+            f"cannot check the agent cache {_shown(directory)} on the node: {why}",
+            "check that the cache directory's parent exists and is writable by the login user.",
+        )
+    if word == "reuse":
+        return str(PurePosixPath(about) / name), False
+    if word == "symlink":
+        raise _refuse_symlink(node, directory)
+    if word == "notdir":
+        raise NodeError(
+            node,
+            "agent",
+            f"the agent cache {_shown(directory)} on the node is not a directory.",
+            f"remove it on the node, or set ssh.remote_cache_dir (or ${REMOTE_CACHE_ENV}) to a private directory.",
+        )
+    if word == "owner":
+        raise _refuse_dir(
+            node, directory, "does not belong to the login user",
+            "on the node, `chown` it to the login user (then `chmod 700 {dir}`)",
+        )  # fmt: skip
+    if word == "mode":
+        raise _refuse_dir(
+            node, directory, f"is writable by group or others (mode {_ls_mode(detail):04o})",
+            "make it private on the node with `chmod go-w {dir}`",
+        )  # fmt: skip
+    if word in ("powner", "pmode", "pnotdir"):
+        owner, _, shown_mode = detail.rpartition(" ")
+        # `powner`: the owner is neither root nor the login user (-1 stands for the latter, unknown here)
+        problem = _parent_problem(about, _ls_type(shown_mode), int(owner) if owner.isdigit() else 0, -1)
+        if problem:
+            raise _refuse_dir(node, directory, *problem)
+    remote = str(PurePosixPath(about) / name)
+    partial = f"{remote}.{secrets.token_hex(4)}.part"
+    script = 'umask 077 && cat > "$1" && mv -f -- "$1" "$2"'
+    done = connection.run(["sh", "-c", script, "sh", partial, remote], timeout=timeout, stdin=zipapp.read_bytes())
+    if done.exit_code != 0:
+        raise NodeError(
+            connection.node,
+            "agent",
+            f"cannot upload the agent to {remote}: {done.stderr.decode('utf-8', 'replace').strip()}",
+            "check free space and permissions of the cache directory on the node.",
+        )
+    return remote, True
+
+
+#: Exit status of `agent_command` when the cache changed between the check and the start (not 126/127: those mean
+#: "no Python" and fall back to nvidia-smi).
+CACHE_CHANGED = 86
+
+#: Starts the agent only from the checked cache: `$1` its resolved path, `$2` the zipapp's name, then the argv. `cd -P`
+#: then `pwd -P` proves no symbolic link was followed (the check and the start see the same directory, and from
+#: then on `.` cannot be swapped), `-O` that it and the zipapp are still the login user's.
+_LAUNCH = (
+    'cd -P -- "$1" 2>/dev/null && [ "$(pwd -P)" = "$1" ] && [ -O . ] && [ -f "$2" ] && [ ! -h "$2" ] && [ -O "$2" ] '
+    f'|| {{ echo "factoryctl: the agent cache $1 changed after it was checked; the agent was not started." >&2; '
+    f"exit {CACHE_CHANGED}; }}\n"
+    'shift 2\nexec env -i PATH="$PATH" HOME="$HOME" "$@"'
+)
+
+
+def agent_command(argv: list[str], cache: str | None = None, name: str | None = None) -> str:
+    """The remote command line: `exec env -i PATH="$PATH" HOME="$HOME" <argv quoted>`.
+
+    With `cache` (the resolved absolute cache directory) and `name` (the zipapp in it), the argv is run from inside
+    the cache after re-checking it in the same shell (`_LAUNCH`), so relative paths in argv start at the cache.
+    """
+    if cache is None or name is None:
+        return 'exec env -i PATH="$PATH" HOME="$HOME" ' + shlex.join(argv)
+    return "exec " + shlex.join(["sh", "-c", _LAUNCH, "sh", cache, name, *argv])
