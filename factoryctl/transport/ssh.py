@@ -118,10 +118,14 @@ class SshConnection:
 
     def is_alive(self, timeout: float | None = None) -> bool:
         """A real round trip (open and close a channel), so a silently dead peer is noticed."""
+        import paramiko
+
         if not self.transport.is_active():
             return False
         try:
             chan = self.transport.open_session(timeout=timeout or self.options.channel_timeout_s)
+        except paramiko.ChannelException:
+            return True  # the server answered, refusing one more session (MaxSessions): busy, not dead
         except Exception:
             return False
         chan.close()
@@ -185,14 +189,15 @@ class SshConnection:
             status = chan.recv_exit_status() if chan.exit_status_ready() else -1
             if status < 0 and not self.transport.is_active():
                 raise _lost(self.node, "while the command ran")
-        except OSError as exc:
+        except (OSError, EOFError) as exc:  # paramiko raises EOFError when the connection went away mid-send
             raise _lost(self.node, "while the command ran") from exc
         finally:
             if feed is not None:
                 feed.close()
             with self._lock:
                 self._running.discard(chan)
-            chan.close()
+            with contextlib.suppress(OSError, EOFError):
+                chan.close()
         stderr = err.value()
         if out.dropped or err.dropped:
             stderr += (
