@@ -8,7 +8,6 @@ import os
 import signal
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 import psutil
 import pytest
+from silent_listener import silent_listener
 from sshd_fixture import SSHD, SshdServer
 
 from factoryctl.config import FactoryConfig, parse_config
@@ -113,18 +113,9 @@ def test_sshd_killed_mid_stream_and_restarted(tmp_path: Path, sshd_factory: Any,
 
 def test_stalled_agent_and_silent_listener(tmp_path: Path, sshd_factory: Any, remote_cache: Path) -> None:
     server = sshd_factory()
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    held: list[Any] = []
-
-    def accept_forever() -> None:
-        with contextlib.suppress(OSError):
-            while True:
-                held.append(listener.accept())
-
-    threading.Thread(target=accept_forever, daemon=True).start()
-    silent = f"  mute: {{host: 127.0.0.1, port: {listener.getsockname()[1]}, sim: h100-sxm, gpus: 2}}\n"
+    listener = contextlib.ExitStack()
+    port = listener.enter_context(silent_listener())
+    silent = f"  mute: {{host: 127.0.0.1, port: {port}, sim: h100-sxm, gpus: 2}}\n"
     config = ssh_config(tmp_path, server, silent)
     store = Store(config.store_path)
     collector = Collector(config, store, stall_s=1.5)

@@ -197,7 +197,12 @@ def test_output_a_background_child_holds_past_the_deadline_is_a_timeout(tmp_path
     assert time.monotonic() - started < 20  # the whole group was killed, not waited for
 
 
-@pytest.mark.filterwarnings("error::ResourceWarning", "error::pytest.PytestUnraisableExceptionWarning")
+# Only this test's own kinds of leak fail it (pipes, files, child processes): a socket another test left to the garbage
+# collector can be reported during this test and is not its fault.
+@pytest.mark.filterwarnings(
+    "error:(unclosed file|subprocess .* is still running):ResourceWarning",
+    "error:Exception ignored in. <(_io|subprocess):pytest.PytestUnraisableExceptionWarning",
+)
 def test_local_run_leaves_no_open_pipe_and_no_thread(tmp_path):
     import gc
 

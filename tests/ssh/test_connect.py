@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import socket
-import threading
 import time
 
 import pytest
+from silent_listener import silent_listener
 
 from factoryctl.errors import ExitCode, NodeError
 from factoryctl.transport.ssh import SshOptions, SshPool
@@ -43,18 +43,10 @@ def test_refused_port(ssh_node):
 
 
 def test_listener_that_never_speaks_ssh_times_out(ssh_node):
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    held = []
-    threading.Thread(target=lambda: held.append(listener.accept()), daemon=True).start()
     started = time.monotonic()
     quick_banner = SshOptions(connect_timeout_s=30, banner_timeout_s=1, auth_timeout_s=30, channel_timeout_s=30)
-    try:
-        with pytest.raises(NodeError) as caught:
-            SshPool(quick_banner).connect(ssh_node(port=listener.getsockname()[1]))
-    finally:
-        listener.close()
+    with silent_listener() as port, pytest.raises(NodeError) as caught:
+        SshPool(quick_banner).connect(ssh_node(port=port))
     assert caught.value.kind == "banner"
     assert caught.value.exit_code == ExitCode.CONNECTION
     assert time.monotonic() - started < 30
