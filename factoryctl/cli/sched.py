@@ -1,7 +1,7 @@
 """`factoryctl sched`: the scheduler from the command line, starting with `sched simulate` (trace replay).
 
 `simulate` lets an operator compare our default policy with the textbook ones on their own trace before trusting
-it with a cluster. The scheduler modules are imported inside the command so `factoryctl --help` stays cheap.
+it with a cluster, with preemption on or off (`--preemption`, `--grace`). The scheduler modules are imported inside the command so `factoryctl --help` stays cheap.
 """
 
 from __future__ import annotations
@@ -35,9 +35,18 @@ COLUMNS = (
 )
 
 
+#: Shown after the other columns when `--preemption` is given.
+PREEMPTION_COLUMNS = (
+    Column("preemptions", "PREEMPTIONS"),
+    Column("preempted_gpu_s", "GRACE GPU S", wide_only=True, show=lambda v: f"{v:.0f}"),
+)
+
 #: The largest simulated cluster: far beyond any real one, small enough to build in memory at once.
 MAX_NODES = 100_000
 MAX_GPUS_PER_NODE = 1024
+#: The longest grace period `--grace` accepts: a preempted job that needs more than a day to checkpoint is stuck.
+MAX_GRACE_S = 86_400.0
+_GRACE_HINT = "give the seconds a preempted job has to checkpoint, from 0 to 86400, e.g. --grace 300."
 
 
 def _at_least_one(option: str, hint: str, most: int) -> Callable[[object], int]:
@@ -58,6 +67,24 @@ def _at_least_one(option: str, hint: str, most: int) -> Callable[[object], int]:
         return number
 
     return parse
+
+
+def _grace(value: object) -> float:
+    """A parser for --grace: seconds from 0 to a day (decimals allowed), else our one-sentence usage error."""
+    if isinstance(value, float):
+        seconds = value
+    else:
+        try:
+            seconds = float(str(value).strip())
+        except ValueError:
+            raise UsageError(f"--grace must be a number of seconds, not {str(value)!r}.", _GRACE_HINT) from None
+    if seconds != seconds:
+        raise UsageError(f"--grace must be a number of seconds, not {str(value)!r}.", _GRACE_HINT)
+    if seconds < 0:
+        raise UsageError(f"--grace must not be negative, not {seconds:g}.", _GRACE_HINT)
+    if seconds > MAX_GRACE_S:
+        raise UsageError(f"--grace must be at most {MAX_GRACE_S:,.0f} seconds (a day), not {seconds:g}.", _GRACE_HINT)
+    return seconds
 
 
 def _number(value: float) -> str:
@@ -146,11 +173,24 @@ def simulate_command(
     schedule_out: Path | None = typer.Option(
         None, "--schedule-out", help="Write job_id,policy,submit_s,start_s,end_s,allocation rows here."
     ),
+    preemption: bool = typer.Option(
+        False,
+        "--preemption",
+        help="Let the default policy stop lower-priority jobs for a higher-priority one (factory.yaml:"
+        " scheduler.preemption).",
+    ),
+    grace: float | None = typer.Option(
+        None,
+        "--grace",
+        parser=_grace,
+        metavar="SECONDS",
+        help="With --preemption: seconds a stopped job keeps its GPUs to checkpoint [default: 300].",
+    ),
     output: OutputFormat = OUTPUT_OPTION,
     no_header: bool = NO_HEADER_OPTION,
 ) -> None:
     """Replay a job trace through the scheduler under each policy and report delays and utilisation."""
-    configs = _policies(policy)
+    configs = _with_preemption(_policies(policy), preemption, grace)
     jobs = _read_trace(trace)
     if schedule_out is not None and _same_file(schedule_out, trace):
         raise UsageError(
@@ -167,7 +207,7 @@ def simulate_command(
             if created:  # leave no empty file behind (and never unlink what was there: /dev/null ...)
                 schedule_out.unlink(missing_ok=True)
         raise
-    _report(jobs, results, gpus_per_node, output, no_header, out, schedule_out)
+    _report(jobs, results, gpus_per_node, (output, no_header, preemption), out, schedule_out)
     if len(results[0].rejected) == len(jobs):
         raise ActionFailed(
             f"none of the {len(jobs)} job(s) in the trace fits on {nodes} node(s) of {gpus_per_node} GPUs,"
@@ -187,6 +227,23 @@ def _policies(names: str) -> list[Any]:
     return configs
 
 
+def _with_preemption(configs: list[Any], preemption: bool, grace: float | None) -> list[Any]:
+    """Turn preemption on for the default policy (fifo, sjf and easy stay the textbook ones)."""
+    import dataclasses
+
+    if not preemption:
+        if grace is not None:
+            raise UsageError("--grace only applies with --preemption.", "add --preemption, or leave --grace out.")
+        return configs
+    if not any(config.name == "default" for config in configs):
+        raise UsageError(
+            "--preemption applies to the default policy only, and --policy does not include it.",
+            "add default to --policy, e.g. --policy easy,default.",
+        )
+    changes: dict[str, Any] = {"preemption": True} if grace is None else {"preemption": True, "grace_s": grace}
+    return [dataclasses.replace(c, **changes) if c.name == "default" else c for c in configs]
+
+
 def _replay(jobs: list[Any], configs: list[Any], nodes: int, gpus_per_node: int, rack_size: int | None) -> list[Any]:
     from factoryctl.scheduler.simulate import cluster_nodes, simulate
 
@@ -198,15 +255,16 @@ def _report(
     jobs: list[Any],
     results: list[Any],
     gpus_per_node: int,
-    output: OutputFormat,
-    no_header: bool,
+    view: tuple[OutputFormat, bool, bool],
     out: IO[str] | None,
     schedule_out: Path | None,
 ) -> None:
     """Warn about skipped jobs, print the table, then write the schedule.
 
-    The table comes first: a late write failure, such as a full disk, must not cost it.
+    `view` is the output format, `--no-header` and `--preemption` (which adds the preemption fields). The table
+    comes first: a late write failure, such as a full disk, must not cost it.
     """
+    output, no_header, preemption = view
     import sys
 
     from factoryctl.scheduler.metrics import summarize
@@ -219,7 +277,8 @@ def _report(
         )
         sys.stderr.write(f"hint: {_rejection_hint(rejected[0], {j.job_id: j for j in jobs}, gpus_per_node)}\n")
     try:
-        emit(render_listing([summarize(r) for r in results], [], COLUMNS, output, no_header))
+        columns = COLUMNS + PREEMPTION_COLUMNS if preemption else COLUMNS
+        emit(render_listing([summarize(r, preemption) for r in results], [], columns, output, no_header))
     finally:
         if out is not None and schedule_out is not None:
             _write_schedule(out, schedule_out, results)
@@ -228,7 +287,7 @@ def _report(
 def _write_schedule(out: IO[str], path: Path, results: list[Any]) -> None:
     lines = ["job_id,policy,submit_s,start_s,end_s,allocation"]
     for result in results:
-        for r in sorted(result.records, key=lambda r: (r.submit_s, r.job_id)):
+        for r in sorted(result.records, key=lambda r: (r.submit_s, r.job_id, r.start_s)):
             row = (r.job_id, r.policy, _number(r.submit_s), _number(r.start_s), _number(r.end_s), r.allocation_text())
             lines.append(",".join(row))
     try:

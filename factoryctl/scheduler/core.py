@@ -82,12 +82,15 @@ class PassOutcome:
     """Everything one pass decided. `waiting` is only filled when the caller asked for explanations.
 
     `protected` are the starving jobs the pass put first (started or not): give them back to the next pass.
+    `first_short` is the first job, in the order the pass considered them, that could run here but found no room
+    now (neither deferred nor too large for the schedulable nodes): the one preemption would make room for.
     """
 
     started: list[Started] = field(default_factory=list)
     waiting: list[Waiting] = field(default_factory=list)
     reservations: list[Reservation] = field(default_factory=list)
     protected: set[str] = field(default_factory=set)
+    first_short: Candidate | None = None
 
 
 def is_deferred(job: Candidate, now: float, price: float | None) -> bool:
@@ -198,6 +201,7 @@ class _Pass:
         fm = self.fm
         zero, node_count, can_host, hosts = fm.buckets[0], len(fm.free), fm.can_host, fm.hosts
         failed = self.failed
+        short: Candidate | None = None
         for job in queue:
             if job.deferrable and is_deferred(job, now, price):
                 self._wait(job, JobState.DEFERRED, "deferred")
@@ -229,10 +233,13 @@ class _Pass:
                 self.out.started.append(started)
                 continue
             self.jumped = True
+            if short is None:
+                short = job
             if not explain and (len(zero) == node_count or (tried and self._nothing_can_start())):
                 break
             if self._hold_back(job, protected):
                 blocker = job.id
+        self.out.first_short = short
         return self.out
 
     def _hold_back(self, job: Candidate, protected: Collection[str]) -> bool:

@@ -16,6 +16,7 @@ from factoryctl.model.jobs import GpuAllocation, Job, JobSpec, JobState, Placeme
 from factoryctl.scheduler.core import Candidate, Running, Waiting, plan
 from factoryctl.scheduler.freemap import FreeMap
 from factoryctl.scheduler.policy import POLICIES, SchedulerConfig, gang_shape, split_gang
+from factoryctl.scheduler.preempt import Holder, choose_victims
 from factoryctl.scheduler.reasons import (
     WaitExplainer,
     constraint_text,
@@ -204,7 +205,7 @@ def schedule(
     )
     preemptions: tuple[PreemptDecision, ...] = ()
     if config.preemption:
-        preemptions = plan_preemptions(fm, outcome.waiting, jobs, config)
+        preemptions = plan_preemptions(fm, outcome.first_short, jobs, config)
     still_waiting = outcome.protected.difference(s.job_id for s in starts)
     return Decisions(starts, waits, preemptions, frozenset(still_waiting))
 
@@ -232,45 +233,27 @@ def _wait(waiting: Waiting, reason: str, fm: FreeMap) -> WaitDecision:
 
 
 def plan_preemptions(
-    fm: FreeMap, waiting: Sequence[Waiting], jobs: Sequence[Job], config: SchedulerConfig
+    fm: FreeMap, first: Candidate | None, jobs: Sequence[Job], config: SchedulerConfig
 ) -> tuple[PreemptDecision, ...]:
-    """For the first waiting job that lacks resources, a minimal set of lower-priority running jobs to stop for it.
+    """For `first`, the first waiting job that lacks resources, a minimal set of lower-priority running jobs to stop.
 
-    Only strictly lower-priority jobs holding GPUs on schedulable nodes the job may use are candidates, lowest
-    priority and youngest first (they lose the least work). After enough are found, any that turn out not to be
-    needed are put back, so every job stopped is necessary. Nothing is proposed when stopping every candidate
-    would still not make room.
+    The choice is `preempt.choose_victims` (shared with the simulator): strictly lower-priority jobs holding GPUs on
+    schedulable nodes `first` may use, lowest priority and youngest first, every one of them necessary. Nothing is
+    proposed when stopping every candidate would still not make room.
     """
-    first = next((w.job for w in waiting if w.why in ("resources", "reserved")), None)
     if first is None:
         return ()
     index: Mapping[str, int] = {name: i for i, name in enumerate(fm.names)}
-    usable = set(index.values()) if first.allowed is None else first.allowed
-
-    def freed(job: Job) -> list[tuple[int, int]]:
-        return [(index[a.node], a.gpus) for a in job.allocation if a.node in index and index[a.node] in usable]
-
-    victims = sorted(
-        (j for j in jobs if j.state.active and j.spec.priority < first.priority and freed(j)),
-        key=lambda j: (j.spec.priority, -(j.started_at or 0.0), j.id),
+    holders = (
+        Holder(
+            job.id,
+            job.spec.priority,
+            job.started_at or 0.0,
+            tuple((index[a.node], a.gpus) for a in job.allocation if a.node in index),
+        )
+        for job in jobs
+        if job.state.active and job.spec.priority < first.priority
     )
-    scratch = fm.copy()
-    chosen: list[Job] = []
-    for victim in victims:
-        if scratch.fits(first.nodes, first.gpus, None, first.allowed):
-            break
-        chosen.append(victim)
-        for node_index, gpus in freed(victim):
-            scratch.give(node_index, gpus)
-    if not chosen or not scratch.fits(first.nodes, first.gpus, None, first.allowed):
-        return ()
-    for victim in reversed(list(chosen)):  # the most valuable first: keep it running if the others suffice
-        for node_index, gpus in freed(victim):
-            scratch.take(node_index, gpus)
-        if scratch.fits(first.nodes, first.gpus, None, first.allowed):
-            chosen.remove(victim)
-        else:
-            for node_index, gpus in freed(victim):
-                scratch.give(node_index, gpus)
+    chosen = choose_victims(fm, first, holders)
     reason = f"preempted for higher-priority job {first.id} ({shape_text(first)})"
     return tuple(PreemptDecision(v.id, first.id, config.grace_s, reason) for v in chosen)

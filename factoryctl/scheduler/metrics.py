@@ -1,15 +1,18 @@
 """The numbers `sched simulate` reports per policy, defined once so every comparison uses the same arithmetic.
 
 Percentiles interpolate linearly between order statistics (numpy's default), JCT is submit to end, queueing delay
-is submit to start, and "big" jobs are those above 8 GPUs (more than one usual node).
+is submit to start, and "big" jobs are those above 8 GPUs (more than one usual node). A preempted job has several
+run segments: its JCT runs from submit to its final end and its queueing delay is all the time it spent not
+running (submit to first start plus every wait after a preemption).
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
-from factoryctl.scheduler.simulate import SimulationResult
+from factoryctl.scheduler.simulate import JobRecord, SimulationResult
 
 BIG_JOB_GPUS = 8
 
@@ -41,13 +44,32 @@ def delay_stats(jcts: Sequence[float], queues: Sequence[float], prefix: str = ""
     }
 
 
-def summarize(result: SimulationResult) -> dict[str, Any]:
-    """One `sched simulate` JSON item for a policy."""
+def job_delays(records: Sequence[JobRecord]) -> list[tuple[int, float, float]]:
+    """Per job, in the order of first start: (GPUs, completion time, queueing delay) over all its run segments."""
+    segments: dict[str, list[JobRecord]] = {}
+    for record in records:
+        segments.setdefault(record.job_id, []).append(record)
+    out: list[tuple[int, float, float]] = []
+    for parts in segments.values():
+        first = parts[0]
+        if len(parts) == 1:
+            out.append((first.num_gpus, first.jct_s, first.queue_s))
+            continue
+        parts.sort(key=lambda r: r.start_s)
+        first = parts[0]
+        waited = first.queue_s + sum(after.start_s - before.end_s for before, after in itertools.pairwise(parts))
+        out.append((first.num_gpus, parts[-1].end_s - first.submit_s, waited))
+    return out
+
+
+def summarize(result: SimulationResult, preemption: bool = False) -> dict[str, Any]:
+    """One `sched simulate` JSON item for a policy; with `preemption`, also `preemptions` and `preempted_gpu_s`."""
     records = result.records
+    jobs = job_delays(records)
     out: dict[str, Any] = {"policy": result.policy}
-    out.update(delay_stats([r.jct_s for r in records], [r.queue_s for r in records]))
-    big = [r for r in records if r.num_gpus > BIG_JOB_GPUS]
-    out.update(delay_stats([r.jct_s for r in big], [r.queue_s for r in big], prefix="big_"))
+    out.update(delay_stats([jct for _, jct, _ in jobs], [queue for _, _, queue in jobs]))
+    big = [job for job in jobs if job[0] > BIG_JOB_GPUS]
+    out.update(delay_stats([jct for _, jct, _ in big], [queue for _, _, queue in big], prefix="big_"))
     if records:
         first = min(r.submit_s for r in records)
         makespan = max(r.end_s for r in records) - first
@@ -62,4 +84,7 @@ def summarize(result: SimulationResult) -> dict[str, Any]:
     out["pass_time_p50_ms"] = percentile(passes_ms, 50)
     out["pass_time_p99_ms"] = percentile(passes_ms, 99)
     out["rejected_jobs"] = len(result.rejected)
+    if preemption:
+        out["preemptions"] = result.preemptions
+        out["preempted_gpu_s"] = result.preempted_gpu_s
     return out

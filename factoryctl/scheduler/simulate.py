@@ -9,6 +9,7 @@ re-checked at the end (no node over-committed, no partial gang, no start before 
 from __future__ import annotations
 
 import heapq
+import itertools
 import time
 from bisect import bisect_left, insort
 from collections.abc import Callable, Sequence
@@ -17,12 +18,13 @@ from operator import attrgetter
 
 from factoryctl.errors import FactoryError
 from factoryctl.model.jobs import SchedNode
-from factoryctl.scheduler.core import Candidate, Running, plan
+from factoryctl.scheduler.core import Candidate, PassOutcome, Running, Started, plan
 from factoryctl.scheduler.freemap import FreeMap
 from factoryctl.scheduler.policy import SchedulerConfig, gang_shape, split_gang
 from factoryctl.scheduler.trace import TraceJob
 
 _KEY = attrgetter("key")
+_NEVER = float("inf")
 
 
 @dataclass(frozen=True)
@@ -62,13 +64,19 @@ class Rejected:
 
 @dataclass(frozen=True)
 class SimulationResult:
-    """One policy's replay: every job's record, the rejected jobs, and how long each pass took."""
+    """One policy's replay: every run segment, the rejected jobs, how long each pass took, and what preemption did.
+
+    Without preemption a job has one record; a preempted job has one per run segment. `preemptions` counts jobs
+    stopped at the end of a grace period, and `preempted_gpu_s` the GPU-seconds those grace periods lasted.
+    """
 
     policy: str
     records: tuple[JobRecord, ...]
     rejected: tuple[Rejected, ...]
     pass_times_s: tuple[float, ...]
     total_gpus: int
+    preemptions: int = 0
+    preempted_gpu_s: float = 0.0
 
 
 def cluster_nodes(count: int, gpus_per_node: int, rack_size: int | None = None) -> tuple[SchedNode, ...]:
@@ -108,13 +116,29 @@ class _Replay:
             plural = "node" if nodes == 1 else "nodes"
             need = f"{nodes} {plural} with {gpus} GPU{'' if gpus == 1 else 's'}"
             return Rejected(job.job_id, f"needs {need} and the cluster has fewer")
+        self.enqueue(job, nodes, gpus)
+        return None
+
+    def enqueue(self, job: TraceJob, nodes: int, gpus: int) -> None:
+        """Queue `job` (new, or requeued with its remaining work) as a gang of `nodes` x `gpus`."""
         self.seq += 1
         key = self.config.order_key(job.submit_s, job.walltime_s, job.priority, self.seq)
         candidate = Candidate(job.job_id, job.num_gpus, nodes, gpus, job.walltime_s, job.submit_s, key, job.priority)
         insort(self.queue, candidate, key=_KEY)
         insort(self.walltimes.setdefault((nodes, gpus), []), job.walltime_s)
         self.by_id[job.job_id] = job
-        return None
+
+    def preempted(self) -> tuple[int, float]:
+        """Jobs stopped by preemption, and the GPU-seconds of their grace periods (none here)."""
+        return 0, 0.0
+
+    def pending(self) -> bool:
+        """Whether jobs still wait to start (the replay goes on while they do)."""
+        return bool(self.queue)
+
+    def next_event(self) -> float:
+        """When the next running job ends (infinity when none runs)."""
+        return self.ends[0][0] if self.ends else _NEVER
 
     def finish_until(self, now: float) -> None:
         while self.ends and self.ends[0][0] <= now:
@@ -129,29 +153,39 @@ class _Replay:
         outcome = plan(self.fm, self.queue, self.lookahead, now, self.config, shapes=shapes, protected=self.protected)
         self.pass_times.append(self.clock() - began)
         self.protected = outcome.protected
-        if not outcome.started:
-            return
+        if outcome.started:
+            for started in outcome.started:
+                self.launch(started, now)
+            for started in outcome.started:
+                self.dequeue(started.job)
+        self.after_pass(outcome, now)
+
+    def after_pass(self, outcome: PassOutcome, now: float) -> None:
+        """What a replay does after each pass beyond starting jobs (nothing here; see `preempt_replay`)."""
+
+    def launch(self, started: Started, now: float) -> Running:
+        """Run a job the pass started (its GPUs are already taken): record it and schedule its end."""
+        job = self.by_id[started.job.id]
+        self.seq += 1
+        held = tuple((index, started.job.gpus) for index in started.chosen)
+        entry: Running = (now + job.walltime_s, self.seq, held)
+        insort(self.lookahead, entry)
+        end = now + job.runtime_s
+        heapq.heappush(self.ends, (end, self.seq, entry))
+        used = split_gang(job.num_gpus, len(started.chosen))
         names = self.fm.names
-        for started in outcome.started:
-            job = self.by_id[started.job.id]
-            self.seq += 1
-            held = tuple((index, started.job.gpus) for index in started.chosen)
-            entry: Running = (now + job.walltime_s, self.seq, held)
-            insort(self.lookahead, entry)
-            end = now + job.runtime_s
-            heapq.heappush(self.ends, (end, self.seq, entry))
-            used = split_gang(job.num_gpus, len(started.chosen))
-            allocation = tuple((names[index], gpus) for index, gpus in zip(started.chosen, used, strict=True))
-            self.records.append(
-                JobRecord(job.job_id, self.config.name, job.submit_s, now, end, job.num_gpus, allocation)
-            )
-        for started in outcome.started:
-            at = bisect_left(self.queue, started.job.key, key=_KEY)
-            if self.queue[at] is not started.job:
-                raise FactoryError(f"simulator bug: started job {started.job.id} is not in the queue")
-            del self.queue[at]
-            walltimes = self.walltimes[(started.job.nodes, started.job.gpus)]
-            del walltimes[bisect_left(walltimes, started.job.walltime)]
+        allocation = tuple((names[index], gpus) for index, gpus in zip(started.chosen, used, strict=True))
+        self.records.append(JobRecord(job.job_id, self.config.name, job.submit_s, now, end, job.num_gpus, allocation))
+        return entry
+
+    def dequeue(self, job: Candidate) -> None:
+        """Take a job that starts (or is about to) out of the queue."""
+        at = bisect_left(self.queue, job.key, key=_KEY)
+        if self.queue[at] is not job:
+            raise FactoryError(f"simulator bug: started job {job.id} is not in the queue")
+        del self.queue[at]
+        walltimes = self.walltimes[(job.nodes, job.gpus)]
+        del walltimes[bisect_left(walltimes, job.walltime)]
 
 
 def simulate(
@@ -165,15 +199,14 @@ def simulate(
     Pass times are measured with `clock`, CPU time of this process by default: on a shared machine wall time
     measures the neighbours as much as the scheduler.
     """
-    replay = _Replay(nodes, config, clock)
+    replay = _Replay(nodes, config, clock) if not config.preemption else _preempting(nodes, config, clock)
     arrivals = sorted(trace, key=lambda j: j.submit_s)
     rejected: list[Rejected] = []
     i, count = 0, len(arrivals)
-    while i < count or replay.queue:
-        next_arrival = arrivals[i].submit_s if i < count else float("inf")
-        next_end = replay.ends[0][0] if replay.ends else float("inf")
-        now = min(next_arrival, next_end)
-        if now == float("inf"):
+    while i < count or replay.pending():
+        next_arrival = arrivals[i].submit_s if i < count else _NEVER
+        now = min(next_arrival, replay.next_event())
+        if now == _NEVER:
             stuck = ", ".join(c.id for c in replay.queue[:5])
             raise FactoryError(f"simulator bug: jobs {stuck} wait on an idle cluster")
         replay.finish_until(now)
@@ -188,18 +221,33 @@ def simulate(
     problems = check_schedule(records, capacity, {job.job_id: job for job in trace})
     if problems:
         raise FactoryError(f"simulator bug: invalid schedule under {config.name}: {problems[0]}")
-    return SimulationResult(config.name, records, tuple(rejected), tuple(replay.pass_times), sum(capacity.values()))
+    stopped, grace_gpu_s = replay.preempted()
+    return SimulationResult(
+        config.name, records, tuple(rejected), tuple(replay.pass_times), sum(capacity.values()), stopped, grace_gpu_s
+    )
+
+
+def _preempting(nodes: Sequence[SchedNode], config: SchedulerConfig, clock: Callable[[], float]) -> _Replay:
+    """The replay that carries out preemptions (imported here: it builds on `_Replay`)."""
+    from factoryctl.scheduler.preempt_replay import PreemptingReplay
+
+    return PreemptingReplay(nodes, config, clock)
 
 
 def check_schedule(records: Sequence[JobRecord], capacity: dict[str, int], trace: dict[str, TraceJob]) -> list[str]:
-    """Every rule a schedule must keep, checked from the records alone; returns the problems found."""
+    """Every rule a schedule must keep, checked from the records alone; returns the problems found.
+
+    A preempted job has several records (run segments): they must not overlap and must add up to its run time.
+    """
     problems: list[str] = []
     events: list[tuple[float, int, str, int]] = []
+    segments: dict[str, list[JobRecord]] = {}
     for record in records:
         job = trace.get(record.job_id)
         if job is None:
             problems.append(f"{record.job_id} is not in the trace")
             continue
+        segments.setdefault(record.job_id, []).append(record)
         if record.start_s < record.submit_s or record.submit_s != job.submit_s:
             problems.append(f"{record.job_id} starts before it was submitted")
         if sum(gpus for _, gpus in record.allocation) != job.num_gpus:
@@ -215,4 +263,23 @@ def check_schedule(records: Sequence[JobRecord], capacity: dict[str, int], trace
         if used[node] > capacity.get(node, 0):
             problems.append(f"{node} over-committed at t={when:g}s ({used[node]} GPUs used)")
             break
+    problems.extend(_segment_problems(segments, trace))
+    return problems
+
+
+def _segment_problems(segments: dict[str, list[JobRecord]], trace: dict[str, TraceJob]) -> list[str]:
+    """A job's run segments follow one another and sum to its run time (a preempted job loses no work).
+
+    The sum is compared within a few units in the last place of the largest time (end = start + duration rounds).
+    """
+    problems: list[str] = []
+    for job_id, parts in segments.items():
+        parts.sort(key=attrgetter("start_s"))
+        for before, after in itertools.pairwise(parts):
+            if after.start_s < before.end_s:
+                problems.append(f"{job_id} runs twice at once at t={after.start_s:g}s")
+        ran = sum(part.end_s - part.start_s for part in parts)
+        runtime = trace[job_id].runtime_s
+        if abs(ran - runtime) > 1e-12 * parts[-1].end_s + 1e-9:
+            problems.append(f"{job_id} ran {ran:g}s in all but its run time is {runtime:g}s")
     return problems

@@ -1,0 +1,204 @@
+"""Trace replay with preemption carried out, so the policy option can be judged on a trace before a cluster.
+
+`schedule()` only proposes preemptions (`decide.plan_preemptions`); this replay acts them out on the simulated
+clock with the same victim choice (`preempt.choose_victims`). The rules, also stated in docs/scheduler.md:
+
+- After each pass, the first job the pass could not start for lack of room (`PassOutcome.first_short`) may stop
+  strictly lower-priority running jobs. Jobs started at this very instant, and jobs already in a grace period,
+  are not candidates, so no job is stopped twice in one grace period.
+- The victims keep their GPUs for the grace period (they checkpoint), then are stopped and requeued with their
+  remaining work (run time minus the time they ran, grace included: they checkpointed at the stop), their
+  original submit time and their priority. A victim that ends on its own during the grace period just ends.
+- The preempting job *claims* its GPUs at the decision: it leaves the queue, takes the free GPUs of its
+  placement at once and receives the victims' GPUs on its nodes as they release them, so no backfilled or
+  reserved job can take them; it starts when the grace period ends. The look-ahead sees its GPUs busy from the
+  decision to its expected end, so other jobs' reservations stay truthful.
+
+Termination: a job is only stopped for a job of strictly higher priority, a claiming job always starts, and a
+job claims again only after it was itself stopped; by induction from the highest priority down, every finite
+trace has finitely many preemptions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+from bisect import bisect_left, insort
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from factoryctl.errors import FactoryError
+from factoryctl.model.jobs import SchedNode
+from factoryctl.scheduler.core import Candidate, PassOutcome, Running, Started
+from factoryctl.scheduler.policy import SchedulerConfig
+from factoryctl.scheduler.preempt import Holder, choose_victims, place_after
+from factoryctl.scheduler.simulate import _NEVER, _Replay
+
+
+@dataclass
+class _Claim:
+    """A preempting job waiting out its victims' grace period, with the GPUs it already holds."""
+
+    job: Candidate
+    chosen: tuple[int, ...]
+    at: float
+    placeholder: Running
+    victims: list[int] = field(default_factory=list)
+
+
+@dataclass
+class _Gang:
+    """A running job as preemption needs it: who, since when, until when, and its record and look-ahead entry."""
+
+    holder: Holder
+    end: float
+    wall_end: float
+    entry: Running
+    record: int
+    shape: tuple[int, int]
+    handover: dict[int, int] = field(default_factory=dict)
+    claim: _Claim | None = None
+
+
+class PreemptingReplay(_Replay):
+    """`_Replay` plus claims: stops lower-priority gangs for the first job that lacks room, as the module says."""
+
+    def __init__(self, nodes: Sequence[SchedNode], config: SchedulerConfig, clock: Callable[[], float]) -> None:
+        """An empty replay; `config.grace_s` is the grace period."""
+        super().__init__(nodes, config, clock)
+        self.gangs: dict[int, _Gang] = {}
+        self.lowest = Counter[int]()  # priorities of the running gangs not yet stopping: a cheap "anyone below?"
+        self.claims: deque[_Claim] = deque()
+        self.cancelled: set[int] = set()
+        self.stopped = 0
+        self.grace_gpu_s = 0.0
+
+    def preempted(self) -> tuple[int, float]:
+        """Jobs stopped by preemption, and the GPU-seconds of their grace periods."""
+        return self.stopped, self.grace_gpu_s
+
+    def pending(self) -> bool:
+        """Jobs still wait to start, or a claiming job waits for its grace period to end."""
+        return bool(self.queue or self.claims)
+
+    def next_event(self) -> float:
+        """The next natural end of a running job or end of a grace period."""
+        self._drop_cancelled()
+        end = self.ends[0][0] if self.ends else _NEVER
+        return min(end, self.claims[0].at) if self.claims else end
+
+    def _drop_cancelled(self) -> None:
+        while self.ends and self.ends[0][1] in self.cancelled:
+            self.cancelled.discard(heapq.heappop(self.ends)[1])
+
+    def finish_until(self, now: float) -> None:
+        """Process natural ends and grace-period ends up to `now`, in time order (an end before a stop)."""
+        while True:
+            self._drop_cancelled()
+            end = self.ends[0][0] if self.ends else _NEVER
+            due = self.claims[0].at if self.claims else _NEVER
+            if min(end, due) > now:
+                return
+            if end <= due:
+                _, seq, _ = heapq.heappop(self.ends)
+                self._release(self.gangs.pop(seq))
+            else:
+                self._settle(self.claims.popleft())
+
+    def launch(self, started: Started, now: float) -> Running:
+        """Run a job and remember it as a possible victim."""
+        entry = super().launch(started, now)
+        job = started.job
+        end = now + self.by_id[job.id].runtime_s  # as `_Replay.launch` computes it
+        holder = Holder(job.id, job.priority, now, entry[2])
+        self.gangs[entry[1]] = _Gang(holder, end, entry[0], entry, len(self.records) - 1, (job.nodes, job.gpus))
+        self.lowest[job.priority] += 1
+        return entry
+
+    def _release(self, gang: _Gang) -> None:
+        """A gang ends or is stopped: its GPUs go back, except those handed over to the job that claimed them."""
+        del self.lookahead[bisect_left(self.lookahead, gang.entry)]
+        if gang.claim is None:
+            self._forget(gang.holder.priority)
+        for index, gpus in gang.holder.held:
+            kept = gang.handover.get(index, 0)
+            if gpus > kept:
+                self.fm.give(index, gpus - kept)
+
+    def _forget(self, priority: int) -> None:
+        self.lowest[priority] -= 1
+        if not self.lowest[priority]:
+            del self.lowest[priority]
+
+    def after_pass(self, outcome: PassOutcome, now: float) -> None:
+        """Stop lower-priority gangs for the first job the pass could not start, if that makes room for it."""
+        first = outcome.first_short
+        if first is None or not any(priority < first.priority for priority in self.lowest):
+            return
+        holders = [
+            gang.holder
+            for gang in self.gangs.values()
+            if gang.claim is None and gang.holder.started_at < now and gang.holder.priority < first.priority
+        ]
+        if not holders:
+            return
+        victims = choose_victims(self.fm, first, holders)
+        if victims:
+            self._claim(first, victims, now)
+
+    def _claim(self, job: Candidate, victims: list[Holder], now: float) -> None:
+        chosen = place_after(self.fm, job, victims)
+        if chosen is None:
+            raise FactoryError(f"simulator bug: no room for {job.id} after preempting {victims[0].id}")
+        self.dequeue(job)
+        self.protected.discard(job.id)
+        at = now + self.config.grace_s
+        self.seq += 1
+        placeholder: Running = (at + job.walltime, self.seq, tuple((index, job.gpus) for index in chosen))
+        insort(self.lookahead, placeholder)
+        claim = _Claim(job, tuple(chosen), at, placeholder)
+        owed = {index: job.gpus - min(self.fm.free[index], job.gpus) for index in chosen}
+        for index in chosen:
+            self.fm.take(index, job.gpus - owed[index])
+        by_id = {gang.holder.id: seq for seq, gang in self.gangs.items() if gang.claim is None}
+        for victim in victims:
+            seq = by_id[victim.id]
+            self._doom(self.gangs[seq], claim, owed)
+            claim.victims.append(seq)
+        if any(owed.values()):
+            raise FactoryError(f"simulator bug: the victims of {job.id} do not free the GPUs it needs")
+        self.claims.append(claim)
+
+    def _doom(self, gang: _Gang, claim: _Claim, owed: dict[int, int]) -> None:
+        """Mark a victim: hand over what the claim still needs on its nodes; its other GPUs free at the stop."""
+        gang.claim = claim
+        self._forget(gang.holder.priority)
+        for index, gpus in gang.holder.held:
+            given = min(owed.get(index, 0), gpus)
+            if given:
+                gang.handover[index] = given
+                owed[index] -= given
+        rest = tuple((i, g - gang.handover.get(i, 0)) for i, g in gang.holder.held if g > gang.handover.get(i, 0))
+        del self.lookahead[bisect_left(self.lookahead, gang.entry)]
+        gang.entry = (min(gang.entry[0], claim.at), gang.entry[1], rest)
+        insort(self.lookahead, gang.entry)
+
+    def _settle(self, claim: _Claim) -> None:
+        """The grace period is over: stop the victims still running, requeue their rest, start the claiming job."""
+        for seq in claim.victims:
+            gang = self.gangs.pop(seq, None)
+            if gang is not None:
+                self._stop(gang, seq, claim.at)
+        del self.lookahead[bisect_left(self.lookahead, claim.placeholder)]
+        self.launch(Started(claim.job, claim.chosen, False), claim.at)
+
+    def _stop(self, gang: _Gang, seq: int, at: float) -> None:
+        self.cancelled.add(seq)
+        self._release(gang)
+        self.records[gang.record] = dataclasses.replace(self.records[gang.record], end_s=at)
+        job = self.by_id[gang.holder.id]
+        self.stopped += 1
+        self.grace_gpu_s += job.num_gpus * self.config.grace_s
+        rest = dataclasses.replace(job, duration_s=gang.end - at, walltime_s=gang.wall_end - at)
+        self.enqueue(rest, *gang.shape)
