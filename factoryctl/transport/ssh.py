@@ -5,8 +5,9 @@ costs tens of milliseconds per small request). Connect, banner, handshake, auth 
 keepalives run on the transport and `is_alive()` does a real round trip, so a dead peer is noticed. The connect
 steps (TCP, handshake, host key against known_hosts before any credential, auth) live in `ssh_handshake.py`.
 Commands are argv joined with `shlex.join`, and their stdout and stderr are drained together (while any stdin is
-fed) so a chatty command cannot deadlock the channel window. `SshPool` keeps one connection per node and shares
-ProxyJump hosts.
+fed) so a chatty command cannot deadlock the channel window; what they send on a channel goes through
+`ssh_channel.operation`, so it never follows our CLOSE (OpenSSH would drop the connection shared by every command).
+`SshPool` keeps one connection per node and shares ProxyJump hosts.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING
 from factoryctl.errors import NodeError
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.transport.base import CommandResult
+from factoryctl.transport.ssh_channel import guard, operation
 from factoryctl.transport.ssh_config import SshTarget, resolve
 from factoryctl.transport.ssh_handshake import (
     ServerKey,
@@ -113,6 +115,7 @@ class SshConnection:
             raise NodeError(self.node, "agent", f"{self.target.label} refused a session: {exc.text}") from exc
         except (paramiko.SSHException, EOFError, OSError) as exc:
             raise _lost(self.node, f"to {self.target.label}") from exc
+        guard(chan)  # see ssh_channel.py: what we send on it can never follow our CLOSE
         chan.settimeout(self.options.channel_timeout_s)
         return chan
 
@@ -176,7 +179,9 @@ class SshConnection:
         try:
             chan.exec_command(command)
             if feed is None:
-                chan.shutdown_write()
+                with operation(chan) as still_open:  # a quick command may be over, its channel closed, already
+                    if still_open:
+                        chan.shutdown_write()
             out, err, finished = _drain(chan, deadline, self.options.max_output_bytes, feed)
             if not finished:
                 _signal(chan, "KILL")
@@ -196,8 +201,7 @@ class SshConnection:
                 feed.close()
             with self._lock:
                 self._running.discard(chan)
-            with contextlib.suppress(OSError, EOFError):
-                chan.close()
+            _close(chan)
         stderr = err.value()
         if out.dropped or err.dropped:
             stderr += (
@@ -218,8 +222,7 @@ class SshConnection:
         for chan in running:
             _signal(chan, "INT")
             _signal(chan, "HUP")
-            with contextlib.suppress(Exception):
-                chan.close()
+            _close(chan)
 
     def close(self) -> None:
         """Close the transport (and with it every channel)."""
@@ -290,9 +293,11 @@ def _drain_loop(
         else:
             select.select(watched, [], [], wait)
         while chan.recv_ready():
-            out.add(chan.recv(_READ_CHUNK))
+            with operation(chan):  # a read may send a window adjust
+                out.add(chan.recv(_READ_CHUNK))
         while chan.recv_stderr_ready():
-            err.add(chan.recv_stderr(_READ_CHUNK))
+            with operation(chan):
+                err.add(chan.recv_stderr(_READ_CHUNK))
         done = chan.closed or (chan.eof_received and chan.exit_status_ready())
         if done and not chan.recv_ready() and not chan.recv_stderr_ready():
             return out, err, True
@@ -316,15 +321,18 @@ def _feed(chan: paramiko.Channel, feed: Feed) -> tuple[bool, bool]:
                 feed.close()
                 return False, False
             data = feed.peek(_SEND_CHUNK)
-            if not data:
-                if feed.ended:
-                    chan.shutdown_write()
-                    feed.close()
-                    return False, False
+            if not data and not feed.ended:
                 return True, False
-            if not chan.send_ready():
+            if data and not chan.send_ready():
                 return True, True
-            feed.advance(chan.send(data))
+            with operation(chan) as still_open:  # the command may have ended since the look above
+                if still_open and data:
+                    feed.advance(chan.send(data))
+                elif still_open:
+                    chan.shutdown_write()
+            if not still_open or not data:
+                feed.close()
+                return False, False
     except (OSError, EOFError, paramiko.SSHException):
         feed.close()
         return False, False
@@ -341,8 +349,17 @@ def _signal(chan: paramiko.Channel, name: str) -> None:
     message.add_string("signal")
     message.add_boolean(False)
     message.add_string(name)
-    with contextlib.suppress(Exception):
-        chan.transport._send_user_message(message)  # type: ignore[union-attr]
+    with contextlib.suppress(Exception), operation(chan) as still_open:
+        if still_open:
+            chan.transport._send_user_message(message)  # type: ignore[union-attr]
+
+
+def _close(chan: paramiko.Channel) -> None:
+    """Close a command's channel (never ahead of a message another thread is sending on it)."""
+    import paramiko
+
+    with contextlib.suppress(OSError, EOFError, paramiko.SSHException), operation(chan):
+        chan.close()
 
 
 @dataclass
