@@ -176,7 +176,7 @@ def simulate_command(
     preemption: bool = typer.Option(
         False,
         "--preemption",
-        help="Let the default policy stop lower-priority jobs for a higher-priority one (factory.yaml:"
+        help="Let the default policy stop lower-priority jobs for a higher-priority one (as factory.yaml's"
         " scheduler.preemption).",
     ),
     grace: float | None = typer.Option(

@@ -232,9 +232,9 @@ class _Pass:
             if started is not None:
                 self.out.started.append(started)
                 continue
-            self.jumped = True
-            if short is None:
+            if short is None:  # the first job that cannot start: later starts jump the queue
                 short = job
+                self.jumped = True
             if not explain and (len(zero) == node_count or (tried and self._nothing_can_start())):
                 break
             if self._hold_back(job, protected):

@@ -194,11 +194,13 @@ class PreemptingReplay(_Replay):
         self.launch(Started(claim.job, claim.chosen, False), claim.at)
 
     def _stop(self, gang: _Gang, seq: int, at: float) -> None:
+        """Stop a victim at the end of its grace period and requeue it with the work it has left."""
         self.cancelled.add(seq)
         self._release(gang)
         self.records[gang.record] = dataclasses.replace(self.records[gang.record], end_s=at)
         job = self.by_id[gang.holder.id]
         self.stopped += 1
         self.grace_gpu_s += job.num_gpus * self.config.grace_s
-        rest = dataclasses.replace(job, duration_s=gang.end - at, walltime_s=gang.wall_end - at)
+        walltime = gang.wall_end - at if job.walltime_s > 0 else 0.0  # 0: no walltime (a hand-built TraceJob)
+        rest = dataclasses.replace(job, duration_s=gang.end - at, walltime_s=walltime)
         self.enqueue(rest, *gang.shape)

@@ -241,13 +241,16 @@ def check_schedule(records: Sequence[JobRecord], capacity: dict[str, int], trace
     """
     problems: list[str] = []
     events: list[tuple[float, int, str, int]] = []
-    segments: dict[str, list[JobRecord]] = {}
+    first: dict[str, JobRecord] = {}
+    segmented: dict[str, list[JobRecord]] = {}
     for record in records:
         job = trace.get(record.job_id)
         if job is None:
             problems.append(f"{record.job_id} is not in the trace")
             continue
-        segments.setdefault(record.job_id, []).append(record)
+        earlier = first.setdefault(record.job_id, record)
+        if earlier is not record:
+            segmented.setdefault(record.job_id, [earlier]).append(record)
         if record.start_s < record.submit_s or record.submit_s != job.submit_s:
             problems.append(f"{record.job_id} starts before it was submitted")
         if sum(gpus for _, gpus in record.allocation) != job.num_gpus:
@@ -263,12 +266,12 @@ def check_schedule(records: Sequence[JobRecord], capacity: dict[str, int], trace
         if used[node] > capacity.get(node, 0):
             problems.append(f"{node} over-committed at t={when:g}s ({used[node]} GPUs used)")
             break
-    problems.extend(_segment_problems(segments, trace))
+    problems.extend(_segment_problems(segmented, trace))
     return problems
 
 
 def _segment_problems(segments: dict[str, list[JobRecord]], trace: dict[str, TraceJob]) -> list[str]:
-    """A job's run segments follow one another and sum to its run time (a preempted job loses no work).
+    """A preempted job's run segments follow one another and sum to its run time (it loses no work).
 
     The sum is compared within a few units in the last place of the largest time (end = start + duration rounds).
     """

@@ -109,8 +109,8 @@ def test_a_job_in_its_grace_period_is_not_chosen_again():
     result = simulate(trace, cluster_nodes(2, 8), PREEMPTIVE)
     runs = segments(result)
     # vip1 stops low2 (the youngest); vip2, arriving during low2's grace, stops low1 instead of low2 again.
-    assert [(start, end) for start, end, _ in runs["low2"]][0] == (1, 130)
-    assert [(start, end) for start, end, _ in runs["low1"]][0] == (0, 140)
+    assert runs["low2"][0][:2] == (1, 130)
+    assert runs["low1"][0][:2] == (0, 140)
     assert (len(runs["low1"]), len(runs["low2"]), result.preemptions) == (2, 2, 2)
 
 
