@@ -35,7 +35,7 @@ class LocalTransport:
         self.node = node
         self.factory = factory
         self.state_dir = state_dir
-        self._procs: list[subprocess.Popen[bytes]] = []
+        self._agents: list[tuple[subprocess.Popen[bytes], _StderrTail]] = []
         self._lock = threading.Lock()
         self._running: set[subprocess.Popen[bytes]] = set()
 
@@ -114,38 +114,47 @@ class LocalTransport:
             raise NodeError(
                 self.node.name, "agent", f"{self.node.name}: cannot start {python}: {exc.strerror}.", None
             ) from exc
-        self._procs.append(proc)
         assert proc.stdin is not None
         assert proc.stdout is not None
         assert proc.stderr is not None
         tail = _StderrTail(proc.stderr)
+        self._agents.append((proc, tail))
         session = AgentSession(
-            self.node.name, proc.stdin, proc.stdout, on_close=lambda: _reap(proc), stderr_tail=tail.text
+            self.node.name, proc.stdin, proc.stdout, on_close=lambda: _reap(proc, tail), stderr_tail=tail.text
         )
         try:
             session.wait_hello(timeout)
         except NodeError:
-            _reap(proc)
+            _reap(proc, tail)
             raise
         return session
 
     def close(self) -> None:
-        """Stop every process this transport started."""
-        for proc in self._procs:
-            _reap(proc)
-        self._procs.clear()
+        """Stop every agent this transport started, and close every pipe to them."""
+        for proc, tail in self._agents:
+            _reap(proc, tail)
+        self._agents.clear()
 
 
 class _StderrTail:
-    """Drains a child's stderr on a thread (so it never blocks) and keeps its last lines for error messages."""
+    """Drains a child's stderr on a thread (so it never blocks) and keeps its last lines for error messages.
 
-    def __init__(self, stream: object) -> None:
+    The thread closes the stream at its end (the child and everything it started closed it).
+    """
+
+    def __init__(self, stream: IO[bytes]) -> None:
         self._lines: collections.deque[str] = collections.deque(maxlen=5)
-        threading.Thread(target=self._drain, args=(stream,), daemon=True).start()
+        self._thread = threading.Thread(target=self._drain, args=(stream,), daemon=True, name="agent-stderr")
+        self._thread.start()
 
-    def _drain(self, stream: object) -> None:
-        for raw in stream:  # type: ignore[attr-defined]
-            self._lines.append(raw.decode("utf-8", "replace"))
+    def _drain(self, stream: IO[bytes]) -> None:
+        with stream, contextlib.suppress(OSError, ValueError):
+            for raw in stream:
+                self._lines.append(raw.decode("utf-8", "replace"))
+
+    def join(self, timeout: float) -> None:
+        """Wait (at most `timeout`) for the end of the stream."""
+        self._thread.join(timeout)
 
     def text(self) -> str:
         return "".join(self._lines)
@@ -220,10 +229,25 @@ def _pump(feed: Feed, proc: subprocess.Popen[bytes]) -> None:
             pipe.close()
 
 
-def _reap(proc: subprocess.Popen[bytes]) -> None:
+def _reap(proc: subprocess.Popen[bytes], tail: _StderrTail) -> None:
+    """End an agent and close every pipe to it (it could run on, and the files waited for the garbage collector).
+
+    EOF on its stdin asks it to exit; it is killed if it has not within 2 s. Its stderr is closed by the tail
+    draining it, at its end, which is waited for briefly. Calling it again does nothing.
+    """
+    _close_pipe(proc.stdin)
     if proc.poll() is None:
         try:
             proc.wait(timeout=2)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=5)
+    _close_pipe(proc.stdout)
+    tail.join(2.0)
+
+
+def _close_pipe(pipe: IO[bytes] | None) -> None:
+    """Close one end of a pipe to a child; what it could not take any more is not an error."""
+    if pipe is not None:
+        with contextlib.suppress(OSError, ValueError):
+            pipe.close()
