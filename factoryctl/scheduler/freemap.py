@@ -128,11 +128,16 @@ class FreeMap:
             self.take(index, gpus)
 
     def copy(self) -> FreeMap:
-        """An independent copy (for what-if planning such as preemption)."""
-        other = FreeMap(self.names, self.totals, self.groups)
-        for index, free in enumerate(self.free):
-            if free != self.totals[index]:
-                other.take(index, self.totals[index] - free)
+        """An independent copy of the free counts (for what-if planning such as preemption).
+
+        Node names, sizes and groups never change, so the copy shares them and the size-only caches
+        (`hosts`, `can_host`'s); only the free counts and their buckets are copied, in O(nodes).
+        """
+        other = FreeMap.__new__(FreeMap)
+        other.names, other.totals, other.groups = self.names, self.totals, self.groups
+        other.max_gpus, other.hosts, other._hostable = self.max_gpus, self.hosts, self._hostable
+        other.free = list(self.free)
+        other.buckets = [set(bucket) for bucket in self.buckets]
         return other
 
 

@@ -271,3 +271,15 @@ def test_bad_preemption_options_are_usage_errors(cli, tmp_path, args, message, h
     assert "\nhint: " in r.stderr
     assert hint in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_free_map_copy_is_independent():
+    fm, _, _ = _build(nodes(2), [running("r", [("n0", 3)], 0, 100)], 10.0, PREEMPTIVE)
+    other = fm.copy()
+    other.take(1, 8)
+    other.give(0, 3)
+    assert (fm.free, other.free) == ([5, 8], [8, 0])
+    assert fm.fits(1, 8)
+    assert not fm.fits(2, 8)
+    assert other.fits(1, 8)
+    assert not other.fits(1, 1, allowed=frozenset({1}))
