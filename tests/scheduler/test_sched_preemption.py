@@ -174,7 +174,9 @@ def priority_trace(draw):
     for i in range(draw(st.integers(1, 20))):
         gpus = draw(st.sampled_from([1, 2, 4, 8, 8, 16]))
         duration = float(draw(st.integers(0, 3000)))
-        jobs.append(job(f"j{i}", float(draw(st.integers(0, 4000))), duration, gpus, draw(st.integers(0, 2))))
+        walltime = duration * draw(st.sampled_from([1.0, 1.0, 0.5, 3.0]))  # estimates exact, short (cut), long
+        submit = float(draw(st.integers(0, 4000)))
+        jobs.append(TraceJob(f"j{i}", submit, duration, gpus, None, draw(st.integers(0, 2)), walltime))
     return jobs
 
 
@@ -192,7 +194,7 @@ def test_every_job_finishes_and_no_work_is_lost_or_made_up(trace, count, grace):
         for (_, end, _), (start, _, _) in itertools.pairwise(parts):
             assert start >= end
     done = sum(by_id[r.job_id].num_gpus * (r.end_s - r.start_s) for r in result.records)
-    owed = sum(j.num_gpus * j.duration_s for j in trace if j.job_id not in rejected)
+    owed = sum(j.num_gpus * j.runtime_s for j in trace if j.job_id not in rejected)
     assert done == pytest.approx(owed, abs=1e-6)
     assert result.preemptions == len(result.records) - len(runs)
     stopped_gpus = sum(by_id[job_id].num_gpus * (len(parts) - 1) for job_id, parts in runs.items())
