@@ -130,6 +130,7 @@ class SshTransport:
         try:
             session.wait_hello(timeout)
         except NodeError as exc:
+            session.close()  # its pipes to the bridge: left open, they waited for the garbage collector
             raise NodeError(
                 self.node.name,
                 "driver",

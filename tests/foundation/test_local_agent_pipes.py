@@ -6,60 +6,46 @@ and the collector's ResourceWarning then surfaced in whichever later test happen
 
 from __future__ import annotations
 
-import gc
-import warnings
-from collections.abc import Callable, Iterator
-
 import pytest
+from leaks import resource_warnings
 
 from factoryctl.errors import NodeError
 from factoryctl.model.inventory import NodeSpec, SimSpec
 from factoryctl.transport.local import LocalTransport
 
 
-@pytest.fixture
-def no_leak() -> Iterator[Callable[[], list[str]]]:
-    """Run the test's body, then collect garbage: what ResourceWarnings came out of its objects."""
-    gc.collect()  # what earlier tests left is not ours
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ResourceWarning)
-
-        def leaks() -> list[str]:
-            gc.collect()
-            return [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
-
-        yield leaks
-
-
 def node(python: str = "python3") -> NodeSpec:
     return NodeSpec(name="ws", host="ws", transport="local", python=python, sim=SimSpec(gpus=2))
 
 
-def test_a_closed_session_leaves_no_pipe_open(tmp_path, no_leak):
-    transport = LocalTransport(node(), "lab", tmp_path)
-    session = transport.start_agent(60)
-    assert session.hello_info["type"] == "hello"
-    session.close()
-    transport.close()
-    del session, transport
-    assert no_leak() == []
+def test_a_closed_session_leaves_no_pipe_open(tmp_path):
+    with resource_warnings() as leaks:
+        transport = LocalTransport(node(), "lab", tmp_path)
+        session = transport.start_agent(60)
+        assert session.hello_info["type"] == "hello"
+        session.close()
+        transport.close()
+        del session, transport
+    assert leaks == []
 
 
-def test_closing_the_transport_first_closes_the_agents_pipes(tmp_path, no_leak):
+def test_closing_the_transport_first_closes_the_agents_pipes(tmp_path):
     """Without the session's close first (a CLI leaving): EOF on its stdin ends the agent."""
-    transport = LocalTransport(node(), "lab", tmp_path)
-    session = transport.start_agent(60)
-    transport.close()
-    session.close()
-    del session, transport
-    assert no_leak() == []
+    with resource_warnings() as leaks:
+        transport = LocalTransport(node(), "lab", tmp_path)
+        session = transport.start_agent(60)
+        transport.close()
+        session.close()
+        del session, transport
+    assert leaks == []
 
 
-def test_an_agent_that_never_says_hello_leaves_no_pipe_open(tmp_path, no_leak):
-    transport = LocalTransport(node(python="false"), "lab", tmp_path)
-    with pytest.raises(NodeError) as caught:
-        transport.start_agent(60)
-    assert caught.value.kind == "agent"
-    transport.close()
-    del transport, caught
-    assert no_leak() == []
+def test_an_agent_that_never_says_hello_leaves_no_pipe_open(tmp_path):
+    with resource_warnings() as leaks:
+        transport = LocalTransport(node(python="false"), "lab", tmp_path)
+        with pytest.raises(NodeError) as caught:
+            transport.start_agent(60)
+        assert caught.value.kind == "agent"
+        transport.close()
+        del transport, caught
+    assert leaks == []

@@ -7,6 +7,7 @@ import zipapp
 from pathlib import Path
 
 import pytest
+from leaks import resource_warnings
 
 from factoryctl.errors import NodeError
 from factoryctl.transport.ssh import SshOptions
@@ -168,12 +169,16 @@ def test_concurrent_first_uploads_to_one_host(ssh_node, fake_zipapp, remote_cach
 def test_no_python_and_no_nvidia_smi_is_a_driver_error(sshd_factory, tmp_path, fake_zipapp):
     server = sshd_factory()  # its own PATH: no nvidia-smi shim from another test
     spec = server.node("bare", server.write_known_hosts(tmp_path / "kh"), python="/nonexistent/python3")
-    transport = _open(spec)
-    try:
-        with pytest.raises(NodeError) as caught:
-            transport.start_agent(60, zipapp=fake_zipapp)
-    finally:
-        transport.close()
-    assert caught.value.kind == "driver"
-    assert "nvidia-smi" in caught.value.message
-    assert "/nonexistent/python3" in caught.value.message
+    with resource_warnings() as leaks:
+        transport = _open(spec)
+        try:
+            with pytest.raises(NodeError) as caught:
+                transport.start_agent(60, zipapp=fake_zipapp)
+        finally:
+            transport.close()
+        kind, message = caught.value.kind, caught.value.message
+        del transport, caught  # the traceback holds the session
+    assert kind == "driver"
+    assert "nvidia-smi" in message
+    assert "/nonexistent/python3" in message
+    assert leaks == []  # the session's pipes to the nvidia-smi bridge were left open
