@@ -171,10 +171,10 @@ def start_sshd(root: Path, sftp: bool = True, extra_config: str = "") -> SshdSer
     port = free_port()
     config = root / "sshd_config"
     config.write_text(_sshd_config(root, port, host_key, authorized, bin_dir, home, sftp) + extra_config)
-    log = (root / "sshd.log").open("wb")
-    process = subprocess.Popen(
-        [SSHD, "-D", "-e", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
+    with (root / "sshd.log").open("wb") as log:  # sshd writes to its own copy; ours is closed at once
+        process = subprocess.Popen(
+            [SSHD, "-D", "-e", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     server = SshdServer(root, port, host_key, user_key, bin_dir, process)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:

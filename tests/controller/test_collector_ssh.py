@@ -71,13 +71,13 @@ def rows(store: Store, node: str) -> int:
 
 def restart(server: SshdServer) -> None:
     """Start sshd again with the same config, keys and port."""
-    log = (server.root / "sshd.log").open("ab")
-    server.process = subprocess.Popen(
-        [SSHD, "-D", "-e", "-f", str(server.root / "sshd_config")],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    with (server.root / "sshd.log").open("ab") as log:  # sshd writes to its own copy
+        server.process = subprocess.Popen(
+            [SSHD, "-D", "-e", "-f", str(server.root / "sshd_config")],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def listening() -> bool:
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", server.port), timeout=0.5):

@@ -38,4 +38,6 @@ def test_status_without_and_with_a_controller(cli: Any, tmp_path: Path) -> None:
             ControllerLock(tmp_path / "state").acquire(attempts=1)
     finally:
         lock.release()
-    ControllerLock(tmp_path / "state").acquire(attempts=1)  # released: free again
+    again = ControllerLock(tmp_path / "state")
+    again.acquire(attempts=1)  # released: free again
+    again.release()

@@ -2,14 +2,33 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 
 import pytest
 
 from factoryctl.errors import ExitCode, NodeError
 from factoryctl.transport.session import AgentSession
+
+_STARTED: list[subprocess.Popen[bytes]] = []
+
+
+@pytest.fixture(autouse=True)
+def reap_agents() -> Iterator[None]:
+    """Every agent a test started is gone, and its pipes closed, before the next test (a pass or a failure)."""
+    yield
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
+        for pipe in (proc.stdin, proc.stdout, proc.stderr):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
 
 
 def session_for(script: str) -> tuple[AgentSession, subprocess.Popen[bytes]]:
@@ -19,6 +38,7 @@ def session_for(script: str) -> tuple[AgentSession, subprocess.Popen[bytes]]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
+    _STARTED.append(proc)
     assert proc.stdin is not None
     assert proc.stdout is not None
     return AgentSession("n1", proc.stdin, proc.stdout, on_close=proc.kill), proc

@@ -13,11 +13,16 @@ from power_data import SERIES, series, write_prices
 FIELDS = ("baseline_cost", "cost", "saving_pct", "throughput_loss_pct", "blind_saving_pct", "bound_saving_pct")
 
 
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as rows:
+        return list(csv.DictReader(rows))
+
+
 def validate(schedule: Path, prices: Path, curve_csv: Path, gpu: str, workload: str) -> dict[str, float]:
     """Recompute cost and loss from the written schedule and the curve file, with an interpolation of its own."""
     table = sorted(
         (float(r["pl_frac"]), float(r["throughput_rel"]), float(r["power_rel"]))
-        for r in csv.DictReader(curve_csv.open())
+        for r in read_csv(curve_csv)
         if r["gpu"].lower() == gpu and r["workload"] == workload
     )
 
@@ -29,8 +34,8 @@ def validate(schedule: Path, prices: Path, curve_csv: Path, gpu: str, workload: 
                 return y0[column - 1] + (frac - x0) / (x1 - x0) * (y1[column - 1] - y0[column - 1])
         return table[-1][column]
 
-    rows = list(csv.DictReader(schedule.open()))
-    inputs = list(csv.DictReader(prices.open()))
+    rows = read_csv(schedule)
+    inputs = read_csv(prices)
     assert [r["timestamp_utc"] for r in rows] == [r["timestamp_utc"] for r in inputs]  # none dropped, same order
     cost = baseline = throughput = 0.0
     for row in rows:

@@ -8,16 +8,34 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from factoryctl.sim.state import SimNode
+
+_STARTED: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def reap_ranks() -> Iterator[None]:
+    """Every rank a test started is gone, and its pipes closed, before the next test (a pass or a failure)."""
+    yield
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=10)  # reads what is left and closes the pipes
 
 
 def _rank(state: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     argv = [sys.executable, "-m", "factoryctl.sim.rank", "--node", "n1", "--state-dir", str(state), *args]
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})}
     )
+    _STARTED.append(proc)
+    return proc
 
 
 def _wait_registered(node: SimNode, pid: int, gpu: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 
 from factory_data import fixed_history, fixed_snapshot, gpu
 from rich.console import Console
@@ -26,7 +27,7 @@ from factoryctl.tui.view import summarize
 
 
 def render(renderable: object, width: int = 80) -> str:
-    console = Console(width=width, record=True, color_system=None, file=open("/dev/null", "w"))  # noqa: SIM115
+    console = Console(width=width, record=True, color_system=None, file=io.StringIO())
     console.print(renderable)
     return console.export_text()
 
