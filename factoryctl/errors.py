@@ -21,6 +21,7 @@ class ExitCode(IntEnum):
     CONNECTION = 4
     TIMEOUT = 124
     INTERRUPTED = 130
+    TERMINATED = 143  # 128 + SIGTERM: cron's timeout, systemd
 
 
 #: Severity order used when nodes fail differently: the most severe class wins.

@@ -1,5 +1,5 @@
 """Process helpers for the exec tests: the real console script in the background, and process-group checks for the
-Ctrl-C tests (is anything of a command, its whole group, still running here?)."""
+Ctrl-C and SIGTERM tests (is anything of a command, its whole group, still running here?)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ import time
 from pathlib import Path
 
 
-def interrupt_exec(config: str, node: str, pidfile: Path, sleep_s: int) -> tuple[int, str, int]:
-    """Run `exec NODE -- sh -c '...; sleep; wc -c'` with an open stdin pipe, Ctrl-C it once the command runs.
+def interrupt_exec(
+    config: str, node: str, pidfile: Path, sleep_s: int, sig: signal.Signals = signal.SIGINT
+) -> tuple[int, str, int]:
+    """Run `exec NODE -- sh -c '...; sleep; wc -c'` with an open stdin pipe, send it `sig` (Ctrl-C) once it runs.
 
     Returns exec's exit status, its stderr and the process group the command ran in (before the Ctrl-C).
     """
@@ -25,7 +27,7 @@ def interrupt_exec(config: str, node: str, pidfile: Path, sleep_s: int) -> tuple
             time.sleep(0.05)
         group = group_of(int(pidfile.read_text()))
         assert running_in_group(group)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         _, err = proc.communicate(timeout=20)
     finally:
         os.close(read_end)

@@ -8,6 +8,10 @@ further than 8 MiB ahead of the slowest running command: one that neither reads 
 others' input there until it exits or reaches --timeout (and the others may time out too: exit 124). Identical
 outputs are gathered under one folded node set (`n[01-64] (64)`). Exit status: 4 if a node was unreachable, else
 124 if one timed out, else the highest remote exit code.
+
+SIGTERM (cron's `timeout`, systemd stopping a unit) is handled like Ctrl-C, so the commands are not left running
+on their own: they are interrupted the same way, then exec exits 143 (128 + 15). The handler is installed only
+while the command runs, never at import, and the previous one is put back.
 """
 
 from __future__ import annotations
@@ -15,10 +19,12 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -42,6 +48,41 @@ def fold(names: Sequence[str]) -> str:
     from ClusterShell.NodeSet import NodeSet
 
     return str(NodeSet.fromlist(list(names)))
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived while exec ran: the commands are interrupted as for Ctrl-C, then exec exits 143.
+
+    A BaseException, like KeyboardInterrupt, so that no `except Exception` on the way takes it for a node's failure.
+    """
+
+
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """While the block runs, SIGTERM raises Terminated in it; ended that way, exec exits 143 (the old handler back).
+
+    Only the first SIGTERM raises: a second one during the clean-up does not cut it short. Outside the main thread
+    (where no handler can be installed) the block runs as is.
+    """
+    received: list[int] = []
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        if not received:
+            received.append(signum)
+            raise Terminated
+
+    try:
+        previous = signal.signal(signal.SIGTERM, on_term)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    except Terminated:
+        sys.stderr.write("factoryctl: terminated\n")
+        raise typer.Exit(ExitCode.TERMINATED) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def stdin_source() -> StdinBroadcast | None:
@@ -82,8 +123,8 @@ def run_everywhere(
 ) -> list[tuple[NodeSpec, dict[str, Any] | NodeError]]:
     """Run argv on every node, each streamed the same `stdin` (then EOF); reading stops once every node is done.
 
-    Per node either `{node, exit_code, stdout, stderr, duration_s}` or its NodeError. Ctrl-C interrupts the
-    commands still running (SIGINT, then SIGHUP) before KeyboardInterrupt goes on.
+    Per node either `{node, exit_code, stdout, stderr, duration_s}` or its NodeError. Ctrl-C (and SIGTERM, under
+    `sigterm_interrupts`) interrupts the commands still running (SIGINT, then SIGHUP) before the exception goes on.
     """
     from factoryctl.telemetry.poll import open_transport
     from factoryctl.transport.fanout import fan_out
@@ -121,7 +162,7 @@ def run_everywhere(
 
     try:
         return fan_out(specs, one, fanout)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Terminated):
         with lock:
             running = list(live)
         for transport in running:
@@ -225,7 +266,7 @@ def exec_command(
     node's command while it runs, then EOF, like ssh: `factoryctl exec all -- tee /tmp/x < file`. Like ssh, exec
     reads (and so uses up) its stdin: inside `while read n; do ...; done < nodes.txt` add -n/--no-stdin, or the
     first exec swallows the rest of the list. Exit status: 4 if a node was unreachable, 124 if one timed out, else
-    the highest remote exit code.
+    the highest remote exit code. Ctrl-C (exit 130) and SIGTERM (exit 143) interrupt the commands still running.
     """
     from factoryctl.cli.listing import ERROR_HINTS
     from factoryctl.cli.render import report_node_errors
@@ -235,7 +276,8 @@ def exec_command(
     config = context.load(ctx)
     specs = config.resolve_target(target)
     stdin = None if no_stdin else stdin_source()
-    outcomes = run_everywhere(config, specs, list(command), timeout, fanout, stdin)
+    with sigterm_interrupts():
+        outcomes = run_everywhere(config, specs, list(command), timeout, fanout, stdin)
     if stdin is not None and stdin.error:
         sys.stderr.write(f"factoryctl: {stdin.error}\n")
     items = [o for _, o in outcomes if not isinstance(o, NodeError)]

@@ -240,3 +240,22 @@ def test_exec_leaves_no_thread_behind(tmp_path):
     finally:
         os.close(read_end)
         os.close(write_end)
+
+
+def test_sigterm_stops_the_running_commands_like_ctrl_c(factory, tmp_path):
+    """SIGTERM (cron's `timeout`, systemd): the command's group is cleaned up as for Ctrl-C, then exit 143."""
+    returncode, err, group = interrupt_exec(factory, "ws", tmp_path / "pid", sleep_s=30, sig=signal.SIGTERM)
+    assert returncode == ExitCode.TERMINATED == 143, err
+    assert "terminated" in err
+    assert_group_gone(group)
+
+
+def test_exec_puts_the_previous_sigterm_handler_back(cli, factory):
+    """The handler is exec's only while it runs: nothing at import, the caller's one back afterwards."""
+    import factoryctl.cli.exec  # noqa: F401
+
+    before = signal.getsignal(signal.SIGTERM)
+    assert before is signal.SIG_DFL or not getattr(before, "__qualname__", "").startswith("sigterm_interrupts")
+    result = cli("--config", factory, "exec", "ws", "--", "true")
+    assert result.exit_code == 0, result.stderr
+    assert signal.getsignal(signal.SIGTERM) is before
