@@ -1,4 +1,8 @@
-"""`factoryctl power set / reset`: explicit GPU power limits, refused out of range (exit 2), audited."""
+"""`factoryctl power set / reset`: explicit GPU power limits, refused out of range (exit 2), audited.
+
+A node that cannot be reached is reported (exit 4, or the class of its failure) and the others are still set, as
+every fan-out command does; the all-or-nothing range rule applies to the GPUs of the nodes that answered.
+"""
 
 from __future__ import annotations
 
@@ -49,7 +53,7 @@ def _run(
 
     status = show_listing(produce, CHANGE_COLUMNS, output, no_header)
     if status and not sum(changed):
-        # every range is read before anything is set, so a node that cannot be read leaves every limit as it was
+        # the nodes that failed were left alone, and none of the others changed either
         sys.stderr.write("factoryctl: no power limit was changed.\n")
     return status
 
@@ -67,7 +71,11 @@ def register(power_app: typer.Typer) -> None:
         no_header: bool = NO_HEADER_OPTION,
         timeout: float = context.TIMEOUT_OPTION,
     ) -> None:
-        """Set GPU power limits, like `nvidia-smi -pl` on every node; out of range is refused (exit 2)."""
+        """Set GPU power limits, like `nvidia-smi -pl` on every node; out of range is refused (exit 2).
+
+        A value outside any reachable GPU's range changes nothing; an unreachable node is reported and skipped
+        (exit 4), and the reachable nodes are set.
+        """
         raise typer.Exit(_run(ctx, target, watts, clamp, output, no_header, timeout))
 
     @power_app.command("reset")

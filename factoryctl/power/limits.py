@@ -1,13 +1,16 @@
-"""Explicit power-limit requests (`power set / reset`): validated on every GPU first, applied only if all fit.
+"""Explicit power-limit requests (`power set / reset`): validated on every reachable GPU first, then applied.
 
 An explicit request outside a GPU's min/max is refused with exit 2 and changes nothing, as `nvidia-smi -pl` does;
-with `--clamp` it is clamped instead, and the clamp is recorded. Every change goes to the audit log with before and
-after, whoever made it.
+with `--clamp` it is clamped instead, and the clamp is recorded. A node that cannot be reached (or whose driver does
+not answer) is reported and skipped rather than blocking the others: in a large fleet one node is always down, and
+`power reset` and every other fan-out command behave the same way. Every change goes to the audit log with before
+and after, whoever made it.
 """
 
 from __future__ import annotations
 
 import getpass
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,6 +31,15 @@ class LimitChange:
     before_w: float | None
     enforced_w: float
     clamped: bool
+
+
+def check_watts(watts: float | None) -> None:
+    """Refuse (UsageError, before any node is contacted) a limit that is not a finite number of watts."""
+    if watts is not None and not math.isfinite(watts):
+        raise UsageError(
+            f"--watts must be a finite number of watts, not {watts:g}; nothing was changed.",
+            "give the limit in watts, e.g. --watts 300 (see `factoryctl gpus` for each GPU's range).",
+        )
 
 
 def check_range(samples: Sequence[NodeSample], gpus: list[int] | None, watts: float) -> None:
@@ -58,6 +70,22 @@ def check_gpus(samples: Sequence[NodeSample], gpus: list[int] | None) -> None:
             )
 
 
+def _validate(
+    config: FactoryConfig, nodes: list[NodeSpec], gpus: list[int] | None, watts: float | None, timeout: float
+) -> tuple[list[NodeSpec], list[NodeError]]:
+    """Read the reachable nodes' GPUs and refuse the request if one lacks a GPU or (given `watts`) its range.
+
+    Returns the nodes that answered and the errors of those that did not.
+    """
+    polled = poll_nodes(config, nodes, timeout)
+    failed = {error.node for error in polled.errors}
+    samples = [sample for sample in polled.samples if sample.node not in failed]
+    check_gpus(samples, gpus)
+    if watts is not None:
+        check_range(samples, gpus, watts)
+    return [node for node in nodes if node.name not in failed], list(polled.errors)
+
+
 def apply_limit(
     config: FactoryConfig,
     nodes: Sequence[NodeSpec],
@@ -66,20 +94,17 @@ def apply_limit(
     clamp: bool,
     timeout: float,
 ) -> tuple[list[LimitChange], list[NodeError]]:
-    """Set (or with `watts=None` reset to default) the limits, all or nothing.
+    """Set (or with `watts=None` reset to default) the limits on every node that answers.
 
-    Every addressed GPU must exist, and unless clamping every range must take the value, before anything changes.
+    Every addressed GPU of the reachable nodes must exist, and unless clamping every range must take the value,
+    before anything changes; a node that cannot be read is reported in the errors and left alone.
     """
+    check_watts(watts)
     check_agent_cache(nodes)
+    targets, errors = list(nodes), list[NodeError]()
     range_checked = watts is not None and not clamp
     if range_checked or gpus is not None:
-        polled = poll_nodes(config, nodes, timeout)
-        if polled.errors:
-            return [], polled.errors
-        check_gpus(polled.samples, gpus)
-        if range_checked:
-            assert watts is not None
-            check_range(polled.samples, gpus, watts)
+        targets, errors = _validate(config, targets, gpus, watts if range_checked else None, timeout)
 
     def change(node: NodeSpec) -> list[LimitChange]:
         transport = open_transport(node, config, timeout)
@@ -100,8 +125,7 @@ def apply_limit(
         ]
 
     changes: list[LimitChange] = []
-    errors: list[NodeError] = []
-    for _, outcome in fan_out(nodes, change):
+    for _, outcome in fan_out(targets, change):
         if isinstance(outcome, NodeError):
             errors.append(outcome)
         else:

@@ -152,16 +152,6 @@ def test_gpus_naming_a_gpu_no_node_has_is_a_usage_error(cli, factory):
     assert [i["node"] for i in partial.json()["items"]] == ["n1", "n2"]
 
 
-def test_power_set_with_an_unreachable_node_changes_nothing_and_says_so(cli, tmp_path):
-    path = tmp_path / "factory.yaml"
-    path.write_text(FACTORY.replace("groups:", "  dead: {host: 127.0.0.1, port: 1}\ngroups:"))
-    result = cli("--config", str(path), "power", "set", "all", "--watts", "300")
-    assert result.exit_code == 4
-    assert "no power limit was changed." in result.stderr
-    limits = [i["power_limit_w"] for i in cli("--config", str(path), "gpus", "n1", "-o", "json").json()["items"]]
-    assert limits == [700, 700, 700, 700]
-
-
 def test_trust_says_it_skipped_local_nodes(cli, factory):
     result = cli("--config", str(factory), "nodes", "trust", "all")
     assert result.exit_code == 0, result.stderr

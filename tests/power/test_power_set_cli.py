@@ -1,0 +1,75 @@
+"""`power set / reset` across a fleet with a node down: the reachable nodes are set, the failed one is reported.
+
+Real agents on the simulated driver (local transport) plus one node whose SSH port refuses the connection.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+FACTORY = """\
+name: lab
+nodes:
+  n[1-2]: {transport: local, sim: {profile: h100-sxm, gpus: 2, seed: 3}}
+  dead: {host: 127.0.0.1, port: 1}
+"""
+
+
+@pytest.fixture
+def factory(tmp_path: Path) -> Path:
+    path = tmp_path / "factory.yaml"
+    path.write_text(FACTORY)
+    return path
+
+
+def limits(cli, factory: Path) -> list[float]:
+    items = cli("--config", str(factory), "gpus", "n[1-2]", "-o", "json").json()["items"]
+    return [item["power_limit_w"] for item in items]
+
+
+@pytest.mark.parametrize("extra", [[], ["--clamp"]])
+def test_set_all_sets_the_reachable_nodes_and_reports_the_unreachable_one(cli, factory, extra):
+    result = cli("--config", str(factory), "power", "set", "all", "--watts", "300", *extra, "-o", "json")
+    assert result.exit_code == 4, result.stderr
+    doc = result.json()
+    assert [(i["node"], i["gpu"], i["enforced_w"]) for i in doc["items"]] == [
+        (n, g, 300.0) for n in ("n1", "n2") for g in (0, 1)
+    ]
+    assert [(e["node"], e["error"]) for e in doc["errors"]] == [("dead", "refused")]
+    assert "factoryctl: dead: " in result.stderr
+    assert "no power limit was changed" not in result.stderr
+    assert limits(cli, factory) == [300, 300, 300, 300]
+
+
+def test_set_with_gpus_and_reset_behave_the_same(cli, factory):
+    result = cli("--config", str(factory), "power", "set", "all/1", "--watts", "450")
+    assert result.exit_code == 4, result.stderr
+    assert limits(cli, factory) == [700, 450, 700, 450]
+    reset = cli("--config", str(factory), "power", "reset", "all/1")
+    assert reset.exit_code == 4, reset.stderr
+    assert limits(cli, factory) == [700, 700, 700, 700]
+
+
+def test_out_of_range_on_a_reachable_gpu_still_changes_nothing(cli, factory):
+    result = cli("--config", str(factory), "power", "set", "all", "--watts", "900")
+    assert result.exit_code == 2
+    assert "outside n1/0's power-limit range of 200-700 W; nothing was changed." in result.stderr
+    assert limits(cli, factory) == [700, 700, 700, 700]
+
+
+def test_only_unreachable_nodes_say_nothing_changed(cli, factory):
+    result = cli("--config", str(factory), "power", "set", "dead", "--watts", "300")
+    assert result.exit_code == 4
+    assert "no power limit was changed." in result.stderr
+
+
+@pytest.mark.parametrize("watts", ["nan", "inf", "-inf"])
+def test_non_finite_watts_are_a_usage_error_before_any_node_is_contacted(cli, factory, watts):
+    result = cli("--config", str(factory), "power", "set", "all", "--watts", watts, "--clamp")
+    assert result.exit_code == 2
+    assert "--watts must be a finite number of watts" in result.stderr
+    assert "dead" not in result.stderr  # no node was contacted
+    assert "nodes check" not in result.stderr
+    assert limits(cli, factory) == [700, 700, 700, 700]
