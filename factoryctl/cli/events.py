@@ -42,7 +42,7 @@ def _nodes(ctx: typer.Context, target: str | None) -> tuple[Any, list[str] | Non
 
 #: Every kind of event the store holds (docs/telemetry.md); `--kind` takes one of them.
 EVENT_KINDS = (
-    "node_up", "node_degraded", "node_down", "ecc", "gpu_lost", "gpu_back", "thermal", "drain", "resume",
+    "node_up", "node_degraded", "node_down", "xid", "ecc", "gpu_lost", "gpu_back", "thermal", "drain", "resume",
     "controller_start", "controller_stop", "config_reloaded", "config_rejected",
 )  # fmt: skip
 
@@ -51,13 +51,13 @@ def events_command(
     ctx: typer.Context,
     target: str = typer.Argument("all", help="Node set, @group or all.", autocompletion=context.complete_target),
     since: str = typer.Option("24h", "--since", help=SINCE_HELP),
-    kind: str | None = typer.Option(None, "--kind", help="Only this kind (node_down, ecc, drain, ...)."),
+    kind: str | None = typer.Option(None, "--kind", help="Only this kind (node_down, xid, ecc, drain, ...)."),
     limit: int = typer.Option(1000, "--limit", min=1, help="At most this many (the newest)."),
     output: OutputFormat = OUTPUT_OPTION,
     no_header: bool = NO_HEADER_OPTION,
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new events (JSON lines with -o json)."),
 ) -> None:
-    """Health and state events: nodes up/degraded/down, ECC errors, lost GPUs, drains, reloads."""
+    """Health and state events: nodes up/degraded/down, XIDs, ECC errors, lost GPUs, drains, reloads."""
     import time
 
     from factoryctl.cli.telemetry import open_history, parse_when

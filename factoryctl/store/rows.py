@@ -137,6 +137,8 @@ def _gpu_doc(gpu: GpuSample) -> dict[str, Any]:
     """A GPU's JSON object without `node` (the hot path of the controller: no dataclasses.fields per call)."""
     doc = {name: getattr(gpu, name) for name in _PLAIN_GPU_FIELDS}  # tuples encode as JSON arrays
     doc["processes"] = [vars(p) for p in gpu.processes]
+    if gpu.xid_events:
+        doc["xid_events"] = [vars(x) for x in gpu.xid_events]
     return doc
 
 

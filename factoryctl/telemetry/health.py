@@ -7,15 +7,16 @@ not be reached at all); it comes back `up` with its first sample.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from factoryctl.model.telemetry import GpuSample, NodeSample
+from factoryctl.model.telemetry import GpuSample, NodeSample, XidEvent
 from factoryctl.store.rows import Event, NodeState
 
 MISSED_FOR_DOWN = 3
 SEVERITY = {"up": "info", "degraded": "warning", "down": "error"}
 _RANK = {"up": 0, "degraded": 1, "down": 2}
 THERMAL_REASONS = frozenset({"SwThermalSlowdown", "HwThermalSlowdown", "HwSlowdown"})
+MAX_XIDS = 8  # XIDs remembered per GPU across agent restarts, newest last (the agent's own list is as long)
 
 
 def missed_samples(last_seen: float | None, now: float, interval_s: float) -> int:
@@ -92,16 +93,54 @@ def state_event(change: NodeState) -> Event:
 
 
 def gpu_events(before: NodeSample | None, after: NodeSample) -> list[Event]:
-    """Health events between two samples of one node: ECC errors, lost GPUs, thermal slowdown starting."""
-    if before is None:
-        return []
-    old = {g.index: g for g in before.gpus}
+    """Health events between two samples of one node: XIDs, ECC errors, lost GPUs, thermal slowdown starting.
+
+    An XID is an event once: those already listed in `before` are not new. Every XID of a node's first sample is
+    new, since an agent lists only the XIDs raised after it started.
+    """
+    old = {g.index: g for g in before.gpus} if before is not None else {}
     events: list[Event] = []
     for gpu in after.gpus:
         prev = old.get(gpu.index)
+        events.extend(xid_events(after.node, after.time, gpu, prev.xid_events if prev is not None else ()))
         if prev is not None:
             events.extend(_gpu_changes(after.node, after.time, prev, gpu))
     return events
+
+
+def xid_events(node: str, at: float, gpu: GpuSample, known: tuple[XidEvent, ...]) -> list[Event]:
+    """One `xid` event per XID of `gpu` not in `known`, at the time the agent saw it (else `at`)."""
+    if not gpu.xid_events:
+        return []
+    seen = set(known)
+    return [
+        Event(
+            xid.time if xid.time is not None else at,
+            "xid",
+            f"{node}/{gpu.index}: XID {xid.xid}",
+            node,
+            gpu.index,
+            "error",
+        )
+        for xid in gpu.xid_events
+        if xid not in seen
+    ]
+
+
+def carry_xids(before: NodeSample | None, after: NodeSample) -> NodeSample:
+    """`after` with each GPU's XIDs from `before` kept (newest `MAX_XIDS`), so an agent restart forgets none.
+
+    A restarted agent lists only the XIDs raised since; the controller's latest sample keeps the earlier ones.
+    """
+    if before is None or not any(g.xid_events for g in before.gpus):
+        return after
+    old = {g.index: g.xid_events for g in before.gpus if g.xid_events}
+    gpus = []
+    for gpu in after.gpus:
+        kept = old.get(gpu.index, ())
+        merged = tuple(dict.fromkeys((*kept, *gpu.xid_events)))[-MAX_XIDS:]
+        gpus.append(gpu if merged == gpu.xid_events else replace(gpu, xid_events=merged))
+    return replace(after, gpus=tuple(gpus))
 
 
 def _gpu_changes(node: str, at: float, prev: GpuSample, gpu: GpuSample) -> list[Event]:

@@ -20,7 +20,7 @@ from factoryctl.errors import NodeError
 from factoryctl.model.telemetry import NodeSample
 from factoryctl.store.rows import Event, NodeState
 from factoryctl.store.sqlite import Store, StoreError
-from factoryctl.telemetry.health import NodeHealth, gpu_events, state_event
+from factoryctl.telemetry.health import NodeHealth, carry_xids, gpu_events, state_event
 
 log = logging.getLogger("factoryctl.telemetry")
 
@@ -137,7 +137,9 @@ class StoreWriter:
             events, self._events = self._events, []
         incoming.sort(key=lambda s: s.time)
         for sample in incoming:
-            events.extend(gpu_events(self._previous.get(sample.node), sample))
+            before = self._previous.get(sample.node)
+            events.extend(gpu_events(before, sample))
+            sample = carry_xids(before, sample)
             self._previous[sample.node] = sample
             self._pending.append((sample, self._slow_due(sample)))
         self._trim(now)

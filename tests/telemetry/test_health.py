@@ -69,3 +69,25 @@ def test_gpu_events_on_ecc_lost_gpu_and_thermal_slowdown() -> None:
     assert [(e.kind, e.severity, e.gpu) for e in events] == [("ecc", "error", 0), ("thermal", "warning", 0)]
     lost = gpu_events(_node(1.0), _node(2.0, null_reasons={"power_w": "gpu_lost"}))
     assert [e.kind for e in lost] == ["gpu_lost"]
+
+
+def _xid_sample(at: float, *xids: tuple[int, float]) -> NodeSample:
+    from factoryctl.model.telemetry import XidEvent
+
+    gpu = GpuSample("n1", 0, xid_events=tuple(XidEvent(code, t) for code, t in xids))
+    return NodeSample("n1", at, gpus=(gpu,))
+
+
+def test_each_xid_is_one_event_whatever_the_samples_that_repeat_it() -> None:
+    from factoryctl.telemetry.health import carry_xids
+
+    first = _xid_sample(10.0, (13, 9.5))
+    assert [(e.kind, e.time, e.gpu, e.message) for e in gpu_events(None, first)] == [("xid", 9.5, 0, "n1/0: XID 13")]
+    second = _xid_sample(11.0, (13, 9.5), (31, 10.5))
+    assert [e.message for e in gpu_events(first, second)] == ["n1/0: XID 31"]
+    assert gpu_events(second, second) == []
+    restarted = _xid_sample(12.0, (48, 11.5))  # a new agent lists only what it saw
+    assert [e.message for e in gpu_events(second, restarted)] == ["n1/0: XID 48"]
+    kept = carry_xids(second, restarted)
+    assert [x.xid for x in kept.gpus[0].xid_events] == [13, 31, 48]
+    assert carry_xids(None, restarted) is restarted
