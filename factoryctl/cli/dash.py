@@ -7,6 +7,16 @@ import typer
 from factoryctl.cli import context
 
 
+def require_terminal(hint: str) -> None:
+    """The dashboard (`dash`, `demo`) draws on a terminal: without one, a usage error (exit 2) before anything runs."""
+    import sys
+
+    if not sys.stdout.isatty():
+        from factoryctl.errors import UsageError
+
+        raise UsageError("the dashboard needs a terminal, and standard output is not one.", hint)
+
+
 def register(app: typer.Typer) -> None:
     """Add `dash` to the root app."""
 
@@ -27,15 +37,7 @@ def register(app: typer.Typer) -> None:
         config = context.load(ctx)
         # a bad TARGET (usage) or $FACTORYCTL_REMOTE_CACHE (config) is an error before the screen changes
         check_agent_cache(config.resolve_target(target))
-        import sys
-
-        if not sys.stdout.isatty():
-            from factoryctl.errors import UsageError
-
-            raise UsageError(
-                "the dashboard needs a terminal, and standard output is not one.",
-                "in scripts use `factoryctl gpus --watch` or `factoryctl nodes list -o json`.",
-            )
+        require_terminal("in scripts use `factoryctl gpus --watch` or `factoryctl nodes list -o json`.")
         from factoryctl.tui.app import run_dashboard
 
         run_dashboard(config, read_only=read_only, target=None if target == "all" else target)

@@ -1,10 +1,14 @@
-"""`factoryctl demo`: a simulated factory on this machine (8 nodes x 8 H100), no GPUs or nodes needed."""
+"""`factoryctl demo`: a simulated factory on this machine (8 nodes x 8 H100), no GPUs or nodes needed.
+
+It opens the dashboard, which needs a terminal, exactly as `dash` does: without one it is the same usage error
+(exit 2), pointing at `--headless` (a fixed-length run, then one snapshot), so a script never runs on forever.
+"""
 
 from __future__ import annotations
 
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -13,7 +17,8 @@ from factoryctl.cli.render import OUTPUT_OPTION, OutputFormat
 
 if TYPE_CHECKING:
     from factoryctl.config import FactoryConfig
-    from factoryctl.errors import NodeError
+
+NO_TERMINAL_HINT = "without a terminal add --headless: `factoryctl demo --headless --duration 5 -o json`."
 
 
 def register(app: typer.Typer) -> None:
@@ -22,43 +27,31 @@ def register(app: typer.Typer) -> None:
     @app.command("demo")
     def demo_command(
         ctx: typer.Context,
-        headless: bool = typer.Option(False, "--headless", help="No dashboard: run, then print the final snapshot."),
-        duration: float = typer.Option(5.0, "--duration", min=0.0, help="Seconds to run with --headless."),
+        headless: bool = typer.Option(
+            False, "--headless", help="No dashboard (and no terminal needed): run --duration, print the snapshot."
+        ),
+        duration: float = typer.Option(
+            5.0, "--duration", min=0.0, help="Seconds to run with --headless (the dashboard runs until you quit)."
+        ),
         interval: float = typer.Option(1.0, "--interval", min=0.1, help="Seconds between samples."),
         output: OutputFormat = OUTPUT_OPTION,
         read_only: bool = typer.Option(False, "--read-only", help="Dashboard without actions."),
     ) -> None:
-        """Open the live dashboard on a simulated factory (8 nodes named demo[01-08], 8 simulated H100 each)."""
+        """Open the live dashboard on a simulated factory (8 nodes named demo[01-08], 8 simulated H100 each).
+
+        The dashboard needs a terminal (else exit 2); in scripts use `--headless --duration S [-o json]`.
+        """
         from factoryctl.demo import demo_config
 
-        config = demo_config()
         if headless:
             quiet = context.global_options(ctx)[1]
-            raise typer.Exit(_run_headless(config, duration, interval, output, quiet))
-        if _dashboard_available():
-            from factoryctl.tui.app import run_dashboard
+            raise typer.Exit(_run_headless(demo_config(), duration, interval, output, quiet))
+        from factoryctl.cli.dash import require_terminal
 
-            run_dashboard(config, read_only=read_only, target=None)
-            return
-        from factoryctl.cli.gpus import GPU_COLUMNS, gpu_items, table_view
-        from factoryctl.cli.listing import show_listing
-        from factoryctl.telemetry.poll import poll_nodes
+        require_terminal(NO_TERMINAL_HINT)
+        from factoryctl.tui.app import run_dashboard
 
-        def produce() -> tuple[list[dict[str, Any]], list[NodeError]]:
-            result = poll_nodes(config, list(config.nodes.values()))
-            items = gpu_items(result.samples, None)
-            if output in (OutputFormat.table, OutputFormat.wide):
-                items = [table_view(i) for i in items]
-            return items, result.errors
-
-        raise typer.Exit(show_listing(produce, GPU_COLUMNS, output, False, True, interval))
-
-
-def _dashboard_available() -> bool:
-    """Whether the dashboard can run here (textual installed and a terminal to draw on)."""
-    import importlib.util
-
-    return importlib.util.find_spec("textual") is not None and sys.stdout.isatty()
+        run_dashboard(demo_config(), read_only=read_only, target=None)
 
 
 def _run_headless(config: FactoryConfig, duration: float, interval: float, output: OutputFormat, quiet: bool) -> int:
