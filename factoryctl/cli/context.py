@@ -6,7 +6,7 @@ Config is loaded on demand (never at import), so `--help` and completion of comm
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -45,5 +45,27 @@ def complete_target(ctx: typer.Context, incomplete: str) -> list[str]:
 
 #: The TARGET argument of commands that default to every node, with completion from the inventory.
 TARGET_ARG = typer.Argument("all", help="Node set, @group or all.", autocompletion=complete_target)
+#: The range of every `--timeout`: a larger value overflows the platform's time_t when turned into a deadline, and
+#: no node answer is worth waiting a day for.
+MIN_TIMEOUT_S, MAX_TIMEOUT_S = 0.1, 86400.0
+
+
+def check_timeout(value: float) -> float:
+    """A `--timeout` in seconds: finite and from 0.1 s to 1 day, else a usage error (exit 2)."""
+    if not MIN_TIMEOUT_S <= value <= MAX_TIMEOUT_S:  # NaN fails both comparisons
+        from factoryctl.errors import UsageError
+
+        raise UsageError(
+            f"--timeout must be from {MIN_TIMEOUT_S:g} to {MAX_TIMEOUT_S:g} seconds (1 day), not {value:g}.",
+            "give the time in seconds, e.g. --timeout 30.",
+        )
+    return value
+
+
+def timeout_option(default: float, *names: str, help: str) -> Any:
+    """A `--timeout` option checked by `check_timeout`, so every command refuses the same values the same way."""
+    return typer.Option(default, *(names or ("--timeout",)), callback=check_timeout, help=help)
+
+
 #: How long to wait for each node, shared by every command that reaches nodes.
-TIMEOUT_OPTION = typer.Option(15.0, "--timeout", min=0.1, help="Seconds to wait for each node.")
+TIMEOUT_OPTION = timeout_option(15.0, help="Seconds to wait for each node (0.1-86400).")

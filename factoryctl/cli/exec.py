@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from factoryctl.cli import context
-from factoryctl.cli.render import NO_HEADER_OPTION, OUTPUT_OPTION, OutputFormat, dump_json, dump_yaml, emit
+from factoryctl.cli.render import NO_HEADER_OPTION, OUTPUT_OPTION, OutputFormat, dump_json, dump_yaml, emit, fold
 from factoryctl.errors import ExitCode, NodeError, UsageError, most_severe
 
 if TYPE_CHECKING:
@@ -41,13 +41,6 @@ if TYPE_CHECKING:
 
 DEFAULT_FANOUT = 64
 RULE = "-" * 15
-
-
-def fold(names: Sequence[str]) -> str:
-    """ClusterShell's folded node set (`n[01-03,07]`)."""
-    from ClusterShell.NodeSet import NodeSet
-
-    return str(NodeSet.fromlist(list(names)))
 
 
 class Terminated(BaseException):
@@ -243,12 +236,8 @@ def exec_command(
     target: str = typer.Argument(..., help="Node set, @group or all.", autocompletion=context.complete_target),
     command: list[str] = typer.Argument(..., help="The command and its arguments (after `--`).", show_default=False),
     fanout: int = typer.Option(DEFAULT_FANOUT, "--fanout", "-f", min=1, help="Nodes worked on at once."),
-    timeout: float = typer.Option(
-        60.0,
-        "--timeout",
-        "-t",
-        min=0.1,
-        help="Seconds the command may run on each node (connecting: ssh.connect_timeout_s).",
+    timeout: float = context.timeout_option(
+        60.0, "--timeout", "-t", help="Seconds the command may run on each node (connecting: ssh.connect_timeout_s)."
     ),
     output: OutputFormat = OUTPUT_OPTION,
     no_header: bool = NO_HEADER_OPTION,

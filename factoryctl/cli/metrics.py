@@ -69,7 +69,7 @@ def register(app: typer.Typer) -> None:
         address: str = typer.Option("127.0.0.1", "--address", help="Listen address (0.0.0.0 for every interface)."),
         port: int = typer.Option(9400, "--port", min=0, max=65535, help="Port (9400, as dcgm-exporter)."),
         min_interval: float = typer.Option(5.0, "--min-interval", min=0.0, help="Seconds between two refreshes."),
-        timeout: float = typer.Option(15.0, "--timeout", min=0.1, help="Seconds to wait for each node when polling."),
+        timeout: float = context.timeout_option(15.0, help="Seconds to wait for each node when polling."),
     ) -> None:
         """Serve /metrics for Prometheus until Ctrl-C."""
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer

@@ -39,7 +39,7 @@ TRUST_COLUMNS = (
     Column("status", "STATUS"),
 )
 CHECK_COLUMNS = (Column("node", "NODE"), Column("step", "STEP"), Column("status", "STATUS"), Column("detail", "DETAIL"))
-TIMEOUT_OPTION = typer.Option(15.0, "--timeout", min=0.1, help="Seconds per step and node.")
+TIMEOUT_OPTION = context.timeout_option(15.0, help="Seconds per step and node (0.1-86400).")
 FANOUT_OPTION = typer.Option(64, "--fanout", "-f", min=1, help="Nodes worked on at once.")
 
 
