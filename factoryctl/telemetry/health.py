@@ -8,6 +8,7 @@ not be reached at all); it comes back `up` with its first sample.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 from factoryctl.model.telemetry import GpuSample, NodeSample, XidEvent
 from factoryctl.store.rows import Event, NodeState
@@ -127,22 +128,6 @@ def xid_events(node: str, at: float, gpu: GpuSample, known: tuple[XidEvent, ...]
     ]
 
 
-def carry_xids(before: NodeSample | None, after: NodeSample) -> NodeSample:
-    """`after` with each GPU's XIDs from `before` kept (newest `MAX_XIDS`), so an agent restart forgets none.
-
-    A restarted agent lists only the XIDs raised since; the controller's latest sample keeps the earlier ones.
-    """
-    if before is None or not any(g.xid_events for g in before.gpus):
-        return after
-    old = {g.index: g.xid_events for g in before.gpus if g.xid_events}
-    gpus = []
-    for gpu in after.gpus:
-        kept = old.get(gpu.index, ())
-        merged = tuple(dict.fromkeys((*kept, *gpu.xid_events)))[-MAX_XIDS:]
-        gpus.append(gpu if merged == gpu.xid_events else replace(gpu, xid_events=merged))
-    return replace(after, gpus=tuple(gpus))
-
-
 def _gpu_changes(node: str, at: float, prev: GpuSample, gpu: GpuSample) -> list[Event]:
     out: list[Event] = []
     if gpu.ecc_uncorrected is not None and gpu.ecc_uncorrected > (prev.ecc_uncorrected or 0):
@@ -169,3 +154,30 @@ def _gpu_changes(node: str, at: float, prev: GpuSample, gpu: GpuSample) -> list[
             Event(at, "thermal", f"{node}/{gpu.index}: thermal slowdown ({reasons})", node, gpu.index, "warning")
         )
     return out
+
+
+def carry_forward(before: NodeSample | None, after: NodeSample) -> NodeSample:
+    """`after` with what its agent may have forgotten or cannot read kept from `before`.
+
+    A restarted agent lists only the XIDs raised since it started: each GPU keeps the earlier ones too (the newest
+    `MAX_XIDS`). A lost GPU reads nothing: it keeps its UUID and name, so its series and rows still say which board.
+    """
+    if before is None:
+        return after
+    old = {g.index: g for g in before.gpus}
+    gpus = [_carry_gpu(old[gpu.index], gpu) if gpu.index in old else gpu for gpu in after.gpus]
+    if all(new is gpu for new, gpu in zip(gpus, after.gpus, strict=True)):
+        return after
+    return replace(after, gpus=tuple(gpus))
+
+
+def _carry_gpu(prev: GpuSample, gpu: GpuSample) -> GpuSample:
+    changes: dict[str, Any] = {}
+    if prev.xid_events:
+        merged = tuple(dict.fromkeys((*prev.xid_events, *gpu.xid_events)))[-MAX_XIDS:]
+        if merged != gpu.xid_events:
+            changes["xid_events"] = merged
+    if gpu.uuid is None and prev.uuid is not None and gpu.null_reasons.get("uuid") == "gpu_lost":
+        changes.update(uuid=prev.uuid, name=prev.name)
+        changes["null_reasons"] = {k: v for k, v in gpu.null_reasons.items() if k not in ("uuid", "name")}
+    return replace(gpu, **changes) if changes else gpu

@@ -64,6 +64,33 @@ def _number(value: float) -> str:
     return repr(float(value)) if value != int(value) or abs(value) >= 1e15 else str(int(value))
 
 
+def is_lost(gpu: GpuSample) -> bool:
+    """Whether the GPU fell off the bus (XID 79, or any read reporting it lost)."""
+    return "gpu_lost" in gpu.null_reasons.values()
+
+
+def _fault_lines(gpus: Sequence[GpuSample]) -> list[str]:
+    """The last XID per GPU (dcgm-exporter's `DCGM_FI_DEV_XID_ERRORS`, a lost GPU's 79 included) and lost GPUs.
+
+    A lost GPU reports no other value, so these two series are what alerts on it fire from.
+    """
+    lines: list[str] = []
+    xids = [(g, g.xid_events[-1].xid) for g in gpus if g.xid_events]
+    if xids:
+        lines += [
+            "# HELP DCGM_FI_DEV_XID_ERRORS Value of the last XID error encountered.",
+            "# TYPE DCGM_FI_DEV_XID_ERRORS gauge",
+        ]
+        lines += [f"DCGM_FI_DEV_XID_ERRORS{gpu_labels(g)} {xid}" for g, xid in xids]
+    if gpus:
+        lines += [
+            "# HELP factoryctl_gpu_lost GPU fell off the bus (1) or answers (0).",
+            "# TYPE factoryctl_gpu_lost gauge",
+        ]
+        lines += [f"factoryctl_gpu_lost{gpu_labels(g)} {int(is_lost(g))}" for g in gpus]
+    return lines
+
+
 def render(samples: Sequence[NodeSample], drained: Iterable[str] = ()) -> str:
     """The /metrics body for these node samples."""
     drained_set = set(drained)
@@ -76,6 +103,7 @@ def render(samples: Sequence[NodeSample], drained: Iterable[str] = ()) -> str:
             continue
         lines += [f"# HELP {metric} {help_text}", f"# TYPE {metric} {kind}"]
         lines += [f"{metric}{gpu_labels(g)} {_number(v * scale)}" for g, v in rows]
+    lines += _fault_lines(gpus)
     throttled = [(g, r) for g in gpus for r in g.throttle_reasons]
     if throttled:
         lines += [

@@ -20,7 +20,7 @@ from factoryctl.errors import NodeError
 from factoryctl.model.telemetry import NodeSample
 from factoryctl.store.rows import Event, NodeState
 from factoryctl.store.sqlite import Store, StoreError
-from factoryctl.telemetry.health import NodeHealth, carry_xids, gpu_events, state_event
+from factoryctl.telemetry.health import NodeHealth, carry_forward, gpu_events, state_event
 
 log = logging.getLogger("factoryctl.telemetry")
 
@@ -139,7 +139,7 @@ class StoreWriter:
         for sample in incoming:
             before = self._previous.get(sample.node)
             events.extend(gpu_events(before, sample))
-            sample = carry_xids(before, sample)
+            sample = carry_forward(before, sample)
             self._previous[sample.node] = sample
             self._pending.append((sample, self._slow_due(sample)))
         self._trim(now)

@@ -82,3 +82,12 @@ def test_xid_79_is_an_xid_event_and_a_lost_gpu(factory: Path, cli: Any) -> None:
     assert "gpu_lost" in kinds
     (gpu,) = cli("--config", str(factory), "gpus", "n1/0", "-o", "json").json()["items"]
     assert [x["xid"] for x in gpu["xid_events"]] == [79]
+    assert gpu["uuid"] is not None  # a lost GPU still says which board it is
+
+    from factoryctl.cli.metrics import MetricsSource
+
+    text = MetricsSource(load_config(factory), 0, 5).text()
+    labels = f'{{gpu="0",UUID="{gpu["uuid"]}",device="nvidia0",modelName="{gpu["name"]}",Hostname="n1"}}'
+    assert f"DCGM_FI_DEV_XID_ERRORS{labels} 79\n" in text
+    assert f"factoryctl_gpu_lost{labels} 1\n" in text
+    assert 'factoryctl_gpu_lost{gpu="1",' in text

@@ -79,7 +79,7 @@ def _xid_sample(at: float, *xids: tuple[int, float]) -> NodeSample:
 
 
 def test_each_xid_is_one_event_whatever_the_samples_that_repeat_it() -> None:
-    from factoryctl.telemetry.health import carry_xids
+    from factoryctl.telemetry.health import carry_forward
 
     first = _xid_sample(10.0, (13, 9.5))
     assert [(e.kind, e.time, e.gpu, e.message) for e in gpu_events(None, first)] == [("xid", 9.5, 0, "n1/0: XID 13")]
@@ -88,6 +88,16 @@ def test_each_xid_is_one_event_whatever_the_samples_that_repeat_it() -> None:
     assert gpu_events(second, second) == []
     restarted = _xid_sample(12.0, (48, 11.5))  # a new agent lists only what it saw
     assert [e.message for e in gpu_events(second, restarted)] == ["n1/0: XID 48"]
-    kept = carry_xids(second, restarted)
+    kept = carry_forward(second, restarted)
     assert [x.xid for x in kept.gpus[0].xid_events] == [13, 31, 48]
-    assert carry_xids(None, restarted) is restarted
+    assert carry_forward(None, restarted) is restarted
+
+
+def test_a_lost_gpu_keeps_its_uuid_and_name() -> None:
+    from factoryctl.telemetry.health import carry_forward
+
+    before = NodeSample("n1", 1.0, gpus=(GpuSample("n1", 0, uuid="GPU-1", name="H100", power_w=1.0),))
+    lost = GpuSample("n1", 0, null_reasons={"uuid": "gpu_lost", "name": "gpu_lost", "power_w": "gpu_lost"})
+    kept = carry_forward(before, NodeSample("n1", 2.0, gpus=(lost,))).gpus[0]
+    assert (kept.uuid, kept.name, kept.power_w) == ("GPU-1", "H100", None)
+    assert kept.null_reasons == {"power_w": "gpu_lost"}

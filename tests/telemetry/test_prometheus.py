@@ -79,3 +79,26 @@ def test_serve_answers_metrics_over_http(cli: Any, tmp_path: Path, monkeypatch: 
     finally:
         server.shutdown()
     runner.join(10)
+
+
+def test_last_xid_and_lost_gpus_are_exported() -> None:
+    from factoryctl.model.telemetry import XidEvent
+
+    lost = GpuSample(
+        "n1",
+        1,
+        uuid="GPU-lost",
+        xid_events=(XidEvent(13, 5.0), XidEvent(79, 6.0)),
+        null_reasons={"power_w": "gpu_lost", "utilization_pct": "gpu_lost"},
+    )
+    fine = GpuSample("n1", 0, uuid="GPU-ok", power_w=100.0)
+    text = render([NodeSample("n1", 7.0, gpus=(fine, lost))])
+    labels = '{gpu="1",UUID="GPU-lost",device="nvidia1",modelName="",Hostname="n1"}'
+    assert f"DCGM_FI_DEV_XID_ERRORS{labels} 79\n" in text  # the last XID's code, as dcgm-exporter
+    assert 'DCGM_FI_DEV_XID_ERRORS{gpu="0"' not in text
+    assert "# TYPE DCGM_FI_DEV_XID_ERRORS gauge" in text
+    assert f"factoryctl_gpu_lost{labels} 1\n" in text
+    assert 'factoryctl_gpu_lost{gpu="0",UUID="GPU-ok"' in text
+    assert 'factoryctl_gpu_lost{gpu="0",UUID="GPU-ok",device="nvidia0",modelName="",Hostname="n1"} 0' in text
+    for line in text.splitlines():
+        assert line.startswith("# ") or LINE.match(line), line
