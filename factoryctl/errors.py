@@ -21,6 +21,7 @@ class ExitCode(IntEnum):
     CONNECTION = 4
     TIMEOUT = 124
     INTERRUPTED = 130
+    BROKEN_PIPE = 141  # 128 + SIGPIPE: whoever read our stdout went away (`| head`); nothing is printed
     TERMINATED = 143  # 128 + SIGTERM: cron's timeout, systemd
 
 

@@ -6,6 +6,8 @@ this app (for `--help` and every completion keystroke) costs little more than im
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import importlib
 import os
 import sys
@@ -155,8 +157,24 @@ def run(argv: list[str] | None = None) -> int:
     except typer.Exit as stop:
         return int(stop.exit_code)
     except BrokenPipeError:
-        return int(ExitCode.OK)
+        return _stdout_closed()
+    except SystemExit as stop:  # click turns EPIPE into a silent exit 1 before it reaches us
+        if isinstance(stop.__context__, OSError) and stop.__context__.errno == errno.EPIPE:
+            return _stdout_closed()
+        raise
     return int(result) if isinstance(result, int) else int(ExitCode.OK)
+
+
+def _stdout_closed() -> int:
+    """Our stdout's reader went away (`| head -1`): end quietly with SIGPIPE's status, like other Unix tools.
+
+    stdout is pointed at /dev/null first, so the interpreter's last flush has nowhere to fail.
+    """
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return int(ExitCode.BROKEN_PIPE)
 
 
 def main() -> None:
