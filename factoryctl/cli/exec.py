@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from factoryctl.cli import context
-from factoryctl.cli.render import NO_HEADER_OPTION, OUTPUT_OPTION, OutputFormat, dump_json, dump_yaml, emit
+from factoryctl.cli.render import NO_HEADER_OPTION, OUTPUT_OPTION, OutputFormat, dump_json, dump_yaml, emit, fold
 from factoryctl.errors import ExitCode, NodeError, UsageError, most_severe
 
 if TYPE_CHECKING:
@@ -41,13 +41,6 @@ if TYPE_CHECKING:
 
 DEFAULT_FANOUT = 64
 RULE = "-" * 15
-
-
-def fold(names: Sequence[str]) -> str:
-    """ClusterShell's folded node set (`n[01-03,07]`)."""
-    from ClusterShell.NodeSet import NodeSet
-
-    return str(NodeSet.fromlist(list(names)))
 
 
 class Terminated(BaseException):

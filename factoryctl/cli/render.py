@@ -1,7 +1,7 @@
 """Output forms shared by every listing: table, wide, json and yaml (kubectl style).
 
 A listing's JSON is `{"schema_version": 1, "items": [...], "errors": [...]}`; per-node errors are also summarised on
-stderr whatever the output form. Tables round numbers for reading; JSON keeps full precision.
+stderr whatever the output form, nodes with the same error folded onto one line. Tables round numbers for reading; JSON keeps full precision.
 """
 
 from __future__ import annotations
@@ -134,21 +134,33 @@ def render_listing(
     return render_table(items, columns, wide=output is OutputFormat.wide, header=not no_header)
 
 
-def report_node_errors(errors: Iterable[dict[str, Any]], hints: dict[str, str] | None = None) -> None:
-    """Summarise per-node failures on stderr, one line each, then each distinct hint once.
+def fold(names: Sequence[str]) -> str:
+    """ClusterShell's folded node set (`n[01-03,07]`)."""
+    from ClusterShell.NodeSet import NodeSet
 
-    An error's own hint (a `hint` key: `NodeError.as_report`) says best what to do about it; errors without one get
-    their kind's hint from `hints`.
+    return str(NodeSet.fromlist(list(names)))
+
+
+def report_node_errors(errors: Iterable[dict[str, Any]], hints: dict[str, str] | None = None) -> None:
+    """Summarise per-node failures on stderr: one line per distinct message, then each distinct hint once.
+
+    Nodes that failed with the same message share its line under their folded node set, as exec gathers output
+    (`factoryctl: n[01-20] (20): 127.0.0.1:1 refused the connection`), so 2,000 refused nodes are one line, not
+    2,000; `-o json` keeps every node's own entry. An error's own hint (a `hint` key: `NodeError.as_report`) says
+    best what to do about it; errors without one get their kind's hint from `hints`.
     """
+    by_message: dict[str, list[str]] = {}
     shown: list[str] = []
     for error in errors:
-        message = str(error["message"])
-        if not message.startswith(f"{error['node']}:"):
-            message = f"{error['node']}: {message}"
-        sys.stderr.write(f"factoryctl: {message}\n")
+        node, message = str(error["node"]), str(error["message"])
+        message = message.removeprefix(f"{node}:").lstrip()
+        by_message.setdefault(message, []).append(node)
         hint = error.get("hint") or (hints or {}).get(str(error["error"]))
         if hint and hint not in shown:
             shown.append(str(hint))
+    for message, nodes in by_message.items():
+        names = fold(nodes) if len(nodes) == 1 else f"{fold(nodes)} ({len(nodes)})"
+        sys.stderr.write(f"factoryctl: {names}: {message}\n")
     for hint in shown:
         sys.stderr.write(f"hint: {hint}\n")
 
