@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,8 @@ from typing import Any
 from factoryctl.config_schema import FactoryFile, NodeEntry, SimSettings, parse_duration
 from factoryctl.errors import ConfigError, UsageError
 from factoryctl.model.inventory import NodeSpec, SimSpec
+from factoryctl.targets import parse_gpu_target as parse_gpu_target  # re-exported: the CLI imports it from here
+from factoryctl.targets import resolve_node_names
 
 CONFIG_ENV = "FACTORYCTL_CONFIG"
 CONFIG_NAME = "factory.yaml"
@@ -76,8 +77,8 @@ class FactoryConfig:
         return self.state_dir / "factory.db"
 
     def resolve_target(self, target: str | None) -> list[NodeSpec]:
-        """Nodes named by TARGET (`all` when None), in inventory order."""
-        names = resolve_node_names(target or "all", self.nodes, self.groups)
+        """Nodes named by TARGET, in inventory order: `all` when None (omitted), a UsageError when empty."""
+        names = resolve_node_names("all" if target is None else target, list(self.nodes), self.groups)
         return [self.nodes[name] for name in names]
 
     def default_walltime_s(self) -> float:
@@ -121,6 +122,8 @@ def parse_config(text: str, path: Path | None = None, state_dir: Path | None = N
         raise ConfigError(f"{pos}: malformed YAML: {problem}.", "check the indentation and quoting there.") from exc
     if data is None:
         data = {}
+    if root is not None:
+        _check_duplicate_keys(root, where)
     positions = _positions(root) if root is not None else {}
     if not isinstance(data, dict):
         raise ConfigError(f"{where}:1:1: factory.yaml must be a mapping of keys.", "start from `factoryctl init`.")
@@ -151,6 +154,28 @@ def _positions(node: Any, loc: Loc = ()) -> dict[Loc, tuple[int, int, int, int]]
             out[item_loc] = (mark.line + 1, mark.column + 1, mark.line + 1, mark.column + 1)
             out.update(_positions(item, item_loc))
     return out
+
+
+def _check_duplicate_keys(node: Any, where: str, loc: Loc = ()) -> None:
+    """YAML lets a repeated key silently replace the first; in an inventory that hides a mistake, so refuse it."""
+    import yaml
+
+    if isinstance(node, yaml.MappingNode):
+        seen: set[tuple[str, str]] = set()
+        for key_node, value_node in node.value:
+            sub = (*loc, str(key_node.value))
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                if (key_node.tag, key_node.value) in seen:
+                    mark = key_node.start_mark
+                    raise ConfigError(
+                        f"{where}:{mark.line + 1}:{mark.column + 1}: `{_key_path(sub)}` is given twice.",
+                        "keep one; YAML would silently use the last.",
+                    )
+                seen.add((key_node.tag, key_node.value))
+            _check_duplicate_keys(value_node, where, sub)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _check_duplicate_keys(item, where, (*loc, index))
 
 
 def _where(where: str, positions: dict[Loc, tuple[int, int, int, int]], loc: Loc, at_key: bool = False) -> str:
@@ -222,23 +247,43 @@ def _valid_keys(loc: Loc) -> list[str]:
 def _expand_nodes(
     settings: FactoryFile, positions: dict[Loc, tuple[int, int, int, int]], where: str
 ) -> dict[str, NodeSpec]:
-    from ClusterShell.NodeSet import RESOLVER_NOGROUP, NodeSet, NodeSetParseError
+    from factoryctl.targets import MAX_NODE_SET, check_size, expand_node_set, name_problem, split_terms
 
     nodes: dict[str, NodeSpec] = {}
     for key, entry in settings.nodes.items():
-        try:
-            names = list(NodeSet(key, resolver=RESOLVER_NOGROUP))
-        except (NodeSetParseError, ValueError) as exc:
-            pos = _where(where, positions, ("nodes", key), at_key=True)
+        pos = _where(where, positions, ("nodes", key), at_key=True)
+        try:  # counted before expanding: `n[1-100000000]` is refused at once, not after eating memory
+            size = check_size(key)
+            names = [name for _, term in split_terms(key) for name in expand_node_set(term)]
+        except UsageError as exc:
+            raise ConfigError(f"{pos}: `nodes.{key}`: {exc.message}", "write names like gpu01 or gpu[01-16].") from None
+        if len(nodes) + size > MAX_NODE_SET:
             raise ConfigError(
-                f"{pos}: `nodes.{key}` is not a valid node set ({exc}).", "write names like gpu01 or gpu[01-16]."
-            ) from None
+                f"{pos}: `nodes.{key}` takes the inventory past {MAX_NODE_SET:,} nodes.",
+                "check the ranges' bounds (a digit too many?).",
+            )
+        _check_gpus(key, entry, positions, where)
         for name in names:
+            problem = name_problem(name)
+            if problem:
+                raise ConfigError(f"{pos}: node name {problem}.", "rename the node; its `host` may be anything.")
             if name in nodes:
-                pos = _where(where, positions, ("nodes", key), at_key=True)
                 raise ConfigError(f"{pos}: node `{name}` is defined twice.", "each node may appear in one key only.")
             nodes[name] = _node_spec(name, entry or NodeEntry(), settings)
     return nodes
+
+
+def _check_gpus(key: str, entry: NodeEntry | None, positions: dict[Loc, tuple[int, int, int, int]], where: str) -> None:
+    """`gpus: 0` on a simulated node is a mistake, not a request for the default 8."""
+    if entry is None or entry.sim is None or entry.gpus != 0:
+        return
+    if isinstance(entry.sim, SimSettings) and entry.sim.gpus is not None:
+        return
+    pos = _where(where, positions, ("nodes", key, "gpus"))
+    raise ConfigError(
+        f"{pos}: `nodes.{key}.gpus`: a simulated node needs at least 1 GPU.",
+        "write the number of simulated GPUs (1-64), or remove `sim:` for a node without GPUs.",
+    )
 
 
 def _node_spec(name: str, entry: NodeEntry, settings: FactoryFile) -> NodeSpec:
@@ -246,7 +291,8 @@ def _node_spec(name: str, entry: NodeEntry, settings: FactoryFile) -> NodeSpec:
     sim: SimSpec | None = None
     if entry.sim is not None:
         spec = SimSettings.model_validate({"profile": entry.sim}) if isinstance(entry.sim, str) else entry.sim
-        sim = SimSpec(spec.profile, spec.gpus or entry.gpus or 8, spec.seed, tuple(spec.unsupported))
+        gpus = spec.gpus if spec.gpus is not None else entry.gpus if entry.gpus is not None else 8
+        sim = SimSpec(spec.profile, gpus, spec.seed, tuple(spec.unsupported))
     return NodeSpec(
         name=name,
         host=entry.host or name,
@@ -268,10 +314,16 @@ def _expand_groups(
     positions: dict[Loc, tuple[int, int, int, int]],
     where: str,
 ) -> dict[str, tuple[str, ...]]:
+    from factoryctl.targets import name_problem
+
     groups: dict[str, tuple[str, ...]] = {}
     for group, expr in settings.groups.items():
+        problem = name_problem(group)
+        if problem:
+            pos = _where(where, positions, ("groups", group), at_key=True)
+            raise ConfigError(f"{pos}: group name {problem}.", "rename the group (it is used as `@name`).")
         try:
-            groups[group] = tuple(resolve_node_names(expr, nodes, groups))
+            groups[group] = tuple(resolve_node_names(expr, list(nodes), groups))
         except UsageError as exc:
             pos = _where(where, positions, ("groups", group))
             hint = exc.hint
@@ -279,57 +331,3 @@ def _expand_groups(
                 hint = "a group names nodes defined under `nodes:` in this file."
             raise ConfigError(f"{pos}: `groups.{group}`: {exc.message}", hint) from None
     return groups
-
-
-# ---------------------------------------------------------------------------------------------------- targets
-
-_GROUP_REF = re.compile(r"@([A-Za-z0-9_.:-]+)")
-
-
-def resolve_node_names(target: str, nodes: dict[str, NodeSpec], groups: dict[str, tuple[str, ...]]) -> list[str]:
-    """Expand a TARGET (`all`, a node set, `@group`, with ClusterShell's `,` `!` `&` `^`) to inventory names."""
-    from ClusterShell.NodeSet import RESOLVER_NOGROUP, NodeSet, NodeSetParseError
-
-    if not nodes:
-        raise UsageError("the inventory has no nodes.", "add nodes to factory.yaml (see `factoryctl init`).")
-    everything = str(NodeSet.fromlist(list(nodes), resolver=RESOLVER_NOGROUP))
-
-    def substitute(match: re.Match[str]) -> str:
-        group = match.group(1)
-        if group == "all":
-            return everything
-        if group not in groups:
-            known = ", ".join(f"@{g}" for g in groups) or "none defined"
-            raise UsageError(f"unknown group `@{group}`.", f"groups in factory.yaml: {known}.")
-        return str(NodeSet.fromlist(list(groups[group]), resolver=RESOLVER_NOGROUP)) or "\x00empty"
-
-    expr = target.strip()
-    expr = everything if expr == "all" else _GROUP_REF.sub(substitute, expr)
-    try:
-        wanted = set(NodeSet(expr.replace("\x00empty", ""), resolver=RESOLVER_NOGROUP))
-    except (NodeSetParseError, ValueError) as exc:
-        raise UsageError(
-            f"`{target}` is not a valid node set ({exc}).", "use e.g. gpu[01-16], @rack-a or all."
-        ) from None
-    names = [name for name in nodes if name in wanted]
-    if not names:
-        raise UsageError(f"`{target}` matches no node in the inventory.", "run `factoryctl nodes list` to see them.")
-    return names
-
-
-def parse_gpu_target(target: str) -> tuple[str, list[int] | None]:
-    """Split `gpu03/0-3` into the node part and GPU indexes (None when no `/` part: every GPU)."""
-    if "/" not in target:
-        return target, None
-    node_part, gpu_part = target.rsplit("/", 1)
-    indexes: list[int] = []
-    try:
-        for piece in gpu_part.split(","):
-            low, _, high = piece.partition("-")
-            first, last = int(low), int(high or low)
-            if first > last:
-                raise ValueError(piece)  # 3-1 is a typo, not an empty list
-            indexes.extend(range(first, last + 1))
-    except ValueError:
-        raise UsageError(f"`{gpu_part}` is not a GPU list.", "write GPUs as 0, 0-3 or 0,2,5 after the `/`.") from None
-    return node_part, sorted(set(indexes))

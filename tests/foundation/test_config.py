@@ -105,6 +105,17 @@ def test_gpu_target():
         ("groups: {x: b}\nnodes: {a: }\n", "f.yaml:1:13", "`b` matches no node", "defined under `nodes:`"),
         ("controller: {interval_s: -1}\n", "f.yaml:1:26", "`controller.interval_s`", "docs"),
         ("- just\n- a list\n", "f.yaml:1:1", "must be a mapping", "init"),
+        ("nodes:\n  n[1-100000000]: {}\n", "f.yaml:2:3", "names 100,000,000 nodes", "gpu[01-16]"),
+        ("nodes:\n  a[1-60000]: {}\n  b[1-60000]: {}\n", "f.yaml:3:3", "past 100,000 nodes", "bounds"),
+        ("nodes:\n  all: {}\n", "f.yaml:2:3", "node name `all` is reserved", "rename the node"),
+        ("nodes:\n  n1/0: {}\n", "f.yaml:2:3", "`n1/0` cannot be written in a TARGET", "rename"),
+        ("nodes:\n  'a b': {}\n", "f.yaml:2:3", "`a b` cannot be written", "rename"),
+        ("nodes: {a: }\ngroups:\n  all: a\n", "f.yaml:3:3", "group name `all` is reserved", "`@name`"),
+        ("nodes: {a: }\ngroups:\n  r!a: a\n", "f.yaml:3:3", "group name `r!a` cannot be written", "`@name`"),
+        ("nodes:\n  a: {sim: h100-sxm, gpus: 0}\n", "f.yaml:2:28", "needs at least 1 GPU", "1-64"),
+        ("nodes:\n  n1: {transport: local}\n  n1: {}\n", "f.yaml:3:3", "`nodes.n1` is given twice", "last"),
+        ("name: a\nnodes: {}\nname: b\n", "f.yaml:3:1", "`name` is given twice", "keep one"),
+        ("nodes:\n  a: {labels: {x: '1', x: '2'}}\n", "f.yaml:2:24", "`nodes.a.labels.x` is given", "keep"),
     ],
 )
 def test_config_errors_name_file_line_col(text, position, fragment, hint):
@@ -156,3 +167,10 @@ def test_unsupported_names_must_be_gpu_fields():
         parse_config("nodes:\n  a: {sim: {unsupported: [ecc_uncorected]}}\n", Path("f.yaml"))
     assert "did you mean 'ecc_uncorrected'?" in caught.value.message
     assert caught.value.message.startswith("f.yaml:2:")
+
+
+def test_gpus_zero_is_kept_on_a_node_without_sim_and_sim_gpus_win():
+    config = parse_config("nodes:\n  a: {gpus: 0}\n  b: {sim: {gpus: 2}, gpus: 0}\n", Path("f.yaml"))
+    assert config.nodes["a"].sim is None
+    assert config.nodes["b"].sim is not None
+    assert config.nodes["b"].sim.gpus == 2
