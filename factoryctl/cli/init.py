@@ -1,4 +1,7 @@
-"""`factoryctl init`: write a commented example factory.yaml to start from."""
+"""`factoryctl init`: write a commented example factory.yaml to start from.
+
+`-` means stdout, as for most Unix tools, so the example can be piped or read without creating a file named `-`.
+"""
 
 from __future__ import annotations
 
@@ -46,12 +49,17 @@ def register(app: typer.Typer) -> None:
     @app.command("init")
     def init_command(
         ctx: typer.Context,
-        path: Path = typer.Argument(Path("factory.yaml"), help="Where to write the example."),
+        path: Path = typer.Argument(Path("factory.yaml"), help="Where to write the example; - for stdout."),
         force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing file."),
     ) -> None:
-        """Write a commented example factory.yaml."""
+        """Write a commented example factory.yaml (`factoryctl init -` prints it on stdout instead)."""
         from factoryctl.errors import UsageError
 
+        if str(path) == "-":
+            from factoryctl.cli.render import emit
+
+            emit(EXAMPLE)
+            return
         if path.is_dir():
             raise UsageError(
                 f"{path} is a directory; nothing was written.", f"name the file, e.g. {path / 'factory.yaml'}."

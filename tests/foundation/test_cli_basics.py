@@ -34,6 +34,18 @@ def test_init_writes_a_valid_example_and_refuses_to_overwrite(cli):
     assert quiet.stderr == ""
 
 
+def test_init_dash_prints_the_example_on_stdout_and_writes_no_file(cli):
+    result = cli("init", "-")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith("# factory.yaml")
+    assert result.stderr == ""
+    assert not Path("-").exists()
+    assert not Path("factory.yaml").exists()
+    Path("piped.yaml").write_text(result.stdout)
+    validated = cli("--config", "piped.yaml", "config", "validate")
+    assert validated.exit_code == 0, validated.stderr
+
+
 def test_config_error_is_one_sentence_with_hint_and_exit_3(cli):
     Path("factory.yaml").write_text("name: lab\nnodes:\n  gpu01: {hostt: x}\n")
     result = cli("config", "validate")
