@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 
@@ -55,7 +55,9 @@ def events_command(
     limit: int = typer.Option(1000, "--limit", min=1, help="At most this many (the newest)."),
     output: OutputFormat = OUTPUT_OPTION,
     no_header: bool = NO_HEADER_OPTION,
-    follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new events (JSON lines with -o json)."),
+    follow: bool = typer.Option(
+        False, "--follow", "-f", help="Keep printing new events (JSON lines with -o json) until Ctrl-C (exit 130)."
+    ),
 ) -> None:
     """Health and state events: nodes up/degraded/down, XIDs, ECC errors, lost GPUs, drains, reloads."""
     import time
@@ -135,8 +137,8 @@ def _follow(
     output: OutputFormat,
     no_header: bool,
     every_s: float,
-) -> None:
-    """Print events as they are stored, like `tail -f`, until Ctrl-C."""
+) -> NoReturn:
+    """Print events as they are stored, like `tail -f`, until Ctrl-C (exit 130, as any command's Ctrl-C)."""
     import json
     import time
 
@@ -151,13 +153,10 @@ def _follow(
     show(shown, header=not no_header)
     last_id = max((e.id or 0 for e in shown), default=0)
     last_t = max((e.time for e in shown), default=time.time() - 1)
-    try:
-        while True:
-            time.sleep(every_s)
-            fresh = [e for e in store.events(last_t, names) if (e.id or 0) > last_id and kind in (None, e.kind)]
-            if fresh:
-                show(fresh, header=False)
-                last_id = max(e.id or 0 for e in fresh)
-                last_t = max(e.time for e in fresh)
-    except KeyboardInterrupt:
-        return
+    while True:
+        time.sleep(every_s)
+        fresh = [e for e in store.events(last_t, names) if (e.id or 0) > last_id and kind in (None, e.kind)]
+        if fresh:
+            show(fresh, header=False)
+            last_id = max(e.id or 0 for e in fresh)
+            last_t = max(e.time for e in fresh)

@@ -33,7 +33,10 @@ def show_listing(
     watch: bool = False,
     interval: float = 2.0,
 ) -> int:
-    """Produce and print a listing once (or until Ctrl-C with --watch); return the exit status."""
+    """Produce and print a listing once (or until Ctrl-C with --watch); return the exit status.
+
+    Ctrl-C is how every `--watch` ends, and it ends it as Ctrl-C ends any command: 130 (docs/cli.md, Exit codes).
+    """
     if not watch:
         return _show_once(produce, columns, output, no_header, clear=False)
     try:
@@ -41,7 +44,7 @@ def show_listing(
             _show_once(produce, columns, output, no_header, clear=True)
             time.sleep(interval)
     except KeyboardInterrupt:
-        return int(ExitCode.OK)
+        return int(ExitCode.INTERRUPTED)
 
 
 def _show_once(produce: Producer, columns: Sequence[Column], output: OutputFormat, no_header: bool, clear: bool) -> int:
