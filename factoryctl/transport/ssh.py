@@ -67,6 +67,7 @@ class SshConnection:
         self.options = options
         self.host_key: ServerKey | None = None
         self._watchdog: threading.Thread | None = None
+        self._closing = threading.Event()
         self._lock = threading.Lock()
         self._running: set[paramiko.Channel] = set()
 
@@ -146,10 +147,10 @@ class SshConnection:
         limit = timeout or self.options.channel_timeout_s
 
         def loop() -> None:
-            while self.transport.is_active():
-                time.sleep(every)
-                if self.transport.is_active() and not self.is_alive(limit):
+            while not self._closing.wait(every) and self.transport.is_active():
+                if not self.is_alive(limit):
                     self.transport.close()
+                    return
 
         self._watchdog = threading.Thread(target=loop, daemon=True, name=f"ssh-watch-{self.node}")
         self._watchdog.start()
@@ -225,8 +226,12 @@ class SshConnection:
             _close(chan)
 
     def close(self) -> None:
-        """Close the transport (and with it every channel)."""
+        """Close the transport (and with it every channel), and stop the liveness watch at once."""
+        self._closing.set()
         self.transport.close()
+        watchdog = self._watchdog
+        if watchdog is not None and watchdog is not threading.current_thread():
+            watchdog.join(self.options.channel_timeout_s)
 
 
 class _Capped:
