@@ -43,12 +43,11 @@ def _load_policy(path: Path | None, gpu: GpuPowerRange, max_loss: float) -> Poli
         return OptimizePolicy(max_throughput_loss=max_loss)
     import yaml
 
+    from factoryctl.textfile import read_utf8
+
+    text = read_utf8(path, "policy file", "check the path given to --policy.")
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UsageError(
-            f"cannot read policy file {path}: {exc.strerror}.", "check the path given to --policy."
-        ) from exc
+        document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         place = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)

@@ -7,6 +7,7 @@ Prices come from a price source; today that is the built-in CSV source (`--price
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -32,15 +33,20 @@ SOURCE_COLUMNS = (Column("name", "NAME"), Column("value", "OBJECT"), Column("pac
 
 
 def _moment(text: str | None, default: int | None) -> int | None:
+    """`--since/--until/--at`: a duration ago (`1h`, `7d`) or an ISO-8601 time, parsed as every other `--since`."""
+    import math
+
+    from factoryctl.cli.telemetry import parse_when
     from factoryctl.errors import UsageError
-    from factoryctl.power.sources import parse_timestamp
 
     if text is None:
         return default
-    try:
-        return parse_timestamp(text)
-    except ValueError as exc:
-        raise UsageError(f"not an ISO-8601 time: {text!r}", hint="e.g. 2023-06-01T12:00:00Z") from exc
+    moment = parse_when(text, time.time())
+    if not math.isfinite(moment):
+        raise UsageError(
+            f"`{text}` is too far back to be a time.", "write e.g. --since 7d or --since 2023-06-01T00:00Z."
+        )
+    return math.floor(moment)
 
 
 def _item(timestamp_s: int, price: float | None) -> dict[str, Any]:
@@ -49,44 +55,63 @@ def _item(timestamp_s: int, price: float | None) -> dict[str, Any]:
     return {"timestamp_utc": iso_utc_seconds(timestamp_s), "price_per_mwh": price}
 
 
+def _stale_warning(prices: Path, newest_s: int, interval_s: int, moment: int) -> None:
+    from factoryctl.model.power import iso_utc_seconds
+
+    sys.stderr.write(
+        f"factoryctl: the prices in {prices} end with the {interval_s} s interval starting {iso_utc_seconds(newest_s)},"
+        f" before {iso_utc_seconds(moment)}: the price shown is stale, not the price of the interval running then.\n"
+        "hint: update the prices file (the feed may have stopped), or pass --at to look at a past time.\n"
+    )
+
+
 @app.command("show")
 def show_command(
     prices: Path = PRICES_OPTION,
-    at: str | None = typer.Option(None, "--at", help="ISO-8601 time to look at (default: now)."),
+    at: str | None = typer.Option(None, "--at", help="Time to look at: ISO-8601 or a duration ago (default: now)."),
     output: OutputFormat = OUTPUT_OPTION,
     no_header: bool = NO_HEADER_OPTION,
 ) -> None:
-    """The price of the interval running at a time (now by default), and how old the newest price is."""
+    """The price of the interval running at a time (now by default), and how old the newest price is.
+
+    When the file ends before that interval, the last price is shown marked stale, with a warning on stderr.
+    """
     from factoryctl.errors import ActionFailed
-    from factoryctl.power.sources import CsvPriceSource
+    from factoryctl.power.sources import CsvPriceSource, price_interval_s
 
     moment = _moment(at, int(time.time()))
     assert moment is not None
-    known = [p for p in CsvPriceSource(prices).fetch(end_s=moment + 1)]
+    known = CsvPriceSource(prices).fetch(end_s=moment + 1)
     if not known:
         raise ActionFailed(f"no price in {prices} at or before the requested time", hint="check --at or the file.")
-    current = known[-1]
+    current, interval_s = known[-1], price_interval_s(known)
+    stale = moment >= current.timestamp_s + interval_s
     newest = next((p for p in reversed(known) if p.price_per_mwh is not None), None)
     item = {
         **_item(current.timestamp_s, current.price_per_mwh),
         "source": "csv",
         "age_s": None if newest is None else moment - newest.timestamp_s,
+        "stale": stale,
     }
+    if stale:
+        _stale_warning(prices, current.timestamp_s, interval_s, moment)
     if output is OutputFormat.json:
         emit(dump_json(item))
         return
     if output is OutputFormat.yaml:  # one object, as -o json
         emit(dump_yaml(item))
         return
-    columns = (*PRICE_COLUMNS, Column("age_s", "AGE S"))
+    columns = (*PRICE_COLUMNS, Column("age_s", "AGE S"), Column("stale", "STALE"))
     emit(render_listing([item], [], columns, output, no_header))
 
 
 @app.command("history")
 def history_command(
     prices: Path = PRICES_OPTION,
-    since: str | None = typer.Option(None, "--since", help="ISO-8601 start (inclusive)."),
-    until: str | None = typer.Option(None, "--until", help="ISO-8601 end (exclusive)."),
+    since: str | None = typer.Option(
+        None, "--since", help="Start (inclusive): a duration ago (90m, 24h, 7d) or an ISO-8601 time."
+    ),
+    until: str | None = typer.Option(None, "--until", help="End (exclusive): a duration ago or an ISO-8601 time."),
     output: OutputFormat = OUTPUT_OPTION,
     no_header: bool = NO_HEADER_OPTION,
 ) -> None:

@@ -1,17 +1,19 @@
 """Reading a power data file (curves, prices) from CSV, so that every error names the file and the line.
 
-The files differ only in their columns and in how one row becomes a value; opening, the header check and the
-`file:line` prefix on a bad row are the same for all and live here once.
+The files differ only in their columns and in how one row becomes a value; opening, decoding (UTF-8, else a usage
+error at file:line), the header check and the `file:line` prefix on a bad row are the same for all and live here once.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
 from factoryctl.errors import UsageError
+from factoryctl.textfile import read_utf8
 
 T = TypeVar("T")
 
@@ -29,21 +31,15 @@ def read_csv_rows(
     `file_kind` and `row_kind` name the file and its rows in messages ("curve file", "curve row"); `columns_hint` is
     the hint when a column is missing or a row is bad.
     """
-    try:
-        handle = path.open(newline="", encoding="utf-8-sig")
-    except OSError as exc:
-        raise UsageError(
-            f"cannot read {file_kind} {path}: {exc.strerror}.", "check the path and that the file is readable."
-        ) from exc
+    text = read_utf8(path, file_kind, "check the path and that the file is readable.")
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    missing = [c for c in columns if c not in (reader.fieldnames or [])]
+    if missing:
+        raise UsageError(f"{path}:1: the {file_kind} lacks column(s) {', '.join(missing)}", hint=columns_hint)
     values: list[T] = []
-    with handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in columns if c not in (reader.fieldnames or [])]
-        if missing:
-            raise UsageError(f"{path}:1: the {file_kind} lacks column(s) {', '.join(missing)}", hint=columns_hint)
-        for row in reader:
-            try:
-                values.append(parse_row(row))
-            except (TypeError, ValueError) as exc:
-                raise UsageError(f"{path}:{reader.line_num}: bad {row_kind}: {exc}", hint=columns_hint) from exc
+    for row in reader:
+        try:
+            values.append(parse_row(row))
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"{path}:{reader.line_num}: bad {row_kind}: {exc}", hint=columns_hint) from exc
     return values

@@ -12,7 +12,6 @@ import itertools
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
-from statistics import median
 
 from factoryctl.errors import UsageError
 from factoryctl.model.power import GpuPowerRange, PowerAction, PricePoint, iso_utc_seconds
@@ -21,6 +20,7 @@ from factoryctl.power.policy.config import OptimizePolicy, Policy
 from factoryctl.power.policy.engine import EngineSetup, EngineState, decide
 from factoryctl.power.policy.lagrange import LagrangeChains, solve_lp
 from factoryctl.power.policy.view import DAY_S, PriceView
+from factoryctl.power.sources import price_interval_s
 
 VISIBILITIES = ("day-ahead", "realtime")
 #: Day-ahead auctions publish all of day d+1 by this hour (UTC) of day d.
@@ -78,7 +78,7 @@ def inspect_series(points: Sequence[PricePoint]) -> SeriesReport:
                 f"price timestamps must be strictly increasing ({stamp} repeats or goes back)",
                 hint="sort the file and drop duplicate rows.",
             )
-    interval = int(median(steps)) if steps else 3600
+    interval = price_interval_s(points)
     gaps = tuple(
         (a.timestamp_s + interval, b.timestamp_s)
         for a, b in itertools.pairwise(points)

@@ -3,20 +3,29 @@
 Every feed (a CSV file here, ENTSO-E or a utility API in plugins) is a `PriceSource` registered in the
 `factoryctl.price_sources.v1` entry-point group, so the engine and the simulator never care where prices came
 from. A CSV file is `timestamp_utc,price_per_mwh` (extra columns ignored); an empty or NaN price is kept as an
-unknown price (`None`) rather than dropped, because a hole in a feed is something the policy must react to.
+unknown price (`None`) rather than dropped, because a hole in a feed is something the policy must react to. One
+loader serves `price show`, `price history` and `power simulate`, so a file is accepted or refused the same way by
+all: timestamps strictly increasing, prices finite and at most `MAX_PRICE_PER_MWH` in magnitude.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+from statistics import median
 from typing import Protocol
 
-from factoryctl.model.power import PricePoint
+from factoryctl.model.power import PricePoint, iso_utc_seconds
 from factoryctl.power.csv_file import read_csv_rows
 
 PRICE_COLUMNS = ("timestamp_utc", "price_per_mwh")
+#: The largest price magnitude accepted, per MWh. Market caps are in the tens of thousands (European intraday
+#: +-9,999 EUR, Australia's NEM about 17,500 AUD); a million is a unit or parsing mistake, and values near 1e308
+#: overflow every cost sum to infinity.
+MAX_PRICE_PER_MWH = 1e6
 _UNKNOWN = {"", "nan", "na", "n/a", "null", "none", "-"}
 
 
@@ -40,7 +49,7 @@ def parse_timestamp(text: str) -> int:
 
 
 def parse_price(text: str) -> float | None:
-    """A price per MWh; empty or NaN-like text is an unknown price. Infinite prices are refused."""
+    """A price per MWh; empty or NaN-like text is an unknown price. Infinite or absurdly large prices are refused."""
     if text.strip().lower() in _UNKNOWN:
         return None
     value = float(text)
@@ -48,17 +57,36 @@ def parse_price(text: str) -> float | None:
         return None
     if math.isinf(value):
         raise ValueError("infinite price")
+    if abs(value) > MAX_PRICE_PER_MWH:
+        raise ValueError(f"price {value:g} is out of range: at most {MAX_PRICE_PER_MWH:g} per MWh either way")
     return value
 
 
-def _price_point(row: dict[str, str]) -> PricePoint:
-    return PricePoint(parse_timestamp(row["timestamp_utc"] or ""), parse_price(row["price_per_mwh"] or ""))
+def _price_reader() -> Callable[[dict[str, str]], PricePoint]:
+    """Parse rows in file order, refusing a timestamp that repeats or goes back (which row would win is a guess)."""
+    last: list[int] = []
+
+    def parse(row: dict[str, str]) -> PricePoint:
+        point = PricePoint(parse_timestamp(row["timestamp_utc"] or ""), parse_price(row["price_per_mwh"] or ""))
+        if last and point.timestamp_s <= last[0]:
+            stamp = iso_utc_seconds(point.timestamp_s)
+            raise ValueError(f"{stamp} repeats or goes back; price timestamps must be strictly increasing")
+        last[:] = [point.timestamp_s]
+        return point
+
+    return parse
 
 
 def read_price_csv(path: Path) -> tuple[PricePoint, ...]:
-    """Read a prices CSV; errors name the file and line."""
-    hint = "a prices file has the header timestamp_utc,price_per_mwh."
-    return tuple(read_csv_rows(path, PRICE_COLUMNS, _price_point, "prices file", "price row", hint))
+    """Read a prices CSV, in time order; errors name the file and line. Every command loads prices through here."""
+    hint = "a prices file has the header timestamp_utc,price_per_mwh and one row per interval, in time order."
+    return tuple(read_csv_rows(path, PRICE_COLUMNS, _price_reader(), "prices file", "price row", hint))
+
+
+def price_interval_s(points: Sequence[PricePoint]) -> int:
+    """The length of one price interval: the median spacing of the series (an hour when it has one point)."""
+    steps = [b.timestamp_s - a.timestamp_s for a, b in itertools.pairwise(points)]
+    return int(median(steps)) if steps else 3600
 
 
 class CsvPriceSource:
@@ -72,9 +100,8 @@ class CsvPriceSource:
 
     def fetch(self, start_s: int | None = None, end_s: int | None = None) -> tuple[PricePoint, ...]:
         """Prices of intervals starting in [start_s, end_s) (either end open when None), sorted by time."""
-        points = sorted(read_price_csv(self.path), key=lambda p: p.timestamp_s)
         return tuple(
             p
-            for p in points
+            for p in read_price_csv(self.path)
             if (start_s is None or p.timestamp_s >= start_s) and (end_s is None or p.timestamp_s < end_s)
         )

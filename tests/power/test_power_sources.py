@@ -17,8 +17,8 @@ def test_csv_source_reads_unknown_prices_as_none_and_filters_by_time(tmp_path):
     path = tmp_path / "p.csv"
     path.write_text(
         "timestamp_utc,price_per_mwh,zone\n"
-        "2023-01-01T01:00:00Z,NaN,FR\n"
         "2023-01-01T00:00:00+00:00,-12.5,FR\n"
+        "2023-01-01T01:00:00Z,NaN,FR\n"
         "2023-01-01T02:00:00Z,,FR\n"
         "2023-01-01T03:00:00,99999.0,FR\n"
     )
