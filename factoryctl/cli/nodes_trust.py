@@ -77,7 +77,7 @@ def _on_each_node(
     if ssh_only:
         local = [s.name for s in specs if s.transport != "ssh"]
         if local:
-            from factoryctl.cli.exec import fold
+            from factoryctl.cli.render import fold
 
             sys.stderr.write(f"factoryctl: skipped {fold(local)}: the local transport has no host key.\n")
         specs = [s for s in specs if s.transport == "ssh"]
