@@ -70,18 +70,22 @@ def test_sshd_killed_mid_command(sshd_factory, tmp_path):
     pool = SshPool(OPTIONS)
     connection = pool.connect(spec)
     assert connection.is_alive()
-    threading.Timer(0.5, server.kill).start()
+    killer = threading.Timer(0.5, server.kill)
+    killer.start()
     started = time.monotonic()
-    with pytest.raises(NodeError) as caught:
-        connection.run(["sleep", "30"], timeout=20)
-    assert caught.value.kind == "refused"
-    assert caught.value.exit_code == ExitCode.CONNECTION
-    assert time.monotonic() - started < 30
-    assert not connection.is_alive(timeout=2)
-    with pytest.raises(NodeError) as again:
-        pool.connect(spec)
-    assert again.value.exit_code == ExitCode.CONNECTION  # refused (or banner, if the freed port was taken meanwhile)
-    pool.close()
+    try:
+        with pytest.raises(NodeError) as caught:
+            connection.run(["sleep", "30"], timeout=20)
+        assert caught.value.kind == "refused"
+        assert caught.value.exit_code == ExitCode.CONNECTION
+        assert time.monotonic() - started < 30
+        assert not connection.is_alive(timeout=2)
+        with pytest.raises(NodeError) as again:
+            pool.connect(spec)
+        assert again.value.exit_code == ExitCode.CONNECTION  # refused (or banner, if the freed port was taken)
+    finally:
+        killer.join()
+        pool.close()
 
 
 def test_pool_reconnects_after_the_connection_died(ssh_node):

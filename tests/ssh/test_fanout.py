@@ -43,9 +43,13 @@ def test_order_bound_and_errors():
 
 def test_ctrl_c_leaves_at_once():
     stuck = threading.Event()
-    threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+    ctrl_c = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT))
+    ctrl_c.start()
     started = time.monotonic()
-    with pytest.raises(KeyboardInterrupt):
-        fan_out(NODES[:2], lambda node: stuck.wait(30), fanout=2)
-    assert time.monotonic() - started < 5
-    stuck.set()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            fan_out(NODES[:2], lambda node: stuck.wait(30), fanout=2)
+        assert time.monotonic() - started < 5
+    finally:
+        ctrl_c.join()  # a SIGINT must never reach a later test
+        stuck.set()  # the workers left behind end now, not in 30 s
