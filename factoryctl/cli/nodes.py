@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from factoryctl.errors import NodeError
     from factoryctl.model.inventory import NodeSpec
     from factoryctl.model.telemetry import NodeSample
+    from factoryctl.store.rows import DrainInfo
 
 app = typer.Typer(no_args_is_help=False, invoke_without_command=True)
 
@@ -44,11 +45,14 @@ NODE_COLUMNS = (
     Column("labels", "LABELS", wide_only=True),
     Column("last_seen", "LAST SEEN", wide_only=True),
     Column("error", "ERROR", wide_only=True),
+    Column("drain_reason", "REASON", wide_only=True),
+    Column("drained_by", "DRAINED BY", wide_only=True),
+    Column("drained_at", "DRAINED AT", wide_only=True),
 )
 
 
-def node_item(spec: NodeSpec, sample: NodeSample | None, drained: bool) -> dict[str, Any]:
-    """One `nodes list` item (DESIGN.md, Node fields)."""
+def node_item(spec: NodeSpec, sample: NodeSample | None, drain: DrainInfo | None) -> dict[str, Any]:
+    """One `nodes list` item (DESIGN.md, Node fields, plus why, by whom and since when a node is drained)."""
     answered = sample is not None and sample.error is None
     return {
         "node": spec.name,
@@ -56,7 +60,7 @@ def node_item(spec: NodeSpec, sample: NodeSample | None, drained: bool) -> dict[
         "port": spec.port,
         "transport": spec.transport,
         "state": sample.state if sample else "down",
-        "drained": drained,
+        "drained": drain is not None,
         "healthy": bool(sample and sample.healthy),
         "agent_version": sample.agent_version if sample else None,
         "backend": sample.backend if sample else None,
@@ -68,18 +72,21 @@ def node_item(spec: NodeSpec, sample: NodeSample | None, drained: bool) -> dict[
         "labels": dict(spec.labels),
         "last_seen": iso_utc(sample.time) if answered and sample else None,
         "error": sample.error if sample else "unknown",
+        "drain_reason": drain.reason if drain else None,
+        "drained_by": drain.by if drain else None,
+        "drained_at": iso_utc(drain.since) if drain else None,
     }
 
 
-def drained_nodes(config: FactoryConfig) -> set[str]:
-    """Nodes kept off by `nodes drain` (persisted in the store; none when there is no store yet)."""
+def drained_nodes(config: FactoryConfig) -> dict[str, DrainInfo]:
+    """Nodes kept off by `nodes drain`, with why, who and when (from the store; none when there is no store yet)."""
     if not config.store_path.exists():
-        return set()
+        return {}
     from factoryctl.store import open_store
 
     store = open_store(config.store_path, readonly=True)
     try:
-        return set(store.drained_nodes())
+        return store.drained_nodes()
     finally:
         store.close()
 
@@ -93,7 +100,7 @@ def node_items(
     result = current_samples(config, specs, timeout)
     by_name = {s.node: s for s in result.samples}
     drained = drained_nodes(config)
-    return [node_item(spec, by_name.get(spec.name), spec.name in drained) for spec in specs], result.errors
+    return [node_item(spec, by_name.get(spec.name), drained.get(spec.name)) for spec in specs], result.errors
 
 
 def _list(

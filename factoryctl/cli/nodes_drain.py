@@ -47,7 +47,12 @@ def register(nodes_app: typer.Typer) -> None:
     def drain(
         ctx: typer.Context,
         target: str = typer.Argument(..., help="Node set, @group or all.", autocompletion=context.complete_target),
-        reason: str | None = typer.Option(None, "--reason", "-r", help="Why (shown in `nodes list` and events)."),
+        reason: str | None = typer.Option(
+            None,
+            "--reason",
+            "-r",
+            help="Why (shown by `nodes list -o wide` / -o json, with who and when, and in events).",
+        ),
         output: OutputFormat = OUTPUT_OPTION,
     ) -> None:
         """Keep the scheduler off these nodes (running jobs are left alone); persisted until `nodes resume`."""

@@ -229,3 +229,25 @@ def test_events_follow_prints_new_events_as_json_lines(cli: Any, filled: Path, m
     assert result.exit_code == 130, result.stderr  # Ctrl-C, as for any command
     kinds = [json.loads(line)["kind"] for line in result.stdout.splitlines()]
     assert kinds == ["node_up", "ecc"]
+
+
+def test_nodes_list_shows_why_who_and_when_a_node_is_drained(cli: Any, filled: Path) -> None:
+    import getpass
+
+    before = time.time()
+    assert cli("--config", str(filled), "nodes", "drain", "n1", "-r", "fan").exit_code == 0
+    (item,) = cli("--config", str(filled), "nodes", "list", "n1", "-o", "json").json()["items"]
+    assert (item["drained"], item["drain_reason"], item["drained_by"]) == (True, "fan", getpass.getuser())
+    from datetime import datetime
+
+    at = datetime.fromisoformat(item["drained_at"].replace("Z", "+00:00")).timestamp()
+    assert before - 1 <= at <= time.time() + 1
+    wide = cli("--config", str(filled), "nodes", "list", "n1", "-o", "wide").stdout
+    header, row = wide.splitlines()
+    assert "REASON" in header
+    assert "DRAINED BY" in header
+    assert "fan" in row.split()
+    assert item["drained_at"] in row
+    assert cli("--config", str(filled), "nodes", "resume", "n1").exit_code == 0
+    (item,) = cli("--config", str(filled), "nodes", "list", "n1", "-o", "json").json()["items"]
+    assert (item["drained"], item["drain_reason"], item["drained_by"], item["drained_at"]) == (False, None, None, None)
