@@ -72,8 +72,8 @@ class SampleWrites(StoreConnection):
         key = (node_id, idx)
         if self._gpu_info.get(key) == info:
             return
-        if all(v is None for v in info) and key in self._gpu_info:
-            return  # a lost GPU reports nothing: keep what we knew
+        if all(v is None for v in info[2:]) and key in self._gpu_info:
+            return  # a lost GPU reports nothing (beyond the UUID and name the writer kept): keep what we knew
         db.execute(
             "INSERT OR REPLACE INTO gpu (node_id, idx, uuid, name, memory_total_mib, power_limit_w, power_limit_min_w,"
             " power_limit_max_w, power_limit_default_w, temperature_slowdown_c, updated_ms)"

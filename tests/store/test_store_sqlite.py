@@ -209,3 +209,17 @@ def test_energy_from_counter_survives_a_reset_and_falls_back_to_rollups(store: S
     ((_, _, joules, source),) = store.energy(["n3"], T0, T0 + 600)
     assert source == "rollup"
     assert joules == pytest.approx(200.0 * 120)
+
+
+def test_a_lost_gpu_keeps_its_limits_and_its_xids_in_the_latest_sample(tmp_path: Path) -> None:
+    from factoryctl.model.telemetry import XidEvent
+
+    store = Store(tmp_path / "f.db")
+    full = GpuSample("n1", 0, uuid="GPU-1", name="H100", power_limit_w=700.0, power_limit_max_w=700.0)
+    store.write([NodeSample("n1", T0, gpus=(full,))])
+    lost = GpuSample("n1", 0, uuid="GPU-1", name="H100", xid_events=(XidEvent(79, T0 + 0.5),))
+    store.write([NodeSample("n1", T0 + 1, gpus=(lost,))])
+    assert store._query("SELECT uuid, power_limit_w FROM gpu") == [("GPU-1", 700.0)]
+    ((_, latest),) = store.latest()
+    assert latest is not None
+    assert latest.gpus[0].xid_events == (XidEvent(79, T0 + 0.5),)
