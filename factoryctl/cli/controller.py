@@ -8,15 +8,24 @@ from typing import Any
 import typer
 
 from factoryctl.cli import context
+from factoryctl.cli.completion import complete_choices
 from factoryctl.cli.render import OUTPUT_OPTION, OutputFormat, dump_json, dump_yaml, emit, iso_utc
 
 app = typer.Typer(no_args_is_help=True)
+
+#: The `--log-level` choices, for shell completion.
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 @app.command("run")
 def run(
     ctx: typer.Context,
-    log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error (to stderr)."),
+    log_level: str = typer.Option(
+        "info",
+        "--log-level",
+        help="debug, info, warning or error (to stderr).",
+        autocompletion=complete_choices(LOG_LEVELS),
+    ),
 ) -> None:
     """Run the daemon in the foreground: stream every node into the store until SIGTERM; SIGHUP reloads."""
     from factoryctl.controller import run_controller

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import typer
 
 from factoryctl.cli import context
+from factoryctl.cli.completion import complete_choices
 from factoryctl.cli.render import NO_HEADER_OPTION, OUTPUT_OPTION, Column, OutputFormat, emit, iso_utc, render_listing
 
 if TYPE_CHECKING:
@@ -51,7 +52,12 @@ def events_command(
     ctx: typer.Context,
     target: str = typer.Argument("all", help="Node set, @group or all.", autocompletion=context.complete_target),
     since: str = typer.Option("24h", "--since", help=SINCE_HELP),
-    kind: str | None = typer.Option(None, "--kind", help="Only this kind (node_down, xid, ecc, drain, ...)."),
+    kind: str | None = typer.Option(
+        None,
+        "--kind",
+        help="Only this kind (node_down, xid, ecc, drain, ...).",
+        autocompletion=complete_choices(EVENT_KINDS),
+    ),
     limit: int = typer.Option(1000, "--limit", min=1, help="At most this many (the newest)."),
     output: OutputFormat = OUTPUT_OPTION,
     no_header: bool = NO_HEADER_OPTION,

@@ -57,6 +57,9 @@ def test_node_names_and_groups_from_the_inventory(tmp_path):
         "gpu02",
         "gpu03",
     ]
+    nodes_offered = complete_bash("factoryctl nodes gpu0", {"FACTORYCTL_CONFIG": str(config)})
+    assert nodes_offered == ["gpu01", "gpu02", "gpu03"]  # `nodes TARGET` is `nodes list TARGET`
+    assert {"list", "drain", "all", "ws"} <= set(complete_bash("factoryctl nodes ", {"FACTORYCTL_CONFIG": str(config)}))
     explicit = complete_bash(f"factoryctl --config {config} gpus w")
     assert explicit == ["ws"]
 
@@ -73,3 +76,24 @@ def test_shipped_scripts_match_the_command(cli, shell):
     assert result.exit_code == 0
     assert "_FACTORYCTL_COMPLETE" in result.stdout
     assert (REPO / "completions" / f"factoryctl.{shell}").read_text() == result.stdout
+
+
+def test_fixed_choices_are_offered():
+    kinds = complete_bash("factoryctl events --kind ")
+    assert kinds[:3] == ["node_up", "node_degraded", "node_down"]
+    assert {"xid", "ecc", "drain", "config_rejected"} <= set(kinds)
+    assert complete_bash("factoryctl events --kind node_d") == ["node_degraded", "node_down"]
+    assert complete_bash("factoryctl controller run --log-level ") == ["debug", "info", "warning", "error"]
+    assert complete_bash("factoryctl controller run --log-level w") == ["warning"]
+
+
+def test_the_choice_helpers():
+    from factoryctl.cli.completion import complete_choice_list, complete_choices
+
+    assert complete_choices(("fifo", "sjf", "easy"))("") == ["fifo", "sjf", "easy"]
+    assert complete_choices(("fifo", "sjf", "easy"))("e") == ["easy"]
+    policies = complete_choice_list(("fifo", "sjf", "easy", "default"))
+    assert policies("") == ["fifo", "sjf", "easy", "default"]
+    assert policies("fifo,") == ["fifo,sjf", "fifo,easy", "fifo,default"]
+    assert policies("fifo,sjf,e") == ["fifo,sjf,easy"]
+    assert policies("x") == []
