@@ -1,11 +1,16 @@
-"""`factoryctl nodes`: the inventory with each node's reachability, health, power and drain state."""
+"""`factoryctl nodes`: the inventory with each node's reachability, health, power and drain state.
+
+`factoryctl nodes n01` is read as `factoryctl nodes list n01`, as `gpus n01` lists GPUs: people type it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import typer
+from typer._click.shell_completion import CompletionItem
+from typer.core import TyperGroup
 
 from factoryctl.cli import context
 from factoryctl.cli.render import (
@@ -19,13 +24,50 @@ from factoryctl.cli.render import (
 )
 
 if TYPE_CHECKING:
+    from typer._click import Context as ClickContext
+
     from factoryctl.config import FactoryConfig
     from factoryctl.errors import NodeError
     from factoryctl.model.inventory import NodeSpec
     from factoryctl.model.telemetry import NodeSample
     from factoryctl.store.rows import DrainInfo
 
-app = typer.Typer(no_args_is_help=False, invoke_without_command=True)
+
+class NodesGroup(TyperGroup):
+    """The `nodes` noun: a first word that is not a verb is a TARGET for `list`."""
+
+    def parse_args(self, ctx: ClickContext, args: list[str]) -> list[str]:
+        """`nodes [-o F] TARGET ...` -> `nodes list [-o F] TARGET ...`; verbs, options and `--help` stay as they are."""
+        word = _first_word(args)
+        if word is not None and word not in self.commands:
+            args = ["list", *args]
+        return super().parse_args(ctx, args)
+
+    def shell_complete(self, ctx: ClickContext, incomplete: str) -> list[CompletionItem]:
+        """Verbs and options, then TARGETs from the inventory (`factoryctl nodes gpu0<TAB>`)."""
+        items = super().shell_complete(ctx, incomplete)
+        if not incomplete.startswith("-"):
+            items += [CompletionItem(name) for name in context.complete_target(cast(typer.Context, ctx), incomplete)]
+        return items
+
+
+def _first_word(args: list[str]) -> str | None:
+    """The first argument that is neither an option nor the value of `-o/--output`."""
+    words = iter(args)
+    for arg in words:
+        if arg in ("-o", "--output"):
+            next(words, None)
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
+app = typer.Typer(
+    cls=NodesGroup,
+    no_args_is_help=False,
+    invoke_without_command=True,
+    subcommand_metavar="[TARGET | COMMAND [ARGS]...]",
+)
 
 NODE_COLUMNS = (
     Column("node", "NODE"),
@@ -115,9 +157,25 @@ def _list(
     from factoryctl.cli.listing import show_listing
 
     config = context.load(ctx)
-    specs = config.resolve_target(target)
+    specs = _resolve(ctx, config, target)
     code = show_listing(lambda: node_items(config, specs, timeout), NODE_COLUMNS, output, no_header, watch, interval)
     raise typer.Exit(code)
+
+
+def _resolve(ctx: typer.Context, config: FactoryConfig, target: str) -> list[NodeSpec]:
+    """The nodes to list; a TARGET that names no node but looks like a verb (`nodes lsit`) says so."""
+    import difflib
+
+    from factoryctl.errors import UsageError
+
+    try:
+        return config.resolve_target(target)
+    except UsageError as exc:
+        verbs = list(getattr(ctx.parent.command, "commands", {})) if ctx.parent else []
+        near = difflib.get_close_matches(target, verbs, n=1, cutoff=0.7)
+        if near and "matches no node" in exc.message:
+            raise UsageError(exc.message, f"did you mean `factoryctl nodes {near[0]}`?") from None
+        raise
 
 
 @app.callback()
@@ -126,7 +184,7 @@ def nodes_default(
     output: OutputFormat = OUTPUT_OPTION,
     no_header: bool = NO_HEADER_OPTION,
 ) -> None:
-    """List, trust, check, drain and resume nodes (plain `factoryctl nodes` lists them)."""
+    """List, trust, check, drain and resume nodes (`factoryctl nodes [TARGET]` lists them)."""
     if ctx.invoked_subcommand is None:
         _list(ctx, "all", output, no_header, False, 2.0, 15.0)
 

@@ -142,3 +142,19 @@ def test_gpus_of_several_nodes_are_written_once(cli, factory):
     result = cli("--config", str(factory), "gpus", "n01/2,n02/0")
     assert result.exit_code == 2
     assert "n[04,06]/0" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("nodes", "n01", "-o", "json"), ("nodes", "-o", "json", "n01"), ("nodes", "list", "n01", "-o", "json")],
+)
+def test_nodes_target_lists_those_nodes(cli, factory, args):
+    result = cli("--config", str(factory), *args)
+    assert result.exit_code == 0, result.stderr
+    assert [item["node"] for item in result.json()["items"]] == ["n01"]
+
+
+def test_nodes_with_a_verb_typo_suggests_the_verb(cli, factory):
+    result = cli("--config", str(factory), "nodes", "lsit")
+    assert result.exit_code == 2
+    assert "did you mean `factoryctl nodes list`?" in result.stderr
