@@ -39,7 +39,7 @@ class NodesGroup(TyperGroup):
     def parse_args(self, ctx: ClickContext, args: list[str]) -> list[str]:
         """`nodes [-o F] TARGET ...` -> `nodes list [-o F] TARGET ...`; verbs, options and `--help` stay as they are."""
         word = _first_word(args)
-        if word is not None and word not in self.commands:
+        if (word is not None and word not in self.commands) or (word is None and _list_options(args)):
             args = ["list", *args]
         return super().parse_args(ctx, args)
 
@@ -60,6 +60,12 @@ def _first_word(args: list[str]) -> str | None:
         elif not arg.startswith("-"):
             return arg
     return None
+
+
+def _list_options(args: list[str]) -> bool:
+    """Whether `args` (no verb) holds an option only `list` takes (`nodes -w`), and no `--help`."""
+    names = {arg.split("=", 1)[0] for arg in args if arg.startswith("-")}
+    return "-h" not in names and "--help" not in names and bool(names - {"-o", "--output", "--no-header"})
 
 
 app = typer.Typer(

@@ -158,3 +158,9 @@ def test_nodes_with_a_verb_typo_suggests_the_verb(cli, factory):
     result = cli("--config", str(factory), "nodes", "lsit")
     assert result.exit_code == 2
     assert "did you mean `factoryctl nodes list`?" in result.stderr
+
+
+def test_nodes_with_an_option_only_list_takes_is_nodes_list(cli, factory):
+    result = cli("--config", str(factory), "nodes", "--timeout", "20", "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    assert [item["node"] for item in result.json()["items"]] == ["n01", "n02", "n03"]
