@@ -9,7 +9,7 @@ import typer
 
 from factoryctl.cli import context
 from factoryctl.cli.completion import complete_choices
-from factoryctl.cli.render import OUTPUT_OPTION, OutputFormat, dump_json, dump_yaml, emit, iso_utc
+from factoryctl.cli.render import OUTPUT_OPTION, OutputFormat, checked_choice, dump_json, dump_yaml, emit, iso_utc
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -28,10 +28,11 @@ def run(
     ),
 ) -> None:
     """Run the daemon in the foreground: stream every node into the store until SIGTERM; SIGHUP reloads."""
+    level = checked_choice(log_level, LOG_LEVELS, "log level")
     from factoryctl.controller import run_controller
 
     config_path, _ = context.global_options(ctx)
-    run_controller(config_path, log_level)
+    run_controller(config_path, level)
 
 
 @app.command("status")

@@ -32,19 +32,20 @@ def parse_output_format(value: object) -> OutputFormat:
     """The `-o` value as an OutputFormat; anything else is our usage error (one sentence, a did-you-mean hint)."""
     if isinstance(value, OutputFormat):
         return value
-    text = str(value)
-    try:
-        return OutputFormat(text)
-    except ValueError:
-        pass
+    return OutputFormat(checked_choice(str(value), [f.value for f in OutputFormat], "output format"))
+
+
+def checked_choice(text: str, choices: Sequence[str], what: str) -> str:
+    """`text` (lower-cased) if it is one of `choices`, else our usage error naming them, with a did-you-mean."""
+    if text.lower() in choices:
+        return text.lower()
     import difflib
 
     from factoryctl.errors import UsageError
 
-    choices = [f.value for f in OutputFormat]
     near = difflib.get_close_matches(text.lower(), choices, n=1)
     suggestion = f"; did you mean {near[0]}?" if near else "."
-    raise UsageError(f"unknown output format {text!r}.", f"choose from {', '.join(choices)}{suggestion}")
+    raise UsageError(f"unknown {what} {text!r}.", f"choose from {', '.join(choices)}{suggestion}")
 
 
 #: `-o/--output`: the choices still drive help and shell completion; the parser turns a bad value into our error.

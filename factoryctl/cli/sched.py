@@ -12,6 +12,7 @@ from typing import IO, Any
 
 import typer
 
+from factoryctl.cli.completion import complete_choice_list
 from factoryctl.cli.render import NO_HEADER_OPTION, OUTPUT_OPTION, Column, OutputFormat, emit, render_listing
 from factoryctl.errors import ActionFailed, UsageError
 
@@ -42,6 +43,9 @@ PREEMPTION_COLUMNS = (
 )
 
 #: The largest simulated cluster: far beyond any real one, small enough to build in memory at once.
+#: `--policy` completion candidates, kept here so completion does not import the scheduler (a test checks they are
+#: `scheduler.policy.POLICIES`).
+POLICY_NAMES = ("fifo", "sjf", "easy", "default")
 MAX_NODES = 100_000
 MAX_GPUS_PER_NODE = 1024
 #: The longest grace period `--grace` accepts: a preempted job that needs more than a day to checkpoint is stuck.
@@ -163,7 +167,12 @@ def simulate_command(
         ),
         help="GPUs on each node.",
     ),
-    policy: str = typer.Option("fifo,sjf,easy,default", "--policy", help="Comma-separated policies to replay."),
+    policy: str = typer.Option(
+        "fifo,sjf,easy,default",
+        "--policy",
+        help="Comma-separated policies to replay.",
+        autocompletion=complete_choice_list(POLICY_NAMES),
+    ),
     rack_size: int | None = typer.Option(
         None,
         "--rack-size",

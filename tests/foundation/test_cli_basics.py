@@ -106,6 +106,20 @@ def test_bad_output_format_without_a_near_choice(cli):
     ]
 
 
+def test_output_format_ignores_case(cli):
+    assert "output format" not in cli("gpus", "-o", "JSON").stderr
+    assert "output format" in cli("gpus", "-o", "JSN").stderr
+
+
+def test_bad_log_level_is_a_usage_error_before_the_controller_starts(cli):
+    result = cli("controller", "run", "--log-level", "warnin")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "factoryctl: unknown log level 'warnin'.",
+        "hint: choose from debug, info, warning, error; did you mean warning?",
+    ]
+
+
 def test_bad_output_format_through_the_console_script():
     """main(), as installed: no click usage block, exit 2."""
     done = subprocess.run(

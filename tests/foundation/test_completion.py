@@ -85,6 +85,14 @@ def test_fixed_choices_are_offered():
     assert complete_bash("factoryctl events --kind node_d") == ["node_degraded", "node_down"]
     assert complete_bash("factoryctl controller run --log-level ") == ["debug", "info", "warning", "error"]
     assert complete_bash("factoryctl controller run --log-level w") == ["warning"]
+    assert complete_bash("factoryctl sched simulate --policy easy,") == ["easy,fifo", "easy,sjf", "easy,default"]
+
+
+def test_policy_candidates_are_the_schedulers_policies():
+    from factoryctl.cli.sched import POLICY_NAMES
+    from factoryctl.scheduler.policy import POLICIES
+
+    assert tuple(POLICIES) == POLICY_NAMES
 
 
 def test_the_choice_helpers():
