@@ -8,8 +8,10 @@ simple baseline measured in the same run, so the ratio survives a slower or fast
 - replay: every policy on the 68k trace, against fifo.
 - quality: the policy table on the real slice at 24 and 20 nodes x 8 GPUs, and how saturated EASY keeps it.
 - robust: how often default meets the goal on jittered, busier and lighter copies of the slice at 16-28 nodes.
+- preemption: default with preemption off and on (grace 300, 0, 1800 s) for a deterministic tenth of the jobs at
+  priority 10, on the slice, on it and its jittered copies, and on the 68k trace (its replay time against off).
 
-Run: python benchmarks/bench_scheduler.py [--data FILE] [--quick]
+Run: python benchmarks/bench_scheduler.py [--data FILE] [--quick] [--only MODE]
 """
 
 from __future__ import annotations
@@ -19,18 +21,23 @@ import dataclasses
 import math
 import random
 import time
+import zlib
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from factoryctl.model.jobs import GpuAllocation, Job, JobSpec, JobState
 from factoryctl.scheduler.core import plan
 from factoryctl.scheduler.decide import _build, schedule
-from factoryctl.scheduler.metrics import summarize
-from factoryctl.scheduler.policy import POLICIES
-from factoryctl.scheduler.simulate import cluster_nodes, simulate
+from factoryctl.scheduler.metrics import delay_stats, job_delays, summarize
+from factoryctl.scheduler.policy import POLICIES, SchedulerConfig
+from factoryctl.scheduler.simulate import SimulationResult, cluster_nodes, simulate
 from factoryctl.scheduler.trace import TraceJob, parse_trace
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "philly_vc_ee9e8c.csv"
+HIGH_PRIORITY = 10
+GRACES_S = (300.0, 0.0, 1800.0)  # the default first
 
 
 def best_time(fn, repeat: int) -> float:
@@ -160,6 +167,13 @@ def resample(base: list[TraceJob], count: int, seed: int = 2) -> tuple[list[Trac
     return out, copies
 
 
+def timed_simulate(trace: Sequence[TraceJob], nodes: int, config: SchedulerConfig) -> tuple[float, SimulationResult]:
+    """One replay on `nodes` x 8 GPUs and the CPU seconds it took."""
+    began = time.process_time()
+    result = simulate(trace, cluster_nodes(nodes, 8), config)
+    return time.process_time() - began, result
+
+
 def bench_replay(base: list[TraceJob], count: int, nodes_per_copy: int, policies: list[str]) -> None:
     trace, copies = resample(base, count)
     nodes = nodes_per_copy * copies
@@ -168,9 +182,7 @@ def bench_replay(base: list[TraceJob], count: int, nodes_per_copy: int, policies
     print("|---|---|---|---|---|---|---|---|---|")
     fifo_time = None
     for name in policies:
-        began = time.process_time()
-        result = simulate(trace, cluster_nodes(nodes, 8), POLICIES[name])
-        took = time.process_time() - began
+        took, result = timed_simulate(trace, nodes, POLICIES[name])
         fifo_time = fifo_time or took
         s = summarize(result)
         print(f"| {name} | {took:.1f} | {took / fifo_time:.2f}x | {s['passes']} | {s['pass_time_p50_ms']:.3f} | "
@@ -214,9 +226,14 @@ def jittered(base: list[TraceJob], seed: int, load: float) -> list[TraceJob]:
     return out
 
 
+def jittered_traces(base: list[TraceJob], seeds: int) -> list[list[TraceJob]]:
+    """The slice and `seeds` x 3 jittered copies of it (load x 0.85, 1, 1.15)."""
+    return [base] + [jittered(base, seed, load) for seed in range(1, seeds + 1) for load in (0.85, 1.0, 1.15)]
+
+
 def bench_robustness(base: list[TraceJob], seeds: int = 8, sizes: tuple[int, ...] = (16, 20, 22, 24, 28)) -> None:
     """How often default meets the goal (<= 1.15 x SJF's average JCT and <= EASY's longest wait) off the slice."""
-    traces = [base] + [jittered(base, seed, load) for seed in range(1, seeds + 1) for load in (0.85, 1.0, 1.15)]
+    traces = jittered_traces(base, seeds)
     print(f"\n## default on the slice and {len(traces) - 1} jittered copies (load x 0.85, 1, 1.15)")
     print("| nodes x 8 | traces meeting the goal | geo-mean avg JCT vs SJF | geo-mean max queue vs EASY |")
     print("|---|---|---|---|")
@@ -247,11 +264,90 @@ def bench_saturation(base: list[TraceJob], nodes: int) -> None:
           f"{used / (nodes * 8 * (end - begin)):.1%} busy; {arrived} jobs arrive meanwhile")  # fmt: skip
 
 
+def with_priorities(trace: Sequence[TraceJob]) -> list[TraceJob]:
+    """The slice has no priorities: a deterministic tenth of the jobs, `crc32(job_id) % 10 == 0`, get priority 10."""
+    return [
+        dataclasses.replace(job, priority=HIGH_PRIORITY if zlib.crc32(job.job_id.encode()) % 10 == 0 else 0)
+        for job in trace
+    ]
+
+
+def preemption_config(grace_s: float | None) -> SchedulerConfig:
+    """The default policy, with preemption and that grace period (None: preemption off)."""
+    default = POLICIES["default"]
+    return default if grace_s is None else dataclasses.replace(default, preemption=True, grace_s=grace_s)
+
+
+def preemption_stats(trace: Sequence[TraceJob], result: SimulationResult) -> dict[str, Any]:
+    """`sched simulate`'s JSON item with preemption fields, plus `high_*` delays over the priority-10 jobs."""
+    stats = summarize(result, preemption=True)
+    high = {job.job_id for job in trace if job.priority == HIGH_PRIORITY}
+    delays = job_delays([r for r in result.records if r.job_id in high])
+    stats.update(delay_stats([jct for _, jct, _ in delays], [queue for _, _, queue in delays], prefix="high_"))
+    return stats
+
+
+def bench_preemption_slice(base: list[TraceJob]) -> None:
+    """High-priority and overall delays on the slice, preemption off and on at each grace period."""
+    trace = with_priorities(base)
+    print(f"\n## preemption on the Philly slice ({sum(j.priority > 0 for j in trace)} jobs at priority 10)")
+    print("| nodes x 8 | preemption, grace | high avg JCT s | high avg queue s | high p50 queue s | high max queue s | "
+          "all avg JCT s | all max queue s | jobs stopped | grace GPU-s |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for nodes in (20, 24):
+        for grace in (None, *GRACES_S):
+            s = preemption_stats(trace, simulate(trace, cluster_nodes(nodes, 8), preemption_config(grace)))
+            label = "off" if grace is None else f"on, {grace:.0f} s"
+            stopped = f"{s['preemptions']} | {s['preempted_gpu_s']:.0f}" if grace is not None else "- | -"
+            print(f"| {nodes} | {label} | {s['high_avg_jct_s']:.0f} | {s['high_avg_queue_s']:.0f} | "
+                  f"{s['high_p50_queue_s']:.0f} | {s['high_max_queue_s']:.0f} | {s['avg_jct_s']:.0f} | "
+                  f"{s['max_queue_s']:.0f} | {stopped} |")  # fmt: skip
+
+
+def bench_preemption_robust(base: list[TraceJob], seeds: int) -> None:
+    """Geometric means of on / off over the slice and its jittered copies, per size and grace period."""
+    traces = [with_priorities(trace) for trace in jittered_traces(base, seeds)]
+    keys = ("high_avg_jct_s", "high_avg_queue_s", "high_max_queue_s", "avg_jct_s", "max_queue_s")
+    print(f"\n## preemption on the slice and {len(traces) - 1} jittered copies: geometric means of on / off")
+    print("| nodes x 8 | grace | high avg JCT | high avg queue | high max queue | all avg JCT | all max queue | "
+          "jobs stopped (mean) | grace GPU-h (mean) |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
+    for nodes in (20, 24):
+        off = [preemption_stats(t, simulate(t, cluster_nodes(nodes, 8), preemption_config(None))) for t in traces]
+        for grace in GRACES_S:
+            on = [preemption_stats(t, simulate(t, cluster_nodes(nodes, 8), preemption_config(grace))) for t in traces]
+            ratios = [
+                math.exp(sum(math.log(a[key] / b[key]) for a, b in zip(on, off, strict=True)) / len(traces))
+                for key in keys
+            ]
+            stopped = sum(s["preemptions"] for s in on) / len(on)
+            grace_h = sum(s["preempted_gpu_s"] for s in on) / len(on) / 3600
+            cells = " | ".join(f"{ratio:.3f}" for ratio in ratios)
+            print(f"| {nodes} | {grace:.0f} s | {cells} | {stopped:.0f} | {grace_h:.0f} |")
+
+
+def bench_preemption_replay(base: list[TraceJob], count: int) -> None:
+    """What preemption costs the replay of the big resample (same priority rule), at the 24- and 20-node loads."""
+    trace, copies = resample(base, count)
+    trace = with_priorities(trace)
+    print(f"\n## preemption (grace 300 s) on the {count}-job replay ({copies} jittered copies of the slice)")
+    print("| nodes | preemption | replay CPU s | passes | pass p99 ms | avg JCT s | max queue s | high avg queue s | "
+          "jobs stopped |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
+    for per_copy in (24, 20):
+        for grace in (None, GRACES_S[0]):
+            took, result = timed_simulate(trace, per_copy * copies, preemption_config(grace))
+            s = preemption_stats(trace, result)
+            print(f"| {per_copy * copies:,} ({per_copy}-node load) | {'off' if grace is None else 'on'} | "
+                  f"{took:.1f} | {s['passes']} | {s['pass_time_p99_ms']:.3f} | {s['avg_jct_s']:.0f} | "
+                  f"{s['max_queue_s']:.0f} | {s['high_avg_queue_s']:.0f} | {s['preemptions']} |")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--quick", action="store_true", help="fewer repeats and a 10k-job replay")
-    parser.add_argument("--only", choices=("pass", "replay", "quality", "robust"), default=None)
+    parser.add_argument("--quick", action="store_true", help="fewer repeats and jittered copies, 10k-job replays")
+    parser.add_argument("--only", choices=("pass", "replay", "quality", "robust", "preemption"), default=None)
     parser.add_argument("--nodes-per-copy", type=int, default=24, help="replay cluster size per copy of the slice")
     parser.add_argument("--policies", default="fifo,sjf,easy,default", help="policies to replay")
     args = parser.parse_args()
@@ -269,6 +365,10 @@ def main() -> None:
     if args.only in (None, "replay"):
         count = 10_000 if args.quick else 68_000
         bench_replay(base, count, args.nodes_per_copy, args.policies.split(","))
+    if args.only in (None, "preemption"):
+        bench_preemption_slice(base)
+        bench_preemption_robust(base, seeds=2 if args.quick else 8)
+        bench_preemption_replay(base, 10_000 if args.quick else 68_000)
 
 
 if __name__ == "__main__":
