@@ -247,17 +247,17 @@ def _valid_keys(loc: Loc) -> list[str]:
 def _expand_nodes(
     settings: FactoryFile, positions: dict[Loc, tuple[int, int, int, int]], where: str
 ) -> dict[str, NodeSpec]:
-    from factoryctl.targets import MAX_NODE_SET, check_size, expand_node_set, name_problem, split_terms
+    from factoryctl.targets import MAX_NODE_SET, check_size, expand_node_set, name_problem
 
     nodes: dict[str, NodeSpec] = {}
     for key, entry in settings.nodes.items():
         pos = _where(where, positions, ("nodes", key), at_key=True)
         try:  # counted before expanding: `n[1-100000000]` is refused at once, not after eating memory
-            size = check_size(key)
-            names = [name for _, term in split_terms(key) for name in expand_node_set(term)]
+            check_size(key)
+            names = expand_node_set(key)  # the whole key: ClusterShell applies its operators (`gpu[01-04]!gpu03`)
         except UsageError as exc:
             raise ConfigError(f"{pos}: `nodes.{key}`: {exc.message}", "write names like gpu01 or gpu[01-16].") from None
-        if len(nodes) + size > MAX_NODE_SET:
+        if len(nodes) + len(names) > MAX_NODE_SET:
             raise ConfigError(
                 f"{pos}: `nodes.{key}` takes the inventory past {MAX_NODE_SET:,} nodes.",
                 "check the ranges' bounds (a digit too many?).",

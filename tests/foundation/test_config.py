@@ -174,3 +174,10 @@ def test_gpus_zero_is_kept_on_a_node_without_sim_and_sim_gpus_win():
     assert config.nodes["a"].sim is None
     assert config.nodes["b"].sim is not None
     assert config.nodes["b"].sim.gpus == 2
+
+
+def test_inventory_keys_apply_node_set_operators():
+    """A key is a whole ClusterShell node set: `!` excludes, `&` intersects, `^` is the symmetric difference."""
+    text = "nodes:\n  gpu[01-04]!gpu03: {}\n  n[1-4]&n[2-3]: {}\n  m[1-3]^m[2-4]: {}\n  gpu03: {}\n"
+    config = parse_config(text, Path("f.yaml"))
+    assert list(config.nodes) == ["gpu01", "gpu02", "gpu04", "n2", "n3", "m1", "m4", "gpu03"]
