@@ -1,12 +1,13 @@
 """Output forms shared by every listing: table, wide, json and yaml (kubectl style).
 
 A listing's JSON is `{"schema_version": 1, "items": [...], "errors": [...]}`; per-node errors are also summarised on
-stderr whatever the output form, nodes with the same error folded onto one line. Tables round numbers for reading; JSON keeps full precision.
+stderr whatever the output form, nodes that failed the same way folded onto one line. Tables round numbers for reading; JSON keeps full precision.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -142,24 +143,44 @@ def fold(names: Sequence[str]) -> str:
     return str(NodeSet.fromlist(list(names)))
 
 
-def report_node_errors(errors: Iterable[dict[str, Any]], hints: dict[str, str] | None = None) -> None:
-    """Summarise per-node failures on stderr: one line per distinct message, then each distinct hint once.
+#: A node's own address in a message: `host:port`, `user@host:port`, `[v6]:port`, or the name after "resolve".
+#: The host part needs a letter or a dot, so a time such as 03:20 is not an address.
+_ADDRESS = re.compile(r"(?<=resolve )[^\s:]+|(?:[\w.-]+@)?(?:\[[0-9A-Fa-f:.]+\]|[\w-]*[A-Za-z.][\w.-]*):\d+\b")
 
-    Nodes that failed with the same message share its line under their folded node set, as exec gathers output
-    (`factoryctl: n[01-20] (20): 127.0.0.1:1 refused the connection`), so 2,000 refused nodes are one line, not
-    2,000; `-o json` keeps every node's own entry. An error's own hint (a `hint` key: `NodeError.as_report`) says
-    best what to do about it; errors without one get their kind's hint from `hints`.
+
+def without_address(message: str) -> str:
+    """`message` with the node's own address taken out, so nodes that failed alike fold onto one line.
+
+    A leading address is dropped (`127.0.0.2:1 refused the connection` -> `refused the connection`); one inside
+    the sentence becomes "its address" (`no answer from its address within 5 s`).
     """
-    by_message: dict[str, list[str]] = {}
+    marked = _ADDRESS.sub("\0", message)
+    return marked.removeprefix("\0 ").replace("\0", "its address")
+
+
+def report_node_errors(errors: Iterable[dict[str, Any]], hints: dict[str, str] | None = None) -> None:
+    """Summarise per-node failures on stderr: one line per kind of failure, then each distinct hint once.
+
+    Nodes that failed the same way (the same error kind and the same message once each node's own address is
+    taken out) share one line under their folded node set, as exec gathers output
+    (`factoryctl: d[1-4] (4): refused the connection`), so 2,000 refused nodes are one line, not 2,000. The
+    address stays when the nodes' messages are identical (one node, or nodes behind one address); `-o json`
+    keeps every node's own entry. An error's own hint (a `hint` key: `NodeError.as_report`) says best what to do
+    about it; errors without one get their kind's hint from `hints`.
+    """
+    groups: dict[tuple[str, str], list[tuple[str, str]]] = {}
     shown: list[str] = []
     for error in errors:
         node, message = str(error["node"]), str(error["message"])
         message = message.removeprefix(f"{node}:").lstrip()
-        by_message.setdefault(message, []).append(node)
+        groups.setdefault((str(error["error"]), without_address(message)), []).append((node, message))
         hint = error.get("hint") or (hints or {}).get(str(error["error"]))
         if hint and hint not in shown:
             shown.append(str(hint))
-    for message, nodes in by_message.items():
+    for (_, folded), failed in groups.items():
+        nodes = [node for node, _ in failed]
+        messages = {message for _, message in failed}
+        message = messages.pop() if len(messages) == 1 else folded
         names = fold(nodes) if len(nodes) == 1 else f"{fold(nodes)} ({len(nodes)})"
         sys.stderr.write(f"factoryctl: {names}: {message}\n")
     for hint in shown:

@@ -1,4 +1,4 @@
-"""Per-node errors on stderr are folded like exec's output: one line per distinct message, under its node set."""
+"""Per-node errors on stderr are folded like exec's output: one line per kind of failure, under its node set."""
 
 from __future__ import annotations
 
@@ -39,3 +39,39 @@ def test_twenty_refused_nodes_are_one_stderr_line_and_twenty_json_errors(cli, tm
     assert {(e["error"], e["message"]) for e in document["errors"]} == {
         ("refused", "127.0.0.1:1 refused the connection")
     }
+
+
+#: Four nodes on four loopback addresses (127.0.0.2-.5 are all loopback on Linux), each refusing on port 1.
+SPREAD = "name: lab\nnodes:\n" + "".join(f"  d{n}: {{host: 127.0.0.{n + 1}, port: 1}}\n" for n in range(1, 5))
+
+
+def test_nodes_failing_alike_at_different_addresses_fold_without_the_address(capsys):
+    errors = [
+        {"node": f"d{n}", "error": "refused", "message": f"127.0.0.{n + 1}:1 refused the connection"}
+        for n in range(1, 5)
+    ]
+    errors += [
+        {"node": "t1", "error": "timeout", "message": "no answer from u@10.0.0.1:22 within 5 s"},
+        {"node": "t2", "error": "timeout", "message": "no answer from u@10.0.0.2:22 within 5 s"},
+        {"node": "lone", "error": "refused", "message": "cannot connect to 10.0.0.9:22: No route to host"},
+        {"node": "other", "error": "agent", "message": "127.0.0.7:1 refused the connection"},
+    ]
+    report_node_errors(errors)
+    assert capsys.readouterr().err.splitlines() == [
+        "factoryctl: d[1-4] (4): refused the connection",
+        "factoryctl: t[1-2] (2): no answer from its address within 5 s",
+        "factoryctl: lone: cannot connect to 10.0.0.9:22: No route to host",
+        "factoryctl: other: 127.0.0.7:1 refused the connection",
+    ]
+
+
+def test_refused_nodes_on_different_hosts_are_one_stderr_line_and_their_own_json_errors(cli, tmp_path):
+    config = tmp_path / "factory.yaml"
+    config.write_text(SPREAD)
+    result = cli("--config", str(config), "gpus", "-o", "json")
+    assert result.exit_code == 4
+    lines = [line for line in result.stderr.splitlines() if line.startswith("factoryctl:")]
+    assert lines == ["factoryctl: d[1-4] (4): refused the connection"], result.stderr
+    assert sorted((e["node"], e["message"]) for e in result.json()["errors"]) == [
+        (f"d{n}", f"127.0.0.{n + 1}:1 refused the connection") for n in range(1, 5)
+    ]
