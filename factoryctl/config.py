@@ -100,10 +100,14 @@ def load_config(explicit: Path | None = None) -> FactoryConfig:
             f"no factory.yaml {looked}.",
             "run `factoryctl init` to write an example, or pass --config FILE.",
         )
+    from factoryctl.textfile import decode_utf8
+
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}.", "check the file's permissions and encoding.") from exc
+        text = decode_utf8(path.read_bytes(), str(path), "factory.yaml")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}.", "check the file's permissions.") from exc
+    except UsageError as exc:  # not UTF-8: a config error (exit 3), naming the line like every other loader
+        raise ConfigError(exc.message, exc.hint) from None
     return parse_config(text, path)
 
 

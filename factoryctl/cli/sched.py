@@ -42,10 +42,10 @@ PREEMPTION_COLUMNS = (
     Column("preempted_gpu_s", "GRACE GPU S", wide_only=True, show=lambda v: f"{v:.0f}"),
 )
 
-#: The largest simulated cluster: far beyond any real one, small enough to build in memory at once.
 #: `--policy` completion candidates, kept here so completion does not import the scheduler (a test checks they are
 #: `scheduler.policy.POLICIES`).
 POLICY_NAMES = ("fifo", "sjf", "easy", "default")
+#: The largest simulated cluster: far beyond any real one, small enough to build in memory at once.
 MAX_NODES = 100_000
 MAX_GPUS_PER_NODE = 1024
 #: The longest grace period `--grace` accepts: a preempted job that needs more than a day to checkpoint is stuck.
@@ -97,16 +97,11 @@ def _number(value: float) -> str:
 
 
 def _read_trace(path: Path) -> list[Any]:
-    from factoryctl.scheduler.trace import decode_trace, parse_trace
+    from factoryctl.scheduler.trace import parse_trace
+    from factoryctl.textfile import read_utf8
 
     try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise UsageError(
-            f"cannot read trace {path}: {error.strerror or error}.", "check the path given to --trace."
-        ) from None
-    try:
-        text = decode_trace(data, source=str(path))
+        text = read_utf8(path, "trace", "check the path given to --trace.")
         return parse_trace(text.splitlines(keepends=True), source=str(path))
     except UsageError as error:
         if error.hint is not None:

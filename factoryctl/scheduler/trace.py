@@ -48,18 +48,6 @@ class TraceJob:
         return min(self.duration_s, self.walltime_s) if self.walltime_s > 0 else self.duration_s
 
 
-def decode_trace(data: bytes, source: str = "trace") -> str:
-    """The text of a trace file's bytes: UTF-8, with or without a byte-order mark; anything else is a usage error."""
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
-        raise UsageError(
-            f"{source}:{line}: the trace is not UTF-8 text (byte 0x{data[error.start]:02x}).",
-            "save the trace as UTF-8 (e.g. iconv -f latin1 -t utf-8 FILE), or remove the offending bytes.",
-        ) from None
-
-
 def _number(row: dict[str, str], column: str, where: str) -> float:
     text = (row.get(column) or "").strip()
     try:

@@ -181,3 +181,12 @@ def test_inventory_keys_apply_node_set_operators():
     text = "nodes:\n  gpu[01-04]!gpu03: {}\n  n[1-4]&n[2-3]: {}\n  m[1-3]^m[2-4]: {}\n  gpu03: {}\n"
     config = parse_config(text, Path("f.yaml"))
     assert list(config.nodes) == ["gpu01", "gpu02", "gpu04", "n2", "n3", "m1", "m4", "gpu03"]
+
+
+def test_a_factory_yaml_that_is_not_utf8_is_a_config_error_naming_the_line(cli, tmp_path):
+    path = tmp_path / "factory.yaml"
+    path.write_bytes("name: lab\nnodes:\n  caf\xe9: {transport: local}\n".encode("latin-1"))
+    result = cli("--config", str(path), "nodes", "list")
+    assert result.exit_code == ExitCode.CONFIG
+    assert f"{path}:3: the factory.yaml is not UTF-8 text (byte 0xe9)." in result.stderr
+    assert "hint: save it as UTF-8" in result.stderr

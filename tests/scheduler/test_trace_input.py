@@ -9,7 +9,8 @@ import pytest
 from helpers import trace_csv
 
 from factoryctl.errors import ExitCode, FactoryError, UsageError
-from factoryctl.scheduler.trace import MAX_SECONDS, decode_trace, parse_trace
+from factoryctl.scheduler.trace import MAX_SECONDS, parse_trace
+from factoryctl.textfile import decode_utf8
 
 HEADER = "job_id,submit_time_s,duration_s,num_gpus"
 
@@ -105,7 +106,7 @@ def test_num_nodes_shapes_the_gang_in_the_replay(cli, tmp_path):
 
 def test_a_byte_order_mark_is_not_part_of_the_first_column(cli, tmp_path):
     data = ("\ufeff" + HEADER + "\na,0,10,1\n").encode("utf-8")
-    (job,) = parse_trace(decode_trace(data, "t.csv").splitlines(), source="t.csv")
+    (job,) = parse_trace(decode_utf8(data, "t.csv", "trace").splitlines(), source="t.csv")
     assert job.job_id == "a"
     (job,) = parse_trace(["\ufeff" + HEADER, "a,0,10,1"], source="t.csv")  # a caller that kept the BOM
     assert job.job_id == "a"
@@ -117,7 +118,7 @@ def test_a_byte_order_mark_is_not_part_of_the_first_column(cli, tmp_path):
 def test_bytes_that_are_not_utf8_are_a_usage_error_naming_the_line(cli, tmp_path):
     data = f"{HEADER}\na,0,10,1\nb\xe9,0,10,1\n".encode("latin-1")
     with pytest.raises(UsageError, match=r"^t\.csv:3: the trace is not UTF-8 text") as caught:
-        decode_trace(data, "t.csv")
+        decode_utf8(data, "t.csv", "trace")
     assert caught.value.hint
     r = cli("sched", "simulate", "--trace", str(write(tmp_path, data)), "--nodes", "1")
     assert_sentence_and_hint(r)
