@@ -31,7 +31,10 @@ def register(app: typer.Typer) -> None:
         ),
         read_only: bool = typer.Option(False, "--read-only", help="Hide drain, resume and power-cap actions."),
     ) -> None:
-        """The live dashboard: node states, per-GPU bars, power against the budget; drain, resume and cap nodes."""
+        """The live dashboard: node states, per-GPU bars, power against the budget; drain, resume and cap nodes.
+
+        q quits (exit 0), Ctrl-C too (exit 130); SIGTERM restores the terminal, then exits 143. ? lists every key.
+        """
         from factoryctl.telemetry.poll import check_agent_cache
 
         config = context.load(ctx)
@@ -40,4 +43,6 @@ def register(app: typer.Typer) -> None:
         require_terminal("in scripts use `factoryctl gpus --watch` or `factoryctl nodes list -o json`.")
         from factoryctl.tui.app import run_dashboard
 
-        run_dashboard(config, read_only=read_only, target=None if target == "all" else target)
+        status = run_dashboard(config, read_only=read_only, target=None if target == "all" else target)
+        if status:
+            raise typer.Exit(status)  # 130 after Ctrl-C, 143 after SIGTERM

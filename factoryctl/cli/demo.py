@@ -40,6 +40,7 @@ def register(app: typer.Typer) -> None:
         """Open the live dashboard on a simulated factory (8 nodes named demo[01-08], 8 simulated H100 each).
 
         The dashboard needs a terminal (else exit 2); in scripts use `--headless --duration S [-o json]`.
+        q quits (exit 0), Ctrl-C too (exit 130); SIGTERM restores the terminal, then exits 143.
         """
         from factoryctl.demo import demo_config
 
@@ -51,7 +52,9 @@ def register(app: typer.Typer) -> None:
         require_terminal(NO_TERMINAL_HINT)
         from factoryctl.tui.app import run_dashboard
 
-        run_dashboard(demo_config(), read_only=read_only, target=None)
+        status = run_dashboard(demo_config(), read_only=read_only, target=None)
+        if status:
+            raise typer.Exit(status)  # 130 after Ctrl-C, 143 after SIGTERM
 
 
 def _run_headless(config: FactoryConfig, duration: float, interval: float, output: OutputFormat, quiet: bool) -> int:

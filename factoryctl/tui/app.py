@@ -7,6 +7,9 @@ The services do all IO; `run_dashboard` is what `factoryctl dash` and `factoryct
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
 from typing import TYPE_CHECKING, ClassVar
 
 from textual import work
@@ -16,6 +19,7 @@ from textual.message import Message
 from textual.reactive import var
 from textual.screen import ModalScreen
 
+from factoryctl.errors import ExitCode
 from factoryctl.tui.screens.help import HelpScreen
 from factoryctl.tui.screens.main import MainScreen
 from factoryctl.tui.screens.node import NodeScreen
@@ -38,6 +42,10 @@ class DashboardApp(App[None]):
     ENABLE_COMMAND_PALETTE = False
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit", tooltip="quit (on the node screen: back)"),
+        # Textual's own Ctrl-C only says "press ctrl+q": ours quits from anywhere, even a dialog, as in watch or top
+        Binding(
+            "ctrl+c", "interrupt", "Quit", key_display="Ctrl-C", show=False, priority=True, tooltip="quit (exit 130)"
+        ),
         Binding("question_mark", "help", "Keys", key_display="?", tooltip="this list of keys"),
     ]
 
@@ -60,6 +68,8 @@ class DashboardApp(App[None]):
     def __init__(self, services: DashboardServices, read_only: bool = False, target: str | None = None) -> None:
         super().__init__()
         self.services = services
+        #: Set by `run_dashboard` (main thread, a real terminal): SIGTERM then quits as `q` does, exit status 143.
+        self.quit_on_sigterm = False
         self.read_only = read_only
         self.target = target
         self.snapshots_taken = 0
@@ -70,6 +80,8 @@ class DashboardApp(App[None]):
 
     def on_mount(self) -> None:
         """Open the factory screen and start refreshing."""
+        if self.quit_on_sigterm:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, self.exit, None, int(ExitCode.TERMINATED))
         self.push_screen(MainScreen(self.services.factory_name, self.target or ""))
         self.set_interval(max(MIN_REFRESH_S, self.services.interval_s), self.request_snapshot, name="refresh")
         self.request_snapshot()
@@ -104,6 +116,16 @@ class DashboardApp(App[None]):
             self._last_failure = message.reason
             self.notify(message.reason, title="no new data", severity="error", timeout=8)
 
+    def on_unmount(self) -> None:
+        """Give SIGTERM back (its default ends the process) once the terminal is restored."""
+        if self.quit_on_sigterm:
+            with contextlib.suppress(RuntimeError):
+                asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
+
+    def action_interrupt(self) -> None:
+        """Ctrl-C: quit from any screen or dialog, with the status of an interrupted command (130)."""
+        self.exit(return_code=int(ExitCode.INTERRUPTED))
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Inside a dialog `q` and `?` belong to the dialog."""
         return not (action in ("quit", "help") and isinstance(self.screen, ModalScreen))
@@ -124,16 +146,20 @@ def make_app(services: DashboardServices, read_only: bool = False, target: str |
     return DashboardApp(services, read_only=read_only, target=target)
 
 
-def run_dashboard(config: FactoryConfig, read_only: bool = False, target: str | None = None) -> None:
+def run_dashboard(config: FactoryConfig, read_only: bool = False, target: str | None = None) -> int:
     """Run the dashboard in this terminal on `config`'s nodes (those of `target`), then release every session.
 
     With a live controller the dashboard reads its store; otherwise it runs its own collector (one agent session
-    per node) for as long as it is open.
+    per node) for as long as it is open. Returns the exit status: 0 after `q`, 130 after Ctrl-C, 143 after SIGTERM
+    (each one restores the terminal first).
     """
     from factoryctl.tui.services import open_services
 
     services = open_services(config, target)
     try:
-        make_app(services, read_only=read_only).run()
+        app = make_app(services, read_only=read_only)
+        app.quit_on_sigterm = True
+        app.run()
     finally:
         services.close()
+    return app.return_code or 0

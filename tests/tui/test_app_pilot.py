@@ -171,12 +171,25 @@ async def test_question_mark_lists_every_key(services: FrozenServices) -> None:
             "back to the factory",
             "quit",
             "Esc q",
+            "Ctrl-C",
+            "quit (exit 130)",
             "Home g",
             "?",
         ):
             assert expected in text, expected
         await pilot.press("q")  # closes the help, does not quit
         assert isinstance(app.screen, MainScreen)
+
+
+@pytest.mark.parametrize("first", [[], ["question_mark"], ["d"]], ids=["main", "help", "dialog"])
+async def test_ctrl_c_quits_from_anywhere_with_status_130(services: FrozenServices, first: list[str]) -> None:
+    app = make_app(services)
+    async with app.run_test() as pilot:
+        await first_snapshot(pilot)
+        await pilot.press(*first, "ctrl+c")
+        await pilot.pause()
+        assert app.return_code == 130  # docs/cli.md: interrupted (Ctrl-C) is 130; `q` is 0
+    assert services.calls == []
 
 
 async def test_drain_asks_for_a_reason_and_confirmation(services: FrozenServices) -> None:

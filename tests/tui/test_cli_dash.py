@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 FACTORY = """\
@@ -62,3 +63,52 @@ def test_the_headless_services_do_not_import_textual() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def _dashboard_in_a_pty(tmp_path: Path, stop: Callable[[int, int], None]) -> tuple[bytes, int]:
+    """Run `factoryctl dash` on a pseudo-terminal, call `stop(pid, fd)` once it drew, return (output, exit status)."""
+    import os
+    import pty
+    import select
+    import time
+
+    (tmp_path / "factory.yaml").write_text(FACTORY + f"state_dir: {tmp_path / 'state'}\n")
+    pid, fd = pty.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.environ["TERM"] = "xterm-256color"
+        os.execv(sys.executable, [sys.executable, "-m", "factoryctl", "-c", str(tmp_path / "factory.yaml"), "dash"])
+    output = b""
+    stopped_at: float | None = None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if select.select([fd], [], [], 0.1)[0]:
+            try:
+                output += os.read(fd, 65536)
+            except OSError:  # the child closed the terminal: it is gone
+                break
+        if stopped_at is None and b"gpu04" in output:
+            time.sleep(0.5)
+            stop(pid, fd)
+            stopped_at = time.monotonic()
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return output, os.waitstatus_to_exitcode(status)
+
+
+def test_sigterm_restores_the_terminal_then_exits_143(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    output, status = _dashboard_in_a_pty(tmp_path, lambda pid, fd: os.kill(pid, signal.SIGTERM))
+    assert status == 143  # ExitCode.TERMINATED, not killed by the signal (-15)
+    tail = output[output.rindex(b"\x1b[?1049h") :]
+    assert b"\x1b[?1049l" in tail  # left the alternate screen
+    assert b"\x1b[?1000l" in tail  # mouse reporting off
+
+
+def test_ctrl_c_quits_with_status_130(tmp_path: Path) -> None:
+    import os
+
+    output, status = _dashboard_in_a_pty(tmp_path, lambda pid, fd: os.write(fd, b"\x03"))
+    assert status == 130
+    assert b"\x1b[?1049l" in output[output.rindex(b"\x1b[?1049h") :]
