@@ -1,13 +1,14 @@
 """The header's grid line: the price now, where it is heading, and what the factory's power costs per hour.
 
 Reads the price source factory.yaml names (`power.price_source` + `power.prices`); today that is the built-in
-`csv` source. The file is read again only when it changes. No source, an unknown source, or no published price
-now all give `None`, which the header shows as `n/a`: a price is never guessed. Imports no Textual.
+`csv` source. The file is read again only when it changes (a bad file too: its error stays in `error` until then),
+and its interval is the series' median spacing, as `price show` and the simulator take it. No source, an unknown
+source, or no published price now all give `None`, which the header shows as `n/a`: a price is never guessed.
+Imports no Textual.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 from bisect import bisect_right
 from pathlib import Path
@@ -31,24 +32,33 @@ class GridPrice:
         self._points: tuple[PricePoint, ...] = ()
         self._times: list[int] = []
         self._stamp: tuple[float, int] | None = None
+        self._step = 3600
+        #: Why the price file gives no price (unreadable or invalid), shown with `n/a`; None when it loaded.
+        self.error: str | None = None
 
     def _load(self) -> None:
         if self.path is None:
             return
         try:
             stat = self.path.stat()
-        except OSError:
+        except OSError as exc:
             self._points, self._times, self._stamp = (), [], None
+            self.error = f"cannot read {self.path}: {exc.strerror}"
             return
         stamp = (stat.st_mtime, stat.st_size)
         if stamp == self._stamp:
             return
-        from factoryctl.power.sources import CsvPriceSource
+        from factoryctl.power.sources import CsvPriceSource, price_interval_s
 
-        with contextlib.suppress(FactoryError):
+        self._stamp = stamp  # a bad file is not parsed again until it changes
+        try:
             self._points = CsvPriceSource(self.path).fetch()
-            self._times = [p.timestamp_s for p in self._points]
-            self._stamp = stamp
+        except FactoryError as exc:
+            self._points, self.error = (), exc.message
+        else:
+            self.error = None
+        self._times = [p.timestamp_s for p in self._points]
+        self._step = price_interval_s(self._points)
 
     def outlook(self, now: float, intervals: int = 24) -> tuple[float | None, ...]:
         """Prices of the interval running now and the next ones, as far as published (at most `intervals`)."""
@@ -64,8 +74,7 @@ class GridPrice:
         index = bisect_right(self._times, int(now)) - 1
         if index < 0:
             return None, None
-        step = self._times[1] - self._times[0] if len(self._times) > 1 else 3600
-        if index == len(self._times) - 1 and now >= self._times[index] + step:
+        if index == len(self._times) - 1 and now >= self._times[index] + self._step:
             return None, None  # the file ends before now: no price is known for this interval
         current = self._points[index].price_per_mwh
         if current is None:
