@@ -76,7 +76,8 @@ def test_the_interval_is_the_median_spacing_as_price_show_takes_it(tmp_path: Pat
     rows = [(day, "10"), (day + 900, "20"), (day + HOUR, "40"), (day + 2 * HOUR, "60"), (day + 3 * HOUR, "80")]
     grid = GridPrice(config_with_prices(tmp_path, rows))
     price, _ = grid.now(day + 3 * HOUR + 20 * 60, 1.0)  # 03:20, inside the last hour-long interval
-    assert price is not None and price.price_per_mwh == 80.0
+    assert price is not None
+    assert price.price_per_mwh == 80.0
     assert grid.now(day + 4 * HOUR + 1, 1.0) == (None, None)  # past it
 
 
@@ -88,14 +89,17 @@ def test_a_bad_file_gives_no_price_and_its_error_and_is_parsed_once_until_it_cha
     start = int(time.time()) // HOUR * HOUR
     config = config_with_prices(tmp_path, [(start, "80")])
     grid = GridPrice(config)
-    assert grid.now(start + 1, 1.0)[0] is not None and grid.error is None
+    assert grid.now(start + 1, 1.0)[0] is not None
+    assert grid.error is None
     (tmp_path / "prices.csv").write_text("timestamp_utc,price_per_mwh\nnot a time,80\n")
     reads: list[object] = []
     real = sources.read_price_csv
     monkeypatch.setattr(sources, "read_price_csv", lambda path: reads.append(path) or real(path))
     assert grid.now(start + 1, 1.0) == (None, None)
-    assert grid.error is not None and "prices.csv" in grid.error
+    assert grid.error is not None
+    assert "prices.csv" in grid.error
     assert grid.outlook(start + 1) == ()
     assert len(reads) == 1  # not parsed again on every refresh
     (tmp_path / "prices.csv").write_text(f"timestamp_utc,price_per_mwh\n{_iso(start)},95\n")
-    assert grid.now(start + 1, 1.0)[0].price_per_mwh == 95.0 and grid.error is None
+    assert grid.now(start + 1, 1.0)[0].price_per_mwh == 95.0
+    assert grid.error is None
