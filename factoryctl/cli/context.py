@@ -5,6 +5,7 @@ Config is loaded on demand (never at import), so `--help` and completion of comm
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,20 +47,33 @@ def complete_target(ctx: typer.Context, incomplete: str) -> list[str]:
 #: The TARGET argument of commands that default to every node, with completion from the inventory.
 TARGET_ARG = typer.Argument("all", help="Node set, @group or all.", autocompletion=complete_target)
 #: The range of every `--timeout`: a larger value overflows the platform's time_t when turned into a deadline, and
-#: no node answer is worth waiting a day for.
+#: no node answer is worth waiting a day for. Intervals and durations share the day's ceiling for the same reason.
 MIN_TIMEOUT_S, MAX_TIMEOUT_S = 0.1, 86400.0
 
 
-def check_timeout(value: float) -> float:
-    """A `--timeout` in seconds: finite and from 0.1 s to 1 day, else a usage error (exit 2)."""
-    if not MIN_TIMEOUT_S <= value <= MAX_TIMEOUT_S:  # NaN fails both comparisons
-        from factoryctl.errors import UsageError
+def seconds_check(option: str, low: float, example: str, high: float = MAX_TIMEOUT_S) -> Callable[[float], float]:
+    """An option callback refusing seconds outside [low, high] (NaN and inf too): our usage error, exit 2.
 
-        raise UsageError(
-            f"--timeout must be from {MIN_TIMEOUT_S:g} to {MAX_TIMEOUT_S:g} seconds (1 day), not {value:g}.",
-            "give the time in seconds, e.g. --timeout 30.",
-        )
-    return value
+    Every option in seconds goes through one of these (`--timeout`, `--interval`, `--min-interval`, `--duration`),
+    so `inf` is refused the same way everywhere instead of overflowing a sleep or never ending.
+    """
+
+    def check(value: float) -> float:
+        if not low <= value <= high:  # NaN fails both comparisons
+            from factoryctl.errors import UsageError
+
+            days = f" ({high / 86400:g} day)" if high == 86400 else ""
+            raise UsageError(
+                f"{option} must be from {low:g} to {high:g} seconds{days}, not {value:g}.",
+                f"give the time in seconds, e.g. {option} {example}.",
+            )
+        return value
+
+    return check
+
+
+#: `--timeout`: from 0.1 s to a day.
+check_timeout = seconds_check("--timeout", MIN_TIMEOUT_S, "30")
 
 
 def timeout_option(default: float, *names: str, help: str) -> Any:

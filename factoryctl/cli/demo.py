@@ -31,7 +31,10 @@ def register(app: typer.Typer) -> None:
             False, "--headless", help="No dashboard (and no terminal needed): run --duration, print the snapshot."
         ),
         duration: float = typer.Option(
-            5.0, "--duration", min=0.0, help="Seconds to run with --headless (the dashboard runs until you quit)."
+            5.0,
+            "--duration",
+            callback=context.seconds_check("--duration", 0.0, "5"),
+            help="Seconds to run with --headless (the dashboard runs until you quit).",
         ),
         interval: float = typer.Option(1.0, "--interval", min=0.1, help="Seconds between samples."),
         output: OutputFormat = OUTPUT_OPTION,

@@ -58,6 +58,10 @@ class MetricsSource:
         return render(result.samples, drained)
 
 
+#: `--min-interval`: 0 refreshes on every scrape; at most a day, as every option in seconds.
+MIN_INTERVAL_CHECK = context.seconds_check("--min-interval", 0.0, "5")
+
+
 def register(app: typer.Typer) -> None:
     """Add `metrics` (with its `serve` command) to the root app."""
     metrics_app = typer.Typer(no_args_is_help=True, help="Prometheus metrics (dcgm-exporter names).")
@@ -68,7 +72,9 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         address: str = typer.Option("127.0.0.1", "--address", help="Listen address (0.0.0.0 for every interface)."),
         port: int = typer.Option(9400, "--port", min=0, max=65535, help="Port (9400, as dcgm-exporter)."),
-        min_interval: float = typer.Option(5.0, "--min-interval", min=0.0, help="Seconds between two refreshes."),
+        min_interval: float = typer.Option(
+            5.0, "--min-interval", callback=MIN_INTERVAL_CHECK, help="Seconds between two refreshes (0-86400)."
+        ),
         timeout: float = context.timeout_option(15.0, help="Seconds to wait for each node when polling."),
     ) -> None:
         """Serve /metrics for Prometheus until Ctrl-C."""

@@ -17,6 +17,8 @@ from typing import Any
 
 import typer
 
+from factoryctl.cli.context import seconds_check
+
 SCHEMA_VERSION = 1
 
 
@@ -55,7 +57,12 @@ OUTPUT_OPTION = typer.Option(
 )
 NO_HEADER_OPTION = typer.Option(False, "--no-header", help="Omit the table header.")
 WATCH_OPTION = typer.Option(False, "--watch", "-w", help="Redraw in place every interval, like watch.")
-INTERVAL_OPTION = typer.Option(2.0, "--interval", min=0.1, help="Seconds between --watch redraws.")
+INTERVAL_OPTION = typer.Option(
+    2.0,
+    "--interval",
+    callback=seconds_check("--interval", 0.1, "5"),
+    help="Seconds between --watch redraws (0.1-86400).",
+)
 
 
 @dataclass(frozen=True)
