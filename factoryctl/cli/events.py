@@ -8,7 +8,16 @@ import typer
 
 from factoryctl.cli import context
 from factoryctl.cli.completion import complete_choices
-from factoryctl.cli.render import NO_HEADER_OPTION, OUTPUT_OPTION, Column, OutputFormat, emit, iso_utc, render_listing
+from factoryctl.cli.render import (
+    NO_HEADER_OPTION,
+    OUTPUT_OPTION,
+    Column,
+    OutputFormat,
+    checked_choice,
+    emit,
+    iso_utc,
+    render_listing,
+)
 
 if TYPE_CHECKING:
     from factoryctl.store.rows import AuditEntry
@@ -70,7 +79,7 @@ def events_command(
 
     from factoryctl.cli.telemetry import open_history, parse_when
 
-    _check_kind(kind)
+    kind = _check_kind(kind)
     config, names = _nodes(ctx, target)
     store = open_history(config)
     try:
@@ -83,12 +92,9 @@ def events_command(
         store.close()
 
 
-def _check_kind(kind: str | None) -> None:
-    """Refuse an unknown `--kind` (a usage error, before the store is opened)."""
-    if kind is not None and kind not in EVENT_KINDS:
-        from factoryctl.errors import UsageError
-
-        raise UsageError(f"unknown event kind `{kind}`.", f"choose one of: {', '.join(EVENT_KINDS)}.")
+def _check_kind(kind: str | None) -> str | None:
+    """`--kind` lower-cased; an unknown one is a usage error with a did-you-mean, before the store is opened."""
+    return None if kind is None else checked_choice(kind, EVENT_KINDS, "event kind")
 
 
 def audit_command(

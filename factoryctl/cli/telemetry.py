@@ -15,7 +15,16 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from factoryctl.cli import context
-from factoryctl.cli.render import NO_HEADER_OPTION, OUTPUT_OPTION, Column, OutputFormat, emit, iso_utc, render_listing
+from factoryctl.cli.render import (
+    NO_HEADER_OPTION,
+    OUTPUT_OPTION,
+    Column,
+    OutputFormat,
+    checked_choice,
+    emit,
+    iso_utc,
+    render_listing,
+)
 
 if TYPE_CHECKING:
     from factoryctl.config import FactoryConfig
@@ -166,7 +175,10 @@ def _metric_names() -> list[str]:
 
 
 def _complete_metric(incomplete: str) -> list[str]:
-    return [m for m in _metric_names() if m.startswith(incomplete)]
+    """The metrics starting with what was typed (the names are read only when completing, to keep --help fast)."""
+    from factoryctl.cli.completion import complete_choices
+
+    return complete_choices(_metric_names())(incomplete)
 
 
 def sparkline(values: Sequence[float], width: int = 24) -> str:
@@ -250,8 +262,7 @@ def history(
     from factoryctl.config_schema import parse_duration
     from factoryctl.errors import UsageError
 
-    if metric not in _metric_names():
-        raise UsageError(f"unknown metric `{metric}`.", f"choose one of: {', '.join(_metric_names())}.")
+    metric = checked_choice(metric, _metric_names(), "metric")
     step_s = None
     if step is not None:
         try:

@@ -139,7 +139,33 @@ def test_drain_resume_and_events(cli: Any, filled: Path) -> None:
     assert [e["kind"] for e in only] == ["resume"]
     typo = cli("--config", str(filled), "events", "--kind", "resumed")
     assert typo.exit_code == 2
-    assert "unknown event kind `resumed`" in typo.stderr
+    assert "unknown event kind 'resumed'" in typo.stderr
+    assert "did you mean resume?" in typo.stderr
+    shouted = cli("--config", str(filled), "events", "--kind", "DRAIN", "-o", "json")
+    assert [e["kind"] for e in shouted.json()["items"]] == ["drain"]  # case ignored, as -o
+
+
+def test_event_kind_and_metric_typos_suggest_the_nearest_choice(cli: Any, filled: Path) -> None:
+    kind = cli("--config", str(filled), "events", "--kind", "xdi")
+    assert kind.exit_code == 2
+    assert "factoryctl: unknown event kind 'xdi'." in kind.stderr
+    assert "did you mean xid?" in kind.stderr
+    metric = cli("--config", str(filled), "telemetry", "history", "n1", "--metric", "power_ww")
+    assert metric.exit_code == 2
+    assert "unknown metric 'power_ww'" in metric.stderr
+    assert "did you mean power_w?" in metric.stderr
+    upper = cli("--config", str(filled), "telemetry", "history", "n1", "--metric", "POWER_W", "-o", "json")
+    assert upper.exit_code == 0, upper.stderr
+    assert {item["metric"] for item in upper.json()["items"]} == {"power_w"}
+
+
+def test_metric_completion_offers_the_stored_metrics() -> None:
+    from factoryctl.cli.telemetry import _complete_metric
+
+    offered = _complete_metric("power")
+    assert "power_w" in offered
+    assert all(name.startswith("power") for name in offered)
+    assert _complete_metric("zzz") == []
 
 
 def test_drain_commands_registered_directly(filled: Path) -> None:
