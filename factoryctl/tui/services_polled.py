@@ -3,7 +3,9 @@
 One long-lived agent session per node (local subprocess or one SSH connection), each streaming samples at the
 factory's interval from its own thread, reconnecting with backoff. `snapshot()` only reads what the streams last
 delivered, so it returns at once however slow a node is; a node whose stream breaks shows as down at the next
-snapshot, and one that goes quiet shows as degraded, then down. Drains and power-limit changes go through the store
+snapshot, and one that goes quiet shows as degraded, then down; each change of state is an event (node_degraded,
+node_down, node_up) whatever its cause, and a node that has not answered yet shows as connecting (never waited for).
+Drains and power-limit changes go through the store
 (drained flag, events, audit log) when it can be opened, else they live in memory for this session.
 Imports no Textual: the CLI, a benchmark or a test can drive it headless.
 """
@@ -26,8 +28,10 @@ from factoryctl.tui.history import RecentHistory
 from factoryctl.tui.services import DashboardEvent, FactorySnapshot, NodeHistory
 from factoryctl.tui.services_base import ConfiguredServices, assemble_snapshot, dashboard_event, dashboard_user
 
-#: Wait this long at start for every node to answer or fail, so the first screen is not a wall of "down".
-FIRST_SNAPSHOT_WAIT_S = 8.0
+#: The state a node shows until its first sample or failure (never waited for: rows appear as nodes answer).
+CONNECTING = "connecting"
+#: The event of each change of state, and its severity.
+STATE_EVENTS = {"up": ("node_up", "info"), "degraded": ("node_degraded", "warning"), "down": ("node_down", "error")}
 RECONNECT_BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 
 
@@ -42,7 +46,7 @@ class _NodeLink:
         self.latest: NodeSample | None = None
         self.latest_mono = 0.0
         self.failure: NodeError | None = None
-        self.answered = threading.Event()
+        self.shown = CONNECTING  # the state last judged (and announced by an event)
         self.lock = threading.Lock()
         self.thread = threading.Thread(target=self._run, name=f"dash-{spec.name}", daemon=True)
 
@@ -55,6 +59,7 @@ class _NodeLink:
                 attempt = 0
                 while not stop.is_set() and self.session.failure is None:
                     stop.wait(0.1)
+                    self.judge()  # a silent agent degrades, then goes down, with no sample to say so
                 if self.session.failure is not None:
                     self._fail(self.session.failure)
             except Exception as exc:
@@ -78,26 +83,31 @@ class _NodeLink:
         from factoryctl.telemetry.health import gpu_events
 
         with self.lock:
-            recovered = self.failure is not None
             before, self.latest = self.latest, sample
             self.latest_mono = time.monotonic()
             self.failure = None
-        self.answered.set()
         self.owner.history.record_node(sample)
         for event in gpu_events(before, sample):  # ECC errors, lost GPUs, thermal slowdown: as the controller sees them
             self.owner.add_event(dashboard_event(event))
-        if recovered:
-            self.owner.add_event(DashboardEvent(time.time(), self.spec.name, "node_up", "answers again"))
+        self.judge()
 
     def _fail(self, error: NodeError) -> None:
         with self.lock:
-            was_up = self.failure is None and self.latest is not None
             self.failure = error
-        self.answered.set()
-        if was_up:
-            self.owner.add_event(
-                DashboardEvent(time.time(), self.spec.name, "node_down", f"down: {error.message}", "error")
-            )
+        self.judge()
+
+    def judge(self) -> None:
+        """Compare the state shown now with the last one judged: each change is an event (not the first answer)."""
+        sample = self.sample(time.time(), self.owner.stale_after_s, self.owner.down_after_s)
+        with self.lock:
+            before, self.shown = self.shown, sample.state
+        if sample.state == before or sample.state not in STATE_EVENTS:
+            return
+        if before == CONNECTING and sample.state == "up":
+            return
+        kind, severity = STATE_EVENTS[sample.state]
+        text = "answers again" if sample.state == "up" else f"{sample.state}: {sample.message}"
+        self.owner.add_event(DashboardEvent(time.time(), self.spec.name, kind, text, severity))
 
     def _disconnect(self) -> None:
         session, transport = self.session, self.transport
@@ -117,7 +127,7 @@ class _NodeLink:
         if failure is not None:
             return NodeSample(node=name, time=now, state="down", error=failure.kind, message=failure.message)
         if latest is None:
-            return NodeSample(node=name, time=now, state="degraded", error="timeout", message="connecting…")
+            return NodeSample(node=name, time=now, state=CONNECTING, message="connecting…")
         if age > down_after_s:
             return NodeSample(
                 node=name, time=latest.time, state="down", error="timeout", message=f"no sample for {age:.0f} s"
@@ -206,12 +216,10 @@ class PolledServices(ConfiguredServices):
         return max(10.0, 10 * self.interval_s)
 
     def snapshot(self) -> FactorySnapshot:
-        """The latest sample of every node, never waiting on a slow one (except once, at start)."""
-        if not self._started:
-            self.start()
-            deadline = time.monotonic() + min(FIRST_SNAPSHOT_WAIT_S, self.connect_timeout_s)
-            for link in self._links.values():
-                link.answered.wait(max(0.0, deadline - time.monotonic()))
+        """The latest sample of every node, never waiting on a slow one: a node not answered yet is `connecting`."""
+        self.start()
+        for link in self._links.values():
+            link.judge()
         now = time.time()
         nodes = tuple(link.sample(now, self.stale_after_s, self.down_after_s) for link in self._links.values())
         return assemble_snapshot(

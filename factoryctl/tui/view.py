@@ -16,7 +16,7 @@ from factoryctl.tui.services import FactorySnapshot, JobLine, PriceNow
 #: A GPU counts as busy at or above this utilization, or while it runs a process.
 BUSY_UTILIZATION_PCT = 5.0
 
-_STATE_ORDER = {"down": 0, "degraded": 1, "up": 2}
+_STATE_ORDER = {"down": 0, "degraded": 1, "connecting": 2, "up": 3}
 
 
 def gpu_busy(gpu: GpuSample) -> bool:

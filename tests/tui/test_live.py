@@ -26,6 +26,7 @@ from factoryctl.tui.widgets.node_table import NodeTable
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[PolledServices]:
     services = PolledServices(demo_config(tmp_path / "state"), "demo[01-03]")
+    wait_for(lambda: set(states(services).values()) == {"up"}, 15.0, "every node up")
     yield services
     services.close()
 
@@ -127,6 +128,55 @@ def test_a_stopped_agent_never_blocks_a_snapshot(live: PolledServices) -> None:
     finally:
         os.kill(proc.pid, signal.SIGCONT)
     wait_for(lambda: states(live)["demo02"] == "up", 5.0, "demo02 up again")
+
+
+def test_a_silent_agent_raises_degraded_down_and_up_events(
+    live: PolledServices, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(PolledServices, "down_after_s", property(lambda self: 4.0))  # not 10 s: a shorter test
+    proc = agent_process("demo02")
+    os.kill(proc.pid, signal.SIGSTOP)  # no broken stream, no failure: only silence says it
+    try:
+        wait_for(lambda: states(live)["demo02"] == "down", 8.0, "demo02 down")
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+    wait_for(lambda: states(live)["demo02"] == "up", 8.0, "demo02 up again")
+    events = [e for e in live.snapshot().events if e.node == "demo02"]
+    assert [(e.kind, e.severity) for e in events] == [
+        ("node_degraded", "warning"),
+        ("node_down", "error"),
+        ("node_up", "info"),
+    ]
+    assert events[0].message.startswith("degraded: no sample for")
+    assert events[2].message == "answers again"
+
+
+def test_rows_appear_as_nodes_answer_whatever_a_mute_node_does(tmp_path: Path) -> None:
+    import socket
+
+    from factoryctl.config import parse_config
+
+    mute = socket.create_server(("127.0.0.1", 0))  # accepts, never sends an SSH banner
+    port = mute.getsockname()[1]
+    yaml = f"""\
+name: mix
+ssh: {{connect_timeout_s: 20, user: root}}
+nodes:
+  l[1-2]: {{transport: local, sim: h100-sxm, gpus: 2}}
+  mute: {{host: 127.0.0.1, port: {port}, sim: h100-sxm, gpus: 2}}
+"""
+    services = PolledServices(parse_config(yaml, tmp_path / "factory.yaml", tmp_path / "state"))
+    try:
+        started = time.monotonic()
+        first = services.snapshot()
+        assert time.monotonic() - started < 1.0  # it used to wait 8 s for every node
+        assert {n.node: n.state for n in first.nodes}["mute"] == "connecting"
+        wait_for(lambda: states(services)["l2"] == "up" and states(services)["l1"] == "up", 6.0, "local nodes up")
+        assert states(services)["mute"] == "connecting"
+        assert not [e for e in services.snapshot().events if e.node == "mute"]
+    finally:
+        services.close()
+        mute.close()
 
 
 def test_unknown_node_actions_are_usage_errors(live: PolledServices) -> None:

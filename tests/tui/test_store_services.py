@@ -151,6 +151,9 @@ def test_a_controller_starting_and_stopping_switches_the_source(config) -> None:
     lock = ControllerLock(config.state_dir)
     try:
         assert services.source == "agents"
+        deadline = time.monotonic() + 15  # the embedded collector shows `connecting` until the agent answers
+        while services.snapshot().node("demo01").state != "up" and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert services.snapshot().node("demo01").state == "up"
         write_history(config, minutes=1)  # what a controller writes
         lock.acquire()

@@ -37,7 +37,7 @@ COLUMNS: tuple[tuple[str, int], ...] = (
     ("rack", 4),
 )
 PADDING = 1
-STATE_STYLES = {"up": "green", "degraded": "yellow", "down": "bold red"}
+STATE_STYLES = {"up": "green", "degraded": "yellow", "down": "bold red", "connecting": "italic bright_black"}
 
 Piece = tuple[str, str]  # (text, style name)
 
