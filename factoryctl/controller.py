@@ -5,6 +5,10 @@ so a SIGKILL leaves nothing stale). SIGTERM/SIGINT stop it cleanly: links are cl
 last samples written. SIGHUP re-reads factory.yaml: nodes are added, removed or reconnected without a restart, and
 a broken file is refused with the reason logged while the controller keeps running on the configuration it had.
 Every step it takes also exists as a one-shot command (`telemetry collect --once`).
+
+The store file (and the lock) are checked every few seconds: SQLite keeps writing the inode it opened, so a store
+deleted or swapped under the controller would silently swallow everything, drains included, while every reader sees
+another file. The controller then logs why and exits 1, so systemd's `Restart=on-failure` starts it on a fresh store.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from types import FrameType
 from typing import Any
 
 from factoryctl.config import FactoryConfig, load_config
-from factoryctl.errors import FactoryError
+from factoryctl.errors import ExitCode, FactoryError
 from factoryctl.store.lock import ControllerLock
 from factoryctl.store.rows import Event
 from factoryctl.store.sqlite import Store, StoreError
@@ -34,6 +38,12 @@ log = logging.getLogger("factoryctl.controller")
 MAINTAIN_EVERY_S = 60.0
 STATS_EVERY_S = 10.0
 STATS_KEY = "controller_stats"
+#: How often the store file and the lock are checked against what the controller has open (one stat each).
+FILE_CHECK_EVERY_S = 3.0
+#: `controller status` calls a running controller unhealthy when it stored no sample for this many intervals
+#: (and at least STALE_AFTER_MIN_S, so connecting to the nodes at start is not a failure).
+STALE_AFTER_INTERVALS = 3
+STALE_AFTER_MIN_S = 10.0
 
 
 class Controller:
@@ -54,6 +64,9 @@ class Controller:
         self.started_at = clock()
         self.collector: Collector | None = None
         self.store: Store | None = None
+        self.lock: ControllerLock | None = None
+        #: Why the controller stopped on its own (its files were deleted or replaced), None while all is well.
+        self.failure: str | None = None
 
     # ------------------------------------------------------------------ signals
 
@@ -82,9 +95,12 @@ class Controller:
 
     # ------------------------------------------------------------------ life
 
-    def run(self) -> None:
-        """Run until asked to stop. Raises `FactoryError` when it cannot start (lock held, store unusable)."""
-        lock = ControllerLock(self.config.state_dir)
+    def run(self) -> int:
+        """Run until asked to stop or its store goes; returns the exit status (0, or 1 after `failure`).
+
+        Raises `FactoryError` when it cannot start (lock held, store unusable).
+        """
+        self.lock = lock = ControllerLock(self.config.state_dir)
         lock.acquire()
         try:
             self.store = Store(self.config.store_path)
@@ -102,10 +118,12 @@ class Controller:
         finally:
             self._shutdown()
             lock.release()
+        return int(ExitCode.FAILURE) if self.failure else int(ExitCode.OK)
 
     def _loop(self) -> None:
         next_maintain = self._clock() + MAINTAIN_EVERY_S
         next_stats = self._clock() + STATS_EVERY_S
+        next_check = self._clock() + FILE_CHECK_EVERY_S
         while not self._stop_requested:
             self._wake.wait(1.0)
             self._wake.clear()
@@ -119,12 +137,42 @@ class Controller:
             if now >= next_stats:
                 next_stats = now + STATS_EVERY_S
                 self._write_stats()
+            if now >= next_check:
+                next_check = now + FILE_CHECK_EVERY_S
+                if self._files_failed():
+                    return
+        self._files_failed()  # a SIGTERM right after the store went still says so (and exits 1)
+
+    def _files_failed(self) -> bool:
+        """Check the files once; a failure is logged as one error line and ends the controller."""
+        self.failure = self.check_files()
+        if self.failure:
+            log.error("%s", self.failure)
+        return self.failure is not None
+
+    def check_files(self) -> str | None:
+        """One sentence when the store or the lock on disk is no longer what this controller has open, else None."""
+        path = self.config.store_path
+        gone = self.store.replaced() if self.store is not None else None
+        if gone:
+            return (
+                f"the store {path} was {gone} while the controller ran; it no longer reaches readers, so the "
+                f"controller exits (status 1) for its service manager to restart it on a new store "
+                f"(history is lost there, drains must be redone)."
+            )
+        if self.lock is not None and self.lock.replaced():
+            return (
+                f"the controller lock {self.lock.path} was deleted or replaced, so a second controller could start "
+                f"on {path}; the controller exits (status 1) for its service manager to restart it."
+            )
+        return None
 
     def _shutdown(self) -> None:
         if self.collector is not None:
             self.collector.stop()
-            self._write_stats()
-            self._event("controller_stop", f"controller {os.getpid()} stopped")
+            if not self.failure:  # a deleted or replaced store reaches nobody: no figures, no stop event in it
+                self._write_stats()
+                self._event("controller_stop", f"controller {os.getpid()} stopped")
             log.info("controller stopped: %s", json.dumps(self.collector.stats()))
         if self.store is not None:
             self.store.close()
@@ -201,13 +249,13 @@ def configure_logging(level: str = "info") -> None:
     )
 
 
-def run_controller(config_path: Path | None, log_level: str = "info") -> None:
-    """`factoryctl controller run`: load the config, take the lock, serve until SIGTERM."""
+def run_controller(config_path: Path | None, log_level: str = "info") -> int:
+    """`factoryctl controller run`: load the config, take the lock, serve until SIGTERM; returns the exit status."""
     configure_logging(log_level)
     controller = Controller(load_config(config_path))
     previous = controller.install_signal_handlers()
     try:
-        controller.run()
+        return controller.run()
     finally:  # a refused start (lock held) must not leave Ctrl-C disabled in the calling process
         for signum, handler in previous.items():
             signal.signal(signum, handler)

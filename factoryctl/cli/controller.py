@@ -27,60 +27,120 @@ def run(
         autocompletion=complete_choices(LOG_LEVELS),
     ),
 ) -> None:
-    """Run the daemon in the foreground: stream every node into the store until SIGTERM; SIGHUP reloads."""
+    """Run the daemon in the foreground: stream every node into the store until SIGTERM; SIGHUP reloads.
+
+    Exits 1 (the reason logged) if its store file is deleted or replaced while it runs, so systemd restarts it.
+    """
     level = checked_choice(log_level, LOG_LEVELS, "log level")
     from factoryctl.controller import run_controller
 
     config_path, _ = context.global_options(ctx)
-    run_controller(config_path, level)
+    code = run_controller(config_path, level)
+    if code:  # the reason is already logged (its store was deleted or replaced)
+        raise typer.Exit(code)
 
 
 @app.command("status")
 def status(ctx: typer.Context, output: OutputFormat = OUTPUT_OPTION) -> None:
-    """Whether a controller is running on this factory's store, and its latest figures."""
-    import json
+    """Whether a controller is running on this factory's store and storing samples, and its latest figures.
+
+    Exits 1 with a sentence when none runs, or when the one running is not storing samples into this store.
+    """
     import time
 
-    from factoryctl.controller import STATS_KEY
-    from factoryctl.store.lock import controller_is_running
-    from factoryctl.store.sqlite import Store, StoreError
+    from factoryctl.errors import FactoryError
 
     config = context.load(ctx)
-    running = controller_is_running(config.state_dir)
-    doc: dict[str, Any] = {"running": running, "store": str(config.store_path), "newest_sample": None}
-    try:
-        store = Store(config.store_path, readonly=True)
-    except StoreError:
-        store = None
-    if store is not None:
-        try:
-            newest = store.newest_sample_time()
-            doc["newest_sample"] = iso_utc(newest)
-            doc["newest_sample_age_s"] = round(time.time() - newest, 3) if newest else None
-            raw = store.get_meta(STATS_KEY)
-            figures = json.loads(raw) if raw else None
-            if figures:  # the controller stores epoch seconds; show times as every other command does
-                for key in ("started_at", "written_at"):
-                    if isinstance(figures.get(key), (int, float)):
-                        figures[key] = iso_utc(figures[key])
-            doc["stats"] = figures
-        finally:
-            store.close()
+    doc = _status_doc(config, time.time())
     if output is OutputFormat.json:
         emit(dump_json(doc))
     elif output is OutputFormat.yaml:
         emit(dump_yaml(doc))
     else:
-        stats: dict[str, Any] = doc.get("stats") or {}
-        state = f"running (pid {stats.get('pid', '?')})" if running else "not running"
-        lines = [f"controller: {state}", f"store: {doc['store']}", f"newest sample: {doc['newest_sample'] or '-'}"]
-        if running and stats:
-            lines.append(
-                f"nodes: {stats.get('up', 0)} up of {stats.get('nodes', 0)}; samples {stats.get('samples', 0)}, "
-                f"dropped {stats.get('dropped', 0)}, store errors {stats.get('store_errors', 0)}"
-                + (f" (as of {stats['written_at']})" if stats.get("written_at") else "")
-            )
-        emit("\n".join(lines) + "\n")
-    if not running:
+        emit(_status_text(doc))
+    if not doc["running"]:
         sys.stderr.write("hint: start it with `factoryctl controller run` (docs/controller.md has a systemd unit).\n")
         raise typer.Exit(1)
+    if doc["problem"]:
+        raise FactoryError(
+            doc["problem"],
+            "see its log (`journalctl -u factoryctl`) and restart it (`systemctl restart factoryctl`); "
+            "a new store needs the drains again.",
+        )
+
+
+def _status_doc(config: Any, now: float) -> dict[str, Any]:
+    """What `controller status -o json` prints: the lock's pid, the store's figures, and what is wrong if anything."""
+    import json
+
+    from factoryctl.controller import STATS_KEY
+    from factoryctl.store.lock import controller_pid
+    from factoryctl.store.sqlite import Store, StoreError
+
+    pid = controller_pid(config.state_dir)
+    doc: dict[str, Any] = {"running": pid is not None, "pid": pid or None, "store": str(config.store_path)}
+    doc.update({"healthy": False, "problem": None, "newest_sample": None, "newest_sample_age_s": None, "stats": None})
+    newest: float | None = None
+    try:
+        store = Store(config.store_path, readonly=True)
+    except StoreError as exc:
+        store, doc["problem"] = None, exc.message
+        if pid is not None and not config.store_path.exists():
+            doc["problem"] = f"the controller (pid {pid or '?'}) runs but there is no store at {config.store_path}."
+    if store is not None:
+        try:
+            newest = store.newest_sample_time()
+            raw = store.get_meta(STATS_KEY)
+            doc["stats"] = json.loads(raw) if raw else None
+        finally:
+            store.close()
+    doc["newest_sample"] = iso_utc(newest) if newest else None
+    doc["newest_sample_age_s"] = round(now - newest, 3) if newest else None
+    if pid is not None:
+        doc["problem"] = _problem(config, pid, newest, doc["stats"], now) if store is not None else doc["problem"]
+        doc["healthy"] = doc["problem"] is None
+    else:
+        doc["problem"] = "no controller is running on this store."
+    for key in ("started_at", "written_at"):  # the controller stores epoch seconds; show times as others do
+        if doc["stats"] and isinstance(doc["stats"].get(key), (int, float)):
+            doc["stats"][key] = iso_utc(doc["stats"][key])
+    return doc
+
+
+def _problem(config: Any, pid: int, newest: float | None, stats: dict[str, Any] | None, now: float) -> str | None:
+    """Why the running controller (pid, 0 if unnamed) is not storing samples here, or None when it is."""
+    from factoryctl.controller import STALE_AFTER_INTERVALS, STALE_AFTER_MIN_S, STATS_EVERY_S
+    from factoryctl.store.lock import lock_path
+
+    if not pid:
+        return f"a controller holds the lock {lock_path(config.state_dir)} but the file names no pid."
+    try:
+        started = lock_path(config.state_dir).stat().st_mtime  # written when the lock was taken
+    except OSError:
+        started = now
+    theirs = (stats or {}).get("pid")
+    if theirs != pid and now - started > 2 * STATS_EVERY_S:
+        return (
+            f"the controller (pid {pid}) has not written its figures into {config.store_path} since it started: "
+            "it writes another file (was the store deleted or replaced?)."
+        )
+    stale_s = max(STALE_AFTER_INTERVALS * config.interval_s, STALE_AFTER_MIN_S)
+    age = now - max(newest or 0.0, started)
+    if age > stale_s:
+        when = f"since {iso_utc(newest)}" if newest else "since it started"
+        return f"the controller (pid {pid}) has stored no sample {when} ({age:.0f} s, more than {stale_s:g} s)."
+    return None
+
+
+def _status_text(doc: dict[str, Any]) -> str:
+    """The human form of `controller status`."""
+    stats: dict[str, Any] = doc.get("stats") or {}
+    state = f"running (pid {doc['pid'] or '?'})" if doc["running"] else "not running"
+    lines = [f"controller: {state}", f"store: {doc['store']}", f"newest sample: {doc['newest_sample'] or '-'}"]
+    if doc["running"] and stats and stats.get("pid") == doc["pid"]:
+        lines.append(
+            f"nodes: {stats.get('up', 0)} up of {stats.get('nodes', 0)}; samples {stats.get('samples', 0)}, "
+            f"dropped {stats.get('dropped', 0)}, store errors {stats.get('store_errors', 0)}"
+            + (f" (as of {stats['written_at']})" if stats.get("written_at") else "")
+        )
+    return "\n".join(lines) + "\n"

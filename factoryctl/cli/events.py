@@ -71,7 +71,11 @@ def events_command(
     output: OutputFormat = OUTPUT_OPTION,
     no_header: bool = NO_HEADER_OPTION,
     follow: bool = typer.Option(
-        False, "--follow", "-f", help="Keep printing new events (JSON lines with -o json) until Ctrl-C (exit 130)."
+        False,
+        "--follow",
+        "-f",
+        help="Keep printing new events (JSON lines with -o json) until Ctrl-C (exit 130); a deleted or replaced "
+        "store file is followed to the new one.",
     ),
 ) -> None:
     """Health and state events: nodes up/degraded/down, XIDs, ECC errors, lost GPUs, drains, reloads."""
@@ -150,7 +154,11 @@ def _follow(
     no_header: bool,
     every_s: float,
 ) -> NoReturn:
-    """Print events as they are stored, like `tail -f`, until Ctrl-C (exit 130, as any command's Ctrl-C)."""
+    """Print events as they are stored, like `tail -f`, until Ctrl-C (exit 130, as any command's Ctrl-C).
+
+    A store file deleted or replaced underneath (`rm factory.db*`, a restored backup) is noticed at the next poll:
+    following moves to the new file once one exists, from the last moment the old one was seen intact.
+    """
     import json
     import time
 
@@ -165,10 +173,35 @@ def _follow(
     show(shown, header=not no_header)
     last_id = max((e.id or 0 for e in shown), default=0)
     last_t = max((e.time for e in shown), default=time.time() - 1)
+    intact_at = time.time()
     while True:
         time.sleep(every_s)
+        gone = store.replaced()
+        if gone:
+            store = _reattach(store, gone, every_s)
+            last_id, last_t = 0, intact_at  # ids start again in the new file
+        intact_at = time.time()
         fresh = [e for e in store.events(last_t, names) if (e.id or 0) > last_id and kind in (None, e.kind)]
         if fresh:
             show(fresh, header=False)
             last_id = max(e.id or 0 for e in fresh)
             last_t = max(e.time for e in fresh)
+
+
+def _reattach(old: Any, gone: str, every_s: float) -> Any:
+    """Close the store that was deleted or replaced and open the file now at its path, waiting for one to exist."""
+    import sys
+    import time
+
+    from factoryctl.store.sqlite import Store, StoreError
+
+    old.close()
+    sys.stderr.write(f"factoryctl: the store {old.path} was {gone}; following the new one when it is there.\n")
+    while True:
+        try:
+            store = Store(old.path, readonly=True)
+        except StoreError:  # not there yet, or being created by a restarted controller
+            time.sleep(every_s)
+            continue
+        sys.stderr.write(f"factoryctl: following the new store {old.path}.\n")
+        return store

@@ -10,6 +10,7 @@ node, throttle-reason bits and the meta table.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -52,6 +53,26 @@ class StoreConnection:
             else:
                 self._check_version()
             self._load_reasons()
+        self.identity = self._file_identity()
+
+    def _file_identity(self) -> tuple[int, int] | None:
+        """(st_dev, st_ino) of the file at `path` now, None when there is none."""
+        try:
+            found = os.stat(self.path)
+        except OSError:
+            return None
+        return (found.st_dev, found.st_ino)
+
+    def replaced(self) -> str | None:
+        """Whether the file at `path` is no longer the one this connection has open: "deleted", "replaced" or None.
+
+        The connection keeps reading and writing the inode it opened, so a store deleted (`rm factory.db*`) or
+        swapped (a restored backup) under a long-lived process goes unnoticed by SQLite; one `stat` tells.
+        """
+        now = self._file_identity()
+        if now is None:
+            return "deleted"
+        return "replaced" if now != self.identity else None
 
     def _connect(self) -> sqlite3.Connection:
         """Open the file: read-write (creating its directory), or read-only without ever creating it."""

@@ -65,6 +65,16 @@ class ControllerLock:
         handle.flush()
         self._file = handle
 
+    def replaced(self) -> bool:
+        """Whether the lock file at `path` is gone or another file: then a second controller could start."""
+        if self._file is None:
+            return False
+        try:
+            now, held = os.stat(self.path), os.fstat(self._file.fileno())
+        except OSError:
+            return True
+        return (now.st_dev, now.st_ino) != (held.st_dev, held.st_ino)
+
     def release(self) -> None:
         """Drop the lock (also dropped by the kernel if the process dies)."""
         if self._file is not None:
@@ -76,19 +86,29 @@ class ControllerLock:
 
 def controller_is_running(state_dir: Path) -> bool:
     """Whether a live process holds the controller lock of this state dir."""
+    return controller_pid(state_dir) is not None
+
+
+def controller_pid(state_dir: Path) -> int | None:
+    """The pid of the live controller holding this state dir's lock: None if none runs, 0 if the file names none.
+
+    `acquire` writes the pid right after taking the lock, so 0 lasts an instant unless the file was tampered with.
+    """
     path = lock_path(state_dir)
     try:
         handle = open(path, encoding="utf-8")  # noqa: SIM115 - closed below
     except OSError:
-        return False
+        return None
     try:
         fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
-        return True
+        handle.seek(0)
+        text = handle.read().strip()
+        return int(text) if text.isdigit() else 0
     except OSError:
-        return False
+        return None
     else:
         fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-        return False
+        return None
     finally:
         handle.close()

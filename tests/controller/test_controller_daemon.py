@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -167,3 +168,35 @@ def test_killed_agent_is_restarted(tmp_path: Path, start: Any) -> None:
     wait_for(lambda: rows(tmp_path, "n1") > before + 4)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(15) == 0
+
+
+def test_deleted_store_stops_the_controller_and_follow_moves_to_the_new_store(
+    tmp_path: Path, start: Any, cli: Any
+) -> None:
+    config = write_config(tmp_path)
+    proc = start(config)
+    wait_for(lambda: rows(tmp_path, "n1") >= 2)
+    argv = [sys.executable, "-c", "from factoryctl.cli.app import main; main()", "--config", str(config)]
+    follow = subprocess.Popen([*argv, "events", "--follow", "-o", "json"], stdout=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(follow.stdout.readline, "")), daemon=True)
+    reader.start()
+    try:
+        assert cli("--config", str(config), "nodes", "drain", "n1", "--reason", "test").exit_code == 0
+        wait_for(lambda: any('"drain"' in line for line in lines))
+        for path in (tmp_path / "state").glob("factory.db*"):
+            path.unlink()  # rm state/factory.db*
+        assert proc.wait(15) == 1  # noticed within seconds, exits for systemd to restart it
+        stderr = proc.stderr.read().decode()
+        assert "ERROR factoryctl.controller: the store" in stderr
+        assert "was deleted while the controller ran" in stderr
+        assert "drains must be redone" in stderr
+        start(config)
+        wait_for(lambda: sum('"controller_start"' in line for line in lines) == 2)  # follow reattached
+        store = Store(tmp_path / "state" / "factory.db", readonly=True)
+        assert store.drained_nodes() == {}  # a fresh store: the drain is to be redone, as the log said
+        store.close()
+    finally:
+        follow.send_signal(signal.SIGINT)
+        assert follow.wait(10) == 130
+        follow.stdout.close()
