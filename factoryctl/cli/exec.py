@@ -6,8 +6,10 @@ output. Standard input, when it is not a terminal, is streamed to every node's c
 like ssh (transport/stdin_stream.py); the commands' ends never wait for it. The input is shared, so it moves no
 further than 8 MiB ahead of the slowest running command: one that neither reads its stdin nor exits holds the
 others' input there until it exits or reaches --timeout (and the others may time out too: exit 124). Identical
-outputs are gathered under one folded node set (`n[01-64] (64)`). Exit status: 4 if a node was unreachable, else
-124 if one timed out, else the highest remote exit code.
+outputs are gathered under one folded node set (`n[01-64] (64)`); `--lines` instead prints each line as it arrives,
+prefixed with its node, like pdsh (`LinePrinter`). Output that arrived before a node timed out or lost its
+connection is shown too (and in JSON, on the node's `errors` entry), like pdsh and clush. Exit status: 4 if a node
+was unreachable, else 124 if one timed out, else the highest remote exit code.
 
 SIGTERM (cron's `timeout`, systemd stopping a unit) is handled like Ctrl-C, so the commands are not left running
 on their own: they are interrupted the same way, then exec exits 143 (128 + 15). The handler is installed only
@@ -36,11 +38,13 @@ from factoryctl.errors import ExitCode, NodeError, UsageError, most_severe
 if TYPE_CHECKING:
     from factoryctl.config import FactoryConfig
     from factoryctl.model.inventory import NodeSpec
-    from factoryctl.transport.base import NodeTransport
+    from factoryctl.transport.base import NodeTransport, OutputSink
     from factoryctl.transport.stdin_stream import StdinBroadcast
 
 DEFAULT_FANOUT = 64
 RULE = "-" * 15
+#: A line longer than this (no newline yet) is printed in pieces by `--lines`, so that its buffer stays bounded.
+LINE_LIMIT = 1 << 16
 
 
 class Terminated(BaseException):
@@ -106,6 +110,59 @@ def stdin_source() -> StdinBroadcast | None:
     return StdinBroadcast.from_bytes(data.encode() if isinstance(data, str) else bytes(data))
 
 
+class LinePrinter:
+    """`--lines`, like pdsh: every complete line printed as it arrives, prefixed with its node, from every node at once.
+
+    Transports call `sink(node)` from their reader threads with chunks; a line is written whole under one lock, so
+    lines of different nodes never mix mid-line. What is left without a newline is kept (at most LINE_LIMIT bytes per
+    stream, then printed as it is) until `finish`, when the node's command is over. If stdout's reader goes away
+    (`| grep -m1 ...`), the main thread is interrupted, so the commands (`tail -f`) are stopped, and `broken` set.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._partial: dict[tuple[str, int], bytes] = {}
+        self.broken = False
+
+    def sink(self, node: str) -> OutputSink:
+        """The `on_output` for one node's command."""
+        return lambda stream, data: self._add(node, stream, data)
+
+    def _add(self, node: str, stream: int, data: bytes) -> None:
+        with self._lock:
+            pending = self._partial.pop((node, stream), b"") + data
+            complete, newline, rest = pending.rpartition(b"\n")
+            if newline:
+                self._write(node, stream, complete)
+            if len(rest) >= LINE_LIMIT:
+                self._write(node, stream, rest)
+            elif rest:
+                self._partial[(node, stream)] = rest
+
+    def finish(self, node: str) -> None:
+        """The node's command is over: print its last line even without a newline."""
+        with self._lock:
+            for stream in (1, 2):
+                rest = self._partial.pop((node, stream), b"")
+                if rest:
+                    self._write(node, stream, rest)
+
+    def _write(self, node: str, stream: int, lines: bytes) -> None:
+        out = sys.stdout if stream == 1 else sys.stderr
+        text = "".join(f"{node}: {line}\n" for line in lines.decode("utf-8", "replace").split("\n"))
+        try:
+            out.write(text)
+            out.flush()
+        except BrokenPipeError:
+            if stream == 1 and not self.broken:
+                import _thread
+
+                self.broken = True
+                _thread.interrupt_main()  # KeyboardInterrupt there: the commands are stopped, exec exits 141
+        except (OSError, ValueError):
+            pass
+
+
 def run_everywhere(
     config: FactoryConfig,
     specs: Sequence[NodeSpec],
@@ -113,11 +170,13 @@ def run_everywhere(
     timeout: float,
     fanout: int,
     stdin: StdinBroadcast | None = None,
+    printer: LinePrinter | None = None,
 ) -> list[tuple[NodeSpec, dict[str, Any] | NodeError]]:
     """Run argv on every node, each streamed the same `stdin` (then EOF); reading stops once every node is done.
 
-    Per node either `{node, exit_code, stdout, stderr, duration_s}` or its NodeError. Ctrl-C (and SIGTERM, under
-    `sigterm_interrupts`) interrupts the commands still running (SIGINT, then SIGHUP) before the exception goes on.
+    Per node either `{node, exit_code, stdout, stderr, duration_s}` or its NodeError (a `CommandCut`, with what
+    arrived, when it timed out or lost its connection). `printer` prints lines as they arrive. Ctrl-C (and SIGTERM,
+    under `sigterm_interrupts`) interrupts the commands still running (SIGINT, then SIGHUP) before it goes on.
     """
     from factoryctl.telemetry.poll import open_transport
     from factoryctl.transport.fanout import fan_out
@@ -137,7 +196,10 @@ def run_everywhere(
             with lock:
                 live.add(transport)
             try:
-                result = transport.run(argv, timeout, feed)
+                if printer is None:
+                    result = transport.run(argv, timeout, feed)
+                else:
+                    result = transport.run(argv, timeout, feed, on_output=printer.sink(spec.name))
             finally:
                 with lock:
                     live.discard(transport)
@@ -145,6 +207,8 @@ def run_everywhere(
         finally:
             if feed is not None:
                 feed.close()
+            if printer is not None:
+                printer.finish(spec.name)
         return {
             "node": spec.name,
             "exit_code": result.exit_code,
@@ -206,19 +270,32 @@ def render_gathered(items: Sequence[dict[str, Any]], no_header: bool) -> None:
             sys.stderr.write(f"{fold(nodes)}: {line}\n")
     by_code: dict[int, list[str]] = {}
     for item in items:
-        if item["exit_code"] != 0:
+        if item["exit_code"] not in (0, None):  # None: cut short, reported with the node errors
             by_code.setdefault(int(item["exit_code"]), []).append(item["node"])
     for code, nodes in sorted(by_code.items()):
         sys.stderr.write(f"factoryctl: {fold(nodes)}: exited with exit code {code}\n")
 
 
-def render_lines(items: Sequence[dict[str, Any]]) -> None:
-    """Prefix like pdsh: every line prefixed with its node."""
-    for item in items:
-        for line in item["stdout"].decode("utf-8", "replace").splitlines():
-            emit(f"{item['node']}: {line}\n")
-        for line in item["stderr"].decode("utf-8", "replace").splitlines():
-            sys.stderr.write(f"{item['node']}: {line}\n")
+def cut_short(errors: Sequence[NodeError]) -> list[dict[str, Any]]:
+    """What the nodes that timed out or lost their connection printed before (gathered with the others' output)."""
+    from factoryctl.transport.base import CommandCut
+
+    return [
+        {"node": e.node, "exit_code": None, "stdout": e.stdout, "stderr": e.stderr}
+        for e in errors
+        if isinstance(e, CommandCut) and (e.stdout or e.stderr)
+    ]
+
+
+def _json_error(error: NodeError) -> dict[str, Any]:
+    """A listing's `errors` entry; a command cut short also carries the `stdout` and `stderr` that arrived."""
+    from factoryctl.transport.base import CommandCut
+
+    entry: dict[str, Any] = error.as_json()
+    if isinstance(error, CommandCut):
+        entry["stdout"] = error.stdout.decode("utf-8", "replace")
+        entry["stderr"] = error.stderr.decode("utf-8", "replace")
+    return entry
 
 
 def _json_item(item: dict[str, Any]) -> dict[str, Any]:
@@ -241,7 +318,12 @@ def exec_command(
     ),
     output: OutputFormat = OUTPUT_OPTION,
     no_header: bool = NO_HEADER_OPTION,
-    lines: bool = typer.Option(False, "--lines", "-L", help="Prefix every line with its node instead of gathering."),
+    lines: bool = typer.Option(
+        False,
+        "--lines",
+        "-L",
+        help="Print each line as it arrives, prefixed with its node (like pdsh), instead of gathering at the end.",
+    ),
     no_stdin: bool = typer.Option(
         False,
         "--no-stdin",
@@ -255,7 +337,8 @@ def exec_command(
     node's command while it runs, then EOF, like ssh: `factoryctl exec all -- tee /tmp/x < file`. Like ssh, exec
     reads (and so uses up) its stdin: inside `while read n; do ...; done < nodes.txt` add -n/--no-stdin, or the
     first exec swallows the rest of the list. Exit status: 4 if a node was unreachable, 124 if one timed out, else
-    the highest remote exit code. Ctrl-C (exit 130) and SIGTERM (exit 143) interrupt the commands still running.
+    the highest remote exit code; what a node printed before it timed out or lost its connection is shown too.
+    Ctrl-C (exit 130) and SIGTERM (exit 143) interrupt the commands still running.
     """
     from factoryctl.cli.listing import ERROR_HINTS
     from factoryctl.cli.render import report_node_errors
@@ -265,23 +348,28 @@ def exec_command(
     config = context.load(ctx)
     specs = config.resolve_target(target)
     stdin = None if no_stdin else stdin_source()
-    with sigterm_interrupts():
-        outcomes = run_everywhere(config, specs, list(command), timeout, fanout, stdin)
+    structured = output in (OutputFormat.json, OutputFormat.yaml)
+    printer = LinePrinter() if lines and not structured else None
+    try:
+        with sigterm_interrupts():
+            outcomes = run_everywhere(config, specs, list(command), timeout, fanout, stdin, printer)
+    except KeyboardInterrupt:
+        if printer is not None and printer.broken:
+            raise BrokenPipeError from None  # the error boundary ends quietly with 141, as `| head` expects
+        raise
     if stdin is not None and stdin.error:
         sys.stderr.write(f"factoryctl: {stdin.error}\n")
     items = [o for _, o in outcomes if not isinstance(o, NodeError)]
     errors = [o for _, o in outcomes if isinstance(o, NodeError)]
-    if output in (OutputFormat.json, OutputFormat.yaml):
+    if structured:
         document = {
             "schema_version": 1,
             "items": [_json_item(i) for i in items],
-            "errors": [e.as_json() for e in errors],
+            "errors": [_json_error(e) for e in errors],
         }
         emit(dump_json(document) if output is OutputFormat.json else dump_yaml(document))
-    elif lines:
-        render_lines(items)
-    else:
-        render_gathered(items, no_header)
+    elif printer is None:
+        render_gathered([*items, *cut_short(errors)], no_header)
     report_node_errors((e.as_report() for e in errors), ERROR_HINTS)
     raise typer.Exit(exit_status(items, errors))
 

@@ -19,7 +19,7 @@ from typing import IO
 
 from factoryctl.errors import NodeError
 from factoryctl.model.inventory import NodeSpec
-from factoryctl.transport.base import CommandResult
+from factoryctl.transport.base import CappedOutput, CommandResult, OutputSink, cut_short, kept_stderr
 from factoryctl.transport.launch import agent_argv
 from factoryctl.transport.session import AgentSession
 from factoryctl.transport.stdin_stream import CHUNK, Feed, Stdin, as_feed
@@ -39,12 +39,14 @@ class LocalTransport:
         self._lock = threading.Lock()
         self._running: set[subprocess.Popen[bytes]] = set()
 
-    def run(self, argv: list[str], timeout: float, stdin: Stdin = None) -> CommandResult:
+    def run(
+        self, argv: list[str], timeout: float, stdin: Stdin = None, on_output: OutputSink | None = None
+    ) -> CommandResult:
         """Run argv directly (no shell) and wait at most `timeout` seconds; `stdin` is its input (else none).
 
         The command never inherits this process's stdin (a terminal, or a pipe other nodes' input comes from). Input
         is written from a thread while the output is read, and the command's end is never held up by input still
-        to come.
+        to come. `on_output` sees each chunk as it is read; past the deadline, CommandCut carries what was read.
         """
         feed = as_feed(stdin)
         deadline = time.monotonic() + timeout
@@ -65,7 +67,8 @@ class LocalTransport:
             self._running.add(proc)
         assert proc.stdout is not None
         assert proc.stderr is not None
-        out, err = _Collect(proc.stdout), _Collect(proc.stderr)
+        out = _Collect(proc.stdout, CappedOutput(number=1, sink=on_output))
+        err = _Collect(proc.stderr, CappedOutput(number=2, sink=on_output))
         pump: threading.Thread | None = None
         if feed is not None:
             pump = threading.Thread(target=_pump, args=(feed, proc), daemon=True, name=f"stdin-{self.node.name}")
@@ -80,8 +83,13 @@ class LocalTransport:
             if not finished:
                 _signal_group(proc, signal.SIGKILL)
                 proc.wait()
-                raise NodeError(self.node.name, "timeout", f"{self.node.name}: command timed out after {timeout:g} s.")
-            return CommandResult(proc.returncode, out.value(), err.value())
+                for worker in (out, err):
+                    worker.stop()
+                cause = NodeError(
+                    self.node.name, "timeout", f"{self.node.name}: command timed out after {timeout:g} s."
+                )
+                raise cut_short(cause, out.kept, err.kept)
+            return CommandResult(proc.returncode, out.kept.value(), kept_stderr(out.kept, err.kept))
         finally:
             if feed is not None:
                 feed.close()  # ends the pump: it never blocks in a write
@@ -161,10 +169,13 @@ class _StderrTail:
 
 
 class _Collect:
-    """Reads one output stream to its end on a thread (select + os.read, so `stop` ends it whatever holds the pipe)."""
+    """Reads one output stream to its end on a thread (select + os.read, so `stop` ends it whatever holds the pipe).
 
-    def __init__(self, stream: IO[bytes]) -> None:
-        self._parts: list[bytes] = []
+    What it read is kept in `kept` (bounded, like SSH commands' output), and passed on to its sink as it comes.
+    """
+
+    def __init__(self, stream: IO[bytes], kept: CappedOutput) -> None:
+        self.kept = kept
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._read, args=(stream.fileno(),), daemon=True)
         self._thread.start()
@@ -177,7 +188,7 @@ class _Collect:
                     chunk = os.read(fd, CHUNK)
                     if not chunk:
                         return
-                    self._parts.append(chunk)
+                    self.kept.add(chunk)
 
     def wait(self, deadline: float) -> bool:
         """True once the stream ended (everyone holding it closed it), False if `deadline` (+0.1 s) came first."""
@@ -188,9 +199,6 @@ class _Collect:
         """Stop reading (within a poll) and wait for the thread; the stream may be closed after this."""
         self._stop.set()
         self._thread.join()
-
-    def value(self) -> bytes:
-        return b"".join(self._parts)
 
 
 def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:

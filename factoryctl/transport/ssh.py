@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from factoryctl.errors import NodeError
 from factoryctl.model.inventory import NodeSpec
-from factoryctl.transport.base import CommandResult
+from factoryctl.transport.base import CappedOutput, CommandResult, OutputSink, cut_short, kept_stderr
 from factoryctl.transport.ssh_channel import guard, operation
 from factoryctl.transport.ssh_config import SshTarget, resolve
 from factoryctl.transport.ssh_handshake import (
@@ -155,17 +155,31 @@ class SshConnection:
         self._watchdog = threading.Thread(target=loop, daemon=True, name=f"ssh-watch-{self.node}")
         self._watchdog.start()
 
-    def run(self, argv: Sequence[str], timeout: float | None = None, stdin: Stdin = None) -> CommandResult:
+    def run(
+        self,
+        argv: Sequence[str],
+        timeout: float | None = None,
+        stdin: Stdin = None,
+        on_output: OutputSink | None = None,
+    ) -> CommandResult:
         """Run argv (joined with shlex.join) and collect its output; past `timeout` it is signalled and closed."""
-        return self.run_shell(shlex.join(argv), timeout, stdin)
+        return self.run_shell(shlex.join(argv), timeout, stdin, on_output)
 
-    def run_shell(self, command: str, timeout: float | None = None, stdin: Stdin = None) -> CommandResult:
+    def run_shell(
+        self,
+        command: str,
+        timeout: float | None = None,
+        stdin: Stdin = None,
+        on_output: OutputSink | None = None,
+    ) -> CommandResult:
         """Run a command line that was already quoted (internal use: built with shlex.join by the caller).
 
         `stdin` (bytes, or a `Feed` streaming while the command runs) is fed to the command while its output is read
         (so neither side can stall on a full window), then its stdin is closed (EOF); without it the command's stdin
         is closed at once. A command that exits or closes its stdin before taking everything is not an error (as
         with ssh), and the command's end is never held up by input still to come; the deadline covers sending too.
+        `on_output` sees each chunk as it arrives (all of it: only what is kept is capped). A timeout or a lost
+        connection raises `CommandCut` with the output that had arrived.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         feed = as_feed(stdin)
@@ -177,40 +191,36 @@ class SshConnection:
             raise
         with self._lock:
             self._running.add(chan)
+        limit = self.options.max_output_bytes
+        out, err = CappedOutput(limit, 1, on_output), CappedOutput(limit, 2, on_output)
         try:
             chan.exec_command(command)
             if feed is None:
                 with operation(chan) as still_open:  # a quick command may be over, its channel closed, already
                     if still_open:
                         chan.shutdown_write()
-            out, err, finished = _drain(chan, deadline, self.options.max_output_bytes, feed)
-            if not finished:
+            if not _drain(chan, deadline, out, err, feed):
                 _signal(chan, "KILL")
-                raise NodeError(
+                timed_out = NodeError(
                     self.node,
                     "timeout",
                     f"command did not finish within {timeout:g} s",
                     "raise --timeout, or look at what hangs on the node.",
                 )
+                raise cut_short(timed_out, out, err)
             status = chan.recv_exit_status() if chan.exit_status_ready() else -1
             if status < 0 and not self.transport.is_active():
-                raise _lost(self.node, "while the command ran")
+                raise cut_short(_lost(self.node, "while the command ran"), out, err)
         except (OSError, EOFError) as exc:  # paramiko raises EOFError when the connection went away mid-send
-            raise _lost(self.node, "while the command ran") from exc
+            raise cut_short(_lost(self.node, "while the command ran"), out, err) from exc
         finally:
             if feed is not None:
                 feed.close()
             with self._lock:
                 self._running.discard(chan)
             _close(chan)
-        stderr = err.value()
-        if out.dropped or err.dropped:
-            stderr += (
-                f"factoryctl: output truncated: {out.dropped + err.dropped} bytes past the "
-                f"{self.options.max_output_bytes} byte limit per stream were dropped\n"
-            ).encode()
         # paramiko reports -1 when the command died of a signal; OpenSSH's client exits 255 then.
-        return CommandResult(255 if status < 0 else status, out.value(), stderr)
+        return CommandResult(255 if status < 0 else status, out.value(), kept_stderr(out, err))
 
     def interrupt(self) -> None:
         """Ctrl-C: send SIGINT, then SIGHUP, to every command running on this connection, and close their channels.
@@ -234,35 +244,14 @@ class SshConnection:
             watchdog.join(self.options.channel_timeout_s)
 
 
-class _Capped:
-    """One output stream, kept up to `limit` bytes; the rest is read (so the channel never stalls) and counted."""
-
-    def __init__(self, limit: int) -> None:
-        self.parts: list[bytes] = []
-        self.size = 0
-        self.dropped = 0
-        self.limit = limit
-
-    def add(self, data: bytes) -> None:
-        room = max(0, self.limit - self.size)
-        if room:
-            self.parts.append(data[:room])
-            self.size += min(len(data), room)
-        self.dropped += max(0, len(data) - room)
-
-    def value(self) -> bytes:
-        return b"".join(self.parts)
-
-
 def _drain(
-    chan: paramiko.Channel, deadline: float | None, limit: int, feed: Feed | None = None
-) -> tuple[_Capped, _Capped, bool]:
-    """Read stdout and stderr together until the channel is done, feeding `feed` meanwhile (then EOF).
+    chan: paramiko.Channel, deadline: float | None, out: CappedOutput, err: CappedOutput, feed: Feed | None
+) -> bool:
+    """Read stdout and stderr together (into `out`, `err`) until the channel is done, feeding `feed` (then EOF).
 
     The command's end is never held up by input: once it is done, what was not sent is left. False if the deadline
     passed first.
     """
-    out, err = _Capped(limit), _Capped(limit)
     wakeup = None if feed is None else feed.wakeup_fd()
     try:
         return _drain_loop(chan, deadline, out, err, feed, wakeup)
@@ -274,11 +263,11 @@ def _drain(
 def _drain_loop(
     chan: paramiko.Channel,
     deadline: float | None,
-    out: _Capped,
-    err: _Capped,
+    out: CappedOutput,
+    err: CappedOutput,
     feed: Feed | None,
     wakeup: int | None,
-) -> tuple[_Capped, _Capped, bool]:
+) -> bool:
     feeding = feed is not None
     while True:
         wait = 1.0 if deadline is None else max(0.0, min(1.0, deadline - time.monotonic()))
@@ -305,11 +294,11 @@ def _drain_loop(
                 err.add(chan.recv_stderr(_READ_CHUNK))
         done = chan.closed or (chan.eof_received and chan.exit_status_ready())
         if done and not chan.recv_ready() and not chan.recv_stderr_ready():
-            return out, err, True
+            return True
         if chan.transport is None or not chan.transport.is_active():
-            return out, err, True
+            return True
         if deadline is not None and time.monotonic() >= deadline:
-            return out, err, False
+            return False
 
 
 def _feed(chan: paramiko.Channel, feed: Feed) -> tuple[bool, bool]:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from factoryctl.errors import NodeError
+from factoryctl.transport.base import MAX_OUTPUT_BYTES
 from factoryctl.transport.known_hosts import HostKeyStatus, KnownHosts, fingerprint
 from factoryctl.transport.ssh_config import SshTarget
 
@@ -36,7 +37,7 @@ class SshOptions:
     channel_timeout_s: float = 10.0
     keepalive_s: float = 15.0
     #: Output kept per stream of a command; more is read and dropped, so `cat /dev/zero` cannot exhaust memory.
-    max_output_bytes: int = 256 << 20
+    max_output_bytes: int = MAX_OUTPUT_BYTES
     #: Agent cache on the node (factory.yaml's `ssh.remote_cache_dir`), relative to the login directory (SFTP and
     #: exec both start there); `$FACTORYCTL_REMOTE_CACHE` overrides it.
     remote_cache: str = ".cache/factoryctl"

@@ -18,7 +18,7 @@ from typing import IO, TYPE_CHECKING, cast
 from factoryctl.errors import NodeError
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.transport.agent_cache import CACHE_CHANGED, agent_command, remote_cache_dir, ship_agent
-from factoryctl.transport.base import CommandResult
+from factoryctl.transport.base import CommandResult, OutputSink
 from factoryctl.transport.launch import agent_argv
 from factoryctl.transport.session import AgentSession
 from factoryctl.transport.ssh import SshConnection, SshOptions, SshPool
@@ -61,9 +61,11 @@ class SshTransport:
         via = None if target.jump is None else _JUMPS.jump(node.name, target.jump)
         return cls(node, factory, SshConnection.open(node.name, target, options, via), options)
 
-    def run(self, argv: list[str], timeout: float, stdin: Stdin = None) -> CommandResult:
+    def run(
+        self, argv: list[str], timeout: float, stdin: Stdin = None, on_output: OutputSink | None = None
+    ) -> CommandResult:
         """Run argv on the node through the login shell, quoted with shlex.join; `stdin` is fed, then EOF."""
-        return self.connection.run(argv, timeout=timeout, stdin=stdin)
+        return self.connection.run(argv, timeout=timeout, stdin=stdin, on_output=on_output)
 
     def interrupt(self) -> None:
         """Ctrl-C: SIGINT then SIGHUP to the running commands (see SshConnection.interrupt)."""

@@ -1,0 +1,98 @@
+"""`factoryctl exec` against a real sshd: `--lines` streams lines as they come; output before a timeout or a lost
+connection is kept (shown, and on the node's JSON `errors` entry) with the node's error and exit code unchanged."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pytest
+from exec_lines import StreamedExec
+
+#: Prints a line, then waits for the file $1 before printing the next: its first line can only be seen streamed.
+GATED = 'echo "first $0"; while [ ! -e "$1" ]; do sleep 0.05; done; echo "second $0"'
+
+
+@pytest.fixture
+def factory(tmp_path, sshd, known_hosts):
+    return sshd.write_factory(tmp_path / "factory.yaml", known_hosts, "  n[01-02]: {host: 127.0.0.1}\n")
+
+
+def test_lines_arrive_while_the_commands_run(factory, tmp_path):
+    gate = tmp_path / "gate"
+    run = StreamedExec(
+        "--config", factory, "exec", "all", "--lines", "-t", "60", "--", "sh", "-c", GATED, "x", str(gate)
+    )
+    try:
+        assert sorted(run.lines(2)) == ["n01: first x", "n02: first x"]  # before either command could end
+        assert run.proc.poll() is None
+    finally:
+        gate.touch()
+    assert sorted(run.lines(2)) == ["n01: second x", "n02: second x"]
+    assert run.finish() == (0, "")
+
+
+def test_lines_streams_stdin_fed_commands(factory):
+    read_end, write_end = os.pipe()
+    try:
+        run = StreamedExec("--config", factory, "exec", "all", "--lines", "-t", "60", "--", "cat", stdin=read_end)
+        os.write(write_end, b"hello\n")
+        assert sorted(run.lines(2)) == ["n01: hello", "n02: hello"]  # the input has not even ended
+    finally:
+        os.close(write_end)
+        os.close(read_end)
+    assert run.finish() == (0, "")
+
+
+def test_lines_never_interleaves_half_lines(cli, factory):
+    script = 'printf "%s" "begin-$0-"; sleep 0.3; echo "end-$0"; echo "err-$0" >&2; printf "%s" "last-$0"'
+    r = cli("--config", factory, "exec", "all", "--lines", "--", "sh", "-c", script, "a")
+    assert r.exit_code == 0, r.stderr
+    assert sorted(r.stdout.splitlines()) == ["n01: begin-a-end-a", "n01: last-a", "n02: begin-a-end-a", "n02: last-a"]
+    assert sorted(r.stderr.splitlines()) == ["n01: err-a", "n02: err-a"]
+
+
+def test_output_before_a_timeout_is_kept(cli, factory):
+    script = "echo partial; echo perr >&2; sleep 30"
+    r = cli("--config", factory, "exec", "n01", "--timeout", "2", "-o", "json", "--", "sh", "-c", script)
+    assert r.exit_code == 124
+    doc = r.json()
+    assert doc["items"] == []
+    assert [(e["node"], e["error"], e["stdout"], e["stderr"]) for e in doc["errors"]] == [
+        ("n01", "timeout", "partial\n", "perr\n")
+    ]
+    table = cli("--config", factory, "exec", "all", "--timeout", "2", "--", "sh", "-c", script)
+    assert table.exit_code == 124
+    assert table.stdout == "---------------\nn[01-02] (2)\n---------------\npartial\n"
+    assert "n[01-02]: perr" in table.stderr
+    assert "exited with exit code" not in table.stderr
+
+
+@pytest.mark.parametrize("output", ["json", "table"])
+def test_output_before_the_connection_was_lost_is_kept(cli, tmp_path, sshd_factory, output):
+    server = sshd_factory()
+    kh = server.write_known_hosts(tmp_path / "kh2")
+    path = server.write_factory(tmp_path / "dying.yaml", kh, "  d[1-2]: {host: 127.0.0.1}\n")
+    marks = tmp_path / "marks"
+    marks.mkdir()
+
+    def kill_when_both_printed() -> None:
+        deadline = time.monotonic() + 60
+        while len(list(marks.iterdir())) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # the line was written before the mark: give it time to cross the wire
+        server.kill()
+
+    threading.Thread(target=kill_when_both_printed, daemon=True).start()
+    script = 'echo started; touch "$1/$(mktemp -u XXXXXX)"; sleep 60'
+    r = cli("--config", path, "exec", "all", "-o", output, "-t", "90", "--", "sh", "-c", script, "sh", str(marks))
+    assert r.exit_code == 4
+    if output == "json":
+        assert [(e["node"], e["error"], e["stdout"]) for e in r.json()["errors"]] == [
+            ("d1", "refused", "started\n"),
+            ("d2", "refused", "started\n"),
+        ]
+    else:
+        assert r.stdout == "---------------\nd[1-2] (2)\n---------------\nstarted\n"
+        assert "connection lost" in r.stderr
