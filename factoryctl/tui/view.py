@@ -46,11 +46,12 @@ class FactorySummary:
     price: PriceNow | None = None
     cost_per_hour: float | None = None
     queue_length: int | None = None
+    connecting: int = 0  # nodes that have not answered yet (the embedded collector just started)
 
 
 def summarize(snapshot: FactorySnapshot) -> FactorySummary:
     """Count states and add up power for the header."""
-    states = {"up": 0, "degraded": 0, "down": 0}
+    states = {"up": 0, "degraded": 0, "down": 0, "connecting": 0}
     power: list[float] = []
     limits: list[float] = []
     busy = total = unhealthy = 0
@@ -59,7 +60,7 @@ def summarize(snapshot: FactorySnapshot) -> FactorySummary:
         states[sample.state] = states.get(sample.state, 0) + 1
         if not sample.healthy:
             unhealthy += 1
-        if sample.state != "down":
+        if sample.state not in ("down", "connecting"):  # a connecting node's time is only when we asked
             times.append(sample.time)
         for gpu in sample.gpus:
             total += 1
@@ -75,6 +76,7 @@ def summarize(snapshot: FactorySnapshot) -> FactorySummary:
         up=states["up"],
         degraded=states["degraded"],
         down=states["down"],
+        connecting=states["connecting"],
         drained=len(snapshot.drained),
         unhealthy=unhealthy,
         gpus_busy=busy,

@@ -106,6 +106,14 @@ def test_header_before_the_first_snapshot() -> None:
     assert "connecting" in render(FactorySummaryRenderable(None, "lab"))
 
 
+def test_header_counts_nodes_still_connecting_only_when_there_are_some() -> None:
+    from factoryctl.tui.view import summarize
+
+    summary = summarize(fixed_snapshot())
+    assert "connecting" not in render(FactorySummaryRenderable(summary))
+    assert "· 2 connecting" in render(FactorySummaryRenderable(dataclasses.replace(summary, connecting=2)))
+
+
 def test_budget_gauge() -> None:
     assert budget_gauge(20, 40).plain == "█████░░░░░"
     assert budget_gauge(50, 40).plain == "██████████"

@@ -41,6 +41,21 @@ def test_busy_means_utilization_or_a_process() -> None:
     assert not gpu_busy(dataclasses.replace(g, utilization_pct=None, processes=()))
 
 
+def test_a_node_not_answered_yet_is_counted_as_connecting_not_as_seen() -> None:
+    from factoryctl.model.telemetry import NodeSample
+
+    snap = fixed_snapshot()
+    waiting = NodeSample(node="demo09", time=snap.time + 60, state="connecting", message="connecting…")
+    s = summarize(dataclasses.replace(snap, nodes=(*snap.nodes, waiting)))
+    assert (s.nodes, s.up, s.degraded, s.down, s.connecting) == (9, 6, 1, 1, 1)
+    assert s.unhealthy == 3  # not answering yet is not a fault
+    assert s.last_sample == snap.time  # the newest *sample*, not when we last asked the waiting node
+    order = [
+        r.sample.state for r in sort_rows(node_rows(dataclasses.replace(snap, nodes=(waiting, *snap.nodes))), "state")
+    ]
+    assert order == ["down", "degraded", "connecting", *["up"] * 6]  # trouble first, then the not-yet-known
+
+
 def test_natural_order() -> None:
     assert sorted(["n10", "n2", "n1"], key=natural_key) == ["n1", "n2", "n10"]
 

@@ -50,6 +50,8 @@ class FactorySummaryRenderable:
                 (f"{s.down} down", "bold red" if s.down else ""),
             )
         )
+        if s.connecting:
+            line.append(f" · {s.connecting} connecting", style="italic")
         line.append(*SEPARATOR)
         line.append(f"{s.drained} drained", style="yellow" if s.drained else "")
         line.append(" · ")
