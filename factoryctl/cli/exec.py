@@ -268,6 +268,11 @@ def render_gathered(items: Sequence[dict[str, Any]], no_header: bool) -> None:
     for nodes, output in gather(items, "stderr"):
         for line in output.decode("utf-8", "replace").splitlines():
             sys.stderr.write(f"{fold(nodes)}: {line}\n")
+    report_exit_codes(items)
+
+
+def report_exit_codes(items: Sequence[dict[str, Any]]) -> None:
+    """On stderr, the nodes whose command exited non-zero, folded per exit code (like pdsh's `exited with`)."""
     by_code: dict[int, list[str]] = {}
     for item in items:
         if item["exit_code"] not in (0, None):  # None: cut short, reported with the node errors
@@ -370,6 +375,8 @@ def exec_command(
         emit(dump_json(document) if output is OutputFormat.json else dump_yaml(document))
     elif printer is None:
         render_gathered([*items, *cut_short(errors)], no_header)
+    else:
+        report_exit_codes(items)
     report_node_errors((e.as_report() for e in errors), ERROR_HINTS)
     raise typer.Exit(exit_status(items, errors))
 

@@ -288,10 +288,12 @@ def _drain_loop(
             select.select(watched, [], [], wait)
         while chan.recv_ready():
             with operation(chan):  # a read may send a window adjust
-                out.add(chan.recv(_READ_CHUNK))
+                data = chan.recv(_READ_CHUNK)
+            out.add(data)  # outside the operation: a `--lines` sink may wait for a slow terminal
         while chan.recv_stderr_ready():
             with operation(chan):
-                err.add(chan.recv_stderr(_READ_CHUNK))
+                data = chan.recv_stderr(_READ_CHUNK)
+            err.add(data)
         done = chan.closed or (chan.eof_received and chan.exit_status_ready())
         if done and not chan.recv_ready() and not chan.recv_stderr_ready():
             return True

@@ -96,3 +96,10 @@ def test_output_before_the_connection_was_lost_is_kept(cli, tmp_path, sshd_facto
     else:
         assert r.stdout == "---------------\nd[1-2] (2)\n---------------\nstarted\n"
         assert "connection lost" in r.stderr
+
+
+def test_lines_reports_non_zero_exits(cli, factory):
+    r = cli("--config", factory, "exec", "all", "--lines", "--", "sh", "-c", "echo out; exit 3")
+    assert r.exit_code == 3
+    assert sorted(r.stdout.splitlines()) == ["n01: out", "n02: out"]
+    assert r.stderr.splitlines()[-1] == "factoryctl: n[01-02]: exited with exit code 3"
