@@ -8,8 +8,6 @@ import os
 import signal
 import socket
 import subprocess
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,20 +15,13 @@ import psutil
 import pytest
 from silent_listener import silent_listener
 from sshd_fixture import SSHD, SshdServer
+from waiting import wait_for
 
 from factoryctl.config import FactoryConfig, parse_config
 from factoryctl.store.sqlite import Store
 from factoryctl.telemetry.collector import Collector
 
 pytestmark = [pytest.mark.sshd, pytest.mark.slow]
-
-
-def wait_for(check: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.1)
 
 
 def ssh_config(tmp_path: Path, server: SshdServer, extra_nodes: str = "") -> FactoryConfig:

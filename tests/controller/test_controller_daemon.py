@@ -13,6 +13,7 @@ from typing import Any
 
 import psutil
 import pytest
+from waiting import wait_for
 
 from factoryctl.config import parse_config
 from factoryctl.store.sqlite import Store, StoreError
@@ -29,14 +30,6 @@ def write_config(tmp_path: Path, nodes: str = "n[1-2]", interval: float = 0.5, b
     )
     path.write_text(text + ("nodes: [oops\n" if broken else ""))
     return path
-
-
-def wait_for(check: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.1)
 
 
 def rows(tmp_path: Path, node: str) -> int:
