@@ -29,6 +29,8 @@ from typing import Any
 
 import pytest
 
+from factoryctl.transport.ssh import SshOptions
+
 SSHD = "/usr/sbin/sshd"
 SSH_KEYGEN = shutil.which("ssh-keygen") or "/usr/bin/ssh-keygen"
 
@@ -44,6 +46,10 @@ def keygen(path: Path, kind: str = "ed25519") -> Path:
     """Make a key pair with no passphrase; returns the private key's path."""
     subprocess.run([SSH_KEYGEN, "-q", "-t", kind, "-N", "", "-C", "factoryctl-test", "-f", str(path)], check=True)
     return path
+
+
+#: SSH options for tests: generous timeouts and a fast keepalive, so a loaded CI machine is not a timeout test.
+PATIENT = SshOptions(connect_timeout_s=30, banner_timeout_s=30, auth_timeout_s=30, channel_timeout_s=30, keepalive_s=1)
 
 
 @dataclass

@@ -12,19 +12,7 @@ import os
 import shlex
 import threading
 
-import pytest
-
-from factoryctl.transport.ssh import SshOptions, SshPool
 from factoryctl.transport.ssh_channel import operation, server_closed
-
-OPTIONS = SshOptions(connect_timeout_s=30, banner_timeout_s=30, auth_timeout_s=30, channel_timeout_s=30, keepalive_s=1)
-
-
-@pytest.fixture
-def connection(ssh_node):
-    pool = SshPool(OPTIONS)
-    yield pool.connect(ssh_node())
-    pool.close()
 
 
 def lost_channels(sshd, connection) -> list[str]:

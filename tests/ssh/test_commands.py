@@ -7,18 +7,10 @@ import threading
 import time
 
 import pytest
+from sshd_fixture import PATIENT as OPTIONS
 
 from factoryctl.errors import ExitCode, NodeError
-from factoryctl.transport.ssh import SshOptions, SshPool
-
-OPTIONS = SshOptions(connect_timeout_s=30, banner_timeout_s=30, auth_timeout_s=30, channel_timeout_s=30, keepalive_s=1)
-
-
-@pytest.fixture
-def connection(ssh_node):
-    pool = SshPool(OPTIONS)
-    yield pool.connect(ssh_node())
-    pool.close()
+from factoryctl.transport.ssh import SshPool
 
 
 def test_command_reaches_the_node_byte_for_byte(connection):
