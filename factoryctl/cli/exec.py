@@ -185,6 +185,7 @@ def run_everywhere(
     feeds = {spec.name: stdin.feed(spec.name) for spec in specs} if stdin is not None else {}
     live: set[NodeTransport] = set()
     lock = threading.Lock()
+    stopping = threading.Event()  # set under `lock`: a node still connecting then never starts its command
 
     def one(spec: NodeSpec) -> dict[str, Any]:
         started = time.monotonic()
@@ -194,6 +195,9 @@ def run_everywhere(
                 feed.start()
             transport = open_transport(spec, config, max(connect_timeout, timeout))
             with lock:
+                if stopping.is_set():
+                    transport.close()
+                    raise NodeError(spec.name, "interrupted", "not started: exec was interrupted")
                 live.add(transport)
             try:
                 if printer is None:
@@ -221,6 +225,7 @@ def run_everywhere(
         return fan_out(specs, one, fanout)
     except (KeyboardInterrupt, Terminated):
         with lock:
+            stopping.set()
             running = list(live)
         for transport in running:
             with contextlib.suppress(Exception):

@@ -259,3 +259,35 @@ def test_exec_puts_the_previous_sigterm_handler_back(cli, factory):
     result = cli("--config", factory, "exec", "ws", "--", "true")
     assert result.exit_code == 0, result.stderr
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_node_still_connecting_at_ctrl_c_never_starts_its_command(tmp_path, monkeypatch):
+    """Ctrl-C while a node connects: once connected it is closed, its command never run (it would outlive exec)."""
+    import _thread
+
+    import factoryctl.telemetry.poll as poll
+    from factoryctl.cli.exec import run_everywhere
+    from factoryctl.config import parse_config
+
+    config = parse_config("name: lab\nnodes:\n  ws: {transport: local}\n", tmp_path / "f.yaml", tmp_path)
+    real_open = poll.open_transport
+    interrupted, returned = threading.Event(), threading.Event()
+
+    def slow_open(*args, **kwargs):
+        _thread.interrupt_main()  # Ctrl-C arrives while this node is still connecting
+        interrupted.wait(10)
+        try:
+            return real_open(*args, **kwargs)
+        finally:
+            returned.set()
+
+    monkeypatch.setattr(poll, "open_transport", slow_open)
+    marker = tmp_path / "started"
+    with pytest.raises(KeyboardInterrupt):
+        run_everywhere(config, list(config.nodes.values()), ["touch", str(marker)], 30, 4)
+    interrupted.set()
+    assert returned.wait(10)
+    deadline = time.monotonic() + 2  # without the check the command starts within milliseconds
+    while time.monotonic() < deadline and not marker.exists():
+        time.sleep(0.05)
+    assert not marker.exists()
