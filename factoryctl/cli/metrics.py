@@ -77,7 +77,7 @@ def register(app: typer.Typer) -> None:
         ),
         timeout: float = context.timeout_option(15.0, help="Seconds to wait for each node when polling."),
     ) -> None:
-        """Serve /metrics for Prometheus until Ctrl-C."""
+        """Serve /metrics for Prometheus until Ctrl-C (exit 130, as any command's Ctrl-C)."""
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         from factoryctl.errors import UsageError
@@ -107,8 +107,6 @@ def register(app: typer.Typer) -> None:
             raise UsageError(f"cannot listen on {address}:{port}: {exc.strerror}.", "pick another --port.") from None
         sys.stderr.write(f"serving http://{address}:{server.server_address[1]}/metrics\n")
         try:
-            server.serve_forever()
-        except KeyboardInterrupt:
-            pass
+            server.serve_forever()  # Ctrl-C ends it with 130, as any command's (a stopped exporter is not success)
         finally:
             server.server_close()

@@ -1,0 +1,32 @@
+"""`metrics serve` stopped with Ctrl-C exits 130, as any command's Ctrl-C (it exited 0, as if serving had succeeded).
+
+Run as a real process so the SIGINT arrives as a terminal's Ctrl-C does.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+FACTORY = "name: lab\nnodes:\n  n1: {transport: local, sim: {profile: h100-sxm, gpus: 1}}\n"
+
+
+def test_ctrl_c_ends_metrics_serve_with_130(tmp_path: Path) -> None:
+    config = tmp_path / "factory.yaml"
+    config.write_text(FACTORY)
+    argv = [sys.executable, "-m", "factoryctl", "--config", str(config), "metrics", "serve", "--port", "0"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stderr is not None
+        first = proc.stderr.readline().decode()  # blocks until it listens (or fails)
+        assert "serving http://127.0.0.1:" in first, first
+        proc.send_signal(signal.SIGINT)
+        _, rest = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, rest.decode()
+    assert "Traceback" not in rest.decode()
