@@ -32,7 +32,7 @@ PRICE_COLUMNS = (Column("timestamp_utc", "TIMESTAMP (UTC)"), Column("price_per_m
 SOURCE_COLUMNS = (Column("name", "NAME"), Column("value", "OBJECT"), Column("package", "PACKAGE", wide_only=True))
 
 
-def _moment(text: str | None, default: int | None) -> int | None:
+def _moment(text: str | None, default: int | None, option: str) -> int | None:
     """`--since/--until/--at`: a duration ago (`1h`, `7d`) or an ISO-8601 time, parsed as every other `--since`."""
     import math
 
@@ -41,10 +41,10 @@ def _moment(text: str | None, default: int | None) -> int | None:
 
     if text is None:
         return default
-    moment = parse_when(text, time.time())
+    moment = parse_when(text, time.time(), option)
     if not math.isfinite(moment):
         raise UsageError(
-            f"`{text}` is too far back to be a time.", "write e.g. --since 7d or --since 2023-06-01T00:00Z."
+            f"{option} `{text}` is too far back to be a time.", f"write e.g. {option} 7d or {option} 2023-06-01T00:00Z."
         )
     return math.floor(moment)
 
@@ -79,7 +79,7 @@ def show_command(
     from factoryctl.errors import ActionFailed
     from factoryctl.power.sources import CsvPriceSource, price_interval_s
 
-    moment = _moment(at, int(time.time()))
+    moment = _moment(at, int(time.time()), "--at")
     assert moment is not None
     known = CsvPriceSource(prices).fetch(end_s=moment + 1)
     if not known:
@@ -118,7 +118,7 @@ def history_command(
     """Every price in a time range; unknown prices are shown as null."""
     from factoryctl.power.sources import CsvPriceSource
 
-    points = CsvPriceSource(prices).fetch(_moment(since, None), _moment(until, None))
+    points = CsvPriceSource(prices).fetch(_moment(since, None, "--since"), _moment(until, None, "--until"))
     items = [_item(p.timestamp_s, p.price_per_mwh) for p in points]
     emit(render_listing(items, [], PRICE_COLUMNS, output, no_header))
 

@@ -39,8 +39,8 @@ UNTIL_OPTION = typer.Option(None, "--until", help="End of the window (default no
 SPARK = "▁▂▃▄▅▆▇█"
 
 
-def parse_when(text: str, now: float) -> float:
-    """Unix time from a duration ago (`1h`) or an ISO-8601 timestamp (`2026-11-22T01:00:00Z`)."""
+def parse_when(text: str, now: float, option: str = "--since") -> float:
+    """Unix time from a duration ago (`1h`) or an ISO-8601 timestamp (`2026-11-22T01:00:00Z`) given to `option`."""
     from factoryctl.config_schema import parse_duration
     from factoryctl.errors import UsageError
 
@@ -52,8 +52,8 @@ def parse_when(text: str, now: float) -> float:
         stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise UsageError(
-            f"`{text}` is neither a duration nor an ISO-8601 time.",
-            "write e.g. --since 1h or --since 2026-11-22T01:00Z.",
+            f"{option} `{text}` is neither a duration nor an ISO-8601 time.",
+            f"write e.g. {option} 1h or {option} 2026-11-22T01:00Z.",
         ) from None
     if stamp.tzinfo is None:
         stamp = stamp.replace(tzinfo=timezone.utc)
@@ -65,7 +65,7 @@ def time_window(since: str, until: str | None) -> tuple[float, float]:
     import time
 
     now = time.time()
-    return parse_when(since, now), parse_when(until, now) if until else now + 1
+    return parse_when(since, now), parse_when(until, now, "--until") if until else now + 1
 
 
 def open_history(config: FactoryConfig) -> Store:

@@ -38,6 +38,20 @@ def test_show_before_the_first_price_fails_and_bad_times_are_usage_errors(cli, t
     assert "ISO-8601" in bad.stderr
 
 
+def test_a_bad_time_names_the_option_it_was_given_to(cli, tmp_path):
+    prices = write_prices(tmp_path / "p.csv", series([10.0]))
+    for option in ("--at", "--since", "--until"):
+        command = "show" if option == "--at" else "history"
+        result = cli("price", command, "--prices", str(prices), option, "nonsense")
+        assert result.exit_code == 2, result.stderr
+        assert f"factoryctl: {option} `nonsense` is neither a duration nor an ISO-8601 time." in result.stderr
+        assert f"hint: write e.g. {option} 1h or {option} 2026-11-22T01:00Z." in result.stderr
+    far = cli("price", "show", "--prices", str(prices), "--at", "1e308d")
+    assert far.exit_code == 2, far.stderr
+    assert "--at" in far.stderr
+    assert "--since" not in far.stderr
+
+
 def test_sources_lists_the_csv_source(cli):
     result = cli("price", "sources", "-o", "json")
     assert result.exit_code == 0, result.stderr

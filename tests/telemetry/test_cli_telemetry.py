@@ -277,3 +277,9 @@ def test_nodes_list_shows_why_who_and_when_a_node_is_drained(cli: Any, filled: P
     assert cli("--config", str(filled), "nodes", "resume", "n1").exit_code == 0
     (item,) = cli("--config", str(filled), "nodes", "list", "n1", "-o", "json").json()["items"]
     assert (item["drained"], item["drain_reason"], item["drained_by"], item["drained_at"]) == (False, None, None, None)
+
+
+def test_a_bad_until_names_until_in_its_hint(cli: Any, filled: Path) -> None:
+    result = cli("--config", str(filled), "telemetry", "history", "n1", "--metric", "power_w", "--until", "soon")
+    assert result.exit_code == 2
+    assert "hint: write e.g. --until 1h or --until 2026-11-22T01:00Z." in result.stderr
