@@ -65,11 +65,16 @@ def test_the_headless_services_do_not_import_textual() -> None:
     assert out.strip() == "False"
 
 
-def _dashboard_in_a_pty(tmp_path: Path, stop: Callable[[int, int], None]) -> tuple[bytes, int]:
-    """Run `factoryctl dash` on a pseudo-terminal, call `stop(pid, fd)` once it drew, return (output, exit status)."""
+def _dashboard_in_a_pty(tmp_path: Path, stop: Callable[[int, int], None]) -> tuple[bytes, int, bool]:
+    """Run `factoryctl dash` on a pseudo-terminal, call `stop(pid, fd)` once it drew.
+
+    Returns its output, its exit status and whether it left the terminal in cooked mode (line editing, echo).
+    """
     import os
     import pty
     import select
+    import signal
+    import termios
     import time
 
     (tmp_path / "factory.yaml").write_text(FACTORY + f"state_dir: {tmp_path / 'state'}\n")
@@ -78,7 +83,7 @@ def _dashboard_in_a_pty(tmp_path: Path, stop: Callable[[int, int], None]) -> tup
         os.environ["TERM"] = "xterm-256color"
         os.execv(sys.executable, [sys.executable, "-m", "factoryctl", "-c", str(tmp_path / "factory.yaml"), "dash"])
     output = b""
-    stopped_at: float | None = None
+    stopped = False
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if select.select([fd], [], [], 0.1)[0]:
@@ -86,29 +91,40 @@ def _dashboard_in_a_pty(tmp_path: Path, stop: Callable[[int, int], None]) -> tup
                 output += os.read(fd, 65536)
             except OSError:  # the child closed the terminal: it is gone
                 break
-        if stopped_at is None and b"gpu04" in output:
+        if not stopped and b"gpu04" in output:
             time.sleep(0.5)
             stop(pid, fd)
-            stopped_at = time.monotonic()
-    _, status = os.waitpid(pid, 0)
+            stopped, deadline = True, time.monotonic() + 15
+    done, status = os.waitpid(pid, os.WNOHANG)
+    while not done and time.monotonic() < deadline + 5:  # the terminal closes a moment before the process ends
+        time.sleep(0.05)
+        done, status = os.waitpid(pid, os.WNOHANG)
+    if not done:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(fd)
+        raise AssertionError(f"the dashboard still ran 15 s after it was told to stop (drew: {stopped})")
+    lflag = termios.tcgetattr(fd)[3]  # the master reports the terminal's modes as the child left them
     os.close(fd)
-    return output, os.waitstatus_to_exitcode(status)
+    return output, os.waitstatus_to_exitcode(status), bool(lflag & termios.ICANON and lflag & termios.ECHO)
 
 
 def test_sigterm_restores_the_terminal_then_exits_143(tmp_path: Path) -> None:
     import os
     import signal
 
-    output, status = _dashboard_in_a_pty(tmp_path, lambda pid, fd: os.kill(pid, signal.SIGTERM))
+    output, status, cooked = _dashboard_in_a_pty(tmp_path, lambda pid, fd: os.kill(pid, signal.SIGTERM))
     assert status == 143  # ExitCode.TERMINATED, not killed by the signal (-15)
     tail = output[output.rindex(b"\x1b[?1049h") :]
     assert b"\x1b[?1049l" in tail  # left the alternate screen
     assert b"\x1b[?1000l" in tail  # mouse reporting off
+    assert cooked
 
 
 def test_ctrl_c_quits_with_status_130(tmp_path: Path) -> None:
     import os
 
-    output, status = _dashboard_in_a_pty(tmp_path, lambda pid, fd: os.write(fd, b"\x03"))
+    output, status, cooked = _dashboard_in_a_pty(tmp_path, lambda pid, fd: os.write(fd, b"\x03"))
     assert status == 130
+    assert cooked
     assert b"\x1b[?1049l" in output[output.rindex(b"\x1b[?1049h") :]
