@@ -36,7 +36,9 @@ def register(app: typer.Typer) -> None:
             callback=context.seconds_check("--duration", 0.0, "5"),
             help="Seconds to run with --headless (the dashboard runs until you quit).",
         ),
-        interval: float = typer.Option(1.0, "--interval", min=0.1, help="Seconds between samples."),
+        interval: float = typer.Option(
+            1.0, "--interval", callback=context.seconds_check("--interval", 0.1, "1"), help="Seconds between samples."
+        ),
         output: OutputFormat = OUTPUT_OPTION,
         read_only: bool = typer.Option(False, "--read-only", help="Dashboard without actions."),
     ) -> None:

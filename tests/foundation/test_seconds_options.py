@@ -18,6 +18,7 @@ COMMANDS = [
     (["nodes", "list", "n1", "--watch", "--interval"], "--interval must be from 0.1 to 86400 seconds"),
     (["metrics", "serve", "--port", "0", "--min-interval"], "--min-interval must be from 0 to 86400 seconds"),
     (["demo", "--headless", "--duration"], "--duration must be from 0 to 86400 seconds"),
+    (["demo", "--headless", "--duration", "1", "--interval"], "--interval must be from 0.1 to 86400 seconds"),
 ]
 
 
