@@ -150,9 +150,13 @@ def fold(names: Sequence[str]) -> str:
     return str(NodeSet.fromlist(list(names)))
 
 
-#: A node's own address in a message: `host:port`, `user@host:port`, `[v6]:port`, or the name after "resolve".
-#: The host part needs a letter or a dot, so a time such as 03:20 is not an address.
-_ADDRESS = re.compile(r"(?<=resolve )[^\s:]+|(?:[\w.-]+@)?(?:\[[0-9A-Fa-f:.]+\]|[\w-]*[A-Za-z.][\w.-]*):\d+\b")
+#: A node's own address in a message: `host:port`, `user@host:port`, `[v6]:port`, `[name]:port`, or the name after
+#: "resolve". The host part needs a letter or a dot, so a time such as 03:20 is not an address, and an ISO time
+#: (`2026-11-22T07:42:11Z`) is not one either.
+_ADDRESS = re.compile(
+    r"(?<=resolve )[^\s:]+"
+    r"|(?<![\w.@:\[-])(?:[\w.-]+@)?(?:\[[\w:.-]+\]|(?!\d{4}-\d\d-\d\dT\d)[\w-]*[A-Za-z.][\w.-]*):\d+\b"
+)
 
 
 def without_address(message: str) -> str:

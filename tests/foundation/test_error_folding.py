@@ -75,3 +75,21 @@ def test_refused_nodes_on_different_hosts_are_one_stderr_line_and_their_own_json
     assert sorted((e["node"], e["message"]) for e in result.json()["errors"]) == [
         (f"d{n}", f"127.0.0.{n + 1}:1 refused the connection") for n in range(1, 5)
     ]
+
+
+@pytest.mark.parametrize(
+    ("message", "folded"),
+    [
+        ("127.0.0.2:1 refused the connection", "refused the connection"),
+        ("no answer from root@gpu01.lab:22 within 5 s", "no answer from its address within 5 s"),
+        ("[gpu01]:22 refused the connection", "refused the connection"),
+        ("[::1]:22 refused the connection", "refused the connection"),
+        ("could not resolve gpu07.invalid", "could not resolve its address"),
+        ("no sample since 2026-11-22T07:42:11Z", "no sample since 2026-11-22T07:42:11Z"),  # a time, not an address
+        ("the price at 03:20 is stale", "the price at 03:20 is stale"),
+    ],
+)
+def test_only_addresses_are_taken_out_for_folding(message, folded):
+    from factoryctl.cli.render import without_address
+
+    assert without_address(message) == folded
