@@ -5,6 +5,7 @@ Run as a real process so the SIGINT arrives as a terminal's Ctrl-C does.
 
 from __future__ import annotations
 
+import select
 import signal
 import subprocess
 import sys
@@ -20,7 +21,9 @@ def test_ctrl_c_ends_metrics_serve_with_130(tmp_path: Path) -> None:
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         assert proc.stderr is not None
-        first = proc.stderr.readline().decode()  # blocks until it listens (or fails)
+        ready, _, _ = select.select([proc.stderr], [], [], 30)  # fail, never hang, if it does not start
+        assert ready, "metrics serve printed nothing in 30 s"
+        first = proc.stderr.readline().decode()  # the whole first line: it is written at once
         assert "serving http://127.0.0.1:" in first, first
         proc.send_signal(signal.SIGINT)
         _, rest = proc.communicate(timeout=20)
