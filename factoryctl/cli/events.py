@@ -84,10 +84,11 @@ def events_command(
     from factoryctl.cli.telemetry import open_history, parse_when
 
     kind = _check_kind(kind)
+    start = parse_when(since, time.time())  # a bad --since is exit 2 whether or not there is a store yet
     config, names = _nodes(ctx, target)
     store = open_history(config)
     try:
-        found = store.events(parse_when(since, time.time()), names, limit, kind)
+        found = store.events(start, names, limit, kind)
         if not follow:
             emit(render_listing([e.as_json() for e in found], [], EVENT_COLUMNS, output, no_header))
             return
@@ -114,10 +115,11 @@ def audit_command(
 
     from factoryctl.cli.telemetry import open_history, parse_when
 
+    start = parse_when(since, time.time())
     config, names = _nodes(ctx, target)
     store = open_history(config)
     try:
-        found = store.audit(parse_when(since, time.time()), names, limit)
+        found = store.audit(start, names, limit)
     finally:
         store.close()
     emit(render_listing([_audit_item(e) for e in found], [], AUDIT_COLUMNS, output, no_header))

@@ -283,3 +283,10 @@ def test_a_bad_until_names_until_in_its_hint(cli: Any, filled: Path) -> None:
     result = cli("--config", str(filled), "telemetry", "history", "n1", "--metric", "power_w", "--until", "soon")
     assert result.exit_code == 2
     assert "hint: write e.g. --until 1h or --until 2026-11-22T01:00Z." in result.stderr
+
+
+@pytest.mark.parametrize("command", ["events", "audit"])
+def test_a_bad_since_is_a_usage_error_even_before_there_is_a_store(cli: Any, factory: Path, command: str) -> None:
+    result = cli("--config", str(factory), command, "--since", "bogus")
+    assert result.exit_code == 2, result.stderr
+    assert "--since" in result.stderr
