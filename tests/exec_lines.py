@@ -13,8 +13,9 @@ from process_groups import start
 class StreamedExec:
     """`factoryctl ARGS` started with its stdout on a pipe, read line by line as the lines come."""
 
-    def __init__(self, *args: str, stdin: int = subprocess.DEVNULL) -> None:
-        self.proc = start(*args, stdin=stdin)
+    def __init__(self, *args: str, stdin: int = subprocess.DEVNULL, ignore_sigint: bool = False) -> None:
+        """`ignore_sigint`: started with SIGINT ignored, as `sh` starts a script's background jobs (`cmd &`)."""
+        self.proc = start(*args, stdin=stdin, ignore_sigint=ignore_sigint)
         self._pending = b""
 
     def lines(self, count: int, within: float = 30.0) -> list[str]:

@@ -35,13 +35,17 @@ def interrupt_exec(
     return proc.returncode, err.decode(errors="replace"), group
 
 
-def start(*args: str, stdin: int) -> subprocess.Popen[bytes]:
-    """The real console script with `stdin` as its standard input, running in the background."""
+def start(*args: str, stdin: int, ignore_sigint: bool = False) -> subprocess.Popen[bytes]:
+    """The real console script with `stdin` as its standard input, running in the background.
+
+    `ignore_sigint`: with SIGINT ignored, as `sh` starts a script's background jobs (`cmd &`).
+    """
     return subprocess.Popen(
         [sys.executable, "-c", "from factoryctl.cli.app import main; main()", *args],
         stdin=stdin,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_sigint else None,
     )
 
 

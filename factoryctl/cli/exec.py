@@ -116,13 +116,14 @@ class LinePrinter:
     Transports call `sink(node)` from their reader threads with chunks; a line is written whole under one lock, so
     lines of different nodes never mix mid-line. What is left without a newline is kept (at most LINE_LIMIT bytes per
     stream, then printed as it is) until `finish`, when the node's command is over. If stdout's reader goes away
-    (`| grep -m1 ...`), the main thread is interrupted, so the commands (`tail -f`) are stopped, and `broken` set.
+    (`| grep -m1 ...`), `broken` is set: the fan-out stops waiting, the commands (`tail -f`) are stopped, exec exits
+    141. An event, not `interrupt_main`: SIGINT is ignored in a script's background jobs (`... | head -1 &`).
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._partial: dict[tuple[str, int], bytes] = {}
-        self.broken = False
+        self.broken = threading.Event()
 
     def sink(self, node: str) -> OutputSink:
         """The `on_output` for one node's command."""
@@ -154,11 +155,8 @@ class LinePrinter:
             out.write(text)
             out.flush()
         except BrokenPipeError:
-            if stream == 1 and not self.broken:
-                import _thread
-
-                self.broken = True
-                _thread.interrupt_main()  # KeyboardInterrupt there: the commands are stopped, exec exits 141
+            if stream == 1:
+                self.broken.set()  # fan_out raises Cancelled: the commands are stopped, exec exits 141
         except (OSError, ValueError):
             pass
 
@@ -176,10 +174,11 @@ def run_everywhere(
 
     Per node either `{node, exit_code, stdout, stderr, duration_s}` or its NodeError (a `CommandCut`, with what
     arrived, when it timed out or lost its connection). `printer` prints lines as they arrive. Ctrl-C (and SIGTERM,
-    under `sigterm_interrupts`) interrupts the commands still running (SIGINT, then SIGHUP) before it goes on.
+    under `sigterm_interrupts`, and the printer's reader going away: Cancelled) interrupts the commands still running
+    (SIGINT, then SIGHUP) before it goes on.
     """
     from factoryctl.telemetry.poll import open_transport
-    from factoryctl.transport.fanout import fan_out
+    from factoryctl.transport.fanout import Cancelled, fan_out
 
     connect_timeout = float(config.settings.ssh.connect_timeout_s)
     feeds = {spec.name: stdin.feed(spec.name) for spec in specs} if stdin is not None else {}
@@ -222,8 +221,8 @@ def run_everywhere(
         }
 
     try:
-        return fan_out(specs, one, fanout)
-    except (KeyboardInterrupt, Terminated):
+        return fan_out(specs, one, fanout, printer.broken if printer is not None else None)
+    except (KeyboardInterrupt, Terminated, Cancelled):
         with lock:
             stopping.set()
             running = list(live)
@@ -352,6 +351,7 @@ def exec_command(
     """
     from factoryctl.cli.listing import ERROR_HINTS
     from factoryctl.cli.render import report_node_errors
+    from factoryctl.transport.fanout import Cancelled
 
     if not command:
         raise UsageError("no command given.", "put the command after `--`: factoryctl exec all -- uptime")
@@ -363,10 +363,10 @@ def exec_command(
     try:
         with sigterm_interrupts():
             outcomes = run_everywhere(config, specs, list(command), timeout, fanout, stdin, printer)
-    except KeyboardInterrupt:
-        if printer is not None and printer.broken:
-            raise BrokenPipeError from None  # the error boundary ends quietly with 141, as `| head` expects
-        raise
+    except Cancelled:  # only --lines' printer cancels: its reader went away
+        raise BrokenPipeError from None  # the error boundary ends quietly with 141, as `| head` expects
+    if printer is not None and printer.broken.is_set():
+        raise BrokenPipeError  # it went away as the last commands ended
     if stdin is not None and stdin.error:
         sys.stderr.write(f"factoryctl: {stdin.error}\n")
     items = [o for _, o in outcomes if not isinstance(o, NodeError)]

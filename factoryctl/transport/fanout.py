@@ -4,6 +4,8 @@
 until every node's command timed out. Here each node runs on a daemon thread, at most `fanout` at a time, and the
 caller waits in short slices, so KeyboardInterrupt reaches it immediately and the process can exit (the caller
 interrupts what still runs: see `exec`). Results come back in input order; a failure is the node's NodeError.
+A `cancel` event ends the wait the same way without a signal (SIGINT may be ignored: `cmd &` in a script), by
+raising Cancelled: `exec --lines` sets it when its stdout's reader goes away.
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ from factoryctl.model.inventory import NodeSpec
 T = TypeVar("T")
 
 
+class Cancelled(Exception):
+    """The `cancel` event was set while fan_out waited; the work still running is left to the caller to stop."""
+
+
 def as_node_error(node: str, exc: BaseException) -> NodeError:
     """Classify a failure on one node; unexpected ones become `agent` errors instead of crashing the fan-out."""
     if isinstance(exc, NodeError):
@@ -28,9 +34,12 @@ def as_node_error(node: str, exc: BaseException) -> NodeError:
 
 
 def fan_out(
-    nodes: Sequence[NodeSpec], work: Callable[[NodeSpec], T], fanout: int = 64
+    nodes: Sequence[NodeSpec],
+    work: Callable[[NodeSpec], T],
+    fanout: int = 64,
+    cancel: threading.Event | None = None,
 ) -> list[tuple[NodeSpec, T | NodeError]]:
-    """Run `work` on every node, at most `fanout` at once; interruptible while waiting."""
+    """Run `work` on every node, at most `fanout` at once; interruptible while waiting (Ctrl-C, or `cancel`)."""
     results: list[T | NodeError | None] = [None] * len(nodes)
     slots = threading.BoundedSemaphore(max(1, fanout))
     finished = threading.Semaphore(0)
@@ -44,11 +53,14 @@ def fan_out(
             slots.release()
             finished.release()
 
+    def wait(semaphore: threading.Semaphore) -> None:
+        while not semaphore.acquire(timeout=0.2):
+            if cancel is not None and cancel.is_set():
+                raise Cancelled
+
     for i, node in enumerate(nodes):
-        while not slots.acquire(timeout=0.2):
-            pass
+        wait(slots)
         threading.Thread(target=run, args=(i, node), daemon=True, name=f"fanout-{node.name}").start()
     for _ in nodes:
-        while not finished.acquire(timeout=0.2):
-            pass
+        wait(finished)
     return [(node, cast("T | NodeError", result)) for node, result in zip(nodes, results, strict=True)]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
 from exec_lines import StreamedExec
+from process_groups import assert_group_gone, group_of
 
 from factoryctl.cli.exec import LINE_LIMIT, LinePrinter
 
@@ -92,3 +94,19 @@ def test_a_reader_that_goes_away_stops_endless_commands(factory):
     assert run.proc.stdout is not None
     run.proc.stdout.close()
     assert run.proc.wait(timeout=30) == 141
+
+
+def test_a_reader_that_goes_away_stops_commands_with_sigint_ignored(factory, tmp_path):
+    """`( exec --lines ... ) | head -1 &` in a script: SIGINT is ignored there, yet exec still stops at once (141)."""
+    pidfile = tmp_path / "pid"
+    endless = f"echo $$ > {pidfile}.tmp && mv {pidfile}.tmp {pidfile}; while true; do echo tick; sleep 0.1; done"
+    argv = ["--config", factory, "exec", "ws", "--lines", "-t", "60", "--", "sh", "-c", endless]
+    run = StreamedExec(*argv, ignore_sigint=True)
+    assert run.lines(1) == ["ws: tick"]
+    group = group_of(int(pidfile.read_text()))
+    assert run.proc.stdout is not None
+    run.proc.stdout.close()
+    started = time.monotonic()
+    assert run.proc.wait(timeout=30) == 141
+    assert time.monotonic() - started < 10  # not the 60 s timeout
+    assert_group_gone(group)
