@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import threading
 from typing import TYPE_CHECKING, ClassVar
 
 from textual import work
@@ -68,8 +69,9 @@ class DashboardApp(App[None]):
     def __init__(self, services: DashboardServices, read_only: bool = False, target: str | None = None) -> None:
         super().__init__()
         self.services = services
-        #: Set by `run_dashboard` (main thread, a real terminal): SIGTERM then quits as `q` does, exit status 143.
-        self.quit_on_sigterm = False
+        #: The exit status of a SIGTERM/SIGINT received (143/130); `run_dashboard` catches them from before `run()`.
+        self.signal_status: int | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # set while mounted: where a signal schedules the exit
         self.read_only = read_only
         self.target = target
         self.snapshots_taken = 0
@@ -80,8 +82,10 @@ class DashboardApp(App[None]):
 
     def on_mount(self) -> None:
         """Open the factory screen and start refreshing."""
-        if self.quit_on_sigterm:
-            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, self.exit, None, int(ExitCode.TERMINATED))
+        self._loop = asyncio.get_running_loop()
+        if self.signal_status is not None:  # the signal came before the app was running: quit now
+            self.exit(return_code=self.signal_status)
+            return
         self.push_screen(MainScreen(self.services.factory_name, self.target or ""))
         self.set_interval(max(MIN_REFRESH_S, self.services.interval_s), self.request_snapshot, name="refresh")
         self.request_snapshot()
@@ -117,10 +121,24 @@ class DashboardApp(App[None]):
             self.notify(message.reason, title="no new data", severity="error", timeout=8)
 
     def on_unmount(self) -> None:
-        """Give SIGTERM back (its default ends the process) once the terminal is restored."""
-        if self.quit_on_sigterm:
-            with contextlib.suppress(RuntimeError):
-                asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
+        """From here on a signal only records its status: the app is already on its way out."""
+        self._loop = None
+
+    def on_exit_signal(self, signum: int, frame: object) -> None:
+        """SIGTERM/SIGINT handler (main thread, any time): quit as `q` does, with exit status 128 + signum.
+
+        Before mount (or after unmount) it only records the status, which `on_mount` (or `run_dashboard`) acts on.
+        """
+        if self.signal_status is None:
+            self.signal_status = 128 + signum
+        loop = self._loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(self._exit_for_signal)
+
+    def _exit_for_signal(self) -> None:
+        with contextlib.suppress(Exception):  # never a traceback on a terminal being restored
+            self.exit(return_code=self.signal_status or 0)
 
     def action_interrupt(self) -> None:
         """Ctrl-C: quit from any screen or dialog, with the status of an interrupted command (130)."""
@@ -150,16 +168,22 @@ def run_dashboard(config: FactoryConfig, read_only: bool = False, target: str | 
     """Run the dashboard in this terminal on `config`'s nodes (those of `target`), then release every session.
 
     With a live controller the dashboard reads its store; otherwise it runs its own collector (one agent session
-    per node) for as long as it is open. Returns the exit status: 0 after `q`, 130 after Ctrl-C, 143 after SIGTERM
-    (each one restores the terminal first).
+    per node) for as long as it is open. Returns the exit status: 0 after `q`, 130 after Ctrl-C or SIGINT, 143 after
+    SIGTERM. The signal handlers are in place before the terminal changes and stay until the sessions are released,
+    so a signal at any moment restores the terminal rather than killing the process in the alternate screen.
     """
     from factoryctl.tui.services import open_services
 
     services = open_services(config, target)
+    app = make_app(services, read_only=read_only)
+    main = threading.current_thread() is threading.main_thread()  # only the main thread may set signal handlers
+    previous = {sig: signal.signal(sig, app.on_exit_signal) for sig in (signal.SIGTERM, signal.SIGINT) if main}
     try:
-        app = make_app(services, read_only=read_only)
-        app.quit_on_sigterm = True
-        app.run()
+        try:
+            app.run()
+        finally:
+            services.close()
     finally:
-        services.close()
-    return app.return_code or 0
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return app.return_code or app.signal_status or 0

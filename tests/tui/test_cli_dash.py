@@ -65,8 +65,13 @@ def test_the_headless_services_do_not_import_textual() -> None:
     assert out.strip() == "False"
 
 
-def _dashboard_in_a_pty(tmp_path: Path, stop: Callable[[int, int], None]) -> tuple[bytes, int, bool]:
-    """Run `factoryctl dash` on a pseudo-terminal, call `stop(pid, fd)` once it drew.
+ALT_SCREEN = b"\x1b[?1049h"
+
+
+def _dashboard_in_a_pty(
+    tmp_path: Path, stop: Callable[[int, int], None], when: bytes = b"gpu04", settle_s: float = 0.5
+) -> tuple[bytes, int, bool]:
+    """Run `factoryctl dash` on a pseudo-terminal, call `stop(pid, fd)` `settle_s` after its output showed `when`.
 
     Returns its output, its exit status and whether it left the terminal in cooked mode (line editing, echo).
     """
@@ -91,8 +96,8 @@ def _dashboard_in_a_pty(tmp_path: Path, stop: Callable[[int, int], None]) -> tup
                 output += os.read(fd, 65536)
             except OSError:  # the child closed the terminal: it is gone
                 break
-        if not stopped and b"gpu04" in output:
-            time.sleep(0.5)
+        if not stopped and when in output:
+            time.sleep(settle_s)
             stop(pid, fd)
             stopped, deadline = True, time.monotonic() + 15
     done, status = os.waitpid(pid, os.WNOHANG)
@@ -103,7 +108,9 @@ def _dashboard_in_a_pty(tmp_path: Path, stop: Callable[[int, int], None]) -> tup
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
         os.close(fd)
-        raise AssertionError(f"the dashboard still ran 15 s after it was told to stop (drew: {stopped})")
+        if stopped:
+            raise AssertionError("the dashboard still ran 15 s after it was told to stop")
+        raise AssertionError(f"the dashboard never showed {when!r} in 60 s, so it was never told to stop")
     lflag = termios.tcgetattr(fd)[3]  # the master reports the terminal's modes as the child left them
     os.close(fd)
     return output, os.waitstatus_to_exitcode(status), bool(lflag & termios.ICANON and lflag & termios.ECHO)
@@ -115,9 +122,33 @@ def test_sigterm_restores_the_terminal_then_exits_143(tmp_path: Path) -> None:
 
     output, status, cooked = _dashboard_in_a_pty(tmp_path, lambda pid, fd: os.kill(pid, signal.SIGTERM))
     assert status == 143  # ExitCode.TERMINATED, not killed by the signal (-15)
-    tail = output[output.rindex(b"\x1b[?1049h") :]
+    tail = output[output.rindex(ALT_SCREEN) :]
     assert b"\x1b[?1049l" in tail  # left the alternate screen
     assert b"\x1b[?1000l" in tail  # mouse reporting off
+    assert cooked
+
+
+def test_sigterm_as_the_screen_changes_still_restores_the_terminal(tmp_path: Path) -> None:
+    """The early window: the alternate screen is on but the app is not mounted yet (nothing drawn)."""
+    import os
+    import signal
+
+    output, status, cooked = _dashboard_in_a_pty(
+        tmp_path, lambda pid, fd: os.kill(pid, signal.SIGTERM), when=ALT_SCREEN, settle_s=0.0
+    )
+    assert status == 143
+    assert b"\x1b[?1049l" in output[output.rindex(ALT_SCREEN) :]
+    assert cooked
+
+
+def test_sigint_as_a_signal_quits_with_status_130(tmp_path: Path) -> None:
+    """`kill -INT`, `timeout -s INT`: as Ctrl-C typed, exit 130 with the terminal restored."""
+    import os
+    import signal
+
+    output, status, cooked = _dashboard_in_a_pty(tmp_path, lambda pid, fd: os.kill(pid, signal.SIGINT))
+    assert status == 130
+    assert b"\x1b[?1049l" in output[output.rindex(ALT_SCREEN) :]
     assert cooked
 
 
@@ -127,4 +158,4 @@ def test_ctrl_c_quits_with_status_130(tmp_path: Path) -> None:
     output, status, cooked = _dashboard_in_a_pty(tmp_path, lambda pid, fd: os.write(fd, b"\x03"))
     assert status == 130
     assert cooked
-    assert b"\x1b[?1049l" in output[output.rindex(b"\x1b[?1049h") :]
+    assert b"\x1b[?1049l" in output[output.rindex(ALT_SCREEN) :]
