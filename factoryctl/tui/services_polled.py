@@ -47,7 +47,8 @@ class _NodeLink:
         self.latest_mono = 0.0
         self.failure: NodeError | None = None
         self.shown = CONNECTING  # the state last judged (and announced by an event)
-        self.lock = threading.Lock()
+        #: Guards the fields above; re-entrant because `judge` holds it while `sample` takes it again.
+        self.lock = threading.RLock()
         self.thread = threading.Thread(target=self._run, name=f"dash-{spec.name}", daemon=True)
 
     def _run(self) -> None:
@@ -97,17 +98,21 @@ class _NodeLink:
         self.judge()
 
     def judge(self) -> None:
-        """Compare the state shown now with the last one judged: each change is an event (not the first answer)."""
-        sample = self.sample(time.time(), self.owner.stale_after_s, self.owner.down_after_s)
+        """Compare the state shown now with the last one judged: each change is an event (not the first answer).
+
+        The link thread, its samples and the UI's snapshots all judge: the state is computed, swapped and announced
+        under one lock, so an older verdict can never overwrite a newer one (which announced one outage twice).
+        """
         with self.lock:
+            sample = self.sample(time.time(), self.owner.stale_after_s, self.owner.down_after_s)
             before, self.shown = self.shown, sample.state
-        if sample.state == before or sample.state not in STATE_EVENTS:
-            return
-        if before == CONNECTING and sample.state == "up":
-            return
-        kind, severity = STATE_EVENTS[sample.state]
-        text = "answers again" if sample.state == "up" else f"{sample.state}: {sample.message}"
-        self.owner.add_event(DashboardEvent(time.time(), self.spec.name, kind, text, severity))
+            if sample.state == before or sample.state not in STATE_EVENTS:
+                return
+            if before == CONNECTING and sample.state == "up":
+                return
+            kind, severity = STATE_EVENTS[sample.state]
+            text = "answers again" if sample.state == "up" else f"{sample.state}: {sample.message}"
+            self.owner.add_event(DashboardEvent(time.time(), self.spec.name, kind, text, severity))
 
     def _disconnect(self) -> None:
         session, transport = self.session, self.transport

@@ -179,6 +179,37 @@ nodes:
         mute.close()
 
 
+def test_judges_racing_across_a_change_announce_each_state_once(tmp_path: Path) -> None:
+    """A judge held between computing a state and storing it must not store its older verdict over a newer one."""
+    import threading
+
+    from factoryctl.model.telemetry import NodeSample
+
+    services = PolledServices(demo_config(tmp_path / "state"), "demo01", use_store=False)  # threads never started
+    link = services._links["demo01"]
+    real_sample, gate = link.sample, threading.Event()
+
+    def held_sample(now: float, stale: float, down: float) -> NodeSample:
+        sample = real_sample(now, stale, down)
+        if threading.current_thread().name == "held":
+            gate.wait(1.0)  # preempted right after computing its verdict
+        return sample
+
+    link.sample = held_sample  # type: ignore[method-assign]
+    link.latest, link.shown = NodeSample(node="demo01", time=time.time()), "up"
+    link.latest_mono = time.monotonic() - (services.stale_after_s + 0.5)  # degraded now
+    held = threading.Thread(target=link.judge, name="held")
+    held.start()
+    time.sleep(0.2)
+    link.latest_mono = time.monotonic() - (services.down_after_s + 0.5)  # then down
+    link.judge()
+    gate.set()
+    held.join()
+    link.judge()
+    assert [e.kind for e in services._events] == ["node_degraded", "node_down"]
+    services.close()
+
+
 def test_unknown_node_actions_are_usage_errors(live: PolledServices) -> None:
     from factoryctl.errors import UsageError
 
