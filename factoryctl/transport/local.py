@@ -26,6 +26,8 @@ from factoryctl.transport.stdin_stream import CHUNK, Feed, Stdin, as_feed
 
 #: How often the stdin pump and the output readers look again at a stop request.
 _POLL_S = 0.1
+#: At most this many chunks are read from an output pipe once its reader was stopped (a pipe holds one, usually).
+_DRAIN_CHUNKS = 64
 
 
 class LocalTransport:
@@ -176,8 +178,9 @@ class _Collect:
 
     def __init__(self, stream: IO[bytes], kept: CappedOutput) -> None:
         self.kept = kept
+        self._fd = stream.fileno()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._read, args=(stream.fileno(),), daemon=True)
+        self._thread = threading.Thread(target=self._read, args=(self._fd,), daemon=True)
         self._thread.start()
 
     def _read(self, fd: int) -> None:
@@ -196,9 +199,21 @@ class _Collect:
         return not self._thread.is_alive()
 
     def stop(self) -> None:
-        """Stop reading (within a poll) and wait for the thread; the stream may be closed after this."""
+        """Stop reading (within a poll) and wait for the thread, then keep what is already in the pipe.
+
+        The thread may stop before it read what the command wrote just before its end (a timeout under load): that
+        is read now, without waiting for more (at most _DRAIN_CHUNKS chunks: a writer outside the command's group
+        could go on for ever). The stream may be closed after this.
+        """
         self._stop.set()
         self._thread.join()
+        with contextlib.suppress(OSError, ValueError):
+            for _ in range(_DRAIN_CHUNKS):
+                ready, _, _ = select.select([self._fd], [], [], 0)
+                chunk = os.read(self._fd, CHUNK) if ready else b""
+                if not chunk:
+                    return
+                self.kept.add(chunk)
 
 
 def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:

@@ -11,6 +11,8 @@ from exec_lines import StreamedExec
 from process_groups import assert_group_gone, group_of
 
 from factoryctl.cli.exec import LINE_LIMIT, LinePrinter
+from factoryctl.transport.base import CappedOutput
+from factoryctl.transport.local import _Collect
 
 #: Prints a line, then waits for the file $1 before printing the next: its first line can only be seen streamed.
 GATED = 'echo "first $0"; while [ ! -e "$1" ]; do sleep 0.05; done; echo "second $0"'
@@ -110,3 +112,16 @@ def test_a_reader_that_goes_away_stops_commands_with_sigint_ignored(factory, tmp
     assert run.proc.wait(timeout=30) == 141
     assert time.monotonic() - started < 10  # not the 60 s timeout
     assert_group_gone(group)
+
+
+def test_output_still_in_the_pipe_when_reading_stops_is_kept():
+    """A timeout under load can stop the reader before it read the command's last words: stop() reads them."""
+    read_end, write_end = os.pipe()
+    with os.fdopen(read_end, "rb", buffering=0) as stream:
+        collect = _Collect(stream, CappedOutput())
+        collect._stop.set()  # the reader gives up (within a poll) before the output below arrives
+        collect._thread.join()
+        os.write(write_end, b"last words\n")
+        collect.stop()
+        os.close(write_end)
+        assert collect.kept.value() == b"last words\n"
