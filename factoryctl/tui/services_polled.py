@@ -33,6 +33,8 @@ CONNECTING = "connecting"
 #: The event of each change of state, and its severity.
 STATE_EVENTS = {"up": ("node_up", "info"), "degraded": ("node_degraded", "warning"), "down": ("node_down", "error")}
 RECONNECT_BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)
+#: How long `close()` waits for a node still connecting (a mute SSH node would hold up quitting for its timeout).
+CONNECTING_GRACE_S = 0.5
 
 
 class _NodeLink:
@@ -47,6 +49,7 @@ class _NodeLink:
         self.latest_mono = 0.0
         self.failure: NodeError | None = None
         self.shown = CONNECTING  # the state last judged (and announced by an event)
+        self.connecting = False  # inside `_connect`: `close()` does not wait for it
         #: Guards the fields above; re-entrant because `judge` holds it while `sample` takes it again.
         self.lock = threading.RLock()
         self.thread = threading.Thread(target=self._run, name=f"dash-{spec.name}", daemon=True)
@@ -56,7 +59,8 @@ class _NodeLink:
         stop = self.owner.stop_event
         while not stop.is_set():
             try:
-                self._connect()
+                if not self._connect():
+                    continue  # closed while connecting: `finally` releases what was opened
                 attempt = 0
                 while not stop.is_set() and self.session.failure is None:
                     stop.wait(0.1)
@@ -71,14 +75,24 @@ class _NodeLink:
                 stop.wait(RECONNECT_BACKOFF_S[min(attempt, len(RECONNECT_BACKOFF_S) - 1)])
                 attempt += 1
 
-    def _connect(self) -> None:
+    def _connect(self) -> bool:
+        """Open the transport, start the agent, stream; False when `close()` came meanwhile (nothing more started)."""
         from factoryctl.telemetry.poll import open_transport
 
-        timeout = self.owner.connect_timeout_s
-        self.transport = open_transport(self.spec, self.owner.config, timeout)
-        self.session = self.transport.start_agent(timeout)
-        slow = self.owner.config.settings.controller.slow_interval_s
-        self.session.stream(self.owner.interval_s, self._on_sample, timeout=timeout, slow_interval_s=slow)
+        stop, timeout = self.owner.stop_event, self.owner.connect_timeout_s
+        self.connecting = True
+        try:
+            self.transport = open_transport(self.spec, self.owner.config, timeout)
+            if stop.is_set():
+                return False
+            self.session = self.transport.start_agent(timeout)
+            if stop.is_set():
+                return False
+            slow = self.owner.config.settings.controller.slow_interval_s
+            self.session.stream(self.owner.interval_s, self._on_sample, timeout=timeout, slow_interval_s=slow)
+            return True
+        finally:
+            self.connecting = False
 
     def _on_sample(self, sample: NodeSample) -> None:
         from factoryctl.telemetry.health import gpu_events
@@ -199,12 +213,18 @@ class PolledServices(ConfiguredServices):
                 link.thread.start()
 
     def close(self) -> None:
-        """Stop the threads and the agents."""
+        """Stop the threads and the agents, without waiting out a node still connecting.
+
+        Connected links stop their agents within one shared budget. A link still connecting (a mute SSH node) gets
+        `CONNECTING_GRACE_S`: its daemon thread ends on its own when the connect returns or times out, starting
+        nothing more and closing what it opened.
+        """
         self.stop_event.set()
-        deadline = time.monotonic() + 5.0  # one budget for all: a node stuck connecting must not hold up exit
+        deadline = time.monotonic() + 5.0  # one budget for all
         for link in self._links.values():
             if link.thread.is_alive():
-                link.thread.join(timeout=max(0.0, deadline - time.monotonic()))
+                budget = deadline - time.monotonic()
+                link.thread.join(timeout=max(0.0, min(budget, CONNECTING_GRACE_S) if link.connecting else budget))
         if self._store is not None:
             self._store.close()
 
