@@ -9,6 +9,9 @@ import time
 
 import pytest
 from exec_lines import StreamedExec
+from process_groups import assert_group_gone, group_of
+
+from factoryctl.transport.base import CappedOutput
 
 #: Prints a line, then waits for the file $1 before printing the next: its first line can only be seen streamed.
 GATED = 'echo "first $0"; while [ ! -e "$1" ]; do sleep 0.05; done; echo "second $0"'
@@ -69,24 +72,37 @@ def test_output_before_a_timeout_is_kept(cli, factory):
     assert "exited with exit code" not in table.stderr
 
 
+def when_both_received(monkeypatch, text: bytes) -> threading.Event:
+    """An event set once two commands' output, as this process received it, contains `text` (no guessing at time)."""
+    holding: set[int] = set()
+    both = threading.Event()
+    add = CappedOutput.add
+
+    def watching_add(self: CappedOutput, data: bytes) -> None:
+        add(self, data)
+        if self.number == 1 and text in self.value():
+            holding.add(id(self))
+            if len(holding) >= 2:
+                both.set()
+
+    monkeypatch.setattr(CappedOutput, "add", watching_add)
+    return both
+
+
 @pytest.mark.parametrize("output", ["json", "table"])
-def test_output_before_the_connection_was_lost_is_kept(cli, tmp_path, sshd_factory, output):
+def test_output_before_the_connection_was_lost_is_kept(cli, tmp_path, sshd_factory, monkeypatch, output):
     server = sshd_factory()
     kh = server.write_known_hosts(tmp_path / "kh2")
     path = server.write_factory(tmp_path / "dying.yaml", kh, "  d[1-2]: {host: 127.0.0.1}\n")
-    marks = tmp_path / "marks"
-    marks.mkdir()
+    received = when_both_received(monkeypatch, b"started\n")
 
-    def kill_when_both_printed() -> None:
-        deadline = time.monotonic() + 60
-        while len(list(marks.iterdir())) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.3)  # the line was written before the mark: give it time to cross the wire
+    def kill_when_both_received() -> None:
+        received.wait(60)
         server.kill()
 
-    threading.Thread(target=kill_when_both_printed, daemon=True).start()
-    script = 'echo started; touch "$1/$(mktemp -u XXXXXX)"; sleep 60'
-    r = cli("--config", path, "exec", "all", "-o", output, "-t", "90", "--", "sh", "-c", script, "sh", str(marks))
+    threading.Thread(target=kill_when_both_received, daemon=True).start()
+    r = cli("--config", path, "exec", "all", "-o", output, "-t", "90", "--", "sh", "-c", "echo started; sleep 60")
+    assert received.is_set()
     assert r.exit_code == 4
     if output == "json":
         assert [(e["node"], e["error"], e["stdout"]) for e in r.json()["errors"]] == [
@@ -96,6 +112,22 @@ def test_output_before_the_connection_was_lost_is_kept(cli, tmp_path, sshd_facto
     else:
         assert r.stdout == "---------------\nd[1-2] (2)\n---------------\nstarted\n"
         assert "connection lost" in r.stderr
+
+
+def test_a_reader_that_goes_away_stops_remote_commands_with_sigint_ignored(factory, tmp_path):
+    """`( exec --lines ... ) | head -1 &` in a script (SIGINT ignored): exec exits 141 at once, the command ends."""
+    pidfile = tmp_path / "pid"
+    endless = f"echo $$ > {pidfile}.tmp && mv {pidfile}.tmp {pidfile}; while true; do echo tick; sleep 0.1; done"
+    argv = ["--config", factory, "exec", "n01", "--lines", "-t", "60", "--", "sh", "-c", endless]
+    run = StreamedExec(*argv, ignore_sigint=True)
+    assert run.lines(1) == ["n01: tick"]
+    group = group_of(int(pidfile.read_text()))  # sshd runs on this machine: the "remote" command's group is here
+    assert run.proc.stdout is not None
+    run.proc.stdout.close()
+    started = time.monotonic()
+    assert run.proc.wait(timeout=30) == 141
+    assert time.monotonic() - started < 10  # not the 60 s timeout
+    assert_group_gone(group, within=15.0)  # root sessions: at its next write to the closed connection
 
 
 def test_lines_reports_non_zero_exits(cli, factory):
