@@ -77,6 +77,7 @@ class DashboardApp(App[None]):
         self.snapshots_taken = 0
         self._fetching = False
         self._last_failure: str | None = None
+        self._last_price_error: str | None = None
         self.title = f"factoryctl · {services.factory_name}"
         self.sub_title = "read-only" if read_only else ""
 
@@ -112,6 +113,13 @@ class DashboardApp(App[None]):
         self._last_failure = None
         self.snapshots_taken += 1
         self.snapshot = message.snapshot
+        error = message.snapshot.price_error
+        if error is not None and error != self._last_price_error:  # the header only says `n/a (bad file)`
+            hint = "fix the file power.prices names in factory.yaml (it is read again when it changes)."
+            self.notify(
+                f"{error.rstrip('.')}: {hint}", title="no grid price", severity="warning", timeout=10, markup=False
+            )
+        self._last_price_error = error
 
     def on_dashboard_app_snapshot_failed(self, message: SnapshotFailed) -> None:
         """Say so once per distinct failure; keep showing the last good snapshot."""

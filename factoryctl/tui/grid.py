@@ -3,7 +3,8 @@
 Reads the price source factory.yaml names (`power.price_source` + `power.prices`); today that is the built-in
 `csv` source. The file is read again only when it changes (a bad file too: its error stays in `error` until then),
 and its interval is the series' median spacing, as `price show` and the simulator take it. No source, an unknown
-source, or no published price now all give `None`, which the header shows as `n/a`: a price is never guessed.
+source, or no published price now all give `None`, which the header shows as `n/a`: a price is never guessed. A bad
+file's `error` travels in the snapshot: the header says `n/a (bad file)` and a notification names the problem.
 Imports no Textual.
 """
 

@@ -68,6 +68,8 @@ class FactorySnapshot:
     #: Published prices of the intervals from now on (day-ahead markets publish tomorrow's), for the outlook.
     price_outlook_per_mwh: tuple[float | None, ...] = ()
     cost_per_hour: float | None = None
+    #: Why the configured price file gives no price (unreadable or invalid); None when it loaded or there is none.
+    price_error: str | None = None
     queue_length: int | None = None
     jobs: tuple[JobLine, ...] | None = None
     groups: dict[str, tuple[str, ...]] = field(default_factory=dict)

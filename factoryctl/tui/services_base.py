@@ -67,6 +67,7 @@ def assemble_snapshot(
         price=price,
         price_outlook_per_mwh=grid.outlook(now),
         cost_per_hour=cost_per_hour,
+        price_error=grid.error,
     )
 
 

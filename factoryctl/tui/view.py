@@ -46,6 +46,7 @@ class FactorySummary:
     price: PriceNow | None = None
     cost_per_hour: float | None = None
     queue_length: int | None = None
+    price_error: str | None = None  # the price file is unreadable or invalid: `n/a (bad file)`
     connecting: int = 0  # nodes that have not answered yet (the embedded collector just started)
 
 
@@ -90,6 +91,7 @@ def summarize(snapshot: FactorySnapshot) -> FactorySummary:
         price=snapshot.price,
         cost_per_hour=snapshot.cost_per_hour,
         queue_length=snapshot.queue_length,
+        price_error=snapshot.price_error,
     )
 
 

@@ -338,3 +338,14 @@ async def test_a_failing_source_is_reported_once_and_the_app_lives() -> None:
 def test_no_color_is_respected(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NO_COLOR", "1")
     assert make_app(FrozenServices()).no_color
+
+
+async def test_a_bad_prices_file_is_named_once_in_a_notification() -> None:
+    bad = "prices.csv:2: bad price row: Invalid isoformat string: '[not a time]'"  # no markup
+    app = make_app(FrozenServices(fixed_snapshot(price_error=bad)))
+    async with app.run_test() as pilot:
+        await wait_until(pilot, lambda: app._notifications, what="the price toast")
+        assert bad in list(app._notifications)[-1].message
+        app.request_snapshot()
+        await wait_until(pilot, lambda: app.snapshots_taken >= 2, what="a second snapshot")
+        assert len(app._notifications) == 1

@@ -103,3 +103,15 @@ def test_a_bad_file_gives_no_price_and_its_error_and_is_parsed_once_until_it_cha
     (tmp_path / "prices.csv").write_text(f"timestamp_utc,price_per_mwh\n{_iso(start)},95\n")
     assert grid.now(start + 1, 1.0)[0].price_per_mwh == 95.0
     assert grid.error is None
+
+
+def test_the_snapshot_carries_the_prices_file_error(tmp_path: Path) -> None:
+    from factoryctl.tui.history import RecentHistory
+    from factoryctl.tui.services_base import assemble_snapshot
+
+    config = config_with_prices(tmp_path, [])
+    (tmp_path / "prices.csv").write_text("timestamp_utc,price_per_mwh\nnot a time,80\n")
+    snap = assemble_snapshot(config, [], time.time(), (), frozenset(), (), RecentHistory(1.0), GridPrice(config))
+    assert snap.price is None
+    assert snap.price_error is not None
+    assert "prices.csv" in snap.price_error

@@ -102,6 +102,14 @@ def test_header_with_price_cost_and_queue() -> None:
     assert "11:06:40Z" not in text
 
 
+def test_header_says_when_the_prices_file_is_bad() -> None:
+    snap = fixed_snapshot(price_error="prices.csv line 2: 'x' is not a timestamp.")
+    lines = render(FactorySummaryRenderable(summarize(snap), now=snap.time)).splitlines()
+    assert "price n/a (bad file)" in lines[2]
+    assert "queue n/a" in lines[2]  # the rest of the line still fits 80 columns
+    assert "price n/a │" in render(FactorySummaryRenderable(summarize(fixed_snapshot()), now=snap.time))
+
+
 def test_header_before_the_first_snapshot() -> None:
     assert "connecting" in render(FactorySummaryRenderable(None, "lab"))
 

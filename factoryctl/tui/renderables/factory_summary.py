@@ -95,7 +95,7 @@ class FactorySummaryRenderable:
         line.append(*SEPARATOR)
         line.append("price ")
         if s.price is None:
-            line.append("n/a", style="bright_black")
+            line.append("n/a (bad file)" if s.price_error else "n/a", style="bright_black")
         else:
             arrow = "" if s.price.trend is None else " ↑" if s.price.trend > 0 else " ↓" if s.price.trend < 0 else " →"
             currency = f" {s.price.currency}" if s.price.currency else ""
