@@ -19,7 +19,7 @@ from typing import IO
 
 from factoryctl.errors import NodeError
 from factoryctl.model.inventory import NodeSpec
-from factoryctl.transport.base import CappedOutput, CommandResult, OutputSink, cut_short, kept_stderr
+from factoryctl.transport.base import CappedOutput, CommandCut, CommandResult, OutputSink, cut_short, kept_stderr
 from factoryctl.transport.launch import agent_argv
 from factoryctl.transport.session import AgentSession
 from factoryctl.transport.stdin_stream import CHUNK, Feed, Stdin, as_feed
@@ -52,19 +52,9 @@ class LocalTransport:
         """
         feed = as_feed(stdin)
         deadline = time.monotonic() + timeout
-        try:
-            proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL if feed is None else subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                bufsize=0,
-                start_new_session=True,  # its own process group, as sshd gives a command: signalled as a whole
-            )
-        except OSError as exc:
-            if feed is not None:
-                feed.close()
-            return CommandResult(127, b"", f"{argv[0]}: {exc.strerror}\n".encode())
+        proc = _start(argv, feed)
+        if isinstance(proc, CommandResult):
+            return proc
         with self._lock:
             self._running.add(proc)
         assert proc.stdout is not None
@@ -83,14 +73,7 @@ class LocalTransport:
             except subprocess.TimeoutExpired:
                 finished = False
             if not finished:
-                _signal_group(proc, signal.SIGKILL)
-                proc.wait()
-                for worker in (out, err):
-                    worker.stop()
-                cause = NodeError(
-                    self.node.name, "timeout", f"{self.node.name}: command timed out after {timeout:g} s."
-                )
-                raise cut_short(cause, out.kept, err.kept)
+                raise self._timed_out(proc, out, err, timeout)
             return CommandResult(proc.returncode, out.kept.value(), kept_stderr(out.kept, err.kept))
         finally:
             if feed is not None:
@@ -103,6 +86,15 @@ class LocalTransport:
                 stream.close()
             with self._lock:
                 self._running.discard(proc)
+
+    def _timed_out(self, proc: subprocess.Popen[bytes], out: _Collect, err: _Collect, timeout: float) -> CommandCut:
+        """Kill the command's whole group and say it timed out, with what it had printed by then."""
+        _signal_group(proc, signal.SIGKILL)
+        proc.wait()
+        for worker in (out, err):
+            worker.stop()
+        cause = NodeError(self.node.name, "timeout", f"{self.node.name}: command timed out after {timeout:g} s.")
+        return cut_short(cause, out.kept, err.kept)
 
     def interrupt(self) -> None:
         """Ctrl-C: SIGINT, then SIGHUP, to the commands running now (what a terminal sends, then its hang-up)."""
@@ -168,6 +160,23 @@ class _StderrTail:
 
     def text(self) -> str:
         return "".join(self._lines)
+
+
+def _start(argv: list[str], feed: Feed | None) -> subprocess.Popen[bytes] | CommandResult:
+    """Start argv in its own process group (as sshd gives a command: signalled as a whole); 127 if it cannot run."""
+    try:
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL if feed is None else subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            bufsize=0,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        if feed is not None:
+            feed.close()
+        return CommandResult(127, b"", f"{argv[0]}: {exc.strerror}\n".encode())
 
 
 class _Collect:
