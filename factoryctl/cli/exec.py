@@ -161,6 +161,39 @@ class LinePrinter:
             pass
 
 
+class _LiveTransports:
+    """The nodes whose command runs, so an interrupt reaches each; once stopping, a node still connecting runs none."""
+
+    def __init__(self) -> None:
+        self._live: set[NodeTransport] = set()
+        self._lock = threading.Lock()
+        self._stopping = False
+
+    def admit(self, node: str, transport: NodeTransport) -> NodeTransport:
+        """`transport`, now counted as running; closed and refused if exec is already being interrupted."""
+        with self._lock:
+            if not self._stopping:
+                self._live.add(transport)
+                return transport
+        transport.close()
+        raise NodeError(node, "interrupted", "not started: exec was interrupted")
+
+    def leave(self, transport: NodeTransport) -> None:
+        """The command ended: forget and close its transport."""
+        with self._lock:
+            self._live.discard(transport)
+        transport.close()
+
+    def interrupt_all(self) -> None:
+        """Stop admitting nodes and interrupt every command still running (SIGINT, then SIGHUP)."""
+        with self._lock:
+            self._stopping = True
+            running = list(self._live)
+        for transport in running:
+            with contextlib.suppress(Exception):
+                transport.interrupt()
+
+
 def run_everywhere(
     config: FactoryConfig,
     specs: Sequence[NodeSpec],
@@ -182,9 +215,7 @@ def run_everywhere(
 
     connect_timeout = float(config.settings.ssh.connect_timeout_s)
     feeds = {spec.name: stdin.feed(spec.name) for spec in specs} if stdin is not None else {}
-    live: set[NodeTransport] = set()
-    lock = threading.Lock()
-    stopping = threading.Event()  # set under `lock`: a node still connecting then never starts its command
+    live = _LiveTransports()
 
     def one(spec: NodeSpec) -> dict[str, Any]:
         started = time.monotonic()
@@ -192,21 +223,14 @@ def run_everywhere(
         try:
             if feed is not None:
                 feed.start()
-            transport = open_transport(spec, config, max(connect_timeout, timeout))
-            with lock:
-                if stopping.is_set():
-                    transport.close()
-                    raise NodeError(spec.name, "interrupted", "not started: exec was interrupted")
-                live.add(transport)
+            transport = live.admit(spec.name, open_transport(spec, config, max(connect_timeout, timeout)))
             try:
                 if printer is None:
                     result = transport.run(argv, timeout, feed)
                 else:
                     result = transport.run(argv, timeout, feed, on_output=printer.sink(spec.name))
             finally:
-                with lock:
-                    live.discard(transport)
-                transport.close()
+                live.leave(transport)
         finally:
             if feed is not None:
                 feed.close()
@@ -223,12 +247,7 @@ def run_everywhere(
     try:
         return fan_out(specs, one, fanout, printer.broken if printer is not None else None)
     except (KeyboardInterrupt, Terminated, Cancelled):
-        with lock:
-            stopping.set()
-            running = list(live)
-        for transport in running:
-            with contextlib.suppress(Exception):
-                transport.interrupt()
+        live.interrupt_all()
         raise
     finally:
         if stdin is not None:
