@@ -7,7 +7,6 @@ stderr whatever the output form, nodes that failed the same way folded onto one 
 from __future__ import annotations
 
 import json
-import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -153,7 +152,7 @@ def fold(names: Sequence[str]) -> str:
 #: A node's own address in a message: `host:port`, `user@host:port`, `[v6]:port`, `[name]:port`, or the name after
 #: "resolve". The host part needs a letter or a dot, so a time such as 03:20 is not an address, and an ISO time
 #: (`2026-11-22T07:42:11Z`) is not one either.
-_ADDRESS = re.compile(
+_ADDRESS = (  # compiled on first use (re caches it), not on every CLI start
     r"(?<=resolve )[^\s:]+"
     r"|(?<![\w.@:\[-])(?:[\w.-]+@)?(?:\[[\w:.-]+\]|(?!\d{4}-\d\d-\d\dT\d)[\w-]*[A-Za-z.][\w.-]*):\d+\b"
 )
@@ -165,7 +164,9 @@ def without_address(message: str) -> str:
     A leading address is dropped (`127.0.0.2:1 refused the connection` -> `refused the connection`); one inside
     the sentence becomes "its address" (`no answer from its address within 5 s`).
     """
-    marked = _ADDRESS.sub("\0", message)
+    import re
+
+    marked = re.sub(_ADDRESS, "\0", message)
     return marked.removeprefix("\0 ").replace("\0", "its address")
 
 
