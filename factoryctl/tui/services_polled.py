@@ -111,22 +111,23 @@ class _NodeLink:
             self.failure = error
         self.judge()
 
-    def judge(self) -> None:
-        """Compare the state shown now with the last one judged: each change is an event (not the first answer).
+    def judge(self, now: float | None = None) -> NodeSample:
+        """The node's sample now, compared with the state last judged: each change is an event (not the first answer).
 
         The link thread, its samples and the UI's snapshots all judge: the state is computed, swapped and announced
         under one lock, so an older verdict can never overwrite a newer one (which announced one outage twice).
         """
         with self.lock:
-            sample = self.sample(time.time(), self.owner.stale_after_s, self.owner.down_after_s)
+            sample = self.sample(time.time() if now is None else now, self.owner.stale_after_s, self.owner.down_after_s)
             before, self.shown = self.shown, sample.state
             if sample.state == before or sample.state not in STATE_EVENTS:
-                return
+                return sample
             if before == CONNECTING and sample.state == "up":
-                return
+                return sample
             kind, severity = STATE_EVENTS[sample.state]
             text = "answers again" if sample.state == "up" else f"{sample.state}: {sample.message}"
             self.owner.add_event(DashboardEvent(time.time(), self.spec.name, kind, text, severity))
+            return sample
 
     def _disconnect(self) -> None:
         session, transport = self.session, self.transport
@@ -243,10 +244,8 @@ class PolledServices(ConfiguredServices):
     def snapshot(self) -> FactorySnapshot:
         """The latest sample of every node, never waiting on a slow one: a node not answered yet is `connecting`."""
         self.start()
-        for link in self._links.values():
-            link.judge()
         now = time.time()
-        nodes = tuple(link.sample(now, self.stale_after_s, self.down_after_s) for link in self._links.values())
+        nodes = tuple(link.judge(now) for link in self._links.values())  # each node's state computed once
         return assemble_snapshot(
             self.config,
             self.specs,
