@@ -16,8 +16,9 @@ from __future__ import annotations
 import heapq
 import itertools
 from bisect import bisect_left
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import NamedTuple
 
 from factoryctl.model.jobs import JobState
@@ -26,6 +27,8 @@ from factoryctl.scheduler.policy import SchedulerConfig
 
 #: A running gang as the look-ahead sees it: (expected end, sequence, ((node index, GPUs), ...)).
 Running = tuple[float, int, tuple[tuple[int, int], ...]]
+
+_order = attrgetter("key")  # a queue's sort key
 
 
 class Candidate(NamedTuple):
@@ -122,6 +125,7 @@ class _Pass:
         self.dead: set[tuple[int, int]] = set()
         self.failed_at: dict[tuple[int, int], int] = {}  # shape -> fewest reservations it failed within
         self.held: Collection[str] = ()
+        self.index: QueueIndex | None = None
 
     def try_start(
         self, job: Candidate, end: float, k: int, memo: tuple[int, int, frozenset[int] | None, int]
@@ -194,13 +198,11 @@ class _Pass:
     def run(self, queue: Iterable[Candidate], price: float | None) -> PassOutcome:
         blocker: str | None = None
         config, now, explain = self.config, self.now, self.explain  # locals: this loop is the scheduler's hot path
-        protected: set[str] = set()
-        if config.starve_after_s is not None:
-            queue, protected = _starving_first(queue, _Guard(now, config, self.fm, price), self.held)
-        self.out.protected = protected
+        queue, protected = self._protect(queue, price)
         fm = self.fm
         zero, node_count, can_host, hosts = fm.buckets[0], len(fm.free), fm.can_host, fm.hosts
-        failed = self.failed
+        failed, reservations, most = self.failed, self.out.reservations, config.reservations
+        quiet, starving_only = not explain and config.backfill, config.reserve_starving_only
         short: Candidate | None = None
         for job in queue:
             if job.deferrable and is_deferred(job, now, price):
@@ -237,10 +239,21 @@ class _Pass:
                 self.jumped = True
             if not explain and (len(zero) == node_count or (tried and self._nothing_can_start())):
                 break
+            if quiet and (len(reservations) >= most or (starving_only and job.id not in protected)):
+                continue  # `_hold_back` would neither reserve nor block: most of a deep queue ends here
             if self._hold_back(job, protected):
                 blocker = job.id
         self.out.first_short = short
         return self.out
+
+    def _protect(self, queue: Iterable[Candidate], price: float | None) -> tuple[Iterable[Candidate], set[str]]:
+        """The queue with the starving jobs first (when the policy guards against starvation), and their ids."""
+        protected: set[str] = set()
+        if self.config.starve_after_s is not None:
+            guard = _Guard(self.now, self.config, self.fm, price)
+            queue, protected = _starving_first(queue, guard, self.held, self.index)
+        self.out.protected = protected
+        return queue, protected
 
     def _hold_back(self, job: Candidate, protected: Collection[str]) -> bool:
         """A job that cannot start now: reserve for it if the policy says so; True if it blocks the rest (no backfill)."""
@@ -291,7 +304,8 @@ class _Pass:
             self.out.waiting.append(Waiting(job, state, why, reservation, blocker))
 
 
-def _age(job: Candidate) -> tuple[float, int]:
+def age_order(job: Candidate) -> tuple[float, int]:
+    """Oldest first: submission time, then the queue's sequence number (the starvation guard's order)."""
     return (job.submitted_at, job.key[2])
 
 
@@ -340,8 +354,29 @@ def _hostable_work(queue: Iterable[Candidate], fm: FreeMap) -> float:
     return total
 
 
+class QueueIndex(NamedTuple):
+    """What a caller that keeps its queue from pass to pass can hand a pass, so the pass need not walk it all.
+
+    The simulator keeps these up to date as jobs arrive and start (a deep queue is walked once per pass otherwise,
+    several times); the live scheduler builds its queue afresh each pass and gives none. Every queued job must be
+    hostable on the pass's nodes and carry no node constraint.
+
+    Attributes:
+        shapes: for each queued (nodes, GPUs per node), the shortest walltime queued with it. The pass then stops
+            as soon as no queued job could start, instead of walking the rest of the queue.
+        by_age: the queued jobs oldest first (`age_order`).
+        by_id: the queued jobs by id.
+        gpu_s: the queue's GPU-seconds (the sum of num_gpus x walltime): its drain time's numerator.
+    """
+
+    shapes: Mapping[tuple[int, int], float]
+    by_age: Sequence[Candidate]
+    by_id: Mapping[str, Candidate]
+    gpu_s: float
+
+
 def _starving_first(
-    queue: Iterable[Candidate], guard: _Guard, held: Collection[str]
+    queue: Iterable[Candidate], guard: _Guard, held: Collection[str], index: QueueIndex | None = None
 ) -> tuple[Iterable[Candidate], set[str]]:
     """Move the protected jobs to the front, oldest first, and return the new order with their ids.
 
@@ -350,29 +385,60 @@ def _starving_first(
     the starving jobs are the oldest ones. A job that cannot run now (deferred for its price, or larger than the
     schedulable nodes) neither takes a protection slot nor counts in the drain time: it would block the guard.
     """
-    now, config, fm = guard.now, guard.config, guard.fm
     ordered = queue if isinstance(queue, list) else list(queue)
-    kept = [job for job in ordered if job.id in held] if held else []
-    limit = len(ordered) if config.protect_oldest is None else config.protect_oldest
+    if not held:
+        kept = []
+    elif index is None:
+        kept = [job for job in ordered if job.id in held]
+    else:
+        kept = [index.by_id[job_id] for job_id in held if job_id in index.by_id]
+    limit = len(ordered) if guard.config.protect_oldest is None else guard.config.protect_oldest
     room = limit - sum(1 for job in kept if guard.can_run_now(job))
-    floor = now - (config.starve_after_s or 0.0)
-    waited = [(job.submitted_at, job.key[2], job) for job in ordered if job.submitted_at <= floor] if room > 0 else []
-    fresh: list[Candidate] = []
-    if waited:  # somebody waited the floor: worth the drain-time sum
-        queued = _hostable_work(ordered, fm)
-        starving_before = now - starve_threshold(config, queued, sum(fm.totals))
-        heapq.heapify(waited)
-        while waited and len(fresh) < room:
-            submitted_at, _, job = heapq.heappop(waited)
-            if submitted_at > starving_before:
-                break
-            if job.id not in held and guard.can_run_now(job):
-                fresh.append(job)
-    moved = sorted(kept + fresh, key=_age)
+    fresh = _newly_starving(ordered, guard, held, room, index) if room > 0 else []
+    moved = sorted(kept + fresh, key=age_order)
     if not moved:
         return ordered, set()
-    ids = {job.id for job in moved}
-    return itertools.chain(moved, (job for job in ordered if job.id not in ids)), ids
+    return itertools.chain(moved, _without(ordered, moved)), {job.id for job in moved}
+
+
+def _newly_starving(
+    ordered: list[Candidate], guard: _Guard, held: Collection[str], room: int, index: QueueIndex | None
+) -> list[Candidate]:
+    """Up to `room` of the oldest jobs that waited the starving threshold and could run now (held ones aside)."""
+    floor = guard.now - (guard.config.starve_after_s or 0.0)
+    oldest: Iterator[Candidate]
+    if index is None:
+        waited = [(job.submitted_at, job.key[2], job) for job in ordered if job.submitted_at <= floor]
+        if not waited:  # nobody waited the floor: not worth the drain-time sum
+            return []
+        heapq.heapify(waited)
+        oldest = (heapq.heappop(waited)[2] for _ in range(len(waited)))
+        queued = _hostable_work(ordered, guard.fm)
+    else:
+        if not index.by_age or index.by_age[0].submitted_at > floor:
+            return []
+        oldest, queued = iter(index.by_age), index.gpu_s
+    starving_before = guard.now - starve_threshold(guard.config, queued, sum(guard.fm.totals))
+    fresh: list[Candidate] = []
+    for job in oldest:
+        if len(fresh) >= room or job.submitted_at > starving_before:
+            break
+        if job.id not in held and guard.can_run_now(job):
+            fresh.append(job)
+    return fresh
+
+
+def _without(ordered: list[Candidate], moved: list[Candidate]) -> Iterable[Candidate]:
+    """`ordered` (sorted by key, as a queue is) without the `moved` jobs: slices between them, not a filter."""
+    spots = sorted(bisect_left(ordered, job.key, key=_order) for job in moved)
+    if any(
+        at >= len(ordered) or ordered[at].key != job.key
+        for at, job in zip(spots, sorted(moved, key=_order), strict=True)
+    ):
+        ids = {job.id for job in moved}  # not sorted by key after all: filter
+        return (job for job in ordered if job.id not in ids)
+    bounds = [-1, *spots, len(ordered)]
+    return itertools.chain.from_iterable(ordered[a + 1 : b] for a, b in itertools.pairwise(bounds))
 
 
 def plan(
@@ -383,8 +449,8 @@ def plan(
     config: SchedulerConfig,
     price: float | None = None,
     explain: bool = False,
-    shapes: Mapping[tuple[int, int], float] | None = None,
     protected: Collection[str] = (),
+    index: QueueIndex | None = None,
 ) -> PassOutcome:
     """Run one pass: start jobs on `fm` (which it updates) and say why the others wait.
 
@@ -396,13 +462,12 @@ def plan(
         config: the policy.
         price: the current grid price per MWh, for deferrable jobs (None: unknown, nothing is deferred).
         explain: also describe every waiting job (the simulator skips this for speed).
-        shapes: optional hint when no queued job has a node constraint: for each queued (nodes, GPUs per node), the
-            shortest walltime queued with it. The pass then stops as soon as no queued job could start, instead of
-            walking the rest of the queue.
         protected: ids of jobs an earlier pass protected (`PassOutcome.protected`): they stay first, so a
             reservation is never withdrawn because newer jobs raised the starving threshold.
+        index: optional facts about the queue from a caller that keeps it between passes (`QueueIndex`).
     """
     work = _Pass(fm, running, now, config, explain)
-    work.shapes = shapes
+    work.shapes = index.shapes if index is not None else None
     work.held = protected
+    work.index = index
     return work.run(queue, price)

@@ -20,7 +20,7 @@ from operator import attrgetter
 
 from factoryctl.errors import FactoryError
 from factoryctl.model.jobs import SchedNode
-from factoryctl.scheduler.core import Candidate, PassOutcome, Running, Started, plan
+from factoryctl.scheduler.core import Candidate, PassOutcome, QueueIndex, Running, Started, age_order, plan
 from factoryctl.scheduler.freemap import FreeMap
 from factoryctl.scheduler.policy import SchedulerConfig, gang_shape, split_gang
 from factoryctl.scheduler.trace import TraceJob
@@ -111,6 +111,9 @@ class _Replay:
         self.seq = 0
         self.walltimes: dict[tuple[int, int], list[float]] = {}  # per queued shape, its jobs' walltimes, sorted
         self.protected: set[str] = set()  # starving jobs stay protected from pass to pass until they start
+        self.by_age: list[Candidate] = []  # the queue oldest first, for the starvation guard (`QueueIndex`)
+        self.queued: dict[str, Candidate] = {}
+        self.gpu_s = 0.0  # the queue's GPU-seconds
 
     def admit(self, job: TraceJob) -> Rejected | None:
         nodes, gpus = gang_shape(job.num_gpus, job.gpus_per_node, self.fm.max_gpus)
@@ -128,7 +131,10 @@ class _Replay:
         candidate = Candidate(job.job_id, job.num_gpus, nodes, gpus, job.walltime_s, job.submit_s, key, job.priority)
         insort(self.queue, candidate, key=_KEY)
         insort(self.walltimes.setdefault((nodes, gpus), []), job.walltime_s)
+        insort(self.by_age, candidate, key=age_order)
         self.by_id[job.job_id] = job
+        self.queued[job.job_id] = candidate
+        self.gpu_s += job.num_gpus * job.walltime_s
 
     def preempted(self) -> tuple[int, float]:
         """Jobs stopped by preemption, and the GPU-seconds of their grace periods (none here)."""
@@ -152,7 +158,8 @@ class _Replay:
     def schedule(self, now: float) -> None:
         began = self.clock()
         shapes = {shape: walltimes[0] for shape, walltimes in self.walltimes.items() if walltimes}
-        outcome = plan(self.fm, self.queue, self.lookahead, now, self.config, shapes=shapes, protected=self.protected)
+        index = QueueIndex(shapes, self.by_age, self.queued, self.gpu_s)
+        outcome = plan(self.fm, self.queue, self.lookahead, now, self.config, protected=self.protected, index=index)
         self.pass_times.append(self.clock() - began)
         self.protected = outcome.protected
         if outcome.started:
@@ -188,6 +195,9 @@ class _Replay:
         del self.queue[at]
         walltimes = self.walltimes[(job.nodes, job.gpus)]
         del walltimes[bisect_left(walltimes, job.walltime)]
+        del self.by_age[bisect_left(self.by_age, age_order(job), key=age_order)]
+        del self.queued[job.id]
+        self.gpu_s = self.gpu_s - job.num_gpus * job.walltime if self.queue else 0.0  # no drift past an empty queue
 
 
 def simulate(
