@@ -38,6 +38,7 @@ NOUNS: tuple[tuple[str, str, str], ...] = (
 VERB_MODULES: dict[str, tuple[str, ...]] = {
     "nodes": ("nodes_trust", "nodes_drain"),
     "power": ("power_limits",),
+    "sched": ("sched_explain",),
 }
 
 #: Modules that add top-level commands (`init`, `gpus`, `exec`, `demo`, `dash`, ...) through `register(app)`.

@@ -96,7 +96,8 @@ def _number(value: float) -> str:
     return str(int(value)) if value == int(value) else repr(value)
 
 
-def _read_trace(path: Path) -> list[Any]:
+def read_trace(path: Path) -> list[Any]:
+    """The --trace file parsed, or a usage error (exit 2) that names the line and says what a trace holds."""
     from factoryctl.scheduler.trace import parse_trace
     from factoryctl.textfile import read_utf8
 
@@ -145,35 +146,42 @@ def _rejection_hint(rejected: Any, jobs: dict[str, Any], gpus_per_node: int) -> 
     return f"job {rejected.job_id} {rejected.reason}; add nodes (--nodes) or GPUs per node (--gpus-per-node)."
 
 
+#: The simulated cluster and its trace, shared by `sched simulate` and `sched explain`.
+TRACE_OPTION: Any = typer.Option(..., "--trace", help="Job trace CSV: job_id,submit_time_s,duration_s,num_gpus,...")
+NODES_OPTION: Any = typer.Option(
+    ...,
+    "--nodes",
+    parser=_at_least_one("--nodes", "give the simulated cluster's size, e.g. --nodes 24.", MAX_NODES),
+    help="Nodes in the simulated cluster.",
+)
+GPUS_PER_NODE_OPTION: Any = typer.Option(
+    8,
+    "--gpus-per-node",
+    parser=_at_least_one(
+        "--gpus-per-node", "give the GPUs on each simulated node, e.g. --gpus-per-node 8.", MAX_GPUS_PER_NODE
+    ),
+    help="GPUs on each node.",
+)
+RACK_SIZE_OPTION: Any = typer.Option(
+    None,
+    "--rack-size",
+    parser=_at_least_one("--rack-size", "give the nodes per rack, e.g. --rack-size 4, or leave it out.", MAX_NODES),
+    help="Nodes per rack (topology).",
+)
+
+
 @app.command("simulate")
 def simulate_command(
-    trace: Path = typer.Option(..., "--trace", help="Job trace CSV: job_id,submit_time_s,duration_s,num_gpus,..."),
-    nodes: int = typer.Option(
-        ...,
-        "--nodes",
-        parser=_at_least_one("--nodes", "give the simulated cluster's size, e.g. --nodes 24.", MAX_NODES),
-        help="Nodes in the simulated cluster.",
-    ),
-    gpus_per_node: int = typer.Option(
-        8,
-        "--gpus-per-node",
-        parser=_at_least_one(
-            "--gpus-per-node", "give the GPUs on each simulated node, e.g. --gpus-per-node 8.", MAX_GPUS_PER_NODE
-        ),
-        help="GPUs on each node.",
-    ),
+    trace: Path = TRACE_OPTION,
+    nodes: int = NODES_OPTION,
+    gpus_per_node: int = GPUS_PER_NODE_OPTION,
     policy: str = typer.Option(
         "fifo,sjf,easy,default",
         "--policy",
         help="Comma-separated policies to replay.",
         autocompletion=complete_choice_list(POLICY_NAMES),
     ),
-    rack_size: int | None = typer.Option(
-        None,
-        "--rack-size",
-        parser=_at_least_one("--rack-size", "give the nodes per rack, e.g. --rack-size 4, or leave it out.", MAX_NODES),
-        help="Nodes per rack (topology).",
-    ),
+    rack_size: int | None = RACK_SIZE_OPTION,
     schedule_out: Path | None = typer.Option(
         None, "--schedule-out", help="Write job_id,policy,submit_s,start_s,end_s,allocation rows here."
     ),
@@ -195,7 +203,7 @@ def simulate_command(
 ) -> None:
     """Replay a job trace through the scheduler under each policy and report delays and utilisation."""
     configs = _with_preemption(_policies(policy), preemption, grace)
-    jobs = _read_trace(trace)
+    jobs = read_trace(trace)
     if schedule_out is not None and _same_file(schedule_out, trace):
         raise UsageError(
             f"--schedule-out {schedule_out} is the trace itself; writing it would destroy the trace.",

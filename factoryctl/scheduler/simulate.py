@@ -211,23 +211,8 @@ def simulate(
     Pass times are measured with `clock`, CPU time of this process by default: on a shared machine wall time
     measures the neighbours as much as the scheduler.
     """
-    replay = _Replay(nodes, config, clock) if not config.preemption else _preempting(nodes, config, clock)
-    arrivals = sorted(trace, key=lambda j: j.submit_s)
-    rejected: list[Rejected] = []
-    i, count = 0, len(arrivals)
-    while i < count or replay.pending():
-        next_arrival = arrivals[i].submit_s if i < count else _NEVER
-        now = min(next_arrival, replay.next_event())
-        if now == _NEVER:
-            stuck = ", ".join(c.id for c in replay.queue[:5])
-            raise FactoryError(f"simulator bug: jobs {stuck} wait on an idle cluster")
-        replay.finish_until(now)
-        while i < count and arrivals[i].submit_s <= now:
-            refused = replay.admit(arrivals[i])
-            if refused is not None:
-                rejected.append(refused)
-            i += 1
-        replay.schedule(now)
+    replay = new_replay(nodes, config, clock)
+    rejected = drive(replay, trace)
     records = tuple(replay.records)
     capacity = {n.name: n.gpus for n in nodes if n.schedulable}
     problems = check_schedule(records, capacity, {job.job_id: job for job in trace})
@@ -239,11 +224,44 @@ def simulate(
     )
 
 
-def _preempting(nodes: Sequence[SchedNode], config: SchedulerConfig, clock: Callable[[], float]) -> _Replay:
-    """The replay that carries out preemptions (imported here: it builds on `_Replay`)."""
-    from factoryctl.scheduler.preempt_replay import PreemptingReplay
+def new_replay(
+    nodes: Sequence[SchedNode], config: SchedulerConfig, clock: Callable[[], float] = time.process_time
+) -> _Replay:
+    """The replay for `config`: the one that carries out preemptions when the policy preempts."""
+    if not config.preemption:
+        return _Replay(nodes, config, clock)
+    from factoryctl.scheduler.preempt_replay import PreemptingReplay  # here: it builds on `_Replay`
 
     return PreemptingReplay(nodes, config, clock)
+
+
+def drive(replay: _Replay, trace: Sequence[TraceJob], until: float = _NEVER) -> list[Rejected]:
+    """Feed `replay` the trace's arrivals and its own job ends, with a pass at each event; return the rejected jobs.
+
+    With `until`, stop at that time: every arrival and job end up to it applied, the pass at `until` not run
+    (`replay_explain` runs that one itself, explaining it).
+    """
+    arrivals = sorted(trace, key=lambda j: j.submit_s)
+    rejected: list[Rejected] = []
+    i, count = 0, len(arrivals)
+    while i < count or replay.pending():
+        next_arrival = arrivals[i].submit_s if i < count else _NEVER
+        now = min(next_arrival, replay.next_event(), until)
+        if now == _NEVER:
+            stuck = ", ".join(c.id for c in replay.queue[:5])
+            raise FactoryError(f"simulator bug: jobs {stuck} wait on an idle cluster")
+        replay.finish_until(now)
+        while i < count and arrivals[i].submit_s <= now:
+            refused = replay.admit(arrivals[i])
+            if refused is not None:
+                rejected.append(refused)
+            i += 1
+        if now == until:
+            return rejected
+        replay.schedule(now)
+    if until != _NEVER:
+        replay.finish_until(until)
+    return rejected
 
 
 def check_schedule(records: Sequence[JobRecord], capacity: dict[str, int], trace: dict[str, TraceJob]) -> list[str]:

@@ -38,6 +38,7 @@ def test_subcommands_of_a_noun():
     assert "list" in complete_bash("factoryctl nodes ")
     assert set(complete_bash("factoryctl config ")) >= {"validate", "show", "locate"}
     assert complete_bash("factoryctl sim ") == ["inject"]
+    assert set(complete_bash("factoryctl sched ")) >= {"simulate", "explain"}
 
 
 def test_output_formats_are_offered():
@@ -86,6 +87,7 @@ def test_fixed_choices_are_offered():
     assert complete_bash("factoryctl controller run --log-level ") == ["debug", "info", "warning", "error"]
     assert complete_bash("factoryctl controller run --log-level w") == ["warning"]
     assert complete_bash("factoryctl sched simulate --policy easy,") == ["easy,fifo", "easy,sjf", "easy,default"]
+    assert complete_bash("factoryctl sched explain --policy e") == ["easy"]  # one policy: no comma list
 
 
 def test_policy_candidates_are_the_schedulers_policies():

@@ -1,0 +1,95 @@
+"""`factoryctl sched explain`: every job's state and the scheduler's reason at one instant of a trace replay.
+
+`sched simulate` answers "how good is this policy on my trace"; this answers "why was that job still waiting on
+day 3". It replays the trace with the simulator up to `--at` and prints the pass at that instant with the same
+reasons the live scheduler gives. The scheduler modules are imported inside the command (fast `--help`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from factoryctl.cli.completion import complete_choices
+from factoryctl.cli.render import NO_HEADER_OPTION, OUTPUT_OPTION, Column, OutputFormat, emit, render_listing
+from factoryctl.cli.sched import (
+    GPUS_PER_NODE_OPTION,
+    NODES_OPTION,
+    POLICY_NAMES,
+    RACK_SIZE_OPTION,
+    TRACE_OPTION,
+    read_trace,
+)
+from factoryctl.errors import UsageError
+
+COLUMNS = (
+    Column("id", "JOB"),
+    Column("state", "STATE"),
+    Column("num_gpus", "GPUS"),
+    Column("submit_s", "SUBMIT S"),
+    Column("waited_s", "WAITED S"),
+    Column("start_s", "START S", wide_only=True),
+    Column("reserved_start_s", "RESERVED START S", wide_only=True),
+    Column("reason", "REASON"),
+)
+_AT_HINT = "give the time in the trace's seconds, e.g. --at 259200 or --at 3d."
+
+
+def _at(value: object) -> float:
+    """A parser for --at: seconds into the trace (`259200`, `72h`, `3d`), else our one-sentence usage error."""
+    from factoryctl.config_schema import parse_duration
+
+    if isinstance(value, float):
+        return value
+    try:
+        seconds = parse_duration(str(value))
+    except ValueError:
+        raise UsageError(f"--at must be a time in seconds, not {str(value)!r}.", _AT_HINT) from None
+    return seconds
+
+
+def _item(job: Any, at: float) -> dict[str, Any]:
+    """A job's JSON/table item: `waited_s` is its queueing time so far (until it started, or until --at)."""
+    waited = (job.start_s if job.start_s is not None else at) - job.submit_s
+    return {
+        "id": job.job_id,
+        "state": job.state,
+        "num_gpus": job.num_gpus,
+        "submit_s": job.submit_s,
+        "start_s": job.start_s,
+        "waited_s": waited if waited >= 0 else None,
+        "allocation": [{"node": node, "gpus": gpus} for node, gpus in job.allocation],
+        "reserved_start_s": job.reserved_start_s,
+        "reserved_nodes": list(job.reserved_nodes),
+        "reason": job.reason,
+    }
+
+
+def register(sched_app: typer.Typer) -> None:
+    """Add `explain` to the `sched` app."""
+
+    @sched_app.command("explain")
+    def explain_command(
+        trace: Path = TRACE_OPTION,
+        nodes: int = NODES_OPTION,
+        at: float = typer.Option(..., "--at", parser=_at, metavar="SECONDS", help="The instant: seconds, or 72h, 3d."),
+        gpus_per_node: int = GPUS_PER_NODE_OPTION,
+        rack_size: int | None = RACK_SIZE_OPTION,
+        policy: str = typer.Option(
+            "default", "--policy", help="The policy to replay.", autocompletion=complete_choices(POLICY_NAMES)
+        ),
+        job: list[str] = typer.Option([], "--job", help="Show just this job (repeat for more), whatever its state."),
+        output: OutputFormat = OUTPUT_OPTION,
+        no_header: bool = NO_HEADER_OPTION,
+    ) -> None:
+        """Replay a job trace up to --at and show each job's state there, with the scheduler's reason."""
+        from factoryctl.scheduler.policy import policy_named
+        from factoryctl.scheduler.replay_explain import explain_at
+        from factoryctl.scheduler.simulate import cluster_nodes
+
+        config = policy_named(policy.strip())
+        jobs = read_trace(trace)
+        found = explain_at(jobs, cluster_nodes(nodes, gpus_per_node, rack_size), config, at, job or None)
+        emit(render_listing([_item(j, at) for j in found], [], COLUMNS, output, no_header))
