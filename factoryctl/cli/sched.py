@@ -170,6 +170,24 @@ RACK_SIZE_OPTION: Any = typer.Option(
 )
 
 
+def warn_skipped(rejected: list[Any], jobs: list[Any], gpus_per_node: int) -> None:
+    """Say on stderr which trace jobs the cluster can never hold (the replay skipped them), and what to change."""
+    import sys
+
+    names = ", ".join(r.job_id for r in rejected[:5]) + (" ..." if len(rejected) > 5 else "")
+    sys.stderr.write(f"factoryctl: {len(rejected)} job(s) can never run on this cluster and were skipped: {names}\n")
+    sys.stderr.write(f"hint: {_rejection_hint(rejected[0], {j.job_id: j for j in jobs}, gpus_per_node)}\n")
+
+
+def nothing_fits(rejected: list[Any], jobs: list[Any], nodes: int, gpus_per_node: int) -> ActionFailed:
+    """The failure (exit 1) when no job of the trace (or none submitted by then) fits on the cluster."""
+    return ActionFailed(
+        f"none of the {len(rejected)} job(s) in the trace fits on {nodes} node(s) of {gpus_per_node} GPUs,"
+        " so nothing ran.",
+        _rejection_hint(rejected[0], {job.job_id: job for job in jobs}, gpus_per_node),
+    )
+
+
 @app.command("simulate")
 def simulate_command(
     trace: Path = TRACE_OPTION,
@@ -221,11 +239,7 @@ def simulate_command(
         raise
     _report(jobs, results, gpus_per_node, (output, no_header, preemption), out, schedule_out)
     if len(results[0].rejected) == len(jobs):
-        raise ActionFailed(
-            f"none of the {len(jobs)} job(s) in the trace fits on {nodes} node(s) of {gpus_per_node} GPUs,"
-            " so nothing ran.",
-            _rejection_hint(results[0].rejected[0], {job.job_id: job for job in jobs}, gpus_per_node),
-        )
+        raise nothing_fits(results[0].rejected, jobs, nodes, gpus_per_node)
 
 
 def _policies(names: str) -> list[Any]:
@@ -277,17 +291,12 @@ def _report(
     comes first: a late write failure, such as a full disk, must not cost it.
     """
     output, no_header, preemption = view
-    import sys
 
     from factoryctl.scheduler.metrics import summarize
 
     rejected = results[0].rejected
     if rejected and len(rejected) < len(jobs):
-        names = ", ".join(r.job_id for r in rejected[:5]) + (" ..." if len(rejected) > 5 else "")
-        sys.stderr.write(
-            f"factoryctl: {len(rejected)} job(s) can never run on this cluster and were skipped: {names}\n"
-        )
-        sys.stderr.write(f"hint: {_rejection_hint(rejected[0], {j.job_id: j for j in jobs}, gpus_per_node)}\n")
+        warn_skipped(rejected, jobs, gpus_per_node)
     try:
         columns = COLUMNS + PREEMPTION_COLUMNS if preemption else COLUMNS
         emit(render_listing([summarize(r, preemption) for r in results], [], columns, output, no_header))

@@ -7,6 +7,7 @@ reasons the live scheduler gives. The scheduler modules are imported inside the 
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,9 @@ from factoryctl.cli.sched import (
     POLICY_NAMES,
     RACK_SIZE_OPTION,
     TRACE_OPTION,
+    nothing_fits,
     read_trace,
+    warn_skipped,
 )
 from factoryctl.errors import UsageError
 
@@ -38,28 +41,38 @@ _AT_HINT = "give the time in the trace's seconds, e.g. --at 259200 or --at 3d."
 
 
 def _at(value: object) -> float:
-    """A parser for --at: seconds into the trace (`259200`, `72h`, `3d`), else our one-sentence usage error."""
+    """A parser for --at: seconds into the trace (`259200`, `1e5`, `72h`, `3d`), else our one-sentence usage error."""
     from factoryctl.config_schema import parse_duration
+    from factoryctl.scheduler.trace import MAX_SECONDS
 
-    if isinstance(value, float):
-        return value
+    text = str(value).strip()
     try:
-        seconds = parse_duration(str(value))
+        seconds = float(text)
     except ValueError:
-        raise UsageError(f"--at must be a time in seconds, not {str(value)!r}.", _AT_HINT) from None
+        try:
+            seconds = parse_duration(text.lower())
+        except ValueError:
+            raise UsageError(f"--at must be a time in seconds, not {text!r}.", _AT_HINT) from None
+    if not math.isfinite(seconds):
+        raise UsageError(f"--at must be a finite time in seconds, not {text!r}.", _AT_HINT)
+    if seconds < 0:
+        raise UsageError(f"--at must not be negative, not {text}.", _AT_HINT)
+    if seconds > MAX_SECONDS:
+        raise UsageError(f"--at must be at most {MAX_SECONDS:g} seconds, as a trace's times are, not {text}.", _AT_HINT)
     return seconds
 
 
 def _item(job: Any, at: float) -> dict[str, Any]:
     """A job's JSON/table item: `waited_s` is its queueing time so far (until it started, or until --at)."""
-    waited = (job.start_s if job.start_s is not None else at) - job.submit_s
+    queued = job.state not in ("NOT_SUBMITTED", "REJECTED")
+    waited = (job.start_s if job.start_s is not None else at) - job.submit_s if queued else None
     return {
         "id": job.job_id,
         "state": job.state,
         "num_gpus": job.num_gpus,
         "submit_s": job.submit_s,
         "start_s": job.start_s,
-        "waited_s": waited if waited >= 0 else None,
+        "waited_s": waited,
         "allocation": [{"node": node, "gpus": gpus} for node, gpus in job.allocation],
         "reserved_start_s": job.reserved_start_s,
         "reserved_nodes": list(job.reserved_nodes),
@@ -78,9 +91,14 @@ def register(sched_app: typer.Typer) -> None:
         gpus_per_node: int = GPUS_PER_NODE_OPTION,
         rack_size: int | None = RACK_SIZE_OPTION,
         policy: str = typer.Option(
-            "default", "--policy", help="The policy to replay.", autocompletion=complete_choices(POLICY_NAMES)
+            "default",
+            "--policy",
+            help="The policy to replay: fifo, sjf, easy or default.",
+            autocompletion=complete_choices(POLICY_NAMES),
         ),
-        job: list[str] = typer.Option([], "--job", help="Show just this job (repeat for more), whatever its state."),
+        job: list[str] = typer.Option(
+            [], "--job", metavar="ID", help="Show just this job (repeat for more), whatever its state."
+        ),
         output: OutputFormat = OUTPUT_OPTION,
         no_header: bool = NO_HEADER_OPTION,
     ) -> None:
@@ -92,4 +110,23 @@ def register(sched_app: typer.Typer) -> None:
         config = policy_named(policy.strip())
         jobs = read_trace(trace)
         found = explain_at(jobs, cluster_nodes(nodes, gpus_per_node, rack_size), config, at, job or None)
-        emit(render_listing([_item(j, at) for j in found], [], COLUMNS, output, no_header))
+        submitted = sum(1 for j in jobs if j.submit_s <= at)
+        if found.rejected and len(found.rejected) == submitted:
+            raise nothing_fits(found.rejected, jobs, nodes, gpus_per_node)
+        if found.rejected:
+            warn_skipped(found.rejected, jobs, gpus_per_node)
+        if not found.jobs:
+            _say_why_empty(jobs, at, found.last_end_s)
+        emit(render_listing([_item(j, at) for j in found.jobs], [], COLUMNS, output, no_header))
+
+
+def _say_why_empty(jobs: list[Any], at: float, last_end_s: float | None) -> None:
+    """A note on stderr when no job is running or waiting at --at: before the first arrival or after the last end."""
+    import sys
+
+    first = min(j.submit_s for j in jobs)
+    if at < first:
+        note, hint = f"no job has arrived by {at:g} s", f"the trace's first job arrives at {first:g} s."
+    else:
+        note, hint = f"every job submitted by {at:g} s has ended", f"the last one ended at {last_end_s or 0:g} s."
+    sys.stderr.write(f"factoryctl: {note}.\nhint: {hint}\n")

@@ -14,9 +14,13 @@ from factoryctl.scheduler.freemap import FreeMap
 
 
 def human_duration(seconds: float) -> str:
-    """`~40 min`, `~3 h`, `~2 d`: rounded, because a reserved start is an estimate."""
+    """`12 s`, `~40 min`, `~3 h`, `~2 d`: rounded, because a reserved start is an estimate."""
+    if seconds <= 0:
+        return "now"
+    if seconds < 60:
+        return f"{seconds:.0f} s" if seconds >= 1 else "under 1 s"
     if seconds < 90:
-        return "~1 min" if seconds > 0 else "now"
+        return "~1 min"
     if seconds < 90 * 60:
         return f"~{round(seconds / 60)} min"
     if seconds < 48 * 3600:

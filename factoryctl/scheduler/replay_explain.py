@@ -17,7 +17,7 @@ from factoryctl.scheduler.core import PassOutcome, plan
 from factoryctl.scheduler.freemap import FreeMap
 from factoryctl.scheduler.policy import SchedulerConfig, split_gang
 from factoryctl.scheduler.reasons import WaitExplainer, describe_start, human_duration
-from factoryctl.scheduler.simulate import JobRecord, drive, new_replay
+from factoryctl.scheduler.simulate import JobRecord, Rejected, _Replay, drive, new_replay
 from factoryctl.scheduler.trace import TraceJob
 
 
@@ -42,18 +42,31 @@ class JobAtInstant:
     reserved_nodes: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class Explanation:
+    """What `explain_at` found.
+
+    `rejected` are the jobs submitted by then that the cluster can never hold (the replay skips them);
+    `last_end_s` is when the last job that ran by then ended (None if none did).
+    """
+
+    jobs: list[JobAtInstant]
+    rejected: list[Rejected]
+    last_end_s: float | None
+
+
 def explain_at(
     trace: Sequence[TraceJob],
     nodes: Sequence[SchedNode],
     config: SchedulerConfig,
     at: float,
     job_ids: Sequence[str] | None = None,
-) -> list[JobAtInstant]:
+) -> Explanation:
     """Replay `trace` up to `at` under `config` and explain the pass at `at`: running, starting, then queued jobs.
 
     Queued jobs come in the order the pass considered them (protected starving jobs first, then the policy's
-    order), which is the order they would start in. With `job_ids`, just those jobs in that order, whatever their
-    state (done, submitted later, never runnable here); an id the trace lacks is a usage error.
+    order); backfill may start later ones first. With `job_ids`, just those jobs (each once, in that order),
+    whatever their state (done, submitted later, never runnable here); an id the trace lacks is a usage error.
     """
     if config.preemption:
         raise UsageError(
@@ -62,17 +75,44 @@ def explain_at(
     by_id = {job.job_id: job for job in trace}
     missing = [job_id for job_id in job_ids or () if job_id not in by_id]
     if missing:
-        raise UsageError(f"job {missing[0]} is not in the trace.", "give --job a job_id from the trace's first column.")
+        raise UsageError(
+            f"job {missing[0]!r} is not in the trace.",
+            "give --job a job_id from the trace's first column, and repeat --job for more than one.",
+        )
     replay = new_replay(nodes, config)
-    rejected = {r.job_id: r.reason for r in drive(replay, trace, until=at)}
+    rejected = drive(replay, trace, until=at)
+    last_end = max((r.end_s for r in replay.records), default=None)
     running = [_ran(r, "RUNNING", at) for r in replay.records if r.start_s < at < r.end_s]
-    outcome = plan(replay.fm, replay.queue, replay.lookahead, at, config, explain=True, protected=replay.protected)
-    seen = running + _starting(outcome, replay.fm, at) + _queued(outcome, replay.fm, at)
+    starting, queued = _passes_at(replay, at)
+    seen = running + starting + queued
     if job_ids is None:
-        return seen
+        return Explanation(seen, rejected, last_end)
     by_seen = {job.job_id: job for job in seen}
     ended = {r.job_id: r for r in replay.records if r.end_s <= at}
-    return [_named(by_id[job_id], by_seen, ended, rejected, at) for job_id in job_ids]
+    reasons = {r.job_id: r.reason for r in rejected}
+    named = [_named(by_id[job_id], by_seen, ended, reasons, at) for job_id in dict.fromkeys(job_ids)]
+    return Explanation(named, rejected, last_end)
+
+
+def _passes_at(replay: _Replay, at: float) -> tuple[list[JobAtInstant], list[JobAtInstant]]:
+    """The passes the replay runs at `at`, explained: the jobs they start, and the jobs left waiting after the last.
+
+    Usually one pass; another follows while a job started there ends at once (zero duration), as in `drive`.
+    """
+    starting: list[JobAtInstant] = []
+    while True:
+        outcome = plan(
+            replay.fm, replay.queue, replay.lookahead, at, replay.config, explain=True, protected=replay.protected
+        )
+        starting += _starting(outcome, replay.fm, at)
+        replay.protected = outcome.protected
+        for started in outcome.started:
+            replay.launch(started, at)
+        for started in outcome.started:
+            replay.dequeue(started.job)
+        if not outcome.started or replay.next_event() > at:
+            return starting, _queued(outcome, replay.fm, at)
+        replay.finish_until(at)
 
 
 def _starting(outcome: PassOutcome, fm: FreeMap, at: float) -> list[JobAtInstant]:
@@ -122,11 +162,15 @@ def _ran(record: JobRecord, state: str, at: float) -> JobAtInstant:
     """A job that started before the instant: still running, or done."""
     where, start, end = record.allocation_text(), record.start_s, record.end_s
     if state == "RUNNING":
-        reason = f"running on {where} since {start:.0f} s ({human_duration(at - start)} ago); ends at {end:.0f} s"
+        reason = f"running on {where} since {start:.0f} s ({_ago(at - start)}); ends at {end:.0f} s"
     else:
-        reason = f"ran on {where} from {start:.0f} s to {end:.0f} s ({human_duration(at - end)} ago)"
+        reason = f"ran on {where} from {start:.0f} s to {end:.0f} s ({_ago(at - end)})"
     return JobAtInstant(record.job_id, state, record.num_gpus, record.submit_s, start, record.allocation, reason)
 
 
 def _unseen(job: TraceJob, state: str, reason: str) -> JobAtInstant:
     return JobAtInstant(job.job_id, state, job.num_gpus, job.submit_s, None, (), reason)
+
+
+def _ago(seconds: float) -> str:
+    return f"{human_duration(seconds)} ago" if seconds > 0 else "just now"

@@ -17,15 +17,27 @@ from factoryctl.scheduler.simulate import cluster_nodes, simulate
 from factoryctl.scheduler.trace import parse_trace
 
 
+def _with_zero_durations(text: str) -> str:
+    """Every fifth job of the trace lasts 0 s: it ends as it starts, and the replay runs another pass then."""
+    lines = text.splitlines()
+    for i in range(1, len(lines), 5):
+        cells = lines[i].split(",")
+        cells[2] = "0"
+        lines[i] = ",".join(cells)
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("zero", [False, True])
 @pytest.mark.parametrize("policy", ["fifo", "easy", "default"])
-def test_the_explained_pass_is_the_replays_own_at_every_start(policy):
-    jobs = parse_trace(synthetic_trace(80, seed=3).splitlines())
+def test_the_explained_pass_is_the_replays_own_at_every_start(policy, zero):
+    text = synthetic_trace(80, seed=3)
+    jobs = parse_trace((_with_zero_durations(text) if zero else text).splitlines())
     cluster = cluster_nodes(3, 8)
     records = simulate(jobs, cluster, POLICIES[policy]).records
-    instants = [*sorted({r.start_s for r in records})[::4], records[-1].end_s + 1.0]
+    instants = [*sorted({r.start_s for r in records})[:: 2 if zero else 4], records[-1].end_s + 1.0]
     for at in instants:
         states: dict[str, set[str]] = {}
-        for job in explain_at(jobs, cluster, POLICIES[policy], at):
+        for job in explain_at(jobs, cluster, POLICIES[policy], at).jobs:
             states.setdefault(job.state, set()).add(job.job_id)
         assert states.get("STARTING", set()) == {r.job_id for r in records if r.start_s == at}, at
         assert states.get("RUNNING", set()) == {r.job_id for r in records if r.start_s < at < r.end_s}, at
@@ -35,7 +47,7 @@ def test_the_explained_pass_is_the_replays_own_at_every_start(policy):
 def test_a_large_job_waits_with_a_reserved_start_and_small_ones_backfill():
     trace = trace_csv([("long", 0, 3600, 8), ("big", 10, 600, 16), ("short", 20, 300, 4), ("late", 30, 7200, 4)])
     jobs = parse_trace(trace.splitlines())
-    found = {j.job_id: j for j in explain_at(jobs, cluster_nodes(2, 8), POLICIES["easy"], 30.0)}
+    found = {j.job_id: j for j in explain_at(jobs, cluster_nodes(2, 8), POLICIES["easy"], 30.0).jobs}
     assert found["long"].state == "RUNNING"
     assert found["long"].allocation == (("n001", 8),)
     assert found["big"].state == "PENDING"
@@ -51,12 +63,14 @@ def test_a_large_job_waits_with_a_reserved_start_and_small_ones_backfill():
 def test_named_jobs_in_every_state_and_an_unknown_one():
     trace = trace_csv([("done", 0, 10, 1), ("now", 5, 100, 8), ("huge", 6, 10, 64), ("later", 500, 10, 1)])
     jobs = parse_trace(trace.splitlines())
-    found = explain_at(jobs, cluster_nodes(1, 8), POLICIES["default"], 50.0, ["later", "huge", "done", "now"])
+    found = explain_at(jobs, cluster_nodes(1, 8), POLICIES["default"], 50.0, ["later", "huge", "done", "now"]).jobs
     assert [(j.job_id, j.state) for j in found] == [
         ("later", "NOT_SUBMITTED"), ("huge", "REJECTED"), ("done", "SUCCEEDED"), ("now", "RUNNING"),
     ]  # fmt: skip
     assert "ran on n001:1 from 0 s to 10 s" in found[2].reason
-    with pytest.raises(UsageError, match="job nope is not in the trace"):
+    twice = explain_at(jobs, cluster_nodes(1, 8), POLICIES["default"], 50.0, ["now", "now"]).jobs
+    assert [j.job_id for j in twice] == ["now"]
+    with pytest.raises(UsageError, match="job 'nope' is not in the trace"):
         explain_at(jobs, cluster_nodes(1, 8), POLICIES["default"], 50.0, ["nope"])
 
 
@@ -80,4 +94,52 @@ def test_cli_table_json_and_bad_input(cli, tmp_path):
     assert "hint:" in bad.stderr
     unknown = cli(*base, "--at", "30", "--job", "nope")
     assert unknown.exit_code == 2
-    assert "job nope is not in the trace" in unknown.stderr
+    assert "job 'nope' is not in the trace" in unknown.stderr
+
+
+@pytest.mark.parametrize(
+    ("at", "message"),
+    [("nan", "finite"), ("inf", "finite"), ("-5", "must not be negative"), ("1e12", "at most 1e+11 seconds")],
+)
+def test_cli_refuses_times_a_trace_cannot_have(cli, tmp_path, at, message):
+    trace = tmp_path / "trace.csv"
+    trace.write_text(trace_csv([("a", 0, 10, 1)]))
+    result = cli("sched", "explain", "--trace", str(trace), "--nodes", "1", "--at", at)
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert "hint:" in result.stderr
+
+
+def test_cli_accepts_exponents_and_units_in_any_case(cli, tmp_path):
+    trace = tmp_path / "trace.csv"
+    trace.write_text(trace_csv([("a", 0, 400000, 1)]))
+    for at in ("1e5", "72H", "3d"):
+        result = cli("sched", "explain", "--trace", str(trace), "--nodes", "1", "--at", at, "-o", "json")
+        assert result.exit_code == 0, result.stderr
+        assert result.json()["items"][0]["state"] == "RUNNING"
+
+
+def test_cli_warns_about_skipped_jobs_and_says_why_a_listing_is_empty(cli, tmp_path):
+    trace = tmp_path / "trace.csv"
+    trace.write_text(trace_csv([("small", 100, 10, 1), ("huge", 101, 10, 64)]))
+    base = ("sched", "explain", "--trace", str(trace), "--nodes", "1")
+    skipped = cli(*base, "--at", "105", "--job", "huge", "-o", "json")
+    assert skipped.exit_code == 0
+    assert "1 job(s) can never run on this cluster and were skipped: huge" in skipped.stderr
+    (item,) = skipped.json()["items"]
+    assert item["state"] == "REJECTED"
+    assert item["waited_s"] is None
+    early = cli(*base, "--at", "50")
+    assert early.exit_code == 0
+    assert "no job has arrived by 50 s" in early.stderr
+    assert "first job arrives at 100 s" in early.stderr
+    late = cli(*base, "--at", "1000")
+    assert "every job submitted by 1000 s has ended" in late.stderr
+    assert "last one ended at 110 s" in late.stderr
+    nothing = cli("sched", "explain", "--trace", str(trace), "--nodes", "1", "--gpus-per-node", "1", "--at", "100.5")
+    assert nothing.exit_code == 0  # "small" fits on one GPU
+    only_huge = tmp_path / "huge.csv"
+    only_huge.write_text(trace_csv([("huge", 0, 10, 64)]))
+    failed = cli("sched", "explain", "--trace", str(only_huge), "--nodes", "1", "--at", "5")
+    assert failed.exit_code == 1
+    assert "none of the 1 job(s) in the trace fits on 1 node(s) of 8 GPUs" in failed.stderr
