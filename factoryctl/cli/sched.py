@@ -75,19 +75,22 @@ def _at_least_one(option: str, hint: str, most: int) -> Callable[[object], int]:
 
 def _grace(value: object) -> float:
     """A parser for --grace: seconds from 0 to a day (decimals allowed), else our one-sentence usage error."""
-    if isinstance(value, float):
-        seconds = value
-    else:
-        try:
-            seconds = float(str(value).strip())
-        except ValueError:
-            raise UsageError(f"--grace must be a number of seconds, not {str(value)!r}.", _GRACE_HINT) from None
+    text = str(value).strip()
+    try:
+        seconds = value if isinstance(value, float) else float(text)
+    except ValueError:
+        raise UsageError(f"--grace must be a number of seconds, not {text!r}.", _GRACE_HINT) from None
+    return seconds_within("--grace", seconds, text, (MAX_GRACE_S, f"{MAX_GRACE_S:,.0f} seconds (a day)"), _GRACE_HINT)
+
+
+def seconds_within(option: str, seconds: float, text: str, most: tuple[float, str], hint: str) -> float:
+    """`seconds` if it is a finite number from 0 to `most` (the bound, and how to say it), else a usage error."""
     if seconds != seconds:
-        raise UsageError(f"--grace must be a number of seconds, not {str(value)!r}.", _GRACE_HINT)
+        raise UsageError(f"{option} must be a number of seconds, not {text!r}.", hint)
     if seconds < 0:
-        raise UsageError(f"--grace must not be negative, not {seconds:g}.", _GRACE_HINT)
-    if seconds > MAX_GRACE_S:
-        raise UsageError(f"--grace must be at most {MAX_GRACE_S:,.0f} seconds (a day), not {seconds:g}.", _GRACE_HINT)
+        raise UsageError(f"{option} must not be negative, not {seconds:g}.", hint)
+    if seconds > most[0]:
+        raise UsageError(f"{option} must be at most {most[1]}, not {seconds:g}.", hint)
     return seconds
 
 

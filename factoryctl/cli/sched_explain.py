@@ -7,7 +7,6 @@ reasons the live scheduler gives. The scheduler modules are imported inside the 
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from factoryctl.cli.sched import (
     TRACE_OPTION,
     nothing_fits,
     read_trace,
+    seconds_within,
     warn_skipped,
 )
 from factoryctl.errors import UsageError
@@ -53,13 +53,9 @@ def _at(value: object) -> float:
             seconds = parse_duration(text.lower())
         except ValueError:
             raise UsageError(f"--at must be a time in seconds, not {text!r}.", _AT_HINT) from None
-    if not math.isfinite(seconds):
-        raise UsageError(f"--at must be a finite time in seconds, not {text!r}.", _AT_HINT)
-    if seconds < 0:
-        raise UsageError(f"--at must not be negative, not {text}.", _AT_HINT)
-    if seconds > MAX_SECONDS:
-        raise UsageError(f"--at must be at most {MAX_SECONDS:g} seconds, as a trace's times are, not {text}.", _AT_HINT)
-    return seconds
+    return seconds_within(
+        "--at", seconds, text, (MAX_SECONDS, f"{MAX_SECONDS:g} seconds, as a trace's times"), _AT_HINT
+    )
 
 
 def _item(job: Any, at: float) -> dict[str, Any]:
