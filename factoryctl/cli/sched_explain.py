@@ -54,7 +54,7 @@ def _at(value: object) -> float:
         except ValueError:
             raise UsageError(f"--at must be a time in seconds, not {text!r}.", _AT_HINT) from None
     return seconds_within(
-        "--at", seconds, text, (MAX_SECONDS, f"{MAX_SECONDS:g} seconds, as a trace's times"), _AT_HINT
+        "--at", seconds, text, (MAX_SECONDS, f"{MAX_SECONDS:g} seconds (the latest time a trace may hold)"), _AT_HINT
     )
 
 
