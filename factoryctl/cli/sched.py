@@ -80,17 +80,17 @@ def _grace(value: object) -> float:
         seconds = value if isinstance(value, float) else float(text)
     except ValueError:
         raise UsageError(f"--grace must be a number of seconds, not {text!r}.", _GRACE_HINT) from None
-    return seconds_within("--grace", seconds, text, (MAX_GRACE_S, f"{MAX_GRACE_S:,.0f} seconds (a day)"), _GRACE_HINT)
+    return seconds_within("--grace", seconds, text, MAX_GRACE_S, f"{MAX_GRACE_S:,.0f} seconds (a day)", _GRACE_HINT)
 
 
-def seconds_within(option: str, seconds: float, text: str, most: tuple[float, str], hint: str) -> float:
-    """`seconds` if it is a finite number from 0 to `most` (the bound, and how to say it), else a usage error."""
+def seconds_within(option: str, seconds: float, text: str, most: float, most_said: str, hint: str) -> float:
+    """`seconds` if it is a number from 0 to `most` (said as `most_said`), else a one-sentence usage error."""
     if seconds != seconds:
         raise UsageError(f"{option} must be a number of seconds, not {text!r}.", hint)
     if seconds < 0:
         raise UsageError(f"{option} must not be negative, not {seconds:g}.", hint)
-    if seconds > most[0]:
-        raise UsageError(f"{option} must be at most {most[1]}, not {seconds:g}.", hint)
+    if seconds > most:
+        raise UsageError(f"{option} must be at most {most_said}, not {seconds:g}.", hint)
     return seconds
 
 
@@ -123,8 +123,13 @@ def _same_file(one: Path, other: Path) -> bool:
         return False
 
 
-def _open_schedule(path: Path) -> IO[str]:
+def _open_schedule(path: Path, trace: Path) -> IO[str]:
     """Open --schedule-out before the replay, so a bad path fails in a second rather than after the whole run."""
+    if _same_file(path, trace):
+        raise UsageError(
+            f"--schedule-out {path} is the trace itself; writing it would destroy the trace.",
+            "give --schedule-out another file name.",
+        )
     try:
         return path.open("w", encoding="utf-8", newline="")
     except IsADirectoryError:
@@ -183,7 +188,7 @@ def warn_skipped(rejected: list[Any], jobs: list[Any], gpus_per_node: int) -> No
 
 
 def nothing_fits(rejected: list[Any], jobs: list[Any], nodes: int, gpus_per_node: int) -> ActionFailed:
-    """The failure (exit 1) when no job of the trace (or none submitted by then) fits on the cluster."""
+    """The failure (exit 1) when no job of the trace fits on the cluster (`rejected` is every one of them)."""
     return ActionFailed(
         f"none of the {len(rejected)} job(s) in the trace fits on {nodes} node(s) of {gpus_per_node} GPUs,"
         " so nothing ran.",
@@ -225,13 +230,8 @@ def simulate_command(
     """Replay a job trace through the scheduler under each policy and report delays and utilisation."""
     configs = _with_preemption(_policies(policy), preemption, grace)
     jobs = read_trace(trace)
-    if schedule_out is not None and _same_file(schedule_out, trace):
-        raise UsageError(
-            f"--schedule-out {schedule_out} is the trace itself; writing it would destroy the trace.",
-            "give --schedule-out another file name.",
-        )
     created = schedule_out is not None and not schedule_out.exists()
-    out = None if schedule_out is None else _open_schedule(schedule_out)
+    out = None if schedule_out is None else _open_schedule(schedule_out, trace)
     try:
         results = _replay(jobs, configs, nodes, gpus_per_node, rack_size)
     except BaseException:

@@ -54,7 +54,7 @@ def _at(value: object) -> float:
         except ValueError:
             raise UsageError(f"--at must be a time in seconds, not {text!r}.", _AT_HINT) from None
     return seconds_within(
-        "--at", seconds, text, (MAX_SECONDS, f"{MAX_SECONDS:g} seconds (the latest time a trace may hold)"), _AT_HINT
+        "--at", seconds, text, MAX_SECONDS, f"{MAX_SECONDS:g} seconds (the latest time a trace may hold)", _AT_HINT
     )
 
 
@@ -106,17 +106,16 @@ def register(sched_app: typer.Typer) -> None:
         config = policy_named(policy.strip())
         jobs = read_trace(trace)
         found = explain_at(jobs, cluster_nodes(nodes, gpus_per_node, rack_size), config, at, job or None)
-        submitted = sum(1 for j in jobs if j.submit_s <= at)
-        if found.rejected and len(found.rejected) == submitted:
+        if len(found.rejected) == len(jobs):
             raise nothing_fits(found.rejected, jobs, nodes, gpus_per_node)
         if found.rejected:
             warn_skipped(found.rejected, jobs, gpus_per_node)
         if not found.jobs:
-            _say_why_empty(jobs, at, found.last_end_s)
+            _say_why_empty(jobs, at, found)
         emit(render_listing([_item(j, at) for j in found.jobs], [], COLUMNS, output, no_header))
 
 
-def _say_why_empty(jobs: list[Any], at: float, last_end_s: float | None) -> None:
+def _say_why_empty(jobs: list[Any], at: float, found: Any) -> None:
     """A note on stderr when no job is running or waiting at --at: before the first arrival or after the last end."""
     import sys
 
@@ -124,5 +123,7 @@ def _say_why_empty(jobs: list[Any], at: float, last_end_s: float | None) -> None
     if at < first:
         note, hint = f"no job has arrived by {at:g} s", f"the trace's first job arrives at {first:g} s."
     else:
-        note, hint = f"every job submitted by {at:g} s has ended", f"the last one ended at {last_end_s or 0:g} s."
+        skipped = " or was skipped" if found.rejected else ""
+        last = f"the last one ended at {found.last_end_s:g} s" if found.last_end_s is not None else "none ran"
+        note, hint = f"every job submitted by {at:g} s has ended{skipped}", f"{last}."
     sys.stderr.write(f"factoryctl: {note}.\nhint: {hint}\n")

@@ -200,7 +200,7 @@ def schedule(
     explain = WaitExplainer(fm, now, price)
     by_id = {job.id: job for job in jobs} if any(w.why == "never" for w in outcome.waiting) else {}
     waits = tuple(
-        _wait(w, _unplaceable(w.job, by_id[w.job.id], nodes) if w.why == "never" else explain(w), fm)
+        wait_decision(w, _unplaceable(w.job, by_id[w.job.id], nodes) if w.why == "never" else explain(w), fm)
         for w in outcome.waiting
     )
     preemptions: tuple[PreemptDecision, ...] = ()
@@ -221,7 +221,8 @@ def _unplaceable(candidate: Candidate, job: Job, nodes: Sequence[SchedNode]) -> 
     return describe_unplaceable(candidate, constraint_text(spec.nodes, spec.labels), len(matching), big_enough)
 
 
-def _wait(waiting: Waiting, reason: str, fm: FreeMap) -> WaitDecision:
+def wait_decision(waiting: Waiting, reason: str, fm: FreeMap) -> WaitDecision:
+    """A waiting job as a decision: its state, the reason, and the start and nodes reserved for it (if any)."""
     reservation = waiting.reservation
     return WaitDecision(
         waiting.job.id,

@@ -33,7 +33,7 @@ from factoryctl.model.jobs import SchedNode
 from factoryctl.scheduler.core import Candidate, PassOutcome, Running, Started
 from factoryctl.scheduler.policy import SchedulerConfig
 from factoryctl.scheduler.preempt import Holder, choose_victims, place_after
-from factoryctl.scheduler.simulate import _NEVER, _Replay
+from factoryctl.scheduler.simulate import _NEVER, Replay
 
 
 @dataclass
@@ -61,8 +61,8 @@ class _Gang:
     claim: _Claim | None = None
 
 
-class PreemptingReplay(_Replay):
-    """`_Replay` plus claims: stops lower-priority gangs for the first job that lacks room, as the module says."""
+class PreemptingReplay(Replay):
+    """`Replay` plus claims: stops lower-priority gangs for the first job that lacks room, as the module says."""
 
     def __init__(self, nodes: Sequence[SchedNode], config: SchedulerConfig, clock: Callable[[], float]) -> None:
         """An empty replay; `config.grace_s` is the grace period."""
@@ -110,7 +110,7 @@ class PreemptingReplay(_Replay):
         """Run a job and remember it as a possible victim."""
         entry = super().launch(started, now)
         job = started.job
-        end = now + self.by_id[job.id].runtime_s  # as `_Replay.launch` computes it
+        end = now + self.by_id[job.id].runtime_s  # as `Replay.launch` computes it
         holder = Holder(job.id, job.priority, now, entry[2])
         self.gangs[entry[1]] = _Gang(holder, end, entry[0], entry, len(self.records) - 1, (job.nodes, job.gpus))
         self.lowest[job.priority] += 1

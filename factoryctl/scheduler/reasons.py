@@ -14,11 +14,14 @@ from factoryctl.scheduler.freemap import FreeMap
 
 
 def human_duration(seconds: float) -> str:
-    """`12 s`, `~40 min`, `~3 h`, `~2 d`: rounded, because a reserved start is an estimate."""
+    """`12 s`, `~40 min`, `~3 h`, `~2 d`: whole seconds under a minute, rounded above.
+
+    Rounded because a reserved start an hour away is an estimate; nobody plans it by the second.
+    """
     if seconds <= 0:
         return "now"
-    if seconds < 60:
-        return f"{seconds:.0f} s" if seconds >= 1 else "under 1 s"
+    if seconds < 59.5:
+        return f"{seconds:.0f} s" if seconds >= 0.5 else "under 1 s"
     if seconds < 90:
         return "~1 min"
     if seconds < 90 * 60:

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 
 from factoryctl.errors import UsageError
 from factoryctl.model.jobs import SchedNode
-from factoryctl.scheduler.core import PassOutcome, plan
+from factoryctl.scheduler.core import PassOutcome
+from factoryctl.scheduler.decide import wait_decision
 from factoryctl.scheduler.freemap import FreeMap
 from factoryctl.scheduler.policy import SchedulerConfig, split_gang
 from factoryctl.scheduler.reasons import WaitExplainer, describe_start, human_duration
-from factoryctl.scheduler.simulate import JobRecord, Rejected, _Replay, drive, new_replay
+from factoryctl.scheduler.simulate import JobRecord, Rejected, Replay, drive, new_replay
 from factoryctl.scheduler.trace import TraceJob
 
 
@@ -46,8 +47,8 @@ class JobAtInstant:
 class Explanation:
     """What `explain_at` found.
 
-    `rejected` are the jobs submitted by then that the cluster can never hold (the replay skips them);
-    `last_end_s` is when the last job that ran by then ended (None if none did).
+    `rejected` are the trace's jobs the cluster can never hold (the replay skips them, whenever they arrive);
+    `last_end_s` is when the last job that ended by then ended (None if none did).
     """
 
     jobs: list[JobAtInstant]
@@ -70,7 +71,7 @@ def explain_at(
     """
     if config.preemption:
         raise UsageError(
-            "explaining a replay with preemption is not supported yet.", "leave --preemption out to explain the pass."
+            "explaining a replay with preemption is not supported yet.", "explain the policy without preemption."
         )
     by_id = {job.job_id: job for job in trace}
     missing = [job_id for job_id in job_ids or () if job_id not in by_id]
@@ -80,36 +81,31 @@ def explain_at(
             "give --job a job_id from the trace's first column, and repeat --job for more than one.",
         )
     replay = new_replay(nodes, config)
-    rejected = drive(replay, trace, until=at)
-    last_end = max((r.end_s for r in replay.records), default=None)
+    rejected = [refused for refused in map(replay.refusal, trace) if refused is not None]
+    drive(replay, trace, until=at)
+    ended = {r.job_id: r for r in replay.records if r.end_s <= at}
+    last_end = max((r.end_s for r in ended.values()), default=None)
     running = [_ran(r, "RUNNING", at) for r in replay.records if r.start_s < at < r.end_s]
     starting, queued = _passes_at(replay, at)
     seen = running + starting + queued
     if job_ids is None:
         return Explanation(seen, rejected, last_end)
     by_seen = {job.job_id: job for job in seen}
-    ended = {r.job_id: r for r in replay.records if r.end_s <= at}
     reasons = {r.job_id: r.reason for r in rejected}
     named = [_named(by_id[job_id], by_seen, ended, reasons, at) for job_id in dict.fromkeys(job_ids)]
     return Explanation(named, rejected, last_end)
 
 
-def _passes_at(replay: _Replay, at: float) -> tuple[list[JobAtInstant], list[JobAtInstant]]:
+def _passes_at(replay: Replay, at: float) -> tuple[list[JobAtInstant], list[JobAtInstant]]:
     """The passes the replay runs at `at`, explained: the jobs they start, and the jobs left waiting after the last.
 
-    Usually one pass; another follows while a job started there ends at once (zero duration), as in `drive`.
+    These are the replay's own passes (`Replay.schedule`), with explanations on. Usually one; another follows while
+    a job started there ends at once (zero duration), as in `drive`.
     """
     starting: list[JobAtInstant] = []
     while True:
-        outcome = plan(
-            replay.fm, replay.queue, replay.lookahead, at, replay.config, explain=True, protected=replay.protected
-        )
+        outcome = replay.schedule(at, explain=True)
         starting += _starting(outcome, replay.fm, at)
-        replay.protected = outcome.protected
-        for started in outcome.started:
-            replay.launch(started, at)
-        for started in outcome.started:
-            replay.dequeue(started.job)
         if not outcome.started or replay.next_event() > at:
             return starting, _queued(outcome, replay.fm, at)
         replay.finish_until(at)
@@ -132,12 +128,11 @@ def _queued(outcome: PassOutcome, fm: FreeMap, at: float) -> list[JobAtInstant]:
     explain = WaitExplainer(fm, at, None)
     found = []
     for waiting in outcome.waiting:
-        job, reserved = waiting.job, waiting.reservation
+        job, decided = waiting.job, wait_decision(waiting, explain(waiting), fm)
         found.append(
             JobAtInstant(
-                job.id, waiting.state.value, job.num_gpus, job.submitted_at, None, (), explain(waiting),
-                reserved.start if reserved else None,
-                tuple(fm.names[i] for i in sorted(reserved.holds)) if reserved else (),
+                job.id, decided.state.value, job.num_gpus, job.submitted_at, None, (), decided.reason,
+                decided.reserved_start, decided.reserved_nodes,
             )
         )  # fmt: skip
     return found

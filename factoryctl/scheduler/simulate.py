@@ -16,6 +16,7 @@ import time
 from bisect import bisect_left, insort
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from operator import attrgetter
 
 from factoryctl.errors import FactoryError
@@ -94,7 +95,7 @@ def cluster_nodes(count: int, gpus_per_node: int, rack_size: int | None = None) 
     )
 
 
-class _Replay:
+class Replay:
     """The event loop's state: waiting queue, running gangs, and the records written so far."""
 
     def __init__(self, nodes: Sequence[SchedNode], config: SchedulerConfig, clock: Callable[[], float]) -> None:
@@ -113,16 +114,23 @@ class _Replay:
         self.protected: set[str] = set()  # starving jobs stay protected from pass to pass until they start
         self.by_age: list[Candidate] = []  # the queue oldest first, for the starvation guard (`QueueIndex`)
         self.queued: dict[str, Candidate] = {}
-        self.gpu_s = 0.0  # the queue's GPU-seconds
+        self.gpu_s = Fraction(0)  # the queue's GPU-seconds, exact: a float running sum would drift from the sum
 
     def admit(self, job: TraceJob) -> Rejected | None:
+        """Queue an arriving job, or say why the cluster can never run it."""
+        refused = self.refusal(job)
+        if refused is None:
+            self.enqueue(job, *gang_shape(job.num_gpus, job.gpus_per_node, self.fm.max_gpus))
+        return refused
+
+    def refusal(self, job: TraceJob) -> Rejected | None:
+        """Why the cluster can never run `job` (too large for it), or None."""
         nodes, gpus = gang_shape(job.num_gpus, job.gpus_per_node, self.fm.max_gpus)
-        if not self.fm.can_host(nodes, gpus):
-            plural = "node" if nodes == 1 else "nodes"
-            need = f"{nodes} {plural} with {gpus} GPU{'' if gpus == 1 else 's'}"
-            return Rejected(job.job_id, f"needs {need} and the cluster has fewer")
-        self.enqueue(job, nodes, gpus)
-        return None
+        if self.fm.can_host(nodes, gpus):
+            return None
+        plural = "node" if nodes == 1 else "nodes"
+        need = f"{nodes} {plural} with {gpus} GPU{'' if gpus == 1 else 's'}"
+        return Rejected(job.job_id, f"needs {need} and the cluster has fewer")
 
     def enqueue(self, job: TraceJob, nodes: int, gpus: int) -> None:
         """Queue `job` (new, or requeued with its remaining work) as a gang of `nodes` x `gpus`."""
@@ -134,7 +142,7 @@ class _Replay:
         insort(self.by_age, candidate, key=age_order)
         self.by_id[job.job_id] = job
         self.queued[job.job_id] = candidate
-        self.gpu_s += job.num_gpus * job.walltime_s
+        self.gpu_s += job.num_gpus * Fraction(job.walltime_s)
 
     def preempted(self) -> tuple[int, float]:
         """Jobs stopped by preemption, and the GPU-seconds of their grace periods (none here)."""
@@ -149,17 +157,28 @@ class _Replay:
         return self.ends[0][0] if self.ends else _NEVER
 
     def finish_until(self, now: float) -> None:
+        """End the running jobs due by `now`, giving their GPUs back."""
         while self.ends and self.ends[0][0] <= now:
             _, _, entry = heapq.heappop(self.ends)
             del self.lookahead[bisect_left(self.lookahead, entry)]
             for index, gpus in entry[2]:
                 self.fm.give(index, gpus)
 
-    def schedule(self, now: float) -> None:
+    def schedule(self, now: float, explain: bool = False) -> PassOutcome:
+        """Run the pass at `now` and carry it out; `explain` also describes every waiting job (`replay_explain`)."""
         began = self.clock()
         shapes = {shape: walltimes[0] for shape, walltimes in self.walltimes.items() if walltimes}
-        index = QueueIndex(shapes, self.by_age, self.queued, self.gpu_s)
-        outcome = plan(self.fm, self.queue, self.lookahead, now, self.config, protected=self.protected, index=index)
+        index = QueueIndex(shapes, self.by_age, self.queued, float(self.gpu_s))
+        outcome = plan(
+            self.fm,
+            self.queue,
+            self.lookahead,
+            now,
+            self.config,
+            explain=explain,
+            protected=self.protected,
+            index=index,
+        )
         self.pass_times.append(self.clock() - began)
         self.protected = outcome.protected
         if outcome.started:
@@ -168,6 +187,7 @@ class _Replay:
             for started in outcome.started:
                 self.dequeue(started.job)
         self.after_pass(outcome, now)
+        return outcome
 
     def after_pass(self, outcome: PassOutcome, now: float) -> None:
         """What a replay does after each pass beyond starting jobs (nothing here; see `preempt_replay`)."""
@@ -195,9 +215,12 @@ class _Replay:
         del self.queue[at]
         walltimes = self.walltimes[(job.nodes, job.gpus)]
         del walltimes[bisect_left(walltimes, job.walltime)]
-        del self.by_age[bisect_left(self.by_age, age_order(job), key=age_order)]
+        at = bisect_left(self.by_age, age_order(job), key=age_order)
+        if self.by_age[at] is not job:
+            raise FactoryError(f"simulator bug: started job {job.id} is not in the age index")
+        del self.by_age[at]
         del self.queued[job.id]
-        self.gpu_s = self.gpu_s - job.num_gpus * job.walltime if self.queue else 0.0  # no drift past an empty queue
+        self.gpu_s -= job.num_gpus * Fraction(job.walltime)
 
 
 def simulate(
@@ -226,16 +249,16 @@ def simulate(
 
 def new_replay(
     nodes: Sequence[SchedNode], config: SchedulerConfig, clock: Callable[[], float] = time.process_time
-) -> _Replay:
+) -> Replay:
     """The replay for `config`: the one that carries out preemptions when the policy preempts."""
     if not config.preemption:
-        return _Replay(nodes, config, clock)
-    from factoryctl.scheduler.preempt_replay import PreemptingReplay  # here: it builds on `_Replay`
+        return Replay(nodes, config, clock)
+    from factoryctl.scheduler.preempt_replay import PreemptingReplay  # here: it builds on `Replay`
 
     return PreemptingReplay(nodes, config, clock)
 
 
-def drive(replay: _Replay, trace: Sequence[TraceJob], until: float = _NEVER) -> list[Rejected]:
+def drive(replay: Replay, trace: Sequence[TraceJob], until: float = _NEVER) -> list[Rejected]:
     """Feed `replay` the trace's arrivals and its own job ends, with a pass at each event; return the rejected jobs.
 
     With `until`, stop at that time: every arrival and job end up to it applied, the pass at `until` not run

@@ -148,3 +148,25 @@ def test_cli_warns_about_skipped_jobs_and_says_why_a_listing_is_empty(cli, tmp_p
     failed = cli("sched", "explain", "--trace", str(only_huge), "--nodes", "1", "--at", "5")
     assert failed.exit_code == 1
     assert "none of the 1 job(s) in the trace fits on 1 node(s) of 8 GPUs" in failed.stderr
+
+
+def test_a_start_on_the_starving_threshold_is_the_replays_own():
+    """A fractional trace whose job sits on the starving threshold (a float running total used to tip it)."""
+    text = "job_id,submit_time_s,duration_s,num_gpus,walltime_s\n"
+    text += "R,0,1000000,7,1000000\nB,0.5,100000.3,8,100000.3\nHuge,0.5,1,1,10000000000\n"
+    text += "S,175000.64999999997,2000000,1,2000000\n"
+    jobs = parse_trace(text.splitlines())
+    starts = {r.job_id: r.start_s for r in simulate(jobs, cluster_nodes(1, 8), POLICIES["default"]).records}
+    assert starts["S"] == 175000.64999999997
+    assert starts["B"] == 2175000.65
+    found = explain_at(jobs, cluster_nodes(1, 8), POLICIES["default"], 175000.64999999997, ["S", "B"]).jobs
+    assert [(j.job_id, j.state) for j in found] == [("S", "STARTING"), ("B", "PENDING")]
+
+
+def test_cli_a_too_large_early_job_does_not_fail_the_rest(cli, tmp_path):
+    trace = tmp_path / "trace.csv"
+    trace.write_text(trace_csv([("huge", 0, 10, 64), ("small", 100, 10, 1)]))
+    result = cli("sched", "explain", "--trace", str(trace), "--nodes", "1", "--at", "50", "--job", "small")
+    assert result.exit_code == 0, result.stderr
+    assert "can never run on this cluster and were skipped: huge" in result.stderr
+    assert result.stdout.splitlines()[1].split()[:2] == ["small", "NOT_SUBMITTED"]
