@@ -13,6 +13,7 @@ from fractions import Fraction
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_sched_properties import cluster_state
 
 from factoryctl.scheduler.core import Candidate, PassOutcome, QueueIndex, age_order, gpu_seconds, plan
 from factoryctl.scheduler.decide import _build
@@ -21,7 +22,6 @@ from factoryctl.scheduler.policy import POLICIES, SchedulerConfig
 from factoryctl.scheduler.preempt_replay import PreemptingReplay
 from factoryctl.scheduler.simulate import cluster_nodes, drive
 from factoryctl.scheduler.trace import TraceJob
-from tests.scheduler.test_sched_properties import cluster_state
 
 NOW = 100.0
 
