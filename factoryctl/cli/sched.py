@@ -196,6 +196,21 @@ def nothing_fits(rejected: list[Any], jobs: list[Any], nodes: int, gpus_per_node
     )
 
 
+PREEMPTION_OPTION: Any = typer.Option(
+    False,
+    "--preemption",
+    help="Let the default policy stop lower-priority jobs for a higher-priority one (as factory.yaml's"
+    " scheduler.preemption).",
+)
+GRACE_OPTION: Any = typer.Option(
+    None,
+    "--grace",
+    parser=_grace,
+    metavar="SECONDS",
+    help="With --preemption: seconds a stopped job keeps its GPUs to checkpoint [default: 300].",
+)
+
+
 @app.command("simulate")
 def simulate_command(
     trace: Path = TRACE_OPTION,
@@ -211,24 +226,13 @@ def simulate_command(
     schedule_out: Path | None = typer.Option(
         None, "--schedule-out", help="Write job_id,policy,submit_s,start_s,end_s,allocation rows here."
     ),
-    preemption: bool = typer.Option(
-        False,
-        "--preemption",
-        help="Let the default policy stop lower-priority jobs for a higher-priority one (as factory.yaml's"
-        " scheduler.preemption).",
-    ),
-    grace: float | None = typer.Option(
-        None,
-        "--grace",
-        parser=_grace,
-        metavar="SECONDS",
-        help="With --preemption: seconds a stopped job keeps its GPUs to checkpoint [default: 300].",
-    ),
+    preemption: bool = PREEMPTION_OPTION,
+    grace: float | None = GRACE_OPTION,
     output: OutputFormat = OUTPUT_OPTION,
     no_header: bool = NO_HEADER_OPTION,
 ) -> None:
     """Replay a job trace through the scheduler under each policy and report delays and utilisation."""
-    configs = _with_preemption(_policies(policy), preemption, grace)
+    configs = with_preemption(_policies(policy), preemption, grace)
     jobs = read_trace(trace)
     created = schedule_out is not None and not schedule_out.exists()
     out = None if schedule_out is None else _open_schedule(schedule_out, trace)
@@ -256,7 +260,12 @@ def _policies(names: str) -> list[Any]:
     return configs
 
 
-def _with_preemption(configs: list[Any], preemption: bool, grace: float | None) -> list[Any]:
+def with_preemption(
+    configs: list[Any],
+    preemption: bool,
+    grace: float | None,
+    hint: str = "add default to --policy, e.g. --policy easy,default.",
+) -> list[Any]:
     """Turn preemption on for the default policy (fifo, sjf and easy stay the textbook ones)."""
     import dataclasses
 
@@ -265,10 +274,7 @@ def _with_preemption(configs: list[Any], preemption: bool, grace: float | None) 
             raise UsageError("--grace only applies with --preemption.", "add --preemption, or leave --grace out.")
         return configs
     if not any(config.name == "default" for config in configs):
-        raise UsageError(
-            "--preemption applies to the default policy only, and --policy does not include it.",
-            "add default to --policy, e.g. --policy easy,default.",
-        )
+        raise UsageError("--preemption applies to the default policy only, and --policy does not include it.", hint)
     changes: dict[str, Any] = {"preemption": True} if grace is None else {"preemption": True, "grace_s": grace}
     return [dataclasses.replace(c, **changes) if c.name == "default" else c for c in configs]
 

@@ -16,14 +16,17 @@ from factoryctl.cli.completion import complete_choices
 from factoryctl.cli.render import NO_HEADER_OPTION, OUTPUT_OPTION, Column, OutputFormat, emit, render_listing
 from factoryctl.cli.sched import (
     GPUS_PER_NODE_OPTION,
+    GRACE_OPTION,
     NODES_OPTION,
     POLICY_NAMES,
+    PREEMPTION_OPTION,
     RACK_SIZE_OPTION,
     TRACE_OPTION,
     nothing_fits,
     read_trace,
     seconds_within,
     warn_skipped,
+    with_preemption,
 )
 from factoryctl.errors import UsageError
 
@@ -58,17 +61,15 @@ def _at(value: object) -> float:
     )
 
 
-def _item(job: Any, at: float) -> dict[str, Any]:
-    """A job's JSON/table item: `waited_s` is its queueing time so far (until it started, or until --at)."""
-    queued = job.state not in ("NOT_SUBMITTED", "REJECTED")
-    waited = (job.start_s if job.start_s is not None else at) - job.submit_s if queued else None
+def _item(job: Any) -> dict[str, Any]:
+    """A job's JSON/table item."""
     return {
         "id": job.job_id,
         "state": job.state,
         "num_gpus": job.num_gpus,
         "submit_s": job.submit_s,
         "start_s": job.start_s,
-        "waited_s": waited,
+        "waited_s": job.waited_s,
         "allocation": [{"node": node, "gpus": gpus} for node, gpus in job.allocation],
         "reserved_start_s": job.reserved_start_s,
         "reserved_nodes": list(job.reserved_nodes),
@@ -92,6 +93,8 @@ def register(sched_app: typer.Typer) -> None:
             help="The policy to replay: fifo, sjf, easy or default.",
             autocompletion=complete_choices(POLICY_NAMES),
         ),
+        preemption: bool = PREEMPTION_OPTION,
+        grace: float | None = GRACE_OPTION,
         job: list[str] = typer.Option(
             [], "--job", metavar="ID", help="Show just this job (repeat for more), whatever its state."
         ),
@@ -103,7 +106,8 @@ def register(sched_app: typer.Typer) -> None:
         from factoryctl.scheduler.replay_explain import explain_at
         from factoryctl.scheduler.simulate import cluster_nodes
 
-        config = policy_named(policy.strip())
+        only_default = "give --policy default, or leave --preemption out."
+        (config,) = with_preemption([policy_named(policy.strip())], preemption, grace, only_default)
         jobs = read_trace(trace)
         found = explain_at(jobs, cluster_nodes(nodes, gpus_per_node, rack_size), config, at, job or None)
         if len(found.rejected) == len(jobs):
@@ -112,7 +116,7 @@ def register(sched_app: typer.Typer) -> None:
             warn_skipped(found.rejected, jobs, gpus_per_node)
         if not found.jobs:
             _say_why_empty(jobs, at, found)
-        emit(render_listing([_item(j, at) for j in found.jobs], [], COLUMNS, output, no_header))
+        emit(render_listing([_item(j) for j in found.jobs], [], COLUMNS, output, no_header))
 
 
 def _say_why_empty(jobs: list[Any], at: float, found: Any) -> None:

@@ -71,6 +71,7 @@ class PreemptingReplay(Replay):
         self.lowest = Counter[int]()  # priorities of the running gangs not yet stopping: a cheap "anyone below?"
         self.claims: deque[_Claim] = deque()
         self.cancelled: set[int] = set()
+        self.victim_ids: dict[int, str] = {}  # gang sequence -> job id, for the gangs ever stopped
         self.stopped = 0
         self.grace_gpu_s = 0.0
 
@@ -87,6 +88,19 @@ class PreemptingReplay(Replay):
         self._drop_cancelled()
         end = self.ends[0][0] if self.ends else _NEVER
         return min(end, self.claims[0].at) if self.claims else end
+
+    def claiming(self) -> list[tuple[Candidate, tuple[int, ...], float, list[str]]]:
+        """The jobs waiting out their victims' grace periods: the job, its nodes, when it starts, the victims."""
+        return [
+            (claim.job, claim.chosen, claim.at, [self.victim_ids[seq] for seq in claim.victims])
+            for claim in self.claims
+        ]
+
+    def stopping(self) -> dict[str, tuple[str, float]]:
+        """The running jobs in their grace period: id -> (the job they make room for, when they stop)."""
+        return {
+            gang.holder.id: (gang.claim.job.id, gang.claim.at) for gang in self.gangs.values() if gang.claim is not None
+        }
 
     def _drop_cancelled(self) -> None:
         while self.ends and self.ends[0][1] in self.cancelled:
@@ -166,6 +180,7 @@ class PreemptingReplay(Replay):
             seq = by_id[victim.id]
             self._doom(self.gangs[seq], claim, owed)
             claim.victims.append(seq)
+            self.victim_ids[seq] = victim.id
         if any(owed.values()):
             raise FactoryError(f"simulator bug: the victims of {job.id} do not free the GPUs it needs")
         self.claims.append(claim)

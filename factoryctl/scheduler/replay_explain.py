@@ -8,6 +8,7 @@ decisions (`decide.schedule` uses the same `describe_start` and `WaitExplainer`)
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,6 +18,7 @@ from factoryctl.scheduler.core import PassOutcome
 from factoryctl.scheduler.decide import wait_decision
 from factoryctl.scheduler.freemap import FreeMap
 from factoryctl.scheduler.policy import SchedulerConfig, split_gang
+from factoryctl.scheduler.preempt_replay import PreemptingReplay
 from factoryctl.scheduler.reasons import WaitExplainer, describe_start, human_duration
 from factoryctl.scheduler.simulate import JobRecord, Rejected, Replay, drive, new_replay
 from factoryctl.scheduler.trace import TraceJob
@@ -26,10 +28,12 @@ from factoryctl.scheduler.trace import TraceJob
 class JobAtInstant:
     """One job as the scheduler sees it at the explained instant.
 
-    `state` is a job state (`RUNNING`: started earlier, `STARTING`: the pass at that instant starts it, `PENDING`
-    or `DEFERRED`: queued, `SUCCEEDED`: ended earlier), or `NOT_SUBMITTED` (submitted later) or `REJECTED` (larger
-    than the cluster: the replay skips it). `allocation` is the GPUs it holds per node; `reserved_start_s` and
-    `reserved_nodes` are set when the pass reserved a start for it.
+    `state` is a job state (`RUNNING`: started earlier, `STARTING`: starts at that instant, or, with preemption,
+    holds its GPUs while the jobs it preempts checkpoint and starts at `start_s`; `PENDING` or `DEFERRED`: queued,
+    `SUCCEEDED`: ended earlier), or `NOT_SUBMITTED` (submitted later) or `REJECTED` (larger than the cluster: the
+    replay skips it). `allocation` is the GPUs it holds per node; `reserved_start_s` and `reserved_nodes` are set
+    when the pass reserved a start for it; `waited_s` is its queueing time so far (for a job preempted earlier,
+    without the time it ran).
     """
 
     job_id: str
@@ -41,6 +45,7 @@ class JobAtInstant:
     reason: str
     reserved_start_s: float | None = None
     reserved_nodes: tuple[str, ...] = ()
+    waited_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -69,10 +74,6 @@ def explain_at(
     order); backfill may start later ones first. With `job_ids`, just those jobs (each once, in that order),
     whatever their state (done, submitted later, never runnable here); an id the trace lacks is a usage error.
     """
-    if config.preemption:
-        raise UsageError(
-            "explaining a replay with preemption is not supported yet.", "explain the policy without preemption."
-        )
     by_id = {job.job_id: job for job in trace}
     missing = [job_id for job_id in job_ids or () if job_id not in by_id]
     if missing:
@@ -86,14 +87,61 @@ def explain_at(
     ended = {r.job_id: r for r in replay.records if r.end_s <= at}
     last_end = max((r.end_s for r in ended.values()), default=None)
     running = [_ran(r, "RUNNING", at) for r in replay.records if r.start_s < at < r.end_s]
+    resumed = [_resumed(r) for r in replay.records if r.start_s == at]  # a grace period ended at `at`
     starting, queued = _passes_at(replay, at)
-    seen = running + starting + queued
+    claiming: list[JobAtInstant] = []
+    if isinstance(replay, PreemptingReplay):
+        running, queued, claiming = _preemption(replay, running, queued, at)
+    seen = _with_waits(running + resumed + starting + claiming + queued, replay.records, at)
     if job_ids is None:
         return Explanation(seen, rejected, last_end)
     by_seen = {job.job_id: job for job in seen}
     reasons = {r.job_id: r.reason for r in rejected}
     named = [_named(by_id[job_id], by_seen, ended, reasons, at) for job_id in dict.fromkeys(job_ids)]
-    return Explanation(named, rejected, last_end)
+    return Explanation(_with_waits(named, replay.records, at), rejected, last_end)
+
+
+def _preemption(
+    replay: PreemptingReplay, running: list[JobAtInstant], queued: list[JobAtInstant], at: float
+) -> tuple[list[JobAtInstant], list[JobAtInstant], list[JobAtInstant]]:
+    """Running jobs in a grace period say so; jobs waiting for their victims' grace periods leave the queue."""
+    stopping = replay.stopping()
+    for i, job in enumerate(running):
+        if job.job_id in stopping:
+            for_job, stop = stopping[job.job_id]
+            where = " ".join(f"{node}:{gpus}" for node, gpus in job.allocation)
+            reason = f"preempted for job {for_job}: checkpointing on {where}, stops at {stop:.0f} s (in {human_duration(stop - at)})"
+            running[i] = dataclasses.replace(job, reason=reason)
+    claiming = []
+    for claimer, chosen, start, victims in replay.claiming():
+        allocation = tuple(
+            zip((replay.fm.names[i] for i in chosen), split_gang(claimer.num_gpus, len(chosen)), strict=True)
+        )
+        reason = (
+            f"preempting {', '.join(victims)}: holds {', '.join(n for n, _ in allocation)} and starts at {start:.0f} s"
+            f" (in {human_duration(start - at)}), when their grace period ends"
+        )
+        claiming.append(
+            JobAtInstant(claimer.id, "STARTING", claimer.num_gpus, claimer.submitted_at, start, allocation, reason)
+        )
+    claimed = {job.job_id for job in claiming}
+    return running, [job for job in queued if job.job_id not in claimed], claiming
+
+
+def _with_waits(jobs: list[JobAtInstant], records: Sequence[JobRecord], at: float) -> list[JobAtInstant]:
+    """`jobs` with `waited_s`: from submission to their start (or to `at`), less the time earlier run segments took."""
+    segments: dict[str, list[JobRecord]] = {}
+    for record in records:
+        segments.setdefault(record.job_id, []).append(record)
+    found = []
+    for job in jobs:
+        if job.state in ("NOT_SUBMITTED", "REJECTED"):
+            found.append(job)
+            continue
+        until = at if job.start_s is None else min(job.start_s, at)
+        ran = sum(r.end_s - r.start_s for r in segments.get(job.job_id, ()) if r.end_s <= until)
+        found.append(dataclasses.replace(job, waited_s=until - job.submit_s - ran))
+    return found
 
 
 def _passes_at(replay: Replay, at: float) -> tuple[list[JobAtInstant], list[JobAtInstant]]:
@@ -150,6 +198,14 @@ def _named(
         return _unseen(job, "REJECTED", f"can never run here: it {rejected[job.job_id]}")
     return _unseen(
         job, "NOT_SUBMITTED", f"submitted at {job.submit_s:.0f} s, {human_duration(job.submit_s - at)} after {at:.0f} s"
+    )
+
+
+def _resumed(record: JobRecord) -> JobAtInstant:
+    """A job that starts at the instant because the grace period of the jobs it preempted has just ended."""
+    reason = f"starts on {record.allocation_text()}: the jobs it preempted have checkpointed and stopped"
+    return JobAtInstant(
+        record.job_id, "STARTING", record.num_gpus, record.submit_s, record.start_s, record.allocation, reason
     )
 
 

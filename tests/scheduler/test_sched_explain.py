@@ -6,6 +6,9 @@ exactly those the full replay's schedule has running, starting and waiting then.
 
 from __future__ import annotations
 
+import dataclasses
+import random
+
 import pytest
 from helpers import trace_csv
 from test_sched_trace_cli import synthetic_trace
@@ -14,7 +17,7 @@ from factoryctl.errors import UsageError
 from factoryctl.scheduler.policy import POLICIES
 from factoryctl.scheduler.replay_explain import explain_at
 from factoryctl.scheduler.simulate import cluster_nodes, simulate
-from factoryctl.scheduler.trace import parse_trace
+from factoryctl.scheduler.trace import TraceJob, parse_trace
 
 
 def _with_zero_durations(text: str) -> str:
@@ -170,3 +173,72 @@ def test_cli_a_too_large_early_job_does_not_fail_the_rest(cli, tmp_path):
     assert result.exit_code == 0, result.stderr
     assert "can never run on this cluster and were skipped: huge" in result.stderr
     assert result.stdout.splitlines()[1].split()[:2] == ["small", "NOT_SUBMITTED"]
+
+
+def _priority_trace(count: int = 70, seed: int = 11) -> list[TraceJob]:
+    rng = random.Random(seed)
+    jobs, t = [], 0.0
+    for i in range(count):
+        t += rng.expovariate(1 / 400)
+        gpus = rng.choice([1, 2, 4, 8, 8, 16])
+        duration = float(rng.randint(300, 20000))
+        jobs.append(TraceJob(f"j{i}", round(t), duration, gpus, None, rng.choice([0, 0, 0, 5]), duration))
+    return jobs
+
+
+def test_with_preemption_the_explained_instant_matches_the_replays_segments():
+    jobs = _priority_trace()
+    cluster = cluster_nodes(3, 8)
+    config = dataclasses.replace(POLICIES["default"], preemption=True, grace_s=600.0)
+    result = simulate(jobs, cluster, config)
+    assert result.preemptions > 0  # the trace exercises preemption
+    records = result.records
+    instants = sorted({r.start_s for r in records} | {r.start_s - 300.0 for r in records if r.start_s > 300})
+    claimed_seen = stopping_seen = 0
+    for at in instants:
+        found = explain_at(jobs, cluster, config, at).jobs
+        state = {j.job_id: j for j in found}
+        now = {j.job_id for j in found if j.state == "STARTING" and j.start_s == at}
+        assert now == {r.job_id for r in records if r.start_s == at}, at
+        running = {j.job_id for j in found if j.state == "RUNNING"}
+        assert running == {r.job_id for r in records if r.start_s < at < r.end_s}, at
+        for claim in (j for j in found if j.state == "STARTING" and j.start_s > at):
+            claimed_seen += 1
+            assert any(r.job_id == claim.job_id and r.start_s == claim.start_s for r in records), (at, claim)
+            assert "when their grace period ends" in claim.reason
+        for job in (j for j in found if j.state == "RUNNING" and "preempted for job" in j.reason):
+            stopping_seen += 1
+            stop = float(job.reason.split("stops at ")[1].split(" s")[0])
+            assert any(r.job_id == job.job_id and r.start_s < at and r.end_s == stop for r in records)
+        later = {r.job_id for r in records if r.submit_s <= at < r.start_s} - running
+        later -= {j for j, s in state.items() if s.start_s is not None}
+        assert {j.job_id for j in found if j.state == "PENDING"} == later, at
+    assert claimed_seen > 0
+    assert stopping_seen > 0
+
+
+def test_a_requeued_jobs_wait_leaves_out_the_time_it_ran():
+    jobs = [TraceJob("low", 0, 1000, 8, None, 0, 1000), TraceJob("vip", 100, 500, 8, None, 5, 500)]
+    config = dataclasses.replace(POLICIES["default"], preemption=True, grace_s=50.0)
+    (low,) = explain_at(jobs, cluster_nodes(1, 8), config, 400.0, ["low"]).jobs
+    assert low.state == "PENDING"  # ran 0-150 s (grace included), stopped for vip, queued again since 150 s
+    assert low.waited_s == 400.0 - 150.0
+    (vip,) = explain_at(jobs, cluster_nodes(1, 8), config, 120.0, ["vip"]).jobs
+    assert vip.state == "STARTING"
+    assert vip.start_s == 150.0
+    assert vip.reason.startswith("preempting low: holds n001 and starts at 150 s (in 30 s)")
+
+
+def test_cli_preemption_flags(cli, tmp_path):
+    trace = tmp_path / "trace.csv"
+    trace.write_text("job_id,submit_time_s,duration_s,num_gpus,priority\nlow,0,1000,8,0\nvip,100,500,8,5\n")
+    base = ("sched", "explain", "--trace", str(trace), "--nodes", "1", "--at", "120")
+    doc = cli(*base, "--preemption", "--grace", "50", "-o", "json").json()
+    states = {item["id"]: (item["state"], item["start_s"]) for item in doc["items"]}
+    assert states == {"low": ("RUNNING", 0.0), "vip": ("STARTING", 150.0)}
+    easy = cli(*base, "--policy", "easy", "--preemption")
+    assert easy.exit_code == 2
+    assert "hint: give --policy default, or leave --preemption out." in easy.stderr
+    alone = cli(*base, "--grace", "50")
+    assert alone.exit_code == 2
+    assert "--grace only applies with --preemption" in alone.stderr
