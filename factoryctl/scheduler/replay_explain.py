@@ -88,7 +88,8 @@ def explain_at(
     last_end = max((r.end_s for r in ended.values()), default=None)
     running = [_ran(r, "RUNNING", at) for r in replay.records if r.start_s < at < r.end_s]
     resumed = [_resumed(r) for r in replay.records if r.start_s == at]  # a grace period ended at `at`
-    starting, queued = _passes_at(replay, at)
+    event = any(job.submit_s == at for job in trace) or any(at in (r.start_s, r.end_s) for r in replay.records)
+    starting, queued = _passes_at(replay, at, event)
     claiming: list[JobAtInstant] = []
     if isinstance(replay, PreemptingReplay):
         running, queued, claiming = _preemption(replay, running, queued, at)
@@ -144,7 +145,7 @@ def _with_waits(jobs: list[JobAtInstant], records: Sequence[JobRecord], at: floa
     return found
 
 
-def _passes_at(replay: Replay, at: float) -> tuple[list[JobAtInstant], list[JobAtInstant]]:
+def _passes_at(replay: Replay, at: float, event: bool) -> tuple[list[JobAtInstant], list[JobAtInstant]]:
     """The passes the replay runs at `at`, explained: the jobs they start, and the jobs left waiting after the last.
 
     These are the replay's own passes (`Replay.schedule`), with explanations on. Usually one; another follows while
@@ -152,7 +153,7 @@ def _passes_at(replay: Replay, at: float) -> tuple[list[JobAtInstant], list[JobA
     """
     starting: list[JobAtInstant] = []
     while True:
-        outcome = replay.schedule(at, explain=True)
+        outcome = replay.schedule(at, explain=True, follow_up=event)
         starting += _starting(outcome, replay.fm, at)
         if not outcome.started or replay.next_event() > at:
             return starting, _queued(outcome, replay.fm, at)

@@ -164,8 +164,12 @@ class Replay:
             for index, gpus in entry[2]:
                 self.fm.give(index, gpus)
 
-    def schedule(self, now: float, explain: bool = False) -> PassOutcome:
-        """Run the pass at `now` and carry it out; `explain` also describes every waiting job (`replay_explain`)."""
+    def schedule(self, now: float, explain: bool = False, follow_up: bool = True) -> PassOutcome:
+        """Run the pass at `now` and carry it out; `explain` also describes every waiting job (`replay_explain`).
+
+        Without `follow_up` the pass starts jobs but decides nothing more (no preemption): `replay_explain` asks so
+        for an instant at which the replay itself runs no pass.
+        """
         began = self.clock()
         shapes = {shape: walltimes[0] for shape, walltimes in self.walltimes.items() if walltimes}
         index = QueueIndex(shapes, self.by_age, self.queued, float(self.gpu_s))
@@ -186,7 +190,8 @@ class Replay:
                 self.launch(started, now)
             for started in outcome.started:
                 self.dequeue(started.job)
-        self.after_pass(outcome, now)
+        if follow_up:
+            self.after_pass(outcome, now)
         return outcome
 
     def after_pass(self, outcome: PassOutcome, now: float) -> None:
