@@ -198,15 +198,22 @@ class Replay:
         """What a replay does after each pass beyond starting jobs (nothing here; see `preempt_replay`)."""
 
     def launch(self, started: Started, now: float) -> Running:
-        """Run a job the pass started (its GPUs are already taken): record it and schedule its end."""
+        """Run a job the pass started (its GPUs are already taken): record it and schedule its end.
+
+        An uneven gang (11 GPUs as 6 + 5) was placed holding 6 on each node; once it runs it uses 6 + 5, so the
+        spare GPU goes back for the next pass, as the live scheduler sees a running job's allocation.
+        """
         job = self.by_id[started.job.id]
         self.seq += 1
-        held = tuple((index, started.job.gpus) for index in started.chosen)
+        used = split_gang(job.num_gpus, len(started.chosen))
+        for index, gpus in zip(started.chosen, used, strict=True):
+            if gpus < started.job.gpus:
+                self.fm.give(index, started.job.gpus - gpus)
+        held = tuple(zip(started.chosen, used, strict=True))
         entry: Running = (now + job.walltime_s, self.seq, held)
         insort(self.lookahead, entry)
         end = now + job.runtime_s
         heapq.heappush(self.ends, (end, self.seq, entry))
-        used = split_gang(job.num_gpus, len(started.chosen))
         names = self.fm.names
         allocation = tuple((names[index], gpus) for index, gpus in zip(started.chosen, used, strict=True))
         self.records.append(JobRecord(job.job_id, self.config.name, job.submit_s, now, end, job.num_gpus, allocation))

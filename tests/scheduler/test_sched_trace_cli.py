@@ -193,3 +193,20 @@ def test_sched_help_lists_simulate(cli):
     r = cli("sched", "--help")
     assert r.exit_code == 0
     assert "simulate" in r.stdout
+
+
+def test_an_uneven_gang_frees_its_spare_gpu_once_it_runs(cli, tmp_path):
+    """11 GPUs on 8-GPU nodes are placed as 2 x 6 and run as 6 + 5: the 12th GPU is free for the next job."""
+    text = trace_csv([("A", 0, 1000, 11), ("B", 10, 100, 3)])
+    trace = tmp_path / "trace.csv"
+    trace.write_text(text)
+    out = tmp_path / "schedule.csv"
+    result = cli("sched", "simulate", "--trace", str(trace), "--nodes", "2", "--policy", "fifo,default",
+                 "--schedule-out", str(out))  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    rows = [line.split(",") for line in out.read_text().splitlines()[1:]]
+    assert {(row[0], row[1], row[3], row[5]) for row in rows} == {
+        ("A", "fifo", "0", "n001:6 n002:5"), ("B", "fifo", "10", "n002:3"),
+        ("A", "default", "0", "n001:6 n002:5"), ("B", "default", "10", "n002:3"),
+    }  # fmt: skip
+    assert validate(out.read_text(), text, nodes=2, gpus_per_node=8) == []
