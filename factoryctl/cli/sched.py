@@ -315,14 +315,21 @@ def _report(
 
 
 def _write_schedule(out: IO[str], path: Path, results: list[Any]) -> None:
-    lines = ["job_id,policy,submit_s,start_s,end_s,allocation"]
+    """The schedule as CSV (quoted where a job id needs it, as the trace was), then closed."""
+    import csv
+    import io
+
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(("job_id", "policy", "submit_s", "start_s", "end_s", "allocation"))
     for result in results:
         for r in sorted(result.records, key=lambda r: (r.submit_s, r.job_id, r.start_s)):
-            row = (r.job_id, r.policy, _number(r.submit_s), _number(r.start_s), _number(r.end_s), r.allocation_text())
-            lines.append(",".join(row))
+            writer.writerow(
+                (r.job_id, r.policy, _number(r.submit_s), _number(r.start_s), _number(r.end_s), r.allocation_text())
+            )
     try:
         with out:
-            out.write("\n".join(lines) + "\n")
+            out.write(text.getvalue())
     except OSError as error:
         raise ActionFailed(
             f"cannot write schedule {path}: {error.strerror or error}.",

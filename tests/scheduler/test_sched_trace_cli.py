@@ -210,3 +210,18 @@ def test_an_uneven_gang_frees_its_spare_gpu_once_it_runs(cli, tmp_path):
         ("A", "default", "0", "n001:6 n002:5"), ("B", "default", "10", "n002:3"),
     }  # fmt: skip
     assert validate(out.read_text(), text, nodes=2, gpus_per_node=8) == []
+
+
+def test_schedule_out_quotes_a_job_id_with_a_comma(cli, tmp_path):
+    import csv
+
+    trace = tmp_path / "trace.csv"
+    trace.write_text('job_id,submit_time_s,duration_s,num_gpus\n"a,b",0,10,1\nplain,1,10,1\n')
+    out = tmp_path / "schedule.csv"
+    result = cli(
+        "sched", "simulate", "--trace", str(trace), "--nodes", "1", "--policy", "fifo", "--schedule-out", str(out)
+    )
+    assert result.exit_code == 0, result.stderr
+    rows = list(csv.reader(out.open(newline="")))
+    assert rows[1] == ["a,b", "fifo", "0", "0", "10", "n001:1"]
+    assert all(len(row) == 6 for row in rows)
