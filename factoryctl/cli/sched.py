@@ -274,7 +274,8 @@ def with_preemption(
             raise UsageError("--grace only applies with --preemption.", "add --preemption, or leave --grace out.")
         return configs
     if not any(config.name == "default" for config in configs):
-        raise UsageError("--preemption applies to the default policy only, and --policy does not include it.", hint)
+        names = ", ".join(config.name for config in configs)
+        raise UsageError(f"--preemption applies to the default policy only, not to {names}.", hint)
     changes: dict[str, Any] = {"preemption": True} if grace is None else {"preemption": True, "grace_s": grace}
     return [dataclasses.replace(c, **changes) if c.name == "default" else c for c in configs]
 

@@ -123,11 +123,11 @@ def _say_why_empty(jobs: list[Any], at: float, found: Any) -> None:
     """A note on stderr when no job is running or waiting at --at: before the first arrival or after the last end."""
     import sys
 
-    first = min(j.submit_s for j in jobs)
+    skipped = {r.job_id for r in found.rejected}
+    first = min(j.submit_s for j in jobs if j.job_id not in skipped)
     if at < first:
-        note, hint = f"no job has arrived by {at:g} s", f"the trace's first job arrives at {first:g} s."
+        fits = " that fits the cluster" if skipped else ""
+        note, hint = f"no job{fits} has arrived by {at:g} s", f"the first one arrives at {first:g} s."
     else:
-        skipped = " or was skipped" if found.rejected else ""
-        last = f"the last one ended at {found.last_end_s:g} s" if found.last_end_s is not None else "none ran"
-        note, hint = f"every job submitted by {at:g} s has ended{skipped}", f"{last}."
+        note, hint = f"every job submitted by {at:g} s has ended", f"the last one ended at {found.last_end_s:g} s."
     sys.stderr.write(f"factoryctl: {note}.\nhint: {hint}\n")

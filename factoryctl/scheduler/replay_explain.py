@@ -198,7 +198,7 @@ def _named(
     if job.job_id in rejected:
         return _unseen(job, "REJECTED", f"can never run here: it {rejected[job.job_id]}")
     return _unseen(
-        job, "NOT_SUBMITTED", f"submitted at {job.submit_s:.0f} s, {human_duration(job.submit_s - at)} after {at:.0f} s"
+        job, "NOT_SUBMITTED", f"not submitted yet: it arrives at {job.submit_s:.0f} s ({_ahead(job.submit_s - at)})"
     )
 
 
@@ -222,6 +222,10 @@ def _ran(record: JobRecord, state: str, at: float) -> JobAtInstant:
 
 def _unseen(job: TraceJob, state: str, reason: str) -> JobAtInstant:
     return JobAtInstant(job.job_id, state, job.num_gpus, job.submit_s, None, (), reason)
+
+
+def _ahead(seconds: float) -> str:
+    return f"in {human_duration(seconds)}"
 
 
 def _ago(seconds: float) -> str:

@@ -140,8 +140,8 @@ def test_cli_warns_about_skipped_jobs_and_says_why_a_listing_is_empty(cli, tmp_p
     assert item["waited_s"] is None
     early = cli(*base, "--at", "50")
     assert early.exit_code == 0
-    assert "no job has arrived by 50 s" in early.stderr
-    assert "first job arrives at 100 s" in early.stderr
+    assert "no job that fits the cluster has arrived by 50 s" in early.stderr
+    assert "the first one arrives at 100 s" in early.stderr
     late = cli(*base, "--at", "1000")
     assert "every job submitted by 1000 s has ended" in late.stderr
     assert "last one ended at 110 s" in late.stderr
