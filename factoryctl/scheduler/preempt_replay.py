@@ -4,8 +4,9 @@
 clock with the same victim choice (`preempt.choose_victims`). The rules, also stated in docs/scheduler.md:
 
 - After each pass, the first job the pass could not start for lack of room (`PassOutcome.first_short`) may stop
-  strictly lower-priority running jobs. Jobs started at this very instant, and jobs already in a grace period,
-  are not candidates, so no job is stopped twice in one grace period.
+  strictly lower-priority running jobs. Jobs started at this very instant, jobs already in a grace period (so no
+  job is stopped twice in one grace period) and jobs whose walltime ends within the grace period (they free their
+  GPUs as soon) are not candidates.
 - The victims keep their GPUs for the grace period (they checkpoint), then are stopped and requeued with their
   remaining work (run time minus the time they ran, grace included: they checkpointed at the stop), their
   original submit time and their priority. A victim that ends on its own during the grace period just ends.
@@ -125,7 +126,7 @@ class PreemptingReplay(Replay):
         entry = super().launch(started, now)
         job = started.job
         end = now + self.by_id[job.id].runtime_s  # as `Replay.launch` computes it
-        holder = Holder(job.id, job.priority, now, entry[2])
+        holder = Holder(job.id, job.priority, now, entry[2], entry[0])
         self.gangs[entry[1]] = _Gang(holder, end, entry[0], entry, len(self.records) - 1, (job.nodes, job.gpus))
         self.lowest[job.priority] += 1
         return entry
@@ -157,7 +158,7 @@ class PreemptingReplay(Replay):
         ]
         if not holders:
             return
-        victims = choose_victims(self.fm, first, holders)
+        victims = choose_victims(self.fm, first, holders, now + self.config.grace_s)
         if victims:
             self._claim(first, victims, now)
 

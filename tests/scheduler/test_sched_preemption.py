@@ -75,7 +75,8 @@ def test_preemption_is_off_by_default():
 
 
 def test_victim_ending_during_its_grace_just_ends():
-    trace = [job("low", 0, 120), job("vip", 100, 50, priority=10)]
+    # low's walltime (1000 s) outlasts the grace period, so it is stopped; it then ends early, on its own, at 120 s
+    trace = [TraceJob("low", 0, 120, 8, None, 0, 1000), job("vip", 100, 50, priority=10)]
     result = simulate(trace, cluster_nodes(1, 8), PREEMPTIVE)
     runs = segments(result)
     assert runs["low"] == [(0, 120, "n001:8")]
@@ -285,3 +286,18 @@ def test_free_map_copy_is_independent():
     assert not fm.fits(2, 8)
     assert other.fits(1, 8)
     assert not other.fits(1, 1, allowed=frozenset({1}))
+
+
+def test_a_job_ending_within_the_grace_period_is_not_stopped():
+    """Stopping it would only make the high-priority job wait out the grace period on GPUs that free sooner."""
+    trace = [job("low", 0, 100, gpus=8), job("vip", 1, 50, priority=10)]
+    config = dataclasses.replace(POLICIES["default"], preemption=True, grace_s=300.0)
+    result = simulate(trace, cluster_nodes(1, 8), config)
+    assert result.preemptions == 0
+    assert {r.job_id: r.start_s for r in result.records} == {"low": 0, "vip": 100}
+    one = nodes(1)
+    low = running("low", [("n0", 8)], started_at=0.0, walltime_s=100.0)
+    vip = pending("vip", 8, submitted_at=1.0, priority=10)
+    assert schedule(one, [low, vip], 1.0, config).preemptions == ()
+    longer = running("low", [("n0", 8)], started_at=0.0, walltime_s=1000.0)
+    assert [p.job_id for p in schedule(one, [longer, vip], 1.0, config).preemptions] == ["low"]
