@@ -331,6 +331,8 @@ def _write_schedule(out: IO[str], path: Path, results: list[Any]) -> None:
     try:
         with out:
             out.write(text.getvalue())
+    except BrokenPipeError:
+        raise  # --schedule-out /dev/stdout | head: ends quietly with 141, as every command does
     except OSError as error:
         raise ActionFailed(
             f"cannot write schedule {path}: {error.strerror or error}.",

@@ -225,3 +225,22 @@ def test_schedule_out_quotes_a_job_id_with_a_comma(cli, tmp_path):
     rows = list(csv.reader(out.open(newline="")))
     assert rows[1] == ["a,b", "fifo", "0", "0", "10", "n001:1"]
     assert all(len(row) == 6 for row in rows)
+
+
+def test_schedule_out_into_a_closed_pipe_ends_quietly_with_141(tmp_path):
+    """`--schedule-out /dev/stdout | head -1`: the reader goes away mid-schedule (it said "free some space", exit 1)."""
+    import subprocess
+    import sys
+
+    trace = tmp_path / "trace.csv"
+    trace.write_text(trace_csv([(f"j{i}", i, 10, 1) for i in range(4000)]))  # a schedule larger than a pipe holds
+    argv = [sys.executable, "-c", "from factoryctl.cli.app import main; main()", "sched", "simulate"]
+    argv += ["--trace", str(trace), "--nodes", "1", "--policy", "fifo,sjf", "--schedule-out", "/dev/stdout"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    assert proc.stdout.readline().split()[0] == b"POLICY"
+    proc.stdout.close()
+    assert proc.wait(60) == 141
+    assert proc.stderr.read() == b""
+    proc.stderr.close()
