@@ -21,6 +21,8 @@ REQUIRED = ("job_id", "submit_time_s", "duration_s", "num_gpus")
 MAX_SECONDS = 1e11
 #: The largest GPU or node count a trace row may give (a million GPUs is beyond any cluster we simulate).
 MAX_COUNT = 1_000_000
+#: The largest priority a trace row may give: a unit is worth a day of waiting, so this is 2,700 years of it.
+MAX_PRIORITY = 1_000_000
 
 _FORMAT_HINT = "a trace has job_id,submit_time_s,duration_s,num_gpus (see docs/scheduler.md)."
 _SHAPE_HINT = "num_gpus must equal num_nodes x gpus_per_node; leave gpus_per_node empty to derive it from num_nodes."
@@ -51,6 +53,8 @@ class TraceJob:
 def _number(row: dict[str, str], column: str, where: str) -> float:
     text = (row.get(column) or "").strip()
     try:
+        if "_" in text:  # Python reads 1_000 as 1000; a trace from elsewhere never means that
+            raise ValueError(text)
         value = float(text)
     except ValueError:
         raise UsageError(f"{where}: {column} is not a number: {text!r}") from None
@@ -135,9 +139,10 @@ def parse_row(row: dict[str, str], where: str) -> TraceJob:
             raise UsageError(f"{where}: walltime_s is {walltime:g} but must be positive")
         _seconds(walltime, "walltime_s", where)
     priority = _optional(row, "priority", where) or 0.0
-    if priority != int(priority):
+    if priority != int(priority) or abs(priority) > MAX_PRIORITY:
         raise UsageError(
-            f"{where}: priority must be an integer, not {priority:g}", "use whole numbers (higher runs sooner)."
+            f"{where}: priority must be an integer from {-MAX_PRIORITY:,} to {MAX_PRIORITY:,}, not {priority:g}",
+            "use whole numbers (higher runs sooner; one unit is worth a day of waiting).",
         )
     return TraceJob(job_id, submit, duration, num_gpus, gpus_per_node, int(priority), walltime or duration)
 
@@ -162,7 +167,9 @@ def parse_trace(lines: Iterable[str], source: str = "trace") -> list[TraceJob]:
         )
     missing = [column for column in REQUIRED if column not in header]
     if missing:
-        raise UsageError(f"{source}: missing column(s) {', '.join(missing)}", _FORMAT_HINT)
+        separated = len(header) == 1 and any(mark in header[0] for mark in ";\t|")
+        hint = "the trace is comma-separated: " + _FORMAT_HINT if separated else _FORMAT_HINT
+        raise UsageError(f"{source}: missing column(s) {', '.join(missing)}", hint)
     reader.fieldnames = header
     jobs: list[TraceJob] = []
     seen: set[str] = set()

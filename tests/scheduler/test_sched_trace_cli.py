@@ -46,6 +46,8 @@ def test_walltime_shorter_than_duration_cuts_the_run():
         ("job_id,submit_time_s,duration_s,num_gpus\na,0,five,1\n", "duration_s is not a number"),
         ("job_id,submit_time_s,duration_s,num_gpus\na,0,nan,1\n", "not a finite number"),
         ("job_id,submit_time_s,duration_s,num_gpus\na,0,5,1\na,1,5,1\n", "appears twice"),
+        ("job_id,submit_time_s,duration_s,num_gpus\na,1_000,5,1\n", "submit_time_s is not a number: '1_000'"),
+        ("job_id,submit_time_s,duration_s,num_gpus,priority\na,0,5,1,1e308\n", "priority must be an integer from"),
         ("job_id,submit_time_s,duration_s,num_gpus,gpus_per_node\na,0,5,12,5\n", "does not split"),
         ("job_id,submit_time_s,duration_s,num_gpus\n", "has no jobs"),
         ("", "missing column"),
@@ -244,3 +246,10 @@ def test_schedule_out_into_a_closed_pipe_ends_quietly_with_141(tmp_path):
     assert proc.wait(60) == 141
     assert proc.stderr.read() == b""
     proc.stderr.close()
+
+
+def test_a_semicolon_separated_trace_gets_a_hint_about_commas():
+    with pytest.raises(UsageError) as caught:
+        parse_trace(["job_id;submit_time_s;duration_s;num_gpus", "a;0;5;1"], source="t.csv")
+    assert caught.value.hint is not None
+    assert caught.value.hint.startswith("the trace is comma-separated")

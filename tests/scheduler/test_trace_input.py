@@ -193,7 +193,7 @@ def test_huge_times_exit_2_instead_of_a_simulator_bug(cli, tmp_path):
 
 def test_fractional_priority_is_a_usage_error():
     error = usage_error("a,0,10,1,1.7", extra=",priority")
-    assert error.message == "t.csv:2: priority must be an integer, not 1.7"
+    assert error.message == "t.csv:2: priority must be an integer from -1,000,000 to 1,000,000, not 1.7"
     assert error.hint
 
 
