@@ -205,7 +205,7 @@ def schedule(
     )
     preemptions: tuple[PreemptDecision, ...] = ()
     if config.preemption:
-        preemptions = plan_preemptions(fm, outcome.first_short, jobs, config, now)
+        preemptions = plan_preemptions(fm, outcome.first_short, jobs, config)
     still_waiting = outcome.protected.difference(s.job_id for s in starts)
     return Decisions(starts, waits, preemptions, frozenset(still_waiting))
 
@@ -234,7 +234,7 @@ def wait_decision(waiting: Waiting, reason: str, fm: FreeMap) -> WaitDecision:
 
 
 def plan_preemptions(
-    fm: FreeMap, first: Candidate | None, jobs: Sequence[Job], config: SchedulerConfig, now: float
+    fm: FreeMap, first: Candidate | None, jobs: Sequence[Job], config: SchedulerConfig
 ) -> tuple[PreemptDecision, ...]:
     """For `first`, the first waiting job that lacks resources, a minimal set of lower-priority running jobs to stop.
 
@@ -251,11 +251,10 @@ def plan_preemptions(
             job.spec.priority,
             job.started_at or 0.0,
             tuple((index[a.node], a.gpus) for a in job.allocation if a.node in index),
-            (job.started_at or 0.0) + (job.spec.walltime_s or config.default_walltime_s),
         )
         for job in jobs
         if job.state.active and job.spec.priority < first.priority
     )
-    chosen = choose_victims(fm, first, holders, now + config.grace_s)
+    chosen = choose_victims(fm, first, holders)
     reason = f"preempted for higher-priority job {first.id} ({shape_text(first)})"
     return tuple(PreemptDecision(v.id, first.id, config.grace_s, reason) for v in chosen)

@@ -16,16 +16,12 @@ from factoryctl.scheduler.freemap import FreeMap
 
 
 class Holder(NamedTuple):
-    """A running gang preemption could stop.
-
-    Its id, priority, start time, GPUs per schedulable node index, and when it ends at the latest (start + walltime).
-    """
+    """A running gang preemption could stop: its id, priority, start time and GPUs per schedulable node index."""
 
     id: str
     priority: int
     started_at: float
     held: tuple[tuple[int, int], ...]
-    ends_by: float = float("inf")
 
 
 def _freed(holder: Holder, allowed: frozenset[int] | None) -> list[tuple[int, int]]:
@@ -33,18 +29,17 @@ def _freed(holder: Holder, allowed: frozenset[int] | None) -> list[tuple[int, in
     return [(index, gpus) for index, gpus in holder.held if allowed is None or index in allowed]
 
 
-def choose_victims(fm: FreeMap, job: Candidate, holders: Iterable[Holder], stop_at: float) -> list[Holder]:
+def choose_victims(fm: FreeMap, job: Candidate, holders: Iterable[Holder]) -> list[Holder]:
     """A minimal set of strictly lower-priority gangs whose GPUs, added to `fm`'s free ones, let `job` fit.
 
-    Candidates are the holders of GPUs `job` may use that would still run at `stop_at` (the end of the grace
-    period: one that ends by then frees its GPUs as soon, and stopping it would only make `job` wait for the grace
-    period), lowest priority and youngest first (they lose the least work). After enough are found, any that turn out not to be needed are put back, the most valuable first, so
+    Candidates are the holders of GPUs `job` may use, lowest priority and youngest first (they lose the least
+    work). After enough are found, any that turn out not to be needed are put back, the most valuable first, so
     every job stopped is necessary. Empty when stopping every candidate would still not make room (or when `job`
     fits already). `fm` is not changed.
     """
     allowed = job.allowed
     candidates = sorted(
-        (h for h in holders if h.priority < job.priority and h.ends_by > stop_at and _freed(h, allowed)),
+        (h for h in holders if h.priority < job.priority and _freed(h, allowed)),
         key=lambda h: (h.priority, -h.started_at, h.id),
     )
     scratch = fm.copy()

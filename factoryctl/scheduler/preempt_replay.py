@@ -4,12 +4,13 @@
 clock with the same victim choice (`preempt.choose_victims`). The rules, also stated in docs/scheduler.md:
 
 - After each pass, the first job the pass could not start for lack of room (`PassOutcome.first_short`) may stop
-  strictly lower-priority running jobs. Jobs started at this very instant, jobs already in a grace period (so no
-  job is stopped twice in one grace period) and jobs whose walltime ends within the grace period (they free their
-  GPUs as soon) are not candidates.
+  strictly lower-priority running jobs. Jobs started at this very instant, and jobs already in a grace period,
+  are not candidates, so no job is stopped twice in one grace period.
 - The victims keep their GPUs for the grace period (they checkpoint), then are stopped and requeued with their
   remaining work (run time minus the time they ran, grace included: they checkpointed at the stop), their
-  original submit time and their priority. A victim that ends on its own during the grace period just ends.
+  original submit time and their priority. A victim that ends on its own during the grace period just ends, and
+  when every victim of a claim has ended so, the claiming job starts then rather than at the end of the grace
+  period (its GPUs are free; waiting would leave them idle).
 - The preempting job *claims* its GPUs at the decision: it leaves the queue, takes the free GPUs of its
   placement at once and receives the victims' GPUs on its nodes as they release them, so no backfilled or
   reserved job can take them; it starts when the grace period ends. The look-ahead sees its GPUs busy from the
@@ -117,16 +118,22 @@ class PreemptingReplay(Replay):
                 return
             if end <= due:
                 _, seq, _ = heapq.heappop(self.ends)
-                self._release(self.gangs.pop(seq))
+                gang = self.gangs.pop(seq)
+                self._release(gang)
+                claim = gang.claim
+                if claim is not None and not any(victim in self.gangs for victim in claim.victims):
+                    self.claims.remove(claim)  # every victim ended on its own: its GPUs are all there
+                    self._settle(claim, end)
             else:
-                self._settle(self.claims.popleft())
+                claim = self.claims.popleft()
+                self._settle(claim, claim.at)
 
     def launch(self, started: Started, now: float) -> Running:
         """Run a job and remember it as a possible victim."""
         entry = super().launch(started, now)
         job = started.job
         end = now + self.by_id[job.id].runtime_s  # as `Replay.launch` computes it
-        holder = Holder(job.id, job.priority, now, entry[2], entry[0])
+        holder = Holder(job.id, job.priority, now, entry[2])
         self.gangs[entry[1]] = _Gang(holder, end, entry[0], entry, len(self.records) - 1, (job.nodes, job.gpus))
         self.lowest[job.priority] += 1
         return entry
@@ -158,7 +165,7 @@ class PreemptingReplay(Replay):
         ]
         if not holders:
             return
-        victims = choose_victims(self.fm, first, holders, now + self.config.grace_s)
+        victims = choose_victims(self.fm, first, holders)
         if victims:
             self._claim(first, victims, now)
 
@@ -200,14 +207,17 @@ class PreemptingReplay(Replay):
         gang.entry = (min(gang.entry[0], claim.at), gang.entry[1], rest)
         insort(self.lookahead, gang.entry)
 
-    def _settle(self, claim: _Claim) -> None:
-        """The grace period is over: stop the victims still running, requeue their rest, start the claiming job."""
+    def _settle(self, claim: _Claim, at: float) -> None:
+        """Start the claiming job at `at`: the end of the grace period, or the end of its last victim.
+
+        Victims still running at the end of the grace period are stopped and requeued with their rest.
+        """
         for seq in claim.victims:
             gang = self.gangs.pop(seq, None)
             if gang is not None:
-                self._stop(gang, seq, claim.at)
+                self._stop(gang, seq, at)
         del self.lookahead[bisect_left(self.lookahead, claim.placeholder)]
-        self.launch(Started(claim.job, claim.chosen, False), claim.at)
+        self.launch(Started(claim.job, claim.chosen, False), at)
 
     def _stop(self, gang: _Gang, seq: int, at: float) -> None:
         """Stop a victim at the end of its grace period and requeue it with the work it has left."""

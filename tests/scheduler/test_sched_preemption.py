@@ -74,13 +74,12 @@ def test_preemption_is_off_by_default():
     assert "preemptions" not in summarize(result)
 
 
-def test_victim_ending_during_its_grace_just_ends():
-    # low's walltime (1000 s) outlasts the grace period, so it is stopped; it then ends early, on its own, at 120 s
-    trace = [TraceJob("low", 0, 120, 8, None, 0, 1000), job("vip", 100, 50, priority=10)]
+def test_victim_ending_during_its_grace_just_ends_and_the_claim_starts_then():
+    trace = [job("low", 0, 120), job("vip", 100, 50, priority=10)]
     result = simulate(trace, cluster_nodes(1, 8), PREEMPTIVE)
     runs = segments(result)
     assert runs["low"] == [(0, 120, "n001:8")]
-    assert runs["vip"] == [(130, 180, "n001:8")]  # its GPUs were held for it until the grace period ended
+    assert runs["vip"] == [(120, 170, "n001:8")]  # its only victim is gone: no wait for the grace period's end
     assert result.preemptions == 0
 
 
@@ -288,16 +287,23 @@ def test_free_map_copy_is_independent():
     assert not other.fits(1, 1, allowed=frozenset({1}))
 
 
-def test_a_job_ending_within_the_grace_period_is_not_stopped():
-    """Stopping it would only make the high-priority job wait out the grace period on GPUs that free sooner."""
+def test_a_claim_starts_when_its_last_victim_ends_on_its_own():
+    """It used to wait out the grace period on GPUs already free (the GPUs sat idle from 100 to 301 s)."""
     trace = [job("low", 0, 100, gpus=8), job("vip", 1, 50, priority=10)]
     config = dataclasses.replace(POLICIES["default"], preemption=True, grace_s=300.0)
     result = simulate(trace, cluster_nodes(1, 8), config)
     assert result.preemptions == 0
     assert {r.job_id: r.start_s for r in result.records} == {"low": 0, "vip": 100}
-    one = nodes(1)
-    low = running("low", [("n0", 8)], started_at=0.0, walltime_s=100.0)
-    vip = pending("vip", 8, submitted_at=1.0, priority=10)
-    assert schedule(one, [low, vip], 1.0, config).preemptions == ()
-    longer = running("low", [("n0", 8)], started_at=0.0, walltime_s=1000.0)
-    assert [p.job_id for p in schedule(one, [longer, vip], 1.0, config).preemptions] == ["low"]
+
+
+def test_a_victim_ending_in_the_grace_period_spares_another_stop():
+    """Three nodes; vip needs two. The youngest victim ends on its own in the grace period, the other is stopped."""
+    trace = [job("B", 0, 10000), job("C", 10, 10000), job("A", 20, 400), job("vip", 300, 50, gpus=16, priority=5)]
+    config = dataclasses.replace(POLICIES["default"], preemption=True, grace_s=300.0)
+    result = simulate(trace, cluster_nodes(3, 8), config)
+    runs = segments(result)
+    assert result.preemptions == 1
+    assert runs["A"] == [(20, 420, runs["A"][0][2])]  # ran to its end
+    assert len(runs["C"]) == 2  # stopped at 600 s and requeued
+    assert runs["vip"][0][0] == 600
+    assert runs["B"] == [(0, 10000, runs["B"][0][2])]
