@@ -18,12 +18,12 @@ import itertools
 from bisect import bisect_left
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from fractions import Fraction
 from operator import attrgetter
 from typing import NamedTuple
 
 from factoryctl.model.jobs import JobState
 from factoryctl.scheduler.freemap import FreeMap, Profile, choose_grouped
+from factoryctl.scheduler.gangs import gpu_seconds, settle_gang
 from factoryctl.scheduler.policy import SchedulerConfig
 
 #: A running gang as the look-ahead sees it: (expected end, sequence, ((node index, GPUs), ...)).
@@ -146,15 +146,16 @@ class _Pass:
                 self.failed_at[shape] = min(k, self.failed_at.get(shape, k))
             return None
         fm.commit(chosen, job.gpus)
+        held = settle_gang(fm, job.num_gpus, job.gpus, chosen)
         if k:
-            self._charge_caps(chosen, job.gpus, end)
-        self.new_running.append((end, len(self.new_running), tuple((i, job.gpus) for i in chosen)))
+            self._charge_caps(held, end)
+        self.new_running.append((end, len(self.new_running), held))
         return Started(job, tuple(chosen), backfilled=self.jumped)
 
-    def _charge_caps(self, chosen: Iterable[int], gpus: int, end: float) -> None:
+    def _charge_caps(self, held: Iterable[tuple[int, int]], end: float) -> None:
         for reservation in self.out.reservations:
             if reservation.start < end:
-                for index in chosen:
+                for index, gpus in held:
                     if index in reservation.caps:
                         reservation.caps[index] -= gpus
         self._rebuild_capsets()
@@ -362,23 +363,6 @@ def _hostable_work(queue: Sequence[Candidate], fm: FreeMap) -> float:
     if whole and total < 2.0**53:
         return total
     return gpu_seconds((job.num_gpus, job.walltime) for job in hostable)
-
-
-def gpu_seconds(jobs: Iterable[tuple[int, float]]) -> float:
-    """The sum of GPUs x walltime over `jobs`, computed exactly and rounded once.
-
-    Exact so that it does not depend on the order of the terms: the simulator keeps the same sum as a running
-    total from pass to pass (`QueueIndex.gpu_s`), and a float total would drift from a fresh sum in the last bits,
-    enough to move the starving threshold past a job's submission time. Whole-second walltimes stay in integers.
-    """
-    whole = 0
-    parts = Fraction(0)
-    for gpus, walltime in jobs:
-        if isinstance(walltime, int) or walltime.is_integer():
-            whole += gpus * int(walltime)
-        else:
-            parts += gpus * Fraction(walltime)
-    return float(whole + parts)
 
 
 class QueueIndex(NamedTuple):

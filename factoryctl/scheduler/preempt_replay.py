@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from factoryctl.errors import FactoryError
 from factoryctl.model.jobs import SchedNode
 from factoryctl.scheduler.core import Candidate, PassOutcome, Running, Started
+from factoryctl.scheduler.gangs import settle_gang
 from factoryctl.scheduler.policy import SchedulerConfig
 from factoryctl.scheduler.preempt import Holder, choose_victims, place_after
 from factoryctl.scheduler.simulate import _NEVER, Replay
@@ -217,6 +218,7 @@ class PreemptingReplay(Replay):
             if gang is not None:
                 self._stop(gang, seq, at)
         del self.lookahead[bisect_left(self.lookahead, claim.placeholder)]
+        settle_gang(self.fm, claim.job.num_gpus, claim.job.gpus, claim.chosen)  # it claimed job.gpus on each node
         self.launch(Started(claim.job, claim.chosen, False), at)
 
     def _stop(self, gang: _Gang, seq: int, at: float) -> None:

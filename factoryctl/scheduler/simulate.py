@@ -198,17 +198,10 @@ class Replay:
         """What a replay does after each pass beyond starting jobs (nothing here; see `preempt_replay`)."""
 
     def launch(self, started: Started, now: float) -> Running:
-        """Run a job the pass started (its GPUs are already taken): record it and schedule its end.
-
-        An uneven gang (11 GPUs as 6 + 5) was placed holding 6 on each node; once it runs it uses 6 + 5, so the
-        spare GPU goes back for the next pass, as the live scheduler sees a running job's allocation.
-        """
+        """Run a job the pass started (its GPUs are already taken): record it and schedule its end."""
         job = self.by_id[started.job.id]
         self.seq += 1
         used = split_gang(job.num_gpus, len(started.chosen))
-        for index, gpus in zip(started.chosen, used, strict=True):
-            if gpus < started.job.gpus:
-                self.fm.give(index, started.job.gpus - gpus)
         held = tuple(zip(started.chosen, used, strict=True))
         entry: Running = (now + job.walltime_s, self.seq, held)
         insort(self.lookahead, entry)

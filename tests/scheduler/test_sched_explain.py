@@ -31,14 +31,27 @@ def _with_zero_durations(text: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-@pytest.mark.parametrize("zero", [False, True])
+def _uneven_trace(count: int = 80, seed: int = 4) -> str:
+    """Gangs that do not split evenly over 8-GPU nodes (11 as 6 + 5, 13 as 7 + 6) among ordinary jobs."""
+    rng = random.Random(seed)
+    rows, t = [], 0.0
+    for i in range(count):
+        t += rng.expovariate(1 / 300)
+        rows.append((f"u{i}", round(t), rng.randint(60, 20000), rng.choice([1, 3, 5, 8, 11, 13])))
+    return trace_csv(rows)
+
+
+@pytest.mark.parametrize("variant", ["plain", "zero", "uneven"])
 @pytest.mark.parametrize("policy", ["fifo", "easy", "default"])
-def test_the_explained_pass_is_the_replays_own_at_every_start(policy, zero):
-    text = synthetic_trace(80, seed=3)
-    jobs = parse_trace((_with_zero_durations(text) if zero else text).splitlines())
+def test_the_explained_pass_is_the_replays_own_at_every_start(policy, variant):
+    text = _uneven_trace() if variant == "uneven" else synthetic_trace(80, seed=3)
+    jobs = parse_trace((_with_zero_durations(text) if variant == "zero" else text).splitlines())
+    zero = variant == "zero"
     cluster = cluster_nodes(3, 8)
     records = simulate(jobs, cluster, POLICIES[policy]).records
-    instants = [*sorted({r.start_s for r in records})[:: 2 if zero else 4], records[-1].end_s + 1.0]
+    events = sorted({r.start_s for r in records} | {r.end_s for r in records} | {j.submit_s for j in jobs})
+    between = [(a + b) / 2 for a, b in itertools.pairwise(events)][::3]  # no pass there: nothing may start
+    instants = [*sorted({r.start_s for r in records})[:: 2 if zero else 4], *between, records[-1].end_s + 1.0]
     for at in instants:
         states: dict[str, set[str]] = {}
         for job in explain_at(jobs, cluster, POLICIES[policy], at).jobs:
