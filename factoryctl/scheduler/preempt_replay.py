@@ -93,16 +93,23 @@ class PreemptingReplay(Replay):
         return min(end, self.claims[0].at) if self.claims else end
 
     def claiming(self) -> list[tuple[Candidate, tuple[int, ...], float, list[str]]]:
-        """The jobs waiting out their victims' grace periods: the job, its nodes, when it starts, the victims."""
-        return [
-            (claim.job, claim.chosen, claim.at, [self.victim_ids[seq] for seq in claim.victims])
-            for claim in self.claims
-        ]
+        """The jobs waiting for their victims: the job, its nodes, when it starts, the victims' ids.
 
-    def stopping(self) -> dict[str, tuple[str, float]]:
-        """The running jobs in their grace period: id -> (the job they make room for, when they stop)."""
+        It starts at the end of the grace period, or when its last victim ends on its own if all of them do sooner.
+        """
+        found = []
+        for claim in self.claims:
+            living = [self.gangs[seq].end for seq in claim.victims if seq in self.gangs]
+            start = claim.at if not living or max(living) > claim.at else max(living)
+            found.append((claim.job, claim.chosen, start, [self.victim_ids[seq] for seq in claim.victims]))
+        return found
+
+    def stopping(self) -> dict[str, tuple[str, float, float]]:
+        """The running jobs in a grace period: id -> (the job they make room for, when they stop, their own end)."""
         return {
-            gang.holder.id: (gang.claim.job.id, gang.claim.at) for gang in self.gangs.values() if gang.claim is not None
+            gang.holder.id: (gang.claim.job.id, gang.claim.at, gang.end)
+            for gang in self.gangs.values()
+            if gang.claim is not None
         }
 
     def _drop_cancelled(self) -> None:

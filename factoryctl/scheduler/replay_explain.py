@@ -84,12 +84,13 @@ def explain_at(
     replay = new_replay(nodes, config)
     rejected = [refused for refused in map(replay.refusal, trace) if refused is not None]
     drive(replay, trace, until=at)
+    event = any(job.submit_s == at for job in trace) or any(at in (r.start_s, r.end_s) for r in replay.records)
+    starting, queued = _passes_at(replay, at, event)
+    passed = {job.job_id for job in starting}
     ended = {r.job_id: r for r in replay.records if r.end_s <= at}
     last_end = max((r.end_s for r in ended.values()), default=None)
     running = [_ran(r, "RUNNING", at) for r in replay.records if r.start_s < at < r.end_s]
-    resumed = [_resumed(r) for r in replay.records if r.start_s == at]  # a grace period ended at `at`
-    event = any(job.submit_s == at for job in trace) or any(at in (r.start_s, r.end_s) for r in replay.records)
-    starting, queued = _passes_at(replay, at, event)
+    resumed = [_resumed(r) for r in replay.records if r.start_s == at and r.job_id not in passed]  # claims settled
     claiming: list[JobAtInstant] = []
     if isinstance(replay, PreemptingReplay):
         running, queued, claiming = _preemption(replay, running, queued, at)
@@ -109,9 +110,12 @@ def _preemption(
     stopping = replay.stopping()
     for i, job in enumerate(running):
         if job.job_id in stopping:
-            for_job, stop = stopping[job.job_id]
+            for_job, stop, end = stopping[job.job_id]
             where = " ".join(f"{node}:{gpus}" for node, gpus in job.allocation)
-            reason = f"preempted for job {for_job}: checkpointing on {where}, stops at {stop:.0f} s (in {human_duration(stop - at)})"
+            if end <= stop:
+                reason = f"preempted for job {for_job}, but ends on its own first, at {end:.0f} s ({_ahead(end - at)})"
+            else:
+                reason = f"preempted for job {for_job}: checkpointing on {where}, stops at {stop:.0f} s ({_ahead(stop - at)})"
             running[i] = dataclasses.replace(job, reason=reason)
     claiming = []
     for claimer, chosen, start, victims in replay.claiming():
@@ -119,8 +123,8 @@ def _preemption(
             zip((replay.fm.names[i] for i in chosen), split_gang(claimer.num_gpus, len(chosen)), strict=True)
         )
         reason = (
-            f"preempting {', '.join(victims)}: holds {', '.join(n for n, _ in allocation)} and starts at {start:.0f} s"
-            f" (in {human_duration(start - at)}), when their grace period ends"
+            f"preempting {', '.join(victims)}: takes over {', '.join(n for n, _ in allocation)} and starts at"
+            f" {start:.0f} s ({_ahead(start - at)}), when they have stopped"
         )
         claiming.append(
             JobAtInstant(claimer.id, "STARTING", claimer.num_gpus, claimer.submitted_at, start, allocation, reason)
@@ -149,15 +153,15 @@ def _passes_at(replay: Replay, at: float, event: bool) -> tuple[list[JobAtInstan
     """The passes the replay runs at `at`, explained: the jobs they start, and the jobs left waiting after the last.
 
     These are the replay's own passes (`Replay.schedule`), with explanations on. Usually one; another follows while
-    a job started there ends at once (zero duration), as in `drive`.
+    something is due at that very instant (a zero-length job's end, a claim with no grace period), as in `drive`.
     """
     starting: list[JobAtInstant] = []
     while True:
         outcome = replay.schedule(at, explain=True, follow_up=event)
         starting += _starting(outcome, replay.fm, at)
-        if not outcome.started or replay.next_event() > at:
+        if replay.next_event() > at:
             return starting, _queued(outcome, replay.fm, at)
-        replay.finish_until(at)
+        replay.finish_until(at)  # a zero-length job ended, or (grace 0) a claim settled: the replay runs again
 
 
 def _starting(outcome: PassOutcome, fm: FreeMap, at: float) -> list[JobAtInstant]:

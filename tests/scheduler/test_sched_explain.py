@@ -221,11 +221,12 @@ def test_with_preemption_the_explained_instant_matches_the_replays_segments():
         for claim in (j for j in found if j.state == "STARTING" and j.start_s > at):
             claimed_seen += 1
             assert any(r.job_id == claim.job_id and r.start_s == claim.start_s for r in records), (at, claim)
-            assert "when their grace period ends" in claim.reason
+            assert "when they have stopped" in claim.reason
         for job in (j for j in found if j.state == "RUNNING" and "preempted for job" in j.reason):
             stopping_seen += 1
-            stop = float(job.reason.split("stops at ")[1].split(" s")[0])
-            assert any(r.job_id == job.job_id and r.start_s < at < r.end_s <= stop for r in records)  # or ends first
+            when = "stops at " if "stops at " in job.reason else "on its own first, at "
+            stop = float(job.reason.split(when)[1].split(" s")[0])
+            assert any(r.job_id == job.job_id and r.start_s < at < r.end_s <= stop for r in records)
         later = {r.job_id for r in records if r.submit_s <= at < r.start_s} - running
         later -= {j for j, s in state.items() if s.start_s is not None}
         assert {j.job_id for j in found if j.state == "PENDING"} == later, at
@@ -242,7 +243,7 @@ def test_a_requeued_jobs_wait_leaves_out_the_time_it_ran():
     (vip,) = explain_at(jobs, cluster_nodes(1, 8), config, 120.0, ["vip"]).jobs
     assert vip.state == "STARTING"
     assert vip.start_s == 150.0
-    assert vip.reason.startswith("preempting low: holds n001 and starts at 150 s (in 30 s)")
+    assert vip.reason.startswith("preempting low: takes over n001 and starts at 150 s (in 30 s)")
 
 
 def test_cli_preemption_flags(cli, tmp_path):
@@ -258,3 +259,16 @@ def test_cli_preemption_flags(cli, tmp_path):
     alone = cli(*base, "--grace", "50")
     assert alone.exit_code == 2
     assert "--grace only applies with --preemption" in alone.stderr
+
+
+def test_with_no_grace_period_a_chain_of_claims_at_one_instant_is_shown_whole():
+    """Grace 0: the replay stops the victims and starts the claimers at the same second, then passes again."""
+    jobs = [
+        TraceJob(n, s, 1000.0, 8, None, p, 1000.0)
+        for n, s, p in (("a", 0, 0), ("b", 0, 0), ("c", 100, 5), ("d", 100, 5))
+    ]
+    config = dataclasses.replace(POLICIES["default"], preemption=True, grace_s=0.0)
+    records = simulate(jobs, cluster_nodes(2, 8), config).records
+    assert sorted(r.job_id for r in records if r.start_s == 100.0) == ["c", "d"]
+    found = {j.job_id: j.state for j in explain_at(jobs, cluster_nodes(2, 8), config, 100.0).jobs}
+    assert found == {"a": "PENDING", "b": "PENDING", "c": "STARTING", "d": "STARTING"}
