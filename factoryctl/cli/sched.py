@@ -1,7 +1,9 @@
 """`factoryctl sched`: the scheduler from the command line, starting with `sched simulate` (trace replay).
 
 `simulate` lets an operator compare our default policy with the textbook ones on their own trace before trusting
-it with a cluster, with preemption on or off (`--preemption`, `--grace`). The scheduler modules are imported inside the command so `factoryctl --help` stays cheap.
+it with a cluster, with preemption on or off (`--preemption`, `--grace`); `sched explain` (its own module) reuses
+the options and checks defined here. The scheduler modules are imported inside the commands so `factoryctl --help`
+stays cheap.
 """
 
 from __future__ import annotations

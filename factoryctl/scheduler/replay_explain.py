@@ -115,7 +115,8 @@ def _preemption(
             if end <= stop:
                 reason = f"preempted for job {for_job}, but ends on its own first, at {end:.0f} s ({_ahead(end - at)})"
             else:
-                reason = f"preempted for job {for_job}: checkpointing on {where}, stops at {stop:.0f} s ({_ahead(stop - at)})"
+                reason = f"preempted for job {for_job}: checkpointing on {where}, stops at {stop:.0f} s"
+                reason += f" ({_ahead(stop - at)})"
             running[i] = dataclasses.replace(job, reason=reason)
     claiming = []
     for claimer, chosen, start, victims in replay.claiming():

@@ -141,7 +141,7 @@ def parse_row(row: dict[str, str], where: str) -> TraceJob:
     priority = _optional(row, "priority", where) or 0.0
     if priority != int(priority) or abs(priority) > MAX_PRIORITY:
         raise UsageError(
-            f"{where}: priority must be an integer from {-MAX_PRIORITY:,} to {MAX_PRIORITY:,}, not {priority:g}",
+            f"{where}: priority must be an integer from {-MAX_PRIORITY:,} to {MAX_PRIORITY:,}, not {priority:.15g}",
             "use whole numbers (higher runs sooner; one unit is worth a day of waiting).",
         )
     return TraceJob(job_id, submit, duration, num_gpus, gpus_per_node, int(priority), walltime or duration)
