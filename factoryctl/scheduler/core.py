@@ -29,7 +29,8 @@ from factoryctl.scheduler.policy import SchedulerConfig
 #: A running gang as the look-ahead sees it: (expected end, sequence, ((node index, GPUs), ...)).
 Running = tuple[float, int, tuple[tuple[int, int], ...]]
 
-_order = attrgetter("key")  # a queue's sort key
+#: A queued job's place in its queue: a queue is sorted by it (`SchedulerConfig.order_key`).
+queue_key = attrgetter("key")
 
 
 class Candidate(NamedTuple):
@@ -122,7 +123,6 @@ class _Pass:
         self.failed: set[tuple[int, int, frozenset[int] | None, int]] = set()
         self.holds: dict[int, int] = {}
         self.jumped = False
-        self.shapes: Mapping[tuple[int, int], float] | None = None
         self.dead: set[tuple[int, int]] = set()
         self.failed_at: dict[tuple[int, int], int] = {}  # shape -> fewest reservations it failed within
         self.held: Collection[str] = ()
@@ -276,9 +276,9 @@ class _Pass:
         reservations and even its shortest queued job would outlast the k-th reservation's start (so it faces
         those caps or stricter ones). Capacity only shrinks within a pass, so an exhausted shape stays exhausted.
         """
-        shapes = self.shapes
-        if shapes is None:
+        if self.index is None:
             return False
+        shapes = self.index.shapes
         fm, dead, failed_at, starts, now = self.fm, self.dead, self.failed_at, self.starts, self.now
         for shape, shortest in shapes.items():
             if shape in dead:
@@ -349,7 +349,6 @@ def _hostable_work(queue: Sequence[Candidate], fm: FreeMap) -> float:
     """
     hosts, top = fm.hosts, len(fm.hosts)
     total, whole = 0.0, True
-    hostable: list[Candidate] = []
     for job in queue:
         gpus = job.gpus
         if (
@@ -357,12 +356,11 @@ def _hostable_work(queue: Sequence[Candidate], fm: FreeMap) -> float:
             if job.allowed is None
             else fm.can_host(job.nodes, gpus, job.allowed)
         ):
-            hostable.append(job)
             total += job.num_gpus * job.walltime
             whole = whole and job.walltime % 1.0 == 0.0
     if whole and total < 2.0**53:
         return total
-    return gpu_seconds((job.num_gpus, job.walltime) for job in hostable)
+    return gpu_seconds((j.num_gpus, j.walltime) for j in queue if fm.hostable(j.nodes, j.gpus, j.allowed))
 
 
 class QueueIndex(NamedTuple):
@@ -442,9 +440,10 @@ def _newly_starving(
 
 def _without(ordered: list[Candidate], moved: list[Candidate]) -> Iterable[Candidate]:
     """`ordered` (sorted by key, as a queue is) without the `moved` jobs: slices between them, not a filter."""
-    spots = sorted(bisect_left(ordered, job.key, key=_order) for job in moved)
+    spots = sorted(bisect_left(ordered, job.key, key=queue_key) for job in moved)
     if any(
-        at >= len(ordered) or ordered[at] is not job for at, job in zip(spots, sorted(moved, key=_order), strict=True)
+        at >= len(ordered) or ordered[at] is not job
+        for at, job in zip(spots, sorted(moved, key=queue_key), strict=True)
     ):
         ids = {job.id for job in moved}  # not sorted by key after all: filter
         return (job for job in ordered if job.id not in ids)
@@ -478,7 +477,6 @@ def plan(
         index: optional facts about the queue from a caller that keeps it between passes (`QueueIndex`).
     """
     work = _Pass(fm, running, now, config, explain)
-    work.shapes = index.shapes if index is not None else None
     work.held = protected
     work.index = index
     return work.run(queue, price)

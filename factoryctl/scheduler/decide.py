@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 from factoryctl.errors import FactoryError
 from factoryctl.model.jobs import GpuAllocation, Job, JobSpec, JobState, Placement, SchedNode
-from factoryctl.scheduler.core import Candidate, Running, Waiting, plan
+from factoryctl.scheduler.core import Candidate, Running, Waiting, plan, queue_key
 from factoryctl.scheduler.freemap import FreeMap
 from factoryctl.scheduler.policy import POLICIES, SchedulerConfig, gang_shape, split_gang
 from factoryctl.scheduler.preempt import Holder, choose_victims
@@ -143,12 +143,8 @@ def _build(
                 allowed, spec.deferrable, spec.max_price, spec.deadline,
             )
         )  # fmt: skip
-    queue.sort(key=_candidate_key)
+    queue.sort(key=queue_key)
     return fm, running, queue
-
-
-def _candidate_key(candidate: Candidate) -> tuple[float, float, int]:
-    return candidate.key
 
 
 def _running(job: Job, index: Mapping[str, int], fm: FreeMap, now: float, config: SchedulerConfig, seq: int) -> Running:

@@ -21,12 +21,11 @@ from operator import attrgetter
 
 from factoryctl.errors import FactoryError
 from factoryctl.model.jobs import SchedNode
-from factoryctl.scheduler.core import Candidate, PassOutcome, QueueIndex, Running, Started, age_order, plan
+from factoryctl.scheduler.core import Candidate, PassOutcome, QueueIndex, Running, Started, age_order, plan, queue_key
 from factoryctl.scheduler.freemap import FreeMap
 from factoryctl.scheduler.policy import SchedulerConfig, gang_shape, split_gang
 from factoryctl.scheduler.trace import TraceJob
 
-_KEY = attrgetter("key")
 _NEVER = float("inf")
 
 
@@ -137,7 +136,7 @@ class Replay:
         self.seq += 1
         key = self.config.order_key(job.submit_s, job.walltime_s, job.priority, self.seq)
         candidate = Candidate(job.job_id, job.num_gpus, nodes, gpus, job.walltime_s, job.submit_s, key, job.priority)
-        insort(self.queue, candidate, key=_KEY)
+        insort(self.queue, candidate, key=queue_key)
         insort(self.walltimes.setdefault((nodes, gpus), []), job.walltime_s)
         insort(self.by_age, candidate, key=age_order)
         self.by_id[job.job_id] = job
@@ -214,7 +213,7 @@ class Replay:
 
     def dequeue(self, job: Candidate) -> None:
         """Take a job that starts (or is about to) out of the queue."""
-        at = bisect_left(self.queue, job.key, key=_KEY)
+        at = bisect_left(self.queue, job.key, key=queue_key)
         if self.queue[at] is not job:
             raise FactoryError(f"simulator bug: started job {job.id} is not in the queue")
         del self.queue[at]
