@@ -94,13 +94,12 @@ def explain_at(
     claiming: list[JobAtInstant] = []
     if isinstance(replay, PreemptingReplay):
         running, queued, claiming = _preemption(replay, running, queued, at)
-    seen = _with_waits(running + resumed + starting + claiming + queued, replay.records, at)
-    if job_ids is None:
-        return Explanation(seen, rejected, last_end)
-    by_seen = {job.job_id: job for job in seen}
-    reasons = {r.job_id: r.reason for r in rejected}
-    named = [_named(by_id[job_id], by_seen, ended, reasons, at) for job_id in dict.fromkeys(job_ids)]
-    return Explanation(_with_waits(named, replay.records, at), rejected, last_end)
+    shown = running + resumed + starting + claiming + queued
+    if job_ids is not None:
+        by_seen = {job.job_id: job for job in shown}
+        reasons = {r.job_id: r.reason for r in rejected}
+        shown = [_named(by_id[job_id], by_seen, ended, reasons, at) for job_id in dict.fromkeys(job_ids)]
+    return Explanation(_with_waits(shown, replay.records, at), rejected, last_end)
 
 
 def _preemption(
