@@ -28,7 +28,7 @@ NOUNS: tuple[tuple[str, str, str], ...] = (
     ("sim", "sim", "Inject faults into simulated nodes."),
     ("telemetry", "telemetry", "Collect, store and export telemetry."),
     ("jobs", "jobs", "Submit and follow gang-scheduled GPU jobs."),
-    ("sched", "sched", "Run a scheduling pass or replay a job trace."),
+    ("sched", "sched", "Replay a job trace through the scheduler and explain its decisions."),
     ("price", "price", "Grid electricity prices."),
     ("power", "power", "Grid-price power-capping policies."),
     ("controller", "controller", "The factoryctl daemon."),

@@ -8,12 +8,14 @@ stays cheap.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 import typer
 
+from factoryctl.cli import context
 from factoryctl.cli.completion import complete_choice_list
 from factoryctl.cli.render import NO_HEADER_OPTION, OUTPUT_OPTION, Column, OutputFormat, emit, render_listing
 from factoryctl.errors import ActionFailed, UsageError
@@ -52,6 +54,8 @@ MAX_NODES = 100_000
 MAX_GPUS_PER_NODE = 1024
 #: The longest grace period `--grace` accepts: a preempted job that needs more than a day to checkpoint is stuck.
 MAX_GRACE_S = 86_400.0
+#: `--schedule-out -`: the schedule goes to stdout (and the results table to stderr).
+STDOUT = "-"
 _GRACE_HINT = "give the seconds a preempted job has to checkpoint, from 0 to 86400, e.g. --grace 300."
 
 
@@ -125,8 +129,13 @@ def _same_file(one: Path, other: Path) -> bool:
         return False
 
 
-def _open_schedule(path: Path, trace: Path) -> IO[str]:
-    """Open --schedule-out before the replay, so a bad path fails in a second rather than after the whole run."""
+def _open_schedule(path: Path, trace: Path) -> IO[str] | None:
+    """Open --schedule-out before the replay, so a bad path fails in a second rather than after the whole run.
+
+    `-` is standard output: nothing to open (None), and the results table then goes to stderr.
+    """
+    if str(path) == STDOUT:
+        return None
     if _same_file(path, trace):
         raise UsageError(
             f"--schedule-out {path} is the trace itself; writing it would destroy the trace.",
@@ -215,6 +224,7 @@ GRACE_OPTION: Any = typer.Option(
 
 @app.command("simulate")
 def simulate_command(
+    ctx: typer.Context,
     trace: Path = TRACE_OPTION,
     nodes: int = NODES_OPTION,
     gpus_per_node: int = GPUS_PER_NODE_OPTION,
@@ -226,7 +236,9 @@ def simulate_command(
     ),
     rack_size: int | None = RACK_SIZE_OPTION,
     schedule_out: Path | None = typer.Option(
-        None, "--schedule-out", help="Write job_id,policy,submit_s,start_s,end_s,allocation rows here."
+        None,
+        "--schedule-out",
+        help="Write job_id,policy,submit_s,start_s,end_s,allocation rows here (-: stdout; the table goes to stderr).",
     ),
     preemption: bool = PREEMPTION_OPTION,
     grace: float | None = GRACE_OPTION,
@@ -236,10 +248,10 @@ def simulate_command(
     """Replay a job trace through the scheduler under each policy and report delays and utilisation."""
     configs = with_preemption(_policies(policy), preemption, grace)
     jobs = read_trace(trace)
-    created = schedule_out is not None and not schedule_out.exists()
+    created = schedule_out is not None and str(schedule_out) != STDOUT and not schedule_out.exists()
     out = None if schedule_out is None else _open_schedule(schedule_out, trace)
     try:
-        results = _replay(jobs, configs, nodes, gpus_per_node, rack_size)
+        results = _replay(jobs, configs, (nodes, gpus_per_node, rack_size), context.global_options(ctx)[1])
     except BaseException:
         if out is not None and schedule_out is not None:
             out.close()
@@ -282,11 +294,17 @@ def with_preemption(
     return [dataclasses.replace(c, **changes) if c.name == "default" else c for c in configs]
 
 
-def _replay(jobs: list[Any], configs: list[Any], nodes: int, gpus_per_node: int, rack_size: int | None) -> list[Any]:
+def _replay(jobs: list[Any], configs: list[Any], cluster: tuple[int, int, int | None], quiet: bool) -> list[Any]:
+    """Each policy's replay on the cluster (nodes, GPUs per node, rack size), with a progress line on a terminal."""
+    from factoryctl.cli.progress import replay_progress
     from factoryctl.scheduler.simulate import cluster_nodes, simulate
 
-    cluster = cluster_nodes(nodes, gpus_per_node, rack_size)
-    return [simulate(jobs, cluster, config) for config in configs]
+    nodes = cluster_nodes(*cluster)
+    results = []
+    for config in configs:
+        with replay_progress(f"replaying {config.name}", quiet) as progress:
+            results.append(simulate(jobs, nodes, config, progress=progress))
+    return results
 
 
 def _report(
@@ -309,16 +327,23 @@ def _report(
     rejected = results[0].rejected
     if rejected and len(rejected) < len(jobs):
         warn_skipped(rejected, jobs, gpus_per_node)
+    to_stdout = schedule_out is not None and str(schedule_out) == STDOUT
     try:
         columns = COLUMNS + PREEMPTION_COLUMNS if preemption else COLUMNS
-        emit(render_listing([summarize(r, preemption) for r in results], [], columns, output, no_header))
+        table = render_listing([summarize(r, preemption) for r in results], [], columns, output, no_header)
+        if to_stdout:
+            sys.stderr.write(table)  # stdout carries the schedule
+        else:
+            emit(table)
     finally:
-        if out is not None and schedule_out is not None:
+        if to_stdout:
+            emit(_schedule_csv(results))
+        elif out is not None and schedule_out is not None:
             _write_schedule(out, schedule_out, results)
 
 
-def _write_schedule(out: IO[str], path: Path, results: list[Any]) -> None:
-    """The schedule as CSV (quoted where a job id needs it, as the trace was), then closed."""
+def _schedule_csv(results: list[Any]) -> str:
+    """The schedule as CSV (quoted where a job id needs it, as the trace was)."""
     import csv
     import io
 
@@ -330,9 +355,14 @@ def _write_schedule(out: IO[str], path: Path, results: list[Any]) -> None:
             writer.writerow(
                 (r.job_id, r.policy, _number(r.submit_s), _number(r.start_s), _number(r.end_s), r.allocation_text())
             )
+    return text.getvalue()
+
+
+def _write_schedule(out: IO[str], path: Path, results: list[Any]) -> None:
+    """The schedule written to the opened --schedule-out file, then closed."""
     try:
         with out:
-            out.write(text.getvalue())
+            out.write(_schedule_csv(results))
     except BrokenPipeError:
         raise  # --schedule-out /dev/stdout | head: ends quietly with 141, as every command does
     except OSError as error:

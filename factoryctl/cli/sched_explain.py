@@ -12,6 +12,7 @@ from typing import Any
 
 import typer
 
+from factoryctl.cli import context
 from factoryctl.cli.completion import complete_choices
 from factoryctl.cli.render import NO_HEADER_OPTION, OUTPUT_OPTION, Column, OutputFormat, emit, render_listing
 from factoryctl.cli.sched import (
@@ -82,6 +83,7 @@ def register(sched_app: typer.Typer) -> None:
 
     @sched_app.command("explain")
     def explain_command(
+        ctx: typer.Context,
         trace: Path = TRACE_OPTION,
         nodes: int = NODES_OPTION,
         at: float = typer.Option(..., "--at", parser=_at, metavar="SECONDS", help="The instant: seconds, or 72h, 3d."),
@@ -102,6 +104,7 @@ def register(sched_app: typer.Typer) -> None:
         no_header: bool = NO_HEADER_OPTION,
     ) -> None:
         """Replay a job trace up to --at and show each job's state there, with the scheduler's reason."""
+        from factoryctl.cli.progress import replay_progress
         from factoryctl.scheduler.policy import policy_named
         from factoryctl.scheduler.replay_explain import explain_at
         from factoryctl.scheduler.simulate import cluster_nodes
@@ -109,7 +112,9 @@ def register(sched_app: typer.Typer) -> None:
         only_default = "give --policy default, or leave --preemption out."
         (config,) = with_preemption([policy_named(policy.strip())], preemption, grace, only_default)
         jobs = read_trace(trace)
-        found = explain_at(jobs, cluster_nodes(nodes, gpus_per_node, rack_size), config, at, job or None)
+        cluster = cluster_nodes(nodes, gpus_per_node, rack_size)
+        with replay_progress(f"replaying {config.name} to {at:g} s", context.global_options(ctx)[1]) as progress:
+            found = explain_at(jobs, cluster, config, at, job or None, progress)
         if len(found.rejected) == len(jobs):
             raise nothing_fits(found.rejected, jobs, nodes, gpus_per_node)
         if found.rejected:

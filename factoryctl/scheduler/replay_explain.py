@@ -20,7 +20,7 @@ from factoryctl.scheduler.freemap import FreeMap
 from factoryctl.scheduler.policy import SchedulerConfig, split_gang
 from factoryctl.scheduler.preempt_replay import PreemptingReplay
 from factoryctl.scheduler.reasons import WaitExplainer, describe_start, human_duration
-from factoryctl.scheduler.simulate import JobRecord, Rejected, Replay, drive, new_replay
+from factoryctl.scheduler.simulate import JobRecord, Progress, Rejected, Replay, drive, new_replay
 from factoryctl.scheduler.trace import TraceJob
 
 
@@ -67,12 +67,14 @@ def explain_at(
     config: SchedulerConfig,
     at: float,
     job_ids: Sequence[str] | None = None,
+    progress: Progress | None = None,
 ) -> Explanation:
     """Replay `trace` up to `at` under `config` and explain the pass at `at`: running, starting, then queued jobs.
 
     Queued jobs come in the order the pass considered them (protected starving jobs first, then the policy's
     order); backfill may start later ones first. With `job_ids`, just those jobs (each once, in that order),
     whatever their state (done, submitted later, never runnable here); an id the trace lacks is a usage error.
+    `progress` hears how far the replay's arrivals have got.
     """
     by_id = {job.job_id: job for job in trace}
     missing = [job_id for job_id in job_ids or () if job_id not in by_id]
@@ -83,7 +85,7 @@ def explain_at(
         )
     replay = new_replay(nodes, config)
     rejected = [refused for refused in map(replay.refusal, trace) if refused is not None]
-    drive(replay, trace, until=at)
+    drive(replay, trace, until=at, progress=progress)
     event = any(job.submit_s == at for job in trace) or any(at in (r.start_s, r.end_s) for r in replay.records)
     starting, queued = _passes_at(replay, at, event)
     passed = {job.job_id for job in starting}

@@ -27,6 +27,8 @@ from factoryctl.scheduler.policy import SchedulerConfig, gang_shape, split_gang
 from factoryctl.scheduler.trace import TraceJob
 
 _NEVER = float("inf")
+#: Told (jobs submitted so far, jobs in the trace) about fifty times in a replay, for a progress line.
+Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -232,14 +234,15 @@ def simulate(
     nodes: Sequence[SchedNode],
     config: SchedulerConfig,
     clock: Callable[[], float] = time.process_time,
+    progress: Progress | None = None,
 ) -> SimulationResult:
     """Replay `trace` on `nodes` under `config`; raises `FactoryError` if the schedule breaks a rule.
 
     Pass times are measured with `clock`, CPU time of this process by default: on a shared machine wall time
-    measures the neighbours as much as the scheduler.
+    measures the neighbours as much as the scheduler. `progress` hears how far the arrivals have got.
     """
     replay = new_replay(nodes, config, clock)
-    rejected = drive(replay, trace)
+    rejected = drive(replay, trace, progress=progress)
     records = tuple(replay.records)
     capacity = {n.name: n.gpus for n in nodes if n.schedulable}
     problems = check_schedule(records, capacity, {job.job_id: job for job in trace})
@@ -262,16 +265,22 @@ def new_replay(
     return PreemptingReplay(nodes, config, clock)
 
 
-def drive(replay: Replay, trace: Sequence[TraceJob], until: float = _NEVER) -> list[Rejected]:
+def drive(
+    replay: Replay, trace: Sequence[TraceJob], until: float = _NEVER, progress: Progress | None = None
+) -> list[Rejected]:
     """Feed `replay` the trace's arrivals and its own job ends, with a pass at each event; return the rejected jobs.
 
     With `until`, stop at that time: every arrival and job end up to it applied, the pass at `until` not run
-    (`replay_explain` runs that one itself, explaining it).
+    (`replay_explain` runs that one itself, explaining it). `progress` is told the arrivals so far now and then.
     """
     arrivals = sorted(trace, key=lambda j: j.submit_s)
     rejected: list[Rejected] = []
     i, count = 0, len(arrivals)
+    step = told = max(1, count // 50)
     while i < count or replay.pending():
+        if progress is not None and i >= told:
+            progress(i, count)
+            told = i + step
         next_arrival = arrivals[i].submit_s if i < count else _NEVER
         now = min(next_arrival, replay.next_event(), until)
         if now == _NEVER:

@@ -253,3 +253,19 @@ def test_a_semicolon_separated_trace_gets_a_hint_about_commas():
         parse_trace(["job_id;submit_time_s;duration_s;num_gpus", "a;0;5;1"], source="t.csv")
     assert caught.value.hint is not None
     assert caught.value.hint.startswith("the trace is comma-separated")
+
+
+def test_schedule_out_dash_writes_the_schedule_to_stdout_and_the_table_to_stderr(cli, tmp_path, monkeypatch):
+    """`--schedule-out -` pipes the schedule on (it wrote a file named `-`); the table moves out of its way."""
+    text = synthetic_trace(20)
+    trace = tmp_path / "trace.csv"
+    trace.write_text(text)
+    monkeypatch.chdir(tmp_path)
+    r = cli("sched", "simulate", "--trace", str(trace), "--nodes", "2", "--policy", "fifo,default",
+            "--schedule-out", "-")  # fmt: skip
+    assert r.exit_code == 0, r.stderr
+    assert not (tmp_path / "-").exists()
+    assert r.stdout.splitlines()[0] == "job_id,policy,submit_s,start_s,end_s,allocation"
+    assert len(r.stdout.splitlines()) == 1 + 2 * 20
+    assert validate(r.stdout, text, nodes=2, gpus_per_node=8) == []
+    assert "POLICY" in r.stderr and "default" in r.stderr

@@ -1,0 +1,58 @@
+"""A progress line on stderr for replays that take a while (a 68,000-job trace runs for tens of seconds per policy).
+
+Only on a terminal and never under `--quiet`: a cron job or a pipe gets no carriage returns in its logs. The line
+appears after half a second (a short replay shows nothing) and is wiped when the replay ends, however it ends, so
+the results print on a clean line.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TextIO
+
+#: Seconds before the line first appears.
+DELAY_S = 0.5
+
+
+class ProgressLine:
+    """Rewrites one stderr line with how many of the trace's jobs have been submitted to the replay so far."""
+
+    def __init__(self, label: str, stream: TextIO, clock: Callable[[], float] = time.monotonic) -> None:
+        """Say `label` (e.g. "replaying default") on `stream`, once `DELAY_S` has passed on `clock`."""
+        self.label = label
+        self.stream = stream
+        self.clock = clock
+        self.began = clock()
+        self.shown = False
+
+    def __call__(self, submitted: int, total: int) -> None:
+        """Show the share of the trace submitted so far."""
+        if not self.shown and self.clock() - self.began < DELAY_S:
+            return
+        self.shown = True
+        self.stream.write(f"\r{self.label}: {submitted * 100 // max(total, 1)}% of {total:,} jobs submitted")
+        self.stream.flush()
+
+    def wipe(self) -> None:
+        """Erase the line if it was shown."""
+        if self.shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self.shown = False
+
+
+@contextmanager
+def replay_progress(label: str, quiet: bool, stream: TextIO | None = None) -> Iterator[ProgressLine | None]:
+    """A `ProgressLine` on stderr when it is a terminal and `--quiet` was not given (else None), wiped at the end."""
+    out = sys.stderr if stream is None else stream
+    if quiet or not out.isatty():
+        yield None
+        return
+    line = ProgressLine(label, out)
+    try:
+        yield line
+    finally:
+        line.wipe()
