@@ -16,15 +16,14 @@ COLUMNS = (
 
 
 def _set(ctx: typer.Context, target: str, drained: bool, reason: str | None, output: OutputFormat) -> None:
-    import getpass
-
     from factoryctl.store.sqlite import Store
+    from factoryctl.store.who import login_name
 
     config = context.load(ctx)
     names = [n.name for n in config.resolve_target(target)]
     store = Store(config.store_path)
     try:
-        changed = set(store.set_drained(names, drained, reason, getpass.getuser()))
+        changed = set(store.set_drained(names, drained, reason, login_name()))
         info = store.drained_nodes()
     finally:
         store.close()

@@ -9,17 +9,21 @@ and after, whoever made it.
 
 from __future__ import annotations
 
-import getpass
 import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from factoryctl.config import FactoryConfig
 from factoryctl.errors import NodeError, UsageError
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.model.telemetry import NodeSample
+from factoryctl.store.who import login_name
 from factoryctl.telemetry.poll import check_agent_cache, fan_out, open_transport, poll_nodes
+
+if TYPE_CHECKING:
+    from factoryctl.store.sqlite import Store
 
 
 @dataclass(frozen=True)
@@ -97,56 +101,73 @@ def apply_limit(
     """Set (or with `watts=None` reset to default) the limits on every node that answers.
 
     Every addressed GPU of the reachable nodes must exist, and unless clamping every range must take the value,
-    before anything changes; a node that cannot be read is reported in the errors and left alone.
+    before anything changes; a node that cannot be read is reported in the errors and left alone. The audit log is
+    opened before any node is contacted: a store that cannot be written refuses the request with nothing changed,
+    rather than leaving changes nobody recorded.
     """
+    from factoryctl.store import open_store
+
     check_watts(watts)
     check_agent_cache(nodes)
-    targets, errors = list(nodes), list[NodeError]()
-    range_checked = watts is not None and not clamp
-    if range_checked or gpus is not None:
-        targets, errors = _validate(config, targets, gpus, watts if range_checked else None, timeout)
-
-    def change(node: NodeSpec) -> list[LimitChange]:
-        transport = open_transport(node, config, timeout)
-        try:
-            session = transport.start_agent(timeout)
-            try:
-                if watts is None:
-                    answers = session.request("reset_power_limit", timeout=timeout, gpus=gpus).get("gpus") or []
-                else:
-                    answers = session.set_power_limit(watts, gpus, clamp, timeout)
-            finally:
-                session.close()
-        finally:
-            transport.close()
-        return [
-            LimitChange(node.name, int(a["index"]), a.get("before_w"), float(a["enforced_w"]), bool(a.get("clamped")))
-            for a in answers
-        ]
-
-    changes: list[LimitChange] = []
-    for _, outcome in fan_out(targets, change):
-        if isinstance(outcome, NodeError):
-            errors.append(outcome)
-        else:
-            changes.extend(outcome)
-    record_audit(config, changes, "reset" if watts is None else "set")
+    store = open_store(config.store_path)
+    try:
+        targets, errors = list(nodes), list[NodeError]()
+        range_checked = watts is not None and not clamp
+        if range_checked or gpus is not None:
+            targets, errors = _validate(config, targets, gpus, watts if range_checked else None, timeout)
+        changes: list[LimitChange] = []
+        for _, outcome in fan_out(targets, lambda node: _change(config, node, gpus, watts, clamp, timeout)):
+            if isinstance(outcome, NodeError):
+                errors.append(outcome)
+            else:
+                changes.extend(outcome)
+        record_audit(store, changes, "reset" if watts is None else "set")
+    finally:
+        store.close()
     return changes, errors
 
 
-def record_audit(config: FactoryConfig, changes: Sequence[LimitChange], action: str, reason: str | None = None) -> None:
-    """Write every change to the store's audit log, with before and after."""
+def _change(
+    config: FactoryConfig, node: NodeSpec, gpus: list[int] | None, watts: float | None, clamp: bool, timeout: float
+) -> list[LimitChange]:
+    """Ask one node's agent to set (or reset) the limits; its answers, GPU by GPU."""
+    transport = open_transport(node, config, timeout)
+    try:
+        session = transport.start_agent(timeout)
+        try:
+            if watts is None:
+                answers = session.request("reset_power_limit", timeout=timeout, gpus=gpus).get("gpus") or []
+            else:
+                answers = session.set_power_limit(watts, gpus, clamp, timeout)
+        finally:
+            session.close()
+    finally:
+        transport.close()
+    return [
+        LimitChange(node.name, int(a["index"]), a.get("before_w"), float(a["enforced_w"]), bool(a.get("clamped")))
+        for a in answers
+    ]
+
+
+def record_audit(store: Store, changes: Sequence[LimitChange], action: str, reason: str | None = None) -> None:
+    """Write every change to the store's audit log, with before and after.
+
+    The limits are already changed when this runs: a failure says so, so nobody takes it for a refusal.
+    """
     if not changes:
         return
-    from factoryctl.store import open_store
     from factoryctl.store.rows import AuditEntry
+    from factoryctl.store.sqlite import StoreError
 
-    now, user = time.time(), getpass.getuser()
+    now, user = time.time(), login_name()
     entries = [
         AuditEntry(now, c.node, c.gpu, action, c.before_w, c.enforced_w, c.clamped, user, reason) for c in changes
     ]
-    store = open_store(config.store_path)
     try:
         store.add_audit(entries)
-    finally:
-        store.close()
+    except StoreError as error:
+        gpus = f"{len(changes)} GPU{'' if len(changes) == 1 else 's'}"
+        raise StoreError(
+            f"the power limits of {gpus} were changed, but the audit log could not record it: {error.message}",
+            hint="see `factoryctl gpus` for the limits now in force; then check the store (`controller status`).",
+        ) from error

@@ -7,7 +7,6 @@ Textual.
 
 from __future__ import annotations
 
-import getpass
 from typing import TYPE_CHECKING
 
 from factoryctl.tui.services import DashboardEvent, FactorySnapshot
@@ -74,11 +73,3 @@ def assemble_snapshot(
 def dashboard_event(event: Event) -> DashboardEvent:
     """A stored or freshly judged event as the events panel shows it."""
     return DashboardEvent(event.time, event.node, event.kind, event.message, event.severity)
-
-
-def dashboard_user() -> str:
-    """The login name written with drains and audited power changes ("unknown" when there is none)."""
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"

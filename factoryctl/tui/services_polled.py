@@ -22,11 +22,12 @@ from factoryctl.config import FactoryConfig
 from factoryctl.errors import FactoryError, NodeError, UsageError
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.model.telemetry import NodeSample
+from factoryctl.store.who import login_name
 from factoryctl.transport.fanout import as_node_error
 from factoryctl.tui.grid import GridPrice
 from factoryctl.tui.history import RecentHistory
 from factoryctl.tui.services import DashboardEvent, FactorySnapshot, NodeHistory
-from factoryctl.tui.services_base import ConfiguredServices, assemble_snapshot, dashboard_event, dashboard_user
+from factoryctl.tui.services_base import ConfiguredServices, assemble_snapshot, dashboard_event
 
 #: The state a node shows until its first sample or failure (never waited for: rows appear as nodes answer).
 CONNECTING = "connecting"
@@ -189,7 +190,7 @@ class PolledServices(ConfiguredServices):
         self._store: Any = self._open_store() if use_store else None
         self._links = {spec.name: _NodeLink(spec, self) for spec in self.specs}
         self._started = False
-        self._user = dashboard_user()
+        self._user = login_name()
 
     # ------------------------------------------------------------------ lifecycle
 

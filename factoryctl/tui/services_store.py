@@ -16,10 +16,11 @@ from typing import Any
 from factoryctl.config import FactoryConfig
 from factoryctl.errors import FactoryError, UsageError
 from factoryctl.model.telemetry import NodeSample
+from factoryctl.store.who import login_name
 from factoryctl.tui.grid import GridPrice
 from factoryctl.tui.history import RecentHistory
 from factoryctl.tui.services import FactorySnapshot, GpuHistory, NodeHistory
-from factoryctl.tui.services_base import ConfiguredServices, assemble_snapshot, dashboard_event, dashboard_user
+from factoryctl.tui.services_base import ConfiguredServices, assemble_snapshot, dashboard_event
 
 #: Per-GPU history shown on the node screen.
 NODE_HISTORY_S = 600.0
@@ -59,7 +60,7 @@ class StoreServices(ConfiguredServices):
         self.grid = GridPrice(config)
         self._store, self.writable = _open(config)
         self._backfilled = False
-        self._user = dashboard_user()
+        self._user = login_name()
 
     def close(self) -> None:
         """Close the store connection."""

@@ -73,3 +73,32 @@ def test_non_finite_watts_are_a_usage_error_before_any_node_is_contacted(cli, fa
     assert "dead" not in result.stderr  # no node was contacted
     assert "nodes check" not in result.stderr
     assert limits(cli, factory) == [700, 700, 700, 700]
+
+
+def test_a_store_that_cannot_record_the_change_refuses_it_before_any_node_is_touched(cli, factory):
+    """The audit log is opened first: the limits used to change and then the command failed with no record."""
+    from factoryctl.config import load_config
+
+    store_path = load_config(factory).store_path
+    store_path.mkdir(parents=True)  # a directory where the database should be
+    result = cli("--config", str(factory), "power", "set", "n1", "--watts", "400")
+    assert result.exit_code == 1
+    assert "store" in result.stderr and "Traceback" not in result.stderr
+    assert "dead" not in result.stderr  # no node was contacted
+    assert limits(cli, factory) == [700, 700, 700, 700]
+
+
+def test_an_audit_write_that_fails_after_the_change_says_the_limits_changed(factory, tmp_path):
+    from factoryctl.power.limits import LimitChange, record_audit
+    from factoryctl.store.sqlite import Store, StoreError, open_store
+
+    path = tmp_path / "audit.db"
+    open_store(path).close()
+    readonly = Store(path, readonly=True)
+    try:
+        with pytest.raises(StoreError) as raised:
+            record_audit(readonly, [LimitChange("n1", 0, 700.0, 400.0, False)], "set")
+    finally:
+        readonly.close()
+    assert raised.value.message.startswith("the power limits of 1 GPU were changed, but the audit log could not")
+    assert "factoryctl gpus" in (raised.value.hint or "")

@@ -1,0 +1,18 @@
+"""Who made a change: the login name written with every drain and audited power-limit change.
+
+`getpass.getuser()` raises where the uid has no passwd entry and USER/LOGNAME are unset (a container started with
+an arbitrary uid, a cron job with a bare environment); the change itself must not fail on that, and the record
+says "unknown" rather than nothing.
+"""
+
+from __future__ import annotations
+
+import getpass
+
+
+def login_name() -> str:
+    """The login name of this process's user, or "unknown" when the system has none."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
