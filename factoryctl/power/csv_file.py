@@ -33,6 +33,23 @@ def read_csv_rows(
     """
     text = read_utf8(path, file_kind, "check the path and that the file is readable.")
     reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        return _rows(path, reader, columns, parse_row, (file_kind, row_kind, columns_hint))
+    except csv.Error as exc:  # a line the csv module cannot read at all (a field over its 128 KiB limit)
+        raise UsageError(
+            f"{path}:{reader.line_num + 1}: cannot read this line as CSV ({exc})", hint=columns_hint
+        ) from None
+
+
+def _rows(
+    path: Path,
+    reader: csv.DictReader[str],
+    columns: Sequence[str],
+    parse_row: Callable[[dict[str, str]], T],
+    kinds: tuple[str, str, str],
+) -> list[T]:
+    """`read_csv_rows` on an open reader; `kinds` is (file_kind, row_kind, columns_hint)."""
+    file_kind, row_kind, columns_hint = kinds
     missing = [c for c in columns if c not in (reader.fieldnames or [])]
     if missing:
         raise UsageError(f"{path}:1: the {file_kind} lacks column(s) {', '.join(missing)}", hint=columns_hint)

@@ -150,9 +150,20 @@ def parse_row(row: dict[str, str], where: str) -> TraceJob:
 def parse_trace(lines: Iterable[str], source: str = "trace") -> list[TraceJob]:
     """Parse a whole trace; missing columns, bad values, duplicate ids and an empty trace are usage errors.
 
-    Errors name `source` and the line (blank lines counted), and carry a hint.
+    Errors name `source` and the line (blank lines counted), and carry a hint. So does a line the csv module
+    cannot read at all (a field over its 128 KiB limit).
     """
     reader = csv.DictReader(lines)
+    try:
+        return _parse(reader, source)
+    except csv.Error as error:
+        raise UsageError(
+            f"{source}:{reader.line_num + 1}: cannot read this line as CSV ({error})", _FORMAT_HINT
+        ) from None
+
+
+def _parse(reader: csv.DictReader[str], source: str) -> list[TraceJob]:
+    """`parse_trace` on an open reader."""
     first = next(reader.reader, None)
     while first is not None and not any(field.strip() for field in first):  # blank lines before the header
         first = next(reader.reader, None)

@@ -42,6 +42,10 @@ BAD_FILES = {
         HEADER + b"2023-11-15T01:00:00Z,20\n2023-11-15T00:00:00Z,10\n",
         ":3: bad price row: 2023-11-15T00:00:00Z repeats or goes back",
     ),
+    "field over the csv limit": (
+        HEADER + ROWS + b'2023-11-15T02:00:00Z,"' + b"1" * 200_000 + b'"\n',
+        ":4: cannot read this line as CSV (field larger than field limit (131072)).",
+    ),
 }
 
 

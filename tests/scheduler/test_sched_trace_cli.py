@@ -50,6 +50,7 @@ def test_walltime_shorter_than_duration_cuts_the_run():
         ("job_id,submit_time_s,duration_s,num_gpus,priority\na,0,5,1,1e308\n", "priority must be an integer from"),
         ("job_id,submit_time_s,duration_s,num_gpus,gpus_per_node\na,0,5,12,5\n", "does not split"),
         ("job_id,submit_time_s,duration_s,num_gpus\n", "has no jobs"),
+        ('job_id,submit_time_s,duration_s,num_gpus\na,0,5,1\nb,0,5,"' + "x" * 200_000 + '"\n', r"t.csv:3: cannot read"),
         ("", "missing column"),
     ],
 )
