@@ -16,6 +16,8 @@ import typer
 from factoryctl.cli import context
 
 if TYPE_CHECKING:
+    from http.server import BaseHTTPRequestHandler
+
     from factoryctl.config import FactoryConfig
 
 
@@ -62,6 +64,39 @@ class MetricsSource:
 MIN_INTERVAL_CHECK = context.seconds_check("--min-interval", 0.0, "5")
 
 
+#: Seconds a scraper's connection may sit idle (a client that connects and sends nothing must not keep a thread).
+CLIENT_TIMEOUT_S = 10.0
+
+
+def metrics_handler(source: MetricsSource) -> type[BaseHTTPRequestHandler]:
+    """The request handler serving `source` at /metrics: 404 elsewhere, 503 when the text cannot be produced."""
+    from http.server import BaseHTTPRequestHandler  # here: http.server costs 25 ms of every CLI start
+
+    class Handler(BaseHTTPRequestHandler):
+        timeout = CLIENT_TIMEOUT_S
+
+        def do_GET(self) -> None:
+            if self.path.split("?")[0] != "/metrics":
+                self.send_error(404, "only /metrics is served")
+                return
+            try:
+                body = source.text().encode()
+            except Exception as exc:  # one failed scrape must not kill the exporter nor print a traceback
+                sys.stderr.write(f"factoryctl: metrics: could not refresh: {exc}\n")
+                self.send_error(503, "metrics are unavailable right now")
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    return Handler
+
+
 def register(app: typer.Typer) -> None:
     """Add `metrics` (with its `serve` command) to the root app."""
     metrics_app = typer.Typer(no_args_is_help=True, help="Prometheus metrics (dcgm-exporter names).")
@@ -78,7 +113,7 @@ def register(app: typer.Typer) -> None:
         timeout: float = context.timeout_option(15.0, help="Seconds to wait for each node when polling."),
     ) -> None:
         """Serve /metrics for Prometheus until Ctrl-C (exit 130, as any command's Ctrl-C)."""
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from http.server import ThreadingHTTPServer
 
         from factoryctl.errors import UsageError
         from factoryctl.telemetry.poll import check_agent_cache
@@ -86,23 +121,8 @@ def register(app: typer.Typer) -> None:
         source = MetricsSource(context.load(ctx), min_interval, timeout)
         check_agent_cache(source.config.nodes.values())  # before serving, not as a failed scrape
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                if self.path.split("?")[0] != "/metrics":
-                    self.send_error(404, "only /metrics is served")
-                    return
-                body = source.text().encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
         try:
-            server = ThreadingHTTPServer((address, port), Handler)
+            server = ThreadingHTTPServer((address, port), metrics_handler(source))
         except OSError as exc:
             raise UsageError(f"cannot listen on {address}:{port}: {exc.strerror}.", "pick another --port.") from None
         sys.stderr.write(f"serving http://{address}:{server.server_address[1]}/metrics\n")

@@ -8,6 +8,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from factoryctl.config import parse_config
 from factoryctl.model.telemetry import GpuSample, NodeSample
 from factoryctl.telemetry.prometheus import render
@@ -102,3 +104,33 @@ def test_last_xid_and_lost_gpus_are_exported() -> None:
     assert 'factoryctl_gpu_lost{gpu="0",UUID="GPU-ok",device="nvidia0",modelName="",Hostname="n1"} 0' in text
     for line in text.splitlines():
         assert line.startswith("# ") or LINE.match(line), line
+
+
+class _Failing:
+    def text(self) -> str:
+        raise RuntimeError("the store is on fire")
+
+
+def test_a_failed_refresh_is_a_503_and_an_idle_client_is_dropped(monkeypatch) -> None:
+    """A scrape that cannot be answered gets 503 (it was a traceback); a silent client does not hold a thread."""
+    import socket
+    import urllib.error
+    from http.server import ThreadingHTTPServer
+
+    from factoryctl.cli import metrics
+
+    monkeypatch.setattr(metrics, "CLIENT_TIMEOUT_S", 0.5)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), metrics.metrics_handler(_Failing()))  # type: ignore[arg-type]
+    runner = threading.Thread(target=server.serve_forever, daemon=True)
+    runner.start()
+    try:
+        port = server.server_address[1]
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10)
+        assert refused.value.code == 503
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as idle:
+            assert idle.recv(1) == b""  # the server hung up on the silent client (recv would time out otherwise)
+    finally:
+        server.shutdown()
+        server.server_close()
+    runner.join(10)
