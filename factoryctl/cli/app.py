@@ -27,7 +27,6 @@ NOUNS: tuple[tuple[str, str, str], ...] = (
     ("nodes", "nodes", "List, trust, check, drain and resume nodes."),
     ("sim", "sim", "Inject faults into simulated nodes."),
     ("telemetry", "telemetry", "Collect, store and export telemetry."),
-    ("jobs", "jobs", "Submit and follow gang-scheduled GPU jobs."),
     ("sched", "sched", "Replay a job trace through the scheduler and explain its decisions."),
     ("price", "price", "Grid electricity prices."),
     ("power", "power", "Grid-price power-capping policies."),
@@ -87,26 +86,19 @@ def root(
     ctx.obj = GlobalOptions(config=config, quiet=quiet, debug=debug)
 
 
-def _cli_module(name: str) -> Any | None:
-    """Import `factoryctl.cli.<name>`, or None while that module does not exist yet."""
-    try:
-        return importlib.import_module(f"factoryctl.cli.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"factoryctl.cli.{name}":
-            raise
-        return None
+def _cli_module(name: str) -> Any:
+    """Import `factoryctl.cli.<name>` (a missing one is a packaging bug and fails loudly)."""
+    return importlib.import_module(f"factoryctl.cli.{name}")
 
 
 def _register_all() -> None:
     for module_name, noun, help_text in NOUNS:
         module = _cli_module(module_name)
-        if module is None:
-            continue
-        for verb_module in filter(None, map(_cli_module, VERB_MODULES.get(noun, ()))):
+        for verb_module in map(_cli_module, VERB_MODULES.get(noun, ())):
             verb_module.register(module.app)
         module.app.rich_markup_mode = None  # plain help: rich's renderer would triple start-up time
         app.add_typer(module.app, name=noun, help=help_text)
-    for module in filter(None, map(_cli_module, COMMAND_MODULES)):
+    for module in map(_cli_module, COMMAND_MODULES):
         module.register(app)
 
 

@@ -2,13 +2,18 @@
 
 A controller started after the dashboard opened takes over (the dashboard's agent sessions close); one that stops
 hands back to the embedded collector. The check is cheap (a lock probe and one query) and runs every few seconds
-inside `snapshot()`, which the app already calls from a worker thread. Imports no Textual.
+inside `snapshot()`, which the app already calls from a worker thread. Actions (drain, power cap) run on other
+worker threads at the same time: a source being replaced is closed only once no call is using it. Imports no
+Textual.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
+from collections import deque
+from collections.abc import Iterator
 from typing import Any
 
 from factoryctl.config import FactoryConfig
@@ -17,6 +22,8 @@ from factoryctl.tui.services_base import ConfiguredServices
 
 #: How often to look for a controller starting or stopping.
 CHECK_EVERY_S = 5.0
+#: Source-change notes kept for the events panel (a flapping controller must not grow them without end).
+MAX_NOTES = 20
 
 
 class AutoServices(ConfiguredServices):
@@ -27,10 +34,13 @@ class AutoServices(ConfiguredServices):
         self.target = target
         self.check_every_s = check_every_s
         self.specs = config.resolve_target(target)  # a bad TARGET fails here, before any session starts
-        self._delegate: Any = None
+        self._delegate: DashboardServices | None = None
         self.source = ""
         self._checked = 0.0
-        self._notes: list[DashboardEvent] = []
+        self._notes: deque[DashboardEvent] = deque(maxlen=MAX_NOTES)
+        self._lock = threading.Lock()
+        self._calls = 0  # calls in progress on a delegate
+        self._retired: list[DashboardServices] = []  # replaced delegates, closed once no call uses them
         self._choose(first=True)
 
     def _choose(self, first: bool = False) -> None:
@@ -40,11 +50,13 @@ class AutoServices(ConfiguredServices):
         wanted = "store" if controller_is_live(self.config) else "agents"
         if wanted == self.source:
             return
-        old, self._delegate = self._delegate, self._open(wanted)
-        self.source = wanted
-        if old is not None:
-            with contextlib.suppress(Exception):
-                old.close()
+        fresh = self._open(wanted)
+        with self._lock:
+            old, self._delegate = self._delegate, fresh
+            self.source = wanted
+            if old is not None:
+                self._retired.append(old)
+        self._close_retired()
         if not first:
             text = (
                 "a controller is running: reading its store"
@@ -52,6 +64,29 @@ class AutoServices(ConfiguredServices):
                 else "the controller stopped: collecting from the nodes directly"
             )
             self._notes.append(DashboardEvent(time.time(), None, "source", text, "warning"))
+
+    def _close_retired(self) -> None:
+        """Close the replaced delegates if no call is using any delegate now."""
+        with self._lock:
+            if self._calls:
+                return
+            retired, self._retired = self._retired, []
+        for old in retired:
+            with contextlib.suppress(Exception):
+                old.close()
+
+    @contextlib.contextmanager
+    def _using(self) -> Iterator[DashboardServices]:
+        """The delegate in use now, kept open for the duration of one call."""
+        with self._lock:
+            self._calls += 1
+            delegate = self.delegate
+        try:
+            yield delegate
+        finally:
+            with self._lock:
+                self._calls -= 1
+            self._close_retired()
 
     def _open(self, source: str) -> DashboardServices:
         if source == "store":
@@ -65,13 +100,16 @@ class AutoServices(ConfiguredServices):
     @property
     def delegate(self) -> DashboardServices:
         """The services in use now."""
-        return self._delegate  # type: ignore[no-any-return]
+        if self._delegate is None:
+            raise RuntimeError("AutoServices has no source yet")
+        return self._delegate
 
     def snapshot(self) -> FactorySnapshot:
         """The delegate's snapshot, after switching source if the controller started or stopped."""
         if time.monotonic() - self._checked >= self.check_every_s:
             self._choose()
-        snapshot = self.delegate.snapshot()
+        with self._using() as delegate:
+            snapshot = delegate.snapshot()
         if not self._notes:
             return snapshot
         from dataclasses import replace
@@ -81,20 +119,29 @@ class AutoServices(ConfiguredServices):
 
     def node_history(self, node: str) -> NodeHistory:
         """From the delegate."""
-        return self.delegate.node_history(node)
+        with self._using() as delegate:
+            return delegate.node_history(node)
 
     def drain(self, node: str, reason: str) -> None:
         """Through the delegate (both write the store)."""
-        self.delegate.drain(node, reason)
+        with self._using() as delegate:
+            delegate.drain(node, reason)
 
     def resume(self, node: str) -> None:
         """Through the delegate."""
-        self.delegate.resume(node)
+        with self._using() as delegate:
+            delegate.resume(node)
 
     def set_power_cap(self, node: str, watts: float) -> list[dict[str, Any]]:
         """Through the delegate (its session, or one audited request while a controller runs)."""
-        return self.delegate.set_power_cap(node, watts)
+        with self._using() as delegate:
+            return delegate.set_power_cap(node, watts)
 
     def close(self) -> None:
-        """Close the delegate."""
+        """Close the delegate and any replaced one (the dashboard is quitting: calls still running are abandoned)."""
+        with self._lock:
+            retired, self._retired = self._retired, []
+        for old in retired:
+            with contextlib.suppress(Exception):
+                old.close()
         self.delegate.close()

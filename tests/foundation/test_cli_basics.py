@@ -197,3 +197,19 @@ def test_console_script_runs_out_of_process(tmp_path):
     )
     assert result.returncode == 0
     assert __version__ in result.stdout
+
+
+def test_every_listed_noun_verb_and_command_registers(cli):
+    """A command module that cannot be found is an error, not a command that silently vanishes from the CLI."""
+    from factoryctl.cli.app import COMMAND_MODULES, NOUNS, VERB_MODULES
+
+    names = {noun for _, noun, _ in NOUNS} | {
+        "init", "gpus", "exec", "demo", "dash", "events", "audit", "metrics", "completion",
+    }  # fmt: skip
+    for name in sorted(names):
+        result = cli(name, "--help")
+        assert result.exit_code == 0, (name, result.stderr)
+    assert len(COMMAND_MODULES) == 8 and set(VERB_MODULES) <= names
+    assert cli("sched", "explain", "--help").exit_code == 0
+    assert cli("power", "set", "--help").exit_code == 0
+    assert cli("nodes", "drain", "--help").exit_code == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from pathlib import Path
 
@@ -168,3 +169,50 @@ def test_a_controller_starting_and_stopping_switches_the_source(config) -> None:
     finally:
         lock.release()
         services.close()
+
+
+class _SlowDrain:
+    """A source whose drain blocks until released, recording whether it was closed while draining."""
+
+    def __init__(self) -> None:
+        self.entered, self.release = threading.Event(), threading.Event()
+        self.closed = False
+        self.closed_mid_call = False
+
+    def drain(self, node: str, reason: str) -> None:
+        self.entered.set()
+        self.release.wait(10)
+        self.closed_mid_call = self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_source_switch_waits_for_a_running_action_before_closing_the_old_source(config, monkeypatch) -> None:
+    """The snapshot thread switched and closed the source while an action thread was still inside it."""
+    from factoryctl.tui import services_auto, services_store
+
+    live = [False]
+    monkeypatch.setattr(services_store, "controller_is_live", lambda config: live[0])
+    opened: list[_SlowDrain] = []
+
+    def fake_open(self, source: str) -> _SlowDrain:
+        opened.append(_SlowDrain())
+        return opened[-1]
+
+    monkeypatch.setattr(services_auto.AutoServices, "_open", fake_open)
+    services = services_auto.AutoServices(config, "demo01", check_every_s=0.0)
+    first = opened[0]
+    action = threading.Thread(target=services.drain, args=("demo01", "maintenance"))
+    action.start()
+    assert first.entered.wait(10)
+    live[0] = True
+    services._choose()  # what the snapshot thread does when the controller starts
+    assert services.delegate is opened[1]
+    assert not first.closed  # still in use by the drain
+    first.release.set()
+    action.join(10)
+    assert not first.closed_mid_call
+    assert first.closed  # closed as soon as the drain returned
+    services.close()
+    assert opened[1].closed
