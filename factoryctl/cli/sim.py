@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from factoryctl.cli import context
+
+if TYPE_CHECKING:
+    from factoryctl.model.inventory import NodeSpec
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -28,15 +31,16 @@ def _fault(xid: int | None, switches: dict[str, bool]) -> dict[str, Any]:
     return chosen[0]
 
 
-def _check_gpus(nodes: list[Any], gpus: list[int] | None) -> None:
+def _check_gpus(nodes: list[NodeSpec], gpus: list[int] | None) -> None:
     """Refuse GPU indexes a simulated node does not have (its `sim.gpus`) before touching any node."""
     from factoryctl.errors import UsageError
 
     for node in nodes:
-        missing = sorted(set(gpus or ()) - set(range(node.sim.gpus)))
+        count = node.sim.gpus if node.sim is not None else 0  # only simulated nodes get here
+        missing = sorted(set(gpus or ()) - set(range(count)))
         if missing:
             raise UsageError(
-                f"{node.name} has no GPU {missing[0]} (it has GPUs 0-{node.sim.gpus - 1}); nothing was injected.",
+                f"{node.name} has no GPU {missing[0]} (it has GPUs 0-{count - 1}); nothing was injected.",
                 f"see `factoryctl gpus {node.name}`.",
             )
 
@@ -66,7 +70,7 @@ def inject(
     from factoryctl.cli.render import report_node_errors
     from factoryctl.config import parse_gpu_target
     from factoryctl.errors import NodeError, UsageError, most_severe
-    from factoryctl.telemetry.poll import check_agent_cache, fan_out, open_transport
+    from factoryctl.telemetry.poll import agent_session, check_agent_cache, fan_out
 
     fault = _fault(xid, {"ecc": ecc, "lost": lost, "reset": reset, "reboot": reboot, "hot": hot})
     config = context.load(ctx)
@@ -81,16 +85,9 @@ def inject(
     _check_gpus(nodes, gpus)
     check_agent_cache(nodes)
 
-    def inject_one(node: Any) -> dict[str, Any]:
-        transport = open_transport(node, config, timeout)
-        try:
-            session = transport.start_agent(timeout)
-            try:
-                return session.request("inject", timeout=timeout, gpus=gpus, **fault)
-            finally:
-                session.close()
-        finally:
-            transport.close()
+    def inject_one(node: NodeSpec) -> dict[str, Any]:
+        with agent_session(node, config, timeout) as session:
+            return session.request("inject", timeout=timeout, gpus=gpus, **fault)
 
     outcomes = fan_out(nodes, inject_one)
     errors = [o for _, o in outcomes if isinstance(o, NodeError)]

@@ -20,7 +20,7 @@ from factoryctl.errors import NodeError, UsageError
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.model.telemetry import NodeSample
 from factoryctl.store.who import login_name
-from factoryctl.telemetry.poll import check_agent_cache, fan_out, open_transport, poll_nodes
+from factoryctl.telemetry.poll import agent_session, check_agent_cache, fan_out, poll_nodes
 
 if TYPE_CHECKING:
     from factoryctl.store.sqlite import Store
@@ -131,18 +131,11 @@ def _change(
     config: FactoryConfig, node: NodeSpec, gpus: list[int] | None, watts: float | None, clamp: bool, timeout: float
 ) -> list[LimitChange]:
     """Ask one node's agent to set (or reset) the limits; its answers, GPU by GPU."""
-    transport = open_transport(node, config, timeout)
-    try:
-        session = transport.start_agent(timeout)
-        try:
-            if watts is None:
-                answers = session.request("reset_power_limit", timeout=timeout, gpus=gpus).get("gpus") or []
-            else:
-                answers = session.set_power_limit(watts, gpus, clamp, timeout)
-        finally:
-            session.close()
-    finally:
-        transport.close()
+    with agent_session(node, config, timeout) as session:
+        if watts is None:
+            answers = session.request("reset_power_limit", timeout=timeout, gpus=gpus).get("gpus") or []
+        else:
+            answers = session.set_power_limit(watts, gpus, clamp, timeout)
     return [
         LimitChange(node.name, int(a["index"]), a.get("before_w"), float(a["enforced_w"]), bool(a.get("clamped")))
         for a in answers

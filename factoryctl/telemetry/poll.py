@@ -6,8 +6,9 @@ a bounded pool, so one slow or dead node never blocks the others, and partial re
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from factoryctl.config import FactoryConfig
@@ -16,6 +17,7 @@ from factoryctl.model.inventory import NodeSpec
 from factoryctl.model.telemetry import NodeSample
 from factoryctl.transport.base import NodeTransport
 from factoryctl.transport.fanout import as_node_error, fan_out
+from factoryctl.transport.session import AgentSession
 
 DEFAULT_FANOUT = 64
 __all__ = [
@@ -68,17 +70,24 @@ def down_sample(node: str, error: NodeError) -> NodeSample:
     return NodeSample(node=node, time=time.time(), state=state, error=error.kind, message=error.message)
 
 
-def sample_node(node: NodeSpec, config: FactoryConfig, timeout: float) -> NodeSample:
-    """Start the node's agent, take one sample, and shut it down."""
+@contextlib.contextmanager
+def agent_session(node: NodeSpec, config: FactoryConfig, timeout: float) -> Iterator[AgentSession]:
+    """The node's agent for one short exchange: transport opened, agent started, both closed afterwards."""
     transport = open_transport(node, config, timeout)
     try:
         session = transport.start_agent(timeout)
         try:
-            return session.sample(timeout)
+            yield session
         finally:
             session.close()
     finally:
         transport.close()
+
+
+def sample_node(node: NodeSpec, config: FactoryConfig, timeout: float) -> NodeSample:
+    """Start the node's agent, take one sample, and shut it down."""
+    with agent_session(node, config, timeout) as session:
+        return session.sample(timeout)
 
 
 def poll_nodes(

@@ -16,7 +16,7 @@ import contextlib
 import threading
 import time
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from factoryctl.config import FactoryConfig
 from factoryctl.errors import FactoryError, NodeError, UsageError
@@ -28,6 +28,11 @@ from factoryctl.tui.grid import GridPrice
 from factoryctl.tui.history import RecentHistory
 from factoryctl.tui.services import DashboardEvent, FactorySnapshot, NodeHistory
 from factoryctl.tui.services_base import ConfiguredServices, assemble_snapshot, dashboard_event
+
+if TYPE_CHECKING:
+    from factoryctl.store.sqlite import Store
+    from factoryctl.transport.base import NodeTransport
+    from factoryctl.transport.session import AgentSession
 
 #: The state a node shows until its first sample or failure (never waited for: rows appear as nodes answer).
 CONNECTING = "connecting"
@@ -44,8 +49,8 @@ class _NodeLink:
     def __init__(self, spec: NodeSpec, owner: PolledServices) -> None:
         self.spec = spec
         self.owner = owner
-        self.session: Any = None
-        self.transport: Any = None
+        self.session: AgentSession | None = None
+        self.transport: NodeTransport | None = None
         self.latest: NodeSample | None = None
         self.latest_mono = 0.0
         self.failure: NodeError | None = None
@@ -60,14 +65,15 @@ class _NodeLink:
         stop = self.owner.stop_event
         while not stop.is_set():
             try:
-                if not self._connect():
+                session = self._connect()
+                if session is None:
                     continue  # closed while connecting: `finally` releases what was opened
                 attempt = 0
-                while not stop.is_set() and self.session.failure is None:
+                while not stop.is_set() and session.failure is None:
                     stop.wait(0.1)
                     self.judge()  # a silent agent degrades, then goes down, with no sample to say so
-                if self.session.failure is not None:
-                    self._fail(self.session.failure)
+                if session.failure is not None:
+                    self._fail(session.failure)
             except Exception as exc:
                 self._fail(as_node_error(self.spec.name, exc))
             finally:
@@ -76,8 +82,8 @@ class _NodeLink:
                 stop.wait(RECONNECT_BACKOFF_S[min(attempt, len(RECONNECT_BACKOFF_S) - 1)])
                 attempt += 1
 
-    def _connect(self) -> bool:
-        """Open the transport, start the agent, stream; False when `close()` came meanwhile (nothing more started)."""
+    def _connect(self) -> AgentSession | None:
+        """Open the transport, start the agent, stream; None when `close()` came meanwhile (nothing more started)."""
         from factoryctl.telemetry.poll import open_transport
 
         stop, timeout = self.owner.stop_event, self.owner.connect_timeout_s
@@ -85,13 +91,13 @@ class _NodeLink:
         try:
             self.transport = open_transport(self.spec, self.owner.config, timeout)
             if stop.is_set():
-                return False
-            self.session = self.transport.start_agent(timeout)
+                return None
+            self.session = session = self.transport.start_agent(timeout)
             if stop.is_set():
-                return False
+                return None
             slow = self.owner.config.settings.controller.slow_interval_s
-            self.session.stream(self.owner.interval_s, self._on_sample, timeout=timeout, slow_interval_s=slow)
-            return True
+            session.stream(self.owner.interval_s, self._on_sample, timeout=timeout, slow_interval_s=slow)
+            return session
         finally:
             self.connecting = False
 
@@ -187,14 +193,14 @@ class PolledServices(ConfiguredServices):
         self._events: deque[DashboardEvent] = deque(maxlen=500)
         self._events_lock = threading.Lock()
         self._drained: dict[str, str] = {}
-        self._store: Any = self._open_store() if use_store else None
+        self._store: Store | None = self._open_store() if use_store else None
         self._links = {spec.name: _NodeLink(spec, self) for spec in self.specs}
         self._started = False
         self._user = login_name()
 
     # ------------------------------------------------------------------ lifecycle
 
-    def _open_store(self) -> Any:
+    def _open_store(self) -> Store | None:
         try:
             from factoryctl.store import open_store
 

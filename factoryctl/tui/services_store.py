@@ -11,7 +11,7 @@ import contextlib
 import time
 from collections import defaultdict
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from factoryctl.config import FactoryConfig
 from factoryctl.errors import FactoryError, UsageError
@@ -21,6 +21,9 @@ from factoryctl.tui.grid import GridPrice
 from factoryctl.tui.history import RecentHistory
 from factoryctl.tui.services import FactorySnapshot, GpuHistory, NodeHistory
 from factoryctl.tui.services_base import ConfiguredServices, assemble_snapshot, dashboard_event
+
+if TYPE_CHECKING:
+    from factoryctl.store.sqlite import Store
 
 #: Per-GPU history shown on the node screen.
 NODE_HISTORY_S = 600.0
@@ -169,7 +172,7 @@ class StoreServices(ConfiguredServices):
         ]
 
 
-def _open(config: FactoryConfig) -> tuple[Any, bool]:
+def _open(config: FactoryConfig) -> tuple[Store, bool]:
     """The store read-write, or read-only when this user may not write it (a root controller's store)."""
     from factoryctl.store.sqlite import Store, StoreError, open_store
 

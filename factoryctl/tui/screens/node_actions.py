@@ -5,6 +5,7 @@ Read-only mode hides them (`check_action` returns False, so they vanish from the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from textual import work
@@ -120,7 +121,7 @@ class NodeActionsScreen(Screen[None]):
 
         self._run(call, None)
 
-    def _run(self, call: Any, success: str | None) -> None:
+    def _run(self, call: Callable[[], object], success: str | None) -> None:
         """Run `call` (in the worker thread) and report back on the UI thread."""
         try:
             result = call()
