@@ -1,11 +1,14 @@
 """Telemetry snapshots: one `GpuSample` per GPU and one `NodeSample` per node, frozen so the UI can share them.
 
 Field names are the JSON contract of `factoryctl gpus` / `nodes` (DESIGN.md, GPU and Node fields): SI units in the
-name, `None` when the driver does not support a value, with the reason in `null_reasons`.
+name, `None` when the driver does not support a value, with the reason in `null_reasons`. A value from the wire that
+is not what its field holds (a string or a boolean where a number goes, NaN, infinity) is `None` too, with the reason
+`invalid`: one bad value from one agent must not reach the store, where it would fail every other node's rows.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -92,19 +95,113 @@ class GpuSample:
 
     @classmethod
     def from_json(cls, node: str, data: dict[str, Any]) -> GpuSample:
-        """Build from the agent's wire form (unknown keys ignored, so agents may be newer)."""
+        """Build from the agent's wire form (unknown keys ignored, so agents may be newer).
+
+        A value of the wrong type becomes `None` with the reason `invalid` (see the module docstring); only an entry
+        that is not an object, or has no integer `index`, is refused (ValueError), since it names no GPU at all.
+        """
+        if not isinstance(data, dict):
+            raise ValueError(f"a GPU entry is not an object: {data!r:.80}")
+        index = data.get("index")
+        if type(index) is not int:
+            raise ValueError(f"a GPU entry has no integer index: {index!r:.80}")
         kwargs = {k: v for k, v in data.items() if k in _PLAIN_GPU_KEYS}
-        kwargs["throttle_reasons"] = tuple(data.get("throttle_reasons") or ())
-        kwargs["null_reasons"] = dict(data.get("null_reasons") or {})
+        reasons = _null_reasons(data.get("null_reasons"))
+        for key in _CHECKED_KEYS.intersection(kwargs):
+            value = kwargs[key]
+            if value is not None:
+                kwargs[key] = checked = _VALIDATORS[key](value)
+                if checked is None:
+                    reasons.setdefault(key, INVALID)
+        throttle = data.get("throttle_reasons") or ()
+        kwargs["throttle_reasons"] = names = _strings(throttle)
+        if not isinstance(throttle, list | tuple) or len(names) != len(throttle):
+            reasons.setdefault("throttle_reasons", INVALID)
+        kwargs["null_reasons"] = reasons
         procs = tuple(
-            GpuProcess(int(p["pid"]), p.get("used_memory_mib"), p.get("name")) for p in data.get("processes") or ()
+            GpuProcess(p["pid"], number_or_none(p.get("used_memory_mib")), _string_or_none(p.get("name")))
+            for p in _objects(data.get("processes"))
+            if type(p.get("pid")) is int
         )
-        xids = tuple(XidEvent(int(e["xid"]), e.get("time")) for e in data.get("xid_events") or () if "xid" in e)
+        xids = tuple(
+            XidEvent(e["xid"], number_or_none(e.get("time")))
+            for e in _objects(data.get("xid_events"))
+            if type(e.get("xid")) is int
+        )
         return cls(node=node, processes=procs, xid_events=xids, **kwargs)
+
+
+#: The null reason of a value the agent sent that its field cannot hold (a string for a number, NaN, ...).
+INVALID = "invalid"
+
+
+def number_or_none(value: object) -> float | int | None:
+    """`value` when it is a finite number (JSON's int or float; a boolean is not one), else None."""
+    if type(value) is int:
+        return value
+    if type(value) is float and math.isfinite(value):
+        return value
+    return None
+
+
+def _count_or_none(value: object) -> int | None:
+    """A whole number (ECC counts), else None."""
+    number = number_or_none(value)
+    if isinstance(number, float):
+        return int(number) if number.is_integer() else None
+    return number
+
+
+def _string_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _strings(value: object) -> tuple[str, ...]:
+    """The strings of a JSON list (anything else is no strings)."""
+    if not isinstance(value, list | tuple):
+        return ()
+    return tuple(v for v in value if isinstance(v, str))
+
+
+def _objects(value: object) -> list[dict[str, Any]]:
+    """The objects of a JSON list (anything else is none)."""
+    if not isinstance(value, list | tuple):
+        return []
+    return [v for v in value if isinstance(v, dict)]
+
+
+def _null_reasons(value: object) -> dict[str, str]:
+    if not isinstance(value, dict):
+        return {}
+    return {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, str)}
 
 
 #: Wire keys copied as they are (computed once: `from_json` runs for every GPU of every sample).
 _PLAIN_GPU_KEYS = frozenset(f.name for f in fields(GpuSample)) - {"node", "processes", "xid_events"}
+#: How each copied key is checked: the checked value, or None when the wire value is not one.
+_VALIDATORS: dict[str, Any] = {
+    "uuid": _string_or_none,
+    "name": _string_or_none,
+    "ecc_uncorrected": _count_or_none,
+    **{
+        name: number_or_none
+        for name in (
+            "utilization_pct",
+            "memory_used_mib",
+            "memory_total_mib",
+            "power_w",
+            "power_limit_w",
+            "power_limit_min_w",
+            "power_limit_max_w",
+            "power_limit_default_w",
+            "energy_j",
+            "temperature_c",
+            "temperature_slowdown_c",
+            "sm_clock_mhz",
+        )
+    },
+}
+_CHECKED_KEYS = frozenset(_VALIDATORS)
 
 
 @dataclass(frozen=True)

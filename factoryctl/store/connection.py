@@ -22,6 +22,7 @@ from factoryctl.model.telemetry import NodeSample
 from factoryctl.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 BUSY_TIMEOUT_S = 10.0
+MAX_REASON_BIT = 1 << 61  # throttle-reason bits are kept in a signed 64-bit column: 62 reasons at most
 
 
 class StoreError(FactoryError):
@@ -175,15 +176,27 @@ class StoreConnection:
 
     @contextlib.contextmanager
     def _transaction(self, doing: str) -> Iterator[sqlite3.Connection]:
+        """One write transaction; on any failure (the COMMIT's too) it is rolled back and the id caches forgotten.
+
+        The caches (node ids, throttle-reason bits, GPU facts) are filled inside transactions: after a rollback they
+        would name rows the table never got, and ids another process may then take for something else.
+        """
         with self._lock, self._translate(doing):
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
+                self._db.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
                     self._db.execute("ROLLBACK")
+                self._forget_cached_rows()
                 raise
-            self._db.execute("COMMIT")
+
+    def _forget_cached_rows(self) -> None:
+        """Drop what the caches learnt from the database; each is filled again, from the tables, when next needed."""
+        self._node_ids = {}
+        self._reason_bits = {}
+        self._gpu_info = {}
 
     def _query(self, sql: str, params: Sequence[Any] = (), doing: str = "read") -> list[tuple[Any, ...]]:
         with self._lock, self._translate(doing):
@@ -226,13 +239,23 @@ class StoreConnection:
         self._reason_bits = {str(n): int(b) for b, n in self._db.execute("SELECT bit, name FROM throttle_reason")}
 
     def _reason_bits_for(self, db: sqlite3.Connection, samples: Sequence[NodeSample]) -> dict[str, int]:
-        for sample in samples:
-            for gpu in sample.gpus:
-                for reason in gpu.throttle_reasons:
-                    if reason not in self._reason_bits and len(self._reason_bits) < 62:
-                        bit = 1 << len(self._reason_bits)
-                        db.execute("INSERT OR IGNORE INTO throttle_reason (bit, name) VALUES (?, ?)", (bit, reason))
-                        self._load_reasons_from(db)
+        """The bit of every throttle reason in `samples`, giving new reasons the next free bit (call in a transaction).
+
+        The cache only says which reasons are known; a new one's bit comes from the table, read inside this write
+        transaction (which holds the write lock): another process sharing the store may have taken bits since we
+        loaded them, and a bit taken twice would make one reason read as another.
+        """
+        new = {r for s in samples for g in s.gpus for r in g.throttle_reasons if r not in self._reason_bits}
+        if not new:
+            return self._reason_bits
+        self._load_reasons_from(db)
+        for reason in sorted(new.difference(self._reason_bits)):
+            used = max(self._reason_bits.values(), default=0)
+            bit = used << 1 if used else 1
+            if bit > MAX_REASON_BIT:
+                break  # more reasons than bits: the rest are not stored (NVML has about a dozen)
+            db.execute("INSERT INTO throttle_reason (bit, name) VALUES (?, ?)", (bit, reason))
+            self._reason_bits[reason] = bit
         return self._reason_bits
 
     def _load_reasons_from(self, db: sqlite3.Connection) -> None:

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from factoryctl.model.telemetry import GPU_FIELDS, GpuProcess, GpuSample, HostSample, NodeSample
+from factoryctl.model.telemetry import GPU_FIELDS, GpuSample, HostSample, NodeSample
 
 
 @dataclass(frozen=True)
@@ -100,8 +100,43 @@ def gpu_values(gpu: GpuSample, slow: bool, reason_bits: dict[str, int]) -> tuple
 
 
 def gpu_info(gpu: GpuSample) -> tuple[Any, ...]:
-    """The GPU's slow-changing facts (GPU_INFO_FIELDS order)."""
-    return tuple(getattr(gpu, name) for name in GPU_INFO_FIELDS)
+    """The GPU's slow-changing facts (GPU_INFO_FIELDS order); TypeError for a value SQLite cannot hold.
+
+    SQLite's own refusal would be a StoreError, which the writer keeps and retries: one bad value would then hold
+    back every sample of every node until the buffer drops them.
+    """
+    info = tuple(getattr(gpu, name) for name in GPU_INFO_FIELDS)
+    for name, value in zip(GPU_INFO_FIELDS, info, strict=True):
+        if value is not None and not isinstance(value, _SQL_TYPES):
+            raise TypeError(f"{name} is a {type(value).__name__}")
+    return info
+
+
+_SQL_TYPES = (str, int, float)
+_INT64 = range(-(2**63), 2**63)
+
+
+def encoding_problem(sample: NodeSample) -> str | None:
+    """Why `sample` cannot become rows (a value of the wrong type, NaN, out of range), or None when it can.
+
+    The store writer asks only after a batch failed to encode, to find and drop the culprit: checking every sample
+    up front would tax the controller's hot path for a fault the model's `from_json` already keeps off the wire.
+    """
+    problems = (TypeError, ValueError, OverflowError, AttributeError)
+    for gpu in sample.gpus:
+        try:
+            values = gpu_values(gpu, True, {})
+            gpu_info(gpu)
+        except problems as exc:
+            return f"GPU {gpu.index}: {exc}"
+        for column, value in zip((*RAW_COLUMNS, "throttle"), values, strict=True):
+            if value is not None and value not in _INT64:
+                return f"GPU {gpu.index}: {column} {value:.3g} is out of range"
+    try:
+        sample_to_json(sample)
+    except problems as exc:
+        return str(exc)
+    return None
 
 
 def reasons_from_mask(mask: int | None, bit_names: dict[int, str]) -> list[str]:
@@ -149,11 +184,7 @@ def sample_from_json(text: str) -> NodeSample:
     host = doc.get("host")
     gpus: list[GpuSample] = []
     for g in doc.get("gpus") or ():
-        gpu = GpuSample.from_json(node, g)
-        procs = tuple(
-            GpuProcess(int(p["pid"]), p.get("used_memory_mib"), p.get("name")) for p in g.get("processes") or ()
-        )
-        gpus.append(GpuSample(**{**vars(gpu), "processes": procs}))
+        gpus.append(GpuSample.from_json(node, g))
     return NodeSample(
         node=node,
         time=float(doc["time"]),

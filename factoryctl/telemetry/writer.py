@@ -4,7 +4,9 @@ Links hand samples over from their reader threads (`offer` only appends to a lis
 derives health events, picks the slow tier (temperature and ECC every `slow_interval_s`) and writes the batch.
 When the store cannot be written (read-only, full, locked), the batch stays in a bounded buffer and is retried next
 tick, so collection goes on and a passing fault loses nothing; only the oldest samples beyond the buffer are dropped
-and counted. It also keeps the figures the benchmarks report: sample-to-store latency, rows, duplicates, drops.
+and counted. A sample that can never be stored (a value of the wrong type, from a bug) is not such a fault: it is
+dropped and counted on its own, so it cannot hold back every other node's rows until the buffer gives them up.
+It also keeps the figures the benchmarks report: sample-to-store latency, rows, duplicates, drops.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 from factoryctl.errors import NodeError
 from factoryctl.model.telemetry import NodeSample
+from factoryctl.store import rows as store_rows
 from factoryctl.store.rows import Event, NodeState
 from factoryctl.store.sqlite import Store, StoreError
 from factoryctl.telemetry.health import NodeHealth, carry_forward, gpu_events, state_event
@@ -56,6 +59,7 @@ class StoreWriter:
         self.counters = collections.Counter[str]()
         self.store_error: StoreError | None = None
         self._last_error_log = 0.0
+        self._last_drop_log = float("-inf")
         self._stop = threading.Event()
         self._closing = False  # shutting down: silence from nodes is ours, not theirs
         self._thread: threading.Thread | None = None
@@ -138,16 +142,20 @@ class StoreWriter:
         incoming.sort(key=lambda s: s.time)
         for sample in incoming:
             before = self._previous.get(sample.node)
-            events.extend(gpu_events(before, sample))
-            sample = carry_forward(before, sample)
+            try:
+                found = gpu_events(before, sample)
+                sample = carry_forward(before, sample)
+            except (TypeError, ValueError, OverflowError) as exc:  # a value of the wrong type: see `_write`
+                self._drop(sample, str(exc))
+                continue
+            events.extend(found)
             self._previous[sample.node] = sample
             self._pending.append((sample, self._slow_due(sample)))
         self._trim(now)
         if not self._pending and not changes and not events:
             return 0
-        batch = list(self._pending)
         try:
-            inserted = self.store.write([s for s, _ in batch], [f for _, f in batch], changes, events)
+            inserted, batch = self._write(list(self._pending), changes, events)
         except StoreError as exc:
             self._store_failed(exc, changes, events)
             return 0
@@ -162,6 +170,43 @@ class StoreWriter:
             log.warning("the store accepts writes again; %d buffered samples written", len(batch))
             self.store_error = None
         return inserted
+
+    def _write(
+        self, batch: list[tuple[NodeSample, bool]], changes: list[NodeState], events: list[Event]
+    ) -> tuple[int, list[tuple[NodeSample, bool]]]:
+        """Write the batch; returns the rows inserted and the samples written.
+
+        A batch that cannot be encoded (TypeError, ValueError, OverflowError: never a StoreError, which means the
+        store refused) is checked sample by sample; the ones that cannot be stored are dropped and the rest written.
+        """
+        try:
+            return self.store.write([s for s, _ in batch], [f for _, f in batch], changes, events), batch
+        except (TypeError, ValueError, OverflowError):
+            good: list[tuple[NodeSample, bool]] = []
+            for sample, slow in batch:
+                problem = store_rows.encoding_problem(sample)
+                if problem is None:
+                    good.append((sample, slow))
+                else:
+                    self._drop(sample, problem)
+            if len(good) == len(batch):
+                raise  # not a sample's fault: the thread's catch-all logs it
+        self._pending = collections.deque(good)
+        return self.store.write([s for s, _ in good], [f for _, f in good], changes, events), good
+
+    def _drop(self, sample: NodeSample, problem: str) -> None:
+        """Drop a sample that can never be stored; logged at most once a minute (a broken agent sends one a tick)."""
+        self.counters["dropped"] += 1
+        self.counters["unstorable"] += 1
+        now = self._clock()
+        if now - self._last_drop_log >= 60:
+            log.warning(
+                "%s: a sample cannot be stored (%s); dropped it and stored the others (%d dropped so far).",
+                sample.node,
+                problem,
+                self.counters["unstorable"],
+            )
+            self._last_drop_log = now
 
     def _slow_due(self, sample: NodeSample) -> bool:
         last = self._last_slow.get(sample.node)

@@ -2,7 +2,9 @@
 
 The local transport hands it a subprocess's pipes, the SSH transport a channel's files; everything above talks to
 nodes only through this class. Every wait has a timeout, a dead or babbling agent becomes a `NodeError` of kind
-`agent`, and a refused request (`usage`) becomes a `UsageError` so nothing is changed silently.
+`agent`, and a refused request (`usage`) becomes a `UsageError` so nothing is changed silently. The reader thread
+never dies quietly: whatever ends it fails the session with a reason, so waiters wake at once and the caller, which
+watches `failure`, reconnects.
 """
 
 from __future__ import annotations
@@ -10,16 +12,21 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import logging
 import queue
 import threading
 from collections.abc import Callable
 from typing import IO, Any
 
 from factoryctl.errors import NodeError, UsageError
-from factoryctl.model.telemetry import GpuSample, HostSample, NodeSample
+from factoryctl.model.telemetry import GpuSample, HostSample, NodeSample, number_or_none
 
 PROTOCOL_VERSION = 1
 _CLOSED = object()
+#: What building a `NodeSample` from a wire sample raises when the sample is not one (a GPU that is not an object...).
+_MALFORMED = (TypeError, ValueError, AttributeError, KeyError)
+
+log = logging.getLogger("factoryctl.transport")
 
 
 class AgentSession:
@@ -46,6 +53,7 @@ class AgentSession:
         self._hello: queue.Queue[Any] = queue.Queue(maxsize=1)
         self.hello_info: dict[str, Any] = {}
         self.failure: NodeError | None = None
+        self.callback_errors = 0  # exceptions raised by `stream`'s on_sample (see `_deliver`)
         self._reader = threading.Thread(target=self._read_loop, name=f"agent-{node}", daemon=True)
         self._reader.start()
 
@@ -58,6 +66,9 @@ class AgentSession:
                     break
         except (OSError, ValueError) as exc:
             self._fail(f"the agent's output broke off ({exc})")
+        except Exception as exc:  # a bug of ours: still end the session with a reason, never with a dead thread
+            log.debug("%s: the agent session's reader failed", self.node, exc_info=True)
+            self._fail(f"the agent session failed ({type(exc).__name__}: {exc})")
         else:
             self._fail("the agent exited")
 
@@ -76,12 +87,40 @@ class AgentSession:
             self.hello_info = message
             self._hello.put(message)
         elif message.get("type") == "sample" and message.get("id") in self._streams:
-            self._streams[message["id"]](self._to_sample(message.get("result") or {}))
+            try:
+                sample = self._to_sample(message.get("result") or {})
+            except _MALFORMED as exc:
+                self._fail(f"the agent sent a malformed sample ({exc}): {line[:80].decode('utf-8', 'replace')!r}")
+                return False
+            self._deliver(self._streams[message["id"]], sample)
         else:
             waiter = self._pending.pop(message.get("id", -1), None)
             if waiter is not None:
                 waiter.put(message)
         return True
+
+    def _deliver(self, on_sample: Callable[[NodeSample], None], sample: NodeSample) -> None:
+        """Hand a streamed sample to the caller's callback; an exception from it is logged and counted, not fatal.
+
+        The callback is the caller's code (the controller's store sink, the dashboard's history), not the agent's:
+        the agent and its connection are fine. Failing the session would only make every link reconnect into the
+        same bug again and again, and would stop the replies to requests (power limits) this reader also delivers.
+        The first failure of a session is logged as one warning (a traceback only at debug level: on the dashboard,
+        stderr is the screen); `callback_errors` counts them all.
+        """
+        try:
+            on_sample(sample)
+        except Exception as exc:
+            self.callback_errors += 1
+            first = self.callback_errors == 1
+            log.log(
+                logging.WARNING if first else logging.DEBUG,
+                "%s: handling a sample failed (%s: %s); the session goes on",
+                self.node,
+                type(exc).__name__,
+                exc,
+                exc_info=log.isEnabledFor(logging.DEBUG),
+            )
 
     def _fail(self, why: str) -> None:
         tail = self._stderr_tail() if self._stderr_tail else ""
@@ -185,25 +224,35 @@ class AgentSession:
     # ------------------------------------------------------------------ typed helpers
 
     def _to_sample(self, result: dict[str, Any]) -> NodeSample:
+        """A node sample from its wire form; ValueError, TypeError or AttributeError when it is not one."""
         host = result.get("host") or {}
+        stamp = number_or_none(result.get("time", 0.0))
+        if stamp is None:
+            raise ValueError(f"its time {result.get('time')!r:.40} is not a number")
         return NodeSample(
             node=self.node,
-            time=float(result.get("time", 0.0)),
+            time=float(stamp),
             state="up",
             agent_version=self.hello_info.get("agent_version"),
             backend=result.get("backend") or self.hello_info.get("backend"),
             gpus=tuple(GpuSample.from_json(self.node, g) for g in result.get("gpus") or ()),
             host=HostSample(
-                cpu_pct=host.get("cpu_pct"),
-                memory_used_mib=host.get("memory_used_mib"),
-                memory_total_mib=host.get("memory_total_mib"),
-                load_1m=host.get("load_1m"),
+                cpu_pct=number_or_none(host.get("cpu_pct")),
+                memory_used_mib=number_or_none(host.get("memory_used_mib")),
+                memory_total_mib=number_or_none(host.get("memory_total_mib")),
+                load_1m=number_or_none(host.get("load_1m")),
             ),
         )
 
     def sample(self, timeout: float = 10.0) -> NodeSample:
-        """One telemetry sample of the node."""
-        return self._to_sample(self.request("sample", timeout=timeout))
+        """One telemetry sample of the node (a malformed one fails the session, as it does in a stream)."""
+        result = self.request("sample", timeout=timeout)
+        try:
+            return self._to_sample(result)
+        except _MALFORMED as exc:
+            self._fail(f"the agent sent a malformed sample ({exc})")
+            assert self.failure is not None
+            raise self.failure from None
 
     def stream(
         self,
