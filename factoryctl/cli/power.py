@@ -34,15 +34,41 @@ class Visibility(str, Enum):
 POLICY_HINT = "see docs/power.md for the policy file format (tiers or optimize)."
 
 
-def _load_policy(path: Path | None, gpu: GpuPowerRange, max_loss: float) -> Policy:
-    from factoryctl.errors import UsageError
-    from factoryctl.power.policy.config import OptimizePolicy, check_loss_budget, parse_policy
+def _load_policy(path: Path | None, gpu: GpuPowerRange, max_loss: float | None) -> tuple[Policy, float]:
+    """The policy to replay and D, the loss budget of the blind and bound references.
 
-    check_loss_budget(max_loss)
+    D comes from `--max-throughput-loss` or from an optimize policy's `max_throughput_loss`; given in both places
+    they must agree (parse_optimize refuses a difference). A tiers policy has no D of its own, so it needs the option.
+    """
+    from factoryctl.errors import UsageError
+    from factoryctl.power.policy.config import OptimizePolicy, check_loss_budget
+
+    if max_loss is not None:
+        check_loss_budget(max_loss)
     if path is None:
-        return OptimizePolicy(max_throughput_loss=max_loss)
+        if max_loss is None:
+            raise UsageError(
+                "power simulate needs --max-throughput-loss, or a --policy file that sets max_throughput_loss.",
+                hint="--max-throughput-loss 0.05 allows a 5 % loss of throughput.",
+            )
+        return OptimizePolicy(max_throughput_loss=max_loss), max_loss
+    policy = _parse_policy_file(path, gpu, max_loss)
+    if max_loss is not None:
+        return policy, max_loss
+    if isinstance(policy, OptimizePolicy):
+        return policy, policy.max_throughput_loss
+    raise UsageError(
+        f"{path}: a tiers policy sets no max_throughput_loss, and the blind and bound references need one.",
+        hint="pass --max-throughput-loss, e.g. 0.05 for a 5 % loss of throughput.",
+    )
+
+
+def _parse_policy_file(path: Path, gpu: GpuPowerRange, max_loss: float | None) -> Policy:
+    """The policy in a YAML or JSON file; every refusal is a usage error naming the file (and line, when YAML can)."""
     import yaml
 
+    from factoryctl.errors import UsageError
+    from factoryctl.power.policy.config import parse_policy
     from factoryctl.textfile import read_utf8
 
     text = read_utf8(path, "policy file", "check the path given to --policy.")
@@ -114,8 +140,10 @@ def simulate_command(
     curve: Path = typer.Option(..., "--curve", help="Power-curve CSV: gpu,workload,pl_frac,throughput_rel,power_rel."),
     gpu: str = typer.Option(..., "--gpu", help="GPU name in the curve file (any case, e.g. a40)."),
     workload: str = typer.Option(..., "--workload", help="Workload in the curve file (e.g. squad/bert_base or squad)."),
-    max_throughput_loss: float = typer.Option(
-        ..., "--max-throughput-loss", help="D: largest mean throughput loss, a fraction (0.05 = 5 %)."
+    max_throughput_loss: float | None = typer.Option(
+        None,
+        "--max-throughput-loss",
+        help="D: largest mean throughput loss, a fraction (0.05 = 5 %); optional when --policy sets it.",
     ),
     price_visibility: Visibility = typer.Option(
         ..., "--price-visibility", help="day-ahead (day d+1 known from 12:00 UTC on day d) or realtime."
@@ -133,9 +161,9 @@ def simulate_command(
     from factoryctl.power.sources import CsvPriceSource
 
     power_curve, gpu_range = load_curve(curve, gpu, workload)
-    policy = _load_policy(policy_file, gpu_range, max_throughput_loss)
+    policy, max_loss = _load_policy(policy_file, gpu_range, max_throughput_loss)
     points = CsvPriceSource(prices).fetch()
-    result = simulate(points, power_curve, gpu_range, policy, price_visibility.value, max_throughput_loss)
+    result = simulate(points, power_curve, gpu_range, policy, price_visibility.value, max_loss)
     if schedule_out is not None:
         write_schedule_csv(schedule_out, points, result.actions)
     gpu_name, _, workload_name = power_curve.name.partition(" ")
@@ -143,6 +171,6 @@ def simulate_command(
         "gpu": gpu_name,
         "workload": workload_name,
         "price_visibility": price_visibility.value,
-        "max_throughput_loss": max_throughput_loss,
+        "max_throughput_loss": max_loss,
     }
     emit(_render(_document(result, policy, facts), output))

@@ -28,7 +28,21 @@ from factoryctl.cli.render import (
 app = typer.Typer(no_args_is_help=True)
 
 PRICES_OPTION = typer.Option(..., "--prices", help="Prices CSV: timestamp_utc,price_per_mwh.")
-PRICE_COLUMNS = (Column("timestamp_utc", "TIMESTAMP (UTC)"), Column("price_per_mwh", "PRICE/MWH"))
+
+
+def price_cell(value: Any) -> str:
+    """A price as the file wrote it (shortest exact form: 92.01, 0.004, 1234.56), '-' when unknown.
+
+    Prices are money: the generic cell format (one decimal, integers from 100 up) would show 96.75 as 96.8 and
+    1234.56 as 1235. Whole prices stay whole (`10`, not `10.0`).
+    """
+    if value is None:
+        return "-"
+    number = float(value)
+    return f"{number:.0f}" if number.is_integer() and abs(number) < 1e15 else repr(number)
+
+
+PRICE_COLUMNS = (Column("timestamp_utc", "TIMESTAMP (UTC)"), Column("price_per_mwh", "PRICE/MWH", show=price_cell))
 SOURCE_COLUMNS = (Column("name", "NAME"), Column("value", "OBJECT"), Column("package", "PACKAGE", wide_only=True))
 
 
@@ -55,13 +69,23 @@ def _item(timestamp_s: int, price: float | None) -> dict[str, Any]:
     return {"timestamp_utc": iso_utc_seconds(timestamp_s), "price_per_mwh": price}
 
 
-def _stale_warning(prices: Path, newest_s: int, interval_s: int, moment: int) -> None:
+def _stale_warning(prices: Path, newest_s: int, interval_s: int, moment: int, next_s: int | None) -> None:
+    """Say why the row shown is not the price at `moment`: the file ends before it, or has a gap there."""
     from factoryctl.model.power import iso_utc_seconds
 
+    shown = f"the {interval_s} s interval starting {iso_utc_seconds(newest_s)}"
+    if next_s is None:
+        sys.stderr.write(
+            f"factoryctl: the prices in {prices} end with {shown}, before {iso_utc_seconds(moment)}: the price shown"
+            " is stale, not the price of the interval running then.\n"
+            "hint: update the prices file (the feed may have stopped), or pass --at to look at a past time.\n"
+        )
+        return
     sys.stderr.write(
-        f"factoryctl: the prices in {prices} end with the {interval_s} s interval starting {iso_utc_seconds(newest_s)},"
-        f" before {iso_utc_seconds(moment)}: the price shown is stale, not the price of the interval running then.\n"
-        "hint: update the prices file (the feed may have stopped), or pass --at to look at a past time.\n"
+        f"factoryctl: {prices} has no price for {iso_utc_seconds(moment)}: the file has a gap from"
+        f" {iso_utc_seconds(newest_s + interval_s)} to {iso_utc_seconds(next_s)}; the price shown, of {shown}, is"
+        " stale.\n"
+        "hint: the feed missed these intervals; fill them in the file, or pass --at for a time the file covers.\n"
     )
 
 
@@ -81,10 +105,12 @@ def show_command(
 
     moment = _moment(at, int(time.time()), "--at")
     assert moment is not None
-    known = CsvPriceSource(prices).fetch(end_s=moment + 1)
+    points = CsvPriceSource(prices).fetch()
+    known = [p for p in points if p.timestamp_s <= moment]
     if not known:
         raise ActionFailed(f"no price in {prices} at or before the requested time", hint="check --at or the file.")
-    current, interval_s = known[-1], price_interval_s(known)
+    current, interval_s = known[-1], price_interval_s(points)
+    later = points[len(known)] if len(known) < len(points) else None
     stale = moment >= current.timestamp_s + interval_s
     newest = next((p for p in reversed(known) if p.price_per_mwh is not None), None)
     item = {
@@ -94,7 +120,7 @@ def show_command(
         "stale": stale,
     }
     if stale:
-        _stale_warning(prices, current.timestamp_s, interval_s, moment)
+        _stale_warning(prices, current.timestamp_s, interval_s, moment, None if later is None else later.timestamp_s)
     if output is OutputFormat.json:
         emit(dump_json(item))
         return

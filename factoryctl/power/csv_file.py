@@ -1,7 +1,8 @@
 """Reading a power data file (curves, prices) from CSV, so that every error names the file and the line.
 
 The files differ only in their columns and in how one row becomes a value; opening, decoding (UTF-8, else a usage
-error at file:line), the header check and the `file:line` prefix on a bad row are the same for all and live here once.
+error at file:line), the header check, the refusal of a file with no rows or of a row shorter than its header, and
+the `file:line` prefix on a bad row are the same for all and live here once.
 """
 
 from __future__ import annotations
@@ -55,8 +56,17 @@ def _rows(
         raise UsageError(f"{path}:1: the {file_kind} lacks column(s) {', '.join(missing)}", hint=columns_hint)
     values: list[T] = []
     for row in reader:
+        short = [c for c in columns if row.get(c) is None]  # DictReader fills the fields a short row lacks with None
+        if short:
+            raise UsageError(
+                f"{path}:{reader.line_num}: the {row_kind} has no {', '.join(short)} field (fewer fields than the "
+                "header)",
+                hint=columns_hint,
+            )
         try:
             values.append(parse_row(row))
         except (TypeError, ValueError) as exc:
             raise UsageError(f"{path}:{reader.line_num}: bad {row_kind}: {exc}", hint=columns_hint) from exc
+    if not values:
+        raise UsageError(f"{path}:{reader.line_num + 1}: the {file_kind} has a header but no rows", hint=columns_hint)
     return values

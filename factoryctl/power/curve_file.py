@@ -8,13 +8,15 @@ unambiguous (`squad`), so operators can type what they see in the file.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from factoryctl.errors import UsageError
 from factoryctl.model.power import CurvePoint, GpuPowerRange
 from factoryctl.power.csv_file import read_csv_rows
-from factoryctl.power.curve import PowerCurve
+from factoryctl.power.curve import FRAC_EPSILON, PowerCurve
 
 CURVE_COLUMNS = ("gpu", "workload", "pl_frac", "throughput_rel", "power_rel")
 
@@ -35,16 +37,39 @@ def _optional_float(text: str | None) -> float | None:
 
 
 def _curve_row(row: dict[str, str]) -> CurveRow:
-    point = CurvePoint(float(row["pl_frac"]), float(row["throughput_rel"]), float(row["power_rel"]))
+    values = {key: float(row[key]) for key in ("pl_frac", "throughput_rel", "power_rel")}
+    for key, value in values.items():
+        if not math.isfinite(value):
+            raise ValueError(f"{key} is {value}; a measured value must be a finite number")
+    if not 0 < values["pl_frac"] <= 1 + FRAC_EPSILON:
+        raise ValueError(f"pl_frac {values['pl_frac']} is outside (0, 1]: it is relative to the largest power limit")
+    point = CurvePoint(values["pl_frac"], values["throughput_rel"], values["power_rel"])
     limit_w = _optional_float(row.get("power_limit_w"))
     max_w = _optional_float(row.get("max_power_limit_w"))
     return CurveRow(row["gpu"].strip(), row["workload"].strip(), point, limit_w, max_w)
 
 
+def _curve_reader() -> Callable[[dict[str, str]], CurveRow]:
+    """Parse rows in file order, refusing a limit measured twice for one GPU and workload (which row holds?)."""
+    seen: set[tuple[str, str, float]] = set()
+
+    def parse(row: dict[str, str]) -> CurveRow:
+        parsed = _curve_row(row)
+        key = (parsed.gpu.lower(), parsed.workload.lower(), parsed.point.pl_frac)
+        if key in seen:
+            raise ValueError(
+                f"{parsed.gpu} {parsed.workload} measures pl_frac {parsed.point.pl_frac} twice; keep one row per limit"
+            )
+        seen.add(key)
+        return parsed
+
+    return parse
+
+
 def read_curve_rows(path: Path) -> list[CurveRow]:
     """Every row of a curve file; errors name the file and line."""
     hint = "a curve file has gpu,workload,pl_frac,throughput_rel,power_rel (see docs/power.md)."
-    return read_csv_rows(path, CURVE_COLUMNS, _curve_row, "curve file", "curve row", hint)
+    return read_csv_rows(path, CURVE_COLUMNS, _curve_reader(), "curve file", "curve row", hint)
 
 
 def _match(wanted: str, names: set[str], what: str, path: Path) -> str:

@@ -1,9 +1,10 @@
 """Offline scoring of a power policy on a price series: causal replay, the fixed metrics, and two references.
 
 The simulator is how a policy is chosen before it touches a node, so its definitions are fixed (docs/power.md):
-cost = sum(price x power_rel(frac)), baseline = the same at frac 1, saving = 1 - cost / baseline, loss = 1 - mean
-throughput_rel(frac) over every interval. It replays the engine interval by interval and hands it only the prices
-published by then (`visibility`), then compares with the best price-blind fixed limit and the clairvoyant LP.
+cost = sum(price x power_rel(frac)), baseline = the same at frac 1, saving = (baseline - cost) / |baseline| (so
+money saved is a positive saving whatever the sign of the prices), loss = 1 - mean throughput_rel(frac) over every
+interval. It replays the engine interval by interval and hands it only the prices published by then (`visibility`),
+then compares with the best price-blind fixed limit and the clairvoyant LP.
 """
 
 from __future__ import annotations
@@ -59,9 +60,12 @@ class SimulationResult:
 
     @property
     def gap_fraction(self) -> float | None:
-        """How much of the gap between the price-blind setting and the clairvoyant bound the policy closed."""
+        """How much of the gap between the price-blind setting and the clairvoyant bound the policy closed.
+
+        None only when there is no gap: bound and blind equal (to rounding, 1e-9 percentage points) or unknown.
+        """
         saving, blind, bound = self.score.saving_pct, self.blind_saving_pct, self.bound_saving_pct
-        if saving is None or blind is None or bound is None or bound - blind <= 1e-12:
+        if saving is None or blind is None or bound is None or abs(bound - blind) <= 1e-9:
             return None
         return (saving - blind) / (bound - blind)
 
@@ -109,8 +113,18 @@ def score(points: Sequence[PricePoint], fracs: Sequence[float], curve: PowerCurv
         p.price_per_mwh * curve.power_rel(f) for p, f in zip(points, fracs, strict=True) if p.price_per_mwh is not None
     )
     loss = 1.0 - sum(curve.throughput_rel(f) for f in fracs) / len(fracs)
-    saving = None if baseline == 0 else 100.0 * (1.0 - cost / baseline)
-    return Score(baseline, cost, saving, 100.0 * loss)
+    return Score(baseline, cost, saving_pct(baseline, cost), 100.0 * loss)
+
+
+def saving_pct(baseline: float, cost: float) -> float | None:
+    """100 x (baseline - cost) / |baseline|: positive when the schedule pays less (or earns more) than the baseline.
+
+    Dividing by the baseline itself would flip the sign when prices are mostly negative (the baseline then earns
+    money, and earning more would read as a loss); a zero baseline has no relative saving (None).
+    """
+    if baseline == 0:
+        return None
+    return 100.0 * (baseline - cost) / abs(baseline)
 
 
 def blind_saving_pct(points: Sequence[PricePoint], curve: PowerCurve, max_loss: float) -> float | None:
@@ -128,7 +142,7 @@ def bound_saving_pct(points: Sequence[PricePoint], curve: PowerCurve, max_loss: 
         return None
     chains = LagrangeChains.from_points(curve.points)
     solution = solve_lp([p.price_per_mwh for p in points], chains, max_loss)
-    return 100.0 * (1.0 - solution.cost / baseline)
+    return saving_pct(baseline, solution.cost)
 
 
 def _lookback_s(policy: Policy) -> int:

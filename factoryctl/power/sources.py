@@ -5,7 +5,8 @@ Every feed (a CSV file here, ENTSO-E or a utility API in plugins) is a `PriceSou
 from. A CSV file is `timestamp_utc,price_per_mwh` (extra columns ignored); an empty or NaN price is kept as an
 unknown price (`None`) rather than dropped, because a hole in a feed is something the policy must react to. One
 loader serves `price show`, `price history` and `power simulate`, so a file is accepted or refused the same way by
-all: timestamps strictly increasing, prices finite and at most `MAX_PRICE_PER_MWH` in magnitude.
+all: at least one row, each with both fields (an empty price field is unknown; a missing one is malformed),
+timestamps strictly increasing, prices finite and at most `MAX_PRICE_PER_MWH` in magnitude.
 """
 
 from __future__ import annotations
@@ -79,7 +80,10 @@ def _price_reader() -> Callable[[dict[str, str]], PricePoint]:
 
 def read_price_csv(path: Path) -> tuple[PricePoint, ...]:
     """Read a prices CSV, in time order; errors name the file and line. Every command loads prices through here."""
-    hint = "a prices file has the header timestamp_utc,price_per_mwh and one row per interval, in time order."
+    hint = (
+        "a prices file has the header timestamp_utc,price_per_mwh and one row per interval, in time order;"
+        " an unknown price is an empty field after the comma."
+    )
     return tuple(read_csv_rows(path, PRICE_COLUMNS, _price_reader(), "prices file", "price row", hint))
 
 

@@ -83,7 +83,8 @@ def test_a_store_that_cannot_record_the_change_refuses_it_before_any_node_is_tou
     store_path.mkdir(parents=True)  # a directory where the database should be
     result = cli("--config", str(factory), "power", "set", "n1", "--watts", "400")
     assert result.exit_code == 1
-    assert "store" in result.stderr and "Traceback" not in result.stderr
+    assert "store" in result.stderr
+    assert "Traceback" not in result.stderr
     assert "dead" not in result.stderr  # no node was contacted
     assert limits(cli, factory) == [700, 700, 700, 700]
 

@@ -49,7 +49,7 @@ def validate(schedule: Path, prices: Path, curve_csv: Path, gpu: str, workload: 
     return {
         "cost": cost,
         "baseline_cost": baseline,
-        "saving_pct": 100 * (1 - cost / baseline),
+        "saving_pct": 100 * (baseline - cost) / abs(baseline),
         "throughput_loss_pct": 100 * (1 - throughput / len(rows)),
     }
 

@@ -174,6 +174,12 @@ def parse_tiers(mapping: Mapping[str, Any], gpu: GpuPowerRange, where: str) -> T
         cap = _limit(entry, "cap", gpu, place)
         if above is None or cap is None:
             raise UsageError(f"{place} needs above_per_mwh and cap_pct or cap_w")
+        same = next((n for n, tier in enumerate(tiers, start=1) if tier.above_per_mwh == above), None)
+        if same is not None:
+            raise UsageError(
+                f"tiers {same} and {number} of {where} both start at {above:g} per MWh, so which cap applies is a guess",
+                hint="give each above_per_mwh once, with the cap it should set.",
+            )
         tiers.append(Tier(above, cap))
     tiers.sort(key=lambda t: t.above_per_mwh)
     base = _limit(mapping, "base", gpu, where)
@@ -193,7 +199,10 @@ def parse_optimize(
         )
     loss = max_throughput_loss if loss is None else loss
     if loss is None:
-        raise UsageError(f"an optimize policy needs max_throughput_loss in {where}")
+        raise UsageError(
+            f"an optimize policy needs max_throughput_loss in {where}",
+            hint="set max_throughput_loss (e.g. 0.05 for a 5 % loss of throughput) in the file, or on the command line.",
+        )
     check_loss_budget(loss)
     budget = mapping.get("loss_budget", "period")
     if budget not in LOSS_BUDGETS:
