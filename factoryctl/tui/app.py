@@ -11,6 +11,8 @@ import asyncio
 import contextlib
 import signal
 import threading
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
 from textual import work
@@ -21,6 +23,7 @@ from textual.reactive import var
 from textual.screen import ModalScreen
 
 from factoryctl.errors import ExitCode
+from factoryctl.tui.screens.confirm import ConfirmScreen
 from factoryctl.tui.screens.help import HelpScreen
 from factoryctl.tui.screens.main import MainScreen
 from factoryctl.tui.screens.node import NodeScreen
@@ -66,9 +69,17 @@ class DashboardApp(App[None]):
             super().__init__()
             self.reason = reason
 
-    def __init__(self, services: DashboardServices, read_only: bool = False, target: str | None = None) -> None:
+    def __init__(
+        self,
+        services: DashboardServices,
+        read_only: bool = False,
+        target: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         super().__init__()
         self.services = services
+        #: The wall clock the header judges the data's age by (tests pin it; a stalled source must show as stale).
+        self.clock = clock
         #: The exit status of a SIGTERM/SIGINT received (143/130); `run_dashboard` catches them from before `run()`.
         self.signal_status: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None  # set while mounted: where a signal schedules the exit
@@ -161,15 +172,29 @@ class DashboardApp(App[None]):
         sections: list[tuple[str, list[BindingType]]] = [
             ("Factory", [*MainScreen.BINDINGS, *NodeTable.BINDINGS]),
             ("Node screen", list(NodeScreen.BINDINGS)),
-            ("Filter bar", [Binding("enter", "keep", "keep the filter and go back to the table"), *FilterBar.BINDINGS]),
-            ("Everywhere", list(self.BINDINGS)),
+            (
+                "Filter bar",
+                [Binding("enter", "keep", tooltip="keep the filter and go back to the table"), *FilterBar.BINDINGS],
+            ),
         ]
+        if not self.read_only:  # the power-cap dialog's Esc and q are the same as these
+            sections.append(("Dialogs", list(ConfirmScreen.BINDINGS)))
+        sections.append(("Everywhere", list(self.BINDINGS)))
         self.push_screen(HelpScreen(sections, self.read_only))
 
 
-def make_app(services: DashboardServices, read_only: bool = False, target: str | None = None) -> DashboardApp:
-    """Build the dashboard on `services`; `target` pre-fills the node filter; `read_only` hides every action."""
-    return DashboardApp(services, read_only=read_only, target=target)
+def make_app(
+    services: DashboardServices,
+    read_only: bool = False,
+    target: str | None = None,
+    clock: Callable[[], float] = time.time,
+) -> DashboardApp:
+    """Build the dashboard on `services`; `target` pre-fills the node filter; `read_only` hides every action.
+
+    `clock` (unix seconds) is what the header measures the newest sample's age against: the wall clock, or a fixed
+    time for pictures that must not change between runs.
+    """
+    return DashboardApp(services, read_only=read_only, target=target, clock=clock)
 
 
 def run_dashboard(config: FactoryConfig, read_only: bool = False, target: str | None = None) -> int:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from factory_data import FrozenServices
+from factory_data import T0, FrozenServices
 
 from factoryctl.tui.app import make_app
 from factoryctl.tui.screens.node import NodeScreen
@@ -29,7 +29,7 @@ async def _settle(pilot, condition) -> None:
 
 async def export(target: Path) -> None:
     """Main screen, node screen and the power-cap dialog."""
-    app = make_app(FrozenServices())
+    app = make_app(FrozenServices(), clock=lambda: T0 + 1)
     async with app.run_test(size=(160, 40)) as pilot:
         await _settle(pilot, lambda: app.snapshots_taken >= 1)
         app.save_screenshot(str(target / "dashboard-main.svg"))

@@ -6,7 +6,7 @@ import dataclasses
 import threading
 
 import pytest
-from factory_data import FrozenServices, fixed_snapshot
+from factory_data import T0, FrozenServices, fixed_snapshot
 from pilot_helpers import first_snapshot, plain, wait_until
 from textual.widgets import Static
 
@@ -18,6 +18,7 @@ from factoryctl.tui.screens.help import HelpScreen
 from factoryctl.tui.screens.main import MainScreen
 from factoryctl.tui.screens.node import NodeScreen
 from factoryctl.tui.screens.power_cap import PowerCapScreen
+from factoryctl.tui.widgets.factory_header import FactoryHeader
 from factoryctl.tui.widgets.filter_bar import FilterBar
 from factoryctl.tui.widgets.gpu_detail import GpuDetail
 from factoryctl.tui.widgets.gpu_table import GpuTable
@@ -349,3 +350,139 @@ async def test_a_bad_prices_file_is_named_once_in_a_notification() -> None:
         app.request_snapshot()
         await wait_until(pilot, lambda: app.snapshots_taken >= 2, what="a second snapshot")
         assert len(app._notifications) == 1
+
+
+def screen_text(app) -> str:
+    """What the terminal shows now (the composed frame), as plain lines."""
+    return "\n".join(strip.text.rstrip() for strip in app.screen._compositor.render_strips())
+
+
+class StallingServices(FrozenServices):
+    """Serves one snapshot, then hangs (a collector or store that stopped answering) until released."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+        self.stalled = threading.Event()
+
+    def snapshot(self):
+        if self.snapshots_served >= 1:
+            self.stalled.set()
+            self.release.wait(10)
+        return super().snapshot()
+
+
+async def test_a_stalled_source_shows_its_data_growing_old_against_the_wall_clock() -> None:
+    services = StallingServices()
+    now = [T0 + 1]
+    app = make_app(services, clock=lambda: now[0])
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await first_snapshot(pilot)
+            assert "11:06:40Z" in screen_text(app)
+            app.request_snapshot()
+            await wait_until(pilot, services.stalled.is_set, what="the source to hang")
+            now[0] = T0 + 12  # no new snapshot comes: only the header's own timer can show the age
+            await wait_until(pilot, lambda: "data 12 s old" in screen_text(app), what="the header to say stale")
+            assert app.snapshots_taken == 1
+            assert isinstance(app.screen.query_one(FactoryHeader), FactoryHeader)
+    finally:
+        services.release.set()
+
+
+async def test_a_node_that_never_answered_shows_no_seen_time() -> None:
+    snap = fixed_snapshot()
+    refused = NodeSample(node="demo04", time=snap.time, state="down", error="refused", message="connection refused")
+    services = FrozenServices(
+        dataclasses.replace(snap, nodes=tuple(refused if n.node == "demo04" else n for n in snap.nodes))
+    )
+    app = make_app(services)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await first_snapshot(pilot)
+        app.push_screen(NodeScreen("demo04"))
+        await pilot.pause()
+        summary = str(app.screen.query_one("#node-summary").render())
+        assert "refused" in summary
+        assert "seen" not in summary  # the snapshot's own time is not when the node was seen
+        await pilot.press("escape")
+        app.push_screen(NodeScreen("demo05"))  # down after answering: its last sample's time stays
+        await pilot.pause()
+        assert "seen 11:06:28Z" in str(app.screen.query_one("#node-summary").render())
+
+
+async def test_dialog_keys_q_and_n_cancel_y_confirms(services: FrozenServices) -> None:
+    app = make_app(services)
+    async with app.run_test() as pilot:
+        await first_snapshot(pilot)
+        await pilot.press("down", "down", "r")  # demo03 is drained
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("q")
+        assert isinstance(app.screen, MainScreen)
+        await pilot.press("r", "n")
+        assert isinstance(app.screen, MainScreen)
+        assert services.calls == []
+        await pilot.press("up", "d")  # demo02; typing the reason: q, y and n are letters
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press(*"quiet yn")
+        assert isinstance(app.screen, ConfirmScreen)
+        assert app.screen.query_one("#reason").value == "quiet yn"
+        await pilot.press("tab", "q")  # on a button q cancels
+        assert isinstance(app.screen, MainScreen)
+        await pilot.press("p", *"q45")  # in the watts input q types nothing; Esc cancels
+        assert isinstance(app.screen, PowerCapScreen)
+        assert app.screen.query_one("#watts").value == "45"
+        await pilot.press("tab", "tab", "q")
+        assert isinstance(app.screen, MainScreen)
+        assert services.calls == []
+        await pilot.press("down", "r", "y")
+        await wait_until(pilot, lambda: services.calls, what="the resume call")
+        assert services.calls == [("resume", "demo03")]
+
+
+async def test_a_dialog_footer_shows_the_dialog_keys(services: FrozenServices) -> None:
+    app = make_app(services)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await first_snapshot(pilot)
+        await pilot.press("down", "down", "r")
+        footer = screen_text(app).splitlines()[-1]
+        assert "Esc Cancel" in footer
+        assert "y Yes" in footer
+        assert "Drain" not in footer
+        assert "Sort" not in footer
+
+
+async def test_resume_on_a_node_that_is_not_drained_says_so(services: FrozenServices) -> None:
+    app = make_app(services)
+    async with app.run_test() as pilot:
+        await first_snapshot(pilot)
+        await pilot.press("r")  # demo01 is schedulable
+        assert isinstance(app.screen, MainScreen)
+        assert list(app._notifications)[-1].message == "demo01 is not drained."
+        assert services.calls == []
+
+
+async def test_power_cap_says_why_zero_or_negative_is_refused(services: FrozenServices) -> None:
+    app = make_app(services)
+    async with app.run_test() as pilot:
+        await first_snapshot(pilot)
+        await pilot.press("p")
+        for typed in ("0", "-5"):
+            app.screen.query_one("#watts").value = ""
+            await pilot.press(*typed)
+            note = str(app.screen.query_one("#note").render())
+            assert note == f"{typed} W is not a cap: type a positive number of watts"
+            await pilot.press("enter")
+            assert isinstance(app.screen, PowerCapScreen)
+        assert services.calls == []
+
+
+async def test_the_key_list_has_no_raw_table_bindings(services: FrozenServices) -> None:
+    app = make_app(services)
+    async with app.run_test(size=(80, 50)) as pilot:
+        await first_snapshot(pilot)
+        await pilot.press("question_mark")
+        text = plain(app.screen.query_one("#keys", Static).content, width=120)
+        for raw in ("cursor_up", "page_up_rows", "pagedown", "Open"):
+            assert raw not in text, raw
+        assert "Dialogs" in text
+        assert "yes (drain, resume" in text

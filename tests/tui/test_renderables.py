@@ -81,7 +81,7 @@ def test_header_fits_80_columns_and_says_what_is_missing() -> None:
     lines = text.splitlines()
     assert len(lines) == 3
     assert all(len(line) <= 80 for line in lines)
-    assert "demo · 8 nodes: 6 up · 1 degraded · 1 down │ 1 drained · 3 unhealthy" in lines[0]
+    assert "demo · 8 nodes │ 1 down · 1 degraded · 3 unhealthy │ 6 up · 1 drained" in lines[0]
     assert "GPUs" in lines[1]
     assert "busy" in lines[1]
     assert "of 40 kW budget" in lines[1]
@@ -100,6 +100,23 @@ def test_header_with_price_cost_and_queue() -> None:
     assert "queue 7" in text
     assert "data 30 s old" in text
     assert "11:06:40Z" not in text
+
+
+def test_problems_and_stale_data_survive_80_columns() -> None:
+    """Down, unhealthy and `data N s old` lead their lines; zero counts are left out so nothing important crops."""
+    summary = summarize(fixed_snapshot(budget_kw=40.0))
+    busy = dataclasses.replace(summary, up=0, degraded=0, down=1, connecting=6, unhealthy=1, nodes=8, drained=1)
+    lines = render(FactorySummaryRenderable(busy, now=summary.last_sample + 12)).splitlines()  # type: ignore[operator]
+    assert lines[0].rstrip() == "demo · 8 nodes │ 1 down · 1 unhealthy │ 0 up · 6 connecting · 1 drained"
+    assert lines[1].startswith("data 12 s old │ GPUs")
+    assert "budget" in lines[1]
+    assert all(len(line) <= 80 for line in lines)
+    nothing_yet = dataclasses.replace(busy, power_kw=None, last_sample=None)
+    assert "power — of 40 kW budget │ —" in render(FactorySummaryRenderable(nothing_yet, now=0.0)).splitlines()[1]
+    calm = dataclasses.replace(summary, up=1, degraded=0, down=0, unhealthy=0, drained=0, nodes=1)
+    assert render(FactorySummaryRenderable(calm, now=summary.last_sample)).splitlines()[0].rstrip() == (
+        "demo · 1 node │ 1 up"
+    )
 
 
 def test_header_says_when_the_prices_file_is_bad() -> None:
@@ -197,7 +214,7 @@ def test_node_rows_render_every_column_within_the_line_width() -> None:
     assert all(len(line.rstrip()) <= 79 for line in lines)
     assert lines[0].split() == ["Node", "State", "Util", "Power", "kW", "▼", "Temp", "°C", "Flags", "Rack"]
     down = next(line for line in lines if line.startswith(" demo05"))
-    assert down.split() == ["demo05", "down", "timeout", "b"]
+    assert down.split() == ["demo05", "down", "timeout", "unhealthy", "b"]
     drained = next(line for line in lines if line.startswith(" demo03"))
     assert "drained" in drained
     assert drained.split()[-1] == "a"
@@ -232,3 +249,28 @@ def test_header_price_without_a_currency() -> None:
     text = render(FactorySummaryRenderable(summarize(snap), now=snap.time))
     assert "price 81.50/MWh →" in text
     assert "cost 1.50/h" in text
+
+
+def test_the_unhealthy_flag_and_the_header_count_follow_one_definition() -> None:
+    """A down, a degraded (erroring) and an ECC node: each flagged in its row, and the header counts those three."""
+    from factoryctl.tui.renderables.node_rows import cell_pieces
+    from factoryctl.tui.view import node_rows
+
+    snap = fixed_snapshot()
+    flagged = [r.name for r in node_rows(snap) if any("unh" in text for text, _ in cell_pieces(r)["flags"])]
+    assert flagged == ["demo05", "demo06", "demo07"]
+    assert summarize(snap).unhealthy == len(flagged)
+
+
+def test_event_lines_name_their_node_once() -> None:
+    events = [
+        DashboardEvent(1_795_000_000.0, "demo01", "drain", "demo01 drained by root: fan swap"),
+        DashboardEvent(1_795_000_001.0, "demo01", "node_down", "down: demo01: the agent exited.", "error"),
+        DashboardEvent(1_795_000_002.0, "demo02", "node_up", "answers again"),
+        DashboardEvent(1_795_000_003.0, None, "source", "demo01 is named, but this line has no node"),
+    ]
+    lines = render(EventsRenderable(events), width=120).splitlines()
+    assert lines[0].endswith("demo01 is named, but this line has no node")
+    assert lines[1].endswith(" demo02 answers again")
+    assert lines[2].endswith(" demo01 down: the agent exited.")
+    assert lines[3].endswith(" demo01 drained by root: fan swap")

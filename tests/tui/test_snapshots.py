@@ -8,12 +8,18 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from factory_data import FrozenServices, fixed_nodes, fixed_snapshot, power_history
+from factory_data import T0, FrozenServices, fixed_nodes, fixed_snapshot, power_history
 from pilot_helpers import first_snapshot, wait_until
 
-from factoryctl.tui.app import make_app
+from factoryctl.tui.app import DashboardApp
+from factoryctl.tui.app import make_app as make_live_app
 from factoryctl.tui.screens.node import NodeScreen
 from factoryctl.tui.services import PriceNow
+
+
+def make_app(services: FrozenServices, read_only: bool = False) -> DashboardApp:
+    """The app on a clock pinned at the fixed factory's time, so the header reads the same on every run."""
+    return make_live_app(services, read_only=read_only, clock=lambda: T0 + 1)
 
 
 def keys(*pressed: str, node_screen: bool = False):

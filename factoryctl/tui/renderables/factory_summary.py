@@ -33,52 +33,71 @@ class FactorySummaryRenderable:
         self.now = now
 
     def nodes_line(self) -> Text:
-        """Name, node states, drained and unhealthy counts."""
+        """Name, node count, then the problems (down, degraded, unhealthy), then up, connecting and drained.
+
+        Zero counts of problems are left out (and so is a zero connecting or drained), so at 80 columns the line
+        never crops a problem away; `N up` is always there.
+        """
         s = self.summary
         line = Text(no_wrap=True, overflow="ellipsis")
         line.append(s.factory if s else self.factory, style="bold")
         if s is None:
             line.append("  connecting to the nodes…", style="italic")
             return line
-        line.append(f" · {s.nodes} nodes: ")
-        line.append_text(
-            Text.assemble(
-                (f"{s.up} up", "green"),
-                " · ",
-                (f"{s.degraded} degraded", "yellow" if s.degraded else ""),
-                " · ",
-                (f"{s.down} down", "bold red" if s.down else ""),
-            )
-        )
-        if s.connecting:
-            line.append(f" · {s.connecting} connecting", style="italic")
-        line.append(*SEPARATOR)
-        line.append(f"{s.drained} drained", style="yellow" if s.drained else "")
-        line.append(" · ")
-        line.append(f"{s.unhealthy} unhealthy", style="bold red" if s.unhealthy else "")
+        line.append(f" · {s.nodes} node{'' if s.nodes == 1 else 's'}")
+        problems = [
+            (f"{s.down} down", "bold red", s.down),
+            (f"{s.degraded} degraded", "yellow", s.degraded),
+            (f"{s.unhealthy} unhealthy", "bold red", s.unhealthy),
+        ]
+        rest = [
+            (f"{s.up} up", "green", 1),
+            (f"{s.connecting} connecting", "italic", s.connecting),
+            (f"{s.drained} drained", "yellow", s.drained),
+        ]
+        for group in (problems, rest):
+            shown = [(words, style) for words, style, count in group if count]
+            if not shown:
+                continue
+            line.append(*SEPARATOR)
+            line.append_text(Text(" · ").join(Text(words, style=style) for words, style in shown))
         return line
 
+    def _data_age(self) -> float | None:
+        """Seconds since the newest sample when that is `STALE_AFTER_S` or more (judged against `now`), else None."""
+        s = self.summary
+        if s is None or s.last_sample is None or self.now is None:
+            return None
+        age = self.now - s.last_sample
+        return age if age >= STALE_AFTER_S else None
+
     def power_line(self) -> Text:
-        """GPUs busy, power now against the facility budget, time of the newest sample."""
+        """GPUs busy, power now against the facility budget, time of the newest sample.
+
+        Stale data leads the line (`data N s old`) so that the warning survives a narrow terminal.
+        """
         s = self.summary
         line = Text(no_wrap=True, overflow="ellipsis")
         if s is None:
             return line
+        age = self._data_age()
+        if age is not None:
+            line.append(f"data {age:.0f} s old", style="bold yellow")
+            line.append(*SEPARATOR)
         line.append(f"GPUs {s.gpus_busy}/{s.gpus_total} busy")
         line.append(*SEPARATOR)
         line.append("power ")
         line.append(fmt.kilowatts(s.power_kw), style="bold")
         if s.budget_kw is not None:
-            line.append(f" of {fmt.kilowatts(s.budget_kw, 0)} budget ")
+            line.append(f" of {fmt.kilowatts(s.budget_kw, 0)} budget")
             if s.power_kw is not None:
+                line.append(" ")
                 line.append_text(budget_gauge(s.power_kw, s.budget_kw))
                 line.append(f" {s.power_kw / s.budget_kw:.0%}")
         else:
             line.append(" (no budget set)", style="bright_black")
-        line.append(*SEPARATOR)
-        if s.last_sample is not None and self.now is not None and self.now - s.last_sample >= STALE_AFTER_S:
-            line.append(f"data {self.now - s.last_sample:.0f} s old", style="bold yellow")
-        else:
+        if age is None:
+            line.append(*SEPARATOR)
             line.append(fmt.clock(s.last_sample))
         return line
 

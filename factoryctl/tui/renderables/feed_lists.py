@@ -17,6 +17,22 @@ SEVERITY_STYLES = {"info": "", "warning": "yellow", "error": "bold red"}
 JOB_STATE_STYLES = {"RUNNING": "green", "STARTING": "green", "PENDING": "", "DEFERRED": "cyan", "FAILED": "bold red"}
 
 
+def event_message(event: DashboardEvent) -> str:
+    """The event's words without its node's name, which the line already shows first.
+
+    Messages are written to stand alone (in the store, `factoryctl events`), so many name their node:
+    `demo01 drained by root: …`, `down: demo01: the agent exited.` read `drained by root: …`, `down: the agent …`.
+    """
+    message, node = event.message, event.node
+    if not node:
+        return message
+    for prefix in (f"{node}: ", f"{node} "):
+        if message.startswith(prefix):
+            message = message[len(prefix) :]
+            break
+    return message.replace(f": {node}: ", ": ")
+
+
 class EventsRenderable:
     """Newest events first, one line each: time, node, what happened."""
 
@@ -36,7 +52,7 @@ class EventsRenderable:
             if event.node:
                 line.append(event.node, style="bold")
                 line.append(" ")
-            line.append(event.message, style=SEVERITY_STYLES.get(event.severity, ""))
+            line.append(event_message(event), style=SEVERITY_STYLES.get(event.severity, ""))
             yield line
 
 

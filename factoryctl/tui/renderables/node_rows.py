@@ -70,7 +70,7 @@ def cell_pieces(row: NodeRow) -> dict[str, list[Piece]]:
     flags: list[Piece] = []
     if row.drained:
         flags.append(("drained", "yellow"))
-    if not sample.healthy and sample.state != "down":
+    if not sample.healthy:  # one definition with the header's count: `NodeSample.healthy` (docs/dashboard.md)
         flags.append((" unhlth" if row.drained else "unhealthy", "bold red"))
     cells["flags"] = flags
     if sample.state == "down":

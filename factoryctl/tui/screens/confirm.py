@@ -1,19 +1,31 @@
-"""A yes/no question before anything changes on a node; optionally asks why (a drain's reason)."""
+"""A yes/no question before anything changes on a node; optionally asks why (a drain's reason).
+
+Keys: Esc cancels; `y` answers yes and `n` or `q` no, except while the reason's input has focus (there they are
+letters of the reason, and Enter confirms). The dialog has its own footer, so the keys shown are the ones that work.
+"""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label
+from textual.widgets import Button, Footer, Input, Label
+
+#: Single-letter answers, disabled while a text input has focus (the letters are typed there).
+LETTER_ACTIONS = frozenset({"yes", "no"})
 
 
 class ConfirmScreen(ModalScreen[str | None]):
     """Dismisses with the reason typed (`""` when none was asked) on yes, None on no."""
 
-    BINDINGS = [  # noqa: RUF012 - Textual's convention
-        Binding("escape", "cancel", "Cancel"),
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel", key_display="Esc", tooltip="cancel: change nothing"),
+        Binding("y", "yes", "Yes", tooltip="yes (drain, resume; not while typing in an input: Enter there)"),
+        Binding("n", "no", "No", tooltip="no (drain, resume; not while typing in an input)"),
+        Binding("q", "no", "Cancel", show=False, tooltip="cancel (not while typing in an input)"),
     ]
 
     def __init__(self, question: str, confirm_label: str = "Confirm", ask_reason: str | None = None) -> None:
@@ -31,6 +43,7 @@ class ConfirmScreen(ModalScreen[str | None]):
             with Horizontal(id="buttons"):
                 yield Button(self.confirm_label, variant="warning", id="confirm")
                 yield Button("Cancel", id="cancel")
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         """Focus the reason when there is one, else the confirm button."""
@@ -52,6 +65,18 @@ class ConfirmScreen(ModalScreen[str | None]):
         event.stop()
         self.dismiss(self._reason() if event.button.id == "confirm" else None)
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """`y`, `n` and `q` are letters while the reason's input has focus."""
+        return not (action in LETTER_ACTIONS and isinstance(self.focused, Input))
+
     def action_cancel(self) -> None:
         """Esc: change nothing."""
+        self.dismiss(None)
+
+    def action_yes(self) -> None:
+        """`y`: confirm, as the confirm button does."""
+        self.dismiss(self._reason())
+
+    def action_no(self) -> None:
+        """`n` or `q`: change nothing."""
         self.dismiss(None)

@@ -44,11 +44,11 @@ def keys_table(sections: list[tuple[str, list[BindingType]]], read_only: bool) -
     for title, bindings in sections:
         table.add_row(Text(title, style="bold underline"), "")
         for binding in bindings:
-            if not isinstance(binding, Binding):
-                continue
+            if not isinstance(binding, Binding) or not binding.tooltip:
+                continue  # untitled ones are Textual's own movement keys, listed once as TABLE_KEYS
             if read_only and binding.action in WRITE_ACTIONS:
                 continue
-            table.add_row(_key_name(binding), binding.tooltip or binding.description or binding.action)
+            table.add_row(_key_name(binding), binding.tooltip)
         if title == "Factory":
             for key, what in TABLE_KEYS:
                 table.add_row(key, what)

@@ -61,7 +61,8 @@ class NodeScreen(NodeActionsScreen):
         if snapshot is None:
             return
         sample = snapshot.node(self.node)
-        self.query_one(NodeSummary).show(sample, snapshot.racks.get(self.node), self.node in snapshot.drained)
+        summary = self.query_one(NodeSummary)
+        summary.show(sample, snapshot.racks.get(self.node), self.node in snapshot.drained, snapshot.time)
         gpus = sample.gpus if sample else ()
         self.query_one(GpuTable).show(gpus, self.history)
         self.query_one(EventsPanel).show(snapshot.events)

@@ -85,6 +85,10 @@ class NodeActionsScreen(Screen[None]):
         node = self.current_node()
         if node is None:
             return
+        snapshot = self.dashboard.snapshot
+        if snapshot and node not in snapshot.drained:
+            self.notify(f"{node} is not drained.", severity="warning")
+            return
 
         def done(answer: str | None) -> None:
             if answer is not None:

@@ -1,12 +1,18 @@
-"""Ask for a node's new GPU power cap, show the valid range and what the value will be clamped to, then confirm."""
+"""Ask for a node's new GPU power cap, show the valid range and what the value will be clamped to, then confirm.
+
+Esc cancels; `q` cancels too once the focus is on a button (in the input it is a key that types nothing).
+"""
 
 from __future__ import annotations
 
+import math
+from typing import ClassVar
+
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label
+from textual.widgets import Button, Footer, Input, Label
 
 from factoryctl.model.telemetry import NodeSample
 from factoryctl.tui import text as fmt
@@ -25,13 +31,30 @@ def clamp_note(watts: float, low: float | None, high: float | None) -> str:
         return f"below the minimum: will be clamped to {fmt.watts(low)}"
     if high is not None and watts > high:
         return f"above the maximum: will be clamped to {fmt.watts(high)}"
-    return f"every GPU will be capped at {fmt.watts(watts)}"
+    return f"every GPU will be capped at {watts:g} W"
+
+
+def input_note(text: str, low: float | None, high: float | None) -> str:
+    """What the dialog says under the input for `text`: why it is refused, or what the agent will enforce."""
+    text = text.strip()
+    if not text:
+        return "type a positive number of watts"
+    try:
+        watts = float(text)
+    except ValueError:
+        return f"{text} is not a number: type a positive number of watts"
+    if not math.isfinite(watts) or watts <= 0:
+        return f"{text} W is not a cap: type a positive number of watts"
+    return clamp_note(watts, low, high)
 
 
 class PowerCapScreen(ModalScreen[float | None]):
     """Dismisses with the watts to request, or None."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]  # noqa: RUF012 - Textual's convention
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel", key_display="Esc", tooltip="change nothing"),
+        Binding("q", "cancel", "Cancel", show=False, tooltip="change nothing (not in the watts input)"),
+    ]
 
     def __init__(self, sample: NodeSample) -> None:
         super().__init__()
@@ -55,6 +78,7 @@ class PowerCapScreen(ModalScreen[float | None]):
             with Horizontal(id="buttons"):
                 yield Button("Set cap", variant="warning", id="confirm", disabled=True)
                 yield Button("Cancel", id="cancel")
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         """Focus the input."""
@@ -65,15 +89,13 @@ class PowerCapScreen(ModalScreen[float | None]):
             value = float(self.query_one("#watts", Input).value)
         except ValueError:
             return None
-        return value if value > 0 else None
+        return value if math.isfinite(value) and value > 0 else None
 
     def on_input_changed(self, event: Input.Changed) -> None:
         """Say what the typed value will do."""
         event.stop()
-        watts = self._watts()
-        note = "type a positive number of watts" if watts is None else clamp_note(watts, self.low, self.high)
-        self.query_one("#note", Label).update(note)
-        self.query_one("#confirm", Button).disabled = watts is None
+        self.query_one("#note", Label).update(input_note(event.value, self.low, self.high))
+        self.query_one("#confirm", Button).disabled = self._watts() is None
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         """Enter confirms a valid value."""
@@ -81,6 +103,8 @@ class PowerCapScreen(ModalScreen[float | None]):
         watts = self._watts()
         if watts is not None:
             self.dismiss(watts)
+        else:  # the note under the input already says why
+            self.app.bell()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         """Set or cancel."""

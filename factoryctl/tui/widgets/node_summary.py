@@ -11,7 +11,21 @@ from factoryctl.tui import text as fmt
 from factoryctl.tui.renderables.node_rows import STATE_STYLES
 
 
-def node_summary_text(sample: NodeSample | None, node: str, rack: str | None, drained: bool) -> Text:
+def sample_time(sample: NodeSample, snapshot_time: float | None) -> float | None:
+    """When the node last answered, or None when it never did (as far as this snapshot knows).
+
+    The services stamp a node with no sample (still connecting, or refused from the start) with the snapshot's own
+    time, so a down or connecting node whose time is not before the snapshot's has no "last seen" to show: showing
+    it would make a node that never answered look seen at every refresh.
+    """
+    if sample.state in ("down", "connecting") and (snapshot_time is None or sample.time >= snapshot_time):
+        return None
+    return sample.time
+
+
+def node_summary_text(
+    sample: NodeSample | None, node: str, rack: str | None, drained: bool, snapshot_time: float | None = None
+) -> Text:
     """Two lines: identity and state; power and temperature."""
     line = Text(no_wrap=True, overflow="ellipsis")
     line.append(node, style="bold")
@@ -23,7 +37,9 @@ def node_summary_text(sample: NodeSample | None, node: str, rack: str | None, dr
     line.append("  drained" if drained else "  schedulable", style="yellow" if drained else "")
     line.append("  healthy" if sample.healthy else "  UNHEALTHY", style="" if sample.healthy else "bold red")
     line.append(f"  rack {rack or '—'}  agent {sample.agent_version or '—'} ({sample.backend or '—'})")
-    line.append(f"  seen {fmt.clock(sample.time)}", style="bright_black")
+    seen = sample_time(sample, snapshot_time)
+    if seen is not None:  # no time at all rather than a made-up one
+        line.append(f"  seen {fmt.clock(seen)}", style="bright_black")
     second = Text(no_wrap=True, overflow="ellipsis")
     if sample.state == "down" or sample.error:
         second.append(f"{sample.error or 'down'}: {sample.message or 'no answer'}", style="bold red")
@@ -50,12 +66,13 @@ class NodeSummary(Widget):
         self.sample: NodeSample | None = None
         self.rack: str | None = None
         self.drained = False
+        self.snapshot_time: float | None = None
 
-    def show(self, sample: NodeSample | None, rack: str | None, drained: bool) -> None:
-        """Show a new sample of the node."""
-        self.sample, self.rack, self.drained = sample, rack, drained
+    def show(self, sample: NodeSample | None, rack: str | None, drained: bool, snapshot_time: float | None) -> None:
+        """Show a new sample of the node, from the snapshot taken at `snapshot_time`."""
+        self.sample, self.rack, self.drained, self.snapshot_time = sample, rack, drained, snapshot_time
         self.refresh()
 
     def render(self) -> RenderableType:
         """Two summary lines."""
-        return node_summary_text(self.sample, self.node, self.rack, self.drained)
+        return node_summary_text(self.sample, self.node, self.rack, self.drained, self.snapshot_time)
