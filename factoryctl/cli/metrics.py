@@ -6,6 +6,7 @@ itself, at most once per `--min-interval`, so a fast scraper cannot turn into an
 
 from __future__ import annotations
 
+import errno
 import sys
 import threading
 import time
@@ -33,21 +34,27 @@ class MetricsSource:
         self._at = 0.0
 
     def text(self) -> str:
-        """The /metrics body."""
+        """The /metrics body, read from the store on every scrape while a controller writes it.
+
+        Otherwise it comes from a poll of the nodes, at most every `min_interval_s`: a fast scraper must not turn
+        into an SSH storm.
+        """
         with self._lock:
             if not self._text or time.monotonic() - self._at >= self.min_interval_s:
-                self._text = self._refresh()
-                self._at = time.monotonic()
+                self._text, polled = self._refresh()
+                self._at = time.monotonic() if polled else 0.0
             return self._text
 
-    def _refresh(self) -> str:
+    def _refresh(self) -> tuple[str, bool]:
+        """The exposition text, and whether it came from polling the nodes (rather than the live store)."""
         from factoryctl.store.sqlite import Store, StoreError
         from factoryctl.telemetry.latest import read_live
         from factoryctl.telemetry.poll import poll_nodes
         from factoryctl.telemetry.prometheus import render
 
         nodes = list(self.config.nodes.values())
-        result = read_live(self.config, nodes) or poll_nodes(self.config, nodes, self.timeout)
+        live = read_live(self.config, nodes)
+        result = live or poll_nodes(self.config, nodes, self.timeout)
         drained: set[str] = set()
         try:
             store = Store(self.config.store_path, readonly=True)
@@ -57,7 +64,7 @@ class MetricsSource:
                 store.close()
         except StoreError:
             pass
-        return render(result.samples, drained)
+        return render(result.samples, drained), live is None
 
 
 #: `--min-interval`: 0 refreshes on every scrape; at most a day, as every option in seconds.
@@ -124,7 +131,9 @@ def register(app: typer.Typer) -> None:
         try:
             server = ThreadingHTTPServer((address, port), metrics_handler(source))
         except OSError as exc:
-            raise UsageError(f"cannot listen on {address}:{port}: {exc.strerror}.", "pick another --port.") from None
+            in_use = exc.errno in (errno.EADDRINUSE, errno.EACCES)
+            hint = "pick another --port." if in_use else "give --address an address of this machine, e.g. 0.0.0.0."
+            raise UsageError(f"cannot listen on {address}:{port}: {exc.strerror or exc}.", hint) from None
         sys.stderr.write(f"serving http://{address}:{server.server_address[1]}/metrics\n")
         try:
             server.serve_forever()  # Ctrl-C ends it with 130, as any command's (a stopped exporter is not success)

@@ -134,3 +134,27 @@ def test_a_failed_refresh_is_a_503_and_an_idle_client_is_dropped(monkeypatch) ->
         server.shutdown()
         server.server_close()
     runner.join(10)
+
+
+def test_scrapes_read_the_live_store_every_time_but_poll_nodes_at_most_once_per_interval(tmp_path, monkeypatch) -> None:
+    """While a controller writes the store each scrape reads it (a scrape showed 5 s old data); polls stay cached."""
+    from factoryctl.cli.metrics import MetricsSource
+    from factoryctl.telemetry.poll import PollResult
+
+    config = parse_config("nodes: {n1: {transport: local}}\n", tmp_path / "f.yaml", state_dir=tmp_path / "s")
+    watts = iter(range(100, 200))
+    live = [True]
+    polls = []
+
+    def result() -> PollResult:
+        return PollResult([NodeSample("n1", 1.0, gpus=(GpuSample("n1", 0, power_w=float(next(watts))),))], [])
+
+    monkeypatch.setattr("factoryctl.telemetry.latest.read_live", lambda c, n: result() if live[0] else None)
+    monkeypatch.setattr("factoryctl.telemetry.poll.poll_nodes", lambda c, n, t: polls.append(1) or result())
+    source = MetricsSource(config, 60, 1)
+    assert " 100\n" in source.text()
+    assert " 101\n" in source.text()  # live: read again
+    live[0] = False
+    assert " 102\n" in source.text()
+    assert " 102\n" in source.text()  # polled: cached for --min-interval
+    assert polls == [1]
