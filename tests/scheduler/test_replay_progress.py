@@ -25,7 +25,9 @@ def test_the_replay_reports_its_arrivals_about_fifty_times_in_order():
     assert 40 <= len(heard) <= 50
     assert all(total == 500 for _, total in heard)
     submitted = [i for i, _ in heard]
-    assert submitted == sorted(submitted) and submitted[0] >= 10 and submitted[-1] <= 500
+    assert submitted == sorted(submitted)
+    assert submitted[0] >= 10
+    assert submitted[-1] <= 500
     assert [(r.job_id, r.start_s) for r in told.records] == [(r.job_id, r.start_s) for r in plain.records]
 
 

@@ -269,4 +269,5 @@ def test_schedule_out_dash_writes_the_schedule_to_stdout_and_the_table_to_stderr
     assert r.stdout.splitlines()[0] == "job_id,policy,submit_s,start_s,end_s,allocation"
     assert len(r.stdout.splitlines()) == 1 + 2 * 20
     assert validate(r.stdout, text, nodes=2, gpus_per_node=8) == []
-    assert "POLICY" in r.stderr and "default" in r.stderr
+    assert "POLICY" in r.stderr
+    assert "default" in r.stderr
