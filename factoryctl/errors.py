@@ -25,12 +25,14 @@ class ExitCode(IntEnum):
     TERMINATED = 143  # 128 + SIGTERM: cron's timeout, systemd
 
 
-#: Severity order used when nodes fail differently: the most severe class wins.
-_SEVERITY = {ExitCode.CONNECTION: 3, ExitCode.TIMEOUT: 2, ExitCode.FAILURE: 1}
+#: Severity order used when nodes fail differently: the most severe class wins. An operator's mistake met on a
+#: node (a bad ~/.ssh/config entry: 3, a usage error: 2) outranks the nodes' own failures, as it would have stopped
+#: the command had it been found before any node was reached.
+_SEVERITY = {ExitCode.CONFIG: 5, ExitCode.USAGE: 4, ExitCode.CONNECTION: 3, ExitCode.TIMEOUT: 2, ExitCode.FAILURE: 1}
 
 
 def most_severe(codes: list[ExitCode]) -> ExitCode:
-    """Return the exit code that wins when several nodes fail differently (4, then 124, then 1)."""
+    """Return the exit code that wins when several nodes fail differently (3, 2, 4, then 124, then 1)."""
     worst = ExitCode.OK
     for code in codes:
         if _SEVERITY.get(code, 0) > _SEVERITY.get(worst, 0):

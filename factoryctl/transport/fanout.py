@@ -4,6 +4,9 @@
 until every node's command timed out. Here each node runs on a daemon thread, at most `fanout` at a time, and the
 caller waits in short slices, so KeyboardInterrupt reaches it immediately and the process can exit (the caller
 interrupts what still runs: see `exec`). Results come back in input order; a failure is the node's NodeError.
+A ConfigError or UsageError met on one node (a bad ProxyJump in ~/.ssh/config) is that node's result too, of kind
+`config` or `usage` with its own exit code (3, 2), which outranks the nodes' failures (`errors.most_severe`): the
+other nodes' results are kept (exec's output, power changes that must reach the audit log).
 A `cancel` event ends the wait the same way without a signal (SIGINT may be ignored: `cmd &` in a script), by
 raising Cancelled: `exec --lines` sets it when its stdout's reader goes away.
 """
@@ -14,7 +17,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TypeVar, cast
 
-from factoryctl.errors import FactoryError, NodeError
+from factoryctl.errors import ConfigError, FactoryError, NodeError, UsageError
 from factoryctl.model.inventory import NodeSpec
 
 T = TypeVar("T")
@@ -25,9 +28,16 @@ class Cancelled(Exception):
 
 
 def as_node_error(node: str, exc: BaseException) -> NodeError:
-    """Classify a failure on one node; unexpected ones become `agent` errors instead of crashing the fan-out."""
+    """Classify a failure on one node; unexpected ones become `agent` errors instead of crashing the fan-out.
+
+    A config or usage error keeps its kind (`config`, `usage`) and exit code.
+    """
     if isinstance(exc, NodeError):
         return exc
+    if isinstance(exc, (ConfigError, UsageError)):
+        error = NodeError(node, "config" if isinstance(exc, ConfigError) else "usage", exc.message, exc.hint)
+        error.exit_code = exc.exit_code  # NodeError's kinds map node failures only
+        return error
     if isinstance(exc, FactoryError):
         return NodeError(node, "agent", exc.message, exc.hint)
     return NodeError(node, "agent", f"{type(exc).__name__}: {exc}", "rerun with --debug for details.")

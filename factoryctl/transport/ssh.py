@@ -7,7 +7,8 @@ steps (TCP, handshake, host key against known_hosts before any credential, auth)
 Commands are argv joined with `shlex.join`, and their stdout and stderr are drained together (while any stdin is
 fed) so a chatty command cannot deadlock the channel window; what they send on a channel goes through
 `ssh_channel.operation`, so it never follows our CLOSE (OpenSSH would drop the connection shared by every command).
-`SshPool` keeps one connection per node and shares ProxyJump hosts.
+`SshPool` keeps one connection per node and shares ProxyJump hosts; nodes that need one while it is being opened
+share that attempt's outcome.
 """
 
 from __future__ import annotations
@@ -75,7 +76,8 @@ class SshConnection:
     def open(cls, node: str, target: SshTarget, options: SshOptions, via: SshConnection | None = None) -> SshConnection:
         """Connect (directly, or through `via` with a direct-tcpip channel), verify the host key, authenticate."""
         sock: socket.socket | paramiko.Channel
-        sock = tcp_socket(node, target, options.connect_timeout_s) if via is None else via.tunnel(target)
+        timeout = options.connect_timeout_s
+        sock = tcp_socket(node, target, timeout) if via is None else via.tunnel(target, timeout)
         transport = start_transport(node, target, sock, options)
         found = verify_host_key(node, transport, target)
         authenticate(node, transport, target)
@@ -83,8 +85,8 @@ class SshConnection:
         connection.host_key = found
         return connection
 
-    def tunnel(self, target: SshTarget) -> paramiko.Channel:
-        """A direct-tcpip channel to `target` through this connection (ProxyJump)."""
+    def tunnel(self, target: SshTarget, timeout: float | None = None) -> paramiko.Channel:
+        """A direct-tcpip channel to `target` through this connection (ProxyJump), opened within `timeout`."""
         import paramiko
 
         try:
@@ -92,7 +94,7 @@ class SshConnection:
                 "direct-tcpip",
                 (target.host, target.port),
                 ("127.0.0.1", 0),
-                timeout=self.options.connect_timeout_s,
+                timeout=self.options.connect_timeout_s if timeout is None else timeout,
             )
         except paramiko.ChannelException as exc:
             raise NodeError(
@@ -358,13 +360,40 @@ def _close(chan: paramiko.Channel) -> None:
         chan.close()
 
 
+class _Attempt:
+    """One connection attempt in progress: nodes that need the same connection meanwhile wait for its outcome."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.connection: SshConnection | None = None
+        self.error: BaseException | None = None
+
+    def outcome(self, node: str) -> SshConnection:
+        """The connection, or the attempt's failure told as `node`'s own (after waiting for the attempt to end).
+
+        No timeout is needed here: every step of the attempt is bounded, and it always ends by setting `done`.
+        """
+        self.done.wait()
+        if isinstance(self.error, NodeError) and self.error.node != node:
+            error = self.error
+            raise NodeError(node, error.kind, error.message, error.hint) from error
+        if self.error is not None:
+            raise self.error
+        assert self.connection is not None
+        return self.connection
+
+
 @dataclass
 class SshPool:
-    """One persistent connection per node (and per jump host), reconnecting when a liveness check fails."""
+    """One persistent connection per node (and per jump host), reconnecting when a liveness check fails.
+
+    Nodes that need a connection while it is being opened (a jump host shared by a sweep's nodes) share the outcome
+    of that attempt: a jump host that does not answer costs one connect timeout, not one per node in turn.
+    """
 
     options: SshOptions = field(default_factory=SshOptions)
     _connections: dict[tuple[str, ...], SshConnection] = field(default_factory=dict)
-    _locks: dict[tuple[str, ...], threading.Lock] = field(default_factory=dict)
+    _attempts: dict[tuple[str, ...], _Attempt] = field(default_factory=dict)
     _guard: threading.Lock = field(default_factory=threading.Lock)
 
     def target(self, spec: NodeSpec) -> SshTarget:
@@ -373,39 +402,64 @@ class SshPool:
 
     def connect(self, spec: NodeSpec, check_alive: bool = False) -> SshConnection:
         """The node's connection, opened on first use (and re-opened when dead)."""
-        return self._connect(spec.name, self.target(spec), ("node", spec.name), check_alive)
+        return self._connect(spec.name, self.target(spec), ("node", spec.name), check_alive, self.options)
 
-    def _connect(self, node: str, target: SshTarget, key: tuple[str, ...], check_alive: bool) -> SshConnection:
+    def _connect(
+        self, node: str, target: SshTarget, key: tuple[str, ...], check_alive: bool, options: SshOptions
+    ) -> SshConnection:
         # Nodes get a connection each (several inventory nodes may share one sshd); jump hosts are shared.
         with self._guard:
-            lock = self._locks.setdefault(key, threading.Lock())
-        with lock:
-            existing = self._connections.get(key)
-            if existing is not None:
-                alive = existing.is_alive() if check_alive else existing.transport.is_active()
-                if alive:
-                    return existing
-                existing.close()
-                del self._connections[key]
-            via = None if target.jump is None else self.jump(node, target.jump)
-            connection = SshConnection.open(node, target, self.options, via)
-            self._connections[key] = connection
-            return connection
-
-    def jump(self, node: str, target: SshTarget) -> SshConnection:
-        """The shared connection to a jump host (opened on first use, re-opened when its transport died)."""
+            attempt = self._attempts.get(key)
+            if attempt is not None:
+                waiting = True
+            else:
+                waiting, attempt = False, self._attempts.setdefault(key, _Attempt())
+        if waiting:
+            return attempt.outcome(node)
         try:
-            return self._connect(node, target, ("jump", *map(str, target.key)), check_alive=False)
+            attempt.connection = self._reuse_or_open(node, target, key, check_alive, options)
+        except BaseException as exc:
+            attempt.error = exc
+            raise
+        finally:
+            with self._guard:
+                del self._attempts[key]
+            attempt.done.set()
+        return attempt.connection
+
+    def _reuse_or_open(
+        self, node: str, target: SshTarget, key: tuple[str, ...], check_alive: bool, options: SshOptions
+    ) -> SshConnection:
+        existing = self._connections.get(key)
+        if existing is not None:
+            alive = existing.is_alive() if check_alive else existing.transport.is_active()
+            if alive:
+                return existing
+            existing.close()
+            del self._connections[key]
+        via = None if target.jump is None else self.jump(node, target.jump, options)
+        connection = SshConnection.open(node, target, options, via)
+        self._connections[key] = connection
+        return connection
+
+    def jump(self, node: str, target: SshTarget, options: SshOptions | None = None) -> SshConnection:
+        """The shared connection to a jump host (opened on first use, re-opened when its transport died).
+
+        `options` (the caller's timeouts; the pool's by default) bound the connection when it has to be opened.
+        """
+        try:
+            return self._connect(node, target, _jump_key(target), False, options or self.options)
         except NodeError as exc:
-            if exc.kind != "host_key":
+            if exc.message.startswith("jump host "):
                 raise
-            raise NodeError(
-                node,
-                "host_key",
-                f"jump host {target.label}: {exc.message}",
-                f"the jump host is not an inventory node: check its fingerprint and record it in {target.known_hosts} "
-                f"(e.g. by answering yes to `ssh -p {target.port} {target.user}@{target.host}` once).",
-            ) from exc
+            hint = exc.hint
+            if exc.kind == "host_key":
+                hint = (
+                    f"the jump host is not an inventory node: check its fingerprint and record it in "
+                    f"{target.known_hosts} (e.g. by answering yes to `ssh -p {target.port} {target.user}@{target.host}` "
+                    "once)."
+                )
+            raise NodeError(node, exc.kind, f"jump host {target.label}: {exc.message}", hint) from exc
 
     def drop(self, spec: NodeSpec) -> None:
         """Close and forget a node's connection (after an error that left it unusable)."""
@@ -418,6 +472,10 @@ class SshPool:
         for connection in list(self._connections.values()):
             connection.close()
         self._connections.clear()
+
+
+def _jump_key(target: SshTarget) -> tuple[str, ...]:
+    return ("jump", *map(str, target.key))
 
 
 def open_ssh_transport(node: NodeSpec, config: FactoryConfig, timeout: float) -> SshTransport:

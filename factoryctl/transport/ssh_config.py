@@ -8,6 +8,7 @@ configured identity, else IdentityFile, else OpenSSH's default identities) plus 
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 from dataclasses import dataclass
@@ -45,10 +46,14 @@ class SshTarget:
         return f"{self.user}@{self.host}:{self.port}"
 
 
+def _config_path(config_path: Path | None) -> Path:
+    return config_path or Path(os.path.expanduser("~/.ssh/config"))
+
+
 def _ssh_config_lookup(alias: str, config_path: Path | None) -> dict[str, Any]:
     import paramiko
 
-    path = config_path or Path(os.path.expanduser("~/.ssh/config"))
+    path = _config_path(config_path)
     if not path.is_file():
         return {}
     try:
@@ -56,6 +61,26 @@ def _ssh_config_lookup(alias: str, config_path: Path | None) -> dict[str, Any]:
         return dict(config.lookup(alias))
     except Exception as exc:  # paramiko raises several types for bad files
         raise ConfigError(f"{path}: cannot read SSH config: {exc}", "fix the file or move it aside.") from exc
+
+
+def _bad_setting(
+    config_path: Path | None, alias: str, keyword: str, value: str, problem: str, hint: str
+) -> ConfigError:
+    """A ConfigError naming the file and line (when it can be found) of a bad `keyword value` for host `alias`."""
+    path = _config_path(config_path)
+    where = str(path)
+    with contextlib.suppress(OSError):
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+            word, _, rest = line.strip().replace("=", " ", 1).partition(" ")
+            if word.lower() == keyword.lower() and value in rest:
+                where = f"{path}, line {number}"
+                break
+    return ConfigError(f"{where}: {keyword} {value!r} for host {alias} {problem}.", hint)
+
+
+def _port(text: str) -> int | None:
+    """A TCP port (1-65535) written in decimal, else None."""
+    return int(text) if text.isascii() and text.isdigit() and 0 < int(text) < 65536 else None
 
 
 def _identities(explicit: str | None, configured: list[str] | None) -> tuple[str, ...]:
@@ -66,17 +91,24 @@ def _identities(explicit: str | None, configured: list[str] | None) -> tuple[str
     return tuple(p for p in found if os.path.isfile(p))
 
 
+_JUMP_HINT = "write each hop as [user@]host[:port] with a port from 1 to 65535 (e.g. jumper:2222), separated by commas."
+
+
 def _parse_jump(hop: str) -> tuple[str | None, str, int | None]:
-    """`[user@]host[:port]` (also `ssh://user@host:port`)."""
+    """`[user@]host[:port]` (also `ssh://user@host:port`); ValueError with the problem when it is not that."""
     hop = hop.removeprefix("ssh://")
     user, _, hostport = hop.rpartition("@")
-    host, port = hostport, None
+    host, port_text = hostport, None
     if hostport.startswith("["):
         host, _, rest = hostport[1:].partition("]")
-        port = int(rest[1:]) if rest.startswith(":") else None
+        port_text = rest[1:] if rest.startswith(":") else None
     elif hostport.count(":") == 1:
         host, _, port_text = hostport.partition(":")
-        port = int(port_text)
+    if not host:
+        raise ValueError(f"has no host in {hop!r}")
+    port = None if port_text is None else _port(port_text)
+    if port_text is not None and port is None:
+        raise ValueError(f"has a port that is not a number from 1 to 65535: {port_text!r}")
     return (user or None), host, port
 
 
@@ -85,20 +117,32 @@ def resolve(
 ) -> SshTarget:
     """Resolve a node to the endpoint (and jump chain) to connect to."""
     if _depth > MAX_JUMPS:
-        raise ConfigError(f"ProxyJump chain for {spec.name} is longer than {MAX_JUMPS} hops.", "check ~/.ssh/config.")
+        raise ConfigError(
+            f"the ProxyJump chain of {spec.name} in {_config_path(config_path)} is longer than {MAX_JUMPS} hops.",
+            "look for a loop: a jump host whose own ProxyJump leads back to it.",
+        )
     found = _ssh_config_lookup(spec.host, config_path)
     host = str(found.get("hostname") or spec.host)
     port = spec.port
     if port == 22 and found.get("port"):
-        port = int(found["port"])
+        port = _port(str(found["port"])) or 0
+        if not port:
+            problem, hint = "is not a number from 1 to 65535", "write the port as a number such as 22."
+            raise _bad_setting(config_path, spec.host, "Port", str(found["port"]), problem, hint)
     user = spec.user or found.get("user") or getpass.getuser()
     identities = _identities(spec.identity_file, found.get("identityfile"))
     known_hosts = spec.known_hosts or DEFAULT_KNOWN_HOSTS
     jump_text = _jump_override if _jump_override is not None else str(found.get("proxyjump") or "")
     jump = None
     if jump_text and jump_text.lower() != "none":
-        *earlier, last = [hop.strip() for hop in jump_text.split(",") if hop.strip()]
-        hop_user, hop_host, hop_port = _parse_jump(last)
+        hops = [hop.strip() for hop in jump_text.split(",")]
+        try:
+            if "" in hops:
+                raise ValueError("has an empty hop")
+            hop_user, hop_host, hop_port = [_parse_jump(hop) for hop in hops][-1]
+        except ValueError as exc:
+            raise _bad_setting(config_path, spec.host, "ProxyJump", jump_text, str(exc), _JUMP_HINT) from None
+        earlier = hops[:-1]
         hop_spec = NodeSpec(
             name=f"{spec.name} (jump {hop_host})",
             host=hop_host,

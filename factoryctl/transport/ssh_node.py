@@ -22,6 +22,7 @@ from factoryctl.transport.base import CommandResult, OutputSink
 from factoryctl.transport.launch import agent_argv
 from factoryctl.transport.session import AgentSession
 from factoryctl.transport.ssh import SshConnection, SshOptions, SshPool
+from factoryctl.transport.ssh_config import resolve
 from factoryctl.transport.stdin_stream import Stdin
 
 if TYPE_CHECKING:
@@ -56,9 +57,9 @@ class SshTransport:
 
     @classmethod
     def open(cls, node: NodeSpec, factory: str, options: SshOptions) -> SshTransport:
-        """Connect to the node (through its shared jump host, if any) and authenticate."""
-        target = _JUMPS.target(node) if options.ssh_config is None else SshPool(options).target(node)
-        via = None if target.jump is None else _JUMPS.jump(node.name, target.jump)
+        """Connect to the node (through its shared jump host, if any, opened with `options` too) and authenticate."""
+        target = resolve(node, options.ssh_config)
+        via = None if target.jump is None else _JUMPS.jump(node.name, target.jump, options)
         return cls(node, factory, SshConnection.open(node.name, target, options, via), options)
 
     def run(
