@@ -142,9 +142,16 @@ def history_command(
     no_header: bool = NO_HEADER_OPTION,
 ) -> None:
     """Every price in a time range; unknown prices are shown as null."""
+    from factoryctl.errors import UsageError
     from factoryctl.power.sources import CsvPriceSource
 
-    points = CsvPriceSource(prices).fetch(_moment(since, None, "--since"), _moment(until, None, "--until"))
+    start, end = _moment(since, None, "--since"), _moment(until, None, "--until")
+    if start is not None and end is not None and end <= start:
+        raise UsageError(
+            f"--until {until} is not after --since {since}: the range would be empty.",
+            "give --until a later time than --since (or leave it out: to the end of the file).",
+        )
+    points = CsvPriceSource(prices).fetch(start, end)
     items = [_item(p.timestamp_s, p.price_per_mwh) for p in points]
     emit(render_listing(items, [], PRICE_COLUMNS, output, no_header))
 

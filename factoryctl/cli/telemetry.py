@@ -65,7 +65,15 @@ def time_window(since: str, until: str | None) -> tuple[float, float]:
     import time
 
     now = time.time()
-    return parse_when(since, now), parse_when(until, now, "--until") if until else now + 1
+    start, end = parse_when(since, now), parse_when(until, now, "--until") if until else now + 1
+    if end <= start:
+        from factoryctl.errors import UsageError
+
+        raise UsageError(
+            f"--until {until} is not after --since {since}: the window would be empty.",
+            "give --until a later time than --since (or leave it out: until now).",
+        )
+    return start, end
 
 
 def open_history(config: FactoryConfig) -> Store:
@@ -351,13 +359,26 @@ ENERGY_COLUMNS = (
 )
 
 
+def _finite_price(value: float | None) -> float | None:
+    """`--price-per-kwh`: any finite number (nan and inf made a cost of nan and broke -o json)."""
+    import math
+
+    if value is not None and not math.isfinite(value):
+        from factoryctl.errors import UsageError
+
+        raise UsageError(f"--price-per-kwh must be a finite number, not {value:g}.", "e.g. --price-per-kwh 0.25")
+    return value
+
+
 @app.command("energy")
 def energy(
     ctx: typer.Context,
     target: str = context.TARGET_ARG,
     since: str = typer.Option("24h", "--since", help="How far back: a duration (24h, 7d) or an ISO-8601 time."),
     until: str | None = UNTIL_OPTION,
-    price_per_kwh: float | None = typer.Option(None, "--price-per-kwh", help="Flat price, to show a cost."),
+    price_per_kwh: float | None = typer.Option(
+        None, "--price-per-kwh", callback=_finite_price, help="Flat price, to show a cost."
+    ),
     output: OutputFormat = OUTPUT_OPTION,
     no_header: bool = NO_HEADER_OPTION,
 ) -> None:

@@ -45,3 +45,20 @@ def test_price_tables_show_what_the_file_says(cli, tmp_path):
     assert shown.stdout.split()[1] == "92.01"
     exact = cli("price", "history", "--prices", str(prices), "-o", "json")
     assert [i["price_per_mwh"] for i in exact.json()["items"]] == [*(float(p) for p in PRICES), None]
+
+
+def test_history_until_before_since_is_a_usage_error(cli, tmp_path):
+    prices = tmp_path / "p.csv"
+    prices.write_text("timestamp_utc,price_per_mwh\n2023-11-15T00:00:00Z,10\n2023-11-15T01:00:00Z,20\n")
+    r = cli(
+        "price",
+        "history",
+        "--prices",
+        str(prices),
+        "--since",
+        "2023-11-15T01:00:00Z",
+        "--until",
+        "2023-11-15T00:30:00Z",
+    )
+    assert r.exit_code == 2
+    assert "is not after --since" in r.stderr

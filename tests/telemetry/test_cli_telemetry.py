@@ -290,3 +290,18 @@ def test_a_bad_since_is_a_usage_error_even_before_there_is_a_store(cli: Any, fac
     result = cli("--config", str(factory), command, "--since", "bogus")
     assert result.exit_code == 2, result.stderr
     assert "--since" in result.stderr
+
+
+@pytest.mark.parametrize("price", ["nan", "inf", "-inf"])
+def test_energy_refuses_a_price_that_is_not_a_finite_number(cli: Any, filled: Path, price: str) -> None:
+    """`-o json` crashed on a cost of nan ("Out of range float values are not JSON compliant")."""
+    r = cli("--config", str(filled), "telemetry", "energy", "--price-per-kwh", price, "-o", "json")
+    assert r.exit_code == 2
+    assert "--price-per-kwh must be a finite number" in r.stderr
+
+
+@pytest.mark.parametrize("command", ["history", "energy", "export"])
+def test_until_before_since_is_a_usage_error(cli: Any, filled: Path, command: str) -> None:
+    r = cli("--config", str(filled), "telemetry", command, "--since", "1h", "--until", "2h")
+    assert r.exit_code == 2
+    assert "--until 2h is not after --since 1h" in r.stderr
