@@ -55,7 +55,7 @@ def table_view(item: dict[str, Any]) -> dict[str, Any]:
         "memory": _mib_pair(item),
         "power_range": f"{low:.0f}-{high:.0f}" if low is not None and high is not None else None,
         "energy_kj": energy / 1000 if energy is not None else None,
-        "nprocs": len(item.get("processes") or []),
+        "nprocs": None if item.get("processes") is None else len(item["processes"]),
     }
 
 

@@ -8,11 +8,11 @@ prints them, so they are frozen, standard-library only and carry their own JSON 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
 from factoryctl.errors import UsageError
+from factoryctl.model.timefmt import iso_utc as iso_utc  # re-exported: reasons and job JSON use it
 
 #: Walltime assumed for a job submitted without one (`scheduler.default_walltime`): 24 hours.
 DEFAULT_WALLTIME_S = 24 * 3600.0
@@ -139,14 +139,6 @@ class JobSpec:
     def walltime(self) -> float:
         """The walltime the scheduler plans with (the default when none was given)."""
         return DEFAULT_WALLTIME_S if self.walltime_s is None else self.walltime_s
-
-
-def iso_utc(unix_seconds: float | None) -> str | None:
-    """ISO-8601 UTC with `Z` (DESIGN.md: every timestamp in JSON)."""
-    if unix_seconds is None:
-        return None
-    stamp = datetime.fromtimestamp(unix_seconds, tz=timezone.utc).isoformat(timespec="milliseconds")
-    return stamp.replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from factoryctl.model.timefmt import iso_utc
+
 GPU_FIELDS = (
     "node",
     "index",
@@ -80,14 +82,20 @@ class GpuSample:
     xid_events: tuple[XidEvent, ...] = ()  # recent XIDs seen by the agent, oldest first (beyond DESIGN.md's fields)
 
     def as_json(self) -> dict[str, Any]:
-        """The JSON object of one `gpus` listing item, keys in DESIGN.md order."""
+        """The JSON object of one `gpus` listing item, keys in DESIGN.md order.
+
+        A list the driver did not report (`throttle_reasons`, `processes` of a lost GPU: named in `null_reasons`) is
+        null, not an empty list that would claim "none"; XID times are ISO-8601 like every other time.
+        """
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name == "throttle_reasons":
-                value = list(value)
-            elif f.name in ("processes", "xid_events"):
-                value = [vars(p).copy() for p in value]
+                value = None if f.name in self.null_reasons else list(value)
+            elif f.name == "processes":
+                value = None if f.name in self.null_reasons else [vars(p).copy() for p in value]
+            elif f.name == "xid_events":
+                value = [{"xid": e.xid, "time": iso_utc(e.time)} for e in value]
             elif f.name == "null_reasons":
                 value = dict(value)
             out[f.name] = value

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time as _time
 
+from rich.text import Text
+
 from factoryctl.model.telemetry import GpuSample
 
 #: Clock event (throttle) reasons in words, keyed by the names NVML, nvidia-smi and our agent use.
@@ -93,6 +95,12 @@ def mib(value: float | None) -> str:
     if value is None:
         return "—"
     return f"{value / 1024:.1f} GiB" if value >= 1024 else f"{value:.0f} MiB"
+
+
+def not_reported(gpu: GpuSample, name: str) -> Text:
+    """`n/a (reason)` in grey for a field the driver did not report (never a made-up 0 or "none")."""
+    reason = gpu.null_reasons.get(name)
+    return Text(f"n/a ({reason})" if reason else "n/a", style="bright_black")
 
 
 def xid_events(gpu: GpuSample) -> list[tuple[int, float | None]]:

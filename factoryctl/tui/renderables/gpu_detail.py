@@ -16,11 +16,11 @@ from factoryctl.tui.renderables.sparkline import Sparkline
 from factoryctl.tui.services import GpuHistory
 
 
-def _value(gpu: GpuSample, name: str, shown: str) -> Text:
-    if getattr(gpu, name) is None:
-        reason = gpu.null_reasons.get(name)
-        return Text(f"n/a ({reason})" if reason else "n/a", style="bright_black")
-    return Text(shown)
+def _value(gpu: GpuSample, name: str, shown: str, style: str = "") -> Text:
+    """`shown`, or `n/a (reason)` when the driver did not report the field (a None, or a list it names unreported)."""
+    if getattr(gpu, name) is None or name in gpu.null_reasons:
+        return fmt.not_reported(gpu, name)
+    return Text(shown, style=style)
 
 
 def _xids(gpu: GpuSample) -> Text:
@@ -34,9 +34,11 @@ def _xids(gpu: GpuSample) -> Text:
 def detail_rows(gpu: GpuSample) -> list[tuple[str, Text]]:
     """(label, value) for every GPU field of DESIGN.md."""
     power = _value(gpu, "power_w", f"{fmt.watts(gpu.power_w)} of {fmt.watts(gpu.power_limit_w)} enforced limit")
-    limits = Text(
+    limits = _value(
+        gpu,
+        "power_limit_min_w",
         f"{fmt.watts(gpu.power_limit_min_w)} – {fmt.watts(gpu.power_limit_max_w)}"
-        f" (default {fmt.watts(gpu.power_limit_default_w)})"
+        f" (default {fmt.watts(gpu.power_limit_default_w)})",
     )
     temperature = _value(gpu, "temperature_c", f"{fmt.celsius(gpu.temperature_c)}")
     if gpu.temperature_c is not None:
@@ -57,6 +59,7 @@ def detail_rows(gpu: GpuSample) -> list[tuple[str, Text]]:
         )
         or "none"
     )
+    throttled = "yellow" if gpu.throttle_reasons else ""
     rows = [
         ("GPU", Text(f"{gpu.index}  {gpu.name or 'unknown model'}", style="bold")),
         ("UUID", Text(gpu.uuid or "n/a")),
@@ -67,10 +70,10 @@ def detail_rows(gpu: GpuSample) -> list[tuple[str, Text]]:
         ("energy", energy),
         ("temperature", temperature),
         ("SM clock", _value(gpu, "sm_clock_mhz", f"{gpu.sm_clock_mhz or 0:.0f} MHz")),
-        ("throttled", Text(fmt.throttle_words(gpu.throttle_reasons), style="yellow" if gpu.throttle_reasons else "")),
+        ("throttled", _value(gpu, "throttle_reasons", fmt.throttle_words(gpu.throttle_reasons), throttled)),
         ("ECC uncorr.", ecc),
         ("XID events", _xids(gpu)),
-        ("processes", Text(processes)),
+        ("processes", _value(gpu, "processes", processes)),
     ]
     unsupported = [f"{k}: {v}" for k, v in gpu.null_reasons.items()]
     if unsupported:

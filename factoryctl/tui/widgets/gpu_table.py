@@ -63,8 +63,11 @@ def gpu_cells(gpu: GpuSample, history: GpuHistory | None = None) -> list[Text]:
     xids = fmt.xid_events(gpu)
     xid = Text(str(xids[-1][0]), style="bold red") if xids else Text("—")
     throttle = Text(fmt.throttle_short(gpu.throttle_reasons), no_wrap=True, overflow="ellipsis")
-    if gpu.throttle_reasons:
+    if "throttle_reasons" in gpu.null_reasons:  # not reported (a lost GPU): not "none"
+        throttle = Text("—")
+    elif gpu.throttle_reasons:
         throttle.stylize("yellow")
+    procs = "—" if "processes" in gpu.null_reasons else str(len(gpu.processes))
     return [
         Text(str(gpu.index), style="bold"),
         Text(fmt.percent(gpu.utilization_pct)),
@@ -75,7 +78,7 @@ def gpu_cells(gpu: GpuSample, history: GpuHistory | None = None) -> list[Text]:
         throttle,
         ecc,
         xid,
-        Text(str(len(gpu.processes))),
+        Text(procs),
         Text("—" if gpu.sm_clock_mhz is None else f"{gpu.sm_clock_mhz:.0f}"),
         Text("—" if gpu.energy_j is None else f"{gpu.energy_j / 3.6e6:.2f}"),
         history_cell(history),
