@@ -10,13 +10,13 @@ import json
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
 import typer
 
 from factoryctl.cli.context import seconds_check
+from factoryctl.model.timefmt import iso_utc as iso_utc  # re-exported: the listings format their times with it
 
 SCHEMA_VERSION = 1
 
@@ -72,14 +72,6 @@ class Column:
     header: str
     wide_only: bool = False
     show: Callable[[Any], str] | None = None
-
-
-def iso_utc(unix_seconds: float | None) -> str | None:
-    """ISO-8601 UTC with `Z`, as every timestamp in JSON output."""
-    if unix_seconds is None:
-        return None
-    stamp = datetime.fromtimestamp(unix_seconds, tz=timezone.utc).isoformat(timespec="milliseconds")
-    return stamp.replace("+00:00", "Z")
 
 
 def format_cell(value: Any) -> str:
