@@ -7,6 +7,7 @@ not be reached at all); it comes back `up` with its first sample.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -18,6 +19,9 @@ SEVERITY = {"up": "info", "degraded": "warning", "down": "error"}
 _RANK = {"up": 0, "degraded": 1, "down": 2}
 THERMAL_REASONS = frozenset({"SwThermalSlowdown", "HwThermalSlowdown", "HwSlowdown"})
 MAX_XIDS = 8  # XIDs remembered per GPU across agent restarts, newest last (the agent's own list is as long)
+#: A GPU hovering at its slowdown temperature drops in and out of thermal slowdown every few samples; it is one
+#: episode (one `thermal` event) until it has stayed out of slowdown this long.
+THERMAL_COOL_S = 600.0
 
 
 def missed_samples(last_seen: float | None, now: float, interval_s: float) -> int:
@@ -181,3 +185,31 @@ def _carry_gpu(prev: GpuSample, gpu: GpuSample) -> GpuSample:
         changes.update(uuid=prev.uuid, name=prev.name)
         changes["null_reasons"] = {k: v for k, v in gpu.null_reasons.items() if k not in ("uuid", "name")}
     return replace(gpu, **changes) if changes else gpu
+
+
+class ThermalEpisodes:
+    """Keeps one `thermal` event per episode of slowdown, per GPU, from a stream of samples (a writer's or a view's).
+
+    `gpu_events` compares two samples only, so a GPU that leaves slowdown for one sample every few seconds would log
+    a new event each time (10,000 a day for one GPU with a failing fan). This remembers when each GPU was last seen
+    slowing down and lets a new event through only after `THERMAL_COOL_S` without slowdown.
+    """
+
+    def __init__(self, cool_s: float = THERMAL_COOL_S) -> None:
+        """Start with no GPU seen hot."""
+        self.cool_s = cool_s
+        self._last_hot: dict[tuple[str, int], float] = {}
+        self._lock = threading.Lock()  # the dashboard's links call it from their own threads
+
+    def keep(self, events: list[Event], sample: NodeSample) -> list[Event]:
+        """`events` (found for `sample`) without the thermal ones that continue an episode; then note `sample`."""
+        with self._lock:
+            kept = [event for event in events if event.kind != "thermal" or self._new_episode(event, sample.time)]
+            for gpu in sample.gpus:
+                if THERMAL_REASONS.intersection(gpu.throttle_reasons):
+                    self._last_hot[(sample.node, gpu.index)] = sample.time
+        return kept
+
+    def _new_episode(self, event: Event, at: float) -> bool:
+        last = self._last_hot.get((event.node or "", event.gpu if event.gpu is not None else -1))
+        return last is None or at - last >= self.cool_s

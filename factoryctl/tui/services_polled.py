@@ -23,6 +23,7 @@ from factoryctl.errors import FactoryError, NodeError, UsageError
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.model.telemetry import NodeSample
 from factoryctl.store.who import login_name
+from factoryctl.telemetry.health import ThermalEpisodes
 from factoryctl.transport.fanout import as_node_error
 from factoryctl.tui.grid import GridPrice
 from factoryctl.tui.history import RecentHistory
@@ -109,7 +110,8 @@ class _NodeLink:
             self.latest_mono = time.monotonic()
             self.failure = None
         self.owner.history.record_node(sample)
-        for event in gpu_events(before, sample):  # ECC errors, lost GPUs, thermal slowdown: as the controller sees them
+        found = self.owner.thermal.keep(gpu_events(before, sample), sample)
+        for event in found:  # ECC errors, lost GPUs, thermal slowdown: as the controller sees them
             self.owner.add_event(dashboard_event(event))
         self.judge()
 
@@ -191,6 +193,7 @@ class PolledServices(ConfiguredServices):
         self.history = RecentHistory(config.interval_s)
         self.grid = GridPrice(config)
         self._events: deque[DashboardEvent] = deque(maxlen=500)
+        self.thermal = ThermalEpisodes()  # one thermal event per episode, as the controller logs them
         self._events_lock = threading.Lock()
         self._drained: dict[str, str] = {}
         self._store: Store | None = self._open_store() if use_store else None

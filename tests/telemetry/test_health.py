@@ -101,3 +101,22 @@ def test_a_lost_gpu_keeps_its_uuid_and_name() -> None:
     kept = carry_forward(before, NodeSample("n1", 2.0, gpus=(lost,))).gpus[0]
     assert (kept.uuid, kept.name, kept.power_w) == ("GPU-1", "H100", None)
     assert kept.null_reasons == {"power_w": "gpu_lost"}
+
+
+def test_a_gpu_hovering_at_its_slowdown_temperature_is_one_thermal_episode() -> None:
+    """In and out of slowdown every few samples logged a new event each time (15 in two minutes for one GPU)."""
+    from factoryctl.telemetry.health import THERMAL_COOL_S, ThermalEpisodes, gpu_events
+
+    episodes = ThermalEpisodes()
+    hot, cool = ("SwThermalSlowdown",), ()
+    pattern = [cool, hot, hot, cool, hot, cool, cool, hot]  # a sample every 5 s
+    samples = [
+        NodeSample("n1", 1000.0 + 5 * i, gpus=(GpuSample("n1", 0, throttle_reasons=r),)) for i, r in enumerate(pattern)
+    ]
+    logged = []
+    for before, after in zip([None, *samples[:-1]], samples, strict=True):
+        logged += episodes.keep(gpu_events(before, after), after)
+    assert [e.time for e in logged if e.kind == "thermal"] == [1005.0]  # gpu_events alone gives 3
+    later = NodeSample("n1", samples[-1].time + THERMAL_COOL_S + 5, gpus=(GpuSample("n1", 0, throttle_reasons=cool),))
+    again = NodeSample("n1", later.time + 5, gpus=(GpuSample("n1", 0, throttle_reasons=hot),))
+    assert episodes.keep(gpu_events(later, again), again)[0].kind == "thermal"  # a new episode after a cool spell
