@@ -149,15 +149,15 @@ class PowerSettings(Strict):
     """`power:` grid-price capping."""
 
     facility_budget_kw: float | None = Field(
-        None, gt=0, description="Facility power budget across all GPUs (reserved: not read yet)."
+        None, gt=0, description="Facility power budget across all GPUs (the dashboard shows power against it)."
     )
     policy: str | None = Field(
         None, description="Policy file (YAML) as `power simulate --policy` reads (reserved: not applied yet)."
     )
-    price_source: str | None = Field(None, description="Price source plugin name, e.g. `csv` (reserved: not read yet).")
-    prices: str | None = Field(
-        None, description="Argument of the price source (for `csv`: the file; reserved: not read yet)."
+    price_source: str | None = Field(
+        None, description="Price source plugin name, e.g. `csv` (the dashboard's price and cost per hour)."
     )
+    prices: str | None = Field(None, description="Argument of the price source (for `csv`: the file).")
 
 
 class FactoryFile(Strict):

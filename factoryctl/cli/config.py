@@ -30,6 +30,12 @@ def validate(ctx: typer.Context) -> None:
     config = context.load(ctx)
     nodes, groups = len(config.nodes), len(config.groups)
     typer.echo(f"{config.path}: ok, {nodes} node{'s' * (nodes != 1)}, {groups} group{'s' * (groups != 1)}")
+    if config.settings.power.policy is not None:  # valid, but nothing applies it yet: say so rather than imply it
+        typer.echo(
+            f"note: power.policy ({config.settings.power.policy}) is not applied to the nodes yet; "
+            "`factoryctl power simulate --policy` reads it.",
+            err=True,
+        )
 
 
 @app.command("show")
