@@ -151,6 +151,10 @@ def run(argv: list[str] | None = None) -> int:
         return int(stop.exit_code)
     except BrokenPipeError:
         return _stdout_closed()
+    except OSError as error:
+        if error.errno not in (errno.ENOSPC, errno.EIO, errno.EDQUOT):
+            raise
+        return _output_failed(error)
     except SystemExit as stop:  # click turns EPIPE into a silent exit 1 before it reaches us
         if isinstance(stop.__context__, OSError) and stop.__context__.errno == errno.EPIPE:
             return _stdout_closed()
@@ -158,16 +162,33 @@ def run(argv: list[str] | None = None) -> int:
     return int(result) if isinstance(result, int) else int(ExitCode.OK)
 
 
+def _output_failed(error: OSError) -> int:
+    """Writing our output failed (a full disk or quota behind `> file`, an I/O error): one sentence, exit 1."""
+    _print_error(
+        FactoryError(
+            f"could not write the output: {error.strerror or error}.",
+            "free some space (or write elsewhere) and run the command again.",
+        )
+    )
+    _silence_stdout()  # the interpreter's last flush would fail the same way
+    return int(ExitCode.FAILURE)
+
+
 def _stdout_closed() -> int:
     """Our stdout's reader went away (`| head -1`): end quietly with SIGPIPE's status, like other Unix tools.
 
     stdout is pointed at /dev/null first, so the interpreter's last flush has nowhere to fail.
     """
+    _silence_stdout()
+    return int(ExitCode.BROKEN_PIPE)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null: what is still buffered for it can no longer be written anyway."""
     with contextlib.suppress(OSError, ValueError):
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
-    return int(ExitCode.BROKEN_PIPE)
 
 
 def main() -> None:

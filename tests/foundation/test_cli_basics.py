@@ -214,3 +214,17 @@ def test_every_listed_noun_verb_and_command_registers(cli):
     assert cli("sched", "explain", "--help").exit_code == 0
     assert cli("power", "set", "--help").exit_code == 0
     assert cli("nodes", "drain", "--help").exit_code == 0
+
+
+def test_output_to_a_full_disk_is_one_sentence_and_exit_1(tmp_path):
+    """`config show > /dev/full` said "unexpected error: OSError ... report it"."""
+    config = tmp_path / "factory.yaml"
+    config.write_text("nodes: {a: {}}\n")
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "factoryctl", "--config", str(config), "config", "show"],
+            stdout=full, stderr=subprocess.PIPE, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.startswith("factoryctl: could not write the output: No space left on device.\n")
+    assert "unexpected" not in done.stderr
