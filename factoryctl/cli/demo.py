@@ -73,12 +73,13 @@ def _run_headless(config: FactoryConfig, duration: float, interval: float, outpu
     nodes = list(config.nodes.values())
     deadline = time.monotonic() + duration
     result = poll_nodes(config, nodes)
+    live = not quiet and sys.stderr.isatty()  # a rewritten line is for a terminal, not for a log file
     while time.monotonic() < deadline:
         time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
         result = poll_nodes(config, nodes)
-        if not quiet:
+        if live:
             sys.stderr.write(f"\rdemo: {len(result.samples) - len(result.errors)}/{len(nodes)} nodes up")
-    if not quiet:
+    if live and duration > 0:
         sys.stderr.write("\n")
     errors = [e.as_json() for e in result.errors]
     items = gpu_items(result.samples, None)

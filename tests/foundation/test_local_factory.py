@@ -190,6 +190,7 @@ def test_demo_headless_prints_the_final_snapshot(cli):
     assert {i["node"] for i in doc["items"]} == {f"demo0{n}" for n in range(1, 9)}
     assert all(0 < i["power_w"] <= i["power_limit_w"] for i in doc["items"])
     assert any(i["utilization_pct"] > 50 for i in doc["items"])
+    assert "\r" not in result.stderr  # the rewritten progress line is for a terminal, not a log file
 
 
 def test_demo_headless_table_has_the_gpus_columns(cli):
