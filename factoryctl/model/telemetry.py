@@ -191,23 +191,8 @@ _VALIDATORS: dict[str, Any] = {
     "uuid": _string_or_none,
     "name": _string_or_none,
     "ecc_uncorrected": _count_or_none,
-    **{
-        name: number_or_none
-        for name in (
-            "utilization_pct",
-            "memory_used_mib",
-            "memory_total_mib",
-            "power_w",
-            "power_limit_w",
-            "power_limit_min_w",
-            "power_limit_max_w",
-            "power_limit_default_w",
-            "energy_j",
-            "temperature_c",
-            "temperature_slowdown_c",
-            "sm_clock_mhz",
-        )
-    },
+    # every measured number (the fields typed `float | None`: utilization, memory, power, energy, temperature, clock)
+    **{f.name: number_or_none for f in fields(GpuSample) if f.type == "float | None"},
 }
 _CHECKED_KEYS = frozenset(_VALIDATORS)
 

@@ -18,3 +18,11 @@ def test_every_gpu_field_but_identity_can_be_withheld():
     from factoryctl.model.telemetry import GPU_FIELDS
 
     assert set(UNSUPPORTABLE_FIELDS) == set(GPU_FIELDS) - {"node", "index", "null_reasons"}
+
+
+def test_the_agent_sends_every_gpu_field_the_model_reads():
+    """The agent keeps its own copy of the field list (it may not import `model`): the two must not drift."""
+    from factoryctl.agent.sampler import GPU_FIELDS as AGENT_FIELDS
+    from factoryctl.model.telemetry import GPU_FIELDS
+
+    assert set(GPU_FIELDS) - {"node"} <= set(AGENT_FIELDS)
