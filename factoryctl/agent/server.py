@@ -14,7 +14,7 @@ import platform
 import sys
 import threading
 import time
-from typing import IO, Any, Callable, Dict, List, Optional, Tuple
+from typing import IO, Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from factoryctl import __version__
 from factoryctl.agent import PROTOCOL_VERSION
@@ -234,7 +234,9 @@ class AgentServer:
                 limits, why = self.nvml.query("nvmlDeviceGetPowerManagementLimitConstraints", handle)
                 default, why2 = self.nvml.query("nvmlDeviceGetPowerManagementDefaultLimit", handle)
             except GpuLost:
-                raise RequestError("driver", f"GPU {i} on {self.node} is lost; nothing was changed") from None
+                others = _index_ranges(g for g in range(self.gpu_count()) if g != i)
+                also = f" (its other GPUs can be addressed alone: {self.node}/{others})" if others else ""
+                raise RequestError("driver", f"GPU {i} on {self.node} is lost; nothing was changed{also}") from None
             except DriverUnavailable as exc:
                 raise RequestError("driver", str(exc)) from None
             if limits is None or default is None:
@@ -357,3 +359,14 @@ class AgentServer:
         self.op_stop({})
         self.nvml.shutdown()
         return 0
+
+
+def _index_ranges(indexes: Iterable[int]) -> str:
+    """`0-2,4-7`: GPU indexes as the TARGET syntax writes them (empty when there are none)."""
+    runs: List[List[int]] = []
+    for i in sorted(indexes):
+        if runs and i == runs[-1][1] + 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)

@@ -103,3 +103,20 @@ def test_an_audit_write_that_fails_after_the_change_says_the_limits_changed(fact
         readonly.close()
     assert raised.value.message.startswith("the power limits of 1 GPU were changed, but the audit log could not")
     assert "factoryctl gpus" in (raised.value.hint or "")
+
+
+def test_a_lost_gpu_refuses_the_node_and_names_the_gpus_that_can_still_be_set(cli, factory):
+    """It said only "GPU 1 ... is lost; nothing was changed", with no way forward but guessing the others."""
+    assert cli("--config", str(factory), "sim", "inject", "n1/1", "--lost").exit_code == 0
+    result = cli("--config", str(factory), "power", "set", "n1", "--watts", "400")
+    assert result.exit_code == 1
+    assert "GPU 1 on n1 is lost; nothing was changed (its other GPUs can be addressed alone: n1/0)" in result.stderr
+    assert cli("--config", str(factory), "power", "set", "n1/0", "--watts", "400").exit_code == 0
+
+
+def test_gpu_index_ranges_are_written_as_a_target_writes_them():
+    from factoryctl.agent.server import _index_ranges
+
+    assert _index_ranges([0, 1, 2, 4, 5, 6, 7]) == "0-2,4-7"
+    assert _index_ranges([5, 3]) == "3,5"
+    assert _index_ranges([]) == ""
