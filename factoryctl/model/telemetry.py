@@ -9,6 +9,7 @@ is not what its field holds (a string or a boolean where a number goes, NaN, inf
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -115,10 +116,17 @@ class GpuSample:
             raise ValueError(f"a GPU entry has no integer index: {index!r:.80}")
         kwargs = {k: v for k, v in data.items() if k in _PLAIN_GPU_KEYS}
         reasons = _null_reasons(data.get("null_reasons"))
-        for key in _CHECKED_KEYS.intersection(kwargs):
-            value = kwargs[key]
+        for key in _NUMBER_KEYS:  # the hot loop of every sample: a finite int or float passes without a call
+            value = kwargs.get(key)
+            kind = type(value)
+            if value is None or kind is int or (kind is float and value - value == 0.0):  # inf - inf is NaN
+                continue
+            kwargs[key] = None
+            reasons.setdefault(key, INVALID)
+        for key, check in _OTHER_CHECKS:
+            value = kwargs.get(key)
             if value is not None:
-                kwargs[key] = checked = _VALIDATORS[key](value)
+                kwargs[key] = checked = check(value)
                 if checked is None:
                     reasons.setdefault(key, INVALID)
         throttle = data.get("throttle_reasons") or ()
@@ -186,15 +194,15 @@ def _null_reasons(value: object) -> dict[str, str]:
 
 #: Wire keys copied as they are (computed once: `from_json` runs for every GPU of every sample).
 _PLAIN_GPU_KEYS = frozenset(f.name for f in fields(GpuSample)) - {"node", "processes", "xid_events"}
-#: How each copied key is checked: the checked value, or None when the wire value is not one.
-_VALIDATORS: dict[str, Any] = {
-    "uuid": _string_or_none,
-    "name": _string_or_none,
-    "ecc_uncorrected": _count_or_none,
-    # every measured number (the fields typed `float | None`: utilization, memory, power, energy, temperature, clock)
-    **{f.name: number_or_none for f in fields(GpuSample) if f.type == "float | None"},
-}
-_CHECKED_KEYS = frozenset(_VALIDATORS)
+#: The measured numbers (the fields typed `float | None`: utilization, memory, power, energy, temperature, clock):
+#: a finite int or float each, else None with the reason `invalid`.
+_NUMBER_KEYS = tuple(f.name for f in fields(GpuSample) if f.type == "float | None")
+#: The other copied keys that are checked, and how: the checked value, or None when the wire value is not one.
+_OTHER_CHECKS: tuple[tuple[str, Callable[[Any], Any]], ...] = (
+    ("uuid", _string_or_none),
+    ("name", _string_or_none),
+    ("ecc_uncorrected", _count_or_none),
+)
 
 
 @dataclass(frozen=True)
