@@ -27,6 +27,7 @@ RESERVED_NAMES = frozenset({"all"})
 EMPTY_HINT = "write `all` for every node, or a node set such as gpu[01-04]."
 _BRACKET = re.compile(r"\[([^\[\]]*)\]")
 _RANGE = re.compile(r"^\s*(\d+)(?:-(\d+)(?:/(\d+))?)?\s*$")
+_DIGITS = re.compile(r"(\d+)")
 
 
 def split_terms(expr: str) -> list[tuple[str, str]]:
@@ -135,10 +136,30 @@ def _unknown_message(unknown: list[str]) -> str:
 
 def _did_you_mean(unknown: list[str], nodes: Sequence[str], groups: Mapping[str, Sequence[str]]) -> str:
     words = ["all", *nodes, *(f"@{g}" for g in groups)]
-    near = [match for term in unknown for match in difflib.get_close_matches(term, words, n=1, cutoff=0.6)]
+    near = [
+        match
+        for term in unknown
+        for match in (_same_numbers(term, nodes) or difflib.get_close_matches(term, words, n=1, cutoff=0.6))
+    ]
     if near:
         return "did you mean " + ", ".join(f"`{name}`" for name in near) + "? (`factoryctl nodes list` shows them)"
     return "run `factoryctl nodes list` to see them."
+
+
+def _same_numbers(term: str, nodes: Sequence[str]) -> list[str]:
+    """The node named like `term` but with its numbers padded otherwise (`gpu3` -> `gpu03`), if there is one.
+
+    The closest string is often another node (`gpu3` is nearer `gpu13` than `gpu03`), so the same numbers come first.
+    """
+    wanted = _number_key(term)
+    if len(wanted) == 1:
+        return []
+    return [name for name in nodes if _number_key(name) == wanted][:1]
+
+
+def _number_key(name: str) -> tuple[str, ...]:
+    """`gpu03` -> ("gpu", "3", ""): the name with each run of digits stripped of its leading zeros."""
+    return tuple(part.lstrip("0") or "0" if index % 2 else part for index, part in enumerate(_DIGITS.split(name)))
 
 
 def name_problem(name: str) -> str | None:

@@ -150,17 +150,28 @@ def _classify(
     return items, errors, pending
 
 
-def _record(pending: Pending) -> None:
-    """Write the confirmed keys; several inventory nodes may share one sshd, so each `[host]:port` key once."""
+def _record(pending: Pending) -> int:
+    """Write the confirmed keys; several inventory nodes may share one sshd, so each `[host]:port` key once.
+
+    Returns how many keys were written (fewer than the nodes when some share an address).
+    """
     from factoryctl.transport.known_hosts import HostKeyStatus, KnownHosts
 
+    written = 0
     for spec, found, item in pending:
         known = KnownHosts(spec.known_hosts)
         if known.check(found.host, found.port, found.key_type, found.blob) is not HostKeyStatus.known:
             replace_old = found.status is HostKeyStatus.changed
             known.record(found.host, found.port, found.key_type, found.blob, replace=replace_old)
+            written += 1
         item["recorded"] = True
         item["status"] = "trusted"
+    return written
+
+
+def _recorded_line(written: int, nodes: int) -> str:
+    """`recorded 1 host key(s) for 2 nodes` (nodes behind one address share a key), or `recorded 2 host key(s)`."""
+    return f"recorded {written} host key(s)" + (f" for {nodes} nodes\n" if nodes != written else "\n")
 
 
 def trust_command(
@@ -182,12 +193,19 @@ def trust_command(
         ctx, target, timeout, fanout, lambda _config, options, spec: scan_host_key(spec, options), ssh_only=True
     )
     items, errors, pending = _classify(scanned, replace)
-    if output in (OutputFormat.table, OutputFormat.wide):
+    table = output in (OutputFormat.table, OutputFormat.wide)
+    written = _record(pending) if pending and yes else None  # with --yes the table shows what is now trusted
+    if table:
         emit(render_listing(items, [], TRUST_COLUMNS, output, no_header))
-    if pending and _confirm(f"Record {len(pending)} host key(s) shown as unknown/changed above?", yes):
-        _record(pending)
-        if output in (OutputFormat.table, OutputFormat.wide):
-            emit(f"recorded {len(pending)} host key(s)\n")
+    if (
+        written is None
+        and pending
+        and _confirm(f"Record {len(pending)} host key(s) shown as unknown/changed above?", yes)
+    ):
+        written = _record(pending)
+    if written is not None:
+        if table:
+            emit(_recorded_line(written, len(pending)))
     else:
         for spec, _found, item in pending:
             errors.append(NodeError(spec.name, "host_key", f"{item['address']}: not recorded (not confirmed).",

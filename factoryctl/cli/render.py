@@ -170,25 +170,37 @@ def report_node_errors(errors: Iterable[dict[str, Any]], hints: dict[str, str] |
     (`factoryctl: d[1-4] (4): refused the connection`), so 2,000 refused nodes are one line, not 2,000. The
     address stays when the nodes' messages are identical (one node, or nodes behind one address); `-o json`
     keeps every node's own entry. An error's own hint (a `hint` key: `NodeError.as_report`) says best what to do
-    about it; errors without one get their kind's hint from `hints`.
+    about it; errors without one get their kind's hint from `hints`. A hint naming its node (`nodes trust n07`) is
+    given once for every node it was given for, under their folded set (`nodes trust n[01-30]`).
     """
     groups: dict[tuple[str, str], list[tuple[str, str]]] = {}
-    shown: list[str] = []
+    shown: dict[str, list[str]] = {}  # each hint with its node's name taken out -> the nodes it was given for
     for error in errors:
         node, message = str(error["node"]), str(error["message"])
         message = message.removeprefix(f"{node}:").lstrip()
         groups.setdefault((str(error["error"]), without_address(message)), []).append((node, message))
         hint = error.get("hint") or (hints or {}).get(str(error["error"]))
-        if hint and hint not in shown:
-            shown.append(str(hint))
+        if hint:
+            shown.setdefault(_without_node(str(hint), node), []).append(node)
     for (_, folded), failed in groups.items():
         nodes = [node for node, _ in failed]
         messages = {message for _, message in failed}
         message = messages.pop() if len(messages) == 1 else folded
         names = fold(nodes) if len(nodes) == 1 else f"{fold(nodes)} ({len(nodes)})"
         sys.stderr.write(f"factoryctl: {names}: {message}\n")
-    for hint in shown:
-        sys.stderr.write(f"hint: {hint}\n")
+    for hint, nodes in shown.items():
+        sys.stderr.write(f"hint: {hint.replace(chr(0), fold(nodes))}\n")
+
+
+def _without_node(hint: str, node: str) -> str:
+    """`hint` with the node's name marked (NUL), so the same hint for many nodes is given once for their set.
+
+    (`record it with factoryctl nodes trust n07` for 30 nodes is one hint naming `n[01-30]`.) A name is only
+    matched whole: not inside a longer name or word.
+    """
+    import re
+
+    return re.sub(rf"(?<![\w.-]){re.escape(node)}(?![\w-])", "\0", hint)
 
 
 def emit(text: str) -> None:

@@ -20,6 +20,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from factoryctl.errors import ActionFailed
+
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 
 
@@ -152,26 +154,42 @@ class KnownHosts:
     def record(self, host: str, port: int, key_type: str, key_blob: bytes, replace: bool = False) -> None:
         """Append a confirmed key as `[host]:port TYPE KEY`; with `replace`, drop the host's old plain entries.
 
-        The file is rewritten atomically (temp file + rename) with mode 0600, its directory created 0700.
+        The file is rewritten atomically (temp file + rename) with mode 0600, its directory created 0700. A file
+        that cannot be written (its directory missing and not creatable, read-only, /proc) is an `ActionFailed`.
         """
         names = lookup_names(host, port)
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         try:
             text = self.path.read_text(encoding="utf-8", errors="replace")
         except FileNotFoundError:
             text = ""
+        except OSError as exc:
+            raise self._unwritable(exc) from None
         lines = text.splitlines()
         if replace:
             stale = {e.lineno for e in parse(text) if e.marker is None and e.matches(names)}
             lines = [line for n, line in enumerate(lines, start=1) if n not in stale]
         lines.append(f"{record_name(host, port)} {key_type} {base64.b64encode(key_blob).decode()}")
+        try:
+            self._replace_with("\n".join(lines) + "\n")
+        except OSError as exc:
+            raise self._unwritable(exc) from None
+        self.entries = parse(self.path.read_text(encoding="utf-8"))
+
+    def _replace_with(self, text: str) -> None:
+        """Write `text` to a temp file next to the file, then rename it over the file."""
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".known_hosts.", dir=self.path.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as out:
-                out.write("\n".join(lines) + "\n")
+                out.write(text)
             os.chmod(tmp, 0o600)
             os.replace(tmp, self.path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        self.entries = parse(self.path.read_text(encoding="utf-8"))
+
+    def _unwritable(self, exc: OSError) -> ActionFailed:
+        return ActionFailed(
+            f"cannot write the known_hosts file {self.path}: {exc.strerror or exc}.",
+            "set `known_hosts:` (under `ssh:` or on the node in factory.yaml) to a file in a directory you can write.",
+        )

@@ -110,8 +110,10 @@ class LocalTransport:
 
         python = sys.executable if self.node.python == "python3" else self.node.python
         argv = agent_argv(self.node, self.factory, python, agent_zipapp(), str(self.state_dir / "sim"))
-        try:
-            proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:  # in its own process group, as commands run (`_start`): a wrapper's children are ended with it
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+            )
         except OSError as exc:
             raise NodeError(
                 self.node.name, "agent", f"{self.node.name}: cannot start {python}: {exc.strerror}.", None
@@ -127,7 +129,7 @@ class LocalTransport:
         try:
             session.wait_hello(timeout)
         except NodeError:
-            _reap(proc, tail)
+            _reap(proc, tail, grace=0.0)  # it said nothing in time: no reason to wait for it any longer
             raise
         return session
 
@@ -261,18 +263,20 @@ def _pump(feed: Feed, proc: subprocess.Popen[bytes]) -> None:
             pipe.close()
 
 
-def _reap(proc: subprocess.Popen[bytes], tail: _StderrTail) -> None:
+def _reap(proc: subprocess.Popen[bytes], tail: _StderrTail, grace: float = 2.0) -> None:
     """End an agent and close every pipe to it (it could run on, and the files waited for the garbage collector).
 
-    EOF on its stdin asks it to exit; it is killed if it has not within 2 s. Its stderr is closed by the tail
-    draining it, at its end, which is waited for briefly. Calling it again does nothing.
+    EOF on its stdin asks it to exit; if it has not within `grace` seconds its whole process group is killed: a
+    `python:` wrapper script's children too, which would otherwise hold its stdout open (and this close, which
+    waits for the session's reader of that pipe) until they end. Its stderr is closed by the tail draining it, at
+    its end, which is waited for briefly. Calling it again does nothing.
     """
     _close_pipe(proc.stdin)
     if proc.poll() is None:
         try:
-            proc.wait(timeout=2)
+            proc.wait(timeout=grace)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            _signal_group(proc, signal.SIGKILL)
             proc.wait(timeout=5)
     _close_pipe(proc.stdout)
     tail.join(2.0)

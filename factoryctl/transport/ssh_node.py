@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, cast
 
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
     from factoryctl.config import FactoryConfig
 
 
+#: Bytes asked of the channel per read of the agent's output.
+_CHUNK = 1 << 16
 #: Exit statuses of a shell that could not find or run the interpreter.
 _NO_PYTHON = (126, 127)
 
@@ -88,8 +91,8 @@ class SshTransport:
         tail = _ChannelStderr(chan)
         session = AgentSession(
             self.node.name,
-            cast("IO[bytes]", chan.makefile_stdin("wb")),
-            cast("IO[bytes]", chan.makefile("rb")),
+            cast("IO[bytes]", _ChannelInput(chan)),
+            cast("IO[bytes]", _ChannelLines(chan.recv)),
             on_close=chan.close,
             stderr_tail=tail.text,
         )
@@ -156,13 +159,66 @@ def _exit_status(chan: paramiko.Channel, timeout: float) -> int | None:
     return None
 
 
+class _ChannelLines:
+    """The agent's stdout (or stderr) read as lines, for its session; `close` never waits for a read under way.
+
+    Not paramiko's ChannelFile: a session that failed is kept until exit by its error's traceback, and at interpreter
+    exit a ChannelFile's `__del__` could run after its buffer was torn down, printing "Exception ignored in:
+    BufferedFile.__del__ ... ValueError: I/O operation on closed file" on stderr. This class has no finalizer.
+    """
+
+    def __init__(self, recv: Callable[[int], bytes]) -> None:
+        self._recv = recv
+        self.closed = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        """Each line with its newline (the last one may lack it), until EOF, the channel's close, or `close`."""
+        pending = b""
+        while not self.closed:
+            chunk = self._recv(_CHUNK)  # b"" at EOF and once the channel is closed
+            if not chunk:
+                break
+            *lines, pending = (pending + chunk).split(b"\n")
+            yield from (line + b"\n" for line in lines)
+        if pending and not self.closed:
+            yield pending
+
+    def close(self) -> None:
+        """Stop at the next chunk (the channel's close ends a read under way)."""
+        self.closed = True
+
+
+class _ChannelInput:
+    """The agent's stdin, written straight to the channel; closing it sends EOF (no finalizer: see _ChannelLines)."""
+
+    def __init__(self, chan: paramiko.Channel) -> None:
+        self._chan = chan
+        self.closed = False
+
+    def write(self, data: bytes) -> int:
+        """Send all of `data`; OSError once the channel is closed, ValueError once this is."""
+        if self.closed:
+            raise ValueError("the agent's input is closed")
+        self._chan.sendall(data)
+        return len(data)
+
+    def flush(self) -> None:
+        """Nothing is buffered here."""
+
+    def close(self) -> None:
+        """EOF on the agent's stdin (once)."""
+        if not self.closed:
+            self.closed = True
+            self._chan.shutdown_write()
+
+
 class _ChannelStderr:
     """Drains the agent channel's stderr on a thread (so its window never fills) and keeps the last lines."""
 
     def __init__(self, chan: paramiko.Channel) -> None:
         self._lines: collections.deque[str] = collections.deque(maxlen=5)
         self._chan = chan
-        self._file = chan.makefile_stderr("rb")
+        self._file = _ChannelLines(chan.recv_stderr)
         self._thread = threading.Thread(target=self._drain, daemon=True, name="agent-stderr")
         self._thread.start()
 
