@@ -34,7 +34,8 @@ def _set(ctx: typer.Context, target: str, drained: bool, reason: str | None, out
     if output is OutputFormat.table:
         verb = "drained" if drained else "resumed"
         done = [n for n in names if n in changed]
-        emit(f"{verb}: {', '.join(done)}\n" if done else f"nothing to do: already {verb}\n")
+        already = "already drained" if drained else "not drained"
+        emit(f"{verb}: {', '.join(done)}\n" if done else f"nothing to do: {already}\n")
     else:
         emit(render_listing(items, [], COLUMNS, output))
 
