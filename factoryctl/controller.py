@@ -9,6 +9,8 @@ Every step it takes also exists as a one-shot command (`telemetry collect --once
 The store file (and the lock) are checked every few seconds: SQLite keeps writing the inode it opened, so a store
 deleted or swapped under the controller would silently swallow everything, drains included, while every reader sees
 another file. The controller then logs why and exits 1, so systemd's `Restart=on-failure` starts it on a fresh store.
+A damaged store (SQLite: malformed, not a database) ends it the same way at the first write it refuses: unlike a
+full disk, waiting never mends it, and a controller that kept running would store nothing while looking healthy.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from factoryctl.config import FactoryConfig, load_config
 from factoryctl.errors import ExitCode, FactoryError
 from factoryctl.store.lock import ControllerLock
 from factoryctl.store.rows import Event
-from factoryctl.store.sqlite import Store, StoreError
+from factoryctl.store.sqlite import Store, StoreDamaged, StoreError
 from factoryctl.telemetry.collector import Collector
 from factoryctl.telemetry.links import Connector
 
@@ -65,8 +67,9 @@ class Controller:
         self.collector: Collector | None = None
         self.store: Store | None = None
         self.lock: ControllerLock | None = None
-        #: Why the controller stopped on its own (its files were deleted or replaced), None while all is well.
+        #: Why the controller stopped on its own (its files were deleted, replaced or damaged), None while all is well.
         self.failure: str | None = None
+        self._damage: StoreDamaged | None = None  # met by the controller's own writes (events, figures, rollups)
 
     # ------------------------------------------------------------------ signals
 
@@ -96,7 +99,7 @@ class Controller:
     # ------------------------------------------------------------------ life
 
     def run(self) -> int:
-        """Run until asked to stop or its store goes; returns the exit status (0, or 1 after `failure`).
+        """Run until asked to stop or its store goes or is damaged; returns the exit status (0, or 1 after `failure`).
 
         Raises `FactoryError` when it cannot start (lock held, store unusable).
         """
@@ -127,6 +130,8 @@ class Controller:
         while not self._stop_requested:
             self._wake.wait(1.0)
             self._wake.clear()
+            if self._store_damaged():
+                return
             if self._reload_requested:
                 self._reload_requested = False
                 self.reload()
@@ -141,7 +146,21 @@ class Controller:
                 next_check = now + FILE_CHECK_EVERY_S
                 if self._files_failed():
                     return
-        self._files_failed()  # a SIGTERM right after the store went still says so (and exits 1)
+        if not self._store_damaged():
+            self._files_failed()  # a SIGTERM right after the store went still says so (and exits 1)
+
+    def _store_damaged(self) -> bool:
+        """Whether a write found the store damaged; then the controller says so in one error line and ends."""
+        assert self.collector is not None
+        damage = self.collector.writer.damaged or self._damage
+        if damage is None:
+            return False
+        self.failure = (
+            f"the store {damage.path} is damaged ({damage.detail}), so the controller stores nothing more and exits "
+            f"(status 1); the samples it held are dropped. hint: {damage.hint}"
+        )
+        log.error("%s", self.failure)
+        return True
 
     def _files_failed(self) -> bool:
         """Check the files once; a failure is logged as one error line and ends the controller."""
@@ -170,9 +189,11 @@ class Controller:
     def _shutdown(self) -> None:
         if self.collector is not None:
             self.collector.stop()
-            if not self.failure:  # a deleted or replaced store reaches nobody: no figures, no stop event in it
+            # a deleted, replaced or damaged store (the last writes may be the first to find it): no figures, no event
+            if not self.failure and not self._store_damaged():
                 self._write_stats()
                 self._event("controller_stop", f"controller {os.getpid()} stopped")
+                self._store_damaged()
             log.info("controller stopped: %s", json.dumps(self.collector.stats()))
         if self.store is not None:
             self.store.close()
@@ -208,6 +229,9 @@ class Controller:
         assert self.collector is not None
         try:
             rolled, raw, rollups = self.collector.maintain(now)
+        except StoreDamaged as exc:
+            self._damage = exc
+            return
         except StoreError as exc:
             log.error("rollup and retention skipped: %s", exc.message)
             return
@@ -229,6 +253,8 @@ class Controller:
             return
         try:
             self.store.set_meta(STATS_KEY, json.dumps(self.stats()))
+        except StoreDamaged as exc:
+            self._damage = exc
         except StoreError as exc:
             log.debug("stats not written: %s", exc.message)
 
@@ -237,6 +263,8 @@ class Controller:
             return
         try:
             self.store.add_events([Event(self._clock(), kind, message, severity=severity)])
+        except StoreDamaged as exc:
+            self._damage = exc  # said once, by the loop, before it ends
         except StoreError as exc:
             log.error("event not recorded (%s): %s", exc.message, message)
 

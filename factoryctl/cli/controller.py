@@ -29,14 +29,15 @@ def run(
 ) -> None:
     """Run the daemon in the foreground: stream every node into the store until SIGTERM; SIGHUP reloads.
 
-    Exits 1 (the reason logged) if its store file is deleted or replaced while it runs, so systemd restarts it.
+    Exits 1 (the reason logged) if its store file is deleted, replaced or found damaged while it runs, so systemd
+    notices.
     """
     level = checked_choice(log_level, LOG_LEVELS, "log level")
     from factoryctl.controller import run_controller
 
     config_path, _ = context.global_options(ctx)
     code = run_controller(config_path, level)
-    if code:  # the reason is already logged (its store was deleted or replaced)
+    if code:  # the reason is already logged (its store was deleted, replaced or damaged)
         raise typer.Exit(code)
 
 
@@ -58,78 +59,148 @@ def status(ctx: typer.Context, output: OutputFormat = OUTPUT_OPTION) -> None:
         emit(dump_yaml(doc))
     else:
         emit(_status_text(doc))
-    if not doc["running"]:
-        sys.stderr.write("hint: start it with `factoryctl controller run` (docs/controller.md has a systemd unit).\n")
+    if not doc["running"] and doc["hint"] == START_HINT:
+        sys.stderr.write(f"hint: {doc['hint']}\n")
         raise typer.Exit(1)
     if doc["problem"]:
-        raise FactoryError(
-            doc["problem"],
-            "see its log (`journalctl -u factoryctl`) and restart it (`systemctl restart factoryctl`); "
-            "a new store needs the drains again.",
-        )
+        raise FactoryError(doc["problem"], doc["hint"])
+
+
+#: What to do about a store deleted or replaced under the controller (and when no store is there at all).
+RESTART_HINT = (
+    "see its log (`journalctl -u factoryctl`) and restart it (`systemctl restart factoryctl`); a new store needs the "
+    "drains again."
+)
+START_HINT = "start it with `factoryctl controller run` (docs/controller.md has a systemd unit)."
 
 
 def _status_doc(config: Any, now: float) -> dict[str, Any]:
     """What `controller status -o json` prints: the lock's pid, the store's figures, and what is wrong if anything."""
-    import json
-
-    from factoryctl.controller import STATS_KEY
     from factoryctl.store.lock import controller_pid
-    from factoryctl.store.sqlite import Store, StoreError
+    from factoryctl.store.sqlite import StoreDamaged, StoreError
 
     pid = controller_pid(config.state_dir)
     doc: dict[str, Any] = {"running": pid is not None, "pid": pid or None, "store": str(config.store_path)}
-    doc.update({"healthy": False, "problem": None, "newest_sample": None, "newest_sample_age_s": None, "stats": None})
+    doc.update({"healthy": False, "problem": None, "hint": None, "newest_sample": None, "newest_sample_age_s": None})
+    doc["stats"] = None
     newest: float | None = None
+    failed: StoreError | None = None
     try:
-        store = Store(config.store_path, readonly=True)
+        newest, doc["stats"] = _read_store(config)
     except StoreError as exc:
-        store, doc["problem"] = None, exc.message
-        if pid is not None and not config.store_path.exists():
-            doc["problem"] = f"the controller (pid {pid or '?'}) runs but there is no store at {config.store_path}."
-    if store is not None:
-        try:
-            newest = store.newest_sample_time()
-            raw = store.get_meta(STATS_KEY)
-            doc["stats"] = json.loads(raw) if raw else None
-        finally:
-            store.close()
+        failed = exc
     doc["newest_sample"] = iso_utc(newest) if newest else None
     doc["newest_sample_age_s"] = round(now - newest, 3) if newest else None
-    if pid is not None:
-        doc["problem"] = _problem(config, pid, newest, doc["stats"], now) if store is not None else doc["problem"]
+    if failed is not None and (pid is not None or isinstance(failed, StoreDamaged)):
+        doc["problem"], doc["hint"] = failed.message, failed.hint
+        if pid is not None and not config.store_path.exists():
+            doc["problem"] = f"the controller (pid {pid or '?'}) runs but there is no store at {config.store_path}."
+            doc["hint"] = RESTART_HINT
+    elif pid is not None:
+        doc["problem"], doc["hint"] = _problem(config, pid, newest, doc["stats"], now) or (None, None)
         doc["healthy"] = doc["problem"] is None
     else:
-        doc["problem"] = "no controller is running on this store."
+        doc["problem"], doc["hint"] = "no controller is running on this store.", START_HINT
     for key in ("started_at", "written_at"):  # the controller stores epoch seconds; show times as others do
         if doc["stats"] and isinstance(doc["stats"].get(key), (int, float)):
             doc["stats"][key] = iso_utc(doc["stats"][key])
     return doc
 
 
-def _problem(config: Any, pid: int, newest: float | None, stats: dict[str, Any] | None, now: float) -> str | None:
-    """Why the running controller (pid, 0 if unnamed) is not storing samples here, or None when it is."""
+def _read_store(config: Any) -> tuple[float | None, dict[str, Any] | None]:
+    """The newest sample's time and the controller's figures, from the store (a `StoreError` when it cannot tell)."""
+    import json
+
+    from factoryctl.controller import STATS_KEY
+    from factoryctl.store.sqlite import Store
+
+    store = Store(config.store_path, readonly=True)
+    try:
+        newest = store.newest_sample_time()
+        raw = store.get_meta(STATS_KEY)
+    finally:
+        store.close()
+    return newest, json.loads(raw) if raw else None
+
+
+def _problem(
+    config: Any, pid: int, newest: float | None, stats: dict[str, Any] | None, now: float
+) -> tuple[str, str] | None:
+    """Why the running controller (pid, 0 if unnamed) is not storing samples here, and what to do; None when it is."""
     from factoryctl.controller import STALE_AFTER_INTERVALS, STALE_AFTER_MIN_S, STATS_EVERY_S
     from factoryctl.store.lock import lock_path
 
+    lock = lock_path(config.state_dir)
     if not pid:
-        return f"a controller holds the lock {lock_path(config.state_dir)} but the file names no pid."
+        return (
+            f"a controller holds the lock {lock} but the file names no pid.",
+            f"find the process holding it (`fuser -v {lock}`); only a controller should.",
+        )
     try:
-        started = lock_path(config.state_dir).stat().st_mtime  # written when the lock was taken
+        started = lock.stat().st_mtime  # written when the lock was taken
     except OSError:
         started = now
     theirs = (stats or {}).get("pid")
     if theirs != pid and now - started > 2 * STATS_EVERY_S:
         return (
             f"the controller (pid {pid}) has not written its figures into {config.store_path} since it started: "
-            "it writes another file (was the store deleted or replaced?)."
+            "it writes another file (was the store deleted or replaced?).",
+            RESTART_HINT,
         )
     stale_s = max(STALE_AFTER_INTERVALS * config.interval_s, STALE_AFTER_MIN_S)
     age = now - max(newest or 0.0, started)
     if age > stale_s:
         when = f"since {iso_utc(newest)}" if newest else "since it started"
-        return f"the controller (pid {pid}) has stored no sample {when} ({age:.0f} s, more than {stale_s:g} s)."
+        stale = f"the controller (pid {pid}) has stored no sample {when} ({age:.0f} s, more than {stale_s:g} s)"
+        written = (stats or {}).get("written_at")
+        writes = (
+            isinstance(written, (int, float)) and written > (newest or started) and now - written <= 2 * STATS_EVERY_S
+        )
+        return _why_stale(config, pid, stale, stats if writes else None)
     return None
+
+
+#: Below this much free space on the store's disk, a controller that stores nothing is taken to be stopped by it.
+DISK_FULL_BELOW_BYTES = 1 << 20
+
+
+def _why_stale(config: Any, pid: int, stale: str, fresh: dict[str, Any] | None) -> tuple[str, str]:
+    """The stale-sample sentence completed with the cause status can see, and the hint that fits it.
+
+    `fresh` are the controller's figures when it wrote them after its newest sample (it still writes the store).
+    """
+    import shutil
+
+    import psutil
+
+    log = "its log (`journalctl -u factoryctl`)"
+    try:
+        stopped = psutil.Process(pid).status() in (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP)
+    except psutil.Error:
+        stopped = False
+    if stopped:
+        return f"{stale}: the process is stopped (SIGSTOP, or a debugger holds it).", (
+            f"let it go on (`kill -CONT {pid}`), or restart it (`systemctl restart factoryctl`)."
+        )
+    if fresh is not None:  # it still writes the store: what it lacks is samples
+        if not fresh.get("up"):
+            return f"{stale}: none of its nodes is up.", (
+                f"check the nodes (`factoryctl events --kind node_down`, `factoryctl nodes`) and {log}."
+            )
+        return f"{stale}.", f"see {log}."
+    try:
+        free = shutil.disk_usage(config.state_dir).free
+    except OSError:
+        free = None
+    if free is not None and free < DISK_FULL_BELOW_BYTES:
+        return f"{stale}: the disk holding the store is full ({free // 1024} KiB free).", (
+            "free disk space, or shorten controller.raw_retention in factory.yaml; the controller keeps up to 120 s "
+            "of samples in memory and writes them once it can."
+        )
+    return f"{stale}, nor its own figures: it cannot write the store.", (
+        f"{log} says why (a full disk, a store it may not write, a store another process keeps locked); "
+        "it keeps up to 120 s of samples in memory and writes them once it can."
+    )
 
 
 def _status_text(doc: dict[str, Any]) -> str:

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
@@ -99,8 +100,13 @@ NODE_COLUMNS = (
 )
 
 
-def node_item(spec: NodeSpec, sample: NodeSample | None, drain: DrainInfo | None) -> dict[str, Any]:
-    """One `nodes list` item (DESIGN.md, Node fields, plus why, by whom and since when a node is drained)."""
+def node_item(
+    spec: NodeSpec, sample: NodeSample | None, drain: DrainInfo | None, drains_known: bool = True
+) -> dict[str, Any]:
+    """One `nodes list` item (DESIGN.md, Node fields, plus why, by whom and since when a node is drained).
+
+    `drained` is None when the store could not say (`drains_known` false): unknown, not "not drained".
+    """
     answered = sample is not None and sample.error is None
     return {
         "node": spec.name,
@@ -108,7 +114,7 @@ def node_item(spec: NodeSpec, sample: NodeSample | None, drain: DrainInfo | None
         "port": spec.port,
         "transport": spec.transport,
         "state": sample.state if sample else "down",
-        "drained": drain is not None,
+        "drained": drain is not None if drains_known else None,
         "healthy": bool(sample and sample.healthy),
         "agent_version": sample.agent_version if sample else None,
         "backend": sample.backend if sample else None,
@@ -126,17 +132,25 @@ def node_item(spec: NodeSpec, sample: NodeSample | None, drain: DrainInfo | None
     }
 
 
-def drained_nodes(config: FactoryConfig) -> dict[str, DrainInfo]:
-    """Nodes kept off by `nodes drain`, with why, who and when (from the store; none when there is no store yet)."""
+def drained_nodes(config: FactoryConfig) -> dict[str, DrainInfo] | None:
+    """Nodes kept off by `nodes drain`, with why, who and when (from the store; none when there is no store yet).
+
+    None, after a warning on stderr, when the store cannot be read (damaged): the nodes still answer for themselves,
+    as `gpus` does, only their drains are unknown.
+    """
     if not config.store_path.exists():
         return {}
-    from factoryctl.store import open_store
+    from factoryctl.store.sqlite import Store, StoreError
 
-    store = open_store(config.store_path, readonly=True)
     try:
-        return store.drained_nodes()
-    finally:
-        store.close()
+        store = Store(config.store_path, readonly=True)
+        try:
+            return store.drained_nodes()
+        finally:
+            store.close()
+    except StoreError as exc:
+        sys.stderr.write(f"factoryctl: warning: {exc.message} Which nodes are drained is unknown (DRAINED -).\n")
+        return None
 
 
 def node_items(
@@ -148,7 +162,10 @@ def node_items(
     result = current_samples(config, specs, timeout)
     by_name = {s.node: s for s in result.samples}
     drained = drained_nodes(config)
-    return [node_item(spec, by_name.get(spec.name), drained.get(spec.name)) for spec in specs], result.errors
+    items = [
+        node_item(spec, by_name.get(spec.name), (drained or {}).get(spec.name), drained is not None) for spec in specs
+    ]
+    return items, result.errors
 
 
 def _list(

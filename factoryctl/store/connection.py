@@ -5,6 +5,11 @@ opens the file in WAL mode (readers never block the controller's writer) with a 
 migrations, serialises calls between threads, and turns every sqlite3 failure into a `StoreError` that says what
 happened to which file. It also holds the small lookups every table module needs: node ids, the GPUs known per
 node, throttle-reason bits and the meta table.
+
+Readers without write access (operators reading a root controller's store) need care: SQLite reads a WAL-mode file
+only if its `-wal` and `-shm` files exist or can be created, and a cleanly stopped controller leaves neither. Then
+the file holds every committed row, so it is opened `immutable=1` (no locks, no `-shm`); once a writer starts (a
+`-wal` appears) the connection is reopened the ordinary way, so a long-lived reader sees new rows again.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import contextlib
 import os
 import sqlite3
 import threading
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +35,39 @@ class StoreError(FactoryError):
     """The store could not be opened, read or written."""
 
 
+class StoreDamaged(StoreError):
+    """The store file is corrupt: no retry will help; it has to be moved aside (a new one is created at the path)."""
+
+    def __init__(self, path: Path, detail: str) -> None:
+        super().__init__(
+            f"the store at {path} is damaged: {detail}.",
+            f"move it aside (`mv {path} {path}.damaged`, with any {path.name}-wal and -shm beside it); the next "
+            "controller start creates a new store, where history is lost and drains must be redone.",
+        )
+        self.path = path
+        #: SQLite's own words (`database disk image is malformed`).
+        self.detail = detail
+
+
+#: What a failed write did not do, by the `doing` its caller names (for "..., so the samples were not saved.").
+_NOT_DONE = {
+    "samples": "the samples were not saved",
+    "rollup": "the minute rollups were not saved",
+    "prune": "old rows were not deleted",
+    "meta": "the value was not saved",
+    "events": "the events were not saved",
+    "audit entry": "the audit entry was not saved",
+    "drain": "the drain was not saved",
+    "open": "it cannot be opened for writing",
+}
+
+
+def _needs_shm(exc: sqlite3.Error) -> bool:
+    """Whether a read-only open failed for want of a `-shm` file (SQLITE_READONLY_DIRECTORY, SQLITE_CANTOPEN)."""
+    text = str(exc).lower()
+    return "readonly" in text or "unable to open" in text
+
+
 class StoreConnection:
     """One connection to the SQLite store, safe to share between threads (calls are serialised)."""
 
@@ -39,20 +78,21 @@ class StoreConnection:
         self._node_ids: dict[str, int] = {}
         self._reason_bits: dict[str, int] = {}
         self._gpu_info: dict[tuple[int, int], tuple[Any, ...]] = {}
+        #: Opened `immutable=1`: a reader without write access to a store no writer has open (module docstring).
+        self.immutable = False
         if readonly and not path.exists():
             raise StoreError(
                 f"there is no store at {path} yet.",
                 "run `factoryctl controller run`, or `factoryctl telemetry collect --once` to take one sweep.",
             )
         with self._translate("open"):
-            self._db = self._connect()
-            self._db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             if not readonly:
+                self._db = self._connect()
                 self._db.execute("PRAGMA journal_mode = WAL")
                 self._db.execute("PRAGMA synchronous = NORMAL")
                 self._migrate()
             else:
-                self._check_version()
+                self._db = self._open_for_reading()
             self._load_reasons()
         self.identity = self._file_identity()
 
@@ -75,20 +115,71 @@ class StoreConnection:
             return "deleted"
         return "replaced" if now != self.identity else None
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, immutable: bool = False) -> sqlite3.Connection:
         """Open the file: read-write (creating its directory), or read-only without ever creating it."""
         if not self.readonly:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            return sqlite3.connect(
-                str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-            )
-        return sqlite3.connect(
-            f"file:{self.path}?mode=ro",
-            uri=True,
-            timeout=BUSY_TIMEOUT_S,
-            isolation_level=None,
-            check_same_thread=False,
+            db = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+        else:
+            query = "mode=ro&immutable=1" if immutable else "mode=ro"
+            uri = f"file:{urllib.parse.quote(str(self.path))}?{query}"
+            db = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+        db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        return db
+
+    def _open_for_reading(self) -> sqlite3.Connection:
+        """A read-only connection at the current schema, `immutable` when it must be (module docstring).
+
+        That is when SQLite needs a `-shm` file this user may not create and no writer has the store open (no `-wal`
+        with rows in it). `immutable=1` ignores the `-wal`, so it is only used when there is none to ignore; with one
+        (a controller that runs, or was killed) the `-shm` exists too, and the ordinary open works for anyone who may
+        read them.
+        """
+        try:
+            return self._checked(self._connect())
+        except sqlite3.Error as exc:
+            if not _needs_shm(exc):
+                raise
+            if self._wal_has_rows():
+                raise self._unreadable_log() from exc
+        db = self._checked(self._connect(immutable=True))
+        self.immutable = True
+        return db
+
+    def _checked(self, db: sqlite3.Connection) -> sqlite3.Connection:
+        """`db` once its schema version is checked; closed when the check fails."""
+        try:
+            self._check_version(db)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _wal_has_rows(self) -> bool:
+        """Whether `factory.db-wal` exists and is not empty (a writer has the store open, or was killed)."""
+        try:
+            return os.stat(f"{self.path}-wal").st_size > 0
+        except OSError:
+            return False
+
+    def _unreadable_log(self) -> StoreError:
+        return StoreError(
+            f"the store at {self.path} cannot be read by this user: its write-ahead log {self.path.name}-wal "
+            f"needs a {self.path.name}-shm file that this user may not create in {self.path.parent}.",
+            "start the controller, or run `factoryctl telemetry collect --once` as the store's owner, to fold the log "
+            f"into the store; or give this user write access to {self.path.parent}.",
         )
+
+    def _reopen_if_written(self) -> None:
+        """An `immutable` reader reopens the ordinary way once a writer has the store open (its `-wal` has rows)."""
+        if not self.immutable or not self._wal_has_rows():
+            return
+        try:
+            fresh = self._checked(self._connect())
+        except sqlite3.Error:
+            return  # its -shm is not there yet: keep reading the file as it is
+        self._db.close()
+        self._db, self.immutable = fresh, False
 
     # ------------------------------------------------------------------ failures as sentences
 
@@ -106,34 +197,34 @@ class StoreConnection:
             ) from exc
 
     def _error(self, doing: str, exc: sqlite3.Error) -> StoreError:
+        """One sentence for what happened (and, for a write, what was not saved); the hint says what to do."""
         text = str(exc).lower()
         where = self.path
+        not_done = _NOT_DONE.get(doing, f"the {doing} did not happen")
+        if "not a database" in text or "malformed" in text or "corrupt" in text:
+            return StoreDamaged(where, str(exc))
         if "readonly" in text or "read-only" in text:
             return StoreError(
-                f"the store at {where} is read-only, so the {doing} was not saved.",
-                f"give this user write access to {where} and its directory (or set state_dir in factory.yaml).",
+                f"the store at {where} is read-only for this user, so {not_done}.",
+                f"give this user write access to {where} and its directory, or set state_dir in factory.yaml.",
             )
         if "full" in text:
             return StoreError(
-                f"the store at {where} is full (the disk or the database size limit), so the {doing} was not saved.",
+                f"the store at {where} is full (the disk or the database size limit), so {not_done}.",
                 "free disk space, or shorten controller.raw_retention in factory.yaml.",
             )
         if "locked" in text or "busy" in text:
             return StoreError(
-                f"the store at {where} stayed locked by another writer for {BUSY_TIMEOUT_S:g} s ({doing}).",
-                "another factoryctl is writing; retry, or check `factoryctl controller` is not stuck.",
+                f"the store at {where} stayed locked by another writer for {BUSY_TIMEOUT_S:g} s, so {not_done}.",
+                "another factoryctl is writing; retry, or check with `factoryctl controller status` that it is not "
+                "stuck.",
             )
         if "unable to open" in text:
             return StoreError(
                 f"cannot open the store at {where}.",
-                f"check that {where.parent} exists and this user may read and write it.",
+                f"check that {where.parent} exists and this user may read it (and write it, to change the store).",
             )
-        if "not a database" in text or "malformed" in text or "corrupt" in text:
-            return StoreError(
-                f"the store at {where} is damaged ({exc}).",
-                "move it aside; the controller creates a fresh one (history is lost, drains must be redone).",
-            )
-        return StoreError(f"store {doing} failed at {where}: {exc}.", "rerun with --debug for details.")
+        return StoreError(f"the store at {where} failed ({doing}): {exc}.", "rerun with --debug for details.")
 
     # ------------------------------------------------------------------ schema version
 
@@ -155,8 +246,8 @@ class StoreConnection:
                 self._db.execute("ROLLBACK")
                 raise
 
-    def _check_version(self) -> None:
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+    def _check_version(self, db: sqlite3.Connection) -> None:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             self._newer(version)
         if version < SCHEMA_VERSION:
@@ -200,6 +291,7 @@ class StoreConnection:
 
     def _query(self, sql: str, params: Sequence[Any] = (), doing: str = "read") -> list[tuple[Any, ...]]:
         with self._lock, self._translate(doing):
+            self._reopen_if_written()
             return list(self._db.execute(sql, params).fetchall())
 
     def close(self) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from factoryctl.store.connection import BUSY_TIMEOUT_S, StoreError
+from factoryctl.store.connection import BUSY_TIMEOUT_S, StoreDamaged, StoreError
 from factoryctl.store.history import HistoryQueries
 from factoryctl.store.logs import EventAndAuditLog
 from factoryctl.store.nodes import NodeStates
@@ -30,6 +30,7 @@ __all__ = [
     "ROLLUP_LAG_MIN",
     "SCHEMA_VERSION",
     "Store",
+    "StoreDamaged",
     "StoreError",
     "open_store",
 ]

@@ -4,8 +4,11 @@ Links hand samples over from their reader threads (`offer` only appends to a lis
 derives health events, picks the slow tier (temperature and ECC every `slow_interval_s`) and writes the batch.
 When the store cannot be written (read-only, full, locked), the batch stays in a bounded buffer and is retried next
 tick, so collection goes on and a passing fault loses nothing; only the oldest samples beyond the buffer are dropped
-and counted. A sample that can never be stored (a value of the wrong type, from a bug) is not such a fault: it is
-dropped and counted on its own, so it cannot hold back every other node's rows until the buffer gives them up.
+and counted. A damaged store is no passing fault: from its first refused write the writer stores nothing more,
+drops and counts what it holds, and sets `damaged` for the controller to stop on. Samples still held when the
+writer stops are counted as dropped too, so the final figures add up. A sample that can never be stored (a value
+of the wrong type, from a bug) is not such a fault either: it is dropped and counted on its own, so it cannot hold
+back every other node's rows until the buffer gives them up.
 It also keeps the figures the benchmarks report: sample-to-store latency, rows, duplicates, drops.
 """
 
@@ -22,7 +25,7 @@ from factoryctl.errors import NodeError
 from factoryctl.model.telemetry import NodeSample
 from factoryctl.store import rows as store_rows
 from factoryctl.store.rows import Event, NodeState
-from factoryctl.store.sqlite import Store, StoreError
+from factoryctl.store.sqlite import Store, StoreDamaged, StoreError
 from factoryctl.telemetry.health import NodeHealth, carry_forward, gpu_events, state_event
 
 log = logging.getLogger("factoryctl.telemetry")
@@ -58,6 +61,8 @@ class StoreWriter:
         self._latencies: collections.deque[tuple[float, float]] = collections.deque(maxlen=100_000)
         self.counters = collections.Counter[str]()
         self.store_error: StoreError | None = None
+        #: Set at the first write a damaged store refused; nothing is written after it (the controller exits).
+        self.damaged: StoreDamaged | None = None
         self._last_error_log = 0.0
         self._last_drop_log = float("-inf")
         self._stop = threading.Event()
@@ -139,6 +144,9 @@ class StoreWriter:
             incoming, self._incoming = self._incoming, []
             changes, self._changes = self._changes, []
             events, self._events = self._events, []
+        if self.damaged is not None:
+            self._discard(len(incoming))
+            return 0
         incoming.sort(key=lambda s: s.time)
         for sample in incoming:
             before = self._previous.get(sample.node)
@@ -156,6 +164,11 @@ class StoreWriter:
             return 0
         try:
             inserted, batch = self._write(list(self._pending), changes, events)
+        except StoreDamaged as exc:
+            self.counters["store_errors"] += 1
+            self.store_error = self.damaged = exc
+            self._discard()
+            return 0
         except StoreError as exc:
             self._store_failed(exc, changes, events)
             return 0
@@ -228,11 +241,20 @@ class StoreWriter:
         self.counters["store_errors"] += 1
         now = self._clock()
         if self.store_error is None or now - self._last_error_log >= 60:
+            hint = f" hint: {exc.hint}" if exc.hint else ""
             log.error(
-                "%s (%s) Keeping up to %g s of samples in memory and retrying.", exc.message, exc.hint, self.buffer_s
+                "%s Up to %g s of samples are kept in memory and written when it accepts writes again.%s",
+                exc.message,
+                self.buffer_s,
+                hint,
             )
             self._last_error_log = now
         self.store_error = exc
+
+    def _discard(self, more: int = 0) -> None:
+        """Give up the buffered samples (and `more` not yet buffered), counting them as dropped."""
+        self.counters["dropped"] += len(self._pending) + more
+        self._pending.clear()
 
     # ------------------------------------------------------------------ thread and figures
 
@@ -254,11 +276,14 @@ class StoreWriter:
             self._closing = True
 
     def stop(self) -> None:
-        """Stop the thread after a last flush."""
+        """Stop the thread after a last flush; what the store still refused then is dropped (and counted)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(10)
         self.flush()
+        with self._lock:
+            late, self._incoming = len(self._incoming), []
+        self._discard(late)
 
     def stats(self) -> dict[str, Any]:
         """Counters, and sample-to-store latency percentiles (seconds) over the last `LATENCY_WINDOW_S`."""
