@@ -5,7 +5,7 @@ One function, so `gpus`, `events`, the store's exports and the scheduler's reaso
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import overload
 
 
@@ -14,8 +14,13 @@ def iso_utc(unix_seconds: float) -> str: ...
 @overload
 def iso_utc(unix_seconds: float | None) -> str | None: ...
 def iso_utc(unix_seconds: float | None) -> str | None:
-    """`2026-11-22T10:25:00.784Z` for a Unix time; None stays None."""
+    """`2026-11-22T10:25:00.784Z` for a Unix time, rounded to the millisecond as the store keeps times; None stays None.
+
+    Whole milliseconds, not the float's digits: formatting a float truncates (…24.1895 as .189) where the store
+    rounds (.190), and the same instant would read differently in `gpus` and `events`.
+    """
     if unix_seconds is None:
         return None
-    stamp = datetime.fromtimestamp(unix_seconds, tz=timezone.utc).isoformat(timespec="milliseconds")
-    return stamp.replace("+00:00", "Z")
+    ms = round(unix_seconds * 1000)
+    stamp = datetime.fromtimestamp(ms // 1000, tz=timezone.utc) + timedelta(milliseconds=ms % 1000)
+    return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
