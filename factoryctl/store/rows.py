@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 from factoryctl.model.telemetry import GPU_FIELDS, GpuSample, HostSample, NodeSample
+from factoryctl.model.timefmt import iso_utc
 
 
 @dataclass(frozen=True)
@@ -59,12 +59,6 @@ GPU_INFO_FIELDS = (
     "power_limit_default_w",
     "temperature_slowdown_c",
 )
-
-
-def iso_utc(unix_seconds: float) -> str:
-    """ISO-8601 UTC with `Z` and milliseconds, as every timestamp in JSON output."""
-    stamp = datetime.fromtimestamp(unix_seconds, tz=timezone.utc).isoformat(timespec="milliseconds")
-    return stamp.replace("+00:00", "Z")
 
 
 def to_ms(seconds: float) -> int:
