@@ -26,7 +26,7 @@ from factoryctl.model.telemetry import NodeSample
 from factoryctl.store import rows as store_rows
 from factoryctl.store.rows import Event, NodeState
 from factoryctl.store.sqlite import Store, StoreDamaged, StoreError
-from factoryctl.telemetry.health import NodeHealth, carry_forward, gpu_events, state_event
+from factoryctl.telemetry.health import NodeHealth, ThermalEpisodes, carry_forward, gpu_events, state_event
 
 log = logging.getLogger("factoryctl.telemetry")
 
@@ -58,6 +58,7 @@ class StoreWriter:
         self._health: dict[str, NodeHealth] = {}
         self._last_slow: dict[str, float] = {}
         self._previous: dict[str, NodeSample] = {}
+        self._thermal = ThermalEpisodes()  # one `thermal` event per episode of slowdown, not one per dip
         self._latencies: collections.deque[tuple[float, float]] = collections.deque(maxlen=100_000)
         self.counters = collections.Counter[str]()
         self.store_error: StoreError | None = None
@@ -151,7 +152,7 @@ class StoreWriter:
         for sample in incoming:
             before = self._previous.get(sample.node)
             try:
-                found = gpu_events(before, sample)
+                found = self._thermal.keep(gpu_events(before, sample), sample)
                 sample = carry_forward(before, sample)
             except (TypeError, ValueError, OverflowError) as exc:  # a value of the wrong type: see `_write`
                 self._drop(sample, str(exc))

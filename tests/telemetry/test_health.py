@@ -120,3 +120,22 @@ def test_a_gpu_hovering_at_its_slowdown_temperature_is_one_thermal_episode() -> 
     later = NodeSample("n1", samples[-1].time + THERMAL_COOL_S + 5, gpus=(GpuSample("n1", 0, throttle_reasons=cool),))
     again = NodeSample("n1", later.time + 5, gpus=(GpuSample("n1", 0, throttle_reasons=hot),))
     assert episodes.keep(gpu_events(later, again), again)[0].kind == "thermal"  # a new episode after a cool spell
+
+
+def test_the_controllers_writer_logs_one_thermal_event_per_episode(tmp_path) -> None:
+    from factoryctl.store.sqlite import Store
+    from factoryctl.telemetry.writer import StoreWriter
+
+    t0 = 1_795_000_000.0
+    clock = [t0]
+    store = Store(tmp_path / "factory.db")
+    writer = StoreWriter(store, interval_s=1.0, clock=lambda: clock[0])
+    writer.set_nodes(["n1"])
+    for i, hot in enumerate([False, True, False, True, False, True]):
+        clock[0] = t0 + i + 0.5
+        reasons = ("SwThermalSlowdown",) if hot else ()
+        writer.offer(NodeSample("n1", t0 + i, gpus=(GpuSample("n1", 0, power_w=300.0, throttle_reasons=reasons),)))
+        writer.flush()
+    thermal = [e for e in store.events(t0 - 1) if e.kind == "thermal"]
+    store.close()
+    assert len(thermal) == 1  # three dips into slowdown within seconds: one episode
