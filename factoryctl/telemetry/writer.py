@@ -57,7 +57,7 @@ class StoreWriter:
         self._events: list[Event] = []
         self._health: dict[str, NodeHealth] = {}
         self._last_slow: dict[str, float] = {}
-        self._previous: dict[str, NodeSample] = {}
+        self._previous = _stored_samples(store)  # what a restarted controller knew: lost GPUs' UUIDs, the XIDs
         self._thermal = ThermalEpisodes()  # one `thermal` event per episode of slowdown, not one per dip
         self._latencies: collections.deque[tuple[float, float]] = collections.deque(maxlen=100_000)
         self.counters = collections.Counter[str]()
@@ -302,3 +302,16 @@ class StoreWriter:
             "latency_p99_s": pct(0.99),
             "store_error": self.store_error.message if self.store_error else None,
         }
+
+
+def _stored_samples(store: Store) -> dict[str, NodeSample]:
+    """Each node's newest stored sample, the `before` of its first new one (empty when the store cannot tell).
+
+    A restarted controller compares its first samples with these: an XID, a lost GPU or an ECC count already
+    logged is not logged again, and a GPU that is still lost keeps the UUID and name it had (`carry_forward`), so
+    its `gpu_lost` and `DCGM_FI_DEV_XID_ERRORS` series keep their identity across the restart.
+    """
+    try:
+        return {state.node: sample for state, sample in store.latest() if sample is not None}
+    except StoreError:
+        return {}

@@ -139,3 +139,33 @@ def test_the_controllers_writer_logs_one_thermal_event_per_episode(tmp_path) -> 
     thermal = [e for e in store.events(t0 - 1) if e.kind == "thermal"]
     store.close()
     assert len(thermal) == 1  # three dips into slowdown within seconds: one episode
+
+
+def test_a_restarted_controller_keeps_a_lost_gpus_identity_and_logs_no_xid_twice(tmp_path) -> None:
+    """After a restart the lost GPU's series had UUID "" and its XID was gone (the metric and alerts changed)."""
+    from factoryctl.model.telemetry import XidEvent
+    from factoryctl.store.sqlite import Store
+    from factoryctl.telemetry.writer import StoreWriter
+
+    t0 = 1_795_000_000.0
+    lost = {k: "gpu_lost" for k in ("uuid", "name", "power_w")}
+
+    def run_controller(sample: NodeSample) -> None:
+        store = Store(tmp_path / "factory.db")
+        writer = StoreWriter(store, interval_s=1.0, clock=lambda: sample.time + 0.5)
+        writer.set_nodes(["n1"])
+        writer.offer(sample)
+        writer.flush()
+        store.close()
+
+    xid = XidEvent(79, t0)
+    run_controller(NodeSample("n1", t0, gpus=(GpuSample("n1", 0, uuid="GPU-abc", name="H100", xid_events=(xid,)),)))
+    run_controller(NodeSample("n1", t0 + 60, gpus=(GpuSample("n1", 0, null_reasons=lost),)))  # a new agent
+    store = Store(tmp_path / "factory.db", readonly=True)
+    ((_, latest),) = store.latest()
+    xids = [e for e in store.events(t0 - 1) if e.kind == "xid"]
+    store.close()
+    assert latest is not None
+    assert (latest.gpus[0].uuid, latest.gpus[0].name) == ("GPU-abc", "H100")
+    assert latest.gpus[0].xid_events == (xid,)
+    assert len(xids) == 1
