@@ -75,8 +75,8 @@ class GridPrice:
         index = bisect_right(self._times, int(now)) - 1
         if index < 0:
             return None, None
-        if index == len(self._times) - 1 and now >= self._times[index] + self._step:
-            return None, None  # the file ends before now: no price is known for this interval
+        if now >= self._times[index] + self._step:
+            return None, None  # the file ends before now, or has a gap here: no price is known for this interval
         current = self._points[index].price_per_mwh
         if current is None:
             return None, None

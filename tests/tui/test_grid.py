@@ -115,3 +115,14 @@ def test_the_snapshot_carries_the_prices_file_error(tmp_path: Path) -> None:
     assert snap.price is None
     assert snap.price_error is not None
     assert "prices.csv" in snap.price_error
+
+
+def test_a_gap_in_the_file_gives_no_price_as_price_show_says(tmp_path: Path) -> None:
+    """The header kept showing the price before a gap; `price show` calls that time a gap (stale), so does it now."""
+    start = int(time.time()) // HOUR * HOUR
+    rows = [(start - 3 * HOUR, "50"), (start - 2 * HOUR, "60"), (start + 2 * HOUR, "70"), (start + 3 * HOUR, "80")]
+    grid = GridPrice(config_with_prices(tmp_path, rows))
+    assert grid.now(start + 60, 10.0) == (None, None)
+    price, _ = grid.now(start - 2 * HOUR + 60, 10.0)
+    assert price is not None
+    assert price.price_per_mwh == 60.0
