@@ -49,12 +49,16 @@ def register(app: typer.Typer) -> None:
     @app.command("init")
     def init_command(
         ctx: typer.Context,
-        path: Path = typer.Argument(Path("factory.yaml"), help="Where to write the example; - for stdout."),
+        path: Path | None = typer.Argument(
+            None, help="Where to write the example (default: --config's file, else ./factory.yaml); - for stdout."
+        ),
         force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing file."),
     ) -> None:
         """Write a commented example factory.yaml (`factoryctl init -` prints it on stdout instead)."""
         from factoryctl.errors import UsageError
 
+        if path is None:  # `factoryctl --config /etc/factoryctl/factory.yaml init` writes there
+            path = context.global_options(ctx)[0] or Path("factory.yaml")
         if str(path) == "-":
             from factoryctl.cli.render import emit
 

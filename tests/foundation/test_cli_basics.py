@@ -228,3 +228,13 @@ def test_output_to_a_full_disk_is_one_sentence_and_exit_1(tmp_path):
     assert done.returncode == 1
     assert done.stderr.startswith("factoryctl: could not write the output: No space left on device.\n")
     assert "unexpected" not in done.stderr
+
+
+def test_init_writes_where_config_points_when_no_path_is_given(cli, tmp_path):
+    """`factoryctl --config X init` wrote ./factory.yaml, not X."""
+    target = tmp_path / "etc" / "factory.yaml"
+    result = cli("--config", str(target), "init")
+    assert result.exit_code == 0, result.stderr
+    assert target.exists()
+    assert not (Path.cwd() / "factory.yaml").exists()
+    assert cli("--config", str(target), "config", "validate").exit_code == 0
