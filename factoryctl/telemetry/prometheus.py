@@ -38,6 +38,11 @@ GPU_METRICS: tuple[tuple[str, str, str, str, float], ...] = (
     ),
 )
 
+#: Metrics dcgm-exporter reports as whole numbers (DCGM's int64 fields): memory in MiB, energy in mJ, ECC counts.
+WHOLE_METRICS = frozenset(
+    {"DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL"}
+)
+
 
 def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
@@ -102,7 +107,8 @@ def render(samples: Sequence[NodeSample], drained: Iterable[str] = ()) -> str:
         if not rows:
             continue
         lines += [f"# HELP {metric} {help_text}", f"# TYPE {metric} {kind}"]
-        lines += [f"{metric}{gpu_labels(g)} {_number(v * scale)}" for g, v in rows]
+        whole = metric in WHOLE_METRICS
+        lines += [f"{metric}{gpu_labels(g)} {_number(round(v * scale) if whole else v * scale)}" for g, v in rows]
     lines += _fault_lines(gpus)
     throttled = [(g, r) for g in gpus for r in g.throttle_reasons]
     if throttled:

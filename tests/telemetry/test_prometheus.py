@@ -158,3 +158,13 @@ def test_scrapes_read_the_live_store_every_time_but_poll_nodes_at_most_once_per_
     assert " 102\n" in source.text()
     assert " 102\n" in source.text()  # polled: cached for --min-interval
     assert polls == [1]
+
+
+def test_memory_and_energy_are_whole_numbers_as_dcgm_exporter_reports_them() -> None:
+    """DCGM_FI_DEV_FB_USED was 59957.1 (dcgm-exporter's is an integer number of MiB)."""
+    gpu = GpuSample("n1", 0, uuid="GPU-a", memory_used_mib=59957.1, energy_j=1234.5678, power_w=301.25)
+    text = render([NodeSample("n1", 7.0, gpus=(gpu,))])
+    labels = '{gpu="0",UUID="GPU-a",device="nvidia0",modelName="",Hostname="n1"}'
+    assert f"DCGM_FI_DEV_FB_USED{labels} 59957\n" in text
+    assert f"DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION{labels} 1234568\n" in text
+    assert f"DCGM_FI_DEV_POWER_USAGE{labels} 301.25\n" in text  # a gauge in W keeps its fraction
