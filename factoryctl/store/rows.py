@@ -74,10 +74,10 @@ def encode(value: float | int | None, scale: int) -> int | None:
 
 
 def decode(value: int | float | None, scale: int) -> float | None:
-    """A stored integer as the public value."""
+    """A stored integer as the public value (a whole number stays one: utilization 91, not 91.0)."""
     if value is None:
         return None
-    return float(value) / scale if scale != 1 else float(value)
+    return float(value) / scale if scale != 1 else value
 
 
 def gpu_values(gpu: GpuSample, slow: bool, reason_bits: dict[str, int]) -> tuple[int | None, ...]:
