@@ -3,7 +3,8 @@
 Each `NodeLink` is a thread that connects (through the node's transport), asks its agent to stream at the
 sampling interval, and watches: a dead agent, a broken connection or three missed samples tear the link down,
 and it is rebuilt after an exponential backoff with jitter, so a flapping node or a restarting fleet never makes
-the controller hammer sshd. Samples go to a `SampleSink` (the store writer) from the session's reader thread.
+the controller hammer sshd. Samples go to a `SampleSink` from the session's reader thread: the controller's store
+writer, or the dashboard's per-node state when it collects on its own (one reconnect loop for both).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -47,16 +48,25 @@ class SampleSink(Protocol):
         ...
 
 
-def transport_connector(config: FactoryConfig, timeout_s: float) -> Connector:
+def transport_connector(
+    config: FactoryConfig,
+    timeout_s: float,
+    nodes: Iterable[NodeSpec] | None = None,
+    stop: threading.Event | None = None,
+) -> Connector:
     """The real connector: the node's inventory transport (ssh or local), then its agent.
 
-    A bad `$FACTORYCTL_REMOTE_CACHE` is raised here, once, before any link connects.
+    A bad `$FACTORYCTL_REMOTE_CACHE` is raised here, once, before any link connects (checked for `nodes`, the ones
+    linked to: every inventory node when None). Once `stop` is set, a connection that comes up late (a slow SSH
+    handshake) is closed without starting the agent: quitting never leaves one starting behind it.
     """
-    check_agent_cache(config.nodes.values())
+    check_agent_cache(config.nodes.values() if nodes is None else nodes)
 
     def connect(node: NodeSpec) -> tuple[NodeTransport, AgentSession]:
         transport = open_transport(node, config, timeout_s)
         try:
+            if stop is not None and stop.is_set():
+                raise NodeError(node.name, "agent", f"{node.name}: closed before its agent was started.")
             return transport, transport.start_agent(timeout_s)
         except BaseException:
             with contextlib.suppress(Exception):
@@ -92,10 +102,12 @@ class NodeLink:
         rng: random.Random | None = None,
         stall_s: float | None = None,
         slow_interval_s: float | None = None,
+        stream_timeout_s: float = 10.0,
     ) -> None:
         self.node = node
         self.interval_s = interval_s
         self.slow_interval_s = slow_interval_s
+        self.stream_timeout_s = stream_timeout_s  # how long the agent may take to answer `stream`
         #: Silence after which a connected link is rebuilt. The node is already `down` after three missed samples;
         #: the link waits a little longer, so a merely overloaded node is not hit with a restart storm.
         self.stall_s = stall_s if stall_s is not None else max((MISSED_FOR_DOWN + 0.5) * interval_s, STALL_MIN_S)
@@ -107,6 +119,10 @@ class NodeLink:
         self._got_sample = threading.Event()
         self._last_heard = 0.0
         self.connects = 0
+        #: True while connecting and starting the stream: what `stop()` cannot cut short (an SSH handshake).
+        self.connecting = False
+        self._session: AgentSession | None = None
+        self._session_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name=f"link-{node.name}", daemon=True)
 
     def start(self) -> None:
@@ -120,6 +136,16 @@ class NodeLink:
     def join(self, timeout: float) -> None:
         """Wait for the link's thread to end."""
         self._thread.join(timeout)
+
+    @property
+    def session(self) -> AgentSession | None:
+        """The streaming session, for requests of other threads (a power cap); None while not connected."""
+        with self._session_lock:
+            return self._session
+
+    def _set_session(self, session: AgentSession | None) -> None:
+        with self._session_lock:
+            self._session = session
 
     def _on_sample(self, sample: NodeSample) -> None:
         self._last_heard = time.monotonic()
@@ -143,15 +169,21 @@ class NodeLink:
         """Connect, stream until something breaks or we are stopped; True if samples flowed."""
         name = self.node.name
         self._got_sample.clear()
+        self.connecting = True
         try:
             transport, session = self._connect(self.node)
         except Exception as exc:
+            self.connecting = False
             self._sink.link_failed(name, as_node_error(name, exc))
             return False
         self.connects += 1
         try:
             self._last_heard = time.monotonic()
-            session.stream(self.interval_s, self._on_sample, slow_interval_s=self.slow_interval_s)
+            if not self._stop.is_set():  # stopped while connecting: start nothing more, close it
+                timeout, slow = self.stream_timeout_s, self.slow_interval_s
+                session.stream(self.interval_s, self._on_sample, timeout=timeout, slow_interval_s=slow)
+                self._set_session(session)
+            self.connecting = False
             while not self._stop.wait(self.interval_s / 2):
                 if session.failure is not None:
                     raise session.failure
@@ -161,6 +193,8 @@ class NodeLink:
         except Exception as exc:
             self._sink.link_failed(name, as_node_error(name, exc))
         finally:
+            self.connecting = False
+            self._set_session(None)
             _close_quietly(session, transport)
         return self._got_sample.is_set()
 

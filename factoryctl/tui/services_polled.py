@@ -1,10 +1,13 @@
 """`PolledServices`: the dashboard's own embedded collector, for when no controller writes the store.
 
-One long-lived agent session per node (local subprocess or one SSH connection), each streaming samples at the
-factory's interval from its own thread, reconnecting with backoff. `snapshot()` only reads what the streams last
-delivered, so it returns at once however slow a node is; a node whose stream breaks shows as down at the next
-snapshot, and one that goes quiet shows as degraded, then down; each change of state is an event (node_degraded,
-node_down, node_up) whatever its cause, and a node that has not answered yet shows as connecting (never waited for).
+One long-lived agent session per node (local subprocess or one SSH connection), each kept streaming at the
+factory's interval by the controller's own `NodeLink` (telemetry/links.py): one reconnect loop in the code base, so
+a flapping node backs off (doubling delays with jitter, reset only by a session that lasted), and a session gone
+silent is torn down and rebuilt. Here each node's `_NodeState` is the link's sink and the judge of what it shows.
+`snapshot()` only reads what the streams last delivered, so it returns at once however slow a node is; a node whose
+stream breaks shows as down at the next snapshot, and one that goes quiet shows as degraded, then down; each change
+of state is an event (node_degraded, node_down, node_up) whatever its cause, and a node that has not answered yet
+shows as connecting (never waited for).
 Drains and power-limit changes go through the store
 (drained flag, events, audit log) when it can be opened, else they live in memory for this session.
 Imports no Textual: the CLI, a benchmark or a test can drive it headless.
@@ -24,7 +27,7 @@ from factoryctl.model.inventory import NodeSpec
 from factoryctl.model.telemetry import NodeSample
 from factoryctl.store.who import login_name
 from factoryctl.telemetry.health import ThermalEpisodes
-from factoryctl.transport.fanout import as_node_error
+from factoryctl.telemetry.links import Backoff, Connector, NodeLink, transport_connector
 from factoryctl.tui.grid import GridPrice
 from factoryctl.tui.history import RecentHistory
 from factoryctl.tui.services import DashboardEvent, FactorySnapshot, NodeHistory
@@ -32,77 +35,55 @@ from factoryctl.tui.services_base import ConfiguredServices, assemble_snapshot, 
 
 if TYPE_CHECKING:
     from factoryctl.store.sqlite import Store
-    from factoryctl.transport.base import NodeTransport
     from factoryctl.transport.session import AgentSession
 
 #: The state a node shows until its first sample or failure (never waited for: rows appear as nodes answer).
 CONNECTING = "connecting"
 #: The event of each change of state, and its severity.
 STATE_EVENTS = {"up": ("node_up", "info"), "degraded": ("node_degraded", "warning"), "down": ("node_down", "error")}
-RECONNECT_BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)
-#: How long `close()` waits for a node still connecting (a mute SSH node would hold up quitting for its timeout).
+#: Delays between attempts: drawn from [0.5, 1], [1, 2], [2, 4] … s, at most 30 s.
+RECONNECT_BACKOFF = Backoff(base_s=1.0, cap_s=30.0)
+#: How long `close()` waits for the nodes still connecting (a mute SSH node would hold up quitting for its timeout).
 CONNECTING_GRACE_S = 0.5
+#: How often every node is judged: a silent one degrades, then goes down, with no sample or snapshot to say so.
+JUDGE_EVERY_S = 0.1
 
 
-class _NodeLink:
-    """One node's agent session and the thread that keeps it streaming."""
+class _NodeState:
+    """One node as the dashboard shows it: the sink its `NodeLink` streams into, and the judge of its state."""
 
-    def __init__(self, spec: NodeSpec, owner: PolledServices) -> None:
+    def __init__(self, spec: NodeSpec, owner: PolledServices, connect: Connector) -> None:
         self.spec = spec
         self.owner = owner
-        self.session: AgentSession | None = None
-        self.transport: NodeTransport | None = None
         self.latest: NodeSample | None = None
         self.latest_mono = 0.0
         self.failure: NodeError | None = None
         self.shown = CONNECTING  # the state last judged (and announced by an event)
-        self.connecting = False  # inside `_connect`: `close()` does not wait for it
         #: Guards the fields above; re-entrant because `judge` holds it while `sample` takes it again.
         self.lock = threading.RLock()
-        self.thread = threading.Thread(target=self._run, name=f"dash-{spec.name}", daemon=True)
+        self.link = NodeLink(
+            spec,
+            owner.interval_s,
+            connect,
+            self,
+            RECONNECT_BACKOFF,
+            stall_s=owner.down_after_s,  # rebuilt when judged down by silence (the controller's default is shorter)
+            slow_interval_s=owner.config.settings.controller.slow_interval_s,
+            stream_timeout_s=owner.connect_timeout_s,
+        )
 
-    def _run(self) -> None:
-        attempt = 0
-        stop = self.owner.stop_event
-        while not stop.is_set():
-            try:
-                session = self._connect()
-                if session is None:
-                    continue  # closed while connecting: `finally` releases what was opened
-                attempt = 0
-                while not stop.is_set() and session.failure is None:
-                    stop.wait(0.1)
-                    self.judge()  # a silent agent degrades, then goes down, with no sample to say so
-                if session.failure is not None:
-                    self._fail(session.failure)
-            except Exception as exc:
-                self._fail(as_node_error(self.spec.name, exc))
-            finally:
-                self._disconnect()
-            if not stop.is_set():
-                stop.wait(RECONNECT_BACKOFF_S[min(attempt, len(RECONNECT_BACKOFF_S) - 1)])
-                attempt += 1
+    @property
+    def session(self) -> AgentSession | None:
+        """The live agent session (None while not connected), for requests such as a power cap."""
+        return self.link.session
 
-    def _connect(self) -> AgentSession | None:
-        """Open the transport, start the agent, stream; None when `close()` came meanwhile (nothing more started)."""
-        from factoryctl.telemetry.poll import open_transport
+    @property
+    def connecting(self) -> bool:
+        """Inside a connect: `close()` does not wait for it."""
+        return self.link.connecting
 
-        stop, timeout = self.owner.stop_event, self.owner.connect_timeout_s
-        self.connecting = True
-        try:
-            self.transport = open_transport(self.spec, self.owner.config, timeout)
-            if stop.is_set():
-                return None
-            self.session = session = self.transport.start_agent(timeout)
-            if stop.is_set():
-                return None
-            slow = self.owner.config.settings.controller.slow_interval_s
-            session.stream(self.owner.interval_s, self._on_sample, timeout=timeout, slow_interval_s=slow)
-            return session
-        finally:
-            self.connecting = False
-
-    def _on_sample(self, sample: NodeSample) -> None:
+    def offer(self, sample: NodeSample) -> None:
+        """A sample from the stream (on the session's reader thread): kept, recorded, judged."""
         from factoryctl.telemetry.health import gpu_events
 
         with self.lock:
@@ -115,7 +96,10 @@ class _NodeLink:
             self.owner.add_event(dashboard_event(event))
         self.judge()
 
-    def _fail(self, error: NodeError) -> None:
+    def link_failed(self, node: str, error: NodeError) -> None:
+        """The link broke, went silent or could not be made: down until the next sample."""
+        if self.owner.stop_event.is_set():
+            return  # the dashboard is closing the link: not the node's failure
         with self.lock:
             self.failure = error
         self.judge()
@@ -123,7 +107,7 @@ class _NodeLink:
     def judge(self, now: float | None = None) -> NodeSample:
         """The node's sample now, compared with the state last judged: each change is an event (not the first answer).
 
-        The link thread, its samples and the UI's snapshots all judge: the state is computed, swapped and announced
+        The judge thread, the samples and the UI's snapshots all judge: the state is computed, swapped and announced
         under one lock, so an older verdict can never overwrite a newer one (which announced one outage twice).
         """
         with self.lock:
@@ -138,20 +122,13 @@ class _NodeLink:
             self.owner.add_event(DashboardEvent(time.time(), self.spec.name, kind, text, severity))
             return sample
 
-    def _disconnect(self) -> None:
-        session, transport = self.session, self.transport
-        self.session = self.transport = None
-        if session is not None:
-            with contextlib.suppress(Exception):
-                session.close(timeout=1.0)
-        if transport is not None:
-            with contextlib.suppress(Exception):
-                transport.close()
-
     def sample(self, now: float, stale_after_s: float, down_after_s: float) -> NodeSample:
         """What the dashboard should show for this node now."""
         with self.lock:
             latest, failure, age = self.latest, self.failure, time.monotonic() - self.latest_mono
+        session = self.link.session
+        if failure is None and session is not None:
+            failure = session.failure  # broken now: shown before the link next looks (every half interval)
         name = self.spec.name
         if failure is not None:
             return NodeSample(node=name, time=now, state="down", error=failure.kind, message=failure.message)
@@ -197,7 +174,9 @@ class PolledServices(ConfiguredServices):
         self._events_lock = threading.Lock()
         self._drained: dict[str, str] = {}
         self._store: Store | None = self._open_store() if use_store else None
-        self._links = {spec.name: _NodeLink(spec, self) for spec in self.specs}
+        connect = transport_connector(config, connect_timeout_s, self.specs, self.stop_event)
+        self._nodes = {spec.name: _NodeState(spec, self, connect) for spec in self.specs}
+        self._judge_thread = threading.Thread(target=self._judge_every_node, name="dash-judge", daemon=True)
         self._started = False
         self._user = login_name()
 
@@ -217,25 +196,34 @@ class PolledServices(ConfiguredServices):
         return self._store is not None
 
     def start(self) -> None:
-        """Start every node's session thread (the first `snapshot()` does it when not called)."""
+        """Start every node's link and the judge (the first `snapshot()` does it when not called)."""
         if not self._started:
             self._started = True
-            for link in self._links.values():
-                link.thread.start()
+            for node in self._nodes.values():
+                node.link.start()
+            self._judge_thread.start()
+
+    def _judge_every_node(self) -> None:
+        while not self.stop_event.wait(JUDGE_EVERY_S):
+            for node in self._nodes.values():
+                node.judge()
 
     def close(self) -> None:
-        """Stop the threads and the agents, without waiting out a node still connecting.
+        """Stop the links and the agents, without waiting out a node still connecting.
 
-        Connected links stop their agents within one shared budget. A link still connecting (a mute SSH node) gets
-        `CONNECTING_GRACE_S`: its daemon thread ends on its own when the connect returns or times out, starting
-        nothing more and closing what it opened.
+        Connected links stop their agents within one shared budget. The links still connecting (a mute SSH node)
+        get `CONNECTING_GRACE_S` between them: their daemon threads end on their own when the connect returns or
+        times out, starting nothing more (the connector sees `stop_event`) and closing what they opened.
         """
         self.stop_event.set()
-        deadline = time.monotonic() + 5.0  # one budget for all
-        for link in self._links.values():
-            if link.thread.is_alive():
-                budget = deadline - time.monotonic()
-                link.thread.join(timeout=max(0.0, min(budget, CONNECTING_GRACE_S) if link.connecting else budget))
+        for node in self._nodes.values():
+            node.link.stop()
+        if self._started:
+            now = time.monotonic()
+            deadline, grace = now + 5.0, now + CONNECTING_GRACE_S  # one budget for all, one grace for the connecting
+            for node in self._nodes.values():
+                node.link.join(max(0.0, (grace if node.connecting else deadline) - time.monotonic()))
+            self._judge_thread.join(max(0.0, deadline - time.monotonic()))
         if self._store is not None:
             self._store.close()
 
@@ -255,7 +243,7 @@ class PolledServices(ConfiguredServices):
         """The latest sample of every node, never waiting on a slow one: a node not answered yet is `connecting`."""
         self.start()
         now = time.time()
-        nodes = tuple(link.judge(now) for link in self._links.values())  # each node's state computed once
+        nodes = tuple(node.judge(now) for node in self._nodes.values())  # each node's state computed once
         return assemble_snapshot(
             self.config,
             self.specs,
@@ -293,15 +281,15 @@ class PolledServices(ConfiguredServices):
 
     # ------------------------------------------------------------------ actions
 
-    def _link(self, node: str) -> _NodeLink:
-        link = self._links.get(node)
-        if link is None:
+    def _node(self, node: str) -> _NodeState:
+        state = self._nodes.get(node)
+        if state is None:
             raise UsageError(f"{node} is not watched by this dashboard.", None)
-        return link
+        return state
 
     def drain(self, node: str, reason: str) -> None:
         """Drain a node: the store's flag (and its event) when there is a store, else this session's memory."""
-        self._link(node)
+        self._node(node)
         if self._store is not None:
             self._store.set_drained([node], True, reason, self._user)
             return
@@ -310,7 +298,7 @@ class PolledServices(ConfiguredServices):
 
     def resume(self, node: str) -> None:
         """Undo a drain."""
-        self._link(node)
+        self._node(node)
         if self._store is not None:
             self._store.set_drained([node], False, None, self._user)
             return
@@ -319,9 +307,9 @@ class PolledServices(ConfiguredServices):
 
     def set_power_cap(self, node: str, watts: float) -> list[dict[str, Any]]:
         """Cap every GPU of `node` at `watts`, clamped to each GPU's range; audited with before and after."""
-        link = self._link(node)
-        session = link.session
-        if session is None or link.failure is not None:
+        state = self._node(node)
+        session = state.session  # the link's live session, read under its lock; None while not connected
+        if session is None or state.failure is not None:
             raise NodeError(node, "agent", f"{node} is not connected: no power cap was set.", "wait until it is up.")
         answers: list[dict[str, Any]] = session.set_power_limit(watts, None, clamp=True)
         now = time.time()
