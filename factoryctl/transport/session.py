@@ -282,12 +282,18 @@ class AgentSession:
         return list(result.get("gpus") or [])
 
     def close(self, timeout: float = 2.0) -> None:
-        """Ask the agent to exit, then release the streams."""
+        """Ask the agent to exit, then release the streams.
+
+        Its stdout is closed last, after `on_close` ended the agent (or its channel): the reader thread holds that
+        stream while it waits for a line, so closing it first waited for an agent that might never write again
+        (one stopped with SIGSTOP held the link's teardown until SIGCONT).
+        """
         if self.failure is None:
             with contextlib.suppress(NodeError, UsageError):
                 self.request("shutdown", timeout=timeout)
-        for stream in (self._stdin, self._stdout):
-            with contextlib.suppress(OSError):
-                stream.close()
+        with contextlib.suppress(OSError):
+            self._stdin.close()
         if self._on_close:
             self._on_close()
+        with contextlib.suppress(OSError):
+            self._stdout.close()

@@ -49,3 +49,29 @@ def test_an_agent_that_never_says_hello_leaves_no_pipe_open(tmp_path):
         transport.close()
         del transport, caught
     assert leaks == []
+
+
+def test_closing_a_session_whose_agent_is_stopped_does_not_wait_for_it(tmp_path):
+    """A SIGSTOPped agent held `close()` (and so the link's teardown) until SIGCONT: its reader held stdout."""
+    import os
+    import signal
+    import threading
+
+    import psutil
+
+    transport = LocalTransport(node(), "lab", tmp_path)
+    before = {p.pid for p in psutil.Process().children()}
+    session = transport.start_agent(60)
+    (agent,) = [p for p in psutil.Process().children() if p.pid not in before]
+    session.stream(0.2, lambda sample: None, timeout=30)
+    os.kill(agent.pid, signal.SIGSTOP)
+    closer = threading.Thread(target=session.close, kwargs={"timeout": 0.5}, daemon=True)
+    try:
+        closer.start()
+        closer.join(30)
+        assert not closer.is_alive()  # it waited for SIGCONT before
+        assert not agent.is_running() or agent.status() == psutil.STATUS_ZOMBIE
+    finally:
+        if agent.is_running():
+            os.kill(agent.pid, signal.SIGCONT)
+        transport.close()
