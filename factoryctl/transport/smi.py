@@ -81,6 +81,9 @@ def parse_query(text: str) -> list[dict[str, Any]]:
         for key in NOT_QUERIED:
             gpu[key] = None
             reasons[key] = "not available through nvidia-smi"
+        if gpu.get("index") is None:  # a lost GPU prints `[GPU is lost]` even as its index: rows come in index order
+            gpu["index"] = len(gpus)
+            reasons.pop("index", None)
         gpu["null_reasons"] = reasons
         gpus.append(gpu)
     return gpus
