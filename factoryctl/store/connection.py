@@ -80,6 +80,8 @@ class StoreConnection:
         self._gpu_info: dict[tuple[int, int], tuple[Any, ...]] = {}
         #: Opened `immutable=1`: a reader without write access to a store no writer has open (module docstring).
         self.immutable = False
+        #: The store file as the immutable connection saw it (inode, size, mtime): SQLite trusts its page cache.
+        self._immutable_stamp: tuple[int, int, int] | None = None
         if readonly and not path.exists():
             raise StoreError(
                 f"there is no store at {path} yet.",
@@ -142,9 +144,17 @@ class StoreConnection:
                 raise
             if self._wal_has_rows():
                 raise self._unreadable_log() from exc
+        self._immutable_stamp = self._main_stamp()
         db = self._checked(self._connect(immutable=True))
         self.immutable = True
         return db
+
+    def _main_stamp(self) -> tuple[int, int, int] | None:
+        try:
+            found = os.stat(self.path)
+        except OSError:
+            return None
+        return (found.st_ino, found.st_size, found.st_mtime_ns)
 
     def _checked(self, db: sqlite3.Connection) -> sqlite3.Connection:
         """`db` once its schema version is checked; closed when the check fails."""
@@ -171,15 +181,27 @@ class StoreConnection:
         )
 
     def _reopen_if_written(self) -> None:
-        """An `immutable` reader reopens the ordinary way once a writer has the store open (its `-wal` has rows)."""
-        if not self.immutable or not self._wal_has_rows():
+        """An `immutable` reader reopens once the file changed under it.
+
+        The ordinary way once a writer has the store open (its `-wal` has rows); immutable again when a writer came
+        and went between two queries (`collect --once`, a drain): SQLite would otherwise keep serving its cached
+        pages of the old file, mixed with new ones.
+        """
+        if not self.immutable:
             return
-        try:
-            fresh = self._checked(self._connect())
-        except sqlite3.Error:
-            return  # its -shm is not there yet: keep reading the file as it is
-        self._db.close()
-        self._db, self.immutable = fresh, False
+        if self._wal_has_rows():
+            try:
+                fresh = self._checked(self._connect())
+            except sqlite3.Error:
+                fresh = None  # its -shm is not there yet: read the file as it is
+            if fresh is not None:
+                self._db.close()
+                self._db, self.immutable = fresh, False
+                return
+        if self._main_stamp() != self._immutable_stamp:
+            self._db.close()
+            self._immutable_stamp = self._main_stamp()
+            self._db = self._checked(self._connect(immutable=True))
 
     # ------------------------------------------------------------------ failures as sentences
 
@@ -201,6 +223,10 @@ class StoreConnection:
         text = str(exc).lower()
         where = self.path
         not_done = _NOT_DONE.get(doing, f"the {doing} did not happen")
+        if ("not a database" in text or "malformed" in text or "corrupt" in text) and self.immutable:
+            return StoreError(  # a writer changed the file mid-query under a reader that cannot lock it
+                f"the store at {where} changed while it was being read.", "run the command again."
+            )
         if "not a database" in text or "malformed" in text or "corrupt" in text:
             return StoreDamaged(where, str(exc))
         if "readonly" in text or "read-only" in text:

@@ -62,7 +62,7 @@ def _value(raw: str, kind: type) -> tuple[Any, str | None]:
 
 def parse_query(text: str) -> list[dict[str, Any]]:
     """GPU dicts (agent sample shape, without `node`) from `--format=csv,noheader,nounits` output."""
-    gpus = []
+    gpus: list[dict[str, Any]] = []
     for row in csv.reader(io.StringIO(text), skipinitialspace=True):
         if not row:
             continue

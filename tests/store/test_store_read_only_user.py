@@ -140,6 +140,28 @@ def test_a_reader_opened_without_a_writer_sees_rows_a_writer_adds_later(state: P
     assert reader.returncode == 0
 
 
+def test_a_reader_sees_what_a_writer_that_came_and_went_wrote(state: Path) -> None:
+    """A writer that opens, writes and closes between two reads (collect --once, a drain) leaves no -wal behind:
+    the immutable reader kept serving its cached pages of the old file (and could mix old and new pages)."""
+    reader = as_reader([sys.executable, "-c", READER, str(state / "factory.db")], stdin=subprocess.PIPE)
+    try:
+        assert reader.stdout is not None
+        assert reader.stdin is not None
+        assert reader.stdout.readline().split() == ["True", "3"]
+        allow_writes(state)
+        writer = Store(state / "factory.db")
+        writer.write([sample(T0 + s) for s in range(3, 6)])
+        writer.close()
+        deny_writes(state)
+        assert sorted(p.name for p in state.iterdir()) == ["factory.db"]  # the writer left no log behind
+        reader.stdin.write("\n")
+        reader.stdin.flush()
+        assert reader.stdout.readline().split() == ["True", "6"]
+    finally:
+        reader.communicate("\n", timeout=60)
+    assert reader.returncode == 0
+
+
 def test_a_log_the_reader_cannot_use_is_one_sentence(state: Path, tmp_path: Path) -> None:
     allow_writes(state)
     writer = Store(state / "factory.db")
