@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from factoryctl.cli import context
 from factoryctl.cli.completion import complete_choices
 from factoryctl.cli.render import OUTPUT_OPTION, OutputFormat, checked_choice, dump_json, dump_yaml, emit, iso_utc
+
+if TYPE_CHECKING:
+    from factoryctl.config import FactoryConfig
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -74,7 +77,7 @@ RESTART_HINT = (
 START_HINT = "start it with `factoryctl controller run` (docs/controller.md has a systemd unit)."
 
 
-def _status_doc(config: Any, now: float) -> dict[str, Any]:
+def _status_doc(config: FactoryConfig, now: float) -> dict[str, Any]:
     """What `controller status -o json` prints: the lock's pid, the store's figures, and what is wrong if anything."""
     from factoryctl.store.lock import controller_pid
     from factoryctl.store.sqlite import StoreDamaged, StoreError
@@ -107,7 +110,7 @@ def _status_doc(config: Any, now: float) -> dict[str, Any]:
     return doc
 
 
-def _read_store(config: Any) -> tuple[float | None, dict[str, Any] | None]:
+def _read_store(config: FactoryConfig) -> tuple[float | None, dict[str, Any] | None]:
     """The newest sample's time and the controller's figures, from the store (a `StoreError` when it cannot tell)."""
     import json
 
@@ -124,7 +127,7 @@ def _read_store(config: Any) -> tuple[float | None, dict[str, Any] | None]:
 
 
 def _problem(
-    config: Any, pid: int, newest: float | None, stats: dict[str, Any] | None, now: float
+    config: FactoryConfig, pid: int, newest: float | None, stats: dict[str, Any] | None, now: float
 ) -> tuple[str, str] | None:
     """Why the running controller (pid, 0 if unnamed) is not storing samples here, and what to do; None when it is."""
     from factoryctl.controller import STALE_AFTER_INTERVALS, STALE_AFTER_MIN_S, STATS_EVERY_S
@@ -164,7 +167,7 @@ def _problem(
 DISK_FULL_BELOW_BYTES = 1 << 20
 
 
-def _why_stale(config: Any, pid: int, stale: str, fresh: dict[str, Any] | None) -> tuple[str, str]:
+def _why_stale(config: FactoryConfig, pid: int, stale: str, fresh: dict[str, Any] | None) -> tuple[str, str]:
     """The stale-sample sentence completed with the cause status can see, and the hint that fits it.
 
     `fresh` are the controller's figures when it wrote them after its newest sample (it still writes the store).

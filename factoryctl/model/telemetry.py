@@ -131,7 +131,7 @@ class GpuSample:
                     reasons.setdefault(key, INVALID)
         throttle = data.get("throttle_reasons") or ()
         kwargs["throttle_reasons"] = names = _strings(throttle)
-        if not isinstance(throttle, list | tuple) or len(names) != len(throttle):
+        if not isinstance(throttle, list | tuple) or (throttle and not names):  # stray non-names are just dropped
             reasons.setdefault("throttle_reasons", INVALID)
         kwargs["null_reasons"] = reasons
         procs = tuple(

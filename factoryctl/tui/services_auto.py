@@ -41,6 +41,7 @@ class AutoServices(ConfiguredServices):
         self._lock = threading.Lock()
         self._calls = 0  # calls in progress on a delegate
         self._retired: list[DashboardServices] = []  # replaced delegates, closed once no call uses them
+        self._closed = False  # after close(), a source opened late (a snapshot worker mid-switch) is closed at once
         self._choose(first=True)
 
     def _choose(self, first: bool = False) -> None:
@@ -52,8 +53,12 @@ class AutoServices(ConfiguredServices):
             return
         fresh = self._open(wanted)
         with self._lock:
-            old, self._delegate = self._delegate, fresh
-            self.source = wanted
+            if self._closed:
+                self._retired.append(fresh)  # the dashboard quit while this one opened: nothing may start in it
+                old = None
+            else:
+                old, self._delegate = self._delegate, fresh
+                self.source = wanted
             if old is not None:
                 self._retired.append(old)
         self._close_retired()
@@ -79,8 +84,8 @@ class AutoServices(ConfiguredServices):
     def _using(self) -> Iterator[DashboardServices]:
         """The delegate in use now, kept open for the duration of one call."""
         with self._lock:
-            self._calls += 1
             delegate = self.delegate
+            self._calls += 1
         try:
             yield delegate
         finally:
@@ -140,6 +145,7 @@ class AutoServices(ConfiguredServices):
     def close(self) -> None:
         """Close the delegate and any replaced one (the dashboard is quitting: calls still running are abandoned)."""
         with self._lock:
+            self._closed = True
             retired, self._retired = self._retired, []
         for old in retired:
             with contextlib.suppress(Exception):

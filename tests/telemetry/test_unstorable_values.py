@@ -64,7 +64,11 @@ def test_strings_lists_and_records_of_the_wrong_type_are_left_out() -> None:
     assert gpu.throttle_reasons == ("SwPowerCap",)
     assert [(p.pid, p.used_memory_mib) for p in gpu.processes] == [(42, None)]
     assert [(x.xid, x.time) for x in gpu.xid_events] == [(79, None)]
-    assert gpu.null_reasons == {"uuid": INVALID, "throttle_reasons": INVALID}
+    assert gpu.null_reasons == {"uuid": INVALID}  # the stray 3 is dropped; the valid name stays, and shows
+    assert gpu.as_json()["throttle_reasons"] == ["SwPowerCap"]
+    only_junk = GpuSample.from_json("n1", wire_gpu(throttle_reasons=[3]))
+    assert only_junk.null_reasons == {"throttle_reasons": INVALID}
+    assert only_junk.as_json()["throttle_reasons"] is None
 
 
 @pytest.mark.parametrize("entry", [1, "gpu", None, {"power_w": 3.0}, {"index": "0"}, {"index": True}])

@@ -216,3 +216,25 @@ def test_a_source_switch_waits_for_a_running_action_before_closing_the_old_sourc
     assert first.closed  # closed as soon as the drain returned
     services.close()
     assert opened[1].closed
+
+
+def test_a_source_opened_after_close_is_closed_at_once(config, monkeypatch) -> None:
+    """A snapshot worker still switching sources when the dashboard quit left the new source's links running."""
+    from factoryctl.tui import services_auto, services_store
+
+    live = [False]
+    monkeypatch.setattr(services_store, "controller_is_live", lambda config: live[0])
+    opened: list[_SlowDrain] = []
+
+    def fake_open(self, source: str) -> _SlowDrain:
+        opened.append(_SlowDrain())
+        return opened[-1]
+
+    monkeypatch.setattr(services_auto.AutoServices, "_open", fake_open)
+    services = services_auto.AutoServices(config, "demo01", check_every_s=0.0)
+    services.close()
+    live[0] = True
+    services._choose()  # the worker, mid-switch, after the quit
+    assert len(opened) == 2
+    assert opened[1].closed
+    assert services.delegate is opened[0]
