@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from damaged_store import damage
 
 from factoryctl.model.telemetry import GpuSample, NodeSample
 from factoryctl.store.sqlite import Store, StoreDamaged
@@ -23,17 +23,6 @@ def sample(t: float, node: str = "n1", gpus: int = 8) -> NodeSample:
     return NodeSample(
         node, t, gpus=tuple(GpuSample(node, i, uuid=f"GPU-{node}-{i}", power_w=300.0) for i in range(gpus))
     )
-
-
-def damage(path: Path, table: str) -> None:
-    """Overwrite the root page of `table` with garbage (the store closed, so no -wal holds newer pages)."""
-    db = sqlite3.connect(path)
-    page_size = db.execute("PRAGMA page_size").fetchone()[0]
-    (root,) = db.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)).fetchone()
-    db.close()
-    with open(path, "r+b") as handle:
-        handle.seek((root - 1) * page_size)
-        handle.write(b"\xff" * page_size)
 
 
 def damaged_store(tmp_path: Path) -> Path:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from typing import Any
 
 import psutil
 import pytest
+from damaged_store import damage
 from waiting import wait_for
 
 from factoryctl.cli import controller as status_cli
@@ -34,17 +34,6 @@ lock.acquire()
 print("locked", flush=True)
 time.sleep(600)
 """
-
-
-def damage(path: Path, table: str) -> None:
-    """Overwrite the root page of `table` with garbage (the store closed, so no -wal holds newer pages)."""
-    db = sqlite3.connect(path)
-    page_size = db.execute("PRAGMA page_size").fetchone()[0]
-    (root,) = db.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)).fetchone()
-    db.close()
-    with open(path, "r+b") as handle:
-        handle.seek((root - 1) * page_size)
-        handle.write(b"\xff" * page_size)
 
 
 @pytest.fixture

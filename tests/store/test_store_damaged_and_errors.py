@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
+from damaged_store import damage
 
 from factoryctl.model.telemetry import GpuSample, NodeSample
 from factoryctl.store.sqlite import Store, StoreDamaged, StoreError
@@ -17,17 +17,6 @@ T0 = 1_700_000_040.0
 
 def sample(node: str = "n1", t: float = T0, gpus: int = 1) -> NodeSample:
     return NodeSample(node, t, gpus=tuple(GpuSample(node, i, uuid=f"GPU-{node}-{i}") for i in range(gpus)))
-
-
-def damage(path: Path, table: str) -> None:
-    """Overwrite the root page of `table` with garbage (the store closed, so no -wal holds newer pages)."""
-    db = sqlite3.connect(path)
-    page_size = db.execute("PRAGMA page_size").fetchone()[0]
-    (root,) = db.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)).fetchone()
-    db.close()
-    with open(path, "r+b") as handle:
-        handle.seek((root - 1) * page_size)
-        handle.write(b"\xff" * page_size)
 
 
 def one_sentence(error: StoreError) -> None:

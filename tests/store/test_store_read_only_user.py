@@ -8,12 +8,13 @@ the directory made read-only.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -122,44 +123,47 @@ for _ in range(2):
 """
 
 
-def test_a_reader_opened_without_a_writer_sees_rows_a_writer_adds_later(state: Path) -> None:
+@contextlib.contextmanager
+def reading_twice(state: Path) -> Iterator[Callable[[], list[str]]]:
+    """A reader process that has read once (as read-only user); call the result to have it read again."""
     reader = as_reader([sys.executable, "-c", READER, str(state / "factory.db")], stdin=subprocess.PIPE)
+    assert reader.stdout is not None
+    assert reader.stdin is not None
+    out, into = reader.stdout, reader.stdin
     try:
-        assert reader.stdout is not None
-        assert reader.stdin is not None
-        assert reader.stdout.readline().split() == ["True", "3"]
-        allow_writes(state)
-        writer = Store(state / "factory.db")  # the controller starts: -wal and -shm appear, and new rows in the -wal
-        writer.write([sample(T0 + s) for s in range(3, 5)])
-        reader.stdin.write("\n")
-        reader.stdin.flush()
-        assert reader.stdout.readline().split() == ["False", "5"]
-        writer.close()
+        assert out.readline().split() == ["True", "3"]  # immutable: no writer has the store open
+
+        def again() -> list[str]:
+            into.write("\n")
+            into.flush()
+            return out.readline().split()
+
+        yield again
     finally:
         reader.communicate("\n", timeout=60)
     assert reader.returncode == 0
 
 
+def test_a_reader_opened_without_a_writer_sees_rows_a_writer_adds_later(state: Path) -> None:
+    with reading_twice(state) as read_again:
+        allow_writes(state)
+        writer = Store(state / "factory.db")  # the controller starts: -wal and -shm appear, and new rows in the -wal
+        writer.write([sample(T0 + s) for s in range(3, 5)])
+        assert read_again() == ["False", "5"]
+        writer.close()
+
+
 def test_a_reader_sees_what_a_writer_that_came_and_went_wrote(state: Path) -> None:
     """A writer that opens, writes and closes between two reads (collect --once, a drain) leaves no -wal behind:
     the immutable reader kept serving its cached pages of the old file (and could mix old and new pages)."""
-    reader = as_reader([sys.executable, "-c", READER, str(state / "factory.db")], stdin=subprocess.PIPE)
-    try:
-        assert reader.stdout is not None
-        assert reader.stdin is not None
-        assert reader.stdout.readline().split() == ["True", "3"]
+    with reading_twice(state) as read_again:
         allow_writes(state)
         writer = Store(state / "factory.db")
         writer.write([sample(T0 + s) for s in range(3, 6)])
         writer.close()
         deny_writes(state)
         assert sorted(p.name for p in state.iterdir()) == ["factory.db"]  # the writer left no log behind
-        reader.stdin.write("\n")
-        reader.stdin.flush()
-        assert reader.stdout.readline().split() == ["True", "6"]
-    finally:
-        reader.communicate("\n", timeout=60)
-    assert reader.returncode == 0
+        assert read_again() == ["True", "6"]
 
 
 def test_a_log_the_reader_cannot_use_is_one_sentence(state: Path, tmp_path: Path) -> None:

@@ -188,8 +188,9 @@ class _SlowDrain:
         self.closed = True
 
 
-def test_a_source_switch_waits_for_a_running_action_before_closing_the_old_source(config, monkeypatch) -> None:
-    """The snapshot thread switched and closed the source while an action thread was still inside it."""
+@pytest.fixture
+def switching(config, monkeypatch):
+    """AutoServices over `_SlowDrain` sources, and the switch that says whether a controller runs."""
     from factoryctl.tui import services_auto, services_store
 
     live = [False]
@@ -201,7 +202,12 @@ def test_a_source_switch_waits_for_a_running_action_before_closing_the_old_sourc
         return opened[-1]
 
     monkeypatch.setattr(services_auto.AutoServices, "_open", fake_open)
-    services = services_auto.AutoServices(config, "demo01", check_every_s=0.0)
+    return services_auto.AutoServices(config, "demo01", check_every_s=0.0), opened, live
+
+
+def test_a_source_switch_waits_for_a_running_action_before_closing_the_old_source(switching) -> None:
+    """The snapshot thread switched and closed the source while an action thread was still inside it."""
+    services, opened, live = switching
     first = opened[0]
     action = threading.Thread(target=services.drain, args=("demo01", "maintenance"))
     action.start()
@@ -218,20 +224,9 @@ def test_a_source_switch_waits_for_a_running_action_before_closing_the_old_sourc
     assert opened[1].closed
 
 
-def test_a_source_opened_after_close_is_closed_at_once(config, monkeypatch) -> None:
+def test_a_source_opened_after_close_is_closed_at_once(switching) -> None:
     """A snapshot worker still switching sources when the dashboard quit left the new source's links running."""
-    from factoryctl.tui import services_auto, services_store
-
-    live = [False]
-    monkeypatch.setattr(services_store, "controller_is_live", lambda config: live[0])
-    opened: list[_SlowDrain] = []
-
-    def fake_open(self, source: str) -> _SlowDrain:
-        opened.append(_SlowDrain())
-        return opened[-1]
-
-    monkeypatch.setattr(services_auto.AutoServices, "_open", fake_open)
-    services = services_auto.AutoServices(config, "demo01", check_every_s=0.0)
+    services, opened, live = switching
     services.close()
     live[0] = True
     services._choose()  # the worker, mid-switch, after the quit
