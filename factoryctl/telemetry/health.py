@@ -54,9 +54,18 @@ class NodeHealth:
         return self._become("up", at, None, None)
 
     def failed(self, at: float, kind: str, message: str) -> NodeState | None:
-        """The connection failed or could not be made; the state follows from how long we have been blind."""
+        """The connection failed or could not be made; the state follows from how long we have been blind.
+
+        A node that stays down but now fails another way (first of all one never reached: `agent`, "not reached
+        yet", then `refused`) is recorded too, so readers of the store say why it is down and exit accordingly
+        (4 for refused), as a poll would; the same failure again records nothing.
+        """
+        was = self.error
         self.error, self.message = kind, message
-        return self._become(self._state_at(at, failed=True), at, kind, message)
+        change = self._become(self._state_at(at, failed=True), at, kind, message)
+        if change is None and self.state == "down" and kind != was:
+            return NodeState(self.node, self.state, self.since, self.last_seen, kind, message)
+        return change
 
     def tick(self, now: float) -> NodeState | None:
         """Time passed with no sample: degrade, then go down after three missed samples."""

@@ -41,10 +41,17 @@ def test_connection_failure_degrades_at_once_and_keeps_the_reason() -> None:
     assert health.tick(13.6).state == "down"  # type: ignore[union-attr]
 
 
-def test_never_reached_node_stays_down_with_its_error() -> None:
+def test_never_reached_node_stays_down_with_its_error_recorded_once_per_kind() -> None:
+    """The first failure is recorded (readers said "not reached yet", kind agent, exit 1, for a refused node)."""
     health = NodeHealth("n1", 1.0)
-    assert health.failed(1.0, "refused", "n1: connection refused.") is None
+    first = health.failed(1.0, "refused", "n1: connection refused.")
+    assert first is not None
+    assert (first.state, first.error, first.message) == ("down", "refused", "n1: connection refused.")
     assert (health.state, health.error) == ("down", "refused")
+    assert health.failed(3.0, "refused", "n1: connection refused.") is None  # the same failure again: nothing
+    other = health.failed(9.0, "timeout", "n1: no answer in 10 s.")
+    assert other is not None
+    assert other.error == "timeout"
 
 
 def test_backoff_doubles_with_jitter_and_is_capped() -> None:
