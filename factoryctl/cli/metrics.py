@@ -48,23 +48,27 @@ class MetricsSource:
     def _refresh(self) -> tuple[str, bool]:
         """The exposition text, and whether it came from polling the nodes (rather than the live store)."""
         from factoryctl.store.sqlite import Store, StoreError
+        from factoryctl.telemetry.health import carry_forward
         from factoryctl.telemetry.latest import read_live
         from factoryctl.telemetry.poll import poll_nodes
         from factoryctl.telemetry.prometheus import render
 
         nodes = list(self.config.nodes.values())
         live = read_live(self.config, nodes)
-        result = live or poll_nodes(self.config, nodes, self.timeout)
+        samples = live.samples if live is not None else poll_nodes(self.config, nodes, self.timeout).samples
         drained: set[str] = set()
         try:
             store = Store(self.config.store_path, readonly=True)
             try:
                 drained = set(store.drained_nodes())
+                if live is None:  # a poll's agents know nothing of before: a lost GPU keeps its stored identity
+                    stored = {state.node: sample for state, sample in store.latest()}
+                    samples = [carry_forward(stored.get(s.node), s) for s in samples]
             finally:
                 store.close()
         except StoreError:
             pass
-        return render(result.samples, drained), live is None
+        return render(samples, drained), live is None
 
 
 #: `--min-interval`: 0 refreshes on every scrape; at most a day, as every option in seconds.

@@ -168,3 +168,27 @@ def test_memory_and_energy_are_whole_numbers_as_dcgm_exporter_reports_them() -> 
     assert f"DCGM_FI_DEV_FB_USED{labels} 59957\n" in text
     assert f"DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION{labels} 1234568\n" in text
     assert f"DCGM_FI_DEV_POWER_USAGE{labels} 301.25\n" in text  # a gauge in W keeps its fraction
+
+
+def test_a_lost_gpu_keeps_its_stored_identity_when_no_controller_runs(tmp_path, monkeypatch) -> None:
+    """Polled (no controller), the lost GPU's series had UUID "" and its XID 79 was gone: alerts resolved."""
+    from factoryctl.cli.metrics import MetricsSource
+    from factoryctl.model.telemetry import XidEvent
+    from factoryctl.store.sqlite import Store
+    from factoryctl.telemetry.poll import PollResult
+
+    config = parse_config("nodes: {n1: {transport: local}}\n", tmp_path / "f.yaml", state_dir=tmp_path / "s")
+    store = Store(config.store_path)
+    store.write(
+        [NodeSample("n1", 1.0, gpus=(GpuSample("n1", 0, uuid="GPU-a", name="H100", xid_events=(XidEvent(79, 1.0),)),))]
+    )
+    store.close()
+    lost = GpuSample("n1", 0, null_reasons={"uuid": "gpu_lost", "name": "gpu_lost", "power_w": "gpu_lost"})
+    monkeypatch.setattr("factoryctl.telemetry.latest.read_live", lambda c, n: None)
+    monkeypatch.setattr(
+        "factoryctl.telemetry.poll.poll_nodes", lambda c, n, t: PollResult([NodeSample("n1", 9.0, gpus=(lost,))], [])
+    )
+    text = MetricsSource(config, 60, 1).text()
+    labels = '{gpu="0",UUID="GPU-a",device="nvidia0",modelName="H100",Hostname="n1"}'
+    assert f"factoryctl_gpu_lost{labels} 1\n" in text
+    assert f"DCGM_FI_DEV_XID_ERRORS{labels} 79\n" in text
