@@ -150,6 +150,7 @@ class StoreConnection:
         return db
 
     def _main_stamp(self) -> tuple[int, int, int] | None:
+        """The store file's (inode, size, mtime), or None when it is gone: what tells an immutable reader it changed."""
         try:
             found = os.stat(self.path)
         except OSError:
@@ -198,9 +199,10 @@ class StoreConnection:
                 self._db.close()
                 self._db, self.immutable = fresh, False
                 return
-        if self._main_stamp() != self._immutable_stamp:
+        stamp = self._main_stamp()
+        if stamp != self._immutable_stamp:
             self._db.close()
-            self._immutable_stamp = self._main_stamp()
+            self._immutable_stamp = stamp
             self._db = self._checked(self._connect(immutable=True))
 
     # ------------------------------------------------------------------ failures as sentences
@@ -223,11 +225,9 @@ class StoreConnection:
         text = str(exc).lower()
         where = self.path
         not_done = _NOT_DONE.get(doing, f"the {doing} did not happen")
-        if ("not a database" in text or "malformed" in text or "corrupt" in text) and self.immutable:
-            return StoreError(  # a writer changed the file mid-query under a reader that cannot lock it
-                f"the store at {where} changed while it was being read.", "run the command again."
-            )
         if "not a database" in text or "malformed" in text or "corrupt" in text:
+            if self.immutable:  # a writer changed the file mid-query under a reader that cannot lock it
+                return StoreError(f"the store at {where} changed while it was being read.", "run the command again.")
             return StoreDamaged(where, str(exc))
         if "readonly" in text or "read-only" in text:
             return StoreError(

@@ -23,8 +23,7 @@ from typing import Any
 
 from factoryctl.errors import NodeError
 from factoryctl.model.telemetry import NodeSample
-from factoryctl.store import rows as store_rows
-from factoryctl.store.rows import Event, NodeState
+from factoryctl.store.rows import Event, NodeState, encoding_problem
 from factoryctl.store.sqlite import Store, StoreDamaged, StoreError
 from factoryctl.telemetry.health import NodeHealth, ThermalEpisodes, carry_forward, gpu_events, state_event
 
@@ -198,7 +197,7 @@ class StoreWriter:
         except (TypeError, ValueError, OverflowError):
             good: list[tuple[NodeSample, bool]] = []
             for sample, slow in batch:
-                problem = store_rows.encoding_problem(sample)
+                problem = encoding_problem(sample)
                 if problem is None:
                     good.append((sample, slow))
                 else:

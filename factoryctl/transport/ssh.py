@@ -409,13 +409,11 @@ class SshPool:
     ) -> SshConnection:
         # Nodes get a connection each (several inventory nodes may share one sshd); jump hosts are shared.
         with self._guard:
-            attempt = self._attempts.get(key)
-            if attempt is not None:
-                waiting = True
-            else:
-                waiting, attempt = False, self._attempts.setdefault(key, _Attempt())
-        if waiting:
-            return attempt.outcome(node)
+            running = self._attempts.get(key)
+            if running is None:
+                attempt = self._attempts[key] = _Attempt()
+        if running is not None:
+            return running.outcome(node)
         try:
             attempt.connection = self._reuse_or_open(node, target, key, check_alive, options)
         except BaseException as exc:

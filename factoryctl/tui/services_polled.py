@@ -26,7 +26,7 @@ from factoryctl.errors import FactoryError, NodeError, UsageError
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.model.telemetry import NodeSample
 from factoryctl.store.who import login_name
-from factoryctl.telemetry.health import ThermalEpisodes
+from factoryctl.telemetry.health import ThermalEpisodes, gpu_events
 from factoryctl.telemetry.links import Backoff, Connector, NodeLink, transport_connector
 from factoryctl.tui.grid import GridPrice
 from factoryctl.tui.history import RecentHistory
@@ -84,8 +84,6 @@ class _NodeState:
 
     def offer(self, sample: NodeSample) -> None:
         """A sample from the stream (on the session's reader thread): kept, recorded, judged."""
-        from factoryctl.telemetry.health import gpu_events
-
         with self.lock:
             before, self.latest = self.latest, sample
             self.latest_mono = time.monotonic()

@@ -9,8 +9,8 @@ import threading
 import time
 from pathlib import Path
 
-import psutil
 import pytest
+from agent_processes import agents_of
 
 from factoryctl.config import FactoryConfig, parse_config
 from factoryctl.errors import NodeError
@@ -35,19 +35,6 @@ class Sink:
 def local_config(tmp_path: Path) -> FactoryConfig:
     text = "name: t\nnodes:\n  s1: {transport: local, sim: h100-sxm, gpus: 1}\ncontroller: {interval_s: 0.2}\n"
     return parse_config(text, tmp_path / "factory.yaml", state_dir=tmp_path / "state")
-
-
-def agents_of(node: str) -> list[psutil.Process]:
-    """This test process's agent subprocesses serving `node`."""
-    found = []
-    for child in psutil.Process().children(recursive=True):
-        try:
-            argv = child.cmdline()
-        except psutil.Error:
-            continue
-        if "--node" in argv and argv[argv.index("--node") + 1] == node:
-            found.append(child)
-    return found
 
 
 def test_a_connector_told_to_stop_starts_no_agent(tmp_path: Path) -> None:

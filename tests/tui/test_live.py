@@ -14,6 +14,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from agent_processes import agents_of
 from pilot_helpers import first_snapshot, plain, wait_until
 
 from factoryctl.demo import demo_config
@@ -33,14 +34,10 @@ def live(tmp_path: Path) -> Iterator[PolledServices]:
 
 def agent_process(node: str) -> psutil.Process:
     """The agent subprocess serving `node` (a child of this test process)."""
-    for child in psutil.Process().children(recursive=True):
-        try:
-            argv = child.cmdline()
-        except psutil.Error:
-            continue
-        if "--node" in argv and argv[argv.index("--node") + 1] == node:
-            return child
-    raise AssertionError(f"no agent process for {node}")
+    found = agents_of(node)
+    if not found:
+        raise AssertionError(f"no agent process for {node}")
+    return found[0]
 
 
 def wait_for(condition, timeout: float, what: str) -> float:
