@@ -100,6 +100,25 @@ NODE_COLUMNS = (
 )
 
 
+def ssh_port(spec: NodeSpec) -> int | None:
+    """The port an SSH node is reached on, None for a local node.
+
+    factory.yaml's port, else the `Port` of `~/.ssh/config` for its host, as the connection uses it (a node listed
+    as 22 while the connection goes to 2222 misleads).
+
+    A `~/.ssh/config` that cannot be used leaves factory.yaml's port: saying why is the connection's job.
+    """
+    if spec.transport != "ssh":
+        return None
+    from factoryctl.errors import ConfigError
+    from factoryctl.transport.ssh_config import resolve
+
+    try:
+        return resolve(spec).port
+    except (ConfigError, KeyError, OSError):  # KeyError, OSError: getpass.getuser() for a uid with no name
+        return spec.port
+
+
 def node_item(
     spec: NodeSpec, sample: NodeSample | None, drain: DrainInfo | None, drains_known: bool = True
 ) -> dict[str, Any]:
@@ -111,7 +130,7 @@ def node_item(
     return {
         "node": spec.name,
         "host": spec.host,
-        "port": spec.port,
+        "port": ssh_port(spec),
         "transport": spec.transport,
         "state": sample.state if sample else "down",
         "drained": drain is not None if drains_known else None,

@@ -9,15 +9,19 @@ configured identity, else IdentityFile, else OpenSSH's default identities) plus 
 from __future__ import annotations
 
 import contextlib
+import functools
 import getpass
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from factoryctl.errors import ConfigError
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.transport.known_hosts import DEFAULT_KNOWN_HOSTS
+
+if TYPE_CHECKING:
+    import paramiko
 
 DEFAULT_IDENTITIES = ("~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa")
 #: Jump chains longer than this are refused (a loop in ~/.ssh/config would recurse forever).
@@ -51,16 +55,21 @@ def _config_path(config_path: Path | None) -> Path:
 
 
 def _ssh_config_lookup(alias: str, config_path: Path | None) -> dict[str, Any]:
-    import paramiko
-
     path = _config_path(config_path)
     if not path.is_file():
         return {}
     try:
-        config = paramiko.SSHConfig.from_path(str(path))
-        return dict(config.lookup(alias))
+        return dict(_parsed(path.read_text(errors="replace")).lookup(alias))
     except Exception as exc:  # paramiko raises several types for bad files
         raise ConfigError(f"{path}: cannot read SSH config: {exc}", "fix the file or move it aside.") from exc
+
+
+@functools.lru_cache(maxsize=4)
+def _parsed(text: str) -> paramiko.SSHConfig:
+    """The file's text parsed once, not once per node of a 2,000-node fleet (reading it again is cheap)."""
+    import paramiko
+
+    return paramiko.SSHConfig.from_text(text)
 
 
 def _bad_setting(

@@ -103,3 +103,27 @@ def test_unknown_jump_host_key_names_the_jump_host(isolated_home, sshd, tmp_path
     assert caught.value.kind == "host_key"
     assert caught.value.message.startswith("jump host ")
     assert "not an inventory node" in (caught.value.hint or "")
+
+
+def test_nodes_lists_the_port_the_connection_uses(isolated_home, tmp_path, cli):
+    """`nodes -o json` shows ~/.ssh/config's Port for a host factory.yaml gives none (it said 22), and re-reads
+    the file when it changes; a local node has no port."""
+    import socket
+
+    ssh_dir = isolated_home / ".ssh"
+    ssh_dir.mkdir()
+    config = tmp_path / "factory.yaml"
+    config.write_text("nodes:\n  far: {host: far-alias}\n  here: {transport: local, sim: h100-sxm}\n")
+    ports = {}
+    for turn in (1, 2):
+        with socket.socket() as probe:  # a port nothing listens on: the node is refused, quickly
+            probe.bind(("127.0.0.1", 0))
+            dead = probe.getsockname()[1]
+        (ssh_dir / "config").write_text(f"Host far-alias\n  HostName 127.0.0.1\n  Port {dead}\n")
+        result = cli("--config", str(config), "nodes", "-o", "json", "--timeout", "5")
+        items = {item["node"]: item for item in result.json()["items"]}
+        assert items["far"]["error"] == "refused", result.stderr
+        ports[turn] = dead
+        assert items["far"]["port"] == dead
+        assert items["here"]["port"] is None
+    assert ports[1] != ports[2]
