@@ -164,7 +164,7 @@ def _follow(
     import json
     import time
 
-    from factoryctl.cli.render import render_table
+    from factoryctl.cli.render import pause_while_read, render_table
 
     def show(batch: list[Any], header: bool) -> None:
         if output in (OutputFormat.json, OutputFormat.yaml):
@@ -177,7 +177,7 @@ def _follow(
     last_t = max((e.time for e in shown), default=time.time() - 1)
     intact_at = time.time()
     while True:
-        time.sleep(every_s)
+        pause_while_read(every_s)
         gone = store.replaced()
         if gone:
             store = _reattach(store, gone, every_s)
@@ -193,8 +193,8 @@ def _follow(
 def _reattach(old: Any, gone: str, every_s: float) -> Any:
     """Close the store that was deleted or replaced and open the file now at its path, waiting for one to exist."""
     import sys
-    import time
 
+    from factoryctl.cli.render import pause_while_read
     from factoryctl.store.sqlite import Store, StoreError
 
     old.close()
@@ -203,7 +203,7 @@ def _reattach(old: Any, gone: str, every_s: float) -> Any:
         try:
             store = Store(old.path, readonly=True)
         except StoreError:  # not there yet, or being created by a restarted controller
-            time.sleep(every_s)
+            pause_while_read(every_s)
             continue
         sys.stderr.write(f"factoryctl: following the new store {old.path}.\n")
         return store

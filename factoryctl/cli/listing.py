@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from factoryctl.cli.render import Column, OutputFormat, emit, render_listing, report_node_errors
+from factoryctl.cli.render import Column, OutputFormat, emit, pause_while_read, render_listing, report_node_errors
 from factoryctl.errors import ExitCode, NodeError, most_severe
 
 #: One hint per error kind, printed once under the per-node lines.
@@ -42,7 +42,7 @@ def show_listing(
     try:
         while True:
             _show_once(produce, columns, output, no_header, clear=True)
-            time.sleep(interval)
+            pause_while_read(interval)
     except KeyboardInterrupt:
         return int(ExitCode.INTERRUPTED)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -207,3 +208,22 @@ def emit(text: str) -> None:
     """Write results to stdout (logs and progress go to stderr)."""
     sys.stdout.write(text)
     sys.stdout.flush()
+
+
+def pause_while_read(seconds: float) -> None:
+    """Sleep between two outputs of `--follow` or `--watch`; BrokenPipeError as soon as stdout's reader is gone.
+
+    A pipe whose other end closed: `events --follow | head -2` ends when head does, as `tail -f | head` does, not at
+    the next event, which may be hours away. The error boundary turns it into a quiet 141.
+    """
+    import select
+
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (an in-process test's capture)
+        time.sleep(seconds)
+        return
+    poller = select.poll()
+    poller.register(fd, 0)  # no events asked: only POLLERR (a pipe without a reader) and POLLHUP are reported
+    if poller.poll(seconds * 1000):
+        raise BrokenPipeError(f"stdout's reader went away (fd {fd})")
