@@ -193,6 +193,9 @@ def _silence_stdout() -> None:
 
 def main() -> None:
     """Console-script entry point: a bug is one sentence and a hint too (its traceback only with --debug)."""
+    for stream in (sys.stdout, sys.stderr):  # a character the locale cannot write is replaced, never fatal
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(errors="replace")  # type: ignore[union-attr]
     try:
         status = run()
     except Exception as exc:

@@ -164,11 +164,12 @@ def _follow(
     import json
     import time
 
-    from factoryctl.cli.render import pause_while_read, render_table
+    from factoryctl.cli.render import pause_while_read, render_table, stdout_takes_unicode
 
     def show(batch: list[Any], header: bool) -> None:
         if output in (OutputFormat.json, OutputFormat.yaml):
-            emit("".join(json.dumps(e.as_json(), ensure_ascii=False) + "\n" for e in batch))
+            ascii_only = not stdout_takes_unicode()
+            emit("".join(json.dumps(e.as_json(), ensure_ascii=ascii_only) + "\n" for e in batch))
         elif batch or header:
             emit(render_table([e.as_json() for e in batch], EVENT_COLUMNS, output is OutputFormat.wide, header))
 

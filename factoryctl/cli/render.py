@@ -108,16 +108,30 @@ def listing_document(items: Sequence[dict[str, Any]], errors: Sequence[dict[str,
     return {"schema_version": SCHEMA_VERSION, "items": list(items), "errors": list(errors)}
 
 
+def stdout_takes_unicode() -> bool:
+    """Whether stdout's encoding writes any character (UTF-8 does; ASCII and latin-1 do not).
+
+    When it does not (`PYTHONIOENCODING=ascii`, a latin-1 locale), JSON and YAML escape what it cannot write,
+    losslessly, and tables use ASCII look-alikes: no command fails on its output's encoding.
+    """
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    try:
+        "\u2581\u2588\u00b0\u4e2d".encode(encoding)
+    except (UnicodeError, LookupError):
+        return False
+    return True
+
+
 def dump_json(document: Any) -> str:
-    """JSON as printed by every command: indented, full precision, UTF-8."""
-    return json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    """JSON as printed by every command: indented, full precision, UTF-8 (escaped when stdout cannot write it)."""
+    return json.dumps(document, indent=2, ensure_ascii=not stdout_takes_unicode(), allow_nan=False) + "\n"
 
 
 def dump_yaml(document: Any) -> str:
-    """YAML as printed by `-o yaml`."""
+    """YAML as printed by `-o yaml` (non-ASCII escaped when stdout cannot write it)."""
     import yaml
 
-    return str(yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
+    return str(yaml.safe_dump(document, sort_keys=False, allow_unicode=stdout_takes_unicode()))
 
 
 def render_listing(

@@ -24,6 +24,7 @@ from factoryctl.cli.render import (
     emit,
     iso_utc,
     render_listing,
+    stdout_takes_unicode,
 )
 
 if TYPE_CHECKING:
@@ -37,6 +38,8 @@ app = typer.Typer(no_args_is_help=True)
 SINCE_OPTION = typer.Option("1h", "--since", help="How far back: a duration (90s, 15m, 1h, 7d) or an ISO-8601 time.")
 UNTIL_OPTION = typer.Option(None, "--until", help="End of the window (default now): a duration ago or an ISO time.")
 SPARK = "▁▂▃▄▅▆▇█"
+#: The same ramp for a stdout that cannot write block characters (an ASCII or latin-1 locale).
+ASCII_SPARK = "_.-:=+*#"
 
 
 def parse_when(text: str, now: float, option: str = "--since") -> float:
@@ -197,7 +200,8 @@ def sparkline(values: Sequence[float], width: int = 24) -> str:
     means = [sum(values[i : i + chunk]) / len(values[i : i + chunk]) for i in range(0, len(values), chunk)]
     low, high = min(means), max(means)
     span = (high - low) or 1.0
-    return "".join(SPARK[min(len(SPARK) - 1, int((v - low) / span * len(SPARK)))] for v in means)
+    ramp = SPARK if stdout_takes_unicode() else ASCII_SPARK
+    return "".join(ramp[min(len(ramp) - 1, int((v - low) / span * len(ramp)))] for v in means)
 
 
 def _series_item(series: Series, with_range: bool) -> dict[str, Any]:
