@@ -270,11 +270,16 @@ class Controller:
 
 
 def configure_logging(level: str = "info") -> None:
-    """Log lines to stderr (journald adds its own timestamps, people running it by hand get ours)."""
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    """Log lines to stderr (journald adds its own timestamps, people running it by hand get ours).
+
+    Our timestamps are UTC with `Z`, as every other time factoryctl prints: a log read beside `events` or JSON
+    output must not be hours apart from them (a local time without its offset was).
+    """
+    handler = logging.StreamHandler()
+    formatter = logging.Formatter("%(asctime)s.%(msecs)03dZ %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S")
+    formatter.converter = time.gmtime
+    handler.setFormatter(formatter)
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=[handler])
 
 
 def run_controller(config_path: Path | None, log_level: str = "info") -> int:

@@ -93,7 +93,7 @@ def _status_doc(config: FactoryConfig, now: float) -> dict[str, Any]:
     except StoreError as exc:
         failed = exc
     doc["newest_sample"] = iso_utc(newest) if newest else None
-    doc["newest_sample_age_s"] = round(now - newest, 3) if newest else None
+    doc["newest_sample_age_s"] = max(0.0, round(now - newest, 3)) if newest else None  # a clock a little ahead
     if failed is not None and (pid is not None or isinstance(failed, StoreDamaged)):
         doc["problem"], doc["hint"] = failed.message, failed.hint
         if pid is not None and not config.store_path.exists():

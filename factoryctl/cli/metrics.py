@@ -138,7 +138,8 @@ def register(app: typer.Typer) -> None:
             in_use = exc.errno in (errno.EADDRINUSE, errno.EACCES)
             hint = "pick another --port." if in_use else "give --address an address of this machine, e.g. 0.0.0.0."
             raise UsageError(f"cannot listen on {address}:{port}: {exc.strerror or exc}.", hint) from None
-        sys.stderr.write(f"serving http://{address}:{server.server_address[1]}/metrics\n")
+        if not context.global_options(ctx)[1]:  # -q: nothing but errors
+            sys.stderr.write(f"serving http://{address}:{server.server_address[1]}/metrics\n")
         try:
             server.serve_forever()  # Ctrl-C ends it with 130, as any command's (a stopped exporter is not success)
         finally:

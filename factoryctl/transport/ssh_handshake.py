@@ -87,7 +87,9 @@ def tcp_socket(node: str, target: SshTarget, timeout: float) -> socket.socket:
     if isinstance(last, (socket.timeout, TimeoutError)):
         raise NodeError(node, "timeout", f"no answer from {where} within {timeout:g} s", "is the node up?") from last
     if isinstance(last, ConnectionRefusedError):
-        raise NodeError(node, "refused", f"{where} refused the connection", "is sshd running on that port?") from last
+        raise NodeError(
+            node, "refused", f"{where} refused the connection", "is sshd running on the node, on the configured port?"
+        ) from last
     reason = getattr(last, "strerror", None) or str(last)
     raise NodeError(node, "refused", f"cannot connect to {where}: {reason}", "check the network path.") from last
 

@@ -33,3 +33,36 @@ def test_ctrl_c_ends_metrics_serve_with_130(tmp_path: Path) -> None:
             proc.wait()
     assert proc.returncode == 130, rest.decode()
     assert "Traceback" not in rest.decode()
+
+
+def test_quiet_metrics_serve_prints_nothing_but_serves(tmp_path: Path) -> None:
+    """`-q` means nothing but errors on stderr: `serving http://...` was printed anyway."""
+    import socket
+    import time
+    import urllib.request
+
+    config = tmp_path / "factory.yaml"
+    config.write_text(FACTORY)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    argv = [sys.executable, "-m", "factoryctl", "-q", "--config", str(config), "metrics", "serve", "--port", str(port)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        body = b""
+        for _ in range(120):  # until it answers (or 60 s): no timing is asserted
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as response:
+                    body = response.read()
+                break
+            except OSError:
+                time.sleep(0.5)
+        assert b"DCGM_FI_DEV_POWER_USAGE" in body
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130
+    assert err.decode() == ""
