@@ -14,8 +14,22 @@ from factoryctl.telemetry.poll import PollResult, poll_nodes
 
 
 def current_samples(config: FactoryConfig, nodes: Sequence[NodeSpec], timeout: float) -> PollResult:
-    """Latest samples of `nodes`, in inventory order, with per-node errors."""
+    """Latest samples of `nodes`, in inventory order, with per-node errors.
+
+    Nodes a live controller has no record of (added to factory.yaml since it started) are polled here: reading
+    them from its store said "not reached yet" with an agent hint, and hid a real error such as a bad
+    `~/.ssh/config` entry (exit 3).
+    """
     from factoryctl.telemetry.latest import read_live
 
-    live = read_live(config, nodes)
-    return live if live is not None else poll_nodes(config, nodes, timeout)
+    unknown: list[NodeSpec] = []
+    live = read_live(config, nodes, unknown=unknown)
+    if live is None:
+        return poll_nodes(config, nodes, timeout)
+    if not unknown:
+        return live
+    polled = poll_nodes(config, unknown, timeout)
+    order = {spec.name: place for place, spec in enumerate(nodes)}
+    samples = sorted([*live.samples, *polled.samples], key=lambda s: order[s.node])
+    errors = sorted([*live.errors, *polled.errors], key=lambda e: order[e.node])
+    return PollResult(samples, errors)

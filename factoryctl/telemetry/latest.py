@@ -22,9 +22,17 @@ LIVE_INTERVALS = 3
 
 
 def read_live(
-    config: FactoryConfig, nodes: Sequence[NodeSpec] | None = None, now: float | None = None
+    config: FactoryConfig,
+    nodes: Sequence[NodeSpec] | None = None,
+    now: float | None = None,
+    unknown: list[NodeSpec] | None = None,
 ) -> PollResult | None:
-    """Samples of `nodes` (default: all) from the store when a live controller writes it, else None."""
+    """Samples of `nodes` (default: all) from the store when a live controller writes it, else None.
+
+    A node the store has no record of (added to factory.yaml after the controller started, or not reached in its
+    first seconds) is reported down as "not reached yet"; when `unknown` is given it is put there instead, left out
+    of the result, for the caller to poll itself.
+    """
     if not config.store_path.exists() or not controller_is_running(config.state_dir):
         return None
     try:
@@ -45,6 +53,9 @@ def read_live(
     errors: list[NodeError] = []
     for spec in nodes if nodes is not None else list(config.nodes.values()):
         state, sample = latest.get(spec.name, (None, None))
+        if state is None and unknown is not None:
+            unknown.append(spec)
+            continue
         if state is not None and sample is not None and state.state != "down":
             samples.append(NodeSample(**{**vars(sample), "state": state.state}))
             continue

@@ -306,3 +306,24 @@ def test_until_before_since_is_a_usage_error(cli: Any, filled: Path, command: st
     r = cli("--config", str(filled), "telemetry", command, "--since", "1h", "--until", "2h")
     assert r.exit_code == 2
     assert "--until 2h is not after --since 1h" in r.stderr
+
+
+def test_a_node_the_live_controller_does_not_know_is_polled(cli: Any, factory: Path) -> None:
+    """A node added to factory.yaml after the controller started has no record in its store: `nodes`/`gpus` ask it
+    directly (they said "the controller has not reached it yet", kind agent, exit 1, with an agent hint)."""
+    config = parse_config(factory.read_text(), factory)
+    store = Store(config.store_path)
+    now = time.time()
+    store.write([node_sample("n1", now, 300.0)], states=[NodeState("n1", "up", now, now)])
+    lock = ControllerLock(config.state_dir)
+    lock.acquire()
+    try:
+        result = cli("--config", str(factory), "nodes", "-o", "json")
+        gpus = cli("--config", str(factory), "gpus", "n2", "-o", "json")
+    finally:
+        lock.release()
+    assert result.exit_code == 0, result.stderr
+    items = result.json()["items"]
+    assert [(i["node"], i["state"], i["backend"]) for i in items] == [("n1", "up", None), ("n2", "up", "sim")]
+    assert gpus.exit_code == 0, gpus.stderr
+    assert [(g["node"], g["index"]) for g in gpus.json()["items"]] == [("n2", 0), ("n2", 1)]
