@@ -207,8 +207,14 @@ class AgentSession:
         if kind == "usage":
             raise UsageError(f"{self.node}: {message}", None)
         if kind == "driver":
-            raise NodeError(self.node, "driver", f"{self.node}: {message}", "check the NVIDIA driver on the node.")
+            raise NodeError(self.node, "driver", f"{self.node}: {message}", self._driver_hint())
         raise NodeError(self.node, "agent", f"{self.node}: `{op}` failed: {message}", None)
+
+    def _driver_hint(self) -> str:
+        """What to check when the driver fails: the simulated one keeps its GPUs under the state dir."""
+        if self.hello_info.get("backend") == "sim":
+            return "check that the node's state_dir (factory.yaml, else $XDG_STATE_HOME) is a writable directory."
+        return "check the NVIDIA driver on the node."
 
     def _send(self, message: dict[str, Any]) -> None:
         data = (json.dumps(message) + "\n").encode()
