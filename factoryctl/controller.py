@@ -108,13 +108,10 @@ class Controller:
         try:
             self.store = Store(self.config.store_path)
             self.collector = Collector(self.config, self.store, connector=self._connector)
-            log.info(
-                "controller %d started: %d nodes, store %s",
-                os.getpid(),
-                len(self.config.nodes),
-                self.config.store_path,
-            )
-            self._event("controller_start", f"controller {os.getpid()} started with {len(self.config.nodes)} nodes")
+            count = len(self.config.nodes)
+            nodes = f"{count} node{'' if count == 1 else 's'}"
+            log.info("controller %d started: %s, store %s", os.getpid(), nodes, self.config.store_path)
+            self._event("controller_start", f"controller {os.getpid()} started with {nodes}")
             self.collector.start()
             self._write_stats()
             self._loop()

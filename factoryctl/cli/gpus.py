@@ -50,8 +50,10 @@ def table_view(item: dict[str, Any]) -> dict[str, Any]:
     """A GPU item with the table's derived columns (memory pair, range, kJ, process count)."""
     low, high = item.get("power_limit_min_w"), item.get("power_limit_max_w")
     energy = item.get("energy_j")
+    lost = "gpu_lost" in (item.get("null_reasons") or {}).values()
     return {
         **item,
+        "name": "(GPU lost)" if lost and item.get("name") is None else item.get("name"),
         "memory": _mib_pair(item),
         "power_range": f"{low:.0f}-{high:.0f}" if low is not None and high is not None else None,
         "energy_kj": energy / 1000 if energy is not None else None,

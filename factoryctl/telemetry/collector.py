@@ -62,7 +62,8 @@ class Collector:
         for node in self.config.nodes.values():
             self._start_link(node, connect)
         self.writer.start()
-        log.info("collecting from %d nodes every %g s", len(self.links), self.config.interval_s)
+        count = len(self.links)
+        log.info("collecting from %d node%s every %g s", count, "" if count == 1 else "s", self.config.interval_s)
 
     def _start_link(self, node: NodeSpec, connect: Connector) -> None:
         link = NodeLink(

@@ -25,6 +25,7 @@ def test_a_lost_gpu_lists_no_throttle_reasons_or_processes_it_cannot_know(cli, t
     header, row = cli("--config", str(factory), "gpus", "n1/1", "-o", "wide").stdout.splitlines()
     procs = header.index("PROCS")
     assert row[procs:].split()[0] == "-"  # not 0
+    assert row[header.index("NAME") :].startswith("(GPU lost)")  # the row said only "-" everywhere
 
 
 def test_xid_times_are_iso_8601_utc() -> None:

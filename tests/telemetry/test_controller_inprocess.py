@@ -35,8 +35,10 @@ def test_reload_adds_nodes_keeps_state_dir_and_stops_cleanly(tmp_path: Path, fle
     assert not runner.is_alive()
     assert not controller_is_running(tmp_path / "a")
     store = Store(tmp_path / "a" / "factory.db", readonly=True)
-    kinds = [e.kind for e in store.events(0)]
+    events = store.events(0)
+    kinds = [e.kind for e in events]
     assert kinds[0] == "controller_start"
+    assert events[0].message.endswith("started with 1 node")  # not "1 nodes"
     assert "config_reloaded" in kinds
     assert kinds[-1] == "controller_stop"
     assert not (tmp_path / "b").exists()
