@@ -8,13 +8,15 @@ their own modules and register on this app (see `VERB_MODULES` in app.py). Heavy
 from __future__ import annotations
 
 import itertools
+import sys
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import typer
 
-from factoryctl.cli.render import OUTPUT_OPTION, OutputFormat, dump_json, emit
+from factoryctl.cli.render import OUTPUT_OPTION, OutputFormat, checked_choice, dump_json, emit
+from factoryctl.errors import ActionFailed, UsageError
 
 if TYPE_CHECKING:
     from factoryctl.model.power import GpuPowerRange
@@ -32,6 +34,29 @@ class Visibility(str, Enum):
 
 
 POLICY_HINT = "see docs/power.md for the policy file format (tiers or optimize)."
+#: `--schedule-out -`: the schedule goes to stdout (and the results to stderr), as for `sched simulate`.
+STDOUT = "-"
+#: Two limits closer than this (fractions of the largest limit) are the same limit (as FRAC_EPSILON in power.curve).
+SAME_LIMIT = 1e-9
+_LOSS_HINT = "give D as a fraction: --max-throughput-loss 0.05 allows a 5 % loss of throughput."
+
+
+def _visibility(value: object) -> Visibility:
+    """`--price-visibility` as a Visibility; anything else is our usage error naming the value, with a did-you-mean."""
+    if isinstance(value, Visibility):
+        return value
+    return Visibility(checked_choice(str(value), [v.value for v in Visibility], "price visibility"))
+
+
+def _loss_fraction(value: object) -> float:
+    """`--max-throughput-loss` as a float; text that is not a number is our usage error naming it (`5%` ...)."""
+    if isinstance(value, float):
+        return value
+    text = str(value).strip()
+    try:
+        return float(text)
+    except ValueError:
+        raise UsageError(f"--max-throughput-loss must be a fraction such as 0.05, not {text!r}.", _LOSS_HINT) from None
 
 
 def _load_policy(path: Path | None, gpu: GpuPowerRange, max_loss: float | None) -> tuple[Policy, float]:
@@ -40,7 +65,6 @@ def _load_policy(path: Path | None, gpu: GpuPowerRange, max_loss: float | None) 
     D comes from `--max-throughput-loss` or from an optimize policy's `max_throughput_loss`; given in both places
     they must agree (parse_optimize refuses a difference). A tiers policy has no D of its own, so it needs the option.
     """
-    from factoryctl.errors import UsageError
     from factoryctl.power.policy.config import OptimizePolicy, check_loss_budget
 
     if max_loss is not None:
@@ -67,12 +91,14 @@ def _parse_policy_file(path: Path, gpu: GpuPowerRange, max_loss: float | None) -
     """The policy in a YAML or JSON file; every refusal is a usage error naming the file (and line, when YAML can)."""
     import yaml
 
-    from factoryctl.errors import UsageError
     from factoryctl.power.policy.config import parse_policy
     from factoryctl.textfile import read_utf8
 
     text = read_utf8(path, "policy file", "check the path given to --policy.")
     try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        if root is not None:
+            _refuse_repeated_keys(root, path)
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -86,12 +112,40 @@ def _parse_policy_file(path: Path, gpu: GpuPowerRange, max_loss: float | None) -
         raise UsageError(exc.message, POLICY_HINT) from None
 
 
+def _refuse_repeated_keys(node: Any, path: Path) -> None:
+    """YAML lets a repeated key silently replace the first (`max_throughput_loss` twice: the last wins); refuse it.
+
+    The power-side twin of config.py's `_check_duplicate_keys` (that one raises a ConfigError, exit 3; a policy file
+    is a usage error, exit 2).
+    """
+    import yaml
+
+    if isinstance(node, yaml.MappingNode):
+        seen: set[tuple[str, str]] = set()
+        for key_node, value_node in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                if (key_node.tag, key_node.value) in seen:
+                    mark = key_node.start_mark
+                    raise UsageError(
+                        f"{path}:{mark.line + 1}:{mark.column + 1}: {key_node.value} is given twice in the policy"
+                        " file, and YAML would silently use the last one.",
+                        "keep one of them.",
+                    )
+                seen.add((key_node.tag, key_node.value))
+            _refuse_repeated_keys(value_node, path)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _refuse_repeated_keys(item, path)
+
+
 def _document(result: SimulationResult, policy: Policy, facts: dict[str, Any]) -> dict[str, Any]:
     from factoryctl.model.power import iso_utc_seconds
 
     actions = result.actions
     score = result.score
-    changes = sum(1 for a, b in itertools.pairwise(actions) if a.power_limit_frac != b.power_limit_frac)
+    changes = sum(
+        1 for a, b in itertools.pairwise(actions) if abs(a.power_limit_frac - b.power_limit_frac) > SAME_LIMIT
+    )
     max_loss = float(facts["max_throughput_loss"])
     return {
         "schema_version": 1,
@@ -134,6 +188,82 @@ def _render(document: dict[str, Any], output: OutputFormat) -> str:
     return "".join(f"{key.ljust(width)}   {cell(value)}\n" for key, value in document.items())
 
 
+def _same_file(one: Path, other: Path) -> bool:
+    """Whether two paths name the same file (through links and relative paths alike), as in `sched simulate`."""
+    try:
+        return one.exists() and other.exists() and one.samefile(other)
+    except OSError:
+        return False
+
+
+def _open_schedule(path: Path, inputs: dict[str, Path | None]) -> IO[str] | None:
+    """Open --schedule-out before the replay, so a bad path fails at once; `-` is stdout (None: nothing to open).
+
+    `inputs` maps each input option (`--prices` ...) to its file: writing over one would destroy it, so that is
+    refused (exit 2) as `sched simulate` refuses its own trace.
+    """
+    if str(path) == STDOUT:
+        return None
+    for option, given in inputs.items():
+        if given is not None and _same_file(path, given):
+            raise UsageError(
+                f"--schedule-out {path} is the {option} file itself; writing it would destroy that file.",
+                "give --schedule-out another file name.",
+            )
+    try:
+        return path.open("w", encoding="utf-8", newline="")
+    except IsADirectoryError:
+        raise UsageError(
+            f"cannot write the schedule to {path}: it is a directory.",
+            "give --schedule-out a file name, not a directory.",
+        ) from None
+    except OSError as error:
+        raise UsageError(
+            f"cannot write the schedule to {path}: {error.strerror or error}.",
+            "check that its directory exists and is writable.",
+        ) from None
+
+
+def _write_schedule(out: IO[str], path: Path, text: str) -> None:
+    """The schedule written to the opened --schedule-out file, then closed; a failure there is exit 1."""
+    try:
+        with out:
+            out.write(text)
+    except BrokenPipeError:
+        raise  # --schedule-out /dev/stdout | head: ends quietly with 141, as every command does
+    except OSError as error:
+        raise ActionFailed(
+            f"cannot write the schedule to {path}: {error.strerror or error}.",
+            "the results above are complete; free some space or give --schedule-out another file.",
+        ) from None
+
+
+def _warn_stale(document: dict[str, Any], policy: Policy, policy_file: Path | None) -> None:
+    """Say on stderr when most intervals ran at the fail-safe limit, and why; the results stay as they are.
+
+    The usual cause is `stale_after_minutes` shorter than the price interval: in realtime the newest known price is
+    always one interval old, so every interval is stale and the policy silently becomes its fail-safe.
+    """
+    stale, intervals = document["stale_intervals"], document["intervals"]
+    if 2 * stale <= intervals:
+        return
+    after_min, interval_min = policy.rules.stale_after_s / 60, document["interval_s"] / 60
+    setting = f"in {policy_file}" if policy_file is not None else "by default"
+    head = f"factoryctl: {stale} of {intervals} intervals were stale, so the policy ran at its fail-safe limit there"
+    if document["price_visibility"] == "realtime" and policy.rules.stale_after_s < document["interval_s"]:
+        sys.stderr.write(
+            f"{head}: stale_after_minutes is {after_min:g} {setting}, shorter than the prices' {interval_min:g}-minute"
+            " interval, and in realtime the newest known price is always one interval old.\n"
+            f"hint: set stale_after_minutes above {interval_min:g} in the policy file (the default is 120).\n"
+        )
+        return
+    sys.stderr.write(
+        f"{head}: their prices were unknown, or missing for longer than stale_after_minutes ({after_min:g}"
+        f" {setting}).\nhint: check the prices file for empty or NaN prices and gaps (nan_prices,"
+        " missing_intervals).\n"
+    )
+
+
 @app.command("simulate")
 def simulate_command(
     prices: Path = typer.Option(..., "--prices", help="Prices CSV: timestamp_utc,price_per_mwh."),
@@ -143,29 +273,44 @@ def simulate_command(
     max_throughput_loss: float | None = typer.Option(
         None,
         "--max-throughput-loss",
+        parser=_loss_fraction,
         help="D: largest mean throughput loss, a fraction (0.05 = 5 %); optional when --policy sets it.",
     ),
     price_visibility: Visibility = typer.Option(
-        ..., "--price-visibility", help="day-ahead (day d+1 known from 12:00 UTC on day d) or realtime."
+        ...,
+        "--price-visibility",
+        parser=_visibility,
+        help="day-ahead (day d+1 known from 12:00 UTC on day d) or realtime.",
     ),
     policy_file: Path | None = typer.Option(None, "--policy", help="Policy file (YAML/JSON); default optimize."),
     output: OutputFormat = OUTPUT_OPTION,
     schedule_out: Path | None = typer.Option(
-        None, "--schedule-out", help="Write timestamp_utc,price_per_mwh,power_limit_frac, one row per price row."
+        None,
+        "--schedule-out",
+        help="Write timestamp_utc,price_per_mwh,power_limit_frac, one row per price row (-: stdout; the results go"
+        " to stderr).",
     ),
 ) -> None:
     """Replay a power policy causally over a price file and score it against blind and clairvoyant references."""
     from factoryctl.power.curve_file import load_curve
-    from factoryctl.power.schedule_file import write_schedule_csv
+    from factoryctl.power.schedule_file import schedule_csv
     from factoryctl.power.simulator import simulate
     from factoryctl.power.sources import CsvPriceSource
 
     power_curve, gpu_range = load_curve(curve, gpu, workload)
     policy, max_loss = _load_policy(policy_file, gpu_range, max_throughput_loss)
     points = CsvPriceSource(prices).fetch()
-    result = simulate(points, power_curve, gpu_range, policy, price_visibility.value, max_loss)
-    if schedule_out is not None:
-        write_schedule_csv(schedule_out, points, result.actions)
+    inputs = {"--prices": prices, "--curve": curve, "--policy": policy_file}
+    created = schedule_out is not None and str(schedule_out) != STDOUT and not schedule_out.exists()
+    out = None if schedule_out is None else _open_schedule(schedule_out, inputs)
+    try:
+        result = simulate(points, power_curve, gpu_range, policy, price_visibility.value, max_loss)
+    except BaseException:
+        if out is not None and schedule_out is not None:
+            out.close()
+            if created:  # leave no empty file behind (and never unlink what was there: /dev/null ...)
+                schedule_out.unlink(missing_ok=True)
+        raise
     gpu_name, _, workload_name = power_curve.name.partition(" ")
     facts = {
         "gpu": gpu_name,
@@ -173,4 +318,16 @@ def simulate_command(
         "price_visibility": price_visibility.value,
         "max_throughput_loss": max_loss,
     }
-    emit(_render(_document(result, policy, facts), output))
+    document = _document(result, policy, facts)
+    _warn_stale(document, policy, policy_file)
+    to_stdout = schedule_out is not None and str(schedule_out) == STDOUT
+    try:  # the results first: a late write failure, such as a full disk, must not cost them
+        if to_stdout:
+            sys.stderr.write(_render(document, output))  # stdout carries the schedule
+        else:
+            emit(_render(document, output))
+    finally:
+        if to_stdout:
+            emit(schedule_csv(points, result.actions))
+        elif out is not None and schedule_out is not None:
+            _write_schedule(out, schedule_out, schedule_csv(points, result.actions))

@@ -89,6 +89,20 @@ def _stale_warning(prices: Path, newest_s: int, interval_s: int, moment: int, ne
     )
 
 
+def _unknown_warning(prices: Path, start_s: int, newest_s: int | None) -> None:
+    """Say that the interval running has a row with an unknown price (empty or NaN), so there is no current price."""
+    from factoryctl.model.power import iso_utc_seconds
+
+    newest = (
+        "no earlier price is known" if newest_s is None else f"the newest known price is of {iso_utc_seconds(newest_s)}"
+    )
+    sys.stderr.write(
+        f"factoryctl: {prices} has the interval starting {iso_utc_seconds(start_s)} but its price is unknown (empty"
+        f" or NaN), so it is shown as stale; {newest}.\n"
+        "hint: the feed missed this price; age_s is the age of the newest known price.\n"
+    )
+
+
 @app.command("show")
 def show_command(
     prices: Path = PRICES_OPTION,
@@ -98,7 +112,8 @@ def show_command(
 ) -> None:
     """The price of the interval running at a time (now by default), and how old the newest price is.
 
-    When the file ends before that interval, the last price is shown marked stale, with a warning on stderr.
+    When the file ends before that interval, or its price there is unknown, the row is shown marked stale, with a
+    warning on stderr.
     """
     from factoryctl.errors import ActionFailed
     from factoryctl.power.sources import CsvPriceSource, price_interval_s
@@ -111,16 +126,20 @@ def show_command(
         raise ActionFailed(f"no price in {prices} at or before the requested time", hint="check --at or the file.")
     current, interval_s = known[-1], price_interval_s(points)
     later = points[len(known)] if len(known) < len(points) else None
-    stale = moment >= current.timestamp_s + interval_s
+    ended = moment >= current.timestamp_s + interval_s
     newest = next((p for p in reversed(known) if p.price_per_mwh is not None), None)
+    unknown = not ended and current.price_per_mwh is None
+    stale = ended or unknown  # an unknown price is no current price either: scripts check `stale`
     item = {
         **_item(current.timestamp_s, current.price_per_mwh),
         "source": "csv",
         "age_s": None if newest is None else moment - newest.timestamp_s,
         "stale": stale,
     }
-    if stale:
+    if ended:
         _stale_warning(prices, current.timestamp_s, interval_s, moment, None if later is None else later.timestamp_s)
+    elif unknown:
+        _unknown_warning(prices, current.timestamp_s, None if newest is None else newest.timestamp_s)
     if output is OutputFormat.json:
         emit(dump_json(item))
         return

@@ -1,8 +1,11 @@
 """Reading a power data file (curves, prices) from CSV, so that every error names the file and the line.
 
 The files differ only in their columns and in how one row becomes a value; opening, decoding (UTF-8, else a usage
-error at file:line), the header check, the refusal of a file with no rows or of a row shorter than its header, and
-the `file:line` prefix on a bad row are the same for all and live here once.
+error at file:line), the header check, the refusal of a file with no rows or of a row shorter or longer than its
+header, numbers (`parse_number`, whose errors name the field and value), and the `file:line` prefix on a bad row
+are the same for all and live here once. A row longer than its header is refused rather than cut: it is almost
+always an unquoted decimal comma (`45,67`) or thousands separator (`1,234`), and dropping the extra field would
+silently misread the number.
 """
 
 from __future__ import annotations
@@ -17,6 +20,29 @@ from factoryctl.errors import UsageError
 from factoryctl.textfile import read_utf8
 
 T = TypeVar("T")
+
+#: The hint for a number written with a comma, in a field or split across two fields.
+DECIMAL_POINT_HINT = (
+    "write numbers with a decimal point and no thousands separator: 45.67, not 45,67; 1234.5, not 1,234.5."
+)
+
+
+class FieldError(ValueError):
+    """A bad field of a row, with its own hint (None: the file's column hint, as for other errors)."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        """Keep the hint next to the message."""
+        super().__init__(message)
+        self.hint = hint
+
+
+def parse_number(text: str, field: str) -> float:
+    """A field as a float, or a `FieldError` that names the field and its value (never Python's own wording)."""
+    try:
+        return float(text)
+    except ValueError:
+        hint = DECIMAL_POINT_HINT if "," in text else None
+        raise FieldError(f"{field} is {text.strip()!r}, which is not a number", hint) from None
 
 
 def read_csv_rows(
@@ -63,8 +89,19 @@ def _rows(
                 "header)",
                 hint=columns_hint,
             )
+        extra = row.get(None)  # DictReader puts the fields beyond the header under None
+        if extra:
+            raise UsageError(
+                f"{path}:{reader.line_num}: the {row_kind} has {len(reader.fieldnames or []) + len(extra)} fields but"
+                f" the header has {len(reader.fieldnames or [])}, so a value holds an unquoted comma",
+                hint=DECIMAL_POINT_HINT,
+            )
         try:
             values.append(parse_row(row))
+        except FieldError as exc:
+            raise UsageError(
+                f"{path}:{reader.line_num}: bad {row_kind}: {exc}", hint=exc.hint or columns_hint
+            ) from None
         except (TypeError, ValueError) as exc:
             raise UsageError(f"{path}:{reader.line_num}: bad {row_kind}: {exc}", hint=columns_hint) from exc
     if not values:

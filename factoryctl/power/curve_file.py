@@ -15,10 +15,14 @@ from pathlib import Path
 
 from factoryctl.errors import UsageError
 from factoryctl.model.power import CurvePoint, GpuPowerRange
-from factoryctl.power.csv_file import read_csv_rows
+from factoryctl.power.csv_file import parse_number, read_csv_rows
 from factoryctl.power.curve import FRAC_EPSILON, PowerCurve
 
 CURVE_COLUMNS = ("gpu", "workload", "pl_frac", "throughput_rel", "power_rel")
+#: The largest `throughput_rel` or `power_rel` accepted. Both are relative to the largest limit, so a measurement
+#: may exceed 1 a little (noise, or a workload that runs faster capped); twice the largest limit's value is not a
+#: measurement but a unit or column mistake.
+MAX_REL = 2.0
 
 
 @dataclass(frozen=True)
@@ -32,20 +36,27 @@ class CurveRow:
     max_limit_w: float | None
 
 
-def _optional_float(text: str | None) -> float | None:
-    return None if text is None or not text.strip() else float(text)
+def _optional_float(row: dict[str, str], key: str) -> float | None:
+    text = row.get(key)
+    return None if text is None or not text.strip() else parse_number(text, key)
 
 
 def _curve_row(row: dict[str, str]) -> CurveRow:
-    values = {key: float(row[key]) for key in ("pl_frac", "throughput_rel", "power_rel")}
+    values = {key: parse_number(row[key], key) for key in ("pl_frac", "throughput_rel", "power_rel")}
     for key, value in values.items():
         if not math.isfinite(value):
             raise ValueError(f"{key} is {value}; a measured value must be a finite number")
     if not 0 < values["pl_frac"] <= 1 + FRAC_EPSILON:
         raise ValueError(f"pl_frac {values['pl_frac']} is outside (0, 1]: it is relative to the largest power limit")
+    for key in ("throughput_rel", "power_rel"):
+        if not 0 < values[key] <= MAX_REL:
+            raise ValueError(
+                f"{key} {values[key]:g} is outside (0, {MAX_REL:g}]: a GPU under a cap still works and draws power,"
+                " relative to its largest limit"
+            )
     point = CurvePoint(values["pl_frac"], values["throughput_rel"], values["power_rel"])
-    limit_w = _optional_float(row.get("power_limit_w"))
-    max_w = _optional_float(row.get("max_power_limit_w"))
+    limit_w = _optional_float(row, "power_limit_w")
+    max_w = _optional_float(row, "max_power_limit_w")
     return CurveRow(row["gpu"].strip(), row["workload"].strip(), point, limit_w, max_w)
 
 

@@ -10,6 +10,7 @@ then compares with the best price-blind fixed limit and the clairvoyant LP.
 from __future__ import annotations
 
 import itertools
+import math
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -145,6 +146,24 @@ def bound_saving_pct(points: Sequence[PricePoint], curve: PowerCurve, max_loss: 
     return saving_pct(baseline, solution.cost)
 
 
+def check_reachable(curve: PowerCurve, max_loss: float) -> None:
+    """Refuse a curve on which no limit keeps the loss within D: no blind setting, no bound, no policy could.
+
+    Without this the blind reference would silently be the most throughput the curve has, and `optimize` (which
+    never exceeds D by its definition) would report a loss above D.
+    """
+    best = max(p.throughput_rel for p in curve.points)
+    if best >= 1.0 - max_loss - 1e-12:
+        return
+    needed = math.ceil((1.0 - best) * 1000 - 1e-9) / 1000
+    raise UsageError(
+        f"the curve {curve.name} never reaches throughput_rel {1.0 - max_loss:g} (1 - D for D = {max_loss:g}): its"
+        f" highest is {best:g}, so no power limit keeps the loss within D.",
+        hint=f"check that the curve measures the largest limit (pl_frac 1, throughput_rel near 1), or raise"
+        f" --max-throughput-loss to at least {needed:g}.",
+    )
+
+
 def _lookback_s(policy: Policy) -> int:
     history = policy.history_s if isinstance(policy, OptimizePolicy) else 0
     return max(history, policy.rules.stale_after_s, 2 * DAY_S)
@@ -180,6 +199,7 @@ def simulate(
     max_loss: float,
 ) -> SimulationResult:
     """Replay `policy` over `points` and score it against the blind and clairvoyant references at loss `max_loss`."""
+    check_reachable(curve, max_loss)
     series = inspect_series(points)
     actions = replay(points, EngineSetup(policy, curve, gpu, len(points)), visibility, series.interval_s)
     result = score(points, [a.power_limit_frac for a in actions], curve)

@@ -20,7 +20,7 @@ from statistics import median
 from typing import Protocol
 
 from factoryctl.model.power import PricePoint, iso_utc_seconds
-from factoryctl.power.csv_file import read_csv_rows
+from factoryctl.power.csv_file import FieldError, parse_number, read_csv_rows
 
 PRICE_COLUMNS = ("timestamp_utc", "price_per_mwh")
 #: The largest price magnitude accepted, per MWh. Market caps are in the tens of thousands (European intraday
@@ -39,11 +39,21 @@ class PriceSource(Protocol):
 
 
 def parse_timestamp(text: str) -> int:
-    """ISO-8601 to UTC epoch seconds; a time without an offset is taken as UTC."""
+    """ISO-8601 to UTC epoch seconds; a time without an offset is taken as UTC.
+
+    A bad time is a `FieldError` that names the value (Python's own "day is out of range for month" does not).
+    """
     stamp = text.strip()
     if stamp.endswith(("Z", "z")):
         stamp = stamp[:-1] + "+00:00"
-    moment = datetime.fromisoformat(stamp)
+    try:
+        moment = datetime.fromisoformat(stamp)
+    except ValueError as exc:
+        problem = "" if str(exc).startswith("Invalid isoformat") else f" ({exc})"
+        raise FieldError(
+            f"timestamp_utc is {text.strip()!r}, which is not an ISO-8601 time{problem}",
+            "write the start of each interval as e.g. 2023-01-01T00:00:00Z.",
+        ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return int(moment.timestamp())
@@ -53,7 +63,7 @@ def parse_price(text: str) -> float | None:
     """A price per MWh; empty or NaN-like text is an unknown price. Infinite or absurdly large prices are refused."""
     if text.strip().lower() in _UNKNOWN:
         return None
-    value = float(text)
+    value = parse_number(text, "price_per_mwh")
     if math.isnan(value):
         return None
     if math.isinf(value):

@@ -147,12 +147,45 @@ def _seconds(mapping: Mapping[str, Any], key: str, scale: float, default: int, w
     return round(value * scale)
 
 
+def _given(mapping: Mapping[str, Any], stem: str) -> str:
+    """`<stem>_pct 500` or `<stem>_w 900`, as the file gave it, for messages."""
+    key = f"{stem}_pct" if mapping.get(f"{stem}_pct") is not None else f"{stem}_w"
+    return f"{key} {mapping.get(key)}"
+
+
+def _floor(mapping: Mapping[str, Any], gpu: GpuPowerRange, where: str) -> float | None:
+    """The floor; above the GPU's largest limit it would leave the policy nothing to choose, so it is refused.
+
+    A floor below the GPU's minimum is the minimum (as with no floor), like a cap below it is clamped.
+    """
+    floor = _limit(mapping, "floor", gpu, where)
+    if floor is not None and floor > 1.0 + 1e-9:
+        largest = f"{100.0 / gpu.default_frac:g} %" if mapping.get("floor_pct") is not None else f"{gpu.max_w:g} W"
+        raise UsageError(
+            f"{_given(mapping, 'floor')} in {where} is above the GPU's largest limit ({largest}), so the policy could"
+            " never lower the limit",
+            hint=f"give a floor up to {largest}, or leave it out for the GPU's minimum.",
+        )
+    return floor
+
+
+def _ramp(mapping: Mapping[str, Any], gpu: GpuPowerRange, where: str) -> float | None:
+    """The ramp; a ramp of 0 would hold the first limit for ever, so it is refused (no ramp key: no ramp limit)."""
+    ramp = _limit(mapping, "ramp", gpu, where)
+    if ramp is not None and ramp <= 0:
+        raise UsageError(
+            f"{_given(mapping, 'ramp')} in {where} would hold the first limit for ever",
+            hint="give the largest change per interval, e.g. ramp_pct: 10, or leave it out for no ramp limit.",
+        )
+    return ramp
+
+
 def parse_rules(mapping: Mapping[str, Any], gpu: GpuPowerRange, where: str) -> CommonRules:
     """The common rules of a policy mapping."""
     return CommonRules(
-        floor_frac=_limit(mapping, "floor", gpu, where),
+        floor_frac=_floor(mapping, gpu, where),
         min_dwell_s=_seconds(mapping, "min_dwell_minutes", 60, 0, where),
-        ramp_frac=_limit(mapping, "ramp", gpu, where),
+        ramp_frac=_ramp(mapping, gpu, where),
         failsafe_frac=_limit(mapping, "failsafe", gpu, where),
         stale_after_s=_seconds(mapping, "stale_after_minutes", 60, 7200, where),
     )

@@ -102,7 +102,7 @@ def _hold_rules(rules: CommonRules, state: EngineState, now_s: int, target: floa
         target, reason = state.frac, "dwell"
     if rules.ramp_frac is not None and abs(target - state.frac) > rules.ramp_frac + FRAC_EPSILON:
         step = rules.ramp_frac if target > state.frac else -rules.ramp_frac
-        target, reason = state.frac + step, "ramp"
+        target, reason = round(state.frac + step, 12), "ramp"  # 0.8 - 0.1 is 0.7, not 0.7000000000000001
     return target, reason
 
 

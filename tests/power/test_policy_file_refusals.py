@@ -1,0 +1,95 @@
+"""Policy files and simulate options that would silently mean something else are refused in one sentence (exit 2).
+
+A key given twice (YAML keeps the last), a floor above the GPU's largest limit (the policy could never lower the
+limit) and a ramp of 0 (the first limit for ever) are refused; `--max-throughput-loss 5%` and a misspelt
+`--price-visibility` are named back with a hint rather than in Click's or pydantic's words.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from power_data import SERIES, series, write_prices
+from test_power_simulate_cli import simulate_args
+
+
+def simulate_with(cli, tmp_path: Path, curve_file: Path, policy_text: str | None, *extra: str):
+    prices = write_prices(tmp_path / "prices.csv", series(SERIES["daily_sine"](24)))
+    args = simulate_args(prices, curve_file, "--price-visibility", "day-ahead", *extra)
+    if policy_text is not None:
+        policy = tmp_path / "policy.yaml"
+        policy.write_text(policy_text)
+        args += ["--policy", str(policy)]
+    return cli(*args)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "policy: optimize\nmax_throughput_loss: 0.05\nmax_throughput_loss: 0.05\n",
+            "policy.yaml:3:1: max_throughput_loss is given twice in the policy file, and YAML would silently use the"
+            " last one.\nhint: keep one of them.",
+        ),
+        (
+            "policy: tiers\ntiers:\n  - above_per_mwh: 100\n    cap_pct: 60\n    cap_pct: 80\n",
+            "policy.yaml:5:5: cap_pct is given twice in the policy file",
+        ),
+        (
+            '{"policy": "optimize", "floor_pct": 50, "floor_pct": 60}',
+            "policy.yaml:1:41: floor_pct is given twice in the policy file",
+        ),
+    ],
+)
+def test_a_key_given_twice_is_refused_at_its_line(cli, tmp_path, curve_file, text, message):
+    result = simulate_with(cli, tmp_path, curve_file, text)
+    assert result.exit_code == 2, result.stderr
+    assert f"factoryctl: {tmp_path / message}" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("floor_pct: 500", "floor_pct 500 in {p} is above the GPU's largest limit (100 %), so the policy could never"),
+        ("floor_w: 401", "floor_w 401 in {p} is above the GPU's largest limit (400 W), so the policy could never"),
+        ("ramp_pct: 0", "ramp_pct 0 in {p} would hold the first limit for ever."),
+    ],
+)
+def test_a_floor_above_the_largest_limit_or_a_zero_ramp_is_refused(cli, tmp_path, curve_file, setting, message):
+    result = simulate_with(cli, tmp_path, curve_file, f"policy: optimize\n{setting}\n")
+    assert result.exit_code == 2, result.stderr
+    assert "factoryctl: " + message.format(p=tmp_path / "policy.yaml") in result.stderr
+    assert "\nhint: " in result.stderr
+
+
+def test_a_floor_at_the_largest_limit_is_accepted(cli, tmp_path, curve_file):
+    result = simulate_with(cli, tmp_path, curve_file, "policy: optimize\nfloor_pct: 100\n", "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    assert result.json()["mean_power_limit_frac"] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        (
+            "--max-throughput-loss",
+            "5%",
+            "factoryctl: --max-throughput-loss must be a fraction such as 0.05, not '5%'.\n"
+            "hint: give D as a fraction: --max-throughput-loss 0.05 allows a 5 % loss of throughput.",
+        ),
+        (
+            "--price-visibility",
+            "dayahead",
+            "factoryctl: unknown price visibility 'dayahead'.\n"
+            "hint: choose from day-ahead, realtime; did you mean day-ahead?",
+        ),
+    ],
+)
+def test_a_bad_option_value_is_named_back(cli, tmp_path, curve_file, option, value, message):
+    prices = write_prices(tmp_path / "prices.csv", series(SERIES["flat"](4)))
+    args = simulate_args(prices, curve_file, "--price-visibility", "realtime")
+    args[args.index(option) + 1] = value
+    result = cli(*args)
+    assert result.exit_code == 2, result.stderr
+    assert message in result.stderr
