@@ -107,6 +107,28 @@ def _quiet_paramiko() -> None:
         log.setLevel(logging.CRITICAL)
 
 
+_NOT_SSH_HINT = "check that the port is sshd's, and that nothing in between eats the connection."
+
+
+def _await_banner(node: str, target: SshTarget, sock: socket.socket, timeout: float) -> None:
+    """Wait, without polling, until the server sends something (its SSH banner) or `timeout` passes.
+
+    paramiko waits for the banner on a thread of its own that wakes every 0.1 s: hundreds of nodes that accept the
+    connection and never speak (a hung sshd, a middlebox) then cost hundreds of such threads, which took a
+    controller's cores and starved the nodes that do answer. A blocking poll costs nothing while it waits.
+    """
+    import select
+
+    poller = select.poll()  # not select.select: a 2,000-node fleet has descriptors past FD_SETSIZE
+    poller.register(sock, select.POLLIN | select.POLLPRI)
+    if not poller.poll(timeout * 1000):  # readable also means closed: paramiko reports that as it does now
+        sock.close()
+        where = f"{target.host}:{target.port}"
+        raise NodeError(
+            node, "banner", f"{where} does not speak SSH (no SSH banner within {timeout:g} s)", _NOT_SSH_HINT
+        )
+
+
 def start_transport(
     node: str, target: SshTarget, sock: socket.socket | paramiko.Channel, options: SshOptions
 ) -> paramiko.Transport:
@@ -114,7 +136,8 @@ def start_transport(
     import paramiko
 
     _quiet_paramiko()
-
+    if isinstance(sock, socket.socket):
+        _await_banner(node, target, sock, options.banner_timeout_s)
     transport = paramiko.Transport(sock)
     transport.banner_timeout = options.banner_timeout_s
     transport.handshake_timeout = options.banner_timeout_s
@@ -135,7 +158,7 @@ def start_transport(
             node,
             "banner",
             f"{target.host}:{target.port} does not speak SSH ({text.strip()})",
-            "check that the port is sshd's, and that nothing in between eats the connection.",
+            _NOT_SSH_HINT,
         ) from error
     transport.set_keepalive(max(1, int(options.keepalive_s)))
     return transport

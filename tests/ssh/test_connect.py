@@ -142,3 +142,38 @@ def test_ssh_agent_key_is_used(ssh_node, sshd, tmp_path, monkeypatch):
     finally:
         agent.terminate()
         agent.wait()
+
+
+def test_a_silent_listener_costs_no_paramiko_thread_while_it_waits(ssh_node):
+    """The banner is awaited with a blocking poll before paramiko starts: its own wait wakes every 0.1 s on a thread
+    per connection, and 900 silent nodes took a controller's cores and starved the nodes that answer."""
+    import threading
+
+    import paramiko
+
+    options = SshOptions(connect_timeout_s=30, banner_timeout_s=2, auth_timeout_s=30, channel_timeout_s=30)
+    outcome: dict[str, NodeError] = {}
+
+    def ours(thread: threading.Thread, port: int) -> bool:
+        try:
+            return isinstance(thread, paramiko.Transport) and thread.sock.getpeername()[1] == port
+        except OSError:
+            return False
+
+    with silent_listener() as port:
+
+        def attempt() -> None:
+            try:
+                SshPool(options).connect(ssh_node(port=port))
+            except NodeError as exc:
+                outcome["error"] = exc
+
+        runner = threading.Thread(target=attempt)
+        runner.start()
+        transports = 0
+        while runner.is_alive():
+            transports += sum(ours(t, port) for t in threading.enumerate())
+            runner.join(0.05)
+    assert transports == 0
+    assert outcome["error"].kind == "banner"
+    assert "does not speak SSH (no SSH banner within 2 s)" in outcome["error"].message
