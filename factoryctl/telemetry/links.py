@@ -162,7 +162,7 @@ class NodeLink:
                 break
             delay = self._backoff.delay(attempt, self._rng)
             attempt += 1
-            log.info("%s: reconnecting in %.1f s", self.node.name, delay)
+            log.debug("%s: reconnecting in %.1f s", self.node.name, delay)
             self._stop.wait(delay)
 
     def _session_once(self) -> bool:

@@ -111,12 +111,15 @@ class StoreWriter:
             health = self._health.get(node)
             if health is None or self._closing:
                 return
+            before = health.message
             change = health.failed(self._clock(), error.kind, error.message)
             if change is not None:
-                self._note(change)
+                self._note(change)  # which logs it: "n1 is down: ..."
+            again = health.state == "down" and error.message == before
         self.counters["link_failures"] += 1
-        prefix = "" if error.message.startswith(f"{node}:") else f"{node}: "  # several nodes may share a host
-        log.warning("%s%s", prefix, error.message)
+        if change is None:  # a blip on a node still up, or the same failure again (debug: 2,000 down nodes retry)
+            prefix = "" if error.message.startswith(f"{node}:") else f"{node}: "  # several nodes may share a host
+            log.log(logging.DEBUG if again else logging.WARNING, "%s%s", prefix, error.message)
 
     def _note(self, change: NodeState) -> None:
         self._changes.append(change)

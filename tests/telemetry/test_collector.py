@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from fakefleet import FakeFleet, make_config, wait_for
 
+from factoryctl.model.telemetry import GpuSample, NodeSample
 from factoryctl.store.sqlite import Store, StoreError
 from factoryctl.telemetry.collector import Collector
 
@@ -134,17 +135,27 @@ def test_reload_adds_and_removes_nodes_without_restart(tmp_path: Path, fleet: Fa
         collector.stop()
 
 
-def test_a_link_failure_is_logged_with_its_node(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_link_failure_is_logged_with_its_node_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A node going down is one line naming it; the same failure on every retry is debug only (2,000 unreachable
+    nodes wrote 27,000 warning lines in 50 s), and a blip on a node that is up is a warning of its own."""
     from factoryctl.errors import NodeError
     from factoryctl.telemetry.writer import StoreWriter
 
+    clock = [1_795_000_000.0]
     store = Store(tmp_path / "factory.db")
-    writer = StoreWriter(store, interval_s=1.0)
+    writer = StoreWriter(store, interval_s=1.0, clock=lambda: clock[0])
     writer.set_nodes(["sim1", "sim2"])
-    with caplog.at_level("WARNING", logger="factoryctl.telemetry"):
-        writer.link_failed("sim2", NodeError("sim2", "refused", "127.0.0.1:2222 refused the connection"))
+    writer.offer(NodeSample("sim1", clock[0], gpus=(GpuSample("sim1", 0, power_w=100.0),)))
+    refused = NodeError("sim2", "refused", "127.0.0.1:2222 refused the connection")
+    with caplog.at_level("DEBUG", logger="factoryctl.telemetry"):
+        for _ in range(5):
+            writer.link_failed("sim2", refused)
         writer.link_failed("sim1", NodeError("sim1", "agent", "sim1: the agent exited"))
-    messages = [r.getMessage() for r in caplog.records]
-    assert "sim2: 127.0.0.1:2222 refused the connection" in messages
-    assert "sim1: the agent exited" in messages
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    debug = [r.getMessage() for r in caplog.records if r.levelname == "DEBUG"]
+    assert warnings == [
+        "sim2 is down: 127.0.0.1:2222 refused the connection",
+        "sim1 is degraded: sim1: the agent exited",
+    ]
+    assert debug == ["sim2: 127.0.0.1:2222 refused the connection"] * 4
     store.close()
