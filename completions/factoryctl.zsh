@@ -5,3 +5,7 @@ _factoryctl_completion() {
 }
 
 compdef _factoryctl_completion factoryctl
+if [[ $zsh_eval_context[-1] == loadautofunc ]]; then
+  # autoloaded from $fpath by the TAB being completed: answer it now
+  _factoryctl_completion "$@"
+fi

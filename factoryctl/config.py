@@ -100,6 +100,11 @@ def load_config(explicit: Path | None = None) -> FactoryConfig:
             f"no factory.yaml {looked}.",
             "run `factoryctl init` to write an example, or pass --config FILE.",
         )
+    if not path.is_file():  # /dev/zero or a FIFO would be read for ever (and hang completion with it)
+        raise ConfigError(
+            f"{path} is not a regular file, so it is not read as factory.yaml.",
+            "pass --config FILE with your factory.yaml, or run `factoryctl init` to write one.",
+        )
     from factoryctl.textfile import decode_utf8
 
     try:
@@ -309,6 +314,7 @@ def _node_spec(name: str, entry: NodeEntry, settings: FactoryFile) -> NodeSpec:
         rack=entry.rack,
         labels=dict(entry.labels),
         sim=sim,
+        gpus=entry.gpus if entry.gpus is not None else sim.gpus if sim is not None else None,
     )
 
 

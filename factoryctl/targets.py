@@ -94,8 +94,8 @@ def resolve_node_names(target: str, nodes: Sequence[str], groups: Mapping[str, S
         if not term:
             raise UsageError(f"`{target}` has an empty element (an unset variable?).", EMPTY_HINT)
         names = _term_names(term, nodes, known, groups)
-        if not names:
-            unknown.append(term)
+        if not names and term not in unknown:
+            unknown.append(term)  # every unknown element is named at once, groups and node sets alike
         chosen = _COMBINE[op](chosen, names)
     if unknown:
         raise UsageError(_unknown_message(unknown), _did_you_mean(unknown, nodes, groups))
@@ -115,26 +115,30 @@ _COMBINE: dict[str, Callable[[set[str], set[str]], set[str]]] = {
 
 
 def _term_names(term: str, nodes: Sequence[str], known: set[str], groups: Mapping[str, Sequence[str]]) -> set[str]:
+    """The inventory names a term names; an empty set for an unknown group or a set naming no node."""
     if term in ("all", "@all"):
         return set(nodes)
     if term.startswith("@"):
-        group = term[1:]
-        if group not in groups:
-            near = difflib.get_close_matches(group, list(groups), n=1, cutoff=0.6)
-            listed = ", ".join(f"@{g}" for g in groups) or "none defined"
-            hint = f"did you mean `@{near[0]}`?" if near else f"groups in factory.yaml: {listed}."
-            raise UsageError(f"unknown group `{term}`.", hint)
-        return set(groups[group])
+        return set(groups.get(term[1:], ()))
     return known.intersection(expand_node_set(term))
 
 
 def _unknown_message(unknown: list[str]) -> str:
-    listed = ", ".join(f"`{term}`" for term in unknown)
-    verb = "matches" if len(unknown) == 1 else "match"
-    return f"{listed} {verb} no node in the inventory."
+    """`gpu98`, `gpu99` match no node in the inventory; unknown group `@rak-a`."""
+    sets = [term for term in unknown if not term.startswith("@")]
+    missing_groups = [term for term in unknown if term.startswith("@")]
+    parts = []
+    if sets:
+        verb = "matches" if len(sets) == 1 else "match"
+        parts.append(", ".join(f"`{term}`" for term in sets) + f" {verb} no node in the inventory")
+    if missing_groups:
+        noun = "group" if len(missing_groups) == 1 else "groups"
+        parts.append(f"unknown {noun} " + ", ".join(f"`{term}`" for term in missing_groups))
+    return "; ".join(parts) + "."
 
 
 def _did_you_mean(unknown: list[str], nodes: Sequence[str], groups: Mapping[str, Sequence[str]]) -> str:
+    """One suggestion per unknown element that has a near name, each named once."""
     words = ["all", *nodes, *(f"@{g}" for g in groups)]
     near = [
         match
@@ -142,7 +146,10 @@ def _did_you_mean(unknown: list[str], nodes: Sequence[str], groups: Mapping[str,
         for match in (_same_numbers(term, nodes) or difflib.get_close_matches(term, words, n=1, cutoff=0.6))
     ]
     if near:
-        return "did you mean " + ", ".join(f"`{name}`" for name in near) + "? (`factoryctl nodes list` shows them)"
+        listed = ", ".join(f"`{name}`" for name in dict.fromkeys(near))
+        return f"did you mean {listed}? (`factoryctl nodes list` shows them)"
+    if any(term.startswith("@") for term in unknown):
+        return "groups in factory.yaml: " + (", ".join(f"@{g}" for g in groups) or "none defined") + "."
     return "run `factoryctl nodes list` to see them."
 
 

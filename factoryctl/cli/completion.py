@@ -1,5 +1,9 @@
 """`factoryctl completion SHELL`: print the bash, zsh or fish completion script (also shipped in completions/).
 
+The zsh script is ours, not Typer's: installed in `$fpath`, compinit autoloads it on the first TAB of a shell, and
+Typer's script only registered itself then, so that first TAB completed nothing. `--install-completion` and
+`--show-completion` print the same script (`register` puts it in Typer's table).
+
 Also the completion callbacks for options whose values are a fixed list kept as plain strings (an event kind, a log
 level, scheduler policies): one helper for all of them, so every such option completes the same way, choices in
 their documented order.
@@ -8,19 +12,29 @@ their documented order.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from enum import Enum
 
 import typer
 
 COMPLETE_VAR = "_FACTORYCTL_COMPLETE"
+#: Shells with a completion script, in the order the help names them.
+SHELLS = ("bash", "zsh", "fish")
 
+#: Typer's zsh script (its `%(name)s` fields, and the same `_TYPER_COMPLETE_ARGS` protocol) plus the autoload case:
+#: when compinit autoloads the file from `$fpath` for a TAB, the file's body is that TAB's completion function, so it
+#: registers `_factoryctl_completion` for the next TABs and completes this one. Sourced or eval'd, it registers only.
+ZSH_SCRIPT = """\
+#compdef %(prog_name)s
 
-class Shell(str, Enum):
-    """Shells with a completion script."""
+%(complete_func)s() {
+  eval $(env _TYPER_COMPLETE_ARGS="${words[1,$CURRENT]}" %(autocomplete_var)s=complete_zsh %(prog_name)s)
+}
 
-    bash = "bash"
-    zsh = "zsh"
-    fish = "fish"
+compdef %(complete_func)s %(prog_name)s
+if [[ $zsh_eval_context[-1] == loadautofunc ]]; then
+  # autoloaded from $fpath by the TAB being completed: answer it now
+  %(complete_func)s "$@"
+fi
+"""
 
 
 def complete_choices(choices: Iterable[str]) -> Callable[[str], list[str]]:
@@ -54,18 +68,42 @@ def complete_choice_list(choices: Iterable[str]) -> Callable[[str], list[str]]:
 
 
 def completion_script(shell: str) -> str:
-    """The completion script for `shell`, as Typer generates it for the `factoryctl` program."""
-    from typer._completion_shared import get_completion_script
+    """The completion script for `shell`, as Typer generates it for the `factoryctl` program (zsh: `ZSH_SCRIPT`)."""
+    from typer import _completion_shared
 
-    return str(get_completion_script(prog_name="factoryctl", complete_var=COMPLETE_VAR, shell=shell)).rstrip() + "\n"
+    _completion_shared._completion_scripts["zsh"] = ZSH_SCRIPT
+    script = _completion_shared.get_completion_script(prog_name="factoryctl", complete_var=COMPLETE_VAR, shell=shell)
+    return str(script).rstrip() + "\n"
+
+
+def check_shell(value: str) -> str:
+    """The SHELL argument: one of `SHELLS`, else our usage error (exit 2) naming them."""
+    if value not in SHELLS:
+        from factoryctl.errors import UsageError
+
+        raise UsageError(
+            f"there is no completion script for `{value}`.",
+            "choose bash, zsh or fish, e.g. `factoryctl completion bash`.",
+        )
+    return value
 
 
 def register(app: typer.Typer) -> None:
-    """Add `completion` to the root app."""
+    """Add `completion` to the root app, and make Typer's `--install-completion` use our zsh script."""
+    from typer import _completion_shared  # already imported by typer itself: costs nothing
+
+    _completion_shared._completion_scripts["zsh"] = ZSH_SCRIPT
 
     @app.command("completion")
-    def completion_command(shell: Shell = typer.Argument(..., help="bash, zsh or fish.")) -> None:
+    def completion_command(
+        shell: str = typer.Argument(
+            ...,
+            help="bash, zsh or fish.",
+            callback=check_shell,
+            autocompletion=complete_choices(SHELLS),
+        ),
+    ) -> None:
         """Print a shell completion script: `factoryctl completion bash > /etc/bash_completion.d/factoryctl`."""
         from factoryctl.cli.render import emit
 
-        emit(completion_script(shell.value))
+        emit(completion_script(shell))

@@ -14,14 +14,20 @@ app = typer.Typer(no_args_is_help=True)
 
 @app.command("locate")
 def locate(ctx: typer.Context) -> None:
-    """Print which factory.yaml would be used, and why."""
+    """Print which factory.yaml would be used, and why; exit 3 when that file is missing."""
     from factoryctl.config import discover
 
     explicit, _ = context.global_options(ctx)
     path, source = discover(explicit)
-    state = "exists" if path.exists() else "missing"
-    emit(f"{path}\n")
-    typer.echo(f"from {source} ({state})", err=True)
+    emit(f"{path}\n")  # printed even when missing: it is where the other commands look
+    if not path.exists():
+        import shlex
+
+        from factoryctl.errors import ConfigError
+
+        hint = f"`factoryctl init {shlex.quote(str(path))}` writes an example there."
+        raise ConfigError(f"{path} (from {source}) does not exist.", hint)
+    typer.echo(f"from {source} (exists)", err=True)
 
 
 @app.command("validate")

@@ -31,7 +31,7 @@ def load(ctx: typer.Context) -> FactoryConfig:
 
 
 def complete_target(ctx: typer.Context, incomplete: str) -> list[str]:
-    """Node names, `@groups` and `all` from the inventory, for shell completion of TARGET."""
+    """Node names, `@groups` and `all` from the inventory, for shell completion of TARGET (see `target_candidates`)."""
     from factoryctl.config import load_config
     from factoryctl.errors import FactoryError
 
@@ -40,8 +40,54 @@ def complete_target(ctx: typer.Context, incomplete: str) -> list[str]:
         config = load_config(Path(explicit) if explicit else None)
     except (FactoryError, OSError):
         return []
-    candidates = ["all", *(f"@{g}" for g in config.groups), *config.nodes]
-    return [c for c in candidates if c.startswith(incomplete)]
+    return target_candidates(incomplete, config)
+
+
+def target_candidates(incomplete: str, config: FactoryConfig) -> list[str]:
+    """What may follow `incomplete` in a TARGET: its last element completed, the text before that element kept.
+
+    `gpu01,g` offers `gpu01,gpu02`...; `@r` the groups; `gpu[` the nodes named gpu<digits> as one node set
+    (`gpu[01-03]`); `gpu01/` the GPU indexes of that node when the inventory knows its count. Shells replace the
+    whole word, so every candidate repeats what was typed before the element.
+    """
+    from factoryctl.targets import OPERATORS, split_terms
+
+    if "/" in incomplete:
+        return _gpu_candidates(incomplete, config)
+    depth, cut = 0, 0
+    for pos, char in enumerate(incomplete):
+        depth += (char == "[") - (char == "]")
+        if depth == 0 and char in OPERATORS:
+            cut = pos + 1
+    head, last = incomplete[:cut], incomplete[cut:]
+    if "[" in last:
+        return _bracket_candidates(head, last, config)
+    taken = {term for _, term in split_terms(head[:-1])} if head else set()
+    words = ["all", *(f"@{g}" for g in config.groups), *config.nodes]
+    return [head + word for word in words if word.startswith(last) and word not in taken]
+
+
+def _bracket_candidates(head: str, last: str, config: FactoryConfig) -> list[str]:
+    """`gpu[0` -> `gpu[01-03]`: the nodes named `gpu` + digits starting `0`, folded into one bracket."""
+    from ClusterShell.RangeSet import RangeSet
+
+    stem, _, inside = last.partition("[")
+    suffixes = [
+        name[len(stem) :]
+        for name in config.nodes
+        if name.startswith(stem) and name[len(stem) :].isdigit() and name[len(stem) :].startswith(inside)
+    ]
+    return [f"{head}{stem}[{RangeSet.fromlist(suffixes)}]"] if suffixes else []
+
+
+def _gpu_candidates(incomplete: str, config: FactoryConfig) -> list[str]:
+    """`gpu01/` -> `gpu01/0` ... `gpu01/7`, for one inventory node whose GPU count is known (`gpus`, `sim.gpus`)."""
+    node_part, _, gpu_part = incomplete.rpartition("/")
+    node = config.nodes.get(node_part)
+    count = node.sim.gpus if node is not None and node.sim is not None else node.gpus if node is not None else None
+    if count is None or not (gpu_part.isdigit() or not gpu_part):
+        return []
+    return [f"{node_part}/{index}" for index in range(count) if str(index).startswith(gpu_part)]
 
 
 #: The TARGET argument of commands that default to every node, with completion from the inventory.

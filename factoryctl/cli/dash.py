@@ -25,7 +25,6 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         target: str = typer.Argument(
             "all",
-            metavar="TARGET",
             help="Node set, @group or all: the nodes to watch.",
             autocompletion=context.complete_target,
         ),

@@ -33,6 +33,8 @@ class NodeSpec:
     rack: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
     sim: SimSpec | None = None
+    #: GPUs on the node as factory.yaml says (`gpus`, else a simulated node's count); None when it does not say.
+    gpus: int | None = None
 
     @property
     def address(self) -> str:

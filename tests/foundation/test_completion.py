@@ -107,3 +107,37 @@ def test_the_choice_helpers():
     assert policies("fifo,") == ["fifo,sjf", "fifo,easy", "fifo,default"]
     assert policies("fifo,sjf,e") == ["fifo,sjf,easy"]
     assert policies("x") == []
+
+
+def test_every_element_of_a_target_completes(tmp_path):
+    config = tmp_path / "factory.yaml"
+    config.write_text(
+        "nodes:\n  gpu[01-03]: {gpus: 4}\n  ws: {transport: local, sim: {gpus: 2}}\n  cpu1: {}\n"
+        "groups:\n  rack-a: gpu[01-02]\n"
+    )
+    env = {"FACTORYCTL_CONFIG": str(config)}
+    offered = complete_bash("factoryctl gpus gpu01,", env)
+    expected = ["all", "@rack-a", "gpu02", "gpu03", "ws", "cpu1"]  # every word but the one already in the list
+    assert offered == [f"gpu01,{word}" for word in expected]  # the list typed so far kept in front
+    assert complete_bash("factoryctl gpus gpu01,g", env) == ["gpu01,gpu02", "gpu01,gpu03"]
+    assert complete_bash("factoryctl nodes drain @rack-a!gpu0", env) == [
+        "@rack-a!gpu01",
+        "@rack-a!gpu02",
+        "@rack-a!gpu03",
+    ]
+    assert complete_bash("factoryctl gpus gpu01,@r", env) == ["gpu01,@rack-a"]
+    assert complete_bash("factoryctl gpus gpu[", env) == ["gpu[01-03]"]
+    assert complete_bash("factoryctl gpus ws,gpu[0", env) == ["ws,gpu[01-03]"]
+    assert complete_bash("factoryctl gpus gpu01/", env) == ["gpu01/0", "gpu01/1", "gpu01/2", "gpu01/3"]
+    assert complete_bash("factoryctl gpus ws/", env) == ["ws/0", "ws/1"]  # a simulated node's own count
+    assert complete_bash("factoryctl gpus cpu1/", env) == []  # count unknown: nothing rather than a guess
+
+
+def test_a_shell_without_a_script_is_one_sentence_naming_the_shells(cli):
+    result = cli("completion", "tcsh")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "factoryctl: there is no completion script for `tcsh`.\n"
+        "hint: choose bash, zsh or fish, e.g. `factoryctl completion bash`.\n"
+    )
+    assert complete_bash("factoryctl completion ") == ["bash", "zsh", "fish"]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -202,3 +205,57 @@ def test_validate_says_a_power_policy_is_not_applied_yet(cli, tmp_path):
     plain = tmp_path / "plain.yaml"
     plain.write_text("nodes: {a: {}}\n")
     assert "note:" not in cli("--config", str(plain), "config", "validate").stderr
+
+
+def test_config_show_keeps_each_nodes_gpus(cli, tmp_path):
+    config = tmp_path / "g.yaml"
+    config.write_text("nodes:\n  g1: {gpus: 4}\n  g2: {}\n  s1: {sim: {profile: h100-sxm, gpus: 2}}\n")
+    shown = cli("-c", str(config), "config", "show", "-o", "json")
+    assert shown.exit_code == 0, shown.stderr
+    nodes = shown.json()["nodes"]  # type: ignore[index]
+    assert nodes["g1"]["gpus"] == 4
+    assert nodes["g2"]["gpus"] is None
+    assert nodes["s1"]["gpus"] == 2  # a simulated node has its simulated GPUs
+
+
+def _limited_memory() -> None:
+    """In the child: a 1 GiB address space, so a build that reads /dev/zero fails at once instead of eating RAM."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+
+@pytest.mark.parametrize("kind", ["device", "fifo", "directory"])
+def test_a_config_path_that_is_not_a_regular_file_is_refused_before_reading(tmp_path, kind):
+    config = tmp_path / "factory.yaml"
+    if kind == "device":
+        config.symlink_to("/dev/zero")  # read for ever: config validate and every TAB hung
+    elif kind == "fifo":
+        os.mkfifo(config)  # no writer: opening it blocks
+    else:
+        config.mkdir()
+    # a child process, bounded: without the check it would hang or fill memory, not fail
+    done = subprocess.run(
+        [sys.executable, "-m", "factoryctl", "-c", str(config), "config", "validate"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=_limited_memory,
+        check=False,
+    )
+    assert done.returncode == 3
+    assert done.stderr == (
+        f"factoryctl: {config} is not a regular file, so it is not read as factory.yaml.\n"
+        "hint: pass --config FILE with your factory.yaml, or run `factoryctl init` to write one.\n"
+    )
+
+
+def test_config_locate_of_a_missing_file_exits_3_and_says_how_to_write_it(cli, tmp_path):
+    missing = tmp_path / "x.yaml"
+    result = cli("--config", str(missing), "config", "locate")
+    assert result.exit_code == 3
+    assert result.stdout.strip() == str(missing)  # still printed: it is where the other commands look
+    assert f"hint: `factoryctl init {missing}` writes an example there." in result.stderr
+    missing.write_text("nodes: {a: {}}\n")
+    found = cli("--config", str(missing), "config", "locate")
+    assert (found.exit_code, found.stderr) == (0, "from --config (exists)\n")

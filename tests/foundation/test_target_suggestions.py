@@ -44,3 +44,30 @@ def test_through_the_cli_it_is_a_usage_error_naming_gpu03(cli, tmp_path) -> None
     result = cli("--config", str(config), "nodes", "all!gpu3")
     assert result.exit_code == 2
     assert "hint: did you mean `gpu03`?" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("@x,@y", "unknown groups `@x`, `@y`."),
+        ("gpu98,gpu99,@rak-a", "`gpu98`, `gpu99` match no node in the inventory; unknown group `@rak-a`."),
+        ("@rak-a,zz", "`zz` matches no node in the inventory; unknown group `@rak-a`."),
+        ("all!@nope", "unknown group `@nope`."),
+    ],
+)
+def test_every_unknown_element_is_named_groups_too(target: str, message: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        resolve_node_names(target, NODES, {"rack-a": GPUS[:2]})
+    assert caught.value.message == message
+
+
+def test_unknown_groups_without_a_near_name_list_the_groups() -> None:
+    with pytest.raises(UsageError) as caught:
+        resolve_node_names("@x,@y", NODES, {"rack-a": GPUS[:2]})
+    assert caught.value.hint == "groups in factory.yaml: @rack-a."
+
+
+def test_each_suggestion_is_given_once() -> None:
+    with pytest.raises(UsageError) as caught:
+        resolve_node_names("gpu4,gpu004,@rak-a", NODES, {"rack-a": GPUS[:2]})
+    assert caught.value.hint == "did you mean `gpu04`, `@rack-a`? (`factoryctl nodes list` shows them)"

@@ -19,7 +19,7 @@ groups:
 def test_help_names_target_and_read_only(cli) -> None:
     result = cli("dash", "--help")
     assert result.exit_code == 0
-    assert "TARGET" in result.stdout
+    assert "[target]" in result.stdout
     assert "--read-only" in result.stdout
 
 
