@@ -37,7 +37,10 @@ def register(app: typer.Typer) -> None:
             help="Seconds to run with --headless (the dashboard runs until you quit).",
         ),
         interval: float = typer.Option(
-            1.0, "--interval", callback=context.seconds_check("--interval", 0.1, "1"), help="Seconds between samples."
+            1.0,
+            "--interval",
+            callback=context.seconds_check("--interval", 0.1, "1"),
+            help="Seconds between samples (0.1-86400).",
         ),
         output: OutputFormat = OUTPUT_OPTION,
         read_only: bool = typer.Option(False, "--read-only", help="Dashboard without actions."),

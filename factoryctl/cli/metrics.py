@@ -121,7 +121,7 @@ def register(app: typer.Typer) -> None:
         min_interval: float = typer.Option(
             5.0, "--min-interval", callback=MIN_INTERVAL_CHECK, help="Seconds between two refreshes (0-86400)."
         ),
-        timeout: float = context.timeout_option(15.0, help="Seconds to wait for each node when polling."),
+        timeout: float = context.timeout_option(15.0, help="Seconds to wait for each node when polling (0.1-86400)."),
     ) -> None:
         """Serve /metrics for Prometheus until Ctrl-C (exit 130, as any command's Ctrl-C)."""
         from http.server import ThreadingHTTPServer

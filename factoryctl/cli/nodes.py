@@ -74,6 +74,8 @@ app = typer.Typer(
     no_args_is_help=False,
     invoke_without_command=True,
     subcommand_metavar="[TARGET | COMMAND [ARGS]...]",
+    epilog="`factoryctl nodes [TARGET]` is `factoryctl nodes list [TARGET]`: its --watch, --interval and --timeout "
+    "are in `factoryctl nodes list --help`.",
 )
 
 NODE_COLUMNS = (
