@@ -112,6 +112,7 @@ class Controller:
             nodes = f"{count} node{'' if count == 1 else 's'}"
             log.info("controller %d started: %s, store %s", os.getpid(), nodes, self.config.store_path)
             self._event("controller_start", f"controller {os.getpid()} started with {nodes}")
+            self._write_stats()  # before the links start: 2,000 of them take seconds, and status reads the figures
             self.collector.start()
             self._write_stats()
             self._loop()

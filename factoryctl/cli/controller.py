@@ -200,10 +200,29 @@ def _why_stale(config: FactoryConfig, pid: int, stale: str, fresh: dict[str, Any
             "free disk space, or shorten controller.raw_retention in factory.yaml; the controller keeps up to 120 s "
             "of samples in memory and writes them once it can."
         )
-    return f"{stale}, nor its own figures: it cannot write the store.", (
-        f"{log} says why (a full disk, a store it may not write, a store another process keeps locked); "
-        "it keeps up to 120 s of samples in memory and writes them once it can."
+    busy = _cpu_share(pid)
+    if busy is None:
+        return f"{stale}, nor its own figures: it cannot write the store.", (
+            f"{log} says why (a full disk, a store it may not write, a store another process keeps locked); "
+            "it keeps up to 120 s of samples in memory and writes them once it can."
+        )
+    return (
+        f"{stale}, nor its own figures ({busy:.0f} % of a core just now): it cannot write the store, or is too busy to.",
+        (
+            f"{log} says why (a full disk, a store it may not write, a store another process keeps locked, or too many "
+            "nodes for this machine); it keeps up to 120 s of samples in memory and writes them once it can."
+        ),
     )
+
+
+def _cpu_share(pid: int) -> float | None:
+    """The process's CPU use over half a second, in % of one core (above 100 with several threads), if readable."""
+    import psutil
+
+    try:
+        return float(psutil.Process(pid).cpu_percent(interval=0.5))
+    except psutil.Error:
+        return None
 
 
 def _status_text(doc: dict[str, Any]) -> str:
