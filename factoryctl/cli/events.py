@@ -88,9 +88,11 @@ def events_command(
     config, names = _nodes(ctx, target)
     store = open_history(config)
     try:
-        found = store.events(start, names, limit, kind)
+        found = store.events(start, names, limit + 1, kind)  # one more tells whether --limit cut anything
+        cut, found = len(found) > limit, found[-limit:]  # oldest first: the newest `limit`
         if not follow:
             emit(render_listing([e.as_json() for e in found], [], EVENT_COLUMNS, output, no_header))
+            _say_if_cut(cut, limit, "events")
             return
         _follow(store, found, names, kind, output, no_header, max(config.interval_s, 0.5))
     finally:
@@ -119,10 +121,20 @@ def audit_command(
     config, names = _nodes(ctx, target)
     store = open_history(config)
     try:
-        found = store.audit(start, names, limit)
+        found = store.audit(start, names, limit + 1)
     finally:
         store.close()
+    cut, found = len(found) > limit, found[-limit:]
     emit(render_listing([_audit_item(e) for e in found], [], AUDIT_COLUMNS, output, no_header))
+    _say_if_cut(cut, limit, "audit entries")
+
+
+def _say_if_cut(cut: bool, limit: int, what: str) -> None:
+    """A note on stderr when --limit cut the listing: the oldest rows were left out, silently until now."""
+    import sys
+
+    if cut:
+        sys.stderr.write(f"factoryctl: only the newest {limit:,} {what} are shown; --limit shows more.\n")
 
 
 def _audit_item(entry: AuditEntry) -> dict[str, Any]:

@@ -124,8 +124,6 @@ def test_export_of_an_empty_window_says_so_on_stderr(cli: Any, filled: Path) -> 
 
 def test_drain_resume_and_events(cli: Any, filled: Path) -> None:
     result = cli("--config", str(filled), "nodes", "drain", "n1", "--reason", "fan")
-    if "No such command" in result.stderr:
-        pytest.skip("nodes drain not wired into the nodes app yet")
     assert result.exit_code == 0, result.stderr
     assert "drained: n1" in result.stdout
     store = Store(filled.parent / "state" / "factory.db", readonly=True)
@@ -136,6 +134,12 @@ def test_drain_resume_and_events(cli: Any, filled: Path) -> None:
     assert [e["kind"] for e in events] == ["drain", "resume"]
     only = cli("--config", str(filled), "events", "--kind", "drain", "--limit", "1", "-o", "json").json()["items"]
     assert [e["kind"] for e in only] == ["drain"]  # the newest drain, though a resume came after it
+    cut = cli("--config", str(filled), "events", "--limit", "1", "-o", "json")
+    assert [e["kind"] for e in cut.json()["items"]] == ["resume"]  # the newest
+    assert "only the newest 1 events are shown; --limit shows more." in cut.stderr  # it cut silently
+    assert cli("--config", str(filled), "events", "--limit", "2").stderr == ""
+    audit = cli("--config", str(filled), "audit", "--limit", "1")
+    assert audit.exit_code == 0 and audit.stderr == ""  # no power change: nothing was cut
     only = cli("--config", str(filled), "events", "--kind", "resume", "-o", "json").json()["items"]
     assert [e["kind"] for e in only] == ["resume"]
     typo = cli("--config", str(filled), "events", "--kind", "resumed")
