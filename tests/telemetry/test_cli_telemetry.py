@@ -139,7 +139,8 @@ def test_drain_resume_and_events(cli: Any, filled: Path) -> None:
     assert "only the newest 1 events are shown; --limit shows more." in cut.stderr  # it cut silently
     assert cli("--config", str(filled), "events", "--limit", "2").stderr == ""
     audit = cli("--config", str(filled), "audit", "--limit", "1")
-    assert audit.exit_code == 0 and audit.stderr == ""  # no power change: nothing was cut
+    assert audit.exit_code == 0
+    assert audit.stderr == ""  # no power change: nothing was cut
     only = cli("--config", str(filled), "events", "--kind", "resume", "-o", "json").json()["items"]
     assert [e["kind"] for e in only] == ["resume"]
     typo = cli("--config", str(filled), "events", "--kind", "resumed")
