@@ -22,18 +22,24 @@ from factoryctl.errors import ActionFailed, UsageError
 
 app = typer.Typer(no_args_is_help=True)
 
+
+def seconds_cell(value: float | None) -> str:
+    """A time in a table, rounded to the second as the docs say (`-o json` keeps it exact)."""
+    return "-" if value is None else f"{value:.0f}"
+
+
 COLUMNS = (
     Column("policy", "POLICY"),
     Column("jobs", "JOBS"),
-    Column("avg_jct_s", "AVG JCT S"),
-    Column("avg_queue_s", "AVG QUEUE S"),
-    Column("p50_queue_s", "P50 QUEUE S", wide_only=True),
-    Column("p99_queue_s", "P99 QUEUE S"),
-    Column("max_queue_s", "MAX QUEUE S"),
-    Column("big_avg_jct_s", "BIG AVG JCT S", wide_only=True),
-    Column("big_max_queue_s", "BIG MAX QUEUE S", wide_only=True),
+    Column("avg_jct_s", "AVG JCT S", show=seconds_cell),
+    Column("avg_queue_s", "AVG QUEUE S", show=seconds_cell),
+    Column("p50_queue_s", "P50 QUEUE S", wide_only=True, show=seconds_cell),
+    Column("p99_queue_s", "P99 QUEUE S", show=seconds_cell),
+    Column("max_queue_s", "MAX QUEUE S", show=seconds_cell),
+    Column("big_avg_jct_s", "BIG AVG JCT S", wide_only=True, show=seconds_cell),
+    Column("big_max_queue_s", "BIG MAX QUEUE S", wide_only=True, show=seconds_cell),
     Column("gpu_utilization", "GPU UTIL", show=lambda v: f"{v:.1%}"),
-    Column("makespan_s", "MAKESPAN S", wide_only=True),
+    Column("makespan_s", "MAKESPAN S", wide_only=True, show=seconds_cell),
     Column("pass_time_p50_ms", "PASS P50 MS", wide_only=True, show=lambda v: f"{v:.3f}"),
     Column("pass_time_p99_ms", "PASS P99 MS", wide_only=True, show=lambda v: f"{v:.3f}"),
     Column("rejected_jobs", "REJECTED", wide_only=True),
@@ -105,20 +111,31 @@ def _number(value: float) -> str:
     return str(int(value)) if value == int(value) else repr(value)
 
 
-def read_trace(path: Path) -> list[Any]:
-    """The --trace file parsed, or a usage error (exit 2) that names the line and says what a trace holds."""
-    from factoryctl.scheduler.trace import parse_trace
+def read_trace(path: Path, quiet: bool = False) -> list[Any]:
+    """The --trace file parsed, or a usage error (exit 2) that names the line and says what a trace holds.
+
+    Columns the replay does not read (prices, deadlines, labels: the offline replay models none of them) are named
+    once on stderr, unless `quiet`, so nobody takes a replay that ignored them for one that used them.
+    """
+    from factoryctl.scheduler.trace import OPTIONAL, REQUIRED, parse_trace
     from factoryctl.textfile import read_utf8
 
+    ignored: list[str] = []
     try:
         text = read_utf8(path, "trace", "check the path given to --trace.")
-        return parse_trace(text.splitlines(keepends=True), source=str(path))
+        jobs = parse_trace(text.splitlines(keepends=True), source=str(path), ignored=ignored)
     except UsageError as error:
         if error.hint is not None:
             raise
         raise UsageError(
             error.message, "a trace has job_id,submit_time_s,duration_s,num_gpus (see docs/scheduler.md)."
         ) from None
+    if ignored and not quiet:
+        sys.stderr.write(
+            f"factoryctl: note: {path}: ignoring column(s) {', '.join(ignored)}: the replay does not model them"
+            f" (it reads only {', '.join(REQUIRED + OPTIONAL)}).\n"
+        )
+    return jobs
 
 
 def _same_file(one: Path, other: Path) -> bool:
@@ -247,7 +264,7 @@ def simulate_command(
 ) -> None:
     """Replay a job trace through the scheduler under each policy and report delays and utilisation."""
     configs = with_preemption(_policies(policy), preemption, grace)
-    jobs = read_trace(trace)
+    jobs = read_trace(trace, context.global_options(ctx)[1])
     created = schedule_out is not None and str(schedule_out) != STDOUT and not schedule_out.exists()
     out = None if schedule_out is None else _open_schedule(schedule_out, trace)
     try:

@@ -25,6 +25,7 @@ from factoryctl.cli.sched import (
     TRACE_OPTION,
     nothing_fits,
     read_trace,
+    seconds_cell,
     seconds_within,
     warn_skipped,
     with_preemption,
@@ -35,10 +36,10 @@ COLUMNS = (
     Column("id", "JOB"),
     Column("state", "STATE"),
     Column("num_gpus", "GPUS"),
-    Column("submit_s", "SUBMIT S"),
-    Column("waited_s", "WAITED S"),
-    Column("start_s", "START S", wide_only=True),
-    Column("reserved_start_s", "RESERVED START S", wide_only=True),
+    Column("submit_s", "SUBMIT S", show=seconds_cell),
+    Column("waited_s", "WAITED S", show=seconds_cell),
+    Column("start_s", "START S", wide_only=True, show=seconds_cell),
+    Column("reserved_start_s", "RESERVED START S", wide_only=True, show=seconds_cell),
     Column("reason", "REASON"),
 )
 _AT_HINT = "give the time in the trace's seconds, e.g. --at 259200 or --at 3d."
@@ -111,7 +112,7 @@ def register(sched_app: typer.Typer) -> None:
 
         only_default = "give --policy default, or leave --preemption out."
         (config,) = with_preemption([policy_named(policy.strip())], preemption, grace, only_default)
-        jobs = read_trace(trace)
+        jobs = read_trace(trace, context.global_options(ctx)[1])
         cluster = cluster_nodes(nodes, gpus_per_node, rack_size)
         with replay_progress(f"replaying {config.name} to {at:g} s", context.global_options(ctx)[1]) as progress:
             found = explain_at(jobs, cluster, config, at, job or None, progress)

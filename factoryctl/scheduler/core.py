@@ -3,6 +3,8 @@
 This is the inner loop both the live scheduler (`schedule`) and the trace simulator run, so it works on a mutable
 `FreeMap` and light `Candidate` records rather than on the frozen model objects, and keeps per-job work O(1):
 a gang shape that failed to fit is remembered for the rest of the pass (capacity only shrinks within a pass).
+Given the simulator's `QueueIndex`, a pass never walks the whole queue either: once no job can take a reservation,
+it tries only the jobs of shapes that have not failed yet, found through per-shape queues (`shapequeue`).
 
 Reservations are EASY-style generalised to several jobs and to GPU granularity. Reservation r has a start time
 s_r and the GPUs it holds per node; it also keeps, per held node, the GPUs a job running past s_r may still take
@@ -17,92 +19,21 @@ import heapq
 import itertools
 from bisect import bisect_left
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from operator import attrgetter
 from typing import NamedTuple
 
 from factoryctl.model.jobs import JobState
 from factoryctl.scheduler.freemap import FreeMap, Profile, choose_grouped
 from factoryctl.scheduler.gangs import gpu_seconds, settle_gang
+from factoryctl.scheduler.passdata import Candidate as Candidate
+from factoryctl.scheduler.passdata import PassOutcome as PassOutcome
+from factoryctl.scheduler.passdata import Reservation as Reservation
+from factoryctl.scheduler.passdata import Running as Running
+from factoryctl.scheduler.passdata import Started as Started
+from factoryctl.scheduler.passdata import Waiting as Waiting
+from factoryctl.scheduler.passdata import is_deferred as is_deferred
+from factoryctl.scheduler.passdata import queue_key as queue_key
 from factoryctl.scheduler.policy import SchedulerConfig
-
-#: A running gang as the look-ahead sees it: (expected end, sequence, ((node index, GPUs), ...)).
-Running = tuple[float, int, tuple[tuple[int, int], ...]]
-
-#: A queued job's place in its queue: a queue is sorted by it (`SchedulerConfig.order_key`).
-queue_key = attrgetter("key")
-
-
-class Candidate(NamedTuple):
-    """A queued job reduced to what a pass needs (shape in nodes x GPUs, walltime, order key).
-
-    A named tuple rather than a dataclass: a pass over 10,000 jobs builds 10,000 of these, and tuples are cheap.
-    """
-
-    id: str
-    num_gpus: int
-    nodes: int
-    gpus: int
-    walltime: float
-    submitted_at: float
-    key: tuple[float, float, int]
-    priority: int = 0
-    allowed: frozenset[int] | None = None
-    deferrable: bool = False
-    max_price: float | None = None
-    deadline: float | None = None
-
-
-@dataclass
-class Reservation:
-    """A reserved start for one waiting job: when, on which nodes, and what jobs running past it may still take."""
-
-    job: Candidate
-    start: float
-    holds: dict[int, int]
-    caps: dict[int, int]
-
-
-@dataclass(frozen=True)
-class Started:
-    """A job the pass starts: the nodes chosen (indices into the FreeMap) and whether it was backfilled."""
-
-    job: Candidate
-    chosen: tuple[int, ...]
-    backfilled: bool
-
-
-class Waiting(NamedTuple):
-    """A job left in the queue, why (a short code for `reasons`), and its reservation if it has one."""
-
-    job: Candidate
-    state: JobState
-    why: str
-    reservation: Reservation | None = None
-    blocker: str | None = None
-
-
-@dataclass
-class PassOutcome:
-    """Everything one pass decided. `waiting` is only filled when the caller asked for explanations.
-
-    `protected` are the starving jobs the pass put first (started or not): give them back to the next pass.
-    `first_short` is the first job, in the order the pass considered them, that could run here but found no room
-    now (neither deferred nor too large for the schedulable nodes): the one preemption would make room for.
-    """
-
-    started: list[Started] = field(default_factory=list)
-    waiting: list[Waiting] = field(default_factory=list)
-    reservations: list[Reservation] = field(default_factory=list)
-    protected: set[str] = field(default_factory=set)
-    first_short: Candidate | None = None
-
-
-def is_deferred(job: Candidate, now: float, price: float | None) -> bool:
-    """A deferrable job waits while the price is above its maximum, unless waiting would miss its deadline."""
-    if not job.deferrable or price is None or job.max_price is None or price <= job.max_price:
-        return False
-    return job.deadline is None or now + job.walltime < job.deadline
+from factoryctl.scheduler.shapequeue import ShapeQueue
 
 
 class _Pass:
@@ -206,7 +137,16 @@ class _Pass:
         failed, reservations, most = self.failed, self.out.reservations, config.reservations
         quiet, starving_only = not explain and config.backfill, config.reserve_starving_only
         short: Candidate | None = None
-        for job in queue:
+        # Past the protected jobs, once no job could take a reservation, only starts matter: `_backfill` finds the
+        # jobs worth trying through the index instead of walking the rest of the queue (`shapequeue`).
+        indexed = quiet and price is None and self.index is not None and self.index.by_shape is not None
+        after: tuple[float, float, int] | None = None
+        for seen, job in enumerate(queue):
+            if seen >= len(protected):  # past the protected jobs: the rest of the queue, in key order
+                if indexed and (starving_only or len(reservations) >= most):
+                    short = self._backfill(after, protected, short)
+                    break
+                after = job.key
             if job.deferrable and is_deferred(job, now, price):
                 self._wait(job, JobState.DEFERRED, "deferred")
                 continue
@@ -247,6 +187,50 @@ class _Pass:
                 blocker = job.id
         self.out.first_short = short
         return self.out
+
+    def _backfill(
+        self, after: tuple[float, float, int] | None, protected: Collection[str], short: Candidate | None
+    ) -> Candidate | None:
+        """Try, in queue order, the jobs after key `after` whose (shape, bucket) has not failed in this pass.
+
+        These are exactly the jobs `run` would try: it skips the others (`failed`), and nothing else it does for
+        them matters here (no reservation is left to take, none is protected). A (shape, bucket) that fails stays
+        failed, as in `run`. Returns the first job that did not start (`PassOutcome.first_short`).
+        """
+        index = self.index
+        assert index is not None
+        assert index.by_shape is not None
+        by_shape, shortest = index.by_shape, index.shapes
+        now, starts, failed, fm = self.now, self.starts, self.failed, self.fm
+        zero, node_count = fm.buckets[0], len(fm.free)
+        heads: list[tuple[tuple[float, float, int], int, int, int, Candidate]] = []
+        for (nodes, gpus), queued in by_shape.items():
+            least = shortest.get((nodes, gpus))
+            if least is None:
+                continue  # none queued
+            for k in range(bisect_left(starts, now + least), len(starts) + 1):  # no job in a lower bucket
+                head = None if (nodes, gpus, None, k) in failed else queued.first_after(after, k, now, starts)
+                if head is not None:
+                    heads.append((head.key, nodes, gpus, k, head))
+        heapq.heapify(heads)
+        while heads:
+            key, nodes, gpus, k, job = heads[0]
+            if job.id not in protected:
+                if len(zero) == node_count:
+                    return job if short is None else short
+                started = self.try_start(job, now + job.walltime, k, (nodes, gpus, None, k))
+                if started is None:
+                    if short is None:
+                        short, self.jumped = job, True
+                    heapq.heappop(heads)
+                    continue
+                self.out.started.append(started)
+            head = by_shape[(nodes, gpus)].first_after(key, k, now, starts)
+            if head is None:
+                heapq.heappop(heads)
+            else:
+                heapq.heapreplace(heads, (head.key, nodes, gpus, k, head))
+        return short
 
     def _protect(self, queue: Iterable[Candidate], price: float | None) -> tuple[Iterable[Candidate], set[str]]:
         """The queue with the starving jobs first (when the policy guards against starvation), and their ids."""
@@ -377,12 +361,17 @@ class QueueIndex(NamedTuple):
         by_age: the queued jobs oldest first (`age_order`).
         by_id: the queued jobs by id.
         gpu_s: the queue's GPU-seconds, summed exactly as `gpu_seconds` does: its drain time's numerator.
+        by_shape: optionally, the queued jobs of each shape in key order (`ShapeQueue`). Given only when the
+            queue handed to `plan` is sorted by key and its keys are unique (the simulator's): once no job can
+            take a reservation any more, the pass then tries just the jobs that might start instead of walking
+            the rest of the queue.
     """
 
     shapes: Mapping[tuple[int, int], float]
     by_age: Sequence[Candidate]
     by_id: Mapping[str, Candidate]
     gpu_s: float
+    by_shape: Mapping[tuple[int, int], ShapeQueue] | None = None
 
 
 def _starving_first(
@@ -447,8 +436,9 @@ def _without(ordered: list[Candidate], moved: list[Candidate]) -> Iterable[Candi
     ):
         ids = {job.id for job in moved}  # not sorted by key after all: filter
         return (job for job in ordered if job.id not in ids)
-    bounds = [-1, *spots, len(ordered)]
-    return itertools.chain.from_iterable(ordered[a + 1 : b] for a, b in itertools.pairwise(bounds))
+    bounds = [-1, *spots, len(ordered)]  # lazily: copying the slices would cost O(queue) even when a pass stops early
+    at = ordered.__getitem__
+    return itertools.chain.from_iterable(map(at, range(a + 1, b)) for a, b in itertools.pairwise(bounds))
 
 
 def plan(

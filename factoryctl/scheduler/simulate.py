@@ -24,6 +24,7 @@ from factoryctl.model.jobs import SchedNode
 from factoryctl.scheduler.core import Candidate, PassOutcome, QueueIndex, Running, Started, age_order, plan, queue_key
 from factoryctl.scheduler.freemap import FreeMap
 from factoryctl.scheduler.policy import SchedulerConfig, gang_shape, split_gang
+from factoryctl.scheduler.shapequeue import ShapeQueue
 from factoryctl.scheduler.trace import TraceJob
 
 _NEVER = float("inf")
@@ -112,6 +113,7 @@ class Replay:
         self.by_id: dict[str, TraceJob] = {}
         self.seq = 0
         self.walltimes: dict[tuple[int, int], list[float]] = {}  # per queued shape, its jobs' walltimes, sorted
+        self.by_shape: dict[tuple[int, int], ShapeQueue] = {}  # per queued shape, its jobs by key (`QueueIndex`)
         self.protected: set[str] = set()  # starving jobs stay protected from pass to pass until they start
         self.by_age: list[Candidate] = []  # the queue oldest first, for the starvation guard (`QueueIndex`)
         self.queued: dict[str, Candidate] = {}
@@ -140,6 +142,7 @@ class Replay:
         candidate = Candidate(job.job_id, job.num_gpus, nodes, gpus, job.walltime_s, job.submit_s, key, job.priority)
         insort(self.queue, candidate, key=queue_key)
         insort(self.walltimes.setdefault((nodes, gpus), []), job.walltime_s)
+        self.by_shape.setdefault((nodes, gpus), ShapeQueue()).add(candidate)
         insort(self.by_age, candidate, key=age_order)
         self.by_id[job.job_id] = job
         self.queued[job.job_id] = candidate
@@ -173,7 +176,7 @@ class Replay:
         """
         began = self.clock()
         shapes = {shape: walltimes[0] for shape, walltimes in self.walltimes.items() if walltimes}
-        index = QueueIndex(shapes, self.by_age, self.queued, float(self.gpu_s))
+        index = QueueIndex(shapes, self.by_age, self.queued, float(self.gpu_s), self.by_shape)
         outcome = plan(
             self.fm,
             self.queue,
@@ -221,6 +224,8 @@ class Replay:
         del self.queue[at]
         walltimes = self.walltimes[(job.nodes, job.gpus)]
         del walltimes[bisect_left(walltimes, job.walltime)]
+        if not self.by_shape[(job.nodes, job.gpus)].remove(job):
+            raise FactoryError(f"simulator bug: started job {job.id} is not in the shape index")
         at = bisect_left(self.by_age, age_order(job), key=age_order)
         if self.by_age[at] is not job:
             raise FactoryError(f"simulator bug: started job {job.id} is not in the age index")

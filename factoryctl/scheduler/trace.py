@@ -1,8 +1,10 @@
 """Job traces (DESIGN.md format) parsed and checked before any replay, so a bad row is a sentence, not a crash.
 
 `job_id,submit_time_s,duration_s,num_gpus` are required; `num_nodes,gpus_per_node,priority,walltime_s` are optional
-and extra columns are ignored. The caller reads the file; this module only sees its bytes or lines (no IO in the
-core).
+and extra columns are ignored (`parse_trace` names them, so the CLI can say the replay does not model them). Column
+names are read case-insensitively. A row must not have more fields than the header, a header must not name a
+column twice, and numbers are ASCII: each of these once let a shifted or mistyped row replay as a different job.
+The caller reads the file; this module only sees its bytes or lines (no IO in the core).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from dataclasses import dataclass
 from factoryctl.errors import UsageError
 
 REQUIRED = ("job_id", "submit_time_s", "duration_s", "num_gpus")
+#: The optional columns the replay reads; any other column is ignored.
+OPTIONAL = ("num_nodes", "gpus_per_node", "priority", "walltime_s")
 
 #: The largest time a trace may give, in seconds (about 3,000 years): beyond it sums lose whole seconds, and at
 #: 1e308 they overflow to infinity, so a larger value is a broken trace rather than a long job.
@@ -25,6 +29,7 @@ MAX_COUNT = 1_000_000
 MAX_PRIORITY = 1_000_000
 
 _FORMAT_HINT = "a trace has job_id,submit_time_s,duration_s,num_gpus (see docs/scheduler.md)."
+_QUOTE_HINT = "close the quote, or drop it: a field needs quotes only when it holds a comma."
 _SHAPE_HINT = "num_gpus must equal num_nodes x gpus_per_node; leave gpus_per_node empty to derive it from num_nodes."
 
 
@@ -52,6 +57,10 @@ class TraceJob:
 
 def _number(row: dict[str, str], column: str, where: str) -> float:
     text = (row.get(column) or "").strip()
+    if not text.isascii():  # Python reads full-width and other Unicode digits ('８' is 8): the docs say ASCII
+        raise UsageError(
+            f"{where}: {column} is not a number: {text!r}", "write numbers with ASCII digits (1000, 1e3, 0.5)."
+        )
     try:
         if "_" in text:  # Python reads 1_000 as 1000; a trace from elsewhere never means that
             raise ValueError(text)
@@ -147,27 +156,30 @@ def parse_row(row: dict[str, str], where: str) -> TraceJob:
     return TraceJob(job_id, submit, duration, num_gpus, gpus_per_node, int(priority), walltime or duration)
 
 
-def parse_trace(lines: Iterable[str], source: str = "trace") -> list[TraceJob]:
+def parse_trace(lines: Iterable[str], source: str = "trace", ignored: list[str] | None = None) -> list[TraceJob]:
     """Parse a whole trace; missing columns, bad values, duplicate ids and an empty trace are usage errors.
 
     Errors name `source` and the line (blank lines counted), and carry a hint. So does a line the csv module
-    cannot read at all (a field over its 128 KiB limit).
+    cannot read at all (a field over its 128 KiB limit), a row with more fields than the header, a header that
+    names a column twice and a quote never closed. `ignored`, if given, receives the header's columns the replay
+    does not read.
     """
+    lines = lines if isinstance(lines, list) else list(lines)  # a row's own lines are then a slice
     reader = csv.DictReader(lines)
     try:
-        return _parse(reader, source)
+        return _parse(reader, lines, source, ignored)
     except csv.Error as error:
         raise UsageError(
             f"{source}:{reader.line_num + 1}: cannot read this line as CSV ({error})", _FORMAT_HINT
         ) from None
 
 
-def _parse(reader: csv.DictReader[str], source: str) -> list[TraceJob]:
-    """`parse_trace` on an open reader."""
+def _parse(reader: csv.DictReader[str], lines: list[str], source: str, ignored: list[str] | None) -> list[TraceJob]:
+    """`parse_trace` on an open reader reading `lines`."""
     first = next(reader.reader, None)
     while first is not None and not any(field.strip() for field in first):  # blank lines before the header
         first = next(reader.reader, None)
-    header = [name.strip() for name in first or ()]
+    header = [name.strip().lower() for name in first or ()]
     if header:
         header[0] = header[0].lstrip("\ufeff").strip()  # a byte-order mark the caller did not strip
     if not any(header):
@@ -181,11 +193,19 @@ def _parse(reader: csv.DictReader[str], source: str) -> list[TraceJob]:
         separated = len(header) == 1 and any(mark in header[0] for mark in ";\t|")
         hint = "the trace is comma-separated: " + _FORMAT_HINT if separated else _FORMAT_HINT
         raise UsageError(f"{source}: missing column(s) {', '.join(missing)}", hint)
+    _check_header(header, f"{source}:{reader.reader.line_num}")
+    if ignored is not None:
+        ignored.extend(name for name in header if name and name not in REQUIRED + OPTIONAL)
     reader.fieldnames = header
     jobs: list[TraceJob] = []
     seen: set[str] = set()
-    for row in reader:
+    while True:
+        before = reader.reader.line_num
+        row = next(reader, None)
+        if row is None:
+            break
         where = f"{source}:{reader.line_num}"
+        _check_shape(row, lines[before : reader.line_num], len(header), where, reader.line_num == len(lines))
         job = parse_row(row, where)
         if job.job_id in seen:
             raise UsageError(f"{where}: job_id {job.job_id!r} appears twice", "give every job its own job_id.")
@@ -197,3 +217,41 @@ def _parse(reader: csv.DictReader[str], source: str) -> list[TraceJob]:
             "add one row per job under the header (see docs/scheduler.md).",
         )
     return jobs
+
+
+def _check_header(header: list[str], where: str) -> None:
+    """A column named twice would have its second value silently replace the first."""
+    named = [name for name in header if name]
+    for name in named:
+        if named.count(name) > 1:
+            raise UsageError(
+                f"{where}: the header names column {name} twice",
+                "give each column once (names are read case-insensitively).",
+            )
+
+
+def _check_shape(row: dict[str | None, object], raw: list[str], columns: int, where: str, last: bool) -> None:
+    """Refuse a row whose quote never closes (it swallowed the rest of the file) or that has too many fields.
+
+    `raw` is the row's text, `where` the file and line it ends on, `last` whether it ends the file (a quote left
+    open runs to the end of the file, so only the last row can have one). Extra fields that are all empty (a
+    trailing comma) pass.
+    """
+    if last and any('"' in text for text in raw):
+        try:
+            list(csv.reader(raw, strict=True))
+        except csv.Error as error:
+            if "unexpected end of data" in str(error):
+                source, line = where.rsplit(":", 1)
+                start = int(line) - len(raw) + 1 + next(i for i, text in enumerate(raw) if text.strip())
+                raise UsageError(
+                    f"{source}:{start}: a quote opened on this line is never closed (the row ran to the end of the"
+                    " file)",
+                    _QUOTE_HINT,
+                ) from None
+    extra = row.get(None)
+    if isinstance(extra, list) and any(str(field).strip() for field in extra):
+        raise UsageError(
+            f"{where}: the row has {columns + len(extra)} fields but the header names {columns} columns",
+            'remove the extra fields, or quote a field that holds a comma ("a,b").',
+        )
