@@ -11,9 +11,11 @@ prefixed with its node, like pdsh (`LinePrinter`). Output that arrived before a 
 connection is shown too (and in JSON, on the node's `errors` entry), like pdsh and clush. Exit status: 4 if a node
 was unreachable, else 124 if one timed out, else the highest remote exit code.
 
-SIGTERM (cron's `timeout`, systemd stopping a unit) is handled like Ctrl-C, so the commands are not left running
-on their own: they are interrupted the same way, then exec exits 143 (128 + 15). The handler is installed only
-while the command runs, never at import, and the previous one is put back.
+Ctrl-C, and SIGTERM (cron's `timeout`, systemd stopping a unit), interrupt the commands still running (SIGINT, then
+SIGHUP) rather than leave them on their own, and start no more; exec then waits briefly (STOP_GRACE_S, less if the
+signal comes again) for them to end and still prints its result, as for a timeout: what finished, what it stopped
+(error `interrupted`, with the output so far), what it never started. It exits 130 (Ctrl-C) or 143 (128 + 15). The
+SIGTERM handler is installed only while the command runs, never at import, and the previous one is put back.
 """
 
 from __future__ import annotations
@@ -38,13 +40,16 @@ from factoryctl.errors import ExitCode, NodeError, UsageError, most_severe
 if TYPE_CHECKING:
     from factoryctl.config import FactoryConfig
     from factoryctl.model.inventory import NodeSpec
-    from factoryctl.transport.base import NodeTransport, OutputSink
+    from factoryctl.transport.base import OutputSink
+    from factoryctl.transport.fanout import Pending
     from factoryctl.transport.stdin_stream import StdinBroadcast
 
 DEFAULT_FANOUT = 64
 RULE = "-" * 15
 #: A line longer than this (no newline yet) is printed in pieces by `--lines`, so that its buffer stays bounded.
 LINE_LIMIT = 1 << 16
+#: How long an interrupted exec waits for its commands to end (after SIGINT, then SIGHUP) before it reports.
+STOP_GRACE_S = 2.0
 
 
 class Terminated(BaseException):
@@ -55,31 +60,49 @@ class Terminated(BaseException):
 
 
 @contextlib.contextmanager
-def sigterm_interrupts() -> Iterator[None]:
-    """While the block runs, SIGTERM raises Terminated in it; ended that way, exec exits 143 (the old handler back).
+def sigterm_interrupts() -> Iterator[threading.Event]:
+    """While the block runs, SIGTERM raises Terminated in it (the old handler is put back at its end).
 
-    Only the first SIGTERM raises: a second one during the clean-up does not cut it short. Outside the main thread
-    (where no handler can be installed) the block runs as is.
+    Only the first SIGTERM raises: a second one during the clean-up does not cut it short, it sets the event
+    yielded (stop waiting for the commands). Outside the main thread (no handler can be installed) the block runs
+    as is.
     """
     received: list[int] = []
+    again = threading.Event()
 
     def on_term(signum: int, frame: FrameType | None) -> None:
         if not received:
             received.append(signum)
             raise Terminated
+        again.set()
 
     try:
         previous = signal.signal(signal.SIGTERM, on_term)
     except ValueError:  # not the main thread
-        yield
+        yield again
         return
     try:
-        yield
-    except Terminated:
+        yield again
+    except Terminated:  # only if it came as a Ctrl-C was being handled: too late to report, but never a traceback
         sys.stderr.write("factoryctl: terminated\n")
         raise typer.Exit(ExitCode.TERMINATED) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def signals_set(event: threading.Event) -> Iterator[None]:
+    """While the block runs, SIGINT and SIGTERM only set `event` (SIGINT stays ignored where it was: `cmd &`)."""
+    previous: dict[signal.Signals, Any] = {}
+    with contextlib.suppress(ValueError):  # not the main thread: no handler, the block is bounded anyway
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            if signal.getsignal(sig) not in (signal.SIG_IGN, None):
+                previous[sig] = signal.signal(sig, lambda signum, frame: event.set())
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def stdin_source() -> StdinBroadcast | None:
@@ -161,37 +184,108 @@ class LinePrinter:
             pass
 
 
-class _LiveTransports:
-    """The nodes whose command runs, so an interrupt reaches each; once stopping, a node still connecting runs none."""
+class ExecRun:
+    """One exec's commands on every node, through a bounded fan-out (`fanout`), each streamed the same `stdin`.
 
-    def __init__(self) -> None:
-        self._live: set[NodeTransport] = set()
-        self._lock = threading.Lock()
-        self._stopping = False
+    `wait` gives per node either `{node, exit_code, stdout, stderr, duration_s}` or its NodeError (a `CommandCut`,
+    with what arrived, when it timed out or lost its connection); `printer` prints lines as they arrive. Ctrl-C (and
+    SIGTERM, under `sigterm_interrupts`, and the printer's reader going away: Cancelled) interrupts the commands still
+    running (SIGINT, then SIGHUP) and starts no more before it goes on; `stopped` then tells how far each node got.
+    """
 
-    def admit(self, node: str, transport: NodeTransport) -> NodeTransport:
-        """`transport`, now counted as running; closed and refused if exec is already being interrupted."""
-        with self._lock:
-            if not self._stopping:
-                self._live.add(transport)
-                return transport
-        transport.close()
-        raise NodeError(node, "interrupted", "not started: exec was interrupted")
+    def __init__(
+        self,
+        config: FactoryConfig,
+        specs: Sequence[NodeSpec],
+        argv: list[str],
+        timeout: float,
+        fanout: int,
+        stdin: StdinBroadcast | None = None,
+        printer: LinePrinter | None = None,
+    ) -> None:
+        from factoryctl.transport.fanout import FanOut, RunningCommands
 
-    def leave(self, transport: NodeTransport) -> None:
-        """The command ended: forget and close its transport."""
-        with self._lock:
-            self._live.discard(transport)
-        transport.close()
+        self._config, self._argv, self._timeout = config, argv, timeout
+        self._stdin, self._printer = stdin, printer
+        self._feeds = {spec.name: stdin.feed(spec.name) for spec in specs} if stdin is not None else {}
+        self._live = RunningCommands()
+        self._pool = FanOut(specs, self._one, fanout, printer.broken if printer is not None else None)
 
-    def interrupt_all(self) -> None:
-        """Stop admitting nodes and interrupt every command still running (SIGINT, then SIGHUP)."""
-        with self._lock:
-            self._stopping = True
-            running = list(self._live)
-        for transport in running:
-            with contextlib.suppress(Exception):
-                transport.interrupt()
+    def _one(self, spec: NodeSpec) -> dict[str, Any]:
+        from factoryctl.telemetry.poll import open_transport
+
+        started = time.monotonic()
+        feed = self._feeds.get(spec.name)
+        connect_timeout = float(self._config.settings.ssh.connect_timeout_s)
+        try:
+            if feed is not None:
+                feed.start()
+            transport = self._live.admit(
+                spec.name, open_transport(spec, self._config, max(connect_timeout, self._timeout))
+            )
+            lines = None if self._printer is None else self._printer.sink(spec.name)
+            try:
+                result = transport.run(self._argv, self._timeout, feed, on_output=self._live.sink(spec.name, lines))
+            finally:
+                self._live.leave(spec.name, transport)
+        finally:
+            if feed is not None:
+                feed.close()
+            if self._printer is not None:
+                self._printer.finish(spec.name)
+        return {
+            "node": spec.name,
+            "exit_code": result.exit_code,
+            "stdout": result.stdout,
+            "stderr": result.stderr,
+            "duration_s": time.monotonic() - started,
+        }
+
+    def wait(self) -> list[tuple[NodeSpec, dict[str, Any] | NodeError]]:
+        """Every node's outcome; reading stdin stops once every node is done (or exec is interrupted)."""
+        from factoryctl.transport.fanout import Cancelled
+
+        try:
+            return self._pool.run()
+        except (KeyboardInterrupt, Terminated, Cancelled):
+            self._live.interrupt_all()
+            raise
+        finally:
+            if self._stdin is not None:
+                self._stdin.stop()
+
+    def stopped(self, grace: float, stop: threading.Event) -> list[tuple[NodeSpec, dict[str, Any] | NodeError]]:
+        """After `wait` was interrupted: the outcomes once the interrupted commands ended (at most `grace` s).
+
+        A node that finished before keeps its result; one whose command was interrupted is an `interrupted`
+        CommandCut with what it printed; one never started (or still connecting) is `interrupted` too. SIGINT or
+        SIGTERM (`stop`) ends the wait at once: a second Ctrl-C never waits for a command that ignores the first.
+        """
+        with signals_set(stop):
+            self._live.interrupt_all()  # again, should a second signal have cut the first call short
+            settled = self._pool.settle(grace, stop)
+        return [(spec, self._outcome(spec.name, state)) for spec, state in settled]
+
+    def _outcome(self, name: str, state: dict[str, Any] | NodeError | Pending) -> dict[str, Any] | NodeError:
+        """One node's outcome after the interrupt (see `stopped`)."""
+        from factoryctl.transport.base import CommandCut
+        from factoryctl.transport.fanout import NOT_STARTED_MESSAGE, Pending
+
+        if name not in self._live.interrupted:  # done before, or never ran its command (maybe still connecting)
+            return NodeError(name, "interrupted", NOT_STARTED_MESSAGE) if isinstance(state, Pending) else state
+        if isinstance(state, NodeError) and not isinstance(state, CommandCut):
+            return state  # it failed its own way
+        if isinstance(state, Pending):  # still running: what it printed so far
+            if self._printer is not None:
+                self._printer.finish(name)
+            stdout, stderr = self._live.output(name)
+            message = "command interrupted, but still running when exec stopped waiting for it"
+        else:
+            stdout, stderr = (
+                (state.stdout, state.stderr) if isinstance(state, CommandCut) else (state["stdout"], state["stderr"])
+            )
+            message = "command interrupted before it finished"
+        return CommandCut(NodeError(name, "interrupted", message), stdout, stderr)
 
 
 def run_everywhere(
@@ -203,55 +297,8 @@ def run_everywhere(
     stdin: StdinBroadcast | None = None,
     printer: LinePrinter | None = None,
 ) -> list[tuple[NodeSpec, dict[str, Any] | NodeError]]:
-    """Run argv on every node, each streamed the same `stdin` (then EOF); reading stops once every node is done.
-
-    Per node either `{node, exit_code, stdout, stderr, duration_s}` or its NodeError (a `CommandCut`, with what
-    arrived, when it timed out or lost its connection). `printer` prints lines as they arrive. Ctrl-C (and SIGTERM,
-    under `sigterm_interrupts`, and the printer's reader going away: Cancelled) interrupts the commands still running
-    (SIGINT, then SIGHUP) before it goes on.
-    """
-    from factoryctl.telemetry.poll import open_transport
-    from factoryctl.transport.fanout import Cancelled, fan_out
-
-    connect_timeout = float(config.settings.ssh.connect_timeout_s)
-    feeds = {spec.name: stdin.feed(spec.name) for spec in specs} if stdin is not None else {}
-    live = _LiveTransports()
-
-    def one(spec: NodeSpec) -> dict[str, Any]:
-        started = time.monotonic()
-        feed = feeds.get(spec.name)
-        try:
-            if feed is not None:
-                feed.start()
-            transport = live.admit(spec.name, open_transport(spec, config, max(connect_timeout, timeout)))
-            try:
-                if printer is None:
-                    result = transport.run(argv, timeout, feed)
-                else:
-                    result = transport.run(argv, timeout, feed, on_output=printer.sink(spec.name))
-            finally:
-                live.leave(transport)
-        finally:
-            if feed is not None:
-                feed.close()
-            if printer is not None:
-                printer.finish(spec.name)
-        return {
-            "node": spec.name,
-            "exit_code": result.exit_code,
-            "stdout": result.stdout,
-            "stderr": result.stderr,
-            "duration_s": time.monotonic() - started,
-        }
-
-    try:
-        return fan_out(specs, one, fanout, printer.broken if printer is not None else None)
-    except (KeyboardInterrupt, Terminated, Cancelled):
-        live.interrupt_all()
-        raise
-    finally:
-        if stdin is not None:
-            stdin.stop()
+    """`ExecRun(...).wait()`: argv on every node; an interrupt stops the commands and propagates."""
+    return ExecRun(config, specs, argv, timeout, fanout, stdin, printer).wait()
 
 
 def exit_status(items: Sequence[dict[str, Any]], errors: Sequence[NodeError]) -> int:
@@ -366,12 +413,9 @@ def exec_command(
     reads (and so uses up) its stdin: inside `while read n; do ...; done < nodes.txt` add -n/--no-stdin, or the
     first exec swallows the rest of the list. Exit status: 4 if a node was unreachable, 124 if one timed out, else
     the highest remote exit code; what a node printed before it timed out or lost its connection is shown too.
-    Ctrl-C (exit 130) and SIGTERM (exit 143) interrupt the commands still running.
+    Ctrl-C (exit 130) and SIGTERM (exit 143) interrupt the commands still running and start no more; the result is
+    still printed, those nodes' errors `interrupted` (with the output so far).
     """
-    from factoryctl.cli.listing import ERROR_HINTS
-    from factoryctl.cli.render import report_node_errors
-    from factoryctl.transport.fanout import Cancelled
-
     if not command:
         raise UsageError("no command given.", "put the command after `--`: factoryctl exec all -- uptime")
     config = context.load(ctx)
@@ -379,30 +423,67 @@ def exec_command(
     stdin = None if no_stdin else stdin_source()
     structured = output in (OutputFormat.json, OutputFormat.yaml)
     printer = LinePrinter() if lines and not structured else None
-    try:
-        with sigterm_interrupts():
-            outcomes = run_everywhere(config, specs, list(command), timeout, fanout, stdin, printer)
-    except Cancelled:  # only --lines' printer cancels: its reader went away
-        raise BrokenPipeError from None  # the error boundary ends quietly with 141, as `| head` expects
+    outcomes, interrupted = run_interruptible(ExecRun(config, specs, list(command), timeout, fanout, stdin, printer))
     if printer is not None and printer.broken.is_set():
         raise BrokenPipeError  # it went away as the last commands ended
     if stdin is not None and stdin.error:
         sys.stderr.write(f"factoryctl: {stdin.error}\n")
     items = [o for _, o in outcomes if not isinstance(o, NodeError)]
     errors = [o for _, o in outcomes if isinstance(o, NodeError)]
-    if structured:
+    print_outcomes(items, errors, output if structured else None, no_header, lines=printer is not None)
+    if interrupted is not None:
+        sys.stderr.write(
+            "factoryctl: interrupted\n" if interrupted is ExitCode.INTERRUPTED else "factoryctl: terminated\n"
+        )
+        raise typer.Exit(interrupted)
+    raise typer.Exit(exit_status(items, errors))
+
+
+def run_interruptible(run: ExecRun) -> tuple[list[tuple[NodeSpec, dict[str, Any] | NodeError]], ExitCode | None]:
+    """The outcomes, and 130 (Ctrl-C) or 143 (SIGTERM) if exec was interrupted: then after its commands stopped.
+
+    A second signal while they stop ends the wait for them; one while the result is printed ends exec at once.
+    """
+    from factoryctl.transport.fanout import Cancelled
+
+    with sigterm_interrupts() as again:
+        try:
+            return run.wait(), None
+        except KeyboardInterrupt:
+            code = ExitCode.INTERRUPTED
+        except Terminated:
+            code = ExitCode.TERMINATED
+        except Cancelled:  # only --lines' printer cancels: its reader went away
+            raise BrokenPipeError from None  # the error boundary ends quietly with 141, as `| head` expects
+    return run.stopped(STOP_GRACE_S, again), code
+
+
+def print_outcomes(
+    items: Sequence[dict[str, Any]],
+    errors: Sequence[NodeError],
+    structured: OutputFormat | None,
+    no_header: bool,
+    lines: bool,
+) -> None:
+    """The result: a JSON or YAML document (`structured`), else gathered output (or, after `--lines`, exit codes only).
+
+    The node errors are summarised on stderr in every case.
+    """
+    from factoryctl.cli.listing import ERROR_HINTS
+    from factoryctl.cli.render import report_node_errors
+
+    if structured is not None:
         document = {
             "schema_version": 1,
             "items": [_json_item(i) for i in items],
             "errors": [_json_error(e) for e in errors],
         }
-        emit(dump_json(document) if output is OutputFormat.json else dump_yaml(document))
-    elif printer is None:
+        emit(dump_json(document) if structured is OutputFormat.json else dump_yaml(document))
+    elif not lines:
         render_gathered([*items, *cut_short(errors)], no_header)
     else:
         report_exit_codes(items)
     report_node_errors((e.as_report() for e in errors), ERROR_HINTS)
-    raise typer.Exit(exit_status(items, errors))
 
 
 def register(app: typer.Typer) -> None:

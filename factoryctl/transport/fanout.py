@@ -1,30 +1,51 @@
-"""A bounded fan-out that Ctrl-C can leave at once.
+"""A bounded fan-out that Ctrl-C can leave at once, and can tell afterwards how far each node got.
 
 `concurrent.futures` joins its worker threads on interpreter exit, so an interrupted `factoryctl exec` would sit
 until every node's command timed out. Here each node runs on a daemon thread, at most `fanout` at a time, and the
 caller waits in short slices, so KeyboardInterrupt reaches it immediately and the process can exit (the caller
-interrupts what still runs: see `exec`). Results come back in input order; a failure is the node's NodeError.
+interrupts what still runs: `RunningCommands`). Results come back in input order; a failure is the node's NodeError.
 A ConfigError or UsageError met on one node (a bad ProxyJump in ~/.ssh/config) is that node's result too, of kind
 `config` or `usage` with its own exit code (3, 2), which outranks the nodes' failures (`errors.most_severe`): the
 other nodes' results are kept (exec's output, power changes that must reach the audit log).
 A `cancel` event ends the wait the same way without a signal (SIGINT may be ignored: `cmd &` in a script), by
 raising Cancelled: `exec --lines` sets it when its stdout's reader goes away.
+After an interrupt, `FanOut.settle` waits a little for the nodes still running and says where each one is, so exec
+can still report what finished, what it stopped and what it never started, as a per-node timeout does.
 """
 
 from __future__ import annotations
 
+import contextlib
+import enum
 import threading
+import time
 from collections.abc import Callable, Sequence
-from typing import TypeVar, cast
+from typing import TYPE_CHECKING, Generic, TypeVar, cast
 
 from factoryctl.errors import ConfigError, FactoryError, NodeError, UsageError
 from factoryctl.model.inventory import NodeSpec
+from factoryctl.transport.base import MAX_OUTPUT_BYTES
+
+if TYPE_CHECKING:
+    from factoryctl.transport.base import NodeTransport, OutputSink
 
 T = TypeVar("T")
+
+#: The message of a node whose command was never run because its caller was interrupted.
+NOT_STARTED_MESSAGE = "not started: exec was interrupted"
+#: How often a wait looks again at `cancel` (and at a settle's end).
+_SLICE_S = 0.2
 
 
 class Cancelled(Exception):
     """The `cancel` event was set while fan_out waited; the work still running is left to the caller to stop."""
+
+
+class Pending(enum.Enum):
+    """Where a node without a result is: its work never began (the fan-out was left first), or it still runs."""
+
+    NOT_STARTED = "not started"
+    RUNNING = "running"
 
 
 def as_node_error(node: str, exc: BaseException) -> NodeError:
@@ -43,6 +64,70 @@ def as_node_error(node: str, exc: BaseException) -> NodeError:
     return NodeError(node, "agent", f"{type(exc).__name__}: {exc}", "rerun with --debug for details.")
 
 
+class FanOut(Generic[T]):
+    """`work` on every node, at most `fanout` at once: `run` waits for all; after an interrupt, `settle` for the rest."""
+
+    def __init__(
+        self,
+        nodes: Sequence[NodeSpec],
+        work: Callable[[NodeSpec], T],
+        fanout: int = 64,
+        cancel: threading.Event | None = None,
+    ) -> None:
+        self.nodes = list(nodes)
+        self._work = work
+        self._cancel = cancel
+        self._slots = threading.BoundedSemaphore(max(1, fanout))
+        self._finished = threading.Semaphore(0)
+        self._changed = threading.Condition()
+        self._states: list[T | NodeError | Pending] = [Pending.NOT_STARTED] * len(self.nodes)
+
+    def run(self) -> list[tuple[NodeSpec, T | NodeError]]:
+        """Every node's result, in input order; interruptible while waiting (Ctrl-C, or `cancel`: Cancelled)."""
+        for i, node in enumerate(self.nodes):
+            self._wait(self._slots)
+            threading.Thread(target=self._one, args=(i, node), daemon=True, name=f"fanout-{node.name}").start()
+        for _ in self.nodes:
+            self._wait(self._finished)
+        return [(node, cast("T | NodeError", state)) for node, state in zip(self.nodes, self._states, strict=True)]
+
+    def settle(
+        self, within: float, stop: threading.Event | None = None
+    ) -> list[tuple[NodeSpec, T | NodeError | Pending]]:
+        """After `run` was left: wait at most `within` seconds (or until `stop` is set) for the nodes still running.
+
+        Returns each node's result, or where it still is (`Pending`); no node is started any more.
+        """
+        deadline = time.monotonic() + within
+        with self._changed:
+            while any(state is Pending.RUNNING for state in self._states):
+                left = deadline - time.monotonic()
+                if left <= 0 or (stop is not None and stop.is_set()):
+                    break
+                self._changed.wait(min(left, _SLICE_S))
+            return list(zip(self.nodes, self._states, strict=True))
+
+    def _one(self, i: int, node: NodeSpec) -> None:
+        self._set(i, Pending.RUNNING)
+        try:
+            self._set(i, self._work(node))
+        except Exception as exc:
+            self._set(i, as_node_error(node.name, exc))
+        finally:
+            self._slots.release()
+            self._finished.release()
+
+    def _set(self, i: int, state: T | NodeError | Pending) -> None:
+        with self._changed:
+            self._states[i] = state
+            self._changed.notify_all()
+
+    def _wait(self, semaphore: threading.Semaphore) -> None:
+        while not semaphore.acquire(timeout=_SLICE_S):
+            if self._cancel is not None and self._cancel.is_set():
+                raise Cancelled
+
+
 def fan_out(
     nodes: Sequence[NodeSpec],
     work: Callable[[NodeSpec], T],
@@ -50,27 +135,90 @@ def fan_out(
     cancel: threading.Event | None = None,
 ) -> list[tuple[NodeSpec, T | NodeError]]:
     """Run `work` on every node, at most `fanout` at once; interruptible while waiting (Ctrl-C, or `cancel`)."""
-    results: list[T | NodeError | None] = [None] * len(nodes)
-    slots = threading.BoundedSemaphore(max(1, fanout))
-    finished = threading.Semaphore(0)
+    return FanOut(nodes, work, fanout, cancel).run()
 
-    def run(i: int, node: NodeSpec) -> None:
-        try:
-            results[i] = work(node)
-        except Exception as exc:
-            results[i] = as_node_error(node.name, exc)
-        finally:
-            slots.release()
-            finished.release()
 
-    def wait(semaphore: threading.Semaphore) -> None:
-        while not semaphore.acquire(timeout=0.2):
-            if cancel is not None and cancel.is_set():
-                raise Cancelled
+class RunningCommands:
+    """The nodes whose command runs, so an interrupt reaches each, and what each has printed so far.
 
-    for i, node in enumerate(nodes):
-        wait(slots)
-        threading.Thread(target=run, args=(i, node), daemon=True, name=f"fanout-{node.name}").start()
-    for _ in nodes:
-        wait(finished)
-    return [(node, cast("T | NodeError", result)) for node, result in zip(nodes, results, strict=True)]
+    Once interrupting, a node still connecting runs no command (it would outlive its caller). What a command prints
+    is kept here too while it runs (the same chunks the transport keeps, so no second copy): a command that ignores
+    the interrupt and never returns still has its output reported.
+    """
+
+    def __init__(self) -> None:
+        self._live: dict[NodeTransport, str] = {}
+        self._output: dict[str, PrintedSoFar] = {}
+        self._signalled: set[NodeTransport] = set()
+        self._lock = threading.Lock()
+        self._stopping = False
+        #: The nodes whose command was running when `interrupt_all` was called.
+        self.interrupted: set[str] = set()
+
+    def admit(self, node: str, transport: NodeTransport) -> NodeTransport:
+        """`transport`, now counted as running; closed and refused if the commands are already being interrupted."""
+        with self._lock:
+            if not self._stopping:
+                self._live[transport] = node
+                self._output[node] = PrintedSoFar()
+                return transport
+        transport.close()
+        raise NodeError(node, "interrupted", NOT_STARTED_MESSAGE)
+
+    def sink(self, node: str, then: OutputSink | None = None) -> OutputSink:
+        """The `on_output` of the node's command: keeps what arrives, and passes it on to `then`."""
+
+        def record(stream: int, data: bytes) -> None:
+            printed = self._output.get(node)
+            if printed is not None:
+                printed.add(stream, data)
+            if then is not None:
+                then(stream, data)
+
+        return record
+
+    def output(self, node: str) -> tuple[bytes, bytes]:
+        """What the node's command printed so far on stdout and stderr (empty once it ended: see `leave`)."""
+        printed = self._output.get(node)
+        return (b"", b"") if printed is None else printed.value()
+
+    def leave(self, node: str, transport: NodeTransport) -> None:
+        """The command ended (its result has its output): forget and close its transport."""
+        with self._lock:
+            self._live.pop(transport, None)
+            self._output.pop(node, None)
+        transport.close()
+
+    def interrupt_all(self) -> None:
+        """Stop admitting nodes and interrupt every command still running (SIGINT, then SIGHUP), each once."""
+        with self._lock:
+            self._stopping = True
+            running = [t for t in self._live if t not in self._signalled]
+            self._signalled.update(running)
+            self.interrupted.update(self._live[t] for t in running)
+        for transport in running:
+            with contextlib.suppress(Exception):
+                transport.interrupt()
+
+
+class PrintedSoFar:
+    """One running command's stdout and stderr so far, bounded as a command's kept output is (MAX_OUTPUT_BYTES each).
+
+    The chunks are the transport's own (bytes are shared, not copied) while the command runs.
+    """
+
+    def __init__(self) -> None:
+        self._parts: tuple[list[bytes], list[bytes]] = ([], [])
+        self._sizes = [0, 0]
+
+    def add(self, stream: int, data: bytes) -> None:
+        """Keep what fits of a chunk of stream 1 (stdout) or 2 (stderr); one reader thread per stream."""
+        i = 0 if stream == 1 else 1
+        room = MAX_OUTPUT_BYTES - self._sizes[i]
+        if room > 0 and data:
+            self._parts[i].append(data[:room])
+            self._sizes[i] += min(room, len(data))
+
+    def value(self) -> tuple[bytes, bytes]:
+        """(stdout, stderr) so far."""
+        return b"".join(self._parts[0]), b"".join(self._parts[1])

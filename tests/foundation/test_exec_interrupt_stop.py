@@ -1,0 +1,57 @@
+"""`ExecRun.stopped`: after Ctrl-C, how long exec waits for its commands, and what it reports of them (in-process)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from process_groups import group_of
+from waiting import wait_for
+
+from factoryctl.cli.exec import ExecRun
+from factoryctl.config import parse_config
+from factoryctl.transport.base import CommandCut
+
+#: Ignores SIGINT (noting it in $1/int) and SIGHUP: it runs on after the interrupt; says it runs in $1/PID.pid.
+STUBBORN = (
+    'trap \'echo int > "$1/int"\' INT; trap \'\' HUP; echo hi; echo $$ > "$1/$$.tmp" && mv "$1/$$.tmp" "$1/$$.pid"; '
+    "while :; do sleep 0.1; done"
+)
+
+
+def started_group(marks: Path) -> int:
+    """The process group of the command once it said it runs."""
+    wait_for(lambda: any(marks.glob("*.pid")))
+    return group_of(int(next(marks.glob("*.pid")).read_text()))
+
+
+def test_a_second_ctrl_c_ends_the_wait_for_the_commands(tmp_path):
+    """A command that ignores the first Ctrl-C is not waited for once Ctrl-C comes again (here: a 60 s grace)."""
+    config = parse_config("name: lab\nnodes:\n  s1: {transport: local}\n", tmp_path / "f.yaml", tmp_path)
+    run = ExecRun(config, list(config.nodes.values()), ["sh", "-c", STUBBORN, "x", str(tmp_path)], 120, 4)
+
+    def ctrl_c_twice() -> None:
+        started_group(tmp_path)
+        os.kill(os.getpid(), signal.SIGINT)
+        wait_for(lambda: signal.getsignal(signal.SIGINT) is not signal.default_int_handler)  # waiting for commands
+        wait_for((tmp_path / "int").exists)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    ctrl_c = threading.Thread(target=ctrl_c_twice)
+    ctrl_c.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run.wait()
+        started = time.monotonic()
+        [(_, outcome)] = run.stopped(60, threading.Event())
+        assert time.monotonic() - started < 30  # not the 60 s grace
+        assert isinstance(outcome, CommandCut)
+        assert (outcome.kind, outcome.stdout) == ("interrupted", b"hi\n")
+        assert outcome.message.startswith("command interrupted, but still running")
+    finally:
+        ctrl_c.join()
+        os.killpg(started_group(tmp_path), signal.SIGKILL)
