@@ -40,6 +40,7 @@ class LocalTransport:
         self._agents: list[tuple[subprocess.Popen[bytes], _StderrTail]] = []
         self._lock = threading.Lock()
         self._running: set[subprocess.Popen[bytes]] = set()
+        self._interrupted = False
 
     def run(
         self, argv: list[str], timeout: float, stdin: Stdin = None, on_output: OutputSink | None = None
@@ -57,6 +58,10 @@ class LocalTransport:
             return proc
         with self._lock:
             self._running.add(proc)
+            late = self._interrupted  # Ctrl-C came while it started: `interrupt` did not see it, so it is ours
+        if late:
+            for sig in (signal.SIGINT, signal.SIGHUP):
+                _signal_group(proc, sig)
         assert proc.stdout is not None
         assert proc.stderr is not None
         out = _Collect(proc.stdout, CappedOutput(number=1, sink=on_output))
@@ -93,12 +98,18 @@ class LocalTransport:
         proc.wait()
         for worker in (out, err):
             worker.stop()
-        cause = NodeError(self.node.name, "timeout", f"{self.node.name}: command timed out after {timeout:g} s.")
+        cause = NodeError(  # the words of the SSH transport
+            self.node.name,
+            "timeout",
+            f"command did not finish within {timeout:g} s",
+            "raise --timeout, or look at what hangs on the node.",
+        )
         return cut_short(cause, out.kept, err.kept)
 
     def interrupt(self) -> None:
         """Ctrl-C: SIGINT, then SIGHUP, to the commands running now (what a terminal sends, then its hang-up)."""
         with self._lock:
+            self._interrupted = True  # a command starting right now is signalled by `run` itself
             running = list(self._running)
         for proc in running:
             for sig in (signal.SIGINT, signal.SIGHUP):

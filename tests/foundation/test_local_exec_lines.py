@@ -84,7 +84,7 @@ def test_output_before_a_timeout_is_kept(cli, factory):
     assert table.exit_code == 124
     assert table.stdout == "---------------\nws,ws2 (2)\n---------------\npartial\n"
     assert "ws,ws2: perr" in table.stderr
-    assert "timed out" in table.stderr
+    assert "did not finish within" in table.stderr
     assert "exited with exit code" not in table.stderr
 
 

@@ -193,7 +193,7 @@ def test_output_a_background_child_holds_past_the_deadline_is_a_timeout(tmp_path
         "--config", str(path), "exec", "-n", "-t", "2", "a", "--", "sh", "-c", "sleep 30 & echo hi", stdin=None
     )
     assert done.returncode == ExitCode.TIMEOUT, done.stderr
-    assert b"timed out after 2 s" in done.stderr
+    assert b"command did not finish within 2 s" in done.stderr  # the words of the SSH transport
     assert time.monotonic() - started < 20  # the whole group was killed, not waited for
 
 
@@ -291,3 +291,12 @@ def test_a_node_still_connecting_at_ctrl_c_never_starts_its_command(tmp_path, mo
     while time.monotonic() < deadline and not marker.exists():
         time.sleep(0.05)
     assert not marker.exists()
+
+
+def test_a_command_starting_as_ctrl_c_comes_is_interrupted_too(tmp_path):
+    """`interrupt` signals the commands it sees running; one that was starting at that moment (started, not yet
+    recorded) was never signalled and ran on after exec ended. The transport now signals it as it records it."""
+    transport = LocalTransport(NodeSpec("n1", "n1", transport="local"), "lab", tmp_path)
+    transport.interrupt()  # Ctrl-C, just before the command below is recorded as running
+    result = transport.run(["sleep", "30"], timeout=20)  # without the fix: cut by the timeout, never signalled
+    assert result.exit_code == -signal.SIGINT
