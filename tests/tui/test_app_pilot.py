@@ -114,6 +114,21 @@ async def test_filter_by_node_set_group_and_words(services: FrozenServices) -> N
         assert table(app).has_focus
 
 
+async def test_a_kept_filter_hides_its_bar_and_esc_on_the_table_clears_it(services: FrozenServices) -> None:
+    """The bar stayed on screen after Enter (3 rows of the table at 80x24) and Esc on the table did nothing."""
+    app = make_app(services)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await first_snapshot(pilot)
+        await pilot.press("slash", *"demo[01-03]", "enter")
+        bar = app.screen.query_one(FilterBar)
+        assert table(app).has_focus
+        assert not bar.display  # the table's subtitle says "filter: demo[01-03]" instead
+        assert table(app).rows_shown == ["demo01", "demo02", "demo03"]
+        await pilot.press("escape")
+        assert len(table(app).rows_shown) == 8
+        assert "filter" not in str(table(app).border_subtitle)
+
+
 async def test_target_prefills_the_filter(services: FrozenServices) -> None:
     app = make_app(services, target="demo[07-08]")
     async with app.run_test() as pilot:

@@ -32,6 +32,7 @@ class MainScreen(NodeActionsScreen):
             "slash", "filter", "Filter", key_display="/", tooltip="filter by node set (demo[01-04], @rack-a) or words"
         ),
         Binding("e", "toggle_panels", "Panels", show=False, tooltip="show or hide the jobs and events panels"),
+        Binding("escape", "clear_filter", "Clear filter", show=False, tooltip="clear the filter"),
         *NodeActionsScreen.BINDINGS,
     ]
 
@@ -50,9 +51,7 @@ class MainScreen(NodeActionsScreen):
             yield JobsPanel(id="jobs")
             yield EventsPanel(id="events")
         filter_bar = FilterBar(id="filter")
-        if self.filter_text:
-            filter_bar.value = self.filter_text
-            filter_bar.add_class("-open")
+        filter_bar.value = self.filter_text  # shown in the table's subtitle; `/` opens the bar to edit it
         yield filter_bar
         yield Footer(compact=True)
 
@@ -104,6 +103,11 @@ class MainScreen(NodeActionsScreen):
     def action_filter(self) -> None:
         """`/`: open the filter bar."""
         self.query_one(FilterBar).open()
+
+    def action_clear_filter(self) -> None:
+        """Esc on the table: clear a filter that was kept with Enter (docs/dashboard.md: Esc clears it)."""
+        if self.filter_text:
+            self.query_one(FilterBar).action_clear_filter()
 
     def on_filter_bar_filter_changed(self, event: FilterBar.FilterChanged) -> None:
         """Re-filter the table as the operator types."""
