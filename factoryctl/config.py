@@ -165,26 +165,17 @@ def _positions(node: Any, loc: Loc = ()) -> dict[Loc, tuple[int, int, int, int]]
     return out
 
 
-def _check_duplicate_keys(node: Any, where: str, loc: Loc = ()) -> None:
+def _check_duplicate_keys(root: Any, where: str) -> None:
     """YAML lets a repeated key silently replace the first; in an inventory that hides a mistake, so refuse it."""
-    import yaml
+    from factoryctl.textfile import first_repeated_key
 
-    if isinstance(node, yaml.MappingNode):
-        seen: set[tuple[str, str]] = set()
-        for key_node, value_node in node.value:
-            sub = (*loc, str(key_node.value))
-            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
-                if (key_node.tag, key_node.value) in seen:
-                    mark = key_node.start_mark
-                    raise ConfigError(
-                        f"{where}:{mark.line + 1}:{mark.column + 1}: `{_key_path(sub)}` is given twice.",
-                        "keep one; YAML would silently use the last.",
-                    )
-                seen.add((key_node.tag, key_node.value))
-            _check_duplicate_keys(value_node, where, sub)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _check_duplicate_keys(item, where, (*loc, index))
+    found = first_repeated_key(root)
+    if found is not None:
+        loc, mark = found
+        raise ConfigError(
+            f"{where}:{mark.line + 1}:{mark.column + 1}: `{_key_path(loc)}` is given twice.",
+            "keep one; YAML would silently use the last.",
+        )
 
 
 def _where(where: str, positions: dict[Loc, tuple[int, int, int, int]], loc: Loc, at_key: bool = False) -> str:

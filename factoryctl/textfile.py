@@ -3,11 +3,16 @@
 A file saved as Latin-1 or carrying a stray byte is bad input, not a bug in factoryctl, so it must end as one
 sentence with exit 2 (as `sched simulate --trace` says it) rather than on the internal-error path. Every loader
 decodes through here so the sentence is the same whatever the file is.
+
+The YAML files among them (factory.yaml, power policies) share one more check, `first_repeated_key`: YAML lets a
+repeated key silently replace the first, which hides a mistake. The walk is here once; each caller words the refusal
+(a ConfigError for factory.yaml, a usage error for a policy file).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from factoryctl.errors import UsageError
 
@@ -34,3 +39,34 @@ def read_utf8(path: Path, what: str, hint: str) -> str:
     except OSError as exc:
         raise UsageError(f"cannot read {what} {path}: {exc.strerror}.", hint) from exc
     return decode_utf8(data, str(path), what)
+
+
+#: Where a key sits in a YAML document: mapping keys and sequence indexes from the root (`("nodes", 0, "host")`).
+KeyPath = tuple[str | int, ...]
+
+
+def first_repeated_key(node: Any, loc: KeyPath = ()) -> tuple[KeyPath, Any] | None:
+    """The first key given twice in one mapping of a composed YAML document (`yaml.compose`), in document order.
+
+    Returns the repeated key's path (ending with the key) and its `start_mark` (0-based line and column), or None.
+    Merge keys (`<<`) may repeat; `1` and `"1"` are different keys.
+    """
+    import yaml
+
+    if isinstance(node, yaml.MappingNode):
+        seen: set[tuple[str, str]] = set()
+        for key_node, value_node in node.value:
+            sub = (*loc, str(key_node.value))
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                if (key_node.tag, key_node.value) in seen:
+                    return sub, key_node.start_mark
+                seen.add((key_node.tag, key_node.value))
+            found = first_repeated_key(value_node, sub)
+            if found is not None:
+                return found
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            found = first_repeated_key(item, (*loc, index))
+            if found is not None:
+                return found
+    return None

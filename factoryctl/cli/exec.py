@@ -288,19 +288,6 @@ class ExecRun:
         return CommandCut(NodeError(name, "interrupted", message), stdout, stderr)
 
 
-def run_everywhere(
-    config: FactoryConfig,
-    specs: Sequence[NodeSpec],
-    argv: list[str],
-    timeout: float,
-    fanout: int,
-    stdin: StdinBroadcast | None = None,
-    printer: LinePrinter | None = None,
-) -> list[tuple[NodeSpec, dict[str, Any] | NodeError]]:
-    """`ExecRun(...).wait()`: argv on every node; an interrupt stops the commands and propagates."""
-    return ExecRun(config, specs, argv, timeout, fanout, stdin, printer).wait()
-
-
 def exit_status(items: Sequence[dict[str, Any]], errors: Sequence[NodeError]) -> int:
     """4 if a node was unreachable, else 124 if one timed out, else the highest remote exit code."""
     worst = most_severe([e.exit_code for e in errors])

@@ -11,12 +11,13 @@ import itertools
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from factoryctl.cli.render import OUTPUT_OPTION, OutputFormat, checked_choice, dump_json, emit
-from factoryctl.errors import ActionFailed, UsageError
+from factoryctl.cli.outfile import OutFile, emit_then_write, open_out_file, removed_on_failure
+from factoryctl.cli.render import OUTPUT_OPTION, OutputFormat, checked_choice, dump_json
+from factoryctl.errors import UsageError
 
 if TYPE_CHECKING:
     from factoryctl.model.power import GpuPowerRange
@@ -34,8 +35,6 @@ class Visibility(str, Enum):
 
 
 POLICY_HINT = "see docs/power.md for the policy file format (tiers or optimize)."
-#: `--schedule-out -`: the schedule goes to stdout (and the results to stderr), as for `sched simulate`.
-STDOUT = "-"
 #: Two limits closer than this (fractions of the largest limit) are the same limit (as FRAC_EPSILON in power.curve).
 SAME_LIMIT = 1e-9
 _LOSS_HINT = "give D as a fraction: --max-throughput-loss 0.05 allows a 5 % loss of throughput."
@@ -112,30 +111,21 @@ def _parse_policy_file(path: Path, gpu: GpuPowerRange, max_loss: float | None) -
         raise UsageError(exc.message, POLICY_HINT) from None
 
 
-def _refuse_repeated_keys(node: Any, path: Path) -> None:
+def _refuse_repeated_keys(root: Any, path: Path) -> None:
     """YAML lets a repeated key silently replace the first (`max_throughput_loss` twice: the last wins); refuse it.
 
-    The power-side twin of config.py's `_check_duplicate_keys` (that one raises a ConfigError, exit 3; a policy file
-    is a usage error, exit 2).
+    factory.yaml refuses it too (config.py, a ConfigError, exit 3); in a policy file it is a usage error, exit 2.
     """
-    import yaml
+    from factoryctl.textfile import first_repeated_key
 
-    if isinstance(node, yaml.MappingNode):
-        seen: set[tuple[str, str]] = set()
-        for key_node, value_node in node.value:
-            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
-                if (key_node.tag, key_node.value) in seen:
-                    mark = key_node.start_mark
-                    raise UsageError(
-                        f"{path}:{mark.line + 1}:{mark.column + 1}: {key_node.value} is given twice in the policy"
-                        " file, and YAML would silently use the last one.",
-                        "keep one of them.",
-                    )
-                seen.add((key_node.tag, key_node.value))
-            _refuse_repeated_keys(value_node, path)
-    elif isinstance(node, yaml.SequenceNode):
-        for item in node.value:
-            _refuse_repeated_keys(item, path)
+    found = first_repeated_key(root)
+    if found is not None:
+        loc, mark = found
+        raise UsageError(
+            f"{path}:{mark.line + 1}:{mark.column + 1}: {loc[-1]} is given twice in the policy file, and YAML would"
+            " silently use the last one.",
+            "keep one of them.",
+        )
 
 
 def _document(result: SimulationResult, policy: Policy, facts: dict[str, Any]) -> dict[str, Any]:
@@ -188,54 +178,14 @@ def _render(document: dict[str, Any], output: OutputFormat) -> str:
     return "".join(f"{key.ljust(width)}   {cell(value)}\n" for key, value in document.items())
 
 
-def _same_file(one: Path, other: Path) -> bool:
-    """Whether two paths name the same file (through links and relative paths alike), as in `sched simulate`."""
-    try:
-        return one.exists() and other.exists() and one.samefile(other)
-    except OSError:
-        return False
-
-
-def _open_schedule(path: Path, inputs: dict[str, Path | None]) -> IO[str] | None:
-    """Open --schedule-out before the replay, so a bad path fails at once; `-` is stdout (None: nothing to open).
-
-    `inputs` maps each input option (`--prices` ...) to its file: writing over one would destroy it, so that is
-    refused (exit 2) as `sched simulate` refuses its own trace.
-    """
-    if str(path) == STDOUT:
-        return None
-    for option, given in inputs.items():
-        if given is not None and _same_file(path, given):
-            raise UsageError(
-                f"--schedule-out {path} is the {option} file itself; writing it would destroy that file.",
-                "give --schedule-out another file name.",
-            )
-    try:
-        return path.open("w", encoding="utf-8", newline="")
-    except IsADirectoryError:
-        raise UsageError(
-            f"cannot write the schedule to {path}: it is a directory.",
-            "give --schedule-out a file name, not a directory.",
-        ) from None
-    except OSError as error:
-        raise UsageError(
-            f"cannot write the schedule to {path}: {error.strerror or error}.",
-            "check that its directory exists and is writable.",
-        ) from None
-
-
-def _write_schedule(out: IO[str], path: Path, text: str) -> None:
-    """The schedule written to the opened --schedule-out file, then closed; a failure there is exit 1."""
-    try:
-        with out:
-            out.write(text)
-    except BrokenPipeError:
-        raise  # --schedule-out /dev/stdout | head: ends quietly with 141, as every command does
-    except OSError as error:
-        raise ActionFailed(
-            f"cannot write the schedule to {path}: {error.strerror or error}.",
-            "the results above are complete; free some space or give --schedule-out another file.",
-        ) from None
+def _open_schedule(path: Path, prices: Path, curve: Path, policy_file: Path | None) -> OutFile:
+    """--schedule-out opened before the replay, so a bad path fails at once; writing over an input is refused."""
+    inputs = {"--prices": prices, "--curve": curve, "--policy": policy_file}
+    refusals = [
+        (given, f"--schedule-out {path} is the {option} file itself; writing it would destroy that file.")
+        for option, given in inputs.items()
+    ]
+    return open_out_file(path, "--schedule-out", f"the schedule to {path}", refusals)
 
 
 def _warn_stale(document: dict[str, Any], policy: Policy, policy_file: Path | None) -> None:
@@ -300,17 +250,9 @@ def simulate_command(
     power_curve, gpu_range = load_curve(curve, gpu, workload)
     policy, max_loss = _load_policy(policy_file, gpu_range, max_throughput_loss)
     points = CsvPriceSource(prices).fetch()
-    inputs = {"--prices": prices, "--curve": curve, "--policy": policy_file}
-    created = schedule_out is not None and str(schedule_out) != STDOUT and not schedule_out.exists()
-    out = None if schedule_out is None else _open_schedule(schedule_out, inputs)
-    try:
+    out = None if schedule_out is None else _open_schedule(schedule_out, prices, curve, policy_file)
+    with removed_on_failure(out):
         result = simulate(points, power_curve, gpu_range, policy, price_visibility.value, max_loss)
-    except BaseException:
-        if out is not None and schedule_out is not None:
-            out.close()
-            if created:  # leave no empty file behind (and never unlink what was there: /dev/null ...)
-                schedule_out.unlink(missing_ok=True)
-        raise
     gpu_name, _, workload_name = power_curve.name.partition(" ")
     facts = {
         "gpu": gpu_name,
@@ -320,14 +262,4 @@ def simulate_command(
     }
     document = _document(result, policy, facts)
     _warn_stale(document, policy, policy_file)
-    to_stdout = schedule_out is not None and str(schedule_out) == STDOUT
-    try:  # the results first: a late write failure, such as a full disk, must not cost them
-        if to_stdout:
-            sys.stderr.write(_render(document, output))  # stdout carries the schedule
-        else:
-            emit(_render(document, output))
-    finally:
-        if to_stdout:
-            emit(schedule_csv(points, result.actions))
-        elif out is not None and schedule_out is not None:
-            _write_schedule(out, schedule_out, schedule_csv(points, result.actions))
+    emit_then_write(out, lambda: _render(document, output), lambda: schedule_csv(points, result.actions))

@@ -11,13 +11,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import typer
 
 from factoryctl.cli import context
 from factoryctl.cli.completion import complete_choice_list
-from factoryctl.cli.render import NO_HEADER_OPTION, OUTPUT_OPTION, Column, OutputFormat, emit, render_listing
+from factoryctl.cli.outfile import OutFile, emit_then_write, open_out_file, removed_on_failure
+from factoryctl.cli.render import NO_HEADER_OPTION, OUTPUT_OPTION, Column, OutputFormat, render_listing
 from factoryctl.errors import ActionFailed, UsageError
 
 app = typer.Typer(no_args_is_help=True)
@@ -60,8 +61,6 @@ MAX_NODES = 100_000
 MAX_GPUS_PER_NODE = 1024
 #: The longest grace period `--grace` accepts: a preempted job that needs more than a day to checkpoint is stuck.
 MAX_GRACE_S = 86_400.0
-#: `--schedule-out -`: the schedule goes to stdout (and the results table to stderr).
-STDOUT = "-"
 _GRACE_HINT = "give the seconds a preempted job has to checkpoint, from 0 to 86400, e.g. --grace 300."
 
 
@@ -138,37 +137,10 @@ def read_trace(path: Path, quiet: bool = False) -> list[Any]:
     return jobs
 
 
-def _same_file(one: Path, other: Path) -> bool:
-    """Whether two paths name the same file (through links and relative paths alike)."""
-    try:
-        return one.exists() and other.exists() and one.samefile(other)
-    except OSError:
-        return False
-
-
-def _open_schedule(path: Path, trace: Path) -> IO[str] | None:
-    """Open --schedule-out before the replay, so a bad path fails in a second rather than after the whole run.
-
-    `-` is standard output: nothing to open (None), and the results table then goes to stderr.
-    """
-    if str(path) == STDOUT:
-        return None
-    if _same_file(path, trace):
-        raise UsageError(
-            f"--schedule-out {path} is the trace itself; writing it would destroy the trace.",
-            "give --schedule-out another file name.",
-        )
-    try:
-        return path.open("w", encoding="utf-8", newline="")
-    except IsADirectoryError:
-        raise UsageError(
-            f"cannot write schedule {path}: it is a directory.", "give --schedule-out a file name, not a directory."
-        ) from None
-    except OSError as error:
-        raise UsageError(
-            f"cannot write schedule {path}: {error.strerror or error}.",
-            "check that its directory exists and is writable.",
-        ) from None
+def _open_schedule(path: Path, trace: Path) -> OutFile:
+    """--schedule-out opened before the replay, so a bad path fails in a second rather than after the whole run."""
+    refusal = f"--schedule-out {path} is the trace itself; writing it would destroy the trace."
+    return open_out_file(path, "--schedule-out", f"schedule {path}", [(trace, refusal)])
 
 
 def _rejection_hint(rejected: Any, jobs: dict[str, Any], gpus_per_node: int) -> str:
@@ -265,17 +237,10 @@ def simulate_command(
     """Replay a job trace through the scheduler under each policy and report delays and utilisation."""
     configs = with_preemption(_policies(policy), preemption, grace)
     jobs = read_trace(trace, context.global_options(ctx)[1])
-    created = schedule_out is not None and str(schedule_out) != STDOUT and not schedule_out.exists()
     out = None if schedule_out is None else _open_schedule(schedule_out, trace)
-    try:
+    with removed_on_failure(out):
         results = _replay(jobs, configs, (nodes, gpus_per_node, rack_size), context.global_options(ctx)[1])
-    except BaseException:
-        if out is not None and schedule_out is not None:
-            out.close()
-            if created:  # leave no empty file behind (and never unlink what was there: /dev/null ...)
-                schedule_out.unlink(missing_ok=True)
-        raise
-    _report(jobs, results, gpus_per_node, (output, no_header, preemption), out, schedule_out)
+    _report(jobs, results, gpus_per_node, (output, no_header, preemption), out)
     if len(results[0].rejected) == len(jobs):
         raise nothing_fits(results[0].rejected, jobs, nodes, gpus_per_node)
 
@@ -325,14 +290,9 @@ def _replay(jobs: list[Any], configs: list[Any], cluster: tuple[int, int, int | 
 
 
 def _report(
-    jobs: list[Any],
-    results: list[Any],
-    gpus_per_node: int,
-    view: tuple[OutputFormat, bool, bool],
-    out: IO[str] | None,
-    schedule_out: Path | None,
+    jobs: list[Any], results: list[Any], gpus_per_node: int, view: tuple[OutputFormat, bool, bool], out: OutFile | None
 ) -> None:
-    """Warn about skipped jobs, print the table, then write the schedule.
+    """Warn about skipped jobs, print the table, then write the schedule to `out` (--schedule-out).
 
     `view` is the output format, `--no-header` and `--preemption` (which adds the preemption fields). The table
     comes first: a late write failure, such as a full disk, must not cost it.
@@ -344,19 +304,12 @@ def _report(
     rejected = results[0].rejected
     if rejected and len(rejected) < len(jobs):
         warn_skipped(rejected, jobs, gpus_per_node)
-    to_stdout = schedule_out is not None and str(schedule_out) == STDOUT
-    try:
-        columns = COLUMNS + PREEMPTION_COLUMNS if preemption else COLUMNS
-        table = render_listing([summarize(r, preemption) for r in results], [], columns, output, no_header)
-        if to_stdout:
-            sys.stderr.write(table)  # stdout carries the schedule
-        else:
-            emit(table)
-    finally:
-        if to_stdout:
-            emit(_schedule_csv(results))
-        elif out is not None and schedule_out is not None:
-            _write_schedule(out, schedule_out, results)
+    columns = COLUMNS + PREEMPTION_COLUMNS if preemption else COLUMNS
+    emit_then_write(
+        out,
+        lambda: render_listing([summarize(r, preemption) for r in results], [], columns, output, no_header),
+        lambda: _schedule_csv(results),
+    )
 
 
 def _schedule_csv(results: list[Any]) -> str:
@@ -373,17 +326,3 @@ def _schedule_csv(results: list[Any]) -> str:
                 (r.job_id, r.policy, _number(r.submit_s), _number(r.start_s), _number(r.end_s), r.allocation_text())
             )
     return text.getvalue()
-
-
-def _write_schedule(out: IO[str], path: Path, results: list[Any]) -> None:
-    """The schedule written to the opened --schedule-out file, then closed."""
-    try:
-        with out:
-            out.write(_schedule_csv(results))
-    except BrokenPipeError:
-        raise  # --schedule-out /dev/stdout | head: ends quietly with 141, as every command does
-    except OSError as error:
-        raise ActionFailed(
-            f"cannot write schedule {path}: {error.strerror or error}.",
-            "the results above are complete; free some space or give --schedule-out another file.",
-        ) from None

@@ -225,7 +225,7 @@ def test_local_run_leaves_no_open_pipe_and_no_thread(tmp_path):
 
 
 def test_exec_leaves_no_thread_behind(tmp_path):
-    from factoryctl.cli.exec import run_everywhere
+    from factoryctl.cli.exec import ExecRun
     from factoryctl.config import parse_config
     from factoryctl.transport.stdin_stream import StdinBroadcast
 
@@ -234,7 +234,7 @@ def test_exec_leaves_no_thread_behind(tmp_path):
     os.write(write_end, b"line\n" * 1000)
     before = set(threading.enumerate())
     try:
-        outcomes = run_everywhere(config, list(config.nodes.values()), ["head", "-n1"], 30, 2, StdinBroadcast(read_end))
+        outcomes = ExecRun(config, list(config.nodes.values()), ["head", "-n1"], 30, 2, StdinBroadcast(read_end)).wait()
         assert [o["stdout"] for _, o in outcomes] == [b"line\n"] * 3  # type: ignore[index]
         assert set(threading.enumerate()) - before == set()
     finally:
@@ -266,7 +266,7 @@ def test_a_node_still_connecting_at_ctrl_c_never_starts_its_command(tmp_path, mo
     import _thread
 
     import factoryctl.telemetry.poll as poll
-    from factoryctl.cli.exec import run_everywhere
+    from factoryctl.cli.exec import ExecRun
     from factoryctl.config import parse_config
 
     config = parse_config("name: lab\nnodes:\n  ws: {transport: local}\n", tmp_path / "f.yaml", tmp_path)
@@ -284,7 +284,7 @@ def test_a_node_still_connecting_at_ctrl_c_never_starts_its_command(tmp_path, mo
     monkeypatch.setattr(poll, "open_transport", slow_open)
     marker = tmp_path / "started"
     with pytest.raises(KeyboardInterrupt):
-        run_everywhere(config, list(config.nodes.values()), ["touch", str(marker)], 30, 4)
+        ExecRun(config, list(config.nodes.values()), ["touch", str(marker)], 30, 4).wait()
     interrupted.set()
     assert returned.wait(10)
     deadline = time.monotonic() + 2  # without the check the command starts within milliseconds

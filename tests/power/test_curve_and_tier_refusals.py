@@ -7,24 +7,13 @@ measurements have it) and is used as measured: the loss is then negative, as doc
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from curve_rows import HEADER, assert_curve_row_refused, simulate
 from power_data import series, write_prices
 
 from factoryctl.errors import UsageError
 from factoryctl.model.power import GpuPowerRange
 from factoryctl.power.policy.config import parse_policy
-
-HEADER = "gpu,workload,pl_frac,throughput_rel,power_rel\n"
-
-
-def simulate(prices: Path, curve: Path, *extra: str) -> list[str]:
-    return [
-        "power", "simulate", "--prices", str(prices), "--curve", str(curve), "--gpu", "x", "--workload", "w",
-        "--max-throughput-loss", "0.05", "--price-visibility", "day-ahead", *extra,
-    ]  # fmt: skip
-
 
 BAD_CURVES = {
     "nan power": ("x,w,0.5,0.8,0.6\nx,w,1.0,1.0,nan\n", ":3: bad curve row: power_rel is nan; a measured value"),
@@ -39,14 +28,7 @@ BAD_CURVES = {
 
 @pytest.mark.parametrize("name", sorted(BAD_CURVES))
 def test_an_impossible_curve_row_is_refused_at_its_line(cli, tmp_path, name):
-    rows, message = BAD_CURVES[name]
-    curve = tmp_path / "c.csv"
-    curve.write_text(HEADER + rows)
-    prices = write_prices(tmp_path / "p.csv", series([10.0, 20.0]))
-    result = cli(*simulate(prices, curve))
-    assert result.exit_code == 2, result.stderr
-    assert f"factoryctl: {curve}{message}" in result.stderr
-    assert "hint: a curve file has gpu,workload,pl_frac,throughput_rel,power_rel" in result.stderr
+    assert_curve_row_refused(cli, tmp_path, *BAD_CURVES[name])
 
 
 def test_the_same_limit_for_another_workload_is_not_a_duplicate(cli, tmp_path):

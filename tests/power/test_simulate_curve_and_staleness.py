@@ -11,11 +11,9 @@ from __future__ import annotations
 import csv
 
 import pytest
+from curve_rows import HEADER, assert_curve_row_refused, simulate
 from power_data import SERIES, series, write_prices
-from test_curve_and_tier_refusals import HEADER, simulate
 from test_power_simulate_cli import simulate_args
-
-CURVE_HINT = "hint: a curve file has gpu,workload,pl_frac,throughput_rel,power_rel"
 
 
 @pytest.mark.parametrize(
@@ -29,13 +27,7 @@ CURVE_HINT = "hint: a curve file has gpu,workload,pl_frac,throughput_rel,power_r
     ],
 )
 def test_a_physically_impossible_curve_row_is_refused_at_its_line(cli, tmp_path, rows, message):
-    curve = tmp_path / "c.csv"
-    curve.write_text(HEADER + rows)
-    prices = write_prices(tmp_path / "p.csv", series([10.0, 20.0]))
-    result = cli(*simulate(prices, curve))
-    assert result.exit_code == 2, result.stderr
-    assert f"factoryctl: {curve}{message}" in result.stderr
-    assert CURVE_HINT in result.stderr
+    assert_curve_row_refused(cli, tmp_path, rows, message)
 
 
 def test_a_curve_that_cannot_reach_one_minus_d_is_refused(cli, tmp_path):

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from exec_lines import StreamedExec
 from process_groups import group_of, start
+from reaping import reaped
 from waiting import wait_for
 
 from factoryctl.cli.render import fold
@@ -48,15 +49,10 @@ def marks(tmp_path: Path) -> Iterator[Path]:
 
 def test_an_interrupted_exec_over_ssh_still_prints_its_json(factory, marks):
     argv = ["exec", "all", "--fanout", "2", "-n", "-o", "json", "--", "sh", "-c", QUICK_THEN_WAIT, "x", str(marks)]
-    proc = start("--config", factory, *argv, stdin=subprocess.DEVNULL)
-    try:
+    with reaped(start("--config", factory, *argv, stdin=subprocess.DEVNULL)) as proc:
         wait_for(lambda: len(list(marks.glob("*.pid"))) >= 2)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert proc.returncode == ExitCode.INTERRUPTED, err
     doc = json.loads(out)
     [finished] = doc["items"]
@@ -72,14 +68,10 @@ def test_an_interrupted_exec_over_ssh_still_prints_its_json(factory, marks):
 def test_an_interrupted_exec_lines_over_ssh_reports_what_it_stopped(factory, marks):
     argv = ["exec", "all", "--fanout", "2", "-n", "--lines", "--", "sh", "-c", QUICK_THEN_WAIT, "x", str(marks)]
     run = StreamedExec("--config", factory, *argv)
-    try:
+    with reaped(run.proc):
         lines = run.lines(3)  # quick, and both waiting nodes' hi: they reached exec
         run.proc.send_signal(signal.SIGTERM)
         returncode, err = run.finish()
-    finally:
-        if run.proc.poll() is None:
-            run.proc.kill()
-            run.proc.communicate()
     assert returncode == ExitCode.TERMINATED, err
     [quick] = [line.split(":")[0] for line in lines if line.endswith(": quick")]
     stopped = [n for n in NODES if n != quick]

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from factory_yaml import write_factory
 
 from factoryctl.config import parse_config
 from factoryctl.model.telemetry import GpuSample, NodeSample
@@ -37,12 +38,7 @@ def node_sample(node: str, t: float, power: float) -> NodeSample:
 
 @pytest.fixture
 def factory(tmp_path: Path) -> Path:
-    path = tmp_path / "factory.yaml"
-    path.write_text(
-        f"name: t\nstate_dir: {tmp_path / 'state'}\nnodes:\n  n[1-2]: {{transport: local, sim: h100-sxm, gpus: 2}}\n"
-        "controller:\n  interval_s: 1\n"
-    )
-    return path
+    return write_factory(tmp_path, "n[1-2]: {transport: local, sim: h100-sxm, gpus: 2}", controller_interval_s=1)
 
 
 @pytest.fixture

@@ -13,18 +13,10 @@ import time
 from pathlib import Path
 
 import pytest
+from factory_yaml import write_factory
 
 from factoryctl.store.rows import Event
 from factoryctl.store.sqlite import Store
-
-
-def _factory(tmp_path: Path) -> Path:
-    path = tmp_path / "factory.yaml"
-    path.write_text(
-        f"name: t\nstate_dir: {tmp_path / 'state'}\nnodes:\n  n1: {{transport: local, sim: h100-sxm, gpus: 2}}\n"
-        "controller:\n  interval_s: 1\n"
-    )
-    return path
 
 
 @pytest.mark.parametrize(
@@ -35,7 +27,7 @@ def _factory(tmp_path: Path) -> Path:
 def test_the_command_ends_with_141_once_its_reader_closes_the_pipe(
     isolated_home: Path, tmp_path: Path, command: list[str]
 ) -> None:
-    config = _factory(tmp_path)
+    config = write_factory(tmp_path, "n1: {transport: local, sim: h100-sxm, gpus: 2}", controller_interval_s=1)
     store = Store(tmp_path / "state" / "factory.db")
     store.add_events([Event(time.time() - 5, "node_up", "n1 is up", node="n1")])
     store.close()

@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from reaping import reaped
+
 FACTORY = "name: lab\nnodes:\n  n1: {transport: local, sim: {profile: h100-sxm, gpus: 1}}\n"
 
 
@@ -18,8 +20,7 @@ def test_ctrl_c_ends_metrics_serve_with_130(tmp_path: Path) -> None:
     config = tmp_path / "factory.yaml"
     config.write_text(FACTORY)
     argv = [sys.executable, "-m", "factoryctl", "--config", str(config), "metrics", "serve", "--port", "0"]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
+    with reaped(subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)) as proc:
         assert proc.stderr is not None
         ready, _, _ = select.select([proc.stderr], [], [], 30)  # fail, never hang, if it does not start
         assert ready, "metrics serve printed nothing in 30 s"
@@ -27,10 +28,6 @@ def test_ctrl_c_ends_metrics_serve_with_130(tmp_path: Path) -> None:
         assert "serving http://127.0.0.1:" in first, first
         proc.send_signal(signal.SIGINT)
         _, rest = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == 130, rest.decode()
     assert "Traceback" not in rest.decode()
 
@@ -47,8 +44,7 @@ def test_quiet_metrics_serve_prints_nothing_but_serves(tmp_path: Path) -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     argv = [sys.executable, "-m", "factoryctl", "-q", "--config", str(config), "metrics", "serve", "--port", str(port)]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
+    with reaped(subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)) as proc:
         body = b""
         for _ in range(120):  # until it answers (or 60 s): no timing is asserted
             try:
@@ -60,9 +56,5 @@ def test_quiet_metrics_serve_prints_nothing_but_serves(tmp_path: Path) -> None:
         assert b"DCGM_FI_DEV_POWER_USAGE" in body
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == 130
     assert err.decode() == ""

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from factory_yaml import write_factory
 
 from factoryctl.model.telemetry import GpuSample, NodeSample
 from factoryctl.store.sqlite import Store
@@ -21,11 +22,7 @@ from factoryctl.store.sqlite import Store
 
 @pytest.fixture
 def factory(tmp_path: Path) -> Path:
-    path = tmp_path / "factory.yaml"
-    path.write_text(
-        f"name: t\nstate_dir: {tmp_path / 'state'}\n"
-        "nodes:\n  n1: {transport: local, sim: h100-sxm, gpus: 2, labels: {site: Zürich}}\n"
-    )
+    path = write_factory(tmp_path, "n1: {transport: local, sim: h100-sxm, gpus: 2, labels: {site: Zürich}}")
     store = Store(tmp_path / "state" / "factory.db")
     start = time.time() - 120
     store.write(

@@ -1,0 +1,116 @@
+"""An output file written beside a command's results (`--schedule-out`), with the same rules in every command.
+
+`sched simulate` and `power simulate` replay for seconds or minutes, then print their results and write a schedule.
+Both need the same care, so it lives here once: a bad path fails before the replay, not after it; the output may not
+be one of the command's own inputs (writing it would destroy that input); `-` is stdout, the results then going to
+stderr; a file this run created is removed when the replay fails, so no empty file is left behind (one that was
+there, such as /dev/null, is never unlinked); and the results are printed first, so a late write failure such as a
+full disk costs only the file: exit 1, saying the results above are complete. Each command keeps its own wording.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from factoryctl.cli.render import emit
+from factoryctl.errors import ActionFailed, UsageError
+
+#: The output path that means standard output (the results then go to stderr).
+STDOUT = "-"
+
+
+@dataclass
+class OutFile:
+    """An output file opened before the run: `named` completes "cannot write ..." (`the schedule to out.csv`)."""
+
+    path: Path
+    option: str
+    named: str
+    handle: IO[str] | None
+    created: bool
+
+    @property
+    def to_stdout(self) -> bool:
+        """Whether the path is `-`: the file's contents go to stdout."""
+        return str(self.path) == STDOUT
+
+
+def same_file(one: Path, other: Path) -> bool:
+    """Whether two paths name the same file (through links and relative paths alike)."""
+    try:
+        return one.exists() and other.exists() and one.samefile(other)
+    except OSError:
+        return False
+
+
+def open_out_file(path: Path, option: str, named: str, inputs: Sequence[tuple[Path | None, str]]) -> OutFile:
+    """`path` opened for writing before the run, so a bad path fails at once (usage error, exit 2); `-` opens nothing.
+
+    `inputs` pairs each input file of the command (None: not given) with the sentence refusing to write over it.
+    """
+    if str(path) == STDOUT:
+        return OutFile(path, option, named, None, created=False)
+    for given, refusal in inputs:
+        if given is not None and same_file(path, given):
+            raise UsageError(refusal, f"give {option} another file name.")
+    created = not path.exists()
+    try:
+        handle = path.open("w", encoding="utf-8", newline="")
+    except IsADirectoryError:
+        raise UsageError(
+            f"cannot write {named}: it is a directory.", f"give {option} a file name, not a directory."
+        ) from None
+    except OSError as error:
+        raise UsageError(
+            f"cannot write {named}: {error.strerror or error}.", "check that its directory exists and is writable."
+        ) from None
+    return OutFile(path, option, named, handle, created)
+
+
+@contextmanager
+def removed_on_failure(out: OutFile | None) -> Iterator[None]:
+    """Run the body; if it fails, close the output file and remove it when this run created it."""
+    try:
+        yield
+    except BaseException:
+        if out is not None and out.handle is not None:
+            out.handle.close()
+            if out.created:  # leave no empty file behind (and never unlink what was there: /dev/null ...)
+                out.path.unlink(missing_ok=True)
+        raise
+
+
+def emit_then_write(out: OutFile | None, results: Callable[[], str], contents: Callable[[], str]) -> None:
+    """Print `results()` (on stderr when the file goes to stdout), then write `contents()` to the output file.
+
+    The results come first: a late write failure, such as a full disk, must not cost them; it is exit 1.
+    """
+    try:
+        if out is not None and out.to_stdout:
+            sys.stderr.write(results())  # stdout carries the file
+        else:
+            emit(results())
+    finally:
+        if out is not None and out.to_stdout:
+            emit(contents())
+        elif out is not None and out.handle is not None:
+            _write(out, out.handle, contents)
+
+
+def _write(out: OutFile, handle: IO[str], contents: Callable[[], str]) -> None:
+    """`contents()` written to the output file's open `handle`, then closed."""
+    try:
+        with handle:
+            handle.write(contents())
+    except BrokenPipeError:
+        raise  # --schedule-out /dev/stdout | head: ends quietly with 141, as every command does
+    except OSError as error:
+        raise ActionFailed(
+            f"cannot write {out.named}: {error.strerror or error}.",
+            f"the results above are complete; free some space or give {out.option} another file.",
+        ) from None
