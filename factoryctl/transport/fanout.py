@@ -194,11 +194,12 @@ class RunningCommands:
         with self._lock:
             self._stopping = True
             running = [t for t in self._live if t not in self._signalled]
-            self._signalled.update(running)
             self.interrupted.update(self._live[t] for t in running)
         for transport in running:
             with contextlib.suppress(Exception):
                 transport.interrupt()
+            with self._lock:  # only once signalled: a second Ctrl-C cutting this loop short leaves the rest to retry
+                self._signalled.add(transport)
 
 
 class PrintedSoFar:

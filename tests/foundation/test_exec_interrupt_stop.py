@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -55,3 +56,32 @@ def test_a_second_ctrl_c_ends_the_wait_for_the_commands(tmp_path):
     finally:
         ctrl_c.join()
         os.killpg(started_group(tmp_path), signal.SIGKILL)
+
+
+def test_a_second_ctrl_c_cutting_the_interrupt_loop_short_leaves_no_command_unsignalled() -> None:
+    """Every transport was marked signalled before any was: a KeyboardInterrupt in the loop left the rest never
+    interrupted, and the retry skipped them (they ran on, over SSH on the nodes)."""
+    from factoryctl.transport.fanout import RunningCommands
+
+    class Commands:
+        def __init__(self, cut_short: bool = False) -> None:
+            self.cut_short, self.interrupts = cut_short, 0
+
+        def interrupt(self) -> None:
+            self.interrupts += 1
+            if self.cut_short:
+                self.cut_short = False
+                raise KeyboardInterrupt  # the second Ctrl-C, while the first one's loop runs
+
+        def close(self) -> None:
+            pass
+
+    running = RunningCommands()
+    nodes = {"a": Commands(), "b": Commands(cut_short=True), "c": Commands(), "d": Commands()}
+    for name, commands in nodes.items():
+        running.admit(name, commands)  # type: ignore[arg-type]
+    with contextlib.suppress(KeyboardInterrupt):
+        running.interrupt_all()
+    running.interrupt_all()  # what ExecRun.stopped does again after a second signal
+    # b's interrupt was cut short (its signals may not have gone out), so it is sent again; c and d were reached
+    assert {name: c.interrupts for name, c in nodes.items()} == {"a": 1, "b": 2, "c": 1, "d": 1}
