@@ -275,6 +275,8 @@ class ExecRun:
             return NodeError(name, "interrupted", NOT_STARTED_MESSAGE) if isinstance(state, Pending) else state
         if isinstance(state, NodeError) and not isinstance(state, CommandCut):
             return state  # it failed its own way
+        if isinstance(state, dict) and not _ended_by_signal(int(state["exit_code"])):
+            return state  # it finished as usual in the meantime (it ignored the signal, or was ending anyway)
         if isinstance(state, Pending):  # still running: what it printed so far
             if self._printer is not None:
                 self._printer.finish(name)
@@ -286,6 +288,15 @@ class ExecRun:
             )
             message = "command interrupted before it finished"
         return CommandCut(NodeError(name, "interrupted", message), stdout, stderr)
+
+
+#: Exit statuses of a command ended by the signals exec sends (SIGINT, SIGHUP) or by SIGTERM/SIGKILL: a shell
+#: reports 128 + the signal, a local process a negative status, SSH -1 (an exit signal instead of a status).
+_SIGNAL_STATUSES = frozenset(128 + s for s in (signal.SIGHUP, signal.SIGINT, signal.SIGKILL, signal.SIGTERM))
+
+
+def _ended_by_signal(status: int) -> bool:
+    return status < 0 or status in _SIGNAL_STATUSES
 
 
 def exit_status(items: Sequence[dict[str, Any]], errors: Sequence[NodeError]) -> int:

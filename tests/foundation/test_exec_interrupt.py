@@ -129,6 +129,46 @@ def test_a_command_that_ignores_the_interrupt_keeps_its_output(factory, tmp_path
         os.killpg(group, signal.SIGKILL)
 
 
+#: Says it runs; on SIGINT it prints `done` and exits 0, as a command that cleans up and succeeds (SIGHUP ignored).
+FINISHES_ANYWAY = (
+    'trap \'echo done; exit 0\' INT; trap \'\' HUP; echo $$ > "$1/$$.tmp" && mv "$1/$$.tmp" "$1/$$.pid"; '
+    "while :; do sleep 0.05; done"
+)
+
+
+def test_a_command_that_finishes_as_usual_after_the_interrupt_is_an_item(factory, tmp_path):
+    """A command that ended as usual (exit 0) after the interrupt was reported `interrupted`, its exit code lost."""
+    argv = [
+        "--config",
+        factory,
+        "exec",
+        "s1",
+        "-n",
+        "-o",
+        "json",
+        "--",
+        "sh",
+        "-c",
+        FINISHES_ANYWAY,
+        "x",
+        str(tmp_path),
+    ]
+    proc = start(*argv, stdin=subprocess.DEVNULL)
+    [group] = started_groups(tmp_path, 1)
+    try:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == ExitCode.INTERRUPTED, err
+    doc = json.loads(out)
+    assert doc["errors"] == []
+    assert [(i["node"], i["exit_code"], i["stdout"]) for i in doc["items"]] == [("s1", 0, "done\n")]
+    assert_group_gone(group)
+
+
 def test_a_second_ctrl_c_while_the_result_is_printed_ends_exec(factory, tmp_path):
     """The result is being written to a reader that stopped reading: Ctrl-C again ends exec at once (130)."""
     big = 'head -c 3000000 /dev/zero | tr "\\0" x; echo $$ > "$1/$$.tmp" && mv "$1/$$.tmp" "$1/$$.pid"; exec sleep 30'
