@@ -3,14 +3,19 @@
 `sched simulate` and `power simulate` replay for seconds or minutes, then print their results and write a schedule.
 Both need the same care, so it lives here once: a bad path fails before the replay, not after it; the output may not
 be one of the command's own inputs (writing it would destroy that input); `-` is stdout, the results then going to
-stderr; a file this run created is removed when the replay fails, so no empty file is left behind (one that was
-there, such as /dev/null, is never unlinked); and the results are printed first, so a late write failure such as a
-full disk costs only the file: exit 1, saying the results above are complete. Each command keeps its own wording.
+stderr; a regular file is written beside its place and renamed over it only once complete, so a replay that fails
+or is interrupted leaves no empty file and never empties one that was there (a device such as /dev/null is
+written directly); and the results are printed first, so a late write failure such as a full disk costs only the
+file: exit 1, saying the results above are complete. Each command keeps its own wording.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import stat
 import sys
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,7 +37,20 @@ class OutFile:
     option: str
     named: str
     handle: IO[str] | None
-    created: bool
+    #: Where the contents are written first (renamed over `path` once complete); None: written to `path` directly.
+    temp: Path | None = None
+
+    def discard(self) -> None:
+        """Close the file and drop what was written so far (the file at `path`, if any, is left as it was)."""
+        if self.handle is not None:
+            self.handle.close()
+        if self.temp is not None:
+            self.temp.unlink(missing_ok=True)
+
+    def commit(self) -> None:
+        """Put the complete contents in place (the rename of the temporary file; nothing for a direct write)."""
+        if self.temp is not None:
+            os.replace(self.temp, os.path.realpath(self.path))  # a symlinked output keeps its link
 
     @property
     def to_stdout(self) -> bool:
@@ -54,12 +72,14 @@ def open_out_file(path: Path, option: str, named: str, inputs: Sequence[tuple[Pa
     `inputs` pairs each input file of the command (None: not given) with the sentence refusing to write over it.
     """
     if str(path) == STDOUT:
-        return OutFile(path, option, named, None, created=False)
+        return OutFile(path, option, named, None)
     for given, refusal in inputs:
         if given is not None and same_file(path, given):
             raise UsageError(refusal, f"give {option} another file name.")
-    created = not path.exists()
     try:
+        beside = _beside(path)
+        if beside is not None:
+            return OutFile(path, option, named, beside[0], beside[1])
         handle = path.open("w", encoding="utf-8", newline="")
     except IsADirectoryError:
         raise UsageError(
@@ -69,7 +89,36 @@ def open_out_file(path: Path, option: str, named: str, inputs: Sequence[tuple[Pa
         raise UsageError(
             f"cannot write {named}: {error.strerror or error}.", "check that its directory exists and is writable."
         ) from None
-    return OutFile(path, option, named, handle, created)
+    return OutFile(path, option, named, handle)
+
+
+def _beside(path: Path) -> tuple[IO[str], Path] | None:
+    """A temporary file in `path`'s directory, with the existing file's permissions, when `path` is a regular file.
+
+    Also when there is no file yet. None for a device or FIFO (/dev/null, /dev/stdout), or for a file whose
+    directory takes no new file (then it is written in place).
+    """
+    try:
+        info: os.stat_result | None = path.stat()  # through links: /dev/stdout is the pipe it names
+    except FileNotFoundError:
+        info = None
+    if info is not None and stat.S_ISDIR(info.st_mode):
+        raise IsADirectoryError(str(path))
+    if info is not None and not stat.S_ISREG(info.st_mode):
+        return None
+    target = Path(os.path.realpath(path))
+    try:
+        handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed by OutFile.commit/discard
+            "w", encoding="utf-8", newline="", dir=target.parent, prefix=f".{target.name}.", delete=False
+        )
+    except PermissionError:
+        if info is not None:
+            return None  # a writable file in a directory that takes no new file: written in place
+        raise
+    if info is not None:
+        with contextlib.suppress(OSError):
+            os.chmod(handle.name, stat.S_IMODE(info.st_mode))
+    return handle, Path(handle.name)
 
 
 @contextmanager
@@ -78,10 +127,8 @@ def removed_on_failure(out: OutFile | None) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        if out is not None and out.handle is not None:
-            out.handle.close()
-            if out.created:  # leave no empty file behind (and never unlink what was there: /dev/null ...)
-                out.path.unlink(missing_ok=True)
+        if out is not None:
+            out.discard()  # no empty file left behind, and the file that was there is untouched
         raise
 
 
@@ -107,9 +154,11 @@ def _write(out: OutFile, handle: IO[str], contents: Callable[[], str]) -> None:
     try:
         with handle:
             handle.write(contents())
+        out.commit()
     except BrokenPipeError:
         raise  # --schedule-out /dev/stdout | head: ends quietly with 141, as every command does
     except OSError as error:
+        out.discard()
         raise ActionFailed(
             f"cannot write {out.named}: {error.strerror or error}.",
             f"the results above are complete; free some space or give {out.option} another file.",

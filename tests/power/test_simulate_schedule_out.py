@@ -87,3 +87,26 @@ def test_a_missing_directory_fails_before_the_replay_and_a_refusal_leaves_no_fil
     refused = run(cli, inputs, "out.csv")  # the replay refuses this curve after the schedule file was opened
     assert refused.exit_code == 2
     assert not (isolated_home / "out.csv").exists()
+
+
+def test_a_failed_run_leaves_an_existing_schedule_file_as_it_was(cli, tmp_path):
+    """The file was opened (emptied) before the replay: a run that then failed left it at 0 bytes. It is written
+    beside and renamed over only once complete, keeping its permissions."""
+    from curve_rows import HEADER, simulate
+
+    prices = write_prices(tmp_path / "p.csv", series([10.0, 20.0, 30.0]))
+    unreachable = tmp_path / "c.csv"
+    unreachable.write_text(HEADER + "x,w,0.5,0.8,0.6\nx,w,1.0,0.9,1.0\n")  # never 0.95 of full throughput
+    schedule = tmp_path / "schedule.csv"
+    schedule.write_text("the last good schedule\n")
+    schedule.chmod(0o640)
+    failed = cli(*simulate(prices, unreachable, "--schedule-out", str(schedule)))
+    assert failed.exit_code == 2, failed.stderr
+    assert schedule.read_text() == "the last good schedule\n"
+    reachable = tmp_path / "ok.csv"
+    reachable.write_text(HEADER + "x,w,0.5,0.8,0.6\nx,w,1.0,1.0,1.0\n")
+    done = cli(*simulate(prices, reachable, "--schedule-out", str(schedule)))
+    assert done.exit_code == 0, done.stderr
+    assert schedule.read_text().startswith("timestamp_utc,price_per_mwh,power_limit_frac\n")
+    assert schedule.stat().st_mode & 0o777 == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.csv", "ok.csv", "p.csv", "schedule.csv"]  # no leftovers
