@@ -45,14 +45,19 @@ def read_utf8(path: Path, what: str, hint: str) -> str:
 KeyPath = tuple[str | int, ...]
 
 
-def first_repeated_key(node: Any, loc: KeyPath = ()) -> tuple[KeyPath, Any] | None:
+def first_repeated_key(node: Any, loc: KeyPath = (), _walked: set[int] | None = None) -> tuple[KeyPath, Any] | None:
     """The first key given twice in one mapping of a composed YAML document (`yaml.compose`), in document order.
 
     Returns the repeated key's path (ending with the key) and its `start_mark` (0-based line and column), or None.
-    Merge keys (`<<`) may repeat; `1` and `"1"` are different keys.
+    Merge keys (`<<`) may repeat; `1` and `"1"` are different keys. Each node is walked once: an alias is the
+    node it names, so a recursive alias (`x: &a [*a]`) or a 600-byte alias bomb cannot recurse forever.
     """
     import yaml
 
+    walked = set() if _walked is None else _walked
+    if id(node) in walked:
+        return None
+    walked.add(id(node))
     if isinstance(node, yaml.MappingNode):
         seen: set[tuple[str, str]] = set()
         for key_node, value_node in node.value:
@@ -61,12 +66,12 @@ def first_repeated_key(node: Any, loc: KeyPath = ()) -> tuple[KeyPath, Any] | No
                 if (key_node.tag, key_node.value) in seen:
                     return sub, key_node.start_mark
                 seen.add((key_node.tag, key_node.value))
-            found = first_repeated_key(value_node, sub)
+            found = first_repeated_key(value_node, sub, walked)
             if found is not None:
                 return found
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            found = first_repeated_key(item, (*loc, index))
+            found = first_repeated_key(item, (*loc, index), walked)
             if found is not None:
                 return found
     return None

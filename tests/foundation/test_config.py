@@ -259,3 +259,16 @@ def test_config_locate_of_a_missing_file_exits_3_and_says_how_to_write_it(cli, t
     missing.write_text("nodes: {a: {}}\n")
     found = cli("--config", str(missing), "config", "locate")
     assert (found.exit_code, found.stderr) == (0, "from --config (exists)\n")
+
+
+def test_a_recursive_alias_in_factory_yaml_is_a_config_error_not_a_crash(tmp_path):
+    """The repeated-key walk followed `x: &a [*a]` forever (RecursionError, "unexpected error", exit 1)."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "f.yaml"
+    path.write_text("nodes: {n1: {transport: local}}\nx: &a [*a]\n")
+    argv = [sys.executable, "-m", "factoryctl", "--config", str(path), "config", "validate"]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 3, result.stderr
+    assert "unexpected error" not in result.stderr

@@ -93,3 +93,18 @@ def test_a_bad_option_value_is_named_back(cli, tmp_path, curve_file, option, val
     result = cli(*args)
     assert result.exit_code == 2, result.stderr
     assert message in result.stderr
+
+
+@pytest.mark.parametrize(
+    "aliases",
+    [
+        "x: &a [*a]\n",  # an alias to its own list: the walk recursed until RecursionError
+        "".join(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 10)),  # 9^9 paths: it spun
+    ],
+    ids=["recursive", "bomb"],
+)
+def test_aliases_in_a_policy_file_are_walked_once(cli, tmp_path, curve_file, aliases):
+    text = "policy: optimize\nmax_throughput_loss: 0.05\n" + ("a0: &a0 [x]\n" if "a1" in aliases else "") + aliases
+    result = simulate_with(cli, tmp_path, curve_file, text)
+    assert result.exit_code == 2, result.stderr  # our refusal of the unknown key, not RecursionError or a hang
+    assert "unknown key" in result.stderr
