@@ -89,8 +89,12 @@ class FactoryConfig:
 # ---------------------------------------------------------------------------------------------------- loading
 
 
-def load_config(explicit: Path | None = None) -> FactoryConfig:
-    """Discover, read and validate factory.yaml."""
+def load_config(explicit: Path | None = None, pipes: bool = True) -> FactoryConfig:
+    """Discover, read and validate factory.yaml.
+
+    A pipe is read (`--config <(sops -d factory.yaml)`, `--config /dev/stdin`) unless `pipes` is false, as for
+    shell completion, which must neither block on one nor eat what it carries. A directory or a device is refused.
+    """
     path, source = discover(explicit)
     if not path.exists():
         looked = f"at {path} (looked in: {source})"
@@ -100,7 +104,7 @@ def load_config(explicit: Path | None = None) -> FactoryConfig:
             f"no factory.yaml {looked}.",
             "run `factoryctl init` to write an example, or pass --config FILE.",
         )
-    if not path.is_file():  # /dev/zero or a FIFO would be read for ever (and hang completion with it)
+    if not (path.is_file() or (pipes and path.is_fifo())):  # /dev/zero would be read for ever (and hang a TAB)
         raise ConfigError(
             f"{path} is not a regular file, so it is not read as factory.yaml.",
             "pass --config FILE with your factory.yaml, or run `factoryctl init` to write one.",

@@ -37,7 +37,7 @@ def complete_target(ctx: typer.Context, incomplete: str) -> list[str]:
 
     explicit = ctx.find_root().params.get("config")
     try:
-        config = load_config(Path(explicit) if explicit else None)
+        config = load_config(Path(explicit) if explicit else None, pipes=False)
     except (FactoryError, OSError):
         return []
     return target_candidates(incomplete, config)
