@@ -90,7 +90,7 @@ def _rows(
                 hint=columns_hint,
             )
         extra = row.get(None)  # DictReader puts the fields beyond the header under None
-        if extra:
+        if extra and any(field.strip() for field in extra):  # a trailing comma (empty fields) is harmless
             raise UsageError(
                 f"{path}:{reader.line_num}: the {row_kind} has {len(reader.fieldnames or []) + len(extra)} fields but"
                 f" the header has {len(reader.fieldnames or [])}, so a value holds an unquoted comma",

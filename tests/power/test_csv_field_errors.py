@@ -94,3 +94,12 @@ def test_extra_header_columns_are_still_ignored(cli, tmp_path: Path):
     result = cli("price", "history", "--prices", str(prices), "-o", "json")
     assert result.exit_code == 0, result.stderr
     assert result.json()["items"][0]["price_per_mwh"] == 45.67
+
+
+def test_a_trailing_comma_is_not_an_extra_field(cli, tmp_path: Path):
+    """Rows ending in `,` (a spreadsheet export) were refused as "a value holds an unquoted comma"."""
+    prices = tmp_path / "p.csv"
+    prices.write_text("timestamp_utc,price_per_mwh\n2023-11-15T00:00:00Z,45.67,\n2023-11-15T01:00:00Z,12.5, \n")
+    result = cli("price", "history", "--prices", str(prices), "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    assert [i["price_per_mwh"] for i in result.json()["items"]] == [45.67, 12.5]
