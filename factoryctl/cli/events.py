@@ -92,7 +92,7 @@ def events_command(
         cut, found = len(found) > limit, found[-limit:]  # oldest first: the newest `limit`
         if not follow:
             emit(render_listing([e.as_json() for e in found], [], EVENT_COLUMNS, output, no_header))
-            _say_if_cut(cut, limit, "events")
+            _say_if_cut(cut, limit, "events", context.global_options(ctx)[1])
             return
         _follow(store, found, names, kind, output, no_header, max(config.interval_s, 0.5))
     finally:
@@ -126,14 +126,14 @@ def audit_command(
         store.close()
     cut, found = len(found) > limit, found[-limit:]
     emit(render_listing([_audit_item(e) for e in found], [], AUDIT_COLUMNS, output, no_header))
-    _say_if_cut(cut, limit, "audit entries")
+    _say_if_cut(cut, limit, "audit entries", context.global_options(ctx)[1])
 
 
-def _say_if_cut(cut: bool, limit: int, what: str) -> None:
-    """A note on stderr when --limit cut the listing: the oldest rows were left out, silently until now."""
+def _say_if_cut(cut: bool, limit: int, what: str, quiet: bool) -> None:
+    """A note on stderr (not under -q) when --limit cut the listing: the oldest rows were left out silently before."""
     import sys
 
-    if cut:
+    if cut and not quiet:
         sys.stderr.write(f"factoryctl: only the newest {limit:,} {what} are shown; --limit shows more.\n")
 
 

@@ -194,8 +194,9 @@ def _parse(reader: csv.DictReader[str], lines: list[str], source: str, ignored: 
         hint = "the trace is comma-separated: " + _FORMAT_HINT if separated else _FORMAT_HINT
         raise UsageError(f"{source}: missing column(s) {', '.join(missing)}", hint)
     _check_header(header, f"{source}:{reader.reader.line_num}")
-    if ignored is not None:
-        ignored.extend(name for name in header if name and name not in REQUIRED + OPTIONAL)
+    if ignored is not None:  # named as the file writes them (`User`, not `user`)
+        written = [given.strip().lstrip("\ufeff") for given in first or ()]
+        ignored.extend(g for name, g in zip(header, written, strict=True) if name and name not in REQUIRED + OPTIONAL)
     reader.fieldnames = header
     jobs: list[TraceJob] = []
     seen: set[str] = set()
