@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from factoryctl.cli import context
-from factoryctl.cli.render import INTERVAL_OPTION, NO_HEADER_OPTION, OUTPUT_OPTION, WATCH_OPTION, Column, OutputFormat
+from factoryctl.cli.render import (
+    FANOUT_OPTION,
+    INTERVAL_OPTION,
+    NO_HEADER_OPTION,
+    OUTPUT_OPTION,
+    WATCH_OPTION,
+    Column,
+    OutputFormat,
+)
 
 if TYPE_CHECKING:
     from factoryctl.errors import NodeError
@@ -75,17 +83,18 @@ def register(app: typer.Typer) -> None:
         watch: bool = WATCH_OPTION,
         interval: float = INTERVAL_OPTION,
         timeout: float = context.TIMEOUT_OPTION,
+        fanout: int = FANOUT_OPTION,
     ) -> None:
         """One row per GPU: utilization, memory, power against its cap, temperature, throttling."""
+        from factoryctl.cli.listing import asked
         from factoryctl.config import parse_gpu_target
-        from factoryctl.telemetry.current import current_samples
 
         config = context.load(ctx)
         node_part, gpu_indexes = parse_gpu_target(target)
         nodes = config.resolve_target(node_part)
 
         def produce() -> tuple[list[dict[str, Any]], list[NodeError]]:
-            result = current_samples(config, nodes, timeout)
+            result = asked(config, nodes, timeout, fanout, context.global_options(ctx)[1])
             answered = [s for s in result.samples if s.state != "down"]
             items = gpu_items(answered, gpu_indexes)
             if gpu_indexes is not None and answered and not items:

@@ -5,10 +5,15 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from factoryctl.cli.render import Column, OutputFormat, emit, pause_while_read, render_listing, report_node_errors
 from factoryctl.errors import ExitCode, NodeError, most_severe
+
+if TYPE_CHECKING:
+    from factoryctl.config import FactoryConfig
+    from factoryctl.model.inventory import NodeSpec
+    from factoryctl.telemetry.poll import PollResult
 
 #: One hint per error kind, printed once under the per-node lines.
 ERROR_HINTS = {
@@ -23,6 +28,19 @@ ERROR_HINTS = {
 }
 
 Producer = Callable[[], tuple[Sequence[dict[str, Any]], Sequence[NodeError]]]
+
+
+def asked(config: FactoryConfig, nodes: Sequence[NodeSpec], timeout: float, fanout: int, quiet: bool) -> PollResult:
+    """The nodes' current samples (`current_samples`), with a progress line on a terminal while they are asked.
+
+    A big fleet with unreachable nodes takes minutes; the line ("asking the nodes: 42% of 2,000 nodes done")
+    appears after half a second, never under -q or off a terminal, and is wiped before the listing prints.
+    """
+    from factoryctl.cli.progress import replay_progress
+    from factoryctl.telemetry.current import current_samples
+
+    with replay_progress("asking the nodes", quiet, unit="nodes done") as line:
+        return current_samples(config, nodes, timeout, fanout, line)
 
 
 def show_listing(

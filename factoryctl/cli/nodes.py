@@ -15,6 +15,7 @@ from typer.core import TyperGroup
 
 from factoryctl.cli import context
 from factoryctl.cli.render import (
+    FANOUT_OPTION,
     INTERVAL_OPTION,
     NO_HEADER_OPTION,
     OUTPUT_OPTION,
@@ -175,12 +176,12 @@ def drained_nodes(config: FactoryConfig) -> dict[str, DrainInfo] | None:
 
 
 def node_items(
-    config: FactoryConfig, specs: Sequence[NodeSpec], timeout: float
+    config: FactoryConfig, specs: Sequence[NodeSpec], timeout: float, fanout: int = 64, quiet: bool = True
 ) -> tuple[list[dict[str, Any]], list[NodeError]]:
-    """Items for `nodes list`, in inventory order, plus the per-node errors."""
-    from factoryctl.telemetry.current import current_samples
+    """Items for `nodes list`, in inventory order, plus the per-node errors (a progress line unless `quiet`)."""
+    from factoryctl.cli.listing import asked
 
-    result = current_samples(config, specs, timeout)
+    result = asked(config, specs, timeout, fanout, quiet)
     by_name = {s.node: s for s in result.samples}
     drained = drained_nodes(config)
     items = [
@@ -197,12 +198,18 @@ def _list(
     watch: bool,
     interval: float,
     timeout: float,
+    fanout: int = 64,
 ) -> None:
     from factoryctl.cli.listing import show_listing
 
     config = context.load(ctx)
     specs = _resolve(ctx, config, target)
-    code = show_listing(lambda: node_items(config, specs, timeout), NODE_COLUMNS, output, no_header, watch, interval)
+    quiet = context.global_options(ctx)[1]
+
+    def produce() -> tuple[list[dict[str, Any]], list[NodeError]]:
+        return node_items(config, specs, timeout, fanout, quiet)
+
+    code = show_listing(produce, NODE_COLUMNS, output, no_header, watch, interval)
     raise typer.Exit(code)
 
 
@@ -242,6 +249,7 @@ def list_command(
     watch: bool = WATCH_OPTION,
     interval: float = INTERVAL_OPTION,
     timeout: float = context.TIMEOUT_OPTION,
+    fanout: int = FANOUT_OPTION,
 ) -> None:
     """One row per node: state, drained, healthy, GPUs, power, hottest GPU, rack."""
-    _list(ctx, target, output, no_header, watch, interval, timeout)
+    _list(ctx, target, output, no_header, watch, interval, timeout, fanout)

@@ -1,4 +1,6 @@
-"""A progress line on stderr for replays that take a while (a 68,000-job trace runs for tens of seconds per policy).
+"""A progress line on stderr for what takes a while: replays, and asking a big fleet.
+
+A 68,000-job trace replays for tens of seconds per policy; 2,000 nodes, hundreds of them not answering, take minutes.
 
 Only on a terminal and never under `--quiet`: a cron job or a pipe gets no carriage returns in its logs. The line
 appears after half a second (a short replay shows nothing) and is wiped when the replay ends, however it ends, so
@@ -20,20 +22,23 @@ DELAY_S = 0.5
 class ProgressLine:
     """Rewrites one stderr line with how many of the trace's jobs have been submitted to the replay so far."""
 
-    def __init__(self, label: str, stream: TextIO, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, label: str, stream: TextIO, clock: Callable[[], float] = time.monotonic, unit: str = "jobs submitted"
+    ) -> None:
         """Say `label` (e.g. "replaying default") on `stream`, once `DELAY_S` has passed on `clock`."""
         self.label = label
+        self.unit = unit
         self.stream = stream
         self.clock = clock
         self.began = clock()
         self.shown = False
 
     def __call__(self, submitted: int, total: int) -> None:
-        """Show the share of the trace submitted so far."""
+        """Show the share done so far (of the trace's jobs submitted, of the nodes answered)."""
         if not self.shown and self.clock() - self.began < DELAY_S:
             return
         self.shown = True
-        self.stream.write(f"\r{self.label}: {submitted * 100 // max(total, 1)}% of {total:,} jobs submitted")
+        self.stream.write(f"\r{self.label}: {submitted * 100 // max(total, 1)}% of {total:,} {self.unit}")
         self.stream.flush()
 
     def wipe(self) -> None:
@@ -45,13 +50,15 @@ class ProgressLine:
 
 
 @contextmanager
-def replay_progress(label: str, quiet: bool, stream: TextIO | None = None) -> Iterator[ProgressLine | None]:
+def replay_progress(
+    label: str, quiet: bool, stream: TextIO | None = None, unit: str = "jobs submitted"
+) -> Iterator[ProgressLine | None]:
     """A `ProgressLine` on stderr when it is a terminal and `--quiet` was not given (else None), wiped at the end."""
     out = sys.stderr if stream is None else stream
     if quiet or not out.isatty():
         yield None
         return
-    line = ProgressLine(label, out)
+    line = ProgressLine(label, out, unit=unit)
     try:
         yield line
     finally:

@@ -6,14 +6,20 @@ with no controller at all.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from factoryctl.config import FactoryConfig
 from factoryctl.model.inventory import NodeSpec
-from factoryctl.telemetry.poll import PollResult, poll_nodes
+from factoryctl.telemetry.poll import DEFAULT_FANOUT, PollResult, poll_nodes
 
 
-def current_samples(config: FactoryConfig, nodes: Sequence[NodeSpec], timeout: float) -> PollResult:
+def current_samples(
+    config: FactoryConfig,
+    nodes: Sequence[NodeSpec],
+    timeout: float,
+    fanout: int = DEFAULT_FANOUT,
+    progress: Callable[[int, int], None] | None = None,
+) -> PollResult:
     """Latest samples of `nodes`, in inventory order, with per-node errors.
 
     Nodes a live controller has no record of (added to factory.yaml since it started) are polled here: reading
@@ -25,10 +31,10 @@ def current_samples(config: FactoryConfig, nodes: Sequence[NodeSpec], timeout: f
     unknown: list[NodeSpec] = []
     live = read_live(config, nodes, unknown=unknown)
     if live is None:
-        return poll_nodes(config, nodes, timeout)
+        return poll_nodes(config, nodes, timeout, fanout, progress)
     if not unknown:
         return live
-    polled = poll_nodes(config, unknown, timeout)
+    polled = poll_nodes(config, unknown, timeout, fanout, progress)
     order = {spec.name: place for place, spec in enumerate(nodes)}
     samples = sorted([*live.samples, *polled.samples], key=lambda s: order[s.node])
     errors = sorted([*live.errors, *polled.errors], key=lambda e: order[e.node])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from factoryctl.config import FactoryConfig
@@ -91,14 +91,18 @@ def sample_node(node: NodeSpec, config: FactoryConfig, timeout: float) -> NodeSa
 
 
 def poll_nodes(
-    config: FactoryConfig, nodes: Iterable[NodeSpec], timeout: float = 15.0, fanout: int = DEFAULT_FANOUT
+    config: FactoryConfig,
+    nodes: Iterable[NodeSpec],
+    timeout: float = 15.0,
+    fanout: int = DEFAULT_FANOUT,
+    progress: Callable[[int, int], None] | None = None,
 ) -> PollResult:
-    """One sample from each node, in parallel."""
+    """One sample from each node, in parallel (`progress(answered, total)` told while it waits, if given)."""
     nodes = list(nodes)
     check_agent_cache(nodes)
     samples: list[NodeSample] = []
     errors: list[NodeError] = []
-    for node, outcome in fan_out(nodes, lambda n: sample_node(n, config, timeout), fanout):
+    for node, outcome in fan_out(nodes, lambda n: sample_node(n, config, timeout), fanout, progress=progress):
         if isinstance(outcome, NodeError):
             errors.append(outcome)
             samples.append(down_sample(node.name, outcome))

@@ -81,14 +81,22 @@ class FanOut(Generic[T]):
         self._finished = threading.Semaphore(0)
         self._changed = threading.Condition()
         self._states: list[T | NodeError | Pending] = [Pending.NOT_STARTED] * len(self.nodes)
+        self._done = 0  # nodes finished (read without the lock: a progress figure)
 
-    def run(self) -> list[tuple[NodeSpec, T | NodeError]]:
-        """Every node's result, in input order; interruptible while waiting (Ctrl-C, or `cancel`: Cancelled)."""
+    def run(self, progress: Callable[[int, int], None] | None = None) -> list[tuple[NodeSpec, T | NodeError]]:
+        """Every node's result, in input order; interruptible while waiting (Ctrl-C, or `cancel`: Cancelled).
+
+        `progress(done, total)` is told, on this thread, each time a node is done.
+        """
+        total = len(self.nodes)
+        tick = None if progress is None else lambda: progress(self._done, total)
         for i, node in enumerate(self.nodes):
-            self._wait(self._slots)
+            self._wait(self._slots, tick)
             threading.Thread(target=self._one, args=(i, node), daemon=True, name=f"fanout-{node.name}").start()
         for _ in self.nodes:
-            self._wait(self._finished)
+            self._wait(self._finished, tick)
+        if tick is not None:
+            tick()
         return [(node, cast("T | NodeError", state)) for node, state in zip(self.nodes, self._states, strict=True)]
 
     def settle(
@@ -114,6 +122,8 @@ class FanOut(Generic[T]):
         except Exception as exc:
             self._set(i, as_node_error(node.name, exc))
         finally:
+            with self._changed:
+                self._done += 1
             self._slots.release()
             self._finished.release()
 
@@ -122,10 +132,12 @@ class FanOut(Generic[T]):
             self._states[i] = state
             self._changed.notify_all()
 
-    def _wait(self, semaphore: threading.Semaphore) -> None:
+    def _wait(self, semaphore: threading.Semaphore, tick: Callable[[], None] | None = None) -> None:
         while not semaphore.acquire(timeout=_SLICE_S):
             if self._cancel is not None and self._cancel.is_set():
                 raise Cancelled
+            if tick is not None:
+                tick()
 
 
 def fan_out(
@@ -133,9 +145,13 @@ def fan_out(
     work: Callable[[NodeSpec], T],
     fanout: int = 64,
     cancel: threading.Event | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[tuple[NodeSpec, T | NodeError]]:
-    """Run `work` on every node, at most `fanout` at once; interruptible while waiting (Ctrl-C, or `cancel`)."""
-    return FanOut(nodes, work, fanout, cancel).run()
+    """Run `work` on every node, at most `fanout` at once; interruptible while waiting (Ctrl-C, or `cancel`).
+
+    `progress(done, total)`, if given, is told how many nodes are done while it waits (see `FanOut.run`).
+    """
+    return FanOut(nodes, work, fanout, cancel).run(progress)
 
 
 class RunningCommands:
