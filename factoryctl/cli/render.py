@@ -63,8 +63,8 @@ INTERVAL_OPTION = typer.Option(
     callback=seconds_check("--interval", 0.1, "5"),
     help="Seconds between --watch redraws (0.1-86400).",
 )
-#: How many nodes `nodes` and `gpus` ask at once: 2,000 silent nodes at 64 at once and `--timeout 15` take about
-#: 8 minutes, at 1,000 at once 30 s (a thread each while asked).
+#: How many nodes `nodes` and `gpus` ask at once (a thread each while asked): 300 unreachable nodes with
+#: `--timeout 2` took 11.2 s at 64 at once and 3.4 s at 300 (measured; waves of 64 add up on a big fleet).
 FANOUT_OPTION = typer.Option(64, "--fanout", min=1, max=10000, help="Nodes asked at once (1-10000).")
 
 
