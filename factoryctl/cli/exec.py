@@ -291,8 +291,9 @@ class ExecRun:
 
 
 #: Exit statuses of a command ended by the signals exec sends (SIGINT, SIGHUP) or by SIGTERM/SIGKILL: a shell
-#: reports 128 + the signal, a local process a negative status, SSH -1 (an exit signal instead of a status).
-_SIGNAL_STATUSES = frozenset(128 + s for s in (signal.SIGHUP, signal.SIGINT, signal.SIGKILL, signal.SIGTERM))
+#: reports 128 + the signal, a local process a negative status, the SSH transport 255 (as OpenSSH's client does for
+#: a command that died of a signal, or whose channel exec closed).
+_SIGNAL_STATUSES = frozenset({255, *(128 + s for s in (signal.SIGHUP, signal.SIGINT, signal.SIGKILL, signal.SIGTERM))})
 
 
 def _ended_by_signal(status: int) -> bool:
