@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import stat
 import sys
 import tempfile
@@ -20,7 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from factoryctl.cli.render import emit
 from factoryctl.errors import ActionFailed, UsageError
@@ -39,6 +40,8 @@ class OutFile:
     handle: IO[str] | None
     #: Where the contents are written first (renamed over `path` once complete); None: written to `path` directly.
     temp: Path | None = None
+    #: The path is this process's own stdout (`/dev/stdout`, even when that is a file): written as `-` is.
+    is_stdout: bool = False
 
     def discard(self) -> None:
         """Close the file and drop what was written so far (the file at `path`, if any, is left as it was)."""
@@ -54,8 +57,8 @@ class OutFile:
 
     @property
     def to_stdout(self) -> bool:
-        """Whether the path is `-`: the file's contents go to stdout."""
-        return str(self.path) == STDOUT
+        """Whether the file's contents go to stdout (`-`, or a path naming stdout itself)."""
+        return str(self.path) == STDOUT or self.is_stdout
 
 
 def same_file(one: Path, other: Path) -> bool:
@@ -71,8 +74,8 @@ def open_out_file(path: Path, option: str, named: str, inputs: Sequence[tuple[Pa
 
     `inputs` pairs each input file of the command (None: not given) with the sentence refusing to write over it.
     """
-    if str(path) == STDOUT:
-        return OutFile(path, option, named, None)
+    if str(path) == STDOUT or _is_our_stdout(path):
+        return OutFile(path, option, named, None, is_stdout=str(path) != STDOUT)
     for given, refusal in inputs:
         if given is not None and same_file(path, given):
             raise UsageError(refusal, f"give {option} another file name.")
@@ -92,6 +95,19 @@ def open_out_file(path: Path, option: str, named: str, inputs: Sequence[tuple[Pa
     return OutFile(path, option, named, handle)
 
 
+def _is_our_stdout(path: Path) -> bool:
+    """Whether `path` is the file our stdout writes to (`/dev/stdout` while stdout goes to a file).
+
+    Renaming a new file over it would lose what stdout wrote there, and writing it beside stdout would mix the two.
+    """
+    try:
+        mine, named = os.fstat(sys.stdout.fileno()), path.stat()
+    except (OSError, ValueError, AttributeError):
+        return False
+    same = (mine.st_dev, mine.st_ino) == (named.st_dev, named.st_ino)
+    return same and stat.S_ISREG(named.st_mode)  # a pipe or /dev/null is written directly, as before
+
+
 def _beside(path: Path) -> tuple[IO[str], Path] | None:
     """A temporary file in `path`'s directory, with the existing file's permissions, when `path` is a regular file.
 
@@ -106,6 +122,8 @@ def _beside(path: Path) -> tuple[IO[str], Path] | None:
         raise IsADirectoryError(str(path))
     if info is not None and not stat.S_ISREG(info.st_mode):
         return None
+    if info is not None and not os.access(path, os.W_OK):  # a rename would replace a file we may not write
+        raise PermissionError(13, "Permission denied", str(path))
     target = Path(os.path.realpath(path))
     try:
         handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed by OutFile.commit/discard
@@ -115,21 +133,59 @@ def _beside(path: Path) -> tuple[IO[str], Path] | None:
         if info is not None:
             return None  # a writable file in a directory that takes no new file: written in place
         raise
-    if info is not None:
-        with contextlib.suppress(OSError):
-            os.chmod(handle.name, stat.S_IMODE(info.st_mode))
+    with contextlib.suppress(OSError):  # the old file's permissions, else a new file's (0666 less the umask)
+        os.chmod(handle.name, stat.S_IMODE(info.st_mode) if info is not None else 0o666 & ~_umask())
     return handle, Path(handle.name)
+
+
+def _umask() -> int:
+    """The process's umask (reading it means setting it: put straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+class _Ended(BaseException):
+    """SIGTERM or SIGHUP during the run (cron's `timeout`, a closed terminal): clean up, then end as the signal says."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
 
 
 @contextmanager
 def removed_on_failure(out: OutFile | None) -> Iterator[None]:
-    """Run the body; if it fails, close the output file and remove it when this run created it."""
+    """Run the body; if it fails or is ended (Ctrl-C, SIGTERM, SIGHUP), drop what was written of the output file."""
+    previous = _catch_ends() if out is not None and out.temp is not None else {}
     try:
         yield
+    except _Ended as ended:
+        if out is not None:
+            out.discard()
+        sys.stderr.write("factoryctl: terminated\n")
+        raise SystemExit(128 + ended.signum) from None
     except BaseException:
         if out is not None:
             out.discard()  # no empty file left behind, and the file that was there is untouched
         raise
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _catch_ends() -> dict[int, Any]:
+    """SIGTERM and SIGHUP raise `_Ended` until the handlers returned are put back (nothing outside the main thread)."""
+
+    def end(signum: int, frame: object) -> None:
+        raise _Ended(signum)
+
+    previous: dict[int, Any] = {}
+    try:
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            previous[signum] = signal.signal(signum, end)
+    except ValueError:  # not the main thread: the run goes on without
+        pass
+    return previous
 
 
 def emit_then_write(out: OutFile | None, results: Callable[[], str], contents: Callable[[], str]) -> None:
