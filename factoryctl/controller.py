@@ -28,7 +28,7 @@ from types import FrameType
 from typing import Any
 
 from factoryctl.config import FactoryConfig, load_config
-from factoryctl.errors import ExitCode, FactoryError
+from factoryctl.errors import ConfigError, ExitCode, FactoryError
 from factoryctl.store.lock import ControllerLock
 from factoryctl.store.rows import Event
 from factoryctl.store.sqlite import Store, StoreDamaged, StoreError
@@ -197,10 +197,23 @@ class Controller:
             self.store.close()
 
     def reload(self) -> bool:
-        """Re-read factory.yaml; a broken file keeps the running configuration. Returns whether it changed."""
+        """Re-read factory.yaml; a broken file keeps the running configuration. Returns whether it changed.
+
+        Also kept: a configuration that came from a pipe (`--config <(sops -d ...)`: read again it is empty, and
+        every node was dropped), and a new one without a single node where there were some (a file being written).
+        """
         path = self.config.path
         try:
+            if path is not None and path.is_fifo():
+                raise ConfigError(
+                    f"{path} is a pipe, read once when the controller started",
+                    "restart the controller to change its configuration.",
+                )
             new = load_config(path)
+            if self.config.nodes and not new.nodes:
+                raise ConfigError(
+                    f"{path} has no nodes now", "a file still being written? send SIGHUP again once it is."
+                )
         except FactoryError as exc:
             why = f"{exc.message} ({exc.hint})" if exc.hint else exc.message
             log.error("reload refused, keeping the previous configuration: %s", why)

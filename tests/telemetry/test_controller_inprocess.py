@@ -78,3 +78,24 @@ def test_the_figures_are_stored_before_the_links_start(
         runner.join(20)
     assert seen[0] is not None
     assert json.loads(str(seen[0]))["pid"] == os.getpid()
+
+
+def test_a_reload_keeps_the_nodes_when_the_file_has_none_or_was_a_pipe(tmp_path: Path, fleet: FakeFleet) -> None:
+    """SIGHUP re-read `--config <(sops -d ...)` as an empty file and dropped every node; an emptied factory.yaml
+    (a file being written) did the same."""
+    path = tmp_path / "factory.yaml"
+    text = f"state_dir: {tmp_path}\nnodes: {{n1: {{transport: local}}}}\n"
+    path.write_text(text)
+    controller = Controller(load_config(path), connector=fleet.connector)
+    path.write_text(f"state_dir: {tmp_path}\nnodes: {{}}\n")
+    assert controller.reload() is False
+    assert list(controller.config.nodes) == ["n1"]
+    pipe = tmp_path / "pipe.yaml"
+    os.mkfifo(pipe)
+    writer = threading.Thread(target=pipe.write_text, args=(text,))
+    writer.start()
+    piped = Controller(load_config(pipe), connector=fleet.connector)
+    writer.join(10)
+    assert list(piped.config.nodes) == ["n1"]
+    assert piped.reload() is False  # without the check: read again, it blocks for a writer (or is empty)
+    assert list(piped.config.nodes) == ["n1"]
