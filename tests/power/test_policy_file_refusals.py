@@ -108,3 +108,14 @@ def test_aliases_in_a_policy_file_are_walked_once(cli, tmp_path, curve_file, ali
     result = simulate_with(cli, tmp_path, curve_file, text)
     assert result.exit_code == 2, result.stderr  # our refusal of the unknown key, not RecursionError or a hang
     assert "unknown key" in result.stderr
+
+
+def test_an_alias_bomb_as_a_value_is_named_in_a_few_words(cli, tmp_path, curve_file):
+    """`cap_pct:` of nested aliases (9^7 numbers) was written out whole: 39 MB on stderr (9^9: it never ended)."""
+    bomb = "&a0 [1, 2, 3, 4, 5, 6, 7, 8, 9]"
+    for level in range(1, 8):  # each level: the one below, then 8 more aliases of it
+        bomb = f"&a{level} [{bomb}, {', '.join([f'*a{level - 1}'] * 8)}]"
+    text = f"policy: tiers\ntiers:\n  - above_per_mwh: 100\n    cap_pct: {bomb}\n"
+    result = simulate_with(cli, tmp_path, curve_file, text)
+    assert result.exit_code == 2
+    assert len(result.stderr) < 2000, len(result.stderr)

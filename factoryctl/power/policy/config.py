@@ -112,12 +112,22 @@ def _reject_unknown(mapping: Mapping[str, Any], allowed: tuple[str, ...], where:
             raise UsageError(f"unknown key {key!r} in {where}", hint=hint)
 
 
+def _shown(value: object) -> str:
+    """A value for an error message, bounded (a YAML alias bomb's nested lists wrote 39 MB to stderr, or never ended)."""
+    import reprlib
+
+    short = reprlib.Repr()
+    short.maxlevel, short.maxlist, short.maxdict = 2, 4, 4  # breadth multiplies with depth: keep both small
+    text = short.repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _number(mapping: Mapping[str, Any], key: str, where: str) -> float | None:
     value = mapping.get(key)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-        raise UsageError(f"{key} in {where} must be a number, not {value!r}")
+        raise UsageError(f"{key} in {where} must be a number, not {_shown(value)}")
     return float(value)
 
 
@@ -239,7 +249,7 @@ def parse_optimize(
     check_loss_budget(loss)
     budget = mapping.get("loss_budget", "period")
     if budget not in LOSS_BUDGETS:
-        raise UsageError(f"loss_budget in {where} is {budget!r}", hint="use period or rolling.")
+        raise UsageError(f"loss_budget in {where} is {_shown(budget)}", hint="use period or rolling.")
     return OptimizePolicy(
         max_throughput_loss=loss,
         loss_budget=budget,
@@ -270,4 +280,4 @@ def parse_policy(
         return parse_tiers(mapping, gpu, where)
     if kind == "optimize":
         return parse_optimize(mapping, gpu, where, max_throughput_loss)
-    raise UsageError(f"unknown policy {kind!r} in {where}", hint="policy is 'tiers' or 'optimize'.")
+    raise UsageError(f"unknown policy {_shown(kind)} in {where}", hint="policy is 'tiers' or 'optimize'.")
