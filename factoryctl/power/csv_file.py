@@ -96,6 +96,12 @@ def _rows(
                 f" the header has {len(reader.fieldnames or [])}, so a value holds an unquoted comma",
                 hint=DECIMAL_POINT_HINT,
             )
+        if (row.get("") or "").strip():  # a header ending in a comma names an empty column: `0,00` filled it
+            raise UsageError(
+                f"{path}:{reader.line_num}: the {row_kind} has a value under the header's empty column, so a value"
+                " holds an unquoted comma",
+                hint=DECIMAL_POINT_HINT,
+            )
         try:
             values.append(parse_row(row))
         except FieldError as exc:

@@ -103,3 +103,15 @@ def test_a_trailing_comma_is_not_an_extra_field(cli, tmp_path: Path):
     result = cli("price", "history", "--prices", str(prices), "-o", "json")
     assert result.exit_code == 0, result.stderr
     assert [i["price_per_mwh"] for i in result.json()["items"]] == [45.67, 12.5]
+
+
+def test_a_decimal_comma_under_a_header_with_a_trailing_comma_is_refused(cli, tmp_path: Path):
+    """With `timestamp_utc,price_per_mwh,` as header, `45,67` filled the empty column and was read as 45."""
+    prices = tmp_path / "p.csv"
+    prices.write_text("timestamp_utc,price_per_mwh,\n2023-11-15T00:00:00Z,45,67\n")
+    result = cli("price", "history", "--prices", str(prices), "-o", "json")
+    assert result.exit_code == 2
+    assert f"factoryctl: {prices}:2: the price row has a value under the header's empty column" in result.stderr
+    fine = tmp_path / "fine.csv"
+    fine.write_text("timestamp_utc,price_per_mwh,\n2023-11-15T00:00:00Z,45.67,\n")
+    assert cli("price", "history", "--prices", str(fine), "-o", "json").exit_code == 0
