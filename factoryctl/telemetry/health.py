@@ -75,7 +75,8 @@ class NodeHealth:
         if _RANK[state] <= _RANK[self.state]:  # only a sample brings a node back up
             return None
         missed = missed_samples(self.last_seen, now, self.interval_s)
-        return self._become(state, now, self.error or "timeout", f"{self.node}: {missed} samples missed.")
+        said = f"{self.node}: {missed} sample{'' if missed == 1 else 's'} missed."
+        return self._become(state, now, self.error or "timeout", said)
 
     def _state_at(self, now: float, failed: bool = False) -> str:
         missed = missed_samples(self.last_seen, now, self.interval_s)

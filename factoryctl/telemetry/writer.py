@@ -124,8 +124,9 @@ class StoreWriter:
     def _note(self, change: NodeState) -> None:
         self._changes.append(change)
         self._events.append(state_event(change))
-        if change.state != "up":
-            log.warning("%s is %s: %s", change.node, change.state, change.message)
+        if change.state != "up":  # "n1 is down: no sample for 10 s", not "n1 is down: n1: no sample ..."
+            said = (change.message or "").removeprefix(f"{change.node}:").strip()
+            log.warning("%s is %s: %s", change.node, change.state, said)
         else:
             log.info("%s is up", change.node)
 

@@ -155,7 +155,7 @@ def test_a_link_failure_is_logged_with_its_node_once(tmp_path: Path, caplog: pyt
     debug = [r.getMessage() for r in caplog.records if r.levelname == "DEBUG"]
     assert warnings == [
         "sim2 is down: 127.0.0.1:2222 refused the connection",
-        "sim1 is degraded: sim1: the agent exited",
+        "sim1 is degraded: the agent exited",  # the node named once
     ]
     assert debug == ["sim2: 127.0.0.1:2222 refused the connection"] * 4
     store.close()
