@@ -89,6 +89,10 @@ class FactoryConfig:
 # ---------------------------------------------------------------------------------------------------- loading
 
 
+#: factory.yaml is read up to this size (100,000 nodes in sets are a few MB; this bounds a pipe that never ends).
+MAX_CONFIG_BYTES = 64 << 20
+
+
 def load_config(explicit: Path | None = None, pipes: bool = True) -> FactoryConfig:
     """Discover, read and validate factory.yaml.
 
@@ -112,7 +116,14 @@ def load_config(explicit: Path | None = None, pipes: bool = True) -> FactoryConf
     from factoryctl.textfile import decode_utf8
 
     try:
-        text = decode_utf8(path.read_bytes(), str(path), "factory.yaml")
+        with path.open("rb") as handle:
+            data = handle.read(MAX_CONFIG_BYTES + 1)  # a pipe may never end: `-c <(yes)` ate all memory
+        if len(data) > MAX_CONFIG_BYTES:
+            raise ConfigError(
+                f"{path} holds more than {MAX_CONFIG_BYTES >> 20} MiB, far more than any factory.yaml.",
+                "check that --config names your factory.yaml.",
+            )
+        text = decode_utf8(data, str(path), "factory.yaml")
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror or exc}.", "check the file's permissions.") from exc
     except UsageError as exc:  # not UTF-8: a config error (exit 3), naming the line like every other loader

@@ -289,3 +289,25 @@ def test_a_recursive_alias_in_factory_yaml_is_a_config_error_not_a_crash(tmp_pat
     result = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     assert result.returncode == 3, result.stderr
     assert "unexpected error" not in result.stderr
+
+
+def test_a_pipe_that_never_ends_is_read_up_to_a_bound(tmp_path):
+    """`-c <(yes 'a: b')` read until memory ran out (MemoryError, exit 1)."""
+    yes = subprocess.Popen(["yes", "a: b"], stdout=subprocess.PIPE)
+    assert yes.stdout is not None
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "factoryctl", "-c", "/dev/stdin", "config", "validate"],
+            stdin=yes.stdout,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            preexec_fn=_limited_memory,
+            check=False,
+        )
+    finally:
+        yes.kill()
+        yes.wait()
+        yes.stdout.close()
+    assert done.returncode == 3, done.stderr
+    assert "holds more than 64 MiB, far more than any factory.yaml." in done.stderr
