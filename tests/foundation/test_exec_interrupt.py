@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from process_groups import assert_group_gone, group_of, start
+from reaping import reaped
 from waiting import wait_for
 
 from factoryctl.cli.render import fold
@@ -153,15 +154,10 @@ def test_a_command_that_finishes_as_usual_after_the_interrupt_is_an_item(factory
         "x",
         str(tmp_path),
     ]
-    proc = start(*argv, stdin=subprocess.DEVNULL)
-    [group] = started_groups(tmp_path, 1)
-    try:
+    with reaped(start(*argv, stdin=subprocess.DEVNULL)) as proc:
+        [group] = started_groups(tmp_path, 1)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert proc.returncode == ExitCode.INTERRUPTED, err
     doc = json.loads(out)
     assert doc["errors"] == []

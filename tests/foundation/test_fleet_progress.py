@@ -54,12 +54,14 @@ def fleet(tmp_path: Path) -> Path:
 def test_a_slow_poll_shows_a_progress_line_on_a_terminal_then_wipes_it(
     fleet: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from factoryctl.cli import progress
     from factoryctl.cli.listing import asked
 
     config = load_config(fleet)
     terminal = Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
-    result = asked(config, list(config.nodes.values()), 60, fanout=1, quiet=False)  # three agents, one at a time
+    monkeypatch.setattr(progress, "DELAY_S", 0.0)  # as if the poll were slow: no test waits on the clock
+    result = asked(config, list(config.nodes.values()), 60, fanout=1, quiet=False)
     assert len(result.samples) == 3
     written = terminal.getvalue()
     assert "\rasking the nodes: " in written

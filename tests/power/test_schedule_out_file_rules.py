@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from power_data import SERIES, series, write_prices
+from reaping import reaped
 from test_power_simulate_cli import simulate_args
 from waiting import wait_for
 
@@ -63,15 +64,10 @@ def test_sigterm_mid_replay_leaves_no_temporary_file(tmp_path: Path, curve_file:
     prices = write_prices(tmp_path / "prices.csv", series(SERIES["daily_sine"](hours)))
     out = tmp_path / "out"
     out.mkdir()
-    proc = subprocess.Popen(_argv(prices, curve_file, str(out / "fresh.csv")), stderr=subprocess.PIPE)
-    try:
+    with reaped(subprocess.Popen(_argv(prices, curve_file, str(out / "fresh.csv")), stderr=subprocess.PIPE)) as proc:
         wait_for(lambda: any(out.iterdir()), timeout=120)  # the temporary file: the replay runs
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert proc.returncode == 143, err
     assert err.decode().endswith("factoryctl: terminated\n")
     assert list(out.iterdir()) == []
