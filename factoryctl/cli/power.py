@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from factoryctl.cli.outfile import OutFile, emit_then_write, open_out_file, removed_on_failure
 from factoryctl.cli.render import OUTPUT_OPTION, OutputFormat, checked_choice, dump_json
 from factoryctl.errors import UsageError
 
 if TYPE_CHECKING:
+    from factoryctl.cli.outfile import OutFile
     from factoryctl.model.power import GpuPowerRange
     from factoryctl.power.policy.config import Policy
     from factoryctl.power.simulator import SimulationResult
@@ -185,6 +185,8 @@ def _open_schedule(path: Path, prices: Path, curve: Path, policy_file: Path | No
         (given, f"--schedule-out {path} is the {option} file itself; writing it would destroy that file.")
         for option, given in inputs.items()
     ]
+    from factoryctl.cli.outfile import open_out_file  # tempfile and friends: not at --help
+
     return open_out_file(path, "--schedule-out", f"the schedule to {path}", refusals)
 
 
@@ -242,6 +244,7 @@ def simulate_command(
     ),
 ) -> None:
     """Replay a power policy causally over a price file and score it against blind and clairvoyant references."""
+    from factoryctl.cli.outfile import emit_then_write, removed_on_failure
     from factoryctl.power.curve_file import load_curve
     from factoryctl.power.schedule_file import schedule_csv
     from factoryctl.power.simulator import simulate

@@ -11,15 +11,17 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from factoryctl.cli import context
 from factoryctl.cli.completion import complete_choice_list
-from factoryctl.cli.outfile import OutFile, emit_then_write, open_out_file, removed_on_failure
 from factoryctl.cli.render import NO_HEADER_OPTION, OUTPUT_OPTION, Column, OutputFormat, render_listing
 from factoryctl.errors import ActionFailed, UsageError
+
+if TYPE_CHECKING:
+    from factoryctl.cli.outfile import OutFile
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -140,6 +142,8 @@ def read_trace(path: Path, quiet: bool = False) -> list[Any]:
 def _open_schedule(path: Path, trace: Path) -> OutFile:
     """--schedule-out opened before the replay, so a bad path fails in a second rather than after the whole run."""
     refusal = f"--schedule-out {path} is the trace itself; writing it would destroy the trace."
+    from factoryctl.cli.outfile import open_out_file  # tempfile and friends: not at --help
+
     return open_out_file(path, "--schedule-out", f"schedule {path}", [(trace, refusal)])
 
 
@@ -235,6 +239,8 @@ def simulate_command(
     no_header: bool = NO_HEADER_OPTION,
 ) -> None:
     """Replay a job trace through the scheduler under each policy and report delays and utilisation."""
+    from factoryctl.cli.outfile import removed_on_failure
+
     configs = with_preemption(_policies(policy), preemption, grace)
     jobs = read_trace(trace, context.global_options(ctx)[1])
     out = None if schedule_out is None else _open_schedule(schedule_out, trace)
@@ -299,6 +305,7 @@ def _report(
     """
     output, no_header, preemption = view
 
+    from factoryctl.cli.outfile import emit_then_write
     from factoryctl.scheduler.metrics import summarize
 
     rejected = results[0].rejected
