@@ -160,30 +160,14 @@ def parse_config(text: str, path: Path | None = None, state_dir: Path | None = N
     return FactoryConfig(settings, nodes, groups, path, state_dir or home_state)
 
 
-def _positions(node: Any, loc: Loc = (), _walked: set[int] | None = None) -> dict[Loc, tuple[int, int, int, int]]:
-    """Map each key path to (key line, key col, value line, value col), 1-based.
+def _positions(root: Any) -> dict[Loc, tuple[int, int, int, int]]:
+    """Map each key path to (key line, key col, value line, value col), 1-based (an item's own place twice)."""
+    from factoryctl.textfile import yaml_children
 
-    Each node is walked once: an alias is the node it names, so `x: &a [*a]` cannot recurse forever.
-    """
-    import yaml
-
-    walked = set() if _walked is None else _walked
     out: dict[Loc, tuple[int, int, int, int]] = {}
-    if id(node) in walked:
-        return out
-    walked.add(id(node))
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            sub = (*loc, str(key_node.value))
-            km, vm = key_node.start_mark, value_node.start_mark
-            out[sub] = (km.line + 1, km.column + 1, vm.line + 1, vm.column + 1)
-            out.update(_positions(value_node, sub, walked))
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            mark = item.start_mark
-            item_loc: Loc = (*loc, index)
-            out[item_loc] = (mark.line + 1, mark.column + 1, mark.line + 1, mark.column + 1)
-            out.update(_positions(item, item_loc, walked))
+    for _, path, key_node, value_node in yaml_children(root):
+        km, vm = (key_node or value_node).start_mark, value_node.start_mark
+        out[path] = (km.line + 1, km.column + 1, vm.line + 1, vm.column + 1)
     return out
 
 

@@ -11,6 +11,7 @@ repeated key silently replace the first, which hides a mistake. The walk is here
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,33 +46,48 @@ def read_utf8(path: Path, what: str, hint: str) -> str:
 KeyPath = tuple[str | int, ...]
 
 
-def first_repeated_key(node: Any, loc: KeyPath = (), _walked: set[int] | None = None) -> tuple[KeyPath, Any] | None:
-    """The first key given twice in one mapping of a composed YAML document (`yaml.compose`), in document order.
+def yaml_children(node: Any) -> Iterator[tuple[Any, KeyPath, Any | None, Any]]:
+    """Every child of a composed YAML document (`yaml.compose`) in document order: `(container, path, key, value)`.
 
-    Returns the repeated key's path (ending with the key) and its `start_mark` (0-based line and column), or None.
-    Merge keys (`<<`) may repeat; `1` and `"1"` are different keys. Each node is walked once: an alias is the
-    node it names, so a recursive alias (`x: &a [*a]`) or a 600-byte alias bomb cannot recurse forever.
+    `key` is the key node of a mapping entry, None for a sequence item. Each node is walked once: an alias is the
+    node it names, so a recursive alias (`x: &a [*a]`) or a 600-byte alias bomb cannot recurse forever. Both walks
+    of a document (key positions in config.py, repeated keys here) go through this one.
     """
     import yaml
 
-    walked = set() if _walked is None else _walked
-    if id(node) in walked:
-        return None
-    walked.add(id(node))
-    if isinstance(node, yaml.MappingNode):
-        seen: set[tuple[str, str]] = set()
-        for key_node, value_node in node.value:
-            sub = (*loc, str(key_node.value))
-            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
-                if (key_node.tag, key_node.value) in seen:
-                    return sub, key_node.start_mark
-                seen.add((key_node.tag, key_node.value))
-            found = first_repeated_key(value_node, sub, walked)
-            if found is not None:
-                return found
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            found = first_repeated_key(item, (*loc, index), walked)
-            if found is not None:
-                return found
+    walked: set[int] = set()
+
+    def walk(node: Any, loc: KeyPath) -> Iterator[tuple[Any, KeyPath, Any | None, Any]]:
+        if id(node) in walked:
+            return
+        walked.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                sub = (*loc, str(key_node.value))
+                yield node, sub, key_node, value_node
+                yield from walk(value_node, sub)
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                yield node, (*loc, index), None, item
+                yield from walk(item, (*loc, index))
+
+    return walk(node, ())
+
+
+def first_repeated_key(node: Any) -> tuple[KeyPath, Any] | None:
+    """The first key given twice in one mapping of a composed YAML document (`yaml.compose`), in document order.
+
+    Returns the repeated key's path (ending with the key) and its `start_mark` (0-based line and column), or None.
+    Merge keys (`<<`) may repeat; `1` and `"1"` are different keys.
+    """
+    import yaml
+
+    seen: dict[int, set[tuple[str, str]]] = {}
+    for container, path, key_node, _ in yaml_children(node):
+        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        keys = seen.setdefault(id(container), set())
+        if (key_node.tag, key_node.value) in keys:
+            return path, key_node.start_mark
+        keys.add((key_node.tag, key_node.value))
     return None
