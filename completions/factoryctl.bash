@@ -1,9 +1,17 @@
 _factoryctl_completion() {
-    local IFS=$'
-'
-    COMPREPLY=( $( env COMP_WORDS="${COMP_WORDS[*]}" \
-                   COMP_CWORD=$COMP_CWORD \
+    local line="${COMP_LINE:0:COMP_POINT}" word text before
+    local -a words
+    IFS=$' \t\n' read -r -a words <<< "$line"
+    [[ -z $line || $line == *[[:space:]] ]] && words+=("")
+    word="${words[${#words[@]}-1]}"
+    local IFS=$'\n'
+    COMPREPLY=( $( env COMP_WORDS="${words[*]}" \
+                   COMP_CWORD=$(( ${#words[@]} - 1 )) \
                    _FACTORYCTL_COMPLETE=complete_bash $1 ) )
+    text="${word##*[$COMP_WORDBREAKS]}"
+    before="${word%"$text"}"
+    [[ $before == *[@\$] ]] && before="${before%?}"
+    [[ -n $before ]] && COMPREPLY=( "${COMPREPLY[@]#"$before"}" )
     return 0
 }
 

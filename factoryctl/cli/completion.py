@@ -1,8 +1,10 @@
 """`factoryctl completion SHELL`: print the bash, zsh or fish completion script (also shipped in completions/).
 
-The zsh script is ours, not Typer's: installed in `$fpath`, compinit autoloads it on the first TAB of a shell, and
-Typer's script only registered itself then, so that first TAB completed nothing. `--install-completion` and
-`--show-completion` print the same script (`register` puts it in Typer's table).
+The bash and zsh scripts are ours, not Typer's. zsh: installed in `$fpath`, compinit autoloads it on the first TAB
+of a shell, and Typer's script only registered itself then, so that first TAB completed nothing. bash: Typer's script
+sent bash's words, which bash splits at `@`, `:` and `=` ($COMP_WORDBREAKS), so `gpu01,@r<TAB>` (a node list ending
+in a group) asked for the completion of `r` after two stray arguments and got nothing. `--install-completion` and
+`--show-completion` print the same scripts (`register` puts them in Typer's table).
 
 Also the completion callbacks for options whose values are a fixed list kept as plain strings (an event kind, a log
 level, scheduler policies): one helper for all of them, so every such option completes the same way, choices in
@@ -37,6 +39,32 @@ fi
 """
 
 
+#: Typer's bash script (same fields, same `COMP_WORDS`/`COMP_CWORD` protocol) with the words taken from the command
+#: line split at blanks only, as the shell will parse them. readline then replaces just the text after the word's last
+#: $COMP_WORDBREAKS character (keeping a `@` or `$` there in that text: its "special prefixes"), so each candidate
+#: loses what the word holds before that text.
+BASH_SCRIPT = """\
+%(complete_func)s() {
+    local line="${COMP_LINE:0:COMP_POINT}" word text before
+    local -a words
+    IFS=$' \\t\\n' read -r -a words <<< "$line"
+    [[ -z $line || $line == *[[:space:]] ]] && words+=("")
+    word="${words[${#words[@]}-1]}"
+    local IFS=$'\\n'
+    COMPREPLY=( $( env COMP_WORDS="${words[*]}" \\
+                   COMP_CWORD=$(( ${#words[@]} - 1 )) \\
+                   %(autocomplete_var)s=complete_bash $1 ) )
+    text="${word##*[$COMP_WORDBREAKS]}"
+    before="${word%%"$text"}"
+    [[ $before == *[@\\$] ]] && before="${before%%?}"
+    [[ -n $before ]] && COMPREPLY=( "${COMPREPLY[@]#"$before"}" )
+    return 0
+}
+
+complete -o default -F %(complete_func)s %(prog_name)s
+"""
+
+
 def complete_choices(choices: Iterable[str]) -> Callable[[str], list[str]]:
     """A completion callback offering the `choices` that start with what was typed (`autocompletion=` of an option).
 
@@ -68,12 +96,18 @@ def complete_choice_list(choices: Iterable[str]) -> Callable[[str], list[str]]:
 
 
 def completion_script(shell: str) -> str:
-    """The completion script for `shell`, as Typer generates it for the `factoryctl` program (zsh: `ZSH_SCRIPT`)."""
+    """The completion script for `shell`, as Typer generates it for the `factoryctl` program (ours for bash and zsh)."""
     from typer import _completion_shared
 
-    _completion_shared._completion_scripts["zsh"] = ZSH_SCRIPT
+    _use_our_scripts(_completion_shared._completion_scripts)
     script = _completion_shared.get_completion_script(prog_name="factoryctl", complete_var=COMPLETE_VAR, shell=shell)
     return str(script).rstrip() + "\n"
+
+
+def _use_our_scripts(scripts: dict[str, str]) -> None:
+    """Put our bash and zsh scripts in Typer's table of scripts by shell."""
+    scripts["bash"] = BASH_SCRIPT
+    scripts["zsh"] = ZSH_SCRIPT
 
 
 def check_shell(value: str) -> str:
@@ -89,10 +123,10 @@ def check_shell(value: str) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    """Add `completion` to the root app, and make Typer's `--install-completion` use our zsh script."""
+    """Add `completion` to the root app, and make Typer's `--install-completion` use our bash and zsh scripts."""
     from typer import _completion_shared  # already imported by typer itself: costs nothing
 
-    _completion_shared._completion_scripts["zsh"] = ZSH_SCRIPT
+    _use_our_scripts(_completion_shared._completion_scripts)
 
     @app.command("completion")
     def completion_command(

@@ -81,13 +81,25 @@ def _bracket_candidates(head: str, last: str, config: FactoryConfig) -> list[str
 
 
 def _gpu_candidates(incomplete: str, config: FactoryConfig) -> list[str]:
-    """`gpu01/` -> `gpu01/0` ... `gpu01/7`, for one inventory node whose GPU count is known (`gpus`, `sim.gpus`)."""
+    """`gpu01/` -> `gpu01/0` ... `gpu01/7`, for one inventory node whose GPU count is known (`gpus`, `sim.gpus`).
+
+    In a list the last element completes: `gpu01/0-2,` offers `gpu01/0-2,3` ... (GPUs already listed left out).
+    """
+    from factoryctl.errors import UsageError
+    from factoryctl.targets import parse_gpu_target
+
     node_part, _, gpu_part = incomplete.rpartition("/")
     node = config.nodes.get(node_part)
     count = node.sim.gpus if node is not None and node.sim is not None else node.gpus if node is not None else None
-    if count is None or not (gpu_part.isdigit() or not gpu_part):
+    listed, _, last = gpu_part.rpartition(",")
+    if count is None or not (last.isdigit() or not last):
         return []
-    return [f"{node_part}/{index}" for index in range(count) if str(index).startswith(gpu_part)]
+    try:
+        taken = set(parse_gpu_target(f"{node_part}/{listed}")[1] or ()) if listed else set()
+    except UsageError:
+        return []  # what is listed so far is not a GPU list: nothing to add to it
+    head = f"{node_part}/{listed}," if listed else f"{node_part}/"
+    return [f"{head}{index}" for index in range(count) if str(index).startswith(last) and index not in taken]
 
 
 #: The TARGET argument of commands that default to every node, with completion from the inventory.

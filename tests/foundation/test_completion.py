@@ -131,6 +131,9 @@ def test_every_element_of_a_target_completes(tmp_path):
     assert complete_bash("factoryctl gpus gpu01/", env) == ["gpu01/0", "gpu01/1", "gpu01/2", "gpu01/3"]
     assert complete_bash("factoryctl gpus ws/", env) == ["ws/0", "ws/1"]  # a simulated node's own count
     assert complete_bash("factoryctl gpus cpu1/", env) == []  # count unknown: nothing rather than a guess
+    assert complete_bash("factoryctl gpus gpu01/0,", env) == ["gpu01/0,1", "gpu01/0,2", "gpu01/0,3"]
+    assert complete_bash("factoryctl gpus gpu01/1-2,", env) == ["gpu01/1-2,0", "gpu01/1-2,3"]  # listed: left out
+    assert complete_bash("factoryctl gpus gpu01/x,", env) == []  # not a GPU list so far: nothing to add
 
 
 def test_a_shell_without_a_script_is_one_sentence_naming_the_shells(cli):

@@ -7,77 +7,41 @@ too, and `source <(factoryctl completion zsh)` must keep working.
 
 from __future__ import annotations
 
-import os
-import select
 import shutil
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-#: Longest wait for zsh to echo a completion (a loaded machine starts Python slowly); a bound, not an assertion.
-ECHO_TIMEOUT_S = 90.0
+from pty_shell import PtyShell, factoryctl_on_path
 
 
-class Zsh:
+class Zsh(PtyShell):
     """An interactive `zsh -d -i` (no system rc files) on a pty, with our ZDOTDIR and PATH."""
 
     def __init__(self, zdotdir: Path, path: str) -> None:
         zsh = shutil.which("zsh")
         assert zsh is not None, "these tests drive a real zsh: install it (apt-get install zsh)"
-        self.master, slave = os.openpty()
-        env = {**os.environ, "ZDOTDIR": str(zdotdir), "PATH": path, "TERM": "dumb"}
-        self.process = subprocess.Popen(
-            [zsh, "-d", "-i"], stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True
-        )
-        os.close(slave)
-        self.seen = b""
-
-    def read_until(self, wanted: bytes) -> bool:
-        """Read the terminal until `wanted` shows (True), or ECHO_TIMEOUT_S pass (False)."""
-        deadline = time.monotonic() + ECHO_TIMEOUT_S
-        while wanted not in self.seen and time.monotonic() < deadline:
-            ready, _, _ = select.select([self.master], [], [], 0.2)
-            if ready:
-                try:
-                    self.seen += os.read(self.master, 65536)
-                except OSError:
-                    break
-        return wanted in self.seen
+        super().__init__([zsh, "-d", "-i"], {"ZDOTDIR": str(zdotdir), "PATH": path, "TERM": "dumb"})
 
     def tab(self, line: str, wanted: str) -> bool:
         """Type `line`, press TAB: did the line become `wanted`? Then clear the line for the next one."""
-        self.seen = b""
-        os.write(self.master, line.encode() + b"\t")
+        self.type(line + "\t")
         completed = self.read_until(wanted.encode())
-        self.seen = b""
-        os.write(self.master, b"\x15")  # Ctrl-U: kill the line
+        self.type("\x15")  # Ctrl-U: kill the line
         return completed
-
-    def close(self) -> None:
-        self.process.kill()
-        self.process.wait(timeout=30)
-        os.close(self.master)
 
 
 @pytest.fixture
 def zsh_with(tmp_path: Path) -> Iterator[object]:
     """Start zsh with a .zshrc made of the given lines, `factoryctl` on PATH running this checkout."""
     shells: list[Zsh] = []
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    wrapper = bin_dir / "factoryctl"
-    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m factoryctl "$@"\n')
-    wrapper.chmod(0o755)
+    path = factoryctl_on_path(tmp_path / "bin")
 
     def start(*rc_lines: str) -> Zsh:
         zdotdir = tmp_path / "zdot"
         zdotdir.mkdir(exist_ok=True)
         (zdotdir / ".zshrc").write_text("PS1='zsh-ready> '\n" + "\n".join(rc_lines) + "\n")
-        shell = Zsh(zdotdir, f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+        shell = Zsh(zdotdir, path)
         shells.append(shell)
         assert shell.read_until(b"zsh-ready> "), shell.seen
         return shell
