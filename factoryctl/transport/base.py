@@ -47,7 +47,7 @@ class NodeTransport(Protocol):
     def run(
         self, argv: list[str], timeout: float, stdin: Stdin = None, on_output: OutputSink | None = None
     ) -> CommandResult:
-        """Run argv on the node (quoted with shlex.join where a shell is involved) and wait for it.
+        """Run argv on the node (quoted with `quoting.shell_join` where a shell is involved) and wait for it.
 
         `stdin` is the command's standard input, closed (EOF) after it: bytes, or a `Feed` streamed while the command
         runs (its end never waits for more input); None gives it none (EOF at once). `on_output` sees every chunk of

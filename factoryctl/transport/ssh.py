@@ -4,7 +4,7 @@ One `SshConnection` per node, on a TCP socket this module creates with TCP_NODEL
 costs tens of milliseconds per small request). Connect, banner, handshake, auth and channel opens all have timeouts;
 keepalives run on the transport and `is_alive()` does a real round trip, so a dead peer is noticed. The connect
 steps (TCP, handshake, host key against known_hosts before any credential, auth) live in `ssh_handshake.py`.
-Commands are argv joined with `shlex.join`, and their stdout and stderr are drained together (while any stdin is
+Commands are argv joined with `quoting.shell_join` (sh, bash, zsh and fish read it alike), and their stdout and stderr are drained together (while any stdin is
 fed) so a chatty command cannot deadlock the channel window; what they send on a channel goes through
 `ssh_channel.operation`, so it never follows our CLOSE (OpenSSH would drop the connection shared by every command).
 `SshPool` keeps one connection per node and shares ProxyJump hosts; nodes that need one while it is being opened
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import select
-import shlex
 import socket
 import threading
 import time
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING
 from factoryctl.errors import NodeError
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.transport.base import CappedOutput, CommandResult, OutputSink, cut_short, kept_stderr
+from factoryctl.transport.quoting import shell_join
 from factoryctl.transport.ssh_channel import guard, operation
 from factoryctl.transport.ssh_config import SshTarget, resolve
 from factoryctl.transport.ssh_handshake import (
@@ -164,8 +164,8 @@ class SshConnection:
         stdin: Stdin = None,
         on_output: OutputSink | None = None,
     ) -> CommandResult:
-        """Run argv (joined with shlex.join) and collect its output; past `timeout` it is signalled and closed."""
-        return self.run_shell(shlex.join(argv), timeout, stdin, on_output)
+        """Run argv (quoted for any login shell: `quoting.shell_join`) and collect its output; signalled past `timeout`."""
+        return self.run_shell(shell_join(argv), timeout, stdin, on_output)
 
     def run_shell(
         self,
@@ -174,7 +174,7 @@ class SshConnection:
         stdin: Stdin = None,
         on_output: OutputSink | None = None,
     ) -> CommandResult:
-        """Run a command line that was already quoted (internal use: built with shlex.join by the caller).
+        """Run a command line that was already quoted (internal use: built with `shell_join` by the caller).
 
         `stdin` (bytes, or a `Feed` streaming while the command runs) is fed to the command while its output is read
         (so neither side can stall on a full window), then its stdin is closed (EOF); without it the command's stdin
