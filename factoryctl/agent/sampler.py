@@ -1,6 +1,6 @@
 """One GPU and one node sample in the wire format (docs/agent-protocol.md), from the NVML wrapper.
 
-Field names and units are DESIGN.md's GPU fields; each comment names the `nvidia-smi --query-gpu` equivalent. A
+Field names and units are the GPU fields of docs/cli.md; each comment names the `nvidia-smi --query-gpu` equivalent. A
 value the driver does not give is null with its reason in `null_reasons`; a lost GPU is all nulls with `gpu_lost`.
 Values that never change on a board (name, UUID, limit range, thresholds) are read once and cached.
 
@@ -41,7 +41,8 @@ GPU_FIELDS = (
     "xid_events",
     "null_reasons",
 )
-MAX_XIDS = 8  # per GPU, newest last
+#: XIDs kept per GPU, newest last; the controller's `telemetry.health.MAX_XIDS` must be equal (a test checks).
+MAX_XIDS = 8
 
 # nvmlClocksEventReason* bits -> NVML's names without the prefix (nvidia-smi: clocks_event_reasons.<snake_case>).
 REASON_NAMES = (

@@ -1,7 +1,10 @@
 """Jobs as every layer sees them: what was asked (`JobSpec`), where it runs (`Placement`), and its record (`Job`).
 
-The scheduler decides on these, the job executor launches ranks from them, the store persists them and the CLI
-prints them, so they are frozen, standard-library only and carry their own JSON form (DESIGN.md, Job fields).
+The scheduler's entry point (`scheduler.decide.schedule`, called from Python and the tests today) decides on these;
+the trace replay behind `sched simulate` and `sched explain` uses only `SchedNode` and the job states. The job
+executor, the store's job table and the `jobs` commands that will launch ranks from them, persist and print them
+come with a later release (docs/scheduler.md). So they are frozen, standard-library only and carry their own JSON
+form.
 `SchedNode` is the scheduler's narrow view of an inventory node: only what placement needs, nothing about SSH.
 """
 
@@ -80,7 +83,10 @@ class Placement:
 
 @dataclass(frozen=True)
 class Rank:
-    """One launcher process of a job: one per allocated node (`RANK` = `NODE_RANK`)."""
+    """One launcher process of a job: one per allocated node (`RANK` = `NODE_RANK`).
+
+    Nothing fills `Job.ranks` yet: the job executor that launches ranks comes with a later release.
+    """
 
     rank: int
     node: str
@@ -183,7 +189,7 @@ class Job:
         return replace(self, **changes)
 
     def as_json(self) -> dict[str, Any]:
-        """The `jobs show -o json` object, keys in DESIGN.md order."""
+        """The job's JSON object; no command prints it yet (the `jobs` commands come later), a test fixes its keys."""
         return {
             "id": self.id,
             "name": self.name,
@@ -211,7 +217,7 @@ class SchedNode:
     rack: str | None = None
     switch: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
-    state: str = "up"  # up | degraded | down (reachability, DESIGN.md Node fields)
+    state: str = "up"  # up | degraded | down (reachability, as `state` in docs/cli.md, Node fields)
     drained: bool = False
     healthy: bool = True
 

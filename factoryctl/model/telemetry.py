@@ -1,6 +1,6 @@
 """Telemetry snapshots: one `GpuSample` per GPU and one `NodeSample` per node, frozen so the UI can share them.
 
-Field names are the JSON contract of `factoryctl gpus` / `nodes` (DESIGN.md, GPU and Node fields): SI units in the
+Field names are the JSON contract of `factoryctl gpus` / `nodes` (docs/cli.md, GPU and Node fields): SI units in the
 name, `None` when the driver does not support a value, with the reason in `null_reasons`. A value from the wire that
 is not what its field holds (a string or a boolean where a number goes, NaN, infinity) is `None` too, with the reason
 `invalid`: one bad value from one agent must not reach the store, where it would fail every other node's rows.
@@ -80,10 +80,10 @@ class GpuSample:
     ecc_uncorrected: int | None = None  # ecc.errors.uncorrected.volatile.total
     processes: tuple[GpuProcess, ...] = ()
     null_reasons: dict[str, str] = field(default_factory=dict)
-    xid_events: tuple[XidEvent, ...] = ()  # recent XIDs seen by the agent, oldest first (beyond DESIGN.md's fields)
+    xid_events: tuple[XidEvent, ...] = ()  # recent XIDs seen by the agent, oldest first (docs/cli.md)
 
     def as_json(self) -> dict[str, Any]:
-        """The JSON object of one `gpus` listing item, keys in DESIGN.md order.
+        """The JSON object of one `gpus` listing item, keys in the order of docs/cli.md's GPU fields.
 
         A list the driver did not report (`throttle_reasons`, `processes` of a lost GPU: named in `null_reasons`) is
         null, not an empty list that would claim "none"; XID times are ISO-8601 like every other time.

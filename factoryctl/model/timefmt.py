@@ -1,4 +1,4 @@
-"""Timestamps as every JSON output and reason writes them: ISO-8601 UTC with `Z` and milliseconds (DESIGN.md).
+"""Timestamps as every JSON output and reason writes them: ISO-8601 UTC with `Z` and milliseconds (docs/cli.md).
 
 One function, so `gpus`, `events`, the store's exports and the scheduler's reasons cannot drift apart.
 """

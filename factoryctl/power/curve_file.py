@@ -1,9 +1,9 @@
 """Reading power curves from CSV and picking one GPU and workload out of a file that holds many.
 
-Curve files (DESIGN.md, Data files) have the columns `gpu,workload,pl_frac,throughput_rel,power_rel` and may carry
-`max_power_limit_w` and `power_limit_w`, which give the GPU's range in watts. Names are matched without regard to
-case, and a workload may be named by its full name (`squad/bert_base`) or by either half when that is
-unambiguous (`squad`), so operators can type what they see in the file.
+Curve files (docs/power.md, Units and data files) have the columns `gpu,workload,pl_frac,throughput_rel,power_rel`
+and may carry `max_power_limit_w` and `power_limit_w`, which give the GPU's range in watts. Names are matched
+without regard to case, and a workload may be named by its full name (`squad/bert_base`) or by either half when
+that is unambiguous (`squad`), so operators can type what they see in the file.
 """
 
 from __future__ import annotations

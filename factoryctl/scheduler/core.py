@@ -37,7 +37,11 @@ from factoryctl.scheduler.shapequeue import ShapeQueue
 
 
 class _Pass:
-    """The state of one pass; `run` walks the queue once."""
+    """The state of one pass; `run` walks the queue once.
+
+    Node indices are positions in `fm`; a "shape" is (nodes, GPUs per node); "bucket k" means "the first k
+    reservations (by start) begin before the job would end", so their caps bind it (`capsets[k]`).
+    """
 
     def __init__(
         self, fm: FreeMap, running: Sequence[Running], now: float, config: SchedulerConfig, explain: bool
@@ -47,16 +51,23 @@ class _Pass:
         self.now = now
         self.config = config
         self.explain = explain
-        self.out = PassOutcome()
-        self.new_running: list[Running] = []
+        self.out = PassOutcome()  # what the pass decided so far: starts, reservations, waiting (when explaining)
+        self.new_running: list[Running] = []  # gangs started by this pass, (end, seq, GPUs held), for `reserve`
         self.starts: list[float] = []  # reservation starts, sorted
+        # capsets[k]: per node index, the GPUs a job may take there if the first k reservations bind it (the
+        # tightest of their caps); capsets[0] is None, no cap. Rebuilt whenever a reservation or its caps change.
         self.capsets: list[dict[int, int] | None] = [None]
+        # Start attempts that did not fit, as (nodes, GPUs per node, allowed nodes, bucket k): the same attempt is
+        # not tried again (capacity only shrinks within a pass). Cleared by `reserve`, which renumbers the buckets.
         self.failed: set[tuple[int, int, frozenset[int] | None, int]] = set()
-        self.holds: dict[int, int] = {}
-        self.jumped = False
+        self.holds: dict[int, int] = {}  # node index -> GPUs the pass's reservations hold there (their future use)
+        self.jumped = False  # a job could not start, so every later start overtakes it (`Started.backfilled`)
+        # Shapes `_nothing_can_start` found hopeless for the rest of the pass (no room at all); never cleared.
         self.dead: set[tuple[int, int]] = set()
-        self.failed_at: dict[tuple[int, int], int] = {}  # shape -> fewest reservations it failed within
-        self.held: Collection[str] = ()
+        # shape -> the smallest bucket k in which a job of that shape (without node constraints) failed to start;
+        # cleared with `failed`. Read only by `_nothing_can_start`.
+        self.failed_at: dict[tuple[int, int], int] = {}
+        self.held: Collection[str] = ()  # ids an earlier pass protected from starvation (`plan`'s `protected`)
         self.index: QueueIndex | None = None
 
     def try_start(
@@ -129,18 +140,34 @@ class _Pass:
         return reservation
 
     def run(self, queue: Iterable[Candidate], price: float | None) -> PassOutcome:
-        blocker: str | None = None
+        """Walk `queue` once, protected (starving) jobs first, and return what the pass decided.
+
+        Each job in turn is: deferred for its price; never placeable on these nodes; blocked (an earlier,
+        unprotected job was held back under a policy without backfill); started, if it fits now within the caps of
+        the reservations that begin before it would end; or held back (`_hold_back`: it may take a reservation,
+        and may become the blocker). The first job that does not start is `first_short`; later starts are backfills.
+
+        Invariants: `fm` only loses GPUs during the pass, so a start attempt or shape that failed stays failed
+        until `reserve` renumbers the buckets; no start breaks the caps of a reservation that begins before the
+        started job would end; there are at most `config.reservations` reservations. Without `explain` the loop
+        takes shortcuts: it stops at the blocker, when no GPU is free or when no queued shape can start any more
+        (no later job could start); it skips `_hold_back` where that could not reserve (it would only describe the
+        job); past the protected jobs it hands the rest to `_backfill`, which tries exactly the jobs this loop
+        would. So `explain` changes which jobs are described (and may add reservations that no later start could
+        meet) but never which jobs start, where, or `first_short`.
+        """
+        blocker: str | None = None  # id of the held-back job that blocks the rest (policies without backfill)
         config, now, explain = self.config, self.now, self.explain  # locals: this loop is the scheduler's hot path
         queue, protected = self._protect(queue, price)
         fm = self.fm
         zero, node_count, can_host, hosts = fm.buckets[0], len(fm.free), fm.can_host, fm.hosts
         failed, reservations, most = self.failed, self.out.reservations, config.reservations
         quiet, starving_only = not explain and config.backfill, config.reserve_starving_only
-        short: Candidate | None = None
+        short: Candidate | None = None  # the first job that could not start (`PassOutcome.first_short`)
         # Past the protected jobs, once no job could take a reservation, only starts matter: `_backfill` finds the
         # jobs worth trying through the index instead of walking the rest of the queue (`shapequeue`).
         indexed = quiet and price is None and self.index is not None and self.index.by_shape is not None
-        after: tuple[float, float, int] | None = None
+        after: tuple[float, float, int] | None = None  # key of the last job walked past the protected ones
         for seen, job in enumerate(queue):
             if seen >= len(protected):  # past the protected jobs: the rest of the queue, in key order
                 if indexed and (starving_only or len(reservations) >= most):

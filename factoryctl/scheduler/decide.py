@@ -1,8 +1,10 @@
 """The scheduler's public entry point: frozen nodes and jobs in, frozen decisions out.
 
-`schedule` is what `sched tick` and the controller call: it turns the model objects into the pass's fast
-representation, runs `core.plan` with explanations on, and translates the outcome back into decisions that name
-nodes and carry a readable reason. It also proposes preemptions when the policy allows them.
+`schedule` turns the model objects into the pass's fast representation, runs `core.plan` with explanations on,
+and translates the outcome back into decisions that name nodes and carry a readable reason; it also proposes
+preemptions when the policy allows them. Today its callers are Python code (docs/scheduler.md, "From Python") and
+the tests; `sched explain` (through `replay_explain`) words its waiting jobs with `wait_decision`. The live path
+that acts on these decisions over SSH (a job executor, `jobs ...` commands) comes with a later release.
 """
 
 from __future__ import annotations

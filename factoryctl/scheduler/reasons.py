@@ -1,7 +1,8 @@
 """Sentences for people: why a job started where it did, or why it still waits.
 
-Operators read these in `jobs list` and `jobs show` ("waiting for 2 nodes with 8 free GPUs in rack a; reserved
-start in ~40 min"), so they name counts, places and times, never internal codes.
+Operators read these in `sched explain` today ("waiting for 2 nodes with 8 free GPUs in rack a; reserved start
+in ~40 min"), and `decide.schedule` puts them on every decision it returns, so they name counts, places and times,
+never internal codes. (Job commands that print them for live jobs come with a later release, docs/scheduler.md.)
 """
 
 from __future__ import annotations

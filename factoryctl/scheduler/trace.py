@@ -1,4 +1,4 @@
-"""Job traces (DESIGN.md format) parsed and checked before any replay, so a bad row is a sentence, not a crash.
+"""Job traces (docs/scheduler.md, "The trace") parsed and checked before any replay, so a bad row is a sentence, not a crash.
 
 `job_id,submit_time_s,duration_s,num_gpus` are required; `num_nodes,gpus_per_node,priority,walltime_s` are optional
 and extra columns are ignored (`parse_trace` names them, so the CLI can say the replay does not model them). Column

@@ -63,7 +63,8 @@ nvmlEventTypeNone = 0x0
 
 DRIVER_VERSION = "550.90.07"
 
-# GPU field (DESIGN.md names) -> the NVML functions that answer NOT_SUPPORTED when the inventory lists it.
+# GPU field (docs/cli.md names) -> the NVML functions that answer NOT_SUPPORTED when the inventory lists it
+# (`sim.unsupported`, docs/simulated-driver.md, Faults).
 UNSUPPORTABLE_FIELDS: Dict[str, Tuple[str, ...]] = {
     "uuid": ("nvmlDeviceGetUUID",),
     "name": ("nvmlDeviceGetName",),

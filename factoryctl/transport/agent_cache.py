@@ -25,14 +25,13 @@ from typing import TYPE_CHECKING
 from factoryctl.config_schema import remote_cache_dir_problem
 from factoryctl.errors import ConfigError, NodeError
 from factoryctl.model.inventory import NodeSpec
+from factoryctl.transport.quoting import shell_join
 from factoryctl.transport.ssh import SshConnection
 
 if TYPE_CHECKING:
     import paramiko
 
 
-#: Overrides the agent cache directory on the nodes, factory.yaml's `ssh.remote_cache_dir` included (relative paths
-#: start at the login directory).
 #: Overrides the agent cache directory on the nodes, factory.yaml's `ssh.remote_cache_dir` included (relative paths
 #: start at the login directory).
 REMOTE_CACHE_ENV = "FACTORYCTL_REMOTE_CACHE"
@@ -420,5 +419,5 @@ def agent_command(argv: list[str], cache: str | None = None, name: str | None = 
     the cache after re-checking it in the same shell (`_LAUNCH`), so relative paths in argv start at the cache.
     """
     if cache is None or name is None:
-        return 'exec env -i PATH="$PATH" HOME="$HOME" ' + shlex.join(argv)
-    return "exec " + shlex.join(["sh", "-c", _LAUNCH, "sh", cache, name, *argv])
+        return 'exec env -i PATH="$PATH" HOME="$HOME" ' + shell_join(argv)
+    return "exec " + shell_join(["sh", "-c", _LAUNCH, "sh", cache, name, *argv])

@@ -1,6 +1,6 @@
-"""The agent's command line, built the same way for every transport (DESIGN.md, The agent).
+"""The agent's command line, built the same way for every transport (docs/agent-protocol.md).
 
-Built as argv and quoted with `shlex.join` where a shell is involved; nothing is passed through the environment,
+Built as argv and quoted with `quoting.shell_join` where a shell is involved; nothing is passed through the environment,
 because sshd drops it.
 """
 

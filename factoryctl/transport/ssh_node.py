@@ -1,10 +1,10 @@
 """The `ssh` NodeTransport: run commands and the node agent over one persistent connection.
 
 The agent zipapp is shipped to a private per-user cache on the node and started from inside it after the same
-shell re-checks it (transport/agent_cache.py), as DESIGN.md's argv (quoted with `shlex.join`) under `env -i` with just PATH
-and HOME, so a node's login environment (PYTHONPATH, LD_PRELOAD ...) cannot break it, and its stdin/stdout become
-an `AgentSession`. A node with no usable Python (the command exits 126/127, or the interpreter is older than 3.9)
-falls back to nvidia-smi through `SmiBridge`, which speaks the same protocol.
+shell re-checks it (transport/agent_cache.py), as the argv of docs/agent-protocol.md (quoted by `quoting.shell_join`) under
+`env -i` with just PATH and HOME, so a node's login environment (PYTHONPATH, LD_PRELOAD ...) cannot break it, and
+its stdin/stdout become an `AgentSession`. A node with no usable Python (the command exits 126/127, or the
+interpreter is older than 3.9) falls back to nvidia-smi through `SmiBridge`, which speaks the same protocol.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ class SshTransport:
     def run(
         self, argv: list[str], timeout: float, stdin: Stdin = None, on_output: OutputSink | None = None
     ) -> CommandResult:
-        """Run argv on the node through the login shell, quoted with shlex.join; `stdin` is fed, then EOF."""
+        """Run argv on the node through the login shell, quoted by `shell_join`; `stdin` is fed, then EOF."""
         return self.connection.run(argv, timeout=timeout, stdin=stdin, on_output=on_output)
 
     def interrupt(self) -> None:
