@@ -86,11 +86,27 @@ class DashboardApp(App[None]):
         self.read_only = read_only
         self.target = target
         self.snapshots_taken = 0
+        #: The first unhandled exception; `run_dashboard` raises it again once the terminal is restored.
+        self.crashed: Exception | None = None
         self._fetching = False
         self._last_failure: str | None = None
         self._last_price_error: str | None = None
         self.title = f"factoryctl · {services.factory_name}"
         self.sub_title = "read-only" if read_only else ""
+
+    def _handle_exception(self, error: Exception) -> None:
+        """An unhandled exception: quit, keeping it for the CLI's boundary (one sentence; a traceback with --debug).
+
+        Textual's own report is a traceback with every frame's local variables (a config, a key's path), whatever
+        --debug says; factoryctl never prints local variables (docs/security.md).
+        """
+        if self.crashed is None:
+            self.crashed = error
+        super()._handle_exception(error)
+
+    def _fatal_error(self) -> None:
+        """Close after `_handle_exception`, without Textual's traceback (see there)."""
+        self._close_messages_no_wait()
 
     def on_mount(self) -> None:
         """Open the factory screen and start refreshing."""
@@ -202,7 +218,7 @@ def run_dashboard(config: FactoryConfig, read_only: bool = False, target: str | 
 
     With a live controller the dashboard reads its store; otherwise it runs its own collector (one agent session
     per node) for as long as it is open. Returns the exit status: 0 after `q`, 130 after Ctrl-C or SIGINT, 143 after
-    SIGTERM. The signal handlers are in place before the terminal changes and stay until the sessions are released,
+    SIGTERM; an unexpected error inside the app is raised here, after the terminal is restored. The signal handlers are in place before the terminal changes and stay until the sessions are released,
     so a signal at any moment restores the terminal rather than killing the process in the alternate screen.
     """
     from factoryctl.tui.services import open_services
@@ -219,4 +235,6 @@ def run_dashboard(config: FactoryConfig, read_only: bool = False, target: str | 
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if app.crashed is not None:
+        raise app.crashed
     return app.return_code or app.signal_status or 0
