@@ -46,11 +46,23 @@ def xid_events(path: Path) -> list[tuple[str | None, int | None, str]]:
         store.close()
 
 
+def samples_stored_after(path: Path, node: str, gpu: int) -> int:
+    """How many samples of `node`/`gpu` the store holds from after its newest `xid` event (all of them carry it)."""
+    store = Store(path.parent / "state" / "factory.db", readonly=True)
+    try:
+        newest = max(e.time for e in store.events(0, kind="xid"))
+        (series,) = store.history([node], "power_w", newest, time.time() + 3600, gpus=[gpu])
+        return sum(1 for point in series.points if point.time > newest)
+    finally:
+        store.close()
+
+
 def test_every_xid_is_one_event_and_listed_by_events_and_gpus(factory: Path, cli: Any) -> None:
     for code in (13, 31, 48):
         assert cli("--config", str(factory), "sim", "inject", "n2/1", "--xid", str(code)).exit_code == 0
     wait_for(lambda: len(xid_events(factory)) >= 3)
-    time.sleep(1.0)  # more samples carry the same XIDs: still one event each
+    # Every later sample of n2/1 carries the same three XIDs: after several of them, still one event each.
+    wait_for(lambda: samples_stored_after(factory, "n2", 1) >= 4)
     assert xid_events(factory) == [("n2", 1, f"n2/1: XID {code}") for code in (13, 31, 48)]
 
     shown = cli("--config", str(factory), "events", "--since", "30s", "--kind", "xid", "-o", "json")

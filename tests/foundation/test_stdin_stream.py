@@ -7,6 +7,7 @@ import threading
 import time
 
 import pytest
+from waiting import wait_for
 
 from factoryctl.errors import NodeError
 from factoryctl.transport.stdin_stream import CHUNK, Feed, StdinBroadcast, fixed_feed
@@ -131,13 +132,29 @@ def test_fixed_feed():
     assert feed.ended
 
 
+class _ReaderPauses(threading.Condition):
+    """A broadcast's condition that counts how often its reader thread goes (back) to waiting on it: paused."""
+
+    def __init__(self, broadcast: StdinBroadcast) -> None:
+        super().__init__()
+        self._broadcast = broadcast
+        self.count = 0
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if threading.current_thread() is self._broadcast._thread:
+            self.count += 1  # under the lock, right after the reader looked at who runs and chose to pause
+        return super().wait(timeout)
+
+
 def test_nothing_is_read_between_turns_while_nodes_wait_for_a_slot():
     """Between one node's end and the next one's start nobody takes input: reading then would only fill the replay
     log and refuse the waiting nodes for input no command asked for (endless `yes | exec -f 1 ... -- true`)."""
     read_end, write_end = os.pipe()
     os.set_blocking(write_end, False)
     broadcast = StdinBroadcast(read_end, window=4 * CHUNK, replay=16 * CHUNK)
+    pauses = broadcast._cond = _ReaderPauses(broadcast)  # before any feed or reader uses the condition
     feeds = [broadcast.feed(f"n{i}") for i in range(4)]
+    bound = broadcast.window + CHUNK  # reading stops at the window; one read may pass it by less than a CHUNK
     stop = threading.Event()
 
     def endless() -> None:  # `yes`: always more input
@@ -150,12 +167,19 @@ def test_nothing_is_read_between_turns_while_nodes_wait_for_a_slot():
     source = threading.Thread(target=endless)
     source.start()
     try:
-        for feed in feeds:
+        for turn, feed in enumerate(feeds, 1):
             feed.start()  # raises NodeError if the input passed the replay bound before its turn
-            time.sleep(0.05)  # the command runs and takes nothing (`true`) ...
-            feed.close()  # ... and ends
-            time.sleep(0.3)  # nobody runs until the next turn: nothing may be read meanwhile
-            assert broadcast._head <= broadcast.window + 2 * CHUNK
+            # The command runs and takes nothing (`true`): the reader fills the window for it, from the first byte.
+            wait_for(lambda: broadcast.peak >= broadcast.window)
+            assert feed.peek(2) == b"y\n"
+            with pauses:
+                feed.close()  # ... and the command ends
+                seen = pauses.count
+            if turn < len(feeds):  # nodes wait: the reader, woken by the close, must pause again, not read on
+                wait_for(lambda seen=seen: pauses.count > seen or broadcast.peak > bound)
+            else:  # nobody is left: the reader leaves
+                wait_for(lambda: broadcast._thread is not None and not broadcast._thread.is_alive())
+            assert broadcast.peak <= bound, f"read on after turn {turn}"
     finally:
         stop.set()
         source.join(5)

@@ -7,11 +7,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from waiting import wait_for
 
 from factoryctl.sim.state import SimNode
 
@@ -38,49 +38,50 @@ def _rank(state: Path, *args: str, env: dict[str, str] | None = None) -> subproc
     return proc
 
 
-def _wait_registered(node: SimNode, pid: int, gpu: int) -> None:
-    deadline = time.monotonic() + 15
-    while pid not in [p.pid for p in node.reading(gpu).processes]:
-        assert time.monotonic() < deadline, "the rank never registered"
-        time.sleep(0.05)
+def _registered(node: SimNode, pid: int, gpu: int) -> bool:
+    return pid in [p.pid for p in node.reading(gpu).processes]
+
+
+def _carries_rank(node: SimNode, pid: int, gpu: int) -> bool:
+    """GPU `gpu` lists the rank and shows its full load."""
+    reading = node.reading(gpu)
+    return pid in [p.pid for p in reading.processes] and reading.utilization_pct == 100 and reading.power_w > 500
+
+
+def _idle(node: SimNode, gpu: int) -> bool:
+    reading = node.reading(gpu)
+    return reading.processes == () and reading.utilization_pct == 0
 
 
 def test_a_rank_loads_its_gpus_while_it_runs_and_finishes(tmp_path: Path):
     node = SimNode(tmp_path, "n1", profile="h100-sxm", gpus=4, workload="idle")
     proc = _rank(tmp_path, "--gpus", "1,2", "--work-s", "1.0", "--tick-s", "0.1")
-    _wait_registered(node, proc.pid, 1)
-    time.sleep(0.06)
-    busy = node.reading(2)
-    assert busy.utilization_pct == 100
-    assert busy.power_w > 500
-    assert node.reading(0).utilization_pct == 0
+    wait_for(lambda: _carries_rank(node, proc.pid, 1) and _carries_rank(node, proc.pid, 2))
+    assert _idle(node, 0)  # not one of its GPUs
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "100% done" in out
-    time.sleep(0.06)
-    assert node.reading(1).processes == ()
-    assert node.reading(1).utilization_pct == 0
+    wait_for(lambda: _idle(node, 1))
 
 
 def test_a_capped_rank_works_slower_and_sigterm_ends_it(tmp_path: Path):
     node = SimNode(tmp_path, "n1", profile="h100-sxm", gpus=2, workload="idle")
     node.set_power_limit(0, 200)
     proc = _rank(tmp_path, "--gpus", "0", "--work-s", "100", "--tick-s", "0.1", env={"CUDA_VISIBLE_DEVICES": "1"})
-    _wait_registered(node, proc.pid, 0)
+    wait_for(lambda: _registered(node, proc.pid, 0))
     assert proc.stdout is not None
     proc.stdout.readline()  # banner
     rate = float(proc.stdout.readline().rsplit(" ", 1)[-1])
     assert 0.05 < rate < 0.4  # 200 W of ~670 W demanded
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=15) == 128 + signal.SIGTERM
-    time.sleep(0.06)
-    assert node.reading(0).processes == ()
+    wait_for(lambda: node.reading(0).processes == ())
 
 
 def test_a_lost_gpu_fails_the_rank(tmp_path: Path):
     node = SimNode(tmp_path, "n1", profile="h100-sxm", gpus=2, workload="idle")
     proc = _rank(tmp_path, "--work-s", "100", "--tick-s", "0.05")
-    _wait_registered(node, proc.pid, 1)
+    wait_for(lambda: _registered(node, proc.pid, 1))
     node.inject("lost", gpus=[1])
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 1

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from waiting import wait_for
 
 from factoryctl.config import parse_config
 from factoryctl.model.telemetry import GpuSample, NodeSample
@@ -66,13 +67,16 @@ def test_serve_answers_metrics_over_http(cli: Any, tmp_path: Path, monkeypatch: 
 
     monkeypatch.setattr(ThreadingHTTPServer, "__init__", capture)
     (tmp_path / "f.yaml").write_text(f"state_dir: {tmp_path / 's'}\nnodes: {{n1: {{transport: local}}}}\n")
+    ended: list[Any] = []  # what `metrics serve` returned, should it end before it listens
     runner = threading.Thread(
-        target=cli, args=("--config", str(tmp_path / "f.yaml"), "metrics", "serve", "--port", "0"), daemon=True
+        target=lambda: ended.append(cli("--config", str(tmp_path / "f.yaml"), "metrics", "serve", "--port", "0")),
+        daemon=True,
     )
     runner.start()
-    deadline = threading.Event()
-    while not started and not deadline.wait(0.05):
-        pass
+    wait_for(lambda: bool(started) or not runner.is_alive(), timeout=30)
+    if not started:
+        why = f"exit {ended[0].exit_code}, stderr: {ended[0].stderr!r}" if ended else "an exception (see above)"
+        pytest.fail(f"metrics serve ended before it listened: {why}")
     server = started[0]
     try:
         port = server.server_address[1]
