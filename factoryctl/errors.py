@@ -12,7 +12,7 @@ from typing import ClassVar
 
 
 class ExitCode(IntEnum):
-    """Process exit statuses, as documented in docs/cli.md (DESIGN.md, Exit codes)."""
+    """Process exit statuses, as documented in docs/cli.md (Exit codes) and README.md."""
 
     OK = 0
     FAILURE = 1
@@ -67,7 +67,7 @@ class ConfigError(FactoryError):
 
 
 class NodeError(FactoryError):
-    """A failure on one node, classified by `kind` (DESIGN.md: dns, refused, timeout, banner, host_key, ...)."""
+    """A failure on one node, classified by `kind` (docs/cli.md: dns, refused, timeout, banner, host_key, ...)."""
 
     #: kind -> exit code; connection-class kinds are 4, timeouts 124, the rest 1.
     KIND_EXIT: ClassVar[dict[str, ExitCode]] = {
@@ -100,10 +100,3 @@ class ActionFailed(FactoryError):
     """An action (a remote command, a power change, a job) did not succeed."""
 
     exit_code = ExitCode.FAILURE
-
-
-class TimedOut(FactoryError):
-    """An operation did not finish within its timeout."""
-
-    exit_code = ExitCode.TIMEOUT
-    title = "timeout"

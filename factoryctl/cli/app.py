@@ -144,9 +144,15 @@ def run(argv: list[str] | None = None) -> int:
     except (KeyboardInterrupt, typer.Abort):
         sys.stderr.write("factoryctl: interrupted\n")
         return int(ExitCode.INTERRUPTED)
-    except click.ClickException as error:
+    except getattr(click, "NoArgsIsHelpError", ()) as error:  # `factoryctl sim`: its help, as Click prints it
         error.show()
-        return int(ExitCode.USAGE) if error.exit_code == 2 else int(error.exit_code)
+        return int(ExitCode.USAGE)
+    except click.UsageError as error:
+        _print_error(_usage_error(error, args))
+        return int(ExitCode.USAGE)
+    except click.ClickException as error:
+        _print_error(FactoryError(_sentence(error.format_message())))
+        return int(error.exit_code)
     except typer.Exit as stop:
         return int(stop.exit_code)
     except BrokenPipeError:
@@ -160,6 +166,50 @@ def run(argv: list[str] | None = None) -> int:
             return _stdout_closed()
         raise
     return int(result) if isinstance(result, int) else int(ExitCode.OK)
+
+
+def _sentence(text: str) -> str:
+    """Click's `No such option: -o` as our sentences read: lower case first (`NO_COLOR`, `GPU` keep theirs)."""
+    head, colon, detail = text.partition(": ")
+    if colon:
+        return _sentence(head) + colon + _sentence(detail)
+    if len(text) > 1 and text[0].isupper() and text[1].islower():
+        return text[0].lower() + text[1:]
+    return text
+
+
+def _usage_error(error: Any, args: list[str]) -> FactoryError:
+    """A usage error Click raised (unknown option or command, bad or missing value) as our sentence and hint.
+
+    Click's own content stays (the option, the value, its "did you mean"); the hint names the command's help.
+    """
+    if getattr(error, "possibilities", None):  # NoSuchOption: Click's near options, nearest first
+        message = f"{error.message}; did you mean {' or '.join(error.possibilities)}?"
+    else:
+        message = error.format_message()
+    message = _sentence(message.replace(". Did you mean", "; did you mean"))
+    path = error.ctx.command_path if error.ctx is not None else _command_path(args)
+    return FactoryError(message, f"see `{path} --help`.")
+
+
+def _command_path(args: list[str]) -> str:
+    """The command `args` name (`factoryctl nodes list`), for the errors Click raises without their context."""
+    from typer.main import get_command
+
+    command, path = get_command(app), ["factoryctl"]
+    words = iter(args)
+    for word in words:
+        if word in ("-c", "--config"):
+            next(words, None)
+        elif word == "--":
+            break
+        elif not word.startswith("-"):
+            sub = getattr(command, "commands", {}).get(word)
+            if sub is None:
+                break
+            command = sub
+            path.append(word)
+    return " ".join(path)
 
 
 def _output_failed(error: OSError) -> int:

@@ -34,7 +34,16 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from factoryctl.cli import context
-from factoryctl.cli.render import NO_HEADER_OPTION, OUTPUT_OPTION, OutputFormat, dump_json, dump_yaml, emit, fold
+from factoryctl.cli.render import (
+    FANOUT_OPTION,
+    NO_HEADER_OPTION,
+    OUTPUT_OPTION,
+    OutputFormat,
+    dump_json,
+    dump_yaml,
+    emit,
+    fold,
+)
 from factoryctl.errors import ExitCode, NodeError, UsageError, most_severe
 
 if TYPE_CHECKING:
@@ -44,7 +53,6 @@ if TYPE_CHECKING:
     from factoryctl.transport.fanout import Pending
     from factoryctl.transport.stdin_stream import StdinBroadcast
 
-DEFAULT_FANOUT = 64
 RULE = "-" * 15
 #: A line longer than this (no newline yet) is printed in pieces by `--lines`, so that its buffer stays bounded.
 LINE_LIMIT = 1 << 16
@@ -386,7 +394,7 @@ def exec_command(
     ctx: typer.Context,
     target: str = typer.Argument(..., help="Node set, @group or all.", autocompletion=context.complete_target),
     command: list[str] = typer.Argument(..., help="The command and its arguments (after `--`).", show_default=False),
-    fanout: int = typer.Option(DEFAULT_FANOUT, "--fanout", "-f", min=1, help="Nodes worked on at once."),
+    fanout: int = FANOUT_OPTION,
     timeout: float = context.timeout_option(
         60.0, "--timeout", "-t", help="Seconds the command may run on each node (connecting: ssh.connect_timeout_s)."
     ),

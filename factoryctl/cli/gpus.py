@@ -1,4 +1,4 @@
-"""`factoryctl gpus [TARGET[/GPUS]]`: one row per GPU, every DESIGN.md field in JSON."""
+"""`factoryctl gpus [TARGET[/GPUS]]`: one row per GPU, every GPU field of docs/cli.md in JSON."""
 
 from __future__ import annotations
 

@@ -24,6 +24,7 @@ from factoryctl.cli.render import (
     OutputFormat,
     iso_utc,
 )
+from factoryctl.transport.fanout import DEFAULT_FANOUT
 
 if TYPE_CHECKING:
     from typer._click import Context as ClickContext
@@ -125,7 +126,7 @@ def ssh_port(spec: NodeSpec) -> int | None:
 def node_item(
     spec: NodeSpec, sample: NodeSample | None, drain: DrainInfo | None, drains_known: bool = True
 ) -> dict[str, Any]:
-    """One `nodes list` item (DESIGN.md, Node fields, plus why, by whom and since when a node is drained).
+    """One `nodes list` item (the Node fields of docs/cli.md, with why, by whom and since when a node is drained).
 
     `drained` is None when the store could not say (`drains_known` false): unknown, not "not drained".
     """
@@ -176,7 +177,7 @@ def drained_nodes(config: FactoryConfig) -> dict[str, DrainInfo] | None:
 
 
 def node_items(
-    config: FactoryConfig, specs: Sequence[NodeSpec], timeout: float, fanout: int = 64, quiet: bool = True
+    config: FactoryConfig, specs: Sequence[NodeSpec], timeout: float, fanout: int = DEFAULT_FANOUT, quiet: bool = True
 ) -> tuple[list[dict[str, Any]], list[NodeError]]:
     """Items for `nodes list`, in inventory order, plus the per-node errors (a progress line unless `quiet`)."""
     from factoryctl.cli.listing import asked
@@ -198,7 +199,7 @@ def _list(
     watch: bool,
     interval: float,
     timeout: float,
-    fanout: int = 64,
+    fanout: int = DEFAULT_FANOUT,
 ) -> None:
     from factoryctl.cli.listing import show_listing
 
@@ -237,7 +238,7 @@ def nodes_default(
 ) -> None:
     """List, trust, check, drain and resume nodes (`factoryctl nodes [TARGET]` lists them)."""
     if ctx.invoked_subcommand is None:
-        _list(ctx, "all", output, no_header, False, 2.0, 15.0)
+        _list(ctx, "all", output, no_header, False, 2.0, 15.0, DEFAULT_FANOUT)
 
 
 @app.command("list")

@@ -15,6 +15,7 @@ import typer
 
 from factoryctl.cli import context
 from factoryctl.cli.render import (
+    FANOUT_OPTION,
     NO_HEADER_OPTION,
     OUTPUT_OPTION,
     Column,
@@ -40,7 +41,6 @@ TRUST_COLUMNS = (
 )
 CHECK_COLUMNS = (Column("node", "NODE"), Column("step", "STEP"), Column("status", "STATUS"), Column("detail", "DETAIL"))
 TIMEOUT_OPTION = context.timeout_option(15.0, help="Seconds per step and node (0.1-86400).")
-FANOUT_OPTION = typer.Option(64, "--fanout", "-f", min=1, help="Nodes worked on at once.")
 
 
 def _options(config: FactoryConfig, timeout: float) -> SshOptions:

@@ -18,6 +18,7 @@ import typer
 
 from factoryctl.cli.context import seconds_check
 from factoryctl.model.timefmt import iso_utc as iso_utc  # re-exported: the listings format their times with it
+from factoryctl.transport.fanout import DEFAULT_FANOUT, MAX_FANOUT
 
 SCHEMA_VERSION = 1
 
@@ -63,9 +64,16 @@ INTERVAL_OPTION = typer.Option(
     callback=seconds_check("--interval", 0.1, "5"),
     help="Seconds between --watch redraws (0.1-86400).",
 )
-#: How many nodes `nodes` and `gpus` ask at once (a thread each while asked): 300 unreachable nodes with
-#: `--timeout 2` took 11.2 s at 64 at once and 3.4 s at 300 (measured; waves of 64 add up on a big fleet).
-FANOUT_OPTION = typer.Option(64, "--fanout", min=1, max=10000, help="Nodes asked at once (1-10000).")
+#: `-f/--fanout` of every command that works on nodes in parallel (`nodes list`, `gpus`, `exec`, `nodes trust`,
+#: `nodes check`): one default, one range, one short form (a thread per node in flight, see transport/fanout.py).
+FANOUT_OPTION = typer.Option(
+    DEFAULT_FANOUT,
+    "--fanout",
+    "-f",
+    min=1,
+    max=MAX_FANOUT,
+    help=f"Nodes worked on at once (1-{MAX_FANOUT}).",
+)
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,9 @@ from factoryctl.errors import NodeError
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.model.telemetry import NodeSample
 from factoryctl.transport.base import NodeTransport
-from factoryctl.transport.fanout import as_node_error, fan_out
+from factoryctl.transport.fanout import DEFAULT_FANOUT, as_node_error, fan_out
 from factoryctl.transport.session import AgentSession
 
-DEFAULT_FANOUT = 64
 __all__ = [
     "DEFAULT_FANOUT",
     "PollResult",

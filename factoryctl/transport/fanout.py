@@ -23,13 +23,18 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Generic, TypeVar, cast
 
 from factoryctl.errors import ConfigError, FactoryError, NodeError, UsageError
-from factoryctl.model.inventory import NodeSpec
-from factoryctl.transport.base import MAX_OUTPUT_BYTES
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the CLI imports this module for its `--fanout` bounds when it builds `--help`: keep it light
+    from factoryctl.model.inventory import NodeSpec
     from factoryctl.transport.base import NodeTransport, OutputSink
 
 T = TypeVar("T")
+
+#: How many nodes every fan-out works on at once unless told otherwise (`--fanout` of every command): a thread each.
+#: 300 unreachable nodes with `--timeout 2` took 11.2 s at 64 at once and 3.4 s at 300 (measured).
+DEFAULT_FANOUT = 64
+#: The most `--fanout` accepts: a thread per node in flight, and 10,000 threads is already past what helps.
+MAX_FANOUT = 10_000
 
 #: The message of a node whose command was never run because its caller was interrupted.
 NOT_STARTED_MESSAGE = "not started: exec was interrupted"
@@ -71,7 +76,7 @@ class FanOut(Generic[T]):
         self,
         nodes: Sequence[NodeSpec],
         work: Callable[[NodeSpec], T],
-        fanout: int = 64,
+        fanout: int = DEFAULT_FANOUT,
         cancel: threading.Event | None = None,
     ) -> None:
         self.nodes = list(nodes)
@@ -143,7 +148,7 @@ class FanOut(Generic[T]):
 def fan_out(
     nodes: Sequence[NodeSpec],
     work: Callable[[NodeSpec], T],
-    fanout: int = 64,
+    fanout: int = DEFAULT_FANOUT,
     cancel: threading.Event | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[tuple[NodeSpec, T | NodeError]]:
@@ -225,13 +230,16 @@ class PrintedSoFar:
     """
 
     def __init__(self) -> None:
+        from factoryctl.transport.base import MAX_OUTPUT_BYTES
+
+        self._limit = MAX_OUTPUT_BYTES
         self._parts: tuple[list[bytes], list[bytes]] = ([], [])
         self._sizes = [0, 0]
 
     def add(self, stream: int, data: bytes) -> None:
         """Keep what fits of a chunk of stream 1 (stdout) or 2 (stderr); one reader thread per stream."""
         i = 0 if stream == 1 else 1
-        room = MAX_OUTPUT_BYTES - self._sizes[i]
+        room = self._limit - self._sizes[i]
         if room > 0 and data:
             self._parts[i].append(data[:room])
             self._sizes[i] += min(room, len(data))
