@@ -254,4 +254,18 @@ def main() -> None:
         sys.stderr.write(f"factoryctl: unexpected error: {type(exc).__name__}: {exc}\n")
         sys.stderr.write("hint: rerun with --debug for the traceback, and report it.\n")
         status = int(ExitCode.FAILURE)
+    _exit_now_on_interrupt(status)
     sys.exit(status)
+
+
+def _exit_now_on_interrupt(status: int) -> None:
+    """From here on a Ctrl-C ends the process at once with `status`, the outcome already decided.
+
+    The interpreter's shutdown still runs exit handlers (paramiko's stops its transports' threads): a second Ctrl-C
+    landing in one printed a traceback under the result ("Exception ignored in atexit callback").
+    """
+    import signal
+
+    with contextlib.suppress(ValueError):  # not the main thread (an embedding caller): nothing to protect
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            signal.signal(signal.SIGINT, lambda signum, frame: os._exit(status))

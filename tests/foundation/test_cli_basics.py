@@ -251,3 +251,19 @@ def test_init_writes_where_config_points_when_no_path_is_given(cli, tmp_path):
     assert target.exists()
     assert not (Path.cwd() / "factory.yaml").exists()
     assert cli("--config", str(target), "config", "validate").exit_code == 0
+
+
+def test_a_ctrl_c_during_shutdown_exits_with_the_decided_status_and_no_traceback():
+    # paramiko's exit handler joins its threads at shutdown: a second Ctrl-C there printed a traceback
+    program = (
+        "import atexit, os, signal, sys, time\n"
+        "from factoryctl.cli.app import main\n"
+        "atexit.register(lambda: (os.kill(os.getpid(), signal.SIGINT), time.sleep(5)))\n"
+        "sys.argv = ['factoryctl', '--version']\n"
+        "main()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("factoryctl ")
+    assert "Traceback" not in done.stderr
+    assert "Exception ignored" not in done.stderr
