@@ -42,6 +42,9 @@ class OutFile:
     temp: Path | None = None
     #: The path is this process's own stdout (`/dev/stdout`, even when that is a file): written as `-` is.
     is_stdout: bool = False
+    #: Where `temp` is renamed to: `path` with its links resolved once, when it was opened, so that a link re-pointed
+    #: during a long replay cannot send the file elsewhere (a symlinked output keeps its link).
+    target: Path | None = None
 
     def discard(self) -> None:
         """Close the file and drop what was written so far (the file at `path`, if any, is left as it was)."""
@@ -53,7 +56,7 @@ class OutFile:
     def commit(self) -> None:
         """Put the complete contents in place (the rename of the temporary file; nothing for a direct write)."""
         if self.temp is not None:
-            os.replace(self.temp, os.path.realpath(self.path))  # a symlinked output keeps its link
+            os.replace(self.temp, self.target or self.path)
 
     @property
     def to_stdout(self) -> bool:
@@ -82,7 +85,8 @@ def open_out_file(path: Path, option: str, named: str, inputs: Sequence[tuple[Pa
     try:
         beside = _beside(path)
         if beside is not None:
-            return OutFile(path, option, named, beside[0], beside[1])
+            handle, temp, target = beside
+            return OutFile(path, option, named, handle, temp, target=target)
         handle = path.open("w", encoding="utf-8", newline="")
     except IsADirectoryError:
         raise UsageError(
@@ -108,11 +112,11 @@ def _is_our_stdout(path: Path) -> bool:
     return same and stat.S_ISREG(named.st_mode)  # a pipe or /dev/null is written directly, as before
 
 
-def _beside(path: Path) -> tuple[IO[str], Path] | None:
-    """A temporary file in `path`'s directory, with the existing file's permissions, when `path` is a regular file.
+def _beside(path: Path) -> tuple[IO[str], Path, Path] | None:
+    """A temporary file beside `path`, with the existing file's permissions, and `path` resolved (the rename's target).
 
-    Also when there is no file yet. None for a device or FIFO (/dev/null, /dev/stdout), or for a file whose
-    directory takes no new file (then it is written in place).
+    When `path` is a regular file, or when there is no file yet. None for a device or FIFO (/dev/null, /dev/stdout),
+    or for a file whose directory takes no new file (then it is written in place).
     """
     try:
         info: os.stat_result | None = path.stat()  # through links: /dev/stdout is the pipe it names
@@ -135,7 +139,7 @@ def _beside(path: Path) -> tuple[IO[str], Path] | None:
         raise
     with contextlib.suppress(OSError):  # the old file's permissions, else a new file's (0666 less the umask)
         os.chmod(handle.name, stat.S_IMODE(info.st_mode) if info is not None else 0o666 & ~_umask())
-    return handle, Path(handle.name)
+    return handle, Path(handle.name), target
 
 
 def _umask() -> int:

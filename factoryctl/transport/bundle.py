@@ -5,18 +5,33 @@ nvidia-ml-py's pure-Python `pynvml.py` at its root, plus a `__main__.py`, so a n
 and, for real GPUs, the NVIDIA driver. The name carries a hash of every bundled file: it is built on first use,
 reused while nothing changes, and rebuilt when an agent or simulator source or pynvml changes. Building writes a
 temporary file and renames it into place, so concurrent first uses never see a half-written archive.
+
+The cached file is shipped to every node and run there as the SSH user, so it is trusted only as OpenSSH's
+secure_path trusts a file: the cache directory must be this user's and writable by nobody else, every directory
+above it root's or this user's and not writable by others unless sticky, and the file a regular file of this user
+that nobody else can write; its bytes must also be the ones this factoryctl builds (checked once per process and
+file: building in memory takes about 20 ms). A cache that is not private is not used at all: the zipapp is built in
+a private temporary directory for the run instead, with a warning.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import hashlib
 import importlib.util
+import io
+import logging
 import os
+import shutil
+import stat
 import tempfile
+import threading
 import zipfile
 from pathlib import Path
 
 import factoryctl
+from factoryctl.errors import FactoryError
 
 BUNDLE_FORMAT = "2"  # bump when the archive's layout changes
 _MAIN = (
@@ -29,6 +44,15 @@ _MAIN = (
     "sys.exit(main())\n"
 )
 _ZIP_DATE = (2020, 1, 1, 0, 0, 0)  # fixed timestamps: the same sources give the same bytes
+
+log = logging.getLogger("factoryctl.transport")
+
+#: One build or check at a time in this process (a fan-out starts many agents at once).
+_LOCK = threading.Lock()
+#: Cached zipapps whose bytes were checked, by path: the file's identity then (device, inode, size, times).
+_VERIFIED: dict[Path, tuple[int, ...]] = {}
+#: The private temporary directory used instead of a cache that is not private (made once, removed at exit).
+_FALLBACK: list[Path] = []
 
 
 def _package_root() -> Path:
@@ -69,26 +93,126 @@ def default_cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("factoryctl"))
 
 
+def build_archive(members: list[tuple[str, Path]]) -> bytes:
+    """The zipapp's bytes: a `#!` line, then the archive (the same members always give the same bytes)."""
+    buffer = io.BytesIO()
+    buffer.write(b"#!/usr/bin/env python3\n")
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(zipfile.ZipInfo("__main__.py", _ZIP_DATE), _MAIN, zipfile.ZIP_DEFLATED)
+        for name, path in members:
+            archive.writestr(zipfile.ZipInfo(name, _ZIP_DATE), path.read_bytes(), zipfile.ZIP_DEFLATED)
+    return buffer.getvalue()
+
+
 def agent_zipapp(cache_dir: Path | None = None) -> Path:
-    """The path of the current agent zipapp, building it first if it is missing or out of date."""
+    """The path of the current agent zipapp, building it first if it is missing, out of date or not trusted.
+
+    The path is resolved (no symbolic link in it) and its directory is private (module docstring): another user can
+    neither have planted the file nor replace it before it is shipped.
+    """
     members = bundle_members()
-    target_dir = cache_dir if cache_dir is not None else default_cache_dir()
-    target = target_dir / f"factoryctl-agent-{bundle_hash(members)}.pyz"
-    if target.is_file():
-        return target
-    target_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=target_dir)
+    name = f"factoryctl-agent-{bundle_hash(members)}.pyz"
+    with _LOCK:
+        target = _private_dir(cache_dir if cache_dir is not None else default_cache_dir()) / name
+        found = _own_file(target)
+        if found is not None and _VERIFIED.get(target) == found:
+            return target
+        expected = build_archive(members)
+        if found is None or _read(target) != expected:
+            _write(target, expected)
+            found = _own_file(target)
+        if found is not None:
+            _VERIFIED[target] = found
+    return target
+
+
+def _own_file(path: Path) -> tuple[int, ...] | None:
+    """The identity of `path` if it is a regular file (not a link) of this user that nobody else can write."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o022:
+        return None
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+
+
+def _read(path: Path) -> bytes:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd, "rb") as raw:
+        return raw.read()
+
+
+def _write(target: Path, data: bytes) -> None:
+    """`data` written to a temporary file beside `target`, then renamed over it (replacing whatever was there)."""
+    fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as raw:
-            raw.write(b"#!/usr/bin/env python3\n")
-            with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-                archive.writestr(zipfile.ZipInfo("__main__.py", _ZIP_DATE), _MAIN, zipfile.ZIP_DEFLATED)
-                for name, path in members:
-                    archive.writestr(zipfile.ZipInfo(name, _ZIP_DATE), path.read_bytes(), zipfile.ZIP_DEFLATED)
+            raw.write(data)
         os.chmod(tmp, 0o755)
         os.replace(tmp, target)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    return target
+
+
+def _private_dir(directory: Path) -> Path:
+    """`directory` resolved (created 0700 where missing) if it is private; else a private temporary directory."""
+    try:
+        _make_dirs(directory)
+        real = Path(os.path.realpath(directory))
+        problem = _dir_problem(real)
+    except OSError as exc:
+        real, problem = directory, f"cannot be used ({exc.strerror or exc})"
+    if problem is None:
+        return real
+    if not _FALLBACK:
+        fallback = Path(os.path.realpath(tempfile.mkdtemp(prefix="factoryctl-agent-")))
+        atexit.register(shutil.rmtree, fallback, True)
+        if _dir_problem(fallback) is not None:
+            raise FactoryError(
+                f"the agent cache {directory} {problem}, and the temporary directory {fallback.parent} is not "
+                "private either, so the agent was not built.",
+                "set XDG_CACHE_HOME (or TMPDIR) to a directory only you can write.",
+            )
+        _FALLBACK.append(fallback)
+        log.warning(
+            "the agent cache %s %s, so another user could replace the agent; it is built in %s for this run instead "
+            "(make the cache a directory of yours that only you can write, or set XDG_CACHE_HOME to one).",
+            directory,
+            problem,
+            fallback,
+        )
+    return _FALLBACK[0]
+
+
+def _make_dirs(directory: Path) -> None:
+    """Create `directory` and its missing parents, mode 0700 (an existing one is left as it is)."""
+    missing = [path for path in (directory, *directory.parents) if not os.path.lexists(path)]
+    for path in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # made meanwhile by another process: checked as found
+            os.mkdir(path, 0o700)
+
+
+def _dir_problem(real: Path) -> str | None:
+    """Why the resolved directory `real` is no private cache (like OpenSSH's secure_path), or None.
+
+    It must be this user's and writable by nobody else; every directory above it must be root's or this user's and
+    not writable by group or others unless sticky (like /tmp).
+    """
+    uid = os.geteuid()
+    info = os.lstat(real)
+    if not stat.S_ISDIR(info.st_mode):
+        return "is not a directory"
+    if info.st_uid != uid:
+        return f"belongs to uid {info.st_uid}, not to this user (uid {uid})"
+    if info.st_mode & 0o022:
+        return f"is writable by group or others (mode {stat.S_IMODE(info.st_mode):04o})"
+    for parent in real.parents:
+        info = os.lstat(parent)
+        if info.st_uid not in (0, uid):
+            return f"is inside {parent}, which belongs to uid {info.st_uid} (neither root nor this user)"
+        if info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX:
+            return f"is inside {parent}, which is writable by group or others without the sticky bit"
+    return None
