@@ -1,9 +1,14 @@
-"""Telemetry snapshots: one `GpuSample` per GPU and one `NodeSample` per node, frozen so the UI can share them.
+r"""Telemetry snapshots: one `GpuSample` per GPU and one `NodeSample` per node, frozen so the UI can share them.
 
 Field names are the JSON contract of `factoryctl gpus` / `nodes` (docs/cli.md, GPU and Node fields): SI units in the
 name, `None` when the driver does not support a value, with the reason in `null_reasons`. A value from the wire that
 is not what its field holds (a string or a boolean where a number goes, NaN, infinity) is `None` too, with the reason
 `invalid`: one bad value from one agent must not reach the store, where it would fail every other node's rows.
+A sample's time must be one a clock can show (1970 to 9999), or the sample is refused.
+
+Text from a node (GPU names, UUIDs, process names, reasons, the agent's version) reaches the operator's terminal:
+its control characters (C0, DEL, C1: ESC sequences, CR, newlines) are shown as `\x1b`-style escapes here, where it
+enters the model, so no table or dashboard row can be made to clear the screen or retitle the window.
 """
 
 from __future__ import annotations
@@ -135,12 +140,12 @@ class GpuSample:
             reasons.setdefault("throttle_reasons", INVALID)
         kwargs["null_reasons"] = reasons
         procs = tuple(
-            GpuProcess(p["pid"], number_or_none(p.get("used_memory_mib")), _string_or_none(p.get("name")))
+            GpuProcess(p["pid"], number_or_none(p.get("used_memory_mib")), _text_or_none(p.get("name")))
             for p in _objects(data.get("processes"))
             if type(p.get("pid")) is int
         )
         xids = tuple(
-            XidEvent(e["xid"], number_or_none(e.get("time")))
+            XidEvent(e["xid"], unix_time_or_none(e.get("time")))
             for e in _objects(data.get("xid_events"))
             if type(e.get("xid")) is int
         )
@@ -149,6 +154,30 @@ class GpuSample:
 
 #: The null reason of a value the agent sent that its field cannot hold (a string for a number, NaN, ...).
 INVALID = "invalid"
+
+#: The last Unix time a clock can show (9999-12-31T23:59:59Z); far inside what the store's milliseconds hold.
+MAX_UNIX_TIME = 253_402_300_799.0
+
+#: C0 control characters, DEL and C1 control characters, each to its visible `\x..` escape.
+_CONTROL_ESCAPES = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
+
+
+def escape_controls(text: str) -> str:
+    r"""`text` with each control character (C0 including tab and newline, DEL, C1) written as a visible `\x1b`.
+
+    For text that came from elsewhere (a node, the environment) and is printed to a terminal: an ESC sequence could
+    clear the screen or set the window title, and a CR or newline would break a table's rows. Printable text is
+    returned as it is (the fast path), and an escaped text escapes to itself, so applying it twice is harmless.
+    """
+    return text if text.isprintable() else text.translate(_CONTROL_ESCAPES)
+
+
+def unix_time_or_none(value: object) -> float | None:
+    """`value` as Unix seconds when it is a finite number between 1970 and the end of 9999, else None."""
+    number = number_or_none(value)
+    if number is None or not 0 <= number <= MAX_UNIX_TIME:
+        return None
+    return float(number)
 
 
 def number_or_none(value: object) -> float | int | None:
@@ -168,15 +197,16 @@ def _count_or_none(value: object) -> int | None:
     return number
 
 
-def _string_or_none(value: object) -> str | None:
-    return value if isinstance(value, str) else None
+def _text_or_none(value: object) -> str | None:
+    """A string, its control characters escaped (`escape_controls`), else None."""
+    return escape_controls(value) if isinstance(value, str) else None
 
 
 def _strings(value: object) -> tuple[str, ...]:
-    """The strings of a JSON list (anything else is no strings)."""
+    """The strings of a JSON list, control characters escaped (anything else is no strings)."""
     if not isinstance(value, list | tuple):
         return ()
-    return tuple(v for v in value if isinstance(v, str))
+    return tuple(escape_controls(v) for v in value if isinstance(v, str))
 
 
 def _objects(value: object) -> list[dict[str, Any]]:
@@ -189,7 +219,9 @@ def _objects(value: object) -> list[dict[str, Any]]:
 def _null_reasons(value: object) -> dict[str, str]:
     if not isinstance(value, dict):
         return {}
-    return {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, str)}
+    return {
+        escape_controls(k): escape_controls(v) for k, v in value.items() if isinstance(k, str) and isinstance(v, str)
+    }
 
 
 #: Wire keys copied as they are (computed once: `from_json` runs for every GPU of every sample).
@@ -199,10 +231,14 @@ _PLAIN_GPU_KEYS = frozenset(f.name for f in fields(GpuSample)) - {"node", "proce
 _NUMBER_KEYS = tuple(f.name for f in fields(GpuSample) if f.type == "float | None")
 #: The other copied keys that are checked, and how: the checked value, or None when the wire value is not one.
 _OTHER_CHECKS: tuple[tuple[str, Callable[[Any], Any]], ...] = (
-    ("uuid", _string_or_none),
-    ("name", _string_or_none),
+    ("uuid", _text_or_none),
+    ("name", _text_or_none),
     ("ecc_uncorrected", _count_or_none),
 )
+
+
+#: The NodeSample fields holding text that came from a node (an agent's version, its stderr in `message`).
+_NODE_TEXTS = ("agent_version", "backend", "error", "message")
 
 
 @dataclass(frozen=True)
@@ -228,6 +264,20 @@ class NodeSample:
     host: HostSample | None = None
     error: str | None = None  # error kind when not up
     message: str | None = None
+
+    def __post_init__(self) -> None:
+        """Refuse a time no clock can show (ValueError); escape control characters in the node's texts.
+
+        Every way a sample is made (an agent's reply, the store, the dashboard's own "down" rows) passes here, so a
+        sample from 31 billion years ahead cannot fail the store's batch for every node or the dashboard's clock, and
+        an agent's stderr or version string cannot drive the terminal. NaN fails the comparison too.
+        """
+        if not 0 <= self.time <= MAX_UNIX_TIME:
+            raise ValueError(f"its time {self.time!r:.40} is not a Unix time between 1970 and 9999")
+        for name in _NODE_TEXTS:
+            value = getattr(self, name)
+            if isinstance(value, str) and not value.isprintable():
+                object.__setattr__(self, name, escape_controls(value))  # frozen: the one place it is set
 
     @property
     def power_w(self) -> float | None:

@@ -21,6 +21,9 @@ from factoryctl.store.nodes import update_node_state
 from factoryctl.store.rows import RAW_COLUMNS, ROLLUP_METRICS, Event, NodeState, to_ms
 
 ROLLUP_LAG_MIN = 2  # minutes not rolled up yet, so late samples still land in their minute
+#: What an SQLite INTEGER holds. A GPU fact past it (an agent's `power_limit_w: 10**30`) is stored as unknown: the
+#: writer's per-sample fallback checks only the raw columns, so SQLite's OverflowError here would fail every batch.
+_INT64 = range(-(2**63), 2**63)
 
 
 class SampleWrites(StoreConnection):
@@ -78,7 +81,7 @@ class SampleWrites(StoreConnection):
             "INSERT OR REPLACE INTO gpu (node_id, idx, uuid, name, memory_total_mib, power_limit_w, power_limit_min_w,"
             " power_limit_max_w, power_limit_default_w, temperature_slowdown_c, updated_ms)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (node_id, idx, *info, t),
+            (node_id, idx, *(None if type(v) is int and v not in _INT64 else v for v in info), t),
         )
         self._gpu_info[key] = info
 

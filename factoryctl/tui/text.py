@@ -84,10 +84,13 @@ def celsius(value: float | None) -> str:
 
 
 def clock(timestamp: float | None) -> str:
-    """`01:23:45Z` (UTC), or `—`."""
+    """`01:23:45Z` (UTC), `—` when unknown, or `?` for a time no clock can show (a node's, 1e18: never a crash)."""
     if timestamp is None:
         return "—"
-    return _time.strftime("%H:%M:%SZ", _time.gmtime(timestamp))
+    try:
+        return _time.strftime("%H:%M:%SZ", _time.gmtime(timestamp))
+    except (OverflowError, OSError, ValueError):  # past the platform's time_t (OSError on Linux), or NaN
+        return "?"
 
 
 def mib(value: float | None) -> str:

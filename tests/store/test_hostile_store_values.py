@@ -1,0 +1,52 @@
+"""Values a hostile node or environment can put in front of the store: none may fail other rows or reach a terminal.
+
+A real SQLite file each time: the failures were SQLite's own (an INTEGER past 64 bits) and text read back verbatim.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from factoryctl.model.telemetry import GpuSample, NodeSample
+from factoryctl.store.sqlite import Store
+from factoryctl.store.who import login_name
+
+T0 = 1_700_000_040.0
+ESC = "\x1b"
+
+
+def test_a_gpu_fact_sqlite_cannot_hold_is_stored_as_unknown_with_every_other_node(tmp_path: Path) -> None:
+    """`power_limit_w: 10**30` is a finite number, so it passes the wire checks; SQLite then refused the batch."""
+    store = Store(tmp_path / "factory.db")
+    bad = GpuSample.from_json("a", {"index": 0, "uuid": "GPU-a", "power_w": 300.0, "power_limit_w": 10**30})
+    good = GpuSample.from_json("b", {"index": 0, "uuid": "GPU-b", "power_w": 200.0, "power_limit_w": 700})
+    assert store.write([NodeSample("a", T0, gpus=(bad,)), NodeSample("b", T0, gpus=(good,))]) == 2
+    rows = {r["node"]: r for r in store.export(["a", "b"], T0 - 1, T0 + 1)}
+    assert (rows["a"]["power_w"], rows["b"]["power_w"]) == (300.0, 200.0)
+    limits = dict(store._query("SELECT uuid, power_limit_w FROM gpu"))  # the facts table the overflow was in
+    assert limits == {"GPU-a": None, "GPU-b": 700}
+    store.close()
+
+
+@pytest.mark.parametrize("variable", ["LOGNAME", "USER"])
+def test_the_audit_name_from_the_environment_is_escaped(
+    variable: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, cli: Any
+) -> None:
+    for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(variable, f"alice{ESC}[31mFORGED{ESC}[0m\r")
+    assert login_name() == "alice\\x1b[31mFORGED\\x1b[0m\\x0d"
+    path = tmp_path / "factory.yaml"
+    path.write_text(f"name: t\nstate_dir: {tmp_path / 'state'}\nnodes:\n  n1: {{transport: local}}\n")
+    assert cli("--config", str(path), "nodes", "drain", "n1").exit_code == 0
+    store = Store(tmp_path / "state" / "factory.db", readonly=True)
+    assert store.drained_nodes()["n1"].by == "alice\\x1b[31mFORGED\\x1b[0m\\x0d"
+    store.close()
+
+
+def test_a_plain_login_name_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOGNAME", "alice")
+    assert login_name() == "alice"
