@@ -110,9 +110,11 @@ def _print_error(error: FactoryError) -> None:
     message = error.message.rstrip()
     if message and message[-1] not in ".!?":
         message += "."
-    sys.stderr.write(f"factoryctl: {message}\n")
+    from factoryctl.cli.render import terminal_safe
+
+    sys.stderr.write(terminal_safe(f"factoryctl: {message}") + "\n")
     if error.hint:
-        sys.stderr.write(f"hint: {error.hint}\n")
+        sys.stderr.write(terminal_safe(f"hint: {error.hint}") + "\n")
 
 
 def _debug_requested(argv: list[str]) -> bool:

@@ -213,9 +213,20 @@ def report_node_errors(errors: Iterable[dict[str, Any]], hints: dict[str, str] |
         messages = {message for _, message in failed}
         message = messages.pop() if len(messages) == 1 else folded
         names = fold(nodes) if len(nodes) == 1 else f"{fold(nodes)} ({len(nodes)})"
-        sys.stderr.write(f"factoryctl: {names}: {message}\n")
+        sys.stderr.write(terminal_safe(f"factoryctl: {names}: {message}") + "\n")
     for hint, nodes in shown.items():
-        sys.stderr.write(f"hint: {hint.replace(chr(0), fold(nodes))}\n")
+        sys.stderr.write(terminal_safe(f"hint: {hint.replace(chr(0), fold(nodes))}") + "\n")
+
+
+def terminal_safe(text: str) -> str:
+    """`text` for the terminal: control characters a node sent (ESC sequences, CR) escaped, our own line breaks kept.
+
+    An error can quote a node (an agent's last words on stderr, a driver's message): printed raw, its ESC sequences
+    could clear the screen or retitle the window, its CR overwrite the line before.
+    """
+    from factoryctl.model.telemetry import escape_controls
+
+    return text if text.isprintable() else "\n".join(escape_controls(line) for line in text.split("\n"))
 
 
 def _without_node(hint: str, node: str) -> str:

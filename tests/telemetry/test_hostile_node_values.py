@@ -206,3 +206,18 @@ def test_gpus_shows_a_hostile_gpu_name_escaped_in_the_table_and_in_json(tmp_path
     assert len(table.stdout.strip().splitlines()) == 2  # the header and one row: the newline did not split it
     doc = cli("--config", str(path), "gpus", "-o", "json").json()
     assert doc["items"][0]["name"] == escape_controls(HOSTILE)  # type: ignore[index]
+
+
+def test_an_agents_last_words_reach_the_terminal_escaped(cli: Any, tmp_path: Path) -> None:
+    """A node's stderr quoted in an error (its agent's last words) had its ESC sequences printed raw."""
+    python = tmp_path / "badpy"
+    python.write_text("#!/bin/sh\nprintf '\\033]0;PWNED\\007boom\\r\\n' >&2\nexit 1\n")
+    python.chmod(0o755)
+    config = tmp_path / "factory.yaml"
+    config.write_text(f"name: t\nnodes:\n  n1: {{transport: local, python: {python}, sim: {{gpus: 1}}}}\n")
+    result = cli("--config", str(config), "gpus", "n1")
+    assert result.exit_code == 1, result.stderr
+    assert "PWNED" in result.stderr
+    assert "\x1b" not in result.stderr
+    assert "\r" not in result.stderr
+    assert "\\x1b]0;PWNED\\x07boom" in result.stderr
