@@ -2,7 +2,9 @@
 
 Pure functions of (what was seen, when): no IO, so the rules are unit-tested without nodes or clocks.
 A node is `up` while samples arrive, `degraded` after one missed sample, and `down` after three (or when it could
-not be reached at all); it comes back `up` with its first sample.
+not be reached at all); it comes back `up` with its first sample. `silence_state` is that rule, the only one: the
+controller (`NodeHealth`) and the dashboard's own collector (tui/services_polled.py) both judge silence with it, so a
+silent node keeps its state when the dashboard switches between them.
 """
 
 from __future__ import annotations
@@ -14,7 +16,11 @@ from typing import Any
 from factoryctl.model.telemetry import GpuSample, NodeSample, XidEvent
 from factoryctl.store.rows import Event, NodeState
 
+#: Samples overdue before a silent node is `degraded`, then `down`: the thresholds of every judge of reachability.
+MISSED_FOR_DEGRADED = 1
 MISSED_FOR_DOWN = 3
+#: Grace for jitter, in intervals: a sample is overdue only once it is this late.
+JITTER_GRACE = 0.5
 SEVERITY = {"up": "info", "degraded": "warning", "down": "error"}
 _RANK = {"up": 0, "degraded": 1, "down": 2}
 THERMAL_REASONS = frozenset({"SwThermalSlowdown", "HwThermalSlowdown", "HwSlowdown"})
@@ -28,7 +34,24 @@ def missed_samples(last_seen: float | None, now: float, interval_s: float) -> in
     """How many samples are overdue, with half an interval of grace for jitter."""
     if last_seen is None:
         return MISSED_FOR_DOWN
-    return max(0, int((now - last_seen - 0.5 * interval_s) // interval_s))
+    return max(0, int((now - last_seen - JITTER_GRACE * interval_s) // interval_s))
+
+
+def silence_state(last_seen: float | None, now: float, interval_s: float) -> str:
+    """`up`, `degraded` or `down` for a node last heard at `last_seen` (None: never), judged at `now`.
+
+    Both times come from one clock, whichever the caller keeps (the controller's writer, the dashboard's monotonic
+    one). With a 1 s interval a node is degraded after 1.5 s of silence and down after 3.5 s.
+    """
+    missed = missed_samples(last_seen, now, interval_s)
+    if missed >= MISSED_FOR_DOWN:
+        return "down"
+    return "degraded" if missed >= MISSED_FOR_DEGRADED else "up"
+
+
+def silent_for_down_s(interval_s: float) -> float:
+    """Seconds of silence after which `silence_state` says `down`."""
+    return (MISSED_FOR_DOWN + JITTER_GRACE) * interval_s
 
 
 @dataclass
@@ -58,13 +81,15 @@ class NodeHealth:
 
         A node that stays down but now fails another way (first of all one never reached: `agent`, "not reached
         yet", then `refused`) is recorded too, so readers of the store say why it is down and exit accordingly
-        (4 for refused), as a poll would; the same failure again records nothing.
+        (4 for refused), as a poll would; the same failure again records nothing. The new reason is stamped with
+        the time it appeared (`at`), not the time the node went down: its event must not predate it.
         """
         was = self.error
         self.error, self.message = kind, message
         change = self._become(self._state_at(at, failed=True), at, kind, message)
         if change is None and self.state == "down" and kind != was:
-            return NodeState(self.node, self.state, self.since, self.last_seen, kind, message)
+            self.since = at  # the recorded state dates from its reason, as every other change does
+            return NodeState(self.node, self.state, at, self.last_seen, kind, message)
         return change
 
     def tick(self, now: float) -> NodeState | None:
@@ -79,10 +104,8 @@ class NodeHealth:
         return self._become(state, now, self.error or "timeout", said)
 
     def _state_at(self, now: float, failed: bool = False) -> str:
-        missed = missed_samples(self.last_seen, now, self.interval_s)
-        if missed >= MISSED_FOR_DOWN:
-            return "down"
-        return "degraded" if missed >= 1 or failed else "up"
+        state = silence_state(self.last_seen, now, self.interval_s)
+        return "degraded" if failed and state == "up" else state  # a broken link is at least degraded
 
     def _become(self, state: str, at: float, error: str | None, message: str | None) -> NodeState | None:
         if state == self.state:

@@ -39,7 +39,11 @@ class PriceNow:
 
 @dataclass(frozen=True)
 class JobLine:
-    """One job in the jobs panel (no services fill it yet: the panel says so)."""
+    """One job in the jobs panel, for the jobs feature not yet filed: no `DashboardServices` fills it today.
+
+    The panel, its renderable and `FactorySnapshot.jobs` take it so that feature plugs in without a UI change; until
+    then `jobs` stays None and the panel says "no scheduler data" (docs/dashboard.md, "Jobs and events").
+    """
 
     id: str
     name: str

@@ -5,9 +5,10 @@ factory's interval by the controller's own `NodeLink` (telemetry/links.py): one 
 a flapping node backs off (doubling delays with jitter, reset only by a session that lasted), and a session gone
 silent is torn down and rebuilt. Here each node's `_NodeState` is the link's sink and the judge of what it shows.
 `snapshot()` only reads what the streams last delivered, so it returns at once however slow a node is; a node whose
-stream breaks shows as down at the next snapshot, and one that goes quiet shows as degraded, then down; each change
-of state is an event (node_degraded, node_down, node_up) whatever its cause, and a node that has not answered yet
-shows as connecting (never waited for).
+stream breaks shows as down at the next snapshot, and one that goes quiet shows as degraded, then down, by the
+controller's own rule (`silence_state`, telemetry/health.py), so a silent node keeps its state when a controller
+takes over or hands back; each change of state is an event (node_degraded, node_down, node_up) whatever its cause,
+and a node that has not answered yet shows as connecting (never waited for).
 Drains and power-limit changes go through the store
 (drained flag, events, audit log) when it can be opened, else they live in memory for this session.
 Imports no Textual: the CLI, a benchmark or a test can drive it headless.
@@ -26,7 +27,7 @@ from factoryctl.errors import FactoryError, NodeError, UsageError
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.model.telemetry import NodeSample
 from factoryctl.store.who import login_name
-from factoryctl.telemetry.health import ThermalEpisodes, gpu_events
+from factoryctl.telemetry.health import ThermalEpisodes, gpu_events, silence_state, silent_for_down_s
 from factoryctl.telemetry.links import Backoff, Connector, NodeLink, transport_connector
 from factoryctl.tui.grid import GridPrice
 from factoryctl.tui.history import RecentHistory
@@ -67,7 +68,7 @@ class _NodeState:
             connect,
             self,
             RECONNECT_BACKOFF,
-            stall_s=owner.down_after_s,  # rebuilt when judged down by silence (the controller's default is shorter)
+            stall_s=owner.down_after_s,  # rebuilt once judged down by silence (the controller waits at least 10 s)
             slow_interval_s=owner.config.settings.controller.slow_interval_s,
             stream_timeout_s=owner.connect_timeout_s,
         )
@@ -109,7 +110,7 @@ class _NodeState:
         under one lock, so an older verdict can never overwrite a newer one (which announced one outage twice).
         """
         with self.lock:
-            sample = self.sample(time.time() if now is None else now, self.owner.stale_after_s, self.owner.down_after_s)
+            sample = self.sample(time.time() if now is None else now, time.monotonic())
             before, self.shown = self.shown, sample.state
             if sample.state == before or sample.state not in STATE_EVENTS:
                 return sample
@@ -120,10 +121,10 @@ class _NodeState:
             self.owner.add_event(DashboardEvent(time.time(), self.spec.name, kind, text, severity))
             return sample
 
-    def sample(self, now: float, stale_after_s: float, down_after_s: float) -> NodeSample:
-        """What the dashboard should show for this node now."""
+    def sample(self, now: float, now_mono: float) -> NodeSample:
+        """What the dashboard should show for this node at `now` (wall clock; `now_mono` on the monotonic one)."""
         with self.lock:
-            latest, failure, age = self.latest, self.failure, time.monotonic() - self.latest_mono
+            latest, failure, heard = self.latest, self.failure, self.latest_mono
         session = self.link.session
         if failure is None and session is not None:
             failure = session.failure  # broken now: shown before the link next looks (every half interval)
@@ -132,11 +133,12 @@ class _NodeState:
             return NodeSample(node=name, time=now, state="down", error=failure.kind, message=failure.message)
         if latest is None:
             return NodeSample(node=name, time=now, state=CONNECTING, message="connecting…")
-        if age > down_after_s:
+        state, age = silence_state(heard, now_mono, self.owner.interval_s), now_mono - heard
+        if state == "down":
             return NodeSample(
                 node=name, time=latest.time, state="down", error="timeout", message=f"no sample for {age:.0f} s"
             )
-        if age > stale_after_s:
+        if state == "degraded":
             return NodeSample(
                 node=name,
                 time=latest.time,
@@ -228,14 +230,9 @@ class PolledServices(ConfiguredServices):
     # ------------------------------------------------------------------ reading
 
     @property
-    def stale_after_s(self) -> float:
-        """A node silent for longer than this is degraded (2.5 intervals, at least 2 s, so down shows in 3 s)."""
-        return max(2.0, 2.5 * self.interval_s)
-
-    @property
     def down_after_s(self) -> float:
-        """A node silent for longer than this is down."""
-        return max(10.0, 10 * self.interval_s)
+        """Silence after which a node is judged down (`silence_state`), and its link rebuilt."""
+        return silent_for_down_s(self.interval_s)
 
     def snapshot(self) -> FactorySnapshot:
         """The latest sample of every node, never waiting on a slow one: a node not answered yet is `connecting`."""

@@ -40,14 +40,13 @@ def agent_process(node: str) -> psutil.Process:
     return found[0]
 
 
-def wait_for(condition, timeout: float, what: str) -> float:
-    """Poll a condition of the services (not of time); return how long it took."""
+def wait_for(condition, timeout: float, what: str) -> None:
+    """Poll a condition of the services (not of time); `timeout` only stops a test that would hang."""
     start = time.monotonic()
     while not condition():
         if time.monotonic() - start > timeout:
             raise AssertionError(f"{what} not seen within {timeout:g} s")
         time.sleep(0.05)
-    return time.monotonic() - start
 
 
 def states(services: PolledServices) -> dict[str, str]:
@@ -97,31 +96,38 @@ def test_drain_and_resume_persist_in_the_store(live: PolledServices) -> None:
     assert kinds[-2:] == ["drain", "resume"]
 
 
-def test_a_killed_agent_shows_down_within_3_s_and_comes_back(live: PolledServices) -> None:
+def test_a_killed_agent_shows_down_and_comes_back(live: PolledServices) -> None:
     assert states(live)["demo01"] == "up"
     agent_process("demo01").kill()
-    took = wait_for(lambda: states(live)["demo01"] == "down", 3.0, "demo01 down")
-    assert took < 3.0
+    wait_for(lambda: states(live)["demo01"] == "down", 15.0, "demo01 down")
     assert states(live)["demo02"] == "up"
     assert any(e.kind == "node_down" for e in live.snapshot().events)
     wait_for(lambda: states(live)["demo01"] == "up", 15.0, "demo01 reconnected")
 
 
-def test_a_stopped_agent_never_blocks_a_snapshot(live: PolledServices) -> None:
+def test_a_stopped_agent_never_blocks_a_snapshot(live: PolledServices, monkeypatch: pytest.MonkeyPatch) -> None:
     live.snapshot()
+    session = live._nodes["demo02"].session
+    assert session is not None
+    asked: list[str] = []
+
+    def recorded(name: str):
+        real = getattr(session, name)
+
+        def call(*args, **kwargs):
+            asked.append(name)
+            return real(*args, **kwargs)
+
+        return call
+
+    for name in ("request", "sample"):  # a snapshot that asked the stopped agent would wait for its answer
+        monkeypatch.setattr(session, name, recorded(name))
     proc = agent_process("demo02")
     os.kill(proc.pid, signal.SIGSTOP)
     try:
-        start = time.monotonic()
-        wait_for(lambda: states(live)["demo02"] == "degraded", 8.0, "demo02 degraded")
-        slowest = 0.0
-        for _ in range(5):
-            t0 = time.monotonic()
-            live.snapshot()
-            slowest = max(slowest, time.monotonic() - t0)
-        assert slowest < 1.0  # a call that waited on the stopped agent would take its 10 s request timeout
-        assert time.monotonic() - start < 8.0
+        wait_for(lambda: states(live)["demo02"] == "degraded", 15.0, "demo02 degraded")
         assert live.snapshot().node("demo02").gpus  # the last values stay visible, marked stale
+        assert asked == []  # read from what the stream delivered: no request to the stopped agent
     finally:
         os.kill(proc.pid, signal.SIGCONT)
     wait_for(lambda: states(live)["demo02"] == "up", 5.0, "demo02 up again")
@@ -130,14 +136,13 @@ def test_a_stopped_agent_never_blocks_a_snapshot(live: PolledServices) -> None:
 def test_a_silent_agent_raises_degraded_down_and_up_events(
     live: PolledServices, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(PolledServices, "down_after_s", property(lambda self: 4.0))  # not 10 s: a shorter test
     proc = agent_process("demo02")
     os.kill(proc.pid, signal.SIGSTOP)  # no broken stream, no failure: only silence says it
     try:
-        wait_for(lambda: states(live)["demo02"] == "down", 8.0, "demo02 down")
+        wait_for(lambda: states(live)["demo02"] == "down", 15.0, "demo02 down")
     finally:
         os.kill(proc.pid, signal.SIGCONT)
-    wait_for(lambda: states(live)["demo02"] == "up", 8.0, "demo02 up again")
+    wait_for(lambda: states(live)["demo02"] == "up", 15.0, "demo02 up again")
     events = [e for e in live.snapshot().events if e.node == "demo02"]
     assert [(e.kind, e.severity) for e in events] == [
         ("node_degraded", "warning"),
@@ -187,21 +192,22 @@ def test_judges_racing_across_a_change_announce_each_state_once(tmp_path: Path) 
 
     services = PolledServices(demo_config(tmp_path / "state"), "demo01", use_store=False)  # threads never started
     link = services._nodes["demo01"]
-    real_sample, gate = link.sample, threading.Event()
+    real_sample, reached, gate = link.sample, threading.Event(), threading.Event()
 
-    def held_sample(now: float, stale: float, down: float) -> NodeSample:
-        sample = real_sample(now, stale, down)
+    def held_sample(now: float, now_mono: float) -> NodeSample:
+        sample = real_sample(now, now_mono)
         if threading.current_thread().name == "held":
-            gate.wait(1.0)  # preempted right after computing its verdict
+            reached.set()
+            gate.wait(1.0)  # preempted right after computing its verdict (a judge under the lock waits this out)
         return sample
 
     link.sample = held_sample  # type: ignore[method-assign]
     link.latest, link.shown = NodeSample(node="demo01", time=time.time()), "up"
-    link.latest_mono = time.monotonic() - (services.stale_after_s + 0.5)  # degraded now
+    link.latest_mono = time.monotonic() - 2.0 * services.interval_s  # two intervals silent: degraded
     held = threading.Thread(target=link.judge, name="held")
     held.start()
-    time.sleep(0.2)
-    link.latest_mono = time.monotonic() - (services.down_after_s + 0.5)  # then down
+    assert reached.wait(30.0)
+    link.latest_mono = time.monotonic() - (services.down_after_s + services.interval_s)  # then down
     link.judge()
     gate.set()
     held.join()
@@ -225,9 +231,7 @@ async def test_dashboard_on_live_agents_shows_a_node_going_down(live: PolledServ
         assert table.rows_shown == ["demo01", "demo02", "demo03"]
         assert table.cell_text("demo03", "state") == "up"
         agent_process("demo03").kill()
-        start = time.monotonic()
-        await wait_until(pilot, lambda: table.cell_text("demo03", "state") == "down", 3.0, "demo03 down")
-        assert time.monotonic() - start < 3.0
+        await wait_until(pilot, lambda: table.cell_text("demo03", "state") == "down", 15.0, "demo03 down")
         await pilot.press("down", "down", "enter")
         # Its agent is restarted a second after it died, so by the time a loaded machine has drawn the node screen
         # the node may be up again: the node's events say it went down either way.

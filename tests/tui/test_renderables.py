@@ -8,17 +8,10 @@ import io
 from factory_data import fixed_history, fixed_snapshot, gpu
 from rich.console import Console
 
-from factoryctl.model.telemetry import GpuProcess
+from factoryctl.model.telemetry import GpuProcess, GpuSample, NodeSample
 from factoryctl.tui.renderables.factory_summary import FactorySummaryRenderable, budget_gauge
 from factoryctl.tui.renderables.feed_lists import EventsRenderable, JobsRenderable
-from factoryctl.tui.renderables.gpu_bars import (
-    block,
-    power_bars,
-    power_level,
-    temperature_bars,
-    temperature_level,
-    utilization_bars,
-)
+from factoryctl.tui.renderables.gpu_bars import block, power_level, temperature_level
 from factoryctl.tui.renderables.gpu_detail import GpuDetailRenderable
 from factoryctl.tui.renderables.sparkline import Sparkline, bucket
 from factoryctl.tui.services import DashboardEvent, JobLine, PriceNow
@@ -51,17 +44,36 @@ def test_thresholds() -> None:
     assert temperature_level(83, None) == "hot"
 
 
-def test_bars_one_cell_per_gpu_with_gaps_for_missing_values() -> None:
-    gpus = [gpu(1, 0, utilization_pct=0.0), gpu(1, 1, utilization_pct=100.0), gpu(1, 2, utilization_pct=None)]
-    text = utilization_bars(gpus)
-    assert text.plain == "▁█·"
-    assert [span.style for span in text.spans][:2] == ["bright_black", "green"]
-    hot = gpu(1, 0, temperature_c=90.0)
-    assert temperature_bars([hot]).spans[0].style == "bold red"
+def bar_pieces(*gpus: GpuSample) -> dict[str, list[tuple[str, str]]]:
+    """The node table's util, power and temp cells for one up node of `gpus`, bars only (the total dropped)."""
+    from factoryctl.tui.renderables.node_rows import cell_pieces
+    from factoryctl.tui.view import NodeRow
+
+    cells = cell_pieces(NodeRow(NodeSample(node="demo01", time=0.0, gpus=gpus), "a", drained=False))
+    return {key: cells[key][:-1] for key in ("util", "power", "temp")}
+
+
+def test_the_table_draws_one_bar_per_gpu_with_gaps_for_missing_values() -> None:
+    util = bar_pieces(gpu(1, 0, utilization_pct=0.0), gpu(1, 1, utilization_pct=100.0), gpu(1, 2, utilization_pct=None))
+    assert util["util"] == [("▁", "bright_black"), ("█", "green"), ("·", "bright_black")]
+    assert bar_pieces(gpu(1, 0, temperature_c=90.0))["temp"] == [("█", "bold red")]
+    assert bar_pieces(gpu(1, 0, temperature_c=None))["temp"] == [("·", "bright_black")]
     capped = gpu(1, 0, power_w=449.0, power_limit_w=450.0)
-    assert power_bars([capped]).plain == "█"
-    assert power_bars([capped]).spans[0].style == "bold red"
-    assert power_bars([gpu(1, 0, power_w=None)]).plain == "·"
+    assert bar_pieces(capped)["power"] == [("█", "bold red")]
+    assert bar_pieces(gpu(1, 0, power_w=None))["power"] == [("·", "bright_black")]
+
+
+def test_power_bars_scale_to_the_max_limit_when_no_limit_is_known() -> None:
+    half = gpu(1, 0, power_w=350.0, power_limit_w=None, power_limit_max_w=700.0)
+    assert bar_pieces(half)["power"] == [("▄", "green")]
+    assert bar_pieces(gpu(1, 0, power_w=350.0, power_limit_w=None, power_limit_max_w=None))["power"] == [
+        ("·", "bright_black")
+    ]
+
+
+def test_temperature_bars_run_from_25_c_to_5_c_past_slowdown() -> None:
+    assert bar_pieces(gpu(1, 0, temperature_c=20.0, temperature_slowdown_c=87.0))["temp"] == [("▁", "green")]
+    assert bar_pieces(gpu(1, 0, temperature_c=58.5, temperature_slowdown_c=87.0))["temp"] == [("▄", "green")]
 
 
 def test_sparkline_buckets_keep_spikes_and_right_align() -> None:

@@ -2,13 +2,11 @@
 
 Eight GPUs fit in eight cells, so a 256-node table still shows every GPU's utilization, power against its cap and
 temperature against its slowdown point at a glance. Height carries the value, so the bars still read with NO_COLOR.
+This module holds the maths (each bar's fraction and level, the thresholds, the block character); the node table
+(node_rows.py) draws them, and the GPU table and detail screens colour their numbers by the same levels.
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
-
-from rich.text import Text
 
 from factoryctl.model.telemetry import GpuSample
 
@@ -22,9 +20,12 @@ LEVEL_STYLES = {"idle": "bright_black", "ok": "green", "warn": "yellow", "hot": 
 TEMPERATURE_FLOOR_C = 25.0
 DEFAULT_SLOWDOWN_C = 87.0
 
+#: A bar's height (a fraction of full, not yet clamped) and its level, a key of `LEVEL_STYLES`; None when unknown.
+Bar = tuple[float, str] | None
+
 
 def block(fraction: float) -> str:
-    """The block character for a fraction in [0, 1]; never blank, so an idle GPU still shows as a low bar."""
+    """The block character for a fraction (clamped to [0, 1]); never blank, so an idle GPU still shows a low bar."""
     fraction = min(max(fraction, 0.0), 1.0)
     return BLOCKS[max(1, round(fraction * 8))]
 
@@ -50,47 +51,24 @@ def temperature_level(temperature_c: float, slowdown_c: float | None) -> str:
     return "warn" if temperature_c >= slowdown - 15 else "ok"
 
 
-def _bars(cells: Sequence[tuple[float, str] | None]) -> Text:
-    text = Text(no_wrap=True, overflow="crop")
-    for cell in cells:
-        if cell is None:
-            text.append(MISSING, style="bright_black")
-        else:
-            fraction, level = cell
-            text.append(block(fraction), style=LEVEL_STYLES[level])
-    return text
+def utilization_bar(gpu: GpuSample) -> Bar:
+    """The GPU's utilization bar."""
+    pct = gpu.utilization_pct
+    return None if pct is None else (pct / 100, utilization_level(pct))
 
 
-def utilization_bars(gpus: Sequence[GpuSample]) -> Text:
-    """One bar per GPU: utilization."""
-    return _bars(
-        [
-            None if g.utilization_pct is None else (g.utilization_pct / 100, utilization_level(g.utilization_pct))
-            for g in gpus
-        ]
-    )
+def power_bar(gpu: GpuSample) -> Bar:
+    """Power draw as a fraction of the enforced limit (of the max limit when none is known)."""
+    scale = gpu.power_limit_w or gpu.power_limit_max_w
+    if gpu.power_w is None or not scale:
+        return None
+    return gpu.power_w / scale, power_level(gpu.power_w, gpu.power_limit_w)
 
 
-def power_bars(gpus: Sequence[GpuSample]) -> Text:
-    """One bar per GPU: power draw as a fraction of the enforced limit (of the max limit when none is known)."""
-    cells: list[tuple[float, str] | None] = []
-    for g in gpus:
-        scale = g.power_limit_w or g.power_limit_max_w
-        if g.power_w is None or not scale:
-            cells.append(None)
-        else:
-            cells.append((g.power_w / scale, power_level(g.power_w, g.power_limit_w)))
-    return _bars(cells)
-
-
-def temperature_bars(gpus: Sequence[GpuSample]) -> Text:
-    """One bar per GPU: temperature between 25 °C and 5 °C past the slowdown point."""
-    cells: list[tuple[float, str] | None] = []
-    for g in gpus:
-        if g.temperature_c is None:
-            cells.append(None)
-            continue
-        top = (g.temperature_slowdown_c or DEFAULT_SLOWDOWN_C) + 5
-        fraction = (g.temperature_c - TEMPERATURE_FLOOR_C) / (top - TEMPERATURE_FLOOR_C)
-        cells.append((fraction, temperature_level(g.temperature_c, g.temperature_slowdown_c)))
-    return _bars(cells)
+def temperature_bar(gpu: GpuSample) -> Bar:
+    """Temperature between `TEMPERATURE_FLOOR_C` and 5 °C past the slowdown point."""
+    if gpu.temperature_c is None:
+        return None
+    top = (gpu.temperature_slowdown_c or DEFAULT_SLOWDOWN_C) + 5
+    fraction = (gpu.temperature_c - TEMPERATURE_FLOOR_C) / (top - TEMPERATURE_FLOOR_C)
+    return fraction, temperature_level(gpu.temperature_c, gpu.temperature_slowdown_c)

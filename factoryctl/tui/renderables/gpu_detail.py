@@ -32,7 +32,7 @@ def _xids(gpu: GpuSample) -> Text:
 
 
 def detail_rows(gpu: GpuSample) -> list[tuple[str, Text]]:
-    """(label, value) for every GPU field of DESIGN.md."""
+    """(label, value) for every GPU field of docs/cli.md ("GPU fields")."""
     power = _value(gpu, "power_w", f"{fmt.watts(gpu.power_w)} of {fmt.watts(gpu.power_limit_w)} enforced limit")
     limits = _value(
         gpu,

@@ -15,14 +15,14 @@ from rich.segment import Segment
 from rich.style import Style
 
 from factoryctl.tui.renderables.gpu_bars import (
-    BLOCKS,
-    DEFAULT_SLOWDOWN_C,
     LEVEL_STYLES,
     MISSING,
-    TEMPERATURE_FLOOR_C,
-    power_level,
+    Bar,
+    block,
+    power_bar,
+    temperature_bar,
     temperature_level,
-    utilization_level,
+    utilization_bar,
 )
 from factoryctl.tui.view import SORT_KEYS, NodeRow
 
@@ -48,9 +48,11 @@ def style(name: str) -> Style:
     return Style.parse(name) if name else Style()
 
 
-def _bar(fraction: float, level: str) -> Piece:
-    fraction = min(max(fraction, 0.0), 1.0)
-    return BLOCKS[max(1, round(fraction * 8))], LEVEL_STYLES[level]
+def _bar(bar: Bar) -> Piece:
+    if bar is None:
+        return MISSING, "bright_black"
+    fraction, level = bar
+    return block(fraction), LEVEL_STYLES[level]
 
 
 def widths_for(rows: Sequence[NodeRow]) -> tuple[tuple[str, int], ...]:
@@ -78,23 +80,9 @@ def cell_pieces(row: NodeRow) -> dict[str, list[Piece]]:
         cells["power"] = []
         cells["temp"] = []
         return cells
-    util: list[Piece] = []
-    power: list[Piece] = []
-    temp: list[Piece] = []
-    for g in sample.gpus:
-        u = g.utilization_pct
-        util.append((MISSING, "bright_black") if u is None else _bar(u / 100, utilization_level(u)))
-        scale = g.power_limit_w or g.power_limit_max_w
-        if g.power_w is None or not scale:
-            power.append((MISSING, "bright_black"))
-        else:
-            power.append(_bar(g.power_w / scale, power_level(g.power_w, g.power_limit_w)))
-        if g.temperature_c is None:
-            temp.append((MISSING, "bright_black"))
-        else:
-            top = (g.temperature_slowdown_c or DEFAULT_SLOWDOWN_C) + 5
-            level = temperature_level(g.temperature_c, g.temperature_slowdown_c)
-            temp.append(_bar((g.temperature_c - TEMPERATURE_FLOOR_C) / (top - TEMPERATURE_FLOOR_C), level))
+    util = [_bar(utilization_bar(g)) for g in sample.gpus]
+    power = [_bar(power_bar(g)) for g in sample.gpus]
+    temp = [_bar(temperature_bar(g)) for g in sample.gpus]
     mean = row.mean_utilization_pct
     util.append((f"{mean:4.0f}%" if mean is not None else "    —", ""))
     power.append((f"{sample.power_w / 1000:5.1f}" if sample.power_w is not None else "    —", ""))

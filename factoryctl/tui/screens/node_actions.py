@@ -126,11 +126,19 @@ class NodeActionsScreen(Screen[None]):
         self._run(call, None)
 
     def _run(self, call: Callable[[], object], success: str | None) -> None:
-        """Run `call` (in the worker thread) and report back on the UI thread."""
+        """Run `call` (in the worker thread) and report back on the UI thread.
+
+        The workers do not exit the app on an error, so whatever `call` raises must be reported here: any other
+        exception than a `FactoryError` is a bug, said as `cli.app.main` says it ("unexpected error: ...").
+        """
         try:
             result = call()
         except FactoryError as error:
             text = error.message + (f"\n{error.hint}" if error.hint else "")
+            self.app.call_from_thread(self._report, text, "error")
+            return
+        except Exception as exc:
+            text = f"unexpected error: {type(exc).__name__}: {exc}\nPlease report it."
             self.app.call_from_thread(self._report, text, "error")
             return
         self.app.call_from_thread(self._report, success or str(result), "information")
