@@ -15,7 +15,6 @@ full disk, waiting never mends it, and a controller that kept running would stor
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -34,6 +33,7 @@ from factoryctl.store.rows import Event
 from factoryctl.store.sqlite import Store, StoreDamaged, StoreError
 from factoryctl.telemetry.collector import Collector
 from factoryctl.telemetry.links import Connector
+from factoryctl.telemetry.writer import daemon_hint
 
 log = logging.getLogger("factoryctl.controller")
 
@@ -200,7 +200,10 @@ class Controller:
         """Re-read factory.yaml; a broken file keeps the running configuration. Returns whether it changed.
 
         Also kept: a configuration that came from a pipe (`--config <(sops -d ...)`: read again it is empty, and
-        every node was dropped), and a new one without a single node where there were some (a file being written).
+        every node was dropped), a new one without a single node where there were some (a file being written), and
+        one that moves the store (`state_dir`): the controller keeps the old store's lock and file, so it refuses
+        the reload, loudly, rather than report "no node changes" while readers and `controller status` look in the
+        new directory and find no controller.
         """
         path = self.config.path
         try:
@@ -214,18 +217,18 @@ class Controller:
                 raise ConfigError(
                     f"{path} has no nodes now", "a file still being written? send SIGHUP again once it is."
                 )
+            if new.store_path != self.config.store_path:
+                raise ConfigError(
+                    f"state_dir changed to {new.state_dir}; restart the controller to move its store "
+                    f"(it keeps {self.config.store_path})",
+                    "until it restarts, `controller status` and the commands that read the store look in the new "
+                    "state_dir and find no controller there.",
+                )
         except FactoryError as exc:
             why = f"{exc.message} ({exc.hint})" if exc.hint else exc.message
             log.error("reload refused, keeping the previous configuration: %s", why)
             self._event("config_rejected", f"reload refused, kept the previous configuration: {exc.message}", "error")
             return False
-        if new.state_dir != self.config.state_dir:
-            log.error(
-                "state_dir changed to %s; restart the controller to move the store (keeping %s)",
-                new.state_dir,
-                self.config.state_dir,
-            )
-            new = dataclasses.replace(new, state_dir=self.config.state_dir)
         assert self.collector is not None
         change = self.collector.apply(new)
         self.config = new
@@ -244,7 +247,7 @@ class Controller:
             self._damage = exc
             return
         except StoreError as exc:
-            log.error("rollup and retention skipped: %s", exc.message)
+            log.error("rollup and retention skipped: %s%s", exc.message, daemon_hint(exc))
             return
         log.debug("rollup %d rows; pruned %d raw rows and %d rollups", rolled, raw, rollups)
 
@@ -277,7 +280,7 @@ class Controller:
         except StoreDamaged as exc:
             self._damage = exc  # said once, by the loop, before it ends
         except StoreError as exc:
-            log.error("event not recorded (%s): %s", exc.message, message)
+            log.error("event not recorded: %s (%s)%s", message, exc.message, daemon_hint(exc))
 
 
 def configure_logging(level: str = "info") -> None:

@@ -20,8 +20,10 @@ ERROR_HINTS = {
     "dns": "check the node's host in factory.yaml and your DNS.",
     "refused": "is sshd running on the node, on the configured port?",
     "timeout": "the node or its agent did not answer in time; check the network, or raise --timeout.",
-    "banner": "something that is not sshd answers on that port.",
-    "host_key": "run `factoryctl nodes trust TARGET` to record the node's host key after checking it.",
+    "banner": "check that the port is sshd's, and that sshd there is not stopped, hung or overloaded.",
+    # host_key errors carry their node's own hint (trust, or trust --replace): this is only a fallback
+    "host_key": "check the node's host key (`factoryctl nodes check`), then record it with `factoryctl nodes trust` "
+    "(with --replace when it changed).",
     "auth": "check ssh.user and ssh.identity_file in factory.yaml, or your ssh-agent.",
     "agent": "run `factoryctl nodes check TARGET` to diagnose the agent.",
     "driver": "check the NVIDIA driver on the node (`nvidia-smi`).",

@@ -25,6 +25,7 @@ from typing import Any
 
 from factoryctl.errors import FactoryError
 from factoryctl.model.telemetry import NodeSample
+from factoryctl.store.lock import make_private_dirs
 from factoryctl.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 BUSY_TIMEOUT_S = 10.0
@@ -66,6 +67,17 @@ def _needs_shm(exc: sqlite3.Error) -> bool:
     """Whether a read-only open failed for want of a `-shm` file (SQLITE_READONLY_DIRECTORY, SQLITE_CANTOPEN)."""
     text = str(exc).lower()
     return "readonly" in text or "unable to open" in text
+
+
+def _create_private(path: Path) -> None:
+    """Create the store's directory (0700) and an empty store file (0600) if missing; existing ones keep their modes.
+
+    SQLite would create the file 0644 under the usual umask, and gives its `-wal` and `-shm` the store's mode: made
+    here first, none of them is readable by other users unless an operator grants it (docs/controller.md).
+    """
+    make_private_dirs(path.parent)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
 
 
 class StoreConnection:
@@ -120,7 +132,7 @@ class StoreConnection:
     def _connect(self, immutable: bool = False) -> sqlite3.Connection:
         """Open the file: read-write (creating its directory), or read-only without ever creating it."""
         if not self.readonly:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _create_private(self.path)
             db = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
         else:
             query = "mode=ro&immutable=1" if immutable else "mode=ro"
@@ -225,14 +237,31 @@ class StoreConnection:
         text = str(exc).lower()
         where = self.path
         not_done = _NOT_DONE.get(doing, f"the {doing} did not happen")
+
+        def _denied(path: Path) -> bool:
+            # A file made read-only under an open connection (`chattr +i`, a read-only remount) fails SQLite's next
+            # write as a bare "disk I/O error"; opening the files for writing tells that apart from a failing disk.
+            import errno
+
+            if self.readonly:
+                return False
+            for name in (path, path.with_name(path.name + "-wal")):
+                try:
+                    os.close(os.open(name, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC))
+                except OSError as err:
+                    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+                        return True
+            return False
+
         if "not a database" in text or "malformed" in text or "corrupt" in text:
             if self.immutable:  # a writer changed the file mid-query under a reader that cannot lock it
                 return StoreError(f"the store at {where} changed while it was being read.", "run the command again.")
             return StoreDamaged(where, str(exc))
-        if "readonly" in text or "read-only" in text:
+        if "readonly" in text or "read-only" in text or ("disk i/o" in text and _denied(self.path)):
             return StoreError(
                 f"the store at {where} is read-only for this user, so {not_done}.",
-                f"give this user write access to {where} and its directory, or set state_dir in factory.yaml.",
+                f"give this user write access to {where} and its directory (owner and mode, no `chattr +i`, not a "
+                "read-only mount), or set state_dir in factory.yaml.",
             )
         if "full" in text:
             return StoreError(

@@ -2,11 +2,17 @@
 
 An `fcntl.flock` on `<state_dir>/controller.lock`: the kernel drops it when the process dies, so a SIGKILLed
 controller leaves no stale lock. The file holds the owner's pid for the refusal message only; the lock is the truth.
+
+It is opened without following a symbolic link (it is truncated: a link planted in a shared state directory would
+otherwise empty the file it points to) and created 0600. `make_private_dirs` creates the state directory 0700 for
+the store too: only what this process creates is made private; existing directories and files keep their modes, so
+an operator who gave a group read access (docs/controller.md) keeps it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import time
@@ -27,6 +33,14 @@ def lock_path(state_dir: Path) -> Path:
     return state_dir / LOCK_NAME
 
 
+def make_private_dirs(directory: Path) -> None:
+    """Create `directory` and its missing parents with mode 0700; existing ones are left as they are."""
+    missing = [path for path in (directory, *directory.parents) if not os.path.lexists(path)]
+    for path in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # made meanwhile by another process
+            os.mkdir(path, 0o700)
+
+
 class ControllerLock:
     """Held for the controller's whole life; `acquire` refuses when another process has it."""
 
@@ -37,9 +51,15 @@ class ControllerLock:
     def acquire(self, attempts: int = 5) -> None:
         """Take the lock, retrying briefly (a reader's probe holds it for microseconds)."""
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            handle = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held until release()
+            make_private_dirs(self.path.parent)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            handle = os.fdopen(fd, "r+", encoding="utf-8")  # held until release()
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise FactoryError(
+                    f"the controller lock {self.path} is a symbolic link; it is not followed.",
+                    f"remove the link (`rm {self.path}`); the controller creates the lock file itself.",
+                ) from exc
             raise FactoryError(
                 f"cannot create the controller lock {self.path}: {exc.strerror or exc}.",
                 f"check that {self.path.parent} is writable by this user.",

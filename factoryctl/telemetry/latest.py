@@ -61,8 +61,21 @@ def read_live(
             continue
         kind = (state.error if state else None) or "agent"
         message = (state.message if state else None) or f"{spec.name}: the controller has not reached it yet."
-        error = NodeError(spec.name, kind, message)
+        error = NodeError(spec.name, kind, message, stored_hint(spec, kind, message))
         errors.append(error)
         seen = state.last_seen if state and state.last_seen else now
         samples.append(NodeSample(node=spec.name, time=seen, state="down", error=kind, message=message))
     return PollResult(samples, errors)
+
+
+def stored_hint(spec: NodeSpec, kind: str, message: str) -> str | None:
+    """The hint a poll would have given with the failure the controller stored (None: the kind's own hint).
+
+    The store keeps a failure's kind and message, not its hint, and a host key is fixed per node: an unknown key with
+    `nodes trust NODE`, a changed one only with `--replace` (its message says which).
+    """
+    if kind != "host_key":
+        return None
+    from factoryctl.transport.ssh_handshake import host_key_hint
+
+    return host_key_hint(spec.name, message, spec.known_hosts or "known_hosts")

@@ -245,12 +245,11 @@ class StoreWriter:
         self.counters["store_errors"] += 1
         now = self._clock()
         if self.store_error is None or now - self._last_error_log >= 60:
-            hint = f" hint: {exc.hint}" if exc.hint else ""
             log.error(
                 "%s Up to %g s of samples are kept in memory and written when it accepts writes again.%s",
                 exc.message,
                 self.buffer_s,
-                hint,
+                daemon_hint(exc),
             )
             self._last_error_log = now
         self.store_error = exc
@@ -305,6 +304,16 @@ class StoreWriter:
             "latency_p99_s": pct(0.99),
             "store_error": self.store_error.message if self.store_error else None,
         }
+
+
+def daemon_hint(exc: StoreError) -> str:
+    """`exc`'s hint for a daemon's log line (" hint: ..."), or "" when it has none a daemon's operator can follow.
+
+    The CLI's last-resort hint, rerun with --debug, means nothing for a controller started by systemd.
+    """
+    if not exc.hint or "--debug" in exc.hint:
+        return ""
+    return f" hint: {exc.hint}"
 
 
 def _stored_samples(store: Store) -> dict[str, NodeSample]:

@@ -25,6 +25,26 @@ if TYPE_CHECKING:
     import paramiko
 
 TRUST_HINT = "if the fingerprint is right, record it with `factoryctl nodes trust {node}`."
+#: How `verify_host_key`'s messages start (after `[host]:port`) for a changed and a revoked key; `host_key_hint`
+#: reads them back from a message a controller stored, so readers of its store give the hint a poll gives.
+CHANGED_KEY = "HOST KEY CHANGED"
+REVOKED_KEY = "presented a REVOKED host key"
+
+
+def host_key_hint(node: str, message: str, known_hosts: str | Path = "known_hosts") -> str:
+    """What to do about the `host_key` failure `message` of `node`: trust it, replace it, or give the node a new key.
+
+    An unknown key is recorded with `nodes trust NODE`; a changed one only with `--replace` (without it the command
+    refuses again, exit 4); a revoked one must not be trusted at all.
+    """
+    if REVOKED_KEY in message:
+        return f"the key is marked @revoked in {known_hosts}; the node must get a new host key."
+    if CHANGED_KEY in message:
+        return (
+            "someone may be intercepting the connection, or the node was reinstalled; verify the new fingerprint "
+            f"out of band, then run `factoryctl nodes trust {node} --replace`."
+        )
+    return TRUST_HINT.format(node=node)
 
 
 @dataclass(frozen=True)
@@ -108,6 +128,11 @@ def _quiet_paramiko() -> None:
 
 
 _NOT_SSH_HINT = "check that the port is sshd's, and that nothing in between eats the connection."
+#: Silence is not proof of another server: a stopped (SIGSTOP), hung or overloaded sshd accepts and says nothing too.
+_SILENT_HINT = (
+    "check that the port is sshd's and that sshd on the node is not stopped, hung or overloaded "
+    "(`systemctl status sshd` there); a middlebox may also hold the connection."
+)
 
 
 def _await_banner(node: str, target: SshTarget, sock: socket.socket, timeout: float) -> None:
@@ -125,7 +150,10 @@ def _await_banner(node: str, target: SshTarget, sock: socket.socket, timeout: fl
         sock.close()
         where = f"{target.host}:{target.port}"
         raise NodeError(
-            node, "banner", f"{where} does not speak SSH (no SSH banner within {timeout:g} s)", _NOT_SSH_HINT
+            node,
+            "banner",
+            f"{where} sent no SSH banner within {timeout:g} s (not an SSH server, or one that is hung or overloaded)",
+            _SILENT_HINT,
         )
 
 
@@ -188,27 +216,14 @@ def verify_host_key(node: str, transport: paramiko.Transport, target: SshTarget)
         return found
     transport.close()
     if found.status is HostKeyStatus.revoked:
-        raise NodeError(
-            node,
-            "host_key",
-            f"{where} presented a REVOKED host key {found.key_type} {found.fingerprint}",
-            f"the key is marked @revoked in {target.known_hosts}; the node must get a new host key.",
+        message = f"{where} {REVOKED_KEY} {found.key_type} {found.fingerprint}"
+    elif found.status is HostKeyStatus.changed:
+        message = (
+            f"{CHANGED_KEY} for {where}: now {found.key_type} {found.fingerprint}, recorded {', '.join(found.recorded)}"
         )
-    if found.status is HostKeyStatus.changed:
-        raise NodeError(
-            node,
-            "host_key",
-            f"HOST KEY CHANGED for {where}: now {found.key_type} {found.fingerprint}, "
-            f"recorded {', '.join(found.recorded)}",
-            "someone may be intercepting the connection, or the node was reinstalled; verify the new fingerprint "
-            f"out of band, then run `factoryctl nodes trust {node} --replace`.",
-        )
-    raise NodeError(
-        node,
-        "host_key",
-        f"unknown host key for {where}: {found.key_type} {found.fingerprint} (not in {target.known_hosts})",
-        TRUST_HINT.format(node=node),
-    )
+    else:
+        message = f"unknown host key for {where}: {found.key_type} {found.fingerprint} (not in {target.known_hosts})"
+    raise NodeError(node, "host_key", message, host_key_hint(node, message, target.known_hosts))
 
 
 def authenticate(node: str, transport: paramiko.Transport, target: SshTarget) -> None:

@@ -176,4 +176,4 @@ def test_a_silent_listener_costs_no_paramiko_thread_while_it_waits(ssh_node):
             runner.join(0.05)
     assert transports == 0
     assert outcome["error"].kind == "banner"
-    assert "does not speak SSH (no SSH banner within 2 s)" in outcome["error"].message
+    assert "sent no SSH banner within 2 s" in outcome["error"].message

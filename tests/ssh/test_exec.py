@@ -125,4 +125,4 @@ def test_no_paramiko_traceback_on_stderr(tmp_path, isolated_home):
         listener.close()
     assert done.returncode == 4
     assert "Traceback" not in done.stderr
-    assert "does not speak SSH" in done.stderr
+    assert "sent no SSH banner" in done.stderr

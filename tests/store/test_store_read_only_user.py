@@ -38,8 +38,12 @@ def sample(t: float, node: str = "n1") -> NodeSample:
 
 
 def deny_writes(state: Path) -> None:
-    """Leave `state` readable but not writable by the reader `as_reader` starts (755 dirs, 644 files)."""
+    """Leave `state` readable but not writable by the reader `as_reader` starts (755 dirs, 644 files).
+
+    The store is created private (0700, 0600): read access is granted here as docs/controller.md tells operators to.
+    """
     for path in [state, *state.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
         if os.geteuid() == 0:
             os.chown(path, NOBODY, NOBODY)
         else:
