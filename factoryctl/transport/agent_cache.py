@@ -2,7 +2,7 @@
 
 The agent zipapp is shipped to a per-user cache on the node (`~/.cache/factoryctl/`, else factory.yaml's
 `ssh.remote_cache_dir` or `$FACTORYCTL_REMOTE_CACHE`) only when its content hash, which is part of its file name, is
-not already there: over SFTP, or with `cat >` on an exec channel when the server has no SFTP subsystem. The cache
+not already there with that content (sha256, where the node can hash): over SFTP, or with `cat >` on an exec channel when the server has no SFTP subsystem. The cache
 must be private to the login user (not a symbolic link, its owner, not group/other-writable, and every directory
 above it root's or the user's and not writable by others unless sticky) before anything in it is reused or written
 (see `ship_agent`), and the same shell that starts the agent re-checks it (`agent_command`). It lives apart from
@@ -19,8 +19,9 @@ import secrets
 import shlex
 import stat
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from factoryctl.config_schema import remote_cache_dir_problem
 from factoryctl.errors import ConfigError, NodeError
@@ -73,14 +74,22 @@ def check_remote_cache_env(nodes: Iterable[NodeSpec]) -> None:
 
 def remote_name(zipapp: Path) -> str:
     """The zipapp's name on the node; it carries the content hash, so a new build gets a new name."""
-    if _ZIPAPP_NAME.match(zipapp.name):
-        return zipapp.name
-    digest = hashlib.sha256(zipapp.read_bytes()).hexdigest()[:16]
-    return f"factoryctl-agent-{digest}.pyz"
+    return _LocalZipapp.of(zipapp).name
 
 
-def ship_agent(connection: SshConnection, zipapp: Path, cache: str, timeout: float) -> tuple[str, bool]:
-    """Make sure the node has this zipapp; returns its resolved absolute path and whether it was uploaded now.
+class ShippedAgent(NamedTuple):
+    """The zipapp on the node: its resolved absolute path, whether it was uploaded now, and whether it is known whole.
+
+    `whole`: uploaded now, or reused with the local zipapp's sha256; False when only its size could be compared.
+    """
+
+    path: str
+    uploaded: bool
+    whole: bool
+
+
+def ship_agent(connection: SshConnection, zipapp: Path, cache: str, timeout: float) -> ShippedAgent:
+    """Make sure the node has this zipapp (see `ShippedAgent`).
 
     The cache directory must be private to the login user before anything in it is reused or written: not a
     symbolic link (lstat), owned by that user and writable by nobody else (created 0700 when missing). Every
@@ -90,36 +99,37 @@ def ship_agent(connection: SshConnection, zipapp: Path, cache: str, timeout: flo
     the node could plant a zipapp of the right name and size, or swap ours or the directory, and have it run as the
     SSH user; such a cache is refused (NodeError `agent`). `agent_command` checks the resolved path again in the
     shell that starts the agent. A cached zipapp is reused only if it is a regular file of the right size owned
-    by the login user and not group/other-writable (with the directory private, only that user or root can have
-    written it, so its content is not read back); otherwise it is uploaded again to a temporary name and renamed
-    over it. The login user's uid comes from `id -u` (one exec round trip): the owner of the login directory is not
-    necessarily the login user (root-owned or automounted homes), and probing by creating a file would write into a
-    directory not yet trusted.
+    by the login user and not group/other-writable, and its sha256 is the local zipapp's; otherwise it is uploaded
+    again to a temporary name and renamed over it. The hash guards against damage (a disk or copy error that kept
+    the size), not against other users: the private directory does that. A node with no sha256sum, shasum or
+    openssl is judged on the size alone. The login user's uid comes from `id -u`, in the same exec that hashes the
+    cached file (one round trip): the owner of the login directory is not necessarily the login user (root-owned or
+    automounted homes), and probing by creating a file would write into a directory not yet trusted.
     """
     import paramiko
 
-    remote = str(PurePosixPath(cache) / remote_name(zipapp))
+    local = _LocalZipapp.of(zipapp)
+    remote = str(PurePosixPath(cache) / local.name)
     directory = str(PurePosixPath(remote).parent)
-    size = zipapp.stat().st_size
     try:
         sftp = connection.transport.open_sftp_client()
     except (paramiko.SSHException, EOFError):
         sftp = None
     if sftp is None:
-        return _ship_with_cat(connection, zipapp, directory, remote_name(zipapp), size, timeout)
+        return _ship_with_cat(connection, zipapp, directory, local, timeout)
     try:
         channel = sftp.get_channel()
         if channel is not None:
             channel.settimeout(timeout)
-        uid = _login_uid(connection, timeout)
+        uid, digest = _login_probe(connection, remote, local, timeout)
         if _sftp_makedirs(sftp, directory):
             sftp.chmod(directory, 0o700)  # mkdir's mode is filtered by the server's umask
         _check_private_dir(connection.node, directory, sftp.lstat(directory), uid)
         real = _sftp_check_parents(connection.node, sftp, directory, uid)
-        remote = str(PurePosixPath(real) / remote_name(zipapp))
+        remote = str(PurePosixPath(real) / local.name)
         with contextlib.suppress(OSError):
-            if _reusable(sftp.lstat(remote), size, uid):
-                return remote, False
+            if _reusable(sftp.lstat(remote), local.size, uid) and digest in (None, local.sha256):
+                return ShippedAgent(remote, False, digest == local.sha256)
         partial = f"{remote}.{secrets.token_hex(4)}.part"
         sftp.put(str(zipapp), partial)
         try:
@@ -128,7 +138,7 @@ def ship_agent(connection: SshConnection, zipapp: Path, cache: str, timeout: flo
         except OSError:
             sftp.remove(partial)
             raise
-        return remote, True
+        return ShippedAgent(remote, True, True)
     except OSError as exc:
         raise NodeError(
             connection.node,
@@ -140,18 +150,65 @@ def ship_agent(connection: SshConnection, zipapp: Path, cache: str, timeout: flo
         sftp.close()
 
 
-def _login_uid(connection: SshConnection, timeout: float) -> int:
-    probe = connection.run(["id", "-u"], timeout=timeout)
-    text = probe.stdout.decode("utf-8", "replace").strip()
-    if probe.exit_code != 0 or not text.isdigit():
-        why = probe.stderr.decode("utf-8", "replace").strip() or text or f"exit code {probe.exit_code}"
+@dataclass(frozen=True)
+class _LocalZipapp:
+    """What the node's copy is compared with: the zipapp's name there, its size and its sha256 (hex)."""
+
+    name: str
+    size: int
+    sha256: str
+
+    @classmethod
+    def of(cls, zipapp: Path) -> _LocalZipapp:
+        data = zipapp.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        name = zipapp.name if _ZIPAPP_NAME.match(zipapp.name) else f"factoryctl-agent-{digest[:16]}.pyz"
+        return cls(name, len(data), digest)
+
+
+#: `sum256 FILE` prints FILE's sha256 (64 hex digits) with the first of sha256sum (GNU, busybox), shasum (BSD,
+#: macOS) or openssl that works, or nothing when none does: then the size alone decides, as before the content was
+#: compared. FILE is read on stdin, so its name is never echoed back (sha256sum escapes odd names).
+_SUM256 = r"""sum256() {
+  h=$({ sha256sum < "$1" || shasum -a 256 < "$1" || openssl dgst -sha256 -r < "$1"; } 2>/dev/null) || h=
+  h=${h%%[!0-9a-f]*}
+  [ ${#h} -eq 64 ] && printf '%s\n' "$h"
+  return 0
+}
+"""
+
+#: The SFTP path's one exec: the login uid, then the sha256 of the cached zipapp `$1` (relative paths start at the
+#: login directory) if it is a regular file of that user of the right size `$2` (so nothing else is ever read).
+#: The SFTP checks that follow decide whether it is reused; the hash only tells a damaged copy from a good one.
+_LOGIN_PROBE = (
+    _SUM256
+    + r"""id -u || exit 1
+if [ -f "$1" ] && [ ! -h "$1" ] && [ -O "$1" ]; then
+  s=$(wc -c < "$1") && [ $s -eq "$2" ] && sum256 "$1"
+fi
+exit 0
+"""
+)
+
+
+def _login_probe(connection: SshConnection, remote: str, local: _LocalZipapp, timeout: float) -> tuple[int, str | None]:
+    """The login user's uid and the sha256 of the cached zipapp `remote` (None: missing, or no tool to hash it).
+
+    One exec round trip, as `id -u` alone took before the content was compared.
+    """
+    probe = connection.run(["sh", "-c", _LOGIN_PROBE, "sh", remote, str(local.size)], timeout=timeout)
+    uid, _, rest = probe.stdout.decode("utf-8", "replace").partition("\n")
+    uid = uid.strip()
+    if probe.exit_code != 0 or not uid.isdigit():
+        why = probe.stderr.decode("utf-8", "replace").strip() or uid or f"exit code {probe.exit_code}"
         raise NodeError(
             connection.node,
             "agent",
             f"cannot tell the login user's uid on the node (`id -u`: {why}).",
             "the agent cache is checked against it; make sure `id` works in the login shell.",
         )
-    return int(text)
+    digest = rest.strip()
+    return int(uid), digest if re.fullmatch(r"[0-9a-f]{64}", digest) else None
 
 
 def _shown(directory: str) -> str:
@@ -279,10 +336,13 @@ def _sftp_makedirs(sftp: paramiko.SFTPClient, path: str) -> bool:
 
 
 #: The cache check of `_ship_with_cat` (no SFTP): the same rules as over SFTP, in POSIX sh plus `test -O` (dash,
-#: bash, busybox and ksh have it). `$1` the cache directory, `$2` the zipapp's name, `$3` its size. Prints two lines:
-#: `reuse` or `upload` and the cache's resolved path, or the problem (`symlink`, `notdir`, `owner`, `mode <ls mode>`,
-#: `powner <uid> <ls mode>`, `pmode <ls mode>`, `pnotdir <ls mode>`, `missing`) and the path it is about.
-_CAT_PROBE = r"""umask 077
+#: bash, busybox and ksh have it). `$1` the cache directory, `$2` the zipapp's name, `$3` its size, `$4` its sha256
+#: (compared when the node can hash, see `_SUM256`). Prints two lines: `reuse <sha256, if hashed>` or `upload` and
+#: the cache's resolved path, or the problem (`symlink`, `notdir`, `owner`, `mode <ls mode>`, `powner <uid> <ls mode>`, `pmode <ls mode>`,
+#: `pnotdir <ls mode>`, `missing`) and the path it is about.
+_CAT_PROBE = (
+    _SUM256
+    + r"""umask 077
 set -f
 say() { printf '%s\n%s\n' "$1" "$2"; exit 0; }
 info() { l=$(LC_ALL=C ls -ldn -- "$1") || say missing "$1"; set -- $l; m=$1; o=$3; }
@@ -317,10 +377,13 @@ up "$r"
 f=$r/$2
 if [ -f "$f" ] && [ ! -h "$f" ] && [ -O "$f" ]; then
   info "$f"
-  case $m in ?????w*|????????w*) ;; *) s=$(wc -c < "$f") && [ $s -eq "$3" ] && say reuse "$r";; esac
+  case $m in ?????w*|????????w*) ;; *)
+    s=$(wc -c < "$f") && [ $s -eq "$3" ] && h=$(sum256 "$f") && { [ -z "$h" ] || [ "$h" = "$4" ]; } && say "reuse $h" "$r";;
+  esac
 fi
 say upload "$r"
 """
+)
 
 
 def _ls_type(text: str) -> int:
@@ -340,10 +403,12 @@ def _ls_mode(text: str) -> int:
 
 
 def _ship_with_cat(
-    connection: SshConnection, zipapp: Path, directory: str, name: str, size: int, timeout: float
-) -> tuple[str, bool]:
+    connection: SshConnection, zipapp: Path, directory: str, local: _LocalZipapp, timeout: float
+) -> ShippedAgent:
     node = connection.node
-    probe = connection.run(["sh", "-c", _CAT_PROBE, "sh", directory, name, str(size)], timeout=timeout)
+    name = local.name
+    argv = ["sh", "-c", _CAT_PROBE, "sh", directory, name, str(local.size), local.sha256]
+    probe = connection.run(argv, timeout=timeout)
     verdict, _, about = probe.stdout.decode("utf-8", "replace").rstrip("\n").partition("\n")
     word, _, detail = verdict.partition(" ")
     if probe.exit_code != 0 or not about or word == "missing":
@@ -357,7 +422,7 @@ def _ship_with_cat(
             "check that the cache directory's parent exists and is writable by the login user.",
         )
     if word == "reuse":
-        return str(PurePosixPath(about) / name), False
+        return ShippedAgent(str(PurePosixPath(about) / name), False, detail == local.sha256)
     if word == "symlink":
         raise _refuse_symlink(node, directory)
     if word == "notdir":
@@ -394,7 +459,7 @@ def _ship_with_cat(
             f"cannot upload the agent to {remote}: {done.stderr.decode('utf-8', 'replace').strip()}",
             "check free space and permissions of the cache directory on the node.",
         )
-    return remote, True
+    return ShippedAgent(remote, True, True)
 
 
 #: Exit status of `agent_command` when the cache changed between the check and the start (not 126/127: those mean

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import shlex
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
@@ -56,6 +57,8 @@ class SshTransport:
         self.options = options
         #: Whether the last start_agent uploaded the zipapp (tests and `nodes check` look at it).
         self.uploaded = False
+        #: Whether the zipapp it started is known whole (uploaded, or its sha256 compared), not judged on its size.
+        self.whole = False
         self.backend: str | None = None
 
     @property
@@ -86,8 +89,9 @@ class SshTransport:
             from factoryctl.transport.bundle import agent_zipapp
 
             zipapp = agent_zipapp()
-        remote, self.uploaded = ship_agent(self.connection, zipapp, self.cache, timeout)
-        real = PurePosixPath(remote)
+        shipped = ship_agent(self.connection, zipapp, self.cache, timeout)
+        self.uploaded, self.whole = shipped.uploaded, shipped.whole
+        real = PurePosixPath(shipped.path)
         # started from inside the re-checked cache (see agent_command): the paths are relative to it
         argv = agent_argv(self.node, self.factory, self.node.python, f"./{real.name}", "./sim")
         chan = self.connection.channel()
@@ -103,27 +107,48 @@ class SshTransport:
         )
         try:
             hello = session.wait_hello(timeout)
-        except NodeError:
+        except NodeError as exc:
             status = _exit_status(chan, 2.0)
             chan.close()
-            if status == CACHE_CHANGED:
-                raise NodeError(
-                    self.node.name,
-                    "agent",
-                    f"the agent cache directory {real.parent} on the node changed after it was checked (a symbolic "
-                    "link or another user's file in its place), so the agent was not started.",
-                    "on the node, find out who replaced it and make it a private directory of the login user again.",
-                ) from None
-            if status in _NO_PYTHON or (status is not None and not self._python_usable(timeout)):
-                return self._smi_session(timeout, tail.text())
-            if not self.connection.transport.is_active():
-                raise NodeError(
-                    self.node.name, "refused", "connection lost while starting the agent", "is the node up?"
-                ) from None
-            raise
+            return self._start_failed(exc, status, real, timeout, tail.text)
         self.backend = str(hello.get("backend"))
         self.connection.watch()
         return session
+
+    def _start_failed(
+        self, exc: NodeError, status: int | None, real: PurePosixPath, timeout: float, last_words: Callable[[], str]
+    ) -> AgentSession:
+        """The agent at `real` ended (exit `status`) or failed before its hello: nvidia-smi instead, or say why."""
+        if status == CACHE_CHANGED:
+            raise NodeError(
+                self.node.name,
+                "agent",
+                f"the agent cache directory {real.parent} on the node changed after it was checked (a symbolic "
+                "link or another user's file in its place), so the agent was not started.",
+                "on the node, find out who replaced it and make it a private directory of the login user again.",
+            ) from None
+        if status in _NO_PYTHON or (status is not None and not self._python_usable(timeout)):
+            return self._smi_session(timeout, last_words())
+        if not self.connection.transport.is_active():
+            raise NodeError(
+                self.node.name, "refused", "connection lost while starting the agent", "is the node up?"
+            ) from None
+        if status is not None and exc.kind == "agent":  # Python ran, but the agent ended before its hello
+            raise NodeError(self.node.name, exc.kind, exc.message, self._exited_hint(real)) from None
+        raise exc
+
+    def _exited_hint(self, real: PurePosixPath) -> str:
+        """What to do when the agent ended before its hello: a file judged on its size alone may be damaged."""
+        if self.whole:
+            how = "was uploaded just now" if self.uploaded else "matches this factoryctl's (sha256)"
+            return (
+                f"the agent's file {how}, so it is whole: the error comes from {self.node.python} on the node; "
+                "check that it runs (or set the node's `python:` in factory.yaml)."
+            )
+        return (
+            f"the cached agent may be damaged (it was judged on its size alone): remove it on the node "
+            f"(`rm -- {shlex.quote(str(real))}`) and factoryctl uploads it again at the next start."
+        )
 
     def _python_usable(self, timeout: float) -> bool:
         """After the agent failed to start: is the node's interpreter there and >= 3.9 (else fall back to smi)?"""
