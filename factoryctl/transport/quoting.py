@@ -27,7 +27,7 @@ def shell_quote(word: str) -> str:
     pieces = []
     for piece in _QUOTE_OR_BACKSLASH.split(word):
         if piece == "'":
-            pieces.append("\"'\"")
+            pieces.append('"\'"')
         elif piece == "\\":
             pieces.append('"\\\\"')
         elif piece:
