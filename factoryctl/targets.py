@@ -87,6 +87,12 @@ def resolve_node_names(target: str, nodes: Sequence[str], groups: Mapping[str, S
         raise UsageError("the TARGET is empty (an unset variable?); it names no node.", EMPTY_HINT)
     if not nodes:
         raise UsageError("the inventory has no nodes.", "add nodes to factory.yaml (see `factoryctl init`).")
+    if "/" in target:  # no name holds a `/`: this is `node/GPUS` given to a command that takes whole nodes
+        whole = "".join(op + term.split("/", 1)[0].strip() for op, term in split_terms(target.strip()))
+        raise UsageError(
+            f"`{target}` picks GPUs, but this command acts on whole nodes: it takes no /GPUS.",
+            f"write `{whole}` for the whole nodes." if whole else EMPTY_HINT,
+        )
     known = set(nodes)
     chosen: set[str] = set()
     unknown: list[str] = []
@@ -138,35 +144,61 @@ def _unknown_message(unknown: list[str]) -> str:
 
 
 def _did_you_mean(unknown: list[str], nodes: Sequence[str], groups: Mapping[str, Sequence[str]]) -> str:
-    """One suggestion per unknown element that has a near name, each named once."""
+    """One suggestion per unknown element that has a near name, each named once, and where to see the names."""
+    spaced = [term for term in unknown if len(term.split()) > 1]
+    if spaced:  # `gpu01 gpu02`, from $(cat nodes.txt): one term, as the shell passed one word
+        return f"separate nodes with commas, not spaces: `{','.join(spaced[0].split())}`."
     words = ["all", *nodes, *(f"@{g}" for g in groups)]
     near = [
         match
         for term in unknown
-        for match in (_same_numbers(term, nodes) or difflib.get_close_matches(term, words, n=1, cutoff=0.6))
+        for match in (_same_numbers(term, words) or difflib.get_close_matches(term, words, n=1, cutoff=0.6))
     ]
     if near:
         listed = ", ".join(f"`{name}`" for name in dict.fromkeys(near))
-        return f"did you mean {listed}? (`factoryctl nodes list` shows them)"
+        return f"did you mean {listed}? ({_where_listed(near)})"
     if any(term.startswith("@") for term in unknown):
         return "groups in factory.yaml: " + (", ".join(f"@{g}" for g in groups) or "none defined") + "."
     return "run `factoryctl nodes list` to see them."
 
 
-def _same_numbers(term: str, nodes: Sequence[str]) -> list[str]:
-    """The node named like `term` but with its numbers padded otherwise (`gpu3` -> `gpu03`), if there is one.
+def _where_listed(names: list[str]) -> str:
+    """Which command lists the suggested names: `nodes list` the nodes, `config show` the groups."""
+    has_groups = any(name.startswith("@") for name in names)
+    has_nodes = any(not name.startswith("@") for name in names)
+    if has_groups and has_nodes:
+        return "`factoryctl nodes list` shows the nodes, `factoryctl config show` the groups"
+    return "`factoryctl config show` lists the groups" if has_groups else "`factoryctl nodes list` shows them"
+
+
+def _same_numbers(term: str, words: Sequence[str]) -> list[str]:
+    """The names written like `term` but for case and zero padding (`gpu3`, `GPU03` -> `gpu03`), if there are some.
 
     The closest string is often another node (`gpu3` is nearer `gpu13` than `gpu03`), so the same numbers come first.
+    A node set is matched name by name and the names that match are folded again: `gpu[1-4]` -> `gpu[01-04]`.
     """
-    wanted = _number_key(term)
-    if len(wanted) == 1:
+    by_key: dict[tuple[str, ...], str] = {}
+    for word in words:
+        by_key.setdefault(_number_key(word), word)
+    if term.startswith("@") or "[" not in term:
+        found = by_key.get(_number_key(term))
+        return [found] if found is not None else []
+    try:
+        names = expand_node_set(term)
+    except UsageError:
         return []
-    return [name for name in nodes if _number_key(name) == wanted][:1]
+    matched = [found for found in (by_key.get(_number_key(name)) for name in names) if found is not None]
+    if not matched:
+        return []
+    from ClusterShell.NodeSet import RESOLVER_NOGROUP, NodeSet
+
+    return [str(NodeSet.fromlist(matched, resolver=RESOLVER_NOGROUP))]  # `gpu[1-9]` of 8 nodes: `gpu[01-08]`
 
 
 def _number_key(name: str) -> tuple[str, ...]:
-    """`gpu03` -> ("gpu", "3", ""): the name with each run of digits stripped of its leading zeros."""
-    return tuple(part.lstrip("0") or "0" if index % 2 else part for index, part in enumerate(_DIGITS.split(name)))
+    """`GPU03` -> ("gpu", "3", ""): the name in lower case, each run of digits stripped of its leading zeros."""
+    parts = _DIGITS.split(name.casefold())
+    return tuple(part.lstrip("0") or "0" if index % 2 else part for index, part in enumerate(parts))
 
 
 def name_problem(name: str) -> str | None:

@@ -101,6 +101,7 @@ NODE_COLUMNS = (
     Column("drain_reason", "REASON", wide_only=True),
     Column("drained_by", "DRAINED BY", wide_only=True),
     Column("drained_at", "DRAINED AT", wide_only=True),
+    Column("unhealthy_reason", "UNHEALTHY", wide_only=True),
 )
 
 
@@ -152,7 +153,28 @@ def node_item(
         "drain_reason": drain.reason if drain else None,
         "drained_by": drain.by if drain else None,
         "drained_at": iso_utc(drain.since) if drain else None,
+        "unhealthy_reason": unhealthy_reason(spec.name, sample),
     }
+
+
+def unhealthy_reason(node: str, sample: NodeSample | None) -> str | None:
+    """Why `healthy` is false (`n1/4 lost; n1/2 uncorrectable ECC 3`), None when it is true.
+
+    The rule is NodeSample.healthy's: a node that did not answer, a lost GPU, an uncorrectable ECC error.
+    """
+    if sample is None:
+        return "not sampled"
+    if sample.healthy:
+        return None
+    if sample.state == "down" or sample.error is not None:
+        return f"not sampled ({sample.error or sample.state})"
+    reasons = []
+    for gpu in sample.gpus:
+        if "gpu_lost" in gpu.null_reasons.values():
+            reasons.append(f"{node}/{gpu.index} lost")
+        if gpu.ecc_uncorrected:
+            reasons.append(f"{node}/{gpu.index} uncorrectable ECC {gpu.ecc_uncorrected}")
+    return "; ".join(reasons) or "unhealthy"
 
 
 def drained_nodes(config: FactoryConfig) -> dict[str, DrainInfo] | None:

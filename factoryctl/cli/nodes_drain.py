@@ -1,4 +1,8 @@
-"""`factoryctl nodes drain / resume TARGET`: keep the scheduler off nodes, or let it back; persisted in the store."""
+"""`factoryctl nodes drain / resume TARGET`: mark nodes as out of service, or back in it; persisted in the store.
+
+The flag is for people and tools today (`nodes` lists it with why, who and when; each change is an event); the
+scheduler's passes leave drained nodes out once it runs jobs (docs/scheduler.md).
+"""
 
 from __future__ import annotations
 
@@ -16,9 +20,12 @@ COLUMNS = (
 
 
 def _set(ctx: typer.Context, target: str, drained: bool, reason: str | None, output: OutputFormat) -> None:
+    from factoryctl.cli.render import fold
     from factoryctl.store.sqlite import Store
     from factoryctl.store.who import login_name
 
+    reason = reason.strip() if reason is not None else None
+    reason = reason or None  # `-r ""` is no reason, stored as null like no -r at all
     config = context.load(ctx)
     names = [n.name for n in config.resolve_target(target)]
     store = Store(config.store_path)
@@ -35,9 +42,13 @@ def _set(ctx: typer.Context, target: str, drained: bool, reason: str | None, out
         verb = "drained" if drained else "resumed"
         done = [n for n in names if n in changed]
         already = "already drained" if drained else "not drained"
-        emit(f"{verb}: {', '.join(done)}\n" if done else f"nothing to do: {already}\n")
+        emit(f"{verb}: {fold(done)}\n" if done else f"nothing to do: {fold(names)} {_is_are(names)} {already}\n")
     else:
         emit(render_listing(items, [], COLUMNS, output))
+
+
+def _is_are(names: list[str]) -> str:
+    return "is" if len(names) == 1 else "are"
 
 
 def register(nodes_app: typer.Typer) -> None:
@@ -55,7 +66,11 @@ def register(nodes_app: typer.Typer) -> None:
         ),
         output: OutputFormat = OUTPUT_OPTION,
     ) -> None:
-        """Keep the scheduler off these nodes (running jobs are left alone); persisted until `nodes resume`."""
+        """Mark nodes drained: out of service, with why, shown by `nodes` and logged as an event; until `nodes resume`.
+
+        Nothing running on them is touched. The scheduler's passes leave drained nodes out (docs/scheduler.md); it
+        does not run jobs on a cluster yet, so today the flag is for the people and scripts that read it.
+        """
         _set(ctx, target, True, reason, output)
 
     @nodes_app.command("resume")
@@ -64,5 +79,5 @@ def register(nodes_app: typer.Typer) -> None:
         target: str = typer.Argument(..., help="Node set, @group or all.", autocompletion=context.complete_target),
         output: OutputFormat = OUTPUT_OPTION,
     ) -> None:
-        """Let the scheduler use drained nodes again."""
+        """Clear the drained flag: the nodes are back in service (logged as an event)."""
         _set(ctx, target, False, None, output)

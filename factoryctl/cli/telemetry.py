@@ -30,7 +30,7 @@ from factoryctl.cli.render import (
 if TYPE_CHECKING:
     from factoryctl.config import FactoryConfig
     from factoryctl.model.telemetry import NodeSample
-    from factoryctl.store.rows import Series
+    from factoryctl.store.rows import Event, NodeState, Series
     from factoryctl.store.sqlite import Store
 
 app = typer.Typer(no_args_is_help=True)
@@ -139,21 +139,21 @@ def _store_sweep(
 ) -> int:
     """Write the reached nodes' samples and close the store; returns the GPU rows stored.
 
-    Without a live controller this sweep also records every node's state, rolls up and prunes: a live controller
-    owns the node states, rollups and retention.
+    Without a live controller this sweep also does what the controller would: it records every node's state, the
+    events between each node's stored newest sample and this one (a state change, a GPU lost or back, an XID, new
+    uncorrectable ECC errors, thermal slowdown starting), rolls up and prunes. Otherwise a fault first seen by a cron
+    sweep would never be an event: the controller compares its first samples with the stored newest, which already
+    holds the fault. A live controller owns states, events, rollups and retention.
     """
     from factoryctl.store.lock import controller_is_running
-    from factoryctl.store.rows import NodeState
 
-    states = []
+    states: list[NodeState] = []
+    events: list[Event] = []
     standalone = not controller_is_running(config.state_dir)
-    if standalone:
-        states = [
-            NodeState(s.node, s.state, s.time, s.time if s.state != "down" else None, s.error, s.message)
-            for s in samples
-        ]
     try:
-        rows = store.write(reached, [True] * len(reached), states)
+        if standalone:
+            reached, states, events = sweep_changes(store.latest(), samples, reached)
+        rows = store.write(reached, [True] * len(reached), states, events)
         if standalone:
             from factoryctl.config_schema import parse_duration
 
@@ -163,6 +163,39 @@ def _store_sweep(
     finally:
         store.close()
     return rows
+
+
+def sweep_changes(
+    stored: Sequence[tuple[NodeState, NodeSample | None]],
+    samples: Sequence[NodeSample],
+    reached: Sequence[NodeSample],
+) -> tuple[list[NodeSample], list[NodeState], list[Event]]:
+    """What a standalone sweep stores: the reached samples (carrying forward XIDs and lost GPUs' names), states, events.
+
+    Each node is judged against what the store holds, as the controller judges against what it last saw: a node
+    whose state changed gets a `node_<state>` event (one never stored before counts as `down`, as the controller
+    starts every node), and a node keeps its stored `since` while its state holds.
+    """
+    from factoryctl.store.rows import NodeState
+    from factoryctl.telemetry.health import carry_forward, gpu_events, state_event
+
+    before = {state.node: (state, sample) for state, sample in stored}
+    states: list[NodeState] = []
+    events: list[Event] = []
+    for s in samples:
+        was, _ = before.get(s.node, (None, None))
+        held = was is not None and was.state == s.state
+        since = was.since if was is not None and held else s.time
+        state = NodeState(s.node, s.state, since, s.time if s.state != "down" else None, s.error, s.message)
+        if not held:
+            events.append(state_event(state))
+        states.append(state)
+    kept: list[NodeSample] = []
+    for s in reached:
+        _, previous = before.get(s.node, (None, None))
+        events.extend(gpu_events(previous, s))
+        kept.append(carry_forward(previous, s))
+    return kept, states, events
 
 
 def _sweep_item(sample: NodeSample) -> dict[str, Any]:

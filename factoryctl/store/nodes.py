@@ -35,6 +35,20 @@ def update_node_state(db: sqlite3.Connection, node_id: int, state: NodeState) ->
     )
 
 
+def _readable_sample(text: str | None) -> NodeSample | None:
+    """A stored newest sample, or None when there is none or it no longer passes the checks a sample must pass.
+
+    A store written by an older factoryctl may hold a sample that was let through then (a time past the year 9999):
+    that node is read as never sampled rather than failing every reader of the store, the controller included.
+    """
+    if not text:
+        return None
+    try:
+        return rows.sample_from_json(text)
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
 class NodeStates(StoreConnection):
     """Reading each node's state and newest sample; draining and resuming nodes."""
 
@@ -49,7 +63,7 @@ class NodeStates(StoreConnection):
             node_state = NodeState(
                 name, state or "down", (since or 0) / 1000, seen / 1000 if seen else None, error, message
             )
-            out.append((node_state, rows.sample_from_json(sample) if sample else None))
+            out.append((node_state, _readable_sample(sample)))
         return out
 
     def newest_sample_time(self) -> float | None:
@@ -61,6 +75,7 @@ class NodeStates(StoreConnection):
         """Drain (or resume) nodes; returns the names whose flag changed. Each change is also an event."""
         changed: list[str] = []
         now = time.time()
+        reason = reason or None  # an empty reason is none: null, not ""
         with self._transaction("drain") as db:
             for name in names:
                 node_id = self._node_id(db, name)

@@ -207,11 +207,16 @@ class AgentSession:
         if kind == "usage":
             raise UsageError(f"{self.node}: {message}", None)
         if kind == "driver":
-            raise NodeError(self.node, "driver", f"{self.node}: {message}", self._driver_hint())
+            raise NodeError(self.node, "driver", f"{self.node}: {message}", self._driver_hint(message))
         raise NodeError(self.node, "agent", f"{self.node}: `{op}` failed: {message}", None)
 
-    def _driver_hint(self) -> str:
-        """What to check when the driver fails: the simulated one keeps its GPUs under the state dir."""
+    def _driver_hint(self, message: str) -> str:
+        """What to check when the driver fails: a lost GPU, else the driver (the simulated one: its state dir)."""
+        if " is lost" in message or " was lost" in message:
+            return (
+                "a lost GPU answers nothing until it is reset or the node rebooted; address the node's other GPUs "
+                "alone (node/GPUS), and see `factoryctl events --kind gpu_lost`."
+            )
         if self.hello_info.get("backend") == "sim":
             return "check that the node's state_dir (factory.yaml, else $XDG_STATE_HOME) is a writable directory."
         return "check the NVIDIA driver on the node."

@@ -70,4 +70,6 @@ def test_unknown_groups_without_a_near_name_list_the_groups() -> None:
 def test_each_suggestion_is_given_once() -> None:
     with pytest.raises(UsageError) as caught:
         resolve_node_names("gpu4,gpu004,@rak-a", NODES, {"rack-a": GPUS[:2]})
-    assert caught.value.hint == "did you mean `gpu04`, `@rack-a`? (`factoryctl nodes list` shows them)"
+    assert caught.value.hint == (
+        "did you mean `gpu04`, `@rack-a`? (`factoryctl nodes list` shows the nodes, `factoryctl config show` the groups)"
+    )

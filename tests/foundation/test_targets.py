@@ -101,7 +101,7 @@ def test_operators_apply_left_to_right(lab, target, expected):
 def test_an_unknown_group_suggests_the_nearest(lab):
     with pytest.raises(UsageError) as caught:
         lab.resolve_target("@piar")
-    assert caught.value.hint == "did you mean `@pair`? (`factoryctl nodes list` shows them)"
+    assert caught.value.hint == "did you mean `@pair`? (`factoryctl config show` lists the groups)"
 
 
 @pytest.mark.parametrize("target", ["n01,", ",n01", "n01,,n02"])

@@ -50,3 +50,22 @@ def test_the_audit_name_from_the_environment_is_escaped(
 def test_a_plain_login_name_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LOGNAME", "alice")
     assert login_name() == "alice"
+
+
+def test_a_stored_sample_from_before_the_time_check_reads_as_never_sampled(tmp_path: Path) -> None:
+    """A store written before sample times were checked may hold one past the year 9999: readers must not fail."""
+    from factoryctl.store.rows import NodeState
+
+    store = Store(tmp_path / "factory.db")
+    gpu = GpuSample.from_json("a", {"index": 0, "power_w": 300.0})
+    states = [NodeState("a", "up", T0, T0, None, None), NodeState("b", "up", T0, T0, None, None)]
+    store.write([NodeSample("a", T0, gpus=(gpu,)), NodeSample("b", T0, gpus=(gpu,))], [True, True], states)
+    store._db.execute(
+        "UPDATE node_latest SET sample = replace(sample, ?, '1e13') WHERE node_id = (SELECT id FROM node WHERE name = 'a')",
+        (repr(T0),),
+    )
+    latest = {state.node: sample for state, sample in store.latest()}
+    assert latest["a"] is None
+    assert latest["b"] is not None
+    assert latest["b"].time == T0
+    store.close()
