@@ -261,13 +261,26 @@ def main() -> None:
 
 
 def _exit_now_on_interrupt(status: int) -> None:
-    """From here on a Ctrl-C ends the process at once with `status`, the outcome already decided.
+    """From the interpreter's shutdown on, a Ctrl-C ends the process at once with `status`, the outcome decided.
 
-    The interpreter's shutdown still runs exit handlers (paramiko's stops its transports' threads): a second Ctrl-C
-    landing in one printed a traceback under the result ("Exception ignored in atexit callback").
+    Shutdown runs exit handlers (paramiko's stops its transports' threads): a second Ctrl-C landing in one printed a
+    traceback under the result ("Exception ignored in atexit callback"). Installed as an exit handler itself, the
+    last registered so the first run, so that a caller of `main()` in the same process keeps its own Ctrl-C.
     """
+    import atexit
+
+    atexit.register(_exit_with_on_interrupt, status)
+
+
+def _exit_with_on_interrupt(status: int) -> None:
     import signal
+
+    def leave(signum: int, frame: object) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(status)
 
     with contextlib.suppress(ValueError):  # not the main thread (an embedding caller): nothing to protect
         if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-            signal.signal(signal.SIGINT, lambda signum, frame: os._exit(status))
+            signal.signal(signal.SIGINT, leave)

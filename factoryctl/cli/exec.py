@@ -1,7 +1,7 @@
 """`factoryctl exec TARGET -- CMD...`: run one command on many nodes, like `clush -b` / `pdsh | dshbak -c`.
 
-The command is argv, quoted with `shlex.join` for the node's shell, so quotes, `;`, `$()` and newlines reach the
-node as typed. A bounded pool (`--fanout`) runs it; one slow or dead node never holds up the others' commands or
+The command is argv, quoted for the node's login shell (sh, bash, zsh or fish: transport/quoting.py), so quotes,
+`;`, `$()`, backslashes and newlines reach the node as typed. A bounded pool (`--fanout`) runs it; one slow or dead node never holds up the others' commands or
 output. Standard input, when it is not a terminal, is streamed to every node's command while it runs, then EOF,
 like ssh (transport/stdin_stream.py); the commands' ends never wait for it. The input is shared, so it moves no
 further than 8 MiB ahead of the slowest running command: one that neither reads its stdin nor exits holds the
@@ -20,15 +20,13 @@ SIGTERM handler is installed only while the command runs, never at import, and t
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from types import FrameType
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -44,6 +42,7 @@ from factoryctl.cli.render import (
     emit,
     fold,
 )
+from factoryctl.cli.signals import Terminated, signals_set, sigterm_interrupts
 from factoryctl.errors import ExitCode, NodeError, UsageError, most_severe
 
 if TYPE_CHECKING:
@@ -58,59 +57,6 @@ RULE = "-" * 15
 LINE_LIMIT = 1 << 16
 #: How long an interrupted exec waits for its commands to end (after SIGINT, then SIGHUP) before it reports.
 STOP_GRACE_S = 2.0
-
-
-class Terminated(BaseException):
-    """SIGTERM arrived while exec ran: the commands are interrupted as for Ctrl-C, then exec exits 143.
-
-    A BaseException, like KeyboardInterrupt, so that no `except Exception` on the way takes it for a node's failure.
-    """
-
-
-@contextlib.contextmanager
-def sigterm_interrupts() -> Iterator[threading.Event]:
-    """While the block runs, SIGTERM raises Terminated in it (the old handler is put back at its end).
-
-    Only the first SIGTERM raises: a second one during the clean-up does not cut it short, it sets the event
-    yielded (stop waiting for the commands). Outside the main thread (no handler can be installed) the block runs
-    as is.
-    """
-    received: list[int] = []
-    again = threading.Event()
-
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        if not received:
-            received.append(signum)
-            raise Terminated
-        again.set()
-
-    try:
-        previous = signal.signal(signal.SIGTERM, on_term)
-    except ValueError:  # not the main thread
-        yield again
-        return
-    try:
-        yield again
-    except Terminated:  # only if it came as a Ctrl-C was being handled: too late to report, but never a traceback
-        sys.stderr.write("factoryctl: terminated\n")
-        raise typer.Exit(ExitCode.TERMINATED) from None
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-@contextlib.contextmanager
-def signals_set(event: threading.Event) -> Iterator[None]:
-    """While the block runs, SIGINT and SIGTERM only set `event` (SIGINT stays ignored where it was: `cmd &`)."""
-    previous: dict[signal.Signals, Any] = {}
-    with contextlib.suppress(ValueError):  # not the main thread: no handler, the block is bounded anyway
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            if signal.getsignal(sig) not in (signal.SIG_IGN, None):
-                previous[sig] = signal.signal(sig, lambda signum, frame: event.set())
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def stdin_source() -> StdinBroadcast | None:

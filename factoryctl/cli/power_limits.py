@@ -6,13 +6,18 @@ every fan-out command does; the all-or-nothing range rule applies to the GPUs of
 
 from __future__ import annotations
 
+import re
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
 import typer
 
 from factoryctl.cli import context
 from factoryctl.cli.render import NO_HEADER_OPTION, OUTPUT_OPTION, Column, OutputFormat
+from factoryctl.errors import ExitCode
+
+if TYPE_CHECKING:
+    from factoryctl.errors import NodeError
 
 CHANGE_COLUMNS = (
     Column("node", "NODE"),
@@ -23,6 +28,9 @@ CHANGE_COLUMNS = (
 )
 TARGET_HELP = "Node set, @group or all; `node/0-3` picks GPUs."
 GPU_TARGET_ARG = typer.Argument(..., help=TARGET_HELP, autocompletion=context.complete_target)
+REASON_OPTION = typer.Option(
+    None, "--reason", "-r", help="Why (stored with each change in the audit log: `factoryctl audit`)."
+)
 
 
 def _run(
@@ -33,29 +41,65 @@ def _run(
     output: OutputFormat,
     no_header: bool,
     timeout: float,
+    reason: str | None,
 ) -> int:
     from dataclasses import asdict
 
     from factoryctl.cli.listing import show_listing
+    from factoryctl.cli.signals import Terminated, sigterm_interrupts
     from factoryctl.config import parse_gpu_target
-    from factoryctl.power.limits import apply_limit
+    from factoryctl.power.limits import LimitsInterrupted, apply_limit
 
     config = context.load(ctx)
     node_part, gpus = parse_gpu_target(target)
     nodes = config.resolve_target(node_part)
-
-    changed: list[int] = []
-
-    def produce() -> tuple[list[dict[str, Any]], list[Any]]:
-        changes, errors = apply_limit(config, nodes, gpus, watts, clamp, timeout)
-        changed.append(len(changes))
-        return [asdict(c) for c in changes], errors
-
-    status = show_listing(produce, CHANGE_COLUMNS, output, no_header)
-    if status and not sum(changed):
+    stopped: BaseException | None = None
+    try:
+        with sigterm_interrupts():
+            changes, errors = apply_limit(config, nodes, gpus, watts, clamp, timeout, (reason or "").strip() or None)
+    except LimitsInterrupted as interrupted:  # what changed before it is recorded: show it, then stop
+        changes, errors, stopped = interrupted.changes, interrupted.errors, interrupted.cause
+    except (KeyboardInterrupt, Terminated) as interrupt:  # before any node was asked to change
+        changes, errors, stopped = [], [], interrupt
+    for error in errors:
+        _hint_lost_gpu(error, watts)
+    items = [asdict(c) for c in changes]
+    # nothing changed and something failed (or stopped it): no table header over no rows, only sentences on stderr
+    bare = no_header or not (items or not (errors or stopped))
+    status = show_listing(lambda: (items, errors), CHANGE_COLUMNS, output, bare)
+    if stopped is not None:
+        done = f"{len(changes)} GPU limit(s) changed and recorded" if changes else "no power limit was changed"
+        sys.stderr.write(f"factoryctl: interrupted; {done}.\n")
+        return int(ExitCode.TERMINATED if isinstance(stopped, Terminated) else ExitCode.INTERRUPTED)
+    if status and not changes:
         # the nodes that failed were left alone, and none of the others changed either
         sys.stderr.write("factoryctl: no power limit was changed.\n")
     return status
+
+
+#: The agent's refusal when an addressed GPU is lost, naming the node's other GPUs as a TARGET.
+_LOST_GPU = re.compile(r"is lost; nothing was changed \(its other GPUs can be addressed alone: (\S+)\)")
+
+
+def _hint_lost_gpu(error: NodeError, watts: float | None) -> None:
+    """A lost GPU refused the whole node: the hint is the command for its other GPUs, not a driver check."""
+    found = _LOST_GPU.search(error.message)
+    if found is not None:
+        command = f"power set {found[1]} --watts {watts:g}" if watts is not None else f"power reset {found[1]}"
+        error.hint = f"address its other GPUs alone, e.g. `factoryctl {command}`."
+
+
+def parse_watts(text: str) -> float:
+    """`--watts`: a plain number of watts; `300W`, `0.3kW` or `80%` is a usage error that repeats the value."""
+    try:
+        return float(text)
+    except ValueError:
+        from factoryctl.errors import UsageError
+
+        raise UsageError(
+            f"--watts `{text}` is not a number of watts; nothing was changed.",
+            "give watts as a plain number, e.g. --watts 300 (see `factoryctl gpus` for each GPU's range).",
+        ) from None
 
 
 def register(power_app: typer.Typer) -> None:
@@ -65,8 +109,11 @@ def register(power_app: typer.Typer) -> None:
     def set_command(
         ctx: typer.Context,
         target: str = GPU_TARGET_ARG,
-        watts: float = typer.Option(..., "--watts", help="Power limit per GPU, in watts."),
+        watts: str = typer.Option(
+            ..., "--watts", metavar="WATTS", help="Power limit per GPU, in watts: a plain number (300, 287.5)."
+        ),
         clamp: bool = typer.Option(False, "--clamp", help="Clamp to each GPU's range instead of refusing."),
+        reason: str | None = REASON_OPTION,
         output: OutputFormat = OUTPUT_OPTION,
         no_header: bool = NO_HEADER_OPTION,
         timeout: float = context.TIMEOUT_OPTION,
@@ -76,15 +123,16 @@ def register(power_app: typer.Typer) -> None:
         A value outside any reachable GPU's range changes nothing; an unreachable node is reported and skipped
         (exit 4), and the reachable nodes are set.
         """
-        raise typer.Exit(_run(ctx, target, watts, clamp, output, no_header, timeout))
+        raise typer.Exit(_run(ctx, target, parse_watts(watts), clamp, output, no_header, timeout, reason))
 
     @power_app.command("reset")
     def reset_command(
         ctx: typer.Context,
         target: str = GPU_TARGET_ARG,
+        reason: str | None = REASON_OPTION,
         output: OutputFormat = OUTPUT_OPTION,
         no_header: bool = NO_HEADER_OPTION,
         timeout: float = context.TIMEOUT_OPTION,
     ) -> None:
         """Reset GPU power limits to each GPU's default."""
-        raise typer.Exit(_run(ctx, target, None, False, output, no_header, timeout))
+        raise typer.Exit(_run(ctx, target, None, False, output, no_header, timeout, reason))

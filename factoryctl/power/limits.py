@@ -20,7 +20,8 @@ from factoryctl.errors import NodeError, UsageError
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.model.telemetry import NodeSample
 from factoryctl.store.who import login_name
-from factoryctl.telemetry.poll import agent_session, check_agent_cache, fan_out, poll_nodes
+from factoryctl.telemetry.poll import agent_session, check_agent_cache, poll_nodes
+from factoryctl.transport.fanout import FanOut, Pending
 
 if TYPE_CHECKING:
     from factoryctl.store.sqlite import Store
@@ -90,6 +91,25 @@ def _validate(
     return [node for node in nodes if node.name not in failed], list(polled.errors)
 
 
+class LimitsInterrupted(BaseException):
+    """The request was interrupted (Ctrl-C, SIGTERM: the `cause`) while nodes were changing their limits.
+
+    The nodes asked before it are given a moment to answer; what they changed is in `changes` and in the audit log,
+    and a node that had not answered is an `interrupted` error (its limits may have changed). A BaseException, like
+    the interrupt itself, so no `except Exception` on the way takes it for a failure.
+    """
+
+    def __init__(self, changes: list[LimitChange], errors: list[NodeError], cause: BaseException) -> None:
+        super().__init__(changes, errors, cause)
+        self.changes, self.errors, self.cause = changes, errors, cause
+
+
+#: Seconds an interrupted request still waits for the nodes it asked (a limit is set in milliseconds once asked).
+SETTLE_S = 5.0
+#: Message of a node still changing its limits when the request was interrupted and stopped waiting for it.
+UNANSWERED = "interrupted before this node answered: its limits may have changed (see `factoryctl gpus`)"
+
+
 def apply_limit(
     config: FactoryConfig,
     nodes: Sequence[NodeSpec],
@@ -97,13 +117,15 @@ def apply_limit(
     watts: float | None,
     clamp: bool,
     timeout: float,
+    reason: str | None = None,
 ) -> tuple[list[LimitChange], list[NodeError]]:
-    """Set (or with `watts=None` reset to default) the limits on every node that answers.
+    """Set (or with `watts=None` reset to default) the limits on every node that answers; `reason` goes in the audit.
 
     Every addressed GPU of the reachable nodes must exist, and unless clamping every range must take the value,
     before anything changes; a node that cannot be read is reported in the errors and left alone. The audit log is
-    opened before any node is contacted: a store that cannot be written refuses the request with nothing changed,
-    rather than leaving changes nobody recorded.
+    opened, and a probe entry written and rolled back, before any node is contacted: a store that cannot record the
+    change (read-only, held by another writer, full) refuses the request with nothing changed. An interrupt while
+    nodes change raises `LimitsInterrupted` once what did change is recorded.
     """
     from factoryctl.store import open_store
 
@@ -111,20 +133,44 @@ def apply_limit(
     check_agent_cache(nodes)
     store = open_store(config.store_path)
     try:
+        store.check_audit_writable()
         targets, errors = list(nodes), list[NodeError]()
         range_checked = watts is not None and not clamp
         if range_checked or gpus is not None:
             targets, errors = _validate(config, targets, gpus, watts if range_checked else None, timeout)
+        pool = FanOut(targets, lambda node: _change(config, node, gpus, watts, clamp, timeout))
+        interrupt: BaseException | None = None
+        try:
+            outcomes: list[tuple[NodeSpec, list[LimitChange] | NodeError | Pending]] = list(pool.run())
+        except BaseException as stop:  # Ctrl-C, SIGTERM: the nodes already asked may have changed their limits
+            interrupt, outcomes = stop, _settled(pool, min(timeout, SETTLE_S))
         changes: list[LimitChange] = []
-        for _, outcome in fan_out(targets, lambda node: _change(config, node, gpus, watts, clamp, timeout)):
-            if isinstance(outcome, NodeError):
+        for node, outcome in outcomes:
+            if isinstance(outcome, Pending):
+                errors.append(NodeError(node.name, "interrupted", UNANSWERED))
+            elif isinstance(outcome, NodeError):
                 errors.append(outcome)
             else:
                 changes.extend(outcome)
-        record_audit(store, changes, "reset" if watts is None else "set")
+        record_audit(store, changes, "reset" if watts is None else "set", reason)
     finally:
         store.close()
+    if interrupt is not None:
+        raise LimitsInterrupted(changes, errors, interrupt)
     return changes, errors
+
+
+def _settled(
+    pool: FanOut[list[LimitChange]], within: float
+) -> list[tuple[NodeSpec, list[LimitChange] | NodeError | Pending]]:
+    """After an interrupt, each node's outcome once those asked have answered (at most `within` s).
+
+    A second interrupt ends the wait, keeping what is known by then.
+    """
+    try:
+        return pool.settle(within)
+    except BaseException:
+        return pool.settle(0)
 
 
 def _change(

@@ -32,6 +32,10 @@ def _newest_first(sql: str, params: list[Any], node: Sequence[str] | None) -> tu
     return sql + " ORDER BY t_ms DESC, id DESC LIMIT ?", params
 
 
+class _RolledBack(Exception):
+    """Ends a transaction that only probes whether a write would go through (see `check_audit_writable`)."""
+
+
 class EventAndAuditLog(StoreConnection):
     """Appending to and reading the event log and the power audit log."""
 
@@ -65,6 +69,19 @@ class EventAndAuditLog(StoreConnection):
                     for e in entries
                 ],
             )
+
+    def check_audit_writable(self) -> None:
+        """Raise StoreError unless an audit entry could be written now (read-only file, another writer, full disk).
+
+        Called before a power limit changes: the probe takes the write lock and inserts a row, then rolls back, so
+        nothing is left and a store that would refuse the entry refuses the change instead, with nothing changed.
+        """
+        try:
+            with self._transaction("audit entry") as db:
+                db.execute("INSERT INTO audit (t_ms, node, gpu, action, clamped) VALUES (0, '', 0, 'probe', 0)")
+                raise _RolledBack
+        except _RolledBack:
+            pass
 
     def audit(self, since: float, node: Sequence[str] | None = None, limit: int = 1000) -> list[AuditEntry]:
         """Audit entries at or after `since`, oldest first (the newest `limit`)."""

@@ -1,0 +1,74 @@
+"""SIGTERM as an interrupt, for the commands that must report what they did when stopped (`exec`, `power set`).
+
+cron's `timeout` and systemd stop a command with SIGTERM, whose default kills the process on the spot: an `exec`
+could not interrupt its remote commands, a `power set` could not record the limits it had changed. While such a
+command works, SIGTERM raises `Terminated` in it instead, which it handles as Ctrl-C, then exits 143. The handlers
+are installed only for that time, never at import, and the previous ones are put back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from types import FrameType
+from typing import Any
+
+import typer
+
+from factoryctl.errors import ExitCode
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived while the command worked: it stops as for Ctrl-C, then exits 143.
+
+    A BaseException, like KeyboardInterrupt, so that no `except Exception` on the way takes it for a node's failure.
+    """
+
+
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[threading.Event]:
+    """While the block runs, SIGTERM raises Terminated in it (the old handler is put back at its end).
+
+    Only the first SIGTERM raises: a second one during the clean-up does not cut it short, it sets the event
+    yielded (stop waiting for the commands). Outside the main thread (no handler can be installed) the block runs
+    as is.
+    """
+    received: list[int] = []
+    again = threading.Event()
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        if not received:
+            received.append(signum)
+            raise Terminated
+        again.set()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, on_term)
+    except ValueError:  # not the main thread
+        yield again
+        return
+    try:
+        yield again
+    except Terminated:  # only if it came as a Ctrl-C was being handled: too late to report, but never a traceback
+        sys.stderr.write("factoryctl: terminated\n")
+        raise typer.Exit(ExitCode.TERMINATED) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def signals_set(event: threading.Event) -> Iterator[None]:
+    """While the block runs, SIGINT and SIGTERM only set `event` (SIGINT stays ignored where it was: `cmd &`)."""
+    previous: dict[signal.Signals, Any] = {}
+    with contextlib.suppress(ValueError):  # not the main thread: no handler, the block is bounded anyway
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            if signal.getsignal(sig) not in (signal.SIG_IGN, None):
+                previous[sig] = signal.signal(sig, lambda signum, frame: event.set())
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
