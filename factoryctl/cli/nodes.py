@@ -125,13 +125,20 @@ def ssh_port(spec: NodeSpec) -> int | None:
 
 
 def node_item(
-    spec: NodeSpec, sample: NodeSample | None, drain: DrainInfo | None, drains_known: bool = True
+    spec: NodeSpec,
+    sample: NodeSample | None,
+    drain: DrainInfo | None,
+    drains_known: bool = True,
+    last_seen: float | None = None,
 ) -> dict[str, Any]:
     """One `nodes list` item (the Node fields of docs/cli.md, with why, by whom and since when a node is drained).
 
-    `drained` is None when the store could not say (`drains_known` false): unknown, not "not drained".
+    `drained` is None when the store could not say (`drains_known` false): unknown, not "not drained". `last_seen`
+    is when a node that did not answer last sent a sample, when known (a live controller's store).
     """
     answered = sample is not None and sample.error is None
+    if answered and sample is not None:
+        last_seen = sample.time
     return {
         "node": spec.name,
         "host": spec.host,
@@ -148,7 +155,7 @@ def node_item(
         "hottest_temperature_c": sample.hottest_temperature_c if sample else None,
         "rack": spec.rack,
         "labels": dict(spec.labels),
-        "last_seen": iso_utc(sample.time) if answered and sample else None,
+        "last_seen": iso_utc(last_seen) if last_seen is not None else None,
         "error": sample.error if sample else "unknown",
         "drain_reason": drain.reason if drain else None,
         "drained_by": drain.by if drain else None,
@@ -208,7 +215,14 @@ def node_items(
     by_name = {s.node: s for s in result.samples}
     drained = drained_nodes(config)
     items = [
-        node_item(spec, by_name.get(spec.name), (drained or {}).get(spec.name), drained is not None) for spec in specs
+        node_item(
+            spec,
+            by_name.get(spec.name),
+            (drained or {}).get(spec.name),
+            drained is not None,
+            result.last_seen.get(spec.name),
+        )
+        for spec in specs
     ]
     return items, result.errors
 

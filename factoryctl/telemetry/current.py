@@ -38,4 +38,4 @@ def current_samples(
     order = {spec.name: place for place, spec in enumerate(nodes)}
     samples = sorted([*live.samples, *polled.samples], key=lambda s: order[s.node])
     errors = sorted([*live.errors, *polled.errors], key=lambda e: order[e.node])
-    return PollResult(samples, errors)
+    return PollResult(samples, errors, live.last_seen)

@@ -51,6 +51,7 @@ def read_live(
         store.close()
     samples: list[NodeSample] = []
     errors: list[NodeError] = []
+    last_seen: dict[str, float] = {}
     for spec in nodes if nodes is not None else list(config.nodes.values()):
         state, sample = latest.get(spec.name, (None, None))
         if state is None and unknown is not None:
@@ -64,8 +65,10 @@ def read_live(
         error = NodeError(spec.name, kind, message, stored_hint(spec, kind, message))
         errors.append(error)
         seen = state.last_seen if state and state.last_seen else now
+        if state is not None and state.last_seen:
+            last_seen[spec.name] = state.last_seen
         samples.append(NodeSample(node=spec.name, time=seen, state="down", error=kind, message=message))
-    return PollResult(samples, errors)
+    return PollResult(samples, errors, last_seen)
 
 
 def stored_hint(spec: NodeSpec, kind: str, message: str) -> str | None:

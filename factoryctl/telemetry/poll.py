@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from factoryctl.config import FactoryConfig
 from factoryctl.errors import NodeError
@@ -34,10 +34,15 @@ __all__ = [
 
 @dataclass(frozen=True)
 class PollResult:
-    """Samples of the nodes that answered (in inventory order) and one error per node that did not."""
+    """Samples of the nodes that answered (in inventory order) and one error per node that did not.
+
+    `last_seen`: when each node that did not answer last sent a sample, where that is known (a live controller's
+    store knows it; a poll does not).
+    """
 
     samples: list[NodeSample]
     errors: list[NodeError]
+    last_seen: dict[str, float] = field(default_factory=dict)
 
 
 def open_transport(node: NodeSpec, config: FactoryConfig, timeout: float = 10.0) -> NodeTransport:
