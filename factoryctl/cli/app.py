@@ -183,8 +183,12 @@ def _sentence(text: str) -> str:
 def _usage_error(error: Any, args: list[str]) -> FactoryError:
     """A usage error Click raised (unknown option or command, bad or missing value) as our sentence and hint.
 
-    Click's own content stays (the option, the value, its "did you mean"); the hint names the command's help.
+    Click's own content stays (the option, the value, its "did you mean"); the hint names the command's help, or,
+    for a global option given after the command (`power set n1 --watts 300 -q`), where it goes instead.
     """
+    moved = _global_option_moved(error, args)
+    if moved is not None:
+        return FactoryError(_sentence(f"No such option: {error.option_name}"), moved)
     if getattr(error, "possibilities", None):  # NoSuchOption: Click's near options, nearest first
         message = f"{error.message}; did you mean {' or '.join(error.possibilities)}?"
     else:
@@ -192,6 +196,29 @@ def _usage_error(error: Any, args: list[str]) -> FactoryError:
     message = _sentence(message.replace(". Did you mean", "; did you mean"))
     path = error.ctx.command_path if error.ctx is not None else _command_path(args)
     return FactoryError(message, f"see `{path} --help`.")
+
+
+def _global_option_moved(error: Any, args: list[str]) -> str | None:
+    """The hint for a root option (`-q`, `-c`, `--debug`, `--version`) given after the command, else None.
+
+    The hint is the command with the option (and the value it takes, as typed) before the noun, where Click parses it.
+    """
+    name = getattr(error, "option_name", None)
+    if not name or error.ctx is None or error.ctx.parent is None:
+        return None
+    root = error.ctx.find_root()
+    param = next((p for p in root.command.params if name in (*p.opts, *p.secondary_opts)), None)
+    if param is None:
+        return None
+    root_name = root.info_name or "factoryctl"
+    if getattr(param, "is_eager", False):  # --version: it answers on its own
+        return f"global options go before the command: `{root_name} {name}`."
+    option = name
+    if not getattr(param, "is_flag", False):
+        at = len(args) - 1 - args[::-1].index(name) if name in args else len(args)
+        option += " " + (args[at + 1] if at + 1 < len(args) else "FILE")
+    rest = error.ctx.command_path.removeprefix(root_name).strip()
+    return f"global options go before the command: `{root_name} {option} {rest} ...`."
 
 
 def _command_path(args: list[str]) -> str:

@@ -1,4 +1,4 @@
-"""Output forms shared by every listing: table, wide, json and yaml (kubectl style).
+"""Output forms shared by every listing: table, wide, json, yaml (kubectl style) and csv (nvidia-smi style).
 
 A listing's JSON is `{"schema_version": 1, "items": [...], "errors": [...]}`; per-node errors are also summarised on
 stderr whatever the output form, nodes that failed the same way folded onto one line. Tables round numbers for reading; JSON keeps full precision.
@@ -30,13 +30,39 @@ class OutputFormat(str, Enum):
     wide = "wide"
     json = "json"
     yaml = "yaml"
+    csv = "csv"
+
+
+#: Commands whose `-o` does not print a listing (one document, or a command's own output): `-o csv` is refused
+#: there rather than quietly printing a table. Their owners may add csv later; until then it is one sentence, exit 2.
+NOT_LISTINGS = frozenset(
+    f"factoryctl {name}"
+    for name in ("exec", "config show", "controller status", "power simulate", "nodes trust", "nodes check")
+)
 
 
 def parse_output_format(value: object) -> OutputFormat:
     """The `-o` value as an OutputFormat; anything else is our usage error (one sentence, a did-you-mean hint)."""
     if isinstance(value, OutputFormat):
         return value
-    return OutputFormat(checked_choice(str(value), [f.value for f in OutputFormat], "output format"))
+    chosen = OutputFormat(checked_choice(str(value), [f.value for f in OutputFormat], "output format"))
+    if chosen is OutputFormat.csv:
+        _check_csv_is_offered()
+    return chosen
+
+
+def _check_csv_is_offered() -> None:
+    """Our usage error when the command being parsed is one of NOT_LISTINGS (`exec -o csv`)."""
+    from typer._click.globals import get_current_context
+
+    ctx = get_current_context(silent=True)
+    if ctx is not None and ctx.command_path in NOT_LISTINGS:
+        from factoryctl.errors import UsageError
+
+        raise UsageError(
+            f"`{ctx.command_path}` prints no listing, so it has no -o csv.",
+            "choose from table, wide, json, yaml (e.g. -o json, and jq's @csv).",
+        )
 
 
 def checked_choice(text: str, choices: Sequence[str], what: str) -> str:
@@ -54,9 +80,9 @@ def checked_choice(text: str, choices: Sequence[str], what: str) -> str:
 
 #: `-o/--output`: the choices still drive help and shell completion; the parser turns a bad value into our error.
 OUTPUT_OPTION = typer.Option(
-    OutputFormat.table, "--output", "-o", parser=parse_output_format, help="table, wide, json or yaml."
+    OutputFormat.table, "--output", "-o", parser=parse_output_format, help="table, wide, json, yaml or csv."
 )
-NO_HEADER_OPTION = typer.Option(False, "--no-header", help="Omit the table header.")
+NO_HEADER_OPTION = typer.Option(False, "--no-header", help="Omit the table or csv header.")
 WATCH_OPTION = typer.Option(False, "--watch", "-w", help="Redraw in place every interval, like watch.")
 INTERVAL_OPTION = typer.Option(
     2.0,
@@ -114,6 +140,40 @@ def render_table(items: Sequence[dict[str, Any]], columns: Sequence[Column], wid
     return "\n".join(lines) + "\n"
 
 
+def render_csv(items: Sequence[dict[str, Any]], header: bool) -> str:
+    """The items as CSV, for scripts migrating from `nvidia-smi --query-gpu=... --format=csv`.
+
+    The header is the items' JSON keys in order (keys only some items have come after, in first-seen order); one row
+    per item of raw values (`csv_value`); RFC 4180 quoting by the csv module, lines ending in a newline as Unix tools
+    expect. No items, no output: there is no key to name.
+    """
+    import csv
+    import io
+
+    keys = list(dict.fromkeys(key for item in items for key in item))
+    if not keys:
+        return ""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    if header:
+        writer.writerow(keys)
+    writer.writerows([csv_value(item.get(key)) for key in keys] for item in items)
+    return out.getvalue()
+
+
+def csv_value(value: Any) -> str:
+    """One CSV cell: the JSON value unformatted; null empty, true/false, a list joined with `;`, an object as JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return ";".join(csv_value(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=not stdout_takes_unicode(), allow_nan=False)
+    return str(value)
+
+
 def listing_document(items: Sequence[dict[str, Any]], errors: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The JSON/YAML envelope of every listing."""
     return {"schema_version": SCHEMA_VERSION, "items": list(items), "errors": list(errors)}
@@ -157,6 +217,8 @@ def render_listing(
         return dump_json(listing_document(items, errors))
     if output is OutputFormat.yaml:
         return dump_yaml(listing_document(items, errors))
+    if output is OutputFormat.csv:
+        return render_csv(items, header=not no_header)
     return render_table(items, columns, wide=output is OutputFormat.wide, header=not no_header)
 
 

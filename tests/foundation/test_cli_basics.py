@@ -94,7 +94,7 @@ def test_bad_output_format_is_our_one_sentence_usage_error(cli, args):
     assert result.exit_code == 2
     assert result.stdout == ""
     assert result.stderr == (
-        "factoryctl: unknown output format 'jsn'.\nhint: choose from table, wide, json, yaml; did you mean json?\n"
+        "factoryctl: unknown output format 'jsn'.\nhint: choose from table, wide, json, yaml, csv; did you mean json?\n"
     )
 
 
@@ -102,7 +102,7 @@ def test_bad_output_format_without_a_near_choice(cli):
     result = cli("gpus", "-o", "xml")
     assert result.stderr.splitlines() == [
         "factoryctl: unknown output format 'xml'.",
-        "hint: choose from table, wide, json, yaml.",
+        "hint: choose from table, wide, json, yaml, csv.",
     ]
 
 
@@ -131,7 +131,7 @@ def test_bad_output_format_through_the_console_script():
     )
     assert done.returncode == 2
     assert done.stderr == (
-        "factoryctl: unknown output format 'yml'.\nhint: choose from table, wide, json, yaml; did you mean yaml?\n"
+        "factoryctl: unknown output format 'yml'.\nhint: choose from table, wide, json, yaml, csv; did you mean yaml?\n"
     )
 
 

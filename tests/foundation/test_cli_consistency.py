@@ -138,7 +138,7 @@ def test_a_bad_choice_is_still_ours(cli):
     assert result.exit_code == ExitCode.USAGE
     assert result.stderr.splitlines() == [
         "factoryctl: unknown output format 'jsn'.",
-        "hint: choose from table, wide, json, yaml; did you mean json?",
+        "hint: choose from table, wide, json, yaml, csv; did you mean json?",
     ]
 
 

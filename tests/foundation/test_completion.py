@@ -42,7 +42,7 @@ def test_subcommands_of_a_noun():
 
 
 def test_output_formats_are_offered():
-    assert complete_bash("factoryctl gpus -o ") == ["table", "wide", "json", "yaml"]
+    assert complete_bash("factoryctl gpus -o ") == ["table", "wide", "json", "yaml", "csv"]
     assert complete_bash("factoryctl nodes list --output j") == ["json"]
     assert complete_bash("factoryctl exec all -o w") == ["wide"]
     assert complete_bash("factoryctl gpus -o jsn --no-h") == ["--no-header"]  # a bad -o does not break completion
