@@ -7,6 +7,10 @@ faults, ECC counters, events, registered job ranks) and a per-GPU checkpoint of 
 everything else is recomputed from elapsed time by `physics.py`, one whole second at a time, so two processes that
 advance the same checkpoint agree exactly. Long-lived readers write a fresh checkpoint every few minutes so a new
 process never has far to catch up.
+
+The file can be edited by hand, so it is not trusted: a power limit outside the GPU's range (or not a number) is
+reset to the default, as no driver reports one, and a file that cannot be used is moved aside (`<name>.json.bad`)
+rather than silently overwritten; each with a warning on stderr naming the file.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 from factoryctl.sim.faults import FAULTS, apply_fault, check_fault
 from factoryctl.sim.physics import GpuPhysics, Tick
 from factoryctl.sim.profiles import DeviceProfile, get_profile
+from factoryctl.sim.state_checks import has_bad_limit, reset_bad_limits, set_aside, well_formed
 from factoryctl.sim.storage import FileLock, default_state_dir, read_json, stat_identity, state_path, write_json
 
 __all__ = ["FAULTS", "WORKLOADS", "GpuReading", "SimNode", "SimProcess", "default_state_dir", "gpu_uuid", "state_path"]
@@ -142,15 +147,29 @@ class SimNode:
         self._readings: Dict[int, Tuple[float, Optional[Tuple[int, int, int]], GpuReading]] = {}
         wanted = {"profile": profile, "gpus": gpus, "seed": seed, "workload": workload, "unsupported": unsupported}
         with self._lock, FileLock(self.lock_path):
-            self._load()
-            if self._reconcile(wanted):
+            repaired = self._load_checked()
+            if self._reconcile(wanted) or repaired:
                 self._write()
             self._rebuild()
 
     # -- persistence -------------------------------------------------------------------------------------------
 
     def _load(self) -> None:
+        """Read the state without the lock (writers replace it atomically); `{}` when missing or unusable."""
         self._data, self._identity = read_json(self.path, STATE_VERSION)
+        if self._data and not well_formed(self._data):
+            self._data = {}
+
+    def _load_checked(self) -> bool:
+        """Under the file lock: read the state, set an unusable file aside, reset limits a driver would not report.
+
+        Returns True when the state must be written back (a limit was reset).
+        """
+        self._load()
+        if not self._data and self._identity is not None:
+            set_aside(self.path)
+            self._identity = None
+        return bool(self._data) and reset_bad_limits(self.path, self._data)
 
     def _write(self) -> None:
         self._identity = write_json(self.path, self._data)
@@ -226,13 +245,16 @@ class SimNode:
         identity = stat_identity(self.path)
         if identity is not None and identity != self._identity:
             self._load()
-            if not self._data:  # vanished or corrupt: re-create with what we had
+            if not self._data or self._has_bad_limit():  # unusable or hand-edited: repair it under the lock
                 with FileLock(self.lock_path):
-                    self._reconcile(
-                        {"profile": None, "gpus": None, "seed": None, "workload": None, "unsupported": None}
-                    )
-                    self._write()
+                    repaired = self._load_checked()
+                    kept = {"profile": None, "gpus": None, "seed": None, "workload": None, "unsupported": None}
+                    if self._reconcile(kept) or repaired:
+                        self._write()
             self._rebuild()
+
+    def _has_bad_limit(self) -> bool:
+        return has_bad_limit(self._data)
 
     def _commit(self, change: Callable[[Dict[str, Any], float], Any]) -> Any:
         """Apply `change(data, now)` under the file lock, after checkpointing every GPU at `now`."""
