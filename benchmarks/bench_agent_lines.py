@@ -7,7 +7,8 @@ re-searched the unfinished line per chunk: quadratic in a line's length (a 64 Mi
     python benchmarks/bench_agent_lines.py [--repeat 5]
 
 Prints JSON: CPU seconds (best of --repeat) for (a) one 16 MiB line, the largest an agent may send, and (b) 2,000
-sample lines of 30 KB (a 64-GPU node's sample), each with its ratio to the baseline.
+sample lines of 30 KB (a 64-GPU node's sample), and (c) 64 MB of 200-byte lines, each with its ratio to the
+baseline.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ def main() -> None:
     cases = {
         "one 16 MiB line": b"x" * (MAX_LINE_BYTES - 1) + b"\n",
         "2,000 lines of 30 KB": (b"y" * 30_000 + b"\n") * 2_000,
+        "320,000 lines of 200 bytes": (b"z" * 199 + b"\n") * 320_000,
     }
     report = {}
     for name, data in cases.items():

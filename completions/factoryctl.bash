@@ -2,12 +2,10 @@ _factoryctl_completion() {
     local line="${COMP_LINE:0:COMP_POINT}" word text before
     local -a words
     IFS=$' \t\n' read -r -a words <<< "$line"
-    [[ -z $line || $line == *[[:space:]] ]] && words+=("")
+    if [[ -z $line || $line == *[[:space:]] ]]; then words+=(""); line+="''"; fi
     word="${words[${#words[@]}-1]}"
     local IFS=$'\n'
-    COMPREPLY=( $( env COMP_WORDS="${words[*]}" \
-                   COMP_CWORD=$(( ${#words[@]} - 1 )) \
-                   _FACTORYCTL_COMPLETE=complete_bash $1 ) )
+    COMPREPLY=( $( env COMP_WORDS="$line" COMP_CWORD=-1 _FACTORYCTL_COMPLETE=complete_bash $1 ) )
     text="${word##*[$COMP_WORDBREAKS]}"
     before="${word%"$text"}"
     [[ $before == *[@\$] ]] && before="${before%?}"

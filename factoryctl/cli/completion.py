@@ -39,21 +39,20 @@ fi
 """
 
 
-#: Typer's bash script (same fields, same `COMP_WORDS`/`COMP_CWORD` protocol) with the words taken from the command
-#: line split at blanks only, as the shell will parse them. readline then replaces just the text after the word's last
-#: $COMP_WORDBREAKS character (keeping a `@` or `$` there in that text: its "special prefixes"), so each candidate
-#: loses what the word holds before that text.
+#: Typer's bash script (same fields, same `COMP_WORDS`/`COMP_CWORD` protocol), sent the command line as typed up to
+#: the cursor (Click splits it as the shell will parse it: quotes kept together; an empty last word after a blank),
+#: with COMP_CWORD -1: the last word is the one to complete. readline then replaces just the text after the word's
+#: last $COMP_WORDBREAKS character (keeping a `@` or `$` there in that text: its "special prefixes"), so each
+#: candidate loses what the word holds before that text.
 BASH_SCRIPT = """\
 %(complete_func)s() {
     local line="${COMP_LINE:0:COMP_POINT}" word text before
     local -a words
     IFS=$' \\t\\n' read -r -a words <<< "$line"
-    [[ -z $line || $line == *[[:space:]] ]] && words+=("")
+    if [[ -z $line || $line == *[[:space:]] ]]; then words+=(""); line+="''"; fi
     word="${words[${#words[@]}-1]}"
     local IFS=$'\\n'
-    COMPREPLY=( $( env COMP_WORDS="${words[*]}" \\
-                   COMP_CWORD=$(( ${#words[@]} - 1 )) \\
-                   %(autocomplete_var)s=complete_bash $1 ) )
+    COMPREPLY=( $( env COMP_WORDS="$line" COMP_CWORD=-1 %(autocomplete_var)s=complete_bash $1 ) )
     text="${word##*[$COMP_WORDBREAKS]}"
     before="${word%%"$text"}"
     [[ $before == *[@\\$] ]] && before="${before%%?}"

@@ -59,7 +59,7 @@ def _run(
             changes, errors = apply_limit(config, nodes, gpus, watts, clamp, timeout, (reason or "").strip() or None)
     except LimitsInterrupted as interrupted:  # what changed before it is recorded: show it, then stop
         changes, errors, stopped = interrupted.changes, interrupted.errors, interrupted.cause
-    except (KeyboardInterrupt, Terminated) as interrupt:  # before any node was asked to change
+    except KeyboardInterrupt as interrupt:  # before any node was asked (SIGTERM then: sigterm_interrupts' 143)
         changes, errors, stopped = [], [], interrupt
     for error in errors:
         _hint_lost_gpu(error, watts)

@@ -19,6 +19,7 @@ from factoryctl.config import FactoryConfig
 from factoryctl.errors import NodeError, UsageError
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.model.telemetry import NodeSample
+from factoryctl.store.held_signals import signals_held
 from factoryctl.store.who import login_name
 from factoryctl.telemetry.poll import agent_session, check_agent_cache, poll_nodes
 from factoryctl.transport.fanout import FanOut, Pending
@@ -152,7 +153,13 @@ def apply_limit(
                 errors.append(outcome)
             else:
                 changes.extend(outcome)
-        record_audit(store, changes, "reset" if watts is None else "set", reason)
+        try:
+            with signals_held():  # the limits changed: their entry is written whole, whatever comes meanwhile
+                record_audit(store, changes, "reset" if watts is None else "set", reason)
+        except BaseException as stop:
+            if isinstance(stop, Exception):
+                raise
+            interrupt = interrupt or stop  # Ctrl-C or SIGTERM came while it was written: it takes effect now
     finally:
         store.close()
     if interrupt is not None:

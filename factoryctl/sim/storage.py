@@ -37,6 +37,13 @@ def state_path(state_dir: "os.PathLike[str] | str", factory: str, node: str) -> 
     return Path(state_dir) / safe_name(factory) / f"{safe_name(node)}.json"
 
 
+def _make_dirs(directory: Path) -> None:
+    """Create `directory` and missing parents readable by this user only (the state dir may be the controller's)."""
+    for missing in reversed([d for d in (directory, *directory.parents) if not os.path.lexists(d)]):
+        with contextlib.suppress(FileExistsError):  # made meanwhile by another process
+            os.mkdir(missing, 0o700)
+
+
 class FileLock:
     """An exclusive `fcntl` lock on a file beside the state (released by the kernel if the holder dies)."""
 
@@ -45,7 +52,7 @@ class FileLock:
         self._fd = -1
 
     def __enter__(self) -> FileLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _make_dirs(self.path.parent)
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         fcntl.flock(self._fd, fcntl.LOCK_EX)
         return self
@@ -79,7 +86,7 @@ def read_json(path: Path, version: int) -> Tuple[Dict[str, Any], Optional[Identi
 
 def write_json(path: Path, data: Dict[str, Any]) -> Optional[Identity]:
     """Replace `path` with `data` atomically; returns the new identity."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_dirs(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=str(path.parent))
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:

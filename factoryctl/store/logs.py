@@ -12,6 +12,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+from factoryctl.model.telemetry import escape_controls
 from factoryctl.store.connection import StoreConnection
 from factoryctl.store.rows import AuditEntry, Event, to_ms
 
@@ -30,6 +31,11 @@ def _newest_first(sql: str, params: list[Any], node: Sequence[str] | None) -> tu
         sql += f" AND node IN ({','.join('?' * len(node))})"
         params = [*params, *node]
     return sql + " ORDER BY t_ms DESC, id DESC LIMIT ?", params
+
+
+def _text(typed: str | None) -> str | None:
+    """Text a person typed, as stored: shown to other operators, so its control characters are escaped."""
+    return escape_controls(typed) if typed else typed
 
 
 class _RolledBack(Exception):
@@ -65,7 +71,17 @@ class EventAndAuditLog(StoreConnection):
                 "INSERT INTO audit (t_ms, node, gpu, action, before_w, after_w, clamped, user, reason)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (to_ms(e.time), e.node, e.gpu, e.action, e.before_w, e.after_w, int(e.clamped), e.user, e.reason)
+                    (
+                        to_ms(e.time),
+                        e.node,
+                        e.gpu,
+                        e.action,
+                        e.before_w,
+                        e.after_w,
+                        int(e.clamped),
+                        e.user,
+                        _text(e.reason),
+                    )
                     for e in entries
                 ],
             )

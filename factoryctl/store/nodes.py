@@ -12,7 +12,7 @@ import sqlite3
 import time
 from collections.abc import Sequence
 
-from factoryctl.model.telemetry import NodeSample
+from factoryctl.model.telemetry import NodeSample, escape_controls, unix_time_or_none
 from factoryctl.store import rows
 from factoryctl.store.connection import StoreConnection
 from factoryctl.store.logs import insert_event
@@ -60,9 +60,9 @@ class NodeStates(StoreConnection):
         )
         out: list[tuple[NodeState, NodeSample | None]] = []
         for name, state, since, seen, error, message, sample in found:
-            node_state = NodeState(
-                name, state or "down", (since or 0) / 1000, seen / 1000 if seen else None, error, message
-            )
+            since_s = unix_time_or_none((since or 0) / 1000) or 0.0  # an older factoryctl let any time through
+            seen_s = unix_time_or_none(seen / 1000) if seen else None
+            node_state = NodeState(name, state or "down", since_s, seen_s, error, message)
             out.append((node_state, _readable_sample(sample)))
         return out
 
@@ -75,7 +75,7 @@ class NodeStates(StoreConnection):
         """Drain (or resume) nodes; returns the names whose flag changed. Each change is also an event."""
         changed: list[str] = []
         now = time.time()
-        reason = reason or None  # an empty reason is none: null, not ""
+        reason = escape_controls(reason) if reason else None  # "" is none; shown to others: no ESC sequences
         with self._transaction("drain") as db:
             for name in names:
                 node_id = self._node_id(db, name)

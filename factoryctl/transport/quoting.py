@@ -16,14 +16,27 @@ from collections.abc import Iterable
 #: Words every shell reads literally when bare (shlex's set without `=` and `%`: zsh's `=cmd`, fish 2's `%pid`).
 _BARE = re.compile(r"[A-Za-z0-9_@+:,./-]+\Z")
 _QUOTE_OR_BACKSLASH = re.compile(r"(['\\])")
+#: `NAME=value`: a shell variable assignment when it comes before the command.
+_ASSIGNMENT = re.compile(r"([A-Za-z_][A-Za-z0-9_]*=)(.*)\Z", re.DOTALL)
 
 
 def shell_quote(word: str) -> str:
-    """`word` as one argument for sh, bash, zsh and fish alike (`it's` -> `'it'"'"'s'`)."""
+    """`word` as one argument for sh, bash, zsh and fish alike (`it's` -> `'it'"'"'s'`).
+
+    A leading `NAME=` stays bare, so that `LC_ALL=C cmd` is still an assignment for the command (`ssh host VAR=x
+    cmd`, pdsh habits); only its value is quoted (`A='~/x'`: no tilde expansion either).
+    """
     if _BARE.match(word):
         return word
-    if not word:
-        return "''"
+    assignment = _ASSIGNMENT.match(word)
+    if assignment is not None:
+        return assignment[1] + (_quoted(assignment[2]) if assignment[2] else "''")
+    return _quoted(word) if word else "''"
+
+
+def _quoted(word: str) -> str:
+    if _BARE.match(word):
+        return word
     pieces = []
     for piece in _QUOTE_OR_BACKSLASH.split(word):
         if piece == "'":

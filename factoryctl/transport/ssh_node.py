@@ -215,17 +215,27 @@ class LineSplitter:
         self._dropping = False  # `cut`: the rest of a line already cut is dropped up to its newline
 
     def feed(self, chunk: bytes) -> list[bytes]:
-        """The lines `chunk` completes, each with its newline."""
+        """The lines `chunk` completes, each with its newline.
+
+        The first piece ends the line under way; the lines wholly inside the chunk are split off at C speed (many
+        short lines must not cost a Python call each); what follows the last newline starts the next line.
+        """
         lines: list[bytes] = []
-        start = 0
-        while start < len(chunk):
-            end = chunk.find(b"\n", start)
-            piece = chunk[start:] if end < 0 else chunk[start : end + 1]
-            self._add(piece, lines)
-            if end < 0:
-                break
-            self._end_line(lines)
-            start = end + 1
+        first, newline, rest = chunk.partition(b"\n")
+        if not newline:
+            self._add(chunk, lines)
+            return lines
+        self._add(first + newline, lines)
+        self._end_line(lines)
+        *whole, tail = rest.split(b"\n")
+        for line in whole:
+            if len(line) <= self.limit:
+                lines.append(line + b"\n")
+            else:
+                self._add(line + b"\n", lines)
+                self._end_line(lines)
+        if tail:
+            self._add(tail, lines)
         return lines
 
     def rest(self) -> bytes:

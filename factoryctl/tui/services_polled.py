@@ -28,7 +28,7 @@ from factoryctl.model.inventory import NodeSpec
 from factoryctl.model.telemetry import NodeSample
 from factoryctl.store.who import login_name
 from factoryctl.telemetry.health import ThermalEpisodes, gpu_events, silence_state, silent_for_down_s
-from factoryctl.telemetry.links import Backoff, Connector, NodeLink, transport_connector
+from factoryctl.telemetry.links import STALL_MIN_S, Backoff, Connector, NodeLink, transport_connector
 from factoryctl.tui.grid import GridPrice
 from factoryctl.tui.history import RecentHistory
 from factoryctl.tui.services import DashboardEvent, FactorySnapshot, NodeHistory
@@ -68,7 +68,7 @@ class _NodeState:
             connect,
             self,
             RECONNECT_BACKOFF,
-            stall_s=owner.down_after_s,  # rebuilt once judged down by silence (the controller waits at least 10 s)
+            stall_s=owner.link_stall_s,
             slow_interval_s=owner.config.settings.controller.slow_interval_s,
             stream_timeout_s=owner.connect_timeout_s,
         )
@@ -231,8 +231,17 @@ class PolledServices(ConfiguredServices):
 
     @property
     def down_after_s(self) -> float:
-        """Silence after which a node is judged down (`silence_state`), and its link rebuilt."""
+        """Silence after which a node is judged down (`silence_state`)."""
         return silent_for_down_s(self.interval_s)
+
+    @property
+    def link_stall_s(self) -> float:
+        """Silence after which a node's session is torn down and rebuilt: judged down, and at least STALL_MIN_S.
+
+        As the controller's links: a node that is merely slow for a few seconds (a loaded node, a GC pause, a short
+        network blip) keeps its agent instead of paying a new SSH connection and agent start, with backoff.
+        """
+        return max(self.down_after_s, STALL_MIN_S)
 
     def snapshot(self) -> FactorySnapshot:
         """The latest sample of every node, never waiting on a slow one: a node not answered yet is `connecting`."""

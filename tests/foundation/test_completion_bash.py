@@ -70,5 +70,10 @@ def test_plain_words_and_option_values_still_complete_in_bash(bash):
     assert bash.complete("echo | factoryctl sim i") == "echo | factoryctl sim inject "
 
 
+def test_a_quoted_argument_with_blanks_counts_as_one_word_in_bash(bash):
+    assert bash.complete('factoryctl nodes drain -r "disk full" w') == 'factoryctl nodes drain -r "disk full" ws '
+    assert bash.complete("factoryctl nodes drain -r 'a b c' gpu01,w") == "factoryctl nodes drain -r 'a b c' gpu01,ws "
+
+
 def test_a_gpu_list_continues_in_bash(bash):
     assert bash.complete("factoryctl gpus gpu01/0-2,") == "factoryctl gpus gpu01/0-2,3 "

@@ -26,6 +26,11 @@ HARD_WORDS = [
     "\\'$(touch /nonexistent/pwned)\\'",
     "a\\\\'b",
     "=ls",
+    "LC_ALL=C",
+    "A=b c",
+    "A=",
+    "A=~/x",
+    "A=$HOME",
     "%self",
     "~",
     "*",
@@ -67,9 +72,22 @@ def test_any_words_arrive_unchanged_in_fish_and_sh(words):
     assert argv_seen_by("sh", words) == words
 
 
+@pytest.mark.parametrize("shell", SHELLS)
+def test_a_leading_assignment_still_sets_the_commands_environment(shell):
+    # `exec n1 -- LC_ALL=C cmd`, as with ssh and pdsh: quoting the whole word made it a command name (exit 127)
+    path = shutil.which(shell)
+    assert path is not None
+    program = [sys.executable, "-c", "import os; print(os.environ['LC_ALL'], os.environ['A'])"]
+    line = shell_join(["LC_ALL=C", "A=x y ~", *program])
+    done = subprocess.run([path, "-c", line], capture_output=True, text=True, timeout=60, check=False)
+    assert (done.returncode, done.stdout) == (0, "C x y ~\n"), done.stderr
+
+
 def test_plain_words_stay_bare_and_the_rest_is_quoted():
     assert shell_join(["python3", "-u", "/a/b.pyz", "--node", "n1"]) == "python3 -u /a/b.pyz --node n1"
     assert shell_quote("it's") == "'it'\"'\"'s'"
     assert shell_quote("a\\b") == "'a'\"\\\\\"'b'"
     assert shell_quote("=ls") == "'=ls'"
+    assert shell_quote("LC_ALL=C") == "LC_ALL=C"
+    assert shell_quote("A=it's") == "A='it'\"'\"'s'"
     assert shell_quote("") == "''"

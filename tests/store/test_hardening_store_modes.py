@@ -79,3 +79,14 @@ def test_a_symlinked_lock_is_refused_and_its_target_untouched(tmp_path: Path) ->
         caught.value.message
         == f"the controller lock {state / 'controller.lock'} is a symbolic link; it is not followed."
     )
+
+
+def test_a_state_dir_first_made_by_a_simulated_node_is_private_too(tmp_path, cli):
+    """A local simulated node's state (`<state_dir>/sim`) was often what created the state directory, 0755."""
+    import stat
+
+    state = tmp_path / "state"
+    config = tmp_path / "factory.yaml"
+    config.write_text(f"name: lab\nstate_dir: {state}\nnodes:\n  n1: {{transport: local, sim: {{gpus: 1}}}}\n")
+    assert cli("--config", str(config), "gpus", "n1").exit_code == 0
+    assert stat.S_IMODE(state.stat().st_mode) == 0o700

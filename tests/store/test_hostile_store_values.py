@@ -69,3 +69,28 @@ def test_a_stored_sample_from_before_the_time_check_reads_as_never_sampled(tmp_p
     assert latest["b"] is not None
     assert latest["b"].time == T0
     store.close()
+
+
+def test_a_stored_last_seen_past_the_year_9999_reads_as_unknown(tmp_path: Path) -> None:
+    """The listing builds a down node's sample from it: a time no sample may have failed every `nodes` and `gpus`."""
+    from factoryctl.store.rows import NodeState
+
+    store = Store(tmp_path / "factory.db")
+    store.write([], [], [NodeState("a", "down", T0, T0, "timeout", "a: timed out")])
+    store._db.execute("UPDATE node SET last_seen_ms = 1000000000000000000, state_since_ms = 1000000000000000000")
+    ((state, sample),) = store.latest()
+    assert (state.node, state.last_seen, state.since, sample) == ("a", None, 0.0, None)
+    store.close()
+
+
+def test_a_typed_reason_is_stored_with_its_control_characters_escaped(tmp_path: Path) -> None:
+    """Drain and audit reasons are shown to every operator (`nodes -o wide`, `events`, `audit`)."""
+    from factoryctl.store.rows import AuditEntry
+
+    store = Store(tmp_path / "factory.db")
+    assert store.set_drained(["a"], True, f"maint{ESC}[2Jclear", "bob") == ["a"]
+    assert store.drained_nodes()["a"].reason == "maint\\x1b[2Jclear"
+    store.add_audit([AuditEntry(T0, "a", 0, "set", 700.0, 450.0, False, "bob", f"x{ESC}]2;pwned\ay")])
+    (entry,) = store.audit(0)
+    assert entry.reason == "x\\x1b]2;pwned\\x07y"
+    store.close()

@@ -260,6 +260,30 @@ def test_events_follow_prints_new_events_as_json_lines(cli: Any, filled: Path, m
     assert kinds == ["node_up", "ecc"]
 
 
+def test_events_follow_as_csv_names_its_columns_once(cli: Any, filled: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import csv
+
+    from factoryctl.store.rows import Event
+
+    store = Store(filled.parent / "state" / "factory.db")
+    store.add_events([Event(time.time() - 5, "node_up", "n1 is up", node="n1")])
+    calls = []
+
+    def fake_sleep(seconds: float) -> None:
+        calls.append(seconds)
+        if len(calls) == 1:
+            store.add_events([Event(time.time(), "ecc", "n1/0: uncorrectable ECC errors 1", node="n1", gpu=0)])
+        else:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(time, "sleep", fake_sleep)
+    result = cli("--config", str(filled), "events", "--follow", "-o", "csv")
+    assert result.exit_code == 130, result.stderr
+    rows = list(csv.DictReader(result.stdout.splitlines()))
+    assert [row["kind"] for row in rows] == ["node_up", "ecc"]  # one header, then a row per event as it came
+    assert rows[1]["gpu"] == "0"
+
+
 def test_nodes_list_shows_why_who_and_when_a_node_is_drained(cli: Any, filled: Path) -> None:
     import getpass
 

@@ -93,7 +93,7 @@ def test_a_broken_stream_shows_at_the_next_snapshot_however_long_the_interval(tm
 
 
 def test_a_silent_session_is_torn_down_and_rebuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(PolledServices, "down_after_s", property(lambda self: 3.0))  # not 10 s: a shorter test
+    monkeypatch.setattr(PolledServices, "link_stall_s", property(lambda self: 3.0))  # not 10 s: a shorter test
     services, log = scripted_services(tmp_path, GOES_SILENT)
     try:
         services.start()
@@ -119,5 +119,20 @@ nodes:
     services = PolledServices(parse_config(yaml, tmp_path / "factory.yaml", tmp_path / "state"), "l1", use_store=False)
     try:
         wait_for(lambda: states(services)["l1"] == "up", 15.0, "l1 up")
+    finally:
+        services.close()
+
+
+@pytest.mark.parametrize(("interval", "stall"), [(1.0, 10.0), (0.1, 10.0), (5.0, 17.5)])
+def test_a_node_judged_down_keeps_its_session_as_the_controller_does(
+    tmp_path: Path, interval: float, stall: float
+) -> None:
+    """Down after 3.5 intervals of silence, but the agent is only replaced after 10 s at least (as the controller's
+    links): a node slow for a few seconds kept its agent before the dashboard shared the controller's judge."""
+    yaml = f"name: mix\ncontroller: {{interval_s: {interval}}}\nnodes:\n  l1: {{transport: local, sim: h100-sxm, gpus: 1}}\n"
+    services = PolledServices(parse_config(yaml, tmp_path / "factory.yaml", tmp_path / "state"), "l1", use_store=False)
+    try:
+        assert services._nodes["l1"].link.stall_s == stall
+        assert services.down_after_s == 3.5 * interval
     finally:
         services.close()
