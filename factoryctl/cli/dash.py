@@ -6,15 +6,39 @@ import typer
 
 from factoryctl.cli import context
 
+#: The streams the dashboard needs on a terminal, stdout first (a script's case, answered by the caller's hint),
+#: each with the hint for when it alone is not one: why the dashboard needs it.
+TERMINAL_STREAMS = (
+    ("standard output", "stdout", None),
+    (
+        "standard input",
+        "stdin",
+        "the dashboard reads its keys from standard input (with `< file` or a pipe no key would work): "
+        "run it without redirecting it.",
+    ),
+    (
+        "standard error",
+        "stderr",
+        "Textual draws the screen on standard error (`2> file` fills the file with escape codes, `2> /dev/null` "
+        "shows nothing): run it without redirecting it.",
+    ),
+)
+
 
 def require_terminal(hint: str) -> None:
-    """The dashboard (`dash`, `demo`) draws on a terminal: without one, a usage error (exit 2) before anything runs."""
+    """The dashboard (`dash`, `demo`) runs on a terminal: stdout, stdin and stderr must all be one.
+
+    Without one, a usage error (exit 2) before anything runs that names the first stream that is not a terminal:
+    standard output with `hint` (what to use in a script instead), standard input or error with why it is needed.
+    """
     import sys
 
-    if not sys.stdout.isatty():
-        from factoryctl.errors import UsageError
+    for name, attr, why in TERMINAL_STREAMS:
+        stream = getattr(sys, attr)
+        if stream is None or not stream.isatty():
+            from factoryctl.errors import UsageError
 
-        raise UsageError("the dashboard needs a terminal, and standard output is not one.", hint)
+            raise UsageError(f"the dashboard needs a terminal, and {name} is not one.", why or hint)
 
 
 def register(app: typer.Typer) -> None:

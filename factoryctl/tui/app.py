@@ -141,8 +141,8 @@ class DashboardApp(App[None]):
         self.snapshots_taken += 1
         self.snapshot = message.snapshot
         error = message.snapshot.price_error
-        if error is not None and error != self._last_price_error:  # the header only says `n/a (bad file)`
-            hint = "fix the file power.prices names in factory.yaml (it is read again when it changes)."
+        if error is not None and error != self._last_price_error:  # the header only says `n/a (error)`
+            hint = "fix power.prices (a file is read again when it changes; a plugin is asked again every 5 min)."
             self.notify(
                 f"{error.rstrip('.')}: {hint}", title="no grid price", severity="warning", timeout=10, markup=False
             )

@@ -46,6 +46,11 @@ class RecentHistory:
             self._last_factory_record = now
             self.record_factory(power_w)
 
+    def seed_factory(self, points: tuple[float, ...]) -> None:
+        """Start from another source's factory power (a controller handing back): the hour's graph and energy go on."""
+        with self._lock:
+            self.factory_power_w.extend(points)
+
     def factory_series(self) -> tuple[float, ...]:
         """Factory power, oldest first."""
         with self._lock:

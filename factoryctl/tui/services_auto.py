@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from factoryctl.config import FactoryConfig
+from factoryctl.tui.history import RecentHistory
 from factoryctl.tui.services import DashboardEvent, DashboardServices, FactorySnapshot, NodeHistory
 from factoryctl.tui.services_base import ConfiguredServices
 
@@ -52,6 +53,11 @@ class AutoServices(ConfiguredServices):
         if wanted == self.source:
             return
         fresh = self._open(wanted)
+        old_history = getattr(self._delegate, "history", None)
+        if wanted == "agents" and isinstance(old_history, RecentHistory):  # a hand-back keeps the hour's power
+            fresh_history = getattr(fresh, "history", None)
+            if isinstance(fresh_history, RecentHistory):
+                fresh_history.seed_factory(old_history.factory_series())
         with self._lock:
             if self._closed:
                 self._retired.append(fresh)  # the dashboard quit while this one opened: nothing may start in it

@@ -48,9 +48,16 @@ def assemble_snapshot(
     history: RecentHistory,
     grid: GridPrice,
 ) -> FactorySnapshot:
-    """The snapshot of `nodes` at `now`; records the factory's power in `history` once an interval."""
-    power_w = sum(n.power_w or 0.0 for n in nodes if n.state != "down")
-    history.record_factory_at(now, power_w)
+    """The snapshot of `nodes` at `now`; records the factory's power in `history` once an interval.
+
+    Only a refresh where some node reported its power is recorded: one where every node is still connecting (the
+    first, or the first after a controller hands back) has no data, and a 0 W point would drag the hour's mean
+    energy down (15 kWh/h shown three seconds in with 22.6 kW drawn) or read 0.0 kWh/h.
+    """
+    reported = [n.power_w for n in nodes if n.state not in ("down", "connecting") and n.power_w is not None]
+    power_w = sum(reported)
+    if reported:
+        history.record_factory_at(now, power_w)
     price, cost_per_hour = grid.now(now, power_w / 1000)
     return FactorySnapshot(
         factory=config.name,

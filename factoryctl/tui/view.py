@@ -46,7 +46,7 @@ class FactorySummary:
     price: PriceNow | None = None
     cost_per_hour: float | None = None
     queue_length: int | None = None
-    price_error: str | None = None  # the price file is unreadable or invalid: `n/a (bad file)`
+    price_error: str | None = None  # the price source failed (a bad file, a plugin's error): `n/a (error)`
     connecting: int = 0  # nodes that have not answered yet (the embedded collector just started)
 
 
@@ -151,38 +151,52 @@ def sort_rows(rows: Sequence[NodeRow], column: str, reverse: bool = False) -> li
 _NODESET_CHARS = re.compile(r"[\[\],!&^@]")
 
 
-def _nodeset_members(text: str, names: Sequence[str], groups: dict[str, tuple[str, ...]]) -> set[str] | None:
-    """Names matched by a node-set expression, or None when `text` is not one."""
-    from ClusterShell.NodeSet import RESOLVER_NOGROUP, NodeSet, NodeSetParseError
+@dataclass(frozen=True)
+class FilterResult:
+    """The rows a filter keeps and, when it is a node set that names no node, why: the CLI's sentence and hint."""
 
-    def group(match: re.Match[str]) -> str:
-        members = groups.get(match.group(1))
-        if match.group(1) == "all":
-            members = tuple(names)
-        return ",".join(members) if members else "\x00"
-
-    expr = re.sub(r"@([A-Za-z0-9_.:-]+)", group, text)
-    try:
-        return set(NodeSet(expr.replace("\x00", ""), resolver=RESOLVER_NOGROUP))
-    except (NodeSetParseError, ValueError):
-        return None
+    rows: list[NodeRow]
+    problem: str | None = None
 
 
-def filter_rows(rows: Sequence[NodeRow], text: str, groups: dict[str, tuple[str, ...]] | None = None) -> list[NodeRow]:
-    """Rows matching a filter.
+def filter_nodes(rows: Sequence[NodeRow], text: str, groups: dict[str, tuple[str, ...]] | None = None) -> FilterResult:
+    """Rows matching a filter, and what is wrong with it (as `factoryctl` would say for the same TARGET).
 
-    The filter is a node set (`demo[01-04]`, `@rack-a`, `a,b`) or words that must all appear in the node's name,
-    rack, state or flags (`down`, `drained`, `unhealthy`, `rack a`).
+    The filter is a node set (`demo[01-04]`, `@rack-a`, `a,b`), resolved by the CLI's own resolver
+    (factoryctl/targets.py), so `@nosuch` says "unknown group `@nosuch`. did you mean …" instead of silently
+    showing no node; or words that must all appear in the node's name, rack, state or flags (`down`, `drained`,
+    `unhealthy`), where `rack b` means the rack named `b` (not a `b` anywhere, such as in the name `b01`).
     """
     text = text.strip()
     if not text:
-        return list(rows)
+        return FilterResult(list(rows))
     if _NODESET_CHARS.search(text):
-        members = _nodeset_members(text, [r.name for r in rows], groups or {})
-        if members is not None:
-            return [r for r in rows if r.name in members]
+        from factoryctl.errors import UsageError
+        from factoryctl.targets import resolve_node_names
+
+        try:
+            members = set(resolve_node_names(text, [r.name for r in rows], groups or {}))
+        except UsageError as exc:
+            return FilterResult([], f"{exc.message} {exc.hint}" if exc.hint else exc.message)
+        return FilterResult([r for r in rows if r.name in members])
     words = text.lower().split()
-    return [r for r in rows if all(w in _haystack(r) for w in words)]
+    racks: list[str] = []
+    while "rack" in words[:-1]:  # `rack b`: the rack's name, whole (a trailing `rack` is still being typed)
+        at = words.index("rack")
+        racks.append(words.pop(at + 1))
+        words.pop(at)
+    return FilterResult(
+        [
+            r
+            for r in rows
+            if all((r.rack or "").lower() == rack for rack in racks) and all(w in _haystack(r) for w in words)
+        ]
+    )
+
+
+def filter_rows(rows: Sequence[NodeRow], text: str, groups: dict[str, tuple[str, ...]] | None = None) -> list[NodeRow]:
+    """Rows matching a filter (see `filter_nodes`; a node set that names no node keeps none)."""
+    return filter_nodes(rows, text, groups).rows
 
 
 def _haystack(row: NodeRow) -> str:

@@ -34,9 +34,16 @@ def test_xid_times_are_iso_8601_utc() -> None:
 
 
 def test_the_dashboard_shows_unreported_lists_as_not_available() -> None:
-    lost = GpuSample("n1", 1, null_reasons={"throttle_reasons": "gpu_lost", "processes": "gpu_lost",
-                                            "power_limit_min_w": "gpu_lost"})  # fmt: skip
+    unread = GpuSample("n1", 1, null_reasons={"throttle_reasons": "timeout", "processes": "timeout",
+                                              "power_limit_min_w": "not supported"})  # fmt: skip
+    rows = {label: text.plain for label, text in detail_rows(unread)}
+    assert rows["throttled"] == "n/a (timeout)"
+    assert rows["processes"] == "n/a (timeout)"
+    assert rows["limit range"] == "n/a (not supported)"
+
+
+def test_the_dashboard_says_a_lost_gpu_is_lost_once() -> None:
+    lost = GpuSample("n1", 1, null_reasons={"throttle_reasons": "gpu_lost", "processes": "gpu_lost"})
     rows = {label: text.plain for label, text in detail_rows(lost)}
-    assert rows["throttled"] == "n/a (gpu_lost)"
-    assert rows["processes"] == "n/a (gpu_lost)"
-    assert rows["limit range"] == "n/a (gpu_lost)"
+    assert rows["state"] == "GPU lost (fell off the bus): its readings are unavailable"
+    assert "throttled" not in rows

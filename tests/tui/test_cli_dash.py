@@ -159,3 +159,60 @@ def test_ctrl_c_quits_with_status_130(tmp_path: Path) -> None:
     assert status == 130
     assert cooked
     assert b"\x1b[?1049l" in output[output.rindex(ALT_SCREEN) :]
+
+
+def _dash_with_streams(tmp_path: Path, stdin_tty: bool, stderr_tty: bool) -> tuple[int, str]:
+    """Run `factoryctl dash` with stdout on a pseudo-terminal, stdin and stderr each on it or not.
+
+    Returns the exit status and what the process wrote to the stream that is not a terminal (or to the terminal).
+    """
+    import os
+    import pty
+
+    (tmp_path / "factory.yaml").write_text(FACTORY + f"state_dir: {tmp_path / 'state'}\n")
+    master, slave = pty.openpty()
+    err = tmp_path / "err.log"
+    with open(os.devnull, "rb") as devnull, err.open("wb") as err_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "factoryctl", "-c", str(tmp_path / "factory.yaml"), "dash"],
+            stdin=slave if stdin_tty else devnull,
+            stdout=slave,
+            stderr=slave if stderr_tty else err_file,
+            env={**os.environ, "TERM": "xterm-256color"},
+            start_new_session=True,  # its own process group: a dashboard started by mistake is ended with its agents
+        )
+        os.close(slave)
+        try:
+            status = proc.wait(timeout=30)  # the dashboard would run until told to quit: it must not start
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+            raise AssertionError("the dashboard started without a terminal on every stream") from None
+        finally:
+            output = b""
+            while True:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                output += chunk
+            os.close(master)
+    return status, err.read_text() + output.decode(errors="replace")
+
+
+def test_stdin_that_is_not_a_terminal_is_a_usage_error_naming_it(tmp_path: Path) -> None:
+    """`dash </dev/null` opened the screen, but no key worked: only Ctrl-C ended it."""
+    status, said = _dash_with_streams(tmp_path, stdin_tty=False, stderr_tty=True)
+    assert status == 2
+    assert "standard input is not one" in said
+    assert "\x1b[?1049h" not in said  # the screen never changed
+
+
+def test_stderr_that_is_not_a_terminal_is_a_usage_error_naming_it(tmp_path: Path) -> None:
+    """`dash 2>err.log` filled the log with escape codes (Textual draws on stderr); `2>/dev/null` showed nothing."""
+    status, said = _dash_with_streams(tmp_path, stdin_tty=True, stderr_tty=False)
+    assert status == 2
+    assert "standard error is not one" in said
+    assert "\x1b[?1049h" not in said

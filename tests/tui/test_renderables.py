@@ -134,7 +134,7 @@ def test_problems_and_stale_data_survive_80_columns() -> None:
 def test_header_says_when_the_prices_file_is_bad() -> None:
     snap = fixed_snapshot(price_error="prices.csv line 2: 'x' is not a timestamp.")
     lines = render(FactorySummaryRenderable(summarize(snap), now=snap.time)).splitlines()
-    assert "price n/a (bad file)" in lines[2]
+    assert "price n/a (error)" in lines[2]
     assert "queue n/a" in lines[2]  # the rest of the line still fits 80 columns
     assert "price n/a │" in render(FactorySummaryRenderable(summarize(fixed_snapshot()), now=snap.time))
 

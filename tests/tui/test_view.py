@@ -96,7 +96,7 @@ def test_sort_by_state_shows_trouble_first() -> None:
         ("rack b", 4),
         ("DEMO0", 8),
         ("nothing-like-it", 0),
-        ("demo[", 0),  # not a valid node set: matched as words, none has "demo["
+        ("demo[", 0),  # not a valid node set: no node, and the filter says why (test_filter_problems.py)
     ],
 )
 def test_filter(text: str, expected: int) -> None:

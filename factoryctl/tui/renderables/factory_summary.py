@@ -9,6 +9,7 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.text import Text
 
 from factoryctl.tui import text as fmt
+from factoryctl.tui.renderables.palette import tone
 from factoryctl.tui.view import FactorySummary
 
 SEPARATOR = (" │ ", "bright_black")
@@ -20,8 +21,8 @@ def budget_gauge(used_kw: float, budget_kw: float, width: int = 10) -> Text:
     """`[██████░░░░]`, coloured by how close the factory is to its facility budget."""
     fraction = used_kw / budget_kw if budget_kw else 0.0
     filled = min(width, round(fraction * width))
-    style = "green" if fraction < 0.8 else "yellow" if fraction < 0.95 else "bold red"
-    return Text.assemble(("█" * filled, style), ("░" * (width - filled), "bright_black"))
+    style = tone("ok" if fraction < 0.8 else "warn" if fraction < 0.95 else "alarm")
+    return Text.assemble(("█" * filled, style), ("░" * (width - filled), tone("idle")))
 
 
 class FactorySummaryRenderable:
@@ -46,14 +47,14 @@ class FactorySummaryRenderable:
             return line
         line.append(f" · {s.nodes} node{'' if s.nodes == 1 else 's'}")
         problems = [
-            (f"{s.down} down", "bold red", s.down),
-            (f"{s.degraded} degraded", "yellow", s.degraded),
-            (f"{s.unhealthy} unhealthy", "bold red", s.unhealthy),
+            (f"{s.down} down", tone("alarm"), s.down),
+            (f"{s.degraded} degraded", tone("warn"), s.degraded),
+            (f"{s.unhealthy} unhealthy", tone("alarm"), s.unhealthy),
         ]
         rest = [
-            (f"{s.up} up", "green", 1),
+            (f"{s.up} up", tone("ok"), 1),
             (f"{s.connecting} connecting", "italic", s.connecting),
-            (f"{s.drained} drained", "yellow", s.drained),
+            (f"{s.drained} drained", tone("warn"), s.drained),
         ]
         for group in (problems, rest):
             shown = [(words, style) for words, style, count in group if count]
@@ -82,7 +83,7 @@ class FactorySummaryRenderable:
             return line
         age = self._data_age()
         if age is not None:
-            line.append(f"data {age:.0f} s old", style="bold yellow")
+            line.append(f"data {age:.0f} s old", style=tone("stale"))
             line.append(*SEPARATOR)
         line.append(f"GPUs {s.gpus_busy}/{s.gpus_total} busy")
         line.append(*SEPARATOR)
@@ -107,14 +108,17 @@ class FactorySummaryRenderable:
         line = Text(no_wrap=True, overflow="ellipsis")
         if s is None:
             return line
-        energy = "—" if s.energy_per_hour_kwh is None else f"{s.energy_per_hour_kwh:.1f} kWh/h"
-        line.append(f"energy {energy}")
+        line.append("energy ")
+        if s.energy_per_hour_kwh is None:  # no power reported yet: never a made-up 0.0
+            line.append("n/a", style=tone("idle"))
+        else:
+            line.append(f"{s.energy_per_hour_kwh:.1f} kWh/h")
         line.append(*SEPARATOR)
         line.append(f"caps {fmt.kilowatts(s.power_limit_kw)}")
         line.append(*SEPARATOR)
         line.append("price ")
         if s.price is None:
-            line.append("n/a (bad file)" if s.price_error else "n/a", style="bright_black")
+            line.append("n/a (error)" if s.price_error else "n/a", style="bright_black")
         else:
             arrow = "" if s.price.trend is None else " ↑" if s.price.trend > 0 else " ↓" if s.price.trend < 0 else " →"
             currency = f" {s.price.currency}" if s.price.currency else ""

@@ -5,15 +5,18 @@ Both say plainly when their source does not exist yet instead of drawing an empt
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.text import Text
 
 from factoryctl.tui import text as fmt
+from factoryctl.tui.renderables.palette import tone
 from factoryctl.tui.services import DashboardEvent, JobLine
 
-SEVERITY_STYLES = {"info": "", "warning": "yellow", "error": "bold red"}
+#: The meaning of each event severity (renderables/palette.py gives its style).
+SEVERITY_TONES = {"warning": "warn", "error": "alarm"}
 JOB_STATE_STYLES = {"RUNNING": "green", "STARTING": "green", "PENDING": "", "DEFERRED": "cyan", "FAILED": "bold red"}
 
 
@@ -21,11 +24,15 @@ def event_message(event: DashboardEvent) -> str:
     """The event's words without its node's name, which the line already shows first.
 
     Messages are written to stand alone (in the store, `factoryctl events`), so many name their node:
-    `demo01 drained by root: …`, `down: demo01: the agent exited.` read `drained by root: …`, `down: the agent …`.
+    `demo01 drained by root: …`, `down: demo01: the agent exited.` read `drained by root: …`, `down: the agent …`,
+    and a GPU's own `demo01/2: uncorrectable ECC errors 1` reads `GPU 2: uncorrectable ECC errors 1`.
     """
     message, node = event.message, event.node
     if not node:
         return message
+    gpu = re.match(rf"{re.escape(node)}/(\d+)([:\s])", message)
+    if gpu:
+        return f"GPU {gpu.group(1)}{gpu.group(2)}{message[gpu.end() :]}"
     for prefix in (f"{node}: ", f"{node} "):
         if message.startswith(prefix):
             message = message[len(prefix) :]
@@ -52,7 +59,10 @@ class EventsRenderable:
             if event.node:
                 line.append(event.node, style="bold")
                 line.append(" ")
-            line.append(event_message(event), style=SEVERITY_STYLES.get(event.severity, ""))
+            line.append(
+                event_message(event),
+                style=tone(SEVERITY_TONES[event.severity]) if event.severity in SEVERITY_TONES else "",
+            )
             yield line
 
 

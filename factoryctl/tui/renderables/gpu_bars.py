@@ -9,12 +9,13 @@ This module holds the maths (each bar's fraction and level, the thresholds, the 
 from __future__ import annotations
 
 from factoryctl.model.telemetry import GpuSample
+from factoryctl.tui.renderables.palette import COLOUR_STYLES, bar_tone, tone
 
 BLOCKS = " ▁▂▃▄▅▆▇█"
 MISSING = "·"
 
-#: Style names by level; ANSI names so both dark and light terminal palettes render them legibly.
-LEVEL_STYLES = {"idle": "bright_black", "ok": "green", "warn": "yellow", "hot": "bold red"}
+#: Style names by level with colour (ANSI names: dark and light palettes both render them); see `level_style`.
+LEVEL_STYLES = {level: COLOUR_STYLES[level] for level in ("idle", "ok", "warn", "hot")}
 
 #: Temperatures below this draw as an empty bar, at `slowdown + 5` as a full one.
 TEMPERATURE_FLOOR_C = 25.0
@@ -22,6 +23,16 @@ DEFAULT_SLOWDOWN_C = 87.0
 
 #: A bar's height (a fraction of full, not yet clamped) and its level, a key of `LEVEL_STYLES`; None when unknown.
 Bar = tuple[float, str] | None
+
+
+def level_style(level: str, plain: bool | None = None) -> str:
+    """The style of a number at `level`: its colour, or bold / bold reverse under NO_COLOR (renderables/palette.py)."""
+    return tone(level, plain)
+
+
+def bar_style(level: str, plain: bool | None = None) -> str:
+    """The style of a bar at `level`: its colour, or the text's own (bold when hot) under NO_COLOR."""
+    return bar_tone(level, plain)
 
 
 def block(fraction: float) -> str:

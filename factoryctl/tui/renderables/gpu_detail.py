@@ -11,7 +11,8 @@ from rich.text import Text
 
 from factoryctl.model.telemetry import GpuSample
 from factoryctl.tui import text as fmt
-from factoryctl.tui.renderables.gpu_bars import LEVEL_STYLES, temperature_level
+from factoryctl.tui.renderables.gpu_bars import level_style, temperature_level
+from factoryctl.tui.renderables.palette import tone
 from factoryctl.tui.renderables.sparkline import Sparkline
 from factoryctl.tui.services import GpuHistory
 
@@ -28,11 +29,26 @@ def _xids(gpu: GpuSample) -> Text:
     if not events:
         return Text("none")
     shown = ", ".join(f"{code} at {fmt.clock(when)}" for code, when in events[-4:])
-    return Text(shown, style="bold red")
+    return Text(shown, style=tone("alarm"))
+
+
+#: What a lost GPU's detail says, once, instead of every field's `n/a (gpu_lost)`.
+LOST_SENTENCE = "GPU lost (fell off the bus): its readings are unavailable"
+
+
+def is_lost(gpu: GpuSample) -> bool:
+    """The agent reported the GPU as fallen off the bus (every field null with the reason `gpu_lost`)."""
+    return "gpu_lost" in gpu.null_reasons.values()
 
 
 def detail_rows(gpu: GpuSample) -> list[tuple[str, Text]]:
-    """(label, value) for every GPU field of docs/cli.md ("GPU fields")."""
+    """(label, value) for every GPU field of docs/cli.md ("GPU fields"); a lost GPU's in one sentence."""
+    if is_lost(gpu):
+        return [
+            ("GPU", Text(f"{gpu.index}  {gpu.name or 'unknown model'}", style="bold")),
+            ("UUID", Text(gpu.uuid or "n/a")),
+            ("state", Text(LOST_SENTENCE, style=tone("alarm"))),
+        ]
     power = _value(gpu, "power_w", f"{fmt.watts(gpu.power_w)} of {fmt.watts(gpu.power_limit_w)} enforced limit")
     limits = _value(
         gpu,
@@ -42,13 +58,13 @@ def detail_rows(gpu: GpuSample) -> list[tuple[str, Text]]:
     )
     temperature = _value(gpu, "temperature_c", f"{fmt.celsius(gpu.temperature_c)}")
     if gpu.temperature_c is not None:
-        temperature.stylize(LEVEL_STYLES[temperature_level(gpu.temperature_c, gpu.temperature_slowdown_c)])
+        temperature.stylize(level_style(temperature_level(gpu.temperature_c, gpu.temperature_slowdown_c)))
         temperature.append(f", slows down at {fmt.celsius(gpu.temperature_slowdown_c)}", style="")
     memory = _value(gpu, "memory_used_mib", f"{fmt.mib(gpu.memory_used_mib)} of {fmt.mib(gpu.memory_total_mib)}")
     ecc = _value(gpu, "ecc_uncorrected", str(gpu.ecc_uncorrected))
     if gpu.ecc_uncorrected:
-        ecc.stylize("bold red")
-        ecc.append("  uncorrectable errors: drain and reset this GPU", style="bold red")
+        ecc.stylize(tone("alarm"))
+        ecc.append("  uncorrectable errors: drain and reset this GPU", style=tone("alarm"))
     energy = _value(gpu, "energy_j", "" if gpu.energy_j is None else f"{gpu.energy_j / 3.6e6:.3f} kWh since boot")
     processes = (
         ", ".join(
@@ -59,7 +75,7 @@ def detail_rows(gpu: GpuSample) -> list[tuple[str, Text]]:
         )
         or "none"
     )
-    throttled = "yellow" if gpu.throttle_reasons else ""
+    throttled = tone("warn") if gpu.throttle_reasons else ""
     rows = [
         ("GPU", Text(f"{gpu.index}  {gpu.name or 'unknown model'}", style="bold")),
         ("UUID", Text(gpu.uuid or "n/a")),

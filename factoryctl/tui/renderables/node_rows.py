@@ -15,15 +15,17 @@ from rich.segment import Segment
 from rich.style import Style
 
 from factoryctl.tui.renderables.gpu_bars import (
-    LEVEL_STYLES,
     MISSING,
     Bar,
+    bar_style,
     block,
+    level_style,
     power_bar,
     temperature_bar,
     temperature_level,
     utilization_bar,
 )
+from factoryctl.tui.renderables.palette import no_color, tone
 from factoryctl.tui.view import SORT_KEYS, NodeRow
 
 #: (key, width) of every column, in order; titles come from `SORT_KEYS` (every column sorts).
@@ -37,7 +39,8 @@ COLUMNS: tuple[tuple[str, int], ...] = (
     ("rack", 4),
 )
 PADDING = 1
-STATE_STYLES = {"up": "green", "degraded": "yellow", "down": "bold red", "connecting": "italic bright_black"}
+#: The meaning of each state (renderables/palette.py gives its style, with colour or without).
+STATE_TONES = {"up": "ok", "degraded": "warn", "down": "alarm"}
 
 Piece = tuple[str, str]  # (text, style name)
 
@@ -48,11 +51,18 @@ def style(name: str) -> Style:
     return Style.parse(name) if name else Style()
 
 
-def _bar(bar: Bar) -> Piece:
+def _bar(bar: Bar, plain: bool) -> Piece:
     if bar is None:
         return MISSING, "bright_black"
     fraction, level = bar
-    return block(fraction), LEVEL_STYLES[level]
+    return block(fraction), bar_style(level, plain)
+
+
+def state_style(state: str, plain: bool | None = None) -> str:
+    """The style of a node state's word: its colour, or its attributes under NO_COLOR (renderables/palette.py)."""
+    if state == "connecting":
+        return "italic" if (no_color() if plain is None else plain) else "italic bright_black"
+    return tone(STATE_TONES[state], plain) if state in STATE_TONES else ""
 
 
 def widths_for(rows: Sequence[NodeRow]) -> tuple[tuple[str, int], ...]:
@@ -64,25 +74,26 @@ def widths_for(rows: Sequence[NodeRow]) -> tuple[tuple[str, int], ...]:
 def cell_pieces(row: NodeRow) -> dict[str, list[Piece]]:
     """Each column's content as (text, style) pieces."""
     sample = row.sample
+    plain = no_color()  # read once per row: a row has ~30 styled pieces
     cells: dict[str, list[Piece]] = {
         "node": [(row.name, "bold")],
-        "state": [(sample.state, STATE_STYLES.get(sample.state, ""))],
+        "state": [(sample.state, state_style(sample.state, plain))],
         "rack": [(row.rack or "—", "")],
     }
     flags: list[Piece] = []
     if row.drained:
-        flags.append(("drained", "yellow"))
+        flags.append(("drained", tone("warn", plain)))
     if not sample.healthy:  # one definition with the header's count: `NodeSample.healthy` (docs/dashboard.md)
-        flags.append((" unhlth" if row.drained else "unhealthy", "bold red"))
+        flags.append((" unhlth" if row.drained else "unhealthy", tone("alarm", plain)))
     cells["flags"] = flags
     if sample.state == "down":
         cells["util"] = [(sample.error or "unreachable", "bright_black")]
         cells["power"] = []
         cells["temp"] = []
         return cells
-    util = [_bar(utilization_bar(g)) for g in sample.gpus]
-    power = [_bar(power_bar(g)) for g in sample.gpus]
-    temp = [_bar(temperature_bar(g)) for g in sample.gpus]
+    util = [_bar(utilization_bar(g), plain) for g in sample.gpus]
+    power = [_bar(power_bar(g), plain) for g in sample.gpus]
+    temp = [_bar(temperature_bar(g), plain) for g in sample.gpus]
     mean = row.mean_utilization_pct
     util.append((f"{mean:4.0f}%" if mean is not None else "    —", ""))
     power.append((f"{sample.power_w / 1000:5.1f}" if sample.power_w is not None else "    —", ""))
@@ -91,7 +102,7 @@ def cell_pieces(row: NodeRow) -> dict[str, list[Piece]]:
         temp.append(("  —", ""))
     else:
         slowdown = min((g.temperature_slowdown_c for g in sample.gpus if g.temperature_slowdown_c), default=None)
-        temp.append((f"{hottest:4.0f}", LEVEL_STYLES[temperature_level(hottest, slowdown)]))
+        temp.append((f"{hottest:4.0f}", level_style(temperature_level(hottest, slowdown), plain)))
     cells["util"], cells["power"], cells["temp"] = util, power, temp
     return cells
 

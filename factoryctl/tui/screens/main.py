@@ -12,7 +12,7 @@ from textual.widgets import Footer
 
 from factoryctl.tui.screens.node_actions import NodeActionsScreen
 from factoryctl.tui.services import FactorySnapshot
-from factoryctl.tui.view import SORT_KEYS, filter_rows, node_rows
+from factoryctl.tui.view import SORT_KEYS, filter_nodes, node_rows
 from factoryctl.tui.widgets.events_panel import EventsPanel
 from factoryctl.tui.widgets.factory_header import FactoryHeader
 from factoryctl.tui.widgets.filter_bar import FilterBar
@@ -41,6 +41,8 @@ class MainScreen(NodeActionsScreen):
         self.factory = factory
         self.filter_text = initial_filter
         self.panels_wanted: bool | None = None  # None: decided by the terminal's height
+        #: Why the filter names no node (the CLI's sentence for the same TARGET), or None.
+        self.filter_problem: str | None = None
 
     def compose(self) -> ComposeResult:
         """The layout."""
@@ -86,7 +88,9 @@ class MainScreen(NodeActionsScreen):
     def _show_rows(self, snapshot: FactorySnapshot) -> None:
         table = self.query_one(NodeTable)
         rows = node_rows(snapshot)
-        shown = filter_rows(rows, self.filter_text, snapshot.groups)
+        result = filter_nodes(rows, self.filter_text, snapshot.groups)
+        shown = result.rows
+        self.filter_problem = result.problem
         table.show_rows(shown)
         title = f"nodes {len(shown)} of {len(rows)}" if self.filter_text else f"nodes {len(rows)}"
         arrow = "▼" if table.sort_reverse else "▲"
@@ -94,6 +98,8 @@ class MainScreen(NodeActionsScreen):
         notes = ["read-only"] if self.dashboard.read_only else []
         if self.filter_text:
             notes.append(f"filter: {self.filter_text}")
+        if self.filter_problem:  # said as the operator types, in the bar's own line: a typo is never a silent 0
+            notes.append(self.filter_problem)
         table.border_subtitle = " · ".join(notes)
 
     def current_node(self) -> str | None:
@@ -116,8 +122,10 @@ class MainScreen(NodeActionsScreen):
             self._show_rows(self.dashboard.snapshot)
 
     def on_filter_bar_filter_closed(self, event: FilterBar.FilterClosed) -> None:
-        """Back to the table."""
+        """Back to the table; a kept filter that names no node says why (the table's border may crop it)."""
         self.query_one(NodeTable).focus()
+        if self.filter_text and self.filter_problem:
+            self.notify(self.filter_problem, title="filter", severity="warning", timeout=10, markup=False)
 
     def on_node_table_sort_changed(self, event: NodeTable.SortChanged) -> None:
         """Update the table's title."""

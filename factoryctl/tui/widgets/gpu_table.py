@@ -8,27 +8,30 @@ from textual.widgets import DataTable
 
 from factoryctl.model.telemetry import GpuSample
 from factoryctl.tui import text as fmt
-from factoryctl.tui.renderables.gpu_bars import LEVEL_STYLES, power_level, temperature_level
+from factoryctl.tui.renderables.gpu_bars import level_style, power_level, temperature_level
+from factoryctl.tui.renderables.palette import tone
 from factoryctl.tui.renderables.sparkline import Sparkline
 from factoryctl.tui.services import GpuHistory, NodeHistory
 
 HISTORY_WIDTH = 16
 
+#: (key, title) of every column. Each is as wide as its widest value (a B200's `200-1000` range, `1000/1000 W`,
+#: `105/180 GiB`): fixed widths cut values, and a cut number reads as a wrong one.
 COLUMNS = (
-    ("gpu", "GPU", 3),
-    ("util", "Util", 4),
-    ("power", "Power/Cap", 9),
-    ("range", "Range W", 7),
-    ("temp", "Temp", 4),
-    ("mem", "Memory", 9),
-    ("throttle", "Throttled", 11),
-    ("ecc", "ECC", 3),
-    ("xid", "XID", 3),
-    ("procs", "Procs", 5),
-    ("clock", "SM MHz", 6),
-    ("energy", "Energy kWh", 10),
-    ("history", "Util history", HISTORY_WIDTH),
-    ("uuid", "UUID", 40),
+    ("gpu", "GPU"),
+    ("util", "Util"),
+    ("power", "Power/Cap"),
+    ("range", "Range W"),
+    ("temp", "Temp"),
+    ("mem", "Memory"),
+    ("throttle", "Throttled"),
+    ("ecc", "ECC"),
+    ("xid", "XID"),
+    ("procs", "Procs"),
+    ("clock", "SM MHz"),
+    ("energy", "Energy kWh"),
+    ("history", "Util history"),
+    ("uuid", "UUID"),
 )
 
 
@@ -48,10 +51,10 @@ def gpu_cells(gpu: GpuSample, history: GpuHistory | None = None) -> list[Text]:
     draw = "—" if gpu.power_w is None else f"{gpu.power_w:.0f}"
     power = Text(f"{draw}/{fmt.watts(gpu.power_limit_w)}")
     if gpu.power_w is not None:
-        power.stylize(LEVEL_STYLES[power_level(gpu.power_w, gpu.power_limit_w)])
+        power.stylize(level_style(power_level(gpu.power_w, gpu.power_limit_w)))
     temp = Text(fmt.celsius(gpu.temperature_c))
     if gpu.temperature_c is not None:
-        temp.stylize(LEVEL_STYLES[temperature_level(gpu.temperature_c, gpu.temperature_slowdown_c)])
+        temp.stylize(level_style(temperature_level(gpu.temperature_c, gpu.temperature_slowdown_c)))
     low, high = gpu.power_limit_min_w, gpu.power_limit_max_w
     limits = "—" if low is None or high is None else f"{low:.0f}-{high:.0f}"
     memory = f"{(gpu.memory_used_mib or 0) / 1024:.0f}/{(gpu.memory_total_mib or 0) / 1024:.0f} GiB"
@@ -59,14 +62,14 @@ def gpu_cells(gpu: GpuSample, history: GpuHistory | None = None) -> list[Text]:
         memory = "—"
     ecc = Text("—" if gpu.ecc_uncorrected is None else str(gpu.ecc_uncorrected))
     if gpu.ecc_uncorrected:
-        ecc.stylize("bold red")
+        ecc.stylize(tone("alarm"))
     xids = fmt.xid_events(gpu)
-    xid = Text(str(xids[-1][0]), style="bold red") if xids else Text("—")
+    xid = Text(str(xids[-1][0]), style=tone("alarm")) if xids else Text("—")
     throttle = Text(fmt.throttle_short(gpu.throttle_reasons), no_wrap=True, overflow="ellipsis")
     if "throttle_reasons" in gpu.null_reasons:  # not reported (a lost GPU): not "none"
         throttle = Text("—")
     elif gpu.throttle_reasons:
-        throttle.stylize("yellow")
+        throttle.stylize(tone("warn"))
     procs = "—" if "processes" in gpu.null_reasons else str(len(gpu.processes))
     return [
         Text(str(gpu.index), style="bold"),
@@ -102,8 +105,8 @@ class GpuTable(DataTable[Text]):
 
     def on_mount(self) -> None:
         """Create the columns."""
-        for key, title, width in COLUMNS:
-            self.add_column(title, width=width, key=key)
+        for key, title in COLUMNS:
+            self.add_column(title, key=key)  # no width: the column grows to its widest value
 
     def show(self, gpus: tuple[GpuSample, ...], history: NodeHistory | None = None) -> None:
         """Show these GPUs (cells swapped in place when the set of GPUs is unchanged)."""
@@ -111,8 +114,8 @@ class GpuTable(DataTable[Text]):
         if indexes == self._indexes:
             for gpu in gpus:
                 cells = gpu_cells(gpu, history.gpu(gpu.index) if history else None)
-                for (key, _, _), cell in zip(COLUMNS, cells, strict=True):
-                    self.update_cell(str(gpu.index), key, cell)
+                for (key, _), cell in zip(COLUMNS, cells, strict=True):
+                    self.update_cell(str(gpu.index), key, cell, update_width=True)
             return
         row = self.cursor_row
         self.clear()

@@ -8,7 +8,8 @@ from textual.widget import Widget
 
 from factoryctl.model.telemetry import NodeSample
 from factoryctl.tui import text as fmt
-from factoryctl.tui.renderables.node_rows import STATE_STYLES
+from factoryctl.tui.renderables.node_rows import state_style
+from factoryctl.tui.renderables.palette import tone
 
 
 def sample_time(sample: NodeSample, snapshot_time: float | None) -> float | None:
@@ -33,16 +34,16 @@ def node_summary_text(
         line.append("  not in the latest snapshot", style="bright_black")
         return line
     line.append("  ")
-    line.append(sample.state, style=STATE_STYLES.get(sample.state, ""))
-    line.append("  drained" if drained else "  schedulable", style="yellow" if drained else "")
-    line.append("  healthy" if sample.healthy else "  UNHEALTHY", style="" if sample.healthy else "bold red")
+    line.append(sample.state, style=state_style(sample.state))
+    line.append("  drained" if drained else "  schedulable", style=tone("warn") if drained else "")
+    line.append("  healthy" if sample.healthy else "  UNHEALTHY", style="" if sample.healthy else tone("alarm"))
     line.append(f"  rack {rack or '—'}  agent {sample.agent_version or '—'} ({sample.backend or '—'})")
     seen = sample_time(sample, snapshot_time)
     if seen is not None:  # no time at all rather than a made-up one
         line.append(f"  seen {fmt.clock(seen)}", style="bright_black")
     second = Text(no_wrap=True, overflow="ellipsis")
     if sample.state == "down" or sample.error:
-        second.append(f"{sample.error or 'down'}: {sample.message or 'no answer'}", style="bold red")
+        second.append(f"{sample.error or 'down'}: {sample.message or 'no answer'}", style=tone("alarm"))
     else:
         second.append(
             f"{len(sample.gpus)} GPUs  power {fmt.watts(sample.power_w)} of {fmt.watts(sample.power_limit_w)} caps"
