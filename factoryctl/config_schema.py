@@ -5,10 +5,15 @@ docs/factory-yaml.md is checked against these models by a test, so the reference
 
 from __future__ import annotations
 
+import math
 import re
-from typing import Literal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+if TYPE_CHECKING:
+    from importlib.metadata import Distribution
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -37,6 +42,139 @@ def remote_cache_dir_problem(value: str) -> str | None:
     return None
 
 
+#: The longest time any setting in seconds may hold: a day, like the CLI's `--timeout` (MAX_TIMEOUT_S there); more
+#: overflows the platform's time_t once turned into a deadline, and no node answer is worth waiting longer for.
+MAX_SECONDS = 86400.0
+#: The largest facility power budget: 10 GW, beyond any site; `.inf` or 1e300 is a typo, not a budget.
+MAX_BUDGET_KW = 10_000_000.0
+
+
+def _finite_number(value: object, low: float, high: float, unit: str) -> float:
+    """`value` as a float when it is a finite number (not a bool, not a string) in [low, high]; else a ValueError."""
+    what = f"must be a finite number of {unit} between {low:.10g} and {high:.10g}"
+    if isinstance(value, str):  # YAML reads `1e9` (no dot) as text; pydantic would turn it into a number
+        raise ValueError(f"{what}, not the text {value!r} (write a plain number such as 30)")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{what}, not {value!r}")
+    number = float(value)
+    if not (math.isfinite(number) and low <= number <= high):  # NaN fails every comparison
+        raise ValueError(f"{what}, not {number:.10g}")
+    return number
+
+
+def seconds(low: float, high: float = MAX_SECONDS) -> BeforeValidator:
+    """A field in seconds: a finite number from `low` to `high` (YAML's `.inf` and `.nan` are refused)."""
+    return BeforeValidator(lambda value: _finite_number(value, low, high, "seconds"))
+
+
+#: The longest duration a factory.yaml setting takes (retentions, walltime): ten years, far past any real need;
+#: `99999999999d` would overflow a date once added to now.
+MAX_DURATION_S = 3650 * 86400.0
+
+
+def bounded_duration(value: str) -> str:
+    """`value` when it is a duration (see parse_duration) of at most MAX_DURATION_S; else a ValueError."""
+    if parse_duration(value) > MAX_DURATION_S:
+        raise ValueError(f"{value!r} is longer than 3650d (10 years), the longest duration factory.yaml takes")
+    return value
+
+
+def _port(value: object) -> int:
+    """A TCP port: a whole number 1-65535 written as one (`true` and `"22"` are not ports)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        raise ValueError(f"must be a whole number from 1 to 65535 (e.g. 22), not {value!r}")
+    return value
+
+
+def _not_blank(value: str) -> str:
+    """An empty `host: ""` or `user: ""` would silently mean the default; say so instead."""
+    if not value.strip():
+        raise ValueError("must not be empty; remove the key to use the default")
+    return value
+
+
+Port = Annotated[int, BeforeValidator(_port)]
+NonEmpty = Annotated[str, AfterValidator(_not_blank)]
+
+
+#: The entry-point group of price sources; `.v1` is the plugin API version (docs/power.md, "Price-source plugins").
+PRICE_SOURCE_GROUP = "factoryctl.price_sources.v1"
+#: `module.path:attribute`: a price source's entry point must name a class or factory, not a module.
+_REFERENCE = re.compile(r"^\s*[A-Za-z_][\w.]*\s*:\s*[A-Za-z_][\w.]*\s*$")
+
+
+@dataclass(frozen=True)
+class SourceEntry:
+    """One name registered in the price-source group, read from a distribution's metadata (nothing imported)."""
+
+    name: str
+    value: str
+    package: str
+    #: Why the entry cannot be used (e.g. it names a module, not a class), or None.
+    problem: str | None = None
+
+
+def price_source_entries() -> tuple[tuple[SourceEntry, ...], tuple[str, ...]]:
+    """Every registered price source, and one warning per distribution whose metadata cannot be read.
+
+    This is the one listing of the group (`price sources`, config validation and the resolver in
+    factoryctl.power.plugins use it). `importlib.metadata.entry_points()` reads every distribution at once, so one
+    broken entry_points.txt (a non-UTF-8 byte) would break them all; here each distribution is read on its own.
+    """
+    from importlib.metadata import distributions
+
+    entries: list[SourceEntry] = []
+    warnings: list[str] = []
+    seen: set[str] = set()
+    for dist in distributions():
+        where = str(getattr(dist, "_path", None) or "a distribution")  # its .dist-info directory, when it has one
+        package = ""
+        try:
+            text = dist.read_text("entry_points.txt") or ""
+            if PRICE_SOURCE_GROUP not in text:  # most packages: their METADATA is not even parsed (start-up budget)
+                continue
+            package = str(dist.metadata["Name"] or "") or where
+            key = re.sub(r"[-_.]+", "-", package).lower()
+            if key in seen:  # the same distribution found twice on sys.path: the first wins, as importlib's own
+                continue
+            seen.add(key)
+            points = [ep for ep in dist.entry_points if ep.group == PRICE_SOURCE_GROUP]
+        except Exception as exc:  # third-party metadata: any failure is that package's, never ours
+            package = package or _package_name(dist)
+            named = f"package {package} ({where})" if package else where
+            warnings.append(f"cannot read the entry points of {named}: {type(exc).__name__}: {exc}; it is skipped")
+            continue
+        for ep in points:
+            problem = None if _REFERENCE.match(ep.value) else f"`{ep.value}` does not name a class or factory"
+            entries.append(SourceEntry(ep.name, ep.value, package, problem))
+    return tuple(entries), tuple(warnings)
+
+
+def _package_name(dist: Distribution) -> str:
+    """A distribution's name for a warning, or "" when even that cannot be read."""
+    try:
+        return str(dist.metadata["Name"] or "")
+    except Exception:  # the warning then names its directory instead
+        return ""
+
+
+def price_source_name_problem(name: str) -> str | None:
+    """Why `name` is no registered price source (with a did-you-mean), or None."""
+    import difflib
+
+    entries, _ = price_source_entries()
+    names = sorted({e.name for e in entries})
+    if name in names:
+        bad = [e for e in entries if e.name == name and e.problem]
+        if bad and len(bad) == len([e for e in entries if e.name == name]):
+            return f"price source `{name}` of package {bad[0].package} is broken: {bad[0].problem}"
+        return None
+    near = [n for n in names if n.lower() == name.lower()] or difflib.get_close_matches(name, names, n=1)
+    suggestion = f"did you mean `{near[0]}`? " if near else ""
+    listed = ", ".join(f"`{n}`" for n in names) or "none"
+    return f"no price source `{name}` is installed; {suggestion}installed: {listed} (see `factoryctl price sources`)"
+
+
 class Strict(BaseModel):
     """Base for every section: unknown keys are errors, values are immutable once loaded."""
 
@@ -46,12 +184,14 @@ class Strict(BaseModel):
 class SshDefaults(Strict):
     """`ssh:` defaults applied to every node that does not set its own."""
 
-    user: str | None = Field(None, description="Login user (else ~/.ssh/config, else the local user).")
-    identity_file: str | None = Field(None, description="Private key file; ssh-agent keys are tried too.")
+    user: NonEmpty | None = Field(None, description="Login user (else ~/.ssh/config, else the local user).")
+    identity_file: NonEmpty | None = Field(None, description="Private key file; ssh-agent keys are tried too.")
     known_hosts: str = Field("~/.ssh/known_hosts", description="Host keys are verified against this file.")
-    port: int = Field(22, ge=1, le=65535, description="SSH port.")
-    python: str = Field("python3", description="Python interpreter on the nodes that runs the agent.")
-    connect_timeout_s: float = Field(10.0, gt=0, description="TCP, banner and auth timeout.")
+    port: Port = Field(22, description="SSH port (1-65535).")
+    python: NonEmpty = Field("python3", description="Python interpreter on the nodes that runs the agent.")
+    connect_timeout_s: Annotated[float, seconds(0.1)] = Field(
+        10.0, description="TCP, banner and auth timeout, in seconds (0.1-86400)."
+    )
     remote_cache_dir: str = Field(
         ".cache/factoryctl",
         description="Directory on the nodes the agent is uploaded to (relative, `~` and `~/...`: under the login "
@@ -76,8 +216,10 @@ class SimSettings(Strict):
     """`sim:` on a node: the simulated NVML driver instead of real GPUs."""
 
     profile: Profile = Field("h100-sxm", description="Simulated GPU model.")
-    gpus: int | None = Field(None, ge=1, le=64, description="Simulated GPUs (else the node's `gpus`, else 8).")
-    seed: int = Field(0, description="Noise seed, so runs repeat.")
+    gpus: int | None = Field(
+        None, ge=1, le=64, strict=True, description="Simulated GPUs (else the node's `gpus`, else 8)."
+    )
+    seed: int = Field(0, strict=True, description="Noise seed, so runs repeat.")
     unsupported: tuple[str, ...] = Field((), description="GPU fields the simulated driver reports as not supported.")
 
     @field_validator("unsupported")
@@ -99,37 +241,41 @@ class SimSettings(Strict):
 class NodeEntry(Strict):
     """One entry under `nodes:`; its key may be a node set (`gpu[01-16]`), every node getting these fields."""
 
-    host: str | None = Field(None, description="Address (defaults to the node's name). Never decides transport.")
-    port: int | None = Field(None, ge=1, le=65535, description="SSH port (else ssh.port).")
-    user: str | None = Field(None, description="SSH user (else ssh.user).")
-    identity_file: str | None = Field(None, description="SSH key (else ssh.identity_file).")
+    host: NonEmpty | None = Field(None, description="Address (defaults to the node's name). Never decides transport.")
+    port: Port | None = Field(None, description="SSH port, 1-65535 (else ssh.port).")
+    user: NonEmpty | None = Field(None, description="SSH user (else ssh.user).")
+    identity_file: NonEmpty | None = Field(None, description="SSH key (else ssh.identity_file).")
     transport: Literal["ssh", "local"] = Field("ssh", description="`ssh` (default) or `local` (this machine).")
-    python: str | None = Field(None, description="Python on the node (else ssh.python).")
+    python: NonEmpty | None = Field(None, description="Python on the node (else ssh.python).")
     rack: str | None = Field(None, description="Rack name, used by topology-aware placement.")
     labels: dict[str, str] = Field(default_factory=dict, description="Free labels for job constraints.")
     sim: Profile | SimSettings | None = Field(None, description="A profile name or a `sim:` mapping: simulated GPUs.")
-    gpus: int | None = Field(None, ge=0, le=64, description="GPU count (for simulated nodes and scheduling).")
+    gpus: int | None = Field(
+        None, ge=0, le=64, strict=True, description="GPU count (for simulated nodes and scheduling)."
+    )
 
 
 class ControllerSettings(Strict):
     """`controller:` the daemon's timers and the store's retention."""
 
-    interval_s: float = Field(1.0, ge=0.05, le=3600, description="Telemetry sampling interval.")
+    interval_s: Annotated[float, seconds(0.05, 3600)] = Field(
+        1.0, description="Telemetry sampling interval, in seconds (0.05-3600)."
+    )
     raw_retention: str = Field("6h", description="How long raw samples are kept.")
     rollup_retention: str = Field("30d", description="How long 1-minute rollups are kept.")
-    slow_interval_s: float = Field(
+    slow_interval_s: Annotated[float, seconds(0.05, 3600)] = Field(
         5.0,
-        ge=0.05,
-        le=3600,
-        description="Temperature, ECC, memory and energy are read by the agents and stored this often.",
+        description="Temperature, ECC, memory and energy are read by the agents and stored this often, in seconds "
+        "(0.05-3600).",
     )
-    reconnect_max_s: float = Field(30.0, gt=0, description="Longest wait between reconnect attempts to a node.")
+    reconnect_max_s: Annotated[float, seconds(0.1)] = Field(
+        30.0, description="Longest wait between reconnect attempts to a node, in seconds (0.1-86400)."
+    )
 
     @field_validator("raw_retention", "rollup_retention")
     @classmethod
     def _check_duration(cls, value: str) -> str:
-        parse_duration(value)
-        return value
+        return bounded_duration(value)
 
 
 class SchedulerSettings(Strict):
@@ -141,23 +287,48 @@ class SchedulerSettings(Strict):
     @field_validator("default_walltime")
     @classmethod
     def _check_duration(cls, value: str) -> str:
-        parse_duration(value)
-        return value
+        return bounded_duration(value)
 
 
 class PowerSettings(Strict):
     """`power:` grid-price capping."""
 
-    facility_budget_kw: float | None = Field(
-        None, gt=0, description="Facility power budget across all GPUs (the dashboard shows power against it)."
+    facility_budget_kw: (
+        Annotated[float, BeforeValidator(lambda value: _finite_number(value, 0.001, MAX_BUDGET_KW, "kW"))] | None
+    ) = Field(
+        None,
+        description="Facility power budget across all GPUs, in kW (0.001-10000000; the dashboard shows power "
+        "against it).",
     )
     policy: str | None = Field(
         None, description="Policy file (YAML) as `power simulate --policy` reads (reserved: not applied yet)."
     )
     price_source: str | None = Field(
-        None, description="Price source plugin name, e.g. `csv` (the dashboard's price and cost per hour)."
+        None,
+        description="Price source name as `price sources` lists it: `csv` or a plugin (the dashboard's price, and the"
+        " prices of `price show`/`history` and `power simulate` without `--prices`); an unknown name is an error"
+        " with a did-you-mean.",
     )
-    prices: str | None = Field(None, description="Argument of the price source (for `csv`: the file).")
+    prices: str | None = Field(
+        None,
+        description="Argument passed to the price source (for `csv`: the file, relative to factory.yaml's"
+        " directory; required).",
+    )
+
+    @field_validator("price_source")
+    @classmethod
+    def _check_price_source(cls, value: str | None) -> str | None:
+        if value is not None:
+            problem = price_source_name_problem(value)
+            if problem:
+                raise ValueError(problem)
+        return value
+
+    @model_validator(mode="after")
+    def _csv_needs_prices(self) -> PowerSettings:
+        if self.price_source == "csv" and not (self.prices or "").strip():
+            raise ValueError("price_source `csv` needs `prices:`, the CSV file it reads (timestamp_utc,price_per_mwh)")
+        return self
 
 
 class FactoryFile(Strict):

@@ -20,13 +20,20 @@ def locate(ctx: typer.Context) -> None:
     explicit, _ = context.global_options(ctx)
     path, source = discover(explicit)
     emit(f"{path}\n")  # printed even when missing: it is where the other commands look
+    import shlex
+
+    from factoryctl.errors import ConfigError
+
     if not path.exists():
-        import shlex
-
-        from factoryctl.errors import ConfigError
-
         hint = f"`factoryctl init {shlex.quote(str(path))}` writes an example there."
         raise ConfigError(f"{path} (from {source}) does not exist.", hint)
+    if path.is_dir():  # `validate` and every other command refuse it: say so here too
+        hint = f"pass --config {shlex.quote(str(path / 'factory.yaml'))} (the file, not its directory)."
+        raise ConfigError(f"{path} (from {source}) is a directory, not a factory.yaml.", hint)
+    if not (path.is_file() or path.is_fifo()):
+        raise ConfigError(
+            f"{path} (from {source}) is not a regular file.", "pass --config FILE with your factory.yaml."
+        )
     typer.echo(f"from {source} (exists)", err=True)
 
 
@@ -36,6 +43,11 @@ def validate(ctx: typer.Context) -> None:
     config = context.load(ctx)
     nodes, groups = len(config.nodes), len(config.groups)
     typer.echo(f"{config.path}: ok, {nodes} node{'s' * (nodes != 1)}, {groups} group{'s' * (groups != 1)}")
+    if not nodes:  # valid YAML, but every command acting on nodes would stop with "the inventory has no nodes"
+        typer.echo(
+            f"warning: {config.path} is valid but defines no nodes: add some under `nodes:` (see `factoryctl init`).",
+            err=True,
+        )
     if config.settings.power.policy is not None:  # valid, but nothing applies it yet: say so rather than imply it
         typer.echo(
             f"note: power.policy ({config.settings.power.policy}) is not applied to the nodes yet; "

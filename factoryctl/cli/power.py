@@ -178,7 +178,7 @@ def _render(document: dict[str, Any], output: OutputFormat) -> str:
     return "".join(f"{key.ljust(width)}   {cell(value)}\n" for key, value in document.items())
 
 
-def _open_schedule(path: Path, prices: Path, curve: Path, policy_file: Path | None) -> OutFile:
+def _open_schedule(path: Path, prices: Path | None, curve: Path, policy_file: Path | None) -> OutFile:
     """--schedule-out opened before the replay, so a bad path fails at once; writing over an input is refused."""
     inputs = {"--prices": prices, "--curve": curve, "--policy": policy_file}
     refusals = [
@@ -218,7 +218,10 @@ def _warn_stale(document: dict[str, Any], policy: Policy, policy_file: Path | No
 
 @app.command("simulate")
 def simulate_command(
-    prices: Path = typer.Option(..., "--prices", help="Prices CSV: timestamp_utc,price_per_mwh."),
+    ctx: typer.Context,
+    prices: Path | None = typer.Option(
+        None, "--prices", help="Prices CSV: timestamp_utc,price_per_mwh (default: power.price_source in factory.yaml)."
+    ),
     curve: Path = typer.Option(..., "--curve", help="Power-curve CSV: gpu,workload,pl_frac,throughput_rel,power_rel."),
     gpu: str = typer.Option(..., "--gpu", help="GPU name in the curve file (any case, e.g. a40)."),
     workload: str = typer.Option(..., "--workload", help="Workload in the curve file (e.g. squad/bert_base or squad)."),
@@ -245,15 +248,16 @@ def simulate_command(
 ) -> None:
     """Replay a power policy causally over a price file and score it against blind and clairvoyant references."""
     from factoryctl.cli.outfile import emit_then_write, removed_on_failure
+    from factoryctl.cli.price import open_prices
     from factoryctl.power.curve_file import load_curve
     from factoryctl.power.schedule_file import schedule_csv
     from factoryctl.power.simulator import simulate
-    from factoryctl.power.sources import CsvPriceSource
 
     power_curve, gpu_range = load_curve(curve, gpu, workload)
     policy, max_loss = _load_policy(policy_file, gpu_range, max_throughput_loss)
-    points = CsvPriceSource(prices).fetch()
-    out = None if schedule_out is None else _open_schedule(schedule_out, prices, curve, policy_file)
+    source, _, prices_file = open_prices(ctx, prices)
+    points = source.fetch()
+    out = None if schedule_out is None else _open_schedule(schedule_out, prices_file, curve, policy_file)
     with removed_on_failure(out):
         result = simulate(points, power_curve, gpu_range, policy, price_visibility.value, max_loss)
     gpu_name, _, workload_name = power_curve.name.partition(" ")

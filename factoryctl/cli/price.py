@@ -1,7 +1,8 @@
 """`factoryctl price show / history / sources`: grid prices as the power policies see them.
 
-Prices come from a price source; today that is the built-in CSV source (`--prices FILE`), the same files
-`power simulate` replays, so an operator can look at exactly what a policy was given. Plugins registered in
+Prices come from a price source: `--prices FILE` (the built-in CSV source, the same files `power simulate`
+replays, so an operator can look at exactly what a policy was given), else the source factory.yaml configures
+(`power.price_source`, built-in or a plugin, resolved by factoryctl.power.plugins). Plugins registered in
 `factoryctl.price_sources.v1` are listed by `price sources` without being imported.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -25,9 +26,42 @@ from factoryctl.cli.render import (
     render_listing,
 )
 
+if TYPE_CHECKING:
+    from factoryctl.power.sources import PriceSource
+
 app = typer.Typer(no_args_is_help=True)
 
-PRICES_OPTION = typer.Option(..., "--prices", help="Prices CSV: timestamp_utc,price_per_mwh.")
+PRICES_OPTION = typer.Option(
+    None, "--prices", help="Prices CSV: timestamp_utc,price_per_mwh (default: power.price_source in factory.yaml)."
+)
+
+
+def open_prices(ctx: typer.Context, prices: Path | None) -> tuple[PriceSource, str, Path | None]:
+    """(source, how messages name it, its file if any): `--prices FILE`, else factory.yaml's `power.price_source`.
+
+    Warnings about the source (a plugin shadowing the built-in `csv`) go to stderr; a plugin that fails to load is
+    a `PriceSourceError` naming it and its package.
+    """
+    from factoryctl.cli.context import load
+    from factoryctl.errors import UsageError
+    from factoryctl.power.plugins import open_price_source
+    from factoryctl.power.sources import CsvPriceSource
+
+    if prices is not None:
+        return CsvPriceSource(prices), str(prices), prices
+    config = load(ctx)
+    power = config.settings.power
+    if power.price_source is None:
+        raise UsageError(
+            f"no --prices FILE was given and {config.path} sets no power.price_source.",
+            "pass --prices FILE, or set power.price_source (and power.prices) in factory.yaml.",
+        )
+    base = config.path.parent if config.path is not None and config.path.is_file() else None
+    source = open_price_source(power.price_source, power.prices, base)
+    for warning in source.warnings:
+        sys.stderr.write(f"factoryctl: warning: {warning}.\n")
+    path = getattr(source.source, "path", None) if source.builtin else None
+    return source, str(path) if path is not None else source.label, path
 
 
 def price_cell(value: Any) -> str:
@@ -43,7 +77,12 @@ def price_cell(value: Any) -> str:
 
 
 PRICE_COLUMNS = (Column("timestamp_utc", "TIMESTAMP (UTC)"), Column("price_per_mwh", "PRICE/MWH", show=price_cell))
-SOURCE_COLUMNS = (Column("name", "NAME"), Column("value", "OBJECT"), Column("package", "PACKAGE", wide_only=True))
+SOURCE_COLUMNS = (
+    Column("name", "NAME"),
+    Column("value", "OBJECT"),
+    Column("status", "STATUS"),
+    Column("package", "PACKAGE", wide_only=True),
+)
 
 
 def _moment(text: str | None, default: int | None, option: str) -> int | None:
@@ -69,7 +108,7 @@ def _item(timestamp_s: int, price: float | None) -> dict[str, Any]:
     return {"timestamp_utc": iso_utc_seconds(timestamp_s), "price_per_mwh": price}
 
 
-def _stale_warning(prices: Path, newest_s: int, interval_s: int, moment: int, next_s: int | None) -> None:
+def _stale_warning(prices: str, newest_s: int, interval_s: int, moment: int, next_s: int | None) -> None:
     """Say why the row shown is not the price at `moment`: the file ends before it, or has a gap there."""
     from factoryctl.model.power import iso_utc_seconds
 
@@ -89,7 +128,7 @@ def _stale_warning(prices: Path, newest_s: int, interval_s: int, moment: int, ne
     )
 
 
-def _unknown_warning(prices: Path, start_s: int, newest_s: int | None) -> None:
+def _unknown_warning(prices: str, start_s: int, newest_s: int | None) -> None:
     """Say that the interval running has a row with an unknown price (empty or NaN), so there is no current price."""
     from factoryctl.model.power import iso_utc_seconds
 
@@ -105,7 +144,8 @@ def _unknown_warning(prices: Path, start_s: int, newest_s: int | None) -> None:
 
 @app.command("show")
 def show_command(
-    prices: Path = PRICES_OPTION,
+    ctx: typer.Context,
+    prices: Path | None = PRICES_OPTION,
     at: str | None = typer.Option(None, "--at", help="Time to look at: ISO-8601 or a duration ago (default: now)."),
     output: OutputFormat = OUTPUT_OPTION,
     no_header: bool = NO_HEADER_OPTION,
@@ -116,14 +156,15 @@ def show_command(
     warning on stderr.
     """
     from factoryctl.errors import ActionFailed
-    from factoryctl.power.sources import CsvPriceSource, price_interval_s
+    from factoryctl.power.sources import price_interval_s
 
     moment = _moment(at, int(time.time()), "--at")
     assert moment is not None
-    points = CsvPriceSource(prices).fetch()
+    source, where, _ = open_prices(ctx, prices)
+    points = source.fetch()
     known = [p for p in points if p.timestamp_s <= moment]
     if not known:
-        raise ActionFailed(f"no price in {prices} at or before the requested time", hint="check --at or the file.")
+        raise ActionFailed(f"no price in {where} at or before the requested time", hint="check --at or the file.")
     current, interval_s = known[-1], price_interval_s(points)
     later = points[len(known)] if len(known) < len(points) else None
     ended = moment >= current.timestamp_s + interval_s
@@ -132,14 +173,14 @@ def show_command(
     stale = ended or unknown  # an unknown price is no current price either: scripts check `stale`
     item = {
         **_item(current.timestamp_s, current.price_per_mwh),
-        "source": "csv",
+        "source": getattr(getattr(source, "entry", None), "name", "csv"),
         "age_s": None if newest is None else moment - newest.timestamp_s,
         "stale": stale,
     }
     if ended:
-        _stale_warning(prices, current.timestamp_s, interval_s, moment, None if later is None else later.timestamp_s)
+        _stale_warning(where, current.timestamp_s, interval_s, moment, None if later is None else later.timestamp_s)
     elif unknown:
-        _unknown_warning(prices, current.timestamp_s, None if newest is None else newest.timestamp_s)
+        _unknown_warning(where, current.timestamp_s, None if newest is None else newest.timestamp_s)
     if output is OutputFormat.json:
         emit(dump_json(item))
         return
@@ -152,7 +193,8 @@ def show_command(
 
 @app.command("history")
 def history_command(
-    prices: Path = PRICES_OPTION,
+    ctx: typer.Context,
+    prices: Path | None = PRICES_OPTION,
     since: str | None = typer.Option(
         None, "--since", help="Start (inclusive): a duration ago (90m, 24h, 7d) or an ISO-8601 time."
     ),
@@ -162,7 +204,6 @@ def history_command(
 ) -> None:
     """Every price in a time range; unknown prices are shown as null."""
     from factoryctl.errors import UsageError
-    from factoryctl.power.sources import CsvPriceSource
 
     start, end = _moment(since, None, "--since"), _moment(until, None, "--until")
     if start is not None and end is not None and end <= start:
@@ -170,18 +211,33 @@ def history_command(
             f"--until {until} is not after --since {since}: the range would be empty.",
             "give --until a later time than --since (or leave it out: to the end of the file).",
         )
-    points = CsvPriceSource(prices).fetch(start, end)
+    points = open_prices(ctx, prices)[0].fetch(start, end)
     items = [_item(p.timestamp_s, p.price_per_mwh) for p in points]
     emit(render_listing(items, [], PRICE_COLUMNS, output, no_header))
 
 
 @app.command("sources")
 def sources_command(output: OutputFormat = OUTPUT_OPTION, no_header: bool = NO_HEADER_OPTION) -> None:
-    """Price sources registered in `factoryctl.price_sources.v1` (listed, not imported)."""
-    from importlib.metadata import entry_points
+    """Price sources registered in `factoryctl.price_sources.v1` (listed, not imported).
 
-    items = [
-        {"name": ep.name, "value": ep.value, "package": ep.dist.name if ep.dist else None}
-        for ep in entry_points(group="factoryctl.price_sources.v1")
-    ]
-    emit(render_listing(sorted(items, key=lambda i: str(i["name"])), [], SOURCE_COLUMNS, output, no_header))
+    A package whose metadata cannot be read, a plugin that registers the built-in's name and a reference that names
+    no class or factory are each one warning on stderr; the others are listed all the same.
+    """
+    from factoryctl.config_schema import price_source_entries
+    from factoryctl.power.plugins import BUILTIN_PACKAGE, shadow_warning
+
+    entries, warnings = price_source_entries()
+    builtins = {e.name: e for e in entries if e.package == BUILTIN_PACKAGE}
+    items, notes = [], list(warnings)
+    for entry in sorted(entries, key=lambda e: (e.name, e.package != BUILTIN_PACKAGE, e.package)):
+        status = "built-in" if entry.package == BUILTIN_PACKAGE else "plugin"
+        if entry.problem:
+            status = "invalid"
+            notes.append(f"package {entry.package}: price source `{entry.name}`: {entry.problem}")
+        elif entry.name in builtins and status == "plugin":
+            status = "shadowed"
+            notes.append(shadow_warning(entry, builtins[entry.name]))
+        items.append({"name": entry.name, "value": entry.value, "package": entry.package, "status": status})
+    for note in notes:
+        sys.stderr.write(f"factoryctl: warning: {note}.\n")
+    emit(render_listing(items, [], SOURCE_COLUMNS, output, no_header))

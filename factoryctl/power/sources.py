@@ -31,9 +31,14 @@ _UNKNOWN = {"", "nan", "na", "n/a", "null", "none", "-"}
 
 
 class PriceSource(Protocol):
-    """Anything that can list the prices of intervals in a time range (UTC epoch seconds, end exclusive)."""
+    """Anything that can list the prices of intervals in a time range (UTC epoch seconds, end exclusive).
 
-    def fetch(self, start_s: int | None = None, end_s: int | None = None) -> tuple[PricePoint, ...]:
+    Plugins implement this (docs/power.md, "Price-source plugins"): constructed with `power.prices` (`str | None`),
+    their `fetch` returns a list or tuple of `PricePoint`, strictly increasing in time, unknown prices as None;
+    factoryctl.power.plugins checks that before anyone uses the prices.
+    """
+
+    def fetch(self, start_s: int | None = None, end_s: int | None = None) -> Sequence[PricePoint]:
         """Prices of intervals starting in [start_s, end_s), sorted by time."""
         ...
 

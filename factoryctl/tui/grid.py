@@ -1,23 +1,30 @@
 """The header's grid line: the price now, where it is heading, and what the factory's power costs per hour.
 
-Reads the price source factory.yaml names (`power.price_source` + `power.prices`); today that is the built-in
-`csv` source. The file is read again only when it changes (a bad file too: its error stays in `error` until then),
-and its interval is the series' median spacing, as `price show` and the simulator take it. No source, an unknown
-source, or no published price now all give `None`, which the header shows as `n/a`: a price is never guessed. A bad
-file's `error` travels in the snapshot: the header says `n/a (bad file)` and a notification names the problem.
-Imports no Textual.
+Reads the price source factory.yaml names (`power.price_source` + `power.prices`), resolved as every command
+resolves it (factoryctl.power.plugins): the built-in `csv` or a plugin from `factoryctl.price_sources.v1`, imported
+only here, when configured. A CSV file is read again only when it changes (a bad file too: its error stays in
+`error` until then); a plugin is asked again every `PLUGIN_REFRESH_S` (its failure too). The interval is the
+series' median spacing, as `price show` and the simulator take it. No source, or no published price now, gives
+`None`, which the header shows as `n/a`: a price is never guessed. A bad file's or a failed plugin's `error`
+(one sentence naming the file, or the plugin and its package) travels in the snapshot: the header says `n/a` with
+a marker and a notification names the problem. Imports no Textual.
 """
 
 from __future__ import annotations
 
-import os
 from bisect import bisect_right
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from factoryctl.config import FactoryConfig
 from factoryctl.errors import FactoryError
 from factoryctl.model.power import PricePoint
 from factoryctl.tui.services import PriceNow
+
+if TYPE_CHECKING:
+    from factoryctl.power.plugins import LoadedPriceSource
+
+#: How often a plugin's prices are fetched again (day-ahead and 15-minute feeds change far more slowly).
+PLUGIN_REFRESH_S = 300.0
 
 
 class GridPrice:
@@ -25,45 +32,64 @@ class GridPrice:
 
     def __init__(self, config: FactoryConfig) -> None:
         power = config.settings.power
-        self.path: Path | None = None
-        if power.price_source == "csv" and power.prices:
-            path = Path(os.path.expanduser(power.prices))
-            base = config.path.parent if config.path is not None and config.path.exists() else Path.cwd()
-            self.path = path if path.is_absolute() else base / path
+        self._name, self._argument = power.price_source, power.prices
+        self._base = config.path.parent if config.path is not None and config.path.exists() else None
+        self._source: LoadedPriceSource | None = None
         self._points: tuple[PricePoint, ...] = ()
         self._times: list[int] = []
         self._stamp: tuple[float, int] | None = None
+        self._fetched_at: float | None = None
         self._step = 3600
-        #: Why the price file gives no price (unreadable or invalid), shown with `n/a`; None when it loaded.
+        #: Why the source gives no price (a bad file, a failed plugin), shown with `n/a`; None when it loaded.
         self.error: str | None = None
 
-    def _load(self) -> None:
-        if self.path is None:
+    def _load(self, now: float) -> None:
+        if self._name is None:
             return
-        try:
-            stat = self.path.stat()
-        except OSError as exc:
-            self._points, self._times, self._stamp = (), [], None
-            self.error = f"cannot read {self.path}: {exc.strerror}"
-            return
-        stamp = (stat.st_mtime, stat.st_size)
-        if stamp == self._stamp:
-            return
-        from factoryctl.power.sources import CsvPriceSource, price_interval_s
+        from factoryctl.power.sources import price_interval_s
 
-        self._stamp = stamp  # a bad file is not parsed again until it changes
         try:
-            self._points = CsvPriceSource(self.path).fetch()
+            if not self._due(now):
+                return
+            assert self._source is not None
+            points = self._source.fetch()
         except FactoryError as exc:
             self._points, self.error = (), exc.message
         else:
-            self.error = None
+            self._points, self.error = points, None
         self._times = [p.timestamp_s for p in self._points]
         self._step = price_interval_s(self._points)
 
+    def _due(self, now: float) -> bool:
+        """Open the source if needed; True when its prices should be fetched again (a file changed, time passed)."""
+        if self._source is None:
+            from factoryctl.power.plugins import open_price_source
+
+            if self.error is not None and self._fetched_at is not None and now - self._fetched_at < PLUGIN_REFRESH_S:
+                return False  # a plugin that failed to load is tried again after PLUGIN_REFRESH_S, not every frame
+            self._fetched_at = now
+            self._source = open_price_source(self._name or "", self._argument, self._base)
+            self._stamp = None
+        path = getattr(self._source.source, "path", None) if self._source.builtin else None
+        if path is None:
+            if self._fetched_at is not None and self._stamp is not None and now - self._fetched_at < PLUGIN_REFRESH_S:
+                return False
+            self._fetched_at, self._stamp = now, (now, 0)
+            return True
+        try:
+            stat = path.stat()
+        except OSError as exc:
+            self._stamp = None
+            raise FactoryError(f"cannot read {path}: {exc.strerror}") from None
+        stamp = (stat.st_mtime, stat.st_size)
+        if stamp == self._stamp:
+            return False
+        self._stamp = stamp  # a bad file is not parsed again until it changes
+        return True
+
     def outlook(self, now: float, intervals: int = 24) -> tuple[float | None, ...]:
         """Prices of the interval running now and the next ones, as far as published (at most `intervals`)."""
-        self._load()
+        self._load(now)
         index = bisect_right(self._times, int(now)) - 1
         if index < 0 or self.now(now, None)[0] is None:
             return ()
@@ -71,7 +97,7 @@ class GridPrice:
 
     def now(self, now: float, power_kw: float | None) -> tuple[PriceNow | None, float | None]:
         """(price of the interval running at `now` with the change to the next one, cost per hour at `power_kw`)."""
-        self._load()
+        self._load(now)
         index = bisect_right(self._times, int(now)) - 1
         if index < 0:
             return None, None
