@@ -102,6 +102,26 @@ class SshdServer:
         base.update(fields)
         return NodeSpec(**base)
 
+    def restart(self, new_host_key: bool = False) -> None:
+        """Start the killed sshd again with the same config and port (with `new_host_key`: a reinstalled node's)."""
+        if new_host_key:
+            for old in (self.host_key, self.host_key.with_suffix(".pub")):
+                old.unlink()
+            keygen(self.host_key)
+        with (self.root / "sshd.log").open("ab") as log:  # sshd writes to its own copy
+            self.process = subprocess.Popen(
+                [SSHD, "-D", "-e", "-f", str(self.root / "sshd_config")],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection((self.host, self.port), timeout=0.5):
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"sshd did not listen on {self.port} again within 10 s")
+
     def kill(self) -> None:
         """SIGKILL the listener and every session process it forked (sshd killed mid-command).
 

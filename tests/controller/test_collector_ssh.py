@@ -6,15 +6,13 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
 from silent_listener import silent_listener
-from sshd_fixture import SSHD, SshdServer
+from sshd_fixture import SshdServer
 from waiting import wait_for
 
 from factoryctl.config import FactoryConfig, parse_config
@@ -60,24 +58,6 @@ def rows(store: Store, node: str) -> int:
     return int(found[0][0])
 
 
-def restart(server: SshdServer) -> None:
-    """Start sshd again with the same config, keys and port."""
-    with (server.root / "sshd.log").open("ab") as log:  # sshd writes to its own copy
-        server.process = subprocess.Popen(
-            [SSHD, "-D", "-e", "-f", str(server.root / "sshd_config")],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def listening() -> bool:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", server.port), timeout=0.5):
-            return True
-        return False
-
-    wait_for(listening, timeout=10)
-
-
 def test_sshd_killed_mid_stream_and_restarted(tmp_path: Path, sshd_factory: Any, remote_cache: Path) -> None:
     server = sshd_factory()
     config = ssh_config(tmp_path, server)
@@ -89,7 +69,7 @@ def test_sshd_killed_mid_stream_and_restarted(tmp_path: Path, sshd_factory: Any,
         server.kill()
         wait_for(lambda: collector.writer.states()["n1"].state != "up")
         before = rows(store, "n1")
-        restart(server)
+        server.restart()
         wait_for(lambda: collector.writer.states()["n1"].state == "up")
         wait_for(lambda: rows(store, "n1") >= before + 6)
     finally:

@@ -7,8 +7,6 @@ hinted `nodes trust TARGET` (a literal TARGET, no `--replace`: following it was 
 
 from __future__ import annotations
 
-import contextlib
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sshd_fixture import SSHD, SshdServer, keygen
+from sshd_fixture import SshdServer
 from waiting import wait_for
 
 from factoryctl.config import load_config
@@ -65,27 +63,6 @@ def down_events(tmp_path: Path, node: str) -> list[Event]:
         store.close()
 
 
-def restart_with_new_key(server: SshdServer) -> None:
-    """Start the killed sshd again on its port, with a host key it never had (a reinstalled node)."""
-    for old in (server.host_key, server.host_key.with_suffix(".pub")):
-        old.unlink()
-    keygen(server.host_key)
-    with (server.root / "sshd.log").open("ab") as log:
-        server.process = subprocess.Popen(
-            [SSHD, "-D", "-e", "-f", str(server.root / "sshd_config")],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def listening() -> bool:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", server.port), timeout=0.5):
-            return True
-        return False
-
-    wait_for(listening, timeout=10)
-
-
 @pytest.fixture
 def controller(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Path], subprocess.Popen[bytes]]]:
     """`controller run` as a real process; killed after the test if still running."""
@@ -121,7 +98,7 @@ def test_changed_host_key_read_from_the_store_hints_replace_and_is_stamped_when_
     server.kill()
     wait_for(lambda: getattr(node_state(tmp_path, "a1"), "state", None) == "down", timeout=30)
     restarted_at = time.time()
-    restart_with_new_key(server)
+    server.restart(new_host_key=True)
 
     def key_refused() -> bool:
         state = node_state(tmp_path, "a1")

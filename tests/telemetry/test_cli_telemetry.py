@@ -239,7 +239,8 @@ def test_energy_per_node_with_cost(cli: Any, filled: Path) -> None:
     assert item["cost"] == pytest.approx(item["energy_kwh"] * 0.2)
 
 
-def test_events_follow_prints_new_events_as_json_lines(cli: Any, filled: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _follow_two_events(cli: Any, filled: Path, monkeypatch: pytest.MonkeyPatch, output: str) -> Any:
+    """`events --follow -o output` over a stored event and one arriving during the first pause, then Ctrl-C."""
     from factoryctl.store.rows import Event
 
     store = Store(filled.parent / "state" / "factory.db")
@@ -254,8 +255,13 @@ def test_events_follow_prints_new_events_as_json_lines(cli: Any, filled: Path, m
             raise KeyboardInterrupt
 
     monkeypatch.setattr(time, "sleep", fake_sleep)
-    result = cli("--config", str(filled), "events", "--follow", "-o", "json")
+    result = cli("--config", str(filled), "events", "--follow", "-o", output)
     assert result.exit_code == 130, result.stderr  # Ctrl-C, as for any command
+    return result
+
+
+def test_events_follow_prints_new_events_as_json_lines(cli: Any, filled: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    result = _follow_two_events(cli, filled, monkeypatch, "json")
     kinds = [json.loads(line)["kind"] for line in result.stdout.splitlines()]
     assert kinds == ["node_up", "ecc"]
 
@@ -263,22 +269,7 @@ def test_events_follow_prints_new_events_as_json_lines(cli: Any, filled: Path, m
 def test_events_follow_as_csv_names_its_columns_once(cli: Any, filled: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import csv
 
-    from factoryctl.store.rows import Event
-
-    store = Store(filled.parent / "state" / "factory.db")
-    store.add_events([Event(time.time() - 5, "node_up", "n1 is up", node="n1")])
-    calls = []
-
-    def fake_sleep(seconds: float) -> None:
-        calls.append(seconds)
-        if len(calls) == 1:
-            store.add_events([Event(time.time(), "ecc", "n1/0: uncorrectable ECC errors 1", node="n1", gpu=0)])
-        else:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(time, "sleep", fake_sleep)
-    result = cli("--config", str(filled), "events", "--follow", "-o", "csv")
-    assert result.exit_code == 130, result.stderr
+    result = _follow_two_events(cli, filled, monkeypatch, "csv")
     rows = list(csv.DictReader(result.stdout.splitlines()))
     assert [row["kind"] for row in rows] == ["node_up", "ecc"]  # one header, then a row per event as it came
     assert rows[1]["gpu"] == "0"
