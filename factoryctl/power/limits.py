@@ -145,14 +145,7 @@ def apply_limit(
             outcomes: list[tuple[NodeSpec, list[LimitChange] | NodeError | Pending]] = list(pool.run())
         except BaseException as stop:  # Ctrl-C, SIGTERM: the nodes already asked may have changed their limits
             interrupt, outcomes = stop, _settled(pool, min(timeout, SETTLE_S))
-        changes: list[LimitChange] = []
-        for node, outcome in outcomes:
-            if isinstance(outcome, Pending):
-                errors.append(NodeError(node.name, "interrupted", UNANSWERED))
-            elif isinstance(outcome, NodeError):
-                errors.append(outcome)
-            else:
-                changes.extend(outcome)
+        changes = _gathered(outcomes, errors)
         try:
             with signals_held():  # the limits changed: their entry is written whole, whatever comes meanwhile
                 record_audit(store, changes, "reset" if watts is None else "set", reason)
@@ -165,6 +158,21 @@ def apply_limit(
     if interrupt is not None:
         raise LimitsInterrupted(changes, errors, interrupt)
     return changes, errors
+
+
+def _gathered(
+    outcomes: list[tuple[NodeSpec, list[LimitChange] | NodeError | Pending]], errors: list[NodeError]
+) -> list[LimitChange]:
+    """The changes the nodes made; their failures, and `interrupted` for a node that had not answered, to `errors`."""
+    changes: list[LimitChange] = []
+    for node, outcome in outcomes:
+        if isinstance(outcome, Pending):
+            errors.append(NodeError(node.name, "interrupted", UNANSWERED))
+        elif isinstance(outcome, NodeError):
+            errors.append(outcome)
+        else:
+            changes.extend(outcome)
+    return changes
 
 
 def _settled(
