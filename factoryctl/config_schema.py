@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 if TYPE_CHECKING:
     from importlib.metadata import Distribution
@@ -52,8 +52,11 @@ MAX_BUDGET_KW = 10_000_000.0
 def _finite_number(value: object, low: float, high: float, unit: str) -> float:
     """`value` as a float when it is a finite number (not a bool, not a string) in [low, high]; else a ValueError."""
     what = f"must be a finite number of {unit} between {low:.10g} and {high:.10g}"
-    if isinstance(value, str):  # YAML reads `1e9` (no dot) as text; pydantic would turn it into a number
-        raise ValueError(f"{what}, not the text {value!r} (write a plain number such as 30)")
+    if isinstance(value, str):  # YAML 1.1 reads `1e3` (no dot) as text, and "30" is quoted: a number all the same
+        try:
+            value = float(value)
+        except ValueError:
+            raise ValueError(f"{what}, not the text {value!r} (write a plain number such as 30)") from None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{what}, not {value!r}")
     number = float(value)
@@ -114,6 +117,24 @@ class SourceEntry:
     problem: str | None = None
 
 
+#: The built-in CSV source, as pyproject registers it (`csv = "factoryctl.power.sources:CsvPriceSource"`).
+BUILTIN_CSV = SourceEntry("csv", "factoryctl.power.sources:CsvPriceSource", "factoryctl")
+
+
+def price_source_problem(name: str | None, prices: str | None) -> str | None:
+    """Why `power.price_source` cannot give prices (an unknown name, csv without a file), or None.
+
+    Not a schema error: a price feed that is missing must not stop `nodes`, `gpus` or `power reset`. `config
+    validate` warns with it; the commands that read prices refuse with it.
+    """
+    if name is None:
+        return None
+    problem = price_source_name_problem(name)
+    if problem is None and name == "csv" and not (prices or "").strip():
+        problem = "price_source `csv` needs `prices:`, the CSV file it reads (timestamp_utc,price_per_mwh)"
+    return problem
+
+
 def price_source_entries() -> tuple[tuple[SourceEntry, ...], tuple[str, ...]]:
     """Every registered price source, and one warning per distribution whose metadata cannot be read.
 
@@ -147,6 +168,8 @@ def price_source_entries() -> tuple[tuple[SourceEntry, ...], tuple[str, ...]]:
         for ep in points:
             problem = None if _REFERENCE.match(ep.value) else f"`{ep.value}` does not name a class or factory"
             entries.append(SourceEntry(ep.name, ep.value, package, problem))
+    if not any(e.name == BUILTIN_CSV.name and e.package == BUILTIN_CSV.package for e in entries):
+        entries.append(BUILTIN_CSV)  # a checkout run without installing registers no entry point: csv is still ours
     return tuple(entries), tuple(warnings)
 
 
@@ -307,28 +330,13 @@ class PowerSettings(Strict):
         None,
         description="Price source name as `price sources` lists it: `csv` or a plugin (the dashboard's price, and the"
         " prices of `price show`/`history` and `power simulate` without `--prices`); an unknown name is an error"
-        " with a did-you-mean.",
+        " with a did-you-mean for those, and a warning of `config validate`.",
     )
     prices: str | None = Field(
         None,
         description="Argument passed to the price source (for `csv`: the file, relative to factory.yaml's"
         " directory; required).",
     )
-
-    @field_validator("price_source")
-    @classmethod
-    def _check_price_source(cls, value: str | None) -> str | None:
-        if value is not None:
-            problem = price_source_name_problem(value)
-            if problem:
-                raise ValueError(problem)
-        return value
-
-    @model_validator(mode="after")
-    def _csv_needs_prices(self) -> PowerSettings:
-        if self.price_source == "csv" and not (self.prices or "").strip():
-            raise ValueError("price_source `csv` needs `prices:`, the CSV file it reads (timestamp_utc,price_per_mwh)")
-        return self
 
 
 class FactoryFile(Strict):

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from factoryctl.cli import context
 from factoryctl.cli.render import OUTPUT_OPTION, OutputFormat, dump_json, dump_yaml, emit
+
+if TYPE_CHECKING:
+    from factoryctl.config import FactoryConfig
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -48,12 +51,23 @@ def validate(ctx: typer.Context) -> None:
             f"warning: {config.path} is valid but defines no nodes: add some under `nodes:` (see `factoryctl init`).",
             err=True,
         )
+    _warn_price_source(config)
     if config.settings.power.policy is not None:  # valid, but nothing applies it yet: say so rather than imply it
         typer.echo(
             f"note: power.policy ({config.settings.power.policy}) is not applied to the nodes yet; "
             "`factoryctl power simulate --policy` reads it.",
             err=True,
         )
+
+
+def _warn_price_source(config: FactoryConfig) -> None:
+    """A price source that cannot give prices is a warning here: the commands that read prices refuse it."""
+    from factoryctl.config_schema import price_source_problem
+
+    power = config.settings.power
+    problem = price_source_problem(power.price_source, power.prices)
+    if problem is not None:
+        typer.echo(f"warning: {config.path}: power.price_source: {problem}.", err=True)
 
 
 @app.command("show")

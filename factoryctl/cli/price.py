@@ -49,6 +49,16 @@ def open_prices(ctx: typer.Context, prices: Path | None) -> tuple[PriceSource, s
 
     if prices is not None:
         return CsvPriceSource(prices), str(prices), prices
+    from factoryctl.cli.context import global_options
+    from factoryctl.config import discover
+
+    explicit, _ = global_options(ctx)
+    where, _ = discover(explicit)
+    if explicit is None and not where.exists():  # forgot --prices, rather than a factory.yaml to write
+        raise UsageError(
+            "no --prices FILE was given, and there is no factory.yaml to take power.price_source from.",
+            "pass --prices FILE (a CSV of timestamp_utc,price_per_mwh).",
+        )
     config = load(ctx)
     power = config.settings.power
     if power.price_source is None:

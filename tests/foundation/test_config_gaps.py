@@ -52,9 +52,9 @@ def test_an_unknown_group_hint_lists_the_groups_that_exist():
     ("text", "position", "fragment"),
     [
         ("ssh:\n  connect_timeout_s: .inf\n", "f.yaml:2:22", "between 0.1 and 86400, not inf"),
-        ("ssh: {connect_timeout_s: 1e9}\n", "f.yaml:1:26", "not the text '1e9'"),
+        ("ssh: {connect_timeout_s: 1e9}\n", "f.yaml:1:26", "between 0.1 and 86400, not 1000000000"),  # YAML 1.1: text
         ("ssh: {connect_timeout_s: 1.0e+9}\n", "f.yaml:1:26", "between 0.1 and 86400, not 1000000000"),
-        ("ssh: {connect_timeout_s: '10'}\n", "f.yaml:1:26", "not the text '10'"),
+        ("ssh: {connect_timeout_s: 'ten'}\n", "f.yaml:1:26", "not the text 'ten'"),
         ("controller: {interval_s: .nan}\n", "f.yaml:1:26", "between 0.05 and 3600, not nan"),
         ("controller: {slow_interval_s: -.inf}\n", "f.yaml:1:31", "between 0.05 and 3600, not -inf"),
         ("controller: {reconnect_max_s: .inf}\n", "f.yaml:1:31", "between 0.1 and 86400, not inf"),
@@ -66,6 +66,15 @@ def test_seconds_must_be_finite_and_at_most_a_day(text, position, fragment):
     assert error.message.startswith(position + ":"), error.message
     assert "must be a finite number of seconds" in error.message
     assert fragment in error.message
+
+
+def test_a_number_yaml_reads_as_text_is_still_a_number():
+    """YAML 1.1 reads `1e3` (no dot) as text, and a quoted "30" is text: both are numbers to a person."""
+    config = parse_config(
+        "ssh: {connect_timeout_s: '30'}\npower: {facility_budget_kw: 1e3}\nnodes: {a: {}}\n", Path("f.yaml")
+    )
+    assert config.settings.ssh.connect_timeout_s == 30.0
+    assert config.settings.power.facility_budget_kw == 1000.0
 
 
 @pytest.mark.parametrize("value", [".inf", ".nan", "0", "1.0e12"])
