@@ -374,7 +374,7 @@ def exec_command(
     config = context.load(ctx)
     specs = config.resolve_target(target)
     stdin = None if no_stdin else stdin_source()
-    structured = output in (OutputFormat.json, OutputFormat.yaml)
+    structured = output in (OutputFormat.json, OutputFormat.yaml, OutputFormat.csv)
     printer = LinePrinter() if lines and not structured else None
     outcomes, interrupted = run_interruptible(ExecRun(config, specs, list(command), timeout, fanout, stdin, printer))
     if printer is not None and printer.broken.is_set():
@@ -418,14 +418,18 @@ def print_outcomes(
     no_header: bool,
     lines: bool,
 ) -> None:
-    """The result: a JSON or YAML document (`structured`), else gathered output (or, after `--lines`, exit codes only).
+    """The result: a document or CSV rows (`structured`), else gathered output (or, after `--lines`, exit codes).
 
     The node errors are summarised on stderr in every case.
     """
     from factoryctl.cli.listing import ERROR_HINTS
     from factoryctl.cli.render import report_node_errors
 
-    if structured is not None:
+    if structured is OutputFormat.csv:  # one row per node that ran the command; failures on stderr, as for tables
+        from factoryctl.cli.render import render_csv
+
+        emit(render_csv([_json_item(i) for i in items], header=not no_header))
+    elif structured is not None:
         document = {
             "schema_version": 1,
             "items": [_json_item(i) for i in items],

@@ -37,7 +37,7 @@ class OutputFormat(str, Enum):
 #: there rather than quietly printing a table. Their owners may add csv later; until then it is one sentence, exit 2.
 NOT_LISTINGS = frozenset(
     f"factoryctl {name}"
-    for name in ("exec", "config show", "controller status", "power simulate", "nodes trust", "nodes check")
+    for name in ("config show", "controller status", "power simulate", "nodes trust", "nodes check")
 )
 
 

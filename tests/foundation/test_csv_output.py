@@ -96,13 +96,22 @@ def test_power_set_audit_events_and_collect(cli: Any, tmp_path: Path) -> None:
 
 
 def test_commands_without_a_listing_refuse_csv(cli: Any, tmp_path: Path) -> None:
-    result = cli("--config", factory(tmp_path), "exec", "n1", "-o", "csv", "--", "true")
+    result = cli("--config", factory(tmp_path), "config", "show", "-o", "csv")
     assert result.exit_code == 2
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
-        "factoryctl: `factoryctl exec` prints no listing, so it has no -o csv.",
+        "factoryctl: `factoryctl config show` prints no listing, so it has no -o csv.",
         "hint: choose from table, wide, json, yaml (e.g. -o json, and jq's @csv).",
     ]
+
+
+def test_exec_as_csv_is_a_row_per_node(cli: Any, tmp_path: Path) -> None:
+    """pdsh users' `| dshbak` habit in a spreadsheet: node, exit code, output, as `exec -o json`'s items."""
+    result = cli("--config", factory(tmp_path), "exec", "n1", "-o", "csv", "--", "echo", "a,b")
+    assert result.exit_code == 0, result.stderr
+    header, row = rows(result.stdout)
+    assert header[:3] == ["node", "exit_code", "stdout"]
+    assert row[:3] == ["n1", "0", "a,b\n"]
 
 
 def test_completion_offers_csv() -> None:
