@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from factoryctl.cli import context
-from factoryctl.cli.render import OUTPUT_OPTION, OutputFormat, dump_json, dump_yaml, emit
+from factoryctl.cli.render import DOCUMENT_OUTPUT_OPTION, OutputFormat, dump_json, dump_yaml, emit
 
 if TYPE_CHECKING:
     from factoryctl.config import FactoryConfig
@@ -71,7 +71,7 @@ def _warn_price_source(config: FactoryConfig) -> None:
 
 
 @app.command("show")
-def show(ctx: typer.Context, output: OutputFormat = OUTPUT_OPTION) -> None:
+def show(ctx: typer.Context, output: OutputFormat = DOCUMENT_OUTPUT_OPTION) -> None:
     """Print the resolved configuration: defaults filled in, node sets expanded."""
     from dataclasses import asdict
 

@@ -9,7 +9,15 @@ import typer
 
 from factoryctl.cli import context
 from factoryctl.cli.completion import complete_choices
-from factoryctl.cli.render import OUTPUT_OPTION, OutputFormat, checked_choice, dump_json, dump_yaml, emit, iso_utc
+from factoryctl.cli.render import (
+    DOCUMENT_OUTPUT_OPTION,
+    OutputFormat,
+    checked_choice,
+    dump_json,
+    dump_yaml,
+    emit,
+    iso_utc,
+)
 
 if TYPE_CHECKING:
     from factoryctl.config import FactoryConfig
@@ -45,7 +53,7 @@ def run(
 
 
 @app.command("status")
-def status(ctx: typer.Context, output: OutputFormat = OUTPUT_OPTION) -> None:
+def status(ctx: typer.Context, output: OutputFormat = DOCUMENT_OUTPUT_OPTION) -> None:
     """Whether a controller is running on this factory's store and storing samples, and its latest figures.
 
     Exits 1 with a sentence when none runs, or when the one running is not storing samples into this store.

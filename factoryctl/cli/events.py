@@ -178,16 +178,17 @@ def _follow(
 
     from factoryctl.cli.render import pause_while_read, render_csv, render_table, stdout_takes_unicode
 
-    csv_header = [not no_header]  # CSV names its columns once, over the first events that come
+    csv_header = not no_header  # CSV names its columns once, over the first events that come
 
     def show(batch: list[Any], header: bool) -> None:
+        nonlocal csv_header
         if output in (OutputFormat.json, OutputFormat.yaml):
             ascii_only = not stdout_takes_unicode()
             emit("".join(json.dumps(e.as_json(), ensure_ascii=ascii_only) + "\n" for e in batch))
         elif output is OutputFormat.csv:
             if batch:
-                emit(render_csv([e.as_json() for e in batch], csv_header[0]))
-                csv_header[0] = False
+                emit(render_csv([e.as_json() for e in batch], csv_header))
+                csv_header = False
         elif batch or header:
             emit(render_table([e.as_json() for e in batch], EVENT_COLUMNS, output is OutputFormat.wide, header))
 

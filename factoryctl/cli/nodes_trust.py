@@ -15,9 +15,9 @@ import typer
 
 from factoryctl.cli import context
 from factoryctl.cli.render import (
+    DOCUMENT_OUTPUT_OPTION,
     FANOUT_OPTION,
     NO_HEADER_OPTION,
-    OUTPUT_OPTION,
     Column,
     OutputFormat,
     emit,
@@ -179,7 +179,7 @@ def trust_command(
     target: str = context.TARGET_ARG,
     yes: bool = typer.Option(False, "--yes", "-y", help="Record without asking (fingerprints checked out of band)."),
     replace: bool = typer.Option(False, "--replace", help="Also replace keys that CHANGED (after verifying them)."),
-    output: OutputFormat = OUTPUT_OPTION,
+    output: OutputFormat = DOCUMENT_OUTPUT_OPTION,
     no_header: bool = NO_HEADER_OPTION,
     timeout: float = TIMEOUT_OPTION,
     fanout: int = FANOUT_OPTION,
@@ -219,7 +219,7 @@ def trust_command(
 def check_command(
     ctx: typer.Context,
     target: str = context.TARGET_ARG,
-    output: OutputFormat = OUTPUT_OPTION,
+    output: OutputFormat = DOCUMENT_OUTPUT_OPTION,
     no_header: bool = NO_HEADER_OPTION,
     timeout: float = TIMEOUT_OPTION,
     fanout: int = FANOUT_OPTION,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from factoryctl.cli.render import OUTPUT_OPTION, OutputFormat, checked_choice, dump_json
+from factoryctl.cli.render import DOCUMENT_OUTPUT_OPTION, OutputFormat, checked_choice, dump_json
 from factoryctl.errors import UsageError
 
 if TYPE_CHECKING:
@@ -238,7 +238,7 @@ def simulate_command(
         help="day-ahead (day d+1 known from 12:00 UTC on day d) or realtime.",
     ),
     policy_file: Path | None = typer.Option(None, "--policy", help="Policy file (YAML/JSON); default optimize."),
-    output: OutputFormat = OUTPUT_OPTION,
+    output: OutputFormat = DOCUMENT_OUTPUT_OPTION,
     schedule_out: Path | None = typer.Option(
         None,
         "--schedule-out",

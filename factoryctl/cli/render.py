@@ -33,36 +33,28 @@ class OutputFormat(str, Enum):
     csv = "csv"
 
 
-#: Commands whose `-o` does not print a listing (one document, or a command's own output): `-o csv` is refused
-#: there rather than quietly printing a table. Their owners may add csv later; until then it is one sentence, exit 2.
-NOT_LISTINGS = frozenset(
-    f"factoryctl {name}"
-    for name in ("config show", "controller status", "power simulate", "nodes trust", "nodes check")
-)
-
-
 def parse_output_format(value: object) -> OutputFormat:
     """The `-o` value as an OutputFormat; anything else is our usage error (one sentence, a did-you-mean hint)."""
     if isinstance(value, OutputFormat):
         return value
-    chosen = OutputFormat(checked_choice(str(value), [f.value for f in OutputFormat], "output format"))
+    return OutputFormat(checked_choice(str(value), [f.value for f in OutputFormat], "output format"))
+
+
+def parse_document_format(value: object) -> OutputFormat:
+    """`parse_output_format` for a command that prints one document or its own output, not a listing: no csv."""
+    chosen = parse_output_format(value)
     if chosen is OutputFormat.csv:
-        _check_csv_is_offered()
-    return chosen
+        from typer._click.globals import get_current_context
 
-
-def _check_csv_is_offered() -> None:
-    """Our usage error when the command being parsed is one of NOT_LISTINGS (`exec -o csv`)."""
-    from typer._click.globals import get_current_context
-
-    ctx = get_current_context(silent=True)
-    if ctx is not None and ctx.command_path in NOT_LISTINGS:
         from factoryctl.errors import UsageError
 
+        ctx = get_current_context(silent=True)
+        command = ctx.command_path if ctx is not None else "this command"
         raise UsageError(
-            f"`{ctx.command_path}` prints no listing, so it has no -o csv.",
+            f"`{command}` prints no listing, so it has no -o csv.",
             "choose from table, wide, json, yaml (e.g. -o json, and jq's @csv).",
         )
+    return chosen
 
 
 def checked_choice(text: str, choices: Sequence[str], what: str) -> str:
@@ -81,6 +73,11 @@ def checked_choice(text: str, choices: Sequence[str], what: str) -> str:
 #: `-o/--output`: the choices still drive help and shell completion; the parser turns a bad value into our error.
 OUTPUT_OPTION = typer.Option(
     OutputFormat.table, "--output", "-o", parser=parse_output_format, help="table, wide, json, yaml or csv."
+)
+#: `-o/--output` of the commands that print no listing (`config show`, `controller status`, `power simulate`,
+#: `nodes trust`, `nodes check`): csv is refused there rather than quietly printing a table.
+DOCUMENT_OUTPUT_OPTION = typer.Option(
+    OutputFormat.table, "--output", "-o", parser=parse_document_format, help="table, wide, json or yaml."
 )
 NO_HEADER_OPTION = typer.Option(False, "--no-header", help="Omit the table or csv header.")
 WATCH_OPTION = typer.Option(False, "--watch", "-w", help="Redraw in place every interval, like watch.")

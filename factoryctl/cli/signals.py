@@ -14,7 +14,6 @@ import sys
 import threading
 from collections.abc import Iterator
 from types import FrameType
-from typing import Any
 
 import typer
 
@@ -59,16 +58,8 @@ def sigterm_interrupts() -> Iterator[threading.Event]:
         signal.signal(signal.SIGTERM, previous)
 
 
-@contextlib.contextmanager
-def signals_set(event: threading.Event) -> Iterator[None]:
+def signals_set(event: threading.Event) -> contextlib.AbstractContextManager[None]:
     """While the block runs, SIGINT and SIGTERM only set `event` (SIGINT stays ignored where it was: `cmd &`)."""
-    previous: dict[signal.Signals, Any] = {}
-    with contextlib.suppress(ValueError):  # not the main thread: no handler, the block is bounded anyway
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            if signal.getsignal(sig) not in (signal.SIG_IGN, None):
-                previous[sig] = signal.signal(sig, lambda signum, frame: event.set())
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    from factoryctl.store.held_signals import signals_routed
+
+    return signals_routed(lambda signum: event.set())
