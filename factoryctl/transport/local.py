@@ -151,6 +151,10 @@ class LocalTransport:
         self._agents.clear()
 
 
+#: How long a failed session waits for the rest of its agent's stderr (the agent has exited, or its pipe is cut).
+LAST_WORDS_WAIT_S = 0.5
+
+
 class _StderrTail:
     """Drains a child's stderr on a thread (so it never blocks) and keeps its last lines for error messages.
 
@@ -172,6 +176,12 @@ class _StderrTail:
         self._thread.join(timeout)
 
     def text(self) -> str:
+        """The last lines, once the stream has ended or LAST_WORDS_WAIT_S passed.
+
+        Asked when the agent's session fails, typically because its stdout ended: the last words on stderr may still
+        be on their way through the pipe (a loaded machine showed "the agent exited" without them).
+        """
+        self._thread.join(LAST_WORDS_WAIT_S)
         return "".join(self._lines)
 
 
