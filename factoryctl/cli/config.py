@@ -68,6 +68,30 @@ def _warn_price_source(config: FactoryConfig) -> None:
     problem = price_source_problem(power.price_source, power.prices)
     if problem is not None:
         typer.echo(f"warning: {config.path}: power.price_source: {problem}.", err=True)
+    elif power.price_source is not None:
+        _warn_unloadable_source(config, power.price_source, power.prices)
+
+
+def _warn_unloadable_source(config: FactoryConfig, name: str, prices: str | None) -> None:
+    """Load the source as the price commands will (a plugin imported and constructed, not fetched), and warn.
+
+    Validation is where a site finds out that its plugin's package is broken or its CSV of prices is not where
+    factory.yaml says, before the dashboard shows `n/a (error)` or a cron job exits 1 at night.
+    """
+    from pathlib import Path
+
+    from factoryctl.errors import FactoryError
+    from factoryctl.power.plugins import open_price_source
+
+    base = config.path.parent if config.path is not None else None
+    try:
+        source = open_price_source(name, prices, base)
+    except FactoryError as exc:
+        typer.echo(f"warning: {config.path}: power.price_source: {exc.message}", err=True)
+        return
+    path = getattr(source.source, "path", None) if source.builtin else None
+    if isinstance(path, Path) and not path.is_file():
+        typer.echo(f"warning: {config.path}: power.prices: {path} is not a file that can be read.", err=True)
 
 
 @app.command("show")

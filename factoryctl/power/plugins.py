@@ -24,6 +24,9 @@ from factoryctl.power.sources import MAX_PRICE_PER_MWH, CsvPriceSource, PriceSou
 #: The distribution that ships the built-in sources; its entries win over a plugin that registers the same name.
 BUILTIN_PACKAGE = "factoryctl"
 PLUGIN_HINT = "fix or uninstall that package, or set another power.price_source in factory.yaml."
+#: How long a plugin's `fetch` may take. Plugins are asked to time out their own network calls (docs/power.md);
+#: this is the backstop for one that does not, so a hung price feed never hangs a command or the dashboard.
+PLUGIN_FETCH_TIMEOUT_S = 60.0
 
 
 class PriceSourceError(FactoryError):
@@ -89,7 +92,9 @@ class LoadedPriceSource:
     def fetch(self, start_s: int | None = None, end_s: int | None = None) -> tuple[PricePoint, ...]:
         """Prices of intervals starting in [start_s, end_s), checked; a plugin's failure is a `PriceSourceError`."""
         try:
-            raw = self.source.fetch(start_s, end_s)
+            raw = self.source.fetch(start_s, end_s) if self.builtin else self._fetch_in_time(start_s, end_s)
+        except PriceSourceError:  # ours (the timeout): already the sentence
+            raise
         except FactoryError:
             if self.builtin:
                 raise
@@ -102,6 +107,35 @@ class LoadedPriceSource:
             for p in points
             if (start_s is None or p.timestamp_s >= start_s) and (end_s is None or p.timestamp_s < end_s)
         )
+
+    def _fetch_in_time(self, start_s: int | None, end_s: int | None) -> Any:
+        """The plugin's `fetch`, in a daemon thread given PLUGIN_FETCH_TIMEOUT_S; a `PriceSourceError` past it.
+
+        A thread cannot be stopped, so a hung plugin's thread is left behind, daemonic: it never keeps the process
+        alive, and the caller goes on with an error instead of waiting forever.
+        """
+        import threading
+
+        outcome: list[tuple[bool, Any]] = []
+
+        def call() -> None:
+            try:
+                outcome.append((True, self.source.fetch(start_s, end_s)))
+            except BaseException as exc:  # handed to the caller's thread, which classifies it
+                outcome.append((False, exc))
+
+        worker = threading.Thread(target=call, name=f"price-fetch-{self.entry.name}", daemon=True)
+        worker.start()
+        worker.join(PLUGIN_FETCH_TIMEOUT_S)
+        if not outcome:
+            raise PriceSourceError(
+                f"{self.label} gave no prices within {PLUGIN_FETCH_TIMEOUT_S:g} s (its fetch is still running).",
+                "check the price feed's network and the plugin's own timeouts; " + PLUGIN_HINT,
+            )
+        ok, value = outcome[0]
+        if not ok:
+            raise value
+        return value
 
 
 def _what(exc: BaseException) -> str:

@@ -181,3 +181,55 @@ def test_without_prices_and_without_a_factory_yaml_it_is_a_usage_error(cli, comm
     assert result.exit_code == 2, result.stderr
     assert "no --prices FILE was given" in result.stderr
     assert "factoryctl init" not in result.stderr
+
+
+def test_config_validate_loads_the_source_and_warns_when_it_cannot(cli, tmp_path, make_dist):
+    """A plugin that fails to import and a CSV of prices that is not there are found by `config validate` (a
+    warning, exit 0), not first by the dashboard or by a cron job at night."""
+    make_dist("fcpl-late", {"late": "fcpl_late:Source"}, {"fcpl_late": "raise ImportError('needs requests')\n"})
+    broken = cli("-c", str(factory_yaml(tmp_path, "power:\n  price_source: late\n")), "config", "validate")
+    assert broken.exit_code == 0, broken.stderr
+    assert "power.price_source: price source `late` (package fcpl-late) failed to import fcpl_late:Source" in (
+        broken.stderr
+    )
+    missing = cli(
+        "-c", str(factory_yaml(tmp_path, "power:\n  price_source: csv\n  prices: p.csv\n")), "config", "validate"
+    )
+    assert missing.exit_code == 0, missing.stderr
+    assert f"warning: {tmp_path / 'factory.yaml'}: power.prices: {tmp_path / 'p.csv'} is not a file" in missing.stderr
+    (tmp_path / "p.csv").write_text("timestamp_utc,price_per_mwh\n2023-01-01T00:00:00Z,5\n")
+    present = cli(
+        "-c", str(factory_yaml(tmp_path, "power:\n  price_source: csv\n  prices: p.csv\n")), "config", "validate"
+    )
+    assert present.exit_code == 0
+    assert "warning" not in present.stderr
+
+
+def test_a_plugin_whose_fetch_hangs_is_an_error_not_a_hang(cli, tmp_path, make_dist, monkeypatch):
+    """The backstop timeout: a plugin that never returns from fetch (a feed without its own timeout) ends the
+    command with one sentence naming it, and the dashboard's price shows the error."""
+    import factoryctl.power.plugins as plugins
+
+    module = "import threading\nRELEASE = threading.Event()\nclass Source:\n    def __init__(self, prices):\n"
+    module += (
+        "        pass\n    def fetch(self, start_s=None, end_s=None):\n        RELEASE.wait()\n        return []\n"
+    )
+    make_dist("fcpl-hang", {"hang": "fcpl_hang:Source"}, {"fcpl_hang": module})
+    monkeypatch.setattr(plugins, "PLUGIN_FETCH_TIMEOUT_S", 0.2)
+    try:
+        result = show(cli, tmp_path, "hang")
+        assert result.exit_code == 1, result.stderr
+        first, hint = result.stderr.splitlines()
+        assert first.endswith(
+            "price source `hang` (package fcpl-hang) gave no prices within 0.2 s (its fetch is still running)."
+        )
+        assert "the plugin's own timeouts" in hint
+        config = factory_yaml(tmp_path, "power:\n  price_source: hang\n")
+        grid = GridPrice(parse_config(config.read_text(), config, tmp_path / "state"))
+        assert grid.now(time.time(), 10.0) == (None, None)
+        assert grid.error is not None
+        assert "gave no prices within 0.2 s" in grid.error
+    finally:
+        import fcpl_hang  # type: ignore[import-not-found]
+
+        fcpl_hang.RELEASE.set()
