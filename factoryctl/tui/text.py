@@ -7,6 +7,7 @@ import time as _time
 from rich.text import Text
 
 from factoryctl.model.telemetry import GpuSample
+from factoryctl.tui.renderables.palette import tone
 
 #: Clock event (throttle) reasons in words, keyed by the names NVML, nvidia-smi and our agent use.
 THROTTLE_WORDS: dict[str, str] = {
@@ -103,7 +104,7 @@ def mib(value: float | None) -> str:
 def not_reported(gpu: GpuSample, name: str) -> Text:
     """`n/a (reason)` in grey for a field the driver did not report (never a made-up 0 or "none")."""
     reason = gpu.null_reasons.get(name)
-    return Text(f"n/a ({reason})" if reason else "n/a", style="bright_black")
+    return Text(f"n/a ({reason})" if reason else "n/a", style=tone("secondary"))
 
 
 def xid_events(gpu: GpuSample) -> list[tuple[int, float | None]]:

@@ -65,6 +65,17 @@ def test_the_table_flags_hottest_value_and_hot_bars_are_never_grey() -> None:
     assert cells["power"][0][1] == "bold"  # at the cap
     down = NodeRow(NodeSample(node="demo02", time=0.0, state="down", error="timeout"), "a", drained=False)
     assert colourless_emphasis(cell_pieces(down)["state"][0][1])
+    assert cell_pieces(down)["util"] == [("timeout", "")]  # why it is down, in the text's own colour
+
+
+@pytest.mark.usefixtures("no_color")
+def test_what_is_said_beside_the_data_is_normal_text_not_dark_grey() -> None:
+    """n/a, a down node's reason, event times: Textual would turn bright_black into #3a3a3a on black."""
+    from factoryctl.tui.text import not_reported
+
+    blank = dataclasses.replace(gpu(1, 0), null_reasons={"fan_pct": "not supported"})
+    assert not_reported(blank, "fan_pct").style == ""
+    assert Style.parse(str(not_reported(blank, "fan_pct").style)).color is None
 
 
 @pytest.mark.usefixtures("no_color")

@@ -12,7 +12,7 @@ from factoryctl.tui import text as fmt
 from factoryctl.tui.renderables.palette import tone
 from factoryctl.tui.view import FactorySummary
 
-SEPARATOR = (" │ ", "bright_black")
+SEPARATOR = (" │ ", tone("secondary"))
 #: Older data than this shows its age instead of its time.
 STALE_AFTER_S = 5.0
 
@@ -96,7 +96,7 @@ class FactorySummaryRenderable:
                 line.append_text(budget_gauge(s.power_kw, s.budget_kw))
                 line.append(f" {s.power_kw / s.budget_kw:.0%}")
         else:
-            line.append(" (no budget set)", style="bright_black")
+            line.append(" (no budget set)", style=tone("secondary"))
         if age is None:
             line.append(*SEPARATOR)
             line.append(fmt.clock(s.last_sample))
@@ -118,7 +118,7 @@ class FactorySummaryRenderable:
         line.append(*SEPARATOR)
         line.append("price ")
         if s.price is None:
-            line.append("n/a (error)" if s.price_error else "n/a", style="bright_black")
+            line.append("n/a (error)" if s.price_error else "n/a", style=tone("secondary"))
         else:
             arrow = "" if s.price.trend is None else " ↑" if s.price.trend > 0 else " ↓" if s.price.trend < 0 else " →"
             currency = f" {s.price.currency}" if s.price.currency else ""
@@ -126,7 +126,7 @@ class FactorySummaryRenderable:
         line.append(*SEPARATOR)
         line.append("cost ")
         if s.cost_per_hour is None:
-            line.append("n/a", style="bright_black")
+            line.append("n/a", style=tone("secondary"))
         else:
             line.append(f"{s.cost_per_hour:.2f}/h")
         line.append(*SEPARATOR)

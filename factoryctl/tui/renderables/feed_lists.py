@@ -50,11 +50,11 @@ class EventsRenderable:
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         """One cropped line per event."""
         if not self.events:
-            yield Text("no events yet", style="bright_black")
+            yield Text("no events yet", style=tone("secondary"))
             return
         for event in list(reversed(self.events))[: self.limit]:
             line = Text(no_wrap=True, overflow="ellipsis")
-            line.append(fmt.clock(event.time), style="bright_black")
+            line.append(fmt.clock(event.time), style=tone("secondary"))
             line.append(" ")
             if event.node:
                 line.append(event.node, style="bold")
@@ -76,18 +76,18 @@ class JobsRenderable:
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         """One cropped line per job."""
         if self.jobs is None:
-            yield Text("no scheduler data (jobs appear once the gang scheduler runs)", style="bright_black")
+            yield Text("no scheduler data (jobs appear once the gang scheduler runs)", style=tone("secondary"))
             return
         if not self.jobs:
-            yield Text("no jobs", style="bright_black")
+            yield Text("no jobs", style=tone("secondary"))
             return
         order = {"RUNNING": 0, "STARTING": 1, "PENDING": 2, "DEFERRED": 3}
         for job in sorted(self.jobs, key=lambda j: order.get(j.state, 4))[: self.limit]:
             line = Text(no_wrap=True, overflow="ellipsis")
-            line.append(f"{job.state:<9}", style=JOB_STATE_STYLES.get(job.state, "bright_black"))
+            line.append(f"{job.state:<9}", style=JOB_STATE_STYLES.get(job.state, tone("secondary")))
             line.append(f" {job.id} {job.name} {job.num_gpus} GPUs")
             if job.nodes:
-                line.append(f" on {','.join(job.nodes)}", style="bright_black")
+                line.append(f" on {','.join(job.nodes)}", style=tone("secondary"))
             if job.reason:
-                line.append(f" ({job.reason})", style="bright_black")
+                line.append(f" ({job.reason})", style=tone("secondary"))
             yield line

@@ -93,7 +93,7 @@ def detail_rows(gpu: GpuSample) -> list[tuple[str, Text]]:
     ]
     unsupported = [f"{k}: {v}" for k, v in gpu.null_reasons.items()]
     if unsupported:
-        rows.append(("not reported", Text("; ".join(unsupported), style="bright_black")))
+        rows.append(("not reported", Text("; ".join(unsupported), style=tone("secondary"))))
     return rows
 
 
@@ -118,7 +118,7 @@ class GpuDetailRenderable:
         h = self.history
         gpu = self.gpu
         if h is None or not h.power_w:
-            return Group(Text("history: collecting…", style="bright_black"))
+            return Group(Text("history: collecting…", style=tone("secondary")))
         return Group(
             Text(f"utilization (last {len(h.utilization_pct)} samples)", style="bold"),
             Sparkline(h.utilization_pct, minimum=0, maximum=100, style="green"),

@@ -53,7 +53,7 @@ def style(name: str) -> Style:
 
 def _bar(bar: Bar, plain: bool) -> Piece:
     if bar is None:
-        return MISSING, "bright_black"
+        return MISSING, tone("secondary", plain)
     fraction, level = bar
     return block(fraction), bar_style(level, plain)
 
@@ -87,7 +87,7 @@ def cell_pieces(row: NodeRow) -> dict[str, list[Piece]]:
         flags.append((" unhlth" if row.drained else "unhealthy", tone("alarm", plain)))
     cells["flags"] = flags
     if sample.state == "down":
-        cells["util"] = [(sample.error or "unreachable", "bright_black")]
+        cells["util"] = [(sample.error or "unreachable", tone("secondary", plain))]
         cells["power"] = []
         cells["temp"] = []
         return cells

@@ -19,6 +19,7 @@ COLOUR_STYLES = {
     "ok": "green",
     "idle": "bright_black",
     "hot": "bold red",
+    "secondary": "bright_black",  # what is said beside the data: n/a, a down node's reason, event times
 }
 #: Meaning -> style without colour: at least as readable as normal text, never a dark grey.
 PLAIN_STYLES = {
@@ -28,9 +29,10 @@ PLAIN_STYLES = {
     "ok": "",
     "idle": "",
     "hot": "bold reverse",
+    "secondary": "",  # normal text: a down node's reason is what the operator reads first
 }
 #: The same for one-cell bars, whose height is their value (reverse video would invert it).
-PLAIN_BAR_STYLES = {"alarm": "bold", "stale": "bold", "warn": "", "ok": "", "idle": "", "hot": "bold"}
+PLAIN_BAR_STYLES = {"alarm": "bold", "stale": "bold", "warn": "", "ok": "", "idle": "", "hot": "bold", "secondary": ""}
 
 
 def no_color() -> bool:

@@ -8,6 +8,7 @@ from textual.widget import Widget
 
 from factoryctl.model.telemetry import GpuSample
 from factoryctl.tui.renderables.gpu_detail import GpuDetailRenderable
+from factoryctl.tui.renderables.palette import tone
 from factoryctl.tui.services import GpuHistory
 
 
@@ -31,5 +32,5 @@ class GpuDetail(Widget):
     def render(self) -> RenderableType:
         """The detail renderable."""
         if self.gpu is None:
-            return Text("no GPU reported", style="bright_black")
+            return Text("no GPU reported", style=tone("secondary"))
         return GpuDetailRenderable(self.gpu, self.history)

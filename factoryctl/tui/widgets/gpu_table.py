@@ -38,7 +38,7 @@ COLUMNS = (
 def history_cell(history: GpuHistory | None) -> Text:
     """The GPU's recent utilization as a one-line sparkline (newest on the right)."""
     if history is None or not history.utilization_pct:
-        return Text("…", style="bright_black")
+        return Text("…", style=tone("secondary"))
     row = Sparkline(history.utilization_pct, minimum=0, maximum=100, style="green").rows(HISTORY_WIDTH)[0]
     text = Text(no_wrap=True)
     for char, style in row:
@@ -85,7 +85,7 @@ def gpu_cells(gpu: GpuSample, history: GpuHistory | None = None) -> list[Text]:
         Text("—" if gpu.sm_clock_mhz is None else f"{gpu.sm_clock_mhz:.0f}"),
         Text("—" if gpu.energy_j is None else f"{gpu.energy_j / 3.6e6:.2f}"),
         history_cell(history),
-        Text(gpu.uuid or "—", style="bright_black"),
+        Text(gpu.uuid or "—", style=tone("secondary")),
     ]
 
 

@@ -31,7 +31,7 @@ def node_summary_text(
     line = Text(no_wrap=True, overflow="ellipsis")
     line.append(node, style="bold")
     if sample is None:
-        line.append("  not in the latest snapshot", style="bright_black")
+        line.append("  not in the latest snapshot", style=tone("secondary"))
         return line
     line.append("  ")
     line.append(sample.state, style=state_style(sample.state))
@@ -40,7 +40,7 @@ def node_summary_text(
     line.append(f"  rack {rack or '—'}  agent {sample.agent_version or '—'} ({sample.backend or '—'})")
     seen = sample_time(sample, snapshot_time)
     if seen is not None:  # no time at all rather than a made-up one
-        line.append(f"  seen {fmt.clock(seen)}", style="bright_black")
+        line.append(f"  seen {fmt.clock(seen)}", style=tone("secondary"))
     second = Text(no_wrap=True, overflow="ellipsis")
     if sample.state == "down" or sample.error:
         second.append(f"{sample.error or 'down'}: {sample.message or 'no answer'}", style=tone("alarm"))

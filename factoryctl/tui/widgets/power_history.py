@@ -7,6 +7,7 @@ from rich.text import Text
 from textual.widget import Widget
 
 from factoryctl.tui import text as fmt
+from factoryctl.tui.renderables.palette import tone
 from factoryctl.tui.renderables.sparkline import Sparkline
 from factoryctl.tui.services import FactorySnapshot
 
@@ -46,6 +47,6 @@ class PowerHistory(Widget):
     def render(self) -> RenderableType:
         """The graph, scaled from zero to the budget (or the peak)."""
         if not self.values:
-            return Text("collecting…", style="bright_black")
+            return Text("collecting…", style=tone("secondary"))
         top = max(max(self.values), self.budget_w or 0.0)
         return Sparkline(self.values, height=2, minimum=0.0, maximum=top, style="cyan", ceiling=self.budget_w)
