@@ -423,31 +423,9 @@ def _ship_with_cat(
         )
     if word == "reuse":
         return ShippedAgent(str(PurePosixPath(about) / name), False, detail == local.sha256)
-    if word == "symlink":
-        raise _refuse_symlink(node, directory)
-    if word == "notdir":
-        raise NodeError(
-            node,
-            "agent",
-            f"the agent cache {_shown(directory)} on the node is not a directory.",
-            f"remove it on the node, or set ssh.remote_cache_dir (or ${REMOTE_CACHE_ENV}) to a private directory.",
-        )
-    if word == "owner":
-        raise _refuse_dir(
-            node, directory, "does not belong to the login user",
-            "on the node, `chown` it to the login user (then `chmod 700 {dir}`)",
-        )  # fmt: skip
-    if word == "mode":
-        raise _refuse_dir(
-            node, directory, f"is writable by group or others (mode {_ls_mode(detail):04o})",
-            "make it private on the node with `chmod go-w {dir}`",
-        )  # fmt: skip
-    if word in ("powner", "pmode", "pnotdir"):
-        owner, _, shown_mode = detail.rpartition(" ")
-        # `powner`: the owner is neither root nor the login user (-1 stands for the latter, unknown here)
-        problem = _parent_problem(about, _ls_type(shown_mode), int(owner) if owner.isdigit() else 0, -1)
-        if problem:
-            raise _refuse_dir(node, directory, *problem)
+    refusal = _cat_refusal(node, directory, word, detail, about)
+    if refusal is not None:
+        raise refusal
     remote = str(PurePosixPath(about) / name)
     partial = f"{remote}.{secrets.token_hex(4)}.part"
     script = 'umask 077 && cat > "$1" && mv -f -- "$1" "$2"'
@@ -460,6 +438,36 @@ def _ship_with_cat(
             "check free space and permissions of the cache directory on the node.",
         )
     return ShippedAgent(remote, True, True)
+
+
+def _cat_refusal(node: str, directory: str, word: str, detail: str, about: str) -> NodeError | None:
+    """The refusal `_CAT_PROBE`'s verdict calls for (`word detail` on its first line, the directory after), if any."""
+    if word == "symlink":
+        return _refuse_symlink(node, directory)
+    if word == "notdir":
+        return NodeError(
+            node,
+            "agent",
+            f"the agent cache {_shown(directory)} on the node is not a directory.",
+            f"remove it on the node, or set ssh.remote_cache_dir (or ${REMOTE_CACHE_ENV}) to a private directory.",
+        )
+    if word == "owner":
+        return _refuse_dir(
+            node, directory, "does not belong to the login user",
+            "on the node, `chown` it to the login user (then `chmod 700 {dir}`)",
+        )  # fmt: skip
+    if word == "mode":
+        return _refuse_dir(
+            node, directory, f"is writable by group or others (mode {_ls_mode(detail):04o})",
+            "make it private on the node with `chmod go-w {dir}`",
+        )  # fmt: skip
+    if word in ("powner", "pmode", "pnotdir"):
+        owner, _, shown_mode = detail.rpartition(" ")
+        # `powner`: the owner is neither root nor the login user (-1 stands for the latter, unknown here)
+        problem = _parent_problem(about, _ls_type(shown_mode), int(owner) if owner.isdigit() else 0, -1)
+        if problem:
+            return _refuse_dir(node, directory, *problem)
+    return None
 
 
 #: Exit status of `agent_command` when the cache changed between the check and the start (not 126/127: those mean
