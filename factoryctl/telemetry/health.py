@@ -134,15 +134,17 @@ def gpu_events(before: NodeSample | None, after: NodeSample) -> list[Event]:
     """Health events between two samples of one node: XIDs, ECC errors, lost GPUs, thermal slowdown starting.
 
     An XID is an event once: those already listed in `before` are not new. Every XID of a node's first sample is
-    new, since an agent lists only the XIDs raised after it started.
+    new, since an agent lists only the XIDs raised after it started. A GPU seen for the first time (a node never
+    stored, or a GPU `before` does not have) is compared with a healthy one, so a GPU already lost, with
+    uncorrectable ECC errors or slowing down when monitoring starts is an event too: otherwise it would never page.
     """
     old = {g.index: g for g in before.gpus} if before is not None else {}
     events: list[Event] = []
     for gpu in after.gpus:
         prev = old.get(gpu.index)
         events.extend(xid_events(after.node, after.time, gpu, prev.xid_events if prev is not None else ()))
-        if prev is not None:
-            events.extend(_gpu_changes(after.node, after.time, prev, gpu))
+        baseline = prev if prev is not None else GpuSample(after.node, gpu.index)
+        events.extend(_gpu_changes(after.node, after.time, baseline, gpu))
     return events
 
 

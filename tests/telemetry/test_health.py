@@ -176,3 +176,22 @@ def test_a_restarted_controller_keeps_a_lost_gpus_identity_and_logs_no_xid_twice
     assert (latest.gpus[0].uuid, latest.gpus[0].name) == ("GPU-abc", "H100")
     assert latest.gpus[0].xid_events == (xid,)
     assert len(xids) == 1
+
+
+def test_a_gpu_seen_first_is_compared_with_a_healthy_one() -> None:
+    """Faults present in a node's first sample are events (else a GPU dead before monitoring began never pages)."""
+    first = NodeSample(
+        "n1",
+        5.0,
+        gpus=(
+            GpuSample("n1", 0, ecc_uncorrected=3),
+            GpuSample("n1", 1, null_reasons={"power_w": "gpu_lost"}),
+            GpuSample("n1", 2, ecc_uncorrected=0, throttle_reasons=("HwThermalSlowdown",)),
+            GpuSample("n1", 3, ecc_uncorrected=0),
+        ),
+    )
+    found = [(e.kind, e.gpu, e.time) for e in gpu_events(None, first)]
+    assert found == [("ecc", 0, 5.0), ("gpu_lost", 1, 5.0), ("thermal", 2, 5.0)]
+    grown = NodeSample("n1", 6.0, gpus=(*first.gpus, GpuSample("n1", 4, null_reasons={"uuid": "gpu_lost"})))
+    assert [(e.kind, e.gpu) for e in gpu_events(first, grown)] == [("gpu_lost", 4)]
+    assert gpu_events(first, first) == []

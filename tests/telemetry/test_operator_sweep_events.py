@@ -50,3 +50,16 @@ def test_a_sweep_beside_a_live_controller_leaves_events_to_it(cli: Any, factory:
     finally:
         lock.release()
     assert events(cli, factory) == []
+
+
+def test_a_fault_already_there_at_the_first_sweep_is_an_event_once(cli: Any, factory: Path) -> None:
+    """A GPU lost, or with uncorrectable ECC errors, before the store ever saw its node pages too (it was compared
+    with nothing and logged nothing), and only once: the next sweep compares it with the stored sample."""
+    for target, fault in (("n1/1", "--lost"), ("n2/0", "--ecc")):
+        injected = cli("--config", str(factory), "sim", "inject", target, fault, "--timeout", "30")
+        assert injected.exit_code == 0, injected.stderr
+    sweep(cli, factory)
+    faults = [("ecc", "n2", 0), ("gpu_lost", "n1", 1)]
+    assert events(cli, factory) == [*faults, ("node_up", "n1", None), ("node_up", "n2", None)]
+    sweep(cli, factory)
+    assert events(cli, factory) == [*faults, ("node_up", "n1", None), ("node_up", "n2", None)]
