@@ -7,7 +7,7 @@ neither paramiko nor pynvml.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -196,6 +196,17 @@ def sweep_changes(
         events.extend(gpu_events(previous, s))
         kept.append(carry_forward(previous, s))
     return kept, states, events
+
+
+#: The order the parts of an energy `source` are named in (docs/telemetry.md): older history first.
+ENERGY_SOURCES = ("rollup", "counter", "power")
+
+
+def node_energy_source(per_gpu: Iterable[str]) -> str:
+    """A node's energy source from its GPUs': every part any GPU used, joined with `+` (`rollup+counter`)."""
+    parts = {part for source in per_gpu for part in source.split("+") if part != "none"}
+    named = [part for part in ENERGY_SOURCES if part in parts] + sorted(parts.difference(ENERGY_SOURCES))
+    return "+".join(named) or "none"
 
 
 def _sweep_item(sample: NodeSample) -> dict[str, Any]:
@@ -442,7 +453,7 @@ def energy(
                 "gpus": len(per_gpu),
                 "energy_kwh": kwh,
                 "cost": kwh * price_per_kwh if price_per_kwh is not None else None,
-                "source": ",".join(sorted({s for _, _, s in per_gpu})),
+                "source": node_energy_source(s for _, _, s in per_gpu),
                 "from": iso_utc(start),
                 "to": iso_utc(min(end, time.time())),
                 "per_gpu": [{"gpu": g, "energy_kwh": j / 3.6e6} for g, j, _ in per_gpu],

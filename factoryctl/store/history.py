@@ -51,7 +51,7 @@ class HistoryQueries(StoreConnection):
     def _raw_from(self, node_id: int, gpu: int, start: int, end: int) -> int:
         """Where the window's raw rows begin (ms): `start`, or the oldest raw row if later; `end` if none."""
         oldest = self._query("SELECT MIN(t_ms) FROM sample WHERE node_id = ? AND gpu = ?", (node_id, gpu))[0][0]
-        return max(start, oldest) if oldest is not None else end
+        return min(max(start, oldest), end) if oldest is not None else end  # never past the window's end
 
     def _gpu_history(self, node_id: int, gpu: int, spec: rows.Metric, since: float, until: float) -> list[HistoryRow]:
         """(time, mean, min, max, n) rows, rollups before the oldest raw row then raw rows, in time order."""
@@ -98,12 +98,13 @@ class HistoryQueries(StoreConnection):
         raw_from = self._raw_from(node_id, gpu, start, end)
         joules, sources = 0.0, []
         if start < raw_from:
-            found = self._query(
-                "SELECT SUM(power_mw_mean) FROM rollup WHERE node_id = ? AND gpu = ? AND t_min >= ? AND t_min < ?",
+            minutes = self._query(
+                "SELECT t_min, power_mw_mean FROM rollup WHERE node_id = ? AND gpu = ? AND t_min >= ? AND t_min < ?"
+                " AND power_mw_mean IS NOT NULL ORDER BY t_min",
                 (node_id, gpu, -(-start // 60000), raw_from // 60000),  # whole minutes before the raw window only
-            )[0][0]
-            if found is not None:
-                joules += found / 1000 * 60
+            )
+            if minutes:
+                joules += _rollup_joules([(int(t), float(mw)) for t, mw in minutes], raw_from)
                 sources.append("rollup")
         found = self._query(
             "SELECT t_ms, energy_mj, power_mw FROM sample WHERE node_id = ? AND gpu = ? AND t_ms >= ? AND t_ms < ?"
@@ -143,6 +144,22 @@ class HistoryQueries(StoreConnection):
                     item[metric.name] = rows.decode(value, metric.scale)
                 item["throttle_reasons"] = rows.reasons_from_mask(values[-1], bit_names)
                 yield item
+
+
+def _rollup_joules(minutes: Sequence[tuple[int, float]], stop_ms: int) -> float:
+    """Joules from 1-minute mean power (minute, milliwatts), each minute held until the next one with data.
+
+    Only minutes with a sample have a row, so counting each as 60 s would bill a GPU sampled every 5 minutes (a cron
+    sweep) for one minute in five. Each minute's mean counts until the next minute with data, but never longer
+    than the usual spacing of this GPU's minutes (their median gap, at least 60 s): a node switched off for a day,
+    or the last minute before the window's end, is not billed at its last power for the whole gap.
+    """
+    starts = [t * 60_000 for t, _ in minutes]
+    gaps = sorted(b - a for a, b in itertools.pairwise(starts))
+    usual = max(60_000, gaps[len(gaps) // 2] if gaps else 60_000)
+    ends = [*starts[1:], max(stop_ms, starts[-1])]
+    held_ms = [min(end - begin, usual) for begin, end in zip(starts, ends, strict=True)]
+    return sum(ms / 1000 * mw / 1000 for ms, (_, mw) in zip(held_ms, minutes, strict=True))
 
 
 def _bucket(found: Sequence[HistoryRow], step: float) -> list[Point]:
