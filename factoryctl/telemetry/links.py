@@ -25,6 +25,7 @@ from factoryctl.model.telemetry import NodeSample
 from factoryctl.telemetry.health import MISSED_FOR_DOWN
 from factoryctl.telemetry.poll import as_node_error, check_agent_cache, open_transport
 from factoryctl.transport.base import NodeTransport
+from factoryctl.transport.host_limits import raise_open_file_limit
 from factoryctl.transport.session import AgentSession
 
 log = logging.getLogger("factoryctl.telemetry")
@@ -126,16 +127,21 @@ class NodeLink:
         self._thread = threading.Thread(target=self._run, name=f"link-{node.name}", daemon=True)
 
     def start(self) -> None:
-        """Start the link's thread."""
-        self._thread.start()
+        """Start the link's thread; when this machine cannot start one, the node is reported down with why."""
+        raise_open_file_limit()  # a link holds a socket for as long as it runs
+        try:
+            self._thread.start()
+        except RuntimeError as exc:  # the task limit: the node is fine, this machine is out of threads
+            self._sink.link_failed(self.node.name, as_node_error(self.node.name, exc))
 
     def stop(self) -> None:
         """Ask the link to close its session and end (returns at once; see `join`)."""
         self._stop.set()
 
     def join(self, timeout: float) -> None:
-        """Wait for the link's thread to end."""
-        self._thread.join(timeout)
+        """Wait for the link's thread to end (at once if it never started)."""
+        if self._thread.ident is not None:
+            self._thread.join(timeout)
 
     @property
     def session(self) -> AgentSession | None:

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Generic, TypeVar, cast
 
 from factoryctl.errors import ConfigError, FactoryError, NodeError, UsageError
+from factoryctl.transport.host_limits import local_limit_error, raise_open_file_limit
 
 if TYPE_CHECKING:  # the CLI imports this module for its `--fanout` bounds when it builds `--help`: keep it light
     from factoryctl.model.inventory import NodeSpec
@@ -35,6 +36,8 @@ T = TypeVar("T")
 DEFAULT_FANOUT = 64
 #: The most `--fanout` accepts: a thread per node in flight, and 10,000 threads is already past what helps.
 MAX_FANOUT = 10_000
+#: Past this many nodes in flight the open-file soft limit (often 1,024) is raised to the hard one first.
+LARGE_FANOUT = 256
 
 #: The message of a node whose command was never run because its caller was interrupted.
 NOT_STARTED_MESSAGE = "not started: exec was interrupted"
@@ -60,6 +63,9 @@ def as_node_error(node: str, exc: BaseException) -> NodeError:
     """
     if isinstance(exc, NodeError):
         return exc
+    local = local_limit_error(node, exc)
+    if local is not None:
+        return local
     if isinstance(exc, (ConfigError, UsageError)):
         error = NodeError(node, "config" if isinstance(exc, ConfigError) else "usage", exc.message, exc.hint)
         error.exit_code = exc.exit_code  # NodeError's kinds map node failures only
@@ -80,6 +86,8 @@ class FanOut(Generic[T]):
         cancel: threading.Event | None = None,
     ) -> None:
         self.nodes = list(nodes)
+        if min(len(self.nodes), fanout) > LARGE_FANOUT:
+            raise_open_file_limit()  # a socket (and pipes) per node in flight
         self._work = work
         self._cancel = cancel
         self._slots = threading.BoundedSemaphore(max(1, fanout))

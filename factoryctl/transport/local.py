@@ -8,7 +8,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from factoryctl.errors import NodeError
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.transport.base import CappedOutput, CommandCut, CommandResult, OutputSink, cut_short, kept_stderr
 from factoryctl.transport.launch import agent_argv
+from factoryctl.transport.polling import readable, writable
 from factoryctl.transport.session import AgentSession
 from factoryctl.transport.stdin_stream import CHUNK, Feed, Stdin, as_feed
 
@@ -203,7 +203,7 @@ def _start(argv: list[str], feed: Feed | None) -> subprocess.Popen[bytes] | Comm
 
 
 class _Collect:
-    """Reads one output stream to its end on a thread (select + os.read, so `stop` ends it whatever holds the pipe).
+    """Reads one output stream to its end on a thread (poll + os.read, so `stop` ends it whatever holds the pipe).
 
     What it read is kept in `kept` (bounded, like SSH commands' output), and passed on to its sink as it comes.
     """
@@ -218,7 +218,7 @@ class _Collect:
     def _read(self, fd: int) -> None:
         with contextlib.suppress(OSError, ValueError):
             while not self._stop.is_set():
-                ready, _, _ = select.select([fd], [], [], _POLL_S)
+                ready = readable([fd], _POLL_S)
                 if ready:
                     chunk = os.read(fd, CHUNK)
                     if not chunk:
@@ -241,8 +241,7 @@ class _Collect:
         self._thread.join()
         with contextlib.suppress(OSError, ValueError):
             for _ in range(_DRAIN_CHUNKS):
-                ready, _, _ = select.select([self._fd], [], [], 0)
-                chunk = os.read(self._fd, CHUNK) if ready else b""
+                chunk = os.read(self._fd, CHUNK) if readable([self._fd], 0) else b""
                 if not chunk:
                     return
                 self.kept.add(chunk)
@@ -257,7 +256,7 @@ def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
 def _pump(feed: Feed, proc: subprocess.Popen[bytes]) -> None:
     """Write the feed to the command's stdin, then close it; a slow reader slows the feed.
 
-    Writes never block (the pipe is non-blocking, select waits for room a poll at a time), so the pump ends as soon
+    Writes never block (the pipe is non-blocking, poll waits for room a moment at a time), so the pump ends as soon
     as the feed is closed or the command exited, even while a background child holds the pipe without reading.
     """
     pipe = proc.stdin
@@ -268,8 +267,7 @@ def _pump(feed: Feed, proc: subprocess.Popen[bytes]) -> None:
         while proc.poll() is None and not feed.closed:
             data = feed.peek(CHUNK)
             if data:
-                _, ready, _ = select.select([], [fd], [], _POLL_S)
-                if ready:
+                if writable(fd, _POLL_S):
                     with contextlib.suppress(BlockingIOError):
                         feed.advance(os.write(fd, data))
             elif feed.ended:

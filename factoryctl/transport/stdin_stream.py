@@ -4,7 +4,7 @@ A reader thread reads the source in chunks while the commands run; every chunk g
 node's command gets EOF when the source ends. Nothing ever waits for the source: a command that exits is done, and
 once every node's command is done the reader is told to stop (a pipe that never closes holds nobody up).
 
-The source is read with select + os.read on its file descriptor, so a descriptor a parent left O_NONBLOCK (some CI
+The source is read with poll + os.read on its file descriptor, so a descriptor a parent left O_NONBLOCK (some CI
 runners do) loses nothing and raises nothing: "no data yet" is just waited for. Its flags are never changed (the
 open file description is shared with the parent).
 
@@ -20,11 +20,11 @@ from __future__ import annotations
 import bisect
 import contextlib
 import os
-import select
 import threading
 from typing import TypeAlias
 
 from factoryctl.errors import NodeError
+from factoryctl.transport.polling import readable
 
 #: Bytes read from the source at once (and the most a feed hands out per call).
 CHUNK = 1 << 16
@@ -139,7 +139,7 @@ class StdinBroadcast:
                 if self._stopped or self._nobody_left():
                     return
             try:
-                ready, _, _ = select.select([fd, wake[0]], [], [], _POLL_S)
+                ready = readable([fd, wake[0]], _POLL_S)
                 if fd not in ready:
                     continue  # woken by stop, or a poll to look again at who is left
                 data = os.read(fd, CHUNK)

@@ -1,0 +1,95 @@
+"""Descriptors numbered past FD_SETSIZE (1024) work: a fleet of a few hundred nodes gets there.
+
+select(2) refuses them (`ValueError: filedescriptor out of range in select()`), and the open-file limit is raised
+for large fleets (transport/host_limits.py), so every wait on a descriptor uses poll. The test fills the low
+numbers with /dev/null so that the transport's own pipes are numbered above 1024.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+from collections.abc import Iterator
+
+import pytest
+
+from factoryctl.errors import NodeError
+from factoryctl.model.inventory import NodeSpec
+from factoryctl.transport.host_limits import local_limit_error, raise_open_file_limit
+from factoryctl.transport.local import LocalTransport
+from factoryctl.transport.polling import readable, writable
+
+PAST_FD_SETSIZE = 1100
+
+
+@pytest.fixture
+def low_numbers_taken() -> Iterator[None]:
+    """Hold every descriptor below PAST_FD_SETSIZE, so new ones are numbered past 1024."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < PAST_FD_SETSIZE + 200:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, PAST_FD_SETSIZE + 1000), hard))
+    held: list[int] = []
+    try:
+        while True:
+            fd = os.open(os.devnull, os.O_RDONLY)
+            held.append(fd)
+            if fd >= PAST_FD_SETSIZE:
+                break
+        yield
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+@pytest.mark.usefixtures("low_numbers_taken")
+def test_poll_waits_on_a_descriptor_past_fd_setsize() -> None:
+    read_end, write_end = os.pipe()
+    try:
+        assert read_end > 1024
+        assert readable([read_end], 0) == []
+        assert writable(write_end, 0)
+        os.write(write_end, b"x")
+        assert readable([read_end], 5) == [read_end]
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
+@pytest.mark.usefixtures("low_numbers_taken")
+def test_a_local_command_with_input_and_output_past_fd_setsize(tmp_path) -> None:
+    transport = LocalTransport(NodeSpec(name="ws", host="ws", transport="local"), "lab", tmp_path)
+    data = os.urandom(1 << 20)
+    result = transport.run(["cat"], 60, stdin=data)
+    assert result.exit_code == 0
+    assert result.stdout == data
+
+
+def test_the_open_file_limit_is_raised_to_the_hard_one() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    lowered = min(soft, 256)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (lowered, hard))
+    try:
+        import factoryctl.transport.host_limits as host_limits
+
+        host_limits._raised = False
+        raise_open_file_limit()
+        raised, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        assert raised == hard or (hard == resource.RLIM_INFINITY and raised > lowered)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_running_out_of_files_or_threads_is_this_machines_limit_not_the_nodes() -> None:
+    files = local_limit_error("gpu01", OSError(24, "Too many open files"))
+    assert isinstance(files, NodeError)
+    assert (files.kind, files.exit_code) == ("local", 1)
+    assert "no file descriptor left" in files.message
+    assert "ulimit -n is " in files.message
+    assert "LimitNOFILE=" in (files.hint or "")
+    threads = local_limit_error("gpu01", RuntimeError("can't start new thread"))
+    assert threads is not None
+    assert "cannot start another thread" in threads.message
+    assert "TasksMax=" in (threads.hint or "")
+    assert local_limit_error("gpu01", OSError(111, "Connection refused")) is None
+    assert local_limit_error("gpu01", RuntimeError("something else")) is None
