@@ -48,6 +48,29 @@ class HistoryQueries(StoreConnection):
                 series.append(Series(name, gpu, metric, points))
         return series
 
+    def history_size(
+        self, nodes: Sequence[str], metric: str, since: float, until: float, gpus: Sequence[int] | None = None
+    ) -> int:
+        """How many points `history` (without a step) would return: counted, not read, to bound a query first."""
+        spec = METRICS[metric]
+        start, end = to_ms(since), to_ms(until)
+        ids = self._known_node_ids(nodes)
+        total = 0
+        for node_id, gpu in self._gpu_pairs([ids[n] for n in nodes if n in ids]):
+            if gpus is not None and gpu not in gpus:
+                continue
+            raw_from = self._raw_from(node_id, gpu, start, end)
+            if spec.rollup and start < raw_from:
+                total += self._query(
+                    "SELECT COUNT(*) FROM rollup WHERE node_id = ? AND gpu = ? AND t_min >= ? AND t_min * 60000 < ?",
+                    (node_id, gpu, start // 60000, raw_from),
+                )[0][0]
+            total += self._query(
+                "SELECT COUNT(*) FROM sample WHERE node_id = ? AND gpu = ? AND t_ms >= ? AND t_ms < ?",
+                (node_id, gpu, raw_from, end),
+            )[0][0]
+        return int(total)
+
     def _raw_from(self, node_id: int, gpu: int, start: int, end: int) -> int:
         """Where the window's raw rows begin (ms): `start`, or the oldest raw row if later; `end` if none."""
         oldest = self._query("SELECT MIN(t_ms) FROM sample WHERE node_id = ? AND gpu = ?", (node_id, gpu))[0][0]

@@ -79,6 +79,30 @@ def test_history_table_summarises_each_gpu(cli: Any, filled: Path) -> None:
     assert len(lines) == 5
 
 
+def test_a_history_too_large_to_hold_is_bounded_before_it_is_read(
+    cli: Any, filled: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every point of a fleet for hours took gigabytes: JSON refuses past the bound (exit 2, with what to do), the
+    table summarises in buckets and says so, and --step is always served."""
+    import factoryctl.cli.telemetry as telemetry
+
+    monkeypatch.setattr(telemetry, "MAX_HISTORY_POINTS", 400)  # the store holds 480 points: 2 nodes x 2 GPUs x 120
+    refused = cli("--config", str(filled), "telemetry", "history", "all", "--since", "10m", "-o", "json")
+    assert refused.exit_code == 2
+    assert "this query would return 480 points (at most 400 without --step)." in refused.stderr
+    assert "--step" in refused.stderr.splitlines()[-1]
+    table = cli("--config", str(filled), "telemetry", "history", "all", "--since", "10m")
+    assert table.exit_code == 0, table.stderr
+    assert "480 points: summarised in 60 s buckets (--step to choose)" in table.stderr
+    counts = {line.split()[3] for line in table.stdout.splitlines()[1:]}
+    assert counts in ({"2"}, {"3"})  # 120 s of samples fall in 2 or 3 minutes, not 120 points
+    stepped = cli("--config", str(filled), "telemetry", "history", "n1", "--since", "10m", "--step", "1m", "-o", "json")
+    assert stepped.exit_code == 0, stepped.stderr
+    assert 2 <= len(stepped.json()["items"][0]["points"]) <= 3
+    monkeypatch.setattr(telemetry, "MAX_HISTORY_POINTS", 480)
+    assert cli("--config", str(filled), "telemetry", "history", "all", "--since", "10m", "-o", "json").exit_code == 0
+
+
 def test_history_target_defaults_to_all(cli: Any, filled: Path) -> None:
     result = cli("--config", str(filled), "telemetry", "history", "--metric", "temperature_c")
     assert result.exit_code == 0, result.stderr
