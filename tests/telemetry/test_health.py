@@ -195,3 +195,14 @@ def test_a_gpu_seen_first_is_compared_with_a_healthy_one() -> None:
     grown = NodeSample("n1", 6.0, gpus=(*first.gpus, GpuSample("n1", 4, null_reasons={"uuid": "gpu_lost"})))
     assert [(e.kind, e.gpu) for e in gpu_events(first, grown)] == [("gpu_lost", 4)]
     assert gpu_events(first, first) == []
+
+
+def test_a_state_event_names_its_node_once() -> None:
+    from factoryctl.store.rows import NodeState
+    from factoryctl.telemetry.health import state_event
+
+    event = state_event(NodeState("g0001", "degraded", 5.0, 4.0, "timeout", "g0001: no sample for 11 s"))
+    assert event.message == "g0001 is degraded: no sample for 11 s"
+    assert state_event(NodeState("g1", "down", 5.0, None, "refused", "10.0.0.1:22 refused")).message == (
+        "g1 is down: 10.0.0.1:22 refused"
+    )
