@@ -1,10 +1,12 @@
 """Offline scoring of a power policy on a price series: causal replay, the fixed metrics, and two references.
 
 The simulator is how a policy is chosen before it touches a node, so its definitions are fixed (docs/power.md):
-cost = sum(price x power_rel(frac)), baseline = the same at frac 1, saving = (baseline - cost) / |baseline| (so
-money saved is a positive saving whatever the sign of the prices), loss = 1 - mean throughput_rel(frac) over every
-interval. It replays the engine interval by interval and hands it only the prices published by then (`visibility`),
-then compares with the best price-blind fixed limit and the clairvoyant LP.
+cost = sum(price/MWh x power_rel(frac) x hours), the bill of GPUs drawing 1 MW at their largest limit; baseline =
+the same at frac 1; saving = (baseline - cost) / |baseline| (so money saved is a positive saving whatever the sign
+of the prices); loss = 1 - the time-weighted mean of throughput_rel(frac). Each row is weighted by its own interval
+(`intervals.row_intervals`), so a file that mixes hourly and 15-minute rows counts each for the time it lasts. It
+replays the engine interval by interval and hands it only the prices published by then (`visibility`), then
+compares with the best price-blind fixed limit and the clairvoyant LP.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from factoryctl.errors import UsageError
 from factoryctl.model.power import GpuPowerRange, PowerAction, PricePoint, iso_utc_seconds
 from factoryctl.power.curve import PowerCurve
+from factoryctl.power.intervals import row_intervals
 from factoryctl.power.policy.config import OptimizePolicy, Policy
 from factoryctl.power.policy.engine import EngineSetup, EngineState, decide
 from factoryctl.power.policy.lagrange import LagrangeChains, solve_lp
@@ -31,17 +34,30 @@ DAY_AHEAD_PUBLISH_S = 12 * 3600
 
 @dataclass(frozen=True)
 class SeriesReport:
-    """What is wrong or notable in a price series: its interval, unknown prices, and gaps in time."""
+    """What is wrong or notable in a price series: its usual interval, unknown prices, gaps, each row's interval.
+
+    `interval_s` is the median spacing (the series' usual interval); `durations_s` is each row's own interval,
+    which weights it in every metric (empty: every row lasts `interval_s`).
+    """
 
     interval_s: int
     nan_prices: int
     missing_intervals: int
     gaps: tuple[tuple[int, int], ...]
+    durations_s: tuple[int, ...] = ()
+
+    def hours(self, count: int) -> list[float]:
+        """Each of `count` rows' length in hours (the weight of its price and throughput)."""
+        durations = self.durations_s or (self.interval_s,) * count
+        return [d / 3600 for d in durations]
 
 
 @dataclass(frozen=True)
 class Score:
-    """The fixed metrics of one schedule (percentages are 0-100; None when the baseline cost is zero)."""
+    """The fixed metrics of one schedule (percentages are 0-100; None when the baseline is too near zero).
+
+    Costs are in the prices' currency for GPUs drawing 1 MW at their largest limit (price/MWh x MW x hours).
+    """
 
     baseline_cost: float
     cost: float
@@ -72,26 +88,19 @@ class SimulationResult:
 
 
 def inspect_series(points: Sequence[PricePoint]) -> SeriesReport:
-    """Check order and report unknown prices and missing intervals (the interval is the median spacing)."""
+    """Check order and report unknown prices, gaps and each row's interval (`interval_s` is the median spacing)."""
     if not points:
         raise UsageError("the price series is empty")
-    steps = [b.timestamp_s - a.timestamp_s for a, b in itertools.pairwise(points)]
-    for index, step in enumerate(steps):
-        if step <= 0:
-            stamp = iso_utc_seconds(points[index + 1].timestamp_s)
+    for a, b in itertools.pairwise(points):
+        if b.timestamp_s <= a.timestamp_s:
             raise UsageError(
-                f"price timestamps must be strictly increasing ({stamp} repeats or goes back)",
+                f"price timestamps must be strictly increasing ({iso_utc_seconds(b.timestamp_s)} repeats or goes back)",
                 hint="sort the file and drop duplicate rows.",
             )
-    interval = price_interval_s(points)
-    gaps = tuple(
-        (a.timestamp_s + interval, b.timestamp_s)
-        for a, b in itertools.pairwise(points)
-        if b.timestamp_s - a.timestamp_s > interval
-    )
-    missing = sum((end - start) // interval for start, end in gaps)
+    rows = row_intervals([p.timestamp_s for p in points])
+    gaps = tuple((start, end) for start, end, _ in rows.gaps)
     nan = sum(p.price_per_mwh is None for p in points)
-    return SeriesReport(interval, nan, missing, gaps)
+    return SeriesReport(price_interval_s(points), nan, rows.missing_intervals, gaps, rows.durations_s)
 
 
 def visible_until(now_s: int, visibility: str) -> int:
@@ -107,43 +116,64 @@ def visible_until(now_s: int, visibility: str) -> int:
     return day_start + ahead * DAY_S
 
 
-def score(points: Sequence[PricePoint], fracs: Sequence[float], curve: PowerCurve) -> Score:
-    """The fixed metrics of a schedule; intervals without a price count for throughput but not for cost."""
-    baseline = sum(p.price_per_mwh * curve.power_rel(1.0) for p in points if p.price_per_mwh is not None)
-    cost = sum(
-        p.price_per_mwh * curve.power_rel(f) for p, f in zip(points, fracs, strict=True) if p.price_per_mwh is not None
-    )
-    loss = 1.0 - sum(curve.throughput_rel(f) for f in fracs) / len(fracs)
-    return Score(baseline, cost, saving_pct(baseline, cost), 100.0 * loss)
+def score(
+    points: Sequence[PricePoint], fracs: Sequence[float], curve: PowerCurve, hours: Sequence[float] | None = None
+) -> Score:
+    """The fixed metrics of a schedule, each row weighted by its `hours` (default 1 each).
+
+    Rows without a price count for throughput but not for cost.
+    """
+    weights = [1.0] * len(points) if hours is None else hours
+    priced = [
+        (p.price_per_mwh, f, w) for p, f, w in zip(points, fracs, weights, strict=True) if p.price_per_mwh is not None
+    ]
+    full = curve.power_rel(1.0)
+    baseline = sum(price * full * w for price, _, w in priced)
+    cost = sum(price * curve.power_rel(f) * w for price, f, w in priced)
+    gross = sum(abs(price) * full * w for price, _, w in priced)
+    loss = 1.0 - sum(curve.throughput_rel(f) * w for f, w in zip(fracs, weights, strict=True)) / sum(weights)
+    return Score(baseline, cost, saving_pct(baseline, cost, gross), 100.0 * loss)
 
 
-def saving_pct(baseline: float, cost: float) -> float | None:
+#: A baseline smaller than this share of the gross bill (every price counted as positive) has no meaningful
+#: relative saving: prices that nearly cancel would turn a small absolute difference into thousands of percent.
+NEAR_ZERO_BASELINE = 0.01
+
+
+def saving_pct(baseline: float, cost: float, gross: float | None = None) -> float | None:
     """100 x (baseline - cost) / |baseline|: positive when the schedule pays less (or earns more) than the baseline.
 
     Dividing by the baseline itself would flip the sign when prices are mostly negative (the baseline then earns
-    money, and earning more would read as a loss); a zero baseline has no relative saving (None).
+    money, and earning more would read as a loss). A baseline of zero, or (given the `gross` bill, every price
+    counted as positive) under `NEAR_ZERO_BASELINE` of it, has no relative saving (None).
     """
-    if baseline == 0:
+    if baseline == 0 or (gross is not None and abs(baseline) < NEAR_ZERO_BASELINE * gross):
         return None
     return 100.0 * (baseline - cost) / abs(baseline)
 
 
-def blind_saving_pct(points: Sequence[PricePoint], curve: PowerCurve, max_loss: float) -> float | None:
+def blind_saving_pct(
+    points: Sequence[PricePoint], curve: PowerCurve, max_loss: float, hours: Sequence[float] | None = None
+) -> float | None:
     """The best fixed limit chosen without looking at prices (over the curve's range) with loss at most D."""
-    total = sum(p.price_per_mwh for p in points if p.price_per_mwh is not None)
+    weights = [1.0] * len(points) if hours is None else hours
+    total = sum(p.price_per_mwh * w for p, w in zip(points, weights, strict=True) if p.price_per_mwh is not None)
     sign = 1.0 if total >= 0 else -1.0
     frac = curve.best_frac(sign, 0.0, curve.min_frac, curve.max_frac, 1.0 - max_loss)
-    return score(points, [frac] * len(points), curve).saving_pct
+    return score(points, [frac] * len(points), curve, weights).saving_pct
 
 
-def bound_saving_pct(points: Sequence[PricePoint], curve: PowerCurve, max_loss: float) -> float | None:
+def bound_saving_pct(
+    points: Sequence[PricePoint], curve: PowerCurve, max_loss: float, hours: Sequence[float] | None = None
+) -> float | None:
     """The clairvoyant LP optimum (every price known, time-sharing within an interval allowed)."""
-    baseline = sum(p.price_per_mwh * curve.power_rel(1.0) for p in points if p.price_per_mwh is not None)
-    if baseline == 0:
+    weights = [1.0] * len(points) if hours is None else hours
+    full = score(points, [1.0] * len(points), curve, weights)
+    if full.saving_pct is None:
         return None
     chains = LagrangeChains.from_points(curve.points)
-    solution = solve_lp([p.price_per_mwh for p in points], chains, max_loss)
-    return saving_pct(baseline, solution.cost)
+    solution = solve_lp([p.price_per_mwh for p in points], chains, max_loss, weights)
+    return saving_pct(full.baseline_cost, solution.cost)
 
 
 def check_reachable(curve: PowerCurve, max_loss: float) -> None:
@@ -172,19 +202,20 @@ def _lookback_s(policy: Policy) -> int:
 def replay(
     points: Sequence[PricePoint], setup: EngineSetup, visibility: str, interval_s: int
 ) -> tuple[PowerAction, ...]:
-    """Run the engine over every interval, showing it only the prices published by then."""
+    """Run the engine over every row, showing it only the prices published by then and how long the row lasts."""
     if visibility not in VISIBILITIES:
         raise UsageError(f"unknown price visibility {visibility!r}", hint="use day-ahead or realtime.")
     times = [p.timestamp_s for p in points]
+    durations = row_intervals(times).durations_s
     chains = setup.chains()
     lookback = _lookback_s(setup.policy)
     state = EngineState()
     actions: list[PowerAction] = []
-    for point in points:
+    for point, duration in zip(points, durations, strict=True):
         now = point.timestamp_s
         low = bisect_left(times, now - lookback)
         high = bisect_left(times, visible_until(now, visibility))
-        view = PriceView(now, interval_s, points[low:high])
+        view = PriceView(now, interval_s, points[low:high], duration)
         action, state = decide(setup, view, state, chains)
         actions.append(action)
     return tuple(actions)
@@ -201,12 +232,15 @@ def simulate(
     """Replay `policy` over `points` and score it against the blind and clairvoyant references at loss `max_loss`."""
     check_reachable(curve, max_loss)
     series = inspect_series(points)
-    actions = replay(points, EngineSetup(policy, curve, gpu, len(points)), visibility, series.interval_s)
-    result = score(points, [a.power_limit_frac for a in actions], curve)
+    period = sum(series.durations_s) / series.interval_s  # the budget period, in usual intervals
+    setup = EngineSetup(policy, curve, gpu, period)
+    actions = replay(points, setup, visibility, series.interval_s)
+    hours = series.hours(len(points))
+    result = score(points, [a.power_limit_frac for a in actions], curve, hours)
     return SimulationResult(
         actions=actions,
         score=result,
-        blind_saving_pct=blind_saving_pct(points, curve, max_loss),
-        bound_saving_pct=bound_saving_pct(points, curve, max_loss),
+        blind_saving_pct=blind_saving_pct(points, curve, max_loss, hours),
+        bound_saving_pct=bound_saving_pct(points, curve, max_loss, hours),
         series=series,
     )

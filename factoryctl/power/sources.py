@@ -64,6 +64,25 @@ def parse_timestamp(text: str) -> int:
     return int(moment.timestamp())
 
 
+#: The hint when a time without an offset repeats: the usual cause is a file written in local time.
+LOCAL_TIME_HINT = (
+    "a file written in local time without an offset repeats an hour when clocks go back (and skips one when they"
+    " go forward); write each time with its offset (2023-10-29T02:00:00+02:00, then 2023-10-29T02:00:00+01:00) or"
+    " in UTC with a Z (2023-10-29T00:00:00Z)."
+)
+
+
+def _without_offset(text: str) -> bool:
+    """Whether an ISO-8601 time names no offset and no Z (so `parse_timestamp` took it as UTC)."""
+    stamp = text.strip()
+    if stamp.endswith(("Z", "z")):
+        return False
+    try:
+        return datetime.fromisoformat(stamp).tzinfo is None
+    except ValueError:
+        return False
+
+
 def parse_price(text: str) -> float | None:
     """A price per MWh; empty or NaN-like text is an unknown price. Infinite or absurdly large prices are refused."""
     if text.strip().lower() in _UNKNOWN:
@@ -83,10 +102,14 @@ def _price_reader() -> Callable[[dict[str, str]], PricePoint]:
     last: list[int] = []
 
     def parse(row: dict[str, str]) -> PricePoint:
-        point = PricePoint(parse_timestamp(row["timestamp_utc"] or ""), parse_price(row["price_per_mwh"] or ""))
+        text = row["timestamp_utc"] or ""
+        point = PricePoint(parse_timestamp(text), parse_price(row["price_per_mwh"] or ""))
         if last and point.timestamp_s <= last[0]:
             stamp = iso_utc_seconds(point.timestamp_s)
-            raise ValueError(f"{stamp} repeats or goes back; price timestamps must be strictly increasing")
+            problem = f"{stamp} repeats or goes back; price timestamps must be strictly increasing"
+            if _without_offset(text):
+                raise FieldError(f"{problem} ({text.strip()} has no offset, so it is read as UTC)", LOCAL_TIME_HINT)
+            raise ValueError(problem)
         last[:] = [point.timestamp_s]
         return point
 

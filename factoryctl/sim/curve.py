@@ -6,6 +6,10 @@ over power limits of 100-300 W (Zeus, https://github.com/ml-energy/zeus, Apache-
 `(power_rel, throughput_rel)`: the average power drawn under the cap relative to the uncapped draw, and the training
 throughput relative to the uncapped throughput. The simulator reads it the other way round: when a cap lets a GPU
 draw only a fraction of what its load demands, its work rate is the measured throughput at that fraction.
+
+Between measured points the curve is linear; outside them nothing is extrapolated: below the lowest measured point
+its throughput holds, as `power simulate` holds a curve's ends (docs/power.md, "Definitions"), so the driver and
+the simulator read a curve the same way.
 """
 
 from __future__ import annotations
@@ -14,7 +18,6 @@ from typing import Tuple
 
 # (power_rel, throughput_rel), from pl_frac 0.333 .. 1.0 of the A40's 300 W.
 ZEUS_A40_BERT: Tuple[Tuple[float, float], ...] = (
-    (0.0, 0.0),  # anchor: no power, no work
     (0.397, 0.246),
     (0.460, 0.382),
     (0.545, 0.573),
@@ -29,11 +32,11 @@ ZEUS_A40_BERT: Tuple[Tuple[float, float], ...] = (
 
 def throughput_fraction(power_fraction: float) -> float:
     """Relative work rate when a GPU may draw `power_fraction` (0..1+) of the power its load demands."""
+    points = ZEUS_A40_BERT
     if power_fraction >= 1.0:
         return 1.0
-    if power_fraction <= 0.0:
-        return 0.0
-    points = ZEUS_A40_BERT
+    if power_fraction <= points[0][0]:
+        return points[0][1]  # below the lowest measurement its value holds (no extrapolation)
     for i in range(1, len(points)):
         (x0, y0), (x1, y1) = points[i - 1], points[i]
         if power_fraction <= x1:

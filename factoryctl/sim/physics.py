@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass
-from typing import Tuple
+from typing import Dict, Tuple
 
 from factoryctl.sim.curve import throughput_fraction
 from factoryctl.sim.profiles import DeviceProfile
@@ -27,6 +27,8 @@ REASON_GPU_IDLE = 0x1
 REASON_SW_POWER_CAP = 0x4
 REASON_SW_THERMAL_SLOWDOWN = 0x20
 REASON_HW_THERMAL_SLOWDOWN = 0x40
+#: Midpoints of 8 equal slices of [0, 1): the jitter and noise values `mean_power_w` averages over.
+_GRID = tuple((k + 0.5) / 8 for k in range(8))
 
 
 def unit_hash(*parts: object) -> float:
@@ -60,8 +62,8 @@ class GpuPhysics:
         self.resistance = (profile.full_load_c - profile.ambient_c) / profile.peak_w
         self._phase_cache: Tuple[int, float, float] = (-1, 0.0, 0.0)
 
-    def synthetic_load(self, second: int) -> Tuple[float, float]:
-        """(load, memory fraction) of the seeded background workload at `second`."""
+    def _phase_level(self, second: int) -> Tuple[float, float]:
+        """(load level, memory fraction) of the phase containing `second`, before the per-second jitter."""
         if not self.synthetic:
             return 0.0, 0.0
         phase = (second + self.offset_s) // self.period_s
@@ -75,22 +77,28 @@ class GpuPhysics:
             else:
                 level, memory = 0.0, 0.0
             self._phase_cache = (phase, level, memory)
-        _, level, memory = self._phase_cache
+        return self._phase_cache[1], self._phase_cache[2]
+
+    def synthetic_load(self, second: int) -> Tuple[float, float]:
+        """(load, memory fraction) of the seeded background workload at `second`."""
+        level, memory = self._phase_level(second)
         if level > 0.0:
             level = min(1.0, level * (0.96 + 0.06 * unit_hash(*self.key, "jitter", second)))
         return level, memory
 
-    def step(self, second: int, limit_w: float, temperature_c: float, ambient_c: float, extra_load: float) -> Tick:
-        """The GPU's state during `second`, given its enforced limit, temperature and job-rank load."""
+    def phase_end(self, second: int) -> int:
+        """The first second after the synthetic-workload phase that contains `second` (its level changes there)."""
+        phase = (second + self.offset_s) // self.period_s
+        return (phase + 1) * self.period_s - self.offset_s
+
+    def _power(
+        self, load: float, noise: float, limit_w: float, temperature_c: float, ambient_c: float
+    ) -> Tuple[float, float, int]:
+        """(power, demand, reasons) at `load` with `noise` in -0.5..0.5, under the limit and thermal slowdown."""
         p = self.profile
-        load, memory = self.synthetic_load(second)
-        load = max(load, min(1.0, extra_load))
-        noise = unit_hash(*self.key, "noise", second) - 0.5  # -0.5 .. 0.5
         demand = p.idle_w + load * (p.peak_w - p.idle_w) * (1.0 + 0.04 * noise) + noise
-        reasons = 0
+        reasons = REASON_GPU_IDLE if load <= 0.0 else 0
         power = demand
-        if load <= 0.0:
-            reasons |= REASON_GPU_IDLE
         if power > limit_w:
             power = limit_w - 0.4 * abs(noise) * (limit_w / 100.0)
             reasons |= REASON_SW_POWER_CAP
@@ -101,13 +109,49 @@ class GpuPhysics:
             reasons |= REASON_SW_THERMAL_SLOWDOWN
             if temperature_c >= p.shutdown_c - 1:
                 reasons |= REASON_HW_THERMAL_SLOWDOWN
-        power = max(power, 0.8 * p.idle_w)
+        return max(power, 0.8 * p.idle_w), demand, reasons
+
+    def step(self, second: int, limit_w: float, temperature_c: float, ambient_c: float, extra_load: float) -> Tick:
+        """The GPU's state during `second`, given its enforced limit, temperature and job-rank load."""
+        p = self.profile
+        load, memory = self.synthetic_load(second)
+        load = max(load, min(1.0, extra_load))
+        noise = unit_hash(*self.key, "noise", second) - 0.5  # -0.5 .. 0.5
+        power, demand, reasons = self._power(load, noise, limit_w, temperature_c, ambient_c)
         if load <= 0.0:
             return Tick(0.0, 0.0, power, 0.0, p.sm_clock_idle_mhz, reasons)
         rate = throughput_fraction(power / demand)
         clock = int(p.sm_clock_idle_mhz + (p.sm_clock_max_mhz - p.sm_clock_idle_mhz) * min(1.0, 0.35 + 0.65 * rate))
         clock = min(p.sm_clock_max_mhz, clock - clock % 15)
         return Tick(load, memory, power, rate, clock, reasons)
+
+    def mean_power_w(self, second: int, limit_w: float, temperature_c: float, ambient_c: float, extra: float) -> float:
+        """The mean power over the phase containing `second`: `step`'s power averaged over its jitter and noise.
+
+        Catching up hours the GPU was not read uses it, phase by phase, instead of summing every second: the
+        per-second noise and jitter are uniform and independent, so their mean over a phase of minutes differs
+        from this by about 0.1 %, and over a day by far less. A midpoint grid averages the clamps (cap, floor)
+        as they act second by second.
+        """
+        level = self._phase_level(second)[0]
+        means: Dict[float, float] = {}  # idle, or held at full load by a rank: one load for the whole grid
+        total = 0.0
+        for jitter in _GRID:
+            load = max(min(1.0, level * (0.96 + 0.06 * jitter)) if level > 0.0 else 0.0, min(1.0, extra))
+            if load not in means:
+                means[load] = self._mean_over_noise(load, limit_w, temperature_c, ambient_c)
+            total += means[load]
+        return total / len(_GRID)
+
+    def _mean_over_noise(self, load: float, limit_w: float, temperature_c: float, ambient_c: float) -> float:
+        """`_power` at `load` averaged over the noise: exact without a clamp (linear in the noise, mean 0)."""
+        p = self.profile
+        unclamped = (
+            temperature_c < p.slowdown_c and self._power(load, 0.5, limit_w, temperature_c, ambient_c)[1] <= limit_w
+        )
+        if unclamped:
+            return p.idle_w + load * (p.peak_w - p.idle_w)
+        return sum(self._power(load, n - 0.5, limit_w, temperature_c, ambient_c)[0] for n in _GRID) / len(_GRID)
 
     def next_temperature(self, temperature_c: float, power_w: float, ambient_c: float, seconds: float = 1.0) -> float:
         """Temperature after `seconds` at `power_w`: first-order lag towards `ambient + R * power`."""

@@ -5,8 +5,10 @@
 It registers its pid on its GPUs (`--gpus`, else `CUDA_VISIBLE_DEVICES`, else all), then does `--work-s` seconds
 of full-speed work: every tick it advances by the slowest GPU's work rate under the current cap (the embedded
 measured curve), prints its progress, and exits 0 when done. A lost GPU makes it fail (exit 1), as a CUDA error
-would; SIGTERM ends it (exit 143). With `FACTORY_CHECKPOINT_DIR` set it saves its progress there and resumes from it
-when restarted, like a training job that checkpoints.
+would; SIGTERM ends it (exit 143). Every `--heartbeat-s` it banks its GPUs' energy in the node's state, so a rank
+killed with SIGKILL, which cannot unregister, takes at most that much of its load off the energy counters. With
+`FACTORY_CHECKPOINT_DIR` set it saves its progress there and resumes from it when restarted, like a training job
+that checkpoints.
 """
 
 from __future__ import annotations
@@ -21,6 +23,10 @@ from pathlib import Path
 from typing import Any, List, Optional
 
 from factoryctl.sim.state import SimNode
+
+#: How often a rank banks its GPUs' energy in the node's state: a rank killed with SIGKILL (which cannot
+#: unregister) takes at most this long of its load with it.
+HEARTBEAT_S = 5.0
 
 
 def _gpus(arg: Optional[str], count: int) -> List[int]:
@@ -59,6 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--load", type=float, default=1.0, help="GPU load while running, 0..1 (default 1)")
     p.add_argument("--memory-mib", type=float, default=20000.0, help="GPU memory used per GPU (default 20000)")
     p.add_argument("--tick-s", type=float, default=0.5, help="progress update interval (default 0.5)")
+    p.add_argument(
+        "--heartbeat-s",
+        type=float,
+        default=HEARTBEAT_S,
+        help=f"bank the GPUs' energy this often, so a killed rank loses at most this much (default {HEARTBEAT_S:g})",
+    )
     return p
 
 
@@ -80,7 +92,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     signal.signal(signal.SIGTERM, stop)
     node.register_process(os.getpid(), gpus, load=args.load, used_memory_mib=args.memory_mib, name="sim-rank")
     try:
-        last = time.monotonic()
+        last = beat = time.monotonic()
         print(f"sim-rank: {len(gpus)} GPU(s) {gpus} on {args.node}, {done:.1f}/{args.work_s:g} s done", flush=True)
         while done < args.work_s:
             time.sleep(args.tick_s)
@@ -93,6 +105,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             rate = min(r.throughput for r in readings) if readings else 1.0
             done = min(args.work_s, done + rate * (now - last))
             last = now
+            if now - beat >= args.heartbeat_s:
+                node.heartbeat(os.getpid())
+                beat = now
             _save_progress(checkpoint, done)
             print(f"sim-rank: {100.0 * done / args.work_s:.0f}% done at work rate {rate:.2f}", flush=True)
         return 0

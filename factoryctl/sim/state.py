@@ -6,7 +6,8 @@ limit set by one process is read by the next. The file holds what a real board k
 faults, ECC counters, events, registered job ranks) and a per-GPU checkpoint of the energy counter and temperature;
 everything else is recomputed from elapsed time by `physics.py`, one whole second at a time, so two processes that
 advance the same checkpoint agree exactly. Long-lived readers write a fresh checkpoint every few minutes so a new
-process never has far to catch up.
+process never has far to catch up; a GPU nobody read for longer is caught up phase by phase at each workload
+phase's mean power (within about 0.1 % of the per-second sum), so a read after a day takes milliseconds.
 
 The file can be edited by hand, so it is not trusted: a power limit outside the GPU's range (or not a number) is
 reset to the default, as no driver reports one, and a file that cannot be used is moved aside (`<name>.json.bad`)
@@ -22,7 +23,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from factoryctl.sim.faults import FAULTS, apply_fault, check_fault
 from factoryctl.sim.physics import GpuPhysics, Tick
@@ -34,9 +35,9 @@ __all__ = ["FAULTS", "WORKLOADS", "GpuReading", "SimNode", "SimProcess", "defaul
 
 STATE_VERSION = 1
 CHECKPOINT_EVERY_S = 300
-EXACT_CATCH_UP_S = 3600  # beyond this gap, catch up in coarse steps
-COARSE_STEP_S = 60
+EXACT_CATCH_UP_S = 600  # beyond this gap, catch up phase by phase at each phase's mean power (physics.py)
 READING_TTL_S = 0.05  # one sample's dozen getters share one reading
+WATCH_S = 0.25  # how often a process that registered another pid checks that it still lives
 WORKLOADS = ("synthetic", "idle")
 
 
@@ -107,6 +108,11 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _drop_dead_ranks(data: Dict[str, Any], now: float) -> None:
+    """Unregister job ranks whose pid has gone without unregistering (killed with SIGKILL)."""
+    data["processes"] = [p for p in data.get("processes", []) if _pid_alive(int(p["pid"]))]
+
+
 class SimNode:
     """One simulated node: open (or create) its persisted state and read or change its GPUs.
 
@@ -144,6 +150,8 @@ class SimNode:
         self._cursors: List[_Cursor] = []
         self._profile: DeviceProfile = get_profile("h100-sxm")
         self._extra: Tuple[int, Dict[int, Tuple[float, float]]] = (-1, {})
+        self._dead_ranks = False  # a registered rank's pid is gone (seen by `_extra_load`)
+        self._ending: Set[int] = set()  # pids whose end `_watch` is banking: alive until that checkpoint
         self._readings: Dict[int, Tuple[float, Optional[Tuple[int, int, int]], GpuReading]] = {}
         wanted = {"profile": profile, "gpus": gpus, "seed": seed, "workload": workload, "unsupported": unsupported}
         with self._lock, FileLock(self.lock_path):
@@ -177,14 +185,9 @@ class SimNode:
     def _new_gpu(self, now: float, profile: DeviceProfile) -> Dict[str, Any]:
         resistance = (profile.full_load_c - profile.ambient_c) / profile.peak_w
         temperature = profile.ambient_c + resistance * profile.idle_w
-        return {
-            "limit_w": None,
-            "lost": False,
-            "ecc_volatile": 0,
-            "ecc_aggregate": 0,
-            "ambient_offset_c": 0.0,
-            "checkpoint": {"time": now, "energy_j": 0.0, "temperature_c": round(temperature, 3)},
-        }
+        checkpoint = {"time": now, "energy_j": 0.0, "temperature_c": round(temperature, 3)}
+        faults = {"lost": False, "ecc_volatile": 0, "ecc_aggregate": 0, "ambient_offset_c": 0.0}
+        return {"limit_w": None, **faults, "checkpoint": checkpoint}
 
     def _reconcile(self, wanted: Dict[str, Any]) -> bool:
         """Make the loaded state match the requested configuration; True when it must be written."""
@@ -196,22 +199,10 @@ class SimNode:
         if not data or hardware != (profile, count):
             now = self._clock()
             prof = get_profile(profile)
-            data = {
-                "version": STATE_VERSION,
-                "factory": self.factory,
-                "node": self.node,
-                "profile": profile,
-                "seed": 0,
-                "workload": "synthetic",
-                "unsupported": [],
-                "revision": 0,
-                "created": now,
-                "boot_time": now,
-                "gpus": [self._new_gpu(now, prof) for _ in range(count)],
-                "events": [],
-                "next_seq": 1,
-                "processes": [],
-            }
+            identity = {"version": STATE_VERSION, "factory": self.factory, "node": self.node, "profile": profile}
+            settings = {"seed": 0, "workload": "synthetic", "unsupported": [], "revision": 0, "created": now}
+            hardware_state = {"boot_time": now, "gpus": [self._new_gpu(now, prof) for _ in range(count)]}
+            data = {**identity, **settings, **hardware_state, "events": [], "next_seq": 1, "processes": []}
             changed = True
         for key in ("seed", "workload"):
             if wanted[key] is not None and data.get(key) != wanted[key]:
@@ -231,13 +222,9 @@ class SimNode:
             GpuPhysics(self._profile, int(data.get("seed", 0)), self.factory, self.node, i, synthetic)
             for i in range(len(data["gpus"]))
         ]
+        checkpoints = [g["checkpoint"] for g in data["gpus"]]
         self._cursors = [
-            _Cursor(
-                float(g["checkpoint"]["time"]),
-                float(g["checkpoint"]["energy_j"]),
-                float(g["checkpoint"]["temperature_c"]),
-            )
-            for g in data["gpus"]
+            _Cursor(float(c["time"]), float(c["energy_j"]), float(c["temperature_c"])) for c in checkpoints
         ]
 
     def _refresh(self) -> None:
@@ -281,7 +268,9 @@ class SimNode:
         """GPU index -> (load, used MiB) of live registered job ranks, re-checked once per second."""
         if self._extra[0] != second:
             per_gpu: Dict[int, Tuple[float, float]] = {}
-            for proc in self._processes(alive_only=True):
+            alive = list(self._processes(alive_only=True))
+            self._dead_ranks = len(alive) < len(self._data.get("processes", []))
+            for proc in alive:
                 for gpu in proc.gpus:
                     load, mem = per_gpu.get(gpu, (0.0, 0.0))
                     per_gpu[gpu] = (max(load, proc.load), mem + proc.used_memory_mib)
@@ -293,7 +282,7 @@ class SimNode:
             proc = SimProcess(
                 int(p["pid"]), tuple(p["gpus"]), float(p["load"]), float(p["used_memory_mib"]), p.get("name")
             )
-            if not alive_only or _pid_alive(proc.pid):
+            if not alive_only or proc.pid in self._ending or _pid_alive(proc.pid):
                 yield proc
 
     def _step(self, index: int, second: int, temperature_c: float, extra: float) -> Tick:
@@ -309,11 +298,14 @@ class SimNode:
         physics = self._physics[index]
         ambient = self._profile.ambient_c + float(self._data["gpus"][index].get("ambient_offset_c", 0.0))
         extra = self._extra_load(target).get(index, (0.0, 0.0))[0]
+        limit = self.enforced_limit_w(index)
         while target - cursor.time > EXACT_CATCH_UP_S:
-            tick = self._step(index, math.floor(cursor.time), cursor.temperature_c, extra)
-            cursor.energy_j += tick.power_w * COARSE_STEP_S
-            cursor.temperature_c = physics.next_temperature(cursor.temperature_c, tick.power_w, ambient, COARSE_STEP_S)
-            cursor.time += COARSE_STEP_S
+            second = math.floor(cursor.time)
+            end = min(physics.phase_end(second), target - EXACT_CATCH_UP_S // 2)
+            power = physics.mean_power_w(second, limit, cursor.temperature_c, ambient, extra)
+            cursor.energy_j += power * (end - cursor.time)
+            cursor.temperature_c = physics.next_temperature(cursor.temperature_c, power, ambient, end - cursor.time)
+            cursor.time = float(end)
         while cursor.time < target:
             second = math.floor(cursor.time)
             span = second + 1 - cursor.time
@@ -371,8 +363,8 @@ class SimNode:
                 return cached[2]
             cursor = self._advance(index, now)
             checkpoint = self._data["gpus"][index]["checkpoint"]["time"]
-            if cursor.time - checkpoint > CHECKPOINT_EVERY_S:
-                self._commit(lambda data, now: None)
+            if cursor.time - checkpoint > CHECKPOINT_EVERY_S or self._dead_ranks:
+                self._commit(_drop_dead_ranks)  # a rank gone without unregistering: what we counted is everyone's
                 cursor = self._advance(index, now)
             tick = cursor.tick
             assert tick is not None
@@ -462,19 +454,39 @@ class SimNode:
 
         def change(data: Dict[str, Any], now: float) -> None:
             procs = [p for p in data.get("processes", []) if int(p["pid"]) != pid and _pid_alive(int(p["pid"]))]
-            procs.append(
-                {
-                    "pid": pid,
-                    "gpus": indexes,
-                    "load": float(load),
-                    "used_memory_mib": float(used_memory_mib),
-                    "name": name,
-                }
-            )
-            data["processes"] = procs
+            fields = {"gpus": indexes, "load": float(load), "used_memory_mib": float(used_memory_mib), "name": name}
+            data["processes"] = [*procs, {"pid": pid, **fields, "seen": now}]
 
         self._commit(change)
         self._extra = (-1, {})
+        if pid != os.getpid():
+            threading.Thread(target=self._watch, args=(pid,), name=f"sim-watch-{pid}", daemon=True).start()
+
+    def _watch(self, pid: int) -> None:
+        """Bank another process's energy when it ends: this (registering) process waits for it, as a launcher would.
+
+        Its load counts while its pid lives, so a process that ends between two reads would take the time since the
+        last checkpoint with it; this writes that checkpoint, counting it alive to the end (within `WATCH_S`).
+        """
+        while _pid_alive(pid):
+            time.sleep(WATCH_S)
+        with self._lock:
+            self._ending.add(pid)
+            self._extra = (-1, {})
+            try:
+                self._commit(_drop_dead_ranks)
+            except OSError:  # the state dir is gone: nothing left to bank
+                pass
+            finally:
+                self._ending.discard(pid)
+
+    def heartbeat(self, pid: int) -> None:
+        """Bank a running rank's energy so far (a checkpoint) and note when it was `seen`.
+
+        A rank's load is applied to the time since the last checkpoint only while its pid lives, so a rank killed
+        before it can unregister (SIGKILL) would take that time's load with it; `sim.rank` beats every few seconds.
+        """
+        self._commit(lambda data, now: [p.update(seen=now) for p in data.get("processes", []) if int(p["pid"]) == pid])
 
     def unregister_process(self, pid: int) -> None:
         """Remove a job rank's load (also happens by itself once its pid is gone)."""

@@ -107,3 +107,19 @@ def test_show_marks_a_price_past_its_interval_as_stale(cli, tmp_path):
     assert within.stderr == ""
     after = cli("price", "show", "--prices", str(prices), "--at", "2023-11-15T02:00:00Z", "-o", "json")
     assert after.json()["stale"] is True
+
+
+def test_a_repeated_local_hour_names_the_likely_cause(cli, tmp_path, curve_file):
+    """Local time without an offset repeats 02:00 when clocks go back: the hint says so and how to write it."""
+    prices = tmp_path / "local.csv"
+    rows = [f"2023-10-29T{h:02d}:00:00,{50 + h}\n" for h in (0, 1, 2)] + ["2023-10-29T02:00:00,40\n"]
+    prices.write_text("timestamp_utc,price_per_mwh\n" + "".join(rows))
+    for argv in every_reader(prices, curve_file):
+        result = cli(*argv)
+        assert result.exit_code == 2, argv
+        assert ":5: bad price row: 2023-10-29T02:00:00Z repeats or goes back" in result.stderr
+        assert "2023-10-29T02:00:00 has no offset, so it is read as UTC" in result.stderr
+        assert "hint: a file written in local time without an offset repeats an hour when clocks go back" in (
+            result.stderr
+        )
+        assert "Traceback" not in result.stderr

@@ -62,3 +62,14 @@ def test_gap_closed_is_null_only_when_bound_equals_blind():
     base = score([PricePoint(0, -10.0)], [1.0], curve)
     assert SimulationResult((), base, -5.0, -5.0, None).gap_fraction is None  # type: ignore[arg-type]
     assert SimulationResult((), base, -5.0, 5.0, None).gap_fraction == pytest.approx(0.5)  # type: ignore[arg-type]
+
+
+def test_a_baseline_too_near_zero_has_no_saving():
+    """Prices that nearly cancel (mean 0.01 against a typical 60): a percentage of ~0 means nothing, so null."""
+    curve, _ = toy_curve()
+    points = series([60.01, -60.0] * 12)
+    result = score(points, [1.0, 0.5] * 12, curve)
+    assert 0 < result.baseline_cost < 1
+    assert result.saving_pct is None
+    assert saving_pct(1.0, 0.5, gross=50.0) == pytest.approx(50.0)  # 2 % of the gross bill: still meaningful
+    assert saving_pct(1.0, 0.5, gross=200.0) is None  # 0.5 %: not

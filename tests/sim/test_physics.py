@@ -34,9 +34,23 @@ def test_curve_is_monotonic_and_normalised():
     assert xs == sorted(xs)
     assert ys == sorted(ys)
     assert throughput_fraction(1.0) == 1.0 == throughput_fraction(1.5)
-    assert throughput_fraction(0.0) == 0.0
     assert throughput_fraction(0.707) == pytest.approx(0.885)
     assert 0.573 < throughput_fraction(0.6) < 0.786
+
+
+def test_below_the_lowest_measurement_the_curve_holds_as_power_simulate_does():
+    """One convention for a measured curve's low end, in the driver and in `power simulate`: it holds, nothing is
+    extrapolated (the driver used to draw a line to (0, 0), so a GPU capped to 30 % of its demand did 19 % of the
+    work where the simulator, reading the same kind of curve, would say 25 %)."""
+    from factoryctl.model.power import CurvePoint
+    from factoryctl.power.curve import PowerCurve
+
+    lowest_x, lowest_y = ZEUS_A40_BERT[0]
+    assert throughput_fraction(0.3) == lowest_y == throughput_fraction(0.01)
+    assert throughput_fraction(lowest_x) == lowest_y
+    as_curve = PowerCurve.from_points([CurvePoint(x, y, x) for x, y in ZEUS_A40_BERT], "a40 zeus")
+    for x in (0.01, 0.3, lowest_x, 0.5, 0.8, 1.0):
+        assert throughput_fraction(x) == pytest.approx(as_curve.throughput_rel(x))
 
 
 def test_idle_gpu_draws_idle_power_never_zero(make_node, clock):

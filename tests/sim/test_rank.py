@@ -97,3 +97,46 @@ def test_a_rank_resumes_from_its_checkpoint(tmp_path: Path):
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0
     assert "5.0/5 s done" in out
+
+
+def test_a_rank_killed_with_sigkill_keeps_the_energy_it_used(tmp_path: Path):
+    """A SIGKILLed rank cannot unregister, and its load counts only while its pid lives: without its heartbeat
+    the seconds it ran since the last checkpoint would vanish from the energy counter of a later reader."""
+    import time
+
+    SimNode(tmp_path, "n1", profile="h100-sxm", gpus=1, workload="idle")
+    before, started = SimNode(tmp_path, "n1").reading(0).energy_j, time.time()
+    proc = _rank(tmp_path, "--work-s", "100", "--tick-s", "0.05", "--heartbeat-s", "0.2")
+    assert proc.stdout is not None
+    line = ""
+    while not line.startswith("sim-rank: 2%"):  # 2 s of full-speed work done
+        line = proc.stdout.readline()
+        assert line, "the rank ended early"
+    proc.kill()
+    proc.wait(timeout=15)
+    later = SimNode(tmp_path, "n1")  # a fresh reader, as a one-shot `factoryctl gpus` would be
+    after, elapsed = later.reading(0).energy_j, time.time() - started
+    idle_w = later.profile.idle_w
+    loaded_j = after - before - 1.02 * idle_w * elapsed  # the energy above idle
+    assert loaded_j >= 0.9 * (later.profile.peak_w - idle_w) * 1.5  # ran >= 2 s loaded, banked to >= 1.5 s
+    assert later.reading(0).processes == ()  # the dead rank is dropped
+
+
+def test_another_process_registered_as_a_rank_keeps_its_energy_when_it_ends_unread(tmp_path: Path):
+    """A launcher registers a process it started; nobody reads the node while it runs and ends: the launcher's
+    driver banks its energy when its pid goes, so a later reader sees the seconds it ran at full load."""
+    import time
+
+    launcher = SimNode(tmp_path, "n1", profile="h100-sxm", gpus=1, workload="idle")
+    before, started = launcher.reading(0).energy_j, time.time()
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(2)"], text=True)
+    _STARTED.append(proc)
+    launcher.register_process(proc.pid, [0])
+    proc.wait(timeout=30)
+    state = tmp_path / "default" / "n1.json"
+    wait_for(lambda: json.loads(state.read_text())["processes"] == [])  # the launcher banked it
+    later = SimNode(tmp_path, "n1")
+    after, elapsed = later.reading(0).energy_j, time.time() - started
+    idle_w = later.profile.idle_w
+    loaded_j = after - before - 1.02 * idle_w * elapsed
+    assert loaded_j >= 0.9 * (later.profile.peak_w - idle_w) * 1.5  # it lived ~2 s after registering

@@ -1,9 +1,10 @@
 """The policy engine: one pure step from (policy, curve, GPU range, visible prices, state) to a power action.
 
 The same step drives the offline simulator and, later, the controller, so what the simulator scores is exactly
-what runs on nodes. Order of rules: fail-safe when prices are stale, the policy's choice (tier or price ladder),
-floor and the GPU's range, dwell (hysteresis), ramp, and last the loss-budget guard of `optimize`, which
-may override dwell and ramp so that the promised maximum throughput loss holds whatever the prices do.
+what runs on nodes. Order of rules: fail-safe when prices are stale, the policy's choice (a tier, on the last
+published price; or the price ladder, on the estimate of the current price), floor and the GPU's range, dwell
+(hysteresis), ramp, and last the loss-budget guard of `optimize`, which may override dwell and ramp so that the
+promised maximum throughput loss holds whatever the prices do.
 """
 
 from __future__ import annotations
@@ -25,37 +26,40 @@ class EngineState:
     Attributes:
         frac: the limit currently set (None before the first step).
         changed_at_s: when that limit was set.
-        loss_bank: unspent throughput-loss credit, in intervals at full loss: each interval earns D and spends
-            its own loss. With a rolling budget `optimize` never lets it go negative (every prefix within D);
-            with a period budget it may borrow what the rest of the period can pay back.
+        loss_bank: unspent throughput-loss credit, in usual intervals at full loss: each interval earns D and
+            spends its own loss, both times its length in usual intervals (`PriceView.weight`). With a rolling
+            budget `optimize` never lets it go negative (every prefix within D); with a period budget it may
+            borrow what the rest of the period can pay back.
         steps: intervals decided so far.
+        elapsed: their total length, in usual intervals.
     """
 
     frac: float | None = None
     changed_at_s: int | None = None
     loss_bank: float = 0.0
     steps: int = 0
+    elapsed: float = 0.0
 
 
 @dataclass(frozen=True)
 class EngineSetup:
     """The fixed inputs of every step: the policy, the curve, the GPU's range and the budget period.
 
-    `period_intervals` is how many intervals the loss budget of an `optimize` policy with `loss_budget: period`
-    covers (the simulator passes the number of rows); without it the budget is held as `rolling`.
+    `period_intervals` is how long the loss budget of an `optimize` policy with `loss_budget: period` runs, in
+    usual intervals (the simulator passes the series' length); without it the budget is held as `rolling`.
     """
 
     policy: Policy
     curve: PowerCurve
     gpu: GpuPowerRange
-    period_intervals: int | None = None
+    period_intervals: float | None = None
 
-    def remaining(self, state: EngineState) -> int | None:
-        """Intervals left in the budget period, this one included (None for a rolling budget)."""
+    def remaining(self, state: EngineState, weight: float = 1.0) -> float | None:
+        """Usual intervals left in the budget period, this one (`weight` long) included (None: rolling budget)."""
         policy = self.policy
         if self.period_intervals is None or not isinstance(policy, OptimizePolicy) or policy.loss_budget != "period":
             return None
-        return max(self.period_intervals - state.steps, 1)
+        return max(self.period_intervals - state.elapsed, weight)
 
     @property
     def low(self) -> float:
@@ -107,12 +111,15 @@ def _hold_rules(rules: CommonRules, state: EngineState, now_s: int, target: floa
 
 
 def _guard(
-    setup: EngineSetup, policy: OptimizePolicy, state: EngineState, price: float | None, target: float, reason: str
+    setup: EngineSetup, view: PriceView, state: EngineState, price: float | None, target: float, reason: str
 ) -> tuple[float, str]:
     """Raise the limit when `target` would lose more than the budget allows (see `loss_allowance`)."""
-    curve, low, high = setup.curve, setup.low, setup.high
+    curve, low, high, policy = setup.curve, setup.low, setup.high, setup.policy
+    if not isinstance(policy, OptimizePolicy):  # only `optimize` has a budget
+        return target, reason
     least_loss = 1.0 - max(p.throughput_rel for p in curve.points_between(low, high))
-    allowance = loss_allowance(policy, state.loss_bank, setup.remaining(state), least_loss)
+    weight = view.weight
+    allowance = loss_allowance(policy, state.loss_bank, setup.remaining(state, weight), least_loss, weight)
     min_throughput = 1.0 - allowance
     if curve.throughput_rel(target) >= min_throughput - 1e-12:
         return target, reason
@@ -128,13 +135,13 @@ def decide(
     """
     policy, rules, curve = setup.policy, setup.policy.rules, setup.curve
     low, high = setup.low, setup.high
-    price = view.estimate()
+    price = view.last_published() if isinstance(policy, TiersPolicy) else view.estimate()
     if _stale(rules, view) or price is None:
         requested, reason = setup.failsafe(), "failsafe"
     elif isinstance(policy, TiersPolicy):
         requested, reason = policy.cap_for(price), "tier"
     else:
-        remaining = setup.remaining(state)
+        remaining = setup.remaining(state, view.weight)
         multiplier = ladder_multiplier(policy, chains or setup.chains(), view, state.loss_bank, remaining)
         requested, reason = curve.best_frac(price, multiplier, low, high, float("-inf")), "ladder"
     clamped = requested < setup.gpu.min_frac - FRAC_EPSILON or requested > high + FRAC_EPSILON
@@ -146,8 +153,9 @@ def decide(
         reason = held or reason
     bank = state.loss_bank
     if isinstance(policy, OptimizePolicy):
-        target, reason = _guard(setup, policy, state, price, target, reason)
-        bank += policy.max_throughput_loss - (1.0 - curve.throughput_rel(target))
+        target, reason = _guard(setup, view, state, price, target, reason)
+        bank += view.weight * (policy.max_throughput_loss - (1.0 - curve.throughput_rel(target)))
     changed = state.frac is None or abs(target - state.frac) > FRAC_EPSILON
-    new_state = EngineState(target, view.now_s if changed else state.changed_at_s, bank, state.steps + 1)
+    since = view.now_s if changed else state.changed_at_s
+    new_state = EngineState(target, since, bank, state.steps + 1, state.elapsed + view.weight)
     return PowerAction(view.now_s, target, reason, clamped, price), new_state

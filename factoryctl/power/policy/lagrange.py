@@ -84,25 +84,32 @@ class LpSolution:
     multiplier: float
 
 
-def solve_lp(prices: Sequence[float | None], chains: LagrangeChains, max_mean_loss: float) -> LpSolution:
-    """Minimise sum(price x power) subject to mean throughput >= 1 - max_mean_loss, exactly.
+def solve_lp(
+    prices: Sequence[float | None],
+    chains: LagrangeChains,
+    max_mean_loss: float,
+    weights: Sequence[float] | None = None,
+) -> LpSolution:
+    """Minimise sum(weight x price x power) subject to weighted mean throughput >= 1 - max_mean_loss, exactly.
 
-    A `None` price counts as zero cost (it is unknown, and the metrics leave it out) but its interval's
-    throughput still counts.
+    `weights` are the intervals' lengths (default 1 each): a weight scales an interval's cost and throughput
+    alike, so its breakpoints stay at `|price| x slope` and only its throughput steps grow. A `None` price counts
+    as zero cost (it is unknown, and the metrics leave it out) but its interval's throughput still counts.
     """
-    required = len(prices) * (1.0 - max_mean_loss)
+    lengths = [1.0] * len(prices) if weights is None else weights
+    required = sum(lengths) * (1.0 - max_mean_loss)
     throughput = 0.0
     cost = 0.0
     breakpoints: list[tuple[float, float]] = []
-    for price in prices:
+    for price, weight in zip(prices, lengths, strict=True):
         if price is None or price == 0:
-            throughput += chains.top_throughput
+            throughput += weight * chains.top_throughput
             continue
         chain = chains.positive if price > 0 else chains.negative
         scale = abs(price)
-        throughput += chain.start_throughput
-        cost += scale * chain.start_value
-        breakpoints.extend((scale * slope, step) for slope, step in chain.steps)
+        throughput += weight * chain.start_throughput
+        cost += weight * scale * chain.start_value
+        breakpoints.extend((scale * slope, weight * step) for slope, step in chain.steps)
     if throughput >= required:
         return LpSolution(cost, throughput, 0.0)
     breakpoints.sort()

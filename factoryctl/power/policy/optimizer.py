@@ -22,10 +22,10 @@ from factoryctl.power.policy.lagrange import LagrangeChains, multiplier
 from factoryctl.power.policy.view import PriceView
 
 
-def target_loss_rate(policy: OptimizePolicy, loss_bank: float, interval_s: int, remaining: int | None) -> float:
-    """The mean loss to aim for over the reference sample, given the unspent budget (in intervals).
+def target_loss_rate(policy: OptimizePolicy, loss_bank: float, interval_s: int, remaining: float | None) -> float:
+    """The mean loss to aim for over the reference sample, given the unspent budget (in usual intervals).
 
-    `remaining` is the number of intervals left in the budget period, this one included (None: rolling budget).
+    `remaining` is the usual intervals left in the budget period, this one included (None: rolling budget).
     """
     budget = policy.max_throughput_loss
     if remaining is not None:
@@ -37,16 +37,19 @@ def target_loss_rate(policy: OptimizePolicy, loss_bank: float, interval_s: int, 
     return min(max(rate, 0.0), 1.0)
 
 
-def loss_allowance(policy: OptimizePolicy, loss_bank: float, remaining: int | None, least_loss: float) -> float:
-    """The largest loss this interval may take without the budget being exceeded whatever comes next.
+def loss_allowance(
+    policy: OptimizePolicy, loss_bank: float, remaining: float | None, least_loss: float, weight: float = 1.0
+) -> float:
+    """The largest loss this interval (`weight` usual intervals long) may take without the budget being exceeded.
 
-    With a period budget the intervals after this one must still be able to run at their least loss
-    (`least_loss`, 0 when the curve's top limit loses nothing); with a rolling one nothing may be borrowed.
+    With a period budget the time after this interval must still be able to run at its least loss (`least_loss`,
+    0 when the curve's top limit loses nothing); with a rolling one nothing may be borrowed. The bank after this
+    interval, `loss_bank + weight x (D - loss)`, plus what the rest can still earn, must stay at least 0.
     """
     budget = policy.max_throughput_loss
     if remaining is None:
-        return loss_bank + budget
-    return loss_bank + budget * remaining - (remaining - 1) * max(least_loss, 0.0)
+        return loss_bank / weight + budget
+    return (loss_bank + budget * remaining - (remaining - weight) * max(least_loss, 0.0)) / weight
 
 
 def reference_prices(policy: OptimizePolicy, view: PriceView) -> list[float]:
@@ -56,7 +59,7 @@ def reference_prices(policy: OptimizePolicy, view: PriceView) -> list[float]:
 
 
 def ladder_multiplier(
-    policy: OptimizePolicy, chains: LagrangeChains, view: PriceView, loss_bank: float, remaining: int | None
+    policy: OptimizePolicy, chains: LagrangeChains, view: PriceView, loss_bank: float, remaining: float | None
 ) -> float:
     """The multiplier lam such that the ladder, run on the reference sample, loses the target rate."""
     sample = reference_prices(policy, view)

@@ -19,11 +19,21 @@ DAY_S = 86400
 
 @dataclass(frozen=True)
 class PriceView:
-    """Prices visible at `now_s` (sorted by time, past and already-published future), and the interval length."""
+    """Prices visible at `now_s` (sorted by time, past and already-published future), and the interval lengths.
+
+    `interval_s` is the series' usual interval; `duration_s` is how long the interval starting now lasts (None: the
+    usual one), which differs when a series changes resolution (hourly rows, then 15-minute ones).
+    """
 
     now_s: int
     interval_s: int
     points: Sequence[PricePoint]
+    duration_s: int | None = None
+
+    @property
+    def weight(self) -> float:
+        """The interval starting now, in usual intervals (1.0 unless the series changes resolution)."""
+        return 1.0 if self.duration_s is None else self.duration_s / self.interval_s
 
     @cached_property
     def _times(self) -> list[int]:
@@ -62,6 +72,17 @@ class PriceView:
     def known_from_now(self) -> list[float]:
         """Published prices of intervals from now on (the visible future, including now)."""
         return self.known_between(self.now_s, 1 << 62)
+
+    def last_published(self) -> float | None:
+        """The current interval's price when published, else the newest published price (what `tiers` compares).
+
+        A threshold an operator sets should fire on a price someone published, never on a forecast.
+        """
+        current = self.current
+        if current is not None:
+            return current
+        newest = self.newest_known()
+        return None if newest is None else newest.price_per_mwh
 
     def estimate(self) -> float | None:
         """The current interval's price: the published one, else a short-term forecast from the past.

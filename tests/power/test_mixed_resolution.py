@@ -1,0 +1,94 @@
+"""Price files whose interval changes (hourly, then 15-minute, as EPEX day-ahead on 2025-10-01) or has holes.
+
+Each row weighs what it lasts: cost is price/MWh x power_rel x hours and loss a time-weighted mean, so a file
+that spells an hour as four equal 15-minute rows scores exactly as the hourly one, and gaps are counted in the
+interval of the rows around them rather than in the file's median spacing.
+"""
+
+from __future__ import annotations
+
+import pytest
+from power_data import HOUR, START_S, daily_sine, series
+
+from factoryctl.model.power import PricePoint
+from factoryctl.power.intervals import row_intervals
+from factoryctl.power.policy.config import OptimizePolicy, parse_policy
+from factoryctl.power.simulator import inspect_series, simulate
+
+QUARTER = 900
+TIERS = {"policy": "tiers", "tiers": [{"above_per_mwh": 150, "cap_pct": 75}]}
+
+
+def hourly_then_quarters(hourly: list[float], quarterly: list[float]) -> list[PricePoint]:
+    """`hourly` prices one an hour from START_S, then `quarterly` ones every 15 minutes."""
+    first = series(hourly)
+    return first + series(quarterly, start_s=START_S + len(hourly) * HOUR, step_s=QUARTER)
+
+
+def test_each_row_lasts_until_the_next_one_across_a_change_of_resolution():
+    times = [p.timestamp_s for p in hourly_then_quarters([1.0] * 3, [1.0] * 3)]
+    found = row_intervals(times)
+    assert found.durations_s == (HOUR, HOUR, HOUR, QUARTER, QUARTER, QUARTER)
+    assert found.missing_intervals == 0
+    back = row_intervals([0, 900, 1800, 3600, 7200, 10800])  # 15-minute rows, then hourly ones
+    assert back.durations_s == (900, 900, 1800, 3600, 3600, 3600)
+    assert back.missing_intervals == 0
+
+
+def test_a_gap_is_counted_in_the_interval_of_the_rows_around_it():
+    hourly_hole = row_intervals([0, 3600, 3 * 3600, 4 * 3600])  # 01:00-02:00 missing
+    assert hourly_hole.durations_s == (3600, 3600, 3600, 3600)
+    assert hourly_hole.gaps == ((2 * 3600, 3 * 3600, 3600),)
+    assert hourly_hole.missing_intervals == 1
+    times = [p.timestamp_s for p in hourly_then_quarters([1.0] * 48, [1.0] * 8)]
+    del times[50]  # one 15-minute row in the quarter-hour part
+    quarter_hole = row_intervals(times)
+    assert quarter_hole.missing_intervals == 1
+    assert quarter_hole.durations_s[49] == QUARTER
+
+
+def test_a_mixed_file_scores_as_the_same_prices_spelt_hour_by_hour(toy):
+    """Hourly prices written as four 15-minute rows each: same cost, loss and saving, no invented gaps."""
+    curve, gpu = toy
+    policy = parse_policy(TIERS, gpu)
+    hourly_prices = [200.0] * 24 * 7 + [100.0] * 24 * 7
+    hourly = series(hourly_prices)
+    mixed = hourly_then_quarters(hourly_prices[: 24 * 7], [p for p in hourly_prices[24 * 7 :] for _ in range(4)])
+    a = simulate(hourly, curve, gpu, policy, "day-ahead", 0.05)
+    b = simulate(mixed, curve, gpu, policy, "day-ahead", 0.05)
+    assert b.series.missing_intervals == 0
+    assert b.score.baseline_cost == pytest.approx(a.score.baseline_cost)
+    assert b.score.cost == pytest.approx(a.score.cost)
+    assert b.score.throughput_loss_pct == pytest.approx(a.score.throughput_loss_pct)
+    assert b.score.saving_pct == pytest.approx(a.score.saving_pct)
+    assert b.bound_saving_pct == pytest.approx(a.bound_saving_pct)
+
+
+def test_cost_is_money_not_price_times_rows(toy):
+    """The same prices every 15 minutes or every hour cost the same: price/MWh x MW x hours."""
+    curve, gpu = toy
+    prices = daily_sine(48)
+    hourly = simulate(series(prices), curve, gpu, OptimizePolicy(0.05), "day-ahead", 0.05)
+    quarters = series([p for p in prices for _ in range(4)], step_s=QUARTER)
+    fine = simulate(quarters, curve, gpu, OptimizePolicy(0.05), "day-ahead", 0.05)
+    assert fine.score.baseline_cost == pytest.approx(hourly.score.baseline_cost)
+    assert hourly.score.baseline_cost == pytest.approx(sum(prices))  # 1 MW at the largest limit, one hour each
+
+
+@pytest.mark.parametrize("budget", ["period", "rolling"])
+@pytest.mark.parametrize("visibility", ["day-ahead", "realtime"])
+def test_optimize_keeps_its_budget_in_time_not_in_rows(toy, budget, visibility):
+    """Cheap hourly rows then expensive 15-minute ones: a per-row budget would overspend in time."""
+    curve, gpu = toy
+    prices = daily_sine(24 * 7, mean=40.0)
+    quarters = [p + 200.0 for p in daily_sine(24 * 3) for _ in range(4)]
+    points = hourly_then_quarters(prices, quarters)
+    policy = OptimizePolicy(0.05, loss_budget=budget)
+    result = simulate(points, curve, gpu, policy, visibility, 0.05)
+    assert result.score.throughput_loss_pct <= 5.0 + 1e-9
+
+
+def test_the_usual_interval_is_still_the_median_spacing():
+    report = inspect_series(hourly_then_quarters([1.0] * 4, [1.0] * 12))
+    assert report.interval_s == QUARTER
+    assert report.durations_s[:4] == (HOUR,) * 4
