@@ -56,10 +56,14 @@ class Controller:
         config: FactoryConfig,
         connector: Callable[[FactoryConfig], Connector] | None = None,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] | None = None,
     ) -> None:
+        """`clock` stamps what is stored; the timers run on `monotonic` (a fake `clock` given alone serves both)."""
         self.config = config
         self._connector = connector
         self._clock = clock
+        #: The timers' clock: a wall clock stepped back 10 minutes (NTP) stopped the lock and store checks for as long.
+        self._monotonic = monotonic or (time.monotonic if clock is time.time else clock)
         self._wake = threading.Event()
         self._stop_requested = False
         self._reload_requested = False
@@ -122,9 +126,9 @@ class Controller:
         return int(ExitCode.FAILURE) if self.failure else int(ExitCode.OK)
 
     def _loop(self) -> None:
-        next_maintain = self._clock() + MAINTAIN_EVERY_S
-        next_stats = self._clock() + STATS_EVERY_S
-        next_check = self._clock() + FILE_CHECK_EVERY_S
+        next_maintain = self._monotonic() + MAINTAIN_EVERY_S
+        next_stats = self._monotonic() + STATS_EVERY_S
+        next_check = self._monotonic() + FILE_CHECK_EVERY_S
         while not self._stop_requested:
             self._wake.wait(1.0)
             self._wake.clear()
@@ -133,10 +137,10 @@ class Controller:
             if self._reload_requested:
                 self._reload_requested = False
                 self.reload()
-            now = self._clock()
+            now = self._monotonic()
             if now >= next_maintain:
                 next_maintain = now + MAINTAIN_EVERY_S
-                self._maintain(now)
+                self._maintain(self._clock())
             if now >= next_stats:
                 next_stats = now + STATS_EVERY_S
                 self._write_stats()

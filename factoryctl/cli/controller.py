@@ -94,21 +94,22 @@ def _status_doc(config: FactoryConfig, now: float) -> dict[str, Any]:
     doc: dict[str, Any] = {"running": pid is not None, "pid": pid or None, "store": str(config.store_path)}
     doc.update({"healthy": False, "problem": None, "hint": None, "newest_sample": None, "newest_sample_age_s": None})
     doc["stats"] = None
-    newest: float | None = None
+    newest = stored = None
     failed: StoreError | None = None
     try:
-        newest, doc["stats"] = _read_store(config)
+        newest, stored, doc["stats"] = _read_store(config)
     except StoreError as exc:
         failed = exc
-    doc["newest_sample"] = iso_utc(newest) if newest else None
-    doc["newest_sample_age_s"] = max(0.0, round(now - newest, 3)) if newest else None  # a clock a little ahead
+    doc["newest_sample"] = iso_utc(newest) if newest else None  # the sample's own time: its node's clock
+    # how long ago the controller stored it, on its clock: a node's clock ahead must not make it look fresh
+    doc["newest_sample_age_s"] = max(0.0, round(now - stored, 3)) if stored else None
     if failed is not None and (pid is not None or isinstance(failed, StoreDamaged)):
         doc["problem"], doc["hint"] = failed.message, failed.hint
         if pid is not None and not config.store_path.exists():
             doc["problem"] = f"the controller (pid {pid or '?'}) runs but there is no store at {config.store_path}."
             doc["hint"] = RESTART_HINT
     elif pid is not None:
-        doc["problem"], doc["hint"] = _problem(config, pid, newest, doc["stats"], now) or (None, None)
+        doc["problem"], doc["hint"] = _problem(config, pid, stored, doc["stats"], now) or (None, None)
         doc["healthy"] = doc["problem"] is None
     else:
         doc["problem"], doc["hint"] = "no controller is running on this store.", START_HINT
@@ -118,8 +119,8 @@ def _status_doc(config: FactoryConfig, now: float) -> dict[str, Any]:
     return doc
 
 
-def _read_store(config: FactoryConfig) -> tuple[float | None, dict[str, Any] | None]:
-    """The newest sample's time and the controller's figures, from the store (a `StoreError` when it cannot tell)."""
+def _read_store(config: FactoryConfig) -> tuple[float | None, float | None, dict[str, Any] | None]:
+    """The newest sample's time, when it was stored and the controller's figures (a `StoreError` if it cannot tell)."""
     import json
 
     from factoryctl.controller import STATS_KEY
@@ -128,16 +129,20 @@ def _read_store(config: FactoryConfig) -> tuple[float | None, dict[str, Any] | N
     store = Store(config.store_path, readonly=True)
     try:
         newest = store.newest_sample_time()
+        stored = store.samples_stored_at()
         raw = store.get_meta(STATS_KEY)
     finally:
         store.close()
-    return newest, json.loads(raw) if raw else None
+    return newest, stored, json.loads(raw) if raw else None
 
 
 def _problem(
     config: FactoryConfig, pid: int, newest: float | None, stats: dict[str, Any] | None, now: float
 ) -> tuple[str, str] | None:
-    """Why the running controller (pid, 0 if unnamed) is not storing samples here, and what to do; None when it is."""
+    """Why the running controller (pid, 0 if unnamed) is not storing samples here, and what to do; None when it is.
+
+    `newest` is when it stored its newest sample, on its own clock (not the sample's time: a node's clock).
+    """
     from factoryctl.controller import STALE_AFTER_INTERVALS, STALE_AFTER_MIN_S, STATS_EVERY_S
     from factoryctl.store.lock import lock_path
 

@@ -8,6 +8,7 @@ the sample writer that stores state changes in the same transaction as the sampl
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -17,6 +18,9 @@ from factoryctl.store import rows
 from factoryctl.store.connection import StoreConnection
 from factoryctl.store.logs import insert_event
 from factoryctl.store.rows import DrainInfo, Event, NodeState, to_ms
+
+#: meta key: when the newest sample was stored, on the clock of the process that stored it (see `newest_sample_time`).
+SAMPLES_STORED_AT = "samples_stored_at"
 
 
 def update_node_state(db: sqlite3.Connection, node_id: int, state: NodeState) -> None:
@@ -67,9 +71,23 @@ class NodeStates(StoreConnection):
         return out
 
     def newest_sample_time(self) -> float | None:
-        """Unix time of the newest stored node sample, or None for an empty store."""
+        """Unix time of the newest stored node sample (its node's clock), or None for an empty store."""
         value = self._query("SELECT MAX(t_ms) FROM node_latest")[0][0]
         return value / 1000 if value is not None else None
+
+    def samples_stored_at(self) -> float | None:
+        """Unix time the newest sample was stored, on its writer's clock; None for an empty store.
+
+        What readers judge a controller's freshness by. Not the newest sample's own time: that is its node's clock,
+        and a node an hour ahead made a stopped controller look fresh for an hour. A store written before the time
+        of storing was recorded answers with the newest sample's time.
+        """
+        stored = self.get_meta(SAMPLES_STORED_AT)
+        with contextlib.suppress(ValueError):
+            at = unix_time_or_none(float(stored)) if stored is not None else None
+            if at is not None:
+                return at
+        return self.newest_sample_time()
 
     def set_drained(self, names: Sequence[str], drained: bool, reason: str | None, by: str | None) -> list[str]:
         """Drain (or resume) nodes; returns the names whose flag changed. Each change is also an event."""

@@ -109,11 +109,18 @@ class Collector:
             link.join(max(0.1, deadline - time.monotonic()))
 
     def maintain(self, now: float | None = None) -> tuple[int, int, int]:
-        """Roll up finished minutes and apply retention; returns (rollup rows, raw deleted, rollups deleted)."""
+        """Roll up finished minutes and apply retention; returns (rollup rows, raw deleted, rollups deleted).
+
+        Retention allows for the forward steps the writer saw the wall clock take: rows stamped before a step are
+        pruned when they are old, not when the stepped clock says so.
+        """
         settings = self.config.settings.controller
         rolled = self.store.rollup(now)
         raw, rollups = self.store.prune(
-            parse_duration(settings.raw_retention), parse_duration(settings.rollup_retention), now
+            parse_duration(settings.raw_retention),
+            parse_duration(settings.rollup_retention),
+            now,
+            self.writer.clock_steps(),
         )
         return rolled, raw, rollups
 

@@ -40,7 +40,7 @@ def read_live(
     except StoreError:
         return None
     try:
-        newest = store.newest_sample_time()
+        newest = store.samples_stored_at()  # on the controller's clock: a node's may be ahead
         now = now if now is not None else time.time()
         if newest is None or now - newest > LIVE_INTERVALS * config.interval_s:
             return None

@@ -10,11 +10,19 @@ writer stops are counted as dropped too, so the final figures add up. A sample t
 of the wrong type, from a bug) is not such a fault either: it is dropped and counted on its own, so it cannot hold
 back every other node's rows until the buffer gives them up.
 It also keeps the figures the benchmarks report: sample-to-store latency, rows, duplicates, drops.
+
+Clocks: node states are judged on the controller's wall clock (their times are stored), so every reading of it is
+checked against the monotonic clock; a step (NTP, the RTC) moves the health bookkeeping with it instead of making
+every node look silent for a day, and forward steps are kept for retention (`clock_steps`). A sample carries its
+node's time: a node whose clock is off from the controller's by more than `CLOCK_OFF_S` has its samples re-stamped
+on the controller's clock (which the store and every reader go by), and is reported once, with a log line and a
+`clock_skew` event, instead of its samples aging out of the buffer unseen.
 """
 
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import threading
 import time
@@ -31,6 +39,65 @@ log = logging.getLogger("factoryctl.telemetry")
 
 LATENCY_WINDOW_S = 60.0
 FLUSH_EVERY_MAX_S = 0.25  # sample-to-store latency is at most this plus one transaction
+#: The wall clock moving this much more (or less) than the monotonic clock between two readings is a step.
+CLOCK_STEP_S = 2.0
+#: A node whose clock is off from the controller's by more than this has its samples re-stamped; it is in step
+#: again below half of it.
+CLOCK_OFF_S = 5.0
+#: A node's offset is its least delayed sample's over a window this long (a backlog of late samples does not move it).
+CLOCK_WINDOW_S = 10.0
+#: A node's first samples may be a backlog read at once: its offset is trusted once samples came in over this long.
+CLOCK_TRUST_S = 2.0
+#: How long a node's clock must stay off (or in step again) before it is reported: a step of the controller's own
+#: clock puts every node out of step for a moment.
+CLOCK_REPORT_AFTER_S = 30.0
+
+
+@dataclasses.dataclass
+class NodeClock:
+    """What the writer knows of one node's clock against its own (monotonic times for the bookkeeping).
+
+    A sample is never early, only late: a node's offset is bounded below by (its time - our time) of each sample,
+    so the estimate is the largest of those over the last full window (what a backlog of late samples, read at
+    once after the controller was stopped, cannot lower), or larger as soon as a sample shows more.
+    """
+
+    best: float  # the offset: the node's time - the controller's, plus the smallest delay seen
+    window_from: float
+    first_at: float  # when its first sample arrived
+    window_max: float | None = None  # the largest offset seen in the current window
+    off: bool = False  # its samples are re-stamped by `best`
+    reported: bool = False  # what was last reported: off or in step
+    reported_best: float = 0.0  # and by how much
+    changed_at: float | None = None  # since when `off` (or how much) differs from what was reported
+
+    stale: bool = False  # the controller's clock stepped: measure afresh from the next sample
+
+    def measure(self, offset: float, mono: float) -> None:
+        """A sample arrived `offset` seconds ahead of the controller's clock (negative: behind)."""
+        if self.stale:  # what was reported stays reported
+            self.best, self.window_from, self.first_at, self.window_max, self.stale = offset, mono, mono, None, False
+        if mono - self.window_from >= CLOCK_WINDOW_S:  # a clock set back is believed after a full window
+            if self.window_max is not None:
+                self.best = self.window_max
+            self.window_max, self.window_from = None, mono
+        if self.window_max is None or offset > self.window_max:
+            self.window_max = offset
+        self.best = max(self.best, offset)
+        trusted = mono - self.first_at >= CLOCK_TRUST_S
+        self.off = trusted and abs(self.best) > (CLOCK_OFF_S / 2 if self.off else CLOCK_OFF_S)
+        moved = self.off and abs(self.best - self.reported_best) > CLOCK_OFF_S  # still off, by another amount
+        if self.off == self.reported and not moved:
+            self.changed_at = None
+        elif self.changed_at is None:
+            self.changed_at = mono
+
+    def due(self, mono: float) -> bool:
+        """Whether a change has lasted long enough to be reported (then it counts as reported)."""
+        if self.changed_at is None or mono - self.changed_at < CLOCK_REPORT_AFTER_S:
+            return False
+        self.reported, self.reported_best, self.changed_at = self.off, self.best, None
+        return True
 
 
 class StoreWriter:
@@ -43,12 +110,23 @@ class StoreWriter:
         slow_interval_s: float = 5.0,
         buffer_s: float = 120.0,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] | None = None,
     ) -> None:
+        """Write into `store`; `clock` is the wall clock, `monotonic` the clock its steps are told by.
+
+        A fake `clock` given alone is taken to be step-free, as the tests that move it expect.
+        """
         self.store = store
         self.interval_s = interval_s
         self.slow_interval_s = slow_interval_s
         self.buffer_s = buffer_s
         self._clock = clock
+        self._monotonic = monotonic or (time.monotonic if clock is time.time else clock)
+        self._last_read: tuple[float, float] | None = None  # (wall, monotonic) at the last reading
+        #: The wall clock's forward steps, (when in the time before it, seconds ahead), oldest first: retention
+        #: does not count them (`factoryctl.store.samples.retention_cut`). A step back cancels the newest.
+        self._steps: list[tuple[float, float]] = []
+        self._node_clocks: dict[str, NodeClock] = {}
         self._lock = threading.Lock()
         self._incoming: list[NodeSample] = []
         self._pending: collections.deque[tuple[NodeSample, bool]] = collections.deque()
@@ -75,13 +153,15 @@ class StoreWriter:
         """Track these nodes (new ones start `down` until their first sample); forget the others."""
         wanted = list(names)
         with self._lock:
+            now = self._now()
             for name in wanted:
                 if name not in self._health:
-                    self._health[name] = NodeHealth(name, self.interval_s, since=self._clock())
+                    self._health[name] = NodeHealth(name, self.interval_s, since=now)
             for name in list(self._health):
                 if name not in wanted:
                     del self._health[name]
                     self._previous.pop(name, None)
+                    self._node_clocks.pop(name, None)
 
     def set_interval(self, interval_s: float, slow_interval_s: float | None = None) -> None:
         """A reload changed the sampling interval (and the slow tier's, when given)."""
@@ -95,15 +175,90 @@ class StoreWriter:
     # ------------------------------------------------------------------ SampleSink
 
     def offer(self, sample: NodeSample) -> None:
-        """A sample arrived from a link."""
+        """A sample arrived from a link (re-stamped on the controller's clock when its node's is off)."""
         with self._lock:
             health = self._health.get(sample.node)
             if health is None:
                 return  # a node removed by a reload, still draining its last sample
-            self._incoming.append(sample)
-            change = health.seen(self._clock())
+            now = self._now()
+            self._incoming.append(self._on_our_clock(sample, now))
+            change = health.seen(now)
             if change is not None:
                 self._note(change)
+
+    def _on_our_clock(self, sample: NodeSample, now: float) -> NodeSample:
+        """`sample`, its time moved onto the controller's clock when its node's clock is off (call with the lock)."""
+        mono = self._monotonic()
+        clock = self._node_clocks.get(sample.node)
+        if clock is None:
+            clock = self._node_clocks[sample.node] = NodeClock(sample.time - now, mono, mono)
+        clock.measure(sample.time - now, mono)
+        if clock.due(mono):
+            self._clock_reported(sample.node, clock, now)
+        if not clock.off or abs(sample.time - clock.best - now) > abs(sample.time - now):
+            return sample  # in step, or its clock was just set right (`best` believes it after a window)
+        try:
+            return dataclasses.replace(sample, time=sample.time - clock.best)
+        except ValueError:  # a time no clock can show: the store refuses it as it would have the node's own
+            return sample
+
+    def _clock_reported(self, node: str, clock: NodeClock, now: float) -> None:
+        if clock.off:
+            way = f"{abs(clock.best):.0f} s {'ahead of' if clock.best > 0 else 'behind'}"
+            text = (
+                f"{node}'s clock is {way} the controller's; its samples are stamped with the controller's time "
+                "until it agrees again (check NTP on the node)."
+            )
+            log.warning("%s", text)
+            self._events.append(Event(now, "clock_skew", text, node=node, severity="warning"))
+        else:
+            text = f"{node}'s clock agrees with the controller's again; its samples keep their own time."
+            log.info("%s", text)
+            self._events.append(Event(now, "clock_skew", text, node=node))
+
+    def _now(self) -> float:
+        """The wall clock, once whatever it stepped by since the last reading is allowed for (call with the lock)."""
+        wall, mono = self._clock(), self._monotonic()
+        if self._last_read is not None:
+            last_wall, last_mono = self._last_read
+            step = (wall - last_wall) - (mono - last_mono)
+            if abs(step) >= CLOCK_STEP_S:
+                self._stepped(step, last_wall + (mono - last_mono), wall)
+        self._last_read = (wall, mono)
+        return wall
+
+    def _stepped(self, step: float, at: float, now: float) -> None:
+        """The wall clock jumped `step` seconds at `at` (its time before the jump): move what was timed on it."""
+        for health in self._health.values():
+            health.since += step
+            if health.last_seen is not None:
+                health.last_seen += step
+        for clock in self._node_clocks.values():  # every node's offset moved: measured afresh
+            clock.stale = True
+        self._last_error_log += step
+        self._last_drop_log += step
+        self._latencies = collections.deque(((t + step, late) for t, late in self._latencies), maxlen=100_000)
+        if step > 0:
+            self._steps.append((at, step))
+        back = -step
+        while back > 0 and self._steps:  # a step back undoes the newest steps ahead first
+            when, ahead = self._steps.pop()
+            if ahead > back:
+                self._steps.append((when, ahead - back))
+            back -= ahead
+        self.counters["clock_steps"] += 1
+        text = (
+            f"the controller's wall clock stepped {'ahead' if step > 0 else 'back'} by {abs(step):.0f} s (NTP or the "
+            "RTC); node states, rollups and retention allow for it."
+        )
+        log.warning("%s", text)
+        self._events.append(Event(now, "clock_step", text, severity="warning"))
+
+    def clock_steps(self) -> list[tuple[float, float]]:
+        """The wall clock's forward steps still to allow for, for retention (see `_stepped`)."""
+        with self._lock:
+            self._now()
+            return list(self._steps)
 
     def link_failed(self, node: str, error: NodeError) -> None:
         """A link broke or could not be made (ignored once shutting down: we are the ones closing it)."""
@@ -112,7 +267,7 @@ class StoreWriter:
             if health is None or self._closing:
                 return
             before = health.message
-            change = health.failed(self._clock(), error.kind, error.message)
+            change = health.failed(self._now(), error.kind, error.message)
             if change is not None:
                 self._note(change)  # which logs it: "n1 is down: ..."
             again = health.state == "down" and error.message == before
@@ -139,8 +294,8 @@ class StoreWriter:
 
     def flush(self) -> int:
         """Write what arrived since the last tick; returns raw rows stored (0 when the store refused)."""
-        now = self._clock()
         with self._lock:
+            now = self._now()
             for health in self._health.values() if not self._closing else ():
                 change = health.tick(now)
                 if change is not None:
@@ -167,7 +322,7 @@ class StoreWriter:
         if not self._pending and not changes and not events:
             return 0
         try:
-            inserted, batch = self._write(list(self._pending), changes, events)
+            inserted, batch = self._write(list(self._pending), changes, events, now)
         except StoreDamaged as exc:
             self.counters["store_errors"] += 1
             self.store_error = self.damaged = exc
@@ -189,7 +344,7 @@ class StoreWriter:
         return inserted
 
     def _write(
-        self, batch: list[tuple[NodeSample, bool]], changes: list[NodeState], events: list[Event]
+        self, batch: list[tuple[NodeSample, bool]], changes: list[NodeState], events: list[Event], now: float
     ) -> tuple[int, list[tuple[NodeSample, bool]]]:
         """Write the batch; returns the rows inserted and the samples written.
 
@@ -197,7 +352,7 @@ class StoreWriter:
         store refused) is checked sample by sample; the ones that cannot be stored are dropped and the rest written.
         """
         try:
-            return self.store.write([s for s, _ in batch], [f for _, f in batch], changes, events), batch
+            return self.store.write([s for s, _ in batch], [f for _, f in batch], changes, events, now), batch
         except (TypeError, ValueError, OverflowError):
             good: list[tuple[NodeSample, bool]] = []
             for sample, slow in batch:
@@ -209,7 +364,7 @@ class StoreWriter:
             if len(good) == len(batch):
                 raise  # not a sample's fault: the thread's catch-all logs it
         self._pending = collections.deque(good)
-        return self.store.write([s for s, _ in good], [f for _, f in good], changes, events), good
+        return self.store.write([s for s, _ in good], [f for _, f in good], changes, events, now), good
 
     def _drop(self, sample: NodeSample, problem: str) -> None:
         """Drop a sample that can never be stored; logged at most once a minute (a broken agent sends one a tick)."""

@@ -74,7 +74,7 @@ def test_running_but_not_storing_here_is_exit_1_with_a_sentence(cli: Any, tmp_pa
         assert "deleted or replaced" in result.stderr
         store.set_meta(STATS_KEY, json.dumps({"pid": os.getpid()}))
         gpu = GpuSample(node="n1", index=0, uuid="GPU-0", name="H100", power_w=300.0)
-        store.write([NodeSample(node="n1", time=time.time() - 30, gpus=(gpu,))])
+        store.write([NodeSample(node="n1", time=time.time() - 30, gpus=(gpu,))], stored_at=time.time() - 30)
         result = _status(cli, config)
         assert "has stored no sample since" in result.stderr
         assert result.json()["newest_sample_age_s"] >= 30

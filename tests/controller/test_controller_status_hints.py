@@ -67,7 +67,7 @@ def store_with(tmp_path: Path, pid: int, sample_age_s: float, figures_age_s: flo
     store = Store(tmp_path / "state" / "factory.db")
     now = time.time()
     gpu = GpuSample(node="n1", index=0, uuid="GPU-0", power_w=300.0)
-    store.write([NodeSample(node="n1", time=now - sample_age_s, gpus=(gpu,))])
+    store.write([NodeSample(node="n1", time=now - sample_age_s, gpus=(gpu,))], stored_at=now - sample_age_s)
     store.set_meta(STATS_KEY, json.dumps({"pid": pid, "nodes": 1, "up": up, "written_at": now - figures_age_s}))
     store.close()
 

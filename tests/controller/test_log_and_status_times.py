@@ -38,4 +38,4 @@ def test_status_never_reports_a_negative_sample_age(cli: Any, tmp_path: Path) ->
     store.write([NodeSample("n1", time.time() + 30, gpus=(GpuSample("n1", 0, power_w=1.0),))])  # a node's clock ahead
     store.close()
     doc = cli("--config", str(config), "controller", "status", "-o", "json").json()
-    assert doc["newest_sample_age_s"] == 0.0
+    assert doc["newest_sample_age_s"] >= 0.0  # judged by when it was stored (on this clock), never negative
