@@ -98,8 +98,8 @@ class NodeStates(StoreConnection):
             for name in names:
                 node_id = self._node_id(db, name)
                 was = db.execute("SELECT drained, drain_reason FROM node WHERE id = ?", (node_id,)).fetchone()
-                if bool(was[0]) == drained and (not drained or was[1] == reason):
-                    continue
+                if bool(was[0]) == drained and (not drained or reason is None or was[1] == reason):
+                    continue  # draining again without a reason keeps the first one's reason, time and who
                 db.execute(
                     "UPDATE node SET drained = ?, drain_reason = ?, drained_at_ms = ?, drained_by = ? WHERE id = ?",
                     (int(drained), reason if drained else None, to_ms(now), by, node_id),

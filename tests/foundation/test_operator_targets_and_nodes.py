@@ -87,6 +87,22 @@ def test_an_empty_drain_reason_is_stored_as_none(cli: Any, factory: Path) -> Non
     assert [(i["drained"], i["drain_reason"]) for i in listed] == [(True, None)]
 
 
+def test_draining_again_without_a_reason_keeps_the_first_reason(cli: Any, factory: Path) -> None:
+    """Operator B draining a group that holds operator A's node must not wipe A's reason, time or name."""
+    assert cli("--config", str(factory), "nodes", "drain", "gpu03", "-r", "fan 4").exit_code == 0
+    first = cli("--config", str(factory), "nodes", "gpu03", "-o", "json").json()["items"][0]
+    again = cli("--config", str(factory), "nodes", "drain", "gpu[02-03]")
+    assert again.exit_code == 0
+    assert "gpu03" not in again.stdout.splitlines()[0]  # only gpu02 changed
+    after = cli("--config", str(factory), "nodes", "gpu03", "-o", "json").json()["items"][0]
+    assert (after["drain_reason"], after["drained_at"]) == ("fan 4", first["drained_at"])
+    replaced = cli("--config", str(factory), "nodes", "drain", "gpu03", "-r", "fan 4 and 5")
+    assert replaced.stdout == "drained: gpu03\n"  # a new reason is a change
+    assert cli("--config", str(factory), "nodes", "gpu03", "-o", "json").json()["items"][0]["drain_reason"] == (
+        "fan 4 and 5"
+    )
+
+
 def test_drain_help_does_not_promise_a_running_scheduler(cli: Any) -> None:
     text = cli("nodes", "drain", "--help").stdout
     assert "Keep the scheduler off" not in text
