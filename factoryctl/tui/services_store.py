@@ -32,7 +32,7 @@ BACKFILL_STEP_S = 60.0
 
 
 def controller_is_live(config: FactoryConfig) -> bool:
-    """Whether a controller holds the lock and wrote a sample within three intervals."""
+    """Whether a controller holds the lock and stored a sample within three intervals (by when it stored it)."""
     from factoryctl.store.lock import controller_is_running
     from factoryctl.store.sqlite import Store, StoreError
 
@@ -43,12 +43,12 @@ def controller_is_live(config: FactoryConfig) -> bool:
     except StoreError:
         return False
     try:
-        newest = store.newest_sample_time()
+        stored = store.samples_stored_at()  # not the samples' own times: a node's clock ahead would fake freshness
     except StoreError:
         return False
     finally:
         store.close()
-    return newest is not None and time.time() - newest <= 3 * config.interval_s
+    return stored is not None and time.time() - stored <= 3 * config.interval_s
 
 
 class StoreServices(ConfiguredServices):

@@ -124,6 +124,28 @@ def test_with_a_live_controller_the_dashboard_reads_its_store(config) -> None:
         lock.release()
 
 
+def test_a_controller_is_not_live_because_a_node_clock_runs_ahead(config) -> None:
+    """Samples stamped an hour ahead by a node's clock, stored long ago: the dashboard collects itself."""
+    import time
+
+    from factoryctl.model.telemetry import GpuSample, NodeSample
+    from factoryctl.store.lock import ControllerLock
+    from factoryctl.store.sqlite import Store
+
+    store = Store(config.store_path)
+    try:
+        ahead = time.time() + 3600
+        store.write([NodeSample("demo01", ahead, gpus=(GpuSample("demo01", 0),))], stored_at=time.time() - 600)
+    finally:
+        store.close()
+    lock = ControllerLock(config.state_dir)
+    lock.acquire()
+    try:
+        assert not controller_is_live(config)
+    finally:
+        lock.release()
+
+
 def test_a_store_this_user_cannot_write_is_read_and_actions_explain(config, monkeypatch: pytest.MonkeyPatch) -> None:
     from factoryctl.errors import FactoryError
     from factoryctl.store import sqlite
