@@ -75,7 +75,7 @@ def open_prices(ctx: typer.Context, prices: Path | None) -> tuple[PriceSource, s
 
 
 def price_cell(value: Any) -> str:
-    """A price as the file wrote it (shortest exact form: 92.01, 0.004, 1234.56), '-' when unknown.
+    """A price exactly, in its shortest form (92.01, 0.004, 1234.56; 90.00 is 90), '-' when unknown.
 
     Prices are money: the generic cell format (one decimal, integers from 100 up) would show 96.75 as 96.8 and
     1234.56 as 1235. Whole prices stay whole (`10`, not `10.0`).
