@@ -29,8 +29,15 @@ NOUNS: tuple[tuple[str, str, str], ...] = (
     ("telemetry", "telemetry", "Collect, store and export telemetry."),
     ("sched", "sched", "Replay a job trace through the scheduler and explain its decisions."),
     ("price", "price", "Grid electricity prices."),
-    ("power", "power", "Grid-price power-capping policies."),
-    ("controller", "controller", "The factoryctl daemon."),
+    ("power", "power", "Set and reset GPU power limits; replay a grid-price power policy over a price file."),
+    ("controller", "controller", "The factoryctl daemon: telemetry into the store; its status."),
+)
+
+#: What `factoryctl --help` says first: what exists today, and what is announced (README.md says the same).
+ROOT_HELP = (
+    "The operator's console for an AI factory: GPU telemetry, power limits and commands on every node over SSH, a "
+    "live dashboard, and replays of the gang scheduler and of grid-price power policies (running jobs and applying "
+    "policies come in a later release)."
 )
 
 #: Verbs of a noun that live in their own modules (each exposes `register(noun_app)`).
@@ -61,7 +68,7 @@ def _version_callback(value: bool) -> None:
 
 app = typer.Typer(
     name="factoryctl",
-    help="The operator's console for an AI factory: GPUs, jobs and power over SSH.",
+    help=ROOT_HELP,
     no_args_is_help=True,
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
@@ -82,7 +89,7 @@ def root(
         False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
     ),
 ) -> None:
-    """The operator's console for an AI factory: GPUs, jobs and power over SSH."""
+    """The root callback: keeps the global options in `ctx.obj`."""
     ctx.obj = GlobalOptions(config=config, quiet=quiet, debug=debug)
 
 
@@ -144,7 +151,9 @@ def run(argv: list[str] | None = None) -> int:
         _print_error(error)
         return int(error.exit_code)
     except (KeyboardInterrupt, typer.Abort):
-        sys.stderr.write("factoryctl: interrupted\n")
+        from factoryctl.cli.signals import report_stopped
+
+        report_stopped(ExitCode.INTERRUPTED)
         return int(ExitCode.INTERRUPTED)
     except getattr(click, "NoArgsIsHelpError", ()) as error:  # `factoryctl sim`: its help, as Click prints it
         error.show()

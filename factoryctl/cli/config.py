@@ -94,6 +94,10 @@ def _warn_unloadable_source(config: FactoryConfig, name: str, prices: str | None
         typer.echo(f"warning: {config.path}: power.prices: {path} is not a file that can be read.", err=True)
 
 
+#: Node fields only an SSH connection uses: `config show` leaves them out of a local node (it has no port or login).
+SSH_ONLY = frozenset({"port", "user", "identity_file", "known_hosts"})
+
+
 @app.command("show")
 def show(ctx: typer.Context, output: OutputFormat = DOCUMENT_OUTPUT_OPTION) -> None:
     """Print the resolved configuration: defaults filled in, node sets expanded."""
@@ -103,7 +107,10 @@ def show(ctx: typer.Context, output: OutputFormat = DOCUMENT_OUTPUT_OPTION) -> N
     document: dict[str, Any] = config.settings.model_dump(mode="json", exclude={"nodes", "groups"})
     document["state_dir"] = str(config.state_dir)
     document["nodes"] = {
-        name: {k: v for k, v in asdict(spec).items() if k != "name"} for name, spec in config.nodes.items()
+        name: {
+            k: v for k, v in asdict(spec).items() if k != "name" and not (spec.transport == "local" and k in SSH_ONLY)
+        }
+        for name, spec in config.nodes.items()
     }
     document["groups"] = {name: list(members) for name, members in config.groups.items()}
     emit(dump_json(document) if output is OutputFormat.json else dump_yaml(document))

@@ -16,6 +16,7 @@ from factoryctl.cli.render import (
     checked_choice,
     emit,
     iso_utc,
+    limit_watts,
     render_listing,
 )
 
@@ -35,8 +36,8 @@ AUDIT_COLUMNS = (
     Column("node", "NODE"),
     Column("gpu", "GPU"),
     Column("action", "ACTION"),
-    Column("before_w", "BEFORE W"),
-    Column("after_w", "AFTER W"),
+    Column("before_w", "BEFORE W", show=limit_watts),
+    Column("after_w", "AFTER W", show=limit_watts),
     Column("clamped", "CLAMPED"),
     Column("user", "USER"),
     Column("reason", "REASON"),

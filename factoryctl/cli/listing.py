@@ -61,17 +61,29 @@ def show_listing(
         return _show_once(produce, columns, output, no_header, clear=False)
     try:
         while True:
-            _show_once(produce, columns, output, no_header, clear=True)
+            _show_once(produce, columns, output, no_header, clear=True, interval=interval)
             pause_while_read(interval)
     except KeyboardInterrupt:
         return int(ExitCode.INTERRUPTED)
 
 
-def _show_once(produce: Producer, columns: Sequence[Column], output: OutputFormat, no_header: bool, clear: bool) -> int:
+def _show_once(
+    produce: Producer,
+    columns: Sequence[Column],
+    output: OutputFormat,
+    no_header: bool,
+    clear: bool,
+    interval: float = 2.0,
+) -> int:
     items, errors = produce()
     text = render_listing(items, [e.as_json() for e in errors], columns, output, no_header)
     if clear and sys.stdout.isatty():
-        text = "\x1b[H\x1b[2J" + time.strftime("Every %H:%M:%S\n\n") + text
+        text = "\x1b[H\x1b[2J" + watch_header(interval, time.time()) + "\n\n" + text
     emit(text)
     report_node_errors((e.as_report() for e in errors), ERROR_HINTS)
     return int(most_severe([e.exit_code for e in errors]))
+
+
+def watch_header(interval: float, now: float) -> str:
+    """`Every 2s: 2026-11-22T17:34:56Z`, the first line of a `--watch` redraw: UTC with Z, as every other time."""
+    return f"Every {interval:g}s: {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(now))}"

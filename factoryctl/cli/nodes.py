@@ -23,6 +23,7 @@ from factoryctl.cli.render import (
     Column,
     OutputFormat,
     iso_utc,
+    limit_watts,
 )
 from factoryctl.transport.fanout import DEFAULT_FANOUT
 
@@ -87,7 +88,7 @@ NODE_COLUMNS = (
     Column("healthy", "HEALTHY"),
     Column("gpus", "GPUS"),
     Column("power_w", "POWER W"),
-    Column("power_limit_w", "CAP W"),
+    Column("power_limit_w", "CAP W", show=limit_watts),
     Column("hottest_temperature_c", "HOTTEST C"),
     Column("rack", "RACK"),
     Column("host", "HOST", wide_only=True),

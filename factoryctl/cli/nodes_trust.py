@@ -15,9 +15,9 @@ import typer
 
 from factoryctl.cli import context
 from factoryctl.cli.render import (
+    DOCUMENT_NO_HEADER_OPTION,
     DOCUMENT_OUTPUT_OPTION,
     FANOUT_OPTION,
-    NO_HEADER_OPTION,
     Column,
     OutputFormat,
     emit,
@@ -169,6 +169,12 @@ def _record(pending: Pending) -> int:
     return written
 
 
+def _keys_line(pending: Pending) -> str:
+    """`2 host key(s)`, or `1 host key(s) for 2 nodes`: counted as `_record` writes them, once per known_hosts line."""
+    keys = {(spec.known_hosts, found.host, found.port, found.key_type, found.blob) for spec, found, _ in pending}
+    return f"{len(keys)} host key(s)" + (f" for {len(pending)} nodes" if len(pending) != len(keys) else "")
+
+
 def _recorded_line(written: int, nodes: int) -> str:
     """`recorded 1 host key(s) for 2 nodes` (nodes behind one address share a key), or `recorded 2 host key(s)`."""
     return f"recorded {written} host key(s)" + (f" for {nodes} nodes\n" if nodes != written else "\n")
@@ -180,7 +186,7 @@ def trust_command(
     yes: bool = typer.Option(False, "--yes", "-y", help="Record without asking (fingerprints checked out of band)."),
     replace: bool = typer.Option(False, "--replace", help="Also replace keys that CHANGED (after verifying them)."),
     output: OutputFormat = DOCUMENT_OUTPUT_OPTION,
-    no_header: bool = NO_HEADER_OPTION,
+    no_header: bool = DOCUMENT_NO_HEADER_OPTION,
     timeout: float = TIMEOUT_OPTION,
     fanout: int = FANOUT_OPTION,
 ) -> None:
@@ -197,11 +203,7 @@ def trust_command(
     written = _record(pending) if pending and yes else None  # with --yes the table shows what is now trusted
     if table:
         emit(render_listing(items, [], TRUST_COLUMNS, output, no_header))
-    if (
-        written is None
-        and pending
-        and _confirm(f"Record {len(pending)} host key(s) shown as unknown/changed above?", yes)
-    ):
+    if written is None and pending and _confirm(f"Record {_keys_line(pending)} shown as unknown/changed above?", yes):
         written = _record(pending)
     if written is not None:
         if table:
@@ -220,7 +222,7 @@ def check_command(
     ctx: typer.Context,
     target: str = context.TARGET_ARG,
     output: OutputFormat = DOCUMENT_OUTPUT_OPTION,
-    no_header: bool = NO_HEADER_OPTION,
+    no_header: bool = DOCUMENT_NO_HEADER_OPTION,
     timeout: float = TIMEOUT_OPTION,
     fanout: int = FANOUT_OPTION,
 ) -> None:

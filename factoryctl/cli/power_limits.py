@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from factoryctl.cli import context
-from factoryctl.cli.render import NO_HEADER_OPTION, OUTPUT_OPTION, Column, OutputFormat
+from factoryctl.cli.render import NO_HEADER_OPTION, OUTPUT_OPTION, Column, OutputFormat, limit_watts
 from factoryctl.errors import ExitCode
 
 if TYPE_CHECKING:
@@ -22,8 +22,8 @@ if TYPE_CHECKING:
 CHANGE_COLUMNS = (
     Column("node", "NODE"),
     Column("gpu", "GPU"),
-    Column("before_w", "BEFORE W"),
-    Column("enforced_w", "ENFORCED W"),
+    Column("before_w", "BEFORE W", show=limit_watts),
+    Column("enforced_w", "ENFORCED W", show=limit_watts),
     Column("clamped", "CLAMPED"),
 )
 TARGET_HELP = "Node set, @group or all; `node/0-3` picks GPUs."
@@ -46,7 +46,7 @@ def _run(
     from dataclasses import asdict
 
     from factoryctl.cli.listing import show_listing
-    from factoryctl.cli.signals import Terminated, sigterm_interrupts
+    from factoryctl.cli.signals import Terminated, report_stopped, sigterm_interrupts
     from factoryctl.config import parse_gpu_target
     from factoryctl.power.limits import LimitsInterrupted, apply_limit
 
@@ -69,8 +69,9 @@ def _run(
     status = show_listing(lambda: (items, errors), CHANGE_COLUMNS, output, bare)
     if stopped is not None:
         done = f"{len(changes)} GPU limit(s) changed and recorded" if changes else "no power limit was changed"
-        sys.stderr.write(f"factoryctl: interrupted; {done}.\n")
-        return int(ExitCode.TERMINATED if isinstance(stopped, Terminated) else ExitCode.INTERRUPTED)
+        code = ExitCode.TERMINATED if isinstance(stopped, Terminated) else ExitCode.INTERRUPTED
+        report_stopped(code, f"interrupted; {done}.")
+        return int(code)
     if status and not changes:
         # the nodes that failed were left alone, and none of the others changed either
         sys.stderr.write("factoryctl: no power limit was changed.\n")

@@ -16,6 +16,7 @@ from typing import Any
 
 import typer
 
+from factoryctl.cli.completion import complete_choices
 from factoryctl.cli.context import seconds_check
 from factoryctl.model.timefmt import iso_utc as iso_utc  # re-exported: the listings format their times with it
 from factoryctl.transport.fanout import DEFAULT_FANOUT, MAX_FANOUT
@@ -76,10 +77,20 @@ OUTPUT_OPTION = typer.Option(
 )
 #: `-o/--output` of the commands that print no listing (`config show`, `controller status`, `power simulate`,
 #: `nodes trust`, `nodes check`): csv is refused there rather than quietly printing a table.
+#: Its help and completion offer those four only (the enum's choices would list csv, then refuse it).
+DOCUMENT_FORMATS = ("table", "wide", "json", "yaml")
 DOCUMENT_OUTPUT_OPTION = typer.Option(
-    OutputFormat.table, "--output", "-o", parser=parse_document_format, help="table, wide, json or yaml."
+    OutputFormat.table,
+    "--output",
+    "-o",
+    parser=parse_document_format,
+    metavar=f"<{'|'.join(DOCUMENT_FORMATS)}>",
+    autocompletion=complete_choices(DOCUMENT_FORMATS),
+    help="table, wide, json or yaml.",
 )
 NO_HEADER_OPTION = typer.Option(False, "--no-header", help="Omit the table or csv header.")
+#: `--no-header` of `nodes trust` and `nodes check`, whose only table-like output is their table.
+DOCUMENT_NO_HEADER_OPTION = typer.Option(False, "--no-header", help="Omit the table header.")
 WATCH_OPTION = typer.Option(False, "--watch", "-w", help="Redraw in place every interval, like watch.")
 INTERVAL_OPTION = typer.Option(
     2.0,
@@ -122,6 +133,16 @@ def format_cell(value: Any) -> str:
     if isinstance(value, dict):
         return ",".join(f"{k}={v}" for k, v in value.items()) or "-"
     return str(value)
+
+
+def limit_watts(value: Any) -> str:
+    """A power limit as it was set: `100.4`, `287.5`, `300`; never rounded to `100` as a reading may be.
+
+    The driver keeps limits in milliwatts, so three decimals are exact; trailing zeros go. JSON keeps the number.
+    """
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:.3f}".rstrip("0").rstrip(".")
+    return format_cell(value)
 
 
 def render_table(items: Sequence[dict[str, Any]], columns: Sequence[Column], wide: bool, header: bool) -> str:

@@ -19,6 +19,22 @@ import typer
 
 from factoryctl.errors import ExitCode
 
+#: The hint under `factoryctl: interrupted` (Ctrl-C, 130) and `factoryctl: terminated` (SIGTERM, 143): like every
+#: error, a stop says what to do next.
+STOPPED_HINTS = {
+    ExitCode.INTERRUPTED: "Ctrl-C stopped it (exit 130); run the command again for a complete result.",
+    ExitCode.TERMINATED: (
+        "SIGTERM stopped it (exit 143: `timeout`, systemd or kill); run the command again, with more time if a "
+        "time limit ended it."
+    ),
+}
+
+
+def report_stopped(status: ExitCode, sentence: str | None = None) -> None:
+    """`factoryctl: interrupted` (or `terminated`, or `sentence`) and its hint on stderr, for exit `status`."""
+    word = "terminated" if status is ExitCode.TERMINATED else "interrupted"
+    sys.stderr.write(f"factoryctl: {sentence or word}\nhint: {STOPPED_HINTS[status]}\n")
+
 
 class Terminated(BaseException):
     """SIGTERM arrived while the command worked: it stops as for Ctrl-C, then exits 143.
@@ -52,7 +68,7 @@ def sigterm_interrupts() -> Iterator[threading.Event]:
     try:
         yield again
     except Terminated:  # only if it came as a Ctrl-C was being handled: too late to report, but never a traceback
-        sys.stderr.write("factoryctl: terminated\n")
+        report_stopped(ExitCode.TERMINATED)
         raise typer.Exit(ExitCode.TERMINATED) from None
     finally:
         signal.signal(signal.SIGTERM, previous)

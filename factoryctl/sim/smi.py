@@ -4,7 +4,7 @@ It answers the forms factoryctl (and operators' scripts) use, from the same pers
 
     python -m factoryctl.sim.smi --node N [--state-dir D] [--factory F] --query-gpu=FIELDS --format=csv[,noheader][,nounits] [-i IDX]
     python -m factoryctl.sim.smi --node N ... -i IDX -pl WATTS      (out of range: refused, exit 2, nothing changed)
-    python -m factoryctl.sim.smi --node N ... -L
+    python -m factoryctl.sim.smi --node N ... -L [-i IDX]
 
 `--node/--state-dir/--factory` may come from FACTORYCTL_SIM_NODE / _STATE_DIR / _FACTORY instead, and
 `write_shim()` writes an executable `nvidia-smi` script with them baked in, to put first on a PATH. Every value is
@@ -185,10 +185,10 @@ def set_power_limit(watts_text: str, selector: Optional[str]) -> str:
     return "\n".join(out) + "\n"
 
 
-def list_gpus() -> str:
-    """`-L`: one line per GPU."""
+def list_gpus(selector: Optional[str] = None) -> str:
+    """`-L [-i IDX]`: one line per selected GPU (a bad index: exit 6, as for the other forms)."""
     lines = []
-    for index in range(nvml.nvmlDeviceGetCount()):
+    for index in _indexes(selector):
         handle = nvml.nvmlDeviceGetHandleByIndex(index)
         try:
             lines.append(f"GPU {index}: {nvml.nvmlDeviceGetName(handle)} (UUID: {nvml.nvmlDeviceGetUUID(handle)})")
@@ -240,7 +240,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         elif opts.get("query") is not None:
             text = query(str(opts["query"]), opts.get("format") or "csv", opts.get("id"))
         elif opts.get("list"):
-            text = list_gpus()
+            text = list_gpus(opts.get("id"))
         else:
             raise SmiError("This shim answers --query-gpu, -pl and -L only.", 2)
     except SmiError as exc:

@@ -63,6 +63,49 @@ _NOT_DONE = {
 }
 
 
+def _write_denied(path: Path, readonly: bool) -> bool:
+    """Whether the store or its WAL cannot be opened for writing any more (after a bare "disk I/O error").
+
+    A file made read-only under an open connection (`chattr +i`, a read-only remount) fails SQLite's next write as
+    a bare "disk I/O error"; opening the files for writing tells that apart from a failing disk.
+    """
+    import errno
+
+    if readonly:
+        return False
+    for name in (path, path.with_name(path.name + "-wal")):
+        try:
+            os.close(os.open(name, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC))
+        except OSError as err:
+            if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+                return True
+    return False
+
+
+#: The most one SQLite write adds to a file: a WAL frame (a page of at most 64 KiB and its 24-byte header), twice.
+_ONE_WRITE = 2 * (65536 + 24)
+
+
+def _file_size_limit_reached(path: Path) -> str | None:
+    """The file size limit (RLIMIT_FSIZE) as `1.5 MiB`, if the store or its WAL is one write short of it, else None.
+
+    Past the limit write() fails with EFBIG (Python ignores SIGXFSZ), which SQLite reports as a bare "disk I/O
+    error"; a file that has grown up to the limit tells that apart from a failing disk.
+    """
+    import resource
+
+    soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if soft == resource.RLIM_INFINITY:
+        return None
+    sizes = []
+    for name in (path, path.with_name(path.name + "-wal")):
+        with contextlib.suppress(OSError):
+            sizes.append(name.stat().st_size)
+    if not sizes or max(sizes) + _ONE_WRITE <= soft:
+        return None
+    return f"{soft / 1024**2:.1f} MiB" if soft >= 1024**2 else f"{soft // 1024} KiB"
+
+
 def _needs_shm(exc: sqlite3.Error) -> bool:
     """Whether a read-only open failed for want of a `-shm` file (SQLITE_READONLY_DIRECTORY, SQLITE_CANTOPEN)."""
     text = str(exc).lower()
@@ -237,27 +280,15 @@ class StoreConnection:
         text = str(exc).lower()
         where = self.path
         not_done = _NOT_DONE.get(doing, f"the {doing} did not happen")
-
-        def _denied(path: Path) -> bool:
-            # A file made read-only under an open connection (`chattr +i`, a read-only remount) fails SQLite's next
-            # write as a bare "disk I/O error"; opening the files for writing tells that apart from a failing disk.
-            import errno
-
-            if self.readonly:
-                return False
-            for name in (path, path.with_name(path.name + "-wal")):
-                try:
-                    os.close(os.open(name, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC))
-                except OSError as err:
-                    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-                        return True
-            return False
-
         if "not a database" in text or "malformed" in text or "corrupt" in text:
             if self.immutable:  # a writer changed the file mid-query under a reader that cannot lock it
                 return StoreError(f"the store at {where} changed while it was being read.", "run the command again.")
             return StoreDamaged(where, str(exc))
-        if "readonly" in text or "read-only" in text or ("disk i/o" in text and _denied(self.path)):
+        if (
+            "readonly" in text
+            or "read-only" in text
+            or ("disk i/o" in text and _write_denied(self.path, self.readonly))
+        ):
             return StoreError(
                 f"the store at {where} is read-only for this user, so {not_done}.",
                 f"give this user write access to {where} and its directory (owner and mode, no `chattr +i`, not a "
@@ -267,6 +298,14 @@ class StoreConnection:
             return StoreError(
                 f"the store at {where} is full (the disk or the database size limit), so {not_done}.",
                 "free disk space, or shorten controller.raw_retention in factory.yaml.",
+            )
+        limit = _file_size_limit_reached(self.path) if "disk i/o" in text else None
+        if limit is not None:  # EFBIG, which SQLite reports as a bare "disk I/O error"
+            return StoreError(
+                f"the store at {where} reached this process's file size limit ({limit}: `ulimit -f`, systemd's "
+                f"LimitFSIZE=), so {not_done}.",
+                "raise the limit (`ulimit -f unlimited`, LimitFSIZE=infinity), or shorten controller.raw_retention in "
+                "factory.yaml.",
             )
         if "locked" in text or "busy" in text:
             return StoreError(

@@ -139,7 +139,7 @@ def _ssh_steps(walk: _Walk, spec: NodeSpec, factory: str, options: SshOptions, t
         sock = _connect_socket(spec, target, options)
     except NodeError as exc:
         return walk.fail("dns" if exc.kind == "dns" else "tcp", exc)
-    walk.add("tcp", "ok", f"{target.host}:{target.port} in {(time.monotonic() - started) * 1000:.1f} ms")
+    walk.add("tcp", "ok", f"{target.address} in {(time.monotonic() - started) * 1000:.1f} ms")
     try:
         transport = start_transport(spec.name, target, sock, options)
     except NodeError as exc:

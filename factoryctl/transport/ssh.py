@@ -100,7 +100,7 @@ class SshConnection:
             raise NodeError(
                 self.node,
                 "refused",
-                f"jump host {self.target.label} cannot reach {target.host}:{target.port} ({exc.text})",
+                f"jump host {self.target.label} cannot reach {target.address} ({exc.text})",
                 "check ProxyJump in ~/.ssh/config and the node's address.",
             ) from exc
         except (paramiko.SSHException, EOFError, OSError) as exc:
@@ -450,14 +450,9 @@ class SshPool:
         except NodeError as exc:
             if exc.message.startswith("jump host "):
                 raise
-            hint = exc.hint
-            if exc.kind == "host_key":
-                hint = (
-                    f"the jump host is not an inventory node: check its fingerprint and record it in "
-                    f"{target.known_hosts} (e.g. by answering yes to `ssh -p {target.port} {target.user}@{target.host}` "
-                    "once)."
-                )
-            raise NodeError(node, exc.kind, f"jump host {target.label}: {exc.message}", hint) from exc
+            raise NodeError(
+                node, exc.kind, f"jump host {target.label}: {exc.message}", _jump_hint(exc, target)
+            ) from exc
 
     def drop(self, spec: NodeSpec) -> None:
         """Close and forget a node's connection (after an error that left it unusable)."""
@@ -470,6 +465,24 @@ class SshPool:
         for connection in list(self._connections.values()):
             connection.close()
         self._connections.clear()
+
+
+def _jump_hint(exc: NodeError, target: SshTarget) -> str | None:
+    """The hint for a failure to reach jump host `target`: about the jump host (ProxyJump), not about the node."""
+    where = f"the jump host {target.address} (ProxyJump in ~/.ssh/config)"
+    if exc.kind == "host_key":
+        return (
+            f"the jump host is not an inventory node: check its fingerprint and record it in "
+            f"{target.known_hosts} (e.g. by answering yes to `ssh -p {target.port} {target.user}@{target.host}` "
+            "once)."
+        )
+    if exc.kind == "dns":
+        return f"check the jump host's name {target.host} in ProxyJump in ~/.ssh/config."
+    if exc.kind == "refused":
+        return f"is sshd running on {where}?"
+    if exc.kind == "timeout":
+        return f"is {where} up and reachable from here?"
+    return exc.hint
 
 
 def _jump_key(target: SshTarget) -> tuple[str, ...]:

@@ -45,9 +45,19 @@ class SshTarget:
         return (self.host, self.port, self.user)
 
     @property
+    def address(self) -> str:
+        """`host:port` for messages (`[::1]:22` for an IPv6 address, as ssh and URLs write it)."""
+        return host_port(self.host, self.port)
+
+    @property
     def label(self) -> str:
         """`user@host:port` for messages."""
-        return f"{self.user}@{self.host}:{self.port}"
+        return f"{self.user}@{self.address}"
+
+
+def host_port(host: str, port: int) -> str:
+    """`host:port`, with an IPv6 address in brackets (`[::1]:9`): bare, its colons would run into the port's."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _config_path(config_path: Path | None) -> Path:

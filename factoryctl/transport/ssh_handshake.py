@@ -103,13 +103,15 @@ def tcp_socket(node: str, target: SshTarget, timeout: float) -> socket.socket:
             last = exc
             continue
         return sock
-    where = f"{target.host}:{target.port}"
+    where = target.address
     if isinstance(last, (socket.timeout, TimeoutError)):
         raise NodeError(node, "timeout", f"no answer from {where} within {timeout:g} s", "is the node up?") from last
     if isinstance(last, ConnectionRefusedError):
         raise NodeError(
             node, "refused", f"{where} refused the connection", "is sshd running on the node, on the configured port?"
         ) from last
+    if isinstance(last, ConnectionResetError):  # accepted, then reset before connect() returned: dropped, as below
+        raise _dropped(node, target, "reset") from last
     reason = getattr(last, "strerror", None) or str(last)
     raise NodeError(node, "refused", f"cannot connect to {where}: {reason}", "check the network path.") from last
 
@@ -146,15 +148,46 @@ def _await_banner(node: str, target: SshTarget, sock: socket.socket, timeout: fl
 
     poller = select.poll()  # not select.select: a 2,000-node fleet has descriptors past FD_SETSIZE
     poller.register(sock, select.POLLIN | select.POLLPRI)
-    if not poller.poll(timeout * 1000):  # readable also means closed: paramiko reports that as it does now
+    if not poller.poll(timeout * 1000):
         sock.close()
-        where = f"{target.host}:{target.port}"
+        where = target.address
         raise NodeError(
             node,
             "banner",
             f"{where} sent no SSH banner within {timeout:g} s (not an SSH server, or one that is hung or overloaded)",
             _SILENT_HINT,
         )
+    _refuse_if_dropped(node, target, sock)
+
+
+#: sshd drops connections before its greeting when MaxStartups is reached, a tcpwrapper (hosts.deny) or PerSourcePenalties
+#: says no, or it dies; a firewall can reset them too. ssh reports these as "Connection reset/closed by HOST port N".
+_DROPPED_HINT = (
+    "sshd on the node (or a firewall in between) dropped the connection: look at sshd's log there "
+    "(MaxStartups, hosts.deny) and check that the node is not shutting down."
+)
+
+
+def _refuse_if_dropped(node: str, target: SshTarget, sock: socket.socket) -> None:
+    """Raise `refused` (a lost connection, as docs/ssh.md classifies it) if the peer closed or reset before its banner.
+
+    Readable also means closed; a peek (which cannot block: the socket is readable) tells that apart from a greeting,
+    so the reset is named instead of paramiko's empty "Error reading SSH protocol banner".
+    """
+    try:
+        peeked = sock.recv(1, socket.MSG_PEEK)
+    except OSError as exc:
+        what = "reset" if isinstance(exc, ConnectionResetError) else f"broke ({exc.strerror or exc})"
+    else:
+        if peeked:
+            return
+        what = "closed"
+    sock.close()
+    raise _dropped(node, target, what)
+
+
+def _dropped(node: str, target: SshTarget, what: str) -> NodeError:
+    return NodeError(node, "refused", f"{target.address} {what} the connection before the SSH greeting", _DROPPED_HINT)
 
 
 def start_transport(
@@ -181,15 +214,25 @@ def start_transport(
     if not done.wait(budget) or not transport.is_active() or transport.get_exception() is not None:
         error = transport.get_exception()
         transport.close()
-        text = str(error) if error else f"no SSH handshake within {budget:g} s"
+        text = _handshake_failure(error, budget)
         raise NodeError(
             node,
             "banner",
-            f"{target.host}:{target.port} does not speak SSH ({text.strip()})",
+            f"{target.address} does not speak SSH ({text.strip()})",
             _NOT_SSH_HINT,
         ) from error
     transport.set_keepalive(max(1, int(options.keepalive_s)))
     return transport
+
+
+def _handshake_failure(error: BaseException | None, budget: float) -> str:
+    """Why the handshake failed, never empty: paramiko's EOFError for a peer that hung up says nothing by itself."""
+    if error is None:
+        return f"no SSH handshake within {budget:g} s"
+    text = str(error).strip()
+    if isinstance(error, EOFError) or not text:
+        return "it closed the connection during the handshake"
+    return text
 
 
 def server_key(transport: paramiko.Transport, target: SshTarget) -> ServerKey:

@@ -1,0 +1,35 @@
+"""Tables show a power limit as it was set (`250.4`), not rounded to whole watts; JSON keeps the number."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from factoryctl.cli.render import limit_watts
+
+
+def test_limit_watts_keeps_what_was_set():
+    assert [limit_watts(v) for v in (100.4, 287.5, 300.0, 250.125, 99.9999, None)] == [
+        "100.4",
+        "287.5",
+        "300",
+        "250.125",
+        "100",
+        "-",
+    ]
+
+
+def test_power_set_audit_and_nodes_tables_show_the_decimals(cli, tmp_path: Path):
+    config = tmp_path / "factory.yaml"
+    config.write_text(
+        f"name: lab\nstate_dir: {tmp_path / 'state'}\nnodes:\n"
+        "  ws: {transport: local, sim: {profile: h100-sxm, gpus: 1, seed: 3}}\n"
+    )
+    changed = cli("--config", str(config), "power", "set", "ws", "--watts", "250.4")
+    assert changed.exit_code == 0, changed.stderr
+    assert changed.stdout.splitlines()[1].split() == ["ws", "0", "700", "250.4", "no"]
+    audit = cli("--config", str(config), "audit")
+    assert audit.stdout.splitlines()[1].split()[1:6] == ["ws", "0", "set", "700", "250.4"]
+    assert cli("--config", str(config), "audit", "-o", "json").json()["items"][0]["after_w"] == 250.4
+    nodes = cli("--config", str(config), "nodes")
+    header, row = nodes.stdout.splitlines()[:2]
+    assert row[header.index("CAP W") :].split()[0] == "250.4"
