@@ -54,7 +54,7 @@ def _nodes(ctx: typer.Context, target: str | None) -> tuple[Any, list[str] | Non
 #: Every kind of event the store holds (docs/telemetry.md); `--kind` takes one of them.
 EVENT_KINDS = (
     "node_up", "node_degraded", "node_down", "xid", "ecc", "gpu_lost", "gpu_back", "thermal", "drain", "resume",
-    "controller_start", "controller_stop", "config_reloaded", "config_rejected",
+    "controller_start", "controller_stop", "config_reloaded", "config_rejected", "clock_step", "clock_skew",
 )  # fmt: skip
 
 

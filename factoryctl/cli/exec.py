@@ -385,9 +385,9 @@ def exec_command(
     errors = [o for _, o in outcomes if isinstance(o, NodeError)]
     print_outcomes(items, errors, output if structured else None, no_header, lines=printer is not None)
     if interrupted is not None:
-        sys.stderr.write(
-            "factoryctl: interrupted\n" if interrupted is ExitCode.INTERRUPTED else "factoryctl: terminated\n"
-        )
+        from factoryctl.cli.signals import report_stopped
+
+        report_stopped(interrupted)
         raise typer.Exit(interrupted)
     raise typer.Exit(exit_status(items, errors))
 

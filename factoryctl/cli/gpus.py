@@ -16,6 +16,7 @@ from factoryctl.cli.render import (
     WATCH_OPTION,
     Column,
     OutputFormat,
+    limit_watts,
 )
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ GPU_COLUMNS = (
     Column("utilization_pct", "UTIL%"),
     Column("memory", "MEMORY"),
     Column("power_w", "POWER W"),
-    Column("power_limit_w", "CAP W"),
+    Column("power_limit_w", "CAP W", show=limit_watts),
     Column("temperature_c", "TEMP C"),
     Column("throttle_reasons", "THROTTLE"),
     Column("power_range", "RANGE W", wide_only=True),

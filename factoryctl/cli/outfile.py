@@ -166,8 +166,15 @@ def removed_on_failure(out: OutFile | None) -> Iterator[None]:
     except _Ended as ended:
         if out is not None:
             out.discard()
-        sys.stderr.write("factoryctl: terminated\n")
-        raise SystemExit(128 + ended.signum) from None
+        from factoryctl.cli.signals import report_stopped
+        from factoryctl.errors import ExitCode
+
+        status = 128 + ended.signum
+        if status in (ExitCode.INTERRUPTED, ExitCode.TERMINATED):
+            report_stopped(ExitCode(status))
+        else:  # SIGHUP: the terminal went away, nobody reads a hint
+            sys.stderr.write("factoryctl: terminated\n")
+        raise SystemExit(status) from None
     except BaseException:
         if out is not None:
             out.discard()  # no empty file left behind, and the file that was there is untouched

@@ -14,7 +14,6 @@ share that attempt's outcome.
 from __future__ import annotations
 
 import contextlib
-import select
 import socket
 import threading
 import time
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING
 from factoryctl.errors import NodeError
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.transport.base import CappedOutput, CommandResult, OutputSink, cut_short, kept_stderr
+from factoryctl.transport.polling import Watched, readable
 from factoryctl.transport.quoting import shell_join
 from factoryctl.transport.ssh_channel import guard, operation
 from factoryctl.transport.ssh_config import SshTarget, resolve
@@ -273,21 +273,21 @@ def _drain_loop(
     feeding = feed is not None
     while True:
         wait = 1.0 if deadline is None else max(0.0, min(1.0, deadline - time.monotonic()))
-        watched: list[object] = [chan]
+        watched: list[Watched] = [chan]
         if feed is not None and feeding:
-            feed.clear_wakeup()  # before looking: news after this point wakes the select below
+            feed.clear_wakeup()  # before looking: news after this point wakes the poll below
             feeding, backlog = _feed(chan, feed)
             if feeding and backlog:
-                wait = min(wait, _SEND_POLL_S)  # a window adjust does not wake select: look again soon
-            elif feeding:
+                wait = min(wait, _SEND_POLL_S)  # a window adjust does not wake the poll: look again soon
+            elif feeding and wakeup is not None:
                 watched.append(wakeup)  # more input (or its end) wakes it
-        if chan.eof_received:  # EOF leaves the channel readable for good: selecting on it would spin
+        if chan.eof_received:  # EOF leaves the channel readable for good: polling it would spin
             if len(watched) > 1:
-                select.select(watched[1:], [], [], min(wait, _EOF_POLL_S))
+                readable(watched[1:], min(wait, _EOF_POLL_S))
             else:
                 chan.status_event.wait(wait)  # set by the exit status, or the close
         else:
-            select.select(watched, [], [], wait)
+            readable(watched, wait)
         while chan.recv_ready():
             with operation(chan):  # a read may send a window adjust
                 data = chan.recv(_READ_CHUNK)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from factoryctl.errors import NodeError
 from factoryctl.transport.base import MAX_OUTPUT_BYTES
+from factoryctl.transport.host_limits import local_limit_error
 from factoryctl.transport.known_hosts import HostKeyStatus, KnownHosts, fingerprint
 from factoryctl.transport.ssh_config import SshTarget
 
@@ -214,6 +215,9 @@ def start_transport(
     if not done.wait(budget) or not transport.is_active() or transport.get_exception() is not None:
         error = transport.get_exception()
         transport.close()
+        local = local_limit_error(node, error) if error is not None else None
+        if local is not None:  # this machine ran out of threads or files: not the node's fault
+            raise local from error
         text = _handshake_failure(error, budget)
         raise NodeError(
             node,

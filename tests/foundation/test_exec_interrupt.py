@@ -69,7 +69,9 @@ def interrupted_exec(factory: str, marks: Path, sig: signal.Signals, *extra: str
 def test_an_interrupted_exec_still_prints_its_json(factory, tmp_path, sig, status, last_words):
     returncode, out, err = interrupted_exec(factory, tmp_path, sig, "-n", "-o", "json")
     assert returncode == status, err
-    assert err.endswith(f"factoryctl: {last_words}\n")
+    from factoryctl.cli.signals import STOPPED_HINTS
+
+    assert err.endswith(f"factoryctl: {last_words}\nhint: {STOPPED_HINTS[status]}\n")
     doc = json.loads(out)
     [finished] = doc["items"]
     assert (finished["node"] in ("s1", "s2"), finished["exit_code"], finished["stdout"]) == (True, 0, "quick\n")

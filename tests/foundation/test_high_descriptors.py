@@ -12,6 +12,7 @@ import resource
 from collections.abc import Iterator
 
 import pytest
+from high_fds import descriptors_past_fd_setsize
 
 from factoryctl.errors import NodeError
 from factoryctl.model.inventory import NodeSpec
@@ -19,27 +20,12 @@ from factoryctl.transport.host_limits import local_limit_error, raise_open_file_
 from factoryctl.transport.local import LocalTransport
 from factoryctl.transport.polling import readable, writable
 
-PAST_FD_SETSIZE = 1100
-
 
 @pytest.fixture
 def low_numbers_taken() -> Iterator[None]:
-    """Hold every descriptor below PAST_FD_SETSIZE, so new ones are numbered past 1024."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < PAST_FD_SETSIZE + 200:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, PAST_FD_SETSIZE + 1000), hard))
-    held: list[int] = []
-    try:
-        while True:
-            fd = os.open(os.devnull, os.O_RDONLY)
-            held.append(fd)
-            if fd >= PAST_FD_SETSIZE:
-                break
+    """Hold every descriptor below 1,100, so new ones are numbered past 1024."""
+    with descriptors_past_fd_setsize():
         yield
-    finally:
-        for fd in held:
-            os.close(fd)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 @pytest.mark.usefixtures("low_numbers_taken")

@@ -33,3 +33,6 @@ def test_power_set_audit_and_nodes_tables_show_the_decimals(cli, tmp_path: Path)
     nodes = cli("--config", str(config), "nodes")
     header, row = nodes.stdout.splitlines()[:2]
     assert row[header.index("CAP W") :].split()[0] == "250.4"
+    gpus = cli("--config", str(config), "gpus")
+    header, row = gpus.stdout.splitlines()[:2]
+    assert row[header.index("CAP W") :].split()[0] == "250.4"

@@ -78,4 +78,7 @@ def test_an_interrupted_exec_lines_over_ssh_reports_what_it_stopped(factory, mar
     assert sorted(lines) == sorted([f"{quick}: quick", *(f"{n}: hi" for n in stopped)])
     assert f"factoryctl: {fold(stopped)} (2): command interrupted before it finished\n" in err
     assert "factoryctl: n04: not started: exec was interrupted\n" in err
-    assert err.endswith("factoryctl: terminated\n")
+    assert err.endswith(
+        "factoryctl: terminated\nhint: SIGTERM stopped it (exit 143: `timeout`, systemd or kill); run the"
+        " command again, with more time if a time limit ended it.\n"
+    )

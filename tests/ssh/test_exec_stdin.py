@@ -195,19 +195,19 @@ def test_ctrl_c_signals_the_remote_command(factory, sshd, tmp_path):
 
 
 def count_selects(monkeypatch) -> list[int]:
-    """Count the select calls this thread makes in the SSH transport from now on (a one-item list)."""
+    """Count the waits (poll) this thread makes in the SSH transport from now on (a one-item list)."""
     import factoryctl.transport.ssh as ssh_module
 
     calls = [0]
-    real_select = ssh_module.select.select
+    real_readable = ssh_module.readable
     me = threading.current_thread()
 
     def counting(*args, **kwargs):
         if threading.current_thread() is me:
             calls[0] += 1
-        return real_select(*args, **kwargs)
+        return real_readable(*args, **kwargs)
 
-    monkeypatch.setattr(ssh_module.select, "select", counting)
+    monkeypatch.setattr(ssh_module, "readable", counting)
     return calls
 
 
@@ -244,3 +244,14 @@ def test_a_command_that_closed_its_output_is_waited_for_without_spinning(connect
     result = connection.run(["sh", "-c", "exec >/dev/null 2>&1; sleep 1; exit 3"], timeout=30)
     assert result.exit_code == 3
     assert calls[0] < 20
+
+
+def test_a_command_with_input_and_output_past_fd_setsize(connection):
+    """A channel's descriptor numbered past 1024 (a large fleet) is waited on with poll: select refused it."""
+    from high_fds import descriptors_past_fd_setsize
+
+    data = os.urandom(1 << 20)
+    with descriptors_past_fd_setsize():
+        result = connection.run(["cat"], timeout=60, stdin=data)
+    assert result.exit_code == 0
+    assert result.stdout == data

@@ -156,3 +156,13 @@ def test_a_node_clock_set_again_is_reported_again_and_in_step_once_it_agrees(
     ]
     assert [e.severity for e in store.events(0) if e.kind == "clock_skew"] == ["warning", "warning", "info"]
     assert writer.counters["dropped"] == 2  # its first 2 s; none when its clock was set right again
+
+
+def test_the_clock_event_kinds_can_be_asked_for(cli) -> None:
+    """`events --kind clock_skew` is taken (the kinds the writer records are the kinds --kind offers)."""
+    from factoryctl.cli.events import EVENT_KINDS
+
+    assert {"clock_step", "clock_skew"} <= set(EVENT_KINDS)
+    result = cli("events", "--kind", "clock_skw")
+    assert result.exit_code == 2
+    assert "clock_skew" in result.stderr
