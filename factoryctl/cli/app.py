@@ -202,9 +202,19 @@ def _usage_error(error: Any, args: list[str]) -> FactoryError:
         message = f"{error.message}; did you mean {' or '.join(error.possibilities)}?"
     else:
         message = error.format_message()
-    message = _sentence(message.replace(". Did you mean", "; did you mean"))
+    message = _sentence(_one_line(message.replace(". Did you mean", "; did you mean")))
     path = error.ctx.command_path if error.ctx is not None else _command_path(args)
     return FactoryError(message, f"see `{path} --help`.")
+
+
+def _one_line(message: str) -> str:
+    """Click's choices list (`Choose from:` then a tab-indented line per choice) folded into the sentence."""
+    head, sep, choices = message.partition(" Choose from:")
+    if not sep:
+        return " ".join(line.strip() for line in message.splitlines())
+    names = [c.strip().rstrip(",.") for c in choices.split() if c.strip().rstrip(",.")]
+    listed = ", ".join(names[:-1]) + f" or {names[-1]}" if len(names) > 1 else "".join(names)
+    return f"{head.rstrip('.')}: choose {listed}"
 
 
 def _global_option_moved(error: Any, args: list[str]) -> str | None:

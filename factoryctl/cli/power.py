@@ -269,4 +269,9 @@ def simulate_command(
     }
     document = _document(result, policy, facts)
     _warn_stale(document, policy, policy_file)
+    if document["saving_pct"] is None:
+        sys.stderr.write(
+            "factoryctl: note: the baseline bill is 0 or under 1 % of the prices' gross sum (they nearly cancel out),"
+            " so saving_pct is null: compare cost with baseline_cost.\n"
+        )
     emit_then_write(out, lambda: _render(document, output), lambda: schedule_csv(points, result.actions))

@@ -36,3 +36,16 @@ def test_any_other_unknown_option_still_points_at_the_commands_help(cli: Any) ->
     result = cli("power", "set", "n1", "--watts", "300", "--quite")
     assert result.exit_code == 2
     assert result.stderr.splitlines()[-1] == "hint: see `factoryctl power set --help`."
+
+
+def test_a_missing_choice_option_is_one_line_naming_the_choices(cli) -> None:
+    """Click lists the choices on tab-indented lines, which stderr showed as `\\x09day-ahead,`: one sentence instead."""
+    result = cli(
+        "power", "simulate", "--prices", "p.csv", "--curve", "c.csv", "--gpu", "a40", "--workload", "squad",
+        "--max-throughput-loss", "0.05",
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "factoryctl: missing option '--price-visibility': choose day-ahead or realtime.",
+        "hint: see `factoryctl power simulate --help`.",
+    ]

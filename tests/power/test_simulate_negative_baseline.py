@@ -73,3 +73,11 @@ def test_a_baseline_too_near_zero_has_no_saving():
     assert result.saving_pct is None
     assert saving_pct(1.0, 0.5, gross=50.0) == pytest.approx(50.0)  # 2 % of the gross bill: still meaningful
     assert saving_pct(1.0, 0.5, gross=200.0) is None  # 0.5 %: not
+
+
+def test_a_null_saving_is_explained_on_stderr(cli, tmp_path, curve_file):
+    prices = write_prices(tmp_path / "cancel.csv", series([60.01, -60.0] * 48))
+    result = cli(*simulate_args(prices, curve_file, "--price-visibility", "day-ahead", "-o", "json"))
+    assert result.exit_code == 0, result.stderr
+    assert result.json()["saving_pct"] is None
+    assert "so saving_pct is null: compare cost with baseline_cost." in result.stderr
