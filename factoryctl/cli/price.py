@@ -166,7 +166,7 @@ def show_command(
     warning on stderr.
     """
     from factoryctl.errors import ActionFailed
-    from factoryctl.power.sources import price_interval_s
+    from factoryctl.power.intervals import row_intervals
 
     moment = _moment(at, int(time.time()), "--at")
     assert moment is not None
@@ -175,7 +175,8 @@ def show_command(
     known = [p for p in points if p.timestamp_s <= moment]
     if not known:
         raise ActionFailed(f"no price in {where} at or before the requested time", hint="check --at or the file.")
-    current, interval_s = known[-1], price_interval_s(points)
+    current = known[-1]
+    interval_s = row_intervals([p.timestamp_s for p in points]).durations_s[len(known) - 1]  # this row's own
     later = points[len(known)] if len(known) < len(points) else None
     ended = moment >= current.timestamp_s + interval_s
     newest = next((p for p in reversed(known) if p.price_per_mwh is not None), None)

@@ -39,14 +39,14 @@ class GridPrice:
         self._times: list[int] = []
         self._stamp: tuple[float, int] | None = None
         self._fetched_at: float | None = None
-        self._step = 3600
+        self._lasts: tuple[int, ...] = ()  # how long each row's price holds (its own interval)
         #: Why the source gives no price (a bad file, a failed plugin), shown with `n/a`; None when it loaded.
         self.error: str | None = None
 
     def _load(self, now: float) -> None:
         if self._name is None:
             return
-        from factoryctl.power.sources import price_interval_s
+        from factoryctl.power.intervals import row_intervals
 
         try:
             if not self._due(now):
@@ -58,7 +58,7 @@ class GridPrice:
         else:
             self._points, self.error = points, None
         self._times = [p.timestamp_s for p in self._points]
-        self._step = price_interval_s(self._points)
+        self._lasts = row_intervals(self._times).durations_s  # a file may go from hourly to 15-minute rows
 
     def _due(self, now: float) -> bool:
         """Open the source if needed; True when its prices should be fetched again (a file changed, time passed)."""
@@ -101,7 +101,7 @@ class GridPrice:
         index = bisect_right(self._times, int(now)) - 1
         if index < 0:
             return None, None
-        if now >= self._times[index] + self._step:
+        if now >= self._times[index] + self._lasts[index]:
             return None, None  # the file ends before now, or has a gap here: no price is known for this interval
         current = self._points[index].price_per_mwh
         if current is None:

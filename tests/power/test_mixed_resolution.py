@@ -92,3 +92,31 @@ def test_the_usual_interval_is_still_the_median_spacing():
     report = inspect_series(hourly_then_quarters([1.0] * 4, [1.0] * 12))
     assert report.interval_s == QUARTER
     assert report.durations_s[:4] == (HOUR,) * 4
+
+
+def test_price_show_and_the_dashboard_hold_an_hourly_row_for_its_hour(cli, tmp_path):
+    """With 15-minute rows later in the file, an hourly row's price still holds for its whole hour: neither
+    `price show` nor the dashboard calls it stale 15 minutes in (the file's median spacing is 15 minutes)."""
+    from power_data import write_prices
+
+    from factoryctl.model.power import iso_utc_seconds
+    from factoryctl.tui.grid import GridPrice
+
+    prices = write_prices(tmp_path / "mixed.csv", hourly_then_quarters([80.0] * 4, [40.0] * 24))
+    at = iso_utc_seconds(START_S + 2 * HOUR + 40 * 60)  # 40 minutes into the third hourly row
+    shown = cli("price", "show", "--prices", str(prices), "--at", at, "-o", "json")
+    assert shown.exit_code == 0, shown.stderr
+    assert (shown.json()["price_per_mwh"], shown.json()["stale"]) == (80.0, False)
+    assert "stale" not in shown.stderr
+    ended = cli("price", "show", "--prices", str(prices), "--at", iso_utc_seconds(START_S + 10 * HOUR), "-o", "json")
+    assert ended.json()["stale"] is True  # past the last 15-minute row's quarter hour
+    config = tmp_path / "factory.yaml"
+    config.write_text(
+        f"name: lab\nnodes:\n  n1: {{transport: local}}\npower:\n  price_source: csv\n  prices: {prices}\n"
+    )
+    from factoryctl.config import parse_config
+
+    grid = GridPrice(parse_config(config.read_text(), config, tmp_path / "state"))
+    price, _ = grid.now(START_S + 2 * HOUR + 40 * 60, None)
+    assert price is not None
+    assert price.price_per_mwh == 80.0
