@@ -17,7 +17,10 @@ from factoryctl.cli.render import NO_HEADER_OPTION, OUTPUT_OPTION, Column, Outpu
 from factoryctl.errors import ExitCode
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from factoryctl.errors import NodeError
+    from factoryctl.power.limits import LimitChange
 
 CHANGE_COLUMNS = (
     Column("node", "NODE"),
@@ -75,7 +78,29 @@ def _run(
     if status and not changes:
         # the nodes that failed were left alone, and none of the others changed either
         sys.stderr.write("factoryctl: no power limit was changed.\n")
+    elif _wants_summary(ctx, changes, output):
+        sys.stderr.write(f"factoryctl: {_summary(changes)}\n")
     return status
+
+
+#: Past this many rows a table of changes ends with one summary line on stderr (a fleet is 16,000 rows).
+SUMMARY_AFTER_ROWS = 20
+
+
+def _wants_summary(ctx: typer.Context, changes: Sequence[LimitChange], output: OutputFormat) -> bool:
+    """A table of more than SUMMARY_AFTER_ROWS changes, without --quiet."""
+    table = output in (OutputFormat.table, OutputFormat.wide)
+    return table and len(changes) > SUMMARY_AFTER_ROWS and not context.global_options(ctx)[1]
+
+
+def _summary(changes: Sequence[LimitChange]) -> str:
+    """The summary line: `16,000 GPU limits on 2,000 nodes changed (3 clamped), recorded in the audit log.`."""
+    nodes = len({c.node for c in changes})
+    clamped = sum(1 for c in changes if c.clamped)
+    said = f" ({clamped:,} clamped)" if clamped else ""
+    return (
+        f"{len(changes):,} GPU limits on {nodes:,} node{'s' * (nodes != 1)} changed{said}, recorded in the audit log."
+    )
 
 
 #: The agent's refusal when an addressed GPU is lost, naming the node's other GPUs as a TARGET.

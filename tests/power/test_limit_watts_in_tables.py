@@ -36,3 +36,22 @@ def test_power_set_audit_and_nodes_tables_show_the_decimals(cli, tmp_path: Path)
     gpus = cli("--config", str(config), "gpus")
     header, row = gpus.stdout.splitlines()[:2]
     assert row[header.index("CAP W") :].split()[0] == "250.4"
+
+
+def test_a_long_table_of_changes_ends_with_a_summary(cli, tmp_path: Path):
+    """A fleet's `power set` is thousands of rows: past 20 a summary line on stderr says how many, where and clamped."""
+    config = tmp_path / "factory.yaml"
+    config.write_text(
+        f"name: lab\nstate_dir: {tmp_path / 'state'}\nnodes:\n"
+        "  n[1-3]: {transport: local, sim: {profile: h100-sxm, gpus: 8}}\n"
+    )
+    changed = cli("--config", str(config), "power", "set", "all", "--watts", "450")
+    assert changed.exit_code == 0, changed.stderr
+    assert len(changed.stdout.splitlines()) == 1 + 24
+    assert changed.stderr == "factoryctl: 24 GPU limits on 3 nodes changed, recorded in the audit log.\n"
+    quiet = cli("--config", str(config), "-q", "power", "set", "all", "--watts", "460")
+    assert quiet.stderr == ""
+    listed = cli("--config", str(config), "power", "set", "all", "--watts", "470", "-o", "json")
+    assert listed.stderr == ""
+    small = cli("--config", str(config), "power", "set", "n1", "--watts", "480")
+    assert small.stderr == ""  # 8 rows read at a glance
