@@ -158,11 +158,20 @@ class _Ended(BaseException):
 
 
 @contextmanager
-def removed_on_failure(out: OutFile | None) -> Iterator[None]:
-    """Run the body; if it fails or is ended (Ctrl-C, SIGTERM, SIGHUP), drop what was written of the output file."""
-    previous = _catch_ends() if out is not None and out.temp is not None else {}
+def removed_on_failure(open_out: Callable[[], OutFile] | None) -> Iterator[OutFile | None]:
+    """Open the output file (`open_out`; None: none) and run the body; dropping the file if the body fails or ends.
+
+    Ended means Ctrl-C, SIGTERM or SIGHUP; what was written of the output file is dropped, the old file kept.
+
+    The handlers are in place before the file is opened, and SIGTERM and SIGHUP are held while it is (a temporary
+    file is created, then named in `OutFile`): a signal in between would leave the temporary file behind.
+    """
+    previous = _catch_ends() if open_out is not None else {}
+    out: OutFile | None = None
     try:
-        yield
+        with _ends_held():
+            out = open_out() if open_out is not None else None
+        yield out
     except _Ended as ended:
         if out is not None:
             out.discard()
@@ -182,6 +191,21 @@ def removed_on_failure(out: OutFile | None) -> Iterator[None]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+@contextmanager
+def _ends_held() -> Iterator[None]:
+    """SIGTERM and SIGHUP wait (blocked) until the body is done, then arrive (outside the main thread: no effect)."""
+    ends = {signal.SIGTERM, signal.SIGHUP}
+    try:
+        before = signal.pthread_sigmask(signal.SIG_BLOCK, ends)
+    except (ValueError, OSError):  # pragma: no cover - no signal masks here
+        before = None
+    try:
+        yield
+    finally:
+        if before is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 def _catch_ends() -> dict[int, Any]:

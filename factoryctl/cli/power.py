@@ -247,6 +247,8 @@ def simulate_command(
     ),
 ) -> None:
     """Replay a power policy causally over a price file and score it against blind and clairvoyant references."""
+    from functools import partial
+
     from factoryctl.cli.outfile import emit_then_write, removed_on_failure
     from factoryctl.cli.price import open_prices
     from factoryctl.power.curve_file import load_curve
@@ -257,8 +259,8 @@ def simulate_command(
     policy, max_loss = _load_policy(policy_file, gpu_range, max_throughput_loss)
     source, _, prices_file = open_prices(ctx, prices)
     points = source.fetch()
-    out = None if schedule_out is None else _open_schedule(schedule_out, prices_file, curve, policy_file)
-    with removed_on_failure(out):
+    opener = None if schedule_out is None else partial(_open_schedule, schedule_out, prices_file, curve, policy_file)
+    with removed_on_failure(opener) as out:
         result = simulate(points, power_curve, gpu_range, policy, price_visibility.value, max_loss)
     gpu_name, _, workload_name = power_curve.name.partition(" ")
     facts = {

@@ -239,12 +239,14 @@ def simulate_command(
     no_header: bool = NO_HEADER_OPTION,
 ) -> None:
     """Replay a job trace through the scheduler under each policy and report delays and utilisation."""
+    from functools import partial
+
     from factoryctl.cli.outfile import removed_on_failure
 
     configs = with_preemption(_policies(policy), preemption, grace)
     jobs = read_trace(trace, context.global_options(ctx)[1])
-    out = None if schedule_out is None else _open_schedule(schedule_out, trace)
-    with removed_on_failure(out):
+    opener = None if schedule_out is None else partial(_open_schedule, schedule_out, trace)
+    with removed_on_failure(opener) as out:
         results = _replay(jobs, configs, (nodes, gpus_per_node, rack_size), context.global_options(ctx)[1])
     _report(jobs, results, gpus_per_node, (output, no_header, preemption), out)
     if len(results[0].rejected) == len(jobs):
