@@ -11,21 +11,20 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 
 @contextlib.contextmanager
-def silent_listener() -> Iterator[int]:
-    """Listen on 127.0.0.1, yield the port, and clean up every socket and the thread on exit."""
+def listening(on_accept: Callable[[socket.socket], None]) -> Iterator[int]:
+    """Listen on 127.0.0.1, give each accepted socket to `on_accept`, yield the port; wake and join the thread on exit."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(16)
-    held: list[socket.socket] = []
 
     def accept_forever() -> None:
         with contextlib.suppress(OSError):
             while True:
-                held.append(listener.accept()[0])
+                on_accept(listener.accept()[0])
 
     thread = threading.Thread(target=accept_forever, daemon=True)
     thread.start()
@@ -36,5 +35,15 @@ def silent_listener() -> Iterator[int]:
             listener.shutdown(socket.SHUT_RDWR)
         thread.join(timeout=10)
         listener.close()
+
+
+@contextlib.contextmanager
+def silent_listener() -> Iterator[int]:
+    """Listen on 127.0.0.1, yield the port, and clean up every socket and the thread on exit."""
+    held: list[socket.socket] = []
+    try:
+        with listening(held.append) as port:
+            yield port
+    finally:
         for sock in held:
             sock.close()

@@ -9,11 +9,11 @@ from __future__ import annotations
 import contextlib
 import socket
 import struct
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from silent_listener import listening
 
 from factoryctl.cli.render import without_address
 from factoryctl.errors import ExitCode, NodeError
@@ -26,27 +26,14 @@ FAST = SshOptions(connect_timeout_s=30, banner_timeout_s=30, auth_timeout_s=30, 
 @contextlib.contextmanager
 def dropping_listener(reset: bool) -> Iterator[int]:
     """Listen on 127.0.0.1 and drop every accepted connection at once: a reset (RST) or a plain close (FIN)."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
 
-    def drop_forever() -> None:
-        with contextlib.suppress(OSError):
-            while True:
-                conn = listener.accept()[0]
-                if reset:
-                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                conn.close()
+    def drop(conn: socket.socket) -> None:
+        if reset:
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()
 
-    thread = threading.Thread(target=drop_forever, daemon=True)
-    thread.start()
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        with contextlib.suppress(OSError):
-            listener.shutdown(socket.SHUT_RDWR)
-        thread.join(timeout=10)
-        listener.close()
+    with listening(drop) as port:
+        yield port
 
 
 def _closed_port(family: socket.AddressFamily, host: str) -> int:
