@@ -33,6 +33,7 @@ from factoryctl.store.rows import Event
 from factoryctl.store.sqlite import Store, StoreDamaged, StoreError
 from factoryctl.telemetry.collector import Collector
 from factoryctl.telemetry.links import Connector
+from factoryctl.telemetry.state_log import fold_nodes
 from factoryctl.telemetry.writer import daemon_hint
 
 log = logging.getLogger("factoryctl.controller")
@@ -143,6 +144,7 @@ class Controller:
                 self._maintain(self._clock())
             if now >= next_stats:
                 next_stats = now + STATS_EVERY_S
+                self._retry_link_starts()
                 self._write_stats()
             if now >= next_check:
                 next_check = now + FILE_CHECK_EVERY_S
@@ -150,6 +152,13 @@ class Controller:
                     return
         if not self._store_damaged():
             self._files_failed()  # a SIGTERM right after the store went still says so (and exits 1)
+
+    def _retry_link_starts(self) -> None:
+        """Links that found no thread to run on (the task limit) are started again, else their nodes stay down."""
+        assert self.collector is not None
+        retried = self.collector.retry_starts()
+        if retried:
+            log.debug("started again %d link%s that had no thread", retried, "" if retried == 1 else "s")
 
     def _store_damaged(self) -> bool:
         """Whether a write found the store damaged; then the controller says so in one error line and ends."""
@@ -235,8 +244,9 @@ class Controller:
             return False
         assert self.collector is not None
         change = self.collector.apply(new)
-        self.config = new
-        summary = ", ".join(f"{k} {','.join(v)}" for k, v in change.items() if v) or "no node changes"
+        old, self.config = self.config, new
+        summary = "; ".join(f"{k} {counted(v)}" for k, v in change.items() if v and k != "retimed")
+        summary = "; ".join(filter(None, [summary, _interval_change(old, new)])) or "no node changes"
         log.info("reloaded %s: %s", path, summary)
         self._event("config_reloaded", f"reloaded {path}: {summary}")
         return True
@@ -285,6 +295,27 @@ class Controller:
             self._damage = exc  # said once, by the loop, before it ends
         except StoreError as exc:
             log.error("event not recorded: %s (%s)%s", message, exc.message, daemon_hint(exc))
+
+
+def _interval_change(old: FactoryConfig, new: FactoryConfig) -> str:
+    """What a reload did to the intervals (`interval 5 s -> 1 s`, and the slow tier's), or "" when nothing."""
+    said = []
+    for name, before, after in (
+        ("interval", old.interval_s, new.interval_s),
+        ("slow interval", old.settings.controller.slow_interval_s, new.settings.controller.slow_interval_s),
+    ):
+        if before != after:
+            said.append(f"{name} {before:g} s -> {after:g} s")
+    return "; ".join(said)
+
+
+def counted(names: list[str]) -> str:
+    """Nodes as a folded node set, with their count when there are several: `g[0001-2000] (2000)`.
+
+    A reload of 2,000 nodes listed every name (12,086 characters on one log line and in one event); the set is also
+    cut short past `FOLD_MAX_CHARS` (`g[0001,0003,...] (1000)`).
+    """
+    return fold_nodes(names) if len(names) == 1 else f"{fold_nodes(names)} ({len(names)})"
 
 
 def configure_logging(level: str = "info") -> None:

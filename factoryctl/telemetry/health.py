@@ -4,7 +4,8 @@ Pure functions of (what was seen, when): no IO, so the rules are unit-tested wit
 A node is `up` while samples arrive, `degraded` after one missed sample, and `down` after three (or when it could
 not be reached at all); it comes back `up` with its first sample. `silence_state` is that rule, the only one: the
 controller (`NodeHealth`) and the dashboard's own collector (tui/services_polled.py) both judge silence with it, so a
-silent node keeps its state when the dashboard switches between them.
+silent node keeps its state when the dashboard switches between them. Below a 0.5 s interval silence is judged as at
+0.5 s: a loaded machine delays a sample by a few tenths of a second, and at 0.05 s that made every node flap.
 """
 
 from __future__ import annotations
@@ -21,6 +22,12 @@ MISSED_FOR_DEGRADED = 1
 MISSED_FOR_DOWN = 3
 #: Grace for jitter, in intervals: a sample is overdue only once it is this late.
 JITTER_GRACE = 0.5
+#: Silence is never judged in intervals shorter than this: at 0.05 s, 75 ms late was `degraded` and 175 ms `down`,
+#: and a loaded controller made 120 such changes a minute. Intervals of 0.5 s and more keep their thresholds.
+MIN_JUDGED_INTERVAL_S = 0.5
+#: A node reconnected by a reload is not judged by its silence until its new link streams or fails, and at most
+#: this long (longer than a link takes to connect and start its agent, or to give up on a silent one).
+RECONNECT_GRACE_S = 60.0
 SEVERITY = {"up": "info", "degraded": "warning", "down": "error"}
 _RANK = {"up": 0, "degraded": 1, "down": 2}
 THERMAL_REASONS = frozenset({"SwThermalSlowdown", "HwThermalSlowdown", "HwSlowdown"})
@@ -41,9 +48,10 @@ def silence_state(last_seen: float | None, now: float, interval_s: float) -> str
     """`up`, `degraded` or `down` for a node last heard at `last_seen` (None: never), judged at `now`.
 
     Both times come from one clock, whichever the caller keeps (the controller's writer, the dashboard's monotonic
-    one). With a 1 s interval a node is degraded after 1.5 s of silence and down after 3.5 s.
+    one). With a 1 s interval a node is degraded after 1.5 s of silence and down after 3.5 s; with any interval under
+    `MIN_JUDGED_INTERVAL_S`, after 0.75 s and 1.75 s.
     """
-    missed = missed_samples(last_seen, now, interval_s)
+    missed = missed_samples(last_seen, now, max(interval_s, MIN_JUDGED_INTERVAL_S))
     if missed >= MISSED_FOR_DOWN:
         return "down"
     return "degraded" if missed >= MISSED_FOR_DEGRADED else "up"
@@ -51,7 +59,7 @@ def silence_state(last_seen: float | None, now: float, interval_s: float) -> str
 
 def silent_for_down_s(interval_s: float) -> float:
     """Seconds of silence after which `silence_state` says `down`."""
-    return (MISSED_FOR_DOWN + JITTER_GRACE) * interval_s
+    return (MISSED_FOR_DOWN + JITTER_GRACE) * max(interval_s, MIN_JUDGED_INTERVAL_S)
 
 
 @dataclass
@@ -65,6 +73,11 @@ class NodeHealth:
     last_seen: float | None = None
     error: str | None = "agent"
     message: str | None = None
+    #: Whether a state of this node was ever returned to be recorded (a node never reached is recorded at its
+    #: first failure, whatever it is: until then the store has no row for it and readers poll it themselves).
+    recorded: bool = False
+    #: Until when silence is not judged (`awaiting_stream`); None: judged as usual.
+    hold_until: float | None = None
 
     def __post_init__(self) -> None:
         if self.message is None:
@@ -74,27 +87,39 @@ class NodeHealth:
         """A sample arrived (at its agent's time); returns the change to record, if any."""
         if self.last_seen is None or at > self.last_seen:
             self.last_seen = at
+        self.hold_until = None
         return self._become("up", at, None, None)
+
+    def awaiting_stream(self, at: float, grace_s: float = RECONNECT_GRACE_S) -> None:
+        """A reload reconnects or re-streams the node: its silence is ours until it streams or fails (or `grace_s`).
+
+        Without it a node whose interval went from 5 s to 1 s was `degraded`, then `down`, while its link was still
+        being rebuilt: the silence was judged in the new interval before its stream had switched.
+        """
+        self.hold_until = at + grace_s
 
     def failed(self, at: float, kind: str, message: str) -> NodeState | None:
         """The connection failed or could not be made; the state follows from how long we have been blind.
 
         A node that stays down but now fails another way (first of all one never reached: `agent`, "not reached
         yet", then `refused`) is recorded too, so readers of the store say why it is down and exit accordingly
-        (4 for refused), as a poll would; the same failure again records nothing. The new reason is stamped with
-        the time it appeared (`at`), not the time the node went down: its event must not predate it.
+        (4 for refused), as a poll would; so is a never-reached node's first failure of the same kind (an `agent`
+        error such as "Too many open files": unrecorded, the node had no row in the store, so `nodes list` polled
+        it itself and said `up` while the controller could not reach it). The same failure again records nothing.
+        The new reason is stamped with the time it appeared (`at`), not the time the node went down: its event must
+        not predate it.
         """
         was = self.error
-        self.error, self.message = kind, message
+        self.error, self.message, self.hold_until = kind, message, None
         change = self._become(self._state_at(at, failed=True), at, kind, message)
-        if change is None and self.state == "down" and kind != was:
-            self.since = at  # the recorded state dates from its reason, as every other change does
+        if change is None and self.state == "down" and (kind != was or not self.recorded):
+            self.since, self.recorded = at, True  # the recorded state dates from its reason, as every other change
             return NodeState(self.node, self.state, at, self.last_seen, kind, message)
         return change
 
     def tick(self, now: float) -> NodeState | None:
         """Time passed with no sample: degrade, then go down after three missed samples."""
-        if self.state == "down":
+        if self.state == "down" or (self.hold_until is not None and now < self.hold_until):
             return None
         state = self._state_at(now)
         if _RANK[state] <= _RANK[self.state]:  # only a sample brings a node back up
@@ -110,7 +135,7 @@ class NodeHealth:
     def _become(self, state: str, at: float, error: str | None, message: str | None) -> NodeState | None:
         if state == self.state:
             return None
-        self.state, self.since = state, at
+        self.state, self.since, self.recorded = state, at, True
         if state == "up":
             self.error = self.message = None
         else:

@@ -3,8 +3,10 @@
 Each `NodeLink` is a thread that connects (through the node's transport), asks its agent to stream at the
 sampling interval, and watches: a dead agent, a broken connection or three missed samples tear the link down,
 and it is rebuilt after an exponential backoff with jitter, so a flapping node or a restarting fleet never makes
-the controller hammer sshd. Samples go to a `SampleSink` from the session's reader thread: the controller's store
-writer, or the dashboard's per-node state when it collects on its own (one reconnect loop for both).
+the controller hammer sshd. A new interval (a reload) is applied on the link's session: its stream is stopped and
+started again, so 2,000 nodes are not reconnected, nor 1,800 unreachable ones made to retry at once. Samples go to a
+`SampleSink` from the session's reader thread: the controller's store writer, or the dashboard's per-node state when
+it collects on its own (one reconnect loop for both).
 """
 
 from __future__ import annotations
@@ -111,15 +113,19 @@ class NodeLink:
         self.stream_timeout_s = stream_timeout_s  # how long the agent may take to answer `stream`
         #: Silence after which a connected link is rebuilt. The node is already `down` after three missed samples;
         #: the link waits a little longer, so a merely overloaded node is not hit with a restart storm.
-        self.stall_s = stall_s if stall_s is not None else max((MISSED_FOR_DOWN + 0.5) * interval_s, STALL_MIN_S)
+        self._stall_given = stall_s
+        self.stall_s = stall_s if stall_s is not None else _stall_for(interval_s)
         self._connect = connect
         self._sink = sink
         self._backoff = backoff
         self._rng = rng or random.Random()
         self._stop = threading.Event()
+        self._wake = threading.Event()  # stopped, or a new interval to stream at
+        self._retired = False
         self._got_sample = threading.Event()
         self._last_heard = 0.0
         self.connects = 0
+        self.start_failed = False  # `start` found no thread to run on
         #: True while connecting and starting the stream: what `stop()` cannot cut short (an SSH handshake).
         self.connecting = False
         self._session: AgentSession | None = None
@@ -127,16 +133,37 @@ class NodeLink:
         self._thread = threading.Thread(target=self._run, name=f"link-{node.name}", daemon=True)
 
     def start(self) -> None:
-        """Start the link's thread; when this machine cannot start one, the node is reported down with why."""
+        """Start the link's thread; when this machine cannot start one, the node is reported down with why.
+
+        Then `start_failed` is set, for the owner to call `start` again later (`Collector.retry_starts`): a link
+        never started never reconnects on its own, so its node stayed down after the machine had threads again.
+        """
         raise_open_file_limit()  # a link holds a socket for as long as it runs
         try:
             self._thread.start()
         except RuntimeError as exc:  # the task limit: the node is fine, this machine is out of threads
+            self.start_failed = True
             self._sink.link_failed(self.node.name, as_node_error(self.node.name, exc))
+        else:
+            self.start_failed = False
 
-    def stop(self) -> None:
-        """Ask the link to close its session and end (returns at once; see `join`)."""
+    def stop(self, retire: bool = False) -> None:
+        """Ask the link to close its session and end (returns at once; see `join`).
+
+        A link `retire`d (replaced by a reload's new link) hands over no more samples or failures while it closes: a
+        last sample of its stream, arriving while the new link still connects, would date the node's silence from
+        it, and a failure would judge the node for what breaks as we close it.
+        """
+        self._retired = self._retired or retire
         self._stop.set()
+        self._wake.set()
+
+    def set_interval(self, interval_s: float, slow_interval_s: float | None) -> None:
+        """Stream at a new interval: a connected link restarts its stream on its session, the others connect with it."""
+        self.interval_s, self.slow_interval_s = interval_s, slow_interval_s
+        if self._stall_given is None:
+            self.stall_s = _stall_for(interval_s)
+        self._wake.set()
 
     def join(self, timeout: float) -> None:
         """Wait for the link's thread to end (at once if it never started)."""
@@ -154,6 +181,8 @@ class NodeLink:
             self._session = session
 
     def _on_sample(self, sample: NodeSample) -> None:
+        if self._retired:
+            return
         self._last_heard = time.monotonic()
         self._got_sample.set()
         self._sink.offer(sample)
@@ -180,29 +209,50 @@ class NodeLink:
             transport, session = self._connect(self.node)
         except Exception as exc:
             self.connecting = False
-            self._sink.link_failed(name, as_node_error(name, exc))
+            self._failed(exc)
             return False
         self.connects += 1
         try:
             self._last_heard = time.monotonic()
+            stream: int | None = None
             if not self._stop.is_set():  # stopped while connecting: start nothing more, close it
-                timeout, slow = self.stream_timeout_s, self.slow_interval_s
-                session.stream(self.interval_s, self._on_sample, timeout=timeout, slow_interval_s=slow)
+                self._wake.clear()  # streamed at the interval of now
+                stream = self._stream(session, None)
                 self._set_session(session)
             self.connecting = False
-            while not self._stop.wait(self.interval_s / 2):
+            while not self._stop.is_set():
+                if self._wake.wait(self.interval_s / 2) and not self._stop.is_set():
+                    self._wake.clear()
+                    stream = self._stream(session, stream)
                 if session.failure is not None:
                     raise session.failure
                 silent = time.monotonic() - self._last_heard
                 if silent > self.stall_s:
                     raise NodeError(name, "timeout", f"{name}: no sample for {silent:.0f} s; reconnecting.")
         except Exception as exc:
-            self._sink.link_failed(name, as_node_error(name, exc))
+            self._failed(exc)
         finally:
             self.connecting = False
             self._set_session(None)
             _close_quietly(session, transport)
         return self._got_sample.is_set()
+
+    def _failed(self, exc: Exception) -> None:
+        """Report a failure, unless the link is retired: what breaks while it closes is not the node's."""
+        if not self._retired:
+            self._sink.link_failed(self.node.name, as_node_error(self.node.name, exc))
+
+    def _stream(self, session: AgentSession, running: int | None) -> int:
+        """Start streaming at the link's interval, stopping the stream `running` first; returns the new stream's id."""
+        timeout, slow = self.stream_timeout_s, self.slow_interval_s
+        if running is not None:
+            session.request("stop", timeout=timeout, stream=running)
+            self._last_heard = time.monotonic()  # the new stream's first sample is an interval away
+        return session.stream(self.interval_s, self._on_sample, timeout=timeout, slow_interval_s=slow)
+
+
+def _stall_for(interval_s: float) -> float:
+    return max((MISSED_FOR_DOWN + 0.5) * interval_s, STALL_MIN_S)
 
 
 def _close_quietly(session: AgentSession, transport: NodeTransport) -> None:

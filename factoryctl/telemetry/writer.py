@@ -34,6 +34,7 @@ from factoryctl.model.telemetry import NodeSample
 from factoryctl.store.rows import Event, NodeState, encoding_problem
 from factoryctl.store.sqlite import Store, StoreDamaged, StoreError
 from factoryctl.telemetry.health import NodeHealth, ThermalEpisodes, carry_forward, gpu_events, state_event
+from factoryctl.telemetry.state_log import StateLog
 
 log = logging.getLogger("factoryctl.telemetry")
 
@@ -133,6 +134,7 @@ class StoreWriter:
         self._changes: list[NodeState] = []
         self._events: list[Event] = []
         self._health: dict[str, NodeHealth] = {}
+        self._said = StateLog(log)  # state changes, logged folded once per tick
         self._last_slow: dict[str, float] = {}
         self._previous = _stored_samples(store)  # what a restarted controller knew: lost GPUs' UUIDs, the XIDs
         self._thermal = ThermalEpisodes()  # one `thermal` event per episode of slowdown, not one per dip
@@ -171,6 +173,14 @@ class StoreWriter:
                 self.slow_interval_s = slow_interval_s
             for health in self._health.values():
                 health.interval_s = interval_s
+
+    def awaiting_stream(self, names: Iterable[str]) -> None:
+        """A reload reconnects or re-streams these nodes: their silence is not judged until they stream or fail."""
+        with self._lock:
+            now = self._now()
+            for name in names:
+                if name in self._health:
+                    self._health[name].awaiting_stream(now)
 
     # ------------------------------------------------------------------ SampleSink
 
@@ -271,19 +281,15 @@ class StoreWriter:
             if change is not None:
                 self._note(change)  # which logs it: "n1 is down: ..."
             again = health.state == "down" and error.message == before
+            if change is None:  # a blip on a node still up, or the same failure again (debug: 2,000 nodes retry)
+                self._said.failure(node, error.message, logging.DEBUG if again else logging.WARNING)
         self.counters["link_failures"] += 1
-        if change is None:  # a blip on a node still up, or the same failure again (debug: 2,000 down nodes retry)
-            prefix = "" if error.message.startswith(f"{node}:") else f"{node}: "  # several nodes may share a host
-            log.log(logging.DEBUG if again else logging.WARNING, "%s%s", prefix, error.message)
 
     def _note(self, change: NodeState) -> None:
+        """Record a change (call with the lock): its event, and its log line ("n1 is down: ..."), folded per tick."""
         self._changes.append(change)
         self._events.append(state_event(change))
-        if change.state != "up":  # "n1 is down: no sample for 10 s", not "n1 is down: n1: no sample ..."
-            said = (change.message or "").removeprefix(f"{change.node}:").strip()
-            log.warning("%s is %s: %s", change.node, change.state, said)
-        else:
-            log.info("%s is up", change.node)
+        self._said.change(change)
 
     # ------------------------------------------------------------------ writing
 
@@ -303,6 +309,8 @@ class StoreWriter:
             incoming, self._incoming = self._incoming, []
             changes, self._changes = self._changes, []
             events, self._events = self._events, []
+            said = self._said.take()
+        self._said.write(said)  # the lines of the changes above, folded ("g[0201-2000] (1800) are down: ...")
         if self.damaged is not None:
             self._discard(len(incoming))
             return 0

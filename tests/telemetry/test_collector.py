@@ -64,7 +64,8 @@ def test_stalled_agent_goes_down_after_three_missed_samples_and_is_reconnected(
     config = make_config(tmp_path, nodes="n1")
     fleet.args["n1"] = ["--stall-after", "3"]
     store = Store(config.store_path)
-    collector = Collector(config, store, connector=fleet.connector, stall_s=1.0)
+    # down after 1.75 s of silence (below 0.5 s intervals silence is judged as at 0.5 s), reconnected after 2.5 s
+    collector = Collector(config, store, connector=fleet.connector, stall_s=2.5)
     collector.start()
     try:
         wait_for(lambda: len(fleet.procs.get("n1", [])) >= 2)
@@ -126,7 +127,7 @@ def test_reload_adds_and_removes_nodes_without_restart(tmp_path: Path, fleet: Fa
     try:
         wait_for(lambda: rows(store, "n2") >= 2)
         change = collector.apply(make_config(tmp_path, nodes="n1,n3"))
-        assert change == {"added": ["n3"], "removed": ["n2"], "reconnected": []}
+        assert change == {"added": ["n3"], "removed": ["n2"], "reconnected": [], "retimed": []}
         wait_for(lambda: rows(store, "n3") >= 2)
         assert set(collector.links) == {"n1", "n3"}
         assert fleet.procs["n2"][-1].poll() is not None
@@ -151,6 +152,7 @@ def test_a_link_failure_is_logged_with_its_node_once(tmp_path: Path, caplog: pyt
         for _ in range(5):
             writer.link_failed("sim2", refused)
         writer.link_failed("sim1", NodeError("sim1", "agent", "sim1: the agent exited"))
+        writer.flush()  # state changes are logged once per tick, folded
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     debug = [r.getMessage() for r in caplog.records if r.levelname == "DEBUG"]
     assert warnings == [
