@@ -159,8 +159,14 @@ def _document(result: SimulationResult, policy: Policy, facts: dict[str, Any]) -
         "stale_intervals": sum(1 for a in actions if a.reason == "failsafe"),
         "budget_guard_intervals": sum(1 for a in actions if a.reason == "budget"),
         "clamped_intervals": sum(1 for a in actions if a.clamped),
-        "mean_power_limit_frac": sum(a.power_limit_frac for a in actions) / len(actions),
+        "mean_power_limit_frac": _time_weighted_mean([a.power_limit_frac for a in actions], result),
     }
+
+
+def _time_weighted_mean(values: list[float], result: SimulationResult) -> float:
+    """The mean of one value per price row, each weighted by how long its row lasts (hourly and 15-minute alike)."""
+    hours = result.series.hours(len(values))
+    return sum(v * h for v, h in zip(values, hours, strict=True)) / sum(hours)
 
 
 def _render(document: dict[str, Any], output: OutputFormat) -> str:

@@ -94,13 +94,12 @@ def _wants_summary(ctx: typer.Context, changes: Sequence[LimitChange], output: O
 
 
 def _summary(changes: Sequence[LimitChange]) -> str:
-    """The summary line: `16,000 GPU limits on 2,000 nodes changed (3 clamped), recorded in the audit log.`."""
+    """The summary line: `16,000 GPU limits on 2,000 nodes set (15,992 changed, 3 clamped), in the audit log.`."""
     nodes = len({c.node for c in changes})
+    moved = sum(1 for c in changes if c.before_w != c.enforced_w)
     clamped = sum(1 for c in changes if c.clamped)
-    said = f" ({clamped:,} clamped)" if clamped else ""
-    return (
-        f"{len(changes):,} GPU limits on {nodes:,} node{'s' * (nodes != 1)} changed{said}, recorded in the audit log."
-    )
+    said = f"{moved:,} changed" + (f", {clamped:,} clamped" if clamped else "")
+    return f"{len(changes):,} GPU limits on {nodes:,} node{'s' * (nodes != 1)} set ({said}), in the audit log."
 
 
 #: The agent's refusal when an addressed GPU is lost, naming the node's other GPUs as a TARGET.

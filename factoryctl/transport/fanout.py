@@ -36,8 +36,9 @@ T = TypeVar("T")
 DEFAULT_FANOUT = 64
 #: The most `--fanout` accepts: a thread per node in flight, and 10,000 threads is already past what helps.
 MAX_FANOUT = 10_000
-#: Past this many nodes in flight the open-file soft limit (often 1,024) is raised to the hard one first.
-LARGE_FANOUT = 256
+#: Past this many nodes in flight the open-file soft limit (often 1,024) is raised to the hard one first: a local
+#: node takes 6 descriptors while its agent starts (3 pipes), an SSH node a socket and a pipe per channel waited on.
+LARGE_FANOUT = 32
 
 #: The message of a node whose command was never run because its caller was interrupted.
 NOT_STARTED_MESSAGE = "not started: exec was interrupted"

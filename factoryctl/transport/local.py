@@ -19,6 +19,7 @@ from typing import IO
 from factoryctl.errors import NodeError
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.transport.base import CappedOutput, CommandCut, CommandResult, OutputSink, cut_short, kept_stderr
+from factoryctl.transport.host_limits import local_limit_error
 from factoryctl.transport.launch import agent_argv
 from factoryctl.transport.polling import readable, writable
 from factoryctl.transport.session import AgentSession
@@ -53,7 +54,7 @@ class LocalTransport:
         """
         feed = as_feed(stdin)
         deadline = time.monotonic() + timeout
-        proc = _start(argv, feed)
+        proc = _start(self.node.name, argv, feed)
         if isinstance(proc, CommandResult):
             return proc
         with self._lock:
@@ -126,7 +127,8 @@ class LocalTransport:
                 argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
             )
         except OSError as exc:
-            raise NodeError(
+            local = local_limit_error(self.node.name, exc)  # out of files here: not the node's fault
+            raise local or NodeError(
                 self.node.name, "agent", f"{self.node.name}: cannot start {python}: {exc.strerror}.", None
             ) from exc
         assert proc.stdin is not None
@@ -185,8 +187,11 @@ class _StderrTail:
         return "".join(self._lines)
 
 
-def _start(argv: list[str], feed: Feed | None) -> subprocess.Popen[bytes] | CommandResult:
-    """Start argv in its own process group (as sshd gives a command: signalled as a whole); 127 if it cannot run."""
+def _start(node: str, argv: list[str], feed: Feed | None) -> subprocess.Popen[bytes] | CommandResult:
+    """Start argv in its own process group (as sshd gives a command: signalled as a whole); 127 if it cannot run.
+
+    Out of files or processes here is the `local` error of `node`, not a command that cannot run.
+    """
     try:
         return subprocess.Popen(
             argv,
@@ -199,6 +204,9 @@ def _start(argv: list[str], feed: Feed | None) -> subprocess.Popen[bytes] | Comm
     except OSError as exc:
         if feed is not None:
             feed.close()
+        local = local_limit_error(node, exc)
+        if local is not None:  # this machine is out of files or processes: not "command not found"
+            raise local from exc
         return CommandResult(127, b"", f"{argv[0]}: {exc.strerror}\n".encode())
 
 

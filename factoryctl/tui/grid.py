@@ -87,13 +87,24 @@ class GridPrice:
         self._stamp = stamp  # a bad file is not parsed again until it changes
         return True
 
-    def outlook(self, now: float, intervals: int = 24) -> tuple[float | None, ...]:
-        """Prices of the interval running now and the next ones, as far as published (at most `intervals`)."""
+    def outlook(self, now: float, hours: int = 24) -> tuple[float | None, ...]:
+        """The price in force at now and at each of the next hours, as far as published (at most `hours`).
+
+        One value an hour whatever the file's interval, so "price next N h" means hours with hourly and
+        15-minute files alike; an hour that falls in a hole of the file is None.
+        """
         self._load(now)
-        index = bisect_right(self._times, int(now)) - 1
-        if index < 0 or self.now(now, None)[0] is None:
+        if self.now(now, None)[0] is None:
             return ()
-        return tuple(p.price_per_mwh for p in self._points[index : index + intervals])
+        prices: list[float | None] = []
+        for hour in range(hours):
+            moment = int(now) + hour * 3600
+            index = bisect_right(self._times, moment) - 1
+            if index == len(self._times) - 1 and moment >= self._times[index] + self._lasts[index]:
+                break  # past the last published price
+            inside = moment < self._times[index] + self._lasts[index]
+            prices.append(self._points[index].price_per_mwh if inside else None)
+        return tuple(prices)
 
     def now(self, now: float, power_kw: float | None) -> tuple[PriceNow | None, float | None]:
         """(price of the interval running at `now` with the change to the next one, cost per hour at `power_kw`)."""

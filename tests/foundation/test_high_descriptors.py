@@ -16,6 +16,7 @@ from high_fds import descriptors_past_fd_setsize
 
 from factoryctl.errors import NodeError
 from factoryctl.model.inventory import NodeSpec
+from factoryctl.transport.fanout import as_node_error
 from factoryctl.transport.host_limits import local_limit_error, raise_open_file_limit
 from factoryctl.transport.local import LocalTransport
 from factoryctl.transport.polling import readable, writable
@@ -79,3 +80,38 @@ def test_running_out_of_files_or_threads_is_this_machines_limit_not_the_nodes() 
     assert "TasksMax=" in (threads.hint or "")
     assert local_limit_error("gpu01", OSError(111, "Connection refused")) is None
     assert local_limit_error("gpu01", RuntimeError("something else")) is None
+
+
+def test_a_local_node_that_cannot_start_for_want_of_files_is_this_machines_fault(tmp_path) -> None:
+    """Every descriptor in use: a local command or agent cannot start, and says it is this machine's limit."""
+    import errno
+
+    from factoryctl.transport.bundle import agent_zipapp
+
+    agent_zipapp()  # built (and its modules imported) while files can still be opened
+    transport = LocalTransport(NodeSpec(name="ws", host="ws", transport="local"), "lab", tmp_path)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+    held: list[int] = []
+    try:
+        with pytest.raises(OSError) as full:
+            _open_until_refused(held)
+        assert full.value.errno == errno.EMFILE
+        with pytest.raises(NodeError) as caught:
+            transport.run(["true"], 30)
+        assert (caught.value.kind, caught.value.exit_code) == ("local", 1)
+        assert "no file descriptor left" in caught.value.message
+        with pytest.raises(Exception) as failed:  # whatever runs out first, as the links see it
+            transport.start_agent(30)
+        judged = as_node_error("ws", failed.value)
+        assert (judged.kind, judged.exit_code) == ("local", 1), judged.message
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def _open_until_refused(held: list[int]) -> None:
+    """Open /dev/null into `held` until the process has no descriptor left (raises the OSError)."""
+    while True:
+        held.append(os.open(os.devnull, os.O_RDONLY))

@@ -48,7 +48,9 @@ def test_a_long_table_of_changes_ends_with_a_summary(cli, tmp_path: Path):
     changed = cli("--config", str(config), "power", "set", "all", "--watts", "450")
     assert changed.exit_code == 0, changed.stderr
     assert len(changed.stdout.splitlines()) == 1 + 24
-    assert changed.stderr == "factoryctl: 24 GPU limits on 3 nodes changed, recorded in the audit log.\n"
+    assert changed.stderr == "factoryctl: 24 GPU limits on 3 nodes set (24 changed), in the audit log.\n"
+    again = cli("--config", str(config), "power", "set", "all", "--watts", "450")
+    assert again.stderr == "factoryctl: 24 GPU limits on 3 nodes set (0 changed), in the audit log.\n"
     quiet = cli("--config", str(config), "-q", "power", "set", "all", "--watts", "460")
     assert quiet.stderr == ""
     listed = cli("--config", str(config), "power", "set", "all", "--watts", "470", "-o", "json")

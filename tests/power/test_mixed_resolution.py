@@ -120,3 +120,28 @@ def test_price_show_and_the_dashboard_hold_an_hourly_row_for_its_hour(cli, tmp_p
     price, _ = grid.now(START_S + 2 * HOUR + 40 * 60, None)
     assert price is not None
     assert price.price_per_mwh == 80.0
+
+
+def test_the_mean_limit_is_weighted_by_time_as_cost_and_loss_are(cli, tmp_path, curve_file):
+    """A week capped (hourly rows at 200) and a week at full power (15-minute rows at 50): the mean limit is the
+    middle of the two by time, not the quarter-hour rows' majority (it said 0.95 where 0.875 was right)."""
+    import csv
+    from datetime import datetime
+
+    from power_data import write_prices
+    from test_power_simulate_cli import simulate_args
+
+    prices = write_prices(tmp_path / "mixed.csv", hourly_then_quarters([200.0] * 168, [50.0] * 168 * 4))
+    policy = tmp_path / "tiers.yaml"
+    policy.write_text("policy: tiers\ntiers:\n  - {above_per_mwh: 150, cap_pct: 75}\n")
+    out = tmp_path / "schedule.csv"
+    args = simulate_args(prices, curve_file, "--price-visibility", "day-ahead", "--policy", str(policy), "-o", "json")
+    result = cli(*args, "--schedule-out", str(out))
+    assert result.exit_code == 0, result.stderr
+    rows = list(csv.DictReader(out.open()))
+    times = [int(datetime.fromisoformat(r["timestamp_utc"].replace("Z", "+00:00")).timestamp()) for r in rows]
+    lasts = row_intervals(times).durations_s
+    fracs = [float(r["power_limit_frac"]) for r in rows]
+    expected = sum(f * d for f, d in zip(fracs, lasts, strict=True)) / sum(lasts)
+    assert result.json()["mean_power_limit_frac"] == pytest.approx(expected)
+    assert expected == pytest.approx((max(fracs[:168]) + 1.0) / 2)  # one week capped, one at full power

@@ -69,8 +69,16 @@ def test_outlook_lists_the_published_prices_from_now(tmp_path: Path) -> None:
     rows = [(start - HOUR, "10"), (start, "20"), (start + HOUR, "30"), (start + 2 * HOUR, "")]
     grid = GridPrice(config_with_prices(tmp_path, rows))
     assert grid.outlook(start + 5) == (20.0, 30.0, None)
-    assert grid.outlook(start + 5, intervals=2) == (20.0, 30.0)
+    assert grid.outlook(start + 5, hours=2) == (20.0, 30.0)
     assert grid.outlook(start - 10 * HOUR) == ()
+
+
+def test_the_outlook_is_one_price_an_hour_whatever_the_interval(tmp_path: Path) -> None:
+    """15-minute rows: "price next N h" counts hours, not rows (it said 17 h of a file covering about 5)."""
+    start = int(time.time()) // HOUR * HOUR
+    rows = [(start + quarter * 900, str(10 + quarter)) for quarter in range(8)]  # two hours of quarters
+    grid = GridPrice(config_with_prices(tmp_path, rows))
+    assert grid.outlook(start + 5) == (10.0, 14.0)
 
 
 def test_the_interval_is_the_median_spacing_as_price_show_takes_it(tmp_path: Path) -> None:
