@@ -121,13 +121,18 @@ class HistoryQueries(StoreConnection):
         raw_from = self._raw_from(node_id, gpu, start, end)
         joules, sources = 0.0, []
         if start < raw_from:
-            minutes = self._query(
+            first = -(-start // 60000)
+            minutes = self._query(  # the last minute before the window too: its power may hold into the window
+                "SELECT t_min, power_mw_mean FROM rollup WHERE node_id = ? AND gpu = ? AND t_min < ?"
+                " AND power_mw_mean IS NOT NULL ORDER BY t_min DESC LIMIT 1",
+                (node_id, gpu, first),
+            )[::-1] + self._query(
                 "SELECT t_min, power_mw_mean FROM rollup WHERE node_id = ? AND gpu = ? AND t_min >= ? AND t_min < ?"
                 " AND power_mw_mean IS NOT NULL ORDER BY t_min",
-                (node_id, gpu, -(-start // 60000), raw_from // 60000),  # whole minutes before the raw window only
+                (node_id, gpu, first, raw_from // 60000),  # whole minutes before the raw window only
             )
             if minutes:
-                joules += _rollup_joules([(int(t), float(mw)) for t, mw in minutes], raw_from)
+                joules += _rollup_joules([(int(t), float(mw)) for t, mw in minutes], start, raw_from)
                 sources.append("rollup")
         found = self._query(
             "SELECT t_ms, energy_mj, power_mw FROM sample WHERE node_id = ? AND gpu = ? AND t_ms >= ? AND t_ms < ?"
@@ -136,13 +141,39 @@ class HistoryQueries(StoreConnection):
         )
         counters = [(t, e) for t, e, _ in found if e is not None]
         if len(counters) >= 2:
-            joules += sum(b - a if b >= a else b for (_, a), (_, b) in itertools.pairwise(counters)) / 1000
+            joules += sum(_step(a, b) for (_, a), (_, b) in itertools.pairwise(counters)) / 1000
+            joules += self._counter_edges(node_id, gpu, counters, raw_from if raw_from == start else None, end)
             sources.append("counter")
         elif len(found) >= 2:
             powers = [(t, p) for t, _, p in found if p is not None]
             joules += sum((b[0] - a[0]) / 1000 * a[1] / 1000 for a, b in itertools.pairwise(powers))
             sources.append("power")
         return joules, "+".join(sources) or "none"
+
+    def _counter_edges(
+        self, node_id: int, gpu: int, inside: Sequence[tuple[int, int]], start: int | None, end: int
+    ) -> float:
+        """Joules of the counter steps that straddle the window's start (when given) and end, prorated by time.
+
+        Samples are seconds or minutes apart: a window from 10:02 with samples at 10:00 and 10:05 used 3/5 of that
+        step, which summing the steps inside the window left out (an hour of 5-minute samples lost 8 %).
+        """
+        spacing = max(1, (inside[-1][0] - inside[0][0]) // max(1, len(inside) - 1))
+        joules = 0.0
+        if start is not None:
+            before = self._query(
+                "SELECT t_ms, energy_mj FROM sample WHERE node_id = ? AND gpu = ? AND t_ms < ?"
+                " AND energy_mj IS NOT NULL ORDER BY t_ms DESC LIMIT 1",
+                (node_id, gpu, start),
+            )
+            joules += _prorated(before[0] if before else None, inside[0], start, inside[0][0], spacing)
+        after = self._query(
+            "SELECT t_ms, energy_mj FROM sample WHERE node_id = ? AND gpu = ? AND t_ms >= ?"
+            " AND energy_mj IS NOT NULL ORDER BY t_ms LIMIT 1",
+            (node_id, gpu, end),
+        )
+        joules += _prorated(inside[-1], after[0] if after else None, inside[-1][0], end, spacing)
+        return joules / 1000
 
     def export(self, nodes: Sequence[str], since: float, until: float) -> Iterator[dict[str, Any]]:
         """Raw rows as dicts (time, node, gpu, every metric, throttle_reasons), by node, GPU and time."""
@@ -169,20 +200,36 @@ class HistoryQueries(StoreConnection):
                 yield item
 
 
-def _rollup_joules(minutes: Sequence[tuple[int, float]], stop_ms: int) -> float:
-    """Joules from 1-minute mean power (minute, milliwatts), each minute held until the next one with data.
+def _step(before: int, after: int) -> int:
+    """A counter's increase between two readings (millijoules); a reset (reboot) counts from zero."""
+    return after - before if after >= before else after
+
+
+def _prorated(a: tuple[int, int] | None, b: tuple[int, int] | None, lo: int, hi: int, spacing: int) -> float:
+    """The share of the counter step a -> b (time, millijoules) that falls in [lo, hi); 0 across a long silence."""
+    if a is None or b is None or b[0] <= a[0] or hi <= lo or b[0] - a[0] > 2 * spacing:
+        return 0.0
+    return _step(a[1], b[1]) * (hi - lo) / (b[0] - a[0])
+
+
+def _rollup_joules(minutes: Sequence[tuple[int, float]], start_ms: int, stop_ms: int) -> float:
+    """Joules in [start_ms, stop_ms) from 1-minute mean power (minute, milliwatts), each held to the next minute.
 
     Only minutes with a sample have a row, so counting each as 60 s would bill a GPU sampled every 5 minutes (a cron
     sweep) for one minute in five. Each minute's mean counts until the next minute with data, but never longer
     than the usual spacing of this GPU's minutes (their median gap, at least 60 s): a node switched off for a day,
-    or the last minute before the window's end, is not billed at its last power for the whole gap.
+    or the last minute before the window's end, is not billed at its last power for the whole gap. A minute before
+    the window counts for what of it falls inside.
     """
     starts = [t * 60_000 for t, _ in minutes]
     gaps = sorted(b - a for a, b in itertools.pairwise(starts))
     usual = max(60_000, gaps[len(gaps) // 2] if gaps else 60_000)
     ends = [*starts[1:], max(stop_ms, starts[-1])]
-    held_ms = [min(end - begin, usual) for begin, end in zip(starts, ends, strict=True)]
-    return sum(ms / 1000 * mw / 1000 for ms, (_, mw) in zip(held_ms, minutes, strict=True))
+    spans = [
+        (max(begin, start_ms), min(begin + min(end - begin, usual), stop_ms))
+        for begin, end in zip(starts, ends, strict=True)
+    ]
+    return sum(max(0, hi - lo) / 1000 * mw / 1000 for (lo, hi), (_, mw) in zip(spans, minutes, strict=True))
 
 
 def _bucket(found: Sequence[HistoryRow], step: float) -> list[Point]:

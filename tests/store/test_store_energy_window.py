@@ -37,10 +37,13 @@ def kwh(store: Store, since_h: float, until_h: float) -> tuple[float, str]:
 @pytest.mark.parametrize("every_s", [60, 300])
 def test_an_old_window_bills_its_own_hours_at_the_rate_drawn(tmp_path: Path, every_s: int) -> None:
     store = filled(tmp_path, every_s)
-    assert kwh(store, 1, 3) == (pytest.approx(1.0, rel=0.01), "rollup")  # --until before the raw window
-    assert kwh(store, 4, 5) == (pytest.approx(0.5, rel=0.01), "rollup")
-    assert kwh(store, 0, 12) == (pytest.approx(6.0, rel=0.01), "rollup+counter")
-    assert kwh(store, 7, 12)[0] == pytest.approx(2.5, rel=0.02)  # raw rows only: the counter, less its last step
+    assert kwh(store, 1, 3) == (pytest.approx(1.0, rel=0.002), "rollup")  # --until before the raw window
+    assert kwh(store, 4, 5) == (pytest.approx(0.5, rel=0.002), "rollup")
+    assert kwh(store, 0, 12) == (pytest.approx(6.0, rel=0.002), "rollup+counter")
+    assert kwh(store, 7, 12)[0] == pytest.approx(2.5, rel=0.002)  # raw rows only: the counter
+    two_past = 2 / 60  # windows that start and end between two samples: the steps across their edges are shared
+    assert kwh(store, 4 + two_past, 5 + two_past)[0] == pytest.approx(0.5, rel=0.002)
+    assert kwh(store, 8 + two_past, 9 + two_past)[0] == pytest.approx(0.5, rel=0.002)
 
 
 def test_a_gpu_switched_off_is_not_billed_for_the_gap(tmp_path: Path) -> None:
