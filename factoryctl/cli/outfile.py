@@ -163,7 +163,7 @@ def removed_on_failure(open_out: Callable[[], OutFile] | None) -> Iterator[OutFi
 
     Ended means Ctrl-C, SIGTERM or SIGHUP; what was written of the output file is dropped, the old file kept.
 
-    The handlers are in place before the file is opened, and SIGTERM and SIGHUP are held while it is (a temporary
+    The handlers are in place before the file is opened, and SIGINT, SIGTERM and SIGHUP are held while it is (a temporary
     file is created, then named in `OutFile`): a signal in between would leave the temporary file behind.
     """
     previous = _catch_ends() if open_out is not None else {}
@@ -195,8 +195,11 @@ def removed_on_failure(open_out: Callable[[], OutFile] | None) -> Iterator[OutFi
 
 @contextmanager
 def _ends_held() -> Iterator[None]:
-    """SIGTERM and SIGHUP wait (blocked) until the body is done, then arrive (outside the main thread: no effect)."""
-    ends = {signal.SIGTERM, signal.SIGHUP}
+    """SIGINT, SIGTERM and SIGHUP wait (blocked) until the body is done, then arrive (outside the main thread: none).
+
+    A Ctrl-C while the output file is being opened would otherwise leave its temporary file behind.
+    """
+    ends = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
     try:
         before = signal.pthread_sigmask(signal.SIG_BLOCK, ends)
     except (ValueError, OSError):  # pragma: no cover - no signal masks here

@@ -6,15 +6,17 @@ transaction with the batch's node-state changes and events. Rollups keep min/mea
 the long window, and retention never prunes a raw row that has not been rolled up yet.
 
 Wall clocks step (NTP, a wrong RTC at boot), and the rows are stamped with them. Three rules keep a step from
-losing history: retention is given the forward steps the controller saw (`retention_cut`), so rows stamped before a
-+1 day step are pruned once they are really that old, not at once; a rollup mark ahead of the clock (the clock went
-back) is brought back to it; and rows written into minutes already rolled up (a step back, a late or skewed node)
-are rolled up again: recomputed while their minute's raw rows are all kept, merged into the rollup where the
-minute's older rows were pruned already.
+losing history: retention is given the forward steps the controller saw (`retention_cut`, kept in the meta table
+across restarts), so rows stamped before a +1 day step are pruned once they are really that old, not at once; a
+rollup mark ahead of the clock (the clock went back) is brought back to it; and rows written into minutes already
+rolled up (a step back, a late or skewed node) are noted per GPU in the meta table, in the write's transaction, and
+that GPU alone is rolled up again from there. Raw rows are deleted by retention only. A minute whose raw rows were
+pruned keeps its rollup: rows written into it later are left out of it (and pruned as the old rows they are).
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -31,10 +33,16 @@ ROLLUP_LAG_MIN = 2  # minutes not rolled up yet, so late samples still land in t
 #: What an SQLite INTEGER holds. A GPU fact past it (an agent's `power_limit_w: 10**30`) is stored as unknown: the
 #: writer's per-sample fallback checks only the raw columns, so SQLite's OverflowError here would fail every batch.
 _INT64 = range(-(2**63), 2**63)
-#: meta keys: the first minute not rolled up yet; the highest raw cut retention applied (minutes before it hold only
-#: rows written since, which a rollup merges into their minute).
+#: meta keys: the first minute not rolled up yet; the highest raw cut retention applied (minutes before it may have
+#: lost raw rows: a rollup there is never recomputed from what is left).
 ROLLUP_MARK = "rollup_upto_min"
 PRUNED_BELOW = "raw_pruned_below_ms"
+#: meta keys: where a rollup that moved the mark started, until every GPU is rolled up (a crash in between redoes
+#: it); per GPU ("rollup_redo:<node id>:<gpu>"), the oldest minute written before the mark since it was rolled up;
+#: the wall clock's forward steps still in force (JSON [[at, seconds], ...]).
+ROLLING_FROM = "rollup_rolling_from_min"
+REDO_PREFIX = "rollup_redo:"
+CLOCK_STEPS = "clock_steps"
 
 
 def retention_cut(now: float, retention_s: float, steps: Sequence[tuple[float, float]] = ()) -> float:
@@ -53,12 +61,18 @@ def retention_cut(now: float, retention_s: float, steps: Sequence[tuple[float, f
     return now - retention_s
 
 
+def steps_in_force(now: float, retention_s: float, steps: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The `steps` `retention_cut` still allows for: the oldest are dropped once every row before them is past it."""
+    ahead = sum(jump for _, jump in steps)
+    for index, (at, jump) in enumerate(steps):
+        if now - ahead - retention_s < at:
+            return list(steps[index:])
+        ahead -= jump
+    return []
+
+
 class SampleWrites(StoreConnection):
     """Storing sample batches, rolling raw rows up to minutes, and pruning by retention."""
-
-    #: The oldest sample time (ms) this connection wrote since its last rollup: a late row in a minute rolled up
-    #: already makes the next rollup start there.
-    _written_from_ms: int | None = None
 
     def write(
         self,
@@ -106,9 +120,7 @@ class SampleWrites(StoreConnection):
             if samples:
                 at = stored_at if stored_at is not None else time.time()
                 db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (SAMPLES_STORED_AT, repr(at)))
-            oldest = min((row[2] for row in raw), default=None)
-            if oldest is not None and (self._written_from_ms is None or oldest < self._written_from_ms):
-                self._written_from_ms = oldest  # set before the commit: a failed one only makes a rollup start early
+            _note_late(db, raw)
         return inserted
 
     def _upsert_gpu_info(self, db: sqlite3.Connection, node_id: int, idx: int, info: tuple[Any, ...], t: int) -> None:
@@ -128,30 +140,41 @@ class SampleWrites(StoreConnection):
     def rollup(self, now: float | None = None) -> int:
         """Roll raw rows up to 1-minute min/mean/max, for every finished minute not rolled up yet.
 
-        It starts at the mark it left, or earlier where rows were written since into minutes it had rolled up. A mark
-        ahead of `now` (the clock went back, and rows written since may be in any minute) makes it start again at the
-        oldest raw row, once: those minutes are recomputed (or merged where pruned), and the mark comes back to `now`.
+        It rolls up every GPU from the mark it left, and the GPUs that had rows written into minutes before the mark
+        (a step back, a late or skewed node; `_note_late`) from their oldest such minute: those alone, a few GPUs per
+        transaction, so a late row or a step back never re-reads the whole table under the write lock. A mark ahead
+        of `now` (the clock went back) comes back to `now`; the rows written since are all such late rows.
         """
         upto = int((now if now is not None else time.time()) // 60) - ROLLUP_LAG_MIN
-        mark = self.get_meta(ROLLUP_MARK)
         pruned = self.get_meta(PRUNED_BELOW)
-        merge_below = int(pruned) // 60000 if pruned is not None else None
-        pairs = self._gpu_pairs()
-        written = 0
-        with self._transaction("rollup") as db:
-            start = int(mark) if mark is not None else upto
-            if mark is None or start > upto:  # none yet, or ahead of the clock: it went back, rows may be anywhere
+        kept_from = int(pruned) // 60000 if pruned is not None else None
+        with self._transaction("rollup") as db:  # the mark moves first: rows written from here on are late or new
+            mark = _meta_int(db, ROLLUP_MARK)
+            start = _meta_int(db, ROLLING_FROM)
+            if mark is None:  # the first rollup: from the oldest row
                 oldest = db.execute("SELECT MIN(t_ms) FROM sample").fetchone()[0]
-                start = oldest // 60000 if oldest is not None else upto
-            late = self._written_from_ms
-            if late is not None:
-                start = min(start, late // 60000)
-            for node_id, gpu in pairs if start < upto else ():
-                written += _roll_minutes(db, node_id, gpu, start, upto, merge_below)
-            if mark is None or int(mark) != upto:
-                db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (ROLLUP_MARK, str(upto)))
-            if self._written_from_ms == late:  # rolled up (the lock keeps writes out until the commit)
-                self._written_from_ms = None
+                mark = oldest // 60000 if oldest is not None else upto
+            start = mark if start is None else min(start, mark)
+            if start < upto:
+                db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (ROLLING_FROM, str(start)))
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (ROLLUP_MARK, str(upto)))
+        written = 0
+        pairs = self._gpu_pairs()  # after the mark moved: a GPU new since has its rows noted as late
+        if start < upto:
+            for chunk in range(0, len(pairs), _PAIRS_PER_TRANSACTION):
+                with self._transaction("rollup") as db:
+                    for node_id, gpu in pairs[chunk : chunk + _PAIRS_PER_TRANSACTION]:
+                        written += _roll_minutes(db, node_id, gpu, start, upto, kept_from)
+            with self._transaction("rollup") as db:
+                db.execute("DELETE FROM meta WHERE key = ? AND value = ?", (ROLLING_FROM, str(start)))
+        redo = list(self._query("SELECT key, value FROM meta WHERE key LIKE ?", (REDO_PREFIX + "%",)))
+        for chunk in range(0, len(redo), _PAIRS_PER_TRANSACTION):
+            with self._transaction("rollup") as db:
+                for key, value in redo[chunk : chunk + _PAIRS_PER_TRANSACTION]:
+                    node_id, gpu = _redo_pair(str(key))
+                    if int(value) < upto:
+                        written += _roll_minutes(db, node_id, gpu, int(value), upto, kept_from)
+                    db.execute("DELETE FROM meta WHERE key = ? AND value = ?", (key, value))  # unless written again
         return written
 
     def prune(
@@ -167,16 +190,19 @@ class SampleWrites(StoreConnection):
         for it. Raw rows go by whole minutes, so a minute's raw rows are either all kept or all gone.
         """
         now = now if now is not None else time.time()
-        mark = self.get_meta(ROLLUP_MARK)
         raw_cut = int(retention_cut(now, raw_retention_s, steps) // 60) * 60000
-        raw_cut = min(raw_cut, int(mark) * 60000 if mark is not None else 0)  # never prune what is not rolled up
         rollup_cut = int(retention_cut(now, rollup_retention_s, steps) // 60)
         raw_deleted = rollup_deleted = 0
         with self._transaction("prune") as db:
+            mark, rolling = _meta_int(db, ROLLUP_MARK), _meta_int(db, ROLLING_FROM)
+            raw_cut = min(raw_cut, (mark or 0) * 60000)  # never prune what is not rolled up (no mark: nothing is)
+            raw_cut = min(raw_cut, rolling * 60000) if rolling is not None else raw_cut
+            redo = _redo_from(db)  # nor a GPU's rows waiting to be rolled up again
             for node_id, gpu in self._gpu_pairs():
+                cut = min(raw_cut, redo[(node_id, gpu)] * 60000) if (node_id, gpu) in redo else raw_cut
                 raw_deleted += max(
                     db.execute(
-                        "DELETE FROM sample WHERE node_id = ? AND gpu = ? AND t_ms < ?", (node_id, gpu, raw_cut)
+                        "DELETE FROM sample WHERE node_id = ? AND gpu = ? AND t_ms < ?", (node_id, gpu, cut)
                     ).rowcount,
                     0,
                 )
@@ -187,10 +213,65 @@ class SampleWrites(StoreConnection):
                     0,
                 )
             db.execute("DELETE FROM event WHERE t_ms < ?", (rollup_cut * 60000,))
-            before = db.execute("SELECT value FROM meta WHERE key = ?", (PRUNED_BELOW,)).fetchone()
-            if before is None or int(before[0]) < raw_cut:
+            before = _meta_int(db, PRUNED_BELOW)
+            if before is None or before < raw_cut:
                 db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (PRUNED_BELOW, str(raw_cut)))
         return raw_deleted, rollup_deleted
+
+    def clock_steps(self) -> list[tuple[float, float]]:
+        """The wall clock's forward steps a controller saw (`save_clock_steps`), for the next one after a restart."""
+        found = self.get_meta(CLOCK_STEPS)
+        try:
+            return [(float(at), float(jump)) for at, jump in json.loads(found)] if found is not None else []
+        except (ValueError, TypeError):  # not ours to fail on: retention then follows the clock
+            return []
+
+    def save_clock_steps(self, steps: Sequence[tuple[float, float]]) -> None:
+        """Keep the wall clock's forward steps still in force, so a restart does not prune what they protect."""
+        self.set_meta(CLOCK_STEPS, json.dumps([[at, jump] for at, jump in steps]))
+
+
+#: Pairs (node, GPU) rolled up per transaction: the write lock is held for a bounded time, not a fleet's rollup.
+_PAIRS_PER_TRANSACTION = 64
+
+
+def _meta_int(db: sqlite3.Connection, key: str) -> int | None:
+    found = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return int(found[0]) if found is not None else None
+
+
+def _redo_from(db: sqlite3.Connection) -> dict[tuple[int, int], int]:
+    """Each GPU's oldest minute written since it was rolled up, where that is before the rollup mark."""
+    found: dict[tuple[int, int], int] = {}
+    for key, value in db.execute("SELECT key, value FROM meta WHERE key LIKE ?", (REDO_PREFIX + "%",)):
+        found[_redo_pair(str(key))] = int(value)
+    return found
+
+
+def _redo_pair(key: str) -> tuple[int, int]:
+    """(node id, GPU) from a "rollup_redo:<node id>:<gpu>" meta key."""
+    node_id, gpu = key[len(REDO_PREFIX) :].split(":")
+    return int(node_id), int(gpu)
+
+
+def _note_late(db: sqlite3.Connection, raw: Sequence[tuple[Any, ...]]) -> None:
+    """Record, per GPU, the oldest minute of `raw` before the rollup mark: the next rollup rolls it up again.
+
+    In the meta table, in the write's own transaction, so a restart before that rollup loses nothing.
+    """
+    mark = _meta_int(db, ROLLUP_MARK)
+    if mark is None:
+        return  # no rollup yet: the first one starts at the oldest row
+    oldest: dict[tuple[int, int], int] = {}
+    for node_id, gpu, t_ms, *_ in raw:
+        minute = t_ms // 60000
+        if minute < mark and minute < oldest.get((node_id, gpu), mark):
+            oldest[(node_id, gpu)] = minute
+    db.executemany(
+        "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value ="
+        " CAST(MIN(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER)) AS TEXT)",
+        [(f"{REDO_PREFIX}{node_id}:{gpu}", str(minute)) for (node_id, gpu), minute in oldest.items()],
+    )
 
 
 _AGGREGATES = ", ".join(
@@ -203,44 +284,20 @@ _SELECT = (
 )
 
 
-def _merged(column: str) -> str:
-    """SET clauses merging a minute's new rows (`excluded`) into its stored rollup; NULL means no value."""
-    low, mean, high = (f"{column}_{part}" for part in ("min", "mean", "max"))
-    both = f"{mean} IS NOT NULL AND excluded.{mean} IS NOT NULL"
-    return (
-        f"{low} = COALESCE(MIN({low}, excluded.{low}), {low}, excluded.{low}), "
-        f"{high} = COALESCE(MAX({high}, excluded.{high}), {high}, excluded.{high}), "
-        f"{mean} = CASE WHEN {both} THEN CAST(ROUND(({mean} * n + excluded.{mean} * excluded.n) * 1.0"
-        f" / (n + excluded.n)) AS INTEGER) ELSE COALESCE({mean}, excluded.{mean}) END"
-    )
-
-
-_MERGE = ", ".join(_merged(m.column) for m in ROLLUP_METRICS) + ", n = n + excluded.n"
-
-
-def _roll_minutes(
-    db: sqlite3.Connection, node_id: int, gpu: int, start: int, upto: int, merge_below: int | None
-) -> int:
+def _roll_minutes(db: sqlite3.Connection, node_id: int, gpu: int, start: int, upto: int, kept_from: int | None) -> int:
     """Roll up one GPU's minutes [start, upto); returns the rollup rows written.
 
-    A minute from `merge_below` on still has all its raw rows, so its rollup is computed afresh; a minute before it
-    had its raw rows pruned, so the rows it holds were written since: they are merged into its rollup and deleted.
+    A minute from `kept_from` on still has all its raw rows, so its rollup is computed afresh. A minute before it
+    may have had its raw rows pruned: it gets a rollup only if it has none (its rows are all written since); rows
+    written into a minute already rolled up and pruned are left out, and pruned as the old rows they are.
     """
-    split = min(max(start, merge_below if merge_below is not None else start), upto)
+    split = min(max(start, kept_from if kept_from is not None else start), upto)
     written = 0
-    if split < upto:
-        cursor = db.execute(
-            f"INSERT OR REPLACE INTO rollup (node_id, gpu, t_min, n, {_TARGETS}) {_SELECT}",
-            (node_id, gpu, split * 60000, upto * 60000),
-        )
-        written += max(cursor.rowcount, 0)
-    if start < split:
-        window = (node_id, gpu, start * 60000, split * 60000)
-        cursor = db.execute(
-            f"INSERT INTO rollup (node_id, gpu, t_min, n, {_TARGETS}) {_SELECT}"
-            f" ON CONFLICT (node_id, gpu, t_min) DO UPDATE SET {_MERGE}",
-            window,
-        )
-        written += max(cursor.rowcount, 0)
-        db.execute("DELETE FROM sample WHERE node_id = ? AND gpu = ? AND t_ms >= ? AND t_ms < ?", window)
+    for first, last, verb in ((split, upto, "INSERT OR REPLACE"), (start, split, "INSERT OR IGNORE")):
+        if first < last:
+            cursor = db.execute(
+                f"{verb} INTO rollup (node_id, gpu, t_min, n, {_TARGETS}) {_SELECT}",
+                (node_id, gpu, first * 60000, last * 60000),
+            )
+            written += max(cursor.rowcount, 0)
     return written

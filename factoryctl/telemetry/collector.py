@@ -21,6 +21,7 @@ from typing import Any
 from factoryctl.config import FactoryConfig
 from factoryctl.config_schema import parse_duration
 from factoryctl.model.inventory import NodeSpec
+from factoryctl.store.samples import steps_in_force
 from factoryctl.store.sqlite import Store
 from factoryctl.telemetry.links import Backoff, Connector, NodeLink, transport_connector
 from factoryctl.telemetry.writer import StoreWriter
@@ -154,16 +155,16 @@ class Collector:
         """Roll up finished minutes and apply retention; returns (rollup rows, raw deleted, rollups deleted).
 
         Retention allows for the forward steps the writer saw the wall clock take: rows stamped before a step are
-        pruned when they are old, not when the stepped clock says so.
+        pruned when they are old, not when the stepped clock says so; a step every row before it is past retention
+        for is forgotten (the writer keeps the others in the store, for a restart).
         """
         settings = self.config.settings.controller
         rolled = self.store.rollup(now)
-        raw, rollups = self.store.prune(
-            parse_duration(settings.raw_retention),
-            parse_duration(settings.rollup_retention),
-            now,
-            self.writer.clock_steps(),
-        )
+        steps = self.writer.clock_steps()
+        longest = parse_duration(settings.rollup_retention)
+        raw, rollups = self.store.prune(parse_duration(settings.raw_retention), longest, now, steps)
+        kept = steps_in_force(now if now is not None else time.time(), longest, steps)
+        self.writer.forget_steps(steps[: len(steps) - len(kept)])
         return rolled, raw, rollups
 
     def stop(self) -> None:

@@ -12,11 +12,12 @@ back every other node's rows until the buffer gives them up.
 It also keeps the figures the benchmarks report: sample-to-store latency, rows, duplicates, drops.
 
 Clocks: node states are judged on the controller's wall clock (their times are stored), so every reading of it is
-checked against the monotonic clock; a step (NTP, the RTC) moves the health bookkeeping with it instead of making
-every node look silent for a day, and forward steps are kept for retention (`clock_steps`). A sample carries its
-node's time: a node whose clock is off from the controller's by more than `CLOCK_OFF_S` has its samples re-stamped
-on the controller's clock (which the store and every reader go by), and is reported once, with a log line and a
-`clock_skew` event, instead of its samples aging out of the buffer unseen.
+checked against the monotonic clock; a step (NTP, the RTC) moves the health bookkeeping and every node's clock
+estimate with it instead of making every node look silent for a day, and forward steps are kept for retention
+(`clock_steps`, saved in the store for a restart). A sample carries its node's time: a node whose clock is off from
+the controller's by more than `CLOCK_OFF_S` (`node_clock`) has its samples re-stamped on the controller's clock
+(which the store and every reader go by), and is reported once, with a log line and a `clock_skew` event, instead
+of its samples aging out of the buffer unseen.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from factoryctl.model.telemetry import NodeSample
 from factoryctl.store.rows import Event, NodeState, encoding_problem
 from factoryctl.store.sqlite import Store, StoreDamaged, StoreError
 from factoryctl.telemetry.health import NodeHealth, ThermalEpisodes, carry_forward, gpu_events, state_event
+from factoryctl.telemetry.node_clock import NodeClock
 from factoryctl.telemetry.state_log import StateLog
 
 log = logging.getLogger("factoryctl.telemetry")
@@ -42,63 +44,6 @@ LATENCY_WINDOW_S = 60.0
 FLUSH_EVERY_MAX_S = 0.25  # sample-to-store latency is at most this plus one transaction
 #: The wall clock moving this much more (or less) than the monotonic clock between two readings is a step.
 CLOCK_STEP_S = 2.0
-#: A node whose clock is off from the controller's by more than this has its samples re-stamped; it is in step
-#: again below half of it.
-CLOCK_OFF_S = 5.0
-#: A node's offset is its least delayed sample's over a window this long (a backlog of late samples does not move it).
-CLOCK_WINDOW_S = 10.0
-#: A node's first samples may be a backlog read at once: its offset is trusted once samples came in over this long.
-CLOCK_TRUST_S = 2.0
-#: How long a node's clock must stay off (or in step again) before it is reported: a step of the controller's own
-#: clock puts every node out of step for a moment.
-CLOCK_REPORT_AFTER_S = 30.0
-
-
-@dataclasses.dataclass
-class NodeClock:
-    """What the writer knows of one node's clock against its own (monotonic times for the bookkeeping).
-
-    A sample is never early, only late: a node's offset is bounded below by (its time - our time) of each sample,
-    so the estimate is the largest of those over the last full window (what a backlog of late samples, read at
-    once after the controller was stopped, cannot lower), or larger as soon as a sample shows more.
-    """
-
-    best: float  # the offset: the node's time - the controller's, plus the smallest delay seen
-    window_from: float
-    first_at: float  # when its first sample arrived
-    window_max: float | None = None  # the largest offset seen in the current window
-    off: bool = False  # its samples are re-stamped by `best`
-    reported: bool = False  # what was last reported: off or in step
-    reported_best: float = 0.0  # and by how much
-    changed_at: float | None = None  # since when `off` (or how much) differs from what was reported
-
-    stale: bool = False  # the controller's clock stepped: measure afresh from the next sample
-
-    def measure(self, offset: float, mono: float) -> None:
-        """A sample arrived `offset` seconds ahead of the controller's clock (negative: behind)."""
-        if self.stale:  # what was reported stays reported
-            self.best, self.window_from, self.first_at, self.window_max, self.stale = offset, mono, mono, None, False
-        if mono - self.window_from >= CLOCK_WINDOW_S:  # a clock set back is believed after a full window
-            if self.window_max is not None:
-                self.best = self.window_max
-            self.window_max, self.window_from = None, mono
-        if self.window_max is None or offset > self.window_max:
-            self.window_max = offset
-        self.best = max(self.best, offset)
-        trusted = mono - self.first_at >= CLOCK_TRUST_S
-        self.off = trusted and abs(self.best) > (CLOCK_OFF_S / 2 if self.off else CLOCK_OFF_S)
-        moved = self.off and abs(self.best - self.reported_best) > CLOCK_OFF_S  # still off, by another amount
-        if self.off == self.reported and not moved:
-            self.changed_at = None
-        elif self.changed_at is None:
-            self.changed_at = mono
-
-    def due(self, mono: float) -> bool:
-        """Whether a change has lasted long enough to be reported (then it counts as reported)."""
-        if self.changed_at is None or mono - self.changed_at < CLOCK_REPORT_AFTER_S:
-            return False
-        self.reported, self.reported_best, self.changed_at = self.off, self.best, None
-        return True
 
 
 class StoreWriter:
@@ -126,7 +71,8 @@ class StoreWriter:
         self._last_read: tuple[float, float] | None = None  # (wall, monotonic) at the last reading
         #: The wall clock's forward steps, (when in the time before it, seconds ahead), oldest first: retention
         #: does not count them (`factoryctl.store.samples.retention_cut`). A step back cancels the newest.
-        self._steps: list[tuple[float, float]] = []
+        self._steps: list[tuple[float, float]] = _stored_steps(store)  # a restart keeps allowing for them
+        self._steps_saved = True
         self._node_clocks: dict[str, NodeClock] = {}
         self._lock = threading.Lock()
         self._incoming: list[NodeSample] = []
@@ -205,10 +151,11 @@ class StoreWriter:
         clock.measure(sample.time - now, mono)
         if clock.due(mono):
             self._clock_reported(sample.node, clock, now)
-        if not clock.off or abs(sample.time - clock.best - now) > abs(sample.time - now):
-            return sample  # in step, or its clock was just set right (`best` believes it after a window)
+        restamped = clock.restamped(sample.time, now)
+        if restamped is None:
+            return sample
         try:
-            return dataclasses.replace(sample, time=sample.time - clock.best)
+            return dataclasses.replace(sample, time=restamped)
         except ValueError:  # a time no clock can show: the store refuses it as it would have the node's own
             return sample
 
@@ -229,12 +176,12 @@ class StoreWriter:
     def _now(self) -> float:
         """The wall clock, once whatever it stepped by since the last reading is allowed for (call with the lock)."""
         wall, mono = self._clock(), self._monotonic()
-        if self._last_read is not None:
-            last_wall, last_mono = self._last_read
+        last, self._last_read = self._last_read, (wall, mono)  # first: a step is allowed for once, whatever happens
+        if last is not None:
+            last_wall, last_mono = last
             step = (wall - last_wall) - (mono - last_mono)
             if abs(step) >= CLOCK_STEP_S:
                 self._stepped(step, last_wall + (mono - last_mono), wall)
-        self._last_read = (wall, mono)
         return wall
 
     def _stepped(self, step: float, at: float, now: float) -> None:
@@ -243,8 +190,8 @@ class StoreWriter:
             health.since += step
             if health.last_seen is not None:
                 health.last_seen += step
-        for clock in self._node_clocks.values():  # every node's offset moved: measured afresh
-            clock.stale = True
+        for clock in self._node_clocks.values():  # every node's offset moved by the step
+            clock.controller_stepped(step)
         self._last_error_log += step
         self._last_drop_log += step
         self._latencies = collections.deque(((t + step, late) for t, late in self._latencies), maxlen=100_000)
@@ -256,6 +203,7 @@ class StoreWriter:
             if ahead > back:
                 self._steps.append((when, ahead - back))
             back -= ahead
+        self._steps_saved = False
         self.counters["clock_steps"] += 1
         text = (
             f"the controller's wall clock stepped {'ahead' if step > 0 else 'back'} by {abs(step):.0f} s (NTP or the "
@@ -269,6 +217,13 @@ class StoreWriter:
         with self._lock:
             self._now()
             return list(self._steps)
+
+    def forget_steps(self, oldest: list[tuple[float, float]]) -> None:
+        """Retention is past these oldest steps (`steps_in_force`): drop them, unless the list changed since."""
+        with self._lock:
+            if oldest and self._steps[: len(oldest)] == oldest:
+                del self._steps[: len(oldest)]
+                self._steps_saved = False
 
     def link_failed(self, node: str, error: NodeError) -> None:
         """A link broke or could not be made (ignored once shutting down: we are the ones closing it)."""
@@ -314,6 +269,7 @@ class StoreWriter:
         if self.damaged is not None:
             self._discard(len(incoming))
             return 0
+        self._save_steps()
         incoming.sort(key=lambda s: s.time)
         for sample in incoming:
             before = self._previous.get(sample.node)
@@ -341,7 +297,8 @@ class StoreWriter:
             return 0
         done = self._clock()
         self._pending.clear()
-        self._latencies.extend((done, done - s.time) for s, _ in batch)
+        with self._lock:  # `_stepped` moves them (on a link's thread, under the lock)
+            self._latencies.extend((done, done - s.time) for s, _ in batch)
         rows = sum(len(s.gpus) for s, _ in batch)
         self.counters["samples"] += len(batch)
         self.counters["rows"] += inserted
@@ -350,6 +307,19 @@ class StoreWriter:
             log.warning("the store accepts writes again; %d buffered samples written", len(batch))
             self.store_error = None
         return inserted
+
+    def _save_steps(self) -> None:
+        """Keep the clock's forward steps in the store when they changed (retention after a restart needs them)."""
+        with self._lock:
+            steps = None if self._steps_saved else list(self._steps)
+            self._steps_saved = True
+        if steps is None:
+            return
+        try:
+            self.store.save_clock_steps(steps)
+        except StoreError:  # the batch's write reports the store's trouble; these are tried again next tick
+            with self._lock:
+                self._steps_saved = False
 
     def _write(
         self, batch: list[tuple[NodeSample, bool]], changes: list[NodeState], events: list[Event], now: float
@@ -454,7 +424,9 @@ class StoreWriter:
     def stats(self) -> dict[str, Any]:
         """Counters, and sample-to-store latency percentiles (seconds) over the last `LATENCY_WINDOW_S`."""
         horizon = self._clock() - LATENCY_WINDOW_S
-        lat = sorted(latency for at, latency in list(self._latencies) if at >= horizon)
+        with self._lock:
+            latencies = list(self._latencies)
+        lat = sorted(latency for at, latency in latencies if at >= horizon)
 
         def pct(q: float) -> float | None:
             return lat[min(len(lat) - 1, int(q * len(lat)))] if lat else None
@@ -490,3 +462,11 @@ def _stored_samples(store: Store) -> dict[str, NodeSample]:
         return {state.node: sample for state, sample in store.latest() if sample is not None}
     except StoreError:
         return {}
+
+
+def _stored_steps(store: Store) -> list[tuple[float, float]]:
+    """The wall clock's forward steps a previous run saw and retention still allows for (empty when unknown)."""
+    try:
+        return list(store.clock_steps() or ())
+    except StoreError:
+        return []

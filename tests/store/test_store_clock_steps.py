@@ -71,7 +71,7 @@ def test_a_rollup_mark_ahead_of_the_clock_is_brought_back_and_nothing_is_pruned_
     before.write([sample(T0 + 120 + s, power=300.0) for s in range(60)])  # the clock came back
     before.close()  # and the controller was restarted before its next rollup
     store = Store(tmp_path / "factory.db")
-    assert store.rollup(T0 + 300) == 2  # the minute written since is rolled up (the first one again)
+    assert store.rollup(T0 + 300) == 1  # the minute written since is rolled up, and the table is not re-read
     assert store.get_meta("rollup_upto_min") == str(int((T0 + 300) // 60) - 2)
     store.prune(60, DAY, T0 + 300)
     assert [(t, low, high) for t, low, high, _ in minute_stats(store, T0, T0 + 180)] == [
@@ -88,16 +88,17 @@ def test_rows_written_into_a_minute_already_rolled_up_are_rolled_up_again(store:
     assert minute_stats(store, T0 + 60, T0 + 120) == [(T0 + 60, 100.0, 400.0, 175.0)]  # 60 rows at 100, 20 at 400
 
 
-def test_rows_written_into_a_minute_already_pruned_are_merged_into_its_rollup(store: Store) -> None:
+def test_rows_written_into_a_minute_already_pruned_are_left_out_of_its_rollup_and_pruned(store: Store) -> None:
+    """Its raw rows are gone, so its rollup is not recomputed from the late rows alone (nor merged, see docs)."""
     store.write([sample(T0 + s) for s in range(120)])
     store.rollup(T0 + 240)
     assert store.prune(60, DAY, T0 + 240) == (120, 0)  # minutes 0 and 1 are rollups only now
     store.write([sample(T0 + 60.5 + s, power=400.0) for s in range(20)])  # the clock went back 3 minutes
     store.rollup(T0 + 300)
-    assert minute_stats(store, T0 + 60, T0 + 120) == [(T0 + 60, 100.0, 400.0, 175.0)]  # 60 + 20 rows, not 20
-    assert store.count_rows()["sample"] == 0  # merged, so no raw row hides the rollups from history reads
-    store.rollup(T0 + 360)  # nothing new: nothing merged twice
-    assert minute_stats(store, T0 + 60, T0 + 120) == [(T0 + 60, 100.0, 400.0, 175.0)]
+    assert minute_stats(store, T0 + 60, T0 + 120) == [(T0 + 60, 100.0, 100.0, 100.0)]  # 60 rows, not the 20
+    assert store.count_rows()["sample"] == 20  # deleted by retention only
+    assert store.prune(60, DAY, T0 + 300) == (20, 0)  # as the rows past raw retention they are
+    assert minute_stats(store, T0 + 60, T0 + 120) == [(T0 + 60, 100.0, 100.0, 100.0)]
 
 
 def test_freshness_is_judged_by_when_samples_were_stored_not_by_their_nodes_clock(store: Store) -> None:

@@ -14,7 +14,8 @@ import pytest
 
 from factoryctl.model.telemetry import GpuSample, NodeSample
 from factoryctl.store.sqlite import Store
-from factoryctl.telemetry.writer import CLOCK_REPORT_AFTER_S, StoreWriter
+from factoryctl.telemetry.node_clock import CLOCK_REPORT_AFTER_S
+from factoryctl.telemetry.writer import StoreWriter
 
 T0 = 1_795_000_000.0
 

@@ -1,0 +1,80 @@
+"""What the store writer knows of each node's clock, so a node whose clock is off is stored on the controller's.
+
+Kept apart from the writer (which only asks whether to re-stamp a sample, and when to report) because the estimate
+has rules of its own: a sample is never early, only late, so an offset is bounded below by each sample's; a backlog
+read at once must not lower it; a step of the controller's own clock moves every estimate by the step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+#: A node whose clock is off from the controller's by more than this has its samples re-stamped; it is in step
+#: again below half of it.
+CLOCK_OFF_S = 5.0
+#: A node's offset is its least delayed sample's over a window this long (a backlog of late samples does not move it).
+CLOCK_WINDOW_S = 10.0
+#: A node's first samples may be a backlog read at once: an offset behind the controller's is trusted once samples
+#: came in over this long (one ahead is trusted at once: no delay makes a sample look early).
+CLOCK_TRUST_S = 2.0
+#: How long a node's clock must stay off (or in step again) before it is reported: a step of the controller's own
+#: clock puts every node out of step for a moment.
+CLOCK_REPORT_AFTER_S = 30.0
+
+
+@dataclasses.dataclass
+class NodeClock:
+    """What the writer knows of one node's clock against its own (monotonic times for the bookkeeping).
+
+    A sample is never early, only late: a node's offset is bounded below by (its time - our time) of each sample,
+    so the estimate is the largest of those over the last full window (what a backlog of late samples, read at
+    once after the controller was stopped, cannot lower), or larger as soon as a sample shows more.
+    """
+
+    best: float  # the offset: the node's time - the controller's, plus the smallest delay seen
+    window_from: float
+    first_at: float  # when its first sample arrived
+    window_max: float | None = None  # the largest offset seen in the current window
+    off: bool = False  # its samples are re-stamped by `best`
+    reported: bool = False  # what was last reported: off or in step
+    reported_best: float = 0.0  # and by how much
+    changed_at: float | None = None  # since when `off` (or how much) differs from what was reported
+
+    def measure(self, offset: float, mono: float) -> None:
+        """A sample arrived `offset` seconds ahead of the controller's clock (negative: behind)."""
+        if mono - self.window_from >= CLOCK_WINDOW_S:  # a clock set back is believed after a full window
+            if self.window_max is not None:
+                self.best = self.window_max
+            self.window_max, self.window_from = None, mono
+        if self.window_max is None or offset > self.window_max:
+            self.window_max = offset
+        self.best = max(self.best, offset)
+        limit = CLOCK_OFF_S / 2 if self.off else CLOCK_OFF_S
+        if mono - self.first_at >= CLOCK_TRUST_S:
+            self.off = abs(self.best) > limit
+        else:  # a backlog may look behind, but no delay makes a node look ahead
+            self.off = self.best > limit
+        moved = self.off and abs(self.best - self.reported_best) > CLOCK_OFF_S  # still off, by another amount
+        if self.off == self.reported and not moved:
+            self.changed_at = None
+        elif self.changed_at is None:
+            self.changed_at = mono
+
+    def controller_stepped(self, step: float) -> None:
+        """The controller's wall clock jumped `step` seconds: every offset measured so far is `step` less now."""
+        self.best -= step
+        if self.window_max is not None:
+            self.window_max -= step
+
+    def restamped(self, time: float, now: float) -> float | None:
+        """A sample's `time` on the controller's clock, or None to keep it: in step, or its clock was just set right."""
+        if not self.off or abs(time - self.best - now) > abs(time - now):
+            return None  # (`best` believes a clock set back only after a window)
+        return time - self.best
+
+    def due(self, mono: float) -> bool:
+        """Whether a change has lasted long enough to be reported (then it counts as reported)."""
+        if self.changed_at is None or mono - self.changed_at < CLOCK_REPORT_AFTER_S:
+            return False
+        self.reported, self.reported_best, self.changed_at = self.off, self.best, None
+        return True

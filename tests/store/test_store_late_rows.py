@@ -1,0 +1,92 @@
+"""Rows written into minutes already rolled up (a step back of the wall clock, a late or skewed node).
+
+Such rows used to be merged into their minute's rollup and deleted whenever they fell below the highest cut
+retention ever applied: after a step back from a clock a day ahead, every new raw row was deleted two minutes after
+it was written. One late row also made the next rollup re-read every GPU's rows in one transaction, and the note
+that a rollup was owed lived in memory only, so a restart lost it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from factoryctl.model.telemetry import GpuSample, NodeSample
+from factoryctl.store.samples import steps_in_force
+from factoryctl.store.sqlite import Store
+
+T0 = 1_700_000_040.0  # a minute boundary
+DAY = 86400.0
+HOUR = 3600.0
+
+
+def sample(node: str, t: float, power: float = 100.0) -> NodeSample:
+    return NodeSample(node, t, gpus=(GpuSample(node, 0, uuid=f"GPU-{node}", name="H100", power_w=power),))
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(tmp_path / "factory.db")
+
+
+def rollups(store: Store) -> dict[tuple[str, float], tuple[int, float, float]]:
+    """(node, minute) -> (rows, min power, max power), from the rollups alone."""
+    found = store._query(
+        "SELECT node.name, t_min, n, power_mw_min, power_mw_max FROM rollup JOIN node ON node.id = rollup.node_id"
+    )
+    return {(name, t * 60.0): (n, low / 1000, high / 1000) for name, t, n, low, high in found}
+
+
+def test_after_a_step_back_new_raw_rows_are_kept_until_retention(store: Store) -> None:
+    ahead = T0 + DAY  # the clock ran a day ahead, long enough for retention to prune by it
+    store.write([sample("n1", ahead + k) for k in range(600)])
+    store.rollup(ahead + 600)
+    store.prune(6 * HOUR, 30 * DAY, ahead + 600)
+    store.write([sample("n1", T0 + 600 + k) for k in range(600)])  # NTP stepped it back a day
+    store.rollup(T0 + 1200)
+    store.prune(6 * HOUR, 30 * DAY, T0 + 1200)
+    assert store._query("SELECT COUNT(*) FROM sample WHERE t_ms < ?", (int(ahead * 1000),))[0][0] == 600
+    assert [rollups(store)[("n1", T0 + 600 + 60 * m)][0] for m in range(8)] == [60] * 8  # rolled up as well
+
+
+def test_a_late_row_rolls_up_its_own_gpu_again_not_the_fleet(store: Store) -> None:
+    nodes = [f"n{i}" for i in range(5)]
+    store.write([sample(n, T0 + k) for k in range(600) for n in nodes])
+    assert store.rollup(T0 + 720) == 50  # 10 minutes of 5 GPUs
+    store.write([sample("n3", T0 + 60.5, power=400.0)])  # minute 1, nine minutes late
+    assert store.rollup(T0 + 780) == 9  # n3's minutes 1 to 9 (no GPU has rows in minute 10)
+    assert rollups(store)[("n3", T0 + 60)] == (61, 100.0, 400.0)
+    assert rollups(store)[("n2", T0 + 60)] == (60, 100.0, 100.0)
+
+
+def test_a_step_back_rolls_up_what_was_written_since_not_the_whole_table(store: Store) -> None:
+    store.write([sample(n, T0 + k) for k in range(1800) for n in ("n1", "n2")])
+    assert store.rollup(T0 + 1920) == 60
+    store.write([sample("n1", T0 + 1500.5 + k, power=300.0) for k in range(0, 60, 2)])  # the clock went back 7 min
+    assert store.rollup(T0 + 1620) == 0  # the mark comes back; minute 25 is not finished on this clock yet
+    assert store.get_meta("rollup_upto_min") == str(int((T0 + 1620) // 60) - 2)
+    assert store.rollup(T0 + 1680) == 2  # minute 25 of both GPUs, as any minute
+    assert rollups(store)[("n1", T0 + 1500)] == (90, 100.0, 300.0)
+
+
+def test_a_row_written_late_before_a_restart_is_rolled_up_after_it(tmp_path: Path) -> None:
+    before = Store(tmp_path / "factory.db")
+    before.write([sample("n1", T0 + k) for k in range(120)])
+    before.rollup(T0 + 240)  # minutes 0 and 1 rolled up, their raw rows kept
+    before.write([sample("n1", T0 + 60.5 + k, power=400.0) for k in range(20)])
+    before.close()  # the controller restarted before its next rollup
+    store = Store(tmp_path / "factory.db")
+    store.rollup(T0 + 300)
+    assert rollups(store)[("n1", T0 + 60)] == (80, 100.0, 400.0)
+    store.prune(60, DAY, T0 + 300)
+    assert rollups(store)[("n1", T0 + 60)] == (80, 100.0, 400.0)
+
+
+def test_forward_steps_are_kept_in_the_store_until_retention_is_past_them(store: Store) -> None:
+    steps = [(T0, DAY), (T0 + 2 * DAY, 60.0)]
+    store.save_clock_steps(steps)
+    assert store.clock_steps() == steps
+    assert steps_in_force(T0 + DAY + HOUR, HOUR, steps) == steps  # rows before the first are an hour old
+    assert steps_in_force(T0 + DAY + 3 * HOUR, HOUR, steps) == steps[1:]
+    assert steps_in_force(T0 + 3 * DAY, HOUR, steps) == []
