@@ -182,13 +182,17 @@ class SampleWrites(StoreConnection):
         raw_retention_s: float,
         rollup_retention_s: float,
         now: float | None = None,
-        steps: Sequence[tuple[float, float]] = (),
+        steps: Sequence[tuple[float, float]] | None = None,
     ) -> tuple[int, int]:
         """Delete raw rows older than their window (only once rolled up) and rollups and events older than theirs.
 
         `steps` are the wall clock's forward steps (see `retention_cut`): rows stamped before one are not pruned
-        for it. Raw rows go by whole minutes, so a minute's raw rows are either all kept or all gone.
+        for it; None takes those a controller saved (a cron sweep while it is stopped must honour them too). Raw
+        rows go by whole minutes, so a minute's raw rows are either all kept or all gone. The pruned mark is the
+        minute after the newest row really deleted, not the cut: after the clock steps back, the cut a clock that
+        ran ahead made is ahead of rows that are all still there.
         """
+        steps = self.clock_steps() if steps is None else steps
         now = now if now is not None else time.time()
         raw_cut = int(retention_cut(now, raw_retention_s, steps) // 60) * 60000
         rollup_cut = int(retention_cut(now, rollup_retention_s, steps) // 60)
@@ -198,8 +202,14 @@ class SampleWrites(StoreConnection):
             raw_cut = min(raw_cut, (mark or 0) * 60000)  # never prune what is not rolled up (no mark: nothing is)
             raw_cut = min(raw_cut, rolling * 60000) if rolling is not None else raw_cut
             redo = _redo_from(db)  # nor a GPU's rows waiting to be rolled up again
+            newest_deleted: int | None = None
             for node_id, gpu in self._gpu_pairs():
                 cut = min(raw_cut, redo[(node_id, gpu)] * 60000) if (node_id, gpu) in redo else raw_cut
+                newest = db.execute(
+                    "SELECT MAX(t_ms) FROM sample WHERE node_id = ? AND gpu = ? AND t_ms < ?", (node_id, gpu, cut)
+                ).fetchone()[0]
+                if newest is not None:
+                    newest_deleted = max(newest_deleted or newest, newest)
                 raw_deleted += max(
                     db.execute(
                         "DELETE FROM sample WHERE node_id = ? AND gpu = ? AND t_ms < ?", (node_id, gpu, cut)
@@ -214,8 +224,9 @@ class SampleWrites(StoreConnection):
                 )
             db.execute("DELETE FROM event WHERE t_ms < ?", (rollup_cut * 60000,))
             before = _meta_int(db, PRUNED_BELOW)
-            if before is None or before < raw_cut:
-                db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (PRUNED_BELOW, str(raw_cut)))
+            pruned_below = None if newest_deleted is None else (newest_deleted // 60000 + 1) * 60000
+            if pruned_below is not None and (before is None or before < pruned_below):
+                db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (PRUNED_BELOW, str(pruned_below)))
         return raw_deleted, rollup_deleted
 
     def clock_steps(self) -> list[tuple[float, float]]:

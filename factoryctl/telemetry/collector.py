@@ -161,8 +161,9 @@ class Collector:
         settings = self.config.settings.controller
         rolled = self.store.rollup(now)
         steps = self.writer.clock_steps()
-        longest = parse_duration(settings.rollup_retention)
-        raw, rollups = self.store.prune(parse_duration(settings.raw_retention), longest, now, steps)
+        raw_retention = parse_duration(settings.raw_retention)
+        longest = max(raw_retention, parse_duration(settings.rollup_retention))  # either may be the longer
+        raw, rollups = self.store.prune(raw_retention, parse_duration(settings.rollup_retention), now, steps)
         kept = steps_in_force(now if now is not None else time.time(), longest, steps)
         self.writer.forget_steps(steps[: len(steps) - len(kept)])
         return rolled, raw, rollups

@@ -90,3 +90,35 @@ def test_forward_steps_are_kept_in_the_store_until_retention_is_past_them(store:
     assert steps_in_force(T0 + DAY + HOUR, HOUR, steps) == steps  # rows before the first are an hour old
     assert steps_in_force(T0 + DAY + 3 * HOUR, HOUR, steps) == steps[1:]
     assert steps_in_force(T0 + 3 * DAY, HOUR, steps) == []
+
+
+def test_a_prune_without_a_controller_honours_the_steps_it_saved(store: Store) -> None:
+    """A cron sweep while the controller is stopped prunes too: a saved +1 day step still protects the rows
+    stamped before it (all 360 were deleted by a sweep that ignored it)."""
+    store.write([sample("n1", T0 + k) for k in range(0, 3600, 10)])
+    store.rollup(T0 + 3600 + 300)
+    store.save_clock_steps([(T0 + 3600, 86400.0)])
+    now = T0 + 3600 + 86400 + 600  # ten minutes after the step, in the stepped clock
+    store.prune(6 * 3600, 30 * 86400, now)  # no steps given: the saved ones
+    assert store._query("SELECT COUNT(*) FROM sample")[0][0] == 360
+
+
+def test_after_a_step_back_past_raw_retention_late_rows_still_reach_their_rollup(store: Store) -> None:
+    """The clock ran a day ahead for 30 minutes and pruned by it; after NTP steps it back, a row arriving 7 minutes
+    late belongs in its minute's rollup (every raw row of that minute is kept): the pruned mark was the stepped
+    clock's cut, a day ahead of rows that were all still there."""
+    hour = 3600
+    for k in range(30):  # the wrong clock, a day ahead, with maintenance every minute
+        at = T0 + 86400 + k * 60
+        store.write([sample("n1", at + j) for j in range(0, 60, 10)])
+        store.rollup(at + 60)
+        store.prune(hour, 30 * 86400, at + 60, steps=())
+    for k in range(10):  # stepped back: ten minutes on the right clock
+        at = T0 + k * 60
+        store.write([sample("n1", at + j) for j in range(0, 60, 10)])
+        store.rollup(at + 60)
+        store.prune(hour, 30 * 86400, at + 60, steps=())
+    minute = int(T0 // 60) + 3
+    store.write([sample("n1", minute * 60 + 55.0, 700.0)])  # a reconnecting agent's backlog
+    store.rollup(T0 + 660)
+    assert store._query("SELECT n FROM rollup WHERE t_min = ?", (minute,)) == [(7,)]
