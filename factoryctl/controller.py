@@ -28,12 +28,12 @@ from typing import Any
 
 from factoryctl.config import FactoryConfig, load_config
 from factoryctl.errors import ConfigError, ExitCode, FactoryError
+from factoryctl.model.folding import fold_nodes
 from factoryctl.store.lock import ControllerLock
 from factoryctl.store.rows import Event
 from factoryctl.store.sqlite import Store, StoreDamaged, StoreError
 from factoryctl.telemetry.collector import Collector
 from factoryctl.telemetry.links import Connector
-from factoryctl.telemetry.state_log import fold_nodes
 from factoryctl.telemetry.writer import daemon_hint
 
 log = logging.getLogger("factoryctl.controller")

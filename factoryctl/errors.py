@@ -79,6 +79,7 @@ class NodeError(FactoryError):
         "timeout": ExitCode.TIMEOUT,
         "agent": ExitCode.FAILURE,
         "driver": ExitCode.FAILURE,
+        "local": ExitCode.FAILURE,  # a limit of this machine (threads, files): transport/host_limits.py
     }
 
     def __init__(self, node: str, kind: str, message: str, hint: str | None = None) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 
 @contextlib.contextmanager
 def listening(on_accept: Callable[[socket.socket], None]) -> Iterator[int]:
-    """Listen on 127.0.0.1, give each accepted socket to `on_accept`, yield the port; wake and join the thread on exit."""
+    """Listen on 127.0.0.1, hand each accepted socket to `on_accept`, yield the port; end the thread on exit."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(16)

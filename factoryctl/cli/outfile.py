@@ -163,8 +163,8 @@ def removed_on_failure(open_out: Callable[[], OutFile] | None) -> Iterator[OutFi
 
     Ended means Ctrl-C, SIGTERM or SIGHUP; what was written of the output file is dropped, the old file kept.
 
-    The handlers are in place before the file is opened, and SIGINT, SIGTERM and SIGHUP are held while it is (a temporary
-    file is created, then named in `OutFile`): a signal in between would leave the temporary file behind.
+    The handlers are in place before the file is opened, and SIGINT, SIGTERM and SIGHUP are held while it is (a
+    temporary file is created, then named in `OutFile`): a signal in between would leave the temporary file behind.
     """
     previous = _catch_ends() if open_out is not None else {}
     out: OutFile | None = None

@@ -196,6 +196,17 @@ def _open_schedule(path: Path, prices: Path | None, curve: Path, policy_file: Pa
     return open_out_file(path, "--schedule-out", f"the schedule to {path}", refusals)
 
 
+def _note_no_saving(document: dict[str, Any]) -> None:
+    """Say on stderr why `saving_pct` is null: the baseline is too near zero for a percentage to mean anything."""
+    from factoryctl.power.simulator import NEAR_ZERO_BASELINE
+
+    if document["saving_pct"] is None:
+        sys.stderr.write(
+            f"factoryctl: note: the baseline bill is 0 or under {NEAR_ZERO_BASELINE:.0%} of the prices' gross sum"
+            " (they nearly cancel out), so saving_pct is null: compare cost with baseline_cost.\n"
+        )
+
+
 def _warn_stale(document: dict[str, Any], policy: Policy, policy_file: Path | None) -> None:
     """Say on stderr when most intervals ran at the fail-safe limit, and why; the results stay as they are.
 
@@ -277,9 +288,5 @@ def simulate_command(
     }
     document = _document(result, policy, facts)
     _warn_stale(document, policy, policy_file)
-    if document["saving_pct"] is None:
-        sys.stderr.write(
-            "factoryctl: note: the baseline bill is 0 or under 1 % of the prices' gross sum (they nearly cancel out),"
-            " so saving_pct is null: compare cost with baseline_cost.\n"
-        )
+    _note_no_saving(document)
     emit_then_write(out, lambda: _render(document, output), lambda: schedule_csv(points, result.actions))

@@ -18,6 +18,8 @@ import typer
 
 from factoryctl.cli.completion import complete_choices
 from factoryctl.cli.context import seconds_check
+from factoryctl.model.folding import fold as fold  # re-exported: the commands fold node names with it
+from factoryctl.model.folding import without_address as without_address  # re-exported, as fold
 from factoryctl.model.timefmt import iso_utc as iso_utc  # re-exported: the listings format their times with it
 from factoryctl.transport.fanout import DEFAULT_FANOUT, MAX_FANOUT
 
@@ -238,34 +240,6 @@ def render_listing(
     if output is OutputFormat.csv:
         return render_csv(items, header=not no_header)
     return render_table(items, columns, wide=output is OutputFormat.wide, header=not no_header)
-
-
-def fold(names: Sequence[str]) -> str:
-    """ClusterShell's folded node set (`n[01-03,07]`)."""
-    from ClusterShell.NodeSet import NodeSet
-
-    return str(NodeSet.fromlist(list(names)))
-
-
-#: A node's own address in a message: `host:port`, `user@host:port`, `[v6]:port`, `[name]:port`, or the name after
-#: "resolve". The host part needs a letter or a dot, so a time such as 03:20 is not an address, and an ISO time
-#: (`2026-11-22T07:42:11Z`) is not one either.
-_ADDRESS = (  # compiled on first use (re caches it), not on every CLI start
-    r"(?<=resolve )[^\s:]+"
-    r"|(?<![\w.@:\[-])(?:[\w.-]+@)?(?:\[[\w:.-]+\]|(?!\d{4}-\d\d-\d\dT\d)[\w-]*[A-Za-z.][\w.-]*):\d+\b"
-)
-
-
-def without_address(message: str) -> str:
-    """`message` with the node's own address taken out, so nodes that failed alike fold onto one line.
-
-    A leading address is dropped (`127.0.0.2:1 refused the connection` -> `refused the connection`); one inside
-    the sentence becomes "its address" (`no answer from its address within 5 s`).
-    """
-    import re
-
-    marked = re.sub(_ADDRESS, "\0", message)
-    return marked.removeprefix("\0 ").replace("\0", "its address")
 
 
 def report_node_errors(errors: Iterable[dict[str, Any]], hints: dict[str, str] | None = None) -> None:

@@ -33,8 +33,8 @@ ROLLUP_LAG_MIN = 2  # minutes not rolled up yet, so late samples still land in t
 #: What an SQLite INTEGER holds. A GPU fact past it (an agent's `power_limit_w: 10**30`) is stored as unknown: the
 #: writer's per-sample fallback checks only the raw columns, so SQLite's OverflowError here would fail every batch.
 _INT64 = range(-(2**63), 2**63)
-#: meta keys: the first minute not rolled up yet; the highest raw cut retention applied (minutes before it may have
-#: lost raw rows: a rollup there is never recomputed from what is left).
+#: meta keys: the first minute not rolled up yet; the minute after the newest raw row retention deleted (minutes
+#: before it may have lost raw rows: a rollup there is never recomputed from what is left).
 ROLLUP_MARK = "rollup_upto_min"
 PRUNED_BELOW = "raw_pruned_below_ms"
 #: meta keys: where a rollup that moved the mark started, until every GPU is rolled up (a crash in between redoes

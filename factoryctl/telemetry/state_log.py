@@ -11,44 +11,13 @@ each change is still one event per node in the store (`factoryctl events`).
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import Sequence
 
+from factoryctl.model.folding import fold_nodes, without_address
 from factoryctl.store.rows import NodeState
-
-#: A folded node set longer than this is cut, with how many nodes it names (reload messages, log lines).
-FOLD_MAX_CHARS = 200
-
-#: A node's own address in a message (`host:port`, `user@host:port`, `[v6]:port`), as `cli.render` finds it: the
-#: host part needs a letter or a dot, so a time such as 03:20 is not an address, nor an ISO time.
-_ADDRESS = re.compile(
-    r"(?<![\w.@:\[-])(?:[\w.-]+@)?(?:\[[\w:.-]+\]|(?!\d{4}-\d\d-\d\dT\d)[\w-]*[A-Za-z.][\w.-]*):\d+\b"
-)
-
-
-def fold_nodes(names: Sequence[str], max_chars: int = FOLD_MAX_CHARS) -> str:
-    """ClusterShell's folded node set (`n[01-03,07]`), cut short (`n[01,03,...]`) past `max_chars`.
-
-    Callers add how many nodes it names when there are several: `n[01,03,...] (1000)`.
-    """
-    from ClusterShell.NodeSet import NodeSet
-
-    folded = str(NodeSet.fromlist(list(names)))
-    if len(folded) <= max_chars:
-        return folded
-    cut = folded[:max_chars].rsplit(",", 1)[0] + ",..."
-    if cut.count("[") > cut.count("]"):
-        cut += "]"
-    return cut
-
-
-def _without_address(message: str) -> str:
-    marked = _ADDRESS.sub("\0", message)
-    return marked.removeprefix("\0 ").replace("\0", "its address")
 
 
 class StateLog:
-    """Gathers node state changes and link failures, and logs them folded (`take`, then `write`, once per writer tick)."""
+    """Gathers node state changes and link failures, and logs them folded (`take`, then `write`, once a tick)."""
 
     def __init__(self, log: logging.Logger) -> None:
         """Log into `log`."""
@@ -77,7 +46,7 @@ class StateLog:
         """Log `pending`: one line per kind of change, each node's own line at debug level."""
         groups: dict[tuple[int, str, str], list[tuple[str, str]]] = {}
         for level, what, node, said in pending:
-            groups.setdefault((level, what, _without_address(said)), []).append((node, said))
+            groups.setdefault((level, what, without_address(said)), []).append((node, said))
         for (level, what, plain), nodes in groups.items():
             if len(nodes) == 1 or level < logging.INFO:
                 for node, said in nodes:

@@ -161,8 +161,8 @@ def _await_banner(node: str, target: SshTarget, sock: socket.socket, timeout: fl
     _refuse_if_dropped(node, target, sock)
 
 
-#: sshd drops connections before its greeting when MaxStartups is reached, a tcpwrapper (hosts.deny) or PerSourcePenalties
-#: says no, or it dies; a firewall can reset them too. ssh reports these as "Connection reset/closed by HOST port N".
+#: sshd drops connections before its greeting when MaxStartups is reached, a tcpwrapper (hosts.deny) or
+#: PerSourcePenalties says no, or it dies; a firewall can reset them too. ssh reports these as "Connection reset/closed by HOST port N".
 _DROPPED_HINT = (
     "sshd on the node (or a firewall in between) dropped the connection: look at sshd's log there "
     "(MaxStartups, hosts.deny) and check that the node is not shutting down."

@@ -12,7 +12,12 @@ from factoryctl.tui import text as fmt
 from factoryctl.tui.renderables.palette import tone
 from factoryctl.tui.view import FactorySummary
 
-SEPARATOR = (" │ ", tone("secondary"))
+
+def separator() -> tuple[str, str]:
+    """` │ ` between the header's fields, in the palette's style now (NO_COLOR may be set after import)."""
+    return " │ ", tone("secondary")
+
+
 #: Older data than this shows its age instead of its time.
 STALE_AFTER_S = 5.0
 
@@ -60,7 +65,7 @@ class FactorySummaryRenderable:
             shown = [(words, style) for words, style, count in group if count]
             if not shown:
                 continue
-            line.append(*SEPARATOR)
+            line.append(*separator())
             line.append_text(Text(" · ").join(Text(words, style=style) for words, style in shown))
         return line
 
@@ -84,9 +89,9 @@ class FactorySummaryRenderable:
         age = self._data_age()
         if age is not None:
             line.append(f"data {age:.0f} s old", style=tone("stale"))
-            line.append(*SEPARATOR)
+            line.append(*separator())
         line.append(f"GPUs {s.gpus_busy}/{s.gpus_total} busy")
-        line.append(*SEPARATOR)
+        line.append(*separator())
         line.append("power ")
         line.append(fmt.kilowatts(s.power_kw), style="bold")
         if s.budget_kw is not None:
@@ -98,7 +103,7 @@ class FactorySummaryRenderable:
         else:
             line.append(" (no budget set)", style=tone("secondary"))
         if age is None:
-            line.append(*SEPARATOR)
+            line.append(*separator())
             line.append(fmt.clock(s.last_sample))
         return line
 
@@ -113,9 +118,9 @@ class FactorySummaryRenderable:
             line.append("n/a", style=tone("idle"))
         else:
             line.append(f"{s.energy_per_hour_kwh:.1f} kWh/h")
-        line.append(*SEPARATOR)
+        line.append(*separator())
         line.append(f"caps {fmt.kilowatts(s.power_limit_kw)}")
-        line.append(*SEPARATOR)
+        line.append(*separator())
         line.append("price ")
         if s.price is None:
             line.append("n/a (error)" if s.price_error else "n/a", style=tone("secondary"))
@@ -123,13 +128,13 @@ class FactorySummaryRenderable:
             arrow = "" if s.price.trend is None else " ↑" if s.price.trend > 0 else " ↓" if s.price.trend < 0 else " →"
             currency = f" {s.price.currency}" if s.price.currency else ""
             line.append(f"{s.price.price_per_mwh:.2f}{currency}/MWh{arrow}", style="bold")
-        line.append(*SEPARATOR)
+        line.append(*separator())
         line.append("cost ")
         if s.cost_per_hour is None:
             line.append("n/a", style=tone("secondary"))
         else:
             line.append(f"{s.cost_per_hour:.2f}/h")
-        line.append(*SEPARATOR)
+        line.append(*separator())
         line.append("queue ")
         line.append("n/a" if s.queue_length is None else str(s.queue_length), style="" if s.queue_length else "dim")
         return line
