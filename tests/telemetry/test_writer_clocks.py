@@ -11,29 +11,10 @@ import logging
 from pathlib import Path
 
 import pytest
+from clocks import T0, Clocks, sample, writer_for
 
-from factoryctl.model.telemetry import GpuSample, NodeSample
 from factoryctl.store.sqlite import Store
 from factoryctl.telemetry.node_clock import CLOCK_REPORT_AFTER_S
-from factoryctl.telemetry.writer import StoreWriter
-
-T0 = 1_795_000_000.0
-
-
-class Clocks:
-    """A wall clock and a monotonic clock that tests move: together (time passing) or the wall alone (a step)."""
-
-    def __init__(self) -> None:
-        self.wall = T0
-        self.mono = 1000.0
-
-    def tick(self, seconds: float) -> None:
-        self.wall += seconds
-        self.mono += seconds
-
-
-def sample(node: str, t: float) -> NodeSample:
-    return NodeSample(node, t, gpus=(GpuSample(node, 0, uuid=f"GPU-{node}", name="H100", power_w=100.0),))
 
 
 @pytest.fixture
@@ -44,12 +25,6 @@ def clocks() -> Clocks:
 @pytest.fixture
 def store(tmp_path: Path) -> Store:
     return Store(tmp_path / "factory.db")
-
-
-def writer_for(store: Store, clocks: Clocks, nodes: list[str]) -> StoreWriter:
-    writer = StoreWriter(store, interval_s=1.0, clock=lambda: clocks.wall, monotonic=lambda: clocks.mono)
-    writer.set_nodes(nodes)
-    return writer
 
 
 def test_a_forward_step_of_the_wall_clock_takes_no_node_down(
