@@ -286,3 +286,9 @@ def test_event_lines_name_their_node_once() -> None:
     assert lines[1].endswith(" demo02 answers again")
     assert lines[2].endswith(" demo01 down: the agent exited.")
     assert lines[3].endswith(" demo01 drained by root: fan swap")
+    skew = DashboardEvent(1_795_000_004.0, "late1", "clock_skew", "late1's clock is 120 s ahead of the controller's")
+    assert (
+        render(EventsRenderable([skew]), width=120)
+        .splitlines()[0]
+        .endswith(" late1 clock is 120 s ahead of the controller's")
+    )

@@ -24,8 +24,8 @@ def event_message(event: DashboardEvent) -> str:
     """The event's words without its node's name, which the line already shows first.
 
     Messages are written to stand alone (in the store, `factoryctl events`), so many name their node:
-    `demo01 drained by root: …`, `down: demo01: the agent exited.` read `drained by root: …`, `down: the agent …`,
-    and a GPU's own `demo01/2: uncorrectable ECC errors 1` reads `GPU 2: uncorrectable ECC errors 1`.
+    `demo01 drained by root: …`, `down: demo01: the agent exited.`, `demo01's clock is …` read `drained by root: …`,
+    `down: the agent …`, `clock is …`; a GPU's own `demo01/2: uncorrectable ECC errors 1` reads `GPU 2: …`.
     """
     message, node = event.message, event.node
     if not node:
@@ -33,7 +33,7 @@ def event_message(event: DashboardEvent) -> str:
     gpu = re.match(rf"{re.escape(node)}/(\d+)([:\s])", message)
     if gpu:
         return f"GPU {gpu.group(1)}{gpu.group(2)}{message[gpu.end() :]}"
-    for prefix in (f"{node}: ", f"{node} "):
+    for prefix in (f"{node}: ", f"{node} ", f"{node}'s "):  # `late1's clock is 120 s ahead …` (clock_skew)
         if message.startswith(prefix):
             message = message[len(prefix) :]
             break
