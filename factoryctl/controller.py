@@ -34,7 +34,7 @@ from factoryctl.store.rows import Event
 from factoryctl.store.sqlite import Store, StoreDamaged, StoreError
 from factoryctl.telemetry.collector import Collector
 from factoryctl.telemetry.links import Connector
-from factoryctl.telemetry.writer import daemon_hint
+from factoryctl.telemetry.writer import daemon_hint, timers_clock
 
 log = logging.getLogger("factoryctl.controller")
 
@@ -64,7 +64,7 @@ class Controller:
         self._connector = connector
         self._clock = clock
         #: The timers' clock: a wall clock stepped back 10 minutes (NTP) stopped the lock and store checks for as long.
-        self._monotonic = monotonic or (time.monotonic if clock is time.time else clock)
+        self._monotonic = timers_clock(clock, monotonic)
         self._wake = threading.Event()
         self._stop_requested = False
         self._reload_requested = False

@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from statistics import median
 
 #: The length of a series' only row, which has no neighbour to measure (the usual market interval).
 LONE_ROW_S = 3600
@@ -52,3 +53,9 @@ def row_intervals(times: Sequence[int]) -> RowIntervals:
         run = interval
     durations.append(durations[-1])
     return RowIntervals(tuple(durations), tuple(gaps))
+
+
+def price_interval_s(times: Sequence[int]) -> int:
+    """The series' usual interval: the median spacing of `times` (`LONE_ROW_S` for a lone row or none)."""
+    steps = [b - a for a, b in itertools.pairwise(times)]
+    return int(median(steps)) if steps else LONE_ROW_S

@@ -20,12 +20,11 @@ from dataclasses import dataclass
 from factoryctl.errors import UsageError
 from factoryctl.model.power import GpuPowerRange, PowerAction, PricePoint, iso_utc_seconds
 from factoryctl.power.curve import PowerCurve
-from factoryctl.power.intervals import row_intervals
+from factoryctl.power.intervals import price_interval_s, row_intervals
 from factoryctl.power.policy.config import OptimizePolicy, Policy
 from factoryctl.power.policy.engine import EngineSetup, EngineState, decide
 from factoryctl.power.policy.lagrange import LagrangeChains, solve_lp
 from factoryctl.power.policy.view import DAY_S, PriceView
-from factoryctl.power.sources import price_interval_s
 
 VISIBILITIES = ("day-ahead", "realtime")
 #: Day-ahead auctions publish all of day d+1 by this hour (UTC) of day d.
@@ -100,7 +99,9 @@ def inspect_series(points: Sequence[PricePoint]) -> SeriesReport:
     rows = row_intervals([p.timestamp_s for p in points])
     gaps = tuple((start, end) for start, end, _ in rows.gaps)
     nan = sum(p.price_per_mwh is None for p in points)
-    return SeriesReport(price_interval_s(points), nan, rows.missing_intervals, gaps, rows.durations_s)
+    return SeriesReport(
+        price_interval_s([p.timestamp_s for p in points]), nan, rows.missing_intervals, gaps, rows.durations_s
+    )
 
 
 def visible_until(now_s: int, visibility: str) -> int:

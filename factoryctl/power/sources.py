@@ -11,12 +11,10 @@ timestamps strictly increasing, prices finite and at most `MAX_PRICE_PER_MWH` in
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from statistics import median
 from typing import Protocol
 
 from factoryctl.model.power import PricePoint, iso_utc_seconds
@@ -123,12 +121,6 @@ def read_price_csv(path: Path) -> tuple[PricePoint, ...]:
         " an unknown price is an empty field after the comma."
     )
     return tuple(read_csv_rows(path, PRICE_COLUMNS, _price_reader(), "prices file", "price row", hint))
-
-
-def price_interval_s(points: Sequence[PricePoint]) -> int:
-    """The length of one price interval: the median spacing of the series (an hour when it has one point)."""
-    steps = [b.timestamp_s - a.timestamp_s for a, b in itertools.pairwise(points)]
-    return int(median(steps)) if steps else 3600
 
 
 class CsvPriceSource:

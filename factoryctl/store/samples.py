@@ -119,7 +119,7 @@ class SampleWrites(StoreConnection):
                 insert_event(db, event)
             if samples:
                 at = stored_at if stored_at is not None else time.time()
-                db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (SAMPLES_STORED_AT, repr(at)))
+                _set_meta(db, SAMPLES_STORED_AT, repr(at))
             _note_late(db, raw)
         return inserted
 
@@ -156,8 +156,8 @@ class SampleWrites(StoreConnection):
                 mark = oldest // 60000 if oldest is not None else upto
             start = mark if start is None else min(start, mark)
             if start < upto:
-                db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (ROLLING_FROM, str(start)))
-            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (ROLLUP_MARK, str(upto)))
+                _set_meta(db, ROLLING_FROM, str(start))
+            _set_meta(db, ROLLUP_MARK, str(upto))
         written = 0
         pairs = self._gpu_pairs()  # after the mark moved: a GPU new since has its rows noted as late
         if start < upto:
@@ -226,7 +226,7 @@ class SampleWrites(StoreConnection):
             before = _meta_int(db, PRUNED_BELOW)
             pruned_below = None if newest_deleted is None else (newest_deleted // 60000 + 1) * 60000
             if pruned_below is not None and (before is None or before < pruned_below):
-                db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (PRUNED_BELOW, str(pruned_below)))
+                _set_meta(db, PRUNED_BELOW, str(pruned_below))
         return raw_deleted, rollup_deleted
 
     def clock_steps(self) -> list[tuple[float, float]]:
@@ -244,6 +244,10 @@ class SampleWrites(StoreConnection):
 
 #: Pairs (node, GPU) rolled up per transaction: the write lock is held for a bounded time, not a fleet's rollup.
 _PAIRS_PER_TRANSACTION = 64
+
+
+def _set_meta(db: sqlite3.Connection, key: str, value: str) -> None:
+    db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
 
 def _meta_int(db: sqlite3.Connection, key: str) -> int | None:

@@ -46,6 +46,14 @@ FLUSH_EVERY_MAX_S = 0.25  # sample-to-store latency is at most this plus one tra
 CLOCK_STEP_S = 2.0
 
 
+def timers_clock(clock: Callable[[], float], monotonic: Callable[[], float] | None) -> Callable[[], float]:
+    """The clock intervals are timed by: `monotonic`, else the real one beside the real wall clock, else `clock`.
+
+    A fake `clock` given alone serves both: the tests that move one clock take it to be free of steps.
+    """
+    return monotonic or (time.monotonic if clock is time.time else clock)
+
+
 class StoreWriter:
     """Collects samples, states and events from the links and writes them to the store every tick."""
 
@@ -67,7 +75,7 @@ class StoreWriter:
         self.slow_interval_s = slow_interval_s
         self.buffer_s = buffer_s
         self._clock = clock
-        self._monotonic = monotonic or (time.monotonic if clock is time.time else clock)
+        self._monotonic = timers_clock(clock, monotonic)
         self._last_read: tuple[float, float] | None = None  # (wall, monotonic) at the last reading
         #: The wall clock's forward steps, (when in the time before it, seconds ahead), oldest first: retention
         #: does not count them (`factoryctl.store.samples.retention_cut`). A step back cancels the newest.

@@ -20,6 +20,7 @@ from factoryctl.errors import NodeError
 from factoryctl.transport.base import MAX_OUTPUT_BYTES
 from factoryctl.transport.host_limits import local_limit_error
 from factoryctl.transport.known_hosts import HostKeyStatus, KnownHosts, fingerprint
+from factoryctl.transport.polling import readable
 from factoryctl.transport.ssh_config import SshTarget
 
 if TYPE_CHECKING:
@@ -145,11 +146,7 @@ def _await_banner(node: str, target: SshTarget, sock: socket.socket, timeout: fl
     connection and never speak (a hung sshd, a middlebox) then cost hundreds of such threads, which took a
     controller's cores and starved the nodes that do answer. A blocking poll costs nothing while it waits.
     """
-    import select
-
-    poller = select.poll()  # not select.select: a 2,000-node fleet has descriptors past FD_SETSIZE
-    poller.register(sock, select.POLLIN | select.POLLPRI)
-    if not poller.poll(timeout * 1000):
+    if not readable([sock], timeout):  # poll, not select: a 2,000-node fleet has descriptors past FD_SETSIZE
         sock.close()
         where = target.address
         raise NodeError(

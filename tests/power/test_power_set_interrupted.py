@@ -20,15 +20,16 @@ from reaping import reaped
 from waiting import wait_for
 
 
-def _factory(tmp_path: Path) -> Path:
+def slow_factory(tmp_path: Path, gpus: int = 2) -> Path:
+    """Node `fast`, and node `slow` whose agent never starts (its python sleeps 20 s), `gpus` GPUs each."""
     slow = tmp_path / "slowpy"
     slow.write_text(f'#!/bin/sh\nexec "{sys.executable}" -c "import time; time.sleep(20)"\n')
     slow.chmod(0o755)
     path = tmp_path / "factory.yaml"
     path.write_text(
         "name: lab\nnodes:\n"
-        "  fast: {transport: local, sim: {profile: h100-sxm, gpus: 2, seed: 3}}\n"
-        f"  slow: {{transport: local, python: {slow}, sim: {{profile: h100-sxm, gpus: 2}}}}\n"
+        f"  fast: {{transport: local, sim: {{profile: h100-sxm, gpus: {gpus}, seed: 3}}}}\n"
+        f"  slow: {{transport: local, python: {slow}, sim: {{profile: h100-sxm, gpus: {gpus}}}}}\n"
     )
     return path
 
@@ -44,7 +45,7 @@ def _audited(cli, factory: Path) -> list[tuple[str, int, float]]:
 
 @pytest.mark.parametrize(("sig", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_an_interrupt_records_and_shows_what_changed(cli, tmp_path, sig, status):
-    factory = _factory(tmp_path)
+    factory = slow_factory(tmp_path)
     argv = [sys.executable, "-m", "factoryctl", "--config", str(factory), "power", "set", "all", "--watts", "333"]
     proc = subprocess.Popen([*argv, "--clamp", "-o", "json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     with reaped(proc):

@@ -8,24 +8,11 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from reaping import reaped
+from test_power_set_interrupted import slow_factory
 from waiting import wait_for
-
-
-def _factory(tmp_path: Path) -> Path:
-    slow = tmp_path / "slowpy"
-    slow.write_text(f'#!/bin/sh\nexec "{sys.executable}" -c "import time; time.sleep(20)"\n')
-    slow.chmod(0o755)
-    path = tmp_path / "factory.yaml"
-    path.write_text(
-        "name: lab\nnodes:\n"
-        "  fast: {transport: local, sim: {profile: h100-sxm, gpus: 1, seed: 3}}\n"
-        f"  slow: {{transport: local, python: {slow}, sim: {{profile: h100-sxm, gpus: 1}}}}\n"
-    )
-    return path
 
 
 @pytest.mark.parametrize(
@@ -36,7 +23,7 @@ def _factory(tmp_path: Path) -> Path:
     ],
 )
 def test_a_stopped_power_set_gives_a_hint(cli, tmp_path, sig, status, hint):
-    factory = _factory(tmp_path)
+    factory = slow_factory(tmp_path, gpus=1)
     argv = [
         sys.executable,
         "-m",
