@@ -27,6 +27,7 @@ from factoryctl.cli.render import (
 )
 
 if TYPE_CHECKING:
+    from factoryctl.model.power import PricePoint
     from factoryctl.power.sources import PriceSource
 
 app = typer.Typer(no_args_is_help=True)
@@ -207,13 +208,15 @@ def history_command(
     ctx: typer.Context,
     prices: Path | None = PRICES_OPTION,
     since: str | None = typer.Option(
-        None, "--since", help="Start (inclusive): a duration ago (90m, 24h, 7d) or an ISO-8601 time."
+        None,
+        "--since",
+        help="Start: a duration ago (90m, 24h, 7d) or an ISO-8601 time; the row in force then is listed first.",
     ),
     until: str | None = typer.Option(None, "--until", help="End (exclusive): a duration ago or an ISO-8601 time."),
     output: OutputFormat = OUTPUT_OPTION,
     no_header: bool = NO_HEADER_OPTION,
 ) -> None:
-    """Every price in a time range; unknown prices are shown as null."""
+    """Every price in force in a time range, from the one running at --since; unknown prices are shown as null."""
     from factoryctl.errors import UsageError
 
     start, end = _moment(since, None, "--since"), _moment(until, None, "--until")
@@ -222,9 +225,34 @@ def history_command(
             f"--until {until} is not after --since {since}: the range would be empty.",
             "give --until a later time than --since (or leave it out: to the end of the file).",
         )
-    points = open_prices(ctx, prices)[0].fetch(start, end)
+    points = _rows_in_force(open_prices(ctx, prices)[0], start, end)
     items = [_item(p.timestamp_s, p.price_per_mwh) for p in points]
     emit(render_listing(items, [], PRICE_COLUMNS, output, no_header))
+
+
+#: How far around a `price history` window to fetch, so that the row in force at --since and its neighbours (which
+#: set how long it lasts) are read: two days holds them for any interval up to a day.
+_NEIGHBOURS_S = 2 * 86400
+
+
+def _rows_in_force(source: PriceSource, start: int | None, end: int | None) -> list[PricePoint]:
+    """The rows whose interval overlaps [start, end): those starting in it, and first the one in force at `start`.
+
+    A row is listed by its start time, so a window inside one hourly row (10:15 to 10:45) would list nothing
+    without the row in force at `start`. That row lasts its own interval (`factoryctl.power.intervals`, as for
+    `price show`), so a row followed by a gap, or the last row, is not in force past that interval.
+    """
+    from factoryctl.power.intervals import row_intervals
+
+    if start is None:
+        return list(source.fetch(None, end))
+    around = source.fetch(start - _NEIGHBOURS_S, None if end is None else end + _NEIGHBOURS_S)
+    lasts = row_intervals([p.timestamp_s for p in around]).durations_s
+    return [
+        p
+        for p, last in zip(around, lasts, strict=True)
+        if p.timestamp_s + last > start and (end is None or p.timestamp_s < end)
+    ]
 
 
 @app.command("sources")

@@ -7,6 +7,14 @@ own run (the interval of the rows just before it) and the spacing that follows, 
 interval of its run and the rest is reported as missing intervals of that length. A spacing that repeats is an
 interval length, not a gap (every other hour missing reads as a two-hour series); the last row lasts its run's
 interval, and a lone row an hour.
+
+The first and the last spacing have a neighbour on one side only, so one hourly row after 15-minute ones (or
+before them) has nothing to repeat it: such an edge spacing is a change of resolution, not a gap, when it is one
+of the `MARKET_INTERVALS_S` and starts on a multiple of it in UTC (`...00:45, 01:00, 02:00` ends with an hourly
+row). An edge spacing that is no market interval or off its boundary is still a gap (`...00:45, 02:00` misses
+four quarter hours; `...00:45, 01:45` three). Times alone cannot tell `...01:00, 02:00` from a 15-minute row at
+01:00 and three lost quarter hours before a last row at 02:00; a market that switched resolution is the likelier
+reading, and a file that goes on past 02:00 settles it by the spacing that follows.
 """
 
 from __future__ import annotations
@@ -18,6 +26,9 @@ from statistics import median
 
 #: The length of a series' only row, which has no neighbour to measure (the usual market interval).
 LONE_ROW_S = 3600
+#: Interval lengths markets settle in (5-minute real-time, 15-minute, half-hourly, hourly): an edge spacing of one
+#: of these, on its boundary, is taken as a change of resolution rather than a hole (see the module docstring).
+MARKET_INTERVALS_S = frozenset({300, 900, 1800, 3600})
 
 
 @dataclass(frozen=True)
@@ -43,9 +54,8 @@ def row_intervals(times: Sequence[int]) -> RowIntervals:
     run: int | None = None
     for index, step in enumerate(steps):
         after = steps[index + 1] if index + 1 < len(steps) else None
-        neighbours = [s for s in (run, after) if s is not None]
-        if neighbours and step > max(neighbours):
-            interval = run if run is not None else neighbours[0]
+        if _is_gap(times[index], step, run, after):
+            interval = next(s for s in (run, after) if s is not None)
             gaps.append((times[index] + interval, times[index + 1], interval))
         else:
             interval = step
@@ -53,6 +63,15 @@ def row_intervals(times: Sequence[int]) -> RowIntervals:
         run = interval
     durations.append(durations[-1])
     return RowIntervals(tuple(durations), tuple(gaps))
+
+
+def _is_gap(start: int, step: int, run: int | None, after: int | None) -> bool:
+    """Whether the spacing `step` from the row at `start` is a hole, given the spacings around it (None: an edge)."""
+    neighbours = [s for s in (run, after) if s is not None]
+    if not neighbours or step <= max(neighbours):
+        return False
+    at_edge = run is None or after is None
+    return not (at_edge and step in MARKET_INTERVALS_S and start % step == 0)
 
 
 def price_interval_s(times: Sequence[int]) -> int:

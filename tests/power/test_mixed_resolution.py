@@ -145,3 +145,66 @@ def test_the_mean_limit_is_weighted_by_time_as_cost_and_loss_are(cli, tmp_path, 
     expected = sum(f * d for f, d in zip(fracs, lasts, strict=True)) / sum(lasts)
     assert result.json()["mean_power_limit_frac"] == pytest.approx(expected)
     assert expected == pytest.approx((max(fracs[:168]) + 1.0) / 2)  # one week capped, one at full power
+
+
+def test_an_hourly_row_at_either_end_of_a_quarter_hour_file_is_a_change_of_resolution_not_a_gap():
+    """The first and last spacing have no spacing on one side to repeat them: a whole hour on the hour is an hourly
+    row there (`...00:45, 01:00, 02:00` ends with two hourly rows), as a third hourly row would have shown."""
+    ends = row_intervals([0, 900, 1800, 2700, HOUR, 2 * HOUR])
+    assert ends.durations_s == (QUARTER,) * 4 + (HOUR, HOUR)
+    assert (ends.gaps, ends.missing_intervals) == ((), 0)
+    with_third = row_intervals([0, 900, 1800, 2700, HOUR, 2 * HOUR, 3 * HOUR])
+    assert with_third.durations_s[:6] == ends.durations_s
+    starts = row_intervals([0, HOUR, HOUR + 900, HOUR + 1800])  # one hourly row, then 15-minute ones
+    assert starts.durations_s == (HOUR, QUARTER, QUARTER, QUARTER)
+    assert starts.gaps == ()
+    five_minutes = row_intervals([0, 300, 600, 900, 1800])  # 5-minute rows ending with a 15-minute one
+    assert (five_minutes.durations_s[-2:], five_minutes.gaps) == ((900, 900), ())
+
+
+def test_a_hole_at_the_end_of_a_file_is_still_a_gap_when_its_spacing_tells_it():
+    """A last 15-minute row after a lost hour (`...00:45, 02:00`) or off the hour (`...00:45, 01:45`) is a gap, and
+    so are a first spacing of two hours and a hole in the middle, which the ends' rule never touches."""
+    lost_hour = row_intervals([0, 900, 1800, 2700, 2 * HOUR])
+    assert lost_hour.durations_s == (QUARTER,) * 5
+    assert lost_hour.gaps == ((HOUR, 2 * HOUR, QUARTER),)
+    assert lost_hour.missing_intervals == 4
+    off_the_hour = row_intervals([0, 900, 1800, 2700, 2700 + HOUR])
+    assert off_the_hour.gaps == ((HOUR, 2700 + HOUR, QUARTER),)
+    assert off_the_hour.missing_intervals == 3
+    hourly_late_start = row_intervals([0, 2 * HOUR, 3 * HOUR, 4 * HOUR])
+    assert hourly_late_start.gaps == ((HOUR, 2 * HOUR, HOUR),)
+    middle = row_intervals([0, 900, 1800, 2700, HOUR, 2 * HOUR, 2 * HOUR + 900, 2 * HOUR + 1800])
+    assert middle.gaps == ((HOUR + 900, 2 * HOUR, QUARTER),)
+
+
+def test_two_hourly_rows_ending_a_quarter_hour_file_score_and_show_as_hours(cli, tmp_path, toy):
+    """`...00:45, 01:00, 02:00`: the simulator counts two full hours (as the same prices spelt as quarter hours) and
+    no missing interval; `price show` and the dashboard hold the 01:00 price until 02:00."""
+    from power_data import write_prices
+
+    from factoryctl.config import parse_config
+    from factoryctl.model.power import iso_utc_seconds
+    from factoryctl.tui.grid import GridPrice
+
+    curve, gpu = toy
+    quarters = [40.0, 41.0, 42.0, 43.0]
+    points = series(quarters, step_s=QUARTER) + series([80.0, 90.0], start_s=START_S + HOUR)
+    spelt = series(quarters + [80.0] * 4 + [90.0] * 4, step_s=QUARTER)
+    a = simulate(points, curve, gpu, parse_policy(TIERS, gpu), "day-ahead", 0.05)
+    b = simulate(spelt, curve, gpu, parse_policy(TIERS, gpu), "day-ahead", 0.05)
+    assert a.series.missing_intervals == 0
+    assert a.score.baseline_cost == pytest.approx(b.score.baseline_cost)
+    assert a.score.baseline_cost == pytest.approx(sum(quarters) / 4 + 80.0 + 90.0)
+    prices = write_prices(tmp_path / "ends_hourly.csv", points)
+    at = iso_utc_seconds(START_S + HOUR + 30 * 60)
+    shown = cli("price", "show", "--prices", str(prices), "--at", at, "-o", "json")
+    assert shown.exit_code == 0, shown.stderr
+    assert (shown.json()["price_per_mwh"], shown.json()["stale"], shown.stderr) == (80.0, False, "")
+    config = tmp_path / "factory.yaml"
+    config.write_text(
+        f"name: lab\nnodes:\n  n1: {{transport: local}}\npower:\n  price_source: csv\n  prices: {prices}\n"
+    )
+    price, _ = GridPrice(parse_config(config.read_text(), config, tmp_path / "state")).now(START_S + 5400, None)
+    assert price is not None
+    assert price.price_per_mwh == 80.0

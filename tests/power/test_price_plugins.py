@@ -119,6 +119,17 @@ def test_the_docs_example_plugin_is_listed_shown_and_resolved(cli, tmp_path, doc
     assert [p.timestamp_s for p in source.fetch(now, now + 2 * HOUR)] == [now, now + HOUR]
 
 
+def test_history_inside_one_of_the_plugins_hours_lists_that_hour(cli, tmp_path, docs_plugin):
+    """The row in force at --since comes from the plugin as from a file: 15 to 45 minutes into an hour lists it."""
+    config = factory_yaml(tmp_path, doc_block("factory.yaml"))
+    hour = int(time.time()) // HOUR * HOUR - 2 * HOUR  # well inside the plugin's day back, whenever it fetches
+    since, until = (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(hour + m * 60)) for m in (15, 45))
+    history = cli("-c", str(config), "price", "history", "--since", since, "--until", until, "-o", "json")
+    assert history.exit_code == 0, history.stderr
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(hour))
+    assert [(i["timestamp_utc"], i["price_per_mwh"]) for i in history.json()["items"]] == [(stamp, 42.5)]
+
+
 def test_power_simulate_uses_the_configured_source(cli, tmp_path, docs_plugin, curve_file):
     config = factory_yaml(tmp_path, doc_block("factory.yaml"))
     args = ("--curve", str(curve_file), "--gpu", "tgpu", "--workload", "bench/toy", "--max-throughput-loss", "0.05")
