@@ -34,7 +34,8 @@ from factoryctl.store.rows import Event
 from factoryctl.store.sqlite import Store, StoreDamaged, StoreError
 from factoryctl.telemetry.collector import Collector
 from factoryctl.telemetry.links import Connector
-from factoryctl.telemetry.writer import daemon_hint, timers_clock
+from factoryctl.telemetry.wall_clock import timers_clock
+from factoryctl.telemetry.writer import daemon_hint
 
 log = logging.getLogger("factoryctl.controller")
 

@@ -2,115 +2,38 @@
 
 One JSON file per node, `<state_dir>/<factory>/<node>.json`, replaced atomically and changed only under an
 `fcntl` lock beside it, so the controller, one-shot commands, job ranks and the nvidia-smi shim see one machine: a
-limit set by one process is read by the next. The file holds what a real board keeps across calls (power limits,
-faults, ECC counters, events, registered job ranks) and a per-GPU checkpoint of the energy counter and temperature;
-everything else is recomputed from elapsed time by `physics.py`, one whole second at a time, so two processes that
-advance the same checkpoint agree exactly. Long-lived readers write a fresh checkpoint every few minutes so a new
-process never has far to catch up; a GPU nobody read for longer is caught up phase by phase at each workload
-phase's mean power (within about 0.1 % of the per-second sum), so a read after a day takes milliseconds.
+limit set by one process is read by the next. `SimNode` is that sharing: it loads, repairs, locks and writes the
+file and hands out readings. What the file holds is `state_layout.py`; everything not in it is recomputed from
+elapsed time (`catch_up.py`, over `physics.py`); job ranks are `rank_registry.py`; readings are `readings.py`.
+Long-lived readers write a fresh checkpoint every few minutes so a new process never has far to catch up.
 
 The file can be edited by hand, so it is not trusted: a power limit outside the GPU's range (or not a number) is
 reset to the default, as no driver reports one, and a file that cannot be used is moved aside (`<name>.json.bad`)
-rather than silently overwritten; each with a warning on stderr naming the file.
+rather than silently overwritten; each with a warning on stderr naming the file (`state_checks.py`).
 """
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 import threading
 import time
-import uuid
-from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
+from factoryctl.sim import rank_registry
+from factoryctl.sim.catch_up import Conditions, Cursor, advance
 from factoryctl.sim.faults import FAULTS, apply_fault, check_fault
-from factoryctl.sim.physics import GpuPhysics, Tick
+from factoryctl.sim.physics import GpuPhysics
 from factoryctl.sim.profiles import DeviceProfile, get_profile
+from factoryctl.sim.readings import GpuReading, ReadingInputs, SimProcess, gpu_reading, gpu_uuid
 from factoryctl.sim.state_checks import has_bad_limit, reset_bad_limits, set_aside, well_formed
+from factoryctl.sim.state_layout import DEFAULT_PROFILE, KEEP, STATE_VERSION, WORKLOADS, new_gpu, reconcile
 from factoryctl.sim.storage import FileLock, default_state_dir, read_json, stat_identity, state_path, write_json
 
 __all__ = ["FAULTS", "WORKLOADS", "GpuReading", "SimNode", "SimProcess", "default_state_dir", "gpu_uuid", "state_path"]
 
-STATE_VERSION = 1
 CHECKPOINT_EVERY_S = 300
-EXACT_CATCH_UP_S = 600  # beyond this gap, catch up phase by phase at each phase's mean power (physics.py)
 READING_TTL_S = 0.05  # one sample's dozen getters share one reading
-WATCH_S = 0.25  # how often a process that registered another pid checks that it still lives
-WORKLOADS = ("synthetic", "idle")
-
-
-@functools.lru_cache(maxsize=4096)
-def gpu_uuid(factory: str, node: str, index: int) -> str:
-    """A real-looking, deterministic GPU UUID, unique per factory, node and GPU."""
-    digest = uuid.uuid5(uuid.NAMESPACE_DNS, f"factoryctl-sim/{factory}/{node}/{index}").bytes
-    return "GPU-" + str(uuid.UUID(bytes=digest, version=4))
-
-
-@dataclass(frozen=True)
-class SimProcess:
-    """A job rank registered on simulated GPUs: while its pid lives, those GPUs carry its load."""
-
-    pid: int
-    gpus: Tuple[int, ...]
-    load: float = 1.0
-    used_memory_mib: float = 0.0
-    name: Optional[str] = None
-
-
-@dataclass(frozen=True)
-class GpuReading:
-    """Everything NVML would report about one simulated GPU at one instant."""
-
-    index: int
-    uuid: str
-    name: str
-    lost: bool
-    utilization_pct: int
-    memory_used_mib: float
-    memory_total_mib: int
-    power_w: float
-    limit_w: float
-    limit_min_w: float
-    limit_max_w: float
-    limit_default_w: float
-    energy_j: float
-    temperature_c: float
-    slowdown_c: int
-    shutdown_c: int
-    sm_clock_mhz: int
-    sm_clock_max_mhz: int
-    mem_clock_mhz: int
-    reasons: int
-    throughput: float
-    ecc_volatile: int
-    ecc_aggregate: int
-    processes: Tuple[SimProcess, ...] = field(default_factory=tuple)
-
-
-@dataclass
-class _Cursor:
-    time: float  # unix time at which the state below holds
-    energy_j: float
-    temperature_c: float
-    tick: Optional[Tick] = None  # the current second's tick, once computed
-    tick_second: int = -1
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _drop_dead_ranks(data: Dict[str, Any], now: float) -> None:
-    """Unregister job ranks whose pid has gone without unregistering (killed with SIGKILL)."""
-    data["processes"] = [p for p in data.get("processes", []) if _pid_alive(int(p["pid"]))]
 
 
 class SimNode:
@@ -147,8 +70,8 @@ class SimNode:
         self._data: Dict[str, Any] = {}
         self._identity: Optional[Tuple[int, int, int]] = None
         self._physics: List[GpuPhysics] = []
-        self._cursors: List[_Cursor] = []
-        self._profile: DeviceProfile = get_profile("h100-sxm")
+        self._cursors: List[Cursor] = []
+        self._profile: DeviceProfile = get_profile(DEFAULT_PROFILE)
         self._extra: Tuple[int, Dict[int, Tuple[float, float]]] = (-1, {})
         self._dead_ranks = False  # a registered rank's pid is gone (seen by `_extra_load`)
         self._ending: Set[int] = set()  # pids whose end `_watch` is banking: alive until that checkpoint
@@ -182,34 +105,9 @@ class SimNode:
     def _write(self) -> None:
         self._identity = write_json(self.path, self._data)
 
-    def _new_gpu(self, now: float, profile: DeviceProfile) -> Dict[str, Any]:
-        resistance = (profile.full_load_c - profile.ambient_c) / profile.peak_w
-        temperature = profile.ambient_c + resistance * profile.idle_w
-        checkpoint = {"time": now, "energy_j": 0.0, "temperature_c": round(temperature, 3)}
-        faults = {"lost": False, "ecc_volatile": 0, "ecc_aggregate": 0, "ambient_offset_c": 0.0}
-        return {"limit_w": None, **faults, "checkpoint": checkpoint}
-
     def _reconcile(self, wanted: Dict[str, Any]) -> bool:
         """Make the loaded state match the requested configuration; True when it must be written."""
-        data = self._data
-        changed = False
-        hardware = data.get("profile"), len(data.get("gpus") or [])
-        profile = wanted["profile"] or data.get("profile") or "h100-sxm"
-        count = wanted["gpus"] if wanted["gpus"] is not None else len(data.get("gpus") or []) if data else 8
-        if not data or hardware != (profile, count):
-            now = self._clock()
-            prof = get_profile(profile)
-            identity = {"version": STATE_VERSION, "factory": self.factory, "node": self.node, "profile": profile}
-            settings = {"seed": 0, "workload": "synthetic", "unsupported": [], "revision": 0, "created": now}
-            hardware_state = {"boot_time": now, "gpus": [self._new_gpu(now, prof) for _ in range(count)]}
-            data = {**identity, **settings, **hardware_state, "events": [], "next_seq": 1, "processes": []}
-            changed = True
-        for key in ("seed", "workload"):
-            if wanted[key] is not None and data.get(key) != wanted[key]:
-                data[key], changed = wanted[key], True
-        if wanted["unsupported"] is not None and data.get("unsupported") != list(wanted["unsupported"]):
-            data["unsupported"], changed = list(wanted["unsupported"]), True
-        self._data = data
+        self._data, changed = reconcile(self._data, wanted, self.factory, self.node, self._clock)
         return changed
 
     def _rebuild(self) -> None:
@@ -223,9 +121,7 @@ class SimNode:
             for i in range(len(data["gpus"]))
         ]
         checkpoints = [g["checkpoint"] for g in data["gpus"]]
-        self._cursors = [
-            _Cursor(float(c["time"]), float(c["energy_j"]), float(c["temperature_c"])) for c in checkpoints
-        ]
+        self._cursors = [Cursor(float(c["time"]), float(c["energy_j"]), float(c["temperature_c"])) for c in checkpoints]
 
     def _refresh(self) -> None:
         """Pick up changes another process wrote since we last looked (one stat call when nothing changed)."""
@@ -235,8 +131,7 @@ class SimNode:
             if not self._data or self._has_bad_limit():  # unusable or hand-edited: repair it under the lock
                 with FileLock(self.lock_path):
                     repaired = self._load_checked()
-                    kept = {"profile": None, "gpus": None, "seed": None, "workload": None, "unsupported": None}
-                    if self._reconcile(kept) or repaired:
+                    if self._reconcile(KEEP) or repaired:
                         self._write()
             self._rebuild()
 
@@ -267,62 +162,17 @@ class SimNode:
     def _extra_load(self, second: int) -> Dict[int, Tuple[float, float]]:
         """GPU index -> (load, used MiB) of live registered job ranks, re-checked once per second."""
         if self._extra[0] != second:
-            per_gpu: Dict[int, Tuple[float, float]] = {}
-            alive = list(self._processes(alive_only=True))
+            alive = rank_registry.live_ranks(self._data, self._ending)
             self._dead_ranks = len(alive) < len(self._data.get("processes", []))
-            for proc in alive:
-                for gpu in proc.gpus:
-                    load, mem = per_gpu.get(gpu, (0.0, 0.0))
-                    per_gpu[gpu] = (max(load, proc.load), mem + proc.used_memory_mib)
-            self._extra = (second, per_gpu)
+            self._extra = (second, rank_registry.load_per_gpu(alive))
         return self._extra[1]
 
-    def _processes(self, alive_only: bool) -> Iterator[SimProcess]:
-        for p in self._data.get("processes", []):
-            proc = SimProcess(
-                int(p["pid"]), tuple(p["gpus"]), float(p["load"]), float(p["used_memory_mib"]), p.get("name")
-            )
-            if not alive_only or proc.pid in self._ending or _pid_alive(proc.pid):
-                yield proc
-
-    def _step(self, index: int, second: int, temperature_c: float, extra: float) -> Tick:
-        """GPU `index` during `second` under its current limit and faults."""
-        gpu = self._data["gpus"][index]
-        ambient = self._profile.ambient_c + float(gpu.get("ambient_offset_c", 0.0))
-        return self._physics[index].step(second, self.enforced_limit_w(index), temperature_c, ambient, extra)
-
-    def _advance(self, index: int, now: float, settle: bool = False) -> _Cursor:
+    def _advance(self, index: int, now: float, settle: bool = False) -> Cursor:
         """Integrate GPU `index` up to the start of the current second (to `now` itself when `settle`)."""
-        cursor = self._cursors[index]
-        target = math.floor(now)
-        physics = self._physics[index]
         ambient = self._profile.ambient_c + float(self._data["gpus"][index].get("ambient_offset_c", 0.0))
-        extra = self._extra_load(target).get(index, (0.0, 0.0))[0]
-        limit = self.enforced_limit_w(index)
-        while target - cursor.time > EXACT_CATCH_UP_S:
-            second = math.floor(cursor.time)
-            end = min(physics.phase_end(second), target - EXACT_CATCH_UP_S // 2)
-            power = physics.mean_power_w(second, limit, cursor.temperature_c, ambient, extra)
-            cursor.energy_j += power * (end - cursor.time)
-            cursor.temperature_c = physics.next_temperature(cursor.temperature_c, power, ambient, end - cursor.time)
-            cursor.time = float(end)
-        while cursor.time < target:
-            second = math.floor(cursor.time)
-            span = second + 1 - cursor.time
-            tick = self._step(index, second, cursor.temperature_c, extra)
-            cursor.energy_j += tick.power_w * span
-            cursor.temperature_c = physics.next_temperature(cursor.temperature_c, tick.power_w, ambient, span)
-            cursor.time = float(second + 1)
-            cursor.tick = None
-        if cursor.tick_second != target or cursor.tick is None:
-            cursor.tick = self._step(index, target, cursor.temperature_c, extra)
-            cursor.tick_second = target
-        if settle and now > cursor.time:
-            span = now - cursor.time
-            cursor.energy_j += cursor.tick.power_w * span
-            cursor.temperature_c = physics.next_temperature(cursor.temperature_c, cursor.tick.power_w, ambient, span)
-            cursor.time = now
-        return cursor
+        extra = self._extra_load(math.floor(now)).get(index, (0.0, 0.0))[0]
+        under = Conditions(self.enforced_limit_w(index), ambient, extra)
+        return advance(self._cursors[index], self._physics[index], now, under, settle)
 
     # -- reading -----------------------------------------------------------------------------------------------
 
@@ -364,41 +214,23 @@ class SimNode:
             cursor = self._advance(index, now)
             checkpoint = self._data["gpus"][index]["checkpoint"]["time"]
             if cursor.time - checkpoint > CHECKPOINT_EVERY_S or self._dead_ranks:
-                self._commit(_drop_dead_ranks)  # a rank gone without unregistering: what we counted is everyone's
+                # a rank gone without unregistering: what we counted is everyone's
+                self._commit(rank_registry.drop_dead_ranks)
                 cursor = self._advance(index, now)
             tick = cursor.tick
             assert tick is not None
-            gpu = self._data["gpus"][index]
-            p = self._profile
-            extra_mem = self._extra_load(math.floor(now)).get(index, (0.0, 0.0))[1]
-            memory = min(float(p.memory_total_mib), 1.0 + tick.memory_fraction * p.memory_total_mib + extra_mem)
-            procs = tuple(proc for proc in self._processes(alive_only=True) if index in proc.gpus)
-            reading = GpuReading(
+            inputs = ReadingInputs(
                 index=index,
                 uuid=gpu_uuid(self.factory, self.node, index),
-                name=p.name,
-                lost=bool(gpu.get("lost")),
-                utilization_pct=round(tick.load * 100),
-                memory_used_mib=round(memory, 1),
-                memory_total_mib=p.memory_total_mib,
-                power_w=tick.power_w,
+                stored=self._data["gpus"][index],
                 limit_w=self.enforced_limit_w(index),
-                limit_min_w=p.power_min_w,
-                limit_max_w=p.power_max_w,
-                limit_default_w=p.power_default_w,
+                tick=tick,
                 energy_j=cursor.energy_j + tick.power_w * max(0.0, now - cursor.time),
                 temperature_c=cursor.temperature_c,
-                slowdown_c=p.slowdown_c,
-                shutdown_c=p.shutdown_c,
-                sm_clock_mhz=tick.sm_clock_mhz,
-                sm_clock_max_mhz=p.sm_clock_max_mhz,
-                mem_clock_mhz=p.mem_clock_mhz if tick.load > 0 else 405,
-                reasons=tick.reasons,
-                throughput=tick.throughput,
-                ecc_volatile=int(gpu.get("ecc_volatile", 0)),
-                ecc_aggregate=int(gpu.get("ecc_aggregate", 0)),
-                processes=procs,
+                rank_memory_mib=self._extra_load(math.floor(now)).get(index, (0.0, 0.0))[1],
+                processes=tuple(p for p in rank_registry.live_ranks(self._data, self._ending) if index in p.gpus),
             )
+            reading = gpu_reading(inputs, self._profile)
             self._readings[index] = (now, self._identity, reading)
             return reading
 
@@ -442,7 +274,7 @@ class SimNode:
         """Inject `fault` (one of FAULTS) on `gpus` (None = all); returns what was done, JSON-ready."""
         check_fault(fault, xid)
         indexes = self._check_indexes(gpus)
-        cold = self._new_gpu(0.0, self._profile)["checkpoint"]["temperature_c"]
+        cold = new_gpu(0.0, self._profile)["checkpoint"]["temperature_c"]
         result: Dict[str, Any] = self._commit(lambda data, now: apply_fault(data, fault, indexes, xid, now, cold))
         return result
 
@@ -451,13 +283,7 @@ class SimNode:
     ) -> None:
         """Put a job rank's load on `gpus` for as long as process `pid` lives."""
         indexes = self._check_indexes(gpus)
-
-        def change(data: Dict[str, Any], now: float) -> None:
-            procs = [p for p in data.get("processes", []) if int(p["pid"]) != pid and _pid_alive(int(p["pid"]))]
-            fields = {"gpus": indexes, "load": float(load), "used_memory_mib": float(used_memory_mib), "name": name}
-            data["processes"] = [*procs, {"pid": pid, **fields, "seen": now}]
-
-        self._commit(change)
+        self._commit(lambda data, now: rank_registry.register(data, now, pid, indexes, load, used_memory_mib, name))
         self._extra = (-1, {})
         if pid != os.getpid():
             threading.Thread(target=self._watch, args=(pid,), name=f"sim-watch-{pid}", daemon=True).start()
@@ -466,15 +292,15 @@ class SimNode:
         """Bank another process's energy when it ends: this (registering) process waits for it, as a launcher would.
 
         Its load counts while its pid lives, so a process that ends between two reads would take the time since the
-        last checkpoint with it; this writes that checkpoint, counting it alive to the end (within `WATCH_S`).
+        last checkpoint with it; this writes that checkpoint, counting it alive to the end (within
+        `rank_registry.WATCH_S`).
         """
-        while _pid_alive(pid):
-            time.sleep(WATCH_S)
+        rank_registry.wait_for_exit(pid)
         with self._lock:
             self._ending.add(pid)
             self._extra = (-1, {})
             try:
-                self._commit(_drop_dead_ranks)
+                self._commit(rank_registry.drop_dead_ranks)
             except OSError:  # the state dir is gone: nothing left to bank
                 pass
             finally:
@@ -486,13 +312,9 @@ class SimNode:
         A rank's load is applied to the time since the last checkpoint only while its pid lives, so a rank killed
         before it can unregister (SIGKILL) would take that time's load with it; `sim.rank` beats every few seconds.
         """
-        self._commit(lambda data, now: [p.update(seen=now) for p in data.get("processes", []) if int(p["pid"]) == pid])
+        self._commit(lambda data, now: rank_registry.beat(data, now, pid))
 
     def unregister_process(self, pid: int) -> None:
         """Remove a job rank's load (also happens by itself once its pid is gone)."""
-
-        def change(data: Dict[str, Any], now: float) -> None:
-            data["processes"] = [p for p in data.get("processes", []) if int(p["pid"]) != pid]
-
-        self._commit(change)
+        self._commit(lambda data, now: rank_registry.unregister(data, pid))
         self._extra = (-1, {})

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from factoryctl.model.telemetry import GPU_FIELDS, GpuSample, HostSample, NodeSample
 from factoryctl.model.timefmt import iso_utc
@@ -276,3 +276,14 @@ class Series:
     gpu: int
     metric: str
     points: list[Point] = field(default_factory=list)
+
+
+class ClockStep(NamedTuple):
+    """A step of the controller's wall clock (NTP, the RTC) that retention allows for.
+
+    A tuple, so the steps kept in the store's meta table (`[[at, seconds], ...]`) and the pairs older callers pass
+    compare equal to it.
+    """
+
+    at: float  # when it stepped, in the clock's time before the step
+    seconds: float  # how far it jumped: ahead when positive (the ones retention keeps), back when negative

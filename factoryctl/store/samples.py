@@ -27,7 +27,7 @@ from factoryctl.store import rows
 from factoryctl.store.connection import StoreConnection
 from factoryctl.store.logs import insert_event
 from factoryctl.store.nodes import SAMPLES_STORED_AT, update_node_state
-from factoryctl.store.rows import RAW_COLUMNS, ROLLUP_METRICS, Event, NodeState, to_ms
+from factoryctl.store.rows import RAW_COLUMNS, ROLLUP_METRICS, ClockStep, Event, NodeState, to_ms
 
 ROLLUP_LAG_MIN = 2  # minutes not rolled up yet, so late samples still land in their minute
 #: What an SQLite INTEGER holds. A GPU fact past it (an agent's `power_limit_w: 10**30`) is stored as unknown: the
@@ -45,10 +45,10 @@ REDO_PREFIX = "rollup_redo:"
 CLOCK_STEPS = "clock_steps"
 
 
-def retention_cut(now: float, retention_s: float, steps: Sequence[tuple[float, float]] = ()) -> float:
+def retention_cut(now: float, retention_s: float, steps: Sequence[ClockStep] = ()) -> float:
     """The time before which rows are older than `retention_s`, allowing for forward steps of the wall clock.
 
-    `steps` are (the time the clock stepped, in the clock's time before the step; seconds it jumped ahead), oldest
+    `steps` are the clock's forward steps (`ClockStep`: when, in the clock's time before it; seconds ahead), oldest
     first. Rows stamped before a step are that much older in the clock's time than they are in fact: they are cut
     on the old time until all of them are past retention, and only then does the cut follow the clock.
     """
@@ -61,7 +61,7 @@ def retention_cut(now: float, retention_s: float, steps: Sequence[tuple[float, f
     return now - retention_s
 
 
-def steps_in_force(now: float, retention_s: float, steps: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+def steps_in_force(now: float, retention_s: float, steps: Sequence[ClockStep]) -> list[ClockStep]:
     """The `steps` `retention_cut` still allows for: the oldest are dropped once every row before them is past it."""
     ahead = sum(jump for _, jump in steps)
     for index, (at, jump) in enumerate(steps):
@@ -182,7 +182,7 @@ class SampleWrites(StoreConnection):
         raw_retention_s: float,
         rollup_retention_s: float,
         now: float | None = None,
-        steps: Sequence[tuple[float, float]] | None = None,
+        steps: Sequence[ClockStep] | None = None,
     ) -> tuple[int, int]:
         """Delete raw rows older than their window (only once rolled up) and rollups and events older than theirs.
 
@@ -229,15 +229,15 @@ class SampleWrites(StoreConnection):
                 _set_meta(db, PRUNED_BELOW, str(pruned_below))
         return raw_deleted, rollup_deleted
 
-    def clock_steps(self) -> list[tuple[float, float]]:
+    def clock_steps(self) -> list[ClockStep]:
         """The wall clock's forward steps a controller saw (`save_clock_steps`), for the next one after a restart."""
         found = self.get_meta(CLOCK_STEPS)
         try:
-            return [(float(at), float(jump)) for at, jump in json.loads(found)] if found is not None else []
+            return [ClockStep(float(at), float(jump)) for at, jump in json.loads(found)] if found is not None else []
         except (ValueError, TypeError):  # not ours to fail on: retention then follows the clock
             return []
 
-    def save_clock_steps(self, steps: Sequence[tuple[float, float]]) -> None:
+    def save_clock_steps(self, steps: Sequence[ClockStep]) -> None:
         """Keep the wall clock's forward steps still in force, so a restart does not prune what they protect."""
         self.set_meta(CLOCK_STEPS, json.dumps([[at, jump] for at, jump in steps]))
 

@@ -11,13 +11,12 @@ of the wrong type, from a bug) is not such a fault either: it is dropped and cou
 back every other node's rows until the buffer gives them up.
 It also keeps the figures the benchmarks report: sample-to-store latency, rows, duplicates, drops.
 
-Clocks: node states are judged on the controller's wall clock (their times are stored), so every reading of it is
-checked against the monotonic clock; a step (NTP, the RTC) moves the health bookkeeping and every node's clock
-estimate with it instead of making every node look silent for a day, and forward steps are kept for retention
-(`clock_steps`, saved in the store for a restart). A sample carries its node's time: a node whose clock is off from
-the controller's by more than `CLOCK_OFF_S` (`node_clock`) has its samples re-stamped on the controller's clock
-(which the store and every reader go by), and is reported once, with a log line and a `clock_skew` event, instead
-of its samples aging out of the buffer unseen.
+Clocks: node states are judged on the controller's wall clock (their times are stored), so it is read through
+`wall_clock.WallClock`, which tells a step (NTP, the RTC) and keeps the forward ones for retention; a step moves the
+health bookkeeping and every node's clock estimate with it instead of making every node look silent for a day.
+A sample carries its node's time: a node whose clock is off from the controller's by more than `CLOCK_OFF_S`
+(`node_clock`) has its samples re-stamped on the controller's clock (which the store and every reader go by), and is
+reported once, with a log line and a `clock_skew` event, instead of its samples aging out of the buffer unseen.
 """
 
 from __future__ import annotations
@@ -32,26 +31,17 @@ from typing import Any
 
 from factoryctl.errors import NodeError
 from factoryctl.model.telemetry import NodeSample
-from factoryctl.store.rows import Event, NodeState, encoding_problem
+from factoryctl.store.rows import ClockStep, Event, NodeState, encoding_problem
 from factoryctl.store.sqlite import Store, StoreDamaged, StoreError
 from factoryctl.telemetry.health import NodeHealth, ThermalEpisodes, carry_forward, gpu_events, state_event
 from factoryctl.telemetry.node_clock import NodeClock
 from factoryctl.telemetry.state_log import StateLog
+from factoryctl.telemetry.wall_clock import WallClock, stored_steps
 
 log = logging.getLogger("factoryctl.telemetry")
 
 LATENCY_WINDOW_S = 60.0
 FLUSH_EVERY_MAX_S = 0.25  # sample-to-store latency is at most this plus one transaction
-#: The wall clock moving this much more (or less) than the monotonic clock between two readings is a step.
-CLOCK_STEP_S = 2.0
-
-
-def timers_clock(clock: Callable[[], float], monotonic: Callable[[], float] | None) -> Callable[[], float]:
-    """The clock intervals are timed by: `monotonic`, else the real one beside the real wall clock, else `clock`.
-
-    A fake `clock` given alone serves both: the tests that move one clock take it to be free of steps.
-    """
-    return monotonic or (time.monotonic if clock is time.time else clock)
 
 
 class StoreWriter:
@@ -75,12 +65,7 @@ class StoreWriter:
         self.slow_interval_s = slow_interval_s
         self.buffer_s = buffer_s
         self._clock = clock
-        self._monotonic = timers_clock(clock, monotonic)
-        self._last_read: tuple[float, float] | None = None  # (wall, monotonic) at the last reading
-        #: The wall clock's forward steps, (when in the time before it, seconds ahead), oldest first: retention
-        #: does not count them (`factoryctl.store.samples.retention_cut`). A step back cancels the newest.
-        self._steps: list[tuple[float, float]] = _stored_steps(store)  # a restart keeps allowing for them
-        self._steps_saved = True
+        self._wall = WallClock(clock, monotonic, stored_steps(store))  # a restart keeps allowing for the steps
         self._node_clocks: dict[str, NodeClock] = {}
         self._lock = threading.Lock()
         self._incoming: list[NodeSample] = []
@@ -152,7 +137,7 @@ class StoreWriter:
 
     def _on_our_clock(self, sample: NodeSample, now: float) -> NodeSample:
         """`sample`, its time moved onto the controller's clock when its node's clock is off (call with the lock)."""
-        mono = self._monotonic()
+        mono = self._wall.monotonic()
         clock = self._node_clocks.get(sample.node)
         if clock is None:
             clock = self._node_clocks[sample.node] = NodeClock(sample.time - now, mono, mono)
@@ -183,17 +168,13 @@ class StoreWriter:
 
     def _now(self) -> float:
         """The wall clock, once whatever it stepped by since the last reading is allowed for (call with the lock)."""
-        wall, mono = self._clock(), self._monotonic()
-        last, self._last_read = self._last_read, (wall, mono)  # first: a step is allowed for once, whatever happens
-        if last is not None:
-            last_wall, last_mono = last
-            step = (wall - last_wall) - (mono - last_mono)
-            if abs(step) >= CLOCK_STEP_S:
-                self._stepped(step, last_wall + (mono - last_mono), wall)
+        wall, step = self._wall.read()
+        if step is not None:
+            self._stepped(step.seconds, wall)
         return wall
 
-    def _stepped(self, step: float, at: float, now: float) -> None:
-        """The wall clock jumped `step` seconds at `at` (its time before the jump): move what was timed on it."""
+    def _stepped(self, step: float, now: float) -> None:
+        """The wall clock jumped `step` seconds (`WallClock` keeps it for retention): move what was timed on it."""
         for health in self._health.values():
             health.since += step
             if health.last_seen is not None:
@@ -203,15 +184,6 @@ class StoreWriter:
         self._last_error_log += step
         self._last_drop_log += step
         self._latencies = collections.deque(((t + step, late) for t, late in self._latencies), maxlen=100_000)
-        if step > 0:
-            self._steps.append((at, step))
-        back = -step
-        while back > 0 and self._steps:  # a step back undoes the newest steps ahead first
-            when, ahead = self._steps.pop()
-            if ahead > back:
-                self._steps.append((when, ahead - back))
-            back -= ahead
-        self._steps_saved = False
         self.counters["clock_steps"] += 1
         text = (
             f"the controller's wall clock stepped {'ahead' if step > 0 else 'back'} by {abs(step):.0f} s (NTP or the "
@@ -220,18 +192,16 @@ class StoreWriter:
         log.warning("%s", text)
         self._events.append(Event(now, "clock_step", text, severity="warning"))
 
-    def clock_steps(self) -> list[tuple[float, float]]:
-        """The wall clock's forward steps still to allow for, for retention (see `_stepped`)."""
+    def clock_steps(self) -> list[ClockStep]:
+        """The wall clock's forward steps still to allow for, for retention (see `WallClock`)."""
         with self._lock:
             self._now()
-            return list(self._steps)
+            return self._wall.steps()
 
-    def forget_steps(self, oldest: list[tuple[float, float]]) -> None:
+    def forget_steps(self, oldest: list[ClockStep]) -> None:
         """Retention is past these oldest steps (`steps_in_force`): drop them, unless the list changed since."""
         with self._lock:
-            if oldest and self._steps[: len(oldest)] == oldest:
-                del self._steps[: len(oldest)]
-                self._steps_saved = False
+            self._wall.forget(oldest)
 
     def link_failed(self, node: str, error: NodeError) -> None:
         """A link broke or could not be made (ignored once shutting down: we are the ones closing it)."""
@@ -319,15 +289,14 @@ class StoreWriter:
     def _save_steps(self) -> None:
         """Keep the clock's forward steps in the store when they changed (retention after a restart needs them)."""
         with self._lock:
-            steps = None if self._steps_saved else list(self._steps)
-            self._steps_saved = True
+            steps = self._wall.to_save()
         if steps is None:
             return
         try:
             self.store.save_clock_steps(steps)
         except StoreError:  # the batch's write reports the store's trouble; these are tried again next tick
             with self._lock:
-                self._steps_saved = False
+                self._wall.not_saved()
 
     def _write(
         self, batch: list[tuple[NodeSample, bool]], changes: list[NodeState], events: list[Event], now: float
@@ -470,11 +439,3 @@ def _stored_samples(store: Store) -> dict[str, NodeSample]:
         return {state.node: sample for state, sample in store.latest() if sample is not None}
     except StoreError:
         return {}
-
-
-def _stored_steps(store: Store) -> list[tuple[float, float]]:
-    """The wall clock's forward steps a previous run saw and retention still allows for (empty when unknown)."""
-    try:
-        return list(store.clock_steps() or ())
-    except StoreError:
-        return []
