@@ -203,7 +203,7 @@ def schedule(
     )
     preemptions: tuple[PreemptDecision, ...] = ()
     if config.preemption:
-        preemptions = plan_preemptions(fm, outcome.first_short, jobs, config)
+        preemptions = plan_preemptions(fm, outcome.first_short, jobs, config, now)
     still_waiting = outcome.protected.difference(s.job_id for s in starts)
     return Decisions(starts, waits, preemptions, frozenset(still_waiting))
 
@@ -232,13 +232,14 @@ def wait_decision(waiting: Waiting, reason: str, fm: FreeMap) -> WaitDecision:
 
 
 def plan_preemptions(
-    fm: FreeMap, first: Candidate | None, jobs: Sequence[Job], config: SchedulerConfig
+    fm: FreeMap, first: Candidate | None, jobs: Sequence[Job], config: SchedulerConfig, now: float
 ) -> tuple[PreemptDecision, ...]:
     """For `first`, the first waiting job that lacks resources, a minimal set of lower-priority running jobs to stop.
 
     The choice is `preempt.choose_victims` (shared with the simulator): strictly lower-priority jobs holding GPUs on
-    schedulable nodes `first` may use, lowest priority and youngest first, every one of them necessary. Nothing is
-    proposed when stopping every candidate would still not make room.
+    schedulable nodes `first` may use, lowest priority and youngest first, every one of them necessary. A job whose
+    walltime ends within the grace period is never proposed: `first` waits for it. Nothing is proposed when
+    stopping every candidate would still not make room.
     """
     if first is None:
         return ()
@@ -249,10 +250,12 @@ def plan_preemptions(
             job.spec.priority,
             job.started_at or 0.0,
             tuple((index[a.node], a.gpus) for a in job.allocation if a.node in index),
+            (job.started_at if job.started_at is not None else now)
+            + (job.spec.walltime_s or config.default_walltime_s),
         )
         for job in jobs
         if job.state.active and job.spec.priority < first.priority
     )
-    chosen = choose_victims(fm, first, holders)
+    chosen = choose_victims(fm, first, holders, now + config.grace_s)
     reason = f"preempted for higher-priority job {first.id} ({shape_text(first)})"
     return tuple(PreemptDecision(v.id, first.id, config.grace_s, reason) for v in chosen)

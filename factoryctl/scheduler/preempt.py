@@ -3,11 +3,17 @@
 The live scheduler (`decide.plan_preemptions`, which proposes preemptions to the executor) and the trace simulator
 (`preempt_replay`, which carries them out on a simulated clock) must stop the same jobs for the same situation, or
 the simulator would evaluate a policy nobody runs. Both describe the running gangs as `Holder` records over the
-pass's `FreeMap` and call `choose_victims`.
+pass's `FreeMap` and call `choose_victims` (the replay `plan_claim`, which also names the gangs its job waits for).
+
+A gang whose walltime ends within the grace period is never a victim: it frees its GPUs by the time a victim would
+(the executor stops it at its walltime), so stopping it would throw its last minutes of work away for nothing. Its
+GPUs still count: the waiting job waits for them, so they also spare stopping some other gang. (Leaving such gangs
+out altogether, as once tried, made the choice stop more jobs than needed.)
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import NamedTuple
 
@@ -16,12 +22,16 @@ from factoryctl.scheduler.freemap import FreeMap
 
 
 class Holder(NamedTuple):
-    """A running gang preemption could stop: its id, priority, start time and GPUs per schedulable node index."""
+    """A running gang preemption could stop: its id, priority, start time and GPUs per schedulable node index.
+
+    `ends_by` is when it ends at the latest (start + walltime: the executor stops it there), infinity when unknown.
+    """
 
     id: str
     priority: int
     started_at: float
     held: tuple[tuple[int, int], ...]
+    ends_by: float = math.inf
 
 
 def _freed(holder: Holder, allowed: frozenset[int] | None) -> list[tuple[int, int]]:
@@ -29,38 +39,76 @@ def _freed(holder: Holder, allowed: frozenset[int] | None) -> list[tuple[int, in
     return [(index, gpus) for index, gpus in holder.held if allowed is None or index in allowed]
 
 
-def choose_victims(fm: FreeMap, job: Candidate, holders: Iterable[Holder]) -> list[Holder]:
+class ClaimPlan(NamedTuple):
+    """What making room for a job takes: the gangs to stop, and the gangs it waits for (they end in the grace)."""
+
+    victims: list[Holder]
+    awaited: list[Holder]
+
+
+def choose_victims(
+    fm: FreeMap, job: Candidate, holders: Iterable[Holder], stop_at: float | None = None
+) -> list[Holder]:
     """A minimal set of strictly lower-priority gangs whose GPUs, added to `fm`'s free ones, let `job` fit.
 
     Candidates are the holders of GPUs `job` may use, lowest priority and youngest first (they lose the least
-    work). After enough are found, any that turn out not to be needed are put back, the most valuable first, so
-    every job stopped is necessary. Empty when stopping every candidate would still not make room (or when `job`
-    fits already). `fm` is not changed.
+    work). Holders that end by `stop_at` (the end of the grace period; None: none is known to) are never chosen, but
+    their GPUs are counted as freed (see the module docstring). After enough are found, any that turn out not to be
+    needed are put back, the most valuable first, so every job stopped is necessary. Empty when stopping every
+    candidate would still not make room, when `job` fits already, or when the ending holders make room on their own
+    (it waits for them). `fm` is not changed.
     """
+    return plan_claim(fm, job, holders, stop_at).victims
+
+
+def plan_claim(fm: FreeMap, job: Candidate, holders: Iterable[Holder], stop_at: float | None = None) -> ClaimPlan:
+    """`choose_victims`'s victims, and the fewest ending holders (latest ends put back first) `job` waits for."""
     allowed = job.allowed
-    candidates = sorted(
-        (h for h in holders if h.priority < job.priority and _freed(h, allowed)),
-        key=lambda h: (h.priority, -h.started_at, h.id),
-    )
+    nothing = ClaimPlan([], [])
+    if fm.fits(job.nodes, job.gpus, None, allowed):
+        return nothing
+    holders = [h for h in holders if h.priority < job.priority and _freed(h, allowed)]
+    awaited = ending(holders, stop_at)
+    waited_for = {h.id for h in awaited}
+    candidates = sorted((h for h in holders if h.id not in waited_for), key=lambda h: (h.priority, -h.started_at, h.id))
     scratch = fm.copy()
-    chosen: list[Holder] = []
+    for holder in awaited:
+        _give(scratch, holder, allowed)
+    victims: list[Holder] = []
     for victim in candidates:
         if scratch.fits(job.nodes, job.gpus, None, allowed):
             break
-        chosen.append(victim)
-        for index, gpus in _freed(victim, allowed):
-            scratch.give(index, gpus)
-    if not chosen or not scratch.fits(job.nodes, job.gpus, None, allowed):
+        victims.append(victim)
+        _give(scratch, victim, allowed)
+    if not scratch.fits(job.nodes, job.gpus, None, allowed):
+        return nothing
+    _keep_needed(scratch, job, victims)  # the most valuable first: keep it running if the others suffice
+    _keep_needed(scratch, job, awaited)  # the latest to end first: the job starts no later than the rest allow
+    return ClaimPlan(victims, awaited)
+
+
+def ending(holders: Iterable[Holder], stop_at: float | None) -> list[Holder]:
+    """The holders that end by `stop_at` on their own (the executor stops each at its walltime), soonest first."""
+    if stop_at is None:
         return []
-    for victim in reversed(list(chosen)):  # the most valuable first: keep it running if the others suffice
-        for index, gpus in _freed(victim, allowed):
+    return sorted((h for h in holders if h.ends_by <= stop_at), key=lambda h: (h.ends_by, h.id))
+
+
+def _give(scratch: FreeMap, holder: Holder, allowed: frozenset[int] | None) -> None:
+    for index, gpus in _freed(holder, allowed):
+        scratch.give(index, gpus)
+
+
+def _keep_needed(scratch: FreeMap, job: Candidate, holders: list[Holder]) -> None:
+    """Drop from `holders` (and their GPUs from `scratch`), last first, each one `job` fits without."""
+    allowed = job.allowed
+    for holder in reversed(list(holders)):
+        for index, gpus in _freed(holder, allowed):
             scratch.take(index, gpus)
         if scratch.fits(job.nodes, job.gpus, None, allowed):
-            chosen.remove(victim)
+            holders.remove(holder)
         else:
-            for index, gpus in _freed(victim, allowed):
-                scratch.give(index, gpus)
-    return chosen
+            _give(scratch, holder, allowed)
 
 
 def place_after(fm: FreeMap, job: Candidate, victims: Iterable[Holder]) -> list[int] | None:

@@ -1,11 +1,13 @@
 """Trace replay with preemption carried out, so the policy option can be judged on a trace before a cluster.
 
 `schedule()` only proposes preemptions (`decide.plan_preemptions`); this replay acts them out on the simulated
-clock with the same victim choice (`preempt.choose_victims`). The rules, also stated in docs/scheduler.md:
+clock with the same victim choice (`preempt.plan_claim`, as `choose_victims`). The rules, also in docs/scheduler.md:
 
 - After each pass, the first job the pass could not start for lack of room (`PassOutcome.first_short`) may stop
   strictly lower-priority running jobs. Jobs started at this very instant, and jobs already in a grace period,
-  are not candidates, so no job is stopped twice in one grace period.
+  are not candidates, so no job is stopped twice in one grace period. Nor are jobs whose walltime ends within the
+  grace period: the claiming job waits for them instead (`preempt.plan_claim`), as for a victim that ends on its
+  own, and they are not counted as stopped.
 - The victims keep their GPUs for the grace period (they checkpoint), then are stopped and requeued with their
   remaining work (run time minus the time they ran, grace included: they checkpointed at the stop), their
   original submit time and their priority. A victim that ends on its own during the grace period just ends, and
@@ -35,7 +37,7 @@ from factoryctl.model.jobs import SchedNode
 from factoryctl.scheduler.core import Candidate, PassOutcome, Running, Started
 from factoryctl.scheduler.gangs import settle_gang
 from factoryctl.scheduler.policy import SchedulerConfig
-from factoryctl.scheduler.preempt import Holder, choose_victims, place_after
+from factoryctl.scheduler.preempt import ClaimPlan, Holder, place_after, plan_claim
 from factoryctl.scheduler.simulate import _NEVER, Replay
 
 
@@ -48,6 +50,11 @@ class _Claim:
     at: float
     placeholder: Running
     victims: list[int] = field(default_factory=list)
+    awaited: list[int] = field(default_factory=list)  # gangs ending within the grace period: waited for, not stopped
+
+    def gangs(self) -> list[int]:
+        """Every gang whose GPUs it waits for."""
+        return self.victims + self.awaited
 
 
 @dataclass
@@ -74,7 +81,7 @@ class PreemptingReplay(Replay):
         self.lowest = Counter[int]()  # priorities of the running gangs not yet stopping: a cheap "anyone below?"
         self.claims: deque[_Claim] = deque()
         self.cancelled: set[int] = set()
-        self.victim_ids: dict[int, str] = {}  # gang sequence -> job id, for the gangs ever stopped
+        self.victim_ids: dict[int, str] = {}  # gang sequence -> job id, for the gangs ever stopped or waited for
         self.stopped = 0
         self.grace_gpu_s = 0.0
 
@@ -93,22 +100,27 @@ class PreemptingReplay(Replay):
         return min(end, self.claims[0].at) if self.claims else end
 
     def claiming(self) -> list[tuple[Candidate, tuple[int, ...], float, list[str]]]:
-        """The jobs waiting for their victims: the job, its nodes, when it starts, the victims' ids.
+        """The jobs waiting for their victims: the job, its nodes, when it starts, the ids of the jobs it waits for.
+
+        Those are its victims and the jobs it waits for without stopping them (they end within the grace period).
 
         It starts at the end of the grace period, or when its last victim ends on its own if all of them do sooner.
         """
         found = []
         for claim in self.claims:
-            living = [self.gangs[seq].end for seq in claim.victims if seq in self.gangs]
+            living = [self.gangs[seq].end for seq in claim.gangs() if seq in self.gangs]
             start = claim.at if not living or max(living) > claim.at else max(living)
-            found.append((claim.job, claim.chosen, start, [self.victim_ids[seq] for seq in claim.victims]))
+            found.append((claim.job, claim.chosen, start, [self.victim_ids[seq] for seq in claim.gangs()]))
         return found
 
-    def stopping(self) -> dict[str, tuple[str, float, float]]:
-        """The running jobs in a grace period: id -> (the job they make room for, when they stop, their own end)."""
+    def stopping(self) -> dict[str, tuple[str, float, float, bool]]:
+        """The running jobs a claim waits for: id -> (claiming job, end of the grace period, own end, stopped?).
+
+        `stopped` is False for a job waited for because its walltime ends within the grace period.
+        """
         return {
-            gang.holder.id: (gang.claim.job.id, gang.claim.at, gang.end)
-            for gang in self.gangs.values()
+            gang.holder.id: (gang.claim.job.id, gang.claim.at, gang.end, seq not in gang.claim.awaited)
+            for seq, gang in self.gangs.items()
             if gang.claim is not None
         }
 
@@ -129,7 +141,7 @@ class PreemptingReplay(Replay):
                 gang = self.gangs.pop(seq)
                 self._release(gang)
                 claim = gang.claim
-                if claim is not None and not any(victim in self.gangs for victim in claim.victims):
+                if claim is not None and not any(seq in self.gangs for seq in claim.gangs()):
                     self.claims.remove(claim)  # every victim ended on its own: its GPUs are all there
                     self._settle(claim, end)
             else:
@@ -140,8 +152,10 @@ class PreemptingReplay(Replay):
         """Run a job and remember it as a possible victim."""
         entry = super().launch(started, now)
         job = started.job
-        end = now + self.by_id[job.id].runtime_s  # as `Replay.launch` computes it
-        holder = Holder(job.id, job.priority, now, entry[2])
+        trace_job = self.by_id[job.id]
+        end = now + trace_job.runtime_s  # as `Replay.launch` computes it
+        ends_by = entry[0] if trace_job.walltime_s > 0 else float("inf")  # what `schedule()` knows: its walltime
+        holder = Holder(job.id, job.priority, now, entry[2], ends_by)
         self.gangs[entry[1]] = _Gang(holder, end, entry[0], entry, len(self.records) - 1, (job.nodes, job.gpus))
         self.lowest[job.priority] += 1
         return entry
@@ -173,14 +187,17 @@ class PreemptingReplay(Replay):
         ]
         if not holders:
             return
-        victims = choose_victims(self.fm, first, holders)
-        if victims:
-            self._claim(first, victims, now)
+        plan = plan_claim(self.fm, first, holders, now + self.config.grace_s)
+        if plan.victims or plan.awaited:
+            self._claim(first, plan, now)
 
-    def _claim(self, job: Candidate, victims: list[Holder], now: float) -> None:
-        chosen = place_after(self.fm, job, victims)
+    def _claim(self, job: Candidate, plan: ClaimPlan, now: float) -> None:
+        """`job` leaves the queue and takes its placement's GPUs: the free ones now, the others as they come free."""
+        chosen = place_after(self.fm, job, plan.awaited + plan.victims)
         if chosen is None:
-            raise FactoryError(f"simulator bug: no room for {job.id} after preempting {victims[0].id}")
+            raise FactoryError(
+                f"simulator bug: no room for {job.id} after preempting {(plan.victims + plan.awaited)[0].id}"
+            )
         self.dequeue(job)
         self.protected.discard(job.id)
         at = now + self.config.grace_s
@@ -192,7 +209,12 @@ class PreemptingReplay(Replay):
         for index in chosen:
             self.fm.take(index, job.gpus - owed[index])
         by_id = {gang.holder.id: seq for seq, gang in self.gangs.items() if gang.claim is None}
-        for victim in victims:
+        for holder in plan.awaited:  # they end first: their GPUs are handed over before any victim's
+            seq = by_id[holder.id]
+            self._doom(self.gangs[seq], claim, owed)
+            claim.awaited.append(seq)
+            self.victim_ids[seq] = holder.id
+        for victim in plan.victims:
             seq = by_id[victim.id]
             self._doom(self.gangs[seq], claim, owed)
             claim.victims.append(seq)
@@ -220,6 +242,8 @@ class PreemptingReplay(Replay):
 
         Victims still running at the end of the grace period are stopped and requeued with their rest.
         """
+        if any(seq in self.gangs for seq in claim.awaited):
+            raise FactoryError(f"simulator bug: a job {claim.job.id} waits for runs past its walltime")
         for seq in claim.victims:
             gang = self.gangs.pop(seq, None)
             if gang is not None:

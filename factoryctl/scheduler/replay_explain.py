@@ -111,9 +111,13 @@ def _preemption(
     stopping = replay.stopping()
     for i, job in enumerate(running):
         if job.job_id in stopping:
-            for_job, stop, end = stopping[job.job_id]
+            for_job, stop, end, stopped = stopping[job.job_id]
             where = " ".join(f"{node}:{gpus}" for node, gpus in job.allocation)
-            if end <= stop:
+            if not stopped:
+                reason = (
+                    f"ends within the grace period, at {end:.0f} s ({_ahead(end - at)}): job {for_job} waits for it"
+                )
+            elif end <= stop:
                 reason = f"preempted for job {for_job}, but ends on its own first, at {end:.0f} s ({_ahead(end - at)})"
             else:
                 reason = f"preempted for job {for_job}: checkpointing on {where}, stops at {stop:.0f} s"

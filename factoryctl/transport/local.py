@@ -19,7 +19,7 @@ from typing import IO
 from factoryctl.errors import NodeError
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.transport.base import CappedOutput, CommandCut, CommandResult, OutputSink, cut_short, kept_stderr
-from factoryctl.transport.host_limits import local_limit_error
+from factoryctl.transport.host_limits import local_limit_error, with_user_file_limit
 from factoryctl.transport.launch import agent_argv
 from factoryctl.transport.polling import readable, writable
 from factoryctl.transport.session import AgentSession
@@ -124,7 +124,11 @@ class LocalTransport:
         argv = agent_argv(self.node, self.factory, python, agent_zipapp(), str(self.state_dir / "sim"))
         try:  # in its own process group, as commands run (`_start`): a wrapper's children are ended with it
             proc = subprocess.Popen(
-                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+                with_user_file_limit(argv),  # not the open-file limit raised for the fleet: its ranks inherit it
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
             )
         except OSError as exc:
             local = local_limit_error(self.node.name, exc)  # out of files here: not the node's fault
@@ -190,11 +194,12 @@ class _StderrTail:
 def _start(node: str, argv: list[str], feed: Feed | None) -> subprocess.Popen[bytes] | CommandResult:
     """Start argv in its own process group (as sshd gives a command: signalled as a whole); 127 if it cannot run.
 
-    Out of files or processes here is the `local` error of `node`, not a command that cannot run.
+    Out of files or processes here is the `local` error of `node`, not a command that cannot run. It gets the user's
+    open-file limit, not the one this process raised for the fleet (`with_user_file_limit`).
     """
     try:
         return subprocess.Popen(
-            argv,
+            with_user_file_limit(argv),
             stdin=subprocess.DEVNULL if feed is None else subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
