@@ -5,6 +5,7 @@ This is the inner loop both the live scheduler (`schedule`) and the trace simula
 a gang shape that failed to fit is remembered for the rest of the pass (capacity only shrinks within a pass).
 Given the simulator's `QueueIndex`, a pass never walks the whole queue either: once no job can take a reservation,
 it tries only the jobs of shapes that have not failed yet, found through per-shape queues (`shapequeue`).
+Which jobs come first because they starve is the guard's business (`starvation`); the pass just walks its order.
 
 Reservations are EASY-style generalised to several jobs and to GPU granularity. Reservation r has a start time
 s_r and the GPUs it holds per node; it also keeps, per held node, the GPUs a job running past s_r may still take
@@ -16,14 +17,13 @@ earlier ones' GPUs treated as held for good, which is conservative but never let
 from __future__ import annotations
 
 import heapq
-import itertools
 from bisect import bisect_left
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from typing import NamedTuple
+from collections.abc import Collection, Iterable, Iterator, Sequence
 
 from factoryctl.model.jobs import JobState
 from factoryctl.scheduler.freemap import FreeMap, Profile, choose_grouped
-from factoryctl.scheduler.gangs import gpu_seconds, settle_gang
+from factoryctl.scheduler.gangs import gpu_seconds as gpu_seconds
+from factoryctl.scheduler.gangs import settle_gang
 from factoryctl.scheduler.passdata import Candidate as Candidate
 from factoryctl.scheduler.passdata import PassOutcome as PassOutcome
 from factoryctl.scheduler.passdata import Reservation as Reservation
@@ -33,7 +33,10 @@ from factoryctl.scheduler.passdata import Waiting as Waiting
 from factoryctl.scheduler.passdata import is_deferred as is_deferred
 from factoryctl.scheduler.passdata import queue_key as queue_key
 from factoryctl.scheduler.policy import SchedulerConfig
-from factoryctl.scheduler.shapequeue import ShapeQueue
+from factoryctl.scheduler.queueindex import QueueIndex as QueueIndex
+from factoryctl.scheduler.starvation import StarvationGuard, starving_first
+from factoryctl.scheduler.starvation import age_order as age_order
+from factoryctl.scheduler.starvation import starve_threshold as starve_threshold
 
 
 class _Pass:
@@ -156,41 +159,43 @@ class _Pass:
         would. So `explain` changes which jobs are described (and may add reservations that no later start could
         meet) but never which jobs start, where, or `first_short`.
         """
-        blocker: str | None = None  # id of the held-back job that blocks the rest (policies without backfill)
-        config, now, explain = self.config, self.now, self.explain  # locals: this loop is the scheduler's hot path
         queue, protected = self._protect(queue, price)
-        fm = self.fm
+        jobs = iter(queue)
+        short, blocker = self._walk(jobs, protected, price)
+        if blocker is not None and self.explain:
+            for job in jobs:  # the rest of the queue waits behind the blocker (the loop stopped at it)
+                self._describe_waiting(job, price, blocker)
+        self.out.first_short = short
+        return self.out
+
+    def _walk(
+        self, jobs: Iterator[Candidate], protected: Collection[str], price: float | None
+    ) -> tuple[Candidate | None, str | None]:
+        """`run`'s loop, to the blocker (the rest left in `jobs`); returns `first_short` and the blocker's id.
+
+        It runs for every queued job of every pass: what it reads is held in locals, only rare outcomes call out.
+        """
+        now, explain, fm, config = self.now, self.explain, self.fm, self.config
         zero, node_count, can_host, hosts = fm.buckets[0], len(fm.free), fm.can_host, fm.hosts
         failed, reservations, most = self.failed, self.out.reservations, config.reservations
         quiet, starving_only = not explain and config.backfill, config.reserve_starving_only
         short: Candidate | None = None  # the first job that could not start (`PassOutcome.first_short`)
-        # Past the protected jobs, once no job could take a reservation, only starts matter: `_backfill` finds the
-        # jobs worth trying through the index instead of walking the rest of the queue (`shapequeue`).
+        # Once no job could take a reservation, `_backfill` finds the jobs worth trying through `shapequeue`.
         indexed = quiet and price is None and self.index is not None and self.index.by_shape is not None
         after: tuple[float, float, int] | None = None  # key of the last job walked past the protected ones
-        for seen, job in enumerate(queue):
+        for seen, job in enumerate(jobs):
             if seen >= len(protected):  # past the protected jobs: the rest of the queue, in key order
                 if indexed and (starving_only or len(reservations) >= most):
-                    short = self._backfill(after, protected, short)
-                    break
+                    return self._backfill(after, protected, short), None
                 after = job.key
-            if job.deferrable and is_deferred(job, now, price):
-                self._wait(job, JobState.DEFERRED, "deferred")
-                continue
             gpus = job.gpus
-            if not (  # inline `FreeMap.hostable`: this loop runs for every queued job of every pass
+            if (job.deferrable and is_deferred(job, now, price)) or not (  # inline `FreeMap.hostable`
                 gpus < len(hosts) and job.nodes <= hosts[gpus]
                 if job.allowed is None
                 else can_host(job.nodes, gpus, job.allowed)
             ):
-                self._wait(job, JobState.PENDING, "never")
+                self._describe_waiting(job, price)
                 continue
-            if blocker is not None:
-                if not explain:
-                    break
-                self._wait(job, JobState.PENDING, "blocked", blocker=blocker)
-                continue
-            started = None
             tried = False
             if len(zero) != node_count:
                 end = now + job.walltime
@@ -198,22 +203,20 @@ class _Pass:
                 k = bisect_left(starts, end) if starts else 0
                 memo = (job.nodes, gpus, job.allowed, k)
                 if memo not in failed:
-                    tried = True
                     started = self.try_start(job, end, k, memo)
-            if started is not None:
-                self.out.started.append(started)
-                continue
+                    if started is not None:
+                        self.out.started.append(started)
+                        continue
+                    tried = True
             if short is None:  # the first job that cannot start: later starts jump the queue
-                short = job
-                self.jumped = True
+                short, self.jumped = job, True
             if not explain and (len(zero) == node_count or (tried and self._nothing_can_start())):
                 break
             if quiet and (len(reservations) >= most or (starving_only and job.id not in protected)):
                 continue  # `_hold_back` would neither reserve nor block: most of a deep queue ends here
             if self._hold_back(job, protected):
-                blocker = job.id
-        self.out.first_short = short
-        return self.out
+                return short, job.id
+        return short, None
 
     def _backfill(
         self, after: tuple[float, float, int] | None, protected: Collection[str], short: Candidate | None
@@ -263,8 +266,8 @@ class _Pass:
         """The queue with the starving jobs first (when the policy guards against starvation), and their ids."""
         protected: set[str] = set()
         if self.config.starve_after_s is not None:
-            guard = _Guard(self.now, self.config, self.fm, price)
-            queue, protected = _starving_first(queue, guard, self.held, self.index)
+            guard = StarvationGuard(self.now, self.config, self.fm, price)
+            queue, protected = starving_first(queue, guard, self.held, self.index)
         self.out.protected = protected
         return queue, protected
 
@@ -305,6 +308,17 @@ class _Pass:
                 return False  # a short job of this shape could end before the k-th reservation
         return True
 
+    def _describe_waiting(self, job: Candidate, price: float | None, blocker: str | None = None) -> None:
+        """Say why `job` waits whatever the capacity: deferred for its price, never placeable here, or blocked."""
+        if not self.explain:
+            return
+        if job.deferrable and is_deferred(job, self.now, price):
+            self._wait(job, JobState.DEFERRED, "deferred")
+        elif not self.fm.hostable(job.nodes, job.gpus, job.allowed):
+            self._wait(job, JobState.PENDING, "never")
+        else:
+            self._wait(job, JobState.PENDING, "blocked", blocker=blocker)
+
     def _wait(
         self,
         job: Candidate,
@@ -315,157 +329,6 @@ class _Pass:
     ) -> None:
         if self.explain:
             self.out.waiting.append(Waiting(job, state, why, reservation, blocker))
-
-
-def age_order(job: Candidate) -> tuple[float, int]:
-    """Oldest first: submission time, then the queue's sequence number (the starvation guard's order)."""
-    return (job.submitted_at, job.key[2])
-
-
-def starve_threshold(config: SchedulerConfig, queued_gpu_s: float, total_gpus: int) -> float:
-    """How long a job may wait before it is starving: the larger of the fixed floor and the queue's drain time.
-
-    The drain time is the queued GPU-seconds (walltimes) over the cluster's GPUs: how long the cluster would take
-    to run the whole queue back to back. Scaled by `starve_drain_factor`, it lets the threshold follow the load: a
-    light queue protects a job after the floor, a deep backlog lets short jobs overtake for longer before the old
-    ones are served in submission order. New arrivals raise it, which is why protection is sticky (`plan`'s
-    `protected`): a job that was starving stays protected until it starts, whatever arrives after.
-    """
-    floor = config.starve_after_s or 0.0
-    if not config.starve_drain_factor or total_gpus <= 0:
-        return floor
-    return max(floor, config.starve_drain_factor * queued_gpu_s / total_gpus)
-
-
-class _Guard(NamedTuple):
-    """What the starvation guard needs to know about the pass: the time, the policy, the cluster and the price."""
-
-    now: float
-    config: SchedulerConfig
-    fm: FreeMap
-    price: float | None
-
-    def can_run_now(self, job: Candidate) -> bool:
-        """Neither deferred for its price nor too large for the schedulable nodes: protecting it would help."""
-        return self.fm.hostable(job.nodes, job.gpus, job.allowed) and not (
-            job.deferrable and is_deferred(job, self.now, self.price)
-        )
-
-
-def _hostable_work(queue: Sequence[Candidate], fm: FreeMap) -> float:
-    """GPU-seconds (walltimes) of the queued jobs the schedulable nodes could ever hold, as `gpu_seconds` sums them.
-
-    A float sum is exact (so the same) while walltimes are whole seconds and the total is below 2**53: the cheap
-    common case (this runs over 10,000 jobs in the live pass).
-    """
-    hosts, top = fm.hosts, len(fm.hosts)
-    total, whole = 0.0, True
-    for job in queue:
-        gpus = job.gpus
-        if (
-            gpus < top and job.nodes <= hosts[gpus]
-            if job.allowed is None
-            else fm.can_host(job.nodes, gpus, job.allowed)
-        ):
-            total += job.num_gpus * job.walltime
-            whole = whole and job.walltime % 1.0 == 0.0
-    if whole and total < 2.0**53:
-        return total
-    return gpu_seconds((j.num_gpus, j.walltime) for j in queue if fm.hostable(j.nodes, j.gpus, j.allowed))
-
-
-class QueueIndex(NamedTuple):
-    """What a caller that keeps its queue from pass to pass can hand a pass, so the pass need not walk it all.
-
-    Without it the starvation guard walks the whole queue each pass to find the oldest jobs and the queued
-    GPU-seconds; the simulator keeps these up to date as jobs arrive and start instead. The live scheduler builds
-    its queue afresh each pass and gives none. The index must describe exactly the queue given to `plan`, and
-    every queued job must be hostable on the pass's nodes and carry no node constraint.
-
-    Attributes:
-        shapes: for each queued (nodes, GPUs per node), the shortest walltime queued with it. The pass then stops
-            as soon as no queued job could start, instead of walking the rest of the queue.
-        by_age: the queued jobs oldest first (`age_order`).
-        by_id: the queued jobs by id.
-        gpu_s: the queue's GPU-seconds, summed exactly as `gpu_seconds` does: its drain time's numerator.
-        by_shape: optionally, the queued jobs of each shape in key order (`ShapeQueue`). Given only when the
-            queue handed to `plan` is sorted by key and its keys are unique (the simulator's): once no job can
-            take a reservation any more, the pass then tries just the jobs that might start instead of walking
-            the rest of the queue.
-    """
-
-    shapes: Mapping[tuple[int, int], float]
-    by_age: Sequence[Candidate]
-    by_id: Mapping[str, Candidate]
-    gpu_s: float
-    by_shape: Mapping[tuple[int, int], ShapeQueue] | None = None
-
-
-def _starving_first(
-    queue: Iterable[Candidate], guard: _Guard, held: Collection[str], index: QueueIndex | None = None
-) -> tuple[Iterable[Candidate], set[str]]:
-    """Move the protected jobs to the front, oldest first, and return the new order with their ids.
-
-    Protected are the jobs of `held` (protected by an earlier pass: never withdrawn) and, up to `protect_oldest`
-    in all, the oldest jobs that waited `starve_threshold`. At one instant every job has the same threshold, so
-    the starving jobs are the oldest ones. A job that cannot run now (deferred for its price, or larger than the
-    schedulable nodes) neither takes a protection slot nor counts in the drain time: it would block the guard.
-    """
-    ordered = queue if isinstance(queue, list) else list(queue)
-    if not held:
-        kept = []
-    elif index is None:
-        kept = [job for job in ordered if job.id in held]
-    else:
-        kept = [index.by_id[job_id] for job_id in held if job_id in index.by_id]
-    limit = len(ordered) if guard.config.protect_oldest is None else guard.config.protect_oldest
-    room = limit - sum(1 for job in kept if guard.can_run_now(job))
-    fresh = _newly_starving(ordered, guard, held, room, index) if room > 0 else []
-    moved = sorted(kept + fresh, key=age_order)
-    if not moved:
-        return ordered, set()
-    return itertools.chain(moved, _without(ordered, moved)), {job.id for job in moved}
-
-
-def _newly_starving(
-    ordered: list[Candidate], guard: _Guard, held: Collection[str], room: int, index: QueueIndex | None
-) -> list[Candidate]:
-    """Up to `room` of the oldest jobs that waited the starving threshold and could run now (held ones aside)."""
-    floor = guard.now - (guard.config.starve_after_s or 0.0)
-    oldest: Iterator[Candidate]
-    if index is None:
-        waited = [(job.submitted_at, job.key[2], job) for job in ordered if job.submitted_at <= floor]
-        if not waited:  # nobody waited the floor: not worth the drain-time sum
-            return []
-        heapq.heapify(waited)
-        oldest = (heapq.heappop(waited)[2] for _ in range(len(waited)))
-        queued = _hostable_work(ordered, guard.fm)
-    else:
-        if not index.by_age or index.by_age[0].submitted_at > floor:
-            return []
-        oldest, queued = iter(index.by_age), index.gpu_s
-    starving_before = guard.now - starve_threshold(guard.config, queued, sum(guard.fm.totals))
-    fresh: list[Candidate] = []
-    for job in oldest:
-        if len(fresh) >= room or job.submitted_at > starving_before:
-            break
-        if job.id not in held and guard.can_run_now(job):
-            fresh.append(job)
-    return fresh
-
-
-def _without(ordered: list[Candidate], moved: list[Candidate]) -> Iterable[Candidate]:
-    """`ordered` (sorted by key, as a queue is) without the `moved` jobs: slices between them, not a filter."""
-    spots = sorted(bisect_left(ordered, job.key, key=queue_key) for job in moved)
-    if any(
-        at >= len(ordered) or ordered[at] is not job
-        for at, job in zip(spots, sorted(moved, key=queue_key), strict=True)
-    ):
-        ids = {job.id for job in moved}  # not sorted by key after all: filter
-        return (job for job in ordered if job.id not in ids)
-    bounds = [-1, *spots, len(ordered)]  # lazily: copying the slices would cost O(queue) even when a pass stops early
-    at = ordered.__getitem__
-    return itertools.chain.from_iterable(map(at, range(a + 1, b)) for a, b in itertools.pairwise(bounds))
 
 
 def plan(

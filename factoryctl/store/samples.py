@@ -198,35 +198,19 @@ class SampleWrites(StoreConnection):
         rollup_cut = int(retention_cut(now, rollup_retention_s, steps) // 60)
         raw_deleted = rollup_deleted = 0
         with self._transaction("prune") as db:
-            mark, rolling = _meta_int(db, ROLLUP_MARK), _meta_int(db, ROLLING_FROM)
-            raw_cut = min(raw_cut, (mark or 0) * 60000)  # never prune what is not rolled up (no mark: nothing is)
-            raw_cut = min(raw_cut, rolling * 60000) if rolling is not None else raw_cut
+            raw_cut = _rolled_up_cut(db, raw_cut)  # never prune what is not rolled up
             redo = _redo_from(db)  # nor a GPU's rows waiting to be rolled up again
             newest_deleted: int | None = None
             for node_id, gpu in self._gpu_pairs():
                 cut = min(raw_cut, redo[(node_id, gpu)] * 60000) if (node_id, gpu) in redo else raw_cut
-                newest = db.execute(
-                    "SELECT MAX(t_ms) FROM sample WHERE node_id = ? AND gpu = ? AND t_ms < ?", (node_id, gpu, cut)
-                ).fetchone()[0]
+                newest, raw, rolled = _prune_gpu(db, node_id, gpu, cut, rollup_cut)
                 if newest is not None:
                     newest_deleted = max(newest_deleted or newest, newest)
-                raw_deleted += max(
-                    db.execute(
-                        "DELETE FROM sample WHERE node_id = ? AND gpu = ? AND t_ms < ?", (node_id, gpu, cut)
-                    ).rowcount,
-                    0,
-                )
-                rollup_deleted += max(
-                    db.execute(
-                        "DELETE FROM rollup WHERE node_id = ? AND gpu = ? AND t_min < ?", (node_id, gpu, rollup_cut)
-                    ).rowcount,
-                    0,
-                )
+                raw_deleted += raw
+                rollup_deleted += rolled
             db.execute("DELETE FROM event WHERE t_ms < ?", (rollup_cut * 60000,))
-            before = _meta_int(db, PRUNED_BELOW)
-            pruned_below = None if newest_deleted is None else (newest_deleted // 60000 + 1) * 60000
-            if pruned_below is not None and (before is None or before < pruned_below):
-                _set_meta(db, PRUNED_BELOW, str(pruned_below))
+            if newest_deleted is not None:
+                _raise_pruned_below(db, (newest_deleted // 60000 + 1) * 60000)
         return raw_deleted, rollup_deleted
 
     def clock_steps(self) -> list[ClockStep]:
@@ -253,6 +237,37 @@ def _set_meta(db: sqlite3.Connection, key: str, value: str) -> None:
 def _meta_int(db: sqlite3.Connection, key: str) -> int | None:
     found = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
     return int(found[0]) if found is not None else None
+
+
+def _rolled_up_cut(db: sqlite3.Connection, raw_cut: int) -> int:
+    """`raw_cut` (ms), held back to the rollup mark and to a rollup in progress: raw rows not rolled up are kept."""
+    mark, rolling = _meta_int(db, ROLLUP_MARK), _meta_int(db, ROLLING_FROM)
+    raw_cut = min(raw_cut, (mark or 0) * 60000)  # no mark: nothing is rolled up
+    return min(raw_cut, rolling * 60000) if rolling is not None else raw_cut
+
+
+def _prune_gpu(
+    db: sqlite3.Connection, node_id: int, gpu: int, cut: int, rollup_cut: int
+) -> tuple[int | None, int, int]:
+    """Delete one GPU's raw rows before `cut` (ms) and rollups before `rollup_cut` (minute).
+
+    Returns the newest raw row's time deleted (None: none was), and the raw and rollup rows deleted.
+    """
+    newest = db.execute(
+        "SELECT MAX(t_ms) FROM sample WHERE node_id = ? AND gpu = ? AND t_ms < ?", (node_id, gpu, cut)
+    ).fetchone()[0]
+    raw = db.execute("DELETE FROM sample WHERE node_id = ? AND gpu = ? AND t_ms < ?", (node_id, gpu, cut)).rowcount
+    rolled = db.execute(
+        "DELETE FROM rollup WHERE node_id = ? AND gpu = ? AND t_min < ?", (node_id, gpu, rollup_cut)
+    ).rowcount
+    return newest, max(raw, 0), max(rolled, 0)
+
+
+def _raise_pruned_below(db: sqlite3.Connection, pruned_below: int) -> None:
+    """Move the pruned mark (`PRUNED_BELOW`, ms) up to `pruned_below`; it never moves back."""
+    before = _meta_int(db, PRUNED_BELOW)
+    if before is None or before < pruned_below:
+        _set_meta(db, PRUNED_BELOW, str(pruned_below))
 
 
 def _redo_from(db: sqlite3.Connection) -> dict[tuple[int, int], int]:

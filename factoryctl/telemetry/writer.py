@@ -233,6 +233,29 @@ class StoreWriter:
 
     def flush(self) -> int:
         """Write what arrived since the last tick; returns raw rows stored (0 when the store refused)."""
+        incoming, changes, events, now = self._take_tick()
+        if self.damaged is not None:
+            self._discard(len(incoming))
+            return 0
+        self._save_steps()
+        self._buffer(incoming, events, now)
+        if not self._pending and not changes and not events:
+            return 0
+        try:
+            inserted, batch = self._write(list(self._pending), changes, events, now)
+        except StoreDamaged as exc:
+            self.counters["store_errors"] += 1
+            self.store_error = self.damaged = exc
+            self._discard()
+            return 0
+        except StoreError as exc:
+            self._store_failed(exc, changes, events)
+            return 0
+        self._written(inserted, batch)
+        return inserted
+
+    def _take_tick(self) -> tuple[list[NodeSample], list[NodeState], list[Event], float]:
+        """Judge every node's silence now, and take what arrived since the last tick: samples, changes, events."""
         with self._lock:
             now = self._now()
             for health in self._health.values() if not self._closing else ():
@@ -244,10 +267,10 @@ class StoreWriter:
             events, self._events = self._events, []
             said = self._said.take()
         self._said.write(said)  # the lines of the changes above, folded ("g[0201-2000] (1800) are down: ...")
-        if self.damaged is not None:
-            self._discard(len(incoming))
-            return 0
-        self._save_steps()
+        return incoming, changes, events, now
+
+    def _buffer(self, incoming: list[NodeSample], events: list[Event], now: float) -> None:
+        """Add the new samples to the buffer in time order, with the GPU events they show; trim it to `buffer_s`."""
         incoming.sort(key=lambda s: s.time)
         for sample in incoming:
             before = self._previous.get(sample.node)
@@ -261,18 +284,9 @@ class StoreWriter:
             self._previous[sample.node] = sample
             self._pending.append((sample, self._slow_due(sample)))
         self._trim(now)
-        if not self._pending and not changes and not events:
-            return 0
-        try:
-            inserted, batch = self._write(list(self._pending), changes, events, now)
-        except StoreDamaged as exc:
-            self.counters["store_errors"] += 1
-            self.store_error = self.damaged = exc
-            self._discard()
-            return 0
-        except StoreError as exc:
-            self._store_failed(exc, changes, events)
-            return 0
+
+    def _written(self, inserted: int, batch: list[tuple[NodeSample, bool]]) -> None:
+        """The store took `batch` (`inserted` raw rows of it new): empty the buffer and count it."""
         done = self._clock()
         self._pending.clear()
         with self._lock:  # `_stepped` moves them (on a link's thread, under the lock)
@@ -284,7 +298,6 @@ class StoreWriter:
         if self.store_error is not None:
             log.warning("the store accepts writes again; %d buffered samples written", len(batch))
             self.store_error = None
-        return inserted
 
     def _save_steps(self) -> None:
         """Keep the clock's forward steps in the store when they changed (retention after a restart needs them)."""

@@ -7,6 +7,7 @@ must be private to the login user (not a symbolic link, its owner, not group/oth
 above it root's or the user's and not writable by others unless sticky) before anything in it is reused or written
 (see `ship_agent`), and the same shell that starts the agent re-checks it (`agent_command`). It lives apart from
 `ssh_node` because it is the security-sensitive part of starting an agent over SSH.
+The sh these checks run on the node (the login probe, the no-SFTP cache check) is in `agent_cache_probes`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from factoryctl.config_schema import remote_cache_dir_problem
 from factoryctl.errors import ConfigError, NodeError
 from factoryctl.model.inventory import NodeSpec
+from factoryctl.transport.agent_cache_probes import CAT_PROBE, LOGIN_PROBE
 from factoryctl.transport.quoting import shell_join
 from factoryctl.transport.ssh import SshConnection
 
@@ -110,13 +112,23 @@ def ship_agent(connection: SshConnection, zipapp: Path, cache: str, timeout: flo
 
     local = _LocalZipapp.of(zipapp)
     remote = str(PurePosixPath(cache) / local.name)
-    directory = str(PurePosixPath(remote).parent)
     try:
         sftp = connection.transport.open_sftp_client()
     except (paramiko.SSHException, EOFError):
         sftp = None
     if sftp is None:
-        return _ship_with_cat(connection, zipapp, directory, local, timeout)
+        return _ship_with_cat(connection, zipapp, str(PurePosixPath(remote).parent), local, timeout)
+    try:
+        return _ship_with_sftp(connection, sftp, zipapp, local, remote, timeout)
+    finally:
+        sftp.close()
+
+
+def _ship_with_sftp(
+    connection: SshConnection, sftp: paramiko.SFTPClient, zipapp: Path, local: _LocalZipapp, remote: str, timeout: float
+) -> ShippedAgent:
+    """`ship_agent` over SFTP: check the cache (making it if missing), then reuse the zipapp `remote` or upload it."""
+    directory = str(PurePosixPath(remote).parent)
     try:
         channel = sftp.get_channel()
         if channel is not None:
@@ -146,8 +158,6 @@ def ship_agent(connection: SshConnection, zipapp: Path, cache: str, timeout: flo
             f"cannot upload the agent to {remote}: {exc}",
             "check free space and permissions of the cache directory on the node.",
         ) from exc
-    finally:
-        sftp.close()
 
 
 @dataclass(frozen=True)
@@ -166,37 +176,12 @@ class _LocalZipapp:
         return cls(name, len(data), digest)
 
 
-#: `sum256 FILE` prints FILE's sha256 (64 hex digits) with the first of sha256sum (GNU, busybox), shasum (BSD,
-#: macOS) or openssl that works, or nothing when none does: then the size alone decides, as before the content was
-#: compared. FILE is read on stdin, so its name is never echoed back (sha256sum escapes odd names).
-_SUM256 = r"""sum256() {
-  h=$({ sha256sum < "$1" || shasum -a 256 < "$1" || openssl dgst -sha256 -r < "$1"; } 2>/dev/null) || h=
-  h=${h%%[!0-9a-f]*}
-  [ ${#h} -eq 64 ] && printf '%s\n' "$h"
-  return 0
-}
-"""
-
-#: The SFTP path's one exec: the login uid, then the sha256 of the cached zipapp `$1` (relative paths start at the
-#: login directory) if it is a regular file of that user of the right size `$2` (so nothing else is ever read).
-#: The SFTP checks that follow decide whether it is reused; the hash only tells a damaged copy from a good one.
-_LOGIN_PROBE = (
-    _SUM256
-    + r"""id -u || exit 1
-if [ -f "$1" ] && [ ! -h "$1" ] && [ -O "$1" ]; then
-  s=$(wc -c < "$1") && [ $s -eq "$2" ] && sum256 "$1"
-fi
-exit 0
-"""
-)
-
-
 def _login_probe(connection: SshConnection, remote: str, local: _LocalZipapp, timeout: float) -> tuple[int, str | None]:
     """The login user's uid and the sha256 of the cached zipapp `remote` (None: missing, or no tool to hash it).
 
     One exec round trip, as `id -u` alone took before the content was compared.
     """
-    probe = connection.run(["sh", "-c", _LOGIN_PROBE, "sh", remote, str(local.size)], timeout=timeout)
+    probe = connection.run(["sh", "-c", LOGIN_PROBE, "sh", remote, str(local.size)], timeout=timeout)
     uid, _, rest = probe.stdout.decode("utf-8", "replace").partition("\n")
     uid = uid.strip()
     if probe.exit_code != 0 or not uid.isdigit():
@@ -335,57 +320,6 @@ def _sftp_makedirs(sftp: paramiko.SFTPClient, path: str) -> bool:
     return created
 
 
-#: The cache check of `_ship_with_cat` (no SFTP): the same rules as over SFTP, in POSIX sh plus `test -O` (dash,
-#: bash, busybox and ksh have it). `$1` the cache directory, `$2` the zipapp's name, `$3` its size, `$4` its sha256
-#: (compared when the node can hash, see `_SUM256`). Prints two lines: `reuse <sha256, if hashed>` or `upload` and
-#: the cache's resolved path, or the problem (`symlink`, `notdir`, `owner`, `mode <ls mode>`, `powner <uid> <ls mode>`, `pmode <ls mode>`,
-#: `pnotdir <ls mode>`, `missing`) and the path it is about.
-_CAT_PROBE = (
-    _SUM256
-    + r"""umask 077
-set -f
-say() { printf '%s\n%s\n' "$1" "$2"; exit 0; }
-info() { l=$(LC_ALL=C ls -ldn -- "$1") || say missing "$1"; set -- $l; m=$1; o=$3; }
-up() {
-  p=$1
-  while [ "$p" != / ]; do
-    p=$(dirname -- "$p")
-    info "$p"
-    case $o in 0|"$me") ;; *) say "powner $o $m" "$p";; esac
-    case $m in
-      l*) ;;
-      d????w*|d???????w*) case $m in ?????????[tT]*) ;; *) say "pmode $m" "$p";; esac;;
-      d*) ;;
-      *) say "pnotdir $m" "$p";;
-    esac
-  done
-}
-me=$(id -u) || exit 1
-case $1 in /*) d=$1;; *) d=$(pwd -P)/$1 || exit 1;; esac
-if [ ! -e "$d" ] && [ ! -h "$d" ]; then
-  mkdir -p -- "$(dirname -- "$d")" 2>/dev/null
-  mkdir -- "$d" 2>/dev/null && chmod 700 -- "$d"
-fi
-[ -h "$d" ] && say symlink "$d"
-[ -d "$d" ] || say notdir "$d"
-r=$(cd -P -- "$d" && pwd -P) || exit 1
-[ -O "$r" ] || say owner "$r"
-info "$r"
-case $m in ?????w*|????????w*) say "mode $m" "$r";; esac
-up "$d"
-up "$r"
-f=$r/$2
-if [ -f "$f" ] && [ ! -h "$f" ] && [ -O "$f" ]; then
-  info "$f"
-  case $m in ?????w*|????????w*) ;; *)
-    s=$(wc -c < "$f") && [ $s -eq "$3" ] && h=$(sum256 "$f") && { [ -z "$h" ] || [ "$h" = "$4" ]; } && say "reuse $h" "$r";;
-  esac
-fi
-say upload "$r"
-"""
-)
-
-
 def _ls_type(text: str) -> int:
     """The file type and permission bits of an `ls -l` mode string (`lrwxrwxrwx` -> S_IFLNK | 0o777)."""
     return {"d": stat.S_IFDIR, "l": stat.S_IFLNK, "-": stat.S_IFREG}.get(text[:1], 0) | _ls_mode(text)
@@ -407,7 +341,7 @@ def _ship_with_cat(
 ) -> ShippedAgent:
     node = connection.node
     name = local.name
-    argv = ["sh", "-c", _CAT_PROBE, "sh", directory, name, str(local.size), local.sha256]
+    argv = ["sh", "-c", CAT_PROBE, "sh", directory, name, str(local.size), local.sha256]
     probe = connection.run(argv, timeout=timeout)
     verdict, _, about = probe.stdout.decode("utf-8", "replace").rstrip("\n").partition("\n")
     word, _, detail = verdict.partition(" ")
@@ -441,7 +375,7 @@ def _ship_with_cat(
 
 
 def _cat_refusal(node: str, directory: str, word: str, detail: str, about: str) -> NodeError | None:
-    """The refusal `_CAT_PROBE`'s verdict calls for (`word detail` on its first line, the directory after), if any."""
+    """The refusal `CAT_PROBE`'s verdict calls for (`word detail` on its first line, the directory after), if any."""
     if word == "symlink":
         return _refuse_symlink(node, directory)
     if word == "notdir":

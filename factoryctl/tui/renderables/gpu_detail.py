@@ -41,14 +41,45 @@ def is_lost(gpu: GpuSample) -> bool:
     return "gpu_lost" in gpu.null_reasons.values()
 
 
-def detail_rows(gpu: GpuSample) -> list[tuple[str, Text]]:
-    """(label, value) for every GPU field of docs/cli.md ("GPU fields"); a lost GPU's in one sentence."""
-    if is_lost(gpu):
-        return [
-            ("GPU", Text(f"{gpu.index}  {gpu.name or 'unknown model'}", style="bold")),
-            ("UUID", Text(gpu.uuid or "n/a")),
-            ("state", Text(LOST_SENTENCE, style=tone("alarm"))),
-        ]
+def _identity(gpu: GpuSample) -> list[tuple[str, Text]]:
+    """The rows that name the GPU, lost or not: index and model, UUID."""
+    return [
+        ("GPU", Text(f"{gpu.index}  {gpu.name or 'unknown model'}", style="bold")),
+        ("UUID", Text(gpu.uuid or "n/a")),
+    ]
+
+
+def _temperature(gpu: GpuSample) -> Text:
+    """The temperature, coloured by how near it is to the slowdown temperature, which follows it."""
+    shown = _value(gpu, "temperature_c", f"{fmt.celsius(gpu.temperature_c)}")
+    if gpu.temperature_c is not None:
+        shown.stylize(level_style(temperature_level(gpu.temperature_c, gpu.temperature_slowdown_c)))
+        shown.append(f", slows down at {fmt.celsius(gpu.temperature_slowdown_c)}", style="")
+    return shown
+
+
+def _ecc(gpu: GpuSample) -> Text:
+    """Uncorrectable ECC errors; any at all is an alarm with what to do about it."""
+    shown = _value(gpu, "ecc_uncorrected", str(gpu.ecc_uncorrected))
+    if gpu.ecc_uncorrected:
+        shown.stylize(tone("alarm"))
+        shown.append("  uncorrectable errors: drain and reset this GPU", style=tone("alarm"))
+    return shown
+
+
+def _processes(gpu: GpuSample) -> Text:
+    """The compute processes on the GPU: pid, name and memory of each, or `none`."""
+    listed = ", ".join(
+        f"{p.pid}"
+        + (f" {p.name}" if p.name else "")
+        + (f" ({fmt.mib(p.used_memory_mib)})" if p.used_memory_mib else "")
+        for p in gpu.processes
+    )
+    return _value(gpu, "processes", listed or "none")
+
+
+def _power_rows(gpu: GpuSample) -> list[tuple[str, Text]]:
+    """Power drawn against the enforced limit, the range the limit may be set in, and the energy counter."""
     power = _value(gpu, "power_w", f"{fmt.watts(gpu.power_w)} of {fmt.watts(gpu.power_limit_w)} enforced limit")
     limits = _value(
         gpu,
@@ -56,40 +87,27 @@ def detail_rows(gpu: GpuSample) -> list[tuple[str, Text]]:
         f"{fmt.watts(gpu.power_limit_min_w)} – {fmt.watts(gpu.power_limit_max_w)}"
         f" (default {fmt.watts(gpu.power_limit_default_w)})",
     )
-    temperature = _value(gpu, "temperature_c", f"{fmt.celsius(gpu.temperature_c)}")
-    if gpu.temperature_c is not None:
-        temperature.stylize(level_style(temperature_level(gpu.temperature_c, gpu.temperature_slowdown_c)))
-        temperature.append(f", slows down at {fmt.celsius(gpu.temperature_slowdown_c)}", style="")
-    memory = _value(gpu, "memory_used_mib", f"{fmt.mib(gpu.memory_used_mib)} of {fmt.mib(gpu.memory_total_mib)}")
-    ecc = _value(gpu, "ecc_uncorrected", str(gpu.ecc_uncorrected))
-    if gpu.ecc_uncorrected:
-        ecc.stylize(tone("alarm"))
-        ecc.append("  uncorrectable errors: drain and reset this GPU", style=tone("alarm"))
     energy = _value(gpu, "energy_j", "" if gpu.energy_j is None else f"{gpu.energy_j / 3.6e6:.3f} kWh since boot")
-    processes = (
-        ", ".join(
-            f"{p.pid}"
-            + (f" {p.name}" if p.name else "")
-            + (f" ({fmt.mib(p.used_memory_mib)})" if p.used_memory_mib else "")
-            for p in gpu.processes
-        )
-        or "none"
-    )
+    return [("power", power), ("limit range", limits), ("energy", energy)]
+
+
+def detail_rows(gpu: GpuSample) -> list[tuple[str, Text]]:
+    """(label, value) for every GPU field of docs/cli.md ("GPU fields"); a lost GPU's in one sentence."""
+    if is_lost(gpu):
+        return [*_identity(gpu), ("state", Text(LOST_SENTENCE, style=tone("alarm")))]
+    memory = _value(gpu, "memory_used_mib", f"{fmt.mib(gpu.memory_used_mib)} of {fmt.mib(gpu.memory_total_mib)}")
     throttled = tone("warn") if gpu.throttle_reasons else ""
     rows = [
-        ("GPU", Text(f"{gpu.index}  {gpu.name or 'unknown model'}", style="bold")),
-        ("UUID", Text(gpu.uuid or "n/a")),
+        *_identity(gpu),
         ("utilization", _value(gpu, "utilization_pct", fmt.percent(gpu.utilization_pct))),
         ("memory", memory),
-        ("power", power),
-        ("limit range", limits),
-        ("energy", energy),
-        ("temperature", temperature),
+        *_power_rows(gpu),
+        ("temperature", _temperature(gpu)),
         ("SM clock", _value(gpu, "sm_clock_mhz", f"{gpu.sm_clock_mhz or 0:.0f} MHz")),
         ("throttled", _value(gpu, "throttle_reasons", fmt.throttle_words(gpu.throttle_reasons), throttled)),
-        ("ECC uncorr.", ecc),
+        ("ECC uncorr.", _ecc(gpu)),
         ("XID events", _xids(gpu)),
-        ("processes", _value(gpu, "processes", processes)),
+        ("processes", _processes(gpu)),
     ]
     unsupported = [f"{k}: {v}" for k, v in gpu.null_reasons.items()]
     if unsupported:
