@@ -122,3 +122,18 @@ def test_after_a_step_back_past_raw_retention_late_rows_still_reach_their_rollup
     store.write([sample("n1", minute * 60 + 55.0, 700.0)])  # a reconnecting agent's backlog
     store.rollup(T0 + 660)
     assert store._query("SELECT n FROM rollup WHERE t_min = ?", (minute,)) == [(7,)]
+
+
+def test_the_pruned_mark_never_moves_back_when_a_later_prune_deletes_only_older_rows(store: Store) -> None:
+    """A late row far below the mark, pruned later under a longer retention, must not lower the mark."""
+    store.write([sample("n1", T0 + k) for k in range(0, 7200, 10)])
+    store.rollup(T0 + 7200)
+    store.prune(HOUR, 30 * DAY, T0 + 7200)  # raw rows older than an hour go: the mark rises to T0 + 1 h
+    mark = store.get_meta("raw_pruned_below_ms")
+    assert mark is not None
+    assert int(mark) >= int((T0 + HOUR - 60) * 1000)
+    store.write([sample("n1", T0 - DAY)])  # a node's late row, a day older than anything kept
+    store.rollup(T0 + 7260)  # rolled up first, as every row is before it may go
+    store.prune(2 * HOUR, 30 * DAY, T0 + 7200)  # deletes only that row
+    assert store._query("SELECT COUNT(*) FROM sample WHERE t_ms < ?", (int(T0 * 1000),))[0][0] == 0
+    assert store.get_meta("raw_pruned_below_ms") == mark
