@@ -13,9 +13,11 @@ waiting. Because every job ages at the same rate the order between two jobs neve
 cheap. The weights were tuned on the Philly slice (docs/scheduler.md, benchmarks/README.md) across 16 to 32 nodes
 and checked on jittered, time-scaled copies of it.
 
-Starvation guard: a job that has waited `starve_after_s`, or `starve_drain_factor` times the queue's drain time
-(queued GPU-seconds / cluster GPUs) when that is longer, is starving: the threshold follows the load, so a deep
-backlog lets short jobs overtake for longer and a light one protects old jobs early. The oldest `protect_oldest`
+Starvation guard: a job that has waited the floor, or `starve_drain_factor` times the queue's drain time (queued
+GPU-seconds / cluster GPUs) when that is longer, is starving: the threshold follows the load, so a deep backlog lets
+short jobs overtake for longer and a light one protects old jobs early. The floor is `starve_after_s`, or
+`starve_walltime_factor` times the queued jobs' median walltime when that is shorter: it follows the jobs' time
+scale, so minute-long jobs are not left to wait hours. The oldest `protect_oldest`
 starving jobs are considered first, and (with `reserve_starving_only`) only they get reservations, so large gangs
 are protected when they need it without reserving capacity for every young job. Everything else backfills around
 the reservations. Protection is sticky: a job stays protected until it starts even when new arrivals lengthen the
@@ -52,6 +54,9 @@ class SchedulerConfig:
         protect_oldest: how many starving jobs (oldest first) jump the queue (None: all of them).
         starve_drain_factor: the starving threshold is at least this multiple of the queue's drain time (queued
             GPU-seconds / cluster GPUs), so it follows the load (0: the fixed `starve_after_s` only).
+        starve_walltime_factor: the floor `starve_after_s` is lowered to this multiple of the queued jobs' median
+            walltime when that is shorter, so a queue of short jobs is protected on its own time scale, not after
+            hours (0: the fixed floor only).
         preemption: stop lower-priority jobs for a higher-priority one that does not fit.
         grace_s: how long a preempted job gets to checkpoint before it is killed.
         default_walltime_s: walltime assumed for jobs submitted without one.
@@ -68,6 +73,7 @@ class SchedulerConfig:
     reserve_starving_only: bool = True
     protect_oldest: int | None = 1
     starve_drain_factor: float = 0.5
+    starve_walltime_factor: float = 0.5
     preemption: bool = False
     grace_s: float = 300.0
     default_walltime_s: float = DEFAULT_WALLTIME_S
@@ -76,8 +82,13 @@ class SchedulerConfig:
         """Reject knobs that make no sense."""
         if self.reservations < 0:
             raise UsageError(f"reservations must be 0 or more, not {self.reservations}")
-        if min(self.size_weight, self.size_cap_s, self.grace_s, self.starve_drain_factor) < 0:
-            raise UsageError("size_weight, size_cap_s, grace_s and starve_drain_factor must not be negative")
+        if (
+            min(self.size_weight, self.size_cap_s, self.grace_s, self.starve_drain_factor, self.starve_walltime_factor)
+            < 0
+        ):
+            raise UsageError(
+                "size_weight, size_cap_s, grace_s, starve_drain_factor and starve_walltime_factor must not be negative"
+            )
 
     def order_key(self, submitted_at: float, walltime: float, priority: int, seq: int) -> tuple[float, float, int]:
         """The sort key of a queued job (smaller runs first); `seq` breaks ties in submission order."""

@@ -32,6 +32,8 @@ class QueueIndex(NamedTuple):
             queue handed to `plan` is sorted by key and its keys are unique (the simulator's): once no job can
             take a reservation any more, the pass then tries just the jobs that might start instead of walking
             the rest of the queue.
+        walltimes: optionally, the queued jobs' walltimes, sorted: the starving floor's median (without it the
+            guard reads them from `by_age`).
     """
 
     shapes: Mapping[tuple[int, int], float]
@@ -39,3 +41,4 @@ class QueueIndex(NamedTuple):
     by_id: Mapping[str, Candidate]
     gpu_s: float
     by_shape: Mapping[tuple[int, int], ShapeQueue] | None = None
+    walltimes: Sequence[float] | None = None

@@ -118,6 +118,7 @@ class Replay:
         self.by_age: list[Candidate] = []  # the queue oldest first, for the starvation guard (`QueueIndex`)
         self.queued: dict[str, Candidate] = {}
         self.gpu_s = Fraction(0)  # the queue's GPU-seconds, exact: a float running sum would drift from the sum
+        self.queued_walltimes: list[float] = []  # every queued job's walltime, sorted: the starving floor's median
 
     def admit(self, job: TraceJob) -> Rejected | None:
         """Queue an arriving job, or say why the cluster can never run it."""
@@ -142,6 +143,7 @@ class Replay:
         candidate = Candidate(job.job_id, job.num_gpus, nodes, gpus, job.walltime_s, job.submit_s, key, job.priority)
         insort(self.queue, candidate, key=queue_key)
         insort(self.walltimes.setdefault((nodes, gpus), []), job.walltime_s)
+        insort(self.queued_walltimes, job.walltime_s)
         self.by_shape.setdefault((nodes, gpus), ShapeQueue()).add(candidate)
         insort(self.by_age, candidate, key=age_order)
         self.by_id[job.job_id] = job
@@ -176,7 +178,9 @@ class Replay:
         """
         began = self.clock()
         shapes = {shape: walltimes[0] for shape, walltimes in self.walltimes.items() if walltimes}
-        index = QueueIndex(shapes, self.by_age, self.queued, float(self.gpu_s), self.by_shape)
+        index = QueueIndex(
+            shapes, self.by_age, self.queued, float(self.gpu_s), self.by_shape, walltimes=self.queued_walltimes
+        )
         outcome = plan(
             self.fm,
             self.queue,
@@ -224,6 +228,7 @@ class Replay:
         del self.queue[at]
         walltimes = self.walltimes[(job.nodes, job.gpus)]
         del walltimes[bisect_left(walltimes, job.walltime)]
+        del self.queued_walltimes[bisect_left(self.queued_walltimes, job.walltime)]
         if not self.by_shape[(job.nodes, job.gpus)].remove(job):
             raise FactoryError(f"simulator bug: started job {job.id} is not in the shape index")
         at = bisect_left(self.by_age, age_order(job), key=age_order)

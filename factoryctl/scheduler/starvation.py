@@ -25,19 +25,43 @@ def age_order(job: Candidate) -> tuple[float, int]:
     return (job.submitted_at, job.key[2])
 
 
-def starve_threshold(config: SchedulerConfig, queued_gpu_s: float, total_gpus: int) -> float:
-    """How long a job may wait before it is starving: the larger of the fixed floor and the queue's drain time.
+def starve_threshold(
+    config: SchedulerConfig, queued_gpu_s: float, total_gpus: int, median_walltime: float | None = None
+) -> float:
+    """How long a job may wait before it is starving: the larger of the floor and the queue's drain time.
 
     The drain time is the queued GPU-seconds (walltimes) over the cluster's GPUs: how long the cluster would take
     to run the whole queue back to back. Scaled by `starve_drain_factor`, it lets the threshold follow the load: a
     light queue protects a job after the floor, a deep backlog lets short jobs overtake for longer before the old
     ones are served in submission order. New arrivals raise it, which is why protection is sticky (`core.plan`'s
-    `protected`): a job that was starving stays protected until it starts, whatever arrives after.
+    `protected`): a job that was starving stays protected until it starts, whatever arrives after. The floor
+    follows the queue's time scale (`starving_floor`).
     """
-    floor = config.starve_after_s or 0.0
+    floor = starving_floor(config, median_walltime)
     if not config.starve_drain_factor or total_gpus <= 0:
         return floor
     return max(floor, config.starve_drain_factor * queued_gpu_s / total_gpus)
+
+
+def starving_floor(config: SchedulerConfig, median_walltime: float | None) -> float:
+    """The fixed floor (`starve_after_s`), lowered to `starve_walltime_factor` x the queued median walltime.
+
+    A fixed 12 hours suits jobs that run for a day; on a queue of jobs that run for minutes it never fires while
+    the drain time stays short, and a large gang then waits until enough nodes happen to empty together (ten times
+    EASY's longest wait on such traces). Where the median job runs a day or more the floor stays 12 hours.
+    """
+    floor = config.starve_after_s or 0.0
+    if config.starve_walltime_factor and median_walltime is not None:
+        return min(floor, config.starve_walltime_factor * median_walltime)
+    return floor
+
+
+def median_of_sorted(values: Sequence[float]) -> float | None:
+    """The median of sorted `values` (the mean of the middle two for an even count; None for none)."""
+    if not values:
+        return None
+    middle = len(values) // 2
+    return (values[middle - 1 + len(values) % 2] + values[middle]) / 2
 
 
 class StarvationGuard(NamedTuple):
@@ -55,14 +79,14 @@ class StarvationGuard(NamedTuple):
         )
 
 
-def _hostable_work(queue: Sequence[Candidate], fm: FreeMap) -> float:
-    """GPU-seconds (walltimes) of the queued jobs the schedulable nodes could ever hold, as `gpu_seconds` sums them.
+def _hostable_work(queue: Sequence[Candidate], fm: FreeMap) -> tuple[float, list[float]]:
+    """The queued jobs the schedulable nodes could ever hold: GPU-seconds as `gpu_seconds` sums them, walltimes sorted.
 
-    A float sum is exact (so the same) while walltimes are whole seconds and the total is below 2**53: the cheap
+    The walltimes give the floor's median. A float sum is exact (so the same) while walltimes are whole seconds and the total is below 2**53: the cheap
     common case (this runs over 10,000 jobs in the live pass).
     """
     hosts, top = fm.hosts, len(fm.hosts)
-    total, whole = 0.0, True
+    total, whole, walltimes = 0.0, True, []
     for job in queue:
         gpus = job.gpus
         if (
@@ -72,9 +96,12 @@ def _hostable_work(queue: Sequence[Candidate], fm: FreeMap) -> float:
         ):
             total += job.num_gpus * job.walltime
             whole = whole and job.walltime % 1.0 == 0.0
+            walltimes.append(job.walltime)
+    walltimes.sort()
     if whole and total < 2.0**53:
-        return total
-    return gpu_seconds((j.num_gpus, j.walltime) for j in queue if fm.hostable(j.nodes, j.gpus, j.allowed))
+        return total, walltimes
+    exact = gpu_seconds((j.num_gpus, j.walltime) for j in queue if fm.hostable(j.nodes, j.gpus, j.allowed))
+    return exact, walltimes
 
 
 def starving_first(
@@ -107,20 +134,30 @@ def _newly_starving(
     ordered: list[Candidate], guard: StarvationGuard, held: Collection[str], room: int, index: QueueIndex | None
 ) -> list[Candidate]:
     """Up to `room` of the oldest jobs that waited the starving threshold and could run now (held ones aside)."""
-    floor = guard.now - (guard.config.starve_after_s or 0.0)
+    config = guard.config
     oldest: Iterator[Candidate]
     if index is None:
+        walltimes: Sequence[float] | None = None
+        if config.starve_walltime_factor:  # the floor needs the queue's median first
+            queued, walltimes = _hostable_work(ordered, guard.fm)
+        floor = guard.now - starving_floor(config, median_of_sorted(walltimes or ()))
         waited = [(job.submitted_at, job.key[2], job) for job in ordered if job.submitted_at <= floor]
         if not waited:  # nobody waited the floor: not worth the drain-time sum
             return []
         heapq.heapify(waited)
         oldest = (heapq.heappop(waited)[2] for _ in range(len(waited)))
-        queued = _hostable_work(ordered, guard.fm)
+        if walltimes is None:
+            queued, walltimes = _hostable_work(ordered, guard.fm)
     else:
+        walltimes = index.walltimes
+        if walltimes is None and config.starve_walltime_factor:
+            walltimes = sorted(job.walltime for job in index.by_age)
+        floor = guard.now - starving_floor(config, median_of_sorted(walltimes or ()))
         if not index.by_age or index.by_age[0].submitted_at > floor:
             return []
         oldest, queued = iter(index.by_age), index.gpu_s
-    starving_before = guard.now - starve_threshold(guard.config, queued, sum(guard.fm.totals))
+    median = median_of_sorted(walltimes or ())
+    starving_before = guard.now - starve_threshold(config, queued, sum(guard.fm.totals), median)
     fresh: list[Candidate] = []
     for job in oldest:
         if len(fresh) >= room or job.submitted_at > starving_before:

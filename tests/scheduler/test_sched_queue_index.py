@@ -46,6 +46,7 @@ def _index(fm: FreeMap, queue: list[Candidate], sorted_queue: bool = True) -> Qu
         {job.id: job for job in queue},
         gpu_seconds((j.num_gpus, j.walltime) for j in queue),
         by_shape if sorted_queue else None,
+        walltimes=sorted(job.walltime for job in queue) if sorted_queue else None,  # unsorted: the guard sorts them
     )
 
 

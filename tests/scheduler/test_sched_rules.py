@@ -111,9 +111,29 @@ def test_backfill_may_use_gpus_the_reservation_does_not_need():
 
 
 def test_priority_runs_first_under_default():
+    # Neither has waited the starving floor (half the queue's median walltime, 30 min), so priority decides.
     cluster = nodes(1)
-    jobs = [pending("low", 8, 0, walltime_s=60), pending("high", 8, 100, walltime_s=60, priority=5)]
+    jobs = [pending("low", 8, 0, walltime_s=3600), pending("high", 8, 100, walltime_s=3600, priority=5)]
     assert set(starts(schedule(cluster, jobs, 200, DEFAULT))) == {"high"}
+
+
+def test_the_starving_floor_follows_a_queue_of_short_jobs():
+    """A gang behind minute-long jobs starves after half their median walltime, not after the fixed 12 hours."""
+    cluster = nodes(2)
+    jobs = [
+        running("r", [("n0", 4)], 0, 900),
+        pending("gang", 16, 0, walltime_s=1200),
+        *(pending(f"s{k}", 4, 100 + k, walltime_s=600) for k in range(3)),
+    ]
+    # Median walltime 600 s: the floor is 300 s; the drain time (26,400 GPU-s over 16 GPUs) halves to 825 s.
+    early = schedule(cluster, jobs, 800, DEFAULT)
+    assert waits(early)["gang"].reserved_start is None  # waited 800 s, under 825: the short jobs go first
+    assert set(starts(early)) == {"s0", "s1", "s2"}
+    late = schedule(cluster, jobs, 850, DEFAULT)
+    assert waits(late)["gang"].reserved_start == 900  # starving: reserved where r ends
+    assert set(starts(late)) == set()  # each short job would outlast 900 s on the GPUs the gang needs
+    fixed = dataclasses.replace(DEFAULT, starve_walltime_factor=0.0)
+    assert waits(schedule(cluster, jobs, 850, fixed))["gang"].reserved_start is None  # 12 h floor: no reservation
 
 
 def test_aging_lets_an_old_job_overtake_a_shorter_new_one():
