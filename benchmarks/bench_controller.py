@@ -203,6 +203,7 @@ def run_controller(tmp: Path, config: Path, nodes: int, measure: float, interval
             rss.append(controller.memory_info().rss)
             time.sleep(1)
         t1, cpu1 = time.time(), controller.cpu_times()
+        threads = controller.num_threads()
         time.sleep(2 * interval)  # let the last samples of the window land
         stats_raw = _query(db, "SELECT value FROM meta WHERE key = 'controller_stats'")
         stored = _query(
@@ -223,6 +224,8 @@ def run_controller(tmp: Path, config: Path, nodes: int, measure: float, interval
         "controller_cpu_pct_of_one_core": round(100 * busy / (t1 - t0), 2),
         "controller_cpu_ms_per_sweep": round(1000 * busy / ((t1 - t0) / interval), 1),
         "rss_mib_max": round(max(rss) / 2**20, 1),
+        "threads": threads,
+        "threads_per_node": round(threads / nodes, 2),
         "latency_p50_ms": round(1000 * stats["latency_p50_s"], 1) if stats.get("latency_p50_s") else None,
         "latency_p99_ms": round(1000 * stats["latency_p99_s"], 1) if stats.get("latency_p99_s") else None,
         "samples_expected": expected,
@@ -251,23 +254,37 @@ def thread_breakdown(tmp: Path, server: Any, nodes: int, seconds: float) -> dict
     time.sleep(5)
     me = psutil.Process()
 
-    def snapshot() -> collections.Counter[str]:
-        names = {t.native_id: t.name for t in threading.enumerate()}
-        out: collections.Counter[str] = collections.Counter()
-        for t in me.threads():
-            name = names.get(t.id, "?")
-            family = name.split("-")[0] if name.startswith(("link-", "agent-")) else name
-            out["paramiko transport" if name.startswith("Thread-") else family] += t.user_time + t.system_time
-        return out
+    def family(thread: threading.Thread) -> str:
+        import paramiko
 
-    before, t0 = snapshot(), time.time()
+        if isinstance(thread, paramiko.Transport):
+            return "paramiko transport"
+        for prefix in ("agent-stderr", "agent", "link", "ssh-watch"):
+            if thread.name.startswith(prefix):
+                return prefix
+        return thread.name
+
+    def snapshot() -> tuple[collections.Counter[str], collections.Counter[str]]:
+        kinds = {t.native_id: family(t) for t in threading.enumerate()}
+        cpu: collections.Counter[str] = collections.Counter()
+        count: collections.Counter[str] = collections.Counter()
+        for t in me.threads():
+            kind = kinds.get(t.id, "?")
+            cpu[kind] += t.user_time + t.system_time
+            count[kind] += 1
+        return cpu, count
+
+    (before, _), t0 = snapshot(), time.time()
     time.sleep(seconds)
-    after, t1 = snapshot(), time.time()
+    (after, count), t1 = snapshot(), time.time()
     collector.stop()
     per_sample = {k: round(1000 * (after[k] - before[k]) / (t1 - t0) / nodes, 3) for k in after}
     return {
         "nodes": nodes,
         "ms_per_node_sample": {k: v for k, v in sorted(per_sample.items(), key=lambda kv: -kv[1]) if v > 0},
+        "cpu_pct_of_one_core": round(100 * sum(after[k] - before[k] for k in after) / (t1 - t0), 2),
+        "threads": dict(count.most_common()),
+        "threads_per_node": round(sum(count.values()) / nodes, 2),
     }
 
 

@@ -34,6 +34,8 @@ log = logging.getLogger("factoryctl.telemetry")
 
 STALL_MIN_S = 10.0
 HEALTHY_SESSION_S = 30.0
+#: The shortest sleep of a connected link: at its stall deadline, it looks again this soon rather than spin.
+_STALL_RECHECK_S = 0.05
 
 #: Opens a node's transport and starts its agent (hello received).
 Connector = Callable[[NodeSpec], tuple[NodeTransport, AgentSession]]
@@ -220,12 +222,14 @@ class NodeLink:
                 stream = self._stream(session, None)
                 self._set_session(session)
             self.connecting = False
+            session.wake_on_failure(self._wake)  # so the wait below sleeps until the session could stall
             while not self._stop.is_set():
-                if self._wake.wait(self.interval_s / 2) and not self._stop.is_set():
-                    self._wake.clear()
-                    stream = self._stream(session, stream)
+                woke = self._wake.wait(self._until_stall())
                 if session.failure is not None:
                     raise session.failure
+                if woke and not self._stop.is_set():
+                    self._wake.clear()
+                    stream = self._stream(session, stream)
                 silent = time.monotonic() - self._last_heard
                 if silent > self.stall_s:
                     raise NodeError(name, "timeout", f"{name}: no sample for {silent:.0f} s; reconnecting.")
@@ -236,6 +240,13 @@ class NodeLink:
             self._set_session(None)
             _close_quietly(session, transport)
         return self._got_sample.is_set()
+
+    def _until_stall(self) -> float:
+        """How long the link may sleep: until its silence would pass `stall_s` (a failure, stop or new interval wakes it).
+
+        It used to look every half interval (twice a second per node at 1 Hz) for what now wakes it.
+        """
+        return max(self._last_heard + self.stall_s - time.monotonic(), _STALL_RECHECK_S)
 
     def _failed(self, exc: Exception) -> None:
         """Report a failure, unless the link is retired: what breaks while it closes is not the node's."""

@@ -54,6 +54,7 @@ class AgentSession:
         self.hello_info: dict[str, Any] = {}
         self.failure: NodeError | None = None
         self.callback_errors = 0  # exceptions raised by `stream`'s on_sample (see `_deliver`)
+        self._on_failure: list[threading.Event] = []  # set when the session fails (see `wake_on_failure`)
         self._reader = threading.Thread(target=self._read_loop, name=f"agent-{node}", daemon=True)
         self._reader.start()
 
@@ -137,8 +138,19 @@ class AgentSession:
         with self._lock:
             waiters = list(self._pending.values())
             self._pending.clear()
+            wakes = list(self._on_failure)
         for waiter in waiters:
             waiter.put(_CLOSED)
+        for wake in wakes:
+            wake.set()
+
+    def wake_on_failure(self, event: threading.Event) -> None:
+        """Set `event` when the session fails (at once if it has): its link sleeps on it, not looking twice a second."""
+        with self._lock:
+            self._on_failure.append(event)
+            failed = self.failure is not None
+        if failed:
+            event.set()
 
     # ------------------------------------------------------------------ requests
 

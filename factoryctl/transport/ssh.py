@@ -36,6 +36,8 @@ from factoryctl.transport.ssh_handshake import (
     tcp_socket,
     verify_host_key,
 )
+from factoryctl.transport.ssh_idle import close_transport, settle
+from factoryctl.transport.ssh_watch import WATCH, WatchedConnection
 from factoryctl.transport.stdin_stream import Feed, Stdin, as_feed
 
 __all__ = ["ServerKey", "SshConnection", "SshOptions", "SshPool", "open_ssh_transport"]
@@ -67,8 +69,7 @@ class SshConnection:
         self.transport = transport
         self.options = options
         self.host_key: ServerKey | None = None
-        self._watchdog: threading.Thread | None = None
-        self._closing = threading.Event()
+        self._watched: WatchedConnection | None = None
         self._lock = threading.Lock()
         self._running: set[paramiko.Channel] = set()
 
@@ -81,6 +82,7 @@ class SshConnection:
         transport = start_transport(node, target, sock, options)
         found = verify_host_key(node, transport, target)
         authenticate(node, transport, target)
+        settle(transport)  # see ssh_idle.py: its thread wakes once a second from now on, not ten times
         connection = cls(node, target, transport, options)
         connection.host_key = found
         return connection
@@ -140,22 +142,17 @@ class SshConnection:
     def watch(self, interval: float | None = None, timeout: float | None = None) -> None:
         """Check liveness every `interval` in the background; a peer that stops answering gets the connection closed.
 
-        Keepalives alone never fail on a silently dead peer (TCP retransmits for many minutes), so a long-lived
-        agent stream would wait forever; closing the transport ends its channels, and the session above notices.
+        Keepalives alone never fail on a silently dead peer, so a long-lived agent stream would wait forever; closing
+        the transport ends its channels, and the session above notices. One watch serves every connection
+        (ssh_watch.py).
         """
-        if self._watchdog is not None:
+        if self._watched is not None:
             return
-        every = interval or self.options.keepalive_s
         limit = timeout or self.options.channel_timeout_s
-
-        def loop() -> None:
-            while not self._closing.wait(every) and self.transport.is_active():
-                if not self.is_alive(limit):
-                    self.transport.close()
-                    return
-
-        self._watchdog = threading.Thread(target=loop, daemon=True, name=f"ssh-watch-{self.node}")
-        self._watchdog.start()
+        every = interval or self.options.keepalive_s
+        self._watched = WATCH.add(
+            f"ssh-watch-{self.node}", every, lambda: self.is_alive(limit), lambda: close_transport(self.transport)
+        )
 
     def run(
         self,
@@ -239,11 +236,10 @@ class SshConnection:
 
     def close(self) -> None:
         """Close the transport (and with it every channel), and stop the liveness watch at once."""
-        self._closing.set()
-        self.transport.close()
-        watchdog = self._watchdog
-        if watchdog is not None and watchdog is not threading.current_thread():
-            watchdog.join(self.options.channel_timeout_s)
+        checking = None if self._watched is None else WATCH.remove(self._watched)
+        close_transport(self.transport)  # which ends a check under way
+        if checking is not None and checking is not threading.current_thread():
+            checking.join(self.options.channel_timeout_s)
 
 
 def _drain(

@@ -115,16 +115,20 @@ def test_watchdog_closes_a_connection_to_a_frozen_peer(sshd_factory, tmp_path):
         pool.close()
 
 
-def test_closing_a_watched_connection_stops_its_watchdog_at_once(ssh_node):
+def test_closing_a_watched_connection_stops_its_watch_at_once(ssh_node):
     """The watchdog used to sleep out its interval (15 s by default) after the close, outliving its owner."""
     from dataclasses import replace
 
+    from factoryctl.transport.ssh_watch import WATCH
+
     pool = SshPool(replace(OPTIONS, keepalive_s=60))
     connection = pool.connect(ssh_node("watched"))
+    watching = WATCH.watching()
     connection.watch()
-    [watchdog] = [t for t in threading.enumerate() if t.name == "ssh-watch-watched"]
+    assert WATCH.watching() == watching + 1
     pool.close()
-    assert not watchdog.is_alive()
+    assert WATCH.watching() == watching
+    assert not [t for t in threading.enumerate() if t.name == "ssh-watch-watched"]
 
 
 def test_output_past_the_limit_is_dropped_and_said(ssh_node):
