@@ -1,7 +1,7 @@
 """Limits of this machine, not of the node: open files and threads, which a large fleet runs out of.
 
-Reaching N nodes at once takes a socket and a few threads per node (the controller keeps about 5 threads per SSH
-node: the link, paramiko's transport, the agent's reader and stderr, the connection's watchdog). Out of either, the
+Reaching N nodes at once takes a socket and a few threads per node (the controller keeps about 4 threads per SSH
+node: the link, paramiko's transport, the agent's reader and stderr; one liveness watch serves them all). Out of either, the
 failure surfaced as the node's fault ("does not speak SSH (can't start new thread)", `OSError: [Errno 24]`) with
 the hint to check the node, and a controller that could not start a link's thread crashed. So the open-file soft
 limit is raised to the hard limit before many connections are opened (as Go's runtime and most daemons do), and a
