@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import platform
 import sys
 import threading
@@ -81,6 +82,7 @@ class AgentServer:
             "backend": self.backend,
             "node": self.node,
             "python": platform.python_version(),
+            "pid": os.getpid(),  # so a controller can end an agent that stopped answering (SIGSTOP, hung)
             "gpus": None,
         }
         try:

@@ -199,7 +199,7 @@ class SshConnection:
                     if still_open:
                         chan.shutdown_write()
             if not _drain(chan, deadline, out, err, feed):
-                _signal(chan, "KILL")
+                send_signal(chan, "KILL")
                 timed_out = NodeError(
                     self.node,
                     "timeout",
@@ -230,8 +230,8 @@ class SshConnection:
         with self._lock:
             running = list(self._running)
         for chan in running:
-            _signal(chan, "INT")
-            _signal(chan, "HUP")
+            send_signal(chan, "INT")
+            send_signal(chan, "HUP")
             _close(chan)
 
     def close(self) -> None:
@@ -332,7 +332,7 @@ def _feed(chan: paramiko.Channel, feed: Feed) -> tuple[bool, bool]:
         return False, False
 
 
-def _signal(chan: paramiko.Channel, name: str) -> None:
+def send_signal(chan: paramiko.Channel, name: str) -> None:
     """Send an RFC 4254 `signal` request (OpenSSH >= 7.9 delivers it); best effort before closing."""
     import paramiko
     from paramiko.common import cMSG_CHANNEL_REQUEST

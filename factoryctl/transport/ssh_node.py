@@ -15,7 +15,7 @@ import shlex
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
-from typing import IO, TYPE_CHECKING, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from factoryctl.errors import NodeError
 from factoryctl.model.inventory import NodeSpec
@@ -23,7 +23,7 @@ from factoryctl.transport.agent_cache import CACHE_CHANGED, agent_command, remot
 from factoryctl.transport.base import CommandResult, OutputSink
 from factoryctl.transport.launch import agent_argv
 from factoryctl.transport.session import AgentSession
-from factoryctl.transport.ssh import SshConnection, SshOptions, SshPool
+from factoryctl.transport.ssh import SshConnection, SshOptions, SshPool, send_signal
 from factoryctl.transport.ssh_config import resolve
 from factoryctl.transport.stdin_stream import Stdin
 
@@ -102,7 +102,7 @@ class SshTransport:
             self.node.name,
             cast("IO[bytes]", _ChannelInput(chan)),
             cast("IO[bytes]", _ChannelLines(chan.recv)),
-            on_close=chan.close,
+            on_close=lambda: _end_agent(chan, self.connection, session.hello_info),  # `session`: read at close
             stderr_tail=tail.text,
         )
         try:
@@ -181,6 +181,31 @@ class SshTransport:
     def close(self) -> None:
         """Close the connection (jump hosts stay shared)."""
         self.connection.close()
+
+
+#: How long a closing agent gets to exit on its own (after `shutdown` or its stdin's EOF) before it is killed.
+AGENT_EXIT_GRACE_S = 1.0
+
+
+#: How long the `kill` of an agent that did not exit may take (a round trip on a connection that still answers).
+AGENT_KILL_TIMEOUT_S = 5.0
+
+
+def _end_agent(chan: paramiko.Channel, connection: SshConnection, hello: dict[str, Any]) -> None:
+    """Close the agent's channel; an agent that has not exited by then (stopped with SIGSTOP, or hung) is killed.
+
+    sshd signals nothing when the channel of a command without a terminal closes, and a stopped agent never reads
+    its EOF: each stalled session used to leave one agent behind on the node, stopped for good. SIGKILL ends a
+    stopped process too: sent as a `signal` request (OpenSSH >= 7.9 delivers it to the session's process group,
+    but refuses it for root sessions) and as `kill -KILL <pid>` on the same connection, with the pid of the hello.
+    """
+    if _exit_status(chan, AGENT_EXIT_GRACE_S) is None:
+        send_signal(chan, "KILL")
+        pid = hello.get("pid")
+        if type(pid) is int and pid > 1 and not chan.exit_status_ready():
+            with contextlib.suppress(Exception):  # best effort: the connection may be as dead as the agent
+                connection.run(["kill", "-KILL", str(pid)], timeout=AGENT_KILL_TIMEOUT_S)
+    chan.close()
 
 
 def _exit_status(chan: paramiko.Channel, timeout: float) -> int | None:

@@ -53,6 +53,14 @@ def remote_agents(cache: Path) -> list[psutil.Process]:
     return found
 
 
+def _gone(proc: psutil.Process) -> bool:
+    """Ended (a zombie until its parent reaps it counts)."""
+    try:
+        return proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
 def rows(store: Store, node: str) -> int:
     found = store._query("SELECT COUNT(*) FROM sample s JOIN node n ON n.id = s.node_id WHERE n.name = ?", (node,))
     return int(found[0][0])
@@ -102,6 +110,7 @@ def test_stalled_agent_and_silent_listener(tmp_path: Path, sshd_factory: Any, re
         stopped.append(agent)
         wait_for(lambda: collector.writer.states()["n1"].state == "down")
         wait_for(lambda: collector.writer.states()["n1"].state == "up")  # a fresh agent on a fresh channel
+        wait_for(lambda: _gone(agent))  # the stopped one was killed, not left stopped on the node for good
     finally:
         for agent in stopped:
             with contextlib.suppress(psutil.NoSuchProcess):
