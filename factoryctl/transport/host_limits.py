@@ -9,18 +9,20 @@ failure of either kind is one `local` error that names this machine's limit and 
 
 The raise is this process's own: a program it starts on this machine (a `local` node's command or agent) gets the
 user's soft limit back (`with_user_file_limit`), as it would from the user's shell; one that uses select() breaks
-past descriptor 1024, and a child should see the limit its user set. It is started through `/bin/sh`, which sets the
-limit and execs it in the same process (same pid, same process group). The alternatives are wrong: subprocess's
-`preexec_fn` runs Python in the forked child and can deadlock it while other threads hold locks, `posix_spawn` has
-no limit attribute, and `prlimit` on the child's pid comes too late (Popen returns after the exec: the program is
-already running, and may have forked or opened its descriptors, with the raised limit).
+past descriptor 1024, and a child should see the limit its user set. Once the limit was raised, a child is started
+through a few lines of this Python (`-I -S`), which set the limit and exec the program in the same process (same
+pid, same process group, the environment untouched: `/bin/sh` was tried first, but dash drops variables whose names
+are not shell identifiers, such as `MY-TOKEN`). The alternatives are wrong: subprocess's `preexec_fn` runs Python in
+the forked child and can deadlock it while other threads hold locks, `posix_spawn` has no limit attribute, and
+`prlimit` on the child's pid comes too late (Popen returns after the exec: the program is already running, and may
+have forked or opened its descriptors, with the raised limit). Before a raise nothing is wrapped, so small fleets
+pay nothing.
 """
 
 from __future__ import annotations
 
 import errno
-import os
-import shutil
+import sys
 import threading
 
 from factoryctl.errors import NodeError
@@ -28,10 +30,22 @@ from factoryctl.errors import NodeError
 #: NodeError kind of a failure caused by a limit of this machine (exit 1: nothing is wrong with the node).
 LOCAL = "local"
 #: Threads the controller keeps per SSH node (see the module docstring), for the hint.
-THREADS_PER_NODE = 5
+THREADS_PER_NODE = 4
 
-#: The shell a local child is started through to get the user's limit back (`with_user_file_limit`).
-SHELL = "/bin/sh"
+#: What a local child is started through once the limit was raised: set the user's soft limit, exec the program
+#: (argv: the soft limit, then the program's argv); a program that cannot run fails as an unwrapped one does (127).
+_RESTORE_AND_EXEC = """import os, resource, sys
+try:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (int(sys.argv[1]), resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+except (OSError, ValueError):
+    pass
+try:
+    os.execvp(sys.argv[2], sys.argv[2:])
+except OSError as exc:
+    sys.stderr.write("%s: %s\\n" % (sys.argv[2], exc.strerror))
+    sys.stderr.flush()
+    os._exit(127)
+"""
 
 _raised = False
 _user_lock = threading.Lock()
@@ -56,21 +70,22 @@ def user_file_limits() -> tuple[int, int] | None:
 
 
 def with_user_file_limit(argv: list[str]) -> list[str]:
-    """`argv` started through `SHELL` with the user's soft open-file limit, when this process may have raised its own.
+    """`argv`, started so that it gets the user's soft open-file limit back if this process raised its own.
 
-    Whether it did is not asked: a raise by another thread between the question and the fork would slip through, so
-    every child is wrapped wherever a raise is possible. A program that cannot be found is started as it is, so it
-    fails as before (`No such file or directory`), not with the shell's words.
+    Unwrapped before any raise. A raise by another thread just after the check lets one child inherit the raised
+    limit, as every child did before this existed: harmless, and the price of not wrapping every local command.
     """
     limits = user_file_limits()
-    if not argv or limits is None or not _can_raise(*limits) or not os.access(SHELL, os.X_OK):
+    if not argv or limits is None or not sys.executable:
         return argv
-    found = shutil.which(argv[0])
-    if found is None:
+    try:
+        import resource
+
+        if resource.getrlimit(resource.RLIMIT_NOFILE)[0] == limits[0]:
+            return argv
+    except (ImportError, OSError, ValueError):
         return argv
-    program = found if argv[0].startswith("-") else argv[0]  # `exec -x` would be read as an option
-    script = f'ulimit -S -n {limits[0]} 2>/dev/null; exec "$@"'  # refused, it runs with the limit it inherits
-    return [SHELL, "-c", script, argv[0], program, *argv[1:]]
+    return [sys.executable, "-I", "-S", "-c", _RESTORE_AND_EXEC, str(limits[0]), *argv]
 
 
 def _can_raise(soft: int, hard: int) -> bool:

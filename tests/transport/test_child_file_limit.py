@@ -72,3 +72,36 @@ def test_arguments_reach_the_command_as_given_and_a_missing_one_fails_as_before(
     assert result.stdout.decode().splitlines() == [f"[{word}]" for word in words]
     missing = transport.run(["no-such-command-here", "x"], 30)
     assert (missing.exit_code, missing.stderr) == (127, b"no-such-command-here: No such file or directory\n")
+
+
+@pytest.mark.usefixtures("raised_limit")
+def test_the_environment_reaches_the_command_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Names that are no shell identifiers too: started through dash, `MY-TOKEN` was dropped on the way."""
+    monkeypatch.setenv("MY-TOKEN", "1")
+    monkeypatch.setenv("app.mode", "x y")
+    transport = LocalTransport(local_node(), "lab", tmp_path)
+    result = transport.run(["env"], 30)
+    assert {"MY-TOKEN=1", "app.mode=x y"} <= set(result.stdout.decode().splitlines())
+
+
+def test_before_any_raise_a_command_is_started_as_it_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small fleets pay nothing: no wrapper while the limit is the user's own, though a raise is possible."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (USER_SOFT, hard))
+    monkeypatch.setattr(host_limits, "_raised", False)
+    monkeypatch.setattr(host_limits, "_user_read", False)
+    monkeypatch.setattr(host_limits, "_user_limits", None)
+    try:
+        assert host_limits.with_user_file_limit(["true", "x"]) == ["true", "x"]
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+@pytest.mark.usefixtures("raised_limit")
+def test_a_program_that_cannot_run_fails_as_an_unwrapped_one_does(tmp_path: Path) -> None:
+    script = tmp_path / "no-shebang"
+    script.write_bytes(b"\x7fELFgarbage")
+    script.chmod(0o755)
+    transport = LocalTransport(local_node(), "lab", tmp_path)
+    result = transport.run([str(script)], 30)
+    assert (result.exit_code, result.stderr) == (127, f"{script}: Exec format error\n".encode())
