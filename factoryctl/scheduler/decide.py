@@ -231,6 +231,12 @@ def wait_decision(waiting: Waiting, reason: str, fm: FreeMap) -> WaitDecision:
     )
 
 
+def _ends_by(job: Job, now: float, config: SchedulerConfig) -> float:
+    """When a running job's walltime ends; never, for one already past it (nothing stops it yet: not a job to wait for)."""
+    end = (job.started_at if job.started_at is not None else now) + (job.spec.walltime_s or config.default_walltime_s)
+    return end if end > now else float("inf")
+
+
 def plan_preemptions(
     fm: FreeMap, first: Candidate | None, jobs: Sequence[Job], config: SchedulerConfig, now: float
 ) -> tuple[PreemptDecision, ...]:
@@ -250,8 +256,7 @@ def plan_preemptions(
             job.spec.priority,
             job.started_at or 0.0,
             tuple((index[a.node], a.gpus) for a in job.allocation if a.node in index),
-            (job.started_at if job.started_at is not None else now)
-            + (job.spec.walltime_s or config.default_walltime_s),
+            _ends_by(job, now, config),
         )
         for job in jobs
         if job.state.active and job.spec.priority < first.priority

@@ -188,7 +188,7 @@ class PreemptingReplay(Replay):
         if not holders:
             return
         plan = plan_claim(self.fm, first, holders, now + self.config.grace_s)
-        if plan.victims or plan.awaited:
+        if plan.victims:  # waiting alone claims nothing: the job waits as any (the live `schedule()` holds no GPUs)
             self._claim(first, plan, now)
 
     def _claim(self, job: Candidate, plan: ClaimPlan, now: float) -> None:

@@ -112,7 +112,9 @@ def starving_first(
     Protected are the jobs of `held` (protected by an earlier pass: never withdrawn) and, up to `protect_oldest`
     in all, the oldest jobs that waited `starve_threshold`. At one instant every job has the same threshold, so
     the starving jobs are the oldest ones. A job that cannot run now (deferred for its price, or larger than the
-    schedulable nodes) neither takes a protection slot nor counts in the drain time: it would block the guard.
+    schedulable nodes) takes no protection slot: it would block the guard. One too large for the schedulable nodes
+    does not count in the drain time or the floor's median either; one deferred for its price does (its work is
+    queued, and the simulator's index, kept between passes, could not follow a price that moves).
     """
     ordered = queue if isinstance(queue, list) else list(queue)
     if not held:

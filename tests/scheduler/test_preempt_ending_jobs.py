@@ -107,10 +107,31 @@ def test_schedule_proposes_no_stop_of_a_job_ending_within_the_grace() -> None:
 
 
 def test_explain_says_the_ending_job_is_waited_for_not_preempted() -> None:
-    """`sched explain` at vip's arrival: old is not called preempted, and vip names it as the job it waits for."""
-    trace = [job("old", 0, 1000), job("young", 500, 10_000), job("vip", NOW, 50, priority=10)]
-    shown = {j.job_id: j for j in explain_at(trace, cluster_nodes(2, 8), PREEMPTIVE, NOW).jobs}
+    """vip needs two nodes: `ending` (within the grace period) is waited for, `young` is the one preempted."""
+    trace = [
+        job("ending", 0, 1000),
+        job("old", 10, 86_400),
+        job("young", 800, 86_400),
+        job("vip", NOW, 50, gpus=16, priority=10),
+    ]
+    shown = {j.job_id: j for j in explain_at(trace, cluster_nodes(3, 8), PREEMPTIVE, NOW).jobs}
+    assert "preempted" not in shown["ending"].reason
+    assert "job vip waits for it" in shown["ending"].reason
+    assert shown["young"].reason.startswith("preempted for job vip")
     assert "preempted" not in shown["old"].reason
-    assert "job vip waits for it" in shown["old"].reason
-    assert "preempted" not in shown["young"].reason
-    assert "old" in shown["vip"].reason
+
+
+def test_a_claim_with_nobody_to_stop_holds_no_gpus_in_the_replay() -> None:
+    """B only waits for A (ending within the grace period): C backfills the free node, as the live pass lets it."""
+    trace = [job("A", 0, 400), job("B", 100, 50, gpus=16, priority=1), job("C", 110, 200)]
+    result = simulate(trace, cluster_nodes(2, 8), PREEMPTIVE)
+    starts = {r.job_id: (r.start_s, r.allocation_text()) for r in result.records}
+    assert starts["C"][0] == 110  # it used to sit until B's claim was settled, on a node nobody used
+    assert starts["B"][0] == 400
+    assert stopped(result) == set()
+
+
+def test_a_job_past_its_walltime_is_no_job_to_wait_for() -> None:
+    """Nothing stops a job at its walltime yet: one running past it may end any time or never, so it is a victim."""
+    live = [running("over", [("n0", 8)], 0, 400), pending("vip", 8, 99_000, priority=10, walltime_s=50)]
+    assert [p.job_id for p in schedule(nodes(1), live, 100_000, PREEMPTIVE).preemptions] == ["over"]
