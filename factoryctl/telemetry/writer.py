@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from factoryctl.errors import NodeError
+from factoryctl.errors import FactoryError, NodeError
 from factoryctl.model.telemetry import NodeSample
 from factoryctl.store.rows import ClockStep, Event, NodeState, encoding_problem
 from factoryctl.store.sqlite import Store, StoreDamaged, StoreError
@@ -37,6 +37,7 @@ from factoryctl.telemetry.health import NodeHealth, ThermalEpisodes, carry_forwa
 from factoryctl.telemetry.node_clock import NodeClock
 from factoryctl.telemetry.state_log import StateLog
 from factoryctl.telemetry.wall_clock import WallClock, stored_steps
+from factoryctl.transport.host_limits import is_thread_exhaustion
 
 log = logging.getLogger("factoryctl.telemetry")
 
@@ -385,9 +386,22 @@ class StoreWriter:
     # ------------------------------------------------------------------ thread and figures
 
     def start(self) -> None:
-        """Flush a few times per interval (at least every 0.25 s) on a thread."""
-        self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
-        self._thread.start()
+        """Flush a few times per interval (at least every 0.25 s) on a thread.
+
+        A machine out of threads is said so: the start used to fail later, in `stop`, with "cannot join thread
+        before it is started", which named neither the cause nor the limit to raise.
+        """
+        thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
+        try:
+            thread.start()
+        except RuntimeError as exc:
+            if not is_thread_exhaustion(exc):
+                raise
+            raise FactoryError(
+                "this machine has no thread left for the controller's store writer (can't start new thread).",
+                "raise the limit (TasksMax= in the controller's systemd unit, `ulimit -u`) or watch fewer nodes.",
+            ) from exc
+        self._thread = thread
 
     def _run(self) -> None:
         while not self._stop.wait(min(self.interval_s / 4, FLUSH_EVERY_MAX_S)):

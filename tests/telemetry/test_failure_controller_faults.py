@@ -23,6 +23,7 @@ from fakefleet import FakeFleet, wait_for
 
 from factoryctl.config import load_config
 from factoryctl.controller import Controller
+from factoryctl.errors import FactoryError
 from factoryctl.model.telemetry import GpuSample, NodeSample
 from factoryctl.store.lock import controller_is_running
 from factoryctl.store.sqlite import Store, StoreError
@@ -126,3 +127,23 @@ def test_the_daemon_log_never_says_rerun_with_debug() -> None:
     assert daemon_hint(generic) == ""
     full = StoreError("the store at /s/factory.db is full.", "free disk space.")
     assert daemon_hint(full) == " hint: free disk space."
+
+
+def test_a_writer_that_gets_no_thread_says_so_and_stops_cleanly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Out of threads, the writer's start named neither the cause nor the limit ("cannot join thread ...")."""
+    start = threading.Thread.start
+
+    def refuse_the_writer(thread: threading.Thread) -> None:
+        if thread.name == "store-writer":
+            raise RuntimeError("can't start new thread")
+        start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", refuse_the_writer)
+    writer = StoreWriter(Store(tmp_path / "factory.db"), 1.0)
+    with pytest.raises(FactoryError, match="no thread left") as caught:
+        writer.start()
+    assert caught.value.hint is not None
+    assert "TasksMax" in caught.value.hint
+    writer.stop()  # nothing to join: no second error hiding the first
