@@ -99,10 +99,10 @@ class PreemptingReplay(Replay):
         end = self.ends[0][0] if self.ends else _NEVER
         return min(end, self.claims[0].at) if self.claims else end
 
-    def claiming(self) -> list[tuple[Candidate, tuple[int, ...], float, list[str]]]:
-        """The jobs waiting for their victims: the job, its nodes, when it starts, the ids of the jobs it waits for.
+    def claiming(self) -> list[tuple[Candidate, tuple[int, ...], float, list[str], list[str]]]:
+        """The jobs waiting for their victims: the job, its nodes, when it starts, its victims' ids, the ids waited for.
 
-        Those are its victims and the jobs it waits for without stopping them (they end within the grace period).
+        Those waited for are not stopped: their walltimes end within the grace period.
 
         It starts at the end of the grace period, or when its last victim ends on its own if all of them do sooner.
         """
@@ -110,7 +110,8 @@ class PreemptingReplay(Replay):
         for claim in self.claims:
             living = [self.gangs[seq].end for seq in claim.gangs() if seq in self.gangs]
             start = claim.at if not living or max(living) > claim.at else max(living)
-            found.append((claim.job, claim.chosen, start, [self.victim_ids[seq] for seq in claim.gangs()]))
+            victims = [self.victim_ids[seq] for seq in claim.victims]
+            found.append((claim.job, claim.chosen, start, victims, [self.victim_ids[seq] for seq in claim.awaited]))
         return found
 
     def stopping(self) -> dict[str, tuple[str, float, float, bool]]:

@@ -124,12 +124,13 @@ def _preemption(
                 reason += f" ({_ahead(stop - at)})"
             running[i] = dataclasses.replace(job, reason=reason)
     claiming = []
-    for claimer, chosen, start, victims in replay.claiming():
+    for claimer, chosen, start, victims, awaited in replay.claiming():
         allocation = tuple(
             zip((replay.fm.names[i] for i in chosen), split_gang(claimer.num_gpus, len(chosen)), strict=True)
         )
+        also = f" (and waiting for {', '.join(awaited)}, ending within the grace period)" if awaited else ""
         reason = (
-            f"preempting {', '.join(victims)}: takes over {', '.join(n for n, _ in allocation)} and starts at"
+            f"preempting {', '.join(victims)}{also}: takes over {', '.join(n for n, _ in allocation)} and starts at"
             f" {start:.0f} s ({_ahead(start - at)}), when they have stopped"
         )
         claiming.append(

@@ -119,6 +119,7 @@ def test_explain_says_the_ending_job_is_waited_for_not_preempted() -> None:
     assert "job vip waits for it" in shown["ending"].reason
     assert shown["young"].reason.startswith("preempted for job vip")
     assert "preempted" not in shown["old"].reason
+    assert shown["vip"].reason.startswith("preempting young (and waiting for ending, ending within the grace period)")
 
 
 def test_a_claim_with_nobody_to_stop_holds_no_gpus_in_the_replay() -> None:
