@@ -242,17 +242,12 @@ def _rows_in_force(source: PriceSource, start: int | None, end: int | None) -> l
     without the row in force at `start`. That row lasts its own interval (`factoryctl.power.intervals`, as for
     `price show`), so a row followed by a gap, or the last row, is not in force past that interval.
     """
-    from factoryctl.power.intervals import row_intervals
+    from factoryctl.power.intervals import rows_overlapping
 
     if start is None:
         return list(source.fetch(None, end))
     around = source.fetch(start - _NEIGHBOURS_S, None if end is None else end + _NEIGHBOURS_S)
-    lasts = row_intervals([p.timestamp_s for p in around]).durations_s
-    return [
-        p
-        for p, last in zip(around, lasts, strict=True)
-        if p.timestamp_s + last > start and (end is None or p.timestamp_s < end)
-    ]
+    return [around[i] for i in rows_overlapping([p.timestamp_s for p in around], start, end)]
 
 
 @app.command("sources")

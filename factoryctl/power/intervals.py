@@ -74,6 +74,19 @@ def _is_gap(start: int, step: int, run: int | None, after: int | None) -> bool:
     return not (at_edge and step in MARKET_INTERVALS_S and start % step == 0)
 
 
+def rows_overlapping(times: Sequence[int], start: int, end: int | None) -> list[int]:
+    """The indices of the rows of `times` whose own interval overlaps [start, end) (`end` None: no end).
+
+    `price history` lists these: the row in force at `start` first, as `price show --at start` shows it.
+    """
+    lasts = row_intervals(times).durations_s
+    return [
+        index
+        for index, (at, last) in enumerate(zip(times, lasts, strict=True))
+        if at + last > start and (end is None or at < end)
+    ]
+
+
 def price_interval_s(times: Sequence[int]) -> int:
     """The series' usual interval: the median spacing of `times` (`LONE_ROW_S` for a lone row or none)."""
     steps = [b - a for a, b in itertools.pairwise(times)]

@@ -232,7 +232,7 @@ def wait_decision(waiting: Waiting, reason: str, fm: FreeMap) -> WaitDecision:
 
 
 def _ends_by(job: Job, now: float, config: SchedulerConfig) -> float:
-    """When a running job's walltime ends; never, for one already past it (nothing stops it yet: not a job to wait for)."""
+    """When a running job's walltime ends; never (inf) for one already past it: its end is unknown, not waited for."""
     end = (job.started_at if job.started_at is not None else now) + (job.spec.walltime_s or config.default_walltime_s)
     return end if end > now else float("inf")
 

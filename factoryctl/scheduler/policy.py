@@ -49,11 +49,12 @@ class SchedulerConfig:
         priority_unit_s: seconds of waiting one unit of priority is worth (aging order).
         size_weight: handicap per second of walltime (aging order).
         size_cap_s: the largest handicap (aging order).
-        starve_after_s: waiting time after which a job is starving (None: no starvation guard).
+        starve_after_s: the longest the starving floor can be (`starvation.starving_floor`): a job is starving once
+            it has waited the floor, or the drain-time threshold when that is longer (None: no starvation guard).
         reserve_starving_only: reservations go to starving jobs only.
         protect_oldest: how many starving jobs (oldest first) jump the queue (None: all of them).
         starve_drain_factor: the starving threshold is at least this multiple of the queue's drain time (queued
-            GPU-seconds / cluster GPUs), so it follows the load (0: the fixed `starve_after_s` only).
+            GPU-seconds / cluster GPUs), so it follows the load (0: the floor only, see `starving_floor`).
         starve_walltime_factor: the floor `starve_after_s` is lowered to this multiple of the queued jobs' median
             walltime when that is shorter, so a queue of short jobs is protected on its own time scale, not after
             hours (0: the fixed floor only).

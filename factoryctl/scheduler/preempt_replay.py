@@ -210,22 +210,27 @@ class PreemptingReplay(Replay):
         for index in chosen:
             self.fm.take(index, job.gpus - owed[index])
         by_id = {gang.holder.id: seq for seq, gang in self.gangs.items() if gang.claim is None}
-        for holder in plan.awaited:  # they end first: their GPUs are handed over before any victim's
-            seq = by_id[holder.id]
-            self._doom(self.gangs[seq], claim, owed)
-            claim.awaited.append(seq)
-            self.victim_ids[seq] = holder.id
-        for victim in plan.victims:
-            seq = by_id[victim.id]
-            self._doom(self.gangs[seq], claim, owed)
-            claim.victims.append(seq)
-            self.victim_ids[seq] = victim.id
+        self._attach(claim, plan.awaited, claim.awaited, by_id, owed)  # they end first: handed over before any victim
+        self._attach(claim, plan.victims, claim.victims, by_id, owed)
         if any(owed.values()):
             raise FactoryError(f"simulator bug: the victims of {job.id} do not free the GPUs it needs")
         self.claims.append(claim)
 
+    def _attach(
+        self, claim: _Claim, holders: list[Holder], into: list[int], by_id: dict[str, int], owed: dict[int, int]
+    ) -> None:
+        """Hand `holders`' GPUs to `claim` as they free, recording each gang in `into`."""
+        for holder in holders:
+            seq = by_id[holder.id]
+            self._doom(self.gangs[seq], claim, owed)
+            into.append(seq)
+            self.victim_ids[seq] = holder.id
+
     def _doom(self, gang: _Gang, claim: _Claim, owed: dict[int, int]) -> None:
-        """Mark a victim: hand over what the claim still needs on its nodes; its other GPUs free at the stop."""
+        """Mark a gang the claim waits for: hand over what the claim still needs on its nodes.
+
+        Its other GPUs free at its end or stop.
+        """
         gang.claim = claim
         self._forget(gang.holder.priority)
         for index, gpus in gang.holder.held:
@@ -244,7 +249,7 @@ class PreemptingReplay(Replay):
         Victims still running at the end of the grace period are stopped and requeued with their rest.
         """
         if any(seq in self.gangs for seq in claim.awaited):
-            raise FactoryError(f"simulator bug: a job {claim.job.id} waits for runs past its walltime")
+            raise FactoryError(f"simulator bug: job {claim.job.id} waited for a job that ran past its walltime")
         for seq in claim.victims:
             gang = self.gangs.pop(seq, None)
             if gang is not None:

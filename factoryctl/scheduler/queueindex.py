@@ -1,7 +1,7 @@
 """What a caller that keeps its queue between passes hands each pass (`QueueIndex`), so no pass walks all of it.
 
 Its own module because both halves of a pass read it: the loop in `core` (the queued shapes, the per-shape queues
-of `shapequeue`) and the starvation guard in `starvation` (the oldest jobs, the queued GPU-seconds). `core`
+of `shapequeue`) and the starvation guard in `starvation` (the oldest jobs, the queued GPU-seconds and walltimes). `core`
 re-exports it.
 """
 
@@ -17,8 +17,8 @@ from factoryctl.scheduler.shapequeue import ShapeQueue
 class QueueIndex(NamedTuple):
     """What a caller that keeps its queue from pass to pass can hand a pass, so the pass need not walk it all.
 
-    Without it the starvation guard walks the whole queue each pass to find the oldest jobs and the queued
-    GPU-seconds; the simulator keeps these up to date as jobs arrive and start instead. The live scheduler builds
+    Without it the starvation guard walks the whole queue each pass to find the oldest jobs, the queued
+    GPU-seconds and the floor's median walltime; the simulator keeps these up to date as jobs arrive and start instead. The live scheduler builds
     its queue afresh each pass and gives none. The index must describe exactly the queue given to `plan`, and
     every queued job must be hostable on the pass's nodes and carry no node constraint.
 

@@ -46,9 +46,10 @@ def starve_threshold(
 def starving_floor(config: SchedulerConfig, median_walltime: float | None) -> float:
     """The fixed floor (`starve_after_s`), lowered to `starve_walltime_factor` x the queued median walltime.
 
-    A fixed 12 hours suits jobs that run for a day; on a queue of jobs that run for minutes it never fires while
-    the drain time stays short, and a large gang then waits until enough nodes happen to empty together (ten times
-    EASY's longest wait on such traces). Where the median job runs a day or more the floor stays 12 hours.
+    A fixed floor (`starve_after_s`, 12 hours by default) suits jobs that run for a day; on a queue of jobs that run
+    for minutes it never fires while the drain time stays short, and a large gang then waits until enough nodes
+    happen to empty together (ten times EASY's longest wait on such traces). Where `starve_walltime_factor` x the
+    median walltime is longer, the floor stays `starve_after_s`.
     """
     floor = config.starve_after_s or 0.0
     if config.starve_walltime_factor and median_walltime is not None:
@@ -82,7 +83,8 @@ class StarvationGuard(NamedTuple):
 def _hostable_work(queue: Sequence[Candidate], fm: FreeMap) -> tuple[float, list[float]]:
     """The queued jobs the schedulable nodes could ever hold: GPU-seconds as `gpu_seconds` sums them, walltimes sorted.
 
-    The walltimes give the floor's median. A float sum is exact (so the same) while walltimes are whole seconds and the total is below 2**53: the cheap
+    The walltimes give the floor's median. A float sum is exact (so the same) while walltimes are whole seconds and
+    the total is below 2**53: the cheap
     common case (this runs over 10,000 jobs in the live pass).
     """
     hosts, top = fm.hosts, len(fm.hosts)
@@ -138,27 +140,28 @@ def _newly_starving(
     """Up to `room` of the oldest jobs that waited the starving threshold and could run now (held ones aside)."""
     config = guard.config
     oldest: Iterator[Candidate]
+    median: float | None = None
     if index is None:
-        walltimes: Sequence[float] | None = None
+        queued: float | None = None
         if config.starve_walltime_factor:  # the floor needs the queue's median first
             queued, walltimes = _hostable_work(ordered, guard.fm)
-        floor = guard.now - starving_floor(config, median_of_sorted(walltimes or ()))
+            median = median_of_sorted(walltimes)
+        floor = guard.now - starving_floor(config, median)
         waited = [(job.submitted_at, job.key[2], job) for job in ordered if job.submitted_at <= floor]
         if not waited:  # nobody waited the floor: not worth the drain-time sum
             return []
         heapq.heapify(waited)
         oldest = (heapq.heappop(waited)[2] for _ in range(len(waited)))
-        if walltimes is None:
-            queued, walltimes = _hostable_work(ordered, guard.fm)
+        if queued is None:
+            queued = _hostable_work(ordered, guard.fm)[0]
     else:
-        walltimes = index.walltimes
-        if walltimes is None and config.starve_walltime_factor:
-            walltimes = sorted(job.walltime for job in index.by_age)
-        floor = guard.now - starving_floor(config, median_of_sorted(walltimes or ()))
-        if not index.by_age or index.by_age[0].submitted_at > floor:
+        if config.starve_walltime_factor:
+            median = median_of_sorted(
+                index.walltimes if index.walltimes is not None else sorted(job.walltime for job in index.by_age)
+            )
+        if not index.by_age or index.by_age[0].submitted_at > guard.now - starving_floor(config, median):
             return []
         oldest, queued = iter(index.by_age), index.gpu_s
-    median = median_of_sorted(walltimes or ())
     starving_before = guard.now - starve_threshold(config, queued, sum(guard.fm.totals), median)
     fresh: list[Candidate] = []
     for job in oldest:

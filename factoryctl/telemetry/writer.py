@@ -37,7 +37,7 @@ from factoryctl.telemetry.health import NodeHealth, ThermalEpisodes, carry_forwa
 from factoryctl.telemetry.node_clock import NodeClock
 from factoryctl.telemetry.state_log import StateLog
 from factoryctl.telemetry.wall_clock import WallClock, stored_steps
-from factoryctl.transport.host_limits import is_thread_exhaustion
+from factoryctl.transport.host_limits import TASK_LIMIT_HINT, is_thread_exhaustion
 
 log = logging.getLogger("factoryctl.telemetry")
 
@@ -399,7 +399,7 @@ class StoreWriter:
                 raise
             raise FactoryError(
                 "this machine has no thread left for the controller's store writer (can't start new thread).",
-                "raise the limit (TasksMax= in the controller's systemd unit, `ulimit -u`) or watch fewer nodes.",
+                f"{TASK_LIMIT_HINT} or watch fewer nodes.",
             ) from exc
         self._thread = thread
 

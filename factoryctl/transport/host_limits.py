@@ -29,6 +29,8 @@ from factoryctl.errors import NodeError
 
 #: NodeError kind of a failure caused by a limit of this machine (exit 1: nothing is wrong with the node).
 LOCAL = "local"
+#: What to raise when this machine is out of threads (the start of a hint).
+TASK_LIMIT_HINT = "raise the limit (TasksMax= in the controller's systemd unit, `ulimit -u`)"
 #: Threads the controller keeps per SSH node (see the module docstring), for the hint.
 THREADS_PER_NODE = 4
 
@@ -141,8 +143,7 @@ def local_limit_error(node: str, exc: BaseException) -> NodeError | None:
             LOCAL,
             f"this machine cannot start another thread ({threading.active_count()} running): its task limit is"
             " reached, not a fault of the node",
-            "raise the limit (TasksMax= in the controller's systemd unit, `ulimit -u`) or reach fewer nodes at once"
-            f" (--fanout); the controller keeps about {THREADS_PER_NODE} threads per SSH node.",
+            f"{TASK_LIMIT_HINT} or reach fewer nodes at once (--fanout); the controller keeps about {THREADS_PER_NODE} threads per SSH node.",
         )
     if is_file_exhaustion(exc):
         limit = open_file_limit()

@@ -40,7 +40,7 @@ from factoryctl.transport.ssh_idle import close_transport, settle
 from factoryctl.transport.ssh_watch import WATCH, WatchedConnection
 from factoryctl.transport.stdin_stream import Feed, Stdin, as_feed
 
-__all__ = ["ServerKey", "SshConnection", "SshOptions", "SshPool", "open_ssh_transport"]
+__all__ = ["ServerKey", "SshConnection", "SshOptions", "SshPool", "open_ssh_transport", "send_signal"]
 
 if TYPE_CHECKING:
     import paramiko

@@ -96,7 +96,9 @@ class SshTransport:
         argv = agent_argv(self.node, self.factory, self.node.python, f"./{real.name}", "./sim")
         chan = self.connection.channel()
         chan.exec_command(agent_command(argv, str(real.parent), real.name))
-        chan.settimeout(None)  # the session waits with its own timeouts; keepalive notices dead peers
+        chan.settimeout(
+            None
+        )  # the session waits with its own timeouts; the liveness watch (ssh_watch.py) notices dead peers
         tail = _ChannelStderr(chan)
         session = AgentSession(
             self.node.name,

@@ -12,6 +12,7 @@ import waiting
 from factoryctl.config import FactoryConfig, parse_config
 from factoryctl.errors import NodeError
 from factoryctl.model.inventory import NodeSpec
+from factoryctl.model.telemetry import NodeSample
 from factoryctl.transport.base import CommandResult
 from factoryctl.transport.session import AgentSession
 
@@ -66,6 +67,20 @@ class FakeFleet:
                 if proc.poll() is None:
                     proc.kill()
                     proc.wait(5)
+
+
+class Sink:
+    """Keeps what a link delivers (the writer's side of `NodeLink`)."""
+
+    def __init__(self) -> None:
+        self.samples: list[NodeSample] = []
+        self.errors: list[NodeError] = []
+
+    def offer(self, sample: NodeSample) -> None:
+        self.samples.append(sample)
+
+    def link_failed(self, node: str, error: NodeError) -> None:
+        self.errors.append(error)
 
 
 def make_config(tmp_path: Path, nodes: str = "n[1-2]", interval: float = 0.2, extra: str = "") -> FactoryConfig:

@@ -11,25 +11,11 @@ from pathlib import Path
 
 import pytest
 from agent_processes import agents_of
+from fakefleet import Sink
 
 from factoryctl.config import FactoryConfig, parse_config
 from factoryctl.errors import NodeError
-from factoryctl.model.telemetry import NodeSample
 from factoryctl.telemetry.links import Backoff, NodeLink, transport_connector
-
-
-class Sink:
-    """Keeps what the link delivers."""
-
-    def __init__(self) -> None:
-        self.samples: list[NodeSample] = []
-        self.errors: list[NodeError] = []
-
-    def offer(self, sample: NodeSample) -> None:
-        self.samples.append(sample)
-
-    def link_failed(self, node: str, error: NodeError) -> None:
-        self.errors.append(error)
 
 
 def local_config(tmp_path: Path) -> FactoryConfig:

@@ -11,24 +11,10 @@ import os
 import threading
 from pathlib import Path
 
-from fakefleet import FakeFleet, make_config, wait_for
+from fakefleet import FakeFleet, Sink, make_config, wait_for
 
-from factoryctl.errors import NodeError
-from factoryctl.model.telemetry import NodeSample
 from factoryctl.telemetry.links import Backoff, NodeLink
 from factoryctl.transport.session import AgentSession
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.samples: list[NodeSample] = []
-        self.errors: list[NodeError] = []
-
-    def offer(self, sample: NodeSample) -> None:
-        self.samples.append(sample)
-
-    def link_failed(self, node: str, error: NodeError) -> None:
-        self.errors.append(error)
 
 
 def test_an_agent_dying_wakes_its_sleeping_link_at_once(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """A local node's commands and agent get the user's open-file soft limit, not the one raised for a large fleet.
 
-The controller raises its own soft limit to the hard one past 32 nodes in flight (transport/host_limits.py); its
+The controller raises its own soft limit to the hard one when its first link starts, and a one-shot command when it
+reaches more than 32 nodes at once (transport/host_limits.py); its
 children inherited it, so a node's program that uses select() could be handed descriptors past 1024, and none saw
 the limit its user had set.
 """
