@@ -19,6 +19,8 @@ from pilot_helpers import first_snapshot, plain, wait_until
 
 from factoryctl.demo import demo_config
 from factoryctl.store import open_store
+from factoryctl.telemetry.links import Backoff
+from factoryctl.tui import services_polled
 from factoryctl.tui.app import make_app
 from factoryctl.tui.services_polled import PolledServices
 from factoryctl.tui.widgets.node_table import NodeTable
@@ -223,7 +225,14 @@ def test_unknown_node_actions_are_usage_errors(live: PolledServices) -> None:
         live.drain("demo08", "not watched")
 
 
-async def test_dashboard_on_live_agents_shows_a_node_going_down(live: PolledServices) -> None:
+@pytest.fixture
+def slow_reconnect(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reconnect after 2-4 s, not 0.5-1 s: a link notices its agent's death at once, so with the usual backoff the
+    node was down for less than one refresh of the table (1 s) and the table could miss it (the events never do)."""
+    monkeypatch.setattr(services_polled, "RECONNECT_BACKOFF", Backoff(base_s=4.0, cap_s=30.0))
+
+
+async def test_dashboard_on_live_agents_shows_a_node_going_down(slow_reconnect: None, live: PolledServices) -> None:
     app = make_app(live)
     async with app.run_test() as pilot:
         await first_snapshot(pilot)
