@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
 from factoryctl.model.timefmt import iso_utc
@@ -113,43 +113,60 @@ class GpuSample:
 
         A value of the wrong type becomes `None` with the reason `invalid` (see the module docstring); only an entry
         that is not an object, or has no integer `index`, is refused (ValueError), since it names no GPU at all.
+        This runs for every GPU of every sample (the agent session reader's main cost), so each key is looked up
+        once and the checked values become the instance's attributes as they are (`_checked_gpu`), not through the
+        frozen `__init__`'s one `object.__setattr__` call per field: every field is checked here, and GpuSample has
+        no `__post_init__` for that to skip (tests/telemetry/test_gpu_from_json_build.py holds both).
         """
         if not isinstance(data, dict):
             raise ValueError(f"a GPU entry is not an object: {data!r:.80}")
         index = data.get("index")
         if type(index) is not int:
             raise ValueError(f"a GPU entry has no integer index: {index!r:.80}")
-        kwargs = {k: v for k, v in data.items() if k in _PLAIN_GPU_KEYS}
-        reasons = _null_reasons(data.get("null_reasons"))
-        for key in _NUMBER_KEYS:  # the hot loop of every sample: a finite int or float passes without a call
-            value = kwargs.get(key)
-            kind = type(value)
-            if value is None or kind is int or (kind is float and value - value == 0.0):  # inf - inf is NaN
-                continue
-            kwargs[key] = None
-            reasons.setdefault(key, INVALID)
-        for key, check in _OTHER_CHECKS:
-            value = kwargs.get(key)
-            if value is not None:
-                kwargs[key] = checked = check(value)
-                if checked is None:
-                    reasons.setdefault(key, INVALID)
-        throttle = data.get("throttle_reasons") or ()
-        kwargs["throttle_reasons"] = names = _strings(throttle)
-        if not isinstance(throttle, list | tuple) or (throttle and not names):  # stray non-names are just dropped
+        sample = object.__new__(cls)
+        sample.__dict__.update(_checked_gpu(node, index, data))
+        return sample
+
+
+def _checked_gpu(node: str, index: int, data: dict[str, Any]) -> dict[str, Any]:
+    """Every GpuSample attribute from one wire GPU entry, in field order (`GpuSample.from_json`'s checks)."""
+    get = data.get
+    values = {"node": node, "index": index, **_GPU_DEFAULTS}
+    reasons = _null_reasons(get("null_reasons"))
+    for key in _NUMBER_KEYS:  # the hot loop: a finite int or float passes without a call
+        value = get(key)
+        if value is None:
+            continue
+        kind = type(value)
+        if kind is int or (kind is float and value - value == 0.0):  # inf - inf is NaN
+            values[key] = value
+        elif key not in reasons:
+            reasons[key] = INVALID
+    for key, check in _OTHER_CHECKS:
+        value = get(key)
+        if value is not None:
+            values[key] = checked = check(value)
+            if checked is None and key not in reasons:
+                reasons[key] = INVALID
+    throttle = get("throttle_reasons")
+    if throttle:  # none (null, [], or any other falsy value) is no reasons, with no null reason
+        values["throttle_reasons"] = names = _strings(throttle)
+        if not names or not isinstance(throttle, _SEQUENCES):  # stray non-names are just dropped
             reasons.setdefault("throttle_reasons", INVALID)
-        kwargs["null_reasons"] = reasons
-        procs = tuple(
+    procs = get("processes")
+    if procs:
+        values["processes"] = tuple(
             GpuProcess(p["pid"], number_or_none(p.get("used_memory_mib")), _text_or_none(p.get("name")))
-            for p in _objects(data.get("processes"))
+            for p in _objects(procs)
             if type(p.get("pid")) is int
         )
-        xids = tuple(
-            XidEvent(e["xid"], unix_time_or_none(e.get("time")))
-            for e in _objects(data.get("xid_events"))
-            if type(e.get("xid")) is int
+    xids = get("xid_events")
+    if xids:
+        values["xid_events"] = tuple(
+            XidEvent(e["xid"], unix_time_or_none(e.get("time"))) for e in _objects(xids) if type(e.get("xid")) is int
         )
-        return cls(node=node, processes=procs, xid_events=xids, **kwargs)
+    values["null_reasons"] = reasons
+    return values
 
 
 #: The null reason of a value the agent sent that its field cannot hold (a string for a number, NaN, ...).
@@ -157,6 +174,10 @@ INVALID = "invalid"
 
 #: The last Unix time a clock can show (9999-12-31T23:59:59Z); far inside what the store's milliseconds hold.
 MAX_UNIX_TIME = 253_402_300_799.0
+
+#: The JSON lists (and tuples, for samples built in code); a tuple of types, as a `list | tuple` union is built anew
+#: every time the expression runs.
+_SEQUENCES = (list, tuple)
 
 #: C0 control characters, DEL and C1 control characters, each to its visible `\x..` escape.
 _CONTROL_ESCAPES = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
@@ -204,31 +225,33 @@ def _text_or_none(value: object) -> str | None:
 
 def _strings(value: object) -> tuple[str, ...]:
     """The strings of a JSON list, control characters escaped (anything else is no strings)."""
-    if not isinstance(value, list | tuple):
+    if not isinstance(value, _SEQUENCES):
         return ()
-    return tuple(escape_controls(v) for v in value if isinstance(v, str))
+    return tuple([escape_controls(v) for v in value if isinstance(v, str)])  # a list: quicker than a generator
 
 
 def _objects(value: object) -> list[dict[str, Any]]:
     """The objects of a JSON list (anything else is none)."""
-    if not isinstance(value, list | tuple):
+    if not isinstance(value, _SEQUENCES):
         return []
     return [v for v in value if isinstance(v, dict)]
 
 
 def _null_reasons(value: object) -> dict[str, str]:
-    if not isinstance(value, dict):
+    if not value or not isinstance(value, dict):  # the usual `{}` first: no comprehension to set up
         return {}
     return {
         escape_controls(k): escape_controls(v) for k, v in value.items() if isinstance(k, str) and isinstance(v, str)
     }
 
 
-#: Wire keys copied as they are (computed once: `from_json` runs for every GPU of every sample).
-_PLAIN_GPU_KEYS = frozenset(f.name for f in fields(GpuSample)) - {"node", "processes", "xid_events"}
 #: The measured numbers (the fields typed `float | None`: utilization, memory, power, energy, temperature, clock):
 #: a finite int or float each, else None with the reason `invalid`.
 _NUMBER_KEYS = tuple(f.name for f in fields(GpuSample) if f.type == "float | None")
+#: Every GpuSample field after `node` and `index` with its default (`null_reasons`, always set, has no default).
+_GPU_DEFAULTS: dict[str, Any] = {
+    f.name: None if f.default is MISSING else f.default for f in fields(GpuSample) if f.name not in ("node", "index")
+}
 #: The other copied keys that are checked, and how: the checked value, or None when the wire value is not one.
 _OTHER_CHECKS: tuple[tuple[str, Callable[[Any], Any]], ...] = (
     ("uuid", _text_or_none),
