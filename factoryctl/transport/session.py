@@ -54,6 +54,7 @@ class AgentSession:
         self.hello_info: dict[str, Any] = {}
         self.failure: NodeError | None = None
         self.callback_errors = 0  # exceptions raised by `stream`'s on_sample (see `_deliver`)
+        self.shutdown_answered = False  # `close` asked the agent to exit and it said it would
         self._on_failure: list[threading.Event] = []  # set when the session fails (see `wake_on_failure`)
         self._reader = threading.Thread(target=self._read_loop, name=f"agent-{node}", daemon=True)
         self._reader.start()
@@ -314,6 +315,7 @@ class AgentSession:
         if self.failure is None:
             with contextlib.suppress(NodeError, UsageError):
                 self.request("shutdown", timeout=timeout)
+                self.shutdown_answered = True
         with contextlib.suppress(OSError):
             self._stdin.close()
         if self._on_close:

@@ -108,14 +108,14 @@ class SshConnection:
         except (paramiko.SSHException, EOFError, OSError) as exc:
             raise _lost(self.node, f"to jump host {self.target.label}") from exc
 
-    def channel(self) -> paramiko.Channel:
-        """A new session channel, opened within the channel timeout."""
+    def channel(self, timeout: float | None = None) -> paramiko.Channel:
+        """A new session channel, opened within `timeout` (default: the channel timeout)."""
         import paramiko
 
         if not self.transport.is_active():
             raise _lost(self.node, f"to {self.target.label}")
         try:
-            chan = self.transport.open_session(timeout=self.options.channel_timeout_s)
+            chan = self.transport.open_session(timeout=timeout or self.options.channel_timeout_s)
         except paramiko.ChannelException as exc:
             raise NodeError(self.node, "agent", f"{self.target.label} refused a session: {exc.text}") from exc
         except (paramiko.SSHException, EOFError, OSError) as exc:

@@ -13,15 +13,17 @@ import collections
 import contextlib
 import shlex
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
-from typing import IO, TYPE_CHECKING, Any, cast
+from typing import IO, TYPE_CHECKING, cast
 
 from factoryctl.errors import NodeError
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.transport.agent_cache import CACHE_CHANGED, agent_command, remote_cache_dir, ship_agent
 from factoryctl.transport.base import CommandResult, OutputSink
 from factoryctl.transport.launch import agent_argv
+from factoryctl.transport.quoting import shell_join
 from factoryctl.transport.session import AgentSession
 from factoryctl.transport.ssh import SshConnection, SshOptions, SshPool, send_signal
 from factoryctl.transport.ssh_config import resolve
@@ -104,7 +106,7 @@ class SshTransport:
             self.node.name,
             cast("IO[bytes]", _ChannelInput(chan)),
             cast("IO[bytes]", _ChannelLines(chan.recv)),
-            on_close=lambda: _end_agent(chan, self.connection, session.hello_info),  # `session`: read at close
+            on_close=lambda: _end_agent(chan, self.connection, session),  # `session`: read at close
             stderr_tail=tail.text,
         )
         try:
@@ -189,25 +191,40 @@ class SshTransport:
 AGENT_EXIT_GRACE_S = 1.0
 
 
-#: How long the `kill` of an agent that did not exit may take (a round trip on a connection that still answers).
-AGENT_KILL_TIMEOUT_S = 5.0
+#: How long the `kill` of an agent that did not exit may take, channel open included: a round trip on a connection
+#: that answers; on a dead one (the likelier cause of a stall) the link's teardown waits this long for nothing.
+AGENT_KILL_TIMEOUT_S = 2.0
 
 
-def _end_agent(chan: paramiko.Channel, connection: SshConnection, hello: dict[str, Any]) -> None:
+def _end_agent(chan: paramiko.Channel, connection: SshConnection, session: AgentSession) -> None:
     """Close the agent's channel; an agent that has not exited by then (stopped with SIGSTOP, or hung) is killed.
 
     sshd signals nothing when the channel of a command without a terminal closes, and a stopped agent never reads
     its EOF: each stalled session used to leave one agent behind on the node, stopped for good. SIGKILL ends a
     stopped process too: sent as a `signal` request (OpenSSH >= 7.9 delivers it to the session's process group,
     but refuses it for root sessions) and as `kill -KILL <pid>` on the same connection, with the pid of the hello.
+    Only an agent that answered `shutdown` is given time to exit: one that failed or did not answer has exited, or
+    never will (and on a dead connection every second spent here delays the node's reconnect).
     """
-    if _exit_status(chan, AGENT_EXIT_GRACE_S) is None:
+    grace = AGENT_EXIT_GRACE_S if session.shutdown_answered else 0.0
+    if _exit_status(chan, grace) is None:
         send_signal(chan, "KILL")
-        pid = hello.get("pid")
+        pid = session.hello_info.get("pid")
         if type(pid) is int and pid > 1 and not chan.exit_status_ready():
-            with contextlib.suppress(Exception):  # best effort: the connection may be as dead as the agent
-                connection.run(["kill", "-KILL", str(pid)], timeout=AGENT_KILL_TIMEOUT_S)
+            _kill(connection, pid)
     chan.close()
+
+
+def _kill(connection: SshConnection, pid: int) -> None:
+    """`kill -KILL pid` on the node, within `AGENT_KILL_TIMEOUT_S` all told (best effort: the link may be dead)."""
+    with contextlib.suppress(Exception):
+        deadline = time.monotonic() + AGENT_KILL_TIMEOUT_S
+        kill = connection.channel(timeout=AGENT_KILL_TIMEOUT_S)
+        try:
+            kill.exec_command(shell_join(["kill", "-KILL", str(pid)]))
+            _exit_status(kill, max(deadline - time.monotonic(), 0.0))
+        finally:
+            kill.close()
 
 
 def _exit_status(chan: paramiko.Channel, timeout: float) -> int | None:
