@@ -39,12 +39,19 @@ class AgentSession:
         stdout: IO[bytes],
         on_close: Callable[[], None] | None = None,
         stderr_tail: Callable[[], str] | None = None,
+        cut_off: Callable[[], NodeError | None] | None = None,
     ) -> None:
+        """Start reading the agent's output at once.
+
+        `cut_off` says, when that output ends, whether the connection under it was lost: the error to report then,
+        instead of "the agent exited", which is what an agent that really exited gets.
+        """
         self.node = node
         self._stdin = stdin
         self._stdout = stdout
         self._on_close = on_close
         self._stderr_tail = stderr_tail
+        self._cut_off = cut_off
         self._ids = itertools.count(1)
         self._pending: dict[int, queue.Queue[Any]] = {}
         self._streams: dict[int, Callable[[NodeSample], None]] = {}
@@ -72,7 +79,11 @@ class AgentSession:
             log.debug("%s: the agent session's reader failed", self.node, exc_info=True)
             self._fail(f"the agent session failed ({type(exc).__name__}: {exc})")
         else:
-            self._fail("the agent exited")
+            lost = self._cut_off() if self._cut_off else None
+            if lost is not None:
+                self._fail_with(lost)
+            else:
+                self._fail("the agent exited")
 
     def _dispatch(self, raw: bytes) -> bool:
         line = raw.strip()
@@ -127,13 +138,18 @@ class AgentSession:
     def _fail(self, why: str) -> None:
         tail = self._stderr_tail() if self._stderr_tail else ""
         detail = f"; its last words: {tail.strip().splitlines()[-1]}" if tail.strip() else ""
-        if self.failure is None:
-            self.failure = NodeError(
+        self._fail_with(
+            NodeError(
                 self.node,
                 "agent",
                 f"{self.node}: {why}{detail}.",
                 "run `factoryctl nodes check` on the node to diagnose the agent.",
             )
+        )
+
+    def _fail_with(self, error: NodeError) -> None:
+        if self.failure is None:
+            self.failure = error
         if self._hello.empty():
             self._hello.put(_CLOSED)
         with self._lock:

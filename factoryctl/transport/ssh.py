@@ -40,7 +40,15 @@ from factoryctl.transport.ssh_idle import close_transport, settle
 from factoryctl.transport.ssh_watch import WATCH, WatchedConnection
 from factoryctl.transport.stdin_stream import Feed, Stdin, as_feed
 
-__all__ = ["ServerKey", "SshConnection", "SshOptions", "SshPool", "open_ssh_transport", "send_signal"]
+__all__ = [
+    "ServerKey",
+    "SshConnection",
+    "SshOptions",
+    "SshPool",
+    "lost_connection",
+    "open_ssh_transport",
+    "send_signal",
+]
 
 if TYPE_CHECKING:
     import paramiko
@@ -56,7 +64,8 @@ _SEND_POLL_S = 0.005
 _EOF_POLL_S = 0.05
 
 
-def _lost(node: str, what: str) -> NodeError:
+def lost_connection(node: str, what: str) -> NodeError:
+    """The error of a connection that died under a command or an agent (`refused`: the node's side went away)."""
     return NodeError(node, "refused", f"connection lost {what}", "is the node up and sshd running?")
 
 
@@ -106,20 +115,20 @@ class SshConnection:
                 "check ProxyJump in ~/.ssh/config and the node's address.",
             ) from exc
         except (paramiko.SSHException, EOFError, OSError) as exc:
-            raise _lost(self.node, f"to jump host {self.target.label}") from exc
+            raise lost_connection(self.node, f"to jump host {self.target.label}") from exc
 
     def channel(self, timeout: float | None = None) -> paramiko.Channel:
         """A new session channel, opened within `timeout` (default: the channel timeout)."""
         import paramiko
 
         if not self.transport.is_active():
-            raise _lost(self.node, f"to {self.target.label}")
+            raise lost_connection(self.node, f"to {self.target.label}")
         try:
             chan = self.transport.open_session(timeout=timeout or self.options.channel_timeout_s)
         except paramiko.ChannelException as exc:
             raise NodeError(self.node, "agent", f"{self.target.label} refused a session: {exc.text}") from exc
         except (paramiko.SSHException, EOFError, OSError) as exc:
-            raise _lost(self.node, f"to {self.target.label}") from exc
+            raise lost_connection(self.node, f"to {self.target.label}") from exc
         guard(chan)  # see ssh_channel.py: what we send on it can never follow our CLOSE
         chan.settimeout(self.options.channel_timeout_s)
         return chan
@@ -209,9 +218,9 @@ class SshConnection:
                 raise cut_short(timed_out, out, err)
             status = chan.recv_exit_status() if chan.exit_status_ready() else -1
             if status < 0 and not self.transport.is_active():
-                raise cut_short(_lost(self.node, "while the command ran"), out, err)
+                raise cut_short(lost_connection(self.node, "while the command ran"), out, err)
         except (OSError, EOFError) as exc:  # paramiko raises EOFError when the connection went away mid-send
-            raise cut_short(_lost(self.node, "while the command ran"), out, err) from exc
+            raise cut_short(lost_connection(self.node, "while the command ran"), out, err) from exc
         finally:
             if feed is not None:
                 feed.close()

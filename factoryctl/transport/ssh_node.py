@@ -25,7 +25,7 @@ from factoryctl.transport.base import CommandResult, OutputSink
 from factoryctl.transport.launch import agent_argv
 from factoryctl.transport.quoting import shell_join
 from factoryctl.transport.session import AgentSession
-from factoryctl.transport.ssh import SshConnection, SshOptions, SshPool, send_signal
+from factoryctl.transport.ssh import SshConnection, SshOptions, SshPool, lost_connection, send_signal
 from factoryctl.transport.ssh_config import resolve
 from factoryctl.transport.stdin_stream import Stdin
 
@@ -108,6 +108,7 @@ class SshTransport:
             cast("IO[bytes]", _ChannelLines(chan.recv)),
             on_close=lambda: _end_agent(chan, self.connection, session),  # `session`: read at close
             stderr_tail=tail.text,
+            cut_off=lambda: _connection_lost(chan, self.connection),
         )
         try:
             hello = session.wait_hello(timeout)
@@ -213,6 +214,23 @@ def _end_agent(chan: paramiko.Channel, connection: SshConnection, session: Agent
         if type(pid) is int and pid > 1 and not chan.exit_status_ready():
             _kill(connection, pid)
     chan.close()
+
+
+#: How long an agent's output may have ended before its exit status arrives (sshd sends it first when it exits).
+EXIT_STATUS_LAG_S = 0.2
+
+
+def _connection_lost(chan: paramiko.Channel, connection: SshConnection) -> NodeError | None:
+    """Why the agent's output ended, when it was the connection (sshd killed, a reset) and not the agent exiting.
+
+    An agent that exits gets its exit status sent before its channel closes; a connection that dies takes the
+    channel with it and leaves no status (paramiko sets `status_event` on any close, so the status itself is read:
+    -1 is none). That used to be reported as "the agent exited".
+    """
+    chan.status_event.wait(EXIT_STATUS_LAG_S)
+    if chan.exit_status != -1 or connection.transport.is_active():
+        return None
+    return lost_connection(connection.node, f"to {connection.target.label}")
 
 
 def _kill(connection: SshConnection, pid: int) -> None:

@@ -182,3 +182,37 @@ def test_no_python_and_no_nvidia_smi_is_a_driver_error(sshd_factory, tmp_path, f
     assert "nvidia-smi" in message
     assert "/nonexistent/python3" in message
     assert leaks == []  # the session's pipes to the nvidia-smi bridge were left open
+
+
+def test_an_agent_whose_connection_dies_is_a_lost_connection_not_an_agent_that_exited(
+    sshd_factory, tmp_path, fake_zipapp
+):
+    """sshd killed (or a reset) takes the agent's channel down with no exit status: the connection was lost."""
+    from waiting import wait_for
+
+    server = sshd_factory()
+    transport = _open(server.node("n1", server.write_known_hosts(tmp_path / "kh")))
+    try:
+        session = transport.start_agent(60, zipapp=fake_zipapp)
+        server.kill()
+        wait_for(lambda: session.failure is not None)
+        assert session.failure is not None
+        assert session.failure.kind == "refused"
+        assert session.failure.message.startswith("connection lost to ")
+    finally:
+        transport.close()
+
+
+def test_an_agent_that_exits_is_still_said_to_have_exited(ssh_node, fake_zipapp):
+    transport = _open(ssh_node("n1"))
+    try:
+        session = transport.start_agent(60, zipapp=fake_zipapp)
+        session._stdin.close()  # EOF: the stand-in agent's loop ends and it exits 0
+        from waiting import wait_for
+
+        wait_for(lambda: session.failure is not None)
+        assert session.failure is not None
+        assert session.failure.kind == "agent"
+        assert "the agent exited" in session.failure.message
+    finally:
+        transport.close()
