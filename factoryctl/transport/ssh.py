@@ -13,7 +13,6 @@ share that attempt's outcome.
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import threading
 import time
@@ -26,7 +25,7 @@ from factoryctl.model.inventory import NodeSpec
 from factoryctl.transport.base import CappedOutput, CommandResult, OutputSink, cut_short, kept_stderr
 from factoryctl.transport.polling import Watched, readable
 from factoryctl.transport.quoting import shell_join
-from factoryctl.transport.ssh_channel import guard, operation
+from factoryctl.transport.ssh_channel import close_channel, guard, operation, send_signal
 from factoryctl.transport.ssh_config import SshTarget, resolve
 from factoryctl.transport.ssh_handshake import (
     ServerKey,
@@ -47,7 +46,6 @@ __all__ = [
     "SshPool",
     "lost_connection",
     "open_ssh_transport",
-    "send_signal",
 ]
 
 if TYPE_CHECKING:
@@ -226,7 +224,7 @@ class SshConnection:
                 feed.close()
             with self._lock:
                 self._running.discard(chan)
-            _close(chan)
+            close_channel(chan)
         # paramiko reports -1 when the command died of a signal; OpenSSH's client exits 255 then.
         return CommandResult(255 if status < 0 else status, out.value(), kept_stderr(out, err))
 
@@ -241,7 +239,7 @@ class SshConnection:
         for chan in running:
             send_signal(chan, "INT")
             send_signal(chan, "HUP")
-            _close(chan)
+            close_channel(chan)
 
     def close(self) -> None:
         """Close the transport (and with it every channel), and stop the liveness watch at once."""
@@ -339,30 +337,6 @@ def _feed(chan: paramiko.Channel, feed: Feed) -> tuple[bool, bool]:
     except (OSError, EOFError, paramiko.SSHException):
         feed.close()
         return False, False
-
-
-def send_signal(chan: paramiko.Channel, name: str) -> None:
-    """Send an RFC 4254 `signal` request (OpenSSH >= 7.9 delivers it); best effort before closing."""
-    import paramiko
-    from paramiko.common import cMSG_CHANNEL_REQUEST
-
-    message = paramiko.Message()
-    message.add_byte(cMSG_CHANNEL_REQUEST)
-    message.add_int(chan.remote_chanid)
-    message.add_string("signal")
-    message.add_boolean(False)
-    message.add_string(name)
-    with contextlib.suppress(Exception), operation(chan) as still_open:
-        if still_open:
-            chan.transport._send_user_message(message)  # type: ignore[union-attr]
-
-
-def _close(chan: paramiko.Channel) -> None:
-    """Close a command's channel (never ahead of a message another thread is sending on it)."""
-    import paramiko
-
-    with contextlib.suppress(OSError, EOFError, paramiko.SSHException), operation(chan):
-        chan.close()
 
 
 class _Attempt:

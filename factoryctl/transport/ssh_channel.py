@@ -11,6 +11,7 @@ on a loaded machine.
 its answer to the server's CLOSE back: the operation answers it when done, after its own message went out. An
 operation started after the server's CLOSE is told the channel is closed, and sends nothing. The transport thread
 never waits for an operation (it must stay free to read: a send can be waiting for a key exchange or a window).
+`send_signal` and `close_channel` are two such operations, for commands and agents alike.
 """
 
 from __future__ import annotations
@@ -111,3 +112,27 @@ def operation(chan: paramiko.Channel) -> Iterator[bool]:
                 # the channel is closed and forgotten before our CLOSE is sent: if that fails, the connection is gone
                 with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
                     _answer_close(chan, held)
+
+
+def send_signal(chan: paramiko.Channel, name: str) -> None:
+    """Send an RFC 4254 `signal` request (OpenSSH >= 7.9 delivers it); best effort before closing."""
+    import paramiko
+    from paramiko.common import cMSG_CHANNEL_REQUEST
+
+    message = paramiko.Message()
+    message.add_byte(cMSG_CHANNEL_REQUEST)
+    message.add_int(chan.remote_chanid)
+    message.add_string("signal")
+    message.add_boolean(False)
+    message.add_string(name)
+    with contextlib.suppress(Exception), operation(chan) as still_open:
+        if still_open:
+            chan.transport._send_user_message(message)  # type: ignore[union-attr]
+
+
+def close_channel(chan: paramiko.Channel) -> None:
+    """Close a command's channel (never ahead of a message another thread is sending on it)."""
+    import paramiko
+
+    with contextlib.suppress(OSError, EOFError, paramiko.SSHException), operation(chan):
+        chan.close()

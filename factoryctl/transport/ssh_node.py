@@ -25,7 +25,8 @@ from factoryctl.transport.base import CommandResult, OutputSink
 from factoryctl.transport.launch import agent_argv
 from factoryctl.transport.quoting import shell_join
 from factoryctl.transport.session import AgentSession
-from factoryctl.transport.ssh import SshConnection, SshOptions, SshPool, lost_connection, send_signal
+from factoryctl.transport.ssh import SshConnection, SshOptions, SshPool, lost_connection
+from factoryctl.transport.ssh_channel import send_signal
 from factoryctl.transport.ssh_config import resolve
 from factoryctl.transport.stdin_stream import Stdin
 
