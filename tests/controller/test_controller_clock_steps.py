@@ -40,7 +40,20 @@ def start(tmp_path: Path, clocks: Clocks) -> tuple[Controller, threading.Thread]
     runner = threading.Thread(target=controller.run, daemon=True)
     runner.start()
     wait_for(lambda: controller_is_running(tmp_path / "state") and controller.collector is not None, 30)
+    wait_for(lambda: samples_stored(tmp_path / "state") > 0, 30)  # a rollup forced before any row makes no mark
     return controller, runner
+
+
+def samples_stored(state: Path) -> int:
+    """Rows in the store so far (read apart from the controller's own connection)."""
+    path = state / "factory.db"
+    if not path.exists():
+        return 0
+    reader = Store(path, readonly=True)
+    try:
+        return int(reader._query("SELECT COUNT(*) FROM sample")[0][0])
+    finally:
+        reader.close()
 
 
 @pytest.mark.parametrize("step", [-600.0, 86400.0], ids=["back-10-min", "ahead-1-day"])
