@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 log = logging.getLogger("factoryctl.transport")
 
@@ -32,7 +32,7 @@ class WatchedConnection:
     on_dead: Callable[[], None]
     due: float = 0.0
     checking: threading.Thread | None = None
-    ended: bool = field(default=False)
+    ended: bool = False
 
 
 class LivenessWatch:

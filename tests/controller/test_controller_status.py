@@ -54,34 +54,27 @@ def _status(cli: Any, config: Path) -> Any:
     return result
 
 
-def test_running_but_not_storing_here_is_exit_1_with_a_sentence(cli: Any, tmp_path: Path) -> None:
-    state = tmp_path / "state"
-    config = tmp_path / "factory.yaml"
-    config.write_text(f"state_dir: {state}\nnodes: {{n1: {{transport: local}}}}\ncontroller: {{interval_s: 1}}\n")
-    lock = ControllerLock(state)
-    lock.acquire()
-    try:
-        result = _status(cli, config)  # the lock is held but the store was deleted (or never created)
-        assert (result.json()["running"], result.json()["healthy"], result.json()["pid"]) == (True, False, os.getpid())
-        assert f"the controller (pid {os.getpid()}) runs but there is no store at" in result.stderr
-        assert "restart it" in result.stderr
-        store = Store(state / "factory.db")
-        store.set_meta(STATS_KEY, json.dumps({"pid": 4242}))
-        old = time.time() - 60
-        os.utime(lock.path, (old, old))  # the controller started a minute ago
-        result = _status(cli, config)
-        assert "has not written its figures" in result.stderr
-        assert "deleted or replaced" in result.stderr
-        store.set_meta(STATS_KEY, json.dumps({"pid": os.getpid()}))
-        gpu = GpuSample(node="n1", index=0, uuid="GPU-0", name="H100", power_w=300.0)
-        store.write([NodeSample(node="n1", time=time.time() - 30, gpus=(gpu,))], stored_at=time.time() - 30)
-        result = _status(cli, config)
-        assert "has stored no sample since" in result.stderr
-        assert result.json()["newest_sample_age_s"] >= 30
-        store.write([NodeSample(node="n1", time=time.time(), gpus=(gpu,))])
-        fresh = cli("--config", str(config), "controller", "status", "-o", "json")
-        assert fresh.exit_code == 0, fresh.stderr
-        assert fresh.json()["healthy"] is True
-        store.close()
-    finally:
-        lock.release()
+def test_running_but_not_storing_here_is_exit_1_with_a_sentence(cli: Any, lock_held: Any) -> None:
+    config, state, lock = lock_held
+    result = _status(cli, config)  # the lock is held but the store was deleted (or never created)
+    assert (result.json()["running"], result.json()["healthy"], result.json()["pid"]) == (True, False, os.getpid())
+    assert f"the controller (pid {os.getpid()}) runs but there is no store at" in result.stderr
+    assert "restart it" in result.stderr
+    store = Store(state / "factory.db")
+    store.set_meta(STATS_KEY, json.dumps({"pid": 4242}))
+    old = time.time() - 60
+    os.utime(lock.path, (old, old))  # the controller started a minute ago
+    result = _status(cli, config)
+    assert "has not written its figures" in result.stderr
+    assert "deleted or replaced" in result.stderr
+    store.set_meta(STATS_KEY, json.dumps({"pid": os.getpid()}))
+    gpu = GpuSample(node="n1", index=0, uuid="GPU-0", name="H100", power_w=300.0)
+    store.write([NodeSample(node="n1", time=time.time() - 30, gpus=(gpu,))], stored_at=time.time() - 30)
+    result = _status(cli, config)
+    assert "has stored no sample since" in result.stderr
+    assert result.json()["newest_sample_age_s"] >= 30
+    store.write([NodeSample(node="n1", time=time.time(), gpus=(gpu,))])
+    fresh = cli("--config", str(config), "controller", "status", "-o", "json")
+    assert fresh.exit_code == 0, fresh.stderr
+    assert fresh.json()["healthy"] is True
+    store.close()

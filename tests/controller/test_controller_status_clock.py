@@ -9,35 +9,26 @@ from __future__ import annotations
 import json
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 from factoryctl.controller import STATS_KEY
 from factoryctl.model.telemetry import GpuSample, NodeSample
-from factoryctl.store.lock import ControllerLock
 from factoryctl.store.sqlite import Store
 
 
-def test_a_node_clock_ahead_does_not_make_a_silent_controller_look_fresh(cli: Any, tmp_path: Path) -> None:
-    state = tmp_path / "state"
-    config = tmp_path / "factory.yaml"
-    config.write_text(f"state_dir: {state}\nnodes: {{n1: {{transport: local}}}}\ncontroller: {{interval_s: 1}}\n")
-    lock = ControllerLock(state)
-    lock.acquire()
-    try:
-        old = time.time() - 60
-        os.utime(lock.path, (old, old))  # the controller started a minute ago
-        store = Store(state / "factory.db")
-        store.set_meta(STATS_KEY, json.dumps({"pid": os.getpid(), "written_at": old}))
-        gpu = GpuSample(node="n1", index=0, uuid="GPU-0", name="H100", power_w=300.0)
-        ahead = time.time() + 3600  # the node's clock is an hour ahead; the controller stored it 30 s ago
-        store.write([NodeSample(node="n1", time=ahead, gpus=(gpu,))], stored_at=time.time() - 30)
-        store.close()
-        result = cli("--config", str(config), "controller", "status", "-o", "json")
-        assert result.exit_code == 1, result.stdout
-        doc = result.json()
-        assert doc["healthy"] is False
-        assert doc["newest_sample_age_s"] >= 30
-        assert "has stored no sample since" in result.stderr
-    finally:
-        lock.release()
+def test_a_node_clock_ahead_does_not_make_a_silent_controller_look_fresh(cli: Any, lock_held: Any) -> None:
+    config, state, lock = lock_held
+    old = time.time() - 60
+    os.utime(lock.path, (old, old))  # the controller started a minute ago
+    store = Store(state / "factory.db")
+    store.set_meta(STATS_KEY, json.dumps({"pid": os.getpid(), "written_at": old}))
+    gpu = GpuSample(node="n1", index=0, uuid="GPU-0", name="H100", power_w=300.0)
+    ahead = time.time() + 3600  # the node's clock is an hour ahead; the controller stored it 30 s ago
+    store.write([NodeSample(node="n1", time=ahead, gpus=(gpu,))], stored_at=time.time() - 30)
+    store.close()
+    result = cli("--config", str(config), "controller", "status", "-o", "json")
+    assert result.exit_code == 1, result.stdout
+    doc = result.json()
+    assert doc["healthy"] is False
+    assert doc["newest_sample_age_s"] >= 30
+    assert "has stored no sample since" in result.stderr

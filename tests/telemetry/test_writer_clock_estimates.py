@@ -9,7 +9,6 @@ stamped before a +1 day step were pruned at once after it.
 from __future__ import annotations
 
 import collections
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,16 +17,6 @@ from clocks import Clocks, sample, writer_for
 from factoryctl.store.sqlite import Store
 
 DAY = 86400.0
-
-
-@pytest.fixture
-def clocks() -> Clocks:
-    return Clocks()
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(tmp_path / "factory.db")
 
 
 def stored_offsets(store: Store, clocks: Clocks) -> list[float]:

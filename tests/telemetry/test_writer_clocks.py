@@ -8,23 +8,12 @@ old while it stayed `up` with its figures frozen, and nothing said why.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import pytest
 from clocks import T0, Clocks, sample, writer_for
 
 from factoryctl.store.sqlite import Store
 from factoryctl.telemetry.node_clock import CLOCK_REPORT_AFTER_S
-
-
-@pytest.fixture
-def clocks() -> Clocks:
-    return Clocks()
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(tmp_path / "factory.db")
 
 
 def test_a_forward_step_of_the_wall_clock_takes_no_node_down(
