@@ -40,11 +40,13 @@ class AgentSession:
         on_close: Callable[[], None] | None = None,
         stderr_tail: Callable[[], str] | None = None,
         cut_off: Callable[[], NodeError | None] | None = None,
+        connection_dead: Callable[[], bool] | None = None,
     ) -> None:
         """Start reading the agent's output at once.
 
         `cut_off` says, when that output ends, whether the connection under it was lost: the error to report then,
-        instead of "the agent exited", which is what an agent that really exited gets.
+        instead of "the agent exited", which is what an agent that really exited gets. `connection_dead` says, when
+        the session closes, whether the connection is known dead, so no `shutdown` is asked that could not arrive.
         """
         self.node = node
         self._stdin = stdin
@@ -52,6 +54,7 @@ class AgentSession:
         self._on_close = on_close
         self._stderr_tail = stderr_tail
         self._cut_off = cut_off
+        self._connection_dead = connection_dead
         self._ids = itertools.count(1)
         self._pending: dict[int, queue.Queue[Any]] = {}
         self._streams: dict[int, Callable[[NodeSample], None]] = {}
@@ -322,13 +325,14 @@ class AgentSession:
         return list(result.get("gpus") or [])
 
     def close(self, timeout: float = 2.0) -> None:
-        """Ask the agent to exit, then release the streams.
+        """Ask the agent to exit (unless the connection is known dead: no answer could come), then release the streams.
 
         Its stdout is closed last, after `on_close` ended the agent (or its channel): the reader thread holds that
         stream while it waits for a line, so closing it first waited for an agent that might never write again
         (one stopped with SIGSTOP held the link's teardown until SIGCONT).
         """
-        if self.failure is None:
+        dead = self._connection_dead is not None and self._connection_dead()
+        if self.failure is None and not dead:
             with contextlib.suppress(NodeError, UsageError):
                 self.request("shutdown", timeout=timeout)
                 self.shutdown_answered = True

@@ -25,7 +25,7 @@ from factoryctl.model.inventory import NodeSpec
 from factoryctl.transport.base import CappedOutput, CommandResult, OutputSink, cut_short, kept_stderr
 from factoryctl.transport.polling import Watched, readable
 from factoryctl.transport.quoting import shell_join
-from factoryctl.transport.ssh_channel import close_channel, guard, operation, send_signal
+from factoryctl.transport.ssh_channel import close_channel, feed_stdin, guard, operation, send_signal
 from factoryctl.transport.ssh_config import SshTarget, resolve
 from factoryctl.transport.ssh_handshake import (
     ServerKey,
@@ -55,7 +55,6 @@ if TYPE_CHECKING:
     from factoryctl.transport.ssh_node import SshTransport
 
 _READ_CHUNK = 1 << 16
-_SEND_CHUNK = 1 << 15
 #: How soon to look again at a full send window while feeding a command's stdin.
 _SEND_POLL_S = 0.005
 #: How soon to look again for the exit status while still feeding a command that closed its output.
@@ -146,6 +145,16 @@ class SshConnection:
         chan.close()
         return True
 
+    def known_dead(self, unanswered_s: float) -> bool:
+        """Whether nothing can cross this connection any more (an agent's teardown then skips what would wait).
+
+        Its transport is down, or the liveness check under way has had no answer for `unanswered_s`: a silent peer,
+        known before that check's own timeout closes the connection.
+        """
+        watched = self._watched
+        stalled = watched is not None and watched.unanswered_for() >= unanswered_s
+        return stalled or not self.transport.is_active()
+
     def watch(self, interval: float | None = None, timeout: float | None = None) -> None:
         """Check liveness every `interval` in the background; a peer that stops answering gets the connection closed.
 
@@ -189,6 +198,22 @@ class SshConnection:
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         feed = as_feed(stdin)
+        chan = self._command_channel(feed)
+        limit = self.options.max_output_bytes
+        out, err = CappedOutput(limit, 1, on_output), CappedOutput(limit, 2, on_output)
+        try:
+            status = self._exec(chan, command, feed, out, err, deadline, timeout)
+        finally:
+            if feed is not None:
+                feed.close()
+            with self._lock:
+                self._running.discard(chan)
+            close_channel(chan)
+        # paramiko reports -1 when the command died of a signal; OpenSSH's client exits 255 then.
+        return CommandResult(255 if status < 0 else status, out.value(), kept_stderr(out, err))
+
+    def _command_channel(self, feed: Feed | None) -> paramiko.Channel:
+        """A channel for one command, among the running ones (`interrupt`); `feed` is closed if none opens."""
         try:
             chan = self.channel()
         except BaseException:
@@ -197,8 +222,23 @@ class SshConnection:
             raise
         with self._lock:
             self._running.add(chan)
-        limit = self.options.max_output_bytes
-        out, err = CappedOutput(limit, 1, on_output), CappedOutput(limit, 2, on_output)
+        return chan
+
+    def _exec(
+        self,
+        chan: paramiko.Channel,
+        command: str,
+        feed: Feed | None,
+        out: CappedOutput,
+        err: CappedOutput,
+        deadline: float | None,
+        timeout: float | None,
+    ) -> int:
+        """Start `command` on `chan`, feed it and drain its output into `out` and `err`; its exit status (-1: none).
+
+        Past `deadline` (`timeout` s after the start) the command gets SIGKILL and a timeout `CommandCut` is raised;
+        a lost connection raises one too. Either carries the output that had arrived.
+        """
         try:
             chan.exec_command(command)
             if feed is None:
@@ -219,14 +259,7 @@ class SshConnection:
                 raise cut_short(lost_connection(self.node, "while the command ran"), out, err)
         except (OSError, EOFError) as exc:  # paramiko raises EOFError when the connection went away mid-send
             raise cut_short(lost_connection(self.node, "while the command ran"), out, err) from exc
-        finally:
-            if feed is not None:
-                feed.close()
-            with self._lock:
-                self._running.discard(chan)
-            close_channel(chan)
-        # paramiko reports -1 when the command died of a signal; OpenSSH's client exits 255 then.
-        return CommandResult(255 if status < 0 else status, out.value(), kept_stderr(out, err))
+        return status
 
     def interrupt(self) -> None:
         """Ctrl-C: send SIGINT, then SIGHUP, to every command running on this connection, and close their channels.
@@ -279,7 +312,7 @@ def _drain_loop(
         watched: list[Watched] = [chan]
         if feed is not None and feeding:
             feed.clear_wakeup()  # before looking: news after this point wakes the poll below
-            feeding, backlog = _feed(chan, feed)
+            feeding, backlog = feed_stdin(chan, feed)
             if feeding and backlog:
                 wait = min(wait, _SEND_POLL_S)  # a window adjust does not wake the poll: look again soon
             elif feeding and wakeup is not None:
@@ -306,37 +339,6 @@ def _drain_loop(
             return True
         if deadline is not None and time.monotonic() >= deadline:
             return False
-
-
-def _feed(chan: paramiko.Channel, feed: Feed) -> tuple[bool, bool]:
-    """Send what `feed` has and the channel's window takes now, never blocking; EOF once the input ended.
-
-    Returns (still feeding, input waiting for window). Feeding ends when EOF was sent or the command no longer takes
-    input (it exited or closed its stdin, like `head -c1`), which is not an error, as with ssh.
-    """
-    import paramiko
-
-    try:
-        while True:
-            if chan.closed or chan.eof_sent or chan.exit_status_ready():
-                feed.close()
-                return False, False
-            data = feed.peek(_SEND_CHUNK)
-            if not data and not feed.ended:
-                return True, False
-            if data and not chan.send_ready():
-                return True, True
-            with operation(chan) as still_open:  # the command may have ended since the look above
-                if still_open and data:
-                    feed.advance(chan.send(data))
-                elif still_open:
-                    chan.shutdown_write()
-            if not still_open or not data:
-                feed.close()
-                return False, False
-    except (OSError, EOFError, paramiko.SSHException):
-        feed.close()
-        return False, False
 
 
 class _Attempt:

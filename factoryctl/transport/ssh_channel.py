@@ -11,7 +11,8 @@ on a loaded machine.
 its answer to the server's CLOSE back: the operation answers it when done, after its own message went out. An
 operation started after the server's CLOSE is told the channel is closed, and sends nothing. The transport thread
 never waits for an operation (it must stay free to read: a send can be waiting for a key exchange or a window).
-`send_signal` and `close_channel` are two such operations, for commands and agents alike.
+`send_signal` and `close_channel` are two such operations, for commands and agents alike; `feed_stdin` sends a
+command's stdin and its EOF as such operations.
 """
 
 from __future__ import annotations
@@ -25,6 +26,11 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import paramiko
+
+    from factoryctl.transport.stdin_stream import Feed
+
+#: The most of a command's stdin sent in one message.
+_SEND_CHUNK = 1 << 15
 
 
 class _Guard:
@@ -136,3 +142,34 @@ def close_channel(chan: paramiko.Channel) -> None:
 
     with contextlib.suppress(OSError, EOFError, paramiko.SSHException), operation(chan):
         chan.close()
+
+
+def feed_stdin(chan: paramiko.Channel, feed: Feed) -> tuple[bool, bool]:
+    """Send what `feed` has and the channel's window takes now, never blocking; EOF once the input ended.
+
+    Returns (still feeding, input waiting for window). Feeding ends when EOF was sent or the command no longer takes
+    input (it exited or closed its stdin, like `head -c1`), which is not an error, as with ssh.
+    """
+    import paramiko
+
+    try:
+        while True:
+            if chan.closed or chan.eof_sent or chan.exit_status_ready():
+                feed.close()
+                return False, False
+            data = feed.peek(_SEND_CHUNK)
+            if not data and not feed.ended:
+                return True, False
+            if data and not chan.send_ready():
+                return True, True
+            with operation(chan) as still_open:  # the command may have ended since the look above
+                if still_open and data:
+                    feed.advance(chan.send(data))
+                elif still_open:
+                    chan.shutdown_write()
+            if not still_open or not data:
+                feed.close()
+                return False, False
+    except (OSError, EOFError, paramiko.SSHException):
+        feed.close()
+        return False, False

@@ -26,7 +26,7 @@ from factoryctl.transport.launch import agent_argv
 from factoryctl.transport.quoting import shell_join
 from factoryctl.transport.session import AgentSession
 from factoryctl.transport.ssh import SshConnection, SshOptions, SshPool, lost_connection
-from factoryctl.transport.ssh_channel import send_signal
+from factoryctl.transport.ssh_channel import close_channel, send_signal
 from factoryctl.transport.ssh_config import resolve
 from factoryctl.transport.stdin_stream import Stdin
 
@@ -107,9 +107,10 @@ class SshTransport:
             self.node.name,
             cast("IO[bytes]", _ChannelInput(chan)),
             cast("IO[bytes]", _ChannelLines(chan.recv)),
-            on_close=lambda: _end_agent(chan, self.connection, session),  # `session`: read at close
+            on_close=lambda: _close_agent(chan, self.connection, session),  # `session`: read at close
             stderr_tail=tail.text,
             cut_off=lambda: _connection_lost(chan, self.connection),
+            connection_dead=lambda: self.connection.known_dead(AGENT_KILL_TIMEOUT_S),
         )
         try:
             hello = session.wait_hello(timeout)
@@ -194,8 +195,23 @@ AGENT_EXIT_GRACE_S = 1.0
 
 
 #: How long the `kill` of an agent that did not exit may take, channel open included: a round trip on a connection
-#: that answers; on a dead one (the likelier cause of a stall) the link's teardown waits this long for nothing.
+#: that answers. A connection that left its liveness check unanswered this long is taken for dead: neither the
+#: agent's `shutdown` nor its kill is tried on it (`_close_agent`), as neither could cross it.
 AGENT_KILL_TIMEOUT_S = 2.0
+
+
+def _close_agent(chan: paramiko.Channel, connection: SshConnection, session: AgentSession) -> None:
+    """End the agent (`_end_agent`), or on a connection known dead just close its channel: nothing else can cross.
+
+    A silent connection used to cost the link's teardown the kill's whole bound (and the `shutdown` wait before it)
+    for messages that never arrived, delaying the reconnect that was the way out (an agent that runs exits at its
+    stdin's EOF once the node's sshd notices the connection is gone). A stopped agent on a live connection is still
+    killed.
+    """
+    if connection.known_dead(AGENT_KILL_TIMEOUT_S):
+        close_channel(chan)
+    else:
+        _end_agent(chan, connection, session)
 
 
 def _end_agent(chan: paramiko.Channel, connection: SshConnection, session: AgentSession) -> None:

@@ -5,7 +5,9 @@ would wait forever: each watched connection gets a real round trip every interva
 time is closed, which ends its channels so the session above notices. Each connection used to have a thread of its
 own that slept between its checks, a fifth thread per node (10,000 threads at 2,000 nodes against the machine's task
 limit). Now one scheduler thread sleeps until the next check is due and runs it on a short-lived thread, so a dead
-peer's timeout never delays another node's check; the scheduler ends when nothing is watched.
+peer's timeout never delays another node's check; the scheduler ends when nothing is watched. A check left
+unanswered for seconds already tells that the peer went silent, long before its timeout: `unanswered_for` says so
+to whoever asks (an agent's teardown skips what could not cross a dead connection).
 """
 
 from __future__ import annotations
@@ -32,7 +34,13 @@ class WatchedConnection:
     on_dead: Callable[[], None]
     due: float = 0.0
     checking: threading.Thread | None = None
+    asked: float | None = None  # when the check under way started (time.monotonic), None between checks
     ended: bool = False
+
+    def unanswered_for(self) -> float:
+        """How long the check under way has been waiting for its answer (0.0 when none is under way)."""
+        asked = self.asked
+        return 0.0 if asked is None else max(time.monotonic() - asked, 0.0)
 
 
 class LivenessWatch:
@@ -102,11 +110,12 @@ class LivenessWatch:
         """Run `watched`'s probe on a thread of its own; it is queued again once the probe answered (lock held)."""
         checker = threading.Thread(target=self._check, args=(watched,), daemon=True, name=watched.name)
         watched.checking = checker
+        watched.asked = time.monotonic()
         try:
             checker.start()
         except RuntimeError:  # this machine is out of threads: try again at the next interval
             log.debug("%s: no thread for a liveness check; retrying in %g s", watched.name, watched.every)
-            watched.checking = None
+            watched.checking = watched.asked = None
             self._requeue(watched)
 
     def _check(self, watched: WatchedConnection) -> None:
@@ -119,7 +128,7 @@ class LivenessWatch:
             with contextlib.suppress(Exception):
                 watched.on_dead()
         with self._changed:
-            watched.checking = None
+            watched.checking = watched.asked = None
             if alive and not watched.ended:
                 self._requeue(watched)
             else:
