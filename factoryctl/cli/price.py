@@ -177,7 +177,8 @@ def show_command(
     if not known:
         raise ActionFailed(f"no price in {where} at or before the requested time", hint="check --at or the file.")
     current = known[-1]
-    interval_s = row_intervals([p.timestamp_s for p in points]).durations_s[len(known) - 1]  # this row's own
+    times = [p.timestamp_s for p in points]
+    interval_s = row_intervals(times, _market_offset_s(source)).durations_s[len(known) - 1]  # this row's own
     later = points[len(known)] if len(known) < len(points) else None
     ended = moment >= current.timestamp_s + interval_s
     newest = next((p for p in reversed(known) if p.price_per_mwh is not None), None)
@@ -230,9 +231,15 @@ def history_command(
     emit(render_listing(items, [], PRICE_COLUMNS, output, no_header))
 
 
-#: How far around a `price history` window to fetch, so that the row in force at --since and its neighbours (which
-#: set how long it lasts) are read: two days holds them for any interval up to a day.
-_NEIGHBOURS_S = 2 * 86400
+def _market_offset_s(source: PriceSource) -> int:
+    """The UTC offset of the market's clock, on which intervals start: a CSV file's own (after a fetch), else 0.
+
+    A plugin's `PricePoint`s carry no offset, so its intervals are taken to start on UTC boundaries.
+    """
+    from factoryctl.power.sources import CsvPriceSource
+
+    inner = getattr(source, "source", source)  # a LoadedPriceSource wraps the configured source
+    return inner.utc_offset_s if isinstance(inner, CsvPriceSource) else 0
 
 
 def _rows_in_force(source: PriceSource, start: int | None, end: int | None) -> list[PricePoint]:
@@ -240,14 +247,17 @@ def _rows_in_force(source: PriceSource, start: int | None, end: int | None) -> l
 
     A row is listed by its start time, so a window inside one hourly row (10:15 to 10:45) would list nothing
     without the row in force at `start`. That row lasts its own interval (`factoryctl.power.intervals`, as for
-    `price show`), so a row followed by a gap, or the last row, is not in force past that interval.
+    `price show`), so a row followed by a gap, or the last row, is not in force past that interval. How long a row
+    lasts depends on its neighbours however far away in time (the rows before a gap of days, the two after it),
+    so the whole series is fetched, as `price show` fetches it, and both judge every row alike.
     """
     from factoryctl.power.intervals import rows_overlapping
 
     if start is None:
         return list(source.fetch(None, end))
-    around = source.fetch(start - _NEIGHBOURS_S, None if end is None else end + _NEIGHBOURS_S)
-    return [around[i] for i in rows_overlapping([p.timestamp_s for p in around], start, end)]
+    points = source.fetch()
+    times = [p.timestamp_s for p in points]
+    return [points[i] for i in rows_overlapping(times, start, end, _market_offset_s(source))]
 
 
 @app.command("sources")

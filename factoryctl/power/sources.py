@@ -6,13 +6,17 @@ from. A CSV file is `timestamp_utc,price_per_mwh` (extra columns ignored); an em
 unknown price (`None`) rather than dropped, because a hole in a feed is something the policy must react to. One
 loader serves `price show`, `price history` and `power simulate`, so a file is accepted or refused the same way by
 all: at least one row, each with both fields (an empty price field is unknown; a missing one is malformed),
-timestamps strictly increasing, prices finite and at most `MAX_PRICE_PER_MWH` in magnitude.
+timestamps strictly increasing, prices finite and at most `MAX_PRICE_PER_MWH` in magnitude. Times are kept as
+UTC epoch seconds; the offset they are written in (+05:30 in India) is kept beside them as the market's clock,
+because where the market's hours start decides whether a last hourly row is a change of resolution or a gap
+(factoryctl.power.intervals).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Protocol
@@ -46,6 +50,11 @@ def parse_timestamp(text: str) -> int:
 
     A bad time is a `FieldError` that names the value (Python's own "day is out of range for month" does not).
     """
+    return int(_parse_moment(text).timestamp())
+
+
+def _parse_moment(text: str) -> datetime:
+    """ISO-8601 to an aware datetime in the offset it is written in (UTC when it names none); see `parse_timestamp`."""
     stamp = text.strip()
     if stamp.endswith(("Z", "z")):
         stamp = stamp[:-1] + "+00:00"
@@ -59,7 +68,7 @@ def parse_timestamp(text: str) -> int:
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
-    return int(moment.timestamp())
+    return moment
 
 
 #: The hint when a time without an offset repeats: the usual cause is a file written in local time.
@@ -95,32 +104,51 @@ def parse_price(text: str) -> float | None:
     return value
 
 
-def _price_reader() -> Callable[[dict[str, str]], PricePoint]:
-    """Parse rows in file order, refusing a timestamp that repeats or goes back (which row would win is a guess)."""
-    last: list[int] = []
+class _PriceRowReader:
+    """Parses rows in file order, refusing a timestamp that repeats or goes back (which row would win is a guess).
 
-    def parse(row: dict[str, str]) -> PricePoint:
+    It keeps the offset of the last row's time: the market's clock (`PriceFile.utc_offset_s`).
+    """
+
+    def __init__(self) -> None:
+        """Start before the first row: no time yet, UTC."""
+        self.last_s: int | None = None
+        self.utc_offset_s = 0
+
+    def __call__(self, row: dict[str, str]) -> PricePoint:
+        """One row as a `PricePoint`; a repeat or a step back is a `ValueError` (`FieldError` with a hint)."""
         text = row["timestamp_utc"] or ""
-        point = PricePoint(parse_timestamp(text), parse_price(row["price_per_mwh"] or ""))
-        if last and point.timestamp_s <= last[0]:
+        moment = _parse_moment(text)
+        point = PricePoint(int(moment.timestamp()), parse_price(row["price_per_mwh"] or ""))
+        if self.last_s is not None and point.timestamp_s <= self.last_s:
             stamp = iso_utc_seconds(point.timestamp_s)
             problem = f"{stamp} repeats or goes back; price timestamps must be strictly increasing"
             if _without_offset(text):
                 raise FieldError(f"{problem} ({text.strip()} has no offset, so it is read as UTC)", LOCAL_TIME_HINT)
             raise ValueError(problem)
-        last[:] = [point.timestamp_s]
+        offset = moment.utcoffset()
+        self.last_s, self.utc_offset_s = point.timestamp_s, 0 if offset is None else int(offset.total_seconds())
         return point
 
-    return parse
+
+@dataclass(frozen=True)
+class PriceFile:
+    """A prices CSV as read: its rows in time order, and the market's clock its times are written in."""
+
+    points: tuple[PricePoint, ...]
+    #: The UTC offset (seconds) of the file's last row, as written (19800 for +05:30; 0 for Z or no offset).
+    utc_offset_s: int
 
 
-def read_price_csv(path: Path) -> tuple[PricePoint, ...]:
+def read_price_csv(path: Path) -> PriceFile:
     """Read a prices CSV, in time order; errors name the file and line. Every command loads prices through here."""
     hint = (
         "a prices file has the header timestamp_utc,price_per_mwh and one row per interval, in time order;"
         " an unknown price is an empty field after the comma."
     )
-    return tuple(read_csv_rows(path, PRICE_COLUMNS, _price_reader(), "prices file", "price row", hint))
+    reader = _PriceRowReader()
+    points = read_csv_rows(path, PRICE_COLUMNS, reader, "prices file", "price row", hint)
+    return PriceFile(tuple(points), reader.utc_offset_s)
 
 
 class CsvPriceSource:
@@ -131,11 +159,15 @@ class CsvPriceSource:
     def __init__(self, path: str | Path) -> None:
         """Remember the file; it is read on each `fetch`, so an updated file is picked up."""
         self.path = Path(path)
+        #: The market's clock as of the last `fetch`: the offset the file's times are written in (`PriceFile`).
+        self.utc_offset_s = 0
 
     def fetch(self, start_s: int | None = None, end_s: int | None = None) -> tuple[PricePoint, ...]:
         """Prices of intervals starting in [start_s, end_s) (either end open when None), sorted by time."""
+        prices = read_price_csv(self.path)
+        self.utc_offset_s = prices.utc_offset_s
         return tuple(
             p
-            for p in read_price_csv(self.path)
+            for p in prices.points
             if (start_s is None or p.timestamp_s >= start_s) and (end_s is None or p.timestamp_s < end_s)
         )
