@@ -45,6 +45,7 @@ VERB_MODULES: dict[str, tuple[str, ...]] = {
     "nodes": ("nodes_trust", "nodes_drain"),
     "power": ("power_limits",),
     "sched": ("sched_explain",),
+    "telemetry": ("telemetry_history",),
 }
 
 #: Modules that add top-level commands (`init`, `gpus`, `exec`, `demo`, `dash`, ...) through `register(app)`.

@@ -43,6 +43,7 @@ AUDIT_COLUMNS = (
     Column("reason", "REASON"),
 )
 SINCE_HELP = "How far back: a duration (15m, 24h, 7d) or an ISO-8601 time."
+LIMIT_OPTION = typer.Option(1000, "--limit", min=1, help="At most this many (the newest).")
 
 
 def _nodes(ctx: typer.Context, target: str | None) -> tuple[Any, list[str] | None]:
@@ -60,7 +61,7 @@ EVENT_KINDS = (
 
 def events_command(
     ctx: typer.Context,
-    target: str = typer.Argument("all", help="Node set, @group or all.", autocompletion=context.complete_target),
+    target: str = context.TARGET_ARG,
     since: str = typer.Option("24h", "--since", help=SINCE_HELP),
     kind: str | None = typer.Option(
         None,
@@ -68,7 +69,7 @@ def events_command(
         help="Only this kind (node_down, xid, ecc, drain, ...).",
         autocompletion=complete_choices(EVENT_KINDS),
     ),
-    limit: int = typer.Option(1000, "--limit", min=1, help="At most this many (the newest)."),
+    limit: int = LIMIT_OPTION,
     output: OutputFormat = OUTPUT_OPTION,
     no_header: bool = NO_HEADER_OPTION,
     follow: bool = typer.Option(
@@ -107,9 +108,9 @@ def _check_kind(kind: str | None) -> str | None:
 
 def audit_command(
     ctx: typer.Context,
-    target: str = typer.Argument("all", help="Node set, @group or all.", autocompletion=context.complete_target),
+    target: str = context.TARGET_ARG,
     since: str = typer.Option("7d", "--since", help=SINCE_HELP),
-    limit: int = typer.Option(1000, "--limit", min=1, help="At most this many (the newest)."),
+    limit: int = LIMIT_OPTION,
     output: OutputFormat = OUTPUT_OPTION,
     no_header: bool = NO_HEADER_OPTION,
 ) -> None:
@@ -174,26 +175,12 @@ def _follow(
     A store file deleted or replaced underneath (`rm factory.db*`, a restored backup) is noticed at the next poll:
     following moves to the new file once one exists, from the last moment the old one was seen intact.
     """
-    import json
     import time
 
-    from factoryctl.cli.render import pause_while_read, render_csv, render_table, stdout_takes_unicode
+    from factoryctl.cli.render import pause_while_read
 
-    csv_header = not no_header  # CSV names its columns once, over the first events that come
-
-    def show(batch: list[Any], header: bool) -> None:
-        nonlocal csv_header
-        if output in (OutputFormat.json, OutputFormat.yaml):
-            ascii_only = not stdout_takes_unicode()
-            emit("".join(json.dumps(e.as_json(), ensure_ascii=ascii_only) + "\n" for e in batch))
-        elif output is OutputFormat.csv:
-            if batch:
-                emit(render_csv([e.as_json() for e in batch], csv_header))
-                csv_header = False
-        elif batch or header:
-            emit(render_table([e.as_json() for e in batch], EVENT_COLUMNS, output is OutputFormat.wide, header))
-
-    show(shown, header=not no_header)
+    printer = FollowedEventPrinter(output, no_header)
+    printer.show(shown, header=not no_header)
     last_id = max((e.id or 0 for e in shown), default=0)
     last_t = max((e.time for e in shown), default=time.time() - 1)
     intact_at = time.time()
@@ -206,9 +193,38 @@ def _follow(
         intact_at = time.time()
         fresh = [e for e in store.events(last_t, names) if (e.id or 0) > last_id and kind in (None, e.kind)]
         if fresh:
-            show(fresh, header=False)
+            printer.show(fresh, header=False)
             last_id = max(e.id or 0 for e in fresh)
             last_t = max(e.time for e in fresh)
+
+
+class FollowedEventPrinter:
+    """How `events --follow` prints each batch: JSON lines (-o json/yaml), CSV rows, or table rows.
+
+    CSV names its columns once, over the first events that come; a table prints its header even with no events.
+    """
+
+    def __init__(self, output: OutputFormat, no_header: bool) -> None:
+        """Print in `output`; `no_header` leaves out the CSV header (the table's is the caller's `header`)."""
+        self._output = output
+        self._csv_header = not no_header
+
+    def show(self, batch: list[Any], header: bool) -> None:
+        """Print `batch` (oldest first); `header` asks a table for its header line."""
+        import json
+
+        from factoryctl.cli.render import render_csv, render_table, stdout_takes_unicode
+
+        output = self._output
+        if output in (OutputFormat.json, OutputFormat.yaml):
+            ascii_only = not stdout_takes_unicode()
+            emit("".join(json.dumps(e.as_json(), ensure_ascii=ascii_only) + "\n" for e in batch))
+        elif output is OutputFormat.csv:
+            if batch:
+                emit(render_csv([e.as_json() for e in batch], self._csv_header))
+                self._csv_header = False
+        elif batch or header:
+            emit(render_table([e.as_json() for e in batch], EVENT_COLUMNS, output is OutputFormat.wide, header))
 
 
 def _reattach(old: Any, gone: str, every_s: float) -> Any:

@@ -376,20 +376,32 @@ def exec_command(
     stdin = None if no_stdin else stdin_source()
     structured = output in (OutputFormat.json, OutputFormat.yaml, OutputFormat.csv)
     printer = LinePrinter() if lines and not structured else None
-    outcomes, interrupted = run_interruptible(ExecRun(config, specs, list(command), timeout, fanout, stdin, printer))
+    run = ExecRun(config, specs, list(command), timeout, fanout, stdin, printer)
+    raise typer.Exit(report_run(run, stdin, printer, output if structured else None, no_header))
+
+
+def report_run(
+    run: ExecRun,
+    stdin: StdinBroadcast | None,
+    printer: LinePrinter | None,
+    structured: OutputFormat | None,
+    no_header: bool,
+) -> int:
+    """Wait for `run`, print its result, and return exec's exit status (130 or 143 if it was interrupted)."""
+    outcomes, interrupted = run_interruptible(run)
     if printer is not None and printer.broken.is_set():
         raise BrokenPipeError  # it went away as the last commands ended
     if stdin is not None and stdin.error:
         sys.stderr.write(f"factoryctl: {stdin.error}\n")
     items = [o for _, o in outcomes if not isinstance(o, NodeError)]
     errors = [o for _, o in outcomes if isinstance(o, NodeError)]
-    print_outcomes(items, errors, output if structured else None, no_header, lines=printer is not None)
+    print_outcomes(items, errors, structured, no_header, lines=printer is not None)
     if interrupted is not None:
         from factoryctl.cli.signals import report_stopped
 
         report_stopped(interrupted)
-        raise typer.Exit(interrupted)
-    raise typer.Exit(exit_status(items, errors))
+        return interrupted
+    return exit_status(items, errors)
 
 
 def run_interruptible(run: ExecRun) -> tuple[list[tuple[NodeSpec, dict[str, Any] | NodeError]], ExitCode | None]:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from factoryctl.cli.price import PRICES_OPTION
 from factoryctl.cli.render import DOCUMENT_OUTPUT_OPTION, OutputFormat, checked_choice, dump_json
 from factoryctl.errors import UsageError
 
@@ -128,6 +129,17 @@ def _refuse_repeated_keys(root: Any, path: Path) -> None:
         )
 
 
+def _facts(curve_name: str, visibility: Visibility, max_loss: float) -> dict[str, Any]:
+    """What the replay was asked (the curve's GPU and workload, the price visibility, D), as the document names it."""
+    gpu_name, _, workload_name = curve_name.partition(" ")
+    return {
+        "gpu": gpu_name,
+        "workload": workload_name,
+        "price_visibility": visibility.value,
+        "max_throughput_loss": max_loss,
+    }
+
+
 def _document(result: SimulationResult, policy: Policy, facts: dict[str, Any]) -> dict[str, Any]:
     from factoryctl.model.power import iso_utc_seconds
 
@@ -236,9 +248,7 @@ def _warn_stale(document: dict[str, Any], policy: Policy, policy_file: Path | No
 @app.command("simulate")
 def simulate_command(
     ctx: typer.Context,
-    prices: Path | None = typer.Option(
-        None, "--prices", help="Prices CSV: timestamp_utc,price_per_mwh (default: power.price_source in factory.yaml)."
-    ),
+    prices: Path | None = PRICES_OPTION,
     curve: Path = typer.Option(..., "--curve", help="Power-curve CSV: gpu,workload,pl_frac,throughput_rel,power_rel."),
     gpu: str = typer.Option(..., "--gpu", help="GPU name in the curve file (any case, e.g. a40)."),
     workload: str = typer.Option(..., "--workload", help="Workload in the curve file (e.g. squad/bert_base or squad)."),
@@ -279,14 +289,7 @@ def simulate_command(
     opener = None if schedule_out is None else partial(_open_schedule, schedule_out, prices_file, curve, policy_file)
     with removed_on_failure(opener) as out:
         result = simulate(points, power_curve, gpu_range, policy, price_visibility.value, max_loss)
-    gpu_name, _, workload_name = power_curve.name.partition(" ")
-    facts = {
-        "gpu": gpu_name,
-        "workload": workload_name,
-        "price_visibility": price_visibility.value,
-        "max_throughput_loss": max_loss,
-    }
-    document = _document(result, policy, facts)
+    document = _document(result, policy, _facts(power_curve.name, price_visibility, max_loss))
     _warn_stale(document, policy, policy_file)
     _note_no_saving(document)
     emit_then_write(out, lambda: _render(document, output), lambda: schedule_csv(points, result.actions))

@@ -67,7 +67,7 @@ def test_history_of_an_old_window_ends_at_until(tmp_path: Path) -> None:
 
 def test_a_nodes_energy_source_names_every_part_once_joined_with_plus() -> None:
     """docs/telemetry.md: `rollup+counter`, never `counter,power` (a comma a CSV would have to quote)."""
-    from factoryctl.cli.telemetry import node_energy_source
+    from factoryctl.cli.telemetry_history import node_energy_source
 
     assert node_energy_source(["counter", "power"]) == "counter+power"
     assert node_energy_source(["rollup+counter", "counter", "rollup+power"]) == "rollup+counter+power"

@@ -84,9 +84,9 @@ def test_a_history_too_large_to_hold_is_bounded_before_it_is_read(
 ) -> None:
     """Every point of a fleet for hours took gigabytes: JSON refuses past the bound (exit 2, with what to do), the
     table summarises in buckets and says so, and --step is always served."""
-    import factoryctl.cli.telemetry as telemetry
+    import factoryctl.cli.telemetry_history as history_cli
 
-    monkeypatch.setattr(telemetry, "MAX_HISTORY_POINTS", 400)  # the store holds 480 points: 2 nodes x 2 GPUs x 120
+    monkeypatch.setattr(history_cli, "MAX_HISTORY_POINTS", 400)  # the store holds 480 points: 2 nodes x 2 GPUs x 120
     refused = cli("--config", str(filled), "telemetry", "history", "all", "--since", "10m", "-o", "json")
     assert refused.exit_code == 2
     assert "this query would return 480 points (at most 400 without --step)." in refused.stderr
@@ -99,7 +99,7 @@ def test_a_history_too_large_to_hold_is_bounded_before_it_is_read(
     stepped = cli("--config", str(filled), "telemetry", "history", "n1", "--since", "10m", "--step", "1m", "-o", "json")
     assert stepped.exit_code == 0, stepped.stderr
     assert 2 <= len(stepped.json()["items"][0]["points"]) <= 3
-    monkeypatch.setattr(telemetry, "MAX_HISTORY_POINTS", 480)
+    monkeypatch.setattr(history_cli, "MAX_HISTORY_POINTS", 480)
     assert cli("--config", str(filled), "telemetry", "history", "all", "--since", "10m", "-o", "json").exit_code == 0
 
 
@@ -187,7 +187,7 @@ def test_event_kind_and_metric_typos_suggest_the_nearest_choice(cli: Any, filled
 
 
 def test_metric_completion_offers_the_stored_metrics() -> None:
-    from factoryctl.cli.telemetry import _complete_metric
+    from factoryctl.cli.telemetry_history import _complete_metric
 
     offered = _complete_metric("power")
     assert "power_w" in offered
