@@ -281,6 +281,7 @@ def simulate_command(
     from factoryctl.power.curve_file import load_curve
     from factoryctl.power.schedule_file import schedule_csv
     from factoryctl.power.simulator import simulate
+    from factoryctl.power.sources import market_offset_s
 
     power_curve, gpu_range = load_curve(curve, gpu, workload)
     policy, max_loss = _load_policy(policy_file, gpu_range, max_throughput_loss)
@@ -288,7 +289,8 @@ def simulate_command(
     points = source.fetch()
     opener = None if schedule_out is None else partial(_open_schedule, schedule_out, prices_file, curve, policy_file)
     with removed_on_failure(opener) as out:
-        result = simulate(points, power_curve, gpu_range, policy, price_visibility.value, max_loss)
+        offset = market_offset_s(source)  # the market's clock, on which its intervals start
+        result = simulate(points, power_curve, gpu_range, policy, price_visibility.value, max_loss, offset)
     document = _document(result, policy, _facts(power_curve.name, price_visibility, max_loss))
     _warn_stale(document, policy, policy_file)
     _note_no_saving(document)

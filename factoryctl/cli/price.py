@@ -168,6 +168,7 @@ def show_command(
     """
     from factoryctl.errors import ActionFailed
     from factoryctl.power.intervals import row_intervals
+    from factoryctl.power.sources import market_offset_s
 
     moment = _moment(at, int(time.time()), "--at")
     assert moment is not None
@@ -178,7 +179,7 @@ def show_command(
         raise ActionFailed(f"no price in {where} at or before the requested time", hint="check --at or the file.")
     current = known[-1]
     times = [p.timestamp_s for p in points]
-    interval_s = row_intervals(times, _market_offset_s(source)).durations_s[len(known) - 1]  # this row's own
+    interval_s = row_intervals(times, market_offset_s(source)).durations_s[len(known) - 1]  # this row's own
     later = points[len(known)] if len(known) < len(points) else None
     ended = moment >= current.timestamp_s + interval_s
     newest = next((p for p in reversed(known) if p.price_per_mwh is not None), None)
@@ -231,17 +232,6 @@ def history_command(
     emit(render_listing(items, [], PRICE_COLUMNS, output, no_header))
 
 
-def _market_offset_s(source: PriceSource) -> int:
-    """The UTC offset of the market's clock, on which intervals start: a CSV file's own (after a fetch), else 0.
-
-    A plugin's `PricePoint`s carry no offset, so its intervals are taken to start on UTC boundaries.
-    """
-    from factoryctl.power.sources import CsvPriceSource
-
-    inner = getattr(source, "source", source)  # a LoadedPriceSource wraps the configured source
-    return inner.utc_offset_s if isinstance(inner, CsvPriceSource) else 0
-
-
 def _rows_in_force(source: PriceSource, start: int | None, end: int | None) -> list[PricePoint]:
     """The rows whose interval overlaps [start, end): those starting in it, and first the one in force at `start`.
 
@@ -252,12 +242,13 @@ def _rows_in_force(source: PriceSource, start: int | None, end: int | None) -> l
     so the whole series is fetched, as `price show` fetches it, and both judge every row alike.
     """
     from factoryctl.power.intervals import rows_overlapping
+    from factoryctl.power.sources import market_offset_s
 
     if start is None:
         return list(source.fetch(None, end))
     points = source.fetch()
     times = [p.timestamp_s for p in points]
-    return [points[i] for i in rows_overlapping(times, start, end, _market_offset_s(source))]
+    return [points[i] for i in rows_overlapping(times, start, end, market_offset_s(source))]
 
 
 @app.command("sources")

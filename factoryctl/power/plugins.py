@@ -85,6 +85,13 @@ class LoadedPriceSource:
         return self.entry.package == BUILTIN_PACKAGE
 
     @property
+    def utc_offset_s(self) -> int:
+        """The market's clock (`sources.market_offset_s`): the built-in CSV file's own offset; plugins' is UTC."""
+        from factoryctl.power.sources import market_offset_s
+
+        return market_offset_s(self.source) if self.builtin else 0
+
+    @property
     def label(self) -> str:
         """`plugin guess (package fcpl-guess)`, as every message names a source."""
         return f"price source `{self.entry.name}` (package {self.entry.package})"

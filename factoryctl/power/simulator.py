@@ -86,8 +86,12 @@ class SimulationResult:
         return (saving - blind) / (bound - blind)
 
 
-def inspect_series(points: Sequence[PricePoint]) -> SeriesReport:
-    """Check order and report unknown prices, gaps and each row's interval (`interval_s` is the median spacing)."""
+def inspect_series(points: Sequence[PricePoint], utc_offset_s: int = 0) -> SeriesReport:
+    """Check order and report unknown prices, gaps and each row's interval (`interval_s` is the median spacing).
+
+    `utc_offset_s` is the market's clock, on whose interval boundaries a change of resolution starts
+    (`intervals.row_intervals`).
+    """
     if not points:
         raise UsageError("the price series is empty")
     for a, b in itertools.pairwise(points):
@@ -96,7 +100,7 @@ def inspect_series(points: Sequence[PricePoint]) -> SeriesReport:
                 f"price timestamps must be strictly increasing ({iso_utc_seconds(b.timestamp_s)} repeats or goes back)",
                 hint="sort the file and drop duplicate rows.",
             )
-    rows = row_intervals([p.timestamp_s for p in points])
+    rows = row_intervals([p.timestamp_s for p in points], utc_offset_s)
     gaps = tuple((start, end) for start, end, _ in rows.gaps)
     nan = sum(p.price_per_mwh is None for p in points)
     return SeriesReport(
@@ -201,13 +205,21 @@ def _lookback_s(policy: Policy) -> int:
 
 
 def replay(
-    points: Sequence[PricePoint], setup: EngineSetup, visibility: str, interval_s: int
+    points: Sequence[PricePoint],
+    setup: EngineSetup,
+    visibility: str,
+    interval_s: int,
+    durations: Sequence[int] | None = None,
 ) -> tuple[PowerAction, ...]:
-    """Run the engine over every row, showing it only the prices published by then and how long the row lasts."""
+    """Run the engine over every row, showing it only the prices published by then and how long the row lasts.
+
+    `durations` is each row's own interval (`SeriesReport.durations_s`); None: `intervals.row_intervals` in UTC.
+    """
     if visibility not in VISIBILITIES:
         raise UsageError(f"unknown price visibility {visibility!r}", hint="use day-ahead or realtime.")
     times = [p.timestamp_s for p in points]
-    durations = row_intervals(times).durations_s
+    if durations is None:
+        durations = row_intervals(times).durations_s
     chains = setup.chains()
     lookback = _lookback_s(setup.policy)
     state = EngineState()
@@ -229,13 +241,17 @@ def simulate(
     policy: Policy,
     visibility: str,
     max_loss: float,
+    utc_offset_s: int = 0,
 ) -> SimulationResult:
-    """Replay `policy` over `points` and score it against the blind and clairvoyant references at loss `max_loss`."""
+    """Replay `policy` over `points` and score it against the blind and clairvoyant references at loss `max_loss`.
+
+    `utc_offset_s` is the market's clock (a CSV file's own offset, `LoadedPriceSource.utc_offset_s`).
+    """
     check_reachable(curve, max_loss)
-    series = inspect_series(points)
+    series = inspect_series(points, utc_offset_s)
     period = sum(series.durations_s) / series.interval_s  # the budget period, in usual intervals
     setup = EngineSetup(policy, curve, gpu, period)
-    actions = replay(points, setup, visibility, series.interval_s)
+    actions = replay(points, setup, visibility, series.interval_s, series.durations_s)
     hours = series.hours(len(points))
     result = score(points, [a.power_limit_frac for a in actions], curve, hours)
     return SimulationResult(

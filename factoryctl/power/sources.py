@@ -171,3 +171,13 @@ class CsvPriceSource:
             for p in prices.points
             if (start_s is None or p.timestamp_s >= start_s) and (end_s is None or p.timestamp_s < end_s)
         )
+
+
+def market_offset_s(source: object) -> int:
+    """The UTC offset of the market's clock, on whose boundaries its intervals start (`intervals.row_intervals`).
+
+    A CSV file's own offset once fetched (`CsvPriceSource`, or a `LoadedPriceSource` of one), else 0: a plugin's
+    `PricePoint`s carry no offset, so its intervals are taken to start on UTC boundaries.
+    """
+    offset = getattr(source, "utc_offset_s", 0)
+    return offset if isinstance(offset, int) else 0

@@ -58,7 +58,8 @@ class GridPrice:
         else:
             self._points, self.error = points, None
         self._times = [p.timestamp_s for p in self._points]
-        self._lasts = row_intervals(self._times).durations_s  # a file may go from hourly to 15-minute rows
+        offset = self._source.utc_offset_s if self._source is not None else 0  # the market's clock
+        self._lasts = row_intervals(self._times, offset).durations_s  # a file may go from hourly to 15-minute rows
 
     def _due(self, now: float) -> bool:
         """Open the source if needed; True when its prices should be fetched again (a file changed, time passed)."""

@@ -99,3 +99,14 @@ def test_row_intervals_judges_edges_on_the_clock_it_is_given():
     assert utc.missing_intervals == 3
     west = [t + 9 * HOUR for t in times]  # -03:30 (Newfoundland): the same local clock, a negative offset
     assert row_intervals(west, -(3 * HOUR + 30 * 60)).gaps == ()
+
+
+def test_power_simulate_reads_the_half_hour_offset_file_on_its_own_clock_too(cli, tmp_path, curve_file):
+    prices = write_local(tmp_path / "in.csv", "+05:30", QUARTERS_THEN_HOURLY)
+    result = cli(
+        "power", "simulate", "--prices", str(prices), "--curve", str(curve_file), "--gpu", "tgpu",
+        "--workload", "bench/toy", "--price-visibility", "realtime",
+        "--max-throughput-loss", "0.05", "-o", "json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert (result.json()["missing_intervals"], result.json()["intervals"]) == (0, 6)

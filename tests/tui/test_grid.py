@@ -136,3 +136,17 @@ def test_a_gap_in_the_file_gives_no_price_as_price_show_says(tmp_path: Path) -> 
     price, _ = grid.now(start - 2 * HOUR + 60, 10.0)
     assert price is not None
     assert price.price_per_mwh == 60.0
+
+
+def test_a_half_hour_offset_file_is_read_on_the_markets_clock(tmp_path: Path) -> None:
+    """+05:30: quarter hours, then hourly rows at 01:00 and 02:00 local (19:30 and 20:30 UTC) hold for their hour."""
+    clock = ["00:00", "00:15", "00:30", "00:45", "01:00", "02:00"]
+    rows = "".join(f"2025-10-01T{hhmm}:00+05:30,{40 + i}\n" for i, hhmm in enumerate(clock))
+    (tmp_path / "prices.csv").write_text("timestamp_utc,price_per_mwh\n" + rows)
+    yaml = "name: lab\nnodes:\n  n1: {transport: local}\npower:\n  price_source: csv\n  prices: prices.csv\n"
+    (tmp_path / "factory.yaml").write_text(yaml)
+    grid = GridPrice(parse_config(yaml, tmp_path / "factory.yaml", tmp_path / "state"))
+    one_thirty_local = 1759262400  # 2025-09-30T20:00:00Z
+    price, _ = grid.now(one_thirty_local, 1.0)
+    assert price is not None  # the 01:00 row holds for its hour: no gap after its first quarter
+    assert price.price_per_mwh == 44.0
