@@ -8,6 +8,7 @@ replays, so an operator can look at exactly what a policy was given), else the s
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from pathlib import Path
@@ -27,7 +28,6 @@ from factoryctl.cli.render import (
 )
 
 if TYPE_CHECKING:
-    from factoryctl.model.power import PricePoint
     from factoryctl.power.sources import PriceSource
 
 app = typer.Typer(no_args_is_help=True)
@@ -220,6 +220,8 @@ def history_command(
 ) -> None:
     """Every price in force in a time range, from the one running at --since; unknown prices are shown as null."""
     from factoryctl.errors import UsageError
+    from factoryctl.power.intervals import row_intervals, rows_overlapping
+    from factoryctl.power.sources import market_offset_s
 
     start, end = _moment(since, None, "--since"), _moment(until, None, "--until")
     if start is not None and end is not None and end <= start:
@@ -227,28 +229,34 @@ def history_command(
             f"--until {until} is not after --since {since}: the range would be empty.",
             "give --until a later time than --since (or leave it out: to the end of the file).",
         )
-    points = _rows_in_force(open_prices(ctx, prices)[0], start, end)
-    items = [_item(p.timestamp_s, p.price_per_mwh) for p in points]
-    emit(render_listing(items, [], PRICE_COLUMNS, output, no_header))
-
-
-def _rows_in_force(source: PriceSource, start: int | None, end: int | None) -> list[PricePoint]:
-    """The rows whose interval overlaps [start, end): those starting in it, and first the one in force at `start`.
-
-    A row is listed by its start time, so a window inside one hourly row (10:15 to 10:45) would list nothing
-    without the row in force at `start`. That row lasts its own interval (`factoryctl.power.intervals`, as for
-    `price show`), so a row followed by a gap, or the last row, is not in force past that interval. How long a row
-    lasts depends on its neighbours however far away in time (the rows before a gap of days, the two after it),
-    so the whole series is fetched, as `price show` fetches it, and both judge every row alike.
-    """
-    from factoryctl.power.intervals import rows_overlapping
-    from factoryctl.power.sources import market_offset_s
-
-    if start is None:
-        return list(source.fetch(None, end))
-    points = source.fetch()
+    source, where, _ = open_prices(ctx, prices)
+    points = source.fetch(None, end) if start is None else source.fetch()
     times = [p.timestamp_s for p in points]
-    return [points[i] for i in rows_overlapping(times, start, end, market_offset_s(source))]
+    lasts = row_intervals(times, market_offset_s(source)).durations_s
+    # The row in force at --since first: it started before, and lasts its own interval (as `price show` judges it).
+    # How long a row lasts depends on its neighbours however far away in time (the rows before a gap of days), so
+    # with --since the whole series is read, as `price show` reads it, and both judge every row alike.
+    listed = rows_overlapping(times, lasts, -math.inf if start is None else start, end)
+    items = [_item(points[i].timestamp_s, points[i].price_per_mwh) for i in listed]
+    emit(render_listing(items, [], PRICE_COLUMNS, output, no_header))
+    if start is not None and points:
+        _warn_if_ended(where, times[-1] + lasts[-1], min(time.time(), math.inf if end is None else end))
+
+
+def _warn_if_ended(where: str, ends: int, horizon: float) -> None:
+    """Say on stderr when the prices end (`ends`) before `horizon` (the range's end, or now): a stopped feed.
+
+    `price show` marks such a price stale; a window such as `--since 24h` would otherwise just list fewer rows (or
+    only the header), which a script cannot tell from a quiet day.
+    """
+    from factoryctl.model.power import iso_utc_seconds
+
+    if ends < horizon:
+        sys.stderr.write(
+            f"factoryctl: warning: the prices in {where} end at {iso_utc_seconds(ends)}, before"
+            f" {iso_utc_seconds(math.floor(horizon))}: nothing later is listed.\n"
+            "hint: update the prices file (the feed may have stopped), or pass --until for a range the file covers.\n"
+        )
 
 
 @app.command("sources")

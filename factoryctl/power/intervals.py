@@ -88,13 +88,12 @@ def _is_gap(local_start: int, step: int, run: int | None, after: int | None) -> 
     return not (at_edge and step in MARKET_INTERVALS_S and local_start % step == 0)
 
 
-def rows_overlapping(times: Sequence[int], start: int, end: int | None, utc_offset_s: int = 0) -> list[int]:
-    """The indices of the rows of `times` whose own interval overlaps [start, end) (`end` None: no end).
+def rows_overlapping(times: Sequence[int], lasts: Sequence[int], start: float, end: int | None) -> list[int]:
+    """The indices of the rows of `times`, lasting `lasts` (`row_intervals`), that overlap [start, end).
 
-    `price history` lists these: the row in force at `start` first, as `price show --at start` shows it. `times`
-    is the whole series, not a window around [start, end), so each row is judged from its real neighbours.
+    `end` None: no end. `price history` lists these: the row in force at `start` first, as `price show --at start` shows it. `lasts`
+    comes from the whole series, not a window around [start, end), so each row is judged from its real neighbours.
     """
-    lasts = row_intervals(times, utc_offset_s).durations_s
     return [
         index
         for index, (at, last) in enumerate(zip(times, lasts, strict=True))
