@@ -104,6 +104,12 @@ def _gpu_candidates(incomplete: str, config: FactoryConfig) -> list[str]:
 
 #: The TARGET argument of commands that default to every node, with completion from the inventory.
 TARGET_ARG = typer.Argument("all", help="Node set, @group or all.", autocompletion=complete_target)
+#: The same, where a command acts on the nodes and leaves no default (`exec`, `nodes drain`).
+REQUIRED_TARGET_ARG = typer.Argument(..., help="Node set, @group or all.", autocompletion=complete_target)
+GPU_TARGET_HELP = "Node set, @group or all; `node/0-3` picks GPUs."
+#: A target that may name GPUs too (`gpus`, `telemetry history`); `power set` and `sim inject` require one.
+GPU_TARGET_ARG = typer.Argument("all", help=GPU_TARGET_HELP, autocompletion=complete_target)
+REQUIRED_GPU_TARGET_ARG = typer.Argument(..., help=GPU_TARGET_HELP, autocompletion=complete_target)
 #: The range of every `--timeout`: a larger value overflows the platform's time_t when turned into a deadline, and
 #: no node answer is worth waiting a day for. Intervals and durations share the day's ceiling for the same reason.
 MIN_TIMEOUT_S, MAX_TIMEOUT_S = 0.1, 86400.0

@@ -338,7 +338,7 @@ def _json_item(item: dict[str, Any]) -> dict[str, Any]:
 
 def exec_command(
     ctx: typer.Context,
-    target: str = typer.Argument(..., help="Node set, @group or all.", autocompletion=context.complete_target),
+    target: str = context.REQUIRED_TARGET_ARG,
     command: list[str] = typer.Argument(..., help="The command and its arguments (after `--`).", show_default=False),
     fanout: int = FANOUT_OPTION,
     timeout: float = context.timeout_option(

@@ -76,9 +76,7 @@ def register(app: typer.Typer) -> None:
     @app.command("gpus")
     def gpus_command(
         ctx: typer.Context,
-        target: str = typer.Argument(
-            "all", help="Node set, @group or all; `node/0-3` picks GPUs.", autocompletion=context.complete_target
-        ),
+        target: str = context.GPU_TARGET_ARG,
         output: OutputFormat = OUTPUT_OPTION,
         no_header: bool = NO_HEADER_OPTION,
         watch: bool = WATCH_OPTION,

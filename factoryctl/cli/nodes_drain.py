@@ -57,7 +57,7 @@ def register(nodes_app: typer.Typer) -> None:
     @nodes_app.command("drain")
     def drain(
         ctx: typer.Context,
-        target: str = typer.Argument(..., help="Node set, @group or all.", autocompletion=context.complete_target),
+        target: str = context.REQUIRED_TARGET_ARG,
         reason: str | None = typer.Option(
             None,
             "--reason",
@@ -76,7 +76,7 @@ def register(nodes_app: typer.Typer) -> None:
     @nodes_app.command("resume")
     def resume(
         ctx: typer.Context,
-        target: str = typer.Argument(..., help="Node set, @group or all.", autocompletion=context.complete_target),
+        target: str = context.REQUIRED_TARGET_ARG,
         output: OutputFormat = OUTPUT_OPTION,
     ) -> None:
         """Clear the drained flag: the nodes are back in service (logged as an event)."""

@@ -29,8 +29,6 @@ CHANGE_COLUMNS = (
     Column("enforced_w", "ENFORCED W", show=limit_watts),
     Column("clamped", "CLAMPED"),
 )
-TARGET_HELP = "Node set, @group or all; `node/0-3` picks GPUs."
-GPU_TARGET_ARG = typer.Argument(..., help=TARGET_HELP, autocompletion=context.complete_target)
 REASON_OPTION = typer.Option(
     None, "--reason", "-r", help="Why (stored with each change in the audit log: `factoryctl audit`)."
 )
@@ -133,7 +131,7 @@ def register(power_app: typer.Typer) -> None:
     @power_app.command("set")
     def set_command(
         ctx: typer.Context,
-        target: str = GPU_TARGET_ARG,
+        target: str = context.REQUIRED_GPU_TARGET_ARG,
         watts: str = typer.Option(
             ..., "--watts", metavar="WATTS", help="Power limit per GPU, in watts: a plain number (300, 287.5)."
         ),
@@ -153,7 +151,7 @@ def register(power_app: typer.Typer) -> None:
     @power_app.command("reset")
     def reset_command(
         ctx: typer.Context,
-        target: str = GPU_TARGET_ARG,
+        target: str = context.REQUIRED_GPU_TARGET_ARG,
         reason: str | None = REASON_OPTION,
         output: OutputFormat = OUTPUT_OPTION,
         no_header: bool = NO_HEADER_OPTION,

@@ -54,9 +54,7 @@ def _gpu_words(gpus: list[int] | None) -> str:
 @app.command("inject")
 def inject(
     ctx: typer.Context,
-    target: str = typer.Argument(
-        ..., help="Node set, @group or all; `node/0-3` picks GPUs.", autocompletion=context.complete_target
-    ),
+    target: str = context.REQUIRED_GPU_TARGET_ARG,
     xid: int | None = typer.Option(None, "--xid", help="Raise this XID event (e.g. 79: GPU fell off the bus)."),
     ecc: bool = typer.Option(False, "--ecc", help="An uncorrectable ECC error."),
     lost: bool = typer.Option(False, "--lost", help="The GPU is lost (every query fails)."),

@@ -118,9 +118,7 @@ HISTORY_COLUMNS = (
 
 def history(
     ctx: typer.Context,
-    target: str = typer.Argument(
-        "all", help="Node set, @group or all; `node/0-3` picks GPUs.", autocompletion=context.complete_target
-    ),
+    target: str = context.GPU_TARGET_ARG,
     metric: str = typer.Option(
         "power_w",
         "--metric",
