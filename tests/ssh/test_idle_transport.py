@@ -6,14 +6,13 @@ next wake), and keepalives on a quiet line. A relay between paramiko and the rea
 
 from __future__ import annotations
 
-import contextlib
-import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from relays import Relay
 from silent_listener import listening
 from sshd_fixture import PATIENT, SshdServer
 
@@ -21,52 +20,30 @@ from factoryctl.transport import ssh_idle
 from factoryctl.transport.ssh import SshPool
 
 
-class CountingRelay:
+class CountingRelay(Relay):
     """Forwards each accepted connection to sshd; counts the bytes the client sends and notes when it hangs up."""
 
     def __init__(self, upstream: int) -> None:
-        self.upstream = upstream
+        super().__init__(upstream)
         self.sent = 0
         self.more_sent = threading.Condition()
         self.hung_up = threading.Event()
-        self._sockets: list[socket.socket] = []
-        self._threads: list[threading.Thread] = []
 
-    def accept(self, client: socket.socket) -> None:
-        server = socket.create_connection(("127.0.0.1", self.upstream), timeout=10)
-        server.settimeout(None)
-        self._sockets += [client, server]
-        for source, sink, counted in ((client, server, True), (server, client, False)):
-            thread = threading.Thread(target=self._pump, args=(source, sink, counted), daemon=True)
-            self._threads.append(thread)
-            thread.start()
+    def forward(self, data: bytes, from_client: bool) -> bool:
+        if from_client:
+            with self.more_sent:
+                self.sent += len(data)
+                self.more_sent.notify_all()
+        return True
 
-    def _pump(self, source: socket.socket, sink: socket.socket, counted: bool) -> None:
-        with contextlib.suppress(OSError):
-            while data := source.recv(1 << 16):
-                if counted:
-                    with self.more_sent:
-                        self.sent += len(data)
-                        self.more_sent.notify_all()
-                sink.sendall(data)
-        if counted:
+    def hung_up_from(self, from_client: bool) -> None:
+        if from_client:
             self.hung_up.set()
-        with contextlib.suppress(OSError):
-            sink.shutdown(socket.SHUT_WR)
 
     def wait_for_more_than(self, count: int, timeout: float) -> bool:
         """Whether the client sent more than `count` bytes in all within `timeout` s."""
         with self.more_sent:
             return self.more_sent.wait_for(lambda: self.sent > count, timeout)
-
-    def close(self) -> None:
-        for sock in self._sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-        for thread in self._threads:
-            thread.join(10)
-        for sock in self._sockets:
-            sock.close()
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import socket
 import textwrap
 import threading
 import zipapp
@@ -23,6 +22,7 @@ from typing import Any
 
 import psutil
 import pytest
+from relays import Relay
 from silent_listener import listening
 from sshd_fixture import PATIENT, SshdServer, sshd  # noqa: F401 - the session's sshd fixture
 from waiting import wait_for
@@ -45,38 +45,15 @@ for line in sys.stdin:
 """
 
 
-class SilencingRelay:
-    """Forwards each accepted connection to sshd until `silence`, then drops every byte both ways, sockets open."""
+class SilencingRelay(Relay):
+    """Forwards each accepted connection to sshd until `silent` is set, then drops every byte both ways, sockets open."""
 
     def __init__(self, upstream: int) -> None:
-        self.upstream = upstream
+        super().__init__(upstream)
         self.silent = threading.Event()
-        self._sockets: list[socket.socket] = []
-        self._threads: list[threading.Thread] = []
 
-    def accept(self, client: socket.socket) -> None:
-        server = socket.create_connection(("127.0.0.1", self.upstream), timeout=10)
-        server.settimeout(None)
-        self._sockets += [client, server]
-        for source, sink in ((client, server), (server, client)):
-            thread = threading.Thread(target=self._pump, args=(source, sink), daemon=True)
-            self._threads.append(thread)
-            thread.start()
-
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := source.recv(1 << 16):
-                if not self.silent.is_set():
-                    sink.sendall(data)
-
-    def close(self) -> None:
-        for sock in self._sockets:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-        for thread in self._threads:
-            thread.join(10)
-        for sock in self._sockets:
-            sock.close()
+    def forward(self, data: bytes, from_client: bool) -> bool:
+        return not self.silent.is_set()
 
 
 @pytest.fixture
