@@ -17,7 +17,9 @@ Starvation guard: a job that has waited the floor, or `starve_drain_factor` time
 GPU-seconds / cluster GPUs) when that is longer, is starving: the threshold follows the load, so a deep backlog lets
 short jobs overtake for longer and a light one protects old jobs early. The floor is `starve_after_s`, or
 `starve_walltime_factor` times the queued jobs' median walltime when that is shorter: it follows the jobs' time
-scale, so minute-long jobs are not left to wait hours. The oldest `protect_oldest`
+scale, so minute-long jobs are not left to wait hours. Both the floor's median and the drain time are walltimes,
+which users over-estimate, so both are scaled by `walltime_use`, the share of its walltime a job really runs
+(the median over recently finished jobs; 1 when walltimes are exact). The oldest `protect_oldest`
 starving jobs are considered first, and (with `reserve_starving_only`) only they get reservations, so large gangs
 are protected when they need it without reserving capacity for every young job. Everything else backfills around
 the reservations. Protection is sticky: a job stays protected until it starts even when new arrivals lengthen the
@@ -58,6 +60,11 @@ class SchedulerConfig:
         starve_walltime_factor: the floor `starve_after_s` is lowered to this multiple of the queued jobs' median
             walltime when that is shorter, so a queue of short jobs is protected on its own time scale, not after
             hours (0: the fixed floor only).
+        walltime_use: the share of their walltimes jobs really run (0-1), learned from finished jobs
+            (`starvation.learned_walltime_use`): the floor's median walltime and the drain time are scaled by it,
+            so over-estimated walltimes do not delay protection (1: walltimes are exact, no scaling).
+        walltime_use_window: how many of the last finished jobs `walltime_use` is the median over, learned once
+            that many have finished (the replay learns it so; until then, and with 0, the configured value holds).
         preemption: stop lower-priority jobs for a higher-priority one that does not fit.
         grace_s: how long a preempted job gets to checkpoint before it is killed.
         default_walltime_s: walltime assumed for jobs submitted without one.
@@ -75,6 +82,8 @@ class SchedulerConfig:
     protect_oldest: int | None = 1
     starve_drain_factor: float = 0.5
     starve_walltime_factor: float = 0.5
+    walltime_use: float = 1.0
+    walltime_use_window: int = 100
     preemption: bool = False
     grace_s: float = 300.0
     default_walltime_s: float = DEFAULT_WALLTIME_S
@@ -89,6 +98,11 @@ class SchedulerConfig:
         ):
             raise UsageError(
                 "size_weight, size_cap_s, grace_s, starve_drain_factor and starve_walltime_factor must not be negative"
+            )
+        if not 0.0 <= self.walltime_use <= 1.0 or self.walltime_use_window < 0:
+            raise UsageError(
+                f"walltime_use must be between 0 and 1 (not {self.walltime_use}) and walltime_use_window 0 or more"
+                f" (not {self.walltime_use_window})"
             )
 
     def order_key(self, submitted_at: float, walltime: float, priority: int, seq: int) -> tuple[float, float, int]:

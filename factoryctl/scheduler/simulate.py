@@ -10,6 +10,7 @@ job's run segments neither overlapping nor losing work); a failure is a bug.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import itertools
 import time
@@ -25,6 +26,7 @@ from factoryctl.scheduler.core import Candidate, PassOutcome, QueueIndex, Runnin
 from factoryctl.scheduler.freemap import FreeMap
 from factoryctl.scheduler.policy import SchedulerConfig, gang_shape, split_gang
 from factoryctl.scheduler.shapequeue import ShapeQueue
+from factoryctl.scheduler.starvation import WalltimeUse
 from factoryctl.scheduler.trace import TraceJob
 
 _NEVER = float("inf")
@@ -119,6 +121,9 @@ class Replay:
         self.queued: dict[str, Candidate] = {}
         self.gpu_s = Fraction(0)  # the queue's GPU-seconds, exact: a float running sum would drift from the sum
         self.queued_walltimes: list[float] = []  # every queued job's walltime, sorted: the starving floor's median
+        self.usage = WalltimeUse(config.walltime_use_window if config.starve_after_s is not None else 0)
+        self.usage_due: list[tuple[float, int, float, float]] = []  # (end, seq, run time, walltime): learned at the end
+        self.pass_config = config  # `config` with the `walltime_use` learned so far
 
     def admit(self, job: TraceJob) -> Rejected | None:
         """Queue an arriving job, or say why the cluster can never run it."""
@@ -177,6 +182,7 @@ class Replay:
         for an instant at which the replay itself runs no pass.
         """
         began = self.clock()
+        config = self.learned_config(now)
         shapes = {shape: walltimes[0] for shape, walltimes in self.walltimes.items() if walltimes}
         index = QueueIndex(
             shapes, self.by_age, self.queued, float(self.gpu_s), self.by_shape, walltimes=self.queued_walltimes
@@ -186,7 +192,7 @@ class Replay:
             self.queue,
             self.lookahead,
             now,
-            self.config,
+            config,
             explain=explain,
             protected=self.protected,
             index=index,
@@ -202,6 +208,24 @@ class Replay:
             self.after_pass(outcome, now)
         return outcome
 
+    def learned_config(self, now: float) -> SchedulerConfig:
+        """The policy of the pass at `now`, its `walltime_use` learned from the jobs that ended by then.
+
+        A job's share of its walltime is known when it ends (`WalltimeUse`); it depends on `now` only, not on how
+        many passes ran, so `replay_explain`'s extra pass sees what the replay's own pass would. With exact
+        walltimes the share stays 1 and the configuration is the policy's own.
+        """
+        due = self.usage_due
+        if not due or due[0][0] > now:
+            return self.pass_config
+        while due and due[0][0] <= now:
+            _, _, runtime, walltime = heapq.heappop(due)
+            self.usage.add(runtime, walltime)
+        use = self.usage.value()
+        if use is not None and use != self.pass_config.walltime_use:
+            self.pass_config = dataclasses.replace(self.config, walltime_use=use)
+        return self.pass_config
+
     def after_pass(self, outcome: PassOutcome, now: float) -> None:
         """What a replay does after each pass beyond starting jobs (nothing here; see `preempt_replay`)."""
 
@@ -215,6 +239,8 @@ class Replay:
         insort(self.lookahead, entry)
         end = now + job.runtime_s
         heapq.heappush(self.ends, (end, self.seq, entry))
+        if self.usage.window:
+            heapq.heappush(self.usage_due, (end, self.seq, job.runtime_s, job.walltime_s))
         names = self.fm.names
         allocation = tuple((names[index], gpus) for index, gpus in zip(started.chosen, used, strict=True))
         self.records.append(JobRecord(job.job_id, self.config.name, job.submit_s, now, end, job.num_gpus, allocation))

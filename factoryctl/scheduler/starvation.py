@@ -1,16 +1,20 @@
 """The starvation guard: which queued jobs a pass protects (serves first, oldest first) and when a job starves.
 
 Apart from the pass's loop in `core` because it is a policy of its own with its own arithmetic (the drain-time
-threshold, the exact GPU-second sum) and its own shortcuts for a caller's `QueueIndex`; the loop only asks it for
-the queue in protected-first order. `core` re-exports `age_order` and `starve_threshold`.
+threshold, the exact GPU-second sum, the share of their walltimes jobs really run, learned from finished jobs)
+and its own shortcuts for a caller's `QueueIndex`; the loop only asks it for the queue in protected-first order.
+`core` re-exports `age_order` and `starve_threshold`.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
-from bisect import bisect_left
+import math
+from bisect import bisect_left, insort
+from collections import deque
 from collections.abc import Collection, Iterable, Iterator, Sequence
+from operator import attrgetter
 from typing import NamedTuple
 
 from factoryctl.scheduler.freemap import FreeMap
@@ -18,6 +22,8 @@ from factoryctl.scheduler.gangs import gpu_seconds
 from factoryctl.scheduler.passdata import Candidate, is_deferred, queue_key
 from factoryctl.scheduler.policy import SchedulerConfig
 from factoryctl.scheduler.queueindex import QueueIndex
+
+_SUBMITTED = attrgetter("submitted_at")
 
 
 def age_order(job: Candidate) -> tuple[float, int]:
@@ -30,17 +36,24 @@ def starve_threshold(
 ) -> float:
     """How long a job may wait before it is starving: the larger of the floor and the queue's drain time.
 
-    The drain time is the queued GPU-seconds (walltimes) over the cluster's GPUs: how long the cluster would take
-    to run the whole queue back to back. Scaled by `starve_drain_factor`, it lets the threshold follow the load: a
-    light queue protects a job after the floor, a deep backlog lets short jobs overtake for longer before the old
-    ones are served in submission order. New arrivals raise it, which is why protection is sticky (`core.plan`'s
-    `protected`): a job that was starving stays protected until it starts, whatever arrives after. The floor
-    follows the queue's time scale (`starving_floor`).
+    The drain time is the queued GPU-seconds (walltimes, scaled by `walltime_use`: the share of them jobs really
+    run) over the cluster's GPUs: how long the cluster would take to run the whole queue back to back. Scaled by
+    `starve_drain_factor`, it lets the threshold follow the load: a light queue protects a job after the floor, a
+    deep backlog lets short jobs overtake for longer before the old ones are served in submission order. New
+    arrivals raise it, which is why protection is sticky (`core.plan`'s `protected`): a job that was starving stays
+    protected until it starts, whatever arrives after. The floor follows the queue's time scale (`starving_floor`).
     """
     floor = starving_floor(config, median_walltime)
     if not config.starve_drain_factor or total_gpus <= 0:
         return floor
-    return max(floor, config.starve_drain_factor * queued_gpu_s / total_gpus)
+    return max(floor, drain_term(config, queued_gpu_s, total_gpus))
+
+
+def drain_term(config: SchedulerConfig, queued_gpu_s: float, total_gpus: int) -> float:
+    """The threshold's drain-time term: `starve_drain_factor` x `walltime_use` x queued GPU-seconds / GPUs (0: none)."""
+    if not config.starve_drain_factor or total_gpus <= 0:
+        return 0.0
+    return config.starve_drain_factor * config.walltime_use * queued_gpu_s / total_gpus
 
 
 def starving_floor(config: SchedulerConfig, median_walltime: float | None) -> float:
@@ -49,11 +62,12 @@ def starving_floor(config: SchedulerConfig, median_walltime: float | None) -> fl
     A fixed floor (`starve_after_s`, 12 hours by default) suits jobs that run for a day; on a queue of jobs that run
     for minutes it never fires while the drain time stays short, and a large gang then waits until enough nodes
     happen to empty together (ten times EASY's longest wait on such traces). Where `starve_walltime_factor` x the
-    median walltime is longer, the floor stays `starve_after_s`.
+    median walltime is longer, the floor stays `starve_after_s`. The median is scaled by `walltime_use` (1 for
+    exact walltimes): rounded-up, over-estimated walltimes would otherwise start protection several times too late.
     """
     floor = config.starve_after_s or 0.0
     if config.starve_walltime_factor and median_walltime is not None:
-        return min(floor, config.starve_walltime_factor * median_walltime)
+        return min(floor, config.starve_walltime_factor * config.walltime_use * median_walltime)
     return floor
 
 
@@ -63,6 +77,49 @@ def median_of_sorted(values: Sequence[float]) -> float | None:
         return None
     middle = len(values) // 2
     return (values[middle - 1 + len(values) % 2] + values[middle]) / 2
+
+
+class WalltimeUse:
+    """The share of its walltime a job really runs, learned online: the median over the last `window` finished jobs.
+
+    Walltimes are user estimates, rounded up and often several times the run time; the starving threshold is computed
+    from them (the floor's median, the drain time), so `SchedulerConfig.walltime_use` scales both by this median.
+    It is 1 for exact walltimes (no scaling), and unknown until `window` jobs have finished.
+    """
+
+    def __init__(self, window: int) -> None:
+        self.window = window
+        self.recent: deque[float] = deque()  # the window's shares, oldest first
+        self.ordered: list[float] = []  # the same, sorted: the median
+
+    def add(self, runtime: float, walltime: float) -> None:
+        """Count a finished job that ran `runtime` seconds of its `walltime` (none without a positive walltime)."""
+        if walltime <= 0 or self.window <= 0:
+            return
+        share = min(1.0, max(0.0, runtime / walltime))
+        self.recent.append(share)
+        insort(self.ordered, share)
+        if len(self.recent) > self.window:
+            del self.ordered[bisect_left(self.ordered, self.recent.popleft())]
+
+    def value(self) -> float | None:
+        """The median share once `window` jobs have finished; None before (a median of a few jobs would be noise)."""
+        if self.window <= 0 or len(self.recent) < self.window:
+            return None
+        return median_of_sorted(self.ordered)
+
+
+def learned_walltime_use(finished: Iterable[tuple[float, float]], window: int) -> float | None:
+    """`WalltimeUse` over (run time, walltime) of finished jobs in the order they ended: for a live caller.
+
+    The pass is pure and sees no finished jobs; a caller that has them hands the result to the pass as
+    `dataclasses.replace(config, walltime_use=...)`, as the replay does after every job end. None while fewer than
+    `window` jobs have finished: the configured `walltime_use` holds.
+    """
+    use = WalltimeUse(window)
+    for runtime, walltime in finished:
+        use.add(runtime, walltime)
+    return use.value()
 
 
 class StarvationGuard(NamedTuple):
@@ -80,15 +137,14 @@ class StarvationGuard(NamedTuple):
         )
 
 
-def _hostable_work(queue: Sequence[Candidate], fm: FreeMap) -> tuple[float, list[float]]:
-    """The queued jobs the schedulable nodes could ever hold: GPU-seconds as `gpu_seconds` sums them, walltimes sorted.
+def _hostable_work(queue: Sequence[Candidate], fm: FreeMap) -> float:
+    """The GPU-seconds of the queued jobs the schedulable nodes could ever hold, as `gpu_seconds` sums them.
 
-    The walltimes give the floor's median. A float sum is exact (so the same) while walltimes are whole seconds and
-    the total is below 2**53: the cheap
+    A float sum is exact (so the same) while walltimes are whole seconds and the total is below 2**53: the cheap
     common case (this runs over 10,000 jobs in the live pass).
     """
     hosts, top = fm.hosts, len(fm.hosts)
-    total, whole, walltimes = 0.0, True, []
+    total, whole = 0.0, True
     for job in queue:
         gpus = job.gpus
         if (
@@ -98,12 +154,50 @@ def _hostable_work(queue: Sequence[Candidate], fm: FreeMap) -> tuple[float, list
         ):
             total += job.num_gpus * job.walltime
             whole = whole and job.walltime % 1.0 == 0.0
-            walltimes.append(job.walltime)
-    walltimes.sort()
     if whole and total < 2.0**53:
-        return total, walltimes
-    exact = gpu_seconds((j.num_gpus, j.walltime) for j in queue if fm.hostable(j.nodes, j.gpus, j.allowed))
-    return exact, walltimes
+        return total
+    return gpu_seconds((j.num_gpus, j.walltime) for j in queue if fm.hostable(j.nodes, j.gpus, j.allowed))
+
+
+def _hostable_median(queue: Sequence[Candidate], fm: FreeMap) -> float | None:
+    """The median walltime of the queued jobs the schedulable nodes could ever hold (the floor's median)."""
+    hosts, top = fm.hosts, len(fm.hosts)
+    walltimes = [
+        job.walltime
+        for job in queue
+        if (
+            job.gpus < top and job.nodes <= hosts[job.gpus]
+            if job.allowed is None
+            else fm.can_host(job.nodes, job.gpus, job.allowed)
+        )
+    ]
+    walltimes.sort()
+    return median_of_sorted(walltimes)
+
+
+def _waited_without_index(ordered: list[Candidate], guard: StarvationGuard) -> Iterator[Candidate]:
+    """The jobs that waited the starving threshold, oldest first, for a pass given no `QueueIndex` (the live one).
+
+    Cheapest test first, as most passes protect nobody: the oldest submission against the fixed floor (when the
+    floor has no median) and the drain-time term, neither of which the threshold undercuts; only past those the
+    sorted walltimes of the floor's median, and a heap of just the jobs past the threshold. The threshold is
+    `starve_threshold`'s own, so the jobs are those a sort of the whole queue each pass found.
+    """
+    config, now, fm = guard.config, guard.now, guard.fm
+    if not ordered:
+        return iter(())
+    first = min(map(_SUBMITTED, ordered))
+    if not config.starve_walltime_factor and first > now - starving_floor(config, None):
+        return iter(())  # nobody waited the fixed floor: not worth the drain-time sum
+    queued, gpus = _hostable_work(ordered, fm), sum(fm.totals)
+    drain = drain_term(config, queued, gpus)
+    if drain and first > now - drain:
+        return iter(())  # nobody waited the drain time: the median cannot matter
+    median = _hostable_median(ordered, fm) if config.starve_walltime_factor else None
+    before = now - starve_threshold(config, queued, gpus, median)
+    waited = [(job.submitted_at, job.key[2], job) for job in ordered if job.submitted_at <= before]
+    heapq.heapify(waited)
+    return (heapq.heappop(waited)[2] for _ in range(len(waited)))  # popped only as far as the caller reads
 
 
 def starving_first(
@@ -139,30 +233,19 @@ def _newly_starving(
 ) -> list[Candidate]:
     """Up to `room` of the oldest jobs that waited the starving threshold and could run now (held ones aside)."""
     config = guard.config
-    oldest: Iterator[Candidate]
-    median: float | None = None
     if index is None:
-        queued: float | None = None
-        if config.starve_walltime_factor:  # the floor needs the queue's median first
-            queued, walltimes = _hostable_work(ordered, guard.fm)
-            median = median_of_sorted(walltimes)
-        floor = guard.now - starving_floor(config, median)
-        waited = [(job.submitted_at, job.key[2], job) for job in ordered if job.submitted_at <= floor]
-        if not waited:  # nobody waited the floor: not worth the drain-time sum
-            return []
-        heapq.heapify(waited)
-        oldest = (heapq.heappop(waited)[2] for _ in range(len(waited)))
-        if queued is None:
-            queued = _hostable_work(ordered, guard.fm)[0]
+        oldest: Iterable[Candidate] = _waited_without_index(ordered, guard)
+        starving_before = math.inf  # every job it yields waited the threshold
     else:
+        median: float | None = None
         if config.starve_walltime_factor:
             median = median_of_sorted(
                 index.walltimes if index.walltimes is not None else sorted(job.walltime for job in index.by_age)
             )
         if not index.by_age or index.by_age[0].submitted_at > guard.now - starving_floor(config, median):
             return []
-        oldest, queued = iter(index.by_age), index.gpu_s
-    starving_before = guard.now - starve_threshold(config, queued, sum(guard.fm.totals), median)
+        oldest = index.by_age
+        starving_before = guard.now - starve_threshold(config, index.gpu_s, sum(guard.fm.totals), median)
     fresh: list[Candidate] = []
     for job in oldest:
         if len(fresh) >= room or job.submitted_at > starving_before:
