@@ -68,6 +68,9 @@ class SchedulerConfig:
         preemption: stop lower-priority jobs for a higher-priority one that does not fit.
         grace_s: how long a preempted job gets to checkpoint before it is killed.
         default_walltime_s: walltime assumed for jobs submitted without one.
+        exact_walltimes: the replay plans with each job's real run time as its walltime, whatever the trace asked
+            for: how the textbook references are defined ("using exact durations as walltimes"), so that everyone's
+            reference figures agree. A real scheduler never knows them, and `default` does not use them.
     """
 
     name: str = "default"
@@ -87,6 +90,7 @@ class SchedulerConfig:
     preemption: bool = False
     grace_s: float = 300.0
     default_walltime_s: float = DEFAULT_WALLTIME_S
+    exact_walltimes: bool = False
 
     def __post_init__(self) -> None:
         """Reject knobs that make no sense."""
@@ -116,9 +120,10 @@ class SchedulerConfig:
 
 
 def _textbook(name: str, order: Order, reservations: int, backfill: bool) -> SchedulerConfig:
-    """A reference policy: no starvation guard, priorities ignored (the usual textbook definitions)."""
+    """A reference policy: no starvation guard, priorities ignored, exact durations (the textbook definitions)."""
     return SchedulerConfig(
         name=name,
+        exact_walltimes=True,
         order=order,
         reservations=reservations,
         backfill=backfill,

@@ -126,8 +126,14 @@ class Replay:
         self.pass_config = config  # `config` with the `walltime_use` learned so far
 
     def admit(self, job: TraceJob) -> Rejected | None:
-        """Queue an arriving job, or say why the cluster can never run it."""
+        """Queue an arriving job, or say why the cluster can never run it.
+
+        Under a policy that plans with exact durations (the textbook references), the job's walltime is how long it
+        really runs, whatever walltime the trace asked for.
+        """
         refused = self.refusal(job)
+        if self.config.exact_walltimes and job.walltime_s != job.runtime_s:
+            job = dataclasses.replace(job, walltime_s=job.runtime_s)
         if refused is None:
             self.enqueue(job, *gang_shape(job.num_gpus, job.gpus_per_node, self.fm.max_gpus))
         return refused
