@@ -17,8 +17,9 @@ earlier ones' GPUs treated as held for good, which is conservative but never let
 from __future__ import annotations
 
 import heapq
+import itertools
 from bisect import bisect_left
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 
 from factoryctl.model.jobs import JobState
 from factoryctl.scheduler.freemap import FreeMap, Profile, choose_grouped
@@ -37,6 +38,9 @@ from factoryctl.scheduler.queueindex import QueueIndex as QueueIndex
 from factoryctl.scheduler.starvation import StarvationGuard, starving_first
 from factoryctl.scheduler.starvation import age_order as age_order
 from factoryctl.scheduler.starvation import starve_threshold as starve_threshold
+
+#: The reservation a job short of room holds while preemption makes room for it (`preempt.claim_reservation`).
+ClaimFor = Callable[[FreeMap, Candidate], Reservation | None]
 
 
 class _Pass:
@@ -72,6 +76,9 @@ class _Pass:
         self.failed_at: dict[tuple[int, int], int] = {}
         self.held: Collection[str] = ()  # ids an earlier pass protected from starvation (`plan`'s `protected`)
         self.index: QueueIndex | None = None
+        # With preemption: the reservation `first_short` holds while it makes room (`preempt.claim_reservation`).
+        self.claim_for: ClaimFor | None = None
+        self.claimer: str | None = None  # the job the previous pass's claim was for: it goes first (`plan`)
 
     def try_start(
         self, job: Candidate, end: float, k: int, memo: tuple[int, int, frozenset[int] | None, int]
@@ -133,14 +140,30 @@ class _Pass:
         chosen = choose_grouped(profile.candidates(job.gpus, job.allowed), job.nodes, self.fm.groups, profile.free)
         holds = {index: job.gpus for index in chosen}
         caps = {index: profile.free[index] - job.gpus for index in chosen}
-        for index, gpus in holds.items():
+        return self._hold(Reservation(job, start, holds, caps))
+
+    def _hold(self, reservation: Reservation) -> Reservation:
+        """Make `reservation` binding: later starts keep to its caps, later reservations treat its GPUs as held."""
+        for index, gpus in reservation.holds.items():
             self.holds[index] = self.holds.get(index, 0) + gpus
-        reservation = Reservation(job, start, holds, caps)
         self.out.reservations.append(reservation)
         self._rebuild_capsets()
         self.failed.clear()
         self.failed_at.clear()
         return reservation
+
+    def _claim(self, job: Candidate) -> bool:
+        """With preemption, reserve for `first_short` what making room gets it (`claim_for`); True if it did.
+
+        It is the first job that found no room, so no reservation exists yet: this one comes first.
+        """
+        assert self.claim_for is not None
+        reservation = self.claim_for(self.fm, job)
+        if reservation is None:
+            return False
+        self.out.claim = self._hold(reservation)
+        self._wait(job, JobState.PENDING, "reserved", reservation=reservation)
+        return True
 
     def run(self, queue: Iterable[Candidate], price: float | None) -> PassOutcome:
         """Walk `queue` once, protected (starving) jobs first, and return what the pass decided.
@@ -160,8 +183,9 @@ class _Pass:
         meet) but never which jobs start, where, or `first_short`.
         """
         queue, protected = self._protect(queue, price)
+        queue, ahead = self._claimer_first(queue, protected)
         jobs = iter(queue)
-        short, blocker = self._walk(jobs, protected, price)
+        short, blocker = self._walk(jobs, protected, price, ahead)
         if blocker is not None and self.explain:
             for job in jobs:  # the rest of the queue waits behind the blocker (the loop stopped at it)
                 self._describe_waiting(job, price, blocker)
@@ -169,11 +193,12 @@ class _Pass:
         return self.out
 
     def _walk(
-        self, jobs: Iterator[Candidate], protected: Collection[str], price: float | None
+        self, jobs: Iterator[Candidate], protected: Collection[str], price: float | None, ahead: Collection[str]
     ) -> tuple[Candidate | None, str | None]:
         """`run`'s loop, to the blocker (the rest left in `jobs`); returns `first_short` and the blocker's id.
 
-        It runs for every queued job of every pass: what it reads is held in locals, only rare outcomes call out.
+        `ahead` are the jobs moved to the front (the claimer, then the protected ones). It runs for every queued job
+        of every pass: what it reads is held in locals, only rare outcomes call out.
         """
         now, explain, fm, config = self.now, self.explain, self.fm, self.config
         zero, node_count, can_host, hosts = fm.buckets[0], len(fm.free), fm.can_host, fm.hosts
@@ -182,11 +207,12 @@ class _Pass:
         short: Candidate | None = None  # the first job that could not start (`PassOutcome.first_short`)
         # Once no job could take a reservation, `_backfill` finds the jobs worth trying through `shapequeue`.
         indexed = quiet and price is None and self.index is not None and self.index.by_shape is not None
+        claiming = self.claim_for is not None  # then `first_short` must be found here, where it may reserve
         after: tuple[float, float, int] | None = None  # key of the last job walked past the protected ones
         for seen, job in enumerate(jobs):
-            if seen >= len(protected):  # past the protected jobs: the rest of the queue, in key order
-                if indexed and (starving_only or len(reservations) >= most):
-                    return self._backfill(after, protected, short), None
+            if seen >= len(ahead):  # past the claimer and the protected jobs: the rest of the queue, in key order
+                if indexed and (starving_only or len(reservations) >= most) and (short is not None or not claiming):
+                    return self._backfill(after, ahead, short), None
                 after = job.key
             gpus = job.gpus
             if (job.deferrable and is_deferred(job, now, price)) or not (  # inline `FreeMap.hostable`
@@ -208,24 +234,27 @@ class _Pass:
                         self.out.started.append(started)
                         continue
                     tried = True
+            claimed = False
             if short is None:  # the first job that cannot start: later starts jump the queue
                 short, self.jumped = job, True
+                claimed = claiming and self._claim(job)
             if not explain and (len(zero) == node_count or (tried and self._nothing_can_start())):
                 break
-            if quiet and (len(reservations) >= most or (starving_only and job.id not in protected)):
+            if quiet and (claimed or len(reservations) >= most or (starving_only and job.id not in protected)):
                 continue  # `_hold_back` would neither reserve nor block: most of a deep queue ends here
-            if self._hold_back(job, protected):
+            if self._hold_back(job, protected, claimed):
                 return short, job.id
         return short, None
 
     def _backfill(
-        self, after: tuple[float, float, int] | None, protected: Collection[str], short: Candidate | None
+        self, after: tuple[float, float, int] | None, ahead: Collection[str], short: Candidate | None
     ) -> Candidate | None:
         """Try, in queue order, the jobs after key `after` whose (shape, bucket) has not failed in this pass.
 
-        These are exactly the jobs `run` would try: it skips the others (`failed`), and nothing else it does for
-        them matters here (no reservation is left to take, none is protected). A (shape, bucket) that fails stays
-        failed, as in `run`. Returns the first job that did not start (`PassOutcome.first_short`).
+        These are exactly the jobs `run` would try: it skips the others (`failed`) and those walked already at the
+        front (`ahead`), and nothing else it does for them matters here (no reservation is left to take, none is
+        protected). A (shape, bucket) that fails stays failed, as in `run`. Returns the first job that did not
+        start (`PassOutcome.first_short`).
         """
         index = self.index
         assert index is not None
@@ -245,7 +274,7 @@ class _Pass:
         heapq.heapify(heads)
         while heads:
             key, nodes, gpus, k, job = heads[0]
-            if job.id not in protected:
+            if job.id not in ahead:
                 if len(zero) == node_count:
                     return job if short is None else short
                 started = self.try_start(job, now + job.walltime, k, (nodes, gpus, None, k))
@@ -262,6 +291,26 @@ class _Pass:
                 heapq.heapreplace(heads, (head.key, nodes, gpus, k, head))
         return short
 
+    def _claimer_first(
+        self, queue: Iterable[Candidate], protected: set[str]
+    ) -> tuple[Iterable[Candidate], Collection[str]]:
+        """The queue with the previous pass's claimer (`plan`'s `claimer`) first, and the ids moved to the front.
+
+        It keeps its reservation from pass to pass, as a protected job does, until it starts: were it not first, a
+        job protected meanwhile would be `first_short` instead and backfill could take the GPUs it waits for.
+        """
+        claimer = self.claimer
+        if claimer is None or claimer in protected:
+            return queue, protected
+        if self.index is not None:
+            job = self.index.by_id.get(claimer)
+        else:
+            queue = list(queue)
+            job = next((job for job in queue if job.id == claimer), None)
+        if job is None:  # it started, or left the queue
+            return queue, protected
+        return itertools.chain((job,), (other for other in queue if other is not job)), {claimer, *protected}
+
     def _protect(self, queue: Iterable[Candidate], price: float | None) -> tuple[Iterable[Candidate], set[str]]:
         """The queue with the starving jobs first (when the policy guards against starvation), and their ids."""
         protected: set[str] = set()
@@ -271,9 +320,14 @@ class _Pass:
         self.out.protected = protected
         return queue, protected
 
-    def _hold_back(self, job: Candidate, protected: Collection[str]) -> bool:
-        """A job that cannot start now: reserve for it if the policy says so; True if it blocks the rest (no backfill)."""
+    def _hold_back(self, job: Candidate, protected: Collection[str], claimed: bool = False) -> bool:
+        """A job that cannot start now: reserve for it if the policy says so; True if it blocks the rest (no backfill).
+
+        `claimed`: it holds its reservation already (`_claim`), and was described then.
+        """
         config = self.config
+        if claimed:
+            return not config.backfill and job.id not in protected
         reservation = None
         if len(self.out.reservations) < config.reservations and (
             not config.reserve_starving_only or job.id in protected
@@ -341,6 +395,8 @@ def plan(
     explain: bool = False,
     protected: Collection[str] = (),
     index: QueueIndex | None = None,
+    claim_for: ClaimFor | None = None,
+    claimer: str | None = None,
 ) -> PassOutcome:
     """Run one pass: start jobs on `fm` (which it updates) and say why the others wait.
 
@@ -355,8 +411,15 @@ def plan(
         protected: ids of jobs an earlier pass protected (`PassOutcome.protected`): they stay first, so a
             reservation is never withdrawn because newer jobs raised the starving threshold.
         index: optional facts about the queue from a caller that keeps it between passes (`QueueIndex`).
+        claim_for: with preemption, the reservation the first job short of room holds while it makes room (given
+            the free map then and the job; None: it cannot make room); it comes before every other reservation
+            and is `PassOutcome.claim`. Without it (preemption off) that job is held back as any other.
+        claimer: the id of the job the previous pass's claim was for (`PassOutcome.claim`): if still queued, it is
+            considered first (before the protected jobs), so it keeps its reservation until it starts.
     """
     work = _Pass(fm, running, now, config, explain)
     work.held = protected
     work.index = index
+    work.claim_for = claim_for
+    work.claimer = claimer
     return work.run(queue, price)

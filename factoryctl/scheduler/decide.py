@@ -2,7 +2,8 @@
 
 `schedule` turns the model objects into the pass's fast representation, runs `core.plan` with explanations on,
 and translates the outcome back into decisions that name nodes and carry a readable reason; it also proposes
-preemptions when the policy allows them. Today its callers are Python code (docs/scheduler.md, "From Python") and
+preemptions when the policy allows them (the job they make room for holds a reservation in that pass, so backfill
+cannot take the GPUs they free). Today its callers are Python code (docs/scheduler.md, "From Python") and
 the tests; `sched explain` (through `replay_explain`) words its waiting jobs with `wait_decision`. The live path
 that acts on these decisions over SSH (a job executor, `jobs ...` commands) comes with a later release.
 """
@@ -15,10 +16,10 @@ from typing import NamedTuple
 
 from factoryctl.errors import FactoryError
 from factoryctl.model.jobs import GpuAllocation, Job, JobSpec, JobState, Placement, SchedNode
-from factoryctl.scheduler.core import Candidate, Running, Waiting, plan, queue_key
+from factoryctl.scheduler.core import Candidate, ClaimFor, Reservation, Running, Waiting, plan, queue_key
 from factoryctl.scheduler.freemap import FreeMap
 from factoryctl.scheduler.policy import POLICIES, SchedulerConfig, gang_shape, split_gang
-from factoryctl.scheduler.preempt import Holder, choose_victims
+from factoryctl.scheduler.preempt import Holder, claim_reservation
 from factoryctl.scheduler.reasons import (
     WaitExplainer,
     constraint_text,
@@ -67,13 +68,16 @@ class Decisions:
     """Everything one pass decided.
 
     `protected` are the waiting jobs the starvation guard put first: pass them to the next `schedule` call so
-    their protection (and reservation) is never withdrawn when newer jobs deepen the queue.
+    their protection (and reservation) is never withdrawn when newer jobs deepen the queue. `claimer` is, with
+    preemption, the job holding a reservation while room is made for it (stopping `preemptions`, or waiting for
+    jobs ending within the grace period): pass it back too, so it stays first and keeps that reservation.
     """
 
     starts: tuple[StartDecision, ...]
     waits: tuple[WaitDecision, ...]
     preemptions: tuple[PreemptDecision, ...] = ()
     protected: frozenset[str] = frozenset()
+    claimer: str | None = None
 
 
 class _Constraints:
@@ -168,6 +172,7 @@ def schedule(
     config: SchedulerConfig = POLICIES["default"],
     price: float | None = None,
     protected: Collection[str] = (),
+    claimer: str | None = None,
 ) -> Decisions:
     """Decide what starts where at `now`.
 
@@ -177,10 +182,15 @@ def schedule(
         now: unix seconds.
         config: the policy (`POLICIES["default"]` unless told otherwise).
         price: the current grid price per MWh, for deferrable jobs; None defers nothing.
-        protected: `Decisions.protected` of the previous pass (the scheduler's only memory between passes).
+        protected: `Decisions.protected` of the previous pass (the scheduler's memory between passes).
+        claimer: `Decisions.claimer` of the previous pass (with preemption, the rest of that memory).
     """
     fm, running, queue = _build(nodes, jobs, now, config)
-    outcome = plan(fm, queue, running, now, config, price=price, explain=True, protected=protected)
+    claim_for = preemption_claims(fm, jobs, config, now) if config.preemption else None
+    outcome = plan(
+        fm, queue, running, now, config, price=price, explain=True, protected=protected, claim_for=claim_for,
+        claimer=claimer if config.preemption else None,
+    )  # fmt: skip
     starts = tuple(
         StartDecision(
             s.job.id,
@@ -201,11 +211,10 @@ def schedule(
         wait_decision(w, _unplaceable(w.job, by_id[w.job.id], nodes) if w.why == "never" else explain(w), fm)
         for w in outcome.waiting
     )
-    preemptions: tuple[PreemptDecision, ...] = ()
-    if config.preemption:
-        preemptions = plan_preemptions(fm, outcome.first_short, jobs, config, now)
+    preemptions = plan_preemptions(outcome.claim, config)
     still_waiting = outcome.protected.difference(s.job_id for s in starts)
-    return Decisions(starts, waits, preemptions, frozenset(still_waiting))
+    claim = outcome.claim
+    return Decisions(starts, waits, preemptions, frozenset(still_waiting), claim.job.id if claim else None)
 
 
 def _unplaceable(candidate: Candidate, job: Job, nodes: Sequence[SchedNode]) -> str:
@@ -237,30 +246,38 @@ def _ends_by(job: Job, now: float, config: SchedulerConfig) -> float:
     return end if end > now else float("inf")
 
 
-def plan_preemptions(
-    fm: FreeMap, first: Candidate | None, jobs: Sequence[Job], config: SchedulerConfig, now: float
-) -> tuple[PreemptDecision, ...]:
-    """For `first`, the first waiting job that lacks resources, a minimal set of lower-priority running jobs to stop.
+def preemption_claims(fm: FreeMap, jobs: Sequence[Job], config: SchedulerConfig, now: float) -> ClaimFor:
+    """The pass's `claim_for`: the reservation the first job short of room holds while preemption makes room.
 
-    The choice is `preempt.choose_victims` (shared with the simulator): strictly lower-priority jobs holding GPUs on
-    schedulable nodes `first` may use, lowest priority and youngest first, every one of them necessary. A job whose
-    walltime ends within the grace period is never proposed: `first` waits for it. Nothing is proposed when
-    stopping every candidate would still not make room.
+    It is `preempt.claim_reservation` (shared with the simulator) over the running jobs of strictly lower priority
+    than that job, holding GPUs on schedulable nodes it may use: the lowest priority and youngest are stopped,
+    every one of them necessary, and a job whose walltime ends within the grace period is waited for, not stopped.
+    The pass gives the job that reservation before any backfill, so backfill cannot take the GPUs it makes room on
+    (a job ending before the reserved start still may).
     """
-    if first is None:
-        return ()
     index: Mapping[str, int] = {name: i for i, name in enumerate(fm.names)}
-    holders = (
-        Holder(
-            job.id,
-            job.spec.priority,
-            job.started_at or 0.0,
-            tuple((index[a.node], a.gpus) for a in job.allocation if a.node in index),
-            _ends_by(job, now, config),
-        )
-        for job in jobs
-        if job.state.active and job.spec.priority < first.priority
-    )
-    chosen = choose_victims(fm, first, holders, now + config.grace_s)
+
+    def claim_for(free: FreeMap, first: Candidate) -> Reservation | None:
+        holders = [
+            Holder(
+                job.id,
+                job.spec.priority,
+                job.started_at or 0.0,
+                tuple((index[a.node], a.gpus) for a in job.allocation if a.node in index),
+                _ends_by(job, now, config),
+            )
+            for job in jobs
+            if job.state.active and job.spec.priority < first.priority
+        ]
+        return claim_reservation(free, first, holders, now, config.grace_s) if holders else None
+
+    return claim_for
+
+
+def plan_preemptions(claim: Reservation | None, config: SchedulerConfig) -> tuple[PreemptDecision, ...]:
+    """The jobs to stop for the pass's claim (`PassOutcome.claim`): its victims, none when it only waits."""
+    if claim is None:
+        return ()
+    first = claim.job
     reason = f"preempted for higher-priority job {first.id} ({shape_text(first)})"
-    return tuple(PreemptDecision(v.id, first.id, config.grace_s, reason) for v in chosen)
+    return tuple(PreemptDecision(victim, first.id, config.grace_s, reason) for victim in claim.victims)

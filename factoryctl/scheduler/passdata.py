@@ -41,12 +41,19 @@ class Candidate(NamedTuple):
 
 @dataclass
 class Reservation:
-    """A reserved start for one waiting job: when, on which nodes, and what jobs running past it may still take."""
+    """A reserved start for one waiting job: when, on which nodes, and what jobs running past it may still take.
+
+    With preemption, the first job short of room may hold one while it makes room (`preempt.claim_reservation`):
+    `victims` are the ids of the running jobs it stops, `awaited` those it waits for (they end within the grace
+    period), and `start` is when they have all freed their GPUs.
+    """
 
     job: Candidate
     start: float
     holds: dict[int, int]
     caps: dict[int, int]
+    victims: tuple[str, ...] = ()
+    awaited: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -75,6 +82,7 @@ class PassOutcome:
     `protected` are the starving jobs the pass put first (started or not): give them back to the next pass.
     `first_short` is the first job, in the order the pass considered them, that could run here but found no room
     now (neither deferred nor too large for the schedulable nodes): the one preemption would make room for.
+    `claim` is its reservation while it makes room (also in `reservations`), when the pass was given `claim_for`.
     """
 
     started: list[Started] = field(default_factory=list)
@@ -82,6 +90,7 @@ class PassOutcome:
     reservations: list[Reservation] = field(default_factory=list)
     protected: set[str] = field(default_factory=set)
     first_short: Candidate | None = None
+    claim: Reservation | None = None
 
 
 def is_deferred(job: Candidate, now: float, price: float | None) -> bool:

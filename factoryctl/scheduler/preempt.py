@@ -1,14 +1,21 @@
 """Which running jobs to stop for a higher-priority one: the victim choice, written once.
 
-The live scheduler (`decide.plan_preemptions`, which proposes preemptions to the executor) and the trace simulator
+The live scheduler (`decide.schedule`, which proposes preemptions to the executor) and the trace simulator
 (`preempt_replay`, which carries them out on a simulated clock) must stop the same jobs for the same situation, or
 the simulator would evaluate a policy nobody runs. Both describe the running gangs as `Holder` records over the
-pass's `FreeMap` and call `choose_victims` (the replay `plan_claim`, which also names the gangs its job waits for).
+pass's `FreeMap` and call `claim_reservation` in the pass (`plan_claim`: the victims and the gangs its job waits
+for; `choose_victims` is its victims alone).
 
 A gang whose walltime ends within the grace period is never a victim: it frees its GPUs by the time a victim would
 (the executor stops it at its walltime), so stopping it would throw its last minutes of work away for nothing. Its
 GPUs still count: the waiting job waits for them, so they also spare stopping some other gang. (Leaving such gangs
 out altogether, as once tried, made the choice stop more jobs than needed.)
+
+The job making room holds a reservation meanwhile (`claim_reservation`, given to `core.plan` as its `claim_for`):
+its placement on the free GPUs plus those of the gangs it stops or waits for, from when they are all free (the end
+of the grace period, or the last awaited end). Backfill treats it as any reservation: a job may use those GPUs
+only if it ends by then. Without it, backfill started lower-priority jobs on the GPUs the stopped and ending gangs
+freed, and the job had to preempt again at the next pass (benchmarks/README.md, Preemption).
 """
 
 from __future__ import annotations
@@ -17,8 +24,8 @@ import math
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from factoryctl.scheduler.core import Candidate
 from factoryctl.scheduler.freemap import FreeMap
+from factoryctl.scheduler.passdata import Candidate, Reservation
 
 
 class Holder(NamedTuple):
@@ -67,7 +74,7 @@ def plan_claim(fm: FreeMap, job: Candidate, holders: Iterable[Holder], stop_at: 
     nothing = ClaimPlan([], [])
     if fm.fits(job.nodes, job.gpus, None, allowed):
         return nothing
-    holders = [h for h in holders if h.priority < job.priority and _freed(h, allowed)]
+    holders = [h for h in holders if h.priority < job.priority and (h.held if allowed is None else _freed(h, allowed))]
     awaited = ending(holders, stop_at)
     waited_for = {h.id for h in awaited}
     candidates = sorted((h for h in holders if h.id not in waited_for), key=lambda h: (h.priority, -h.started_at, h.id))
@@ -118,3 +125,30 @@ def place_after(fm: FreeMap, job: Candidate, victims: Iterable[Holder]) -> list[
         for index, gpus in victim.held:
             scratch.give(index, gpus)
     return scratch.place(job.nodes, job.gpus, None, job.allowed)
+
+
+def claim_reservation(
+    fm: FreeMap, job: Candidate, holders: Iterable[Holder], now: float, grace_s: float
+) -> Reservation | None:
+    """The reservation `job` holds while it makes room (`plan_claim`), or None when it cannot make room.
+
+    It starts when every gang it stops or waits for has freed its GPUs: at the end of the grace period when it
+    stops some, else when the last one it waits for ends (its walltime). It holds `place_after`'s placement; its
+    caps leave a backfilled job running past that start only what the job will not need there (counting the free
+    GPUs and those the stopped and awaited gangs free, nothing else: never more than will be there).
+    """
+    plan = plan_claim(fm, job, holders, now + grace_s)
+    if not plan.victims and not plan.awaited:
+        return None
+    chosen = place_after(fm, job, plan.awaited + plan.victims)
+    if chosen is None:
+        return None  # cannot happen: plan_claim found room on these GPUs
+    start = now + grace_s if plan.victims else max(h.ends_by for h in plan.awaited)
+    freed: dict[int, int] = {}
+    for holder in plan.awaited + plan.victims:
+        for index, gpus in holder.held:
+            freed[index] = freed.get(index, 0) + gpus
+    holds = {index: job.gpus for index in chosen}
+    caps = {index: fm.free[index] + freed.get(index, 0) - job.gpus for index in chosen}
+    victims, awaited = tuple(h.id for h in plan.victims), tuple(h.id for h in plan.awaited)
+    return Reservation(job, start, holds, caps, victims, awaited)

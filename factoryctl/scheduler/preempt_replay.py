@@ -3,20 +3,23 @@
 `schedule()` only proposes preemptions (`decide.plan_preemptions`); this replay acts them out on the simulated
 clock with the same victim choice (`preempt.plan_claim`, as `choose_victims`). The rules, also in docs/scheduler.md:
 
-- After each pass, the first job the pass could not start for lack of room (`PassOutcome.first_short`) may stop
-  strictly lower-priority running jobs. Jobs started at this very instant, and jobs already in a grace period,
-  are not candidates, so no job is stopped twice in one grace period. Nor are jobs whose walltime ends within the
-  grace period: the claiming job waits for them instead (`preempt.plan_claim`), as for a victim that ends on its
-  own, and they are not counted as stopped.
+- In each pass, the first job the pass could not start for lack of room (`PassOutcome.first_short`) may stop
+  strictly lower-priority running jobs, and holds a reservation while room is made (`preempt.claim_reservation`,
+  the pass's `claim_for`, as under the live `schedule()`). Jobs started at this very instant, and jobs already in
+  a grace period, are not candidates, so no job is stopped twice in one grace period. Nor are jobs whose walltime
+  ends within the grace period: the claiming job waits for them instead (`preempt.plan_claim`), as for a victim
+  that ends on its own, and they are not counted as stopped. When it stops nobody (it only waits), it stays
+  queued with its reservation, first in the next passes (`core.plan`'s `claimer`) until it starts.
 - The victims keep their GPUs for the grace period (they checkpoint), then are stopped and requeued with their
   remaining work (run time minus the time they ran, grace included: they checkpointed at the stop), their
   original submit time and their priority. A victim that ends on its own during the grace period just ends, and
   when every victim of a claim has ended so, the claiming job starts then rather than at the end of the grace
   period (its GPUs are free; waiting would leave them idle).
-- The preempting job *claims* its GPUs at the decision: it leaves the queue, takes the free GPUs of its
-  placement at once and receives the victims' GPUs on its nodes as they release them, so no backfilled or
-  reserved job can take them; it starts when the grace period ends. The look-ahead sees its GPUs busy from the
-  decision to its expected end, so other jobs' reservations stay truthful.
+- After the pass that stops its victims, the preempting job *claims* its GPUs: it leaves the queue, takes the
+  free GPUs of its reserved placement at once and receives the victims' GPUs on its nodes as they release them
+  (and those of a job backfilled in that pass, which ends within the grace period), so no backfilled or reserved
+  job can take them; it starts when the grace period ends. The look-ahead sees its GPUs busy from the decision to
+  its expected end, so other jobs' reservations stay truthful.
 
 Termination: a job is only stopped for a job of strictly higher priority, a claiming job always starts, and a
 job claims again only after it was itself stopped; by induction from the highest priority down, every finite
@@ -29,15 +32,23 @@ import dataclasses
 import heapq
 from bisect import bisect_left, insort
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from factoryctl.errors import FactoryError
 from factoryctl.model.jobs import SchedNode
-from factoryctl.scheduler.core import Candidate, PassOutcome, Running, Started
+from factoryctl.scheduler.core import (
+    Candidate,
+    ClaimFor,
+    PassOutcome,
+    Reservation,
+    Running,
+    Started,
+)
+from factoryctl.scheduler.freemap import FreeMap
 from factoryctl.scheduler.gangs import settle_gang
 from factoryctl.scheduler.policy import SchedulerConfig
-from factoryctl.scheduler.preempt import ClaimPlan, Holder, place_after, plan_claim
+from factoryctl.scheduler.preempt import Holder, claim_reservation
 from factoryctl.scheduler.simulate import _NEVER, Replay
 
 
@@ -176,55 +187,71 @@ class PreemptingReplay(Replay):
         if not self.lowest[priority]:
             del self.lowest[priority]
 
-    def after_pass(self, outcome: PassOutcome, now: float) -> None:
-        """Stop lower-priority gangs for the first job the pass could not start, if that makes room for it."""
-        first = outcome.first_short
-        if first is None or not any(priority < first.priority for priority in self.lowest):
-            return
-        holders = [
-            gang.holder
-            for gang in self.gangs.values()
-            if gang.claim is None and gang.holder.started_at < now and gang.holder.priority < first.priority
-        ]
-        if not holders:
-            return
-        plan = plan_claim(self.fm, first, holders, now + self.config.grace_s)
-        if plan.victims:  # waiting alone claims nothing: the job waits as any (the live `schedule()` holds no GPUs)
-            self._claim(first, plan, now)
+    def claim_for(self, now: float) -> ClaimFor:
+        """The pass's `claim_for`: `preempt.claim_reservation` over the gangs that may be stopped or waited for.
 
-    def _claim(self, job: Candidate, plan: ClaimPlan, now: float) -> None:
-        """`job` leaves the queue and takes its placement's GPUs: the free ones now, the others as they come free."""
-        chosen = place_after(self.fm, job, plan.awaited + plan.victims)
-        if chosen is None:
-            raise FactoryError(
-                f"simulator bug: no room for {job.id} after preempting {(plan.victims + plan.awaited)[0].id}"
-            )
+        Those are the running gangs of strictly lower priority than the job, not started at this very instant and
+        not already stopping or waited for by another claim.
+        """
+
+        def reserve(fm: FreeMap, first: Candidate) -> Reservation | None:
+            if not any(priority < first.priority for priority in self.lowest):
+                return None
+            holders = [
+                gang.holder
+                for gang in self.gangs.values()
+                if gang.claim is None and gang.holder.started_at < now and gang.holder.priority < first.priority
+            ]
+            return claim_reservation(fm, first, holders, now, self.config.grace_s) if holders else None
+
+        return reserve
+
+    def after_pass(self, outcome: PassOutcome, now: float) -> None:
+        """Stop the gangs the pass's claim chose: its job leaves the queue and claims its GPUs.
+
+        A claim with nobody to stop (it only waits for gangs ending within the grace period) claims nothing: the job
+        stays queued and holds its reservation from pass to pass, as under the live `schedule()`.
+        """
+        claim = outcome.claim
+        if claim is not None and claim.victims:
+            self._claim(claim, now)
+
+    def _claim(self, claim: Reservation, now: float) -> None:
+        """The job leaves the queue and takes its placement's GPUs: the free ones now, the others as they come free.
+
+        GPUs there that a job backfilled in this pass took (it ends by the end of the grace period, or the pass would
+        not have let it) come to the claim when that job ends: the claim waits for it as for a job ending in the grace.
+        """
+        job, chosen = claim.job, tuple(claim.holds)
         self.dequeue(job)
         self.protected.discard(job.id)
         at = now + self.config.grace_s
         self.seq += 1
         placeholder: Running = (at + job.walltime, self.seq, tuple((index, job.gpus) for index in chosen))
         insort(self.lookahead, placeholder)
-        claim = _Claim(job, tuple(chosen), at, placeholder)
+        taken = _Claim(job, chosen, at, placeholder)
         owed = {index: job.gpus - min(self.fm.free[index], job.gpus) for index in chosen}
         for index in chosen:
             self.fm.take(index, job.gpus - owed[index])
         by_id = {gang.holder.id: seq for seq, gang in self.gangs.items() if gang.claim is None}
-        self._attach(claim, plan.awaited, claim.awaited, by_id, owed)  # they end first: handed over before any victim
-        self._attach(claim, plan.victims, claim.victims, by_id, owed)
+        self._attach(taken, claim.awaited, taken.awaited, by_id, owed)  # they end first: handed over before any victim
+        self._attach(taken, claim.victims, taken.victims, by_id, owed)
+        for gang in list(self.gangs.values()):
+            if any(owed.get(index) for index, _ in gang.holder.held) and gang.claim is None and gang.end <= at:
+                self._attach(taken, (gang.holder.id,), taken.awaited, by_id, owed)  # a backfilled job on its GPUs
         if any(owed.values()):
             raise FactoryError(f"simulator bug: the victims of {job.id} do not free the GPUs it needs")
-        self.claims.append(claim)
+        self.claims.append(taken)
 
     def _attach(
-        self, claim: _Claim, holders: list[Holder], into: list[int], by_id: dict[str, int], owed: dict[int, int]
+        self, claim: _Claim, holders: Iterable[str], into: list[int], by_id: dict[str, int], owed: dict[int, int]
     ) -> None:
-        """Hand `holders`' GPUs to `claim` as they free, recording each gang in `into`."""
+        """Hand the GPUs of the gangs `holders` names to `claim` as they free, recording each gang in `into`."""
         for holder in holders:
-            seq = by_id[holder.id]
+            seq = by_id[holder]
             self._doom(self.gangs[seq], claim, owed)
             into.append(seq)
-            self.victim_ids[seq] = holder.id
+            self.victim_ids[seq] = holder
 
     def _doom(self, gang: _Gang, claim: _Claim, owed: dict[int, int]) -> None:
         """Mark a gang the claim waits for: hand over what the claim still needs on its nodes.

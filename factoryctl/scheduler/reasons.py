@@ -117,6 +117,18 @@ def describe_wait(waiting: Waiting, fm: FreeMap, now: float, price: float | None
     if reservation is not None:
         nodes = sorted(reservation.holds)
         text += f"; reserved start in {human_duration(reservation.start - now)} on {_places(nodes, fm)}"
+        text += _making_room(reservation.victims, reservation.awaited)
     elif have >= job.nodes:
         text += "; starting it now would delay a reserved job"
     return text
+
+
+def _making_room(victims: Sequence[str], awaited: Sequence[str]) -> str:
+    """`: preempting A, B (and waiting for C, ending within the grace period)`, as a claim says; "" for neither.
+
+    For a reservation held while preemption makes room (`preempt.claim_reservation`).
+    """
+    waiting = f"waiting for {', '.join(awaited)}, ending within the grace period"
+    if victims:
+        return f": preempting {', '.join(victims)}" + (f" (and {waiting})" if awaited else "")
+    return f": {waiting}" if awaited else ""

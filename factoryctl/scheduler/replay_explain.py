@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from factoryctl.errors import UsageError
 from factoryctl.model.jobs import SchedNode
-from factoryctl.scheduler.core import PassOutcome
+from factoryctl.scheduler.core import PassOutcome, Reservation
 from factoryctl.scheduler.decide import wait_decision
 from factoryctl.scheduler.freemap import FreeMap
 from factoryctl.scheduler.policy import SchedulerConfig, split_gang
@@ -87,7 +87,7 @@ def explain_at(
     rejected = [refused for refused in map(replay.refusal, trace) if refused is not None]
     drive(replay, trace, until=at, progress=progress)
     event = any(job.submit_s == at for job in trace) or any(at in (r.start_s, r.end_s) for r in replay.records)
-    starting, queued = _passes_at(replay, at, event)
+    starting, queued, claim = _passes_at(replay, at, event)
     passed = {job.job_id for job in starting}
     ended = {r.job_id: r for r in replay.records if r.end_s <= at}
     last_end = max((r.end_s for r in ended.values()), default=None)
@@ -95,7 +95,7 @@ def explain_at(
     resumed = [_resumed(r) for r in replay.records if r.start_s == at and r.job_id not in passed]  # claims settled
     claiming: list[JobAtInstant] = []
     if isinstance(replay, PreemptingReplay):
-        running, queued, claiming = _preemption(replay, running, queued, at)
+        running, queued, claiming = _preemption(replay, running, queued, at, claim)
     shown = running + resumed + starting + claiming + queued
     if job_ids is not None:
         by_seen = {job.job_id: job for job in shown}
@@ -105,11 +105,21 @@ def explain_at(
 
 
 def _preemption(
-    replay: PreemptingReplay, running: list[JobAtInstant], queued: list[JobAtInstant], at: float
+    replay: PreemptingReplay,
+    running: list[JobAtInstant],
+    queued: list[JobAtInstant],
+    at: float,
+    claim: Reservation | None,
 ) -> tuple[list[JobAtInstant], list[JobAtInstant], list[JobAtInstant]]:
-    """Running jobs in a grace period say so; jobs waiting for their victims' grace periods leave the queue."""
+    """Running jobs in a grace period say so; jobs waiting for their victims' grace periods leave the queue.
+
+    `claim` is the explained pass's reservation for a job making room: the jobs it waits for (they end within the
+    grace period) say that it waits for them, and that it holds a reservation meanwhile.
+    """
     stopping = replay.stopping()
     for i, job in enumerate(running):
+        if claim is not None and job.job_id in claim.awaited and job.job_id not in stopping:
+            running[i] = dataclasses.replace(job, reason=_awaited(replay, job.job_id, claim, at))
         if job.job_id in stopping:
             for_job, stop, end, stopped = stopping[job.job_id]
             where = " ".join(f"{node}:{gpus}" for node, gpus in job.allocation)
@@ -140,6 +150,16 @@ def _preemption(
     return running, [job for job in queued if job.job_id not in claimed], claiming
 
 
+def _awaited(replay: PreemptingReplay, job_id: str, claim: Reservation, at: float) -> str:
+    """A running job the explained pass's claim waits for: it ends within the grace period; the claim's reservation."""
+    end = next(gang.end for gang in replay.gangs.values() if gang.holder.id == job_id)
+    where = ", ".join(replay.fm.names[i] for i in claim.holds)
+    return (
+        f"ends within the grace period, at {end:.0f} s ({_ahead(end - at)}): job {claim.job.id} waits for it,"
+        f" holding a reservation on {where} from {claim.start:.0f} s"
+    )
+
+
 def _with_waits(jobs: list[JobAtInstant], records: Sequence[JobRecord], at: float) -> list[JobAtInstant]:
     """`jobs` with `waited_s`: from submission to their start (or to `at`), less the time earlier run segments took."""
     segments: dict[str, list[JobRecord]] = {}
@@ -156,8 +176,12 @@ def _with_waits(jobs: list[JobAtInstant], records: Sequence[JobRecord], at: floa
     return found
 
 
-def _passes_at(replay: Replay, at: float, event: bool) -> tuple[list[JobAtInstant], list[JobAtInstant]]:
-    """The passes the replay runs at `at`, explained: the jobs they start, and the jobs left waiting after the last.
+def _passes_at(
+    replay: Replay, at: float, event: bool
+) -> tuple[list[JobAtInstant], list[JobAtInstant], Reservation | None]:
+    """The passes the replay runs at `at`, explained: the jobs they start, the jobs left waiting after the last.
+
+    Also the last pass's reservation for a job making room by preemption (`PassOutcome.claim`), if any.
 
     These are the replay's own passes (`Replay.schedule`), with explanations on. Usually one; another follows while
     something is due at that very instant (a zero-length job's end, a claim with no grace period), as in `drive`.
@@ -167,7 +191,7 @@ def _passes_at(replay: Replay, at: float, event: bool) -> tuple[list[JobAtInstan
         outcome = replay.schedule(at, explain=True, follow_up=event)
         starting += _starting(outcome, replay.fm, at)
         if replay.next_event() > at:
-            return starting, _queued(outcome, replay.fm, at)
+            return starting, _queued(outcome, replay.fm, at), outcome.claim
         replay.finish_until(at)  # a zero-length job ended, or (grace 0) a claim settled: the replay runs again
 
 

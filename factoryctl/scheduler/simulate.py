@@ -22,7 +22,17 @@ from operator import attrgetter
 
 from factoryctl.errors import FactoryError
 from factoryctl.model.jobs import SchedNode
-from factoryctl.scheduler.core import Candidate, PassOutcome, QueueIndex, Running, Started, age_order, plan, queue_key
+from factoryctl.scheduler.core import (
+    Candidate,
+    ClaimFor,
+    PassOutcome,
+    QueueIndex,
+    Running,
+    Started,
+    age_order,
+    plan,
+    queue_key,
+)
 from factoryctl.scheduler.freemap import FreeMap
 from factoryctl.scheduler.policy import SchedulerConfig, gang_shape, split_gang
 from factoryctl.scheduler.shapequeue import ShapeQueue
@@ -121,6 +131,7 @@ class Replay:
         self.queued: dict[str, Candidate] = {}
         self.gpu_s = Fraction(0)  # the queue's GPU-seconds, exact: a float running sum would drift from the sum
         self.queued_walltimes: list[float] = []  # every queued job's walltime, sorted: the starving floor's median
+        self.claimer: str | None = None  # whom the last pass's claim was for (preemption): first in the next pass
         self.usage = WalltimeUse(config.walltime_use_window if config.starve_after_s is not None else 0)
         self.usage_due: list[tuple[float, int, float, float]] = []  # (end, seq, run time, walltime): learned at the end
         self.pass_config = config  # `config` with the `walltime_use` learned so far
@@ -202,9 +213,12 @@ class Replay:
             explain=explain,
             protected=self.protected,
             index=index,
+            claim_for=self.claim_for(now),
+            claimer=self.claimer,
         )
         self.pass_times.append(self.clock() - began)
         self.protected = outcome.protected
+        self.claimer = outcome.claim.job.id if outcome.claim is not None else None
         if outcome.started:
             for started in outcome.started:
                 self.launch(started, now)
@@ -231,6 +245,10 @@ class Replay:
         if use is not None and use != self.pass_config.walltime_use:
             self.pass_config = dataclasses.replace(self.config, walltime_use=use)
         return self.pass_config
+
+    def claim_for(self, now: float) -> ClaimFor | None:
+        """The pass's `claim_for` (None here: no preemption; see `preempt_replay`)."""
+        return None
 
     def after_pass(self, outcome: PassOutcome, now: float) -> None:
         """What a replay does after each pass beyond starting jobs (nothing here; see `preempt_replay`)."""

@@ -129,6 +129,42 @@ def test_backfilled_jobs_never_delay_a_reservation(state, policy, drain):
             assert used[node] <= capacity[node], f"{w.job_id} reserved on {node} but it is full at {w.reserved_start}"
 
 
+@SETTINGS
+@given(state=cluster_state(), starving=st.booleans(), grace=st.sampled_from([0.0, 300.0, 3000.0]))
+def test_backfilled_jobs_never_delay_a_preempting_jobs_reservation(state, starving, grace):
+    """With preemption the first job short of room holds a reservation from when its victims and the jobs it waits
+    for have freed their GPUs; the stopped jobs end at the end of the grace period, the others at their walltime."""
+    nodes, jobs = state
+    now = 100.0
+    config = dataclasses.replace(POLICIES["default"], preemption=True, grace_s=grace)
+    if starving:
+        config = dataclasses.replace(config, starve_after_s=0.0, reservations=3, protect_oldest=None)
+    decisions = schedule(nodes, jobs, now, config)
+    stopped = {p.job_id for p in decisions.preemptions}
+    capacity = {n.name: n.gpus for n in nodes if n.schedulable}
+    by_id = {j.id: j for j in jobs}
+    entries = [
+        (j.started_at, now + grace if j.id in stopped else max(j.started_at + j.spec.walltime, now),
+         [(a.node, a.gpus) for a in j.allocation])
+        for j in jobs
+        if j.state.active
+    ]  # fmt: skip
+    for start in decisions.starts:
+        wall = by_id[start.job_id].spec.walltime
+        entries.append((now, now + wall, [(a.node, a.gpus) for a in start.placement.allocation]))
+    reserved = [w for w in decisions.waits if w.reserved_start is not None]
+    for w in reserved:
+        job = by_id[w.job_id]
+        per_node = job.num_gpus // len(w.reserved_nodes)
+        entries.append(
+            (w.reserved_start, w.reserved_start + job.spec.walltime, [(n, per_node) for n in w.reserved_nodes])
+        )
+    for w in reserved:
+        used = _usage_at(w.reserved_start, entries)
+        for node in w.reserved_nodes:
+            assert used[node] <= capacity[node], f"{w.job_id} reserved on {node} but it is full at {w.reserved_start}"
+
+
 @st.composite
 def small_trace(draw):
     count = draw(st.integers(1, 25))
