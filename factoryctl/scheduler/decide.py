@@ -11,7 +11,7 @@ that acts on these decisions over SSH (a job executor, `jobs ...` commands) come
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 from factoryctl.errors import FactoryError
@@ -27,6 +27,7 @@ from factoryctl.scheduler.reasons import (
     describe_unplaceable,
     shape_text,
 )
+from factoryctl.scheduler.starvation import learned_walltime_use
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,27 @@ def _running(job: Job, index: Mapping[str, int], fm: FreeMap, now: float, config
     return (max(now, started + walltime), seq, alloc)
 
 
+#: The finished jobs whose run time says how much of a walltime is used (a cancelled one was stopped by someone).
+_RAN_TO_AN_END = frozenset({JobState.SUCCEEDED, JobState.FAILED})
+
+
+def learned_config(config: SchedulerConfig, jobs: Sequence[Job]) -> SchedulerConfig:
+    """`config` with its `walltime_use` learned from the finished jobs in `jobs`, as the replay learns it.
+
+    The last `walltime_use_window` jobs to end, run time over walltime (`starvation.learned_walltime_use`); with
+    fewer finished, or a policy with no starvation guard, `config` as it is.
+    """
+    if not config.walltime_use_window or config.starve_after_s is None:
+        return config
+    ended = sorted(
+        (job.ended_at, job.ended_at - job.started_at, job.spec.walltime)
+        for job in jobs
+        if job.state in _RAN_TO_AN_END and job.started_at is not None and job.ended_at is not None
+    )
+    use = learned_walltime_use(((ran, walltime) for _, ran, walltime in ended), config.walltime_use_window)
+    return config if use is None or use == config.walltime_use else replace(config, walltime_use=use)
+
+
 def schedule(
     nodes: Sequence[SchedNode],
     jobs: Sequence[Job],
@@ -178,13 +200,16 @@ def schedule(
 
     Args:
         nodes: every inventory node; down, drained and unhealthy ones receive nothing.
-        jobs: queued (PENDING/DEFERRED) and running (STARTING/RUNNING, with allocations) jobs; others are ignored.
+        jobs: queued (PENDING/DEFERRED) and running (STARTING/RUNNING, with allocations) jobs; finished ones
+            (SUCCEEDED/FAILED, with start and end) teach the policy how much of their walltimes jobs really run
+            (`learned_config`); others are ignored.
         now: unix seconds.
         config: the policy (`POLICIES["default"]` unless told otherwise).
         price: the current grid price per MWh, for deferrable jobs; None defers nothing.
         protected: `Decisions.protected` of the previous pass (the scheduler's memory between passes).
         claimer: `Decisions.claimer` of the previous pass (with preemption, the rest of that memory).
     """
+    config = learned_config(config, jobs)
     fm, running, queue = _build(nodes, jobs, now, config)
     claim_for = preemption_claims(fm, jobs, config, now) if config.preemption else None
     outcome = plan(

@@ -14,6 +14,7 @@ import pytest
 from helpers import nodes, pending, running
 
 from factoryctl.errors import UsageError
+from factoryctl.model.jobs import Job, JobSpec, JobState
 from factoryctl.scheduler.decide import schedule
 from factoryctl.scheduler.policy import POLICIES, SchedulerConfig
 from factoryctl.scheduler.replay_explain import explain_at
@@ -101,3 +102,23 @@ def test_exact_walltimes_give_the_schedule_without_learning():
 def test_a_share_outside_0_to_1_or_a_negative_window_is_refused(use, window):
     with pytest.raises(UsageError, match="walltime_use"):
         SchedulerConfig(walltime_use=use, walltime_use_window=window)
+
+
+def test_the_live_pass_learns_the_share_from_the_finished_jobs_it_is_given():
+    """`schedule()` learns `walltime_use` from the finished jobs among `jobs`, as the replay does at their ends."""
+    cluster = nodes(2)
+    queue = [
+        running("r", [("n0", 4)], 0, 900),
+        pending("gang", 16, 0, walltime_s=1200),
+        *(pending(f"s{k}", 4, 100 + k, walltime_s=600) for k in range(3)),
+    ]
+    config = dataclasses.replace(DEFAULT, walltime_use_window=4)
+
+    def finished(count: int, state: JobState = JobState.SUCCEEDED) -> list[Job]:  # each ran half its 200 s walltime
+        spec = JobSpec(num_gpus=1, walltime_s=200)
+        return [Job(f"f{k}", spec, 0, state, started_at=-400 + k, ended_at=-300 + k) for k in range(count)]
+
+    assert waits(schedule(cluster, [*queue, *finished(4)], 500, config))["gang"].reserved_start == 900
+    assert waits(schedule(cluster, [*queue, *finished(3)], 500, config))["gang"].reserved_start is None  # too few
+    cancelled = finished(4, JobState.CANCELLED)  # stopped by someone: says nothing of walltimes
+    assert waits(schedule(cluster, [*queue, *cancelled], 500, config))["gang"].reserved_start is None
