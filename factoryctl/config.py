@@ -100,6 +100,7 @@ def load_config(explicit: Path | None = None, pipes: bool = True) -> FactoryConf
     shell completion, which must neither block on one nor eat what it carries. A directory or a device is refused.
     """
     path, source = discover(explicit)
+    check_path_length(path, f"the factory.yaml path (from {source})", "pass --config with a shorter path.")
     if not path.exists():
         looked = f"at {path} (looked in: {source})"
         if source == "XDG config dir":  # the last place tried: ./factory.yaml was missing too
@@ -145,7 +146,53 @@ def parse_config(text: str, path: Path | None = None, state_dir: Path | None = N
     home_state = (
         Path(os.path.expanduser(settings.state_dir)) if settings.state_dir else default_state_dir(settings.name)
     )
+    if state_dir is None:
+        line, col = positions.get(("state_dir",), (0, 0, 0, 0))[2:]
+        at = f"{where}:{line}:{col}: " if line else ""
+        hint = f"choose a state_dir of at most {MAX_STATE_DIR_BYTES} bytes, each name at most 255."
+        check_path_length(Path(os.path.abspath(home_state)), f"{at}state_dir", hint, MAX_STATE_DIR_BYTES)
     return FactoryConfig(settings, nodes, groups, path, state_dir or home_state)
+
+
+#: The longest state_dir (its absolute path, in bytes): SQLite opens no database whose path is 505 bytes or more,
+#: and the store is `<state_dir>/factory.db`; a little is left for a longer file name in it.
+MAX_STATE_DIR_BYTES = 480
+
+
+def check_path_length(path: Path, what: str, hint: str, max_bytes: int | None = None) -> None:
+    """Raise ConfigError (exit 3) when `path` cannot be used for its length alone (ENAMETOOLONG, SQLite's limit).
+
+    Checked where a path from the user first arrives, so no command meets the error later as an OSError from
+    `exists()` or `open()`. `max_bytes` defaults to the system's PATH_MAX less its NUL.
+    """
+    raw = os.fsencode(path)
+    name_max, path_max = _path_limits()
+    longest = max(raw.split(b"/"), key=len)
+    limit = path_max - 1 if max_bytes is None else max_bytes
+    if len(longest) > name_max:
+        problem = f"a name in it is {len(longest)} bytes long, over the system's limit of {name_max}"
+    elif len(raw) > limit:
+        problem = f"it is {len(raw)} bytes long, over the {limit} it may have"
+    else:
+        return
+    raise ConfigError(f"{what} cannot be used: {problem} ({shown_path(path)}).", hint)
+
+
+def _path_limits() -> tuple[int, int]:
+    """(NAME_MAX, PATH_MAX) of the root file system: 255 and 4096 on Linux."""
+    try:
+        return os.pathconf("/", "PC_NAME_MAX"), os.pathconf("/", "PC_PATH_MAX")
+    except (AttributeError, OSError, ValueError):  # pragma: no cover - no pathconf (Windows)
+        return 255, 4096
+
+
+def shown_path(path: Path | str, keep: int = 120) -> str:
+    """`path` for a message: a path longer than `keep` characters keeps its start and its end around `...`."""
+    text = str(path)
+    if len(text) <= keep:
+        return text
+    head = keep * 2 // 3
+    return f"{text[:head]}...{text[-(keep - head) :]}"
 
 
 def _load_yaml(text: str, where: str) -> tuple[Any, dict[Loc, tuple[int, int, int, int]]]:

@@ -10,14 +10,18 @@ import contextlib
 import errno
 import importlib
 import os
+import signal
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
 from factoryctl import __version__
+from factoryctl.cli.signals import Interrupted, report_stopped, sigterm_interrupts
 from factoryctl.errors import ExitCode, FactoryError
 
 #: (module under factoryctl.cli, attribute, noun, help). A module that registers a single command instead of a
@@ -67,8 +71,23 @@ def _version_callback(value: bool) -> None:
         raise typer.Exit()
 
 
+class StopReportingGroup(TyperGroup):
+    """The root group: a Ctrl-C that leaves a command reaches the error boundary (`run`) as `Interrupted`.
+
+    Typer would turn it into a silent exit 130, and the stop would be said nowhere (docs/cli.md, Exit codes).
+    """
+
+    def invoke(self, ctx: Any) -> Any:
+        """Run the command; its KeyboardInterrupt leaves as `Interrupted`."""
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as interrupt:
+            raise Interrupted from interrupt
+
+
 app = typer.Typer(
     name="factoryctl",
+    cls=StopReportingGroup,
     help=ROOT_HELP,
     no_args_is_help=True,
     rich_markup_mode=None,
@@ -143,7 +162,9 @@ def run(argv: list[str] | None = None) -> int:
     click = _click_exceptions()
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        result = app(args=args, prog_name="factoryctl", standalone_mode=False)
+        _cli_module("arguments").check_text_arguments(args)  # bytes that are not UTF-8: exit 2 before any change
+        with _sigterm_raises():
+            result = app(args=args, prog_name="factoryctl", standalone_mode=False)
     except FactoryError as error:
         if _debug_requested(args):
             import traceback
@@ -151,9 +172,11 @@ def run(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         _print_error(error)
         return int(error.exit_code)
-    except (KeyboardInterrupt, typer.Abort):
-        from factoryctl.cli.signals import report_stopped
-
+    except Interrupted:
+        if not _runs_until_stopped(args):
+            report_stopped(ExitCode.INTERRUPTED)
+        return int(ExitCode.INTERRUPTED)
+    except (KeyboardInterrupt, typer.Abort):  # a prompt's Ctrl-C (Abort), or one before the command ran
         report_stopped(ExitCode.INTERRUPTED)
         return int(ExitCode.INTERRUPTED)
     except getattr(click, "NoArgsIsHelpError", ()) as error:  # `factoryctl sim`: its help, as Click prints it
@@ -178,6 +201,34 @@ def run(argv: list[str] | None = None) -> int:
             return _stdout_closed()
         raise
     return int(result) if isinstance(result, int) else int(ExitCode.OK)
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """While the command runs SIGTERM raises `Terminated`, said `terminated` with its hint (exit 143) if it leaves.
+
+    A SIGTERM ignored where factoryctl was started stays ignored.
+    """
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
+        yield
+        return
+    with sigterm_interrupts():
+        yield
+
+
+def _runs_until_stopped(args: list[str]) -> bool:
+    """Whether `args` ran a command that goes on until stopped, so that Ctrl-C is how it ends, quietly (docs/cli.md).
+
+    `--follow`, `--watch` and `metrics serve`: told from the arguments parsed again as the command parsed them.
+    """
+    command, path, rest = _resolve(args)
+    if path == ["factoryctl", "metrics", "serve"]:
+        return True
+    try:
+        parsed = command.make_context(path[-1], list(rest), resilient_parsing=True)
+    except Exception:  # a command line that no longer parses ran no follow loop
+        return False
+    return bool(parsed.params.get("follow") or parsed.params.get("watch"))
 
 
 def _sentence(text: str) -> str:
@@ -243,22 +294,29 @@ def _global_option_moved(error: Any, args: list[str]) -> str | None:
 
 def _command_path(args: list[str]) -> str:
     """The command `args` name (`factoryctl nodes list`), for the errors Click raises without their context."""
+    return " ".join(_resolve(args)[1])
+
+
+def _resolve(args: list[str]) -> tuple[Any, list[str], list[str]]:
+    """The command `args` name, its path (`["factoryctl", "nodes", "list"]`) and the arguments after its name."""
     from typer.main import get_command
 
-    command, path = get_command(app), ["factoryctl"]
-    words = iter(args)
-    for word in words:
-        if word in ("-c", "--config"):
-            next(words, None)
-        elif word == "--":
+    command, path, after = get_command(app), ["factoryctl"], len(args)
+    at = 0
+    while at < len(args):
+        word = args[at]
+        if word == "--":
             break
+        if word in ("-c", "--config"):
+            at += 1
         elif not word.startswith("-"):
             sub = getattr(command, "commands", {}).get(word)
             if sub is None:
                 break
-            command = sub
+            command, after = sub, at + 1
             path.append(word)
-    return " ".join(path)
+        at += 1
+    return command, path, args[after:]
 
 
 def _output_failed(error: OSError) -> int:
@@ -292,9 +350,10 @@ def _silence_stdout() -> None:
 
 def main() -> None:
     """Console-script entry point: a bug is one sentence and a hint too (its traceback only with --debug)."""
-    for stream in (sys.stdout, sys.stderr):  # a character the locale cannot write is replaced, never fatal
+    output_errors = _cli_module("arguments").register_output_errors()  # stdout: argv's bytes back as they came
+    for stream, errors in ((sys.stdout, output_errors), (sys.stderr, "replace")):  # never fatal: `?` instead
         with contextlib.suppress(AttributeError, ValueError):
-            stream.reconfigure(errors="replace")  # type: ignore[union-attr]
+            stream.reconfigure(errors=errors)  # type: ignore[union-attr]
     try:
         status = run()
     except Exception as exc:

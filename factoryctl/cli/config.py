@@ -18,24 +18,24 @@ app = typer.Typer(no_args_is_help=True)
 @app.command("locate")
 def locate(ctx: typer.Context) -> None:
     """Print which factory.yaml would be used, and why; exit 3 when that file is missing."""
-    from factoryctl.config import discover
+    from factoryctl.cli.arguments import bytes_as_text, shell_word
+    from factoryctl.config import check_path_length, discover, shown_path
+    from factoryctl.errors import ConfigError
 
     explicit, _ = context.global_options(ctx)
     path, source = discover(explicit)
-    emit(f"{path}\n")  # printed even when missing: it is where the other commands look
-    import shlex
-
-    from factoryctl.errors import ConfigError
-
+    emit(f"{path}\n")  # printed even when missing: it is where the other commands look; its exact bytes (main())
+    check_path_length(path, f"the factory.yaml path (from {source})", "pass --config with a shorter path.")
+    shown = shown_path(bytes_as_text(str(path)))  # `\xe9` for a Latin-1 byte, and a huge path cut short
     if not path.exists():
-        hint = f"`factoryctl init {shlex.quote(str(path))}` writes an example there."
-        raise ConfigError(f"{path} (from {source}) does not exist.", hint)
+        hint = f"`factoryctl init {shell_word(str(path))}` writes an example there."
+        raise ConfigError(f"{shown} (from {source}) does not exist.", hint)
     if path.is_dir():  # `validate` and every other command refuse it: say so here too
-        hint = f"pass --config {shlex.quote(str(path / 'factory.yaml'))} (the file, not its directory)."
-        raise ConfigError(f"{path} (from {source}) is a directory, not a factory.yaml.", hint)
+        hint = f"pass --config {shell_word(str(path / 'factory.yaml'))} (the file, not its directory)."
+        raise ConfigError(f"{shown} (from {source}) is a directory, not a factory.yaml.", hint)
     if not (path.is_file() or path.is_fifo()):
         raise ConfigError(
-            f"{path} (from {source}) is not a regular file.", "pass --config FILE with your factory.yaml."
+            f"{shown} (from {source}) is not a regular file.", "pass --config FILE with your factory.yaml."
         )
     typer.echo(f"from {source} (exists)", err=True)
 

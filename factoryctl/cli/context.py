@@ -147,3 +147,24 @@ def timeout_option(default: float, *names: str, help: str) -> Any:
 
 #: How long to wait for each node, shared by every command that reaches nodes.
 TIMEOUT_OPTION = timeout_option(15.0, help="Seconds to wait for each node (0.1-86400).")
+
+#: The longest `--reason` (`power set / reset`, `nodes drain`), in characters: a ticket and a sentence fit; a file
+#: pasted by mistake does not go into the audit log or the drain record, shown in every listing.
+MAX_REASON_CHARS = 1000
+
+
+def check_reason(value: str | None) -> str | None:
+    """The `--reason` callback: longer than `MAX_REASON_CHARS` (spaces around it aside) is a usage error, exit 2."""
+    if value is not None and len(value.strip()) > MAX_REASON_CHARS:
+        from factoryctl.errors import UsageError
+
+        raise UsageError(
+            f"--reason is {len(value.strip())} characters long; at most {MAX_REASON_CHARS} are kept with the record.",
+            "say why in a sentence, with a ticket or URL for the details.",
+        )
+    return value
+
+
+def reason_option(help: str) -> Any:
+    """A `--reason` / `-r` option checked by `check_reason`, so every command that records why refuses the same way."""
+    return typer.Option(None, "--reason", "-r", callback=check_reason, help=help)

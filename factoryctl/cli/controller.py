@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -70,10 +69,7 @@ def status(ctx: typer.Context, output: OutputFormat = DOCUMENT_OUTPUT_OPTION) ->
         emit(dump_yaml(doc))
     else:
         emit(_status_text(doc))
-    if not doc["running"] and doc["hint"] == START_HINT:
-        sys.stderr.write(f"hint: {doc['hint']}\n")
-        raise typer.Exit(1)
-    if doc["problem"]:
+    if doc["problem"]:  # none running too: `factoryctl: no controller is running on this store.` and its hint
         raise FactoryError(doc["problem"], doc["hint"])
 
 

@@ -41,6 +41,7 @@ from factoryctl.cli.render import (
     dump_yaml,
     emit,
     fold,
+    write_bytes_whole,
 )
 from factoryctl.cli.signals import Terminated, signals_set, sigterm_interrupts
 from factoryctl.errors import ExitCode, NodeError, UsageError, most_severe
@@ -274,8 +275,7 @@ def _write_bytes(data: bytes) -> None:
     sys.stdout.flush()
     buffer = getattr(sys.stdout, "buffer", None)
     if buffer is not None:
-        buffer.write(data)
-        buffer.flush()
+        write_bytes_whole(buffer, data)  # a large output's reader gone mid-write: BrokenPipeError, exit 141
     else:
         sys.stdout.write(data.decode("utf-8", "replace"))
 

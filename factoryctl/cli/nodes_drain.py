@@ -20,6 +20,7 @@ COLUMNS = (
 
 
 def _set(ctx: typer.Context, target: str, drained: bool, reason: str | None, output: OutputFormat) -> None:
+    from factoryctl.cli.arguments import bytes_as_text
     from factoryctl.cli.render import fold
     from factoryctl.store.sqlite import Store
     from factoryctl.store.who import login_name
@@ -30,7 +31,8 @@ def _set(ctx: typer.Context, target: str, drained: bool, reason: str | None, out
     names = [n.name for n in config.resolve_target(target)]
     store = Store(config.store_path)
     try:
-        changed = set(store.set_drained(names, drained, reason, login_name()))
+        # LOGNAME may hold bytes that are not UTF-8 (the store takes UTF-8 only): kept as `\xff`, as the audit log does
+        changed = set(store.set_drained(names, drained, reason, bytes_as_text(login_name())))
         info = store.drained_nodes()
     finally:
         store.close()
@@ -58,11 +60,8 @@ def register(nodes_app: typer.Typer) -> None:
     def drain(
         ctx: typer.Context,
         target: str = context.REQUIRED_TARGET_ARG,
-        reason: str | None = typer.Option(
-            None,
-            "--reason",
-            "-r",
-            help="Why (shown by `nodes list -o wide` / -o json, with who and when, and in events).",
+        reason: str | None = context.reason_option(
+            "Why (shown by `nodes list -o wide` / -o json, with who and when, and in events)."
         ),
         output: OutputFormat = OUTPUT_OPTION,
     ) -> None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from factoryctl.cli.render import emit
+from factoryctl.cli.render import emit, write_whole
 from factoryctl.errors import ActionFailed, UsageError
 
 #: The output path that means standard output (the results then go to stderr).
@@ -247,7 +247,7 @@ def _write(out: OutFile, handle: IO[str], contents: Callable[[], str]) -> None:
     """`contents()` written to the output file's open `handle`, then closed."""
     try:
         with handle:
-            handle.write(contents())
+            write_whole(handle, contents())  # a pipe (`/dev/stdout | head`) cut mid-write: BrokenPipeError
         out.commit()
     except BrokenPipeError:
         raise  # --schedule-out /dev/stdout | head: ends quietly with 141, as every command does

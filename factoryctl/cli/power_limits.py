@@ -29,9 +29,7 @@ CHANGE_COLUMNS = (
     Column("enforced_w", "ENFORCED W", show=limit_watts),
     Column("clamped", "CLAMPED"),
 )
-REASON_OPTION = typer.Option(
-    None, "--reason", "-r", help="Why (stored with each change in the audit log: `factoryctl audit`)."
-)
+REASON_OPTION = context.reason_option("Why (stored with each change in the audit log: `factoryctl audit`).")
 
 
 def _run(

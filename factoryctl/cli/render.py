@@ -6,13 +6,14 @@ stderr whatever the output form, nodes that failed the same way folded onto one 
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import IO, Any
 
 import typer
 
@@ -295,9 +296,37 @@ def _without_node(hint: str, node: str) -> str:
 
 
 def emit(text: str) -> None:
-    """Write results to stdout (logs and progress go to stderr)."""
-    sys.stdout.write(text)
-    sys.stdout.flush()
+    """Write results to stdout (logs and progress go to stderr), all of them or BrokenPipeError (`write_whole`)."""
+    write_whole(sys.stdout, text)
+
+
+def write_whole(stream: IO[str], text: str) -> None:
+    """Write `text` to the text `stream` and flush it: all of it, or an error (BrokenPipeError when its reader left).
+
+    Under PYTHONUNBUFFERED=1 (`python -u`, usual in containers and service units) stdout's binary layer is the raw
+    file: given more than a pipe holds as the pipe's reader goes away (`| head -c 10`), its write returns the count
+    the pipe took, without an error, and the text layer ignores that count and drops the rest: a large output cut
+    short ended 0 instead of 141. Here the rest is written again after a short write, which meets the EPIPE.
+    """
+    buffer = getattr(stream, "buffer", None)
+    if buffer is None:  # an in-memory stream (a test's capture)
+        stream.write(text)
+        stream.flush()
+        return
+    stream.flush()  # what the text layer holds goes first
+    encoding, errors = getattr(stream, "encoding", None), getattr(stream, "errors", None)
+    write_bytes_whole(buffer, text.encode(encoding or "utf-8", errors or "strict"))
+
+
+def write_bytes_whole(buffer: IO[bytes], data: bytes) -> None:
+    """Write `data` to the binary `buffer` and flush it, again from where a short write stopped (`write_whole`)."""
+    view = memoryview(data)
+    while view:
+        written = buffer.write(view)
+        if not written:  # never for a blocking file; a loop that cannot end otherwise
+            raise OSError(errno.EIO, "the output took no more bytes")
+        view = view[written:]
+    buffer.flush()
 
 
 def pause_while_read(seconds: float) -> None:

@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 
 app = typer.Typer(no_args_is_help=True)
 
+#: The --trace that means standard input.
+STDIN = "-"
+
 
 def seconds_cell(value: float | None) -> str:
     """A time in a table, rounded to the second as the docs say (`-o json` keeps it exact)."""
@@ -115,16 +118,17 @@ def _number(value: float) -> str:
 def read_trace(path: Path, quiet: bool = False) -> list[Any]:
     """The --trace file parsed, or a usage error (exit 2) that names the line and says what a trace holds.
 
+    `-` is stdin (`zcat trace.csv.gz | factoryctl sched simulate --trace - ...`), named `stdin` in the messages.
     Columns the replay does not read (prices, deadlines, labels: the offline replay models none of them) are named
     once on stderr, unless `quiet`, so nobody takes a replay that ignored them for one that used them.
     """
     from factoryctl.scheduler.trace import OPTIONAL, REQUIRED, parse_trace
-    from factoryctl.textfile import read_utf8
 
     ignored: list[str] = []
+    source = "stdin" if str(path) == STDIN else str(path)
     try:
-        text = read_utf8(path, "trace", "check the path given to --trace.")
-        jobs = parse_trace(text.splitlines(keepends=True), source=str(path), ignored=ignored)
+        text = _trace_text(path)
+        jobs = parse_trace(text.splitlines(keepends=True), source=source, ignored=ignored)
     except UsageError as error:
         if error.hint is not None:
             raise
@@ -133,10 +137,29 @@ def read_trace(path: Path, quiet: bool = False) -> list[Any]:
         ) from None
     if ignored and not quiet:
         sys.stderr.write(
-            f"factoryctl: note: {path}: ignoring column(s) {', '.join(ignored)}: the replay does not model them"
+            f"factoryctl: note: {source}: ignoring column(s) {', '.join(ignored)}: the replay does not model them"
             f" (it reads only {', '.join(REQUIRED + OPTIONAL)}).\n"
         )
     return jobs
+
+
+def _trace_text(path: Path) -> str:
+    """The trace's UTF-8 text: from the file `path`, or from stdin for `-` (a terminal there is a usage error)."""
+    from factoryctl.textfile import decode_utf8, read_utf8
+
+    if str(path) != STDIN:
+        return read_utf8(path, "trace", "check the path given to --trace.")
+    hint = "pipe the trace in (`--trace - < trace.csv`), or give --trace its path."
+    if sys.stdin is None or sys.stdin.closed:
+        raise UsageError("--trace - reads the trace from stdin, which is closed.", hint)
+    if sys.stdin.isatty():  # it would wait for a trace typed by hand
+        raise UsageError("--trace - reads the trace from stdin, which is a terminal.", hint)
+    try:
+        buffer = getattr(sys.stdin, "buffer", None)
+        data = buffer.read() if buffer is not None else sys.stdin.read().encode()
+    except OSError as exc:
+        raise UsageError(f"cannot read the trace from stdin: {exc.strerror or exc}.", hint) from None
+    return decode_utf8(data, "stdin", "trace")
 
 
 def _open_schedule(path: Path, trace: Path) -> OutFile:
@@ -144,7 +167,8 @@ def _open_schedule(path: Path, trace: Path) -> OutFile:
     refusal = f"--schedule-out {path} is the trace itself; writing it would destroy the trace."
     from factoryctl.cli.outfile import open_out_file  # tempfile and friends: not at --help
 
-    return open_out_file(path, "--schedule-out", f"schedule {path}", [(trace, refusal)])
+    given = None if str(trace) == STDIN else trace  # stdin: no file here to write over (`./-` is another file)
+    return open_out_file(path, "--schedule-out", f"schedule {path}", [(given, refusal)])
 
 
 def _rejection_hint(rejected: Any, jobs: dict[str, Any], gpus_per_node: int) -> str:
@@ -159,7 +183,9 @@ def _rejection_hint(rejected: Any, jobs: dict[str, Any], gpus_per_node: int) -> 
 
 
 #: The simulated cluster and its trace, shared by `sched simulate` and `sched explain`.
-TRACE_OPTION: Any = typer.Option(..., "--trace", help="Job trace CSV: job_id,submit_time_s,duration_s,num_gpus,...")
+TRACE_OPTION: Any = typer.Option(
+    ..., "--trace", help="Job trace CSV: job_id,submit_time_s,duration_s,num_gpus,... (-: stdin)."
+)
 NODES_OPTION: Any = typer.Option(
     ...,
     "--nodes",

@@ -120,7 +120,7 @@ def register(sched_app: typer.Typer) -> None:
             raise nothing_fits(found.rejected, jobs, nodes, gpus_per_node)
         if found.rejected:
             warn_skipped(found.rejected, jobs, gpus_per_node)
-        if not found.jobs:
+        if not found.jobs and not context.global_options(ctx)[1]:  # a note, as read_trace's: not under -q
             _say_why_empty(jobs, at, found)
         emit(render_listing([_item(j) for j in found.jobs], [], COLUMNS, output, no_header))
 

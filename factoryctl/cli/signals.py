@@ -1,9 +1,11 @@
-"""SIGTERM as an interrupt, for the commands that must report what they did when stopped (`exec`, `power set`).
+"""SIGTERM as an interrupt, and how a stopped command says so (`factoryctl: interrupted` or `terminated`, a hint).
 
-cron's `timeout` and systemd stop a command with SIGTERM, whose default kills the process on the spot: an `exec`
-could not interrupt its remote commands, a `power set` could not record the limits it had changed. While such a
-command works, SIGTERM raises `Terminated` in it instead, which it handles as Ctrl-C, then exits 143. The handlers
-are installed only for that time, never at import, and the previous ones are put back.
+cron's `timeout` and systemd stop a command with SIGTERM, whose default kills the process on the spot, silently: an
+`exec` could not interrupt its remote commands, a `power set` could not record the limits it had changed, and no
+command could say it was stopped. While the CLI runs (`app.run`), SIGTERM raises `Terminated` instead: the commands
+that must report what they did (`exec`, `power set`) handle it as Ctrl-C, the others end at the error boundary,
+which says `terminated` and exits 143. The handlers are installed only for that time, never at import, and the
+previous ones are put back.
 """
 
 from __future__ import annotations
@@ -43,6 +45,14 @@ class Terminated(BaseException):
     """
 
 
+class Interrupted(BaseException):
+    """Ctrl-C ended a command that left its KeyboardInterrupt to the error boundary, which says so (exit 130).
+
+    Typer turns a KeyboardInterrupt out of a command into a silent exit 130 that the boundary cannot tell from a
+    command's own 130 (`--watch` ending), so the root group raises this instead (`app.run`).
+    """
+
+
 @contextlib.contextmanager
 def sigterm_interrupts() -> Iterator[threading.Event]:
     """While the block runs, SIGTERM raises Terminated in it (the old handler is put back at its end).
@@ -67,7 +77,8 @@ def sigterm_interrupts() -> Iterator[threading.Event]:
         return
     try:
         yield again
-    except Terminated:  # only if it came as a Ctrl-C was being handled: too late to report, but never a traceback
+    except Terminated:  # a command that left it to the boundary (the whole run's block, `app.run`), or one that
+        # came as a Ctrl-C was being handled (too late to report what it stopped): said, never a traceback
         report_stopped(ExitCode.TERMINATED)
         raise typer.Exit(ExitCode.TERMINATED) from None
     finally:

@@ -137,7 +137,9 @@ class StoreConnection:
         self.immutable = False
         #: The store file as the immutable connection saw it (inode, size, mtime): SQLite trusts its page cache.
         self._immutable_stamp: tuple[int, int, int] | None = None
-        if readonly and not path.exists():
+        with self._translate("open"):  # exists() raises too (a directory without search permission)
+            missing = readonly and not path.exists()
+        if missing:
             raise StoreError(
                 f"there is no store at {path} yet.",
                 "run `factoryctl controller run`, or `factoryctl telemetry collect --once` to take one sweep.",

@@ -34,8 +34,26 @@ def _newest_first(sql: str, params: list[Any], node: Sequence[str] | None) -> tu
 
 
 def _text(typed: str | None) -> str | None:
-    """Text a person typed, as stored: shown to other operators, so its control characters are escaped."""
-    return escape_controls(typed) if typed else typed
+    r"""Text a person typed, as stored: shown to other operators, so its control characters are escaped.
+
+    SQLite takes UTF-8 only: a byte that was not UTF-8 (argv or the environment decoded with `surrogateescape`,
+    e.g. LOGNAME) is stored as `\xff`, so the entry of a limit already changed is still written.
+    """
+    return _utf8(escape_controls(typed)) if typed else typed
+
+
+def _utf8(text: str) -> str:
+    r"""`text` with each lone surrogate written as text: `\xff` for an undecodable byte, U+FFFD for any other."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "".join(_surrogate_as_text(c) if 0xD800 <= ord(c) <= 0xDFFF else c for c in text)
+    return text
+
+
+def _surrogate_as_text(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else "\ufffd"
 
 
 class _RolledBack(Exception):
@@ -79,7 +97,7 @@ class EventAndAuditLog(StoreConnection):
                         e.before_w,
                         e.after_w,
                         int(e.clamped),
-                        e.user,
+                        _text(e.user),
                         _text(e.reason),
                     )
                     for e in entries

@@ -33,7 +33,10 @@ def read_live(
     first seconds) is reported down as "not reached yet"; when `unknown` is given it is put there instead, left out
     of the result, for the caller to poll itself.
     """
-    if not config.store_path.exists() or not controller_is_running(config.state_dir):
+    try:
+        if not config.store_path.exists() or not controller_is_running(config.state_dir):
+            return None
+    except OSError:  # a state_dir this user cannot search: no live store to read, so the caller polls the nodes
         return None
     try:
         store = Store(config.store_path, readonly=True)

@@ -212,7 +212,7 @@ def _start(node: str, argv: list[str], feed: Feed | None) -> subprocess.Popen[by
         local = local_limit_error(node, exc)
         if local is not None:  # this machine is out of files or processes: not "command not found"
             raise local from exc
-        return CommandResult(127, b"", f"{argv[0]}: {exc.strerror}\n".encode())
+        return CommandResult(127, b"", f"{argv[0]}: {exc.strerror}\n".encode("utf-8", "surrogateescape"))
 
 
 class _Collect:

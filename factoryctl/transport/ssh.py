@@ -240,7 +240,7 @@ class SshConnection:
         a lost connection raises one too. Either carries the output that had arrived.
         """
         try:
-            chan.exec_command(command)
+            chan.exec_command(command.encode("utf-8", "surrogateescape"))  # argv's bytes that are not UTF-8, as ssh
             if feed is None:
                 with operation(chan) as still_open:  # a quick command may be over, its channel closed, already
                     if still_open:

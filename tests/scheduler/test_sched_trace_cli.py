@@ -271,3 +271,55 @@ def test_schedule_out_dash_writes_the_schedule_to_stdout_and_the_table_to_stderr
     assert validate(r.stdout, text, nodes=2, gpus_per_node=8) == []
     assert "POLICY" in r.stderr
     assert "default" in r.stderr
+
+
+def test_quiet_leaves_out_the_note_of_an_empty_explain_listing(cli, tmp_path):
+    """`-q` left `sched simulate`'s notes out but not `sched explain`'s "every job submitted by ... has ended"."""
+    trace = tmp_path / "trace.csv"
+    trace.write_text(trace_csv([("a", 0, 10, 1)]))
+    base = ("sched", "explain", "--trace", str(trace), "--nodes", "1", "--at", "1000", "-o", "json")
+    quiet = cli("-q", *base)
+    assert (quiet.exit_code, quiet.stderr, quiet.json()["items"]) == (0, "", [])
+    assert "every job submitted by 1000 s has ended" in cli(*base).stderr  # said without -q
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["sched", "simulate", "--nodes", "2", "-o", "json"], ["sched", "explain", "--nodes", "2", "--at", "1000"]],
+    ids=["simulate", "explain"],
+)
+def test_trace_dash_reads_the_trace_from_stdin(cli, tmp_path, command):
+    """`--trace -` was "cannot read trace -: No such file or directory" (`--schedule-out -` writes stdout)."""
+    text = synthetic_trace(20)
+    trace = tmp_path / "trace.csv"
+    trace.write_text(text)
+    from_file = cli(*command, "--trace", str(trace))
+    from_stdin = cli(*command, "--trace", "-", stdin=text)
+    assert from_stdin.exit_code == from_file.exit_code == 0, from_stdin.stderr
+    if command[1] == "simulate":  # the pass times differ from run to run; the schedule's figures do not
+        documents = from_file.json(), from_stdin.json()
+        for item in (*documents[0]["items"], *documents[1]["items"]):
+            item.pop("pass_time_p50_ms"), item.pop("pass_time_p99_ms")
+        assert documents[1] == documents[0]
+    else:
+        assert from_stdin.stdout == from_file.stdout
+
+
+def test_trace_dash_on_a_terminal_is_a_usage_error(cli):
+    r = cli("sched", "simulate", "--trace", "-", "--nodes", "1", tty=True)
+    assert r.exit_code == 2
+    assert r.stderr.splitlines()[0] == "factoryctl: --trace - reads the trace from stdin, which is a terminal."
+
+
+def test_trace_dash_names_stdin_in_its_errors():
+    """A real pipe: the trace's bytes come through stdin's binary layer, and a bad line is `stdin:LINE`."""
+    import subprocess
+    import sys
+
+    argv = [sys.executable, "-m", "factoryctl", "sched", "explain", "--trace", "-", "--nodes", "1", "--at", "0"]
+    bad = b"job_id,submit_time_s,duration_s,num_gpus\na,0,5,1\nb,0,\xff,1\n"
+    done = subprocess.run(argv, input=bad, capture_output=True, timeout=60, check=False)
+    assert done.returncode == 2
+    assert done.stderr.decode().splitlines()[0] == "factoryctl: stdin:3: the trace is not UTF-8 text (byte 0xff)."
+    good = subprocess.run(argv, input=b"\xef\xbb\xbf" + bad[:-9], capture_output=True, timeout=60, check=False)
+    assert (good.returncode, good.stdout.splitlines()[1].split()[:2]) == (0, [b"a", b"STARTING"]), good.stderr

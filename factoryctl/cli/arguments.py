@@ -1,0 +1,142 @@
+r"""The command line's words checked as text before any command runs: bytes that are not UTF-8 are a usage error.
+
+On POSIX, Python decodes argv with `surrogateescape`: a byte that is not UTF-8 (`-r $'x\xff'`, a Latin-1 terminal)
+arrives as a lone surrogate (U+DC80-U+DCFF) that no UTF-8 writer accepts. Such text would fail late, where it is
+first written (the SQLite store, after a power limit already changed), or be echoed as `'\udcff'`. So every text
+option and argument is refused here, once, with exit 2 before anything is changed; two kinds of words keep their
+bytes instead, because the bytes are what the user meant: file paths (a Latin-1 file name is a legitimate name on
+Linux) and `exec`'s remote command words (sent to the node as they are, as ssh does).
+
+The check costs nothing on a clean command line: the command tree is walked (with Click's own parser, which neither
+converts values nor runs callbacks) only when a word holds such a byte.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from factoryctl.errors import UsageError
+
+#: (command path without the program name, parameter name): words passed on as bytes.
+PASSED_THROUGH = frozenset({("exec", "command")})
+
+#: How much of a refused value the message quotes.
+QUOTED_CHARS = 40
+
+
+def undecodable(text: str) -> bool:
+    """Whether `text` holds a byte that was not UTF-8 (a lone surrogate from `surrogateescape`, or any other)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def shown_bytes(text: str) -> str:
+    r"""`text` for a message: undecodable bytes as `\xff`, cut to `QUOTED_CHARS` characters with `...`."""
+    return bytes_as_text(text if len(text) <= QUOTED_CHARS else text[:QUOTED_CHARS] + "...")
+
+
+def bytes_as_text(text: str) -> str:
+    r"""`text` with each undecodable byte written `\xff` (any other lone surrogate as `?`): printable anywhere."""
+    raw = text.encode("utf-8", "surrogateescape") if _only_escapes(text) else text.encode("utf-8", "replace")
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def shell_word(text: str) -> str:
+    r"""`text` quoted for a shell hint; with undecodable bytes in bash's `$'...'`, which writes them (`$'\xe9'`)."""
+    import shlex
+
+    if not undecodable(text):
+        return shlex.quote(text)
+    escaped = bytes_as_text(text.replace("\\", "\\\\").replace("'", "\\'"))
+    return f"$'{escaped}'"
+
+
+def _only_escapes(text: str) -> bool:
+    return all(not 0xD800 <= ord(c) <= 0xDFFF or 0xDC80 <= ord(c) <= 0xDCFF for c in text)
+
+
+def check_text_arguments(args: list[str]) -> None:
+    """Raise UsageError (exit 2) for an option or argument whose text is not valid UTF-8; paths and exec's words pass.
+
+    Called by `run()` before the command is parsed for real, so nothing has changed yet. A command line that does
+    not parse is left to Click's own error.
+    """
+    if not any(map(undecodable, args)):
+        return
+    from typer.main import get_command
+
+    from factoryctl.cli.app import app
+
+    _check_command(get_command(app), "factoryctl", (), args, None)
+
+
+def _check_command(command: Any, name: str, path: tuple[str, ...], args: list[str], parent: Any) -> None:
+    """Check the words `command` takes from `args`, then those of the subcommand they name, if any."""
+    ctx = command.context_class(command, info_name=name, parent=parent, resilient_parsing=True)
+    opts, rest, _order = command.make_parser(ctx).parse_args(args=list(args))
+    for param in command.get_params(ctx):
+        if (*path, param.name) in PASSED_THROUGH or _is_path(param):
+            continue
+        value = opts.get(param.name)
+        for word in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(word, str) and undecodable(word):
+                raise _refused(_param_name(param), word)
+    commands = getattr(command, "commands", None)
+    if commands is None or not rest:
+        return
+    sub = commands.get(rest[0])
+    if sub is None:
+        if undecodable(rest[0]):
+            raise _refused("the command name", rest[0])
+        return
+    _check_command(sub, rest[0], (*path, rest[0]), rest[1:], ctx)
+
+
+def _is_path(param: Any) -> bool:
+    return bool(getattr(getattr(param, "type_descriptor", None), "is_path", False))
+
+
+def _param_name(param: Any) -> str:
+    """`--reason` for an option (its long name), `TARGET` for an argument."""
+    opts = [o for o in getattr(param, "opts", ()) if o.startswith("--")]
+    if getattr(param, "param_type_name", "") == "option" and opts:
+        return str(opts[0])
+    return str(getattr(param, "metavar", None) or param.name).upper()
+
+
+def _refused(name: str, word: str) -> UsageError:
+    return UsageError(
+        f"{name} must be UTF-8 text, and '{shown_bytes(word)}' is not",
+        "type it in UTF-8 (what is stored and shown is UTF-8); check the locale of the terminal or script "
+        "that passed it (`locale`).",
+    )
+
+
+#: The error handler `main()` gives stdout: argv's undecodable bytes written back as those bytes, anything else the
+#: locale cannot write as `?` (never an error).
+OUTPUT_ERRORS = "factoryctl.bytes_or_replace"
+
+
+def register_output_errors() -> str:
+    """Register `OUTPUT_ERRORS` (once per process; registering again replaces it) and return its name.
+
+    A path printed for a machine (`cat "$(factoryctl config locate)"`) must be the file's exact bytes: `replace`
+    wrote `?` for a Latin-1 byte, naming another file; `surrogateescape` alone would make a character the locale
+    cannot write (an `é` under LANG=C) fatal.
+    """
+    import codecs
+
+    codecs.register_error(OUTPUT_ERRORS, _bytes_or_replace)
+    return OUTPUT_ERRORS
+
+
+def _bytes_or_replace(error: UnicodeError) -> tuple[str | bytes, int]:
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    chunk = error.object[error.start : error.end]
+    if all(0xDC80 <= ord(c) <= 0xDCFF for c in chunk):
+        return bytes(ord(c) - 0xDC00 for c in chunk), error.end
+    return "?" * len(chunk), error.end
