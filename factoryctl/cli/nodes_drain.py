@@ -20,7 +20,6 @@ COLUMNS = (
 
 
 def _set(ctx: typer.Context, target: str, drained: bool, reason: str | None, output: OutputFormat) -> None:
-    from factoryctl.cli.arguments import bytes_as_text
     from factoryctl.cli.render import fold
     from factoryctl.store.sqlite import Store
     from factoryctl.store.who import login_name
@@ -31,8 +30,7 @@ def _set(ctx: typer.Context, target: str, drained: bool, reason: str | None, out
     names = [n.name for n in config.resolve_target(target)]
     store = Store(config.store_path)
     try:
-        # LOGNAME may hold bytes that are not UTF-8 (the store takes UTF-8 only): kept as `\xff`, as the audit log does
-        changed = set(store.set_drained(names, drained, reason, bytes_as_text(login_name())))
+        changed = set(store.set_drained(names, drained, reason, login_name()))
         info = store.drained_nodes()
     finally:
         store.close()

@@ -33,7 +33,7 @@ def _newest_first(sql: str, params: list[Any], node: Sequence[str] | None) -> tu
     return sql + " ORDER BY t_ms DESC, id DESC LIMIT ?", params
 
 
-def _text(typed: str | None) -> str | None:
+def typed_text(typed: str | None) -> str | None:
     r"""Text a person typed, as stored: shown to other operators, so its control characters are escaped.
 
     SQLite takes UTF-8 only: a byte that was not UTF-8 (argv or the environment decoded with `surrogateescape`,
@@ -97,8 +97,8 @@ class EventAndAuditLog(StoreConnection):
                         e.before_w,
                         e.after_w,
                         int(e.clamped),
-                        _text(e.user),
-                        _text(e.reason),
+                        typed_text(e.user),
+                        typed_text(e.reason),
                     )
                     for e in entries
                 ],

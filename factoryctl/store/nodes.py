@@ -13,10 +13,10 @@ import sqlite3
 import time
 from collections.abc import Sequence
 
-from factoryctl.model.telemetry import NodeSample, escape_controls, unix_time_or_none
+from factoryctl.model.telemetry import NodeSample, unix_time_or_none
 from factoryctl.store import rows
 from factoryctl.store.connection import StoreConnection
-from factoryctl.store.logs import insert_event
+from factoryctl.store.logs import insert_event, typed_text
 from factoryctl.store.rows import DrainInfo, Event, NodeState, to_ms
 
 #: meta key: when the newest sample was stored, on the clock of the process that stored it (see `newest_sample_time`).
@@ -93,7 +93,8 @@ class NodeStates(StoreConnection):
         """Drain (or resume) nodes; returns the names whose flag changed. Each change is also an event."""
         changed: list[str] = []
         now = time.time()
-        reason = escape_controls(reason) if reason else None  # "" is none; shown to others: no ESC sequences
+        reason = typed_text(reason) or None  # "" is none; shown to others: no ESC sequences, bytes as \xff
+        by = typed_text(by)
         with self._transaction("drain") as db:
             for name in names:
                 node_id = self._node_id(db, name)

@@ -94,3 +94,12 @@ def test_a_typed_reason_is_stored_with_its_control_characters_escaped(tmp_path: 
     (entry,) = store.audit(0)
     assert entry.reason == "x\\x1b]2;pwned\\x07y"
     store.close()
+
+
+def test_a_drain_by_a_login_name_that_is_not_utf8_is_stored_with_the_bytes_written_out(tmp_path: Path) -> None:
+    """LOGNAME decoded with surrogateescape (the dashboard drains too): SQLite refused it and nothing was drained."""
+    store = Store(tmp_path / "factory.db")
+    assert store.set_drained(["a"], True, "maint\udcff", "ops\udcff") == ["a"]
+    drained = store.drained_nodes()["a"]
+    assert (drained.reason, drained.by) == ("maint\\xff", "ops\\xff")
+    store.close()
