@@ -147,16 +147,31 @@ def parse_config(text: str, path: Path | None = None, state_dir: Path | None = N
         Path(os.path.expanduser(settings.state_dir)) if settings.state_dir else default_state_dir(settings.name)
     )
     if state_dir is None:
-        line, col = positions.get(("state_dir",), (0, 0, 0, 0))[2:]
-        at = f"{where}:{line}:{col}: " if line else ""
-        hint = f"choose a state_dir of at most {MAX_STATE_DIR_BYTES} bytes, each name at most 255."
-        check_path_length(Path(os.path.abspath(home_state)), f"{at}state_dir", hint, MAX_STATE_DIR_BYTES)
+        _check_state_dir(Path(os.path.abspath(home_state)), bool(settings.state_dir), positions, where)
     return FactoryConfig(settings, nodes, groups, path, state_dir or home_state)
 
 
-#: The longest state_dir (its absolute path, in bytes): SQLite opens no database whose path is 505 bytes or more,
-#: and the store is `<state_dir>/factory.db`; a little is left for a longer file name in it.
-MAX_STATE_DIR_BYTES = 480
+def _check_state_dir(path: Path, written: bool, positions: dict[Loc, tuple[int, int, int, int]], where: str) -> None:
+    """A state_dir written in factory.yaml must fit SQLite's limit; a default one (XDG_STATE_HOME) the system's.
+
+    A default dir over SQLite's limit but within the system's leaves every command that never opens the store
+    (`exec`, `config validate`) working; one the system cannot even look at would fail every command with an
+    OSError, so it is said here, once.
+    """
+    if not written:
+        check_path_length(
+            path, "the default state directory", "set state_dir in factory.yaml, or a shorter XDG_STATE_HOME."
+        )
+        return
+    line, col = positions.get(("state_dir",), (0, 0, 0, 0))[2:]
+    at = f"{where}:{line}:{col}: " if line else ""
+    hint = f"choose a state_dir of at most {MAX_STATE_DIR_BYTES} bytes, each name at most 255."
+    check_path_length(path, f"{at}state_dir", hint, MAX_STATE_DIR_BYTES)
+
+
+#: The longest state_dir (its absolute path, in bytes): SQLite opens no file whose path is 505 bytes or more, and
+#: the longest file of the store is `<state_dir>/factory.db-wal` (15 bytes more).
+MAX_STATE_DIR_BYTES = 489
 
 
 def check_path_length(path: Path, what: str, hint: str, max_bytes: int | None = None) -> None:

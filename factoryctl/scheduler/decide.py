@@ -166,25 +166,34 @@ def _running(job: Job, index: Mapping[str, int], fm: FreeMap, now: float, config
     return (max(now, started + walltime), seq, alloc)
 
 
-#: The finished jobs whose run time says how much of a walltime is used (a cancelled one was stopped by someone).
-_RAN_TO_AN_END = frozenset({JobState.SUCCEEDED, JobState.FAILED})
-
-
 def learned_config(config: SchedulerConfig, jobs: Sequence[Job]) -> SchedulerConfig:
     """`config` with its `walltime_use` learned from the finished jobs in `jobs`, as the replay learns it.
 
     The last `walltime_use_window` jobs to end, run time over walltime (`starvation.learned_walltime_use`); with
-    fewer finished, or a policy with no starvation guard, `config` as it is.
+    fewer finished, or a policy with no starvation guard, `config` as it is. Only runs that say how long the work
+    needed count: jobs that succeeded, and failed ones stopped at their walltime. A job that failed early (a crash
+    loop fails a hundred in a minute) or was cancelled says nothing of it, and would drag the share to nothing.
     """
     if not config.walltime_use_window or config.starve_after_s is None:
         return config
     ended = sorted(
         (job.ended_at, job.ended_at - job.started_at, job.spec.walltime)
         for job in jobs
-        if job.state in _RAN_TO_AN_END and job.started_at is not None and job.ended_at is not None
+        if job.started_at is not None
+        and job.ended_at is not None
+        and _ran_its_course(job.state, job.ended_at - job.started_at, job.spec.walltime)
     )
     use = learned_walltime_use(((ran, walltime) for _, ran, walltime in ended), config.walltime_use_window)
     return config if use is None or use == config.walltime_use else replace(config, walltime_use=use)
+
+
+def _ran_its_course(state: JobState, ran: float, walltime: float) -> bool:
+    """Succeeded, or failed at its walltime (the executor stops it there): a run that tells how long work takes."""
+    return state is JobState.SUCCEEDED or (state is JobState.FAILED and ran >= walltime * _AT_WALLTIME)
+
+
+#: A failed run this close to its walltime was stopped by it (the executor's stop takes a moment).
+_AT_WALLTIME = 0.99
 
 
 def schedule(
@@ -201,7 +210,7 @@ def schedule(
     Args:
         nodes: every inventory node; down, drained and unhealthy ones receive nothing.
         jobs: queued (PENDING/DEFERRED) and running (STARTING/RUNNING, with allocations) jobs; finished ones
-            (SUCCEEDED/FAILED, with start and end) teach the policy how much of their walltimes jobs really run
+            (succeeded, or failed at their walltime) teach the policy how much of their walltimes jobs really run
             (`learned_config`); others are ignored.
         now: unix seconds.
         config: the policy (`POLICIES["default"]` unless told otherwise).

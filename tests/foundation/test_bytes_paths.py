@@ -74,13 +74,13 @@ def state_dir_of(tmp_path: Path, size: int) -> str:
 
 
 def test_the_longest_state_dir_sqlite_can_use_works_and_one_byte_more_is_refused(cli: Any, tmp_path: Path) -> None:
-    factory = factory_with_state_dir(tmp_path, state_dir_of(tmp_path, 480))
+    factory = factory_with_state_dir(tmp_path, state_dir_of(tmp_path, 489))
     result = cli("--config", str(factory), "telemetry", "collect", "--once", "-o", "json")
     assert result.exit_code == 0, result.stderr
-    factory = factory_with_state_dir(tmp_path, state_dir_of(tmp_path, 481))
+    factory = factory_with_state_dir(tmp_path, state_dir_of(tmp_path, 490))
     result = cli("--config", str(factory), "telemetry", "collect", "--once", "-o", "json")
     assert result.exit_code == 3, result.stderr
-    assert "state_dir cannot be used: it is 481 bytes long, over the 480 it may have" in result.stderr
+    assert "state_dir cannot be used: it is 490 bytes long, over the 489 it may have" in result.stderr
 
 
 def test_the_store_and_the_live_reader_refuse_such_a_path_in_sentences(tmp_path: Path) -> None:
@@ -89,3 +89,20 @@ def test_the_store_and_the_live_reader_refuse_such_a_path_in_sentences(tmp_path:
     assert read_live(config) is None
     with pytest.raises(StoreError, match="cannot open the store at"):
         StoreConnection(config.store_path, readonly=True)
+
+
+def test_a_long_default_state_dir_only_fails_what_needs_the_store(
+    cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No state_dir written: XDG_STATE_HOME's dir over SQLite's limit leaves `exec` and `config validate` working."""
+    factory = tmp_path / "factory.yaml"
+    factory.write_text(f"name: lab\n{NODES}")
+    monkeypatch.setenv("XDG_STATE_HOME", state_dir_of(tmp_path, 495))  # within the system's limits, over SQLite's
+    assert cli("--config", str(factory), "config", "validate").exit_code == 0
+    assert cli("--config", str(factory), "exec", "n1", "--", "true").exit_code == 0
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / ("x" * 300)))  # a name the system cannot look up
+    result = cli("--config", str(factory), "nodes", "-o", "json")
+    assert result.exit_code == 3, result.stderr
+    one_sentence_and_hint(result.stderr)
+    assert "the default state directory cannot be used: a name in it is 300 bytes long" in result.stderr
+    assert "XDG_STATE_HOME" in result.stderr

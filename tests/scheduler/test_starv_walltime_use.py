@@ -15,7 +15,7 @@ from helpers import nodes, pending, running
 
 from factoryctl.errors import UsageError
 from factoryctl.model.jobs import Job, JobSpec, JobState
-from factoryctl.scheduler.decide import schedule
+from factoryctl.scheduler.decide import learned_config, schedule
 from factoryctl.scheduler.policy import POLICIES, SchedulerConfig
 from factoryctl.scheduler.replay_explain import explain_at
 from factoryctl.scheduler.simulate import cluster_nodes, drive, new_replay, simulate
@@ -122,3 +122,11 @@ def test_the_live_pass_learns_the_share_from_the_finished_jobs_it_is_given():
     assert waits(schedule(cluster, [*queue, *finished(3)], 500, config))["gang"].reserved_start is None  # too few
     cancelled = finished(4, JobState.CANCELLED)  # stopped by someone: says nothing of walltimes
     assert waits(schedule(cluster, [*queue, *cancelled], 500, config))["gang"].reserved_start is None
+    crashed = finished(4, JobState.FAILED)  # failed half-way (a crash loop): says nothing of walltimes either
+    assert waits(schedule(cluster, [*queue, *crashed], 500, config))["gang"].reserved_start is None
+    stopped = [
+        Job(f"w{k}", JobSpec(num_gpus=1, walltime_s=200), 0, JobState.FAILED, started_at=-400 + k, ended_at=-199 + k)
+        for k in range(2)
+    ]
+    mixed = [*queue, *finished(2), *stopped]  # two ran half, two were stopped at their walltime: the share is 0.75
+    assert learned_config(config, mixed).walltime_use == 0.75
