@@ -288,10 +288,10 @@ def simulate_command(
     source, _, prices_file = open_prices(ctx, prices)
     points = source.fetch()
     opener = None if schedule_out is None else partial(_open_schedule, schedule_out, prices_file, curve, policy_file)
-    with removed_on_failure(opener) as out:
+    with removed_on_failure(opener) as out:  # to the end: a stop while the results are written keeps no temp file
         offset = market_offset_s(source)  # the market's clock, on which its intervals start
         result = simulate(points, power_curve, gpu_range, policy, price_visibility.value, max_loss, offset)
-    document = _document(result, policy, _facts(power_curve.name, price_visibility, max_loss))
-    _warn_stale(document, policy, policy_file)
-    _note_no_saving(document)
-    emit_then_write(out, lambda: _render(document, output), lambda: schedule_csv(points, result.actions))
+        document = _document(result, policy, _facts(power_curve.name, price_visibility, max_loss))
+        _warn_stale(document, policy, policy_file)
+        _note_no_saving(document)
+        emit_then_write(out, lambda: _render(document, output), lambda: schedule_csv(points, result.actions))

@@ -272,9 +272,9 @@ def simulate_command(
     configs = with_preemption(_policies(policy), preemption, grace)
     jobs = read_trace(trace, context.global_options(ctx)[1])
     opener = None if schedule_out is None else partial(_open_schedule, schedule_out, trace)
-    with removed_on_failure(opener) as out:
+    with removed_on_failure(opener) as out:  # to the end: a stop while the results are written keeps no temp file
         results = _replay(jobs, configs, (nodes, gpus_per_node, rack_size), context.global_options(ctx)[1])
-    _report(jobs, results, gpus_per_node, (output, no_header, preemption), out)
+        _report(jobs, results, gpus_per_node, (output, no_header, preemption), out)
     if len(results[0].rejected) == len(jobs):
         raise nothing_fits(results[0].rejected, jobs, nodes, gpus_per_node)
 

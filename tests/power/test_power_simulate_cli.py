@@ -182,3 +182,20 @@ def test_duplicate_timestamps_are_named(cli, tmp_path, curve_file):
     result = cli(*simulate_args(prices, curve_file, "--price-visibility", "realtime"))
     assert result.exit_code == 2
     assert "2023-01-01T00:00:00Z repeats" in result.stderr
+
+
+def test_a_stop_while_the_results_are_written_leaves_no_temporary_file(cli, tmp_path, curve_file, monkeypatch):
+    """The results were printed after the output file's clean-up ended: a Ctrl-C there left `.schedule.csv.XXXX`."""
+    import factoryctl.cli.power as power_cli
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(power_cli, "_note_no_saving", stopped)
+    out = tmp_path / "schedule.csv"
+    out.write_text("kept\n")
+    prices = write_prices(tmp_path / "prices.csv", series(SERIES["spikes"](48)))
+    result = cli(*simulate_args(prices, curve_file, "--price-visibility", "realtime", "--schedule-out", str(out)))
+    assert result.exit_code == 130, result.stderr
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    assert out.read_text() == "kept\n"  # the file that was there is untouched

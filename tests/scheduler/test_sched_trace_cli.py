@@ -323,3 +323,20 @@ def test_trace_dash_names_stdin_in_its_errors():
     assert done.stderr.decode().splitlines()[0] == "factoryctl: stdin:3: the trace is not UTF-8 text (byte 0xff)."
     good = subprocess.run(argv, input=b"\xef\xbb\xbf" + bad[:-9], capture_output=True, timeout=60, check=False)
     assert (good.returncode, good.stdout.splitlines()[1].split()[:2]) == (0, [b"a", b"STARTING"]), good.stderr
+
+
+def test_a_stop_while_the_results_are_written_leaves_no_temporary_file(cli, tmp_path, monkeypatch):
+    """The results were printed after the output file's clean-up ended: a Ctrl-C there left `.schedule.csv.XXXX`."""
+    import factoryctl.cli.sched as sched_cli
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sched_cli, "_report", stopped)
+    (tmp_path / "schedule.csv").write_text("kept\n")
+    (tmp_path / "t.csv").write_text("job_id,submit_time_s,duration_s,num_gpus\na,0,10,8\n")
+    result = cli("sched", "simulate", "--trace", "t.csv", "--nodes", "1", "--schedule-out", "schedule.csv")
+    assert result.exit_code == 130, result.stderr
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    assert (tmp_path / "schedule.csv").read_text() == "kept\n"  # the file that was there is untouched
