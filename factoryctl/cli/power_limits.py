@@ -69,7 +69,7 @@ def _run(
     if stopped is not None:
         done = f"{len(changes)} GPU limit(s) changed and recorded" if changes else "no power limit was changed"
         code = ExitCode.TERMINATED if isinstance(stopped, Terminated) else ExitCode.INTERRUPTED
-        report_stopped(code, f"interrupted; {done}.")
+        report_stopped(code, f"{'terminated' if code is ExitCode.TERMINATED else 'interrupted'}; {done}.")
         return int(code)
     if status and not changes:
         # the nodes that failed were left alone, and none of the others changed either

@@ -56,7 +56,8 @@ def test_an_interrupt_records_and_shows_what_changed(cli, tmp_path, sig, status)
     doc = json.loads(out)
     assert [(i["node"], i["gpu"], i["enforced_w"]) for i in doc["items"]] == [("fast", 0, 333.0), ("fast", 1, 333.0)]
     assert [(e["node"], e["error"]) for e in doc["errors"]] == [("slow", "interrupted")]
-    assert "interrupted; 2 GPU limit(s) changed and recorded." in err
+    word = "terminated" if sig == signal.SIGTERM else "interrupted"
+    assert f"{word}; 2 GPU limit(s) changed and recorded." in err
     assert _audited(cli, factory) == [("fast", 0, 333.0), ("fast", 1, 333.0)]
 
 

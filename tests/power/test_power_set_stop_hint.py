@@ -49,5 +49,6 @@ def test_a_stopped_power_set_gives_a_hint(cli, tmp_path, sig, status, hint):
         _out, err = proc.communicate(timeout=60)
     assert proc.returncode == status, err
     lines = err.splitlines()
-    stopped = lines.index("factoryctl: interrupted; 1 GPU limit(s) changed and recorded.")
+    word = "terminated" if sig == signal.SIGTERM else "interrupted"
+    stopped = lines.index(f"factoryctl: {word}; 1 GPU limit(s) changed and recorded.")
     assert lines[stopped + 1].startswith(hint)
