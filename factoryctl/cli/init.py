@@ -80,17 +80,18 @@ def register(app: typer.Typer) -> None:
                 f"cannot write {path}: {exc.strerror or exc}.", "pick a path in a directory you can write to."
             ) from None
         if not context.global_options(ctx)[1]:
-            typer.echo(f"wrote {path}; check it with `{_validate_command(path)}`", err=True)
+            from factoryctl.cli.arguments import bytes_as_text
+
+            typer.echo(f"wrote {bytes_as_text(str(path))}; check it with `{_validate_command(path)}`", err=True)
 
 
 def _validate_command(path: Path) -> str:
     """The shortest command that validates `path`: no --config when factoryctl would find the file by itself."""
-    import shlex
-
+    from factoryctl.cli.arguments import shell_word
     from factoryctl.config import discover
 
     found = discover(None)[0]
-    with_config = f"factoryctl --config {shlex.quote(str(path))} config validate"
+    with_config = f"factoryctl --config {shell_word(str(path))} config validate"  # `$'\xe9'` for a Latin-1 byte
     try:
         return "factoryctl config validate" if found.resolve() == path.resolve() else with_config
     except OSError:  # a path that cannot be resolved (a loop of symlinks): the explicit form always works

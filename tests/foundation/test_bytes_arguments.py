@@ -121,3 +121,14 @@ def test_a_login_name_that_is_not_utf8_still_drains(cli: Any, factory: Path, mon
     assert result.exit_code == 0, result.stderr
     listing = cli("--config", str(factory), "nodes", "list", "-o", "json")
     assert [(n["drained"], n["drained_by"]) for n in listing.json()["items"]] == [(True, "ops\\xff")]
+
+
+def test_init_names_a_latin1_path_so_that_the_command_it_suggests_opens_it(
+    cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It said `wrote j?.yaml; check it with --config 'j?.yaml'`: a different file."""
+    monkeypatch.chdir(tmp_path)
+    result = cli("init", "j\udce9.yaml")
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "j\udce9.yaml").exists()
+    assert result.stderr == "wrote j\\xe9.yaml; check it with `factoryctl --config $'j\\xe9.yaml' config validate`\n"
