@@ -105,28 +105,9 @@ def test_backfilled_jobs_never_delay_a_reservation(state, policy, drain):
     if policy == "default":
         config = type(config)(starve_after_s=0.0, reservations=3, protect_oldest=None, starve_drain_factor=drain)
     decisions = schedule(nodes, jobs, now, config)
-    capacity = {n.name: n.gpus for n in nodes if n.schedulable}
-    by_id = {j.id: j for j in jobs}
-    entries = [
-        (j.started_at, j.started_at + j.spec.walltime, [(a.node, a.gpus) for a in j.allocation])
-        for j in jobs
-        if j.state.active
-    ]
-    entries = [(s, max(e, now), alloc) for s, e, alloc in entries]
-    for start in decisions.starts:
-        wall = by_id[start.job_id].spec.walltime
-        entries.append((now, now + wall, [(a.node, a.gpus) for a in start.placement.allocation]))
-    reserved = [w for w in decisions.waits if w.reserved_start is not None]
-    for w in reserved:
-        job = by_id[w.job_id]
-        per_node = job.num_gpus // len(w.reserved_nodes)
-        entries.append(
-            (w.reserved_start, w.reserved_start + job.spec.walltime, [(n, per_node) for n in w.reserved_nodes])
-        )
-    for w in reserved:
-        used = _usage_at(w.reserved_start, entries)
-        for node in w.reserved_nodes:
-            assert used[node] <= capacity[node], f"{w.job_id} reserved on {node} but it is full at {w.reserved_start}"
+    _assert_reservations_keep_room(
+        nodes, jobs, decisions, now, lambda job: max(job.started_at + job.spec.walltime, now)
+    )
 
 
 @SETTINGS
@@ -141,14 +122,19 @@ def test_backfilled_jobs_never_delay_a_preempting_jobs_reservation(state, starvi
         config = dataclasses.replace(config, starve_after_s=0.0, reservations=3, protect_oldest=None)
     decisions = schedule(nodes, jobs, now, config)
     stopped = {p.job_id for p in decisions.preemptions}
+
+    def ends(job):
+        return now + grace if job.id in stopped else max(job.started_at + job.spec.walltime, now)
+
+    _assert_reservations_keep_room(nodes, jobs, decisions, now, ends)
+
+
+def _assert_reservations_keep_room(nodes, jobs, decisions, now, ends):
+    """At every reserved start the reserved nodes hold the job: running jobs (ending at `ends(job)`), the pass's
+    starts (at their walltime) and the other reservations leave room for it."""
     capacity = {n.name: n.gpus for n in nodes if n.schedulable}
     by_id = {j.id: j for j in jobs}
-    entries = [
-        (j.started_at, now + grace if j.id in stopped else max(j.started_at + j.spec.walltime, now),
-         [(a.node, a.gpus) for a in j.allocation])
-        for j in jobs
-        if j.state.active
-    ]  # fmt: skip
+    entries = [(j.started_at, ends(j), [(a.node, a.gpus) for a in j.allocation]) for j in jobs if j.state.active]
     for start in decisions.starts:
         wall = by_id[start.job_id].spec.walltime
         entries.append((now, now + wall, [(a.node, a.gpus) for a in start.placement.allocation]))
