@@ -21,7 +21,8 @@ from factoryctl import __version__
 from factoryctl.agent import PROTOCOL_VERSION
 from factoryctl.agent.host import HostSampler
 from factoryctl.agent.nvml import DriverUnavailable, GpuLost, NvmlSession
-from factoryctl.agent.sampler import DEFAULT_SLOW_INTERVAL_S, GpuSampler, node_sample, slow_max_age
+from factoryctl.agent.sampler import DEFAULT_SLOW_INTERVAL_S, GpuSampler, node_sample
+from factoryctl.agent.schedule import next_due, read_clocks, stream_max_age
 
 MIN_INTERVAL_S = 0.05
 MAX_INTERVAL_S = 3600.0
@@ -143,7 +144,7 @@ class AgentServer:
     def op_stream(self, req: Dict[str, Any]) -> Dict[str, Any]:
         """`stream`: a sample every `interval_s` until `stop`; the slow tier read every `slow_interval_s`."""
         interval = self._seconds(req, "interval_s", 1.0)
-        max_age = slow_max_age(interval, self._seconds(req, "slow_interval_s", DEFAULT_SLOW_INTERVAL_S))
+        max_age = stream_max_age(interval, self._seconds(req, "slow_interval_s", DEFAULT_SLOW_INTERVAL_S))
         stream_id = req.get("id")
         if stream_id in self._streams:
             raise RequestError("usage", f"stream {stream_id} is already running")
@@ -163,8 +164,11 @@ class AgentServer:
         except DriverUnavailable as exc:
             raise RequestError("driver", str(exc)) from None
 
-    def _stream_loop(self, stream_id: Any, interval: float, slow_max_age: float, stop: threading.Event) -> None:
-        next_at = time.monotonic()
+    def _stream_loop(
+        self, stream_id: Any, interval: float, slow_max_age: Optional[float], stop: threading.Event
+    ) -> None:
+        """Sample now, then on wall-clock multiples of the interval, as every node does (factoryctl.agent.schedule)."""
+        due = time.monotonic()
         while not stop.is_set():
             try:
                 msg: Dict[str, Any] = {"id": stream_id, "type": "sample", "result": self.sample(slow_max_age)}
@@ -178,12 +182,9 @@ class AgentServer:
             except Exception as exc:  # a bug must not kill the stream silently
                 msg = {"id": stream_id, "type": "sample", "ok": False, "error": {"kind": "agent", "message": repr(exc)}}
             self.write(msg, unless=stop)
-            next_at += interval
-            delay = next_at - time.monotonic()
-            if delay < 0:  # fell behind (suspended, overloaded): skip the missed ticks
-                next_at = time.monotonic()
-                delay = 0.0
-            stop.wait(delay)
+            mono_now, wall_now, spread = read_clocks(time.monotonic, time.time)
+            due = next_due(due, mono_now, wall_now, interval, spread)
+            stop.wait(max(0.0, due - time.monotonic()))
 
     def op_stop(self, req: Dict[str, Any]) -> Dict[str, Any]:
         """`stop`: end the stream `stream` (every stream when absent)."""

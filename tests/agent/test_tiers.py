@@ -24,6 +24,7 @@ from factoryctl.agent.sampler import (
     node_sample,
     slow_max_age,
 )
+from factoryctl.agent.schedule import stream_max_age
 from factoryctl.sim import nvml as sim
 
 FAST_CALLS = (
@@ -119,6 +120,21 @@ def test_without_a_max_age_or_with_a_slow_interval_of_one_interval_every_field_i
     run(sampler, clock, 3, max_age=None)  # a one-shot `sample` request
     run(sampler, clock, 3, max_age=slow_max_age(INTERVAL_S, INTERVAL_S))  # tiers off
     assert {name: driver.count(name) for name in SLOW_CALLS} == dict.fromkeys(SLOW_CALLS, 6)
+
+
+@pytest.mark.usefixtures("node")
+def test_a_stream_with_a_slow_interval_of_one_interval_reads_every_field_also_after_a_short_gap(clock):
+    # Aligned sampling (agent/schedule.py) gives one uneven gap after the first sample and after a wall-clock step,
+    # and a late wake-up before it can leave less than half an interval between two reads; a stream whose slow
+    # interval is its interval still reads every field on that sample.
+    driver = CountingDriver()
+    sampler = GpuSampler(NvmlSession(driver), clock=clock)
+    max_age = stream_max_age(INTERVAL_S, INTERVAL_S)
+    node_sample(sampler, 2, "sim", {}, max_age)
+    clock.now += 0.01  # the next wall-clock multiple of the interval was 10 ms away
+    node_sample(sampler, 2, "sim", {}, max_age)
+    assert driver.count("nvmlDeviceGetTemperature") == 2
+    assert stream_max_age(INTERVAL_S, SLOW_INTERVAL_S) == MAX_AGE  # a longer slow interval keeps its tier
 
 
 @pytest.mark.usefixtures("node")
