@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import importlib
+import io
 import os
 import signal
 import sys
@@ -193,7 +194,7 @@ def run(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return _stdout_closed()
     except OSError as error:
-        if error.errno not in (errno.ENOSPC, errno.EIO, errno.EDQUOT):
+        if error.errno not in (errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EBADF):
             raise
         return _output_failed(error)
     except SystemExit as stop:  # click turns EPIPE into a silent exit 1 before it reaches us
@@ -321,12 +322,12 @@ def _resolve(args: list[str]) -> tuple[Any, list[str], list[str]]:
 
 def _output_failed(error: OSError) -> int:
     """Writing our output failed (a full disk or quota behind `> file`, an I/O error): one sentence, exit 1."""
-    _print_error(
-        FactoryError(
-            f"could not write the output: {error.strerror or error}.",
-            "free some space (or write elsewhere) and run the command again.",
-        )
+    hint = (
+        "give it an open stdout (a file, a pipe, or /dev/null to discard the output)."
+        if error.errno == errno.EBADF
+        else "free some space (or write elsewhere) and run the command again."
     )
+    _print_error(FactoryError(f"could not write the output: {error.strerror or error}.", hint))
     _silence_stdout()  # the interpreter's last flush would fail the same way
     return int(ExitCode.FAILURE)
 
@@ -350,6 +351,7 @@ def _silence_stdout() -> None:
 
 def main() -> None:
     """Console-script entry point: a bug is one sentence and a hint too (its traceback only with --debug)."""
+    _stand_in_for_closed_streams()
     output_errors = _cli_module("arguments").register_output_errors()  # stdout: argv's bytes back as they came
     for stream, errors in ((sys.stdout, output_errors), (sys.stderr, "replace")):  # never fatal: `?` instead
         with contextlib.suppress(AttributeError, ValueError):
@@ -364,6 +366,31 @@ def main() -> None:
         status = int(ExitCode.FAILURE)
     _exit_now_on_interrupt(status)
     sys.exit(status)
+
+
+class _ClosedStream(io.TextIOBase):
+    """What writes to a standard stream that was closed (`2>&-`, `>&-`) meet: EBADF, as the shell's own tools do."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.EBADF, "the stream is closed (started with `>&-`)")
+
+    def isatty(self) -> bool:
+        return False
+
+
+def _stand_in_for_closed_streams() -> None:
+    """Python sets a standard stream that was closed at start to None, and every write or `isatty()` then crashes.
+
+    A closed stderr gets /dev/null: nobody reads the messages, and stdout's output still goes out. A closed stdout
+    gets a stream whose writes fail with EBADF, said on stderr as any output failure (exit 1).
+    """
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - for the process's life
+    if sys.stdout is None:
+        sys.stdout = _ClosedStream()
 
 
 def _exit_now_on_interrupt(status: int) -> None:

@@ -64,6 +64,9 @@ def register(app: typer.Typer) -> None:
 
             emit(EXAMPLE)
             return
+        from factoryctl.config import check_path_length
+
+        check_path_length(path, "the factory.yaml path", "pick a shorter path for factory.yaml.")
         if path.is_dir():
             raise UsageError(
                 f"{path} is a directory; nothing was written.", f"name the file, e.g. {path / 'factory.yaml'}."

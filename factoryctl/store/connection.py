@@ -29,6 +29,8 @@ from factoryctl.store.lock import make_private_dirs
 from factoryctl.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 BUSY_TIMEOUT_S = 10.0
+#: SQLite opens no file whose path is this many bytes or more (the store's longest is `factory.db-wal`).
+SQLITE_MAX_PATH_BYTES = 505
 MAX_REASON_BIT = 1 << 61  # throttle-reason bits are kept in a signed 64-bit column: 62 reasons at most
 
 
@@ -314,6 +316,12 @@ class StoreConnection:
                 f"the store at {where} stayed locked by another writer for {BUSY_TIMEOUT_S:g} s, so {not_done}.",
                 "another factoryctl is writing; retry, or check with `factoryctl controller status` that it is not "
                 "stuck.",
+            )
+        if "unable to open" in text and len(os.fsencode(self.path)) + len("-wal") >= SQLITE_MAX_PATH_BYTES:
+            return StoreError(
+                f"cannot open the store at {where}: its path is {len(os.fsencode(self.path))} bytes long, and SQLite"
+                f" opens no file whose path is {SQLITE_MAX_PATH_BYTES} bytes or more.",
+                "set a shorter state_dir in factory.yaml (or a shorter XDG_STATE_HOME).",
             )
         if "unable to open" in text:
             return StoreError(

@@ -12,10 +12,14 @@ import getpass
 
 from factoryctl.model.telemetry import escape_controls
 
+#: The longest login name kept (LOGNAME can be anything): a longer one is cut, so no record widens every table.
+MAX_LOGIN_CHARS = 64
+
 
 def login_name() -> str:
     """The login name of this process's user, or "unknown" when the system has none."""
     try:
-        return escape_controls(getpass.getuser())
+        name = escape_controls(getpass.getuser())
     except (KeyError, OSError):
         return "unknown"
+    return name if len(name) <= MAX_LOGIN_CHARS else name[: MAX_LOGIN_CHARS - 3] + "..."

@@ -106,3 +106,18 @@ def test_a_long_default_state_dir_only_fails_what_needs_the_store(
     one_sentence_and_hint(result.stderr)
     assert "the default state directory cannot be used: a name in it is 300 bytes long" in result.stderr
     assert "XDG_STATE_HOME" in result.stderr
+
+
+def test_init_with_a_path_too_long_is_a_config_error(cli: Any, tmp_path: Path) -> None:
+    result = cli("init", str(tmp_path / ("a" * 300 + ".yaml")))
+    assert result.exit_code == 3, result.stderr
+    one_sentence_and_hint(result.stderr)
+    assert "the factory.yaml path cannot be used: a name in it is 305 bytes long" in result.stderr
+
+
+def test_a_store_path_over_sqlites_limit_says_so(tmp_path: Path) -> None:
+    """A default state dir (XDG_STATE_HOME) long enough: "check that it exists" sent users to a directory that did."""
+    deep = Path(state_dir_of(tmp_path, 495))
+    deep.mkdir(parents=True)
+    with pytest.raises(StoreError, match=r"its path is 506 bytes long, and SQLite opens no file whose path is 505"):
+        StoreConnection(deep / "factory.db")

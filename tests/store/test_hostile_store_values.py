@@ -103,3 +103,9 @@ def test_a_drain_by_a_login_name_that_is_not_utf8_is_stored_with_the_bytes_writt
     drained = store.drained_nodes()["a"]
     assert (drained.reason, drained.by) == ("maint\\xff", "ops\\xff")
     store.close()
+
+
+def test_a_login_name_of_thousands_of_characters_is_cut(monkeypatch: pytest.MonkeyPatch) -> None:
+    """LOGNAME can be anything: 5,000 characters widened every line of `audit` and `nodes -o wide`."""
+    monkeypatch.setenv("LOGNAME", "u" * 5000)
+    assert login_name() == "u" * 61 + "..."
