@@ -19,8 +19,9 @@ app = typer.Typer(no_args_is_help=True)
 def locate(ctx: typer.Context) -> None:
     """Print which factory.yaml would be used, and why; exit 3 when that file is missing."""
     from factoryctl.cli.arguments import bytes_as_text, shell_word
-    from factoryctl.config import check_path_length, discover, shown_path
+    from factoryctl.config import discover
     from factoryctl.errors import ConfigError
+    from factoryctl.pathlimits import check_path_length, shown_path
 
     explicit, _ = context.global_options(ctx)
     path, source = discover(explicit)

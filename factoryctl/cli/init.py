@@ -64,7 +64,7 @@ def register(app: typer.Typer) -> None:
 
             emit(EXAMPLE)
             return
-        from factoryctl.config import check_path_length
+        from factoryctl.pathlimits import check_path_length
 
         check_path_length(path, "the factory.yaml path", "pick a shorter path for factory.yaml.")
         if path.is_dir():

@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 from factoryctl.errors import FactoryError
 from factoryctl.model.jobs import GpuAllocation, Job, JobSpec, JobState, Placement, SchedNode
-from factoryctl.scheduler.core import Candidate, ClaimFor, Reservation, Running, Waiting, plan, queue_key
+from factoryctl.scheduler.core import Candidate, ClaimFor, Reservation, Running, Started, Waiting, plan, queue_key
 from factoryctl.scheduler.freemap import FreeMap
 from factoryctl.scheduler.policy import POLICIES, SchedulerConfig, gang_shape, split_gang
 from factoryctl.scheduler.preempt import Holder, claim_reservation
@@ -225,20 +225,7 @@ def schedule(
         fm, queue, running, now, config, price=price, explain=True, protected=protected, claim_for=claim_for,
         claimer=claimer if config.preemption else None,
     )  # fmt: skip
-    starts = tuple(
-        StartDecision(
-            s.job.id,
-            Placement(
-                tuple(
-                    GpuAllocation(fm.names[i], gpus)
-                    for i, gpus in zip(s.chosen, split_gang(s.job.num_gpus, len(s.chosen)), strict=True)
-                )
-            ),
-            describe_start(s, fm, len(outcome.reservations)),
-            s.backfilled,
-        )
-        for s in outcome.started
-    )
+    starts = tuple(_start_decision(s, fm, len(outcome.reservations)) for s in outcome.started)
     explain = WaitExplainer(fm, now, price)
     by_id = {job.id: job for job in jobs} if any(w.why == "never" for w in outcome.waiting) else {}
     waits = tuple(
@@ -249,6 +236,15 @@ def schedule(
     still_waiting = outcome.protected.difference(s.job_id for s in starts)
     claim = outcome.claim
     return Decisions(starts, waits, preemptions, frozenset(still_waiting), claim.job.id if claim else None)
+
+
+def _start_decision(started: Started, fm: FreeMap, reservations: int) -> StartDecision:
+    """A start of the pass as a decision: the GPUs it takes on each node, and why there."""
+    gpus = split_gang(started.job.num_gpus, len(started.chosen))
+    allocation = tuple(GpuAllocation(fm.names[i], n) for i, n in zip(started.chosen, gpus, strict=True))
+    return StartDecision(
+        started.job.id, Placement(allocation), describe_start(started, fm, reservations), started.backfilled
+    )
 
 
 def _unplaceable(candidate: Candidate, job: Job, nodes: Sequence[SchedNode]) -> str:

@@ -15,10 +15,33 @@ from factoryctl.errors import NodeError
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.model.telemetry import NodeSample
 from factoryctl.store.lock import controller_is_running
+from factoryctl.store.rows import NodeState
 from factoryctl.store.sqlite import Store, StoreError
 from factoryctl.telemetry.poll import PollResult
 
 LIVE_INTERVALS = 3
+
+
+def _live_latest(config: FactoryConfig, now: float) -> dict[str, tuple[NodeState, NodeSample | None]] | None:
+    """Each node's stored state and newest sample, when a live controller writes the store (else None)."""
+    try:
+        if not config.store_path.exists() or not controller_is_running(config.state_dir):
+            return None
+    except OSError:  # a state_dir this user cannot search: no live store to read, so the caller polls the nodes
+        return None
+    try:
+        store = Store(config.store_path, readonly=True)
+    except StoreError:
+        return None
+    try:
+        newest = store.samples_stored_at()  # on the controller's clock: a node's may be ahead
+        if newest is None or now - newest > LIVE_INTERVALS * config.interval_s:
+            return None
+        return {state.node: (state, sample) for state, sample in store.latest()}
+    except StoreError:
+        return None
+    finally:
+        store.close()
 
 
 def read_live(
@@ -33,25 +56,10 @@ def read_live(
     first seconds) is reported down as "not reached yet"; when `unknown` is given it is put there instead, left out
     of the result, for the caller to poll itself.
     """
-    try:
-        if not config.store_path.exists() or not controller_is_running(config.state_dir):
-            return None
-    except OSError:  # a state_dir this user cannot search: no live store to read, so the caller polls the nodes
+    now = now if now is not None else time.time()
+    latest = _live_latest(config, now)
+    if latest is None:
         return None
-    try:
-        store = Store(config.store_path, readonly=True)
-    except StoreError:
-        return None
-    try:
-        newest = store.samples_stored_at()  # on the controller's clock: a node's may be ahead
-        now = now if now is not None else time.time()
-        if newest is None or now - newest > LIVE_INTERVALS * config.interval_s:
-            return None
-        latest = {state.node: (state, sample) for state, sample in store.latest()}
-    except StoreError:
-        return None
-    finally:
-        store.close()
     samples: list[NodeSample] = []
     errors: list[NodeError] = []
     last_seen: dict[str, float] = {}
