@@ -1,5 +1,5 @@
-"""`python -m factoryctl` runs the CLI."""
+"""`python -m factoryctl` runs the CLI, as the `factoryctl` script does (`cli.entry`)."""
 
-from factoryctl.cli.app import main
+from factoryctl.cli.entry import main
 
 main()

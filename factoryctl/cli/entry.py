@@ -1,0 +1,25 @@
+"""The console script's entry point: the CLI is imported inside a guard, so a Ctrl-C while it loads is said too.
+
+Importing the CLI (typer, click, the command modules) takes a tenth of a second or more. A Ctrl-C in that window
+escaped as a KeyboardInterrupt traceback, before the error boundary in `app.py` existed to say it. Here it ends as
+every stop does: `factoryctl: interrupted` and its hint, exit 130. Only the standard library is imported first.
+"""
+
+from __future__ import annotations
+
+import sys
+
+#: As `signals.STOPPED_HINTS` words it; that module imports typer, which is what may be loading.
+_INTERRUPTED = (
+    "factoryctl: interrupted\nhint: Ctrl-C stopped it (exit 130); run the command again for a complete result.\n"
+)
+
+
+def main() -> None:
+    """Import the CLI and run it (`app.main`); a Ctrl-C during the import exits 130 with the sentence and hint."""
+    try:
+        from factoryctl.cli.app import main as run_cli
+    except KeyboardInterrupt:
+        sys.stderr.write(_INTERRUPTED)
+        raise SystemExit(130) from None
+    run_cli()
