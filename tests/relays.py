@@ -10,6 +10,10 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 
 class Relay:
@@ -55,3 +59,16 @@ class Relay:
             thread.join(10)
         for sock in self._sockets:
             sock.close()
+
+
+@contextlib.contextmanager
+def relayed_node(relay: Relay, sshd: Any, directory: Path, name: str) -> Iterator[Any]:
+    """A NodeSpec `name` reaching the test `sshd` through `relay` (its host key trusted at the relay's port)."""
+    from silent_listener import listening
+
+    with listening(relay.accept) as port:
+        known = replace(sshd, port=port).write_known_hosts(directory / "known_hosts")
+        try:
+            yield sshd.node(name, known, port=port)
+        finally:
+            relay.close()

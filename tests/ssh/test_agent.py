@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import textwrap
-import zipapp
 from pathlib import Path
 
 import pytest
 from leaks import resource_warnings
+from stand_in_agent import stand_in_zipapp
 
 from factoryctl.errors import NodeError
 from factoryctl.transport.ssh import SshOptions
@@ -37,12 +36,7 @@ for line in sys.stdin:
 
 @pytest.fixture
 def fake_zipapp(tmp_path: Path) -> Path:
-    src = tmp_path / "src"
-    src.mkdir()
-    (src / "__main__.py").write_text(textwrap.dedent(FAKE_AGENT))
-    target = tmp_path / "factoryctl-agent-0123456789abcdef.pyz"
-    zipapp.create_archive(src, target)
-    return target
+    return stand_in_zipapp(tmp_path, FAKE_AGENT)
 
 
 def _open(spec) -> SshTransport:

@@ -8,10 +8,10 @@ growing for as long as the node kept sending). Now the session fails past `MAX_L
 from __future__ import annotations
 
 import textwrap
-import zipapp
 from pathlib import Path
 
 import pytest
+from stand_in_agent import stand_in_zipapp
 
 from factoryctl.errors import NodeError
 from factoryctl.transport.ssh import SshOptions
@@ -41,13 +41,8 @@ for line in sys.stdin:
 
 @pytest.fixture
 def flooding_zipapp(tmp_path: Path) -> Path:
-    src = tmp_path / "src"
-    src.mkdir()
     code = textwrap.dedent(FLOODING_AGENT).replace("LIMIT_MIB", str(MAX_LINE_BYTES >> 20))
-    (src / "__main__.py").write_text(code)
-    target = tmp_path / "factoryctl-agent-f100df100df100d0.pyz"
-    zipapp.create_archive(src, target)
-    return target
+    return stand_in_zipapp(tmp_path, code, digest="f100df100df100d0")
 
 
 def test_a_line_over_the_limit_fails_the_session_in_one_sentence(ssh_node, flooding_zipapp):

@@ -12,8 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from relays import Relay
-from silent_listener import listening
+from relays import Relay, relayed_node
 from sshd_fixture import PATIENT, SshdServer
 
 from factoryctl.transport import ssh_idle
@@ -50,12 +49,8 @@ class CountingRelay(Relay):
 def relayed(sshd: SshdServer, tmp_path: Path) -> Iterator[tuple[CountingRelay, object]]:
     """A relay to the session sshd, and a NodeSpec that reaches sshd through it (its host key trusted there)."""
     relay = CountingRelay(sshd.port)
-    with listening(relay.accept) as port:
-        known = replace(sshd, port=port).write_known_hosts(tmp_path / "known_hosts")
-        try:
-            yield relay, sshd.node("relayed", known, port=port)
-        finally:
-            relay.close()
+    with relayed_node(relay, sshd, tmp_path, "relayed") as node:
+        yield relay, node
 
 
 def test_an_authenticated_transport_wakes_once_a_second_not_ten_times(ssh_node):

@@ -12,19 +12,16 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import textwrap
 import threading
-import zipapp
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
-from relays import Relay
-from silent_listener import listening
+from relays import Relay, relayed_node
 from sshd_fixture import PATIENT, SshdServer, sshd  # noqa: F401 - the session's sshd fixture
+from stand_in_agent import stand_in_zipapp
 from waiting import wait_for
 
 from factoryctl.transport import ssh_node
@@ -62,22 +59,13 @@ def relayed(sshd: SshdServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("FACTORYCTL_REMOTE_CACHE", str(tmp_path / "remote-cache"))
     monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
     relay = SilencingRelay(sshd.port)
-    with listening(relay.accept) as port:
-        known = replace(sshd, port=port).write_known_hosts(tmp_path / "known_hosts")
-        try:
-            yield relay, sshd.node("n1", known, port=port)
-        finally:
-            relay.close()
+    with relayed_node(relay, sshd, tmp_path, "n1") as node:
+        yield relay, node
 
 
 @pytest.fixture
 def agent_zipapp(tmp_path: Path) -> Path:
-    src = tmp_path / "agent-src"
-    src.mkdir()
-    (src / "__main__.py").write_text(textwrap.dedent(AGENT))
-    target = tmp_path / "factoryctl-agent-0123456789abcdef.pyz"
-    zipapp.create_archive(src, target)
-    return target
+    return stand_in_zipapp(tmp_path, AGENT)
 
 
 class Teardown:
