@@ -6,10 +6,15 @@ import time
 from collections.abc import Callable
 
 
-def wait_for(check: Callable[[], bool], timeout: float = 30.0, poll_s: float = 0.1) -> None:
-    """Return once `check()` is true; an AssertionError after `timeout` seconds."""
+def wait_for(
+    check: Callable[[], object], timeout: float = 30.0, what: str = "the condition", poll_s: float = 0.1
+) -> None:
+    """Return once `check()` is true; an AssertionError naming `what` after `timeout` seconds.
+
+    `timeout` only stops a test that would hang: what is waited for is the condition, never the time.
+    """
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
+            raise AssertionError(f"{what} not seen within {timeout:g} s")
         time.sleep(poll_s)

@@ -407,10 +407,6 @@ class StoreConnection:
         """`PRAGMA integrity_check`: "ok" when the file is sound."""
         return str(self._query("PRAGMA integrity_check")[0][0])
 
-    def set_size_limit(self, max_pages: int) -> None:
-        """Cap the database size in pages (tests use it to play a full disk)."""
-        self._query(f"PRAGMA max_page_count = {int(max_pages)}")
-
     # ------------------------------------------------------------------ ids
 
     def _node_id(self, db: sqlite3.Connection, name: str) -> int:
@@ -470,5 +466,9 @@ class StoreConnection:
             db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
     def count_rows(self) -> dict[str, int]:
-        """Row counts of the big tables (for `controller` diagnostics and benchmarks)."""
+        """Row counts of the big tables.
+
+        Kept public for benchmarks/bench_controller.py, which reports the store's bytes per sample row from it (tests
+        use it too); no command shows these counts today.
+        """
         return {t: int(self._query(f"SELECT COUNT(*) FROM {t}")[0][0]) for t in ("sample", "rollup", "event", "audit")}

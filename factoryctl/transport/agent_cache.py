@@ -74,11 +74,6 @@ def check_remote_cache_env(nodes: Iterable[NodeSpec]) -> None:
         remote_cache_dir()
 
 
-def remote_name(zipapp: Path) -> str:
-    """The zipapp's name on the node; it carries the content hash, so a new build gets a new name."""
-    return _LocalZipapp.of(zipapp).name
-
-
 class ShippedAgent(NamedTuple):
     """The zipapp on the node: its resolved absolute path, whether it was uploaded now, and whether it is known whole.
 

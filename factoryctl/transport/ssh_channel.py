@@ -89,11 +89,6 @@ def _answer_close(chan: paramiko.Channel, message: paramiko.Message) -> None:
     getattr(paramiko.Channel, "_handle_close")(chan, message)  # noqa: B009 - paramiko's own CLOSE handling
 
 
-def server_closed(chan: paramiko.Channel, timeout: float) -> bool:
-    """Wait until the server's CLOSE of a guarded channel came (answered, or held by an operation under way)."""
-    return _guard(chan).peer_closed.wait(timeout)
-
-
 @contextmanager
 def operation(chan: paramiko.Channel) -> Iterator[bool]:
     """Run one operation on `chan` (others wait); yields False once the channel is closed: send nothing then.

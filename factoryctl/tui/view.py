@@ -194,18 +194,16 @@ def filter_nodes(rows: Sequence[NodeRow], text: str, groups: dict[str, tuple[str
     )
 
 
-def filter_rows(rows: Sequence[NodeRow], text: str, groups: dict[str, tuple[str, ...]] | None = None) -> list[NodeRow]:
-    """Rows matching a filter (see `filter_nodes`; a node set that names no node keeps none)."""
-    return filter_nodes(rows, text, groups).rows
-
-
 def _haystack(row: NodeRow) -> str:
     flags = ("drained" if row.drained else "") + (" healthy" if row.sample.healthy else " unhealthy")
     return f"{row.name} rack {row.rack or ''} {row.sample.state} {flags} {row.sample.error or ''}".lower()
 
 
 def jobs_summary(jobs: tuple[JobLine, ...] | None) -> str | None:
-    """`3 running, 5 pending` for the jobs panel's title, or None with no scheduler."""
+    """`3 running, 5 waiting` for the jobs panel's title, or None with no scheduler.
+
+    Running counts RUNNING and STARTING jobs; waiting counts PENDING and DEFERRED ones.
+    """
     if jobs is None:
         return None
     running = sum(1 for j in jobs if j.state in ("RUNNING", "STARTING"))

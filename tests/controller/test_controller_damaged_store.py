@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from damaged_store import damage
+from store_size_limit import cap_at_current_size
 
 from factoryctl.model.telemetry import GpuSample, NodeSample
 from factoryctl.store.sqlite import Store, StoreDamaged
@@ -56,7 +57,7 @@ def test_full_store_keeps_samples_and_counts_the_ones_left_at_stop_as_dropped(
 ) -> None:
     store = Store(tmp_path / "factory.db")
     store.write([sample(T0)])
-    store.set_size_limit(int(store._query("PRAGMA page_count")[0][0]))
+    cap_at_current_size(store)
     clock = [T0 + 200]
     writer = StoreWriter(store, interval_s=1.0, clock=lambda: clock[0])
     writer.set_nodes(["n1"])

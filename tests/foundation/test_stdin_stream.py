@@ -10,6 +10,7 @@ import pytest
 from waiting import wait_for
 
 from factoryctl.errors import NodeError
+from factoryctl.transport import stdin_stream
 from factoryctl.transport.stdin_stream import CHUNK, Feed, StdinBroadcast, fixed_feed
 
 MIB = 1 << 20
@@ -239,19 +240,29 @@ def test_a_node_refused_its_input_is_told_what_to_do_about_it(capsys):
     assert "hint" not in caught.value.as_json()  # listings keep {node, error, message}
 
 
-def test_stop_wakes_the_reader_and_waits_for_it():
-    read_end, write_end = os.pipe()  # open and silent: the reader sits in select
+def test_stop_wakes_the_reader_and_waits_for_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reader blocked waiting for input leaves at stop() at once, not at its next look (made an hour away here)."""
+    about_to_block = threading.Event()
+    readable = stdin_stream.readable
+
+    def readable_seen(watched: list[int], timeout_s: float) -> list[int]:
+        about_to_block.set()  # the reader's last step before it blocks in poll
+        return readable(watched, timeout_s)
+
+    monkeypatch.setattr(stdin_stream, "_POLL_S", 3600.0)
+    monkeypatch.setattr(stdin_stream, "readable", readable_seen)
+    read_end, write_end = os.pipe()  # open and silent: the reader blocks in poll
     broadcast = StdinBroadcast(read_end)
     feed = broadcast.feed("n")
     feed.start()
     thread = broadcast._thread
     assert thread is not None
-    time.sleep(0.05)
-    broadcast.stop()
+    assert about_to_block.wait(10)
+    broadcast.stop()  # waits a second at most: only its wake-up ends a wait of an hour in time
     assert not thread.is_alive()
     assert broadcast._wake is None  # its wake-up pipe is closed
     feed.close()
-    os.close(read_end)
+    os.close(read_end)  # only now: a reader left blocked on them must not find their numbers reused
     os.close(write_end)
 
 

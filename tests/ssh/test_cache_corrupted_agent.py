@@ -14,9 +14,9 @@ import stat
 from pathlib import Path
 
 import pytest
+from cached_agent import remote_name
 
 from factoryctl.errors import ExitCode
-from factoryctl.transport.agent_cache import remote_name
 from factoryctl.transport.bundle import agent_zipapp
 
 NODES = "  sim1: {host: 127.0.0.1, sim: h100-sxm, gpus: 1}\n"

@@ -14,12 +14,13 @@ import stat
 from pathlib import Path
 
 import pytest
+from cached_agent import remote_name
 
 from factoryctl.config import parse_config
 from factoryctl.errors import ConfigError, ExitCode
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.transport import ssh_node
-from factoryctl.transport.agent_cache import remote_cache_dir, remote_name
+from factoryctl.transport.agent_cache import remote_cache_dir
 from factoryctl.transport.bundle import agent_zipapp
 from factoryctl.transport.launch import agent_argv
 from factoryctl.transport.ssh import SshOptions, SshPool

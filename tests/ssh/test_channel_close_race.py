@@ -12,7 +12,12 @@ import os
 import shlex
 import threading
 
-from factoryctl.transport.ssh_channel import operation, server_closed
+from factoryctl.transport.ssh_channel import _guard, operation
+
+
+def server_closed(chan, timeout: float) -> bool:
+    """Wait until the server's CLOSE of a guarded channel came (answered, or held by an operation under way)."""
+    return _guard(chan).peer_closed.wait(timeout)
 
 
 def lost_channels(sshd, connection) -> list[str]:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from damaged_store import damage
+from store_size_limit import cap_at_current_size
 
 from factoryctl.model.telemetry import GpuSample, NodeSample
 from factoryctl.store.sqlite import Store, StoreDamaged, StoreError
@@ -32,7 +33,7 @@ def one_sentence(error: StoreError) -> None:
 def test_full_store_says_what_was_not_saved(tmp_path: Path) -> None:
     store = Store(tmp_path / "factory.db")
     store.write([sample()])
-    store.set_size_limit(int(store._query("PRAGMA page_count")[0][0]))
+    cap_at_current_size(store)
     with pytest.raises(StoreError) as info:
         store.write([sample(f"x{i}", T0 + i, gpus=8) for i in range(500)])
     assert info.value.message == (

@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from store_size_limit import cap_at_current_size
 
 from factoryctl.model.telemetry import GpuSample, NodeSample
 from factoryctl.store.rows import AuditEntry, Event, NodeState
@@ -175,7 +176,7 @@ def test_read_only_connection_gives_a_clear_error(store: Store) -> None:
 
 def test_full_store_gives_a_clear_error(store: Store) -> None:
     store.write([sample()])
-    store.set_size_limit(int(store._query("PRAGMA page_count")[0][0]))
+    cap_at_current_size(store)
     with pytest.raises(StoreError, match="full"):
         store.write([sample(node=f"x{i}", t=T0 + i, gpus=8) for i in range(500)])
     assert store.integrity_check() == "ok"

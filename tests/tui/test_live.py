@@ -16,6 +16,7 @@ import psutil
 import pytest
 from agent_processes import agents_of
 from pilot_helpers import first_snapshot, plain, wait_until
+from waiting import wait_for
 
 from factoryctl.demo import demo_config
 from factoryctl.store import open_store
@@ -40,15 +41,6 @@ def agent_process(node: str) -> psutil.Process:
     if not found:
         raise AssertionError(f"no agent process for {node}")
     return found[0]
-
-
-def wait_for(condition, timeout: float, what: str) -> None:
-    """Poll a condition of the services (not of time); `timeout` only stops a test that would hang."""
-    start = time.monotonic()
-    while not condition():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"{what} not seen within {timeout:g} s")
-        time.sleep(0.05)
 
 
 def states(services: PolledServices) -> dict[str, str]:

@@ -7,7 +7,17 @@ import dataclasses
 import pytest
 from factory_data import fixed_snapshot
 
-from factoryctl.tui.view import SORT_ORDER, filter_rows, gpu_busy, natural_key, node_rows, sort_rows, summarize
+from factoryctl.tui.services import JobLine
+from factoryctl.tui.view import (
+    SORT_ORDER,
+    filter_nodes,
+    gpu_busy,
+    jobs_summary,
+    natural_key,
+    node_rows,
+    sort_rows,
+    summarize,
+)
 
 
 def test_summary_counts_states_flags_and_power() -> None:
@@ -101,10 +111,17 @@ def test_sort_by_state_shows_trouble_first() -> None:
 )
 def test_filter(text: str, expected: int) -> None:
     snap = fixed_snapshot()
-    assert len(filter_rows(node_rows(snap), text, snap.groups)) == expected
+    assert len(filter_nodes(node_rows(snap), text, snap.groups).rows) == expected
 
 
 def test_filter_by_words_needs_every_word() -> None:
     snap = fixed_snapshot()
-    names = [r.name for r in filter_rows(node_rows(snap), "rack a drained", snap.groups)]
+    names = [r.name for r in filter_nodes(node_rows(snap), "rack a drained", snap.groups).rows]
     assert names == ["demo03"]
+
+
+def test_jobs_summary_counts_starting_as_running_and_deferred_as_waiting() -> None:
+    states = ["RUNNING", "STARTING", "PENDING", "DEFERRED", "DEFERRED", "COMPLETED"]
+    jobs = tuple(JobLine(id=str(i), name=f"j{i}", state=state, num_gpus=1) for i, state in enumerate(states))
+    assert jobs_summary(jobs) == "2 running, 3 waiting"
+    assert jobs_summary(None) is None
