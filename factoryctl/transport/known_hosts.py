@@ -5,6 +5,11 @@ hashed (`|1|salt|hmac`) and plain host patterns (with `*`, `?` and `!` negation)
 `@revoked` keys are refused for every host they match, and `@cert-authority` lines are kept but never trusted as a
 host key (factoryctl does not verify host certificates). Nothing here ever adds a key on its own: `record()` is
 only called by `factoryctl nodes trust` after the operator confirmed the fingerprint.
+
+Keys are compared per key type, as OpenSSH does: a host may have an ed25519, an ECDSA and an RSA key, and
+known_hosts often records only one of them (older OpenSSH, `ssh-keyscan -t ecdsa`). A key is `changed` only when an
+entry of its own type differs; a key of a type not recorded is `unknown`, and `recorded_types()` lets the handshake
+ask for the recorded types first, so such a host is not mistaken for an intercepted one.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from pathlib import Path
 from factoryctl.errors import ActionFailed
 
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
+#: Host-key signature algorithms whose keys known_hosts records under another name (RSA keys are always `ssh-rsa`).
+_KEY_TYPE_OF_ALGORITHM = {"rsa-sha2-256": "ssh-rsa", "rsa-sha2-512": "ssh-rsa"}
 
 
 class HostKeyStatus(str, enum.Enum):
@@ -67,6 +74,11 @@ def lookup_names(host: str, port: int) -> tuple[str, ...]:
 def record_name(host: str, port: int) -> str:
     """The name a trusted key is recorded under, as OpenSSH writes it (plain host on port 22)."""
     return host if port == 22 else f"[{host}]:{port}"
+
+
+def key_type_of(algorithm: str) -> str:
+    """The key type known_hosts records for a host-key algorithm or key name (`rsa-sha2-512` -> `ssh-rsa`)."""
+    return _KEY_TYPE_OF_ALGORITHM.get(algorithm, algorithm)
 
 
 def fingerprint(key_blob: bytes) -> str:
@@ -121,6 +133,19 @@ def parse(text: str) -> list[HostKeyEntry]:
     return entries
 
 
+def _plain_entries(entries: list[HostKeyEntry], host: str, port: int) -> list[HostKeyEntry]:
+    """The plain entries (no marker) for host:port."""
+    names = lookup_names(host, port)
+    return [e for e in entries if e.marker is None and e.matches(names)]
+
+
+def _of_type(entries: list[HostKeyEntry], key_type: str | None) -> list[HostKeyEntry]:
+    """`entries` of `key_type` only (RSA signature algorithms count as `ssh-rsa`); all of them for None."""
+    if key_type is None:
+        return entries
+    return [e for e in entries if key_type_of(e.key_type) == key_type_of(key_type)]
+
+
 class KnownHosts:
     """A known_hosts file: look keys up for a host, and record confirmed ones."""
 
@@ -131,33 +156,46 @@ class KnownHosts:
         except FileNotFoundError:
             text = ""
         self.entries = parse(text)
+        self._by_host: dict[tuple[str, int], list[HostKeyEntry]] = {}
 
     def check(self, host: str, port: int, key_type: str, key_blob: bytes) -> HostKeyStatus:
-        """Classify the server key `key_blob` of host:port."""
-        names = lookup_names(host, port)
-        key_b64 = base64.b64encode(key_blob).decode()
-        plain = []
-        for entry in self.entries:
-            if entry.marker == "@revoked" and entry.key_b64 == key_b64 and entry.matches(names):
-                return HostKeyStatus.revoked
-            if entry.marker is None and entry.matches(names):
-                plain.append(entry)
-        if any(e.key_type == key_type and e.key_b64 == key_b64 for e in plain):
-            return HostKeyStatus.known
-        return HostKeyStatus.changed if plain else HostKeyStatus.unknown
+        """Classify the server key `key_blob` of host:port.
 
-    def recorded_fingerprints(self, host: str, port: int) -> list[str]:
-        """Fingerprints of the keys recorded for host:port (to show next to a changed key)."""
+        `changed` only when an entry of the same key type records another key; when only keys of other types are
+        recorded the key is `unknown` (see `recorded_types`), as for OpenSSH.
+        """
+        key_b64 = base64.b64encode(key_blob).decode()
         names = lookup_names(host, port)
-        return [fingerprint(base64.b64decode(e.key_b64)) for e in self.entries if e.marker is None and e.matches(names)]
+        if any(e.marker == "@revoked" and e.key_b64 == key_b64 and e.matches(names) for e in self.entries):
+            return HostKeyStatus.revoked
+        same = _of_type(self._plain(host, port), key_type)
+        if any(e.key_b64 == key_b64 for e in same):
+            return HostKeyStatus.known
+        return HostKeyStatus.changed if same else HostKeyStatus.unknown
+
+    def recorded_fingerprints(self, host: str, port: int, key_type: str | None = None) -> list[str]:
+        """Fingerprints of the keys recorded for host:port (of `key_type` only, if given), to compare with."""
+        return [fingerprint(base64.b64decode(e.key_b64)) for e in _of_type(self._plain(host, port), key_type)]
+
+    def recorded_types(self, host: str, port: int) -> tuple[str, ...]:
+        """The key types recorded for host:port (plain entries, not `@revoked` or `@cert-authority`), in file order."""
+        return tuple(dict.fromkeys(key_type_of(e.key_type) for e in self._plain(host, port)))
+
+    def _plain(self, host: str, port: int) -> list[HostKeyEntry]:
+        """The plain entries for host:port, matched once per host: a hashed entry costs an HMAC per name."""
+        key = (host, port)
+        if key not in self._by_host:
+            self._by_host[key] = _plain_entries(self.entries, host, port)
+        return self._by_host[key]
 
     def record(self, host: str, port: int, key_type: str, key_blob: bytes, replace: bool = False) -> None:
-        """Append a confirmed key as `[host]:port TYPE KEY`; with `replace`, drop the host's old plain entries.
+        """Append a confirmed key as `[host]:port TYPE KEY`; with `replace`, drop the host's old entries of that type.
+
+        Entries of other key types stay: they were verified too, and a host may present any of its keys.
 
         The file is rewritten atomically (temp file + rename) with mode 0600, its directory created 0700. A file
         that cannot be written (its directory missing and not creatable, read-only, /proc) is an `ActionFailed`.
         """
-        names = lookup_names(host, port)
         try:
             text = self.path.read_text(encoding="utf-8", errors="replace")
         except FileNotFoundError:
@@ -166,7 +204,7 @@ class KnownHosts:
             raise self._unwritable(exc) from None
         lines = text.splitlines()
         if replace:
-            stale = {e.lineno for e in parse(text) if e.marker is None and e.matches(names)}
+            stale = {e.lineno for e in _of_type(_plain_entries(parse(text), host, port), key_type)}
             lines = [line for n, line in enumerate(lines, start=1) if n not in stale]
         lines.append(f"{record_name(host, port)} {key_type} {base64.b64encode(key_blob).decode()}")
         try:
@@ -174,6 +212,7 @@ class KnownHosts:
         except OSError as exc:
             raise self._unwritable(exc) from None
         self.entries = parse(self.path.read_text(encoding="utf-8"))
+        self._by_host.clear()
 
     def _replace_with(self, text: str) -> None:
         """Write `text` to a temp file next to the file, then rename it over the file."""

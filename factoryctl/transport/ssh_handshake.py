@@ -2,7 +2,9 @@
 
 Each step is its own bounded function with its own classified failure, because `factoryctl nodes check` runs them
 one at a time to say which one fails; `SshConnection.open` (ssh.py) runs them in order. Host keys are checked
-against the configured known_hosts before any credential is sent, and nothing is ever added to it here.
+against the configured known_hosts before any credential is sent, and nothing is ever added to it here. As OpenSSH
+does, the handshake asks first for the key types known_hosts records for the host: paramiko's own order (ed25519
+first) would otherwise fetch a key of a type never recorded from a host whose ECDSA or RSA key is.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import TYPE_CHECKING
 from factoryctl.errors import NodeError
 from factoryctl.transport.base import MAX_OUTPUT_BYTES
 from factoryctl.transport.host_limits import local_limit_error
-from factoryctl.transport.known_hosts import HostKeyStatus, KnownHosts, fingerprint
+from factoryctl.transport.known_hosts import HostKeyStatus, KnownHosts, fingerprint, key_type_of
 from factoryctl.transport.polling import readable
 from factoryctl.transport.ssh_config import SshTarget
 
@@ -31,13 +33,15 @@ TRUST_HINT = "if the fingerprint is right, record it with `factoryctl nodes trus
 #: reads them back from a message a controller stored, so readers of its store give the hint a poll gives.
 CHANGED_KEY = "HOST KEY CHANGED"
 REVOKED_KEY = "presented a REVOKED host key"
+#: How an unknown key's message goes on when known_hosts records keys of other types for the host.
+OTHER_TYPES = "keys of other types are recorded for it"
 
 
 def host_key_hint(node: str, message: str, known_hosts: str | Path = "known_hosts") -> str:
     """What to do about the `host_key` failure `message` of `node`: trust it, replace it, or give the node a new key.
 
-    An unknown key is recorded with `nodes trust NODE`; a changed one only with `--replace` (without it the command
-    refuses again, exit 4); a revoked one must not be trusted at all.
+    An unknown key is recorded with `nodes trust NODE` (next to keys of other types, if any); a changed one only with
+    `--replace` (without it the command refuses again, exit 4); a revoked one must not be trusted at all.
     """
     if REVOKED_KEY in message:
         return f"the key is marked @revoked in {known_hosts}; the node must get a new host key."
@@ -45,6 +49,11 @@ def host_key_hint(node: str, message: str, known_hosts: str | Path = "known_host
         return (
             "someone may be intercepting the connection, or the node was reinstalled; verify the new fingerprint "
             f"out of band, then run `factoryctl nodes trust {node} --replace`."
+        )
+    if OTHER_TYPES in message:
+        return (
+            "the node did not offer a recorded key type; verify the new fingerprint out of band, then run "
+            f"`factoryctl nodes trust {node}` (it adds the key and keeps the recorded ones)."
         )
     return TRUST_HINT.format(node=node)
 
@@ -76,7 +85,10 @@ class ServerKey:
     key_type: str
     blob: bytes
     status: HostKeyStatus
+    #: Fingerprints recorded for the host with this key's type (the old key's for a changed one).
     recorded: tuple[str, ...] = ()
+    #: Other key types recorded for the host (an unknown key's host may still be known by another key).
+    other_types: tuple[str, ...] = ()
 
     @property
     def fingerprint(self) -> str:
@@ -203,6 +215,7 @@ def start_transport(
     transport.auth_timeout = options.auth_timeout_s
     transport.channel_timeout = options.channel_timeout_s
     prefer_aes_gcm(transport)
+    prefer_recorded_key_types(transport, target)
     done = threading.Event()
     try:
         transport.start_client(event=done)
@@ -238,6 +251,23 @@ def prefer_aes_gcm(transport: paramiko.Transport) -> None:
     security.ciphers = gcm + tuple(c for c in security.ciphers if c not in gcm)
 
 
+def prefer_recorded_key_types(transport: paramiko.Transport, target: SshTarget) -> None:
+    """Ask first for the host-key types known_hosts records for the target, as OpenSSH does (nothing removed).
+
+    Within each group paramiko's order stays; `rsa-sha2-512`/`-256` count as the recorded `ssh-rsa`. A known_hosts
+    that cannot be read changes nothing here: the host-key check after the handshake reports it.
+    """
+    try:
+        recorded = KnownHosts(target.known_hosts).recorded_types(target.host, target.port)
+    except OSError:
+        return
+    if not recorded:
+        return
+    security = transport.get_security_options()
+    first = tuple(a for a in security.key_types if key_type_of(a) in recorded)
+    security.key_types = first + tuple(a for a in security.key_types if a not in first)
+
+
 def _handshake_failure(error: BaseException | None, budget: float) -> str:
     """Why the handshake failed, never empty: paramiko's EOFError for a peer that hung up says nothing by itself."""
     if error is None:
@@ -252,15 +282,16 @@ def server_key(transport: paramiko.Transport, target: SshTarget) -> ServerKey:
     """The key the server presented, classified against the target's known_hosts."""
     key = transport.get_remote_server_key()
     known = KnownHosts(target.known_hosts)
-    blob = key.asbytes()
-    status = known.check(target.host, target.port, key.get_name(), blob)
+    blob, key_type = key.asbytes(), key.get_name()
+    status = known.check(target.host, target.port, key_type, blob)
     return ServerKey(
         target.host,
         target.port,
-        key.get_name(),
+        key_type,
         blob,
         status,
-        tuple(known.recorded_fingerprints(target.host, target.port)),
+        tuple(known.recorded_fingerprints(target.host, target.port, key_type)),
+        tuple(t for t in known.recorded_types(target.host, target.port) if t != key_type_of(key_type)),
     )
 
 
@@ -279,6 +310,8 @@ def verify_host_key(node: str, transport: paramiko.Transport, target: SshTarget)
         )
     else:
         message = f"unknown host key for {where}: {found.key_type} {found.fingerprint} (not in {target.known_hosts})"
+        if found.other_types:
+            message += f"; {OTHER_TYPES} ({', '.join(found.other_types)})"
     raise NodeError(node, "host_key", message, host_key_hint(node, message, target.known_hosts))
 
 
