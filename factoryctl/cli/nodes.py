@@ -1,12 +1,14 @@
 """`factoryctl nodes`: the inventory with each node's reachability, health, power and drain state.
 
-`factoryctl nodes n01` is read as `factoryctl nodes list n01`, as `gpus n01` lists GPUs: people type it.
+`factoryctl nodes n01` is read as `factoryctl nodes list n01`, as `gpus n01` lists GPUs: people type it. A first word
+close to a verb (`nodes lst`) is a mistyped verb rather than a TARGET when it cannot be one: another word follows it
+(`list` takes one TARGET), or it names nothing in the inventory.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import typer
@@ -25,6 +27,7 @@ from factoryctl.cli.render import (
     iso_utc,
     limit_watts,
 )
+from factoryctl.errors import UsageError
 from factoryctl.transport.fanout import DEFAULT_FANOUT
 
 if TYPE_CHECKING:
@@ -41,9 +44,19 @@ class NodesGroup(TyperGroup):
     """The `nodes` noun: a first word that is not a verb is a TARGET for `list`."""
 
     def parse_args(self, ctx: ClickContext, args: list[str]) -> list[str]:
-        """`nodes [-o F] TARGET ...` -> `nodes list [-o F] TARGET ...`; verbs, options and `--help` stay as they are."""
-        word = _first_word(args)
-        if (word is not None and word not in self.commands) or (word is None and _list_options(args)):
+        """`nodes [-o F] TARGET ...` -> `nodes list [-o F] TARGET ...`; verbs, options and `--help` stay as they are.
+
+        A first word close to a verb (`nodes lst n01`) followed by another word is a mistyped verb (a usage error);
+        alone (`nodes lst`) it is left for `list` to judge against the inventory (`_resolve`).
+        """
+        words = _words(args, _valued_options(self.commands["list"]))
+        if words and words[0] not in self.commands:
+            verb = near_verb(words[0], list(self.commands))
+            if verb is not None and len(words) > 1 and not ctx.resilient_parsing:  # completion never fails
+                raise no_such_verb(words[0], verb)
+            ctx.meta[FIRST_WORD_TARGET] = words[0]
+            args = ["list", *args]
+        elif not words and _list_options(args):
             args = ["list", *args]
         return super().parse_args(ctx, args)
 
@@ -55,15 +68,44 @@ class NodesGroup(TyperGroup):
         return items
 
 
-def _first_word(args: list[str]) -> str | None:
-    """The first argument that is neither an option nor the value of `-o/--output`."""
-    words = iter(args)
-    for arg in words:
-        if arg in ("-o", "--output"):
-            next(words, None)
+#: `ctx.meta` key: the TARGET that `nodes` found as its first word (`nodes lst`), rather than after `list`.
+FIRST_WORD_TARGET = "factoryctl.nodes.first_word_target"
+
+
+def _words(args: list[str], valued: Collection[str]) -> list[str]:
+    """The arguments that are neither options nor the value of an option in `valued` (`--timeout 3`)."""
+    words, rest = [], iter(args)
+    for arg in rest:
+        if arg in valued:
+            next(rest, None)
         elif not arg.startswith("-"):
-            return arg
-    return None
+            words.append(arg)
+    return words
+
+
+def _valued_options(command: Any) -> set[str]:
+    """The option names of `command` that take a value (`-o`, `--timeout`), whose value is no TARGET."""
+    return {
+        name
+        for param in command.params
+        if getattr(param, "param_type_name", "") == "option" and not param.is_flag and not param.count
+        for name in (*param.opts, *param.secondary_opts)
+    }
+
+
+def near_verb(word: str, verbs: Sequence[str]) -> str | None:
+    """The verb `word` looks like a typo of (`lst` -> `list`), else None."""
+    import difflib
+
+    near = difflib.get_close_matches(word, verbs, n=1, cutoff=0.7)
+    return near[0] if near else None
+
+
+def no_such_verb(word: str, verb: str) -> UsageError:
+    """The usage error (exit 2) for a mistyped verb: `nodes lst` -> there is no such command, did you mean `list`."""
+    from factoryctl.cli.arguments import shell_word
+
+    return UsageError(f"there is no `nodes {shell_word(word)}` command.", f"did you mean `factoryctl nodes {verb}`?")
 
 
 def _list_options(args: list[str]) -> bool:
@@ -240,8 +282,7 @@ def _list(
 ) -> None:
     from factoryctl.cli.listing import show_listing
 
-    config = context.load(ctx)
-    specs = _resolve(ctx, config, target)
+    config, specs = _resolve(ctx, target)
     quiet = context.global_options(ctx)[1]
 
     def produce() -> tuple[list[dict[str, Any]], list[NodeError]]:
@@ -251,20 +292,24 @@ def _list(
     raise typer.Exit(code)
 
 
-def _resolve(ctx: typer.Context, config: FactoryConfig, target: str) -> list[NodeSpec]:
-    """The nodes to list; a TARGET that names no node but looks like a verb (`nodes lsit`) says so."""
-    import difflib
+def _resolve(ctx: typer.Context, target: str) -> tuple[FactoryConfig, list[NodeSpec]]:
+    """factory.yaml and the nodes to list.
 
-    from factoryctl.errors import UsageError
+    A first word of `nodes` that looks like a verb (`nodes lsit`) and is no TARGET of the inventory (or there is no
+    valid inventory to read) is a mistyped verb: a usage error saying so, rather than a target or config error.
+    """
+    from factoryctl.errors import ConfigError
 
+    verb = None
+    if ctx.meta.get(FIRST_WORD_TARGET) == target:
+        verb = near_verb(target, list(getattr(ctx.parent.command, "commands", {})) if ctx.parent else [])
     try:
-        return config.resolve_target(target)
-    except UsageError as exc:
-        verbs = list(getattr(ctx.parent.command, "commands", {})) if ctx.parent else []
-        near = difflib.get_close_matches(target, verbs, n=1, cutoff=0.7)
-        if near and "matches no node" in exc.message:
-            raise UsageError(exc.message, f"did you mean `factoryctl nodes {near[0]}`?") from None
-        raise
+        config = context.load(ctx)
+        return config, config.resolve_target(target)
+    except (ConfigError, UsageError):
+        if verb is None:
+            raise
+        raise no_such_verb(target, verb) from None
 
 
 @app.callback()
