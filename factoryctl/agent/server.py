@@ -196,17 +196,24 @@ class AgentServer:
         return {"stopped": bool(ids)}
 
     def _set_limits(self, indexes: List[int], targets: Dict[int, Tuple[float, bool]]) -> Dict[str, Any]:
+        """Set each GPU in turn; a failure part-way is an error that lists the GPUs already set (their audit).
+
+        A GPU lost just after its set is listed with `enforced_w` null: its limit changed, to a value it cannot tell.
+        """
         results: List[Dict[str, Any]] = []
         for i in indexes:
-            handle = self.nvml.handle(i)
-            before, _ = self.nvml.query("nvmlDeviceGetEnforcedPowerLimit", handle)
             watts, clamped = targets[i]
             try:
+                handle = self.nvml.handle(i)
+                before, _ = self.nvml.query("nvmlDeviceGetEnforcedPowerLimit", handle)
                 self.nvml.invoke("nvmlDeviceSetPowerManagementLimit", handle, round(watts * 1000))
-            except Exception as exc:
+            except Exception as exc:  # lost before or during its set, refused, a bug: what changed is still told
                 kind, message = self._set_error(i, exc)
                 raise RequestError(kind, message, {"gpus": results}) from None
-            after, _ = self.nvml.query("nvmlDeviceGetEnforcedPowerLimit", handle)
+            try:
+                after, _ = self.nvml.query("nvmlDeviceGetEnforcedPowerLimit", handle)
+            except GpuLost:
+                after = None
             results.append(
                 {
                     "index": i,
@@ -224,8 +231,10 @@ class AgentServer:
             return "driver", f"setting a power limit on {self.node} needs root (GPU {index}: insufficient permissions)"
         if code == c("NVML_ERROR_NOT_SUPPORTED", 3) or isinstance(exc, AttributeError):
             return "unsupported", f"GPU {index} on {self.node} does not support setting a power limit"
-        if code == c("NVML_ERROR_GPU_IS_LOST", 15):
+        if code == c("NVML_ERROR_GPU_IS_LOST", 15) or isinstance(exc, GpuLost):
             return "driver", f"GPU {index} on {self.node} is lost"
+        if isinstance(exc, DriverUnavailable):
+            return "driver", str(exc)
         return "driver", f"setting GPU {index}'s power limit on {self.node} failed: {exc}"
 
     def _ranges(self, indexes: List[int]) -> Dict[int, Tuple[float, float, float]]:
@@ -271,20 +280,14 @@ class AgentServer:
                         f"{watts:g} W is outside the power limit range of GPU {i} on {self.node} "
                         f"({lo:g}-{hi:g} W); nothing was changed",
                     )
-            return self._locked_set(indexes, targets)
-
-    def _locked_set(self, indexes: List[int], targets: Dict[int, Tuple[float, bool]]) -> Dict[str, Any]:
-        try:
             return self._set_limits(indexes, targets)
-        except GpuLost:
-            raise RequestError("driver", f"a GPU on {self.node} was lost while setting power limits") from None
 
     def op_reset_power_limit(self, req: Dict[str, Any]) -> Dict[str, Any]:
         """`reset_power_limit`: each GPU back to its default limit."""
         with self._sample_lock:
             indexes = self._gpu_indexes(req.get("gpus"))
             ranges = self._ranges(indexes)
-            return self._locked_set(indexes, {i: (ranges[i][2], False) for i in indexes})
+            return self._set_limits(indexes, {i: (ranges[i][2], False) for i in indexes})
 
     def op_inject(self, req: Dict[str, Any]) -> Dict[str, Any]:
         """`inject`: a fault on a simulated node; a usage error on a real one."""

@@ -111,8 +111,14 @@ def _hint_lost_gpu(error: NodeError, watts: float | None) -> None:
 
 
 def parse_watts(text: str) -> float:
-    """`--watts`: a plain number of watts; `300W`, `0.3kW` or `80%` is a usage error that repeats the value."""
+    """`--watts`: a plain number of watts; `300W`, `0.3kW` or `80%` is a usage error that repeats the value.
+
+    Python's own extras are refused too, as trace files refuse them: `3_00` (underscore digits, which `float` reads as
+    300) and non-ASCII digits (`３００`).
+    """
     try:
+        if "_" in text or not text.isascii():
+            raise ValueError(text)
         return float(text)
     except ValueError:
         from factoryctl.errors import UsageError

@@ -4,7 +4,8 @@ An explicit request outside a GPU's min/max is refused with exit 2 and changes n
 with `--clamp` it is clamped instead, and the clamp is recorded. A node that cannot be reached (or whose driver does
 not answer) is reported and skipped rather than blocking the others: in a large fleet one node is always down, and
 `power reset` and every other fan-out command behave the same way. Every change goes to the audit log with before
-and after, whoever made it.
+and after, whoever made it: a node whose driver fails part-way (GPU 2 lost after GPUs 0 and 1 were set) is an error
+that still brings the GPUs it changed, and those are recorded and listed like any other.
 """
 
 from __future__ import annotations
@@ -13,16 +14,17 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from factoryctl.config import FactoryConfig
 from factoryctl.errors import NodeError, UsageError
 from factoryctl.model.inventory import NodeSpec
-from factoryctl.model.telemetry import NodeSample
+from factoryctl.model.telemetry import NodeSample, number_or_none
 from factoryctl.store.held_signals import signals_held
 from factoryctl.store.who import login_name
 from factoryctl.telemetry.poll import agent_session, check_agent_cache, poll_nodes
 from factoryctl.transport.fanout import FanOut, Pending
+from factoryctl.transport.session import PartlyDone
 
 if TYPE_CHECKING:
     from factoryctl.store.sqlite import Store
@@ -35,7 +37,7 @@ class LimitChange:
     node: str
     gpu: int
     before_w: float | None
-    enforced_w: float
+    enforced_w: float | None  # None: the GPU changed, but could not say to what (lost right after its set)
     clamped: bool
 
 
@@ -142,7 +144,7 @@ def apply_limit(
         pool = FanOut(targets, lambda node: _change(config, node, gpus, watts, clamp, timeout))
         interrupt: BaseException | None = None
         try:
-            outcomes: list[tuple[NodeSpec, list[LimitChange] | NodeError | Pending]] = list(pool.run())
+            outcomes: list[tuple[NodeSpec, _NodeChanges | NodeError | Pending]] = list(pool.run())
         except BaseException as stop:  # Ctrl-C, SIGTERM: the nodes already asked may have changed their limits
             interrupt, outcomes = stop, _settled(pool, min(timeout, SETTLE_S))
         changes = _gathered(outcomes, errors)
@@ -160,8 +162,12 @@ def apply_limit(
     return changes, errors
 
 
+#: What one node did: the GPUs it changed, and its error when it failed part-way (None when it did them all).
+_NodeChanges = tuple[list[LimitChange], NodeError | None]
+
+
 def _gathered(
-    outcomes: list[tuple[NodeSpec, list[LimitChange] | NodeError | Pending]], errors: list[NodeError]
+    outcomes: list[tuple[NodeSpec, _NodeChanges | NodeError | Pending]], errors: list[NodeError]
 ) -> list[LimitChange]:
     """The changes the nodes made; their failures, and `interrupted` for a node that had not answered, to `errors`."""
     changes: list[LimitChange] = []
@@ -171,13 +177,13 @@ def _gathered(
         elif isinstance(outcome, NodeError):
             errors.append(outcome)
         else:
-            changes.extend(outcome)
+            changes.extend(outcome[0])
+            if outcome[1] is not None:
+                errors.append(outcome[1])
     return changes
 
 
-def _settled(
-    pool: FanOut[list[LimitChange]], within: float
-) -> list[tuple[NodeSpec, list[LimitChange] | NodeError | Pending]]:
+def _settled(pool: FanOut[_NodeChanges], within: float) -> list[tuple[NodeSpec, _NodeChanges | NodeError | Pending]]:
     """After an interrupt, each node's outcome once those asked have answered (at most `within` s).
 
     A second interrupt ends the wait, keeping what is known by then.
@@ -190,17 +196,45 @@ def _settled(
 
 def _change(
     config: FactoryConfig, node: NodeSpec, gpus: list[int] | None, watts: float | None, clamp: bool, timeout: float
-) -> list[LimitChange]:
-    """Ask one node's agent to set (or reset) the limits; its answers, GPU by GPU."""
-    with agent_session(node, config, timeout) as session:
-        if watts is None:
-            answers = session.request("reset_power_limit", timeout=timeout, gpus=gpus).get("gpus") or []
-        else:
-            answers = session.set_power_limit(watts, gpus, clamp, timeout)
+) -> _NodeChanges:
+    """Ask one node's agent to set (or reset) the limits; its answers, GPU by GPU, and its error if it failed part-way."""
+    try:
+        with agent_session(node, config, timeout) as session:
+            if watts is None:
+                answers = session.request("reset_power_limit", timeout=timeout, gpus=gpus).get("gpus") or []
+            else:
+                answers = session.set_power_limit(watts, gpus, clamp, timeout)
+    except PartlyDone as failed:
+        return partly_changed(failed)
+    return limit_changes(node.name, answers), None
+
+
+def limit_changes(node: str, answers: Sequence[dict[str, Any]]) -> list[LimitChange]:
+    """The agent's answers (`{index, before_w, enforced_w, clamped}`, docs/agent-protocol.md) as changes."""
     return [
-        LimitChange(node.name, int(a["index"]), a.get("before_w"), float(a["enforced_w"]), bool(a.get("clamped")))
+        LimitChange(
+            node, int(a["index"]), _watts(a.get("before_w")), _watts(a.get("enforced_w")), bool(a.get("clamped"))
+        )
         for a in answers
     ]
+
+
+def _watts(value: object) -> float | None:
+    """Watts from the wire, as a float; None when the node did not say (or said something that is no number)."""
+    number = number_or_none(value)
+    return None if number is None else float(number)
+
+
+def partly_changed(failed: PartlyDone) -> tuple[list[LimitChange], NodeError]:
+    """What a limit request that failed part-way changed first, and its error, which then names those GPUs."""
+    changes = limit_changes(failed.node, failed.result.get("gpus") or [])
+    if not changes:
+        return [], failed
+    done = [str(c.gpu) for c in changes]
+    which = f"GPUs {', '.join(done[:-1])} and {done[-1]}" if len(done) > 1 else f"GPU {done[0]}"
+    return changes, NodeError(
+        failed.node, failed.kind, f"{failed.message.rstrip('.')}; {which} had already changed.", failed.hint
+    )
 
 
 def record_audit(store: Store, changes: Sequence[LimitChange], action: str, reason: str | None = None) -> None:

@@ -29,6 +29,18 @@ _MALFORMED = (TypeError, ValueError, AttributeError, KeyError)
 log = logging.getLogger("factoryctl.transport")
 
 
+class PartlyDone(NodeError):
+    """An error reply that also says what the agent had done before it failed, in `result`.
+
+    A power-limit request the driver fails part-way lists the GPUs already changed (docs/agent-protocol.md): they
+    must still reach the audit log, so the error carries them instead of dropping them.
+    """
+
+    def __init__(self, failed: NodeError, result: dict[str, Any]) -> None:
+        super().__init__(failed.node, failed.kind, failed.message, failed.hint)
+        self.result = result
+
+
 class AgentSession:
     """One running agent: request/reply by id, plus streamed samples delivered to a callback."""
 
@@ -232,6 +244,7 @@ class AgentSession:
         return request_id, reply
 
     def _result(self, op: str, reply: dict[str, Any]) -> dict[str, Any]:
+        """The reply's result, or its error raised: `PartlyDone` when the error reply says what was done first."""
         if reply.get("ok"):
             return dict(reply.get("result") or {})
         error = reply.get("error") or {}
@@ -239,8 +252,13 @@ class AgentSession:
         if kind == "usage":
             raise UsageError(f"{self.node}: {message}", None)
         if kind == "driver":
-            raise NodeError(self.node, "driver", f"{self.node}: {message}", self._driver_hint(message))
-        raise NodeError(self.node, "agent", f"{self.node}: `{op}` failed: {message}", None)
+            failed = NodeError(self.node, "driver", f"{self.node}: {message}", self._driver_hint(message))
+        else:
+            failed = NodeError(self.node, "agent", f"{self.node}: `{op}` failed: {message}", None)
+        done = reply.get("result")
+        if isinstance(done, dict) and done:
+            raise PartlyDone(failed, done)
+        raise failed
 
     def _driver_hint(self, message: str) -> str:
         """What to check when the driver fails: a lost GPU, else the driver (the simulated one: its state dir)."""
@@ -320,7 +338,10 @@ class AgentSession:
     def set_power_limit(
         self, watts: float, gpus: list[int] | None = None, clamp: bool = False, timeout: float = 10.0
     ) -> list[dict[str, Any]]:
-        """Set GPU power limits; each answer is `{index, before_w, enforced_w, clamped}`."""
+        """Set GPU power limits; each answer is `{index, before_w, enforced_w, clamped}`.
+
+        A set the driver fails part-way raises `PartlyDone`, its `result["gpus"]` the answers of the GPUs already set.
+        """
         result = self.request("set_power_limit", timeout=timeout, gpus=gpus, watts=watts, clamp=clamp)
         return list(result.get("gpus") or [])
 

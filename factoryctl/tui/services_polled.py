@@ -35,6 +35,7 @@ from factoryctl.tui.services import DashboardEvent, FactorySnapshot, NodeHistory
 from factoryctl.tui.services_base import ConfiguredServices, assemble_snapshot, dashboard_event
 
 if TYPE_CHECKING:
+    from factoryctl.power.limits import LimitChange
     from factoryctl.store.sqlite import Store
     from factoryctl.transport.session import AgentSession
 
@@ -310,35 +311,42 @@ class PolledServices(ConfiguredServices):
         self.add_event(DashboardEvent(time.time(), node, "resume", f"resumed by {self._user}"))
 
     def set_power_cap(self, node: str, watts: float) -> list[dict[str, Any]]:
-        """Cap every GPU of `node` at `watts`, clamped to each GPU's range; audited with before and after."""
+        """Cap every GPU of `node` at `watts`, clamped to each GPU's range; audited with before and after.
+
+        A cap the driver fails part-way raises its error, naming the GPUs it had already changed: those are audited
+        (and in this session's events) first, as `power set` records them.
+        """
+        from factoryctl.power.limits import limit_changes, partly_changed
+        from factoryctl.transport.session import PartlyDone
+
         state = self._node(node)
         session = state.session  # the link's live session, read under its lock; None while not connected
         if session is None or state.failure is not None:
             raise NodeError(node, "agent", f"{node} is not connected: no power cap was set.", "wait until it is up.")
-        answers: list[dict[str, Any]] = session.set_power_limit(watts, None, clamp=True)
-        now = time.time()
-        if self._store is not None:
-            from factoryctl.store.rows import AuditEntry
-
-            self._store.add_audit(
-                [
-                    AuditEntry(
-                        now,
-                        node,
-                        int(a["index"]),
-                        "set",
-                        a.get("before_w"),
-                        a.get("enforced_w"),
-                        bool(a.get("clamped")),
-                        self._user,
-                        f"dashboard: {watts:g} W requested",
-                    )
-                    for a in answers
-                ]
-            )
-        enforced = sorted({float(a["enforced_w"]) for a in answers if a.get("enforced_w") is not None})
-        clamped = " (clamped)" if any(a.get("clamped") for a in answers) else ""
-        self.add_event(
-            DashboardEvent(now, node, "power_limit", f"power cap {', '.join(f'{w:.0f} W' for w in enforced)}{clamped}")
-        )
+        try:
+            answers: list[dict[str, Any]] = session.set_power_limit(watts, None, clamp=True)
+        except PartlyDone as failed:
+            changes, error = partly_changed(failed)
+            self._record_cap(changes, watts)
+            raise error from None
+        self._record_cap(limit_changes(node, answers), watts)
         return answers
+
+    def _record_cap(self, changes: list[LimitChange], watts: float) -> None:
+        """The audit entries of a dashboard cap (when there is a store) and its event; nothing when nothing changed."""
+        from factoryctl.power.limits import record_audit
+
+        if not changes:
+            return
+        if self._store is not None:
+            record_audit(self._store, changes, "set", f"dashboard: {watts:g} W requested")
+        enforced = sorted({c.enforced_w for c in changes if c.enforced_w is not None})
+        clamped = " (clamped)" if any(c.clamped for c in changes) else ""
+        self.add_event(
+            DashboardEvent(
+                time.time(),
+                changes[0].node,
+                "power_limit",
+                f"power cap {', '.join(f'{w:.0f} W' for w in enforced)}{clamped}",
+            )
+        )
