@@ -7,6 +7,9 @@ stderr; a regular file is written beside its place and renamed over it only once
 or is interrupted leaves no empty file and never empties one that was there (a device such as /dev/null is
 written directly); and the results are printed first, so a late write failure such as a full disk costs only the
 file: exit 1, saying the results above are complete. Each command keeps its own wording.
+
+The input side of `-` is here too: a file option given `-` reads stdin (`--trace -`, `--prices -`) through
+`stdin_text`, so every such option refuses a terminal or a closed stdin, and names `stdin` in its errors, alike.
 """
 
 from __future__ import annotations
@@ -28,6 +31,29 @@ from factoryctl.errors import ActionFailed, UsageError
 
 #: The output path that means standard output (the results then go to stderr).
 STDOUT = "-"
+#: The input path that means standard input (`--trace -`, `--prices -`).
+STDIN = "-"
+
+
+def stdin_text(option: str, what: str, example: str) -> str:
+    """All of stdin as UTF-8 text, for `option -`; named `stdin` in errors (`stdin:3: the trace is not UTF-8 text`).
+
+    A terminal there is a usage error (it would wait for a file typed by hand), as are a closed stdin and one that
+    cannot be read; `what` names the file in messages ("trace"), `example` is a file name for the hint.
+    """
+    from factoryctl.textfile import decode_utf8
+
+    hint = f"pipe the {what} in (`{option} - < {example}`), or give {option} its path."
+    if sys.stdin is None or sys.stdin.closed:
+        raise UsageError(f"{option} - reads the {what} from stdin, which is closed.", hint)
+    if sys.stdin.isatty():
+        raise UsageError(f"{option} - reads the {what} from stdin, which is a terminal.", hint)
+    try:
+        buffer = getattr(sys.stdin, "buffer", None)
+        data = buffer.read() if buffer is not None else sys.stdin.read().encode()
+    except OSError as exc:
+        raise UsageError(f"cannot read the {what} from stdin: {exc.strerror or exc}.", hint) from None
+    return decode_utf8(data, "stdin", what)
 
 
 @dataclass

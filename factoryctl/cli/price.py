@@ -33,21 +33,27 @@ if TYPE_CHECKING:
 app = typer.Typer(no_args_is_help=True)
 
 PRICES_OPTION = typer.Option(
-    None, "--prices", help="Prices CSV: timestamp_utc,price_per_mwh (default: power.price_source in factory.yaml)."
+    None,
+    "--prices",
+    help="Prices CSV: timestamp_utc,price_per_mwh (-: stdin; default: power.price_source in factory.yaml).",
 )
 
 
 def open_prices(ctx: typer.Context, prices: Path | None) -> tuple[PriceSource, str, Path | None]:
     """(source, how messages name it, its file if any): `--prices FILE`, else factory.yaml's `power.price_source`.
 
-    Warnings about the source (a plugin shadowing the built-in `csv`) go to stderr; a plugin that fails to load is
-    a `PriceSourceError` naming it and its package.
+    `--prices -` reads the file from stdin, once, here (`stdin` in messages; no file to name). Warnings about the
+    source (a plugin shadowing the built-in `csv`) go to stderr; a plugin that fails to load is a
+    `PriceSourceError` naming it and its package.
     """
     from factoryctl.cli.context import load
+    from factoryctl.cli.outfile import STDIN, stdin_text
     from factoryctl.errors import UsageError
     from factoryctl.power.plugins import open_price_source
     from factoryctl.power.sources import CsvPriceSource
 
+    if prices is not None and str(prices) == STDIN:
+        return CsvPriceSource("stdin", stdin_text("--prices", "prices file", "prices.csv")), "stdin", None
     if prices is not None:
         return CsvPriceSource(prices), str(prices), prices
     from factoryctl.cli.context import global_options

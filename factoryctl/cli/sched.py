@@ -145,21 +145,13 @@ def read_trace(path: Path, quiet: bool = False) -> list[Any]:
 
 def _trace_text(path: Path) -> str:
     """The trace's UTF-8 text: from the file `path`, or from stdin for `-` (a terminal there is a usage error)."""
-    from factoryctl.textfile import decode_utf8, read_utf8
+    if str(path) == STDIN:
+        from factoryctl.cli.outfile import stdin_text
 
-    if str(path) != STDIN:
-        return read_utf8(path, "trace", "check the path given to --trace.")
-    hint = "pipe the trace in (`--trace - < trace.csv`), or give --trace its path."
-    if sys.stdin is None or sys.stdin.closed:
-        raise UsageError("--trace - reads the trace from stdin, which is closed.", hint)
-    if sys.stdin.isatty():  # it would wait for a trace typed by hand
-        raise UsageError("--trace - reads the trace from stdin, which is a terminal.", hint)
-    try:
-        buffer = getattr(sys.stdin, "buffer", None)
-        data = buffer.read() if buffer is not None else sys.stdin.read().encode()
-    except OSError as exc:
-        raise UsageError(f"cannot read the trace from stdin: {exc.strerror or exc}.", hint) from None
-    return decode_utf8(data, "stdin", "trace")
+        return stdin_text("--trace", "trace", "trace.csv")
+    from factoryctl.textfile import read_utf8
+
+    return read_utf8(path, "trace", "check the path given to --trace.")
 
 
 def _open_schedule(path: Path, trace: Path) -> OutFile:

@@ -52,13 +52,16 @@ def read_csv_rows(
     file_kind: str,
     row_kind: str,
     columns_hint: str,
+    text: str | None = None,
 ) -> list[T]:
     """Each row of `path` through `parse_row`; a missing column or a row it rejects is a `UsageError` at file:line.
 
     `file_kind` and `row_kind` name the file and its rows in messages ("curve file", "curve row"); `columns_hint` is
-    the hint when a column is missing or a row is bad.
+    the hint when a column is missing or a row is bad. `text` is the file's contents when already read (from stdin:
+    `path` then only names it, `stdin`).
     """
-    text = read_utf8(path, file_kind, "check the path and that the file is readable.")
+    if text is None:
+        text = read_utf8(path, file_kind, "check the path and that the file is readable.")
     reader = csv.DictReader(io.StringIO(text, newline=""))
     try:
         return _rows(path, reader, columns, parse_row, (file_kind, row_kind, columns_hint))

@@ -140,14 +140,17 @@ class PriceFile:
     utc_offset_s: int
 
 
-def read_price_csv(path: Path) -> PriceFile:
-    """Read a prices CSV, in time order; errors name the file and line. Every command loads prices through here."""
+def read_price_csv(path: Path, text: str | None = None) -> PriceFile:
+    """Read a prices CSV, in time order; errors name the file and line. Every command loads prices through here.
+
+    `text` is the file's contents when already read (`--prices -`: `path` is then `stdin`, as errors name it).
+    """
     hint = (
         "a prices file has the header timestamp_utc,price_per_mwh and one row per interval, in time order;"
         " an unknown price is an empty field after the comma."
     )
     reader = _PriceRowReader()
-    points = read_csv_rows(path, PRICE_COLUMNS, reader, "prices file", "price row", hint)
+    points = read_csv_rows(path, PRICE_COLUMNS, reader, "prices file", "price row", hint, text)
     return PriceFile(tuple(points), reader.utc_offset_s)
 
 
@@ -156,15 +159,20 @@ class CsvPriceSource:
 
     name = "csv"
 
-    def __init__(self, path: str | Path) -> None:
-        """Remember the file; it is read on each `fetch`, so an updated file is picked up."""
+    def __init__(self, path: str | Path, text: str | None = None) -> None:
+        """Remember the file; it is read on each `fetch`, so an updated file is picked up.
+
+        `text` is the file's contents already read, once (stdin: `--prices -`), parsed on each `fetch` instead;
+        `path` then only names it in messages (`stdin`).
+        """
         self.path = Path(path)
+        self.text = text
         #: The market's clock as of the last `fetch`: the offset the file's times are written in (`PriceFile`).
         self.utc_offset_s = 0
 
     def fetch(self, start_s: int | None = None, end_s: int | None = None) -> tuple[PricePoint, ...]:
         """Prices of intervals starting in [start_s, end_s) (either end open when None), sorted by time."""
-        prices = read_price_csv(self.path)
+        prices = read_price_csv(self.path, self.text)
         self.utc_offset_s = prices.utc_offset_s
         return tuple(
             p
