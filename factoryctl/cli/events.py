@@ -93,7 +93,8 @@ def events_command(
         found = store.events(start, names, limit + 1, kind)  # one more tells whether --limit cut anything
         cut, found = len(found) > limit, found[-limit:]  # oldest first: the newest `limit`
         if not follow:
-            emit(render_listing([e.as_json() for e in found], [], EVENT_COLUMNS, output, no_header))
+            items = [e.as_json() for e in found]
+            emit(render_listing(items, [], EVENT_COLUMNS, output, no_header, event_fields()))
             _say_if_cut(cut, limit, "events", context.global_options(ctx)[1])
             return
         _follow(store, found, names, kind, output, no_header, max(config.interval_s, 0.5))
@@ -127,7 +128,8 @@ def audit_command(
     finally:
         store.close()
     cut, found = len(found) > limit, found[-limit:]
-    emit(render_listing([_audit_item(e) for e in found], [], AUDIT_COLUMNS, output, no_header))
+    items = [_audit_item(e) for e in found]
+    emit(render_listing(items, [], AUDIT_COLUMNS, output, no_header, audit_fields()))
     _say_if_cut(cut, limit, "audit entries", context.global_options(ctx)[1])
 
 
@@ -137,6 +139,20 @@ def _say_if_cut(cut: bool, limit: int, what: str, quiet: bool) -> None:
 
     if cut and not quiet:
         sys.stderr.write(f"factoryctl: only the newest {limit:,} {what} are shown; --limit shows more.\n")
+
+
+def event_fields() -> list[str]:
+    """The keys of an event item (`Event.as_json`), read off a blank event: the CSV header when none is listed."""
+    from factoryctl.store.rows import Event
+
+    return list(Event(0.0, "", "").as_json())
+
+
+def audit_fields() -> list[str]:
+    """The keys of an audit item (`_audit_item`), read off a blank entry: the CSV header when none is listed."""
+    from factoryctl.store.rows import AuditEntry
+
+    return list(_audit_item(AuditEntry(0.0, "", 0, "", None, None)))
 
 
 def _audit_item(entry: AuditEntry) -> dict[str, Any]:
@@ -201,7 +217,8 @@ def _follow(
 class FollowedEventPrinter:
     """How `events --follow` prints each batch: JSON lines (-o json/yaml), CSV rows, or table rows.
 
-    CSV names its columns once, over the first events that come; a table prints its header even with no events.
+    CSV names its columns once, before the first events (at once: a parser finds them even while none comes); a
+    table prints its header even with no events.
     """
 
     def __init__(self, output: OutputFormat, no_header: bool) -> None:
@@ -220,9 +237,10 @@ class FollowedEventPrinter:
             ascii_only = not stdout_takes_unicode()
             emit("".join(json.dumps(e.as_json(), ensure_ascii=ascii_only) + "\n" for e in batch))
         elif output is OutputFormat.csv:
-            if batch:
-                emit(render_csv([e.as_json() for e in batch], self._csv_header))
-                self._csv_header = False
+            text = render_csv([e.as_json() for e in batch], self._csv_header, event_fields())
+            if text:
+                emit(text)
+            self._csv_header = False
         elif batch or header:
             emit(render_table([e.as_json() for e in batch], EVENT_COLUMNS, output is OutputFormat.wide, header))
 

@@ -326,6 +326,10 @@ def _json_error(error: NodeError) -> dict[str, Any]:
     return entry
 
 
+#: The keys of an exec item (`_json_item`), in order: the CSV header when no node ran the command.
+EXEC_FIELDS = ("node", "exit_code", "stdout", "stderr", "duration_s")
+
+
 def _json_item(item: dict[str, Any]) -> dict[str, Any]:
     return {
         "node": item["node"],
@@ -440,7 +444,7 @@ def print_outcomes(
     if structured is OutputFormat.csv:  # one row per node that ran the command; failures on stderr, as for tables
         from factoryctl.cli.render import render_csv
 
-        emit(render_csv([_json_item(i) for i in items], header=not no_header))
+        emit(render_csv([_json_item(i) for i in items], not no_header, EXEC_FIELDS))
     elif structured is not None:
         document = {
             "schema_version": 1,

@@ -50,6 +50,15 @@ GPU_COLUMNS = (
 )
 
 
+def gpu_fields() -> list[str]:
+    """The keys of a GPU item (`GpuSample.as_json`, one per field): the CSV header of a listing with no GPUs."""
+    from dataclasses import fields
+
+    from factoryctl.model.telemetry import GpuSample
+
+    return [f.name for f in fields(GpuSample)]
+
+
 def gpu_items(samples: Sequence[NodeSample], gpus: list[int] | None) -> list[dict[str, Any]]:
     """The listing items: one per GPU of every node that answered."""
     return [gpu.as_json() for sample in samples for gpu in sample.gpus if gpus is None or gpu.index in gpus]
@@ -109,4 +118,4 @@ def register(app: typer.Typer) -> None:
 
         from factoryctl.cli.listing import show_listing
 
-        raise typer.Exit(show_listing(produce, GPU_COLUMNS, output, no_header, watch, interval))
+        raise typer.Exit(show_listing(produce, GPU_COLUMNS, output, no_header, watch, interval, gpu_fields()))

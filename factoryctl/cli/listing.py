@@ -52,16 +52,18 @@ def show_listing(
     no_header: bool,
     watch: bool = False,
     interval: float = 2.0,
+    fields: Sequence[str] = (),
 ) -> int:
     """Produce and print a listing once (or until Ctrl-C with --watch); return the exit status.
 
-    Ctrl-C is how every `--watch` ends, and it ends it as Ctrl-C ends any command: 130 (docs/cli.md, Exit codes).
+    `fields` are the items' JSON keys: the CSV header when there are no items (`render_csv`). Ctrl-C is how every
+    `--watch` ends, and it ends it as Ctrl-C ends any command: 130 (docs/cli.md, Exit codes).
     """
     if not watch:
-        return _show_once(produce, columns, output, no_header, clear=False)
+        return _show_once(produce, columns, output, no_header, clear=False, fields=fields)
     try:
         while True:
-            _show_once(produce, columns, output, no_header, clear=True, interval=interval)
+            _show_once(produce, columns, output, no_header, clear=True, interval=interval, fields=fields)
             pause_while_read(interval)
     except KeyboardInterrupt:
         return int(ExitCode.INTERRUPTED)
@@ -74,9 +76,10 @@ def _show_once(
     no_header: bool,
     clear: bool,
     interval: float = 2.0,
+    fields: Sequence[str] = (),
 ) -> int:
     items, errors = produce()
-    text = render_listing(items, [e.as_json() for e in errors], columns, output, no_header)
+    text = render_listing(items, [e.as_json() for e in errors], columns, output, no_header, fields)
     if clear and sys.stdout.isatty():
         text = "\x1b[H\x1b[2J" + watch_header(interval, time.time()) + "\n\n" + text
     emit(text)

@@ -244,7 +244,7 @@ def history_command(
     # with --since the whole series is read, as `price show` reads it, and both judge every row alike.
     listed = rows_overlapping(times, lasts, -math.inf if start is None else start, end)
     items = [_item(points[i].timestamp_s, points[i].price_per_mwh) for i in listed]
-    emit(render_listing(items, [], PRICE_COLUMNS, output, no_header))
+    emit(render_listing(items, [], PRICE_COLUMNS, output, no_header, list(_item(0, None))))
     if start is not None and points:
         _warn_if_ended(where, times[-1] + lasts[-1], min(time.time(), math.inf if end is None else end))
 

@@ -161,17 +161,18 @@ def render_table(items: Sequence[dict[str, Any]], columns: Sequence[Column], wid
     return "\n".join(lines) + "\n"
 
 
-def render_csv(items: Sequence[dict[str, Any]], header: bool) -> str:
+def render_csv(items: Sequence[dict[str, Any]], header: bool, fields: Sequence[str] = ()) -> str:
     """The items as CSV, for scripts migrating from `nvidia-smi --query-gpu=... --format=csv`.
 
     The header is the items' JSON keys in order (keys only some items have come after, in first-seen order); one row
     per item of raw values (`csv_value`); RFC 4180 quoting by the csv module, lines ending in a newline as Unix tools
-    expect. No items, no output: there is no key to name.
+    expect. No items: the header alone, of the listing's `fields` (its JSON keys, as its items would have them), so
+    a script's CSV parser still finds its columns; nothing when the fields are not given.
     """
     import csv
     import io
 
-    keys = list(dict.fromkeys(key for item in items for key in item))
+    keys = list(dict.fromkeys(key for item in items for key in item)) if items else list(fields)
     if not keys:
         return ""
     out = io.StringIO()
@@ -232,14 +233,15 @@ def render_listing(
     columns: Sequence[Column],
     output: OutputFormat,
     no_header: bool = False,
+    fields: Sequence[str] = (),
 ) -> str:
-    """Render a listing in the requested form."""
+    """Render a listing in the requested form; `fields` (its items' JSON keys) head a CSV with no items."""
     if output is OutputFormat.json:
         return dump_json(listing_document(items, errors))
     if output is OutputFormat.yaml:
         return dump_yaml(listing_document(items, errors))
     if output is OutputFormat.csv:
-        return render_csv(items, header=not no_header)
+        return render_csv(items, not no_header, fields)
     return render_table(items, columns, wide=output is OutputFormat.wide, header=not no_header)
 
 

@@ -63,6 +63,13 @@ def _at(value: object) -> float:
     )
 
 
+#: The keys of a job item (`_item`), in order: the CSV header when no job is listed.
+JOB_FIELDS = (
+    "id", "state", "num_gpus", "submit_s", "start_s", "waited_s", "allocation", "reserved_start_s", "reserved_nodes",
+    "reason",
+)  # fmt: skip
+
+
 def _item(job: Any) -> dict[str, Any]:
     """A job's JSON/table item."""
     return {
@@ -122,7 +129,7 @@ def register(sched_app: typer.Typer) -> None:
             warn_skipped(found.rejected, jobs, gpus_per_node)
         if not found.jobs and not context.global_options(ctx)[1]:  # a note, as read_trace's: not under -q
             _say_why_empty(jobs, at, found)
-        emit(render_listing([_item(j) for j in found.jobs], [], COLUMNS, output, no_header))
+        emit(render_listing([_item(j) for j in found.jobs], [], COLUMNS, output, no_header, JOB_FIELDS))
 
 
 def _say_why_empty(jobs: list[Any], at: float, found: Any) -> None:

@@ -176,7 +176,10 @@ def _show_history(found: Sequence[Series], bucketed: bool, output: OutputFormat,
     if output in (OutputFormat.json, OutputFormat.yaml):
         emit(render_listing([_series_item(s, bucketed) for s in found], [], HISTORY_COLUMNS, output))
     else:
-        emit(render_listing([_series_row(s) for s in found], [], HISTORY_COLUMNS, output, no_header))
+        from factoryctl.store.rows import Series  # at run time: the module imports it for types only
+
+        fields = list(_series_row(Series("", 0, "")))  # a blank series' row: the CSV header when none is found
+        emit(render_listing([_series_row(s) for s in found], [], HISTORY_COLUMNS, output, no_header, fields))
 
 
 #: The most points `history` returns without `--step`: about 1 KB of memory each while rendered (3 GB for 2.9 M
@@ -265,6 +268,8 @@ ENERGY_COLUMNS = (
     Column("from", "FROM", wide_only=True),
     Column("to", "TO", wide_only=True),
 )
+#: The keys of an energy item, in order (the CSV header when no node has energy in the window).
+ENERGY_FIELDS = ("node", "gpus", "energy_kwh", "cost", "source", "from", "to", "per_gpu")
 #: The order the parts of an energy `source` are named in (docs/telemetry.md): older history first.
 ENERGY_SOURCES = ("rollup", "counter", "power")
 
@@ -325,4 +330,4 @@ def energy(
                 "per_gpu": [{"gpu": g, "energy_kwh": j / 3.6e6} for g, j, _ in per_gpu],
             }
         )
-    emit(render_listing(items, [], ENERGY_COLUMNS, output, no_header))
+    emit(render_listing(items, [], ENERGY_COLUMNS, output, no_header, ENERGY_FIELDS))
