@@ -10,6 +10,7 @@ tools need are here; a test checks each one against the installed nvidia-ml-py's
 from __future__ import annotations
 
 import os
+import re
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
@@ -61,6 +62,8 @@ nvmlEventTypeDoubleBitEccError = 0x2
 nvmlEventTypeXidCriticalError = 0x8
 nvmlEventTypeNone = 0x0
 
+#: The driver version reported unless `configure(driver_version=...)` chose another (an older driver's nvidia-smi
+#: knows fewer --query-gpu properties: factoryctl.sim.smi).
 DRIVER_VERSION = "550.90.07"
 
 # GPU field (docs/cli.md names) -> the NVML functions that answer NOT_SUPPORTED when the inventory lists it
@@ -90,6 +93,7 @@ UNSUPPORTABLE_FIELDS: Dict[str, Tuple[str, ...]] = {
 }
 
 _settings: Dict[str, Any] = {}
+_driver_version: Optional[str] = None
 _node: Optional[SimNode] = None
 _refcount = 0
 _unsupported: frozenset[str] = frozenset()
@@ -119,9 +123,15 @@ def configure(
     unsupported: Optional[Sequence[str]] = None,
     workload: Optional[str] = None,
     clock: Optional[Callable[[], float]] = None,
+    driver_version: Optional[str] = None,
 ) -> None:
-    """Choose the simulated node `nvmlInit` opens (not part of pynvml). ValueError on a bad profile or field."""
-    global _node, _refcount
+    """Choose the simulated node `nvmlInit` opens (not part of pynvml). ValueError on a bad profile or field.
+
+    `driver_version` (such as "525.147.05") is the version the driver reports, DRIVER_VERSION when None.
+    """
+    global _node, _refcount, _driver_version
+    if driver_version is not None and not re.fullmatch(r"\d+\.\d+(\.\d+)?", driver_version):
+        raise ValueError(f"{driver_version!r} is not a driver version such as {DRIVER_VERSION}")
     if unsupported is not None:
         unsupported_functions(unsupported)
     if profile is not None:
@@ -131,7 +141,7 @@ def configure(
         node=node, state_dir=state_dir, factory=factory, profile=profile, gpus=gpus, seed=seed,
         unsupported=None if unsupported is None else list(unsupported), workload=workload, clock=clock,
     )  # fmt: skip
-    _node, _refcount = None, 0
+    _node, _refcount, _driver_version = None, 0, driver_version
 
 
 def sim_node() -> SimNode:
@@ -181,9 +191,9 @@ def nvmlErrorString(result: int) -> str:
 
 
 def nvmlSystemGetDriverVersion() -> str:
-    """A plausible driver version string."""
+    """The driver version string: DRIVER_VERSION, or the one `configure` chose."""
     sim_node()
-    return DRIVER_VERSION
+    return _driver_version or DRIVER_VERSION
 
 
 def nvmlDeviceGetCount() -> int:

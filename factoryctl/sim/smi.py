@@ -6,10 +6,12 @@ It answers the forms factoryctl (and operators' scripts) use, from the same pers
     python -m factoryctl.sim.smi --node N ... -i IDX -pl WATTS      (out of range: refused, exit 2, nothing changed)
     python -m factoryctl.sim.smi --node N ... -L [-i IDX]
 
-`--node/--state-dir/--factory` may come from FACTORYCTL_SIM_NODE / _STATE_DIR / _FACTORY instead, and
-`write_shim()` writes an executable `nvidia-smi` script with them baked in, to put first on a PATH. Every value is
-read through `factoryctl.sim.nvml`, so an unsupported field prints `[N/A]` and a lost GPU `[GPU is lost]`, as the
-real tool does.
+`--node/--state-dir/--factory/--driver-version` may come from FACTORYCTL_SIM_NODE / _STATE_DIR / _FACTORY /
+_DRIVER_VERSION instead, and `write_shim()` writes an executable `nvidia-smi` script with them baked in, to put first
+on a PATH. Every value is read through `factoryctl.sim.nvml`, so an unsupported field prints `[N/A]` and a lost GPU
+`[GPU is lost]`, as the real tool does. The driver version decides which property names exist, as it does for the
+real tool: before R535 the clock event reasons are only `clocks_throttle_reasons.*`, and `clocks_event_reasons.*`
+is not a valid field (so the fallback's handling of older drivers is tested too).
 """
 
 from __future__ import annotations
@@ -90,6 +92,9 @@ ALIASES = {
     "clocks.current.sm": "clocks.sm",
     "clocks.current.memory": "clocks.mem",
 }
+#: The first driver branch whose nvidia-smi knows the clock event reasons as `clocks_event_reasons.*` (R535 renamed
+#: `clocks_throttle_reasons.*`, still accepted after it); before it, those names are not valid fields.
+EVENT_REASONS_SINCE = 535
 
 
 class SmiError(Exception):
@@ -131,8 +136,10 @@ def query(fields_csv: str, fmt: str, selector: Optional[str]) -> str:
     if not options or options[0] != "csv" or any(o not in ("csv", "noheader", "nounits") for o in options):
         raise SmiError(f'"{fmt}" is not a valid format: use csv[,noheader][,nounits].', 2)
     names = [f.strip() for f in fields_csv.split(",") if f.strip()]
+    branch = int(nvml.nvmlSystemGetDriverVersion().split(".")[0])
     for name in names:
-        if ALIASES.get(name, name) not in FIELDS:
+        renamed_later = name.startswith("clocks_event_reasons.") and branch < EVENT_REASONS_SINCE
+        if ALIASES.get(name, name) not in FIELDS or renamed_later:
             raise SmiError(f'Field "{name}" is not a valid field to query.', 2)
     units = "nounits" not in options
     lines = []
@@ -202,6 +209,7 @@ def _parse(argv: List[str]) -> Dict[str, Optional[str]]:
     takes_value = {
         "--node": "node", "--state-dir": "state_dir", "--factory": "factory", "--query-gpu": "query",
         "--format": "format", "-i": "id", "--id": "id", "-pl": "pl", "--power-limit": "pl",
+        "--driver-version": "driver_version",
     }  # fmt: skip
     i = 0
     while i < len(argv):
@@ -233,7 +241,11 @@ def main(argv: Optional[List[str]] = None) -> int:
             )
         state_dir = opts.get("state_dir") or os.environ.get("FACTORYCTL_SIM_STATE_DIR")
         factory = opts.get("factory") or os.environ.get("FACTORYCTL_SIM_FACTORY") or "default"
-        nvml.configure(node=node, state_dir=state_dir, factory=factory)
+        driver = opts.get("driver_version") or os.environ.get("FACTORYCTL_SIM_DRIVER_VERSION")
+        try:
+            nvml.configure(node=node, state_dir=state_dir, factory=factory, driver_version=driver)
+        except ValueError as exc:
+            raise SmiError(f"Invalid driver version: {exc}.", 2) from None
         nvml.nvmlInit()
         if opts.get("pl") is not None:
             text = set_power_limit(str(opts["pl"]), opts.get("id"))
@@ -256,11 +268,17 @@ def write_shim(
     state_dir: Optional[str] = None,
     factory: str = "default",
     python: Optional[str] = None,
+    driver_version: Optional[str] = None,
 ) -> Path:
-    """Write an executable `nvidia-smi` script at `path` that runs this shim for `node` (put its dir first on PATH)."""
+    """Write an executable `nvidia-smi` script at `path` that runs this shim for `node` (put its dir first on PATH).
+
+    `driver_version` (such as "525.147.05") makes it the nvidia-smi of that driver; the simulated default otherwise.
+    """
     argv = [python or sys.executable, "-m", "factoryctl.sim.smi", "--node", node, "--factory", factory]
     if state_dir is not None:
         argv += ["--state-dir", str(state_dir)]
+    if driver_version is not None:
+        argv += ["--driver-version", driver_version]
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(f'#!/bin/sh\nexec {shlex.join(argv)} "$@"\n', encoding="utf-8")

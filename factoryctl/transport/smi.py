@@ -4,7 +4,9 @@
 `AgentSession`, and answers each request by running nvidia-smi on the node (`--query-gpu=... --format=csv,noheader,
 nounits` for samples, `-i N -pl W` for limits). So everything above the transport is unchanged; the hello says
 `backend: smi`. Telemetry is read-only apart from power limits; fields nvidia-smi cannot give (the energy counter,
-slowdown temperature, processes) are null with a reason, never invented.
+slowdown temperature, processes) are null with a reason, never invented. A stream samples as the agent's does: the
+first sample at once, then on wall-clock multiples of the interval (factoryctl.agent.schedule), a failed poll sent as
+an error sample and the stream going on.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ import time
 from typing import IO, Any, cast
 
 from factoryctl.agent.sampler import reason_names
+from factoryctl.agent.schedule import next_due, read_clocks
 from factoryctl.errors import NodeError
 from factoryctl.transport.session import PROTOCOL_VERSION, AgentSession
-from factoryctl.transport.ssh import SshConnection
+from factoryctl.transport.ssh import SshConnection, lost_connection
 
 #: (nvidia-smi --query-gpu property, GPU field, type); the docstring of each GPU field names the same property.
 QUERY: tuple[tuple[str, str, type], ...] = (
@@ -40,6 +43,10 @@ QUERY: tuple[tuple[str, str, type], ...] = (
     ("clocks_event_reasons.active", "throttle_reasons", str),
     ("ecc.errors.uncorrected.volatile.total", "ecc_uncorrected", int),
 )
+#: The clock event reasons' property by its two names. nvidia-smi before driver R535 knows only the second, and
+#: refuses the whole query for the first ("not a valid field"); R535 renamed it and still takes the old name. A bridge
+#: asks for the first, and once a node's nvidia-smi refuses the name asked for, for the other from then on.
+REASON_NAMES = ("clocks_event_reasons.active", "clocks_throttle_reasons.active")
 #: GPU fields nvidia-smi's query interface does not offer.
 NOT_QUERIED = ("energy_j", "temperature_slowdown_c", "processes")
 _MISSING = ("[N/A]", "N/A", "[Not Supported]", "Not Supported", "[Unknown Error]", "")
@@ -99,6 +106,8 @@ class SmiBridge:
         self.reason = reason
         #: Why nvidia-smi could not serve the hello (None while it works).
         self.error: str | None = None
+        #: The name this node's nvidia-smi knows the clock event reasons by (one of REASON_NAMES).
+        self.reasons_name = REASON_NAMES[0]
         self._streams: dict[int, threading.Event] = {}
         self._write_lock = threading.Lock()
         request_r, request_w = os.pipe()
@@ -108,15 +117,21 @@ class SmiBridge:
         self._session_in = os.fdopen(request_w, "wb")
         self._session_out = os.fdopen(reply_r, "rb")
 
+    def serve(self) -> tuple[IO[bytes], IO[bytes]]:
+        """Start serving; returns the client's ends of the pipes: (requests, replies), the hello queued on the latter."""
+        threading.Thread(target=self._serve, daemon=True, name=f"smi-{self.node}").start()
+        return cast("IO[bytes]", self._session_in), cast("IO[bytes]", self._session_out)
+
     def session(self) -> AgentSession:
         """Start serving and return the client session (its hello is already queued)."""
-        threading.Thread(target=self._serve, daemon=True, name=f"smi-{self.node}").start()
-        return AgentSession(
-            self.node,
-            cast("IO[bytes]", self._session_in),
-            cast("IO[bytes]", self._session_out),
-            stderr_tail=lambda: self.reason,
-        )
+        requests, replies = self.serve()
+        return AgentSession(self.node, requests, replies, stderr_tail=lambda: self.reason, cut_off=self._lost)
+
+    def _lost(self) -> NodeError | None:
+        """Why the bridge's replies ended, when it was the connection: the session says so, not "the agent exited"."""
+        if self.connection.transport.is_active():
+            return None
+        return lost_connection(self.node, f"to {self.connection.target.label}")
 
     # ------------------------------------------------------------------ serving
 
@@ -151,13 +166,15 @@ class SmiBridge:
 
     def _answer(self, request: dict[str, Any]) -> None:
         rid, op = request.get("id"), request.get("op")
+        stream: threading.Thread | None = None
         try:
             if op == "sample":
                 result: dict[str, Any] = self._sample()
             elif op in ("set_power_limit", "reset_power_limit"):
                 result = self._set_limits(request, reset=op == "reset_power_limit")
             elif op == "stream":
-                result = self._start_stream(int(rid or 0), float(request.get("interval_s") or 1.0))
+                stream = self._new_stream(int(rid or 0), float(request.get("interval_s") or 1.0))
+                result = {"streaming": True}
             elif op == "stop":
                 self._streams.pop(int(request.get("stream") or 0), threading.Event()).set()
                 result = {"stopped": True}
@@ -170,6 +187,8 @@ class SmiBridge:
             self._send({"id": rid, "ok": False, "error": {"kind": "driver", "message": exc.message}})
             return
         self._send({"id": rid, "ok": True, "result": result})
+        if stream is not None:
+            stream.start()  # after the reply, which its first sample must not overtake
 
     def _smi(self, args: list[str]) -> str:
         done = self.connection.run(["nvidia-smi", *args], timeout=self.timeout)
@@ -179,25 +198,65 @@ class SmiBridge:
         return done.stdout.decode("utf-8", "replace")
 
     def _query(self) -> list[dict[str, Any]]:
-        fields = ",".join(name for name, _, _ in QUERY)
+        """Every GPU, the clock event reasons asked for by the name this node's nvidia-smi knows (found out once)."""
+        name = self.reasons_name
+        try:
+            return self._query_as(name)
+        except NodeError as exc:
+            if f'"{name}" is not a valid field' not in exc.message:
+                raise
+        self.reasons_name = next(other for other in REASON_NAMES if other != name)
+        return self._query_as(self.reasons_name)
+
+    def _query_as(self, reasons_name: str) -> list[dict[str, Any]]:
+        fields = ",".join(reasons_name if name in REASON_NAMES else name for name, _, _ in QUERY)
         return parse_query(self._smi([f"--query-gpu={fields}", "--format=csv,noheader,nounits"]))
 
     def _sample(self) -> dict[str, Any]:
         return {"time": time.time(), "backend": "smi", "gpus": self._query(), "host": {}}
 
-    def _start_stream(self, rid: int, interval: float) -> dict[str, Any]:
+    def _new_stream(self, rid: int, interval: float) -> threading.Thread:
+        """The thread of stream `rid`, registered for `stop` (the caller starts it once the reply is sent)."""
         stop = threading.Event()
         self._streams[rid] = stop
+        return threading.Thread(
+            target=self._stream, args=(rid, interval, stop), daemon=True, name=f"smi-stream-{self.node}"
+        )
 
-        def loop() -> None:
-            while not stop.wait(interval):
-                try:
-                    self._send({"id": rid, "type": "sample", "result": self._sample()})
-                except (OSError, ValueError, NodeError):
-                    return
+    def _stream(self, rid: int, interval: float, stop: threading.Event) -> None:
+        """Sample now, then on wall-clock multiples of the interval, as every agent does (factoryctl.agent.schedule).
 
-        threading.Thread(target=loop, daemon=True, name=f"smi-stream-{self.node}").start()
-        return {"streaming": True}
+        A failed poll (nvidia-smi timed out, a busy driver) is sent as an error sample and the stream goes on, as the
+        agent's does: it used to end the stream without a word, the node down only at the link's stall timeout. It
+        ends when the session's pipe is gone, or, when the connection is lost, ends the bridge, which the session
+        reports as the lost connection (`_lost`): a poll over a dead connection would only fail again.
+        """
+        due = time.monotonic()
+        while not stop.is_set():
+            message = self._stream_sample(rid)
+            if stop.is_set():
+                return
+            if "error" in message and not self.connection.transport.is_active():
+                with self._write_lock:
+                    self._replies.close()
+                return
+            try:
+                self._send(message)
+            except (OSError, ValueError):  # the session closed its end
+                return
+            mono_now, wall_now, spread = read_clocks(time.monotonic, time.time)
+            due = next_due(due, mono_now, wall_now, interval, spread)
+            stop.wait(max(0.0, due - time.monotonic()))
+
+    def _stream_sample(self, rid: int) -> dict[str, Any]:
+        """A stream's sample message: the sample, or the error of the poll (agent protocol, `stream`)."""
+        try:
+            return {"id": rid, "type": "sample", "result": self._sample()}
+        except NodeError as exc:
+            error = {"kind": exc.kind, "message": exc.message}
+        except ValueError as exc:  # output nvidia-smi should never print (parse_query)
+            error = {"kind": "driver", "message": f"nvidia-smi's output could not be read ({exc})"}
+        return {"id": rid, "type": "sample", "ok": False, "error": error}
 
     def _set_limits(self, request: dict[str, Any], reset: bool) -> dict[str, Any]:
         gpus = self._query()
