@@ -35,6 +35,11 @@ def _watts(milliwatts: int) -> str:
     return f"{milliwatts / 1000.0:.2f}"
 
 
+def _bus_id(index: int) -> str:
+    """The PCI bus id nvidia-smi names GPU `index` by (known without asking the GPU, so a lost one is named too)."""
+    return "00000000:%02X:00.0" % (0x18 + 0x10 * index)
+
+
 def _reason(bit: int) -> _Getter:
     return lambda h: "Active" if nvml.nvmlDeviceGetCurrentClocksEventReasons(h) & bit else "Not Active"
 
@@ -44,7 +49,7 @@ FIELDS: Dict[str, Tuple[str, _Getter]] = {
     "index": ("", lambda h: str(nvml.nvmlDeviceGetIndex(h))),
     "name": ("", nvml.nvmlDeviceGetName),
     "uuid": ("", nvml.nvmlDeviceGetUUID),
-    "pci.bus_id": ("", lambda h: "00000000:%02X:00.0" % (0x18 + 0x10 * nvml.nvmlDeviceGetIndex(h))),
+    "pci.bus_id": ("", lambda h: _bus_id(nvml.nvmlDeviceGetIndex(h))),
     "driver_version": ("", lambda h: nvml.nvmlSystemGetDriverVersion()),
     "count": ("", lambda h: str(nvml.nvmlDeviceGetCount())),
     "pstate": ("", lambda h: "P0" if nvml.nvmlDeviceGetUtilizationRates(h).gpu else "P8"),
@@ -168,11 +173,11 @@ def set_power_limit(watts_text: str, selector: Optional[str]) -> str:
     plan = []
     for index in _indexes(selector):
         handle = nvml.nvmlDeviceGetHandleByIndex(index)
-        bus = FIELDS["pci.bus_id"][1](handle)
+        bus = _bus_id(index)
         try:
             low, high = nvml.nvmlDeviceGetPowerManagementLimitConstraints(handle)
         except nvml.NVMLError as exc:
-            raise SmiError(f"Unable to query the power limit range of GPU {bus}: {exc}", 15) from None
+            raise _driver_failed(f"Unable to query the power limit range of GPU {bus}", bus, exc) from None
         if not low <= watts * 1000 <= high:
             raise SmiError(
                 f"Provided power limit {watts:.2f} W is not a valid power limit which should be between "
@@ -182,14 +187,27 @@ def set_power_limit(watts_text: str, selector: Optional[str]) -> str:
         plan.append((handle, bus))
     out = []
     for handle, bus in plan:
-        before = nvml.nvmlDeviceGetEnforcedPowerLimit(handle)
         try:
+            before = nvml.nvmlDeviceGetEnforcedPowerLimit(handle)
             nvml.nvmlDeviceSetPowerManagementLimit(handle, round(watts * 1000))
         except nvml.NVMLError as exc:
-            raise SmiError(f"Failed to set power limit for GPU {bus}: {exc}", 15) from None
+            raise _driver_failed(f"Failed to set power limit for GPU {bus}", bus, exc) from None
         out.append(f"Power limit for GPU {bus} was set to {watts:.2f} W from {before / 1000:.2f} W.")
     out.append("All done.")
     return "\n".join(out) + "\n"
+
+
+def _driver_failed(said: str, bus: str, exc: nvml.NVMLError) -> SmiError:
+    """nvidia-smi's refusal (exit 15) when the driver fails GPU `bus`: `said: <error>`, a lost GPU as the tool says it.
+
+    A GPU lost between the range check and its set (it fell off the bus) used to end the shim with a traceback.
+    """
+    if exc.value == nvml.NVML_ERROR_GPU_IS_LOST:
+        lost = (
+            f"Unable to determine the device handle for GPU {bus}: GPU is lost. Reboot the system to recover this GPU"
+        )
+        return SmiError(lost, 15)
+    return SmiError(f"{said}: {exc}", 15)
 
 
 def list_gpus(selector: Optional[str] = None) -> str:

@@ -124,15 +124,25 @@ class SimNode:
         self._cursors = [Cursor(float(c["time"]), float(c["energy_j"]), float(c["temperature_c"])) for c in checkpoints]
 
     def _refresh(self) -> None:
-        """Pick up changes another process wrote since we last looked (one stat call when nothing changed)."""
+        """Pick up changes another process wrote since we last looked (one stat call when nothing changed).
+
+        A file that cannot be read or repaired now (its lock cannot be taken: a failing disk) fails this read, as a
+        driver call fails, and is tried again at the next one: taken as read, it left the node without GPUs (every
+        later read a KeyError) until the process ended.
+        """
         identity = stat_identity(self.path)
         if identity is not None and identity != self._identity:
-            self._load()
-            if not self._data or self._has_bad_limit():  # unusable or hand-edited: repair it under the lock
-                with FileLock(self.lock_path):
-                    repaired = self._load_checked()
-                    if self._reconcile(KEEP) or repaired:
-                        self._write()
+            known = self._data, self._identity
+            try:
+                self._load()
+                if not self._data or self._has_bad_limit():  # unusable or hand-edited: repair it under the lock
+                    with FileLock(self.lock_path):
+                        repaired = self._load_checked()
+                        if self._reconcile(KEEP) or repaired:
+                            self._write()
+            except BaseException:
+                self._data, self._identity = known
+                raise
             self._rebuild()
 
     def _has_bad_limit(self) -> bool:

@@ -78,6 +78,8 @@ class NodeHealth:
     recorded: bool = False
     #: Until when silence is not judged (`awaiting_stream`); None: judged as usual.
     hold_until: float | None = None
+    #: Whether a failure was reported since the last sample: its reason stays the node's when silence takes it down.
+    failing: bool = False
 
     def __post_init__(self) -> None:
         if self.message is None:
@@ -87,7 +89,7 @@ class NodeHealth:
         """A sample arrived (at its agent's time); returns the change to record, if any."""
         if self.last_seen is None or at > self.last_seen:
             self.last_seen = at
-        self.hold_until = None
+        self.hold_until, self.failing = None, False
         return self._become("up", at, None, None)
 
     def awaiting_stream(self, at: float, grace_s: float = RECONNECT_GRACE_S) -> None:
@@ -110,7 +112,7 @@ class NodeHealth:
         not predate it.
         """
         was = self.error
-        self.error, self.message, self.hold_until = kind, message, None
+        self.error, self.message, self.hold_until, self.failing = kind, message, None, True
         change = self._become(self._state_at(at, failed=True), at, kind, message)
         if change is None and self.state == "down" and (kind != was or not self.recorded):
             self.since, self.recorded = at, True  # the recorded state dates from its reason, as every other change
@@ -118,7 +120,11 @@ class NodeHealth:
         return change
 
     def tick(self, now: float) -> NodeState | None:
-        """Time passed with no sample: degrade, then go down after three missed samples."""
+        """Time passed with no sample: degrade, then go down after three missed samples.
+
+        A node failing (its link broke, its agent sends errors instead of samples) goes down with that reason, not
+        "3 samples missed": `nodes` and the `node_down` event say what is wrong with it.
+        """
         if self.state == "down" or (self.hold_until is not None and now < self.hold_until):
             return None
         state = self._state_at(now)
@@ -126,6 +132,8 @@ class NodeHealth:
             return None
         missed = missed_samples(self.last_seen, now, self.interval_s)
         said = f"{self.node}: {missed} sample{'' if missed == 1 else 's'} missed."
+        if self.failing and self.message:
+            said = self.message
         return self._become(state, now, self.error or "timeout", said)
 
     def _state_at(self, now: float, failed: bool = False) -> str:

@@ -6,7 +6,10 @@ and it is rebuilt after an exponential backoff with jitter, so a flapping node o
 the controller hammer sshd. A new interval (a reload) is applied on the link's session: its stream is stopped and
 started again, so 2,000 nodes are not reconnected, nor 1,800 unreachable ones made to retry at once. Samples go to a
 `SampleSink` from the session's reader thread: the controller's store writer, or the dashboard's per-node state when
-it collects on its own (one reconnect loop for both).
+it collects on its own (one reconnect loop for both). A sample the agent could not take (its driver failed) is
+reported to the sink as a failure with the agent's reason, and is not heard: a node whose agent only sends errors is
+judged as failing, and its link is rebuilt on a fresh agent once no good sample has come for as long as a silent
+link is given.
 """
 
 from __future__ import annotations
@@ -126,6 +129,8 @@ class NodeLink:
         self._retired = False
         self._got_sample = threading.Event()
         self._last_heard = 0.0
+        #: Why the agent's latest sample failed, and when (monotonic), while no good sample came after it.
+        self._sample_error: tuple[NodeError, float] | None = None
         self.connects = 0
         self.start_failed = False  # `start` found no thread to run on
         #: True while connecting and starting the stream: what `stop()` cannot cut short (an SSH handshake).
@@ -186,8 +191,16 @@ class NodeLink:
         if self._retired:
             return
         self._last_heard = time.monotonic()
+        self._sample_error = None
         self._got_sample.set()
         self._sink.offer(sample)
+
+    def _on_sample_error(self, error: NodeError) -> None:
+        """The agent could not take a sample: the node is reported failing with why; its silence goes on counting."""
+        if self._retired:
+            return
+        self._sample_error = (error, time.monotonic())
+        self._sink.link_failed(self.node.name, error)
 
     def _run(self) -> None:
         attempt = 0
@@ -204,8 +217,8 @@ class NodeLink:
 
     def _session_once(self) -> bool:
         """Connect, stream until something breaks or we are stopped; True if samples flowed."""
-        name = self.node.name
         self._got_sample.clear()
+        self._sample_error = None
         self.connecting = True
         try:
             transport, session = self._connect(self.node)
@@ -232,7 +245,7 @@ class NodeLink:
                     stream = self._stream(session, stream)
                 silent = time.monotonic() - self._last_heard
                 if silent > self.stall_s:
-                    raise NodeError(name, "timeout", f"{name}: no sample for {silent:.0f} s; reconnecting.")
+                    raise self._stalled(silent)
         except Exception as exc:
             self._failed(exc)
         finally:
@@ -240,6 +253,19 @@ class NodeLink:
             self._set_session(None)
             _close_quietly(session, transport)
         return self._got_sample.is_set()
+
+    def _stalled(self, silent: float) -> NodeError:
+        """Why a link silent for `silent` s is rebuilt: its agent's failing samples while they still come, else silence.
+
+        An agent that keeps sending errors is not silent: the node is already reported with their reason, which a
+        "no sample for N s" would only replace.
+        """
+        if self._sample_error is not None:
+            error, at = self._sample_error
+            if time.monotonic() - at < self.stall_s / 2:
+                return error
+        name = self.node.name
+        return NodeError(name, "timeout", f"{name}: no sample for {silent:.0f} s; reconnecting.")
 
     def _until_stall(self) -> float:
         """How long the link may sleep: until its silence would pass `stall_s` (a failure, stop or new interval wakes it).
@@ -259,7 +285,9 @@ class NodeLink:
         if running is not None:
             session.request("stop", timeout=timeout, stream=running)
             self._last_heard = time.monotonic()  # the new stream's first sample is an interval away
-        return session.stream(self.interval_s, self._on_sample, timeout=timeout, slow_interval_s=slow)
+        return session.stream(
+            self.interval_s, self._on_sample, timeout=timeout, slow_interval_s=slow, on_error=self._on_sample_error
+        )
 
 
 def _stall_for(interval_s: float) -> float:

@@ -214,7 +214,7 @@ class StoreWriter:
             change = health.failed(self._now(), error.kind, error.message)
             if change is not None:
                 self._note(change)  # which logs it: "n1 is down: ..."
-            again = health.state == "down" and error.message == before
+            again = error.message == before  # a down node retrying, or an agent sending the same error each sample
             if change is None:  # a blip on a node still up, or the same failure again (debug: 2,000 nodes retry)
                 self._said.failure(node, error.message, logging.DEBUG if again else logging.WARNING)
         self.counters["link_failures"] += 1

@@ -16,7 +16,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from factoryctl.errors import NodeError, UsageError
 from factoryctl.model.telemetry import GpuSample, HostSample, NodeSample, number_or_none
@@ -27,6 +27,10 @@ _CLOSED = object()
 _MALFORMED = (TypeError, ValueError, AttributeError, KeyError)
 
 log = logging.getLogger("factoryctl.transport")
+
+_Delivered = TypeVar("_Delivered")
+#: A stream's callbacks: its samples, and the samples its agent could not take (None: those are dropped).
+_Stream = tuple[Callable[[NodeSample], None], Callable[[NodeError], None] | None]
 
 
 class PartlyDone(NodeError):
@@ -69,13 +73,13 @@ class AgentSession:
         self._connection_dead = connection_dead
         self._ids = itertools.count(1)
         self._pending: dict[int, queue.Queue[Any]] = {}
-        self._streams: dict[int, Callable[[NodeSample], None]] = {}
+        self._streams: dict[int, _Stream] = {}
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._hello: queue.Queue[Any] = queue.Queue(maxsize=1)
         self.hello_info: dict[str, Any] = {}
         self.failure: NodeError | None = None
-        self.callback_errors = 0  # exceptions raised by `stream`'s on_sample (see `_deliver`)
+        self.callback_errors = 0  # exceptions raised by `stream`'s on_sample or on_error (see `_deliver`)
         self.shutdown_answered = False  # `close` asked the agent to exit and it said it would
         self._on_failure: list[threading.Event] = []  # set when the session fails (see `wake_on_failure`)
         self._reader = threading.Thread(target=self._read_loop, name=f"agent-{node}", daemon=True)
@@ -115,20 +119,37 @@ class AgentSession:
             self.hello_info = message
             self._hello.put(message)
         elif message.get("type") == "sample" and message.get("id") in self._streams:
+            on_sample, on_error = self._streams[message["id"]]
+            if message.get("ok") is False:  # a sample the agent could not take: its error, never an empty sample
+                self._sample_failed(message.get("error"), on_error)
+                return True
             try:
                 sample = self._to_sample(message.get("result") or {})
             except _MALFORMED as exc:
                 self._fail(f"the agent sent a malformed sample ({exc}): {line[:80].decode('utf-8', 'replace')!r}")
                 return False
-            self._deliver(self._streams[message["id"]], sample)
+            self._deliver(on_sample, sample)
         else:
             waiter = self._pending.pop(message.get("id", -1), None)
             if waiter is not None:
                 waiter.put(message)
         return True
 
-    def _deliver(self, on_sample: Callable[[NodeSample], None], sample: NodeSample) -> None:
-        """Hand a streamed sample to the caller's callback; an exception from it is logged and counted, not fatal.
+    def _sample_failed(self, error: Any, on_error: Callable[[NodeError], None] | None) -> None:
+        """A streamed `ok: false` sample (the driver could not be read): its error to the stream's `on_error`.
+
+        It carries no `result`: made into a sample, it was a node `up` with no GPU, stamped 1970, which hid the
+        failure and, counted as heard, kept the link from ever reconnecting. The stream goes on (the next sample may
+        be fine), so the session does not fail for it.
+        """
+        failed = self._node_error("sample", error)
+        if on_error is None:
+            log.debug("%s: a streamed sample failed: %s", self.node, failed.message)
+            return
+        self._deliver(on_error, failed)
+
+    def _deliver(self, callback: Callable[[_Delivered], None], value: _Delivered) -> None:
+        """Hand a stream's sample (or its error) to the caller's callback; an exception from it is logged and counted.
 
         The callback is the caller's code (the controller's store sink, the dashboard's history), not the agent's:
         the agent and its connection are fine. Failing the session would only make every link reconnect into the
@@ -137,7 +158,7 @@ class AgentSession:
         stderr is the screen); `callback_errors` counts them all.
         """
         try:
-            on_sample(sample)
+            callback(value)
         except Exception as exc:
             self.callback_errors += 1
             first = self.callback_errors == 1
@@ -218,11 +239,11 @@ class AgentSession:
         message: dict[str, Any],
         timeout: float,
         silence: str,
-        on_sample: Callable[[NodeSample], None] | None = None,
+        stream: _Stream | None = None,
     ) -> tuple[int, dict[str, Any]]:
         """Send `message` under a new id and wait for the reply; `silence` is the error when none comes in time.
 
-        With `on_sample`, samples streamed under the same id go to it from the reader thread.
+        With `stream`, samples streamed under the same id go to its callbacks from the reader thread.
         """
         if self.failure is not None:
             raise self.failure
@@ -230,8 +251,8 @@ class AgentSession:
         waiter: queue.Queue[Any] = queue.Queue(maxsize=1)
         with self._lock:
             self._pending[request_id] = waiter
-            if on_sample is not None:
-                self._streams[request_id] = on_sample
+            if stream is not None:
+                self._streams[request_id] = stream
         self._send({"id": request_id, **message})
         try:
             reply = waiter.get(timeout=timeout)
@@ -247,18 +268,22 @@ class AgentSession:
         """The reply's result, or its error raised: `PartlyDone` when the error reply says what was done first."""
         if reply.get("ok"):
             return dict(reply.get("result") or {})
-        error = reply.get("error") or {}
-        kind, message = error.get("kind", "agent"), error.get("message", "unknown error")
-        if kind == "usage":
-            raise UsageError(f"{self.node}: {message}", None)
-        if kind == "driver":
-            failed = NodeError(self.node, "driver", f"{self.node}: {message}", self._driver_hint(message))
-        else:
-            failed = NodeError(self.node, "agent", f"{self.node}: `{op}` failed: {message}", None)
+        error = reply.get("error")
+        if isinstance(error, dict) and error.get("kind") == "usage":
+            raise UsageError(f"{self.node}: {error.get('message', 'unknown error')}", None)
+        failed = self._node_error(op, error)
         done = reply.get("result")
         if isinstance(done, dict) and done:
             raise PartlyDone(failed, done)
         raise failed
+
+    def _node_error(self, op: str, error: Any) -> NodeError:
+        """The `NodeError` of an error reply's (or error sample's) `error`: the driver's with a hint, else the agent's."""
+        error = error if isinstance(error, dict) else {}
+        kind, message = error.get("kind", "agent"), str(error.get("message", "unknown error"))
+        if kind == "driver":
+            return NodeError(self.node, "driver", f"{self.node}: {message}", self._driver_hint(message))
+        return NodeError(self.node, "agent", f"{self.node}: `{op}` failed: {message}", None)
 
     def _driver_hint(self, message: str) -> str:
         """What to check when the driver fails: a lost GPU, else the driver (the simulated one: its state dir)."""
@@ -321,17 +346,20 @@ class AgentSession:
         on_sample: Callable[[NodeSample], None],
         timeout: float = 10.0,
         slow_interval_s: float | None = None,
+        on_error: Callable[[NodeError], None] | None = None,
     ) -> int:
         """Start streaming samples to `on_sample` (called on the reader thread); returns the stream id.
 
         `slow_interval_s` is how often the agent re-reads the slow tier (temperature, ECC, memory, energy); the
-        agent's default (5 s) when None.
+        agent's default (5 s) when None. A sample the agent could not take (`ok: false`: the driver failed) goes to
+        `on_error` as the `NodeError` a `sample` request would have raised, and the stream goes on; without
+        `on_error` it is dropped (never handed to `on_sample`).
         """
         silence = f"{self.node}: the agent did not start streaming."
         request: dict[str, Any] = {"op": "stream", "interval_s": interval_s}
         if slow_interval_s is not None:
             request["slow_interval_s"] = slow_interval_s
-        request_id, reply = self._exchange(request, timeout, silence, on_sample)
+        request_id, reply = self._exchange(request, timeout, silence, (on_sample, on_error))
         self._result("stream", reply)
         return request_id
 

@@ -181,7 +181,10 @@ class SmiBridge:
             else:
                 raise _Refused("usage", f"`{op}` is not available through nvidia-smi (no Python on the node)")
         except _Refused as refused:
-            self._send({"id": rid, "ok": False, "error": {"kind": refused.kind, "message": str(refused)}})
+            reply: dict[str, Any] = {"id": rid, "ok": False, "error": {"kind": refused.kind, "message": str(refused)}}
+            if refused.result is not None:
+                reply["result"] = refused.result  # what was done before it failed (docs/agent-protocol.md)
+            self._send(reply)
             return
         except NodeError as exc:
             self._send({"id": rid, "ok": False, "error": {"kind": "driver", "message": exc.message}})
@@ -259,6 +262,11 @@ class SmiBridge:
         return {"id": rid, "type": "sample", "ok": False, "error": error}
 
     def _set_limits(self, request: dict[str, Any], reset: bool) -> dict[str, Any]:
+        """Check every GPU's range, then set each in turn: a failure part-way lists the GPUs already set, as the agent.
+
+        Their changes must reach the audit log: the error reply carries them as `result` (docs/agent-protocol.md), each
+        with `before_w` from the first query and `enforced_w` from a query after the sets, null when that one fails.
+        """
         gpus = self._query()
         wanted = request.get("gpus")
         chosen = [g for g in gpus if wanted is None or g["index"] in wanted]
@@ -275,24 +283,42 @@ class SmiBridge:
                 raise _Refused(
                     "usage", f"{watts:g} W is outside GPU {gpu['index']}'s range {low:g}-{high:g} W; nothing changed"
                 )
-            plan.append((gpu, target))
-        for gpu, target in plan:
-            self._smi(["-i", str(gpu["index"]), "-pl", f"{target:g}"])
-        after = {g["index"]: g for g in self._query()}
-        return {
-            "gpus": [
-                {
-                    "index": gpu["index"],
-                    "before_w": gpu["power_limit_w"],
-                    "enforced_w": after.get(gpu["index"], {}).get("power_limit_w"),
-                    "clamped": target != (gpu["power_limit_default_w"] if reset else float(request["watts"])),
-                }
-                for gpu, target in plan
-            ]
-        }
+            plan.append((gpu, target, target != watts))
+        done: list[tuple[dict[str, Any], bool]] = []
+        for gpu, target, clamped in plan:
+            try:
+                self._smi(["-i", str(gpu["index"]), "-pl", f"{target:g}"])
+            except NodeError as exc:
+                raise _Refused("driver", exc.message, {"gpus": self._set_answers(done)}) from None
+            done.append((gpu, clamped))
+        return {"gpus": self._set_answers(done)}
+
+    def _set_answers(self, done: list[tuple[dict[str, Any], bool]]) -> list[dict[str, Any]]:
+        """`{index, before_w, enforced_w, clamped}` of each GPU set, `enforced_w` read again (null when that fails).
+
+        The limits are changed by then: a query that fails (nvidia-smi gone, the connection lost) must not lose them.
+        """
+        if not done:
+            return []
+        try:
+            after = {g["index"]: g for g in self._query()}
+        except (NodeError, ValueError):
+            after = {}
+        return [
+            {
+                "index": gpu["index"],
+                "before_w": gpu["power_limit_w"],
+                "enforced_w": after.get(gpu["index"], {}).get("power_limit_w"),
+                "clamped": clamped,
+            }
+            for gpu, clamped in done
+        ]
 
 
 class _Refused(Exception):
-    def __init__(self, kind: str, message: str) -> None:
+    """A request answered with an error of `kind`; `result` is what was done before it failed, if anything."""
+
+    def __init__(self, kind: str, message: str, result: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.kind = kind
+        self.result = result
