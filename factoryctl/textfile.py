@@ -2,7 +2,9 @@
 
 A file saved as Latin-1 or carrying a stray byte is bad input, not a bug in factoryctl, so it must end as one
 sentence with exit 2 (as `sched simulate --trace` says it) rather than on the internal-error path. Every loader
-decodes through here so the sentence is the same whatever the file is.
+decodes through here so the sentence is the same whatever the file is. A compressed file (a trace as `.csv.gz`) is
+said to be one, with how to pipe it in decompressed, rather than blamed for a stray byte. `exact_number` echoes a
+value read from such a file in an error without rounding it, so a range error never contradicts itself.
 
 The YAML files among them (factory.yaml, power policies) share one more check, `first_repeated_key`: YAML lets a
 repeated key silently replace the first, which hides a mistake. The walk is here once; each caller words the refusal
@@ -17,12 +19,26 @@ from typing import Any
 
 from factoryctl.errors import UsageError
 
+#: How the compressed formats a trace or a price export usually comes in start, and the tool that decompresses
+#: each to stdout. bzip2's `BZh` could begin a text file, so its block size digit and first block's magic count too.
+COMPRESSED_MAGIC = (
+    (rb"\x1f\x8b", "gzip", "zcat"),
+    (rb"\x28\xb5\x2f\xfd", "zstd", "zstdcat"),
+    (rb"\xfd7zXZ\x00", "xz", "xzcat"),
+    (rb"BZh[1-9](?:1AY&SY|\x17rE8P\x90)", "bzip2", "bzcat"),
+)
+#: The option that reads each kind of file from stdin (`-`), and a command that takes it, so a compressed file can
+#: be piped in decompressed (price show and price history take `--prices -` too, sched explain `--trace -`).
+STDIN_OPTIONS = {"trace": ("--trace", "sched simulate"), "prices file": ("--prices", "power simulate")}
+
 
 def decode_utf8(data: bytes, source: str, what: str) -> str:
     """The text of a file's bytes: UTF-8, with or without a byte-order mark; anything else is a usage error.
 
-    `source` names the file in the message (`prices.csv:3: ...`), `what` says what it is ("prices file").
+    `source` names the file in the message (`prices.csv:3: ...`), `what` says what it is ("prices file"). A
+    compressed file (gzip, zstd, xz, bzip2) is said to be one, with how to pipe it in decompressed.
     """
+    _refuse_compressed(data, source, what)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -31,6 +47,42 @@ def decode_utf8(data: bytes, source: str, what: str) -> str:
             f"{source}:{line}: the {what} is not UTF-8 text (byte 0x{data[error.start]:02x}).",
             "save it as UTF-8 (e.g. iconv -f latin1 -t utf-8 FILE), or remove the offending bytes.",
         ) from None
+
+
+def _refuse_compressed(data: bytes, source: str, what: str) -> None:
+    """A usage error when `data` starts with a compressed format's magic bytes: its decoding would fail on byte 2."""
+    import re
+    import shlex
+
+    found = next(((name, tool) for magic, name, tool in COMPRESSED_MAGIC if re.match(magic, data[:10])), None)
+    if found is None:
+        return
+    name, tool = found
+    shown = "FILE" if source == "stdin" else shlex.quote(source)
+    if what in STDIN_OPTIONS:
+        option, command = STDIN_OPTIONS[what]
+        hint = f"decompress it and pipe it in with {option} -, e.g. `{tool} {shown} | factoryctl {command} {option} - ...`."
+    else:
+        plain, dot, suffix = source.rpartition(".")
+        hint = (
+            f"decompress it first (`{tool} {shown} > {shlex.quote(plain)}`) and give that file."
+            if dot and plain and suffix.lower() in ("gz", "zst", "xz", "bz2")
+            else f"decompress it first ({tool}) and give that file."
+        )
+    raise UsageError(f"{source}: the {what} looks {name}-compressed, not UTF-8 text.", hint)
+
+
+def exact_number(value: float) -> str:
+    """A number read from a user's file or option, as a message echoes it: never rounded (`1000001`, not `1e+06`).
+
+    A whole number prints without a fraction while every digit is exact; anything else prints as Python's shortest
+    repr that reads back to the same float (`0.1`, `2.0000001`, `1e+20`), so a range error cannot contradict itself
+    (`1e+06 is more than 1,000,000`).
+    """
+    number = float(value)
+    if number.is_integer() and abs(number) < 1e16:
+        return str(int(number))
+    return repr(number)
 
 
 def read_utf8(path: Path, what: str, hint: str) -> str:

@@ -23,7 +23,7 @@ def locate(ctx: typer.Context) -> None:
     from factoryctl.errors import ConfigError
     from factoryctl.pathlimits import check_path_length, shown_path
 
-    explicit, _ = context.global_options(ctx)
+    explicit, quiet = context.global_options(ctx)
     path, source = discover(explicit)
     emit(f"{path}\n")  # printed even when missing: it is where the other commands look; its exact bytes (main())
     check_path_length(path, f"the factory.yaml path (from {source})", "pass --config with a shorter path.")
@@ -38,7 +38,8 @@ def locate(ctx: typer.Context) -> None:
         raise ConfigError(
             f"{shown} (from {source}) is not a regular file.", "pass --config FILE with your factory.yaml."
         )
-    typer.echo(f"from {source} (exists)", err=True)
+    if not quiet:  # a note (docs/cli.md, -q): the path on stdout is the result
+        typer.echo(f"from {source} (exists)", err=True)
 
 
 @app.command("validate")
@@ -53,7 +54,8 @@ def validate(ctx: typer.Context) -> None:
             err=True,
         )
     _warn_price_source(config)
-    if config.settings.power.policy is not None:  # valid, but nothing applies it yet: say so rather than imply it
+    quiet = context.global_options(ctx)[1]  # warnings stay under -q; the note below does not (docs/cli.md)
+    if config.settings.power.policy is not None and not quiet:  # valid, but not applied yet: say so, not imply it
         typer.echo(
             f"note: power.policy ({config.settings.power.policy}) is not applied to the nodes yet; "
             "`factoryctl power simulate --policy` reads it.",

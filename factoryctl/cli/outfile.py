@@ -3,13 +3,16 @@
 `sched simulate` and `power simulate` replay for seconds or minutes, then print their results and write a schedule.
 Both need the same care, so it lives here once: a bad path fails before the replay, not after it; the output may not
 be one of the command's own inputs (writing it would destroy that input); `-` is stdout, the results then going to
-stderr; a regular file is written beside its place and renamed over it only once complete, so a replay that fails
-or is interrupted leaves no empty file and never empties one that was there (a device such as /dev/null is
-written directly); and the results are printed first, so a late write failure such as a full disk costs only the
+stderr, and so is a path naming stdout itself (`/dev/stdout`), whatever stdout is; a regular file is written beside
+its place and renamed over it only once complete, so a replay that fails or is interrupted leaves no empty file and
+never empties one that was there; a FIFO or a device (/dev/null) is checked before the replay but opened only to be
+written, since opening a FIFO waits for its reader, and that wait must neither come before the work nor hold off
+Ctrl-C and SIGTERM; and the results are printed first, so a late write failure such as a full disk costs only the
 file: exit 1, saying the results above are complete. Each command keeps its own wording.
 
 The input side of `-` is here too: a file option given `-` reads stdin (`--trace -`, `--prices -`) through
 `stdin_text`, so every such option refuses a terminal or a closed stdin, and names `stdin` in its errors, alike.
+Only `-` itself means stdin or stdout (`StdStream`): pathlib reads `./-` as `-` too, and `''` as `.`.
 """
 
 from __future__ import annotations
@@ -20,19 +23,43 @@ import signal
 import stat
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PosixPath
 from typing import IO, Any
 
 from factoryctl.cli.render import emit, write_whole
 from factoryctl.errors import ActionFailed, UsageError
 
-#: The output path that means standard output (the results then go to stderr).
-STDOUT = "-"
-#: The input path that means standard input (`--trace -`, `--prices -`).
-STDIN = "-"
+
+class StdStream(PosixPath):
+    """A file option given `-` itself: stdin for an input (`--trace -`), stdout for an output (`--schedule-out -`).
+
+    Its own type because pathlib makes `./-` (the file named `-`) into `-` as well.
+    """
+
+
+def is_std_stream(path: Path | None) -> bool:
+    """Whether a file option's value is `-` itself (stdin or stdout), rather than a file."""
+    return isinstance(path, StdStream)
+
+
+def given_path(text: str, option: str, stream: str) -> Path:
+    """A file option's value as typed: `-` is `stream` (stdin or stdout), anything else a path; empty is refused.
+
+    The text comes before pathlib has seen it, which would read `./-` as `-` and an empty value as `.` (the current
+    directory: "cannot write schedule .: it is a directory").
+    """
+    if text == "-":
+        return StdStream("-")
+    if not text:
+        raise UsageError(
+            f"{option} is empty, and it needs a file name.", f"give {option} a file name, or - for {stream}."
+        )
+    path = Path(text)
+    return path.absolute() if str(path) == "-" else path  # `./-`: so named in messages, which `-` would not say
 
 
 def stdin_text(option: str, what: str, example: str) -> str:
@@ -63,6 +90,7 @@ class OutFile:
     path: Path
     option: str
     named: str
+    #: The open file; None: stdout, or a FIFO or device, opened only when written (a FIFO's open waits for a reader).
     handle: IO[str] | None
     #: Where the contents are written first (renamed over `path` once complete); None: written to `path` directly.
     temp: Path | None = None
@@ -87,7 +115,7 @@ class OutFile:
     @property
     def to_stdout(self) -> bool:
         """Whether the file's contents go to stdout (`-`, or a path naming stdout itself)."""
-        return str(self.path) == STDOUT or self.is_stdout
+        return is_std_stream(self.path) or self.is_stdout
 
 
 def same_file(one: Path, other: Path) -> bool:
@@ -101,15 +129,23 @@ def same_file(one: Path, other: Path) -> bool:
 def open_out_file(path: Path, option: str, named: str, inputs: Sequence[tuple[Path | None, str]]) -> OutFile:
     """`path` opened for writing before the run, so a bad path fails at once (usage error, exit 2); `-` opens nothing.
 
+    A FIFO or device is only checked (writable, not a directory): it is opened when written (`emit_then_write`).
     `inputs` pairs each input file of the command (None: not given) with the sentence refusing to write over it.
     """
-    if str(path) == STDOUT or _is_our_stdout(path):
-        return OutFile(path, option, named, None, is_stdout=str(path) != STDOUT)
+    if is_std_stream(path) or _is_our_stdout(path):
+        return OutFile(path, option, named, None, is_stdout=not is_std_stream(path))
     for given, refusal in inputs:
         if given is not None and same_file(path, given):
             raise UsageError(refusal, f"give {option} another file name.")
     try:
-        beside = _beside(path)
+        info = _stat(path)
+        if info is not None and stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(str(path))
+        if info is not None and not stat.S_ISREG(info.st_mode):
+            if not os.access(path, os.W_OK):
+                raise PermissionError(13, "Permission denied", str(path))
+            return OutFile(path, option, named, None)  # a FIFO's open would wait here for its reader
+        beside = _beside(path, info)
         if beside is not None:
             handle, temp, target = beside
             return OutFile(path, option, named, handle, temp, target=target)
@@ -126,32 +162,35 @@ def open_out_file(path: Path, option: str, named: str, inputs: Sequence[tuple[Pa
 
 
 def _is_our_stdout(path: Path) -> bool:
-    """Whether `path` is the file our stdout writes to (`/dev/stdout` while stdout goes to a file).
+    """Whether `path` is the file our stdout writes to (`/dev/stdout`, `/proc/self/fd/1`), whatever that is.
 
-    Renaming a new file over it would lose what stdout wrote there, and writing it beside stdout would mix the two.
+    A file, a pipe, a FIFO or a terminal: the schedule and the results would be mixed in it, and renaming a new file
+    over a file would lose what stdout wrote there. The null device is not: both are discarded there, and moving
+    the results to stderr would show what `> /dev/null` asked to hide.
     """
     try:
         mine, named = os.fstat(sys.stdout.fileno()), path.stat()
+        null = os.stat(os.devnull)
     except (OSError, ValueError, AttributeError):
         return False
     same = (mine.st_dev, mine.st_ino) == (named.st_dev, named.st_ino)
-    return same and stat.S_ISREG(named.st_mode)  # a pipe or /dev/null is written directly, as before
+    return same and (named.st_dev, named.st_ino) != (null.st_dev, null.st_ino)
 
 
-def _beside(path: Path) -> tuple[IO[str], Path, Path] | None:
+def _stat(path: Path) -> os.stat_result | None:
+    """The file at `path`, through links (`/dev/stdout` is the pipe it names); None when there is none yet."""
+    try:
+        return path.stat()
+    except FileNotFoundError:
+        return None
+
+
+def _beside(path: Path, info: os.stat_result | None) -> tuple[IO[str], Path, Path] | None:
     """A temporary file beside `path`, with the existing file's permissions, and `path` resolved (the rename's target).
 
-    When `path` is a regular file, or when there is no file yet. None for a device or FIFO (/dev/null, /dev/stdout),
-    or for a file whose directory takes no new file (then it is written in place).
+    For a regular file `path` (`info`, its stat), or when there is no file yet (None). None for a file whose
+    directory takes no new file (then it is written in place).
     """
-    try:
-        info: os.stat_result | None = path.stat()  # through links: /dev/stdout is the pipe it names
-    except FileNotFoundError:
-        info = None
-    if info is not None and stat.S_ISDIR(info.st_mode):
-        raise IsADirectoryError(str(path))
-    if info is not None and not stat.S_ISREG(info.st_mode):
-        return None
     if info is not None and not os.access(path, os.W_OK):  # a rename would replace a file we may not write
         raise PermissionError(13, "Permission denied", str(path))
     target = Path(os.path.realpath(path))
@@ -191,6 +230,7 @@ def removed_on_failure(open_out: Callable[[], OutFile] | None) -> Iterator[OutFi
 
     The handlers are in place before the file is opened, and SIGINT, SIGTERM and SIGHUP are held while it is (a
     temporary file is created, then named in `OutFile`): a signal in between would leave the temporary file behind.
+    That open never waits (`open_out_file` leaves a FIFO, whose open waits for its reader, to the writing).
     """
     previous = _catch_ends() if open_out is not None else {}
     out: OutFile | None = None
@@ -219,22 +259,48 @@ def removed_on_failure(open_out: Callable[[], OutFile] | None) -> Iterator[OutFi
             signal.signal(signum, handler)
 
 
+#: The signals `_ends_held` holds, in the order one is chosen when several came meanwhile: the strongest request.
+_HELD_ENDS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+
+
 @contextmanager
 def _ends_held() -> Iterator[None]:
-    """SIGINT, SIGTERM and SIGHUP wait (blocked) until the body is done, then arrive (outside the main thread: none).
+    """SIGINT, SIGTERM and SIGHUP wait (blocked) until the body is done; then one of them arrives (in the main thread).
 
-    A Ctrl-C while the output file is being opened would otherwise leave its temporary file behind.
+    A Ctrl-C while the output file is being opened would otherwise leave its temporary file behind. Of several that
+    came meanwhile (Ctrl-C twice, then `timeout`'s SIGTERM), only the first of `_HELD_ENDS` is sent again, to the
+    handlers in place: let through together, the second would break into the clean-up of the first (a traceback).
+    Signals that were already blocked stay as they were (pending, for whoever blocked them).
     """
-    ends = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
-    try:
-        before = signal.pthread_sigmask(signal.SIG_BLOCK, ends)
-    except (ValueError, OSError):  # pragma: no cover - no signal masks here
-        before = None
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals are handled in the main thread only: nothing to hold here
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD_ENDS)
     try:
         yield
     finally:
-        if before is not None:
-            signal.pthread_sigmask(signal.SIG_SETMASK, before)
+        came = _taken_pending({s for s in _HELD_ENDS if s not in before})
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+        _send_first(came)
+
+
+def _taken_pending(held: set[signal.Signals]) -> set[int]:
+    """The signals of `held` pending now, taken off (while still blocked), so that none is delivered on its own."""
+    came: set[int] = set()
+    if not hasattr(signal, "sigtimedwait"):  # pragma: no cover - macOS: they arrive together as before
+        return came
+    for signum in held & signal.sigpending():
+        if signal.sigtimedwait([signum], 0) is not None:
+            came.add(signum)
+    return came
+
+
+def _send_first(came: set[int]) -> None:
+    """Send again the first signal of `_HELD_ENDS` in `came` not ignored here (SIGINT under `cmd &` stays ignored)."""
+    for signum in _HELD_ENDS:
+        if signum in came and signal.getsignal(signum) is not signal.SIG_IGN:
+            signal.raise_signal(signum)  # its handler runs before this returns (KeyboardInterrupt, _Ended, ...)
+            return
 
 
 def _catch_ends() -> dict[int, Any]:
@@ -265,13 +331,17 @@ def emit_then_write(out: OutFile | None, results: Callable[[], str], contents: C
     finally:
         if out is not None and out.to_stdout:
             emit(contents())
-        elif out is not None and out.handle is not None:
-            _write(out, out.handle, contents)
+        elif out is not None:
+            _write(out, contents)
 
 
-def _write(out: OutFile, handle: IO[str], contents: Callable[[], str]) -> None:
-    """`contents()` written to the output file's open `handle`, then closed."""
+def _write(out: OutFile, contents: Callable[[], str]) -> None:
+    """`contents()` written to the output file, then closed; a FIFO or device is opened here (a FIFO waits for a reader).
+
+    That wait is not held off: Ctrl-C (130) and SIGTERM (143) end it as they end the replay.
+    """
     try:
+        handle = out.handle if out.handle is not None else out.path.open("w", encoding="utf-8", newline="")
         with handle:
             write_whole(handle, contents())  # a pipe (`/dev/stdout | head`) cut mid-write: BrokenPipeError
         out.commit()

@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from factoryctl.cli import context
 from factoryctl.cli.price import PRICES_OPTION
 from factoryctl.cli.render import DOCUMENT_OUTPUT_OPTION, OutputFormat, checked_choice, dump_json
+from factoryctl.cli.sched import exact_path
 from factoryctl.errors import UsageError
 
 if TYPE_CHECKING:
@@ -183,14 +185,15 @@ def _time_weighted_mean(values: list[float], result: SimulationResult) -> float:
 
 def _render(document: dict[str, Any], output: OutputFormat) -> str:
     from factoryctl.cli.render import dump_yaml, format_cell
+    from factoryctl.model.telemetry import escape_controls
 
     if output is OutputFormat.json:
         return dump_json(document)
     if output is OutputFormat.yaml:
         return dump_yaml(document)
 
-    def cell(value: Any) -> str:
-        return f"{value:.6g}" if isinstance(value, float) else format_cell(value)
+    def cell(value: Any) -> str:  # the curve file's names escaped, as in every table (render_table)
+        return f"{value:.6g}" if isinstance(value, float) else escape_controls(format_cell(value))
 
     width = max(len(key) for key in document)
     return "".join(f"{key.ljust(width)}   {cell(value)}\n" for key, value in document.items())
@@ -208,11 +211,14 @@ def _open_schedule(path: Path, prices: Path | None, curve: Path, policy_file: Pa
     return open_out_file(path, "--schedule-out", f"the schedule to {path}", refusals)
 
 
-def _note_no_saving(document: dict[str, Any]) -> None:
-    """Say on stderr why `saving_pct` is null: the baseline is too near zero for a percentage to mean anything."""
+def _note_no_saving(document: dict[str, Any], quiet: bool) -> None:
+    """Say on stderr why `saving_pct` is null: the baseline is too near zero for a percentage to mean anything.
+
+    A note, so not under -q (docs/cli.md): the results say it already (`saving_pct` null, the two costs).
+    """
     from factoryctl.power.simulator import NEAR_ZERO_BASELINE
 
-    if document["saving_pct"] is None:
+    if document["saving_pct"] is None and not quiet:
         sys.stderr.write(
             f"factoryctl: note: the baseline bill is 0 or under {NEAR_ZERO_BASELINE:.0%} of the prices' gross sum"
             " (they nearly cancel out), so saving_pct is null: compare cost with baseline_cost.\n"
@@ -223,7 +229,9 @@ def _warn_stale(document: dict[str, Any], policy: Policy, policy_file: Path | No
     """Say on stderr when most intervals ran at the fail-safe limit, and why; the results stay as they are.
 
     The usual cause is `stale_after_minutes` shorter than the price interval: in realtime the newest known price is
-    always one interval old, so every interval is stale and the policy silently becomes its fail-safe.
+    always one interval old, so every interval is stale and the policy silently becomes its fail-safe. A file of one
+    row in realtime is stale throughout too: its only interval is the first, before which no price is published.
+    A warning (the results are not what the policy would do), so it is said under -q too (docs/cli.md).
     """
     stale, intervals = document["stale_intervals"], document["intervals"]
     if 2 * stale <= intervals:
@@ -231,6 +239,13 @@ def _warn_stale(document: dict[str, Any], policy: Policy, policy_file: Path | No
     after_min, interval_min = policy.rules.stale_after_s / 60, document["interval_s"] / 60
     setting = f"in {policy_file}" if policy_file is not None else "by default"
     head = f"factoryctl: {stale} of {intervals} intervals were stale, so the policy ran at its fail-safe limit there"
+    if document["price_visibility"] == "realtime" and intervals == 1:
+        sys.stderr.write(
+            f"{head}: the file has one row, and in realtime no price is published before an interval starts, so the"
+            " first interval never has a known price.\n"
+            "hint: give the prices of the intervals before it too, or use --price-visibility day-ahead.\n"
+        )
+        return
     if document["price_visibility"] == "realtime" and policy.rules.stale_after_s < document["interval_s"]:
         sys.stderr.write(
             f"{head}: stale_after_minutes is {after_min:g} {setting}, shorter than the prices' {interval_min:g}-minute"
@@ -269,6 +284,8 @@ def simulate_command(
     schedule_out: Path | None = typer.Option(
         None,
         "--schedule-out",
+        path_type=str,
+        callback=exact_path("stdout"),
         help="Write timestamp_utc,price_per_mwh,power_limit_frac, one row per price row (-: stdout; the results go"
         " to stderr).",
     ),
@@ -293,5 +310,5 @@ def simulate_command(
         result = simulate(points, power_curve, gpu_range, policy, price_visibility.value, max_loss, offset)
         document = _document(result, policy, _facts(power_curve.name, price_visibility, max_loss))
         _warn_stale(document, policy, policy_file)
-        _note_no_saving(document)
+        _note_no_saving(document, context.global_options(ctx)[1])
         emit_then_write(out, lambda: _render(document, output), lambda: schedule_csv(points, result.actions))

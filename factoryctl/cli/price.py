@@ -26,6 +26,7 @@ from factoryctl.cli.render import (
     emit,
     render_listing,
 )
+from factoryctl.cli.sched import exact_path
 
 if TYPE_CHECKING:
     from factoryctl.power.sources import PriceSource
@@ -35,6 +36,8 @@ app = typer.Typer(no_args_is_help=True)
 PRICES_OPTION = typer.Option(
     None,
     "--prices",
+    path_type=str,
+    callback=exact_path("stdin"),
     help="Prices CSV: timestamp_utc,price_per_mwh (-: stdin; default: power.price_source in factory.yaml).",
 )
 
@@ -47,12 +50,12 @@ def open_prices(ctx: typer.Context, prices: Path | None) -> tuple[PriceSource, s
     `PriceSourceError` naming it and its package.
     """
     from factoryctl.cli.context import load
-    from factoryctl.cli.outfile import STDIN, stdin_text
+    from factoryctl.cli.outfile import is_std_stream, stdin_text
     from factoryctl.errors import UsageError
     from factoryctl.power.plugins import open_price_source
     from factoryctl.power.sources import CsvPriceSource
 
-    if prices is not None and str(prices) == STDIN:
+    if is_std_stream(prices):
         return CsvPriceSource("stdin", stdin_text("--prices", "prices file", "prices.csv")), "stdin", None
     if prices is not None:
         return CsvPriceSource(prices), str(prices), prices

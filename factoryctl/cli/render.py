@@ -149,9 +149,15 @@ def limit_watts(value: Any) -> str:
 
 
 def render_table(items: Sequence[dict[str, Any]], columns: Sequence[Column], wide: bool, header: bool) -> str:
-    """Plain aligned columns (no box drawing), so output greps and pipes well."""
+    r"""Plain aligned columns (no box drawing), so output greps and pipes well.
+
+    A cell's control characters (a job id with a newline, a node's ESC sequence) are shown escaped (`\x0a`,
+    `\x1b`): raw, they would break the row in two or drive the terminal. JSON and CSV keep the text as it is.
+    """
+    from factoryctl.model.telemetry import escape_controls
+
     shown = [c for c in columns if wide or not c.wide_only]
-    rows = [[(c.show or format_cell)(item.get(c.key)) for c in shown] for item in items]
+    rows = [[escape_controls((c.show or format_cell)(item.get(c.key))) for c in shown] for item in items]
     if header:
         rows.insert(0, [c.header for c in shown])
     if not rows:

@@ -25,8 +25,24 @@ if TYPE_CHECKING:
 
 app = typer.Typer(no_args_is_help=True)
 
-#: The --trace that means standard input.
-STDIN = "-"
+
+def exact_path(stream: str) -> Callable[[typer.CallbackParam, str | None], Path | None]:
+    """The callback of a file option whose `-` is `stream` (stdin or stdout): `--trace`, `--prices`, `--schedule-out`.
+
+    The option keeps its text (`path_type=str`; still a path for completion and for file names that are not UTF-8)
+    and this makes it a Path: only `-` itself is `stream`, `./-` is the file named `-`, and an empty value is a usage
+    error (pathlib would read it as `.`, the current directory). Example:
+    `typer.Option(None, "--schedule-out", path_type=str, callback=exact_path("stdout"))`.
+    """
+
+    def given(param: typer.CallbackParam, value: str | None) -> Path | None:
+        if value is None:
+            return None
+        from factoryctl.cli.outfile import given_path  # tempfile and friends: not at --help
+
+        return given_path(value, param.opts[0], stream)
+
+    return given
 
 
 def seconds_cell(value: float | None) -> str:
@@ -122,10 +138,11 @@ def read_trace(path: Path, quiet: bool = False) -> list[Any]:
     Columns the replay does not read (prices, deadlines, labels: the offline replay models none of them) are named
     once on stderr, unless `quiet`, so nobody takes a replay that ignored them for one that used them.
     """
+    from factoryctl.cli.outfile import is_std_stream
     from factoryctl.scheduler.trace import OPTIONAL, REQUIRED, parse_trace
 
     ignored: list[str] = []
-    source = "stdin" if str(path) == STDIN else str(path)
+    source = "stdin" if is_std_stream(path) else str(path)
     try:
         text = _trace_text(path)
         jobs = parse_trace(text.splitlines(keepends=True), source=source, ignored=ignored)
@@ -145,9 +162,9 @@ def read_trace(path: Path, quiet: bool = False) -> list[Any]:
 
 def _trace_text(path: Path) -> str:
     """The trace's UTF-8 text: from the file `path`, or from stdin for `-` (a terminal there is a usage error)."""
-    if str(path) == STDIN:
-        from factoryctl.cli.outfile import stdin_text
+    from factoryctl.cli.outfile import is_std_stream, stdin_text
 
+    if is_std_stream(path):
         return stdin_text("--trace", "trace", "trace.csv")
     from factoryctl.textfile import read_utf8
 
@@ -157,9 +174,9 @@ def _trace_text(path: Path) -> str:
 def _open_schedule(path: Path, trace: Path) -> OutFile:
     """--schedule-out opened before the replay, so a bad path fails in a second rather than after the whole run."""
     refusal = f"--schedule-out {path} is the trace itself; writing it would destroy the trace."
-    from factoryctl.cli.outfile import open_out_file  # tempfile and friends: not at --help
+    from factoryctl.cli.outfile import is_std_stream, open_out_file  # tempfile and friends: not at --help
 
-    given = None if str(trace) == STDIN else trace  # stdin: no file here to write over (`./-` is another file)
+    given = None if is_std_stream(trace) else trace  # stdin: no file here to write over (`./-` is another file)
     return open_out_file(path, "--schedule-out", f"schedule {path}", [(given, refusal)])
 
 
@@ -176,7 +193,11 @@ def _rejection_hint(rejected: Any, jobs: dict[str, Any], gpus_per_node: int) -> 
 
 #: The simulated cluster and its trace, shared by `sched simulate` and `sched explain`.
 TRACE_OPTION: Any = typer.Option(
-    ..., "--trace", help="Job trace CSV: job_id,submit_time_s,duration_s,num_gpus,... (-: stdin)."
+    ...,
+    "--trace",
+    path_type=str,
+    callback=exact_path("stdin"),
+    help="Job trace CSV: job_id,submit_time_s,duration_s,num_gpus,... (-: stdin).",
 )
 NODES_OPTION: Any = typer.Option(
     ...,
@@ -249,6 +270,8 @@ def simulate_command(
     schedule_out: Path | None = typer.Option(
         None,
         "--schedule-out",
+        path_type=str,
+        callback=exact_path("stdout"),
         help="Write job_id,policy,submit_s,start_s,end_s,allocation rows here (-: stdout; the table goes to stderr).",
     ),
     preemption: bool = PREEMPTION_OPTION,

@@ -133,14 +133,23 @@ def register(sched_app: typer.Typer) -> None:
 
 
 def _say_why_empty(jobs: list[Any], at: float, found: Any) -> None:
-    """A note on stderr when no job is running or waiting at --at: before the first arrival or after the last end."""
+    """A note on stderr when no job is running or waiting at --at: before the first arrival or after the last end.
+
+    Times are exact (`6087980 s`, not `6.08798e+06 s`), so the hint's can be pasted back into --at.
+    """
     import sys
+
+    from factoryctl.textfile import exact_number
 
     skipped = {r.job_id for r in found.rejected}
     first = min(j.submit_s for j in jobs if j.job_id not in skipped)
     if at < first:
         fits = " that fits the cluster" if skipped else ""
-        note, hint = f"no job{fits} has arrived by {at:g} s", f"the first one arrives at {first:g} s."
+        note, hint = (
+            f"no job{fits} has arrived by {exact_number(at)} s",
+            f"the first one arrives at {exact_number(first)} s.",
+        )
     else:
-        note, hint = f"every job submitted by {at:g} s has ended", f"the last one ended at {found.last_end_s:g} s."
+        note = f"every job submitted by {exact_number(at)} s has ended"
+        hint = f"the last one ended at {exact_number(found.last_end_s)} s."
     sys.stderr.write(f"factoryctl: {note}.\nhint: {hint}\n")

@@ -12,8 +12,13 @@ from datetime import datetime, timezone
 
 
 def iso_utc_seconds(timestamp_s: int) -> str:
-    """ISO-8601 UTC with `Z` at one-second resolution, as price files and schedules write timestamps."""
-    return datetime.fromtimestamp(timestamp_s, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """ISO-8601 UTC with `Z` at one-second resolution, as price files and schedules write timestamps.
+
+    The year always has four digits (`0999-...`): strftime's `%Y` writes year 999 as `999`, which no ISO-8601 reader
+    takes back.
+    """
+    moment = datetime.fromtimestamp(timestamp_s, tz=timezone.utc)
+    return f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}Z"
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,11 @@
 """Reading a power data file (curves, prices) from CSV, so that every error names the file and the line.
 
 The files differ only in their columns and in how one row becomes a value; opening, decoding (UTF-8, else a usage
-error at file:line), the header check, the refusal of a file with no rows or of a row shorter or longer than its
-header, numbers (`parse_number`, whose errors name the field and value), and the `file:line` prefix on a bad row
-are the same for all and live here once. A row longer than its header is refused rather than cut: it is almost
-always an unquoted decimal comma (`45,67`) or thousands separator (`1,234`), and dropping the extra field would
-silently misread the number.
+error at file:line), the header check (names read case-insensitively, as a trace's), the refusal of a file with no
+rows or of a row shorter or longer than its header, numbers (`parse_number`, whose errors name the field and
+value), and the `file:line` prefix on a bad row are the same for all and live here once. A row longer than its
+header is refused rather than cut: it is almost always an unquoted decimal comma (`45,67`) or thousands separator
+(`1,234`), and dropping the extra field would silently misread the number.
 """
 
 from __future__ import annotations
@@ -71,6 +71,23 @@ def read_csv_rows(
         ) from None
 
 
+def _header(path: Path, names: Sequence[str], file_kind: str) -> list[str]:
+    """The header's column names as the rows are read by: stripped and lower-cased, as a trace's are.
+
+    `Timestamp_UTC` is `timestamp_utc`; a column then named twice is refused, as its second value would silently
+    replace the first.
+    """
+    header = [name.strip().lower() for name in names]
+    named = [name for name in header if name]
+    repeated = next((name for name in named if named.count(name) > 1), None)
+    if repeated is not None:
+        raise UsageError(
+            f"{path}:1: the {file_kind}'s header names column {repeated} twice",
+            "give each column once (names are read case-insensitively).",
+        )
+    return header
+
+
 def _rows(
     path: Path,
     reader: csv.DictReader[str],
@@ -80,7 +97,8 @@ def _rows(
 ) -> list[T]:
     """`read_csv_rows` on an open reader; `kinds` is (file_kind, row_kind, columns_hint)."""
     file_kind, row_kind, columns_hint = kinds
-    missing = [c for c in columns if c not in (reader.fieldnames or [])]
+    reader.fieldnames = _header(path, reader.fieldnames or [], file_kind)
+    missing = [c for c in columns if c not in reader.fieldnames]
     if missing:
         raise UsageError(f"{path}:1: the {file_kind} lacks column(s) {', '.join(missing)}", hint=columns_hint)
     values: list[T] = []

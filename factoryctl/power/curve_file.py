@@ -17,6 +17,7 @@ from factoryctl.errors import UsageError
 from factoryctl.model.power import CurvePoint, GpuPowerRange
 from factoryctl.power.csv_file import parse_number, read_csv_rows
 from factoryctl.power.curve import FRAC_EPSILON, PowerCurve
+from factoryctl.textfile import exact_number
 
 CURVE_COLUMNS = ("gpu", "workload", "pl_frac", "throughput_rel", "power_rel")
 #: The largest `throughput_rel` or `power_rel` accepted. Both are relative to the largest limit, so a measurement
@@ -51,7 +52,7 @@ def _curve_row(row: dict[str, str]) -> CurveRow:
     for key in ("throughput_rel", "power_rel"):
         if not 0 < values[key] <= MAX_REL:
             raise ValueError(
-                f"{key} {values[key]:g} is outside (0, {MAX_REL:g}]: a GPU under a cap still works and draws power,"
+                f"{key} {exact_number(values[key])} is outside (0, {MAX_REL:g}]: a GPU under a cap still works and draws power,"
                 " relative to its largest limit"
             )
     point = CurvePoint(values["pl_frac"], values["throughput_rel"], values["power_rel"])

@@ -23,6 +23,7 @@ from factoryctl.model.telemetry import NodeSample, number_or_none
 from factoryctl.store.held_signals import signals_held
 from factoryctl.store.who import login_name
 from factoryctl.telemetry.poll import agent_session, check_agent_cache, poll_nodes
+from factoryctl.textfile import exact_number
 from factoryctl.transport.fanout import FanOut, Pending
 from factoryctl.transport.session import PartlyDone
 
@@ -59,9 +60,10 @@ def check_range(samples: Sequence[NodeSample], gpus: list[int] | None, watts: fl
             low, high = gpu.power_limit_min_w, gpu.power_limit_max_w
             if low is not None and high is not None and not low <= watts <= high:
                 raise UsageError(
-                    f"{watts:g} W is outside {sample.node}/{gpu.index}'s power-limit range of {low:g}-{high:g} W; "
+                    f"{exact_number(watts)} W is outside {sample.node}/{gpu.index}'s power-limit range of"
+                    f" {exact_number(low)}-{exact_number(high)} W; "
                     "nothing was changed.",
-                    f"pick a value in {low:g}-{high:g} W, or pass --clamp to clamp to each GPU's range.",
+                    f"pick a value in {exact_number(low)}-{exact_number(high)} W, or pass --clamp to clamp to each GPU's range.",
                 )
 
 

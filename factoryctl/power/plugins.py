@@ -20,6 +20,7 @@ from factoryctl.config_schema import SourceEntry, price_source_entries, price_so
 from factoryctl.errors import ConfigError, FactoryError
 from factoryctl.model.power import PricePoint, iso_utc_seconds
 from factoryctl.power.sources import MAX_PRICE_PER_MWH, CsvPriceSource, PriceSource
+from factoryctl.textfile import exact_number
 
 #: The distribution that ships the built-in sources; its entries win over a plugin that registers the same name.
 BUILTIN_PACKAGE = "factoryctl"
@@ -178,7 +179,7 @@ def _point_problem(point: object) -> str | None:
     if not math.isfinite(price):
         return f"price_per_mwh is {price!r}; an unknown price is None, and prices are finite"
     if abs(price) > MAX_PRICE_PER_MWH:
-        return f"price_per_mwh {price:g} is beyond ±{MAX_PRICE_PER_MWH:g} per MWh (a unit mistake?)"
+        return f"price_per_mwh {exact_number(price)} is beyond ±{MAX_PRICE_PER_MWH:,.0f} per MWh (a unit mistake?)"
     return None
 
 

@@ -25,8 +25,12 @@ from factoryctl.power.policy.config import OptimizePolicy, Policy
 from factoryctl.power.policy.engine import EngineSetup, EngineState, decide
 from factoryctl.power.policy.lagrange import LagrangeChains, solve_lp
 from factoryctl.power.policy.view import DAY_S, PriceView
+from factoryctl.textfile import exact_number
 
 VISIBILITIES = ("day-ahead", "realtime")
+#: Two savings closer than this (percentage points) are the same: the LP's bound lands within float noise of the
+#: blind setting when there is no room between them (D = 0), and is then reported as equal to it.
+SAME_SAVING_PCT = 1e-9
 #: Day-ahead auctions publish all of day d+1 by this hour (UTC) of day d.
 DAY_AHEAD_PUBLISH_S = 12 * 3600
 
@@ -78,10 +82,10 @@ class SimulationResult:
     def gap_fraction(self) -> float | None:
         """How much of the gap between the price-blind setting and the clairvoyant bound the policy closed.
 
-        None only when there is no gap: bound and blind equal (to rounding, 1e-9 percentage points) or unknown.
+        None only when there is no gap: bound and blind equal (to rounding, `SAME_SAVING_PCT`) or unknown.
         """
         saving, blind, bound = self.score.saving_pct, self.blind_saving_pct, self.bound_saving_pct
-        if saving is None or blind is None or bound is None or abs(bound - blind) <= 1e-9:
+        if saving is None or blind is None or bound is None or abs(bound - blind) <= SAME_SAVING_PCT:
             return None
         return (saving - blind) / (bound - blind)
 
@@ -192,8 +196,8 @@ def check_reachable(curve: PowerCurve, max_loss: float) -> None:
         return
     needed = math.ceil((1.0 - best) * 1000 - 1e-9) / 1000
     raise UsageError(
-        f"the curve {curve.name} never reaches throughput_rel {1.0 - max_loss:g} (1 - D for D = {max_loss:g}): its"
-        f" highest is {best:g}, so no power limit keeps the loss within D.",
+        f"the curve {curve.name} never reaches throughput_rel {exact_number(1.0 - max_loss)} (1 - D for D ="
+        f" {exact_number(max_loss)}): its highest is {exact_number(best)}, so no power limit keeps the loss within D.",
         hint=f"check that the curve measures the largest limit (pl_frac 1, throughput_rel near 1), or raise"
         f" --max-throughput-loss to at least {needed:g}.",
     )
@@ -254,10 +258,10 @@ def simulate(
     actions = replay(points, setup, visibility, series.interval_s, series.durations_s)
     hours = series.hours(len(points))
     result = score(points, [a.power_limit_frac for a in actions], curve, hours)
+    blind = blind_saving_pct(points, curve, max_loss, hours)
+    bound = bound_saving_pct(points, curve, max_loss, hours)
+    if blind is not None and bound is not None and abs(bound - blind) <= SAME_SAVING_PCT:
+        bound = blind  # float noise of the LP, not room the policy could close (gap_closed_frac is then null)
     return SimulationResult(
-        actions=actions,
-        score=result,
-        blind_saving_pct=blind_saving_pct(points, curve, max_loss, hours),
-        bound_saving_pct=bound_saving_pct(points, curve, max_loss, hours),
-        series=series,
+        actions=actions, score=result, blind_saving_pct=blind, bound_saving_pct=bound, series=series
     )

@@ -6,15 +6,16 @@ from. A CSV file is `timestamp_utc,price_per_mwh` (extra columns ignored); an em
 unknown price (`None`) rather than dropped, because a hole in a feed is something the policy must react to. One
 loader serves `price show`, `price history` and `power simulate`, so a file is accepted or refused the same way by
 all: at least one row, each with both fields (an empty price field is unknown; a missing one is malformed),
-timestamps strictly increasing, prices finite and at most `MAX_PRICE_PER_MWH` in magnitude. Times are kept as
-UTC epoch seconds; the offset they are written in (+05:30 in India) is kept beside them as the market's clock,
-because where the market's hours start decides whether a last hourly row is a change of resolution or a gap
-(factoryctl.power.intervals).
+timestamps strictly increasing, on whole seconds and from 1970 on, prices finite and at most `MAX_PRICE_PER_MWH`
+in magnitude. Times are kept as UTC epoch seconds; the offset they are written in (+05:30 in India) is kept beside
+them as the market's clock, because where the market's hours start decides whether a last hourly row is a change
+of resolution or a gap (factoryctl.power.intervals).
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -23,6 +24,7 @@ from typing import Protocol
 
 from factoryctl.model.power import PricePoint, iso_utc_seconds
 from factoryctl.power.csv_file import FieldError, parse_number, read_csv_rows
+from factoryctl.textfile import exact_number
 
 PRICE_COLUMNS = ("timestamp_utc", "price_per_mwh")
 #: The largest price magnitude accepted, per MWh. Market caps are in the tens of thousands (European intraday
@@ -30,6 +32,11 @@ PRICE_COLUMNS = ("timestamp_utc", "price_per_mwh")
 #: overflow every cost sum to infinity.
 MAX_PRICE_PER_MWH = 1e6
 _UNKNOWN = {"", "nan", "na", "n/a", "null", "none", "-"}
+#: The earliest price time accepted: the start of Unix time, as for telemetry samples (1970 to 9999). Year 1 or
+#: 1900 is a mangled date, not a market's price, and would stretch the series' intervals over millennia.
+EARLIEST_PRICE_TIME = datetime(1970, 1, 1, tzinfo=timezone.utc)
+#: A fraction of a second that is not zero (`00:00:00.5`, `00:00:00,250`); `.000` is a whole second.
+_FRACTION = re.compile(r"[.,]\d*[1-9]")
 
 
 class PriceSource(Protocol):
@@ -68,6 +75,17 @@ def _parse_moment(text: str) -> datetime:
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
+    # Kept as whole seconds, such a row would start, be costed and be written a fraction of a second early.
+    if moment.microsecond or _FRACTION.search(stamp):
+        raise FieldError(
+            f"timestamp_utc is {text.strip()!r}, which is not on a whole second",
+            "price intervals start on whole seconds: write e.g. 2023-01-01T00:00:00Z (.000 is accepted).",
+        )
+    if moment < EARLIEST_PRICE_TIME:
+        raise FieldError(
+            f"timestamp_utc is {text.strip()!r}, before 1970: no market published that price",
+            "check the year, and the column's format (ISO-8601, e.g. 2023-01-01T00:00:00Z).",
+        )
     return moment
 
 
@@ -100,7 +118,9 @@ def parse_price(text: str) -> float | None:
     if math.isinf(value):
         raise ValueError("infinite price")
     if abs(value) > MAX_PRICE_PER_MWH:
-        raise ValueError(f"price {value:g} is out of range: at most {MAX_PRICE_PER_MWH:g} per MWh either way")
+        raise ValueError(
+            f"price {exact_number(value)} is out of range: at most {MAX_PRICE_PER_MWH:,.0f} per MWh either way"
+        )
     return value
 
 

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from factoryctl.errors import UsageError
+from factoryctl.textfile import exact_number
 
 REQUIRED = ("job_id", "submit_time_s", "duration_s", "num_gpus")
 #: The optional columns the replay reads; any other column is ignored.
@@ -81,10 +82,10 @@ def _optional(row: dict[str, str], column: str, where: str) -> float | None:
 def _seconds(value: float, column: str, where: str) -> float:
     """A time in seconds: not negative and not absurdly large."""
     if value < 0:
-        raise UsageError(f"{where}: {column} is {value:g} but must not be negative")
+        raise UsageError(f"{where}: {column} is {exact_number(value)} but must not be negative")
     if value > MAX_SECONDS:
         raise UsageError(
-            f"{where}: {column} is {value:g}, more than the {MAX_SECONDS:g} seconds (about 3,000 years) a trace may"
+            f"{where}: {column} is {exact_number(value)}, more than the {MAX_SECONDS:g} seconds (about 3,000 years) a trace may"
             " give",
             f"{column} is in seconds; check the column's unit and the row's value.",
         )
@@ -93,10 +94,10 @@ def _seconds(value: float, column: str, where: str) -> float:
 
 def _count(value: float, column: str, where: str) -> int:
     if value != int(value) or value < 1:
-        raise UsageError(f"{where}: {column} must be a whole number of at least 1, not {value:g}")
+        raise UsageError(f"{where}: {column} must be a whole number of at least 1, not {exact_number(value)}")
     if value > MAX_COUNT:
         raise UsageError(
-            f"{where}: {column} is {value:g}, more than the {MAX_COUNT:,} a trace may give",
+            f"{where}: {column} is {exact_number(value)}, more than the {MAX_COUNT:,} a trace may give",
             f"{column} counts GPUs or nodes; check the row's value.",
         )
     return int(value)
@@ -145,12 +146,12 @@ def parse_row(row: dict[str, str], where: str) -> TraceJob:
     walltime = _optional(row, "walltime_s", where)
     if walltime is not None:
         if walltime <= 0:
-            raise UsageError(f"{where}: walltime_s is {walltime:g} but must be positive")
+            raise UsageError(f"{where}: walltime_s is {exact_number(walltime)} but must be positive")
         _seconds(walltime, "walltime_s", where)
     priority = _optional(row, "priority", where) or 0.0
     if priority != int(priority) or abs(priority) > MAX_PRIORITY:
         raise UsageError(
-            f"{where}: priority must be an integer from {-MAX_PRIORITY:,} to {MAX_PRIORITY:,}, not {priority:.15g}",
+            f"{where}: priority must be an integer from {-MAX_PRIORITY:,} to {MAX_PRIORITY:,}, not {exact_number(priority)}",
             "use whole numbers (higher runs sooner; one unit is worth a day of waiting).",
         )
     return TraceJob(job_id, submit, duration, num_gpus, gpus_per_node, int(priority), walltime or duration)

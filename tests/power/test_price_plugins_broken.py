@@ -37,7 +37,7 @@ BAD_DATA = {
     "unsorted": ("[PricePoint(now, 1.0), PricePoint(now - 3600, 2.0)]", "item 1: ", "repeats or goes back"),
     "repeated": ("[PricePoint(now, 1.0), PricePoint(now, 2.0)]", "item 1: ", "repeats or goes back"),
     "string": ("[PricePoint(now, '0.05 EUR/kWh')]", "item 0: price_per_mwh is '0.05 EUR/kWh'", "not a float"),
-    "huge": ("[PricePoint(now, -5e9)]", "item 0: price_per_mwh -5e+09 is beyond", "per MWh"),
+    "huge": ("[PricePoint(now, -5e9)]", "item 0: price_per_mwh -5000000000 is beyond", "per MWh"),
     "float_time": ("[PricePoint(float(now), 1.0)]", "item 0: timestamp_s is ", "not an int"),
     "none": ("None", "returned NoneType, not a sequence of PricePoint", ""),
 }

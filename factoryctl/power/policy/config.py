@@ -14,6 +14,7 @@ from typing import Any
 
 from factoryctl.errors import UsageError
 from factoryctl.model.power import GpuPowerRange
+from factoryctl.textfile import exact_number
 
 #: Keys every policy accepts (the common rules), then each kind's own.
 COMMON_KEYS = (
@@ -220,7 +221,7 @@ def parse_tiers(mapping: Mapping[str, Any], gpu: GpuPowerRange, where: str) -> T
         same = next((n for n, tier in enumerate(tiers, start=1) if tier.above_per_mwh == above), None)
         if same is not None:
             raise UsageError(
-                f"tiers {same} and {number} of {where} both start at {above:g} per MWh, so which cap applies is a guess",
+                f"tiers {same} and {number} of {where} both start at {exact_number(above)} per MWh, so which cap applies is a guess",
                 hint="give each above_per_mwh once, with the cap it should set.",
             )
         tiers.append(Tier(above, cap))
