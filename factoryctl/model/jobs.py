@@ -148,8 +148,50 @@ class JobSpec:
 
 
 @dataclass(frozen=True)
+class StopRequest:
+    """A running job being stopped (preempted) for a higher-priority one: the executor records it, `schedule` reads it.
+
+    When the executor carries out a `PreemptDecision` it signals the job to checkpoint at `requested_at` and stops it
+    `grace_s` (the decision's grace) later; meanwhile the job keeps its GPUs and stays RUNNING with this request on
+    its record. One value rather than separate fields, so a record never has a claimer without a time; the grace it
+    was given travels with it, so a change of the configured grace does not move a stop already under way.
+
+    Attributes:
+        for_job: the id of the job it is stopped for (the one the scheduler keeps a reservation for).
+        requested_at: unix time the executor asked it to checkpoint.
+        grace_s: seconds it has to checkpoint before it is stopped.
+    """
+
+    for_job: str
+    requested_at: float
+    grace_s: float
+
+    def __post_init__(self) -> None:
+        """A negative grace would stop the job before it was asked to checkpoint."""
+        if not self.grace_s >= 0:
+            raise UsageError(f"grace_s must not be negative, not {self.grace_s}")
+
+    @property
+    def stops_at(self) -> float:
+        """When the executor stops the job and its GPUs are free (unless it ends on its own before)."""
+        return self.requested_at + self.grace_s
+
+    def as_json(self) -> dict[str, Any]:
+        """The `{for_job, requested_at, grace_s, stops_at}` JSON object (times in ISO 8601 UTC)."""
+        return {
+            "for_job": self.for_job,
+            "requested_at": iso_utc(self.requested_at),
+            "grace_s": self.grace_s,
+            "stops_at": iso_utc(self.stops_at),
+        }
+
+
+@dataclass(frozen=True)
 class Job:
-    """A job's record: its spec, where it is in its lifecycle, and why (`reason` is a sentence for people)."""
+    """A job's record: its spec, where it is in its lifecycle, and why (`reason` is a sentence for people).
+
+    `stopping` is set, on a running job, while the executor stops it for a higher-priority job (`StopRequest`).
+    """
 
     id: str
     spec: JobSpec
@@ -163,6 +205,7 @@ class Job:
     restarts: int = 0
     energy_kwh: float | None = None
     cost: float | None = None
+    stopping: StopRequest | None = None
 
     @property
     def name(self) -> str:
@@ -203,6 +246,7 @@ class Job:
             "submitted_at": iso_utc(self.submitted_at),
             "started_at": iso_utc(self.started_at),
             "ended_at": iso_utc(self.ended_at),
+            "stopping": self.stopping.as_json() if self.stopping is not None else None,
             "energy_kwh": self.energy_kwh,
             "cost": self.cost,
         }

@@ -197,22 +197,20 @@ class _Pass:
     ) -> tuple[Candidate | None, str | None]:
         """`run`'s loop, to the blocker (the rest left in `jobs`); returns `first_short` and the blocker's id.
 
-        `ahead` are the jobs moved to the front (the claimer, then the protected ones). It runs for every queued job
-        of every pass: what it reads is held in locals, only rare outcomes call out.
+        `ahead`: the claimer, then the protected jobs (moved to the front). Hot: locals only, rare outcomes call out.
         """
         now, explain, fm, config = self.now, self.explain, self.fm, self.config
         zero, node_count, can_host, hosts = fm.buckets[0], len(fm.free), fm.can_host, fm.hosts
         failed, reservations, most = self.failed, self.out.reservations, config.reservations
         quiet, starving_only = not explain and config.backfill, config.reserve_starving_only
         short: Candidate | None = None  # the first job that could not start (`PassOutcome.first_short`)
-        # Once no job could take a reservation, `_backfill` finds the jobs worth trying through `shapequeue`.
         indexed = quiet and price is None and self.index is not None and self.index.by_shape is not None
         claiming = self.claim_for is not None  # then `first_short` must be found here, where it may reserve
         after: tuple[float, float, int] | None = None  # key of the last job walked past the protected ones
         for seen, job in enumerate(jobs):
             if seen >= len(ahead):  # past the claimer and the protected jobs: the rest of the queue, in key order
                 if indexed and (starving_only or len(reservations) >= most) and (short is not None or not claiming):
-                    return self._backfill(after, ahead, short), None
+                    return self._backfill(after, ahead, short), None  # no job can reserve: tries via `shapequeue`
                 after = job.key
             gpus = job.gpus
             if (job.deferrable and is_deferred(job, now, price)) or not (  # inline `FreeMap.hostable`
@@ -225,8 +223,7 @@ class _Pass:
             tried = False
             if len(zero) != node_count:
                 end = now + job.walltime
-                starts = self.starts
-                k = bisect_left(starts, end) if starts else 0
+                k = bisect_left(starts, end) if (starts := self.starts) else 0
                 memo = (job.nodes, gpus, job.allowed, k)
                 if memo not in failed:
                     started = self.try_start(job, end, k, memo)
@@ -234,10 +231,9 @@ class _Pass:
                         self.out.started.append(started)
                         continue
                     tried = True
-            claimed = False
-            if short is None:  # the first job that cannot start: later starts jump the queue
+            claimed = short is None and claiming and self._claim(job)  # the first job that cannot start may claim
+            if short is None:  # and later starts jump the queue
                 short, self.jumped = job, True
-                claimed = claiming and self._claim(job)
             if not explain and (len(zero) == node_count or (tried and self._nothing_can_start())):
                 break
             if quiet and (claimed or len(reservations) >= most or (starving_only and job.id not in protected)):

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 from factoryctl.errors import FactoryError
-from factoryctl.model.jobs import GpuAllocation, Job, JobSpec, JobState, Placement, SchedNode
+from factoryctl.model.jobs import GpuAllocation, Job, JobSpec, JobState, Placement, SchedNode, StopRequest
 from factoryctl.scheduler.core import Candidate, ClaimFor, Reservation, Running, Started, Waiting, plan, queue_key
 from factoryctl.scheduler.freemap import FreeMap
 from factoryctl.scheduler.policy import POLICIES, SchedulerConfig, gang_shape, split_gang
@@ -62,6 +62,10 @@ class PreemptDecision:
     for_job: str
     grace_s: float
     reason: str
+
+    def stop_request(self, now: float) -> StopRequest:
+        """What the executor puts on the job's record (`Job.stopping`) when it asks it to checkpoint at `now`."""
+        return StopRequest(self.for_job, now, self.grace_s)
 
 
 @dataclass(frozen=True)
@@ -155,7 +159,10 @@ def _build(
 
 
 def _running(job: Job, index: Mapping[str, int], fm: FreeMap, now: float, config: SchedulerConfig, seq: int) -> Running:
-    """Take a running job's GPUs off the map; its look-ahead entry ends at start + walltime (or now if overdue)."""
+    """Take a running job's GPUs off the map; its look-ahead entry ends at start + walltime (or now if overdue).
+
+    A job being stopped (`Job.stopping`) frees its GPUs at its stop if that comes first.
+    """
     alloc = tuple((index[a.node], a.gpus) for a in job.allocation if a.node in index)
     for node_index, gpus in alloc:
         if gpus > fm.free[node_index]:
@@ -163,7 +170,8 @@ def _running(job: Job, index: Mapping[str, int], fm: FreeMap, now: float, config
         fm.take(node_index, gpus)
     walltime = job.spec.walltime_s or config.default_walltime_s
     started = job.started_at if job.started_at is not None else now
-    return (max(now, started + walltime), seq, alloc)
+    end = started + walltime if job.stopping is None else min(started + walltime, job.stopping.stops_at)
+    return (max(now, end), seq, alloc)
 
 
 def learned_config(config: SchedulerConfig, jobs: Sequence[Job]) -> SchedulerConfig:
@@ -209,7 +217,8 @@ def schedule(
 
     Args:
         nodes: every inventory node; down, drained and unhealthy ones receive nothing.
-        jobs: queued (PENDING/DEFERRED) and running (STARTING/RUNNING, with allocations) jobs; finished ones
+        jobs: queued (PENDING/DEFERRED) and running (STARTING/RUNNING, with allocations; `stopping` set on those
+            the executor is stopping for a preempting job, see `PreemptDecision.stop_request`) jobs; finished ones
             (succeeded, or failed at their walltime) teach the policy how much of their walltimes jobs really run
             (`learned_config`); others are ignored.
         now: unix seconds.
@@ -276,6 +285,11 @@ def _ends_by(job: Job, now: float, config: SchedulerConfig) -> float:
     return end if end > now else float("inf")
 
 
+def _stops_by(job: Job, stop: StopRequest, now: float, config: SchedulerConfig) -> float:
+    """When a job being stopped frees its GPUs: its stop, or its walltime's end if sooner (now if both are past)."""
+    return max(now, min(stop.stops_at, _ends_by(job, now, config)))
+
+
 def preemption_claims(fm: FreeMap, jobs: Sequence[Job], config: SchedulerConfig, now: float) -> ClaimFor:
     """The pass's `claim_for`: the reservation the first job short of room holds while preemption makes room.
 
@@ -283,25 +297,56 @@ def preemption_claims(fm: FreeMap, jobs: Sequence[Job], config: SchedulerConfig,
     than that job, holding GPUs on schedulable nodes it may use: the lowest priority and youngest are stopped,
     every one of them necessary, and a job whose walltime ends within the grace period is waited for, not stopped.
     The pass gives the job that reservation before any backfill, so backfill cannot take the GPUs it makes room on
-    (a job ending before the reserved start still may).
+    (a job ending before the reserved start still may). Jobs being stopped already (`Job.stopping`) are never
+    proposed again: those stopped for this job are waited for until their stop (`_claim_holders`), so the
+    reservation stays where the stops put it, and further victims are proposed only if they do not make room.
     """
     index: Mapping[str, int] = {name: i for i, name in enumerate(fm.names)}
+    active = [job for job in jobs if job.state.active]
 
     def claim_for(free: FreeMap, first: Candidate) -> Reservation | None:
-        holders = [
-            Holder(
-                job.id,
-                job.spec.priority,
-                job.started_at or 0.0,
-                tuple((index[a.node], a.gpus) for a in job.allocation if a.node in index),
-                _ends_by(job, now, config),
-            )
-            for job in jobs
-            if job.state.active and job.spec.priority < first.priority
-        ]
-        return claim_reservation(free, first, holders, now, config.grace_s) if holders else None
+        holders, stopping = _claim_holders(active, first, index, now, config)
+        if not holders:
+            return None
+        reservation = claim_reservation(free, first, holders, now, config.grace_s)
+        if reservation is None or not stopping.intersection(reservation.awaited):
+            return reservation
+        return replace(
+            reservation,
+            awaited=tuple(i for i in reservation.awaited if i not in stopping),
+            stopping=tuple(i for i in reservation.awaited if i in stopping),
+        )
 
     return claim_for
+
+
+def _claim_holders(
+    active: Sequence[Job], first: Candidate, index: Mapping[str, int], now: float, config: SchedulerConfig
+) -> tuple[list[Holder], set[str]]:
+    """The running jobs `first` may stop or wait for, as `Holder`s, and the ids of those being stopped for it.
+
+    Jobs of lower priority may be stopped, except those being stopped already: for another job they are left out
+    (as the replay leaves out gangs in a grace period), for `first` they are waited for until their stop. While some
+    are, the jobs of any priority that end by the last of those stops are waited for too: its reservation let them
+    start on its GPUs because they do (the replay's claim takes their GPUs over as they end).
+    """
+
+    def holder(job: Job, ends_by: float, stoppable: bool = True) -> Holder:
+        held = tuple((index[a.node], a.gpus) for a in job.allocation if a.node in index)
+        return Holder(job.id, job.spec.priority, job.started_at or 0.0, held, ends_by, stoppable)
+
+    mine = {job.id: job.stopping for job in active if job.stopping is not None and job.stopping.for_job == first.id}
+    holders = [holder(job, _stops_by(job, mine[job.id], now, config), False) for job in active if job.id in mine]
+    ready = max((stop.stops_at for stop in mine.values()), default=None)
+    for job in active:
+        if job.stopping is not None:
+            continue
+        end = _ends_by(job, now, config)
+        if job.spec.priority < first.priority:
+            holders.append(holder(job, end))
+        elif ready is not None and end <= ready:
+            holders.append(holder(job, end, False))
+    return holders, set(mine)
 
 
 def plan_preemptions(claim: Reservation | None, config: SchedulerConfig) -> tuple[PreemptDecision, ...]:

@@ -45,7 +45,8 @@ class Reservation:
 
     With preemption, the first job short of room may hold one while it makes room (`preempt.claim_reservation`):
     `victims` are the ids of the running jobs it stops, `awaited` those it waits for (they end within the grace
-    period), and `start` is when they have all freed their GPUs.
+    period), `stopping` those it waits for while the executor stops them for it (the live `schedule()` only), and
+    `start` is when they have all freed their GPUs.
     """
 
     job: Candidate
@@ -54,6 +55,7 @@ class Reservation:
     caps: dict[int, int]
     victims: tuple[str, ...] = ()
     awaited: tuple[str, ...] = ()
+    stopping: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Trace replay with preemption carried out, so the policy option can be judged on a trace before a cluster.
 
 `schedule()` only proposes preemptions (`decide.plan_preemptions`); this replay acts them out on the simulated
-clock with the same victim choice (`preempt.plan_claim`, as `choose_victims`). The rules, also in docs/scheduler.md:
+clock with the same victim choice (`preempt.make_room`, which `plan_claim` runs; the replay feeds it from indexes of
+its gangs rather than a scan of all of them at every pass). The rules, also in docs/scheduler.md:
 
 - In each pass, the first job the pass could not start for lack of room (`PassOutcome.first_short`) may stop
   strictly lower-priority running jobs, and holds a reservation while room is made (`preempt.claim_reservation`,
@@ -32,7 +33,7 @@ import dataclasses
 import heapq
 from bisect import bisect_left, insort
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from factoryctl.errors import FactoryError
@@ -48,7 +49,7 @@ from factoryctl.scheduler.core import (
 from factoryctl.scheduler.freemap import FreeMap
 from factoryctl.scheduler.gangs import settle_gang
 from factoryctl.scheduler.policy import SchedulerConfig
-from factoryctl.scheduler.preempt import Holder, claim_reservation
+from factoryctl.scheduler.preempt import ClaimPlan, Holder, make_room, room_reservation, victim_order
 from factoryctl.scheduler.simulate import _NEVER, Replay
 
 
@@ -90,6 +91,10 @@ class PreemptingReplay(Replay):
         super().__init__(nodes, config, clock)
         self.gangs: dict[int, _Gang] = {}
         self.lowest = Counter[int]()  # priorities of the running gangs not yet stopping: a cheap "anyone below?"
+        # The same gangs by walltime end and in victim order (`preempt.victim_order`), each with its sequence: what
+        # `claim_for` reads, pass after pass while a job waits, without a scan of every running gang.
+        self.by_end: list[tuple[float, str, int]] = []
+        self.by_value: list[tuple[int, float, str, int]] = []
         self.claims: deque[_Claim] = deque()
         self.cancelled: set[int] = set()
         self.victim_ids: dict[int, str] = {}  # gang sequence -> job id, for the gangs ever stopped or waited for
@@ -170,41 +175,70 @@ class PreemptingReplay(Replay):
         holder = Holder(job.id, job.priority, now, entry[2], ends_by)
         self.gangs[entry[1]] = _Gang(holder, end, entry[0], entry, len(self.records) - 1, (job.nodes, job.gpus))
         self.lowest[job.priority] += 1
+        insort(self.by_end, (ends_by, job.id, entry[1]))
+        insort(self.by_value, (*victim_order(holder), entry[1]))
         return entry
 
     def _release(self, gang: _Gang) -> None:
         """A gang ends or is stopped: its GPUs go back, except those handed over to the job that claimed them."""
         del self.lookahead[bisect_left(self.lookahead, gang.entry)]
         if gang.claim is None:
-            self._forget(gang.holder.priority)
+            self._forget(gang)
         for index, gpus in gang.holder.held:
             kept = gang.handover.get(index, 0)
             if gpus > kept:
                 self.fm.give(index, gpus - kept)
 
-    def _forget(self, priority: int) -> None:
-        self.lowest[priority] -= 1
-        if not self.lowest[priority]:
-            del self.lowest[priority]
+    def _forget(self, gang: _Gang) -> None:
+        """The gang ends, is stopped or is waited for: no claim may stop or wait for it any more."""
+        holder, seq = gang.holder, gang.entry[1]
+        self.lowest[holder.priority] -= 1
+        if not self.lowest[holder.priority]:
+            del self.lowest[holder.priority]
+        del self.by_end[bisect_left(self.by_end, (holder.ends_by, holder.id, seq))]
+        del self.by_value[bisect_left(self.by_value, (*victim_order(holder), seq))]
 
     def claim_for(self, now: float) -> ClaimFor:
         """The pass's `claim_for`: `preempt.claim_reservation` over the gangs that may be stopped or waited for.
 
         Those are the running gangs of strictly lower priority than the job, not started at this very instant and
-        not already stopping or waited for by another claim.
+        not already stopping or waited for by another claim. `_plan` finds them through the replay's indexes.
         """
 
         def reserve(fm: FreeMap, first: Candidate) -> Reservation | None:
             if not any(priority < first.priority for priority in self.lowest):
                 return None
-            holders = [
-                gang.holder
-                for gang in self.gangs.values()
-                if gang.claim is None and gang.holder.started_at < now and gang.holder.priority < first.priority
-            ]
-            return claim_reservation(fm, first, holders, now, self.config.grace_s) if holders else None
+            return room_reservation(fm, first, self._plan(fm, first, now), now, self.config.grace_s)
 
         return reserve
+
+    def _plan(self, fm: FreeMap, first: Candidate, now: float) -> ClaimPlan:
+        """`preempt.plan_claim` over those gangs, from `by_end` and `by_value` instead of a sort of all of them.
+
+        The gangs ending within the grace period come in `ending`'s order (walltime end, then id) and the others
+        in victim order, read only as far as room is made: the same plan, without a pass over every running gang
+        (a job waiting for gangs ending in the grace period asks at every pass). The replay's jobs have no node
+        constraints, so every gang frees GPUs the job may use.
+        """
+        stop_at, priority, gangs = now + self.config.grace_s, first.priority, self.gangs
+        awaited: list[Holder] = []
+        for ends_by, _, seq in self.by_end:
+            if ends_by > stop_at:
+                break
+            holder = gangs[seq].holder
+            if holder.priority < priority and holder.started_at < now:
+                awaited.append(holder)
+        waited_for = {holder.id for holder in awaited}
+
+        def candidates() -> Iterator[Holder]:
+            for below, _, _, seq in self.by_value:
+                if below >= priority:
+                    return
+                holder = gangs[seq].holder
+                if holder.started_at < now and holder.id not in waited_for:
+                    yield holder
+
+        return make_room(fm, first, awaited, candidates())
 
     def after_pass(self, outcome: PassOutcome, now: float) -> None:
         """Stop the gangs the pass's claim chose: its job leaves the queue and claims its GPUs.
@@ -259,7 +293,7 @@ class PreemptingReplay(Replay):
         Its other GPUs free at its end or stop.
         """
         gang.claim = claim
-        self._forget(gang.holder.priority)
+        self._forget(gang)
         for index, gpus in gang.holder.held:
             given = min(owed.get(index, 0), gpus)
             if given:

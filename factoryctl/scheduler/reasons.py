@@ -117,18 +117,22 @@ def describe_wait(waiting: Waiting, fm: FreeMap, now: float, price: float | None
     if reservation is not None:
         nodes = sorted(reservation.holds)
         text += f"; reserved start in {human_duration(reservation.start - now)} on {_places(nodes, fm)}"
-        text += _making_room(reservation.victims, reservation.awaited)
+        text += _making_room(reservation.victims, reservation.awaited, reservation.stopping)
     elif have >= job.nodes:
         text += "; starting it now would delay a reserved job"
     return text
 
 
-def _making_room(victims: Sequence[str], awaited: Sequence[str]) -> str:
-    """`: preempting A, B (and waiting for C, ending within the grace period)`, as a claim says; "" for neither.
+def _making_room(victims: Sequence[str], awaited: Sequence[str], stopping: Sequence[str] = ()) -> str:
+    """`: preempting A, B (and waiting for C, ending within the grace period)`, as a claim says; "" for none.
 
-    For a reservation held while preemption makes room (`preempt.claim_reservation`).
+    For a reservation held while preemption makes room (`preempt.claim_reservation`); jobs the executor is stopping
+    for it already (live only) read `waiting for D to stop`.
     """
-    waiting = f"waiting for {', '.join(awaited)}, ending within the grace period"
+    waits = [f"{', '.join(stopping)} to stop"] if stopping else []
+    if awaited:
+        waits.append(f"{', '.join(awaited)}, ending within the grace period")
+    waiting = "waiting for " + " and for ".join(waits)
     if victims:
-        return f": preempting {', '.join(victims)}" + (f" (and {waiting})" if awaited else "")
-    return f": {waiting}" if awaited else ""
+        return f": preempting {', '.join(victims)}" + (f" (and {waiting})" if waits else "")
+    return f": {waiting}" if waits else ""

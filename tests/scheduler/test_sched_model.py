@@ -43,11 +43,12 @@ def test_job_json_follows_design_fields():
     data = job.as_json()
     assert list(data) == [
         "id", "name", "user", "state", "reason", "num_gpus", "allocation", "ranks", "restarts",
-        "submitted_at", "started_at", "ended_at", "energy_kwh", "cost",
+        "submitted_at", "started_at", "ended_at", "stopping", "energy_kwh", "cost",
     ]  # fmt: skip
     assert data["allocation"] == [{"node": "n1", "gpus": 8}, {"node": "n2", "gpus": 8}]
     assert data["submitted_at"] == "1970-01-01T00:00:00.000Z"
     assert data["ended_at"] is None
+    assert data["stopping"] is None  # set while the executor stops it for a higher-priority job (StopRequest)
     assert job.placement.render() == "n1:8 n2:8"
     assert job.evolve(state=JobState.SUCCEEDED).state.terminal
 
