@@ -16,18 +16,8 @@ from pathlib import Path
 
 import pytest
 from reaping import reaped
+from stop_messages import STOPS, TERMINATED
 from waiting import wait_for
-
-INTERRUPTED = [
-    "factoryctl: interrupted",
-    "hint: Ctrl-C stopped it (exit 130); run the command again for a complete result.",
-]
-TERMINATED = [
-    "factoryctl: terminated",
-    "hint: SIGTERM stopped it (exit 143: `timeout`, systemd or kill); run the command again, with more time if a time "
-    "limit ended it.",
-]
-STOPS = [(signal.SIGINT, 130, INTERRUPTED), (signal.SIGTERM, 143, TERMINATED)]
 
 TRACE = "job_id,submit_time_s,duration_s,num_gpus\na,0,10,1\nb,5,20,2\n"
 CURVE = (

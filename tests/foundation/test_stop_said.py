@@ -18,20 +18,10 @@ from typing import Any
 import pytest
 from reaping import reaped
 from silent_listener import listening
+from stop_messages import INTERRUPTED, STOPS, TERMINATED
 
 from factoryctl.store.rows import Event
 from factoryctl.store.sqlite import Store
-
-INTERRUPTED = [
-    "factoryctl: interrupted",
-    "hint: Ctrl-C stopped it (exit 130); run the command again for a complete result.",
-]
-TERMINATED = [
-    "factoryctl: terminated",
-    "hint: SIGTERM stopped it (exit 143: `timeout`, systemd or kill); run the command again, with more time if a time "
-    "limit ended it.",
-]
-STOPS = [(signal.SIGINT, 130, INTERRUPTED), (signal.SIGTERM, 143, TERMINATED)]
 
 
 @pytest.fixture

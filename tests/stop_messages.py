@@ -1,0 +1,17 @@
+"""What a command says on stderr when Ctrl-C or SIGTERM stops it (docs/cli.md, Exit codes): one copy for the tests."""
+
+from __future__ import annotations
+
+import signal
+
+INTERRUPTED = [
+    "factoryctl: interrupted",
+    "hint: Ctrl-C stopped it (exit 130); run the command again for a complete result.",
+]
+TERMINATED = [
+    "factoryctl: terminated",
+    "hint: SIGTERM stopped it (exit 143: `timeout`, systemd or kill); run the command again, with more time if a time "
+    "limit ended it.",
+]
+#: (signal, exit status, stderr lines) for parametrized tests.
+STOPS = [(signal.SIGINT, 130, INTERRUPTED), (signal.SIGTERM, 143, TERMINATED)]
