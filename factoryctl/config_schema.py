@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
+from factoryctl.textfile import exact_number
+
 if TYPE_CHECKING:
     from importlib.metadata import Distribution
 
@@ -51,7 +53,7 @@ MAX_BUDGET_KW = 10_000_000.0
 
 def _finite_number(value: object, low: float, high: float, unit: str) -> float:
     """`value` as a float when it is a finite number (not a bool, not a string) in [low, high]; else a ValueError."""
-    what = f"must be a finite number of {unit} between {low:.10g} and {high:.10g}"
+    what = f"must be a finite number of {unit} between {exact_number(low)} and {exact_number(high)}"
     if isinstance(value, str):  # YAML 1.1 reads `1e3` (no dot) as text, and "30" is quoted: a number all the same
         try:
             value = float(value)
@@ -61,7 +63,7 @@ def _finite_number(value: object, low: float, high: float, unit: str) -> float:
         raise ValueError(f"{what}, not {value!r}")
     number = float(value)
     if not (math.isfinite(number) and low <= number <= high):  # NaN fails every comparison
-        raise ValueError(f"{what}, not {number:.10g}")
+        raise ValueError(f"{what}, not {exact_number(number)}")  # never rounded: "not 1e+06" contradicted itself
     return number
 
 

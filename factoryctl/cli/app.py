@@ -104,7 +104,9 @@ def root(
     config: Path | None = typer.Option(
         None, "--config", "-c", help="factory.yaml to use (else $FACTORYCTL_CONFIG, ./factory.yaml, XDG dir)."
     ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only results and errors."),
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", help="Print only results, warnings and errors: no notes, progress or summaries."
+    ),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
     version: bool = typer.Option(
         False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."

@@ -9,11 +9,18 @@ Linux) and `exec`'s remote command words (sent to the node as they are, as ssh d
 
 The check costs nothing on a clean command line: the command tree is walked (with Click's own parser, which neither
 converts values nor runs callbacks) only when a word holds such a byte.
+
+File options get their path here too (`exact_path`), from the text as typed: pathlib would read an empty value as
+`.` and `./-` as `-`. It is imported at start-up, which a module with the output file's machinery is not.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+
+import typer  # at run time: Typer reads the callback's annotations to pass it the parameter
 
 from factoryctl.errors import UsageError
 
@@ -56,6 +63,32 @@ def shell_word(text: str) -> str:
 
 def _only_escapes(text: str) -> bool:
     return all(not 0xD800 <= ord(c) <= 0xDFFF or 0xDC80 <= ord(c) <= 0xDCFF for c in text)
+
+
+def exact_path(stream: str | None = None) -> Callable[[typer.CallbackParam, str | None], Path | None]:
+    """The callback of a file option; `stream` is what its `-` means (stdin or stdout), None when it reads a file only.
+
+    The option keeps its text (`path_type=str`; still a path for completion and for file names that are not UTF-8)
+    and this makes it a Path: an empty value is a usage error (pathlib would read it as `.`, the current directory,
+    "it is a directory"); with a `stream`, only `-` itself is that stream and `./-` is the file named `-`. Example:
+    `typer.Option(None, "--schedule-out", path_type=str, callback=exact_path("stdout"))`; `--curve` takes
+    `exact_path()`.
+    """
+
+    def given(param: typer.CallbackParam, value: str | None) -> Path | None:
+        if value is None:
+            return None
+        option = param.opts[0]
+        if not value:
+            either = f", or - for {stream}" if stream is not None else ""
+            raise UsageError(f"{option} is empty, and it needs a file name.", f"give {option} a file name{either}.")
+        if stream is None:
+            return Path(value)
+        from factoryctl.cli.outfile import given_path  # tempfile and friends: not at --help
+
+        return given_path(value, option, stream)
+
+    return given
 
 
 def check_text_arguments(args: list[str]) -> None:

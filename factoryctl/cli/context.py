@@ -125,10 +125,12 @@ def seconds_check(option: str, low: float, example: str, high: float = MAX_TIMEO
     def check(value: float) -> float:
         if not low <= value <= high:  # NaN fails both comparisons
             from factoryctl.errors import UsageError
+            from factoryctl.textfile import exact_number  # never rounded: "not 86400" contradicted itself
 
             days = f" ({high / 86400:g} day)" if high == 86400 else ""
             raise UsageError(
-                f"{option} must be from {low:g} to {high:g} seconds{days}, not {value:g}.",
+                f"{option} must be from {exact_number(low)} to {exact_number(high)} seconds{days},"
+                f" not {exact_number(value)}.",
                 f"give the time in seconds, e.g. {option} {example}.",
             )
         return value

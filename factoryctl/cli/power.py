@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from factoryctl.cli import context
+from factoryctl.cli.arguments import exact_path
 from factoryctl.cli.price import PRICES_OPTION
 from factoryctl.cli.render import DOCUMENT_OUTPUT_OPTION, OutputFormat, checked_choice, dump_json
-from factoryctl.cli.sched import exact_path
 from factoryctl.errors import UsageError
 
 if TYPE_CHECKING:
@@ -260,35 +260,51 @@ def _warn_stale(document: dict[str, Any], policy: Policy, policy_file: Path | No
     )
 
 
+#: The options of `power simulate` beyond the price file, the GPU and the output (kept here: the command stays short).
+CURVE_OPTION: Any = typer.Option(
+    ...,
+    "--curve",
+    path_type=str,
+    callback=exact_path(),
+    help="Power-curve CSV: gpu,workload,pl_frac,throughput_rel,power_rel.",
+)
+MAX_LOSS_OPTION: Any = typer.Option(
+    None,
+    "--max-throughput-loss",
+    parser=_loss_fraction,
+    help="D: largest mean throughput loss, a fraction (0.05 = 5 %); optional when --policy sets it.",
+)
+VISIBILITY_OPTION: Any = typer.Option(
+    ...,
+    "--price-visibility",
+    parser=_visibility,
+    help="day-ahead (day d+1 known from 12:00 UTC on day d) or realtime.",
+)
+POLICY_FILE_OPTION: Any = typer.Option(
+    None, "--policy", path_type=str, callback=exact_path(), help="Policy file (YAML/JSON); default optimize."
+)
+SCHEDULE_OUT_OPTION: Any = typer.Option(
+    None,
+    "--schedule-out",
+    path_type=str,
+    callback=exact_path("stdout"),
+    help="Write timestamp_utc,price_per_mwh,power_limit_frac, one row per price row (-: stdout; the results go"
+    " to stderr).",
+)
+
+
 @app.command("simulate")
 def simulate_command(
     ctx: typer.Context,
     prices: Path | None = PRICES_OPTION,
-    curve: Path = typer.Option(..., "--curve", help="Power-curve CSV: gpu,workload,pl_frac,throughput_rel,power_rel."),
+    curve: Path = CURVE_OPTION,
     gpu: str = typer.Option(..., "--gpu", help="GPU name in the curve file (any case, e.g. a40)."),
     workload: str = typer.Option(..., "--workload", help="Workload in the curve file (e.g. squad/bert_base or squad)."),
-    max_throughput_loss: float | None = typer.Option(
-        None,
-        "--max-throughput-loss",
-        parser=_loss_fraction,
-        help="D: largest mean throughput loss, a fraction (0.05 = 5 %); optional when --policy sets it.",
-    ),
-    price_visibility: Visibility = typer.Option(
-        ...,
-        "--price-visibility",
-        parser=_visibility,
-        help="day-ahead (day d+1 known from 12:00 UTC on day d) or realtime.",
-    ),
-    policy_file: Path | None = typer.Option(None, "--policy", help="Policy file (YAML/JSON); default optimize."),
+    max_throughput_loss: float | None = MAX_LOSS_OPTION,
+    price_visibility: Visibility = VISIBILITY_OPTION,
+    policy_file: Path | None = POLICY_FILE_OPTION,
     output: OutputFormat = DOCUMENT_OUTPUT_OPTION,
-    schedule_out: Path | None = typer.Option(
-        None,
-        "--schedule-out",
-        path_type=str,
-        callback=exact_path("stdout"),
-        help="Write timestamp_utc,price_per_mwh,power_limit_frac, one row per price row (-: stdout; the results go"
-        " to stderr).",
-    ),
+    schedule_out: Path | None = SCHEDULE_OUT_OPTION,
 ) -> None:
     """Replay a power policy causally over a price file and score it against blind and clairvoyant references."""
     from functools import partial

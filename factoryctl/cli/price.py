@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from factoryctl.cli.arguments import exact_path
 from factoryctl.cli.render import (
     NO_HEADER_OPTION,
     OUTPUT_OPTION,
@@ -26,7 +27,6 @@ from factoryctl.cli.render import (
     emit,
     render_listing,
 )
-from factoryctl.cli.sched import exact_path
 
 if TYPE_CHECKING:
     from factoryctl.power.sources import PriceSource

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from factoryctl.cli import context
+from factoryctl.cli.arguments import exact_path
 from factoryctl.cli.completion import complete_choice_list
 from factoryctl.cli.render import NO_HEADER_OPTION, OUTPUT_OPTION, Column, OutputFormat, render_listing
 from factoryctl.errors import ActionFailed, UsageError
@@ -24,25 +25,6 @@ if TYPE_CHECKING:
     from factoryctl.cli.outfile import OutFile
 
 app = typer.Typer(no_args_is_help=True)
-
-
-def exact_path(stream: str) -> Callable[[typer.CallbackParam, str | None], Path | None]:
-    """The callback of a file option whose `-` is `stream` (stdin or stdout): `--trace`, `--prices`, `--schedule-out`.
-
-    The option keeps its text (`path_type=str`; still a path for completion and for file names that are not UTF-8)
-    and this makes it a Path: only `-` itself is `stream`, `./-` is the file named `-`, and an empty value is a usage
-    error (pathlib would read it as `.`, the current directory). Example:
-    `typer.Option(None, "--schedule-out", path_type=str, callback=exact_path("stdout"))`.
-    """
-
-    def given(param: typer.CallbackParam, value: str | None) -> Path | None:
-        if value is None:
-            return None
-        from factoryctl.cli.outfile import given_path  # tempfile and friends: not at --help
-
-        return given_path(value, param.opts[0], stream)
-
-    return given
 
 
 def seconds_cell(value: float | None) -> str:
@@ -119,11 +101,15 @@ def seconds_within(option: str, seconds: float, text: str, most: float, most_sai
     """`seconds` if it is a number from 0 to `most` (said as `most_said`), else a one-sentence usage error."""
     if seconds != seconds:
         raise UsageError(f"{option} must be a number of seconds, not {text!r}.", hint)
+    if 0 <= seconds <= most:
+        return seconds
+    from factoryctl.textfile import (
+        exact_number,
+    )  # never rounded: "at most 86,400 seconds, not 86400" contradicted itself
+
     if seconds < 0:
-        raise UsageError(f"{option} must not be negative, not {seconds:g}.", hint)
-    if seconds > most:
-        raise UsageError(f"{option} must be at most {most_said}, not {seconds:g}.", hint)
-    return seconds
+        raise UsageError(f"{option} must not be negative, not {exact_number(seconds)}.", hint)
+    raise UsageError(f"{option} must be at most {most_said}, not {exact_number(seconds)}.", hint)
 
 
 def _number(value: float) -> str:

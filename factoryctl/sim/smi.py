@@ -12,6 +12,10 @@ on a PATH. Every value is read through `factoryctl.sim.nvml`, so an unsupported 
 `[GPU is lost]`, as the real tool does. The driver version decides which property names exist, as it does for the
 real tool: before R535 the clock event reasons are only `clocks_throttle_reasons.*`, and `clocks_event_reasons.*`
 is not a valid field (so the fallback's handling of older drivers is tested too).
+
+`--garbled` (or FACTORYCTL_SIM_SMI_GARBLED=1; `write_shim(garbled=True)`) makes it an nvidia-smi whose query output
+cannot be read, with exit 0 all the same: each row cut after its first field, as from a tool of another version or a
+site wrapper around it. So the fallback's handling of output it cannot read is tested against a real process too.
 """
 
 from __future__ import annotations
@@ -242,6 +246,8 @@ def _parse(argv: List[str]) -> Dict[str, Optional[str]]:
             opts[takes_value[key]] = value
         elif arg in ("-L", "--list-gpus"):
             opts["list"] = "1"
+        elif arg == "--garbled":
+            opts["garbled"] = "1"
         else:
             raise SmiError(f"Invalid combination of input arguments: {arg!r}. Please run 'nvidia-smi -h' for help.", 2)
         i += 1
@@ -269,6 +275,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             text = set_power_limit(str(opts["pl"]), opts.get("id"))
         elif opts.get("query") is not None:
             text = query(str(opts["query"]), opts.get("format") or "csv", opts.get("id"))
+            if opts.get("garbled") or os.environ.get("FACTORYCTL_SIM_SMI_GARBLED") == "1":
+                text = "".join(line.split(",")[0] + "\n" for line in text.splitlines())
         elif opts.get("list"):
             text = list_gpus(opts.get("id"))
         else:
@@ -287,16 +295,21 @@ def write_shim(
     factory: str = "default",
     python: Optional[str] = None,
     driver_version: Optional[str] = None,
+    garbled: bool = False,
 ) -> Path:
     """Write an executable `nvidia-smi` script at `path` that runs this shim for `node` (put its dir first on PATH).
 
     `driver_version` (such as "525.147.05") makes it the nvidia-smi of that driver; the simulated default otherwise.
+    `garbled` makes its query output unreadable (exit 0). Each call runs the script anew, so writing it again at the
+    same path changes the nvidia-smi of a bridge already serving.
     """
     argv = [python or sys.executable, "-m", "factoryctl.sim.smi", "--node", node, "--factory", factory]
     if state_dir is not None:
         argv += ["--state-dir", str(state_dir)]
     if driver_version is not None:
         argv += ["--driver-version", driver_version]
+    if garbled:
+        argv.append("--garbled")
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(f'#!/bin/sh\nexec {shlex.join(argv)} "$@"\n', encoding="utf-8")

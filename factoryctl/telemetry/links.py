@@ -55,6 +55,10 @@ class SampleSink(Protocol):
         """The link broke or could not be made."""
         ...
 
+    def sample_failed(self, node: str, error: NodeError) -> None:
+        """The link is fine but its agent could not take a sample (an `ok: false` stream sample: the driver)."""
+        ...
+
 
 def transport_connector(
     config: FactoryConfig,
@@ -200,7 +204,7 @@ class NodeLink:
         if self._retired:
             return
         self._sample_error = (error, time.monotonic())
-        self._sink.link_failed(self.node.name, error)
+        self._sink.sample_failed(self.node.name, error)
 
     def _run(self) -> None:
         attempt = 0

@@ -204,6 +204,10 @@ class StoreWriter:
         with self._lock:
             self._wall.forget(oldest)
 
+    def sample_failed(self, node: str, error: NodeError) -> None:
+        """The node's agent could not take a sample: judged as a failure, as a broken link is (`NodeHealth.failed`)."""
+        self.link_failed(node, error)
+
     def link_failed(self, node: str, error: NodeError) -> None:
         """A link broke or could not be made (ignored once shutting down: we are the ones closing it)."""
         with self._lock:

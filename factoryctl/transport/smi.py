@@ -212,8 +212,22 @@ class SmiBridge:
         return self._query_as(self.reasons_name)
 
     def _query_as(self, reasons_name: str) -> list[dict[str, Any]]:
+        """The GPUs read under `reasons_name`; output nvidia-smi should never print is the driver's NodeError.
+
+        So a `sample` or `set_power_limit` request is answered with that error and the bridge goes on serving, as a
+        stream's poll goes on: the ValueError ended the whole bridge, the session saying only that the agent exited.
+        """
         fields = ",".join(reasons_name if name in REASON_NAMES else name for name, _, _ in QUERY)
-        return parse_query(self._smi([f"--query-gpu={fields}", "--format=csv,noheader,nounits"]))
+        output = self._smi([f"--query-gpu={fields}", "--format=csv,noheader,nounits"])
+        try:
+            return parse_query(output)
+        except ValueError as exc:
+            raise NodeError(
+                self.node,
+                "driver",
+                f"nvidia-smi's output could not be read ({exc})",
+                "run nvidia-smi on the node to see what it prints, and check the NVIDIA driver there.",
+            ) from None
 
     def _sample(self) -> dict[str, Any]:
         return {"time": time.time(), "backend": "smi", "gpus": self._query(), "host": {}}
@@ -255,11 +269,8 @@ class SmiBridge:
         """A stream's sample message: the sample, or the error of the poll (agent protocol, `stream`)."""
         try:
             return {"id": rid, "type": "sample", "result": self._sample()}
-        except NodeError as exc:
-            error = {"kind": exc.kind, "message": exc.message}
-        except ValueError as exc:  # output nvidia-smi should never print (parse_query)
-            error = {"kind": "driver", "message": f"nvidia-smi's output could not be read ({exc})"}
-        return {"id": rid, "type": "sample", "ok": False, "error": error}
+        except NodeError as exc:  # output it could not read too (`_query_as`)
+            return {"id": rid, "type": "sample", "ok": False, "error": {"kind": exc.kind, "message": exc.message}}
 
     def _set_limits(self, request: dict[str, Any], reset: bool) -> dict[str, Any]:
         """Check every GPU's range, then set each in turn: a failure part-way lists the GPUs already set, as the agent.
@@ -302,7 +313,7 @@ class SmiBridge:
             return []
         try:
             after = {g["index"]: g for g in self._query()}
-        except (NodeError, ValueError):
+        except NodeError:
             after = {}
         return [
             {

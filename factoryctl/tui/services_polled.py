@@ -7,8 +7,10 @@ silent is torn down and rebuilt. Here each node's `_NodeState` is the link's sin
 `snapshot()` only reads what the streams last delivered, so it returns at once however slow a node is; a node whose
 stream breaks shows as down at the next snapshot, and one that goes quiet shows as degraded, then down, by the
 controller's own rule (`silence_state`, telemetry/health.py), so a silent node keeps its state when a controller
-takes over or hands back; each change of state is an event (node_degraded, node_down, node_up) whatever its cause,
-and a node that has not answered yet shows as connecting (never waited for).
+takes over or hands back. So does one whose agent sends error samples (its driver cannot be read): as the
+controller's `NodeHealth`, degraded with the agent's reason at once, down with it after three missed samples; one
+failed poll is not an outage. Each change of state is an event (node_degraded, node_down, node_up) whatever its
+cause, and a node that has not answered yet shows as connecting (never waited for).
 Drains and power-limit changes go through the store
 (drained flag, events, audit log) when it can be opened, else they live in memory for this session.
 Imports no Textual: the CLI, a benchmark or a test can drive it headless.
@@ -59,7 +61,10 @@ class _NodeState:
         self.owner = owner
         self.latest: NodeSample | None = None
         self.latest_mono = 0.0
+        #: Why the link broke or could not be made: the node is down until its next sample.
         self.failure: NodeError | None = None
+        #: Why its agent's samples failed since its last good one: judged as the controller does (`_judged`).
+        self.agent_error: NodeError | None = None
         self.shown = CONNECTING  # the state last judged (and announced by an event)
         #: Guards the fields above; re-entrant because `judge` holds it while `sample` takes it again.
         self.lock = threading.RLock()
@@ -89,7 +94,7 @@ class _NodeState:
         with self.lock:
             before, self.latest = self.latest, sample
             self.latest_mono = time.monotonic()
-            self.failure = None
+            self.failure = self.agent_error = None
         self.owner.history.record_node(sample)
         found = self.owner.thermal.keep(gpu_events(before, sample), sample)
         for event in found:  # ECC errors, lost GPUs, thermal slowdown: as the controller sees them
@@ -98,10 +103,20 @@ class _NodeState:
 
     def link_failed(self, node: str, error: NodeError) -> None:
         """The link broke, went silent or could not be made: down until the next sample."""
+        self._failed(error, by_agent=False)
+
+    def sample_failed(self, node: str, error: NodeError) -> None:
+        """The agent could not take a sample (its driver): judged by the controller's rule (`_judged`)."""
+        self._failed(error, by_agent=True)
+
+    def _failed(self, error: NodeError, by_agent: bool) -> None:
         if self.owner.stop_event.is_set():
             return  # the dashboard is closing the link: not the node's failure
         with self.lock:
-            self.failure = error
+            if by_agent:
+                self.agent_error = error
+            else:
+                self.failure = error
         self.judge()
 
     def judge(self, now: float | None = None) -> NodeSample:
@@ -125,33 +140,45 @@ class _NodeState:
     def sample(self, now: float, now_mono: float) -> NodeSample:
         """What the dashboard should show for this node at `now` (wall clock; `now_mono` on the monotonic one)."""
         with self.lock:
-            latest, failure, heard = self.latest, self.failure, self.latest_mono
+            latest, failure, agent_error, heard = self.latest, self.failure, self.agent_error, self.latest_mono
         session = self.link.session
         if failure is None and session is not None:
             failure = session.failure  # broken now: shown before the link next looks (every half interval)
         name = self.spec.name
         if failure is not None:
             return NodeSample(node=name, time=now, state="down", error=failure.kind, message=failure.message)
-        if latest is None:
+        if latest is None and agent_error is None:
             return NodeSample(node=name, time=now, state=CONNECTING, message="connecting…")
-        state, age = silence_state(heard, now_mono, self.owner.interval_s), now_mono - heard
-        if state == "down":
-            return NodeSample(
-                node=name, time=latest.time, state="down", error="timeout", message=f"no sample for {age:.0f} s"
-            )
-        if state == "degraded":
-            return NodeSample(
-                node=name,
-                time=latest.time,
-                state="degraded",
-                agent_version=latest.agent_version,
-                backend=latest.backend,
-                gpus=latest.gpus,
-                host=latest.host,
-                error="timeout",
-                message=f"no sample for {age:.0f} s",
-            )
-        return latest
+        state = self._judged(None if latest is None else heard, now_mono, agent_error)
+        if state == "up" and latest is not None:
+            return latest
+        if agent_error is not None:  # the agent's reason, degraded or down, as the controller says it
+            error, message = agent_error.kind, agent_error.message
+        else:
+            error, message = "timeout", f"no sample for {now_mono - heard:.0f} s"
+        if state == "down" or latest is None:
+            seen = now if latest is None else latest.time
+            return NodeSample(node=name, time=seen, state="down", error=error, message=message)
+        return NodeSample(
+            node=name,
+            time=latest.time,
+            state="degraded",
+            agent_version=latest.agent_version,
+            backend=latest.backend,
+            gpus=latest.gpus,
+            host=latest.host,
+            error=error,
+            message=message,
+        )
+
+    def _judged(self, heard: float | None, now_mono: float, agent_error: NodeError | None) -> str:
+        """The node's state by the controller's rule (`NodeHealth.failed` and `tick`, telemetry/health.py).
+
+        Silence decides (`silence_state`: degraded after one missed sample, down after three, down when never
+        heard), and a node whose agent fails its samples is at least degraded until its next good sample.
+        """
+        state = silence_state(heard, now_mono, self.owner.interval_s)
+        return "degraded" if agent_error is not None and state == "up" else state
 
 
 class PolledServices(ConfiguredServices):

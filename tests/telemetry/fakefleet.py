@@ -82,6 +82,9 @@ class Sink:
     def link_failed(self, node: str, error: NodeError) -> None:
         self.errors.append(error)
 
+    def sample_failed(self, node: str, error: NodeError) -> None:
+        self.errors.append(error)
+
 
 def make_config(tmp_path: Path, nodes: str = "n[1-2]", interval: float = 0.2, extra: str = "") -> FactoryConfig:
     text = f"name: t\nnodes:\n  {nodes}: {{transport: local}}\n{extra}controller:\n  interval_s: {interval}\n"

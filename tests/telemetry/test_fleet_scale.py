@@ -274,6 +274,9 @@ class RecordingSink:
     def link_failed(self, node: str, error: NodeError) -> None:
         raise AssertionError(f"{node}: {error.message}")
 
+    def sample_failed(self, node: str, error: NodeError) -> None:
+        raise AssertionError(f"{node}: {error.message}")
+
 
 def test_a_link_retired_by_a_reload_hands_over_no_more_samples(tmp_path: Path, fleet: FakeFleet) -> None:
     """A last sample of the old stream, arriving while the new link connected, dated the node's silence from it."""

@@ -29,6 +29,9 @@ class Samples:
         with self.lock:
             self.errors.append(error)
 
+    def sample_failed(self, node: str, error: NodeError) -> None:
+        self.link_failed(node, error)
+
 
 def energies(tmp_path: Path, slow_interval_s: float, count: int = 6) -> list[int | None]:
     """GPU 0's energy counter over `count` samples streamed at 0.1 s with the given slow tier."""
