@@ -104,7 +104,7 @@ def test_a_bad_file_gives_no_price_and_its_error_and_is_parsed_once_until_it_cha
     (tmp_path / "prices.csv").write_text("timestamp_utc,price_per_mwh\nnot a time,80\n")
     reads: list[object] = []
     real = sources.read_price_csv
-    monkeypatch.setattr(sources, "read_price_csv", lambda path: reads.append(path) or real(path))
+    monkeypatch.setattr(sources, "read_price_csv", lambda path, text=None: reads.append(path) or real(path, text))
     assert grid.now(start + 1, 1.0) == (None, None)
     assert grid.error is not None
     assert "prices.csv" in grid.error
