@@ -161,9 +161,26 @@ def _click_exceptions() -> Any:
 
 
 def run(argv: list[str] | None = None) -> int:
-    """Run the CLI in-process and return its exit status (the test environment calls this)."""
-    click = _click_exceptions()
+    """Run the CLI in-process and return its exit status (the test environment calls this).
+
+    With `--debug`, the tracebacks of nodes' unexpected failures follow the command's output on stderr.
+    """
     args = list(sys.argv[1:] if argv is None else argv)
+    if not _debug_requested(args):
+        return _run(args)
+    from factoryctl.cli.render import report_node_tracebacks
+    from factoryctl.transport.fanout import NODE_TRACEBACKS
+
+    with NODE_TRACEBACKS.keeping():
+        try:
+            return _run(args)
+        finally:
+            report_node_tracebacks(NODE_TRACEBACKS.taken())
+
+
+def _run(args: list[str]) -> int:
+    """`run`: the command, and every way it can end turned into an exit status (and its sentence on stderr)."""
+    click = _click_exceptions()
     try:
         _cli_module("arguments").check_text_arguments(args)  # bytes that are not UTF-8: exit 2 before any change
         with _sigterm_raises():

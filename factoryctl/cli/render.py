@@ -281,6 +281,18 @@ def report_node_errors(errors: Iterable[dict[str, Any]], hints: dict[str, str] |
         sys.stderr.write(terminal_safe(f"hint: {hint.replace(chr(0), fold(nodes))}") + "\n")
 
 
+def report_node_tracebacks(kept: Iterable[tuple[list[str], str]]) -> None:
+    """`--debug`: each traceback kept for nodes' unexpected failures (`fanout.NODE_TRACEBACKS`), once, on stderr.
+
+    Nodes that failed with the same traceback share it under their folded node set.
+    """
+    for nodes, text in kept:
+        names = fold(nodes) if len(nodes) == 1 else f"{fold(nodes)} ({len(nodes)})"
+        sys.stderr.write(
+            terminal_safe(f"factoryctl: {names}: traceback of the unexpected error:\n{text.rstrip()}") + "\n"
+        )
+
+
 def terminal_safe(text: str) -> str:
     """`text` for the terminal: control characters a node sent (ESC sequences, CR) escaped, our own line breaks kept.
 

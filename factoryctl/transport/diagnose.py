@@ -3,13 +3,16 @@
 `check_node` walks the path a connection takes — DNS, TCP, SSH banner, host key, authentication, the node's
 Python, the agent's hello (version and protocol skew), the driver, an NVML sample — and stops at the first failure,
 naming what to fix. `scan_host_key` does only the handshake and reports the server's key without authenticating,
-so `nodes trust` can show the fingerprint before anything is recorded.
+so `nodes trust` can show the fingerprint before anything is recorded. A node behind a jump host is reached through
+it, which needs the jump host's key known first: until it is, the jump host's key is the one reported.
 """
 
 from __future__ import annotations
 
 import socket
+import threading
 import time
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 from factoryctl import __version__
 from factoryctl.errors import FactoryError, NodeError
 from factoryctl.model.inventory import NodeSpec
+from factoryctl.transport.fanout import as_node_error
+from factoryctl.transport.known_hosts import HostKeyStatus
 from factoryctl.transport.ssh import SshConnection
 from factoryctl.transport.ssh_config import SshTarget, resolve
 from factoryctl.transport.ssh_handshake import (
@@ -28,6 +33,7 @@ from factoryctl.transport.ssh_handshake import (
     tcp_socket,
     verify_host_key,
 )
+from factoryctl.transport.ssh_node import _JUMPS
 
 if TYPE_CHECKING:
     import paramiko
@@ -67,22 +73,92 @@ class Diagnosis:
         return self.error is None
 
 
-def _connect_socket(spec: NodeSpec, target: SshTarget, options: SshOptions) -> socket.socket | paramiko.Channel:
+def _connect_socket(node: str, target: SshTarget, options: SshOptions) -> socket.socket | paramiko.Channel:
     if target.jump is None:
-        return tcp_socket(spec.name, target, options.connect_timeout_s)
-    from factoryctl.transport.ssh_node import _JUMPS
-
-    return _JUMPS.jump(spec.name, target.jump).tunnel(target)
+        return tcp_socket(node, target, options.connect_timeout_s)
+    return _JUMPS.jump(node, target.jump, options).tunnel(target)
 
 
-def scan_host_key(spec: NodeSpec, options: SshOptions) -> ServerKey:
-    """The node's host key and its known_hosts status; nothing is sent but the handshake."""
+@dataclass(frozen=True)
+class ScannedKey:
+    """A host key `nodes trust` shows: the node's own, or that of a jump host on the way to it."""
+
+    key: ServerKey
+    #: The known_hosts file the key is checked against: where `nodes trust` records it.
+    known_hosts: str
+    #: The jump host (`user@host:port`) whose key this is; None for the node's own.
+    jump_host: str | None = None
+
+
+def scan_host_key(spec: NodeSpec, options: SshOptions, jump_keys: JumpHostKeys | None = None) -> ScannedKey:
+    """The node's host key and its known_hosts status; nothing is sent to the node but the handshake.
+
+    A node behind jump hosts is scanned through them, which needs their keys known: the first jump host whose key
+    known_hosts does not vouch for (outermost first, as ssh asks) is scanned instead, so that `nodes trust` can
+    record it and then come back for the node's own key.
+    """
     target = resolve(spec, options.ssh_config)
-    transport = start_transport(spec.name, target, _connect_socket(spec, target, options), options)
+    if target.jump is not None:
+        try:
+            _JUMPS.jump(spec.name, target.jump, options)
+        except NodeError as exc:
+            if exc.kind != "host_key":
+                raise
+            untrusted = (jump_keys or JumpHostKeys(options)).first_untrusted(spec.name, target.jump)
+            if untrusted is None:
+                raise
+            return untrusted
+    return ScannedKey(_scan(spec.name, target, options), target.known_hosts)
+
+
+def _scan(node: str, target: SshTarget, options: SshOptions) -> ServerKey:
+    """The key `target` presents in the handshake, classified against its known_hosts."""
+    transport = start_transport(node, target, _connect_socket(node, target, options), options)
     try:
         return server_key(transport, target)
     finally:
         transport.close()
+
+
+class JumpHostKeys:
+    """The keys of the jump hosts whose connection was refused for their host key, each scanned once per pass.
+
+    However many nodes are behind a jump host, it answers one extra handshake, not one per node (500 at once
+    would also meet its sshd's MaxStartups).
+    """
+
+    def __init__(self, options: SshOptions) -> None:
+        self._options = options
+        self._lock = threading.Lock()
+        self._scans: dict[tuple[str, int, str, str], Future[ServerKey]] = {}
+
+    def first_untrusted(self, node: str, jump: SshTarget) -> ScannedKey | None:
+        """The first jump host on `node`'s way (`jump` and the ones before it) whose key is not known, if any."""
+        hops = [jump]
+        while hops[-1].jump is not None:
+            hops.append(hops[-1].jump)
+        for hop in reversed(hops):  # outermost first: each is reached through the ones before it
+            found = self._key(node, hop)
+            if found.status is not HostKeyStatus.known:
+                return ScannedKey(found, hop.known_hosts, hop.label)
+        return None
+
+    def _key(self, node: str, hop: SshTarget) -> ServerKey:
+        with self._lock:
+            scan = self._scans.get((*hop.key, hop.known_hosts))
+            first = scan is None
+            if scan is None:
+                scan = self._scans[(*hop.key, hop.known_hosts)] = Future()
+        if first:
+            try:
+                scan.set_result(_scan(node, hop, self._options))
+            except Exception as exc:  # every node behind the jump host waits for this outcome: never left unset
+                scan.set_exception(exc)
+        try:
+            return scan.result()
+        except NodeError as exc:  # told as this node's, naming the jump host (a hop further out may be named already)
+            message = exc.message if exc.message.startswith("jump host ") else f"jump host {hop.label}: {exc.message}"
+            raise NodeError(node, exc.kind, message, exc.hint) from exc
 
 
 class _Walk:
@@ -92,6 +168,11 @@ class _Walk:
 
     def add(self, step: str, status: str, detail: str, fix: str | None = None) -> None:
         self.steps.append(Step(step, status, detail, fix))
+
+    def next_step(self) -> str:
+        """The first step not recorded yet: the one running when something unforeseen stops the walk."""
+        done = {s.step for s in self.steps}
+        return next((s for s in STEPS if s not in done), STEPS[-1])
 
     def fail(self, step: str, error: NodeError) -> Diagnosis:
         self.add(step, "fail", error.message, error.hint)
@@ -105,22 +186,31 @@ def check_node(
 ) -> Diagnosis:
     """Diagnose one node, step by step."""
     walk = _Walk(spec.name)
-    if spec.transport == "local":
-        for step in STEPS[:5]:
-            walk.add(step, "skip", "local transport (no SSH)")
-        from factoryctl.transport.local import LocalTransport
-
-        local = LocalTransport(spec, factory, state_dir or Path.cwd())
-        try:
-            walk.add("python", "ok", f"{spec.python} on this machine")
-            return _agent_steps(walk, lambda: local.start_agent(timeout), timeout)
-        finally:
-            local.close()
     try:
+        if spec.transport == "local":
+            return _local_steps(walk, spec, factory, timeout, state_dir)
         return _ssh_steps(walk, spec, factory, options, timeout)
-    except FactoryError as exc:  # anything unforeseen still lands on a step
-        failed = next((s for s in STEPS if s not in {x.step for x in walk.steps}), "nvml")
-        return walk.fail(failed, NodeError(spec.name, "agent", exc.message, exc.hint))
+    except Exception as exc:  # anything unforeseen still lands on the step it stopped: the node is never left out
+        return walk.fail(walk.next_step(), as_node_error(spec.name, exc))
+
+
+def failed_check(error: NodeError) -> Diagnosis:
+    """The diagnosis of a node whose check ended before any step was recorded (the first step failed with `error`)."""
+    walk = _Walk(error.node)
+    return walk.fail(walk.next_step(), error)
+
+
+def _local_steps(walk: _Walk, spec: NodeSpec, factory: str, timeout: float, state_dir: Path | None) -> Diagnosis:
+    for step in STEPS[:5]:
+        walk.add(step, "skip", "local transport (no SSH)")
+    from factoryctl.transport.local import LocalTransport
+
+    local = LocalTransport(spec, factory, state_dir or Path.cwd())
+    try:
+        walk.add("python", "ok", f"{spec.python} on this machine")
+        return _agent_steps(walk, lambda: local.start_agent(timeout), timeout)
+    finally:
+        local.close()
 
 
 def _ssh_steps(walk: _Walk, spec: NodeSpec, factory: str, options: SshOptions, timeout: float) -> Diagnosis:
@@ -136,7 +226,7 @@ def _ssh_steps(walk: _Walk, spec: NodeSpec, factory: str, options: SshOptions, t
         walk.add("dns", "ok", f"resolved by jump host {target.jump.label}")
     started = time.monotonic()
     try:
-        sock = _connect_socket(spec, target, options)
+        sock = _connect_socket(spec.name, target, options)
     except NodeError as exc:
         return walk.fail("dns" if exc.kind == "dns" else "tcp", exc)
     walk.add("tcp", "ok", f"{target.address} in {(time.monotonic() - started) * 1000:.1f} ms")

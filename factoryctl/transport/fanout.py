@@ -11,6 +11,8 @@ A `cancel` event ends the wait the same way without a signal (SIGINT may be igno
 raising Cancelled: `exec --lines` sets it when its stdout's reader goes away.
 After an interrupt, `FanOut.settle` waits a little for the nodes still running and says where each one is, so exec
 can still report what finished, what it stopped and what it never started, as a per-node timeout does.
+An unexpected failure (a bug, or a library raising what it does not document) is one sentence like the others, and its
+traceback is kept in `NODE_TRACEBACKS` while `--debug` asks for it: the CLI prints it after the nodes' errors.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ import contextlib
 import enum
 import threading
 import time
-from collections.abc import Callable, Sequence
+import traceback
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Generic, TypeVar, cast
 
 from factoryctl.errors import ConfigError, FactoryError, NodeError, UsageError
@@ -73,7 +76,55 @@ def as_node_error(node: str, exc: BaseException) -> NodeError:
         return error
     if isinstance(exc, FactoryError):
         return NodeError(node, "agent", exc.message, exc.hint)
+    NODE_TRACEBACKS.add(node, exc)
     return NodeError(node, "agent", f"{type(exc).__name__}: {exc}", "rerun with --debug for details.")
+
+
+class NodeTracebacks:
+    """The tracebacks of nodes' unexpected failures, kept only while `--debug` asks for them (`keeping`).
+
+    Kept as text, formatted when the failure is classified: a traceback object would keep its frames alive, and the
+    transports in them. Each distinct traceback is kept once with the nodes it happened on (each node once), and at
+    most `MAX_KEPT` of them, so a controller run with `--debug` for days does not grow.
+    """
+
+    MAX_KEPT = 20
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._kept: dict[str, dict[str, None]] | None = None  # traceback -> its nodes (a dict: ordered, each once)
+
+    @contextlib.contextmanager
+    def keeping(self) -> Iterator[None]:
+        """Keep the tracebacks of the failures classified until the block ends (`taken` gives them)."""
+        with self._lock:
+            self._kept = {}
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._kept = None
+
+    def add(self, node: str, exc: BaseException) -> None:
+        """Keep `exc`'s traceback for `node`, if tracebacks are being kept."""
+        if self._kept is None:
+            return
+        text = "".join(traceback.format_exception(exc))
+        with self._lock:
+            if self._kept is not None and (text in self._kept or len(self._kept) < self.MAX_KEPT):
+                self._kept.setdefault(text, {})[node] = None
+
+    def taken(self) -> list[tuple[list[str], str]]:
+        """The tracebacks kept so far, each with its nodes in the order they failed; they are not kept any more."""
+        with self._lock:
+            kept = self._kept or {}
+            if self._kept is not None:
+                self._kept = {}
+        return [(list(nodes), text) for text, nodes in kept.items()]
+
+
+#: The process's kept tracebacks: `factoryctl --debug` keeps them while its command runs (cli/app.py).
+NODE_TRACEBACKS = NodeTracebacks()
 
 
 class FanOut(Generic[T]):
