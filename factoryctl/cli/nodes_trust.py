@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
@@ -28,6 +29,7 @@ from factoryctl.errors import ExitCode, NodeError, most_severe
 if TYPE_CHECKING:
     from factoryctl.config import FactoryConfig
     from factoryctl.model.inventory import NodeSpec
+    from factoryctl.transport.diagnose import ScannedKey
     from factoryctl.transport.ssh import ServerKey, SshOptions
 
 T = TypeVar("T")
@@ -62,17 +64,27 @@ def _on_each_node(
     timeout: float,
     fanout: int,
     work: Callable[[FactoryConfig, SshOptions, NodeSpec], T],
-    ssh_only: bool = False,
     agent: bool = False,
 ) -> list[tuple[NodeSpec, T | NodeError]]:
-    """Load the config, then run `work` on every node of `target` (only SSH ones with `ssh_only`) in parallel.
+    """Load the config, then run `work` on every node of `target` in parallel.
 
     `agent`: the work starts agents, so a bad `$FACTORYCTL_REMOTE_CACHE` is one config error before any node.
     """
     from factoryctl.transport.fanout import fan_out
 
+    config, options, specs = _target_nodes(ctx, target, timeout)
+    if agent:
+        from factoryctl.telemetry.poll import check_agent_cache
+
+        check_agent_cache(specs)
+    return fan_out(specs, lambda spec: work(config, options, spec), fanout)
+
+
+def _target_nodes(
+    ctx: typer.Context, target: str, timeout: float, ssh_only: bool = False
+) -> tuple[FactoryConfig, SshOptions, list[NodeSpec]]:
+    """The config, the SSH options of `timeout`, and the nodes of `target` (only SSH ones with `ssh_only`)."""
     config = context.load(ctx)
-    options = _options(config, timeout)
     specs = config.resolve_target(target)
     if ssh_only:
         local = [s.name for s in specs if s.transport != "ssh"]
@@ -81,22 +93,42 @@ def _on_each_node(
 
             sys.stderr.write(f"factoryctl: skipped {fold(local)}: the local transport has no host key.\n")
         specs = [s for s in specs if s.transport == "ssh"]
-    if agent:
-        from factoryctl.telemetry.poll import check_agent_cache
-
-        check_agent_cache(specs)
-    return fan_out(specs, lambda spec: work(config, options, spec), fanout)
+    return config, _options(config, timeout), specs
 
 
-def _trust_item(spec: NodeSpec, key: ServerKey) -> dict[str, Any]:
+@dataclass
+class _KeyRow:
+    """One row of `nodes trust`: a key, the nodes whose way it stands in (one, or all behind a jump host), its item."""
+
+    specs: list[NodeSpec]
+    scanned: ScannedKey
+    item: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def nodes(self) -> list[str]:
+        """The names of the nodes."""
+        return [spec.name for spec in self.specs]
+
+    @property
+    def where(self) -> str:
+        """`[host]:port`, named as a jump host's when it is one."""
+        address = f"[{self.scanned.key.host}]:{self.scanned.key.port}"
+        return address if self.scanned.jump_host is None else f"jump host {self.scanned.jump_host} ({address})"
+
+
+def _trust_item(
+    spec: NodeSpec, key: ServerKey, jump_host: str | None = None, node: str | None = None
+) -> dict[str, Any]:
+    """The JSON item of `key`: `spec`'s own key, or (`jump_host`) the key of the jump host of the nodes `node` names."""
     return {
-        "node": spec.name,
+        "node": node or spec.name,
         "address": f"[{key.host}]:{key.port}",
         "key_type": key.key_type,
         "fingerprint": key.fingerprint,
         "status": key.status.value,
         "recorded_fingerprints": list(key.recorded),
         "recorded": False,
+        "jump_host": jump_host,
     }
 
 
@@ -120,64 +152,116 @@ def _confirm(question: str, yes: bool) -> bool:
     return answer.strip().lower() in ("y", "yes")
 
 
-Pending = list[tuple["NodeSpec", "ServerKey", dict[str, Any]]]
-
-
 def _classify(
-    scanned: list[tuple[NodeSpec, ServerKey | NodeError]], replace: bool
-) -> tuple[list[dict[str, Any]], list[NodeError], Pending]:
-    """Rows to show, refusals (revoked; changed without --replace) and the keys waiting for confirmation."""
+    scanned: list[tuple[NodeSpec, ScannedKey | NodeError]], replace: bool
+) -> tuple[list[_KeyRow], list[NodeError], list[_KeyRow]]:
+    """Rows to show, refusals (revoked; changed without --replace) and the rows whose key waits for confirmation.
+
+    A jump host's key is one row for all the nodes behind it.
+    """
+    from factoryctl.cli.render import fold
     from factoryctl.transport.known_hosts import HostKeyStatus
 
-    items: list[dict[str, Any]] = []
+    rows: dict[tuple[str, ...], _KeyRow] = {}
     errors: list[NodeError] = []
-    pending: Pending = []
     for spec, found in scanned:
         if isinstance(found, NodeError):
             errors.append(found)
-            continue
-        item = _trust_item(spec, found)
-        items.append(item)
-        if found.status is HostKeyStatus.revoked:
-            errors.append(NodeError(spec.name, "host_key", f"{item['address']} presents a REVOKED key; not recorded.",
-                                    "the node needs a new host key."))  # fmt: skip
-        elif found.status is HostKeyStatus.changed and not replace:
-            errors.append(NodeError(spec.name, "host_key",
-                                    f"host key CHANGED for {item['address']} (recorded {', '.join(found.recorded)})",
-                                    "verify the new fingerprint out of band, then rerun with --replace."))  # fmt: skip
-        elif found.status in (HostKeyStatus.unknown, HostKeyStatus.changed):
-            pending.append((spec, found, item))
-    return items, errors, pending
+        elif found.jump_host is None:
+            rows[("node", spec.name)] = _KeyRow([spec], found)
+        else:
+            key = (found.jump_host, found.known_hosts, found.key.key_type, found.key.fingerprint)
+            rows.setdefault(key, _KeyRow([], found)).specs.append(spec)
+    pending: list[_KeyRow] = []
+    for row in rows.values():
+        presented = row.scanned.key
+        behind = fold(row.nodes) if len(row.specs) > 1 else None
+        row.item = _trust_item(row.specs[0], presented, row.scanned.jump_host, behind)
+        host = "the node" if row.scanned.jump_host is None else "the jump host"
+        if presented.status is HostKeyStatus.revoked:
+            errors += [NodeError(node, "host_key", f"{row.where} presents a REVOKED key; not recorded.",
+                                 f"{host} needs a new host key.") for node in row.nodes]  # fmt: skip
+        elif presented.status is HostKeyStatus.changed and not replace:
+            errors += [NodeError(node, "host_key",
+                                 f"host key CHANGED for {row.where} (recorded {', '.join(presented.recorded)})",
+                                 "verify the new fingerprint out of band, then rerun with --replace.")
+                       for node in row.nodes]  # fmt: skip
+        elif presented.status in (HostKeyStatus.unknown, HostKeyStatus.changed):
+            pending.append(row)
+    return list(rows.values()), errors, pending
 
 
-def _record(pending: Pending) -> int:
+def _record(pending: list[_KeyRow]) -> int:
     """Write the confirmed keys; several inventory nodes may share one sshd, so each `[host]:port` key once.
 
     Returns how many keys were written (fewer than the nodes when some share an address).
     """
     from factoryctl.transport.known_hosts import HostKeyStatus, KnownHosts
+    from factoryctl.transport.ssh_config import hashes_known_hosts
 
     written = 0
-    for spec, found, item in pending:
-        known = KnownHosts(spec.known_hosts)
+    for row in pending:
+        found = row.scanned.key
+        known = KnownHosts(row.scanned.known_hosts)
         if known.check(found.host, found.port, found.key_type, found.blob) is not HostKeyStatus.known:
             replace_old = found.status is HostKeyStatus.changed
-            known.record(found.host, found.port, found.key_type, found.blob, replace=replace_old)
+            hashed = hashes_known_hosts(row.specs[0], row.scanned.jump_host)  # HashKnownHosts, as ssh -G says
+            known.record(found.host, found.port, found.key_type, found.blob, replace=replace_old, hashed=hashed)
             written += 1
-        item["recorded"] = True
-        item["status"] = "trusted"
+        row.item["recorded"] = True
+        row.item["status"] = "trusted"
     return written
 
 
-def _keys_line(pending: Pending) -> str:
+def _count_nodes(pending: list[_KeyRow]) -> int:
+    return len({node for row in pending for node in row.nodes})
+
+
+def _keys_line(pending: list[_KeyRow]) -> str:
     """`2 host key(s)`, or `1 host key(s) for 2 nodes`: counted as `_record` writes them, once per known_hosts line."""
-    keys = {(spec.known_hosts, found.host, found.port, found.key_type, found.blob) for spec, found, _ in pending}
-    return f"{len(keys)} host key(s)" + (f" for {len(pending)} nodes" if len(pending) != len(keys) else "")
+    keys = {(r.scanned.known_hosts, r.scanned.key.host, r.scanned.key.port, r.scanned.key.key_type, r.scanned.key.blob)
+            for r in pending}  # fmt: skip
+    nodes = _count_nodes(pending)
+    return f"{len(keys)} host key(s)" + (f" for {nodes} nodes" if nodes != len(keys) else "")
 
 
 def _recorded_line(written: int, nodes: int) -> str:
     """`recorded 1 host key(s) for 2 nodes` (nodes behind one address share a key), or `recorded 2 host key(s)`."""
     return f"recorded {written} host key(s)" + (f" for {nodes} nodes\n" if nodes != written else "\n")
+
+
+def _scan_keys(
+    specs: list[NodeSpec], options: SshOptions, fanout: int
+) -> list[tuple[NodeSpec, ScannedKey | NodeError]]:
+    """One pass: each node's own key, or the key of the first jump host on its way that is not known yet."""
+    from factoryctl.transport.diagnose import JumpHostKeys, scan_host_key
+    from factoryctl.transport.fanout import fan_out
+
+    jump_keys = JumpHostKeys(options)
+    return fan_out(specs, lambda spec: scan_host_key(spec, options, jump_keys), fanout)
+
+
+def _show_and_record(
+    rows: list[_KeyRow], pending: list[_KeyRow], yes: bool, output: OutputFormat, no_header: bool
+) -> list[NodeError]:
+    """Show one pass's rows (as a table), record its pending keys once confirmed; the nodes' errors if they are not."""
+    table = output in (OutputFormat.table, OutputFormat.wide)
+    written = _record(pending) if pending and yes else None  # with --yes the table shows what is now trusted
+    if table:
+        shown = [{**r.item, "node": f"jump host of {r.item['node']}"} if r.scanned.jump_host else r.item for r in rows]
+        emit(render_listing(shown, [], TRUST_COLUMNS, output, no_header))
+    if written is None and pending and _confirm(f"Record {_keys_line(pending)} shown as unknown/changed above?", yes):
+        written = _record(pending)
+    if written is not None:
+        if table:
+            emit(_recorded_line(written, _count_nodes(pending)))
+        return []
+    return [NodeError(node, "host_key", f"{row.where}: not recorded (not confirmed).",
+                      "answer yes at the prompt, or pass --yes.") for row in pending for node in row.nodes]  # fmt: skip
+
+
+#: Passes of `nodes trust` at most: one per jump host of the longest chain ssh_config.py accepts, and the node's own.
+_MAX_PASSES = 10
 
 
 def trust_command(
@@ -190,28 +274,26 @@ def trust_command(
     timeout: float = TIMEOUT_OPTION,
     fanout: int = FANOUT_OPTION,
 ) -> None:
-    """Show each node's SSH host-key fingerprint and record it in known_hosts (as `[host]:port`) once confirmed."""
+    """Show each node's SSH host-key fingerprint and record it in known_hosts (as `[host]:port`) once confirmed.
+
+    A node behind a jump host whose key is not known yet shows the jump host's key first; once that is recorded,
+    the node is scanned again through the jump host for its own key (as `ssh -J` asks for one, then the other).
+    """
     from factoryctl.cli.listing import ERROR_HINTS
     from factoryctl.cli.render import report_node_errors
-    from factoryctl.transport.diagnose import scan_host_key
 
-    scanned = _on_each_node(
-        ctx, target, timeout, fanout, lambda _config, options, spec: scan_host_key(spec, options), ssh_only=True
-    )
-    items, errors, pending = _classify(scanned, replace)
-    table = output in (OutputFormat.table, OutputFormat.wide)
-    written = _record(pending) if pending and yes else None  # with --yes the table shows what is now trusted
-    if table:
-        emit(render_listing(items, [], TRUST_COLUMNS, output, no_header))
-    if written is None and pending and _confirm(f"Record {_keys_line(pending)} shown as unknown/changed above?", yes):
-        written = _record(pending)
-    if written is not None:
-        if table:
-            emit(_recorded_line(written, len(pending)))
-    else:
-        for spec, _found, item in pending:
-            errors.append(NodeError(spec.name, "host_key", f"{item['address']}: not recorded (not confirmed).",
-                                    "answer yes at the prompt, or pass --yes."))  # fmt: skip
+    _config, options, specs = _target_nodes(ctx, target, timeout, ssh_only=True)
+    items: list[dict[str, Any]] = []
+    errors: list[NodeError] = []
+    for _ in range(_MAX_PASSES):
+        rows, refused, pending = _classify(_scan_keys(specs, options, fanout), replace)
+        items += [row.item for row in rows]
+        unconfirmed = _show_and_record(rows, pending, yes, output, no_header)
+        errors += refused + unconfirmed
+        behind = set() if unconfirmed else {n for row in pending if row.scanned.jump_host for n in row.nodes}
+        specs = [spec for spec in specs if spec.name in behind]  # their jump host is trusted now: their own key next
+        if not specs:
+            break
     if output in (OutputFormat.json, OutputFormat.yaml):
         emit(render_listing(items, [e.as_json() for e in errors], TRUST_COLUMNS, output, no_header))
     report_node_errors((e.as_report() for e in errors), ERROR_HINTS)
@@ -228,7 +310,7 @@ def check_command(
 ) -> None:
     """Diagnose each node step by step: DNS, TCP, SSH banner, host key, auth, Python, agent, driver, NVML."""
     from factoryctl.cli.render import report_node_errors
-    from factoryctl.transport.diagnose import Diagnosis, check_node
+    from factoryctl.transport.diagnose import Diagnosis, check_node, failed_check
 
     outcomes = _on_each_node(
         ctx,
@@ -241,12 +323,10 @@ def check_command(
     diagnoses: list[Diagnosis] = []
     errors: list[NodeError] = []
     for _spec, outcome in outcomes:
-        if isinstance(outcome, NodeError):
-            errors.append(outcome)
-            continue
-        diagnoses.append(outcome)
-        if outcome.error is not None:
-            errors.append(outcome.error)
+        diagnosis = failed_check(outcome) if isinstance(outcome, NodeError) else outcome  # every node is listed
+        diagnoses.append(diagnosis)
+        if diagnosis.error is not None:
+            errors.append(diagnosis.error)
     if output in (OutputFormat.json, OutputFormat.yaml):
         items = [{"node": d.node, "ok": d.ok, "steps": [s.as_json() for s in d.steps]} for d in diagnoses]
         emit(render_listing(items, [e.as_json() for e in errors], CHECK_COLUMNS, output, no_header))

@@ -4,7 +4,8 @@ paramiko's own loader raises on `@cert-authority` lines and ignores `@revoked`, 
 hashed (`|1|salt|hmac`) and plain host patterns (with `*`, `?` and `!` negation) are matched the way OpenSSH does,
 `@revoked` keys are refused for every host they match, and `@cert-authority` lines are kept but never trusted as a
 host key (factoryctl does not verify host certificates). Nothing here ever adds a key on its own: `record()` is
-only called by `factoryctl nodes trust` after the operator confirmed the fingerprint.
+only called by `factoryctl nodes trust` after the operator confirmed the fingerprint, which asks for the name hashed
+when ~/.ssh/config says `HashKnownHosts yes` for the host, as ssh would write it.
 
 Keys are compared per key type, as OpenSSH does: a host may have an ed25519, an ECDSA and an RSA key, and
 known_hosts often records only one of them (older OpenSSH, `ssh-keyscan -t ecdsa`). A key is `changed` only when an
@@ -96,6 +97,17 @@ def _pattern_matches(pattern: str, name: str) -> bool:
     return re.fullmatch(regex, name, flags=re.IGNORECASE) is not None
 
 
+def _name_hmac(salt: bytes, name: str) -> bytes:
+    """HMAC-SHA1 of a host name under `salt`: what a hashed known_hosts entry (`|1|salt|hmac`) stores."""
+    return hmac.new(salt, name.encode(), hashlib.sha1).digest()
+
+
+def hashed_name(name: str, salt: bytes | None = None) -> str:
+    """`name` hashed as OpenSSH's HashKnownHosts writes it: `|1|salt|hmac`, with a random 20-byte salt by default."""
+    salt = os.urandom(20) if salt is None else salt
+    return f"|1|{base64.b64encode(salt).decode()}|{base64.b64encode(_name_hmac(salt, name)).decode()}"
+
+
 def _hashed_matches(pattern: str, name: str) -> bool:
     parts = pattern.split("|")
     if len(parts) != 4:
@@ -105,8 +117,7 @@ def _hashed_matches(pattern: str, name: str) -> bool:
         expected = base64.b64decode(parts[3])
     except (binascii.Error, ValueError):
         return False
-    actual = hmac.new(salt, name.encode(), hashlib.sha1).digest()
-    return hmac.compare_digest(actual, expected)
+    return hmac.compare_digest(_name_hmac(salt, name), expected)
 
 
 def parse(text: str) -> list[HostKeyEntry]:
@@ -188,10 +199,13 @@ class KnownHosts:
             self._by_host[key] = _plain_entries(self.entries, host, port)
         return self._by_host[key]
 
-    def record(self, host: str, port: int, key_type: str, key_blob: bytes, replace: bool = False) -> None:
+    def record(
+        self, host: str, port: int, key_type: str, key_blob: bytes, replace: bool = False, hashed: bool = False
+    ) -> None:
         """Append a confirmed key as `[host]:port TYPE KEY`; with `replace`, drop the host's old entries of that type.
 
-        Entries of other key types stay: they were verified too, and a host may present any of its keys.
+        Entries of other key types stay: they were verified too, and a host may present any of its keys. `hashed`
+        writes the name hashed (`|1|salt|hmac`), as ssh does for a host with `HashKnownHosts yes`.
 
         The file is rewritten atomically (temp file + rename) with mode 0600, its directory created 0700. A file
         that cannot be written (its directory missing and not creatable, read-only, /proc) is an `ActionFailed`.
@@ -206,7 +220,8 @@ class KnownHosts:
         if replace:
             stale = {e.lineno for e in _of_type(_plain_entries(parse(text), host, port), key_type)}
             lines = [line for n, line in enumerate(lines, start=1) if n not in stale]
-        lines.append(f"{record_name(host, port)} {key_type} {base64.b64encode(key_blob).decode()}")
+        name = hashed_name(record_name(host, port)) if hashed else record_name(host, port)
+        lines.append(f"{name} {key_type} {base64.b64encode(key_blob).decode()}")
         try:
             self._replace_with("\n".join(lines) + "\n")
         except OSError as exc:

@@ -4,14 +4,23 @@ factory.yaml wins where it says something; ~/.ssh/config fills in HostName, User
 so an inventory that works with `ssh gpu01` works with factoryctl too. Only the keys named here are tried (the
 configured identity, else IdentityFile, else OpenSSH's default identities) plus ssh-agent: never every key in
 ~/.ssh, which trips sshd's MaxAuthTries ("too many authentication failures").
+
+paramiko's SSHConfig ignores `Include`, so the files are read here, as OpenSSH reads them, and handed to paramiko as
+one config with the included lines in place (a block inside an including block written as one Match with both
+criteria). A ProxyCommand is refused: factoryctl runs none, and connecting directly would go around it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import getpass
+import glob
+import itertools
 import os
+import re
+import shlex
+import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,11 +35,16 @@ if TYPE_CHECKING:
 DEFAULT_IDENTITIES = ("~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa")
 #: Jump chains longer than this are refused (a loop in ~/.ssh/config would recurse forever).
 MAX_JUMPS = 8
+#: Files nest through Include at most this deep (OpenSSH's READCONF_MAX_DEPTH): a file including itself fails.
+MAX_INCLUDE_DEPTH = 16
 
 
 @dataclass(frozen=True)
 class SshTarget:
-    """A fully resolved SSH endpoint; `jump` is the hop to tunnel through (ProxyJump), if any."""
+    """A fully resolved SSH endpoint; `jump` is the hop to tunnel through (ProxyJump), if any.
+
+    `hash_known_hosts`: ~/.ssh/config says `HashKnownHosts yes` for it, so a key trusted for it is recorded hashed.
+    """
 
     host: str
     port: int
@@ -38,6 +52,7 @@ class SshTarget:
     identity_files: tuple[str, ...]
     known_hosts: str
     jump: SshTarget | None = None
+    hash_known_hosts: bool = False
 
     @property
     def key(self) -> tuple[str, int, str]:
@@ -64,37 +79,338 @@ def _config_path(config_path: Path | None) -> Path:
     return config_path or Path(os.path.expanduser("~/.ssh/config"))
 
 
-def _ssh_config_lookup(alias: str, config_path: Path | None) -> dict[str, Any]:
-    path = _config_path(config_path)
-    if not path.is_file():
-        return {}
+_Pairs = tuple[tuple[str, ...], ...]
+
+
+@dataclass(frozen=True)
+class _Source:
+    """A config file's text and, by the number of each of its Include lines, the files that line includes (read)."""
+
+    path: str
+    text: str
+    includes: tuple[tuple[int, tuple[_Source, ...]], ...] = ()
+
+
+@dataclass(frozen=True)
+class _Header:
+    """A Host or Match line inside blocks whose result is fixed where they stand (`refs`: their line indexes)."""
+
+    pairs: _Pairs
+    refs: tuple[int, ...]
+
+    def written(self, matched: dict[int, bool]) -> str:
+        """The line with those blocks' results known: its own criteria if all of them matched, else never."""
+        return _match_line(self.pairs) if all(matched.get(ref) for ref in self.refs) else "Match originalhost '!*'"
+
+
+@dataclass(frozen=True)
+class _Block:
+    """A Host or Match block, as the blocks nested in it (through Include) and the lines after an Include repeat it.
+
+    `live`: all its criteria and its enclosing blocks'; `stable`: those that give the same answer wherever they are
+    evaluated again; `refs`: the blocks (line indexes) whose criteria depend on what the config has set so far
+    (Match host, user, exec), which OpenSSH evaluates once, where they stand.
+    """
+
+    header: str
+    live: _Pairs = ()
+    stable: _Pairs = ()
+    refs: tuple[int, ...] = ()
+
+    def reopened(self) -> tuple[str, _Header | None]:
+        """The line that opens this block again after an Include, and how to write it once `refs` are known."""
+        return self.header, (_Header(self.stable, self.refs) if self.refs else None)
+
+
+@dataclass(frozen=True)
+class _Flat:
+    """A config with its Include lines replaced by the files they name, and where each of its lines comes from.
+
+    `headers`: the lines to write again for each host once the results of the blocks in `marks` are known (each
+    mark is followed by a `FactoryctlMatchedN yes` line that tells whether it matched).
+    """
+
+    lines: tuple[str, ...]
+    origins: tuple[str, ...]
+    headers: tuple[tuple[int, _Header], ...] = ()
+    marks: tuple[int, ...] = ()
+
+
+_GLOBAL = _Block("Host *")
+#: paramiko's SSHConfig.SETTINGS_REGEX, applied to a stripped line: what paramiko reads as `keyword value`.
+_SETTING = re.compile(r"(\w+)(?:\s*=\s*|\s+)(.+)")
+#: An Include line, found in a whole file's text at once (no newline inside; lines are split at \n as paramiko does).
+_INCLUDE = re.compile(r"^[^\S\n]*include(?:[^\S\n]*=[^\S\n]*|[^\S\n]+)(.*\S)", re.IGNORECASE | re.MULTILINE)
+#: Match criteria that give the same answer wherever they are evaluated again (paramiko's Host is `originalhost`).
+_STABLE = ("originalhost", "localuser", "all", "canonical", "final")
+#: A value that stands for line N of the flattened config in `_first_line`'s lookups (no %-token or ~ in it).
+_MARK = "factoryctl-line-"
+_MATCHED = "factoryctlmatched"
+_CONFIG_HINT = "fix the file or move it aside."
+
+
+def _include_paths(value: str, where: str) -> list[str]:
+    """The files an Include line names, found as OpenSSH does: each glob's matches, sorted; relative to ~/.ssh."""
     try:
-        return dict(_parsed(path.read_text(errors="replace")).lookup(alias))
+        words = shlex.split(value)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: cannot read SSH config: Include {value!r}: {exc}.", _CONFIG_HINT) from None
+    paths: list[str] = []
+    for word in itertools.takewhile(lambda word: not word.startswith("#"), words):
+        pattern = os.path.expanduser(word)
+        if not os.path.isabs(pattern):
+            pattern = os.path.join(os.path.expanduser("~/.ssh"), pattern)
+        paths.extend(sorted(glob.glob(pattern)))
+    return paths
+
+
+#: Config files' texts by path, with the (inode, size, mtime, ctime) they were read at.
+_TEXTS: dict[str, tuple[tuple[int, int, int, int], str]] = {}
+
+
+def _read(path: str) -> str:
+    """The text of `path`, read again only when it changed: a 2,000-node fleet resolves it once per node.
+
+    A file whose ctime was under a second old when read is read again next time: a change within the same clock
+    tick could leave its stat as it was. A directory raises IsADirectoryError (ssh skips one an Include matches).
+    """
+    status = os.stat(path)
+    if stat.S_ISDIR(status.st_mode):
+        raise IsADirectoryError(path)
+    seen = (status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns)
+    cached = _TEXTS.get(path)
+    if cached is not None and cached[0] == seen:
+        return cached[1]
+    with open(path, "rb") as file:
+        text = file.read().decode(errors="replace")
+    if time.time_ns() - status.st_ctime_ns > 1_000_000_000:
+        _TEXTS[path] = (seen, text)
+    return text
+
+
+def _load(path: str, depth: int = 0, where: str = "") -> _Source | None:
+    """Read `path` and, recursively, the files its Include lines name; None if it is missing or a directory.
+
+    As for OpenSSH, an Include that matches no file is no error, one that matches a file it cannot read is, and
+    files nest at most MAX_INCLUDE_DEPTH deep (a file that includes itself). `where` is the including line.
+    """
+    if depth > MAX_INCLUDE_DEPTH:
+        raise ConfigError(
+            f"{where}: Include nests files more than {MAX_INCLUDE_DEPTH} deep.",
+            "look for a file that includes itself, directly or through another.",
+        )
+    try:
+        text = _read(path)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        problem = f"cannot read the included file {path}" if where else "cannot read SSH config"
+        raise ConfigError(f"{where or path}: {problem}: {exc.strerror or exc}.", _CONFIG_HINT) from None
+    includes: list[tuple[int, tuple[_Source, ...]]] = []
+    for match in _INCLUDE.finditer(text):
+        number = text.count("\n", 0, match.start()) + 1
+        here = f"{path}, line {number}"
+        loaded = [_load(name, depth + 1, here) for name in _include_paths(match.group(1), here)]
+        includes.append((number, tuple(source for source in loaded if source is not None)))
+    return _Source(path, text, tuple(includes))
+
+
+def _criteria(words: list[str]) -> _Pairs:
+    """Match criteria as (type, pattern) pairs; `all`, `canonical` and `final` take no pattern."""
+    pairs: list[tuple[str, ...]] = []
+    while words:
+        kind = words.pop(0)
+        takes_pattern = bool(words) and kind.lstrip("!").lower() not in ("all", "canonical", "final")
+        pairs.append((kind, words.pop(0)) if takes_pattern else (kind,))
+    return tuple(pairs)
+
+
+def _match_line(pairs: _Pairs) -> str:
+    """`Match` with all of `pairs` (`all` only alone: paramiko refuses it with other criteria)."""
+    words = [shlex.quote(word) for pair in pairs if pair != ("all",) for word in pair]
+    return "Match " + (" ".join(words) or "all")
+
+
+def _opened(outer: _Block, keyword: str, value: str, where: str, index: int) -> tuple[_Block, _Header | None]:
+    """The block a Host or Match line (at `index`) opens inside `outer`, the block of the Include that read it.
+
+    Inside another block it applies only where both do: one Match with both criteria (a Host's patterns become
+    `originalhost`, what paramiko matches Host patterns against). Returns how to write the line once the results
+    of the enclosing blocks in `refs` are known, if it depends on them.
+    """
+    try:
+        words = shlex.split(value)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: cannot read SSH config: {keyword} {value!r}: {exc}.", _CONFIG_HINT) from None
+    own = (("originalhost", ",".join(words)),) if keyword.lower() == "host" else _criteria(words)
+    fixed = all(pair[0].lstrip("!").lower() in _STABLE for pair in own)
+    stable, refs = (outer.stable + own, outer.refs) if fixed else (outer.stable, (*outer.refs, index))
+    header = f"{keyword} {value}" if outer is _GLOBAL else _match_line(outer.live + own)
+    block = _Block(header, outer.live + own, stable, refs)
+    return block, (_Header(outer.stable + own, outer.refs) if outer.refs else None)
+
+
+def _keyword(line: str) -> str:
+    """The keyword of a config line, lower-case, as paramiko reads it; "" for a blank line or a comment."""
+    setting = _SETTING.match(line.strip())
+    return setting.group(1).lower() if setting else ""
+
+
+_Lines = list[tuple[str, str, _Header | None]]
+
+
+def _inline(source: _Source, outer: _Block, out: _Lines) -> _Block:
+    """Append `source`'s lines to `out` as (line, origin, header), each Include replaced by the files it names.
+
+    `outer` is the block the file is read in. Returns the block the file ends in: when it is not the including
+    one, the lines after the Include go back to the including block (the header opened again), as in OpenSSH.
+    """
+    includes = dict(source.includes)
+    block = outer
+    for number, raw in enumerate(source.text.split("\n"), 1):
+        where = f"{source.path}, line {number}"
+        line = raw.strip()
+        setting = _SETTING.match(line)
+        keyword = setting.group(1).lower() if setting else ""
+        if setting and keyword in ("host", "match"):
+            block, header = _opened(outer, setting.group(1), setting.group(2), where, len(out))
+            out.append((block.header, where, header))
+            if len(out) - 1 in block.refs:  # its own criteria are evaluated here only: record the result
+                out.append((f"  {_MATCHED}{len(out) - 1} yes", where, None))
+        elif keyword == "include":
+            for child in includes.get(number, ()):
+                if _inline(child, block, out) is not block:
+                    again, header = block.reopened()
+                    out.append((again, where, header))
+        elif setting or not line or line.startswith("#"):
+            out.append((raw, where, None))
+        else:
+            raise ConfigError(f"{where}: cannot read SSH config: unparsable line {line!r}.", _CONFIG_HINT)
+    return block
+
+
+@functools.lru_cache(maxsize=4)
+def _flattened(source: _Source) -> _Flat:
+    """The config with its includes in place, flattened once, not once per node of a 2,000-node fleet."""
+    out: _Lines = []
+    _inline(source, _GLOBAL, out)
+    lines = tuple(line for line, _, _ in out)
+    headers = tuple((index, header) for index, (_, _, header) in enumerate(out) if header is not None)
+    marks = tuple(index - 1 for index, line in enumerate(lines) if line.startswith(f"  {_MATCHED}"))
+    return _Flat(lines, tuple(origin for _, origin, _ in out), headers, marks)
+
+
+def _view(alias: str, config_path: Path | None) -> tuple[_Flat, tuple[str, ...]] | None:
+    """~/.ssh/config (or `config_path`) with its includes in place and its lines as they stand for host `alias`.
+
+    A Match on what the config sets (host, user, exec) with an Include inside keeps the result it had where it
+    stands, as in OpenSSH, for the blocks nested in it and the lines after the Include: looked up once with the
+    blocks evaluated again, then with their results written in, until those results no longer change.
+    """
+    source = _load(str(_config_path(config_path)))
+    if source is None:
+        return None
+    flat = _flattened(source)
+    lines, known, rewrite = flat.lines, None, dict(flat.headers)
+    for _ in range(len(flat.marks) + 2 if rewrite else 0):
+        found = _lookup_text(lines, alias, config_path)
+        matched = {index: f"{_MATCHED}{index}" in found for index in flat.marks}
+        if matched == known:
+            break
+        known = matched
+        lines = tuple(rewrite[n].written(matched) if n in rewrite else line for n, line in enumerate(flat.lines))
+    return flat, lines
+
+
+def _lookup_text(lines: tuple[str, ...], alias: str, config_path: Path | None) -> dict[str, Any]:
+    try:
+        return dict(_parsed("\n".join(lines) + "\n").lookup(alias))
     except Exception as exc:  # paramiko raises several types for bad files
-        raise ConfigError(f"{path}: cannot read SSH config: {exc}", "fix the file or move it aside.") from exc
+        path = _config_path(config_path)
+        raise ConfigError(f"{path}: cannot read SSH config: {exc}", _CONFIG_HINT) from exc
+
+
+def _ssh_config_lookup(alias: str, config_path: Path | None) -> dict[str, Any]:
+    view = _view(alias, config_path)
+    found = {} if view is None else _lookup_text(view[1], alias, config_path)
+    return {key: value for key, value in found.items() if not key.startswith(_MATCHED)}
 
 
 @functools.lru_cache(maxsize=4)
 def _parsed(text: str) -> paramiko.SSHConfig:
-    """The file's text parsed once, not once per node of a 2,000-node fleet (reading it again is cheap)."""
+    """The flattened text parsed once, not once per node of a 2,000-node fleet (reading it again is cheap)."""
     import paramiko
 
     return paramiko.SSHConfig.from_text(text)
 
 
+def _first_line(lines: tuple[str, ...], alias: str, keywords: tuple[str, ...], config_path: Path | None) -> int | None:
+    """Index in `lines` of the line whose value for one of `keywords` host `alias` takes, if any.
+
+    Found by asking paramiko again with each such line's value replaced by its index: which line wins depends on
+    the Host and Match blocks that apply, and on first-wins order across them.
+    """
+    marked = tuple(f"{keywords[0]} {_MARK}{n}" if _keyword(line) in keywords else line for n, line in enumerate(lines))
+    found = str(_lookup_text(marked, alias, config_path).get(keywords[0]) or "")
+    number = found.removeprefix(_MARK)
+    return int(number) if found.startswith(_MARK) and number.isdigit() else None
+
+
 def _bad_setting(
     config_path: Path | None, alias: str, keyword: str, value: str, problem: str, hint: str
 ) -> ConfigError:
-    """A ConfigError naming the file and line (when it can be found) of a bad `keyword value` for host `alias`."""
-    path = _config_path(config_path)
-    where = str(path)
-    with contextlib.suppress(OSError):
-        for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
-            word, _, rest = line.strip().replace("=", " ", 1).partition(" ")
-            if word.lower() == keyword.lower() and value in rest:
-                where = f"{path}, line {number}"
-                break
+    """A ConfigError naming the file and line of the `keyword` line host `alias` took, else the file."""
+    view = _view(alias, config_path)
+    index = None if view is None else _first_line(view[1], alias, (keyword.lower(),), config_path)
+    where = str(_config_path(config_path)) if view is None or index is None else view[0].origins[index]
     return ConfigError(f"{where}: {keyword} {value!r} for host {alias} {problem}.", hint)
+
+
+_PROXY_COMMAND_HINT = (
+    "use ProxyJump instead (`ProxyJump bastion` for `ssh -W %h:%p bastion`): factoryctl reaches nodes through a "
+    "bastion over one connection; or write `ProxyCommand none` for the hosts to reach directly."
+)
+
+
+def _proxy_jump(found: dict[str, Any], alias: str, config_path: Path | None) -> str:
+    """The ProxyJump host `alias` takes ("" or "none": direct); a ProxyCommand it takes is a ConfigError.
+
+    As in OpenSSH, whichever of ProxyJump and ProxyCommand comes first wins (`ProxyCommand none` too: direct;
+    `ProxyJump none` does not stop a later ProxyCommand). The winning line is looked for rather than taken from
+    paramiko, which lets a later `ProxyCommand none` in the same block replace a command. factoryctl runs no
+    ProxyCommand, and connecting directly instead could go around the path it sets.
+    """
+    jump = str(found.get("proxyjump") or "")
+    view = _view(alias, config_path) if "proxycommand" in found else None
+    if view is None:
+        return jump
+    competing = ("proxycommand", "proxyjump") if jump and jump.lower() != "none" else ("proxycommand",)
+    index = _first_line(view[1], alias, competing, config_path)
+    setting = None if index is None else _SETTING.match(view[1][index].strip())
+    if index is None or setting is None or setting.group(1).lower() == "proxyjump":
+        return jump
+    if setting.group(2).lower() == "none":
+        return ""
+    raise ConfigError(
+        f"{view[0].origins[index]}: ProxyCommand {setting.group(2)!r} for host {alias} cannot be used: factoryctl "
+        "does not run ProxyCommand, and connecting directly could bypass it.",
+        _PROXY_COMMAND_HINT,
+    )
+
+
+def hashes_known_hosts(spec: NodeSpec, jump_label: str | None = None, config_path: Path | None = None) -> bool:
+    """Whether ~/.ssh/config says `HashKnownHosts yes` for the node, or for its jump host `jump_label` (`user@host:port`).
+
+    As `ssh -G` resolves it: the node's setting is looked up by its host, a jump host's by the hop as ProxyJump
+    names it. `nodes trust` then records the key under a hashed name, as ssh would.
+    """
+    target = resolve(spec, config_path)
+    if jump_label is not None:
+        hop = target.jump
+        while hop is not None and hop.label != jump_label:
+            hop = hop.jump
+        return hop is not None and hop.hash_known_hosts
+    return target.hash_known_hosts
 
 
 def _port(text: str) -> int | None:
@@ -106,7 +422,7 @@ def _identities(explicit: str | None, configured: list[str] | None) -> tuple[str
     if explicit:
         return (os.path.expanduser(explicit),)
     candidates = configured or list(DEFAULT_IDENTITIES)
-    found = [os.path.expanduser(p) for p in candidates]
+    found = dict.fromkeys(os.path.expanduser(p) for p in candidates)  # each once, in order (ssh drops repeats)
     return tuple(p for p in found if os.path.isfile(p))
 
 
@@ -151,7 +467,7 @@ def resolve(
     user = spec.user or found.get("user") or getpass.getuser()
     identities = _identities(spec.identity_file, found.get("identityfile"))
     known_hosts = spec.known_hosts or DEFAULT_KNOWN_HOSTS
-    jump_text = _jump_override if _jump_override is not None else str(found.get("proxyjump") or "")
+    jump_text = _jump_override if _jump_override is not None else _proxy_jump(found, spec.host, config_path)
     jump = None
     if jump_text and jump_text.lower() != "none":
         hops = [hop.strip() for hop in jump_text.split(",")]
@@ -170,4 +486,5 @@ def resolve(
             known_hosts=spec.known_hosts,
         )
         jump = resolve(hop_spec, config_path, _depth + 1, ",".join(earlier) if earlier else None)
-    return SshTarget(host, port, str(user), identities, known_hosts, jump)
+    hashed = str(found.get("hashknownhosts", "no")).lower() in ("yes", "true")
+    return SshTarget(host, port, str(user), identities, known_hosts, jump, hashed)
