@@ -40,12 +40,17 @@ def default_state_dir(name: str) -> Path:
 
 
 def discover(explicit: Path | None) -> tuple[Path, str]:
-    """The config file to use and why: --config, $FACTORYCTL_CONFIG, ./factory.yaml, then the XDG config dir."""
+    """The config file to use and why: --config, $FACTORYCTL_CONFIG, ./factory.yaml, then the XDG config dir.
+
+    An empty $FACTORYCTL_CONFIG counts as unset. Its `-` (or `./-`) is the file named `-`, as for --config, and is
+    named by its absolute path, so no message or hint (`factoryctl init -` prints on stdout) reads it as a stream.
+    """
     if explicit is not None:
         return explicit, "--config"
     env = os.environ.get(CONFIG_ENV)
     if env:
-        return Path(env), f"${CONFIG_ENV}"
+        path = Path(env)
+        return path.absolute() if str(path) == "-" else path, f"${CONFIG_ENV}"
     local = Path.cwd() / CONFIG_NAME
     if local.exists():
         return local, "current directory"

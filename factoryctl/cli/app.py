@@ -22,6 +22,7 @@ import typer
 from typer.core import TyperGroup
 
 from factoryctl import __version__
+from factoryctl.cli.arguments import exact_path
 from factoryctl.cli.signals import Interrupted, report_stopped, sigterm_interrupts
 from factoryctl.errors import ExitCode, FactoryError
 
@@ -102,7 +103,12 @@ app = typer.Typer(
 def root(
     ctx: typer.Context,
     config: Path | None = typer.Option(
-        None, "--config", "-c", help="factory.yaml to use (else $FACTORYCTL_CONFIG, ./factory.yaml, XDG dir)."
+        None,
+        "--config",
+        "-c",
+        path_type=str,
+        callback=exact_path(),  # '' is refused, never the current directory; `-` is the file named `-`
+        help="factory.yaml to use (else $FACTORYCTL_CONFIG, ./factory.yaml, XDG dir).",
     ),
     quiet: bool = typer.Option(
         False, "--quiet", "-q", help="Print only results, warnings and errors: no notes, progress or summaries."

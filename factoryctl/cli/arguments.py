@@ -66,24 +66,26 @@ def _only_escapes(text: str) -> bool:
 
 
 def exact_path(stream: str | None = None) -> Callable[[typer.CallbackParam, str | None], Path | None]:
-    """The callback of a file option; `stream` is what its `-` means (stdin or stdout), None when it reads a file only.
+    """The callback of a file option or argument; `stream` is what its `-` means (stdin or stdout), None: files only.
 
     The option keeps its text (`path_type=str`; still a path for completion and for file names that are not UTF-8)
     and this makes it a Path: an empty value is a usage error (pathlib would read it as `.`, the current directory,
-    "it is a directory"); with a `stream`, only `-` itself is that stream and `./-` is the file named `-`. Example:
-    `typer.Option(None, "--schedule-out", path_type=str, callback=exact_path("stdout"))`; `--curve` takes
-    `exact_path()`.
+    "it is a directory"); with a `stream`, only `-` itself is that stream and `./-` is the file named `-`; without
+    one, `-` is a file too. A file named `-` is named by its absolute path, so no message, hint or printed path reads
+    it as a stream. Example: `typer.Option(None, "--schedule-out", path_type=str, callback=exact_path("stdout"))`;
+    `--curve` and `-c/--config` take `exact_path()`, `init`'s PATH argument `exact_path("stdout")`.
     """
 
     def given(param: typer.CallbackParam, value: str | None) -> Path | None:
         if value is None:
             return None
-        option = param.opts[0]
+        option = _param_name(param)  # `--config`; `PATH` for an argument
         if not value:
             either = f", or - for {stream}" if stream is not None else ""
             raise UsageError(f"{option} is empty, and it needs a file name.", f"give {option} a file name{either}.")
         if stream is None:
-            return Path(value)
+            path = Path(value)
+            return path.absolute() if str(path) == "-" else path
         from factoryctl.cli.outfile import given_path  # tempfile and friends: not at --help
 
         return given_path(value, option, stream)

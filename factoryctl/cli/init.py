@@ -1,6 +1,8 @@
 """`factoryctl init`: write a commented example factory.yaml to start from.
 
-`-` means stdout, as for most Unix tools, so the example can be piped or read without creating a file named `-`.
+`-` means stdout, as for most Unix tools, so the example can be piped or read without creating a file named `-`;
+only `-` itself does (`./-` is that file), and an empty PATH is a usage error, never the current directory: PATH is
+read as typed (`arguments.exact_path`), as every file option is.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from pathlib import Path
 import typer
 
 from factoryctl.cli import context
+from factoryctl.cli.arguments import exact_path
 
 EXAMPLE = """\
 # factory.yaml: the factoryctl inventory. Reference: docs/factory-yaml.md
@@ -50,16 +53,20 @@ def register(app: typer.Typer) -> None:
     def init_command(
         ctx: typer.Context,
         path: Path | None = typer.Argument(
-            None, help="Where to write the example (default: --config's file, else ./factory.yaml); - for stdout."
+            None,
+            path_type=str,
+            callback=exact_path("stdout"),
+            help="Where to write the example (default: --config's file, else ./factory.yaml); - for stdout.",
         ),
         force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing file."),
     ) -> None:
         """Write a commented example factory.yaml (`factoryctl init -` prints it on stdout instead)."""
+        from factoryctl.cli.outfile import is_std_stream
         from factoryctl.errors import UsageError
 
         if path is None:  # `factoryctl --config /etc/factoryctl/factory.yaml init` writes there
             path = context.global_options(ctx)[0] or Path("factory.yaml")
-        if str(path) == "-":
+        if is_std_stream(path):  # `-` itself; `./-` (and `-c -`, a file option) name the file `-`
             from factoryctl.cli.render import emit
 
             emit(EXAMPLE)

@@ -295,8 +295,10 @@ def _list(
 def _resolve(ctx: typer.Context, target: str) -> tuple[FactoryConfig, list[NodeSpec]]:
     """factory.yaml and the nodes to list.
 
-    A first word of `nodes` that looks like a verb (`nodes lsit`) and is no TARGET of the inventory (or there is no
-    valid inventory to read) is a mistyped verb: a usage error saying so, rather than a target or config error.
+    A first word of `nodes` that looks like a verb (`nodes lsit`) and is no TARGET of a valid inventory, or comes
+    with no factory.yaml at all, is a mistyped verb: a usage error saying so, rather than a target or "no
+    factory.yaml" error. A factory.yaml that is there but fails to load keeps its config error (exit 3): it may name
+    that very node, and the verb guess would hide what is wrong.
     """
     from factoryctl.errors import ConfigError
 
@@ -305,11 +307,25 @@ def _resolve(ctx: typer.Context, target: str) -> tuple[FactoryConfig, list[NodeS
         verb = near_verb(target, list(getattr(ctx.parent.command, "commands", {})) if ctx.parent else [])
     try:
         config = context.load(ctx)
+    except ConfigError:
+        if verb is None or _config_file_exists(ctx):
+            raise
+        raise no_such_verb(target, verb) from None
+    try:
         return config, config.resolve_target(target)
-    except (ConfigError, UsageError):
+    except UsageError:
         if verb is None:
             raise
         raise no_such_verb(target, verb) from None
+
+
+def _config_file_exists(ctx: typer.Context) -> bool:
+    """Whether the factory.yaml the commands would read is there (a pipe too); a path that cannot be checked is not."""
+    import os
+
+    from factoryctl.config import discover
+
+    return os.path.exists(discover(context.global_options(ctx)[0])[0])
 
 
 @app.callback()

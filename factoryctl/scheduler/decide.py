@@ -298,14 +298,16 @@ def preemption_claims(fm: FreeMap, jobs: Sequence[Job], config: SchedulerConfig,
     every one of them necessary, and a job whose walltime ends within the grace period is waited for, not stopped.
     The pass gives the job that reservation before any backfill, so backfill cannot take the GPUs it makes room on
     (a job ending before the reserved start still may). Jobs being stopped already (`Job.stopping`) are never
-    proposed again: those stopped for this job are waited for until their stop (`_claim_holders`), so the
-    reservation stays where the stops put it, and further victims are proposed only if they do not make room.
+    proposed again: those stopped for this job, or for one that left the queue, are waited for until their stop
+    (`_claim_holders`), so the reservation stays where the stops put it, and further victims are proposed only if
+    they do not make room.
     """
     index: Mapping[str, int] = {name: i for i, name in enumerate(fm.names)}
     active = [job for job in jobs if job.state.active]
+    queued = frozenset(job.id for job in jobs if job.state in _WAITING)
 
     def claim_for(free: FreeMap, first: Candidate) -> Reservation | None:
-        holders, stopping = _claim_holders(active, first, index, now, config)
+        holders, stopping = _claim_holders(active, queued, first, index, now, config)
         if not holders:
             return None
         reservation = claim_reservation(free, first, holders, now, config.grace_s)
@@ -321,23 +323,34 @@ def preemption_claims(fm: FreeMap, jobs: Sequence[Job], config: SchedulerConfig,
 
 
 def _claim_holders(
-    active: Sequence[Job], first: Candidate, index: Mapping[str, int], now: float, config: SchedulerConfig
+    active: Sequence[Job],
+    queued: frozenset[str],
+    first: Candidate,
+    index: Mapping[str, int],
+    now: float,
+    config: SchedulerConfig,
 ) -> tuple[list[Holder], set[str]]:
-    """The running jobs `first` may stop or wait for, as `Holder`s, and the ids of those being stopped for it.
+    """The running jobs `first` may stop or wait for, as `Holder`s, and the ids of those being stopped it waits for.
 
-    Jobs of lower priority may be stopped, except those being stopped already: for another job they are left out
-    (as the replay leaves out gangs in a grace period), for `first` they are waited for until their stop. While some
-    are, the jobs of any priority that end by the last of those stops are waited for too: its reservation let them
-    start on its GPUs because they do (the replay's claim takes their GPUs over as they end).
+    Jobs of lower priority may be stopped, except those being stopped already: for another queued job they are left
+    out (as the replay leaves out gangs in a grace period); for `first`, or for a job no longer in `queued`
+    (cancelled, or started elsewhere: nobody else will take their GPUs), they are waited for until their stop, never
+    stopped again. While some are stopped for `first`, the jobs of any priority that end by the last of those stops
+    are waited for too: its reservation let them start on its GPUs because they do (the replay's claim takes their
+    GPUs over as they end).
     """
 
     def holder(job: Job, ends_by: float, stoppable: bool = True) -> Holder:
         held = tuple((index[a.node], a.gpus) for a in job.allocation if a.node in index)
         return Holder(job.id, job.spec.priority, job.started_at or 0.0, held, ends_by, stoppable)
 
-    mine = {job.id: job.stopping for job in active if job.stopping is not None and job.stopping.for_job == first.id}
-    holders = [holder(job, _stops_by(job, mine[job.id], now, config), False) for job in active if job.id in mine]
-    ready = max((stop.stops_at for stop in mine.values()), default=None)
+    awaited = {
+        job.id: job.stopping
+        for job in active
+        if job.stopping is not None and (job.stopping.for_job == first.id or job.stopping.for_job not in queued)
+    }
+    holders = [holder(job, _stops_by(job, awaited[job.id], now, config), False) for job in active if job.id in awaited]
+    ready = max((stop.stops_at for stop in awaited.values() if stop.for_job == first.id), default=None)
     for job in active:
         if job.stopping is not None:
             continue
@@ -346,7 +359,7 @@ def _claim_holders(
             holders.append(holder(job, end))
         elif ready is not None and end <= ready:
             holders.append(holder(job, end, False))
-    return holders, set(mine)
+    return holders, set(awaited)
 
 
 def plan_preemptions(claim: Reservation | None, config: SchedulerConfig) -> tuple[PreemptDecision, ...]:

@@ -46,6 +46,25 @@ def test_a_verb_typo_alone_is_said_before_a_missing_factory_yaml(cli):
     assert (result.exit_code, result.stderr) == (2, NO_LST)
 
 
+WITH_LST = "name: lst\nnodes:\n  lst: {transport: local, sim: {profile: h100-sxm, gpus: 1}}\n"
+
+
+@pytest.mark.parametrize(
+    "config", [WITH_LST + "  bad: [\n", WITH_LST + "unknown_key: 1\n", "dir"], ids=["malformed", "invalid", "dir"]
+)
+def test_a_verb_typo_alone_with_a_factory_yaml_that_fails_to_load_gives_its_config_error(cli, tmp_path, config):
+    """It names a node `lst`: the config error says what is wrong, where the verb guess would hide it."""
+    path = tmp_path / "factory.yaml"
+    if config == "dir":
+        path.mkdir()
+    else:
+        path.write_text(config)
+    result = cli("--config", str(path), "nodes", "lst")
+    assert (result.exit_code, result.stdout) == (3, "")
+    assert "command" not in result.stderr
+    assert result.stderr.startswith(f"factoryctl: {path}")
+
+
 def test_other_verbs_are_suggested_too(cli, factory):
     result = cli("--config", str(factory), "nodes", "drian", "n01", "-r", "fan")
     assert result.exit_code == 2

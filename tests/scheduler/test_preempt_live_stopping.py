@@ -90,17 +90,29 @@ def test_further_victims_are_proposed_only_when_the_stopping_ones_no_longer_make
     assert reason.endswith(": preempting a (and waiting for b, c to stop)")
 
 
-def test_a_job_stopped_for_another_job_is_neither_stopped_again_nor_awaited_but_frees_at_its_stop() -> None:
-    """`gone` left the queue (cancelled); `low` is still being stopped for it and frees n0 at 1100 s.
-
-    vip has waited long enough to starve, so it holds a reservation from the look-ahead.
-    """
+def test_a_job_stopped_for_a_job_that_left_the_queue_is_waited_for_until_its_stop_never_stopped_again() -> None:
+    """`gone` left the queue (cancelled); `low` is still being stopped for it and frees n0 at 1100 s."""
     low = running("low", [("n0", 8)], 0, 86_400).evolve(stopping=StopRequest("gone", NOW - 100, GRACE_S))
     decisions = schedule(nodes(1), [low, pending("vip", 8, 0.0, priority=10, walltime_s=50)], NOW, PREEMPTIVE)
-    assert (decisions.preemptions, decisions.claimer) == ((), None)
+    assert (decisions.preemptions, decisions.claimer) == ((), "vip")
     start, where, reason = wait_of(decisions, "vip")
-    assert (start, where) == (NOW - 100 + GRACE_S, ("n0",))  # the look-ahead counts the stop, not the walltime
-    assert "preempting" not in reason
+    assert (start, where) == (NOW - 100 + GRACE_S, ("n0",))  # its stop, not its walltime
+    assert reason.endswith("on n0: waiting for low to stop")
+
+
+@pytest.mark.parametrize("requested_at", [NOW - 100, NOW - 1000])
+def test_a_stop_left_without_its_claimer_spares_stopping_another_job(requested_at: float) -> None:
+    """`vip` left the queue (cancelled, or started elsewhere): `other` waits for young's stop, not for old's.
+
+    Had young's GPUs not counted, `other` would preempt `old` and wait for the end of a new grace period (1200 s),
+    though n0 frees within the grace period (at 1100 s, or now when the stop is past).
+    """
+    young = running("young", [("n0", 8)], 500, 86_400).evolve(stopping=StopRequest("vip", requested_at, GRACE_S))
+    jobs = [young, running("old", [("n1", 8)], 0, 86_400), pending("other", 8, NOW, priority=10, walltime_s=50)]
+    decisions = schedule(nodes(2), jobs, NOW, PREEMPTIVE)
+    assert (decisions.preemptions, decisions.claimer) == ((), "other")
+    start, where, _ = wait_of(decisions, "other")
+    assert (start, where) == (max(NOW, requested_at + GRACE_S), ("n0",))
 
 
 def test_a_higher_priority_job_backfilled_on_the_claimers_gpus_is_waited_for() -> None:
