@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 #: One hint per error kind, printed once under the per-node lines.
 ERROR_HINTS = {
-    "dns": "check the node's host in factory.yaml and your DNS.",
+    "dns": "check the node's host in factory.yaml (and its HostName in ~/.ssh/config, if it has one) and your DNS.",
     "refused": "is sshd running on the node, on the configured port?",
     "timeout": "the node or its agent did not answer in time; check the network, or raise --timeout.",
     "banner": "check that the port is sshd's, and that sshd there is not stopped, hung or overloaded.",

@@ -1,8 +1,10 @@
 """`factoryctl nodes trust` (record host keys the operator confirmed) and `nodes check` (diagnose every step).
 
 Trust never happens silently: the fingerprints are shown, and keys are recorded only after a "yes" at the prompt or
-with `--yes` (for scripts that got the fingerprints out of band). A changed key additionally needs `--replace`;
-a `@revoked` key is never recorded. Without a terminal or `--yes` nothing is recorded, so a cron job cannot trust.
+with `--yes` (for scripts that got the fingerprints out of band). A changed key additionally needs `--replace`, and
+so does a key of a type not recorded for a host that has keys of other types recorded: a man in the middle may offer
+only a type that was never recorded, so `--yes` alone must not record it (as `ssh` warns about it). A `@revoked` key
+is never recorded. Without a terminal or `--yes` nothing is recorded, so a cron job cannot trust.
 """
 
 from __future__ import annotations
@@ -115,6 +117,14 @@ class _KeyRow:
         address = f"[{self.scanned.key.host}]:{self.scanned.key.port}"
         return address if self.scanned.jump_host is None else f"jump host {self.scanned.jump_host} ({address})"
 
+    @property
+    def other_types(self) -> tuple[str, ...]:
+        """The key types recorded for the host when this key's type is not: such a key needs `--replace`."""
+        from factoryctl.transport.known_hosts import HostKeyStatus
+
+        key = self.scanned.key
+        return key.other_types if key.status is HostKeyStatus.unknown else ()
+
 
 def _trust_item(
     spec: NodeSpec, key: ServerKey, jump_host: str | None = None, node: str | None = None
@@ -127,6 +137,7 @@ def _trust_item(
         "fingerprint": key.fingerprint,
         "status": key.status.value,
         "recorded_fingerprints": list(key.recorded),
+        "other_types_recorded": list(key.other_types),
         "recorded": False,
         "jump_host": jump_host,
     }
@@ -174,21 +185,40 @@ def _classify(
             rows.setdefault(key, _KeyRow([], found)).specs.append(spec)
     pending: list[_KeyRow] = []
     for row in rows.values():
-        presented = row.scanned.key
         behind = fold(row.nodes) if len(row.specs) > 1 else None
-        row.item = _trust_item(row.specs[0], presented, row.scanned.jump_host, behind)
-        host = "the node" if row.scanned.jump_host is None else "the jump host"
-        if presented.status is HostKeyStatus.revoked:
-            errors += [NodeError(node, "host_key", f"{row.where} presents a REVOKED key; not recorded.",
-                                 f"{host} needs a new host key.") for node in row.nodes]  # fmt: skip
-        elif presented.status is HostKeyStatus.changed and not replace:
-            errors += [NodeError(node, "host_key",
-                                 f"host key CHANGED for {row.where} (recorded {', '.join(presented.recorded)})",
-                                 "verify the new fingerprint out of band, then rerun with --replace.")
-                       for node in row.nodes]  # fmt: skip
-        elif presented.status in (HostKeyStatus.unknown, HostKeyStatus.changed):
+        row.item = _trust_item(row.specs[0], row.scanned.key, row.scanned.jump_host, behind)
+        refusal = _refusal(row, replace)
+        if refusal is not None:
+            errors += [NodeError(node, "host_key", *refusal) for node in row.nodes]
+        elif row.scanned.key.status in (HostKeyStatus.unknown, HostKeyStatus.changed):
             pending.append(row)
     return list(rows.values()), errors, pending
+
+
+def _refusal(row: _KeyRow, replace: bool) -> tuple[str, str] | None:
+    """Why `row`'s key is not recorded (message, hint): revoked; changed or of a type not recorded, without --replace."""
+    from factoryctl.transport.known_hosts import HostKeyStatus
+    from factoryctl.transport.ssh_handshake import OTHER_TYPES, OTHER_TYPES_WARNING
+
+    presented = row.scanned.key
+    if presented.status is HostKeyStatus.revoked:
+        host = "the node" if row.scanned.jump_host is None else "the jump host"
+        return f"{row.where} presents a REVOKED key; not recorded.", f"{host} needs a new host key."
+    if replace:
+        return None
+    if presented.status is HostKeyStatus.changed:
+        return (
+            f"host key CHANGED for {row.where} (recorded {', '.join(presented.recorded)})",
+            "verify the new fingerprint out of band, then rerun with --replace.",
+        )
+    if row.other_types:
+        return (
+            f"unknown host key for {row.where}: {presented.key_type} {presented.fingerprint}; "
+            f"{OTHER_TYPES} ({', '.join(row.other_types)})",
+            f"{OTHER_TYPES_WARNING}; verify the new fingerprint out of band, then rerun with --replace "
+            "(it adds the key and keeps the recorded ones).",
+        )
+    return None
 
 
 def _record(pending: list[_KeyRow]) -> int:
@@ -241,6 +271,25 @@ def _scan_keys(
     return fan_out(specs, lambda spec: scan_host_key(spec, options, jump_keys), fanout)
 
 
+def _shown(row: _KeyRow) -> dict[str, Any]:
+    """`row`'s table line: a jump host's key named as one, and for an unknown key the other key types recorded."""
+    item = {**row.item, "node": f"jump host of {row.item['node']}"} if row.scanned.jump_host else dict(row.item)
+    if item["status"] == "unknown" and row.other_types:
+        item["status"] = f"unknown ({', '.join(row.other_types)} recorded)"
+    return item
+
+
+def _question(pending: list[_KeyRow]) -> str:
+    """The question before recording, after OpenSSH's warning for each key of a type not recorded for its host."""
+    from factoryctl.transport.ssh_handshake import OTHER_TYPES_WARNING
+
+    warning = OTHER_TYPES_WARNING[0].upper() + OTHER_TYPES_WARNING[1:]
+    warnings = [f"WARNING: {row.where} offers {row.scanned.key.key_type} {row.scanned.key.fingerprint}; recorded for it:"
+                f" {', '.join(row.other_types)}. {warning}. The new key is added and they are kept.\n"
+                for row in pending if row.other_types]  # fmt: skip
+    return "".join(warnings) + f"Record {_keys_line(pending)} shown as unknown/changed above?"
+
+
 def _show_and_record(
     rows: list[_KeyRow], pending: list[_KeyRow], yes: bool, output: OutputFormat, no_header: bool
 ) -> list[NodeError]:
@@ -248,9 +297,8 @@ def _show_and_record(
     table = output in (OutputFormat.table, OutputFormat.wide)
     written = _record(pending) if pending and yes else None  # with --yes the table shows what is now trusted
     if table:
-        shown = [{**r.item, "node": f"jump host of {r.item['node']}"} if r.scanned.jump_host else r.item for r in rows]
-        emit(render_listing(shown, [], TRUST_COLUMNS, output, no_header))
-    if written is None and pending and _confirm(f"Record {_keys_line(pending)} shown as unknown/changed above?", yes):
+        emit(render_listing([_shown(r) for r in rows], [], TRUST_COLUMNS, output, no_header))
+    if written is None and pending and _confirm(_question(pending), yes):
         written = _record(pending)
     if written is not None:
         if table:
@@ -268,7 +316,12 @@ def trust_command(
     ctx: typer.Context,
     target: str = context.TARGET_ARG,
     yes: bool = typer.Option(False, "--yes", "-y", help="Record without asking (fingerprints checked out of band)."),
-    replace: bool = typer.Option(False, "--replace", help="Also replace keys that CHANGED (after verifying them)."),
+    replace: bool = typer.Option(
+        False,
+        "--replace",
+        help="Also record keys that CHANGED (replacing the old key of that type) or are of a type not recorded for a "
+        "host that has other types recorded (after verifying them).",
+    ),
     output: OutputFormat = DOCUMENT_OUTPUT_OPTION,
     no_header: bool = DOCUMENT_NO_HEADER_OPTION,
     timeout: float = TIMEOUT_OPTION,

@@ -220,7 +220,8 @@ def _ssh_steps(walk: _Walk, spec: NodeSpec, factory: str, options: SshOptions, t
             infos = socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
         except socket.gaierror as exc:
             return walk.fail("dns", NodeError(spec.name, "dns", f"cannot resolve {target.host}: {exc.strerror}",
-                                              "check the node's host in factory.yaml and your DNS."))  # fmt: skip
+                                              "check the node's host in factory.yaml (and its HostName in "
+                                              "~/.ssh/config, if it has one) and your DNS."))  # fmt: skip
         walk.add("dns", "ok", f"{target.host} -> {infos[0][4][0]}")
     else:
         walk.add("dns", "ok", f"resolved by jump host {target.jump.label}")

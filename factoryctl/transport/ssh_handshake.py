@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger("factoryctl.transport")
 
+#: What to check when a node's host does not resolve: ssh resolves the HostName ~/.ssh/config gives it, if any.
+DNS_HINT = "check the node's host in factory.yaml (and its HostName in ~/.ssh/config, if it has one)."
 TRUST_HINT = "if the fingerprint is right, record it with `factoryctl nodes trust {node}`."
 #: How `verify_host_key`'s messages start (after `[host]:port`) for a changed and a revoked key; `host_key_hint`
 #: reads them back from a message a controller stored, so readers of its store give the hint a poll gives.
@@ -37,13 +39,19 @@ CHANGED_KEY = "HOST KEY CHANGED"
 REVOKED_KEY = "presented a REVOKED host key"
 #: How an unknown key's message goes on when known_hosts records keys of other types for the host.
 OTHER_TYPES = "keys of other types are recorded for it"
+#: OpenSSH's warning for such a key: a man in the middle may offer only a type that was never recorded.
+OTHER_TYPES_WARNING = (
+    "keys of other types are already recorded for this host: if the node did not drop them, someone may be "
+    "intercepting the connection"
+)
 
 
 def host_key_hint(node: str, message: str, known_hosts: str | Path = "known_hosts") -> str:
     """What to do about the `host_key` failure `message` of `node`: trust it, replace it, or give the node a new key.
 
-    An unknown key is recorded with `nodes trust NODE` (next to keys of other types, if any); a changed one only with
-    `--replace` (without it the command refuses again, exit 4); a revoked one must not be trusted at all.
+    An unknown key is recorded with `nodes trust NODE`; a changed one, or one of a type not recorded for a host that
+    has keys of other types recorded (as OpenSSH warns, that may be a man in the middle), only with `--replace`
+    (without it the command refuses again, exit 4); a revoked one must not be trusted at all.
     """
     if REVOKED_KEY in message:
         return f"the key is marked @revoked in {known_hosts}; the node must get a new host key."
@@ -54,8 +62,8 @@ def host_key_hint(node: str, message: str, known_hosts: str | Path = "known_host
         )
     if OTHER_TYPES in message:
         return (
-            "the node did not offer a recorded key type; verify the new fingerprint out of band, then run "
-            f"`factoryctl nodes trust {node}` (it adds the key and keeps the recorded ones)."
+            f"{OTHER_TYPES_WARNING}; verify the new fingerprint out of band, then run "
+            f"`factoryctl nodes trust {node} --replace` (it adds the key and keeps the recorded ones)."
         )
     return TRUST_HINT.format(node=node)
 
@@ -103,9 +111,7 @@ def tcp_socket(node: str, target: SshTarget, timeout: float) -> socket.socket:
     try:
         infos = socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
-        raise NodeError(
-            node, "dns", f"cannot resolve {target.host}: {exc.strerror}", "check the node's host in factory.yaml."
-        ) from exc
+        raise NodeError(node, "dns", f"cannot resolve {target.host}: {exc.strerror}", DNS_HINT) from exc
     last: OSError | None = None
     for family, kind, proto, _, address in infos:
         sock = socket.socket(family, kind, proto)

@@ -109,8 +109,12 @@ def test_a_revoked_or_cert_authority_line_of_another_type_changes_nothing(multi,
     assert _connect(multi, known) == "ecdsa-sha2-nistp256"
 
 
-def test_a_node_that_dropped_the_recorded_type_is_unknown_and_trust_adds_the_key(sshd, tmp_path, cli):
-    """The session sshd has an ed25519 key only; known_hosts records an ECDSA key for it."""
+def test_a_node_that_dropped_the_recorded_type_is_unknown_and_trust_adds_the_key_only_with_replace(sshd, tmp_path, cli):
+    """The session sshd has an ed25519 key only; known_hosts records an ECDSA key for it.
+
+    Not "changed" (its ECDSA key may well be the recorded one), but not a new host either: a man in the middle may
+    offer only a type never recorded, so, as OpenSSH warns, `trust --yes` alone does not record it.
+    """
     key_type, blob = _stranger(tmp_path, "ecdsa")
     recorded = f"[{sshd.host}]:{sshd.port} {key_type} {blob}"
     known = tmp_path / "kh"
@@ -119,13 +123,17 @@ def test_a_node_that_dropped_the_recorded_type_is_unknown_and_trust_adds_the_key
     assert error.message.startswith(f"unknown host key for [{sshd.host}]:{sshd.port}: ssh-ed25519 ")
     assert "keys of other types are recorded for it (ecdsa-sha2-nistp256)" in error.message
     assert "CHANGED" not in error.message
-    assert "--replace" not in (error.hint or "")
-    assert "`factoryctl nodes trust n1`" in (error.hint or "")
+    assert "someone may be intercepting" in (error.hint or "")
+    assert "`factoryctl nodes trust n1 --replace`" in (error.hint or "")
     config = sshd.write_factory(tmp_path / "factory.yaml", known, "  n1: {host: 127.0.0.1}\n")
-    result = cli("--config", config, "nodes", "trust", "n1", "--yes", "-o", "json")
+    refused = cli("--config", config, "nodes", "trust", "n1", "--yes", "-o", "json")
+    assert refused.exit_code == 4, refused.stderr
+    assert known.read_text() == f"# mine\n{recorded}\n"
+    result = cli("--config", config, "nodes", "trust", "n1", "--yes", "--replace", "-o", "json")
     assert result.exit_code == 0, result.stderr
     [item] = result.json()["items"]
     assert (item["key_type"], item["recorded_fingerprints"], item["recorded"]) == ("ssh-ed25519", [], True)
+    assert item["other_types_recorded"] == ["ecdsa-sha2-nistp256"]
     assert known.read_text() == f"# mine\n{recorded}\n{sshd.host_key_line}\n"
     assert cli("--config", config, "exec", "n1", "--", "true").exit_code == 0
 
