@@ -17,7 +17,7 @@ File options get their path here too (`exact_path`), from the text as typed: pat
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PosixPath
 from typing import Any
 
 import typer  # at run time: Typer reads the callback's annotations to pass it the parameter
@@ -65,6 +65,18 @@ def _only_escapes(text: str) -> bool:
     return all(not 0xD800 <= ord(c) <= 0xDFFF or 0xDC80 <= ord(c) <= 0xDCFF for c in text)
 
 
+class StdStream(PosixPath):
+    """A file option given `-` itself: stdin for an input (`--trace -`), stdout for an output (`--schedule-out -`).
+
+    Its own type because pathlib makes `./-` (the file named `-`) into `-` as well.
+    """
+
+
+def is_std_stream(path: Path | None) -> bool:
+    """Whether a file option's value is `-` itself (stdin or stdout), rather than a file."""
+    return isinstance(path, StdStream)
+
+
 def exact_path(stream: str | None = None) -> Callable[[typer.CallbackParam, str | None], Path | None]:
     """The callback of a file option or argument; `stream` is what its `-` means (stdin or stdout), None: files only.
 
@@ -83,12 +95,10 @@ def exact_path(stream: str | None = None) -> Callable[[typer.CallbackParam, str 
         if not value:
             either = f", or - for {stream}" if stream is not None else ""
             raise UsageError(f"{option} is empty, and it needs a file name.", f"give {option} a file name{either}.")
-        if stream is None:
-            path = Path(value)
-            return path.absolute() if str(path) == "-" else path
-        from factoryctl.cli.outfile import given_path  # tempfile and friends: not at --help
-
-        return given_path(value, option, stream)
+        if stream is not None and value == "-":
+            return StdStream("-")
+        path = Path(value)
+        return path.absolute() if str(path) == "-" else path  # `./-`: so named in messages, which `-` would not say
 
     return given
 

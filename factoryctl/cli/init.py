@@ -61,7 +61,7 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing file."),
     ) -> None:
         """Write a commented example factory.yaml (`factoryctl init -` prints it on stdout instead)."""
-        from factoryctl.cli.outfile import is_std_stream
+        from factoryctl.cli.arguments import is_std_stream
         from factoryctl.errors import UsageError
 
         if path is None:  # `factoryctl --config /etc/factoryctl/factory.yaml init` writes there

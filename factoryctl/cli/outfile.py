@@ -27,39 +27,12 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path, PosixPath
+from pathlib import Path
 from typing import IO, Any
 
+from factoryctl.cli.arguments import is_std_stream
 from factoryctl.cli.render import emit, write_whole
 from factoryctl.errors import ActionFailed, UsageError
-
-
-class StdStream(PosixPath):
-    """A file option given `-` itself: stdin for an input (`--trace -`), stdout for an output (`--schedule-out -`).
-
-    Its own type because pathlib makes `./-` (the file named `-`) into `-` as well.
-    """
-
-
-def is_std_stream(path: Path | None) -> bool:
-    """Whether a file option's value is `-` itself (stdin or stdout), rather than a file."""
-    return isinstance(path, StdStream)
-
-
-def given_path(text: str, option: str, stream: str) -> Path:
-    """A file option's value as typed: `-` is `stream` (stdin or stdout), anything else a path; empty is refused.
-
-    The text comes before pathlib has seen it, which would read `./-` as `-` and an empty value as `.` (the current
-    directory: "cannot write schedule .: it is a directory").
-    """
-    if text == "-":
-        return StdStream("-")
-    if not text:
-        raise UsageError(
-            f"{option} is empty, and it needs a file name.", f"give {option} a file name, or - for {stream}."
-        )
-    path = Path(text)
-    return path.absolute() if str(path) == "-" else path  # `./-`: so named in messages, which `-` would not say
 
 
 def stdin_text(option: str, what: str, example: str) -> str:

@@ -49,8 +49,9 @@ def open_prices(ctx: typer.Context, prices: Path | None) -> tuple[PriceSource, s
     source (a plugin shadowing the built-in `csv`) go to stderr; a plugin that fails to load is a
     `PriceSourceError` naming it and its package.
     """
+    from factoryctl.cli.arguments import is_std_stream
     from factoryctl.cli.context import load
-    from factoryctl.cli.outfile import is_std_stream, stdin_text
+    from factoryctl.cli.outfile import stdin_text
     from factoryctl.errors import UsageError
     from factoryctl.power.plugins import open_price_source
     from factoryctl.power.sources import CsvPriceSource

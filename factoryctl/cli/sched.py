@@ -124,7 +124,7 @@ def read_trace(path: Path, quiet: bool = False) -> list[Any]:
     Columns the replay does not read (prices, deadlines, labels: the offline replay models none of them) are named
     once on stderr, unless `quiet`, so nobody takes a replay that ignored them for one that used them.
     """
-    from factoryctl.cli.outfile import is_std_stream
+    from factoryctl.cli.arguments import is_std_stream
     from factoryctl.scheduler.trace import OPTIONAL, REQUIRED, parse_trace
 
     ignored: list[str] = []
@@ -148,7 +148,8 @@ def read_trace(path: Path, quiet: bool = False) -> list[Any]:
 
 def _trace_text(path: Path) -> str:
     """The trace's UTF-8 text: from the file `path`, or from stdin for `-` (a terminal there is a usage error)."""
-    from factoryctl.cli.outfile import is_std_stream, stdin_text
+    from factoryctl.cli.arguments import is_std_stream
+    from factoryctl.cli.outfile import stdin_text
 
     if is_std_stream(path):
         return stdin_text("--trace", "trace", "trace.csv")
@@ -160,7 +161,8 @@ def _trace_text(path: Path) -> str:
 def _open_schedule(path: Path, trace: Path) -> OutFile:
     """--schedule-out opened before the replay, so a bad path fails in a second rather than after the whole run."""
     refusal = f"--schedule-out {path} is the trace itself; writing it would destroy the trace."
-    from factoryctl.cli.outfile import is_std_stream, open_out_file  # tempfile and friends: not at --help
+    from factoryctl.cli.arguments import is_std_stream
+    from factoryctl.cli.outfile import open_out_file  # tempfile and friends: not at --help
 
     given = None if is_std_stream(trace) else trace  # stdin: no file here to write over (`./-` is another file)
     return open_out_file(path, "--schedule-out", f"schedule {path}", [(given, refusal)])
