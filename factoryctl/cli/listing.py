@@ -23,7 +23,7 @@ ERROR_HINTS = {
     "banner": "check that the port is sshd's, and that sshd there is not stopped, hung or overloaded.",
     # host_key errors carry their node's own hint (trust, or trust --replace): this is only a fallback
     "host_key": "check the node's host key (`factoryctl nodes check`), then record it with `factoryctl nodes trust` "
-    "(with --replace when it changed).",
+    "(with --replace when it changed, or when keys of other types are recorded for it).",
     "auth": "check ssh.user and ssh.identity_file in factory.yaml, or your ssh-agent.",
     "agent": "run `factoryctl nodes check TARGET` to diagnose the agent.",
     "driver": "check the NVIDIA driver on the node (`nvidia-smi`).",

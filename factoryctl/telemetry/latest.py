@@ -86,7 +86,8 @@ def stored_hint(spec: NodeSpec, kind: str, message: str) -> str | None:
     """The hint a poll would have given with the failure the controller stored (None: the kind's own hint).
 
     The store keeps a failure's kind and message, not its hint, and a host key is fixed per node: an unknown key with
-    `nodes trust NODE`, a changed one only with `--replace` (its message says which). A node the controller judged
+    `nodes trust NODE`, a changed one, or one of a type not recorded beside recorded keys of other types, only with
+    `--replace` (its message says which: `host_key_hint`). A node the controller judged
     down for silence (`3 samples missed`) gets no "raise --timeout" (the kind's hint for a node asked directly):
     `--timeout` does not reach an answer read from the store.
     """
