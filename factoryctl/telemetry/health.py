@@ -4,7 +4,11 @@ Pure functions of (what was seen, when): no IO, so the rules are unit-tested wit
 A node is `up` while samples arrive, `degraded` after one missed sample, and `down` after three (or when it could
 not be reached at all); it comes back `up` with its first sample. `silence_state` is that rule, the only one: the
 controller (`NodeHealth`) and the dashboard's own collector (tui/services_polled.py) both judge silence with it, so a
-silent node keeps its state when the dashboard switches between them. Below a 0.5 s interval silence is judged as at
+silent node keeps its state when the dashboard switches between them. A failed sample (the agent could not read its
+driver) is no outage of its own: a node up with a recent good sample stays up, its reason kept for when silence
+degrades it and takes it down (`NodeHealth.sample_failed`; the dashboard's state is `silence_state` alone too): an
+occasional nvidia-smi timeout is expected, and an agent failing every other poll made a node_degraded and node_up
+pair every other second. Below a 0.5 s interval silence is judged as at
 0.5 s: a loaded machine delays a sample by a few tenths of a second, and at 0.05 s that made every node flap.
 """
 
@@ -78,8 +82,9 @@ class NodeHealth:
     recorded: bool = False
     #: Until when silence is not judged (`awaiting_stream`); None: judged as usual.
     hold_until: float | None = None
-    #: Whether a failure was reported since the last sample: its reason stays the node's when silence takes it down.
-    failing: bool = False
+    #: The failure reported since the last sample or connect, (kind, message): the node's reason when silence
+    #: degrades it or takes it down (None: "N samples missed").
+    failing: tuple[str, str] | None = None
 
     def __post_init__(self) -> None:
         if self.message is None:
@@ -89,7 +94,7 @@ class NodeHealth:
         """A sample arrived (at its agent's time); returns the change to record, if any."""
         if self.last_seen is None or at > self.last_seen:
             self.last_seen = at
-        self.hold_until, self.failing = None, False
+        self.hold_until, self.failing = None, None
         return self._become("up", at, None, None)
 
     def awaiting_stream(self, at: float, grace_s: float = RECONNECT_GRACE_S) -> None:
@@ -99,6 +104,26 @@ class NodeHealth:
         being rebuilt: the silence was judged in the new interval before its stream had switched.
         """
         self.hold_until = at + grace_s
+        self.connected()
+
+    def connected(self) -> None:
+        """The node's link is (re-)established: an earlier failure ("connection lost") no longer says why it is silent.
+
+        Silence that follows takes it down as "3 samples missed", not with the reason of a link since rebuilt.
+        """
+        self.failing = None
+
+    def sample_failed(self, at: float, kind: str, message: str) -> NodeState | None:
+        """The agent could not take a sample (its link is fine): judged by silence (`silence_state`).
+
+        A node up with a recent good sample keeps its state and records the reason, for silence to degrade it and take
+        it down with it if no good sample follows. Any other node (never seen up, or silent already) is judged as by
+        `failed`: down at once with the reason when never seen up.
+        """
+        if self.state == "up" and silence_state(self.last_seen, at, self.interval_s) == "up":
+            self.hold_until, self.failing = None, (kind, message)  # streaming errors: its silence is its own again
+            return None
+        return self.failed(at, kind, message)
 
     def failed(self, at: float, kind: str, message: str) -> NodeState | None:
         """The connection failed or could not be made; the state follows from how long we have been blind.
@@ -112,7 +137,7 @@ class NodeHealth:
         not predate it.
         """
         was = self.error
-        self.error, self.message, self.hold_until, self.failing = kind, message, None, True
+        self.error, self.message, self.hold_until, self.failing = kind, message, None, (kind, message)
         change = self._become(self._state_at(at, failed=True), at, kind, message)
         if change is None and self.state == "down" and (kind != was or not self.recorded):
             self.since, self.recorded = at, True  # the recorded state dates from its reason, as every other change
@@ -130,11 +155,10 @@ class NodeHealth:
         state = self._state_at(now)
         if _RANK[state] <= _RANK[self.state]:  # only a sample brings a node back up
             return None
+        if self.failing is not None:
+            return self._become(state, now, *self.failing)
         missed = missed_samples(self.last_seen, now, self.interval_s)
-        said = f"{self.node}: {missed} sample{'' if missed == 1 else 's'} missed."
-        if self.failing and self.message:
-            said = self.message
-        return self._become(state, now, self.error or "timeout", said)
+        return self._become(state, now, "timeout", f"{self.node}: {missed} sample{'' if missed == 1 else 's'} missed.")
 
     def _state_at(self, now: float, failed: bool = False) -> str:
         state = silence_state(self.last_seen, now, self.interval_s)

@@ -9,7 +9,8 @@ started again, so 2,000 nodes are not reconnected, nor 1,800 unreachable ones ma
 it collects on its own (one reconnect loop for both). A sample the agent could not take (its driver failed) is
 reported to the sink as a failure with the agent's reason, and is not heard: a node whose agent only sends errors is
 judged as failing, and its link is rebuilt on a fresh agent once no good sample has come for as long as a silent
-link is given.
+link is given. The sink is also told when its link is made again (`link_connected`), so silence after a reconnect
+is not blamed on the failure before it.
 """
 
 from __future__ import annotations
@@ -57,6 +58,10 @@ class SampleSink(Protocol):
 
     def sample_failed(self, node: str, error: NodeError) -> None:
         """The link is fine but its agent could not take a sample (an `ok: false` stream sample: the driver)."""
+        ...
+
+    def link_connected(self, node: str) -> None:
+        """The link connected again: a failure reported before it no longer says why the node is silent."""
         ...
 
 
@@ -230,8 +235,10 @@ class NodeLink:
             self.connecting = False
             self._failed(exc)
             return False
-        self.connects += 1
         try:
+            if not self._retired:
+                self._sink.link_connected(self.node.name)  # before `connects` counts it, which tests wait on
+            self.connects += 1
             self._last_heard = time.monotonic()
             stream: int | None = None
             if not self._stop.is_set():  # stopped while connecting: start nothing more, close it

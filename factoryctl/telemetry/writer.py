@@ -205,22 +205,42 @@ class StoreWriter:
             self._wall.forget(oldest)
 
     def sample_failed(self, node: str, error: NodeError) -> None:
-        """The node's agent could not take a sample: judged as a failure, as a broken link is (`NodeHealth.failed`)."""
-        self.link_failed(node, error)
+        """The node's agent could not take a sample (`NodeHealth.sample_failed`).
+
+        A node still up with a recent good sample stays up, and the failure is logged at debug level only: an
+        occasional nvidia-smi timeout is expected, and an agent failing every other poll logged a warning (and
+        recorded two events) every other second. Silence then says it if no good sample follows, with this reason.
+        """
+        self._failed(node, error, by_agent=True)
 
     def link_failed(self, node: str, error: NodeError) -> None:
         """A link broke or could not be made (ignored once shutting down: we are the ones closing it)."""
+        self._failed(node, error, by_agent=False)
+
+    def link_connected(self, node: str) -> None:
+        """A link connected again (`SampleSink.link_connected`): the failure before it no longer says why the node is silent."""
+        with self._lock:
+            health = self._health.get(node)
+            if health is not None:
+                health.connected()
+
+    def _failed(self, node: str, error: NodeError, by_agent: bool) -> None:
         with self._lock:
             health = self._health.get(node)
             if health is None or self._closing:
                 return
-            before = health.message
-            change = health.failed(self._now(), error.kind, error.message)
+            before, now = health.message, self._now()
+            if by_agent:
+                change = health.sample_failed(now, error.kind, error.message)
+            else:
+                change = health.failed(now, error.kind, error.message)
             if change is not None:
                 self._note(change)  # which logs it: "n1 is down: ..."
-            again = error.message == before  # a down node retrying, or an agent sending the same error each sample
-            if change is None:  # a blip on a node still up, or the same failure again (debug: 2,000 nodes retry)
-                self._said.failure(node, error.message, logging.DEBUG if again else logging.WARNING)
+            # the same failure again (debug: 2,000 nodes retry, an agent sends its error each sample), or an agent's
+            # failed sample on a node still up (silence says it if it lasts)
+            quiet = error.message == before or (by_agent and health.state == "up")
+            if change is None:  # a blip on a node still up, or the same failure again
+                self._said.failure(node, error.message, logging.DEBUG if quiet else logging.WARNING)
         self.counters["link_failures"] += 1
 
     def _note(self, change: NodeState) -> None:

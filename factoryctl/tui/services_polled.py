@@ -8,9 +8,10 @@ silent is torn down and rebuilt. Here each node's `_NodeState` is the link's sin
 stream breaks shows as down at the next snapshot, and one that goes quiet shows as degraded, then down, by the
 controller's own rule (`silence_state`, telemetry/health.py), so a silent node keeps its state when a controller
 takes over or hands back. So does one whose agent sends error samples (its driver cannot be read): as the
-controller's `NodeHealth`, degraded with the agent's reason at once, down with it after three missed samples; one
-failed poll is not an outage. Each change of state is an event (node_degraded, node_down, node_up) whatever its
-cause, and a node that has not answered yet shows as connecting (never waited for).
+controller's `NodeHealth.sample_failed`, a node up with a recent good sample stays up, then silence alone degrades it
+and takes it down, with the agent's reason, if no good sample follows; one failed poll is not an outage, nor one in
+two a pair of events every other second. Each change of state is an event (node_degraded, node_down, node_up)
+whatever its cause, and a node that has not answered yet shows as connecting (never waited for).
 Drains and power-limit changes go through the store
 (drained flag, events, audit log) when it can be opened, else they live in memory for this session.
 Imports no Textual: the CLI, a benchmark or a test can drive it headless.
@@ -63,7 +64,7 @@ class _NodeState:
         self.latest_mono = 0.0
         #: Why the link broke or could not be made: the node is down until its next sample.
         self.failure: NodeError | None = None
-        #: Why its agent's samples failed since its last good one: judged as the controller does (`_judged`).
+        #: Why its agent's samples failed since its last good one: the reason silence judges it with (`sample`).
         self.agent_error: NodeError | None = None
         self.shown = CONNECTING  # the state last judged (and announced by an event)
         #: Guards the fields above; re-entrant because `judge` holds it while `sample` takes it again.
@@ -105,8 +106,15 @@ class _NodeState:
         """The link broke, went silent or could not be made: down until the next sample."""
         self._failed(error, by_agent=False)
 
+    def link_connected(self, node: str) -> None:
+        """The link is made again: nothing to judge until its first sample (a broken link shows down until then)."""
+
     def sample_failed(self, node: str, error: NodeError) -> None:
-        """The agent could not take a sample (its driver): judged by the controller's rule (`_judged`)."""
+        """The agent could not take a sample (its driver): judged by the controller's rule (`NodeHealth.sample_failed`).
+
+        A node up with a recent good sample stays up; silence degrades it and takes it down with this reason if no
+        good sample follows. A node never heard from is down with it at once.
+        """
         self._failed(error, by_agent=True)
 
     def _failed(self, error: NodeError, by_agent: bool) -> None:
@@ -149,8 +157,8 @@ class _NodeState:
             return NodeSample(node=name, time=now, state="down", error=failure.kind, message=failure.message)
         if latest is None and agent_error is None:
             return NodeSample(node=name, time=now, state=CONNECTING, message="connecting…")
-        state = self._judged(None if latest is None else heard, now_mono, agent_error)
-        if state == "up" and latest is not None:
+        state = silence_state(None if latest is None else heard, now_mono, self.owner.interval_s)
+        if state == "up" and latest is not None:  # a failed sample after a recent good one: still up
             return latest
         if agent_error is not None:  # the agent's reason, degraded or down, as the controller says it
             error, message = agent_error.kind, agent_error.message
@@ -170,15 +178,6 @@ class _NodeState:
             error=error,
             message=message,
         )
-
-    def _judged(self, heard: float | None, now_mono: float, agent_error: NodeError | None) -> str:
-        """The node's state by the controller's rule (`NodeHealth.failed` and `tick`, telemetry/health.py).
-
-        Silence decides (`silence_state`: degraded after one missed sample, down after three, down when never
-        heard), and a node whose agent fails its samples is at least degraded until its next good sample.
-        """
-        state = silence_state(heard, now_mono, self.owner.interval_s)
-        return "degraded" if agent_error is not None and state == "up" else state
 
 
 class PolledServices(ConfiguredServices):
@@ -360,7 +359,10 @@ class PolledServices(ConfiguredServices):
         return answers
 
     def _record_cap(self, changes: list[LimitChange], watts: float) -> None:
-        """The audit entries of a dashboard cap (when there is a store) and its event; nothing when nothing changed."""
+        """The audit entries of a dashboard cap (when there is a store) and its event; nothing when nothing changed.
+
+        A new limit the node could not read back (null) is said so in the event, never left out as "power cap ".
+        """
         from factoryctl.power.limits import record_audit
 
         if not changes:
@@ -368,12 +370,10 @@ class PolledServices(ConfiguredServices):
         if self._store is not None:
             record_audit(self._store, changes, "set", f"dashboard: {watts:g} W requested")
         enforced = sorted({c.enforced_w for c in changes if c.enforced_w is not None})
-        clamped = " (clamped)" if any(c.clamped for c in changes) else ""
-        self.add_event(
-            DashboardEvent(
-                time.time(),
-                changes[0].node,
-                "power_limit",
-                f"power cap {', '.join(f'{w:.0f} W' for w in enforced)}{clamped}",
-            )
-        )
+        unknown = sum(1 for c in changes if c.enforced_w is None)
+        said = f"power cap {', '.join(f'{w:.0f} W' for w in enforced) or 'set'}"
+        said += " (clamped)" if any(c.clamped for c in changes) else ""
+        if unknown:  # a GPU lost right after its set, or a read-back that failed: not a cap of 0 W
+            whose = "" if unknown == len(changes) else f" of {unknown} of {len(changes)} GPUs"
+            said += f"; the new limit{whose} could not be read back"
+        self.add_event(DashboardEvent(time.time(), changes[0].node, "power_limit", said))

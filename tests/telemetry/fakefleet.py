@@ -82,6 +82,9 @@ class Sink:
     def link_failed(self, node: str, error: NodeError) -> None:
         self.errors.append(error)
 
+    def link_connected(self, node: str) -> None:
+        pass
+
     def sample_failed(self, node: str, error: NodeError) -> None:
         self.errors.append(error)
 

@@ -274,6 +274,9 @@ class RecordingSink:
     def link_failed(self, node: str, error: NodeError) -> None:
         raise AssertionError(f"{node}: {error.message}")
 
+    def link_connected(self, node: str) -> None:
+        pass
+
     def sample_failed(self, node: str, error: NodeError) -> None:
         raise AssertionError(f"{node}: {error.message}")
 

@@ -29,6 +29,9 @@ class Samples:
         with self.lock:
             self.errors.append(error)
 
+    def link_connected(self, node: str) -> None:
+        pass
+
     def sample_failed(self, node: str, error: NodeError) -> None:
         self.link_failed(node, error)
 

@@ -3,9 +3,9 @@
 The session made one into a node `up` with 0 GPUs stamped 1970 (it carries no `result`), and the link counted it as
 heard: a node whose driver failed showed up, and errors that kept coming never made the link reconnect. Now the
 error goes to the stream's `on_error`, the link reports it to its sink with the agent's reason and does not count it
-as heard: the node is `degraded` with that reason at once, `down` with it after three missed samples (`down` at the
-first one when it never sent a good sample), `up` again at its next good sample, and its link is rebuilt on a fresh
-agent when only errors come.
+as heard: a node up stays up at the first one (tests/telemetry/test_error_sample_hysteresis.py), then silence makes
+it `degraded` and `down` with that reason (`down` at the first one when it never sent a good sample), `up` again at
+its next good sample, and its link is rebuilt on a fresh agent when only errors come.
 
 The session and link tests speak the protocol over real pipes; the last test runs the real agent on the simulated
 driver under a live in-process controller, and asks `nodes` and `events` as an operator would.
@@ -220,7 +220,7 @@ def test_the_store_says_why_a_node_fails_and_it_is_up_at_its_next_sample(
         agent.failing = None
         wait_for(lambda: writer.states()["n1"].state == "up", WAIT_S, "n1 up at its first good sample")
         agent.failing = ("agent", "OSError(5, 'Input/output error')")
-        wait_for(lambda: writer.states()["n1"].state == "degraded", WAIT_S, "n1 degraded at its first error")
+        wait_for(lambda: writer.states()["n1"].state == "degraded", WAIT_S, "n1 degraded once a sample is missed")
         degraded = writer.states()["n1"]
         assert (degraded.error, degraded.message) == ("agent", "n1: `sample` failed: OSError(5, 'Input/output error')")
         wait_for(lambda: writer.states()["n1"].state == "down", WAIT_S, "n1 down after three samples missed")
@@ -247,21 +247,24 @@ def test_the_store_says_why_a_node_fails_and_it_is_up_at_its_next_sample(
 
 
 def test_the_same_error_sample_again_is_logged_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """An agent sends its error every interval: one warning (the state change), the repeats at debug level."""
+    """An agent sends its error every interval: one warning (the state change), the others at debug level."""
     store = Store(tmp_path / "factory.db")
-    writer = StoreWriter(store, 1.0)
+    now = [time.time()]
+    writer = StoreWriter(store, 1.0, clock=lambda: now[0])
     writer.set_nodes(["n1"])
-    writer.offer(NodeSample("n1", time.time(), gpus=()))
+    writer.offer(NodeSample("n1", now[0], gpus=()))
     error = NodeError("n1", "driver", f"n1: {SMI_DOWN}")
     with caplog.at_level(logging.DEBUG, logger="factoryctl.telemetry"):
-        for _ in range(3):
-            writer.link_failed("n1", error)
-        writer.flush()
+        for _ in range(4):  # one per interval: up at the first two, degraded at the third (a sample missed)
+            writer.sample_failed("n1", error)
+            writer.flush()
+            now[0] += 1.0
     store.close()
     said = [(r.levelno, r.getMessage()) for r in caplog.records if SMI_DOWN in r.getMessage()]
     assert said == [
-        (logging.WARNING, f"n1 is degraded: {SMI_DOWN}"),
         (logging.DEBUG, f"n1: {SMI_DOWN}"),
+        (logging.DEBUG, f"n1: {SMI_DOWN}"),
+        (logging.WARNING, f"n1 is degraded: {SMI_DOWN}"),
         (logging.DEBUG, f"n1: {SMI_DOWN}"),
     ]
 
@@ -324,7 +327,7 @@ def test_a_node_whose_driver_fails_is_degraded_then_down_with_why_and_comes_back
         lock = break_driver(tmp_path / "state", "n2")
         wait_for(lambda: "node_down" in dict(node_events(store_path, "n2")), WAIT_S, "n2 down")
         said = dict(node_events(store_path, "n2"))
-        assert "Is a directory" in said["node_degraded"], said  # the agent's reason, at once
+        assert "Is a directory" in said["node_degraded"], said  # the agent's reason, once a sample is missed
         assert "Is a directory" in said["node_down"], said  # and still, not "3 samples missed"
         shown = cli("--config", str(path), "nodes", "list", "n2", "-o", "json")
         assert shown.exit_code == 1, shown.stderr

@@ -2,9 +2,10 @@
 
 An agent that cannot read its GPUs sends `ok: false` samples, which its link reports as failures with the agent's
 reason. The dashboard showed such a node `down` at the first one, so one failed poll was a node_down and node_up
-pair, while the controller shows it `degraded` with the reason, then `down` with that reason after three missed
-samples. A broken link (the agent gone) is still `down` at once. The agent here is a script on the real local
-transport that streams good samples, or error samples while a file exists, and exits when another one does.
+pair, while the controller keeps a node with a recent good sample `up`, then silence makes it `degraded` with the
+reason and `down` with that reason after three missed samples. A broken link (the agent gone) is still `down` at
+once. The agent here is a script on the real local transport that streams good samples, or error samples while a
+file exists, and exits when another one does.
 """
 
 from __future__ import annotations
@@ -140,12 +141,12 @@ def test_a_broken_link_is_still_down_at_once(tmp_path: Path, watch: tuple[Agent,
     services = services_for(tmp_path, agent, opened, 10)
     wait_for(lambda: shown(services).state == "up", WAIT_S, "n1 up")
     agent.failing(True)
-    wait_for(lambda: events(services), WAIT_S, "n1's first event")
-    assert shown(services).state == "degraded"  # one failed poll of a slow interval: not an outage
+    wait_for(lambda: services._nodes["n1"].agent_error is not None, WAIT_S, "n1's error sample")
+    assert shown(services).state == "up"  # one failed poll of a slow interval: not an outage
     agent.exit()
     wait_for(lambda: shown(services).state == "down", 10.0, "n1 down as soon as its agent is gone")
     assert "exited" in shown(services).message
-    assert [e.kind for e in events(services)] == ["node_degraded", "node_down"]
+    assert [e.kind for e in events(services)] == ["node_down"]
 
 
 def test_a_node_that_never_sent_a_good_sample_is_down_with_why(
@@ -173,9 +174,16 @@ def test_the_controller_and_the_dashboard_judge_an_erroring_node_alike(tmp_path:
             now = 1000.0 + tenths / 10 * interval_s
             health = NodeHealth("n1", interval_s)
             health.seen(1000.0)
-            health.failed(failed_at, "driver", f"n1: {REASON}")
+            assert health.sample_failed(failed_at, "driver", f"n1: {REASON}") is None  # up, a good sample just came
             health.tick(now)
             sample = node.sample(0.0, now)
-            assert (now, sample.state, sample.error, sample.message) == (now, health.state, "driver", health.message)
+            assert (now, sample.state, sample.error, sample.message) == (
+                now,
+                health.state,
+                health.error,
+                health.message,
+            )
+            why = (None, None) if health.state == "up" else ("driver", f"n1: {REASON}")  # never a fake reason
+            assert (health.error, health.message) == why
     finally:
         services.close()

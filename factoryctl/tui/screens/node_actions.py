@@ -25,12 +25,23 @@ WRITE_ACTIONS = frozenset({"drain", "resume", "power_cap"})
 
 
 def describe_cap_result(node: str, watts: float, answers: list[dict[str, Any]]) -> str:
-    """`demo03: 8 GPUs capped at 450 W` (+ `clamped from 150 W` when the agent clamped)."""
-    enforced = sorted({float(a.get("enforced_w") or 0) for a in answers})
-    clamped = any(a.get("clamped") for a in answers)
-    where = ", ".join(fmt.watts(w) for w in enforced) or fmt.watts(watts)
-    note = f" (clamped from {fmt.watts(watts)})" if clamped else ""
-    return f"{node}: {len(answers)} GPUs capped at {where}{note}"
+    """`demo03: 8 GPUs capped at 450 W` (+ `clamped from 150 W` when the agent clamped).
+
+    A GPU whose new limit is unknown (`enforced_w` null: lost right after its set, or nvidia-smi's read-back failed)
+    is said so, never shown as capped at 0 W: `n1: 2 GPUs capped; the new limit could not be read back`.
+    """
+    from factoryctl.power.limits import limit_changes
+
+    changes = limit_changes(node, answers)
+    enforced = sorted({c.enforced_w for c in changes if c.enforced_w is not None})
+    unknown = sum(1 for c in changes if c.enforced_w is None)
+    where = ", ".join(fmt.watts(w) for w in enforced) or ("" if unknown else fmt.watts(watts))
+    note = f" (clamped from {fmt.watts(watts)})" if any(c.clamped for c in changes) else ""
+    said = f"{node}: {len(changes)} GPUs capped{f' at {where}' if where else ''}{note}"
+    if unknown:
+        whose = "" if unknown == len(changes) else f" of {unknown} of them"
+        said += f"; the new limit{whose} could not be read back"
+    return said
 
 
 class NodeActionsScreen(Screen[None]):
