@@ -12,7 +12,8 @@ connection is shown too (and in JSON, on the node's `errors` entry), like pdsh a
 was unreachable, else 124 if one timed out, else the highest remote exit code.
 
 Ctrl-C, and SIGTERM (cron's `timeout`, systemd stopping a unit), interrupt the commands still running (SIGINT, then
-SIGHUP) rather than leave them on their own, and start no more; exec then waits briefly (STOP_GRACE_S, less if the
+SIGHUP, to the command's process group: over another channel where sshd refuses a root login's signals) rather
+than leave them on their own, and start no more; exec then waits briefly (STOP_GRACE_S, less if the
 signal comes again) for them to end and still prints its result, as for a timeout: what finished, what it stopped
 (error `interrupted`, with the output so far), what it never started. It exits 130 (Ctrl-C) or 143 (128 + 15). The
 SIGTERM handler is installed only while the command runs, never at import, and the previous one is put back.
@@ -368,8 +369,9 @@ def exec_command(
     Example: `factoryctl exec @rack-a -- nvidia-smi -L`. Standard input that is not a terminal is streamed to every
     node's command while it runs, then EOF, like ssh: `factoryctl exec all -- tee /tmp/x < file`. Like ssh, exec
     reads (and so uses up) its stdin: inside `while read n; do ...; done < nodes.txt` add -n/--no-stdin, or the
-    first exec swallows the rest of the list. Exit status: 4 if a node was unreachable, 124 if one timed out, else
-    the highest remote exit code; what a node printed before it timed out or lost its connection is shown too.
+    first exec swallows the rest of the list. Exit status: 4 if a node was unreachable, 124 if one timed out (its
+    command is killed on the node, root logins included, and the error says if it may still run), else the highest
+    remote exit code; what a node printed before it timed out or lost its connection is shown too.
     Ctrl-C (exit 130) and SIGTERM (exit 143) interrupt the commands still running and start no more; the result is
     still printed, those nodes' errors `interrupted` (with the output so far).
     """

@@ -6,12 +6,18 @@ quotes, so on a fish node an argument holding a backslash arrived changed, and a
 command; zsh expands an unquoted word starting with `=` (`=ls` is `/bin/ls`), which `shlex` leaves bare. Here a
 single-quoted run never holds a backslash or a quote: those two go in double quotes (`"\\"`, `"'"`), which all four
 shells read the same way, and only words of plain characters go unquoted.
+
+A command that outlives its caller (a timeout, Ctrl-C) is stopped by its process group, but OpenSSH delivers no
+signal to a root login's command ("session signalling requires privilege separation"), and root is the usual login
+on GPU nodes. So `with_group_report` has a command line say first, on stderr, the process group (and session) it
+runs in: sshd starts the login shell as a session leader, so the shell's pid, `$PPID` of an `sh` it starts, names
+both. `signal_group` is the command line that signals them over another channel.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 #: Words every shell reads literally when bare (shlex's set without `=` and `%`: zsh's `=cmd`, fish 2's `%pid`).
 _BARE = re.compile(r"[A-Za-z0-9_@+:,./-]+\Z")
@@ -51,3 +57,22 @@ def _quoted(word: str) -> str:
 def shell_join(argv: Iterable[str]) -> str:
     """Argv as one command line for the node's login shell (each word through `shell_quote`)."""
     return " ".join(shell_quote(word) for word in argv)
+
+
+def with_group_report(command: str, token: str) -> str:
+    """`command` (a login shell's command line) after a line `TOKEN:PGID` on stderr: the group it runs in.
+
+    The report is its own `sh`, so it reads alike under every login shell, and `;` runs the command after it in sh,
+    bash, zsh and fish alike; the command line's exit status stays the command's, its stdin the command's.
+    """
+    report = shell_join(["sh", "-c", f'echo "{token}:$PPID" >&2'])
+    return f"{report}; {command}"
+
+
+def signal_group(pgid: int, signals: Sequence[str]) -> str:
+    """The command line that sends `signals` (names: `INT`, `KILL`), in turn, to process group and session `pgid`.
+
+    The session (`pkill -s`, where there is one) also reaches what moved to a group of its own (GNU `timeout`).
+    """
+    script = 'for s; do kill -s "$s" -- "-$0"; pkill "-$s" -s "$0"; done 2>/dev/null; true'  # $0: the group
+    return shell_join(["sh", "-c", script, str(pgid), *signals])

@@ -6,17 +6,20 @@ keepalives run on the transport and `is_alive()` does a real round trip, so a de
 steps (TCP, handshake, host key against known_hosts before any credential, auth) live in `ssh_handshake.py`.
 Commands are argv joined with `quoting.shell_join` (sh, bash, zsh and fish read it alike), and their stdout and stderr are drained together (while any stdin is
 fed) so a chatty command cannot deadlock the channel window; what they send on a channel goes through
-`ssh_channel.operation`, so it never follows our CLOSE (OpenSSH would drop the connection shared by every command).
+`ssh_channel.operation`, so it never follows our CLOSE (OpenSSH would drop the connection shared by every command);
+so does what a node's transport sends on its jump host's tunnel (`ssh_channel.as_tunnel`).
 `SshPool` keeps one connection per node and shares ProxyJump hosts; nodes that need one while it is being opened
 share that attempt's outcome.
 """
 
 from __future__ import annotations
 
+import contextlib
+import secrets
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -24,8 +27,18 @@ from factoryctl.errors import NodeError
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.transport.base import CappedOutput, CommandResult, OutputSink, cut_short, kept_stderr
 from factoryctl.transport.polling import Watched, readable
-from factoryctl.transport.quoting import shell_join
-from factoryctl.transport.ssh_channel import close_channel, feed_stdin, guard, operation, send_signal
+from factoryctl.transport.quoting import shell_join, signal_group, with_group_report
+from factoryctl.transport.ssh_channel import (
+    CommandStderr,
+    as_tunnel,
+    close_channel,
+    feed_stdin,
+    guard,
+    operation,
+    send_signal,
+    signals_delivered,
+    timeout_error,
+)
 from factoryctl.transport.ssh_config import SshTarget, resolve
 from factoryctl.transport.ssh_handshake import (
     ServerKey,
@@ -59,6 +72,9 @@ _READ_CHUNK = 1 << 16
 _SEND_POLL_S = 0.005
 #: How soon to look again for the exit status while still feeding a command that closed its output.
 _EOF_POLL_S = 0.05
+#: How long killing a command past its timeout may take, what it prints meanwhile included (and an interrupt's
+#: signals sent over another channel): a command not gone by then is said to be maybe still running.
+STOP_TIMEOUT_S = 2.0
 
 
 def lost_connection(node: str, what: str) -> NodeError:
@@ -77,7 +93,8 @@ class SshConnection:
         self.host_key: ServerKey | None = None
         self._watched: WatchedConnection | None = None
         self._lock = threading.Lock()
-        self._running: set[paramiko.Channel] = set()
+        self._running: dict[paramiko.Channel, CommandStderr] = {}
+        self._interrupted: set[paramiko.Channel] = set()  # the running commands `interrupt` reached
 
     @classmethod
     def open(cls, node: str, target: SshTarget, options: SshOptions, via: SshConnection | None = None) -> SshConnection:
@@ -86,8 +103,12 @@ class SshConnection:
         timeout = options.connect_timeout_s
         sock = tcp_socket(node, target, timeout) if via is None else via.tunnel(target, timeout)
         transport = start_transport(node, target, sock, options)
-        found = verify_host_key(node, transport, target)
-        authenticate(node, transport, target)
+        try:
+            found = verify_host_key(node, transport, target)
+            authenticate(node, transport, target)
+        except EOFError as exc:  # paramiko's, empty: the connection (or its jump host's) went away meanwhile
+            close_transport(transport)
+            raise lost_connection(node, f"to {target.label}") from exc
         settle(transport)  # see ssh_idle.py: its thread wakes once a second from now on, not ten times
         connection = cls(node, target, transport, options)
         connection.host_key = found
@@ -98,7 +119,7 @@ class SshConnection:
         import paramiko
 
         try:
-            return self.transport.open_channel(
+            chan = self.transport.open_channel(
                 "direct-tcpip",
                 (target.host, target.port),
                 ("127.0.0.1", 0),
@@ -113,6 +134,7 @@ class SshConnection:
             ) from exc
         except (paramiko.SSHException, EOFError, OSError) as exc:
             raise lost_connection(self.node, f"to jump host {self.target.label}") from exc
+        return as_tunnel(chan)  # see ssh_channel.py: one tunnel's late message would drop the jump connection
 
     def channel(self, timeout: float | None = None) -> paramiko.Channel:
         """A new session channel, opened within `timeout` (default: the channel timeout)."""
@@ -177,8 +199,13 @@ class SshConnection:
         stdin: Stdin = None,
         on_output: OutputSink | None = None,
     ) -> CommandResult:
-        """Run argv (quoted for any login shell: `quoting.shell_join`) and collect its output; signalled past `timeout`."""
-        return self.run_shell(shell_join(argv), timeout, stdin, on_output)
+        """Run argv (quoted for any login shell: `quoting.shell_join`) and collect its output; killed past `timeout`.
+
+        Its command line first reports the command's process group on stderr (`quoting.with_group_report`; cut out
+        of the output), so that a timeout or an interrupt reaches the command where sshd delivers no signal.
+        """
+        token = f"factoryctl-pgid-{secrets.token_hex(8)}"
+        return self.run_shell(with_group_report(shell_join(argv), token), timeout, stdin, on_output, token)
 
     def run_shell(
         self,
@@ -186,6 +213,7 @@ class SshConnection:
         timeout: float | None = None,
         stdin: Stdin = None,
         on_output: OutputSink | None = None,
+        group_token: str | None = None,
     ) -> CommandResult:
         """Run a command line that was already quoted (internal use: built with `shell_join` by the caller).
 
@@ -194,25 +222,27 @@ class SshConnection:
         is closed at once. A command that exits or closes its stdin before taking everything is not an error (as
         with ssh), and the command's end is never held up by input still to come; the deadline covers sending too.
         `on_output` sees each chunk as it arrives (all of it: only what is kept is capped). A timeout or a lost
-        connection raises `CommandCut` with the output that had arrived.
+        connection raises `CommandCut` with the output that had arrived. `group_token`: the command line reports
+        its process group with it (`run`).
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         feed = as_feed(stdin)
-        chan = self._command_channel(feed)
         limit = self.options.max_output_bytes
-        out, err = CappedOutput(limit, 1, on_output), CappedOutput(limit, 2, on_output)
+        out, err = CappedOutput(limit, 1, on_output), CommandStderr(group_token, limit, 2, on_output)
+        chan = self._command_channel(feed, err)
         try:
             status = self._exec(chan, command, feed, out, err, deadline, timeout)
         finally:
             if feed is not None:
                 feed.close()
             with self._lock:
-                self._running.discard(chan)
+                self._running.pop(chan, None)
+                self._interrupted.discard(chan)
             close_channel(chan)
         # paramiko reports -1 when the command died of a signal; OpenSSH's client exits 255 then.
         return CommandResult(255 if status < 0 else status, out.value(), kept_stderr(out, err))
 
-    def _command_channel(self, feed: Feed | None) -> paramiko.Channel:
+    def _command_channel(self, feed: Feed | None, err: CommandStderr) -> paramiko.Channel:
         """A channel for one command, among the running ones (`interrupt`); `feed` is closed if none opens."""
         try:
             chan = self.channel()
@@ -221,7 +251,7 @@ class SshConnection:
                 feed.close()
             raise
         with self._lock:
-            self._running.add(chan)
+            self._running[chan] = err
         return chan
 
     def _exec(
@@ -230,14 +260,14 @@ class SshConnection:
         command: str,
         feed: Feed | None,
         out: CappedOutput,
-        err: CappedOutput,
+        err: CommandStderr,
         deadline: float | None,
         timeout: float | None,
     ) -> int:
         """Start `command` on `chan`, feed it and drain its output into `out` and `err`; its exit status (-1: none).
 
-        Past `deadline` (`timeout` s after the start) the command gets SIGKILL and a timeout `CommandCut` is raised;
-        a lost connection raises one too. Either carries the output that had arrived.
+        Past `deadline` (`timeout` s after the start) the command is killed (`_timed_out`) and a timeout `CommandCut`
+        is raised; a lost connection raises one too. Either carries the output that had arrived.
         """
         try:
             chan.exec_command(command.encode("utf-8", "surrogateescape"))  # argv's bytes that are not UTF-8, as ssh
@@ -246,32 +276,73 @@ class SshConnection:
                     if still_open:
                         chan.shutdown_write()
             if not _drain(chan, deadline, out, err, feed):
-                send_signal(chan, "KILL")
-                timed_out = NodeError(
-                    self.node,
-                    "timeout",
-                    f"command did not finish within {timeout:g} s",
-                    "raise --timeout, or look at what hangs on the node.",
-                )
-                raise cut_short(timed_out, out, err)
+                raise cut_short(self._timed_out(chan, out, err, timeout), out, err)
+            err.finish()
+            if chan in self._interrupted and not self._signals_reach():  # see `interrupt`
+                self._signal(chan, err.group, ("INT", "HUP"), time.monotonic() + STOP_TIMEOUT_S)
             status = chan.recv_exit_status() if chan.exit_status_ready() else -1
             if status < 0 and not self.transport.is_active():
                 raise cut_short(lost_connection(self.node, "while the command ran"), out, err)
         except (OSError, EOFError) as exc:  # paramiko raises EOFError when the connection went away mid-send
+            err.finish()
             raise cut_short(lost_connection(self.node, "while the command ran"), out, err) from exc
         return status
+
+    def _timed_out(
+        self, chan: paramiko.Channel, out: CappedOutput, err: CommandStderr, timeout: float | None
+    ) -> NodeError:
+        """Kill a command past its timeout (its process group: `_signal`); the error says whether it ended.
+
+        Bounded by STOP_TIMEOUT_S, what the command prints meanwhile included; one that has not ended by then (its
+        group unknown, the connection gone, or a process that left the group holds its output open) may still run.
+        """
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        if err.group is None and not self._signals_reach():  # its report may be on its way still
+            _drain(chan, deadline, out, err, until=lambda: err.group is not None)
+        self._signal(chan, err.group, ("KILL",), deadline)
+        ended = _drain(chan, deadline, out, err) and self.transport.is_active()
+        err.finish()
+        return timeout_error(self.node, timeout, ended, err.group)
+
+    def _signal(self, chan: paramiko.Channel, group: int | None, signals: Sequence[str], deadline: float) -> None:
+        """Send `signals` to a command, best effort (the connection may be gone).
+
+        As `signal` requests where sshd delivers them (`_signals_reach`) or the group is unknown, else to its
+        process group over another channel (`quoting.signal_group`), started by `deadline`.
+        """
+        if group is None or self._signals_reach():
+            for name in signals:
+                send_signal(chan, name)
+            return
+        import paramiko
+
+        with contextlib.suppress(NodeError, OSError, EOFError, paramiko.SSHException):
+            kill = self.channel(timeout=max(deadline - time.monotonic(), 0.01))
+            try:
+                kill.exec_command(signal_group(group, signals))  # answered once it started: closing it now is fine
+            finally:
+                close_channel(kill)
+
+    def _signals_reach(self) -> bool:
+        """Whether sshd delivers `signal` requests to this login's commands (`ssh_channel.signals_delivered`)."""
+        return signals_delivered(self.transport.remote_version, self.target.user)
 
     def interrupt(self) -> None:
         """Ctrl-C: send SIGINT, then SIGHUP, to every command running on this connection, and close their channels.
 
         An OpenSSH server (>= 7.9) delivers both to the command's whole process group, which is what a terminal
         does on Ctrl-C and then on hang-up (`ssh -t` closed); a command that ignores both (nohup) keeps running.
+        Where sshd delivers no signal (root logins) the command's own thread, woken by the close, sends both to
+        its process group over another channel (`_exec`): this thread must not wait for the node.
         """
+        reach = self._signals_reach()
         with self._lock:
-            running = list(self._running)
-        for chan in running:
-            send_signal(chan, "INT")
-            send_signal(chan, "HUP")
+            running = list(self._running.items())
+            self._interrupted.update(chan for chan, _ in running)
+        for chan, err in running:
+            if reach or err.group is None:
+                send_signal(chan, "INT")
+                send_signal(chan, "HUP")
             close_channel(chan)
 
     def close(self) -> None:
@@ -283,16 +354,21 @@ class SshConnection:
 
 
 def _drain(
-    chan: paramiko.Channel, deadline: float | None, out: CappedOutput, err: CappedOutput, feed: Feed | None
+    chan: paramiko.Channel,
+    deadline: float | None,
+    out: CappedOutput,
+    err: CappedOutput,
+    feed: Feed | None = None,
+    until: Callable[[], bool] | None = None,
 ) -> bool:
     """Read stdout and stderr together (into `out`, `err`) until the channel is done, feeding `feed` (then EOF).
 
-    The command's end is never held up by input: once it is done, what was not sent is left. False if the deadline
-    passed first.
+    The command's end is never held up by input: once it is done, what was not sent is left. Also stops once
+    `until()` holds (after a read). False if the deadline passed first.
     """
     wakeup = None if feed is None else feed.wakeup_fd()
     try:
-        return _drain_loop(chan, deadline, out, err, feed, wakeup)
+        return _drain_loop(chan, deadline, out, err, feed, wakeup, until)
     finally:
         if feed is not None:
             feed.release_wakeup()
@@ -305,6 +381,7 @@ def _drain_loop(
     err: CappedOutput,
     feed: Feed | None,
     wakeup: int | None,
+    until: Callable[[], bool] | None,
 ) -> bool:
     feeding = feed is not None
     while True:
@@ -333,6 +410,8 @@ def _drain_loop(
                 data = chan.recv_stderr(_READ_CHUNK)
             err.add(data)
         done = chan.closed or (chan.eof_received and chan.exit_status_ready())
+        if until is not None and until():
+            return True
         if done and not chan.recv_ready() and not chan.recv_stderr_ready():
             return True
         if chan.transport is None or not chan.transport.is_active():

@@ -13,16 +13,29 @@ operation started after the server's CLOSE is told the channel is closed, and se
 never waits for an operation (it must stay free to read: a send can be waiting for a key exchange or a window).
 `send_signal` and `close_channel` are two such operations, for commands and agents alike; `feed_stdin` sends a
 command's stdin and its EOF as such operations.
+
+A jump host's tunnel (`as_tunnel`: a direct-tcpip channel that a node's own transport reads and writes as its
+socket) needs the same: the node's transport thread sends on it (a CLOSE answering the node's, a keepalive) and
+acknowledges what it read (a window adjust) while another thread closes the node's connection, and so the tunnel.
+One tunnel's late message used to drop the jump connection of every node behind it ("data packet referred to
+nonexistent channel 7"). Its sends, acknowledgements and close are operations, and none waits for the server
+inside one: a send waits for window outside, a read waits for data outside.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import re
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
+
+from factoryctl.errors import NodeError
+from factoryctl.transport.base import CappedOutput, OutputSink
 
 if TYPE_CHECKING:
     import paramiko
@@ -31,6 +44,8 @@ if TYPE_CHECKING:
 
 #: The most of a command's stdin sent in one message.
 _SEND_CHUNK = 1 << 15
+#: The most digits of a process id (Linux's pid_max is at most 2**22).
+_PID_DIGITS = 10
 
 
 class _Guard:
@@ -131,6 +146,35 @@ def send_signal(chan: paramiko.Channel, name: str) -> None:
             chan.transport._send_user_message(message)  # type: ignore[union-attr]
 
 
+def signals_delivered(server_version: str | None, user: str) -> bool:
+    """Whether sshd delivers `signal` requests to `user`'s commands: OpenSSH >= 7.9, to logins but root's.
+
+    OpenSSH refuses them to root ("session signalling requires privilege separation"), and older versions and
+    other servers ignore them.
+    """
+    version = re.search(r"OpenSSH_(\d+)\.(\d+)", server_version or "")
+    delivered = version is not None and (int(version[1]), int(version[2])) >= (7, 9)
+    return delivered and user != "root"
+
+
+def timeout_error(node: str, timeout: float | None, ended: bool, group: int | None) -> NodeError:
+    """The error of a command that did not finish within `timeout`, saying whether it was stopped (`ended`)."""
+    within = f"command did not finish within {timeout:g} s" if timeout is not None else "command did not finish"
+    if ended:
+        return NodeError(
+            node, "timeout", f"{within} and was killed", "raise --timeout, or look at what hangs on the node."
+        )
+    if group is None:
+        return NodeError(
+            node,
+            "timeout",
+            f"{within} and may still be running on the node",
+            "raise --timeout, or look at what hangs on the node.",
+        )
+    stop = f"stop it with `factoryctl exec {node} -- kill -KILL -- -{group}`; raise --timeout, or look at what hangs."
+    return NodeError(node, "timeout", f"{within} and may still be running on the node (process group {group})", stop)
+
+
 def close_channel(chan: paramiko.Channel) -> None:
     """Close a command's channel (never ahead of a message another thread is sending on it)."""
     import paramiko
@@ -168,3 +212,119 @@ def feed_stdin(chan: paramiko.Channel, feed: Feed) -> tuple[bool, bool]:
     except (OSError, EOFError, paramiko.SSHException):
         feed.close()
         return False, False
+
+
+def as_tunnel(chan: paramiko.Channel) -> paramiko.Channel:
+    """Make a direct-tcpip channel, just opened, safe as a node transport's socket (see the module doc); returns it."""
+    guard(chan)
+    chan.__class__ = _tunnel_class()  # the same channel, whose send, recv and close are operations
+    return chan
+
+
+@functools.cache
+def _tunnel_class() -> type[paramiko.Channel]:
+    """Paramiko's Channel with `send`, `recv` and `close` as operations (built on first use: paramiko loads late)."""
+    import paramiko
+
+    class TunnelChannel(paramiko.Channel):
+        """A jump host's tunnel; the node's transport uses it as its socket."""
+
+        def send(self, s: bytes | bytearray) -> int:
+            return _tunnel_send(self, s)
+
+        def recv(self, nbytes: int) -> bytes:
+            return _tunnel_recv(self, nbytes)
+
+        def close(self) -> None:
+            # a tunnel whose jump connection died has nothing to tell: closing it never fails
+            with contextlib.suppress(OSError, EOFError, paramiko.SSHException), operation(self):
+                paramiko.Channel.close(self)
+
+    return TunnelChannel
+
+
+def _tunnel_send(chan: paramiko.Channel, data: bytes | bytearray) -> int:
+    """`Channel.send` as an operation that never waits inside: a full window is waited for outside, in timeout."""
+    import paramiko
+
+    deadline = None if chan.timeout is None else time.monotonic() + chan.timeout
+    while True:
+        with operation(chan) as still_open:
+            if not still_open:
+                raise OSError("the jump host's tunnel is closed")
+            if chan.send_ready():  # room in the window (ours to use: sends are operations, one at a time)
+                return paramiko.Channel.send(chan, data)
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            raise TimeoutError()  # as a socket's: the node's transport tries again
+        with chan.lock:  # what a window adjust (or the close) notifies
+            if chan.out_window_size == 0 and not chan.closed and not chan.eof_sent:
+                chan.out_buffer_cv.wait(remaining)
+
+
+def _tunnel_recv(chan: paramiko.Channel, nbytes: int) -> bytes:
+    """`Channel.recv` with its window adjust sent in an operation (the data is waited for outside)."""
+    import paramiko
+    from paramiko.buffered_pipe import PipeTimeout
+    from paramiko.common import cMSG_CHANNEL_WINDOW_ADJUST
+
+    try:
+        data: bytes = chan.in_buffer.read(nbytes, chan.timeout)
+    except PipeTimeout:
+        raise TimeoutError() from None
+    with operation(chan) as still_open:
+        ack: int = getattr(paramiko.Channel, "_check_add_window")(chan, len(data)) if still_open else 0  # noqa: B009
+        if ack > 0:
+            message = paramiko.Message()
+            message.add_byte(cMSG_CHANNEL_WINDOW_ADJUST)
+            message.add_int(chan.remote_chanid)
+            message.add_int(ack)
+            chan.transport._send_user_message(message)  # type: ignore[union-attr]
+    return data
+
+
+class CommandStderr(CappedOutput):
+    """A command's stderr without the line in which its command line reported its process group (`group`).
+
+    That line (`TOKEN:PID`, from `quoting.with_group_report`) comes before anything the command writes, after what
+    the login shell's startup files may have written; it is cut out before anything reaches the sink, so what the
+    user sees stays byte for byte what the command wrote. Without a `token` nothing is looked for.
+    """
+
+    def __init__(self, token: str | None, limit: int, number: int = 2, sink: OutputSink | None = None) -> None:
+        super().__init__(limit, number, sink)
+        self.group: int | None = None
+        self._marker = b"" if token is None else f"{token}:".encode()
+        self._held = b""  # what may be the start of the report: passed on once it is known not to be
+
+    def add(self, data: bytes) -> None:
+        """Pass a chunk on (see CappedOutput.add), once the report is cut out of it."""
+        if not self._marker:
+            self._pass(data)
+            return
+        held = self._held + data
+        start = held.find(self._marker)
+        if start < 0:  # what ends the chunk may be the report's beginning: kept until the next one
+            keep = min(len(held), len(self._marker) - 1)
+            self._held = held[len(held) - keep :]
+            self._pass(held[: len(held) - keep])
+            return
+        end = held.find(b"\n", start)
+        if end < 0 and len(held) - start <= len(self._marker) + _PID_DIGITS:
+            self._held = held  # the report, not whole yet
+            return
+        number = held[start + len(self._marker) : end] if end >= 0 else b""
+        self._marker, self._held = b"", b""  # found (or something else: then passed on as it is)
+        if number.isdigit() and len(number) <= _PID_DIGITS:
+            self.group = int(number)
+            held = held[:start] + held[end + 1 :]
+        self._pass(held)
+
+    def finish(self) -> None:
+        """The command is over: pass on what was held back."""
+        held, self._held, self._marker = self._held, b"", b""
+        self._pass(held)
+
+    def _pass(self, data: bytes) -> None:
+        if data:
+            super().add(data)

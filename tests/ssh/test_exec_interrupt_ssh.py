@@ -1,7 +1,8 @@
 """An interrupted `factoryctl exec` over a real sshd still reports what finished, what it stopped, what never ran.
 
 sshd runs on this machine, so the "remote" commands are local processes: each says it runs in $1/PID.pid, and the
-test ends their process groups itself (sshd refuses the signal request of a root session: its command runs on).
+test ends their process groups itself (sshd refuses the signal request of a root session: factoryctl then sends the
+signals with kill over another channel, to the group the command reported).
 """
 
 from __future__ import annotations
