@@ -63,7 +63,8 @@ class Pending(enum.Enum):
 def as_node_error(node: str, exc: BaseException) -> NodeError:
     """Classify a failure on one node; unexpected ones become `agent` errors instead of crashing the fan-out.
 
-    A config or usage error keeps its kind (`config`, `usage`) and exit code.
+    A config or usage error keeps its kind (`config`, `usage`) and exit code. A bare `EOFError` (paramiko's, without
+    a word, when a connection goes away under a step that did not classify it) is a lost connection.
     """
     if isinstance(exc, NodeError):
         return exc
@@ -77,6 +78,10 @@ def as_node_error(node: str, exc: BaseException) -> NodeError:
     if isinstance(exc, FactoryError):
         return NodeError(node, "agent", exc.message, exc.hint)
     NODE_TRACEBACKS.add(node, exc)
+    if isinstance(exc, EOFError) and not str(exc):
+        from factoryctl.transport.ssh import lost_connection  # here: the CLI's `--help` imports this module
+
+        return lost_connection(node, f"to {node}")
     return NodeError(node, "agent", f"{type(exc).__name__}: {exc}", "rerun with --debug for details.")
 
 

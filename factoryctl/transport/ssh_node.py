@@ -25,9 +25,10 @@ from factoryctl.transport.base import CommandResult, OutputSink
 from factoryctl.transport.launch import agent_argv
 from factoryctl.transport.quoting import shell_join
 from factoryctl.transport.session import AgentSession
-from factoryctl.transport.ssh import SshConnection, SshOptions, SshPool, lost_connection
+from factoryctl.transport.ssh import SshConnection, SshOptions, lost_connection
 from factoryctl.transport.ssh_channel import close_channel, send_signal
 from factoryctl.transport.ssh_config import resolve
+from factoryctl.transport.ssh_pool import SshPool
 from factoryctl.transport.stdin_stream import Stdin
 
 if TYPE_CHECKING:

@@ -11,13 +11,12 @@
 from __future__ import annotations
 
 import json
-import queue
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
+from smi_wire import Wire
 from sshd_fixture import SshdServer, sshd_factory  # noqa: F401 - the fixture, for the bridge tests
 
 from factoryctl.config import parse_config
@@ -25,7 +24,8 @@ from factoryctl.errors import ConfigError
 from factoryctl.sim import smi as shim
 from factoryctl.sim.state import SimNode
 from factoryctl.transport.smi import SmiBridge
-from factoryctl.transport.ssh import SshOptions, SshPool
+from factoryctl.transport.ssh import SshOptions
+from factoryctl.transport.ssh_pool import SshPool
 
 FACTORY = "name: lab\nnodes:\n  n1: {transport: local, sim: {profile: h100-sxm, gpus: 1}}\n"
 CURVE = (
@@ -118,31 +118,6 @@ def test_a_curve_and_a_policy_named_dash_are_files(cli: Any, isolated_home: Path
 # ------------------------------------------------------------------------- the bridge and unreadable output
 
 OPTIONS = SshOptions(connect_timeout_s=30, banner_timeout_s=30, auth_timeout_s=30, channel_timeout_s=30)
-WAIT_S = 60.0  # for what must come: generous, never a measure of how fast
-
-
-class Wire:
-    """The agent protocol spoken to a bridge line by line, as the session would (docs/agent-protocol.md)."""
-
-    def __init__(self, bridge: SmiBridge) -> None:
-        self._requests, replies = bridge.serve()
-        self._lines: queue.Queue[dict[str, Any]] = queue.Queue()
-        threading.Thread(target=self._read, args=(replies,), daemon=True).start()
-
-    def _read(self, replies: IO[bytes]) -> None:
-        for raw in replies:
-            self._lines.put(json.loads(raw))
-
-    def ask(self, **request: Any) -> dict[str, Any]:
-        self._requests.write((json.dumps(request) + "\n").encode())
-        self._requests.flush()
-        return self.read()
-
-    def read(self) -> dict[str, Any]:
-        return self._lines.get(timeout=WAIT_S)
-
-    def close(self) -> None:
-        self._requests.close()
 
 
 @pytest.fixture

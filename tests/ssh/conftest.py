@@ -21,7 +21,8 @@ from sshd_fixture import (  # noqa: F401
     sshd_factory,
 )
 
-from factoryctl.transport.ssh import SshConnection, SshPool
+from factoryctl.transport.ssh import SshConnection
+from factoryctl.transport.ssh_pool import SshPool
 
 
 @pytest.fixture(autouse=True)

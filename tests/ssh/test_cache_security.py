@@ -23,7 +23,8 @@ from factoryctl.transport import ssh_node
 from factoryctl.transport.agent_cache import remote_cache_dir
 from factoryctl.transport.bundle import agent_zipapp
 from factoryctl.transport.launch import agent_argv
-from factoryctl.transport.ssh import SshOptions, SshPool
+from factoryctl.transport.ssh import SshOptions
+from factoryctl.transport.ssh_pool import SshPool
 
 NODES = "  sim1: {host: 127.0.0.1, sim: h100-sxm, gpus: 1}\n"
 FOREIGN_UID = 65534  # nobody

@@ -6,7 +6,8 @@ removing nothing, so a server configured without GCM still connects.
 
 from __future__ import annotations
 
-from factoryctl.transport.ssh import SshOptions, SshPool
+from factoryctl.transport.ssh import SshOptions
+from factoryctl.transport.ssh_pool import SshPool
 
 FAST = SshOptions(connect_timeout_s=30, banner_timeout_s=30, auth_timeout_s=30, channel_timeout_s=30)
 

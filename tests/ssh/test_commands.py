@@ -10,7 +10,7 @@ import pytest
 from sshd_fixture import PATIENT as OPTIONS
 
 from factoryctl.errors import ExitCode, NodeError
-from factoryctl.transport.ssh import SshPool
+from factoryctl.transport.ssh_pool import SshPool
 
 
 def test_command_reaches_the_node_byte_for_byte(connection):

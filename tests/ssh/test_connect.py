@@ -9,7 +9,8 @@ import pytest
 from silent_listener import silent_listener
 
 from factoryctl.errors import ExitCode, NodeError
-from factoryctl.transport.ssh import SshOptions, SshPool
+from factoryctl.transport.ssh import SshOptions
+from factoryctl.transport.ssh_pool import SshPool
 
 FAST = SshOptions(connect_timeout_s=30, banner_timeout_s=30, auth_timeout_s=30, channel_timeout_s=30)
 

@@ -17,8 +17,9 @@ from silent_listener import listening
 
 from factoryctl.cli.render import without_address
 from factoryctl.errors import ExitCode, NodeError
-from factoryctl.transport.ssh import SshOptions, SshPool
+from factoryctl.transport.ssh import SshOptions
 from factoryctl.transport.ssh_config import host_port
+from factoryctl.transport.ssh_pool import SshPool
 
 FAST = SshOptions(connect_timeout_s=30, banner_timeout_s=30, auth_timeout_s=30, channel_timeout_s=30)
 

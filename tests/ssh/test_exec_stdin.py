@@ -13,7 +13,8 @@ import pytest
 from process_groups import assert_group_gone, interrupt_exec, start
 
 from factoryctl.errors import ExitCode, NodeError
-from factoryctl.transport.ssh import SshOptions, SshPool
+from factoryctl.transport.ssh import SshOptions
+from factoryctl.transport.ssh_pool import SshPool
 from factoryctl.transport.stdin_stream import CHUNK, StdinBroadcast
 
 OPTIONS = SshOptions(connect_timeout_s=30, banner_timeout_s=30, auth_timeout_s=30, channel_timeout_s=30)

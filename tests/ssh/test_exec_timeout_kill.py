@@ -25,8 +25,9 @@ from waiting import wait_for
 
 from factoryctl.errors import ExitCode
 from factoryctl.transport.quoting import shell_join, with_group_report
-from factoryctl.transport.ssh import STOP_TIMEOUT_S, SshPool
+from factoryctl.transport.ssh import STOP_TIMEOUT_S
 from factoryctl.transport.ssh_channel import CommandStderr, signals_delivered
+from factoryctl.transport.ssh_pool import SshPool
 
 #: Writes its pid to $1, prints to both streams (bytes that are no text, no final newline), then waits.
 WAITS = 'echo $$ > "$1.tmp" && mv "$1.tmp" "$1"; printf "started\\0\\r\\n"; printf "on stderr" >&2; exec sleep 300'

@@ -15,7 +15,8 @@ import pytest
 from sshd_fixture import SshdServer
 
 from factoryctl.errors import ExitCode, NodeError
-from factoryctl.transport.ssh import SshOptions, SshPool
+from factoryctl.transport.ssh import SshOptions
+from factoryctl.transport.ssh_pool import SshPool
 
 QUICK_BANNER = SshOptions(connect_timeout_s=30, banner_timeout_s=1, auth_timeout_s=30, channel_timeout_s=30)
 

@@ -22,7 +22,7 @@ from factoryctl.store.lock import ControllerLock
 from factoryctl.store.rows import NodeState
 from factoryctl.store.sqlite import Store
 from factoryctl.telemetry.latest import read_live
-from factoryctl.transport.ssh import SshPool
+from factoryctl.transport.ssh_pool import SshPool
 
 
 def refusal(node: Any) -> NodeError:

@@ -19,7 +19,7 @@ from sshd_fixture import PATIENT, SshdServer, keygen, start_sshd
 
 from factoryctl.errors import ExitCode, NodeError
 from factoryctl.transport.known_hosts import HostKeyStatus, KnownHosts, fingerprint
-from factoryctl.transport.ssh import SshPool
+from factoryctl.transport.ssh_pool import SshPool
 
 ED25519 = base64.b64encode(b"\x00\x00\x00\x0bssh-ed25519" + b"k" * 36).decode()
 ED25519_OTHER = base64.b64encode(b"\x00\x00\x00\x0bssh-ed25519" + b"o" * 36).decode()

@@ -16,7 +16,7 @@ from relays import Relay, relayed_node
 from sshd_fixture import PATIENT, SshdServer
 
 from factoryctl.transport import ssh_idle
-from factoryctl.transport.ssh import SshPool
+from factoryctl.transport.ssh_pool import SshPool
 
 
 class CountingRelay(Relay):

@@ -23,7 +23,8 @@ from sshd_fixture import PATIENT, SshdServer
 
 from factoryctl.errors import NodeError
 from factoryctl.transport.base import CommandCut
-from factoryctl.transport.ssh import SshConnection, SshPool
+from factoryctl.transport.ssh import SshConnection
+from factoryctl.transport.ssh_pool import SshPool
 
 NODES = 12
 

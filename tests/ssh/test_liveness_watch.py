@@ -13,7 +13,8 @@ import psutil
 from sshd_fixture import PATIENT
 from waiting import wait_for
 
-from factoryctl.transport.ssh import SshConnection, SshPool
+from factoryctl.transport.ssh import SshConnection
+from factoryctl.transport.ssh_pool import SshPool
 from factoryctl.transport.ssh_watch import WATCH
 
 

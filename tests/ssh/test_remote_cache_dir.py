@@ -11,7 +11,8 @@ import pytest
 
 from factoryctl.config import parse_config
 from factoryctl.errors import ConfigError, ExitCode
-from factoryctl.transport.ssh import SshOptions, SshPool
+from factoryctl.transport.ssh import SshOptions
+from factoryctl.transport.ssh_pool import SshPool
 
 NODES = "  sim1: {host: 127.0.0.1, sim: h100-sxm, gpus: 1}\n"
 

@@ -8,25 +8,25 @@ held its first sample back by a whole interval.
 
 from __future__ import annotations
 
-import json
 import queue
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
+from smi_wire import WAIT_S, Wire
 from stand_in_agent import stand_in_zipapp
 
 from factoryctl.sim import smi as shim
 from factoryctl.sim.state import SimNode
 from factoryctl.transport.smi import REASON_NAMES, SmiBridge
-from factoryctl.transport.ssh import SshConnection, SshOptions, SshPool
+from factoryctl.transport.ssh import SshConnection, SshOptions
 from factoryctl.transport.ssh_node import SshTransport
+from factoryctl.transport.ssh_pool import SshPool
 
 OPTIONS = SshOptions(connect_timeout_s=30, banner_timeout_s=30, auth_timeout_s=30, channel_timeout_s=30)
 OLD_DRIVER = "525.147.05"
-WAIT_S = 60.0  # for what must come: generous, never a measure of how fast
 
 
 # ---------------------------------------------------------------------------------------------------- the shim
@@ -87,29 +87,6 @@ def node(sshd_factory: Any, tmp_path: Path) -> Any:
     yield make
     for pool in pools:
         pool.close()
-
-
-class Wire:
-    """The agent protocol spoken to a bridge line by line, as the session would (docs/agent-protocol.md)."""
-
-    def __init__(self, bridge: SmiBridge) -> None:
-        self._requests, replies = bridge.serve()
-        self._lines: queue.Queue[dict[str, Any]] = queue.Queue()
-        threading.Thread(target=self._read, args=(replies,), daemon=True).start()
-
-    def _read(self, replies: IO[bytes]) -> None:
-        for raw in replies:
-            self._lines.put(json.loads(raw))
-
-    def send(self, **request: Any) -> None:
-        self._requests.write((json.dumps(request) + "\n").encode())
-        self._requests.flush()
-
-    def read(self) -> dict[str, Any]:
-        return self._lines.get(timeout=WAIT_S)
-
-    def close(self) -> None:
-        self._requests.close()
 
 
 @pytest.fixture

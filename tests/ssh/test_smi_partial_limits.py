@@ -11,15 +11,13 @@ at a known moment: GPU 2 falls off the bus just after GPU 1 is set, or the drive
 
 from __future__ import annotations
 
-import json
-import queue
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
+from smi_wire import Wire
 from stand_in_agent import stand_in_zipapp
 
 from factoryctl.power.limits import partly_changed
@@ -27,13 +25,13 @@ from factoryctl.sim import smi as shim
 from factoryctl.sim.state import SimNode
 from factoryctl.transport.session import PartlyDone
 from factoryctl.transport.smi import SmiBridge
-from factoryctl.transport.ssh import SshOptions, SshPool
+from factoryctl.transport.ssh import SshOptions
 from factoryctl.transport.ssh_node import SshTransport
+from factoryctl.transport.ssh_pool import SshPool
 
 pytestmark = pytest.mark.sshd
 
 OPTIONS = SshOptions(connect_timeout_s=30, banner_timeout_s=30, auth_timeout_s=30, channel_timeout_s=30)
-WAIT_S = 60.0  # for what must come: generous, never a measure of how fast
 GPUS = 4
 #: nvidia-smi on the node: the shim, then, once GPU `after`'s limit is set, `then` (Python, `node` the SimNode).
 WRAPPER = """#!{python} -B
@@ -53,27 +51,6 @@ GPU_2_LOST = (
     "system to recover this GPU"
 )
 TOOLS_GONE = "os.rename(os.path.abspath(__file__), os.path.abspath(__file__) + '.away')"
-
-
-class Wire:
-    """The agent protocol spoken to a bridge line by line, as the session would (docs/agent-protocol.md)."""
-
-    def __init__(self, bridge: SmiBridge) -> None:
-        self._requests, replies = bridge.serve()
-        self._lines: queue.Queue[dict[str, Any]] = queue.Queue()
-        threading.Thread(target=self._read, args=(replies,), daemon=True).start()
-
-    def _read(self, replies: IO[bytes]) -> None:
-        for raw in replies:
-            self._lines.put(json.loads(raw))
-
-    def ask(self, **request: Any) -> dict[str, Any]:
-        self._requests.write((json.dumps(request) + "\n").encode())
-        self._requests.flush()
-        return self._lines.get(timeout=WAIT_S)
-
-    def close(self) -> None:
-        self._requests.close()
 
 
 @pytest.fixture
@@ -104,7 +81,7 @@ def wire(node: Any) -> Iterator[Any]:
         pools.append(pool)
         speaker = Wire(SmiBridge("bare", pool.connect(spec), timeout=30))
         wires.append(speaker)
-        assert speaker._lines.get(timeout=WAIT_S)["type"] == "hello"
+        assert speaker.read()["type"] == "hello"
         return speaker
 
     yield make

@@ -6,8 +6,9 @@ from pathlib import Path
 
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.transport import ssh_node
-from factoryctl.transport.ssh import SshOptions, SshPool
+from factoryctl.transport.ssh import SshOptions
 from factoryctl.transport.ssh_config import resolve
+from factoryctl.transport.ssh_pool import SshPool
 
 OPTIONS = SshOptions(connect_timeout_s=30, banner_timeout_s=30, auth_timeout_s=30, channel_timeout_s=30)
 
