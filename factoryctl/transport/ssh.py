@@ -316,7 +316,11 @@ class SshConnection:
         with contextlib.suppress(NodeError, OSError, EOFError, paramiko.SSHException):
             kill = self.channel(timeout=max(deadline - time.monotonic(), 0.01))
             try:
-                kill.exec_command(signal_group(group, signals))  # answered once it started: closing it now is fine
+                kill.exec_command(signal_group(group, signals))
+                kill.shutdown_write()
+                # Its login shell runs the startup files first: closed before it ends, a shell whose `.bashrc` prints
+                # dies writing to it, before `kill`. So it is drained (output dropped) until it ends, by `deadline`.
+                _drain(kill, max(deadline, time.monotonic() + 0.01), CappedOutput(0, 1), CappedOutput(0, 2))
             finally:
                 close_channel(kill)
 

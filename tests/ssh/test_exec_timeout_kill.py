@@ -207,3 +207,18 @@ def test_without_a_report_every_byte_is_passed_on():
         err.add(chunk)
     err.finish()
     assert (err.group, err.value()) == (None, b"factoryctl-pgid-012x\nfactoryctl-pgid-0123456789abcdef:12a\ntail")
+
+
+@pytest.mark.parametrize("noise", ["echo noise", "printf noise >&2"], ids=["stdout", "stderr"])
+def test_a_login_shell_that_prints_does_not_keep_the_kill_from_the_node(cli, sshd_factory, tmp_path, pids, noise):
+    """The kill's own channel runs the login shell's startup files too: closed at once, its shell died writing their
+    output to it before it reached `kill` (re-verification, session 11: every `.bashrc` that prints left it running)."""
+    server = sshd_factory()
+    (server.root / "home" / ".bashrc").write_text(noise + "\n")
+    known_hosts = server.write_known_hosts(tmp_path / "known_hosts")
+    factory = server.write_factory(tmp_path / "factory.yaml", known_hosts, "  n1: {host: 127.0.0.1}\n")
+    argv = ["exec", "n1", "-n", "--timeout", "2", "--", "sh", "-c", WAITS, "x", str(pids / "a")]
+    r = cli("--config", factory, *argv)
+    assert r.exit_code == ExitCode.TIMEOUT, r.stderr
+    assert "n1: command did not finish within 2 s and was killed\n" in r.stderr
+    assert not alive(pid_in(pids / "a"))
