@@ -131,9 +131,9 @@ def _jump_hint(exc: NodeError, target: SshTarget) -> str | None:
     where = f"the jump host {target.address} (ProxyJump in ~/.ssh/config)"
     if exc.kind == "host_key":
         return (
-            f"the jump host is not an inventory node: check its fingerprint and record it in "
-            f"{target.known_hosts} (e.g. by answering yes to `ssh -p {target.port} {target.user}@{target.host}` "
-            "once)."
+            f"check the jump host's fingerprint out of band, then record it with `factoryctl nodes trust {exc.node}` "
+            f"(it shows the jump host's key first; with --replace if the message says so), or with "
+            f"`ssh -o UserKnownHostsFile={target.known_hosts} -p {target.port} {target.user}@{target.host}` once."
         )
     if exc.kind == "dns":
         return f"check the jump host's name {target.host} in ProxyJump in ~/.ssh/config."
