@@ -82,7 +82,8 @@ def as_node_error(node: str, exc: BaseException) -> NodeError:
         from factoryctl.transport.ssh import lost_connection  # here: the CLI's `--help` imports this module
 
         return lost_connection(node, f"to {node}")
-    return NodeError(node, "agent", f"{type(exc).__name__}: {exc}", "rerun with --debug for details.")
+    hint = "its traceback follows the output." if NODE_TRACEBACKS.keeps else "rerun with --debug for details."
+    return NodeError(node, "agent", f"{type(exc).__name__}: {exc}", hint)
 
 
 class NodeTracebacks:
@@ -109,6 +110,11 @@ class NodeTracebacks:
         finally:
             with self._lock:
                 self._kept = None
+
+    @property
+    def keeps(self) -> bool:
+        """Whether tracebacks are kept now (`--debug`): a node's unexpected error then hints at it, not at --debug."""
+        return self._kept is not None
 
     def add(self, node: str, exc: BaseException) -> None:
         """Keep `exc`'s traceback for `node`, if tracebacks are being kept."""

@@ -54,7 +54,7 @@ def test_debug_adds_the_traceback_after_the_nodes_error(
     r = cli(*(["--debug"] if how == "--debug" else []), "--config", config, "exec", "all", "--", "true")
     assert r.exit_code == 1
     lines = r.stderr.splitlines()
-    assert lines[:2] == [f"factoryctl: n[1-2] (2): LookupError: {BUG}", "hint: rerun with --debug for details."]
+    assert lines[:2] == [f"factoryctl: n[1-2] (2): LookupError: {BUG}", "hint: its traceback follows the output."]
     assert lines[2] == "factoryctl: n[1-2] (2): traceback of the unexpected error:"  # the same traceback once
     assert lines[3] == "Traceback (most recent call last):"
     assert 'ssh_handshake.py", line' in r.stderr  # where it was raised
