@@ -103,9 +103,8 @@ def seconds_within(option: str, seconds: float, text: str, most: float, most_sai
         raise UsageError(f"{option} must be a number of seconds, not {text!r}.", hint)
     if 0 <= seconds <= most:
         return seconds
-    from factoryctl.textfile import (
-        exact_number,
-    )  # never rounded: "at most 86,400 seconds, not 86400" contradicted itself
+    # never rounded: "at most 86,400 seconds, not 86400" contradicted itself
+    from factoryctl.textfile import exact_number
 
     if seconds < 0:
         raise UsageError(f"{option} must not be negative, not {exact_number(seconds)}.", hint)

@@ -28,6 +28,7 @@ from factoryctl.transport.ssh_handshake import (
     ServerKey,
     SshOptions,
     authenticate,
+    read_known_hosts,
     server_key,
     start_transport,
     tcp_socket,
@@ -113,9 +114,10 @@ def scan_host_key(spec: NodeSpec, options: SshOptions, jump_keys: JumpHostKeys |
 
 def _scan(node: str, target: SshTarget, options: SshOptions) -> ServerKey:
     """The key `target` presents in the handshake, classified against its known_hosts."""
-    transport = start_transport(node, target, _connect_socket(node, target, options), options)
+    known = read_known_hosts(target)
+    transport = start_transport(node, target, _connect_socket(node, target, options), options, known)
     try:
-        return server_key(transport, target)
+        return server_key(transport, target, known)
     finally:
         transport.close()
 
@@ -232,12 +234,13 @@ def _ssh_steps(walk: _Walk, spec: NodeSpec, factory: str, options: SshOptions, t
         return walk.fail("dns" if exc.kind == "dns" else "tcp", exc)
     walk.add("tcp", "ok", f"{target.address} in {(time.monotonic() - started) * 1000:.1f} ms")
     try:
-        transport = start_transport(spec.name, target, sock, options)
+        known = read_known_hosts(target)
+        transport = start_transport(spec.name, target, sock, options, known)
     except NodeError as exc:
         return walk.fail("banner", exc)
     walk.add("banner", "ok", str(transport.remote_version))
     try:
-        found = verify_host_key(spec.name, transport, target)
+        found = verify_host_key(spec.name, transport, target, known)
     except NodeError as exc:
         return walk.fail("host_key", exc)
     walk.add("host_key", "ok", f"{found.key_type} {found.fingerprint} in {target.known_hosts}")

@@ -41,6 +41,7 @@ from factoryctl.transport.ssh_handshake import (
     ServerKey,
     SshOptions,
     authenticate,
+    read_known_hosts,
     start_transport,
     tcp_socket,
     verify_host_key,
@@ -99,9 +100,10 @@ class SshConnection:
         sock: socket.socket | paramiko.Channel
         timeout = options.connect_timeout_s
         sock = tcp_socket(node, target, timeout) if via is None else via.tunnel(target, timeout)
-        transport = start_transport(node, target, sock, options)
+        known = read_known_hosts(target)
+        transport = start_transport(node, target, sock, options, known)
         try:
-            found = verify_host_key(node, transport, target)
+            found = verify_host_key(node, transport, target, known)
             authenticate(node, transport, target)
         except EOFError as exc:  # paramiko's, empty: the connection (or its jump host's) went away meanwhile
             close_transport(transport)

@@ -209,9 +209,17 @@ def _dropped(node: str, target: SshTarget, what: str) -> NodeError:
 
 
 def start_transport(
-    node: str, target: SshTarget, sock: socket.socket | paramiko.Channel, options: SshOptions
+    node: str,
+    target: SshTarget,
+    sock: socket.socket | paramiko.Channel,
+    options: SshOptions,
+    known: KnownHosts | None = None,
 ) -> paramiko.Transport:
-    """The SSH handshake on `sock`, bounded by the banner timeout; a peer that does not speak SSH is `banner`."""
+    """The SSH handshake on `sock`, bounded by the banner timeout; a peer that does not speak SSH is `banner`.
+
+    `known` is the target's known_hosts as read for this connection (`read_known_hosts`), which orders the host-key
+    types asked for; the host-key check after the handshake is given the same one, so the file is read once.
+    """
     import paramiko
 
     _quiet_paramiko()
@@ -223,7 +231,8 @@ def start_transport(
     transport.auth_timeout = options.auth_timeout_s
     transport.channel_timeout = options.channel_timeout_s
     prefer_aes_gcm(transport)
-    prefer_recorded_key_types(transport, target)
+    if known is not None:
+        prefer_recorded_key_types(transport, known, target)
     done = threading.Event()
     try:
         transport.start_client(event=done)
@@ -259,16 +268,24 @@ def prefer_aes_gcm(transport: paramiko.Transport) -> None:
     security.ciphers = gcm + tuple(c for c in security.ciphers if c not in gcm)
 
 
-def prefer_recorded_key_types(transport: paramiko.Transport, target: SshTarget) -> None:
-    """Ask first for the host-key types known_hosts records for the target, as OpenSSH does (nothing removed).
+def read_known_hosts(target: SshTarget) -> KnownHosts | None:
+    """The target's known_hosts, read once for a connection; None when it cannot be read.
 
-    Within each group paramiko's order stays; `rsa-sha2-512`/`-256` count as the recorded `ssh-rsa`. A known_hosts
-    that cannot be read changes nothing here: the host-key check after the handshake reports it.
+    Then the handshake asks for paramiko's key types in its own order, and the host-key check reads the file again
+    and reports why it cannot.
     """
     try:
-        recorded = KnownHosts(target.known_hosts).recorded_types(target.host, target.port)
+        return KnownHosts(target.known_hosts)
     except OSError:
-        return
+        return None
+
+
+def prefer_recorded_key_types(transport: paramiko.Transport, known: KnownHosts, target: SshTarget) -> None:
+    """Ask first for the host-key types `known` records for the target, as OpenSSH does (nothing removed).
+
+    Within each group paramiko's order stays; `rsa-sha2-512`/`-256` count as the recorded `ssh-rsa`.
+    """
+    recorded = known.recorded_types(target.host, target.port)
     if not recorded:
         return
     security = transport.get_security_options()
@@ -286,10 +303,10 @@ def _handshake_failure(error: BaseException | None, budget: float) -> str:
     return text
 
 
-def server_key(transport: paramiko.Transport, target: SshTarget) -> ServerKey:
-    """The key the server presented, classified against the target's known_hosts."""
+def server_key(transport: paramiko.Transport, target: SshTarget, known: KnownHosts | None = None) -> ServerKey:
+    """The key the server presented, classified against the target's known_hosts (`known`, if already read)."""
     key = transport.get_remote_server_key()
-    known = KnownHosts(target.known_hosts)
+    known = known if known is not None else KnownHosts(target.known_hosts)
     blob, key_type = key.asbytes(), key.get_name()
     status = known.check(target.host, target.port, key_type, blob)
     return ServerKey(
@@ -303,9 +320,11 @@ def server_key(transport: paramiko.Transport, target: SshTarget) -> ServerKey:
     )
 
 
-def verify_host_key(node: str, transport: paramiko.Transport, target: SshTarget) -> ServerKey:
+def verify_host_key(
+    node: str, transport: paramiko.Transport, target: SshTarget, known: KnownHosts | None = None
+) -> ServerKey:
     """Refuse (NodeError host_key, exit 4) unless the server key is recorded for `[host]:port` and not revoked."""
-    found = server_key(transport, target)
+    found = server_key(transport, target, known)
     where = f"[{target.host}]:{target.port}"
     if found.status is HostKeyStatus.known:
         return found
