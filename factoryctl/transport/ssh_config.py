@@ -2,25 +2,23 @@
 
 factory.yaml wins where it says something; ~/.ssh/config fills in HostName, User, Port, IdentityFile and ProxyJump,
 so an inventory that works with `ssh gpu01` works with factoryctl too. Only the keys named here are tried (the
-configured identity, else IdentityFile, else OpenSSH's default identities) plus ssh-agent: never every key in
-~/.ssh, which trips sshd's MaxAuthTries ("too many authentication failures").
+configured identity, else IdentityFile, else OpenSSH's default identities) plus ssh-agent (only its copies of
+those keys with `IdentitiesOnly yes`): never every key in ~/.ssh, which trips sshd's MaxAuthTries ("too many
+authentication failures").
 
-paramiko's SSHConfig ignores `Include`, so the files are read here, as OpenSSH reads them, and handed to paramiko as
-one config with the included lines in place (a block inside an including block written as one Match with both
-criteria). A ProxyCommand is refused: factoryctl runs none, and connecting directly would go around it.
+paramiko's SSHConfig ignores `Include`, so the files are read (ssh_config_files.py), as OpenSSH reads them, and
+handed to paramiko as one config with the included lines in place (a block inside an including block written as
+one Match with both criteria). A ProxyCommand is refused: factoryctl runs none, and connecting directly would go
+around it.
 """
 
 from __future__ import annotations
 
 import functools
 import getpass
-import glob
-import itertools
 import os
 import re
 import shlex
-import stat
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from factoryctl.errors import ConfigError
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.transport.known_hosts import DEFAULT_KNOWN_HOSTS
+from factoryctl.transport.ssh_config_files import CONFIG_HINT, ConfigSource, load_config_file
 
 if TYPE_CHECKING:
     import paramiko
@@ -35,8 +34,6 @@ if TYPE_CHECKING:
 DEFAULT_IDENTITIES = ("~/.ssh/id_ed25519", "~/.ssh/id_ecdsa", "~/.ssh/id_rsa")
 #: Jump chains longer than this are refused (a loop in ~/.ssh/config would recurse forever).
 MAX_JUMPS = 8
-#: Files nest through Include at most this deep (OpenSSH's READCONF_MAX_DEPTH): a file including itself fails.
-MAX_INCLUDE_DEPTH = 16
 
 
 @dataclass(frozen=True)
@@ -44,6 +41,7 @@ class SshTarget:
     """A fully resolved SSH endpoint; `jump` is the hop to tunnel through (ProxyJump), if any.
 
     `hash_known_hosts`: ~/.ssh/config says `HashKnownHosts yes` for it, so a key trusted for it is recorded hashed.
+    `identities_only`: it says `IdentitiesOnly yes`, so only `identity_files` are offered (from ssh-agent too).
     """
 
     host: str
@@ -53,6 +51,7 @@ class SshTarget:
     known_hosts: str
     jump: SshTarget | None = None
     hash_known_hosts: bool = False
+    identities_only: bool = False
 
     @property
     def key(self) -> tuple[str, int, str]:
@@ -80,15 +79,6 @@ def _config_path(config_path: Path | None) -> Path:
 
 
 _Pairs = tuple[tuple[str, ...], ...]
-
-
-@dataclass(frozen=True)
-class _Source:
-    """A config file's text and, by the number of each of its Include lines, the files that line includes (read)."""
-
-    path: str
-    text: str
-    includes: tuple[tuple[int, tuple[_Source, ...]], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -139,80 +129,11 @@ class _Flat:
 _GLOBAL = _Block("Host *")
 #: paramiko's SSHConfig.SETTINGS_REGEX, applied to a stripped line: what paramiko reads as `keyword value`.
 _SETTING = re.compile(r"(\w+)(?:\s*=\s*|\s+)(.+)")
-#: An Include line, found in a whole file's text at once (no newline inside; lines are split at \n as paramiko does).
-_INCLUDE = re.compile(r"^[^\S\n]*include(?:[^\S\n]*=[^\S\n]*|[^\S\n]+)(.*\S)", re.IGNORECASE | re.MULTILINE)
 #: Match criteria that give the same answer wherever they are evaluated again (paramiko's Host is `originalhost`).
 _STABLE = ("originalhost", "localuser", "all", "canonical", "final")
 #: A value that stands for line N of the flattened config in `_first_line`'s lookups (no %-token or ~ in it).
 _MARK = "factoryctl-line-"
 _MATCHED = "factoryctlmatched"
-_CONFIG_HINT = "fix the file or move it aside."
-
-
-def _include_paths(value: str, where: str) -> list[str]:
-    """The files an Include line names, found as OpenSSH does: each glob's matches, sorted; relative to ~/.ssh."""
-    try:
-        words = shlex.split(value)
-    except ValueError as exc:
-        raise ConfigError(f"{where}: cannot read SSH config: Include {value!r}: {exc}.", _CONFIG_HINT) from None
-    paths: list[str] = []
-    for word in itertools.takewhile(lambda word: not word.startswith("#"), words):
-        pattern = os.path.expanduser(word)
-        if not os.path.isabs(pattern):
-            pattern = os.path.join(os.path.expanduser("~/.ssh"), pattern)
-        paths.extend(sorted(glob.glob(pattern)))
-    return paths
-
-
-#: Config files' texts by path, with the (inode, size, mtime, ctime) they were read at.
-_TEXTS: dict[str, tuple[tuple[int, int, int, int], str]] = {}
-
-
-def _read(path: str) -> str:
-    """The text of `path`, read again only when it changed: a 2,000-node fleet resolves it once per node.
-
-    A file whose ctime was under a second old when read is read again next time: a change within the same clock
-    tick could leave its stat as it was. A directory raises IsADirectoryError (ssh skips one an Include matches).
-    """
-    status = os.stat(path)
-    if stat.S_ISDIR(status.st_mode):
-        raise IsADirectoryError(path)
-    seen = (status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns)
-    cached = _TEXTS.get(path)
-    if cached is not None and cached[0] == seen:
-        return cached[1]
-    with open(path, "rb") as file:
-        text = file.read().decode(errors="replace")
-    if time.time_ns() - status.st_ctime_ns > 1_000_000_000:
-        _TEXTS[path] = (seen, text)
-    return text
-
-
-def _load(path: str, depth: int = 0, where: str = "") -> _Source | None:
-    """Read `path` and, recursively, the files its Include lines name; None if it is missing or a directory.
-
-    As for OpenSSH, an Include that matches no file is no error, one that matches a file it cannot read is, and
-    files nest at most MAX_INCLUDE_DEPTH deep (a file that includes itself). `where` is the including line.
-    """
-    if depth > MAX_INCLUDE_DEPTH:
-        raise ConfigError(
-            f"{where}: Include nests files more than {MAX_INCLUDE_DEPTH} deep.",
-            "look for a file that includes itself, directly or through another.",
-        )
-    try:
-        text = _read(path)
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-        return None
-    except OSError as exc:
-        problem = f"cannot read the included file {path}" if where else "cannot read SSH config"
-        raise ConfigError(f"{where or path}: {problem}: {exc.strerror or exc}.", _CONFIG_HINT) from None
-    includes: list[tuple[int, tuple[_Source, ...]]] = []
-    for match in _INCLUDE.finditer(text):
-        number = text.count("\n", 0, match.start()) + 1
-        here = f"{path}, line {number}"
-        loaded = [_load(name, depth + 1, here) for name in _include_paths(match.group(1), here)]
-        includes.append((number, tuple(source for source in loaded if source is not None)))
-    return _Source(path, text, tuple(includes))
 
 
 def _criteria(words: list[str]) -> _Pairs:
@@ -241,7 +162,7 @@ def _opened(outer: _Block, keyword: str, value: str, where: str, index: int) -> 
     try:
         words = shlex.split(value)
     except ValueError as exc:
-        raise ConfigError(f"{where}: cannot read SSH config: {keyword} {value!r}: {exc}.", _CONFIG_HINT) from None
+        raise ConfigError(f"{where}: cannot read SSH config: {keyword} {value!r}: {exc}.", CONFIG_HINT) from None
     own = (("originalhost", ",".join(words)),) if keyword.lower() == "host" else _criteria(words)
     fixed = all(pair[0].lstrip("!").lower() in _STABLE for pair in own)
     stable, refs = (outer.stable + own, outer.refs) if fixed else (outer.stable, (*outer.refs, index))
@@ -259,7 +180,7 @@ def _keyword(line: str) -> str:
 _Lines = list[tuple[str, str, _Header | None]]
 
 
-def _inline(source: _Source, outer: _Block, out: _Lines) -> _Block:
+def _inline(source: ConfigSource, outer: _Block, out: _Lines) -> _Block:
     """Append `source`'s lines to `out` as (line, origin, header), each Include replaced by the files it names.
 
     `outer` is the block the file is read in. Returns the block the file ends in: when it is not the including
@@ -285,12 +206,12 @@ def _inline(source: _Source, outer: _Block, out: _Lines) -> _Block:
         elif setting or not line or line.startswith("#"):
             out.append((raw, where, None))
         else:
-            raise ConfigError(f"{where}: cannot read SSH config: unparsable line {line!r}.", _CONFIG_HINT)
+            raise ConfigError(f"{where}: cannot read SSH config: unparsable line {line!r}.", CONFIG_HINT)
     return block
 
 
 @functools.lru_cache(maxsize=4)
-def _flattened(source: _Source) -> _Flat:
+def _flattened(source: ConfigSource) -> _Flat:
     """The config with its includes in place, flattened once, not once per node of a 2,000-node fleet."""
     out: _Lines = []
     _inline(source, _GLOBAL, out)
@@ -307,7 +228,7 @@ def _view(alias: str, config_path: Path | None) -> tuple[_Flat, tuple[str, ...]]
     stands, as in OpenSSH, for the blocks nested in it and the lines after the Include: looked up once with the
     blocks evaluated again, then with their results written in, until those results no longer change.
     """
-    source = _load(str(_config_path(config_path)))
+    source = load_config_file(str(_config_path(config_path)), private=config_path is None)
     if source is None:
         return None
     flat = _flattened(source)
@@ -327,7 +248,7 @@ def _lookup_text(lines: tuple[str, ...], alias: str, config_path: Path | None) -
         return dict(_parsed("\n".join(lines) + "\n").lookup(alias))
     except Exception as exc:  # paramiko raises several types for bad files
         path = _config_path(config_path)
-        raise ConfigError(f"{path}: cannot read SSH config: {exc}", _CONFIG_HINT) from exc
+        raise ConfigError(f"{path}: cannot read SSH config: {exc}", CONFIG_HINT) from exc
 
 
 def _ssh_config_lookup(alias: str, config_path: Path | None) -> dict[str, Any]:
@@ -486,5 +407,7 @@ def resolve(
             known_hosts=spec.known_hosts,
         )
         jump = resolve(hop_spec, config_path, _depth + 1, ",".join(earlier) if earlier else None)
-    hashed = str(found.get("hashknownhosts", "no")).lower() in ("yes", "true")
-    return SshTarget(host, port, str(user), identities, known_hosts, jump, hashed)
+    hashed, only = (
+        str(found.get(name, "no")).lower() in ("yes", "true") for name in ("hashknownhosts", "identitiesonly")
+    )
+    return SshTarget(host, port, str(user), identities, known_hosts, jump, hashed, only)

@@ -24,6 +24,7 @@ from factoryctl.transport.host_limits import local_limit_error
 from factoryctl.transport.known_hosts import HostKeyStatus, KnownHosts, fingerprint, key_type_of
 from factoryctl.transport.polling import readable
 from factoryctl.transport.ssh_config import SshTarget
+from factoryctl.transport.ssh_identities import auth_hint, offered_keys
 
 if TYPE_CHECKING:
     import paramiko
@@ -342,84 +343,41 @@ def verify_host_key(
     raise NodeError(node, "host_key", message, host_key_hint(node, message, target.known_hosts))
 
 
-@dataclass(frozen=True)
-class SkippedKey:
-    """An identity file that was not offered, and why."""
-
-    path: str
-    reason: str
-    needs_passphrase: bool
-
-
 def authenticate(node: str, transport: paramiko.Transport, target: SshTarget) -> None:
-    """Try the configured identity files, then ssh-agent keys; never every key on disk.
+    """Try the configured identity files, then ssh-agent keys; never every key on disk (see ssh_identities.py).
 
-    A key file that cannot be used (one that needs a passphrase, or is not a key) is skipped, as ssh skips it when it
-    cannot ask: its key may still be in ssh-agent. Why each was skipped is logged at debug level and, when no key
+    A key file that cannot be used (one that needs a passphrase, or is not a key) is offered through ssh-agent's copy
+    of its public key, if the agent has one, else skipped, as ssh skips it when it cannot ask. With `IdentitiesOnly
+    yes` the agent's other keys are not offered. Why each file was skipped is logged at debug level and, when no key
     is accepted, said in the `auth` error.
     """
     import paramiko
 
-    tried: list[str] = []
-    skipped: list[SkippedKey] = []
-    for path in target.identity_files:
-        key = _load_key(node, path, skipped)
-        if key is None:
-            continue
-        if _try_key(transport, target.user, key):
-            return
-        tried.append(path)
-    notes = [s.reason for s in skipped]
-    agent = paramiko.Agent()  # no SSH_AUTH_SOCK: no keys; closed after use, so reconnects leak no sockets
-    agent_keys = 0
+    notes: list[str] = []
+    agent: paramiko.Agent | None = None
     try:
-        for agent_key in agent.get_keys():
-            agent_keys += 1
-            if _try_key(transport, target.user, agent_key):
-                return
-            tried.append(f"agent key {agent_key.get_name()} {agent_key.fingerprint}")
-    except paramiko.SSHException as exc:
+        agent = paramiko.Agent()  # no SSH_AUTH_SOCK: no keys; closed after use, so reconnects leak no sockets
+    except paramiko.SSHException as exc:  # its socket is dropped with the half-made agent
         notes.append(f"ssh-agent: {exc}")
+    try:
+        offers = offered_keys(node, target, agent.get_keys() if agent is not None else ())
+        tried: list[str] = []
+        for label, key in offers.keys:
+            if _try_key(transport, target.user, key):
+                return
+            tried.append(label)
     finally:
-        agent.close()
+        if agent is not None:
+            agent.close()
     transport.close()
+    notes[:0] = [s.reason for s in offers.skipped]
+    if offers.left_out:
+        notes.append(f"IdentitiesOnly yes: {offers.left_out} other ssh-agent key(s) not offered")
     if not tried and not notes:
         notes.append("no identity file and no ssh-agent keys")
     detail = "; ".join(notes + ([f"tried {', '.join(tried)}"] if tried else []))
-    raise NodeError(node, "auth", f"{target.label} refused authentication ({detail})", _auth_hint(skipped, agent_keys))
-
-
-def _auth_hint(skipped: list[SkippedKey], agent_keys: int) -> str:
-    """What to do when no key was accepted: load a key that needs a passphrase into an agent that had none, or check."""
-    locked = [s.path for s in skipped if s.needs_passphrase]
-    if locked and not agent_keys:
-        return (
-            f"load the key into ssh-agent (`ssh-add {locked[0]}`) and run factoryctl with SSH_AUTH_SOCK pointing at "
-            "that agent; factoryctl never asks for a passphrase."
-        )
-    return (
-        "set ssh.identity_file (or the node's identity_file) in factory.yaml, or add the key to ssh-agent, and check "
-        "the user's authorized_keys."
-    )
-
-
-def _load_key(node: str, path: str, skipped: list[SkippedKey]) -> paramiko.PKey | None:
-    """The private key in `path`, or None with the reason appended to `skipped` (and logged at debug level).
-
-    paramiko 5 reads key files with `cryptography`, which raises TypeError for an encrypted key read without a
-    passphrase (older paramiko raised PasswordRequiredException); factoryctl never asks for one.
-    """
-    import paramiko
-
-    try:
-        return paramiko.PKey.from_path(path)
-    except (paramiko.PasswordRequiredException, TypeError):
-        found = SkippedKey(path, f"the key {path} needs a passphrase: load it into ssh-agent", True)
-    except Exception as exc:  # a key file is any file: whatever its loader raises, the file is skipped
-        found = SkippedKey(path, f"cannot load {path}: {str(exc) or type(exc).__name__}", False)
-    _log.debug("%s: %s", node, found.reason)
-    skipped.append(found)
-    return None
+    hint = auth_hint(offers.skipped, offers.left_out)
+    raise NodeError(node, "auth", f"{target.label} refused authentication ({detail})", hint)
 
 
 def _try_key(transport: paramiko.Transport, user: str, key: paramiko.PKey) -> bool:

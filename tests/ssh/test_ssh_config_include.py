@@ -16,7 +16,8 @@ import pytest
 
 from factoryctl.errors import ConfigError, ExitCode
 from factoryctl.model.inventory import NodeSpec
-from factoryctl.transport.ssh_config import MAX_INCLUDE_DEPTH, resolve
+from factoryctl.transport.ssh_config import resolve
+from factoryctl.transport.ssh_config_files import MAX_INCLUDE_DEPTH
 
 
 def _ssh_dir(home: Path) -> Path:

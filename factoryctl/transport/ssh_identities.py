@@ -1,0 +1,171 @@
+"""Which keys authentication offers, and in which order: identity files first, then ssh-agent's other keys.
+
+sshd counts every key offered against MaxAuthTries (6 by default) and drops the connection past it ("Too many
+authentication failures"), so an agent holding many keys must not go first: a configured key file that needs a
+passphrase is offered at its own place, through the agent's copy of the same public key, as OpenSSH does. With
+`IdentitiesOnly yes` the agent's other keys are never offered. A file's public key is read as ssh reads it: the
+file itself when it is a public key (`IdentityFile ~/.ssh/id.pub`), else `FILE.pub`, else the public part an
+OpenSSH-format private key keeps unencrypted.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from factoryctl.transport.ssh_config import SshTarget
+
+if TYPE_CHECKING:
+    import paramiko
+
+_log = logging.getLogger("factoryctl.transport")
+
+#: Key files are small; a larger file is not read past this (it is no key).
+_MAX_KEY_FILE_BYTES = 1 << 20
+_OPENSSH_KEY = ("-----BEGIN OPENSSH PRIVATE KEY-----", "-----END OPENSSH PRIVATE KEY-----")
+_OPENSSH_MAGIC = b"openssh-key-v1\x00"
+
+
+@dataclass(frozen=True)
+class SkippedKey:
+    """An identity file that was not offered, and why."""
+
+    path: str
+    reason: str
+    needs_passphrase: bool
+
+
+@dataclass
+class Offers:
+    """The keys to offer, each with how to name it if refused; the files skipped; the agent keys left out."""
+
+    keys: list[tuple[str, paramiko.PKey]] = field(default_factory=list)
+    skipped: list[SkippedKey] = field(default_factory=list)
+    left_out: int = 0
+
+
+def offered_keys(node: str, target: SshTarget, agent_keys: tuple[paramiko.PKey, ...]) -> Offers:
+    """The keys to try for `target`, in order: its identity files (or their agent copies), then other agent keys.
+
+    `IdentitiesOnly yes` leaves the agent's other keys out (counted in `left_out`).
+    """
+    by_blob = {key.asbytes(): key for key in agent_keys}
+    offers = Offers()
+    for path in target.identity_files:
+        offer = _identity_offer(path, by_blob)
+        if isinstance(offer, SkippedKey):
+            _log.debug("%s: %s", node, offer.reason)
+            offers.skipped.append(offer)
+        else:
+            offers.keys.append(offer)
+    offered = {key.asbytes() for _, key in offers.keys}
+    others = [key for blob, key in by_blob.items() if blob not in offered]
+    if target.identities_only:
+        offers.left_out = len(others)
+    else:
+        offers.keys.extend((f"agent key {key.get_name()} {key.fingerprint}", key) for key in others)
+    return offers
+
+
+def _identity_offer(path: str, agent_keys: dict[bytes, paramiko.PKey]) -> tuple[str, paramiko.PKey] | SkippedKey:
+    """Identity file `path`'s key, from the file or else from `agent_keys` (by public key blob); or why neither."""
+    loaded = _load_key(path)
+    if not isinstance(loaded, SkippedKey):
+        return path, loaded
+    copy = agent_keys.get(_public_blob(path) or b"")
+    if copy is not None:
+        return f"{path} (ssh-agent's copy)", copy
+    if _public_line(_text(path) or ""):
+        return SkippedKey(path, f"{path} is a public key, and ssh-agent holds no private key for it", False)
+    return loaded
+
+
+def _load_key(path: str) -> paramiko.PKey | SkippedKey:
+    """The private key in `path`, or why it cannot be used.
+
+    paramiko 5 reads key files with `cryptography`, which raises TypeError for an encrypted key read without a
+    passphrase (older paramiko raised PasswordRequiredException); factoryctl never asks for one.
+    """
+    import paramiko
+
+    try:
+        return paramiko.PKey.from_path(path)
+    except (paramiko.PasswordRequiredException, TypeError):
+        return SkippedKey(path, f"the key {path} needs a passphrase: load it into ssh-agent", True)
+    except Exception as exc:  # a key file is any file: whatever its loader raises, the file is skipped
+        return SkippedKey(path, f"cannot load {path}: {str(exc) or type(exc).__name__}", False)
+
+
+def _public_blob(path: str) -> bytes | None:
+    """The public key of identity file `path` as ssh finds it (the file, `path.pub`, the private key's header)."""
+    for candidate in (path, f"{path}.pub"):
+        text = _text(candidate)
+        blob = None if text is None else _public_line(text)
+        if blob is not None:
+            return blob
+    text = _text(path)
+    return None if text is None else _openssh_private_public(text)
+
+
+def _text(path: str) -> str | None:
+    try:
+        with open(path, "rb") as file:
+            return file.read(_MAX_KEY_FILE_BYTES).decode(errors="replace")
+    except OSError:
+        return None
+
+
+def _public_line(text: str) -> bytes | None:
+    """The key blob of a public key file's first line (`ssh-ed25519 AAAA... comment`), else None."""
+    from paramiko.pkey import PublicBlob
+
+    line = text.strip().partition("\n")[0]
+    try:
+        return bytes(PublicBlob.from_string(line).key_blob)
+    except (ValueError, TypeError, IndexError, binascii.Error):
+        return None
+
+
+def _openssh_private_public(text: str) -> bytes | None:
+    """The first public key an OpenSSH-format private key file holds in the clear (encrypted or not), else None."""
+    import paramiko
+
+    begin, end = _OPENSSH_KEY
+    if begin not in text or end not in text:
+        return None
+    body = text.split(begin, 1)[1].split(end, 1)[0]
+    try:
+        data = base64.b64decode("".join(body.split()), validate=True)
+    except (ValueError, binascii.Error):
+        return None
+    if not data.startswith(_OPENSSH_MAGIC):
+        return None
+    message = paramiko.Message(data[len(_OPENSSH_MAGIC) :])
+    try:
+        for _ in range(3):  # cipher name, KDF name, KDF options
+            message.get_binary()
+        return bytes(message.get_binary()) if message.get_int() >= 1 else None
+    except Exception:  # a truncated or garbled header: no public key from it
+        return None
+
+
+def auth_hint(skipped: list[SkippedKey], left_out: int) -> str:
+    """What to do when no key was accepted: load a key that needs a passphrase into the agent, or check."""
+    locked = [s.path for s in skipped if s.needs_passphrase]
+    if locked:
+        return (
+            f"load the key into ssh-agent (`ssh-add {locked[0]}`) and run factoryctl with SSH_AUTH_SOCK pointing at "
+            "that agent; factoryctl never asks for a passphrase."
+        )
+    if left_out:
+        return (
+            "IdentitiesOnly yes in ~/.ssh/config offers only the IdentityFile keys (or ssh-agent's copies of them): "
+            "name the right key there, or check the user's authorized_keys."
+        )
+    return (
+        "set ssh.identity_file (or the node's identity_file) in factory.yaml, or add the key to ssh-agent, and check "
+        "the user's authorized_keys."
+    )
