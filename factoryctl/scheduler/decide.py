@@ -75,7 +75,8 @@ class Decisions:
     `protected` are the waiting jobs the starvation guard put first: pass them to the next `schedule` call so
     their protection (and reservation) is never withdrawn when newer jobs deepen the queue. `claimer` is, with
     preemption, the job holding a reservation while room is made for it (stopping `preemptions`, or waiting for
-    jobs ending within the grace period): pass it back too, so it stays first and keeps that reservation.
+    jobs ending within the grace period): pass it back too, so it stays first and keeps that reservation (its start
+    never moves later, even once the jobs stopped for it ended on their own and no record says it claims).
     """
 
     starts: tuple[StartDecision, ...]
@@ -225,14 +226,16 @@ def schedule(
         config: the policy (`POLICIES["default"]` unless told otherwise).
         price: the current grid price per MWh, for deferrable jobs; None defers nothing.
         protected: `Decisions.protected` of the previous pass (the scheduler's memory between passes).
-        claimer: `Decisions.claimer` of the previous pass (with preemption, the rest of that memory).
+        claimer: `Decisions.claimer` of the previous pass (with preemption, the rest of that memory: the claim it
+            names is under way, so its reservation never moves later).
     """
     config = learned_config(config, jobs)
     fm, running, queue = _build(nodes, jobs, now, config)
-    claim_for = preemption_claims(fm, jobs, config, now) if config.preemption else None
+    claimer = claimer if config.preemption else None
+    claim_for = preemption_claims(fm, jobs, config, now, claimer) if config.preemption else None
     outcome = plan(
         fm, queue, running, now, config, price=price, explain=True, protected=protected, claim_for=claim_for,
-        claimer=claimer if config.preemption else None,
+        claimer=claimer,
     )  # fmt: skip
     starts = tuple(_start_decision(s, fm, len(outcome.reservations)) for s in outcome.started)
     explain = WaitExplainer(fm, now, price)
@@ -290,7 +293,9 @@ def _stops_by(job: Job, stop: StopRequest, now: float, config: SchedulerConfig) 
     return max(now, min(stop.stops_at, _ends_by(job, now, config)))
 
 
-def preemption_claims(fm: FreeMap, jobs: Sequence[Job], config: SchedulerConfig, now: float) -> ClaimFor:
+def preemption_claims(
+    fm: FreeMap, jobs: Sequence[Job], config: SchedulerConfig, now: float, claimer: str | None = None
+) -> ClaimFor:
     """The pass's `claim_for`: the reservation the first job short of room holds while preemption makes room.
 
     It is `preempt.claim_reservation` (shared with the simulator) over the running jobs of strictly lower priority
@@ -300,14 +305,15 @@ def preemption_claims(fm: FreeMap, jobs: Sequence[Job], config: SchedulerConfig,
     (a job ending before the reserved start still may). Jobs being stopped already (`Job.stopping`) are never
     proposed again: those stopped for this job, or for one that left the queue, are waited for until their stop
     (`_claim_holders`), so the reservation stays where the stops put it, and further victims are proposed only if
-    they do not make room.
+    they do not make room. `claimer` is the previous pass's claimer (`schedule`'s): its claim is under way, even
+    once every job stopped for it ended on its own.
     """
     index: Mapping[str, int] = {name: i for i, name in enumerate(fm.names)}
     active = [job for job in jobs if job.state.active]
     queued = frozenset(job.id for job in jobs if job.state in _WAITING)
 
     def claim_for(free: FreeMap, first: Candidate) -> Reservation | None:
-        holders, stopping = _claim_holders(active, queued, first, index, now, config)
+        holders, stopping = _claim_holders(active, queued, first, index, now, config, first.id == claimer)
         if not holders:
             return None
         reservation = claim_reservation(free, first, holders, now, config.grace_s)
@@ -329,15 +335,20 @@ def _claim_holders(
     index: Mapping[str, int],
     now: float,
     config: SchedulerConfig,
+    under_way: bool,
 ) -> tuple[list[Holder], set[str]]:
     """The running jobs `first` may stop or wait for, as `Holder`s, and the ids of those being stopped it waits for.
 
     Jobs of lower priority may be stopped, except those being stopped already: for another queued job they are left
     out (as the replay leaves out gangs in a grace period); for `first`, or for a job no longer in `queued`
     (cancelled, or started elsewhere: nobody else will take their GPUs), they are waited for until their stop, never
-    stopped again. While some are stopped for `first`, the jobs of any priority that end by the last of those stops
-    are waited for too: its reservation let them start on its GPUs because they do (the replay's claim takes their
-    GPUs over as they end).
+    stopped again. While its claim is under way (`under_way`: it was the previous pass's claimer; or jobs are being
+    stopped for it), the jobs of any priority that end within the grace period (or by the last of those stops) are
+    waited for too: its reservation let them start on its GPUs because they end by its start, which is never later
+    than a grace period after now (the replay's claim takes their GPUs over as they end). `make_room` keeps only
+    those needed, latest end dropped first, so the start is the last pass's or sooner. Once every job stopped for it
+    ended on its own before its stop, only `under_way` says so (planned afresh, it then waited for no such job of its
+    priority, stopped another job and moved its start later).
     """
 
     def holder(job: Job, ends_by: float, stoppable: bool = True) -> Holder:
@@ -350,7 +361,8 @@ def _claim_holders(
         if job.stopping is not None and (job.stopping.for_job == first.id or job.stopping.for_job not in queued)
     }
     holders = [holder(job, _stops_by(job, awaited[job.id], now, config), False) for job in active if job.id in awaited]
-    ready = max((stop.stops_at for stop in awaited.values() if stop.for_job == first.id), default=None)
+    stops = [stop.stops_at for stop in awaited.values() if stop.for_job == first.id]
+    ready = max([now + config.grace_s, *stops]) if under_way or stops else None
     for job in active:
         if job.stopping is not None:
             continue

@@ -36,7 +36,8 @@ class Holder(NamedTuple):
     `ends_by` is when it ends at the latest (start + walltime: the executor stops it there), infinity when unknown.
     A gang that is not `stoppable` is only ever waited for, whatever its priority and however late it ends: the live
     `schedule()` gives so the jobs already being stopped for the job making room or for one that left the queue
-    (`ends_by` is their stop), and jobs that end by then (`decide.preemption_claims`).
+    (`ends_by` is their stop), and, while its claim is under way, jobs that end within the grace period or by those
+    stops (`decide.preemption_claims`).
     """
 
     id: str

@@ -3,7 +3,8 @@
 Without the state, a pass in the grace period saw the victims still running, proposed them again and moved the
 claimer's reservation to the end of a new grace period. Now a job being stopped is never proposed again, its GPUs
 count as free at its stop for the job it is stopped for (and for the look-ahead), that job keeps its reservation
-where the stops put it, and further victims are proposed only if they are still needed.
+where the stops put it, and further victims are proposed only if they are still needed. It keeps it (or starts
+sooner) when its victims end on their own before their stop, though only `claimer=` says it claims then.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import dataclasses
 
 import pytest
 from helpers import nodes, pending, running
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from factoryctl.errors import UsageError
@@ -115,11 +116,8 @@ def test_a_stop_left_without_its_claimer_spares_stopping_another_job(requested_a
     assert (start, where) == (max(NOW, requested_at + GRACE_S), ("n0",))
 
 
-def test_a_higher_priority_job_backfilled_on_the_claimers_gpus_is_waited_for() -> None:
-    """peer (as high as vip) took n1 within vip's reservation, ending before low's stop: vip waits for it.
-
-    Were it not counted, vip would stop `old` as well and move its reservation to 1300 s.
-    """
+def peer_backfilled_while_low_stops() -> list[Job]:
+    """low (n0) is being stopped for vip until 1200 s; peer (as high as vip) took n1 until 1150 s; old runs on n2."""
     jobs = [
         running("old", [("n2", 8)], 0, 86_400),
         running("low", [("n0", 8)], 500, 86_400),
@@ -131,11 +129,35 @@ def test_a_higher_priority_job_backfilled_on_the_claimers_gpus_is_waited_for() -
     arrival = schedule(nodes(3), jobs, 950.0, PREEMPTIVE, claimer="vip")
     assert [(s.job_id, s.placement.nodes) for s in arrival.starts] == [("peer", ("n1",))]
     jobs[-1] = running("peer", [("n1", 8)], 950.0, 200, priority=10)
-    later = schedule(nodes(3), jobs, 1000.0, PREEMPTIVE, claimer="vip")
+    return jobs
+
+
+def test_a_higher_priority_job_backfilled_on_the_claimers_gpus_is_waited_for() -> None:
+    """Were peer not counted, vip would stop `old` as well and move its reservation to 1300 s."""
+    later = schedule(nodes(3), peer_backfilled_while_low_stops(), 1000.0, PREEMPTIVE, claimer="vip")
     assert later.preemptions == ()
     start, where, reason = wait_of(later, "vip")
     assert (start, where) == (1200.0, ("n0", "n1"))
     assert reason.endswith("waiting for low to stop and for peer, ending within the grace period")
+
+
+@pytest.mark.parametrize("ended", [JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, None])
+def test_a_claim_whose_victims_ended_on_their_own_keeps_its_start_and_stops_nobody_else(ended: JobState | None) -> None:
+    """low ends at 1000 s, before its stop: no job is marked for vip any more, yet it still waits for peer.
+
+    It used to be planned afresh: peer (its priority) was not waited for, so it stopped `old` and moved to 1300 s.
+    (None: the executor no longer passes the finished job at all.)
+    """
+    jobs = peer_backfilled_while_low_stops()
+    low = jobs[1]
+    jobs[1:2] = [] if ended is None else [low.evolve(state=ended, ended_at=1000.0)]
+    later = schedule(nodes(3), jobs, 1000.0, PREEMPTIVE, claimer="vip")
+    assert (later.starts, later.preemptions, later.claimer) == ((), (), "vip")
+    start, where, reason = wait_of(later, "vip")
+    assert (start, where) == (1150.0, ("n0", "n1"))  # peer's end: no later than the 1200 s it was given
+    assert reason.endswith("on n0, n1: waiting for peer, ending within the grace period")
+    at_peers_end = schedule(nodes(3), [job for job in jobs if job.id != "peer"], 1150.0, PREEMPTIVE, claimer="vip")
+    assert [(s.job_id, s.placement.nodes) for s in at_peers_end.starts] == [("vip", ("n0", "n1"))]
 
 
 def test_live_executor_marks_a_preempted_job_and_its_json_shows_it() -> None:
@@ -147,42 +169,47 @@ def test_live_executor_marks_a_preempted_job_and_its_json_shows_it() -> None:
     assert marked.as_json()["stopping"]["stops_at"] == "1970-01-01T00:20:00.000Z"
 
 
-# A live executor in miniature, for the property: jobs run exactly their walltime, a preempted job is stopped at
-# the end of its grace period and requeued; a pass runs at every arrival, end and stop. (Exact walltimes: a victim
-# that ends on its own before its stop leaves no job marked for the claimer, which is then planned as one that only
-# waits for ending jobs, as the replay plans it; a job of its priority backfilled on its GPUs is then not waited for.)
+# A live executor in miniature, for the property: a job runs its run time (its walltime, or less: it ends on its
+# own), a preempted job is stopped at the end of its grace period unless it ended before, and is requeued; a pass
+# runs at every arrival, end and stop. Ending before its stop, a victim leaves no job marked for its claimer.
 
 
 def _place(job: Job, start: float, allocation: tuple[GpuAllocation, ...]) -> Job:
     return job.evolve(state=JobState.RUNNING, started_at=start, allocation=allocation)
 
 
-def _due(jobs: dict[str, Job], now: float) -> None:
-    """End the jobs whose walltime ran out by `now` and requeue those whose stop came."""
+def _ends_at(job: Job, runs: dict[str, float]) -> float:
+    assert job.started_at is not None
+    return job.started_at + runs[job.id]
+
+
+def _due(jobs: dict[str, Job], runs: dict[str, float], now: float) -> None:
+    """End the jobs whose run time ran out by `now` and requeue those whose stop came."""
     for job in list(jobs.values()):
         if not job.state.active:
             continue
-        assert job.started_at is not None
-        assert job.spec.walltime_s is not None
-        if job.started_at + job.spec.walltime_s <= now:
+        if _ends_at(job, runs) <= now:
             del jobs[job.id]
         elif job.stopping is not None and job.stopping.stops_at <= now:
             jobs[job.id] = Job(job.id, job.spec, job.submitted_at)
 
 
-def _next_event(jobs: dict[str, Job], arrivals: list[Job]) -> float | None:
+def _next_event(jobs: dict[str, Job], runs: dict[str, float], arrivals: list[Job]) -> float | None:
     times = [job.submitted_at for job in arrivals[:1]]
     for job in jobs.values():
-        if job.state.active and job.started_at is not None and job.spec.walltime_s is not None:
-            times.append(job.started_at + job.spec.walltime_s)
+        if job.state.active:
+            times.append(_ends_at(job, runs))
             if job.stopping is not None:
                 times.append(job.stopping.stops_at)
     return min(times, default=None)
 
 
 @st.composite
-def arrivals(draw: st.DrawFn) -> list[Job]:
-    """Long low-priority jobs first, then a mix arriving while they run (some of higher priority)."""
+def arrivals(draw: st.DrawFn) -> tuple[list[Job], dict[str, float]]:
+    """Long low-priority jobs first, then a mix arriving while they run (some of higher priority); their run times.
+
+    Most jobs run their whole walltime; some end on their own well before it (a victim may then end in its grace).
+    """
     out = []
     for i in range(draw(st.integers(1, 4))):
         walltime = float(draw(st.sampled_from([1000, 5000])))
@@ -193,11 +220,31 @@ def arrivals(draw: st.DrawFn) -> list[Job]:
         walltime = float(draw(st.sampled_from([40, 200, 1000, 5000])))
         submit = float(draw(st.integers(60, 2000)))
         out.append(Job(f"j{i}", JobSpec(gpus, priority=draw(st.integers(0, 2)), walltime_s=walltime), submit))
-    return sorted(out, key=lambda job: job.submitted_at)
+    runs = {job.id: job.spec.walltime * draw(st.sampled_from([1.0, 1.0, 0.9, 0.5, 0.05])) for job in out}
+    return sorted(out, key=lambda job: job.submitted_at), runs
+
+
+def _trace(*rows: tuple[str, int, int, float, float, float]) -> tuple[list[Job], dict[str, float]]:
+    """`arrivals` from (id, GPUs, priority, walltime, submitted at, run time) rows."""
+    jobs = [Job(job_id, JobSpec(gpus, priority=prio, walltime_s=wall), at) for job_id, gpus, prio, wall, at, _ in rows]
+    return jobs, {row[0]: row[5] for row in rows}
+
+
+#: j0 stops low1 for n1 and n2 (start 400 s); j1, as high, takes n2 until 320 s; low1 ends on its own at 260 s.
+VICTIM_ENDS_IN_ITS_GRACE = _trace(
+    ("low0", 8, 0, 5000, 0, 5000),
+    ("low1", 8, 0, 5000, 10, 250),
+    ("j0", 16, 2, 40, 100, 40),
+    ("j1", 8, 2, 200, 120, 200),
+)
+#: j0 waits for low0 (n0, until 1000 s), stopping nobody; j3, as high, takes a GPU of n0 until 101 s; j1 ends at 100 s.
+AS_HIGH_BACKFILLED_WHILE_IT_WAITS = _trace(
+    ("low0", 4, 0, 1000, 0, 1000), ("j0", 16, 1, 40, 60, 40), ("j1", 1, 0, 40, 60, 40), ("j3", 1, 1, 40, 61, 40)
+)
 
 
 class _Watch:
-    """The claimer that proposed victims, the latest start it was given, and the checks on every later pass."""
+    """The claimer (stopping victims, or waiting for ending jobs), its latest start, and the checks on later passes."""
 
     def __init__(self) -> None:
         self.job: str | None = None
@@ -217,16 +264,19 @@ class _Watch:
             self.job, self.start = None, float("inf")
         for proposal in decisions.preemptions:
             assert jobs[proposal.job_id].stopping is None, f"{proposal.job_id} was proposed twice"
-        if decisions.preemptions and self.job is None:
+        if decisions.claimer is not None and self.job is None:
             self.job = decisions.claimer
             self.start = next(w.reserved_start or 0.0 for w in decisions.waits if w.job_id == self.job)
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(queue=arrivals(), count=st.integers(1, 3), grace=st.sampled_from([30.0, 300.0, 3000.0]))
+@given(jobs_and_runs=arrivals(), count=st.integers(1, 3), grace=st.sampled_from([30.0, 300.0, 3000.0]))
+@example(jobs_and_runs=VICTIM_ENDS_IN_ITS_GRACE, count=3, grace=300.0)
+@example(jobs_and_runs=AS_HIGH_BACKFILLED_WHILE_IT_WAITS, count=2, grace=3000.0)
 def test_passes_in_a_grace_period_never_repropose_a_job_nor_move_the_claimers_start_later(
-    queue: list[Job], count: int, grace: float
+    jobs_and_runs: tuple[list[Job], dict[str, float]], count: int, grace: float
 ) -> None:
+    queue, runs = list(jobs_and_runs[0]), jobs_and_runs[1]  # the explicit examples' lists are shared
     config = dataclasses.replace(PREEMPTIVE, grace_s=grace)
     cluster = nodes(count)
     jobs: dict[str, Job] = {}
@@ -234,10 +284,10 @@ def test_passes_in_a_grace_period_never_repropose_a_job_nor_move_the_claimers_st
     claimer: str | None = None
     watch = _Watch()
     for _ in range(400):
-        now = _next_event(jobs, queue)
+        now = _next_event(jobs, runs, queue)
         if now is None:
             break
-        _due(jobs, now)
+        _due(jobs, runs, now)
         while queue and queue[0].submitted_at <= now:
             arrived = queue.pop(0)
             jobs[arrived.id] = arrived
