@@ -224,7 +224,11 @@ def history_command(
         "--since",
         help="Start: a duration ago (90m, 24h, 7d) or an ISO-8601 time; the row in force then is listed first.",
     ),
-    until: str | None = typer.Option(None, "--until", help="End (exclusive): a duration ago or an ISO-8601 time."),
+    until: str | None = typer.Option(
+        None,
+        "--until",
+        help="End (exclusive): a duration ago or an ISO-8601 time; without it, to the last row (future rows too).",
+    ),
     output: OutputFormat = OUTPUT_OPTION,
     no_header: bool = NO_HEADER_OPTION,
 ) -> None:
