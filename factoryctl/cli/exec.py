@@ -246,14 +246,14 @@ class ExecRun:
         return CommandCut(NodeError(name, "interrupted", message), stdout, stderr)
 
 
-#: Exit statuses of a command ended by the signals exec sends (SIGINT, SIGHUP) or by SIGTERM/SIGKILL: a shell
-#: reports 128 + the signal, a local process a negative status, the SSH transport 255 (as OpenSSH's client does for
-#: a command that died of a signal, or whose channel exec closed).
+#: Exit statuses of a command ended by the signals exec sends (SIGINT, SIGHUP) or by SIGTERM/SIGKILL: 128 + the
+#: signal from a shell and from the local transport (as a shell reports it), 255 from the SSH transport (as
+#: OpenSSH's client does for a command that died of a signal, or whose channel exec closed). Never negative.
 _SIGNAL_STATUSES = frozenset({255, *(128 + s for s in (signal.SIGHUP, signal.SIGINT, signal.SIGKILL, signal.SIGTERM))})
 
 
 def _ended_by_signal(status: int) -> bool:
-    return status < 0 or status in _SIGNAL_STATUSES
+    return status in _SIGNAL_STATUSES
 
 
 def exit_status(items: Sequence[dict[str, Any]], errors: Sequence[NodeError]) -> int:

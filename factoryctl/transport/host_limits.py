@@ -35,8 +35,9 @@ TASK_LIMIT_HINT = "raise the limit (TasksMax= in the controller's systemd unit, 
 THREADS_PER_NODE = 4
 
 #: What a local child is started through once the limit was raised: set the user's soft limit, exec the program
-#: (argv: the soft limit, then the program's argv); a program that cannot run fails as an unwrapped one does (127).
-_RESTORE_AND_EXEC = """import os, resource, sys
+#: (argv: the soft limit, then the program's argv); a program that cannot run fails as an unwrapped one does (127 when
+#: it is not found, 126 when it is found but cannot run, as a shell says).
+_RESTORE_AND_EXEC = """import errno, os, resource, sys
 try:
     resource.setrlimit(resource.RLIMIT_NOFILE, (int(sys.argv[1]), resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
 except (OSError, ValueError):
@@ -46,7 +47,7 @@ try:
 except OSError as exc:
     sys.stderr.write("%s: %s\\n" % (sys.argv[2], exc.strerror))
     sys.stderr.flush()
-    os._exit(127)
+    os._exit(127 if exc.errno == errno.ENOENT else 126)
 """
 
 _raised = False

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import errno
 import os
 import signal
 import subprocess
@@ -80,7 +81,7 @@ class LocalTransport:
                 finished = False
             if not finished:
                 raise self._timed_out(proc, out, err, timeout)
-            return CommandResult(proc.returncode, out.kept.value(), kept_stderr(out.kept, err.kept))
+            return CommandResult(_shell_status(proc.returncode), out.kept.value(), kept_stderr(out.kept, err.kept))
         finally:
             if feed is not None:
                 feed.close()  # ends the pump: it never blocks in a write
@@ -191,8 +192,26 @@ class _StderrTail:
         return "".join(self._lines)
 
 
+def _shell_status(returncode: int) -> int:
+    """A command's exit status as a shell reports it: 128 + N for one killed by signal N (Popen says -N).
+
+    137 for SIGKILL (the OOM killer), as `sh -c` says: never 0 and never negative, so exec's exit status and JSON
+    `exit_code` say the command failed. (Over SSH it is 255, as ssh says: paramiko drops sshd's signal name.)
+    """
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def _cannot_run_status(exc: OSError) -> int:
+    """What a shell exits with for a command it cannot start: 127 not found, else 126 (found, but not runnable).
+
+    bash's rule (its `shell_execve`), so a local node answers as an SSH node whose login shell is bash: 126 for a
+    file without execute permission, a directory, a path through a file (ENOTDIR) or a binary for another machine.
+    """
+    return 127 if exc.errno == errno.ENOENT else 126
+
+
 def _start(node: str, argv: list[str], feed: Feed | None) -> subprocess.Popen[bytes] | CommandResult:
-    """Start argv in its own process group (as sshd gives a command: signalled as a whole); 127 if it cannot run.
+    """Start argv in its own process group (as sshd gives a command: signalled as a whole); 126/127 if it cannot run.
 
     Out of files or processes here is the `local` error of `node`, not a command that cannot run. It gets the user's
     open-file limit, not the one this process raised for the fleet (`with_user_file_limit`).
@@ -212,7 +231,8 @@ def _start(node: str, argv: list[str], feed: Feed | None) -> subprocess.Popen[by
         local = local_limit_error(node, exc)
         if local is not None:  # this machine is out of files or processes: not "command not found"
             raise local from exc
-        return CommandResult(127, b"", f"{argv[0]}: {exc.strerror}\n".encode("utf-8", "surrogateescape"))
+        message = f"{argv[0]}: {exc.strerror}\n".encode("utf-8", "surrogateescape")
+        return CommandResult(_cannot_run_status(exc), b"", message)
 
 
 class _Collect:

@@ -299,4 +299,4 @@ def test_a_command_starting_as_ctrl_c_comes_is_interrupted_too(tmp_path):
     transport = LocalTransport(NodeSpec("n1", "n1", transport="local"), "lab", tmp_path)
     transport.interrupt()  # Ctrl-C, just before the command below is recorded as running
     result = transport.run(["sleep", "30"], timeout=20)  # without the fix: cut by the timeout, never signalled
-    assert result.exit_code == -signal.SIGINT
+    assert result.exit_code == 128 + signal.SIGINT

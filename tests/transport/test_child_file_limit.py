@@ -105,4 +105,15 @@ def test_a_program_that_cannot_run_fails_as_an_unwrapped_one_does(tmp_path: Path
     script.chmod(0o755)
     transport = LocalTransport(local_node(), "lab", tmp_path)
     result = transport.run([str(script)], 30)
-    assert (result.exit_code, result.stderr) == (127, f"{script}: Exec format error\n".encode())
+    assert (result.exit_code, result.stderr) == (126, f"{script}: Exec format error\n".encode())
+
+
+@pytest.mark.parametrize(("program", "status"), [("/etc/passwd", 126), ("/no/such/program", 127)])
+def test_a_wrapped_command_that_cannot_run_fails_as_a_shell_says(
+    raised_limit: int, tmp_path: Path, program: str, status: int
+) -> None:
+    """Started through the limit-restoring wrapper, a file found but not runnable is 126, a missing one 127 (as
+    unwrapped, and as bash on an SSH node): the wrapper said 127 for both."""
+    transport = LocalTransport(local_node(), "lab", tmp_path)
+    result = transport.run([program], 30)
+    assert result.exit_code == status, result.stderr
