@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -143,7 +143,8 @@ def apply_limit(
         range_checked = watts is not None and not clamp
         if range_checked or gpus is not None:
             targets, errors = _validate(config, targets, gpus, watts if range_checked else None, timeout)
-        pool = FanOut(targets, lambda node: _change(config, node, gpus, watts, clamp, timeout))
+        answered_at: dict[str, float] = {}  # by node: when its reply came, the time its audit entries get
+        pool = FanOut(targets, lambda node: _change(config, node, gpus, watts, clamp, timeout, answered_at))
         interrupt: BaseException | None = None
         try:
             outcomes: list[tuple[NodeSpec, _NodeChanges | NodeError | Pending]] = list(pool.run())
@@ -152,7 +153,7 @@ def apply_limit(
         changes = _gathered(outcomes, errors)
         try:
             with signals_held():  # the limits changed: their entry is written whole, whatever comes meanwhile
-                record_audit(store, changes, "reset" if watts is None else "set", reason)
+                record_audit(store, changes, "reset" if watts is None else "set", reason, answered_at)
         except BaseException as stop:
             if isinstance(stop, Exception):
                 raise
@@ -197,15 +198,28 @@ def _settled(pool: FanOut[_NodeChanges], within: float) -> list[tuple[NodeSpec, 
 
 
 def _change(
-    config: FactoryConfig, node: NodeSpec, gpus: list[int] | None, watts: float | None, clamp: bool, timeout: float
+    config: FactoryConfig,
+    node: NodeSpec,
+    gpus: list[int] | None,
+    watts: float | None,
+    clamp: bool,
+    timeout: float,
+    answered_at: dict[str, float],
 ) -> _NodeChanges:
-    """Ask one node's agent to set (or reset) the limits; its answers, GPU by GPU, and its error if it failed part-way."""
+    """Ask one node's agent to set (or reset) the limits; its answers, GPU by GPU, and its error if it failed part-way.
+
+    When the reply came goes in `answered_at`, before the session is closed (which takes a while): the reply carries
+    no time of its own (docs/agent-protocol.md), and its arrival is the nearest known time of the change.
+    """
     try:
         with agent_session(node, config, timeout) as session:
-            if watts is None:
-                answers = session.request("reset_power_limit", timeout=timeout, gpus=gpus).get("gpus") or []
-            else:
-                answers = session.set_power_limit(watts, gpus, clamp, timeout)
+            try:
+                if watts is None:
+                    answers = session.request("reset_power_limit", timeout=timeout, gpus=gpus).get("gpus") or []
+                else:
+                    answers = session.set_power_limit(watts, gpus, clamp, timeout)
+            finally:
+                answered_at[node.name] = time.time()
     except PartlyDone as failed:
         return partly_changed(failed)
     return limit_changes(node.name, answers), None
@@ -239,20 +253,30 @@ def partly_changed(failed: PartlyDone) -> tuple[list[LimitChange], NodeError]:
     )
 
 
-def record_audit(store: Store, changes: Sequence[LimitChange], action: str, reason: str | None = None) -> None:
-    """Write every change to the store's audit log, with before and after.
+def record_audit(
+    store: Store,
+    changes: Sequence[LimitChange],
+    action: str,
+    reason: str | None = None,
+    answered_at: Mapping[str, float] | None = None,
+) -> None:
+    """Write every change to the store's audit log, with before and after, in the order the nodes answered.
 
-    The limits are already changed when this runs: a failure says so, so nobody takes it for a refusal.
+    Each entry's time is when its node's reply came (`answered_at`, by node name), else now: a caller recording
+    right after the reply (the dashboard's cap) needs none. The limits are already changed when this runs: a failure
+    says so, so nobody takes it for a refusal.
     """
     if not changes:
         return
     from factoryctl.store.rows import AuditEntry
     from factoryctl.store.sqlite import StoreError
 
-    now, user = time.time(), login_name()
+    now, user, answered = time.time(), login_name(), answered_at or {}
     entries = [
-        AuditEntry(now, c.node, c.gpu, action, c.before_w, c.enforced_w, c.clamped, user, reason) for c in changes
+        AuditEntry(answered.get(c.node, now), c.node, c.gpu, action, c.before_w, c.enforced_w, c.clamped, user, reason)
+        for c in changes
     ]
+    entries.sort(key=lambda entry: entry.time)  # stable: one node's GPUs stay in the order the agent changed them
     try:
         store.add_audit(entries)
     except StoreError as error:

@@ -147,15 +147,21 @@ class StoreConnection:
                 "run `factoryctl controller run`, or `factoryctl telemetry collect --once` to take one sweep.",
             )
         with self._translate("open"):
-            if not readonly:
-                self._db = self._connect()
-                self._db.execute("PRAGMA journal_mode = WAL")
-                self._db.execute("PRAGMA synchronous = NORMAL")
-                self._migrate()
-            else:
-                self._db = self._open_for_reading()
-            self._load_reasons()
+            self._db = self._open_for_reading() if readonly else self._connect()
+            try:
+                self._prepare()
+            except BaseException:  # newer schema, damaged file, locked, a failed migration: no connection left open
+                self._db.close()
+                raise
         self.identity = self._file_identity()
+
+    def _prepare(self) -> None:
+        """Make the fresh connection ready: WAL mode and the current schema for a writer, then the reason bits."""
+        if not self.readonly:
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = NORMAL")
+            self._migrate()
+        self._load_reasons()
 
     def _file_identity(self) -> tuple[int, int] | None:
         """(st_dev, st_ino) of the file at `path` now, None when there is none."""
@@ -185,7 +191,11 @@ class StoreConnection:
             query = "mode=ro&immutable=1" if immutable else "mode=ro"
             uri = f"file:{urllib.parse.quote(str(self.path))}?{query}"
             db = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
-        db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        try:
+            db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        except BaseException:
+            db.close()
+            raise
         return db
 
     def _open_for_reading(self) -> sqlite3.Connection:

@@ -1,6 +1,8 @@
 """Bad price, curve and policy files are refused the same way by every command that reads them (exit 2, file:line).
 
-One loader serves `price show`, `price history` and `power simulate`: a file one command accepts, none refuses.
+One loader serves `price show`, `price history` and `power simulate`: a file one command accepts, none refuses, and
+each refuses a bad one (no rows, a short row, bytes that are not UTF-8, a price out of range, time going back) with
+the same sentence, hint and exit status.
 Also `price history --since` in the forms every other `--since` takes, and `price show` on a feed that stopped.
 """
 
@@ -30,34 +32,50 @@ def every_reader(prices: Path, curve: Path) -> list[list[str]]:
 
 
 ROWS = b"2023-11-15T00:00:00Z,10\n2023-11-15T01:00:00Z,20\n"
-BAD_FILES = {
-    "latin1": (HEADER + ROWS + b"2023-11-15T02:00:00Z,\xff\n", ":4: the prices file is not UTF-8 text (byte 0xff)."),
-    "huge": (HEADER + ROWS + b"2023-11-15T02:00:00Z,1e308\n", ":4: bad price row: price 1e+308 is out of range"),
-    "infinite": (HEADER + b"2023-11-15T00:00:00Z,-inf\n" + ROWS, ":2: bad price row: infinite price"),
+SHAPE_HINT = "hint: a prices file has the header timestamp_utc,price_per_mwh and one row per interval, in time order"
+#: Each bad file, the start of what every reader says after `factoryctl: <file>` and, where checked, its hint.
+BAD_FILES: dict[str, tuple[bytes, str, str | None]] = {
+    "header only": (HEADER, ":2: the prices file has a header but no rows.\n", SHAPE_HINT),
+    "short row": (
+        HEADER + b"2023-11-15T00:00:00Z,10\n2023-11-15T01:00:00Z\n2023-11-15T02:00:00Z,30\n",
+        ":3: the price row has no price_per_mwh field (fewer fields than the header).\n",
+        SHAPE_HINT,
+    ),
+    "latin1": (
+        HEADER + ROWS + b"2023-11-15T02:00:00Z,\xff\n",
+        ":4: the prices file is not UTF-8 text (byte 0xff).",
+        None,
+    ),
+    "huge": (HEADER + ROWS + b"2023-11-15T02:00:00Z,1e308\n", ":4: bad price row: price 1e+308 is out of range", None),
+    "infinite": (HEADER + b"2023-11-15T00:00:00Z,-inf\n" + ROWS, ":2: bad price row: infinite price", None),
     "duplicate": (
         HEADER + ROWS + b"2023-11-15T01:00:00Z,30\n",
         ":4: bad price row: 2023-11-15T01:00:00Z repeats or goes back; price timestamps must be strictly increasing",
+        None,
     ),
     "backwards": (
         HEADER + b"2023-11-15T01:00:00Z,20\n2023-11-15T00:00:00Z,10\n",
         ":3: bad price row: 2023-11-15T00:00:00Z repeats or goes back",
+        None,
     ),
     "field over the csv limit": (
         HEADER + ROWS + b'2023-11-15T02:00:00Z,"' + b"1" * 200_000 + b'"\n',
         ":4: cannot read this line as CSV (field larger than field limit (131072)).",
+        None,
     ),
 }
 
 
 @pytest.mark.parametrize("name", sorted(BAD_FILES))
 def test_a_bad_price_file_is_the_same_usage_error_everywhere(cli, tmp_path, curve_file, name):
-    data, message = BAD_FILES[name]
+    data, message, hint = BAD_FILES[name]
     prices = tmp_path / "p.csv"
     prices.write_bytes(data)
     for argv in every_reader(prices, curve_file):
         result = cli(*argv)
-        assert result.exit_code == 2, (argv, result.stderr)
+        assert result.exit_code == 2, (argv, result.stdout, result.stderr)
         assert f"factoryctl: {prices}{message}" in result.stderr, argv
+        assert hint is None or hint in result.stderr, argv
         assert "unexpected error" not in result.stderr
 
 
@@ -74,6 +92,15 @@ def test_a_non_utf8_curve_or_policy_file_is_a_usage_error(cli, tmp_path, curve_f
     assert result.exit_code == 2
     assert f"{policy}:2: the policy file is not UTF-8 text (byte 0xe9)." in result.stderr
     assert "hint: save it as UTF-8" in result.stderr
+
+
+def test_a_short_curve_row_names_its_line(cli, tmp_path, curve_file):
+    curve = tmp_path / "c.csv"
+    curve.write_text(curve_file.read_text() + "TGPU,400,x/y,32\n")
+    prices = write_prices(tmp_path / "p.csv", series([10.0]))
+    result = cli(*simulate(prices, curve))
+    assert result.exit_code == 2
+    assert f"{curve}:16: the curve row has no pl_frac, throughput_rel, power_rel field" in result.stderr
 
 
 def test_large_but_real_prices_are_accepted(cli, tmp_path, curve_file):
