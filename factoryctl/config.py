@@ -362,7 +362,7 @@ def _node_spec(name: str, entry: NodeEntry, settings: FactoryFile) -> NodeSpec:
     if entry.sim is not None:
         spec = SimSettings.model_validate({"profile": entry.sim}) if isinstance(entry.sim, str) else entry.sim
         gpus = spec.gpus if spec.gpus is not None else entry.gpus if entry.gpus is not None else 8
-        sim = SimSpec(spec.profile, gpus, spec.seed, tuple(spec.unsupported))
+        sim = SimSpec(spec.profile, gpus, spec.seed, tuple(spec.unsupported), spec.setters_need_root)
     return NodeSpec(
         name=name,
         host=entry.host or name,

@@ -246,6 +246,12 @@ class SimSettings(Strict):
     )
     seed: int = Field(0, strict=True, description="Noise seed, so runs repeat.")
     unsupported: tuple[str, ...] = Field((), description="GPU fields the simulated driver reports as not supported.")
+    setters_need_root: bool = Field(
+        False,
+        strict=True,
+        description="The simulated driver refuses power-limit changes unless the agent runs as root (euid 0), "
+        "as real NVML does (`NVMLError_NoPermission`); off, any user may set them.",
+    )
 
     @field_validator("unsupported")
     @classmethod

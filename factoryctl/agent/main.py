@@ -25,6 +25,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--unsupported", default=None, help="comma-separated GPU fields the simulated driver withholds")
     p.add_argument("--workload", choices=("synthetic", "idle"), help="simulated background load (default synthetic)")
     p.add_argument("--state-dir", help="directory holding simulated node state")
+    p.add_argument(
+        "--setters-need-root",
+        action="store_true",
+        help="the simulated driver refuses power-limit changes unless the agent runs as root, as NVML does",
+    )
     return p
 
 
@@ -58,6 +63,7 @@ def _simulated_driver(args: argparse.Namespace) -> Tuple[Any, FaultInjector]:
         seed=args.seed if args.seed is not None else 0,
         unsupported=unsupported,
         workload=args.workload or "synthetic",
+        setters_need_root=args.setters_need_root,
     )
 
     def inject(fault: str, gpus: Optional[List[int]], xid: Optional[int]) -> Dict[str, Any]:

@@ -24,10 +24,14 @@ def _fault(xid: int | None, switches: dict[str, bool]) -> dict[str, Any]:
     if len(chosen) != 1:
         hint = "use one of --xid N, --ecc, --lost, --hot, --reset, --reboot."
         raise UsageError("give exactly one fault to inject.", hint)
-    if xid is not None and xid <= 0:
-        raise UsageError(
-            f"--xid {xid} is not an XID code; nothing was injected.", "XID codes are positive, e.g. --xid 79."
-        )
+    if xid is not None:
+        from factoryctl.sim.faults import MAX_XID
+
+        if not 0 < xid <= MAX_XID:
+            raise UsageError(
+                f"--xid {xid} is not an XID code; nothing was injected.",
+                f"XID codes are positive and at most {MAX_XID} (NVML's unsigned 64-bit event data), e.g. --xid 79.",
+            )
     return chosen[0]
 
 

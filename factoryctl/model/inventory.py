@@ -16,6 +16,8 @@ class SimSpec:
     gpus: int = 8
     seed: int = 0
     unsupported: tuple[str, ...] = ()
+    #: The driver refuses power-limit changes unless the agent runs as root, as real NVML does.
+    setters_need_root: bool = False
 
 
 @dataclass(frozen=True)

@@ -12,14 +12,16 @@ FAULTS = ("xid", "ecc", "lost", "hot", "reset", "reboot")
 XID_FALLEN_OFF_BUS = 79  # "GPU has fallen off the bus": the GPU is lost as well
 COOLING_FAILURE_C = 45.0  # ambient rise of the `hot` fault: enough to reach thermal slowdown under load
 MAX_EVENTS = 200
+#: The largest XID an event can carry: NVML's `nvmlEventData_t.eventData` is an unsigned long long.
+MAX_XID = 2**64 - 1
 
 
 def check_fault(fault: str, xid: Optional[int]) -> None:
     """ValueError (one sentence) for an unknown fault or an XID fault without a code."""
     if fault not in FAULTS:
         raise ValueError(f"unknown fault {fault!r}; known: {', '.join(FAULTS)}")
-    if fault == "xid" and (xid is None or int(xid) <= 0):
-        raise ValueError("an xid fault needs a positive XID code, e.g. 79")
+    if fault == "xid" and (xid is None or not 0 < int(xid) <= MAX_XID):
+        raise ValueError(f"an xid fault needs a positive XID code up to {MAX_XID} (an unsigned 64-bit event), e.g. 79")
 
 
 def add_event(data: Dict[str, Any], gpu: int, kind: str, value: int, now: float) -> None:

@@ -3,8 +3,11 @@
 Call `configure(...)` once (the agent does it from its argv), then use the module exactly like `pynvml`:
 `nvmlInit()`, `nvmlDeviceGetHandleByIndex(0)`, `nvmlDeviceGetPowerUsage(handle)` in milliwatts, energy in
 millijoules, `NVMLError_NotSupported` for a field the inventory lists as unsupported, `NVMLError_GpuIsLost` for a
-lost GPU, `NVMLError_InvalidArgument` for a power limit outside the board's range. Only the functions the agent and
-tools need are here; a test checks each one against the installed nvidia-ml-py's signature.
+lost GPU, `NVMLError_InvalidArgument` for a power limit outside the board's range, and, on a node configured with
+`setters_need_root`, `NVMLError_NoPermission` for every setter called by a process whose euid is not 0 (real NVML's
+"Requires root/admin permissions"; off by default so a demo runs as any user). Arguments are converted as pynvml's
+ctypes do: a float limit is a TypeError. Only the functions the agent and tools need are here; a test checks each one
+against the installed nvidia-ml-py's signature.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from factoryctl.sim.errors import *  # noqa: F403 - NVMLError, NVMLError_*, NVML
 from factoryctl.sim.errors import (
     NVML_ERROR_GPU_IS_LOST,
     NVML_ERROR_INVALID_ARGUMENT,
+    NVML_ERROR_NO_PERMISSION,
     NVML_ERROR_NOT_FOUND,
     NVML_ERROR_NOT_SUPPORTED,
     NVML_ERROR_TIMEOUT,
@@ -124,10 +128,12 @@ def configure(
     workload: Optional[str] = None,
     clock: Optional[Callable[[], float]] = None,
     driver_version: Optional[str] = None,
+    setters_need_root: Optional[bool] = None,
 ) -> None:
     """Choose the simulated node `nvmlInit` opens (not part of pynvml). ValueError on a bad profile or field.
 
     `driver_version` (such as "525.147.05") is the version the driver reports, DRIVER_VERSION when None.
+    `setters_need_root` makes every setter refuse a process whose euid is not 0 (None keeps the node's setting).
     """
     global _node, _refcount, _driver_version
     if driver_version is not None and not re.fullmatch(r"\d+\.\d+(\.\d+)?", driver_version):
@@ -140,6 +146,7 @@ def configure(
     _settings.update(
         node=node, state_dir=state_dir, factory=factory, profile=profile, gpus=gpus, seed=seed,
         unsupported=None if unsupported is None else list(unsupported), workload=workload, clock=clock,
+        setters_need_root=setters_need_root,
     )  # fmt: skip
     _node, _refcount, _driver_version = None, 0, driver_version
 
@@ -403,12 +410,35 @@ def nvmlDeviceGetComputeRunningProcesses(handle: SimDeviceHandle) -> List[SimStr
     ]
 
 
+def _as_c_uint(value: Any) -> int:
+    """`value` as pynvml's `c_uint(value)` passes it: TypeError unless an integer, wrapped to 32 bits."""
+    if not isinstance(value, int):
+        raise TypeError(f"{type(value).__name__!r} object cannot be interpreted as an integer")
+    return int(value) & 0xFFFFFFFF
+
+
+def _check_may_set() -> None:
+    """NVMLError_NoPermission for a setter on a node whose setters need root, unless this process's euid is 0."""
+    if sim_node().setters_need_root and _effective_uid() != 0:
+        raise NVMLError(NVML_ERROR_NO_PERMISSION)
+
+
+#: This process's effective uid, looked up at each set (a test may stand another user in for it).
+_effective_uid: Callable[[], int] = os.geteuid
+
+
 def nvmlDeviceSetPowerManagementLimit(handle: SimDeviceHandle, limit: int) -> None:
-    """Set the power limit in milliwatts; NVMLError_InvalidArgument outside the constraints (nvidia-smi -pl)."""
+    """Set the power limit in milliwatts; NVMLError_InvalidArgument outside the constraints (nvidia-smi -pl).
+
+    NVMLError_NoPermission when the node's setters need root and this process is not root (real NVML: "Requires
+    root/admin permissions"); TypeError for a limit that is not an integer, as pynvml's `c_uint(limit)` raises.
+    """
+    milliwatts = _as_c_uint(limit)
     r = _read(handle, "nvmlDeviceSetPowerManagementLimit")
-    if not r.limit_min_w * 1000 <= limit <= r.limit_max_w * 1000:
+    _check_may_set()
+    if not r.limit_min_w * 1000 <= milliwatts <= r.limit_max_w * 1000:
         raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
-    sim_node().set_power_limit(r.index, limit / 1000.0)
+    sim_node().set_power_limit(r.index, milliwatts / 1000.0)
 
 
 # -- events ---------------------------------------------------------------------------------------------------

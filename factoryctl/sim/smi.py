@@ -3,7 +3,8 @@
 It answers the forms factoryctl (and operators' scripts) use, from the same persisted node state as the agent:
 
     python -m factoryctl.sim.smi --node N [--state-dir D] [--factory F] --query-gpu=FIELDS --format=csv[,noheader][,nounits] [-i IDX]
-    python -m factoryctl.sim.smi --node N ... -i IDX -pl WATTS      (out of range: refused, exit 2, nothing changed)
+    python -m factoryctl.sim.smi --node N ... -i IDX -pl WATTS      (out of range: refused, exit 2, nothing changed;
+                                                                     not root on a node whose setters need it: exit 4)
     python -m factoryctl.sim.smi --node N ... -L [-i IDX]
 
 `--node/--state-dir/--factory/--driver-version` may come from FACTORYCTL_SIM_NODE / _STATE_DIR / _FACTORY /
@@ -195,17 +196,21 @@ def set_power_limit(watts_text: str, selector: Optional[str]) -> str:
             before = nvml.nvmlDeviceGetEnforcedPowerLimit(handle)
             nvml.nvmlDeviceSetPowerManagementLimit(handle, round(watts * 1000))
         except nvml.NVMLError as exc:
-            raise _driver_failed(f"Failed to set power limit for GPU {bus}", bus, exc) from None
+            raise _driver_failed(f"Failed to set power management limit for GPU {bus}", bus, exc) from None
         out.append(f"Power limit for GPU {bus} was set to {watts:.2f} W from {before / 1000:.2f} W.")
     out.append("All done.")
     return "\n".join(out) + "\n"
 
 
 def _driver_failed(said: str, bus: str, exc: nvml.NVMLError) -> SmiError:
-    """nvidia-smi's refusal (exit 15) when the driver fails GPU `bus`: `said: <error>`, a lost GPU as the tool says it.
+    """nvidia-smi's refusal when the driver fails GPU `bus`: `said: <error>`, a lost GPU as the tool says it.
 
-    A GPU lost between the range check and its set (it fell off the bus) used to end the shim with a traceback.
+    Exit 4 when the driver refused a non-root user (`Failed to set power management limit for GPU ...: Insufficient
+    Permissions`, nvidia-smi's return code for "no permission"), else 15. A GPU lost between the range check and its
+    set (it fell off the bus) used to end the shim with a traceback.
     """
+    if exc.value == nvml.NVML_ERROR_NO_PERMISSION:
+        return SmiError(f"{said}: {exc}", 4)
     if exc.value == nvml.NVML_ERROR_GPU_IS_LOST:
         lost = (
             f"Unable to determine the device handle for GPU {bus}: GPU is lost. Reboot the system to recover this GPU"

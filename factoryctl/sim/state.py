@@ -40,7 +40,8 @@ class SimNode:
     """One simulated node: open (or create) its persisted state and read or change its GPUs.
 
     Arguments left as None keep what the state file says (the nvidia-smi shim passes none); a different profile or
-    GPU count re-creates the node's hardware, while seed, workload and unsupported fields are updated in place.
+    GPU count re-creates the node's hardware, while seed, workload, unsupported fields and `setters_need_root` (the
+    driver refuses a setter to a process whose euid is not 0, as NVML does: factoryctl.sim.nvml) are updated in place.
     """
 
     def __init__(
@@ -54,6 +55,7 @@ class SimNode:
         unsupported: Optional[Sequence[str]] = None,
         workload: Optional[str] = None,
         clock: Optional[Callable[[], float]] = None,
+        setters_need_root: Optional[bool] = None,
     ) -> None:
         if gpus is not None and not 0 <= gpus <= 64:
             raise ValueError(f"a simulated node has 0 to 64 GPUs, not {gpus}")
@@ -77,6 +79,7 @@ class SimNode:
         self._ending: Set[int] = set()  # pids whose end `_watch` is banking: alive until that checkpoint
         self._readings: Dict[int, Tuple[float, Optional[Tuple[int, int, int]], GpuReading]] = {}
         wanted = {"profile": profile, "gpus": gpus, "seed": seed, "workload": workload, "unsupported": unsupported}
+        wanted["setters_need_root"] = None if setters_need_root is None else bool(setters_need_root)
         with self._lock, FileLock(self.lock_path):
             repaired = self._load_checked()
             if self._reconcile(wanted) or repaired:
@@ -200,6 +203,11 @@ class SimNode:
     def unsupported(self) -> Tuple[str, ...]:
         """Fields (or NVML function names) this node's driver answers with NOT_SUPPORTED."""
         return tuple(self._data.get("unsupported") or ())
+
+    @property
+    def setters_need_root(self) -> bool:
+        """Whether this node's driver refuses setters (a power limit) to a process whose euid is not 0."""
+        return bool(self._data.get("setters_need_root", False))
 
     @property
     def boot_time(self) -> float:

@@ -3,8 +3,9 @@
 The file keeps what a real board keeps across calls (power limits, faults, ECC counters, events, registered job
 ranks) and a per-GPU checkpoint of the energy counter and temperature. A process that opens a node passes the
 configuration it wants (the nvidia-smi shim passes none and keeps what is there): a different profile or GPU count
-re-creates the node's hardware, while seed, workload and unsupported fields are changed in place. Kept apart from
-the node itself (`state.py`), which reads, locks and writes the file. Python 3.9, like the agent that imports it.
+re-creates the node's hardware, while seed, workload, unsupported fields and whether setters need root are changed
+in place. Kept apart from the node itself (`state.py`), which reads, locks and writes the file. Python 3.9, like
+the agent that imports it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ WORKLOADS = ("synthetic", "idle")
 DEFAULT_PROFILE = "h100-sxm"
 DEFAULT_GPUS = 8
 #: The configuration a process asks for when it keeps whatever the file says.
-KEEP: Dict[str, Any] = {"profile": None, "gpus": None, "seed": None, "workload": None, "unsupported": None}
+KEEP: Dict[str, Any] = {
+    "profile": None, "gpus": None, "seed": None, "workload": None, "unsupported": None, "setters_need_root": None,
+}  # fmt: skip
 
 
 def new_gpu(now: float, profile: DeviceProfile) -> Dict[str, Any]:
@@ -49,7 +52,7 @@ def reconcile(
         hardware_state = {"boot_time": now, "gpus": [new_gpu(now, prof) for _ in range(count)]}
         data = {**identity, **settings, **hardware_state, "events": [], "next_seq": 1, "processes": []}
         changed = True
-    for key in ("seed", "workload"):
+    for key in ("seed", "workload", "setters_need_root"):
         if wanted[key] is not None and data.get(key) != wanted[key]:
             data[key], changed = wanted[key], True
     if wanted["unsupported"] is not None and data.get("unsupported") != list(wanted["unsupported"]):

@@ -14,12 +14,18 @@ from factoryctl.model.inventory import NodeSpec
 def agent_argv(
     node: NodeSpec, factory: str, python: str, zipapp: str | PurePath, sim_state_dir: str | None
 ) -> list[str]:
-    """`python3 <zipapp> --node NAME --factory F [--sim PROFILE --gpus N --seed S --unsupported A,B --state-dir D]`."""
+    """`python3 <zipapp> --node NAME --factory F [--sim PROFILE --gpus N --seed S --unsupported A,B ...]`.
+
+    A simulated node's remaining options: `--setters-need-root` when its driver wants root for setters, and
+    `--state-dir D`.
+    """
     argv = [python, _as_operand(str(zipapp)), "--node", node.name, "--factory", factory]
     if node.sim is not None:
         argv += ["--sim", node.sim.profile, "--gpus", str(node.sim.gpus), "--seed", str(node.sim.seed)]
         if node.sim.unsupported:
             argv += ["--unsupported", ",".join(node.sim.unsupported)]
+        if node.sim.setters_need_root:
+            argv.append("--setters-need-root")
         if sim_state_dir:
             argv += ["--state-dir", _as_operand(sim_state_dir)]
     return argv

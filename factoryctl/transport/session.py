@@ -179,7 +179,7 @@ class AgentSession:
                 self.node,
                 "agent",
                 f"{self.node}: {why}{detail}.",
-                "run `factoryctl nodes check` on the node to diagnose the agent.",
+                self._agent_hint(),
             )
         )
 
@@ -278,15 +278,38 @@ class AgentSession:
         raise failed
 
     def _node_error(self, op: str, error: Any) -> NodeError:
-        """The `NodeError` of an error reply's (or error sample's) `error`: the driver's with a hint, else the agent's."""
+        """The `NodeError` of an error reply's (or error sample's) `error`, each with a hint naming this node.
+
+        The driver's failures, and a GPU that lacks what was asked (the agent's `unsupported`: no settable or no
+        reported power limit), are the documented kind `driver`; anything else is the agent's.
+        """
         error = error if isinstance(error, dict) else {}
         kind, message = error.get("kind", "agent"), str(error.get("message", "unknown error"))
         if kind == "driver":
             return NodeError(self.node, "driver", f"{self.node}: {message}", self._driver_hint(message))
-        return NodeError(self.node, "agent", f"{self.node}: `{op}` failed: {message}", None)
+        if kind == "unsupported":
+            return NodeError(self.node, "driver", f"{self.node}: {message}", self._unsupported_hint())
+        return NodeError(self.node, "agent", f"{self.node}: `{op}` failed: {message}", self._agent_hint())
+
+    def _agent_hint(self) -> str:
+        return f"run `factoryctl nodes check {self.node}` to diagnose the agent."
+
+    def _unsupported_hint(self) -> str:
+        """A GPU without the capability: nothing to repair, only to leave out."""
+        return (
+            f"its board or driver cannot do this (`factoryctl gpus {self.node} -o json` names what it does not report, "
+            "in null_reasons); leave the node out of the target, or address its other GPUs alone (node/GPUS)."
+        )
 
     def _driver_hint(self, message: str) -> str:
-        """What to check when the driver fails: a lost GPU, else the driver (the simulated one: its state dir)."""
+        """What to check when the driver fails: a lost GPU, a non-root user, else the driver (a simulated one's dir)."""
+        if "needs root" in message or "insufficient permissions" in message.lower():
+            return (
+                "changing GPU power limits needs root on the node, as `nvidia-smi -pl` does: connect as root "
+                "(`user:` or `ssh.user` in factory.yaml), or run factoryctl as root for a `transport: local` node."
+            )
+        if "does not report its power" in message or "does not support setting" in message:
+            return self._unsupported_hint()  # the nvidia-smi bridge's word for what the agent calls `unsupported`
         if " is lost" in message or " was lost" in message:
             return (
                 "a lost GPU answers nothing until it is reset or the node rebooted; address the node's other GPUs "

@@ -1,0 +1,109 @@
+"""What the session makes of an agent's error reply: a documented kind, and a hint that names the node.
+
+The agent answers `usage`, `driver`, `agent` or `unsupported` (docs/agent-protocol.md); a listing's `errors` only
+know the kinds of docs/cli.md, so a GPU without the capability (`unsupported`) is the driver's failure with a hint
+about the GPU, never an agent to diagnose, and every hint names the node, never a literal TARGET.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from factoryctl.errors import ExitCode, NodeError
+from factoryctl.transport.session import AgentSession
+
+Answering = Callable[[str, str], AgentSession]
+
+
+@pytest.fixture
+def answering() -> Iterator[Answering]:
+    """A session with a fake agent on node `gpu07` that answers every request with the error given."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(kind: str, message: str) -> AgentSession:
+        script = f"""
+            import json, sys
+            print(json.dumps({{"type": "hello", "protocol": 1, "agent_version": "9", "backend": "sim"}}))
+            for line in sys.stdin:
+                request = json.loads(line)
+                error = {{"kind": {kind!r}, "message": {message!r}}}
+                print(json.dumps({{"id": request["id"], "ok": False, "error": error}}), flush=True)
+        """
+        proc = subprocess.Popen(
+            [sys.executable, "-u", "-c", textwrap.dedent(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
+        started.append(proc)
+        assert proc.stdin is not None
+        assert proc.stdout is not None
+        session = AgentSession("gpu07", proc.stdin, proc.stdout, on_close=proc.kill)
+        session.hello_info = session.wait_hello(10)
+        return session
+
+    yield start
+    for proc in started:
+        proc.kill()
+        proc.wait(10)
+        for pipe in (proc.stdin, proc.stdout):
+            with contextlib.suppress(OSError):
+                if pipe is not None:
+                    pipe.close()
+
+
+def refusal(session: AgentSession) -> NodeError:
+    with pytest.raises(NodeError) as caught:
+        session.set_power_limit(300.0)
+    return caught.value
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "GPU 0 on gpu07 does not support setting a power limit",
+        "GPU 0 on gpu07 does not report its power limit range (not supported)",
+    ],
+)
+def test_a_gpu_without_the_capability_is_the_drivers_failure_with_a_hint_about_the_gpu(
+    answering: Answering, message: str
+) -> None:
+    error = refusal(answering("unsupported", message))
+    assert (error.kind, error.exit_code) == ("driver", ExitCode.FAILURE)
+    assert error.message == f"gpu07: {message}"
+    assert error.hint is not None
+    assert "`factoryctl gpus gpu07 -o json`" in error.hint
+    assert "board or driver cannot do this" in error.hint
+    assert "TARGET" not in error.hint
+    assert "nodes check" not in error.hint
+
+
+def test_the_nvidia_smi_bridges_word_for_it_gets_the_same_hint(answering: Answering) -> None:
+    error = refusal(answering("driver", "GPU 1 does not report its power-limit range"))
+    assert error.kind == "driver"
+    assert error.hint is not None
+    assert "`factoryctl gpus gpu07 -o json`" in error.hint
+
+
+def test_an_agent_failure_hints_nodes_check_for_this_node(answering: Answering) -> None:
+    error = refusal(answering("agent", "set_power_limit failed: KeyError('x')"))
+    assert error.kind == "agent"
+    assert error.hint == "run `factoryctl nodes check gpu07` to diagnose the agent."
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "setting a power limit on gpu07 needs root (GPU 0: insufficient permissions)",
+        "nvidia-smi failed: Failed to set power management limit for GPU 00000000:18:00.0: Insufficient Permissions",
+    ],
+)
+def test_a_refusal_to_a_non_root_user_hints_that_root_is_needed(answering: Answering, message: str) -> None:
+    error = refusal(answering("driver", message))
+    assert error.kind == "driver"
+    assert error.hint is not None
+    assert "needs root on the node" in error.hint
+    assert "state_dir" not in error.hint
