@@ -95,7 +95,7 @@ def events_command(
         if not follow:
             items = [e.as_json() for e in found]
             emit(render_listing(items, [], EVENT_COLUMNS, output, no_header, event_fields()))
-            _say_if_cut(cut, limit, "events", context.global_options(ctx)[1])
+            _say_if_cut(cut, limit, ("event", "events"), context.global_options(ctx)[1])
             return
         _follow(store, found, names, kind, output, no_header, max(config.interval_s, 0.5))
     finally:
@@ -130,15 +130,19 @@ def audit_command(
     cut, found = len(found) > limit, found[-limit:]
     items = [_audit_item(e) for e in found]
     emit(render_listing(items, [], AUDIT_COLUMNS, output, no_header, audit_fields()))
-    _say_if_cut(cut, limit, "audit entries", context.global_options(ctx)[1])
+    _say_if_cut(cut, limit, ("audit entry", "audit entries"), context.global_options(ctx)[1])
 
 
-def _say_if_cut(cut: bool, limit: int, what: str, quiet: bool) -> None:
-    """A note on stderr (not under -q) when --limit cut the listing: the oldest rows were left out silently before."""
+def _say_if_cut(cut: bool, limit: int, what: tuple[str, str], quiet: bool) -> None:
+    """A note on stderr (not under -q) when --limit cut the listing: the oldest rows were left out silently before.
+
+    `what` names one row and several rows (`("event", "events")`).
+    """
     import sys
 
     if cut and not quiet:
-        sys.stderr.write(f"factoryctl: only the newest {limit:,} {what} are shown; --limit shows more.\n")
+        shown = f"the newest {what[0]} is" if limit == 1 else f"the newest {limit:,} {what[1]} are"
+        sys.stderr.write(f"factoryctl: only {shown} shown; --limit shows more.\n")
 
 
 def event_fields() -> list[str]:

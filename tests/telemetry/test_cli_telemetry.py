@@ -156,7 +156,7 @@ def test_drain_resume_and_events(cli: Any, filled: Path) -> None:
     assert [e["kind"] for e in only] == ["drain"]  # the newest drain, though a resume came after it
     cut = cli("--config", str(filled), "events", "--limit", "1", "-o", "json")
     assert [e["kind"] for e in cut.json()["items"]] == ["resume"]  # the newest
-    assert "only the newest 1 events are shown; --limit shows more." in cut.stderr  # it cut silently
+    assert "only the newest event is shown; --limit shows more." in cut.stderr  # it cut silently
     assert cli("--config", str(filled), "events", "--limit", "2").stderr == ""
     assert cli("--config", str(filled), "-q", "events", "--limit", "1").stderr == ""  # -q: nothing but errors
     audit = cli("--config", str(filled), "audit", "--limit", "1")
