@@ -56,7 +56,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """The live dashboard: node states, per-GPU bars, power against the budget; drain, resume and cap nodes.
 
-        q quits (exit 0), Ctrl-C or SIGINT too (exit 130); SIGTERM restores the terminal, then exits 143.
+        q quits (exit 0), Ctrl-C or SIGINT too (exit 130); SIGTERM (exit 143) and SIGHUP (exit 129) restore
+        the terminal first.
         ? lists every key.
         """
         from factoryctl.telemetry.poll import check_agent_cache
@@ -69,4 +70,4 @@ def register(app: typer.Typer) -> None:
 
         status = run_dashboard(config, read_only=read_only, target=None if target == "all" else target)
         if status:
-            raise typer.Exit(status)  # 130 after Ctrl-C or SIGINT, 143 after SIGTERM
+            raise typer.Exit(status)  # 130 after Ctrl-C or SIGINT, 143 after SIGTERM, 129 after SIGHUP

@@ -48,7 +48,8 @@ def register(app: typer.Typer) -> None:
         """Open the live dashboard on a simulated factory (8 nodes named demo[01-08], 8 simulated H100 each).
 
         The dashboard needs a terminal (else exit 2); in scripts use `--headless --duration S [-o json]`.
-        q quits (exit 0), Ctrl-C or SIGINT too (exit 130); SIGTERM restores the terminal, then exits 143.
+        q quits (exit 0), Ctrl-C or SIGINT too (exit 130); SIGTERM (exit 143) and SIGHUP (exit 129) restore
+        the terminal first.
         """
         from factoryctl.demo import demo_config
 
@@ -62,7 +63,7 @@ def register(app: typer.Typer) -> None:
 
         status = run_dashboard(demo_config(), read_only=read_only, target=None)
         if status:
-            raise typer.Exit(status)  # 130 after Ctrl-C or SIGINT, 143 after SIGTERM
+            raise typer.Exit(status)  # 130 after Ctrl-C or SIGINT, 143 after SIGTERM, 129 after SIGHUP
 
 
 def _run_headless(config: FactoryConfig, duration: float, interval: float, output: OutputFormat, quiet: bool) -> int:

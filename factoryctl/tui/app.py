@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
-from textual import work
+from textual import events, work
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.message import Message
@@ -24,6 +24,7 @@ from textual.screen import ModalScreen
 
 from factoryctl.errors import ExitCode
 from factoryctl.tui.screens.confirm import ConfirmScreen
+from factoryctl.tui.screens.guarded_dialog import GuardedDialog
 from factoryctl.tui.screens.help import HelpScreen
 from factoryctl.tui.screens.main import MainScreen
 from factoryctl.tui.screens.node import NodeScreen
@@ -36,6 +37,11 @@ if TYPE_CHECKING:
 
 #: Never ask for snapshots faster than this, whatever the configured interval.
 MIN_REFRESH_S = 0.25
+
+#: The signals that quit the dashboard as `q` does, terminal restored, with exit status 128 + the signal's number:
+#: SIGTERM (`kill`, `timeout`, systemd: 143), SIGINT sent as a signal (130) and SIGHUP (a closed terminal window,
+#: `kill -HUP`: 129, whose default would kill the process in the alternate screen). SIGHUP is POSIX only.
+EXIT_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGHUP") if hasattr(signal, name))
 
 
 class DashboardApp(App[None]):
@@ -80,7 +86,8 @@ class DashboardApp(App[None]):
         self.services = services
         #: The wall clock the header judges the data's age by (tests pin it; a stalled source must show as stale).
         self.clock = clock
-        #: The exit status of a SIGTERM/SIGINT received (143/130); `run_dashboard` catches them from before `run()`.
+        #: The exit status of a SIGTERM/SIGINT/SIGHUP received (143/130/129); `run_dashboard` catches them from
+        #: before `run()`.
         self.signal_status: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None  # set while mounted: where a signal schedules the exit
         self.read_only = read_only
@@ -107,6 +114,21 @@ class DashboardApp(App[None]):
     def _fatal_error(self) -> None:
         """Close after `_handle_exception`, without Textual's traceback (see there)."""
         self._close_messages_no_wait()
+
+    async def on_event(self, event: events.Event) -> None:
+        """A key made before the dialog on top opened is a stray key of the burst that opened it: the dialog's.
+
+        Textual checks a key's bindings once it has bubbled back up from the focused widget, against the screen on
+        top by then: the Enter of `ls -ld /tmp` + Enter (typed or pasted by mistake) would confirm the drain that its
+        `d` opened. Such a key is typed into the dialog's input instead, never run as a key.
+        """
+        if isinstance(event, events.Key) and event.is_forwarded:
+            stack = self.screen_stack
+            top = stack[-1] if stack else None
+            if isinstance(top, GuardedDialog) and event.time < top.opened_at:
+                top.type_stray_key(event)
+                return
+        await super().on_event(event)
 
     def on_mount(self) -> None:
         """Open the factory screen and start refreshing."""
@@ -160,7 +182,7 @@ class DashboardApp(App[None]):
         self._loop = None
 
     def on_exit_signal(self, signum: int, frame: object) -> None:
-        """SIGTERM/SIGINT handler (main thread, any time): quit as `q` does, with exit status 128 + signum.
+        """SIGTERM/SIGINT/SIGHUP handler (main thread, any time): quit as `q` does, with exit status 128 + signum.
 
         Before mount (or after unmount) it only records the status, which `on_mount` (or `run_dashboard`) acts on.
         """
@@ -218,7 +240,8 @@ def run_dashboard(config: FactoryConfig, read_only: bool = False, target: str | 
 
     With a live controller the dashboard reads its store; otherwise it runs its own collector (one agent session
     per node) for as long as it is open. Returns the exit status: 0 after `q`, 130 after Ctrl-C or SIGINT, 143 after
-    SIGTERM; an unexpected error inside the app is raised here, after the terminal is restored. The signal handlers are in place before the terminal changes and stay until the sessions are released,
+    SIGTERM, 129 after SIGHUP; an unexpected error inside the app is raised here, after the terminal is restored.
+    The signal handlers (`EXIT_SIGNALS`) are in place before the terminal changes and stay until the sessions are released,
     so a signal at any moment restores the terminal rather than killing the process in the alternate screen.
     """
     from factoryctl.tui.services import open_services
@@ -226,7 +249,7 @@ def run_dashboard(config: FactoryConfig, read_only: bool = False, target: str | 
     services = open_services(config, target)
     app = make_app(services, read_only=read_only)
     main = threading.current_thread() is threading.main_thread()  # only the main thread may set signal handlers
-    previous = {sig: signal.signal(sig, app.on_exit_signal) for sig in (signal.SIGTERM, signal.SIGINT) if main}
+    previous = {sig: signal.signal(sig, app.on_exit_signal) for sig in EXIT_SIGNALS if main}
     try:
         try:
             app.run()

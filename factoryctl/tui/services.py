@@ -141,8 +141,8 @@ class DashboardServices(Protocol):
         """Let the scheduler use `node` again."""
         ...
 
-    def set_power_cap(self, node: str, watts: float) -> list[dict[str, Any]]:
-        """Set every GPU of `node` to `watts`, clamped to each GPU's range.
+    def set_power_cap(self, node: str, watts: float, gpus: list[int] | None = None) -> list[dict[str, Any]]:
+        """Set every GPU of `node` (or only those of `gpus`: a node with a lost GPU) to `watts`, clamped to each range.
 
         Returns one `{index, before_w, enforced_w, clamped}` per GPU; raises a `FactoryError` when the node cannot
         be reached.

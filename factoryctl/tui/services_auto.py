@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from factoryctl.config import FactoryConfig
+from factoryctl.model.telemetry import NodeSample
 from factoryctl.tui.history import RecentHistory
 from factoryctl.tui.services import DashboardEvent, DashboardServices, FactorySnapshot, NodeHistory
 from factoryctl.tui.services_base import ConfiguredServices
@@ -43,6 +44,8 @@ class AutoServices(ConfiguredServices):
         self._calls = 0  # calls in progress on a delegate
         self._retired: list[DashboardServices] = []  # replaced delegates, closed once no call uses them
         self._closed = False  # after close(), a source opened late (a snapshot worker mid-switch) is closed at once
+        #: The nodes of the last snapshot: a collector taking back over starts from them, not from `connecting`.
+        self._last_nodes: tuple[NodeSample, ...] = ()
         self._choose(first=True)
 
     def _choose(self, first: bool = False) -> None:
@@ -53,6 +56,8 @@ class AutoServices(ConfiguredServices):
         if wanted == self.source:
             return
         fresh = self._open(wanted)
+        if wanted == "agents":
+            self._seed(fresh)
         old_history = getattr(self._delegate, "history", None)
         if wanted == "agents" and isinstance(old_history, RecentHistory):  # a hand-back keeps the hour's power
             fresh_history = getattr(fresh, "history", None)
@@ -75,6 +80,13 @@ class AutoServices(ConfiguredServices):
                 else "the controller stopped: collecting from the nodes directly"
             )
             self._notes.append(DashboardEvent(time.time(), None, "source", text, "warning"))
+
+    def _seed(self, fresh: DashboardServices) -> None:
+        """Hand the last snapshot's node states to a fresh embedded collector (a down node stays down, an up one up)."""
+        from factoryctl.tui.services_polled import PolledServices
+
+        if isinstance(fresh, PolledServices) and self._last_nodes:
+            fresh.seed(self._last_nodes)
 
     def _close_retired(self) -> None:
         """Close the replaced delegates if no call is using any delegate now."""
@@ -121,6 +133,7 @@ class AutoServices(ConfiguredServices):
             self._choose()
         with self._using() as delegate:
             snapshot = delegate.snapshot()
+        self._last_nodes = snapshot.nodes
         if not self._notes:
             return snapshot
         from dataclasses import replace
@@ -143,10 +156,10 @@ class AutoServices(ConfiguredServices):
         with self._using() as delegate:
             delegate.resume(node)
 
-    def set_power_cap(self, node: str, watts: float) -> list[dict[str, Any]]:
+    def set_power_cap(self, node: str, watts: float, gpus: list[int] | None = None) -> list[dict[str, Any]]:
         """Through the delegate (its session, or one audited request while a controller runs)."""
         with self._using() as delegate:
-            return delegate.set_power_cap(node, watts)
+            return delegate.set_power_cap(node, watts, gpus)
 
     def close(self) -> None:
         """Close the delegate and any replaced one (the dashboard is quitting: calls still running are abandoned)."""

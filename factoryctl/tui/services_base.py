@@ -80,3 +80,8 @@ def assemble_snapshot(
 def dashboard_event(event: Event) -> DashboardEvent:
     """A stored or freshly judged event as the events panel shows it."""
     return DashboardEvent(event.time, event.node, event.kind, event.message, event.severity)
+
+
+def cap_reason(watts: float) -> str:
+    """The audit reason of a power cap set from the dashboard, whichever services set it."""
+    return f"dashboard: {watts:g} W requested"

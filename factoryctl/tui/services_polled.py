@@ -20,9 +20,11 @@ Imports no Textual: the CLI, a benchmark or a test can drive it headless.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from factoryctl.config import FactoryConfig
@@ -35,7 +37,7 @@ from factoryctl.telemetry.links import STALL_MIN_S, Backoff, Connector, NodeLink
 from factoryctl.tui.grid import GridPrice
 from factoryctl.tui.history import RecentHistory
 from factoryctl.tui.services import DashboardEvent, FactorySnapshot, NodeHistory
-from factoryctl.tui.services_base import ConfiguredServices, assemble_snapshot, dashboard_event
+from factoryctl.tui.services_base import ConfiguredServices, assemble_snapshot, cap_reason, dashboard_event
 
 if TYPE_CHECKING:
     from factoryctl.power.limits import LimitChange
@@ -101,6 +103,26 @@ class _NodeState:
         for event in found:  # ECC errors, lost GPUs, thermal slowdown: as the controller sees them
             self.owner.add_event(dashboard_event(event))
         self.judge()
+
+    def seed(self, shown: NodeSample, now: float, now_mono: float) -> None:
+        """Start from what the dashboard showed last (a controller handing back), not from `connecting`.
+
+        A node that was up or degraded keeps its last sample (its GPUs, so an unhealthy one stays unhealthy), aged
+        by its time, and silence judges it as if this collector had heard it then; a down node stays down, with its
+        reason, until it answers. Its first sample or failure replaces the seed; nothing is announced by seeding.
+        """
+        with self.lock:
+            if self.latest is not None or self.failure is not None or self.agent_error is not None:
+                return  # heard from already: the node's own word wins
+            if shown.state == "down":
+                message = shown.message or f"{shown.node} is down."
+                self.failure = NodeError(shown.node, shown.error or "timeout", message, None)
+            elif shown.state in STATE_EVENTS and shown.gpus:
+                self.latest = dataclasses.replace(shown, state="up", error=None, message=None)
+                self.latest_mono = now_mono - max(0.0, now - shown.time)
+            else:
+                return
+            self.shown = shown.state
 
     def link_failed(self, node: str, error: NodeError) -> None:
         """The link broke, went silent or could not be made: down until the next sample."""
@@ -230,6 +252,18 @@ class PolledServices(ConfiguredServices):
                 node.link.start()
             self._judge_thread.start()
 
+    def seed(self, shown: Iterable[NodeSample]) -> None:
+        """Start each node from the sample the dashboard showed last (before `start`): see `_NodeState.seed`.
+
+        A controller handing back must not turn every node `connecting` (and a down one up-to-be) for a while:
+        docs/dashboard.md promises that a node keeps its state when a controller takes over or hands back.
+        """
+        now, now_mono = time.time(), time.monotonic()
+        for sample in shown:
+            state = self._nodes.get(sample.node)
+            if state is not None:
+                state.seed(sample, now, now_mono)
+
     def _judge_every_node(self) -> None:
         while not self.stop_event.wait(JUDGE_EVERY_S):
             for node in self._nodes.values():
@@ -336,8 +370,8 @@ class PolledServices(ConfiguredServices):
         self._drained.pop(node, None)
         self.add_event(DashboardEvent(time.time(), node, "resume", f"resumed by {self._user}"))
 
-    def set_power_cap(self, node: str, watts: float) -> list[dict[str, Any]]:
-        """Cap every GPU of `node` at `watts`, clamped to each GPU's range; audited with before and after.
+    def set_power_cap(self, node: str, watts: float, gpus: list[int] | None = None) -> list[dict[str, Any]]:
+        """Cap every GPU of `node` (or those of `gpus`) at `watts`, clamped to each GPU's range; audited.
 
         A cap the driver fails part-way raises its error, naming the GPUs it had already changed: those are audited
         (and in this session's events) first, as `power set` records them.
@@ -350,7 +384,7 @@ class PolledServices(ConfiguredServices):
         if session is None or state.failure is not None:
             raise NodeError(node, "agent", f"{node} is not connected: no power cap was set.", "wait until it is up.")
         try:
-            answers: list[dict[str, Any]] = session.set_power_limit(watts, None, clamp=True)
+            answers: list[dict[str, Any]] = session.set_power_limit(watts, gpus, clamp=True)
         except PartlyDone as failed:
             changes, error = partly_changed(failed)
             self._record_cap(changes, watts)
@@ -368,7 +402,7 @@ class PolledServices(ConfiguredServices):
         if not changes:
             return
         if self._store is not None:
-            record_audit(self._store, changes, "set", f"dashboard: {watts:g} W requested")
+            record_audit(self._store, changes, "set", cap_reason(watts))
         enforced = sorted({c.enforced_w for c in changes if c.enforced_w is not None})
         unknown = sum(1 for c in changes if c.enforced_w is None)
         said = f"power cap {', '.join(f'{w:.0f} W' for w in enforced) or 'set'}"

@@ -20,7 +20,7 @@ from factoryctl.store.who import login_name
 from factoryctl.tui.grid import GridPrice
 from factoryctl.tui.history import RecentHistory
 from factoryctl.tui.services import FactorySnapshot, GpuHistory, NodeHistory
-from factoryctl.tui.services_base import ConfiguredServices, assemble_snapshot, dashboard_event
+from factoryctl.tui.services_base import ConfiguredServices, assemble_snapshot, cap_reason, dashboard_event
 
 if TYPE_CHECKING:
     from factoryctl.store.sqlite import Store
@@ -157,13 +157,19 @@ class StoreServices(ConfiguredServices):
         self._check(node)
         self._store.set_drained([node], False, None, self._user)
 
-    def set_power_cap(self, node: str, watts: float) -> list[dict[str, Any]]:
-        """One clamped, audited request to the node, as `power set --clamp` makes it."""
+    def set_power_cap(self, node: str, watts: float, gpus: list[int] | None = None) -> list[dict[str, Any]]:
+        """One clamped, audited request to the node (its GPUs `gpus`, or all), as `power set --clamp` makes it."""
         from factoryctl.power.limits import apply_limit
 
         self._check(node)
         changes, errors = apply_limit(
-            self.config, [self.config.nodes[node]], None, watts, clamp=True, timeout=self.cap_timeout_s
+            self.config,
+            [self.config.nodes[node]],
+            gpus,
+            watts,
+            clamp=True,
+            timeout=self.cap_timeout_s,
+            reason=cap_reason(watts),
         )
         if errors:
             raise errors[0]

@@ -78,7 +78,7 @@ def summarize(snapshot: FactorySnapshot) -> FactorySummary:
         degraded=states["degraded"],
         down=states["down"],
         connecting=states["connecting"],
-        drained=len(snapshot.drained),
+        drained=sum(1 for sample in snapshot.nodes if sample.node in snapshot.drained),  # only the shown nodes
         unhealthy=unhealthy,
         gpus_busy=busy,
         gpus_total=total,

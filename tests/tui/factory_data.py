@@ -169,13 +169,15 @@ class FrozenServices:
         self.calls.append(("resume", node))
         self.current = dataclasses.replace(self.current, drained=self.current.drained - {node})
 
-    def set_power_cap(self, node: str, watts: float) -> list[dict[str, Any]]:
-        self.calls.append(("set_power_cap", node, watts))
+    def set_power_cap(self, node: str, watts: float, gpus: list[int] | None = None) -> list[dict[str, Any]]:
+        self.calls.append(("set_power_cap", node, watts) if gpus is None else ("set_power_cap", node, watts, gpus))
         sample = self.current.node(node)
         if sample is None or sample.state == "down":
             raise NodeError(node, "timeout", f"{node}: not reachable.", None)
         answers = []
         for g in sample.gpus:
+            if gpus is not None and g.index not in gpus:
+                continue
             enforced = min(max(watts, g.power_limit_min_w or 0), g.power_limit_max_w or watts)
             answers.append(
                 {"index": g.index, "before_w": g.power_limit_w, "enforced_w": enforced, "clamped": enforced != watts}

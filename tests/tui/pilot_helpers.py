@@ -30,3 +30,14 @@ def plain(renderable: object, width: int = 80) -> str:
     console = Console(width=width, record=True, color_system=None, file=io.StringIO())
     console.print(renderable)
     return console.export_text()
+
+
+async def when_armed(pilot) -> None:
+    """Wait until the dialog on top counts a confirmation (it ignores one in its first moment: a burst of keys)."""
+    from factoryctl.tui.screens.guarded_dialog import GuardedDialog
+
+    def armed() -> bool:
+        screen = pilot.app.screen
+        return isinstance(screen, GuardedDialog) and screen.armed
+
+    await wait_until(pilot, armed, what="the dialog to arm")

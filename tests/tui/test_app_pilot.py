@@ -7,7 +7,7 @@ import threading
 
 import pytest
 from factory_data import T0, FrozenServices, fixed_snapshot
-from pilot_helpers import first_snapshot, plain, wait_until
+from pilot_helpers import first_snapshot, plain, wait_until, when_armed
 from textual.widgets import Static
 
 from factoryctl.model.telemetry import NodeSample
@@ -217,7 +217,9 @@ async def test_drain_asks_for_a_reason_and_confirmation(services: FrozenServices
         assert "Drain demo01?" in app.screen.question
         await pilot.press("escape")
         assert services.calls == []
-        await pilot.press("d", *"bad fan", "enter")
+        await pilot.press("d", *"bad fan")
+        await when_armed(pilot)
+        await pilot.press("enter")
         await wait_until(pilot, lambda: services.calls, what="the drain call")
         assert services.calls == [("drain", "demo01", "bad fan")]
         await wait_until(pilot, lambda: cell(app, "demo01", "flags") == "drained", what="demo01 shown drained")
@@ -235,6 +237,7 @@ async def test_resume_needs_confirmation(services: FrozenServices) -> None:
         await pilot.click("#cancel")
         assert services.calls == []
         await pilot.press("r")
+        await when_armed(pilot)
         await pilot.click("#confirm")
         await wait_until(pilot, lambda: services.calls, what="the resume call")
         assert services.calls == [("resume", "demo03")]
@@ -250,7 +253,7 @@ async def test_power_cap_shows_the_range_clamps_and_reports(services: FrozenServ
         table(app).move_cursor(row=4)  # demo05, down: nothing to cap
         await pilot.press("p")
         assert isinstance(app.screen, MainScreen)
-        assert "not reachable" in list(app._notifications)[-1].message
+        assert "demo05 is not reachable" in list(app._notifications)[-1].message
         assert services.calls == []
         table(app).move_cursor(row=0)
         await pilot.press("p")
@@ -259,10 +262,11 @@ async def test_power_cap_shows_the_range_clamps_and_reports(services: FrozenServ
         assert app.screen.query_one("#confirm").disabled
         await pilot.press(*"150")
         assert "clamped to 200 W" in str(app.screen.query_one("#note").render())
+        await when_armed(pilot)
         await pilot.press("enter")
         await wait_until(pilot, lambda: services.calls, what="the cap call")
         assert services.calls == [("set_power_cap", "demo01", 150.0)]
-        await wait_until(pilot, lambda: app._notifications, what="the result toast")
+        await wait_until(pilot, lambda: "capped" in list(app._notifications)[-1].message, what="the result toast")
         assert "8 GPUs capped at 200 W (clamped from 150 W)" in list(app._notifications)[-1].message
 
 
@@ -270,7 +274,9 @@ async def test_actions_from_the_node_screen(services: FrozenServices) -> None:
     app = make_app(services)
     async with app.run_test() as pilot:
         await first_snapshot(pilot)
-        await pilot.press("enter", "p", *"300", "enter")
+        await pilot.press("enter", "p", *"300")
+        await when_armed(pilot)
+        await pilot.press("enter")
         await wait_until(pilot, lambda: services.calls, what="the cap call")
         assert services.calls == [("set_power_cap", "demo01", 300.0)]
         assert isinstance(app.screen, NodeScreen)
@@ -449,7 +455,9 @@ async def test_dialog_keys_q_and_n_cancel_y_confirms(services: FrozenServices) -
         await pilot.press("tab", "tab", "q")
         assert isinstance(app.screen, MainScreen)
         assert services.calls == []
-        await pilot.press("down", "r", "y")
+        await pilot.press("down", "r")
+        await when_armed(pilot)
+        await pilot.press("y")
         await wait_until(pilot, lambda: services.calls, what="the resume call")
         assert services.calls == [("resume", "demo03")]
 

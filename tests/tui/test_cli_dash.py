@@ -152,6 +152,20 @@ def test_sigint_as_a_signal_quits_with_status_130(tmp_path: Path) -> None:
     assert cooked
 
 
+def test_sighup_restores_the_terminal_then_exits_129(tmp_path: Path) -> None:
+    """A closed terminal window, `kill -HUP`: as SIGTERM, the terminal restored, exit 128 + SIGHUP."""
+    import os
+    import signal
+
+    output, status, cooked = _dashboard_in_a_pty(tmp_path, lambda pid, fd: os.kill(pid, signal.SIGHUP))
+    assert status == 129  # not killed by the signal (-1)
+    tail = output[output.rindex(ALT_SCREEN) :]
+    assert b"\x1b[?1049l" in tail  # left the alternate screen
+    assert b"\x1b[?1000l" in tail  # mouse reporting off
+    assert b"\x1b[?7h" in tail  # autowrap back on
+    assert cooked
+
+
 def test_ctrl_c_quits_with_status_130(tmp_path: Path) -> None:
     import os
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from factory_data import FrozenServices, fixed_snapshot, gpu, node
+from factory_data import FrozenServices, fixed_history, fixed_snapshot, gpu, node
 from pilot_helpers import first_snapshot, plain
 
 from factoryctl.model.telemetry import GpuSample
@@ -61,6 +61,16 @@ def test_a_lost_gpu_says_so_once_instead_of_every_field_unreported() -> None:
     assert text.count(LOST_SENTENCE) == 1
     assert "gpu_lost" not in text
     assert "not reported" not in text
+
+
+def test_a_lost_gpu_draws_no_history_bars() -> None:
+    """Its last readings, with no cap or range left to scale them by, would draw as full bars."""
+    reasons = dict.fromkeys((*LOST_FIELDS, *LOST_LISTS), "gpu_lost")
+    lost = gpu(1, 3, **{f: None for f in LOST_FIELDS}, processes=(), throttle_reasons=(), null_reasons=reasons)
+    lost = dataclasses.replace(lost, power_limit_max_w=None, power_limit_min_w=None)
+    text = plain(GpuDetailRenderable(lost, fixed_history("demo01").gpus[3]), width=120)
+    assert "history: none while the GPU is lost" in text
+    assert "█" not in text
 
 
 def test_an_unsupported_field_still_says_why() -> None:

@@ -214,6 +214,31 @@ def test_jobs_panel_says_when_no_scheduler_feeds_it() -> None:
     assert "demo01,demo02" in lines[0]
 
 
+def test_a_drained_and_unhealthy_node_shows_the_alarm_in_80_columns() -> None:
+    """The unhealthy flag comes first, so the 9-wide Flags column never crops it to `drained …`."""
+    from factoryctl.tui.renderables.node_rows import NodeRowsRenderable, flag_pieces
+    from factoryctl.tui.view import node_rows
+
+    snapshot = fixed_snapshot(drained=frozenset({"demo07"}))  # demo07: ECC errors, unhealthy
+    line = next(x for x in render(NodeRowsRenderable(node_rows(snapshot)), width=80).splitlines() if "demo07" in x)
+    assert line.split()[-3:] == ["unhlth", "dr", "b"]
+    assert "…" not in line
+    assert "".join(t for t, _ in flag_pieces(True, False, True)) == "unhlth dr"
+    assert "".join(t for t, _ in flag_pieces(False, False, True)) == "unhealthy"
+    assert "".join(t for t, _ in flag_pieces(True, True, True)) == "drained"
+    assert flag_pieces(False, True, True) == []
+
+
+def test_the_sorted_rack_column_shows_its_arrow() -> None:
+    from factoryctl.tui.renderables.node_rows import NodeRowsRenderable
+    from factoryctl.tui.view import node_rows
+
+    header = render(NodeRowsRenderable(node_rows(fixed_snapshot()), "rack"), width=80).splitlines()[0]
+    assert header.rstrip().endswith("Ra ▲")
+    assert "…" not in header
+    assert "Power kW ▲" in render(NodeRowsRenderable(node_rows(fixed_snapshot()), "power"), width=80)
+
+
 def test_node_rows_render_every_column_within_the_line_width() -> None:
     from factoryctl.tui.renderables.node_rows import NodeRowsRenderable, column_at, line_width, widths_for
     from factoryctl.tui.view import node_rows

@@ -92,7 +92,9 @@ def test_power_cap_is_one_audited_request(config) -> None:
     assert {(a["enforced_w"], a["clamped"]) for a in answers} == {(700.0, True)}
     store = open_store(config.store_path)
     try:
-        assert len(store.audit(0, ["demo04"])) == 8
+        entries = store.audit(0, ["demo04"])
+        assert len(entries) == 8
+        assert {e.reason for e in entries} == {"dashboard: 900 W requested"}  # as without a controller: it had none
     finally:
         store.close()
 
@@ -188,6 +190,32 @@ def test_a_controller_starting_and_stopping_switches_the_source(config) -> None:
         snap = services.snapshot()
         assert services.source == "agents"
         assert any("collecting from the nodes directly" in e.message for e in snap.events)
+    finally:
+        lock.release()
+        services.close()
+
+
+def test_a_controller_handing_back_keeps_every_node_state(config) -> None:
+    """The embedded collector starts from the controller's last view: no `connecting`, the down node still down."""
+    from factoryctl.store.lock import ControllerLock
+    from factoryctl.tui.services_auto import AutoServices
+
+    services = AutoServices(config, "demo[01-03]", check_every_s=0.0)
+    lock = ControllerLock(config.state_dir)
+    try:
+        write_history(config, minutes=1)  # demo01 up, demo02 degraded, demo03 down (connection refused)
+        lock.acquire()
+        before = services.snapshot()
+        assert services.source == "store"
+        assert [before.node(f"demo0{i}").state for i in (1, 2, 3)] == ["up", "degraded", "down"]
+        lock.release()
+        after = services.snapshot()  # the collector's first look: no agent has answered yet
+        assert services.source == "agents"
+        assert [n.state for n in after.nodes if n.state == "connecting"] == []
+        assert after.node("demo01").state == "up"
+        assert after.node("demo01").gpus == before.node("demo01").gpus
+        assert after.node("demo03").state == "down"
+        assert after.node("demo03").message == "demo03: connection refused."
     finally:
         lock.release()
         services.close()

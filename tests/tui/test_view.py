@@ -37,6 +37,12 @@ def test_summary_counts_states_flags_and_power() -> None:
     assert s.queue_length is None
 
 
+def test_summary_counts_only_the_drained_nodes_it_shows() -> None:
+    """`dash @rack-a`: the store's drained flags of the other nodes are not this view's (docs: drained, of TARGET)."""
+    snapshot = fixed_snapshot(count=4, drained=frozenset({"demo02", "demo05", "demo07"}))
+    assert summarize(snapshot).drained == 1
+
+
 def test_summary_of_an_empty_factory_invents_nothing() -> None:
     s = summarize(fixed_snapshot(nodes=(), power_history_w=()))
     assert s.power_kw is None

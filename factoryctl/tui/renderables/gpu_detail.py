@@ -132,9 +132,11 @@ class GpuDetailRenderable:
         return table
 
     def history_group(self) -> Group:
-        """Three labelled sparklines (utilization, power, temperature)."""
+        """Three labelled sparklines (utilization, power, temperature); none for a lost GPU (it says so)."""
         h = self.history
         gpu = self.gpu
+        if is_lost(gpu):  # no cap or range to scale by: its last readings would draw as full bars
+            return Group(Text("history: none while the GPU is lost", style=tone("secondary")))
         if h is None or not h.power_w:
             return Group(Text("history: collecting…", style=tone("secondary")))
         return Group(

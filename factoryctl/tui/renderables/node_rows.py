@@ -71,6 +71,18 @@ def widths_for(rows: Sequence[NodeRow]) -> tuple[tuple[str, int], ...]:
     return tuple((key, min(max(width, longest), 24) if key == "node" else width) for key, width in COLUMNS)
 
 
+def flag_pieces(drained: bool, healthy: bool, plain: bool) -> list[Piece]:
+    """`drained`, `unhealthy`, or both as `unhlth dr`: the alarm first, so the column (9 wide) never crops it.
+
+    Unhealthy is one definition with the header's count: `NodeSample.healthy` (docs/dashboard.md).
+    """
+    if healthy:
+        return [("drained", tone("warn", plain))] if drained else []
+    if not drained:
+        return [("unhealthy", tone("alarm", plain))]
+    return [("unhlth", tone("alarm", plain)), (" dr", tone("warn", plain))]
+
+
 def cell_pieces(row: NodeRow) -> dict[str, list[Piece]]:
     """Each column's content as (text, style) pieces."""
     sample = row.sample
@@ -80,12 +92,7 @@ def cell_pieces(row: NodeRow) -> dict[str, list[Piece]]:
         "state": [(sample.state, state_style(sample.state, plain))],
         "rack": [(row.rack or "—", "")],
     }
-    flags: list[Piece] = []
-    if row.drained:
-        flags.append(("drained", tone("warn", plain)))
-    if not sample.healthy:  # one definition with the header's count: `NodeSample.healthy` (docs/dashboard.md)
-        flags.append((" unhlth" if row.drained else "unhealthy", tone("alarm", plain)))
-    cells["flags"] = flags
+    cells["flags"] = flag_pieces(row.drained, sample.healthy, plain)
     if sample.state == "down":
         cells["util"] = [(sample.error or "unreachable", tone("secondary", plain))]
         cells["power"] = []
@@ -140,13 +147,14 @@ def row_segments(row: NodeRow, columns: Sequence[tuple[str, int]], base: Style |
 def header_segments(
     columns: Sequence[tuple[str, int]], sort_column: str, reverse: bool, base: Style | None = None
 ) -> list[Segment]:
-    """The header line, with ▲/▼ on the sort column."""
+    """The header line, with ▲/▼ on the sort column (its title shortened to make room: `Ra ▲` in the 4-wide Rack)."""
     segments: list[Segment] = []
     for key, width in columns:
         title = SORT_KEYS[key][0]
         pieces: list[Piece] = [(title, "bold" if key == sort_column else "")]
         if key == sort_column:
-            pieces.append((" ▼" if reverse else " ▲", "bold"))
+            arrow = " ▼" if reverse else " ▲"
+            pieces = [(title[: width - len(arrow)], "bold"), (arrow, "bold")]
         segments.extend(_fit(pieces, width, base))
     return segments
 

@@ -2,6 +2,7 @@
 
 Keys: Esc cancels; `y` answers yes and `n` or `q` no, except while the reason's input has focus (there they are
 letters of the reason, and Enter confirms). The dialog has its own footer, so the keys shown are the ones that work.
+Nothing confirms it in its first moment (`GuardedDialog`): keys typed or pasted by mistake never drain a node.
 """
 
 from __future__ import annotations
@@ -11,14 +12,15 @@ from typing import ClassVar
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Input, Label
+
+from factoryctl.tui.screens.guarded_dialog import GuardedDialog
 
 #: Single-letter answers, disabled while a text input has focus (the letters are typed there).
 LETTER_ACTIONS = frozenset({"yes", "no"})
 
 
-class ConfirmScreen(ModalScreen[str | None]):
+class ConfirmScreen(GuardedDialog[str | None]):
     """Dismisses with the reason typed (`""` when none was asked) on yes, None on no."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -47,23 +49,25 @@ class ConfirmScreen(ModalScreen[str | None]):
 
     def on_mount(self) -> None:
         """Focus the reason when there is one, else the confirm button."""
-        if self.ask_reason is not None:
-            self.query_one("#reason", Input).focus()
-        else:
-            self.query_one("#confirm", Button).focus()
+        first = self.query_one("#reason", Input) if self.ask_reason is not None else self.query_one("#confirm", Button)
+        self.give_first_focus(first)
 
     def _reason(self) -> str:
         return self.query_one("#reason", Input).value.strip() if self.ask_reason is not None else ""
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        """Enter in the reason confirms."""
+        """Enter in the reason confirms (once the dialog is armed)."""
         event.stop()
-        self.dismiss(self._reason())
+        if self.confirmation_counts():
+            self.dismiss(self._reason())
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
-        """Confirm or cancel."""
+        """Confirm (once the dialog is armed) or cancel."""
         event.stop()
-        self.dismiss(self._reason() if event.button.id == "confirm" else None)
+        if event.button.id != "confirm":
+            self.dismiss(None)
+        elif self.confirmation_counts(str(event.button.label)):
+            self.dismiss(self._reason())
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """`y`, `n` and `q` are letters while the reason's input has focus."""
@@ -75,7 +79,8 @@ class ConfirmScreen(ModalScreen[str | None]):
 
     def action_yes(self) -> None:
         """`y`: confirm, as the confirm button does."""
-        self.dismiss(self._reason())
+        if self.confirmation_counts("y"):
+            self.dismiss(self._reason())
 
     def action_no(self) -> None:
         """`n` or `q`: change nothing."""

@@ -16,7 +16,7 @@ from factoryctl.errors import FactoryError
 from factoryctl.model.telemetry import NodeSample
 from factoryctl.tui import text as fmt
 from factoryctl.tui.screens.confirm import ConfirmScreen
-from factoryctl.tui.screens.power_cap import PowerCapScreen
+from factoryctl.tui.screens.power_cap import PowerCapScreen, answering_gpus
 
 if TYPE_CHECKING:
     from factoryctl.tui.app import DashboardApp
@@ -108,16 +108,20 @@ class NodeActionsScreen(Screen[None]):
         self.app.push_screen(ConfirmScreen(f"Resume {node}? The scheduler may use it again.", "Resume"), done)
 
     def action_power_cap(self) -> None:
-        """Ask for watts, then cap every GPU of the current node."""
+        """Ask for watts, then cap every GPU of the current node (those that answer when one is lost)."""
         sample = self.current_sample()
         if sample is None or sample.state == "down" or not sample.gpus:
-            self.notify("This node is not reachable: no power cap can be set.", severity="warning")
+            where = self.current_node() or "This node"
+            self.notify(f"{where} is not reachable: no power cap can be set.", severity="warning", markup=False)
             return
-        node = sample.node
+        node, gpus = sample.node, answering_gpus(sample)
+        if gpus == []:
+            self.notify(f"No GPU of {node} answers (all lost): no power cap can be set.", severity="warning")
+            return
 
         def done(watts: float | None) -> None:
             if watts is not None:
-                self._set_cap(node, watts)
+                self._set_cap(node, watts, gpus)
 
         self.app.push_screen(PowerCapScreen(sample), done)
 
@@ -130,9 +134,9 @@ class NodeActionsScreen(Screen[None]):
         self._run(lambda: self.dashboard.services.resume(node), f"{node} resumed")
 
     @work(thread=True, group="actions", exit_on_error=False)
-    def _set_cap(self, node: str, watts: float) -> None:
+    def _set_cap(self, node: str, watts: float, gpus: list[int] | None) -> None:
         def call() -> str:
-            return describe_cap_result(node, watts, self.dashboard.services.set_power_cap(node, watts))
+            return describe_cap_result(node, watts, self.dashboard.services.set_power_cap(node, watts, gpus))
 
         self._run(call, None)
 

@@ -1,6 +1,10 @@
 """Ask for a node's new GPU power cap, show the valid range and what the value will be clamped to, then confirm.
 
-Esc cancels; `q` cancels too once the focus is on a button (in the input it is a key that types nothing).
+A node with a lost GPU (fallen off the bus: the agent refuses a cap of the whole node) is capped on the GPUs that
+answer, and the dialog names them before anything changes: `caps demo04/0,2-7: GPU 1 is lost`.
+
+Esc cancels; `q` cancels too once the focus is on a button (in the input it is a key that types nothing). Nothing
+confirms it in its first moment (`GuardedDialog`): keys typed or pasted by mistake never cap a node.
 """
 
 from __future__ import annotations
@@ -11,11 +15,29 @@ from typing import ClassVar
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Input, Label
 
 from factoryctl.model.telemetry import NodeSample
 from factoryctl.tui import text as fmt
+from factoryctl.tui.renderables.gpu_detail import is_lost
+from factoryctl.tui.screens.guarded_dialog import GuardedDialog
+
+
+def answering_gpus(sample: NodeSample) -> list[int] | None:
+    """The GPUs a cap addresses: None for every GPU of the node, or the indexes of those not lost when one is."""
+    if not any(is_lost(g) for g in sample.gpus):
+        return None
+    return [g.index for g in sample.gpus if not is_lost(g)]
+
+
+def addressed_note(sample: NodeSample) -> str:
+    """`caps demo04/0,2-7: GPU 1 is lost` when a GPU is lost, else `""` (every GPU is capped)."""
+    answering = answering_gpus(sample)
+    if answering is None:
+        return ""
+    lost = [g.index for g in sample.gpus if is_lost(g)]
+    were = "is" if len(lost) == 1 else "are"
+    return f"caps {sample.node}/{fmt.index_ranges(answering)}: GPU {fmt.index_ranges(lost)} {were} lost"
 
 
 def cap_range(sample: NodeSample) -> tuple[float | None, float | None]:
@@ -31,7 +53,7 @@ def clamp_note(watts: float, low: float | None, high: float | None) -> str:
         return f"below the minimum: will be clamped to {fmt.watts(low)}"
     if high is not None and watts > high:
         return f"above the maximum: will be clamped to {fmt.watts(high)}"
-    return f"every GPU will be capped at {watts:g} W"
+    return f"each GPU addressed will be capped at {watts:g} W"
 
 
 def input_note(text: str, low: float | None, high: float | None) -> str:
@@ -48,7 +70,7 @@ def input_note(text: str, low: float | None, high: float | None) -> str:
     return clamp_note(watts, low, high)
 
 
-class PowerCapScreen(ModalScreen[float | None]):
+class PowerCapScreen(GuardedDialog[float | None]):
     """Dismisses with the watts to request, or None."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -66,8 +88,16 @@ class PowerCapScreen(ModalScreen[float | None]):
         s = self.sample
         limits = sorted({g.power_limit_w for g in s.gpus if g.power_limit_w is not None})
         now = ", ".join(fmt.watts(w) for w in limits) or "unknown"
+        answering = answering_gpus(s)
+        question = (
+            f"Set the power cap of every GPU on {s.node} ({len(s.gpus)} GPUs)"
+            if answering is None
+            else f"Set the power cap of the GPUs of {s.node} that answer ({len(answering)} of {len(s.gpus)})"
+        )
         with Vertical(id="dialog"):
-            yield Label(f"Set the power cap of every GPU on {s.node} ({len(s.gpus)} GPUs)", id="question")
+            yield Label(question, id="question")
+            if answering is not None:
+                yield Label(addressed_note(s), id="addressed")
             yield Label(
                 f"now {now}; accepted range {fmt.watts(self.low)} – {fmt.watts(self.high)}; "
                 "values outside it are clamped and audited",
@@ -82,7 +112,7 @@ class PowerCapScreen(ModalScreen[float | None]):
 
     def on_mount(self) -> None:
         """Focus the input."""
-        self.query_one("#watts", Input).focus()
+        self.give_first_focus(self.query_one("#watts", Input))
 
     def _watts(self) -> float | None:
         try:
@@ -101,15 +131,18 @@ class PowerCapScreen(ModalScreen[float | None]):
         """Enter confirms a valid value."""
         event.stop()
         watts = self._watts()
-        if watts is not None:
-            self.dismiss(watts)
-        else:  # the note under the input already says why
+        if watts is None:  # the note under the input already says why
             self.app.bell()
+        elif self.confirmation_counts():
+            self.dismiss(watts)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
-        """Set or cancel."""
+        """Set (once the dialog is armed) or cancel."""
         event.stop()
-        self.dismiss(self._watts() if event.button.id == "confirm" else None)
+        if event.button.id != "confirm":
+            self.dismiss(None)
+        elif self.confirmation_counts(str(event.button.label)):
+            self.dismiss(self._watts())
 
     def action_cancel(self) -> None:
         """Esc: change nothing."""
