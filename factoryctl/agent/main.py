@@ -10,6 +10,7 @@ import argparse
 import sys
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from factoryctl.agent.limits_lock import LimitsLock, real_node_lock_path
 from factoryctl.agent.nvml import NvmlSession
 from factoryctl.agent.server import AgentServer
 
@@ -72,6 +73,16 @@ def _simulated_driver(args: argparse.Namespace) -> Tuple[Any, FaultInjector]:
     return sim_nvml, inject
 
 
+def _limits_lock(args: argparse.Namespace) -> LimitsLock:
+    """The lock every agent of this node shares while changing power limits (factoryctl.agent.limits_lock)."""
+    if not args.sim:
+        return LimitsLock(real_node_lock_path(), private=True)
+    from factoryctl.sim.storage import default_state_dir, limits_lock_path
+
+    state_dir = args.state_dir if args.state_dir is not None else default_state_dir()
+    return LimitsLock(limits_lock_path(state_dir, args.factory, args.node), private=False)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the agent until shutdown or EOF (or, with a first argument in TOOLS, that tool)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -95,7 +106,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         lib = pynvml
         backend = "nvml"
     session = NvmlSession(lib, "NVML" if backend == "nvml" else "the simulated driver (state under the state_dir)")
-    server = AgentServer(args.node, backend, session, sys.stdout, inject=inject)
+    server = AgentServer(args.node, backend, session, sys.stdout, inject=inject, limits_lock=_limits_lock(args))
     try:
         return server.serve(sys.stdin)
     except KeyboardInterrupt:

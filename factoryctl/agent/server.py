@@ -3,11 +3,13 @@
 One request per line (`{"id", "op", ...}`), one reply per request echoing the id. Streams run in background threads;
 every write to stdout goes through one lock so lines never interleave, and a stopped stream never writes again after
 its `stop` reply. A line that is not a JSON object gets an `agent` error and the agent keeps running; EOF on stdin
-ends the agent cleanly. See docs/agent-protocol.md.
+ends the agent cleanly. A change of power limits holds the node's limits lock (factoryctl.agent.limits_lock) across
+its read-set-read, so concurrent agents on one node change them one at a time. See docs/agent-protocol.md.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -15,11 +17,18 @@ import platform
 import sys
 import threading
 import time
-from typing import IO, Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import IO, Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from factoryctl import __version__
 from factoryctl.agent import PROTOCOL_VERSION
 from factoryctl.agent.host import HostSampler
+from factoryctl.agent.limits_lock import (
+    DEFAULT_TIMEOUT_S,
+    MAX_TIMEOUT_S,
+    LimitsLock,
+    LimitsLockError,
+    LimitsLockTimeout,
+)
 from factoryctl.agent.nvml import DriverUnavailable, GpuLost, NvmlSession
 from factoryctl.agent.sampler import DEFAULT_SLOW_INTERVAL_S, GpuSampler, node_sample
 from factoryctl.agent.schedule import next_due, read_clocks, stream_max_age
@@ -48,12 +57,15 @@ class AgentServer:
         nvml: NvmlSession,
         out: IO[str],
         inject: Optional[Callable[[str, Optional[List[int]], Optional[int]], Dict[str, Any]]] = None,
+        limits_lock: Optional[LimitsLock] = None,
     ) -> None:
+        """`limits_lock` is the node's, shared with its other agents; None only serialises this agent's own changes."""
         self.node = node
         self.backend = backend
         self.nvml = nvml
         self.out = out
         self.inject_fault = inject
+        self.limits_lock = limits_lock
         self.sampler = GpuSampler(nvml)
         self.host = HostSampler()
         self._write_lock = threading.Lock()
@@ -258,14 +270,41 @@ class AgentServer:
             out[i] = (limits[0] / 1000.0, limits[1] / 1000.0, default / 1000.0)
         return out
 
+    @contextlib.contextmanager
+    def _changing_limits(self, req: Dict[str, Any]) -> Iterator[None]:
+        """The node's limits held against its other agents (waiting at most `lock_timeout_s`), then this agent's.
+
+        So a change's read-set-read is never interleaved with another's, and the before and after it reports are
+        true. The caller resolves the GPUs first, so a node without a driver answers that, not a lock problem.
+        """
+        wait = req.get("lock_timeout_s", DEFAULT_TIMEOUT_S)
+        if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not 0 <= wait <= MAX_TIMEOUT_S:
+            raise RequestError("usage", f"lock_timeout_s must be a number of seconds from 0 to {MAX_TIMEOUT_S:g}")
+        with contextlib.ExitStack() as held:
+            if self.limits_lock is not None:
+                try:
+                    held.enter_context(self.limits_lock.held(float(wait)))
+                except LimitsLockTimeout:
+                    raise RequestError(
+                        "driver",
+                        f"another change of the power limits on {self.node} was still running after {wait:g} s "
+                        f"(it holds {self.limits_lock.path}); nothing was changed, try again when it has ended",
+                    ) from None
+                except LimitsLockError as exc:
+                    raise RequestError(
+                        "driver", f"cannot lock the power limits on {self.node}: {exc}; nothing was changed"
+                    ) from None
+            with self._sample_lock:
+                yield
+
     def op_set_power_limit(self, req: Dict[str, Any]) -> Dict[str, Any]:
         """`set_power_limit`: validate every GPU first, change nothing when one is out of range (unless clamp)."""
         watts = req.get("watts")
         if isinstance(watts, bool) or not isinstance(watts, (int, float)) or not math.isfinite(watts):
             raise RequestError("usage", "watts must be a number")
         clamp = bool(req.get("clamp", False))
-        with self._sample_lock:
-            indexes = self._gpu_indexes(req.get("gpus"))
+        indexes = self._gpu_indexes(req.get("gpus"))  # no such GPU, no driver: refused without waiting
+        with self._changing_limits(req):
             ranges = self._ranges(indexes)
             targets: Dict[int, Tuple[float, bool]] = {}
             for i in indexes:
@@ -284,8 +323,8 @@ class AgentServer:
 
     def op_reset_power_limit(self, req: Dict[str, Any]) -> Dict[str, Any]:
         """`reset_power_limit`: each GPU back to its default limit."""
-        with self._sample_lock:
-            indexes = self._gpu_indexes(req.get("gpus"))
+        indexes = self._gpu_indexes(req.get("gpus"))
+        with self._changing_limits(req):
             ranges = self._ranges(indexes)
             return self._set_limits(indexes, {i: (ranges[i][2], False) for i in indexes})
 

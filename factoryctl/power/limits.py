@@ -215,7 +215,7 @@ def _change(
         with agent_session(node, config, timeout) as session:
             try:
                 if watts is None:
-                    answers = session.request("reset_power_limit", timeout=timeout, gpus=gpus).get("gpus") or []
+                    answers = session.reset_power_limit(gpus, timeout)
                 else:
                     answers = session.set_power_limit(watts, gpus, clamp, timeout)
             finally:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set
 
 from factoryctl.sim import errors as _errors
 from factoryctl.sim.errors import *  # noqa: F403 - NVMLError, NVMLError_*, NVML_ERROR_* as in pynvml
@@ -29,72 +29,28 @@ from factoryctl.sim.errors import (
     NVML_ERROR_UNINITIALIZED,
     NVMLError,
 )
+from factoryctl.sim.nvml_constants import *  # noqa: F403 - NVML_*, nvml* constants as in pynvml
+from factoryctl.sim.nvml_constants import (
+    DRIVER_VERSION,
+    NVML_AGGREGATE_ECC,
+    NVML_CLOCK_GRAPHICS,
+    NVML_CLOCK_MEM,
+    NVML_CLOCK_SM,
+    NVML_CLOCK_VIDEO,
+    NVML_MEMORY_ERROR_TYPE_CORRECTED,
+    NVML_MEMORY_ERROR_TYPE_UNCORRECTED,
+    NVML_TEMPERATURE_GPU,
+    NVML_TEMPERATURE_THRESHOLD_GPU_MAX,
+    NVML_TEMPERATURE_THRESHOLD_MEM_MAX,
+    NVML_TEMPERATURE_THRESHOLD_SHUTDOWN,
+    NVML_TEMPERATURE_THRESHOLD_SLOWDOWN,
+    NVML_VOLATILE_ECC,
+    UNSUPPORTABLE_FIELDS,
+    nvmlEventTypeDoubleBitEccError,
+    nvmlEventTypeXidCriticalError,
+)
 from factoryctl.sim.profiles import get_profile
 from factoryctl.sim.state import GpuReading, SimNode
-
-# Constants, same names and values as pynvml.
-NVML_TEMPERATURE_GPU = 0
-NVML_TEMPERATURE_THRESHOLD_SHUTDOWN = 0
-NVML_TEMPERATURE_THRESHOLD_SLOWDOWN = 1
-NVML_TEMPERATURE_THRESHOLD_MEM_MAX = 2
-NVML_TEMPERATURE_THRESHOLD_GPU_MAX = 3
-NVML_CLOCK_GRAPHICS = 0
-NVML_CLOCK_SM = 1
-NVML_CLOCK_MEM = 2
-NVML_CLOCK_VIDEO = 3
-NVML_MEMORY_ERROR_TYPE_CORRECTED = 0
-NVML_MEMORY_ERROR_TYPE_UNCORRECTED = 1
-NVML_VOLATILE_ECC = 0
-NVML_AGGREGATE_ECC = 1
-nvmlClocksEventReasonGpuIdle = 0x1
-nvmlClocksEventReasonApplicationsClocksSetting = 0x2
-nvmlClocksEventReasonSwPowerCap = 0x4
-nvmlClocksEventReasonHwSlowdown = 0x8
-nvmlClocksEventReasonSyncBoost = 0x10
-nvmlClocksEventReasonSwThermalSlowdown = 0x20
-nvmlClocksEventReasonHwThermalSlowdown = 0x40
-nvmlClocksEventReasonHwPowerBrakeSlowdown = 0x80
-nvmlClocksEventReasonNone = 0x0
-nvmlClocksThrottleReasonGpuIdle = nvmlClocksEventReasonGpuIdle
-nvmlClocksThrottleReasonSwPowerCap = nvmlClocksEventReasonSwPowerCap
-nvmlClocksThrottleReasonHwSlowdown = nvmlClocksEventReasonHwSlowdown
-nvmlClocksThrottleReasonSwThermalSlowdown = nvmlClocksEventReasonSwThermalSlowdown
-nvmlClocksThrottleReasonHwThermalSlowdown = nvmlClocksEventReasonHwThermalSlowdown
-nvmlClocksThrottleReasonNone = 0x0
-nvmlEventTypeSingleBitEccError = 0x1
-nvmlEventTypeDoubleBitEccError = 0x2
-nvmlEventTypeXidCriticalError = 0x8
-nvmlEventTypeNone = 0x0
-
-#: The driver version reported unless `configure(driver_version=...)` chose another (an older driver's nvidia-smi
-#: knows fewer --query-gpu properties: factoryctl.sim.smi).
-DRIVER_VERSION = "550.90.07"
-
-# GPU field (docs/cli.md names) -> the NVML functions that answer NOT_SUPPORTED when the inventory lists it
-# (`sim.unsupported`, docs/simulated-driver.md, Faults).
-UNSUPPORTABLE_FIELDS: Dict[str, Tuple[str, ...]] = {
-    "uuid": ("nvmlDeviceGetUUID",),
-    "name": ("nvmlDeviceGetName",),
-    "utilization_pct": ("nvmlDeviceGetUtilizationRates",),
-    "memory_used_mib": ("nvmlDeviceGetMemoryInfo",),
-    "memory_total_mib": ("nvmlDeviceGetMemoryInfo",),
-    "power_w": ("nvmlDeviceGetPowerUsage",),
-    "power_limit_w": (
-        "nvmlDeviceGetEnforcedPowerLimit",
-        "nvmlDeviceGetPowerManagementLimit",
-        "nvmlDeviceSetPowerManagementLimit",
-    ),
-    "power_limit_min_w": ("nvmlDeviceGetPowerManagementLimitConstraints",),
-    "power_limit_max_w": ("nvmlDeviceGetPowerManagementLimitConstraints",),
-    "power_limit_default_w": ("nvmlDeviceGetPowerManagementDefaultLimit",),
-    "energy_j": ("nvmlDeviceGetTotalEnergyConsumption",),
-    "temperature_c": ("nvmlDeviceGetTemperature",),
-    "temperature_slowdown_c": ("nvmlDeviceGetTemperatureThreshold",),
-    "sm_clock_mhz": ("nvmlDeviceGetClockInfo",),
-    "throttle_reasons": ("nvmlDeviceGetCurrentClocksEventReasons", "nvmlDeviceGetCurrentClocksThrottleReasons"),
-    "ecc_uncorrected": ("nvmlDeviceGetTotalEccErrors",),
-    "processes": ("nvmlDeviceGetComputeRunningProcesses",),
-}
 
 _settings: Dict[str, Any] = {}
 _driver_version: Optional[str] = None

@@ -37,6 +37,15 @@ def state_path(state_dir: "os.PathLike[str] | str", factory: str, node: str) -> 
     return Path(state_dir) / safe_name(factory) / f"{safe_name(node)}.json"
 
 
+def limits_lock_path(state_dir: "os.PathLike[str] | str", factory: str, node: str) -> Path:
+    """The lock every agent of simulated node `node` holds while it changes its power limits (factoryctl.agent).
+
+    Beside the state file, so it is per simulated node and found by every agent of it; `.limits-lock` is no name
+    the state, its own lock or its temporary files can take, whatever the node is called.
+    """
+    return state_path(state_dir, factory, node).with_suffix(".limits-lock")
+
+
 def _make_dirs(directory: Path) -> None:
     """Create `directory` and missing parents readable by this user only (the state dir may be the controller's)."""
     for missing in reversed([d for d in (directory, *directory.parents) if not os.path.lexists(d)]):

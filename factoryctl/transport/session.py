@@ -310,6 +310,11 @@ class AgentSession:
             )
         if "does not report its power" in message or "does not support setting" in message:
             return self._unsupported_hint()  # the nvidia-smi bridge's word for what the agent calls `unsupported`
+        if "another change of the power limits" in message:
+            return (
+                "another factoryctl (a cron job, a colleague, a dashboard) was changing this node's power limits: run "
+                "the command again once it has ended, or give it a longer --timeout to wait for it."
+            )
         if " is lost" in message or " was lost" in message:
             return (
                 "a lost GPU answers nothing until it is reset or the node rebooted; address the node's other GPUs "
@@ -393,7 +398,15 @@ class AgentSession:
 
         A set the driver fails part-way raises `PartlyDone`, its `result["gpus"]` the answers of the GPUs already set.
         """
-        result = self.request("set_power_limit", timeout=timeout, gpus=gpus, watts=watts, clamp=clamp)
+        lock_wait = limits_lock_wait(timeout)
+        result = self.request(
+            "set_power_limit", timeout=timeout, gpus=gpus, watts=watts, clamp=clamp, lock_timeout_s=lock_wait
+        )
+        return list(result.get("gpus") or [])
+
+    def reset_power_limit(self, gpus: list[int] | None = None, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """Reset GPU power limits to their defaults; each answer as `set_power_limit`'s."""
+        result = self.request("reset_power_limit", timeout=timeout, gpus=gpus, lock_timeout_s=limits_lock_wait(timeout))
         return list(result.get("gpus") or [])
 
     def close(self, timeout: float = 2.0) -> None:
@@ -414,3 +427,17 @@ class AgentSession:
             self._on_close()
         with contextlib.suppress(OSError):
             self._stdout.close()
+
+
+#: What a power-limit request leaves of its own timeout for the answer to travel back (see `limits_lock_wait`).
+_LOCK_MARGIN_S = 1.0
+#: The longest lock wait the agent takes (docs/agent-protocol.md, `lock_timeout_s`).
+_LOCK_WAIT_MAX_S = 60.0
+
+
+def limits_lock_wait(timeout: float) -> float:
+    """How long the agent may wait for another change of the node's limits: within the request's own `timeout`.
+
+    Waiting longer, it could set a limit after factoryctl gave up on the request, and nobody would audit it.
+    """
+    return min(_LOCK_WAIT_MAX_S, max(0.0, timeout - _LOCK_MARGIN_S))

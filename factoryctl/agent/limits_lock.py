@@ -1,0 +1,145 @@
+"""One agent at a time changes a node's power limits: an advisory `flock` on a per-node lock file.
+
+Every `power set`, cron job, operator and dashboard cap starts its own agent, each over its own SSH session. A change
+reads a GPU's limit, sets it and reads it again, and the audit log records that before and after: two agents doing
+so at once read each other's values, so the log showed two changes from the same `before_w`, or an after no command
+set. Holding this lock across the read-set-read makes every change one link of a chain. The lock file is found by
+every agent of the node whatever its cache directory (docs/agent-protocol.md, Power limits):
+
+- a simulated node: beside its state file in the simulator's state dir (`factoryctl.sim.storage.limits_lock_path`),
+  one per simulated node, as several share a host;
+- a real node: `/run/factoryctl-<euid>/gpu-limits.lock` for root (only root may create in /run, so no other user
+  can take or plant it), `/tmp/factoryctl-<euid>/` for anyone else. Only root may change limits through NVML, so
+  every agent that can change one shares root's lock. The directory is made 0700 and must be a real directory of
+  this user writable by nobody else; the file is opened without following a symbolic link, must be a regular file
+  of this user and is kept 0600, so another local user can neither hold it nor redirect it (docs/security.md).
+
+The wait is bounded (polled with LOCK_NB: a blocking flock cannot be given up), and the kernel releases the lock
+when its holder dies, so a killed agent never leaves the node locked. Python 3.9 stdlib, like the whole agent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import stat
+import time
+from pathlib import Path
+from typing import Iterator
+
+DEFAULT_TIMEOUT_S = 5.0
+MAX_TIMEOUT_S = 60.0
+_POLL_S = 0.005
+_LOCK_NAME = "gpu-limits.lock"
+
+
+class LimitsLockError(Exception):
+    """The lock file cannot be used (a symbolic link, another user's, the directory unusable); one clause."""
+
+
+class LimitsLockTimeout(LimitsLockError):
+    """Another agent held the lock for the whole wait."""
+
+
+def real_node_lock_path() -> Path:
+    """Where every agent of this user on a real node locks its limits: under /run for root, else under /tmp."""
+    uid = os.geteuid()
+    base = "/run" if uid == 0 and _root_only_directory("/run") else "/tmp"
+    return Path(base) / f"factoryctl-{uid}" / _LOCK_NAME
+
+
+def _root_only_directory(path: str) -> bool:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == 0 and not st.st_mode & 0o022
+
+
+class LimitsLock:
+    """The lock file `path`; `private` for one in a place other users reach (see the module docstring)."""
+
+    def __init__(self, path: Path, private: bool) -> None:
+        self.path = path
+        self.private = private
+
+    @contextlib.contextmanager
+    def held(self, timeout_s: float) -> Iterator[None]:
+        """The lock held for the `with` block, waited for at most `timeout_s` (see `acquire`)."""
+        fd = self.acquire(timeout_s)
+        try:
+            yield
+        finally:
+            self.release(fd)
+
+    def acquire(self, timeout_s: float) -> int:
+        """Hold the lock, waiting at most `timeout_s`; returns the descriptor to `release`.
+
+        LimitsLockTimeout when another agent held it all along, LimitsLockError when the file cannot be used.
+        """
+        fd = self._open()
+        deadline = time.monotonic() + timeout_s
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return fd
+                except BlockingIOError:
+                    pass
+                if time.monotonic() >= deadline:
+                    raise LimitsLockTimeout(f"another change held {self.path} for {timeout_s:g} s")
+                time.sleep(_POLL_S)
+        except BaseException:
+            os.close(fd)
+            raise
+
+    @staticmethod
+    def release(fd: int) -> None:
+        """Let the next agent in (closing the descriptor drops the flock)."""
+        os.close(fd)
+
+    def _open(self) -> int:
+        if self.private:
+            self._private_directory()
+        flags = os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC  # flock needs no write access
+        try:
+            fd = os.open(self.path, flags, 0o600 if self.private else 0o644)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise LimitsLockError(f"{self.path} is a symbolic link (remove it)") from None
+            raise LimitsLockError(f"cannot open {self.path}: {exc.strerror}") from None
+        try:
+            self._check_file(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def _check_file(self, fd: int) -> None:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise LimitsLockError(f"{self.path} is not a regular file (remove it)")
+        if self.private:
+            if st.st_uid != os.geteuid():
+                raise LimitsLockError(f"{self.path} belongs to uid {st.st_uid}, not to this user (remove it)")
+            if st.st_mode & 0o077:
+                os.fchmod(fd, 0o600)  # ours: nobody else may open it, so nobody else can hold it
+
+    def _private_directory(self) -> None:
+        """Make the lock's directory 0700 if missing; refuse one that is a link, another user's or writable by others."""
+        directory = self.path.parent
+        try:
+            os.mkdir(directory, 0o700)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise LimitsLockError(f"cannot create {directory}: {exc.strerror}") from None
+        st = os.lstat(directory)
+        if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+            raise LimitsLockError(f"{directory} is not a directory (remove it)")
+        if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+            raise LimitsLockError(
+                f"{directory} belongs to uid {st.st_uid} or is writable by others (mode {stat.S_IMODE(st.st_mode):04o})"
+            )
