@@ -24,6 +24,7 @@ from factoryctl.store.held_signals import signals_held
 from factoryctl.store.who import login_name
 from factoryctl.telemetry.poll import agent_session, check_agent_cache, poll_nodes
 from factoryctl.textfile import exact_number
+from factoryctl.transport.base import CommandCut
 from factoryctl.transport.fanout import FanOut, Pending
 from factoryctl.transport.session import PartlyDone
 
@@ -93,7 +94,36 @@ def _validate(
     check_gpus(samples, gpus)
     if watts is not None:
         check_range(samples, gpus, watts)
-    return [node for node in nodes if node.name not in failed], list(polled.errors)
+    errors = [step_timed_out(error, "reading its GPUs before the change", timeout) for error in polled.errors]
+    return [node for node in nodes if node.name not in failed], errors
+
+
+def step_timed_out(error: NodeError, step: str, timeout: float, asked: str | None = None) -> NodeError:
+    """`error` as power set's own timeout, saying which `step` took too long; other errors unchanged.
+
+    A command's timeout (the agent's check or upload over SSH) is otherwise worded as exec's, which says nothing of
+    the limits. Before the request went out (`asked` None) no limit was changed; once the agent was asked to
+    `asked` ("change", "reset") the limit may have changed, and only reading it again tells.
+    """
+    if error.kind != "timeout":
+        return error
+    if asked is not None:
+        return NodeError(
+            error.node,
+            "timeout",
+            f"the agent did not answer the {asked} within {timeout:g} s: the limit may have changed",
+            f"check with `factoryctl gpus {error.node}`; on a loaded node, give the command a longer --timeout.",
+        )
+    detail = error.message.removeprefix(f"{error.node}: ").rstrip(".")
+    if isinstance(error, CommandCut):  # exec's words ("command did not finish ... may still be running")
+        detail = f"a command checking or uploading the agent did not finish within {timeout:g} s"
+    return NodeError(
+        error.node,
+        "timeout",
+        f"{step} timed out ({detail}); no limit was changed",
+        f"the node is slow to answer: run the command again with a longer --timeout, or see where it is slow with "
+        f"`factoryctl nodes check {error.node}`.",
+    )
 
 
 class LimitsInterrupted(BaseException):
@@ -211,17 +241,22 @@ def _change(
     When the reply came goes in `answered_at`, before the session is closed (which takes a while): the reply carries
     no time of its own (docs/agent-protocol.md), and its arrival is the nearest known time of the change.
     """
+    asked: str | None = None  # set once the request goes out: from then on the limit may change
     try:
         with agent_session(node, config, timeout) as session:
             try:
                 if watts is None:
+                    asked = "reset"
                     answers = session.reset_power_limit(gpus, timeout)
                 else:
+                    asked = "change"
                     answers = session.set_power_limit(watts, gpus, clamp, timeout)
             finally:
                 answered_at[node.name] = time.time()
     except PartlyDone as failed:
         return partly_changed(failed)
+    except NodeError as error:
+        raise step_timed_out(error, "starting the agent for the change", timeout, asked) from error
     return limit_changes(node.name, answers), None
 
 

@@ -41,9 +41,11 @@ def limits_lock_path(state_dir: "os.PathLike[str] | str", factory: str, node: st
     """The lock every agent of simulated node `node` holds while it changes its power limits (factoryctl.agent).
 
     Beside the state file, so it is per simulated node and found by every agent of it; `.limits-lock` is no name
-    the state, its own lock or its temporary files can take, whatever the node is called.
+    the state, its own lock or its temporary files can take, whatever the node is called. Absolute (from the
+    current directory), as an agent names it in its messages: an SSH node's agent runs in its cache directory, which
+    a relative `--state-dir` is relative to.
     """
-    return state_path(state_dir, factory, node).with_suffix(".limits-lock")
+    return Path(os.path.abspath(state_path(state_dir, factory, node).with_suffix(".limits-lock")))
 
 
 def _make_dirs(directory: Path) -> None:

@@ -36,7 +36,7 @@ THREADS_PER_NODE = 4
 
 #: What a local child is started through once the limit was raised: set the user's soft limit, exec the program
 #: (argv: the soft limit, then the program's argv); a program that cannot run fails as an unwrapped one does (127 when
-#: it is not found, 126 when it is found but cannot run, as a shell says).
+#: it is not found, 126 when it is found but cannot run, and bash's `command not found` for a name not on PATH).
 _RESTORE_AND_EXEC = """import errno, os, resource, sys
 try:
     resource.setrlimit(resource.RLIMIT_NOFILE, (int(sys.argv[1]), resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
@@ -45,7 +45,8 @@ except (OSError, ValueError):
 try:
     os.execvp(sys.argv[2], sys.argv[2:])
 except OSError as exc:
-    sys.stderr.write("%s: %s\\n" % (sys.argv[2], exc.strerror))
+    missing = exc.errno == errno.ENOENT and "/" not in sys.argv[2]
+    sys.stderr.write("%s: %s\\n" % (sys.argv[2], "command not found" if missing else exc.strerror))
     sys.stderr.flush()
     os._exit(127 if exc.errno == errno.ENOENT else 126)
 """

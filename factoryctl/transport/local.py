@@ -9,6 +9,7 @@ import collections
 import contextlib
 import errno
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -103,7 +104,7 @@ class LocalTransport:
         cause = NodeError(  # the words of the SSH transport
             self.node.name,
             "timeout",
-            f"command did not finish within {timeout:g} s",
+            f"command did not finish within {timeout:g} s and was killed",
             "raise --timeout, or look at what hangs on the node.",
         )
         return cut_short(cause, out.kept, err.kept)
@@ -231,8 +232,19 @@ def _start(node: str, argv: list[str], feed: Feed | None) -> subprocess.Popen[by
         local = local_limit_error(node, exc)
         if local is not None:  # this machine is out of files or processes: not "command not found"
             raise local from exc
-        message = f"{argv[0]}: {exc.strerror}\n".encode("utf-8", "surrogateescape")
+        message = f"{argv[0]}: {_cannot_run_reason(argv[0], exc)}\n".encode("utf-8", "surrogateescape")
         return CommandResult(_cannot_run_status(exc), b"", message)
+
+
+def _cannot_run_reason(command: str, exc: OSError) -> str:
+    """Why `command` could not start, in bash's words: `command not found` for a name not on PATH, else strerror.
+
+    A name without `/` is looked up on PATH; one found there that still fails with ENOENT (a missing `#!`
+    interpreter) keeps the system's reason, as does any path.
+    """
+    if exc.errno == errno.ENOENT and "/" not in command and shutil.which(command) is None:
+        return "command not found"
+    return exc.strerror or str(exc)
 
 
 class _Collect:

@@ -11,7 +11,9 @@ A command that outlives its caller (a timeout, Ctrl-C) is stopped by its process
 signal to a root login's command ("session signalling requires privilege separation"), and root is the usual login
 on GPU nodes. So `with_group_report` has a command line say first, on stderr, the process group (and session) it
 runs in: sshd starts the login shell as a session leader, so the shell's pid, `$PPID` of an `sh` it starts, names
-both. `signal_group` is the command line that signals them over another channel.
+both. `signal_group` is the command line that signals them over another channel; `group_ended_probe` then tells
+whether anything of the group (and session) is left, since a process that moved to a session of its own (`setsid`)
+escapes both and can keep the command's output open.
 """
 
 from __future__ import annotations
@@ -76,3 +78,20 @@ def signal_group(pgid: int, signals: Sequence[str]) -> str:
     """
     script = 'for s; do kill -s "$s" -- "-$0"; pkill "-$s" -s "$0"; done 2>/dev/null; true'  # $0: the group
     return shell_join(["sh", "-c", script, str(pgid), *signals])
+
+
+#: What `group_ended_probe` prints when nothing is left of the group and its session.
+GROUP_ENDED = "factoryctl-group-ended"
+
+
+def group_ended_probe(pgid: int) -> str:
+    """The command line that prints GROUP_ENDED when process group `pgid` is gone and its session empty.
+
+    Gone means `kill -s 0` says "No such process" (not a refusal, EPERM: then something is still there); a session
+    member left in a group of its own (`pgrep -s`, where there is pgrep) counts as not ended.
+    """
+    script = (
+        'if e=$(kill -s 0 -- "-$0" 2>&1) || pgrep -s "$0" >/dev/null 2>&1; then :; '
+        'else case $e in *"No such process"*) echo "$1" ;; esac; fi'
+    )
+    return shell_join(["sh", "-c", script, str(pgid), GROUP_ENDED])

@@ -305,8 +305,9 @@ class AgentSession:
         """What to check when the driver fails: a lost GPU, a non-root user, else the driver (a simulated one's dir)."""
         if "needs root" in message or "insufficient permissions" in message.lower():
             return (
-                "changing GPU power limits needs root on the node, as `nvidia-smi -pl` does: connect as root "
-                "(`user:` or `ssh.user` in factory.yaml), or run factoryctl as root for a `transport: local` node."
+                "changing GPU power limits needs root on the node, as `nvidia-smi -pl` does: connect as root (User in "
+                "~/.ssh/config, or `user:` / `ssh.user` in factory.yaml), or run factoryctl as root for a "
+                "`transport: local` node."
             )
         if "does not report its power" in message or "does not support setting" in message:
             return self._unsupported_hint()  # the nvidia-smi bridge's word for what the agent calls `unsupported`

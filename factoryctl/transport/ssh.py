@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from factoryctl.errors import NodeError
 from factoryctl.transport.base import CappedOutput, CommandResult, OutputSink, cut_short, kept_stderr
 from factoryctl.transport.polling import Watched, readable
-from factoryctl.transport.quoting import shell_join, signal_group, with_group_report
+from factoryctl.transport.quoting import GROUP_ENDED, group_ended_probe, shell_join, signal_group, with_group_report
 from factoryctl.transport.ssh_channel import (
     CommandStderr,
     as_tunnel,
@@ -301,7 +301,21 @@ class SshConnection:
         self._signal(chan, err.group, ("KILL",), deadline)
         ended = _drain(chan, deadline, out, err) and self.transport.is_active()
         err.finish()
-        return timeout_error(self.node, timeout, ended, err.group)
+        left = not ended and err.group is not None and self._group_ended(err.group)
+        return timeout_error(self.node, timeout, ended, err.group, self.target.user if left else None)
+
+    def _group_ended(self, group: int) -> bool:
+        """Whether nothing is left of process group `group` (and its session) on the node; False if unknown.
+
+        Asked after the kill when the command's output is still held open: then by a process that escaped the group.
+        """
+        if not self.transport.is_active():
+            return False
+        try:
+            probe = self.run_shell(group_ended_probe(group), timeout=STOP_TIMEOUT_S)
+        except NodeError:
+            return False
+        return GROUP_ENDED in probe.stdout.decode(errors="replace").split()
 
     def _signal(self, chan: paramiko.Channel, group: int | None, signals: Sequence[str], deadline: float) -> None:
         """Send `signals` to a command, best effort (the connection may be gone).

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from factoryctl.errors import NodeError
 from factoryctl.transport.base import CappedOutput, OutputSink
+from factoryctl.transport.quoting import shell_quote
 
 if TYPE_CHECKING:
     import paramiko
@@ -157,19 +158,28 @@ def signals_delivered(server_version: str | None, user: str) -> bool:
     return delivered and user != "root"
 
 
-def timeout_error(node: str, timeout: float | None, ended: bool, group: int | None) -> NodeError:
-    """The error of a command that did not finish within `timeout`, saying whether it was stopped (`ended`)."""
+def timeout_error(
+    node: str, timeout: float | None, ended: bool, group: int | None, left_by: str | None = None
+) -> NodeError:
+    """The error of a command that did not finish within `timeout`, saying whether it was stopped (`ended`).
+
+    `left_by`: the command's process group `group` has ended, yet something keeps its output open: a process it
+    started in a new session (`setsid`, a daemon), which the group's kill cannot reach; `left_by` is the login user
+    whose processes to look through. No `kill -- -GROUP` is offered then: that group no longer exists.
+    """
     within = f"command did not finish within {timeout:g} s" if timeout is not None else "command did not finish"
+    hang = "raise --timeout, or look at what hangs on the node."
     if ended:
-        return NodeError(
-            node, "timeout", f"{within} and was killed", "raise --timeout, or look at what hangs on the node."
-        )
+        return NodeError(node, "timeout", f"{within} and was killed", hang)
     if group is None:
+        return NodeError(node, "timeout", f"{within} and may still be running on the node", hang)
+    if left_by is not None:
         return NodeError(
             node,
             "timeout",
-            f"{within} and may still be running on the node",
-            "raise --timeout, or look at what hangs on the node.",
+            f"{within}; its process group {group} has ended, but processes it started in a new session (setsid, a "
+            "daemon) may still be running on the node, holding its output open",
+            f"look for them with `factoryctl exec {node} -- ps -o pid,sess,args -u {shell_quote(left_by)}`; {hang}",
         )
     stop = f"stop it with `factoryctl exec {node} -- kill -KILL -- -{group}`; raise --timeout, or look at what hangs."
     return NodeError(node, "timeout", f"{within} and may still be running on the node (process group {group})", stop)

@@ -339,6 +339,20 @@ def _port(text: str) -> int | None:
     return int(text) if text.isascii() and text.isdigit() and 0 < int(text) < 65536 else None
 
 
+#: How OpenSSH writes a yes/no option's value (any case); anything else makes ssh refuse the file.
+_FLAG_VALUES = {"yes": True, "true": True, "no": False, "false": False}
+
+
+def _flag(found: dict[str, Any], alias: str, keyword: str, config_path: Path | None) -> bool:
+    """The yes/no option `keyword` for host `alias` (no when unset); another value is a ConfigError, as with ssh."""
+    value = str(found.get(keyword.lower(), "no"))
+    flag = _FLAG_VALUES.get(value.lower())
+    if flag is None:
+        problem = "is not yes or no (ssh refuses it too: unsupported option)"
+        raise _bad_setting(config_path, alias, keyword, value, problem, f"write `{keyword} yes` or `{keyword} no`.")
+    return flag
+
+
 def _identities(explicit: str | None, configured: list[str] | None) -> tuple[str, ...]:
     if explicit:
         return (os.path.expanduser(explicit),)
@@ -407,7 +421,5 @@ def resolve(
             known_hosts=spec.known_hosts,
         )
         jump = resolve(hop_spec, config_path, _depth + 1, ",".join(earlier) if earlier else None)
-    hashed, only = (
-        str(found.get(name, "no")).lower() in ("yes", "true") for name in ("hashknownhosts", "identitiesonly")
-    )
+    hashed, only = (_flag(found, spec.host, name, config_path) for name in ("HashKnownHosts", "IdentitiesOnly"))
     return SshTarget(host, port, str(user), identities, known_hosts, jump, hashed, only)

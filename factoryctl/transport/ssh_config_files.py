@@ -83,9 +83,43 @@ def _who_else_can_write(path: str, status: os.stat_result) -> tuple[str, str] | 
     if mode & stat.S_IWOTH:
         return f"is writable by others (mode {mode:04o})", f"run `chmod go-w {quoted}`."
     if mode & stat.S_IWGRP and not _group_is_the_owners_own(status.st_gid, status.st_uid, uid):
-        problem = f"is writable by its group (gid {status.st_gid}), which has other members (mode {mode:04o})"
+        problem = f"is writable by its group {_group_and_members(status.st_gid, status.st_uid, uid)} (mode {mode:04o})"
         return problem, f"run `chmod go-w {quoted}`."
     return None
+
+
+#: The most members a refusal names (a group such as `users` can have hundreds).
+_NAMED_MEMBERS = 5
+
+
+def _group_and_members(gid: int, owner: int, uid: int) -> str:
+    """Group `gid` by name and gid, with who else is in it, counted as `_group_is_the_owners_own` counts them.
+
+    Members are the names /etc/group lists and the users whose primary group it is; the file's owner and the user
+    are not "others". A group without any is named so: ssh refuses it just the same.
+    """
+    try:
+        group = grp.getgrgid(gid)
+    except KeyError:
+        return f"(gid {gid}, which is in no group database here)"
+    accounts = pwd.getpwall()
+    yours = {entry.pw_name for entry in accounts if entry.pw_uid in (owner, uid)}
+    listed = [name for name in group.gr_mem if name not in yours]
+    primary = [e.pw_name for e in accounts if e.pw_gid == gid and e.pw_name not in yours and e.pw_name not in listed]
+    named = f"{group.gr_name} (gid {gid})"
+    if listed or primary:
+        parts = [_names(listed)] if listed else []
+        parts += [f"users whose primary group it is: {_names(primary)}"] if primary else []
+        return f"{named}, which has other members: {'; '.join(parts)}"
+    if not group.gr_mem and not any(entry.pw_gid == gid for entry in accounts):
+        return f"{named}, which has no members (ssh allows group write only for a group whose only member is you)"
+    return f"{named} (ssh allows group write only for a group whose only member is you)"
+
+
+def _names(names: list[str]) -> str:
+    """At most `_NAMED_MEMBERS` of `names`, and how many more."""
+    more = f" and {len(names) - _NAMED_MEMBERS} more" if len(names) > _NAMED_MEMBERS else ""
+    return ", ".join(names[:_NAMED_MEMBERS]) + more
 
 
 def _refuse_unless_private(path: str, status: os.stat_result, where: str) -> None:

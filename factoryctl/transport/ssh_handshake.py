@@ -349,7 +349,8 @@ def authenticate(node: str, transport: paramiko.Transport, target: SshTarget) ->
     A key file that cannot be used (one that needs a passphrase, or is not a key) is offered through ssh-agent's copy
     of its public key, if the agent has one, else skipped, as ssh skips it when it cannot ask. With `IdentitiesOnly
     yes` the agent's other keys are not offered. Why each file was skipped is logged at debug level and, when no key
-    is accepted, said in the `auth` error.
+    is accepted, said in the `auth` error. Once the server closed the connection (sshd does past its MaxAuthTries,
+    "Too many authentication failures") no further key is offered: the error names only the keys it was sent.
     """
     import paramiko
 
@@ -359,16 +360,20 @@ def authenticate(node: str, transport: paramiko.Transport, target: SshTarget) ->
         agent = paramiko.Agent()  # no SSH_AUTH_SOCK: no keys; closed after use, so reconnects leak no sockets
     except paramiko.SSHException as exc:  # its socket is dropped with the half-made agent
         notes.append(f"ssh-agent: {exc}")
+    farewell = _record_disconnect(transport)
     try:
         offers = offered_keys(node, target, agent.get_keys() if agent is not None else ())
         tried: list[str] = []
         for label, key in offers.keys:
+            if not transport.is_active():  # the server hung up: nothing more reaches it
+                break
             if _try_key(transport, target.user, key):
                 return
             tried.append(label)
     finally:
         if agent is not None:
             agent.close()
+    closed = not transport.is_active()
     transport.close()
     notes[:0] = [s.reason for s in offers.skipped]
     if offers.left_out:
@@ -376,17 +381,50 @@ def authenticate(node: str, transport: paramiko.Transport, target: SshTarget) ->
     if not tried and not notes:
         notes.append("no identity file and no ssh-agent keys")
     detail = "; ".join(notes + ([f"tried {', '.join(tried)}"] if tried else []))
-    hint = auth_hint(offers.skipped, offers.left_out)
+    too_many = closed and any("too many" in reason.lower() for reason in farewell)
+    if closed:
+        detail += _closed_after(len(tried), len(offers.keys) - len(tried), farewell[0] if farewell else "")
+    hint = auth_hint(offers.skipped, offers.left_out, too_many)
     raise NodeError(node, "auth", f"{target.label} refused authentication ({detail})", hint)
 
 
+def _record_disconnect(transport: paramiko.Transport) -> list[str]:
+    """A list that gets the reason of the server's DISCONNECT message, if one comes; paramiko only logs it.
+
+    sshd sends "Too many authentication failures" when it drops a client past its MaxAuthTries.
+    """
+    said: list[str] = []
+    parse = getattr(transport, "_parse_disconnect")  # noqa: B009 - private, not in the stubs
+
+    def recorded(message: paramiko.Message) -> None:
+        position = message.packet.tell()
+        try:
+            message.get_int()
+            said.append(message.get_text())
+        except Exception:  # a garbled message: paramiko's own parse says what it can, as before
+            pass
+        message.packet.seek(position)
+        parse(message)
+
+    setattr(transport, "_parse_disconnect", recorded)  # noqa: B010
+    return said
+
+
+def _closed_after(offered: int, left: int, reason: str) -> str:
+    """How the server ended authentication: it closed the connection after `offered` keys, `left` not offered."""
+    why = f": {reason.strip()}" if reason.strip() else ""
+    if "too many" in why.lower():
+        why += " (sshd's MaxAuthTries)"
+    rest = f"; {left} more key(s) not offered" if left else ""
+    return f"; then it closed the connection after {offered} refused key(s){why}{rest}"
+
+
 def _try_key(transport: paramiko.Transport, user: str, key: paramiko.PKey) -> bool:
+    """Offer `key`; False when refused, or when the connection was closed meanwhile (see `authenticate`)."""
     import paramiko
 
     try:
         transport.auth_publickey(user, key)
-    except paramiko.AuthenticationException:
-        return False
-    except paramiko.SSHException:
+    except paramiko.SSHException:  # AuthenticationException too: refused, timed out, or the transport shut down
         return False
     return transport.is_authenticated()

@@ -152,8 +152,21 @@ def _openssh_private_public(text: str) -> bytes | None:
         return None
 
 
-def auth_hint(skipped: list[SkippedKey], left_out: int) -> str:
-    """What to do when no key was accepted: load a key that needs a passphrase into the agent, or check."""
+#: What to do when sshd closed the connection after too many refused keys (its MaxAuthTries, 6 by default).
+TOO_MANY_KEYS_HINT = (
+    "sshd closes the connection once MaxAuthTries keys were refused: offer the right key first, with "
+    "`IdentitiesOnly yes` and its IdentityFile for the host in ~/.ssh/config, or identity_file in factory.yaml, "
+    "or keep fewer keys in ssh-agent."
+)
+
+
+def auth_hint(skipped: list[SkippedKey], left_out: int, too_many: bool = False) -> str:
+    """What to do when no key was accepted: offer the right key first, load one that needs a passphrase, or check.
+
+    `too_many`: the server closed the connection after too many refused keys (sshd's MaxAuthTries).
+    """
+    if too_many:
+        return TOO_MANY_KEYS_HINT
     locked = [s.path for s in skipped if s.needs_passphrase]
     if locked:
         return (

@@ -72,7 +72,7 @@ def test_arguments_reach_the_command_as_given_and_a_missing_one_fails_as_before(
     result = transport.run(["printf", "[%s]\\n", *words], 30)
     assert result.stdout.decode().splitlines() == [f"[{word}]" for word in words]
     missing = transport.run(["no-such-command-here", "x"], 30)
-    assert (missing.exit_code, missing.stderr) == (127, b"no-such-command-here: No such file or directory\n")
+    assert (missing.exit_code, missing.stderr) == (127, b"no-such-command-here: command not found\n")  # as bash
 
 
 @pytest.mark.usefixtures("raised_limit")
