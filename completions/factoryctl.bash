@@ -4,8 +4,7 @@ _factoryctl_completion() {
     IFS=$' \t\n' read -r -a words <<< "$line"
     if [[ -z $line || $line == *[[:space:]] ]]; then words+=(""); line+="''"; fi
     word="${words[${#words[@]}-1]}"
-    local IFS=$'\n'
-    COMPREPLY=( $( env COMP_WORDS="$line" COMP_CWORD=-1 _FACTORYCTL_COMPLETE=complete_bash $1 ) )
+    mapfile -t COMPREPLY < <( env COMP_WORDS="$line" COMP_CWORD=-1 _FACTORYCTL_COMPLETE=complete_bash $1 )
     text="${word##*[$COMP_WORDBREAKS]}"
     before="${word%"$text"}"
     [[ $before == *[@\$] ]] && before="${before%?}"

@@ -39,6 +39,12 @@ NOUNS: tuple[tuple[str, str, str], ...] = (
     ("controller", "controller", "The factoryctl daemon: telemetry into the store; its status."),
 )
 
+#: The line `factoryctl --help` lists for a noun whose help is longer than its 80-column row (else the help itself).
+NOUN_SUMMARIES: dict[str, str] = {
+    "sched": "Replay a job trace through the scheduler; explain it.",
+    "power": "GPU power limits; replay a grid-price power policy.",
+}
+
 #: What `factoryctl --help` says first: what exists today, and what is announced (README.md says the same).
 ROOT_HELP = (
     "The operator's console for an AI factory: GPU telemetry, power limits and commands on every node over SSH, a "
@@ -85,6 +91,14 @@ class StopReportingGroup(TyperGroup):
             return super().invoke(ctx)
         except KeyboardInterrupt as interrupt:
             raise Interrupted from interrupt
+
+    def _main_shell_completion(self, ctx_args: Any, prog_name: str, complete_var: str | None = None) -> None:
+        """A shell's completion request, answered by our zsh and fish classes (`completion.use_our_completers`).
+
+        Typer registers its own classes each time the app is built, just before this runs.
+        """
+        _cli_module("completion").use_our_completers()
+        super()._main_shell_completion(ctx_args, prog_name, complete_var)
 
 
 app = typer.Typer(
@@ -133,7 +147,7 @@ def _register_all() -> None:
         for verb_module in map(_cli_module, VERB_MODULES.get(noun, ())):
             verb_module.register(module.app)
         module.app.rich_markup_mode = None  # plain help: rich's renderer would triple start-up time
-        app.add_typer(module.app, name=noun, help=help_text)
+        app.add_typer(module.app, name=noun, help=help_text, short_help=NOUN_SUMMARIES.get(noun))
     for module in map(_cli_module, COMMAND_MODULES):
         module.register(app)
 

@@ -6,6 +6,11 @@ sent bash's words, which bash splits at `@`, `:` and `=` ($COMP_WORDBREAKS), so 
 in a group) asked for the completion of `r` after two stray arguments and got nothing. `--install-completion` and
 `--show-completion` print the same scripts (`register` puts them in Typer's table).
 
+Candidates with their descriptions are written by our own zsh and fish classes (`use_our_completers`): Typer's
+wrote `''` for an apostrophe inside the single-quoted `_arguments '...'` that zsh evals (so "node's" showed as
+"nodes"), `""` for a double quote, and ran every description through rich's markup renderer, which dropped
+`[default: 300]` as a tag and wrapped past 80 columns (fish then took the rest of the line for a candidate).
+
 Also the completion callbacks for options whose values are a fixed list kept as plain strings (an event kind, a log
 level, scheduler policies): one helper for all of them, so every such option completes the same way, choices in
 their documented order.
@@ -16,6 +21,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 import typer
+from typer._click.shell_completion import CompletionItem, add_completion_class
+from typer._completion_classes import FishComplete, ZshComplete
 
 COMPLETE_VAR = "_FACTORYCTL_COMPLETE"
 #: Shells with a completion script, in the order the help names them.
@@ -28,7 +35,7 @@ ZSH_SCRIPT = """\
 #compdef %(prog_name)s
 
 %(complete_func)s() {
-  eval $(env _TYPER_COMPLETE_ARGS="${words[1,$CURRENT]}" %(autocomplete_var)s=complete_zsh %(prog_name)s)
+  eval "$(env _TYPER_COMPLETE_ARGS="${words[1,$CURRENT]}" %(autocomplete_var)s=complete_zsh %(prog_name)s)"
 }
 
 compdef %(complete_func)s %(prog_name)s
@@ -43,7 +50,8 @@ fi
 #: the cursor (Click splits it as the shell will parse it: quotes kept together; an empty last word after a blank),
 #: with COMP_CWORD -1: the last word is the one to complete. readline then replaces just the text after the word's
 #: last $COMP_WORDBREAKS character (keeping a `@` or `$` there in that text: its "special prefixes"), so each
-#: candidate loses what the word holds before that text.
+#: candidate loses what the word holds before that text. The candidates are read a line each with `mapfile`: an
+#: unquoted `$( )` also expanded them as file patterns, so `gpu[01-03]` became a file `gpu3` of the current directory.
 BASH_SCRIPT = """\
 %(complete_func)s() {
     local line="${COMP_LINE:0:COMP_POINT}" word text before
@@ -51,8 +59,7 @@ BASH_SCRIPT = """\
     IFS=$' \\t\\n' read -r -a words <<< "$line"
     if [[ -z $line || $line == *[[:space:]] ]]; then words+=(""); line+="''"; fi
     word="${words[${#words[@]}-1]}"
-    local IFS=$'\\n'
-    COMPREPLY=( $( env COMP_WORDS="$line" COMP_CWORD=-1 %(autocomplete_var)s=complete_bash $1 ) )
+    mapfile -t COMPREPLY < <( env COMP_WORDS="$line" COMP_CWORD=-1 %(autocomplete_var)s=complete_bash $1 )
     text="${word##*[$COMP_WORDBREAKS]}"
     before="${word%%"$text"}"
     [[ $before == *[@\\$] ]] && before="${before%%?}"
@@ -94,6 +101,49 @@ def complete_choice_list(choices: Iterable[str]) -> Callable[[str], list[str]]:
     return complete
 
 
+def one_line(text: str) -> str:
+    """A description as one line, words as written: no markup rendering, blanks and line breaks one space."""
+    return " ".join(text.split())
+
+
+def zsh_word(text: str) -> str:
+    r"""`text` as one double-quoted word of the `((value:description ...))` list that `_arguments` evals, verbatim.
+
+    Three readers in turn: zsh's `eval` of the single-quoted `_arguments '...'` (an apostrophe is `'\''`), the
+    `eval` of the list inside it (in double quotes: a backslash, `"`, `$` and a backquote take a backslash), then
+    `_describe`, which splits at the first `:` and drops a backslash before any character (a backslash is written
+    `\\`, a colon `\:`).
+    """
+    described = text.replace("\\", "\\\\").replace(":", "\\:")
+    quoted = "".join("\\" + char if char in '\\"$`' else char for char in described)
+    return '"' + quoted.replace("'", "'\\''") + '"'
+
+
+class ZshCandidates(ZshComplete):
+    """Typer's zsh protocol (an `_arguments '*: :((...))'` line to eval), each candidate quoted by `zsh_word`."""
+
+    def format_completion(self, item: CompletionItem) -> str:
+        """`"value":"description"`, or `"value"` alone."""
+        if item.help:
+            return f"{zsh_word(item.value)}:{zsh_word(one_line(item.help))}"
+        return zsh_word(item.value)
+
+
+class FishCandidates(FishComplete):
+    """Typer's fish protocol: a line per candidate, `value<TAB>description`, each part on one line as written."""
+
+    def format_completion(self, item: CompletionItem) -> str:
+        """`value<TAB>description`, or the value alone."""
+        value = str(item.value).replace("\t", " ").replace("\n", " ")  # fish reads a line, then splits at a tab
+        return f"{value}\t{one_line(item.help)}" if item.help else value
+
+
+def use_our_completers() -> None:
+    """Answer zsh's and fish's completion requests with our classes (Typer registers its own on every run)."""
+    add_completion_class(ZshCandidates, "zsh")
+    add_completion_class(FishCandidates, "fish")
+
+
 def completion_script(shell: str) -> str:
     """The completion script for `shell`, as Typer generates it for the `factoryctl` program (ours for bash and zsh)."""
     from typer import _completion_shared
@@ -127,7 +177,7 @@ def register(app: typer.Typer) -> None:
 
     _use_our_scripts(_completion_shared._completion_scripts)
 
-    @app.command("completion")
+    @app.command("completion", short_help="Print the bash, zsh or fish completion script.")
     def completion_command(
         shell: str = typer.Argument(
             ...,

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 app = typer.Typer(no_args_is_help=True)
 
 
-@app.command("locate")
+@app.command("locate", short_help="Print which factory.yaml would be used, and why.")
 def locate(ctx: typer.Context) -> None:
     """Print which factory.yaml would be used, and why; exit 3 when that file is missing."""
     from factoryctl.cli.arguments import bytes_as_text, shell_word
@@ -101,7 +101,7 @@ def _warn_unloadable_source(config: FactoryConfig, name: str, prices: str | None
 SSH_ONLY = frozenset({"port", "user", "identity_file", "known_hosts"})
 
 
-@app.command("show")
+@app.command("show", short_help="Print the resolved configuration, defaults filled in.")
 def show(ctx: typer.Context, output: OutputFormat = DOCUMENT_OUTPUT_OPTION) -> None:
     """Print the resolved configuration: defaults filled in, node sets expanded."""
     from dataclasses import asdict

@@ -44,7 +44,7 @@ def require_terminal(hint: str) -> None:
 def register(app: typer.Typer) -> None:
     """Add `dash` to the root app."""
 
-    @app.command("dash")
+    @app.command("dash", short_help="The live dashboard: node states, GPU bars, power, actions.")
     def dash_command(
         ctx: typer.Context,
         target: str = typer.Argument(

@@ -24,7 +24,7 @@ NO_TERMINAL_HINT = "without a terminal add --headless: `factoryctl demo --headle
 def register(app: typer.Typer) -> None:
     """Add `demo` to the root app."""
 
-    @app.command("demo")
+    @app.command("demo", short_help="The live dashboard on a simulated 8-node factory.")
     def demo_command(
         ctx: typer.Context,
         headless: bool = typer.Option(

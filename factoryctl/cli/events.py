@@ -177,8 +177,8 @@ def _audit_item(entry: AuditEntry) -> dict[str, Any]:
 
 def register(app: typer.Typer) -> None:
     """Add `events` and `audit` to the root app."""
-    app.command("events")(events_command)
-    app.command("audit")(audit_command)
+    app.command("events", short_help="Health and state events: node states, XIDs, ECC, drains.")(events_command)
+    app.command("audit", short_help="Every power-limit change: before, after, who and why.")(audit_command)
 
 
 def _follow(

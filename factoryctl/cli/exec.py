@@ -463,4 +463,6 @@ def print_outcomes(
 
 def register(app: typer.Typer) -> None:
     """Add `exec` to the root app."""
-    app.command("exec", help=exec_command.__doc__)(exec_command)
+    app.command(
+        "exec", help=exec_command.__doc__, short_help="Run a command on every node; identical outputs gathered."
+    )(exec_command)

@@ -82,7 +82,7 @@ def table_view(item: dict[str, Any]) -> dict[str, Any]:
 def register(app: typer.Typer) -> None:
     """Add `gpus` to the root app."""
 
-    @app.command("gpus")
+    @app.command("gpus", short_help="One row per GPU: utilization, memory, power, temperature.")
     def gpus_command(
         ctx: typer.Context,
         target: str = context.GPU_TARGET_ARG,

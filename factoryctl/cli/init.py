@@ -49,7 +49,7 @@ power:
 def register(app: typer.Typer) -> None:
     """Add `init` to the root app."""
 
-    @app.command("init")
+    @app.command("init", short_help="Write a commented example factory.yaml.")
     def init_command(
         ctx: typer.Context,
         path: Path | None = typer.Argument(

@@ -24,8 +24,9 @@ ERROR_HINTS = {
     # host_key errors carry their node's own hint (trust, or trust --replace): this is only a fallback
     "host_key": "check the node's host key (`factoryctl nodes check`), then record it with `factoryctl nodes trust` "
     "(with --replace when it changed, or when keys of other types are recorded for it).",
-    "auth": "check ssh.user and ssh.identity_file in factory.yaml, or your ssh-agent.",
-    "agent": "run `factoryctl nodes check TARGET` to diagnose the agent.",
+    "auth": "check the node's user and key (User and IdentityFile in ~/.ssh/config, or ssh.user and ssh.identity_file "
+    "in factory.yaml) and your ssh-agent.",
+    "agent": "run `factoryctl nodes check` on the nodes named above to diagnose their agent.",
     "driver": "check the NVIDIA driver on the node (`nvidia-smi`).",
 }
 

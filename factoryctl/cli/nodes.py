@@ -339,7 +339,7 @@ def nodes_default(
         _list(ctx, "all", output, no_header, False, 2.0, 15.0, DEFAULT_FANOUT)
 
 
-@app.command("list")
+@app.command("list", short_help="One row per node: state, drained, health, GPUs, power.")
 def list_command(
     ctx: typer.Context,
     target: str = context.TARGET_ARG,

@@ -54,7 +54,7 @@ def _is_are(names: list[str]) -> str:
 def register(nodes_app: typer.Typer) -> None:
     """Add `drain` and `resume` to the `nodes` app."""
 
-    @nodes_app.command("drain")
+    @nodes_app.command("drain", short_help="Mark nodes drained: out of service until `nodes resume`.")
     def drain(
         ctx: typer.Context,
         target: str = context.REQUIRED_TARGET_ARG,
@@ -70,7 +70,7 @@ def register(nodes_app: typer.Typer) -> None:
         """
         _set(ctx, target, True, reason, output)
 
-    @nodes_app.command("resume")
+    @nodes_app.command("resume", short_help="Clear the drained flag: the nodes are back in service.")
     def resume(
         ctx: typer.Context,
         target: str = context.REQUIRED_TARGET_ARG,

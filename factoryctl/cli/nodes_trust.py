@@ -395,5 +395,5 @@ def check_command(
 
 def register(nodes_app: typer.Typer) -> None:
     """Add `trust` and `check` to the `nodes` sub-app."""
-    nodes_app.command("trust")(trust_command)
-    nodes_app.command("check")(check_command)
+    nodes_app.command("trust", short_help="Show and record each node's SSH host-key fingerprint.")(trust_command)
+    nodes_app.command("check", short_help="Diagnose each node: DNS, TCP, SSH, auth, agent, NVML.")(check_command)

@@ -293,7 +293,7 @@ SCHEDULE_OUT_OPTION: Any = typer.Option(
 )
 
 
-@app.command("simulate")
+@app.command("simulate", short_help="Replay a power policy over a price file and score it.")
 def simulate_command(
     ctx: typer.Context,
     prices: Path | None = PRICES_OPTION,

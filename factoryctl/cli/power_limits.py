@@ -132,7 +132,7 @@ def parse_watts(text: str) -> float:
 def register(power_app: typer.Typer) -> None:
     """Add `set` and `reset` to the `power` noun."""
 
-    @power_app.command("set")
+    @power_app.command("set", short_help="Set GPU power limits, like `nvidia-smi -pl` on each node.")
     def set_command(
         ctx: typer.Context,
         target: str = context.REQUIRED_GPU_TARGET_ARG,

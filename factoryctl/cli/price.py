@@ -163,7 +163,7 @@ def _unknown_warning(prices: str, start_s: int, newest_s: int | None) -> None:
     )
 
 
-@app.command("show")
+@app.command("show", short_help="The price in force at a time (now by default).")
 def show_command(
     ctx: typer.Context,
     prices: Path | None = PRICES_OPTION,
@@ -215,7 +215,7 @@ def show_command(
     emit(render_listing([item], [], columns, output, no_header))
 
 
-@app.command("history")
+@app.command("history", short_help="Every price in force in a time range.")
 def history_command(
     ctx: typer.Context,
     prices: Path | None = PRICES_OPTION,
@@ -273,7 +273,7 @@ def _warn_if_ended(where: str, ends: int, horizon: float) -> None:
         )
 
 
-@app.command("sources")
+@app.command("sources", short_help="Price sources registered as plugins (not imported).")
 def sources_command(output: OutputFormat = OUTPUT_OPTION, no_header: bool = NO_HEADER_OPTION) -> None:
     """Price sources registered in `factoryctl.price_sources.v1` (listed, not imported).
 

@@ -241,7 +241,7 @@ GRACE_OPTION: Any = typer.Option(
 )
 
 
-@app.command("simulate")
+@app.command("simulate", short_help="Replay a job trace under each policy: delays, utilisation.")
 def simulate_command(
     ctx: typer.Context,
     trace: Path = TRACE_OPTION,

@@ -89,7 +89,7 @@ def _item(job: Any) -> dict[str, Any]:
 def register(sched_app: typer.Typer) -> None:
     """Add `explain` to the `sched` app."""
 
-    @sched_app.command("explain")
+    @sched_app.command("explain", short_help="Replay a job trace up to --at: each job's state and why.")
     def explain_command(
         ctx: typer.Context,
         trace: Path = TRACE_OPTION,

@@ -1,4 +1,4 @@
-"""`factoryctl telemetry`: the noun, `collect --once` (one sweep into the store), and the window the readers share.
+"""`factoryctl telemetry`: the noun, `collect` (one sweep into the store), and the window the readers share.
 
 The store-only commands (history, export, energy) live in telemetry_history.py and register on this app (see
 `VERB_MODULES` in app.py); they never touch a node, so they answer from the store in milliseconds and import
@@ -86,23 +86,19 @@ COLLECT_COLUMNS = (
 )
 
 
-@app.command("collect")
+@app.command("collect", short_help="One sweep of every node into the store.")
 def collect(
     ctx: typer.Context,
     target: str = context.TARGET_ARG,
-    once: bool = typer.Option(False, "--once", help="Take one sample of every node and store it (for cron)."),
+    # Without --once it was refused, while its help offered --once as an ordinary option; there is no other mode.
+    once: bool = typer.Option(
+        False, "--once", help="Changes nothing: collect always takes one sweep (kept for cron lines that name it)."
+    ),
     timeout: float = context.TIMEOUT_OPTION,
     output: OutputFormat = OUTPUT_OPTION,
     no_header: bool = NO_HEADER_OPTION,
 ) -> None:
-    """One sweep of every node into the store (the continuous loop is `factoryctl controller run`)."""
-    from factoryctl.errors import UsageError
-
-    if not once:
-        raise UsageError(
-            "`telemetry collect` takes one sweep and needs --once.",
-            "for continuous collection run `factoryctl controller run` (see docs/controller.md).",
-        )
+    """One sweep of every node into the store, for cron and tests; `factoryctl controller run` collects continuously."""
     from factoryctl.cli.listing import show_listing
     from factoryctl.store.sqlite import Store
     from factoryctl.telemetry.poll import poll_nodes

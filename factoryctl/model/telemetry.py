@@ -14,7 +14,7 @@ enters the model, so no table or dashboard row can be made to clear the screen o
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
@@ -260,6 +260,36 @@ _OTHER_CHECKS: tuple[tuple[str, Callable[[Any], Any]], ...] = (
 )
 
 
+#: NVML's resolution for power and energy: it reports milliwatts and millijoules, 1000 to the watt or joule.
+MILLI = 1000
+
+
+def sum_in_units(values: Iterable[float | None], per_unit: int) -> float | None:
+    """The sum of the given `values` counted in the source's own units (`per_unit` of them to one), None if none.
+
+    Each value is a whole number of those units (NVML's milliwatts, divided by 1000 on the way in): summed as
+    integers and divided once, the sum is the decimal the units add up to. Summed as floats, eight GPUs' watts
+    gave `3206.3289999999997` in `nodes -o json` for 3206.329.
+    """
+    units = [round(value * per_unit) for value in values if value is not None]
+    return sum(units) / per_unit if units else None
+
+
+def kwh_from_joules(joules: Iterable[float]) -> float:
+    """Kilowatt-hours from joules: summed exactly (`math.fsum`), to NVML's millijoule, then divided once.
+
+    `sum(joules) / 3.6e6` printed `0.3396186775000001` for 1,222,627,239 mJ, which is 0.3396186775 kWh exactly.
+    """
+    return round(math.fsum(joules) * MILLI) / (MILLI * 3_600_000)
+
+
+def exact_product(a: float, b: float) -> float:
+    """`a * b` as the decimals they print as multiply (0.3396186775 kWh x 0.2 is 0.0679237355, not ...5000001)."""
+    from decimal import Decimal
+
+    return float(Decimal(repr(a)) * Decimal(repr(b)))
+
+
 #: The NodeSample fields holding text that came from a node (an agent's version, its stderr in `message`).
 _NODE_TEXTS = ("agent_version", "backend", "error", "message")
 
@@ -304,15 +334,13 @@ class NodeSample:
 
     @property
     def power_w(self) -> float | None:
-        """Sum of the GPUs' power draw, or None when no GPU reports it."""
-        values = [g.power_w for g in self.gpus if g.power_w is not None]
-        return sum(values) if values else None
+        """Sum of the GPUs' power draw (to the driver's milliwatt), or None when no GPU reports it."""
+        return sum_in_units([g.power_w for g in self.gpus], MILLI)
 
     @property
     def power_limit_w(self) -> float | None:
-        """Sum of the GPUs' enforced power limits."""
-        values = [g.power_limit_w for g in self.gpus if g.power_limit_w is not None]
-        return sum(values) if values else None
+        """Sum of the GPUs' enforced power limits (to the driver's milliwatt)."""
+        return sum_in_units([g.power_limit_w for g in self.gpus], MILLI)
 
     @property
     def hottest_temperature_c(self) -> float | None:
