@@ -2,14 +2,21 @@
 
 Answers from the store when a live controller writes it (cheap: one read per scrape), and otherwise polls the nodes
 itself, at most once per `--min-interval`, so a fast scraper cannot turn into an SSH storm.
+
+SIGHUP re-reads factory.yaml, as it does for the controller: the exporter read it once, so a node added later never
+appeared, and SIGHUP (`systemctl reload`) killed it silently (exit 129). A node the controller no longer stores
+samples for is exported down, not up with its last values (`read_live`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import typer
@@ -25,8 +32,9 @@ if TYPE_CHECKING:
 class MetricsSource:
     """The latest exposition text, refreshed on demand (read_live, else a poll), at most every `min_interval_s`."""
 
-    def __init__(self, config: FactoryConfig, min_interval_s: float, timeout: float) -> None:
+    def __init__(self, config: FactoryConfig, min_interval_s: float, timeout: float, quiet: bool = False) -> None:
         self.config = config
+        self.quiet = quiet  # -q: a reload is said only when it is refused
         self.min_interval_s = min_interval_s
         self.timeout = timeout
         self._lock = threading.Lock()
@@ -44,6 +52,32 @@ class MetricsSource:
                 self._text, polled = self._refresh()
                 self._at = time.monotonic() if polled else 0.0
             return self._text
+
+    def reload(self) -> bool:
+        """Re-read factory.yaml (SIGHUP); a broken file, or one read from a pipe, keeps the configuration it had.
+
+        Says on stderr what it did (refused, or the node count unless -q); returns whether it took the new file.
+        """
+        from factoryctl.config import load_config
+        from factoryctl.errors import ConfigError, FactoryError
+
+        path = self.config.path
+        try:
+            if path is not None and path.is_fifo():
+                raise ConfigError(
+                    f"{path} is a pipe, read once", "restart `metrics serve` to change its configuration."
+                )
+            new = load_config(path)
+        except FactoryError as exc:
+            why = f"{exc.message} ({exc.hint})" if exc.hint else exc.message
+            sys.stderr.write(f"factoryctl: metrics: reload refused, keeping the previous configuration: {why}\n")
+            return False
+        with self._lock:
+            self.config, self._text, self._at = new, "", 0.0  # the next scrape reads the store or polls anew
+        if not self.quiet:
+            count = len(new.nodes)
+            sys.stderr.write(f"reloaded {path or 'factory.yaml'}: {count} node{'' if count == 1 else 's'}\n")
+        return True
 
     def _refresh(self) -> tuple[str, bool]:
         """The exposition text, and whether it came from polling the nodes (rather than the live store)."""
@@ -113,7 +147,7 @@ def register(app: typer.Typer) -> None:
     metrics_app = typer.Typer(no_args_is_help=True, help="Prometheus metrics (dcgm-exporter names).")
     app.add_typer(metrics_app, name="metrics")
 
-    @metrics_app.command("serve")
+    @metrics_app.command("serve", short_help="Serve /metrics for Prometheus until Ctrl-C.")
     def serve(
         ctx: typer.Context,
         address: str = typer.Option("127.0.0.1", "--address", help="Listen address (0.0.0.0 for every interface)."),
@@ -123,13 +157,13 @@ def register(app: typer.Typer) -> None:
         ),
         timeout: float = context.timeout_option(15.0, help="Seconds to wait for each node when polling (0.1-86400)."),
     ) -> None:
-        """Serve /metrics for Prometheus until Ctrl-C (exit 130, as any command's Ctrl-C)."""
+        """Serve /metrics for Prometheus until Ctrl-C (exit 130, as any command's Ctrl-C); SIGHUP re-reads factory.yaml."""
         from http.server import ThreadingHTTPServer
 
         from factoryctl.errors import UsageError
         from factoryctl.telemetry.poll import check_agent_cache
 
-        source = MetricsSource(context.load(ctx), min_interval, timeout)
+        source = MetricsSource(context.load(ctx), min_interval, timeout, quiet=context.global_options(ctx)[1])
         check_agent_cache(source.config.nodes.values())  # before serving, not as a failed scrape
 
         try:
@@ -138,9 +172,28 @@ def register(app: typer.Typer) -> None:
             in_use = exc.errno in (errno.EADDRINUSE, errno.EACCES)
             hint = "pick another --port." if in_use else "give --address an address of this machine, e.g. 0.0.0.0."
             raise UsageError(f"cannot listen on {address}:{port}: {exc.strerror or exc}.", hint) from None
-        if not context.global_options(ctx)[1]:  # -q: nothing but errors
+        if not source.quiet:  # -q: nothing but errors
             sys.stderr.write(f"serving http://{address}:{server.server_address[1]}/metrics\n")
-        try:
-            server.serve_forever()  # Ctrl-C ends it with 130, as any command's (a stopped exporter is not success)
-        finally:
-            server.server_close()
+        with _reload_on_sighup(source):
+            try:
+                server.serve_forever()  # Ctrl-C ends it with 130, as any command's (a stopped exporter is not success)
+            finally:
+                server.server_close()
+
+
+@contextlib.contextmanager
+def _reload_on_sighup(source: MetricsSource) -> Iterator[None]:
+    """While the block runs, SIGHUP reloads `source` (in the main thread only: signals are handled there)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGHUP, lambda signum, frame: _reload_aside(source))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
+def _reload_aside(source: MetricsSource) -> None:
+    """SIGHUP: reload on a thread of its own, so serving goes on while a scrape holds the source (a poll)."""
+    threading.Thread(target=source.reload, name="metrics-reload", daemon=True).start()

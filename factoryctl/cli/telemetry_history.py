@@ -39,9 +39,9 @@ ASCII_SPARK = "_.-:=+*#"
 
 def register(telemetry_app: typer.Typer) -> None:
     """Add `history`, `export` and `energy` to the `telemetry` app, in that order (after `collect`)."""
-    telemetry_app.command("history")(history)
-    telemetry_app.command("export")(export)
-    telemetry_app.command("energy")(energy)
+    telemetry_app.command("history", short_help="Stored history of one metric, one series per GPU.")(history)
+    telemetry_app.command("export", short_help="Raw samples, one row per GPU per sample, to stdout.")(export)
+    telemetry_app.command("energy", short_help="GPU energy per node from the store, in kWh.")(energy)
 
 
 # ---------------------------------------------------------------------------------------------------- history
@@ -148,11 +148,48 @@ def history(
         if step_s is None:
             step_s = _step_for_size(store.history_size(names, metric, start, end, gpus), start, end, output)
         found = [s for s in store.history(names, metric, start, end, step=step_s, gpus=gpus) if s.points]
+        if not found and gpus is not None:
+            _refuse_missing_gpus(store.gpu_indexes(names), node_part, gpus)
     finally:
         store.close()
     _show_history(found, step_s is not None, output, no_header)
     if not found:
         sys.stderr.write(f"factoryctl: no stored {metric} for `{target}` since {iso_utc(start)}.\n")
+
+
+def _refuse_missing_gpus(known: dict[str, list[int]], node_part: str, gpus: Sequence[int]) -> None:
+    """A usage error (exit 2) when the store knows the nodes' GPUs and none of them is one of `gpus`, as `gpus` says.
+
+    `history s3/5` of a 2-GPU node printed an empty table and exited 0, where `gpus`, `power set` and `sim inject`
+    refuse a GPU the node does not have. Nodes the store knows no GPU of (never stored) are not refused: there is
+    nothing to tell.
+    """
+    from factoryctl.errors import UsageError
+    from factoryctl.model.folding import fold_nodes
+
+    if not known or any(gpu in indexes for indexes in known.values() for gpu in gpus):
+        return
+    alike: dict[str, list[str]] = {}  # 2,000 nodes of 8 GPUs are one `g[0001-2000] have GPUs 0-7`
+    for node, indexes in known.items():
+        alike.setdefault(_index_ranges(indexes), []).append(node)
+    has = "; ".join(
+        f"{fold_nodes(nodes)} {'has' if len(nodes) == 1 else 'have'} GPUs {ranges}" for ranges, nodes in alike.items()
+    )
+    raise UsageError(
+        f"no node of `{node_part}` has GPU {','.join(map(str, gpus))} in the store ({has}).",
+        f"run `factoryctl gpus {node_part}` to see their GPUs.",
+    )
+
+
+def _index_ranges(indexes: Sequence[int]) -> str:
+    """GPU indexes as ranges: `0-3,6`."""
+    ranges: list[list[int]] = []
+    for index in indexes:
+        if ranges and index == ranges[-1][1] + 1:
+            ranges[-1][1] = index
+        else:
+            ranges.append([index, index])
+    return ",".join(f"{a}-{b}" if a != b else str(a) for a, b in ranges)
 
 
 def _step_seconds(step: str | None) -> float | None:
@@ -304,6 +341,8 @@ def energy(
     """GPU energy per node from the store (the driver's energy counter, else integrated power), in kWh."""
     import time
 
+    from factoryctl.model.telemetry import exact_product, kwh_from_joules
+
     config = context.load(ctx)
     names = [n.name for n in config.resolve_target(target)]
     start, end = time_window(since, until)
@@ -317,17 +356,17 @@ def energy(
         per_gpu = [(gpu, joules, source) for node, gpu, joules, source in found if node == name]
         if not per_gpu:
             continue
-        kwh = sum(j for _, j, _ in per_gpu) / 3.6e6
+        kwh = kwh_from_joules(j for _, j, _ in per_gpu)
         items.append(
             {
                 "node": name,
                 "gpus": len(per_gpu),
                 "energy_kwh": kwh,
-                "cost": kwh * price_per_kwh if price_per_kwh is not None else None,
+                "cost": exact_product(kwh, price_per_kwh) if price_per_kwh is not None else None,
                 "source": node_energy_source(s for _, _, s in per_gpu),
                 "from": iso_utc(start),
                 "to": iso_utc(min(end, time.time())),
-                "per_gpu": [{"gpu": g, "energy_kwh": j / 3.6e6} for g, j, _ in per_gpu],
+                "per_gpu": [{"gpu": g, "energy_kwh": kwh_from_joules([j])} for g, j, _ in per_gpu],
             }
         )
     emit(render_listing(items, [], ENERGY_COLUMNS, output, no_header, ENERGY_FIELDS))

@@ -120,3 +120,41 @@ class NodeStates(StoreConnection):
         """Drained nodes by name, with who drained them, when and why."""
         found = self._query("SELECT name, drain_reason, drained_at_ms, drained_by FROM node WHERE drained = 1")
         return {str(n): DrainInfo(str(n), r, (t or 0) / 1000, b) for n, r, t, b in found}
+
+    def gpu_indexes(self, names: Sequence[str]) -> dict[str, list[int]]:
+        """The GPU indexes the store has seen on each of these nodes, in order (nodes without any are left out)."""
+        if not names:
+            return {}
+        marks = ",".join("?" * len(names))
+        found = self._query(
+            f"SELECT n.name, g.idx FROM gpu g JOIN node n ON n.id = g.node_id WHERE n.name IN ({marks})"
+            " ORDER BY n.name, g.idx",
+            list(names),
+        )
+        out: dict[str, list[int]] = {}
+        for name, idx in found:
+            out.setdefault(str(name), []).append(int(idx))
+        return out
+
+    def damage_found(self, within_s: float) -> str | None:
+        """What `PRAGMA quick_check` finds wrong with the file in `within_s` seconds; None when it found nothing.
+
+        `controller status` asks when no controller runs: one that exited because its store is damaged left nothing
+        its reads touch, and status said "no controller is running" with the hint to start one, back into the
+        failure. A check that runs out of time (a big store on a slow disk) found nothing: it is stopped, not waited
+        for. A bad page met on the way raises `StoreDamaged`, as any read.
+        """
+        deadline = time.monotonic() + within_s
+        with self._lock, self._translate("check"):
+            self._reopen_if_written()
+            db = self._db
+            db.set_progress_handler(lambda: int(time.monotonic() > deadline), 1000)
+            try:
+                found = [str(row[0]) for row in db.execute("PRAGMA quick_check(1)").fetchall()]
+            except sqlite3.OperationalError as exc:
+                if "interrupt" not in str(exc).lower():
+                    raise
+                return None
+            finally:
+                db.set_progress_handler(None, 0)
+        return None if found == ["ok"] else found[0].replace("\n", " ")[:200]

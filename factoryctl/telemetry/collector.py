@@ -24,6 +24,7 @@ from factoryctl.model.inventory import NodeSpec
 from factoryctl.store.samples import steps_in_force
 from factoryctl.store.sqlite import Store
 from factoryctl.telemetry.links import Backoff, Connector, NodeLink, transport_connector
+from factoryctl.telemetry.stall_watch import StallWatch
 from factoryctl.telemetry.writer import StoreWriter
 
 log = logging.getLogger("factoryctl.telemetry")
@@ -50,10 +51,13 @@ class Collector:
         self.links: dict[str, NodeLink] = {}
         self._past_connects = 0  # connects of links already closed
         self._relinking: threading.Thread | None = None  # a reload's: ends old links, then starts the new ones
+        #: Tells a stall of the controller itself (SIGSTOP, swapping, a paused VM) from its nodes' silence.
+        self.stall_watch = StallWatch(config.interval_s)
         self.writer = StoreWriter(
             store,
             config.interval_s,
             slow_interval_s=config.settings.controller.slow_interval_s,
+            stall_watch=self.stall_watch,
         )
 
     def _backoff(self) -> Backoff:
@@ -69,6 +73,7 @@ class Collector:
         for a writer started after the last link (`stop` still closes every link before the writer's last flush).
         """
         self.writer.set_nodes(self.config.nodes)
+        self.stall_watch.start()
         self.writer.start()
         connect = self._make_connector(self.config)
         for node in self.config.nodes.values():
@@ -89,6 +94,7 @@ class Collector:
             self._rng,
             stall_s=self._stall_s,
             slow_interval_s=self.config.settings.controller.slow_interval_s,
+            stall_watch=self.stall_watch,
         )
         self.links[node.name] = link
         return link
@@ -112,6 +118,7 @@ class Collector:
         self.writer.awaiting_stream(changed + retimed)  # their silence from now on is the reload's
         stopping = self._ask_to_stop(removed + changed, retire=True)
         self.writer.set_interval(config.interval_s, config.settings.controller.slow_interval_s)
+        self.stall_watch.set_interval(config.interval_s)
         for name in retimed:
             self.links[name].set_interval(config.interval_s, config.settings.controller.slow_interval_s)
         self.writer.set_nodes(config.nodes)
@@ -178,6 +185,7 @@ class Collector:
         self.settle()
         self._stop_links(list(self.links))
         self.writer.stop()
+        self.stall_watch.stop()
 
     def stats(self) -> dict[str, Any]:
         """The writer's figures plus link counts."""

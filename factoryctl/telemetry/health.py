@@ -85,6 +85,8 @@ class NodeHealth:
     #: The failure reported since the last sample or connect, (kind, message): the node's reason when silence
     #: degrades it or takes it down (None: "N samples missed").
     failing: tuple[str, str] | None = None
+    #: Silence before this time was the controller's own (it was stalled: `excuse`); None: none was.
+    excused_at: float | None = None
 
     def __post_init__(self) -> None:
         if self.message is None:
@@ -106,6 +108,19 @@ class NodeHealth:
         self.hold_until = at + grace_s
         self.connected()
 
+    def excuse(self, at: float) -> None:
+        """The controller itself was stalled until `at` (telemetry/stall_watch.py): silence is counted from `at`.
+
+        The node's samples waited in the pipes meanwhile; judged by the stall, a healthy node went `down`.
+        """
+        self.excused_at = at
+
+    def _heard(self) -> float | None:
+        """When the node's silence started: its last sample, or the end of a stall of the controller after it."""
+        if self.last_seen is None or self.excused_at is None:
+            return self.last_seen
+        return max(self.last_seen, self.excused_at)
+
     def connected(self) -> None:
         """The node's link is (re-)established: an earlier failure ("connection lost") no longer says why it is silent.
 
@@ -120,7 +135,7 @@ class NodeHealth:
         it down with it if no good sample follows. Any other node (never seen up, or silent already) is judged as by
         `failed`: down at once with the reason when never seen up.
         """
-        if self.state == "up" and silence_state(self.last_seen, at, self.interval_s) == "up":
+        if self.state == "up" and silence_state(self._heard(), at, self.interval_s) == "up":
             self.hold_until, self.failing = None, (kind, message)  # streaming errors: its silence is its own again
             return None
         return self.failed(at, kind, message)
@@ -157,11 +172,11 @@ class NodeHealth:
             return None
         if self.failing is not None:
             return self._become(state, now, *self.failing)
-        missed = missed_samples(self.last_seen, now, self.interval_s)
+        missed = missed_samples(self._heard(), now, self.interval_s)
         return self._become(state, now, "timeout", f"{self.node}: {missed} sample{'' if missed == 1 else 's'} missed.")
 
     def _state_at(self, now: float, failed: bool = False) -> str:
-        state = silence_state(self.last_seen, now, self.interval_s)
+        state = silence_state(self._heard(), now, self.interval_s)
         return "degraded" if failed and state == "up" else state  # a broken link is at least degraded
 
     def _become(self, state: str, at: float, error: str | None, message: str | None) -> NodeState | None:
@@ -176,7 +191,7 @@ class NodeHealth:
 
     def overdue(self, now: float) -> bool:
         """Whether the link should be torn down and rebuilt (three samples missed while connected)."""
-        return missed_samples(self.last_seen, now, self.interval_s) >= MISSED_FOR_DOWN
+        return missed_samples(self._heard(), now, self.interval_s) >= MISSED_FOR_DOWN
 
 
 def state_event(change: NodeState) -> Event:

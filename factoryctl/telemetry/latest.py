@@ -3,6 +3,12 @@
 Live means: a process holds the controller lock beside the store, and the newest stored sample is younger than three
 sampling intervals. Otherwise the answer is None and the caller polls the nodes itself. Nodes the controller has not
 reached are reported as down with the reason it recorded, exactly as a poll would report them.
+
+The store being live says nothing of each node's row: a node the controller stopped watching (removed from its
+factory.yaml and reloaded, while another factory.yaml sharing the state_dir still lists it) kept its last state, and
+was shown `up` forever with an ever older LAST SEEN. So each row is judged by its age too, as the controller judges
+silence (`down` after three missed samples), allowing for a node's clock being off by up to `CLOCK_OFF_S` (its
+samples keep their own time until then): such a node is polled by the caller, or reported down.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from factoryctl.model.telemetry import NodeSample
 from factoryctl.store.lock import controller_is_running
 from factoryctl.store.rows import NodeState
 from factoryctl.store.sqlite import Store, StoreError
+from factoryctl.telemetry.health import silent_for_down_s
+from factoryctl.telemetry.node_clock import CLOCK_OFF_S
 from factoryctl.telemetry.poll import PollResult
 
 LIVE_INTERVALS = 3
@@ -54,7 +62,8 @@ def read_live(
 
     A node the store has no record of (added to factory.yaml after the controller started, or not reached in its
     first seconds) is reported down as "not reached yet"; when `unknown` is given it is put there instead, left out
-    of the result, for the caller to poll itself.
+    of the result, for the caller to poll itself. So is a node whose row is older than the controller would let a
+    node it watches be silent (`stale_for`): reported down when `unknown` is not given.
     """
     now = now if now is not None else time.time()
     latest = _live_latest(config, now)
@@ -65,9 +74,13 @@ def read_live(
     last_seen: dict[str, float] = {}
     for spec in nodes if nodes is not None else list(config.nodes.values()):
         state, sample = latest.get(spec.name, (None, None))
-        if state is None and unknown is not None:
+        stale = stale_for(state, now, config.interval_s) if state is not None else None
+        if (state is None or stale is not None) and unknown is not None:
             unknown.append(spec)
             continue
+        if state is not None and stale is not None:
+            message = f"{spec.name}: the controller has stored no sample from it for {stale:.0f} s (does it watch it?)."
+            state = NodeState(spec.name, "down", state.since, state.last_seen, "timeout", message)
         if state is not None and sample is not None and state.state != "down":
             samples.append(NodeSample(**{**vars(sample), "state": state.state}))
             continue
@@ -80,6 +93,17 @@ def read_live(
             last_seen[spec.name] = state.last_seen
         samples.append(NodeSample(node=spec.name, time=seen, state="down", error=kind, message=message))
     return PollResult(samples, errors, last_seen)
+
+
+def stale_for(state: NodeState, now: float, interval_s: float) -> float | None:
+    """How long ago a node the store calls up (or degraded) was last seen, when the controller would call it down.
+
+    None while the row is fresh enough, or says down already. The node's own clock may be up to `CLOCK_OFF_S` behind.
+    """
+    if state.state == "down" or state.last_seen is None:
+        return None
+    age = now - state.last_seen
+    return age if age > silent_for_down_s(interval_s) + CLOCK_OFF_S else None
 
 
 def stored_hint(spec: NodeSpec, kind: str, message: str) -> str | None:

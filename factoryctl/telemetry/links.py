@@ -30,6 +30,7 @@ from factoryctl.model.inventory import NodeSpec
 from factoryctl.model.telemetry import NodeSample
 from factoryctl.telemetry.health import MISSED_FOR_DOWN
 from factoryctl.telemetry.poll import as_node_error, check_agent_cache, open_transport
+from factoryctl.telemetry.stall_watch import StallWatch
 from factoryctl.transport.base import NodeTransport
 from factoryctl.transport.host_limits import raise_open_file_limit
 from factoryctl.transport.session import AgentSession
@@ -120,6 +121,7 @@ class NodeLink:
         stall_s: float | None = None,
         slow_interval_s: float | None = None,
         stream_timeout_s: float = 10.0,
+        stall_watch: StallWatch | None = None,
     ) -> None:
         self.node = node
         self.interval_s = interval_s
@@ -133,6 +135,7 @@ class NodeLink:
         self._sink = sink
         self._backoff = backoff
         self._rng = rng or random.Random()
+        self._stall_watch = stall_watch  # a stall of the controller itself is not the node's silence
         self._stop = threading.Event()
         self._wake = threading.Event()  # stopped, or a new interval to stream at
         self._retired = False
@@ -254,7 +257,7 @@ class NodeLink:
                 if woke and not self._stop.is_set():
                     self._wake.clear()
                     stream = self._stream(session, stream)
-                silent = time.monotonic() - self._last_heard
+                silent = time.monotonic() - self._heard()
                 if silent > self.stall_s:
                     raise self._stalled(silent)
         except Exception as exc:
@@ -264,6 +267,16 @@ class NodeLink:
             self._set_session(None)
             _close_quietly(session, transport)
         return self._got_sample.is_set()
+
+    def _heard(self) -> float:
+        """When the node was last heard: its last sample, or the end of a stall of the controller after it.
+
+        Stopped for 12 s (SIGSTOP, a paused VM), the controller woke with every link silent for 12 s and tore them
+        down before their reader threads had read the samples waiting in the pipes.
+        """
+        if self._stall_watch is not None:
+            self._last_heard = self._stall_watch.silence_from(self._last_heard)
+        return self._last_heard
 
     def _stalled(self, silent: float) -> NodeError:
         """Why a link silent for `silent` s is rebuilt: its agent's failing samples while they still come, else silence.

@@ -5,7 +5,8 @@ refused the connection`, one per node), and a reload as many again. The writer h
 happens; once per tick the changes that say the same thing (the same state and reason, each node's own address
 taken out) become one line under their folded node set, as `report_node_errors` does for one-shot commands:
 `g[0201-2000] (1800) are down: refused the connection`. Each node's own line is still logged at debug level, and
-each change is still one event per node in the store (`factoryctl events`).
+each change is still one event per node in the store (`factoryctl events`). `daemon_hint` keeps the CLI's
+hints that mean nothing to a daemon's operator out of its log.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 
 from factoryctl.model.folding import fold_nodes, without_address
 from factoryctl.store.rows import NodeState
+from factoryctl.store.sqlite import StoreError
 
 
 class StateLog:
@@ -68,3 +70,13 @@ class StateLog:
             self._log.log(level, "%s %s", who, what)
         else:
             self._log.log(level, "%s: %s", who, said)
+
+
+def daemon_hint(exc: StoreError) -> str:
+    """`exc`'s hint for a daemon's log line (" hint: ..."), or "" when it has none a daemon's operator can follow.
+
+    The CLI's last-resort hint, rerun with --debug, means nothing for a controller started by systemd.
+    """
+    if not exc.hint or "--debug" in exc.hint:
+        return ""
+    return f" hint: {exc.hint}"

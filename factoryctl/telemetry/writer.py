@@ -35,7 +35,8 @@ from factoryctl.store.rows import ClockStep, Event, NodeState, encoding_problem
 from factoryctl.store.sqlite import Store, StoreDamaged, StoreError
 from factoryctl.telemetry.health import NodeHealth, ThermalEpisodes, carry_forward, gpu_events, state_event
 from factoryctl.telemetry.node_clock import NodeClock
-from factoryctl.telemetry.state_log import StateLog
+from factoryctl.telemetry.stall_watch import StallWatch
+from factoryctl.telemetry.state_log import StateLog, daemon_hint
 from factoryctl.telemetry.wall_clock import WallClock, stored_steps
 from factoryctl.transport.host_limits import TASK_LIMIT_HINT, is_thread_exhaustion
 
@@ -56,10 +57,12 @@ class StoreWriter:
         buffer_s: float = 120.0,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] | None = None,
+        stall_watch: StallWatch | None = None,
     ) -> None:
         """Write into `store`; `clock` is the wall clock, `monotonic` the clock its steps are told by.
 
-        A fake `clock` given alone is taken to be step-free, as the tests that move it expect.
+        A fake `clock` given alone is taken to be step-free, as the tests that move it expect. `stall_watch` (on the
+        same monotonic clock) tells when the controller itself was stalled: nodes are not judged for that silence.
         """
         self.store = store
         self.interval_s = interval_s
@@ -67,6 +70,8 @@ class StoreWriter:
         self.buffer_s = buffer_s
         self._clock = clock
         self._wall = WallClock(clock, monotonic, stored_steps(store))  # a restart keeps allowing for the steps
+        self._stall_watch = stall_watch
+        self._judged_at = self._wall.monotonic()  # when silence was last judged (`_take_tick`)
         self._node_clocks: dict[str, NodeClock] = {}
         self._lock = threading.Lock()
         self._incoming: list[NodeSample] = []
@@ -180,6 +185,8 @@ class StoreWriter:
             health.since += step
             if health.last_seen is not None:
                 health.last_seen += step
+            if health.excused_at is not None:
+                health.excused_at += step
         for clock in self._node_clocks.values():  # every node's offset moved by the step
             clock.controller_stepped(step)
         self._last_error_log += step
@@ -282,8 +289,10 @@ class StoreWriter:
     def _take_tick(self) -> tuple[list[NodeSample], list[NodeState], list[Event], float]:
         """Judge every node's silence now, and take what arrived since the last tick: samples, changes, events."""
         with self._lock:
-            now = self._now()
+            now, stalled = self._now(), self._stalled_since_judged()
             for health in self._health.values() if not self._closing else ():
+                if stalled:
+                    health.excuse(now)
                 change = health.tick(now)
                 if change is not None:
                     self._note(change)
@@ -293,6 +302,15 @@ class StoreWriter:
             said = self._said.take()
         self._said.write(said)  # the lines of the changes above, folded ("g[0201-2000] (1800) are down: ...")
         return incoming, changes, events, now
+
+    def _stalled_since_judged(self) -> bool:
+        """Whether the controller itself was stalled since silence was last judged (call with the lock)."""
+        judged, self._judged_at = self._judged_at, self._wall.monotonic()
+        if self._stall_watch is not None:
+            since = self._stall_watch.silence_from(judged)
+            self._judged_at = max(self._judged_at, since)  # noticed at this tick: not again at the next one
+            return since > judged
+        return False
 
     def _buffer(self, incoming: list[NodeSample], events: list[Event], now: float) -> None:
         """Add the new samples to the buffer in time order, with the GPU events they show; trim it to `buffer_s`."""
@@ -467,16 +485,6 @@ class StoreWriter:
             "latency_p99_s": pct(0.99),
             "store_error": self.store_error.message if self.store_error else None,
         }
-
-
-def daemon_hint(exc: StoreError) -> str:
-    """`exc`'s hint for a daemon's log line (" hint: ..."), or "" when it has none a daemon's operator can follow.
-
-    The CLI's last-resort hint, rerun with --debug, means nothing for a controller started by systemd.
-    """
-    if not exc.hint or "--debug" in exc.hint:
-        return ""
-    return f" hint: {exc.hint}"
 
 
 def _stored_samples(store: Store) -> dict[str, NodeSample]:
