@@ -9,13 +9,16 @@ every agent of the node whatever its cache directory (docs/agent-protocol.md, Po
 - a simulated node: beside its state file in the simulator's state dir (`factoryctl.sim.storage.limits_lock_path`),
   one per simulated node, as several share a host;
 - a real node: `/run/factoryctl-<euid>/gpu-limits.lock` for root (only root may create in /run, so no other user
-  can take or plant it), `/tmp/factoryctl-<euid>/` for anyone else. Only root may change limits through NVML, so
-  every agent that can change one shares root's lock. The directory is made 0700 and must be a real directory of
-  this user writable by nobody else; the file is opened without following a symbolic link, must be a regular file
-  of this user and is kept 0600, so another local user can neither hold it nor redirect it (docs/security.md).
+  can take or plant it), `/tmp/factoryctl-<euid>/` for anyone else, and for root too when /run cannot hold it (not
+  root's alone, mounted read-only, or refusing root's writes): decided from what every agent of the node sees alike,
+  again before each change, so they all pick the same place. Only root may change limits through NVML, so every
+  agent that can change one shares root's lock. The directory is made 0700 and must be a real directory of this
+  user writable by nobody else; the file is opened without following a symbolic link, must be a regular file of
+  this user and is kept 0600, so another local user can neither hold it nor redirect it (docs/security.md).
 
-The wait is bounded (polled with LOCK_NB: a blocking flock cannot be given up), and the kernel releases the lock
-when its holder dies, so a killed agent never leaves the node locked. Python 3.9 stdlib, like the whole agent.
+The file is opened for writing: over NFS, flock(2) places an exclusive lock only on a file opened so. The wait is
+bounded (polled with LOCK_NB: a blocking flock cannot be given up), and the kernel releases the lock when its holder
+dies, so a killed agent never leaves the node locked. Python 3.9 stdlib, like the whole agent.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import os
 import stat
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, Optional
 
 DEFAULT_TIMEOUT_S = 5.0
 MAX_TIMEOUT_S = 60.0
@@ -40,17 +43,45 @@ class LimitsLockError(Exception):
 
 
 class LimitsLockTimeout(LimitsLockError):
-    """Another agent held the lock for the whole wait."""
+    """Another agent held the lock at `path` for the whole wait."""
+
+    def __init__(self, path: Path, timeout_s: float) -> None:
+        super().__init__(f"another change held {path} for {timeout_s:g} s")
+        self.path = path
 
 
-def real_node_lock_path() -> Path:
-    """Where every agent of this user on a real node locks its limits: under /run for root, else under /tmp."""
-    uid = os.geteuid()
-    base = "/run" if uid == 0 and _root_only_directory("/run") else "/tmp"
-    return Path(base) / f"factoryctl-{uid}" / _LOCK_NAME
+def real_node_lock_path(uid: Optional[int] = None, run_can_hold: Optional[Callable[[Path], bool]] = None) -> Path:
+    """Where every agent of this user on a real node locks its limits: under /run for root, else under /tmp.
+
+    Root falls back to /tmp when `run_can_hold(/run/factoryctl-0)` is false (default: `run_can_hold_lock`).
+    """
+    uid = os.geteuid() if uid is None else uid
+    run_directory = Path("/run") / f"factoryctl-{uid}"
+    if uid == 0 and (run_can_hold or run_can_hold_lock)(run_directory):
+        return run_directory / _LOCK_NAME
+    return Path("/tmp") / f"factoryctl-{uid}" / _LOCK_NAME
 
 
-def _root_only_directory(path: str) -> bool:
+def run_can_hold_lock(directory: Path) -> bool:
+    """Whether root's lock directory can be (or is) `directory` in /run, from facts every agent sees alike.
+
+    /run must be a real directory of root's that nobody else can write, and the directory (or /run, while it is
+    missing) must be on a read-write mount where the kernel lets root write (no immutable flag, no security module
+    refusing it). A passing failure (a full /run) is not a reason to move: the lock then refuses, naming it, rather
+    than letting one agent lock elsewhere than the others. A directory there that is not one is kept, and refused.
+    """
+    if not _root_only_directory(directory.parent):
+        return False
+    try:
+        st = os.lstat(directory)
+    except FileNotFoundError:
+        return _writable_here(directory.parent)
+    except OSError:
+        return False
+    return not stat.S_ISDIR(st.st_mode) or _writable_here(directory)
+
+
+def _root_only_directory(path: Path) -> bool:
     try:
         st = os.lstat(path)
     except OSError:
@@ -58,12 +89,21 @@ def _root_only_directory(path: str) -> bool:
     return stat.S_ISDIR(st.st_mode) and st.st_uid == 0 and not st.st_mode & 0o022
 
 
-class LimitsLock:
-    """The lock file `path`; `private` for one in a place other users reach (see the module docstring)."""
+def _writable_here(directory: Path) -> bool:
+    """Whether the kernel lets this user write in `directory`: not on a read-only mount (EROFS), nor refused."""
+    return os.access(directory, os.W_OK)
 
-    def __init__(self, path: Path, private: bool) -> None:
+
+class LimitsLock:
+    """The lock file `path`; `private` for one in a place other users reach (see the module docstring).
+
+    With `locate`, the path is found again before each acquire (a real node's: /run may stop being usable).
+    """
+
+    def __init__(self, path: Path, private: bool, locate: Optional[Callable[[], Path]] = None) -> None:
         self.path = path
         self.private = private
+        self._locate = locate
 
     @contextlib.contextmanager
     def held(self, timeout_s: float) -> Iterator[None]:
@@ -77,19 +117,23 @@ class LimitsLock:
     def acquire(self, timeout_s: float) -> int:
         """Hold the lock, waiting at most `timeout_s`; returns the descriptor to `release`.
 
-        LimitsLockTimeout when another agent held it all along, LimitsLockError when the file cannot be used.
+        LimitsLockTimeout when another agent held it all along, LimitsLockError when the file cannot be used or
+        locked (a flock error such as NFS's ENOLCK names the file and the error).
         """
-        fd = self._open()
+        path = self.path = self._locate() if self._locate is not None else self.path
+        fd = self._open(path)
         deadline = time.monotonic() + timeout_s
         try:
             while True:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     return fd
-                except BlockingIOError:
-                    pass
+                except (BlockingIOError, InterruptedError):
+                    pass  # held by another agent, or a signal came: wait on
+                except OSError as exc:
+                    raise LimitsLockError(f"flock on {path} failed: {exc.strerror or exc}") from None
                 if time.monotonic() >= deadline:
-                    raise LimitsLockTimeout(f"another change held {self.path} for {timeout_s:g} s")
+                    raise LimitsLockTimeout(path, timeout_s)
                 time.sleep(_POLL_S)
         except BaseException:
             os.close(fd)
@@ -100,36 +144,36 @@ class LimitsLock:
         """Let the next agent in (closing the descriptor drops the flock)."""
         os.close(fd)
 
-    def _open(self) -> int:
+    def _open(self, path: Path) -> int:
         if self.private:
-            self._private_directory()
-        flags = os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC  # flock needs no write access
+            self._private_directory(path.parent)
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC  # written to never, but NFS's flock needs it
         try:
-            fd = os.open(self.path, flags, 0o600 if self.private else 0o644)
+            fd = os.open(path, flags, 0o600 if self.private else 0o644)
         except OSError as exc:
             if exc.errno == errno.ELOOP:
-                raise LimitsLockError(f"{self.path} is a symbolic link (remove it)") from None
-            raise LimitsLockError(f"cannot open {self.path}: {exc.strerror}") from None
+                raise LimitsLockError(f"{path} is a symbolic link (remove it)") from None
+            raise LimitsLockError(f"cannot open {path}: {exc.strerror}") from None
         try:
-            self._check_file(fd)
+            self._check_file(path, fd)
         except BaseException:
             os.close(fd)
             raise
         return fd
 
-    def _check_file(self, fd: int) -> None:
+    def _check_file(self, path: Path, fd: int) -> None:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise LimitsLockError(f"{self.path} is not a regular file (remove it)")
+            raise LimitsLockError(f"{path} is not a regular file (remove it)")
         if self.private:
             if st.st_uid != os.geteuid():
-                raise LimitsLockError(f"{self.path} belongs to uid {st.st_uid}, not to this user (remove it)")
+                raise LimitsLockError(f"{path} belongs to uid {st.st_uid}, not to this user (remove it)")
             if st.st_mode & 0o077:
                 os.fchmod(fd, 0o600)  # ours: nobody else may open it, so nobody else can hold it
 
-    def _private_directory(self) -> None:
+    @staticmethod
+    def _private_directory(directory: Path) -> None:
         """Make the lock's directory 0700 if missing; refuse one that is a link, another user's or writable by others."""
-        directory = self.path.parent
         try:
             os.mkdir(directory, 0o700)
         except FileExistsError:

@@ -284,16 +284,14 @@ class AgentServer:
             if self.limits_lock is not None:
                 try:
                     held.enter_context(self.limits_lock.held(float(wait)))
-                except LimitsLockTimeout:
+                except LimitsLockTimeout as exc:
                     raise RequestError(
                         "driver",
-                        f"another change of the power limits on {self.node} was still running after {wait:g} s "
-                        f"(it holds {self.limits_lock.path}); nothing was changed, try again when it has ended",
+                        f"another change of its power limits was still running after {wait:g} s (it holds "
+                        f"{exc.path}); nothing was changed: try again once it has ended.",
                     ) from None
                 except LimitsLockError as exc:
-                    raise RequestError(
-                        "driver", f"cannot lock the power limits on {self.node}: {exc}; nothing was changed"
-                    ) from None
+                    raise RequestError("driver", f"cannot lock its power limits: {exc}; nothing was changed") from None
             with self._sample_lock:
                 yield
 

@@ -311,10 +311,16 @@ class AgentSession:
             )
         if "does not report its power" in message or "does not support setting" in message:
             return self._unsupported_hint()  # the nvidia-smi bridge's word for what the agent calls `unsupported`
-        if "another change of the power limits" in message:
+        if _LOCK_BUSY in message:
             return (
                 "another factoryctl (a cron job, a colleague, a dashboard) was changing this node's power limits: run "
-                "the command again once it has ended, or give it a longer --timeout to wait for it."
+                "the command again once it has ended, or give it a longer --timeout to wait for it (the node waits "
+                f"{_LOCK_MARGIN_S:g} s less than the --timeout, {_LOCK_WAIT_MAX_S:g} s at most)."
+            )
+        if _LOCK_UNUSABLE in message:
+            return (
+                "the node's power-limits lock file cannot be used: fix or remove what the message names on the node "
+                "(docs/agent-protocol.md, Power limits)."
             )
         if " is lost" in message or " was lost" in message:
             return (
@@ -430,6 +436,9 @@ class AgentSession:
             self._stdout.close()
 
 
+#: How the agent says another change holds the node's limits lock, and that it cannot use it (factoryctl.agent.server).
+_LOCK_BUSY = "another change of its power limits"
+_LOCK_UNUSABLE = "cannot lock its power limits"
 #: What a power-limit request leaves of its own timeout for the answer to travel back (see `limits_lock_wait`).
 _LOCK_MARGIN_S = 1.0
 #: The longest lock wait the agent takes (docs/agent-protocol.md, `lock_timeout_s`).

@@ -77,7 +77,8 @@ def _who_else_can_write(path: str, status: os.stat_result) -> tuple[str, str] | 
     """Why ssh would refuse a config file with this stat ("Bad owner or permissions"), with the fix; or None."""
     uid, quoted = os.getuid(), shlex.quote(path)
     if status.st_uid not in (0, uid):
-        problem = f"belongs to uid {status.st_uid}, neither you (uid {uid}) nor root"
+        allowed = "not root" if uid == 0 else f"neither you (uid {uid}) nor root"
+        problem = f"belongs to uid {status.st_uid}, {allowed}"
         return problem, f"make it yours: `chown {uid} {quoted}` (and `chmod go-w {quoted}`), or move it aside."
     mode = stat.S_IMODE(status.st_mode)
     if mode & stat.S_IWOTH:

@@ -38,8 +38,10 @@ def test_a_set_waiting_on_a_held_lock_is_refused_within_its_timeout_and_sets_not
         assert refused.exit_code == 1, refused.stderr
         [error] = json.loads(refused.stdout)["errors"]
         assert error["error"] == "driver"
-        assert "another change of the power limits on n1" in error["message"]  # the agent's answer, not a timeout
-        assert "run the command again once it has ended" in refused.stderr
+        assert error["message"].startswith("n1: another change of its power limits was still running after 2 s")
+        assert error["message"].endswith("; nothing was changed: try again once it has ended.")  # not a timeout
+        assert "run the command again once it has ended, or give it a longer --timeout" in refused.stderr
+        assert "(the node waits 1 s less than the --timeout, 60 s at most)." in refused.stderr
         time.sleep(max(0.0, 4.5 - waited))  # past the old 5 s wait: a late set would have happened by now
     gpus = json.loads(cli("--config", str(factory), "gpus", "n1", "-o", "json").stdout)["items"]
     assert [gpu["power_limit_w"] for gpu in gpus] == [300.0]

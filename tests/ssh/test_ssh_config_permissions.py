@@ -98,8 +98,8 @@ def test_an_included_file_of_another_user_is_refused(isolated_home: Path) -> Non
     with pytest.raises(ConfigError) as caught:
         resolve(NodeSpec("n1", "lab"))
     assert caught.value.message.startswith(
-        f"{main}, line 1: the included file {included} belongs to uid 65534, neither you (uid 0) nor root"
-    )
+        f"{main}, line 1: the included file {included} belongs to uid 65534, not root, so someone else"
+    )  # as root: not "neither you (uid 0) nor root"
     assert caught.value.hint == f"make it yours: `chown 0 {included}` (and `chmod go-w {included}`), or move it aside."
 
 
