@@ -119,8 +119,8 @@ class DashboardApp(App[None]):
         """A key made before the dialog on top opened is a stray key of the burst that opened it: the dialog's.
 
         Textual checks a key's bindings once it has bubbled back up from the focused widget, against the screen on
-        top by then: the Enter of `ls -ld /tmp` + Enter (typed or pasted by mistake) would confirm the drain that its
-        `d` opened. Such a key is typed into the dialog's input instead, never run as a key.
+        top by then: the Enter of `ls -ld /tmp` + Enter (typed or pasted by mistake) would act in the drain dialog that
+        its `d` opened. Such a key is typed into the dialog's input instead, never run as a key.
         """
         if isinstance(event, events.Key) and event.is_forwarded:
             stack = self.screen_stack

@@ -69,6 +69,8 @@ class _NodeState:
         #: Why its agent's samples failed since its last good one: the reason silence judges it with (`sample`).
         self.agent_error: NodeError | None = None
         self.shown = CONNECTING  # the state last judged (and announced by an event)
+        #: What the dashboard showed last for this node when a controller handed back (`seed`), until it answers.
+        self.seeded: NodeSample | None = None
         #: Guards the fields above; re-entrant because `judge` holds it while `sample` takes it again.
         self.lock = threading.RLock()
         self.link = NodeLink(
@@ -97,19 +99,22 @@ class _NodeState:
         with self.lock:
             before, self.latest = self.latest, sample
             self.latest_mono = time.monotonic()
-            self.failure = self.agent_error = None
+            self.failure = self.agent_error = self.seeded = None
         self.owner.history.record_node(sample)
         found = self.owner.thermal.keep(gpu_events(before, sample), sample)
         for event in found:  # ECC errors, lost GPUs, thermal slowdown: as the controller sees them
             self.owner.add_event(dashboard_event(event))
         self.judge()
 
-    def seed(self, shown: NodeSample, now: float, now_mono: float) -> None:
+    def seed(self, shown: NodeSample, now_mono: float) -> None:
         """Start from what the dashboard showed last (a controller handing back), not from `connecting`.
 
-        A node that was up or degraded keeps its last sample (its GPUs, so an unhealthy one stays unhealthy), aged
-        by its time, and silence judges it as if this collector had heard it then; a down node stays down, with its
-        reason, until it answers. Its first sample or failure replaces the seed; nothing is announced by seeding.
+        A node that was up or degraded keeps its last sample (its GPUs, so an unhealthy one stays unhealthy) and its
+        state, and gets a fresh grace, as a link just made does: its silence counts from when this collector started
+        listening (`now_mono`, and not while its link is still connecting), never from the controller's last sample,
+        which the dashboard notices up to `CHECK_EVERY_S` late (judged by its age, every up node went down, then up).
+        A down node stays down, with its reason, until it answers. Its first sample or failure replaces the seed;
+        nothing is announced by seeding.
         """
         with self.lock:
             if self.latest is not None or self.failure is not None or self.agent_error is not None:
@@ -119,7 +124,8 @@ class _NodeState:
                 self.failure = NodeError(shown.node, shown.error or "timeout", message, None)
             elif shown.state in STATE_EVENTS and shown.gpus:
                 self.latest = dataclasses.replace(shown, state="up", error=None, message=None)
-                self.latest_mono = now_mono - max(0.0, now - shown.time)
+                self.latest_mono = now_mono
+                self.seeded = shown
             else:
                 return
             self.shown = shown.state
@@ -170,7 +176,10 @@ class _NodeState:
     def sample(self, now: float, now_mono: float) -> NodeSample:
         """What the dashboard should show for this node at `now` (wall clock; `now_mono` on the monotonic one)."""
         with self.lock:
+            if self.seeded is not None and self.link.connecting:
+                self.latest_mono = now_mono  # a seeded node's silence counts once its link is made (`seed`)
             latest, failure, agent_error, heard = self.latest, self.failure, self.agent_error, self.latest_mono
+            seeded = self.seeded
         session = self.link.session
         if failure is None and session is not None:
             failure = session.failure  # broken now: shown before the link next looks (every half interval)
@@ -180,6 +189,8 @@ class _NodeState:
         if latest is None and agent_error is None:
             return NodeSample(node=name, time=now, state=CONNECTING, message="connecting…")
         state = silence_state(None if latest is None else heard, now_mono, self.owner.interval_s)
+        if state == "up" and seeded is not None and seeded.state == "degraded":
+            return seeded  # degraded when the controller handed back: only a sample brings it up
         if state == "up" and latest is not None:  # a failed sample after a recent good one: still up
             return latest
         if agent_error is not None:  # the agent's reason, degraded or down, as the controller says it
@@ -258,11 +269,11 @@ class PolledServices(ConfiguredServices):
         A controller handing back must not turn every node `connecting` (and a down one up-to-be) for a while:
         docs/dashboard.md promises that a node keeps its state when a controller takes over or hands back.
         """
-        now, now_mono = time.time(), time.monotonic()
+        now_mono = time.monotonic()
         for sample in shown:
             state = self._nodes.get(sample.node)
             if state is not None:
-                state.seed(sample, now, now_mono)
+                state.seed(sample, now_mono)
 
     def _judge_every_node(self) -> None:
         while not self.stop_event.wait(JUDGE_EVERY_S):

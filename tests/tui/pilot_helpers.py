@@ -33,7 +33,7 @@ def plain(renderable: object, width: int = 80) -> str:
 
 
 async def when_armed(pilot) -> None:
-    """Wait until the dialog on top counts a confirmation (it ignores one in its first moment: a burst of keys)."""
+    """Wait until the dialog on top counts a key or click (it ignores them in its first moment: a burst of keys)."""
     from factoryctl.tui.screens.guarded_dialog import GuardedDialog
 
     def armed() -> bool:
@@ -41,3 +41,17 @@ async def when_armed(pilot) -> None:
         return isinstance(screen, GuardedDialog) and screen.armed
 
     await wait_until(pilot, armed, what="the dialog to arm")
+
+
+async def confirm_by_keys(pilot, second: str = "enter") -> None:
+    """Confirm the dialog on top as a person does: once armed, Enter (the first step), then `second` (Enter, `y`)."""
+    await when_armed(pilot)
+    dialog = pilot.app.screen
+    await pilot.press("enter")
+    assert pilot.app.screen is dialog, "the first Enter closed the dialog"
+    assert dialog.ready, "the first Enter did not make the dialog ready"
+    button = dialog.query_one("#confirm")
+    assert dialog.focused is button, "the first Enter did not focus the confirm button"
+    # a first Enter on the button itself shows its press for 0.2 s, when Textual ignores another
+    await wait_until(pilot, lambda: not button.has_class("-active"), what="the button's press shown")
+    await pilot.press(second)

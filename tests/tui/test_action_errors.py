@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from factory_data import FrozenServices
-from pilot_helpers import first_snapshot, wait_until, when_armed
+from pilot_helpers import confirm_by_keys, first_snapshot, wait_until
 
 from factoryctl.tui.app import make_app
 from factoryctl.tui.screens.main import MainScreen
@@ -33,8 +33,7 @@ async def test_an_unexpected_error_in_a_drain_is_notified_and_the_app_lives() ->
     async with app.run_test() as pilot:
         await first_snapshot(pilot)
         await pilot.press("d", *"bad fan")
-        await when_armed(pilot)
-        await pilot.press("enter")
+        await confirm_by_keys(pilot)
         await wait_until(pilot, lambda: app._notifications, what="the failure toast")
         toast = list(app._notifications)[-1]
         assert toast.message.startswith("unexpected error: KeyError: 'rack'")
@@ -49,8 +48,7 @@ async def test_an_unexpected_error_in_a_power_cap_is_notified() -> None:
     async with app.run_test() as pilot:
         await first_snapshot(pilot)
         await pilot.press("p", *"450")
-        await when_armed(pilot)
-        await pilot.press("enter")
+        await confirm_by_keys(pilot)
         await wait_until(pilot, lambda: app._notifications, what="the failure toast")
         assert list(app._notifications)[-1].message.startswith("unexpected error: ZeroDivisionError: division by zero")
         assert services.calls == [("set_power_cap", "demo01", 450.0)]

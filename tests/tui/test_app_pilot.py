@@ -7,7 +7,7 @@ import threading
 
 import pytest
 from factory_data import T0, FrozenServices, fixed_snapshot
-from pilot_helpers import first_snapshot, plain, wait_until, when_armed
+from pilot_helpers import confirm_by_keys, first_snapshot, plain, wait_until, when_armed
 from textual.widgets import Static
 
 from factoryctl.model.telemetry import NodeSample
@@ -218,8 +218,7 @@ async def test_drain_asks_for_a_reason_and_confirmation(services: FrozenServices
         await pilot.press("escape")
         assert services.calls == []
         await pilot.press("d", *"bad fan")
-        await when_armed(pilot)
-        await pilot.press("enter")
+        await confirm_by_keys(pilot)
         await wait_until(pilot, lambda: services.calls, what="the drain call")
         assert services.calls == [("drain", "demo01", "bad fan")]
         await wait_until(pilot, lambda: cell(app, "demo01", "flags") == "drained", what="demo01 shown drained")
@@ -262,8 +261,7 @@ async def test_power_cap_shows_the_range_clamps_and_reports(services: FrozenServ
         assert app.screen.query_one("#confirm").disabled
         await pilot.press(*"150")
         assert "clamped to 200 W" in str(app.screen.query_one("#note").render())
-        await when_armed(pilot)
-        await pilot.press("enter")
+        await confirm_by_keys(pilot)
         await wait_until(pilot, lambda: services.calls, what="the cap call")
         assert services.calls == [("set_power_cap", "demo01", 150.0)]
         await wait_until(pilot, lambda: "capped" in list(app._notifications)[-1].message, what="the result toast")
@@ -275,8 +273,7 @@ async def test_actions_from_the_node_screen(services: FrozenServices) -> None:
     async with app.run_test() as pilot:
         await first_snapshot(pilot)
         await pilot.press("enter", "p", *"300")
-        await when_armed(pilot)
-        await pilot.press("enter")
+        await confirm_by_keys(pilot)
         await wait_until(pilot, lambda: services.calls, what="the cap call")
         assert services.calls == [("set_power_cap", "demo01", 300.0)]
         assert isinstance(app.screen, NodeScreen)
@@ -456,8 +453,7 @@ async def test_dialog_keys_q_and_n_cancel_y_confirms(services: FrozenServices) -
         assert isinstance(app.screen, MainScreen)
         assert services.calls == []
         await pilot.press("down", "r")
-        await when_armed(pilot)
-        await pilot.press("y")
+        await confirm_by_keys(pilot, second="y")
         await wait_until(pilot, lambda: services.calls, what="the resume call")
         assert services.calls == [("resume", "demo03")]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 
 from factory_data import FrozenServices, fixed_snapshot, gpu, node
-from pilot_helpers import first_snapshot, wait_until, when_armed
+from pilot_helpers import confirm_by_keys, first_snapshot, wait_until
 from textual.widgets import Label
 
 from factoryctl.model.telemetry import NodeSample
@@ -59,8 +59,7 @@ async def test_a_node_with_a_lost_gpu_is_capped_on_the_others() -> None:
         assert "caps demo01/0,2-7: GPU 1 is lost" in said
         assert "7 of 8" in str(app.screen.query_one("#question", Label).render())
         await pilot.press(*"300")
-        await when_armed(pilot)
-        await pilot.press("enter")
+        await confirm_by_keys(pilot)
         await wait_until(pilot, lambda: services.calls, what="the cap call")
         assert services.calls == [("set_power_cap", "demo01", 300.0, [0, 2, 3, 4, 5, 6, 7])]
         await wait_until(pilot, lambda: "capped" in list(app._notifications)[-1].message, what="the result")

@@ -1,18 +1,21 @@
 """Text typed or pasted into the dashboard by mistake never drains, resumes or caps a node.
 
-A burst of keys (`ls -ld /tmp` + Enter, typed into the wrong window) is delivered in one go, the way a terminal's
-driver posts them: the `d` opens the drain dialog, the letters after it go into the reason, and an Enter that comes
-with them (or within the dialog's arming delay) is ignored instead of confirming. A bracketed paste (Textual's
-`Paste` event) never triggers a key binding.
+A command line (`ls -ld /tmp` + Enter, typed into the wrong window) comes as keys: at typing speed, or in one go
+when the terminal's driver reads a burst. Its `d` opens the drain dialog and the letters after it go into the
+reason; its one Enter is only the dialog's first step (the confirm button gets the focus), and an Enter within the
+dialog's arming delay is ignored altogether. A bracketed paste (Textual's `Paste` event) never triggers a key binding.
+Esc always closes a dialog, even inside a burst.
 """
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from factory_data import FrozenServices
-from pilot_helpers import first_snapshot, wait_until
+from pilot_helpers import first_snapshot, wait_until, when_armed
 from textual import events
-from textual.widgets import Input
+from textual.widgets import Input, Label
 
 from factoryctl.tui.app import DashboardApp, make_app
 from factoryctl.tui.screens.confirm import ConfirmScreen
@@ -21,18 +24,36 @@ from factoryctl.tui.screens.main import MainScreen
 from factoryctl.tui.screens.power_cap import PowerCapScreen
 from factoryctl.tui.widgets.node_table import NodeTable
 
+NAMED_KEYS = {" ": "space", "\r": "enter", "\t": "tab", "\x1b": "escape"}
+
+
+def key(character: str) -> events.Key:
+    """The key event a terminal's driver posts for `character`."""
+    return events.Key(NAMED_KEYS.get(character, character), None if character == "\x1b" else character)
+
 
 def burst(app: DashboardApp, text: str, enter: bool = True) -> None:
     """Post every key of `text` (then Enter) at once, without waiting: what the terminal driver does."""
     for character in text:
-        key = "space" if character == " " else character
-        app.post_message(events.Key(key, character))
+        app.post_message(key(character))
     if enter:
-        app.post_message(events.Key("enter", "\r"))
+        app.post_message(key("\r"))
+
+
+async def type_at_typing_speed(app: DashboardApp, text: str, per_key_s: float = 0.1) -> None:
+    """Post the keys of `text` one by one, `per_key_s` apart (100 ms: a fast typist), as a person typing does."""
+    for character in text:
+        app.post_message(key(character))
+        await asyncio.sleep(per_key_s)
 
 
 def last_notice(app: DashboardApp) -> str:
     return list(app._notifications)[-1].message if app._notifications else ""
+
+
+def next_step_text(app: DashboardApp) -> str:
+    prompt = app.screen.query_one("#next-step", Label)
+    return str(prompt.render()) if prompt.display else ""
 
 
 async def test_a_typed_burst_does_not_drain_the_node(services: FrozenServices) -> None:
@@ -44,24 +65,92 @@ async def test_a_typed_burst_does_not_drain_the_node(services: FrozenServices) -
         await pilot.pause()
         await pilot.press("enter")  # a second Enter, still within the arming delay (tmux send-keys Enter)
         assert isinstance(app.screen, ConfirmScreen), "the burst's Enter confirmed the drain"
+        assert not app.screen.ready, "an Enter within the arming delay took the first step"
         assert services.calls == []
         assert app.screen.query_one("#reason", Input).value == " /tmp"  # the burst's letters are in the reason
         assert "Enter ignored" in last_notice(app)
-        await wait_until(pilot, lambda: app.screen.armed, what="the dialog armed")
-        await pilot.press("enter")  # a deliberate Enter, once armed, confirms
+        await when_armed(pilot)
+        await pilot.press("enter")  # a deliberate Enter, once armed, is the first step only
+        assert isinstance(app.screen, ConfirmScreen)
+        assert services.calls == []
+        await pilot.press("enter")  # the second confirms
         await wait_until(pilot, lambda: services.calls, what="the drain call")
         assert services.calls == [("drain", "demo01", "/tmp")]
 
 
-async def test_a_burst_on_a_drained_node_does_not_resume_it(services: FrozenServices) -> None:
+@pytest.mark.parametrize("line", ["ls -ld /tmp\r", "ls -ld /t\t\r", "dd if=x of=y\r"])
+async def test_a_command_typed_at_typing_speed_does_not_drain_the_node(services: FrozenServices, line: str) -> None:
+    """Its Enter comes long after the arming delay: it focuses the confirm button and says what the next Enter does."""
+    app = make_app(services)
+    async with app.run_test() as pilot:
+        await first_snapshot(pilot)
+        await type_at_typing_speed(app, line)
+        await pilot.pause(0.3)
+        assert services.calls == [], "a command line typed into the dashboard drained a node"
+        dialog = app.screen
+        assert isinstance(dialog, ConfirmScreen)
+        assert dialog.ready
+        assert dialog.focused is dialog.query_one("#confirm")
+        assert next_step_text(app) == "Press Enter again (or y) to drain demo01; Esc cancels."
+        await pilot.press("escape")
+        assert isinstance(app.screen, MainScreen)
+        assert services.calls == []
+
+
+async def test_a_command_typed_on_a_drained_node_does_not_resume_it(services: FrozenServices) -> None:
+    """The resume dialog has no input: its confirm button has the focus, and a `y` or one Enter on it is not enough."""
     app = make_app(services)
     async with app.run_test() as pilot:
         await first_snapshot(pilot)
         app.screen.query_one(NodeTable).move_cursor(row=2)  # demo03, drained
-        burst(app, "r")
+        await type_at_typing_speed(app, "rm -f x.py y\r")  # its `y` before its Enter: no step
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, ConfirmScreen)
+        assert app.screen.ready
+        assert services.calls == []
+        await pilot.press("y")  # the second step
+        await wait_until(pilot, lambda: services.calls, what="the resume call")
+        assert services.calls == [("resume", "demo03")]
+
+
+async def test_a_command_typed_at_typing_speed_does_not_cap_the_node(services: FrozenServices) -> None:
+    app = make_app(services)
+    async with app.run_test() as pilot:
+        await first_snapshot(pilot)
+        await type_at_typing_speed(app, "p4500\r", per_key_s=0.15)  # its Enter once armed
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, PowerCapScreen)
+        assert app.screen.ready
+        assert services.calls == []
+        assert next_step_text(app) == "Press Enter again to cap demo01 at 4500 W per GPU; Esc cancels."
+        await pilot.press("shift+tab", "end", "0")  # back in the watts, a new value: its first step again
+        assert app.screen.query_one("#watts", Input).value == "45000"
+        assert not app.screen.ready
+        assert next_step_text(app) == ""
+        await pilot.press("tab", "enter")  # Tab to the button is no first step: this Enter is
+        assert isinstance(app.screen, PowerCapScreen)
+        assert services.calls == []
+        button = app.screen.query_one("#confirm")
+        await wait_until(pilot, lambda: not button.has_class("-active"), what="the press shown")  # Enter is ignored
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: services.calls, what="the cap call")
+        assert services.calls == [("set_power_cap", "demo01", 45000.0)]
+
+
+@pytest.mark.parametrize("armed_first", [False, True])
+async def test_a_burst_on_a_drained_node_does_not_resume_it(services: FrozenServices, armed_first: bool) -> None:
+    """However slow the machine (the dialog armed by then or not), the burst's `y` and Enter are no second step."""
+    app = make_app(services)
+    async with app.run_test() as pilot:
+        await first_snapshot(pilot)
+        app.screen.query_one(NodeTable).move_cursor(row=2)  # demo03, drained
+        burst(app, "r", enter=False)
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the resume dialog")
         await pilot.pause()
+        if armed_first:  # a loaded machine took longer than the arming delay to get here (it failed once so)
+            await when_armed(pilot)
         burst(app, "y")
+        await pilot.pause()
         await pilot.pause()
         assert isinstance(app.screen, ConfirmScreen)
         assert services.calls == []
@@ -77,6 +166,20 @@ async def test_a_burst_does_not_cap_the_node(services: FrozenServices) -> None:
         await pilot.press("enter")
         assert isinstance(app.screen, PowerCapScreen)
         assert app.screen.query_one("#watts", Input).value == "150"
+        assert services.calls == []
+
+
+@pytest.mark.parametrize(("row", "text"), [(0, "d\x1b"), (0, "p4\x1b"), (2, "r\x1b"), (2, "rn")])
+async def test_esc_in_a_burst_closes_the_dialog(services: FrozenServices, row: int, text: str) -> None:
+    """`d` + Esc read in one go: the Esc came before the dialog's input had focus, and still cancels."""
+    app = make_app(services)
+    async with app.run_test() as pilot:
+        await first_snapshot(pilot)
+        app.screen.query_one(NodeTable).move_cursor(row=row)
+        burst(app, text, enter=False)
+        await pilot.pause()
+        await pilot.pause()
+        assert isinstance(app.screen, MainScreen), f"{text!r} left {type(app.screen).__name__} open"
         assert services.calls == []
 
 

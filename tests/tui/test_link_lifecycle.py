@@ -7,23 +7,26 @@ goes silent while still alive (a hung one). The script logs each start, so attem
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from factory_data import node
 from test_live import agent_process, states, wait_for
 
 from factoryctl.config import parse_config
 from factoryctl.tui.services_polled import PolledServices
 
-#: The agent's first words; then it exits, or stays silent until its input ends (`{then}`).
+#: The agent's first words (after `{before}`); then it exits, or stays silent until its input ends (`{then}`).
 SCRIPTED_AGENT = """\
 #!{python}
 import json, sys, time
 with open({log!r}, "a") as log:
     log.write(f"{{time.time()}}\\n")
+{before}
 def send(message):
     sys.stdout.write(json.dumps(message) + "\\n")
     sys.stdout.flush()
@@ -37,11 +40,11 @@ EXITS = "sys.exit(0)"
 GOES_SILENT = "sys.stdin.read()"
 
 
-def scripted_services(tmp_path: Path, then: str) -> tuple[PolledServices, Path]:
+def scripted_services(tmp_path: Path, then: str, before: str = "") -> tuple[PolledServices, Path]:
     """Services watching node `n1` whose agent is the script; and the script's log of starts."""
     log = tmp_path / "starts.log"
     python = tmp_path / "scripted-python"
-    python.write_text(SCRIPTED_AGENT.format(python=sys.executable, log=str(log), then=then))
+    python.write_text(SCRIPTED_AGENT.format(python=sys.executable, log=str(log), before=before, then=then))
     python.chmod(0o755)
     yaml = f"name: s\nnodes:\n  n1: {{transport: local, python: {python}}}\n"
     return PolledServices(parse_config(yaml, tmp_path / "factory.yaml", tmp_path / "state"), use_store=False), log
@@ -102,6 +105,26 @@ def test_a_silent_session_is_torn_down_and_rebuilt(tmp_path: Path, monkeypatch: 
         wait_for(lambda: "node_up" in event_kinds(services, "n1"), 30.0, "n1 up on a new session")
         assert event_kinds(services, "n1")[:3] == ["node_degraded", "node_down", "node_up"]
         assert len(starts(log)) >= 2
+    finally:
+        services.close()
+
+
+def test_a_node_seeded_by_a_hand_back_keeps_its_state_while_its_link_is_slow_to_connect(tmp_path: Path) -> None:
+    """n1 was up when a controller handed back; its agent takes 5 s to answer (an SSH node on a loaded network),
+    longer than the 3.5 s of silence that take a node down: its silence counts from its link made, so it stays up,
+    with no event, until its first sample."""
+    services, _ = scripted_services(tmp_path, GOES_SILENT, before="time.sleep(5)")
+    try:
+        handed_back = time.time()
+        services.seed([dataclasses.replace(node(1), node="n1", time=handed_back - 5.5)])
+        shown = []
+        while not shown or shown[-1].time < handed_back:  # until its first sample
+            assert time.time() - handed_back < 30, "n1 never answered"
+            shown.append(services.snapshot().node("n1"))
+            time.sleep(0.1)
+        assert time.time() - handed_back >= 4.5  # silent for longer than judges a node down
+        assert {n.state for n in shown} == {"up"}
+        assert event_kinds(services, "n1") == []
     finally:
         services.close()
 

@@ -24,18 +24,19 @@ def config(tmp_path: Path):
     return demo_config(tmp_path / "state")
 
 
-def write_history(config, minutes: int = 5) -> float:
-    """demo01 and demo02 sampled once a second for `minutes`; demo03 judged down."""
+def write_history(config, minutes: int = 5, age_s: float = 0.0) -> float:
+    """demo01 and demo02 sampled every 10 s for `minutes`, the last `age_s` ago; demo03 judged down."""
     now = time.time()
+    last = now - age_s
     store = open_store(config.store_path)
     try:
-        for t in range(int(now) - 60 * minutes, int(now) + 1, 10):
+        for t in range(int(last) - 60 * minutes, int(last) + 1, 10):
             samples = [dataclasses.replace(node(i), time=float(t)) for i in (1, 2)]
             store.write(samples)
         store.write(
             states=[
-                NodeState("demo01", "up", now - 600, now),
-                NodeState("demo02", "degraded", now - 5, now, "timeout", "slow answers"),
+                NodeState("demo01", "up", now - 600, last),
+                NodeState("demo02", "degraded", now - 5, last, "timeout", "slow answers"),
                 NodeState("demo03", "down", now - 30, now - 30, "refused", "demo03: connection refused."),
             ],
             events=[Event(now - 30, "node_down", "connection refused", node="demo03", severity="error")],
@@ -216,6 +217,42 @@ def test_a_controller_handing_back_keeps_every_node_state(config) -> None:
         assert after.node("demo01").gpus == before.node("demo01").gpus
         assert after.node("demo03").state == "down"
         assert after.node("demo03").message == "demo03: connection refused."
+    finally:
+        lock.release()
+        services.close()
+
+
+def test_a_hand_back_noticed_late_announces_no_outage(config) -> None:
+    """The dashboard looks for a stopped controller every CHECK_EVERY_S (5 s): its last samples are 5-6 s old then.
+
+    Judged by their age, every up node went down ("down: no sample for 6 s"), then up again ("answers again"). Its
+    silence counts from the hand-back instead: demo01 stays up, demo02 degraded, until their agents answer.
+    """
+    from factoryctl.store.lock import ControllerLock
+    from factoryctl.tui.services_auto import AutoServices
+
+    services = AutoServices(config, "demo[01-03]", check_every_s=0.0)
+    lock = ControllerLock(config.state_dir)
+    try:
+        handed_back = write_history(config, minutes=1, age_s=5.5)
+        lock.acquire()
+        assert [services.snapshot().node(f"demo0{i}").state for i in (1, 2)] == ["up", "degraded"]
+        lock.release()
+        shown: set[tuple[str, str, bool]] = set()  # (node, state, whether its sample is this collector's own)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            snap = services.snapshot()
+            fresh = {n.node: n.time > handed_back for n in snap.nodes}
+            shown |= {(n.node, n.state, fresh[n.node]) for n in snap.nodes if n.node != "demo03"}
+            if fresh["demo01"] and fresh["demo02"] and snap.node("demo02").state == "up":
+                break
+            time.sleep(0.05)
+        assert services.source == "agents"
+        seen_before_answering = {(node, state) for node, state, fresh in shown if not fresh}
+        assert seen_before_answering == {("demo01", "up"), ("demo02", "degraded")}
+        assert {(node, state) for node, state, fresh in shown if fresh} == {("demo01", "up"), ("demo02", "up")}
+        outages = [(e.node, e.kind, e.message) for e in snap.events if e.kind in ("node_down", "node_degraded")]
+        assert [o for o in outages if o[0] != "demo03"] == []
     finally:
         lock.release()
         services.close()

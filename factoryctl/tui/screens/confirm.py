@@ -1,8 +1,9 @@
 """A yes/no question before anything changes on a node; optionally asks why (a drain's reason).
 
-Keys: Esc cancels; `y` answers yes and `n` or `q` no, except while the reason's input has focus (there they are
-letters of the reason, and Enter confirms). The dialog has its own footer, so the keys shown are the ones that work.
-Nothing confirms it in its first moment (`GuardedDialog`): keys typed or pasted by mistake never drain a node.
+Keys: Esc cancels; Enter in the reason (or on the confirm button) focuses the confirm button and says what the next
+Enter does, and a second Enter or `y` confirms (`GuardedDialog`: a command line typed or pasted by mistake has one
+Enter, so it never drains or resumes a node); `n` or `q` answer no, except while the reason's input has focus (there
+they are letters of the reason). The dialog has its own footer, so the keys shown are the ones that work.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Footer, Input, Label
 
-from factoryctl.tui.screens.guarded_dialog import GuardedDialog
+from factoryctl.tui.screens.guarded_dialog import ConfirmButton, GuardedDialog
 
 #: Single-letter answers, disabled while a text input has focus (the letters are typed there).
 LETTER_ACTIONS = frozenset({"yes", "no"})
@@ -25,14 +26,18 @@ class ConfirmScreen(GuardedDialog[str | None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel", key_display="Esc", tooltip="cancel: change nothing"),
-        Binding("y", "yes", "Yes", tooltip="yes (drain, resume; not while typing in an input: Enter there)"),
+        Binding("y", "yes", "Yes", tooltip="yes (drain, resume), after a first Enter (not while typing in an input)"),
         Binding("n", "no", "No", tooltip="no (drain, resume; not while typing in an input)"),
         Binding("q", "no", "Cancel", show=False, tooltip="cancel (not while typing in an input)"),
     ]
+    CONFIRM_LETTER: ClassVar[str | None] = "y"
 
-    def __init__(self, question: str, confirm_label: str = "Confirm", ask_reason: str | None = None) -> None:
+    def __init__(
+        self, question: str, confirm_does: str, confirm_label: str = "Confirm", ask_reason: str | None = None
+    ) -> None:
         super().__init__()
         self.question = question
+        self.confirm_does = confirm_does  # what confirming does, for "press Enter again to drain demo01"
         self.confirm_label = confirm_label
         self.ask_reason = ask_reason
 
@@ -42,43 +47,48 @@ class ConfirmScreen(GuardedDialog[str | None]):
             yield Label(self.question, id="question")
             if self.ask_reason is not None:
                 yield Input(placeholder=self.ask_reason, id="reason")
+            yield Label("", id="next-step")
             with Horizontal(id="buttons"):
-                yield Button(self.confirm_label, variant="warning", id="confirm")
+                yield ConfirmButton(self.confirm_label, variant="warning", id="confirm")
                 yield Button("Cancel", id="cancel")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        """Focus the reason when there is one, else the confirm button."""
+        """Focus the reason when there is one, else the confirm button (whose first Enter is only a first step)."""
         first = self.query_one("#reason", Input) if self.ask_reason is not None else self.query_one("#confirm", Button)
         self.give_first_focus(first)
 
     def _reason(self) -> str:
         return self.query_one("#reason", Input).value.strip() if self.ask_reason is not None else ""
 
+    def next_step(self) -> str:
+        """What confirming does (`drain demo01`)."""
+        return self.confirm_does
+
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        """Enter in the reason confirms (once the dialog is armed)."""
+        """Enter in the reason never confirms: it is the first step (the confirm button gets the focus)."""
         event.stop()
-        if self.confirmation_counts():
-            self.dismiss(self._reason())
+        self.take_first_step()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        """A reason edited after the first step needs its first step again."""
+        event.stop()
+        self.unready()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
-        """Confirm (once the dialog is armed) or cancel."""
+        """Confirm (a click once armed; Enter once ready) or cancel."""
         event.stop()
         if event.button.id != "confirm":
             self.dismiss(None)
-        elif self.confirmation_counts(str(event.button.label)):
+        elif self.confirmation_counts("Enter", clicked=not self.pressed_by_key(event.button)):
             self.dismiss(self._reason())
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """`y`, `n` and `q` are letters while the reason's input has focus."""
         return not (action in LETTER_ACTIONS and isinstance(self.focused, Input))
 
-    def action_cancel(self) -> None:
-        """Esc: change nothing."""
-        self.dismiss(None)
-
     def action_yes(self) -> None:
-        """`y`: confirm, as the confirm button does."""
+        """`y`: confirm, as a second Enter does."""
         if self.confirmation_counts("y"):
             self.dismiss(self._reason())
 

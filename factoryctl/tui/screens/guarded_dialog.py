@@ -1,10 +1,16 @@
 """The base of the dialogs that change a node (drain, resume, power cap): keys typed by mistake never confirm them.
 
-Text typed or pasted into the dashboard's window by mistake (`ls -ld /tmp` + Enter) arrives as one burst of keys:
-its `d` opens the drain dialog, and the Enter that follows must not confirm it. So a dialog arms only
-`ARM_DELAY_S` after it opened (longer than any burst, too short for a person to notice): an Enter, `y` or a click
-on the confirm button before that is ignored and said so. The keys of the burst that reached the dialog before its
-input had focus are typed into that input (the reason, the watts) instead of being dropped, so what happened shows.
+Text typed or pasted into the dashboard's window by mistake (`ls -ld /tmp` + Enter) arrives as keys, at typing speed
+or as one burst: its `d` opens the drain dialog and the Enter that ends the line must not confirm it. So confirming
+by key takes two steps a single command line cannot give: the first Enter (in the reason or watts, or on the
+confirm button) only focuses the confirm button and says what the next one does ("press Enter again to drain
+demo01"); only then does an Enter or `y` confirm. A click on the confirm button confirms at once (no typed text
+clicks). On top of that, nothing counts in the dialog's first `ARM_DELAY_S` (longer than any burst, too short for
+a person to notice), so a burst with several Enters (a multi-line paste the terminal did not bracket) is ignored
+and said so. The keys of a burst that reached the dialog before its input had focus are typed into that input
+instead of being dropped, so what happened shows. Esc (and Cancel, `n`) always closes the dialog at once.
+
+Subclasses compose a `#confirm` button (a `ConfirmButton`) and a `#next-step` label, hidden until the first step.
 """
 
 from __future__ import annotations
@@ -15,16 +21,33 @@ from typing import ClassVar, TypeVar
 from textual import events
 from textual.screen import ModalScreen
 from textual.widget import Widget
-from textual.widgets import Input
+from textual.widgets import Button, Input, Label
 
 ResultType = TypeVar("ResultType")
 
 
+class ConfirmButton(Button):
+    """The confirm button, which tells a press by Enter (a key: maybe typed by mistake) from a click."""
+
+    #: Whether the press being handled came from Enter (reset by `GuardedDialog.pressed_by_key`).
+    by_key = False
+
+    def action_press(self) -> None:
+        """Enter on the button: pressed as a key press (not while the last press still shows, as Textual's)."""
+        if not self.has_class("-active"):
+            self.by_key = True
+            self.press()
+
+
 class GuardedDialog(ModalScreen[ResultType]):
-    """A modal dialog whose confirmation only counts once it has been open for `ARM_DELAY_S`."""
+    """A modal dialog confirmed by a second deliberate step (`take_first_step`), never in its first `ARM_DELAY_S`."""
 
     #: Seconds after opening during which nothing confirms the dialog (a paste or a typed burst takes milliseconds).
     ARM_DELAY_S: ClassVar[float] = 0.5
+    #: Letters that cancel when the dialog has no text input to type them into (a stray one included).
+    CANCEL_LETTERS: ClassVar[frozenset[str]] = frozenset({"n", "q"})
+    #: The letter that confirms as a second Enter does (`y`), if the dialog has one.
+    CONFIRM_LETTER: ClassVar[str | None] = None
 
     def __init__(self) -> None:
         super().__init__()
@@ -32,11 +55,17 @@ class GuardedDialog(ModalScreen[ResultType]):
         self.opened_at = time.monotonic()
         #: When the dialog gave its first focus (Textual's event clock, `time.monotonic`); None until then.
         self.focus_given_at: float | None = None
+        #: Whether the first step was taken: the confirm button has focus and an Enter or `y` on it confirms.
+        self.ready = False
 
     @property
     def armed(self) -> bool:
-        """Whether a confirmation counts now."""
+        """Whether a key or click counts now (not in the dialog's first `ARM_DELAY_S`)."""
         return time.monotonic() - self.opened_at >= self.ARM_DELAY_S
+
+    def next_step(self) -> str:
+        """What the second step does, for "press Enter again to …" (`drain demo01`)."""
+        raise NotImplementedError
 
     def text_input(self) -> Input | None:
         """The dialog's input that stray keys are typed into (the reason, the watts), if it has one."""
@@ -48,6 +77,59 @@ class GuardedDialog(ModalScreen[ResultType]):
         widget.focus()
         self.focus_given_at = time.monotonic()
 
+    def take_first_step(self) -> None:
+        """The first Enter (armed): focus the confirm button and say that the next Enter (or letter) confirms."""
+        if not self.armed:
+            self._say_ignored("Enter")
+            return
+        self.ready = True
+        self.query_one("#confirm", Button).focus()
+        prompt = self.query_one("#next-step", Label)
+        letter = f" (or {self.CONFIRM_LETTER})" if self.CONFIRM_LETTER else ""
+        prompt.update(f"Press Enter again{letter} to {self.next_step()}; Esc cancels.")
+        prompt.display = True
+
+    def unready(self) -> None:
+        """The value being confirmed changed (typed in the input): the next Enter is a first step again."""
+        self.ready = False
+        self.query_one("#next-step", Label).display = False
+
+    def confirmation_counts(self, key: str, clicked: bool = False) -> bool:
+        """Whether an Enter or `y` (`key`), or a click, confirms now; if not, take the first step or say why not.
+
+        A click confirms once armed; a key only once ready (an Enter takes the first step, a `y` says to press Enter).
+        """
+        if not self.armed:
+            self._say_ignored(key)
+            return False
+        if self.ready or clicked:
+            return True
+        if key == "Enter":
+            self.take_first_step()
+        else:
+            self.app.bell()
+            self.notify(f"{key} confirms only after Enter: press Enter first.", severity="warning", markup=False)
+        return False
+
+    @staticmethod
+    def pressed_by_key(button: Button) -> bool:
+        """Whether `button` was pressed by Enter rather than clicked (and forget it for the next press)."""
+        by_key = isinstance(button, ConfirmButton) and button.by_key
+        if isinstance(button, ConfirmButton):
+            button.by_key = False
+        return by_key
+
+    def _say_ignored(self, key: str) -> None:
+        self.app.bell()
+        self.notify(
+            f"{key} ignored: it came right after the dialog opened (keys typed or pasted by mistake?). "
+            f"Check the dialog, then press Enter twice to confirm, or Esc to cancel.",
+            title="not confirmed",
+            severity="warning",
+            timeout=6,
+            markup=False,
+        )
+
     def _came_before_focus(self, event: events.Event) -> bool:
         """Whether `event` was made before the dialog gave its first focus (so it was sent to the dialog itself).
 
@@ -55,34 +137,19 @@ class GuardedDialog(ModalScreen[ResultType]):
         """
         return self.focus_given_at is None or event.time < self.focus_given_at
 
-    def confirmation_counts(self, key: str = "Enter") -> bool:
-        """Whether to act on a confirmation now; if not, say why (`key` names what was ignored) and ring the bell."""
-        if self.armed:
-            return True
-        self._say_ignored(key)
-        return False
-
-    def _say_ignored(self, key: str) -> None:
-        self.app.bell()
-        self.notify(
-            f"{key} ignored: it came right after the dialog opened (keys typed or pasted by mistake?). "
-            f"Check the dialog, then press {key} again to confirm, or Esc to cancel.",
-            title="not confirmed",
-            severity="warning",
-            timeout=6,
-            markup=False,
-        )
-
     def type_stray_key(self, event: events.Key) -> None:
         """Type a key that was on its way elsewhere when the dialog opened into its input; never run it as a key.
 
         Such a key was sent to the screen under the dialog (its bindings are checked once it bubbles up, by then
-        against the dialog's) or to the dialog before its input had focus: part of the burst that opened it.
+        against the dialog's) or to the dialog before its input had focus: part of the burst that opened it. Only a
+        key that cancels is run: Esc always, `n` or `q` when there is no input to type them into.
         """
         event.stop()
         event.prevent_default()
         field = self.text_input()
-        if field is not None and event.is_printable and event.character:
+        if event.key == "escape" or (field is None and event.key in self.CANCEL_LETTERS):
+            self.action_cancel()
+        elif field is not None and event.is_printable and event.character:
             field.insert_text_at_cursor(event.character)
         elif event.key == "enter":
             self._say_ignored("Enter")
@@ -101,3 +168,7 @@ class GuardedDialog(ModalScreen[ResultType]):
         event.stop()
         if field is not None and event.text and self._came_before_focus(event):
             field.insert_text_at_cursor(event.text.splitlines()[0])
+
+    def action_cancel(self) -> None:
+        """Esc, Cancel: change nothing, at once (never guarded)."""
+        self.dismiss(None)

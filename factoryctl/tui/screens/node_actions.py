@@ -87,7 +87,9 @@ class NodeActionsScreen(Screen[None]):
                 self._drain(node, reason or "drained from the dashboard")
 
         self.app.push_screen(
-            ConfirmScreen(f"Drain {node}? The scheduler places no new job on it.", "Drain", "reason (optional)"),
+            ConfirmScreen(
+                f"Drain {node}? The scheduler places no new job on it.", f"drain {node}", "Drain", "reason (optional)"
+            ),
             done,
         )
 
@@ -105,7 +107,9 @@ class NodeActionsScreen(Screen[None]):
             if answer is not None:
                 self._resume(node)
 
-        self.app.push_screen(ConfirmScreen(f"Resume {node}? The scheduler may use it again.", "Resume"), done)
+        self.app.push_screen(
+            ConfirmScreen(f"Resume {node}? The scheduler may use it again.", f"resume {node}", "Resume"), done
+        )
 
     def action_power_cap(self) -> None:
         """Ask for watts, then cap every GPU of the current node (those that answer when one is lost)."""

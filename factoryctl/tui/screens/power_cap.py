@@ -3,8 +3,9 @@
 A node with a lost GPU (fallen off the bus: the agent refuses a cap of the whole node) is capped on the GPUs that
 answer, and the dialog names them before anything changes: `caps demo04/0,2-7: GPU 1 is lost`.
 
-Esc cancels; `q` cancels too once the focus is on a button (in the input it is a key that types nothing). Nothing
-confirms it in its first moment (`GuardedDialog`): keys typed or pasted by mistake never cap a node.
+Esc cancels; `q` cancels too once the focus is on a button (in the input it is a key that types nothing). Enter in
+the watts focuses the confirm button and says what the next Enter does; only that second Enter (or a click on the
+button) sets the cap (`GuardedDialog`: a command line typed or pasted by mistake has one Enter, so it never caps).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from textual.widgets import Button, Footer, Input, Label
 from factoryctl.model.telemetry import NodeSample
 from factoryctl.tui import text as fmt
 from factoryctl.tui.renderables.gpu_detail import is_lost
-from factoryctl.tui.screens.guarded_dialog import GuardedDialog
+from factoryctl.tui.screens.guarded_dialog import ConfirmButton, GuardedDialog
 
 
 def answering_gpus(sample: NodeSample) -> list[int] | None:
@@ -105,8 +106,9 @@ class PowerCapScreen(GuardedDialog[float | None]):
             )
             yield Input(placeholder="watts per GPU, e.g. 450", type="number", id="watts")
             yield Label("", id="note")
+            yield Label("", id="next-step")
             with Horizontal(id="buttons"):
-                yield Button("Set cap", variant="warning", id="confirm", disabled=True)
+                yield ConfirmButton("Set cap", variant="warning", id="confirm", disabled=True)
                 yield Button("Cancel", id="cancel")
         yield Footer(compact=True)
 
@@ -121,29 +123,29 @@ class PowerCapScreen(GuardedDialog[float | None]):
             return None
         return value if math.isfinite(value) and value > 0 else None
 
+    def next_step(self) -> str:
+        """What confirming does (`cap demo01 at 450 W per GPU`)."""
+        return f"cap {self.sample.node} at {self.query_one('#watts', Input).value.strip()} W per GPU"
+
     def on_input_changed(self, event: Input.Changed) -> None:
-        """Say what the typed value will do."""
+        """Say what the typed value will do (a changed value needs its first step again)."""
         event.stop()
+        self.unready()
         self.query_one("#note", Label).update(input_note(event.value, self.low, self.high))
         self.query_one("#confirm", Button).disabled = self._watts() is None
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        """Enter confirms a valid value."""
+        """Enter in the watts never confirms: for a valid value it is the first step (the confirm button gets focus)."""
         event.stop()
-        watts = self._watts()
-        if watts is None:  # the note under the input already says why
+        if self._watts() is None:  # the note under the input already says why
             self.app.bell()
-        elif self.confirmation_counts():
-            self.dismiss(watts)
+        else:
+            self.take_first_step()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
-        """Set (once the dialog is armed) or cancel."""
+        """Set (a click once armed; Enter once ready) or cancel."""
         event.stop()
         if event.button.id != "confirm":
             self.dismiss(None)
-        elif self.confirmation_counts(str(event.button.label)):
+        elif self.confirmation_counts("Enter", clicked=not self.pressed_by_key(event.button)):
             self.dismiss(self._watts())
-
-    def action_cancel(self) -> None:
-        """Esc: change nothing."""
-        self.dismiss(None)
