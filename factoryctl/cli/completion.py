@@ -50,16 +50,20 @@ fi
 #: the cursor (Click splits it as the shell will parse it: quotes kept together; an empty last word after a blank),
 #: with COMP_CWORD -1: the last word is the one to complete. readline then replaces just the text after the word's
 #: last $COMP_WORDBREAKS character (keeping a `@` or `$` there in that text: its "special prefixes"), so each
-#: candidate loses what the word holds before that text. The candidates are read a line each with `mapfile`: an
+#: candidate loses what the word holds before that text. The candidates are read a line each with `read` (not bash
+#: 4's `mapfile`, which bash 3.2, macOS's, lacks): an
 #: unquoted `$( )` also expanded them as file patterns, so `gpu[01-03]` became a file `gpu3` of the current directory.
 BASH_SCRIPT = """\
 %(complete_func)s() {
-    local line="${COMP_LINE:0:COMP_POINT}" word text before
+    local line="${COMP_LINE:0:COMP_POINT}" word text before candidate
     local -a words
     IFS=$' \\t\\n' read -r -a words <<< "$line"
     if [[ -z $line || $line == *[[:space:]] ]]; then words+=(""); line+="''"; fi
     word="${words[${#words[@]}-1]}"
-    mapfile -t COMPREPLY < <( env COMP_WORDS="$line" COMP_CWORD=-1 %(autocomplete_var)s=complete_bash $1 )
+    COMPREPLY=()
+    while IFS= read -r candidate; do COMPREPLY+=("$candidate"); done < <(
+        env COMP_WORDS="$line" COMP_CWORD=-1 %(autocomplete_var)s=complete_bash $1
+    )
     text="${word##*[$COMP_WORDBREAKS]}"
     before="${word%%"$text"}"
     [[ $before == *[@\\$] ]] && before="${before%%?}"

@@ -346,7 +346,10 @@ _FLAG_VALUES = {"yes": True, "true": True, "no": False, "false": False}
 def _flag(found: dict[str, Any], alias: str, keyword: str, config_path: Path | None) -> bool:
     """The yes/no option `keyword` for host `alias` (no when unset); another value is a ConfigError, as with ssh."""
     value = str(found.get(keyword.lower(), "no"))
-    flag = _FLAG_VALUES.get(value.lower())
+    words = value.split()
+    comment = next((i for i, word in enumerate(words) if word.startswith("#")), len(words))
+    words = words[:comment]  # `IdentitiesOnly yes # why`: a word starting with # begins a comment, as in ssh
+    flag = _FLAG_VALUES.get(words[0].lower()) if len(words) == 1 else None
     if flag is None:
         problem = "is not yes or no (ssh refuses it too: unsupported option)"
         raise _bad_setting(config_path, alias, keyword, value, problem, f"write `{keyword} yes` or `{keyword} no`.")

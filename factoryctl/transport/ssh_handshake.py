@@ -394,7 +394,9 @@ def _record_disconnect(transport: paramiko.Transport) -> list[str]:
     sshd sends "Too many authentication failures" when it drops a client past its MaxAuthTries.
     """
     said: list[str] = []
-    parse = getattr(transport, "_parse_disconnect")  # noqa: B009 - private, not in the stubs
+    parse = getattr(transport, "_parse_disconnect", None)  # private, not in the stubs: a later paramiko may lack it
+    if not callable(parse):
+        return said  # the reason is then unknown; the error still says the connection was closed
 
     def recorded(message: paramiko.Message) -> None:
         position = message.packet.tell()

@@ -164,3 +164,18 @@ def test_bash_does_not_expand_a_candidate_as_a_file_pattern(cli, tmp_path):
         assert shell.complete("factoryctl gpus gpu[") == "factoryctl gpus gpu[01-03] "
     finally:
         shell.close()
+
+
+def test_bash_completion_needs_no_mapfile(cli, tmp_path: Path) -> None:
+    """bash 3.2 (macOS's /bin/bash) has no `mapfile`: reading candidates with it printed `mapfile: command not
+    found` at every Tab and offered file names instead of commands. Here bash 5 runs with the builtin disabled."""
+    script = tmp_path / "factoryctl.bash"
+    script.write_text(cli("completion", "bash").stdout)
+    probe = (
+        f"enable -n mapfile; source {script}\n"
+        'COMP_LINE="factoryctl no"; COMP_POINT=${#COMP_LINE}; COMP_WORDS=(factoryctl no); COMP_CWORD=1\n'
+        '_factoryctl_completion factoryctl; printf "%s\\n" "${COMPREPLY[@]}"\n'
+    )
+    env = {**os.environ, "PATH": factoryctl_on_path(tmp_path / "bin")}
+    done = subprocess.run(["bash", "--norc", "-c", probe], capture_output=True, text=True, env=env, timeout=60)
+    assert (done.stdout, done.stderr) == ("nodes\n", "")

@@ -57,3 +57,14 @@ def test_exec_ends_with_exit_3(cli: Any, isolated_home: Path, tmp_path: Path) ->
     r = cli("--config", str(factory), "exec", "n1", "--", "true")
     assert r.exit_code == ExitCode.CONFIG, r.stderr
     assert f"{path}, line 6: IdentitiesOnly 'maybe' for host gpu01 is not yes or no" in r.stderr
+
+
+@pytest.mark.parametrize(("value", "expected"), [("yes # only the key below", True), ("no  #", False), ("yes#c", None)])
+def test_a_trailing_comment_is_read_as_ssh_reads_it(isolated_home: Path, value: str, expected: bool | None) -> None:
+    """`ssh -G` reads `IdentitiesOnly yes # why` as yes and refuses `yes#why`; the comment was read as the value."""
+    _write(isolated_home, f"Host gpu01\n  HostName 127.0.0.1\n  IdentitiesOnly {value}\n")
+    if expected is None:
+        with pytest.raises(ConfigError):
+            resolve(NodeSpec("n1", "gpu01"))
+    else:
+        assert resolve(NodeSpec("n1", "gpu01")).identities_only is expected

@@ -51,3 +51,14 @@ def test_keys_after_the_servers_disconnect_are_not_said_to_be_tried(
     assert "hint: sshd closes the connection once MaxAuthTries keys were refused: offer the right key first" in r.stderr
     assert "`IdentitiesOnly yes` and its IdentityFile" in r.stderr
     assert "fewer keys in ssh-agent" in r.stderr
+
+
+def test_a_paramiko_without_its_private_disconnect_parser_still_connects() -> None:
+    """The server's farewell is read through paramiko's private `_parse_disconnect`; a paramiko without it (the
+    dependency has no upper bound) raised AttributeError at every connection. It now only loses the reason."""
+    from factoryctl.transport.ssh_handshake import _record_disconnect
+
+    class TransportWithoutIt:
+        pass
+
+    assert _record_disconnect(TransportWithoutIt()) == []  # type: ignore[arg-type]
