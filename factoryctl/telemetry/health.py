@@ -87,6 +87,8 @@ class NodeHealth:
     failing: tuple[str, str] | None = None
     #: Silence before this time was the controller's own (it was stalled: `excuse`); None: none was.
     excused_at: float | None = None
+    #: Whether a sample came since the last excuse: only then may a stall excuse the node's silence again.
+    heard_since_excused: bool = True
 
     def __post_init__(self) -> None:
         if self.message is None:
@@ -96,7 +98,7 @@ class NodeHealth:
         """A sample arrived (at its agent's time); returns the change to record, if any."""
         if self.last_seen is None or at > self.last_seen:
             self.last_seen = at
-        self.hold_until, self.failing = None, None
+        self.hold_until, self.failing, self.heard_since_excused = None, None, True
         return self._become("up", at, None, None)
 
     def awaiting_stream(self, at: float, grace_s: float = RECONNECT_GRACE_S) -> None:
@@ -111,9 +113,12 @@ class NodeHealth:
     def excuse(self, at: float) -> None:
         """The controller itself was stalled until `at` (telemetry/stall_watch.py): silence is counted from `at`.
 
-        The node's samples waited in the pipes meanwhile; judged by the stall, a healthy node went `down`.
+        The node's samples waited in the pipes meanwhile; judged by the stall, a healthy node went `down`. A node
+        gets one excuse per silence: one not heard from since its last excuse is judged on its real silence, or a
+        controller pausing every few seconds (swapping, a starved CPU) kept a dead node `up` forever.
         """
-        self.excused_at = at
+        if self.heard_since_excused:
+            self.excused_at, self.heard_since_excused = at, False
 
     def _heard(self) -> float | None:
         """When the node's silence started: its last sample, or the end of a stall of the controller after it."""

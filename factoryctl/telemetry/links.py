@@ -141,6 +141,8 @@ class NodeLink:
         self._retired = False
         self._got_sample = threading.Event()
         self._last_heard = 0.0
+        #: Whether the node was heard (or its link made) since a stall last excused its silence: one excuse per silence.
+        self._excusable = True
         #: Why the agent's latest sample failed, and when (monotonic), while no good sample came after it.
         self._sample_error: tuple[NodeError, float] | None = None
         self.connects = 0
@@ -202,7 +204,7 @@ class NodeLink:
     def _on_sample(self, sample: NodeSample) -> None:
         if self._retired:
             return
-        self._last_heard = time.monotonic()
+        self._last_heard, self._excusable = time.monotonic(), True
         self._sample_error = None
         self._got_sample.set()
         self._sink.offer(sample)
@@ -242,7 +244,7 @@ class NodeLink:
             if not self._retired:
                 self._sink.link_connected(self.node.name)  # before `connects` counts it, which tests wait on
             self.connects += 1
-            self._last_heard = time.monotonic()
+            self._last_heard, self._excusable = time.monotonic(), True
             stream: int | None = None
             if not self._stop.is_set():  # stopped while connecting: start nothing more, close it
                 self._wake.clear()  # streamed at the interval of now
@@ -272,10 +274,15 @@ class NodeLink:
         """When the node was last heard: its last sample, or the end of a stall of the controller after it.
 
         Stopped for 12 s (SIGSTOP, a paused VM), the controller woke with every link silent for 12 s and tore them
-        down before their reader threads had read the samples waiting in the pipes.
+        down before their reader threads had read the samples waiting in the pipes. As the writer's `NodeHealth.excuse`,
+        one excuse per silence: a node not heard since is judged on its real silence, its link rebuilt even if the
+        controller keeps pausing.
         """
-        if self._stall_watch is not None:
-            self._last_heard = self._stall_watch.silence_from(self._last_heard)
+        if self._stall_watch is not None and self._excusable:
+            heard = self._last_heard
+            excused = self._stall_watch.silence_from(heard)
+            if excused > heard:
+                self._last_heard, self._excusable = excused, False
         return self._last_heard
 
     def _stalled(self, silent: float) -> NodeError:
