@@ -43,8 +43,8 @@ async def when_armed(pilot) -> None:
     await wait_until(pilot, armed, what="the dialog to arm")
 
 
-async def confirm_by_keys(pilot, second: str = "enter") -> None:
-    """Confirm the dialog on top as a person does: once armed, Enter (the first step), then `second` (Enter, `y`)."""
+async def confirm_by_keys(pilot) -> None:
+    """Confirm the dialog on top as a person does: once armed, Enter (the first step), then Enter again."""
     await when_armed(pilot)
     dialog = pilot.app.screen
     await pilot.press("enter")
@@ -54,4 +54,4 @@ async def confirm_by_keys(pilot, second: str = "enter") -> None:
     assert dialog.focused is button, "the first Enter did not focus the confirm button"
     # a first Enter on the button itself shows its press for 0.2 s, when Textual ignores another
     await wait_until(pilot, lambda: not button.has_class("-active"), what="the button's press shown")
-    await pilot.press(second)
+    await pilot.press("enter")

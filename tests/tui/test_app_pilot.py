@@ -453,7 +453,7 @@ async def test_dialog_keys_q_and_n_cancel_y_confirms(services: FrozenServices) -
         assert isinstance(app.screen, MainScreen)
         assert services.calls == []
         await pilot.press("down", "r")
-        await confirm_by_keys(pilot, second="y")
+        await confirm_by_keys(pilot)
         await wait_until(pilot, lambda: services.calls, what="the resume call")
         assert services.calls == [("resume", "demo03")]
 
@@ -465,7 +465,8 @@ async def test_a_dialog_footer_shows_the_dialog_keys(services: FrozenServices) -
         await pilot.press("down", "down", "r")
         footer = screen_text(app).splitlines()[-1]
         assert "Esc Cancel" in footer
-        assert "y Yes" in footer
+        assert "n No" in footer
+        assert "Yes" not in footer  # no letter confirms: a typed `yes` would
         assert "Drain" not in footer
         assert "Sort" not in footer
 
@@ -504,4 +505,5 @@ async def test_the_key_list_has_no_raw_table_bindings(services: FrozenServices) 
         for raw in ("cursor_up", "page_up_rows", "pagedown", "Open"):
             assert raw not in text, raw
         assert "Dialogs" in text
-        assert "yes (drain, resume" in text
+        assert "no (drain, resume" in text
+        assert "yes (drain, resume" not in text  # no letter confirms a dialog: a typed `yes` would

@@ -3,7 +3,8 @@
 A command line (`ls -ld /tmp` + Enter, typed into the wrong window) comes as keys: at typing speed, or in one go
 when the terminal's driver reads a burst. Its `d` opens the drain dialog and the letters after it go into the
 reason; its one Enter is only the dialog's first step (the confirm button gets the focus), and an Enter within the
-dialog's arming delay is ignored altogether. A bracketed paste (Textual's `Paste` event) never triggers a key binding.
+dialog's arming delay is ignored altogether. A second line (`pwd` + Enter) undoes that first step with its first key
+(typed into the reason) and its Enter is a first step again; no letter confirms (a typed `yes`). A bracketed paste (Textual's `Paste` event) never triggers a key binding.
 Esc always closes a dialog, even inside a burst.
 """
 
@@ -13,7 +14,7 @@ import asyncio
 
 import pytest
 from factory_data import FrozenServices
-from pilot_helpers import first_snapshot, wait_until, when_armed
+from pilot_helpers import confirm_by_keys, first_snapshot, wait_until, when_armed
 from textual import events
 from textual.widgets import Input, Label
 
@@ -91,14 +92,14 @@ async def test_a_command_typed_at_typing_speed_does_not_drain_the_node(services:
         assert isinstance(dialog, ConfirmScreen)
         assert dialog.ready
         assert dialog.focused is dialog.query_one("#confirm")
-        assert next_step_text(app) == "Press Enter again (or y) to drain demo01; Esc cancels."
+        assert next_step_text(app) == "Press Enter again to drain demo01; Esc cancels."
         await pilot.press("escape")
         assert isinstance(app.screen, MainScreen)
         assert services.calls == []
 
 
 async def test_a_command_typed_on_a_drained_node_does_not_resume_it(services: FrozenServices) -> None:
-    """The resume dialog has no input: its confirm button has the focus, and a `y` or one Enter on it is not enough."""
+    """The resume dialog has no input: its confirm button has the focus, and one Enter on it is not enough."""
     app = make_app(services)
     async with app.run_test() as pilot:
         await first_snapshot(pilot)
@@ -108,7 +109,11 @@ async def test_a_command_typed_on_a_drained_node_does_not_resume_it(services: Fr
         assert isinstance(app.screen, ConfirmScreen)
         assert app.screen.ready
         assert services.calls == []
-        await pilot.press("y")  # the second step
+        await pilot.press("y")  # no second step: it undoes the first
+        assert isinstance(app.screen, ConfirmScreen)
+        assert not app.screen.ready
+        assert services.calls == []
+        await confirm_by_keys(pilot)
         await wait_until(pilot, lambda: services.calls, what="the resume call")
         assert services.calls == [("resume", "demo03")]
 
@@ -135,6 +140,67 @@ async def test_a_command_typed_at_typing_speed_does_not_cap_the_node(services: F
         await pilot.press("enter")
         await wait_until(pilot, lambda: services.calls, what="the cap call")
         assert services.calls == [("set_power_cap", "demo01", 45000.0)]
+
+
+@pytest.mark.parametrize(
+    ("lines", "reason"),
+    [("ls -ld /tmp\rpwd\r", "/tmppwd"), ("cd /tmp\rls\r", "/tmpls"), ("ls -ld /tmp\ryes\r", "/tmpyes")],
+)
+async def test_two_command_lines_typed_at_typing_speed_do_not_drain_the_node(
+    services: FrozenServices, lines: str, reason: str
+) -> None:
+    """The second line's first key undoes the first line's step and goes into the reason; its Enter is a first step."""
+    app = make_app(services)
+    async with app.run_test() as pilot:
+        await first_snapshot(pilot)
+        await type_at_typing_speed(app, lines)
+        await pilot.pause(0.3)
+        assert services.calls == [], "two command lines typed into the dashboard drained a node"
+        assert isinstance(app.screen, ConfirmScreen)
+        assert app.screen.query_one("#reason", Input).value.strip() == reason
+
+
+async def test_a_key_after_the_first_step_undoes_it_and_says_so(services: FrozenServices) -> None:
+    app = make_app(services)
+    async with app.run_test() as pilot:
+        await first_snapshot(pilot)
+        await type_at_typing_speed(app, "ls -ld /tmp\rp")
+        await pilot.pause()
+        dialog = app.screen
+        assert isinstance(dialog, ConfirmScreen)
+        assert not dialog.ready
+        assert dialog.focused is dialog.query_one("#reason")
+        assert next_step_text(app).startswith("Not confirmed: a key came after Enter. Check, then press Enter twice")
+        await pilot.press("s")  # typing goes on in the reason, after what was there (nothing selected)
+        assert dialog.query_one("#reason", Input).value == " /tmpps"
+        await confirm_by_keys(pilot)  # the operator's Enter, Enter still drains
+        await wait_until(pilot, lambda: services.calls, what="the drain call")
+        assert services.calls == [("drain", "demo01", "/tmpps")]
+
+
+async def test_a_typed_yes_does_not_resume_a_drained_node(services: FrozenServices) -> None:
+    app = make_app(services)
+    async with app.run_test() as pilot:
+        await first_snapshot(pilot)
+        app.screen.query_one(NodeTable).move_cursor(row=2)  # demo03, drained
+        await pilot.press("r")
+        await when_armed(pilot)
+        await type_at_typing_speed(app, "ls\ryes\r")
+        await pilot.pause(0.3)
+        assert services.calls == [], "a typed yes resumed a node"
+        assert isinstance(app.screen, ConfirmScreen)
+
+
+async def test_two_values_typed_at_typing_speed_do_not_cap_the_node(services: FrozenServices) -> None:
+    app = make_app(services)
+    async with app.run_test() as pilot:
+        await first_snapshot(pilot)
+        await type_at_typing_speed(app, "p450\r450\r", per_key_s=0.15)  # its first Enter once armed
+        await pilot.pause(0.3)
+        assert services.calls == [], "a second line of digits capped the node"
+        assert isinstance(app.screen, PowerCapScreen)
+        assert app.screen.query_one("#watts", Input).value == "450450"
+        assert next_step_text(app) == "Press Enter again to cap demo01 at 450450 W per GPU; Esc cancels."
 
 
 @pytest.mark.parametrize("armed_first", [False, True])

@@ -1,9 +1,10 @@
 """A yes/no question before anything changes on a node; optionally asks why (a drain's reason).
 
 Keys: Esc cancels; Enter in the reason (or on the confirm button) focuses the confirm button and says what the next
-Enter does, and a second Enter or `y` confirms (`GuardedDialog`: a command line typed or pasted by mistake has one
-Enter, so it never drains or resumes a node); `n` or `q` answer no, except while the reason's input has focus (there
-they are letters of the reason). The dialog has its own footer, so the keys shown are the ones that work.
+Enter does, and only a second Enter right after it confirms (`GuardedDialog`: another key in between, such as a
+second command line typed by mistake, undoes the first step; no letter confirms, so a typed `yes` never does); `n`
+or `q` answer no, except while the reason's input has focus (there they are letters of the reason). The dialog has
+its own footer, so the keys shown are the ones that work.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from textual.widgets import Button, Footer, Input, Label
 from factoryctl.tui.screens.guarded_dialog import ConfirmButton, GuardedDialog
 
 #: Single-letter answers, disabled while a text input has focus (the letters are typed there).
-LETTER_ACTIONS = frozenset({"yes", "no"})
+LETTER_ACTIONS = frozenset({"no"})
 
 
 class ConfirmScreen(GuardedDialog[str | None]):
@@ -26,11 +27,9 @@ class ConfirmScreen(GuardedDialog[str | None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel", key_display="Esc", tooltip="cancel: change nothing"),
-        Binding("y", "yes", "Yes", tooltip="yes (drain, resume), after a first Enter (not while typing in an input)"),
         Binding("n", "no", "No", tooltip="no (drain, resume; not while typing in an input)"),
         Binding("q", "no", "Cancel", show=False, tooltip="cancel (not while typing in an input)"),
     ]
-    CONFIRM_LETTER: ClassVar[str | None] = "y"
 
     def __init__(
         self, question: str, confirm_does: str, confirm_label: str = "Confirm", ask_reason: str | None = None
@@ -80,17 +79,12 @@ class ConfirmScreen(GuardedDialog[str | None]):
         event.stop()
         if event.button.id != "confirm":
             self.dismiss(None)
-        elif self.confirmation_counts("Enter", clicked=not self.pressed_by_key(event.button)):
+        elif self.confirmation_counts(clicked=not self.pressed_by_key(event.button)):
             self.dismiss(self._reason())
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """`y`, `n` and `q` are letters while the reason's input has focus."""
+        """`n` and `q` are letters while the reason's input has focus."""
         return not (action in LETTER_ACTIONS and isinstance(self.focused, Input))
-
-    def action_yes(self) -> None:
-        """`y`: confirm, as a second Enter does."""
-        if self.confirmation_counts("y"):
-            self.dismiss(self._reason())
 
     def action_no(self) -> None:
         """`n` or `q`: change nothing."""

@@ -4,11 +4,14 @@ Text typed or pasted into the dashboard's window by mistake (`ls -ld /tmp` + Ent
 or as one burst: its `d` opens the drain dialog and the Enter that ends the line must not confirm it. So confirming
 by key takes two steps a single command line cannot give: the first Enter (in the reason or watts, or on the
 confirm button) only focuses the confirm button and says what the next one does ("press Enter again to drain
-demo01"); only then does an Enter or `y` confirm. A click on the confirm button confirms at once (no typed text
-clicks). On top of that, nothing counts in the dialog's first `ARM_DELAY_S` (longer than any burst, too short for
-a person to notice), so a burst with several Enters (a multi-line paste the terminal did not bracket) is ignored
-and said so. The keys of a burst that reached the dialog before its input had focus are typed into that input
-instead of being dropped, so what happened shows. Esc (and Cancel, `n`) always closes the dialog at once.
+demo01"); only an Enter that comes next confirms. Any other key in between (but Esc, Tab and the arrows) undoes the
+first step, as a second command line typed by mistake does (`pwd` + Enter): the focus goes back to the input, the
+key is typed into it (the user went on typing) and the dialog says the first step was undone. No letter confirms
+(a typed `yes` would). A click on the confirm button confirms at once (no typed text clicks). On top of that,
+nothing counts in the dialog's first `ARM_DELAY_S` (longer than any burst, too short for a person to notice), so a
+burst with several Enters (a multi-line paste the terminal did not bracket) is ignored and said so. The keys of a
+burst that reached the dialog before its input had focus are typed into that input instead of being dropped, so
+what happened shows. Esc (and Cancel, `n`) always closes the dialog at once.
 
 Subclasses compose a `#confirm` button (a `ConfirmButton`) and a `#next-step` label, hidden until the first step.
 """
@@ -46,8 +49,10 @@ class GuardedDialog(ModalScreen[ResultType]):
     ARM_DELAY_S: ClassVar[float] = 0.5
     #: Letters that cancel when the dialog has no text input to type them into (a stray one included).
     CANCEL_LETTERS: ClassVar[frozenset[str]] = frozenset({"n", "q"})
-    #: The letter that confirms as a second Enter does (`y`), if the dialog has one.
-    CONFIRM_LETTER: ClassVar[str | None] = None
+    #: Keys that move around the dialog (or leave it) after the first step without undoing it.
+    NAVIGATION_KEYS: ClassVar[frozenset[str]] = frozenset(
+        {"enter", "escape", "tab", "shift+tab", "left", "right", "up", "down"}
+    )
 
     def __init__(self) -> None:
         super().__init__()
@@ -55,7 +60,7 @@ class GuardedDialog(ModalScreen[ResultType]):
         self.opened_at = time.monotonic()
         #: When the dialog gave its first focus (Textual's event clock, `time.monotonic`); None until then.
         self.focus_given_at: float | None = None
-        #: Whether the first step was taken: the confirm button has focus and an Enter or `y` on it confirms.
+        #: Whether the first step was taken: the confirm button has focus and an Enter on it confirms.
         self.ready = False
 
     @property
@@ -78,37 +83,62 @@ class GuardedDialog(ModalScreen[ResultType]):
         self.focus_given_at = time.monotonic()
 
     def take_first_step(self) -> None:
-        """The first Enter (armed): focus the confirm button and say that the next Enter (or letter) confirms."""
+        """The first Enter (armed): focus the confirm button and say that the next Enter confirms."""
         if not self.armed:
             self._say_ignored("Enter")
             return
         self.ready = True
         self.query_one("#confirm", Button).focus()
         prompt = self.query_one("#next-step", Label)
-        letter = f" (or {self.CONFIRM_LETTER})" if self.CONFIRM_LETTER else ""
-        prompt.update(f"Press Enter again{letter} to {self.next_step()}; Esc cancels.")
+        prompt.update(f"Press Enter again to {self.next_step()}; Esc cancels.")
         prompt.display = True
 
     def unready(self) -> None:
-        """The value being confirmed changed (typed in the input): the next Enter is a first step again."""
-        self.ready = False
-        self.query_one("#next-step", Label).display = False
+        """The value being confirmed changed (typed in the input): the next Enter is a first step again.
 
-    def confirmation_counts(self, key: str, clicked: bool = False) -> bool:
-        """Whether an Enter or `y` (`key`), or a click, confirms now; if not, take the first step or say why not.
+        The prompt hides, unless it says why the first step was undone (`undo_first_step`).
+        """
+        if self.ready:
+            self.ready = False
+            self.query_one("#next-step", Label).display = False
 
-        A click confirms once armed; a key only once ready (an Enter takes the first step, a `y` says to press Enter).
+    def undo_first_step(self, event: events.Key) -> None:
+        """A key other than Enter after the first step (more typing, maybe a second command line): undo the step.
+
+        The focus goes back to the input and a printable key is typed into it; the prompt says what happened.
+        Without an input the focus stays on the confirm button and the key is left to the bindings (`n` cancels).
+        """
+        self.unready()
+        prompt = self.query_one("#next-step", Label)
+        # not `next_step()`: the key is typed into the value after this (the watts it would name are stale)
+        prompt.update("Not confirmed: a key came after Enter. Check, then press Enter twice to confirm; Esc cancels.")
+        prompt.display = True
+        field = self.text_input()
+        if field is None:
+            return
+        event.stop()
+        event.prevent_default()
+        self.set_focus(field)  # now, so that the keys after this one go to the input
+        field.call_later(self._continue_typing, field, event.character if event.is_printable else None)
+
+    @staticmethod
+    def _continue_typing(field: Input, character: str | None) -> None:
+        """Once `field` has handled its focus (which selects its text): cursor at the end, `character` typed."""
+        field.cursor_position = len(field.value)
+        if character:
+            field.insert_text_at_cursor(character)
+
+    def confirmation_counts(self, clicked: bool = False) -> bool:
+        """Whether an Enter on the confirm button, or a click, confirms now; if not, take the first step or say why.
+
+        A click confirms once armed; an Enter only once ready (else it takes the first step).
         """
         if not self.armed:
-            self._say_ignored(key)
+            self._say_ignored("Enter")
             return False
         if self.ready or clicked:
             return True
-        if key == "Enter":
-            self.take_first_step()
-        else:
-            self.app.bell()
-            self.notify(f"{key} confirms only after Enter: press Enter first.", severity="warning", markup=False)
+        self.take_first_step()
         return False
 
     @staticmethod
@@ -157,10 +187,13 @@ class GuardedDialog(ModalScreen[ResultType]):
     def on_key(self, event: events.Key) -> None:
         """A key that reached the dialog itself before its input had focus is a stray key (see `type_stray_key`).
 
-        A later one bubbled up from a focused button: it is left to the buttons and the bindings.
+        A later one bubbled up from a focused widget: after the first step any on a button but Enter, Esc, Tab and
+        the arrows undoes it (`undo_first_step`); the rest is left to the buttons and the bindings.
         """
         if self._came_before_focus(event):
             self.type_stray_key(event)
+        elif self.ready and event.key not in self.NAVIGATION_KEYS and not isinstance(self.focused, Input):
+            self.undo_first_step(event)
 
     def on_paste(self, event: events.Paste) -> None:
         """A paste that reached the dialog itself (nothing had focus yet) goes into its input, first line only."""

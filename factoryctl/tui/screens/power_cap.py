@@ -5,7 +5,8 @@ answer, and the dialog names them before anything changes: `caps demo04/0,2-7: G
 
 Esc cancels; `q` cancels too once the focus is on a button (in the input it is a key that types nothing). Enter in
 the watts focuses the confirm button and says what the next Enter does; only that second Enter (or a click on the
-button) sets the cap (`GuardedDialog`: a command line typed or pasted by mistake has one Enter, so it never caps).
+button) sets the cap (`GuardedDialog`: a command line typed or pasted by mistake has one Enter, so it never caps; a
+key between the two Enters, such as a second line typed by mistake, is typed into the watts and undoes the first).
 """
 
 from __future__ import annotations
@@ -147,5 +148,5 @@ class PowerCapScreen(GuardedDialog[float | None]):
         event.stop()
         if event.button.id != "confirm":
             self.dismiss(None)
-        elif self.confirmation_counts("Enter", clicked=not self.pressed_by_key(event.button)):
+        elif self.confirmation_counts(clicked=not self.pressed_by_key(event.button)):
             self.dismiss(self._watts())
