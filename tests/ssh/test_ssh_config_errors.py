@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from user_ssh_config import write_user_ssh_config
 
 from factoryctl.errors import ConfigError, ExitCode, NodeError, UsageError, most_severe
 from factoryctl.model.inventory import NodeSpec
@@ -12,18 +11,10 @@ from factoryctl.transport.fanout import as_node_error, fan_out
 from factoryctl.transport.ssh_config import resolve
 
 
-def _write(home: Path, text: str) -> Path:
-    ssh_dir = home / ".ssh"
-    ssh_dir.mkdir(exist_ok=True)
-    path = ssh_dir / "config"
-    path.write_text(text)
-    return path
-
-
 def test_bad_proxyjump_port_ends_exec_with_exit_3_naming_file_line_and_host(
     cli, isolated_home, sshd, known_hosts, tmp_path
 ):
-    path = _write(isolated_home, "Host badnode\n  HostName 127.0.0.1\n  ProxyJump jumper:2x2\n")
+    path = write_user_ssh_config(isolated_home, "Host badnode\n  HostName 127.0.0.1\n  ProxyJump jumper:2x2\n")
     config = sshd.write_factory(tmp_path / "factory.yaml", known_hosts, "  good: {host: 127.0.0.1}\n  badnode: {}\n")
     r = cli("--config", config, "exec", "all", "--", "true")
     assert r.exit_code == ExitCode.CONFIG, r.stderr
@@ -47,7 +38,7 @@ def test_bad_proxyjump_port_ends_exec_with_exit_3_naming_file_line_and_host(
     ],
 )
 def test_unusable_values_are_config_errors_with_their_line(isolated_home, line, problem):
-    path = _write(isolated_home, f"# nodes\nHost gpu01\n  HostName 127.0.0.1\n  {line}\n")
+    path = write_user_ssh_config(isolated_home, f"# nodes\nHost gpu01\n  HostName 127.0.0.1\n  {line}\n")
     with pytest.raises(ConfigError) as caught:
         resolve(NodeSpec("n1", "gpu01"))
     assert caught.value.message.startswith(f"{path}, line 4: ")
@@ -57,7 +48,7 @@ def test_unusable_values_are_config_errors_with_their_line(isolated_home, line, 
 
 
 def test_good_jump_chains_still_resolve(isolated_home):
-    _write(isolated_home, "Host gpu01\n  ProxyJump ops@bastion:2200,[::1]:2222\n")
+    write_user_ssh_config(isolated_home, "Host gpu01\n  ProxyJump ops@bastion:2200,[::1]:2222\n")
     target = resolve(NodeSpec("n1", "gpu01"))
     assert target.jump is not None
     assert (target.jump.host, target.jump.port) == ("::1", 2222)

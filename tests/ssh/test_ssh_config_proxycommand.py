@@ -9,20 +9,13 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
+from user_ssh_config import write_user_ssh_config
 
 from factoryctl.errors import ConfigError, ExitCode
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.transport.ssh_config import resolve
-
-
-def _write(home: Path, text: str, name: str = "config") -> Path:
-    path = home / ".ssh" / name
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(text)
-    return path
 
 
 def _refused(alias: str) -> ConfigError:
@@ -34,7 +27,9 @@ def _refused(alias: str) -> ConfigError:
 
 
 def test_a_proxycommand_is_a_config_error_naming_file_line_and_host(isolated_home):
-    path = _write(isolated_home, "# nodes\nHost pc1\n  HostName 127.0.0.1\n  ProxyCommand /bin/false %h %p\n")
+    path = write_user_ssh_config(
+        isolated_home, "# nodes\nHost pc1\n  HostName 127.0.0.1\n  ProxyCommand /bin/false %h %p\n"
+    )
     error = _refused("pc1")
     assert error.message == (
         f"{path}, line 4: ProxyCommand '/bin/false %h %p' for host pc1 cannot be used: factoryctl does not run "
@@ -44,19 +39,21 @@ def test_a_proxycommand_is_a_config_error_naming_file_line_and_host(isolated_hom
 
 
 def test_proxycommand_none_connects_directly(isolated_home):
-    _write(isolated_home, "Host n1\n  ProxyCommand none\n  ProxyJump ignored\nHost *\n  ProxyCommand nc %h %p\n")
+    write_user_ssh_config(
+        isolated_home, "Host n1\n  ProxyCommand none\n  ProxyJump ignored\nHost *\n  ProxyCommand nc %h %p\n"
+    )
     assert resolve(NodeSpec("n1", "n1")).jump is None  # `none` came first: neither the jump nor the command
 
 
 def test_a_proxyjump_before_the_proxycommand_wins(isolated_home):
-    _write(isolated_home, "Host n1\n  ProxyJump bastion:2200\nHost n*\n  ProxyCommand nc %h %p\n")
+    write_user_ssh_config(isolated_home, "Host n1\n  ProxyJump bastion:2200\nHost n*\n  ProxyCommand nc %h %p\n")
     target = resolve(NodeSpec("n1", "n1"))
     assert target.jump is not None
     assert (target.jump.host, target.jump.port) == ("bastion", 2200)
 
 
 def test_a_proxycommand_before_the_proxyjump_wins_and_is_refused(isolated_home):
-    path = _write(isolated_home, "Host *\n  ProxyCommand nc %h %p\nHost n1\n  ProxyJump bastion\n")
+    path = write_user_ssh_config(isolated_home, "Host *\n  ProxyCommand nc %h %p\nHost n1\n  ProxyJump bastion\n")
     assert _refused("n1").message.startswith(f"{path}, line 2: ProxyCommand 'nc %h %p' for host n1")
 
 
@@ -69,18 +66,18 @@ def test_a_proxycommand_before_the_proxyjump_wins_and_is_refused(isolated_home):
     ],
 )
 def test_the_proxycommand_ssh_would_run_is_refused(isolated_home, text):
-    path = _write(isolated_home, text)
+    path = write_user_ssh_config(isolated_home, text)
     assert _refused("n1").message.startswith(f"{path}, line ")
 
 
 def test_a_proxycommand_in_an_included_file_names_that_file(isolated_home):
-    included = _write(isolated_home, "Host pc*\n  ProxyCommand ssh -W %h:%p bastion\n", "pc.conf")
-    _write(isolated_home, "Include pc.conf\n")
+    included = write_user_ssh_config(isolated_home, "Host pc*\n  ProxyCommand ssh -W %h:%p bastion\n", "pc.conf")
+    write_user_ssh_config(isolated_home, "Include pc.conf\n")
     assert _refused("pc1").message.startswith(f"{included}, line 2: ")
 
 
 def test_a_jump_host_with_a_proxycommand_is_refused(isolated_home):
-    path = _write(isolated_home, "Host n1\n  ProxyJump jh\nHost jh\n  ProxyCommand nc %h %p\n")
+    path = write_user_ssh_config(isolated_home, "Host n1\n  ProxyJump jh\nHost jh\n  ProxyCommand nc %h %p\n")
     error = _refused("n1")
     assert error.message.startswith(f"{path}, line 4: ProxyCommand 'nc %h %p' for host jh ")
 
@@ -115,7 +112,7 @@ def test_which_of_proxyjump_and_proxycommand_applies_agrees_with_ssh_dash_g(tmp_
 
 def test_exec_refuses_a_node_with_a_proxycommand_and_runs_the_others(cli, isolated_home, sshd, known_hosts, tmp_path):
     """The review's case: the node used to be reached directly, going around its ProxyCommand."""
-    path = _write(
+    path = write_user_ssh_config(
         isolated_home,
         f"Host pc1\n  HostName 127.0.0.1\n  Port {sshd.port}\n  User {sshd.user}\n  IdentityFile {sshd.user_key}\n"
         "  ProxyCommand /bin/false %h %p\n",
