@@ -57,8 +57,10 @@ def next_step_text(app: DashboardApp) -> str:
     return str(prompt.render()) if prompt.display else ""
 
 
-async def test_a_typed_burst_does_not_drain_the_node(services: FrozenServices) -> None:
+async def test_a_typed_burst_does_not_drain_the_node(services: FrozenServices, monkeypatch: pytest.MonkeyPatch) -> None:
     app = make_app(services)
+    # The arming delay lasts as long as this test needs (a loaded machine took longer than 0.5 s to get here).
+    monkeypatch.setattr(GuardedDialog, "ARM_DELAY_S", 3600.0)
     async with app.run_test() as pilot:
         await first_snapshot(pilot)
         burst(app, "ls -ld /tmp")
@@ -70,6 +72,7 @@ async def test_a_typed_burst_does_not_drain_the_node(services: FrozenServices) -
         assert services.calls == []
         assert app.screen.query_one("#reason", Input).value == " /tmp"  # the burst's letters are in the reason
         assert "Enter ignored" in last_notice(app)
+        monkeypatch.setattr(GuardedDialog, "ARM_DELAY_S", 0.0)  # the delay over
         await when_armed(pilot)
         await pilot.press("enter")  # a deliberate Enter, once armed, is the first step only
         assert isinstance(app.screen, ConfirmScreen)
