@@ -130,7 +130,7 @@ def test_a_lock_held_too_long_refuses_within_the_wait_and_changes_nothing(start_
     assert refused["ok"] is False, refused
     assert refused["error"]["kind"] == "driver"
     assert "was still running after 0.5 s" in refused["error"]["message"]
-    assert 0.4 <= waited < 3.0
+    assert 0.4 <= waited < 4.5  # its own 0.5 s, not the default 5 s (the rest is a loaded machine's slack)
     assert agent.request("sample")["result"]["gpus"][0]["power_limit_w"] == before
     assert agent.request("set_power_limit", gpus=[0], watts=250)["ok"]  # released: the next one goes through
 
