@@ -38,12 +38,10 @@ class Bash(PtyShell):
         return match.group(1)
 
 
-@pytest.fixture
-def bash(cli, tmp_path: Path) -> Iterator[Bash]:
+def start_bash(cli, tmp_path: Path, factory_yaml: str) -> Bash:
+    """An interactive bash at its prompt: our script sourced, `factoryctl` on PATH, `factory_yaml` its config."""
     config = tmp_path / "factory.yaml"
-    config.write_text(
-        "nodes:\n  gpu[01-03]: {gpus: 4}\n  ws: {transport: local, sim: {gpus: 2}}\ngroups:\n  rack-a: gpu[01-02]\n"
-    )
+    config.write_text(factory_yaml)
     script = tmp_path / "factoryctl.bash"
     script.write_text(cli("completion", "bash").stdout)
     rcfile = tmp_path / "bashrc"
@@ -53,6 +51,16 @@ def bash(cli, tmp_path: Path) -> Iterator[Bash]:
     )
     shell = Bash(rcfile, {"PATH": factoryctl_on_path(tmp_path / "bin"), "FACTORYCTL_CONFIG": str(config)})
     assert shell.read_until(b"bash-ready> "), shell.seen
+    return shell
+
+
+@pytest.fixture
+def bash(cli, tmp_path: Path) -> Iterator[Bash]:
+    shell = start_bash(
+        cli,
+        tmp_path,
+        "nodes:\n  gpu[01-03]: {gpus: 4}\n  ws: {transport: local, sim: {gpus: 2}}\ngroups:\n  rack-a: gpu[01-02]\n",
+    )
     yield shell
     shell.close()
 

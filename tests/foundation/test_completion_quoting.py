@@ -146,21 +146,11 @@ def test_fish_gets_one_line_per_candidate_as_written(cli, tmp_path):
 
 
 def test_bash_does_not_expand_a_candidate_as_a_file_pattern(cli, tmp_path):
-    from test_completion_bash import LINE_END, LINE_START, Bash
+    from test_completion_bash import start_bash
 
-    config = tmp_path / "factory.yaml"
-    config.write_text("nodes:\n  gpu[01-03]: {}\n")
     (Path.cwd() / "gpu3").write_text("")  # `gpu[01-03]` as a pattern matches this file
-    script = tmp_path / "factoryctl.bash"
-    script.write_text(cli("completion", "bash").stdout)
-    rcfile = tmp_path / "bashrc"
-    rcfile.write_text(
-        f"PS1='bash-ready> '\nsource {script}\n"
-        f'bind -x \'"\\C-t": printf "{LINE_START}%s{LINE_END}\\n" "$READLINE_LINE"\'\n'
-    )
-    shell = Bash(rcfile, {"PATH": factoryctl_on_path(tmp_path / "bin"), "FACTORYCTL_CONFIG": str(config)})
+    shell = start_bash(cli, tmp_path, "nodes:\n  gpu[01-03]: {}\n")
     try:
-        assert shell.read_until(b"bash-ready> "), shell.seen
         assert shell.complete("factoryctl gpus gpu[") == "factoryctl gpus gpu[01-03] "
     finally:
         shell.close()
