@@ -9,12 +9,18 @@ every agent of the node whatever its cache directory (docs/agent-protocol.md, Po
 - a simulated node: beside its state file in the simulator's state dir (`factoryctl.sim.storage.limits_lock_path`),
   one per simulated node, as several share a host;
 - a real node: `/run/factoryctl-<euid>/gpu-limits.lock` for root (only root may create in /run, so no other user
-  can take or plant it), `/tmp/factoryctl-<euid>/` for anyone else, and for root too when /run cannot hold it (not
-  root's alone, mounted read-only, or refusing root's writes): decided from what every agent of the node sees alike,
-  again before each change, so they all pick the same place. Only root may change limits through NVML, so every
-  agent that can change one shares root's lock. The directory is made 0700 and must be a real directory of this
-  user writable by nobody else; the file is opened without following a symbolic link, must be a regular file of
-  this user and is kept 0600, so another local user can neither hold it nor redirect it (docs/security.md).
+  can take or plant it); for anyone else, and for root too when /run cannot hold it (not root's alone, mounted
+  read-only, or refusing root's writes), `<home>/.local/state/factoryctl/<hostname>/gpu-limits.lock`. Both are
+  decided from what every agent of the user on the node sees alike (the mounts, the user database's home, the
+  kernel's host name; never the environment, which a cron job and a login do not share), again before each change,
+  so they all pick the same place. The home is the user's own, so nobody else can plant anything there (/tmp, the
+  place before, let any local user create `/tmp/factoryctl-0` first and so refuse every change of root's); the host
+  name keeps the nodes that share a home over NFS apart. Only root may change limits through NVML, so every agent
+  that can change one shares root's lock. The directory is made 0700 and must be a real directory of this user
+  writable by nobody else, inside directories of root's or this user's that nobody else can write (unless sticky);
+  the file is opened without following a symbolic link, must be a regular file of this user and is kept 0600, so
+  another local user can neither hold it nor redirect it (docs/security.md). When none of that holds, each change is
+  refused with an error naming the path.
 
 The file is opened for writing: over NFS, flock(2) places an exclusive lock only on a file opened so. The wait is
 bounded (polled with LOCK_NB: a blocking flock cannot be given up), and the kernel releases the lock when its holder
@@ -27,6 +33,8 @@ import contextlib
 import errno
 import fcntl
 import os
+import pwd
+import re
 import stat
 import time
 from pathlib import Path
@@ -51,15 +59,36 @@ class LimitsLockTimeout(LimitsLockError):
 
 
 def real_node_lock_path(uid: Optional[int] = None, run_can_hold: Optional[Callable[[Path], bool]] = None) -> Path:
-    """Where every agent of this user on a real node locks its limits: under /run for root, else under /tmp.
+    """Where every agent of this user on a real node locks its limits: under /run for root, else in its home.
 
-    Root falls back to /tmp when `run_can_hold(/run/factoryctl-0)` is false (default: `run_can_hold_lock`).
+    Root falls back to its home when `run_can_hold(/run/factoryctl-0)` is false (default: `run_can_hold_lock`).
+    LimitsLockError when the user database has no home for `uid`.
     """
     uid = os.geteuid() if uid is None else uid
     run_directory = Path("/run") / f"factoryctl-{uid}"
     if uid == 0 and (run_can_hold or run_can_hold_lock)(run_directory):
         return run_directory / _LOCK_NAME
-    return Path("/tmp") / f"factoryctl-{uid}" / _LOCK_NAME
+    return home_lock_directory(uid) / _LOCK_NAME
+
+
+def home_lock_directory(uid: int) -> Path:
+    """`<home>/.local/state/factoryctl/<hostname>`: this node's place in the home the user database gives `uid`.
+
+    Not `$HOME` nor `$XDG_STATE_HOME`: a cron job's environment is not a login's, and the agent's may be cleared.
+    """
+    try:
+        home = pwd.getpwuid(uid).pw_dir
+    except KeyError:
+        raise LimitsLockError(f"uid {uid} has no entry in the user database, so no home for the lock") from None
+    if not home.startswith("/"):
+        raise LimitsLockError(f"uid {uid}'s home {home!r} is not an absolute path, so no place for the lock")
+    return Path(home) / ".local" / "state" / "factoryctl" / host_label()
+
+
+def host_label(nodename: Optional[str] = None) -> str:
+    """The kernel's host name (`nodename`) as one safe path component: other characters `_`, no leading dot."""
+    name = os.uname().nodename if nodename is None else nodename
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip(".") or "_"
 
 
 def run_can_hold_lock(directory: Path) -> bool:
@@ -97,10 +126,13 @@ def _writable_here(directory: Path) -> bool:
 class LimitsLock:
     """The lock file `path`; `private` for one in a place other users reach (see the module docstring).
 
-    With `locate`, the path is found again before each acquire (a real node's: /run may stop being usable).
+    With `locate`, the path is found again before each acquire (a real node's: /run may stop being usable), and
+    `path` is the one found last (None until then, when none is given).
     """
 
-    def __init__(self, path: Path, private: bool, locate: Optional[Callable[[], Path]] = None) -> None:
+    def __init__(self, path: Optional[Path], private: bool, locate: Optional[Callable[[], Path]] = None) -> None:
+        if path is None and locate is None:
+            raise ValueError("a limits lock needs a path or a way to locate it")
         self.path = path
         self.private = private
         self._locate = locate
@@ -120,7 +152,9 @@ class LimitsLock:
         LimitsLockTimeout when another agent held it all along, LimitsLockError when the file cannot be used or
         locked (a flock error such as NFS's ENOLCK names the file and the error).
         """
-        path = self.path = self._locate() if self._locate is not None else self.path
+        path = self._locate() if self._locate is not None else self.path
+        assert path is not None  # __init__ has one or the other
+        self.path = path
         fd = self._open(path)
         deadline = time.monotonic() + timeout_s
         try:
@@ -173,17 +207,42 @@ class LimitsLock:
 
     @staticmethod
     def _private_directory(directory: Path) -> None:
-        """Make the lock's directory 0700 if missing; refuse one that is a link, another user's or writable by others."""
+        """Make the lock's directory (and missing parents) 0700; refuse one another user could reach or change.
+
+        It must be a real directory of this user that nobody else can write, and so must every directory above it
+        be root's or this user's, not writable by others unless sticky: else another user could move it away.
+        """
+        for missing in reversed([d for d in (directory, *directory.parents) if not os.path.lexists(d)]):
+            try:
+                os.mkdir(missing, 0o700)
+            except FileExistsError:
+                pass  # made meanwhile by another agent: checked below as any other
+            except OSError as exc:
+                raise LimitsLockError(f"cannot create {missing}: {exc.strerror}") from None
         try:
-            os.mkdir(directory, 0o700)
-        except FileExistsError:
-            pass
+            st = os.lstat(directory)
         except OSError as exc:
-            raise LimitsLockError(f"cannot create {directory}: {exc.strerror}") from None
-        st = os.lstat(directory)
+            raise LimitsLockError(f"cannot examine {directory}: {exc.strerror}") from None
         if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
             raise LimitsLockError(f"{directory} is not a directory (remove it)")
         if st.st_uid != os.geteuid() or st.st_mode & 0o022:
             raise LimitsLockError(
                 f"{directory} belongs to uid {st.st_uid} or is writable by others (mode {stat.S_IMODE(st.st_mode):04o})"
             )
+        for above in (*directory.parents, *Path(os.path.realpath(directory)).parents):
+            problem = _others_can_change(above)
+            if problem:
+                raise LimitsLockError(f"{directory} is inside {above}, which {problem}")
+
+
+def _others_can_change(path: Path) -> Optional[str]:
+    """Why another user could change what is inside `path` (a directory above the lock's, or a link to one), or None."""
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        return f"cannot be examined ({exc.strerror})"
+    if st.st_uid not in (0, os.geteuid()):
+        return f"belongs to uid {st.st_uid} (neither root nor this user)"
+    if stat.S_ISDIR(st.st_mode) and st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
+        return f"is writable by others without the sticky bit (mode {stat.S_IMODE(st.st_mode):04o})"
+    return None

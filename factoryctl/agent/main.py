@@ -75,8 +75,8 @@ def _simulated_driver(args: argparse.Namespace) -> Tuple[Any, FaultInjector]:
 
 def _limits_lock(args: argparse.Namespace) -> LimitsLock:
     """The lock every agent of this node shares while changing power limits (factoryctl.agent.limits_lock)."""
-    if not args.sim:
-        return LimitsLock(real_node_lock_path(), private=True, locate=real_node_lock_path)
+    if not args.sim:  # found before each change; one it cannot find (no home for this user) is refused then
+        return LimitsLock(None, private=True, locate=real_node_lock_path)
     from factoryctl.sim.storage import default_state_dir, limits_lock_path
 
     state_dir = args.state_dir if args.state_dir is not None else default_state_dir()

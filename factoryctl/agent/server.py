@@ -3,8 +3,10 @@
 One request per line (`{"id", "op", ...}`), one reply per request echoing the id. Streams run in background threads;
 every write to stdout goes through one lock so lines never interleave, and a stopped stream never writes again after
 its `stop` reply. A line that is not a JSON object gets an `agent` error and the agent keeps running; EOF on stdin
-ends the agent cleanly. A change of power limits holds the node's limits lock (factoryctl.agent.limits_lock) across
-its read-set-read, so concurrent agents on one node change them one at a time. See docs/agent-protocol.md.
+ends the agent cleanly. Every `driver` and `unsupported` error says its cause as a `reason` (REASONS), so a client
+never has to read it from the message's wording. A change of power limits holds the node's limits lock
+(factoryctl.agent.limits_lock) across its read-set-read, so concurrent agents on one node change them one at a time.
+See docs/agent-protocol.md.
 """
 
 from __future__ import annotations
@@ -36,15 +38,48 @@ from factoryctl.agent.schedule import next_due, read_clocks, stream_max_age
 MIN_INTERVAL_S = 0.05
 MAX_INTERVAL_S = 3600.0
 
+#: The `reason` of a `driver` or `unsupported` error (docs/agent-protocol.md): the client picks its hint by it, never
+#: by the wording of the message, which is for people and may change.
+NEEDS_ROOT = "needs_root"  # the driver refused a user who is not root
+UNSUPPORTED = "unsupported"  # the GPU cannot do it (no settable limit, no reported range)
+GPU_LOST = "gpu_lost"  # the GPU stopped answering
+LOCK_BUSY = "lock_busy"  # another change held the node's limits lock for the whole wait
+LOCK_UNUSABLE = "lock_unusable"  # the limits lock file cannot be used or locked
+NO_DRIVER = "no_driver"  # the driver (NVML, the simulated one's state) is not available
+DRIVER_FAILED = "driver_failed"  # the driver failed otherwise: the message says how
+REASONS = (NEEDS_ROOT, UNSUPPORTED, GPU_LOST, LOCK_BUSY, LOCK_UNUSABLE, NO_DRIVER, DRIVER_FAILED)
+
 
 class RequestError(Exception):
-    """A request that is refused with an error reply of `kind` (usage, driver, agent, unsupported)."""
+    """A request that is refused with an error reply of `kind` (usage, driver, agent, unsupported).
 
-    def __init__(self, kind: str, message: str, result: Optional[Dict[str, Any]] = None) -> None:
+    `reason` (one of REASONS) is set on every `driver` and `unsupported` refusal; `result` is what was done first.
+    """
+
+    def __init__(
+        self, kind: str, message: str, result: Optional[Dict[str, Any]] = None, reason: Optional[str] = None
+    ) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
         self.result = result
+        self.reason = reason
+
+    def error(self) -> Dict[str, Any]:
+        """The reply's `error` object."""
+        return error_object(self.kind, self.message, self.reason)
+
+
+def error_object(kind: str, message: str, reason: Optional[str] = None) -> Dict[str, Any]:
+    """`{"kind", "message"}`, plus `reason` when there is one."""
+    error: Dict[str, Any] = {"kind": kind, "message": message}
+    if reason is not None:
+        error["reason"] = reason
+    return error
+
+
+def _no_driver(exc: DriverUnavailable) -> RequestError:
+    return RequestError("driver", str(exc), reason=NO_DRIVER)
 
 
 class AgentServer:
@@ -104,7 +139,7 @@ class AgentServer:
             version, _ = self.nvml.query("nvmlSystemGetDriverVersion")
             msg["driver_version"] = version
         except DriverUnavailable as exc:
-            msg["error"] = {"kind": "driver", "message": str(exc)}
+            msg["error"] = error_object("driver", str(exc), NO_DRIVER)
         return msg
 
     # -- helpers -----------------------------------------------------------------------------------------------
@@ -125,7 +160,7 @@ class AgentServer:
                 count = self.gpu_count()
                 return node_sample(self.sampler, count, self.backend, self.host.sample(), slow_max_age)
             except DriverUnavailable as exc:
-                raise RequestError("driver", str(exc)) from None
+                raise _no_driver(exc) from None
 
     def _gpu_indexes(self, value: Any) -> List[int]:
         count = self.gpu_count_or_error()
@@ -174,7 +209,7 @@ class AgentServer:
         try:
             return self.gpu_count()
         except DriverUnavailable as exc:
-            raise RequestError("driver", str(exc)) from None
+            raise _no_driver(exc) from None
 
     def _stream_loop(
         self, stream_id: Any, interval: float, slow_max_age: Optional[float], stop: threading.Event
@@ -185,14 +220,9 @@ class AgentServer:
             try:
                 msg: Dict[str, Any] = {"id": stream_id, "type": "sample", "result": self.sample(slow_max_age)}
             except RequestError as exc:
-                msg = {
-                    "id": stream_id,
-                    "type": "sample",
-                    "ok": False,
-                    "error": {"kind": exc.kind, "message": exc.message},
-                }
+                msg = {"id": stream_id, "type": "sample", "ok": False, "error": exc.error()}
             except Exception as exc:  # a bug must not kill the stream silently
-                msg = {"id": stream_id, "type": "sample", "ok": False, "error": {"kind": "agent", "message": repr(exc)}}
+                msg = {"id": stream_id, "type": "sample", "ok": False, "error": error_object("agent", repr(exc))}
             self.write(msg, unless=stop)
             mono_now, wall_now, spread = read_clocks(time.monotonic, time.time)
             due = next_due(due, mono_now, wall_now, interval, spread)
@@ -220,8 +250,8 @@ class AgentServer:
                 before, _ = self.nvml.query("nvmlDeviceGetEnforcedPowerLimit", handle)
                 self.nvml.invoke("nvmlDeviceSetPowerManagementLimit", handle, round(watts * 1000))
             except Exception as exc:  # lost before or during its set, refused, a bug: what changed is still told
-                kind, message = self._set_error(i, exc)
-                raise RequestError(kind, message, {"gpus": results}) from None
+                kind, message, reason = self._set_error(i, exc)
+                raise RequestError(kind, message, {"gpus": results}, reason) from None
             try:
                 after, _ = self.nvml.query("nvmlDeviceGetEnforcedPowerLimit", handle)
             except GpuLost:
@@ -236,18 +266,20 @@ class AgentServer:
             )
         return {"gpus": results}
 
-    def _set_error(self, index: int, exc: Exception) -> Tuple[str, str]:
+    def _set_error(self, index: int, exc: Exception) -> Tuple[str, str, str]:
+        """(kind, message, reason) of a set of GPU `index` that failed with `exc`."""
         code = getattr(exc, "value", None)
         c = self.nvml.constant
         if code == c("NVML_ERROR_NO_PERMISSION", 4):
-            return "driver", f"setting a power limit on {self.node} needs root (GPU {index}: insufficient permissions)"
+            message = f"setting a power limit on {self.node} needs root (GPU {index}: insufficient permissions)"
+            return "driver", message, NEEDS_ROOT
         if code == c("NVML_ERROR_NOT_SUPPORTED", 3) or isinstance(exc, AttributeError):
-            return "unsupported", f"GPU {index} on {self.node} does not support setting a power limit"
+            return "unsupported", f"GPU {index} on {self.node} does not support setting a power limit", UNSUPPORTED
         if code == c("NVML_ERROR_GPU_IS_LOST", 15) or isinstance(exc, GpuLost):
-            return "driver", f"GPU {index} on {self.node} is lost"
+            return "driver", f"GPU {index} on {self.node} is lost", GPU_LOST
         if isinstance(exc, DriverUnavailable):
-            return "driver", str(exc)
-        return "driver", f"setting GPU {index}'s power limit on {self.node} failed: {exc}"
+            return "driver", str(exc), NO_DRIVER
+        return "driver", f"setting GPU {index}'s power limit on {self.node} failed: {exc}", DRIVER_FAILED
 
     def _ranges(self, indexes: List[int]) -> Dict[int, Tuple[float, float, float]]:
         """GPU -> (min, max, default) limits in watts; RequestError when a GPU cannot tell."""
@@ -260,12 +292,15 @@ class AgentServer:
             except GpuLost:
                 others = _index_ranges(g for g in range(self.gpu_count()) if g != i)
                 also = f" (its other GPUs can be addressed alone: {self.node}/{others})" if others else ""
-                raise RequestError("driver", f"GPU {i} on {self.node} is lost; nothing was changed{also}") from None
+                message = f"GPU {i} on {self.node} is lost; nothing was changed{also}"
+                raise RequestError("driver", message, reason=GPU_LOST) from None
             except DriverUnavailable as exc:
-                raise RequestError("driver", str(exc)) from None
+                raise _no_driver(exc) from None
             if limits is None or default is None:
                 raise RequestError(
-                    "unsupported", f"GPU {i} on {self.node} does not report its power limit range ({why or why2})"
+                    "unsupported",
+                    f"GPU {i} on {self.node} does not report its power limit range ({why or why2})",
+                    reason=UNSUPPORTED,
                 )
             out[i] = (limits[0] / 1000.0, limits[1] / 1000.0, default / 1000.0)
         return out
@@ -289,9 +324,11 @@ class AgentServer:
                         "driver",
                         f"another change of its power limits was still running after {wait:g} s (it holds "
                         f"{exc.path}); nothing was changed: try again once it has ended.",
+                        reason=LOCK_BUSY,
                     ) from None
                 except LimitsLockError as exc:
-                    raise RequestError("driver", f"cannot lock its power limits: {exc}; nothing was changed") from None
+                    message = f"cannot lock its power limits: {exc}; nothing was changed"
+                    raise RequestError("driver", message, reason=LOCK_UNUSABLE) from None
             with self._sample_lock:
                 yield
 
@@ -359,32 +396,28 @@ class AgentServer:
         try:
             req = json.loads(line)
         except ValueError:
-            self.write(
-                {"id": None, "ok": False, "error": {"kind": "agent", "message": "the request is not valid JSON"}}
-            )
+            self.write({"id": None, "ok": False, "error": error_object("agent", "the request is not valid JSON")})
             return
         if not isinstance(req, dict):
-            self.write(
-                {"id": None, "ok": False, "error": {"kind": "agent", "message": "a request must be a JSON object"}}
-            )
+            self.write({"id": None, "ok": False, "error": error_object("agent", "a request must be a JSON object")})
             return
         req_id = req.get("id")
         op = req.get("op")
         method = getattr(self, f"op_{op}", None) if isinstance(op, str) else None
         if method is None:
-            self.write({"id": req_id, "ok": False, "error": {"kind": "usage", "message": f"unknown op {op!r}"}})
+            self.write({"id": req_id, "ok": False, "error": error_object("usage", f"unknown op {op!r}")})
             return
         try:
             result = method(req)
         except RequestError as exc:
-            reply: Dict[str, Any] = {"id": req_id, "ok": False, "error": {"kind": exc.kind, "message": exc.message}}
+            reply: Dict[str, Any] = {"id": req_id, "ok": False, "error": exc.error()}
             if exc.result is not None:
                 reply["result"] = exc.result
             self.write(reply)
             return
         except Exception as exc:  # a bug: report it, keep serving
             print(f"factoryctl-agent: {op} failed: {exc!r}", file=sys.stderr)
-            self.write({"id": req_id, "ok": False, "error": {"kind": "agent", "message": f"{op} failed: {exc!r}"}})
+            self.write({"id": req_id, "ok": False, "error": error_object("agent", f"{op} failed: {exc!r}")})
             return
         self.write({"id": req_id, "ok": True, "result": result})
         if op == "stream" and req_id in self._streams:

@@ -281,14 +281,14 @@ class AgentSession:
         """The `NodeError` of an error reply's (or error sample's) `error`, each with a hint naming this node.
 
         The driver's failures, and a GPU that lacks what was asked (the agent's `unsupported`: no settable or no
-        reported power limit), are the documented kind `driver`; anything else is the agent's.
+        reported power limit), are the documented kind `driver`, their hint chosen by the error's `reason`; anything
+        else is the agent's.
         """
         error = error if isinstance(error, dict) else {}
         kind, message = error.get("kind", "agent"), str(error.get("message", "unknown error"))
-        if kind == "driver":
-            return NodeError(self.node, "driver", f"{self.node}: {message}", self._driver_hint(message))
-        if kind == "unsupported":
-            return NodeError(self.node, "driver", f"{self.node}: {message}", self._unsupported_hint())
+        if kind in ("driver", "unsupported"):
+            reason = error["reason"] if "reason" in error else _reason_from_wording(kind, message)
+            return NodeError(self.node, "driver", f"{self.node}: {message}", self._driver_hint(kind, reason))
         return NodeError(self.node, "agent", f"{self.node}: `{op}` failed: {message}", self._agent_hint())
 
     def _agent_hint(self) -> str:
@@ -301,32 +301,23 @@ class AgentSession:
             "in null_reasons); leave the node out of the target, or address its other GPUs alone (node/GPUS)."
         )
 
-    def _driver_hint(self, message: str) -> str:
-        """What to check when the driver fails: a lost GPU, a non-root user, else the driver (a simulated one's dir)."""
-        if "needs root" in message or "insufficient permissions" in message.lower():
-            return (
-                "changing GPU power limits needs root on the node, as `nvidia-smi -pl` does: connect as root (User in "
-                "~/.ssh/config, or `user:` / `ssh.user` in factory.yaml), or run factoryctl as root for a "
-                "`transport: local` node."
-            )
-        if "does not report its power" in message or "does not support setting" in message:
-            return self._unsupported_hint()  # the nvidia-smi bridge's word for what the agent calls `unsupported`
-        if _LOCK_BUSY in message:
-            return (
-                "another factoryctl (a cron job, a colleague, a dashboard) was changing this node's power limits: run "
-                "the command again once it has ended, or give it a longer --timeout to wait for it (the node waits "
-                f"{_LOCK_MARGIN_S:g} s less than the --timeout, {_LOCK_WAIT_MAX_S:g} s at most)."
-            )
-        if _LOCK_UNUSABLE in message:
-            return (
-                "the node's power-limits lock file cannot be used: fix or remove what the message names on the node "
-                "(docs/agent-protocol.md, Power limits)."
-            )
-        if " is lost" in message or " was lost" in message:
-            return (
-                "a lost GPU answers nothing until it is reset or the node rebooted; address the node's other GPUs "
-                "alone (node/GPUS), and see `factoryctl events --kind gpu_lost`."
-            )
+    def _driver_hint(self, kind: str, reason: Any) -> str:
+        """What to check for an error of `kind` and `reason`: root, the GPU, the lock; else the driver (or sim's dir).
+
+        A reason this factoryctl does not know (a newer agent's) gets its kind's general hint, as `no_driver` and
+        `driver_failed` do.
+        """
+        hints = {
+            "needs_root": _NEEDS_ROOT_HINT,
+            "unsupported": self._unsupported_hint(),
+            "lock_busy": _LOCK_BUSY_HINT,
+            "lock_unusable": _LOCK_UNUSABLE_HINT,
+            "gpu_lost": _GPU_LOST_HINT,
+        }
+        if isinstance(reason, str) and reason in hints:
+            return hints[reason]
+        if kind == "unsupported":
+            return hints["unsupported"]
         if self.hello_info.get("backend") == "sim":
             return "check that the node's state_dir (factory.yaml, else $XDG_STATE_HOME) is a writable directory."
         return "check the NVIDIA driver on the node."
@@ -436,13 +427,49 @@ class AgentSession:
             self._stdout.close()
 
 
-#: How the agent says another change holds the node's limits lock, and that it cannot use it (factoryctl.agent.server).
-_LOCK_BUSY = "another change of its power limits"
-_LOCK_UNUSABLE = "cannot lock its power limits"
 #: What a power-limit request leaves of its own timeout for the answer to travel back (see `limits_lock_wait`).
 _LOCK_MARGIN_S = 1.0
 #: The longest lock wait the agent takes (docs/agent-protocol.md, `lock_timeout_s`).
 _LOCK_WAIT_MAX_S = 60.0
+
+_NEEDS_ROOT_HINT = (
+    "changing GPU power limits needs root on the node, as `nvidia-smi -pl` does: connect as root (User in "
+    "~/.ssh/config, or `user:` / `ssh.user` in factory.yaml), or run factoryctl as root for a `transport: local` node."
+)
+_LOCK_BUSY_HINT = (
+    "another factoryctl (a cron job, a colleague, a dashboard) was changing this node's power limits: run the command "
+    "again once it has ended, or give it a longer --timeout to wait for it (the node waits "
+    f"{_LOCK_MARGIN_S:g} s less than the --timeout, {_LOCK_WAIT_MAX_S:g} s at most)."
+)
+_LOCK_UNUSABLE_HINT = (
+    "the node's power-limits lock file cannot be used: fix or remove what the message names on the node "
+    "(docs/agent-protocol.md, Power limits)."
+)
+_GPU_LOST_HINT = (
+    "a lost GPU answers nothing until it is reset or the node rebooted; address the node's other GPUs alone "
+    "(node/GPUS), and see `factoryctl events --kind gpu_lost`."
+)
+
+
+def _reason_from_wording(kind: str, message: str) -> str | None:
+    """The `reason` an error without one means, read from its wording: an agent's `unsupported`, else the message.
+
+    Only for errors that carry no `reason` (docs/agent-protocol.md, Errors), such as an agent from before it; the
+    agents factoryctl starts always send one. The phrases are the agent's and the nvidia-smi bridge's messages.
+    """
+    if kind == "unsupported":
+        return "unsupported"
+    if "needs root" in message or "insufficient permissions" in message.lower():
+        return "needs_root"
+    if "does not report its power" in message or "does not support setting" in message:
+        return "unsupported"  # the nvidia-smi bridge's word for what the agent calls `unsupported`
+    if "another change of its power limits" in message:
+        return "lock_busy"
+    if "cannot lock its power limits" in message:
+        return "lock_unusable"
+    if " is lost" in message or " was lost" in message:
+        return "gpu_lost"
+    return None
 
 
 def limits_lock_wait(timeout: float) -> float:

@@ -46,6 +46,7 @@ def test_a_refused_set_is_a_driver_error_that_says_root_is_needed(server: AgentS
     assert reply["error"] == {
         "kind": "driver",
         "message": "setting a power limit on n1 needs root (GPU 0: insufficient permissions)",
+        "reason": "needs_root",
     }
     assert reply["result"] == {"gpus": []}  # no GPU was changed before the refusal
     assert [nvml.sim_node().enforced_limit_w(i) for i in (0, 1)] == [700.0, 700.0]

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from factoryctl.agent.limits_lock import LimitsLock, LimitsLockError, real_node_lock_path
+from factoryctl.agent.limits_lock import LimitsLock, LimitsLockError, home_lock_directory, real_node_lock_path
 from factoryctl.sim.storage import limits_lock_path
 
 AGENTS = 8
@@ -191,9 +191,8 @@ def test_a_private_lock_in_a_directory_others_can_write_is_refused(tmp_path: Pat
 
 def test_a_real_node_locks_in_a_fixed_place_of_this_user() -> None:
     path = real_node_lock_path()
-    assert path.name == "gpu-limits.lock"
-    assert path.parent.name == f"factoryctl-{os.geteuid()}"
-    assert str(path.parent.parent) in ("/run", "/tmp")
+    in_home = home_lock_directory(os.geteuid()) / "gpu-limits.lock"
+    assert path in (Path("/run/factoryctl-0/gpu-limits.lock"), in_home) if os.geteuid() == 0 else path == in_home
 
 
 def test_the_lock_is_released_when_its_holder_dies(tmp_path: Path) -> None:
@@ -220,11 +219,22 @@ def _readable(agent: Any) -> bool:
     return bool(ready)
 
 
-def test_every_agent_of_a_node_finds_the_same_lock_from_its_argv(tmp_path: Path) -> None:
+def test_every_agent_of_a_node_finds_the_same_lock_from_its_argv(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from factoryctl.agent.main import _limits_lock, build_parser
 
+    opened: list[Path] = []
+
+    def record(self: LimitsLock, path: Path) -> int:
+        opened.append(path)
+        raise LimitsLockError("not opened in a test")  # the node's real lock is left alone
+
+    monkeypatch.setattr(LimitsLock, "_open", record)
     real = _limits_lock(build_parser().parse_args(["--node", "gpu01"]))
-    assert (real.path, real.private) == (real_node_lock_path(), True)
+    with pytest.raises(LimitsLockError), real.held(timeout_s=0):
+        pass
+    assert (opened, real.private) == ([real_node_lock_path()], True)
     argv = ["--node", "gpu01", "--factory", "f", "--sim", "h100-sxm", "--state-dir", str(tmp_path)]
     simulated = _limits_lock(build_parser().parse_args(argv))
     assert (simulated.path, simulated.private) == (limits_lock_path(tmp_path, "f", "gpu01"), False)

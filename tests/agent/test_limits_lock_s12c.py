@@ -5,7 +5,7 @@ opened read-only: every `power set` on a simulated node whose state dir is on an
 error, EBADF. Any other flock failure (ENOLCK: NFS without its lock service) is the lock's, refused by name,
 never a generic agent error. These tests wrap `fcntl.flock` with that rule, as the regression review did, and run
 the real agent on it. On a node whose /run is read-only, root's lock directory cannot be made there, and every
-change was refused: root then locks under /tmp like other users, decided from what every agent of the node sees.
+change was refused: root then locks in its home like other users, decided from what every agent of the node sees.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import fcntl
 import io
 import json
 import os
+import pwd
 import shutil
 import subprocess
 import sys
@@ -29,6 +30,7 @@ from factoryctl.agent.limits_lock import (
     LimitsLock,
     LimitsLockError,
     LimitsLockTimeout,
+    home_lock_directory,
     real_node_lock_path,
     run_can_hold_lock,
 )
@@ -134,6 +136,7 @@ def test_the_agent_refuses_a_change_it_cannot_lock_as_a_driver_error_and_changes
     assert refused["error"] == {
         "kind": "driver",
         "message": f"cannot lock its power limits: flock on {lock_file} failed: No locks available; nothing was changed",
+        "reason": "lock_unusable",
     }
     assert "result" not in refused
     assert sample["result"]["gpus"][0]["power_limit_w"] == 700.0
@@ -153,7 +156,7 @@ def test_a_signal_during_the_wait_does_not_end_it(tmp_path: Path, monkeypatch: p
         assert interrupted
 
 
-def test_root_locks_under_run_when_it_can_hold_the_lock_else_under_tmp_like_other_users() -> None:
+def test_root_locks_under_run_when_it_can_hold_the_lock_else_in_its_home_like_other_users() -> None:
     asked: list[Path] = []
 
     def run_can_hold(answer: bool) -> Callable[[Path], bool]:
@@ -163,10 +166,12 @@ def test_root_locks_under_run_when_it_can_hold_the_lock_else_under_tmp_like_othe
 
         return check
 
+    other = next(user for user in pwd.getpwall() if user.pw_uid != 0)
     assert real_node_lock_path(0, run_can_hold(True)) == Path("/run/factoryctl-0/gpu-limits.lock")
-    assert real_node_lock_path(0, run_can_hold(False)) == Path("/tmp/factoryctl-0/gpu-limits.lock")
+    assert real_node_lock_path(0, run_can_hold(False)) == home_lock_directory(0) / "gpu-limits.lock"
     assert asked == [Path("/run/factoryctl-0")] * 2
-    assert real_node_lock_path(1000, run_can_hold(True)) == Path("/tmp/factoryctl-1000/gpu-limits.lock")
+    in_home = home_lock_directory(other.pw_uid) / "gpu-limits.lock"
+    assert real_node_lock_path(other.pw_uid, run_can_hold(True)) == in_home
     assert len(asked) == 2  # only root locks under /run
 
 
@@ -204,11 +209,12 @@ def test_a_real_nodes_agent_decides_where_to_lock_before_each_change(monkeypatch
     monkeypatch.setattr(LimitsLock, "_open", record)
     monkeypatch.setattr(limits_lock, "run_can_hold_lock", lambda directory: False)
     lock = _limits_lock(build_parser().parse_args(["--node", "gpu01"]))
-    assert lock.path == Path("/tmp/factoryctl-0/gpu-limits.lock")
+    with pytest.raises(LimitsLockError), lock.held(timeout_s=0):
+        pass
     monkeypatch.setattr(limits_lock, "run_can_hold_lock", lambda directory: True)
     with pytest.raises(LimitsLockError), lock.held(timeout_s=0):
         pass
-    assert opened == [Path("/run/factoryctl-0/gpu-limits.lock")]
+    assert opened == [home_lock_directory(0) / "gpu-limits.lock", Path("/run/factoryctl-0/gpu-limits.lock")]
 
 
 @pytest.fixture

@@ -18,21 +18,24 @@ import pytest
 from factoryctl.errors import ExitCode, NodeError
 from factoryctl.transport.session import AgentSession
 
-Answering = Callable[[str, str], AgentSession]
+Answering = Callable[..., AgentSession]
 
 
 @pytest.fixture
 def answering() -> Iterator[Answering]:
-    """A session with a fake agent on node `gpu07` that answers every request with the error given."""
+    """A session with a fake agent on node `gpu07` that answers every request with the error given.
+
+    `answering(kind, message)` sends no `reason`, as an agent from before it; `reason=...` sends that one.
+    """
     started: list[subprocess.Popen[bytes]] = []
 
-    def start(kind: str, message: str) -> AgentSession:
+    def start(kind: str, message: str, **reason: str) -> AgentSession:
         script = f"""
             import json, sys
             print(json.dumps({{"type": "hello", "protocol": 1, "agent_version": "9", "backend": "sim"}}))
             for line in sys.stdin:
                 request = json.loads(line)
-                error = {{"kind": {kind!r}, "message": {message!r}}}
+                error = {{"kind": {kind!r}, "message": {message!r}, **{reason!r}}}
                 print(json.dumps({{"id": request["id"], "ok": False, "error": error}}), flush=True)
         """
         proc = subprocess.Popen(
@@ -107,3 +110,67 @@ def test_a_refusal_to_a_non_root_user_hints_that_root_is_needed(answering: Answe
     assert error.hint is not None
     assert "needs root on the node" in error.hint
     assert "state_dir" not in error.hint
+
+
+#: A phrase of each reason's hint (factoryctl.transport.session), and a message an agent could word it with.
+REASON_HINTS = {
+    "needs_root": "needs root on the node",
+    "unsupported": "board or driver cannot do this",
+    "lock_busy": "another factoryctl (a cron job, a colleague, a dashboard) was changing this node's power limits",
+    "lock_unusable": "the node's power-limits lock file cannot be used",
+    "gpu_lost": "a lost GPU answers nothing until it is reset",
+}
+GENERAL_HINT = "check that the node's state_dir"  # a simulated node's driver: its state directory
+
+
+@pytest.mark.parametrize("reason", sorted(REASON_HINTS))
+def test_the_hint_follows_the_reason_whatever_the_message_says(answering: Answering, reason: str) -> None:
+    error = refusal(answering("driver", "the node declined, in words no hint knows", reason=reason))
+    assert error.kind == "driver"
+    assert error.message == "gpu07: the node declined, in words no hint knows"
+    assert error.hint is not None
+    assert REASON_HINTS[reason] in error.hint
+
+
+@pytest.mark.parametrize("reason", ["no_driver", "driver_failed", "a_reason_of_a_newer_agent"])
+def test_a_reason_overrides_a_misleading_message(answering: Answering, reason: str) -> None:
+    """A reason is believed over the wording: this message reads like a lost GPU, a lock and root all at once."""
+    message = "GPU 0 is lost, another change of its power limits needs root"
+    error = refusal(answering("driver", message, reason=reason))
+    assert error.hint is not None
+    assert error.hint.startswith(GENERAL_HINT)
+
+
+def test_an_unsupported_error_of_an_unknown_reason_keeps_the_hint_about_the_gpu(answering: Answering) -> None:
+    error = refusal(answering("unsupported", "no such knob", reason="a_reason_of_a_newer_agent"))
+    assert (error.kind, error.hint is not None) == ("driver", True)
+    assert error.hint is not None
+    assert REASON_HINTS["unsupported"] in error.hint
+
+
+@pytest.mark.parametrize(
+    ("message", "reason"),
+    [
+        (
+            "another change of its power limits was still running after 5 s (it holds /x); nothing was changed",
+            "lock_busy",
+        ),
+        ("cannot lock its power limits: /x is a symbolic link (remove it); nothing was changed", "lock_unusable"),
+        ("GPU 3 on gpu07 is lost; nothing was changed", "gpu_lost"),
+        ("setting a power limit on gpu07 needs root (GPU 0: insufficient permissions)", "needs_root"),
+        ("GPU 1 does not report its power-limit range", "unsupported"),
+    ],
+)
+def test_an_error_without_a_reason_still_gets_the_hint_its_wording_meant(
+    answering: Answering, message: str, reason: str
+) -> None:
+    """An agent from before `reason` (docs/agent-protocol.md, Errors): the hint read from its message, as before."""
+    error = refusal(answering("driver", message))
+    assert error.hint is not None
+    assert REASON_HINTS[reason] in error.hint
+
+
+def test_a_driver_error_without_a_reason_or_known_wording_gets_the_general_hint(answering: Answering) -> None:
+    error = refusal(answering("driver", "the simulated driver is not available: its state is unreadable"))
+    assert error.hint is not None
+    assert error.hint.startswith(GENERAL_HINT)
