@@ -17,6 +17,11 @@ is not a valid field (so the fallback's handling of older drivers is tested too)
 `--garbled` (or FACTORYCTL_SIM_SMI_GARBLED=1; `write_shim(garbled=True)`) makes it an nvidia-smi whose query output
 cannot be read, with exit 0 all the same: each row cut after its first field, as from a tool of another version or a
 site wrapper around it. So the fallback's handling of output it cannot read is tested against a real process too.
+
+`--factoryctl-limits-lock` prints `factoryctl-limits-lock:PATH`, PATH the lock the node's simulated agents hold while
+they change its limits (`factoryctl.sim.storage.limits_lock_path`): the fallback's change holds it too, so changes
+through the agent and through nvidia-smi on one simulated node take turns. The real tool refuses the option, and the
+fallback then holds a real node's lock (factoryctl.transport.smi).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from factoryctl.sim import nvml
+from factoryctl.sim.storage import default_state_dir, limits_lock_path
 
 _Getter = Callable[[Any], Any]
 
@@ -253,6 +259,8 @@ def _parse(argv: List[str]) -> Dict[str, Optional[str]]:
             opts["list"] = "1"
         elif arg == "--garbled":
             opts["garbled"] = "1"
+        elif arg == "--factoryctl-limits-lock":
+            opts["limits_lock"] = "1"
         else:
             raise SmiError(f"Invalid combination of input arguments: {arg!r}. Please run 'nvidia-smi -h' for help.", 2)
         i += 1
@@ -271,6 +279,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         state_dir = opts.get("state_dir") or os.environ.get("FACTORYCTL_SIM_STATE_DIR")
         factory = opts.get("factory") or os.environ.get("FACTORYCTL_SIM_FACTORY") or "default"
         driver = opts.get("driver_version") or os.environ.get("FACTORYCTL_SIM_DRIVER_VERSION")
+        if opts.get("limits_lock"):
+            print(f"factoryctl-limits-lock:{limits_lock_path(state_dir or default_state_dir(), factory, node)}")
+            return 0
         try:
             nvml.configure(node=node, state_dir=state_dir, factory=factory, driver_version=driver)
         except ValueError as exc:

@@ -7,22 +7,33 @@ nounits` for samples, `-i N -pl W` for limits). So everything above the transpor
 slowdown temperature, processes) are null with a reason, never invented. A stream samples as the agent's does: the
 first sample at once, then on wall-clock multiples of the interval (factoryctl.agent.schedule), a failed poll sent as
 an error sample and the stream going on.
+
+A change of power limits holds the node's limits lock, its agents' (factoryctl.agent.limits_lock), from the read
+before to the read after, as one `sh` script under `flock -w` (factoryctl.transport.smi_lock): two `power set` runs interleaved
+their separate nvidia-smi calls, and the audit log showed two changes from one before. A node without `flock` is
+refused, as the agent refuses a lock it cannot use: an unlocked change could break the chain unseen.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import os
+import secrets
 import threading
 import time
 from typing import IO, Any, cast
 
+from factoryctl.agent.limits_lock import DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S
 from factoryctl.agent.sampler import reason_names
 from factoryctl.agent.schedule import next_due, read_clocks
+from factoryctl.agent.server import LOCK_BUSY, LOCK_UNUSABLE
 from factoryctl.errors import NodeError
+from factoryctl.transport.base import CommandCut
 from factoryctl.transport.session import PROTOCOL_VERSION, AgentSession
+from factoryctl.transport.smi_lock import LOCKED_CHANGE, NO_FLOCK, locked_change_steps
 from factoryctl.transport.ssh import SshConnection, lost_connection
 
 #: (nvidia-smi --query-gpu property, GPU field, type); the docstring of each GPU field names the same property.
@@ -50,6 +61,8 @@ REASON_NAMES = ("clocks_event_reasons.active", "clocks_throttle_reasons.active")
 #: GPU fields nvidia-smi's query interface does not offer.
 NOT_QUERIED = ("energy_j", "temperature_slowdown_c", "processes")
 _MISSING = ("[N/A]", "N/A", "[Not Supported]", "Not Supported", "[Unknown Error]", "")
+#: nvidia-smi's exit codes (nvidia-smi(1), RETURN VALUE) as the `reason` of the agent protocol's driver errors.
+_EXIT_REASONS = {3: "unsupported", 4: "needs_root", 9: "no_driver", 12: "no_driver", 15: "gpu_lost"}
 
 
 def _value(raw: str, kind: type) -> tuple[Any, str | None]:
@@ -182,12 +195,16 @@ class SmiBridge:
                 raise _Refused("usage", f"`{op}` is not available through nvidia-smi (no Python on the node)")
         except _Refused as refused:
             reply: dict[str, Any] = {"id": rid, "ok": False, "error": {"kind": refused.kind, "message": str(refused)}}
+            if refused.reason is not None:
+                reply["error"]["reason"] = refused.reason
             if refused.result is not None:
                 reply["result"] = refused.result  # what was done before it failed (docs/agent-protocol.md)
             self._send(reply)
             return
         except NodeError as exc:
-            self._send({"id": rid, "ok": False, "error": {"kind": "driver", "message": exc.message}})
+            self._send(
+                {"id": rid, "ok": False, "error": {"kind": "driver", "message": exc.message, "reason": _reason(exc)}}
+            )
             return
         self._send({"id": rid, "ok": True, "result": result})
         if stream is not None:
@@ -196,9 +213,14 @@ class SmiBridge:
     def _smi(self, args: list[str]) -> str:
         done = self.connection.run(["nvidia-smi", *args], timeout=self.timeout)
         if done.exit_code != 0:
-            text = (done.stderr or done.stdout).decode("utf-8", "replace").strip() or f"exit {done.exit_code}"
-            raise NodeError(self.node, "driver", f"nvidia-smi failed: {text}", "check the NVIDIA driver on the node.")
+            raise self._failed(done.stdout, done.stderr, done.exit_code)
         return done.stdout.decode("utf-8", "replace")
+
+    def _failed(self, stdout: bytes | str, stderr: bytes | str, code: int) -> NodeError:
+        """The error of an nvidia-smi that exited `code`: what it said on stderr, else on stdout, else the code."""
+        said = stderr or stdout
+        text = (said.decode("utf-8", "replace") if isinstance(said, bytes) else said).strip() or f"exit {code}"
+        return _SmiFailed(self.node, f"nvidia-smi failed: {text}", _EXIT_REASONS.get(code, "driver_failed"))
 
     def _query(self) -> list[dict[str, Any]]:
         """Every GPU, the clock event reasons asked for by the name this node's nvidia-smi knows (found out once)."""
@@ -217,8 +239,10 @@ class SmiBridge:
         So a `sample` or `set_power_limit` request is answered with that error and the bridge goes on serving, as a
         stream's poll goes on: the ValueError ended the whole bridge, the session saying only that the agent exited.
         """
-        fields = ",".join(reasons_name if name in REASON_NAMES else name for name, _, _ in QUERY)
-        output = self._smi([f"--query-gpu={fields}", "--format=csv,noheader,nounits"])
+        return self._parsed(self._smi([_query_arg(reasons_name), *QUERY_FORMAT]))
+
+    def _parsed(self, output: str) -> list[dict[str, Any]]:
+        """`parse_query(output)`; output it cannot read is the driver's NodeError (see `_query_as`)."""
         try:
             return parse_query(output)
         except ValueError as exc:
@@ -270,14 +294,20 @@ class SmiBridge:
         try:
             return {"id": rid, "type": "sample", "result": self._sample()}
         except NodeError as exc:  # output it could not read too (`_query_as`)
-            return {"id": rid, "type": "sample", "ok": False, "error": {"kind": exc.kind, "message": exc.message}}
+            error = {"kind": exc.kind, "message": exc.message, "reason": _reason(exc)}
+            return {"id": rid, "type": "sample", "ok": False, "error": error}
 
     def _set_limits(self, request: dict[str, Any], reset: bool) -> dict[str, Any]:
         """Check every GPU's range, then set each in turn: a failure part-way lists the GPUs already set, as the agent.
 
         Their changes must reach the audit log: the error reply carries them as `result` (docs/agent-protocol.md), each
-        with `before_w` from the first query and `enforced_w` from a query after the sets, null when that one fails.
+        with `before_w` from the query before the sets and `enforced_w` from one after, null when that one fails. The
+        range is checked on a query of its own; the query before, the sets and the query after hold the node's limits
+        lock (`_change_locked`), waited for until the request's `lock_timeout_s` from its arrival, when the agent's
+        wait would end: counted from the lock's own wait, the range's query came on top and the reply could come after
+        factoryctl gave up on it (a limit set then would go unaudited).
         """
+        deadline = time.monotonic() + _lock_wait(request)
         gpus = self._query()
         wanted = request.get("gpus")
         chosen = [g for g in gpus if wanted is None or g["index"] in wanted]
@@ -288,48 +318,133 @@ class SmiBridge:
             low, high = gpu["power_limit_min_w"], gpu["power_limit_max_w"]
             watts = gpu["power_limit_default_w"] if reset else float(request["watts"])
             if watts is None or low is None or high is None:
-                raise _Refused("driver", f"GPU {gpu['index']} does not report its power-limit range")
+                raise _Refused(
+                    "driver", f"GPU {gpu['index']} does not report its power-limit range", None, "unsupported"
+                )
             target = min(max(watts, low), high)
             if target != watts and not request.get("clamp"):
                 raise _Refused(
                     "usage", f"{watts:g} W is outside GPU {gpu['index']}'s range {low:g}-{high:g} W; nothing changed"
                 )
             plan.append((gpu, target, target != watts))
-        done: list[tuple[dict[str, Any], bool]] = []
-        for gpu, target, clamped in plan:
-            try:
-                self._smi(["-i", str(gpu["index"]), "-pl", f"{target:g}"])
-            except NodeError as exc:
-                raise _Refused("driver", exc.message, {"gpus": self._set_answers(done)}) from None
-            done.append((gpu, clamped))
-        return {"gpus": self._set_answers(done)}
+        return self._change_locked(plan, max(0.0, deadline - time.monotonic()))
 
-    def _set_answers(self, done: list[tuple[dict[str, Any], bool]]) -> list[dict[str, Any]]:
-        """`{index, before_w, enforced_w, clamped}` of each GPU set, `enforced_w` read again (null when that fails).
+    def _change_locked(self, plan: list[tuple[dict[str, Any], float, bool]], wait: float) -> dict[str, Any]:
+        """Run `plan` ((gpu, watts, clamped) each) as LOCKED_CHANGE: query, sets, query, under the node's lock.
 
-        The limits are changed by then: a query that fails (nvidia-smi gone, the connection lost) must not lose them.
+        A command cut off (a timeout, the connection lost) still reports the sets its output shows were done.
         """
-        if not done:
-            return []
+        marker = f"factoryctl-smi-{secrets.token_hex(8)}"
+        argv = ["sh", "-c", LOCKED_CHANGE, "factoryctl-smi", f"{wait:.3f}", marker, _query_arg(self.reasons_name)]
+        for gpu, target, _ in plan:
+            argv += [str(gpu["index"]), f"{target:g}"]
+        cut: CommandCut | None = None
         try:
-            after = {g["index"]: g for g in self._query()}
-        except NodeError:
-            after = {}
-        return [
-            {
-                "index": gpu["index"],
-                "before_w": gpu["power_limit_w"],
-                "enforced_w": after.get(gpu["index"], {}).get("power_limit_w"),
-                "clamped": clamped,
-            }
-            for gpu, clamped in done
-        ]
+            done = self.connection.run(argv, timeout=wait + self.timeout * (2 + len(plan)))
+            stdout, stderr = done.stdout, done.stderr
+        except CommandCut as exc:
+            stdout, stderr, cut = exc.stdout, exc.stderr, exc
+        steps = locked_change_steps(stdout, stderr, marker)
+        before = self._locked_before(steps, wait, cut)
+        planned = {gpu["index"]: (gpu, clamped) for gpu, _, clamped in plan}
+        changed: list[tuple[dict[str, Any], bool]] = []
+        failure: NodeError | None = None
+        after: dict[int, dict[str, Any]] = {}
+        for what, out, err, code in steps[1:]:
+            if what.startswith("set ") and code == 0:
+                gpu, clamped = planned[int(what[4:])]
+                changed.append((before.get(gpu["index"], gpu), clamped))
+            elif what.startswith("set ") and code is not None:
+                failure = self._failed(out, err, code)
+            elif code == 0:  # the query after; when it fails, each enforced_w is null
+                with contextlib.suppress(NodeError):
+                    after = {gpu["index"]: gpu for gpu in self._parsed(out)}
+        if failure is None and len(changed) < len(plan):  # cut off (or ended) before the last set was done
+            failure = cut or _SmiFailed(
+                self.node, "nvidia-smi's change ended before every GPU was set", "driver_failed"
+            )
+        if failure is not None:
+            raise _Refused("driver", failure.message, {"gpus": _set_answers(changed, after)}, _reason(failure))
+        return {"gpus": _set_answers(changed, after)}
+
+    def _locked_before(
+        self, steps: list[tuple[str, str, str, int | None]], wait: float, cut: CommandCut | None
+    ) -> dict[int, dict[str, Any]]:
+        """The GPUs by index, read under the lock before the sets; a lock busy or unusable refused as the agent's."""
+        what, out, err, code = steps[0] if steps else ("", "", "", None)
+        if what.startswith("busy "):
+            held = f"another change of its power limits was still running after {wait:.3g} s (it holds {what[5:]})"
+            raise _Refused("driver", f"{held}; nothing was changed: try again once it has ended.", None, LOCK_BUSY)
+        if what.startswith(("unusable ", "noflock")):
+            clause = what[9:] if what.startswith("unusable ") else NO_FLOCK
+            unusable = f"cannot lock its power limits: {clause}; nothing was changed"
+            raise _Refused("driver", unusable, None, LOCK_UNUSABLE)
+        if what != "query" or code is None:
+            said = (err or out).strip() or "no output"
+            raise cut or _SmiFailed(
+                self.node, f"the locked change of its power limits did not run: {said}", "driver_failed"
+            )
+        if code != 0:
+            raise self._failed(out, err, code)
+        return {gpu["index"]: gpu for gpu in self._parsed(out)}
+
+
+def _set_answers(done: list[tuple[dict[str, Any], bool]], after: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
+    """`{index, before_w, enforced_w, clamped}` of each GPU set, `enforced_w` from the query after (null without it).
+
+    The limits are changed by then: a query after that fails (nvidia-smi gone, the connection lost) must not lose them.
+    """
+    return [
+        {
+            "index": gpu["index"],
+            "before_w": gpu["power_limit_w"],
+            "enforced_w": after.get(gpu["index"], {}).get("power_limit_w"),
+            "clamped": clamped,
+        }
+        for gpu, clamped in done
+    ]
 
 
 class _Refused(Exception):
-    """A request answered with an error of `kind`; `result` is what was done before it failed, if anything."""
+    """A request answered with an error of `kind`; `result` is what was done before it failed, if anything.
 
-    def __init__(self, kind: str, message: str, result: dict[str, Any] | None = None) -> None:
+    `reason` is the error's `reason` (docs/agent-protocol.md), None for a `usage` refusal.
+    """
+
+    def __init__(
+        self, kind: str, message: str, result: dict[str, Any] | None = None, reason: str | None = None
+    ) -> None:
         super().__init__(message)
         self.kind = kind
         self.result = result
+        self.reason = reason
+
+
+class _SmiFailed(NodeError):
+    """nvidia-smi exited with an error: the driver's failure, with the `reason` its exit code means."""
+
+    def __init__(self, node: str, message: str, reason: str) -> None:
+        super().__init__(node, "driver", message, "check the NVIDIA driver on the node.")
+        self.reason = reason
+
+
+def _reason(exc: NodeError) -> str:
+    """The `reason` of a failure while serving: nvidia-smi's (by its exit code), else `driver_failed`."""
+    return exc.reason if isinstance(exc, _SmiFailed) else "driver_failed"
+
+
+#: The query's format (with `_query_arg`): rows of bare values, as `parse_query` reads them.
+QUERY_FORMAT = ("--format=csv,noheader,nounits",)
+
+
+def _query_arg(reasons_name: str) -> str:
+    """`--query-gpu=` every property of QUERY, the clock event reasons by `reasons_name`."""
+    return "--query-gpu=" + ",".join(reasons_name if name in REASON_NAMES else name for name, _, _ in QUERY)
+
+
+def _lock_wait(request: dict[str, Any]) -> float:
+    """The request's `lock_timeout_s` (default 5 s), refused as the agent refuses it when it is no such number."""
+    wait = request.get("lock_timeout_s", DEFAULT_TIMEOUT_S)
+    if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not 0 <= wait <= MAX_TIMEOUT_S:
+        raise _Refused("usage", f"lock_timeout_s must be a number of seconds from 0 to {MAX_TIMEOUT_S:g}")
+    return float(wait)
