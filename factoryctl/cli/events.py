@@ -21,7 +21,11 @@ from factoryctl.cli.render import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from factoryctl.store.logs import EventMatch
     from factoryctl.store.rows import AuditEntry
+    from factoryctl.store.sqlite import Store
 
 EVENT_COLUMNS = (
     Column("time", "TIME"),
@@ -42,6 +46,8 @@ AUDIT_COLUMNS = (
     Column("user", "USER"),
     Column("reason", "REASON"),
 )
+#: Events read per query while following: a burst (2,000 nodes going down at once) is printed page by page.
+FOLLOW_PAGE = 1000
 SINCE_HELP = "How far back: a duration (15m, 24h, 7d) or an ISO-8601 time."
 LIMIT_OPTION = typer.Option(1000, "--limit", min=1, help="At most this many (the newest).")
 
@@ -84,12 +90,14 @@ def events_command(
     import time
 
     from factoryctl.cli.telemetry import open_history, parse_when
+    from factoryctl.store.logs import EventMatch
 
     kind = _check_kind(kind)
     start = parse_when(since, time.time())  # a bad --since is exit 2 whether or not there is a store yet
     config, names = _nodes(ctx, target)
     store = open_history(config)
     try:
+        written = store.last_event_id() if follow else 0  # read first: what comes after it, the follow prints
         found = store.events(start, names, limit + 1, kind)  # one more tells whether --limit cut anything
         cut, found = len(found) > limit, found[-limit:]  # oldest first: the newest `limit`
         if not follow:
@@ -97,7 +105,9 @@ def events_command(
             emit(render_listing(items, [], EVENT_COLUMNS, output, no_header, event_fields()))
             _say_if_cut(cut, limit, ("event", "events"), context.global_options(ctx)[1])
             return
-        _follow(store, found, names, kind, output, no_header, max(config.interval_s, 0.5))
+        printer = FollowedEventPrinter(output, no_header, names if names is not None else list(config.nodes))
+        printer.show([e for e in found if (e.id or 0) <= written], header=not no_header)
+        _follow(store, written, EventMatch(names, kind), printer, max(config.interval_s, 0.5))
     finally:
         store.close()
 
@@ -181,60 +191,70 @@ def register(app: typer.Typer) -> None:
     app.command("audit", short_help="Every power-limit change: before, after, who and why.")(audit_command)
 
 
-def _follow(
-    store: Any,
-    shown: list[Any],
-    names: list[str] | None,
-    kind: str | None,
-    output: OutputFormat,
-    no_header: bool,
-    every_s: float,
-) -> NoReturn:
-    """Print events as they are stored, like `tail -f`, until Ctrl-C (exit 130, as any command's Ctrl-C).
+def _follow(store: Any, written: int, match: EventMatch, printer: FollowedEventPrinter, every_s: float) -> NoReturn:
+    """Print every event stored after the one numbered `written`, like `tail -f`, until Ctrl-C (exit 130).
 
-    A store file deleted or replaced underneath (`rm factory.db*`, a restored backup) is noticed at the next poll:
-    following moves to the new file once one exists, from the last moment the old one was seen intact.
+    Events are printed in the order the store took them (`Store.events_written`), which is not always their times':
+    an XID carries the time its agent saw it, and events held while the store refused writes come when it takes
+    them. A store file deleted or replaced underneath (`rm factory.db*`, a restored backup) is noticed at the next
+    poll: following moves to the new file once one exists, from the last moment the old one was seen intact.
     """
+    import dataclasses
     import time
 
     from factoryctl.cli.render import pause_while_read
 
-    printer = FollowedEventPrinter(output, no_header)
-    printer.show(shown, header=not no_header)
-    last_id = max((e.id or 0 for e in shown), default=0)
-    last_t = max((e.time for e in shown), default=time.time() - 1)
     intact_at = time.time()
     while True:
         pause_while_read(every_s)
         gone = store.replaced()
         if gone:
             store = _reattach(store, gone, every_s)
-            last_id, last_t = 0, intact_at  # ids start again in the new file
+            # ids start again in the new file: what it already holds is printed from when the old one was last seen
+            catch_up = dataclasses.replace(match, since=intact_at)
+            written = _print_written(store, 0, catch_up, printer)
         intact_at = time.time()
-        fresh = [e for e in store.events(last_t, names) if (e.id or 0) > last_id and kind in (None, e.kind)]
-        if fresh:
-            printer.show(fresh, header=False)
-            last_id = max(e.id or 0 for e in fresh)
-            last_t = max(e.time for e in fresh)
+        written = _print_written(store, written, match, printer)
+
+
+def _print_written(store: Store, after_id: int, match: EventMatch, printer: FollowedEventPrinter) -> int:
+    """Print the events that `match`, stored after the one numbered `after_id`, page by page; returns the last id."""
+    through = store.last_event_id()
+    while after_id < through:
+        page = store.events_written(after_id, through, match, FOLLOW_PAGE)
+        printer.show(page, header=False)
+        if len(page) < FOLLOW_PAGE:
+            break
+        after_id = page[-1].id or through
+    return max(through, after_id)
 
 
 class FollowedEventPrinter:
     """How `events --follow` prints each batch: JSON lines (-o json/yaml), CSV rows, or table rows.
 
     CSV names its columns once, before the first events (at once: a parser finds them even while none comes); a
-    table prints its header even with no events.
+    table prints its header even with no events, and keeps its columns as wide as the header's for every later batch
+    (each widened once for a wider cell): wide enough for any time, severity and kind, and the followed nodes' names.
     """
 
-    def __init__(self, output: OutputFormat, no_header: bool) -> None:
+    def __init__(self, output: OutputFormat, no_header: bool, node_names: Sequence[str] = ()) -> None:
         """Print in `output`; `no_header` leaves out the CSV header (the table's is the caller's `header`)."""
         self._output = output
         self._csv_header = not no_header
+        self._columns = [c for c in EVENT_COLUMNS if output is OutputFormat.wide or not c.wide_only]
+        widest = {
+            "time": len(iso_utc(0.0)),
+            "severity": len("warning"),
+            "kind": max(map(len, EVENT_KINDS)),
+            "node": max(map(len, node_names), default=0),
+        }
+        self._widths = [max(len(c.header), widest.get(c.key, 0)) for c in self._columns]
 
     def show(self, batch: list[Any], header: bool) -> None:
         """Print `batch` (oldest first); `header` asks a table for its header line."""
         import json
 
-        from factoryctl.cli.render import render_csv, render_table, stdout_takes_unicode
+        from factoryctl.cli.render import render_csv, stdout_takes_unicode
 
         output = self._output
         if output in (OutputFormat.json, OutputFormat.yaml):
@@ -246,7 +266,21 @@ class FollowedEventPrinter:
                 emit(text)
             self._csv_header = False
         elif batch or header:
-            emit(render_table([e.as_json() for e in batch], EVENT_COLUMNS, output is OutputFormat.wide, header))
+            emit(self._table_rows(batch, header))
+
+    def _table_rows(self, batch: list[Any], header: bool) -> str:
+        """The table lines of `batch`, each column padded to the width kept since the first batch."""
+        from factoryctl.cli.render import format_cell
+        from factoryctl.model.telemetry import escape_controls
+
+        rows = [[c.header for c in self._columns]] if header else []
+        items = [e.as_json() for e in batch]
+        rows += [[escape_controls((c.show or format_cell)(item.get(c.key))) for c in self._columns] for item in items]
+        for row in rows:
+            self._widths = [max(width, len(cell)) for width, cell in zip(self._widths, row, strict=True)]
+        return "".join(
+            "   ".join(c.ljust(w) for c, w in zip(row, self._widths, strict=True)).rstrip() + "\n" for row in rows
+        )
 
 
 def _reattach(old: Any, gone: str, every_s: float) -> Any:

@@ -1,15 +1,16 @@
 """The store's two append-only logs: health and state events, and the audit log of power-limit changes.
 
 They are written by many paths (a sample batch's node transitions, drains, the controller's start and stop, every
-power-limit change) and read back newest-first by `factoryctl events` / `audit` and the dashboard, so their SQL
-lives together here. `insert_event` is the one INSERT into `event`, shared with the writers that log an event in
-their own transaction.
+power-limit change) and read back newest-first by `factoryctl events` / `audit` and the dashboard, and in the order
+written by `events --follow`, so their SQL lives together here. `insert_event` is the one INSERT into `event`, shared
+with the writers that log an event in their own transaction.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from factoryctl.model.telemetry import escape_controls
@@ -25,11 +26,17 @@ def insert_event(db: sqlite3.Connection, event: Event) -> None:
     )
 
 
-def _newest_first(sql: str, params: list[Any], node: Sequence[str] | None) -> tuple[str, list[Any]]:
-    """`sql` (a `WHERE` already open) narrowed to `node`, newest first; the caller appends the LIMIT value."""
+def _of_nodes(sql: str, params: list[Any], node: Sequence[str] | None) -> tuple[str, list[Any]]:
+    """`sql` (a `WHERE` already open) narrowed to the rows of `node` (None: every row)."""
     if node is not None:
         sql += f" AND node IN ({','.join('?' * len(node))})"
         params = [*params, *node]
+    return sql, params
+
+
+def _newest_first(sql: str, params: list[Any], node: Sequence[str] | None) -> tuple[str, list[Any]]:
+    """`sql` (a `WHERE` already open) narrowed to `node`, newest first; the caller appends the LIMIT value."""
+    sql, params = _of_nodes(sql, params, node)
     return sql + " ORDER BY t_ms DESC, id DESC LIMIT ?", params
 
 
@@ -54,6 +61,15 @@ def _utf8(text: str) -> str:
 def _surrogate_as_text(char: str) -> str:
     code = ord(char)
     return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else "\ufffd"
+
+
+@dataclass(frozen=True)
+class EventMatch:
+    """Which events `events_written` returns: of these nodes and this kind, at or after `since` (None: any)."""
+
+    node: Sequence[str] | None = None
+    kind: str | None = None
+    since: float | None = None
 
 
 class _RolledBack(Exception):
@@ -81,6 +97,30 @@ class EventAndAuditLog(StoreConnection):
         sql, params = _newest_first(sql, params, node)
         found = self._query(sql, [*params, limit])
         return [Event(t / 1000, k, m, n, g, s, i) for i, t, n, g, k, s, m in reversed(found)]
+
+    def last_event_id(self) -> int:
+        """The id of the event written last (0: none yet): where `events_written` goes on from."""
+        return int(self._query("SELECT coalesce(max(id), 0) FROM event")[0][0])
+
+    def events_written(self, after_id: int, through_id: int, match: EventMatch, limit: int = 1000) -> list[Event]:
+        """Events numbered after `after_id` up to `through_id` that `match`, in the order written (the first `limit`).
+
+        An event's id is its place in the order the store took it, which is not its time's: an XID carries the
+        time its agent saw it, and events held while the store refused writes are written when it takes them again.
+        Following by id sees each once, whatever its time; ids are given under the write lock, so once
+        `last_event_id` said `through_id`, no event up to it can still appear.
+        """
+        sql = "SELECT id, t_ms, node, gpu, kind, severity, message FROM event WHERE id > ? AND id <= ?"
+        params: list[Any] = [after_id, through_id]
+        if match.kind is not None:
+            sql += " AND kind = ?"
+            params.append(match.kind)
+        if match.since is not None:
+            sql += " AND t_ms >= ?"
+            params.append(to_ms(match.since))
+        sql, params = _of_nodes(sql, params, match.node)
+        found = self._query(sql + " ORDER BY id LIMIT ?", [*params, limit])
+        return [Event(t / 1000, k, m, n, g, s, i) for i, t, n, g, k, s, m in found]
 
     def add_audit(self, entries: Sequence[AuditEntry]) -> None:
         """Record power-limit changes (before and after) in the audit log."""

@@ -36,6 +36,8 @@ SEVERITY = {"up": "info", "degraded": "warning", "down": "error"}
 _RANK = {"up": 0, "degraded": 1, "down": 2}
 THERMAL_REASONS = frozenset({"SwThermalSlowdown", "HwThermalSlowdown", "HwSlowdown"})
 MAX_XIDS = 8  # XIDs remembered per GPU across agent restarts, newest last (the agent's own list is as long)
+#: XIDs whose controller-clock time a node's `XidStamps` remembers: more than any node's agents still list.
+XIDS_STAMPED_PER_NODE = 64 * MAX_XIDS
 #: A GPU hovering at its slowdown temperature drops in and out of thermal slowdown every few samples; it is one
 #: episode (one `thermal` event) until it has stayed out of slowdown this long.
 THERMAL_COOL_S = 600.0
@@ -243,6 +245,38 @@ def xid_events(node: str, at: float, gpu: GpuSample, known: tuple[XidEvent, ...]
         for xid in gpu.xid_events
         if xid not in seen
     ]
+
+
+class XidStamps:
+    """How one node's XIDs were put on the controller's clock, so each keeps the time it was first given.
+
+    A node whose clock is off has its samples re-stamped (telemetry/writer.py), and the XIDs in them must move with
+    them, or an XID is stored a day ahead or behind its sample. But an agent lists a GPU's recent XIDs in every
+    sample, and an XID is an event when the sample before does not list it (`xid_events`): moved afresh each time,
+    by an offset estimate that changes a little with every sample, the same XID was new again and again. So each
+    XID is moved once, the first time it is listed, and keeps that time; one seen while the node was in step keeps
+    its own, so a clock that goes off (or is set right) later does not make the XIDs already listed new either.
+    """
+
+    def __init__(self) -> None:
+        """Start with no XID seen."""
+        self._stamped: dict[XidEvent, XidEvent] = {}  # as the agent lists it -> as stored; oldest first
+
+    def restamp(self, sample: NodeSample, shift: float) -> NodeSample:
+        """`sample` (already moved by `shift` seconds onto the controller's clock) with its XIDs moved too."""
+        if not any(gpu.xid_events for gpu in sample.gpus):
+            return sample
+        gpus = tuple(replace(g, xid_events=tuple(self._moved(x, shift) for x in g.xid_events)) for g in sample.gpus)
+        while len(self._stamped) > XIDS_STAMPED_PER_NODE:  # the oldest are long off the agent's list
+            del self._stamped[next(iter(self._stamped))]
+        return replace(sample, gpus=gpus)
+
+    def _moved(self, xid: XidEvent, shift: float) -> XidEvent:
+        stamped = self._stamped.get(xid)
+        if stamped is None:
+            at = xid.time + shift if xid.time is not None else None
+            stamped = self._stamped[xid] = XidEvent(xid.xid, at)
+        return stamped
 
 
 def _gpu_changes(node: str, at: float, prev: GpuSample, gpu: GpuSample) -> list[Event]:

@@ -15,8 +15,9 @@ Clocks: node states are judged on the controller's wall clock (their times are s
 `wall_clock.WallClock`, which tells a step (NTP, the RTC) and keeps the forward ones for retention; a step moves the
 health bookkeeping and every node's clock estimate with it instead of making every node look silent for a day.
 A sample carries its node's time: a node whose clock is off from the controller's by more than `CLOCK_OFF_S`
-(`node_clock`) has its samples re-stamped on the controller's clock (which the store and every reader go by), and is
-reported once, with a log line and a `clock_skew` event, instead of its samples aging out of the buffer unseen.
+(`node_clock`) has its samples and their XIDs re-stamped on the controller's clock (which the store and every reader
+go by; `XidStamps`), and is reported once, with a log line and a `clock_skew` event, instead of its samples aging out
+of the buffer unseen.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from factoryctl.errors import FactoryError, NodeError
 from factoryctl.model.telemetry import NodeSample
 from factoryctl.store.rows import ClockStep, Event, NodeState, encoding_problem
 from factoryctl.store.sqlite import Store, StoreDamaged, StoreError
-from factoryctl.telemetry.health import NodeHealth, ThermalEpisodes, carry_forward, gpu_events, state_event
+from factoryctl.telemetry.health import NodeHealth, ThermalEpisodes, XidStamps, carry_forward, gpu_events, state_event
 from factoryctl.telemetry.node_clock import NodeClock
 from factoryctl.telemetry.stall_watch import StallWatch
 from factoryctl.telemetry.state_log import StateLog, daemon_hint
@@ -73,6 +74,7 @@ class StoreWriter:
         self._stall_watch = stall_watch
         self._judged_at = self._wall.monotonic()  # when silence was last judged (`_take_tick`)
         self._node_clocks: dict[str, NodeClock] = {}
+        self._xid_stamps: dict[str, XidStamps] = {}  # each node's XIDs as put on our clock (moved with its samples)
         self._lock = threading.Lock()
         self._incoming: list[NodeSample] = []
         self._pending: collections.deque[tuple[NodeSample, bool]] = collections.deque()
@@ -109,6 +111,7 @@ class StoreWriter:
                     del self._health[name]
                     self._previous.pop(name, None)
                     self._node_clocks.pop(name, None)
+                    self._xid_stamps.pop(name, None)
 
     def set_interval(self, interval_s: float, slow_interval_s: float | None = None) -> None:
         """A reload changed the sampling interval (and the slow tier's, when given)."""
@@ -142,7 +145,7 @@ class StoreWriter:
                 self._note(change)
 
     def _on_our_clock(self, sample: NodeSample, now: float) -> NodeSample:
-        """`sample`, its time moved onto the controller's clock when its node's clock is off (call with the lock)."""
+        """`sample`, its time and its XIDs' moved onto the controller's clock when its node's is off (with the lock)."""
         mono = self._wall.monotonic()
         clock = self._node_clocks.get(sample.node)
         if clock is None:
@@ -151,12 +154,11 @@ class StoreWriter:
         if clock.due(mono):
             self._clock_reported(sample.node, clock, now)
         restamped = clock.restamped(sample.time, now)
-        if restamped is None:
-            return sample
         try:
-            return dataclasses.replace(sample, time=restamped)
+            moved = sample if restamped is None else dataclasses.replace(sample, time=restamped)
         except ValueError:  # a time no clock can show: the store refuses it as it would have the node's own
             return sample
+        return self._xid_stamps.setdefault(sample.node, XidStamps()).restamp(moved, moved.time - sample.time)
 
     def _clock_reported(self, node: str, clock: NodeClock, now: float) -> None:
         if clock.off:
