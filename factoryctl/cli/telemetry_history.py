@@ -60,12 +60,25 @@ def _complete_metric(incomplete: str) -> list[str]:
     return complete_choices(_metric_names())(incomplete)
 
 
-def sparkline(values: Sequence[float], width: int = 24) -> str:
-    """A small trend of the values in block characters (the last `width` chunks, each its mean)."""
+def sparkline(values: Sequence[float], width: int = 24, weights: Sequence[int] | None = None) -> str:
+    """A small trend of the values in block characters: at most about `width` chunks, each its (weighted) mean.
+
+    With `weights` (how many samples each value stands for), each chunk holds about the same number of samples,
+    not of values: a rolled-up minute of 60 samples takes as much of the line as 60 raw points.
+    """
     if not values:
         return ""
-    chunk = max(1, -(-len(values) // width))
-    means = [sum(values[i : i + chunk]) / len(values[i : i + chunk]) for i in range(0, len(values), chunk)]
+    counts = list(weights) if weights is not None else [1] * len(values)
+    per_chunk = sum(counts) / width
+    means: list[float] = []
+    total = taken = 0.0
+    for value, count in zip(values, counts, strict=True):
+        total, taken = total + value * count, taken + count
+        if taken >= per_chunk:
+            means.append(total / taken)
+            total = taken = 0.0
+    if taken:
+        means.append(total / taken)
     low, high = min(means), max(means)
     span = (high - low) or 1.0
     ramp = SPARK if stdout_takes_unicode() else ASCII_SPARK
@@ -83,9 +96,18 @@ def _series_item(series: Series, with_range: bool) -> dict[str, Any]:
 
 
 def _series_row(series: Series) -> dict[str, Any]:
-    values = [p.value for p in series.points if p.value is not None]
-    lows = [p.min if p.min is not None else p.value for p in series.points if p.value is not None]
-    highs = [p.max if p.max is not None else p.value for p in series.points if p.value is not None]
+    """A GPU's summary: min and max of the points' own, and mean and trend weighted by the samples each stands for.
+
+    A window past the raw window mixes raw points with 1-minute rollups (and `--step` buckets hold any number of
+    samples): an unweighted mean counted a minute of 100 W once against 1,800 raw seconds of 500 W.
+    """
+    from factoryctl.store.history import CountedPoint
+
+    kept = [p for p in series.points if p.value is not None]
+    values = [p.value for p in kept if p.value is not None]
+    weights = [p.samples if isinstance(p, CountedPoint) else 1 for p in kept]
+    lows = [p.min if p.min is not None else p.value for p in kept if p.value is not None]
+    highs = [p.max if p.max is not None else p.value for p in kept if p.value is not None]
     return {
         "node": series.node,
         "gpu": series.gpu,
@@ -94,10 +116,10 @@ def _series_row(series: Series) -> dict[str, Any]:
         "from": iso_utc(series.points[0].time) if series.points else None,
         "to": iso_utc(series.points[-1].time) if series.points else None,
         "min": min(lows) if lows else None,
-        "mean": sum(values) / len(values) if values else None,
+        "mean": sum(v * w for v, w in zip(values, weights, strict=True)) / sum(weights) if values else None,
         "max": max(highs) if highs else None,
         "last": values[-1] if values else None,
-        "trend": sparkline(values),
+        "trend": sparkline(values, weights=weights),
     }
 
 

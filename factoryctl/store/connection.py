@@ -26,7 +26,7 @@ from typing import Any
 from factoryctl.errors import FactoryError
 from factoryctl.model.telemetry import NodeSample
 from factoryctl.store.lock import make_private_dirs
-from factoryctl.store.schema import MIGRATIONS, SCHEMA_VERSION
+from factoryctl.store.schema import MIGRATIONS, OLDEST_READABLE_SCHEMA, SCHEMA_VERSION
 
 BUSY_TIMEOUT_S = 10.0
 #: SQLite opens no file whose path is this many bytes or more (the store's longest is `factory.db-wal`).
@@ -137,6 +137,8 @@ class StoreConnection:
         self._gpu_info: dict[tuple[int, int], tuple[Any, ...]] = {}
         #: Opened `immutable=1`: a reader without write access to a store no writer has open (module docstring).
         self.immutable = False
+        #: The store's schema: a writer migrates to SCHEMA_VERSION, a reader reads from OLDEST_READABLE_SCHEMA on.
+        self.schema_version = SCHEMA_VERSION
         #: The store file as the immutable connection saw it (inode, size, mtime): SQLite trusts its page cache.
         self._immutable_stamp: tuple[int, int, int] | None = None
         with self._translate("open"):  # exists() raises too (a directory without search permission)
@@ -364,11 +366,12 @@ class StoreConnection:
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             self._newer(version)
-        if version < SCHEMA_VERSION:
+        if version < OLDEST_READABLE_SCHEMA:
             raise StoreError(
                 f"the store at {self.path} has schema {version}; this factoryctl reads {SCHEMA_VERSION}.",
                 "run `factoryctl telemetry collect --once` (or the controller) once to migrate it.",
             )
+        self.schema_version = version
 
     def _newer(self, version: int) -> None:
         raise StoreError(

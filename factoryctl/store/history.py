@@ -10,14 +10,28 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from factoryctl.store import rows
 from factoryctl.store.connection import StoreConnection
 from factoryctl.store.rows import METRICS, RAW_COLUMNS, Point, Series, to_ms
 
-#: (time, mean, min, max, n): one raw point (n = 1) or one rolled-up minute.
+#: (time, mean, min, max, n): one raw point (n = 1) or one rolled-up minute (n: its samples with the metric).
 HistoryRow = tuple[float, float | None, float | None, float | None, int]
+#: Raw rows `export` reads per query: a node's rows over hours are millions, and are never all in memory at once.
+EXPORT_BATCH = 2_000
+
+
+@dataclass(frozen=True)
+class CountedPoint(Point):
+    """A history point with how many samples it stands for: 1 for a raw row, a minute's or a bucket's count else.
+
+    A window reaching past the raw window mixes raw rows with 1-minute rollups: a summary over the points (the
+    table's mean and trend) weights each by `samples`, or one rolled-up minute would count as much as one second.
+    """
+
+    samples: int = 1
 
 
 class HistoryQueries(StoreConnection):
@@ -32,7 +46,10 @@ class HistoryQueries(StoreConnection):
         step: float | None = None,
         gpus: Sequence[int] | None = None,
     ) -> list[Series]:
-        """One series per GPU: raw points where raw rows are kept, 1-minute means before that; bucketed by `step`."""
+        """One series per GPU: raw points where raw rows are kept, 1-minute means before that; bucketed by `step`.
+
+        Every point is a `CountedPoint` with its min and max (a raw point's are its value).
+        """
         spec = METRICS[metric]
         ids = self._known_node_ids(nodes)
         series: list[Series] = []
@@ -44,7 +61,7 @@ class HistoryQueries(StoreConnection):
                 if gpus is not None and gpu not in gpus:
                     continue
                 found = self._gpu_history(node_id, gpu, spec, since, until)
-                points = _bucket(found, step) if step else [Point(t, v) for t, v, _, _, _ in found]
+                points = _bucket(found, step) if step else [CountedPoint(*row) for row in found]
                 series.append(Series(name, gpu, metric, points))
         return series
 
@@ -83,9 +100,13 @@ class HistoryQueries(StoreConnection):
         raw_from = self._raw_from(node_id, gpu, start, end)
         if spec.rollup and start < raw_from:
             col = spec.column
+            # {col}_n is NULL in a rollup made before schema 2, and missing in a schema-1 store a reader opened: the
+            # minute is weighted by all its rows then.
+            count = f"COALESCE({col}_n, n)" if self.schema_version >= 2 else "n"
             found = self._query(
-                f"SELECT t_min, {col}_mean, {col}_min, {col}_max, n FROM rollup WHERE node_id = ? AND gpu = ?"
-                f" AND t_min >= ? AND t_min * 60000 < ? AND {col}_mean IS NOT NULL ORDER BY t_min",
+                f"SELECT t_min, {col}_mean, {col}_min, {col}_max, {count} FROM rollup"
+                f" WHERE node_id = ? AND gpu = ? AND t_min >= ? AND t_min * 60000 < ? AND {col}_mean IS NOT NULL"
+                " ORDER BY t_min",
                 (node_id, gpu, start // 60000, raw_from),
             )
             for t_min, mean, low, high, n in found:
@@ -118,37 +139,63 @@ class HistoryQueries(StoreConnection):
         return out
 
     def _gpu_energy(self, node_id: int, gpu: int, start: int, end: int) -> tuple[float, str]:
+        """One GPU's joules in [start, end) ms and their source: rollups before the raw window, then raw rows."""
         raw_from = self._raw_from(node_id, gpu, start, end)
-        joules, sources = 0.0, []
-        if start < raw_from:
-            first = -(-start // 60000)
-            minutes = self._query(  # the last minute before the window too: its power may hold into the window
-                "SELECT t_min, power_mw_mean FROM rollup WHERE node_id = ? AND gpu = ? AND t_min < ?"
-                " AND power_mw_mean IS NOT NULL ORDER BY t_min DESC LIMIT 1",
-                (node_id, gpu, first),
-            )[::-1] + self._query(
-                "SELECT t_min, power_mw_mean FROM rollup WHERE node_id = ? AND gpu = ? AND t_min >= ? AND t_min < ?"
-                " AND power_mw_mean IS NOT NULL ORDER BY t_min",
-                (node_id, gpu, first, raw_from // 60000),  # whole minutes before the raw window only
-            )
-            if minutes:
-                joules += _rollup_joules([(int(t), float(mw)) for t, mw in minutes], start, raw_from)
-                sources.append("rollup")
+        rolled = self._rollup_energy(node_id, gpu, start, raw_from) if start < raw_from else None
+        raw, source = self._raw_energy(node_id, gpu, raw_from, end, edge_before=raw_from == start)
+        sources = [name for name in ("rollup" if rolled is not None else None, source) if name is not None]
+        return (rolled or 0.0) + raw, "+".join(sources) or "none"
+
+    def _rollup_energy(self, node_id: int, gpu: int, start: int, raw_from: int) -> float | None:
+        """Joules in [start, raw_from) ms from the rollups' mean power (None: no minute there has power)."""
+        first = -(-start // 60000)
+        minutes = self._query(  # the last minute before the window too: its power may hold into the window
+            "SELECT t_min, power_mw_mean FROM rollup WHERE node_id = ? AND gpu = ? AND t_min < ?"
+            " AND power_mw_mean IS NOT NULL ORDER BY t_min DESC LIMIT 1",
+            (node_id, gpu, first),
+        )[::-1] + self._query(
+            "SELECT t_min, power_mw_mean FROM rollup WHERE node_id = ? AND gpu = ? AND t_min >= ? AND t_min < ?"
+            " AND power_mw_mean IS NOT NULL ORDER BY t_min",
+            (node_id, gpu, first, raw_from // 60000),  # whole minutes before the raw window only
+        )
+        if not minutes:
+            return None
+        held = [(int(t) * 60_000, float(mw)) for t, mw in minutes]
+        return _held_joules(held, start, raw_from, floor_ms=60_000, hold_last=True)
+
+    def _raw_energy(
+        self, node_id: int, gpu: int, raw_from: int, end: int, edge_before: bool
+    ) -> tuple[float, str | None]:
+        """Joules in [raw_from, end) ms from raw rows: the energy counter, else power (None: neither has 2 readings).
+
+        `edge_before`: the window starts inside the raw window, so the step from the reading before it counts too.
+        """
         found = self._query(
             "SELECT t_ms, energy_mj, power_mw FROM sample WHERE node_id = ? AND gpu = ? AND t_ms >= ? AND t_ms < ?"
             " ORDER BY t_ms",
             (node_id, gpu, raw_from, end),
         )
         counters = [(t, e) for t, e, _ in found if e is not None]
+        powers = [(int(t), float(p)) for t, _, p in found if p is not None]
         if len(counters) >= 2:
-            joules += sum(_step(a, b) for (_, a), (_, b) in itertools.pairwise(counters)) / 1000
-            joules += self._counter_edges(node_id, gpu, counters, raw_from if raw_from == start else None, end)
-            sources.append("counter")
-        elif len(found) >= 2:
-            powers = [(t, p) for t, _, p in found if p is not None]
-            joules += sum((b[0] - a[0]) / 1000 * a[1] / 1000 for a, b in itertools.pairwise(powers))
-            sources.append("power")
-        return joules, "+".join(sources) or "none"
+            joules = sum(_step(a, b) for (_, a), (_, b) in itertools.pairwise(counters)) / 1000
+            return joules + self._counter_edges(
+                node_id, gpu, counters, raw_from if edge_before else None, end
+            ), "counter"
+        if len(powers) >= 2:  # a GPU lost all window has rows with no power: no source, not "power" with 0 J
+            before = self._power_next(node_id, gpu, "<", raw_from, "DESC") if edge_before else []
+            after = self._power_next(node_id, gpu, ">=", end, "ASC")  # like the counter: the step across the end
+            return _held_joules(before + powers + after, raw_from, end, floor_ms=1, hold_last=False), "power"
+        return 0.0, None
+
+    def _power_next(self, node_id: int, gpu: int, side: str, edge: int, order: str) -> list[tuple[int, float]]:
+        """The power reading (ms, milliwatts) nearest the window's `edge` outside it, if any (`side` "<" or ">=")."""
+        found = self._query(
+            f"SELECT t_ms, power_mw FROM sample WHERE node_id = ? AND gpu = ? AND t_ms {side} ?"
+            f" AND power_mw IS NOT NULL ORDER BY t_ms {order} LIMIT 1",
+            (node_id, gpu, edge),
+        )
+        return [(int(t), float(mw)) for t, mw in found]
 
     def _counter_edges(
         self, node_id: int, gpu: int, inside: Sequence[tuple[int, int]], start: int | None, end: int
@@ -158,7 +205,7 @@ class HistoryQueries(StoreConnection):
         Samples are seconds or minutes apart: a window from 10:02 with samples at 10:00 and 10:05 used 3/5 of that
         step, which summing the steps inside the window left out (an hour of 5-minute samples lost 8 %).
         """
-        spacing = max(1, (inside[-1][0] - inside[0][0]) // max(1, len(inside) - 1))
+        spacing = _usual_spacing([t for t, _ in inside], floor_ms=1)
         joules = 0.0
         if start is not None:
             before = self._query(
@@ -176,28 +223,42 @@ class HistoryQueries(StoreConnection):
         return joules / 1000
 
     def export(self, nodes: Sequence[str], since: float, until: float) -> Iterator[dict[str, Any]]:
-        """Raw rows as dicts (time, node, gpu, every metric, throttle_reasons), by node, GPU and time."""
+        """Raw rows as dicts (time, node, gpu, every metric, throttle_reasons), by node, GPU and time, streamed."""
         ids = self._known_node_ids(nodes)
         with self._lock, self._translate("export"):
             self._load_reasons()
         bit_names = {bit: name for name, bit in self._reason_bits.items()}
-        columns = ", ".join(RAW_COLUMNS)
         for name in nodes:
             node_id = ids.get(name)
             if node_id is None:
                 continue
-            found = self._query(
-                f"SELECT gpu, t_ms, {columns}, throttle FROM sample WHERE node_id = ? AND t_ms >= ? AND t_ms < ?"
-                " ORDER BY gpu, t_ms",
-                (node_id, to_ms(since), to_ms(until)),
+            for _, gpu in self._gpu_pairs([node_id]):
+                for t_ms, *values in self._export_rows(node_id, gpu, to_ms(since), to_ms(until)):
+                    item: dict[str, Any] = {"time": t_ms / 1000, "node": name, "gpu": gpu}
+                    for metric, value in zip(METRICS.values(), values[:-1], strict=True):
+                        item[metric.name] = rows.decode(value, metric.scale)
+                    item["throttle_reasons"] = rows.reasons_from_mask(values[-1], bit_names)
+                    yield item
+
+    def _export_rows(self, node_id: int, gpu: int, start: int, end: int) -> Iterator[tuple[Any, ...]]:
+        """One GPU's raw rows in [start, end) ms, in time order, read `EXPORT_BATCH` rows per query.
+
+        Each batch resumes after the last row's time (the key's order), so memory stays bounded however long the
+        window, and no read transaction is held open while the caller writes the rows out.
+        """
+        columns = ", ".join(RAW_COLUMNS)
+        after = start - 1
+        while True:
+            batch = self._query(
+                f"SELECT t_ms, {columns}, throttle FROM sample WHERE node_id = ? AND gpu = ? AND t_ms > ?"
+                " AND t_ms < ? ORDER BY t_ms LIMIT ?",
+                (node_id, gpu, after, end, EXPORT_BATCH),
                 "export",
             )
-            for gpu, t_ms, *values in found:
-                item: dict[str, Any] = {"time": t_ms / 1000, "node": name, "gpu": gpu}
-                for metric, value in zip(METRICS.values(), values[:-1], strict=True):
-                    item[metric.name] = rows.decode(value, metric.scale)
-                item["throttle_reasons"] = rows.reasons_from_mask(values[-1], bit_names)
-                yield item
+            yield from batch
+            if len(batch) < EXPORT_BATCH:
+                return
+            after = int(batch[-1][0])
 
 
 def _step(before: int, after: int) -> int:
@@ -205,31 +266,49 @@ def _step(before: int, after: int) -> int:
     return after - before if after >= before else after
 
 
+def _usual_spacing(times: Sequence[int], floor_ms: int) -> int:
+    """The usual time between a GPU's readings (ms, in time order): their median gap, at least `floor_ms`."""
+    gaps = sorted(b - a for a, b in itertools.pairwise(times))
+    return max(floor_ms, gaps[len(gaps) // 2] if gaps else floor_ms)
+
+
+def _held_for(gap: int, usual: int) -> int:
+    """The gap rule every energy source follows: how long a reading counts when the next comes `gap` ms later.
+
+    The whole gap, unless it is a silence (more than twice the usual spacing: a node switched off, unreachable,
+    or the controller stopped): then the usual spacing only, so the GPU is not billed at its last power for hours
+    it may have been off. A counter step across a silence is not spread over it either (`_prorated`).
+    """
+    return gap if gap <= 2 * usual else usual
+
+
 def _prorated(a: tuple[int, int] | None, b: tuple[int, int] | None, lo: int, hi: int, spacing: int) -> float:
-    """The share of the counter step a -> b (time, millijoules) that falls in [lo, hi); 0 across a long silence."""
-    if a is None or b is None or b[0] <= a[0] or hi <= lo or b[0] - a[0] > 2 * spacing:
+    """The share of the counter step a -> b (time, millijoules) that falls in [lo, hi); 0 across a silence."""
+    if a is None or b is None or b[0] <= a[0] or hi <= lo or _held_for(b[0] - a[0], spacing) < b[0] - a[0]:
         return 0.0
     return _step(a[1], b[1]) * (hi - lo) / (b[0] - a[0])
 
 
-def _rollup_joules(minutes: Sequence[tuple[int, float]], start_ms: int, stop_ms: int) -> float:
-    """Joules in [start_ms, stop_ms) from 1-minute mean power (minute, milliwatts), each held to the next minute.
+def _held_joules(
+    readings: Sequence[tuple[int, float]], start_ms: int, stop_ms: int, floor_ms: int, hold_last: bool
+) -> float:
+    """Joules in [start_ms, stop_ms) from power readings (ms, milliwatts, in time order), each held by `_held_for`.
 
-    Only minutes with a sample have a row, so counting each as 60 s would bill a GPU sampled every 5 minutes (a cron
-    sweep) for one minute in five. Each minute's mean counts until the next minute with data, but never longer
-    than the usual spacing of this GPU's minutes (their median gap, at least 60 s): a node switched off for a day,
-    or the last minute before the window's end, is not billed at its last power for the whole gap. A minute before
-    the window counts for what of it falls inside.
+    Raw power readings (a GPU without an energy counter) and 1-minute mean power (rollups, `floor_ms` 60 s) alike:
+    each counts until the next reading unless that gap is a silence; readings just outside the window count for
+    what of their span falls inside. Only minutes with a sample have a rollup, so a GPU sampled every 5 minutes (a
+    cron sweep) is billed for all 5; the last minute, a mean over the minute it starts, counts until the window's
+    end by the same rule (`hold_last`). A raw reading is an instant: the last one counts for nothing after it, as
+    the energy counter's last reading.
     """
-    starts = [t * 60_000 for t, _ in minutes]
-    gaps = sorted(b - a for a, b in itertools.pairwise(starts))
-    usual = max(60_000, gaps[len(gaps) // 2] if gaps else 60_000)
-    ends = [*starts[1:], max(stop_ms, starts[-1])]
-    spans = [
-        (max(begin, start_ms), min(begin + min(end - begin, usual), stop_ms))
-        for begin, end in zip(starts, ends, strict=True)
-    ]
-    return sum(max(0, hi - lo) / 1000 * mw / 1000 for (lo, hi), (_, mw) in zip(spans, minutes, strict=True))
+    times = [t for t, _ in readings]
+    usual = _usual_spacing(times, floor_ms)
+    nexts = [*times[1:], max(stop_ms, times[-1]) if hold_last else times[-1]]
+    joules = 0.0
+    for (begin, mw), following in zip(readings, nexts, strict=True):
+        end = begin + _held_for(following - begin, usual)
+        joules += max(0, min(end, stop_ms) - max(begin, start_ms)) / 1000 * mw / 1000
+    return joules
 
 
 def _bucket(found: Sequence[HistoryRow], step: float) -> list[Point]:
@@ -247,4 +326,4 @@ def _bucket(found: Sequence[HistoryRow], step: float) -> list[Point]:
             acc[1] += n
             acc[2] = min(acc[2], low)
             acc[3] = max(acc[3], high)
-    return [Point(t, acc[0] / acc[1], acc[2], acc[3]) for t, acc in sorted(buckets.items())]
+    return [CountedPoint(t, acc[0] / acc[1], acc[2], acc[3], int(acc[1])) for t, acc in sorted(buckets.items())]

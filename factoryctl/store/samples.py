@@ -3,7 +3,8 @@
 This is the controller's hot path, so it is kept together and kept lean: a batch of node samples becomes one
 narrow integer row per GPU per interval, keyed (node, GPU, time) so a sample written twice is stored once, in one
 transaction with the batch's node-state changes and events. Rollups keep min/mean/max per finished minute for
-the long window, and retention never prunes a raw row that has not been rolled up yet.
+the long window, with how many rows had each metric (the slow tier has a value in few of them), and retention never
+prunes a raw row that has not been rolled up yet.
 
 Wall clocks step (NTP, a wrong RTC at boot), and the rows are stamped with them. Three rules keep a step from
 losing history: retention is given the forward steps the controller saw (`retention_cut`, kept in the meta table
@@ -305,9 +306,12 @@ def _note_late(db: sqlite3.Connection, raw: Sequence[tuple[Any, ...]]) -> None:
 
 
 _AGGREGATES = ", ".join(
-    f"MIN({m.column}), CAST(ROUND(AVG({m.column})) AS INTEGER), MAX({m.column})" for m in ROLLUP_METRICS
+    f"MIN({m.column}), CAST(ROUND(AVG({m.column})) AS INTEGER), MAX({m.column}), COUNT({m.column})"
+    for m in ROLLUP_METRICS
 )
-_TARGETS = ", ".join(f"{m.column}_min, {m.column}_mean, {m.column}_max" for m in ROLLUP_METRICS)
+#: Each metric's min, mean, max and count of rows with a value: `n` counts the minute's rows, and a slow-tier metric
+#: (temperature) has a value in one in five, so a mean over minutes and raw rows weights each minute by its own count.
+_TARGETS = ", ".join(f"{m.column}_min, {m.column}_mean, {m.column}_max, {m.column}_n" for m in ROLLUP_METRICS)
 _SELECT = (
     f"SELECT node_id, gpu, t_ms / 60000, COUNT(*), {_AGGREGATES} FROM sample"
     " WHERE node_id = ? AND gpu = ? AND t_ms >= ? AND t_ms < ? GROUP BY node_id, gpu, t_ms / 60000"

@@ -51,5 +51,12 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX audit_time ON audit (t_ms);
     """,
+    # 2: how many of the minute's rows had each metric (`n` counts them all; the slow tier is on one in five).
+    # Rollups made before it keep NULL here: readers weight them by `n`, as they were before.
+    ";".join(f"ALTER TABLE rollup ADD COLUMN {m.column}_n INTEGER" for m in ROLLUP_METRICS),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+#: The oldest schema a read-only command reads without a migration (only a writer migrates): schema 2 added only the
+#: rollup's per-metric counts, which a reader does without (`n` weighs every row then, as before). So upgrading
+#: factoryctl does not lock readers out of a store until the controller is restarted on the new version.
+OLDEST_READABLE_SCHEMA = 1
