@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from factoryctl.config_schema import FactoryFile, NodeEntry, SimSettings, parse_duration
+from factoryctl.config_schema import FactoryFile, NodeEntry, SimSettings, config_dir, from_config_dir, parse_duration
 from factoryctl.errors import ConfigError, UsageError
 from factoryctl.model.inventory import NodeSpec, SimSpec
 from factoryctl.pathlimits import MAX_STATE_DIR_BYTES, check_path_length
@@ -147,11 +147,11 @@ def parse_config(text: str, path: Path | None = None, state_dir: Path | None = N
     if not isinstance(data, dict):
         raise ConfigError(f"{where}:1:1: factory.yaml must be a mapping of keys.", "start from `factoryctl init`.")
     settings = _validate(data, positions, where)
-    nodes = _expand_nodes(settings, positions, where)
+    base = config_dir(path)
+    nodes = _expand_nodes(settings, base, positions, where)
     groups = _expand_groups(settings, nodes, positions, where)
-    home_state = (
-        Path(os.path.expanduser(settings.state_dir)) if settings.state_dir else default_state_dir(settings.name)
-    )
+    written = from_config_dir(settings.state_dir, base)
+    home_state = Path(os.path.expanduser(written)) if written else default_state_dir(settings.name)
     if state_dir is None:
         _check_state_dir(Path(os.path.abspath(home_state)), bool(settings.state_dir), positions, where)
     return FactoryConfig(settings, nodes, groups, path, state_dir or home_state)
@@ -193,6 +193,7 @@ def _load_yaml(text: str, where: str) -> tuple[Any, dict[Loc, tuple[int, int, in
                 return None, {}
             _check_duplicate_keys(root, where)
             _check_key_types(root, where)
+            _read_as_text(root)
             positions = _positions(root)
             return loader.construct_document(root), positions
         finally:
@@ -246,6 +247,24 @@ def _check_key_types(root: Any, where: str) -> None:
             f"{where}:{mark.line + 1}:{mark.column + 1}: the key `{key}`{under} is read by YAML as {kind}, not a name.",
             f'quote it: write `"{key}":` instead of `{key}:`.',
         )
+
+
+#: What YAML 1.1 reads a plain scalar as besides text: a rack named `12` or a label `gen: 5` is still their text.
+_NOT_TEXT_TAGS = frozenset(f"tag:yaml.org,2002:{kind}" for kind in ("int", "float", "bool", "timestamp"))
+
+
+def _read_as_text(root: Any) -> None:
+    """Retag `rack` and label values YAML reads as numbers, booleans or dates: `gen: 05` is the text `05`, not 5."""
+    import yaml
+
+    from factoryctl.textfile import yaml_children
+
+    for _, loc, _, value_node in yaml_children(root):
+        text_setting = loc[:1] == ("nodes",) and (
+            (len(loc) == 3 and loc[2] == "rack") or (len(loc) == 4 and loc[2] == "labels")
+        )
+        if text_setting and isinstance(value_node, yaml.ScalarNode) and value_node.tag in _NOT_TEXT_TAGS:
+            value_node.tag = "tag:yaml.org,2002:str"
 
 
 def _where(where: str, positions: dict[Loc, tuple[int, int, int, int]], loc: Loc, at_key: bool = False) -> str:
@@ -315,7 +334,7 @@ def _valid_keys(loc: Loc) -> list[str]:
 
 
 def _expand_nodes(
-    settings: FactoryFile, positions: dict[Loc, tuple[int, int, int, int]], where: str
+    settings: FactoryFile, base: Path | None, positions: dict[Loc, tuple[int, int, int, int]], where: str
 ) -> dict[str, NodeSpec]:
     from factoryctl.targets import MAX_NODE_SET, check_size, expand_node_set, name_problem
 
@@ -339,24 +358,33 @@ def _expand_nodes(
                 raise ConfigError(f"{pos}: node name {problem}.", "rename the node; its `host` may be anything.")
             if name in nodes:
                 raise ConfigError(f"{pos}: node `{name}` is defined twice.", "each node may appear in one key only.")
-            nodes[name] = _node_spec(name, entry or NodeEntry(), settings)
+            nodes[name] = _node_spec(name, entry or NodeEntry(), settings, base)
     return nodes
 
 
 def _check_gpus(key: str, entry: NodeEntry | None, positions: dict[Loc, tuple[int, int, int, int]], where: str) -> None:
-    """`gpus: 0` on a simulated node is a mistake, not a request for the default 8."""
-    if entry is None or entry.sim is None or entry.gpus != 0:
+    """`gpus: 0` on a simulated node is a mistake, not a request for the default 8; two different counts are one too.
+
+    `sim: {gpus: 4}` with `gpus: 8` simulated 4 GPUs while `config show` said 8: which one was meant is unknowable.
+    """
+    if entry is None or entry.sim is None or entry.gpus is None:
         return
-    if isinstance(entry.sim, SimSettings) and entry.sim.gpus is not None:
-        return
+    simulated = entry.sim.gpus if isinstance(entry.sim, SimSettings) else None
     pos = _where(where, positions, ("nodes", key, "gpus"))
+    if simulated is not None and simulated != entry.gpus:
+        raise ConfigError(
+            f"{pos}: `nodes.{key}`: `gpus: {entry.gpus}` and `sim.gpus: {simulated}` disagree.",
+            "give the GPU count once (`gpus:` is enough for a simulated node), or the same number in both.",
+        )
+    if simulated is not None or entry.gpus != 0:
+        return
     raise ConfigError(
         f"{pos}: `nodes.{key}.gpus`: a simulated node needs at least 1 GPU.",
         "write the number of simulated GPUs (1-64), or remove `sim:` for a node without GPUs.",
     )
 
 
-def _node_spec(name: str, entry: NodeEntry, settings: FactoryFile) -> NodeSpec:
+def _node_spec(name: str, entry: NodeEntry, settings: FactoryFile, base: Path | None) -> NodeSpec:
     ssh = settings.ssh
     sim: SimSpec | None = None
     if entry.sim is not None:
@@ -369,8 +397,8 @@ def _node_spec(name: str, entry: NodeEntry, settings: FactoryFile) -> NodeSpec:
         port=entry.port or ssh.port,
         transport=entry.transport,
         user=entry.user or ssh.user,
-        identity_file=entry.identity_file or ssh.identity_file,
-        known_hosts=ssh.known_hosts,
+        identity_file=from_config_dir(entry.identity_file or ssh.identity_file, base),
+        known_hosts=from_config_dir(ssh.known_hosts, base),
         python=entry.python or ssh.python,
         rack=entry.rack,
         labels=dict(entry.labels),

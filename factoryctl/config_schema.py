@@ -6,8 +6,10 @@ docs/factory-yaml.md is checked against these models by a test, so the reference
 from __future__ import annotations
 
 import math
+import os
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
@@ -17,18 +19,42 @@ from factoryctl.textfile import exact_number
 if TYPE_CHECKING:
     from importlib.metadata import Distribution
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*$")
-_UNIT_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+#: A duration: a number (ASCII digits: `٣h` is no duration) and its unit. A unit is required: `90` could be seconds
+#: or, given to `--since`, a date; factory.yaml's `raw_retention: "90"` was silently 90 seconds.
+_DURATION = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([smhd])?\s*", re.ASCII)
+_UNIT_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 def parse_duration(text: str | float) -> float:
-    """Seconds from `90`, `90s`, `15m`, `24h` or `30d`."""
+    """Seconds from `90s`, `15m`, `24h` or `30d` (a number, from Python, is seconds already)."""
     if isinstance(text, (int, float)):
         return float(text)
-    match = _DURATION.match(text)
+    match = _DURATION.fullmatch(text)
     if not match:
         raise ValueError(f"{text!r} is not a duration; use a number with s, m, h or d, e.g. 24h")
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    number, unit = match.groups()
+    if unit is None:
+        raise ValueError(f"{text!r} has no unit; write {number}s, {number}m, {number}h or {number}d")
+    return float(number) * _UNIT_SECONDS[unit]
+
+
+def config_dir(path: Path | None) -> Path | None:
+    """The directory relative paths in factory.yaml are taken from: the file's own, absolute; None for a pipe.
+
+    Taken from the current directory, `state_dir: st` meant one store for a systemd controller (cwd /) and another for
+    each operator's shell; `power.prices` was already the file's neighbour. A pipe (`-c <(sops -d ...)`) has no
+    directory of its own, so there relative paths keep meaning the current directory.
+    """
+    if path is None or not path.is_file():
+        return None
+    return Path(os.path.abspath(path.parent))
+
+
+def from_config_dir(value: str | None, base: Path | None) -> str | None:
+    """A path written in factory.yaml, a relative one joined to `base` (see config_dir); `~` and absolute as written."""
+    if value is None or base is None or value.startswith("~") or os.path.isabs(value):
+        return value
+    return str(base / value)
 
 
 def remote_cache_dir_problem(value: str) -> str | None:
@@ -77,11 +103,17 @@ def seconds(low: float, high: float = MAX_SECONDS) -> BeforeValidator:
 MAX_DURATION_S = 3650 * 86400.0
 
 
-def bounded_duration(value: str) -> str:
-    """`value` when it is a duration (see parse_duration) of at most MAX_DURATION_S; else a ValueError."""
-    if parse_duration(value) > MAX_DURATION_S:
-        raise ValueError(f"{value!r} is longer than 3650d (10 years), the longest duration factory.yaml takes")
-    return value
+def bounded_duration(value: object) -> str:
+    """`value` when it is a duration (see parse_duration) of at most MAX_DURATION_S; else a ValueError.
+
+    A YAML number (`raw_retention: 90`) is refused for its missing unit, as `"90"` is, not as "not a string".
+    """
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ValueError(f"must be a duration such as 90s, 15m, 24h or 30d, not {value!r}")
+    text = value if isinstance(value, str) else exact_number(value)
+    if parse_duration(text) > MAX_DURATION_S:
+        raise ValueError(f"{text!r} is longer than 3650d (10 years), the longest duration factory.yaml takes")
+    return text
 
 
 def _port(value: object) -> int:
@@ -100,6 +132,8 @@ def _not_blank(value: str) -> str:
 
 Port = Annotated[int, BeforeValidator(_port)]
 NonEmpty = Annotated[str, AfterValidator(_not_blank)]
+#: A duration setting: text with a unit (`24h`), at most MAX_DURATION_S.
+Duration = Annotated[str, BeforeValidator(bounded_duration)]
 
 
 #: The entry-point group of price sources; `.v1` is the plugin API version (docs/power.md, "Price-source plugins").
@@ -210,8 +244,12 @@ class SshDefaults(Strict):
     """`ssh:` defaults applied to every node that does not set its own."""
 
     user: NonEmpty | None = Field(None, description="Login user (else ~/.ssh/config, else the local user).")
-    identity_file: NonEmpty | None = Field(None, description="Private key file; ssh-agent keys are tried too.")
-    known_hosts: str = Field("~/.ssh/known_hosts", description="Host keys are verified against this file.")
+    identity_file: NonEmpty | None = Field(
+        None, description="Private key file (relative: to factory.yaml's directory); ssh-agent keys are tried too."
+    )
+    known_hosts: NonEmpty = Field(
+        "~/.ssh/known_hosts", description="Host keys are verified against this file (relative: to factory.yaml's)."
+    )
     port: Port = Field(22, description="SSH port (1-65535).")
     python: NonEmpty = Field("python3", description="Python interpreter on the nodes that runs the agent.")
     connect_timeout_s: Annotated[float, seconds(0.1)] = Field(
@@ -275,7 +313,9 @@ class NodeEntry(Strict):
     host: NonEmpty | None = Field(None, description="Address (defaults to the node's name). Never decides transport.")
     port: Port | None = Field(None, description="SSH port, 1-65535 (else ssh.port).")
     user: NonEmpty | None = Field(None, description="SSH user (else ssh.user).")
-    identity_file: NonEmpty | None = Field(None, description="SSH key (else ssh.identity_file).")
+    identity_file: NonEmpty | None = Field(
+        None, description="SSH key (else ssh.identity_file; relative: to factory.yaml's directory)."
+    )
     transport: Literal["ssh", "local"] = Field("ssh", description="`ssh` (default) or `local` (this machine).")
     python: NonEmpty | None = Field(None, description="Python on the node (else ssh.python).")
     rack: str | None = Field(None, description="Rack name, used by topology-aware placement.")
@@ -292,8 +332,8 @@ class ControllerSettings(Strict):
     interval_s: Annotated[float, seconds(0.05, 3600)] = Field(
         1.0, description="Telemetry sampling interval, in seconds (0.05-3600)."
     )
-    raw_retention: str = Field("6h", description="How long raw samples are kept.")
-    rollup_retention: str = Field("30d", description="How long 1-minute rollups are kept.")
+    raw_retention: Duration = Field("6h", description="How long raw samples are kept.")
+    rollup_retention: Duration = Field("30d", description="How long 1-minute rollups are kept.")
     slow_interval_s: Annotated[float, seconds(0.05, 3600)] = Field(
         5.0,
         description="Temperature, ECC, memory and energy are read by the agents and stored this often, in seconds "
@@ -303,22 +343,12 @@ class ControllerSettings(Strict):
         30.0, description="Longest wait between reconnect attempts to a node, in seconds (0.1-86400)."
     )
 
-    @field_validator("raw_retention", "rollup_retention")
-    @classmethod
-    def _check_duration(cls, value: str) -> str:
-        return bounded_duration(value)
-
 
 class SchedulerSettings(Strict):
     """`scheduler:` the gang scheduler's defaults."""
 
-    default_walltime: str = Field("24h", description="Walltime of a job submitted without one.")
+    default_walltime: Duration = Field("24h", description="Walltime of a job submitted without one.")
     preemption: bool = Field(False, description="Let higher-priority jobs preempt lower ones.")
-
-    @field_validator("default_walltime")
-    @classmethod
-    def _check_duration(cls, value: str) -> str:
-        return bounded_duration(value)
 
 
 class PowerSettings(Strict):
@@ -351,7 +381,11 @@ class FactoryFile(Strict):
     """The whole factory.yaml."""
 
     name: str = Field("factory", description="Factory name: keys the state dir and simulated GPUs.")
-    state_dir: str | None = Field(None, description="Store and state (default ~/.local/state/factoryctl/<name>).")
+    state_dir: NonEmpty | None = Field(
+        None,
+        description="Store and state (default ~/.local/state/factoryctl/<name>); a relative path is taken from "
+        "factory.yaml's directory, whatever the current directory.",
+    )
     ssh: SshDefaults = Field(default_factory=SshDefaults, description="SSH defaults for every node.")
     nodes: dict[str, NodeEntry | None] = Field(default_factory=dict, description="The inventory.")
     groups: dict[str, str] = Field(default_factory=dict, description="Named node sets, used as `@name`.")

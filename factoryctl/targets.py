@@ -11,8 +11,12 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from factoryctl.errors import UsageError
+
+if TYPE_CHECKING:
+    from ClusterShell.NodeSet import NodeSet
 
 #: Most names one node set may expand to (an inventory key, or one element of a TARGET).
 MAX_NODE_SET = 100_000
@@ -28,6 +32,13 @@ EMPTY_HINT = "write `all` for every node, or a node set such as gpu[01-04]."
 _BRACKET = re.compile(r"\[([^\[\]]*)\]")
 _RANGE = re.compile(r"^\s*(\d+)(?:-(\d+)(?:/(\d+))?)?\s*$")
 _DIGITS = re.compile(r"(\d+)")
+#: One element of a `/GPUS` list: an index or a range with both ends, in ASCII digits (`0-` is `0-$LAST` unset, `+1`
+#: and `1_0` are typos `int()` would take, `٣` a digit of another script).
+_GPU_ELEMENT = re.compile(r"\s*([0-9]+)(?:\s*-\s*([0-9]+))?\s*", re.ASCII)
+#: The longest number a node set's brackets may hold (`n[1-99999999999999999999]` is counted, then refused as too many).
+MAX_RANGE_DIGITS = 100
+#: Did-you-mean folds a node set name by name (`gpu[1-9]` -> `gpu[01-08]`) only up to this many names.
+MAX_FOLDED_NAMES = 10_000
 
 
 def split_terms(expr: str) -> list[tuple[str, str]]:
@@ -53,6 +64,12 @@ def node_set_size(term: str) -> int:
             if match is None:
                 count += 1  # not a range: ClusterShell reports the syntax error
                 continue
+            longest = max(len(number) for number in match.groups(""))
+            if longest > MAX_RANGE_DIGITS:  # int() refuses 4,300 digits: that was an internal error
+                raise UsageError(
+                    f"`{term}` has a number of {longest:,} digits in its brackets, too long for a node name.",
+                    "check the range's bounds (a digit too many?).",
+                )
             low, high, step = int(match[1]), int(match[2] or match[1]), int(match[3] or 1)
             count += max(0, (high - low) // max(step, 1) + 1)
         size *= max(count, 1)
@@ -72,13 +89,29 @@ def check_size(expr: str, limit: int = MAX_NODE_SET) -> int:
 
 def expand_node_set(term: str) -> list[str]:
     """Every name a node set term names (bounded by check_size); a UsageError when it is not a node set."""
+    return list(_node_set(term))
+
+
+def _node_set(term: str) -> NodeSet:
+    """The ClusterShell node set of a term (bounded by check_size), not expanded; a UsageError when it is none."""
     from ClusterShell.NodeSet import RESOLVER_NOGROUP, NodeSet, NodeSetException
 
     check_size(term)
     try:
-        return list(NodeSet(term, resolver=RESOLVER_NOGROUP))
+        return NodeSet(term, resolver=RESOLVER_NOGROUP)
     except (NodeSetException, ValueError) as exc:
         raise UsageError(f"`{term}` is not a valid node set ({exc}).", "use e.g. gpu[01-16], @rack-a or all.") from None
+
+
+def gpu_slashes(target: str) -> list[int]:
+    """Where `target` has a `/` outside brackets, each starting a `/GPUS` part; `n[01-08/2]`'s `/2` is a step range."""
+    found: list[int] = []
+    depth = 0
+    for pos, char in enumerate(target):
+        depth += (char == "[") - (char == "]")
+        if depth == 0 and char == "/":
+            found.append(pos)
+    return found
 
 
 def resolve_node_names(target: str, nodes: Sequence[str], groups: Mapping[str, Sequence[str]]) -> list[str]:
@@ -87,8 +120,8 @@ def resolve_node_names(target: str, nodes: Sequence[str], groups: Mapping[str, S
         raise UsageError("the TARGET is empty (an unset variable?); it names no node.", EMPTY_HINT)
     if not nodes:
         raise UsageError("the inventory has no nodes.", "add nodes to factory.yaml (see `factoryctl init`).")
-    if "/" in target:  # no name holds a `/`: this is `node/GPUS` given to a command that takes whole nodes
-        whole = "".join(op + term.split("/", 1)[0].strip() for op, term in split_terms(target.strip()))
+    if gpu_slashes(target):  # no name holds a `/`: this is `node/GPUS` given to a command that takes whole nodes
+        whole = "".join(op + _without_gpus(term) for op, term in split_terms(target.strip()))
         raise UsageError(
             f"`{target}` picks GPUs, but this command acts on whole nodes: it takes no /GPUS.",
             f"write `{whole}` for the whole nodes." if whole else EMPTY_HINT,
@@ -111,6 +144,12 @@ def resolve_node_names(target: str, nodes: Sequence[str], groups: Mapping[str, S
     return ordered
 
 
+def _without_gpus(term: str) -> str:
+    """`n[01-08/2]/0` -> `n[01-08/2]`: a term without its `/GPUS` part."""
+    slashes = gpu_slashes(term)
+    return term[: slashes[0]].strip() if slashes else term
+
+
 _COMBINE: dict[str, Callable[[set[str], set[str]], set[str]]] = {
     "": lambda _, new: new,
     ",": set.union,
@@ -126,7 +165,10 @@ def _term_names(term: str, nodes: Sequence[str], known: set[str], groups: Mappin
         return set(nodes)
     if term.startswith("@"):
         return set(groups.get(term[1:], ()))
-    return known.intersection(expand_node_set(term))
+    if node_set_size(term) <= len(known):  # the smaller side is walked: a short term is expanded
+        return known.intersection(expand_node_set(term))
+    node_set = _node_set(term)  # `n[1-100000]` against 8 nodes: each node is looked up, 100,000 names never made
+    return {name for name in known if name in node_set}
 
 
 def _unknown_message(unknown: list[str]) -> str:
@@ -183,6 +225,8 @@ def _same_numbers(term: str, words: Sequence[str]) -> list[str]:
     if term.startswith("@") or "[" not in term:
         found = by_key.get(_number_key(term))
         return [found] if found is not None else []
+    if check_size(term, limit=2**62) > MAX_FOLDED_NAMES:  # too many names to fold one by one: difflib suggests
+        return []
     try:
         names = expand_node_set(term)
     except UsageError:
@@ -212,31 +256,41 @@ def name_problem(name: str) -> str | None:
 
 def parse_gpu_target(target: str) -> tuple[str, list[int] | None]:
     """Split `gpu03/0-3` into the node part and GPU indexes (None when no `/` part: every GPU)."""
-    if "/" not in target:
+    slashes = gpu_slashes(target)
+    if not slashes:
         return target, None
-    node_part, gpu_part = target.rsplit("/", 1)
-    if "/" in node_part:
+    if len(slashes) > 1:
         raise UsageError(
             f"`{target}` has more than one `/GPUS`; one `/GPUS` ends a TARGET and applies to all its nodes.",
             "write e.g. n[04,06]/0, or run the command once per node.",
         )
-    return node_part, _gpu_indexes(gpu_part)
+    return target[: slashes[0]], _gpu_indexes(target[slashes[0] + 1 :])
+
+
+_GPU_HINT = "write GPUs as 0, 0-3 or 0,2,5 after the `/` (digits 0-9; a range names both ends)."
 
 
 def _gpu_indexes(gpu_part: str) -> list[int]:
+    """The GPU indexes of a `/GPUS` list; each element that is no index or range is a UsageError naming it."""
     indexes: set[int] = set()
-    try:
-        for piece in gpu_part.split(","):
-            low, _, high = piece.partition("-")
-            first, last = int(low), int(high or low)
-            if first > last or first < 0:
-                raise ValueError(piece)  # 3-1 is a typo, not an empty list
-            if last >= MAX_GPUS:
-                raise UsageError(
-                    f"GPU {last} is out of range: a node has at most {MAX_GPUS} GPUs (0-{MAX_GPUS - 1}).",
-                    "write GPUs as 0, 0-3 or 0,2,5 after the `/`.",
-                )
-            indexes.update(range(first, last + 1))
-    except ValueError:
-        raise UsageError(f"`{gpu_part}` is not a GPU list.", "write GPUs as 0, 0-3 or 0,2,5 after the `/`.") from None
+    for element in gpu_part.split(","):
+        match = _GPU_ELEMENT.fullmatch(element)
+        if match is None:
+            named = f"`{element.strip()}` is not a GPU index or range" if element.strip() else "an element is empty"
+            raise UsageError(f"`/{gpu_part}`: {named}.", _GPU_HINT)
+        first, last = (_gpu_index(digits) for digits in (match[1], match[2] or match[1]))
+        if first > last:
+            raise UsageError(f"`/{gpu_part}`: the range `{element.strip()}` runs backwards.", _GPU_HINT)
+        indexes.update(range(first, last + 1))
     return sorted(indexes)
+
+
+def _gpu_index(digits: str) -> int:
+    """A GPU index from ASCII digits; a UsageError past MAX_GPUS (never int() of thousands of digits)."""
+    index = int(digits) if len(digits) <= 6 else MAX_GPUS
+    if index >= MAX_GPUS:
+        raise UsageError(
+            f"GPU {digits} is out of range: a node has at most {MAX_GPUS} GPUs (0-{MAX_GPUS - 1}).",
+            "write GPUs as 0, 0-3 or 0,2,5 after the `/`.",
+        )
+    return index

@@ -49,7 +49,8 @@ AUDIT_COLUMNS = (
 #: Events read per query while following: a burst (2,000 nodes going down at once) is printed page by page.
 FOLLOW_PAGE = 1000
 SINCE_HELP = "How far back: a duration (15m, 24h, 7d) or an ISO-8601 time."
-LIMIT_OPTION = typer.Option(1000, "--limit", min=1, help="At most this many (the newest).")
+#: A billion is far past any store (SQLite takes `limit + 1`, and an integer past 2**63 - 1 would end in an OverflowError).
+LIMIT_OPTION = typer.Option(1000, "--limit", min=1, max=1_000_000_000, help="At most this many (the newest).")
 
 
 def _nodes(ctx: typer.Context, target: str | None) -> tuple[Any, list[str] | None]:

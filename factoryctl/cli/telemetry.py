@@ -8,6 +8,7 @@ neither paramiko nor pynvml. They and `events` / `audit` take their time window 
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -30,18 +31,47 @@ SINCE_OPTION = typer.Option("1h", "--since", help="How far back: a duration (90s
 UNTIL_OPTION = typer.Option(None, "--until", help="End of the window (default now): a duration ago or an ISO time.")
 
 
+#: The earliest moment a `--since` duration may reach back to: 0001-01-01T00:00Z, where ISO-8601 times begin too;
+#: `99999999999999999d` ago would overflow the store's millisecond times.
+EARLIEST_S = datetime(1, 1, 1, tzinfo=timezone.utc).timestamp()
+_BARE_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)?", re.ASCII)
+
+
 def parse_when(text: str, now: float, option: str = "--since") -> float:
-    """Unix time from a duration ago (`1h`) or an ISO-8601 timestamp (`2026-11-22T01:00:00Z`) given to `option`."""
+    """Unix time from a duration ago (`1h`) or an ISO-8601 timestamp (`2026-11-22T01:00:00Z`) given to `option`.
+
+    A bare number is no duration (`--since 20261122` was 20,261,122 seconds ago): it is an ISO time when it reads as
+    one (that date), else a usage error naming the units.
+    """
     from factoryctl.config_schema import parse_duration
     from factoryctl.errors import UsageError
 
     try:
-        return now - parse_duration(text)
+        seconds = parse_duration(text)
     except ValueError:
-        pass
+        return _iso_time(text, option)
+    if now - seconds < EARLIEST_S:  # also `now - inf`, from a duration of 400 digits
+        raise UsageError(
+            f"{option} `{text}` reaches back before the year 1.",
+            f"write a shorter duration (e.g. {option} 7d) or a time such as {option} 2026-11-22T01:00Z.",
+        )
+    return now - seconds
+
+
+def _iso_time(text: str, option: str) -> float:
+    """Unix time of an ISO-8601 timestamp (UTC when it names no offset); a usage error when `text` is none."""
+    from factoryctl.errors import UsageError
+
     try:
         stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
+        if _BARE_NUMBER.fullmatch(text.strip()):
+            number = text.strip()
+            raise UsageError(
+                f"{option} `{text}` has no unit, so it is neither a duration nor an ISO-8601 time.",
+                f"give a duration a unit, s, m, h or d (e.g. {option} {number}s or {option} {number}m), "
+                f"or write a time such as {option} 2026-11-22T01:00Z.",
+            ) from None
         raise UsageError(
             f"{option} `{text}` is neither a duration nor an ISO-8601 time.",
             f"write e.g. {option} 1h or {option} 2026-11-22T01:00Z.",
@@ -60,8 +90,9 @@ def time_window(since: str, until: str | None) -> tuple[float, float]:
     if end <= start:
         from factoryctl.errors import UsageError
 
+        until_named = f"--until {until}" if until else "now (the default --until)"
         raise UsageError(
-            f"--until {until} is not after --since {since}: the window would be empty.",
+            f"{until_named} is not after --since {since}: the window would be empty.",
             "give --until a later time than --since (or leave it out: until now).",
         )
     return start, end

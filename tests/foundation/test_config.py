@@ -89,7 +89,7 @@ def test_gpu_target():
     assert parse_gpu_target("@rack-a") == ("@rack-a", None)
     with pytest.raises(UsageError):
         parse_gpu_target("gpu03/x")
-    with pytest.raises(UsageError, match="`3-1` is not a GPU list"):
+    with pytest.raises(UsageError, match="the range `3-1` runs backwards"):
         parse_gpu_target("gpu03/3-1")
 
 
@@ -172,11 +172,13 @@ def test_unsupported_names_must_be_gpu_fields():
     assert caught.value.message.startswith("f.yaml:2:")
 
 
-def test_gpus_zero_is_kept_on_a_node_without_sim_and_sim_gpus_win():
-    config = parse_config("nodes:\n  a: {gpus: 0}\n  b: {sim: {gpus: 2}, gpus: 0}\n", Path("f.yaml"))
+def test_gpus_zero_is_kept_on_a_node_without_sim_and_disagreeing_with_sim_gpus_is_refused():
+    config = parse_config("nodes:\n  a: {gpus: 0}\n  b: {sim: {gpus: 2}, gpus: 2}\n", Path("f.yaml"))
     assert config.nodes["a"].sim is None
     assert config.nodes["b"].sim is not None
     assert config.nodes["b"].sim.gpus == 2
+    with pytest.raises(ConfigError, match=r"`gpus: 0` and `sim.gpus: 2` disagree"):  # was: sim.gpus won silently
+        parse_config("nodes:\n  b: {sim: {gpus: 2}, gpus: 0}\n", Path("f.yaml"))
 
 
 def test_inventory_keys_apply_node_set_operators():
