@@ -13,9 +13,10 @@ repeated key silently replace the first, which hides a mistake. The walk is here
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import codecs
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from factoryctl.errors import UsageError
 
@@ -32,6 +33,16 @@ COMPRESSED_MAGIC = (
 STDIN_OPTIONS = {"trace": ("--trace", "sched simulate"), "prices file": ("--prices", "power simulate")}
 
 
+#: The most bytes a text input may hold. The largest real inputs are a trace of millions of jobs or years of
+#: 5-minute prices, a few hundred MB at most; 1 GiB is far above them, yet stops a runaway input (`/dev/zero`,
+#: `yes |`, a wrong path to a disk image) with a sentence before it fills memory and ends as MemoryError.
+MAX_TEXT_BYTES = 1 << 30
+#: How much is read at a time: the bytes are checked chunk by chunk (a bad byte is refused as soon as it arrives),
+#: and Ctrl-C and SIGTERM take effect between chunks rather than after the whole input.
+CHUNK_BYTES = 1 << 20
+_UTF8_HINT = "save it as UTF-8 (e.g. iconv -f latin1 -t utf-8 FILE), or remove the offending bytes."
+
+
 def decode_utf8(data: bytes, source: str, what: str) -> str:
     """The text of a file's bytes: UTF-8, with or without a byte-order mark; anything else is a usage error.
 
@@ -42,11 +53,81 @@ def decode_utf8(data: bytes, source: str, what: str) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
+        raise _not_utf8(error, 0, source, what) from None
+
+
+def _not_utf8(error: UnicodeDecodeError, lines_before: int, source: str, what: str) -> UsageError:
+    """The refusal of a byte that is not UTF-8, at its line (`lines_before`: newlines in the input before `error`'s)."""
+    line = lines_before + error.object[: error.start].count(b"\n") + 1
+    return UsageError(
+        f"{source}:{line}: the {what} is not UTF-8 text (byte 0x{error.object[error.start]:02x}).", _UTF8_HINT
+    )
+
+
+def read_text_stream(
+    stream: BinaryIO, source: str, what: str, check_first_line: Callable[[str], None] | None = None
+) -> str:
+    """The UTF-8 text of a binary stream, read in chunks of CHUNK_BYTES and checked as each arrives.
+
+    A byte that is not UTF-8, or a NUL byte (a binary file), is refused at its line as soon as it is read; a
+    compressed file at its first chunk; an input over MAX_TEXT_BYTES at the chunk that passes it. Ctrl-C and SIGTERM
+    act between chunks. `check_first_line` (a CSV header's check) is called with the first line once it is complete,
+    so an endless input of the wrong shape (`yes |`) fails at line 1 rather than at the size limit.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    parts: list[str] = []
+    size = lines_before = 0
+    for chunk in _chunks(stream):
+        if size == 0:
+            _refuse_compressed(chunk, source, what)
+        size += len(chunk)
+        nul = chunk.find(b"\0")  # decoded up to it first: a bad byte before it is the one to name
+        try:
+            parts.append(decoder.decode(chunk if nul < 0 else chunk[:nul]))
+        except UnicodeDecodeError as error:
+            raise _not_utf8(error, lines_before, source, what) from None
+        _check_chunk(chunk, nul, size, lines_before, source, what)
+        if check_first_line is not None and "\n" in parts[-1]:
+            check_first_line("".join(parts).partition("\n")[0])
+            check_first_line = None
+        lines_before += chunk.count(b"\n")
+    try:
+        parts.append(decoder.decode(b"", final=True))
+    except UnicodeDecodeError as error:  # the input ends inside a character
+        raise _not_utf8(error, lines_before, source, what) from None
+    return "".join(parts)
+
+
+def _chunks(stream: BinaryIO) -> Iterator[bytes]:
+    """The stream's bytes as they arrive, at most CHUNK_BYTES at a time.
+
+    The first chunk holds at least the 16 bytes a compressed format's magic needs (unless the input is shorter),
+    however a pipe splits them.
+    """
+    read = stream.read1 if hasattr(stream, "read1") else stream.read  # read1: what has arrived, not a whole chunk
+    first = b""
+    while len(first) < 16 and (more := read(CHUNK_BYTES)):
+        first += more
+    if first:
+        yield first
+    while chunk := read(CHUNK_BYTES):
+        yield chunk
+
+
+def _check_chunk(chunk: bytes, nul: int, size: int, lines_before: int, source: str, what: str) -> None:
+    """Refuse a chunk holding a NUL byte at `nul` (no text file has one), or one taking the input past MAX_TEXT_BYTES."""
+    if nul >= 0:
+        line = lines_before + chunk.count(b"\n", 0, nul) + 1
         raise UsageError(
-            f"{source}:{line}: the {what} is not UTF-8 text (byte 0x{data[error.start]:02x}).",
-            "save it as UTF-8 (e.g. iconv -f latin1 -t utf-8 FILE), or remove the offending bytes.",
-        ) from None
+            f"{source}:{line}: the {what} holds a NUL byte, so it is not a text file.",
+            f"check that this is the {what} you meant; it must be UTF-8 text.",
+        )
+    if size > MAX_TEXT_BYTES:
+        raise UsageError(
+            f"{source}: the {what} is larger than {_size(MAX_TEXT_BYTES)}, far more than any real one, so reading"
+            " stopped there.",
+            f"check that this is the {what} you meant (not a device or an endless pipe); split a larger one.",
+        )
 
 
 def _refuse_compressed(data: bytes, source: str, what: str) -> None:
@@ -85,13 +166,18 @@ def exact_number(value: float) -> str:
     return repr(number)
 
 
-def read_utf8(path: Path, what: str, hint: str) -> str:
-    """The UTF-8 text of `path`; an unreadable file is a usage error with `hint` (what to check), as is bad UTF-8."""
+def _size(count: int) -> str:
+    """A byte count for a message: `1 GiB`, or `4 MiB` below a GiB."""
+    return f"{count / (1 << 30):g} GiB" if count >= 1 << 30 else f"{count / (1 << 20):g} MiB"
+
+
+def read_utf8(path: Path, what: str, hint: str, check_first_line: Callable[[str], None] | None = None) -> str:
+    """The UTF-8 text of `path`, read as `read_text_stream` reads; an unreadable file is a usage error with `hint`."""
     try:
-        data = path.read_bytes()
+        with path.open("rb") as stream:
+            return read_text_stream(stream, str(path), what, check_first_line)
     except OSError as exc:
         raise UsageError(f"cannot read {what} {path}: {exc.strerror}.", hint) from exc
-    return decode_utf8(data, str(path), what)
 
 
 #: Where a key sits in a YAML document: mapping keys and sequence indexes from the root (`("nodes", 0, "host")`).

@@ -212,13 +212,20 @@ def _open_schedule(path: Path, prices: Path | None, curve: Path, policy_file: Pa
 
 
 def _note_no_saving(document: dict[str, Any], quiet: bool) -> None:
-    """Say on stderr why `saving_pct` is null: the baseline is too near zero for a percentage to mean anything.
+    """Say on stderr why `saving_pct` is null: no price is known, or the baseline is too near zero for a percentage.
 
     A note, so not under -q (docs/cli.md): the results say it already (`saving_pct` null, the two costs).
     """
     from factoryctl.power.simulator import NEAR_ZERO_BASELINE
 
-    if document["saving_pct"] is None and not quiet:
+    if document["saving_pct"] is not None or quiet:
+        return
+    if document["nan_prices"] >= document["intervals"]:
+        sys.stderr.write(
+            f"factoryctl: note: no interval has a known price (all {document['intervals']} are empty or NaN), so there"
+            " is no bill to save on and saving_pct is null.\n"
+        )
+    else:
         sys.stderr.write(
             f"factoryctl: note: the baseline bill is 0 or under {NEAR_ZERO_BASELINE:.0%} of the prices' gross sum"
             " (they nearly cancel out), so saving_pct is null: compare cost with baseline_cost.\n"

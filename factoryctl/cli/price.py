@@ -12,7 +12,7 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 
@@ -100,7 +100,7 @@ def price_cell(value: Any) -> str:
 PRICE_COLUMNS = (Column("timestamp_utc", "TIMESTAMP (UTC)"), Column("price_per_mwh", "PRICE/MWH", show=price_cell))
 SOURCE_COLUMNS = (
     Column("name", "NAME"),
-    Column("value", "OBJECT"),
+    Column("object", "OBJECT"),
     Column("status", "STATUS"),
     Column("package", "PACKAGE", wide_only=True),
 )
@@ -163,6 +163,20 @@ def _unknown_warning(prices: str, start_s: int, newest_s: int | None) -> None:
     )
 
 
+def _no_price_yet(where: str, moment: int, first_s: int | None) -> NoReturn:
+    """Refuse a time before the source's first row (or a source with no row): naming both times, exit 1."""
+    from factoryctl.errors import ActionFailed
+    from factoryctl.model.power import iso_utc_seconds
+
+    asked = iso_utc_seconds(moment)
+    if first_s is None:
+        raise ActionFailed(f"no price in {where} at or before {asked}: it has no prices.", hint="check the source.")
+    raise ActionFailed(
+        f"no price in {where} at or before {asked}: its first row starts at {iso_utc_seconds(first_s)}.",
+        hint=f"give --at a time from {iso_utc_seconds(first_s)} on, or a prices file that covers {asked}.",
+    )
+
+
 @app.command("show", short_help="The price in force at a time (now by default).")
 def show_command(
     ctx: typer.Context,
@@ -176,7 +190,6 @@ def show_command(
     When the file ends before that interval, or its price there is unknown, the row is shown marked stale, with a
     warning on stderr.
     """
-    from factoryctl.errors import ActionFailed
     from factoryctl.power.intervals import row_intervals
     from factoryctl.power.sources import market_offset_s
 
@@ -186,7 +199,7 @@ def show_command(
     points = source.fetch()
     known = [p for p in points if p.timestamp_s <= moment]
     if not known:
-        raise ActionFailed(f"no price in {where} at or before the requested time", hint="check --at or the file.")
+        _no_price_yet(where, moment, points[0].timestamp_s if points else None)
     current = known[-1]
     times = [p.timestamp_s for p in points]
     interval_s = row_intervals(times, market_offset_s(source)).durations_s[len(known) - 1]  # this row's own
@@ -253,7 +266,7 @@ def history_command(
     listed = rows_overlapping(times, lasts, -math.inf if start is None else start, end)
     items = [_item(points[i].timestamp_s, points[i].price_per_mwh) for i in listed]
     emit(render_listing(items, [], PRICE_COLUMNS, output, no_header, list(_item(0, None))))
-    if start is not None and points:
+    if (start is not None or end is not None) and points:  # a range asked for; the whole file is complete as is
         _warn_if_ended(where, times[-1] + lasts[-1], min(time.time(), math.inf if end is None else end))
 
 
@@ -294,7 +307,7 @@ def sources_command(output: OutputFormat = OUTPUT_OPTION, no_header: bool = NO_H
         elif entry.name in builtins and status == "plugin":
             status = "shadowed"
             notes.append(shadow_warning(entry, builtins[entry.name]))
-        items.append({"name": entry.name, "value": entry.value, "package": entry.package, "status": status})
+        items.append({"name": entry.name, "object": entry.value, "package": entry.package, "status": status})
     for note in notes:
         sys.stderr.write(f"factoryctl: warning: {note}.\n")
     emit(render_listing(items, [], SOURCE_COLUMNS, output, no_header))

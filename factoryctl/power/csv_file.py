@@ -13,10 +13,12 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
 from factoryctl.errors import UsageError
+from factoryctl.model.telemetry import escape_controls
 from factoryctl.textfile import read_utf8
 
 T = TypeVar("T")
@@ -60,11 +62,13 @@ def read_csv_rows(
     the hint when a column is missing or a row is bad. `text` is the file's contents when already read (from stdin:
     `path` then only names it, `stdin`).
     """
-    if text is None:
-        text = read_utf8(path, file_kind, "check the path and that the file is readable.")
+    kinds = (file_kind, row_kind, columns_hint)
+    if text is None:  # the header is checked as soon as its line is read: an endless `yes` fails at line 1
+        check = partial(_check_header_line, path, columns, kinds)
+        text = read_utf8(path, file_kind, "check the path and that the file is readable.", check)
     reader = csv.DictReader(io.StringIO(text, newline=""))
     try:
-        return _rows(path, reader, columns, parse_row, (file_kind, row_kind, columns_hint))
+        return _rows(path, reader, columns, parse_row, kinds)
     except csv.Error as exc:  # a line the csv module cannot read at all (a field over its 128 KiB limit)
         raise UsageError(
             f"{path}:{reader.line_num + 1}: cannot read this line as CSV ({exc})", hint=columns_hint
@@ -88,6 +92,27 @@ def _header(path: Path, names: Sequence[str], file_kind: str) -> list[str]:
     return header
 
 
+def _checked_header(path: Path, names: Sequence[str], columns: Sequence[str], kinds: tuple[str, str, str]) -> list[str]:
+    """The header as `_header` reads it; one lacking a column the rows need is refused, showing the header found."""
+    file_kind, _, columns_hint = kinds
+    header = _header(path, names, file_kind)
+    missing = [c for c in columns if c not in header]
+    if missing:
+        found = ",".join(names)
+        found = escape_controls(found if len(found) <= 80 else found[:77] + "...")
+        raise UsageError(
+            f"{path}:1: the {file_kind} lacks column(s) {', '.join(missing)}; its header is {found!r}",
+            hint=columns_hint,
+        )
+    return header
+
+
+def _check_header_line(path: Path, columns: Sequence[str], kinds: tuple[str, str, str], line: str) -> None:
+    """`_checked_header` on a file's first line as soon as it is read (a quoted header waits for the whole file)."""
+    if '"' not in line:
+        _checked_header(path, next(csv.reader([line.rstrip("\r")]), []), columns, kinds)
+
+
 def _rows(
     path: Path,
     reader: csv.DictReader[str],
@@ -97,10 +122,9 @@ def _rows(
 ) -> list[T]:
     """`read_csv_rows` on an open reader; `kinds` is (file_kind, row_kind, columns_hint)."""
     file_kind, row_kind, columns_hint = kinds
-    reader.fieldnames = _header(path, reader.fieldnames or [], file_kind)
-    missing = [c for c in columns if c not in reader.fieldnames]
-    if missing:
-        raise UsageError(f"{path}:1: the {file_kind} lacks column(s) {', '.join(missing)}", hint=columns_hint)
+    if reader.fieldnames is None:
+        raise UsageError(f"{path}: the {file_kind} is empty (not even a header line)", hint=columns_hint)
+    reader.fieldnames = _checked_header(path, reader.fieldnames, columns, kinds)
     values: list[T] = []
     for row in reader:
         short = [c for c in columns if row.get(c) is None]  # DictReader fills the fields a short row lacks with None

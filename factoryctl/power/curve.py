@@ -14,10 +14,20 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from factoryctl.errors import UsageError
-from factoryctl.model.power import CurvePoint
+from factoryctl.model.power import CurvePoint, GpuPowerRange
 
 #: Two limits closer than this (as fractions of the largest limit) are the same setting.
 FRAC_EPSILON = 1e-9
+
+
+@dataclass(frozen=True)
+class RelativePowerRange(GpuPowerRange):
+    """A GPU's range known only relative to its largest limit (1.0): its curve file gives no watts.
+
+    A curve without `max_power_limit_w` or `power_limit_w` still replays, but a limit given in watts (`cap_w: 200`)
+    cannot be converted against it: read as a fraction of "1 W" it silently did nothing, or was refused as above
+    "1 W". A policy parser sees this type and refuses every `_w` key instead (policy/config.py).
+    """
 
 
 @dataclass(frozen=True)

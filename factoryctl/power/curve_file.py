@@ -16,7 +16,7 @@ from pathlib import Path
 from factoryctl.errors import UsageError
 from factoryctl.model.power import CurvePoint, GpuPowerRange
 from factoryctl.power.csv_file import parse_number, read_csv_rows
-from factoryctl.power.curve import FRAC_EPSILON, PowerCurve
+from factoryctl.power.curve import FRAC_EPSILON, PowerCurve, RelativePowerRange
 from factoryctl.textfile import exact_number
 
 CURVE_COLUMNS = ("gpu", "workload", "pl_frac", "throughput_rel", "power_rel")
@@ -101,8 +101,8 @@ def _match(wanted: str, names: set[str], what: str, path: Path) -> str:
 def load_curve(path: Path, gpu: str, workload: str) -> tuple[PowerCurve, GpuPowerRange]:
     """The curve of `gpu` running `workload`, and the GPU's power range (in watts when the file gives them).
 
-    Without watt columns the range is expressed in units of the largest limit (max 1.0), so `_w` settings
-    in a policy then mean fractions; the file's lowest measured limit is the GPU's minimum.
+    Without watt columns the range is a `RelativePowerRange` in units of the largest limit (max 1.0), on which a
+    policy's `_w` settings are refused (they cannot be converted); the file's lowest measured limit is the minimum.
     """
     rows = read_curve_rows(path)
     gpu_name = _match(gpu, {r.gpu for r in rows}, "GPU", path)
@@ -113,5 +113,7 @@ def load_curve(path: Path, gpu: str, workload: str) -> tuple[PowerCurve, GpuPowe
     max_candidates = [r.max_limit_w for r in chosen if r.max_limit_w] or [
         r.limit_w / r.point.pl_frac for r in chosen if r.limit_w and r.point.pl_frac
     ]
-    max_w = max(max_candidates) if max_candidates else 1.0
+    if not max_candidates:
+        return curve, RelativePowerRange(min_w=curve.min_frac, max_w=1.0, default_w=1.0)
+    max_w = max(max_candidates)
     return curve, GpuPowerRange(min_w=curve.min_frac * max_w, max_w=max_w, default_w=max_w)

@@ -137,8 +137,8 @@ def score(
         (p.price_per_mwh, f, w) for p, f, w in zip(points, fracs, weights, strict=True) if p.price_per_mwh is not None
     ]
     full = curve.power_rel(1.0)
-    baseline = sum(price * full * w for price, _, w in priced)
-    cost = sum(price * curve.power_rel(f) * w for price, f, w in priced)
+    baseline = sum((price * full * w for price, _, w in priced), 0.0)  # 0.0, not 0, when no price is known
+    cost = sum((price * curve.power_rel(f) * w for price, f, w in priced), 0.0)
     gross = sum(abs(price) * full * w for price, _, w in priced)
     loss = 1.0 - sum(curve.throughput_rel(f) * w for f, w in zip(fracs, weights, strict=True)) / sum(weights)
     return Score(baseline, cost, saving_pct(baseline, cost, gross), 100.0 * loss)

@@ -121,7 +121,7 @@ def parse_price(text: str) -> float | None:
         raise ValueError(
             f"price {exact_number(value)} is out of range: at most {MAX_PRICE_PER_MWH:,.0f} per MWh either way"
         )
-    return value
+    return value + 0.0  # a written -0.00 is 0: shown and printed as 0, never -0
 
 
 class _PriceRowReader:

@@ -14,6 +14,7 @@ from typing import Any
 
 from factoryctl.errors import UsageError
 from factoryctl.model.power import GpuPowerRange
+from factoryctl.power.curve import RelativePowerRange
 from factoryctl.textfile import exact_number
 
 #: Keys every policy accepts (the common rules), then each kind's own.
@@ -143,6 +144,11 @@ def _limit(mapping: Mapping[str, Any], stem: str, gpu: GpuPowerRange, where: str
             raise UsageError(f"{stem}_pct in {where} must not be negative")
         return pct / 100.0 * gpu.default_frac
     if watts is not None:
+        if isinstance(gpu, RelativePowerRange):
+            raise UsageError(
+                f"{stem}_w in {where} is in watts, but the curve file gives no watts to convert it with",
+                hint=f"give {stem}_pct instead, or add max_power_limit_w (the GPU's largest limit) to the curve file.",
+            )
         if watts < 0:
             raise UsageError(f"{stem}_w in {where} must not be negative")
         return gpu.frac(watts)
@@ -241,13 +247,14 @@ def parse_optimize(
             f"max_throughput_loss is {loss} in {where} but {max_throughput_loss} on the command line",
             hint="give it in one place, or make both agree.",
         )
+    from_file = loss is not None
     loss = max_throughput_loss if loss is None else loss
     if loss is None:
         raise UsageError(
             f"an optimize policy needs max_throughput_loss in {where}",
             hint="set max_throughput_loss (e.g. 0.05 for a 5 % loss of throughput) in the file, or on the command line.",
         )
-    check_loss_budget(loss)
+    check_loss_budget(loss, where if from_file else None)
     budget = mapping.get("loss_budget", "period")
     if budget not in LOSS_BUDGETS:
         raise UsageError(f"loss_budget in {where} is {_shown(budget)}", hint="use period or rolling.")
@@ -261,11 +268,12 @@ def parse_optimize(
     )
 
 
-def check_loss_budget(loss: float) -> None:
-    """D must be a fraction in [0, 1)."""
+def check_loss_budget(loss: float, where: str | None = None) -> None:
+    """D must be a fraction in [0, 1); `where` names the policy file that gave it (None: the command line)."""
     if not 0 <= loss < 1:
+        given = "the maximum throughput loss" if where is None else f"max_throughput_loss in {where}"
         raise UsageError(
-            f"the maximum throughput loss must be a fraction in [0, 1), not {loss}",
+            f"{given} must be a fraction in [0, 1), not {exact_number(loss)}",
             hint="0.05 allows a 5 % loss of throughput.",
         )
 
