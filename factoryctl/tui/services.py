@@ -155,10 +155,10 @@ class DashboardServices(Protocol):
 
 
 def open_services(config: FactoryConfig, target: str | None = None) -> DashboardServices:
-    """The controller's store while a live controller writes it, else the dashboard's own embedded collector.
+    """The controller's store while a live controller holds its lock, else the dashboard's own embedded collector.
 
-    The choice is revisited every few seconds (`AutoServices`), so a controller started or stopped while the
-    dashboard is open takes over or hands back.
+    The choice is revisited every few seconds (`AutoServices`), so a controller started or exiting while the
+    dashboard is open takes over or hands back; a late one is said to be late, never replaced.
     """
     from factoryctl.tui.services_auto import AutoServices
 

@@ -1,10 +1,20 @@
-"""`AutoServices`: follow the controller. Its store while it runs, the dashboard's own collector when it does not.
+"""`AutoServices`: follow the controller. Its store while it holds its lock, the dashboard's own collector when not.
 
-A controller started after the dashboard opened takes over (the dashboard's agent sessions close); one that stops
-hands back to the embedded collector. The check is cheap (a lock probe and one query) and runs every few seconds
-inside `snapshot()`, which the app already calls from a worker thread. Actions (drain, power cap) run on other
-worker threads at the same time: a source being replaced is closed only once no call is using it. Imports no
-Textual.
+A controller started after the dashboard opened takes over (the dashboard's agent sessions close); one that exits or
+is killed (its lock is free) hands back to the embedded collector. The check is cheap (a lock probe and one query)
+and runs every few seconds inside `snapshot()`, which the app already calls from a worker thread. Actions (drain,
+power cap) run on other worker threads at the same time: a source being replaced is closed only once no call is
+using it. Imports no Textual.
+
+The lock, not the store's freshness, decides. A controller a few seconds late (overloaded, SIGSTOPped, hung) still
+holds its lock and its sessions: a dashboard that started its own collector then opened a second SSH session and
+agent to every node exactly when the host was overloaded (200 nodes: 800 threads, two agents per node), once per
+open dashboard, and said "the controller stopped" of one that had not. Now a late controller is said to be late
+(its pid, how long since its last write) and its rows go down as they age (`StoreServices`); only a free lock
+starts a collector. The one exception is a controller that has just started (while this dashboard collects, or
+before it has written anything): the collector keeps going until it writes (a prompt take-over, from the
+controller's first view rather than an empty store), for `STARTUP_GRACE_S` at most, so one hung from the start
+still stops the dashboard's sessions; and while no store exists at all there is nothing to read.
 """
 
 from __future__ import annotations
@@ -14,7 +24,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from factoryctl.config import FactoryConfig
 from factoryctl.model.telemetry import NodeSample
@@ -22,8 +32,14 @@ from factoryctl.tui.history import RecentHistory
 from factoryctl.tui.services import DashboardEvent, DashboardServices, FactorySnapshot, NodeHistory
 from factoryctl.tui.services_base import ConfiguredServices
 
+if TYPE_CHECKING:
+    from factoryctl.tui.services_store import ControllerView
+
 #: How often to look for a controller starting or stopping.
 CHECK_EVERY_S = 5.0
+#: How long a controller that has just taken the lock may take to store its first sample before the dashboard, if it
+#: is collecting, stops its own sessions and reads the store anyway (a controller hung from the start is late).
+STARTUP_GRACE_S = 30.0
 #: Source-change notes kept for the events panel (a flapping controller must not grow them without end).
 MAX_NOTES = 20
 
@@ -31,10 +47,17 @@ MAX_NOTES = 20
 class AutoServices(ConfiguredServices):
     """`DashboardServices` that delegates to `StoreServices` or `PolledServices`, whichever fits right now."""
 
-    def __init__(self, config: FactoryConfig, target: str | None = None, check_every_s: float = CHECK_EVERY_S) -> None:
+    def __init__(
+        self,
+        config: FactoryConfig,
+        target: str | None = None,
+        check_every_s: float = CHECK_EVERY_S,
+        startup_grace_s: float = STARTUP_GRACE_S,
+    ) -> None:
         self.config = config
         self.target = target
         self.check_every_s = check_every_s
+        self.startup_grace_s = startup_grace_s
         self.specs = config.resolve_target(target)  # a bad TARGET fails here, before any session starts
         self._delegate: DashboardServices | None = None
         self.source = ""
@@ -46,15 +69,39 @@ class AutoServices(ConfiguredServices):
         self._closed = False  # after close(), a source opened late (a snapshot worker mid-switch) is closed at once
         #: The nodes of the last snapshot: a collector taking back over starts from them, not from `connecting`.
         self._last_nodes: tuple[NodeSample, ...] = ()
+        #: The lock holder last seen, and since when (monotonic): a controller's start-up grace counts from it.
+        self._holder: tuple[int, float] | None = None
+        #: The controller read while it is late (None while it keeps up, or none is read): shown on every snapshot.
+        self._late: ControllerView | None = None
         self._choose(first=True)
 
     def _choose(self, first: bool = False) -> None:
-        from factoryctl.tui.services_store import controller_is_live
+        from factoryctl.tui.services_store import controller_view
 
         self._checked = time.monotonic()
-        wanted = "store" if controller_is_live(self.config) else "agents"
-        if wanted == self.source:
-            return
+        view = controller_view(self.config)
+        wanted = self._wanted(view)
+        if wanted != self.source:
+            self._switch(wanted, view, first)
+        self._watch_late(view)
+
+    def _wanted(self, view: ControllerView) -> str:
+        """`store` while a live process holds the lock, `agents` once none does (a starting one aside: see module)."""
+        if view.pid is None:
+            self._holder = None
+            return "agents"
+        if self._holder is None or self._holder[0] != view.pid:
+            self._holder = (view.pid, self._checked)
+        if not self.config.store_path.exists():
+            return "agents"  # it has not even created its store: there is nothing to read
+        starting = self._checked - self._holder[1] < self.startup_grace_s
+        collecting = self.source == "agents" or (not self.source and view.stored_at is None)
+        if collecting and starting and view.late_for(time.time(), self.interval_s) is not None:
+            return "agents"  # it has stored nothing yet: keep collecting until it has
+        return "store"
+
+    def _switch(self, wanted: str, view: ControllerView, first: bool) -> None:
+        """Open `wanted`, make it the delegate, and retire the old one (closed once no call uses it)."""
         fresh = self._open(wanted)
         if wanted == "agents":
             self._seed(fresh)
@@ -75,11 +122,36 @@ class AutoServices(ConfiguredServices):
         self._close_retired()
         if not first:
             text = (
-                "a controller is running: reading its store"
+                f"a controller is running ({_pid(view)}): reading its store"
                 if wanted == "store"
-                else "the controller stopped: collecting from the nodes directly"
+                else "no controller holds the store's lock (it exited or was killed): collecting from the nodes directly"
             )
             self._notes.append(DashboardEvent(time.time(), None, "source", text, "warning"))
+
+    def _watch_late(self, view: ControllerView) -> None:
+        """Note a controller read from its store falling behind, or catching up, and keep its latest view."""
+        reading = self.source == "store"
+        was_late, self._late = self._late, None
+        if reading and view.late_for(time.time(), self.interval_s) is not None:
+            self._late = view
+        elif reading and was_late is not None:
+            text = f"the controller ({_pid(view)}) writes its store again"
+            self._notes.append(DashboardEvent(time.time(), None, "source", text, "info"))
+
+    def _late_note(self, now: float) -> DashboardEvent | None:
+        """The events panel's line for a late controller, its age as of `now` (None while it keeps up)."""
+        view = self._late
+        if view is None:
+            return None
+        if view.stored_at is None:
+            since, text = now, "no sample stored yet"
+        else:
+            since, text = view.stored_at, f"nothing stored for {now - view.stored_at:.0f} s"
+        message = (
+            f"the controller ({_pid(view)}) is late: {text}; it still holds its lock, so its store is shown "
+            "(rows go down as they age) and the dashboard does not collect itself until the lock is free"
+        )
+        return DashboardEvent(since, None, "source", message, "warning")
 
     def _seed(self, fresh: DashboardServices) -> None:
         """Hand the last snapshot's node states to a fresh embedded collector (a down node stays down, an up one up)."""
@@ -134,11 +206,13 @@ class AutoServices(ConfiguredServices):
         with self._using() as delegate:
             snapshot = delegate.snapshot()
         self._last_nodes = snapshot.nodes
-        if not self._notes:
+        late = self._late_note(snapshot.time)
+        notes = (*self._notes, late) if late is not None else tuple(self._notes)
+        if not notes:
             return snapshot
         from dataclasses import replace
 
-        events = tuple(sorted((*snapshot.events, *self._notes), key=lambda e: e.time))
+        events = tuple(sorted((*snapshot.events, *notes), key=lambda e: e.time))
         return replace(snapshot, events=events)
 
     def node_history(self, node: str) -> NodeHistory:
@@ -170,3 +244,8 @@ class AutoServices(ConfiguredServices):
             with contextlib.suppress(Exception):
                 old.close()
         self.delegate.close()
+
+
+def _pid(view: ControllerView) -> str:
+    """`pid N` of the lock holder, as the events panel names it."""
+    return f"pid {view.pid}" if view.pid else "pid unknown"

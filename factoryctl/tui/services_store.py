@@ -3,20 +3,28 @@
 Reads what the controller wrote (latest samples and judged node states, drains, events, history) through one store
 connection; opens no agent session to read. A power cap is one audited request through `factoryctl.power.limits`
 (a short session to that node only), exactly what `factoryctl power set --clamp` does. Imports no Textual.
+
+A controller that falls behind (overloaded, stopped by SIGSTOP, hung) still holds its lock: it is still the
+controller, so its store is still what is shown. Each row is judged by its age, as `nodes list` judges it
+(`stale_for`): one the controller has not refreshed for longer than it would let a node be silent shows as down
+("the controller has stored no sample from it for N s"), never as live data. `controller_view` says who holds the
+lock and when it last wrote, for `AutoServices` to choose its source and say the controller is late.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections import defaultdict
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from factoryctl.config import FactoryConfig
 from factoryctl.errors import FactoryError, UsageError
 from factoryctl.model.telemetry import NodeSample
 from factoryctl.store.who import login_name
+from factoryctl.telemetry.latest import stale_for
 from factoryctl.tui.grid import GridPrice
 from factoryctl.tui.history import RecentHistory
 from factoryctl.tui.services import FactorySnapshot, GpuHistory, NodeHistory
@@ -31,24 +39,57 @@ NODE_HISTORY_S = 600.0
 BACKFILL_STEP_S = 60.0
 
 
-def controller_is_live(config: FactoryConfig) -> bool:
-    """Whether a controller holds the lock and stored a sample within three intervals (by when it stored it)."""
-    from factoryctl.store.lock import controller_is_running
+#: A controller that stored no sample for this many intervals is late (as `nodes list` stops trusting its store).
+LATE_AFTER_INTERVALS = 3
+
+
+@dataclass(frozen=True)
+class ControllerView:
+    """Who holds the store's lock, and when it last stored a sample: what the dashboard's choice of source rests on."""
+
+    #: The live process holding the lock (0: its lock file names none); None: no controller holds the lock.
+    pid: int | None
+    #: When it last stored a sample, by the controller's clock; None: never, or the store cannot be read.
+    stored_at: float | None
+
+    def late_for(self, now: float, interval_s: float) -> float | None:
+        """Seconds since the lock holder's last write when over three intervals (inf: none yet); None if not late."""
+        if self.pid is None:
+            return None
+        if self.stored_at is None:
+            return math.inf
+        age = now - self.stored_at
+        return age if age > LATE_AFTER_INTERVALS * interval_s else None
+
+
+def controller_view(config: FactoryConfig) -> ControllerView:
+    """The controller holding the lock beside the store, if a live process does, and when it last wrote."""
+    from factoryctl.store.lock import controller_pid
     from factoryctl.store.sqlite import Store, StoreError
 
-    if not config.store_path.exists() or not controller_is_running(config.state_dir):
-        return False
+    try:
+        pid = controller_pid(config.state_dir)
+    except OSError:  # a state_dir this user cannot search: no lock anyone can see
+        pid = None
+    if pid is None or not config.store_path.exists():
+        return ControllerView(pid, None)
     try:
         store = Store(config.store_path, readonly=True)
     except StoreError:
-        return False
+        return ControllerView(pid, None)
     try:
-        stored = store.samples_stored_at()  # not the samples' own times: a node's clock ahead would fake freshness
+        # not the samples' own times: a node's clock ahead would fake freshness
+        return ControllerView(pid, store.samples_stored_at())
     except StoreError:
-        return False
+        return ControllerView(pid, None)
     finally:
         store.close()
-    return stored is not None and time.time() - stored <= 3 * config.interval_s
+
+
+def controller_is_live(config: FactoryConfig) -> bool:
+    """Whether a controller holds the lock and stored a sample within three intervals (by when it stored it)."""
+    view = controller_view(config)
+    return view.pid is not None and view.late_for(time.time(), config.interval_s) is None
 
 
 class StoreServices(ConfiguredServices):
@@ -74,6 +115,10 @@ class StoreServices(ConfiguredServices):
         out: list[NodeSample] = []
         for name in self.names:
             state, sample = latest.get(name, (None, None))
+            stale = stale_for(state, now, self.interval_s) if state is not None else None
+            if state is not None and stale is not None:  # the controller is late, or no longer watches it
+                message = f"{name}: the controller has stored no sample from it for {stale:.0f} s."
+                state = replace(state, state="down", error="timeout", message=message)
             if state is not None and sample is not None and state.state != "down":
                 out.append(replace(sample, state=state.state, error=state.error, message=state.message))
                 continue

@@ -281,7 +281,12 @@ def switching(config, monkeypatch):
     from factoryctl.tui import services_auto, services_store
 
     live = [False]
-    monkeypatch.setattr(services_store, "controller_is_live", lambda config: live[0])
+
+    def view(config) -> services_store.ControllerView:  # a controller holding the lock and writing, or none
+        return services_store.ControllerView(4242 if live[0] else None, time.time())
+
+    monkeypatch.setattr(services_store, "controller_view", view)
+    open_store(config.store_path).close()  # a store to read once `live` says a controller holds the lock
     opened: list[_SlowDrain] = []
 
     def fake_open(self, source: str) -> _SlowDrain:
