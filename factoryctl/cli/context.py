@@ -161,7 +161,7 @@ def check_reason(value: str | None) -> str | None:
         from factoryctl.errors import UsageError
 
         raise UsageError(
-            f"--reason is {len(value.strip())} characters long; at most {MAX_REASON_CHARS} are kept with the record.",
+            f"--reason is {len(value.strip())} characters long, over the {MAX_REASON_CHARS} a record takes: nothing was done.",
             "say why in a sentence, with a ticket or URL for the details.",
         )
     return value

@@ -97,7 +97,7 @@ def test_a_long_value_is_quoted_short(cli: Any, factory: Path) -> None:
 def test_a_reason_over_1000_characters_is_refused(cli: Any, factory: Path) -> None:
     result = cli("--config", str(factory), "power", "set", "n1/0", "--watts", "350", "-r", "a" * 1001)
     assert result.exit_code == 2, result.stderr
-    assert "--reason is 1001 characters long; at most 1000" in result.stderr
+    assert "--reason is 1001 characters long, over the 1000 a record takes: nothing was done." in result.stderr
     drain = cli("--config", str(factory), "nodes", "drain", "n1", "-r", "a" * 100_000)
     assert drain.exit_code == 2, drain.stderr
     assert audit_rows(cli, factory) == []
