@@ -18,11 +18,11 @@ from typing import IO, Any
 import typer
 
 from factoryctl.cli.completion import complete_choices
-from factoryctl.cli.context import seconds_check
+from factoryctl.cli.context import global_options, seconds_check
 from factoryctl.model.folding import fold as fold  # re-exported: the commands fold node names with it
 from factoryctl.model.folding import without_address as without_address  # re-exported, as fold
 from factoryctl.model.timefmt import iso_utc as iso_utc  # re-exported: the listings format their times with it
-from factoryctl.transport.fanout import DEFAULT_FANOUT, MAX_FANOUT
+from factoryctl.transport.fanout import DEFAULT_FANOUT, FANOUT_NOTES, MAX_FANOUT
 
 SCHEMA_VERSION = 1
 
@@ -45,8 +45,16 @@ def parse_output_format(value: object) -> OutputFormat:
 
 
 def parse_document_format(value: object) -> OutputFormat:
-    """`parse_output_format` for a command that prints one document or its own output, not a listing: no csv."""
-    chosen = parse_output_format(value)
+    """`parse_output_format` for a command that prints one document or its own output, not a listing: no csv.
+
+    A mistyped value is matched against DOCUMENT_FORMATS only, so the hint never offers the csv it would refuse.
+    """
+    if isinstance(value, OutputFormat):
+        chosen = value
+    elif str(value).lower() == OutputFormat.csv.value:
+        chosen = OutputFormat.csv
+    else:
+        chosen = OutputFormat(checked_choice(str(value), DOCUMENT_FORMATS, "output format"))
     if chosen is OutputFormat.csv:
         from typer._click.globals import get_current_context
 
@@ -56,7 +64,7 @@ def parse_document_format(value: object) -> OutputFormat:
         command = ctx.command_path if ctx is not None else "this command"
         raise UsageError(
             f"`{command}` prints no listing, so it has no -o csv.",
-            "choose from table, wide, json, yaml (e.g. -o json, and jq's @csv).",
+            f"choose from {', '.join(DOCUMENT_FORMATS)} (e.g. -o json, and jq's @csv).",
         )
     return chosen
 
@@ -101,15 +109,32 @@ INTERVAL_OPTION = typer.Option(
     callback=seconds_check("--interval", 0.1, "5"),
     help="Seconds between --watch redraws (0.1-86400).",
 )
+
+
+def _note_asked_fanout(ctx: typer.Context, param: typer.CallbackParam, value: int) -> int:
+    """Tell the fan-out whether the user gave `--fanout` (and not `--quiet`): lowering it then prints a note."""
+    source = None if param.name is None else ctx.get_parameter_source(param.name)
+    given = source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")  # typed on the command line, or env
+    quiet = global_options(ctx)[1]
+    FANOUT_NOTES.asked(value if given else None, None if quiet else _say_on_stderr)
+    return value
+
+
+def _say_on_stderr(text: str) -> None:
+    typer.echo(f"factoryctl: {text}", err=True)
+
+
 #: `-f/--fanout` of every command that works on nodes in parallel (`nodes list`, `gpus`, `exec`, `nodes trust`,
 #: `nodes check`): one default, one range, one short form (a thread per node in flight, see transport/fanout.py).
+#: More than the open-file limit has room for is lowered to what fits, with a note (transport/fanout.py).
 FANOUT_OPTION = typer.Option(
     DEFAULT_FANOUT,
     "--fanout",
     "-f",
     min=1,
     max=MAX_FANOUT,
-    help=f"Nodes worked on at once (1-{MAX_FANOUT}).",
+    callback=_note_asked_fanout,
+    help=f"Nodes worked on at once (1-{MAX_FANOUT}); fewer if the open-file limit (ulimit -n) has no room for them.",
 )
 
 

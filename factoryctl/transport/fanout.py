@@ -13,6 +13,8 @@ After an interrupt, `FanOut.settle` waits a little for the nodes still running a
 can still report what finished, what it stopped and what it never started, as a per-node timeout does.
 An unexpected failure (a bug, or a library raising what it does not document) is one sentence like the others, and its
 traceback is kept in `NODE_TRACEBACKS` while `--debug` asks for it: the CLI prints it after the nodes' errors.
+No more nodes are worked on at once than the open-file limit has descriptors for (`within_file_limit`): past it,
+the nodes that found none were reported down, though nothing was wrong with them.
 """
 
 from __future__ import annotations
@@ -26,7 +28,13 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Generic, TypeVar, cast
 
 from factoryctl.errors import ConfigError, FactoryError, NodeError, UsageError
-from factoryctl.transport.host_limits import local_limit_error, raise_open_file_limit
+from factoryctl.transport.host_limits import (
+    FILES_PER_NODE,
+    fanout_within_file_limit,
+    local_limit_error,
+    open_file_limit,
+    raise_open_file_limit,
+)
 
 if TYPE_CHECKING:  # the CLI imports this module for its `--fanout` bounds when it builds `--help`: keep it light
     from factoryctl.model.inventory import NodeSpec
@@ -42,6 +50,9 @@ MAX_FANOUT = 10_000
 #: Past this many nodes in flight the open-file soft limit (often 1,024) is raised to the hard one first: a local
 #: node takes 6 descriptors while its agent starts (3 pipes), an SSH node a socket and a pipe per channel waited on.
 LARGE_FANOUT = 32
+
+#: Descriptors counted for a node of a transport FILES_PER_NODE does not know: the costliest known.
+_MOST_FILES_PER_NODE = max(FILES_PER_NODE.values())
 
 #: The message of a node whose command was never run because its caller was interrupted.
 NOT_STARTED_MESSAGE = "not started: exec was interrupted"
@@ -151,9 +162,11 @@ class FanOut(Generic[T]):
         self.nodes = list(nodes)
         if min(len(self.nodes), fanout) > LARGE_FANOUT:
             raise_open_file_limit()  # a socket (and pipes) per node in flight
+        #: Nodes worked on at once: `fanout`, or fewer when the open-file limit has no room for that many.
+        self.fanout = within_file_limit(self.nodes, fanout)
         self._work = work
         self._cancel = cancel
-        self._slots = threading.BoundedSemaphore(max(1, fanout))
+        self._slots = threading.BoundedSemaphore(self.fanout)
         self._finished = threading.Semaphore(0)
         self._changed = threading.Condition()
         self._states: list[T | NodeError | Pending] = [Pending.NOT_STARTED] * len(self.nodes)
@@ -214,6 +227,57 @@ class FanOut(Generic[T]):
                 raise Cancelled
             if tick is not None:
                 tick()
+
+
+def within_file_limit(nodes: Sequence[NodeSpec], fanout: int) -> int:
+    """`fanout`, or as many nodes at once as the open-file limit leaves descriptors for (see host_limits.py).
+
+    Past the limit, the nodes that found no descriptor were reported down (with the right words, but down): fewer at
+    once is slower, and correct. A `--fanout` the user gave is lowered with a note (`FANOUT_NOTES`).
+    """
+    wanted = max(1, min(len(nodes), fanout))
+    per_node = max((FILES_PER_NODE.get(node.transport, _MOST_FILES_PER_NODE) for node in nodes), default=1)
+    bounded = fanout_within_file_limit(wanted, per_node)
+    if bounded < wanted:
+        FANOUT_NOTES.lowered(fanout, bounded)
+    return bounded
+
+
+class FanoutNotes:
+    """Where to say that a `--fanout` the user gave was lowered to fit the open-file limit: set by the option itself.
+
+    The CLI's `--fanout` says (`asked`) whether the user gave it and whether `--quiet` is on; the default fan-out is
+    lowered silently. Each lowering is said once per process: `nodes --watch` would repeat it every redraw.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._asked: int | None = None
+        self._say: Callable[[str], None] | None = None
+        self._said: set[tuple[int, int]] = set()
+
+    def asked(self, fanout: int | None, say: Callable[[str], None] | None) -> None:
+        """The user gave `--fanout fanout` (None: it is the default, or the command has no such option); `say` tells."""
+        with self._lock:
+            self._asked, self._say = fanout, say
+
+    def lowered(self, fanout: int, bounded: int) -> None:
+        """Say that `fanout` nodes at once became `bounded`, if the user asked for `fanout` and was not said it yet."""
+        with self._lock:
+            if self._say is None or fanout != self._asked or (fanout, bounded) in self._said:
+                return
+            self._said.add((fanout, bounded))
+            say = self._say
+        limit = open_file_limit()
+        shown = f" (ulimit -n is {limit})" if limit is not None and limit >= 0 else ""
+        say(
+            f"note: --fanout {fanout} lowered to {bounded}: the open-file limit{shown} leaves descriptors for"
+            f" {bounded} nodes at once; raise it (`ulimit -n`, LimitNOFILE=) to work on more"
+        )
+
+
+#: The process's notes about a lowered `--fanout` (cli/render.py's FANOUT_OPTION sets who hears them).
+FANOUT_NOTES = FanoutNotes()
 
 
 def fan_out(

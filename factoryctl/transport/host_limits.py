@@ -4,8 +4,10 @@ Reaching N nodes at once takes a socket and a few threads per node (the controll
 node: the link, paramiko's transport, the agent's reader and stderr; one liveness watch serves them all). Out of either, the
 failure surfaced as the node's fault ("does not speak SSH (can't start new thread)", `OSError: [Errno 24]`) with
 the hint to check the node, and a controller that could not start a link's thread crashed. So the open-file soft
-limit is raised to the hard limit before many connections are opened (as Go's runtime and most daemons do), and a
-failure of either kind is one `local` error that names this machine's limit and how to raise it.
+limit is raised to the hard limit before many connections are opened (as Go's runtime and most daemons do), a
+fan-out works on no more nodes at once than the limit then has room for (`fanout_within_file_limit`: `ulimit -n`
+sets the hard limit too), and a failure of either kind is one `local` error that names this machine's limit and
+how to raise it.
 
 The raise is this process's own: a program it starts on this machine (a `local` node's command or agent) gets the
 user's soft limit back (`with_user_file_limit`), as it would from the user's shell; one that uses select() breaks
@@ -22,6 +24,7 @@ pay nothing.
 from __future__ import annotations
 
 import errno
+import os
 import sys
 import threading
 
@@ -33,6 +36,15 @@ LOCAL = "local"
 TASK_LIMIT_HINT = "raise the limit (TasksMax= in the controller's systemd unit, `ulimit -u`)"
 #: Threads the controller keeps per SSH node (see the module docstring), for the hint.
 THREADS_PER_NODE = 4
+
+#: Descriptors one node in flight holds at most, by transport (measured in Session 13: 64 local nodes in flight
+#: peaked at 326 open descriptors, 50 SSH nodes at 151). A local node's agent keeps 3 pipe ends, and its start opens
+#: 5 more for a moment; an SSH node keeps its socket and the pipe pair paramiko makes for a channel waited on, and
+#: reads its key and known_hosts files while it connects. Another transport is counted as the costliest.
+FILES_PER_NODE = {"local": 6, "ssh": 4}
+#: Descriptors a fan-out leaves free: stdio, the store and its journal, a log, modules still to import, an error's
+#: last words.
+FILE_MARGIN = 32
 
 #: What a local child is started through once the limit was raised: set the user's soft limit, exec the program
 #: (argv: the soft limit, then the program's argv); a program that cannot run fails as an unwrapped one does (127 when
@@ -125,6 +137,32 @@ def open_file_limit() -> int | None:
         return int(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
     except (ImportError, OSError, ValueError):
         return None
+
+
+def open_file_count() -> int:
+    """How many descriptors this process has open now (FILE_MARGIN where that cannot be read)."""
+    for listing in ("/proc/self/fd", "/dev/fd"):
+        try:
+            return len(os.listdir(listing))
+        except OSError:
+            continue
+    return FILE_MARGIN
+
+
+def fanout_within_file_limit(wanted: int, files_per_node: int) -> int:
+    """`wanted` nodes at once, or as many fewer (at least 1) as the open-file limit leaves descriptors for.
+
+    When `wanted` does not fit, the soft limit is raised to the hard one first (`raise_open_file_limit`): `ulimit -n
+    256` sets both, so 64 local nodes at once (6 descriptors each) ran out, and the nodes past it were reported down.
+    """
+    in_use = open_file_count() + FILE_MARGIN
+
+    def room(limit: int | None) -> int:
+        return wanted if limit is None or limit < 0 else (limit - in_use) // max(1, files_per_node)
+
+    if room(open_file_limit()) < wanted:
+        raise_open_file_limit()
+    return max(1, min(wanted, room(open_file_limit())))
 
 
 def is_thread_exhaustion(exc: BaseException) -> bool:

@@ -29,6 +29,23 @@ from factoryctl.transport.stdin_stream import CHUNK, Feed, Stdin, as_feed
 
 #: How often the stdin pump and the output readers look again at a stop request.
 _POLL_S = 0.1
+#: Local agents started at once, per CPU this process may run on. Each is a Python process on this machine: 64
+#: started at once on 2 cores took more than 5 s each to say hello, and healthy nodes were reported timed out (8 at
+#: once: only the hung ones). A start's timeout counts from its turn, so it measures the node, not our own crowd.
+_STARTS_PER_CPU = 4
+
+
+def _cpus() -> int:
+    """The CPUs this process may run on (its affinity: a container's or taskset's share), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+#: Held by each local agent from its start until its hello (or its failure): see _STARTS_PER_CPU.
+_STARTING = threading.BoundedSemaphore(_STARTS_PER_CPU * _cpus())
+
 #: At most this many chunks are read from an output pipe once its reader was stopped (a pipe holds one, usually).
 _DRAIN_CHUNKS = 64
 
@@ -119,7 +136,14 @@ class LocalTransport:
                 _signal_group(proc, sig)
 
     def start_agent(self, timeout: float) -> AgentSession:
-        """Start the agent zipapp with this interpreter and wait for its hello."""
+        """Start the agent zipapp with this interpreter and wait (at most `timeout`) for its hello.
+
+        Only a few agents start at once on this machine's CPUs (`_STARTING`); the timeout begins with this one's turn.
+        """
+        with _STARTING:
+            return self._start_agent(timeout)
+
+    def _start_agent(self, timeout: float) -> AgentSession:
         from factoryctl.transport.bundle import agent_zipapp
 
         python = sys.executable if self.node.python == "python3" else self.node.python

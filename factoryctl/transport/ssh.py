@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from factoryctl.errors import NodeError
 from factoryctl.transport.base import CappedOutput, CommandResult, OutputSink, cut_short, kept_stderr
+from factoryctl.transport.host_limits import local_limit_error
 from factoryctl.transport.polling import Watched, readable
 from factoryctl.transport.quoting import GROUP_ENDED, group_ended_probe, shell_join, signal_group, with_group_report
 from factoryctl.transport.ssh_channel import (
@@ -75,9 +76,14 @@ _EOF_POLL_S = 0.05
 STOP_TIMEOUT_S = 2.0
 
 
-def lost_connection(node: str, what: str) -> NodeError:
-    """The error of a connection that died under a command or an agent (`refused`: the node's side went away)."""
-    return NodeError(node, "refused", f"connection lost {what}", "is the node up and sshd running?")
+def lost_connection(node: str, what: str, cause: BaseException | None = None) -> NodeError:
+    """The error of a connection that died under a command or an agent (`refused`: the node's side went away).
+
+    Unless `cause` is this machine's limit (no file descriptor left for the pipe paramiko makes to wait on a
+    channel, no thread): that is the `local` error, not the node's fault.
+    """
+    local = None if cause is None else local_limit_error(node, cause)
+    return local or NodeError(node, "refused", f"connection lost {what}", "is the node up and sshd running?")
 
 
 class SshConnection:
@@ -108,6 +114,9 @@ class SshConnection:
         except EOFError as exc:  # paramiko's, empty: the connection (or its jump host's) went away meanwhile
             close_transport(transport)
             raise lost_connection(node, f"to {target.label}") from exc
+        except BaseException:  # refused, or this machine out of files while it read a key: never left open
+            close_transport(transport)
+            raise
         settle(transport)  # see ssh_idle.py: its thread wakes once a second from now on, not ten times
         connection = cls(node, target, transport, options)
         connection.host_key = found
@@ -132,7 +141,7 @@ class SshConnection:
                 "check ProxyJump in ~/.ssh/config and the node's address.",
             ) from exc
         except (paramiko.SSHException, EOFError, OSError) as exc:
-            raise lost_connection(self.node, f"to jump host {self.target.label}") from exc
+            raise lost_connection(self.node, f"to jump host {self.target.label}", exc) from exc
         return as_tunnel(chan)  # see ssh_channel.py: one tunnel's late message would drop the jump connection
 
     def channel(self, timeout: float | None = None) -> paramiko.Channel:
@@ -146,7 +155,7 @@ class SshConnection:
         except paramiko.ChannelException as exc:
             raise NodeError(self.node, "agent", f"{self.target.label} refused a session: {exc.text}") from exc
         except (paramiko.SSHException, EOFError, OSError) as exc:
-            raise lost_connection(self.node, f"to {self.target.label}") from exc
+            raise lost_connection(self.node, f"to {self.target.label}", exc) from exc
         guard(chan)  # see ssh_channel.py: what we send on it can never follow our CLOSE
         chan.settimeout(self.options.channel_timeout_s)
         return chan
@@ -284,7 +293,7 @@ class SshConnection:
                 raise cut_short(lost_connection(self.node, "while the command ran"), out, err)
         except (OSError, EOFError) as exc:  # paramiko raises EOFError when the connection went away mid-send
             err.finish()
-            raise cut_short(lost_connection(self.node, "while the command ran"), out, err) from exc
+            raise cut_short(lost_connection(self.node, "while the command ran", exc), out, err) from exc
         return status
 
     def _timed_out(

@@ -16,6 +16,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from factoryctl.transport.host_limits import is_file_exhaustion
 from factoryctl.transport.ssh_config import SshTarget
 
 if TYPE_CHECKING:
@@ -87,7 +88,8 @@ def _load_key(path: str) -> paramiko.PKey | SkippedKey:
     """The private key in `path`, or why it cannot be used.
 
     paramiko 5 reads key files with `cryptography`, which raises TypeError for an encrypted key read without a
-    passphrase (older paramiko raised PasswordRequiredException); factoryctl never asks for one.
+    passphrase (older paramiko raised PasswordRequiredException); factoryctl never asks for one. A file this process
+    has no descriptor left to open (EMFILE, ENFILE) is no bad key: that is raised, this machine's `local` error.
     """
     import paramiko
 
@@ -96,6 +98,8 @@ def _load_key(path: str) -> paramiko.PKey | SkippedKey:
     except (paramiko.PasswordRequiredException, TypeError):
         return SkippedKey(path, f"the key {path} needs a passphrase: load it into ssh-agent", True)
     except Exception as exc:  # a key file is any file: whatever its loader raises, the file is skipped
+        if is_file_exhaustion(exc):
+            raise
         return SkippedKey(path, f"cannot load {path}: {str(exc) or type(exc).__name__}", False)
 
 
@@ -114,7 +118,9 @@ def _text(path: str) -> str | None:
     try:
         with open(path, "rb") as file:
             return file.read(_MAX_KEY_FILE_BYTES).decode(errors="replace")
-    except OSError:
+    except OSError as exc:
+        if is_file_exhaustion(exc):  # this machine's limit, not a missing file
+            raise
         return None
 
 
