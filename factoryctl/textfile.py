@@ -27,6 +27,7 @@ COMPRESSED_MAGIC = (
     (rb"\x28\xb5\x2f\xfd", "zstd", "zstdcat"),
     (rb"\xfd7zXZ\x00", "xz", "xzcat"),
     (rb"BZh[1-9](?:1AY&SY|\x17rE8P\x90)", "bzip2", "bzcat"),
+    (rb"PK(?:\x03\x04|\x05\x06)", "zip", "unzip -p"),
 )
 #: The option that reads each kind of file from stdin (`-`), and a command that takes it, so a compressed file can
 #: be piped in decompressed (price show and price history take `--prices -` too, sched explain `--trace -`).
@@ -147,7 +148,7 @@ def _refuse_compressed(data: bytes, source: str, what: str) -> None:
         plain, dot, suffix = source.rpartition(".")
         hint = (
             f"decompress it first (`{tool} {shown} > {shlex.quote(plain)}`) and give that file."
-            if dot and plain and suffix.lower() in ("gz", "zst", "xz", "bz2")
+            if dot and plain and suffix.lower() in ("gz", "zst", "xz", "bz2", "zip")
             else f"decompress it first ({tool}) and give that file."
         )
     raise UsageError(f"{source}: the {what} looks {name}-compressed, not UTF-8 text.", hint)

@@ -23,7 +23,7 @@ from typer.core import TyperGroup
 
 from factoryctl import __version__
 from factoryctl.cli.arguments import exact_path
-from factoryctl.cli.signals import Interrupted, report_stopped, sigterm_interrupts
+from factoryctl.cli.signals import Interrupted, LoadInterrupted, report_stopped, sigterm_interrupts
 from factoryctl.errors import ExitCode, FactoryError
 
 #: (module under factoryctl.cli, attribute, noun, help). A module that registers a single command instead of a
@@ -82,8 +82,17 @@ def _version_callback(value: bool) -> None:
 class StopReportingGroup(TyperGroup):
     """The root group: a Ctrl-C that leaves a command reaches the error boundary (`run`) as `Interrupted`.
 
-    Typer would turn it into a silent exit 130, and the stop would be said nowhere (docs/cli.md, Exit codes).
+    Typer would turn it into a silent exit 130, and the stop would be said nowhere (docs/cli.md, Exit codes). That
+    holds from the root's own parsing on (Typer builds each option's converter then, importing pydantic: a Ctrl-C in
+    the first second of a run lands there), which raises `LoadInterrupted`: no follow loop ran yet, so it is said.
     """
+
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
+        """The root's context, its global options parsed; a KeyboardInterrupt meanwhile leaves as `LoadInterrupted`."""
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except KeyboardInterrupt as interrupt:
+            raise LoadInterrupted from interrupt
 
     def invoke(self, ctx: Any) -> Any:
         """Run the command; its KeyboardInterrupt leaves as `Interrupted`."""
@@ -212,8 +221,8 @@ def _run(args: list[str]) -> int:
             traceback.print_exc()
         _print_error(error)
         return int(error.exit_code)
-    except Interrupted:
-        if not _runs_until_stopped(args):
+    except Interrupted as interrupted:
+        if isinstance(interrupted, LoadInterrupted) or not _runs_until_stopped(args):
             report_stopped(ExitCode.INTERRUPTED)
         return int(ExitCode.INTERRUPTED)
     except (KeyboardInterrupt, typer.Abort):  # a prompt's Ctrl-C (Abort), or one before the command ran
@@ -390,6 +399,7 @@ def _silence_stdout() -> None:
 
 def main() -> None:
     """Console-script entry point: a bug is one sentence and a hint too (its traceback only with --debug)."""
+    _ignore_interrupts_at_the_very_end()
     _stand_in_for_closed_streams()
     output_errors = _cli_module("arguments").register_output_errors()  # stdout: argv's bytes back as they came
     for stream, errors in ((sys.stdout, output_errors), (sys.stderr, "replace")):  # never fatal: `?` instead
@@ -442,6 +452,22 @@ def _exit_now_on_interrupt(status: int) -> None:
     import atexit
 
     atexit.register(_exit_with_on_interrupt, status)
+
+
+def _ignore_interrupts_at_the_very_end() -> None:
+    """Once the exit handlers have run, a Ctrl-C is ignored: the process ends with the status already decided.
+
+    After them the interpreter puts SIGINT back to its default and tears its modules down (tens of milliseconds
+    with a replay's jobs in memory): a Ctrl-C there killed the process, an exit by signal (130 to the shell) after
+    complete output, and no sentence. Registered first, before anything the command imports, so it runs last.
+    """
+    import atexit
+
+    def ignore() -> None:
+        with contextlib.suppress(ValueError):  # not the main thread (an embedding caller): nothing to protect
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    atexit.register(ignore)
 
 
 def _exit_with_on_interrupt(status: int) -> None:

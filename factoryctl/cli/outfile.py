@@ -35,13 +35,15 @@ from factoryctl.cli.render import emit, write_whole
 from factoryctl.errors import ActionFailed, UsageError
 
 
-def stdin_text(option: str, what: str, example: str) -> str:
+def stdin_text(option: str, what: str, example: str, check_first_line: Callable[[str], None] | None = None) -> str:
     """All of stdin as UTF-8 text, for `option -`; named `stdin` in errors (`stdin:3: the trace is not UTF-8 text`).
 
     A terminal there is a usage error (it would wait for a file typed by hand), as are a closed stdin and one that
-    cannot be read; `what` names the file in messages ("trace"), `example` is a file name for the hint.
+    cannot be read; `what` names the file in messages ("trace"), `example` is a file name for the hint. It is read
+    in bounded chunks (`textfile.read_text_stream`), `check_first_line` checking the header as soon as it arrives, so
+    an endless pipe (`yes |`) fails at line 1 or at the size limit, never by filling memory.
     """
-    from factoryctl.textfile import decode_utf8
+    from factoryctl.textfile import decode_utf8, read_text_stream
 
     hint = f"pipe the {what} in (`{option} - < {example}`), or give {option} its path."
     if sys.stdin is None or sys.stdin.closed:
@@ -50,10 +52,11 @@ def stdin_text(option: str, what: str, example: str) -> str:
         raise UsageError(f"{option} - reads the {what} from stdin, which is a terminal.", hint)
     try:
         buffer = getattr(sys.stdin, "buffer", None)
-        data = buffer.read() if buffer is not None else sys.stdin.read().encode()
+        if buffer is None:  # a text stream put in place of stdin (an embedding caller): already in memory
+            return decode_utf8(sys.stdin.read().encode(), "stdin", what)
+        return read_text_stream(buffer, "stdin", what, check_first_line)
     except OSError as exc:
         raise UsageError(f"cannot read the {what} from stdin: {exc.strerror or exc}.", hint) from None
-    return decode_utf8(data, "stdin", what)
 
 
 @dataclass
@@ -215,13 +218,9 @@ def removed_on_failure(open_out: Callable[[], OutFile] | None) -> Iterator[OutFi
         if out is not None:
             out.discard()
         from factoryctl.cli.signals import report_stopped
-        from factoryctl.errors import ExitCode
 
         status = 128 + ended.signum
-        if status in (ExitCode.INTERRUPTED, ExitCode.TERMINATED):
-            report_stopped(ExitCode(status))
-        else:  # SIGHUP: the terminal went away, nobody reads a hint
-            sys.stderr.write("factoryctl: terminated\n")
+        report_stopped(status)  # SIGHUP too: stderr may be a log file that outlives the terminal
         raise SystemExit(status) from None
     except BaseException:
         if out is not None:

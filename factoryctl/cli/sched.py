@@ -129,7 +129,7 @@ def read_trace(path: Path, quiet: bool = False) -> list[Any]:
     ignored: list[str] = []
     source = "stdin" if is_std_stream(path) else str(path)
     try:
-        text = _trace_text(path)
+        text = _trace_text(path, source)
         jobs = parse_trace(text.splitlines(keepends=True), source=source, ignored=ignored)
     except UsageError as error:
         if error.hint is not None:
@@ -145,16 +145,24 @@ def read_trace(path: Path, quiet: bool = False) -> list[Any]:
     return jobs
 
 
-def _trace_text(path: Path) -> str:
-    """The trace's UTF-8 text: from the file `path`, or from stdin for `-` (a terminal there is a usage error)."""
+def _trace_text(path: Path, source: str) -> str:
+    """The trace's UTF-8 text: from the file `path`, or from stdin for `-` (a terminal there is a usage error).
+
+    Its header is checked as soon as its line arrives (named `source` in the error), so an endless input that is
+    no trace (`yes | ... --trace -`, `--trace /dev/zero`) is refused at line 1 rather than read until memory runs out.
+    """
+    from functools import partial
+
     from factoryctl.cli.arguments import is_std_stream
     from factoryctl.cli.outfile import stdin_text
+    from factoryctl.scheduler.trace import check_header_line
 
+    check = partial(check_header_line, source=source)
     if is_std_stream(path):
-        return stdin_text("--trace", "trace", "trace.csv")
+        return stdin_text("--trace", "trace", "trace.csv", check)
     from factoryctl.textfile import read_utf8
 
-    return read_utf8(path, "trace", "check the path given to --trace.")
+    return read_utf8(path, "trace", "check the path given to --trace.", check)
 
 
 def _open_schedule(path: Path, trace: Path) -> OutFile:
@@ -247,10 +255,12 @@ def simulate_command(
     trace: Path = TRACE_OPTION,
     nodes: int = NODES_OPTION,
     gpus_per_node: int = GPUS_PER_NODE_OPTION,
-    policy: str = typer.Option(
-        "fifo,sjf,easy,default",
+    policy: list[str] = typer.Option(
+        [],
         "--policy",
-        help="Comma-separated policies to replay.",
+        metavar="<str>",
+        show_default=False,
+        help=f"Comma-separated policies to replay (repeat to add more).  [default: {','.join(POLICY_NAMES)}]",
         autocompletion=complete_choice_list(POLICY_NAMES),
     ),
     rack_size: int | None = RACK_SIZE_OPTION,
@@ -281,11 +291,15 @@ def simulate_command(
         raise nothing_fits(results[0].rejected, jobs, nodes, gpus_per_node)
 
 
-def _policies(names: str) -> list[Any]:
-    """The `--policy` list as configurations: each once, in the order given."""
+def _policies(given: list[str]) -> list[Any]:
+    """The `--policy` lists as configurations: each once, in the order given (every policy when none is given).
+
+    A repeated `--policy` adds to the list, as a comma does (`--policy easy --policy fifo` replays both).
+    """
     from factoryctl.scheduler.policy import policy_named
 
-    named = [policy_named(name.strip()) for name in names.split(",") if name.strip()]
+    names = [name.strip() for value in given or [",".join(POLICY_NAMES)] for name in value.split(",")]
+    named = [policy_named(name) for name in names if name]
     configs = list({config.name: config for config in named}.values())
     if not configs:
         raise UsageError("no policy given", hint="e.g. --policy fifo,sjf,easy,default")

@@ -45,19 +45,26 @@ COLUMNS = (
 _AT_HINT = "give the time in the trace's seconds, e.g. --at 259200 or --at 3d."
 
 
+#: The units --at takes after its number, in seconds (as durations elsewhere: `90s`, `15m`, `24h`, `3d`).
+_AT_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
 def _at(value: object) -> float:
-    """A parser for --at: seconds into the trace (`259200`, `1e5`, `72h`, `3d`), else our one-sentence usage error."""
-    from factoryctl.config_schema import parse_duration
+    """A parser for --at: seconds into the trace (`259200`, `1e5`, `72h`, `1e5s`), else our one-sentence usage error.
+
+    Any number the trace's own columns take (decimals, an exponent) takes a unit too: `1e5` and `100s` were
+    accepted but `1e5s` refused.
+    """
     from factoryctl.scheduler.trace import MAX_SECONDS
 
     text = str(value).strip()
+    number, unit = (text[:-1].rstrip(), text[-1].lower()) if text[-1:].lower() in _AT_UNITS else (text, "s")
     try:
-        seconds = float(text)
+        if not number.isascii() or "_" in number:  # as trace numbers: `1_000` and full-width digits are typos
+            raise ValueError(number)
+        seconds = float(number) * _AT_UNITS[unit]
     except ValueError:
-        try:
-            seconds = parse_duration(text.lower())
-        except ValueError:
-            raise UsageError(f"--at must be a time in seconds, not {text!r}.", _AT_HINT) from None
+        raise UsageError(f"--at must be a time in seconds, not {text!r}.", _AT_HINT) from None
     return seconds_within(
         "--at", seconds, text, MAX_SECONDS, f"{MAX_SECONDS:g} seconds (the latest time a trace may hold)", _AT_HINT
     )
@@ -86,6 +93,39 @@ def _item(job: Any) -> dict[str, Any]:
     }
 
 
+#: The most of a trace read to complete `--job`: a keystroke must be answered at once, whatever the trace's size.
+COMPLETION_BYTES = 4 << 20
+
+
+def _complete_job_ids(ctx: typer.Context, incomplete: str) -> list[str]:
+    """`--job` candidates: the job ids of the regular file given to --trace before it (no pipe is read), else none.
+
+    Only its first COMPLETION_BYTES are read and split as CSV, without the trace's checks: a wrong candidate costs
+    nothing, a slow one every keystroke. Ids already given to `--job` are not offered again.
+    """
+    import csv
+
+    given = ctx.params.get("trace")
+    path = Path(str(given)) if given is not None and str(given) != "-" else None
+    try:
+        if path is None or not path.is_file():
+            return []
+        with path.open(encoding="utf-8-sig", errors="replace", newline="") as stream:
+            head = stream.read(COMPLETION_BYTES)
+    except OSError:
+        return []
+    lines = head.splitlines()
+    if len(head) == COMPLETION_BYTES:  # cut short: its last line may be part of a row
+        lines.pop()
+    rows = (row for row in csv.reader(lines) if any(row))
+    header = [name.strip().lower() for name in next(rows, [])]
+    if "job_id" not in header:
+        return []
+    column, taken = header.index("job_id"), set(ctx.params.get("job") or ())
+    ids = dict.fromkeys(row[column].strip() for row in rows if len(row) > column)
+    return [i for i in ids if i and i.startswith(incomplete) and i not in taken]
+
+
 def register(sched_app: typer.Typer) -> None:
     """Add `explain` to the `sched` app."""
 
@@ -97,16 +137,22 @@ def register(sched_app: typer.Typer) -> None:
         at: float = typer.Option(..., "--at", parser=_at, metavar="SECONDS", help="The instant: seconds, or 72h, 3d."),
         gpus_per_node: int = GPUS_PER_NODE_OPTION,
         rack_size: int | None = RACK_SIZE_OPTION,
-        policy: str = typer.Option(
-            "default",
+        policy: list[str] = typer.Option(
+            [],
             "--policy",
-            help="The policy to replay: fifo, sjf, easy or default.",
+            metavar="<str>",
+            show_default=False,
+            help="The policy to replay: fifo, sjf, easy or default.  [default: default]",
             autocompletion=complete_choices(POLICY_NAMES),
         ),
         preemption: bool = PREEMPTION_OPTION,
         grace: float | None = GRACE_OPTION,
         job: list[str] = typer.Option(
-            [], "--job", metavar="ID", help="Show just this job (repeat for more), whatever its state."
+            [],
+            "--job",
+            metavar="ID",
+            help="Show just this job (repeat for more), whatever its state.",
+            autocompletion=_complete_job_ids,
         ),
         output: OutputFormat = OUTPUT_OPTION,
         no_header: bool = NO_HEADER_OPTION,
@@ -116,12 +162,14 @@ def register(sched_app: typer.Typer) -> None:
         from factoryctl.scheduler.policy import policy_named
         from factoryctl.scheduler.replay_explain import explain_at
         from factoryctl.scheduler.simulate import cluster_nodes
+        from factoryctl.textfile import exact_number
 
         only_default = "give --policy default, or leave --preemption out."
-        (config,) = with_preemption([policy_named(policy.strip())], preemption, grace, only_default)
+        (config,) = with_preemption([policy_named(_one_policy(policy))], preemption, grace, only_default)
         jobs = read_trace(trace, context.global_options(ctx)[1])
         cluster = cluster_nodes(nodes, gpus_per_node, rack_size)
-        with replay_progress(f"replaying {config.name} to {at:g} s", context.global_options(ctx)[1]) as progress:
+        label = f"replaying {config.name} to {exact_number(at)} s"  # as typed back into --at, never 3.024e+06
+        with replay_progress(label, context.global_options(ctx)[1]) as progress:
             found = explain_at(jobs, cluster, config, at, job or None, progress)
         if len(found.rejected) == len(jobs):
             raise nothing_fits(found.rejected, jobs, nodes, gpus_per_node)
@@ -130,6 +178,17 @@ def register(sched_app: typer.Typer) -> None:
         if not found.jobs and not context.global_options(ctx)[1]:  # a note, as read_trace's: not under -q
             _say_why_empty(jobs, at, found)
         emit(render_listing([_item(j) for j in found.jobs], [], COLUMNS, output, no_header, JOB_FIELDS))
+
+
+def _one_policy(given: list[str]) -> str:
+    """The one policy `--policy` names (`default` when not given): a second would be silently dropped, so it is refused."""
+    names = [name.strip() for value in given for name in value.split(",") if name.strip()]
+    if len(names) > 1:
+        raise UsageError(
+            f"sched explain replays one policy, not {len(names)} ({', '.join(names)}).",
+            "give --policy once; `sched simulate` compares policies.",
+        )
+    return names[0] if names else given[0] if given else "default"  # `--policy ''`: policy_named says what to give
 
 
 def _say_why_empty(jobs: list[Any], at: float, found: Any) -> None:

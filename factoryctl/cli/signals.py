@@ -1,4 +1,4 @@
-"""SIGTERM as an interrupt, and how a stopped command says so (`factoryctl: interrupted` or `terminated`, a hint).
+"""SIGTERM as an interrupt, and how a stopped command says so (`factoryctl: interrupted`, `terminated`, a hint).
 
 cron's `timeout` and systemd stop a command with SIGTERM, whose default kills the process on the spot, silently: an
 `exec` could not interrupt its remote commands, a `power set` could not record the limits it had changed, and no
@@ -21,21 +21,34 @@ import typer
 
 from factoryctl.errors import ExitCode
 
-#: The hint under `factoryctl: interrupted` (Ctrl-C, 130) and `factoryctl: terminated` (SIGTERM, 143): like every
-#: error, a stop says what to do next.
-STOPPED_HINTS = {
+#: Exit 129, 128 + SIGHUP: the terminal closed (or `kill -HUP`) while a command that catches it ran (`sched
+#: simulate --schedule-out`, the dashboard). Not among ExitCode's statuses a command chooses: only a signal ends so.
+HUNG_UP = 129
+
+#: What a stop says, by exit status: `factoryctl: interrupted` (Ctrl-C, 130), `terminated` (SIGTERM, 143) or `hung
+#: up` (SIGHUP, 129).
+STOPPED_WORDS: dict[int, str] = {
+    ExitCode.INTERRUPTED: "interrupted",
+    ExitCode.TERMINATED: "terminated",
+    HUNG_UP: "hung up",
+}
+#: The hint under each stop's sentence: like every error, a stop says what to do next.
+STOPPED_HINTS: dict[int, str] = {
     ExitCode.INTERRUPTED: "Ctrl-C stopped it (exit 130); run the command again for a complete result.",
     ExitCode.TERMINATED: (
         "SIGTERM stopped it (exit 143: `timeout`, systemd or kill); run the command again, with more time if a "
         "time limit ended it."
     ),
+    HUNG_UP: (
+        "SIGHUP stopped it (exit 129: its terminal closed, or kill -HUP); run the command again, under nohup or in "
+        "tmux to outlive the terminal."
+    ),
 }
 
 
-def report_stopped(status: ExitCode, sentence: str | None = None) -> None:
-    """`factoryctl: interrupted` (or `terminated`, or `sentence`) and its hint on stderr, for exit `status`."""
-    word = "terminated" if status is ExitCode.TERMINATED else "interrupted"
-    sys.stderr.write(f"factoryctl: {sentence or word}\nhint: {STOPPED_HINTS[status]}\n")
+def report_stopped(status: int, sentence: str | None = None) -> None:
+    """`factoryctl: interrupted` (`terminated`, `hung up`, or `sentence`) and its hint on stderr, for exit `status`."""
+    sys.stderr.write(f"factoryctl: {sentence or STOPPED_WORDS[status]}\nhint: {STOPPED_HINTS[status]}\n")
 
 
 class Terminated(BaseException):
@@ -51,6 +64,10 @@ class Interrupted(BaseException):
     Typer turns a KeyboardInterrupt out of a command into a silent exit 130 that the boundary cannot tell from a
     command's own 130 (`--watch` ending), so the root group raises this instead (`app.run`).
     """
+
+
+class LoadInterrupted(Interrupted):
+    """Ctrl-C while the command line was still being parsed: said even for a command that runs until stopped."""
 
 
 @contextlib.contextmanager

@@ -7,11 +7,14 @@ never internal codes. (Job commands that print them for live jobs come with a la
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 
 from factoryctl.model.jobs import iso_utc
 from factoryctl.scheduler.core import Candidate, Started, Waiting
 from factoryctl.scheduler.freemap import FreeMap
+
+_DIGITS = re.compile(r"(\d+)")
 
 
 def human_duration(seconds: float) -> str:
@@ -38,9 +41,15 @@ def shape_text(job: Candidate) -> str:
     return f"{job.nodes} {plural} with {job.gpus} free GPU{'s' if job.gpus != 1 else ''}"
 
 
+def natural_order(names: Iterable[str]) -> list[str]:
+    """Node names as a person counts them: `n2` before `n10` (a gang's nodes are chosen in no such order)."""
+    return sorted(names, key=lambda name: [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in _DIGITS.split(name)])
+
+
 def _places(indices: Sequence[int], fm: FreeMap) -> str:
+    """The nodes at `indices`, in natural order, with their rack when they share one."""
     groups = sorted({fm.groups[i] for i in indices if fm.groups[i]})
-    where = ", ".join(fm.names[i] for i in indices)
+    where = ", ".join(natural_order(fm.names[i] for i in indices))
     if len(groups) == 1:
         return f"{where} (rack {groups[0]})"
     return where

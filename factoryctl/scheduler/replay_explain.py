@@ -19,7 +19,7 @@ from factoryctl.scheduler.decide import wait_decision
 from factoryctl.scheduler.freemap import FreeMap
 from factoryctl.scheduler.policy import SchedulerConfig, split_gang
 from factoryctl.scheduler.preempt_replay import PreemptingReplay
-from factoryctl.scheduler.reasons import WaitExplainer, describe_start, human_duration
+from factoryctl.scheduler.reasons import WaitExplainer, describe_start, human_duration, natural_order
 from factoryctl.scheduler.simulate import JobRecord, Progress, Rejected, Replay, drive, new_replay
 from factoryctl.scheduler.trace import TraceJob
 
@@ -139,9 +139,10 @@ def _preemption(
             zip((replay.fm.names[i] for i in chosen), split_gang(claimer.num_gpus, len(chosen)), strict=True)
         )
         also = f" (and waiting for {', '.join(awaited)}, ending within the grace period)" if awaited else ""
+        they = "it has" if len(victims) + len(awaited) == 1 else "they have"
         reason = (
-            f"preempting {', '.join(victims)}{also}: takes over {', '.join(n for n, _ in allocation)} and starts at"
-            f" {start:.0f} s ({_ahead(start - at)}), when they have stopped"
+            f"preempting {', '.join(victims)}{also}: takes over {', '.join(natural_order(n for n, _ in allocation))}"
+            f" and starts at {start:.0f} s ({_ahead(start - at)}), when {they} stopped"
         )
         claiming.append(
             JobAtInstant(claimer.id, "STARTING", claimer.num_gpus, claimer.submitted_at, start, allocation, reason)
@@ -153,7 +154,7 @@ def _preemption(
 def _awaited(replay: PreemptingReplay, job_id: str, claim: Reservation, at: float) -> str:
     """A running job the explained pass's claim waits for: it ends within the grace period; the claim's reservation."""
     end = next(gang.end for gang in replay.gangs.values() if gang.holder.id == job_id)
-    where = ", ".join(replay.fm.names[i] for i in claim.holds)
+    where = ", ".join(natural_order(replay.fm.names[i] for i in claim.holds))
     return (
         f"ends within the grace period, at {end:.0f} s ({_ahead(end - at)}): job {claim.job.id} waits for it,"
         f" holding a reservation on {where} from {claim.start:.0f} s"

@@ -180,20 +180,13 @@ def _parse(reader: csv.DictReader[str], lines: list[str], source: str, ignored: 
     first = next(reader.reader, None)
     while first is not None and not any(field.strip() for field in first):  # blank lines before the header
         first = next(reader.reader, None)
-    header = [name.strip().lower() for name in first or ()]
-    if header:
-        header[0] = header[0].lstrip("\ufeff").strip()  # a byte-order mark the caller did not strip
+    header = _column_names(first or [])
     if not any(header):
         raise UsageError(
             f"{source}: the trace is empty (missing column(s) {', '.join(REQUIRED)})",
             "a trace starts with the header job_id,submit_time_s,duration_s,num_gpus and has one row per job"
             " (see docs/scheduler.md).",
         )
-    missing = [column for column in REQUIRED if column not in header]
-    if missing:
-        separated = len(header) == 1 and any(mark in header[0] for mark in ";\t|")
-        hint = "the trace is comma-separated: " + _FORMAT_HINT if separated else _FORMAT_HINT
-        raise UsageError(f"{source}: missing column(s) {', '.join(missing)}", hint)
     _check_header(header, f"{source}:{reader.reader.line_num}")
     if ignored is not None:  # named as the file writes them (`User`, not `user`)
         written = [given.strip().lstrip("\ufeff") for given in first or ()]
@@ -221,8 +214,40 @@ def _parse(reader: csv.DictReader[str], lines: list[str], source: str, ignored: 
     return jobs
 
 
+def check_header_line(line: str, source: str) -> None:
+    """Refuse a trace's first line, as soon as it is read, when it is a header `parse_trace` would refuse.
+
+    The reader calls this before the rest of the input has arrived, so an endless input of the wrong shape
+    (`yes | factoryctl sched simulate --trace -`) fails at line 1 instead of filling memory. A blank line (the header
+    comes later) or a quote left open (the header runs on) is left to `parse_trace`.
+    """
+    try:
+        fields = next(csv.reader([line], strict=True), [])
+    except csv.Error:
+        return
+    header = _column_names(fields)
+    if any(header):
+        _check_header(header, f"{source}:1")
+
+
+def _column_names(fields: list[str]) -> list[str]:
+    """A header's fields as column names: lower case, without blanks or a byte-order mark the caller did not strip."""
+    header = [name.strip().lower() for name in fields]
+    if header:
+        header[0] = header[0].lstrip("\ufeff").strip()
+    return header
+
+
 def _check_header(header: list[str], where: str) -> None:
-    """A column named twice would have its second value silently replace the first."""
+    """Refuse a header that lacks a required column, or names one twice (its second value would replace the first).
+
+    `where` is the file and the header's line.
+    """
+    missing = [column for column in REQUIRED if column not in header]
+    if missing:
+        separated = len(header) == 1 and any(mark in header[0] for mark in ";\t|")
+        hint = "the trace is comma-separated: " + _FORMAT_HINT if separated else _FORMAT_HINT
+        raise UsageError(f"{where}: missing column(s) {', '.join(missing)}", hint)
     named = [name for name in header if name]
     for name in named:
         if named.count(name) > 1:
@@ -233,11 +258,12 @@ def _check_header(header: list[str], where: str) -> None:
 
 
 def _check_shape(row: dict[str | None, object], raw: list[str], columns: int, where: str, last: bool) -> None:
-    """Refuse a row whose quote never closes (it swallowed the rest of the file) or that has too many fields.
+    """Refuse a row whose quote never closes (it swallowed the rest of the file), with too many fields, or too few.
 
     `raw` is the row's text, `where` the file and line it ends on, `last` whether it ends the file (a quote left
     open runs to the end of the file, so only the last row can have one). Extra fields that are all empty (a
-    trailing comma) pass.
+    trailing comma) pass, as does a row that ends before optional columns only; one that ends before a required
+    column is refused as short, rather than its column as "not a number: ''".
     """
     if last and any('"' in text for text in raw):
         try:
@@ -256,4 +282,13 @@ def _check_shape(row: dict[str | None, object], raw: list[str], columns: int, wh
         raise UsageError(
             f"{where}: the row has {columns + len(extra)} fields but the header names {columns} columns",
             'remove the extra fields, or quote a field that holds a comma ("a,b").',
+        )
+    missing = [column for column in REQUIRED if row.get(column) is None]  # the row ended before them
+    if missing:
+        given = next((fields for fields in csv.reader(raw) if fields), [])
+        verb = "is" if len(missing) == 1 else "are"
+        raise UsageError(
+            f"{where}: the row has {len(given)} field{'s' * (len(given) != 1)} but the header names {columns}"
+            f" columns, so {', '.join(missing)} {verb} missing",
+            "give every row a field for each column of the header, in its order (an empty one is still a comma).",
         )

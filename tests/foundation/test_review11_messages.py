@@ -41,6 +41,16 @@ def test_quiet_config_validate_drops_its_note_but_keeps_its_warnings(cli, tmp_pa
 TEXT = TRACE_HEADER.encode() + b"a,0,5,1\n"
 
 
+def _zipped(data: bytes) -> bytes:
+    import io
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("trace.csv", data)
+    return out.getvalue()
+
+
 @pytest.mark.parametrize(
     ("data", "name", "tool"),
     [
@@ -48,6 +58,7 @@ TEXT = TRACE_HEADER.encode() + b"a,0,5,1\n"
         (b"\x28\xb5\x2f\xfd" + b"\x00" * 16, "zstd", "zstdcat"),
         (lzma.compress(TEXT), "xz", "xzcat"),
         (bz2.compress(TEXT), "bzip2", "bzcat"),
+        (_zipped(TEXT), "zip", "unzip -p"),
     ],
 )
 def test_a_compressed_file_is_said_to_be_one_with_how_to_pipe_it_in(data, name, tool):
@@ -129,3 +140,13 @@ def test_sched_explains_ended_hint_can_be_pasted_back_into_at(cli, tmp_path):
     assert "hint: the first one arrives at 1234567.25 s." in early.stderr
     pasted = cli(*base, "--at", "6087980", "-o", "json")
     assert pasted.json()["items"] == []
+
+
+def test_a_zipped_trace_file_is_said_to_be_one_through_the_cli(cli, tmp_path):
+    """A zip archive read from its file (in chunks): named as zip, not as a file holding a NUL byte."""
+    trace = tmp_path / "t.zip"
+    trace.write_bytes(_zipped(TEXT))
+    result = cli("sched", "simulate", "--trace", str(trace), "--nodes", "1")
+    assert result.exit_code == 2, result.stderr
+    assert f"{trace}: the trace looks zip-compressed, not UTF-8 text." in result.stderr
+    assert "unzip -p" in result.stderr
