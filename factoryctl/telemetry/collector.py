@@ -20,6 +20,7 @@ from typing import Any
 
 from factoryctl.config import FactoryConfig
 from factoryctl.config_schema import parse_duration
+from factoryctl.model.folding import fold_nodes
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.store.samples import steps_in_force
 from factoryctl.store.sqlite import Store
@@ -30,6 +31,9 @@ from factoryctl.telemetry.writer import StoreWriter
 log = logging.getLogger("factoryctl.telemetry")
 
 AGENT_START_TIMEOUT_S = 20.0
+#: How long stopping waits for every link to close on its own (all asked at once: agents answer `shutdown` in well
+#: under a second); the links still open then have their connections closed, and are waited for this long again.
+STOP_WAIT_S = 3.0
 
 
 class Collector:
@@ -46,11 +50,15 @@ class Collector:
         self.config = config
         self._stall_s = stall_s
         self.store = store
-        self._make_connector = connector or (lambda c: transport_connector(c, AGENT_START_TIMEOUT_S))
+        self._stopping = threading.Event()  # set by `stop`: a connection coming up after it starts no agent
+        self._make_connector = connector or (
+            lambda c: transport_connector(c, AGENT_START_TIMEOUT_S, stop=self._stopping)
+        )
         self._rng = rng or random.Random()
         self.links: dict[str, NodeLink] = {}
         self._past_connects = 0  # connects of links already closed
         self._relinking: threading.Thread | None = None  # a reload's: ends old links, then starts the new ones
+        self._retiring: list[NodeLink] = []  # the old links it waits for (a stop stops them with the others)
         #: Tells a stall of the controller itself (SIGSTOP, swapping, a paused VM) from its nodes' silence.
         self.stall_watch = StallWatch(config.interval_s)
         self.writer = StoreWriter(
@@ -116,7 +124,7 @@ class Collector:
         changed = [n for n in config.nodes if n in self.links and self.links[n].node != config.nodes[n]]
         retimed = [n for n in config.nodes if n in self.links and n not in changed] if interval_changed else []
         self.writer.awaiting_stream(changed + retimed)  # their silence from now on is the reload's
-        stopping = self._ask_to_stop(removed + changed, retire=True)
+        stopping = self._retiring = self._ask_to_stop(removed + changed, retire=True)
         self.writer.set_interval(config.interval_s, config.settings.controller.slow_interval_s)
         self.stall_watch.set_interval(config.interval_s)
         for name in retimed:
@@ -152,8 +160,22 @@ class Collector:
             self._past_connects += link.connects
         return links
 
-    def _stop_links(self, names: list[str]) -> None:
-        _join_links(self._ask_to_stop(names))
+    def _stop_links(self, names: list[str], retiring: list[NodeLink] | None = None) -> None:
+        """Stop these links within about twice `STOP_WAIT_S` in all, however many there are and whatever their agents do.
+
+        Waiting 10 s for them all and then a tenth of a second for each one left took 30 s at 200 nodes, links
+        waiting on agents that did not answer `stop` in 10 s (a controller under load 200 took 58 s to stop).
+        """
+        links = self._ask_to_stop(names) + [link for link in retiring or [] if link.alive]
+        left = _join_links(links, STOP_WAIT_S, each_s=0.0)
+        if not left:
+            return
+        log.info("%s did not close within %g s: closing their connections", _named(left), STOP_WAIT_S)
+        for link in left:
+            _in_parallel(link.abort)
+        left = _join_links(left, STOP_WAIT_S, each_s=0.0)
+        if left:  # connecting (an SSH handshake, an agent not started yet): nothing to close but what comes up late
+            log.warning("%s still connecting after %g s: not waited for", _named(left), 2 * STOP_WAIT_S)
 
     def retry_starts(self) -> int:
         """Start again the links this machine had no thread for (the controller's timer calls it); how many."""
@@ -182,8 +204,10 @@ class Collector:
     def stop(self) -> None:
         """Close every link (agents are asked to exit) and write what is left, without judging nodes down for it."""
         self.writer.begin_shutdown()
-        self.settle()
-        self._stop_links(list(self.links))
+        self._stopping.set()
+        # a reload's old links still closing are stopped with the others, not waited for first (up to 30 s); the new
+        # links it would start next are stopped already, and end as they start
+        self._stop_links(list(self.links), self._retiring)
         self.writer.stop()
         self.stall_watch.stop()
 
@@ -198,8 +222,23 @@ class Collector:
         }
 
 
-def _join_links(links: list[NodeLink], timeout_s: float = 10.0) -> None:
-    """Wait for stopped links to end, `timeout_s` for all of them (then a tenth of a second each)."""
+def _join_links(links: list[NodeLink], timeout_s: float = 10.0, each_s: float = 0.1) -> list[NodeLink]:
+    """Wait for stopped links to end, `timeout_s` for all of them (then `each_s` each); returns those still running."""
     deadline = time.monotonic() + timeout_s
     for link in links:
-        link.join(max(0.1, deadline - time.monotonic()))
+        link.join(max(each_s, deadline - time.monotonic()))
+    return [link for link in links if link.alive]
+
+
+def _in_parallel(call: Callable[[], None]) -> None:
+    """Run `call` on a thread of its own (here, when this machine has no thread left)."""
+    try:
+        threading.Thread(target=call, name="link-abort", daemon=True).start()
+    except RuntimeError:
+        call()
+
+
+def _named(links: list[NodeLink]) -> str:
+    """`n[001-200] (200)` for a log line (one name alone for one)."""
+    names = [link.node.name for link in links]
+    return names[0] if len(names) == 1 else f"{fold_nodes(names)} ({len(names)})"

@@ -150,6 +150,11 @@ class NodeLink:
         #: True while connecting and starting the stream: what `stop()` cannot cut short (an SSH handshake).
         self.connecting = False
         self._session: AgentSession | None = None
+        self._transport: NodeTransport | None = None  # from connect to close: what `abort` closes
+        #: The (interval, slow interval) its stream was last asked for: a wake restarts the stream only for another.
+        #: A closed session's reader, reporting its end late (under load), woke the next session's link, which
+        #: stopped and restarted a healthy stream, and an agent as loaded did not answer `stop` in 10 s.
+        self._streaming_at: tuple[float, float | None] | None = None
         self._session_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name=f"link-{node.name}", daemon=True)
 
@@ -179,6 +184,25 @@ class NodeLink:
         self._stop.set()
         self._wake.set()
 
+    def abort(self) -> None:
+        """Stop, and close the link's connection now: its agent is ended, so a request waiting on it fails at once.
+
+        For a stop that took too long (`Collector.stop`): an agent that does not answer `stop` held its link 10 s,
+        and the controller's Ctrl-C for as long. Called from another thread; a link still connecting has nothing to
+        close yet (the connector closes what comes up after the stop: `transport_connector`).
+        """
+        self.stop()
+        with self._session_lock:
+            transport = self._transport
+        if transport is not None:
+            with contextlib.suppress(Exception):
+                transport.close()
+
+    @property
+    def alive(self) -> bool:
+        """Whether the link's thread is still running (False once it ended, or if it never started)."""
+        return self._thread.is_alive()
+
     def set_interval(self, interval_s: float, slow_interval_s: float | None) -> None:
         """Stream at a new interval: a connected link restarts its stream on its session, the others connect with it."""
         self.interval_s, self.slow_interval_s = interval_s, slow_interval_s
@@ -200,6 +224,10 @@ class NodeLink:
     def _set_session(self, session: AgentSession | None) -> None:
         with self._session_lock:
             self._session = session
+
+    def _set_transport(self, transport: NodeTransport | None) -> None:
+        with self._session_lock:
+            self._transport = transport
 
     def _on_sample(self, sample: NodeSample) -> None:
         if self._retired:
@@ -240,6 +268,7 @@ class NodeLink:
             self.connecting = False
             self._failed(exc)
             return False
+        self._set_transport(transport)
         try:
             if not self._retired:
                 self._sink.link_connected(self.node.name)  # before `connects` counts it, which tests wait on
@@ -258,7 +287,8 @@ class NodeLink:
                     raise session.failure
                 if woke and not self._stop.is_set():
                     self._wake.clear()
-                    stream = self._stream(session, stream)
+                    if self._streaming_at != (self.interval_s, self.slow_interval_s):  # not a stale wake
+                        stream = self._stream(session, stream)
                 silent = time.monotonic() - self._heard()
                 if silent > self.stall_s:
                     raise self._stalled(silent)
@@ -268,6 +298,7 @@ class NodeLink:
             self.connecting = False
             self._set_session(None)
             _close_quietly(session, transport)
+            self._set_transport(None)
         return self._got_sample.is_set()
 
     def _heard(self) -> float:
@@ -313,6 +344,7 @@ class NodeLink:
     def _stream(self, session: AgentSession, running: int | None) -> int:
         """Start streaming at the link's interval, stopping the stream `running` first; returns the new stream's id."""
         timeout, slow = self.stream_timeout_s, self.slow_interval_s
+        self._streaming_at = (self.interval_s, slow)
         if running is not None:
             session.request("stop", timeout=timeout, stream=running)
             self._last_heard = time.monotonic()  # the new stream's first sample is an interval away

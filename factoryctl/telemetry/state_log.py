@@ -6,7 +6,9 @@ happens; once per tick the changes that say the same thing (the same state and r
 taken out) become one line under their folded node set, as `report_node_errors` does for one-shot commands:
 `g[0201-2000] (1800) are down: refused the connection`. Each node's own line is still logged at debug level, and
 each change is still one event per node in the store (`factoryctl events`). `daemon_hint` keeps the CLI's
-hints that mean nothing to a daemon's operator out of its log.
+hints that mean nothing to a daemon's operator out of its log. Node clocks found off (or agreeing again) are folded
+the same way, by direction, their offsets as a range: `n[001-094] (94) clocks are 8-82 s behind the controller's`,
+not 94 lines.
 """
 
 from __future__ import annotations
@@ -16,6 +18,27 @@ import logging
 from factoryctl.model.folding import fold_nodes, without_address
 from factoryctl.store.rows import NodeState
 from factoryctl.store.sqlite import StoreError
+
+#: What a clock line says, by direction: (one node, several nodes), each node's offset in seconds put in.
+_CLOCK_SAID = {
+    "ahead of": (
+        "'s clock is {} s ahead of the controller's; its samples are stamped with the controller's time until it "
+        "agrees again (check NTP on the node).",
+        " clocks are {} s ahead of the controller's; their samples are stamped with the controller's time until "
+        "they agree again (check NTP on the nodes).",
+    ),
+    "behind": (
+        "'s clock is {} s behind the controller's; its samples are stamped with the controller's time until it "
+        "agrees again (check NTP on the node).",
+        " clocks are {} s behind the controller's; their samples are stamped with the controller's time until "
+        "they agree again (check NTP on the nodes).",
+    ),
+    "agrees": (
+        "'s clock agrees with the controller's again; its samples keep their own time.",
+        " clocks agree with the controller's again; their samples keep their own time.",
+    ),
+}
+_CLOCK = "clock"  # the `what` of a clock line in the pending list (its `said`: direction and offset)
 
 
 class StateLog:
@@ -36,6 +59,11 @@ class StateLog:
         """A link failure that changed no state (a blip on a node still up, or a down node failing again)."""
         self._add(level, "", node, message.removeprefix(f"{node}:").strip())
 
+    def clock(self, node: str, offset: float | None) -> None:
+        """A node's clock is `offset` s ahead of the controller's (negative: behind), or agrees again (None)."""
+        way, seconds = clock_way(offset)
+        self._add(logging.INFO if offset is None else logging.WARNING, _CLOCK, node, f"{way} {seconds}")
+
     def _add(self, level: int, what: str, node: str, said: str) -> None:
         self._pending.append((level, what, node, said))
 
@@ -47,7 +75,12 @@ class StateLog:
     def write(self, pending: list[tuple[int, str, str, str]]) -> None:
         """Log `pending`: one line per kind of change, each node's own line at debug level."""
         groups: dict[tuple[int, str, str], list[tuple[str, str]]] = {}
+        clocks: dict[tuple[int, str], list[tuple[str, int]]] = {}
         for level, what, node, said in pending:
+            if what == _CLOCK:
+                way, seconds = said.rsplit(" ", 1)
+                clocks.setdefault((level, way), []).append((node, int(seconds)))
+                continue
             groups.setdefault((level, what, without_address(said)), []).append((node, said))
         for (level, what, plain), nodes in groups.items():
             if len(nodes) == 1 or level < logging.INFO:
@@ -63,6 +96,23 @@ class StateLog:
                 for node, one in nodes:
                     self._line(logging.DEBUG, node, what, one)
 
+        self._write_clocks(clocks)
+
+    def _write_clocks(self, clocks: dict[tuple[int, str], list[tuple[str, int]]]) -> None:
+        """One line per direction: its node, or its nodes folded with the range of their offsets."""
+        for (level, way), nodes in clocks.items():
+            several = _CLOCK_SAID[way][1]
+            seconds = sorted(offset for _, offset in nodes)
+            if len(nodes) == 1:
+                self._log.log(level, "%s", clock_said(nodes[0][0], way, seconds[0]))
+                continue
+            spread = str(seconds[0]) if seconds[0] == seconds[-1] else f"{seconds[0]}-{seconds[-1]}"
+            names = [node for node, _ in nodes]
+            self._log.log(level, "%s (%d)%s", fold_nodes(names), len(names), several.format(spread))
+            if self._log.isEnabledFor(logging.DEBUG):
+                for node, offset in nodes:
+                    self._log.debug("%s", clock_said(node, way, offset))
+
     def _line(self, level: int, who: str, what: str, said: str) -> None:
         if what and said:
             self._log.log(level, "%s %s: %s", who, what, said)
@@ -70,6 +120,18 @@ class StateLog:
             self._log.log(level, "%s %s", who, what)
         else:
             self._log.log(level, "%s: %s", who, said)
+
+
+def clock_said(node: str, way: str, seconds: int) -> str:
+    """What one node's clock line says (`way`, `seconds` as `clock_way` gives them), as its `clock_skew` event does."""
+    return node + _CLOCK_SAID[way][0].format(seconds)
+
+
+def clock_way(offset: float | None) -> tuple[str, int]:
+    """("ahead of" | "behind", whole seconds) for a clock `offset` s ahead, ("agrees", 0) for None."""
+    if offset is None:
+        return "agrees", 0
+    return ("ahead of" if offset > 0 else "behind"), round(abs(offset))
 
 
 def daemon_hint(exc: StoreError) -> str:

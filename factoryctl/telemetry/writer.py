@@ -37,7 +37,7 @@ from factoryctl.store.sqlite import Store, StoreDamaged, StoreError
 from factoryctl.telemetry.health import NodeHealth, ThermalEpisodes, XidStamps, carry_forward, gpu_events, state_event
 from factoryctl.telemetry.node_clock import NodeClock
 from factoryctl.telemetry.stall_watch import StallWatch
-from factoryctl.telemetry.state_log import StateLog, daemon_hint
+from factoryctl.telemetry.state_log import StateLog, clock_said, clock_way, daemon_hint
 from factoryctl.telemetry.wall_clock import WallClock, stored_steps
 from factoryctl.transport.host_limits import TASK_LIMIT_HINT, is_thread_exhaustion
 
@@ -74,6 +74,7 @@ class StoreWriter:
         self._stall_watch = stall_watch
         self._judged_at = self._wall.monotonic()  # when silence was last judged (`_take_tick`)
         self._node_clocks: dict[str, NodeClock] = {}
+        self._stream_asked: dict[str, float] = {}  # when each node's link last asked for a stream (monotonic)
         self._xid_stamps: dict[str, XidStamps] = {}  # each node's XIDs as put on our clock (moved with its samples)
         self._lock = threading.Lock()
         self._incoming: list[NodeSample] = []
@@ -111,6 +112,7 @@ class StoreWriter:
                     del self._health[name]
                     self._previous.pop(name, None)
                     self._node_clocks.pop(name, None)
+                    self._stream_asked.pop(name, None)
                     self._xid_stamps.pop(name, None)
 
     def set_interval(self, interval_s: float, slow_interval_s: float | None = None) -> None:
@@ -150,7 +152,7 @@ class StoreWriter:
         clock = self._node_clocks.get(sample.node)
         if clock is None:
             clock = self._node_clocks[sample.node] = NodeClock(sample.time - now, mono, mono)
-        clock.measure(sample.time - now, mono)
+        clock.measure(sample.time - now, mono, self._stream_asked.pop(sample.node, None))
         if clock.due(mono):
             self._clock_reported(sample.node, clock, now)
         restamped = clock.restamped(sample.time, now)
@@ -161,18 +163,11 @@ class StoreWriter:
         return self._xid_stamps.setdefault(sample.node, XidStamps()).restamp(moved, moved.time - sample.time)
 
     def _clock_reported(self, node: str, clock: NodeClock, now: float) -> None:
-        if clock.off:
-            way = f"{abs(clock.best):.0f} s {'ahead of' if clock.best > 0 else 'behind'}"
-            text = (
-                f"{node}'s clock is {way} the controller's; its samples are stamped with the controller's time "
-                "until it agrees again (check NTP on the node)."
-            )
-            log.warning("%s", text)
-            self._events.append(Event(now, "clock_skew", text, node=node, severity="warning"))
-        else:
-            text = f"{node}'s clock agrees with the controller's again; its samples keep their own time."
-            log.info("%s", text)
-            self._events.append(Event(now, "clock_skew", text, node=node))
+        """One `clock_skew` event per node; the log line is folded with the other nodes' of the tick (`StateLog`)."""
+        offset = clock.best if clock.off else None
+        text = clock_said(node, *clock_way(offset))
+        self._events.append(Event(now, "clock_skew", text, node=node, severity="warning" if clock.off else "info"))
+        self._said.clock(node, offset)
 
     def _now(self) -> float:
         """The wall clock, once whatever it stepped by since the last reading is allowed for (call with the lock)."""
@@ -232,6 +227,8 @@ class StoreWriter:
             health = self._health.get(node)
             if health is not None:
                 health.connected()
+                # its stream is asked for next: the first sample bounds the node's clock from above (`NodeClock`)
+                self._stream_asked[node] = self._wall.monotonic()
 
     def _failed(self, node: str, error: NodeError, by_agent: bool) -> None:
         with self._lock:
