@@ -2,6 +2,9 @@
 
 A node that cannot be reached is reported (exit 4, or the class of its failure) and the others are still set, as
 every fan-out command does; the all-or-nothing range rule applies to the GPUs of the nodes that answered.
+The table folds nodes whose GPUs changed alike into one row (`n[001-200] (200)`, GPUs `0-7`), as exec folds identical
+outputs: at 2,000 nodes one row per GPU was 16,000 lines of the same change. `-o wide`, json, yaml and csv keep one
+row per GPU, which scripts read.
 """
 
 from __future__ import annotations
@@ -13,11 +16,20 @@ from typing import TYPE_CHECKING
 import typer
 
 from factoryctl.cli import context
-from factoryctl.cli.render import NO_HEADER_OPTION, OUTPUT_OPTION, Column, OutputFormat, limit_watts
+from factoryctl.cli.render import (
+    FANOUT_OPTION,
+    NO_HEADER_OPTION,
+    OUTPUT_OPTION,
+    Column,
+    OutputFormat,
+    fold,
+    limit_watts,
+)
 from factoryctl.errors import ExitCode
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from typing import Any
 
     from factoryctl.errors import NodeError
     from factoryctl.power.limits import LimitChange
@@ -28,6 +40,12 @@ CHANGE_COLUMNS = (
     Column("before_w", "BEFORE W", show=limit_watts),
     Column("enforced_w", "ENFORCED W", show=limit_watts),
     Column("clamped", "CLAMPED"),
+)
+#: The table's columns: nodes whose GPUs changed alike (the same GPUs, before, after, clamped) share a row.
+FOLDED_COLUMNS = (
+    Column("nodes", "NODES"),
+    Column("gpus", "GPUS"),
+    *CHANGE_COLUMNS[2:],
 )
 REASON_OPTION = context.reason_option("Why (stored with each change in the audit log: `factoryctl audit`).")
 
@@ -41,6 +59,7 @@ def _run(
     no_header: bool,
     timeout: float,
     reason: str | None,
+    fanout: int,
 ) -> int:
     from dataclasses import asdict
 
@@ -55,17 +74,19 @@ def _run(
     stopped: BaseException | None = None
     try:
         with sigterm_interrupts():
-            changes, errors = apply_limit(config, nodes, gpus, watts, clamp, timeout, (reason or "").strip() or None)
+            why = (reason or "").strip() or None
+            changes, errors = apply_limit(config, nodes, gpus, watts, clamp, timeout, why, fanout)
     except LimitsInterrupted as interrupted:  # what changed before it is recorded: show it, then stop
         changes, errors, stopped = interrupted.changes, interrupted.errors, interrupted.cause
     except KeyboardInterrupt as interrupt:  # before any node was asked (SIGTERM then: sigterm_interrupts' 143)
         changes, errors, stopped = [], [], interrupt
     for error in errors:
         _hint_lost_gpu(error, watts)
-    items = [asdict(c) for c in changes]
+    folded = output is OutputFormat.table
+    items = folded_rows(changes) if folded else [asdict(c) for c in changes]
     # nothing changed and something failed (or stopped it): no table header over no rows, only sentences on stderr
     bare = no_header or not (items or not (errors or stopped))
-    status = show_listing(lambda: (items, errors), CHANGE_COLUMNS, output, bare)
+    status = show_listing(lambda: (items, errors), FOLDED_COLUMNS if folded else CHANGE_COLUMNS, output, bare)
     if stopped is not None:
         done = f"{len(changes)} GPU limit(s) changed and recorded" if changes else "no power limit was changed"
         code = ExitCode.TERMINATED if isinstance(stopped, Terminated) else ExitCode.INTERRUPTED
@@ -77,6 +98,35 @@ def _run(
     elif _wants_summary(ctx, changes, output):
         sys.stderr.write(f"factoryctl: {_summary(changes)}\n")
     return status
+
+
+def folded_rows(changes: Sequence[LimitChange]) -> list[dict[str, Any]]:
+    """The table's rows: nodes whose GPUs changed alike share one, in the order the nodes come.
+
+    A node's GPUs are grouped by (before, after, clamped), then nodes with the same GPUs in the same group are one
+    row, `n[001-200] (200)` with its GPUs `0-7`, as exec folds nodes that printed the same.
+    """
+    from ClusterShell.RangeSet import RangeSet
+
+    by_node: dict[str, dict[tuple[float | None, float | None, bool], list[int]]] = {}
+    for change in changes:
+        outcome = (change.before_w, change.enforced_w, change.clamped)
+        by_node.setdefault(change.node, {}).setdefault(outcome, []).append(change.gpu)
+    rows: dict[tuple[str, float | None, float | None, bool], list[str]] = {}
+    for node, outcomes in by_node.items():
+        for (before, after, clamped), gpus in outcomes.items():
+            gpu_set = str(RangeSet.fromlist([str(gpu) for gpu in gpus]))
+            rows.setdefault((gpu_set, before, after, clamped), []).append(node)
+    return [
+        {
+            "nodes": fold(nodes) if len(nodes) == 1 else f"{fold(nodes)} ({len(nodes)})",
+            "gpus": gpus,
+            "before_w": before,
+            "enforced_w": after,
+            "clamped": clamped,
+        }
+        for (gpus, before, after, clamped), nodes in rows.items()
+    ]
 
 
 #: Past this many rows a table of changes ends with one summary line on stderr (a fleet is 16,000 rows).
@@ -144,13 +194,14 @@ def register(power_app: typer.Typer) -> None:
         output: OutputFormat = OUTPUT_OPTION,
         no_header: bool = NO_HEADER_OPTION,
         timeout: float = context.TIMEOUT_OPTION,
+        fanout: int = FANOUT_OPTION,
     ) -> None:
         """Set GPU power limits, like `nvidia-smi -pl` on every node; out of range is refused (exit 2).
 
         A value outside any reachable GPU's range changes nothing; an unreachable node is reported and skipped
         (exit 4), and the reachable nodes are set.
         """
-        raise typer.Exit(_run(ctx, target, parse_watts(watts), clamp, output, no_header, timeout, reason))
+        raise typer.Exit(_run(ctx, target, parse_watts(watts), clamp, output, no_header, timeout, reason, fanout))
 
     @power_app.command("reset")
     def reset_command(
@@ -160,6 +211,7 @@ def register(power_app: typer.Typer) -> None:
         output: OutputFormat = OUTPUT_OPTION,
         no_header: bool = NO_HEADER_OPTION,
         timeout: float = context.TIMEOUT_OPTION,
+        fanout: int = FANOUT_OPTION,
     ) -> None:
         """Reset GPU power limits to each GPU's default."""
-        raise typer.Exit(_run(ctx, target, None, False, output, no_header, timeout, reason))
+        raise typer.Exit(_run(ctx, target, None, False, output, no_header, timeout, reason, fanout))

@@ -1,4 +1,8 @@
-"""`factoryctl sim inject`: faults on simulated nodes (XID, uncorrectable ECC, lost GPU, driver reset, reboot)."""
+"""`factoryctl sim inject`: faults on simulated nodes (XID, uncorrectable ECC, lost GPU, driver reset, reboot).
+
+The nodes that took the fault share one line under their folded node set (`n[001-200] (200): injected reset into
+all GPUs`), as exec folds identical outputs: a line per node was 2,000 lines of the same sentence.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from factoryctl.cli import context
+from factoryctl.cli.render import FANOUT_OPTION
 
 if TYPE_CHECKING:
     from factoryctl.model.inventory import NodeSpec
@@ -66,10 +71,11 @@ def inject(
     reboot: bool = typer.Option(False, "--reboot", help="A reboot: as reset, and the energy counter restarts."),
     hot: bool = typer.Option(False, "--hot", help="A cooling failure: temperature climbs into thermal slowdown."),
     timeout: float = context.TIMEOUT_OPTION,
+    fanout: int = FANOUT_OPTION,
 ) -> None:
     """Inject a fault into simulated GPUs; refused on real nodes."""
     from factoryctl.cli.listing import ERROR_HINTS
-    from factoryctl.cli.render import report_node_errors
+    from factoryctl.cli.render import fold, report_node_errors
     from factoryctl.config import parse_gpu_target
     from factoryctl.errors import NodeError, UsageError, most_severe
     from factoryctl.telemetry.poll import agent_session, check_agent_cache, fan_out
@@ -91,10 +97,11 @@ def inject(
         with agent_session(node, config, timeout) as session:
             return session.request("inject", timeout=timeout, gpus=gpus, **fault)
 
-    outcomes = fan_out(nodes, inject_one)
+    outcomes = fan_out(nodes, inject_one, fanout)
     errors = [o for _, o in outcomes if isinstance(o, NodeError)]
-    for node, outcome in outcomes:
-        if not isinstance(outcome, NodeError):
-            typer.echo(f"{node.name}: injected {fault['fault']} into {_gpu_words(gpus)}")
+    injected = [node.name for node, outcome in outcomes if not isinstance(outcome, NodeError)]
+    if injected:
+        names = fold(injected) if len(injected) == 1 else f"{fold(injected)} ({len(injected)})"
+        typer.echo(f"{names}: injected {fault['fault']} into {_gpu_words(gpus)}")
     report_node_errors((e.as_report() for e in errors), ERROR_HINTS)
     raise typer.Exit(int(most_severe([e.exit_code for e in errors])))

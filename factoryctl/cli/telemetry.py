@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from factoryctl.cli import context
-from factoryctl.cli.render import NO_HEADER_OPTION, OUTPUT_OPTION, Column, OutputFormat, iso_utc
+from factoryctl.cli.render import FANOUT_OPTION, NO_HEADER_OPTION, OUTPUT_OPTION, Column, OutputFormat, iso_utc
 
 if TYPE_CHECKING:
     from factoryctl.config import FactoryConfig
@@ -128,6 +128,7 @@ def collect(
     timeout: float = context.TIMEOUT_OPTION,
     output: OutputFormat = OUTPUT_OPTION,
     no_header: bool = NO_HEADER_OPTION,
+    fanout: int = FANOUT_OPTION,
 ) -> None:
     """One sweep of every node into the store, for cron and tests; `factoryctl controller run` collects continuously."""
     from factoryctl.cli.listing import show_listing
@@ -137,7 +138,7 @@ def collect(
     config = context.load(ctx)
     nodes = config.resolve_target(target)
     store = Store(config.store_path)
-    result = poll_nodes(config, nodes, timeout)
+    result = poll_nodes(config, nodes, timeout, fanout)
     reached = [s for s in result.samples if s.state != "down"]
     rows = _store_sweep(config, store, result.samples, reached)
     _, quiet = context.global_options(ctx)

@@ -6,13 +6,21 @@ not answer) is reported and skipped rather than blocking the others: in a large 
 `power reset` and every other fan-out command behave the same way. Every change goes to the audit log with before
 and after, whoever made it: a node whose driver fails part-way (GPU 2 lost after GPUs 0 and 1 were set) is an error
 that still brings the GPUs it changed, and those are recorded and listed like any other.
+
+A node's agent session that read its GPUs is kept open for its change (`HeldSessions`): over SSH a session is a
+login, and two per node made `power set` on 200 nodes take two and a half times `nodes`. Every node is read before
+any changes (the range rule is all-or-nothing), so a held session waits for the whole read; at most as many are
+held as the fan-out works on at once, and the nodes past that (a target larger than `--fanout`) are read first and
+start a second session for their change, so no more sessions are ever open than the fan-out allows.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -22,11 +30,11 @@ from factoryctl.model.inventory import NodeSpec
 from factoryctl.model.telemetry import NodeSample, number_or_none
 from factoryctl.store.held_signals import signals_held
 from factoryctl.store.who import login_name
-from factoryctl.telemetry.poll import agent_session, check_agent_cache, poll_nodes
+from factoryctl.telemetry.poll import agent_session, check_agent_cache
 from factoryctl.textfile import exact_number
 from factoryctl.transport.base import CommandCut
-from factoryctl.transport.fanout import FanOut, Pending
-from factoryctl.transport.session import PartlyDone
+from factoryctl.transport.fanout import DEFAULT_FANOUT, FanOut, Pending, fan_out, within_file_limit
+from factoryctl.transport.session import AgentSession, PartlyDone
 
 if TYPE_CHECKING:
     from factoryctl.store.sqlite import Store
@@ -82,20 +90,81 @@ def check_gpus(samples: Sequence[NodeSample], gpus: list[int] | None) -> None:
 
 
 def _validate(
-    config: FactoryConfig, nodes: list[NodeSpec], gpus: list[int] | None, watts: float | None, timeout: float
+    nodes: list[NodeSpec], gpus: list[int] | None, watts: float | None, fanout: int, held: HeldSessions
 ) -> tuple[list[NodeSpec], list[NodeError]]:
     """Read the reachable nodes' GPUs and refuse the request if one lacks a GPU or (given `watts`) its range.
 
-    Returns the nodes that answered and the errors of those that did not.
+    Returns the nodes that answered and the errors of those that did not. The first nodes, as many as the fan-out
+    works on at once, keep their sessions for the change (`held`); the others are read before them, each session
+    closed at once, so no more are ever open than the fan-out allows.
     """
-    polled = poll_nodes(config, nodes, timeout)
-    failed = {error.node for error in polled.errors}
-    samples = [sample for sample in polled.samples if sample.node not in failed]
+    keep = within_file_limit(nodes, fanout)
+    read_once, read_and_hold = nodes[keep:], nodes[:keep]
+    outcomes = fan_out(read_once, held.read_only, fanout) + fan_out(read_and_hold, held.read_and_hold, fanout)
+    by_name = {node.name: outcome for node, outcome in outcomes}
+    samples = [s for s in (by_name[n.name] for n in nodes) if isinstance(s, NodeSample)]  # in inventory order
+    failed = [e for e in (by_name[n.name] for n in nodes) if isinstance(e, NodeError)]
     check_gpus(samples, gpus)
     if watts is not None:
         check_range(samples, gpus, watts)
-    errors = [step_timed_out(error, "reading its GPUs before the change", timeout) for error in polled.errors]
-    return [node for node in nodes if node.name not in failed], errors
+    errors = [step_timed_out(error, "reading its GPUs before the change", held.timeout) for error in failed]
+    failed_names = {error.node for error in failed}
+    return [node for node in nodes if node.name not in failed_names], errors
+
+
+class HeldSessions:
+    """The agent sessions that read a node's GPUs, kept open for its change: one login per node, not two.
+
+    `close_all` closes those never taken (a refused request, an interrupt), in parallel; a read that finishes after
+    it (an interrupted fan-out's thread) closes its own session instead of keeping it.
+    """
+
+    def __init__(self, config: FactoryConfig, timeout: float) -> None:
+        self.config, self.timeout = config, timeout
+        self._held: dict[str, tuple[NodeSpec, contextlib.ExitStack, AgentSession]] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def read_only(self, node: NodeSpec) -> NodeSample:
+        """The node's sample, from a session closed at once (its change starts another)."""
+        with agent_session(node, self.config, self.timeout) as session:
+            return session.sample(self.timeout)
+
+    def read_and_hold(self, node: NodeSpec) -> NodeSample:
+        """The node's sample, from a session kept open for its change (`session_for`)."""
+        with contextlib.ExitStack() as stack:
+            session = stack.enter_context(agent_session(node, self.config, self.timeout))
+            sample = session.sample(self.timeout)
+            with self._lock:
+                if not self._closed:
+                    self._held[node.name] = (node, stack.pop_all(), session)
+            return sample
+
+    def held_first(self, nodes: Sequence[NodeSpec]) -> list[NodeSpec]:
+        """`nodes`, those with a held session first: a fan-out then starts them before any node that opens one."""
+        return sorted(nodes, key=lambda node: node.name not in self._held)
+
+    @contextlib.contextmanager
+    def session_for(self, node: NodeSpec) -> Iterator[AgentSession]:
+        """The node's held session (closed after the block), else a new one."""
+        with self._lock:
+            held = self._held.pop(node.name, None)
+        if held is None:
+            with agent_session(node, self.config, self.timeout) as session:
+                yield session
+            return
+        _, stack, session = held
+        with stack:
+            yield session
+
+    def close_all(self) -> None:
+        """Close every session still held, in parallel (each asks its agent to exit); none is kept after this."""
+        with self._lock:
+            self._closed = True
+            left, self._held = list(self._held.values()), {}
+        if left:
+            stacks = {node.name: stack for node, stack, _ in left}
+            fan_out([node for node, _, _ in left], lambda node: stacks[node.name].close(), max(len(left), 1))
 
 
 def step_timed_out(error: NodeError, step: str, timeout: float, asked: str | None = None) -> NodeError:
@@ -153,6 +222,7 @@ def apply_limit(
     clamp: bool,
     timeout: float,
     reason: str | None = None,
+    fanout: int = DEFAULT_FANOUT,
 ) -> tuple[list[LimitChange], list[NodeError]]:
     """Set (or with `watts=None` reset to default) the limits on every node that answers; `reason` goes in the audit.
 
@@ -160,27 +230,30 @@ def apply_limit(
     before anything changes; a node that cannot be read is reported in the errors and left alone. The audit log is
     opened, and a probe entry written and rolled back, before any node is contacted: a store that cannot record the
     change (read-only, held by another writer, full) refuses the request with nothing changed. An interrupt while
-    nodes change raises `LimitsInterrupted` once what did change is recorded.
+    nodes change raises `LimitsInterrupted` once what did change is recorded. At most `fanout` nodes at once.
     """
     from factoryctl.store import open_store
 
     check_watts(watts)
     check_agent_cache(nodes)
     store = open_store(config.store_path)
+    held = HeldSessions(config, timeout)
     try:
         store.check_audit_writable()
         targets, errors = list(nodes), list[NodeError]()
         range_checked = watts is not None and not clamp
         if range_checked or gpus is not None:
-            targets, errors = _validate(config, targets, gpus, watts if range_checked else None, timeout)
+            targets, errors = _validate(targets, gpus, watts if range_checked else None, fanout, held)
         answered_at: dict[str, float] = {}  # by node: when its reply came, the time its audit entries get
-        pool = FanOut(targets, lambda node: _change(config, node, gpus, watts, clamp, timeout, answered_at))
+        ordered = held.held_first(targets)  # a held session's node starts first: no more open than `fanout`
+        pool = FanOut(ordered, lambda node: _change(held, node, gpus, watts, clamp, answered_at), fanout)
         interrupt: BaseException | None = None
         try:
             outcomes: list[tuple[NodeSpec, _NodeChanges | NodeError | Pending]] = list(pool.run())
         except BaseException as stop:  # Ctrl-C, SIGTERM: the nodes already asked may have changed their limits
             interrupt, outcomes = stop, _settled(pool, min(timeout, SETTLE_S))
-        changes = _gathered(outcomes, errors)
+        order = {node.name: i for i, node in enumerate(targets)}
+        changes = _gathered(sorted(outcomes, key=lambda outcome: order[outcome[0].name]), errors)
         try:
             with signals_held():  # the limits changed: their entry is written whole, whatever comes meanwhile
                 record_audit(store, changes, "reset" if watts is None else "set", reason, answered_at)
@@ -189,7 +262,10 @@ def apply_limit(
                 raise
             interrupt = interrupt or stop  # Ctrl-C or SIGTERM came while it was written: it takes effect now
     finally:
-        store.close()
+        try:
+            held.close_all()  # a refused request's, or an interrupted one's
+        finally:
+            store.close()
     if interrupt is not None:
         raise LimitsInterrupted(changes, errors, interrupt)
     return changes, errors
@@ -228,22 +304,23 @@ def _settled(pool: FanOut[_NodeChanges], within: float) -> list[tuple[NodeSpec, 
 
 
 def _change(
-    config: FactoryConfig,
+    held: HeldSessions,
     node: NodeSpec,
     gpus: list[int] | None,
     watts: float | None,
     clamp: bool,
-    timeout: float,
     answered_at: dict[str, float],
 ) -> _NodeChanges:
     """Ask one node's agent to set (or reset) the limits; its answers, GPU by GPU, and its error if it failed part-way.
 
-    When the reply came goes in `answered_at`, before the session is closed (which takes a while): the reply carries
-    no time of its own (docs/agent-protocol.md), and its arrival is the nearest known time of the change.
+    The agent is the session that read the node's GPUs when it is still held, else a new one. When the reply came
+    goes in `answered_at`, before the session is closed (which takes a while): the reply carries no time of its own
+    (docs/agent-protocol.md), and its arrival is the nearest known time of the change.
     """
     asked: str | None = None  # set once the request goes out: from then on the limit may change
+    timeout = held.timeout
     try:
-        with agent_session(node, config, timeout) as session:
+        with held.session_for(node) as session:
             try:
                 if watts is None:
                     asked = "reset"

@@ -34,6 +34,10 @@ FANOUT_COMMANDS = [
     ("exec", "n1"),
     ("nodes", "trust", "n1"),
     ("nodes", "check", "n1"),
+    ("power", "set", "n1"),
+    ("power", "reset", "n1"),
+    ("telemetry", "collect"),
+    ("sim", "inject", "n1"),
 ]
 
 

@@ -54,7 +54,7 @@ def test_reset_with_a_lost_gpu_hints_reset(cli: Any, lost_gpu: Path) -> None:
 def test_a_change_keeps_its_table_header(cli: Any, factory: Path) -> None:
     result = cli("--config", str(factory), "power", "set", "n1/0", "--watts", "500")
     assert result.exit_code == 0, result.stderr
-    assert result.stdout.splitlines()[0].split()[:2] == ["NODE", "GPU"]
+    assert result.stdout.splitlines()[0].split()[:2] == ["NODES", "GPUS"]
 
 
 @pytest.mark.parametrize("watts", ["300W", "0.3kW", "80%"])

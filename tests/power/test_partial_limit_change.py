@@ -96,7 +96,7 @@ def test_the_table_shows_the_changed_gpus_and_the_error_says_so(cli: Any, tmp_pa
     result = cli("--config", str(factory), "power", "set", "n1", "--watts", "300")
     assert result.exit_code == 1
     rows = [line.split()[:4] for line in result.stdout.splitlines()]
-    assert rows == [["NODE", "GPU", "BEFORE", "W"], ["n1", "0", "700", "300"], ["n1", "1", "700", "300"]]
+    assert rows == [["NODES", "GPUS", "BEFORE", "W"], ["n1", "0-1", "700", "300"]]
     assert "GPU 2 on n1 is lost; GPUs 0 and 1 had already changed" in result.stderr
     assert "no power limit was changed" not in result.stderr
     assert limits(cli, factory)[:2] == [300.0, 300.0]
