@@ -54,10 +54,11 @@ def open_prices(ctx: typer.Context, prices: Path | None) -> tuple[PriceSource, s
     from factoryctl.cli.outfile import stdin_text
     from factoryctl.errors import UsageError
     from factoryctl.power.plugins import open_price_source
-    from factoryctl.power.sources import CsvPriceSource
+    from factoryctl.power.sources import CsvPriceSource, price_header_check
 
     if is_std_stream(prices):
-        return CsvPriceSource("stdin", stdin_text("--prices", "prices file", "prices.csv")), "stdin", None
+        text = stdin_text("--prices", "prices file", "prices.csv", price_header_check("stdin"))
+        return CsvPriceSource("stdin", text), "stdin", None
     if prices is not None:
         return CsvPriceSource(prices), str(prices), prices
     from factoryctl.cli.context import global_options

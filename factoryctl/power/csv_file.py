@@ -107,6 +107,13 @@ def _checked_header(path: Path, names: Sequence[str], columns: Sequence[str], ki
     return header
 
 
+def header_check(
+    path: Path, columns: Sequence[str], file_kind: str, row_kind: str, columns_hint: str
+) -> Callable[[str], None]:
+    """The check of a first line that `read_csv_rows` makes of a file, for text read elsewhere (stdin's)."""
+    return partial(_check_header_line, path, columns, (file_kind, row_kind, columns_hint))
+
+
 def _check_header_line(path: Path, columns: Sequence[str], kinds: tuple[str, str, str], line: str) -> None:
     """`_checked_header` on a file's first line as soon as it is read (a quoted header waits for the whole file)."""
     if '"' not in line:

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Protocol
 
 from factoryctl.model.power import PricePoint, iso_utc_seconds
-from factoryctl.power.csv_file import FieldError, parse_number, read_csv_rows
+from factoryctl.power.csv_file import FieldError, header_check, parse_number, read_csv_rows
 from factoryctl.textfile import exact_number
 
 PRICE_COLUMNS = ("timestamp_utc", "price_per_mwh")
@@ -160,17 +160,24 @@ class PriceFile:
     utc_offset_s: int
 
 
+_PRICES_HINT = (
+    "a prices file has the header timestamp_utc,price_per_mwh and one row per interval, in time order;"
+    " an unknown price is an empty field after the comma."
+)
+
+
+def price_header_check(source: str) -> Callable[[str], None]:
+    """The check of a prices file's first line, for one read from stdin: an endless `yes |` fails at line 1."""
+    return header_check(Path(source), PRICE_COLUMNS, "prices file", "price row", _PRICES_HINT)
+
+
 def read_price_csv(path: Path, text: str | None = None) -> PriceFile:
     """Read a prices CSV, in time order; errors name the file and line. Every command loads prices through here.
 
     `text` is the file's contents when already read (`--prices -`: `path` is then `stdin`, as errors name it).
     """
-    hint = (
-        "a prices file has the header timestamp_utc,price_per_mwh and one row per interval, in time order;"
-        " an unknown price is an empty field after the comma."
-    )
     reader = _PriceRowReader()
-    points = read_csv_rows(path, PRICE_COLUMNS, reader, "prices file", "price row", hint, text)
+    points = read_csv_rows(path, PRICE_COLUMNS, reader, "prices file", "price row", _PRICES_HINT, text)
     return PriceFile(tuple(points), reader.utc_offset_s)
 
 

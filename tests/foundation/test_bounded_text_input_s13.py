@@ -9,8 +9,11 @@ are fed by a thread that stops at the reader's close, so "stopped early" is coun
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -136,3 +139,30 @@ def test_characters_split_across_reads_decode_and_bad_bytes_keep_their_line(size
     with pytest.raises(UsageError) as refused:
         read_text_stream(Split(), "x.csv", "trace")  # type: ignore[arg-type]
     assert refused.value.message == "x.csv:3: the trace is not UTF-8 text (byte 0xe2)."
+
+
+def test_an_endless_stdin_of_the_wrong_shape_fails_at_its_header_line_too():
+    """`yes | factoryctl price history --prices -`: stdin's header is checked as a file's is (regression review)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "factoryctl", "price", "history", "--prices", "-"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdin is not None
+    written = 0
+    piece = b"y\n" * (PIECE // 2)
+    try:
+        while written < TOTAL:
+            proc.stdin.write(piece)
+            written += len(piece)
+    except BrokenPipeError:
+        pass
+    with contextlib.suppress(BrokenPipeError):
+        proc.stdin.close()
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    proc.wait(timeout=120)
+    assert proc.returncode == 2, err
+    assert b"stdin:1: the prices file lacks column(s) timestamp_utc, price_per_mwh; its header is 'y'" in err
+    assert written < 8 * 1024 * 1024
