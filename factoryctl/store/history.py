@@ -79,8 +79,8 @@ class HistoryQueries(StoreConnection):
             raw_from = self._raw_from(node_id, gpu, start, end)
             if spec.rollup and start < raw_from:
                 total += self._query(
-                    "SELECT COUNT(*) FROM rollup WHERE node_id = ? AND gpu = ? AND t_min >= ? AND t_min * 60000 < ?",
-                    (node_id, gpu, start // 60000, raw_from),
+                    "SELECT COUNT(*) FROM rollup WHERE node_id = ? AND gpu = ? AND t_min >= ? AND t_min < ?",  # as `_gpu_history`
+                    (node_id, gpu, start // 60000, _rollup_end(raw_from, end)),
                 )[0][0]
             total += self._query(
                 "SELECT COUNT(*) FROM sample WHERE node_id = ? AND gpu = ? AND t_ms >= ? AND t_ms < ?",
@@ -105,9 +105,9 @@ class HistoryQueries(StoreConnection):
             count = f"COALESCE({col}_n, n)" if self.schema_version >= 2 else "n"
             found = self._query(
                 f"SELECT t_min, {col}_mean, {col}_min, {col}_max, {count} FROM rollup"
-                f" WHERE node_id = ? AND gpu = ? AND t_min >= ? AND t_min * 60000 < ? AND {col}_mean IS NOT NULL"
+                f" WHERE node_id = ? AND gpu = ? AND t_min >= ? AND t_min < ? AND {col}_mean IS NOT NULL"
                 " ORDER BY t_min",
-                (node_id, gpu, start // 60000, raw_from),
+                (node_id, gpu, start // 60000, _rollup_end(raw_from, end)),
             )
             for t_min, mean, low, high, n in found:
                 out.append((t_min * 60.0, *(rows.decode(v, spec.scale) for v in (mean, low, high)), int(n)))
@@ -327,3 +327,13 @@ def _bucket(found: Sequence[HistoryRow], step: float) -> list[Point]:
             acc[2] = min(acc[2], low)
             acc[3] = max(acc[3], high)
     return [CountedPoint(t, acc[0] / acc[1], acc[2], acc[3], int(acc[1])) for t, acc in sorted(buckets.items())]
+
+
+def _rollup_end(raw_from: int, end: int) -> int:
+    """The first minute a window's history does not take from the rollup (ms bounds in, a minute number out).
+
+    The minute the oldest raw row is in, when the window has raw rows: that minute has its rollup too (a controller
+    started mid-minute), and taking both counted its raw samples twice. Without raw rows (`raw_from` is the window's
+    end), every minute that starts before the end.
+    """
+    return raw_from // 60000 if raw_from < end else -(-raw_from // 60000)

@@ -153,3 +153,20 @@ def test_a_reader_reads_a_store_of_schema_1_without_migrating_it(tmp_path: Path)
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA user_version").fetchone()[0] == 1
     db.close()
+
+
+def test_the_minute_of_the_oldest_raw_row_is_not_counted_twice(tmp_path: Path) -> None:
+    """A young store's first minute has its rollup and its raw rows: both came back, so it weighed double."""
+    _, store = configured(tmp_path)
+    now = time.time()
+    minute = int(now - 2 * HOUR) // 60 * 60
+    samples = [  # the controller started 30 s into the minute
+        NodeSample("c1", t, gpus=(GpuSample("c1", 0, power_w=100.0 if t < minute + 60 else 500.0),))
+        for t in range(minute + 30, minute + 120)
+    ]
+    store.write(samples, [True] * 90)
+    store.rollup(now=now)  # both minutes rolled up; their raw rows stay (none is past the retention)
+    ((points,),) = [[s.points for s in store.history(["c1"], "power_w", minute - 60, minute + 180)]]
+    store.close()
+    assert sum(p.samples for p in points) == 90  # each raw row once (was 30 more: the first minute's rollup)
+    assert points[0] == CountedPoint(minute + 30, 100.0, 100.0, 100.0, 1)
