@@ -316,7 +316,11 @@ class NodeEntry(Strict):
     identity_file: NonEmpty | None = Field(
         None, description="SSH key (else ssh.identity_file; relative: to factory.yaml's directory)."
     )
-    transport: Literal["ssh", "local"] = Field("ssh", description="`ssh` (default) or `local` (this machine).")
+    transport: Literal["ssh", "local"] = Field(
+        "ssh",
+        description="`ssh` (default) or `local` (this machine: the agent runs as a child process; at most 4 per CPU "
+        "start at once, so a node's `--timeout` counts from its own start, not from the queue of the others).",
+    )
     python: NonEmpty | None = Field(None, description="Python on the node (else ssh.python).")
     rack: str | None = Field(None, description="Rack name, used by topology-aware placement.")
     labels: dict[str, str] = Field(default_factory=dict, description="Free labels for job constraints.")
