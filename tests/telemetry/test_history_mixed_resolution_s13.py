@@ -107,17 +107,26 @@ def test_a_slow_tier_minute_weighs_its_own_readings(tmp_path: Path, cli: Callabl
     assert float(row["mean"]) == pytest.approx(65.0)
 
 
-def test_a_store_of_schema_1_opens_and_its_old_rollups_weigh_all_their_rows(tmp_path: Path) -> None:
-    """Rollups made before the per-metric counts have none: they are weighted by the minute's rows, as before."""
+def schema_1_store(tmp_path: Path, low_w: int, mean_w: int, high_w: int) -> Path:
+    """A store as factoryctl wrote it before schema 2: c1/0's minute 1000 rolled up from 60 rows, no per-metric counts."""
     path = tmp_path / "old.db"
     db = sqlite3.connect(path)
     db.executescript(MIGRATIONS[0] + "; PRAGMA user_version = 1;")
     db.execute("INSERT INTO node (id, name) VALUES (1, 'c1')")
     db.execute("INSERT INTO gpu (node_id, idx) VALUES (1, 0)")
-    db.execute("INSERT INTO rollup (node_id, gpu, t_min, n, power_mw_min, power_mw_mean, power_mw_max)"
-               " VALUES (1, 0, 1000, 60, 100000, 100000, 100000)")  # fmt: skip
+    db.execute(
+        "INSERT INTO rollup (node_id, gpu, t_min, n, power_mw_min, power_mw_mean, power_mw_max)"
+        " VALUES (1, 0, 1000, 60, ?, ?, ?)",
+        (low_w * 1000, mean_w * 1000, high_w * 1000),
+    )
     db.commit()
     db.close()
+    return path
+
+
+def test_a_store_of_schema_1_opens_and_its_old_rollups_weigh_all_their_rows(tmp_path: Path) -> None:
+    """Rollups made before the per-metric counts have none: they are weighted by the minute's rows, as before."""
+    path = schema_1_store(tmp_path, 100, 100, 100)
     store = Store(path)
     ((old,),) = [s.points for s in store.history(["c1"], "power_w", 0, 2000 * 60)]
     assert old == CountedPoint(60_000, 100.0, 100.0, 100.0, 60)
@@ -137,15 +146,7 @@ def test_a_store_of_schema_1_opens_and_its_old_rollups_weigh_all_their_rows(tmp_
 
 def test_a_reader_reads_a_store_of_schema_1_without_migrating_it(tmp_path: Path) -> None:
     """A read-only command on a store an older controller still writes: answered, the schema left as it is."""
-    path = tmp_path / "old.db"
-    db = sqlite3.connect(path)
-    db.executescript(MIGRATIONS[0] + "; PRAGMA user_version = 1;")
-    db.execute("INSERT INTO node (id, name) VALUES (1, 'c1')")
-    db.execute("INSERT INTO gpu (node_id, idx) VALUES (1, 0)")
-    db.execute("INSERT INTO rollup (node_id, gpu, t_min, n, power_mw_min, power_mw_mean, power_mw_max)"
-               " VALUES (1, 0, 1000, 60, 100000, 200000, 300000)")  # fmt: skip
-    db.commit()
-    db.close()
+    path = schema_1_store(tmp_path, 100, 200, 300)
     store = Store(path, readonly=True)
     ((old,),) = [s.points for s in store.history(["c1"], "power_w", 0, 2000 * 60)]
     store.close()
