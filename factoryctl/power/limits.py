@@ -214,6 +214,30 @@ SETTLE_S = 5.0
 UNANSWERED = "interrupted before this node answered: its limits may have changed (see `factoryctl gpus`)"
 
 
+def _change_all(
+    held: HeldSessions,
+    targets: list[NodeSpec],
+    change: tuple[list[int] | None, float | None, bool],
+    timeout: float,
+    fanout: int,
+    answered_at: dict[str, float],
+) -> tuple[list[tuple[NodeSpec, _NodeChanges | NodeError | Pending]], BaseException | None]:
+    """Each target's outcome of `change` (gpus, watts, clamp) in `targets`' order, and the interrupt that came, if any.
+
+    A held session's node starts first, so no more than `fanout` sessions are open; on Ctrl-C or SIGTERM the nodes
+    already asked are given `SETTLE_S` (at most `timeout`) to answer, as their limits may have changed.
+    """
+    gpus, watts, clamp = change
+    pool = FanOut(held.held_first(targets), lambda node: _change(held, node, gpus, watts, clamp, answered_at), fanout)
+    interrupt: BaseException | None = None
+    try:
+        outcomes: list[tuple[NodeSpec, _NodeChanges | NodeError | Pending]] = list(pool.run())
+    except BaseException as stop:
+        interrupt, outcomes = stop, _settled(pool, min(timeout, SETTLE_S))
+    order = {node.name: i for i, node in enumerate(targets)}
+    return sorted(outcomes, key=lambda outcome: order[outcome[0].name]), interrupt
+
+
 def apply_limit(
     config: FactoryConfig,
     nodes: Sequence[NodeSpec],
@@ -245,15 +269,8 @@ def apply_limit(
         if range_checked or gpus is not None:
             targets, errors = _validate(targets, gpus, watts if range_checked else None, fanout, held)
         answered_at: dict[str, float] = {}  # by node: when its reply came, the time its audit entries get
-        ordered = held.held_first(targets)  # a held session's node starts first: no more open than `fanout`
-        pool = FanOut(ordered, lambda node: _change(held, node, gpus, watts, clamp, answered_at), fanout)
-        interrupt: BaseException | None = None
-        try:
-            outcomes: list[tuple[NodeSpec, _NodeChanges | NodeError | Pending]] = list(pool.run())
-        except BaseException as stop:  # Ctrl-C, SIGTERM: the nodes already asked may have changed their limits
-            interrupt, outcomes = stop, _settled(pool, min(timeout, SETTLE_S))
-        order = {node.name: i for i, node in enumerate(targets)}
-        changes = _gathered(sorted(outcomes, key=lambda outcome: order[outcome[0].name]), errors)
+        outcomes, interrupt = _change_all(held, targets, (gpus, watts, clamp), timeout, fanout, answered_at)
+        changes = _gathered(outcomes, errors)
         try:
             with signals_held():  # the limits changed: their entry is written whole, whatever comes meanwhile
                 record_audit(store, changes, "reset" if watts is None else "set", reason, answered_at)
