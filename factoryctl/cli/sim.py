@@ -67,8 +67,10 @@ def inject(
     xid: int | None = typer.Option(None, "--xid", help="Raise this XID event (e.g. 79: GPU fell off the bus)."),
     ecc: bool = typer.Option(False, "--ecc", help="An uncorrectable ECC error."),
     lost: bool = typer.Option(False, "--lost", help="The GPU is lost (every query fails)."),
-    reset: bool = typer.Option(False, "--reset", help="A driver reset: clears faults and power limits to default."),
-    reboot: bool = typer.Option(False, "--reboot", help="A reboot: as reset, and the energy counter restarts."),
+    reset: bool = typer.Option(
+        False, "--reset", help="A driver reload: clears faults, limits to default, the energy counter restarts."
+    ),
+    reboot: bool = typer.Option(False, "--reboot", help="A reboot: as reset, and the GPUs start cold."),
     hot: bool = typer.Option(False, "--hot", help="A cooling failure: temperature climbs into thermal slowdown."),
     timeout: float = context.TIMEOUT_OPTION,
     fanout: int = FANOUT_OPTION,

@@ -39,7 +39,9 @@ def apply_fault(
     """Change `data` as `fault` on `gpus` would; returns `{"fault", "gpus", "xid"?}` for the reply.
 
     `reset` is a driver reload: limits back to default, lost GPUs back, volatile ECC counts and cooling faults
-    cleared. `reboot` is a reset that also restarts the energy counter and cools the GPUs to `cold_c`.
+    cleared, and the energy counter restarted (NVML counts energy "since the driver was last reloaded"). `reboot`
+    is a reset that also cools the GPUs to `cold_c`. A lost GPU answers nothing until one of them, so the energy
+    it was taken to draw while lost is never reported.
     """
     for i in gpus:
         gpu = data["gpus"][i]
@@ -57,8 +59,9 @@ def apply_fault(
             gpu["ambient_offset_c"] = COOLING_FAILURE_C
         else:
             gpu.update(limit_w=None, lost=False, ecc_volatile=0, ambient_offset_c=0.0)
+            gpu["checkpoint"]["energy_j"] = 0.0
             if fault == "reboot":
-                gpu["checkpoint"].update(energy_j=0.0, temperature_c=cold_c)
+                gpu["checkpoint"]["temperature_c"] = cold_c
     if fault == "reboot":
         data["boot_time"] = now
     result: Dict[str, Any] = {"fault": fault, "gpus": list(gpus)}

@@ -6,8 +6,9 @@ millijoules, `NVMLError_NotSupported` for a field the inventory lists as unsuppo
 lost GPU, `NVMLError_InvalidArgument` for a power limit outside the board's range, and, on a node configured with
 `setters_need_root`, `NVMLError_NoPermission` for every setter called by a process whose euid is not 0 (real NVML's
 "Requires root/admin permissions"; off by default so a demo runs as any user). Arguments are converted as pynvml's
-ctypes do: a float limit is a TypeError. Only the functions the agent and tools need are here; a test checks each one
-against the installed nvidia-ml-py's signature.
+ctypes do (a float is a TypeError, -1 the largest unsigned value) and a failing state file is NVMLError_Unknown
+(`nvml_boundary.py`). Only the functions the agent and tools need are here; a test checks each one against the
+installed nvidia-ml-py's signature.
 """
 
 from __future__ import annotations
@@ -29,8 +30,14 @@ from factoryctl.sim.errors import (
     NVML_ERROR_UNINITIALIZED,
     NVMLError,
 )
+from factoryctl.sim.nvml_boundary import SimDeviceHandle, SimStruct
+from factoryctl.sim.nvml_boundary import c_unsigned as _c_unsigned
+from factoryctl.sim.nvml_boundary import device as _device
+from factoryctl.sim.nvml_boundary import devices as _devices
+from factoryctl.sim.nvml_boundary import disk_errors as _disk_errors
 from factoryctl.sim.nvml_constants import *  # noqa: F403 - NVML_*, nvml* constants as in pynvml
 from factoryctl.sim.nvml_constants import (
+    CLOCKS_EVENT_REASONS_SINCE_BRANCH,
     DRIVER_VERSION,
     NVML_AGGREGATE_ECC,
     NVML_CLOCK_GRAPHICS,
@@ -40,6 +47,7 @@ from factoryctl.sim.nvml_constants import (
     NVML_MEMORY_ERROR_TYPE_CORRECTED,
     NVML_MEMORY_ERROR_TYPE_UNCORRECTED,
     NVML_TEMPERATURE_GPU,
+    NVML_TEMPERATURE_THRESHOLD_COUNT,
     NVML_TEMPERATURE_THRESHOLD_GPU_MAX,
     NVML_TEMPERATURE_THRESHOLD_MEM_MAX,
     NVML_TEMPERATURE_THRESHOLD_SHUTDOWN,
@@ -105,6 +113,7 @@ def configure(
         setters_need_root=setters_need_root,
     )  # fmt: skip
     _node, _refcount, _driver_version = None, 0, driver_version
+    _devices.clear()
 
 
 def sim_node() -> SimNode:
@@ -130,7 +139,8 @@ def nvmlInitWithFlags(flags: int) -> None:
                 "state_dir": os.environ.get("FACTORYCTL_SIM_STATE_DIR"),
                 "factory": os.environ.get("FACTORYCTL_SIM_FACTORY", "default"),
             }
-        _node = SimNode(**settings)
+        with _disk_errors():
+            _node = SimNode(**settings)
         _unsupported = unsupported_functions(_node.unsupported)
     _refcount += 1
 
@@ -141,11 +151,19 @@ def nvmlInit() -> None:
 
 
 def nvmlShutdown() -> None:
-    """As pynvml.nvmlShutdown."""
+    """As pynvml.nvmlShutdown: one fewer reference; more shutdowns than inits are no error (NVML's documentation).
+
+    NVMLError_Uninitialized only in a process that never initialised the library, where pynvml has no library yet.
+    """
     global _refcount
-    if _refcount <= 0:
+    if _node is None:
         raise NVMLError(NVML_ERROR_UNINITIALIZED)
-    _refcount -= 1
+    _refcount = max(0, _refcount - 1)
+
+
+def _driver_branch() -> int:
+    """The simulated driver's branch (major version), e.g. 525 for 525.147.05."""
+    return int((_driver_version or DRIVER_VERSION).split(".")[0])
 
 
 def nvmlErrorString(result: int) -> str:
@@ -164,51 +182,27 @@ def nvmlDeviceGetCount() -> int:
     return sim_node().gpu_count
 
 
-class SimDeviceHandle:
-    """What `nvmlDeviceGetHandleByIndex` returns (pynvml returns a ctypes pointer; callers treat it as opaque)."""
-
-    __slots__ = ("index",)
-
-    def __init__(self, index: int) -> None:
-        self.index = index
-
-    def __repr__(self) -> str:
-        return f"<simulated nvmlDevice_t {self.index}>"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, SimDeviceHandle) and other.index == self.index
-
-    def __hash__(self) -> int:
-        return hash(("sim-gpu", self.index))
-
-
-class SimStruct:
-    """An attribute bag standing in for pynvml's ctypes structures (`c_nvmlMemory_t` ...)."""
-
-    def __init__(self, **fields: Any) -> None:
-        self.__dict__.update(fields)
-
-    def __getattr__(self, name: str) -> Any:
-        """Only reached for fields the structure does not have (declares the bag's dynamic fields to mypy)."""
-        raise AttributeError(name)
-
-    def __repr__(self) -> str:
-        return f"SimStruct({self.__dict__!r})"
-
-
 def nvmlDeviceGetHandleByIndex(index: int) -> SimDeviceHandle:
-    """A handle for GPU `index`; NVMLError_InvalidArgument when out of range."""
-    if not 0 <= int(index) < sim_node().gpu_count:
+    """A handle for GPU `index`; NVMLError_InvalidArgument when out of range, NVMLError_GpuIsLost for a lost GPU."""
+    position = _c_unsigned(index)
+    node = sim_node()
+    if not position < node.gpu_count:
         raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
-    return SimDeviceHandle(int(index))
+    with _disk_errors():
+        lost = node.reading(position).lost
+    if lost:
+        raise NVMLError(NVML_ERROR_GPU_IS_LOST)
+    return _device(position)
 
 
 def nvmlDeviceGetHandleByUUID(uuid: str) -> SimDeviceHandle:
     """A handle for the GPU with this UUID; NVMLError_NotFound otherwise."""
     node = sim_node()
     for i in range(node.gpu_count):
-        if node.reading(i).uuid == (uuid.decode() if isinstance(uuid, bytes) else uuid):
-            return SimDeviceHandle(i)
+        with _disk_errors():
+            reading = node.reading(i)
+        if reading.uuid == (uuid.decode() if isinstance(uuid, bytes) else uuid):
+            return _device(i)
     raise NVMLError(NVML_ERROR_NOT_FOUND)
 
 
@@ -218,7 +212,8 @@ def _read(handle: SimDeviceHandle, function: str) -> GpuReading:
     index = getattr(handle, "index", None)
     if not isinstance(index, int) or not 0 <= index < node.gpu_count:
         raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
-    reading = node.reading(index)
+    with _disk_errors():
+        reading = node.reading(index)
     if reading.lost:
         raise NVMLError(NVML_ERROR_GPU_IS_LOST)
     if function in _unsupported:
@@ -289,6 +284,7 @@ def nvmlDeviceGetTotalEnergyConsumption(handle: SimDeviceHandle) -> int:
 
 def nvmlDeviceGetTemperature(handle: SimDeviceHandle, sensor: int) -> int:
     """GPU temperature in °C (nvidia-smi: temperature.gpu)."""
+    sensor = _c_unsigned(sensor)
     r = _read(handle, "nvmlDeviceGetTemperature")
     if sensor != NVML_TEMPERATURE_GPU:
         raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
@@ -296,8 +292,14 @@ def nvmlDeviceGetTemperature(handle: SimDeviceHandle, sensor: int) -> int:
 
 
 def nvmlDeviceGetTemperatureThreshold(handle: SimDeviceHandle, threshold: int) -> int:
-    """A temperature threshold in °C (nvidia-smi: temperature.gpu.tlimit and friends)."""
+    """A temperature threshold in °C (nvidia-smi: temperature.gpu.tlimit and friends).
+
+    NVMLError_InvalidArgument for a threshold type NVML does not define, NotSupported for one the board lacks.
+    """
+    threshold = _c_unsigned(threshold)
     r = _read(handle, "nvmlDeviceGetTemperatureThreshold")
+    if threshold >= NVML_TEMPERATURE_THRESHOLD_COUNT:
+        raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
     values = {
         NVML_TEMPERATURE_THRESHOLD_SHUTDOWN: r.shutdown_c,
         NVML_TEMPERATURE_THRESHOLD_SLOWDOWN: r.slowdown_c,
@@ -322,18 +324,27 @@ def _clock_of_domain(clock_type: int, sm_mhz: int, mem_mhz: int) -> int:
 
 def nvmlDeviceGetClockInfo(handle: SimDeviceHandle, type: int) -> int:
     """Current clock in MHz (nvidia-smi: clocks.sm, clocks.mem ...)."""
+    clock_type = _c_unsigned(type)
     r = _read(handle, "nvmlDeviceGetClockInfo")
-    return _clock_of_domain(type, r.sm_clock_mhz, r.mem_clock_mhz)
+    return _clock_of_domain(clock_type, r.sm_clock_mhz, r.mem_clock_mhz)
 
 
 def nvmlDeviceGetMaxClockInfo(handle: SimDeviceHandle, type: int) -> int:
     """Maximum clock in MHz (nvidia-smi: clocks.max.sm ...)."""
+    clock_type = _c_unsigned(type)
     r = _read(handle, "nvmlDeviceGetMaxClockInfo")
-    return _clock_of_domain(type, r.sm_clock_max_mhz, r.mem_clock_mhz)
+    return _clock_of_domain(clock_type, r.sm_clock_max_mhz, r.mem_clock_mhz)
 
 
 def nvmlDeviceGetCurrentClocksEventReasons(handle: SimDeviceHandle) -> int:
-    """Bit mask of nvmlClocksEventReason* (nvidia-smi: clocks_event_reasons.active)."""
+    """Bit mask of nvmlClocksEventReason* (nvidia-smi: clocks_event_reasons.active).
+
+    NVMLError_FunctionNotFound from a simulated driver before R535, whose library lacks the function (pynvml's
+    lookup of the symbol fails before any argument is looked at).
+    """
+    sim_node()
+    if _driver_branch() < CLOCKS_EVENT_REASONS_SINCE_BRANCH:
+        raise NVMLError(_errors.NVML_ERROR_FUNCTION_NOT_FOUND)
     return _read(handle, "nvmlDeviceGetCurrentClocksEventReasons").reasons
 
 
@@ -344,12 +355,14 @@ def nvmlDeviceGetCurrentClocksThrottleReasons(handle: SimDeviceHandle) -> int:
 
 def nvmlDeviceGetTotalEccErrors(handle: SimDeviceHandle, errorType: int, counterType: int) -> int:
     """ECC error count (nvidia-smi: ecc.errors.uncorrected.volatile.total ...)."""
+    error_type, counter_type = _c_unsigned(errorType), _c_unsigned(counterType)
     r = _read(handle, "nvmlDeviceGetTotalEccErrors")
-    if errorType == NVML_MEMORY_ERROR_TYPE_CORRECTED:
-        return 0
-    if errorType != NVML_MEMORY_ERROR_TYPE_UNCORRECTED or counterType not in (NVML_VOLATILE_ECC, NVML_AGGREGATE_ECC):
+    known_error = error_type in (NVML_MEMORY_ERROR_TYPE_CORRECTED, NVML_MEMORY_ERROR_TYPE_UNCORRECTED)
+    if not known_error or counter_type not in (NVML_VOLATILE_ECC, NVML_AGGREGATE_ECC):
         raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
-    return r.ecc_volatile if counterType == NVML_VOLATILE_ECC else r.ecc_aggregate
+    if error_type == NVML_MEMORY_ERROR_TYPE_CORRECTED:
+        return 0
+    return r.ecc_volatile if counter_type == NVML_VOLATILE_ECC else r.ecc_aggregate
 
 
 def nvmlDeviceGetComputeRunningProcesses(handle: SimDeviceHandle) -> List[SimStruct]:
@@ -364,13 +377,6 @@ def nvmlDeviceGetComputeRunningProcesses(handle: SimDeviceHandle) -> List[SimStr
         )
         for p in r.processes
     ]
-
-
-def _as_c_uint(value: Any) -> int:
-    """`value` as pynvml's `c_uint(value)` passes it: TypeError unless an integer, wrapped to 32 bits."""
-    if not isinstance(value, int):
-        raise TypeError(f"{type(value).__name__!r} object cannot be interpreted as an integer")
-    return int(value) & 0xFFFFFFFF
 
 
 def _check_may_set() -> None:
@@ -389,12 +395,13 @@ def nvmlDeviceSetPowerManagementLimit(handle: SimDeviceHandle, limit: int) -> No
     NVMLError_NoPermission when the node's setters need root and this process is not root (real NVML: "Requires
     root/admin permissions"); TypeError for a limit that is not an integer, as pynvml's `c_uint(limit)` raises.
     """
-    milliwatts = _as_c_uint(limit)
+    milliwatts = _c_unsigned(limit)
     r = _read(handle, "nvmlDeviceSetPowerManagementLimit")
     _check_may_set()
     if not r.limit_min_w * 1000 <= milliwatts <= r.limit_max_w * 1000:
         raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
-    sim_node().set_power_limit(r.index, milliwatts / 1000.0)
+    with _disk_errors():
+        sim_node().set_power_limit(r.index, milliwatts / 1000.0)
 
 
 # -- events ---------------------------------------------------------------------------------------------------
@@ -413,31 +420,45 @@ _EVENT_TYPES = {"xid": nvmlEventTypeXidCriticalError, "ecc": nvmlEventTypeDouble
 
 def nvmlEventSetCreate() -> SimEventSet:
     """A new event set; it reports events injected after this call."""
-    return SimEventSet(sim_node().last_event_seq())
+    node = sim_node()
+    with _disk_errors():
+        return SimEventSet(node.last_event_seq())
+
+
+def _supported_event_types() -> int:
+    """XID events, and ECC events unless the node withholds ECC (NVML: ECC events only on ECC-enabled devices)."""
+    ecc = 0 if "nvmlDeviceGetTotalEccErrors" in _unsupported else nvmlEventTypeDoubleBitEccError
+    return nvmlEventTypeXidCriticalError | ecc
 
 
 def nvmlDeviceRegisterEvents(handle: SimDeviceHandle, eventTypes: int, eventSet: SimEventSet) -> None:
-    """Deliver `eventTypes` of this GPU to `eventSet`."""
+    """Deliver `eventTypes` of this GPU to `eventSet`; NVMLError_NotSupported, none registered, if one it lacks."""
+    types = _c_unsigned(eventTypes, bits=64)
     r = _read(handle, "nvmlDeviceRegisterEvents")
-    eventSet.masks[r.index] = eventSet.masks.get(r.index, 0) | int(eventTypes)
+    if types & ~_supported_event_types():
+        raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+    eventSet.masks[r.index] = eventSet.masks.get(r.index, 0) | types
 
 
 def nvmlDeviceGetSupportedEventTypes(handle: SimDeviceHandle) -> int:
     """The event types the simulated GPU can deliver."""
     _read(handle, "nvmlDeviceGetSupportedEventTypes")
-    return nvmlEventTypeXidCriticalError | nvmlEventTypeDoubleBitEccError
+    return _supported_event_types()
 
 
 def nvmlEventSetWait_v2(eventSet: SimEventSet, timeoutms: int) -> SimStruct:
     """The next event (`.device`, `.eventType`, `.eventData` = the XID), or NVMLError_Timeout after `timeoutms`."""
-    deadline = time.monotonic() + max(0, timeoutms) / 1000.0
+    deadline = time.monotonic() + _c_unsigned(timeoutms) / 1000.0
     while True:
-        for event in sim_node().events_after(eventSet.seq):
+        node = sim_node()
+        with _disk_errors():
+            events = node.events_after(eventSet.seq)
+        for event in events:
             eventSet.seq = int(event["seq"])
             kind = _EVENT_TYPES.get(str(event["type"]), 0)
             if eventSet.masks.get(int(event["gpu"]), 0) & kind:
                 return SimStruct(
-                    device=SimDeviceHandle(int(event["gpu"])),
+                    device=_device(int(event["gpu"])),
                     eventType=kind,
                     eventData=int(event["data"]),
                     gpuInstanceId=0xFFFFFFFF,

@@ -14,6 +14,7 @@ NVML_TEMPERATURE_THRESHOLD_SHUTDOWN = 0
 NVML_TEMPERATURE_THRESHOLD_SLOWDOWN = 1
 NVML_TEMPERATURE_THRESHOLD_MEM_MAX = 2
 NVML_TEMPERATURE_THRESHOLD_GPU_MAX = 3
+NVML_TEMPERATURE_THRESHOLD_COUNT = 8  # thresholds 4-7 (acoustic, GPS) exist; no simulated board has them
 NVML_CLOCK_GRAPHICS = 0
 NVML_CLOCK_SM = 1
 NVML_CLOCK_MEM = 2
@@ -45,6 +46,9 @@ nvmlEventTypeNone = 0x0
 #: The driver version reported unless `configure(driver_version=...)` chose another (an older driver's nvidia-smi
 #: knows fewer --query-gpu properties: factoryctl.sim.smi).
 DRIVER_VERSION = "550.90.07"
+#: The first driver branch whose library has nvmlDeviceGetCurrentClocksEventReasons (older ones lack the symbol:
+#: pynvml raises NVMLError_FunctionNotFound, and callers fall back to nvmlDeviceGetCurrentClocksThrottleReasons).
+CLOCKS_EVENT_REASONS_SINCE_BRANCH = 535
 
 # GPU field (docs/cli.md names) -> the NVML functions that answer NOT_SUPPORTED when the inventory lists it
 # (`sim.unsupported`, docs/simulated-driver.md, Faults).

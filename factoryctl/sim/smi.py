@@ -125,12 +125,17 @@ def _value(handle: Any, getter: _Getter, unit: str, units: bool) -> str:
     try:
         text = str(getter(handle))
     except nvml.NVMLError as exc:
-        if exc.value == nvml.NVML_ERROR_GPU_IS_LOST:
-            return "[GPU is lost]"
-        if exc.value == nvml.NVML_ERROR_NOT_SUPPORTED:
-            return "[N/A]"
-        return "[Unknown Error]"
+        return _failed_value(exc)
     return f"{text} {unit}" if units and unit else text
+
+
+def _failed_value(exc: nvml.NVMLError) -> str:
+    """What nvidia-smi prints in place of a value the driver would not give."""
+    if exc.value == nvml.NVML_ERROR_GPU_IS_LOST:
+        return "[GPU is lost]"
+    if exc.value == nvml.NVML_ERROR_NOT_SUPPORTED:
+        return "[N/A]"
+    return "[Unknown Error]"
 
 
 def _indexes(selector: Optional[str]) -> List[int]:
@@ -166,7 +171,11 @@ def query(fields_csv: str, fmt: str, selector: Optional[str]) -> str:
             header.append(f"{name} [{unit}]" if units and unit else name)
         lines.append(", ".join(header))
     for index in _indexes(selector):
-        handle = nvml.nvmlDeviceGetHandleByIndex(index)
+        try:
+            handle = nvml.nvmlDeviceGetHandleByIndex(index)
+        except nvml.NVMLError as exc:  # a lost GPU has no handle: every field says so
+            lines.append(", ".join(_failed_value(exc) for _ in names))
+            continue
         row = []
         for name in names:
             unit, getter = FIELDS[ALIASES.get(name, name)]
@@ -183,8 +192,11 @@ def set_power_limit(watts_text: str, selector: Optional[str]) -> str:
         raise SmiError(f'Invalid power limit "{watts_text}".', 2) from None
     plan = []
     for index in _indexes(selector):
-        handle = nvml.nvmlDeviceGetHandleByIndex(index)
         bus = _bus_id(index)
+        try:
+            handle = nvml.nvmlDeviceGetHandleByIndex(index)
+        except nvml.NVMLError as exc:
+            raise _driver_failed(f"Unable to determine the device handle for GPU {bus}", bus, exc) from None
         try:
             low, high = nvml.nvmlDeviceGetPowerManagementLimitConstraints(handle)
         except nvml.NVMLError as exc:
@@ -229,8 +241,8 @@ def list_gpus(selector: Optional[str] = None) -> str:
     """`-L [-i IDX]`: one line per selected GPU (a bad index: exit 6, as for the other forms)."""
     lines = []
     for index in _indexes(selector):
-        handle = nvml.nvmlDeviceGetHandleByIndex(index)
         try:
+            handle = nvml.nvmlDeviceGetHandleByIndex(index)
             lines.append(f"GPU {index}: {nvml.nvmlDeviceGetName(handle)} (UUID: {nvml.nvmlDeviceGetUUID(handle)})")
         except nvml.NVMLError as exc:
             lines.append(f"GPU {index}: [{exc}]")

@@ -94,8 +94,8 @@ def test_unknown_unsupported_field_is_refused():
 
 def test_lost_gpu_raises_gpu_is_lost_until_reset(driver):
     n = driver()
+    h = n.nvmlDeviceGetHandleByIndex(1)  # had before the loss
     n.sim_node().inject("lost", gpus=[1])
-    h = n.nvmlDeviceGetHandleByIndex(1)
     with pytest.raises(n.NVMLError_GpuIsLost):
         n.nvmlDeviceGetPowerUsage(h)
     assert n.nvmlDeviceGetPowerUsage(n.nvmlDeviceGetHandleByIndex(0)) > 0

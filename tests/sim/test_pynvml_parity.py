@@ -57,3 +57,15 @@ def test_the_package_exposes_the_pynvml_names_lazily():
     assert factoryctl.sim.NVMLError_GpuIsLost is sim.NVMLError_GpuIsLost
     with pytest.raises(AttributeError):
         factoryctl.sim.not_a_thing  # noqa: B018
+
+
+def test_every_pynvml_error_code_and_class_exists_with_its_value_and_text():
+    from factoryctl.sim import errors
+
+    real = {n for n in dir(pynvml) if n.startswith(("NVMLError_", "NVML_ERROR_"))}
+    assert real - set(dir(errors)) == set()
+    for name in (n for n in real if n.startswith("NVML_ERROR_")):
+        code = getattr(pynvml, name)
+        assert getattr(errors, name) == code, name
+        assert type(sim.NVMLError(code)).__name__ == type(pynvml.NVMLError(code)).__name__, name
+        assert str(sim.NVMLError(code)) == str(pynvml.NVMLError(code)), name

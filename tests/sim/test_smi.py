@@ -74,6 +74,18 @@ def test_lost_gpu_prints_gpu_is_lost(tmp_path, run):
     assert out.splitlines()[0] == "[GPU is lost], [GPU is lost]"
 
 
+def test_a_lost_gpu_has_no_handle_yet_list_and_set_say_so_as_nvidia_smi_does(tmp_path, run):
+    # the driver refuses a lost GPU's handle (NVML_ERROR_GPU_IS_LOST): the shim must not end in a traceback
+    SimNode(tmp_path / "state", "n1").inject("lost", gpus=[0])
+    code, out = run("-L")
+    assert code == 0
+    assert out.splitlines()[0] == "GPU 0: [GPU is lost]"
+    code, out = run("-pl", "300")
+    assert code == 15
+    assert "Unable to determine the device handle for GPU 00000000:" in out
+    assert "GPU is lost" in out
+
+
 def test_written_shim_is_an_executable_nvidia_smi(tmp_path, run):
     shim = smi.write_shim(tmp_path / "bin" / "nvidia-smi", "n1", state_dir=str(tmp_path / "state"))
     done = subprocess.run([str(shim), "-pl", "300"], capture_output=True, text=True, timeout=30, check=False)

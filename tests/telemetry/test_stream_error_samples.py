@@ -291,9 +291,8 @@ def break_driver(state_dir: Path, node: str) -> Path:
     """Make the simulated driver of `node` fail every read, as a driver that cannot be read at all; returns the lock.
 
     Its state file is damaged, and repairing it needs the lock beside it, whose path is now a directory: every NVML
-    call of the running agent raises instead of answering, so the agent's stream sends an error sample each interval
-    (the agent reports a driver call that returns an NVML error as a null field with its reason instead). Removing
-    the directory lets the next agent repair the file (set aside as `.bad`) and start afresh.
+    call of the running agent fails with NVML_ERROR_UNKNOWN, as pynvml raises nothing but NVMLError. Removing the
+    directory lets the next read repair the file (set aside as `.bad`) and start afresh.
     """
     state = state_path(state_dir / "sim", "drv", node)
     lock = state.with_suffix(".lock")
@@ -311,8 +310,21 @@ def node_events(store_path: Path, node: str) -> list[tuple[str, str]]:
         store.close()
 
 
+def latest_power(cli: Any, path: Path, node: str) -> tuple[Any, Any]:
+    """(power_w, its null reason) of `node`'s GPU 0 as `gpus` shows it."""
+    shown = cli("--config", str(path), "gpus", node, "-o", "json")
+    assert shown.exit_code == 0, shown.stderr
+    (gpu,) = shown.json()["items"]
+    return gpu["power_w"], gpu["null_reasons"].get("power_w")
+
+
 @pytest.mark.slow
-def test_a_node_whose_driver_fails_is_degraded_then_down_with_why_and_comes_back(tmp_path: Path, cli: Any) -> None:
+def test_a_driver_that_fails_every_call_gives_null_values_with_why_and_they_come_back(tmp_path: Path, cli: Any) -> None:
+    """As a real driver: each failed NVML call is that field's null with NVML's reason, never a made-up value.
+
+    (A whole sample fails only when the agent itself fails, not its driver calls: the error-sample tests above run
+    that path with stand-in agents.)
+    """
     path = tmp_path / "factory.yaml"
     path.write_text(
         f"name: drv\nstate_dir: {tmp_path / 'state'}\nnodes:\n  n[1-2]: {{transport: local, sim: h100-sxm, gpus: 1}}\n"
@@ -325,31 +337,12 @@ def test_a_node_whose_driver_fails_is_degraded_then_down_with_why_and_comes_back
     try:
         wait_for(lambda: controller.collector is not None and controller.collector.stats()["up"] == 2, WAIT_S)
         lock = break_driver(tmp_path / "state", "n2")
-        wait_for(lambda: "node_down" in dict(node_events(store_path, "n2")), WAIT_S, "n2 down")
-        said = dict(node_events(store_path, "n2"))
-        assert "Is a directory" in said["node_degraded"], said  # the agent's reason, once a sample is missed
-        assert "Is a directory" in said["node_down"], said  # and still, not "3 samples missed"
-        shown = cli("--config", str(path), "nodes", "list", "n2", "-o", "json")
-        assert shown.exit_code == 1, shown.stderr
-        (item,) = shown.json()["items"]
-        # From the store: the streamed error (`agent`); polled, when the store is not fresh enough on a loaded
-        # machine, a new agent's (`driver`: it cannot open the simulated driver). Either way, why.
-        assert (item["state"], item["error"] in ("agent", "driver"), item["gpus"]) == ("down", True, None)
-        assert "Is a directory" in shown.stderr
-        gpus = cli("--config", str(path), "gpus", "n2", "-o", "json")
-        assert gpus.exit_code == 1, gpus.stderr
-        assert gpus.json()["items"] == []
-        assert [e["node"] for e in gpus.json()["errors"]] == ["n2"]
-        assert "Is a directory" in gpus.json()["errors"][0]["message"]
-        assert cli("--config", str(path), "nodes", "list", "n1", "-o", "json").exit_code == 0
+        wait_for(lambda: latest_power(cli, path, "n2") == (None, "unknown error"), WAIT_S, "n2's power unknown")
+        assert latest_power(cli, path, "n1")[0] is not None
         shutil.rmtree(lock)  # the disk is back: the agent's next read repairs the state
-        wait_for(lambda: node_events(store_path, "n2")[-1][0] == "node_up", WAIT_S, "n2 up again")
-        back = cli("--config", str(path), "nodes", "list", "n2", "-o", "json")
-        assert back.exit_code == 0, back.stderr
-        (item,) = back.json()["items"]
-        assert (item["state"], item["error"], item["gpus"]) == ("up", None, 1)
+        wait_for(lambda: latest_power(cli, path, "n2")[0] is not None, WAIT_S, "n2's power back")
         assert controller.collector is not None
-        assert controller.collector.links["n2"].connects == 1  # back at its next sample, on the same agent
+        assert controller.collector.links["n2"].connects == 1  # on the same agent all along
     finally:
         controller.request_stop()
         runner.join(30)
