@@ -3,13 +3,6 @@
 Kept apart from the writer (which only asks whether to re-stamp a sample, and when to report) because the estimate
 has rules of its own: a sample is never early, only late, so an offset is bounded below by each sample's; a backlog
 read at once must not lower it; a step of the controller's own clock moves every estimate by the step.
-
-Late is not behind. A controller under load 200 read its samples a minute late, and called 94 nodes on its own
-clock "53 s behind": from samples alone, a node behind and a sample delayed look the same. What tells them apart is
-a round trip, as NTP has it: a stream's first sample is taken after the stream was asked for, so the node's offset
-is at most (that sample's time - when it was asked for). A node is called behind only when that bound is, and
-re-stamped by how far behind its samples show it; without a stream request to go by (a sink that is not told of
-them), the least delayed sample of a window is all there is.
 """
 
 from __future__ import annotations
@@ -46,27 +39,9 @@ class NodeClock:
     reported: bool = False  # what was last reported: off or in step
     reported_best: float = 0.0  # and by how much
     changed_at: float | None = None  # since when `off` (or how much) differs from what was reported
-    #: The most the offset can be: the first sample of the latest stream, less when it was asked for (None: no stream
-    #: request known). Raised to `best` when a clock set ahead since proves it stale.
-    ceiling: float | None = None
 
-    def measure(self, offset: float, mono: float, requested_at: float | None = None) -> None:
-        """A sample arrived `offset` seconds ahead of the controller's clock (negative: behind).
-
-        `requested_at` (monotonic) is when its stream was asked for, for the first sample of a stream.
-        """
-        if requested_at is not None:  # taken after it was asked for: no later than `mono - requested_at` ago
-            self.ceiling = offset + max(0.0, mono - requested_at)
-        self._bound_below(offset, mono)
-        self._judge(mono)
-        moved = self.off and abs(self.best - self.reported_best) > CLOCK_OFF_S  # still off, by another amount
-        if self.off == self.reported and not moved:
-            self.changed_at = None
-        elif self.changed_at is None:
-            self.changed_at = mono
-
-    def _bound_below(self, offset: float, mono: float) -> None:
-        """`best`: the largest offset of the last full window, or larger as soon as a sample shows more."""
+    def measure(self, offset: float, mono: float) -> None:
+        """A sample arrived `offset` seconds ahead of the controller's clock (negative: behind)."""
         if mono - self.window_from >= CLOCK_WINDOW_S:  # a clock set back is believed after a full window
             if self.window_max is not None:
                 self.best = self.window_max
@@ -74,25 +49,22 @@ class NodeClock:
         if self.window_max is None or offset > self.window_max:
             self.window_max = offset
         self.best = max(self.best, offset)
-        if self.ceiling is not None and self.best > self.ceiling:  # its clock was set ahead since the request
-            self.ceiling = self.best
-
-    def _judge(self, mono: float) -> None:
-        """`off`: ahead when even the least delayed sample is; behind when the stream's round trip says so too."""
         limit = CLOCK_OFF_S / 2 if self.off else CLOCK_OFF_S
-        behind = self.best if self.ceiling is None else self.ceiling
         if mono - self.first_at >= CLOCK_TRUST_S:
-            self.off = self.best > limit or behind < -limit
+            self.off = abs(self.best) > limit
         else:  # a backlog may look behind, but no delay makes a node look ahead
             self.off = self.best > limit
+        moved = self.off and abs(self.best - self.reported_best) > CLOCK_OFF_S  # still off, by another amount
+        if self.off == self.reported and not moved:
+            self.changed_at = None
+        elif self.changed_at is None:
+            self.changed_at = mono
 
     def controller_stepped(self, step: float) -> None:
         """The controller's wall clock jumped `step` seconds: every offset measured so far is `step` less now."""
         self.best -= step
         if self.window_max is not None:
             self.window_max -= step
-        if self.ceiling is not None:
-            self.ceiling -= step
 
     def restamped(self, time: float, now: float) -> float | None:
         """A sample's `time` on the controller's clock, or None to keep it: in step, or its clock was just set right."""

@@ -74,7 +74,6 @@ class StoreWriter:
         self._stall_watch = stall_watch
         self._judged_at = self._wall.monotonic()  # when silence was last judged (`_take_tick`)
         self._node_clocks: dict[str, NodeClock] = {}
-        self._stream_asked: dict[str, float] = {}  # when each node's link last asked for a stream (monotonic)
         self._xid_stamps: dict[str, XidStamps] = {}  # each node's XIDs as put on our clock (moved with its samples)
         self._lock = threading.Lock()
         self._incoming: list[NodeSample] = []
@@ -112,7 +111,6 @@ class StoreWriter:
                     del self._health[name]
                     self._previous.pop(name, None)
                     self._node_clocks.pop(name, None)
-                    self._stream_asked.pop(name, None)
                     self._xid_stamps.pop(name, None)
 
     def set_interval(self, interval_s: float, slow_interval_s: float | None = None) -> None:
@@ -152,7 +150,7 @@ class StoreWriter:
         clock = self._node_clocks.get(sample.node)
         if clock is None:
             clock = self._node_clocks[sample.node] = NodeClock(sample.time - now, mono, mono)
-        clock.measure(sample.time - now, mono, self._stream_asked.pop(sample.node, None))
+        clock.measure(sample.time - now, mono)
         if clock.due(mono):
             self._clock_reported(sample.node, clock, now)
         restamped = clock.restamped(sample.time, now)
@@ -227,8 +225,6 @@ class StoreWriter:
             health = self._health.get(node)
             if health is not None:
                 health.connected()
-                # its stream is asked for next: the first sample bounds the node's clock from above (`NodeClock`)
-                self._stream_asked[node] = self._wall.monotonic()
 
     def _failed(self, node: str, error: NodeError, by_agent: bool) -> None:
         with self._lock:
