@@ -212,6 +212,8 @@ class LimitsInterrupted(BaseException):
 SETTLE_S = 5.0
 #: Message of a node still changing its limits when the request was interrupted and stopped waiting for it.
 UNANSWERED = "interrupted before this node answered: its limits may have changed (see `factoryctl gpus`)"
+#: A node the fan-out never got to (more nodes than --fanout): never asked, so nothing changed there.
+NOT_ASKED = "interrupted before this node was asked: its limits were not changed"
 
 
 def _change_all(
@@ -295,11 +297,16 @@ _NodeChanges = tuple[list[LimitChange], NodeError | None]
 def _gathered(
     outcomes: list[tuple[NodeSpec, _NodeChanges | NodeError | Pending]], errors: list[NodeError]
 ) -> list[LimitChange]:
-    """The changes the nodes made; their failures, and `interrupted` for a node that had not answered, to `errors`."""
+    """The changes the nodes made; their failures, and `interrupted` for a node that had not answered, to `errors`.
+
+    A node whose change never started (the fan-out was left before it got there) was not asked: said so, not "may
+    have changed".
+    """
     changes: list[LimitChange] = []
     for node, outcome in outcomes:
         if isinstance(outcome, Pending):
-            errors.append(NodeError(node.name, "interrupted", UNANSWERED))
+            said = NOT_ASKED if outcome is Pending.NOT_STARTED else UNANSWERED
+            errors.append(NodeError(node.name, "interrupted", said))
         elif isinstance(outcome, NodeError):
             errors.append(outcome)
         else:
