@@ -101,10 +101,11 @@ def _run(
 
 
 def folded_rows(changes: Sequence[LimitChange]) -> list[dict[str, Any]]:
-    """The table's rows: nodes whose GPUs changed alike share one, in the order the nodes come.
+    """The table's rows: nodes whose GPUs changed alike share one, the rows in the order their first nodes come.
 
     A node's GPUs are grouped by (before, after, clamped), then nodes with the same GPUs in the same group are one
-    row, `n[001-200] (200)` with its GPUs `0-7`, as exec folds nodes that printed the same.
+    row, `n[001-200] (200)` with its GPUs `0-7`, as exec folds nodes that printed the same (names within a row in
+    ClusterShell's order: `b01,h[01-02]`).
     """
     from ClusterShell.RangeSet import RangeSet
 
