@@ -52,7 +52,8 @@ def _bus_id(index: int) -> str:
 
 
 def _reason(bit: int) -> _Getter:
-    return lambda h: "Active" if nvml.nvmlDeviceGetCurrentClocksEventReasons(h) & bit else "Not Active"
+    """A reason's Active/Not Active, read by the call every driver has (R535 added the EventReasons name)."""
+    return lambda h: "Active" if nvml.nvmlDeviceGetCurrentClocksThrottleReasons(h) & bit else "Not Active"
 
 
 # --query-gpu property -> (unit for headers and values, getter of the formatted value).
@@ -80,7 +81,7 @@ FIELDS: Dict[str, Tuple[str, _Getter]] = {
     "clocks.gr": ("MHz", lambda h: str(nvml.nvmlDeviceGetClockInfo(h, nvml.NVML_CLOCK_GRAPHICS))),
     "clocks.mem": ("MHz", lambda h: str(nvml.nvmlDeviceGetClockInfo(h, nvml.NVML_CLOCK_MEM))),
     "clocks.max.sm": ("MHz", lambda h: str(nvml.nvmlDeviceGetMaxClockInfo(h, nvml.NVML_CLOCK_SM))),
-    "clocks_event_reasons.active": ("", lambda h: "0x%016X" % nvml.nvmlDeviceGetCurrentClocksEventReasons(h)),
+    "clocks_event_reasons.active": ("", lambda h: "0x%016X" % nvml.nvmlDeviceGetCurrentClocksThrottleReasons(h)),
     "clocks_event_reasons.gpu_idle": ("", _reason(0x1)),
     "clocks_event_reasons.sw_power_cap": ("", _reason(0x4)),
     "clocks_event_reasons.sw_thermal_slowdown": ("", _reason(0x20)),
