@@ -399,7 +399,7 @@ def _silence_stdout() -> None:
 
 def main() -> None:
     """Console-script entry point: a bug is one sentence and a hint too (its traceback only with --debug)."""
-    _ignore_interrupts_at_the_very_end()
+    decided = _ignore_interrupts_at_the_very_end()
     _stand_in_for_closed_streams()
     output_errors = _cli_module("arguments").register_output_errors()  # stdout: argv's bytes back as they came
     for stream, errors in ((sys.stdout, output_errors), (sys.stderr, "replace")):  # never fatal: `?` instead
@@ -414,6 +414,7 @@ def main() -> None:
         sys.stderr.write("hint: rerun with --debug for the traceback, and report it.\n")
         status = int(ExitCode.FAILURE)
     _exit_now_on_interrupt(status)
+    decided.append(status)
     sys.exit(status)
 
 
@@ -454,20 +455,45 @@ def _exit_now_on_interrupt(status: int) -> None:
     atexit.register(_exit_with_on_interrupt, status)
 
 
-def _ignore_interrupts_at_the_very_end() -> None:
+def _ignore_interrupts_at_the_very_end() -> list[int]:
     """Once the exit handlers have run, a Ctrl-C is ignored: the process ends with the status already decided.
 
     After them the interpreter puts SIGINT back to its default and tears its modules down (tens of milliseconds
     with a replay's jobs in memory): a Ctrl-C there killed the process, an exit by signal (130 to the shell) after
     complete output, and no sentence. Registered first, before anything the command imports, so it runs last.
+
+    A stopped command (129, 130, 143: `main` puts its status in the list returned) may leave worker threads inside
+    a node's connection: the interpreter's teardown then ends them with pthread_exit, which aborted the process once
+    in fresh-clone CI (SIGABRT, "FATAL: exception not rethrown", after the right sentence). Its output is complete and
+    every exit handler has run by then, so such a process ends at once with its status (`_end_stopped`).
     """
     import atexit
+
+    decided: list[int] = []
 
     def ignore() -> None:
         with contextlib.suppress(ValueError):  # not the main thread (an embedding caller): nothing to protect
             signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _end_stopped(decided)
 
     atexit.register(ignore)
+    return decided
+
+
+#: The statuses of a command a signal stopped (SIGHUP, Ctrl-C, SIGTERM), whose workers may still be running.
+_STOPPED = frozenset({129, int(ExitCode.INTERRUPTED), int(ExitCode.TERMINATED)})
+
+
+def _end_stopped(decided: list[int]) -> None:
+    """`os._exit` with a stopped command's status while other threads still run, its streams flushed; else nothing."""
+    import threading
+
+    if not decided or decided[-1] not in _STOPPED or threading.active_count() <= 1:
+        return
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(decided[-1])
 
 
 def _exit_with_on_interrupt(status: int) -> None:
