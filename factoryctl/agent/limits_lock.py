@@ -38,10 +38,23 @@ import re
 import stat
 import time
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Any, Callable, Dict, Iterator, Optional
 
 DEFAULT_TIMEOUT_S = 5.0
 MAX_TIMEOUT_S = 60.0
+
+
+def requested_wait(request: Dict[str, Any]) -> float:
+    """A change request's `lock_timeout_s` (default DEFAULT_TIMEOUT_S), or ValueError saying the rule.
+
+    The agent and the nvidia-smi fallback take and refuse it alike.
+    """
+    wait = request.get("lock_timeout_s", DEFAULT_TIMEOUT_S)
+    if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not 0 <= wait <= MAX_TIMEOUT_S:
+        raise ValueError(f"lock_timeout_s must be a number of seconds from 0 to {MAX_TIMEOUT_S:g}")
+    return float(wait)
+
+
 _POLL_S = 0.005
 _LOCK_NAME = "gpu-limits.lock"
 

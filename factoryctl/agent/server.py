@@ -24,13 +24,7 @@ from typing import IO, Any, Callable, Dict, Iterable, Iterator, List, Optional, 
 from factoryctl import __version__
 from factoryctl.agent import PROTOCOL_VERSION
 from factoryctl.agent.host import HostSampler
-from factoryctl.agent.limits_lock import (
-    DEFAULT_TIMEOUT_S,
-    MAX_TIMEOUT_S,
-    LimitsLock,
-    LimitsLockError,
-    LimitsLockTimeout,
-)
+from factoryctl.agent.limits_lock import LimitsLock, LimitsLockError, LimitsLockTimeout, requested_wait
 from factoryctl.agent.nvml import DriverUnavailable, GpuLost, NvmlSession
 from factoryctl.agent.sampler import DEFAULT_SLOW_INTERVAL_S, GpuSampler, node_sample
 from factoryctl.agent.schedule import next_due, read_clocks, stream_max_age
@@ -312,13 +306,14 @@ class AgentServer:
         So a change's read-set-read is never interleaved with another's, and the before and after it reports are
         true. The caller resolves the GPUs first, so a node without a driver answers that, not a lock problem.
         """
-        wait = req.get("lock_timeout_s", DEFAULT_TIMEOUT_S)
-        if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not 0 <= wait <= MAX_TIMEOUT_S:
-            raise RequestError("usage", f"lock_timeout_s must be a number of seconds from 0 to {MAX_TIMEOUT_S:g}")
+        try:
+            wait = requested_wait(req)
+        except ValueError as exc:
+            raise RequestError("usage", str(exc)) from None
         with contextlib.ExitStack() as held:
             if self.limits_lock is not None:
                 try:
-                    held.enter_context(self.limits_lock.held(float(wait)))
+                    held.enter_context(self.limits_lock.held(wait))
                 except LimitsLockTimeout as exc:
                     raise RequestError(
                         "driver",

@@ -26,7 +26,7 @@ import threading
 import time
 from typing import IO, Any, cast
 
-from factoryctl.agent.limits_lock import DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S
+from factoryctl.agent.limits_lock import requested_wait
 from factoryctl.agent.sampler import reason_names
 from factoryctl.agent.schedule import next_due, read_clocks
 from factoryctl.agent.server import LOCK_BUSY, LOCK_UNUSABLE
@@ -444,7 +444,7 @@ def _query_arg(reasons_name: str) -> str:
 
 def _lock_wait(request: dict[str, Any]) -> float:
     """The request's `lock_timeout_s` (default 5 s), refused as the agent refuses it when it is no such number."""
-    wait = request.get("lock_timeout_s", DEFAULT_TIMEOUT_S)
-    if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not 0 <= wait <= MAX_TIMEOUT_S:
-        raise _Refused("usage", f"lock_timeout_s must be a number of seconds from 0 to {MAX_TIMEOUT_S:g}")
-    return float(wait)
+    try:
+        return requested_wait(request)
+    except ValueError as exc:
+        raise _Refused("usage", str(exc)) from None
