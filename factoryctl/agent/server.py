@@ -379,6 +379,10 @@ class AgentServer:
             self.sampler.refresh(indexes)  # the agent changed them itself: the next sample shows every tier
             return {"injected": injected}
 
+    def op_clock(self, req: Dict[str, Any]) -> Dict[str, Any]:
+        """`clock`: the node's time now, for the client to tell a late sample from a clock behind (a round trip)."""
+        return {"time": time.time()}
+
     def op_shutdown(self, req: Dict[str, Any]) -> Dict[str, Any]:
         """`shutdown`: reply, then exit 0."""
         self.running = False

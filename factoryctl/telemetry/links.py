@@ -10,13 +10,16 @@ it collects on its own (one reconnect loop for both). A sample the agent could n
 reported to the sink as a failure with the agent's reason, and is not heard: a node whose agent only sends errors is
 judged as failing, and its link is rebuilt on a fresh agent once no good sample has come for as long as a silent
 link is given. The sink is also told when its link is made again (`link_connected`), so silence after a reconnect
-is not blamed on the failure before it.
+is not blamed on the failure before it. A link whose samples arrive looking behind asks its agent for its time
+(`clock`, at most every `CLOCK_CHECK_EVERY_S`) and tells the sink (`clock_bounded`): only a round trip tells a node
+behind from a controller that read its samples late (node_clock).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import random
 import threading
 import time
@@ -25,10 +28,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from factoryctl.config import FactoryConfig
-from factoryctl.errors import NodeError
+from factoryctl.errors import NodeError, UsageError
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.model.telemetry import NodeSample
 from factoryctl.telemetry.health import MISSED_FOR_DOWN
+from factoryctl.telemetry.node_clock import CLOCK_CHECK_EVERY_S, CLOCK_OFF_S
 from factoryctl.telemetry.poll import as_node_error, check_agent_cache, open_transport
 from factoryctl.telemetry.stall_watch import StallWatch
 from factoryctl.transport.base import NodeTransport
@@ -63,6 +67,10 @@ class SampleSink(Protocol):
 
     def link_connected(self, node: str) -> None:
         """The link connected again: a failure reported before it no longer says why the node is silent."""
+        ...
+
+    def clock_bounded(self, node: str, node_time: float, asked_at: float) -> None:
+        """The node's agent said its time was `node_time` when asked at `asked_at` (this machine's wall clock)."""
         ...
 
 
@@ -145,6 +153,10 @@ class NodeLink:
         self._excusable = True
         #: Why the agent's latest sample failed, and when (monotonic), while no good sample came after it.
         self._sample_error: tuple[NodeError, float] | None = None
+        #: When its agent was last asked for its time (monotonic), whether it is due again, and whether it can answer.
+        self._clock_asked_at = -CLOCK_CHECK_EVERY_S
+        self._clock_due = False
+        self._clock_answers = True
         self.connects = 0
         self.start_failed = False  # `start` found no thread to run on
         #: True while connecting and starting the stream: what `stop()` cannot cut short (an SSH handshake).
@@ -236,6 +248,14 @@ class NodeLink:
         self._sample_error = None
         self._got_sample.set()
         self._sink.offer(sample)
+        if sample.time - time.time() < -CLOCK_OFF_S and self._may_ask_clock():
+            self._clock_due = True  # late, or a node behind: the link's thread asks (never this reader thread)
+            self._wake.set()
+
+    def _may_ask_clock(self) -> bool:
+        """Whether its agent may be asked for its time now: it can answer, and was not asked in the last while."""
+        recently = self._last_heard - self._clock_asked_at < CLOCK_CHECK_EVERY_S
+        return self._clock_answers and not self._clock_due and not recently
 
     def _on_sample_error(self, error: NodeError) -> None:
         """The agent could not take a sample: the node is reported failing with why; its silence goes on counting."""
@@ -289,6 +309,8 @@ class NodeLink:
                     self._wake.clear()
                     if self._streaming_at != (self.interval_s, self.slow_interval_s):  # not a stale wake
                         stream = self._stream(session, stream)
+                    if self._clock_due:
+                        self._ask_clock(session)
                 silent = time.monotonic() - self._heard()
                 if silent > self.stall_s:
                     raise self._stalled(silent)
@@ -340,6 +362,25 @@ class NodeLink:
         """Report a failure, unless the link is retired: what breaks while it closes is not the node's."""
         if not self._retired:
             self._sink.link_failed(self.node.name, as_node_error(self.node.name, exc))
+
+    def _ask_clock(self, session: AgentSession) -> None:
+        """Ask the agent for its time and tell the sink; an agent without `clock` is judged on its samples alone.
+
+        A reply that does not come in time bounds nothing and breaks nothing: a silent link is the stall's to judge.
+        """
+        self._clock_asked_at, self._clock_due = time.monotonic(), False
+        asked_at = time.time()
+        try:
+            node_time = session.request("clock", timeout=self.stream_timeout_s).get("time")
+        except UsageError:  # an agent older than `clock`
+            self._clock_answers = False
+            return
+        except NodeError:
+            return
+        if isinstance(node_time, bool) or not isinstance(node_time, (int, float)) or not math.isfinite(node_time):
+            return  # no time an agent of ours sends
+        if not self._retired:
+            self._sink.clock_bounded(self.node.name, float(node_time), asked_at)
 
     def _stream(self, session: AgentSession, running: int | None) -> int:
         """Start streaming at the link's interval, stopping the stream `running` first; returns the new stream's id."""

@@ -3,6 +3,12 @@
 Kept apart from the writer (which only asks whether to re-stamp a sample, and when to report) because the estimate
 has rules of its own: a sample is never early, only late, so an offset is bounded below by each sample's; a backlog
 read at once must not lower it; a step of the controller's own clock moves every estimate by the step.
+
+Samples alone cannot tell a node behind from a controller reading them late (an overloaded one took 94 healthy
+nodes for behind). So a link whose samples look behind asks its agent for its time (`clock`): the answer, less when
+it was asked, bounds the offset from above, and a node is behind only while that bound says so too. The bound is
+asked again whenever samples look behind (a node whose clock is set back while it streams is found by the next ask),
+never taken from a stream's start, which goes stale.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ CLOCK_WINDOW_S = 10.0
 #: A node's first samples may be a backlog read at once: an offset behind the controller's is trusted once samples
 #: came in over this long (one ahead is trusted at once: no delay makes a sample look early).
 CLOCK_TRUST_S = 2.0
+#: How often a link whose samples look behind asks its agent for its time (at most).
+CLOCK_CHECK_EVERY_S = 10.0
 #: How long a node's clock must stay off (or in step again) before it is reported: a step of the controller's own
 #: clock puts every node out of step for a moment.
 CLOCK_REPORT_AFTER_S = 30.0
@@ -39,6 +47,9 @@ class NodeClock:
     reported: bool = False  # what was last reported: off or in step
     reported_best: float = 0.0  # and by how much
     changed_at: float | None = None  # since when `off` (or how much) differs from what was reported
+    #: The latest upper bound of the offset from a round trip (its time - when we asked); None: never asked, or an
+    #: agent without `clock`, whose samples alone judge it.
+    ceiling: float | None = None
 
     def measure(self, offset: float, mono: float) -> None:
         """A sample arrived `offset` seconds ahead of the controller's clock (negative: behind)."""
@@ -50,21 +61,26 @@ class NodeClock:
             self.window_max = offset
         self.best = max(self.best, offset)
         limit = CLOCK_OFF_S / 2 if self.off else CLOCK_OFF_S
-        if mono - self.first_at >= CLOCK_TRUST_S:
-            self.off = abs(self.best) > limit
-        else:  # a backlog may look behind, but no delay makes a node look ahead
-            self.off = self.best > limit
+        trusted = mono - self.first_at >= CLOCK_TRUST_S  # a backlog may look behind; no delay makes one look ahead
+        behind = trusted and self.best < -limit and (self.ceiling is None or self.ceiling < -limit)
+        self.off = self.best > limit or behind
         moved = self.off and abs(self.best - self.reported_best) > CLOCK_OFF_S  # still off, by another amount
         if self.off == self.reported and not moved:
             self.changed_at = None
         elif self.changed_at is None:
             self.changed_at = mono
 
+    def bounded(self, ceiling: float) -> None:
+        """A round trip says the offset is at most `ceiling` (the node's time - when the controller asked)."""
+        self.ceiling = ceiling
+
     def controller_stepped(self, step: float) -> None:
         """The controller's wall clock jumped `step` seconds: every offset measured so far is `step` less now."""
         self.best -= step
         if self.window_max is not None:
             self.window_max -= step
+        if self.ceiling is not None:
+            self.ceiling -= step
 
     def restamped(self, time: float, now: float) -> float | None:
         """A sample's `time` on the controller's clock, or None to keep it: in step, or its clock was just set right."""

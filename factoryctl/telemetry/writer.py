@@ -144,6 +144,14 @@ class StoreWriter:
             if change is not None:
                 self._note(change)
 
+    def clock_bounded(self, node: str, node_time: float, asked_at: float) -> None:
+        """A link's round trip (`node`'s time when asked at `asked_at`) bounds its offset above: `NodeClock.bounded`."""
+        with self._lock:
+            self._now()  # a step of our clock since is applied to the estimate before the bound joins it
+            clock = self._node_clocks.get(node)
+            if clock is not None:
+                clock.bounded(node_time - asked_at)
+
     def _on_our_clock(self, sample: NodeSample, now: float) -> NodeSample:
         """`sample`, its time and its XIDs' moved onto the controller's clock when its node's is off (with the lock)."""
         mono = self._wall.monotonic()

@@ -188,6 +188,8 @@ class SmiBridge:
             elif op == "stream":
                 stream = self._new_stream(int(rid or 0), float(request.get("interval_s") or 1.0))
                 result = {"streaming": True}
+            elif op == "clock":
+                result = {"time": time.time()}  # its samples are stamped here too, on our clock
             elif op == "stop":
                 self._streams.pop(int(request.get("stream") or 0), threading.Event()).set()
                 result = {"stopped": True}

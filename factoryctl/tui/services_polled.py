@@ -130,6 +130,9 @@ class _NodeState:
                 return
             self.shown = shown.state
 
+    def clock_bounded(self, node: str, node_time: float, asked_at: float) -> None:
+        """A node's time from a round trip: the dashboard shows its samples as they come and stamps nothing."""
+
     def link_failed(self, node: str, error: NodeError) -> None:
         """The link broke, went silent or could not be made: down until the next sample."""
         self._failed(error, by_agent=False)

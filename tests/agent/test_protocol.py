@@ -230,3 +230,14 @@ def test_replies_and_streamed_samples_never_interleave(start_agent):
     assert all(m["ok"] for m in answered.values())
     assert answered[21]["result"]["gpus"][0]["power_limit_w"] == 320.0
     assert streamed >= 1
+
+
+def test_clock_answers_the_agents_time_at_once(start_agent):
+    """`clock`: a round trip bounding the node's clock (docs/agent-protocol.md), answered while a stream runs."""
+    agent = start_agent()
+    agent.request("stream", interval_s=0.2)
+    asked = time.time()
+    reply = agent.request("clock")
+    assert reply["ok"] is True
+    assert asked <= reply["result"]["time"] <= time.time()
+    assert set(reply["result"]) == {"time"}

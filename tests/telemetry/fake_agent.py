@@ -1,7 +1,10 @@
 """A minimal stand-in for the node agent (protocol 1), so collector tests run without the real agent or NVML.
 
-`python fake_agent.py --node N [--gpus G] [--stall-after K] [--garbage-after K]`: says hello, answers sample,
-stream, stop and shutdown; after K streamed samples it goes silent (a stalled node) or writes garbage.
+`python fake_agent.py --node N [--gpus G] [--stall-after K] [--garbage-after K] [--sample-age S] [--clock-offset S]
+[--no-clock] [--ops-log FILE]`: says hello, answers sample, stream, stop, clock and shutdown; after K streamed
+samples it goes silent (a stalled node) or writes garbage. Its samples are stamped `--sample-age` s old (as a
+controller reading them late sees them) on a clock `--clock-offset` s off; `--no-clock` answers `clock` as an agent
+older than it; `--ops-log` appends each request's op to FILE.
 """
 
 from __future__ import annotations
@@ -21,9 +24,9 @@ def send(message: dict) -> None:
         sys.stdout.flush()
 
 
-def node_sample(gpus: int, count: int) -> dict:
+def node_sample(gpus: int, count: int, time_s: float) -> dict:
     return {
-        "time": time.time(),
+        "time": time_s,
         "backend": "sim",
         "gpus": [
             {
@@ -50,6 +53,10 @@ def main() -> None:
     parser.add_argument("--gpus", type=int, default=2)
     parser.add_argument("--stall-after", type=int, default=-1)
     parser.add_argument("--garbage-after", type=int, default=-1)
+    parser.add_argument("--sample-age", type=float, default=0.0)
+    parser.add_argument("--clock-offset", type=float, default=0.0)
+    parser.add_argument("--no-clock", action="store_true")
+    parser.add_argument("--ops-log")
     args = parser.parse_args()
     send(
         {
@@ -63,6 +70,9 @@ def main() -> None:
     )
     streams: dict[int, threading.Event] = {}
 
+    def now() -> float:
+        return time.time() + args.clock_offset
+
     def stream(request_id: int, interval: float, stop: threading.Event) -> None:
         count = 0
         while not stop.wait(interval):
@@ -74,13 +84,19 @@ def main() -> None:
                     sys.stdout.write("Segmentation fault (core dumped)\n")
                     sys.stdout.flush()
                 return
-            send({"id": request_id, "type": "sample", "result": node_sample(args.gpus, count)})
+            sample = node_sample(args.gpus, count, now() - args.sample_age)
+            send({"id": request_id, "type": "sample", "result": sample})
 
     for line in sys.stdin:
         request = json.loads(line)
         op, rid = request.get("op"), request.get("id")
+        if args.ops_log:
+            with open(args.ops_log, "a") as log:
+                log.write(f"{op}\n")
         if op == "sample":
-            send({"id": rid, "ok": True, "result": node_sample(args.gpus, 0)})
+            send({"id": rid, "ok": True, "result": node_sample(args.gpus, 0, now())})
+        elif op == "clock" and not args.no_clock:
+            send({"id": rid, "ok": True, "result": {"time": now()}})
         elif op == "stream":
             stop = streams[rid] = threading.Event()
             send({"id": rid, "ok": True, "result": {"streaming": True}})

@@ -75,6 +75,7 @@ class Sink:
     def __init__(self) -> None:
         self.samples: list[NodeSample] = []
         self.errors: list[NodeError] = []
+        self.clock_bounds: list[tuple[str, float]] = []  # (node, its time - when it was asked)
 
     def offer(self, sample: NodeSample) -> None:
         self.samples.append(sample)
@@ -87,6 +88,9 @@ class Sink:
 
     def sample_failed(self, node: str, error: NodeError) -> None:
         self.errors.append(error)
+
+    def clock_bounded(self, node: str, node_time: float, asked_at: float) -> None:
+        self.clock_bounds.append((node, node_time - asked_at))
 
 
 def make_config(tmp_path: Path, nodes: str = "n[1-2]", interval: float = 0.2, extra: str = "") -> FactoryConfig:
