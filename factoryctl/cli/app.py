@@ -13,7 +13,6 @@ import io
 import os
 import signal
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -212,7 +211,7 @@ def _run(args: list[str]) -> int:
     click = _click_exceptions()
     try:
         _cli_module("arguments").check_text_arguments(args)  # bytes that are not UTF-8: exit 2 before any change
-        with _sigterm_raises():
+        with sigterm_interrupts():  # SIGTERM/SIGHUP said `terminated`/`hung up` (143/129) if they leave
             result = app(args=args, prog_name="factoryctl", standalone_mode=False)
     except FactoryError as error:
         if _debug_requested(args):
@@ -250,19 +249,6 @@ def _run(args: list[str]) -> int:
             return _stdout_closed()
         raise
     return int(result) if isinstance(result, int) else int(ExitCode.OK)
-
-
-@contextlib.contextmanager
-def _sigterm_raises() -> Iterator[None]:
-    """While the command runs SIGTERM raises `Terminated`, said `terminated` with its hint (exit 143) if it leaves.
-
-    A SIGTERM ignored where factoryctl was started stays ignored.
-    """
-    if signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
-        yield
-        return
-    with sigterm_interrupts():
-        yield
 
 
 def _runs_until_stopped(args: list[str]) -> bool:

@@ -44,7 +44,7 @@ from factoryctl.cli.render import (
     fold,
     write_bytes_whole,
 )
-from factoryctl.cli.signals import Terminated, signals_set, sigterm_interrupts
+from factoryctl.cli.signals import Terminated, signals_set, sigterm_interrupts, stopped_status
 from factoryctl.errors import ExitCode, NodeError, UsageError, most_severe
 
 if TYPE_CHECKING:
@@ -410,8 +410,8 @@ def report_run(
     return exit_status(items, errors)
 
 
-def run_interruptible(run: ExecRun) -> tuple[list[tuple[NodeSpec, dict[str, Any] | NodeError]], ExitCode | None]:
-    """The outcomes, and 130 (Ctrl-C) or 143 (SIGTERM) if exec was interrupted: then after its commands stopped.
+def run_interruptible(run: ExecRun) -> tuple[list[tuple[NodeSpec, dict[str, Any] | NodeError]], int | None]:
+    """The outcomes, and 130 (Ctrl-C), 143 (SIGTERM) or 129 (SIGHUP) if exec was interrupted: after its commands stopped.
 
     A second signal while they stop ends the wait for them; one while the result is printed ends exec at once.
     """
@@ -420,10 +420,8 @@ def run_interruptible(run: ExecRun) -> tuple[list[tuple[NodeSpec, dict[str, Any]
     with sigterm_interrupts() as again:
         try:
             return run.wait(), None
-        except KeyboardInterrupt:
-            code = ExitCode.INTERRUPTED
-        except Terminated:
-            code = ExitCode.TERMINATED
+        except (KeyboardInterrupt, Terminated) as stopped:
+            code = stopped_status(stopped)
         except Cancelled:  # only --lines' printer cancels: its reader went away
             raise BrokenPipeError from None  # the error boundary ends quietly with 141, as `| head` expects
     return run.stopped(STOP_GRACE_S, again), code

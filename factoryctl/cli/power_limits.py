@@ -25,7 +25,6 @@ from factoryctl.cli.render import (
     fold,
     limit_watts,
 )
-from factoryctl.errors import ExitCode
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -64,7 +63,7 @@ def _run(
     from dataclasses import asdict
 
     from factoryctl.cli.listing import show_listing
-    from factoryctl.cli.signals import Terminated, report_stopped, sigterm_interrupts
+    from factoryctl.cli.signals import STOPPED_WORDS, report_stopped, sigterm_interrupts, stopped_status
     from factoryctl.config import parse_gpu_target
     from factoryctl.power.limits import LimitsInterrupted, apply_limit
 
@@ -89,9 +88,9 @@ def _run(
     status = show_listing(lambda: (items, errors), FOLDED_COLUMNS if folded else CHANGE_COLUMNS, output, bare)
     if stopped is not None:
         done = f"{len(changes)} GPU limit(s) changed and recorded" if changes else "no power limit was changed"
-        code = ExitCode.TERMINATED if isinstance(stopped, Terminated) else ExitCode.INTERRUPTED
-        report_stopped(code, f"{'terminated' if code is ExitCode.TERMINATED else 'interrupted'}; {done}.")
-        return int(code)
+        code = stopped_status(stopped)
+        report_stopped(code, f"{STOPPED_WORDS[code]}; {done}.")
+        return code
     if status and not changes:
         # the nodes that failed were left alone, and none of the others changed either
         sys.stderr.write("factoryctl: no power limit was changed.\n")

@@ -1,11 +1,12 @@
-"""SIGTERM as an interrupt, and how a stopped command says so (`factoryctl: interrupted`, `terminated`, a hint).
+"""SIGTERM and SIGHUP as interrupts, and how a stopped command says so (`factoryctl: interrupted`, `terminated`, a hint).
 
-cron's `timeout` and systemd stop a command with SIGTERM, whose default kills the process on the spot, silently: an
-`exec` could not interrupt its remote commands, a `power set` could not record the limits it had changed, and no
-command could say it was stopped. While the CLI runs (`app.run`), SIGTERM raises `Terminated` instead: the commands
-that must report what they did (`exec`, `power set`) handle it as Ctrl-C, the others end at the error boundary,
-which says `terminated` and exits 143. The handlers are installed only for that time, never at import, and the
-previous ones are put back.
+cron's `timeout` and systemd stop a command with SIGTERM, and a closed terminal (or an ssh session dropped) sends
+SIGHUP; the default of both kills the process on the spot, silently: an `exec` could not interrupt its remote
+commands, a `power set` could not record the limits it had changed, and no command could say it was stopped. While
+the CLI runs (`app.run`), SIGTERM raises `Terminated` and SIGHUP `HungUp` instead: the commands that must report what
+they did (`exec`, `power set`) handle them as Ctrl-C, the others end at the error boundary, which says `terminated`
+(exit 143) or `hung up` (129). A signal ignored where factoryctl started (`nohup`) stays ignored. The handlers are
+installed only for that time, never at import, and the previous ones are put back.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ import sys
 import threading
 from collections.abc import Iterator
 from types import FrameType
+from typing import Any
 
 import typer
 
 from factoryctl.errors import ExitCode
 
-#: Exit 129, 128 + SIGHUP: the terminal closed (or `kill -HUP`) while a command that catches it ran (`sched
-#: simulate --schedule-out`, the dashboard). Not among ExitCode's statuses a command chooses: only a signal ends so.
+#: Exit 129, 128 + SIGHUP: the terminal closed (or `kill -HUP`) while a command ran. Not among ExitCode's statuses
+#: a command chooses: only a signal ends so.
 HUNG_UP = 129
 
 #: What a stop says, by exit status: `factoryctl: interrupted` (Ctrl-C, 130), `terminated` (SIGTERM, 143) or `hung
@@ -58,6 +60,17 @@ class Terminated(BaseException):
     """
 
 
+class HungUp(Terminated):
+    """SIGHUP arrived while the command worked (its terminal closed, `kill -HUP`): it stops as for SIGTERM, exits 129."""
+
+
+def stopped_status(stopped: BaseException) -> int:
+    """The exit status of a command `stopped` by this: 129 (SIGHUP), 143 (SIGTERM), else 130 (Ctrl-C)."""
+    if isinstance(stopped, HungUp):
+        return HUNG_UP
+    return int(ExitCode.TERMINATED if isinstance(stopped, Terminated) else ExitCode.INTERRUPTED)
+
+
 class Interrupted(BaseException):
     """Ctrl-C ended a command that left its KeyboardInterrupt to the error boundary, which says so (exit 130).
 
@@ -72,11 +85,11 @@ class LoadInterrupted(Interrupted):
 
 @contextlib.contextmanager
 def sigterm_interrupts() -> Iterator[threading.Event]:
-    """While the block runs, SIGTERM raises Terminated in it (the old handler is put back at its end).
+    """While the block runs, SIGTERM raises Terminated in it, SIGHUP HungUp (the old handlers are put back at its end).
 
-    Only the first SIGTERM raises: a second one during the clean-up does not cut it short, it sets the event
-    yielded (stop waiting for the commands). Outside the main thread (no handler can be installed) the block runs
-    as is.
+    Only the first of them raises: a second one during the clean-up does not cut it short, it sets the event
+    yielded (stop waiting for the commands). A signal ignored where factoryctl started (`nohup`, a service's SIGTERM
+    ignored) stays ignored. Outside the main thread (no handler can be installed) the block runs as is.
     """
     received: list[int] = []
     again = threading.Event()
@@ -84,26 +97,35 @@ def sigterm_interrupts() -> Iterator[threading.Event]:
     def on_term(signum: int, frame: FrameType | None) -> None:
         if not received:
             received.append(signum)
-            raise Terminated
+            raise HungUp if signum == getattr(signal, "SIGHUP", None) else Terminated
         again.set()
 
+    previous: dict[int, Any] = {}
     try:
-        previous = signal.signal(signal.SIGTERM, on_term)
+        for signum in _STOPPING_SIGNALS:
+            if signal.getsignal(signum) is not signal.SIG_IGN:
+                previous[signum] = signal.signal(signum, on_term)
     except ValueError:  # not the main thread
         yield again
         return
     try:
         yield again
-    except Terminated:  # a command that left it to the boundary (the whole run's block, `app.run`), or one that
-        # came as a Ctrl-C was being handled (too late to report what it stopped): said, never a traceback
-        report_stopped(ExitCode.TERMINATED)
-        raise typer.Exit(ExitCode.TERMINATED) from None
+    except Terminated as stopped:  # a command that left it to the boundary (the whole run's block, `app.run`), or
+        # one that came as a Ctrl-C was being handled (too late to report what it stopped): said, never a traceback
+        status = stopped_status(stopped)
+        report_stopped(status)
+        raise typer.Exit(status) from None
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+#: The signals `sigterm_interrupts` turns into exceptions: SIGTERM, and SIGHUP where there is one (POSIX).
+_STOPPING_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 def signals_set(event: threading.Event) -> contextlib.AbstractContextManager[None]:
-    """While the block runs, SIGINT and SIGTERM only set `event` (SIGINT stays ignored where it was: `cmd &`)."""
+    """While the block runs, SIGINT, SIGTERM and SIGHUP only set `event` (ignored ones stay so: SIGINT under `cmd &`)."""
     from factoryctl.store.held_signals import signals_routed
 
     return signals_routed(lambda signum: event.set())

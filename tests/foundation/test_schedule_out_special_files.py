@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from reaping import reaped
-from stop_messages import STOPS, TERMINATED
+from stop_messages import STOP_IDS, STOPS, TERMINATED
 from waiting import wait_for
 
 TRACE = "job_id,submit_time_s,duration_s,num_gpus\na,0,10,1\nb,5,20,2\n"
@@ -61,7 +61,7 @@ def waiting_for_a_reader(proc: subprocess.Popen[str]) -> bool:
 
 
 @pytest.mark.parametrize("command", ["sched", "power"])
-@pytest.mark.parametrize(("sig", "status", "said"), STOPS, ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize(("sig", "status", "said"), STOPS, ids=STOP_IDS)
 def test_a_fifo_without_a_reader_is_waited_for_after_the_results_and_a_stop_ends_the_wait(
     tmp_path: Path, command: str, sig: signal.Signals, status: int, said: list[str]
 ) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from reaping import reaped
 from silent_listener import listening
-from stop_messages import INTERRUPTED, STOPS, TERMINATED
+from stop_messages import INTERRUPTED, STOP_IDS, STOPS, TERMINATED
 
 from factoryctl.store.rows import Event
 from factoryctl.store.sqlite import Store
@@ -26,16 +26,19 @@ from factoryctl.store.sqlite import Store
 
 @pytest.fixture
 def sigterm_kept_from_pytest() -> Iterator[list[int]]:
-    """A SIGTERM no handler of factoryctl's takes is noted here rather than ending the test run (SIGTERM's default)."""
+    """A SIGTERM or SIGHUP no handler of factoryctl's takes is noted here rather than ending the test run (their default)."""
     seen: list[int] = []
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
+    previous = {
+        sig: signal.signal(sig, lambda signum, frame: seen.append(signum)) for sig in (signal.SIGTERM, signal.SIGHUP)
+    }
     try:
         yield seen
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
-@pytest.mark.parametrize(("sig", "status", "said"), STOPS, ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize(("sig", "status", "said"), STOPS, ids=STOP_IDS)
 def test_a_replay_stopped_mid_way_says_so(
     cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sigterm_kept_from_pytest: list[int], sig, status, said
 ) -> None:
@@ -111,12 +114,29 @@ def test_sigterm_ending_a_follow_says_terminated(
     assert (result.exit_code, result.stderr.splitlines()) == (143, TERMINATED)
 
 
-@pytest.mark.parametrize(("sig", "status", "said"), STOPS, ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize(("sig", "status", "said"), STOPS, ids=STOP_IDS)
 @pytest.mark.parametrize("command", [["nodes", "-o", "json"], ["telemetry", "collect", "--once"]])
 def test_a_command_waiting_on_a_silent_node_says_it_was_stopped(
     tmp_path: Path, command: list[str], sig: signal.Signals, status: int, said: list[str]
 ) -> None:
     """The real process, stopped while it waits for a node that accepted the connection and never speaks."""
+    assert _stopped_while_waiting(tmp_path, command, [sig]) == (status, said, b"")
+
+
+def test_sighup_stays_ignored_under_nohup(tmp_path: Path) -> None:
+    """Started with SIGHUP ignored (`nohup`), a closed terminal does not stop it: only the SIGTERM after does."""
+
+    def nohup() -> None:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    stopped = _stopped_while_waiting(tmp_path, ["nodes", "-o", "json"], [signal.SIGHUP, signal.SIGTERM], nohup)
+    assert stopped == (143, TERMINATED, b"")
+
+
+def _stopped_while_waiting(
+    tmp_path: Path, command: list[str], signals: list[signal.Signals], preexec: Any = None
+) -> tuple[int, list[str], bytes]:
+    """Run `command` on a node that never speaks, send `signals` (1 s apart) once it waits: its status, stderr, stdout."""
     accepted: list[object] = []
     with listening(accepted.append) as port:
         config = tmp_path / "factory.yaml"
@@ -126,12 +146,16 @@ def test_a_command_waiting_on_a_silent_node_says_it_was_stopped(
             f"nodes:\n  mute: {{host: 127.0.0.1, port: {port}}}\n"
         )
         argv = [sys.executable, "-m", "factoryctl", "--config", str(config), *command, "--timeout", "120"]
-        with reaped(subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)) as proc:
+        popen = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=preexec)
+        with reaped(popen) as proc:
             from waiting import wait_for
 
             wait_for(lambda: bool(accepted), timeout=60)  # it is waiting for the node's banner now
-            proc.send_signal(sig)
+            for k, sig in enumerate(signals):
+                if k:
+                    time.sleep(1.0)
+                proc.send_signal(sig)
             out, err = proc.communicate(timeout=60)
         for sock in accepted:
             sock.close()  # type: ignore[attr-defined]
-    assert (proc.returncode, err.decode().splitlines(), out) == (status, said, b"")
+    return proc.returncode, err.decode().splitlines(), out

@@ -1,7 +1,7 @@
 """`power set` interrupted while nodes change their limits, or facing a store that cannot record the change.
 
 Every limit that changed is in the audit log and on stdout, whatever stopped the command: Ctrl-C (130), SIGTERM
-(143). A store that cannot take the audit entry (read-only, held by another writer) refuses before any node changes.
+(143), SIGHUP (129: a closed terminal). A store that cannot take the audit entry (read-only, held by another writer) refuses before any node changes.
 Real agents on the simulated driver (local transport); one node's Python is slow to start, so the interrupt comes
 while it has not answered and the other node has already changed.
 """
@@ -43,7 +43,7 @@ def _audited(cli, factory: Path) -> list[tuple[str, int, float]]:
     return [(e["node"], e["gpu"], e["after_w"]) for e in entries]
 
 
-@pytest.mark.parametrize(("sig", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize(("sig", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)])
 def test_an_interrupt_records_and_shows_what_changed(cli, tmp_path, sig, status):
     factory = slow_factory(tmp_path)
     argv = [sys.executable, "-m", "factoryctl", "--config", str(factory), "power", "set", "all", "--watts", "333"]
@@ -56,7 +56,7 @@ def test_an_interrupt_records_and_shows_what_changed(cli, tmp_path, sig, status)
     doc = json.loads(out)
     assert [(i["node"], i["gpu"], i["enforced_w"]) for i in doc["items"]] == [("fast", 0, 333.0), ("fast", 1, 333.0)]
     assert [(e["node"], e["error"]) for e in doc["errors"]] == [("slow", "interrupted")]
-    word = "terminated" if sig == signal.SIGTERM else "interrupted"
+    word = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated", signal.SIGHUP: "hung up"}[sig]
     assert f"{word}; 2 GPU limit(s) changed and recorded." in err
     assert _audited(cli, factory) == [("fast", 0, 333.0), ("fast", 1, 333.0)]
 
