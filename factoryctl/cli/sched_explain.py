@@ -126,6 +126,23 @@ def _complete_job_ids(ctx: typer.Context, incomplete: str) -> list[str]:
     return [i for i in ids if i and i.startswith(incomplete) and i not in taken]
 
 
+_POLICY_OPTION: Any = typer.Option(
+    [],
+    "--policy",
+    metavar="<str>",
+    show_default=False,
+    help="The policy to replay: fifo, sjf, easy or default.  [default: default]",
+    autocompletion=complete_choices(POLICY_NAMES),
+)
+_JOB_OPTION: Any = typer.Option(
+    [],
+    "--job",
+    metavar="ID",
+    help="Show just this job (repeat for more), whatever its state.",
+    autocompletion=_complete_job_ids,
+)
+
+
 def register(sched_app: typer.Typer) -> None:
     """Add `explain` to the `sched` app."""
 
@@ -137,23 +154,10 @@ def register(sched_app: typer.Typer) -> None:
         at: float = typer.Option(..., "--at", parser=_at, metavar="SECONDS", help="The instant: seconds, or 72h, 3d."),
         gpus_per_node: int = GPUS_PER_NODE_OPTION,
         rack_size: int | None = RACK_SIZE_OPTION,
-        policy: list[str] = typer.Option(
-            [],
-            "--policy",
-            metavar="<str>",
-            show_default=False,
-            help="The policy to replay: fifo, sjf, easy or default.  [default: default]",
-            autocompletion=complete_choices(POLICY_NAMES),
-        ),
+        policy: list[str] = _POLICY_OPTION,
         preemption: bool = PREEMPTION_OPTION,
         grace: float | None = GRACE_OPTION,
-        job: list[str] = typer.Option(
-            [],
-            "--job",
-            metavar="ID",
-            help="Show just this job (repeat for more), whatever its state.",
-            autocompletion=_complete_job_ids,
-        ),
+        job: list[str] = _JOB_OPTION,
         output: OutputFormat = OUTPUT_OPTION,
         no_header: bool = NO_HEADER_OPTION,
     ) -> None:
