@@ -83,8 +83,8 @@ def events_command(
         False,
         "--follow",
         "-f",
-        help="Keep printing new events (JSON lines with -o json) until Ctrl-C (exit 130); a deleted or replaced "
-        "store file is followed to the new one.",
+        help="Keep printing new events (JSON lines with -o json, `---` documents with -o yaml) until Ctrl-C "
+        "(exit 130); a deleted or replaced store file is followed to the new one.",
     ),
 ) -> None:
     """Health and state events: nodes up/degraded/down, XIDs, ECC errors, lost GPUs, drains, reloads."""
@@ -231,7 +231,10 @@ def _print_written(store: Store, after_id: int, match: EventMatch, printer: Foll
 
 
 class FollowedEventPrinter:
-    """How `events --follow` prints each batch: JSON lines (-o json/yaml), CSV rows, or table rows.
+    """How `events --follow` prints each batch: JSON lines (-o json), `---` YAML documents, CSV rows, or table rows.
+
+    Each event is a document of its own, as it comes: a line of JSON, or a YAML document that `yaml.safe_load_all`
+    reads (JSON lines under -o yaml were read by no YAML reader).
 
     CSV names its columns once, before the first events (at once: a parser finds them even while none comes); a
     table prints its header even with no events, and keeps its columns as wide as the header's for every later batch
@@ -253,14 +256,14 @@ class FollowedEventPrinter:
 
     def show(self, batch: list[Any], header: bool) -> None:
         """Print `batch` (oldest first); `header` asks a table for its header line."""
-        import json
-
-        from factoryctl.cli.render import render_csv, stdout_takes_unicode
+        from factoryctl.cli.listing import json_line
+        from factoryctl.cli.render import dump_yaml, render_csv
 
         output = self._output
-        if output in (OutputFormat.json, OutputFormat.yaml):
-            ascii_only = not stdout_takes_unicode()
-            emit("".join(json.dumps(e.as_json(), ensure_ascii=ascii_only) + "\n" for e in batch))
+        if output is OutputFormat.json:
+            emit("".join(json_line(e.as_json()) for e in batch))
+        elif output is OutputFormat.yaml:
+            emit("".join("---\n" + dump_yaml(e.as_json()) for e in batch))
         elif output is OutputFormat.csv:
             text = render_csv([e.as_json() for e in batch], self._csv_header, event_fields())
             if text:

@@ -1,4 +1,8 @@
-"""Printing a listing the same way everywhere: output form, per-node errors on stderr, exit code, `--watch`."""
+"""Printing a listing the same way everywhere: output form, per-node errors on stderr, exit code, `--watch`.
+
+`--watch` redraws in place on a terminal; off one its redraws are a stream (JSON lines, `---` YAML documents, CSV
+under one header, tables under timestamped headers), so a log or a pipe to a parser keeps every snapshot.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,18 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from factoryctl.cli.render import Column, OutputFormat, emit, pause_while_read, render_listing, report_node_errors
+from factoryctl.cli.render import (
+    Column,
+    OutputFormat,
+    dump_yaml,
+    emit,
+    listing_document,
+    pause_while_read,
+    render_csv,
+    render_listing,
+    report_node_errors,
+    stdout_takes_unicode,
+)
 from factoryctl.errors import ExitCode, NodeError, most_severe
 
 if TYPE_CHECKING:
@@ -61,31 +76,64 @@ def show_listing(
     `--watch` ends, and it ends it as Ctrl-C ends any command: 130 (docs/cli.md, Exit codes).
     """
     if not watch:
-        return _show_once(produce, columns, output, no_header, clear=False, fields=fields)
+        items, errors = produce()
+        emit(render_listing(items, [e.as_json() for e in errors], columns, output, no_header, fields))
+        return _reported(errors)
+    redraws = WatchRedraws(columns, output, no_header, interval, fields)
     try:
         while True:
-            _show_once(produce, columns, output, no_header, clear=True, interval=interval, fields=fields)
+            items, errors = produce()
+            emit(redraws.next(items, [e.as_json() for e in errors]))
+            _reported(errors)
             pause_while_read(interval)
     except KeyboardInterrupt:
         return int(ExitCode.INTERRUPTED)
 
 
-def _show_once(
-    produce: Producer,
-    columns: Sequence[Column],
-    output: OutputFormat,
-    no_header: bool,
-    clear: bool,
-    interval: float = 2.0,
-    fields: Sequence[str] = (),
-) -> int:
-    items, errors = produce()
-    text = render_listing(items, [e.as_json() for e in errors], columns, output, no_header, fields)
-    if clear and sys.stdout.isatty():
-        text = "\x1b[H\x1b[2J" + watch_header(interval, time.time()) + "\n\n" + text
-    emit(text)
+def _reported(errors: Sequence[NodeError]) -> int:
+    """Summarise the nodes' errors on stderr; the exit status they make."""
     report_node_errors((e.as_report() for e in errors), ERROR_HINTS)
     return int(most_severe([e.exit_code for e in errors]))
+
+
+class WatchRedraws:
+    """Each `--watch` redraw as printed: in place on a terminal; off one (`> log`, a pipe), a stream a reader splits.
+
+    On a terminal the screen is cleared and the `Every 2s: <time>Z` header drawn above the listing. Off one, every
+    redraw stays, so each is framed for its format: JSON one compact document per line (JSON lines), YAML one
+    `---` document each (`yaml.safe_load_all`), CSV its header once with the rows of every redraw under it, and a
+    table each redraw under its `Every` header, a blank line before the next, so a log says when each was taken.
+    """
+
+    def __init__(
+        self, columns: Sequence[Column], output: OutputFormat, no_header: bool, interval: float, fields: Sequence[str]
+    ) -> None:
+        """Redraw `columns` in `output` every `interval` seconds; `fields` head a CSV with no items."""
+        self._columns, self._output, self._no_header = columns, output, no_header
+        self._interval, self._fields = interval, fields
+        self._on_terminal = sys.stdout.isatty()
+        self._drawn = 0
+
+    def next(self, items: Sequence[dict[str, Any]], errors: Sequence[dict[str, Any]]) -> str:
+        """The text of the next redraw of `items` and the nodes' `errors`."""
+        first, self._drawn = self._drawn == 0, self._drawn + 1
+        output = self._output
+        if self._on_terminal or output in (OutputFormat.table, OutputFormat.wide):
+            listing = render_listing(items, errors, self._columns, output, self._no_header, self._fields)
+            before = "\x1b[H\x1b[2J" if self._on_terminal else ("" if first else "\n")  # clear, or a blank line
+            return before + watch_header(self._interval, time.time()) + "\n\n" + listing
+        if output is OutputFormat.json:
+            return json_line(listing_document(items, errors))
+        if output is OutputFormat.yaml:
+            return "---\n" + dump_yaml(listing_document(items, errors))
+        return render_csv(items, first and not self._no_header, self._fields)
+
+
+def json_line(document: Any) -> str:
+    """`document` as one line of JSON lines: no indent, full precision, UTF-8 (escaped when stdout cannot write it)."""
+    import json
+
+    return json.dumps(document, ensure_ascii=not stdout_takes_unicode(), allow_nan=False) + "\n"
 
 
 def watch_header(interval: float, now: float) -> str:

@@ -291,9 +291,13 @@ def _question(pending: list[_KeyRow]) -> str:
 
 
 def _show_and_record(
-    rows: list[_KeyRow], pending: list[_KeyRow], yes: bool, output: OutputFormat, no_header: bool
+    rows: list[_KeyRow], pending: list[_KeyRow], yes: bool, output: OutputFormat, no_header: bool, quiet: bool
 ) -> list[NodeError]:
-    """Show one pass's rows (as a table), record its pending keys once confirmed; the nodes' errors if they are not."""
+    """Show one pass's rows (as a table), record its pending keys once confirmed; the nodes' errors if they are not.
+
+    The table's closing summary (`recorded 1 host key(s)`) goes to stderr, and not under -q: stdout keeps the table,
+    and a provisioning script's `-q nodes trust --yes` prints nothing for cron to mail.
+    """
     table = output in (OutputFormat.table, OutputFormat.wide)
     written = _record(pending) if pending and yes else None  # with --yes the table shows what is now trusted
     if table:
@@ -301,8 +305,8 @@ def _show_and_record(
     if written is None and pending and _confirm(_question(pending), yes):
         written = _record(pending)
     if written is not None:
-        if table:
-            emit(_recorded_line(written, _count_nodes(pending)))
+        if table and not quiet:
+            sys.stderr.write(_recorded_line(written, _count_nodes(pending)))
         return []
     return [NodeError(node, "host_key", f"{row.where}: not recorded (not confirmed).",
                       "answer yes at the prompt, or pass --yes.") for row in pending for node in row.nodes]  # fmt: skip
@@ -341,7 +345,7 @@ def trust_command(
     for _ in range(_MAX_PASSES):
         rows, refused, pending = _classify(_scan_keys(specs, options, fanout), replace)
         items += [row.item for row in rows]
-        unconfirmed = _show_and_record(rows, pending, yes, output, no_header)
+        unconfirmed = _show_and_record(rows, pending, yes, output, no_header, context.global_options(ctx)[1])
         errors += refused + unconfirmed
         behind = set() if unconfirmed else {n for row in pending if row.scanned.jump_host for n in row.nodes}
         specs = [spec for spec in specs if spec.name in behind]  # their jump host is trusted now: their own key next

@@ -176,7 +176,7 @@ def history(
         store.close()
     _show_history(found, step_s is not None, output, no_header)
     if not found:
-        sys.stderr.write(f"factoryctl: no stored {metric} for `{target}` since {iso_utc(start)}.\n")
+        _note_none_stored(ctx, f"no stored {metric} for `{target}` since {iso_utc(start)}.")
 
 
 def _refuse_missing_gpus(known: dict[str, list[int]], node_part: str, gpus: Sequence[int]) -> None:
@@ -313,7 +313,13 @@ def export(
         store.close()
     out.flush()
     if not rows:
-        sys.stderr.write(f"factoryctl: no stored samples for `{target}` since {iso_utc(start)}.\n")
+        _note_none_stored(ctx, f"no stored samples for `{target}` since {iso_utc(start)}.")
+
+
+def _note_none_stored(ctx: typer.Context, sentence: str) -> None:
+    """Say on stderr why the result is empty, except under -q: a note, and an empty result of a cron job is no fault."""
+    if not context.global_options(ctx)[1]:
+        sys.stderr.write(f"factoryctl: {sentence}\n")
 
 
 # ---------------------------------------------------------------------------------------------------- energy

@@ -61,7 +61,7 @@ def test_trust_yes_records_the_jump_hosts_key_then_the_nodes_in_the_configured_f
     assert rows[0][-1] == "trusted"
     assert rows[1][:2] == ["n1", f"[127.0.0.1]:{sshd.port}"]
     assert rows[1][-1] == "trusted"
-    assert r.stdout.count("recorded 1 host key(s)") == 2
+    assert r.stderr.count("recorded 1 host key(s)") == 2
     done = cli("--config", config, "exec", "n1", "--", "echo", "through")
     assert (done.exit_code, done.stdout.splitlines()[-1]) == (0, "through"), done.stderr
 

@@ -54,5 +54,5 @@ def test_trust_yes_shows_the_keys_as_trusted_and_counts_what_it_wrote(cli, tmp_p
     assert result.exit_code == 0, result.stderr
     rows = [line.split() for line in result.stdout.splitlines()[1:3]]
     assert [(row[0], row[-1]) for row in rows] == [("n1", "trusted"), ("n2", "trusted")]
-    assert "recorded 1 host key(s) for 2 nodes" in result.stdout  # both nodes are one sshd: one line written
+    assert "recorded 1 host key(s) for 2 nodes" in result.stderr  # both nodes are one sshd: one line written
     assert len(kh.read_text().splitlines()) == 1

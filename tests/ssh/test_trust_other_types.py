@@ -45,7 +45,7 @@ def test_yes_alone_refuses_and_writes_nothing(cli: Any, sshd: SshdServer, tmp_pa
     row = next(line for line in result.stdout.splitlines() if line.startswith("n1 "))
     assert row.split()[2] == "ssh-ed25519"
     assert row.endswith(f"unknown ({ECDSA_TYPE} recorded)")
-    assert "recorded 1 host key" not in result.stdout
+    assert "recorded 1 host key" not in result.stderr
     assert f"keys of other types are recorded for it ({ECDSA_TYPE})" in result.stderr
     assert WARNING in result.stderr
     assert "rerun with --replace (it adds the key and keeps the recorded ones)" in result.stderr

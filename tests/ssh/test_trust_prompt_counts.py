@@ -10,7 +10,7 @@ def test_the_prompt_counts_keys_as_they_are_recorded(cli, tmp_path, sshd):
     assert result.exit_code == 0, result.stderr
     # both nodes are one sshd: one key for two nodes, asked and recorded alike
     assert "Record 1 host key(s) for 2 nodes shown as unknown/changed above? [y/N]: " in result.stderr
-    assert "recorded 1 host key(s) for 2 nodes" in result.stdout
+    assert "recorded 1 host key(s) for 2 nodes" in result.stderr
     assert len(kh.read_text().splitlines()) == 1
 
 
