@@ -5,7 +5,7 @@ _factoryctl_completion() {
     if [[ -z $line || $line == *[[:space:]] ]]; then words+=(""); line+="''"; fi
     word="${words[${#words[@]}-1]}"
     COMPREPLY=()
-    while IFS= read -r candidate; do COMPREPLY+=("$candidate"); done < <(
+    while IFS= read -r candidate; do [[ -n $candidate ]] && COMPREPLY+=("$candidate"); done < <(
         env COMP_WORDS="$line" COMP_CWORD=-1 _FACTORYCTL_COMPLETE=complete_bash $1
     )
     text="${word##*[$COMP_WORDBREAKS]}"

@@ -85,3 +85,15 @@ def test_a_quoted_argument_with_blanks_counts_as_one_word_in_bash(bash):
 
 def test_a_gpu_list_continues_in_bash(bash):
     assert bash.complete("factoryctl gpus gpu01/0-2,") == "factoryctl gpus gpu01/0-2,3 "
+
+
+def test_bash_falls_back_to_file_names_where_factoryctl_offers_none(cli, tmp_path: Path) -> None:
+    """No candidate came back as one empty candidate: bash then inserted a space and never completed file names."""
+    (tmp_path / "trace.csv").write_text("job_id,submit_time_s,duration_s,num_gpus\n")
+    shell = start_bash(cli, tmp_path, "nodes:\n  gpu01: {}\n")
+    try:
+        line = f"factoryctl sched simulate --trace {tmp_path}/tra"
+        assert shell.complete(line) == f"factoryctl sched simulate --trace {tmp_path}/trace.csv "
+        assert shell.complete(f"factoryctl -c {tmp_path}/factory.y") == f"factoryctl -c {tmp_path}/factory.yaml "
+    finally:
+        shell.close()
