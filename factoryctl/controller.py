@@ -23,6 +23,7 @@ import os
 import signal
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
@@ -31,6 +32,7 @@ from typing import Any
 from factoryctl.config import FactoryConfig, load_config
 from factoryctl.errors import ConfigError, ExitCode, FactoryError
 from factoryctl.model.folding import fold_nodes
+from factoryctl.model.telemetry import escape_controls
 from factoryctl.store.lock import ControllerLock
 from factoryctl.store.rows import Event
 from factoryctl.store.sqlite import Store, StoreDamaged, StoreError
@@ -321,6 +323,42 @@ def counted(names: list[str]) -> str:
     return fold_nodes(names) if len(names) == 1 else f"{fold_nodes(names)} ({len(names)})"
 
 
+class OneLineFormatter(logging.Formatter):
+    r"""Each log record is one line: control characters in its message (newline, CR, ESC, ...) as visible `\x0a`.
+
+    A message quotes what nodes send (an agent's error, its last words): written raw, a node could forge log lines
+    of its own (a newline, then `... ERROR ...`), overwrite one (CR), or retitle or clear the terminal of whoever
+    reads the log (ESC sequences). A traceback keeps the lines of its frames; its exceptions' messages, which may
+    quote a node too, are one line each.
+    """
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        """The line without its traceback, escaped whole."""
+        return escape_controls(super().formatMessage(record))
+
+    def formatException(self, ei: Any) -> str:
+        """A traceback: its frames keep their lines, each exception's own text (a node's?) is one line, escaped."""
+        if ei[1] is None:
+            return _escaped_lines(super().formatException(ei))
+        first = traceback.TracebackException(*ei)
+        described: set[str] = set()
+        chained = [first]
+        while chained:
+            exc = chained.pop()
+            described.update(exc.format_exception_only())
+            chained += [e for e in (exc.__cause__, exc.__context__) if e is not None]
+        chunks = (escape_controls(c.rstrip("\n")) + "\n" if c in described else c for c in first.format())
+        return _escaped_lines("".join(chunks).rstrip("\n"))
+
+    def formatStack(self, stack_info: str) -> str:
+        """A stack, each of its lines escaped."""
+        return _escaped_lines(super().formatStack(stack_info))
+
+
+def _escaped_lines(text: str) -> str:
+    return "\n".join(escape_controls(line) for line in text.split("\n"))
+
+
 def configure_logging(level: str = "info") -> None:
     """Log lines to stderr (journald adds its own timestamps, people running it by hand get ours).
 
@@ -328,7 +366,7 @@ def configure_logging(level: str = "info") -> None:
     output must not be hours apart from them (a local time without its offset was).
     """
     handler = logging.StreamHandler()
-    formatter = logging.Formatter("%(asctime)s.%(msecs)03dZ %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S")
+    formatter = OneLineFormatter("%(asctime)s.%(msecs)03dZ %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S")
     formatter.converter = time.gmtime
     handler.setFormatter(formatter)
     logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=[handler])

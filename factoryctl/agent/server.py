@@ -391,16 +391,22 @@ class AgentServer:
     # -- loop --------------------------------------------------------------------------------------------------
 
     def handle(self, line: str) -> None:
-        """Answer one request line."""
+        """Answer one request line; a line the agent cannot read gets an `agent` error with a null id."""
         try:
-            req = json.loads(line)
-        except ValueError:
-            self.write({"id": None, "ok": False, "error": error_object("agent", "the request is not valid JSON")})
+            req = json.loads(line, parse_constant=_refuse_constant)
+        except ValueError:  # also NaN and Infinity, which no reply could echo
+            self._refuse_line("the request is not valid JSON")
+            return
+        except RecursionError:  # nested deeper than the parser's stack
+            self._refuse_line("the request is nested too deeply")
             return
         if not isinstance(req, dict):
-            self.write({"id": None, "ok": False, "error": error_object("agent", "a request must be a JSON object")})
+            self._refuse_line("a request must be a JSON object")
             return
         req_id = req.get("id")
+        if not _echoable(req_id):
+            self._refuse_line("a request's id must be a number or a string")
+            return
         op = req.get("op")
         method = getattr(self, f"op_{op}", None) if isinstance(op, str) else None
         if method is None:
@@ -422,6 +428,9 @@ class AgentServer:
         if op == "stream" and req_id in self._streams:
             self._streams[req_id][0].start()
 
+    def _refuse_line(self, message: str) -> None:
+        self.write({"id": None, "ok": False, "error": error_object("agent", message)})
+
     def serve(self, stdin: IO[str]) -> int:
         """Write hello, answer requests until shutdown or EOF; returns the exit status."""
         self.write(self.hello())
@@ -434,6 +443,16 @@ class AgentServer:
         self.op_stop({})
         self.nvml.shutdown()
         return 0
+
+
+def _refuse_constant(name: str) -> Any:
+    """`NaN`, `Infinity`, `-Infinity`: Python reads them, JSON has no such values, and no reply could echo them."""
+    raise ValueError(f"{name} is not JSON")
+
+
+def _echoable(req_id: Any) -> bool:
+    """An id every reply and streamed sample can echo: a JSON scalar (a nested list could outgrow the encoder)."""
+    return req_id is None or isinstance(req_id, (int, float, str))
 
 
 def _index_ranges(indexes: Iterable[int]) -> str:

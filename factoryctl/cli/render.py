@@ -279,31 +279,58 @@ def render_listing(
 def report_node_errors(errors: Iterable[dict[str, Any]], hints: dict[str, str] | None = None) -> None:
     """Summarise per-node failures on stderr: one line per kind of failure, then each distinct hint once.
 
-    Nodes that failed the same way (the same error kind and the same message once each node's own address is
-    taken out) share one line under their folded node set, as exec gathers output
+    Nodes that failed the same way (the same error kind and the same message once each node's own address, and its
+    own name, are taken out) share one line under their folded node set, as exec gathers output
     (`factoryctl: d[1-4] (4): refused the connection`), so 2,000 refused nodes are one line, not 2,000. The
-    address stays when the nodes' messages are identical (one node, or nodes behind one address); `-o json`
-    keeps every node's own entry. An error's own hint (a `hint` key: `NodeError.as_report`) says best what to do
-    about it; errors without one get their kind's hint from `hints`. A hint naming its node (`nodes trust n07`) is
-    given once for every node it was given for, under their folded set (`nodes trust n[01-30]`).
+    address stays when the nodes' messages are identical (one node, or nodes behind one address); a name taken out
+    is written as the folded set (`GPU 1 on n[3-4] is lost`); `-o json` keeps every node's own entry. An error's
+    own hint (a `hint` key: `NodeError.as_report`) says best what to do about it; errors without one get their
+    kind's hint from `hints`. A hint naming its node (`nodes trust n07`) is given once for every node it was given
+    for, under their folded set (`nodes trust n[01-30]`). A message or hint is one line whatever a node put in it:
+    its control characters, newline included, are written as visible escapes (`escape_controls`).
     """
-    groups: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    from factoryctl.model.telemetry import escape_controls
+
+    alike: dict[tuple[str, str], list[tuple[str, str]]] = {}  # (kind, message without the address) -> its nodes
     shown: dict[str, list[str]] = {}  # each hint with its node's name taken out -> the nodes it was given for
     for error in errors:
-        node, message = str(error["node"]), str(error["message"])
+        node, message = str(error["node"]), escape_controls(str(error["message"]))
         message = message.removeprefix(f"{node}:").lstrip()
-        groups.setdefault((str(error["error"]), without_address(message)), []).append((node, message))
+        alike.setdefault((str(error["error"]), without_address(message)), []).append((node, message))
         hint = error.get("hint") or (hints or {}).get(str(error["error"]))
         if hint:
-            shown.setdefault(_without_node(str(hint), node), []).append(node)
-    for (_, folded), failed in groups.items():
-        nodes = [node for node, _ in failed]
-        messages = {message for _, message in failed}
-        message = messages.pop() if len(messages) == 1 else folded
+            shown.setdefault(_without_node(escape_controls(str(hint)), node), []).append(node)
+    for nodes, message in _fold_named_alike(alike):
         names = fold(nodes) if len(nodes) == 1 else f"{fold(nodes)} ({len(nodes)})"
         sys.stderr.write(terminal_safe(f"factoryctl: {names}: {message}") + "\n")
     for hint, nodes in shown.items():
         sys.stderr.write(terminal_safe(f"hint: {hint.replace(chr(0), fold(nodes))}") + "\n")
+
+
+def _fold_named_alike(alike: dict[tuple[str, str], list[tuple[str, str]]]) -> list[tuple[list[str], str]]:
+    """(nodes, message) per line: the groups of `alike` whose one node's name is all that tells them apart, merged.
+
+    `n3: GPU 1 on n3 is lost` and `n4: GPU 1 on n4 is lost` are one line, `n[3-4] (2): GPU 1 on n[3-4] is lost`.
+    A group of several nodes already has one message for all of them and is kept whole: the name is only taken out
+    of a lone node's message, so nodes whose messages were identical are never split by it (a node named `a`).
+    """
+    merged: dict[tuple[str, str], list[tuple[str, list[tuple[str, str]]]]] = {}
+    for (kind, folded), failed in alike.items():
+        unnamed = _without_node(folded, failed[0][0]) if len(failed) == 1 else folded
+        merged.setdefault((kind, unnamed), []).append((folded, failed))
+    lines: list[tuple[list[str], str]] = []
+    for (_, unnamed), groups in merged.items():
+        failed = [entry for _, group in groups for entry in group]
+        nodes = [node for node, _ in failed]
+        messages = {message for _, message in failed}
+        if len(messages) == 1:
+            message = messages.pop()
+        elif len(groups) == 1:
+            message = groups[0][0]
+        else:
+            message = unnamed.replace("\0", fold(nodes))
+        lines.append((nodes, message))
+    return lines
 
 
 def report_node_tracebacks(kept: Iterable[tuple[list[str], str]]) -> None:
@@ -322,7 +349,9 @@ def terminal_safe(text: str) -> str:
     """`text` for the terminal: control characters a node sent (ESC sequences, CR) escaped, our own line breaks kept.
 
     An error can quote a node (an agent's last words on stderr, a driver's message): printed raw, its ESC sequences
-    could clear the screen or retitle the window, its CR overwrite the line before.
+    could clear the screen or retitle the window, its CR overwrite the line before. The line breaks kept are those
+    of text that is factoryctl's own (a `--debug` traceback under its heading); a node's message or hint is escaped
+    whole, newline included, before it gets here (`report_node_errors`), so it cannot add a line of its own.
     """
     from factoryctl.model.telemetry import escape_controls
 

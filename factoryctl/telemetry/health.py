@@ -15,11 +15,12 @@ pair every other second. Below a 0.5 s interval silence is judged as at
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from factoryctl.model.telemetry import GpuSample, NodeSample, XidEvent
 from factoryctl.store.rows import Event, NodeState
+from factoryctl.telemetry.thinning import SampleSpacing
 
 #: Samples overdue before a silent node is `degraded`, then `down`: the thresholds of every judge of reachability.
 MISSED_FOR_DEGRADED = 1
@@ -91,6 +92,8 @@ class NodeHealth:
     excused_at: float | None = None
     #: Whether a sample came since the last excuse: only then may a stall excuse the node's silence again.
     heard_since_excused: bool = True
+    #: Its samples kept for the store: one sending them far faster than `interval_s` is thinned (`keeps`).
+    spacing: SampleSpacing = field(default_factory=SampleSpacing)
 
     def __post_init__(self) -> None:
         if self.message is None:
@@ -102,6 +105,10 @@ class NodeHealth:
             self.last_seen = at
         self.hold_until, self.failing, self.heard_since_excused = None, None, True
         return self._become("up", at, None, None)
+
+    def keeps(self, time: float, mono: float) -> bool:
+        """Whether its sample stamped `time` (on our clock), arrived at monotonic `mono`, is stored (thinning.py)."""
+        return self.spacing.keeps(time, mono, self.interval_s)
 
     def awaiting_stream(self, at: float, grace_s: float = RECONNECT_GRACE_S) -> None:
         """A reload reconnects or re-streams the node: its silence is ours until it streams or fails (or `grace_s`).

@@ -36,6 +36,7 @@ from factoryctl.store.rows import ClockStep, Event, NodeState, encoding_problem
 from factoryctl.store.sqlite import Store, StoreDamaged, StoreError
 from factoryctl.telemetry.health import NodeHealth, ThermalEpisodes, XidStamps, carry_forward, gpu_events, state_event
 from factoryctl.telemetry.node_clock import NodeClock
+from factoryctl.telemetry.restart import stored_samples
 from factoryctl.telemetry.stall_watch import StallWatch
 from factoryctl.telemetry.state_log import StateLog, clock_said, clock_way, daemon_hint
 from factoryctl.telemetry.wall_clock import WallClock, stored_steps
@@ -83,7 +84,7 @@ class StoreWriter:
         self._health: dict[str, NodeHealth] = {}
         self._said = StateLog(log)  # state changes, logged folded once per tick
         self._last_slow: dict[str, float] = {}
-        self._previous = _stored_samples(store)  # what a restarted controller knew: lost GPUs' UUIDs, the XIDs
+        self._previous = stored_samples(store)  # what a restarted controller knew: lost GPUs' UUIDs, the XIDs
         self._thermal = ThermalEpisodes()  # one `thermal` event per episode of slowdown, not one per dip
         self._latencies: collections.deque[tuple[float, float]] = collections.deque(maxlen=100_000)
         self.counters = collections.Counter[str]()
@@ -139,7 +140,11 @@ class StoreWriter:
             if health is None:
                 return  # a node removed by a reload, still draining its last sample
             now = self._now()
-            self._incoming.append(self._on_our_clock(sample, now))
+            moved = self._on_our_clock(sample, now)
+            if not health.keeps(moved.time, self._wall.monotonic()):  # far too soon after the last (thinning.py)
+                self.counters["thinned"] += 1  # and dropped (`stats`)
+                return
+            self._incoming.append(moved)
             change = health.seen(now)
             if change is not None:
                 self._note(change)
@@ -480,24 +485,12 @@ class StoreWriter:
         def pct(q: float) -> float | None:
             return lat[min(len(lat) - 1, int(q * len(lat)))] if lat else None
 
-        counters = ("samples", "rows", "duplicates", "dropped", "store_errors", "link_failures")
+        counters = ("samples", "rows", "duplicates", "dropped", "thinned", "store_errors", "link_failures")
         return {
             **{name: self.counters[name] for name in counters},
+            "dropped": self.counters["dropped"] + self.counters["thinned"],
             "pending": len(self._pending),
             "latency_p50_s": pct(0.50),
             "latency_p99_s": pct(0.99),
             "store_error": self.store_error.message if self.store_error else None,
         }
-
-
-def _stored_samples(store: Store) -> dict[str, NodeSample]:
-    """Each node's newest stored sample, the `before` of its first new one (empty when the store cannot tell).
-
-    A restarted controller compares its first samples with these: an XID, a lost GPU or an ECC count already
-    logged is not logged again, and a GPU that is still lost keeps the UUID and name it had (`carry_forward`), so
-    its `gpu_lost` and `DCGM_FI_DEV_XID_ERRORS` series keep their identity across the restart.
-    """
-    try:
-        return {state.node: sample for state, sample in store.latest() if sample is not None}
-    except StoreError:
-        return {}
