@@ -153,10 +153,9 @@ class NodeLink:
         self._excusable = True
         #: Why the agent's latest sample failed, and when (monotonic), while no good sample came after it.
         self._sample_error: tuple[NodeError, float] | None = None
-        #: When its agent was last asked for its time (monotonic), whether it is due again, and whether it can answer.
-        self._clock_asked_at = -CLOCK_CHECK_EVERY_S
-        self._clock_due = False
-        self._clock_answers = True
+        #: When its agent was last asked for its time (monotonic), whether it is due again, and whether it can answer
+        #: (an agent older than `clock` cannot; a session's new agent may).
+        self._clock_asked_at, self._clock_due, self._clock_answers = -CLOCK_CHECK_EVERY_S, False, True
         self.connects = 0
         self.start_failed = False  # `start` found no thread to run on
         #: True while connecting and starting the stream: what `stop()` cannot cut short (an SSH handshake).
@@ -281,6 +280,7 @@ class NodeLink:
         """Connect, stream until something breaks or we are stopped; True if samples flowed."""
         self._got_sample.clear()
         self._sample_error = None
+        self._clock_answers = True  # a new agent: maybe one that answers `clock`
         self.connecting = True
         try:
             transport, session = self._connect(self.node)
