@@ -95,46 +95,13 @@ class FactoryConfig:
 # ---------------------------------------------------------------------------------------------------- loading
 
 
-#: factory.yaml is read up to this size (100,000 nodes in sets are a few MB; this bounds a pipe that never ends).
-MAX_CONFIG_BYTES = 64 << 20
-
-
 def load_config(explicit: Path | None = None, pipes: bool = True) -> FactoryConfig:
-    """Discover, read and validate factory.yaml.
+    """Discover, read and validate factory.yaml (read as config_file.py says: a pipe too unless `pipes` is false)."""
+    from factoryctl.config_file import read_config_text
 
-    A pipe is read (`--config <(sops -d factory.yaml)`, `--config /dev/stdin`) unless `pipes` is false, as for
-    shell completion, which must neither block on one nor eat what it carries. A directory or a device is refused.
-    """
     path, source = discover(explicit)
     check_path_length(path, f"the factory.yaml path (from {source})", "pass --config with a shorter path.")
-    if not path.exists():
-        looked = f"at {path} (looked in: {source})"
-        if source == "XDG config dir":  # the last place tried: ./factory.yaml was missing too
-            looked = f"in the current directory or at {path}"
-        raise ConfigError(
-            f"no factory.yaml {looked}.",
-            "run `factoryctl init` to write an example, or pass --config FILE.",
-        )
-    if not (path.is_file() or (pipes and path.is_fifo())):  # /dev/zero would be read for ever (and hang a TAB)
-        raise ConfigError(
-            f"{path} is not a regular file, so it is not read as factory.yaml.",
-            "pass --config FILE with your factory.yaml, or run `factoryctl init` to write one.",
-        )
-    from factoryctl.textfile import decode_utf8
-
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_CONFIG_BYTES + 1)  # a pipe may never end: `-c <(yes)` ate all memory
-        if len(data) > MAX_CONFIG_BYTES:
-            raise ConfigError(
-                f"{path} holds more than {MAX_CONFIG_BYTES >> 20} MiB, far more than any factory.yaml.",
-                "check that --config names your factory.yaml.",
-            )
-        text = decode_utf8(data, str(path), "factory.yaml")
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}.", "check the file's permissions.") from exc
-    except UsageError as exc:  # not UTF-8: a config error (exit 3), naming the line like every other loader
-        raise ConfigError(exc.message, exc.hint) from None
+    text = read_config_text(path, source, pipes)
     return parse_config(text, path)
 
 
@@ -198,6 +165,11 @@ def _load_yaml(text: str, where: str) -> tuple[Any, dict[Loc, tuple[int, int, in
             return loader.construct_document(root), positions
         finally:
             loader.dispose()
+    except RecursionError:  # PyYAML parses nested collections recursively: 5,000 `[` exhaust Python's stack
+        raise ConfigError(
+            f"{where}:{loader.line + 1}:{loader.column + 1}: malformed YAML: collections nested too deeply to read.",
+            "no factory.yaml setting nests more than a few levels; check the brackets and indentation there.",
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         pos = f"{where}:{mark.line + 1}:{mark.column + 1}" if mark else where

@@ -388,7 +388,8 @@ class FactoryFile(Strict):
     state_dir: NonEmpty | None = Field(
         None,
         description="Store and state (default ~/.local/state/factoryctl/<name>); a relative path is taken from "
-        "factory.yaml's directory, whatever the current directory.",
+        "factory.yaml's directory, whatever the current directory. An existing one is written in only if it is "
+        "yours or root's and not writable by others unless sticky (docs/security.md).",
     )
     ssh: SshDefaults = Field(default_factory=SshDefaults, description="SSH defaults for every node.")
     nodes: dict[str, NodeEntry | None] = Field(default_factory=dict, description="The inventory.")

@@ -25,7 +25,7 @@ from typing import Any
 
 from factoryctl.errors import FactoryError
 from factoryctl.model.telemetry import NodeSample
-from factoryctl.store.lock import make_private_dirs
+from factoryctl.store.lock import UnsafeStateDir, check_private_state, make_private_dirs
 from factoryctl.store.schema import MIGRATIONS, OLDEST_READABLE_SCHEMA, SCHEMA_VERSION
 
 BUSY_TIMEOUT_S = 10.0
@@ -119,10 +119,18 @@ def _create_private(path: Path) -> None:
 
     SQLite would create the file 0644 under the usual umask, and gives its `-wal` and `-shm` the store's mode: made
     here first, none of them is readable by other users unless an operator grants it (docs/controller.md).
+
+    An existing directory or file another user could have planted a link in (or as) is refused before SQLite, which
+    follows a link at the store's path, opens anything (`check_private_state`).
     """
     make_private_dirs(path.parent)
-    with contextlib.suppress(FileExistsError):
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
+    try:
+        check_private_state(path.parent)
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
+        check_private_state(path.parent, (path.name, f"{path.name}-wal", f"{path.name}-shm"))
+    except UnsafeStateDir as exc:  # a store that cannot be opened, to every caller (the dashboard then reads it)
+        raise StoreError(exc.message, exc.hint) from None
 
 
 class StoreConnection:

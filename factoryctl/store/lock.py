@@ -6,7 +6,9 @@ controller leaves no stale lock. The file holds the owner's pid for the refusal 
 It is opened without following a symbolic link (it is truncated: a link planted in a shared state directory would
 otherwise empty the file it points to) and created 0600. `make_private_dirs` creates the state directory 0700 for
 the store too: only what this process creates is made private; existing directories and files keep their modes, so
-an operator who gave a group read access (docs/controller.md) keeps it.
+an operator who gave a group read access (docs/controller.md) keeps it. An existing state directory is written in
+only if no other user could plant or swap files in it (`check_private_state`, used for the store too), and the lock
+must be a regular file of this user or root.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import contextlib
 import errno
 import fcntl
 import os
+import shlex
+import stat
 import time
 from pathlib import Path
 from typing import IO
@@ -33,12 +37,67 @@ def lock_path(state_dir: Path) -> Path:
     return state_dir / LOCK_NAME
 
 
+class UnsafeStateDir(FactoryError):
+    """Another user could have planted a file in the state directory, or swap one there: nothing is written in it."""
+
+
 def make_private_dirs(directory: Path) -> None:
     """Create `directory` and its missing parents with mode 0700; existing ones are left as they are."""
     missing = [path for path in (directory, *directory.parents) if not os.path.lexists(path)]
     for path in reversed(missing):
         with contextlib.suppress(FileExistsError):  # made meanwhile by another process
             os.mkdir(path, 0o700)
+
+
+def check_private_state(directory: Path, names: tuple[str, ...] = ()) -> None:
+    """Refuse to write in `directory` if another user could swap files in it, or through one of `names` in it.
+
+    The directory (a link to one is followed: the user may have made it) must belong to this user or root, and not
+    be writable by others unless sticky; a group that may write it is trusted like its owner (docs/controller.md
+    grants operators write access so). Each existing file of `names` must be a regular file, no symbolic or hard link,
+    of this user or root: SQLite follows a link at `factory.db` and would create the store where it points.
+    """
+    uid, quoted = os.geteuid(), shlex.quote(str(directory))
+    found = os.stat(directory)
+    problem = None
+    if found.st_uid not in (0, uid):
+        problem = _belongs_to_another(found.st_uid, uid)
+    elif found.st_mode & stat.S_IWOTH and not found.st_mode & stat.S_ISVTX:
+        problem = f"is writable by others without the sticky bit (mode {stat.S_IMODE(found.st_mode):04o})"
+    if problem is not None:
+        raise UnsafeStateDir(
+            f"the state directory {directory} {problem}, so another user could plant links where the store is "
+            "written; nothing is written there.",
+            f"make it yours alone (`chown {uid} {quoted}` and `chmod o-w {quoted}`), or set another state_dir in "
+            "factory.yaml.",
+        )
+    for name in names:
+        with contextlib.suppress(FileNotFoundError):
+            refuse_unsafe_state_file(directory / name, os.lstat(directory / name))
+
+
+def _belongs_to_another(owner: int, uid: int) -> str:
+    return f"belongs to uid {owner}, " + ("not root" if uid == 0 else f"neither you (uid {uid}) nor root")
+
+
+def refuse_unsafe_state_file(path: Path, found: os.stat_result) -> None:
+    """UnsafeStateDir when `found` (the lstat of `path`) is a link, not a regular file, or another user's file."""
+    uid = os.geteuid()
+    if stat.S_ISLNK(found.st_mode):
+        problem = "is a symbolic link"
+    elif not stat.S_ISREG(found.st_mode):
+        problem = "is not a regular file"
+    elif found.st_uid not in (0, uid):
+        problem = _belongs_to_another(found.st_uid, uid)
+    elif found.st_nlink > 1:
+        problem = f"has {found.st_nlink} hard links"
+    else:
+        return
+    raise UnsafeStateDir(
+        f"{path} {problem}, so writing it could write a file someone else chose; it is not opened.",
+        f"if it is not yours, remove it (`rm {shlex.quote(str(path))}`: it is made again); to keep the store "
+        "elsewhere, set state_dir in factory.yaml to that directory instead of linking to it.",
+    )
 
 
 class ControllerLock:
@@ -52,8 +111,14 @@ class ControllerLock:
         """Take the lock, retrying briefly (a reader's probe holds it for microseconds)."""
         try:
             make_private_dirs(self.path.parent)
+            check_private_state(self.path.parent)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
             handle = os.fdopen(fd, "r+", encoding="utf-8")  # held until release()
+            try:
+                refuse_unsafe_state_file(self.path, os.fstat(fd))  # the file opened: a FIFO, or another user's
+            except UnsafeStateDir:
+                handle.close()
+                raise
         except OSError as exc:
             if exc.errno == errno.ELOOP:
                 raise FactoryError(

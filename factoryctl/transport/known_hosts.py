@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import os
 import re
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,8 +208,9 @@ class KnownHosts:
         Entries of other key types stay: they were verified too, and a host may present any of its keys. `hashed`
         writes the name hashed (`|1|salt|hmac`), as ssh does for a host with `HashKnownHosts yes`.
 
-        The file is rewritten atomically (temp file + rename) with mode 0600, its directory created 0700. A file
-        that cannot be written (its directory missing and not creatable, read-only, /proc) is an `ActionFailed`.
+        The file is rewritten atomically (temp file + rename), through a symbolic link, keeping its mode (0600 when
+        new, its directory created 0700). A file that cannot be written (its directory missing and not creatable,
+        read-only, /proc) is an `ActionFailed`.
         """
         try:
             text = self.path.read_text(encoding="utf-8", errors="replace")
@@ -230,14 +232,23 @@ class KnownHosts:
         self._by_host.clear()
 
     def _replace_with(self, text: str) -> None:
-        """Write `text` to a temp file next to the file, then rename it over the file."""
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".known_hosts.", dir=self.path.parent)
+        """Write `text` to a temp file beside the file, then rename it over the file, keeping the file's mode.
+
+        A symbolic link (a dotfile manager's known_hosts) is written through, as ssh appends through it: the file it
+        points to is replaced, beside itself, and the link stays. A new file is made 0600, its directory 0700.
+        """
+        target = Path(os.path.realpath(self.path))  # the path itself when it is no link
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            mode = stat.S_IMODE(os.stat(target).st_mode)
+        except FileNotFoundError:
+            mode = 0o600
+        fd, tmp = tempfile.mkstemp(prefix=".known_hosts.", dir=target.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as out:
                 out.write(text)
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, self.path)
+            os.chmod(tmp, mode)
+            os.replace(tmp, target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise

@@ -3,7 +3,7 @@
 ssh refuses a config file that someone else could have written ("Bad owner or permissions on FILE"): such a file
 can point HostName, User or ProxyJump anywhere. factoryctl refuses the same files, so it never connects where ssh
 would not, and says which file and how to fix it. The rule is readconf.c's, as Debian's and Ubuntu's ssh apply it
-(the `ssh` this project is tested against): the owner is the user or root, others cannot write it, and the group
+(private_files.py, shared with factory.yaml): the owner is the user or root, others cannot write it, and the group
 cannot either unless the group is the owner's own (its only member is the user, as with umask 002 and per-user
 groups). ~/.ssh/config itself is checked, and every included file; like `ssh -F`, a config path given explicitly
 (SshOptions.ssh_config) is not, while the files it includes are.
@@ -11,12 +11,9 @@ groups). ~/.ssh/config itself is checked, and every included file; like `ssh -F`
 
 from __future__ import annotations
 
-import functools
 import glob
-import grp
 import itertools
 import os
-import pwd
 import re
 import shlex
 import stat
@@ -24,6 +21,7 @@ import time
 from dataclasses import dataclass
 
 from factoryctl.errors import ConfigError
+from factoryctl.private_files import who_else_can_write
 
 #: Files nest through Include at most this deep (OpenSSH's READCONF_MAX_DEPTH): a file including itself fails.
 MAX_INCLUDE_DEPTH = 16
@@ -56,76 +54,9 @@ def _include_paths(value: str, where: str) -> list[str]:
     return paths
 
 
-@functools.lru_cache(maxsize=64)
-def _group_is_the_owners_own(gid: int, owner: int, uid: int) -> bool:
-    """Whether group `gid`'s only member is the user (Debian's ssh then lets it write the file), as ssh counts them.
-
-    Members are the accounts whose primary group it is and the names /etc/group lists; a group with none, or whose
-    listed member is not the file's `owner`, does not count as the owner's own.
-    """
-    try:
-        group, owner_name = grp.getgrgid(gid), pwd.getpwuid(owner).pw_name
-    except KeyError:
-        return False
-    primary = [entry.pw_uid for entry in pwd.getpwall() if entry.pw_gid == gid]
-    if any(member != uid for member in primary) or group.gr_mem not in ([], [owner_name]):
-        return False
-    return bool(primary or group.gr_mem)
-
-
-def _who_else_can_write(path: str, status: os.stat_result) -> tuple[str, str] | None:
-    """Why ssh would refuse a config file with this stat ("Bad owner or permissions"), with the fix; or None."""
-    uid, quoted = os.getuid(), shlex.quote(path)
-    if status.st_uid not in (0, uid):
-        allowed = "not root" if uid == 0 else f"neither you (uid {uid}) nor root"
-        problem = f"belongs to uid {status.st_uid}, {allowed}"
-        return problem, f"make it yours: `chown {uid} {quoted}` (and `chmod go-w {quoted}`), or move it aside."
-    mode = stat.S_IMODE(status.st_mode)
-    if mode & stat.S_IWOTH:
-        return f"is writable by others (mode {mode:04o})", f"run `chmod go-w {quoted}`."
-    if mode & stat.S_IWGRP and not _group_is_the_owners_own(status.st_gid, status.st_uid, uid):
-        problem = f"is writable by its group {_group_and_members(status.st_gid, status.st_uid, uid)} (mode {mode:04o})"
-        return problem, f"run `chmod go-w {quoted}`."
-    return None
-
-
-#: The most members a refusal names (a group such as `users` can have hundreds).
-_NAMED_MEMBERS = 5
-
-
-def _group_and_members(gid: int, owner: int, uid: int) -> str:
-    """Group `gid` by name and gid, with who else is in it, counted as `_group_is_the_owners_own` counts them.
-
-    Members are the names /etc/group lists and the users whose primary group it is; the file's owner and the user
-    are not "others". A group without any is named so: ssh refuses it just the same.
-    """
-    try:
-        group = grp.getgrgid(gid)
-    except KeyError:
-        return f"(gid {gid}, which is in no group database here)"
-    accounts = pwd.getpwall()
-    yours = {entry.pw_name for entry in accounts if entry.pw_uid in (owner, uid)}
-    listed = [name for name in group.gr_mem if name not in yours]
-    primary = [e.pw_name for e in accounts if e.pw_gid == gid and e.pw_name not in yours and e.pw_name not in listed]
-    named = f"{group.gr_name} (gid {gid})"
-    if listed or primary:
-        parts = [_names(listed)] if listed else []
-        parts += [f"users whose primary group it is: {_names(primary)}"] if primary else []
-        return f"{named}, which has other members: {'; '.join(parts)}"
-    if not group.gr_mem and not any(entry.pw_gid == gid for entry in accounts):
-        return f"{named}, which has no members (ssh allows group write only for a group whose only member is you)"
-    return f"{named} (ssh allows group write only for a group whose only member is you)"
-
-
-def _names(names: list[str]) -> str:
-    """At most `_NAMED_MEMBERS` of `names`, and how many more."""
-    more = f" and {len(names) - _NAMED_MEMBERS} more" if len(names) > _NAMED_MEMBERS else ""
-    return ", ".join(names[:_NAMED_MEMBERS]) + more
-
-
 def _refuse_unless_private(path: str, status: os.stat_result, where: str) -> None:
     """ConfigError (exit 3) for a file ssh would refuse; `where` is the Include line that names it, if any."""
-    refused = _who_else_can_write(path, status)
+    refused = who_else_can_write(path, status)
     if refused is None:
         return
     what = f"{where}: the included file {path}" if where else f"{path}: the SSH config"

@@ -51,9 +51,11 @@ def deny_writes(state: Path) -> None:
 
 
 def allow_writes(state: Path) -> None:
-    """Undo `deny_writes` for a user other than root (root writes anyway; its reader stays without write access)."""
-    if os.geteuid() != 0:
-        for path in [state, *state.rglob("*")]:
+    """Undo `deny_writes`: the writer's own files again (root's too: a state dir another user owns is refused)."""
+    for path in [state, *state.rglob("*")]:
+        if os.geteuid() == 0:
+            os.chown(path, 0, 0)
+        else:
             path.chmod(0o755 if path.is_dir() else 0o644)
 
 
