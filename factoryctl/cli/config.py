@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -107,8 +108,14 @@ def show(ctx: typer.Context, output: OutputFormat = DOCUMENT_OUTPUT_OPTION) -> N
     from dataclasses import asdict
 
     config = context.load(ctx)
+    from factoryctl.config_schema import config_dir, from_config_dir
+
     document: dict[str, Any] = config.settings.model_dump(mode="json", exclude={"nodes", "groups"})
-    document["state_dir"] = str(config.state_dir)
+    document["state_dir"] = os.path.abspath(config.state_dir)  # as used: relative to the cwd for a piped config
+    base, ssh = config_dir(config.path), document.get("ssh") or {}
+    for key in ("identity_file", "known_hosts"):  # as the nodes' own: relative ones from factory.yaml's directory
+        if key in ssh:
+            ssh[key] = from_config_dir(ssh[key], base)
     document["nodes"] = {
         name: {
             k: v for k, v in asdict(spec).items() if k != "name" and not (spec.transport == "local" and k in SSH_ONLY)

@@ -313,3 +313,18 @@ def test_a_pipe_that_never_ends_is_read_up_to_a_bound(tmp_path):
         yes.stdout.close()
     assert done.returncode == 3, done.stderr
     assert "holds more than 64 MiB, far more than any factory.yaml." in done.stderr
+
+
+def test_config_show_resolves_the_ssh_paths_as_the_nodes_use_them(cli, tmp_path):
+    """`ssh.identity_file` and `ssh.known_hosts` were shown as written while the nodes' copies were resolved."""
+    folder = tmp_path / "f"
+    folder.mkdir()
+    factory = folder / "factory.yaml"
+    factory.write_text(
+        "name: x\nssh: {identity_file: ../id_ed25519, known_hosts: ../known_hosts}\nstate_dir: st\n"
+        "nodes:\n  n1: {host: 127.0.0.1}\n"
+    )
+    shown = cli("--config", str(factory), "config", "show", "-o", "json").json()
+    assert shown["ssh"]["identity_file"] == shown["nodes"]["n1"]["identity_file"] == f"{folder}/../id_ed25519"
+    assert shown["ssh"]["known_hosts"] == shown["nodes"]["n1"]["known_hosts"] == f"{folder}/../known_hosts"
+    assert shown["state_dir"] == f"{folder}/st"
