@@ -38,11 +38,6 @@ from factoryctl.cli.render import (
     NO_HEADER_OPTION,
     OUTPUT_OPTION,
     OutputFormat,
-    dump_json,
-    dump_yaml,
-    emit,
-    fold,
-    write_bytes_whole,
 )
 from factoryctl.cli.signals import Terminated, signals_set, sigterm_interrupts, stopped_status
 from factoryctl.errors import ExitCode, NodeError, UsageError, most_severe
@@ -50,11 +45,10 @@ from factoryctl.errors import ExitCode, NodeError, UsageError, most_severe
 if TYPE_CHECKING:
     from factoryctl.config import FactoryConfig
     from factoryctl.model.inventory import NodeSpec
-    from factoryctl.transport.base import OutputSink
+    from factoryctl.transport.base import OutputBudget, OutputSink
     from factoryctl.transport.fanout import Pending
     from factoryctl.transport.stdin_stream import StdinBroadcast
 
-RULE = "-" * 15
 #: A line longer than this (no newline yet) is printed in pieces by `--lines`, so that its buffer stays bounded.
 LINE_LIMIT = 1 << 16
 #: How long an interrupted exec waits for its commands to end (after SIGINT, then SIGHUP) before it reports.
@@ -144,9 +138,10 @@ class ExecRun:
     """One exec's commands on every node, through a bounded fan-out (`fanout`), each streamed the same `stdin`.
 
     `wait` gives per node either `{node, exit_code, stdout, stderr, duration_s}` or its NodeError (a `CommandCut`,
-    with what arrived, when it timed out or lost its connection); `printer` prints lines as they arrive. Ctrl-C (and
-    SIGTERM, under `sigterm_interrupts`, and the printer's reader going away: Cancelled) interrupts the commands still
-    running (SIGINT, then SIGHUP) and starts no more before it goes on; `stopped` then tells how far each node got.
+    with what arrived, when it timed out or lost its connection); what the nodes keep of their output draws on one
+    `budget` (transport/base.py); `printer` prints lines as they arrive. Ctrl-C (and SIGTERM, under
+    `sigterm_interrupts`, and the printer's reader going away: Cancelled) interrupts the commands still running
+    (SIGINT, then SIGHUP) and starts no more before it goes on; `stopped` then tells how far each node got.
     """
 
     def __init__(
@@ -158,17 +153,19 @@ class ExecRun:
         fanout: int,
         stdin: StdinBroadcast | None = None,
         printer: LinePrinter | None = None,
+        budget: OutputBudget | None = None,
     ) -> None:
         from factoryctl.transport.fanout import FanOut, RunningCommands
 
         self._config, self._argv, self._timeout = config, argv, timeout
-        self._stdin, self._printer = stdin, printer
+        self._stdin, self._printer, self._budget = stdin, printer, budget
         self._feeds = {spec.name: stdin.feed(spec.name) for spec in specs} if stdin is not None else {}
         self._live = RunningCommands()
         self._pool = FanOut(specs, self._one, fanout, printer.broken if printer is not None else None)
 
     def _one(self, spec: NodeSpec) -> dict[str, Any]:
         from factoryctl.telemetry.poll import open_transport
+        from factoryctl.transport.base import KeptOutput
 
         started = time.monotonic()
         feed = self._feeds.get(spec.name)
@@ -176,12 +173,14 @@ class ExecRun:
         try:
             if feed is not None:
                 feed.start()
+            kept = KeptOutput(self._budget)
             transport = self._live.admit(
-                spec.name, open_transport(spec, self._config, max(connect_timeout, self._timeout))
+                spec.name, open_transport(spec, self._config, max(connect_timeout, self._timeout)), kept
             )
             lines = None if self._printer is None else self._printer.sink(spec.name)
             try:
-                result = transport.run(self._argv, self._timeout, feed, on_output=self._live.sink(spec.name, lines))
+                with kept.collecting():
+                    result = transport.run(self._argv, self._timeout, feed, on_output=lines)
             finally:
                 self._live.leave(spec.name, transport)
         finally:
@@ -264,83 +263,6 @@ def exit_status(items: Sequence[dict[str, Any]], errors: Sequence[NodeError]) ->
     return max([int(worst), *(int(i["exit_code"]) for i in items)])
 
 
-def gather(items: Sequence[dict[str, Any]], key: str) -> list[tuple[list[str], bytes]]:
-    """Nodes grouped by identical output, in order of first appearance."""
-    groups: dict[bytes, list[str]] = {}
-    for item in items:
-        groups.setdefault(item[key], []).append(item["node"])
-    return [(nodes, output) for output, nodes in groups.items()]
-
-
-def _write_bytes(data: bytes) -> None:
-    sys.stdout.flush()
-    buffer = getattr(sys.stdout, "buffer", None)
-    if buffer is not None:
-        write_bytes_whole(buffer, data)  # a large output's reader gone mid-write: BrokenPipeError, exit 141
-    else:
-        sys.stdout.write(data.decode("utf-8", "replace"))
-
-
-def render_gathered(items: Sequence[dict[str, Any]], no_header: bool) -> None:
-    """Gather like `clush -b`: one block per distinct stdout; stderr gathered on stderr; non-zero exits reported."""
-    for nodes, output in gather(items, "stdout"):
-        if not output:
-            continue
-        if not no_header:
-            emit(f"{RULE}\n{fold(nodes)} ({len(nodes)})\n{RULE}\n")
-        _write_bytes(output if output.endswith(b"\n") else output + b"\n")
-    for nodes, output in gather(items, "stderr"):
-        for line in output.decode("utf-8", "replace").splitlines():
-            sys.stderr.write(f"{fold(nodes)}: {line}\n")
-    report_exit_codes(items)
-
-
-def report_exit_codes(items: Sequence[dict[str, Any]]) -> None:
-    """On stderr, the nodes whose command exited non-zero, folded per exit code (like pdsh's `exited with`)."""
-    by_code: dict[int, list[str]] = {}
-    for item in items:
-        if item["exit_code"] not in (0, None):  # None: cut short, reported with the node errors
-            by_code.setdefault(int(item["exit_code"]), []).append(item["node"])
-    for code, nodes in sorted(by_code.items()):
-        sys.stderr.write(f"factoryctl: {fold(nodes)}: exited with exit code {code}\n")
-
-
-def cut_short(errors: Sequence[NodeError]) -> list[dict[str, Any]]:
-    """What the nodes that timed out or lost their connection printed before (gathered with the others' output)."""
-    from factoryctl.transport.base import CommandCut
-
-    return [
-        {"node": e.node, "exit_code": None, "stdout": e.stdout, "stderr": e.stderr}
-        for e in errors
-        if isinstance(e, CommandCut) and (e.stdout or e.stderr)
-    ]
-
-
-def _json_error(error: NodeError) -> dict[str, Any]:
-    """A listing's `errors` entry; a command cut short also carries the `stdout` and `stderr` that arrived."""
-    from factoryctl.transport.base import CommandCut
-
-    entry: dict[str, Any] = error.as_json()
-    if isinstance(error, CommandCut):
-        entry["stdout"] = error.stdout.decode("utf-8", "replace")
-        entry["stderr"] = error.stderr.decode("utf-8", "replace")
-    return entry
-
-
-#: The keys of an exec item (`_json_item`), in order: the CSV header when no node ran the command.
-EXEC_FIELDS = ("node", "exit_code", "stdout", "stderr", "duration_s")
-
-
-def _json_item(item: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "node": item["node"],
-        "exit_code": item["exit_code"],
-        "stdout": item["stdout"].decode("utf-8", "replace"),
-        "stderr": item["stderr"].decode("utf-8", "replace"),
-        "duration_s": item["duration_s"],
-    }
-
-
 def exec_command(
     ctx: typer.Context,
     target: str = context.REQUIRED_TARGET_ARG,
@@ -382,8 +304,15 @@ def exec_command(
     stdin = None if no_stdin else stdin_source()
     structured = output in (OutputFormat.json, OutputFormat.yaml, OutputFormat.csv)
     printer = LinePrinter() if lines and not structured else None
-    run = ExecRun(config, specs, list(command), timeout, fanout, stdin, printer)
+    run = ExecRun(config, specs, list(command), timeout, fanout, stdin, printer, kept_output_budget(printer))
     raise typer.Exit(report_run(run, stdin, printer, output if structured else None, no_header))
+
+
+def kept_output_budget(printer: LinePrinter | None) -> OutputBudget:
+    """What the nodes' output may keep, together: nothing under `--lines` (it is printed as it arrives, not kept)."""
+    from factoryctl.transport.base import OutputBudget, exec_output_budget
+
+    return OutputBudget(0) if printer is not None else exec_output_budget()
 
 
 def report_run(
@@ -401,6 +330,8 @@ def report_run(
         sys.stderr.write(f"factoryctl: {stdin.error}\n")
     items = [o for _, o in outcomes if not isinstance(o, NodeError)]
     errors = [o for _, o in outcomes if isinstance(o, NodeError)]
+    from factoryctl.cli.exec_output import print_outcomes
+
     print_outcomes(items, errors, structured, no_header, lines=printer is not None)
     if interrupted is not None:
         from factoryctl.cli.signals import report_stopped
@@ -425,38 +356,6 @@ def run_interruptible(run: ExecRun) -> tuple[list[tuple[NodeSpec, dict[str, Any]
         except Cancelled:  # only --lines' printer cancels: its reader went away
             raise BrokenPipeError from None  # the error boundary ends quietly with 141, as `| head` expects
     return run.stopped(STOP_GRACE_S, again), code
-
-
-def print_outcomes(
-    items: Sequence[dict[str, Any]],
-    errors: Sequence[NodeError],
-    structured: OutputFormat | None,
-    no_header: bool,
-    lines: bool,
-) -> None:
-    """The result: a document or CSV rows (`structured`), else gathered output (or, after `--lines`, exit codes).
-
-    The node errors are summarised on stderr in every case.
-    """
-    from factoryctl.cli.listing import ERROR_HINTS
-    from factoryctl.cli.render import report_node_errors
-
-    if structured is OutputFormat.csv:  # one row per node that ran the command; failures on stderr, as for tables
-        from factoryctl.cli.render import render_csv
-
-        emit(render_csv([_json_item(i) for i in items], not no_header, EXEC_FIELDS))
-    elif structured is not None:
-        document = {
-            "schema_version": 1,
-            "items": [_json_item(i) for i in items],
-            "errors": [_json_error(e) for e in errors],
-        }
-        emit(dump_json(document) if structured is OutputFormat.json else dump_yaml(document))
-    elif not lines:
-        render_gathered([*items, *cut_short(errors)], no_header)
-    else:
-        report_exit_codes(items)
-    report_node_errors((e.as_report() for e in errors), ERROR_HINTS)
 
 
 def register(app: typer.Typer) -> None:

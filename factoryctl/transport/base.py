@@ -6,7 +6,10 @@ Both hand the agent's stdin/stdout to the same `AgentSession`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -18,6 +21,10 @@ from factoryctl.transport.stdin_stream import Stdin
 OutputSink = Callable[[int, bytes], None]
 #: What a command's stdout, and its stderr, keep at most per node (more is read, counted and dropped).
 MAX_OUTPUT_BYTES = 256 << 20
+#: What all the commands of one exec keep at most together (`exec_output_budget`: less on a small machine).
+MAX_TOTAL_OUTPUT_BYTES = 1 << 30
+#: The share of this machine's memory that one exec's kept output may take at most (printing it needs as much again).
+_MEMORY_SHARE = 8
 
 
 @dataclass(frozen=True)
@@ -69,41 +76,126 @@ class NodeTransport(Protocol):
         ...
 
 
+class OutputBudget:
+    """Bytes of output that the commands of one exec may still keep, together: first come, first served.
+
+    Each stream is capped on its own (MAX_OUTPUT_BYTES), but 64 nodes at once times two streams of 256 MiB could
+    fill the operator's machine: past the budget, what every stream reads is dropped and counted, as past its own cap.
+    """
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self._left = total
+        self._lock = threading.Lock()
+
+    def take(self, wanted: int) -> int:
+        """Reserve up to `wanted` bytes; returns how many were granted (0 once the budget is spent)."""
+        with self._lock:
+            granted = min(wanted, self._left)
+            self._left -= granted
+            return granted
+
+
+def exec_output_budget() -> OutputBudget:
+    """The budget of one exec's kept output: MAX_TOTAL_OUTPUT_BYTES, or an eighth of this machine's memory if less."""
+    try:
+        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):  # not a POSIX system that says
+        memory = 0
+    share = memory // _MEMORY_SHARE if memory > 0 else MAX_TOTAL_OUTPUT_BYTES
+    return OutputBudget(min(MAX_TOTAL_OUTPUT_BYTES, share))
+
+
+class KeptOutput:
+    """The output one command keeps: the streams its transport creates while `collecting`, drawing on `budget`.
+
+    Transports create their CappedOutputs themselves; those created on this thread inside `collecting` share the
+    budget and are listed here, so another thread can read what a command that is still running printed so far.
+    """
+
+    def __init__(self, budget: OutputBudget | None = None) -> None:
+        self.budget = budget
+        self.streams: list[CappedOutput] = []
+
+    @contextmanager
+    def collecting(self) -> Iterator[None]:
+        """CappedOutputs created on this thread until the block ends are this command's (see the class)."""
+        previous = getattr(_COLLECTING, "kept", None)
+        _COLLECTING.kept = self
+        try:
+            yield
+        finally:
+            _COLLECTING.kept = previous
+
+    def so_far(self) -> tuple[bytes, bytes]:
+        """(stdout, stderr) kept so far: the command's first stream of each (later ones are the transport's own)."""
+        first: dict[int, CappedOutput] = {}
+        for stream in list(self.streams):
+            first.setdefault(stream.number, stream)
+        out, err = (first[number].snapshot() if number in first else b"" for number in (1, 2))
+        return out, err
+
+
+#: The KeptOutput that this thread's new CappedOutputs join (`KeptOutput.collecting`).
+_COLLECTING = threading.local()
+
+
 class CappedOutput:
     """One output stream, kept up to `limit` bytes; the rest is read (so the command never stalls) and counted.
 
     Every chunk, kept or not, also goes to `sink` (stream `number`) as it arrives: a streamed `--lines` sees it all.
+    Created inside `KeptOutput.collecting`, it also keeps no more than that budget grants (`over_budget`: dropped).
     """
 
     def __init__(self, limit: int = MAX_OUTPUT_BYTES, number: int = 1, sink: OutputSink | None = None) -> None:
         self.parts: list[bytes] = []
         self.size = 0
         self.dropped = 0
+        self.over_budget = 0
         self.limit = limit
         self.number = number
         self.sink = sink
+        owner: KeptOutput | None = getattr(_COLLECTING, "kept", None)
+        self.budget = None if owner is None else owner.budget
+        if owner is not None:
+            owner.streams.append(self)
 
     def add(self, data: bytes) -> None:
-        """Pass a chunk on to the sink; keep what still fits."""
+        """Pass a chunk on to the sink; keep what still fits (in the stream's limit and the budget)."""
         if self.sink is not None and data:
             self.sink(self.number, data)
-        room = max(0, self.limit - self.size)
-        if room:
-            self.parts.append(data[:room])
-            self.size += min(len(data), room)
-        self.dropped += max(0, len(data) - room)
+        fits = min(len(data), max(0, self.limit - self.size))
+        granted = fits if self.budget is None or not fits else self.budget.take(fits)
+        if granted:
+            self.parts.append(data if granted == len(data) else data[:granted])
+            self.size += granted
+        self.dropped += len(data) - fits
+        self.over_budget += fits - granted
 
-    def value(self) -> bytes:
-        """What was kept."""
-        return b"".join(self.parts)
+    def snapshot(self) -> bytes:
+        """What was kept so far; safe while another thread still adds."""
+        return b"".join(list(self.parts))
+
+    def value(self, note: bytes = b"") -> bytes:
+        """What was kept, then `note`, once the stream was read to its end.
+
+        Joined once: the parts are replaced by the joined bytes, so no second copy of the output stays alive.
+        """
+        joined = b"".join([*self.parts, note] if note else self.parts)
+        self.parts = [joined] if joined else []
+        return joined
 
 
 def kept_stderr(out: CappedOutput, err: CappedOutput) -> bytes:
-    """The kept stderr, plus a line saying how much of either stream was dropped past the limit, if any was."""
-    if not (out.dropped or err.dropped):
-        return err.value()
-    note = f"{out.dropped + err.dropped} bytes past the {out.limit} byte limit per stream were dropped"
-    return err.value() + f"factoryctl: output truncated: {note}\n".encode()
+    """The kept stderr, plus a line saying how much of either stream was dropped past a limit, if any was."""
+    notes = []
+    if out.dropped or err.dropped:
+        notes.append(f"{out.dropped + err.dropped} bytes past the {out.limit} byte limit per stream were dropped")
+    budget = out.budget or err.budget
+    if budget is not None and (out.over_budget or err.over_budget):
+        dropped = out.over_budget + err.over_budget
+        notes.append(f"{dropped} bytes past the {budget.total} byte limit for all nodes together were dropped")
+    return err.value("".join(f"factoryctl: output truncated: {note}\n" for note in notes).encode())
 
 
 def cut_short(cause: NodeError, out: CappedOutput, err: CappedOutput) -> CommandCut:

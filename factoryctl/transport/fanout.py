@@ -38,7 +38,7 @@ from factoryctl.transport.host_limits import (
 
 if TYPE_CHECKING:  # the CLI imports this module for its `--fanout` bounds when it builds `--help`: keep it light
     from factoryctl.model.inventory import NodeSpec
-    from factoryctl.transport.base import NodeTransport, OutputSink
+    from factoryctl.transport.base import KeptOutput, NodeTransport
 
 T = TypeVar("T")
 
@@ -298,45 +298,37 @@ class RunningCommands:
     """The nodes whose command runs, so an interrupt reaches each, and what each has printed so far.
 
     Once interrupting, a node still connecting runs no command (it would outlive its caller). What a command prints
-    is kept here too while it runs (the same chunks the transport keeps, so no second copy): a command that ignores
-    the interrupt and never returns still has its output reported.
+    is read from the streams its transport keeps (`KeptOutput`: no second copy) while it runs: a command that
+    ignores the interrupt and never returns still has its output reported.
     """
 
     def __init__(self) -> None:
         self._live: dict[NodeTransport, str] = {}
-        self._output: dict[str, PrintedSoFar] = {}
+        self._output: dict[str, KeptOutput] = {}
         self._signalled: set[NodeTransport] = set()
         self._lock = threading.Lock()
         self._stopping = False
         #: The nodes whose command was running when `interrupt_all` was called.
         self.interrupted: set[str] = set()
 
-    def admit(self, node: str, transport: NodeTransport) -> NodeTransport:
-        """`transport`, now counted as running; closed and refused if the commands are already being interrupted."""
+    def admit(self, node: str, transport: NodeTransport, kept: KeptOutput | None = None) -> NodeTransport:
+        """`transport`, now counted as running; closed and refused if the commands are already being interrupted.
+
+        `kept` collects what its command prints (`output` reads it while the command runs).
+        """
         with self._lock:
             if not self._stopping:
                 self._live[transport] = node
-                self._output[node] = PrintedSoFar()
+                if kept is not None:
+                    self._output[node] = kept
                 return transport
         transport.close()
         raise NodeError(node, "interrupted", NOT_STARTED_MESSAGE)
 
-    def sink(self, node: str, then: OutputSink | None = None) -> OutputSink:
-        """The `on_output` of the node's command: keeps what arrives, and passes it on to `then`."""
-
-        def record(stream: int, data: bytes) -> None:
-            printed = self._output.get(node)
-            if printed is not None:
-                printed.add(stream, data)
-            if then is not None:
-                then(stream, data)
-
-        return record
-
     def output(self, node: str) -> tuple[bytes, bytes]:
         """What the node's command printed so far on stdout and stderr (empty once it ended: see `leave`)."""
-        printed = self._output.get(node)
-        return (b"", b"") if printed is None else printed.value()
+        kept = self._output.get(node)
+        return (b"", b"") if kept is None else kept.so_far()
 
     def leave(self, node: str, transport: NodeTransport) -> None:
         """The command ended (its result has its output): forget and close its transport."""
@@ -356,29 +348,3 @@ class RunningCommands:
                 transport.interrupt()
             with self._lock:  # only once signalled: a second Ctrl-C cutting this loop short leaves the rest to retry
                 self._signalled.add(transport)
-
-
-class PrintedSoFar:
-    """One running command's stdout and stderr so far, bounded as a command's kept output is (MAX_OUTPUT_BYTES each).
-
-    The chunks are the transport's own (bytes are shared, not copied) while the command runs.
-    """
-
-    def __init__(self) -> None:
-        from factoryctl.transport.base import MAX_OUTPUT_BYTES
-
-        self._limit = MAX_OUTPUT_BYTES
-        self._parts: tuple[list[bytes], list[bytes]] = ([], [])
-        self._sizes = [0, 0]
-
-    def add(self, stream: int, data: bytes) -> None:
-        """Keep what fits of a chunk of stream 1 (stdout) or 2 (stderr); one reader thread per stream."""
-        i = 0 if stream == 1 else 1
-        room = self._limit - self._sizes[i]
-        if room > 0 and data:
-            self._parts[i].append(data[:room])
-            self._sizes[i] += min(room, len(data))
-
-    def value(self) -> tuple[bytes, bytes]:
-        """(stdout, stderr) so far."""
-        return b"".join(self._parts[0]), b"".join(self._parts[1])

@@ -32,7 +32,7 @@ def test_json_output_and_highest_exit_code(cli, factory):
         ("n01", 3, "a b\n"),
         ("n02", 3, "a b\n"),
     ]
-    assert "exited with exit code 3" not in r.stderr  # json mode: the document says it
+    assert "n[01-02]: exited with exit code 3" in r.stderr  # and the document says it too
 
 
 def test_quoting_survives_the_cli(cli, factory):

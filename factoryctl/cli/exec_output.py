@@ -1,0 +1,195 @@
+"""How `exec` prints its result: gathered outputs, a JSON, YAML or CSV document, and non-zero exits on stderr.
+
+Kept apart from the command (cli/exec.py), which runs the commands and handles interrupts: the output of thousands
+of nodes can be gigabytes, so every writer here prints in pieces (PIECE characters, an entry or a row at a time) and
+never copies a node's output whole (docs/ssh.md, Output).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from factoryctl.cli.render import OutputFormat, dump_yaml, emit, fold, write_bytes_whole
+from factoryctl.errors import NodeError
+
+if TYPE_CHECKING:
+    import json
+
+#: The rule above and below each gathered block's node set, as clush -b draws it.
+RULE = "-" * 15
+#: Large outputs are printed in pieces of about this many characters: never decoded, encoded or copied whole.
+PIECE = 1 << 20
+
+
+def gather(items: Sequence[dict[str, Any]], key: str) -> list[tuple[list[str], bytes]]:
+    """Nodes grouped by identical output, in order of first appearance."""
+    groups: dict[bytes, list[str]] = {}
+    for item in items:
+        groups.setdefault(item[key], []).append(item["node"])
+    return [(nodes, output) for output, nodes in groups.items()]
+
+
+def _write_block(data: bytes) -> None:
+    """`data` on stdout, ended by a newline: written apart from it, so a large output is never copied to print it."""
+    sys.stdout.flush()
+    ending = b"" if data.endswith(b"\n") else b"\n"
+    buffer = getattr(sys.stdout, "buffer", None)
+    if buffer is None:
+        sys.stdout.write(data.decode("utf-8", "replace") + ending.decode())
+        return
+    write_bytes_whole(buffer, data)  # a large output's reader gone mid-write: BrokenPipeError, exit 141
+    if ending:
+        write_bytes_whole(buffer, ending)
+
+
+def _write_pieces(write: Callable[[str], object], text: str) -> None:
+    """`text` through `write` in pieces of PIECE characters: a large one is never encoded (copied) whole."""
+    for start in range(0, len(text), PIECE):
+        write(text[start : start + PIECE])
+
+
+def _write_prefixed(prefix: str, data: bytes) -> None:
+    """`prefix: line` on stderr for each line of `data`, split as `str.splitlines` splits the decoded text.
+
+    Decoded one newline-ended segment at a time (a newline is never inside a UTF-8 sequence, so the text is the
+    same), a long line written in pieces: only the longest line is ever decoded whole, never all of stderr.
+    """
+    view = memoryview(data)
+    start = 0
+    while start < len(data):
+        newline = data.find(b"\n", start)
+        stop = len(data) if newline < 0 else newline
+        for line in str(view[start:stop], "utf-8", "replace").splitlines() or [""]:
+            if len(line) < PIECE:
+                sys.stderr.write(f"{prefix}: {line}\n")
+            else:
+                sys.stderr.write(f"{prefix}: ")
+                _write_pieces(sys.stderr.write, line)
+                sys.stderr.write("\n")
+        start = stop + 1
+
+
+def render_gathered(items: Sequence[dict[str, Any]], no_header: bool) -> None:
+    """Gather like `clush -b`: one block per distinct stdout; stderr gathered on stderr."""
+    for nodes, output in gather(items, "stdout"):
+        if not output:
+            continue
+        if not no_header:
+            emit(f"{RULE}\n{fold(nodes)} ({len(nodes)})\n{RULE}\n")
+        _write_block(output)
+    for nodes, output in gather(items, "stderr"):
+        _write_prefixed(fold(nodes), output)
+
+
+def report_exit_codes(items: Sequence[dict[str, Any]]) -> None:
+    """On stderr, the nodes whose command exited non-zero, folded per exit code (like pdsh's `exited with`)."""
+    by_code: dict[int, list[str]] = {}
+    for item in items:
+        if item["exit_code"] not in (0, None):  # None: cut short, reported with the node errors
+            by_code.setdefault(int(item["exit_code"]), []).append(item["node"])
+    for code, nodes in sorted(by_code.items()):
+        sys.stderr.write(f"factoryctl: {fold(nodes)}: exited with exit code {code}\n")
+
+
+def cut_short(errors: Sequence[NodeError]) -> list[dict[str, Any]]:
+    """What the nodes that timed out or lost their connection printed before (gathered with the others' output)."""
+    from factoryctl.transport.base import CommandCut
+
+    return [
+        {"node": e.node, "exit_code": None, "stdout": e.stdout, "stderr": e.stderr}
+        for e in errors
+        if isinstance(e, CommandCut) and (e.stdout or e.stderr)
+    ]
+
+
+def _json_error(error: NodeError) -> dict[str, Any]:
+    """A listing's `errors` entry; a command cut short also carries the `stdout` and `stderr` that arrived."""
+    from factoryctl.transport.base import CommandCut
+
+    entry: dict[str, Any] = error.as_json()
+    if isinstance(error, CommandCut):
+        entry["stdout"] = error.stdout.decode("utf-8", "replace")
+        entry["stderr"] = error.stderr.decode("utf-8", "replace")
+    return entry
+
+
+#: The keys of an exec item (`_json_item`), in order: the CSV header when no node ran the command.
+EXEC_FIELDS = ("node", "exit_code", "stdout", "stderr", "duration_s")
+
+
+def _json_item(item: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "node": item["node"],
+        "exit_code": item["exit_code"],
+        "stdout": item["stdout"].decode("utf-8", "replace"),
+        "stderr": item["stderr"].decode("utf-8", "replace"),
+        "duration_s": item["duration_s"],
+    }
+
+
+def emit_json(items: Sequence[dict[str, Any]], errors: Sequence[NodeError]) -> None:
+    """`-o json`: the document `dump_json` would print, decoded and encoded an entry at a time (never copied whole)."""
+    import json
+
+    from factoryctl.cli.render import stdout_takes_unicode
+
+    encoder = json.JSONEncoder(indent=2, ensure_ascii=not stdout_takes_unicode(), allow_nan=False)
+    emit('{\n  "schema_version": 1,\n  "items": ')
+    _json_array(encoder, map(_json_item, items))
+    emit(',\n  "errors": ')
+    _json_array(encoder, map(_json_error, errors))
+    emit("\n}\n")
+
+
+def _json_array(encoder: json.JSONEncoder, entries: Iterable[dict[str, Any]]) -> None:
+    """A JSON array of `entries` on stdout, indented as a member of the document, each encoded when its turn comes."""
+    opening = "[\n    "
+    for entry in entries:
+        emit(opening)
+        opening = ",\n    "
+        for chunk in encoder.iterencode(entry):  # strings are escaped: a newline is the encoder's own
+            _write_pieces(emit, chunk.replace("\n", "\n    "))
+    emit("[]" if opening.startswith("[") else "\n  ]")
+
+
+def emit_csv(items: Sequence[dict[str, Any]], header: bool) -> None:
+    """`-o csv`: a row per node that ran the command, each rendered when its turn comes."""
+    from factoryctl.cli.render import render_csv
+
+    if not items:
+        emit(render_csv([], header, EXEC_FIELDS))
+    for number, item in enumerate(items):
+        emit(render_csv([_json_item(item)], header and number == 0, EXEC_FIELDS))
+
+
+def print_outcomes(
+    items: Sequence[dict[str, Any]],
+    errors: Sequence[NodeError],
+    structured: OutputFormat | None,
+    no_header: bool,
+    lines: bool,
+) -> None:
+    """The result: a document or CSV rows (`structured`), else gathered output (after `--lines`: nothing more).
+
+    The nodes that exited non-zero, and the node errors, are summarised on stderr in every case.
+    """
+    from factoryctl.cli.listing import ERROR_HINTS
+    from factoryctl.cli.render import report_node_errors
+
+    if structured is OutputFormat.csv:  # one row per node that ran the command; failures on stderr, as for tables
+        emit_csv(items, not no_header)
+    elif structured is OutputFormat.json:
+        emit_json(items, errors)
+    elif structured is not None:
+        document = {
+            "schema_version": 1,
+            "items": [_json_item(i) for i in items],
+            "errors": [_json_error(e) for e in errors],
+        }
+        emit(dump_yaml(document))
+    elif not lines:
+        render_gathered([*items, *cut_short(errors)], no_header)
+    report_exit_codes(items)  # in every format: a script's exit 2 or 4 may be the command's own
+    report_node_errors((e.as_report() for e in errors), ERROR_HINTS)
