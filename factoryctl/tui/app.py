@@ -242,19 +242,29 @@ def run_dashboard(config: FactoryConfig, read_only: bool = False, target: str | 
     per node) for as long as it is open. Returns the exit status: 0 after `q`, 130 after Ctrl-C or SIGINT, 143 after
     SIGTERM, 129 after SIGHUP; an unexpected error inside the app is raised here, after the terminal is restored.
     The signal handlers (`EXIT_SIGNALS`) are in place before the terminal changes and stay until the sessions are released,
-    so a signal at any moment restores the terminal rather than killing the process in the alternate screen.
+    so a signal at any moment restores the terminal rather than killing the process in the alternate screen. The first
+    one also arms a `ShutdownWatchdog`: an app that cannot close (its terminal gone, Textual's writer dead) has its
+    sessions released and the process ended with the signal's status a few seconds later.
     """
     from factoryctl.tui.services import open_services
+    from factoryctl.tui.shutdown_watch import ShutdownWatchdog
 
     services = open_services(config, target)
     app = make_app(services, read_only=read_only)
+    watchdog = ShutdownWatchdog(services.close)
+
+    def on_exit_signal(signum: int, frame: object) -> None:
+        app.on_exit_signal(signum, frame)
+        watchdog.arm(app.signal_status or 128 + signum)  # a closed terminal can leave the app unable to close
+
     main = threading.current_thread() is threading.main_thread()  # only the main thread may set signal handlers
-    previous = {sig: signal.signal(sig, app.on_exit_signal) for sig in EXIT_SIGNALS if main}
+    previous = {sig: signal.signal(sig, on_exit_signal) for sig in EXIT_SIGNALS if main}
     try:
         try:
             app.run()
         finally:
-            services.close()
+            watchdog.finished()
+            watchdog.release_once()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

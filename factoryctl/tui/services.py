@@ -26,6 +26,8 @@ class DashboardEvent:
     kind: str  # e.g. node_down, node_up, ecc, xid, drain, resume, power_limit
     message: str
     severity: str = "info"  # info | warning | error
+    #: The nodes of an event folded from many alike (`64 nodes up (n[01-64])`, event_folding.py); `node` is None then.
+    nodes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,14 @@ class JobLine:
 
 
 @dataclass(frozen=True)
+class LateController:
+    """The controller whose store is shown holds its lock but has stored no sample for three intervals."""
+
+    pid: int  # 0 when its lock file names none
+    stored_at: float | None  # when it last stored a sample (unix seconds, this host's clock); None: never
+
+
+@dataclass(frozen=True)
 class FactorySnapshot:
     """Everything the main screen shows, taken at one instant. Frozen: widgets share it without copying."""
 
@@ -77,6 +87,10 @@ class FactorySnapshot:
     queue_length: int | None = None
     jobs: tuple[JobLine, ...] | None = None
     groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: The controller read is late: the header names it and keeps the data's age (None while it keeps up, or none).
+    late_controller: LateController | None = None
+    #: How many GPUs each node was last seen with, a node down now included: the header's total of GPUs.
+    gpu_counts: dict[str, int] = field(default_factory=dict)
 
     def node(self, name: str) -> NodeSample | None:
         """The sample of one node, or None when the snapshot does not hold it."""

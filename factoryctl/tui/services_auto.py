@@ -12,9 +12,10 @@ agent to every node exactly when the host was overloaded (200 nodes: 800 threads
 open dashboard, and said "the controller stopped" of one that had not. Now a late controller is said to be late
 (its pid, how long since its last write) and its rows go down as they age (`StoreServices`); only a free lock
 starts a collector. The one exception is a controller that has just started (while this dashboard collects, or
-before it has written anything): the collector keeps going until it writes (a prompt take-over, from the
-controller's first view rather than an empty store), for `STARTUP_GRACE_S` at most, so one hung from the start
-still stops the dashboard's sessions; and while no store exists at all there is nothing to read.
+before it has written anything): the collector keeps going until it has stored every node of the target (its first
+write alone left most rows its predecessor's: 48 of 64 nodes shown `down` for 6 s at each controller restart, and a
+dip kept in the power graph), for `STARTUP_GRACE_S` at most, so one hung from the start still stops the dashboard's
+sessions; and while no store exists at all there is nothing to read.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from factoryctl.config import FactoryConfig
 from factoryctl.model.telemetry import NodeSample
 from factoryctl.tui.history import RecentHistory
-from factoryctl.tui.services import DashboardEvent, DashboardServices, FactorySnapshot, NodeHistory
+from factoryctl.tui.services import DashboardEvent, DashboardServices, FactorySnapshot, LateController, NodeHistory
 from factoryctl.tui.services_base import ConfiguredServices
 
 if TYPE_CHECKING:
@@ -84,6 +85,7 @@ class AutoServices(ConfiguredServices):
         if wanted != self.source:
             self._switch(wanted, view, first)
         self._watch_late(view)
+        self._tell_store(view)
 
     def _wanted(self, view: ControllerView) -> str:
         """`store` while a live process holds the lock, `agents` once none does (a starting one aside: see module)."""
@@ -96,9 +98,30 @@ class AutoServices(ConfiguredServices):
             return "agents"  # it has not even created its store: there is nothing to read
         starting = self._checked - self._holder[1] < self.startup_grace_s
         collecting = self.source == "agents" or (not self.source and view.stored_at is None)
-        if collecting and starting and view.late_for(time.time(), self.interval_s) is not None:
-            return "agents"  # it has stored nothing yet: keep collecting until it has
+        if (
+            collecting
+            and starting
+            and (view.late_for(time.time(), self.interval_s) is not None or self._unjudged(view))
+        ):
+            return "agents"  # it has not stored every node yet: keep collecting until it has
         return "store"
+
+    def _unjudged(self, view: ControllerView) -> bool:
+        """Whether the starting controller has yet to store some node of the target: its row would read `down`."""
+        from factoryctl.tui.services_store import unjudged_nodes
+
+        if view.started_at is None:  # it stored no `controller_start`: its rows cannot be told from its predecessor's
+            return False
+        return bool(unjudged_nodes(self.config, [spec.name for spec in self.specs], view.started_at))
+
+    def _tell_store(self, view: ControllerView) -> None:
+        """The store's reader shows the rows a controller starting now has not judged yet as `connecting`."""
+        from factoryctl.tui.services_store import StoreServices
+
+        delegate = self._delegate
+        if isinstance(delegate, StoreServices):
+            delegate.controller_started_at = view.started_at
+            delegate.startup_grace_s = self.startup_grace_s
 
     def _switch(self, wanted: str, view: ControllerView, first: bool) -> None:
         """Open `wanted`, make it the delegate, and retire the old one (closed once no call uses it)."""
@@ -213,7 +236,9 @@ class AutoServices(ConfiguredServices):
         from dataclasses import replace
 
         events = tuple(sorted((*snapshot.events, *notes), key=lambda e: e.time))
-        return replace(snapshot, events=events)
+        view = self._late
+        late_controller = LateController(view.pid or 0, view.stored_at) if view is not None else None
+        return replace(snapshot, events=events, late_controller=late_controller)
 
     def node_history(self, node: str) -> NodeHistory:
         """From the delegate."""

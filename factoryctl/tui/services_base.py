@@ -1,23 +1,28 @@
 """What every `DashboardServices` implementation shares, so the store-backed and the polled one stay alike.
 
 Both answer the factory's name and interval from the config, record factory power at most once an interval, price
-it, and fill the same `FactorySnapshot` fields; only where nodes, drains and events come from differs. Imports no
-Textual.
+it, fill the same `FactorySnapshot` fields, and follow the store file (`FollowedStore`); only where nodes, drains and
+events come from differs. Imports no Textual.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from typing import TYPE_CHECKING
 
+from factoryctl.tui.event_folding import fold_state_events
 from factoryctl.tui.services import DashboardEvent, FactorySnapshot
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
+    from pathlib import Path
 
     from factoryctl.config import FactoryConfig
     from factoryctl.model.inventory import NodeSpec
     from factoryctl.model.telemetry import NodeSample
     from factoryctl.store.rows import Event
+    from factoryctl.store.sqlite import Store
     from factoryctl.tui.grid import GridPrice
     from factoryctl.tui.history import RecentHistory
 
@@ -47,16 +52,19 @@ def assemble_snapshot(
     events: tuple[DashboardEvent, ...],
     history: RecentHistory,
     grid: GridPrice,
+    gpu_counts: dict[str, int] | None = None,
 ) -> FactorySnapshot:
     """The snapshot of `nodes` at `now`; records the factory's power in `history` once an interval.
 
-    Only a refresh where some node reported its power is recorded: one where every node is still connecting (the
-    first, or the first after a controller hands back) has no data, and a 0 W point would drag the hour's mean
-    energy down (15 kWh/h shown three seconds in with 22.6 kW drawn) or read 0.0 kWh/h.
+    Only a refresh where some node reported its power, and none is still connecting, is recorded: one where every
+    node is still connecting (the first, or the first after a controller hands back) has no data, and a 0 W point
+    would drag the hour's mean energy down (15 kWh/h shown three seconds in with 22.6 kW drawn) or read 0.0 kWh/h;
+    one where some are (a controller starting: 16 of 64 nodes stored) would keep a false dip in the graph.
+    `gpu_counts` is how many GPUs each node was last seen with (a node down now has none in its sample).
     """
     reported = [n.power_w for n in nodes if n.state not in ("down", "connecting") and n.power_w is not None]
     power_w = sum(reported)
-    if reported:
+    if reported and not any(n.state == "connecting" for n in nodes):
         history.record_factory_at(now, power_w)
     price, cost_per_hour = grid.now(now, power_w / 1000)
     return FactorySnapshot(
@@ -68,12 +76,13 @@ def assemble_snapshot(
         budget_kw=config.settings.power.facility_budget_kw,
         interval_s=config.interval_s,
         power_history_w=history.factory_series(),
-        events=events,
+        events=fold_state_events(events),
         groups=dict(config.groups),
         price=price,
         price_outlook_per_mwh=grid.outlook(now),
         cost_per_hour=cost_per_hour,
         price_error=grid.error,
+        gpu_counts=gpu_counts or {},
     )
 
 
@@ -85,3 +94,45 @@ def dashboard_event(event: Event) -> DashboardEvent:
 def cap_reason(watts: float) -> str:
     """The audit reason of a power cap set from the dashboard, whichever services set it."""
     return f"dashboard: {watts:g} W requested"
+
+
+class FollowedStore:
+    """The store at a path, reopened when the file there is no longer the one open (deleted, or replaced).
+
+    SQLite keeps using the inode it opened: a store deleted under a dashboard (`rm factory.db*`) took its drains
+    into a file nobody else reads (`nodes list`, the scheduler), and they were shown as done. Every use checks the
+    path first (one `stat`) and moves to the file there, opened by `opener` (which creates a deleted store again
+    where it may); `on_moved(sentence)` tells the user once. Connections replaced stay open until `close`: another
+    thread may be using one.
+    """
+
+    def __init__(self, path: Path, opener: Callable[[], Store], on_moved: Callable[[str], None]) -> None:
+        self.path = path
+        self._opener = opener
+        self._on_moved = on_moved
+        self._lock = threading.Lock()
+        self._store = opener()
+        self._replaced: list[Store] = []
+
+    def get(self) -> Store:
+        """The store at the path now; raises `StoreError` when the file there cannot be opened."""
+        with self._lock:
+            gone = self._store.replaced()
+            if gone is None:
+                return self._store
+            fresh = self._opener()
+            self._replaced.append(self._store)
+            self._store = fresh
+        self._on_moved(
+            f"the store {self.path} was {gone} under this dashboard: it now reads and writes the file there "
+            "(the drains and events of the old file are lost: drain those nodes again)."
+        )
+        return fresh
+
+    def close(self) -> None:
+        """Close every connection opened."""
+        with self._lock:
+            stores, self._replaced = [self._store, *self._replaced], []
+        for store in stores:
+            with contextlib.suppress(Exception):
+                store.close()

@@ -37,11 +37,17 @@ from factoryctl.telemetry.links import STALL_MIN_S, Backoff, Connector, NodeLink
 from factoryctl.tui.grid import GridPrice
 from factoryctl.tui.history import RecentHistory
 from factoryctl.tui.services import DashboardEvent, FactorySnapshot, NodeHistory
-from factoryctl.tui.services_base import ConfiguredServices, assemble_snapshot, cap_reason, dashboard_event
+from factoryctl.tui.services_base import (
+    ConfiguredServices,
+    FollowedStore,
+    assemble_snapshot,
+    cap_reason,
+    dashboard_event,
+)
 
 if TYPE_CHECKING:
     from factoryctl.power.limits import LimitChange
-    from factoryctl.store.sqlite import Store
+    from factoryctl.store.rows import Event
     from factoryctl.transport.session import AgentSession
 
 #: The state a node shows until its first sample or failure (never waited for: rows appear as nodes answer).
@@ -52,6 +58,8 @@ STATE_EVENTS = {"up": ("node_up", "info"), "degraded": ("node_degraded", "warnin
 RECONNECT_BACKOFF = Backoff(base_s=1.0, cap_s=30.0)
 #: How long `close()` waits for the nodes still connecting (a mute SSH node would hold up quitting for its timeout).
 CONNECTING_GRACE_S = 0.5
+#: How many of a node's stored events of one kind are compared with a condition its first sample shows.
+STORED_EVENTS_CHECKED = 100
 #: How often every node is judged: a silent one degrades, then goes down, with no sample or snapshot to say so.
 JUDGE_EVERY_S = 0.1
 
@@ -102,6 +110,8 @@ class _NodeState:
             self.failure = self.agent_error = self.seeded = None
         self.owner.history.record_node(sample)
         found = self.owner.thermal.keep(gpu_events(before, sample), sample)
+        if before is None:  # a condition already there: the store may have its event, with its own time
+            found = [event for event in found if not self.owner.stored_already(event)]
         for event in found:  # ECC errors, lost GPUs, thermal slowdown: as the controller sees them
             self.owner.add_event(dashboard_event(event))
         self.judge()
@@ -236,7 +246,7 @@ class PolledServices(ConfiguredServices):
         self.thermal = ThermalEpisodes()  # one thermal event per episode, as the controller logs them
         self._events_lock = threading.Lock()
         self._drained: dict[str, str] = {}
-        self._store: Store | None = self._open_store() if use_store else None
+        self._store: FollowedStore | None = self._open_store() if use_store else None
         connect = transport_connector(config, connect_timeout_s, self.specs, self.stop_event)
         self._nodes = {spec.name: _NodeState(spec, self, connect) for spec in self.specs}
         self._judge_thread = threading.Thread(target=self._judge_every_node, name="dash-judge", daemon=True)
@@ -245,13 +255,18 @@ class PolledServices(ConfiguredServices):
 
     # ------------------------------------------------------------------ lifecycle
 
-    def _open_store(self) -> Store | None:
-        try:
-            from factoryctl.store import open_store
+    def _open_store(self) -> FollowedStore | None:
+        """The store, followed if its file is deleted or replaced (`FollowedStore`); None when it cannot be opened."""
+        from factoryctl.store import open_store
 
-            return open_store(self.config.store_path)
-        except (FactoryError, OSError, ImportError):
+        path = self.config.store_path
+        try:
+            return FollowedStore(path, lambda: open_store(path), self._store_moved)
+        except (FactoryError, OSError):
             return None
+
+    def _store_moved(self, sentence: str) -> None:
+        self.add_event(DashboardEvent(time.time(), None, "store", sentence, "warning"))
 
     @property
     def persistent(self) -> bool:
@@ -332,12 +347,13 @@ class PolledServices(ConfiguredServices):
             self._all_events(now),
             self.history,
             self.grid,
+            {name: len(node.latest.gpus) for name, node in self._nodes.items() if node.latest is not None},
         )
 
     def _drained_names(self) -> set[str]:
         if self._store is not None:
             with contextlib.suppress(FactoryError):
-                return set(self._store.drained_nodes())
+                return set(self._store.get().drained_nodes())
         return set(self._drained)
 
     def _all_events(self, now: float) -> tuple[DashboardEvent, ...]:
@@ -345,9 +361,21 @@ class PolledServices(ConfiguredServices):
             local = list(self._events)
         if self._store is not None:
             with contextlib.suppress(FactoryError):
-                stored = self._store.events(now - 3600, [s.name for s in self.specs], limit=200)
+                stored = self._store.get().events(now - 3600, [s.name for s in self.specs], limit=200)
                 local += [dashboard_event(e) for e in stored]
         return tuple(sorted(local, key=lambda e: e.time))
+
+    def stored_already(self, event: Event) -> bool:
+        """Whether the store already holds this event: a condition a controller logged before this dashboard opened.
+
+        A node's first sample here shows it again (an ECC error); announced, it read as new, at this dashboard's start.
+        """
+        if self._store is None or event.node is None:
+            return False
+        with contextlib.suppress(FactoryError):
+            stored = self._store.get().events(0.0, [event.node], limit=STORED_EVENTS_CHECKED, kind=event.kind)
+            return any(e.message == event.message and e.gpu == event.gpu for e in stored)
+        return False
 
     def add_event(self, event: DashboardEvent) -> None:
         """Record an event seen by this dashboard."""
@@ -369,8 +397,8 @@ class PolledServices(ConfiguredServices):
     def drain(self, node: str, reason: str) -> None:
         """Drain a node: the store's flag (and its event) when there is a store, else this session's memory."""
         self._node(node)
-        if self._store is not None:
-            self._store.set_drained([node], True, reason, self._user)
+        if self._store is not None:  # the file others read now, never a deleted one
+            self._store.get().set_drained([node], True, reason, self._user)
             return
         self._drained[node] = reason
         self.add_event(DashboardEvent(time.time(), node, "drain", f"drained by {self._user}: {reason}"))
@@ -379,7 +407,7 @@ class PolledServices(ConfiguredServices):
         """Undo a drain."""
         self._node(node)
         if self._store is not None:
-            self._store.set_drained([node], False, None, self._user)
+            self._store.get().set_drained([node], False, None, self._user)
             return
         self._drained.pop(node, None)
         self.add_event(DashboardEvent(time.time(), node, "resume", f"resumed by {self._user}"))
@@ -416,7 +444,7 @@ class PolledServices(ConfiguredServices):
         if not changes:
             return
         if self._store is not None:
-            record_audit(self._store, changes, "set", cap_reason(watts))
+            record_audit(self._store.get(), changes, "set", cap_reason(watts))
         enforced = sorted({c.enforced_w for c in changes if c.enforced_w is not None})
         unknown = sum(1 for c in changes if c.enforced_w is None)
         said = f"power cap {', '.join(f'{w:.0f} W' for w in enforced) or 'set'}"

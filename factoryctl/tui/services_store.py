@@ -7,8 +7,11 @@ connection; opens no agent session to read. A power cap is one audited request t
 A controller that falls behind (overloaded, stopped by SIGSTOP, hung) still holds its lock: it is still the
 controller, so its store is still what is shown. Each row is judged by its age, as `nodes list` judges it
 (`stale_for`): one the controller has not refreshed for longer than it would let a node be silent shows as down
-("the controller has stored no sample from it for N s"), never as live data. `controller_view` says who holds the
-lock and when it last wrote, for `AutoServices` to choose its source and say the controller is late.
+("the controller has stored no sample from it for N s"), never as live data. A controller that has just started
+has not stored every node yet: a row it has not judged (its predecessor's, or none) shows as `connecting` for its
+first 30 s, not `down`. `controller_view` says who holds the lock, when it started and when it last wrote, for
+`AutoServices` to choose its source and say the controller is late. The store file is followed (`FollowedStore`): a
+drain never goes into a file deleted or replaced under the dashboard.
 """
 
 from __future__ import annotations
@@ -27,10 +30,19 @@ from factoryctl.store.who import login_name
 from factoryctl.telemetry.latest import stale_for
 from factoryctl.tui.grid import GridPrice
 from factoryctl.tui.history import RecentHistory
-from factoryctl.tui.services import FactorySnapshot, GpuHistory, NodeHistory
-from factoryctl.tui.services_base import ConfiguredServices, assemble_snapshot, cap_reason, dashboard_event
+from factoryctl.tui.services import DashboardEvent, FactorySnapshot, GpuHistory, NodeHistory
+from factoryctl.tui.services_base import (
+    ConfiguredServices,
+    FollowedStore,
+    assemble_snapshot,
+    cap_reason,
+    dashboard_event,
+)
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from factoryctl.store.rows import NodeState
     from factoryctl.store.sqlite import Store
 
 #: Per-GPU history shown on the node screen.
@@ -51,6 +63,8 @@ class ControllerView:
     pid: int | None
     #: When it last stored a sample, by the controller's clock; None: never, or the store cannot be read.
     stored_at: float | None
+    #: When it started (its `controller_start` event); None: no holder, or it stored no such event.
+    started_at: float | None = None
 
     def late_for(self, now: float, interval_s: float) -> float | None:
         """Seconds since the lock holder's last write when over three intervals (inf: none yet); None if not late."""
@@ -63,14 +77,15 @@ class ControllerView:
 
 
 def controller_view(config: FactoryConfig) -> ControllerView:
-    """The controller holding the lock beside the store, if a live process does, and when it last wrote."""
-    from factoryctl.store.lock import controller_pid
+    """The controller holding the lock beside the store, if a live process does, when it started and last wrote."""
+    from factoryctl.store.lock import controller_pid, lock_path
     from factoryctl.store.sqlite import Store, StoreError
 
     try:
         pid = controller_pid(config.state_dir)
+        locked_at = lock_path(config.state_dir).stat().st_mtime if pid else None
     except OSError:  # a state_dir this user cannot search: no lock anyone can see
-        pid = None
+        pid = locked_at = None
     if pid is None or not config.store_path.exists():
         return ControllerView(pid, None)
     try:
@@ -79,11 +94,55 @@ def controller_view(config: FactoryConfig) -> ControllerView:
         return ControllerView(pid, None)
     try:
         # not the samples' own times: a node's clock ahead would fake freshness
-        return ControllerView(pid, store.samples_stored_at())
+        return ControllerView(pid, store.samples_stored_at(), _started_at(store, pid, locked_at))
     except StoreError:
         return ControllerView(pid, None)
     finally:
         store.close()
+
+
+def _started_at(store: Store, pid: int, locked_at: float | None) -> float | None:
+    """When controller `pid` started, by the `controller_start` event it stores first (None: none found).
+
+    A controller stores that event right after taking the lock, before any sample; the lock file's time, which it
+    rewrote then, bounds the search. A process holding the lock that stored none is read as before: at once.
+    """
+    if locked_at is None:
+        return None
+    said = f"controller {pid} started"
+    found = store.events(locked_at - 60, None, limit=10, kind="controller_start")
+    return max((e.time for e in found if e.message.startswith(said)), default=None)
+
+
+def judged_since(state: NodeState | None, started_at: float | None) -> bool:
+    """Whether a node's row was judged by the controller that started at `started_at`, not left by another.
+
+    A starting controller records each node at its first sample or failure (`NodeHealth`), with that time, and a
+    node up has a sample newer than the lock; until then the row is its predecessor's (aging, or `down` as it
+    stopped) or missing. No slack: a predecessor wrote everything before it let go of the lock.
+    """
+    if state is None:
+        return False
+    if started_at is None or state.since >= started_at:
+        return True
+    return state.state != "down" and state.last_seen is not None and state.last_seen >= started_at
+
+
+def unjudged_nodes(config: FactoryConfig, names: Sequence[str], started_at: float | None) -> list[str]:
+    """The nodes of `names` the controller that started at `started_at` has not judged yet (all if unreadable)."""
+    from factoryctl.store.sqlite import Store, StoreError
+
+    try:
+        store = Store(config.store_path, readonly=True)
+    except StoreError:
+        return list(names)
+    try:
+        rows = {state.node: state for state, _ in store.latest()}
+    except StoreError:
+        return list(names)
+    finally:
+        store.close()
+    return [name for name in names if not judged_since(rows.get(name), started_at)]
 
 
 def controller_is_live(config: FactoryConfig) -> bool:
@@ -102,19 +161,48 @@ class StoreServices(ConfiguredServices):
         self.cap_timeout_s = cap_timeout_s
         self.history = RecentHistory(config.interval_s)
         self.grid = GridPrice(config)
-        self._store, self.writable = _open(config)
+        self.writable = False
+        #: While the controller started less than `startup_grace_s` ago (`ControllerView.started_at`, set by
+        #: `AutoServices`), a row it has not judged yet is `connecting`, not its predecessor's (every node `down`).
+        self.controller_started_at: float | None = None
+        self.startup_grace_s = 30.0
+        #: Said in the events panel: the store file was deleted or replaced under this dashboard (`FollowedStore`).
+        self._moved: list[DashboardEvent] = []
+        self._file = FollowedStore(config.store_path, self._open_writable, self._store_moved)
         self._backfilled = False
         self._user = login_name()
 
+    def _open_writable(self) -> Store:
+        store, self.writable = _open(self.config)
+        return store
+
+    def _store_moved(self, sentence: str) -> None:
+        self._moved.append(DashboardEvent(time.time(), None, "store", sentence, "warning"))
+
+    @property
+    def _store(self) -> Store:
+        """The store at the configured path now (a deleted or replaced file is left for the one there)."""
+        return self._file.get()
+
     def close(self) -> None:
         """Close the store connection."""
-        self._store.close()
+        self._file.close()
 
-    def _latest(self, now: float) -> tuple[NodeSample, ...]:
+    def _latest(self, now: float) -> tuple[tuple[NodeSample, ...], dict[str, int]]:
+        """Each node as the controller judged it (by its row's age), and how many GPUs its last stored sample had."""
         latest = {state.node: (state, sample) for state, sample in self._store.latest()}
         out: list[NodeSample] = []
+        gpu_counts = {name: len(found[1].gpus) for name, found in latest.items() if found[1] is not None}
+        started = self.controller_started_at
+        starting = started is not None and now - started < self.startup_grace_s
         for name in self.names:
             state, sample = latest.get(name, (None, None))
+            if starting and not judged_since(state, started):  # its predecessor's row, or none: not a verdict
+                message = (
+                    f"{name}: the controller (started {now - (started or now):.0f} s ago) has not reported it yet."
+                )
+                out.append(NodeSample(node=name, time=now, state="connecting", message=message))
+                continue
             stale = stale_for(state, now, self.interval_s) if state is not None else None
             if state is not None and stale is not None:  # the controller is late, or no longer watches it
                 message = f"{name}: the controller has stored no sample from it for {stale:.0f} s."
@@ -126,7 +214,7 @@ class StoreServices(ConfiguredServices):
             message = (state.message if state else None) or f"{name}: the controller has not reached it yet."
             seen = state.last_seen if state and state.last_seen else now
             out.append(NodeSample(node=name, time=seen, state="down", error=kind, message=message))
-        return tuple(out)
+        return tuple(out), gpu_counts
 
     def _backfill(self, now: float) -> None:
         """Load the last hour of factory power from the store's history (minute buckets)."""
@@ -148,7 +236,7 @@ class StoreServices(ConfiguredServices):
         if not self._backfilled:
             with contextlib.suppress(FactoryError):
                 self._backfill(now)
-        nodes = self._latest(now)
+        nodes, gpu_counts = self._latest(now)
         events = self._store.events(now - 3600, self.names, limit=200)
         return assemble_snapshot(
             self.config,
@@ -156,9 +244,10 @@ class StoreServices(ConfiguredServices):
             now,
             nodes,
             frozenset(n for n in self._store.drained_nodes() if n in self.names),
-            tuple(dashboard_event(e) for e in events),
+            (*(dashboard_event(e) for e in events), *self._moved),
             self.history,
             self.grid,
+            gpu_counts,
         )
 
     def node_history(self, node: str) -> NodeHistory:
@@ -194,13 +283,15 @@ class StoreServices(ConfiguredServices):
 
     def drain(self, node: str, reason: str) -> None:
         """Drain through the store (the controller's scheduler reads the same flag)."""
+        store = self._store  # the file at the path now: whether it may be written is known once it is open
         self._check(node)
-        self._store.set_drained([node], True, reason, self._user)
+        store.set_drained([node], True, reason, self._user)
 
     def resume(self, node: str) -> None:
         """Resume through the store."""
+        store = self._store
         self._check(node)
-        self._store.set_drained([node], False, None, self._user)
+        store.set_drained([node], False, None, self._user)
 
     def set_power_cap(self, node: str, watts: float, gpus: list[int] | None = None) -> list[dict[str, Any]]:
         """One clamped, audited request to the node (its GPUs `gpus`, or all), as `power set --clamp` makes it."""

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from factoryctl.model.telemetry import GpuSample, NodeSample
-from factoryctl.tui.services import FactorySnapshot, JobLine, PriceNow
+from factoryctl.tui.services import FactorySnapshot, JobLine, LateController, PriceNow
 
 #: A GPU counts as busy at or above this utilization, or while it runs a process.
 BUSY_UTILIZATION_PCT = 5.0
@@ -48,6 +48,9 @@ class FactorySummary:
     queue_length: int | None = None
     price_error: str | None = None  # the price source failed (a bad file, a plugin's error): `n/a (error)`
     connecting: int = 0  # nodes that have not answered yet (the embedded collector just started)
+    #: The controller whose store is shown is late (holds its lock, stores nothing): the header names it, and
+    #: `last_sample` is then its last write, so the data's age stays shown when its rows have all gone down.
+    late_controller: LateController | None = None
 
 
 def summarize(snapshot: FactorySnapshot) -> FactorySummary:
@@ -63,13 +66,14 @@ def summarize(snapshot: FactorySnapshot) -> FactorySummary:
             unhealthy += 1
         if sample.state not in ("down", "connecting"):  # a connecting node's time is only when we asked
             times.append(sample.time)
-        for gpu in sample.gpus:
-            total += 1
-            busy += gpu_busy(gpu)
+        busy += sum(1 for gpu in sample.gpus if gpu_busy(gpu))
+        total += max(len(sample.gpus), snapshot.gpu_counts.get(sample.node, 0))  # a down node's GPUs still exist
         if sample.power_w is not None and sample.state != "down":
             power.append(sample.power_w)
         if sample.power_limit_w is not None and sample.state != "down":
             limits.append(sample.power_limit_w)
+    late = snapshot.late_controller
+    last_sample = late.stored_at if late is not None else max(times, default=None)
     history = snapshot.power_history_w[-max(1, round(3600 / snapshot.interval_s)) :]
     return FactorySummary(
         factory=snapshot.factory,
@@ -87,11 +91,12 @@ def summarize(snapshot: FactorySnapshot) -> FactorySummary:
         budget_kw=snapshot.budget_kw,
         energy_per_hour_kwh=sum(history) / len(history) / 1000 if history else None,
         history_minutes=len(history) * snapshot.interval_s / 60,
-        last_sample=max(times) if times else None,
+        last_sample=last_sample,
         price=snapshot.price,
         cost_per_hour=snapshot.cost_per_hour,
         queue_length=snapshot.queue_length,
         price_error=snapshot.price_error,
+        late_controller=late,
     )
 
 
