@@ -45,6 +45,8 @@ AUDIT_COLUMNS = (
     Column("clamped", "CLAMPED"),
     Column("user", "USER"),
     Column("reason", "REASON"),
+    Column("requested_w", "REQUESTED W", show=limit_watts, wide_only=True),
+    Column("outcome", "OUTCOME"),
 )
 #: Events read per query while following: a burst (2,000 nodes going down at once) is printed page by page.
 FOLLOW_PAGE = 1000
@@ -183,6 +185,8 @@ def _audit_item(entry: AuditEntry) -> dict[str, Any]:
         "clamped": entry.clamped,
         "user": entry.user,
         "reason": entry.reason,
+        "requested_w": entry.requested_w,
+        "outcome": entry.outcome,
     }
 
 

@@ -87,11 +87,12 @@ def _run(
     bare = no_header or not (items or not (errors or stopped))
     status = show_listing(lambda: (items, errors), FOLDED_COLUMNS if folded else CHANGE_COLUMNS, output, bare)
     if stopped is not None:
-        done = f"{len(changes)} GPU limit(s) changed and recorded" if changes else "no power limit was changed"
+        moved = _moved(changes)
+        done = f"{moved} GPU limit(s) changed and recorded" if moved else "no power limit was changed"
         code = stopped_status(stopped)
         report_stopped(code, f"{STOPPED_WORDS[code]}; {done}.")
         return code
-    if status and not changes:
+    if status and not _moved(changes):
         # the nodes that failed were left alone, and none of the others changed either
         sys.stderr.write("factoryctl: no power limit was changed.\n")
     elif _wants_summary(ctx, changes, output):
@@ -139,13 +140,24 @@ def _wants_summary(ctx: typer.Context, changes: Sequence[LimitChange], output: O
     return table and len(changes) > SUMMARY_AFTER_ROWS and not context.global_options(ctx)[1]
 
 
+def _moved(changes: Sequence[LimitChange]) -> int:
+    """How many of `changes` moved a limit: the others (already at the value) are listed, but not in the audit log."""
+    from factoryctl.power.limit_audit import changed
+
+    return sum(1 for c in changes if changed(c))
+
+
 def _summary(changes: Sequence[LimitChange]) -> str:
-    """The summary line: `16,000 GPU limits on 2,000 nodes set (15,992 changed, 3 clamped), in the audit log.`."""
+    """The summary line: `16,000 GPU limits on 2,000 nodes set (15,992 changed, 3 clamped), in the audit log.`.
+
+    The GPUs already at the value are not changes and have no audit entry: when none changed, the line says so.
+    """
     nodes = len({c.node for c in changes})
-    moved = sum(1 for c in changes if c.before_w != c.enforced_w)
+    moved = _moved(changes)
     clamped = sum(1 for c in changes if c.clamped)
-    said = f"{moved:,} changed" + (f", {clamped:,} clamped" if clamped else "")
-    return f"{len(changes):,} GPU limits on {nodes:,} node{'s' * (nodes != 1)} set ({said}), in the audit log."
+    said = f"{len(changes):,} GPU limits on {nodes:,} node{'s' * (nodes != 1)} set ({moved:,} changed"
+    said += f", {clamped:,} clamped)" if clamped else ")"
+    return f"{said}, in the audit log." if moved else f"{said}; none is in the audit log, as none changed."
 
 
 #: The agent's refusal when an addressed GPU is lost, naming the node's other GPUs as a TARGET.

@@ -5,7 +5,9 @@ with `--clamp` it is clamped instead, and the clamp is recorded. A node that can
 not answer) is reported and skipped rather than blocking the others: in a large fleet one node is always down, and
 `power reset` and every other fan-out command behave the same way. Every change goes to the audit log with before
 and after, whoever made it: a node whose driver fails part-way (GPU 2 lost after GPUs 0 and 1 were set) is an error
-that still brings the GPUs it changed, and those are recorded and listed like any other.
+that still brings the GPUs it changed, and those are recorded and listed like any other. Each node's request is in
+the log before any node is asked, and its answer replaces it as it comes (`limit_audit`): a factoryctl killed with
+SIGKILL leaves the requests it never heard back on, rather than changes nobody recorded.
 
 A node's agent session that read its GPUs is kept open for its change (`HeldSessions`): over SSH a session is a
 login, and two per node made `power set` on 200 nodes take two and a half times `nodes`. Every node is read before
@@ -19,8 +21,7 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
-import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -28,8 +29,9 @@ from factoryctl.config import FactoryConfig
 from factoryctl.errors import NodeError, UsageError
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.model.telemetry import NodeSample, number_or_none
+from factoryctl.power.limit_audit import RequestTrail
+from factoryctl.power.limit_audit import record_audit as record_audit  # the dashboard's cap records with it
 from factoryctl.store.held_signals import signals_held
-from factoryctl.store.who import login_name
 from factoryctl.telemetry.poll import agent_session, check_agent_cache
 from factoryctl.textfile import exact_number
 from factoryctl.transport.base import CommandCut
@@ -37,7 +39,7 @@ from factoryctl.transport.fanout import DEFAULT_FANOUT, FanOut, Pending, fan_out
 from factoryctl.transport.session import AgentSession, PartlyDone
 
 if TYPE_CHECKING:
-    from factoryctl.store.sqlite import Store
+    from factoryctl.store.sqlite import StoreError
 
 
 @dataclass(frozen=True)
@@ -222,15 +224,15 @@ def _change_all(
     change: tuple[list[int] | None, float | None, bool],
     timeout: float,
     fanout: int,
-    answered_at: dict[str, float],
+    trail: RequestTrail,
 ) -> tuple[list[tuple[NodeSpec, _NodeChanges | NodeError | Pending]], BaseException | None]:
     """Each target's outcome of `change` (gpus, watts, clamp) in `targets`' order, and the interrupt that came, if any.
 
     A held session's node starts first, so no more than `fanout` sessions are open; on Ctrl-C or SIGTERM the nodes
-    already asked are given `SETTLE_S` (at most `timeout`) to answer, as their limits may have changed.
+    already asked are given `SETTLE_S` (at most `timeout`) to answer, as their limits may have changed. Each node's
+    answer goes to the audit log (`trail`) as it comes.
     """
-    gpus, watts, clamp = change
-    pool = FanOut(held.held_first(targets), lambda node: _change(held, node, gpus, watts, clamp, answered_at), fanout)
+    pool = FanOut(held.held_first(targets), lambda node: _change(held, node, change, trail), fanout)
     interrupt: BaseException | None = None
     try:
         outcomes: list[tuple[NodeSpec, _NodeChanges | NodeError | Pending]] = list(pool.run())
@@ -254,32 +256,38 @@ def apply_limit(
 
     Every addressed GPU of the reachable nodes must exist, and unless clamping every range must take the value,
     before anything changes; a node that cannot be read is reported in the errors and left alone. The audit log is
-    opened, and a probe entry written and rolled back, before any node is contacted: a store that cannot record the
-    change (read-only, held by another writer, full) refuses the request with nothing changed. An interrupt while
+    opened, and a probe entry written and rolled back, before any node is contacted, and each node's request written
+    before any is asked: a store that cannot record the change (read-only, held by another writer, full) refuses the
+    request with nothing changed. Each answer replaces its request as it comes (`RequestTrail`). An interrupt while
     nodes change raises `LimitsInterrupted` once what did change is recorded. At most `fanout` nodes at once.
     """
     from factoryctl.store import open_store
+    from factoryctl.store.sqlite import StoreError
 
     check_watts(watts)
     check_agent_cache(nodes)
     store = open_store(config.store_path)
     held = HeldSessions(config, timeout)
     try:
-        store.check_audit_writable()
+        try:
+            store.check_audit_writable()
+        except StoreError as error:
+            raise nothing_changed(error) from None
         targets, errors = list(nodes), list[NodeError]()
         range_checked = watts is not None and not clamp
         if range_checked or gpus is not None:
             targets, errors = _validate(targets, gpus, watts if range_checked else None, fanout, held)
-        answered_at: dict[str, float] = {}  # by node: when its reply came, the time its audit entries get
-        outcomes, interrupt = _change_all(held, targets, (gpus, watts, clamp), timeout, fanout, answered_at)
-        changes = _gathered(outcomes, errors)
+        trail = RequestTrail(store, "reset" if watts is None else "set", watts, reason)
         try:
-            with signals_held():  # the limits changed: their entry is written whole, whatever comes meanwhile
-                record_audit(store, changes, "reset" if watts is None else "set", reason, answered_at)
-        except BaseException as stop:
-            if isinstance(stop, Exception):
-                raise
-            interrupt = interrupt or stop  # Ctrl-C or SIGTERM came while it was written: it takes effect now
+            interrupt = _written_whole(lambda: trail.announce([node.name for node in targets], gpus))
+        except StoreError as error:
+            raise nothing_changed(error) from None
+        outcomes: list[tuple[NodeSpec, _NodeChanges | NodeError | Pending]] = []
+        if interrupt is None:  # else no node is asked, and `finish` drops every request
+            outcomes, interrupt = _change_all(held, targets, (gpus, watts, clamp), timeout, fanout, trail)
+        changes = _gathered(outcomes, errors)
+        finished = _written_whole(trail.finish)  # the limits changed: what is left of their entries is written whole
+        interrupt = interrupt or finished
     finally:
         try:
             held.close_all()  # a refused request's, or an interrupted one's
@@ -288,6 +296,28 @@ def apply_limit(
     if interrupt is not None:
         raise LimitsInterrupted(changes, errors, interrupt)
     return changes, errors
+
+
+def _written_whole(write: Callable[[], None]) -> BaseException | None:
+    """Run `write` with Ctrl-C, SIGTERM and SIGHUP held; the interrupt that came meanwhile, if any (it counts now)."""
+    try:
+        with signals_held():
+            write()
+    except BaseException as stop:
+        if isinstance(stop, Exception):
+            raise
+        return stop
+    return None
+
+
+def nothing_changed(error: StoreError) -> StoreError:
+    """`error`, a store's refusal of a request's audit entries before any node was asked, saying nothing changed.
+
+    The store's own words say only that the entry was not saved, which read as if the change went through unaudited.
+    """
+    error.message = f"{error.message.rstrip('.')}; no power limit was changed."
+    error.args = (error.message,)
+    return error
 
 
 #: What one node did: the GPUs it changed, and its error when it failed part-way (None when it did them all).
@@ -328,37 +358,52 @@ def _settled(pool: FanOut[_NodeChanges], within: float) -> list[tuple[NodeSpec, 
 
 
 def _change(
-    held: HeldSessions,
-    node: NodeSpec,
-    gpus: list[int] | None,
-    watts: float | None,
-    clamp: bool,
-    answered_at: dict[str, float],
+    held: HeldSessions, node: NodeSpec, change: tuple[list[int] | None, float | None, bool], trail: RequestTrail
 ) -> _NodeChanges:
     """Ask one node's agent to set (or reset) the limits; its answers, GPU by GPU, and its error if it failed part-way.
 
-    The agent is the session that read the node's GPUs when it is still held, else a new one. When the reply came
-    goes in `answered_at`, before the session is closed (which takes a while): the reply carries no time of its own
-    (docs/agent-protocol.md), and its arrival is the nearest known time of the change.
+    The agent is the session that read the node's GPUs when it is still held, else a new one. The answer replaces
+    the node's request in the audit log before the session is closed (which takes a while).
     """
     asked: str | None = None  # set once the request goes out: from then on the limit may change
-    timeout = held.timeout
     try:
         with held.session_for(node) as session:
-            try:
-                if watts is None:
-                    asked = "reset"
-                    answers = session.reset_power_limit(gpus, timeout)
-                else:
-                    asked = "change"
-                    answers = session.set_power_limit(watts, gpus, clamp, timeout)
-            finally:
-                answered_at[node.name] = time.time()
-    except PartlyDone as failed:
-        return partly_changed(failed)
+            asked = "reset" if change[1] is None else "change"
+            return _ask(session, node.name, change, held.timeout, trail)
     except NodeError as error:
-        raise step_timed_out(error, "starting the agent for the change", timeout, asked) from error
-    return limit_changes(node.name, answers), None
+        raise step_timed_out(error, "starting the agent for the change", held.timeout, asked) from error
+
+
+def _ask(
+    session: AgentSession,
+    node: str,
+    change: tuple[list[int] | None, float | None, bool],
+    timeout: float,
+    trail: RequestTrail,
+) -> _NodeChanges:
+    """`_change`'s request on an open session, its answer recorded at once; an error reply records that none changed.
+
+    An error without a reply (no answer in time, the connection lost) leaves the node's request in the log: its
+    limits may have changed.
+    """
+    gpus, watts, clamp = change
+    outcome: _NodeChanges
+    trail.asking(node)
+    try:
+        if watts is None:
+            answers = session.reset_power_limit(gpus, timeout)
+        else:
+            answers = session.set_power_limit(watts, gpus, clamp, timeout)
+    except PartlyDone as failed:
+        outcome = partly_changed(failed)
+    except (NodeError, UsageError) as error:
+        if isinstance(error, UsageError) or (error.kind != "timeout" and session.failure is None):
+            trail.answered(node, [])  # the agent refused the request: nothing changed
+        raise
+    else:
+        outcome = limit_changes(node, answers), None
+    trail.answered(node, outcome[0])
+    return outcome
 
 
 def limit_changes(node: str, answers: Sequence[dict[str, Any]]) -> list[LimitChange]:
@@ -387,37 +432,3 @@ def partly_changed(failed: PartlyDone) -> tuple[list[LimitChange], NodeError]:
     return changes, NodeError(
         failed.node, failed.kind, f"{failed.message.rstrip('.')}; {which} had already changed.", failed.hint
     )
-
-
-def record_audit(
-    store: Store,
-    changes: Sequence[LimitChange],
-    action: str,
-    reason: str | None = None,
-    answered_at: Mapping[str, float] | None = None,
-) -> None:
-    """Write every change to the store's audit log, with before and after, in the order the nodes answered.
-
-    Each entry's time is when its node's reply came (`answered_at`, by node name), else now: a caller recording
-    right after the reply (the dashboard's cap) needs none. The limits are already changed when this runs: a failure
-    says so, so nobody takes it for a refusal.
-    """
-    if not changes:
-        return
-    from factoryctl.store.rows import AuditEntry
-    from factoryctl.store.sqlite import StoreError
-
-    now, user, answered = time.time(), login_name(), answered_at or {}
-    entries = [
-        AuditEntry(answered.get(c.node, now), c.node, c.gpu, action, c.before_w, c.enforced_w, c.clamped, user, reason)
-        for c in changes
-    ]
-    entries.sort(key=lambda entry: entry.time)  # stable: one node's GPUs stay in the order the agent changed them
-    try:
-        store.add_audit(entries)
-    except StoreError as error:
-        gpus = f"{len(changes)} GPU{'' if len(changes) == 1 else 's'}"
-        raise StoreError(
-            f"the power limits of {gpus} were changed, but the audit log could not record it: {error.message}",
-            hint="see `factoryctl gpus` for the limits now in force; then check the store (`controller status`).",
-        ) from error

@@ -15,7 +15,7 @@ from typing import Any
 
 from factoryctl.model.telemetry import escape_controls
 from factoryctl.store.connection import StoreConnection
-from factoryctl.store.rows import AuditEntry, Event, to_ms
+from factoryctl.store.rows import CONFIRMED, AuditEntry, Event, to_ms
 
 
 def insert_event(db: sqlite3.Connection, event: Event) -> None:
@@ -124,25 +124,22 @@ class EventAndAuditLog(StoreConnection):
 
     def add_audit(self, entries: Sequence[AuditEntry]) -> None:
         """Record power-limit changes (before and after) in the audit log."""
+        self.replace_audit([], entries)
+
+    def add_audit_requests(self, entries: Sequence[AuditEntry]) -> list[int]:
+        """Record requests not yet answered (outcome unknown), in one transaction; their ids, in `entries`' order.
+
+        Written before any node is asked, so a factoryctl killed before it heard back leaves them; each is replaced
+        (`replace_audit`) once its node answers.
+        """
         with self._transaction("audit entry") as db:
-            db.executemany(
-                "INSERT INTO audit (t_ms, node, gpu, action, before_w, after_w, clamped, user, reason)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        to_ms(e.time),
-                        e.node,
-                        e.gpu,
-                        e.action,
-                        e.before_w,
-                        e.after_w,
-                        int(e.clamped),
-                        typed_text(e.user),
-                        typed_text(e.reason),
-                    )
-                    for e in entries
-                ],
-            )
+            return [int(db.execute(_INSERT_AUDIT, _audit_row(entry)).lastrowid or 0) for entry in entries]
+
+    def replace_audit(self, request_ids: Sequence[int], entries: Sequence[AuditEntry]) -> None:
+        """Write `entries` and delete the requests numbered `request_ids` (answered), in one transaction."""
+        with self._transaction("audit entry") as db:
+            db.executemany(_INSERT_AUDIT, [_audit_row(entry) for entry in entries])
+            db.executemany("DELETE FROM audit WHERE id = ?", [(i,) for i in request_ids])
 
     def check_audit_writable(self) -> None:
         """Raise StoreError unless an audit entry could be written now (read-only file, another writer, full disk).
@@ -158,10 +155,45 @@ class EventAndAuditLog(StoreConnection):
             pass
 
     def audit(self, since: float, node: Sequence[str] | None = None, limit: int = 1000) -> list[AuditEntry]:
-        """Audit entries at or after `since`, oldest first (the newest `limit`)."""
-        sql = "SELECT id, t_ms, node, gpu, action, before_w, after_w, clamped, user, reason FROM audit WHERE t_ms >= ?"
-        sql, params = _newest_first(sql, [to_ms(since)], node)
+        """Audit entries at or after `since`, oldest first (the newest `limit`).
+
+        A store older than schema 3 (read without migrating it) has no `requested_w` and `outcome`: its entries are
+        all answers, as they were then.
+        """
+        added = "requested_w, outcome" if self.schema_version >= 3 else "NULL, NULL"
+        sql = f"SELECT id, t_ms, node, gpu, action, before_w, after_w, clamped, user, reason, {added} FROM audit"
+        sql, params = _newest_first(sql + " WHERE t_ms >= ?", [to_ms(since)], node)
         found = self._query(sql, [*params, limit])
-        return [
-            AuditEntry(t / 1000, n, g, a, b, af, bool(c), u, r, i) for i, t, n, g, a, b, af, c, u, r in reversed(found)
-        ]
+        return [_audit_entry(row) for row in reversed(found)]
+
+
+_INSERT_AUDIT = (
+    "INSERT INTO audit (t_ms, node, gpu, action, before_w, after_w, clamped, user, reason, requested_w, outcome)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+#: `gpu` of a request for every GPU of its node (the column is NOT NULL): read back as None.
+_EVERY_GPU = -1
+
+
+def _audit_row(e: AuditEntry) -> tuple[Any, ...]:
+    """The values of `_INSERT_AUDIT` for `e` (`outcome` NULL for an answer: what every entry before schema 3 is)."""
+    return (
+        to_ms(e.time),
+        e.node,
+        _EVERY_GPU if e.gpu is None else e.gpu,
+        e.action,
+        e.before_w,
+        e.after_w,
+        int(e.clamped),
+        typed_text(e.user),
+        typed_text(e.reason),
+        e.requested_w,
+        None if e.outcome == CONFIRMED else e.outcome,
+    )
+
+
+def _audit_entry(row: tuple[Any, ...]) -> AuditEntry:
+    """An `audit` row (id, t_ms, node, gpu, action, before_w, after_w, clamped, user, reason, requested_w, outcome)."""
+    i, t, n, g, a, b, af, c, u, r, requested, outcome = row
+    gpu = None if g == _EVERY_GPU else g
+    return AuditEntry(t / 1000, n, gpu, a, b, af, bool(c), u, r, i, requested, outcome or CONFIRMED)

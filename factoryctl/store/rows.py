@@ -242,13 +242,25 @@ class Event:
         }
 
 
+#: An audit entry's outcome: the node answered, and `before_w` / `after_w` are its word.
+CONFIRMED = "confirmed"
+#: An audit entry's outcome: the request was written before the node was asked, and factoryctl never heard back (it
+#: was killed, or the node did not answer in time): the limit may or may not have changed. So is a request whose
+#: node has not answered yet, while its command still runs.
+UNKNOWN = "unknown"
+
+
 @dataclass(frozen=True)
 class AuditEntry:
-    """One power-limit change on one GPU, with the value before and after."""
+    """One power-limit change on one GPU, with the value before and after; or a request whose outcome is unknown.
+
+    An entry of `outcome` UNKNOWN has no before and after, and its `gpu` is None when it asked for every GPU of the
+    node (which ones the node has was not known before it answered).
+    """
 
     time: float
     node: str
-    gpu: int
+    gpu: int | None
     action: str  # set | reset | policy
     before_w: float | None
     after_w: float | None
@@ -256,6 +268,8 @@ class AuditEntry:
     user: str | None = None
     reason: str | None = None
     id: int | None = None
+    requested_w: float | None = None  # the value asked (None: a reset, or an entry older than schema 3)
+    outcome: str = CONFIRMED
 
 
 @dataclass(frozen=True)

@@ -54,9 +54,15 @@ MIGRATIONS: tuple[str, ...] = (
     # 2: how many of the minute's rows had each metric (`n` counts them all; the slow tier is on one in five).
     # Rollups made before it keep NULL here: readers weight them by `n`, as they were before.
     ";".join(f"ALTER TABLE rollup ADD COLUMN {m.column}_n INTEGER" for m in ROLLUP_METRICS),
+    # 3: a power-limit request's entries are written before any node is asked (`outcome` 'unknown', `gpu` -1 for
+    # every GPU of the node), then replaced by the node's answer: a factoryctl killed in between (SIGKILL, the OOM
+    # killer) leaves that trace. `requested_w` is the value asked (NULL: a reset). Entries made before it keep NULL
+    # in both: they are answers, as every entry was then.
+    "ALTER TABLE audit ADD COLUMN requested_w REAL; ALTER TABLE audit ADD COLUMN outcome TEXT",
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 #: The oldest schema a read-only command reads without a migration (only a writer migrates): schema 2 added only the
-#: rollup's per-metric counts, which a reader does without (`n` weighs every row then, as before). So upgrading
+#: rollup's per-metric counts, which a reader does without (`n` weighs every row then, as before), and schema 3 only
+#: the audit's `requested_w` and `outcome`, which read as NULL (an answered entry) before it. So upgrading
 #: factoryctl does not lock readers out of a store until the controller is restarted on the new version.
 OLDEST_READABLE_SCHEMA = 1

@@ -50,7 +50,9 @@ def test_a_long_table_of_changes_ends_with_a_summary(cli, tmp_path: Path):
     assert len(changed.stdout.splitlines()) == 1 + 1  # 24 alike changes, one folded row (n[1-3], GPUs 0-7)
     assert changed.stderr == "factoryctl: 24 GPU limits on 3 nodes set (24 changed), in the audit log.\n"
     again = cli("--config", str(config), "power", "set", "all", "--watts", "450")
-    assert again.stderr == "factoryctl: 24 GPU limits on 3 nodes set (0 changed), in the audit log.\n"
+    assert again.stderr == (
+        "factoryctl: 24 GPU limits on 3 nodes set (0 changed); none is in the audit log, as none changed.\n"
+    )
     quiet = cli("--config", str(config), "-q", "power", "set", "all", "--watts", "460")
     assert quiet.stderr == ""
     listed = cli("--config", str(config), "power", "set", "all", "--watts", "470", "-o", "json")

@@ -48,6 +48,7 @@ def test_the_error_is_the_drivers_and_the_hint_is_about_the_gpu(cli: Any, factor
 
 
 def test_reset_says_the_same_and_the_other_node_is_still_set(cli: Any, factory: Path) -> None:
+    assert cli("--config", str(factory), "power", "set", "ok", "--watts", "300").exit_code == 0  # a reset changes it
     result = cli("--config", str(factory), "power", "reset", "u1,ok", "-o", "json")
     assert result.exit_code == 1
     listing = json.loads(result.stdout)

@@ -87,15 +87,15 @@ def test_power_cap_is_one_audited_request(config) -> None:
     write_history(config, minutes=1)
     services = StoreServices(config)
     try:
-        answers = services.set_power_cap("demo04", 900)
+        answers = services.set_power_cap("demo04", 100)  # clamped up to the GPUs' 200 W minimum: a change
     finally:
         services.close()
-    assert {(a["enforced_w"], a["clamped"]) for a in answers} == {(700.0, True)}
+    assert {(a["enforced_w"], a["clamped"]) for a in answers} == {(200.0, True)}
     store = open_store(config.store_path)
     try:
         entries = store.audit(0, ["demo04"])
         assert len(entries) == 8
-        assert {e.reason for e in entries} == {"dashboard: 900 W requested"}  # as without a controller: it had none
+        assert {e.reason for e in entries} == {"dashboard: 100 W requested"}  # as without a controller: it had none
     finally:
         store.close()
 

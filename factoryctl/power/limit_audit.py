@@ -1,0 +1,161 @@
+"""The audit entries of an explicit power-limit request, written so that no change escapes them, even on SIGKILL.
+
+A change is audited from the node's answer (its limit before and after), but the answer comes after the change:
+a factoryctl killed in between (SIGKILL, the OOM killer, `timeout -k`, systemd's stop escalation; none can be
+caught) changed limits that no entry recorded. So each node's request is written first, before any node is asked, as
+an entry of outcome `unknown` (the requested value, who and why; one per addressed GPU, or one for every GPU of the
+node when the request names none), and each node's answer replaces its request the moment it comes, one
+transaction per node. Whatever stops factoryctl, a change is either answered in the log or still there as a request.
+A GPU whose limit did not change (already at the value, or a reset of a GPU at its default) is not a change, and
+gets no entry: a reset from cron every few minutes would otherwise fill the log with entries of nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from factoryctl.store.who import login_name
+
+if TYPE_CHECKING:
+    from factoryctl.power.limits import LimitChange
+    from factoryctl.store.rows import AuditEntry
+    from factoryctl.store.sqlite import Store
+
+_log = logging.getLogger(__name__)
+
+
+def changed(change: LimitChange) -> bool:
+    """Whether the GPU's limit moved (or the node did not say what it was, before or after: then it may have)."""
+    return change.before_w is None or change.enforced_w is None or change.before_w != change.enforced_w
+
+
+def audit_entries(
+    changes: Sequence[LimitChange], action: str, at: float, reason: str | None, requested_w: float | None = None
+) -> list[AuditEntry]:
+    """The entries of `changes` answered at `at`, the GPUs whose limit did not move left out."""
+    from factoryctl.store.rows import AuditEntry
+
+    user = login_name()
+    return [
+        AuditEntry(at, c.node, c.gpu, action, c.before_w, c.enforced_w, c.clamped, user, reason, None, requested_w)
+        for c in changes
+        if changed(c)
+    ]
+
+
+def record_audit(store: Store, changes: Sequence[LimitChange], action: str, reason: str | None = None) -> None:
+    """Write every change to the store's audit log at once, with before and after (a GPU that did not move: none).
+
+    For a caller that records right after its node's reply (the dashboard's cap). The limits are already changed
+    when this runs: a failure says so, so nobody takes it for a refusal.
+    """
+    from factoryctl.store.sqlite import StoreError
+
+    entries = audit_entries(changes, action, time.time(), reason)
+    if not entries:
+        return
+    try:
+        store.add_audit(entries)
+    except StoreError as error:
+        raise changed_but_not_recorded(len(entries), error) from error
+
+
+def changed_but_not_recorded(gpus: int, error: Exception, left: str = "") -> Exception:
+    """The StoreError of changes the audit log could not take; `left`: what the log holds of them instead."""
+    from factoryctl.store.sqlite import StoreError
+
+    said = f"{gpus} GPU{'' if gpus == 1 else 's'}"
+    message = getattr(error, "message", str(error))
+    return StoreError(
+        f"the power limits of {said} were changed, but the audit log could not record it: {message}{left}",
+        hint="see `factoryctl gpus` for the limits now in force; then check the store (`controller status`).",
+    )
+
+
+class RequestTrail:
+    """One request's audit entries: each node's request before it is asked (`announce`), replaced by its answer.
+
+    `answered` is called from the fan-out's threads as each node answers; the store serialises their writes. Once a
+    write fails (another writer holds the store), the answers that follow are kept rather than each waiting out the
+    store's busy timeout, and `finish` writes them together. A node asked that never answered keeps its request:
+    outcome unknown.
+    """
+
+    def __init__(self, store: Store, action: str, requested_w: float | None, reason: str | None) -> None:
+        self._store, self._action, self._requested_w, self._reason = store, action, requested_w, reason
+        self._lock = threading.Lock()
+        self._request_ids: dict[str, list[int]] = {}  # by node: its requests still in the log, unanswered
+        self._asked: set[str] = set()
+        self._unwritten: list[tuple[list[int], list[AuditEntry]]] = []  # answers the store refused, for `finish`
+        self._store_failed = False
+        self._finished = False
+
+    def announce(self, nodes: Sequence[str], gpus: Sequence[int] | None) -> None:
+        """Write the request of each node (each of `gpus`, else one for every GPU) in one transaction; StoreError."""
+        from factoryctl.store.rows import UNKNOWN, AuditEntry
+
+        now, user = time.time(), login_name()
+        addressed: Sequence[int | None] = [None] if gpus is None else gpus
+        requests = [
+            AuditEntry(
+                now, node, gpu, self._action, None, None, False, user, self._reason, None, self._requested_w, UNKNOWN
+            )
+            for node in nodes
+            for gpu in addressed
+        ]
+        ids = self._store.add_audit_requests(requests)
+        for request, request_id in zip(requests, ids, strict=True):
+            self._request_ids.setdefault(request.node, []).append(request_id)
+
+    def asking(self, node: str) -> None:
+        """`node` is being asked now: from here on its limits may change, and only its answer tells."""
+        with self._lock:
+            self._asked.add(node)
+
+    def answered(self, node: str, changes: Sequence[LimitChange]) -> None:
+        """`node` answered with `changes` (none: it refused, changing nothing): they replace its requests, now."""
+        from factoryctl.store.sqlite import StoreError
+
+        entries = audit_entries(changes, self._action, time.time(), self._reason, self._requested_w)
+        with self._lock:
+            if self._finished:
+                return
+            ids = self._request_ids.pop(node, [])
+            if self._store_failed:
+                self._unwritten.append((ids, entries))
+                return
+        try:
+            self._store.replace_audit(ids, entries)
+        except StoreError:
+            with self._lock:
+                self._store_failed = True
+                self._unwritten.append((ids, entries))
+
+    def finish(self) -> None:
+        """Write the answers the store refused meanwhile, and drop the requests of the nodes never asked.
+
+        The requests of nodes asked that never answered stay (outcome unknown). Raises StoreError when changes could
+        not be recorded: their requests are still in the log, which the message says.
+        """
+        from factoryctl.store.sqlite import StoreError
+
+        with self._lock:
+            self._finished = True
+            never_asked = [i for node, ids in self._request_ids.items() if node not in self._asked for i in ids]
+            unwritten, self._unwritten = self._unwritten, []
+        ids = never_asked + [i for request_ids, _ in unwritten for i in request_ids]
+        entries = [entry for _, node_entries in unwritten for entry in node_entries]
+        if not ids and not entries:
+            return
+        try:
+            self._store.replace_audit(ids, sorted(entries, key=lambda entry: entry.time))
+        except StoreError as error:
+            if entries:
+                left = "; each GPU's request is in the audit log instead, its outcome unknown"
+                raise changed_but_not_recorded(len(entries), error, left) from error
+            # nothing changed on them: the command's outcome stands, but the log over-reports, so say so
+            _log.warning("the requests of nodes never asked stay in the audit log as unknown: %s", error.message)
