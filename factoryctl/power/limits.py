@@ -39,7 +39,7 @@ from factoryctl.transport.fanout import DEFAULT_FANOUT, FanOut, Pending, fan_out
 from factoryctl.transport.session import AgentSession, PartlyDone
 
 if TYPE_CHECKING:
-    from factoryctl.store.sqlite import StoreError
+    from factoryctl.store.sqlite import Store, StoreError
 
 
 @dataclass(frozen=True)
@@ -269,14 +269,7 @@ def apply_limit(
     store = open_store(config.store_path)
     held = HeldSessions(config, timeout)
     try:
-        try:
-            store.check_audit_writable()
-        except StoreError as error:
-            raise nothing_changed(error) from None
-        targets, errors = list(nodes), list[NodeError]()
-        range_checked = watts is not None and not clamp
-        if range_checked or gpus is not None:
-            targets, errors = _validate(targets, gpus, watts if range_checked else None, fanout, held)
+        targets, errors = _checked_targets(store, held, nodes, (gpus, watts, clamp), fanout)
         trail = RequestTrail(store, "reset" if watts is None else "set", watts, reason)
         try:
             interrupt = _written_whole(lambda: trail.announce([node.name for node in targets], gpus))
@@ -296,6 +289,28 @@ def apply_limit(
     if interrupt is not None:
         raise LimitsInterrupted(changes, errors, interrupt)
     return changes, errors
+
+
+def _checked_targets(
+    store: Store,
+    held: HeldSessions,
+    nodes: Sequence[NodeSpec],
+    ask: tuple[list[int] | None, float | None, bool],
+    fanout: int,
+) -> tuple[list[NodeSpec], list[NodeError]]:
+    """The nodes to change, and those refused: the store must take the audit first, then every GPU and range."""
+    from factoryctl.store.sqlite import StoreError
+
+    gpus, watts, clamp = ask
+    try:
+        store.check_audit_writable()
+    except StoreError as error:
+        raise nothing_changed(error) from None
+    targets, errors = list(nodes), list[NodeError]()
+    range_checked = watts is not None and not clamp
+    if range_checked or gpus is not None:
+        targets, errors = _validate(targets, gpus, watts if range_checked else None, fanout, held)
+    return targets, errors
 
 
 def _written_whole(write: Callable[[], None]) -> BaseException | None:
