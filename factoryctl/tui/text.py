@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time as _time
+from collections.abc import Sequence
 
 from rich.text import Text
 
@@ -121,3 +122,76 @@ def not_reported(gpu: GpuSample, name: str) -> Text:
 def xid_events(gpu: GpuSample) -> list[tuple[int, float | None]]:
     """(XID code, unix time) of a GPU's recent XID events, oldest first; empty when the sample carries none."""
     return [(event.xid, event.time) for event in gpu.xid_events]
+
+
+#: The narrowest a node's name is elided to (`gpu-a01…`, `gpu-…0001`): the node table's column, an event's line.
+NAME_MIN_WIDTH = 8
+
+
+def _token_start(name: str, index: int) -> int:
+    """The start of the letters-and-digits run `index` falls in (a boundary inside `a01` moves to its `a`)."""
+    while 0 < index <= len(name) and name[index - 1].isalnum() and (index == len(name) or name[index].isalnum()):
+        index -= 1
+    return index
+
+
+def _token_end(name: str, index: int) -> int:
+    """The end of the letters-and-digits run `index` falls in (a boundary inside `a01` moves past its `1`)."""
+    while 0 <= index < len(name) and name[index].isalnum() and (index == 0 or name[index - 1].isalnum()):
+        index += 1
+    return index
+
+
+def _shared_start(first: str, second: str) -> int:
+    """How many characters `first` and `second` share from their start."""
+    length = 0
+    for a, b in zip(first, second, strict=False):
+        if a != b:
+            break
+        length += 1
+    return length
+
+
+def common_affixes(names: Sequence[str]) -> tuple[int, int]:
+    """The lengths of the prefix and the suffix every name shares, cut back to whole words; (0, 0) for a lone name.
+
+    `gpu-a01.dc1.example` and `gpu-b02.dc1.example` share `gpu-` and `.dc1.example`: (4, 12).
+    """
+    distinct = sorted(set(names))
+    if len(distinct) < 2:
+        return 0, 0
+    prefix = _shared_start(distinct[0], distinct[-1])  # the sorted ends share what every name shares
+    backwards = sorted(n[::-1] for n in distinct)
+    suffix = min(_shared_start(backwards[0], backwards[-1]), min(len(n) for n in distinct) - prefix)
+    prefix = min(_token_start(n, prefix) for n in distinct)
+    suffix = min(len(n) - _token_end(n, len(n) - suffix) for n in distinct)
+    return prefix, max(suffix, 0)
+
+
+def elide_name(name: str, width: int, affixes: tuple[int, int] = (0, 0)) -> str:
+    """`name` in at most `width` cells: its part no other name shares kept whole, the shared parts cut with `…`.
+
+    `affixes` are the lengths of the prefix and suffix every name shares (`common_affixes`): `gpu-a01.dc1.example`
+    reads `gpu-a01.dc…`, `gpu-node-with-a-long-common-prefix-0001` reads `gpu-node-…0001`. Without shared parts
+    (or no room for them) the middle goes, keeping the end, where names differ most: `gpu-nod…fix-0001`.
+    """
+    if len(name) <= width:
+        return name
+    if width <= 1:
+        return "…"[:width]
+    prefix, suffix = affixes
+    head, distinct, tail = name[:prefix], name[prefix : len(name) - suffix], name[len(name) - suffix :]
+    if distinct:
+        room_in_tail = width - len(head) - len(distinct) - 1
+        if tail and room_in_tail >= 0:
+            return f"{head}{distinct}{tail[:room_in_tail]}…"
+        room_in_head = width - 1 - len(distinct) - len(tail)
+        if head and room_in_head >= 0:
+            return f"{head[:room_in_head]}…{distinct}{tail}"
+        room_in_both = width - 2 - len(distinct)
+        if head and tail and room_in_both >= 0:
+            return f"{head[:room_in_both]}…{distinct}…"
+        if len(distinct) < width:  # no room for a shared part: mark where it was cut
+            return f"…{distinct}" if head else f"{distinct}…"
+    kept_end = (width - 1) - (width - 1) // 2
+    return f"{name[: width - 1 - kept_end]}…{name[len(name) - kept_end :]}"

@@ -265,8 +265,9 @@ def test_long_node_names_widen_the_first_column_and_crop_with_an_ellipsis() -> N
     from factoryctl.tui.view import NodeRow
 
     sample = dataclasses.replace(fixed_snapshot().nodes[0], node="a-very-long-node-name-in-rack-17")
-    text = render(NodeRowsRenderable([NodeRow(sample, "r17", drained=True)]), width=140)
-    assert "a-very-long-node-name-i…" in text
+    rows = [NodeRow(sample, "r17", drained=True)]
+    assert "a-very-long-node-name-in-rack-17" in render(NodeRowsRenderable(rows), width=140)  # room: all of it
+    assert "a-very…ack-17" in render(NodeRowsRenderable(rows), width=80)  # a lone name too long loses its middle
 
 
 def test_xid_events_show_when_the_sample_carries_them() -> None:

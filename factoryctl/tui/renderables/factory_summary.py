@@ -77,18 +77,38 @@ class FactorySummaryRenderable:
         age = self.now - s.last_sample
         return age if age >= STALE_AFTER_S else None
 
+    def _staleness(self) -> tuple[str, bool] | None:
+        """What leads the power line when the data is old: (words, whether they say its age), or None.
+
+        A late controller (`FactorySummary.late_controller`: it holds the store's lock but stores nothing) is named,
+        with its data's age however young: `controller pid 4242 late: data 3 s old`; else `data N s old` once the
+        newest sample is `STALE_AFTER_S` old.
+        """
+        s = self.summary
+        late = s.late_controller if s is not None else None
+        if late is not None:
+            who = f"controller pid {late.pid}" if late.pid else "controller"
+            if late.stored_at is None:
+                return f"{who} late: nothing stored yet", False
+            if self.now is not None:
+                return f"{who} late: data {max(0.0, self.now - late.stored_at):.0f} s old", True
+            return f"{who} late", False
+        age = self._data_age()
+        return None if age is None else (f"data {age:.0f} s old", True)
+
     def power_line(self) -> Text:
         """GPUs busy, power now against the facility budget, time of the newest sample.
 
-        Stale data leads the line (`data N s old`) so that the warning survives a narrow terminal.
+        Stale data leads the line (`data N s old`, and the late controller's pid) so that the warning survives a
+        narrow terminal.
         """
         s = self.summary
         line = Text(no_wrap=True, overflow="ellipsis")
         if s is None:
             return line
-        age = self._data_age()
-        if age is not None:
-            line.append(f"data {age:.0f} s old", style=tone("stale"))
+        stale = self._staleness()
+        if stale is not None:
+            line.append(stale[0], style=tone("stale"))
             line.append(*separator())
         line.append(f"GPUs {s.gpus_busy}/{s.gpus_total} busy")
         line.append(*separator())
@@ -102,7 +122,7 @@ class FactorySummaryRenderable:
                 line.append(f" {s.power_kw / s.budget_kw:.0%}")
         else:
             line.append(" (no budget set)", style=tone("secondary"))
-        if age is None:
+        if stale is None or not stale[1]:
             line.append(*separator())
             line.append(fmt.clock(s.last_sample))
         return line

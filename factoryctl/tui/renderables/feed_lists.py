@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.text import Text
 
@@ -44,25 +45,26 @@ class EventsRenderable:
     """Newest events first, one line each: time, node, what happened."""
 
     def __init__(self, events: Sequence[DashboardEvent], limit: int = 50, node: str | None = None) -> None:
-        self.events = [e for e in events if node is None or e.node == node]
+        self.events = [e for e in events if node is None or e.node == node or node in e.nodes]  # folded too
         self.limit = limit
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        """One cropped line per event."""
+        """One line per event; a line too long shortens its node's name (in the middle) before its words."""
         if not self.events:
             yield Text("no events yet", style=tone("secondary"))
             return
-        for event in list(reversed(self.events))[: self.limit]:
+        shown = list(reversed(self.events))[: self.limit]
+        affixes = fmt.common_affixes([e.node for e in shown if e.node])
+        for event in shown:
             line = Text(no_wrap=True, overflow="ellipsis")
-            line.append(fmt.clock(event.time), style=tone("secondary"))
+            when, message = fmt.clock(event.time), event_message(event)
+            line.append(when, style=tone("secondary"))
             line.append(" ")
             if event.node:
-                line.append(event.node, style="bold")
+                room = options.max_width - cell_len(when) - cell_len(message) - 2
+                line.append(fmt.elide_name(event.node, max(room, fmt.NAME_MIN_WIDTH), affixes), style="bold")
                 line.append(" ")
-            line.append(
-                event_message(event),
-                style=tone(SEVERITY_TONES[event.severity]) if event.severity in SEVERITY_TONES else "",
-            )
+            line.append(message, style=tone(SEVERITY_TONES[event.severity]) if event.severity in SEVERITY_TONES else "")
             yield line
 
 

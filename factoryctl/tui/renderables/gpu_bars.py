@@ -12,7 +12,10 @@ from factoryctl.model.telemetry import GpuSample
 from factoryctl.tui.renderables.palette import COLOUR_STYLES, bar_tone, tone
 
 BLOCKS = " ▁▂▃▄▅▆▇█"
+#: A value the driver does not report (never a made-up 0).
 MISSING = "·"
+#: A GPU that fell off the bus, in every bar of its node (an alarm: never the `MISSING` of "not reported").
+LOST = "x"
 
 #: Style names by level with colour (ANSI names: dark and light palettes both render them); see `level_style`.
 LEVEL_STYLES = {level: COLOUR_STYLES[level] for level in ("idle", "ok", "warn", "hot")}
@@ -60,6 +63,11 @@ def temperature_level(temperature_c: float, slowdown_c: float | None) -> str:
     if temperature_c >= slowdown - 5:
         return "hot"
     return "warn" if temperature_c >= slowdown - 15 else "ok"
+
+
+def is_lost(gpu: GpuSample) -> bool:
+    """The agent reported the GPU as fallen off the bus (every field null with the reason `gpu_lost`)."""
+    return "gpu_lost" in gpu.null_reasons.values()
 
 
 def utilization_bar(gpu: GpuSample) -> Bar:

@@ -11,7 +11,7 @@ from rich.text import Text
 
 from factoryctl.model.telemetry import GpuSample
 from factoryctl.tui import text as fmt
-from factoryctl.tui.renderables.gpu_bars import level_style, temperature_level
+from factoryctl.tui.renderables.gpu_bars import is_lost, level_style, temperature_level
 from factoryctl.tui.renderables.palette import tone
 from factoryctl.tui.renderables.sparkline import Sparkline
 from factoryctl.tui.services import GpuHistory
@@ -34,11 +34,6 @@ def _xids(gpu: GpuSample) -> Text:
 
 #: What a lost GPU's detail says, once, instead of every field's `n/a (gpu_lost)`.
 LOST_SENTENCE = "GPU lost (fell off the bus): its readings are unavailable"
-
-
-def is_lost(gpu: GpuSample) -> bool:
-    """The agent reported the GPU as fallen off the bus (every field null with the reason `gpu_lost`)."""
-    return "gpu_lost" in gpu.null_reasons.values()
 
 
 def _identity(gpu: GpuSample) -> list[tuple[str, Text]]:

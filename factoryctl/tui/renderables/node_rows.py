@@ -14,11 +14,15 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.segment import Segment
 from rich.style import Style
 
+from factoryctl.model.telemetry import GpuSample, NodeSample
+from factoryctl.tui import text as fmt
 from factoryctl.tui.renderables.gpu_bars import (
+    LOST,
     MISSING,
     Bar,
     bar_style,
     block,
+    is_lost,
     level_style,
     power_bar,
     temperature_bar,
@@ -28,7 +32,8 @@ from factoryctl.tui.renderables.gpu_bars import (
 from factoryctl.tui.renderables.palette import no_color, tone
 from factoryctl.tui.view import SORT_KEYS, NodeRow
 
-#: (key, width) of every column, in order; titles come from `SORT_KEYS` (every column sorts).
+#: (key, width) of every column, in order; titles come from `SORT_KEYS` (every column sorts). The node's and the
+#: rack's are their narrowest: they widen to their longest name (`widths_for`).
 COLUMNS: tuple[tuple[str, int], ...] = (
     ("node", 6),
     ("state", 8),
@@ -39,6 +44,12 @@ COLUMNS: tuple[tuple[str, int], ...] = (
     ("rack", 4),
 )
 PADDING = 1
+#: Below this the node column keeps the Flags column in view and lets the Rack column scroll off instead.
+NODE_WIDTH_WITH_RACK = 12
+#: The widest a rack's name widens its column.
+RACK_MAX_WIDTH = 16
+#: An XID this recent (seconds before the node's sample, by the agent's clock) flags its node `xid`.
+XID_RECENT_S = 3600.0
 #: The meaning of each state (renderables/palette.py gives its style, with colour or without).
 STATE_TONES = {"up": "ok", "degraded": "warn", "down": "alarm"}
 
@@ -51,7 +62,9 @@ def style(name: str) -> Style:
     return Style.parse(name) if name else Style()
 
 
-def _bar(bar: Bar, plain: bool) -> Piece:
+def _bar(gpu: GpuSample, bar: Bar, plain: bool) -> Piece:
+    if is_lost(gpu):
+        return LOST, tone("alarm", plain)
     if bar is None:
         return MISSING, tone("secondary", plain)
     fraction, level = bar
@@ -65,19 +78,47 @@ def state_style(state: str, plain: bool | None = None) -> str:
     return tone(STATE_TONES[state], plain) if state in STATE_TONES else ""
 
 
-def widths_for(rows: Sequence[NodeRow]) -> tuple[tuple[str, int], ...]:
-    """Column widths, the node column as wide as the longest name (at most 24)."""
-    longest = max((len(r.name) for r in rows), default=4)
-    return tuple((key, min(max(width, longest), 24) if key == "node" else width) for key, width in COLUMNS)
+def widths_for(rows: Sequence[NodeRow], available: int | None = None) -> tuple[tuple[str, int], ...]:
+    """Column widths: the node and rack columns as wide as their longest name, the node's within `available` cells.
+
+    On a terminal too narrow for every name, the node column takes the room left by the others (names are elided in
+    the middle, `node_names`); narrower than `NODE_WIDTH_WITH_RACK`, it takes the room left up to the Flags column
+    (the Rack column scrolls off first: the flags are the alarm), never under `text.NAME_MIN_WIDTH`.
+    """
+    rack = min(max([4, *(len(r.rack or "—") for r in rows)]), RACK_MAX_WIDTH)
+    others = [(key, rack if key == "rack" else width) for key, width in COLUMNS if key != "node"]
+    node = max([4, *(len(r.name) for r in rows)])
+    if available is not None:
+        with_rack = available - line_width(others) - 2 * PADDING
+        without_rack = available - line_width([c for c in others if c[0] != "rack"]) - 2 * PADDING
+        node = min(node, max(with_rack if with_rack >= NODE_WIDTH_WITH_RACK else without_rack, fmt.NAME_MIN_WIDTH))
+    widths = dict(others, node=node)
+    return tuple((key, widths[key]) for key, _ in COLUMNS)
 
 
-def flag_pieces(drained: bool, healthy: bool, plain: bool) -> list[Piece]:
+def node_names(rows: Sequence[NodeRow], width: int) -> dict[str, str]:
+    """Each row's name as the node column shows it in `width` cells: what tells it from the others kept whole."""
+    affixes = fmt.common_affixes([r.name for r in rows])
+    return {r.name: fmt.elide_name(r.name, width, affixes) for r in rows}
+
+
+def recent_xid(sample: NodeSample) -> bool:
+    """Whether a GPU of the node reported an XID in the `XID_RECENT_S` before its sample (a non-fatal one too)."""
+    times = [when for gpu in sample.gpus for _, when in fmt.xid_events(gpu)]
+    return any(when is None or sample.time - when <= XID_RECENT_S for when in times)  # no time: just seen
+
+
+def flag_pieces(drained: bool, healthy: bool, plain: bool, xid: bool = False) -> list[Piece]:
     """`drained`, `unhealthy`, or both as `unhlth dr`: the alarm first, so the column (9 wide) never crops it.
 
-    Unhealthy is one definition with the header's count: `NodeSample.healthy` (docs/dashboard.md).
+    Unhealthy is one definition with the header's count: `NodeSample.healthy` (docs/dashboard.md). A healthy node
+    with a recent XID (`recent_xid`) reads `xid` (`xid dr` when drained); an unhealthy one is flagged already.
     """
     if healthy:
-        return [("drained", tone("warn", plain))] if drained else []
+        marks = [("xid", tone("alarm", plain))] if xid else []
+        if drained:
+            marks.append((" dr", tone("warn", plain)) if xid else ("drained", tone("warn", plain)))
+        return marks
     if not drained:
         return [("unhealthy", tone("alarm", plain))]
     return [("unhlth", tone("alarm", plain)), (" dr", tone("warn", plain))]
@@ -92,15 +133,15 @@ def cell_pieces(row: NodeRow) -> dict[str, list[Piece]]:
         "state": [(sample.state, state_style(sample.state, plain))],
         "rack": [(row.rack or "—", "")],
     }
-    cells["flags"] = flag_pieces(row.drained, sample.healthy, plain)
+    cells["flags"] = flag_pieces(row.drained, sample.healthy, plain, xid=recent_xid(sample))
     if sample.state == "down":
         cells["util"] = [(sample.error or "unreachable", tone("secondary", plain))]
         cells["power"] = []
         cells["temp"] = []
         return cells
-    util = [_bar(utilization_bar(g), plain) for g in sample.gpus]
-    power = [_bar(power_bar(g), plain) for g in sample.gpus]
-    temp = [_bar(temperature_bar(g), plain) for g in sample.gpus]
+    util = [_bar(g, utilization_bar(g), plain) for g in sample.gpus]
+    power = [_bar(g, power_bar(g), plain) for g in sample.gpus]
+    temp = [_bar(g, temperature_bar(g), plain) for g in sample.gpus]
     mean = row.mean_utilization_pct
     util.append((f"{mean:4.0f}%" if mean is not None else "    —", ""))
     power.append((f"{sample.power_w / 1000:5.1f}" if sample.power_w is not None else "    —", ""))
@@ -135,9 +176,13 @@ def _mix(base: Style | None, name: str) -> Style:
     return base + style(name) if base else style(name)
 
 
-def row_segments(row: NodeRow, columns: Sequence[tuple[str, int]], base: Style | None = None) -> list[Segment]:
-    """One node's line; `base` (e.g. the cursor's style) goes under every piece."""
+def row_segments(
+    row: NodeRow, columns: Sequence[tuple[str, int]], base: Style | None = None, shown_name: str | None = None
+) -> list[Segment]:
+    """One node's line; `base` (e.g. the cursor's style) goes under every piece; `shown_name` from `node_names`."""
     cells = cell_pieces(row)
+    if shown_name is not None:
+        cells["node"] = [(shown_name, "bold")]
     segments: list[Segment] = []
     for key, width in columns:
         segments.extend(_fit(cells[key], width, base))
@@ -183,10 +228,11 @@ class NodeRowsRenderable:
         self.reverse = reverse
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        """Header, then one line per row."""
-        columns = widths_for(self.rows)
+        """Header, then one line per row, as the table draws them `options.max_width` wide."""
+        columns = widths_for(self.rows, options.max_width)
+        names = node_names(self.rows, dict(columns)["node"])
         yield from header_segments(columns, self.sort_column, self.reverse)
         yield Segment.line()
         for row in self.rows:
-            yield from row_segments(row, columns)
+            yield from row_segments(row, columns, shown_name=names[row.name])
             yield Segment.line()

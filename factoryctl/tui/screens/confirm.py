@@ -17,6 +17,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Footer, Input, Label
 
 from factoryctl.tui.screens.guarded_dialog import ConfirmButton, GuardedDialog
+from factoryctl.tui.widgets.ordered_input import OrderedInput
 
 #: Single-letter answers, disabled while a text input has focus (the letters are typed there).
 LETTER_ACTIONS = frozenset({"no"})
@@ -45,7 +46,7 @@ class ConfirmScreen(GuardedDialog[str | None]):
         with Vertical(id="dialog"):
             yield Label(self.question, id="question")
             if self.ask_reason is not None:
-                yield Input(placeholder=self.ask_reason, id="reason")
+                yield OrderedInput(placeholder=self.ask_reason, id="reason")
             yield Label("", id="next-step")
             with Horizontal(id="buttons"):
                 yield ConfirmButton(self.confirm_label, variant="warning", id="confirm")

@@ -14,8 +14,18 @@ from textual.widgets import Static
 
 from factoryctl.tui.screens.node_actions import WRITE_ACTIONS
 
-#: Keys that come from Textual's own widgets rather than our bindings.
-TABLE_KEYS = (("↑ ↓ PgUp PgDn", "move in a table"), ("Enter, click", "open the node"))
+#: Keys that work without a binding of ours to list (Textual's widgets and app, or a dialog's two steps), by section.
+BUILT_IN_KEYS: dict[str, tuple[tuple[str, str], ...]] = {
+    "Factory": (
+        ("↑ ↓ PgUp PgDn", "move in a table"),
+        ("← →", "scroll the node table sideways (long names, many GPUs)"),
+        ("Enter, click", "open the node"),
+    ),
+    "Dialogs": (
+        ("Enter, Enter", "confirm: the first focuses the confirm button, the next confirms (another key undoes it)"),
+    ),
+    "Everywhere": (("Ctrl-Q", "quit (exit status 0), but in a dialog or this list"),),
+}
 
 
 KEY_NAMES = {
@@ -45,13 +55,12 @@ def keys_table(sections: list[tuple[str, list[BindingType]]], read_only: bool) -
         table.add_row(Text(title, style="bold underline"), "")
         for binding in bindings:
             if not isinstance(binding, Binding) or not binding.tooltip:
-                continue  # untitled ones are Textual's own movement keys, listed once as TABLE_KEYS
+                continue  # untitled ones are Textual's own movement keys, listed once in BUILT_IN_KEYS
             if read_only and binding.action in WRITE_ACTIONS:
                 continue
             table.add_row(_key_name(binding), binding.tooltip)
-        if title == "Factory":
-            for key, what in TABLE_KEYS:
-                table.add_row(key, what)
+        for key, what in BUILT_IN_KEYS.get(title, ()):
+            table.add_row(key, what)
         table.add_row("", "")
     if read_only:
         table.add_row("", Text("read-only: drain, resume and power cap are disabled", style="italic"))

@@ -21,8 +21,9 @@ from textual.widgets import Button, Footer, Input, Label
 
 from factoryctl.model.telemetry import NodeSample
 from factoryctl.tui import text as fmt
-from factoryctl.tui.renderables.gpu_detail import is_lost
+from factoryctl.tui.renderables.gpu_bars import is_lost
 from factoryctl.tui.screens.guarded_dialog import ConfirmButton, GuardedDialog
+from factoryctl.tui.widgets.ordered_input import OrderedInput
 
 
 def answering_gpus(sample: NodeSample) -> list[int] | None:
@@ -105,7 +106,7 @@ class PowerCapScreen(GuardedDialog[float | None]):
                 "values outside it are clamped and audited",
                 id="range",
             )
-            yield Input(placeholder="watts per GPU, e.g. 450", type="number", id="watts")
+            yield OrderedInput(placeholder="watts per GPU, e.g. 450", type="number", id="watts")
             yield Label("", id="note")
             yield Label("", id="next-step")
             with Horizontal(id="buttons"):

@@ -6,8 +6,10 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import Input
 
+from factoryctl.tui.widgets.ordered_input import OrderedInput
 
-class FilterBar(Input):
+
+class FilterBar(OrderedInput):
     """An input that filters the node table as one types; Enter keeps the filter, Esc clears it."""
 
     BINDINGS = [Binding("escape", "clear_filter", "Clear filter", show=False, tooltip="clear the filter")]  # noqa: RUF012 - Textual's convention

@@ -8,7 +8,7 @@ from textual.widgets import DataTable
 
 from factoryctl.model.telemetry import GpuSample
 from factoryctl.tui import text as fmt
-from factoryctl.tui.renderables.gpu_bars import level_style, power_level, temperature_level
+from factoryctl.tui.renderables.gpu_bars import is_lost, level_style, power_level, temperature_level
 from factoryctl.tui.renderables.palette import tone
 from factoryctl.tui.renderables.sparkline import Sparkline
 from factoryctl.tui.services import GpuHistory, NodeHistory
@@ -73,7 +73,7 @@ def gpu_cells(gpu: GpuSample, history: GpuHistory | None = None) -> list[Text]:
     procs = "—" if "processes" in gpu.null_reasons else str(len(gpu.processes))
     return [
         Text(str(gpu.index), style="bold"),
-        Text(fmt.percent(gpu.utilization_pct)),
+        Text("lost", style=tone("alarm")) if is_lost(gpu) else Text(fmt.percent(gpu.utilization_pct)),
         power,
         Text(limits),
         temp,

@@ -22,6 +22,7 @@ from factoryctl.tui.renderables.node_rows import (
     column_at,
     header_segments,
     line_width,
+    node_names,
     row_segments,
     widths_for,
 )
@@ -95,6 +96,7 @@ class NodeTable(ScrollView, can_focus=True):
         self._source: list[NodeRow] = []
         self._rows: list[NodeRow] = []
         self._columns = widths_for([])
+        self._names: dict[str, str] = {}  # each node's name as its column shows it (elided in the middle)
 
     # ------------------------------------------------------------------ data
 
@@ -125,8 +127,7 @@ class NodeTable(ScrollView, can_focus=True):
         current = self.selected_node
         self._source = list(rows)
         self._rows = sort_rows(self._source, self.sort_column, self.sort_reverse)
-        self._columns = widths_for(self._rows)
-        self.virtual_size = Size(line_width(self._columns), len(self._rows) + 1)
+        self._lay_out()
         names = self.rows_shown
         index = names.index(current) if current in names else min(self.cursor_row, max(0, len(names) - 1))
         if index != self.cursor_row:
@@ -134,6 +135,23 @@ class NodeTable(ScrollView, can_focus=True):
         self.refresh()
 
     # ------------------------------------------------------------------ drawing
+
+    def _lay_out(self) -> None:
+        """Column widths for the rows and the width in view: long names get the room the terminal has."""
+        available = self.scrollable_content_region.width or None  # 0 before the first layout: no limit yet
+        self._columns = widths_for(self._rows, available)
+        self._names = node_names(self._rows, dict(self._columns)["node"])
+        self.virtual_size = Size(line_width(self._columns), len(self._rows) + 1)
+
+    def on_resize(self, event: events.Resize) -> None:
+        """A wider or narrower terminal: the node column takes the room there is."""
+        self._lay_out()
+        self.refresh()
+
+    def watch_show_vertical_scrollbar(self) -> None:
+        """The scrollbar came (more rows than fit) or went: it takes or gives back the columns of its width."""
+        self._lay_out()
+        self.refresh()
 
     def render_line(self, y: int) -> Strip:
         """The header (y = 0) or the row at `y` under the current scroll offset."""
@@ -149,7 +167,8 @@ class NodeTable(ScrollView, can_focus=True):
             return Strip.blank(width, base)
         cursor = index == self.cursor_row
         style = base + self.get_component_rich_style("node-table--cursor") if cursor else base
-        segments = row_segments(self._rows[index], self._columns, style)
+        row = self._rows[index]
+        segments = row_segments(row, self._columns, style, self._names.get(row.name))
         return Strip(segments, line_width(self._columns)).crop_extend(scroll_x, scroll_x + width, style)
 
     def _visible_rows(self) -> int:
