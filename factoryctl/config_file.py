@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from factoryctl.errors import ConfigError, UsageError
-from factoryctl.private_files import who_else_can_write
+from factoryctl.private_files import sudo_user, who_else_can_write
 
 #: factory.yaml is read up to this size (100,000 nodes in sets are a few MB; this bounds a pipe that never ends).
 MAX_CONFIG_BYTES = 64 << 20
@@ -60,7 +60,7 @@ def read_config_text(path: Path, source: str, pipes: bool) -> str:
 
 def _refuse_unless_private(path: Path, status: os.stat_result) -> None:
     """ConfigError (exit 3) for a factory.yaml someone other than the user (or root) could have written."""
-    refused = who_else_can_write(str(path), status)
+    refused = who_else_can_write(str(path), status, also=sudo_user())
     if refused is not None:
         raise ConfigError(
             f"{path} {refused[0]}, so someone else could choose the commands factoryctl runs as you; it is not read.",

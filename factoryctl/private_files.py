@@ -35,10 +35,13 @@ def _group_is_the_owners_own(gid: int, owner: int, uid: int) -> bool:
     return bool(primary or group.gr_mem)
 
 
-def who_else_can_write(path: str, status: os.stat_result) -> tuple[str, str] | None:
-    """Why ssh would refuse a config file with this stat ("Bad owner or permissions"), with the fix; or None."""
+def who_else_can_write(path: str, status: os.stat_result, also: int | None = None) -> tuple[str, str] | None:
+    """Why ssh would refuse a config file with this stat ("Bad owner or permissions"), with the fix; or None.
+
+    `also` is one more owner to trust (the user who ran `sudo`: `sudo_user`).
+    """
     uid, quoted = os.getuid(), shlex.quote(path)
-    if status.st_uid not in (0, uid):
+    if status.st_uid not in (0, uid, also):
         allowed = "not root" if uid == 0 else f"neither you (uid {uid}) nor root"
         problem = f"belongs to uid {status.st_uid}, {allowed}"
         return problem, f"make it yours: `chown {uid} {quoted}` (and `chmod go-w {quoted}`), or move it aside."
@@ -83,3 +86,15 @@ def _names(names: list[str]) -> str:
     """At most `_NAMED_MEMBERS` of `names`, and how many more."""
     more = f" and {len(names) - _NAMED_MEMBERS} more" if len(names) > _NAMED_MEMBERS else ""
     return ", ".join(names[:_NAMED_MEMBERS]) + more
+
+
+def sudo_user() -> int | None:
+    """The uid of the user who ran factoryctl through `sudo` (root, `SUDO_UID` set), else None.
+
+    Their own file gives root nothing they could not run as root already: `sudo factoryctl -c ~/factory.yaml` was
+    refused with a hint to give root the operator's file. Only root's environment is read, which only sudo sets.
+    """
+    value = os.environ.get("SUDO_UID", "")
+    if os.getuid() != 0 or not value.isascii() or not value.isdigit():
+        return None
+    return int(value) if int(value) != 0 else None

@@ -79,9 +79,9 @@ def changed_but_not_recorded(gpus: int, error: Exception, left: str = "") -> Exc
 class RequestTrail:
     """One request's audit entries: each node's request before it is asked (`announce`), replaced by its answer.
 
-    `answered` is called from the fan-out's threads as each node answers; the store serialises their writes. Once a
-    write fails (another writer holds the store), the answers that follow are kept rather than each waiting out the
-    store's busy timeout, and `finish` writes them together. A node asked that never answered keeps its request:
+    `answered` is called from the fan-out's threads as each node answers; one thread at a time writes, taking along
+    the answers that came meanwhile, so a store held by another writer costs one busy timeout, not one per node. Once a
+    write fails, the answers are kept and `finish` writes them together. A node asked that never answered keeps its request:
     outcome unknown.
     """
 
@@ -93,6 +93,7 @@ class RequestTrail:
         self._unwritten: list[tuple[list[int], list[AuditEntry]]] = []  # answers the store refused, for `finish`
         self._store_failed = False
         self._finished = False
+        self._writing = False  # a thread is writing answers: the others leave theirs to it (`answered`)
 
     def announce(self, nodes: Sequence[str], gpus: Sequence[int] | None) -> None:
         """Write the request of each node (each of `gpus`, else one for every GPU) in one transaction; StoreError."""
@@ -112,8 +113,16 @@ class RequestTrail:
             self._request_ids.setdefault(request.node, []).append(request_id)
 
     def asking(self, node: str) -> None:
-        """`node` is being asked now: from here on its limits may change, and only its answer tells."""
+        """`node` is being asked now: from here on its limits may change, and only its answer tells.
+
+        Once `finish` ran (an interrupt), a node whose session came up late is not asked (NodeError): its request is
+        gone, so a change now would be in no log.
+        """
+        from factoryctl.errors import NodeError
+
         with self._lock:
+            if self._finished:
+                raise NodeError(node, "interrupted", f"{node}: not asked: the command was stopped before it connected.")
             self._asked.add(node)
 
     def answered(self, node: str, changes: Sequence[LimitChange]) -> None:
@@ -124,16 +133,28 @@ class RequestTrail:
         with self._lock:
             if self._finished:
                 return
-            ids = self._request_ids.pop(node, [])
-            if self._store_failed:
-                self._unwritten.append((ids, entries))
+            self._unwritten.append((self._request_ids.pop(node, []), entries))
+            if self._store_failed or self._writing:  # the thread writing takes it along: one busy wait at a time
                 return
+            self._writing = True
         try:
-            self._store.replace_audit(ids, entries)
-        except StoreError:
+            while True:
+                with self._lock:
+                    batch, self._unwritten = self._unwritten, []
+                    if not batch or self._finished:
+                        self._unwritten = batch + self._unwritten
+                        return
+                try:
+                    ids = [i for request_ids, _ in batch for i in request_ids]
+                    self._store.replace_audit(ids, [entry for _, answered in batch for entry in answered])
+                except StoreError:
+                    with self._lock:
+                        self._store_failed = True
+                        self._unwritten = batch + self._unwritten
+                    return
+        finally:
             with self._lock:
-                self._store_failed = True
-                self._unwritten.append((ids, entries))
+                self._writing = False
 
     def finish(self) -> None:
         """Write the answers the store refused meanwhile, and drop the requests of the nodes never asked.

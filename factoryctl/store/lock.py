@@ -54,8 +54,11 @@ def check_private_state(directory: Path, names: tuple[str, ...] = ()) -> None:
 
     The directory (a link to one is followed: the user may have made it) must belong to this user or root, and not
     be writable by others unless sticky; a group that may write it is trusted like its owner (docs/controller.md
-    grants operators write access so). Each existing file of `names` must be a regular file, no symbolic or hard link,
-    of this user or root: SQLite follows a link at `factory.db` and would create the store where it points.
+    grants operators write access so). Each existing file of `names` must be a regular file, no symbolic or hard link:
+    SQLite follows a link at `factory.db` and would create the store where it points. In a directory others may write
+    (sticky, as /tmp) it must also be this user's or root's; in one only its owner and group may write, a file of a
+    group member is the store's own (an operator's `nodes drain` made `factory.db-wal` while no controller ran, and
+    refusing it locked root's controller out, with a hint to delete committed rows).
     """
     uid, quoted = os.geteuid(), shlex.quote(str(directory))
     found = os.stat(directory)
@@ -71,23 +74,27 @@ def check_private_state(directory: Path, names: tuple[str, ...] = ()) -> None:
             f"make it yours alone (`chown {uid} {quoted}` and `chmod o-w {quoted}`), or set another state_dir in "
             "factory.yaml.",
         )
+    strangers = bool(found.st_mode & stat.S_IWOTH)  # sticky, else refused above: anyone may have made a file here
     for name in names:
         with contextlib.suppress(FileNotFoundError):
-            refuse_unsafe_state_file(directory / name, os.lstat(directory / name))
+            refuse_unsafe_state_file(directory / name, os.lstat(directory / name), strangers)
 
 
 def _belongs_to_another(owner: int, uid: int) -> str:
     return f"belongs to uid {owner}, " + ("not root" if uid == 0 else f"neither you (uid {uid}) nor root")
 
 
-def refuse_unsafe_state_file(path: Path, found: os.stat_result) -> None:
-    """UnsafeStateDir when `found` (the lstat of `path`) is a link, not a regular file, or another user's file."""
+def refuse_unsafe_state_file(path: Path, found: os.stat_result, strangers: bool = True) -> None:
+    """UnsafeStateDir when `found` (the lstat of `path`) is a link, not a regular file, or a stranger's file.
+
+    A stranger's: another user's (not root's), when `strangers` (anyone) may write its directory.
+    """
     uid = os.geteuid()
     if stat.S_ISLNK(found.st_mode):
         problem = "is a symbolic link"
     elif not stat.S_ISREG(found.st_mode):
         problem = "is not a regular file"
-    elif found.st_uid not in (0, uid):
+    elif strangers and found.st_uid not in (0, uid):
         problem = _belongs_to_another(found.st_uid, uid)
     elif found.st_nlink > 1:
         problem = f"has {found.st_nlink} hard links"
@@ -95,8 +102,9 @@ def refuse_unsafe_state_file(path: Path, found: os.stat_result) -> None:
         return
     raise UnsafeStateDir(
         f"{path} {problem}, so writing it could write a file someone else chose; it is not opened.",
-        f"if it is not yours, remove it (`rm {shlex.quote(str(path))}`: it is made again); to keep the store "
-        "elsewhere, set state_dir in factory.yaml to that directory instead of linking to it.",
+        f"if it is not yours, move it aside (`mv {shlex.quote(str(path))} {shlex.quote(str(path) + '.aside')}`: it "
+        "is made again; a -wal file may hold the store's newest rows); to keep the store elsewhere, set state_dir "
+        "in factory.yaml to that directory instead of linking to it.",
     )
 
 
@@ -115,7 +123,8 @@ class ControllerLock:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
             handle = os.fdopen(fd, "r+", encoding="utf-8")  # held until release()
             try:
-                refuse_unsafe_state_file(self.path, os.fstat(fd))  # the file opened: a FIFO, or another user's
+                strangers = bool(os.stat(self.path.parent).st_mode & stat.S_IWOTH)  # as check_private_state
+                refuse_unsafe_state_file(self.path, os.fstat(fd), strangers)  # the file opened: a FIFO, or a stranger's
             except UnsafeStateDir:
                 handle.close()
                 raise

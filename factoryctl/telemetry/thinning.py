@@ -3,13 +3,14 @@
 An agent streams one sample per interval (docs/agent-protocol.md, Sample timing: never closer than half an interval).
 A hostile or broken one that sent them as fast as it could, each a millisecond after the last, stored 19,451 rows in
 20 s against 38 for a normal node, and the store's latency grew to seconds for every node. So the writer keeps a
-node's sample only when its time is at least `KEEP_SPACING` intervals from the last one kept, and counts the others
-as dropped (and thinned).
+node's sample only when its time is at least `KEEP_SPACING` intervals from the last one kept and its budget allows,
+and counts the others as dropped (and thinned).
 
 It goes by the samples' own times (on the controller's clock, after any re-stamping), not by when they arrived: a
-backlog read at once after the controller stalled is a run of samples an interval apart, all kept. Times that jump
-back and forth would pass that test each time, so a node also has a budget of samples, refilled at the rate the
-spacing allows (on the monotonic clock) and large enough for `BACKLOG_S` of backlog at once. Pure: no IO, no lock
+backlog read at once after the controller stalled is a run of samples an interval apart, kept up to the budget.
+Times that jump back and forth would pass the spacing test each time, so a node also has a budget of samples,
+refilled at one per `REFILL_SPACING` intervals (on the monotonic clock) and large enough for `BACKLOG_S` of backlog
+at once. Pure: no IO, no lock
 (the writer holds its own around it), and cheap, as it runs on each link's reader thread.
 """
 
@@ -17,9 +18,13 @@ from __future__ import annotations
 
 import dataclasses
 
-#: A sample is kept when its time is this many intervals or more from the last one kept: half an interval (the
-#: closest two samples of a stream come), less a margin for the time an agent takes to read one.
-KEEP_SPACING = 0.4
+#: A sample is kept when its time is this many intervals or more from the last one kept. A stream's samples come an
+#: interval apart, but each is stamped once the GPUs are read, and a read of the slow tier (or a slow driver) takes
+#: longer: at 0.1 s intervals a sample after a slow read came 40 ms after the one before, and 0.4 thinned it (a code
+#: review). The budget below is what bounds a flood; this only refuses a burst of near-identical times.
+KEEP_SPACING = 0.1
+#: The budget refills at one sample per this many intervals: 2.5 samples per interval at most, sustained.
+REFILL_SPACING = 0.4
 #: The backlog a node may send at once, in seconds of its samples: the writer's buffer (`buffer_s`) holds no more.
 BACKLOG_S = 120.0
 
@@ -34,9 +39,9 @@ class SampleSpacing:
 
     def keeps(self, time: float, mono: float, interval_s: float) -> bool:
         """Whether the node's sample stamped `time`, arrived at monotonic `mono`, is kept (the others are thinned)."""
-        spacing, burst = KEEP_SPACING * interval_s, BACKLOG_S / interval_s + 2
-        since = burst * spacing if self.refilled_at is None else mono - self.refilled_at
-        self.budget, self.refilled_at = min(burst, self.budget + since / spacing), mono
+        spacing, refill, burst = KEEP_SPACING * interval_s, REFILL_SPACING * interval_s, BACKLOG_S / interval_s + 2
+        since = burst * refill if self.refilled_at is None else mono - self.refilled_at
+        self.budget, self.refilled_at = min(burst, self.budget + since / refill), mono
         if (self.last_kept is not None and abs(time - self.last_kept) < spacing) or self.budget < 1:
             return False
         self.last_kept, self.budget = time, self.budget - 1

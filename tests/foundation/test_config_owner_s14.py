@@ -138,3 +138,17 @@ def test_yaml_nested_thousands_deep_is_a_config_error_naming_the_file(cli: Any, 
     assert lines[0].startswith(f"factoryctl: {path}:5:")
     assert lines[0].endswith(": malformed YAML: collections nested too deeply to read.")
     assert lines[1].startswith("hint: ")
+
+
+@pytest.mark.skipif(not ROOT, reason="giving a file to another user needs root")
+def test_under_sudo_the_file_of_the_user_who_ran_it_is_read(
+    cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`sudo factoryctl -c ~/factory.yaml` was refused with a hint to give root the operator's own file."""
+    path = tmp_path / "factory.yaml"
+    path.write_text("name: mine\nnodes:\n  n1: {transport: local}\n")
+    os.chown(path, *nobody())
+    monkeypatch.setenv("SUDO_UID", str(nobody()[0]))
+    assert cli("--config", str(path), "config", "validate").exit_code == 0
+    monkeypatch.setenv("SUDO_UID", str(nobody()[0] - 1))  # someone else ran sudo: still another user's file
+    assert cli("--config", str(path), "config", "validate").exit_code == 3

@@ -57,3 +57,24 @@ def test_a_reader_reads_the_audit_of_a_schema_2_store_without_migrating_it(tmp_p
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA user_version").fetchone()[0] == 2
     db.close()
+
+
+def test_a_node_whose_session_comes_up_after_the_finish_is_not_asked(tmp_path: Path) -> None:
+    """Interrupted while a node still connected: `finish` dropped its request as never asked, so asking it later
+    would change a limit no log holds (a code review found the path)."""
+    import pytest
+
+    from factoryctl.errors import NodeError
+    from factoryctl.power.limit_audit import RequestTrail
+
+    store = Store(tmp_path / "factory.db")
+    try:
+        trail = RequestTrail(store, "set", 450.0, None)
+        trail.announce(["fast", "late"], None)
+        trail.asking("fast")
+        trail.finish()
+        with pytest.raises(NodeError, match="not asked"):
+            trail.asking("late")
+        assert [(e.node, e.outcome) for e in store.audit(0)] == [("fast", UNKNOWN)]
+    finally:
+        store.close()

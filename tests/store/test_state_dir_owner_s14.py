@@ -47,7 +47,7 @@ def test_a_store_linked_elsewhere_is_refused_and_nothing_is_created_where_it_poi
         f"{state / 'factory.db'} is a symbolic link, so writing it could write a file someone else chose; it is not "
         "opened."
     )
-    assert f"`rm {state / 'factory.db'}`" in str(caught.value.hint)
+    assert f"`mv {state / 'factory.db'} " in str(caught.value.hint)
     assert not chosen.exists()
 
 
@@ -83,7 +83,8 @@ def test_a_state_dir_of_another_user_is_refused(state: Path) -> None:
 
 @pytest.mark.skipif(not ROOT, reason="giving a file to another user needs root")
 @pytest.mark.parametrize("name", ["factory.db", "factory.db-wal", "controller.lock"])
-def test_a_store_file_of_another_user_is_refused(state: Path, name: str) -> None:
+def test_a_store_file_of_another_user_is_refused_where_anyone_may_write(state: Path, name: str) -> None:
+    state.chmod(0o1777)  # like /tmp: anyone could have made it
     (state / name).touch()
     os.chown(state / name, nobody(), -1)
     with pytest.raises((StoreError, UnsafeStateDir), match=re.escape(f"{name} belongs to uid {nobody()}, {WHO}")):
@@ -127,3 +128,19 @@ def test_power_set_in_a_planted_state_dir_changes_nothing_and_writes_nowhere(cli
     assert not chosen.exists()
     gpus = cli("--config", str(config), "gpus", "-o", "json")
     assert [gpu["power_limit_w"] for gpu in gpus.json()["items"]] == [700.0]  # type: ignore[index]
+
+
+@pytest.mark.skipif(not ROOT, reason="giving a file to another user needs root")
+def test_a_group_members_store_files_are_the_stores_own(state: Path) -> None:
+    """docs/controller.md's shared setup: an operator's `nodes drain` made the store and its -wal while no controller
+    ran; refusing them locked root's controller out, with a hint to delete the -wal's committed rows."""
+    state.chmod(0o3770)  # group write and sticky, as the docs say
+    store = Store(state / "factory.db")
+    store.close()
+    (state / "factory.db-wal").touch()
+    for name in ("factory.db", "factory.db-wal"):
+        os.chown(state / name, nobody(), -1)
+    Store(state / "factory.db").close()
+    lock = ControllerLock(state)
+    lock.acquire()
+    lock.release()
