@@ -35,6 +35,11 @@ def _group_is_the_owners_own(gid: int, owner: int, uid: int) -> bool:
     return bool(primary or group.gr_mem)
 
 
+def belongs_to_another(owner: int, uid: int) -> str:
+    """`belongs to uid 1000, not root` (or `neither you (uid 1001) nor root`): why a file is not `uid`'s to trust."""
+    return f"belongs to uid {owner}, " + ("not root" if uid == 0 else f"neither you (uid {uid}) nor root")
+
+
 def who_else_can_write(path: str, status: os.stat_result, also: int | None = None) -> tuple[str, str] | None:
     """Why ssh would refuse a config file with this stat ("Bad owner or permissions"), with the fix; or None.
 
@@ -42,8 +47,7 @@ def who_else_can_write(path: str, status: os.stat_result, also: int | None = Non
     """
     uid, quoted = os.getuid(), shlex.quote(path)
     if status.st_uid not in (0, uid, also):
-        allowed = "not root" if uid == 0 else f"neither you (uid {uid}) nor root"
-        problem = f"belongs to uid {status.st_uid}, {allowed}"
+        problem = belongs_to_another(status.st_uid, uid)
         return problem, f"make it yours: `chown {uid} {quoted}` (and `chmod go-w {quoted}`), or move it aside."
     mode = stat.S_IMODE(status.st_mode)
     if mode & stat.S_IWOTH:

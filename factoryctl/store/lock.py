@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO
 
 from factoryctl.errors import FactoryError
+from factoryctl.private_files import belongs_to_another
 
 LOCK_NAME = "controller.lock"
 
@@ -49,7 +50,7 @@ def make_private_dirs(directory: Path) -> None:
             os.mkdir(path, 0o700)
 
 
-def check_private_state(directory: Path, names: tuple[str, ...] = ()) -> None:
+def check_private_state(directory: Path, names: tuple[str, ...] = ()) -> bool:
     """Refuse to write in `directory` if another user could swap files in it, or through one of `names` in it.
 
     The directory (a link to one is followed: the user may have made it) must belong to this user or root, and not
@@ -59,12 +60,15 @@ def check_private_state(directory: Path, names: tuple[str, ...] = ()) -> None:
     (sticky, as /tmp) it must also be this user's or root's; in one only its owner and group may write, a file of a
     group member is the store's own (an operator's `nodes drain` made `factory.db-wal` while no controller ran, and
     refusing it locked root's controller out, with a hint to delete committed rows).
+
+    Returns whether anyone (not only the owner and group) may write the directory: then a file there must be this
+    user's or root's too (`refuse_unsafe_state_file`'s `strangers`).
     """
     uid, quoted = os.geteuid(), shlex.quote(str(directory))
     found = os.stat(directory)
     problem = None
     if found.st_uid not in (0, uid):
-        problem = _belongs_to_another(found.st_uid, uid)
+        problem = belongs_to_another(found.st_uid, uid)
     elif found.st_mode & stat.S_IWOTH and not found.st_mode & stat.S_ISVTX:
         problem = f"is writable by others without the sticky bit (mode {stat.S_IMODE(found.st_mode):04o})"
     if problem is not None:
@@ -78,10 +82,7 @@ def check_private_state(directory: Path, names: tuple[str, ...] = ()) -> None:
     for name in names:
         with contextlib.suppress(FileNotFoundError):
             refuse_unsafe_state_file(directory / name, os.lstat(directory / name), strangers)
-
-
-def _belongs_to_another(owner: int, uid: int) -> str:
-    return f"belongs to uid {owner}, " + ("not root" if uid == 0 else f"neither you (uid {uid}) nor root")
+    return strangers
 
 
 def refuse_unsafe_state_file(path: Path, found: os.stat_result, strangers: bool = True) -> None:
@@ -95,7 +96,7 @@ def refuse_unsafe_state_file(path: Path, found: os.stat_result, strangers: bool 
     elif not stat.S_ISREG(found.st_mode):
         problem = "is not a regular file"
     elif strangers and found.st_uid not in (0, uid):
-        problem = _belongs_to_another(found.st_uid, uid)
+        problem = belongs_to_another(found.st_uid, uid)
     elif found.st_nlink > 1:
         problem = f"has {found.st_nlink} hard links"
     else:
@@ -119,11 +120,10 @@ class ControllerLock:
         """Take the lock, retrying briefly (a reader's probe holds it for microseconds)."""
         try:
             make_private_dirs(self.path.parent)
-            check_private_state(self.path.parent)
+            strangers = check_private_state(self.path.parent)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
             handle = os.fdopen(fd, "r+", encoding="utf-8")  # held until release()
             try:
-                strangers = bool(os.stat(self.path.parent).st_mode & stat.S_IWOTH)  # as check_private_state
                 refuse_unsafe_state_file(self.path, os.fstat(fd), strangers)  # the file opened: a FIFO, or a stranger's
             except UnsafeStateDir:
                 handle.close()
