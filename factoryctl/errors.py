@@ -20,6 +20,7 @@ class ExitCode(IntEnum):
     CONFIG = 3
     CONNECTION = 4
     TIMEOUT = 124
+    HUNG_UP = 129  # 128 + SIGHUP: the terminal closed (or `kill -HUP`) while a command ran; only a signal ends so
     INTERRUPTED = 130
     BROKEN_PIPE = 141  # 128 + SIGPIPE: whoever read our stdout went away (`| head`); nothing is printed
     TERMINATED = 143  # 128 + SIGTERM: cron's timeout, systemd

@@ -1,7 +1,8 @@
 """The root `factoryctl` app, its global options, and the one error boundary of the CLI.
 
 Noun modules are small Typer apps that import their heavy dependencies inside the command functions, so building
-this app (for `--help` and every completion keystroke) costs little more than importing typer.
+this app (for `--help` and every completion keystroke) costs little more than importing typer. How the process
+ends once the boundary has decided its status (closed standard streams, a late Ctrl-C) is cli/process_exit.py's.
 """
 
 from __future__ import annotations
@@ -9,9 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import importlib
-import io
 import os
-import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,12 @@ from typer.core import TyperGroup
 
 from factoryctl import __version__
 from factoryctl.cli.arguments import exact_path
+from factoryctl.cli.process_exit import (
+    exit_now_on_interrupt,
+    ignore_interrupts_at_the_very_end,
+    silence_stdout,
+    stand_in_for_closed_streams,
+)
 from factoryctl.cli.signals import Interrupted, LoadInterrupted, report_stopped, sigterm_interrupts
 from factoryctl.errors import ExitCode, FactoryError
 
@@ -362,7 +367,7 @@ def _output_failed(error: OSError) -> int:
         else "free some space (or write elsewhere) and run the command again."
     )
     _print_error(FactoryError(f"could not write the output: {error.strerror or error}.", hint))
-    _silence_stdout()  # the interpreter's last flush would fail the same way
+    silence_stdout()  # the interpreter's last flush would fail the same way
     return int(ExitCode.FAILURE)
 
 
@@ -371,22 +376,14 @@ def _stdout_closed() -> int:
 
     stdout is pointed at /dev/null first, so the interpreter's last flush has nowhere to fail.
     """
-    _silence_stdout()
+    silence_stdout()
     return int(ExitCode.BROKEN_PIPE)
-
-
-def _silence_stdout() -> None:
-    """Point stdout at /dev/null: what is still buffered for it can no longer be written anyway."""
-    with contextlib.suppress(OSError, ValueError):
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
 
 
 def main() -> None:
     """Console-script entry point: a bug is one sentence and a hint too (its traceback only with --debug)."""
-    decided = _ignore_interrupts_at_the_very_end()
-    _stand_in_for_closed_streams()
+    decided = ignore_interrupts_at_the_very_end()
+    stand_in_for_closed_streams()
     output_errors = _cli_module("arguments").register_output_errors()  # stdout: argv's bytes back as they came
     for stream, errors in ((sys.stdout, output_errors), (sys.stderr, "replace")):  # never fatal: `?` instead
         with contextlib.suppress(AttributeError, ValueError):
@@ -399,98 +396,6 @@ def main() -> None:
         sys.stderr.write(f"factoryctl: unexpected error: {type(exc).__name__}: {exc}\n")
         sys.stderr.write("hint: rerun with --debug for the traceback, and report it.\n")
         status = int(ExitCode.FAILURE)
-    _exit_now_on_interrupt(status)
+    exit_now_on_interrupt(status)
     decided.append(status)
     sys.exit(status)
-
-
-class _ClosedStream(io.TextIOBase):
-    """What writes to a standard stream that was closed (`2>&-`, `>&-`) meet: EBADF, as the shell's own tools do."""
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, text: str) -> int:
-        raise OSError(errno.EBADF, "the stream is closed (started with `>&-`)")
-
-    def isatty(self) -> bool:
-        return False
-
-
-def _stand_in_for_closed_streams() -> None:
-    """Python sets a standard stream that was closed at start to None, and every write or `isatty()` then crashes.
-
-    A closed stderr gets /dev/null: nobody reads the messages, and stdout's output still goes out. A closed stdout
-    gets a stream whose writes fail with EBADF, said on stderr as any output failure (exit 1).
-    """
-    if sys.stderr is None:
-        sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - for the process's life
-    if sys.stdout is None:
-        sys.stdout = _ClosedStream()
-
-
-def _exit_now_on_interrupt(status: int) -> None:
-    """From the interpreter's shutdown on, a Ctrl-C ends the process at once with `status`, the outcome decided.
-
-    Shutdown runs exit handlers (paramiko's stops its transports' threads): a second Ctrl-C landing in one printed a
-    traceback under the result ("Exception ignored in atexit callback"). Installed as an exit handler itself, the
-    last registered so the first run, so that a caller of `main()` in the same process keeps its own Ctrl-C.
-    """
-    import atexit
-
-    atexit.register(_exit_with_on_interrupt, status)
-
-
-def _ignore_interrupts_at_the_very_end() -> list[int]:
-    """Once the exit handlers have run, a Ctrl-C is ignored: the process ends with the status already decided.
-
-    After them the interpreter puts SIGINT back to its default and tears its modules down (tens of milliseconds
-    with a replay's jobs in memory): a Ctrl-C there killed the process, an exit by signal (130 to the shell) after
-    complete output, and no sentence. Registered first, before anything the command imports, so it runs last.
-
-    A stopped command (129, 130, 143: `main` puts its status in the list returned) may leave worker threads inside
-    a node's connection: the interpreter's teardown then ends them with pthread_exit, which aborted the process once
-    in fresh-clone CI (SIGABRT, "FATAL: exception not rethrown", after the right sentence). Its output is complete and
-    every exit handler has run by then, so such a process ends at once with its status (`_end_stopped`).
-    """
-    import atexit
-
-    decided: list[int] = []
-
-    def ignore() -> None:
-        with contextlib.suppress(ValueError):  # not the main thread (an embedding caller): nothing to protect
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-        _end_stopped(decided)
-
-    atexit.register(ignore)
-    return decided
-
-
-#: The statuses of a command a signal stopped (SIGHUP, Ctrl-C, SIGTERM), whose workers may still be running.
-_STOPPED = frozenset({129, int(ExitCode.INTERRUPTED), int(ExitCode.TERMINATED)})
-
-
-def _end_stopped(decided: list[int]) -> None:
-    """`os._exit` with a stopped command's status while other threads still run, its streams flushed; else nothing."""
-    import threading
-
-    if not decided or decided[-1] not in _STOPPED or threading.active_count() <= 1:
-        return
-    with contextlib.suppress(OSError, ValueError):
-        sys.stdout.flush()
-        sys.stderr.flush()
-    os._exit(decided[-1])
-
-
-def _exit_with_on_interrupt(status: int) -> None:
-    import signal
-
-    def leave(signum: int, frame: object) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            sys.stdout.flush()
-            sys.stderr.flush()
-        os._exit(status)
-
-    with contextlib.suppress(ValueError):  # not the main thread (an embedding caller): nothing to protect
-        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-            signal.signal(signal.SIGINT, leave)

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from factoryctl.cli import context
-from factoryctl.cli.render import DOCUMENT_OUTPUT_OPTION, OutputFormat, dump_json, dump_yaml, emit
+from factoryctl.cli.options import DOCUMENT_OUTPUT_OPTION
+from factoryctl.cli.render import OutputFormat, dump_json, dump_yaml, emit
 
 if TYPE_CHECKING:
     from factoryctl.config import FactoryConfig

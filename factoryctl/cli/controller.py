@@ -8,15 +8,8 @@ import typer
 
 from factoryctl.cli import context
 from factoryctl.cli.completion import complete_choices
-from factoryctl.cli.render import (
-    DOCUMENT_OUTPUT_OPTION,
-    OutputFormat,
-    checked_choice,
-    dump_json,
-    dump_yaml,
-    emit,
-    iso_utc,
-)
+from factoryctl.cli.options import DOCUMENT_OUTPUT_OPTION, checked_choice
+from factoryctl.cli.render import OutputFormat, dump_json, dump_yaml, emit, iso_utc
 
 if TYPE_CHECKING:
     from factoryctl.config import FactoryConfig

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 import typer
 
 from factoryctl.cli import context
-from factoryctl.cli.render import OUTPUT_OPTION, OutputFormat
+from factoryctl.cli.options import OUTPUT_OPTION
+from factoryctl.cli.render import OutputFormat
 
 if TYPE_CHECKING:
     from factoryctl.config import FactoryConfig

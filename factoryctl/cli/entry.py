@@ -20,6 +20,8 @@ def main() -> None:
     try:
         from factoryctl.cli.app import main as run_cli
     except KeyboardInterrupt:
+        from factoryctl.errors import ExitCode  # loaded by then, or as light as the standard library
+
         sys.stderr.write(_INTERRUPTED)
-        raise SystemExit(130) from None
+        raise SystemExit(ExitCode.INTERRUPTED) from None
     run_cli()

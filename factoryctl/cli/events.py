@@ -8,17 +8,8 @@ import typer
 
 from factoryctl.cli import context
 from factoryctl.cli.completion import complete_choices
-from factoryctl.cli.render import (
-    NO_HEADER_OPTION,
-    OUTPUT_OPTION,
-    Column,
-    OutputFormat,
-    checked_choice,
-    emit,
-    iso_utc,
-    limit_watts,
-    render_listing,
-)
+from factoryctl.cli.options import NO_HEADER_OPTION, OUTPUT_OPTION, checked_choice
+from factoryctl.cli.render import Column, OutputFormat, emit, iso_utc, limit_watts, render_listing
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

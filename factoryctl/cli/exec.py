@@ -33,12 +33,8 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from factoryctl.cli import context
-from factoryctl.cli.render import (
-    FANOUT_OPTION,
-    NO_HEADER_OPTION,
-    OUTPUT_OPTION,
-    OutputFormat,
-)
+from factoryctl.cli.options import FANOUT_OPTION, NO_HEADER_OPTION, OUTPUT_OPTION
+from factoryctl.cli.render import OutputFormat
 from factoryctl.cli.signals import Terminated, signals_set, sigterm_interrupts, stopped_status
 from factoryctl.errors import ExitCode, NodeError, UsageError, most_severe
 

@@ -8,16 +8,8 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from factoryctl.cli import context
-from factoryctl.cli.render import (
-    FANOUT_OPTION,
-    INTERVAL_OPTION,
-    NO_HEADER_OPTION,
-    OUTPUT_OPTION,
-    WATCH_OPTION,
-    Column,
-    OutputFormat,
-    limit_watts,
-)
+from factoryctl.cli.options import FANOUT_OPTION, INTERVAL_OPTION, NO_HEADER_OPTION, OUTPUT_OPTION, WATCH_OPTION
+from factoryctl.cli.render import Column, OutputFormat, limit_watts
 
 if TYPE_CHECKING:
     from factoryctl.errors import NodeError

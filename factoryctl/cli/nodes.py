@@ -16,17 +16,8 @@ from typer._click.shell_completion import CompletionItem
 from typer.core import TyperGroup
 
 from factoryctl.cli import context
-from factoryctl.cli.render import (
-    FANOUT_OPTION,
-    INTERVAL_OPTION,
-    NO_HEADER_OPTION,
-    OUTPUT_OPTION,
-    WATCH_OPTION,
-    Column,
-    OutputFormat,
-    iso_utc,
-    limit_watts,
-)
+from factoryctl.cli.options import FANOUT_OPTION, INTERVAL_OPTION, NO_HEADER_OPTION, OUTPUT_OPTION, WATCH_OPTION
+from factoryctl.cli.render import Column, OutputFormat, iso_utc, limit_watts
 from factoryctl.errors import UsageError
 from factoryctl.transport.fanout import DEFAULT_FANOUT
 

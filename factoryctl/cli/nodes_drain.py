@@ -9,7 +9,8 @@ from __future__ import annotations
 import typer
 
 from factoryctl.cli import context
-from factoryctl.cli.render import OUTPUT_OPTION, Column, OutputFormat, emit, render_listing
+from factoryctl.cli.options import OUTPUT_OPTION
+from factoryctl.cli.render import Column, OutputFormat, emit, render_listing
 
 COLUMNS = (
     Column("node", "NODE"),

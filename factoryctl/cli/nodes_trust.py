@@ -4,28 +4,21 @@ Trust never happens silently: the fingerprints are shown, and keys are recorded 
 with `--yes` (for scripts that got the fingerprints out of band). A changed key additionally needs `--replace`, and
 so does a key of a type not recorded for a host that has keys of other types recorded: a man in the middle may offer
 only a type that was never recorded, so `--yes` alone must not record it (as `ssh` warns about it). A `@revoked` key
-is never recorded. Without a terminal or `--yes` nothing is recorded, so a cron job cannot trust.
+is never recorded. Without a terminal or `--yes` nothing is recorded, so a cron job cannot trust. Those rules are
+transport/trust.py's (`plan_trust`, shared with any other front end); this module scans, asks and prints.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
 from factoryctl.cli import context
-from factoryctl.cli.render import (
-    DOCUMENT_NO_HEADER_OPTION,
-    DOCUMENT_OUTPUT_OPTION,
-    FANOUT_OPTION,
-    Column,
-    OutputFormat,
-    emit,
-    render_listing,
-)
+from factoryctl.cli.options import DOCUMENT_NO_HEADER_OPTION, DOCUMENT_OUTPUT_OPTION, FANOUT_OPTION
+from factoryctl.cli.render import Column, OutputFormat, emit, render_listing
 from factoryctl.errors import ExitCode, NodeError, most_severe
 
 if TYPE_CHECKING:
@@ -33,6 +26,7 @@ if TYPE_CHECKING:
     from factoryctl.model.inventory import NodeSpec
     from factoryctl.transport.diagnose import ScannedKey
     from factoryctl.transport.ssh import ServerKey, SshOptions
+    from factoryctl.transport.trust import HostKeyDecision, TrustPlan
 
 T = TypeVar("T")
 
@@ -98,34 +92,6 @@ def _target_nodes(
     return config, _options(config, timeout), specs
 
 
-@dataclass
-class _KeyRow:
-    """One row of `nodes trust`: a key, the nodes whose way it stands in (one, or all behind a jump host), its item."""
-
-    specs: list[NodeSpec]
-    scanned: ScannedKey
-    item: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def nodes(self) -> list[str]:
-        """The names of the nodes."""
-        return [spec.name for spec in self.specs]
-
-    @property
-    def where(self) -> str:
-        """`[host]:port`, named as a jump host's when it is one."""
-        address = f"[{self.scanned.key.host}]:{self.scanned.key.port}"
-        return address if self.scanned.jump_host is None else f"jump host {self.scanned.jump_host} ({address})"
-
-    @property
-    def other_types(self) -> tuple[str, ...]:
-        """The key types recorded for the host when this key's type is not: such a key needs `--replace`."""
-        from factoryctl.transport.known_hosts import HostKeyStatus
-
-        key = self.scanned.key
-        return key.other_types if key.status is HostKeyStatus.unknown else ()
-
-
 def _trust_item(
     spec: NodeSpec, key: ServerKey, jump_host: str | None = None, node: str | None = None
 ) -> dict[str, Any]:
@@ -141,6 +107,14 @@ def _trust_item(
         "recorded": False,
         "jump_host": jump_host,
     }
+
+
+def _decision_item(decision: HostKeyDecision) -> dict[str, Any]:
+    """The JSON item of a decision's key; a jump host's names the nodes behind it, folded (`n[1-3]`)."""
+    from factoryctl.cli.render import fold
+
+    behind = fold(decision.nodes) if len(decision.specs) > 1 else None
+    return _trust_item(decision.specs[0], decision.scanned.key, decision.scanned.jump_host, behind)
 
 
 def _confirm(question: str, yes: bool) -> bool:
@@ -163,96 +137,22 @@ def _confirm(question: str, yes: bool) -> bool:
     return answer.strip().lower() in ("y", "yes")
 
 
-def _classify(
-    scanned: list[tuple[NodeSpec, ScannedKey | NodeError]], replace: bool
-) -> tuple[list[_KeyRow], list[NodeError], list[_KeyRow]]:
-    """Rows to show, refusals (revoked; changed without --replace) and the rows whose key waits for confirmation.
+def _record(pending: list[HostKeyDecision], items: dict[HostKeyDecision, dict[str, Any]]) -> int:
+    """Write the confirmed keys (`trust.record_keys`) and show their items trusted; how many keys were written."""
+    from factoryctl.transport.trust import record_keys
 
-    A jump host's key is one row for all the nodes behind it.
-    """
-    from factoryctl.cli.render import fold
-    from factoryctl.transport.known_hosts import HostKeyStatus
-
-    rows: dict[tuple[str, ...], _KeyRow] = {}
-    errors: list[NodeError] = []
-    for spec, found in scanned:
-        if isinstance(found, NodeError):
-            errors.append(found)
-        elif found.jump_host is None:
-            rows[("node", spec.name)] = _KeyRow([spec], found)
-        else:
-            key = (found.jump_host, found.known_hosts, found.key.key_type, found.key.fingerprint)
-            rows.setdefault(key, _KeyRow([], found)).specs.append(spec)
-    pending: list[_KeyRow] = []
-    for row in rows.values():
-        behind = fold(row.nodes) if len(row.specs) > 1 else None
-        row.item = _trust_item(row.specs[0], row.scanned.key, row.scanned.jump_host, behind)
-        refusal = _refusal(row, replace)
-        if refusal is not None:
-            errors += [NodeError(node, "host_key", *refusal) for node in row.nodes]
-        elif row.scanned.key.status in (HostKeyStatus.unknown, HostKeyStatus.changed):
-            pending.append(row)
-    return list(rows.values()), errors, pending
-
-
-def _refusal(row: _KeyRow, replace: bool) -> tuple[str, str] | None:
-    """Why `row`'s key is not recorded (message, hint): revoked; changed or of a type not recorded, without --replace."""
-    from factoryctl.transport.known_hosts import HostKeyStatus
-    from factoryctl.transport.ssh_handshake import OTHER_TYPES, OTHER_TYPES_WARNING
-
-    presented = row.scanned.key
-    if presented.status is HostKeyStatus.revoked:
-        host = "the node" if row.scanned.jump_host is None else "the jump host"
-        return f"{row.where} presents a REVOKED key; not recorded.", f"{host} needs a new host key."
-    if replace:
-        return None
-    if presented.status is HostKeyStatus.changed:
-        return (
-            f"host key CHANGED for {row.where} (recorded {', '.join(presented.recorded)})",
-            "verify the new fingerprint out of band, then rerun with --replace.",
-        )
-    if row.other_types:
-        return (
-            f"unknown host key for {row.where}: {presented.key_type} {presented.fingerprint}; "
-            f"{OTHER_TYPES} ({', '.join(row.other_types)})",
-            f"{OTHER_TYPES_WARNING}; verify the new fingerprint out of band, then rerun with --replace "
-            "(it adds the key and keeps the recorded ones).",
-        )
-    return None
-
-
-def _record(pending: list[_KeyRow]) -> int:
-    """Write the confirmed keys; several inventory nodes may share one sshd, so each `[host]:port` key once.
-
-    Returns how many keys were written (fewer than the nodes when some share an address).
-    """
-    from factoryctl.transport.known_hosts import HostKeyStatus, KnownHosts
-    from factoryctl.transport.ssh_config import hashes_known_hosts
-
-    written = 0
-    for row in pending:
-        found = row.scanned.key
-        known = KnownHosts(row.scanned.known_hosts)
-        if known.check(found.host, found.port, found.key_type, found.blob) is not HostKeyStatus.known:
-            replace_old = found.status is HostKeyStatus.changed
-            hashed = hashes_known_hosts(row.specs[0], row.scanned.jump_host)  # HashKnownHosts, as ssh -G says
-            known.record(found.host, found.port, found.key_type, found.blob, replace=replace_old, hashed=hashed)
-            written += 1
-        row.item["recorded"] = True
-        row.item["status"] = "trusted"
+    written = record_keys(pending)
+    for decision in pending:
+        items[decision].update(recorded=True, status="trusted")
     return written
 
 
-def _count_nodes(pending: list[_KeyRow]) -> int:
-    return len({node for row in pending for node in row.nodes})
-
-
-def _keys_line(pending: list[_KeyRow]) -> str:
+def _keys_line(pending: list[HostKeyDecision]) -> str:
     """`2 host key(s)`, or `1 host key(s) for 2 nodes`: counted as `_record` writes them, once per known_hosts line."""
-    keys = {(r.scanned.known_hosts, r.scanned.key.host, r.scanned.key.port, r.scanned.key.key_type, r.scanned.key.blob)
-            for r in pending}  # fmt: skip
-    nodes = _count_nodes(pending)
-    return f"{len(keys)} host key(s)" + (f" for {nodes} nodes" if nodes != len(keys) else "")
+    from factoryctl.transport.trust import known_hosts_lines, nodes_of
+
+    keys, nodes = known_hosts_lines(pending), len(nodes_of(pending))
+    return f"{keys} host key(s)" + (f" for {nodes} nodes" if nodes != keys else "")
 
 
 def _recorded_line(written: int, nodes: int) -> str:
@@ -271,45 +171,53 @@ def _scan_keys(
     return fan_out(specs, lambda spec: scan_host_key(spec, options, jump_keys), fanout)
 
 
-def _shown(row: _KeyRow) -> dict[str, Any]:
-    """`row`'s table line: a jump host's key named as one, and for an unknown key the other key types recorded."""
-    item = {**row.item, "node": f"jump host of {row.item['node']}"} if row.scanned.jump_host else dict(row.item)
-    if item["status"] == "unknown" and row.other_types:
-        item["status"] = f"unknown ({', '.join(row.other_types)} recorded)"
-    return item
+def _shown(decision: HostKeyDecision, item: dict[str, Any]) -> dict[str, Any]:
+    """A key's table line: a jump host's key named as one, and for an unknown key the other key types recorded."""
+    line = {**item, "node": f"jump host of {item['node']}"} if decision.scanned.jump_host else dict(item)
+    if line["status"] == "unknown" and decision.other_types:
+        line["status"] = f"unknown ({', '.join(decision.other_types)} recorded)"
+    return line
 
 
-def _question(pending: list[_KeyRow]) -> str:
+def _question(pending: list[HostKeyDecision]) -> str:
     """The question before recording, after OpenSSH's warning for each key of a type not recorded for its host."""
     from factoryctl.transport.ssh_handshake import OTHER_TYPES_WARNING
 
     warning = OTHER_TYPES_WARNING[0].upper() + OTHER_TYPES_WARNING[1:]
-    warnings = [f"WARNING: {row.where} offers {row.scanned.key.key_type} {row.scanned.key.fingerprint}; recorded for it:"
-                f" {', '.join(row.other_types)}. {warning}. The new key is added and they are kept.\n"
-                for row in pending if row.other_types]  # fmt: skip
+    warnings = [f"WARNING: {d.where} offers {d.scanned.key.key_type} {d.scanned.key.fingerprint}; recorded for it:"
+                f" {', '.join(d.other_types)}. {warning}. The new key is added and they are kept.\n"
+                for d in pending if d.other_types]  # fmt: skip
     return "".join(warnings) + f"Record {_keys_line(pending)} shown as unknown/changed above?"
 
 
 def _show_and_record(
-    rows: list[_KeyRow], pending: list[_KeyRow], yes: bool, output: OutputFormat, no_header: bool, quiet: bool
+    plan: TrustPlan,
+    items: dict[HostKeyDecision, dict[str, Any]],
+    yes: bool,
+    output: OutputFormat,
+    no_header: bool,
+    quiet: bool,
 ) -> list[NodeError]:
-    """Show one pass's rows (as a table), record its pending keys once confirmed; the nodes' errors if they are not.
+    """Show one pass's keys (as a table), record its pending keys once confirmed; the nodes' errors if they are not.
 
     The table's closing summary (`recorded 1 host key(s)`) goes to stderr, and not under -q: stdout keeps the table,
     and a provisioning script's `-q nodes trust --yes` prints nothing for cron to mail.
     """
+    from factoryctl.transport.trust import nodes_of
+
+    pending = plan.pending
     table = output in (OutputFormat.table, OutputFormat.wide)
-    written = _record(pending) if pending and yes else None  # with --yes the table shows what is now trusted
+    written = _record(pending, items) if pending and yes else None  # with --yes the table shows what is now trusted
     if table:
-        emit(render_listing([_shown(r) for r in rows], [], TRUST_COLUMNS, output, no_header))
+        emit(render_listing([_shown(d, items[d]) for d in plan.decisions], [], TRUST_COLUMNS, output, no_header))
     if written is None and pending and _confirm(_question(pending), yes):
-        written = _record(pending)
+        written = _record(pending, items)
     if written is not None:
         if table and not quiet:
-            sys.stderr.write(_recorded_line(written, _count_nodes(pending)))
+            sys.stderr.write(_recorded_line(written, len(nodes_of(pending))))
         return []
-    return [NodeError(node, "host_key", f"{row.where}: not recorded (not confirmed).",
-                      "answer yes at the prompt, or pass --yes.") for row in pending for node in row.nodes]  # fmt: skip
+    return [NodeError(node, "host_key", f"{d.where}: not recorded (not confirmed).",
+                      "answer yes at the prompt, or pass --yes.") for d in pending for node in d.nodes]  # fmt: skip
 
 
 #: Passes of `nodes trust` at most: one per jump host of the longest chain ssh_config.py accepts, and the node's own.
@@ -338,16 +246,18 @@ def trust_command(
     """
     from factoryctl.cli.listing import ERROR_HINTS
     from factoryctl.cli.render import report_node_errors
+    from factoryctl.transport.trust import nodes_behind_jump_hosts, plan_trust
 
     _config, options, specs = _target_nodes(ctx, target, timeout, ssh_only=True)
     items: list[dict[str, Any]] = []
     errors: list[NodeError] = []
     for _ in range(_MAX_PASSES):
-        rows, refused, pending = _classify(_scan_keys(specs, options, fanout), replace)
-        items += [row.item for row in rows]
-        unconfirmed = _show_and_record(rows, pending, yes, output, no_header, context.global_options(ctx)[1])
-        errors += refused + unconfirmed
-        behind = set() if unconfirmed else {n for row in pending if row.scanned.jump_host for n in row.nodes}
+        plan = plan_trust(_scan_keys(specs, options, fanout), replace)
+        shown = {decision: _decision_item(decision) for decision in plan.decisions}
+        items += shown.values()
+        unconfirmed = _show_and_record(plan, shown, yes, output, no_header, context.global_options(ctx)[1])
+        errors += plan.errors + unconfirmed
+        behind = set() if unconfirmed else nodes_behind_jump_hosts(plan.pending)
         specs = [spec for spec in specs if spec.name in behind]  # their jump host is trusted now: their own key next
         if not specs:
             break

@@ -17,8 +17,9 @@ import typer
 
 from factoryctl.cli import context
 from factoryctl.cli.arguments import exact_path
+from factoryctl.cli.options import DOCUMENT_OUTPUT_OPTION, checked_choice
 from factoryctl.cli.price import PRICES_OPTION
-from factoryctl.cli.render import DOCUMENT_OUTPUT_OPTION, OutputFormat, checked_choice, dump_json
+from factoryctl.cli.render import OutputFormat, dump_json
 from factoryctl.errors import UsageError
 
 if TYPE_CHECKING:

@@ -16,15 +16,8 @@ from typing import TYPE_CHECKING
 import typer
 
 from factoryctl.cli import context
-from factoryctl.cli.render import (
-    FANOUT_OPTION,
-    NO_HEADER_OPTION,
-    OUTPUT_OPTION,
-    Column,
-    OutputFormat,
-    fold,
-    limit_watts,
-)
+from factoryctl.cli.options import FANOUT_OPTION, NO_HEADER_OPTION, OUTPUT_OPTION
+from factoryctl.cli.render import Column, OutputFormat, fold, limit_watts
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -17,16 +17,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import typer
 
 from factoryctl.cli.arguments import exact_path
-from factoryctl.cli.render import (
-    NO_HEADER_OPTION,
-    OUTPUT_OPTION,
-    Column,
-    OutputFormat,
-    dump_json,
-    dump_yaml,
-    emit,
-    render_listing,
-)
+from factoryctl.cli.options import NO_HEADER_OPTION, OUTPUT_OPTION
+from factoryctl.cli.render import Column, OutputFormat, dump_json, dump_yaml, emit, render_listing
 
 if TYPE_CHECKING:
     from factoryctl.power.sources import PriceSource

@@ -18,7 +18,8 @@ import typer
 from factoryctl.cli import context
 from factoryctl.cli.arguments import exact_path
 from factoryctl.cli.completion import complete_choice_list
-from factoryctl.cli.render import NO_HEADER_OPTION, OUTPUT_OPTION, Column, OutputFormat, render_listing
+from factoryctl.cli.options import NO_HEADER_OPTION, OUTPUT_OPTION
+from factoryctl.cli.render import Column, OutputFormat, render_listing
 from factoryctl.errors import ActionFailed, UsageError
 
 if TYPE_CHECKING:

@@ -14,7 +14,8 @@ import typer
 
 from factoryctl.cli import context
 from factoryctl.cli.completion import complete_choices
-from factoryctl.cli.render import NO_HEADER_OPTION, OUTPUT_OPTION, Column, OutputFormat, emit, render_listing
+from factoryctl.cli.options import NO_HEADER_OPTION, OUTPUT_OPTION
+from factoryctl.cli.render import Column, OutputFormat, emit, render_listing
 from factoryctl.cli.sched import (
     GPUS_PER_NODE_OPTION,
     GRACE_OPTION,

@@ -23,16 +23,12 @@ import typer
 
 from factoryctl.errors import ExitCode
 
-#: Exit 129, 128 + SIGHUP: the terminal closed (or `kill -HUP`) while a command ran. Not among ExitCode's statuses
-#: a command chooses: only a signal ends so.
-HUNG_UP = 129
-
 #: What a stop says, by exit status: `factoryctl: interrupted` (Ctrl-C, 130), `terminated` (SIGTERM, 143) or `hung
 #: up` (SIGHUP, 129).
 STOPPED_WORDS: dict[int, str] = {
     ExitCode.INTERRUPTED: "interrupted",
     ExitCode.TERMINATED: "terminated",
-    HUNG_UP: "hung up",
+    ExitCode.HUNG_UP: "hung up",
 }
 #: The hint under each stop's sentence: like every error, a stop says what to do next.
 STOPPED_HINTS: dict[int, str] = {
@@ -41,7 +37,7 @@ STOPPED_HINTS: dict[int, str] = {
         "SIGTERM stopped it (exit 143: `timeout`, systemd or kill); run the command again, with more time if a "
         "time limit ended it."
     ),
-    HUNG_UP: (
+    ExitCode.HUNG_UP: (
         "SIGHUP stopped it (exit 129: its terminal closed, or kill -HUP); run the command again, under nohup or in "
         "tmux to outlive the terminal."
     ),
@@ -67,7 +63,7 @@ class HungUp(Terminated):
 def stopped_status(stopped: BaseException) -> int:
     """The exit status of a command `stopped` by this: 129 (SIGHUP), 143 (SIGTERM), else 130 (Ctrl-C)."""
     if isinstance(stopped, HungUp):
-        return HUNG_UP
+        return int(ExitCode.HUNG_UP)
     return int(ExitCode.TERMINATED if isinstance(stopped, Terminated) else ExitCode.INTERRUPTED)
 
 

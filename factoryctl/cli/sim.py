@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from factoryctl.cli import context
-from factoryctl.cli.render import FANOUT_OPTION
+from factoryctl.cli.options import FANOUT_OPTION
 
 if TYPE_CHECKING:
     from factoryctl.model.inventory import NodeSpec

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from factoryctl.cli import context
-from factoryctl.cli.render import FANOUT_OPTION, NO_HEADER_OPTION, OUTPUT_OPTION, Column, OutputFormat, iso_utc
+from factoryctl.cli.options import FANOUT_OPTION, NO_HEADER_OPTION, OUTPUT_OPTION
+from factoryctl.cli.render import Column, OutputFormat, iso_utc
 
 if TYPE_CHECKING:
     from factoryctl.config import FactoryConfig

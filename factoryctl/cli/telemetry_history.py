@@ -16,17 +16,8 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from factoryctl.cli import context
-from factoryctl.cli.render import (
-    NO_HEADER_OPTION,
-    OUTPUT_OPTION,
-    Column,
-    OutputFormat,
-    checked_choice,
-    emit,
-    iso_utc,
-    render_listing,
-    stdout_takes_unicode,
-)
+from factoryctl.cli.options import NO_HEADER_OPTION, OUTPUT_OPTION, checked_choice
+from factoryctl.cli.render import Column, OutputFormat, emit, iso_utc, render_listing, stdout_takes_unicode
 from factoryctl.cli.telemetry import SINCE_OPTION, UNTIL_OPTION, open_history, time_window
 
 if TYPE_CHECKING:

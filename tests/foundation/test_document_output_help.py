@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from factoryctl.cli.render import DOCUMENT_FORMATS
+from factoryctl.cli.options import DOCUMENT_FORMATS
 
 DOCUMENT_COMMANDS = [
     ("nodes", "trust"),

@@ -1,4 +1,4 @@
-"""A stopped command whose workers still run ends at once, once its exit handlers ran (`app._end_stopped`).
+"""A stopped command whose workers still run ends at once, once its exit handlers ran (`process_exit.end_stopped`).
 
 Fresh-clone CI saw `nodes` stopped by SIGTERM while a worker waited on a mute node print the right sentence and then
 abort (SIGABRT, "FATAL: exception not rethrown"): the interpreter's teardown ended that worker with pthread_exit. A
@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from factoryctl.cli import app
+from factoryctl.cli import process_exit
 
 
 class Left(Exception):
@@ -26,7 +26,7 @@ def exits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         seen.append(status)
         raise Left
 
-    monkeypatch.setattr(app.os, "_exit", leave)
+    monkeypatch.setattr(process_exit.os, "_exit", leave)
     return seen
 
 
@@ -43,11 +43,11 @@ def worker() -> object:
 @pytest.mark.parametrize("status", [129, 130, 143])
 def test_a_stopped_command_with_a_worker_left_ends_at_once(exits: list[int], worker: object, status: int) -> None:
     with pytest.raises(Left):
-        app._end_stopped([status])
+        process_exit.end_stopped([status])
     assert exits == [status]
 
 
 @pytest.mark.parametrize("decided", [[], [0], [1], [4], [124]])
 def test_any_other_exit_goes_on_through_the_interpreter(exits: list[int], worker: object, decided: list[int]) -> None:
-    app._end_stopped(decided)
+    process_exit.end_stopped(decided)
     assert exits == []

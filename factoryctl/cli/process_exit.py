@@ -1,0 +1,116 @@
+"""How a factoryctl process ends: standard streams closed at start, Ctrl-C during shutdown, threads left by a stop.
+
+The error boundary (`app.run`) decides the exit status; this module makes the process end with it. Python sets a
+standard stream closed at start (`2>&-`) to None and crashes on the first write; a Ctrl-C while the interpreter
+shuts down printed a traceback under complete output, or killed the process by signal; and a stopped command's
+worker threads could make the interpreter's teardown abort. None of that is a command's concern, nor the boundary's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import io
+import os
+import signal
+import sys
+
+from factoryctl.errors import ExitCode
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null: what is still buffered for it can no longer be written anyway."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+class _ClosedStream(io.TextIOBase):
+    """What writes to a standard stream that was closed (`2>&-`, `>&-`) meet: EBADF, as the shell's own tools do."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.EBADF, "the stream is closed (started with `>&-`)")
+
+    def isatty(self) -> bool:
+        return False
+
+
+def stand_in_for_closed_streams() -> None:
+    """Python sets a standard stream that was closed at start to None, and every write or `isatty()` then crashes.
+
+    A closed stderr gets /dev/null: nobody reads the messages, and stdout's output still goes out. A closed stdout
+    gets a stream whose writes fail with EBADF, said on stderr as any output failure (exit 1).
+    """
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - for the process's life
+    if sys.stdout is None:
+        sys.stdout = _ClosedStream()
+
+
+def exit_now_on_interrupt(status: int) -> None:
+    """From the interpreter's shutdown on, a Ctrl-C ends the process at once with `status`, the outcome decided.
+
+    Shutdown runs exit handlers (paramiko's stops its transports' threads): a second Ctrl-C landing in one printed a
+    traceback under the result ("Exception ignored in atexit callback"). Installed as an exit handler itself, the
+    last registered so the first run, so that a caller of `main()` in the same process keeps its own Ctrl-C.
+    """
+    import atexit
+
+    atexit.register(_exit_with_on_interrupt, status)
+
+
+def ignore_interrupts_at_the_very_end() -> list[int]:
+    """Once the exit handlers have run, a Ctrl-C is ignored: the process ends with the status already decided.
+
+    After them the interpreter puts SIGINT back to its default and tears its modules down (tens of milliseconds
+    with a replay's jobs in memory): a Ctrl-C there killed the process, an exit by signal (130 to the shell) after
+    complete output, and no sentence. Registered first, before anything the command imports, so it runs last.
+
+    A stopped command (129, 130, 143: `main` puts its status in the list returned) may leave worker threads inside
+    a node's connection: the interpreter's teardown then ends them with pthread_exit, which aborted the process once
+    in fresh-clone CI (SIGABRT, "FATAL: exception not rethrown", after the right sentence). Its output is complete and
+    every exit handler has run by then, so such a process ends at once with its status (`end_stopped`).
+    """
+    import atexit
+
+    decided: list[int] = []
+
+    def ignore() -> None:
+        with contextlib.suppress(ValueError):  # not the main thread (an embedding caller): nothing to protect
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        end_stopped(decided)
+
+    atexit.register(ignore)
+    return decided
+
+
+#: The statuses of a command a signal stopped (SIGHUP, Ctrl-C, SIGTERM), whose workers may still be running.
+_STOPPED = frozenset({int(ExitCode.HUNG_UP), int(ExitCode.INTERRUPTED), int(ExitCode.TERMINATED)})
+
+
+def end_stopped(decided: list[int]) -> None:
+    """`os._exit` with a stopped command's status while other threads still run, its streams flushed; else nothing."""
+    import threading
+
+    if not decided or decided[-1] not in _STOPPED or threading.active_count() <= 1:
+        return
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(decided[-1])
+
+
+def _exit_with_on_interrupt(status: int) -> None:
+    def leave(signum: int, frame: object) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(status)
+
+    with contextlib.suppress(ValueError):  # not the main thread (an embedding caller): nothing to protect
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            signal.signal(signal.SIGINT, leave)
