@@ -24,9 +24,9 @@ import statistics
 import time
 from typing import Any
 
+from factoryctl.live.services import FactorySnapshot, NodeHistory
 from factoryctl.model.telemetry import GpuSample, NodeSample
 from factoryctl.tui.app import make_app
-from factoryctl.tui.services import FactorySnapshot, NodeHistory
 from factoryctl.tui.widgets.node_table import NodeTable
 
 

@@ -1,15 +1,16 @@
 """Judging nodes from their samples: the up / degraded / down state machine, and health events between samples.
 
-Pure functions of (what was seen, when): no IO, so the rules are unit-tested without nodes or clocks.
-A node is `up` while samples arrive, `degraded` after one missed sample, and `down` after three (or when it could
-not be reached at all); it comes back `up` with its first sample. `silence_state` is that rule, the only one: the
-controller (`NodeHealth`) and the dashboard's own collector (tui/services_polled.py) both judge silence with it, so a
-silent node keeps its state when the dashboard switches between them. A failed sample (the agent could not read its
-driver) is no outage of its own: a node up with a recent good sample stays up, its reason kept for when silence
-degrades it and takes it down (`NodeHealth.sample_failed`; the dashboard's state is `silence_state` alone too): an
+Pure functions of (what was seen, when): no IO, so the rules are unit-tested without nodes or clocks. A node is `up`
+while samples arrive, `degraded` after one missed sample (or the moment its link breaks), and `down` after three (or
+when it could not be reached at all); it comes back `up` with its first sample. `NodeHealth` is the one judge: the
+controller's writer keeps one per node, and so does the dashboard's own collector (live/services_polled.py), fed the
+same samples and failures, so `nodes list` and `dash` without a controller say the same state and reason for the
+same history, and a node keeps its state when the dashboard switches between them. `silence_state` is its rule for
+silence. A failed sample (the agent could not read its driver) is no outage of its own: a node up with a recent good
+sample stays up, its reason kept for when silence degrades it and takes it down (`NodeHealth.sample_failed`): an
 occasional nvidia-smi timeout is expected, and an agent failing every other poll made a node_degraded and node_up
-pair every other second. Below a 0.5 s interval silence is judged as at
-0.5 s: a loaded machine delays a sample by a few tenths of a second, and at 0.05 s that made every node flap.
+pair every other second. Below a 0.5 s interval silence is judged as at 0.5 s: a loaded machine delays a sample by a
+few tenths of a second, and at 0.05 s that made every node flap.
 """
 
 from __future__ import annotations

@@ -23,12 +23,12 @@ from textual.reactive import var
 from textual.screen import ModalScreen
 
 from factoryctl.errors import ExitCode
+from factoryctl.live.services import DashboardServices, FactorySnapshot
 from factoryctl.tui.screens.confirm import ConfirmScreen
 from factoryctl.tui.screens.guarded_dialog import GuardedDialog
 from factoryctl.tui.screens.help import HelpScreen
 from factoryctl.tui.screens.main import MainScreen
 from factoryctl.tui.screens.node import NodeScreen
-from factoryctl.tui.services import DashboardServices, FactorySnapshot
 from factoryctl.tui.widgets.filter_bar import FilterBar
 from factoryctl.tui.widgets.node_table import NodeTable
 
@@ -246,7 +246,7 @@ def run_dashboard(config: FactoryConfig, read_only: bool = False, target: str | 
     one also arms a `ShutdownWatchdog`: an app that cannot close (its terminal gone, Textual's writer dead) has its
     sessions released and the process ended with the signal's status a few seconds later.
     """
-    from factoryctl.tui.services import open_services
+    from factoryctl.live.services import open_services
     from factoryctl.tui.shutdown_watch import ShutdownWatchdog
 
     services = open_services(config, target)

@@ -10,8 +10,8 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from factoryctl.live.services import FactorySnapshot, JobLine, LateController, PriceNow
 from factoryctl.model.telemetry import GpuSample, NodeSample
-from factoryctl.tui.services import FactorySnapshot, JobLine, LateController, PriceNow
 
 #: A GPU counts as busy at or above this utilization, or while it runs a process.
 BUSY_UTILIZATION_PCT = 5.0

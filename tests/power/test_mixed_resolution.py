@@ -99,8 +99,8 @@ def test_price_show_and_the_dashboard_hold_an_hourly_row_for_its_hour(cli, tmp_p
     `price show` nor the dashboard calls it stale 15 minutes in (the file's median spacing is 15 minutes)."""
     from power_data import write_prices
 
+    from factoryctl.live.grid import GridPrice
     from factoryctl.model.power import iso_utc_seconds
-    from factoryctl.tui.grid import GridPrice
 
     prices = write_prices(tmp_path / "mixed.csv", hourly_then_quarters([80.0] * 4, [40.0] * 24))
     at = iso_utc_seconds(START_S + 2 * HOUR + 40 * 60)  # 40 minutes into the third hourly row
@@ -184,8 +184,8 @@ def test_two_hourly_rows_ending_a_quarter_hour_file_score_and_show_as_hours(cli,
     from power_data import write_prices
 
     from factoryctl.config import parse_config
+    from factoryctl.live.grid import GridPrice
     from factoryctl.model.power import iso_utc_seconds
-    from factoryctl.tui.grid import GridPrice
 
     curve, gpu = toy
     quarters = [40.0, 41.0, 42.0, 43.0]

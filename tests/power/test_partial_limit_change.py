@@ -19,8 +19,8 @@ import pytest
 from waiting import wait_for
 
 from factoryctl.config import load_config
+from factoryctl.live.services_polled import PolledServices
 from factoryctl.store import open_store
-from factoryctl.tui.services_polled import PolledServices
 
 #: Run as `python <agent zipapp> --node ...`: the real agent, its simulated driver failing GPU 2 as MODE says.
 FAULTY_AGENT = """\

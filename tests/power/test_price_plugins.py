@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from factoryctl.config import parse_config
+from factoryctl.live.grid import GridPrice
 from factoryctl.power.plugins import open_price_source
-from factoryctl.tui.grid import GridPrice
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "power.md"
 GROUP = "factoryctl.price_sources.v1"

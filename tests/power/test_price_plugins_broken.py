@@ -16,8 +16,8 @@ from test_price_plugins import factory_yaml
 
 from factoryctl.config import parse_config
 from factoryctl.errors import ConfigError
+from factoryctl.live.grid import GridPrice
 from factoryctl.power.plugins import PriceSourceError, open_price_source
-from factoryctl.tui.grid import GridPrice
 
 make_dist = test_price_plugins.make_dist  # the fixture that installs a distribution, shared by name
 HOUR = 3600

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from factoryctl.config import parse_config
+from factoryctl.live.services_polled import PolledServices
 from factoryctl.model.telemetry import NodeSample
 from factoryctl.telemetry.health import NodeHealth, silence_state, silent_for_down_s
-from factoryctl.tui.services_polled import PolledServices
 
 
 @pytest.mark.parametrize(

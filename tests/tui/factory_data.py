@@ -11,8 +11,8 @@ import math
 from typing import Any
 
 from factoryctl.errors import NodeError
+from factoryctl.live.services import DashboardEvent, FactorySnapshot, GpuHistory, NodeHistory
 from factoryctl.model.telemetry import GpuProcess, GpuSample, NodeSample
-from factoryctl.tui.services import DashboardEvent, FactorySnapshot, GpuHistory, NodeHistory
 
 T0 = 1_795_000_000.0  # 2026-11-18T11:06:40Z
 H100 = "NVIDIA H100 80GB HBM3"

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from factoryctl.config import parse_config
+from factoryctl.live.services_polled import PolledServices
 from factoryctl.tui.screens.node_actions import describe_cap_result
-from factoryctl.tui.services_polled import PolledServices
 
 UNKNOWN = [
     {"index": 0, "before_w": 700.0, "enforced_w": None, "clamped": False},

@@ -57,8 +57,8 @@ def test_the_cli_does_not_import_textual_until_the_dashboard_opens() -> None:
 
 def test_the_headless_services_do_not_import_textual() -> None:
     code = (
-        "import sys; import factoryctl.tui.services_auto, factoryctl.tui.services_polled, factoryctl.tui.services_store,"
-        " factoryctl.tui.view, factoryctl.tui.grid;"
+        "import sys; import factoryctl.live.services_auto, factoryctl.live.services_polled, factoryctl.live.services_store,"
+        " factoryctl.tui.view, factoryctl.live.grid;"
         " print('textual' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -19,13 +19,13 @@ from test_late_controller_s13 import LockHolder
 
 from factoryctl.config import FactoryConfig
 from factoryctl.demo import demo_config
+from factoryctl.live.grid import GridPrice
+from factoryctl.live.history import RecentHistory
+from factoryctl.live.services_auto import AutoServices
+from factoryctl.live.services_base import assemble_snapshot
 from factoryctl.model.telemetry import NodeSample
 from factoryctl.store import open_store
 from factoryctl.store.rows import Event, NodeState
-from factoryctl.tui.grid import GridPrice
-from factoryctl.tui.history import RecentHistory
-from factoryctl.tui.services_auto import AutoServices
-from factoryctl.tui.services_base import assemble_snapshot
 
 
 @pytest.fixture

@@ -3,8 +3,8 @@
 An agent that cannot read its GPUs sends `ok: false` samples, which its link reports as failures with the agent's
 reason. The dashboard showed such a node `down` at the first one, so one failed poll was a node_down and node_up
 pair, while the controller keeps a node with a recent good sample `up`, then silence makes it `degraded` with the
-reason and `down` with that reason after three missed samples. A broken link (the agent gone) is still `down` at
-once. The agent here is a script on the real local transport that streams good samples, or error samples while a
+reason and `down` with that reason after three missed samples. A broken link (the agent gone) degrades it at once,
+with the link's reason, as the controller's does (both are `NodeHealth`). The agent here is a script on the real local transport that streams good samples, or error samples while a
 file exists, and exits when another one does.
 """
 
@@ -19,10 +19,10 @@ from waiting import wait_for
 
 from factoryctl.config import parse_config
 from factoryctl.errors import NodeError
+from factoryctl.live.services import DashboardEvent
+from factoryctl.live.services_polled import PolledServices
 from factoryctl.model.telemetry import NodeSample
 from factoryctl.telemetry.health import NodeHealth
-from factoryctl.tui.services import DashboardEvent
-from factoryctl.tui.services_polled import PolledServices
 
 REASON = "nvidia-smi failed: the GPU is busy"
 WAIT_S = 30.0  # for what must come: generous, never a measure of how fast
@@ -129,24 +129,24 @@ def test_error_samples_degrade_the_node_with_why_then_take_it_down_as_the_contro
     wait_for(lambda: shown(services).state == "up", WAIT_S, "n1 up at its next good sample")
     said = [(e.kind, e.message) for e in events(services)]
     assert said == [
-        ("node_degraded", f"degraded: n1: {REASON}"),
-        ("node_down", f"down: n1: {REASON}"),
-        ("node_up", "answers again"),
+        ("node_degraded", f"n1 is degraded: {REASON}"),  # the controller's events, word for word
+        ("node_down", f"n1 is down: {REASON}"),
+        ("node_up", "n1 is up"),
     ]
 
 
-def test_a_broken_link_is_still_down_at_once(tmp_path: Path, watch: tuple[Agent, list[PolledServices]]) -> None:
-    """A 10 s interval: silence would take 35 s to say down; the agent gone says it at once."""
+def test_a_broken_link_is_degraded_at_once_with_why(tmp_path: Path, watch: tuple[Agent, list[PolledServices]]) -> None:
+    """A 10 s interval: silence would take 15 s to say degraded; the agent gone says it at once, as the controller."""
     agent, opened = watch
     services = services_for(tmp_path, agent, opened, 10)
     wait_for(lambda: shown(services).state == "up", WAIT_S, "n1 up")
     agent.failing(True)
-    wait_for(lambda: services._nodes["n1"].agent_error is not None, WAIT_S, "n1's error sample")
+    wait_for(lambda: services._nodes["n1"].health.failing is not None, WAIT_S, "n1's error sample")
     assert shown(services).state == "up"  # one failed poll of a slow interval: not an outage
     agent.exit()
-    wait_for(lambda: shown(services).state == "down", 10.0, "n1 down as soon as its agent is gone")
+    wait_for(lambda: shown(services).state == "degraded", 10.0, "n1 degraded as soon as its agent is gone")
     assert "exited" in shown(services).message
-    assert [e.kind for e in events(services)] == ["node_down"]
+    assert [e.kind for e in events(services)] == ["node_degraded"]
 
 
 def test_a_node_that_never_sent_a_good_sample_is_down_with_why(
@@ -169,7 +169,8 @@ def test_the_controller_and_the_dashboard_judge_an_erroring_node_alike(tmp_path:
         node = services._nodes["n1"]
         failed_at = 1000.0 + 0.2 * interval_s
         node.latest, node.latest_mono = NodeSample(node="n1", time=0.0), 1000.0
-        node.agent_error = NodeError("n1", "driver", f"n1: {REASON}")
+        services.monotonic = lambda: failed_at
+        node.sample_failed("n1", NodeError("n1", "driver", f"n1: {REASON}"))
         for tenths in range(2, 60):
             now = 1000.0 + tenths / 10 * interval_s
             health = NodeHealth("n1", interval_s)

@@ -15,11 +15,11 @@ from pilot_helpers import plain
 from test_store_services import write_history
 
 from factoryctl.demo import demo_config
+from factoryctl.live.grid import GridPrice
+from factoryctl.live.history import RecentHistory
+from factoryctl.live.services_base import assemble_snapshot
 from factoryctl.model.telemetry import NodeSample
-from factoryctl.tui.grid import GridPrice
-from factoryctl.tui.history import RecentHistory
 from factoryctl.tui.renderables.factory_summary import FactorySummaryRenderable
-from factoryctl.tui.services_base import assemble_snapshot
 from factoryctl.tui.view import summarize
 
 
@@ -49,8 +49,8 @@ def test_the_header_says_n_a_rather_than_zero_without_history() -> None:
 
 
 def test_a_controller_handing_back_keeps_the_hours_energy(tmp_path: Path) -> None:
+    from factoryctl.live.services_auto import AutoServices
     from factoryctl.store.lock import ControllerLock
-    from factoryctl.tui.services_auto import AutoServices
 
     config = demo_config(tmp_path / "state")
     write_history(config, minutes=5)  # what a controller wrote

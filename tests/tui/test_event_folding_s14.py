@@ -9,11 +9,11 @@ import time
 from pathlib import Path
 
 from factoryctl.demo import demo_config
+from factoryctl.live.event_folding import fold_state_events
+from factoryctl.live.services import DashboardEvent
+from factoryctl.live.services_store import StoreServices
 from factoryctl.store import open_store
 from factoryctl.store.rows import Event
-from factoryctl.tui.event_folding import fold_state_events
-from factoryctl.tui.services import DashboardEvent
-from factoryctl.tui.services_store import StoreServices
 
 
 def test_a_controller_start_reads_as_one_line_and_keeps_the_ecc_error_in_view(tmp_path: Path) -> None:

@@ -14,9 +14,9 @@ from pathlib import Path
 from waiting import wait_for
 
 from factoryctl.demo import demo_config
+from factoryctl.live.services_polled import PolledServices
 from factoryctl.store import open_store
 from factoryctl.store.rows import Event
-from factoryctl.tui.services_polled import PolledServices
 
 
 def ecc_events(services: PolledServices) -> list[tuple[float, str]]:

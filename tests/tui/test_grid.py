@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from factoryctl.config import parse_config
-from factoryctl.tui.grid import GridPrice
+from factoryctl.live.grid import GridPrice
 
 HOUR = 3600
 
@@ -116,8 +116,8 @@ def test_a_bad_file_gives_no_price_and_its_error_and_is_parsed_once_until_it_cha
 
 
 def test_the_snapshot_carries_the_prices_file_error(tmp_path: Path) -> None:
-    from factoryctl.tui.history import RecentHistory
-    from factoryctl.tui.services_base import assemble_snapshot
+    from factoryctl.live.history import RecentHistory
+    from factoryctl.live.services_base import assemble_snapshot
 
     config = config_with_prices(tmp_path, [])
     (tmp_path / "prices.csv").write_text("timestamp_utc,price_per_mwh\nnot a time,80\n")

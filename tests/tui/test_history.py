@@ -6,7 +6,7 @@ import dataclasses
 
 from factory_data import node
 
-from factoryctl.tui.history import RecentHistory
+from factoryctl.live.history import RecentHistory
 
 
 def test_factory_power_is_a_bounded_ring() -> None:

@@ -12,8 +12,8 @@ import dataclasses
 from factory_data import T0, fixed_snapshot
 from pilot_helpers import plain
 
+from factoryctl.live.services import LateController
 from factoryctl.tui.renderables.factory_summary import FactorySummaryRenderable
-from factoryctl.tui.services import LateController
 from factoryctl.tui.view import summarize
 
 

@@ -17,8 +17,8 @@ import pytest
 from waiting import wait_for
 
 from factoryctl.config import FactoryConfig, load_config
-from factoryctl.tui.services_auto import AutoServices
-from factoryctl.tui.services_store import controller_is_live
+from factoryctl.live.services_auto import AutoServices
+from factoryctl.live.services_store import controller_is_live
 
 pytestmark = pytest.mark.slow
 

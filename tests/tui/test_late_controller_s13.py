@@ -20,10 +20,10 @@ from factory_data import node
 
 from factoryctl.config import FactoryConfig
 from factoryctl.demo import demo_config
+from factoryctl.live.services_auto import AutoServices
+from factoryctl.live.services_store import StoreServices
 from factoryctl.store import open_store
 from factoryctl.store.rows import NodeState
-from factoryctl.tui.services_auto import AutoServices
-from factoryctl.tui.services_store import StoreServices
 
 HOLD_LOCK = (
     "import pathlib, sys\n"

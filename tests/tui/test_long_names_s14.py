@@ -15,10 +15,10 @@ import pytest
 from factory_data import fixed_snapshot
 from pilot_helpers import first_snapshot, plain, wait_until
 
+from factoryctl.live.services import FactorySnapshot
 from factoryctl.tui.app import make_app
 from factoryctl.tui.renderables.feed_lists import EventsRenderable
 from factoryctl.tui.renderables.node_rows import NodeRowsRenderable
-from factoryctl.tui.services import FactorySnapshot
 from factoryctl.tui.text import common_affixes, elide_name
 from factoryctl.tui.view import node_rows
 from factoryctl.tui.widgets.node_table import NodeTable

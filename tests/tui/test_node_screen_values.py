@@ -7,12 +7,12 @@ import dataclasses
 from factory_data import FrozenServices, fixed_history, fixed_snapshot, gpu, node
 from pilot_helpers import first_snapshot, plain
 
+from factoryctl.live.services import DashboardEvent
 from factoryctl.model.telemetry import GpuSample
 from factoryctl.tui.app import make_app
 from factoryctl.tui.renderables.feed_lists import EventsRenderable
 from factoryctl.tui.renderables.gpu_detail import LOST_SENTENCE, GpuDetailRenderable
 from factoryctl.tui.screens.node import NodeScreen
-from factoryctl.tui.services import DashboardEvent
 
 LOST_FIELDS = (
     "uuid", "name", "utilization_pct", "memory_used_mib", "memory_total_mib", "power_w", "power_limit_w",

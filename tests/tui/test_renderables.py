@@ -8,13 +8,13 @@ import io
 from factory_data import fixed_history, fixed_snapshot, gpu
 from rich.console import Console
 
+from factoryctl.live.services import DashboardEvent, JobLine, PriceNow
 from factoryctl.model.telemetry import GpuProcess, GpuSample, NodeSample
 from factoryctl.tui.renderables.factory_summary import FactorySummaryRenderable, budget_gauge
 from factoryctl.tui.renderables.feed_lists import EventsRenderable, JobsRenderable
 from factoryctl.tui.renderables.gpu_bars import block, power_level, temperature_level
 from factoryctl.tui.renderables.gpu_detail import GpuDetailRenderable
 from factoryctl.tui.renderables.sparkline import Sparkline, bucket
-from factoryctl.tui.services import DashboardEvent, JobLine, PriceNow
 from factoryctl.tui.text import throttle_words
 from factoryctl.tui.view import summarize
 

@@ -11,10 +11,10 @@ import pytest
 from factory_data import T0, FrozenServices, fixed_nodes, fixed_snapshot, power_history
 from pilot_helpers import first_snapshot, wait_until
 
+from factoryctl.live.services import PriceNow
 from factoryctl.tui.app import DashboardApp
 from factoryctl.tui.app import make_app as make_live_app
 from factoryctl.tui.screens.node import NodeScreen
-from factoryctl.tui.services import PriceNow
 
 
 def make_app(services: FrozenServices, read_only: bool = False) -> DashboardApp:

@@ -13,9 +13,9 @@ import pytest
 
 from factoryctl.config import FactoryConfig
 from factoryctl.demo import demo_config
+from factoryctl.live.services_polled import PolledServices
+from factoryctl.live.services_store import StoreServices
 from factoryctl.store import open_store
-from factoryctl.tui.services_polled import PolledServices
-from factoryctl.tui.services_store import StoreServices
 
 
 @pytest.fixture

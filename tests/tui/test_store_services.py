@@ -12,11 +12,11 @@ from factory_data import node
 
 from factoryctl.demo import demo_config
 from factoryctl.errors import UsageError
+from factoryctl.live.services import open_services
+from factoryctl.live.services_polled import PolledServices
+from factoryctl.live.services_store import StoreServices, controller_is_live
 from factoryctl.store import open_store
 from factoryctl.store.rows import Event, NodeState
-from factoryctl.tui.services import open_services
-from factoryctl.tui.services_polled import PolledServices
-from factoryctl.tui.services_store import StoreServices, controller_is_live
 
 
 @pytest.fixture
@@ -170,8 +170,8 @@ def test_a_store_this_user_cannot_write_is_read_and_actions_explain(config, monk
 
 
 def test_a_controller_starting_and_stopping_switches_the_source(config) -> None:
+    from factoryctl.live.services_auto import AutoServices
     from factoryctl.store.lock import ControllerLock
-    from factoryctl.tui.services_auto import AutoServices
 
     services = AutoServices(config, "demo[01-02]", check_every_s=0.0)
     lock = ControllerLock(config.state_dir)
@@ -198,8 +198,8 @@ def test_a_controller_starting_and_stopping_switches_the_source(config) -> None:
 
 def test_a_controller_handing_back_keeps_every_node_state(config) -> None:
     """The embedded collector starts from the controller's last view: no `connecting`, the down node still down."""
+    from factoryctl.live.services_auto import AutoServices
     from factoryctl.store.lock import ControllerLock
-    from factoryctl.tui.services_auto import AutoServices
 
     services = AutoServices(config, "demo[01-03]", check_every_s=0.0)
     lock = ControllerLock(config.state_dir)
@@ -228,8 +228,8 @@ def test_a_hand_back_noticed_late_announces_no_outage(config) -> None:
     Judged by their age, every up node went down ("down: no sample for 6 s"), then up again ("answers again"). Its
     silence counts from the hand-back instead: demo01 stays up, demo02 degraded, until their agents answer.
     """
+    from factoryctl.live.services_auto import AutoServices
     from factoryctl.store.lock import ControllerLock
-    from factoryctl.tui.services_auto import AutoServices
 
     services = AutoServices(config, "demo[01-03]", check_every_s=0.0)
     lock = ControllerLock(config.state_dir)
@@ -278,7 +278,7 @@ class _SlowDrain:
 @pytest.fixture
 def switching(config, monkeypatch):
     """AutoServices over `_SlowDrain` sources, and the switch that says whether a controller runs."""
-    from factoryctl.tui import services_auto, services_store
+    from factoryctl.live import services_auto, services_store
 
     live = [False]
 

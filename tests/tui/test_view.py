@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 from factory_data import fixed_snapshot
 
-from factoryctl.tui.services import JobLine
+from factoryctl.live.services import JobLine
 from factoryctl.tui.view import (
     SORT_ORDER,
     filter_nodes,

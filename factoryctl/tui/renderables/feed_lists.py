@@ -12,9 +12,9 @@ from rich.cells import cell_len
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.text import Text
 
+from factoryctl.live.services import DashboardEvent, JobLine
 from factoryctl.tui import text as fmt
 from factoryctl.tui.renderables.palette import tone
-from factoryctl.tui.services import DashboardEvent, JobLine
 
 #: The meaning of each event severity (renderables/palette.py gives its style).
 SEVERITY_TONES = {"warning": "warn", "error": "alarm"}

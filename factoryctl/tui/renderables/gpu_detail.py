@@ -9,12 +9,12 @@ from rich.console import Console, ConsoleOptions, Group, RenderResult
 from rich.table import Table
 from rich.text import Text
 
+from factoryctl.live.services import GpuHistory
 from factoryctl.model.telemetry import GpuSample
 from factoryctl.tui import text as fmt
 from factoryctl.tui.renderables.gpu_bars import is_lost, level_style, temperature_level
 from factoryctl.tui.renderables.palette import tone
 from factoryctl.tui.renderables.sparkline import Sparkline
-from factoryctl.tui.services import GpuHistory
 
 
 def _value(gpu: GpuSample, name: str, shown: str, style: str = "") -> Text:

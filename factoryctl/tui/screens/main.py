@@ -10,8 +10,8 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.widgets import Footer
 
+from factoryctl.live.services import FactorySnapshot
 from factoryctl.tui.screens.node_actions import NodeActionsScreen
-from factoryctl.tui.services import FactorySnapshot
 from factoryctl.tui.view import SORT_KEYS, filter_nodes, node_rows
 from factoryctl.tui.widgets.events_panel import EventsPanel
 from factoryctl.tui.widgets.factory_header import FactoryHeader

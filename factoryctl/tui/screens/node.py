@@ -13,8 +13,8 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import Footer
 
+from factoryctl.live.services import FactorySnapshot, NodeHistory
 from factoryctl.tui.screens.node_actions import NodeActionsScreen
-from factoryctl.tui.services import FactorySnapshot, NodeHistory
 from factoryctl.tui.widgets.events_panel import EventsPanel
 from factoryctl.tui.widgets.gpu_detail import GpuDetail
 from factoryctl.tui.widgets.gpu_table import GpuTable

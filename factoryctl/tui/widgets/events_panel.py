@@ -5,8 +5,8 @@ from __future__ import annotations
 from rich.console import RenderableType
 from textual.widget import Widget
 
+from factoryctl.live.services import DashboardEvent
 from factoryctl.tui.renderables.feed_lists import EventsRenderable
-from factoryctl.tui.services import DashboardEvent
 
 
 class EventsPanel(Widget):

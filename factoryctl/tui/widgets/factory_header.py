@@ -12,8 +12,8 @@ from collections.abc import Callable
 from rich.console import RenderableType
 from textual.widget import Widget
 
+from factoryctl.live.services import FactorySnapshot
 from factoryctl.tui.renderables.factory_summary import FactorySummaryRenderable
-from factoryctl.tui.services import FactorySnapshot
 from factoryctl.tui.view import FactorySummary, summarize
 
 

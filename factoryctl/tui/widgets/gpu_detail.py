@@ -6,10 +6,10 @@ from rich.console import RenderableType
 from rich.text import Text
 from textual.widget import Widget
 
+from factoryctl.live.services import GpuHistory
 from factoryctl.model.telemetry import GpuSample
 from factoryctl.tui.renderables.gpu_detail import GpuDetailRenderable
 from factoryctl.tui.renderables.palette import tone
-from factoryctl.tui.services import GpuHistory
 
 
 class GpuDetail(Widget):

@@ -6,12 +6,12 @@ from rich.text import Text
 from textual.message import Message
 from textual.widgets import DataTable
 
+from factoryctl.live.services import GpuHistory, NodeHistory
 from factoryctl.model.telemetry import GpuSample
 from factoryctl.tui import text as fmt
 from factoryctl.tui.renderables.gpu_bars import is_lost, level_style, power_level, temperature_level
 from factoryctl.tui.renderables.palette import tone
 from factoryctl.tui.renderables.sparkline import Sparkline
-from factoryctl.tui.services import GpuHistory, NodeHistory
 
 HISTORY_WIDTH = 16
 

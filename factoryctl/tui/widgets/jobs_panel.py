@@ -5,8 +5,8 @@ from __future__ import annotations
 from rich.console import RenderableType
 from textual.widget import Widget
 
+from factoryctl.live.services import JobLine
 from factoryctl.tui.renderables.feed_lists import JobsRenderable
-from factoryctl.tui.services import JobLine
 from factoryctl.tui.view import jobs_summary
 
 

@@ -6,10 +6,10 @@ from rich.console import RenderableType
 from rich.text import Text
 from textual.widget import Widget
 
+from factoryctl.live.services import FactorySnapshot
 from factoryctl.tui import text as fmt
 from factoryctl.tui.renderables.palette import tone
 from factoryctl.tui.renderables.sparkline import Sparkline
-from factoryctl.tui.services import FactorySnapshot
 
 
 class PowerHistory(Widget):

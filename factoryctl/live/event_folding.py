@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from factoryctl.live.services import DashboardEvent
 from factoryctl.model.folding import fold_nodes, without_address
-from factoryctl.tui.services import DashboardEvent
 
 #: The kinds folded: a node's state changes (never an alarm of one GPU, a drain or a power change).
 FOLDED_KINDS = frozenset({"node_up", "node_down", "node_degraded"})

@@ -4,14 +4,15 @@ One long-lived agent session per node (local subprocess or one SSH connection), 
 factory's interval by the controller's own `NodeLink` (telemetry/links.py): one reconnect loop in the code base, so
 a flapping node backs off (doubling delays with jitter, reset only by a session that lasted), and a session gone
 silent is torn down and rebuilt. Here each node's `_NodeState` is the link's sink and the judge of what it shows.
-`snapshot()` only reads what the streams last delivered, so it returns at once however slow a node is; a node whose
-stream breaks shows as down at the next snapshot, and one that goes quiet shows as degraded, then down, by the
-controller's own rule (`silence_state`, telemetry/health.py), so a silent node keeps its state when a controller
-takes over or hands back. So does one whose agent sends error samples (its driver cannot be read): as the
-controller's `NodeHealth.sample_failed`, a node up with a recent good sample stays up, then silence alone degrades it
-and takes it down, with the agent's reason, if no good sample follows; one failed poll is not an outage, nor one in
-two a pair of events every other second. Each change of state is an event (node_degraded, node_down, node_up)
-whatever its cause, and a node that has not answered yet shows as connecting (never waited for).
+`snapshot()` only reads what the streams last delivered, so it returns at once however slow a node is.
+Whether a node is up, degraded or down, and why, is judged by the controller's own state machine (`NodeHealth`,
+telemetry/health.py), fed what the controller's writer is fed: a broken link degrades the node at once with its
+reason (noticed at the next snapshot), silence degrades it after one missed sample and takes it down after three,
+an agent's error sample after a recent good one changes nothing but the reason silence later judges it with. So
+`dash` with no controller and `nodes list` say the same of the same history, in the same words, and a node keeps its
+state when a controller takes over or hands back. It re-implemented that rule once, and drifted (a broken link was
+down here, degraded in the store). Each change of state is an event worded as the controller's (node_degraded,
+node_down, node_up), and a node that has not answered yet shows as connecting (never waited for).
 Drains and power-limit changes go through the store
 (drained flag, events, audit log) when it can be opened, else they live in memory for this session.
 Imports no Textual: the CLI, a benchmark or a test can drive it headless.
@@ -24,26 +25,34 @@ import dataclasses
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from factoryctl.config import FactoryConfig
 from factoryctl.errors import FactoryError, NodeError, UsageError
-from factoryctl.model.inventory import NodeSpec
-from factoryctl.model.telemetry import NodeSample
-from factoryctl.store.who import login_name
-from factoryctl.telemetry.health import ThermalEpisodes, gpu_events, silence_state, silent_for_down_s
-from factoryctl.telemetry.links import STALL_MIN_S, Backoff, Connector, NodeLink, transport_connector
-from factoryctl.tui.grid import GridPrice
-from factoryctl.tui.history import RecentHistory
-from factoryctl.tui.services import DashboardEvent, FactorySnapshot, NodeHistory
-from factoryctl.tui.services_base import (
+from factoryctl.live.grid import GridPrice
+from factoryctl.live.history import RecentHistory
+from factoryctl.live.services import DashboardEvent, FactorySnapshot, NodeHistory
+from factoryctl.live.services_base import (
     ConfiguredServices,
     FollowedStore,
     assemble_snapshot,
     cap_reason,
     dashboard_event,
 )
+from factoryctl.model.inventory import NodeSpec
+from factoryctl.model.telemetry import NodeSample
+from factoryctl.store.rows import NodeState
+from factoryctl.store.who import login_name
+from factoryctl.telemetry.health import (
+    SEVERITY,
+    NodeHealth,
+    ThermalEpisodes,
+    gpu_events,
+    silent_for_down_s,
+    state_event,
+)
+from factoryctl.telemetry.links import STALL_MIN_S, Backoff, Connector, NodeLink, transport_connector
 
 if TYPE_CHECKING:
     from factoryctl.power.limits import LimitChange
@@ -52,8 +61,6 @@ if TYPE_CHECKING:
 
 #: The state a node shows until its first sample or failure (never waited for: rows appear as nodes answer).
 CONNECTING = "connecting"
-#: The event of each change of state, and its severity.
-STATE_EVENTS = {"up": ("node_up", "info"), "degraded": ("node_degraded", "warning"), "down": ("node_down", "error")}
 #: Delays between attempts: drawn from [0.5, 1], [1, 2], [2, 4] … s, at most 30 s.
 RECONNECT_BACKOFF = Backoff(base_s=1.0, cap_s=30.0)
 #: How long `close()` waits for the nodes still connecting (a mute SSH node would hold up quitting for its timeout).
@@ -65,18 +72,26 @@ JUDGE_EVERY_S = 0.1
 
 
 class _NodeState:
-    """One node as the dashboard shows it: the sink its `NodeLink` streams into, and the judge of its state."""
+    """One node as the dashboard shows it: the sink its `NodeLink` streams into, judged by the controller's machine.
+
+    Whether the node is up, degraded or down, and why, is the controller's `NodeHealth` (telemetry/health.py), fed
+    what the controller's writer is fed, on this dashboard's monotonic clock: one state machine in the code base, so
+    `dash` with no controller and `nodes list` say the same of the same history. Only what the controller has no use
+    for is judged here: `connecting` until the node is first heard from, and the view a controller handed back.
+    """
 
     def __init__(self, spec: NodeSpec, owner: PolledServices, connect: Connector) -> None:
         self.spec = spec
         self.owner = owner
         self.latest: NodeSample | None = None
-        self.latest_mono = 0.0
-        #: Why the link broke or could not be made: the node is down until its next sample.
+        #: The judge: up, degraded or down, and why, on the owner's monotonic clock.
+        self.health = NodeHealth(spec.name, owner.interval_s)
+        #: Why the link broke or could not be made, until the next sample: no power cap is tried meanwhile.
         self.failure: NodeError | None = None
-        #: Why its agent's samples failed since its last good one: the reason silence judges it with (`sample`).
-        self.agent_error: NodeError | None = None
+        #: A broken session's failure already told to `health` (the snapshot notices it before the link does).
+        self._told: NodeError | None = None
         self.shown = CONNECTING  # the state last judged (and announced by an event)
+        self.shown_error: str | None = None  # and its error kind: a down node failing another way is news too
         #: What the dashboard showed last for this node when a controller handed back (`seed`), until it answers.
         self.seeded: NodeSample | None = None
         #: Guards the fields above; re-entrant because `judge` holds it while `sample` takes it again.
@@ -102,12 +117,23 @@ class _NodeState:
         """Inside a connect: `close()` does not wait for it."""
         return self.link.connecting
 
+    @property
+    def latest_mono(self) -> float | None:
+        """When the latest sample arrived, on the owner's monotonic clock (None: never)."""
+        return self.health.last_seen
+
+    @latest_mono.setter
+    def latest_mono(self, at: float) -> None:
+        """A sample (`latest`) arrived at `at`: what a test judging by hand sets with `latest`."""
+        with self.lock:
+            self.health.seen(at)
+
     def offer(self, sample: NodeSample) -> None:
         """A sample from the stream (on the session's reader thread): kept, recorded, judged."""
         with self.lock:
             before, self.latest = self.latest, sample
-            self.latest_mono = time.monotonic()
-            self.failure = self.agent_error = self.seeded = None
+            self.failure = self.seeded = None
+            self.health.seen(self.owner.monotonic())
         self.owner.history.record_node(sample)
         found = self.owner.thermal.keep(gpu_events(before, sample), sample)
         if before is None:  # a condition already there: the store may have its event, with its own time
@@ -127,31 +153,34 @@ class _NodeState:
         nothing is announced by seeding.
         """
         with self.lock:
-            if self.latest is not None or self.failure is not None or self.agent_error is not None:
+            if self.health.recorded:
                 return  # heard from already: the node's own word wins
             if shown.state == "down":
                 message = shown.message or f"{shown.node} is down."
                 self.failure = NodeError(shown.node, shown.error or "timeout", message, None)
-            elif shown.state in STATE_EVENTS and shown.gpus:
+                self.health.failed(now_mono, self.failure.kind, message)
+            elif shown.state in SEVERITY and shown.gpus:
                 self.latest = dataclasses.replace(shown, state="up", error=None, message=None)
-                self.latest_mono = now_mono
+                self.health.seen(now_mono)
                 self.seeded = shown
             else:
                 return
-            self.shown = shown.state
+            self.shown, self.shown_error = shown.state, shown.error
 
     def clock_bounded(self, node: str, node_time: float, asked_at: float) -> None:
         """A node's time from a round trip: the dashboard shows its samples as they come and stamps nothing."""
 
     def link_failed(self, node: str, error: NodeError) -> None:
-        """The link broke, went silent or could not be made: down until the next sample."""
+        """The link broke, went silent or could not be made: `NodeHealth.failed` (degraded at once, down if silent)."""
         self._failed(error, by_agent=False)
 
     def link_connected(self, node: str) -> None:
-        """The link is made again: nothing to judge until its first sample (a broken link shows down until then)."""
+        """The link is made again: its earlier failure no longer says why the node is silent (`NodeHealth.connected`)."""
+        with self.lock:
+            self.health.connected()
 
     def sample_failed(self, node: str, error: NodeError) -> None:
-        """The agent could not take a sample (its driver): judged by the controller's rule (`NodeHealth.sample_failed`).
+        """The agent could not take a sample (its driver): `NodeHealth.sample_failed`.
 
         A node up with a recent good sample stays up; silence degrades it and takes it down with this reason if no
         good sample follows. A node never heard from is down with it at once.
@@ -162,68 +191,60 @@ class _NodeState:
         if self.owner.stop_event.is_set():
             return  # the dashboard is closing the link: not the node's failure
         with self.lock:
+            now_mono = self.owner.monotonic()
             if by_agent:
-                self.agent_error = error
-            else:
-                self.failure = error
+                self.health.sample_failed(now_mono, error.kind, error.message)
+            else:  # the node's own word replaces the view handed back (a degraded one stays so until a sample)
+                self.failure, self._told, self.seeded = error, error, None
+                self.health.failed(now_mono, error.kind, error.message)
         self.judge()
 
     def judge(self, now: float | None = None) -> NodeSample:
         """The node's sample now, compared with the state last judged: each change is an event (not the first answer).
 
         The judge thread, the samples and the UI's snapshots all judge: the state is computed, swapped and announced
-        under one lock, so an older verdict can never overwrite a newer one (which announced one outage twice).
+        under one lock, so an older verdict can never overwrite a newer one (which announced one outage twice). The
+        events are the controller's (`state_event`: "n1 is degraded: 1 sample missed."), and as it records a down node
+        that now fails another way (`NodeHealth.failed`), so does this.
         """
         with self.lock:
-            sample = self.sample(time.time() if now is None else now, time.monotonic())
+            sample = self.sample(time.time() if now is None else now, self.owner.monotonic())
             before, self.shown = self.shown, sample.state
-            if sample.state == before or sample.state not in STATE_EVENTS:
+            why_before, self.shown_error = self.shown_error, sample.error
+            if sample.state not in SEVERITY or (before == CONNECTING and sample.state == "up"):
                 return sample
-            if before == CONNECTING and sample.state == "up":
+            if sample.state == before and (sample.state != "down" or sample.error == why_before):
                 return sample
-            kind, severity = STATE_EVENTS[sample.state]
-            text = "answers again" if sample.state == "up" else f"{sample.state}: {sample.message}"
-            self.owner.add_event(DashboardEvent(time.time(), self.spec.name, kind, text, severity))
+            change = NodeState(self.spec.name, sample.state, time.time(), None, sample.error, sample.message)
+            self.owner.add_event(dashboard_event(state_event(change)))
             return sample
 
     def sample(self, now: float, now_mono: float) -> NodeSample:
         """What the dashboard should show for this node at `now` (wall clock; `now_mono` on the monotonic one)."""
+        session = self.link.session  # read outside our lock: the link holds its own while it calls us
+        broken = session.failure if session is not None else None
         with self.lock:
             if self.seeded is not None and self.link.connecting:
-                self.latest_mono = now_mono  # a seeded node's silence counts once its link is made (`seed`)
-            latest, failure, agent_error, heard = self.latest, self.failure, self.agent_error, self.latest_mono
-            seeded = self.seeded
-        session = self.link.session
-        if failure is None and session is not None:
-            failure = session.failure  # broken now: shown before the link next looks (every half interval)
-        name = self.spec.name
-        if failure is not None:
-            return NodeSample(node=name, time=now, state="down", error=failure.kind, message=failure.message)
-        if latest is None and agent_error is None:
+                self.health.seen(now_mono)  # a seeded node's silence counts once its link is made (`seed`)
+            if broken is not None and broken is not self._told:  # judged before the link next looks (half an interval)
+                self.failure = self._told = broken
+                self.health.failed(now_mono, broken.kind, broken.message)
+            self.health.tick(now_mono)
+            return self._shown(now)
+
+    def _shown(self, now: float) -> NodeSample:
+        """The node's state as `health` judges it, with its last sample's values (call with the lock)."""
+        health, latest, name = self.health, self.latest, self.spec.name
+        if not health.recorded:
             return NodeSample(node=name, time=now, state=CONNECTING, message="connecting…")
-        state = silence_state(None if latest is None else heard, now_mono, self.owner.interval_s)
-        if state == "up" and seeded is not None and seeded.state == "degraded":
-            return seeded  # degraded when the controller handed back: only a sample brings it up
-        if state == "up" and latest is not None:  # a failed sample after a recent good one: still up
+        if health.state == "up" and self.seeded is not None and self.seeded.state == "degraded":
+            return self.seeded  # degraded when the controller handed back: only a sample brings it up
+        if health.state == "up" and latest is not None:  # a failed sample after a recent good one: still up
             return latest
-        if agent_error is not None:  # the agent's reason, degraded or down, as the controller says it
-            error, message = agent_error.kind, agent_error.message
-        else:
-            error, message = "timeout", f"no sample for {now_mono - heard:.0f} s"
-        if state == "down" or latest is None:
+        if health.state == "down" or latest is None:
             seen = now if latest is None else latest.time
-            return NodeSample(node=name, time=seen, state="down", error=error, message=message)
-        return NodeSample(
-            node=name,
-            time=latest.time,
-            state="degraded",
-            agent_version=latest.agent_version,
-            backend=latest.backend,
-            gpus=latest.gpus,
-            host=latest.host,
-            error=error,
-            message=message,
-        )
+            return NodeSample(node=name, time=seen, state="down", error=health.error, message=health.message)
+        return dataclasses.replace(latest, state="degraded", error=health.error, message=health.message)
 
 
 class PolledServices(ConfiguredServices):
@@ -240,6 +261,8 @@ class PolledServices(ConfiguredServices):
         self.specs = config.resolve_target(target)
         self.connect_timeout_s = connect_timeout_s
         self.stop_event = threading.Event()
+        #: The clock nodes are judged on (a test judging by hand moves its own).
+        self.monotonic: Callable[[], float] = time.monotonic
         self.history = RecentHistory(config.interval_s)
         self.grid = GridPrice(config)
         self._events: deque[DashboardEvent] = deque(maxlen=500)
@@ -287,7 +310,7 @@ class PolledServices(ConfiguredServices):
         A controller handing back must not turn every node `connecting` (and a down one up-to-be) for a while:
         docs/dashboard.md promises that a node keeps its state when a controller takes over or hands back.
         """
-        now_mono = time.monotonic()
+        now_mono = self.monotonic()
         for sample in shown:
             state = self._nodes.get(sample.node)
             if state is not None:
@@ -321,7 +344,7 @@ class PolledServices(ConfiguredServices):
 
     @property
     def down_after_s(self) -> float:
-        """Silence after which a node is judged down (`silence_state`)."""
+        """Silence after which a node is judged down (`silent_for_down_s`, the controller's threshold)."""
         return silent_for_down_s(self.interval_s)
 
     @property

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 
 from factoryctl.config import FactoryConfig
 from factoryctl.errors import FactoryError
+from factoryctl.live.services import PriceNow
 from factoryctl.model.power import PricePoint
-from factoryctl.tui.services import PriceNow
 
 if TYPE_CHECKING:
     from factoryctl.power.plugins import LoadedPriceSource

@@ -11,20 +11,20 @@ import contextlib
 import threading
 from typing import TYPE_CHECKING
 
-from factoryctl.tui.event_folding import fold_state_events
-from factoryctl.tui.services import DashboardEvent, FactorySnapshot
+from factoryctl.live.event_folding import fold_state_events
+from factoryctl.live.services import DashboardEvent, FactorySnapshot
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
     from pathlib import Path
 
     from factoryctl.config import FactoryConfig
+    from factoryctl.live.grid import GridPrice
+    from factoryctl.live.history import RecentHistory
     from factoryctl.model.inventory import NodeSpec
     from factoryctl.model.telemetry import NodeSample
     from factoryctl.store.rows import Event
     from factoryctl.store.sqlite import Store
-    from factoryctl.tui.grid import GridPrice
-    from factoryctl.tui.history import RecentHistory
 
 
 class ConfiguredServices:

@@ -28,13 +28,13 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from factoryctl.config import FactoryConfig
+from factoryctl.live.history import RecentHistory
+from factoryctl.live.services import DashboardEvent, DashboardServices, FactorySnapshot, LateController, NodeHistory
+from factoryctl.live.services_base import ConfiguredServices
 from factoryctl.model.telemetry import NodeSample
-from factoryctl.tui.history import RecentHistory
-from factoryctl.tui.services import DashboardEvent, DashboardServices, FactorySnapshot, LateController, NodeHistory
-from factoryctl.tui.services_base import ConfiguredServices
 
 if TYPE_CHECKING:
-    from factoryctl.tui.services_store import ControllerView
+    from factoryctl.live.services_store import ControllerView
 
 #: How often to look for a controller starting or stopping.
 CHECK_EVERY_S = 5.0
@@ -77,7 +77,7 @@ class AutoServices(ConfiguredServices):
         self._choose(first=True)
 
     def _choose(self, first: bool = False) -> None:
-        from factoryctl.tui.services_store import controller_view
+        from factoryctl.live.services_store import controller_view
 
         self._checked = time.monotonic()
         view = controller_view(self.config)
@@ -108,7 +108,7 @@ class AutoServices(ConfiguredServices):
 
     def _unjudged(self, view: ControllerView) -> bool:
         """Whether the starting controller has yet to store some node of the target: its row would read `down`."""
-        from factoryctl.tui.services_store import unjudged_nodes
+        from factoryctl.live.services_store import unjudged_nodes
 
         if view.started_at is None:  # it stored no `controller_start`: its rows cannot be told from its predecessor's
             return False
@@ -116,7 +116,7 @@ class AutoServices(ConfiguredServices):
 
     def _tell_store(self, view: ControllerView) -> None:
         """The store's reader shows the rows a controller starting now has not judged yet as `connecting`."""
-        from factoryctl.tui.services_store import StoreServices
+        from factoryctl.live.services_store import StoreServices
 
         delegate = self._delegate
         if isinstance(delegate, StoreServices):
@@ -178,7 +178,7 @@ class AutoServices(ConfiguredServices):
 
     def _seed(self, fresh: DashboardServices) -> None:
         """Hand the last snapshot's node states to a fresh embedded collector (a down node stays down, an up one up)."""
-        from factoryctl.tui.services_polled import PolledServices
+        from factoryctl.live.services_polled import PolledServices
 
         if isinstance(fresh, PolledServices) and self._last_nodes:
             fresh.seed(self._last_nodes)
@@ -208,10 +208,10 @@ class AutoServices(ConfiguredServices):
 
     def _open(self, source: str) -> DashboardServices:
         if source == "store":
-            from factoryctl.tui.services_store import StoreServices
+            from factoryctl.live.services_store import StoreServices
 
             return StoreServices(self.config, self.target)
-        from factoryctl.tui.services_polled import PolledServices
+        from factoryctl.live.services_polled import PolledServices
 
         return PolledServices(self.config, self.target)
 

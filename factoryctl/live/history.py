@@ -10,8 +10,8 @@ import threading
 from array import array
 from collections import deque
 
+from factoryctl.live.services import GpuHistory, NodeHistory
 from factoryctl.model.telemetry import NodeSample
-from factoryctl.tui.services import GpuHistory, NodeHistory
 
 NAN = float("nan")
 

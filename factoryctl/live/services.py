@@ -174,6 +174,6 @@ def open_services(config: FactoryConfig, target: str | None = None) -> Dashboard
     The choice is revisited every few seconds (`AutoServices`), so a controller started or exiting while the
     dashboard is open takes over or hands back; a late one is said to be late, never replaced.
     """
-    from factoryctl.tui.services_auto import AutoServices
+    from factoryctl.live.services_auto import AutoServices
 
     return AutoServices(config, target)

@@ -25,19 +25,19 @@ from typing import TYPE_CHECKING, Any
 
 from factoryctl.config import FactoryConfig
 from factoryctl.errors import FactoryError, UsageError
-from factoryctl.model.telemetry import NodeSample
-from factoryctl.store.who import login_name
-from factoryctl.telemetry.latest import stale_for
-from factoryctl.tui.grid import GridPrice
-from factoryctl.tui.history import RecentHistory
-from factoryctl.tui.services import DashboardEvent, FactorySnapshot, GpuHistory, NodeHistory
-from factoryctl.tui.services_base import (
+from factoryctl.live.grid import GridPrice
+from factoryctl.live.history import RecentHistory
+from factoryctl.live.services import DashboardEvent, FactorySnapshot, GpuHistory, NodeHistory
+from factoryctl.live.services_base import (
     ConfiguredServices,
     FollowedStore,
     assemble_snapshot,
     cap_reason,
     dashboard_event,
 )
+from factoryctl.model.telemetry import NodeSample
+from factoryctl.store.who import login_name
+from factoryctl.telemetry.latest import stale_for
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
