@@ -3,7 +3,7 @@
 Every table module (samples, history, nodes, logs) builds on `StoreConnection`, so they share one place that
 opens the file in WAL mode (readers never block the controller's writer) with a busy timeout, applies the schema
 migrations, serialises calls between threads, and turns every sqlite3 failure into a `StoreError` that says what
-happened to which file. It also holds the small lookups every table module needs: node ids, the GPUs known per
+happened to which file (the failures it knows are one table: `sqlite_failures`). It also holds the small lookups every table module needs: node ids, the GPUs known per
 node, throttle-reason bits and the meta table.
 
 Readers without write access (operators reading a root controller's store) need care: SQLite reads a WAL-mode file
@@ -27,10 +27,9 @@ from factoryctl.errors import FactoryError
 from factoryctl.model.telemetry import NodeSample
 from factoryctl.store.lock import UnsafeStateDir, check_private_state, make_private_dirs
 from factoryctl.store.schema import MIGRATIONS, OLDEST_READABLE_SCHEMA, SCHEMA_VERSION
+from factoryctl.store.sqlite_failures import Situation, classify
 
 BUSY_TIMEOUT_S = 10.0
-#: SQLite opens no file whose path is this many bytes or more (the store's longest is `factory.db-wal`).
-SQLITE_MAX_PATH_BYTES = 505
 MAX_REASON_BIT = 1 << 61  # throttle-reason bits are kept in a signed 64-bit column: 62 reasons at most
 
 
@@ -50,62 +49,6 @@ class StoreDamaged(StoreError):
         self.path = path
         #: SQLite's own words (`database disk image is malformed`).
         self.detail = detail
-
-
-#: What a failed write did not do, by the `doing` its caller names (for "..., so the samples were not saved.").
-_NOT_DONE = {
-    "samples": "the samples were not saved",
-    "rollup": "the minute rollups were not saved",
-    "prune": "old rows were not deleted",
-    "meta": "the value was not saved",
-    "events": "the events were not saved",
-    "audit entry": "the audit entry was not saved",
-    "drain": "the drain was not saved",
-    "open": "it cannot be opened for writing",
-}
-
-
-def _write_denied(path: Path, readonly: bool) -> bool:
-    """Whether the store or its WAL cannot be opened for writing any more (after a bare "disk I/O error").
-
-    A file made read-only under an open connection (`chattr +i`, a read-only remount) fails SQLite's next write as
-    a bare "disk I/O error"; opening the files for writing tells that apart from a failing disk.
-    """
-    import errno
-
-    if readonly:
-        return False
-    for name in (path, path.with_name(path.name + "-wal")):
-        try:
-            os.close(os.open(name, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC))
-        except OSError as err:
-            if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-                return True
-    return False
-
-
-#: The most one SQLite write adds to a file: a WAL frame (a page of at most 64 KiB and its 24-byte header), twice.
-_ONE_WRITE = 2 * (65536 + 24)
-
-
-def _file_size_limit_reached(path: Path) -> str | None:
-    """The file size limit (RLIMIT_FSIZE) as `1.5 MiB`, if the store or its WAL is one write short of it, else None.
-
-    Past the limit write() fails with EFBIG (Python ignores SIGXFSZ), which SQLite reports as a bare "disk I/O
-    error"; a file that has grown up to the limit tells that apart from a failing disk.
-    """
-    import resource
-
-    soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
-    if soft == resource.RLIM_INFINITY:
-        return None
-    sizes = []
-    for name in (path, path.with_name(path.name + "-wal")):
-        with contextlib.suppress(OSError):
-            sizes.append(name.stat().st_size)
-    if not sizes or max(sizes) + _ONE_WRITE <= soft:
-        return None
-    return f"{soft / 1024**2:.1f} MiB" if soft >= 1024**2 else f"{soft // 1024} KiB"
 
 
 def _needs_shm(exc: sqlite3.Error) -> bool:
@@ -301,54 +244,11 @@ class StoreConnection:
 
     def _error(self, doing: str, exc: sqlite3.Error) -> StoreError:
         """One sentence for what happened (and, for a write, what was not saved); the hint says what to do."""
-        text = str(exc).lower()
-        where = self.path
-        not_done = _NOT_DONE.get(doing, f"the {doing} did not happen")
-        if "not a database" in text or "malformed" in text or "corrupt" in text:
-            if self.immutable:  # a writer changed the file mid-query under a reader that cannot lock it
-                return StoreError(f"the store at {where} changed while it was being read.", "run the command again.")
-            return StoreDamaged(where, str(exc))
-        if (
-            "readonly" in text
-            or "read-only" in text
-            or ("disk i/o" in text and _write_denied(self.path, self.readonly))
-        ):
-            return StoreError(
-                f"the store at {where} is read-only for this user, so {not_done}.",
-                f"give this user write access to {where} and its directory (owner and mode, no `chattr +i`, not a "
-                "read-only mount), or set state_dir in factory.yaml.",
-            )
-        if "full" in text:
-            return StoreError(
-                f"the store at {where} is full (the disk or the database size limit), so {not_done}.",
-                "free disk space, or shorten controller.raw_retention in factory.yaml.",
-            )
-        limit = _file_size_limit_reached(self.path) if "disk i/o" in text else None
-        if limit is not None:  # EFBIG, which SQLite reports as a bare "disk I/O error"
-            return StoreError(
-                f"the store at {where} reached this process's file size limit ({limit}: `ulimit -f`, systemd's "
-                f"LimitFSIZE=), so {not_done}.",
-                "raise the limit (`ulimit -f unlimited`, LimitFSIZE=infinity), or shorten controller.raw_retention in "
-                "factory.yaml.",
-            )
-        if "locked" in text or "busy" in text:
-            return StoreError(
-                f"the store at {where} stayed locked by another writer for {BUSY_TIMEOUT_S:g} s, so {not_done}.",
-                "another factoryctl is writing; retry, or check with `factoryctl controller status` that it is not "
-                "stuck.",
-            )
-        if "unable to open" in text and len(os.fsencode(self.path)) + len("-wal") >= SQLITE_MAX_PATH_BYTES:
-            return StoreError(
-                f"cannot open the store at {where}: its path is {len(os.fsencode(self.path))} bytes long, and SQLite"
-                f" opens no file whose path is {SQLITE_MAX_PATH_BYTES} bytes or more.",
-                "set a shorter state_dir in factory.yaml (or a shorter XDG_STATE_HOME).",
-            )
-        if "unable to open" in text:
-            return StoreError(
-                f"cannot open the store at {where}.",
-                f"check that {where.parent} exists and this user may read it (and write it, to change the store).",
-            )
-        return StoreError(f"the store at {where} failed ({doing}): {exc}.", "rerun with --debug for details.")
+        situation = Situation(self.path, doing, exc, self.readonly, self.immutable, BUSY_TIMEOUT_S)
+        failure = classify(situation)
+        if failure.damaged:
+            return StoreDamaged(self.path, str(exc))
+        return StoreError(failure.message.format(s=situation), failure.hint.format(s=situation))
 
     # ------------------------------------------------------------------ schema version
 

@@ -12,7 +12,8 @@ judged as failing, and its link is rebuilt on a fresh agent once no good sample 
 link is given. The sink is also told when its link is made again (`link_connected`), so silence after a reconnect
 is not blamed on the failure before it. A link whose samples arrive looking behind asks its agent for its time
 (`clock`, at most every `CLOCK_CHECK_EVERY_S`) and tells the sink (`clock_bounded`): only a round trip tells a node
-behind from a controller that read its samples late (node_clock).
+behind from a controller that read its samples late (node_clock). The rules for both, when to ask and when a
+silence is a stall, are `link_state`'s; the link applies them to its session.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from factoryctl.errors import NodeError, UsageError
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.model.telemetry import NodeSample
 from factoryctl.telemetry.health import MISSED_FOR_DOWN
-from factoryctl.telemetry.node_clock import CLOCK_CHECK_EVERY_S, CLOCK_OFF_S
+from factoryctl.telemetry.link_state import ClockProbe, LinkSilence
 from factoryctl.telemetry.poll import as_node_error, check_agent_cache, open_transport
 from factoryctl.telemetry.stall_watch import StallWatch
 from factoryctl.transport.base import NodeTransport
@@ -43,8 +44,6 @@ log = logging.getLogger("factoryctl.telemetry")
 
 STALL_MIN_S = 10.0
 HEALTHY_SESSION_S = 30.0
-#: The shortest sleep of a connected link: at its stall deadline, it looks again this soon rather than spin.
-_STALL_RECHECK_S = 0.05
 
 #: Opens a node's transport and starts its agent (hello received).
 Connector = Callable[[NodeSpec], tuple[NodeTransport, AgentSession]]
@@ -143,19 +142,12 @@ class NodeLink:
         self._sink = sink
         self._backoff = backoff
         self._rng = rng or random.Random()
-        self._stall_watch = stall_watch  # a stall of the controller itself is not the node's silence
         self._stop = threading.Event()
         self._wake = threading.Event()  # stopped, or a new interval to stream at
         self._retired = False
         self._got_sample = threading.Event()
-        self._last_heard = 0.0
-        #: Whether the node was heard (or its link made) since a stall last excused its silence: one excuse per silence.
-        self._excusable = True
-        #: Why the agent's latest sample failed, and when (monotonic), while no good sample came after it.
-        self._sample_error: tuple[NodeError, float] | None = None
-        #: When its agent was last asked for its time (monotonic), whether it is due again, and whether it can answer
-        #: (an agent older than `clock` cannot; a session's new agent may).
-        self._clock_asked_at, self._clock_due, self._clock_answers = -CLOCK_CHECK_EVERY_S, False, True
+        self._silence = LinkSilence(stall_watch)  # a stall of the controller itself is not the node's silence
+        self._clock_probe = ClockProbe()
         self.connects = 0
         self.start_failed = False  # `start` found no thread to run on
         #: True while connecting and starting the stream: what `stop()` cannot cut short (an SSH handshake).
@@ -243,24 +235,18 @@ class NodeLink:
     def _on_sample(self, sample: NodeSample) -> None:
         if self._retired:
             return
-        self._last_heard, self._excusable = time.monotonic(), True
-        self._sample_error = None
+        heard_at = time.monotonic()
+        self._silence.heard(heard_at)
         self._got_sample.set()
         self._sink.offer(sample)
-        if sample.time - time.time() < -CLOCK_OFF_S and self._may_ask_clock():
-            self._clock_due = True  # late, or a node behind: the link's thread asks (never this reader thread)
-            self._wake.set()
-
-    def _may_ask_clock(self) -> bool:
-        """Whether its agent may be asked for its time now: it can answer, and was not asked in the last while."""
-        recently = self._last_heard - self._clock_asked_at < CLOCK_CHECK_EVERY_S
-        return self._clock_answers and not self._clock_due and not recently
+        if self._clock_probe.sample_seen(sample.time, time.time(), heard_at):
+            self._wake.set()  # late, or a node behind: the link's thread asks (never this reader thread)
 
     def _on_sample_error(self, error: NodeError) -> None:
         """The agent could not take a sample: the node is reported failing with why; its silence goes on counting."""
         if self._retired:
             return
-        self._sample_error = (error, time.monotonic())
+        self._silence.sample_failed(error, time.monotonic())
         self._sink.sample_failed(self.node.name, error)
 
     def _run(self) -> None:
@@ -279,8 +265,8 @@ class NodeLink:
     def _session_once(self) -> bool:
         """Connect, stream until something breaks or we are stopped; True if samples flowed."""
         self._got_sample.clear()
-        self._sample_error = None
-        self._clock_answers = True  # a new agent: maybe one that answers `clock`
+        self._silence.session_started()
+        self._clock_probe.new_agent()  # maybe one that answers `clock`
         self.connecting = True
         try:
             transport, session = self._connect(self.node)
@@ -293,7 +279,7 @@ class NodeLink:
             if not self._retired:
                 self._sink.link_connected(self.node.name)  # before `connects` counts it, which tests wait on
             self.connects += 1
-            self._last_heard, self._excusable = time.monotonic(), True
+            self._silence.connected(time.monotonic())
             stream: int | None = None
             if not self._stop.is_set():  # stopped while connecting: start nothing more, close it
                 self._wake.clear()  # streamed at the interval of now
@@ -302,18 +288,19 @@ class NodeLink:
             self.connecting = False
             session.wake_on_failure(self._wake)  # so the wait below sleeps until the session could stall
             while not self._stop.is_set():
-                woke = self._wake.wait(self._until_stall())
+                woke = self._wake.wait(self._silence.until_stall(self.stall_s, time.monotonic()))
                 if session.failure is not None:
                     raise session.failure
                 if woke and not self._stop.is_set():
                     self._wake.clear()
                     if self._streaming_at != (self.interval_s, self.slow_interval_s):  # not a stale wake
                         stream = self._stream(session, stream)
-                    if self._clock_due:
+                    if self._clock_probe.due:
                         self._ask_clock(session)
-                silent = time.monotonic() - self._heard()
+                now = time.monotonic()
+                silent = now - self._heard()
                 if silent > self.stall_s:
-                    raise self._stalled(silent)
+                    raise self._silence.stalled(self.node.name, silent, self.stall_s, now)
         except Exception as exc:
             self._failed(exc)
         finally:
@@ -323,40 +310,18 @@ class NodeLink:
             self._set_transport(None)
         return self._got_sample.is_set()
 
+    @property
+    def _last_heard(self) -> float:
+        """When the node was last heard (`LinkSilence.heard_at`; tests/telemetry/test_stall_watch_s12c.py sets it)."""
+        return self._silence.heard_at
+
+    @_last_heard.setter
+    def _last_heard(self, at: float) -> None:
+        self._silence.heard_at = at
+
     def _heard(self) -> float:
-        """When the node was last heard: its last sample, or the end of a stall of the controller after it.
-
-        Stopped for 12 s (SIGSTOP, a paused VM), the controller woke with every link silent for 12 s and tore them
-        down before their reader threads had read the samples waiting in the pipes. As the writer's `NodeHealth.excuse`,
-        one excuse per silence: a node not heard since is judged on its real silence, its link rebuilt even if the
-        controller keeps pausing.
-        """
-        if self._stall_watch is not None and self._excusable:
-            heard = self._last_heard
-            excused = self._stall_watch.silence_from(heard)
-            if excused > heard:
-                self._last_heard, self._excusable = excused, False
-        return self._last_heard
-
-    def _stalled(self, silent: float) -> NodeError:
-        """Why a link silent for `silent` s is rebuilt: its agent's failing samples while they still come, else silence.
-
-        An agent that keeps sending errors is not silent: the node is already reported with their reason, which a
-        "no sample for N s" would only replace.
-        """
-        if self._sample_error is not None:
-            error, at = self._sample_error
-            if time.monotonic() - at < self.stall_s / 2:
-                return error
-        name = self.node.name
-        return NodeError(name, "timeout", f"{name}: no sample for {silent:.0f} s; reconnecting.")
-
-    def _until_stall(self) -> float:
-        """How long the link may sleep: until its silence would pass `stall_s` (a failure, stop or new interval wakes it).
-
-        It used to look every half interval (twice a second per node at 1 Hz) for what now wakes it.
-        """
-        return max(self._last_heard + self.stall_s - time.monotonic(), _STALL_RECHECK_S)
+        """When the node was last heard, a stall of the controller after it excused (`LinkSilence.last_heard`)."""
+        return self._silence.last_heard()
 
     def _failed(self, exc: Exception) -> None:
         """Report a failure, unless the link is retired: what breaks while it closes is not the node's."""
@@ -368,12 +333,12 @@ class NodeLink:
 
         A reply that does not come in time bounds nothing and breaks nothing: a silent link is the stall's to judge.
         """
-        self._clock_asked_at, self._clock_due = time.monotonic(), False
+        self._clock_probe.asking(time.monotonic())
         asked_at = time.time()
         try:
             node_time = session.request("clock", timeout=self.stream_timeout_s).get("time")
         except UsageError:  # an agent older than `clock`
-            self._clock_answers = False
+            self._clock_probe.cannot_answer()
             return
         except NodeError:
             return
@@ -388,7 +353,7 @@ class NodeLink:
         self._streaming_at = (self.interval_s, slow)
         if running is not None:
             session.request("stop", timeout=timeout, stream=running)
-            self._last_heard = time.monotonic()  # the new stream's first sample is an interval away
+            self._silence.restarted(time.monotonic())  # the new stream's first sample is an interval away
         return session.stream(
             self.interval_s, self._on_sample, timeout=timeout, slow_interval_s=slow, on_error=self._on_sample_error
         )

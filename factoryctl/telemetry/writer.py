@@ -1,29 +1,23 @@
 """The store writer: gathers samples from every link and writes them in one transaction per tick.
 
-Links hand samples over from their reader threads (`offer` only appends to a list); one thread judges node states,
-derives health events, picks the slow tier (temperature and ECC every `slow_interval_s`) and writes the batch.
-When the store cannot be written (read-only, full, locked), the batch stays in a bounded buffer and is retried next
-tick, so collection goes on and a passing fault loses nothing; only the oldest samples beyond the buffer are dropped
-and counted. A damaged store is no passing fault: from its first refused write the writer stores nothing more,
-drops and counts what it holds, and sets `damaged` for the controller to stop on. Samples still held when the
-writer stops are counted as dropped too, so the final figures add up. A sample that can never be stored (a value
-of the wrong type, from a bug) is not such a fault either: it is dropped and counted on its own, so it cannot hold
-back every other node's rows until the buffer gives them up.
-It also keeps the figures the benchmarks report: sample-to-store latency, rows, duplicates, drops.
+Links hand samples over from their reader threads (`offer` only appends to a list, under one lock); one thread then
+runs the tick: it takes what arrived, judges every node's state from its silence (`NodeHealth`; a stall of the
+controller itself excuses it), derives health events, picks the slow tier (temperature and ECC every
+`slow_interval_s`) and writes the batch with the tick's state changes and events in one transaction.
 
-Clocks: node states are judged on the controller's wall clock (their times are stored), so it is read through
-`wall_clock.WallClock`, which tells a step (NTP, the RTC) and keeps the forward ones for retention; a step moves the
-health bookkeeping and every node's clock estimate with it instead of making every node look silent for a day.
-A sample carries its node's time: a node whose clock is off from the controller's by more than `CLOCK_OFF_S`
-(`node_clock`) has its samples and their XIDs re-stamped on the controller's clock (which the store and every reader
-go by; `XidStamps`), and is reported once, with a log line and a `clock_skew` event, instead of its samples aging out
-of the buffer unseen.
+Its invariants: collection never waits for the store, and every sample handed over is stored, thinned or dropped and
+counted, so the figures add up. A store that refuses a write (read-only, full, locked) keeps the batch in the bounded
+`WriteBuffer` for the next tick; a damaged store is no passing fault: from its first refused write nothing more is
+written, what is held is dropped and counted, and `damaged` is set for the controller to stop on. A sample that can
+never be stored (a value of the wrong type, from a bug) is dropped on its own, so it cannot hold back every other
+node's rows. Samples and node states are on the controller's clock: `ClockCorrection` re-stamps samples of a node
+whose clock is off and tells a step of our own wall clock, which moves the health bookkeeping with it instead of
+making every node look silent for a day. The figures the benchmarks report are `WriterStats`.
 """
 
 from __future__ import annotations
 
 import collections
-import dataclasses
 import logging
 import threading
 import time
@@ -34,17 +28,19 @@ from factoryctl.errors import FactoryError, NodeError
 from factoryctl.model.telemetry import NodeSample
 from factoryctl.store.rows import ClockStep, Event, NodeState, encoding_problem
 from factoryctl.store.sqlite import Store, StoreDamaged, StoreError
-from factoryctl.telemetry.health import NodeHealth, ThermalEpisodes, XidStamps, carry_forward, gpu_events, state_event
+from factoryctl.telemetry.clock_correction import ClockCorrection
+from factoryctl.telemetry.health import NodeHealth, ThermalEpisodes, carry_forward, gpu_events, state_event
 from factoryctl.telemetry.node_clock import NodeClock
 from factoryctl.telemetry.restart import stored_samples
 from factoryctl.telemetry.stall_watch import StallWatch
 from factoryctl.telemetry.state_log import StateLog, clock_said, clock_way, daemon_hint
-from factoryctl.telemetry.wall_clock import WallClock, stored_steps
+from factoryctl.telemetry.wall_clock import stored_steps
+from factoryctl.telemetry.write_buffer import Buffered, WriteBuffer
+from factoryctl.telemetry.writer_stats import WriterStats
 from factoryctl.transport.host_limits import TASK_LIMIT_HINT, is_thread_exhaustion
 
 log = logging.getLogger("factoryctl.telemetry")
 
-LATENCY_WINDOW_S = 60.0
 FLUSH_EVERY_MAX_S = 0.25  # sample-to-store latency is at most this plus one transaction
 
 
@@ -69,16 +65,17 @@ class StoreWriter:
         self.store = store
         self.interval_s = interval_s
         self.slow_interval_s = slow_interval_s
-        self.buffer_s = buffer_s
         self._clock = clock
-        self._wall = WallClock(clock, monotonic, stored_steps(store))  # a restart keeps allowing for the steps
+        # a restart keeps allowing for the steps
+        self._clocks = ClockCorrection(clock, monotonic, stored_steps(store), self._clock_reported)
+        self._wall = self._clocks.wall
         self._stall_watch = stall_watch
         self._judged_at = self._wall.monotonic()  # when silence was last judged (`_take_tick`)
-        self._node_clocks: dict[str, NodeClock] = {}
-        self._xid_stamps: dict[str, XidStamps] = {}  # each node's XIDs as put on our clock (moved with its samples)
         self._lock = threading.Lock()
         self._incoming: list[NodeSample] = []
-        self._pending: collections.deque[tuple[NodeSample, bool]] = collections.deque()
+        self._stats = WriterStats()
+        self.counters = self._stats.counters
+        self._buffer = WriteBuffer(buffer_s, self.counters, clock)
         self._changes: list[NodeState] = []
         self._events: list[Event] = []
         self._health: dict[str, NodeHealth] = {}
@@ -86,16 +83,27 @@ class StoreWriter:
         self._last_slow: dict[str, float] = {}
         self._previous = stored_samples(store)  # what a restarted controller knew: lost GPUs' UUIDs, the XIDs
         self._thermal = ThermalEpisodes()  # one `thermal` event per episode of slowdown, not one per dip
-        self._latencies: collections.deque[tuple[float, float]] = collections.deque(maxlen=100_000)
-        self.counters = collections.Counter[str]()
         self.store_error: StoreError | None = None
         #: Set at the first write a damaged store refused; nothing is written after it (the controller exits).
         self.damaged: StoreDamaged | None = None
         self._last_error_log = 0.0
-        self._last_drop_log = float("-inf")
         self._stop = threading.Event()
         self._closing = False  # shutting down: silence from nodes is ours, not theirs
         self._thread: threading.Thread | None = None
+
+    @property
+    def buffer_s(self) -> float:
+        """How many seconds of samples are kept while the store refuses writes."""
+        return self._buffer.buffer_s
+
+    @property
+    def _latencies(self) -> collections.deque[tuple[float, float]]:
+        """The latencies behind the percentiles (`WriterStats.latencies`; the writer's tests replace them)."""
+        return self._stats.latencies
+
+    @_latencies.setter
+    def _latencies(self, latencies: collections.deque[tuple[float, float]]) -> None:
+        self._stats.latencies = latencies
 
     # ------------------------------------------------------------------ node set
 
@@ -111,8 +119,7 @@ class StoreWriter:
                 if name not in wanted:
                     del self._health[name]
                     self._previous.pop(name, None)
-                    self._node_clocks.pop(name, None)
-                    self._xid_stamps.pop(name, None)
+                    self._clocks.forget(name)
 
     def set_interval(self, interval_s: float, slow_interval_s: float | None = None) -> None:
         """A reload changed the sampling interval (and the slow tier's, when given)."""
@@ -140,7 +147,7 @@ class StoreWriter:
             if health is None:
                 return  # a node removed by a reload, still draining its last sample
             now = self._now()
-            moved = self._on_our_clock(sample, now)
+            moved = self._clocks.on_our_clock(sample, now)
             if not health.keeps(moved.time, self._wall.monotonic()):  # far too soon after the last (thinning.py)
                 self.counters["thinned"] += 1  # and dropped (`stats`)
                 return
@@ -153,28 +160,13 @@ class StoreWriter:
         """A link's round trip (`node`'s time when asked at `asked_at`) bounds its offset above: `NodeClock.bounded`."""
         with self._lock:
             self._now()  # a step of our clock since is applied to the estimate before the bound joins it
-            clock = self._node_clocks.get(node)
-            if clock is not None:
-                clock.bounded(node_time - asked_at)
-
-    def _on_our_clock(self, sample: NodeSample, now: float) -> NodeSample:
-        """`sample`, its time and its XIDs' moved onto the controller's clock when its node's is off (with the lock)."""
-        mono = self._wall.monotonic()
-        clock = self._node_clocks.get(sample.node)
-        if clock is None:
-            clock = self._node_clocks[sample.node] = NodeClock(sample.time - now, mono, mono)
-        clock.measure(sample.time - now, mono)
-        if clock.due(mono):
-            self._clock_reported(sample.node, clock, now)
-        restamped = clock.restamped(sample.time, now)
-        try:
-            moved = sample if restamped is None else dataclasses.replace(sample, time=restamped)
-        except ValueError:  # a time no clock can show: the store refuses it as it would have the node's own
-            return sample
-        return self._xid_stamps.setdefault(sample.node, XidStamps()).restamp(moved, moved.time - sample.time)
+            self._clocks.bounded(node, node_time - asked_at)
 
     def _clock_reported(self, node: str, clock: NodeClock, now: float) -> None:
-        """One `clock_skew` event per node; the log line is folded with the other nodes' of the tick (`StateLog`)."""
+        """One `clock_skew` event per node; the log line is folded with the other nodes' of the tick (`StateLog`).
+
+        Called by `ClockCorrection` from `offer`, with the lock.
+        """
         offset = clock.best if clock.off else None
         text = clock_said(node, *clock_way(offset))
         self._events.append(Event(now, "clock_skew", text, node=node, severity="warning" if clock.off else "info"))
@@ -184,6 +176,7 @@ class StoreWriter:
         """The wall clock, once whatever it stepped by since the last reading is allowed for (call with the lock)."""
         wall, step = self._wall.read()
         if step is not None:
+            self._clocks.controller_stepped(step.seconds)  # every node's offset moved by the step
             self._stepped(step.seconds, wall)
         return wall
 
@@ -195,12 +188,9 @@ class StoreWriter:
                 health.last_seen += step
             if health.excused_at is not None:
                 health.excused_at += step
-        for clock in self._node_clocks.values():  # every node's offset moved by the step
-            clock.controller_stepped(step)
         self._last_error_log += step
-        self._last_drop_log += step
-        self._latencies = collections.deque(((t + step, late) for t, late in self._latencies), maxlen=100_000)
-        self.counters["clock_steps"] += 1
+        self._buffer.clock_stepped(step)
+        self._stats.clock_stepped(step)
         text = (
             f"the controller's wall clock stepped {'ahead' if step > 0 else 'back'} by {abs(step):.0f} s (NTP or the "
             "RTC); node states, rollups and retention allow for it."
@@ -275,18 +265,18 @@ class StoreWriter:
         """Write what arrived since the last tick; returns raw rows stored (0 when the store refused)."""
         incoming, changes, events, now = self._take_tick()
         if self.damaged is not None:
-            self._discard(len(incoming))
+            self._buffer.discard(len(incoming))
             return 0
         self._save_steps()
-        self._buffer(incoming, events, now)
-        if not self._pending and not changes and not events:
+        self._add_to_buffer(incoming, events, now)
+        if not self._buffer and not changes and not events:
             return 0
         try:
-            inserted, batch = self._write(list(self._pending), changes, events, now)
+            inserted, batch = self._write(self._buffer.batch(), changes, events, now)
         except StoreDamaged as exc:
             self.counters["store_errors"] += 1
             self.store_error = self.damaged = exc
-            self._discard()
+            self._buffer.discard()
             return 0
         except StoreError as exc:
             self._store_failed(exc, changes, events)
@@ -320,7 +310,7 @@ class StoreWriter:
             return since > judged
         return False
 
-    def _buffer(self, incoming: list[NodeSample], events: list[Event], now: float) -> None:
+    def _add_to_buffer(self, incoming: list[NodeSample], events: list[Event], now: float) -> None:
         """Add the new samples to the buffer in time order, with the GPU events they show; trim it to `buffer_s`."""
         incoming.sort(key=lambda s: s.time)
         for sample in incoming:
@@ -329,23 +319,19 @@ class StoreWriter:
                 found = self._thermal.keep(gpu_events(before, sample), sample)
                 sample = carry_forward(before, sample)
             except (TypeError, ValueError, OverflowError) as exc:  # a value of the wrong type: see `_write`
-                self._drop(sample, str(exc))
+                self._buffer.drop_unstorable(sample, str(exc))
                 continue
             events.extend(found)
             self._previous[sample.node] = sample
-            self._pending.append((sample, self._slow_due(sample)))
-        self._trim(now)
+            self._buffer.add(sample, self._slow_due(sample))
+        self._buffer.trim(now)
 
-    def _written(self, inserted: int, batch: list[tuple[NodeSample, bool]]) -> None:
+    def _written(self, inserted: int, batch: list[Buffered]) -> None:
         """The store took `batch` (`inserted` raw rows of it new): empty the buffer and count it."""
         done = self._clock()
-        self._pending.clear()
-        with self._lock:  # `_stepped` moves them (on a link's thread, under the lock)
-            self._latencies.extend((done, done - s.time) for s, _ in batch)
-        rows = sum(len(s.gpus) for s, _ in batch)
-        self.counters["samples"] += len(batch)
-        self.counters["rows"] += inserted
-        self.counters["duplicates"] += rows - inserted
+        self._buffer.written()
+        with self._lock:  # `_stepped` moves the latencies (on a link's thread, under the lock)
+            self._stats.written(batch, inserted, done)
         if self.store_error is not None:
             log.warning("the store accepts writes again; %d buffered samples written", len(batch))
             self.store_error = None
@@ -363,8 +349,8 @@ class StoreWriter:
                 self._wall.not_saved()
 
     def _write(
-        self, batch: list[tuple[NodeSample, bool]], changes: list[NodeState], events: list[Event], now: float
-    ) -> tuple[int, list[tuple[NodeSample, bool]]]:
+        self, batch: list[Buffered], changes: list[NodeState], events: list[Event], now: float
+    ) -> tuple[int, list[Buffered]]:
         """Write the batch; returns the rows inserted and the samples written.
 
         A batch that cannot be encoded (TypeError, ValueError, OverflowError: never a StoreError, which means the
@@ -373,31 +359,17 @@ class StoreWriter:
         try:
             return self.store.write([s for s, _ in batch], [f for _, f in batch], changes, events, now), batch
         except (TypeError, ValueError, OverflowError):
-            good: list[tuple[NodeSample, bool]] = []
+            good: list[Buffered] = []
             for sample, slow in batch:
                 problem = encoding_problem(sample)
                 if problem is None:
                     good.append((sample, slow))
                 else:
-                    self._drop(sample, problem)
+                    self._buffer.drop_unstorable(sample, problem)
             if len(good) == len(batch):
                 raise  # not a sample's fault: the thread's catch-all logs it
-        self._pending = collections.deque(good)
+        self._buffer.keep_only(good)
         return self.store.write([s for s, _ in good], [f for _, f in good], changes, events, now), good
-
-    def _drop(self, sample: NodeSample, problem: str) -> None:
-        """Drop a sample that can never be stored; logged at most once a minute (a broken agent sends one a tick)."""
-        self.counters["dropped"] += 1
-        self.counters["unstorable"] += 1
-        now = self._clock()
-        if now - self._last_drop_log >= 60:
-            log.warning(
-                "%s: a sample cannot be stored (%s); dropped it and stored the others (%d dropped so far).",
-                sample.node,
-                problem,
-                self.counters["unstorable"],
-            )
-            self._last_drop_log = now
 
     def _slow_due(self, sample: NodeSample) -> bool:
         last = self._last_slow.get(sample.node)
@@ -405,12 +377,6 @@ class StoreWriter:
             self._last_slow[sample.node] = sample.time
             return True
         return False
-
-    def _trim(self, now: float) -> None:
-        horizon = now - self.buffer_s
-        while self._pending and self._pending[0][0].time < horizon:
-            self._pending.popleft()
-            self.counters["dropped"] += 1
 
     def _store_failed(self, exc: StoreError, changes: list[NodeState], events: list[Event]) -> None:
         with self._lock:  # keep state changes and events for the next attempt
@@ -427,11 +393,6 @@ class StoreWriter:
             )
             self._last_error_log = now
         self.store_error = exc
-
-    def _discard(self, more: int = 0) -> None:
-        """Give up the buffered samples (and `more` not yet buffered), counting them as dropped."""
-        self.counters["dropped"] += len(self._pending) + more
-        self._pending.clear()
 
     # ------------------------------------------------------------------ thread and figures
 
@@ -473,24 +434,12 @@ class StoreWriter:
         self.flush()
         with self._lock:
             late, self._incoming = len(self._incoming), []
-        self._discard(late)
+        self._buffer.discard(late)
 
     def stats(self) -> dict[str, Any]:
-        """Counters, and sample-to-store latency percentiles (seconds) over the last `LATENCY_WINDOW_S`."""
-        horizon = self._clock() - LATENCY_WINDOW_S
+        """Counters, and sample-to-store latency percentiles (seconds) over the last minute (`WriterStats.report`)."""
+        now = self._clock()
         with self._lock:
-            latencies = list(self._latencies)
-        lat = sorted(latency for at, latency in latencies if at >= horizon)
-
-        def pct(q: float) -> float | None:
-            return lat[min(len(lat) - 1, int(q * len(lat)))] if lat else None
-
-        counters = ("samples", "rows", "duplicates", "dropped", "thinned", "store_errors", "link_failures")
-        return {
-            **{name: self.counters[name] for name in counters},
-            "dropped": self.counters["dropped"] + self.counters["thinned"],
-            "pending": len(self._pending),
-            "latency_p50_s": pct(0.50),
-            "latency_p99_s": pct(0.99),
-            "store_error": self.store_error.message if self.store_error else None,
-        }
+            latencies = list(self._stats.latencies)
+        error = self.store_error.message if self.store_error else None
+        return self._stats.report(latencies, now, len(self._buffer), error)
