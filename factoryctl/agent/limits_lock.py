@@ -1,26 +1,25 @@
 """One agent at a time changes a node's power limits: an advisory `flock` on a per-node lock file.
 
 Every `power set`, cron job, operator and dashboard cap starts its own agent, each over its own SSH session. A change
-reads a GPU's limit, sets it and reads it again, and the audit log records that before and after: two agents doing
-so at once read each other's values, so the log showed two changes from the same `before_w`, or an after no command
-set. Holding this lock across the read-set-read makes every change one link of a chain. The lock file is found by
-every agent of the node whatever its cache directory (docs/agent-protocol.md, Power limits):
+reads a GPU's limit, sets it and reads it again, and the audit log records that before and after; holding this lock
+across the read-set-read makes every change one link of a chain, so no two changes start from the same `before_w`.
+Every agent of the node finds the same lock file, whatever its cache directory (docs/agent-protocol.md, Power
+limits):
 
 - a simulated node: beside its state file in the simulator's state dir (`factoryctl.sim.storage.limits_lock_path`),
   one per simulated node, as several share a host;
 - a real node: `/run/factoryctl-<euid>/gpu-limits.lock` for root (only root may create in /run, so no other user
   can take or plant it); for anyone else, and for root too when /run cannot hold it (not root's alone, mounted
   read-only, or refusing root's writes), `<home>/.local/state/factoryctl/<hostname>/gpu-limits.lock`. Both are
-  decided from what every agent of the user on the node sees alike (the mounts, the user database's home, the
-  kernel's host name; never the environment, which a cron job and a login do not share), again before each change,
-  so they all pick the same place. The home is the user's own, so nobody else can plant anything there (/tmp, the
-  place before, let any local user create `/tmp/factoryctl-0` first and so refuse every change of root's); the host
-  name keeps the nodes that share a home over NFS apart. Only root may change limits through NVML, so every agent
-  that can change one shares root's lock. The directory is made 0700 and must be a real directory of this user
-  writable by nobody else, inside directories of root's or this user's that nobody else can write (unless sticky);
-  the file is opened without following a symbolic link, must be a regular file of this user and is kept 0600, so
-  another local user can neither hold it nor redirect it (docs/security.md). When none of that holds, each change is
-  refused with an error naming the path.
+  decided, again before each change, from what every agent of the user on the node sees alike (the mounts, the user
+  database's home, the kernel's host name; never the environment, which a cron job and a login do not share). The
+  home is the user's own, so nobody else can plant anything there; the host name keeps nodes that share a home over
+  NFS apart. Only root may change limits through NVML, so every agent that can change one shares root's lock.
+
+The directory is made 0700 and must be a real directory of this user writable by nobody else, inside directories of
+root's or this user's that nobody else can write (unless sticky); the file is opened without following a symbolic
+link, must be a regular file of this user and is kept 0600, so another local user can neither hold it nor redirect
+it (docs/security.md). When any of that fails, each change is refused with an error naming the path.
 
 The file is opened for writing: over NFS, flock(2) places an exclusive lock only on a file opened so. The wait is
 bounded (polled with LOCK_NB: a blocking flock cannot be given up), and the kernel releases the lock when its holder

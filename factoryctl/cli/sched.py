@@ -9,7 +9,7 @@ stays cheap.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +24,9 @@ from factoryctl.errors import ActionFailed, UsageError
 
 if TYPE_CHECKING:
     from factoryctl.cli.outfile import OutFile
+    from factoryctl.scheduler.policy import SchedulerConfig
+    from factoryctl.scheduler.simulate import Rejected, SimulationResult
+    from factoryctl.scheduler.trace import TraceJob
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -117,7 +120,7 @@ def _number(value: float) -> str:
     return str(int(value)) if value == int(value) else repr(value)
 
 
-def read_trace(path: Path, quiet: bool = False) -> list[Any]:
+def read_trace(path: Path, quiet: bool = False) -> list[TraceJob]:
     """The --trace file parsed, or a usage error (exit 2) that names the line and says what a trace holds.
 
     `-` is stdin (`zcat trace.csv.gz | factoryctl sched simulate --trace - ...`), named `stdin` in the messages.
@@ -176,7 +179,7 @@ def _open_schedule(path: Path, trace: Path) -> OutFile:
     return open_out_file(path, "--schedule-out", f"schedule {path}", [(given, refusal)])
 
 
-def _rejection_hint(rejected: Any, jobs: dict[str, Any], gpus_per_node: int) -> str:
+def _rejection_hint(rejected: Rejected, jobs: dict[str, TraceJob], gpus_per_node: int) -> str:
     """What to change for the first rejected job: the trace's shape columns, or the cluster's size."""
     job = jobs.get(rejected.job_id)
     if job is not None and job.gpus_per_node is not None and job.gpus_per_node > gpus_per_node:
@@ -217,7 +220,7 @@ RACK_SIZE_OPTION: Any = typer.Option(
 )
 
 
-def warn_skipped(rejected: list[Any], jobs: list[Any], gpus_per_node: int) -> None:
+def warn_skipped(rejected: Sequence[Rejected], jobs: Sequence[TraceJob], gpus_per_node: int) -> None:
     """Say on stderr which trace jobs the cluster can never hold (the replay skipped them), and what to change."""
     import sys
 
@@ -226,7 +229,9 @@ def warn_skipped(rejected: list[Any], jobs: list[Any], gpus_per_node: int) -> No
     sys.stderr.write(f"hint: {_rejection_hint(rejected[0], {j.job_id: j for j in jobs}, gpus_per_node)}\n")
 
 
-def nothing_fits(rejected: list[Any], jobs: list[Any], nodes: int, gpus_per_node: int) -> ActionFailed:
+def nothing_fits(
+    rejected: Sequence[Rejected], jobs: Sequence[TraceJob], nodes: int, gpus_per_node: int
+) -> ActionFailed:
     """The failure (exit 1) when no job of the trace fits on the cluster (`rejected` is every one of them)."""
     return ActionFailed(
         f"none of the {len(rejected)} job(s) in the trace fits on {nodes} node(s) of {gpus_per_node} GPUs,"
@@ -292,7 +297,7 @@ def simulate_command(
         raise nothing_fits(results[0].rejected, jobs, nodes, gpus_per_node)
 
 
-def _policies(given: list[str]) -> list[Any]:
+def _policies(given: list[str]) -> list[SchedulerConfig]:
     """The `--policy` lists as configurations: each once, in the order given (every policy when none is given).
 
     A repeated `--policy` adds to the list, as a comma does (`--policy easy --policy fifo` replays both).
@@ -308,11 +313,11 @@ def _policies(given: list[str]) -> list[Any]:
 
 
 def with_preemption(
-    configs: list[Any],
+    configs: list[SchedulerConfig],
     preemption: bool,
     grace: float | None,
     hint: str = "add default to --policy, e.g. --policy easy,default.",
-) -> list[Any]:
+) -> list[SchedulerConfig]:
     """Turn preemption on for the default policy (fifo, sjf and easy stay the textbook ones)."""
     import dataclasses
 
@@ -323,11 +328,17 @@ def with_preemption(
     if not any(config.name == "default" for config in configs):
         names = ", ".join(config.name for config in configs)
         raise UsageError(f"--preemption applies to the default policy only, not to {names}.", hint)
-    changes: dict[str, Any] = {"preemption": True} if grace is None else {"preemption": True, "grace_s": grace}
-    return [dataclasses.replace(c, **changes) if c.name == "default" else c for c in configs]
+    return [
+        dataclasses.replace(c, preemption=True, grace_s=c.grace_s if grace is None else grace)
+        if c.name == "default"
+        else c
+        for c in configs
+    ]
 
 
-def _replay(jobs: list[Any], configs: list[Any], cluster: tuple[int, int, int | None], quiet: bool) -> list[Any]:
+def _replay(
+    jobs: list[TraceJob], configs: list[SchedulerConfig], cluster: tuple[int, int, int | None], quiet: bool
+) -> list[SimulationResult]:
     """Each policy's replay on the cluster (nodes, GPUs per node, rack size), with a progress line on a terminal."""
     from factoryctl.cli.progress import replay_progress
     from factoryctl.scheduler.simulate import cluster_nodes, simulate
@@ -341,7 +352,11 @@ def _replay(jobs: list[Any], configs: list[Any], cluster: tuple[int, int, int | 
 
 
 def _report(
-    jobs: list[Any], results: list[Any], gpus_per_node: int, view: tuple[OutputFormat, bool, bool], out: OutFile | None
+    jobs: list[TraceJob],
+    results: list[SimulationResult],
+    gpus_per_node: int,
+    view: tuple[OutputFormat, bool, bool],
+    out: OutFile | None,
 ) -> None:
     """Warn about skipped jobs, print the table, then write the schedule to `out` (--schedule-out).
 
@@ -364,7 +379,7 @@ def _report(
     )
 
 
-def _schedule_csv(results: list[Any]) -> str:
+def _schedule_csv(results: list[SimulationResult]) -> str:
     """The schedule as CSV (quoted where a job id needs it, as the trace was)."""
     import csv
     import io

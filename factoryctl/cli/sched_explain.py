@@ -8,7 +8,7 @@ reasons the live scheduler gives. The scheduler modules are imported inside the 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -32,6 +32,10 @@ from factoryctl.cli.sched import (
     with_preemption,
 )
 from factoryctl.errors import UsageError
+
+if TYPE_CHECKING:
+    from factoryctl.scheduler.replay_explain import Explanation, JobAtInstant
+    from factoryctl.scheduler.trace import TraceJob
 
 COLUMNS = (
     Column("id", "JOB"),
@@ -78,7 +82,7 @@ JOB_FIELDS = (
 )  # fmt: skip
 
 
-def _item(job: Any) -> dict[str, Any]:
+def _item(job: JobAtInstant) -> dict[str, Any]:
     """A job's JSON/table item."""
     return {
         "id": job.job_id,
@@ -196,7 +200,7 @@ def _one_policy(given: list[str]) -> str:
     return names[0] if names else given[0] if given else "default"  # `--policy ''`: policy_named says what to give
 
 
-def _say_why_empty(jobs: list[Any], at: float, found: Any) -> None:
+def _say_why_empty(jobs: list[TraceJob], at: float, found: Explanation) -> None:
     """A note on stderr when no job is running or waiting at --at: before the first arrival or after the last end.
 
     Times are exact (`6087980 s`, not `6.08798e+06 s`), so the hint's can be pasted back into --at.
@@ -213,7 +217,9 @@ def _say_why_empty(jobs: list[Any], at: float, found: Any) -> None:
             f"no job{fits} has arrived by {exact_number(at)} s",
             f"the first one arrives at {exact_number(first)} s.",
         )
-    else:
+    elif found.last_end_s is not None:
         note = f"every job submitted by {exact_number(at)} s has ended"
         hint = f"the last one ended at {exact_number(found.last_end_s)} s."
+    else:  # arrived yet neither shown nor ended: not expected, and no note beats a wrong one
+        return
     sys.stderr.write(f"factoryctl: {note}.\nhint: {hint}\n")

@@ -23,10 +23,6 @@ from factoryctl.cli.telemetry import SINCE_OPTION, UNTIL_OPTION, open_history, t
 if TYPE_CHECKING:
     from factoryctl.store.rows import Series
 
-SPARK = "▁▂▃▄▅▆▇█"
-#: The same ramp for a stdout that cannot write block characters (an ASCII or latin-1 locale).
-ASCII_SPARK = "_.-:=+*#"
-
 
 def register(telemetry_app: typer.Typer) -> None:
     """Add `history`, `export` and `energy` to the `telemetry` app, in that order (after `collect`)."""
@@ -55,25 +51,14 @@ def sparkline(values: Sequence[float], width: int = 24, weights: Sequence[int] |
     """A small trend of the values in block characters: at most about `width` chunks, each its (weighted) mean.
 
     With `weights` (how many samples each value stands for), each chunk holds about the same number of samples,
-    not of values: a rolled-up minute of 60 samples takes as much of the line as 60 raw points.
+    not of values: a rolled-up minute of 60 samples takes as much of the line as 60 raw points. A stdout that
+    cannot write block characters gets the ASCII ramp.
     """
+    from factoryctl.model.sparkline import ramp_line, sample_means
+
     if not values:
         return ""
-    counts = list(weights) if weights is not None else [1] * len(values)
-    per_chunk = sum(counts) / width
-    means: list[float] = []
-    total = taken = 0.0
-    for value, count in zip(values, counts, strict=True):
-        total, taken = total + value * count, taken + count
-        if taken >= per_chunk:
-            means.append(total / taken)
-            total = taken = 0.0
-    if taken:
-        means.append(total / taken)
-    low, high = min(means), max(means)
-    span = (high - low) or 1.0
-    ramp = SPARK if stdout_takes_unicode() else ASCII_SPARK
-    return "".join(ramp[min(len(ramp) - 1, int((v - low) / span * len(ramp)))] for v in means)
+    return ramp_line(sample_means(values, width, weights), ascii_only=not stdout_takes_unicode())
 
 
 def _series_item(series: Series, with_range: bool) -> dict[str, Any]:

@@ -2,8 +2,7 @@
 
 At 2,000 nodes a failure is 2,000 lines unless nodes that said the same thing share one under their folded node set
 (`g[0201-2000] (1800): refused the connection`). One-shot commands (`cli.render.report_node_errors`) and the
-controller's log (`telemetry.state_log`) fold the same way; keeping the rules here keeps them from drifting apart
-(a copy in the log once lost the rule for names after "resolve", and 2,000 DNS failures were 2,000 lines again).
+controller's log (`telemetry.state_log`) fold the same way: the rules live here once so the two cannot drift apart.
 """
 
 from __future__ import annotations

@@ -2,18 +2,17 @@
 
 An explicit request outside a GPU's min/max is refused with exit 2 and changes nothing, as `nvidia-smi -pl` does;
 with `--clamp` it is clamped instead, and the clamp is recorded. A node that cannot be reached (or whose driver does
-not answer) is reported and skipped rather than blocking the others: in a large fleet one node is always down, and
-`power reset` and every other fan-out command behave the same way. Every change goes to the audit log with before
-and after, whoever made it: a node whose driver fails part-way (GPU 2 lost after GPUs 0 and 1 were set) is an error
-that still brings the GPUs it changed, and those are recorded and listed like any other. Each node's request is in
-the log before any node is asked, and its answer replaces it as it comes (`limit_audit`): a factoryctl killed with
-SIGKILL leaves the requests it never heard back on, rather than changes nobody recorded.
+not answer) is reported and skipped rather than blocking the others, as in every fan-out command. Every change goes
+to the audit log with before and after, whoever made it: a node whose driver fails part-way (GPU 2 lost after GPUs 0
+and 1 were set) is an error that still brings the GPUs it changed, and those are recorded and listed like any other.
+Each node's request is in the log before any node is asked, and its answer replaces it as it comes (`limit_audit`),
+so a factoryctl killed with SIGKILL leaves the requests it never heard back on, never an unrecorded change.
 
 A node's agent session that read its GPUs is kept open for its change (`HeldSessions`): over SSH a session is a
-login, and two per node made `power set` on 200 nodes take two and a half times `nodes`. Every node is read before
-any changes (the range rule is all-or-nothing), so a held session waits for the whole read; at most as many are
-held as the fan-out works on at once, and the nodes past that (a target larger than `--fanout`) are read first and
-start a second session for their change, so no more sessions are ever open than the fan-out allows.
+login, so a node is logged into once, not twice. Every node is read before any change (the range rule is
+all-or-nothing), so a held session waits for the whole read; at most as many are held as the fan-out works on at
+once, and the nodes past that (a target larger than `--fanout`) are read first and start a second session for their
+change, so no more sessions are ever open than the fan-out allows.
 """
 
 from __future__ import annotations

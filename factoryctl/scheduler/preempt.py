@@ -10,14 +10,13 @@ The live pass also hands it gangs that are not `stoppable`: jobs being stopped a
 
 A gang whose walltime ends within the grace period is never a victim: it frees its GPUs by the time a victim would
 (the executor stops it at its walltime), so stopping it would throw its last minutes of work away for nothing. Its
-GPUs still count: the waiting job waits for them, so they also spare stopping some other gang. (Leaving such gangs
-out altogether, as once tried, made the choice stop more jobs than needed.)
+GPUs still count: the waiting job waits for them, so they spare stopping some other gang.
 
 The job making room holds a reservation meanwhile (`claim_reservation`, given to `core.plan` as its `claim_for`):
 its placement on the free GPUs plus those of the gangs it stops or waits for, from when they are all free (the end
 of the grace period, or the last awaited end). Backfill treats it as any reservation: a job may use those GPUs
-only if it ends by then. Without it, backfill started lower-priority jobs on the GPUs the stopped and ending gangs
-freed, and the job had to preempt again at the next pass (benchmarks/README.md, Preemption).
+only if it ends by then, so the GPUs freed for the job stay its own and it never has to preempt again for them
+(benchmarks/README.md, Preemption).
 """
 
 from __future__ import annotations

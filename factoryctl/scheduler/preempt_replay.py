@@ -1,30 +1,19 @@
 """Trace replay with preemption carried out, so the policy option can be judged on a trace before a cluster.
 
 `schedule()` only proposes preemptions (`decide.plan_preemptions`); this replay acts them out on the simulated
-clock with the same victim choice (`preempt.make_room`, which `plan_claim` runs; the replay feeds it from indexes of
-its gangs rather than a scan of all of them at every pass). The rules, also in docs/scheduler.md:
+clock with the same victim choice (`preempt.make_room`, through `plan_claim`, fed from indexes of its gangs rather
+than a scan of all of them at every pass). The rules in full are in docs/scheduler.md; what this module guarantees:
 
-- In each pass, the first job the pass could not start for lack of room (`PassOutcome.first_short`) may stop
-  strictly lower-priority running jobs, and holds a reservation while room is made (`preempt.claim_reservation`,
-  the pass's `claim_for`, as under the live `schedule()`). Jobs started at this very instant, and jobs already in
-  a grace period, are not candidates, so no job is stopped twice in one grace period. Nor are jobs whose walltime
-  ends within the grace period: the claiming job waits for them instead (`preempt.plan_claim`), as for a victim
-  that ends on its own, and they are not counted as stopped. When it stops nobody (it only waits), it stays
-  queued with its reservation, first in the next passes (`core.plan`'s `claimer`) until it starts.
-- The victims keep their GPUs for the grace period (they checkpoint), then are stopped and requeued with their
-  remaining work (run time minus the time they ran, grace included: they checkpointed at the stop), their
-  original submit time and their priority. A victim that ends on its own during the grace period just ends, and
-  when every victim of a claim has ended so, the claiming job starts then rather than at the end of the grace
-  period (its GPUs are free; waiting would leave them idle).
-- After the pass that stops its victims, the preempting job *claims* its GPUs: it leaves the queue, takes the
-  free GPUs of its reserved placement at once and receives the victims' GPUs on its nodes as they release them
-  (and those of a job backfilled in that pass, which ends within the grace period), so no backfilled or reserved
-  job can take them; it starts when the grace period ends. The look-ahead sees its GPUs busy from the decision to
-  its expected end, so other jobs' reservations stay truthful.
-
-Termination: a job is only stopped for a job of strictly higher priority, a claiming job always starts, and a
-job claims again only after it was itself stopped; by induction from the highest priority down, every finite
-trace has finitely many preemptions.
+- Only the first job a pass could not start for lack of room (`PassOutcome.first_short`) preempts, only jobs of
+  strictly lower priority, never a job started at this instant or already in a grace period (no job is stopped
+  twice in one grace period); gangs whose walltime ends within the grace period are waited for, not stopped.
+- Victims keep their GPUs for the grace period, then are requeued with their remaining work (the grace period
+  counts as run), their submit time and priority. The preempting job *claims* their GPUs and its free ones, so no
+  other job can take them, and starts when the grace period ends, or as soon as every victim has ended on its own.
+- The look-ahead sees a claim's GPUs busy until its expected end, so other jobs' reservations stay truthful.
+- Termination: a job is only stopped for a job of strictly higher priority, a claiming job always starts, and a
+  job claims again only after it was itself stopped; by induction from the highest priority down, every finite
+  trace has finitely many preemptions.
 """
 
 from __future__ import annotations

@@ -4,9 +4,9 @@ Why: replaying an overloaded cluster keeps tens of thousands of jobs queued. Onc
 of the queue (started it, or reserved for it), it only looks for jobs to backfill, and a job is worth trying
 only if no job of its shape and its *bucket* (how many reservations start before it would end) failed earlier in
 the pass: capacity only shrinks within a pass, so it would fail too. Walking the whole queue to find the few jobs
-worth trying cost O(queue) per pass, so the replay slowed down quadratically as the backlog grew. The simulator
-keeps one `ShapeQueue` per queued shape instead (`core.QueueIndex.by_shape`); the pass asks each for its next job
-in a bucket, and skips whole blocks whose walltimes all fall in other buckets.
+worth trying would cost O(queue) per pass, quadratic in the backlog over a replay. The simulator keeps one
+`ShapeQueue` per queued shape instead (`core.QueueIndex.by_shape`); the pass asks each for its next job in a bucket,
+and skips whole blocks whose walltimes all fall in other buckets.
 """
 
 from __future__ import annotations

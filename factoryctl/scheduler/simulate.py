@@ -3,9 +3,9 @@
 The simulator exists to compare policies on real traces (and to tune ours) with the exact code that runs the
 cluster: it only adds a clock (arrivals and completions) around `core.plan`. It keeps one `FreeMap` across passes
 instead of rebuilding the cluster each time, so a 68,000-job trace replays in seconds. With preemption on, the
-subclass in `preempt_replay` also stops and requeues jobs; without it this loop is exactly what it was. Every
-schedule is re-checked at the end (no node over-committed, no partial gang, no start before submit, a preempted
-job's run segments neither overlapping nor losing work); a failure is a bug.
+subclass in `preempt_replay` also stops and requeues jobs; without it, this loop alone runs. Every schedule is
+re-checked at the end (no node over-committed, no partial gang, no start before submit, a preempted job's run
+segments neither overlapping nor losing work); a failure is a bug.
 """
 
 from __future__ import annotations

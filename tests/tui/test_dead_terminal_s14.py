@@ -74,6 +74,21 @@ def _read_until(fd: int, pid: int, deadline: float) -> None:
     raise AssertionError("the dashboard never started its two node agents")
 
 
+#: In the header of every frame drawn once both nodes answer (`lab · 2 nodes │ 2 up`).
+BOTH_UP = b"2 up"
+
+
+def _read_frames(fd: int, frames: int, deadline: float) -> None:
+    """Drain the terminal until `frames` frames showing both nodes up are drawn: the dashboard is refreshing."""
+    drawn = b""
+    while time.monotonic() < deadline:
+        if select.select([fd], [], [], 0.1)[0]:
+            drawn += os.read(fd, 65536)
+        if drawn.count(BOTH_UP) >= frames:
+            return
+    raise AssertionError(f"the dashboard drew {drawn.count(BOTH_UP)} of {frames} frames with both nodes up")
+
+
 def test_a_dashboard_whose_terminal_closed_ends_with_129_and_its_agents_gone(tmp_path: Path) -> None:
     config = tmp_path / "factory.yaml"
     config.write_text(FACTORY + f"state_dir: {tmp_path / 'state'}\n")
@@ -85,7 +100,7 @@ def test_a_dashboard_whose_terminal_closed_ends_with_129_and_its_agents_gone(tmp
     try:
         _read_until(fd, pid, time.monotonic() + 60)
         agents = _children(pid)
-        time.sleep(1.0)  # a few refreshes drawn
+        _read_frames(fd, 3, time.monotonic() + 30)  # a few refreshes drawn, with the nodes' data
         os.close(fd)  # the terminal window is closed: SIGHUP, and every write fails from now on
         fd = -1
         deadline = time.monotonic() + 20

@@ -23,11 +23,16 @@ def ecc_events(services: PolledServices) -> list[tuple[float, str]]:
     return [(e.time, e.message) for e in services.snapshot().events if e.node == "demo01" and e.kind == "ecc"]
 
 
+def up_with_session(services: PolledServices) -> bool:
+    """demo01 shows up and its session is handed out: the link streams before it hands the session out."""
+    return services.snapshot().node("demo01").state == "up" and services._nodes["demo01"].session is not None
+
+
 def test_an_ecc_error_the_store_holds_is_shown_once_with_its_own_time(tmp_path: Path) -> None:
     config = demo_config(tmp_path / "state")
     first = PolledServices(config, "demo01", use_store=False)  # the sim keeps the error in its state file
     try:
-        wait_for(lambda: first.snapshot().node("demo01").state == "up", 15.0, "demo01 up")
+        wait_for(lambda: up_with_session(first), 15.0, "demo01 up with its session")
         first._nodes["demo01"].session.request("inject", gpus=[2], fault="ecc")  # as `factoryctl sim inject --ecc`
         wait_for(lambda: ecc_events(first), 10.0, "the ECC event")
         [(_, message)] = ecc_events(first)
@@ -42,7 +47,11 @@ def test_an_ecc_error_the_store_holds_is_shown_once_with_its_own_time(tmp_path: 
     later = PolledServices(config, "demo01")  # a dashboard opened later
     try:
         wait_for(lambda: not later.snapshot().node("demo01").healthy, 15.0, "demo01 unhealthy")
-        time.sleep(0.5)
+        # A duplicate could only come from the first sample (later ones are compared with it), and its events are
+        # added after it shows; one reader thread offers the samples in turn, so once a later sample shows, the
+        # first one's events are all in: no fixed wait.
+        first_time = later.snapshot().node("demo01").time
+        wait_for(lambda: later.snapshot().node("demo01").time > first_time, 15.0, "a later sample of demo01")
         shown = ecc_events(later)
     finally:
         later.close()

@@ -8,10 +8,10 @@ This module holds the maths (each bar's fraction and level, the thresholds, the 
 
 from __future__ import annotations
 
+from factoryctl.model.sparkline import BLOCKS
 from factoryctl.model.telemetry import GpuSample
 from factoryctl.tui.renderables.palette import COLOUR_STYLES, bar_tone, tone
 
-BLOCKS = " ▁▂▃▄▅▆▇█"
 #: A value the driver does not report (never a made-up 0).
 MISSING = "·"
 #: A GPU that fell off the bus, in every bar of its node (an alarm: never the `MISSING` of "not reported").

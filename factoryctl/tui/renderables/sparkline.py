@@ -13,22 +13,10 @@ from rich.measure import Measurement
 from rich.segment import Segment
 from rich.style import Style
 
-BLOCKS = " ▁▂▃▄▅▆▇█"
+from factoryctl.model.sparkline import BLOCKS, column_maxima
 
-
-def bucket(values: Sequence[float | None], width: int) -> list[float | None]:
-    """Resample `values` to `width` columns (bucket maxima), right-aligned: the newest value is the last column."""
-    if width <= 0:
-        return []
-    if len(values) <= width:
-        return [None] * (width - len(values)) + list(values)
-    out: list[float | None] = []
-    for column in range(width):
-        start = column * len(values) // width
-        end = max(start + 1, (column + 1) * len(values) // width)
-        present = [v for v in values[start:end] if v is not None]
-        out.append(max(present) if present else None)
-    return out
+#: The bucketing the graph uses, under the name this module has always exported (model/sparkline.py holds it).
+bucket = column_maxima
 
 
 class Sparkline:
@@ -63,7 +51,7 @@ class Sparkline:
     def rows(self, width: int) -> list[list[tuple[str, str]]]:
         """The graph as `height` rows (top first) of (character, style) cells."""
         low, high = self._range()
-        columns = bucket(self.values, width)
+        columns = column_maxima(self.values, width)
         levels = self.height * 8
         rows: list[list[tuple[str, str]]] = [[] for _ in range(self.height)]
         for value in columns:
