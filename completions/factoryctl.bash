@@ -6,7 +6,7 @@ _factoryctl_completion() {
     word="${words[${#words[@]}-1]}"
     COMPREPLY=()
     while IFS= read -r candidate; do [[ -n $candidate ]] && COMPREPLY+=("$candidate"); done < <(
-        env COMP_WORDS="$line" COMP_CWORD=-1 _FACTORYCTL_COMPLETE=complete_bash $1
+        env COMP_WORDS="$line" COMP_CWORD=-1 _FACTORYCTL_COMPLETE=complete_bash $1 2>/dev/null
     )
     text="${word##*[$COMP_WORDBREAKS]}"
     before="${word%"$text"}"

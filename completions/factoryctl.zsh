@@ -1,7 +1,7 @@
 #compdef factoryctl
 
 _factoryctl_completion() {
-  eval "$(env _TYPER_COMPLETE_ARGS="${words[1,$CURRENT]}" _FACTORYCTL_COMPLETE=complete_zsh factoryctl)"
+  eval "$(env _TYPER_COMPLETE_ARGS="${words[1,$CURRENT]}" _FACTORYCTL_COMPLETE=complete_zsh factoryctl 2>/dev/null)"
 }
 
 compdef _factoryctl_completion factoryctl

@@ -269,9 +269,7 @@ def _validate(data: dict[str, Any], positions: dict[Loc, tuple[int, int, int, in
             raise ConfigError(f"{pos}: unknown key `{_key_path(loc)}`.", hint) from None
         pos = _where(where, positions, loc)
         message = error["msg"].removeprefix("Value error, ")
-        raise ConfigError(
-            f"{pos}: `{_key_path(loc)}`: {message}.", "see docs/factory-yaml.md for every key and its type."
-        ) from None
+        raise ConfigError(f"{pos}: `{_key_path(loc)}`: {message}.", _meaning(loc)) from None
 
 
 def _clean_loc(loc: tuple[Any, ...]) -> Loc:
@@ -286,23 +284,39 @@ def _clean_loc(loc: tuple[Any, ...]) -> Loc:
 
 def _valid_keys(loc: Loc) -> list[str]:
     """Keys allowed at a path, for "did you mean"."""
+    return list(_schema_at(loc)[0].model_fields)
+
+
+def _meaning(loc: Loc) -> str:
+    """The hint for a wrong value at `loc`: what its key means, from the schema (the reference is in no wheel)."""
+    key, described = _schema_at(loc)[1]
+    if described is None or not described.description:
+        return "`factoryctl init -` prints a commented example factory.yaml."
+    return f"`{key}`: {described.description}"
+
+
+def _schema_at(loc: Loc) -> tuple[Any, tuple[str, Any]]:
+    """The schema model a key path leads into, and the last schema key on the path with its field (None if none)."""
     model: Any = FactoryFile
+    last: tuple[str, Any] = ("", None)
     skip_next = False
     for part in loc:
         if skip_next:
             skip_next = False
             continue
+        fld = model.model_fields.get(str(part))
+        if fld is not None:
+            last = (str(part), fld)
         if part == "nodes":
             model, skip_next = NodeEntry, True
             continue
         if part == "sim":
             model = SimSettings
             continue
-        fld = model.model_fields.get(str(part))
         annotation = getattr(fld, "annotation", None)
         if isinstance(annotation, type):
             model = annotation
-    return list(model.model_fields)
+    return model, last
 
 
 def _expand_nodes(

@@ -11,6 +11,7 @@ A pipe (`--config <(sops -d factory.yaml)`) belongs to whoever made it, the invo
 from __future__ import annotations
 
 import os
+import shlex
 from pathlib import Path
 
 from factoryctl.errors import ConfigError, UsageError
@@ -27,13 +28,11 @@ def read_config_text(path: Path, source: str, pipes: bool) -> str:
     carries. A directory or a device is refused.
     """
     if not path.exists():
-        looked = f"at {path} (looked in: {source})"
         if source == "XDG config dir":  # the last place tried: ./factory.yaml was missing too
-            looked = f"in the current directory or at {path}"
-        raise ConfigError(
-            f"no factory.yaml {looked}.",
-            "run `factoryctl init` to write an example, or pass --config FILE.",
-        )
+            hint = "run `factoryctl init` to write an example in the current directory, or pass --config FILE."
+            raise ConfigError(f"no factory.yaml in the current directory or at {path}.", hint)
+        hint = f"`factoryctl init {shlex.quote(str(path))}` writes an example there."  # as `config locate` says
+        raise ConfigError(f"no factory.yaml at {path} (looked in: {source}).", hint)
     if not (path.is_file() or (pipes and path.is_fifo())):  # /dev/zero would be read for ever (and hang a TAB)
         raise ConfigError(
             f"{path} is not a regular file, so it is not read as factory.yaml.",

@@ -6,6 +6,10 @@ sent bash's words, which bash splits at `@`, `:` and `=` ($COMP_WORDBREAKS), so 
 in a group) asked for the completion of `r` after two stray arguments and got nothing. `--install-completion` and
 `--show-completion` print the same scripts (`register` puts them in Typer's table).
 
+Every script sends the completion helper's stderr to /dev/null: the rc line `--install-completion` writes runs in
+every shell, also where `factoryctl` is not on PATH (a virtualenv not activated, or uninstalled), and `env`'s
+"No such file or directory" then landed in the middle of the command line at each TAB.
+
 Candidates with their descriptions are written by our own zsh and fish classes (`use_our_completers`): Typer's
 wrote `''` for an apostrophe inside the single-quoted `_arguments '...'` that zsh evals (so "node's" showed as
 "nodes"), `""` for a double quote, and ran every description through rich's markup renderer, which dropped
@@ -35,7 +39,7 @@ ZSH_SCRIPT = """\
 #compdef %(prog_name)s
 
 %(complete_func)s() {
-  eval "$(env _TYPER_COMPLETE_ARGS="${words[1,$CURRENT]}" %(autocomplete_var)s=complete_zsh %(prog_name)s)"
+  eval "$(env _TYPER_COMPLETE_ARGS="${words[1,$CURRENT]}" %(autocomplete_var)s=complete_zsh %(prog_name)s 2>/dev/null)"
 }
 
 compdef %(complete_func)s %(prog_name)s
@@ -62,7 +66,7 @@ BASH_SCRIPT = """\
     word="${words[${#words[@]}-1]}"
     COMPREPLY=()
     while IFS= read -r candidate; do [[ -n $candidate ]] && COMPREPLY+=("$candidate"); done < <(
-        env COMP_WORDS="$line" COMP_CWORD=-1 %(autocomplete_var)s=complete_bash $1
+        env COMP_WORDS="$line" COMP_CWORD=-1 %(autocomplete_var)s=complete_bash $1 2>/dev/null
     )
     text="${word##*[$COMP_WORDBREAKS]}"
     before="${word%%"$text"}"
@@ -73,6 +77,16 @@ BASH_SCRIPT = """\
 
 complete -o default -F %(complete_func)s %(prog_name)s
 """
+
+
+#: Typer's fish script (same fields, same `_TYPER_COMPLETE_FISH_ACTION` protocol), its helper's stderr discarded.
+FISH_SCRIPT = (
+    "complete --command %(prog_name)s --no-files"
+    ' --arguments "(env %(autocomplete_var)s=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args'
+    ' _TYPER_COMPLETE_ARGS=(commandline -cp) %(prog_name)s 2>/dev/null)"'
+    ' --condition "env %(autocomplete_var)s=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args'
+    ' _TYPER_COMPLETE_ARGS=(commandline -cp) %(prog_name)s 2>/dev/null"\n'
+)
 
 
 def complete_choices(choices: Iterable[str]) -> Callable[[str], list[str]]:
@@ -158,9 +172,10 @@ def completion_script(shell: str) -> str:
 
 
 def _use_our_scripts(scripts: dict[str, str]) -> None:
-    """Put our bash and zsh scripts in Typer's table of scripts by shell."""
+    """Put our bash, zsh and fish scripts in Typer's table of scripts by shell."""
     scripts["bash"] = BASH_SCRIPT
     scripts["zsh"] = ZSH_SCRIPT
+    scripts["fish"] = FISH_SCRIPT
 
 
 def check_shell(value: str) -> str:
@@ -190,7 +205,7 @@ def register(app: typer.Typer) -> None:
             autocompletion=complete_choices(SHELLS),
         ),
     ) -> None:
-        """Print a shell completion script: `factoryctl completion bash > /etc/bash_completion.d/factoryctl`."""
+        """Print a shell completion script (`factoryctl --install-completion` installs it for the current shell)."""
         from factoryctl.cli.render import emit
 
         emit(completion_script(shell))

@@ -75,7 +75,10 @@ RESTART_HINT = (
     "see its log (`journalctl -u factoryctl`) and restart it (`systemctl restart factoryctl`); a new store needs the "
     "drains again."
 )
-START_HINT = "start it with `factoryctl controller run` (docs/controller.md has a systemd unit)."
+START_HINT = (
+    "start it with `factoryctl controller run`: it runs in the foreground until SIGTERM, so keep it under a service "
+    "manager (systemd: `ExecStart=/path/to/factoryctl --config FILE controller run`)."
+)
 
 
 def _status_doc(config: FactoryConfig, now: float) -> dict[str, Any]:

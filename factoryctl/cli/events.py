@@ -94,10 +94,12 @@ def events_command(
         written = store.last_event_id() if follow else 0  # read first: what comes after it, the follow prints
         found = store.events(start, names, limit + 1, kind)  # one more tells whether --limit cut anything
         cut, found = len(found) > limit, found[-limit:]  # oldest first: the newest `limit`
+        quiet = context.global_options(ctx)[1]
+        _say_if_no_controller(store, bool(found) or quiet)
         if not follow:
             items = [e.as_json() for e in found]
             emit(render_listing(items, [], EVENT_COLUMNS, output, no_header, event_fields()))
-            _say_if_cut(cut, limit, ("event", "events"), context.global_options(ctx)[1])
+            _say_if_cut(cut, limit, ("event", "events"), quiet)
             return
         printer = FollowedEventPrinter(output, no_header, names if names is not None else list(config.nodes))
         printer.show([e for e in found if (e.id or 0) <= written], header=not no_header)
@@ -147,6 +149,25 @@ def _say_if_cut(cut: bool, limit: int, what: tuple[str, str], quiet: bool) -> No
     if cut and not quiet:
         shown = f"the newest {what[0]} is" if limit == 1 else f"the newest {limit:,} {what[1]} are"
         sys.stderr.write(f"factoryctl: only {shown} shown; --limit shows more.\n")
+
+
+def _say_if_no_controller(store: Store, needless: bool) -> None:
+    """A note on stderr, unless `needless`, when no controller ever ran on this store: it records the health events.
+
+    An empty listing from a store only `nodes drain` or `sim inject` ever wrote said nothing of why. The controller
+    records `controller_start` when it starts (events are never pruned), so its absence tells none ran here; an
+    empty window of a store a controller runs on stays silent.
+    """
+    if needless:
+        return
+    from factoryctl.cli.telemetry import EARLIEST_S
+
+    if not store.events(EARLIEST_S, None, 1, "controller_start"):
+        import sys
+
+        sys.stderr.write(
+            "factoryctl: no controller has run on this store; health events are recorded by `factoryctl controller run`.\n"
+        )
 
 
 def event_fields() -> list[str]:

@@ -15,7 +15,7 @@ from factoryctl.cli import context
 from factoryctl.cli.arguments import exact_path
 
 EXAMPLE = """\
-# factory.yaml: the factoryctl inventory. Reference: docs/factory-yaml.md
+# factory.yaml: the factoryctl inventory. `factoryctl config show` prints every key with its value or default.
 name: lab
 # state_dir: ~/.local/state/factoryctl/lab   # the store and simulated GPU state; share it between users if needed
 
@@ -56,7 +56,8 @@ def register(app: typer.Typer) -> None:
             None,
             path_type=str,
             callback=exact_path("stdout"),
-            help="Where to write the example (default: --config's file, else ./factory.yaml); - for stdout.",
+            help="Where to write the example (default: --config's file, else $FACTORYCTL_CONFIG, else ./factory.yaml);"
+            " - for stdout.",
         ),
         force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing file."),
     ) -> None:
@@ -65,7 +66,7 @@ def register(app: typer.Typer) -> None:
         from factoryctl.errors import UsageError
 
         if path is None:  # `factoryctl --config /etc/factoryctl/factory.yaml init` writes there
-            path = context.global_options(ctx)[0] or Path("factory.yaml")
+            path = _default_path(context.global_options(ctx)[0])
         if is_std_stream(path):  # `-` itself; `./-` (and `-c -`, a file option) name the file `-`
             from factoryctl.cli.render import emit
 
@@ -82,7 +83,7 @@ def register(app: typer.Typer) -> None:
             raise UsageError(f"{path} already exists; nothing was written.", "pass --force to overwrite it.")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(EXAMPLE, encoding="utf-8")
+            _write_example(path)
         except OSError as exc:
             from factoryctl.errors import ActionFailed
 
@@ -93,6 +94,31 @@ def register(app: typer.Typer) -> None:
             from factoryctl.cli.arguments import bytes_as_text
 
             typer.echo(f"wrote {bytes_as_text(str(path))}; check it with `{_validate_command(path)}`", err=True)
+
+
+def _write_example(path: Path) -> None:
+    """Write EXAMPLE to `path`, a new file writable by its owner alone whatever the umask (at most 0644).
+
+    factoryctl refuses a factory.yaml others may write (config_file.py): under `umask 000` a plain write made one
+    (0666) that every next command refused. An existing file (`--force`) keeps its mode.
+    """
+    import os
+
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)  # the umask may only narrow it
+    with open(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(EXAMPLE)
+
+
+def _default_path(explicit: Path | None) -> Path:
+    """Where `init` writes without a PATH: the file the other commands read, when chosen, else ./factory.yaml.
+
+    Chosen by --config or $FACTORYCTL_CONFIG (their "no factory.yaml" hint names it); else ./factory.yaml, the next
+    place they look.
+    """
+    from factoryctl.config import CONFIG_ENV, CONFIG_NAME, discover
+
+    path, source = discover(explicit)
+    return path if source in ("--config", f"${CONFIG_ENV}") else Path(CONFIG_NAME)
 
 
 def _validate_command(path: Path) -> str:

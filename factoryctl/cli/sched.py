@@ -139,7 +139,8 @@ def read_trace(path: Path, quiet: bool = False) -> list[TraceJob]:
         if error.hint is not None:
             raise
         raise UsageError(
-            error.message, "a trace has job_id,submit_time_s,duration_s,num_gpus (see docs/scheduler.md)."
+            error.message,
+            "a trace is CSV with the columns job_id,submit_time_s,duration_s,num_gpus (times in seconds).",
         ) from None
     if ignored and not quiet:
         sys.stderr.write(

@@ -1,9 +1,9 @@
-"""Job traces (docs/scheduler.md, "The trace") parsed and checked before any replay, so a bad row is a sentence, not a crash.
+"""Job traces (docs/scheduler.md, "The trace") parsed and checked before a replay: a bad row is a sentence, not a crash.
 
 `job_id,submit_time_s,duration_s,num_gpus` are required; `num_nodes,gpus_per_node,priority,walltime_s` are optional
 and extra columns are ignored (`parse_trace` names them, so the CLI can say the replay does not model them). Column
 names are read case-insensitively. A row must not have more fields than the header, a header must not name a
-column twice, and numbers are ASCII: each of these once let a shifted or mistyped row replay as a different job.
+column twice, and numbers are ASCII: otherwise a shifted or mistyped row could replay as a different job.
 The caller reads the file; this module only sees its bytes or lines (no IO in the core).
 """
 
@@ -29,7 +29,9 @@ MAX_COUNT = 1_000_000
 #: The largest priority a trace row may give: a unit is worth a day of waiting, so this is 2,700 years of it.
 MAX_PRIORITY = 1_000_000
 
-_FORMAT_HINT = "a trace has job_id,submit_time_s,duration_s,num_gpus (see docs/scheduler.md)."
+#: The columns, said in the hints themselves: a wheel install has no docs/ to point at.
+_COLUMNS = f"{','.join(REQUIRED)} (optional: {','.join(OPTIONAL)}), times in seconds"
+_FORMAT_HINT = f"a trace has the header {_COLUMNS}."
 _QUOTE_HINT = "close the quote, or drop it: a field needs quotes only when it holds a comma."
 _SHAPE_HINT = "num_gpus must equal num_nodes x gpus_per_node; leave gpus_per_node empty to derive it from num_nodes."
 
@@ -184,8 +186,7 @@ def _parse(reader: csv.DictReader[str], lines: list[str], source: str, ignored: 
     if not any(header):
         raise UsageError(
             f"{source}: the trace is empty (missing column(s) {', '.join(REQUIRED)})",
-            "a trace starts with the header job_id,submit_time_s,duration_s,num_gpus and has one row per job"
-            " (see docs/scheduler.md).",
+            f"a trace starts with the header {_COLUMNS}, then has one row per job.",
         )
     _check_header(header, f"{source}:{reader.reader.line_num}")
     if ignored is not None:  # named as the file writes them (`User`, not `user`)
@@ -209,7 +210,7 @@ def _parse(reader: csv.DictReader[str], lines: list[str], source: str, ignored: 
     if not jobs:
         raise UsageError(
             f"{source}: the trace has no jobs, only a header",
-            "add one row per job under the header (see docs/scheduler.md).",
+            "add one row per job under the header: its job_id, submit time and duration in seconds, GPU count.",
         )
     return jobs
 

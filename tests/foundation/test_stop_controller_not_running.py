@@ -12,7 +12,8 @@ import pytest
 
 SAID = [
     "factoryctl: no controller is running on this store.",
-    "hint: start it with `factoryctl controller run` (docs/controller.md has a systemd unit).",
+    "hint: start it with `factoryctl controller run`: it runs in the foreground until SIGTERM, so keep it under a"
+    " service manager (systemd: `ExecStart=/path/to/factoryctl --config FILE controller run`).",
 ]
 
 

@@ -87,7 +87,7 @@ def widths_for(rows: Sequence[NodeRow], available: int | None = None) -> tuple[t
     """
     rack = min(max([4, *(len(r.rack or "—") for r in rows)]), RACK_MAX_WIDTH)
     others = [(key, rack if key == "rack" else width) for key, width in COLUMNS if key != "node"]
-    node = max([4, *(len(r.name) for r in rows)])
+    node = max([dict(COLUMNS)["node"], *(len(r.name) for r in rows)])  # `Node ▲` whole: `ws` cut it to `No ▲`
     if available is not None:
         with_rack = available - line_width(others) - 2 * PADDING
         without_rack = available - line_width([c for c in others if c[0] != "rack"]) - 2 * PADDING
