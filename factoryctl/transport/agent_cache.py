@@ -29,7 +29,7 @@ from factoryctl.errors import ConfigError, NodeError
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.transport.agent_cache_probes import CAT_PROBE, LOGIN_PROBE
 from factoryctl.transport.quoting import shell_join
-from factoryctl.transport.ssh import SshConnection
+from factoryctl.transport.ssh import QUIET_LOGIN_HINT, SshConnection
 
 if TYPE_CHECKING:
     import paramiko
@@ -129,7 +129,7 @@ def _ship_with_sftp(
         if channel is not None:
             channel.settimeout(timeout)
         uid, digest = _login_probe(connection, remote, local, timeout)
-        if _sftp_makedirs(sftp, directory):
+        if _sftp_makedirs(connection, sftp, directory, timeout):
             sftp.chmod(directory, 0o700)  # mkdir's mode is filtered by the server's umask
         _check_private_dir(connection.node, directory, sftp.lstat(directory), uid)
         real = _sftp_check_parents(connection.node, sftp, directory, uid)
@@ -179,7 +179,14 @@ def _login_probe(connection: SshConnection, remote: str, local: _LocalZipapp, ti
     probe = connection.run(["sh", "-c", LOGIN_PROBE, "sh", remote, str(local.size)], timeout=timeout)
     uid, _, rest = probe.stdout.decode("utf-8", "replace").partition("\n")
     uid = uid.strip()
-    if probe.exit_code != 0 or not uid.isdigit():
+    if probe.exit_code == 0 and not uid.isdigit():  # output the markers of `SshConnection.run` did not catch
+        raise NodeError(
+            connection.node,
+            "agent",
+            f"cannot tell the login user's uid on the node: `id -u` printed {uid[:80]!r}, not a number.",
+            f"the agent cache is checked against it; {QUIET_LOGIN_HINT}",
+        )
+    if probe.exit_code != 0:
         why = probe.stderr.decode("utf-8", "replace").strip() or uid or f"exit code {probe.exit_code}"
         raise NodeError(
             connection.node,
@@ -295,8 +302,11 @@ def _reusable(attrs: paramiko.SFTPAttributes, size: int, uid: int) -> bool:
     return stat.S_ISREG(mode) and attrs.st_size == size and attrs.st_uid == uid and not mode & 0o022
 
 
-def _sftp_makedirs(sftp: paramiko.SFTPClient, path: str) -> bool:
-    """Create `path` and its missing parents (0700); whether `path` itself was created by this call."""
+def _sftp_makedirs(connection: SshConnection, sftp: paramiko.SFTPClient, path: str, timeout: float) -> bool:
+    """Create `path` and its missing parents (0700); whether `path` itself was created by this call.
+
+    One that cannot be made (a read-only or foreign login directory) is a NodeError naming it and why.
+    """
     parts = PurePosixPath(path).parts
     created = False
     for i in range(1, len(parts) + 1):
@@ -310,9 +320,31 @@ def _sftp_makedirs(sftp: paramiko.SFTPClient, path: str) -> bool:
             try:
                 sftp.mkdir(prefix, mode=0o700)
                 created = True
-            except OSError:
-                sftp.lstat(prefix)  # made meanwhile by a concurrent upload (nodes sharing a host): checked as found
+            except OSError as exc:
+                try:
+                    sftp.lstat(prefix)  # made meanwhile by a concurrent upload (nodes sharing a host): checked as found
+                except OSError:
+                    raise _cannot_create(connection, path, prefix, exc, timeout) from exc
     return created
+
+
+def _cannot_create(connection: SshConnection, path: str, prefix: str, exc: OSError, timeout: float) -> NodeError:
+    """The error of a cache directory `path` whose part `prefix` SFTP could not make (`exc`).
+
+    SFTP names most causes `Failure` (a read-only file system among them), so `mkdir` on the node is asked why.
+    """
+    why = exc.strerror or str(exc)
+    with contextlib.suppress(NodeError):
+        said = connection.run(["mkdir", "--", prefix], timeout=timeout).stderr.decode("utf-8", "replace").strip()
+        why = said.rpartition(": ")[2] or why  # `mkdir: cannot create directory '.cache': Read-only file system`
+    where = "" if prefix == path else f" (mkdir {_shown(prefix)})"
+    return NodeError(
+        connection.node,
+        "agent",
+        f"cannot create the agent cache {_shown(path)} on the node{where}: {why}.",
+        f"set ssh.remote_cache_dir in factory.yaml (or ${REMOTE_CACHE_ENV}) to a directory the login user can "
+        "create on the node, such as /var/tmp/factoryctl.",
+    )
 
 
 def _ls_type(text: str) -> int:

@@ -9,6 +9,7 @@ it, which needs the jump host's key known first: until it is, the jump host's ke
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
@@ -22,7 +23,7 @@ from factoryctl.errors import FactoryError, NodeError
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.transport.fanout import as_node_error
 from factoryctl.transport.known_hosts import HostKeyStatus
-from factoryctl.transport.ssh import SshConnection
+from factoryctl.transport.ssh import QUIET_LOGIN_HINT, SshConnection
 from factoryctl.transport.ssh_config import SshTarget, resolve
 from factoryctl.transport.ssh_handshake import (
     ServerKey,
@@ -39,10 +40,12 @@ from factoryctl.transport.ssh_node import _JUMPS
 if TYPE_CHECKING:
     import paramiko
 
+    from factoryctl.transport.base import CommandResult
     from factoryctl.transport.session import AgentSession
 
 STEPS = ("dns", "tcp", "banner", "host_key", "auth", "python", "agent", "driver", "nvml")
 MIN_PYTHON = (3, 9)
+_MIN_SHOWN = ".".join(map(str, MIN_PYTHON))
 _PY_VERSION = "import sys; print('%d.%d.%d' % sys.version_info[:3])"
 
 
@@ -265,18 +268,39 @@ def _remote_steps(
         probe = connection.run([spec.python, "-c", _PY_VERSION], timeout=timeout)
     except NodeError as exc:
         return walk.fail("python", exc)
-    version = probe.stdout.decode("utf-8", "replace").strip()
-    if probe.exit_code in (126, 127):
-        walk.add("python", "warn", f"{spec.python} not found; nvidia-smi fallback (read-only telemetry, -pl)",
-                 "install python3 (>= 3.9) on the node, or set `python:` for it in factory.yaml.")  # fmt: skip
-    elif probe.exit_code != 0 or tuple(int(p) for p in version.split(".")[:2]) < MIN_PYTHON:
-        error = probe.stderr.decode("utf-8", "replace").strip() or version
-        return walk.fail("python", NodeError(spec.name, "agent", f"{spec.python} is not usable: {error}",
-                                             "the agent needs Python >= 3.9 on the node."))  # fmt: skip
-    else:
-        walk.add("python", "ok", f"{spec.python} {version}")
+    refused = _python_step(walk, spec, probe)
+    if refused is not None:
+        return walk.fail("python", refused)
     ssh = SshTransport(spec, factory, connection, options)
     return _agent_steps(walk, lambda: ssh.start_agent(timeout), timeout)
+
+
+_NO_AGENT = "nvidia-smi fallback (read-only telemetry, -pl)"
+_INSTALL_PYTHON = "install python3 (>= 3.9) on the node, or set `python:` for it in factory.yaml."
+
+
+def _python_step(walk: _Walk, spec: NodeSpec, probe: CommandResult) -> NodeError | None:
+    """Record the `python` step from the version probe's result; the error that stops the walk, if it must.
+
+    No interpreter, or one older than 3.9, is a warning: the commands fall back to nvidia-smi then, and the steps
+    after it check that fallback. An interpreter that fails, or an answer that is not a version, stops the walk.
+    """
+    version = probe.stdout.decode("utf-8", "replace").strip()
+    parsed = re.fullmatch(r"(\d+)\.(\d+)\.\d+\S*", version)
+    if probe.exit_code in (126, 127):
+        walk.add("python", "warn", f"{spec.python} not found; {_NO_AGENT}", _INSTALL_PYTHON)
+    elif probe.exit_code != 0:
+        error = probe.stderr.decode("utf-8", "replace").strip() or f"exit code {probe.exit_code}"
+        return NodeError(spec.name, "agent", f"{spec.python} is not usable: {error}",
+                         "the agent needs Python >= 3.9 on the node.")  # fmt: skip
+    elif parsed is None:
+        return NodeError(spec.name, "agent", f"cannot read the version of {spec.python} on the node: it printed "
+                         f"{version[:80]!r}", QUIET_LOGIN_HINT)  # fmt: skip
+    elif (int(parsed[1]), int(parsed[2])) < MIN_PYTHON:
+        walk.add("python", "warn", f"{spec.python} {version} is older than {_MIN_SHOWN}; {_NO_AGENT}", _INSTALL_PYTHON)
+    else:
+        walk.add("python", "ok", f"{spec.python} {version}")
+    return None
 
 
 def _agent_steps(walk: _Walk, start: Any, timeout: float) -> Diagnosis:
@@ -298,8 +322,7 @@ def _agent_steps(walk: _Walk, start: Any, timeout: float) -> Diagnosis:
             )
         gpus = int(hello.get("gpus") or 0)
         if gpus == 0:
-            return walk.fail("driver", NodeError(walk.node, "driver", f"backend {backend} sees no GPU",
-                                                 "check `nvidia-smi` and the NVIDIA driver on the node."))  # fmt: skip
+            return walk.fail("driver", _no_gpu(walk.node, backend, hello.get("error")))
         walk.add("driver", "ok", f"backend {backend}, {gpus} GPU(s)")
         try:
             sample = session.sample(timeout)
@@ -315,3 +338,10 @@ def _agent_steps(walk: _Walk, start: Any, timeout: float) -> Diagnosis:
         return Diagnosis(walk.node, walk.steps)
     finally:
         session.close()
+
+
+def _no_gpu(node: str, backend: Any, error: Any) -> NodeError:
+    """Why the agent's hello counted no GPU: the driver's own words if it said them (as `gpus` shows them)."""
+    said = error.get("message") if isinstance(error, dict) else None
+    problem = f"backend {backend}: {said}" if said else f"backend {backend} sees no GPU"
+    return NodeError(node, "driver", problem, "check `nvidia-smi` and the NVIDIA driver on the node.")

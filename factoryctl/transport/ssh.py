@@ -28,6 +28,7 @@ from factoryctl.transport.polling import Watched, readable
 from factoryctl.transport.quoting import GROUP_ENDED, group_ended_probe, shell_join, signal_group, with_group_report
 from factoryctl.transport.ssh_channel import (
     CommandStderr,
+    CommandStdout,
     as_tunnel,
     close_channel,
     feed_stdin,
@@ -52,6 +53,7 @@ from factoryctl.transport.ssh_watch import WATCH, WatchedConnection
 from factoryctl.transport.stdin_stream import Feed, Stdin, as_feed
 
 __all__ = [
+    "QUIET_LOGIN_HINT",
     "ServerKey",
     "SshConnection",
     "SshOptions",
@@ -74,6 +76,13 @@ _EOF_POLL_S = 0.05
 #: How long killing a command past its timeout may take, what it prints meanwhile included (and an interrupt's
 #: signals sent over another channel): a command not gone by then is said to be maybe still running.
 STOP_TIMEOUT_S = 2.0
+
+
+#: The hint for an answer of the node that cannot be read (`id -u`, Python's version): a login shell that prints.
+QUIET_LOGIN_HINT = (
+    "if the login shell's startup files print text (`echo` in ~/.bashrc), print it only in interactive shells "
+    "(after `[[ $- == *i* ]] || return`) or on stderr."
+)
 
 
 def lost_connection(node: str, what: str, cause: BaseException | None = None) -> NodeError:
@@ -206,14 +215,21 @@ class SshConnection:
         timeout: float | None = None,
         stdin: Stdin = None,
         on_output: OutputSink | None = None,
+        login_output: bool = False,
     ) -> CommandResult:
         """Run argv (quoted for any login shell: `quoting.shell_join`) and collect its output; killed past `timeout`.
 
         Its command line first reports the command's process group on stderr (`quoting.with_group_report`; cut out
-        of the output), so that a timeout or an interrupt reaches the command where sshd delivers no signal.
+        of the output), so that a timeout or an interrupt reaches the command where sshd delivers no signal. What
+        the login shell's startup files print on stdout before the command starts (`echo` in `~/.bashrc`) is
+        dropped, up to a marker line the command line prints first (`ssh_channel.CommandStdout`): factoryctl's own
+        probes read only their command's answer. With `login_output` it is kept, as ssh shows it (`exec`).
         """
         token = f"factoryctl-pgid-{secrets.token_hex(8)}"
-        return self.run_shell(with_group_report(shell_join(argv), token), timeout, stdin, on_output, token)
+        command = with_group_report(shell_join(argv), token)
+        if not login_output:
+            command = f"echo {token}; {command}"  # `echo` and `;` read alike in sh, bash, zsh and fish
+        return self.run_shell(command, timeout, stdin, on_output, token, login_output)
 
     def run_shell(
         self,
@@ -222,6 +238,8 @@ class SshConnection:
         stdin: Stdin = None,
         on_output: OutputSink | None = None,
         group_token: str | None = None,
+        login_output: bool = True,
+        channel_timeout: float | None = None,
     ) -> CommandResult:
         """Run a command line that was already quoted (internal use: built with `shell_join` by the caller).
 
@@ -231,13 +249,18 @@ class SshConnection:
         with ssh), and the command's end is never held up by input still to come; the deadline covers sending too.
         `on_output` sees each chunk as it arrives (all of it: only what is kept is capped). A timeout or a lost
         connection raises `CommandCut` with the output that had arrived. `group_token`: the command line reports
-        its process group with it (`run`).
+        its process group with it (`run`); without `login_output` it also printed it alone on stdout first, and
+        what came before it there is dropped. `channel_timeout`: how long its channel may take to open
+        (default: the connection's channel timeout).
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         feed = as_feed(stdin)
         limit = self.options.max_output_bytes
-        out, err = CappedOutput(limit, 1, on_output), CommandStderr(group_token, limit, 2, on_output)
-        chan = self._command_channel(feed, err)
+        out = CappedOutput(limit, 1, on_output)
+        if group_token is not None and not login_output:
+            out = CommandStdout(group_token, limit, on_output)
+        err = CommandStderr(group_token, limit, 2, on_output)
+        chan = self._command_channel(feed, err, channel_timeout)
         try:
             status = self._exec(chan, command, feed, out, err, deadline, timeout)
         finally:
@@ -250,10 +273,10 @@ class SshConnection:
         # paramiko reports -1 when the command died of a signal; OpenSSH's client exits 255 then.
         return CommandResult(255 if status < 0 else status, out.value(), kept_stderr(out, err))
 
-    def _command_channel(self, feed: Feed | None, err: CommandStderr) -> paramiko.Channel:
+    def _command_channel(self, feed: Feed | None, err: CommandStderr, timeout: float | None) -> paramiko.Channel:
         """A channel for one command, among the running ones (`interrupt`); `feed` is closed if none opens."""
         try:
-            chan = self.channel()
+            chan = self.channel(timeout)
         except BaseException:
             if feed is not None:
                 feed.close()
@@ -303,43 +326,50 @@ class SshConnection:
 
         Bounded by STOP_TIMEOUT_S, what the command prints meanwhile included; one that has not ended by then (its
         group unknown, the connection gone, or a process that left the group holds its output open) may still run.
+        Whether a process that left the group holds it open is asked only on a connection that answered the kill
+        (`_signal`): on a silent one (the node's sshd stopped or hung) that question would only wait longer.
         """
         deadline = time.monotonic() + STOP_TIMEOUT_S
         if err.group is None and not self._signals_reach():  # its report may be on its way still
             _drain(chan, deadline, out, err, until=lambda: err.group is not None)
-        self._signal(chan, err.group, ("KILL",), deadline)
+        answered = self._signal(chan, err.group, ("KILL",), deadline)
         ended = _drain(chan, deadline, out, err) and self.transport.is_active()
         err.finish()
-        left = not ended and err.group is not None and self._group_ended(err.group)
+        left = not ended and answered and err.group is not None and self._group_ended(err.group)
         return timeout_error(self.node, timeout, ended, err.group, self.target.user if left else None)
 
     def _group_ended(self, group: int) -> bool:
         """Whether nothing is left of process group `group` (and its session) on the node; False if unknown.
 
         Asked after the kill when the command's output is still held open: then by a process that escaped the group.
+        Its channel, too, must open within STOP_TIMEOUT_S.
         """
         if not self.transport.is_active():
             return False
         try:
-            probe = self.run_shell(group_ended_probe(group), timeout=STOP_TIMEOUT_S)
+            probe = self.run_shell(group_ended_probe(group), timeout=STOP_TIMEOUT_S, channel_timeout=STOP_TIMEOUT_S)
         except NodeError:
             return False
         return GROUP_ENDED in probe.stdout.decode(errors="replace").split()
 
-    def _signal(self, chan: paramiko.Channel, group: int | None, signals: Sequence[str], deadline: float) -> None:
-        """Send `signals` to a command, best effort (the connection may be gone).
+    def _signal(self, chan: paramiko.Channel, group: int | None, signals: Sequence[str], deadline: float) -> bool:
+        """Send `signals` to a command, best effort (the connection may be gone); False if the node did not answer.
 
-        As `signal` requests where sshd delivers them (`_signals_reach`) or the group is unknown, else to its
-        process group over another channel (`quoting.signal_group`), started by `deadline`.
+        As `signal` requests where sshd delivers them (`_signals_reach`) or the group is unknown (nothing comes back:
+        True), else to its process group over another channel (`quoting.signal_group`), started by `deadline`;
+        False when that channel did not open.
         """
         if group is None or self._signals_reach():
             for name in signals:
                 send_signal(chan, name)
-            return
+            return True
         import paramiko
 
-        with contextlib.suppress(NodeError, OSError, EOFError, paramiko.SSHException):
+        try:
             kill = self.channel(timeout=max(deadline - time.monotonic(), 0.01))
+        except (NodeError, OSError, EOFError, paramiko.SSHException):
+            return False
+        with contextlib.suppress(NodeError, OSError, EOFError, paramiko.SSHException):
             try:
                 kill.exec_command(signal_group(group, signals))
                 kill.shutdown_write()
@@ -348,6 +378,7 @@ class SshConnection:
                 _drain(kill, max(deadline, time.monotonic() + 0.01), CappedOutput(0, 1), CappedOutput(0, 2))
             finally:
                 close_channel(kill)
+        return True
 
     def _signals_reach(self) -> bool:
         """Whether sshd delivers `signal` requests to this login's commands (`ssh_channel.signals_delivered`)."""

@@ -338,3 +338,50 @@ class CommandStderr(CappedOutput):
     def _pass(self, data: bytes) -> None:
         if data:
             super().add(data)
+
+
+#: The most a login shell's startup files may print on stdout before a command's output starts (`CommandStdout`):
+#: past it the marker is given up on and everything is passed on.
+_LOGIN_NOISE_LIMIT = 1 << 20
+
+
+class CommandStdout(CappedOutput):
+    """A command's stdout without what the login shell's startup files printed there before the command started.
+
+    A `~/.bashrc` that echoes a banner prints it on stdout ahead of every command, where a probe's answer (a uid, a
+    version, nvidia-smi's CSV) is read. The command line prints a line `TOKEN` first (`SshConnection.run`):
+    everything up to and including it is dropped, before anything reaches the sink. Should it never come (over
+    `_LOGIN_NOISE_LIMIT` first, or the command line did not run), what was held is passed on as it is. What the
+    startup files write on stderr stays: it is only ever shown, and may say what went wrong.
+    """
+
+    def __init__(self, token: str, limit: int, sink: OutputSink | None = None) -> None:
+        super().__init__(limit, 1, sink)
+        self._marker = f"{token}\n".encode()
+        self._held = b""
+
+    def add(self, data: bytes) -> None:
+        """Pass a chunk on (see CappedOutput.add) once the marker went by; hold it until then."""
+        if not self._marker:
+            super().add(data)
+            return
+        held = self._held + data
+        at = held.find(self._marker)
+        if at < 0 and len(held) <= _LOGIN_NOISE_LIMIT:
+            self._held = held
+            return
+        rest = held if at < 0 else held[at + len(self._marker) :]
+        self._marker, self._held = b"", b""
+        if rest:
+            super().add(rest)
+
+    def finish(self) -> None:
+        """The command is over: pass on what was held back (the marker never came)."""
+        held, self._held, self._marker = self._held, b"", b""
+        if held:
+            super().add(held)
+
+    def value(self, note: bytes = b"") -> bytes:
+        """What was kept (see CappedOutput.value), anything still held included."""
+        self.finish()
+        return super().value(note)

@@ -356,12 +356,18 @@ def _flag(found: dict[str, Any], alias: str, keyword: str, config_path: Path | N
     return flag
 
 
-def _identities(explicit: str | None, configured: list[str] | None) -> tuple[str, ...]:
+def _identities(explicit: str | None, configured: list[str] | None, alias: str) -> tuple[str, ...]:
+    """The identity files to try: factory.yaml's, else ~/.ssh/config's IdentityFile, else OpenSSH's defaults.
+
+    A missing file named in either place is kept, so that a refusal names it as skipped (`ssh_identities`); missing
+    defaults are dropped, as ssh does. paramiko expands IdentityFile's tokens but `%n` (the host as given: `alias`).
+    """
     if explicit:
         return (os.path.expanduser(explicit),)
-    candidates = configured or list(DEFAULT_IDENTITIES)
-    found = dict.fromkeys(os.path.expanduser(p) for p in candidates)  # each once, in order (ssh drops repeats)
-    return tuple(p for p in found if os.path.isfile(p))
+    if configured:
+        named = (re.sub(r"(?<!%)%n", lambda _: alias, path) for path in configured)
+        return tuple(dict.fromkeys(os.path.expanduser(p) for p in named))  # each once, in order (ssh drops repeats)
+    return tuple(p for p in dict.fromkeys(map(os.path.expanduser, DEFAULT_IDENTITIES)) if os.path.isfile(p))
 
 
 _JUMP_HINT = "write each hop as [user@]host[:port] with a port from 1 to 65535 (e.g. jumper:2222), separated by commas."
@@ -403,7 +409,7 @@ def resolve(
             problem, hint = "is not a number from 1 to 65535", "write the port as a number such as 22."
             raise _bad_setting(config_path, spec.host, "Port", str(found["port"]), problem, hint)
     user = spec.user or found.get("user") or getpass.getuser()
-    identities = _identities(spec.identity_file, found.get("identityfile"))
+    identities = _identities(spec.identity_file, found.get("identityfile"), spec.host)
     known_hosts = spec.known_hosts or DEFAULT_KNOWN_HOSTS
     jump_text = _jump_override if _jump_override is not None else _proxy_jump(found, spec.host, config_path)
     jump = None

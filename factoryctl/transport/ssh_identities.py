@@ -97,6 +97,8 @@ def _load_key(path: str) -> paramiko.PKey | SkippedKey:
         return paramiko.PKey.from_path(path)
     except (paramiko.PasswordRequiredException, TypeError):
         return SkippedKey(path, f"the key {path} needs a passphrase: load it into ssh-agent", True)
+    except FileNotFoundError:
+        return SkippedKey(path, f"no identity file {path}", False)  # as ssh says it ("no such identity")
     except Exception as exc:  # a key file is any file: whatever its loader raises, the file is skipped
         if is_file_exhaustion(exc):
             raise

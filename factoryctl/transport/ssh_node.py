@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import secrets
 import shlex
 import threading
 import time
@@ -80,8 +81,11 @@ class SshTransport:
     def run(
         self, argv: list[str], timeout: float, stdin: Stdin = None, on_output: OutputSink | None = None
     ) -> CommandResult:
-        """Run argv on the node through the login shell, quoted by `shell_join`; `stdin` is fed, then EOF."""
-        return self.connection.run(argv, timeout=timeout, stdin=stdin, on_output=on_output)
+        """Run argv on the node through the login shell, quoted by `shell_join`; `stdin` is fed, then EOF.
+
+        What the login shell's startup files print is part of the output, as with ssh (`exec`).
+        """
+        return self.connection.run(argv, timeout=timeout, stdin=stdin, on_output=on_output, login_output=True)
 
     def interrupt(self) -> None:
         """Ctrl-C: SIGINT then SIGHUP to the running commands (see SshConnection.interrupt)."""
@@ -99,7 +103,9 @@ class SshTransport:
         # started from inside the re-checked cache (see agent_command): the paths are relative to it
         argv = agent_argv(self.node, self.factory, self.node.python, f"./{real.name}", "./sim")
         chan = self.connection.channel()
-        chan.exec_command(agent_command(argv, str(real.parent), real.name))
+        # the agent's first line follows a marker line: what the login shell's startup files print comes before it
+        marker = f"factoryctl-agent-{secrets.token_hex(8)}"
+        chan.exec_command(f"echo {marker}; {agent_command(argv, str(real.parent), real.name)}")
         chan.settimeout(
             None
         )  # the session waits with its own timeouts; the liveness watch (ssh_watch.py) notices dead peers
@@ -107,7 +113,7 @@ class SshTransport:
         session = AgentSession(
             self.node.name,
             cast("IO[bytes]", _ChannelInput(chan)),
-            cast("IO[bytes]", _ChannelLines(chan.recv)),
+            cast("IO[bytes]", _ChannelLines(chan.recv, after=marker.encode())),
             on_close=lambda: _close_agent(chan, self.connection, session),  # `session`: read at close
             stderr_tail=tail.text,
             cut_off=lambda: _connection_lost(chan, self.connection),
@@ -352,13 +358,17 @@ class _ChannelLines:
     exit a ChannelFile's `__del__` could run after its buffer was torn down, printing "Exception ignored in:
     BufferedFile.__del__ ... ValueError: I/O operation on closed file" on stderr. This class has no finalizer. Lines
     are split by `LineSplitter`: a line over `limit` ends the iteration with `LineTooLong` (a ValueError, which the
-    session turns into its failure, so the node reconnects), or with `cut` is cut short.
+    session turns into its failure, so the node reconnects), or with `cut` is cut short. With `after`, the lines up
+    to the one ending with it are dropped (what a login shell's startup files print ahead of the agent).
     """
 
-    def __init__(self, recv: Callable[[int], bytes], limit: int = MAX_LINE_BYTES, cut: bool = False) -> None:
+    def __init__(
+        self, recv: Callable[[int], bytes], limit: int = MAX_LINE_BYTES, cut: bool = False, after: bytes | None = None
+    ) -> None:
         self._recv = recv
         self._limit = limit
         self._cut = cut
+        self._after = after
         self.closed = False
 
     def __iter__(self) -> Iterator[bytes]:
@@ -368,10 +378,20 @@ class _ChannelLines:
             chunk = self._recv(_CHUNK)  # b"" at EOF and once the channel is closed
             if not chunk:
                 break
-            yield from splitter.feed(chunk)
+            yield from self._wanted(splitter.feed(chunk))
         last = splitter.rest()
         if last and not self.closed:
-            yield last
+            yield from self._wanted([last])
+
+    def _wanted(self, lines: list[bytes]) -> list[bytes]:
+        """`lines` without those up to the marker line `after` (none of them until it comes)."""
+        if self._after is None:
+            return lines
+        for i, line in enumerate(lines):
+            if line.rstrip(b"\r\n").endswith(self._after):
+                self._after = None
+                return lines[i + 1 :]
+        return []
 
     def close(self) -> None:
         """Stop at the next chunk (the channel's close ends a read under way)."""

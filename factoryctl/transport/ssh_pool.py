@@ -141,6 +141,11 @@ def _jump_hint(exc: NodeError, target: SshTarget) -> str | None:
         return f"is sshd running on {where}?"
     if exc.kind == "timeout":
         return f"is {where} up and reachable from here?"
+    if exc.kind == "banner":  # silent, or not SSH: the handshake's hints speak of the node's sshd
+        return (
+            f"check that port {target.port} of {where} is sshd's and that sshd there is not stopped, hung or "
+            "overloaded; a middlebox may also hold the connection."
+        )
     return exc.hint
 
 
