@@ -7,12 +7,22 @@ drain, health) are added under `factoryctl_`. A pure function of samples, so it 
 
 from __future__ import annotations
 
+import math
+import operator
 from collections.abc import Callable, Iterable, Sequence
 
 from factoryctl.model.telemetry import GpuSample, NodeSample
 
-#: (metric, type, help, GPU field, scale): dcgm-exporter's default counters that NVML gives us.
-GPU_METRICS: tuple[tuple[str, str, str, str, float], ...] = (
+
+def _fb_free_mib(gpu: GpuSample) -> float | None:
+    """Framebuffer memory free: total less used, as NVML's memory info (None unless both are known)."""
+    if gpu.memory_total_mib is None or gpu.memory_used_mib is None:
+        return None
+    return gpu.memory_total_mib - gpu.memory_used_mib
+
+
+#: (metric, type, help, GPU field or how to compute it, scale): dcgm-exporter's default counters NVML gives us.
+GPU_METRICS: tuple[tuple[str, str, str, str | Callable[[GpuSample], float | None], float], ...] = (
     ("DCGM_FI_DEV_SM_CLOCK", "gauge", "SM clock frequency (in MHz).", "sm_clock_mhz", 1.0),
     ("DCGM_FI_DEV_GPU_TEMP", "gauge", "GPU temperature (in C).", "temperature_c", 1.0),
     ("DCGM_FI_DEV_SLOWDOWN_TEMP", "gauge", "Slowdown temperature threshold (in C).", "temperature_slowdown_c", 1.0),
@@ -28,6 +38,7 @@ GPU_METRICS: tuple[tuple[str, str, str, str, float], ...] = (
         1000.0,
     ),
     ("DCGM_FI_DEV_GPU_UTIL", "gauge", "GPU utilization (in %).", "utilization_pct", 1.0),
+    ("DCGM_FI_DEV_FB_FREE", "gauge", "Framebuffer memory free (in MiB).", _fb_free_mib, 1.0),
     ("DCGM_FI_DEV_FB_USED", "gauge", "Framebuffer memory used (in MiB).", "memory_used_mib", 1.0),
     (
         "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL",
@@ -40,7 +51,12 @@ GPU_METRICS: tuple[tuple[str, str, str, str, float], ...] = (
 
 #: Metrics dcgm-exporter reports as whole numbers (DCGM's int64 fields): memory in MiB, energy in mJ, ECC counts.
 WHOLE_METRICS = frozenset(
-    {"DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL"}
+    {
+        "DCGM_FI_DEV_FB_FREE",
+        "DCGM_FI_DEV_FB_USED",
+        "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION",
+        "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL",
+    }
 )
 
 
@@ -102,13 +118,13 @@ def render(samples: Sequence[NodeSample], drained: Iterable[str] = ()) -> str:
     lines: list[str] = []
     gpus = [g for s in samples if s.state != "down" for g in s.gpus]
     for metric, kind, help_text, field, scale in GPU_METRICS:
-        rows = [(g, getattr(g, field)) for g in gpus]
-        rows = [(g, v) for g, v in rows if v is not None]
-        if not rows:
+        read = field if callable(field) else operator.attrgetter(field)
+        rows = [(g, v * scale) for g in gpus if (v := read(g)) is not None and math.isfinite(v * scale)]
+        if not rows:  # a NaN or infinite value is left out, as a null is: it cannot be a number of the exposition
             continue
         lines += [f"# HELP {metric} {help_text}", f"# TYPE {metric} {kind}"]
         whole = metric in WHOLE_METRICS
-        lines += [f"{metric}{gpu_labels(g)} {_number(round(v * scale) if whole else v * scale)}" for g, v in rows]
+        lines += [f"{metric}{gpu_labels(g)} {_number(round(v) if whole else v)}" for g, v in rows]
     lines += _fault_lines(gpus)
     throttled = [(g, r) for g in gpus for r in g.throttle_reasons]
     if throttled:

@@ -49,12 +49,11 @@ def test_serve_answers_metrics_over_http(cli: Any, tmp_path: Path, monkeypatch: 
     from http.server import ThreadingHTTPServer
 
     from factoryctl.cli.metrics import MetricsSource
-    from factoryctl.telemetry.poll import PollResult
 
     config = parse_config("nodes: {n1: {transport: local}}\n", tmp_path / "f.yaml", state_dir=tmp_path / "s")
     monkeypatch.setattr(
-        "factoryctl.telemetry.poll.poll_nodes",
-        lambda c, n, t: PollResult([NodeSample("n1", 1.0, gpus=(GpuSample("n1", 0, power_w=50.0),))], []),
+        "factoryctl.telemetry.poll.sample_node",
+        lambda n, c, t: NodeSample("n1", 1.0, gpus=(GpuSample("n1", 0, power_w=50.0),)),
     )
     source = MetricsSource(config, 60, 1)
     assert 'DCGM_FI_DEV_POWER_USAGE{gpu="0"' in source.text()
@@ -154,7 +153,7 @@ def test_scrapes_read_the_live_store_every_time_but_poll_nodes_at_most_once_per_
         return PollResult([NodeSample("n1", 1.0, gpus=(GpuSample("n1", 0, power_w=float(next(watts))),))], [])
 
     monkeypatch.setattr("factoryctl.telemetry.latest.read_live", lambda c, n: result() if live[0] else None)
-    monkeypatch.setattr("factoryctl.telemetry.poll.poll_nodes", lambda c, n, t: polls.append(1) or result())
+    monkeypatch.setattr("factoryctl.telemetry.poll.sample_node", lambda n, c, t: polls.append(1) or result().samples[0])
     source = MetricsSource(config, 60, 1)
     assert " 100\n" in source.text()
     assert " 101\n" in source.text()  # live: read again
@@ -179,7 +178,6 @@ def test_a_lost_gpu_keeps_its_stored_identity_when_no_controller_runs(tmp_path, 
     from factoryctl.cli.metrics import MetricsSource
     from factoryctl.model.telemetry import XidEvent
     from factoryctl.store.sqlite import Store
-    from factoryctl.telemetry.poll import PollResult
 
     config = parse_config("nodes: {n1: {transport: local}}\n", tmp_path / "f.yaml", state_dir=tmp_path / "s")
     store = Store(config.store_path)
@@ -189,9 +187,7 @@ def test_a_lost_gpu_keeps_its_stored_identity_when_no_controller_runs(tmp_path, 
     store.close()
     lost = GpuSample("n1", 0, null_reasons={"uuid": "gpu_lost", "name": "gpu_lost", "power_w": "gpu_lost"})
     monkeypatch.setattr("factoryctl.telemetry.latest.read_live", lambda c, n: None)
-    monkeypatch.setattr(
-        "factoryctl.telemetry.poll.poll_nodes", lambda c, n, t: PollResult([NodeSample("n1", 9.0, gpus=(lost,))], [])
-    )
+    monkeypatch.setattr("factoryctl.telemetry.poll.sample_node", lambda n, c, t: NodeSample("n1", 9.0, gpus=(lost,)))
     text = MetricsSource(config, 60, 1).text()
     labels = '{gpu="0",UUID="GPU-a",device="nvidia0",modelName="H100",Hostname="n1"}'
     assert f"factoryctl_gpu_lost{labels} 1\n" in text
