@@ -3,8 +3,9 @@
 A file saved as Latin-1 or carrying a stray byte is bad input, not a bug in factoryctl, so it must end as one
 sentence with exit 2 (as `sched simulate --trace` says it) rather than on the internal-error path. Every loader
 decodes through here so the sentence is the same whatever the file is. A compressed file (a trace as `.csv.gz`) is
-said to be one, with how to pipe it in decompressed, rather than blamed for a stray byte. `exact_number` echoes a
-value read from such a file in an error without rounding it, so a range error never contradicts itself.
+said to be one, with how to pipe it in decompressed, rather than blamed for a stray byte; so is a UTF-16 file
+(Windows' "Unicode text"), with how to convert it. `exact_number` echoes a value read from such a file in an error
+without rounding it, so a range error never contradicts itself.
 
 The YAML files among them (factory.yaml, power policies) share one more check, `first_repeated_key`: YAML lets a
 repeated key silently replace the first, which hides a mistake. The walk is here once; each caller words the refusal
@@ -51,6 +52,7 @@ def decode_utf8(data: bytes, source: str, what: str) -> str:
     compressed file (gzip, zstd, xz, bzip2) is said to be one, with how to pipe it in decompressed.
     """
     _refuse_compressed(data, source, what)
+    _refuse_wide_unicode(data, source, what)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -81,6 +83,7 @@ def read_text_stream(
     for chunk in _chunks(stream):
         if size == 0:
             _refuse_compressed(chunk, source, what)
+            _refuse_wide_unicode(chunk, source, what)
         size += len(chunk)
         nul = chunk.find(b"\0")  # decoded up to it first: a bad byte before it is the one to name
         try:
@@ -152,6 +155,39 @@ def _refuse_compressed(data: bytes, source: str, what: str) -> None:
             else f"decompress it first ({tool}) and give that file."
         )
     raise UsageError(f"{source}: the {what} looks {name}-compressed, not UTF-8 text.", hint)
+
+
+#: The byte-order marks of the Unicode encodings Windows saves as "Unicode text", and iconv's name for each (which
+#: reads the mark). UTF-32's come first: UTF-32-LE's mark starts with UTF-16-LE's.
+WIDE_UNICODE_BOMS = (
+    (b"\xff\xfe\x00\x00", "UTF-32", "utf-32"),
+    (b"\x00\x00\xfe\xff", "UTF-32", "utf-32"),
+    (b"\xff\xfe", "UTF-16", "utf-16"),
+    (b"\xfe\xff", "UTF-16", "utf-16"),
+)
+
+
+def _refuse_wide_unicode(data: bytes, source: str, what: str) -> None:
+    """A usage error naming the encoding when `data` starts with a UTF-16 or UTF-32 byte-order mark.
+
+    Its first byte is not UTF-8, and converting it as Latin-1 (the usual hint) would keep its NUL bytes: the
+    hint is the iconv command that reads the mark.
+    """
+    import shlex
+
+    found = next(((mark, name, code) for mark, name, code in WIDE_UNICODE_BOMS if data.startswith(mark)), None)
+    if found is None:
+        return
+    mark, name, code = found
+    converted = "OUT"
+    if source != "stdin":
+        stem, dot, suffix = Path(source).name.rpartition(".")
+        converted = shlex.quote(f"{stem}-utf8.{suffix}" if dot and stem else f"{Path(source).name}-utf8")
+    shown = "FILE" if source == "stdin" else shlex.quote(source)
+    raise UsageError(
+        f"{source}: the {what} is {name} text (it starts with the byte-order mark {mark.hex(' ').upper()}), not UTF-8.",
+        f"convert it to UTF-8 (`iconv -f {code} -t utf-8 {shown} > {converted}`) and give that file.",
+    )
 
 
 def exact_number(value: float) -> str:

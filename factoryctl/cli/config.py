@@ -56,6 +56,7 @@ def validate(ctx: typer.Context) -> None:
             err=True,
         )
     _warn_price_source(config)
+    _warn_unreadable_policy(config)
     quiet = context.global_options(ctx)[1]  # warnings stay under -q; the note below does not (docs/cli.md)
     if config.settings.power.policy is not None and not quiet:  # valid, but not applied yet: say so, not imply it
         typer.echo(
@@ -97,6 +98,23 @@ def _warn_unloadable_source(config: FactoryConfig, name: str, prices: str | None
     path = getattr(source.source, "path", None) if source.builtin else None
     if isinstance(path, Path) and not path.is_file():
         typer.echo(f"warning: {config.path}: power.prices: {path} is not a file that can be read.", err=True)
+
+
+def _warn_unreadable_policy(config: FactoryConfig) -> None:
+    """Warn when power.policy names no readable file (taken from factory.yaml's directory, as power.prices is).
+
+    Not applied yet, it is still what `power simulate --policy` is meant to be given: a typo is found here.
+    """
+    from pathlib import Path
+
+    from factoryctl.config_schema import config_dir, from_config_dir
+
+    written = config.settings.power.policy
+    if written is None:
+        return
+    path = Path(from_config_dir(written, config_dir(config.path)) or written).expanduser()
+    if not path.is_file() or not os.access(path, os.R_OK):
+        typer.echo(f"warning: {config.path}: power.policy: {path} is not a file that can be read.", err=True)
 
 
 #: Node fields only an SSH connection uses: `config show` leaves them out of a local node (it has no port or login).

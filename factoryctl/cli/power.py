@@ -41,6 +41,11 @@ class Visibility(str, Enum):
 POLICY_HINT = "see docs/power.md for the policy file format (tiers or optimize)."
 #: Two limits closer than this (fractions of the largest limit) are the same limit (as FRAC_EPSILON in power.curve).
 SAME_LIMIT = 1e-9
+#: Decimal places of the reported percentages: far finer than any price or curve, far coarser than float noise, so
+#: a loss of exactly D reads `5.0` (not 5.000000000000194) and `within_loss_budget` agrees with the number shown.
+PCT_DECIMALS = 9
+#: What the costs count, shown beside them in the table (JSON keeps bare numbers; docs/power.md defines both).
+COST_UNIT = "in the prices' currency, per MW of GPUs"
 _LOSS_HINT = "give D as a fraction: --max-throughput-loss 0.05 allows a 5 % loss of throughput."
 
 
@@ -151,7 +156,8 @@ def _document(result: SimulationResult, policy: Policy, facts: dict[str, Any]) -
     changes = sum(
         1 for a, b in itertools.pairwise(actions) if abs(a.power_limit_frac - b.power_limit_frac) > SAME_LIMIT
     )
-    max_loss = float(facts["max_throughput_loss"])
+    loss = _reported_pct(score.throughput_loss_pct)
+    budget = _reported_pct(100.0 * float(facts["max_throughput_loss"]))
     return {
         "schema_version": 1,
         **facts,
@@ -164,11 +170,11 @@ def _document(result: SimulationResult, policy: Policy, facts: dict[str, Any]) -
         "missing_intervals": result.series.missing_intervals,
         "baseline_cost": score.baseline_cost,
         "cost": score.cost,
-        "saving_pct": score.saving_pct,
-        "throughput_loss_pct": score.throughput_loss_pct,
-        "within_loss_budget": score.throughput_loss_pct <= 100.0 * max_loss + 1e-9,
-        "blind_saving_pct": result.blind_saving_pct,
-        "bound_saving_pct": result.bound_saving_pct,
+        "saving_pct": _reported_saving(score.saving_pct),
+        "throughput_loss_pct": loss,
+        "within_loss_budget": loss <= budget,
+        "blind_saving_pct": _reported_saving(result.blind_saving_pct),
+        "bound_saving_pct": _reported_saving(result.bound_saving_pct),
         "gap_closed_frac": result.gap_fraction,
         "limit_changes": changes,
         "stale_intervals": sum(1 for a in actions if a.reason == "failsafe"),
@@ -176,6 +182,16 @@ def _document(result: SimulationResult, policy: Policy, facts: dict[str, Any]) -
         "clamped_intervals": sum(1 for a in actions if a.clamped),
         "mean_power_limit_frac": _time_weighted_mean([a.power_limit_frac for a in actions], result),
     }
+
+
+def _reported_pct(value: float) -> float:
+    """A percentage to PCT_DECIMALS places, never -0.0."""
+    return round(value, PCT_DECIMALS) + 0.0
+
+
+def _reported_saving(value: float | None) -> float | None:
+    """A saving percentage as reported; None (no saving can be said) stays None."""
+    return None if value is None else _reported_pct(value)
 
 
 def _time_weighted_mean(values: list[float], result: SimulationResult) -> float:
@@ -196,8 +212,11 @@ def _render(document: dict[str, Any], output: OutputFormat) -> str:
     def cell(value: Any) -> str:  # the curve file's names escaped, as in every table (render_table)
         return f"{value:.6g}" if isinstance(value, float) else escape_controls(format_cell(value))
 
+    def shown(key: str, value: Any) -> str:  # money to the cent (never 1.75e+06 or -0.00), and what it counts
+        return f"{round(value, 2) + 0.0:.2f} ({COST_UNIT})" if key in ("baseline_cost", "cost") else cell(value)
+
     width = max(len(key) for key in document)
-    return "".join(f"{key.ljust(width)}   {cell(value)}\n" for key, value in document.items())
+    return "".join(f"{key.ljust(width)}   {shown(key, value)}\n" for key, value in document.items())
 
 
 def _open_schedule(path: Path, prices: Path | None, curve: Path, policy_file: Path | None) -> OutFile:
@@ -318,7 +337,7 @@ def simulate_command(
     from functools import partial
 
     from factoryctl.cli.outfile import emit_then_write, removed_on_failure
-    from factoryctl.cli.price import open_prices
+    from factoryctl.cli.price import open_prices, refuse_empty_source
     from factoryctl.power.curve_file import load_curve
     from factoryctl.power.schedule_file import schedule_csv
     from factoryctl.power.simulator import simulate
@@ -326,8 +345,10 @@ def simulate_command(
 
     power_curve, gpu_range = load_curve(curve, gpu, workload)
     policy, max_loss = _load_policy(policy_file, gpu_range, max_throughput_loss)
-    source, _, prices_file = open_prices(ctx, prices)
+    source, where, prices_file = open_prices(ctx, prices)
     points = source.fetch()
+    if not points:  # a plugin's feed gave nothing: named as `price show` names it, not "the series is empty"
+        refuse_empty_source(where, "to simulate over")
     opener = None if schedule_out is None else partial(_open_schedule, schedule_out, prices_file, curve, policy_file)
     with removed_on_failure(opener) as out:  # to the end: a stop while the results are written keeps no temp file
         offset = market_offset_s(source)  # the market's clock, on which its intervals start

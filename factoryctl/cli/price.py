@@ -156,6 +156,17 @@ def _unknown_warning(prices: str, start_s: int, newest_s: int | None) -> None:
     )
 
 
+#: What to do about a source that gives no prices at all (only a plugin can: a CSV file without rows is refused).
+EMPTY_SOURCE_HINT = "check the price feed and power.prices in factory.yaml, or pass --prices FILE."
+
+
+def refuse_empty_source(where: str, doing: str) -> NoReturn:
+    """Refuse a source that gave no prices at all, naming it (`where`: the plugin and its package), exit 1."""
+    from factoryctl.errors import ActionFailed
+
+    raise ActionFailed(f"no price in {where} {doing}: it has no prices.", hint=EMPTY_SOURCE_HINT)
+
+
 def _no_price_yet(where: str, moment: int, first_s: int | None) -> NoReturn:
     """Refuse a time before the source's first row (or a source with no row): naming both times, exit 1."""
     from factoryctl.errors import ActionFailed
@@ -163,7 +174,7 @@ def _no_price_yet(where: str, moment: int, first_s: int | None) -> NoReturn:
 
     asked = iso_utc_seconds(moment)
     if first_s is None:
-        raise ActionFailed(f"no price in {where} at or before {asked}: it has no prices.", hint="check the source.")
+        refuse_empty_source(where, f"at or before {asked}")
     raise ActionFailed(
         f"no price in {where} at or before {asked}: its first row starts at {iso_utc_seconds(first_s)}.",
         hint=f"give --at a time from {iso_utc_seconds(first_s)} on, or a prices file that covers {asked}.",

@@ -304,7 +304,7 @@ ENERGY_COLUMNS = (
     Column("node", "NODE"),
     Column("gpus", "GPUS"),
     Column("energy_kwh", "ENERGY kWh", show=lambda v: "-" if v is None else f"{v:.3f}"),
-    Column("cost", "COST", show=lambda v: "-" if v is None else f"{v:.2f}"),
+    Column("cost", "COST", show=lambda v: "-" if v is None else f"{round(v, 2) + 0.0:.2f}"),  # + 0.0: no -0.00
     Column("source", "SOURCE", wide_only=True),
     Column("from", "FROM", wide_only=True),
     Column("to", "TO", wide_only=True),

@@ -11,7 +11,7 @@ prices are checked before anyone uses them, so bad data cannot reach the policy 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ PLUGIN_HINT = "fix or uninstall that package, or set another power.price_source 
 #: How long a plugin's `fetch` may take. Plugins are asked to time out their own network calls (docs/power.md);
 #: this is the backstop for one that does not, so a hung price feed never hangs a command or the dashboard.
 PLUGIN_FETCH_TIMEOUT_S = 60.0
+LATE_HINT = "check the price feed's network and the plugin's own timeouts; " + PLUGIN_HINT
 
 
 class PriceSourceError(FactoryError):
@@ -117,33 +118,37 @@ class LoadedPriceSource:
         )
 
     def _fetch_in_time(self, start_s: int | None, end_s: int | None) -> Any:
-        """The plugin's `fetch`, in a daemon thread given PLUGIN_FETCH_TIMEOUT_S; a `PriceSourceError` past it.
+        """The plugin's `fetch`, given PLUGIN_FETCH_TIMEOUT_S (`_in_time`); a `PriceSourceError` past it."""
+        late = f"{self.label} gave no prices within {PLUGIN_FETCH_TIMEOUT_S:g} s (its fetch is still running)."
+        return _in_time(lambda: self.source.fetch(start_s, end_s), f"price-fetch-{self.entry.name}", late)
 
-        A thread cannot be stopped, so a hung plugin's thread is left behind, daemonic: it never keeps the process
-        alive, and the caller goes on with an error instead of waiting forever.
-        """
-        import threading
 
-        outcome: list[tuple[bool, Any]] = []
+def _in_time(call: Callable[[], Any], thread_name: str, late: str) -> Any:
+    """`call()` in a daemon thread given PLUGIN_FETCH_TIMEOUT_S: its value, or what it raised, raised here.
 
-        def call() -> None:
-            try:
-                outcome.append((True, self.source.fetch(start_s, end_s)))
-            except BaseException as exc:  # handed to the caller's thread, which classifies it
-                outcome.append((False, exc))
+    Past the limit it is a `PriceSourceError` saying `late`. A thread cannot be stopped, so a hung plugin's thread is
+    left behind, daemonic: it never keeps the process alive, and the caller goes on with an error instead of waiting
+    forever. Plugins' imports, constructors (which often log in) and fetches all run this way.
+    """
+    import threading
 
-        worker = threading.Thread(target=call, name=f"price-fetch-{self.entry.name}", daemon=True)
-        worker.start()
-        worker.join(PLUGIN_FETCH_TIMEOUT_S)
-        if not outcome:
-            raise PriceSourceError(
-                f"{self.label} gave no prices within {PLUGIN_FETCH_TIMEOUT_S:g} s (its fetch is still running).",
-                "check the price feed's network and the plugin's own timeouts; " + PLUGIN_HINT,
-            )
-        ok, value = outcome[0]
-        if not ok:
-            raise value
-        return value
+    outcome: list[tuple[bool, Any]] = []
+
+    def run() -> None:
+        try:
+            outcome.append((True, call()))
+        except BaseException as exc:  # handed to the caller's thread, which classifies it
+            outcome.append((False, exc))
+
+    worker = threading.Thread(target=run, name=thread_name, daemon=True)
+    worker.start()
+    worker.join(PLUGIN_FETCH_TIMEOUT_S)
+    if not outcome:
+        raise PriceSourceError(late, LATE_HINT)
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value
 
 
 def _what(exc: BaseException) -> str:
@@ -187,7 +192,8 @@ def open_price_source(name: str, argument: str | None, base: Path | None = None)
     """Resolve `name`, import its entry point and construct it with `argument` (`power.prices`).
 
     For the built-in `csv` a relative file is taken from `base` (factory.yaml's directory). Errors: an unknown name
-    is a `ConfigError` (exit 3); a plugin that cannot be imported or constructed a `PriceSourceError` (exit 1).
+    is a `ConfigError` (exit 3); a plugin that cannot be imported or constructed, or takes longer than
+    PLUGIN_FETCH_TIMEOUT_S to, a `PriceSourceError` (exit 1).
     """
     resolution = resolve_entry(name)
     entry = resolution.entry
@@ -202,6 +208,13 @@ def open_price_source(name: str, argument: str | None, base: Path | None = None)
     label = f"price source `{entry.name}` (package {entry.package})"
     if entry.problem:
         raise PriceSourceError(f"{label} cannot be loaded: {entry.problem}.", PLUGIN_HINT)
+    late = f"{label} did not start within {PLUGIN_FETCH_TIMEOUT_S:g} s (its import or constructor is still running)."
+    source = _in_time(lambda: _started_plugin(entry, argument, label), f"price-start-{entry.name}", late)
+    return LoadedPriceSource(entry, source, resolution.warnings)
+
+
+def _started_plugin(entry: SourceEntry, argument: str | None, label: str) -> PriceSource:
+    """Import the plugin's entry point and construct it with `argument`; any failure a `PriceSourceError`."""
     from importlib.metadata import EntryPoint
 
     try:
@@ -213,9 +226,9 @@ def open_price_source(name: str, argument: str | None, base: Path | None = None)
             f"{label}: {entry.value} is not a class or factory (it is of type {type(factory).__name__}).", PLUGIN_HINT
         )
     try:
-        source = factory(argument)
+        source: PriceSource = factory(argument)
     except Exception as exc:
         raise PriceSourceError(f"{label} failed to start: {_what(exc)}.", PLUGIN_HINT) from exc
     if not callable(getattr(source, "fetch", None)):
         raise PriceSourceError(f"{label}: {entry.value}(prices) returned an object without fetch().", PLUGIN_HINT)
-    return LoadedPriceSource(entry, source, resolution.warnings)
+    return source

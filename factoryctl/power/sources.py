@@ -89,12 +89,16 @@ def _parse_moment(text: str) -> datetime:
     return moment
 
 
-#: The hint when a time without an offset repeats: the usual cause is a file written in local time.
-LOCAL_TIME_HINT = (
-    "a file written in local time without an offset repeats an hour when clocks go back (and skips one when they"
-    " go forward); write each time with its offset (2023-10-29T02:00:00+02:00, then 2023-10-29T02:00:00+01:00) or"
-    " in UTC with a Z (2023-10-29T00:00:00Z)."
-)
+def _local_time_hint(repeated: str) -> str:
+    """The hint when a time without an offset repeats (the usual cause is a file written in local time).
+
+    The example is the file's own repeated time: its zone is unknown (any market's), so are its offsets.
+    """
+    return (
+        "a file written in local time without an offset repeats an hour when clocks go back (and skips one when they"
+        f" go forward); write each time with its UTC offset ({repeated}±HH:MM, then {repeated} again with the offset"
+        " one hour lower, as the clocks went back) or in UTC with a Z."
+    )
 
 
 def _without_offset(text: str) -> bool:
@@ -144,7 +148,9 @@ class _PriceRowReader:
             stamp = iso_utc_seconds(point.timestamp_s)
             problem = f"{stamp} repeats or goes back; price timestamps must be strictly increasing"
             if _without_offset(text):
-                raise FieldError(f"{problem} ({text.strip()} has no offset, so it is read as UTC)", LOCAL_TIME_HINT)
+                raise FieldError(
+                    f"{problem} ({text.strip()} has no offset, so it is read as UTC)", _local_time_hint(text.strip())
+                )
             raise ValueError(problem)
         offset = moment.utcoffset()
         self.last_s, self.utc_offset_s = point.timestamp_s, 0 if offset is None else int(offset.total_seconds())
