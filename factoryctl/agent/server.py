@@ -4,7 +4,8 @@ One request per line (`{"id", "op", ...}`), one reply per request echoing the id
 every write to stdout goes through one lock so lines never interleave, and a stopped stream never writes again after
 its `stop` reply. A line that is not a JSON object gets an `agent` error and the agent keeps running; EOF on stdin
 ends the agent cleanly. Every `driver` and `unsupported` error says its cause as a `reason` (REASONS), so a client
-never has to read it from the message's wording. A change of power limits holds the node's limits lock
+never has to read it from the message's wording. The names, errors and message shapes are factoryctl.agent.protocol's,
+shared with the nvidia-smi bridge and the client. A change of power limits holds the node's limits lock
 (factoryctl.agent.limits_lock) across its read-set-read, so concurrent agents on one node change them one at a time.
 See docs/agent-protocol.md.
 """
@@ -19,57 +20,40 @@ import platform
 import sys
 import threading
 import time
-from typing import IO, Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import IO, Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Union, cast
 
 from factoryctl import __version__
-from factoryctl.agent import PROTOCOL_VERSION
 from factoryctl.agent.host import HostSampler
 from factoryctl.agent.limits_lock import LimitsLock, LimitsLockError, LimitsLockTimeout, requested_wait
 from factoryctl.agent.nvml import DriverUnavailable, GpuLost, NvmlSession
+from factoryctl.agent.protocol import (
+    DRIVER_FAILED,
+    GPU_LOST,
+    LOCK_BUSY,
+    LOCK_UNUSABLE,
+    NEEDS_ROOT,
+    NO_DRIVER,
+    OPS,
+    PROTOCOL_VERSION,
+    UNSUPPORTED,
+    AgentMessage,
+    ErrorKind,
+    ErrorSampleMessage,
+    Hello,
+    RequestError,
+    RequestId,
+    SampleMessage,
+    WireSample,
+    error_object,
+    error_sample,
+    ok_reply,
+)
+from factoryctl.agent.protocol import REASONS as REASONS  # the agent's reasons, by the name they had here
 from factoryctl.agent.sampler import DEFAULT_SLOW_INTERVAL_S, GpuSampler, node_sample
 from factoryctl.agent.schedule import next_due, read_clocks, stream_max_age
 
 MIN_INTERVAL_S = 0.05
 MAX_INTERVAL_S = 3600.0
-
-#: The `reason` of a `driver` or `unsupported` error (docs/agent-protocol.md): the client picks its hint by it, never
-#: by the wording of the message, which is for people and may change.
-NEEDS_ROOT = "needs_root"  # the driver refused a user who is not root
-UNSUPPORTED = "unsupported"  # the GPU cannot do it (no settable limit, no reported range)
-GPU_LOST = "gpu_lost"  # the GPU stopped answering
-LOCK_BUSY = "lock_busy"  # another change held the node's limits lock for the whole wait
-LOCK_UNUSABLE = "lock_unusable"  # the limits lock file cannot be used or locked
-NO_DRIVER = "no_driver"  # the driver (NVML, the simulated one's state) is not available
-DRIVER_FAILED = "driver_failed"  # the driver failed otherwise: the message says how
-REASONS = (NEEDS_ROOT, UNSUPPORTED, GPU_LOST, LOCK_BUSY, LOCK_UNUSABLE, NO_DRIVER, DRIVER_FAILED)
-
-
-class RequestError(Exception):
-    """A request that is refused with an error reply of `kind` (usage, driver, agent, unsupported).
-
-    `reason` (one of REASONS) is set on every `driver` and `unsupported` refusal; `result` is what was done first.
-    """
-
-    def __init__(
-        self, kind: str, message: str, result: Optional[Dict[str, Any]] = None, reason: Optional[str] = None
-    ) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
-        self.result = result
-        self.reason = reason
-
-    def error(self) -> Dict[str, Any]:
-        """The reply's `error` object."""
-        return error_object(self.kind, self.message, self.reason)
-
-
-def error_object(kind: str, message: str, reason: Optional[str] = None) -> Dict[str, Any]:
-    """`{"kind", "message"}`, plus `reason` when there is one."""
-    error: Dict[str, Any] = {"kind": kind, "message": message}
-    if reason is not None:
-        error["reason"] = reason
-    return error
 
 
 def _no_driver(exc: DriverUnavailable) -> RequestError:
@@ -99,13 +83,13 @@ class AgentServer:
         self.host = HostSampler()
         self._write_lock = threading.Lock()
         self._sample_lock = threading.Lock()
-        self._streams: Dict[Any, Tuple[threading.Thread, threading.Event]] = {}
+        self._streams: Dict[RequestId, Tuple[threading.Thread, threading.Event]] = {}
         self._count: Optional[int] = None
         self.running = True
 
     # -- output ------------------------------------------------------------------------------------------------
 
-    def write(self, message: Dict[str, Any], unless: Optional[threading.Event] = None) -> bool:
+    def write(self, message: AgentMessage, unless: Optional[threading.Event] = None) -> bool:
         """Write one JSON line; skipped (False) when `unless` is set by the time the lock is held."""
         line = json.dumps(message, separators=(",", ":"), allow_nan=False)
         with self._write_lock:
@@ -115,9 +99,9 @@ class AgentServer:
             self.out.flush()
         return True
 
-    def hello(self) -> Dict[str, Any]:
+    def hello(self) -> Hello:
         """The first line: versions, backend, node and GPU count (null plus `error` when NVML cannot start)."""
-        msg: Dict[str, Any] = {
+        msg: Hello = {
             "type": "hello",
             "agent_version": __version__,
             "protocol": PROTOCOL_VERSION,
@@ -128,8 +112,8 @@ class AgentServer:
             "gpus": None,
         }
         try:
-            msg["gpus"] = self.gpu_count()
-            self.sampler.watch_xids(msg["gpus"])  # from the start, so no XID between hello and a sample is missed
+            msg["gpus"] = count = self.gpu_count()
+            self.sampler.watch_xids(count)  # from the start, so no XID between hello and a sample is missed
             version, _ = self.nvml.query("nvmlSystemGetDriverVersion")
             msg["driver_version"] = version
         except DriverUnavailable as exc:
@@ -144,7 +128,7 @@ class AgentServer:
             self._count = self.nvml.device_count()
         return self._count
 
-    def sample(self, slow_max_age: Optional[float] = None) -> Dict[str, Any]:
+    def sample(self, slow_max_age: Optional[float] = None) -> WireSample:
         """A node sample; RequestError(driver) when NVML is unavailable.
 
         The slow tier is reused while younger than `slow_max_age` seconds; None reads every field now.
@@ -152,11 +136,12 @@ class AgentServer:
         with self._sample_lock:
             try:
                 count = self.gpu_count()
-                return node_sample(self.sampler, count, self.backend, self.host.sample(), slow_max_age)
+                sample = node_sample(self.sampler, count, self.backend, self.host.sample(), slow_max_age)
+                return cast(WireSample, sample)  # the sampler builds its shape (no check: once per interval)
             except DriverUnavailable as exc:
                 raise _no_driver(exc) from None
 
-    def _gpu_indexes(self, value: Any) -> List[int]:
+    def _gpu_indexes(self, value: object) -> List[int]:
         count = self.gpu_count_or_error()
         if value is None:
             return list(range(count))
@@ -169,7 +154,7 @@ class AgentServer:
 
     # -- operations --------------------------------------------------------------------------------------------
 
-    def op_sample(self, req: Dict[str, Any]) -> Dict[str, Any]:
+    def op_sample(self, req: Dict[str, Any]) -> WireSample:
         """`sample`: one node sample."""
         return self.sample()
 
@@ -206,17 +191,18 @@ class AgentServer:
             raise _no_driver(exc) from None
 
     def _stream_loop(
-        self, stream_id: Any, interval: float, slow_max_age: Optional[float], stop: threading.Event
+        self, stream_id: RequestId, interval: float, slow_max_age: Optional[float], stop: threading.Event
     ) -> None:
         """Sample now, then on wall-clock multiples of the interval, as every node does (factoryctl.agent.schedule)."""
         due = time.monotonic()
         while not stop.is_set():
+            msg: Union[SampleMessage, ErrorSampleMessage]
             try:
-                msg: Dict[str, Any] = {"id": stream_id, "type": "sample", "result": self.sample(slow_max_age)}
+                msg = {"id": stream_id, "type": "sample", "result": self.sample(slow_max_age)}
             except RequestError as exc:
-                msg = {"id": stream_id, "type": "sample", "ok": False, "error": exc.error()}
+                msg = error_sample(stream_id, exc.error())
             except Exception as exc:  # a bug must not kill the stream silently
-                msg = {"id": stream_id, "type": "sample", "ok": False, "error": error_object("agent", repr(exc))}
+                msg = error_sample(stream_id, error_object("agent", repr(exc)))
             self.write(msg, unless=stop)
             mono_now, wall_now, spread = read_clocks(time.monotonic, time.time)
             due = next_due(due, mono_now, wall_now, interval, spread)
@@ -260,7 +246,7 @@ class AgentServer:
             )
         return {"gpus": results}
 
-    def _set_error(self, index: int, exc: Exception) -> Tuple[str, str, str]:
+    def _set_error(self, index: int, exc: Exception) -> Tuple[ErrorKind, str, str]:
         """(kind, message, reason) of a set of GPU `index` that failed with `exc`."""
         code = getattr(exc, "value", None)
         c = self.nvml.constant
@@ -408,28 +394,25 @@ class AgentServer:
             self._refuse_line("a request's id must be a number or a string")
             return
         op = req.get("op")
-        method = getattr(self, f"op_{op}", None) if isinstance(op, str) else None
+        method = getattr(self, f"op_{op}", None) if op in OPS else None
         if method is None:
-            self.write({"id": req_id, "ok": False, "error": error_object("usage", f"unknown op {op!r}")})
+            self.write(RequestError("usage", f"unknown op {op!r}").reply(req_id))
             return
         try:
             result = method(req)
         except RequestError as exc:
-            reply: Dict[str, Any] = {"id": req_id, "ok": False, "error": exc.error()}
-            if exc.result is not None:
-                reply["result"] = exc.result
-            self.write(reply)
+            self.write(exc.reply(req_id))
             return
         except Exception as exc:  # a bug: report it, keep serving
             print(f"factoryctl-agent: {op} failed: {exc!r}", file=sys.stderr)
-            self.write({"id": req_id, "ok": False, "error": error_object("agent", f"{op} failed: {exc!r}")})
+            self.write(RequestError("agent", f"{op} failed: {exc!r}").reply(req_id))
             return
-        self.write({"id": req_id, "ok": True, "result": result})
+        self.write(ok_reply(req_id, result))
         if op == "stream" and req_id in self._streams:
             self._streams[req_id][0].start()
 
     def _refuse_line(self, message: str) -> None:
-        self.write({"id": None, "ok": False, "error": error_object("agent", message)})
+        self.write(RequestError("agent", message).reply(None))
 
     def serve(self, stdin: IO[str]) -> int:
         """Write hello, answer requests until shutdown or EOF; returns the exit status."""
@@ -450,7 +433,7 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def _echoable(req_id: Any) -> bool:
+def _echoable(req_id: object) -> bool:
     """An id every reply and streamed sample can echo: a JSON scalar (a nested list could outgrow the encoder)."""
     return req_id is None or isinstance(req_id, (int, float, str))
 

@@ -4,7 +4,8 @@ The local transport hands it a subprocess's pipes, the SSH transport a channel's
 nodes only through this class. Every wait has a timeout, a dead or babbling agent becomes a `NodeError` of kind
 `agent`, and a refused request (`usage`) becomes a `UsageError` so nothing is changed silently. The reader thread
 never dies quietly: whatever ends it fails the session with a reason, so waiters wake at once and the caller, which
-watches `failure`, reconnects.
+watches `failure`, reconnects. The protocol's version, op names and error reasons are factoryctl.agent.protocol's,
+the agent's own definitions; every message received is still read as untrusted JSON.
 """
 
 from __future__ import annotations
@@ -18,10 +19,18 @@ import threading
 from collections.abc import Callable
 from typing import IO, Any, TypeVar
 
+from factoryctl.agent.protocol import (
+    GPU_LOST,
+    LOCK_BUSY,
+    LOCK_UNUSABLE,
+    NEEDS_ROOT,
+    PROTOCOL_VERSION,
+    UNSUPPORTED,
+    Op,
+)
 from factoryctl.errors import NodeError, UsageError
 from factoryctl.model.telemetry import GpuSample, HostSample, NodeSample, number_or_none
 
-PROTOCOL_VERSION = 1
 _CLOSED = object()
 #: What building a `NodeSample` from a wire sample raises when the sample is not one (a GPU that is not an object...).
 _MALFORMED = (TypeError, ValueError, AttributeError, KeyError)
@@ -135,7 +144,7 @@ class AgentSession:
                 waiter.put(message)
         return True
 
-    def _sample_failed(self, error: Any, on_error: Callable[[NodeError], None] | None) -> None:
+    def _sample_failed(self, error: object, on_error: Callable[[NodeError], None] | None) -> None:
         """A streamed `ok: false` sample (the driver could not be read): its error to the stream's `on_error`.
 
         It carries no `result`: made into a sample, it was a node `up` with no GPU, stamped 1970, which hid the
@@ -228,7 +237,7 @@ class AgentSession:
             )
         return dict(message)
 
-    def request(self, op: str, timeout: float = 10.0, **args: Any) -> dict[str, Any]:
+    def request(self, op: Op, timeout: float = 10.0, **args: Any) -> dict[str, Any]:
         """Send one request and wait for its reply's result."""
         silence = f"{self.node}: the agent did not answer `{op}` in {timeout:g} s."
         _, reply = self._exchange({"op": op, **args}, timeout, silence)
@@ -264,7 +273,7 @@ class AgentSession:
             raise self.failure
         return request_id, reply
 
-    def _result(self, op: str, reply: dict[str, Any]) -> dict[str, Any]:
+    def _result(self, op: Op, reply: dict[str, Any]) -> dict[str, Any]:
         """The reply's result, or its error raised: `PartlyDone` when the error reply says what was done first."""
         if reply.get("ok"):
             return dict(reply.get("result") or {})
@@ -277,7 +286,7 @@ class AgentSession:
             raise PartlyDone(failed, done)
         raise failed
 
-    def _node_error(self, op: str, error: Any) -> NodeError:
+    def _node_error(self, op: Op, error: object) -> NodeError:
         """The `NodeError` of an error reply's (or error sample's) `error`, each with a hint naming this node.
 
         The driver's failures, and a GPU that lacks what was asked (the agent's `unsupported`: no settable or no
@@ -301,23 +310,23 @@ class AgentSession:
             "in null_reasons); leave the node out of the target, or address its other GPUs alone (node/GPUS)."
         )
 
-    def _driver_hint(self, kind: str, reason: Any) -> str:
+    def _driver_hint(self, kind: str, reason: object) -> str:
         """What to check for an error of `kind` and `reason`: root, the GPU, the lock; else the driver (or sim's dir).
 
         A reason this factoryctl does not know (a newer agent's) gets its kind's general hint, as `no_driver` and
         `driver_failed` do.
         """
         hints = {
-            "needs_root": _NEEDS_ROOT_HINT,
-            "unsupported": self._unsupported_hint(),
-            "lock_busy": _LOCK_BUSY_HINT,
-            "lock_unusable": _LOCK_UNUSABLE_HINT,
-            "gpu_lost": _GPU_LOST_HINT,
+            NEEDS_ROOT: _NEEDS_ROOT_HINT,
+            UNSUPPORTED: self._unsupported_hint(),
+            LOCK_BUSY: _LOCK_BUSY_HINT,
+            LOCK_UNUSABLE: _LOCK_UNUSABLE_HINT,
+            GPU_LOST: _GPU_LOST_HINT,
         }
         if isinstance(reason, str) and reason in hints:
             return hints[reason]
         if kind == "unsupported":
-            return hints["unsupported"]
+            return hints[UNSUPPORTED]
         if self.hello_info.get("backend") == "sim":
             return "check that the node's state_dir (factory.yaml, else $XDG_STATE_HOME) is a writable directory."
         return "check the NVIDIA driver on the node."
@@ -458,17 +467,17 @@ def _reason_from_wording(kind: str, message: str) -> str | None:
     agents factoryctl starts always send one. The phrases are the agent's and the nvidia-smi bridge's messages.
     """
     if kind == "unsupported":
-        return "unsupported"
+        return UNSUPPORTED
     if "needs root" in message or "insufficient permissions" in message.lower():
-        return "needs_root"
+        return NEEDS_ROOT
     if "does not report its power" in message or "does not support setting" in message:
-        return "unsupported"  # the nvidia-smi bridge's word for what the agent calls `unsupported`
+        return UNSUPPORTED  # the nvidia-smi bridge's word for what the agent calls `unsupported`
     if "another change of its power limits" in message:
-        return "lock_busy"
+        return LOCK_BUSY
     if "cannot lock its power limits" in message:
-        return "lock_unusable"
+        return LOCK_UNUSABLE
     if " is lost" in message or " was lost" in message:
-        return "gpu_lost"
+        return GPU_LOST
     return None
 
 

@@ -12,6 +12,9 @@ A change of power limits holds the node's limits lock, its agents' (factoryctl.a
 before to the read after, as one `sh` script under `flock -w` (factoryctl.transport.smi_lock): two `power set` runs interleaved
 their separate nvidia-smi calls, and the audit log showed two changes from one before. A node without `flock` is
 refused, as the agent refuses a lock it cannot use: an unlocked change could break the chain unseen.
+
+Its version, ops, error objects and message shapes are the agent's own (factoryctl.agent.protocol), so the bridge
+cannot drift from the agent it stands in for.
 """
 
 from __future__ import annotations
@@ -24,15 +27,34 @@ import os
 import secrets
 import threading
 import time
+from collections.abc import Mapping
 from typing import IO, Any, cast
 
 from factoryctl.agent.limits_lock import requested_wait
+from factoryctl.agent.protocol import (
+    DRIVER_FAILED,
+    GPU_LOST,
+    LOCK_BUSY,
+    LOCK_UNUSABLE,
+    NEEDS_ROOT,
+    NO_DRIVER,
+    PROTOCOL_VERSION,
+    UNSUPPORTED,
+    AgentMessage,
+    ErrorSampleMessage,
+    Hello,
+    RequestError,
+    SampleMessage,
+    WireSample,
+    error_object,
+    error_sample,
+    ok_reply,
+)
 from factoryctl.agent.sampler import reason_names
 from factoryctl.agent.schedule import next_due, read_clocks
-from factoryctl.agent.server import LOCK_BUSY, LOCK_UNUSABLE
 from factoryctl.errors import NodeError
 from factoryctl.transport.base import CommandCut
-from factoryctl.transport.session import PROTOCOL_VERSION, AgentSession
+from factoryctl.transport.session import AgentSession
 from factoryctl.transport.smi_lock import LOCKED_CHANGE, NO_FLOCK, locked_change_steps
 from factoryctl.transport.ssh import SshConnection, lost_connection
 
@@ -62,7 +84,7 @@ REASON_NAMES = ("clocks_event_reasons.active", "clocks_throttle_reasons.active")
 NOT_QUERIED = ("energy_j", "temperature_slowdown_c", "processes")
 _MISSING = ("[N/A]", "N/A", "[Not Supported]", "Not Supported", "[Unknown Error]", "")
 #: nvidia-smi's exit codes (nvidia-smi(1), RETURN VALUE) as the `reason` of the agent protocol's driver errors.
-_EXIT_REASONS = {3: "unsupported", 4: "needs_root", 9: "no_driver", 12: "no_driver", 15: "gpu_lost"}
+_EXIT_REASONS = {3: UNSUPPORTED, 4: NEEDS_ROOT, 9: NO_DRIVER, 12: NO_DRIVER, 15: GPU_LOST}
 
 
 def _value(raw: str, kind: type) -> tuple[Any, str | None]:
@@ -148,7 +170,7 @@ class SmiBridge:
 
     # ------------------------------------------------------------------ serving
 
-    def _send(self, message: dict[str, Any]) -> None:
+    def _send(self, message: AgentMessage) -> None:
         with self._write_lock:
             self._replies.write((json.dumps(message) + "\n").encode())
             self._replies.flush()
@@ -156,14 +178,13 @@ class SmiBridge:
     def _serve(self) -> None:
         try:
             gpus = self._query()
-            self._send(
-                {"type": "hello", "agent_version": None, "protocol": PROTOCOL_VERSION, "backend": "smi",
-                 "node": self.node, "python": None, "gpus": len(gpus)}
-            )  # fmt: skip
+            hello: Hello = {"type": "hello", "agent_version": None, "protocol": PROTOCOL_VERSION, "backend": "smi",
+                            "node": self.node, "python": None, "gpus": len(gpus)}  # fmt: skip
+            self._send(hello)
             for raw in self._requests:
                 request = json.loads(raw)
                 if request.get("op") == "shutdown":
-                    self._send({"id": request.get("id"), "ok": True, "result": {"bye": True}})
+                    self._send(ok_reply(request.get("id"), {"bye": True}))
                     break
                 self._answer(request)
         except NodeError as exc:
@@ -182,7 +203,7 @@ class SmiBridge:
         stream: threading.Thread | None = None
         try:
             if op == "sample":
-                result: dict[str, Any] = self._sample()
+                result: Mapping[str, Any] = self._sample()
             elif op in ("set_power_limit", "reset_power_limit"):
                 result = self._set_limits(request, reset=op == "reset_power_limit")
             elif op == "stream":
@@ -194,21 +215,14 @@ class SmiBridge:
                 self._streams.pop(int(request.get("stream") or 0), threading.Event()).set()
                 result = {"stopped": True}
             else:
-                raise _Refused("usage", f"`{op}` is not available through nvidia-smi (no Python on the node)")
-        except _Refused as refused:
-            reply: dict[str, Any] = {"id": rid, "ok": False, "error": {"kind": refused.kind, "message": str(refused)}}
-            if refused.reason is not None:
-                reply["error"]["reason"] = refused.reason
-            if refused.result is not None:
-                reply["result"] = refused.result  # what was done before it failed (docs/agent-protocol.md)
-            self._send(reply)
+                raise RequestError("usage", f"`{op}` is not available through nvidia-smi (no Python on the node)")
+        except RequestError as refused:  # with `result`, what was done before it failed (docs/agent-protocol.md)
+            self._send(refused.reply(rid))
             return
         except NodeError as exc:
-            self._send(
-                {"id": rid, "ok": False, "error": {"kind": "driver", "message": exc.message, "reason": _reason(exc)}}
-            )
+            self._send(RequestError("driver", exc.message, reason=_reason(exc)).reply(rid))
             return
-        self._send({"id": rid, "ok": True, "result": result})
+        self._send(ok_reply(rid, result))
         if stream is not None:
             stream.start()  # after the reply, which its first sample must not overtake
 
@@ -222,7 +236,7 @@ class SmiBridge:
         """The error of an nvidia-smi that exited `code`: what it said on stderr, else on stdout, else the code."""
         said = stderr or stdout
         text = (said.decode("utf-8", "replace") if isinstance(said, bytes) else said).strip() or f"exit {code}"
-        return _SmiFailed(self.node, f"nvidia-smi failed: {text}", _EXIT_REASONS.get(code, "driver_failed"))
+        return _SmiFailed(self.node, f"nvidia-smi failed: {text}", _EXIT_REASONS.get(code, DRIVER_FAILED))
 
     def _query(self) -> list[dict[str, Any]]:
         """Every GPU, the clock event reasons asked for by the name this node's nvidia-smi knows (found out once)."""
@@ -255,7 +269,7 @@ class SmiBridge:
                 "run nvidia-smi on the node to see what it prints, and check the NVIDIA driver there.",
             ) from None
 
-    def _sample(self) -> dict[str, Any]:
+    def _sample(self) -> WireSample:
         return {"time": time.time(), "backend": "smi", "gpus": self._query(), "host": {}}
 
     def _new_stream(self, rid: int, interval: float) -> threading.Thread:
@@ -291,13 +305,12 @@ class SmiBridge:
             due = next_due(due, mono_now, wall_now, interval, spread)
             stop.wait(max(0.0, due - time.monotonic()))
 
-    def _stream_sample(self, rid: int) -> dict[str, Any]:
+    def _stream_sample(self, rid: int) -> SampleMessage | ErrorSampleMessage:
         """A stream's sample message: the sample, or the error of the poll (agent protocol, `stream`)."""
         try:
             return {"id": rid, "type": "sample", "result": self._sample()}
         except NodeError as exc:  # output it could not read too (`_query_as`)
-            error = {"kind": exc.kind, "message": exc.message, "reason": _reason(exc)}
-            return {"id": rid, "type": "sample", "ok": False, "error": error}
+            return error_sample(rid, error_object(exc.kind, exc.message, _reason(exc)))
 
     def _set_limits(self, request: dict[str, Any], reset: bool) -> dict[str, Any]:
         """Check every GPU's range, then set each in turn: a failure part-way lists the GPUs already set, as the agent.
@@ -314,18 +327,18 @@ class SmiBridge:
         wanted = request.get("gpus")
         chosen = [g for g in gpus if wanted is None or g["index"] in wanted]
         if wanted is not None and len(chosen) != len(set(wanted)):
-            raise _Refused("usage", f"no GPU {sorted(set(wanted) - {g['index'] for g in gpus})} on {self.node}")
+            raise RequestError("usage", f"no GPU {sorted(set(wanted) - {g['index'] for g in gpus})} on {self.node}")
         plan = []
         for gpu in chosen:
             low, high = gpu["power_limit_min_w"], gpu["power_limit_max_w"]
             watts = gpu["power_limit_default_w"] if reset else float(request["watts"])
             if watts is None or low is None or high is None:
-                raise _Refused(
-                    "driver", f"GPU {gpu['index']} does not report its power-limit range", None, "unsupported"
+                raise RequestError(
+                    "driver", f"GPU {gpu['index']} does not report its power-limit range", None, UNSUPPORTED
                 )
             target = min(max(watts, low), high)
             if target != watts and not request.get("clamp"):
-                raise _Refused(
+                raise RequestError(
                     "usage", f"{watts:g} W is outside GPU {gpu['index']}'s range {low:g}-{high:g} W; nothing changed"
                 )
             plan.append((gpu, target, target != watts))
@@ -362,11 +375,9 @@ class SmiBridge:
                 with contextlib.suppress(NodeError):
                     after = {gpu["index"]: gpu for gpu in self._parsed(out)}
         if failure is None and len(changed) < len(plan):  # cut off (or ended) before the last set was done
-            failure = cut or _SmiFailed(
-                self.node, "nvidia-smi's change ended before every GPU was set", "driver_failed"
-            )
+            failure = cut or _SmiFailed(self.node, "nvidia-smi's change ended before every GPU was set", DRIVER_FAILED)
         if failure is not None:
-            raise _Refused("driver", failure.message, {"gpus": _set_answers(changed, after)}, _reason(failure))
+            raise RequestError("driver", failure.message, {"gpus": _set_answers(changed, after)}, _reason(failure))
         return {"gpus": _set_answers(changed, after)}
 
     def _locked_before(
@@ -376,15 +387,15 @@ class SmiBridge:
         what, out, err, code = steps[0] if steps else ("", "", "", None)
         if what.startswith("busy "):
             held = f"another change of its power limits was still running after {wait:.3g} s (it holds {what[5:]})"
-            raise _Refused("driver", f"{held}; nothing was changed: try again once it has ended.", None, LOCK_BUSY)
+            raise RequestError("driver", f"{held}; nothing was changed: try again once it has ended.", None, LOCK_BUSY)
         if what.startswith(("unusable ", "noflock")):
             clause = what[9:] if what.startswith("unusable ") else NO_FLOCK
             unusable = f"cannot lock its power limits: {clause}; nothing was changed"
-            raise _Refused("driver", unusable, None, LOCK_UNUSABLE)
+            raise RequestError("driver", unusable, None, LOCK_UNUSABLE)
         if what != "query" or code is None:
             said = (err or out).strip() or "no output"
             raise cut or _SmiFailed(
-                self.node, f"the locked change of its power limits did not run: {said}", "driver_failed"
+                self.node, f"the locked change of its power limits did not run: {said}", DRIVER_FAILED
             )
         if code != 0:
             raise self._failed(out, err, code)
@@ -407,21 +418,6 @@ def _set_answers(done: list[tuple[dict[str, Any], bool]], after: dict[int, dict[
     ]
 
 
-class _Refused(Exception):
-    """A request answered with an error of `kind`; `result` is what was done before it failed, if anything.
-
-    `reason` is the error's `reason` (docs/agent-protocol.md), None for a `usage` refusal.
-    """
-
-    def __init__(
-        self, kind: str, message: str, result: dict[str, Any] | None = None, reason: str | None = None
-    ) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.result = result
-        self.reason = reason
-
-
 class _SmiFailed(NodeError):
     """nvidia-smi exited with an error: the driver's failure, with the `reason` its exit code means."""
 
@@ -432,7 +428,7 @@ class _SmiFailed(NodeError):
 
 def _reason(exc: NodeError) -> str:
     """The `reason` of a failure while serving: nvidia-smi's (by its exit code), else `driver_failed`."""
-    return exc.reason if isinstance(exc, _SmiFailed) else "driver_failed"
+    return exc.reason if isinstance(exc, _SmiFailed) else DRIVER_FAILED
 
 
 #: The query's format (with `_query_arg`): rows of bare values, as `parse_query` reads them.
@@ -449,4 +445,4 @@ def _lock_wait(request: dict[str, Any]) -> float:
     try:
         return requested_wait(request)
     except ValueError as exc:
-        raise _Refused("usage", str(exc)) from None
+        raise RequestError("usage", str(exc)) from None

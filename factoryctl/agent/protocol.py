@@ -1,0 +1,165 @@
+"""The agent's wire protocol in one place: its version, its ops, its error reasons and the shapes of its messages.
+
+Three programs speak docs/agent-protocol.md: the agent (factoryctl.agent.server), the nvidia-smi bridge that answers
+for a node without Python (factoryctl.transport.smi) and the client (factoryctl.transport.session). Each wrote the
+version, the op names and the error objects out by hand, and nothing tied them together: a version bumped on one side
+only, or an op renamed on one side only, would have been found on a node. Here they are defined once, for all three.
+
+Shipped inside the agent zipapp (factoryctl.transport.bundle ships every module of factoryctl.agent), so it imports
+only the standard library and stays Python 3.9 code. The TypedDicts describe what a conforming side sends, for the
+type checker only: nothing is validated at run time (a sample goes out every interval and stays a plain dict), and
+the client still reads every message it receives as untrusted JSON.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Final, List, Literal, Mapping, Optional, Tuple, TypedDict, Union, get_args
+
+#: The version in every hello; the client refuses an agent that speaks another.
+PROTOCOL_VERSION: Final = 1
+
+#: Every request's `op` (docs/agent-protocol.md, Operations). The agent serves exactly these (`op_<name>` methods);
+#: the nvidia-smi bridge a subset; anything else is a `usage` error.
+Op = Literal["sample", "stream", "stop", "set_power_limit", "reset_power_limit", "inject", "clock", "shutdown"]
+OPS: Tuple[Op, ...] = get_args(Op)
+
+#: The `kind` of an error the agent sends (docs/agent-protocol.md, Wire format): `usage` means refused, nothing changed.
+ErrorKind = Literal["usage", "driver", "agent", "unsupported"]
+
+#: The `reason` of a `driver` or `unsupported` error (docs/agent-protocol.md, Errors): the client picks its hint by it,
+#: never by the wording of the message, which is for people and may change. A newer agent may add reasons.
+NEEDS_ROOT: Final = "needs_root"  # the driver refused a user who is not root
+UNSUPPORTED: Final = "unsupported"  # the GPU cannot do it (no settable limit, no reported range)
+GPU_LOST: Final = "gpu_lost"  # the GPU stopped answering
+LOCK_BUSY: Final = "lock_busy"  # another change held the node's limits lock for the whole wait
+LOCK_UNUSABLE: Final = "lock_unusable"  # the limits lock file cannot be used or locked
+NO_DRIVER: Final = "no_driver"  # the driver (NVML, the simulated one's state) is not available
+DRIVER_FAILED: Final = "driver_failed"  # the driver failed otherwise: the message says how
+REASONS: Tuple[str, ...] = (NEEDS_ROOT, UNSUPPORTED, GPU_LOST, LOCK_BUSY, LOCK_UNUSABLE, NO_DRIVER, DRIVER_FAILED)
+
+#: A request's `id`, echoed by its reply and its stream's samples: a JSON scalar (null on a line that was no request).
+RequestId = Union[int, float, str, None]
+
+
+class _ErrorRequired(TypedDict):
+    kind: str  # an ErrorKind from an agent; the bridge's stream samples also pass on its connection's (`timeout`)
+    message: str  # for people: may be reworded in any release
+
+
+class ErrorObject(_ErrorRequired, total=False):
+    """A reply's or a stream sample's `error`: `reason` on every `driver` and `unsupported` error, never on others."""
+
+    reason: str
+
+
+class _HelloRequired(TypedDict):
+    type: Literal["hello"]
+    agent_version: Optional[str]  # null from the nvidia-smi bridge
+    protocol: int
+    backend: str  # nvml, sim, smi
+    node: str
+    python: Optional[str]  # null from the nvidia-smi bridge
+    gpus: Optional[int]  # null when the driver cannot start, with `error`
+
+
+class Hello(_HelloRequired, total=False):
+    """The first line an agent writes."""
+
+    pid: int  # the agent's process, for a client to end one that stopped answering (not from the bridge)
+    driver_version: str
+    error: ErrorObject  # why the driver cannot start (reason `no_driver`)
+
+
+class WireSample(TypedDict):
+    """A node sample: each GPU carries the GPU fields of `gpus -o json` without `node` (factoryctl.agent.sampler)."""
+
+    time: float  # the node's clock, Unix seconds
+    backend: str
+    gpus: List[Dict[str, Any]]
+    host: Dict[str, Optional[float]]  # cpu_pct, memory_used_mib, memory_total_mib, load_1m (empty from the bridge)
+
+
+class OkReply(TypedDict):
+    """The reply to a request that was done, echoing its id."""
+
+    id: RequestId
+    ok: Literal[True]
+    result: Mapping[str, Any]  # the op's (docs/agent-protocol.md, Operations): a WireSample for `sample`
+
+
+class _ErrorReplyRequired(TypedDict):
+    id: RequestId
+    ok: Literal[False]
+    error: ErrorObject
+
+
+class ErrorReply(_ErrorReplyRequired, total=False):
+    """A refused request; a power-limit change that failed part-way also lists what it changed, in `result`."""
+
+    result: Dict[str, Any]
+
+
+class SampleMessage(TypedDict):
+    """One sample of a running stream, under the stream request's id."""
+
+    id: RequestId
+    type: Literal["sample"]
+    result: WireSample
+
+
+class ErrorSampleMessage(TypedDict):
+    """A sample a stream could not take: its error, no `result`; the stream goes on."""
+
+    id: RequestId
+    type: Literal["sample"]
+    ok: Literal[False]
+    error: ErrorObject
+
+
+#: Every line an agent (or the bridge) writes.
+AgentMessage = Union[Hello, OkReply, ErrorReply, SampleMessage, ErrorSampleMessage]
+
+
+def error_object(kind: str, message: str, reason: Optional[str] = None) -> ErrorObject:
+    """`{"kind", "message"}`, plus `reason` when there is one."""
+    error: ErrorObject = {"kind": kind, "message": message}
+    if reason is not None:
+        error["reason"] = reason
+    return error
+
+
+def error_sample(stream_id: RequestId, error: ErrorObject) -> ErrorSampleMessage:
+    """The message of a stream's sample that failed with `error`."""
+    return {"id": stream_id, "type": "sample", "ok": False, "error": error}
+
+
+def ok_reply(request_id: RequestId, result: Mapping[str, Any]) -> OkReply:
+    """The reply to a request that was done."""
+    return {"id": request_id, "ok": True, "result": result}
+
+
+class RequestError(Exception):
+    """A request that is refused with an error reply of `kind`.
+
+    `reason` (one of REASONS) is set on every `driver` and `unsupported` refusal; `result` is what was done first.
+    """
+
+    def __init__(
+        self, kind: ErrorKind, message: str, result: Optional[Dict[str, Any]] = None, reason: Optional[str] = None
+    ) -> None:
+        super().__init__(message)
+        self.kind: ErrorKind = kind
+        self.message = message
+        self.result = result
+        self.reason = reason
+
+    def error(self) -> ErrorObject:
+        """The reply's `error` object."""
+        return error_object(self.kind, self.message, self.reason)
+
+    def reply(self, request_id: RequestId) -> ErrorReply:
+        """The error reply to request `request_id`, with `result` when something was done before the refusal."""
+        reply: ErrorReply = {"id": request_id, "ok": False, "error": self.error()}
+        if self.result is not None:
+            reply["result"] = self.result
+        return reply
