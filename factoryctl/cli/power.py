@@ -38,7 +38,10 @@ class Visibility(str, Enum):
     realtime = "realtime"
 
 
-POLICY_HINT = "see docs/power.md for the policy file format (tiers or optimize)."
+POLICY_HINT = (
+    "a policy file is YAML: `policy: optimize` with `max_throughput_loss: 0.05`, or `policy: tiers` with"
+    " `tiers: [{above_per_mwh: 100, cap_pct: 70}]` (cap_pct: % of the default limit)."
+)
 #: Two limits closer than this (fractions of the largest limit) are the same limit (as FRAC_EPSILON in power.curve).
 SAME_LIMIT = 1e-9
 #: Decimal places of the reported percentages: far finer than any price or curve, far coarser than float noise, so

@@ -80,7 +80,9 @@ def _curve_reader() -> Callable[[dict[str, str]], CurveRow]:
 
 def read_curve_rows(path: Path) -> list[CurveRow]:
     """Every row of a curve file; errors name the file and line."""
-    hint = "a curve file has gpu,workload,pl_frac,throughput_rel,power_rel (see docs/power.md)."
+    hint = (
+        "a curve file is CSV with the columns gpu,workload,pl_frac,throughput_rel,power_rel (fractions of the maximum)."
+    )
     return read_csv_rows(path, CURVE_COLUMNS, _curve_reader(), "curve file", "curve row", hint)
 
 

@@ -283,8 +283,8 @@ class NodeLink:
             stream: int | None = None
             if not self._stop.is_set():  # stopped while connecting: start nothing more, close it
                 self._wake.clear()  # streamed at the interval of now
+                self._set_session(session)  # before the stream: its first sample shows the node up, ready for requests
                 stream = self._stream(session, None)
-                self._set_session(session)
             self.connecting = False
             session.wake_on_failure(self._wake)  # so the wait below sleeps until the session could stall
             while not self._stop.is_set():

@@ -276,7 +276,7 @@ class FanoutNotes:
         )
 
 
-#: The process's notes about a lowered `--fanout` (cli/render.py's FANOUT_OPTION sets who hears them).
+#: The process's notes about a lowered `--fanout` (cli/options.py's FANOUT_OPTION sets who hears them).
 FANOUT_NOTES = FanoutNotes()
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from power_data import series, write_prices
 
 HEADER = "gpu,workload,pl_frac,throughput_rel,power_rel\n"
-CURVE_HINT = "hint: a curve file has gpu,workload,pl_frac,throughput_rel,power_rel"
+CURVE_HINT = "hint: a curve file is CSV with the columns gpu,workload,pl_frac,throughput_rel,power_rel"
 
 
 def simulate(prices: Path, curve: Path, *extra: str) -> list[str]:

@@ -141,11 +141,11 @@ def test_simulate_reports_bad_files_with_their_line(cli, tmp_path, curve_file):
     bad = cli(*simulate_args(prices, curve_file, "--price-visibility", "realtime", "--policy", str(policy)))
     assert bad.exit_code == 2
     assert "policy.yaml:" in bad.stderr
-    assert "hint: see docs/power.md" in bad.stderr
+    assert "hint: a policy file is YAML: `policy: optimize`" in bad.stderr
     policy.write_text("policy: tiers\ntiers: []\n")
     empty = cli(*simulate_args(prices, curve_file, "--price-visibility", "realtime", "--policy", str(policy)))
     assert empty.exit_code == 2
-    assert "hint: see docs/power.md" in empty.stderr
+    assert "hint: a policy file is YAML: `policy: optimize`" in empty.stderr
 
 
 def test_visibility_is_checked_by_the_cli(cli, tmp_path, curve_file):
