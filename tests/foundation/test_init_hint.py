@@ -35,5 +35,15 @@ def test_a_config_variable_naming_another_file_keeps_the_option(
     cli, isolated_home: Path, monkeypatch: pytest.MonkeyPatch
 ):
     monkeypatch.setenv("FACTORYCTL_CONFIG", str(isolated_home / "elsewhere.yaml"))
-    result = cli("init")
+    result = cli("init", "factory.yaml")
     assert _suggested(result.stderr) == "factoryctl --config factory.yaml config validate"
+
+
+def test_init_writes_the_file_the_config_variable_names(cli, isolated_home: Path, monkeypatch: pytest.MonkeyPatch):
+    elsewhere = isolated_home / "elsewhere.yaml"
+    monkeypatch.setenv("FACTORYCTL_CONFIG", str(elsewhere))
+    result = cli("init")
+    assert result.exit_code == 0, result.stderr
+    assert elsewhere.is_file()
+    assert _suggested(result.stderr) == "factoryctl config validate"
+    assert cli("config", "validate").stdout.startswith(f"{elsewhere}: ok")
