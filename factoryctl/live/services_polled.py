@@ -117,17 +117,6 @@ class _NodeState:
         """Inside a connect: `close()` does not wait for it."""
         return self.link.connecting
 
-    @property
-    def latest_mono(self) -> float | None:
-        """When the latest sample arrived, on the owner's monotonic clock (None: never)."""
-        return self.health.last_seen
-
-    @latest_mono.setter
-    def latest_mono(self, at: float) -> None:
-        """A sample (`latest`) arrived at `at`: what a test judging by hand sets with `latest`."""
-        with self.lock:
-            self.health.seen(at)
-
     def offer(self, sample: NodeSample) -> None:
         """A sample from the stream (on the session's reader thread): kept, recorded, judged."""
         with self.lock:

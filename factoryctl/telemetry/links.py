@@ -310,15 +310,6 @@ class NodeLink:
             self._set_transport(None)
         return self._got_sample.is_set()
 
-    @property
-    def _last_heard(self) -> float:
-        """When the node was last heard (`LinkSilence.heard_at`; tests/telemetry/test_stall_watch_s12c.py sets it)."""
-        return self._silence.heard_at
-
-    @_last_heard.setter
-    def _last_heard(self, at: float) -> None:
-        self._silence.heard_at = at
-
     def _heard(self) -> float:
         """When the node was last heard, a stall of the controller after it excused (`LinkSilence.last_heard`)."""
         return self._silence.last_heard()

@@ -17,7 +17,6 @@ making every node look silent for a day. The figures the benchmarks report are `
 
 from __future__ import annotations
 
-import collections
 import logging
 import threading
 import time
@@ -95,15 +94,6 @@ class StoreWriter:
     def buffer_s(self) -> float:
         """How many seconds of samples are kept while the store refuses writes."""
         return self._buffer.buffer_s
-
-    @property
-    def _latencies(self) -> collections.deque[tuple[float, float]]:
-        """The latencies behind the percentiles (`WriterStats.latencies`; the writer's tests replace them)."""
-        return self._stats.latencies
-
-    @_latencies.setter
-    def _latencies(self, latencies: collections.deque[tuple[float, float]]) -> None:
-        self._stats.latencies = latencies
 
     # ------------------------------------------------------------------ node set
 

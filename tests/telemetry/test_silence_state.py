@@ -38,7 +38,8 @@ def test_the_controller_and_the_dashboard_judge_a_silent_node_alike(tmp_path: Pa
     services = PolledServices(config, use_store=False)  # threads never started: judged by hand, on a chosen clock
     try:
         node = services._nodes["n1"]
-        node.latest, node.latest_mono = NodeSample(node="n1", time=0.0), 1000.0
+        node.latest = NodeSample(node="n1", time=0.0)
+        node.health.seen(1000.0)
         for tenths in range(60):
             silent = tenths / 10 * interval_s
             health = NodeHealth("n1", interval_s)

@@ -93,7 +93,7 @@ def test_a_link_excuses_its_node_once_per_silence() -> None:
     clock = [time.monotonic()]  # the heartbeat's clock, moved by hand from the links' real one
     watch = StallWatch(1.0, monotonic=lambda: clock[0])
     link = NodeLink(NodeSpec("n1", "127.0.0.1"), 1.0, _refuse, _Sink(), Backoff(), stall_watch=watch)  # type: ignore[arg-type]
-    link._last_heard = heard = clock[0]
+    link._silence.heard_at = heard = clock[0]
     clock[0] += 12.0  # a stall: the node is heard from its end
     assert link._heard() == heard + 12.0
     clock[0] += 0.25

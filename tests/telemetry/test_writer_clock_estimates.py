@@ -62,10 +62,10 @@ def test_latencies_are_added_under_the_lock_a_step_moves_them_with(store: Store,
             assert writer._lock.locked(), "latencies added without the writer's lock"
             super().extend(items)
 
-    writer._latencies = LockChecked(maxlen=100_000)
+    writer._stats.latencies = LockChecked(maxlen=100_000)
     writer.offer(sample("n1", clocks.wall))
     writer.flush()
-    assert len(writer._latencies) == 1
+    assert len(writer._stats.latencies) == 1
 
 
 def test_a_step_is_allowed_for_once_even_if_moving_the_bookkeeping_failed(store: Store, clocks: Clocks) -> None:
@@ -82,7 +82,7 @@ def test_a_step_is_allowed_for_once_even_if_moving_the_bookkeeping_failed(store:
                 raise RuntimeError("deque mutated during iteration")
             return super().__iter__()
 
-    writer._latencies = FailsOnce(writer._latencies, maxlen=100_000)
+    writer._stats.latencies = FailsOnce(writer._stats.latencies, maxlen=100_000)
     clocks.wall += 100.0
     with pytest.raises(RuntimeError):
         writer.flush()

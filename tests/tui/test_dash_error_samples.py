@@ -168,7 +168,8 @@ def test_the_controller_and_the_dashboard_judge_an_erroring_node_alike(tmp_path:
     try:  # threads never started: judged by hand
         node = services._nodes["n1"]
         failed_at = 1000.0 + 0.2 * interval_s
-        node.latest, node.latest_mono = NodeSample(node="n1", time=0.0), 1000.0
+        node.latest = NodeSample(node="n1", time=0.0)
+        node.health.seen(1000.0)
         services.monotonic = lambda: failed_at
         node.sample_failed("n1", NodeError("n1", "driver", f"n1: {REASON}"))
         for tenths in range(2, 60):

@@ -200,7 +200,7 @@ def test_judges_racing_across_a_change_announce_each_state_once(tmp_path: Path) 
     clock = [1000.0]
     services.monotonic = lambda: clock[0]
     link.latest, link.shown = NodeSample(node="demo01", time=time.time()), "up"
-    link.latest_mono = 1000.0
+    link.health.seen(1000.0)
     clock[0] += 2.0 * services.interval_s  # two intervals silent: degraded
     held = threading.Thread(target=link.judge, name="held")
     held.start()
