@@ -97,7 +97,7 @@ def test_a_child_in_a_process_group_of_its_own_is_killed_too(cli, factory, pids)
 
 def test_a_process_that_left_the_session_holding_the_output_is_said_to_run_on(cli, factory, pids):
     """It cannot be reached by the command's group, which has ended: exec says so, and how to find it (no kill
-    hint for a group that no longer exists; see test_exec_timeout_setsid_s12b.py)."""
+    hint for a group that no longer exists; see test_exec_timeout_setsid.py)."""
     argv = ["sh", "-c", f"setsid sh -c '{WAITS}' x \"$1\"", "x", str(pids / "escaped")]
     r = cli("--config", factory, "exec", "n1", "-n", "--timeout", "2", "--", *argv)
     assert r.exit_code == ExitCode.TIMEOUT, r.stderr

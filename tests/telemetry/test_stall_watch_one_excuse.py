@@ -3,7 +3,7 @@
 Each stall of the controller counted a node's silence afresh from its end, so with a 1.5 s pause every 1 to 3 s a node
 dead for minutes stayed `up` or `degraded` and its link was never rebuilt. A node not heard from since a stall excused
 it is now judged on its real silence, by the writer and by its link alike; a single stall still excuses every node
-(test_stall_watch_s12.py, test_controller_stall_s12.py).
+(test_stall_watch_rule.py, test_controller_stall.py).
 """
 
 from __future__ import annotations

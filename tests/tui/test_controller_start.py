@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from factory_data import node
-from test_late_controller_s13 import LockHolder
+from test_late_controller import LockHolder
 
 from factoryctl.config import FactoryConfig
 from factoryctl.demo import demo_config

@@ -1,5 +1,5 @@
 """The stall rule on clocks moved by hand: a heartbeat that wakes far later than due means the controller itself did
-not run, and its nodes are judged from the stall's end, not for the stall (see test_controller_stall_s12.py for a
+not run, and its nodes are judged from the stall's end, not for the stall (see test_controller_stall.py for a
 real SIGSTOP)."""
 
 from __future__ import annotations
