@@ -3,7 +3,7 @@
 One request per line (`{"id", "op", ...}`), one reply per request echoing the id. Streams run in background threads;
 every write to stdout goes through one lock so lines never interleave, and a stopped stream never writes again after
 its `stop` reply. A line that is not a JSON object gets an `agent` error and the agent keeps running; EOF on stdin
-ends the agent cleanly. Every `driver` and `unsupported` error says its cause as a `reason` (REASONS), so a client
+ends the agent cleanly. Every `driver` and `unsupported` error says its cause as a `reason` (protocol.REASONS), so a client
 never has to read it from the message's wording. The names, errors and message shapes are factoryctl.agent.protocol's,
 shared with the nvidia-smi bridge and the client. A change of power limits holds the node's limits lock
 (factoryctl.agent.limits_lock) across its read-set-read, so concurrent agents on one node change them one at a time.
@@ -48,7 +48,6 @@ from factoryctl.agent.protocol import (
     error_sample,
     ok_reply,
 )
-from factoryctl.agent.protocol import REASONS as REASONS  # the agent's reasons, by the name they had here
 from factoryctl.agent.sampler import DEFAULT_SLOW_INTERVAL_S, GpuSampler, node_sample
 from factoryctl.agent.schedule import next_due, read_clocks, stream_max_age
 

@@ -1,13 +1,13 @@
 """The nodes' samples for `metrics serve` when no controller writes the store: polled aside, never waited past a deadline.
 
-A scrape must end within Prometheus's scrape timeout (10 s by default) or the whole target fails. Polled inside the
-scrape, one node whose sshd accepts and never sends its banner held every scrape ~10 s (the SSH banner wait), and
-concurrent scrapes queued behind it. Here a poll runs on threads of its own: a scrape waits for it until its own
-deadline only, and a node that has not answered by then is given its answer from the poll before, or else exported
-down ("no answer yet"), while the other nodes' data is served. The poll goes on past the deadline, so a late answer
-serves the next scrape; scrapes arriving while a poll runs share it (never a second poll of the same nodes), and a
-new one starts only `min_interval_s` after the last one ended, so a fast scraper cannot turn into an SSH storm.
-Each node's sampling is bounded by `timeout` (every transport step included), so every poll ends.
+A scrape must end within Prometheus's scrape timeout or the whole target fails, so the poll runs on threads of its
+own: a scrape waits for it until its own deadline only, and a node that has not answered by then is given its answer
+from the poll before, or else left out (no series: unknown, not down, so an exporter restart raises no alert on
+`factoryctl_node_up == 0`), while the other nodes' data is served. The poll goes
+on past the deadline, so a late answer serves the next scrape; scrapes arriving while a poll runs share it (never a
+second poll of the same nodes), and a new one starts only `min_interval_s` after the last one ended, so a fast
+scraper cannot turn into an SSH storm. Each node's sampling is bounded by `timeout` (every transport step
+included), so every poll ends.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from factoryctl.config import FactoryConfig
-from factoryctl.errors import NodeError
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.model.telemetry import NodeSample
 from factoryctl.telemetry.poll import DEFAULT_FANOUT, as_node_error, check_agent_cache, down_sample, fan_out
@@ -44,10 +43,11 @@ class BackgroundPoll:
         self._previous: _Round | None = None  # the last poll that ended before `_current` began
 
     def samples(self, wait_s: float) -> list[NodeSample]:
-        """A sample of every node, in inventory order, after waiting at most `wait_s` seconds for the poll.
+        """A sample of every node heard from, in inventory order, after waiting at most `wait_s` s for the poll.
 
         A poll starts when none runs and the last one ended `min_interval_s` ago or more. A node the poll has not
-        heard from yet has its answer from the poll before, if there was one; else it is down with "no answer yet".
+        heard from yet has its answer from the poll before, if there was one; else it is left out until it answers
+        or its poll gives up on it (then it is down, with the poll's reason).
         A node that was down in the poll before is not waited for: a hung one would cost every scrape its whole wait.
         """
         deadline = time.monotonic() + wait_s
@@ -61,7 +61,7 @@ class BackgroundPoll:
                     break
                 self._changed.wait(left)
             answers = {**previous, **current.answers}
-        return [_answer_of(node.name, answers, wait_s) for node in self.config.nodes.values()]
+        return [answers[name] for name in self.config.nodes if name in answers]
 
     def _current_round(self) -> _Round:
         """The poll running now, or the last one while it is fresh enough, or a new one (call with the lock held)."""
@@ -94,12 +94,3 @@ class BackgroundPoll:
         with self._changed:
             poll.answers[node.name] = sample
             self._changed.notify_all()
-
-
-def _answer_of(node: str, answers: dict[str, NodeSample], wait_s: float) -> NodeSample:
-    """The node's answer, or its down sample when the running poll has not heard from it within the scrape's wait."""
-    answer = answers.get(node)
-    if answer is not None:
-        return answer
-    message = f"{node}: no answer within the scrape's {wait_s:g} s; still polled, a later scrape has its answer."
-    return down_sample(node, NodeError(node, "timeout", message))

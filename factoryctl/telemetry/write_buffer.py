@@ -8,7 +8,9 @@ trimmed for age, discarded when the store is damaged or the writer stops, or uns
 from a bug, which is also counted in `unstorable` and said at most once a minute). So the figures always add up:
 every sample handed over was stored, thinned, or dropped.
 
-Used from the writer's thread only (its `stop` runs after that thread ended): it takes no lock.
+It takes no lock. The buffer itself is used from the writer's thread only (its `stop` runs after that thread
+ended); `clock_stepped` comes from whichever thread noticed the step, under the writer's lock, and moves only the
+time of the last drop line, a log's rate limit: a race there costs at most one line said early or late.
 """
 
 from __future__ import annotations

@@ -331,11 +331,16 @@ def _sftp_makedirs(connection: SshConnection, sftp: paramiko.SFTPClient, path: s
 def _cannot_create(connection: SshConnection, path: str, prefix: str, exc: OSError, timeout: float) -> NodeError:
     """The error of a cache directory `path` whose part `prefix` SFTP could not make (`exc`).
 
-    SFTP names most causes `Failure` (a read-only file system among them), so `mkdir` on the node is asked why.
+    SFTP names most causes `Failure` (a read-only file system among them), so `mkdir` on the node is asked why; with
+    mode 700, as the cache's own directories are, should it succeed where SFTP failed (the next run then uses it).
     """
     why = exc.strerror or str(exc)
     with contextlib.suppress(NodeError):
-        said = connection.run(["mkdir", "--", prefix], timeout=timeout).stderr.decode("utf-8", "replace").strip()
+        said = (
+            connection.run(["mkdir", "-m", "700", "--", prefix], timeout=timeout)
+            .stderr.decode("utf-8", "replace")
+            .strip()
+        )
         why = said.rpartition(": ")[2] or why  # `mkdir: cannot create directory '.cache': Read-only file system`
     where = "" if prefix == path else f" (mkdir {_shown(prefix)})"
     return NodeError(

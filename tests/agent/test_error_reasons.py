@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from factoryctl.agent import server as agent_server
 from factoryctl.agent.limits_lock import LimitsLock
 from factoryctl.agent.nvml import NvmlSession
+from factoryctl.agent.protocol import REASONS
 from factoryctl.agent.server import AgentServer
 from factoryctl.sim import nvml
 from factoryctl.sim.storage import limits_lock_path
@@ -108,4 +108,4 @@ def test_usage_and_agent_errors_carry_no_reason(start_agent: Any) -> None:
 
 def test_every_reason_is_documented() -> None:
     protocol = (Path(__file__).resolve().parents[2] / "docs" / "agent-protocol.md").read_text()
-    assert [r for r in agent_server.REASONS if f"`{r}`" not in protocol] == []
+    assert [r for r in REASONS if f"`{r}`" not in protocol] == []

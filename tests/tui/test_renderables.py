@@ -9,12 +9,13 @@ from factory_data import fixed_history, fixed_snapshot, gpu
 from rich.console import Console
 
 from factoryctl.live.services import DashboardEvent, JobLine, PriceNow
+from factoryctl.model.sparkline import column_maxima
 from factoryctl.model.telemetry import GpuProcess, GpuSample, NodeSample
 from factoryctl.tui.renderables.factory_summary import FactorySummaryRenderable, budget_gauge
 from factoryctl.tui.renderables.feed_lists import EventsRenderable, JobsRenderable
 from factoryctl.tui.renderables.gpu_bars import block, power_level, temperature_level
 from factoryctl.tui.renderables.gpu_detail import GpuDetailRenderable
-from factoryctl.tui.renderables.sparkline import Sparkline, bucket
+from factoryctl.tui.renderables.sparkline import Sparkline
 from factoryctl.tui.text import throttle_words
 from factoryctl.tui.view import summarize
 
@@ -77,8 +78,8 @@ def test_temperature_bars_run_from_25_c_to_5_c_past_slowdown() -> None:
 
 
 def test_sparkline_buckets_keep_spikes_and_right_align() -> None:
-    assert bucket([1.0, 2.0], 4) == [None, None, 1.0, 2.0]
-    assert bucket([0, 0, 9, 0, 0, 0], 3) == [0, 9, 0]
+    assert column_maxima([1.0, 2.0], 4) == [None, None, 1.0, 2.0]
+    assert column_maxima([0, 0, 9, 0, 0, 0], 3) == [0, 9, 0]
     rows = Sparkline([0.0, 50.0, 100.0], height=2, minimum=0, maximum=100).rows(3)
     assert "".join(c for c, _ in rows[1]) == "▁██"
     assert "".join(c for c, _ in rows[0]) == "  █"

@@ -15,9 +15,6 @@ from rich.style import Style
 
 from factoryctl.model.sparkline import BLOCKS, column_maxima
 
-#: The bucketing the graph uses, under the name this module has always exported (model/sparkline.py holds it).
-bucket = column_maxima
-
 
 class Sparkline:
     """Render `values` as a `height`-line block graph scaled between `minimum` and `maximum`."""
