@@ -351,6 +351,10 @@ class LineSplitter:
             lines.append(self.rest())
 
 
+#: How many lines printed ahead of the agent's marker are kept, to be passed on if the marker never comes.
+_SKIPPED_KEPT = 8
+
+
 class _ChannelLines:
     """The agent's stdout (or stderr) read as lines, for its session; `close` never waits for a read under way.
 
@@ -359,7 +363,8 @@ class _ChannelLines:
     BufferedFile.__del__ ... ValueError: I/O operation on closed file" on stderr. This class has no finalizer. Lines
     are split by `LineSplitter`: a line over `limit` ends the iteration with `LineTooLong` (a ValueError, which the
     session turns into its failure, so the node reconnects), or with `cut` is cut short. With `after`, the lines up
-    to the one ending with it are dropped (what a login shell's startup files print ahead of the agent).
+    to the one ending with it are dropped (what a login shell's startup files print ahead of the agent); should the
+    stream end without it, the first of them are passed on after all, so the session's error quotes what came.
     """
 
     def __init__(
@@ -369,6 +374,7 @@ class _ChannelLines:
         self._limit = limit
         self._cut = cut
         self._after = after
+        self._skipped: list[bytes] = []  # the first lines dropped while waiting for `after`
         self.closed = False
 
     def __iter__(self) -> Iterator[bytes]:
@@ -382,6 +388,8 @@ class _ChannelLines:
         last = splitter.rest()
         if last and not self.closed:
             yield from self._wanted([last])
+        if self._after is not None and not self.closed:  # no marker ever came: say what did
+            yield from self._skipped
 
     def _wanted(self, lines: list[bytes]) -> list[bytes]:
         """`lines` without those up to the marker line `after` (none of them until it comes)."""
@@ -391,6 +399,7 @@ class _ChannelLines:
             if line.rstrip(b"\r\n").endswith(self._after):
                 self._after = None
                 return lines[i + 1 :]
+        self._skipped.extend(lines[: max(0, _SKIPPED_KEPT - len(self._skipped))])
         return []
 
     def close(self) -> None:
