@@ -41,9 +41,9 @@ def parse_duration(text: str | float) -> float:
 def config_dir(path: Path | None) -> Path | None:
     """The directory relative paths in factory.yaml are taken from: the file's own, absolute; None for a pipe.
 
-    Taken from the current directory, `state_dir: st` meant one store for a systemd controller (cwd /) and another for
-    each operator's shell; `power.prices` was already the file's neighbour. A pipe (`-c <(sops -d ...)`) has no
-    directory of its own, so there relative paths keep meaning the current directory.
+    Relative paths never depend on the current directory, so `state_dir: st` is one store for a systemd controller and
+    every operator's shell alike. A pipe (`-c <(sops -d ...)`) has no directory of its own, so there relative paths keep
+    meaning the current directory.
     """
     if path is None or not path.is_file():
         return None

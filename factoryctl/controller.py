@@ -1,16 +1,14 @@
 """The factoryctl daemon: the telemetry loop (and later jobs and power) on timers, run in the foreground.
 
-One controller per store, guaranteed by an `fcntl` lock beside it (the kernel drops the lock if the process dies,
-so a SIGKILL leaves nothing stale). SIGTERM/SIGINT stop it cleanly: links are closed, agents asked to exit and the
-last samples written. SIGHUP re-reads factory.yaml: nodes are added, removed or reconnected without a restart, and
-a broken file is refused with the reason logged while the controller keeps running on the configuration it had.
-Every step it takes also exists as a one-shot command (`telemetry collect --once`).
+One controller per store, guaranteed by an `fcntl` lock beside it (the kernel drops the lock if the process dies).
+SIGTERM/SIGINT stop it cleanly: links are closed, agents asked to exit and the last samples written. SIGHUP re-reads
+factory.yaml: nodes are added, removed or reconnected without a restart, and a broken file is refused with the
+reason logged while the controller keeps its configuration. Every step it takes also exists as a one-shot command
+(`telemetry collect --once`).
 
-The store file (and the lock) are checked every few seconds: SQLite keeps writing the inode it opened, so a store
-deleted or swapped under the controller would silently swallow everything, drains included, while every reader sees
-another file. The controller then logs why and exits 1, so systemd's `Restart=on-failure` starts it on a fresh store.
-A damaged store (SQLite: malformed, not a database) ends it the same way at the first write it refuses: unlike a
-full disk, waiting never mends it, and a controller that kept running would store nothing while looking healthy.
+The store file (and the lock) are checked every few seconds, because SQLite keeps writing the inode it opened: a
+store deleted or swapped underneath makes the controller log why and exit 1, so systemd's `Restart=on-failure`
+starts it on a fresh store. A damaged store ends it the same way at the first write it refuses.
 """
 
 from __future__ import annotations
@@ -375,9 +373,9 @@ def configure_logging(level: str = "info") -> None:
 def run_controller(config_path: Path | None, log_level: str = "info") -> int:
     """`factoryctl controller run`: load the config, take the lock, serve until SIGTERM; returns the exit status.
 
-    A fatal signal (SIGBUS when its store's memory-mapped `-shm` file is made immutable, `chattr +i`) killed it with
-    no line in its log: `faulthandler` writes which one it was, and where the thread it hit was (a store write names
-    factoryctl/store/samples.py), on stderr, the log, before it dies. That thread only: 2,000 nodes run 8,000.
+    `faulthandler` is enabled so a fatal signal (SIGBUS from the store's memory-mapped `-shm` file, say) writes which
+    one it was, and where the thread it hit was, on stderr (the log) before the process dies. That thread only: a large
+    fleet runs thousands.
     """
     configure_logging(log_level)
     with contextlib.suppress(AttributeError, ValueError, OSError):  # a stderr with no file behind it (in-process tests)

@@ -1,11 +1,9 @@
-r"""The command line's words checked as text before any command runs: bytes that are not UTF-8 are a usage error.
+"""The command line's words checked as text before any command runs: bytes that are not UTF-8 are a usage error.
 
-On POSIX, Python decodes argv with `surrogateescape`: a byte that is not UTF-8 (`-r $'x\xff'`, a Latin-1 terminal)
-arrives as a lone surrogate (U+DC80-U+DCFF) that no UTF-8 writer accepts. Such text would fail late, where it is
-first written (the SQLite store, after a power limit already changed), or be echoed as `'\udcff'`. So every text
-option and argument is refused here, once, with exit 2 before anything is changed; two kinds of words keep their
-bytes instead, because the bytes are what the user meant: file paths (a Latin-1 file name is a legitimate name on
-Linux) and `exec`'s remote command words (sent to the node as they are, as ssh does).
+On POSIX, Python decodes argv with `surrogateescape`: a byte that is not UTF-8 arrives as a lone surrogate
+(U+DC80-U+DCFF) that no UTF-8 writer accepts, so it would fail late (after a change was made) or be echoed escaped.
+Every text option and argument is therefore refused here, once, with exit 2 before anything is changed. Two kinds
+of words keep their bytes, because the bytes are what the user meant: file paths and `exec`'s remote command words.
 
 The check costs nothing on a clean command line: the command tree is walked (with Click's own parser, which neither
 converts values nor runs callbacks) only when a word holds such a byte.

@@ -1,19 +1,15 @@
 """`factoryctl completion SHELL`: print the bash, zsh or fish completion script (also shipped in completions/).
 
-The bash and zsh scripts are ours, not Typer's. zsh: installed in `$fpath`, compinit autoloads it on the first TAB
-of a shell, and Typer's script only registered itself then, so that first TAB completed nothing. bash: Typer's script
-sent bash's words, which bash splits at `@`, `:` and `=` ($COMP_WORDBREAKS), so `gpu01,@r<TAB>` (a node list ending
-in a group) asked for the completion of `r` after two stray arguments and got nothing. `--install-completion` and
-`--show-completion` print the same scripts (`register` puts them in Typer's table).
+The scripts are ours, not Typer's; `--install-completion` and `--show-completion` print the same ones (`register`
+puts them in Typer's table). Constraints they keep:
 
-Every script sends the completion helper's stderr to /dev/null: the rc line `--install-completion` writes runs in
-every shell, also where `factoryctl` is not on PATH (a virtualenv not activated, or uninstalled), and `env`'s
-"No such file or directory" then landed in the middle of the command line at each TAB.
-
-Candidates with their descriptions are written by our own zsh and fish classes (`use_our_completers`): Typer's
-wrote `''` for an apostrophe inside the single-quoted `_arguments '...'` that zsh evals (so "node's" showed as
-"nodes"), `""` for a double quote, and ran every description through rich's markup renderer, which dropped
-`[default: 300]` as a tag and wrapped past 80 columns (fish then took the rest of the line for a candidate).
+- zsh: the script completes on the very first TAB after compinit autoloads it from `$fpath`.
+- bash: the whole command line is sent, not bash's words, which it splits at `@`, `:` and `=` ($COMP_WORDBREAKS),
+  so node lists such as `gpu01,@r<TAB>` complete.
+- Every script sends the completion helper's stderr to /dev/null: the rc line runs in every shell, also where
+  `factoryctl` is not on PATH.
+- Candidates with descriptions are written by our own zsh and fish classes (`use_our_completers`): descriptions are
+  quoted for the shell exactly (apostrophes, double quotes), never run through rich markup, and kept on one line.
 
 Also the completion callbacks for options whose values are a fixed list kept as plain strings (an event kind, a log
 level, scheduler policies): one helper for all of them, so every such option completes the same way, choices in

@@ -250,11 +250,11 @@ class FollowedEventPrinter:
     """How `events --follow` prints each batch: JSON lines (-o json), `---` YAML documents, CSV rows, or table rows.
 
     Each event is a document of its own, as it comes: a line of JSON, or a YAML document that `yaml.safe_load_all`
-    reads (JSON lines under -o yaml were read by no YAML reader).
+    reads.
 
-    CSV names its columns once, before the first events (at once: a parser finds them even while none comes); a
-    table prints its header even with no events, and keeps its columns as wide as the header's for every later batch
-    (each widened once for a wider cell): wide enough for any time, severity and kind, and the followed nodes' names.
+    CSV names its columns once, before the first events (at once: a parser finds them even while none comes); a table
+    prints its header even with no events, and keeps its columns as wide as the header's for every later batch (each
+    widened once for a wider cell): wide enough for any time, severity and kind, and the followed nodes' names.
     """
 
     def __init__(self, output: OutputFormat, no_header: bool, node_names: Sequence[str] = ()) -> None:

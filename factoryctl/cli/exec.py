@@ -1,21 +1,16 @@
 """`factoryctl exec TARGET -- CMD...`: run one command on many nodes, like `clush -b` / `pdsh | dshbak -c`.
 
-The command is argv, quoted for the node's login shell (sh, bash, zsh or fish: transport/quoting.py), so quotes,
-`;`, `$()`, backslashes and newlines reach the node as typed. A bounded pool (`--fanout`) runs it; one slow or dead node never holds up the others' commands or
-output. Standard input, when it is not a terminal, is streamed to every node's command while it runs, then EOF,
-like ssh (transport/stdin_stream.py); the commands' ends never wait for it. The input is shared, so it moves no
-further than 8 MiB ahead of the slowest running command: one that neither reads its stdin nor exits holds the
-others' input there until it exits or reaches --timeout (and the others may time out too: exit 124). Identical
-outputs are gathered under one folded node set (`n[01-64] (64)`); `--lines` instead prints each line as it arrives,
-prefixed with its node, like pdsh (`LinePrinter`). Output that arrived before a node timed out or lost its
-connection is shown too (and in JSON, on the node's `errors` entry), like pdsh and clush. Exit status: 4 if a node
-was unreachable, else 124 if one timed out, else the highest remote exit code.
+The command is argv, quoted for the node's login shell (sh, bash, zsh or fish: transport/quoting.py), so it reaches
+the node as typed. A bounded pool (`--fanout`) runs it; one slow or dead node never holds up the others' commands or
+output. Standard input, when it is not a terminal, is streamed to every node's command while it runs, then EOF
+(transport/stdin_stream.py); the shared input moves no further than 8 MiB ahead of the slowest running command.
+Identical outputs are gathered under one folded node set (`n[01-64] (64)`); `--lines` instead prints each line as
+it arrives, prefixed with its node (`LinePrinter`). Output that arrived before a node failed is shown too. Exit
+status: 4 if a node was unreachable, else 124 if one timed out, else the highest remote exit code.
 
-Ctrl-C, and SIGTERM (cron's `timeout`, systemd stopping a unit), interrupt the commands still running (SIGINT, then
-SIGHUP, to the command's process group: over another channel where sshd refuses a root login's signals) rather
-than leave them on their own, and start no more; exec then waits briefly (STOP_GRACE_S, less if the
-signal comes again) for them to end and still prints its result, as for a timeout: what finished, what it stopped
-(error `interrupted`, with the output so far), what it never started. It exits 130 (Ctrl-C) or 143 (128 + 15). The
+Ctrl-C and SIGTERM interrupt the commands still running (SIGINT, then SIGHUP, to the command's process group) and
+start no more; exec then waits briefly (STOP_GRACE_S, less if the signal comes again) and still prints its result:
+what finished, what it stopped (error `interrupted`), what it never started. It exits 130 (Ctrl-C) or 143. The
 SIGTERM handler is installed only while the command runs, never at import, and the previous one is put back.
 """
 

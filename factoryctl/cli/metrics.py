@@ -1,15 +1,12 @@
 """`factoryctl metrics serve`: Prometheus `/metrics` with dcgm-exporter compatible names.
 
-Answers from the store when a live controller writes it (cheap: one read per scrape), and otherwise polls the nodes
-itself, in the background, at most once per `--min-interval`, so a fast scraper cannot turn into an SSH storm. A
-scrape waits for that poll only until its scraper's deadline (`X-Prometheus-Scrape-Timeout-Seconds`, less a margin):
-one hung node made every scrape outlast Prometheus's 10 s scrape timeout and the whole target fail
-(telemetry/scrape_poll.py). Prometheus asks for gzip (a 64-node fleet is ~1 MB of text) and some checks send HEAD:
-both are answered; IPv6 addresses are listened on as IPv4 ones.
+Answers from the store when a live controller writes it (one read per scrape), and otherwise polls the nodes itself,
+in the background, at most once per `--min-interval`. A scrape waits for that poll only until its scraper's deadline
+(`X-Prometheus-Scrape-Timeout-Seconds`, less a margin; telemetry/scrape_poll.py). gzip and HEAD are answered;
+IPv6 addresses are listened on as IPv4 ones.
 
-SIGHUP re-reads factory.yaml, as it does for the controller: the exporter read it once, so a node added later never
-appeared, and SIGHUP (`systemctl reload`) killed it silently (exit 129). A node the controller no longer stores
-samples for is exported down, not up with its last values (`read_live`).
+SIGHUP re-reads factory.yaml, as it does for the controller. A node the controller no longer stores samples for is
+exported down, not up with its last values (`read_live`).
 """
 
 from __future__ import annotations

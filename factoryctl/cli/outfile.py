@@ -1,18 +1,16 @@
 """An output file written beside a command's results (`--schedule-out`), with the same rules in every command.
 
-`sched simulate` and `power simulate` replay for seconds or minutes, then print their results and write a schedule.
-Both need the same care, so it lives here once: a bad path fails before the replay, not after it; the output may not
-be one of the command's own inputs (writing it would destroy that input); `-` is stdout, the results then going to
-stderr, and so is a path naming stdout itself (`/dev/stdout`), whatever stdout is; a regular file is written beside
-its place and renamed over it only once complete, so a replay that fails or is interrupted leaves no empty file and
-never empties one that was there; a FIFO or a device (/dev/null) is checked before the replay but opened only to be
-written, since opening a FIFO waits for its reader, and that wait must neither come before the work nor hold off
-Ctrl-C and SIGTERM; and the results are printed first, so a late write failure such as a full disk costs only the
-file: exit 1, saying the results above are complete. Each command keeps its own wording.
+`sched simulate` and `power simulate` replay for a while, then print their results and write a schedule. The rules,
+kept here once: a bad path fails before the replay; the output may not be one of the command's own inputs; `-` (or
+a path naming stdout itself) is stdout, the results then going to stderr; a regular file is written beside its
+place and renamed over it only once complete, so a failed or interrupted replay never leaves or empties a file; a
+FIFO or a device is checked before the replay but opened only to be written, so waiting for a reader neither comes
+before the work nor holds off Ctrl-C and SIGTERM; the results are printed first, so a late write failure costs only
+the file (exit 1, saying the results above are complete). Each command keeps its own wording.
 
 The input side of `-` is here too: a file option given `-` reads stdin (`--trace -`, `--prices -`) through
-`stdin_text`, so every such option refuses a terminal or a closed stdin, and names `stdin` in its errors, alike.
-Only `-` itself means stdin or stdout (`StdStream`): pathlib reads `./-` as `-` too, and `''` as `.`.
+`stdin_text`, which refuses a terminal or a closed stdin and names `stdin` in its errors. Only `-` itself means
+stdin or stdout (`StdStream`): pathlib reads `./-` as `-` too, and `''` as `.`.
 """
 
 from __future__ import annotations

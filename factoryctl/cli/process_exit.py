@@ -1,9 +1,10 @@
 """How a factoryctl process ends: standard streams closed at start, Ctrl-C during shutdown, threads left by a stop.
 
-The error boundary (`app.run`) decides the exit status; this module makes the process end with it. Python sets a
-standard stream closed at start (`2>&-`) to None and crashes on the first write; a Ctrl-C while the interpreter
-shuts down printed a traceback under complete output, or killed the process by signal; and a stopped command's
-worker threads could make the interpreter's teardown abort. None of that is a command's concern, nor the boundary's.
+The error boundary (`app.run`) decides the exit status; this module makes the process end with it, whatever happens
+after: a standard stream closed at start (`2>&-`, which Python sets to None) must not crash the first write, a
+Ctrl-C while the interpreter shuts down must neither print a traceback nor change the status, and a stopped
+command's worker threads must not abort the interpreter's teardown. None of that is a command's concern, nor the
+boundary's.
 """
 
 from __future__ import annotations

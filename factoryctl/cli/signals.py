@@ -1,12 +1,11 @@
 """SIGTERM and SIGHUP as interrupts, and how a stopped command says so (`factoryctl: interrupted`, `terminated`, a hint).
 
-cron's `timeout` and systemd stop a command with SIGTERM, and a closed terminal (or an ssh session dropped) sends
-SIGHUP; the default of both kills the process on the spot, silently: an `exec` could not interrupt its remote
-commands, a `power set` could not record the limits it had changed, and no command could say it was stopped. While
-the CLI runs (`app.run`), SIGTERM raises `Terminated` and SIGHUP `HungUp` instead: the commands that must report what
-they did (`exec`, `power set`) handle them as Ctrl-C, the others end at the error boundary, which says `terminated`
-(exit 143) or `hung up` (129). A signal ignored where factoryctl started (`nohup`) stays ignored. The handlers are
-installed only for that time, never at import, and the previous ones are put back.
+cron's `timeout` and systemd stop a command with SIGTERM, and a closed terminal sends SIGHUP; by default both kill
+the process silently, so commands could neither clean up nor say they were stopped. While the CLI runs (`app.run`),
+SIGTERM raises `Terminated` and SIGHUP `HungUp` instead: the commands that must report what they did (`exec`,
+`power set`) handle them as Ctrl-C, the others end at the error boundary, which says `terminated` (exit 143) or
+`hung up` (129). A signal ignored where factoryctl started (`nohup`) stays ignored. The handlers are installed only
+for that time, never at import, and the previous ones are put back.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Many nodes changing state alike, folded into one line of the events panel: `64 nodes up (n[01-64])`.
 
-A controller's start stores one `X is up` event per node: 64 lines flooded the 7-line panel and pushed out the XID,
+The panel is a few lines tall, and a fleet changing state at once (a controller's start) must not push out the XID,
 ECC and thermal events an operator must see. Node state events of one kind that say the same thing (but for the
 node's name) within `FOLD_WINDOW_S` of the first become one event naming the folded node set, as the CLI folds
 failures (model/folding.py). Fewer than `FOLD_AT_LEAST` stay as they are. Imports no Textual.

@@ -6,16 +6,12 @@ and runs every few seconds inside `snapshot()`, which the app already calls from
 power cap) run on other worker threads at the same time: a source being replaced is closed only once no call is
 using it. Imports no Textual.
 
-The lock, not the store's freshness, decides. A controller a few seconds late (overloaded, SIGSTOPped, hung) still
-holds its lock and its sessions: a dashboard that started its own collector then opened a second SSH session and
-agent to every node exactly when the host was overloaded (200 nodes: 800 threads, two agents per node), once per
-open dashboard, and said "the controller stopped" of one that had not. Now a late controller is said to be late
-(its pid, how long since its last write) and its rows go down as they age (`StoreServices`); only a free lock
-starts a collector. The one exception is a controller that has just started (while this dashboard collects, or
-before it has written anything): the collector keeps going until it has stored every node of the target (its first
-write alone left most rows its predecessor's: 48 of 64 nodes shown `down` for 6 s at each controller restart, and a
-dip kept in the power graph), for `STARTUP_GRACE_S` at most, so one hung from the start still stops the dashboard's
-sessions; and while no store exists at all there is nothing to read.
+The lock, not the store's freshness, decides: a late controller (overloaded, stopped, hung) still holds its lock and
+its sessions, so it is reported late (its pid, how long since its last write) and its rows age to down
+(`StoreServices`); only a free lock starts a collector, so no second set of sessions is opened against its nodes.
+One exception: while a controller that has just started has not yet stored every node of the target, the
+collector keeps going, for `STARTUP_GRACE_S` at most (so one hung from the start still stops the dashboard's
+sessions). While no store exists there is nothing to read.
 """
 
 from __future__ import annotations

@@ -56,11 +56,10 @@ def assemble_snapshot(
 ) -> FactorySnapshot:
     """The snapshot of `nodes` at `now`; records the factory's power in `history` once an interval.
 
-    Only a refresh where some node reported its power, and none is still connecting, is recorded: one where every
-    node is still connecting (the first, or the first after a controller hands back) has no data, and a 0 W point
-    would drag the hour's mean energy down (15 kWh/h shown three seconds in with 22.6 kW drawn) or read 0.0 kWh/h;
-    one where some are (a controller starting: 16 of 64 nodes stored) would keep a false dip in the graph.
-    `gpu_counts` is how many GPUs each node was last seen with (a node down now has none in its sample).
+    Only a refresh where some node reported its power, and none is still connecting, is recorded: a refresh with nodes
+    still connecting (the first, or a controller starting or handing back) has no or partial data, and recording it
+    would put a false dip in the power graph and the hour's mean energy. `gpu_counts` is how many GPUs each node was
+    last seen with (a node down now has none in its sample).
     """
     reported = [n.power_w for n in nodes if n.state not in ("down", "connecting") and n.power_w is not None]
     power_w = sum(reported)
@@ -99,11 +98,10 @@ def cap_reason(watts: float) -> str:
 class FollowedStore:
     """The store at a path, reopened when the file there is no longer the one open (deleted, or replaced).
 
-    SQLite keeps using the inode it opened: a store deleted under a dashboard (`rm factory.db*`) took its drains
-    into a file nobody else reads (`nodes list`, the scheduler), and they were shown as done. Every use checks the
-    path first (one `stat`) and moves to the file there, opened by `opener` (which creates a deleted store again
-    where it may); `on_moved(sentence)` tells the user once. Connections replaced stay open until `close`: another
-    thread may be using one.
+    SQLite keeps using the inode it opened, so a store deleted or replaced under the dashboard would take its drains
+    into a file nobody else reads. Every use checks the path first (one `stat`) and moves to the file there, opened by
+    `opener` (which creates a deleted store again where it may); `on_moved(sentence)` tells the user once. Connections
+    replaced stay open until `close`: another thread may be using one.
     """
 
     def __init__(self, path: Path, opener: Callable[[], Store], on_moved: Callable[[str], None]) -> None:

@@ -1,21 +1,16 @@
 """`PolledServices`: the dashboard's own embedded collector, for when no controller writes the store.
 
-One long-lived agent session per node (local subprocess or one SSH connection), each kept streaming at the
-factory's interval by the controller's own `NodeLink` (telemetry/links.py): one reconnect loop in the code base, so
-a flapping node backs off (doubling delays with jitter, reset only by a session that lasted), and a session gone
-silent is torn down and rebuilt. Here each node's `_NodeState` is the link's sink and the judge of what it shows.
-`snapshot()` only reads what the streams last delivered, so it returns at once however slow a node is.
-Whether a node is up, degraded or down, and why, is judged by the controller's own state machine (`NodeHealth`,
-telemetry/health.py), fed what the controller's writer is fed: a broken link degrades the node at once with its
-reason (noticed at the next snapshot), silence degrades it after one missed sample and takes it down after three,
-an agent's error sample after a recent good one changes nothing but the reason silence later judges it with. So
-`dash` with no controller and `nodes list` say the same of the same history, in the same words, and a node keeps its
-state when a controller takes over or hands back. It re-implemented that rule once, and drifted (a broken link was
-down here, degraded in the store). Each change of state is an event worded as the controller's (node_degraded,
-node_down, node_up), and a node that has not answered yet shows as connecting (never waited for).
-Drains and power-limit changes go through the store
-(drained flag, events, audit log) when it can be opened, else they live in memory for this session.
-Imports no Textual: the CLI, a benchmark or a test can drive it headless.
+One long-lived agent session per node (local subprocess or one SSH connection), kept streaming at the factory's
+interval by the controller's own `NodeLink` (telemetry/links.py), so there is one reconnect loop in the code base.
+Each node's `_NodeState` is the link's sink. `snapshot()` only reads what the streams last delivered, so it returns
+at once however slow a node is; a node that has not answered yet shows as connecting (never waited for).
+
+A node's state and reason are judged by the controller's own `NodeHealth` (telemetry/health.py), fed what the
+controller's writer is fed, and each change is an event worded as the controller's (node_degraded, node_down,
+node_up). Keep it that way, never a rule of its own: `dash` without a controller and `nodes list` must say the same
+of the same history, and a node keeps its state when a controller takes over or hands back.
+Drains and power-limit changes go through the store (drained flag, events, audit log) when it can be opened, else
+they live in memory for this session. Imports no Textual: the CLI, a benchmark or a test can drive it headless.
 """
 
 from __future__ import annotations
@@ -137,9 +132,8 @@ class _NodeState:
         A node that was up or degraded keeps its last sample (its GPUs, so an unhealthy one stays unhealthy) and its
         state, and gets a fresh grace, as a link just made does: its silence counts from when this collector started
         listening (`now_mono`, and not while its link is still connecting), never from the controller's last sample,
-        which the dashboard notices up to `CHECK_EVERY_S` late (judged by its age, every up node went down, then up).
-        A down node stays down, with its reason, until it answers. Its first sample or failure replaces the seed;
-        nothing is announced by seeding.
+        which the dashboard notices up to `CHECK_EVERY_S` late. A down node stays down, with its reason, until it
+        answers. Its first sample or failure replaces the seed; nothing is announced by seeding.
         """
         with self.lock:
             if self.health.recorded:

@@ -4,14 +4,11 @@ Reads what the controller wrote (latest samples and judged node states, drains, 
 connection; opens no agent session to read. A power cap is one audited request through `factoryctl.power.limits`
 (a short session to that node only), exactly what `factoryctl power set --clamp` does. Imports no Textual.
 
-A controller that falls behind (overloaded, stopped by SIGSTOP, hung) still holds its lock: it is still the
-controller, so its store is still what is shown. Each row is judged by its age, as `nodes list` judges it
-(`stale_for`): one the controller has not refreshed for longer than it would let a node be silent shows as down
-("the controller has stored no sample from it for N s"), never as live data. A controller that has just started
-has not stored every node yet: a row it has not judged (its predecessor's, or none) shows as `connecting` for its
-first 30 s, not `down`. `controller_view` says who holds the lock, when it started and when it last wrote, for
-`AutoServices` to choose its source and say the controller is late. The store file is followed (`FollowedStore`): a
-drain never goes into a file deleted or replaced under the dashboard.
+A controller that falls behind still holds its lock, so its store is still what is shown, but each row is judged by
+its age, as `nodes list` judges it (`stale_for`): one not refreshed for longer than a node may be silent shows as
+down, never as live data. A row a just-started controller has not judged yet shows as `connecting` for its first
+30 s. `controller_view` says who holds the lock, when it started and when it last wrote, for `AutoServices`. The
+store file is followed (`FollowedStore`): a drain never goes into a file deleted or replaced under the dashboard.
 """
 
 from __future__ import annotations

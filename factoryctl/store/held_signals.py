@@ -1,11 +1,11 @@
 """Hold Ctrl-C, SIGTERM and SIGHUP while a record that must follow an action is written (the audit entry of a power change).
 
-The limits have changed on the nodes by the time their audit entry is written; an interrupt that cut the write
-short (while it waited for another writer's lock, say) left changes nobody recorded. While the block runs the
-signals are only noted; once it ends the first one is sent again, to the handlers that were in place, so it takes
-effect as if it had come just then. Handlers are swapped rather than the signal mask, which would hold them off the
-main thread only while Python runs its handlers there whichever thread received them. `signals_routed`, the swap
-itself, also serves `exec` waiting for interrupted commands (cli/signals.py: a signal there only ends the wait).
+The limits have changed on the nodes by the time their audit entry is written, so an interrupt must not cut the
+write short. While the block runs the signals are only noted; once it ends the first one is sent again, to the
+handlers that were in place, so it takes effect as if it had come just then. Handlers are swapped rather than the
+signal mask, which would hold them off the main thread only while Python runs its handlers there whichever thread
+received them. `signals_routed`, the swap itself, also serves `exec` waiting for interrupted commands
+(cli/signals.py: a signal there only ends the wait).
 """
 
 from __future__ import annotations

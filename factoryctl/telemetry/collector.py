@@ -1,12 +1,12 @@
 """The collection loop: one `NodeLink` per inventory node feeding one `StoreWriter`, reconfigurable while running.
 
 `apply(config)` is how a SIGHUP reload lands: links of removed nodes are closed, new nodes get links, nodes whose
-inventory entry changed are reconnected, and an interval change restarts every stream on its session (reconnecting
-2,000 nodes for it took 32 s and made 1,800 unreachable ones retry at once). Waiting for the old links to end and
-starting the new ones is done on a thread of its own, so the controller's loop goes on writing its figures and
-checking its files. A node reconnected or re-streamed is not judged by its silence until it streams again or fails
-(`StoreWriter.awaiting_stream`): judged by the new interval before its stream had switched, 200 healthy nodes went
-`degraded` and `down`. Rollups and retention run from `maintain()`, which the controller calls on a timer.
+inventory entry changed are reconnected, and an interval change restarts every stream on its session (never a
+reconnect of the fleet). Waiting for the old links to end and starting the new ones is done on a thread of its own,
+so the controller's loop goes on writing its figures and checking its files. A node reconnected or re-streamed is
+not judged by its silence until it streams again or fails (`StoreWriter.awaiting_stream`), so it is never judged by
+the new interval before its stream has switched. Rollups and retention run from `maintain()`, which the controller
+calls on a timer.
 """
 
 from __future__ import annotations
@@ -163,8 +163,8 @@ class Collector:
     def _stop_links(self, names: list[str], retiring: list[NodeLink] | None = None) -> None:
         """Stop these links within about twice `STOP_WAIT_S` in all, however many there are and whatever their agents do.
 
-        Waiting 10 s for them all and then a tenth of a second for each one left took 30 s at 200 nodes, links
-        waiting on agents that did not answer `stop` in 10 s (a controller under load 200 took 58 s to stop).
+        The wait is shared by all the links, never one per link, so stopping a large fleet with unresponsive agents is
+        still bounded.
         """
         links = self._ask_to_stop(names) + [link for link in retiring or [] if link.alive]
         left = _join_links(links, STOP_WAIT_S, each_s=0.0)

@@ -2,15 +2,14 @@
 
 Pure functions of (what was seen, when): no IO, so the rules are unit-tested without nodes or clocks. A node is `up`
 while samples arrive, `degraded` after one missed sample (or the moment its link breaks), and `down` after three (or
-when it could not be reached at all); it comes back `up` with its first sample. `NodeHealth` is the one judge: the
-controller's writer keeps one per node, and so does the dashboard's own collector (live/services_polled.py), fed the
-same samples and failures, so `nodes list` and `dash` without a controller say the same state and reason for the
-same history, and a node keeps its state when the dashboard switches between them. `silence_state` is its rule for
-silence. A failed sample (the agent could not read its driver) is no outage of its own: a node up with a recent good
-sample stays up, its reason kept for when silence degrades it and takes it down (`NodeHealth.sample_failed`): an
-occasional nvidia-smi timeout is expected, and an agent failing every other poll made a node_degraded and node_up
-pair every other second. Below a 0.5 s interval silence is judged as at 0.5 s: a loaded machine delays a sample by a
-few tenths of a second, and at 0.05 s that made every node flap.
+when it could not be reached at all); it comes back `up` with its first sample. `silence_state` is the rule for
+silence.
+
+`NodeHealth` is the one judge: the controller's writer keeps one per node, and so does the dashboard's own collector
+(live/services_polled.py), so `nodes list` and `dash` say the same state and reason for the same history. A failed
+sample (the agent could not read its driver) is no outage of its own: a node with a recent good sample stays up,
+and the failure's reason is kept for when silence degrades it (`NodeHealth.sample_failed`). Silence is never judged
+on an interval below 0.5 s, so ordinary scheduling delay cannot make nodes flap.
 """
 
 from __future__ import annotations
@@ -123,9 +122,8 @@ class NodeHealth:
     def excuse(self, at: float) -> None:
         """The controller itself was stalled until `at` (telemetry/stall_watch.py): silence is counted from `at`.
 
-        The node's samples waited in the pipes meanwhile; judged by the stall, a healthy node went `down`. A node
-        gets one excuse per silence: one not heard from since its last excuse is judged on its real silence, or a
-        controller pausing every few seconds (swapping, a starved CPU) kept a dead node `up` forever.
+        A node gets one excuse per silence: one not heard from since its last excuse is judged on its real silence, so a
+        controller that keeps pausing cannot keep a dead node `up`.
         """
         if self.heard_since_excused:
             self.excused_at, self.heard_since_excused = at, False
@@ -158,13 +156,10 @@ class NodeHealth:
     def failed(self, at: float, kind: str, message: str) -> NodeState | None:
         """The connection failed or could not be made; the state follows from how long we have been blind.
 
-        A node that stays down but now fails another way (first of all one never reached: `agent`, "not reached
-        yet", then `refused`) is recorded too, so readers of the store say why it is down and exit accordingly
-        (4 for refused), as a poll would; so is a never-reached node's first failure of the same kind (an `agent`
-        error such as "Too many open files": unrecorded, the node had no row in the store, so `nodes list` polled
-        it itself and said `up` while the controller could not reach it). The same failure again records nothing.
-        The new reason is stamped with the time it appeared (`at`), not the time the node went down: its event must
-        not predate it.
+        A node that stays down but now fails another way is recorded too, and so is a never-reached node's first failure
+        of any kind, so readers of the store say why it is down and exit accordingly (4 for refused), as a poll would.
+        The same failure again records nothing. The new reason is stamped with the time it appeared (`at`), not the time
+        the node went down: its event must not predate it.
         """
         was = self.error
         self.error, self.message, self.hold_until, self.failing = kind, message, None, (kind, message)
@@ -259,11 +254,9 @@ class XidStamps:
     """How one node's XIDs were put on the controller's clock, so each keeps the time it was first given.
 
     A node whose clock is off has its samples re-stamped (telemetry/writer.py), and the XIDs in them must move with
-    them, or an XID is stored a day ahead or behind its sample. But an agent lists a GPU's recent XIDs in every
-    sample, and an XID is an event when the sample before does not list it (`xid_events`): moved afresh each time,
-    by an offset estimate that changes a little with every sample, the same XID was new again and again. So each
-    XID is moved once, the first time it is listed, and keeps that time; one seen while the node was in step keeps
-    its own, so a clock that goes off (or is set right) later does not make the XIDs already listed new either.
+    them. An agent lists a GPU's recent XIDs in every sample, and an XID is an event when the sample before does not
+    list it (`xid_events`), so each XID is moved once, the first time it is listed, and keeps that time; one seen while
+    the node was in step keeps its own. Otherwise a changing offset estimate would make the same XID new again.
     """
 
     def __init__(self) -> None:
@@ -345,9 +338,9 @@ def _carry_gpu(prev: GpuSample, gpu: GpuSample) -> GpuSample:
 class ThermalEpisodes:
     """Keeps one `thermal` event per episode of slowdown, per GPU, from a stream of samples (a writer's or a view's).
 
-    `gpu_events` compares two samples only, so a GPU that leaves slowdown for one sample every few seconds would log
-    a new event each time (10,000 a day for one GPU with a failing fan). This remembers when each GPU was last seen
-    slowing down and lets a new event through only after `THERMAL_COOL_S` without slowdown.
+    `gpu_events` compares two samples only, so a GPU that flickers in and out of slowdown would log an event each time.
+    This remembers when each GPU was last seen slowing down and lets a new event through only after `THERMAL_COOL_S`
+    without slowdown.
     """
 
     def __init__(self, cool_s: float = THERMAL_COOL_S) -> None:

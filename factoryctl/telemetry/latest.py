@@ -4,11 +4,10 @@ Live means: a process holds the controller lock beside the store, and the newest
 sampling intervals. Otherwise the answer is None and the caller polls the nodes itself. Nodes the controller has not
 reached are reported as down with the reason it recorded, exactly as a poll would report them.
 
-The store being live says nothing of each node's row: a node the controller stopped watching (removed from its
-factory.yaml and reloaded, while another factory.yaml sharing the state_dir still lists it) kept its last state, and
-was shown `up` forever with an ever older LAST SEEN. So each row is judged by its age too, as the controller judges
-silence (`down` after three missed samples), allowing for a node's clock being off by up to `CLOCK_OFF_S` (its
-samples keep their own time until then): such a node is polled by the caller, or reported down.
+A live store says nothing of each node's row (the controller may have stopped watching a node another factory.yaml
+sharing the state_dir still lists). So each row is judged by its age too, as the controller judges silence (`down`
+after three missed samples), allowing for a node's clock being off by up to `CLOCK_OFF_S`: such a node is polled by
+the caller, or reported down.
 """
 
 from __future__ import annotations

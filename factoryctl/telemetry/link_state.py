@@ -11,8 +11,8 @@ so each rule lives in one place and is tested on its own, without a connection:
   does not know `clock` (until a new agent starts). Only a round trip tells a node behind from a controller that
   read its samples late (`node_clock`).
 
-Both are touched from the session's reader thread (a sample) and the link's thread (its wait); every field is one
-assignment, as in the link before them, so neither takes a lock.
+Both are touched from the session's reader thread (a sample) and the link's thread (its wait); every field is
+written in one assignment, so neither takes a lock.
 """
 
 from __future__ import annotations
@@ -97,10 +97,9 @@ class LinkSilence:
     def last_heard(self) -> float:
         """When the node was last heard: its last sample, or the end of a stall of the controller after it.
 
-        Stopped for 12 s (SIGSTOP, a paused VM), the controller woke with every link silent for 12 s and tore them
-        down before their reader threads had read the samples waiting in the pipes. As the writer's
-        `NodeHealth.excuse`, one excuse per silence: a node not heard since is judged on its real silence, its link
-        rebuilt even if the controller keeps pausing.
+        A stall of the controller excuses the silence it caused, since samples may still be waiting in the pipes. As the
+        writer's `NodeHealth.excuse`, one excuse per silence: a node not heard since is judged on its real silence, its
+        link rebuilt even if the controller keeps pausing.
         """
         if self._stall_watch is not None and self._excusable:
             heard = self.heard_at
@@ -122,8 +121,5 @@ class LinkSilence:
         return NodeError(node, "timeout", f"{node}: no sample for {silent:.0f} s; reconnecting.")
 
     def until_stall(self, stall_s: float, now: float) -> float:
-        """How long the link may sleep: until its silence would pass `stall_s` (a failure, stop or new interval wakes it).
-
-        It used to look every half interval (twice a second per node at 1 Hz) for what now wakes it.
-        """
+        """How long the link may sleep before its silence passes `stall_s` (a failure, stop or new interval ends it)."""
         return max(self.heard_at + stall_s - now, STALL_RECHECK_S)

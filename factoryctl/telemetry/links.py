@@ -1,19 +1,17 @@
 """One persistent link per node: a connection, one long-lived streaming agent, and reconnection when it breaks.
 
-Each `NodeLink` is a thread that connects (through the node's transport), asks its agent to stream at the
-sampling interval, and watches: a dead agent, a broken connection or three missed samples tear the link down,
-and it is rebuilt after an exponential backoff with jitter, so a flapping node or a restarting fleet never makes
-the controller hammer sshd. A new interval (a reload) is applied on the link's session: its stream is stopped and
-started again, so 2,000 nodes are not reconnected, nor 1,800 unreachable ones made to retry at once. Samples go to a
-`SampleSink` from the session's reader thread: the controller's store writer, or the dashboard's per-node state when
-it collects on its own (one reconnect loop for both). A sample the agent could not take (its driver failed) is
-reported to the sink as a failure with the agent's reason, and is not heard: a node whose agent only sends errors is
-judged as failing, and its link is rebuilt on a fresh agent once no good sample has come for as long as a silent
-link is given. The sink is also told when its link is made again (`link_connected`), so silence after a reconnect
-is not blamed on the failure before it. A link whose samples arrive looking behind asks its agent for its time
-(`clock`, at most every `CLOCK_CHECK_EVERY_S`) and tells the sink (`clock_bounded`): only a round trip tells a node
-behind from a controller that read its samples late (node_clock). The rules for both, when to ask and when a
-silence is a stall, are `link_state`'s; the link applies them to its session.
+Each `NodeLink` is a thread that connects (through the node's transport), asks its agent to stream at the sampling
+interval, and watches: a dead agent, a broken connection or three missed samples tear the link down, and it is
+rebuilt after an exponential backoff with jitter, so a flapping node or a restarting fleet never hammers sshd. A new
+interval (a reload) is applied on the link's session (the stream is restarted, the node not reconnected).
+
+Samples go to a `SampleSink` from the session's reader thread: the controller's store writer, or the dashboard's
+per-node state when it collects on its own (one reconnect loop for both). A sample the agent could not take is
+reported to the sink as a failure with the agent's reason and does not count as hearing the node; a link with no
+good sample for as long as a silent link is given is rebuilt on a fresh agent. The sink is told when the link is
+made again (`link_connected`). A link whose samples look behind asks its agent for its time (`clock`, at most every
+`CLOCK_CHECK_EVERY_S`) and tells the sink (`clock_bounded`). The rules for both, when to ask and when a silence is
+a stall, are `link_state`'s; the link applies them to its session.
 """
 
 from __future__ import annotations

@@ -4,11 +4,10 @@ Kept apart from the writer (which only asks whether to re-stamp a sample, and wh
 has rules of its own: a sample is never early, only late, so an offset is bounded below by each sample's; a backlog
 read at once must not lower it; a step of the controller's own clock moves every estimate by the step.
 
-Samples alone cannot tell a node behind from a controller reading them late (an overloaded one took 94 healthy
-nodes for behind). So a link whose samples look behind asks its agent for its time (`clock`): the answer, less when
-it was asked, bounds the offset from above, and a node is behind only while that bound says so too. The bound is
-asked again whenever samples look behind (a node whose clock is set back while it streams is found by the next ask),
-never taken from a stream's start, which goes stale.
+Samples alone cannot tell a node behind from a controller reading them late. So a link whose samples look behind
+asks its agent for its time (`clock`): the answer, less when it was asked, bounds the offset from above, and a node
+is behind only while that bound says so too. The bound is asked again whenever samples look behind, never taken
+from a stream's start, which goes stale.
 """
 
 from __future__ import annotations

@@ -1,12 +1,10 @@
 """Telling the controller's own stalls from its nodes' silence.
 
-A controller that does not run for a while (stopped by SIGSTOP or a debugger, swapped out, its VM paused) hears
-nothing from its nodes meanwhile, although their samples wait in the pipes. When it runs again its links and its
-writer may look before the reader threads have read them: after a 12 s SIGSTOP, 5 of 6 healthy nodes were reported
-`down` ("no sample for 12 s; reconnecting."), their links torn down and rebuilt (a sample lost to each reconnect), and
-every event pages someone. So a heartbeat thread wakes every `TICK_S`: a wake-up that comes much later than it was
-due means the whole process was not running, and silence up to then is the controller's. Whoever judges silence asks
-`silence_from` first, so every node is judged from the end of the stall (a fresh grace) instead of declared down.
+A controller that does not run for a while (SIGSTOP, a debugger, swapped out, its VM paused) hears nothing from its
+nodes meanwhile, although their samples wait in the pipes, and when it runs again it may look before its reader
+threads have read them. So a heartbeat thread wakes every `TICK_S`: a wake-up that comes much later than it was due
+means the whole process was not running, and silence up to then is the controller's. Whoever judges silence must
+ask `silence_from` first, so every node is judged from the end of the stall (a fresh grace) instead of declared down.
 
 A suspended machine does not need this: the monotonic clock the links time silence on stops with it.
 """

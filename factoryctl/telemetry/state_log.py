@@ -1,14 +1,11 @@
 """Node state changes as log lines a person can read at 2,000 nodes: alike changes folded into one line per tick.
 
-At start a controller of 2,000 unreachable nodes logged 2,000 identical warnings (`g0201 is down: 127.0.0.1:22
-refused the connection`, one per node), and a reload as many again. The writer hands each change here as it
-happens; once per tick the changes that say the same thing (the same state and reason, each node's own address
-taken out) become one line under their folded node set, as `report_node_errors` does for one-shot commands:
-`g[0201-2000] (1800) are down: refused the connection`. Each node's own line is still logged at debug level, and
-each change is still one event per node in the store (`factoryctl events`). `daemon_hint` keeps the CLI's
-hints that mean nothing to a daemon's operator out of its log. Node clocks found off (or agreeing again) are folded
-the same way, by direction, their offsets as a range: `n[001-094] (94) clocks are 8-82 s behind the controller's`,
-not 94 lines.
+The writer hands each change here as it happens; once per tick the changes that say the same thing (the same state
+and reason, each node's own address taken out) become one line under their folded node set, as
+`report_node_errors` does for one-shot commands: `g[0201-2000] (1800) are down: refused the connection`. Each
+node's own line is still logged at debug level, and each change is still one event per node in the store
+(`factoryctl events`). `daemon_hint` keeps the CLI's hints that mean nothing to a daemon's operator out of its log.
+Node clocks found off (or agreeing again) are folded the same way, by direction, their offsets as a range.
 """
 
 from __future__ import annotations

@@ -1,17 +1,14 @@
 """Thinning: a node that sends samples much faster than the interval it was asked for cannot flood the store.
 
-An agent streams one sample per interval (docs/agent-protocol.md, Sample timing: never closer than half an interval).
-A hostile or broken one that sent them as fast as it could, each a millisecond after the last, stored 19,451 rows in
-20 s against 38 for a normal node, and the store's latency grew to seconds for every node. So the writer keeps a
-node's sample only when its time is at least `KEEP_SPACING` intervals from the last one kept and its budget allows,
-and counts the others as dropped (and thinned).
+An agent streams one sample per interval (docs/agent-protocol.md, Sample timing: never closer than half an
+interval). The writer keeps a node's sample only when its time is at least `KEEP_SPACING` intervals from the last
+one kept and its budget allows, and counts the others as dropped (and thinned).
 
-It goes by the samples' own times (on the controller's clock, after any re-stamping), not by when they arrived: a
-backlog read at once after the controller stalled is a run of samples an interval apart, kept up to the budget.
-Times that jump back and forth would pass the spacing test each time, so a node also has a budget of samples,
-refilled at one per `REFILL_SPACING` intervals (on the monotonic clock) and large enough for `BACKLOG_S` of backlog
-at once. Pure: no IO, no lock
-(the writer holds its own around it), and cheap, as it runs on each link's reader thread.
+It goes by the samples' own times (on the controller's clock, after any re-stamping), not by when they arrived, so a
+backlog read at once after a stall is kept up to the budget. Because times that jump back and forth would pass the
+spacing test, a node also has a budget of samples, refilled at one per `REFILL_SPACING` intervals (on the monotonic
+clock) and large enough for `BACKLOG_S` of backlog at once. Pure: no IO, no lock (the writer holds its own around
+it), and cheap, as it runs on each link's reader thread.
 """
 
 from __future__ import annotations

@@ -389,8 +389,8 @@ class StoreWriter:
     def start(self) -> None:
         """Flush a few times per interval (at least every 0.25 s) on a thread.
 
-        A machine out of threads is said so: the start used to fail later, in `stop`, with "cannot join thread
-        before it is started", which named neither the cause nor the limit to raise.
+        A machine out of threads is said so here, naming the cause and the limit to raise, rather than failing later in
+        `stop`.
         """
         thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
         try:

@@ -1,12 +1,10 @@
 """A dashboard told to stop always ends: once a stop signal came, a watchdog gives the app a few seconds to close.
 
-Textual writes the screen through one thread with a 30-entry queue and no error handling: when the terminal is
-gone (its window closed, `tmux kill-session`), that thread dies at its first failed write, and the app's next writes
-(the very ones that restore the terminal as it quits) block forever on the full queue. The dashboard then hung
-with every node's agent session open, deaf to SIGTERM (its handler only asks the blocked loop to quit), until a
-SIGKILL. So the first SIGTERM, SIGINT or SIGHUP arms this watchdog: if the app has not finished `SHUTDOWN_GRACE_S`
-later, the watchdog releases the node sessions itself and ends the process with the signal's status (129 for a
-closed terminal), leaving the blocked thread behind. Imports no Textual.
+Textual writes the screen through one thread with a bounded queue and no error handling: when the terminal is gone,
+that thread dies and the app's next writes (the ones that restore the terminal as it quits) can block forever. So
+the first SIGTERM, SIGINT or SIGHUP arms this watchdog: if the app has not finished `SHUTDOWN_GRACE_S` later, the
+watchdog releases the node sessions itself and ends the process with the signal's status (129 for a closed
+terminal), leaving the blocked thread behind. Imports no Textual.
 """
 
 from __future__ import annotations

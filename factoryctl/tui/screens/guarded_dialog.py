@@ -1,17 +1,12 @@
 """The base of the dialogs that change a node (drain, resume, power cap): keys typed by mistake never confirm them.
 
-Text typed or pasted into the dashboard's window by mistake (`ls -ld /tmp` + Enter) arrives as keys, at typing speed
-or as one burst: its `d` opens the drain dialog and the Enter that ends the line must not confirm it. So confirming
-by key takes two steps a single command line cannot give: the first Enter (in the reason or watts, or on the
-confirm button) only focuses the confirm button and says what the next one does ("press Enter again to drain
-demo01"); only an Enter that comes next confirms. Any other key in between (but Esc, Tab and the arrows) undoes the
-first step, as a second command line typed by mistake does (`pwd` + Enter): the focus goes back to the input, the
-key is typed into it (the user went on typing) and the dialog says the first step was undone. No letter confirms
-(a typed `yes` would). A click on the confirm button confirms at once (no typed text clicks). On top of that,
-nothing counts in the dialog's first `ARM_DELAY_S` (longer than any burst, too short for a person to notice), so a
-burst with several Enters (a multi-line paste the terminal did not bracket) is ignored and said so. The keys of a
-burst that reached the dialog before its input had focus are typed into that input instead of being dropped, so
-what happened shows. Esc (and Cancel, `n`) always closes the dialog at once.
+Text typed or pasted into the dashboard by mistake arrives as keys, so confirming by key takes two steps a single
+command line cannot give: the first Enter only focuses the confirm button and says what the next one does; only an
+Enter that comes next confirms. Any other key in between (but Esc, Tab and the arrows) undoes the first step: focus
+goes back to the input and the key is typed into it. No letter confirms. A click on the confirm button confirms at
+once. Nothing counts in the dialog's first `ARM_DELAY_S`, so a burst with several Enters is ignored (and said so);
+keys of a burst that arrived before the input had focus are typed into it, not dropped. Esc (and Cancel, `n`)
+always closes the dialog at once.
 
 Subclasses compose a `#confirm` button (a `ConfirmButton`) and a `#next-step` label, hidden until the first step.
 """

@@ -1,11 +1,10 @@
 """A text input that applies every key in the order it came, even in a burst (backspaces, then new text).
 
 Textual's `Input` types a printable key at once, in its own handler, but runs its editing keys (Backspace, Delete,
-the arrows, Enter) through the bindings: only once the key has bubbled up to the screen and the app, whose queues
-hold the rest of the burst. So when keys come faster than that round trip (a terminal's driver reads `⌫⌫⌫n05` in one
-go; a fast typist), the letters overtake the backspaces: `abc` then three Backspaces and `n05` read `abn` or `an0`,
-and a cap of `450`, three Backspaces and `300` read `430`. This input runs its own bindings as soon as it receives
-the key, so every key acts in the order it was pressed. A key it has no binding for bubbles up as before.
+the arrows, Enter) through the bindings, only once the key has bubbled up to the screen and the app. Keys that come
+faster than that round trip would be applied out of order (letters overtaking backspaces). This input runs its own
+bindings as soon as it receives the key, so every key acts in the order it was pressed. A key it has no binding for
+bubbles up as before.
 """
 
 from __future__ import annotations
