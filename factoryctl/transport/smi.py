@@ -14,7 +14,8 @@ their separate nvidia-smi calls, and the audit log showed two changes from one b
 refused, as the agent refuses a lock it cannot use: an unlocked change could break the chain unseen.
 
 Its version, ops, error objects and message shapes are the agent's own (factoryctl.agent.protocol), so the bridge
-cannot drift from the agent it stands in for.
+cannot drift from the agent it stands in for; a malformed request gets the agent's refusal and serving goes on (a
+`KeyError` or `int("a")` ended the bridge unanswered, the session saying only that the agent exited).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import contextlib
 import csv
 import io
 import json
+import math
 import os
 import secrets
 import threading
@@ -38,12 +40,14 @@ from factoryctl.agent.protocol import (
     LOCK_UNUSABLE,
     NEEDS_ROOT,
     NO_DRIVER,
+    OPS,
     PROTOCOL_VERSION,
     UNSUPPORTED,
     AgentMessage,
     ErrorSampleMessage,
     Hello,
     RequestError,
+    RequestId,
     SampleMessage,
     WireSample,
     error_object,
@@ -52,6 +56,7 @@ from factoryctl.agent.protocol import (
 )
 from factoryctl.agent.sampler import reason_names
 from factoryctl.agent.schedule import next_due, read_clocks
+from factoryctl.agent.server import AgentServer, _echoable, _refuse_constant
 from factoryctl.errors import NodeError
 from factoryctl.transport.base import CommandCut
 from factoryctl.transport.session import AgentSession
@@ -143,7 +148,7 @@ class SmiBridge:
         self.error: str | None = None
         #: The name this node's nvidia-smi knows the clock event reasons by (one of REASON_NAMES).
         self.reasons_name = REASON_NAMES[0]
-        self._streams: dict[int, threading.Event] = {}
+        self._streams: dict[RequestId, threading.Event] = {}
         self._write_lock = threading.Lock()
         request_r, request_w = os.pipe()
         reply_r, reply_w = os.pipe()
@@ -182,14 +187,16 @@ class SmiBridge:
                             "node": self.node, "python": None, "gpus": len(gpus)}  # fmt: skip
             self._send(hello)
             for raw in self._requests:
-                request = json.loads(raw)
+                request = self._read_request(raw)
+                if request is None:
+                    continue
                 if request.get("op") == "shutdown":
                     self._send(ok_reply(request.get("id"), {"bye": True}))
                     break
                 self._answer(request)
         except NodeError as exc:
             self.error = exc.message
-        except (OSError, ValueError):
+        except (OSError, ValueError):  # the session closed its end
             pass
         finally:
             for stop in self._streams.values():
@@ -197,6 +204,23 @@ class SmiBridge:
             with self._write_lock:
                 self._replies.close()
             self._requests.close()
+
+    def _read_request(self, raw: bytes) -> dict[str, Any] | None:
+        """The request on line `raw`; None for a blank line or one refused as the agent's (protocol, Wire format 4)."""
+        if not raw.strip():
+            return None
+        try:
+            request = json.loads(raw, parse_constant=_refuse_constant)
+        except ValueError:  # also NaN and Infinity, and bytes that are no UTF-8
+            refusal = "the request is not valid JSON"
+        except RecursionError:
+            refusal = "the request is nested too deeply"
+        else:
+            if isinstance(request, dict) and _echoable(request.get("id")):
+                return request
+            refusal = "a request's id must be a number or a string" if isinstance(request, dict) else _NOT_OBJECT
+        self._send(RequestError("agent", refusal).reply(None))
+        return None
 
     def _answer(self, request: dict[str, Any]) -> None:
         rid, op = request.get("id"), request.get("op")
@@ -207,20 +231,24 @@ class SmiBridge:
             elif op in ("set_power_limit", "reset_power_limit"):
                 result = self._set_limits(request, reset=op == "reset_power_limit")
             elif op == "stream":
-                stream = self._new_stream(int(rid or 0), float(request.get("interval_s") or 1.0))
+                stream = self._new_stream(rid, _interval(request))
                 result = {"streaming": True}
             elif op == "clock":
                 result = {"time": time.time()}  # its samples are stamped here too, on our clock
             elif op == "stop":
-                self._streams.pop(int(request.get("stream") or 0), threading.Event()).set()
-                result = {"stopped": True}
-            else:
+                result = self._stop(request.get("stream"))
+            elif op in OPS:
                 raise RequestError("usage", f"`{op}` is not available through nvidia-smi (no Python on the node)")
+            else:
+                raise RequestError("usage", f"unknown op {op!r}")
         except RequestError as refused:  # with `result`, what was done before it failed (docs/agent-protocol.md)
             self._send(refused.reply(rid))
             return
         except NodeError as exc:
             self._send(RequestError("driver", exc.message, reason=_reason(exc)).reply(rid))
+            return
+        except Exception as exc:  # a bug: answered as the agent answers one, and serving goes on
+            self._send(RequestError("agent", f"{op} failed: {exc!r}").reply(rid))
             return
         self._send(ok_reply(rid, result))
         if stream is not None:
@@ -272,15 +300,27 @@ class SmiBridge:
     def _sample(self) -> WireSample:
         return {"time": time.time(), "backend": "smi", "gpus": self._query(), "host": {}}
 
-    def _new_stream(self, rid: int, interval: float) -> threading.Thread:
-        """The thread of stream `rid`, registered for `stop` (the caller starts it once the reply is sent)."""
+    def _new_stream(self, rid: RequestId, interval: float) -> threading.Thread:
+        """The thread of stream `rid`, registered for `stop` (the caller starts it once the reply is sent).
+
+        Refused under the id of one running, as by the agent: it replaced that one, which sampled on past its `stop`.
+        """
+        if rid in self._streams:
+            raise RequestError("usage", f"stream {rid} is already running")
         stop = threading.Event()
         self._streams[rid] = stop
         return threading.Thread(
             target=self._stream, args=(rid, interval, stop), daemon=True, name=f"smi-stream-{self.node}"
         )
 
-    def _stream(self, rid: int, interval: float, stop: threading.Event) -> None:
+    def _stop(self, target: RequestId) -> dict[str, Any]:
+        """`stop`: end stream `target` (every stream when it is None); `stopped` says whether one was running."""
+        ids = list(self._streams) if target is None else [target] if target in self._streams else []
+        for rid in ids:
+            self._streams.pop(rid).set()
+        return {"stopped": bool(ids)}
+
+    def _stream(self, rid: RequestId, interval: float, stop: threading.Event) -> None:
         """Sample now, then on wall-clock multiples of the interval, as every agent does (factoryctl.agent.schedule).
 
         A failed poll (nvidia-smi timed out, a busy driver) is sent as an error sample and the stream goes on, as the
@@ -305,7 +345,7 @@ class SmiBridge:
             due = next_due(due, mono_now, wall_now, interval, spread)
             stop.wait(max(0.0, due - time.monotonic()))
 
-    def _stream_sample(self, rid: int) -> SampleMessage | ErrorSampleMessage:
+    def _stream_sample(self, rid: RequestId) -> SampleMessage | ErrorSampleMessage:
         """A stream's sample message: the sample, or the error of the poll (agent protocol, `stream`)."""
         try:
             return {"id": rid, "type": "sample", "result": self._sample()}
@@ -322,16 +362,17 @@ class SmiBridge:
         wait would end: counted from the lock's own wait, the range's query came on top and the reply could come after
         factoryctl gave up on it (a limit set then would go unaudited).
         """
+        requested = None if reset else _watts(request)  # a malformed request is refused before anything runs
+        wanted = _gpus(request)
         deadline = time.monotonic() + _lock_wait(request)
         gpus = self._query()
-        wanted = request.get("gpus")
         chosen = [g for g in gpus if wanted is None or g["index"] in wanted]
         if wanted is not None and len(chosen) != len(set(wanted)):
             raise RequestError("usage", f"no GPU {sorted(set(wanted) - {g['index'] for g in gpus})} on {self.node}")
         plan = []
         for gpu in chosen:
             low, high = gpu["power_limit_min_w"], gpu["power_limit_max_w"]
-            watts = gpu["power_limit_default_w"] if reset else float(request["watts"])
+            watts = gpu["power_limit_default_w"] if requested is None else requested
             if watts is None or low is None or high is None:
                 raise RequestError(
                     "driver", f"GPU {gpu['index']} does not report its power-limit range", None, UNSUPPORTED
@@ -438,6 +479,32 @@ QUERY_FORMAT = ("--format=csv,noheader,nounits",)
 def _query_arg(reasons_name: str) -> str:
     """`--query-gpu=` every property of QUERY, the clock event reasons by `reasons_name`."""
     return "--query-gpu=" + ",".join(reasons_name if name in REASON_NAMES else name for name, _, _ in QUERY)
+
+
+_NOT_OBJECT = "a request must be a JSON object"
+
+
+def _watts(request: dict[str, Any]) -> float:
+    """`set_power_limit`'s `watts`, refused as the agent refuses it when it is no finite number (or a boolean)."""
+    watts = request.get("watts")
+    if isinstance(watts, bool) or not isinstance(watts, (int, float)) or not math.isfinite(watts):
+        raise RequestError("usage", "watts must be a number")
+    return float(watts)
+
+
+def _gpus(request: dict[str, Any]) -> list[int] | None:
+    """The request's `gpus` (None for every GPU), refused as the agent refuses it when it is no list of indexes."""
+    wanted = request.get("gpus")
+    indexes = isinstance(wanted, list) and all(isinstance(g, int) and not isinstance(g, bool) for g in wanted)
+    if wanted is not None and not indexes:
+        raise RequestError("usage", "gpus must be a list of GPU indexes or null for all")
+    return wanted
+
+
+def _interval(request: dict[str, Any]) -> float:
+    """A `stream`'s `interval_s`, its `slow_interval_s` checked too (the bridge has no slow tier), as the agent's."""
+    AgentServer._seconds(request, "slow_interval_s", 1.0)
+    return AgentServer._seconds(request, "interval_s", 1.0)
 
 
 def _lock_wait(request: dict[str, Any]) -> float:

@@ -1,0 +1,136 @@
+"""The nvidia-smi bridge refuses a malformed request as the agent does, and goes on serving.
+
+The bridge stands in for the agent on a node without Python (docs/agent-protocol.md). A `set_power_limit` without
+`watts` ended its thread with `KeyError: 'watts'`, a stream under the string id "a" with `int("a")`: neither got a
+reply, nor did any request after them, and the session said only that the agent exited. Here each malformed request
+is sent to the real agent (simulated driver) and to the bridge (over a real sshd, nvidia-smi the simulated driver's
+shim), and the bridge must answer it exactly as the agent does, then still answer a `clock`.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from smi_wire import WAIT_S, Wire
+from sshd_fixture import sshd_factory  # noqa: F401
+
+from factoryctl.sim.state import SimNode
+from factoryctl.transport.smi import SmiBridge
+from factoryctl.transport.ssh import SshOptions
+from factoryctl.transport.ssh_pool import SshPool
+
+pytestmark = pytest.mark.sshd
+
+SHIM = """#!{python} -B
+import sys
+from factoryctl.sim import smi
+sys.exit(smi.main(["--node", "bare", "--factory", "lab", "--state-dir", {state!r}, *sys.argv[1:]]))
+"""
+OPTIONS = SshOptions(connect_timeout_s=30, banner_timeout_s=30, auth_timeout_s=30, channel_timeout_s=30)
+#: Request lines the agent refuses; the bridge answered none of the first ones, and nothing after them.
+MALFORMED = [
+    json.dumps({"id": 1, "op": "set_power_limit", "gpus": [0]}),
+    json.dumps({"id": 2, "op": "set_power_limit", "gpus": [0], "watts": "300"}),
+    json.dumps({"id": 3, "op": "set_power_limit", "gpus": [0], "watts": True}),
+    json.dumps({"id": 4, "op": "set_power_limit", "gpus": 0, "watts": 300}),
+    json.dumps({"id": 5, "op": "set_power_limit", "gpus": [[0]], "watts": 300}),
+    json.dumps({"id": 6, "op": "reset_power_limit", "gpus": [True]}),
+    json.dumps({"id": 7, "op": "stream", "interval_s": "x"}),
+    json.dumps({"id": 8, "op": "stream", "interval_s": 0}),
+    json.dumps({"id": 9, "op": "stream", "interval_s": 1, "slow_interval_s": -1}),
+    json.dumps({"id": 10, "op": "stop", "stream": "no such stream"}),
+    json.dumps({"id": [11], "op": "clock"}),
+    json.dumps({"id": 12, "op": 5}),
+    json.dumps([1, 2]),
+    '{"id": NaN, "op": "clock"}',
+    "not json",
+]
+
+
+def _answers(send: Any, read: Any, lines: list[str]) -> list[dict[str, Any]]:
+    """The answer to each line, each followed by a `clock` whose reply must come too (the server still serves)."""
+    answers = []
+    for number, line in enumerate(lines):
+        send(line)
+        send(json.dumps({"id": 1000 + number, "op": "clock"}))
+        answers.append(read())
+        clock = read()
+        assert (clock["id"], clock["ok"]) == (1000 + number, True), clock
+    return answers
+
+
+@pytest.fixture
+def wire(sshd_factory: Any, tmp_path: Path) -> Iterator[Wire]:  # noqa: F811
+    """A bridge to a 2-GPU simulated node without Python, spoken to line by line, its hello read."""
+    server = sshd_factory()
+    state = str(tmp_path / "sim")
+    SimNode(state, "bare", "lab", profile="h100-sxm", gpus=2)
+    script = server.bin_dir / "nvidia-smi"
+    script.write_text(SHIM.format(python=sys.executable, state=state))
+    script.chmod(0o755)
+    pool = SshPool(OPTIONS)
+    try:
+        spec = server.node("bare", server.write_known_hosts(tmp_path / "kh"))
+        bridge_wire = Wire(SmiBridge("bare", pool.connect(spec), timeout=30))
+        assert bridge_wire.read()["type"] == "hello"
+        yield bridge_wire
+        bridge_wire.close()
+    finally:
+        pool.close()
+
+
+def _agents_answers(tmp_path: Path) -> list[dict[str, Any]]:
+    """The real agent's answers to MALFORMED, on a simulated node like the bridge's."""
+    argv = [sys.executable, "-m", "factoryctl.agent", "--node", "bare", "--sim", "h100-sxm", "--gpus", "2"]
+    argv += ["--state-dir", str(tmp_path / "agent-state")]
+    with subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1) as agent:
+        assert agent.stdin is not None
+        assert agent.stdout is not None
+        stdin, stdout = agent.stdin, agent.stdout
+
+        def send(line: str) -> None:
+            stdin.write(line + "\n")
+            stdin.flush()
+
+        assert json.loads(stdout.readline())["type"] == "hello"
+        answers = _answers(send, lambda: json.loads(stdout.readline()), MALFORMED)
+        stdin.close()
+        assert agent.wait(timeout=WAIT_S) == 0
+    return answers
+
+
+def test_the_bridge_refuses_malformed_requests_as_the_agent_does_and_serves_on(wire: Wire, tmp_path: Path) -> None:
+    expected = _agents_answers(tmp_path)
+    assert expected[0]["error"] == {"kind": "usage", "message": "watts must be a number"}  # the agent's, as documented
+
+    def send(line: str) -> None:  # as it is, also when it is no JSON object (Wire.send writes only objects)
+        wire._requests.write((line + "\n").encode())
+        wire._requests.flush()
+
+    assert _answers(send, wire.read, MALFORMED) == expected
+
+
+def _reply(wire: Wire) -> dict[str, Any]:
+    """The next line that is no stream sample."""
+    answer = wire.read()
+    while answer.get("type") == "sample":
+        answer = wire.read()
+    return answer
+
+
+def test_a_stream_under_a_string_id_is_served_and_stopped_by_it(wire: Wire) -> None:
+    assert wire.ask(id="a", op="stream", interval_s=1) == {"id": "a", "ok": True, "result": {"streaming": True}}
+    sample = wire.read()
+    assert (sample["id"], sample["type"], sample["result"]["backend"]) == ("a", "sample", "smi")
+    wire.send(id="a", op="stream", interval_s=1)
+    assert _reply(wire)["error"] == {"kind": "usage", "message": "stream a is already running"}
+    wire.send(id=2, op="stop", stream="a")
+    assert _reply(wire) == {"id": 2, "ok": True, "result": {"stopped": True}}
+    wire.send(id=3, op="clock")
+    assert _reply(wire)["id"] == 3
