@@ -13,6 +13,8 @@ the client still reads every message it receives as untrusted JSON.
 
 from __future__ import annotations
 
+import json
+import math
 from typing import Any, Dict, Final, List, Literal, Mapping, Optional, Tuple, TypedDict, Union, get_args
 
 #: The version in every hello; the client refuses an agent that speaks another.
@@ -163,3 +165,62 @@ class RequestError(Exception):
         if self.result is not None:
             reply["result"] = self.result
         return reply
+
+
+# -- requests: read and checked alike by every server (the agent and the nvidia-smi bridge) ----------------------
+
+#: The bounds of a stream's `interval_s` and `slow_interval_s`, in seconds.
+MIN_INTERVAL_S = 0.05
+MAX_INTERVAL_S = 3600.0
+
+
+def read_request(line: Union[str, bytes]) -> Dict[str, Any]:
+    """The request on one line; a line no reply could answer is refused as an `agent` error (its reply has id null).
+
+    NaN and Infinity are refused with invalid JSON (no reply could echo them), and an id must be a JSON scalar (a
+    nested list could outgrow the encoder).
+    """
+    try:
+        request = json.loads(line, parse_constant=_refuse_constant)
+    except ValueError:  # also NaN and Infinity, and bytes that are no UTF-8
+        raise RequestError("agent", "the request is not valid JSON") from None
+    except RecursionError:  # nested deeper than the parser's stack
+        raise RequestError("agent", "the request is nested too deeply") from None
+    if not isinstance(request, dict):
+        raise RequestError("agent", "a request must be a JSON object")
+    request_id = request.get("id")
+    if not (request_id is None or isinstance(request_id, (int, float, str))):
+        raise RequestError("agent", "a request's id must be a number or a string")
+    return request
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def seconds_field(request: Mapping[str, Any], key: str, default: float) -> float:
+    """The request's `key`, a number of seconds between MIN_INTERVAL_S and MAX_INTERVAL_S (`default` when absent)."""
+    value = request.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise RequestError("usage", f"{key} must be a number of seconds")
+    if not MIN_INTERVAL_S <= value <= MAX_INTERVAL_S:
+        raise RequestError("usage", f"{key} must be between {MIN_INTERVAL_S:g} and {MAX_INTERVAL_S:g}")
+    return float(value)
+
+
+def watts_field(request: Mapping[str, Any]) -> float:
+    """`set_power_limit`'s `watts`: a finite number (a boolean is not one)."""
+    watts = request.get("watts")
+    if isinstance(watts, bool) or not isinstance(watts, (int, float)) or not math.isfinite(watts):
+        raise RequestError("usage", "watts must be a number")
+    return float(watts)
+
+
+def gpus_field(request: Mapping[str, Any]) -> Optional[List[int]]:
+    """The request's `gpus`: a list of GPU indexes, or None for every GPU (whether they exist is the server's check)."""
+    wanted = request.get("gpus")
+    if wanted is None:
+        return None
+    if not isinstance(wanted, list) or not all(isinstance(g, int) and not isinstance(g, bool) for g in wanted):
+        raise RequestError("usage", "gpus must be a list of GPU indexes or null for all")
+    return wanted

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import platform
 import sys
@@ -46,13 +45,14 @@ from factoryctl.agent.protocol import (
     WireSample,
     error_object,
     error_sample,
+    gpus_field,
     ok_reply,
+    read_request,
+    seconds_field,
+    watts_field,
 )
 from factoryctl.agent.sampler import DEFAULT_SLOW_INTERVAL_S, GpuSampler, node_sample
 from factoryctl.agent.schedule import next_due, read_clocks, stream_max_age
-
-MIN_INTERVAL_S = 0.05
-MAX_INTERVAL_S = 3600.0
 
 
 def _no_driver(exc: DriverUnavailable) -> RequestError:
@@ -140,12 +140,11 @@ class AgentServer:
             except DriverUnavailable as exc:
                 raise _no_driver(exc) from None
 
-    def _gpu_indexes(self, value: object) -> List[int]:
+    def _gpu_indexes(self, req: Dict[str, Any]) -> List[int]:
         count = self.gpu_count_or_error()
+        value = gpus_field(req)
         if value is None:
             return list(range(count))
-        if not isinstance(value, list) or not all(isinstance(g, int) and not isinstance(g, bool) for g in value):
-            raise RequestError("usage", "gpus must be a list of GPU indexes or null for all")
         bad = [g for g in value if not 0 <= g < count]
         if bad:
             raise RequestError("usage", f"{self.node} has no GPU {bad[0]} (it has GPUs 0-{count - 1})")
@@ -157,19 +156,10 @@ class AgentServer:
         """`sample`: one node sample."""
         return self.sample()
 
-    @staticmethod
-    def _seconds(req: Dict[str, Any], key: str, default: float) -> float:
-        value = req.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise RequestError("usage", f"{key} must be a number of seconds")
-        if not MIN_INTERVAL_S <= value <= MAX_INTERVAL_S:
-            raise RequestError("usage", f"{key} must be between {MIN_INTERVAL_S:g} and {MAX_INTERVAL_S:g}")
-        return float(value)
-
     def op_stream(self, req: Dict[str, Any]) -> Dict[str, Any]:
         """`stream`: a sample every `interval_s` until `stop`; the slow tier read every `slow_interval_s`."""
-        interval = self._seconds(req, "interval_s", 1.0)
-        max_age = stream_max_age(interval, self._seconds(req, "slow_interval_s", DEFAULT_SLOW_INTERVAL_S))
+        interval = seconds_field(req, "interval_s", 1.0)
+        max_age = stream_max_age(interval, seconds_field(req, "slow_interval_s", DEFAULT_SLOW_INTERVAL_S))
         stream_id = req.get("id")
         if stream_id in self._streams:
             raise RequestError("usage", f"stream {stream_id} is already running")
@@ -314,11 +304,9 @@ class AgentServer:
 
     def op_set_power_limit(self, req: Dict[str, Any]) -> Dict[str, Any]:
         """`set_power_limit`: validate every GPU first, change nothing when one is out of range (unless clamp)."""
-        watts = req.get("watts")
-        if isinstance(watts, bool) or not isinstance(watts, (int, float)) or not math.isfinite(watts):
-            raise RequestError("usage", "watts must be a number")
+        watts = watts_field(req)
         clamp = bool(req.get("clamp", False))
-        indexes = self._gpu_indexes(req.get("gpus"))  # no such GPU, no driver: refused without waiting
+        indexes = self._gpu_indexes(req)  # no such GPU, no driver: refused without waiting
         with self._changing_limits(req):
             ranges = self._ranges(indexes)
             targets: Dict[int, Tuple[float, bool]] = {}
@@ -338,7 +326,7 @@ class AgentServer:
 
     def op_reset_power_limit(self, req: Dict[str, Any]) -> Dict[str, Any]:
         """`reset_power_limit`: each GPU back to its default limit."""
-        indexes = self._gpu_indexes(req.get("gpus"))
+        indexes = self._gpu_indexes(req)
         with self._changing_limits(req):
             ranges = self._ranges(indexes)
             return self._set_limits(indexes, {i: (ranges[i][2], False) for i in indexes})
@@ -356,7 +344,7 @@ class AgentServer:
         if xid is not None and (isinstance(xid, bool) or not isinstance(xid, int)):
             raise RequestError("usage", "xid must be an integer XID code")
         with self._sample_lock:
-            indexes = self._gpu_indexes(req.get("gpus"))
+            indexes = self._gpu_indexes(req)
             try:
                 injected = self.inject_fault(fault, indexes, xid)
             except ValueError as exc:
@@ -378,20 +366,11 @@ class AgentServer:
     def handle(self, line: str) -> None:
         """Answer one request line; a line the agent cannot read gets an `agent` error with a null id."""
         try:
-            req = json.loads(line, parse_constant=_refuse_constant)
-        except ValueError:  # also NaN and Infinity, which no reply could echo
-            self._refuse_line("the request is not valid JSON")
-            return
-        except RecursionError:  # nested deeper than the parser's stack
-            self._refuse_line("the request is nested too deeply")
-            return
-        if not isinstance(req, dict):
-            self._refuse_line("a request must be a JSON object")
+            req = read_request(line)
+        except RequestError as unreadable:
+            self.write(unreadable.reply(None))
             return
         req_id = req.get("id")
-        if not _echoable(req_id):
-            self._refuse_line("a request's id must be a number or a string")
-            return
         op = req.get("op")
         method = getattr(self, f"op_{op}", None) if op in OPS else None
         if method is None:
@@ -410,9 +389,6 @@ class AgentServer:
         if op == "stream" and req_id in self._streams:
             self._streams[req_id][0].start()
 
-    def _refuse_line(self, message: str) -> None:
-        self.write(RequestError("agent", message).reply(None))
-
     def serve(self, stdin: IO[str]) -> int:
         """Write hello, answer requests until shutdown or EOF; returns the exit status."""
         self.write(self.hello())
@@ -425,16 +401,6 @@ class AgentServer:
         self.op_stop({})
         self.nvml.shutdown()
         return 0
-
-
-def _refuse_constant(name: str) -> Any:
-    """`NaN`, `Infinity`, `-Infinity`: Python reads them, JSON has no such values, and no reply could echo them."""
-    raise ValueError(f"{name} is not JSON")
-
-
-def _echoable(req_id: object) -> bool:
-    """An id every reply and streamed sample can echo: a JSON scalar (a nested list could outgrow the encoder)."""
-    return req_id is None or isinstance(req_id, (int, float, str))
 
 
 def _index_ranges(indexes: Iterable[int]) -> str:

@@ -24,7 +24,6 @@ import contextlib
 import csv
 import io
 import json
-import math
 import os
 import secrets
 import threading
@@ -52,11 +51,14 @@ from factoryctl.agent.protocol import (
     WireSample,
     error_object,
     error_sample,
+    gpus_field,
     ok_reply,
+    read_request,
+    seconds_field,
+    watts_field,
 )
 from factoryctl.agent.sampler import reason_names
 from factoryctl.agent.schedule import next_due, read_clocks
-from factoryctl.agent.server import AgentServer, _echoable, _refuse_constant
 from factoryctl.errors import NodeError
 from factoryctl.transport.base import CommandCut
 from factoryctl.transport.session import AgentSession
@@ -210,17 +212,10 @@ class SmiBridge:
         if not raw.strip():
             return None
         try:
-            request = json.loads(raw, parse_constant=_refuse_constant)
-        except ValueError:  # also NaN and Infinity, and bytes that are no UTF-8
-            refusal = "the request is not valid JSON"
-        except RecursionError:
-            refusal = "the request is nested too deeply"
-        else:
-            if isinstance(request, dict) and _echoable(request.get("id")):
-                return request
-            refusal = "a request's id must be a number or a string" if isinstance(request, dict) else _NOT_OBJECT
-        self._send(RequestError("agent", refusal).reply(None))
-        return None
+            return read_request(raw)
+        except RequestError as unreadable:
+            self._send(unreadable.reply(None))
+            return None
 
     def _answer(self, request: dict[str, Any]) -> None:
         rid, op = request.get("id"), request.get("op")
@@ -362,8 +357,8 @@ class SmiBridge:
         wait would end: counted from the lock's own wait, the range's query came on top and the reply could come after
         factoryctl gave up on it (a limit set then would go unaudited).
         """
-        requested = None if reset else _watts(request)  # a malformed request is refused before anything runs
-        wanted = _gpus(request)
+        requested = None if reset else watts_field(request)  # a malformed request is refused before anything runs
+        wanted = gpus_field(request)
         deadline = time.monotonic() + _lock_wait(request)
         gpus = self._query()
         chosen = [g for g in gpus if wanted is None or g["index"] in wanted]
@@ -481,30 +476,10 @@ def _query_arg(reasons_name: str) -> str:
     return "--query-gpu=" + ",".join(reasons_name if name in REASON_NAMES else name for name, _, _ in QUERY)
 
 
-_NOT_OBJECT = "a request must be a JSON object"
-
-
-def _watts(request: dict[str, Any]) -> float:
-    """`set_power_limit`'s `watts`, refused as the agent refuses it when it is no finite number (or a boolean)."""
-    watts = request.get("watts")
-    if isinstance(watts, bool) or not isinstance(watts, (int, float)) or not math.isfinite(watts):
-        raise RequestError("usage", "watts must be a number")
-    return float(watts)
-
-
-def _gpus(request: dict[str, Any]) -> list[int] | None:
-    """The request's `gpus` (None for every GPU), refused as the agent refuses it when it is no list of indexes."""
-    wanted = request.get("gpus")
-    indexes = isinstance(wanted, list) and all(isinstance(g, int) and not isinstance(g, bool) for g in wanted)
-    if wanted is not None and not indexes:
-        raise RequestError("usage", "gpus must be a list of GPU indexes or null for all")
-    return wanted
-
-
 def _interval(request: dict[str, Any]) -> float:
     """A `stream`'s `interval_s`, its `slow_interval_s` checked too (the bridge has no slow tier), as the agent's."""
-    AgentServer._seconds(request, "slow_interval_s", 1.0)
-    return AgentServer._seconds(request, "interval_s", 1.0)
+    seconds_field(request, "slow_interval_s", 1.0)
+    return seconds_field(request, "interval_s", 1.0)
 
 
 def _lock_wait(request: dict[str, Any]) -> float:
