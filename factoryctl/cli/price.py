@@ -262,6 +262,8 @@ def history_command(
         )
     source, where, _ = open_prices(ctx, prices)
     points = source.fetch(None, end) if start is None else source.fetch()
+    if not points and not source.fetch():  # nothing at all, not just nothing before --until
+        refuse_empty_source(where, "to list")
     times = [p.timestamp_s for p in points]
     lasts = row_intervals(times, market_offset_s(source)).durations_s
     # The row in force at --since first: it started before, and lasts its own interval (as `price show` judges it).

@@ -75,6 +75,18 @@ def test_simulate_on_a_plugin_without_prices_names_it_as_price_show_does(cli, tm
     assert shown.stderr.splitlines()[1] == hint
 
 
+def test_history_on_a_plugin_without_prices_names_it_as_price_show_does(cli, tmp_path, make_dist) -> None:
+    make_dist("fcpl-none", {"none": "fcpl_none:Source"}, {"fcpl_none": EMPTY_PLUGIN})
+    config = str(factory_yaml(tmp_path, "power:\n  price_source: none\n"))
+    for args in ((), ("--since", "7d"), ("-o", "json")):
+        listed = cli("-c", config, "price", "history", *args)
+        assert listed.exit_code == 1, listed.stderr
+        assert listed.stdout == ""
+        first, hint = listed.stderr.splitlines()
+        assert first == "factoryctl: no price in price source `none` (package fcpl-none) to list: it has no prices."
+        assert hint == "hint: check the price feed and power.prices in factory.yaml, or pass --prices FILE."
+
+
 def test_a_loss_of_exactly_d_reads_as_d_and_within_agrees(cli, tmp_path: Path, curve_file: Path) -> None:
     prices = write_prices(tmp_path / "p.csv", series(flat(24 * 14)))
     result = cli(*simulate_args(prices, curve_file, "--price-visibility", "day-ahead", "-o", "json"))
