@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from factoryctl.config_schema import FactoryFile, NodeEntry, SimSettings, config_dir, from_config_dir, parse_duration
 from factoryctl.errors import ConfigError, UsageError
@@ -19,6 +19,9 @@ from factoryctl.model.inventory import NodeSpec, SimSpec
 from factoryctl.pathlimits import MAX_STATE_DIR_BYTES, check_path_length
 from factoryctl.targets import parse_gpu_target as parse_gpu_target  # re-exported: the CLI imports it from here
 from factoryctl.targets import resolve_node_names
+
+if TYPE_CHECKING:
+    from yaml.nodes import Node
 
 CONFIG_ENV = "FACTORYCTL_CONFIG"
 CONFIG_NAME = "factory.yaml"
@@ -177,7 +180,7 @@ def _load_yaml(text: str, where: str) -> tuple[Any, dict[Loc, tuple[int, int, in
         raise ConfigError(f"{pos}: malformed YAML: {problem}.", "check the indentation and quoting there.") from exc
 
 
-def _positions(root: Any) -> dict[Loc, tuple[int, int, int, int]]:
+def _positions(root: Node) -> dict[Loc, tuple[int, int, int, int]]:
     """Map each key path to (key line, key col, value line, value col), 1-based (an item's own place twice)."""
     from factoryctl.textfile import yaml_children
 
@@ -188,7 +191,7 @@ def _positions(root: Any) -> dict[Loc, tuple[int, int, int, int]]:
     return out
 
 
-def _check_duplicate_keys(root: Any, where: str) -> None:
+def _check_duplicate_keys(root: Node, where: str) -> None:
     """YAML lets a repeated key silently replace the first; in an inventory that hides a mistake, so refuse it."""
     from factoryctl.textfile import first_repeated_key
 
@@ -205,7 +208,7 @@ def _check_duplicate_keys(root: Any, where: str) -> None:
 _KEY_TAGS = {"bool": "a boolean", "int": "a number", "float": "a number", "null": "null", "timestamp": "a date"}
 
 
-def _check_key_types(root: Any, where: str) -> None:
+def _check_key_types(root: Node, where: str) -> None:
     """Every key in factory.yaml is a name; `no:`, `123:` or `2024-01-01:` would reach the schema as another type."""
     from factoryctl.textfile import yaml_children
 
@@ -225,7 +228,7 @@ def _check_key_types(root: Any, where: str) -> None:
 _NOT_TEXT_TAGS = frozenset(f"tag:yaml.org,2002:{kind}" for kind in ("int", "float", "bool", "timestamp"))
 
 
-def _read_as_text(root: Any) -> None:
+def _read_as_text(root: Node) -> None:
     """Retag `rack` and label values YAML reads as numbers, booleans or dates: `gen: 05` is the text `05`, not 5."""
     import yaml
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
@@ -16,6 +16,9 @@ from factoryctl.config_schema import (
     SshDefaults,
 )
 
+if TYPE_CHECKING:
+    from pydantic.fields import FieldInfo
+
 SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (
     ("(top level)", FactoryFile),
     ("ssh", SshDefaults),
@@ -27,7 +30,7 @@ SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (
 )
 
 
-def _default(field: Any) -> str:
+def _default(field: FieldInfo) -> str:
     if field.default_factory is not None:
         return "(see section)" if isinstance(field.default_factory, type) else "`{}`"
     if field.default is None:

@@ -24,8 +24,8 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
-from typing import Any
+from types import FrameType, TracebackType
+from typing import Any, TypeAlias
 
 from factoryctl.config import FactoryConfig, load_config
 from factoryctl.errors import ConfigError, ExitCode, FactoryError
@@ -50,6 +50,9 @@ FILE_CHECK_EVERY_S = 3.0
 #: (and at least STALE_AFTER_MIN_S, so connecting to the nodes at start is not a failure).
 STALE_AFTER_INTERVALS = 3
 STALE_AFTER_MIN_S = 10.0
+
+#: `sys.exc_info()`'s value, as `logging.Formatter.formatException` takes it.
+_ExcInfo: TypeAlias = tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
 
 
 class Controller:
@@ -334,7 +337,7 @@ class OneLineFormatter(logging.Formatter):
         """The line without its traceback, escaped whole."""
         return escape_controls(super().formatMessage(record))
 
-    def formatException(self, ei: Any) -> str:
+    def formatException(self, ei: _ExcInfo) -> str:
         """A traceback: its frames keep their lines, each exception's own text (a node's?) is one line, escaped."""
         if ei[1] is None:
             return _escaped_lines(super().formatException(ei))

@@ -17,9 +17,13 @@ from __future__ import annotations
 import codecs
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from factoryctl.errors import UsageError
+
+if TYPE_CHECKING:
+    from yaml.error import Mark
+    from yaml.nodes import Node
 
 #: How the compressed formats a trace or a price export usually comes in start, and the tool that decompresses
 #: each to stdout. bzip2's `BZh` could begin a text file, so its block size digit and first block's magic count too.
@@ -221,7 +225,7 @@ def read_utf8(path: Path, what: str, hint: str, check_first_line: Callable[[str]
 KeyPath = tuple[str | int, ...]
 
 
-def yaml_children(node: Any) -> Iterator[tuple[Any, KeyPath, Any | None, Any]]:
+def yaml_children(node: Node) -> Iterator[tuple[Node, KeyPath, Node | None, Node]]:
     """Every child of a composed YAML document (`yaml.compose`) in document order: `(container, path, key, value)`.
 
     `key` is the key node of a mapping entry, None for a sequence item. Each node is walked once: an alias is the
@@ -232,7 +236,7 @@ def yaml_children(node: Any) -> Iterator[tuple[Any, KeyPath, Any | None, Any]]:
 
     walked: set[int] = set()
 
-    def walk(node: Any, loc: KeyPath) -> Iterator[tuple[Any, KeyPath, Any | None, Any]]:
+    def walk(node: Node, loc: KeyPath) -> Iterator[tuple[Node, KeyPath, Node | None, Node]]:
         if id(node) in walked:
             return
         walked.add(id(node))
@@ -249,7 +253,7 @@ def yaml_children(node: Any) -> Iterator[tuple[Any, KeyPath, Any | None, Any]]:
     return walk(node, ())
 
 
-def first_repeated_key(node: Any) -> tuple[KeyPath, Any] | None:
+def first_repeated_key(node: Node) -> tuple[KeyPath, Mark] | None:
     """The first key given twice in one mapping of a composed YAML document (`yaml.compose`), in document order.
 
     Returns the repeated key's path (ending with the key) and its `start_mark` (0-based line and column), or None.

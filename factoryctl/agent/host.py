@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+from types import ModuleType
 from typing import Any, Dict, Optional, Tuple
 
 
-def _load_psutil() -> Any:
+def _load_psutil() -> Optional[ModuleType]:
     """The psutil module when the node's Python has it, else None (then /proc is read directly)."""
     try:
         import psutil

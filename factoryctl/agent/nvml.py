@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 import threading
-from typing import Any, Dict, Optional, Set, Tuple
+from typing import Any, Callable, Dict, Optional, Set, Tuple
 
 # Every NVML function the agent calls, by name (the signature test reads this and scans the agent's source).
 NVML_CALLS: Tuple[str, ...] = (
@@ -48,7 +48,7 @@ MISSING = "not supported by this driver"
 GPU_LOST = "gpu_lost"
 
 
-def _handle_key(handle: Any) -> Any:
+def _handle_key(handle: Any) -> object:  # noqa: ANN401 - a driver handle: pynvml's ctypes pointer or the sim's
     """Something comparable for a handle: the pointer value of pynvml's ctypes handle, else the handle itself."""
     try:
         import ctypes
@@ -69,7 +69,7 @@ class DriverUnavailable(Exception):
 class NvmlSession:
     """Lazy, thread-safe access to one NVML module; see the module docstring."""
 
-    def __init__(self, lib: Any, what: str = "NVML") -> None:
+    def __init__(self, lib: Any, what: str = "NVML") -> None:  # noqa: ANN401 - the pynvml module or the sim's, untyped
         self.lib = lib
         self.what = what  # in messages: "NVML", or "the simulated driver"
         self._lock = threading.RLock()
@@ -107,14 +107,14 @@ class NvmlSession:
                 except Exception as exc:  # shutting down must not fail the agent's exit
                     print(f"factoryctl-agent: nvmlShutdown failed: {exc}", file=sys.stderr)
 
-    def _function(self, name: str) -> Optional[Any]:
+    def _function(self, name: str) -> Optional[Callable[..., Any]]:
         fn = getattr(self.lib, name, None)
         if fn is None and name not in self._missing_logged:
             self._missing_logged.add(name)
             print(f"factoryctl-agent: this pynvml has no {name}; treating it as not supported", file=sys.stderr)
         return fn
 
-    def invoke(self, name: str, *args: Any) -> Any:
+    def invoke(self, name: str, *args: object) -> Any:  # noqa: ANN401 - what the NVML function returns, untyped
         """Call NVML function `name`, raising its NVMLError (for setters, whose failures must be reported)."""
         self.ensure_init()
         fn = self._function(name)
@@ -123,7 +123,7 @@ class NvmlSession:
         with self._lock:
             return fn(*args)
 
-    def query(self, name: str, *args: Any) -> Tuple[Any, Optional[str]]:
+    def query(self, name: str, *args: object) -> Tuple[Any, Optional[str]]:
         """`(value, None)`, or `(None, reason)` when unsupported or failing; GpuLost for a lost GPU."""
         self.ensure_init()
         fn = self._function(name)
@@ -155,7 +155,7 @@ class NvmlSession:
             raise DriverUnavailable(f"NVML cannot count GPUs: {reason}")
         return int(value)
 
-    def index_of(self, handle: Any) -> Optional[int]:
+    def index_of(self, handle: object) -> Optional[int]:
         """The index of a device handle (from an event), even for a lost GPU that can no longer be asked."""
         key = _handle_key(handle)
         with self._lock:
@@ -168,7 +168,7 @@ class NvmlSession:
             return None
         return int(value) if value is not None else None
 
-    def handle(self, index: int) -> Any:
+    def handle(self, index: int) -> Any:  # noqa: ANN401 - a driver handle: pynvml's ctypes pointer or the sim's
         """The device handle of GPU `index` (cached); GpuLost or DriverUnavailable when it cannot be had."""
         with self._lock:
             if index in self._handles:

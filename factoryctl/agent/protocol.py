@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Dict, Final, List, Literal, Mapping, Optional, Tuple, TypedDict, Union, get_args
+from typing import Any, Dict, Final, List, Literal, Mapping, NoReturn, Optional, Tuple, TypedDict, Union, get_args
 
 #: The version in every hello; the client refuses an agent that speaks another.
 PROTOCOL_VERSION: Final = 1
@@ -194,7 +194,7 @@ def read_request(line: Union[str, bytes]) -> Dict[str, Any]:
     return request
 
 
-def _refuse_constant(name: str) -> Any:
+def _refuse_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not JSON")
 
 

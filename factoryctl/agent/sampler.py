@@ -15,7 +15,7 @@ due again on the next sample.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Dict, Iterable, List, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional, Protocol
 
 from factoryctl.agent.nvml import GPU_LOST, MISSING, NOT_SUPPORTED, DriverUnavailable, GpuLost, NvmlSession
 
@@ -86,6 +86,15 @@ def _process_name(pid: int) -> Optional[str]:
             return f.read().strip() or None
     except OSError:
         return None
+
+
+class _RunningProcess(Protocol):
+    """What the sampler reads of one entry of `nvmlDeviceGetComputeRunningProcesses` (pynvml's or the sim's)."""
+
+    @property
+    def pid(self) -> int:
+        """The process id."""
+        ...
 
 
 class _SlowTier:
@@ -185,7 +194,9 @@ class GpuSampler:
             self.refresh([index])
             return self.null_gpu(index, str(exc))
 
-    def _static_fields(self, index: int, handle: Any, gpu: Dict[str, Any], reasons: Dict[str, Optional[str]]) -> None:
+    def _static_fields(
+        self, index: int, handle: object, gpu: Dict[str, Any], reasons: Dict[str, Optional[str]]
+    ) -> None:
         cached = self._static.setdefault(index, {})
         if len(cached) == len(_STATIC):
             gpu.update(cached)
@@ -210,7 +221,7 @@ class GpuSampler:
         gpu.update(values)
 
     def _slow_fields(
-        self, handle: Any, gpu: Dict[str, Any], reasons: Dict[str, Optional[str]], last: Optional[_SlowTier]
+        self, handle: object, gpu: Dict[str, Any], reasons: Dict[str, Optional[str]], last: Optional[_SlowTier]
     ) -> _SlowTier:
         """Read the slow tier into `gpu` and `reasons`, or reuse `last` when given; returns what was used."""
         if last is not None:
@@ -279,7 +290,7 @@ class GpuSampler:
         return {f: gpu.get(f) for f in GPU_FIELDS}
 
     @staticmethod
-    def _process(proc: Any) -> Dict[str, Any]:
+    def _process(proc: _RunningProcess) -> Dict[str, Any]:
         used = getattr(proc, "usedGpuMemory", None)
         pid = int(proc.pid)
         return {

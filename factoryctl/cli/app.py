@@ -12,9 +12,11 @@ import errno
 import importlib
 import os
 import sys
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import typer
 from typer.core import TyperGroup
@@ -29,6 +31,10 @@ from factoryctl.cli.process_exit import (
 )
 from factoryctl.cli.signals import Interrupted, LoadInterrupted, report_stopped, sigterm_interrupts
 from factoryctl.errors import ExitCode, FactoryError
+
+if TYPE_CHECKING:
+    from typer._click import Context as ClickContext
+    from typer._click.exceptions import UsageError as ClickUsageError
 
 #: (module under factoryctl.cli, attribute, noun, help). A module that registers a single command instead of a
 #: sub-app exposes `register(app)`.
@@ -91,21 +97,25 @@ class StopReportingGroup(TyperGroup):
     the first second of a run lands there), which raises `LoadInterrupted`: no follow loop ran yet, so it is said.
     """
 
-    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: ClickContext | None = None, **extra: object
+    ) -> ClickContext:
         """The root's context, its global options parsed; a KeyboardInterrupt meanwhile leaves as `LoadInterrupted`."""
         try:
             return super().make_context(info_name, args, parent, **extra)
         except KeyboardInterrupt as interrupt:
             raise LoadInterrupted from interrupt
 
-    def invoke(self, ctx: Any) -> Any:
+    def invoke(self, ctx: ClickContext) -> object:
         """Run the command; its KeyboardInterrupt leaves as `Interrupted`."""
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt as interrupt:
             raise Interrupted from interrupt
 
-    def _main_shell_completion(self, ctx_args: Any, prog_name: str, complete_var: str | None = None) -> None:
+    def _main_shell_completion(
+        self, ctx_args: MutableMapping[str, Any], prog_name: str, complete_var: str | None = None
+    ) -> None:
         """A shell's completion request, answered by our zsh and fish classes (`completion.use_our_completers`).
 
         Typer registers its own classes each time the app is built, just before this runs.
@@ -149,7 +159,7 @@ def root(
     ctx.obj = GlobalOptions(config=config, quiet=quiet, debug=debug)
 
 
-def _cli_module(name: str) -> Any:
+def _cli_module(name: str) -> ModuleType:
     """Import `factoryctl.cli.<name>` (a missing one is a packaging bug and fails loudly)."""
     return importlib.import_module(f"factoryctl.cli.{name}")
 
@@ -184,7 +194,7 @@ def _debug_requested(argv: list[str]) -> bool:
     return "--debug" in argv or os.environ.get("FACTORYCTL_DEBUG") == "1"
 
 
-def _click_exceptions() -> Any:
+def _click_exceptions() -> ModuleType:
     """Click's exception module: typer >= 0.26 vendors click as `typer._click`, older typer uses click itself."""
     try:
         from typer._click import exceptions
@@ -281,7 +291,7 @@ def _sentence(text: str) -> str:
     return text
 
 
-def _usage_error(error: Any, args: list[str]) -> FactoryError:
+def _usage_error(error: Any, args: list[str]) -> FactoryError:  # noqa: ANN401 - a Click UsageError; only some subclasses have option_name, possibilities
     """A usage error Click raised (unknown option or command, bad or missing value) as our sentence and hint.
 
     Click's own content stays (the option, the value, its "did you mean"); the hint names the command's help, or,
@@ -309,7 +319,7 @@ def _one_line(message: str) -> str:
     return f"{head.rstrip('.')}: choose {listed}"
 
 
-def _global_option_moved(error: Any, args: list[str]) -> str | None:
+def _global_option_moved(error: ClickUsageError, args: list[str]) -> str | None:
     """The hint for a root option (`-q`, `-c`, `--debug`, `--version`) given after the command, else None.
 
     The hint is the command with the option (and the value it takes, as typed) before the noun, where Click parses it.

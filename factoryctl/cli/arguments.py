@@ -16,11 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path, PosixPath
-from typing import Any
+from typing import TYPE_CHECKING
 
 import typer  # at run time: Typer reads the callback's annotations to pass it the parameter
 
 from factoryctl.errors import UsageError
+
+if TYPE_CHECKING:
+    from typer._click import Command, Context, Parameter
 
 #: (command path without the program name, parameter name): words passed on as bytes.
 PASSED_THROUGH = frozenset({("exec", "command")})
@@ -116,7 +119,7 @@ def check_text_arguments(args: list[str]) -> None:
     _check_command(get_command(app), "factoryctl", (), args, None)
 
 
-def _check_command(command: Any, name: str, path: tuple[str, ...], args: list[str], parent: Any) -> None:
+def _check_command(command: Command, name: str, path: tuple[str, ...], args: list[str], parent: Context | None) -> None:
     """Check the words `command` takes from `args`, then those of the subcommand they name, if any."""
     ctx = command.context_class(command, info_name=name, parent=parent, resilient_parsing=True)
     opts, rest, _order = command.make_parser(ctx).parse_args(args=list(args))
@@ -138,11 +141,11 @@ def _check_command(command: Any, name: str, path: tuple[str, ...], args: list[st
     _check_command(sub, rest[0], (*path, rest[0]), rest[1:], ctx)
 
 
-def _is_path(param: Any) -> bool:
+def _is_path(param: object) -> bool:
     return bool(getattr(getattr(param, "type_descriptor", None), "is_path", False))
 
 
-def _param_name(param: Any) -> str:
+def _param_name(param: Parameter) -> str:
     """`--reason` for an option (its long name), `TARGET` for an argument."""
     opts = [o for o in getattr(param, "opts", ()) if o.startswith("--")]
     if getattr(param, "param_type_name", "") == "option" and opts:

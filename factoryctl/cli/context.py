@@ -142,7 +142,7 @@ def seconds_check(option: str, low: float, example: str, high: float = MAX_TIMEO
 check_timeout = seconds_check("--timeout", MIN_TIMEOUT_S, "30")
 
 
-def timeout_option(default: float, *names: str, help: str) -> Any:
+def timeout_option(default: float, *names: str, help: str) -> Any:  # noqa: ANN401 - typer.Option's, a default of any type
     """A `--timeout` option checked by `check_timeout`, so every command refuses the same values the same way."""
     return typer.Option(default, *(names or ("--timeout",)), callback=check_timeout, help=help)
 
@@ -167,6 +167,6 @@ def check_reason(value: str | None) -> str | None:
     return value
 
 
-def reason_option(help: str) -> Any:
+def reason_option(help: str) -> Any:  # noqa: ANN401 - typer.Option's, a default of any type
     """A `--reason` / `-r` option checked by `check_reason`, so every command that records why refuses the same way."""
     return typer.Option(None, "--reason", "-r", callback=check_reason, help=help)

@@ -208,7 +208,7 @@ def register(app: typer.Typer) -> None:
     app.command("audit", short_help="Every power-limit change: before, after, who and why.")(audit_command)
 
 
-def _follow(store: Any, written: int, match: EventMatch, printer: FollowedEventPrinter, every_s: float) -> NoReturn:
+def _follow(store: Store, written: int, match: EventMatch, printer: FollowedEventPrinter, every_s: float) -> NoReturn:
     """Print every event stored after the one numbered `written`, like `tail -f`, until Ctrl-C (exit 130).
 
     Events are printed in the order the store took them (`Store.events_written`), which is not always their times':
@@ -303,7 +303,7 @@ class FollowedEventPrinter:
         )
 
 
-def _reattach(old: Any, gone: str, every_s: float) -> Any:
+def _reattach(old: Store, gone: str, every_s: float) -> Store:
     """Close the store that was deleted or replaced and open the file now at its path, waiting for one to exist."""
     import sys
 

@@ -129,7 +129,7 @@ class WatchRedraws:
         return render_csv(items, first and not self._no_header, self._fields)
 
 
-def json_line(document: Any) -> str:
+def json_line(document: object) -> str:
     """`document` as one line of JSON lines: no indent, full precision, UTF-8 (escaped when stdout cannot write it)."""
     import json
 

@@ -74,7 +74,7 @@ def _words(args: list[str], valued: Collection[str]) -> list[str]:
     return words
 
 
-def _valued_options(command: Any) -> set[str]:
+def _valued_options(command: Any) -> set[str]:  # noqa: ANN401 - a Click Command; is_flag, count are its Options' only
     """The option names of `command` that take a value (`-o`, `--timeout`), whose value is no TARGET."""
     return {
         name

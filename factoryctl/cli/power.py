@@ -23,6 +23,8 @@ from factoryctl.cli.render import OutputFormat, dump_json
 from factoryctl.errors import UsageError
 
 if TYPE_CHECKING:
+    from yaml.nodes import Node
+
     from factoryctl.cli.outfile import OutFile
     from factoryctl.model.power import GpuPowerRange
     from factoryctl.power.policy.config import Policy
@@ -123,7 +125,7 @@ def _parse_policy_file(path: Path, gpu: GpuPowerRange, max_loss: float | None) -
         raise UsageError(exc.message, POLICY_HINT) from None
 
 
-def _refuse_repeated_keys(root: Any, path: Path) -> None:
+def _refuse_repeated_keys(root: Node, path: Path) -> None:
     """YAML lets a repeated key silently replace the first (`max_throughput_loss` twice: the last wins); refuse it.
 
     factory.yaml refuses it too (config.py, a ConfigError, exit 3); in a policy file it is a usage error, exit 2.
@@ -212,10 +214,11 @@ def _render(document: dict[str, Any], output: OutputFormat) -> str:
     if output is OutputFormat.yaml:
         return dump_yaml(document)
 
-    def cell(value: Any) -> str:  # the curve file's names escaped, as in every table (render_table)
+    def cell(value: object) -> str:  # the curve file's names escaped, as in every table (render_table)
         return f"{value:.6g}" if isinstance(value, float) else escape_controls(format_cell(value))
 
-    def shown(key: str, value: Any) -> str:  # money to the cent (never 1.75e+06 or -0.00), and what it counts
+    # money to the cent (never 1.75e+06 or -0.00), and what it counts
+    def shown(key: str, value: Any) -> str:  # noqa: ANN401 - any value of the document; the cost keys' are floats
         return f"{round(value, 2) + 0.0:.2f} ({COST_UNIT})" if key in ("baseline_cost", "cost") else cell(value)
 
     width = max(len(key) for key in document)

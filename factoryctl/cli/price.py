@@ -78,7 +78,7 @@ def open_prices(ctx: typer.Context, prices: Path | None) -> tuple[PriceSource, s
     return source, str(path) if path is not None else source.label, path
 
 
-def price_cell(value: Any) -> str:
+def price_cell(value: float | None) -> str:
     """A price exactly, in its shortest form (92.01, 0.004, 1234.56; 90.00 is 90), '-' when unknown.
 
     Prices are money: the generic cell format (one decimal, integers from 100 up) would show 96.75 as 96.8 and

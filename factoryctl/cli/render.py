@@ -43,7 +43,7 @@ class Column:
     show: Callable[[Any], str] | None = None
 
 
-def format_cell(value: Any) -> str:
+def format_cell(value: object) -> str:
     """A readable cell: rounded numbers, '-' for null, comma-joined lists."""
     if value is None:
         return "-"
@@ -58,7 +58,7 @@ def format_cell(value: Any) -> str:
     return str(value)
 
 
-def limit_watts(value: Any) -> str:
+def limit_watts(value: object) -> str:
     """A power limit as it was set: `100.4`, `287.5`, `300`; never rounded to `100` as a reading may be.
 
     The driver keeps limits in milliwatts, so three decimals are exact; trailing zeros go. JSON keeps the number.
@@ -109,7 +109,7 @@ def render_csv(items: Sequence[dict[str, Any]], header: bool, fields: Sequence[s
     return out.getvalue()
 
 
-def csv_value(value: Any) -> str:
+def csv_value(value: object) -> str:
     """One CSV cell: the JSON value unformatted; null empty, true/false, a list joined with `;`, an object as JSON."""
     if value is None:
         return ""
@@ -141,12 +141,12 @@ def stdout_takes_unicode() -> bool:
     return True
 
 
-def dump_json(document: Any) -> str:
+def dump_json(document: object) -> str:
     """JSON as printed by every command: indented, full precision, UTF-8 (escaped when stdout cannot write it)."""
     return json.dumps(document, indent=2, ensure_ascii=not stdout_takes_unicode(), allow_nan=False) + "\n"
 
 
-def dump_yaml(document: Any) -> str:
+def dump_yaml(document: object) -> str:
     """YAML as printed by `-o yaml` (non-ASCII escaped when stdout cannot write it)."""
     import yaml
 

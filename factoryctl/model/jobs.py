@@ -227,7 +227,7 @@ class Job:
         """The allocation as a `Placement`."""
         return Placement(self.allocation)
 
-    def evolve(self, **changes: Any) -> Job:
+    def evolve(self, **changes: Any) -> Job:  # noqa: ANN401 - `replace`'s field values, each of its own field's type
         """A copy with some fields changed (records are immutable)."""
         return replace(self, **changes)
 

@@ -11,10 +11,10 @@ prices are checked before anyone uses them, so bad data cannot reach the policy 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Literal, TypeVar
 
 from factoryctl.config_schema import SourceEntry, price_source_entries, price_source_name_problem
 from factoryctl.errors import ConfigError, FactoryError
@@ -29,6 +29,8 @@ PLUGIN_HINT = "fix or uninstall that package, or set another power.price_source 
 #: this is the backstop for one that does not, so a hung price feed never hangs a command or the dashboard.
 PLUGIN_FETCH_TIMEOUT_S = 60.0
 LATE_HINT = "check the price feed's network and the plugin's own timeouts; " + PLUGIN_HINT
+
+_T = TypeVar("_T")  # what a plugin's call returns, handed back by `_in_time`
 
 
 class PriceSourceError(FactoryError):
@@ -117,13 +119,13 @@ class LoadedPriceSource:
             if (start_s is None or p.timestamp_s >= start_s) and (end_s is None or p.timestamp_s < end_s)
         )
 
-    def _fetch_in_time(self, start_s: int | None, end_s: int | None) -> Any:
+    def _fetch_in_time(self, start_s: int | None, end_s: int | None) -> Sequence[PricePoint]:
         """The plugin's `fetch`, given PLUGIN_FETCH_TIMEOUT_S (`_in_time`); a `PriceSourceError` past it."""
         late = f"{self.label} gave no prices within {PLUGIN_FETCH_TIMEOUT_S:g} s (its fetch is still running)."
         return _in_time(lambda: self.source.fetch(start_s, end_s), f"price-fetch-{self.entry.name}", late)
 
 
-def _in_time(call: Callable[[], Any], thread_name: str, late: str) -> Any:
+def _in_time(call: Callable[[], _T], thread_name: str, late: str) -> _T:
     """`call()` in a daemon thread given PLUGIN_FETCH_TIMEOUT_S: its value, or what it raised, raised here.
 
     Past the limit it is a `PriceSourceError` saying `late`. A thread cannot be stopped, so a hung plugin's thread is
@@ -132,7 +134,7 @@ def _in_time(call: Callable[[], Any], thread_name: str, late: str) -> Any:
     """
     import threading
 
-    outcome: list[tuple[bool, Any]] = []
+    outcome: list[tuple[Literal[True], _T] | tuple[Literal[False], BaseException]] = []
 
     def run() -> None:
         try:
@@ -145,10 +147,10 @@ def _in_time(call: Callable[[], Any], thread_name: str, late: str) -> Any:
     worker.join(PLUGIN_FETCH_TIMEOUT_S)
     if not outcome:
         raise PriceSourceError(late, LATE_HINT)
-    ok, value = outcome[0]
-    if not ok:
-        raise value
-    return value
+    first = outcome[0]
+    if not first[0]:
+        raise first[1]
+    return first[1]
 
 
 def _what(exc: BaseException) -> str:
@@ -156,7 +158,7 @@ def _what(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def checked_points(raw: Any, label: str) -> tuple[PricePoint, ...]:
+def checked_points(raw: object, label: str) -> tuple[PricePoint, ...]:
     """`raw` as price points, or a `PriceSourceError` saying what is wrong with the first bad one."""
     if not isinstance(raw, Iterable) or isinstance(raw, (str, bytes)):
         raise PriceSourceError(f"{label} returned {type(raw).__name__}, not a sequence of PricePoint.", PLUGIN_HINT)

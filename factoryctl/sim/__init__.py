@@ -13,7 +13,7 @@ import importlib
 from typing import Any
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> Any:  # noqa: ANN401 - PEP 562 lazy re-export of every pynvml-style name (functions, constants, classes)
     """PEP 562: pynvml-style names (`nvml*`, `NVML*`, `NVMLError*`) come from `factoryctl.sim.nvml` lazily."""
     if name.startswith(("nvml", "NVML")) and name != "nvml":
         return getattr(importlib.import_module("factoryctl.sim.nvml"), name)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import string
 import sys
-from typing import Any, Dict
+from typing import Dict, Type
 
 NVML_SUCCESS = 0
 NVML_ERROR_UNINITIALIZED = 1
@@ -73,7 +73,7 @@ class NVMLError(Exception):
     }
     value: int
 
-    def __new__(cls, value: int = NVML_ERROR_UNKNOWN, *_args: Any) -> NVMLError:
+    def __new__(cls, value: int = NVML_ERROR_UNKNOWN, *_args: object) -> NVMLError:
         """Map `value` to its subclass when called on the base class, as pynvml does."""
         if cls is NVMLError:
             cls = NVMLError._valClassMapping.get(value, cls)
@@ -81,7 +81,7 @@ class NVMLError(Exception):
         obj.value = value
         return obj
 
-    def __init__(self, *args: Any) -> None:
+    def __init__(self, *args: object) -> None:
         super().__init__(*args)
 
     def __str__(self) -> str:
@@ -102,7 +102,7 @@ def _extract_error_classes() -> None:
         class_name = "NVMLError_" + string.capwords(err_name.replace("NVML_ERROR_", ""), "_").replace("_", "")
         code = getattr(module, err_name)
 
-        def _new(cls: type, *_args: Any, _code: int = code) -> NVMLError:
+        def _new(cls: type, *_args: object, _code: int = code) -> NVMLError:
             return NVMLError.__new__(cls, _code)
 
         cls = type(class_name, (NVMLError,), {"__new__": _new})
@@ -121,6 +121,6 @@ def nvmlExceptionClass(nvmlErrorCode: int) -> type:
     return NVMLError._valClassMapping[nvmlErrorCode]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> Type[NVMLError]:
     """Names not defined above do not exist; this hook only tells type checkers about the generated classes."""
     raise AttributeError(name)

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import operator
-from typing import Any, Dict, Iterator
+from typing import Any, Dict, Iterator, SupportsIndex
 
 from factoryctl.sim.errors import NVML_ERROR_UNKNOWN, NVMLError
 
 
-def c_unsigned(value: Any, bits: int = 32) -> int:
+def c_unsigned(value: SupportsIndex, bits: int = 32) -> int:
     """`value` as pynvml's `c_uint(value)` (or `c_ulonglong(value)`, bits=64) passes it to NVML.
 
     TypeError unless an integer (or an object with `__index__`), as ctypes raises for a float or a string; wrapped
@@ -67,10 +67,10 @@ def device(index: int) -> SimDeviceHandle:
 class SimStruct:
     """An attribute bag standing in for pynvml's ctypes structures (`c_nvmlMemory_t` ...)."""
 
-    def __init__(self, **fields: Any) -> None:
+    def __init__(self, **fields: object) -> None:
         self.__dict__.update(fields)
 
-    def __getattr__(self, name: str) -> Any:
+    def __getattr__(self, name: str) -> Any:  # noqa: ANN401 - the bag's fields, untyped as pynvml's ctypes structures
         """Only reached for fields the structure does not have (declares the bag's dynamic fields to mypy)."""
         raise AttributeError(name)
 

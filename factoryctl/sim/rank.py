@@ -20,7 +20,8 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any, List, Optional
+from types import FrameType
+from typing import List, Optional
 
 from factoryctl.sim.state import SimNode
 
@@ -86,7 +87,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     checkpoint = Path(ckpt_dir) / "sim-rank.json" if ckpt_dir else None
     done = _load_progress(checkpoint)
 
-    def stop(signum: int, frame: Any) -> None:
+    def stop(signum: int, frame: Optional[FrameType]) -> None:
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, stop)

@@ -122,7 +122,7 @@ class SmiError(Exception):
         self.code = code
 
 
-def _value(handle: Any, getter: _Getter, unit: str, units: bool) -> str:
+def _value(handle: object, getter: _Getter, unit: str, units: bool) -> str:
     try:
         text = str(getter(handle))
     except nvml.NVMLError as exc:

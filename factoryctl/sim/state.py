@@ -18,7 +18,7 @@ import math
 import os
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, TypeVar
 
 from factoryctl.sim import rank_registry
 from factoryctl.sim.catch_up import Conditions, Cursor, advance
@@ -34,6 +34,8 @@ __all__ = ["FAULTS", "WORKLOADS", "GpuReading", "SimNode", "SimProcess", "defaul
 
 CHECKPOINT_EVERY_S = 300
 READING_TTL_S = 0.05  # one sample's dozen getters share one reading
+
+_T = TypeVar("_T")  # what a committed change returns
 
 
 class SimNode:
@@ -151,7 +153,7 @@ class SimNode:
     def _has_bad_limit(self) -> bool:
         return has_bad_limit(self._data)
 
-    def _commit(self, change: Callable[[Dict[str, Any], float], Any]) -> Any:
+    def _commit(self, change: Callable[[Dict[str, Any], float], _T]) -> _T:
         """Apply `change(data, now)` under the file lock, after checkpointing every GPU at `now`."""
         with self._lock, FileLock(self.lock_path):
             self._refresh()

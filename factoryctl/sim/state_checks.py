@@ -22,14 +22,16 @@ def warn(message: str) -> None:
     print(f"factoryctl-sim: warning: {message}", file=sys.stderr, flush=True)
 
 
-def finite(value: Any) -> bool:
+def finite(value: object) -> bool:
     """A finite int or float (a boolean is not a number here)."""
     return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
 
 
-def in_range(limit: Any, profile: DeviceProfile) -> bool:
+def in_range(limit: object, profile: DeviceProfile) -> bool:
     """Whether a stored limit is one the driver could enforce: a finite number within min..max."""
-    return finite(limit) and bool(profile.power_min_w <= limit <= profile.power_max_w)
+    return (
+        finite(limit) and isinstance(limit, (int, float)) and bool(profile.power_min_w <= limit <= profile.power_max_w)
+    )
 
 
 def well_formed(data: Dict[str, Any]) -> bool:

@@ -7,7 +7,7 @@ This package owns every SQL statement (kept portable, so a PostgreSQL store is a
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from factoryctl.store.sqlite import Store, StoreError, open_store
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 __all__ = ["Store", "StoreError", "open_store"]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     """Export lazily (PEP 562), so importing the package costs nothing until the store is used."""
     if name in __all__:
         from factoryctl.store import sqlite

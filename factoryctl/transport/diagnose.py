@@ -38,6 +38,8 @@ from factoryctl.transport.ssh_handshake import (
 from factoryctl.transport.ssh_node import _JUMPS
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import paramiko
 
     from factoryctl.transport.base import CommandResult
@@ -303,7 +305,7 @@ def _python_step(walk: _Walk, spec: NodeSpec, probe: CommandResult) -> NodeError
     return None
 
 
-def _agent_steps(walk: _Walk, start: Any, timeout: float) -> Diagnosis:
+def _agent_steps(walk: _Walk, start: Callable[[], AgentSession], timeout: float) -> Diagnosis:
     try:
         session: AgentSession = start()
     except NodeError as exc:
@@ -340,7 +342,7 @@ def _agent_steps(walk: _Walk, start: Any, timeout: float) -> Diagnosis:
         session.close()
 
 
-def _no_gpu(node: str, backend: Any, error: Any) -> NodeError:
+def _no_gpu(node: str, backend: object, error: object) -> NodeError:
     """Why the agent's hello counted no GPU: the driver's own words if it said them (as `gpus` shows them)."""
     said = error.get("message") if isinstance(error, dict) else None
     problem = f"backend {backend}: {said}" if said else f"backend {backend} sees no GPU"

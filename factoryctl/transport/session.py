@@ -237,7 +237,7 @@ class AgentSession:
             )
         return dict(message)
 
-    def request(self, op: Op, timeout: float = 10.0, **args: Any) -> dict[str, Any]:
+    def request(self, op: Op, timeout: float = 10.0, **args: object) -> dict[str, Any]:
         """Send one request and wait for its reply's result."""
         silence = f"{self.node}: the agent did not answer `{op}` in {timeout:g} s."
         _, reply = self._exchange({"op": op, **args}, timeout, silence)
