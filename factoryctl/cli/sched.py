@@ -125,16 +125,17 @@ def read_trace(path: Path, quiet: bool = False) -> list[TraceJob]:
 
     `-` is stdin (`zcat trace.csv.gz | factoryctl sched simulate --trace - ...`), named `stdin` in the messages.
     Columns the replay does not read (prices, deadlines, labels: the offline replay models none of them) are named
-    once on stderr, unless `quiet`, so nobody takes a replay that ignored them for one that used them.
+    once on stderr, unless `quiet`, so nobody takes a replay that ignored them for one that used them; so are
+    columns the header leaves unnamed (`column 5 (no name)`), whose values are dropped as well.
     """
     from factoryctl.cli.arguments import is_std_stream
-    from factoryctl.scheduler.trace import OPTIONAL, REQUIRED, parse_trace
+    from factoryctl.scheduler.trace import parse_trace
 
     ignored: list[str] = []
     source = "stdin" if is_std_stream(path) else str(path)
     try:
-        text = _trace_text(path, source)
-        jobs = parse_trace(text.splitlines(keepends=True), source=source, ignored=ignored)
+        lines = _trace_text(path, source).splitlines(keepends=True)
+        jobs = parse_trace(lines, source=source, ignored=ignored)
     except UsageError as error:
         if error.hint is not None:
             raise
@@ -142,12 +143,40 @@ def read_trace(path: Path, quiet: bool = False) -> list[TraceJob]:
             error.message,
             "a trace is CSV with the columns job_id,submit_time_s,duration_s,num_gpus (times in seconds).",
         ) from None
-    if ignored and not quiet:
+    if not quiet:
+        _note_ignored(source, ignored + _unnamed_columns(lines))
+    return jobs
+
+
+def _note_ignored(source: str, ignored: list[str]) -> None:
+    """The note naming the trace's columns the replay does not read; the file's text in it is escaped.
+
+    A header (or a file name) is the user's text: an ESC sequence or a line break in it must not reach the terminal
+    as one (`escape_controls`, as every table and error does).
+    """
+    from factoryctl.model.telemetry import escape_controls
+    from factoryctl.scheduler.trace import OPTIONAL, REQUIRED
+
+    if ignored:
         sys.stderr.write(
-            f"factoryctl: note: {source}: ignoring column(s) {', '.join(ignored)}: the replay does not model them"
+            f"factoryctl: note: {escape_controls(source)}: ignoring column(s)"
+            f" {', '.join(map(escape_controls, ignored))}: the replay does not model them"
             f" (it reads only {', '.join(REQUIRED + OPTIONAL)}).\n"
         )
-    return jobs
+
+
+def _unnamed_columns(lines: list[str]) -> list[str]:
+    """The header's columns with an empty name (`job_id,...,num_gpus,`), as `column 5 (no name)`.
+
+    `parse_trace` names only the named columns it ignores; a value under an unnamed one would be dropped unsaid.
+    The header is the first line that is not blank, as `parse_trace` reads it.
+    """
+    import csv
+
+    for fields in csv.reader(lines):  # read only as far as the header
+        if any(field.strip() for field in fields):
+            return [f"column {i} (no name)" for i, field in enumerate(fields, 1) if not field.strip().strip("\ufeff")]
+    return []
 
 
 def _trace_text(path: Path, source: str) -> str:
@@ -222,12 +251,18 @@ RACK_SIZE_OPTION: Any = typer.Option(
 
 
 def warn_skipped(rejected: Sequence[Rejected], jobs: Sequence[TraceJob], gpus_per_node: int) -> None:
-    """Say on stderr which trace jobs the cluster can never hold (the replay skipped them), and what to change."""
+    """Say on stderr which trace jobs the cluster can never hold (the replay skipped them), and what to change.
+
+    Job ids are the trace's text: their control characters are escaped (`escape_controls`), as in errors and tables.
+    """
     import sys
 
+    from factoryctl.model.telemetry import escape_controls
+
     names = ", ".join(r.job_id for r in rejected[:5]) + (" ..." if len(rejected) > 5 else "")
-    sys.stderr.write(f"factoryctl: {len(rejected)} job(s) can never run on this cluster and were skipped: {names}\n")
-    sys.stderr.write(f"hint: {_rejection_hint(rejected[0], {j.job_id: j for j in jobs}, gpus_per_node)}\n")
+    warning = f"factoryctl: {len(rejected)} job(s) can never run on this cluster and were skipped: {names}"
+    hint = f"hint: {_rejection_hint(rejected[0], {j.job_id: j for j in jobs}, gpus_per_node)}"
+    sys.stderr.write(f"{escape_controls(warning)}\n{escape_controls(hint)}\n")
 
 
 def nothing_fits(
@@ -244,8 +279,8 @@ def nothing_fits(
 PREEMPTION_OPTION: Any = typer.Option(
     False,
     "--preemption",
-    help="Let the default policy stop lower-priority jobs for a higher-priority one (as factory.yaml's"
-    " scheduler.preemption).",
+    help="Let the default policy stop lower-priority jobs for a higher-priority one (what scheduler.preemption does"
+    " in factory.yaml, which the replay never reads).",
 )
 GRACE_OPTION: Any = typer.Option(
     None,

@@ -91,11 +91,12 @@ def explain_at(
     passed = {job.job_id for job in starting}
     ended = {r.job_id: r for r in replay.records if r.end_s <= at}
     last_end = max((r.end_s for r in ended.values()), default=None)
-    running = [_ran(r, "RUNNING", at) for r in replay.records if r.start_s < at < r.end_s]
+    running = [_ran(r, "RUNNING", at, _walltime_end(replay, r)) for r in replay.records if r.start_s < at < r.end_s]
     resumed = [_resumed(r) for r in replay.records if r.start_s == at and r.job_id not in passed]  # claims settled
     claiming: list[JobAtInstant] = []
     if isinstance(replay, PreemptingReplay):
         running, queued, claiming = _preemption(replay, running, queued, at, claim)
+        queued = _requeued(queued, replay, at)
     shown = running + resumed + starting + claiming + queued
     if job_ids is not None:
         by_seen = {job.job_id: job for job in shown}
@@ -149,6 +150,34 @@ def _preemption(
         )
     claimed = {job.job_id for job in claiming}
     return running, [job for job in queued if job.job_id not in claimed], claiming
+
+
+def _requeued(queued: list[JobAtInstant], replay: PreemptingReplay, at: float) -> list[JobAtInstant]:
+    """Queued jobs that ran before were preempted: their reasons say when, and by which job when that is clear.
+
+    A job is only queued again when a claim stopped it (at its last segment's end), and the claiming job starts at
+    that very instant on some of its nodes; it is named when exactly one job of higher priority does so.
+    """
+    last_run = {r.job_id: r for r in replay.records if r.end_s <= at}  # records come in start order: the latest
+    starts: dict[float, list[JobRecord]] = {}
+    for record in replay.records:
+        starts.setdefault(record.start_s, []).append(record)
+    found = []
+    for job in queued:
+        stopped = last_run.get(job.job_id)
+        if stopped is None:
+            found.append(job)
+            continue
+        nodes, priority = {node for node, _ in stopped.allocation}, replay.by_id[job.job_id].priority
+        by = [
+            r.job_id
+            for r in starts.get(stopped.end_s, ())
+            if replay.by_id[r.job_id].priority > priority and nodes & {node for node, _ in r.allocation}
+        ]
+        who = f" by job {by[0]}" if len(by) == 1 else ""
+        when = f"{stopped.end_s:.0f} s ({_ago(at - stopped.end_s)})"
+        found.append(dataclasses.replace(job, reason=f"preempted{who} at {when} and queued again; {job.reason}"))
+    return found
 
 
 def _awaited(replay: PreemptingReplay, job_id: str, claim: Reservation, at: float) -> str:
@@ -246,11 +275,28 @@ def _resumed(record: JobRecord) -> JobAtInstant:
     )
 
 
-def _ran(record: JobRecord, state: str, at: float) -> JobAtInstant:
-    """A job that started before the instant: still running, or done."""
+def _walltime_end(replay: Replay, record: JobRecord) -> float | None:
+    """When the scheduler expects a running segment to end: its start plus the walltime it was queued with.
+
+    None for a job without a walltime (a hand-built `TraceJob`). Policies that plan with exact durations were
+    given the run time as the walltime (`Replay.admit`), so theirs is the run's own end.
+    """
+    walltime = replay.by_id[record.job_id].walltime_s  # as last queued: a requeued job's remaining walltime
+    return record.start_s + walltime if walltime > 0 else None
+
+
+def _ran(record: JobRecord, state: str, at: float, walltime_end: float | None = None) -> JobAtInstant:
+    """A job that started before the instant: still running, or done.
+
+    A running job's end is the one the scheduler plans with, its walltime's (`walltime_end`); the trace's own
+    end, which a live scheduler cannot know, follows when it comes sooner, so a reservation behind it makes sense.
+    """
     where, start, end = record.allocation_text(), record.start_s, record.end_s
     if state == "RUNNING":
-        reason = f"running on {where} since {start:.0f} s ({_ago(at - start)}); ends at {end:.0f} s"
+        ends = f"ends at {end:.0f} s"
+        if walltime_end is not None and f"{walltime_end:.0f}" != f"{end:.0f}":
+            ends = f"walltime ends at {walltime_end:.0f} s (the trace's run ends at {end:.0f} s)"
+        reason = f"running on {where} since {start:.0f} s ({_ago(at - start)}); {ends}"
     else:
         reason = f"ran on {where} from {start:.0f} s to {end:.0f} s ({_ago(at - end)})"
     return JobAtInstant(record.job_id, state, record.num_gpus, record.submit_s, start, record.allocation, reason)
