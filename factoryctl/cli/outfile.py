@@ -176,6 +176,11 @@ def _beside(path: Path, info: os.stat_result | None) -> tuple[IO[str], Path, Pat
         if info is not None:
             return None  # a writable file in a directory that takes no new file: written in place
         raise
+    except OSError as error:  # e.g. ENOENT from /proc: say it is the file beside it, not the file, that failed
+        if info is None:
+            raise
+        where = f"cannot create a temporary file beside it in {target.parent} ({error.strerror or error})"
+        raise OSError(error.errno, where) from None
     with contextlib.suppress(OSError):  # the old file's permissions, else a new file's (0666 less the umask)
         os.chmod(handle.name, stat.S_IMODE(info.st_mode) if info is not None else 0o666 & ~_umask())
     return handle, Path(handle.name), target
