@@ -3,12 +3,18 @@
 The panel is a few lines tall, and a fleet changing state at once (a controller's start) must not push out the XID,
 ECC and thermal events an operator must see. Node state events of one kind that say the same thing (but for the
 node's name) within `FOLD_WINDOW_S` of the first become one event naming the folded node set, as the CLI folds
-failures (model/folding.py). Fewer than `FOLD_AT_LEAST` stay as they are. Imports no Textual.
+failures (model/folding.py), stamped with its first event's time and saying how long the burst lasted (`over 4 s`)
+when it took a second or more. Groups of fewer than `FOLD_AT_LEAST` nodes stay as they are. Imports no Textual.
+
+A line must never hide a node's later change: a node joins a group only if it opened after the node's previous
+state change (or the node's previous event is in that group: a repeat says nothing new). So a node killed twice
+gets a line per outage, the count is of distinct nodes, and the newest line naming a node says its latest state.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from factoryctl.live.services import DashboardEvent
 from factoryctl.model.folding import fold_nodes, without_address
@@ -19,8 +25,38 @@ FOLDED_KINDS = frozenset({"node_up", "node_down", "node_degraded"})
 FOLD_WINDOW_S = 30.0
 #: Folding starts at this many nodes (two lines read as well as one).
 FOLD_AT_LEAST = 3
+#: A folded line says how long its burst lasted from this long on (`64 nodes up (n[01-64]; over 3 s)`).
+SPAN_SHOWN_FROM_S = 1.0
 
 _NODE = "\x01"  # not NUL: without_address marks addresses with it
+
+
+@dataclass
+class _Group:
+    """Alike state events being folded: where the first stands among all events, and the events so far."""
+
+    wording: str
+    events: list[DashboardEvent] = field(default_factory=list)
+    places: list[int] = field(default_factory=list)  # each event's place
+
+    def add(self, place: int, event: DashboardEvent) -> None:
+        """Event number `place` joins the group."""
+        self.events.append(event)
+        self.places.append(place)
+
+    @property
+    def opened_at(self) -> int:
+        """Its first event's place among the time-ordered events."""
+        return self.places[0]
+
+    @property
+    def first_time(self) -> float:
+        """When its first event happened: the group takes alike events for `FOLD_WINDOW_S` from then."""
+        return self.events[0].time
+
+    def nodes(self) -> list[str]:
+        """Each node of the group once, in the order they joined."""
+        return list(dict.fromkeys(e.node for e in self.events if e.node))
 
 
 def _wording(event: DashboardEvent) -> str | None:
@@ -31,34 +67,71 @@ def _wording(event: DashboardEvent) -> str | None:
     return wording if wording.startswith(f"{_NODE} is ") else None
 
 
-def _folded(group: list[DashboardEvent], wording: str) -> DashboardEvent:
-    names = [e.node for e in group if e.node]
-    what = wording.removeprefix(f"{_NODE} is ").replace(_NODE, "its node")
-    first = group[0]
-    message = f"{len(names)} nodes {what} ({fold_nodes(names)})"
+def _folded(group: _Group) -> DashboardEvent:
+    names = group.nodes()
+    what = group.wording.removeprefix(f"{_NODE} is ").replace(_NODE, "its node")
+    first = group.events[0]
+    span_s = group.events[-1].time - first.time
+    span = f"; over {span_s:.0f} s" if span_s >= SPAN_SHOWN_FROM_S else ""
+    message = f"{len(names)} nodes {what} ({fold_nodes(names)}{span})"
     return DashboardEvent(first.time, None, first.kind, message, first.severity, nodes=tuple(names))
 
 
-def fold_state_events(events: Sequence[DashboardEvent]) -> tuple[DashboardEvent, ...]:
-    """`events` (oldest first) with each burst of alike node state events folded into one, at its first's time."""
-    groups: dict[tuple[str, str], list[DashboardEvent]] = {}
-    order: list[tuple[tuple[str, str], list[DashboardEvent]] | DashboardEvent] = []
-    for event in events:
+class _Folder:
+    """Assigns each event to a line: its own, or an open group of alike events it may join."""
+
+    def __init__(self) -> None:
+        #: The groups still in their window, per kind and wording, oldest first.
+        self.open: dict[tuple[str, str], list[_Group]] = {}
+        #: Each node's latest state event: its place, and the group it joined (None: a line of its own).
+        self.last_change: dict[str, tuple[int, _Group | None]] = {}
+        #: Every line, where its first event stands: an event as it is (one not folded), or a group.
+        self.lines: list[tuple[int, DashboardEvent | _Group]] = []
+
+    def add(self, place: int, event: DashboardEvent) -> None:
+        """Event number `place` of the time-ordered events: a line of its own, or into an alike group."""
         wording = _wording(event)
         if wording is None:
-            order.append(event)
-            continue
+            self.lines.append((place, event))
+            if event.kind in FOLDED_KINDS and event.node:
+                self.last_change[event.node] = (place, None)
+            return
         key = (event.kind, wording)
-        group = groups.get(key)
-        if group is None or event.time - group[0].time > FOLD_WINDOW_S:
-            group = groups[key] = []
-            order.append((key, group))
-        group.append(event)
-    out: list[DashboardEvent] = []
-    for item in order:
-        if isinstance(item, DashboardEvent):
-            out.append(item)
-            continue
-        (_, wording), group = item
-        out.extend(group if len(group) < FOLD_AT_LEAST else [_folded(group, wording)])
-    return tuple(sorted(out, key=lambda e: e.time))
+        alike = self.open[key] = [g for g in self.open.get(key, []) if event.time - g.first_time <= FOLD_WINDOW_S]
+        group = next((g for g in alike if self._may_join(g, event)), None)
+        if group is None:  # none, or the node changed since each opened: a new line, which others may join
+            group = _Group(wording)
+            alike.append(group)
+            self.lines.append((place, group))
+        group.add(place, event)
+        assert event.node is not None  # `_wording` said it is a node's event
+        self.last_change[event.node] = (place, group)
+
+    def _may_join(self, group: _Group, event: DashboardEvent) -> bool:
+        """No change of the node since the group opened (a repeat of what it said there is no change)."""
+        assert event.node is not None
+        place, joined = self.last_change.get(event.node, (-1, None))
+        return joined is group or place < group.opened_at
+
+    def folded(self) -> list[tuple[float, int, DashboardEvent]]:
+        """Every line as (time, place, event): a group of too few nodes as its events, each at its own place."""
+        out: list[tuple[float, int, DashboardEvent]] = []
+        for place, line in self.lines:
+            if isinstance(line, DashboardEvent):
+                out.append((line.time, place, line))
+            elif len(line.nodes()) < FOLD_AT_LEAST:
+                out.extend((e.time, at, e) for at, e in zip(line.places, line.events, strict=True))
+            else:
+                out.append((line.events[0].time, place, _folded(line)))
+        return out
+
+
+def fold_state_events(events: Sequence[DashboardEvent]) -> tuple[DashboardEvent, ...]:
+    """`events` with each burst of alike node state events folded into one, at its first's time; oldest first.
+
+    Lines of one time keep the order of their first events, so a node's later change is never shown before it.
+    """
+    folder = _Folder()
+    for place, event in enumerate(sorted(events, key=lambda e: e.time)):
+        folder.add(place, event)
+    return tuple(event for _, _, event in sorted(folder.folded(), key=lambda line: line[:2]))

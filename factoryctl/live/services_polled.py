@@ -43,6 +43,7 @@ from factoryctl.telemetry.health import (
     SEVERITY,
     NodeHealth,
     ThermalEpisodes,
+    carry_forward,
     gpu_events,
     silent_for_down_s,
     state_event,
@@ -113,9 +114,14 @@ class _NodeState:
         return self.link.connecting
 
     def offer(self, sample: NodeSample) -> None:
-        """A sample from the stream (on the session's reader thread): kept, recorded, judged."""
+        """A sample from the stream (on the session's reader thread): kept, recorded, judged.
+
+        Kept as the controller's writer keeps it (`carry_forward`): a restarted agent lists only the XIDs raised since
+        it started, so each GPU keeps those seen before (the node's `xid` flag lasts its hour across a reconnect).
+        """
         with self.lock:
-            before, self.latest = self.latest, sample
+            before = self.latest
+            self.latest = carry_forward(before, sample)
             self.failure = self.seeded = None
             self.health.seen(self.owner.monotonic())
         self.owner.history.record_node(sample)

@@ -40,7 +40,11 @@ from factoryctl.transport.session import AgentSession
 
 log = logging.getLogger("factoryctl.telemetry")
 
+#: The shortest silence after which a connected link is rebuilt, whatever the interval: a node merely slow for a few
+#: seconds (loaded, a GC pause, a network blip) keeps its agent rather than pay a new SSH connection and agent start
+#: (docs/controller.md, "Node states"; the dashboard's own collector the same: docs/dashboard.md).
 STALL_MIN_S = 10.0
+#: A session that streamed this long resets the reconnect backoff: a flapping node backs off too.
 HEALTHY_SESSION_S = 30.0
 
 #: Opens a node's transport and starts its agent (hello received).
