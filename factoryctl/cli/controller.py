@@ -113,6 +113,8 @@ def _status_doc(config: FactoryConfig, now: float) -> dict[str, Any]:
     for key in ("started_at", "written_at"):  # the controller stores epoch seconds; show times as others do
         if doc["stats"] and isinstance(doc["stats"].get(key), (int, float)):
             doc["stats"][key] = iso_utc(doc["stats"][key])
+    if doc["stats"] and type(doc["stats"].get("interval_s")) is int:  # seconds are one type, whoever stored them
+        doc["stats"]["interval_s"] = float(doc["stats"]["interval_s"])
     return doc
 
 

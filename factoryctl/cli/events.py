@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import typer
 
 from factoryctl.cli import context
-from factoryctl.cli.completion import complete_choices
+from factoryctl.cli.completion import complete_choice_list
 from factoryctl.cli.options import NO_HEADER_OPTION, OUTPUT_OPTION, checked_choice
 from factoryctl.cli.render import Column, OutputFormat, emit, iso_utc, limit_watts, render_listing
 
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from factoryctl.store.logs import EventMatch
-    from factoryctl.store.rows import AuditEntry
+    from factoryctl.store.rows import AuditEntry, Event
     from factoryctl.store.sqlite import Store
 
 EVENT_COLUMNS = (
@@ -52,7 +52,7 @@ def _nodes(ctx: typer.Context, target: str | None) -> tuple[Any, list[str] | Non
     return config, names
 
 
-#: Every kind of event the store holds (docs/telemetry.md); `--kind` takes one of them.
+#: Every kind of event the store holds (docs/telemetry.md); `--kind` takes a list of them.
 EVENT_KINDS = (
     "node_up", "node_degraded", "node_down", "xid", "ecc", "gpu_lost", "gpu_back", "thermal", "drain", "resume",
     "controller_start", "controller_stop", "config_reloaded", "config_rejected", "clock_step", "clock_skew",
@@ -63,11 +63,13 @@ def events_command(
     ctx: typer.Context,
     target: str = context.TARGET_ARG,
     since: str = typer.Option("24h", "--since", help=SINCE_HELP),
-    kind: str | None = typer.Option(
-        None,
+    kind: list[str] = typer.Option(
+        [],
         "--kind",
-        help="Only this kind (node_down, xid, ecc, drain, ...).",
-        autocompletion=complete_choices(EVENT_KINDS),
+        metavar="<str>",
+        show_default=False,
+        help="Only these kinds, comma-separated (node_down,xid; ecc, drain, ...); repeat to add more.",
+        autocompletion=complete_choice_list(EVENT_KINDS),
     ),
     limit: int = LIMIT_OPTION,
     output: OutputFormat = OUTPUT_OPTION,
@@ -86,13 +88,13 @@ def events_command(
     from factoryctl.cli.telemetry import open_history, parse_when
     from factoryctl.store.logs import EventMatch
 
-    kind = _check_kind(kind)
+    kinds = _check_kinds(kind)
     start = parse_when(since, time.time())  # a bad --since is exit 2 whether or not there is a store yet
     config, names = _nodes(ctx, target)
     store = open_history(config)
     try:
         written = store.last_event_id() if follow else 0  # read first: what comes after it, the follow prints
-        found = store.events(start, names, limit + 1, kind)  # one more tells whether --limit cut anything
+        found = _events_of(store, start, names, limit + 1, kinds)  # one more tells whether --limit cut anything
         cut, found = len(found) > limit, found[-limit:]  # oldest first: the newest `limit`
         quiet = context.global_options(ctx)[1]
         _say_if_no_controller(store, bool(found) or quiet)
@@ -101,16 +103,34 @@ def events_command(
             emit(render_listing(items, [], EVENT_COLUMNS, output, no_header, event_fields()))
             _say_if_cut(cut, limit, ("event", "events"), quiet)
             return
-        printer = FollowedEventPrinter(output, no_header, names if names is not None else list(config.nodes))
+        printer = FollowedEventPrinter(output, no_header, names if names is not None else list(config.nodes), kinds)
         printer.show([e for e in found if (e.id or 0) <= written], header=not no_header)
-        _follow(store, written, EventMatch(names, kind), printer, max(config.interval_s, 0.5))
+        only = kinds[0] if len(kinds) == 1 else None  # several: the printer keeps theirs
+        _follow(store, written, EventMatch(names, only), printer, max(config.interval_s, 0.5))
     finally:
         store.close()
 
 
-def _check_kind(kind: str | None) -> str | None:
-    """`--kind` lower-cased; an unknown one is a usage error with a did-you-mean, before the store is opened."""
-    return None if kind is None else checked_choice(kind, EVENT_KINDS, "event kind")
+def _check_kinds(given: list[str]) -> tuple[str, ...]:
+    """The `--kind` values (each a comma list; repeats add up) lower-cased, each once: none means every kind.
+
+    An unknown one is a usage error with a did-you-mean, before the store is opened; so is a `--kind` naming none.
+    """
+    names = [name.strip() for value in given for name in value.split(",") if name.strip()]
+    if given and not names:
+        from factoryctl.errors import UsageError
+
+        raise UsageError("--kind names no event kind.", "e.g. --kind node_down,xid")
+    return tuple(dict.fromkeys(checked_choice(name, EVENT_KINDS, "event kind") for name in names))
+
+
+def _events_of(store: Store, since: float, names: list[str] | None, limit: int, kinds: tuple[str, ...]) -> list[Event]:
+    """The newest `limit` events of `kinds` (all when empty) since `since`, oldest first, as `Store.events`."""
+    if len(kinds) <= 1:
+        return store.events(since, names, limit, kinds[0] if kinds else None)
+    found = [event for kind in kinds for event in store.events(since, names, limit, kind)]
+    found.sort(key=lambda event: (event.time, event.id or 0))  # the store's order: time, then id
+    return found[-limit:]
 
 
 def audit_command(
@@ -257,8 +277,14 @@ class FollowedEventPrinter:
     widened once for a wider cell): wide enough for any time, severity and kind, and the followed nodes' names.
     """
 
-    def __init__(self, output: OutputFormat, no_header: bool, node_names: Sequence[str] = ()) -> None:
-        """Print in `output`; `no_header` leaves out the CSV header (the table's is the caller's `header`)."""
+    def __init__(
+        self, output: OutputFormat, no_header: bool, node_names: Sequence[str] = (), kinds: Sequence[str] = ()
+    ) -> None:
+        """Print in `output`; `no_header` leaves out the CSV header (the table's is the caller's `header`).
+
+        Only events of `kinds` are printed (empty: every kind): the store's `EventMatch` takes one kind only.
+        """
+        self._kinds = frozenset(kinds)
         self._output = output
         self._csv_header = not no_header
         self._columns = [c for c in EVENT_COLUMNS if output is OutputFormat.wide or not c.wide_only]
@@ -275,6 +301,7 @@ class FollowedEventPrinter:
         from factoryctl.cli.listing import json_line
         from factoryctl.cli.render import dump_yaml, render_csv
 
+        batch = [e for e in batch if e.kind in self._kinds] if self._kinds else batch
         output = self._output
         if output is OutputFormat.json:
             emit("".join(json_line(e.as_json()) for e in batch))

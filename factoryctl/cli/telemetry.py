@@ -87,11 +87,12 @@ def time_window(since: str, until: str | None) -> tuple[float, float]:
     import time
 
     now = time.time()
-    start, end = parse_when(since, now), parse_when(until, now, "--until") if until else now + 1
+    # `--until ''` is refused as `--since ''` is (it was taken as now)
+    start, end = parse_when(since, now), parse_when(until, now, "--until") if until is not None else now + 1
     if end <= start:
         from factoryctl.errors import UsageError
 
-        until_named = f"--until {until}" if until else "now (the default --until)"
+        until_named = f"--until {until}" if until is not None else "now (the default --until)"
         raise UsageError(
             f"{until_named} is not after --since {since}: the window would be empty.",
             "give --until a later time than --since (or leave it out: until now).",

@@ -152,7 +152,7 @@ def history(
         store.close()
     _show_history(found, step_s is not None, output, no_header)
     if not found:
-        _note_none_stored(ctx, f"no stored {metric} for `{target}` since {iso_utc(start)}.")
+        _note_none_stored(ctx, f"no stored {metric} for `{target}` {_window_text(start, end, until)}.")
 
 
 def _refuse_missing_gpus(known: dict[str, list[int]], node_part: str, gpus: Sequence[int]) -> None:
@@ -289,7 +289,12 @@ def export(
         store.close()
     out.flush()
     if not rows:
-        _note_none_stored(ctx, f"no stored samples for `{target}` since {iso_utc(start)}.")
+        _note_none_stored(ctx, f"no stored samples for `{target}` {_window_text(start, end, until)}.")
+
+
+def _window_text(start: float, end: float, until: str | None) -> str:
+    """The window asked, for a sentence: `since <start>`, or `from <start> until <end>` when `--until` was given."""
+    return f"from {iso_utc(start)} until {iso_utc(end)}" if until is not None else f"since {iso_utc(start)}"
 
 
 def _note_none_stored(ctx: typer.Context, sentence: str) -> None:

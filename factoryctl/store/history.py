@@ -147,21 +147,41 @@ class HistoryQueries(StoreConnection):
         return (rolled or 0.0) + raw, "+".join(sources) or "none"
 
     def _rollup_energy(self, node_id: int, gpu: int, start: int, raw_from: int) -> float | None:
-        """Joules in [start, raw_from) ms from the rollups' mean power (None: no minute there has power)."""
+        """Joules in [start, raw_from) ms from the rollups' mean power (None: no minute there has power).
+
+        Each minute counts for the share of it its samples covered (`_covered_share`), or a controller started at
+        :31 would be billed the whole minute once its raw rows are pruned, where the counter billed 29 s.
+        """
         first = -(-start // 60000)
         minutes = self._query(  # the last minute before the window too: its power may hold into the window
-            "SELECT t_min, power_mw_mean FROM rollup WHERE node_id = ? AND gpu = ? AND t_min < ?"
-            " AND power_mw_mean IS NOT NULL ORDER BY t_min DESC LIMIT 1",
+            f"{self._minutes_with_power} AND t_min < ? ORDER BY t_min DESC LIMIT 1",
             (node_id, gpu, first),
         )[::-1] + self._query(
-            "SELECT t_min, power_mw_mean FROM rollup WHERE node_id = ? AND gpu = ? AND t_min >= ? AND t_min < ?"
-            " AND power_mw_mean IS NOT NULL ORDER BY t_min",
+            f"{self._minutes_with_power} AND t_min >= ? AND t_min < ? ORDER BY t_min",
             (node_id, gpu, first, raw_from // 60000),  # whole minutes before the raw window only
         )
         if not minutes:
             return None
-        held = [(int(t) * 60_000, float(mw)) for t, mw in minutes]
+        held = [(int(t) * 60_000, float(mw) * _covered_share(n, *around)) for t, mw, n, *around in minutes]
         return _held_joules(held, start, raw_from, floor_ms=60_000, hold_last=True)
+
+    @property
+    def _minutes_with_power(self) -> str:
+        """The query of one GPU's minutes with power, to be given bounds on `t_min`.
+
+        Each row: the minute, its mean mW, its samples with power, and those of the minutes just before and after
+        (NULL where that minute has no rollup with power).
+        """
+        # power_mw_n is NULL in a rollup made before schema 2, and missing in a schema-1 store a reader opened
+        count = "COALESCE({0}power_mw_n, {0}n)" if self.schema_version >= 2 else "{0}n"
+        around = (
+            f"(SELECT {count.format('o.')} FROM rollup o WHERE o.node_id = r.node_id AND o.gpu = r.gpu"
+            " AND o.t_min = r.t_min {0} 1 AND o.power_mw_mean IS NOT NULL)"
+        )
+        return (
+            f"SELECT t_min, power_mw_mean, {count.format('r.')}, {around.format('-')}, {around.format('+')}"
+            " FROM rollup r WHERE node_id = ? AND gpu = ? AND power_mw_mean IS NOT NULL"
+        )
 
     def _raw_energy(
         self, node_id: int, gpu: int, raw_from: int, end: int, edge_before: bool
@@ -287,6 +307,21 @@ def _prorated(a: tuple[int, int] | None, b: tuple[int, int] | None, lo: int, hi:
     if a is None or b is None or b[0] <= a[0] or hi <= lo or _held_for(b[0] - a[0], spacing) < b[0] - a[0]:
         return 0.0
     return _step(a[1], b[1]) * (hi - lo) / (b[0] - a[0])
+
+
+def _covered_share(count: int, before: int | None, after: int | None) -> float:
+    """The share of its minute a rollup's `count` power samples covered, judged by the minutes next to it.
+
+    A rollup keeps how many samples it has, not the sampling interval: a full minute's count is taken from its
+    neighbours (the smaller of the two, or the one there is; its own if larger). A minute with fewer (a controller
+    started or stopped in it, a silence inside it) covered `count` of that many; a shortfall of up to a tenth
+    (jitter, a missed sample) is a full minute. A minute alone (a cron sweep) counts whole, as the gap rule says.
+    """
+    neighbours = [n for n in (before, after) if n is not None]
+    if not neighbours or count <= 0:
+        return 1.0
+    full = max(count, min(neighbours))
+    return 1.0 if full - count <= max(1, full // 10) else count / full
 
 
 def _held_joules(

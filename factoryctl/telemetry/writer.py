@@ -7,12 +7,14 @@ controller itself excuses it), derives health events, picks the slow tier (tempe
 
 Its invariants: collection never waits for the store, and every sample handed over is stored, thinned or dropped and
 counted, so the figures add up. A store that refuses a write (read-only, full, locked) keeps the batch in the bounded
-`WriteBuffer` for the next tick; a damaged store is no passing fault: from its first refused write nothing more is
-written, what is held is dropped and counted, and `damaged` is set for the controller to stop on. A sample that can
-never be stored (a value of the wrong type, from a bug) is dropped on its own, so it cannot hold back every other
-node's rows. Samples and node states are on the controller's clock: `ClockCorrection` re-stamps samples of a node
-whose clock is off and tells a step of our own wall clock, which moves the health bookkeeping with it instead of
-making every node look silent for a day. The figures the benchmarks report are `WriterStats`.
+`WriteBuffer`, and the write is tried again after a wait that doubles from one tick up to `RETRY_MAX_S` (back to one
+tick once it succeeds): each attempt writes the whole buffer, and trying it every tick cost the controller 16 times
+its normal CPU for as long as the store refused. A damaged store is no passing fault: from its first refused write
+nothing more is written, what is held is dropped and counted, and `damaged` is set for the controller to stop on.
+A sample that can never be stored (a value of the wrong type, from a bug) is dropped on its own, so it cannot hold
+back every other node's rows. Samples and node states are on the controller's clock: `ClockCorrection` re-stamps
+samples of a node whose clock is off and tells a step of our own wall clock, which moves the health bookkeeping
+with it instead of making every node look silent for a day. The figures the benchmarks report are `WriterStats`.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ from factoryctl.transport.host_limits import TASK_LIMIT_HINT, is_thread_exhausti
 log = logging.getLogger("factoryctl.telemetry")
 
 FLUSH_EVERY_MAX_S = 0.25  # sample-to-store latency is at most this plus one transaction
+#: The longest wait between two writes the store refused (the wait doubles from one tick up to it).
+RETRY_MAX_S = 8.0
 
 
 class StoreWriter:
@@ -86,6 +90,8 @@ class StoreWriter:
         #: Set at the first write a damaged store refused; nothing is written after it (the controller exits).
         self.damaged: StoreDamaged | None = None
         self._last_error_log = 0.0
+        self._retry_wait_s = 0.0  # the wait after the last refused write (0: the last write was taken)
+        self._retry_at = float("-inf")  # on the monotonic clock: no write is tried before it
         self._stop = threading.Event()
         self._closing = False  # shutting down: silence from nodes is ours, not theirs
         self._thread: threading.Thread | None = None
@@ -251,14 +257,21 @@ class StoreWriter:
         with self._lock:
             return {n: NodeState(n, h.state, h.since, h.last_seen, h.error, h.message) for n, h in self._health.items()}
 
-    def flush(self) -> int:
-        """Write what arrived since the last tick; returns raw rows stored (0 when the store refused)."""
+    def flush(self, retry_now: bool = False) -> int:
+        """Write what arrived since the last tick; returns raw rows stored (0 when the store refused).
+
+        After a refused write the next is tried only once its wait is over (`RETRY_MAX_S`), unless `retry_now`
+        (the last flush, at stop); until then the tick's samples join the buffer, which drops the oldest.
+        """
         incoming, changes, events, now = self._take_tick()
         if self.damaged is not None:
             self._buffer.discard(len(incoming))
             return 0
-        self._save_steps()
         self._add_to_buffer(incoming, events, now)
+        if not retry_now and self._wall.monotonic() < self._retry_at:
+            self._keep_for_next(changes, events)
+            return 0
+        self._save_steps()
         if not self._buffer and not changes and not events:
             return 0
         try:
@@ -272,6 +285,7 @@ class StoreWriter:
             self._store_failed(exc, changes, events)
             return 0
         self._written(inserted, batch)
+        self._retry_wait_s, self._retry_at = 0.0, float("-inf")
         return inserted
 
     def _take_tick(self) -> tuple[list[NodeSample], list[NodeState], list[Event], float]:
@@ -368,11 +382,18 @@ class StoreWriter:
             return True
         return False
 
-    def _store_failed(self, exc: StoreError, changes: list[NodeState], events: list[Event]) -> None:
-        with self._lock:  # keep state changes and events for the next attempt
+    def _keep_for_next(self, changes: list[NodeState], events: list[Event]) -> None:
+        """Put the tick's state changes and events back, ahead of the newer ones, for the next write."""
+        with self._lock:
             self._changes[:0] = changes
             self._events[:0] = events
+
+    def _store_failed(self, exc: StoreError, changes: list[NodeState], events: list[Event]) -> None:
+        """The store refused the write: keep everything for the next attempt, after a longer wait, and say it."""
+        self._keep_for_next(changes, events)
         self.counters["store_errors"] += 1
+        self._retry_wait_s = min(max(self._retry_wait_s * 2, self._tick_s()), RETRY_MAX_S)
+        self._retry_at = self._wall.monotonic() + self._retry_wait_s
         now = self._clock()
         if self.store_error is None or now - self._last_error_log >= 60:
             log.error(
@@ -404,8 +425,12 @@ class StoreWriter:
             ) from exc
         self._thread = thread
 
+    def _tick_s(self) -> float:
+        """Seconds between two flushes: a few per interval, at least every `FLUSH_EVERY_MAX_S`."""
+        return min(self.interval_s / 4, FLUSH_EVERY_MAX_S)
+
     def _run(self) -> None:
-        while not self._stop.wait(min(self.interval_s / 4, FLUSH_EVERY_MAX_S)):
+        while not self._stop.wait(self._tick_s()):
             try:
                 self.flush()
             except Exception:  # never let one bad batch end collection
