@@ -17,6 +17,19 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+#: The fixtures that start a real sshd (tests/sshd_fixture.py). A test using one, itself or through another fixture
+#: (`ssh_node`, `known_hosts`, ...), is marked `sshd`, so that `-m "not sshd"` runs what needs no OpenSSH server.
+#: A test that starts one otherwise (`start_sshd` in a fixture of its own) carries the mark itself.
+SSHD_FIXTURES = frozenset({"sshd", "sshd_factory"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test whose fixtures start a real sshd with `sshd`."""
+    for item in items:
+        if SSHD_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.sshd)
+
+
 @pytest.fixture(autouse=True)
 def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Keep the developer's own config, state and caches out of every test."""

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from nonroot import as_non_root
 
 from factoryctl.transport.bundle import agent_zipapp
 
@@ -76,11 +77,20 @@ class Agent:
 def start_agent(zipapp: Path, tmp_path: Path) -> Iterator[Any]:
     agents: list[Agent] = []
 
-    def start(*extra: str, node: str = "n1", python: str = sys.executable, sim: str | None = "h100-sxm") -> Agent:
+    def start(
+        *extra: str,
+        node: str = "n1",
+        python: str = sys.executable,
+        sim: str | None = "h100-sxm",
+        state_dir: Path | None = None,
+        non_root: bool = False,
+    ) -> Agent:
+        """`non_root`: run by a user who is not root (nobody, when the tests run as root: `state_dir` must be its)."""
         argv = [python, str(zipapp), "--node", node]
         if sim is not None:
-            argv += ["--sim", sim, "--gpus", "8", "--state-dir", str(tmp_path / "state")]
-        agent = Agent([*argv, *extra])
+            argv += ["--sim", sim, "--gpus", "8", "--state-dir", str(state_dir or tmp_path / "state")]
+        argv += extra
+        agent = Agent(as_non_root(argv) if non_root else argv)
         agents.append(agent)
         return agent
 

@@ -1,7 +1,8 @@
 """The agent's "needs root" answer, against a simulated node whose setters need root (as real NVML's do).
 
 In process (the driver sees a non-root euid through `_effective_uid`, whoever runs the tests), and through the real
-zipapp's `--setters-need-root`, whose answer depends on who runs it: refused unless root.
+zipapp's `--setters-need-root`, whose answer depends on who runs it: refused unless root. The refusal is checked by
+a user who is not root whoever runs the tests (as root: the zipapp runs as nobody, tests/nonroot.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from nonroot import needs_non_root, non_root_directory
 
 from factoryctl.agent.nvml import NvmlSession
 from factoryctl.agent.server import AgentServer
@@ -52,15 +54,27 @@ def test_a_refused_set_is_a_driver_error_that_says_root_is_needed(server: AgentS
     assert [nvml.sim_node().enforced_limit_w(i) for i in (0, 1)] == [700.0, 700.0]
 
 
+@needs_non_root
 def test_the_zipapp_takes_setters_need_root_from_its_argv(start_agent: Any) -> None:
-    agent = start_agent("--setters-need-root", "--gpus", "2")
-    reply = agent.request("set_power_limit", gpus=[0], watts=300)
-    if os.geteuid() == 0:
-        assert reply["ok"] is True, reply
-        assert reply["result"]["gpus"][0]["enforced_w"] == 300.0
-    else:
-        assert reply["error"]["kind"] == "driver"
-        assert "needs root" in reply["error"]["message"]
+    with non_root_directory() as state:
+        agent = start_agent("--setters-need-root", "--gpus", "2", state_dir=state, non_root=True)
+        reply = agent.request("set_power_limit", gpus=[0], watts=300)
+        limit = agent.request("sample")["result"]["gpus"][0]["power_limit_w"]
+        agent.close()  # before its state directory goes
+    assert reply["ok"] is False, reply
+    assert reply["error"] == {
+        "kind": "driver",
+        "message": "setting a power limit on n1 needs root (GPU 0: insufficient permissions)",
+        "reason": "needs_root",
+    }
+    assert limit == 700.0
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="root's answer: the tests do not run as root")
+def test_root_sets_with_setters_need_root(start_agent: Any) -> None:
+    reply = start_agent("--setters-need-root", "--gpus", "2").request("set_power_limit", gpus=[0], watts=300)
+    assert reply["ok"] is True, reply
+    assert reply["result"]["gpus"][0]["enforced_w"] == 300.0
 
 
 def test_without_it_the_zipapp_sets_for_anyone(start_agent: Any) -> None:

@@ -23,8 +23,8 @@ as_root = pytest.mark.skipif(os.geteuid() != 0, reason="making a file another us
 @pytest.fixture(autouse=True)
 def fresh_state(monkeypatch: pytest.MonkeyPatch) -> None:
     """No check or fallback directory remembered from another test."""
-    monkeypatch.setattr(bundle, "_VERIFIED", {}, raising=False)
-    monkeypatch.setattr(bundle, "_FALLBACK", [], raising=False)
+    monkeypatch.setattr(bundle, "_VERIFIED", {})
+    monkeypatch.setattr(bundle, "_FALLBACK", [])
 
 
 @pytest.fixture

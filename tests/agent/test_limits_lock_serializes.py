@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import signal
 import stat
 import threading
 import time
@@ -18,7 +19,13 @@ from typing import Any
 
 import pytest
 
-from factoryctl.agent.limits_lock import LimitsLock, LimitsLockError, home_lock_directory, real_node_lock_path
+from factoryctl.agent.limits_lock import (
+    LimitsLock,
+    LimitsLockError,
+    LimitsLockTimeout,
+    home_lock_directory,
+    real_node_lock_path,
+)
 from factoryctl.sim.storage import limits_lock_path
 
 AGENTS = 8
@@ -196,13 +203,27 @@ def test_a_real_node_locks_in_a_fixed_place_of_this_user() -> None:
 
 
 def test_the_lock_is_released_when_its_holder_dies(tmp_path: Path) -> None:
+    """While another process holds the lock it is refused; once that process is killed, it is ours at once."""
     path = tmp_path / "gpu-limits.lock"
+    holding = os.pipe()
     pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child
-        fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        os._exit(0)
-    os.waitpid(pid, 0)
+    if pid == 0:  # pragma: no cover - the child: hold the lock, say so, and wait to be killed (never return)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.write(holding[1], b"held")
+            time.sleep(600)
+        finally:
+            os._exit(1)
+    try:
+        os.close(holding[1])
+        assert os.read(holding[0], 4) == b"held"
+        with pytest.raises(LimitsLockTimeout), LimitsLock(path, private=False).held(timeout_s=0.2):
+            pass
+    finally:
+        os.close(holding[0])
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
     with LimitsLock(path, private=False).held(timeout_s=0.5):
         pass
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_process import run_cli_text
 
 from factoryctl import __version__
 
@@ -126,13 +127,7 @@ def test_bad_log_level_is_a_usage_error_before_the_controller_starts(cli):
 
 def test_bad_output_format_through_the_console_script():
     """main(), as installed: no click usage block, exit 2."""
-    done = subprocess.run(
-        [sys.executable, "-c", "from factoryctl.cli.app import main; main()", "gpus", "-o", "yml"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_cli_text("gpus", "-o", "yml", timeout=60)
     assert done.returncode == 2
     assert done.stderr == (
         "factoryctl: unknown output format 'yml'.\nhint: choose from table, wide, json, yaml, csv; did you mean yaml?\n"

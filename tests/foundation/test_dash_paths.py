@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_process import run_cli_text
 
 TRACE = "job_id,submit_time_s,duration_s,num_gpus\na,0,10,1\nb,5,20,2\n"
 OTHER_TRACE = "job_id,submit_time_s,duration_s,num_gpus\nonly,0,10,1\n"
@@ -39,18 +40,6 @@ def power(prices: str, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
-def factoryctl(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    """The real console in a subprocess, stdout and stderr pipes (not files), in the isolated home."""
-    return subprocess.run(
-        [sys.executable, "-m", "factoryctl", "-q", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 @pytest.fixture
 def inputs(isolated_home: Path) -> Path:
     (isolated_home / "trace.csv").write_text(TRACE)
@@ -65,8 +54,8 @@ def test_a_path_naming_stdout_into_a_pipe_is_written_as_dash(inputs: Path, stdou
     if not Path(stdout_path).exists():
         pytest.skip(f"no {stdout_path} here")
     args = sched("trace.csv") if command == "sched" else power("prices.csv")
-    as_dash = factoryctl(*args, "--schedule-out", "-")
-    as_path = factoryctl(*args, "--schedule-out", stdout_path)
+    as_dash = run_cli_text("-q", *args, "--schedule-out", "-")
+    as_path = run_cli_text("-q", *args, "--schedule-out", stdout_path)
     assert as_dash.returncode == 0, as_dash.stderr
     assert (as_path.returncode, as_path.stdout) == (0, as_dash.stdout)  # the schedule alone
     assert as_path.stdout.splitlines()[0] in (SCHEDULE_HEADER, "timestamp_utc,price_per_mwh,power_limit_frac")

@@ -5,14 +5,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from cli_process import CLI_ARGV, run_cli
 from process_groups import assert_group_gone, interrupt_exec, start
 
 from factoryctl.errors import ExitCode, NodeError
@@ -29,21 +30,6 @@ def factory(tmp_path: Path) -> str:
     return str(path)
 
 
-CLI = "from factoryctl.cli.app import main; main()"
-
-
-def factoryctl(*args: str, stdin: bytes | None) -> subprocess.CompletedProcess[bytes]:
-    """The CLI in a real process; `stdin` goes through a real pipe (None: /dev/null)."""
-    return subprocess.run(
-        [sys.executable, "-c", "from factoryctl.cli.app import main; main()", *args],
-        input=stdin,
-        stdin=subprocess.DEVNULL if stdin is None else None,
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def test_local_transport_feeds_stdin_then_eof(tmp_path):
     transport = LocalTransport(NodeSpec(name="ws", host="ws", transport="local"), "lab", tmp_path)
     data = os.urandom(3 * MIB) + bytes(range(256))
@@ -57,7 +43,7 @@ def test_every_local_node_gets_the_bytes(factory, tmp_path):
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     script = 'cat > "$(mktemp "$1/in.XXXXXX")"'
-    done = factoryctl("--config", factory, "exec", "all", "--", "sh", "-c", script, "sh", str(inbox), stdin=data)
+    done = run_cli("--config", factory, "exec", "all", "--", "sh", "-c", script, "sh", str(inbox), stdin=data)
     assert done.returncode == 0, done.stderr
     assert [p.read_bytes() == data for p in inbox.iterdir()] == [True, True]
 
@@ -65,7 +51,7 @@ def test_every_local_node_gets_the_bytes(factory, tmp_path):
 def test_stdin_is_streamed_with_no_size_limit(factory):
     """Input is streamed, not held: more than the old 64 MiB bound reaches every node."""
     size = 80 * MIB
-    done = factoryctl("--config", factory, "exec", "all", "-o", "json", "--", "wc", "-c", stdin=b"x" * size)
+    done = run_cli("--config", factory, "exec", "all", "-o", "json", "--", "wc", "-c", stdin=b"x" * size)
     assert done.returncode == 0, done.stderr
     assert [i["stdout"].strip() for i in json.loads(done.stdout)["items"]] == [str(size)] * 2
 
@@ -129,7 +115,7 @@ def test_while_read_loop_needs_no_stdin(factory, tmp_path):
     """Like ssh, exec uses up its stdin; `-n` keeps it for the loop (documented in exec --help)."""
     names = tmp_path / "nodes.txt"
     names.write_text("ws\nws2\n")
-    fctl = f"{sys.executable} -c 'from factoryctl.cli.app import main; main()' --config {factory}"
+    fctl = f"{shlex.join(CLI_ARGV)} --config {factory}"
     loop = f'while read n; do {fctl} exec {{}} "$n" -- echo "did $n"; done < {names}'
     swallowed = subprocess.run(["sh", "-c", loop.format("")], capture_output=True, timeout=60, check=True)
     kept = subprocess.run(["sh", "-c", loop.format("-n")], capture_output=True, timeout=60, check=True)
@@ -149,7 +135,7 @@ def test_nodes_waiting_for_a_fanout_slot_get_the_whole_input(tmp_path):
     path = tmp_path / "factory.yaml"
     path.write_text("name: lab\nnodes:\n  ws[01-08]: {transport: local}\n")
     data = os.urandom(3 * MIB)
-    done = factoryctl("--config", str(path), "exec", "--fanout", "2", "all", "--", "sha256sum", stdin=data)
+    done = run_cli("--config", str(path), "exec", "--fanout", "2", "all", "--", "sha256sum", stdin=data)
     assert done.returncode == 0, done.stderr
     assert done.stdout.decode().splitlines()[1:] == [
         "ws[01-08] (8)",
@@ -168,7 +154,7 @@ def test_endless_input_never_refuses_nodes_waiting_for_a_fanout_slot(tmp_path, c
     try:
         assert source.stdout is not None
         done = subprocess.run(
-            [sys.executable, "-c", CLI, "--config", str(path), "exec", "-f", "1", "all", "--", *command],
+            [*CLI_ARGV, "--config", str(path), "exec", "-f", "1", "all", "--", *command],
             stdin=source.stdout,
             capture_output=True,
             timeout=120,
@@ -189,7 +175,7 @@ def test_output_a_background_child_holds_past_the_deadline_is_a_timeout(tmp_path
     path = tmp_path / "factory.yaml"
     path.write_text("name: lab\nnodes:\n  a: {transport: local}\n")
     started = time.monotonic()
-    done = factoryctl(
+    done = run_cli(
         "--config", str(path), "exec", "-n", "-t", "2", "a", "--", "sh", "-c", "sleep 30 & echo hi", stdin=None
     )
     assert done.returncode == ExitCode.TIMEOUT, done.stderr

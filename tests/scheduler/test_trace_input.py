@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import os
+import subprocess
+import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from helpers import trace_csv
+from nonroot import as_non_root, give_to_non_root, needs_non_root, non_root_directory
 
 from factoryctl.errors import ExitCode, FactoryError, UsageError
 from factoryctl.scheduler.trace import MAX_SECONDS, parse_trace
@@ -253,28 +256,55 @@ def no_replay(monkeypatch):
     monkeypatch.setattr(simulate, "simulate", refuse)
 
 
-@pytest.mark.parametrize("kind", ["missing-dir", "directory", "read-only"])
+@pytest.mark.parametrize("kind", ["missing-dir", "directory"])
 def test_bad_schedule_out_fails_before_the_replay(cli, tmp_path, no_replay, kind):
     trace = write(tmp_path, trace_csv([("a", 0, 10, 1)]))
     if kind == "missing-dir":
         out = tmp_path / "missing-dir" / "s.csv"
         hint = "hint: check that its directory exists and is writable."
-    elif kind == "directory":
+    else:
         out = tmp_path
         hint = "hint: give --schedule-out a file name, not a directory."
-    else:
-        if os.geteuid() == 0:
-            pytest.skip("root writes into read-only directories")
-        locked = tmp_path / "locked"
-        locked.mkdir()
-        locked.chmod(0o500)
-        out = locked / "s.csv"
-        hint = "hint: check that its directory exists and is writable."
     r = cli("sched", "simulate", "--trace", str(trace), "--nodes", "1", "--schedule-out", str(out))
     assert_sentence_and_hint(r)
     assert f"cannot write schedule {out}" in r.stderr
     assert hint in r.stderr
     assert r.stdout == ""
+
+
+#: The CLI with its replay refused (as `no_replay`), for a process of its own.
+CLI_WITHOUT_REPLAY = (
+    "import factoryctl.scheduler.simulate as simulate\n"
+    "def refuse(*args, **kwargs):\n"
+    "    raise AssertionError('the replay ran before --schedule-out was checked')\n"
+    "simulate.simulate = refuse\n"
+    "from factoryctl.cli.app import main\n"
+    "main()\n"
+)
+
+
+@needs_non_root
+def test_a_read_only_schedule_out_directory_fails_before_the_replay():
+    """Run by a user the directory's mode applies to (root writes anywhere: as root the CLI runs as nobody).
+
+    The files are that user's, in a directory of its own: the CLI checks the trace with access(), which no
+    capability passes.
+    """
+    with non_root_directory() as home:
+        trace = write(home, trace_csv([("a", 0, 10, 1)]))
+        locked = home / "locked"
+        locked.mkdir(mode=0o555)
+        give_to_non_root(trace, locked)
+        out = locked / "s.csv"
+        argv = [sys.executable, "-c", CLI_WITHOUT_REPLAY, "sched", "simulate", "--trace", str(trace), "--nodes", "1"]
+        done = subprocess.run(
+            as_non_root([*argv, "--schedule-out", str(out)]), capture_output=True, text=True, timeout=60, check=False
+        )
+        assert not out.exists()
+    assert_sentence_and_hint(SimpleNamespace(exit_code=done.returncode, stderr=done.stderr))
+    assert f"cannot write schedule {out}" in done.stderr
+    assert "hint: check that its directory exists and is writable." in done.stderr
+    assert done.stdout == ""
 
 
 def test_a_failed_replay_leaves_no_empty_schedule_behind(cli, tmp_path, monkeypatch):

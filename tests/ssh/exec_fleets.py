@@ -22,7 +22,7 @@ class Fleet:
     gone_within: float
 
 
-@pytest.fixture(params=["local", "ssh"])
+@pytest.fixture(params=["local", pytest.param("ssh", marks=pytest.mark.sshd)])
 def fleet(request: pytest.FixtureRequest, tmp_path: Path) -> Fleet:
     """n01 and n02 as local nodes, then as nodes of the session sshd (started only for those)."""
     path = tmp_path / "factory.yaml"

@@ -9,10 +9,9 @@ the right error: the failed session, kept alive by its error's traceback, held p
 from __future__ import annotations
 
 import gc
-import subprocess
-import sys
 
 import pytest
+from cli_process import run_cli_text
 from paramiko.file import BufferedFile
 from paramiko.sftp_file import SFTPFile
 
@@ -56,13 +55,7 @@ def test_the_cli_prints_no_finalizer_noise(sshd_factory, tmp_path):
         "  real: {host: 127.0.0.1, gpus: 8}\n"
     )
     config = server.write_factory(tmp_path / "factory.yaml", server.write_known_hosts(tmp_path / "kh"), nodes)
-    result = subprocess.run(
-        [sys.executable, "-c", "from factoryctl.cli.app import main; main()", "--config", config, "nodes", "all"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_cli_text("--config", config, "nodes", "all")
     assert result.returncode != 0
     assert "factoryctl: sp: no usable /nonexistent/python3" in result.stderr
     assert "Exception ignored" not in result.stderr

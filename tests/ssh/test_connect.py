@@ -7,6 +7,7 @@ import time
 
 import pytest
 from silent_listener import silent_listener
+from sshd_fixture import free_port
 
 from factoryctl.errors import ExitCode, NodeError
 from factoryctl.transport.ssh import SshOptions
@@ -34,9 +35,7 @@ def test_socket_has_tcp_nodelay(ssh_node):
 
 
 def test_refused_port(ssh_node):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # nothing listens there
     with pytest.raises(NodeError) as caught:
         SshPool(FAST).connect(ssh_node(port=port))
     assert caught.value.kind == "refused"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
+from cli_process import run_cli_text
+from silent_listener import silent_listener
+from sshd_fixture import free_port
 
 
 @pytest.fixture
@@ -42,10 +43,7 @@ def test_quoting_survives_the_cli(cli, factory):
 
 
 def test_unreachable_node_wins_exit_4_and_others_still_answer(cli, factory):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = factory(f"  dead: {{host: 127.0.0.1, port: {port}}}")
+    config = factory(f"  dead: {{host: 127.0.0.1, port: {free_port()}}}")
     r = cli("--config", config, "exec", "all", "-o", "json", "--", "sh", "-c", "exit 5")
     assert r.exit_code == 4
     doc = r.json()
@@ -105,24 +103,12 @@ def test_sshd_killed_mid_command_is_exit_4(cli, tmp_path, sshd_factory):
 
 def test_no_paramiko_traceback_on_stderr(tmp_path, isolated_home):
     """A real process (pytest's log capture would hide logging's last-resort output in-process)."""
-    import subprocess
-    import sys
-
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(4)
     config = tmp_path / "mute.yaml"
-    config.write_text(
-        f"name: t\nssh: {{connect_timeout_s: 1}}\nnodes:\n  mute: {{host: 127.0.0.1, port: {listener.getsockname()[1]}}}\n"
-    )
-    try:
-        done = subprocess.run(
-            [sys.executable, "-c", "from factoryctl.cli.app import main; main()", "--config", str(config), "exec",
-             "mute", "--", "true"],
-            capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
-    finally:
-        listener.close()
+    with silent_listener() as port:
+        config.write_text(
+            f"name: t\nssh: {{connect_timeout_s: 1}}\nnodes:\n  mute: {{host: 127.0.0.1, port: {port}}}\n"
+        )
+        done = run_cli_text("--config", str(config), "exec", "mute", "--", "true", timeout=60)
     assert done.returncode == 4
     assert "Traceback" not in done.stderr
     assert "sent no SSH banner" in done.stderr

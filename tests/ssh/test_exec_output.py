@@ -44,7 +44,7 @@ PRINTED = 800_000
 @pytest.fixture
 def small_budget(monkeypatch: pytest.MonkeyPatch) -> None:
     """One exec keeps at most BUDGET bytes of output, all nodes together."""
-    monkeypatch.setattr(base, "MAX_TOTAL_OUTPUT_BYTES", BUDGET, raising=False)  # absent before the fix: no budget
+    monkeypatch.setattr(base, "MAX_TOTAL_OUTPUT_BYTES", BUDGET)
 
 
 def dropped_past_budget(stderr: str) -> int:

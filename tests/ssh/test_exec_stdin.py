@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
-import sys
 import threading
 import time
 
 import pytest
+from cli_process import run_cli
 from process_groups import assert_group_gone, interrupt_exec, start
 
 from factoryctl.errors import ExitCode, NodeError
@@ -33,17 +32,6 @@ def connection(ssh_node):
 def factory(tmp_path, sshd, known_hosts):
     nodes = "  n[01-03]: {host: 127.0.0.1}\n  ws: {transport: local}\n"
     return sshd.write_factory(tmp_path / "factory.yaml", known_hosts, nodes)
-
-
-def factoryctl(*args: str, stdin: bytes) -> subprocess.CompletedProcess[bytes]:
-    """The real console script behind a real pipe: `... | factoryctl ARGS`."""
-    return subprocess.run(
-        [sys.executable, "-c", "from factoryctl.cli.app import main; main()", *args],
-        input=stdin,
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def test_binary_stdin_round_trips_through_cat(connection):
@@ -85,7 +73,7 @@ def test_every_node_gets_the_same_bytes(factory, tmp_path):
     data = os.urandom(5 << 20) + b"\x00\xff\n"
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    done = factoryctl("--config", factory, "exec", "all", "--", "sh", "-c", SAVE_STDIN, "sh", str(inbox), stdin=data)
+    done = run_cli("--config", factory, "exec", "all", "--", "sh", "-c", SAVE_STDIN, "sh", str(inbox), stdin=data)
     assert done.returncode == 0, done.stderr
     received = [path.read_bytes() for path in inbox.iterdir()]
     assert len(received) == 4
@@ -99,7 +87,7 @@ def test_piped_text_is_gathered_like_any_output(cli, factory):
 
 
 def test_empty_stdin_is_eof_at_once(factory):
-    done = factoryctl("--config", factory, "exec", "all", "-o", "json", "--", "wc", "-c", stdin=b"")
+    done = run_cli("--config", factory, "exec", "all", "-o", "json", "--", "wc", "-c", stdin=b"")
     assert done.returncode == 0, done.stderr
     import json
 

@@ -24,7 +24,7 @@ as_root = pytest.mark.skipif(os.geteuid() != 0, reason="making a file another us
 
 @as_root
 def test_a_planted_local_zipapp_never_runs_on_the_node(ssh_node, tmp_path, monkeypatch):
-    monkeypatch.setattr(bundle, "_FALLBACK", [], raising=False)
+    monkeypatch.setattr(bundle, "_FALLBACK", [])
     shared = tmp_path / "sharedcache"
     shared.mkdir()
     shared.chmod(0o1777)

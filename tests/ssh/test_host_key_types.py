@@ -21,6 +21,8 @@ from factoryctl.errors import ExitCode, NodeError
 from factoryctl.transport.known_hosts import HostKeyStatus, KnownHosts, fingerprint
 from factoryctl.transport.ssh_pool import SshPool
 
+pytestmark = pytest.mark.sshd  # `multi` starts its own sshd (start_sshd), not through the fixtures
+
 ED25519 = base64.b64encode(b"\x00\x00\x00\x0bssh-ed25519" + b"k" * 36).decode()
 ED25519_OTHER = base64.b64encode(b"\x00\x00\x00\x0bssh-ed25519" + b"o" * 36).decode()
 ECDSA = base64.b64encode(b"\x00\x00\x00\x13ecdsa-sha2-nistp256" + b"e" * 40).decode()

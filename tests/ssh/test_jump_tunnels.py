@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ from typing import Any
 
 import pytest
 from paramiko.common import MSG_CHANNEL_CLOSE, MSG_CHANNEL_DATA, MSG_CHANNEL_FAILURE, MSG_CHANNEL_WINDOW_ADJUST
+from relays import Relay, relayed_node
 from sshd_fixture import PATIENT, SshdServer
 
 from factoryctl.errors import NodeError
@@ -31,7 +33,10 @@ NODES = 12
 
 @dataclasses.dataclass
 class Behind:
-    """A pool whose nodes `behind-*` are the session sshd, reached through the jump host `jumpy` (its own sshd)."""
+    """A pool whose nodes `behind-*` are the session sshd, reached through the jump host `jumpy` (its own sshd).
+
+    `jumpy` is reached through a relay (`_HeldHangUp`), so a test can break the jump connection at our end only.
+    """
 
     pool: SshPool
     jump_server: SshdServer
@@ -54,19 +59,36 @@ class Behind:
         return [line for line in log.splitlines() if "nonexistent channel" in line]
 
 
+class _HeldHangUp(Relay):
+    """Forwards both ways; once our side stops sending, the jump host's sshd is told only when `let_go` is set."""
+
+    def __init__(self, upstream: int) -> None:
+        super().__init__(upstream)
+        self.let_go = threading.Event()
+
+    def hung_up_from(self, from_client: bool) -> None:
+        if from_client:
+            self.let_go.wait(60)  # the server's write end is shut after this: until then it keeps the connection
+
+
 @pytest.fixture
 def behind(sshd: SshdServer, sshd_factory: Callable[..., SshdServer], tmp_path: Path) -> Iterator[Behind]:
     jump_server = sshd_factory()
-    config = tmp_path / "ssh_config"
-    config.write_text(
-        "Host behind-*\n  HostName 127.0.0.1\n  ProxyJump jumpy\n\n"
-        f"Host jumpy\n  HostName 127.0.0.1\n  Port {jump_server.port}\n  User {jump_server.user}\n"
-        f"  IdentityFile {jump_server.user_key}\n"
-    )
-    known_hosts = jump_server.write_known_hosts(sshd.write_known_hosts(tmp_path / "known_hosts"))
-    pool = SshPool(dataclasses.replace(PATIENT, ssh_config=config))
-    yield Behind(pool, jump_server, lambda name: sshd.node(name, known_hosts, host="behind-1"))
-    pool.close()
+    relay = _HeldHangUp(jump_server.port)
+    with relayed_node(relay, jump_server, tmp_path, "jumpy") as jump_spec:  # trusted at the relay's port
+        config = tmp_path / "ssh_config"
+        config.write_text(
+            "Host behind-*\n  HostName 127.0.0.1\n  ProxyJump jumpy\n\n"
+            f"Host jumpy\n  HostName 127.0.0.1\n  Port {jump_spec.port}\n  User {jump_server.user}\n"
+            f"  IdentityFile {jump_server.user_key}\n"
+        )
+        known_hosts = sshd.write_known_hosts(Path(jump_spec.known_hosts))
+        pool = SshPool(dataclasses.replace(PATIENT, ssh_config=config))
+        try:
+            yield Behind(pool, jump_server, lambda name: sshd.node(name, known_hosts, host="behind-1"))
+        finally:
+            relay.let_go.set()
+            pool.close()
 
 
 def _exec_and_leave(behind: Behind, name: str) -> None:
@@ -166,18 +188,17 @@ def test_a_tunnel_closed_while_a_message_on_it_is_on_its_way_keeps_the_jump_conn
     assert behind.jump() is jump
 
 
-def test_closing_a_node_whose_jump_connection_broke_is_quiet(behind, monkeypatch):
+def test_closing_a_node_whose_jump_connection_broke_is_quiet(behind):
     """A jump connection whose socket broke (paramiko's send raises a bare EOFError) does not fail a node's close.
 
-    That close used to raise the EOFError, which reached the user as `c5: EOFError: `.
+    That close used to raise the EOFError, which reached the user as `c5: EOFError: `. The socket is broken for
+    sending (shut down: a send fails with EPIPE) while the jump host's sshd, behind a relay that holds our hang-up
+    back, keeps the connection open: the jump's transport is still active when the node's close sends on it.
     """
     jump = behind.jump()
     node = behind.pool.connect(behind.node("n1"))
-
-    def broken(message: Any) -> None:
-        raise EOFError()
-
-    monkeypatch.setattr(jump.transport, "_send_user_message", broken)
+    jump.transport.sock.shutdown(socket.SHUT_WR)  # our end of the jump connection can send no more
+    assert jump.transport.is_active()  # nothing told it yet: the node's close is the first to find out
     node.close()
     assert not node.transport.is_active()
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sshd_fixture import free_port
+
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.transport import ssh_node
 from factoryctl.transport.ssh import SshOptions
@@ -69,16 +71,12 @@ def test_proxyjump_shares_one_jump_connection(isolated_home, sshd, known_hosts):
 
 
 def test_proxyjump_to_a_dead_port_is_refused(isolated_home, sshd, known_hosts):
-    import socket
-
     import pytest
 
     from factoryctl.errors import NodeError
 
     _write_config(isolated_home, sshd, jump=True)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # nothing listens there
     spec = NodeSpec("n1", "behind-1", port=port, known_hosts=str(known_hosts))
     try:
         with pytest.raises(NodeError) as caught:
@@ -111,17 +109,13 @@ def test_unknown_jump_host_key_names_the_jump_host(isolated_home, sshd, tmp_path
 def test_nodes_lists_the_port_the_connection_uses(isolated_home, tmp_path, cli):
     """`nodes -o json` shows ~/.ssh/config's Port for a host factory.yaml gives none (it said 22), and re-reads
     the file when it changes; a local node has no port."""
-    import socket
-
     ssh_dir = isolated_home / ".ssh"
     ssh_dir.mkdir()
     config = tmp_path / "factory.yaml"
     config.write_text("nodes:\n  far: {host: far-alias}\n  here: {transport: local, sim: h100-sxm}\n")
     ports = {}
     for turn in (1, 2):
-        with socket.socket() as probe:  # a port nothing listens on: the node is refused, quickly
-            probe.bind(("127.0.0.1", 0))
-            dead = probe.getsockname()[1]
+        dead = free_port()  # nothing listens there
         (ssh_dir / "config").write_text(f"Host far-alias\n  HostName 127.0.0.1\n  Port {dead}\n")
         result = cli("--config", str(config), "nodes", "-o", "json", "--timeout", "5")
         items = {item["node"]: item for item in result.json()["items"]}

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
+from sshd_fixture import free_port
 
 from factoryctl.transport.known_hosts import KnownHosts
 
@@ -101,9 +100,7 @@ def test_check_walks_every_step(cli, factory, sshd):
 
 
 def test_check_names_the_failing_step_and_the_fix(cli, factory):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # nothing listens there
     r = cli("--config", factory(f"  dead: {{host: 127.0.0.1, port: {port}}}"), "nodes", "check", "dead,n1")
     assert r.exit_code == 4
     lines = r.stdout.splitlines()

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from nonroot import as_non_root, needs_non_root
 from store_size_limit import cap_at_current_size
 
 from factoryctl.model.telemetry import GpuSample, NodeSample
@@ -154,16 +158,36 @@ def test_readonly_open_of_missing_store_says_how_to_make_one(tmp_path: Path) -> 
         Store(tmp_path / "none.db", readonly=True)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
+#: Write one sample into the store argv[1] and print the StoreError's message (exit 3), in a process of its own.
+WRITE_ONE_SAMPLE = """
+import sys
+from factoryctl.model.telemetry import GpuSample, NodeSample
+from factoryctl.store.sqlite import Store, StoreError
+from pathlib import Path
+try:
+    Store(Path(sys.argv[1])).write([NodeSample("n1", 1700000040.0, gpus=(GpuSample("n1", 0, power_w=300.0),))])
+except StoreError as exc:
+    print(exc)
+    sys.exit(3)
+"""
+
+
+@needs_non_root
 def test_read_only_file_gives_a_clear_error(store: Store) -> None:
+    """Run by a user the permissions apply to (root ignores them: as root the write runs as nobody)."""
     store.close()
     os.chmod(store.path, 0o444)
     os.chmod(store.path.parent, 0o555)
     try:
-        with pytest.raises(StoreError, match=r"read-only|cannot open"):
-            Store(store.path).write([sample()])
+        argv = as_non_root([sys.executable, "-c", WRITE_ONE_SAMPLE, str(store.path)])
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
     finally:
         os.chmod(store.path.parent, 0o755)
+    assert done.returncode == 3, done.stderr
+    assert re.search(r"read-only|cannot open", done.stdout), done.stdout
+    reader = Store(store.path, readonly=True)
+    assert reader.newest_sample_time() is None  # nothing was written
+    reader.close()
 
 
 def test_read_only_connection_gives_a_clear_error(store: Store) -> None:

@@ -6,8 +6,9 @@ killed it silently with exit 129. A node the live controller stopped watching wa
 
 from __future__ import annotations
 
+import os
+import select
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ import urllib.request
 from pathlib import Path
 
 from reaping import reaped
+from sshd_fixture import free_port
 from waiting import wait_for
 
 from factoryctl.cli.metrics import MetricsSource
@@ -39,10 +41,18 @@ def scrape(port: int) -> str:
         return ""
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def read_until(proc: subprocess.Popen[bytes], wanted: str, within: float = 60.0) -> str:
+    """What `proc` wrote on stderr up to and including `wanted`; AssertionError if it did not come `within` s."""
+    assert proc.stderr is not None
+    fd, seen = proc.stderr.fileno(), b""
+    deadline = time.monotonic() + within
+    while wanted.encode() not in seen:
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        chunk = os.read(fd, 65536) if ready else b""
+        said = seen.decode(errors="replace")
+        assert chunk, f"{wanted!r} not on stderr within {within:g} s (exit status {proc.poll()}): {said!r}"
+        seen += chunk
+    return seen.decode()
 
 
 def test_sighup_reloads_the_nodes_and_a_broken_file_is_refused(tmp_path: Path) -> None:
@@ -58,12 +68,12 @@ def test_sighup_reloads_the_nodes_and_a_broken_file_is_refused(tmp_path: Path) -
         wait_for(lambda: 'Hostname="n2"' in scrape(port), timeout=60, what="n2 exported after SIGHUP")
         config.write_text("nodes: [oops\n")
         proc.send_signal(signal.SIGHUP)
-        time.sleep(1)
+        refused = read_until(proc, "reload refused")  # the bad file was read and refused: now it must still serve
         assert proc.poll() is None
         assert 'Hostname="n2"' in scrape(port)  # still serving what it had
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=20)
-    text = err.decode()
+    text = refused + err.decode()
     assert f"reloaded {config}: 2 nodes" in text
     assert "factoryctl: metrics: reload refused, keeping the previous configuration: " in text
     assert proc.returncode == 143  # SIGTERM still ends it as before

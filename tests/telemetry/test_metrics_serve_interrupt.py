@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from reaping import reaped
+from sshd_fixture import free_port
 
 FACTORY = "name: lab\nnodes:\n  n1: {transport: local, sim: {profile: h100-sxm, gpus: 1}}\n"
 
@@ -34,15 +35,12 @@ def test_ctrl_c_ends_metrics_serve_with_130(tmp_path: Path) -> None:
 
 def test_quiet_metrics_serve_prints_nothing_but_serves(tmp_path: Path) -> None:
     """`-q` means nothing but errors on stderr: `serving http://...` was printed anyway."""
-    import socket
     import time
     import urllib.request
 
     config = tmp_path / "factory.yaml"
     config.write_text(FACTORY)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     argv = [sys.executable, "-m", "factoryctl", "-q", "--config", str(config), "metrics", "serve", "--port", str(port)]
     with reaped(subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)) as proc:
         body = b""

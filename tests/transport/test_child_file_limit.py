@@ -24,15 +24,23 @@ USER_SOFT = 1024
 PRINT_SOFT_LIMIT = "import resource; print(resource.getrlimit(resource.RLIMIT_NOFILE)[0])"
 
 
+def as_a_fresh_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forget what host_limits remembers of this process (read the user's limit, raised it), as at its start.
+
+    host_limits has no public way to forget: its module state is set back directly, each name checked to exist
+    (`raising`), so a renamed one fails here instead of leaving the state of an earlier test in place.
+    """
+    for name, fresh in (("_raised", False), ("_user_read", False), ("_user_limits", None)):
+        monkeypatch.setattr(host_limits, name, fresh, raising=True)
+
+
 @pytest.fixture
 def raised_limit(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
     """This process started with USER_SOFT and then raised it for a fleet; yields the raised soft limit."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     assert hard == resource.RLIM_INFINITY or hard > USER_SOFT, "the machine's hard limit leaves nothing to raise"
     resource.setrlimit(resource.RLIMIT_NOFILE, (USER_SOFT, hard))
-    monkeypatch.setattr(host_limits, "_raised", False)  # as a fresh process, which has read and raised nothing
-    monkeypatch.setattr(host_limits, "_user_read", False)
-    monkeypatch.setattr(host_limits, "_user_limits", None)
+    as_a_fresh_process(monkeypatch)
     try:
         host_limits.raise_open_file_limit()
         raised = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
@@ -89,9 +97,7 @@ def test_before_any_raise_a_command_is_started_as_it_is(monkeypatch: pytest.Monk
     """Small fleets pay nothing: no wrapper while the limit is the user's own, though a raise is possible."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (USER_SOFT, hard))
-    monkeypatch.setattr(host_limits, "_raised", False)
-    monkeypatch.setattr(host_limits, "_user_read", False)
-    monkeypatch.setattr(host_limits, "_user_limits", None)
+    as_a_fresh_process(monkeypatch)
     try:
         assert host_limits.with_user_file_limit(["true", "x"]) == ["true", "x"]
     finally:
