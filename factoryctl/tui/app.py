@@ -33,6 +33,8 @@ from factoryctl.tui.widgets.filter_bar import FilterBar
 from factoryctl.tui.widgets.node_table import NodeTable
 
 if TYPE_CHECKING:
+    from rich.console import RenderableType
+
     from factoryctl.config import FactoryConfig
 
 #: Never ask for snapshots faster than this, whatever the configured interval.
@@ -95,11 +97,19 @@ class DashboardApp(App[None]):
         self.snapshots_taken = 0
         #: The first unhandled exception; `run_dashboard` raises it again once the terminal is restored.
         self.crashed: Exception | None = None
+        #: Whether `exit()` was called (`q`, Ctrl-C, a signal). Textual mounts no widget from then on, yet a screen
+        #: being composed still gets its Mount event: see `factoryctl.tui.screens.lifecycle`.
+        self.exiting = False
         self._fetching = False
         self._last_failure: str | None = None
         self._last_price_error: str | None = None
         self.title = f"factoryctl · {services.factory_name}"
         self.sub_title = "read-only" if read_only else ""
+
+    def exit(self, result: None = None, return_code: int = 0, message: RenderableType | None = None) -> None:
+        """Quit, by any path; from here on no snapshot is published (a screen being built may lack its widgets)."""
+        self.exiting = True
+        super().exit(result, return_code, message)
 
     def _handle_exception(self, error: Exception) -> None:
         """An unhandled exception: quit, keeping it for the CLI's boundary (one sentence; a traceback with --debug).
@@ -157,8 +167,10 @@ class DashboardApp(App[None]):
         self.post_message(self.SnapshotTaken(snapshot))
 
     def on_dashboard_app_snapshot_taken(self, message: SnapshotTaken) -> None:
-        """Publish the snapshot to every screen."""
+        """Publish the snapshot to every screen (not once quitting: nothing more is drawn)."""
         self._fetching = False
+        if self.exiting:
+            return
         self._last_failure = None
         self.snapshots_taken += 1
         self.snapshot = message.snapshot
@@ -173,7 +185,7 @@ class DashboardApp(App[None]):
     def on_dashboard_app_snapshot_failed(self, message: SnapshotFailed) -> None:
         """Say so once per distinct failure; keep showing the last good snapshot."""
         self._fetching = False
-        if message.reason != self._last_failure:
+        if message.reason != self._last_failure and not self.exiting:
             self._last_failure = message.reason
             self.notify(message.reason, title="no new data", severity="error", timeout=8)
 

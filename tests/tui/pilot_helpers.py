@@ -1,9 +1,55 @@
-"""Helpers of the dashboard's Pilot tests: wait for the app without sleeping, and read a renderable as text."""
+"""Helpers of the dashboard's Pilot tests: wait for the app without sleeping, read a renderable as text, and keep
+what the app notified (its toasts vanish after their timeout; Textual's own list of them is private)."""
 
 from __future__ import annotations
 
+import html
+import inspect
+import re
 import time
 from collections.abc import Callable
+from pathlib import Path
+
+from textual.notifications import Notification, SeverityLevel
+
+from factoryctl.live.services import DashboardServices
+from factoryctl.tui.app import DashboardApp
+
+
+class RecordingApp(DashboardApp):
+    """The dashboard, keeping in `notified` every notification it raised, in order (built as `make_app` builds it).
+
+    Every toast goes through `App.notify` (a screen's or a widget's `notify` calls the app's), so none is missed.
+    """
+
+    CSS_PATH = Path(inspect.getfile(DashboardApp)).with_name("dashboard.tcss")  # Textual reads it next to the class
+
+    def __init__(
+        self,
+        services: DashboardServices,
+        read_only: bool = False,
+        target: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(services, read_only=read_only, target=target, clock=clock)
+        self.notified: list[Notification] = []
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        self.notified.append(Notification(message, title, severity, markup=markup))
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+
+
+def last_notice(app: RecordingApp) -> str:
+    """The message of the app's latest notification ("" before the first)."""
+    return app.notified[-1].message if app.notified else ""
 
 
 async def wait_until(pilot, condition: Callable[[], object], timeout: float = 5.0, what: str = "condition") -> None:
@@ -55,3 +101,23 @@ async def confirm_by_keys(pilot) -> None:
     # a first Enter on the button itself shows its press for 0.2 s, when Textual ignores another
     await wait_until(pilot, lambda: not button.has_class("-active"), what="the button's press shown")
     await pilot.press("enter")
+
+
+#: One run of text in Rich's SVG export: its x (in pixels), its length in pixels, its line, and the text.
+SVG_TEXT = re.compile(r'<text [^>]*?x="([\d.]+)"[^>]*?textLength="([\d.]+)"[^>]*?-line-(\d+)\)"[^>]*>(.*?)</text>')
+
+
+def screen_text(app: DashboardApp) -> str:
+    """What the terminal shows now, as plain lines: Textual's screenshot (`export_screenshot`, an SVG) read back.
+
+    Each run of text sits at its column (x over a cell's width); styles and backgrounds are left out.
+    """
+    lines: dict[int, list[str]] = {}
+    for x, length, line, escaped in SVG_TEXT.findall(app.export_screenshot()):
+        text = html.unescape(escaped).replace("\xa0", " ")
+        cell = float(length) / len(text)
+        row = lines.setdefault(int(line), [])
+        column = round(float(x) / cell)
+        row.extend(" " * (column - len(row)))
+        row[column : column + len(text)] = list(text)
+    return "\n".join("".join(lines.get(y, [])).rstrip() for y in range(app.size.height))

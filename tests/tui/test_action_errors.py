@@ -9,9 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from factory_data import FrozenServices
-from pilot_helpers import confirm_by_keys, first_snapshot, wait_until
+from pilot_helpers import RecordingApp, confirm_by_keys, first_snapshot, last_notice, wait_until
 
-from factoryctl.tui.app import make_app
 from factoryctl.tui.screens.main import MainScreen
 
 
@@ -29,13 +28,13 @@ class BuggyServices(FrozenServices):
 
 async def test_an_unexpected_error_in_a_drain_is_notified_and_the_app_lives() -> None:
     services = BuggyServices()
-    app = make_app(services)
+    app = RecordingApp(services)
     async with app.run_test() as pilot:
         await first_snapshot(pilot)
         await pilot.press("d", *"bad fan")
         await confirm_by_keys(pilot)
-        await wait_until(pilot, lambda: app._notifications, what="the failure toast")
-        toast = list(app._notifications)[-1]
+        await wait_until(pilot, lambda: app.notified, what="the failure toast")
+        toast = app.notified[-1]
         assert toast.message.startswith("unexpected error: KeyError: 'rack'")
         assert toast.severity == "error"
         assert services.calls == [("drain", "demo01", "bad fan")]
@@ -44,11 +43,11 @@ async def test_an_unexpected_error_in_a_drain_is_notified_and_the_app_lives() ->
 
 async def test_an_unexpected_error_in_a_power_cap_is_notified() -> None:
     services = BuggyServices()
-    app = make_app(services)
+    app = RecordingApp(services)
     async with app.run_test() as pilot:
         await first_snapshot(pilot)
         await pilot.press("p", *"450")
         await confirm_by_keys(pilot)
-        await wait_until(pilot, lambda: app._notifications, what="the failure toast")
-        assert list(app._notifications)[-1].message.startswith("unexpected error: ZeroDivisionError: division by zero")
+        await wait_until(pilot, lambda: app.notified, what="the failure toast")
+        assert last_notice(app).startswith("unexpected error: ZeroDivisionError: division by zero")
         assert services.calls == [("set_power_cap", "demo01", 450.0)]

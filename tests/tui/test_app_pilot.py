@@ -7,13 +7,23 @@ import threading
 
 import pytest
 from factory_data import T0, FrozenServices, fixed_snapshot
-from pilot_helpers import confirm_by_keys, first_snapshot, plain, wait_until, when_armed
+from pilot_helpers import (
+    RecordingApp,
+    confirm_by_keys,
+    first_snapshot,
+    last_notice,
+    plain,
+    screen_text,
+    wait_until,
+    when_armed,
+)
 from textual.widgets import Static
 
 from factoryctl.model.telemetry import NodeSample
 from factoryctl.tui.app import make_app
 from factoryctl.tui.renderables.node_rows import line_width, widths_for
 from factoryctl.tui.screens.confirm import ConfirmScreen
+from factoryctl.tui.screens.guarded_dialog import GuardedDialog
 from factoryctl.tui.screens.help import HelpScreen
 from factoryctl.tui.screens.main import MainScreen
 from factoryctl.tui.screens.node import NodeScreen
@@ -244,7 +254,7 @@ async def test_resume_needs_confirmation(services: FrozenServices) -> None:
 
 
 async def test_power_cap_shows_the_range_clamps_and_reports(services: FrozenServices) -> None:
-    app = make_app(services)
+    app = RecordingApp(services)
     async with app.run_test() as pilot:
         await first_snapshot(pilot)
         await pilot.press("p", *"450", "escape")  # cancelled: nothing sent
@@ -252,7 +262,7 @@ async def test_power_cap_shows_the_range_clamps_and_reports(services: FrozenServ
         table(app).move_cursor(row=4)  # demo05, down: nothing to cap
         await pilot.press("p")
         assert isinstance(app.screen, MainScreen)
-        assert "demo05 is not reachable" in list(app._notifications)[-1].message
+        assert "demo05 is not reachable" in last_notice(app)
         assert services.calls == []
         table(app).move_cursor(row=0)
         await pilot.press("p")
@@ -264,8 +274,8 @@ async def test_power_cap_shows_the_range_clamps_and_reports(services: FrozenServ
         await confirm_by_keys(pilot)
         await wait_until(pilot, lambda: services.calls, what="the cap call")
         assert services.calls == [("set_power_cap", "demo01", 150.0)]
-        await wait_until(pilot, lambda: "capped" in list(app._notifications)[-1].message, what="the result toast")
-        assert "8 GPUs capped at 200 W (clamped from 150 W)" in list(app._notifications)[-1].message
+        await wait_until(pilot, lambda: "capped" in last_notice(app), what="the result toast")
+        assert "8 GPUs capped at 200 W (clamped from 150 W)" in last_notice(app)
 
 
 async def test_actions_from_the_node_screen(services: FrozenServices) -> None:
@@ -344,35 +354,25 @@ class BrokenServices(FrozenServices):
 
 
 async def test_a_failing_source_is_reported_once_and_the_app_lives() -> None:
-    app = make_app(BrokenServices())
+    app = RecordingApp(BrokenServices())
     async with app.run_test() as pilot:
-        await wait_until(pilot, lambda: app._notifications, what="the failure toast")
-        assert "store unreadable" in list(app._notifications)[-1].message
+        await wait_until(pilot, lambda: app.notified, what="the failure toast")
+        assert "store unreadable" in last_notice(app)
         app.request_snapshot()
         await pilot.pause()
-        assert len(app._notifications) == 1
+        assert len(app.notified) == 1
         assert isinstance(app.screen, MainScreen)
-
-
-def test_no_color_is_respected(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NO_COLOR", "1")
-    assert make_app(FrozenServices()).no_color
 
 
 async def test_a_bad_prices_file_is_named_once_in_a_notification() -> None:
     bad = "prices.csv:2: bad price row: Invalid isoformat string: '[not a time]'"  # no markup
-    app = make_app(FrozenServices(fixed_snapshot(price_error=bad)))
+    app = RecordingApp(FrozenServices(fixed_snapshot(price_error=bad)))
     async with app.run_test() as pilot:
-        await wait_until(pilot, lambda: app._notifications, what="the price toast")
-        assert bad in list(app._notifications)[-1].message
+        await wait_until(pilot, lambda: app.notified, what="the price toast")
+        assert bad in last_notice(app)
         app.request_snapshot()
         await wait_until(pilot, lambda: app.snapshots_taken >= 2, what="a second snapshot")
-        assert len(app._notifications) == 1
-
-
-def screen_text(app) -> str:
-    """What the terminal shows now (the composed frame), as plain lines."""
-    return "\n".join(strip.text.rstrip() for strip in app.screen._compositor.render_strips())
+        assert len(app.notified) == 1
 
 
 class StallingServices(FrozenServices):
@@ -428,7 +428,8 @@ async def test_a_node_that_never_answered_shows_no_seen_time() -> None:
         assert "seen 11:06:28Z" in str(app.screen.query_one("#node-summary").render())
 
 
-async def test_dialog_keys_q_and_n_cancel_y_confirms(services: FrozenServices) -> None:
+async def test_dialog_keys_q_and_n_cancel_y_confirms(services: FrozenServices, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(GuardedDialog, "ARM_DELAY_S", 0.0)  # keys one by one: not about the arming delay
     app = make_app(services)
     async with app.run_test() as pilot:
         await first_snapshot(pilot)
@@ -472,12 +473,12 @@ async def test_a_dialog_footer_shows_the_dialog_keys(services: FrozenServices) -
 
 
 async def test_resume_on_a_node_that_is_not_drained_says_so(services: FrozenServices) -> None:
-    app = make_app(services)
+    app = RecordingApp(services)
     async with app.run_test() as pilot:
         await first_snapshot(pilot)
         await pilot.press("r")  # demo01 is schedulable
         assert isinstance(app.screen, MainScreen)
-        assert list(app._notifications)[-1].message == "demo01 is not drained."
+        assert last_notice(app) == "demo01 is not drained."
         assert services.calls == []
 
 

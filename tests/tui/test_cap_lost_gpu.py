@@ -9,12 +9,11 @@ from __future__ import annotations
 import dataclasses
 
 from factory_data import FrozenServices, fixed_snapshot, gpu, node
-from pilot_helpers import confirm_by_keys, first_snapshot, wait_until
+from pilot_helpers import RecordingApp, confirm_by_keys, first_snapshot, last_notice, wait_until
 from textual.widgets import Label
 
 from factoryctl.model.telemetry import NodeSample
 from factoryctl.tui import text as fmt
-from factoryctl.tui.app import make_app
 from factoryctl.tui.screens.power_cap import PowerCapScreen, addressed_note, answering_gpus
 
 LOST_FIELDS = ("uuid", "utilization_pct", "power_w", "power_limit_w", "power_limit_min_w", "power_limit_max_w")
@@ -50,7 +49,7 @@ async def test_a_node_with_a_lost_gpu_is_capped_on_the_others() -> None:
     snapshot = fixed_snapshot()
     nodes = tuple(with_lost(1, (1,)) if n.node == "demo01" else n for n in snapshot.nodes)
     services = FrozenServices(dataclasses.replace(snapshot, nodes=nodes))
-    app = make_app(services)
+    app = RecordingApp(services)
     async with app.run_test(size=(120, 40)) as pilot:
         await first_snapshot(pilot)
         await pilot.press("p")
@@ -62,18 +61,18 @@ async def test_a_node_with_a_lost_gpu_is_capped_on_the_others() -> None:
         await confirm_by_keys(pilot)
         await wait_until(pilot, lambda: services.calls, what="the cap call")
         assert services.calls == [("set_power_cap", "demo01", 300.0, [0, 2, 3, 4, 5, 6, 7])]
-        await wait_until(pilot, lambda: "capped" in list(app._notifications)[-1].message, what="the result")
-        assert "demo01: 7 GPUs capped at 300 W" in list(app._notifications)[-1].message
+        await wait_until(pilot, lambda: "capped" in last_notice(app), what="the result")
+        assert "demo01: 7 GPUs capped at 300 W" in last_notice(app)
 
 
 async def test_a_node_whose_gpus_are_all_lost_says_so() -> None:
     snapshot = fixed_snapshot()
     nodes = tuple(with_lost(1, tuple(range(8))) if n.node == "demo01" else n for n in snapshot.nodes)
     services = FrozenServices(dataclasses.replace(snapshot, nodes=nodes))
-    app = make_app(services)
+    app = RecordingApp(services)
     async with app.run_test() as pilot:
         await first_snapshot(pilot)
         await pilot.press("p")
         assert not isinstance(app.screen, PowerCapScreen)
-        assert "No GPU of demo01 answers" in list(app._notifications)[-1].message
+        assert "No GPU of demo01 answers" in last_notice(app)
         assert services.calls == []

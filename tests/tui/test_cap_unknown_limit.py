@@ -36,7 +36,13 @@ def test_a_known_cap_is_described_as_before() -> None:
 
 
 class CappingSession:
-    """The live session of a node whose GPUs took the cap but could not say to what."""
+    """The live session of a node whose GPUs took the cap but could not say to what.
+
+    A stub, not the simulated agent: the agent sets a GPU and reads its new limit back within one request
+    (`_set_limits` in factoryctl/agent/server.py), so `factoryctl sim inject --lost` lands either before the set
+    (which then fails: nothing is capped) or after the read-back (which already has the value). No real fault makes
+    that one read-back fail, so the answer the agent gives then is played by this session.
+    """
 
     def set_power_limit(self, watts: float, gpus: list[int] | None, clamp: bool) -> list[dict[str, Any]]:
         return [dict(a) for a in UNKNOWN]
@@ -48,6 +54,7 @@ def test_the_dashboards_event_says_the_new_limit_is_unknown(tmp_path: Path) -> N
     try:  # threads never started: the node's link is handed a session by hand
         services._nodes["n1"].link._set_session(CappingSession())  # type: ignore[arg-type]
         answers = services.set_power_cap("n1", 450)
+        # not `snapshot()`: it starts the collector, which would sample through the stub
         (event,) = [e for e in services._all_events(0.0) if e.kind == "power_limit"]
     finally:
         services.close()

@@ -6,9 +6,8 @@ import dataclasses
 
 import pytest
 from factory_data import FrozenServices, fixed_snapshot
-from pilot_helpers import first_snapshot, wait_until
+from pilot_helpers import RecordingApp, first_snapshot, last_notice, wait_until
 
-from factoryctl.tui.app import make_app
 from factoryctl.tui.view import filter_nodes, node_rows
 from factoryctl.tui.widgets.node_table import NodeTable
 
@@ -50,7 +49,7 @@ def test_rack_words_match_the_rack_not_a_letter_of_the_name() -> None:
 
 
 async def test_the_filter_bar_says_why_a_typo_shows_no_node_and_a_kept_one_notifies() -> None:
-    app = make_app(FrozenServices())
+    app = RecordingApp(FrozenServices())
     async with app.run_test(size=(120, 30)) as pilot:
         await first_snapshot(pilot)
         table = app.screen.query_one(NodeTable)
@@ -58,7 +57,7 @@ async def test_the_filter_bar_says_why_a_typo_shows_no_node_and_a_kept_one_notif
         assert table.rows_shown == []
         assert "unknown group `@nosuch`" in str(table.border_subtitle)
         await pilot.press("enter")
-        await wait_until(pilot, lambda: app._notifications, what="the filter's notification")
-        assert "unknown group `@nosuch`" in list(app._notifications)[-1].message
+        await wait_until(pilot, lambda: app.notified, what="the filter's notification")
+        assert "unknown group `@nosuch`" in last_notice(app)
         await pilot.press("escape")
         assert "unknown group" not in str(table.border_subtitle)

@@ -10,15 +10,13 @@ Esc always closes a dialog, even inside a burst.
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from factory_data import FrozenServices
-from pilot_helpers import confirm_by_keys, first_snapshot, wait_until, when_armed
+from pilot_helpers import RecordingApp, confirm_by_keys, first_snapshot, last_notice, wait_until, when_armed
 from textual import events
 from textual.widgets import Input, Label
 
-from factoryctl.tui.app import DashboardApp, make_app
+from factoryctl.tui.app import DashboardApp
 from factoryctl.tui.screens.confirm import ConfirmScreen
 from factoryctl.tui.screens.guarded_dialog import GuardedDialog
 from factoryctl.tui.screens.main import MainScreen
@@ -41,15 +39,31 @@ def burst(app: DashboardApp, text: str, enter: bool = True) -> None:
         app.post_message(key("\r"))
 
 
-async def type_at_typing_speed(app: DashboardApp, text: str, per_key_s: float = 0.1) -> None:
-    """Post the keys of `text` one by one, `per_key_s` apart (100 ms: a fast typist), as a person typing does."""
+@pytest.fixture
+def no_arming_delay(monkeypatch: pytest.MonkeyPatch) -> None:
+    """For text typed at typing speed: its Enter comes after the dialog's arming delay, so none is waited for."""
+    monkeypatch.setattr(GuardedDialog, "ARM_DELAY_S", 0.0)
+
+
+async def type_key_by_key(pilot, text: str) -> None:
+    """Post the keys of `text` one by one, each handled before the next comes, as a person typing does.
+
+    A fast typist's keys come 100 ms apart, long after the app handled the one before (a dialog a key opened has
+    its focus), and seldom within the 0.2 s a button shows a press (a Space on it), when Textual ignores another;
+    with `no_arming_delay` every Enter comes once the dialog counts keys, as at typing speed.
+    """
+    app = pilot.app
+
+    def settled() -> bool:
+        screen = app.screen
+        if not isinstance(screen, GuardedDialog):
+            return True
+        return screen.focus_given_at is not None and not screen.query("#confirm.-active")
+
     for character in text:
         app.post_message(key(character))
-        await asyncio.sleep(per_key_s)
-
-
-def last_notice(app: DashboardApp) -> str:
-    return list(app._notifications)[-1].message if app._notifications else ""
+        await pilot.pause()
+        await wait_until(pilot, settled, what="the key handled")
 
 
 def next_step_text(app: DashboardApp) -> str:
@@ -58,7 +72,7 @@ def next_step_text(app: DashboardApp) -> str:
 
 
 async def test_a_typed_burst_does_not_drain_the_node(services: FrozenServices, monkeypatch: pytest.MonkeyPatch) -> None:
-    app = make_app(services)
+    app = RecordingApp(services)
     # The arming delay lasts as long as this test needs (a loaded machine took longer than 0.5 s to get here).
     monkeypatch.setattr(GuardedDialog, "ARM_DELAY_S", 3600.0)
     async with app.run_test() as pilot:
@@ -82,18 +96,18 @@ async def test_a_typed_burst_does_not_drain_the_node(services: FrozenServices, m
         assert services.calls == [("drain", "demo01", "/tmp")]
 
 
+@pytest.mark.usefixtures("no_arming_delay")
 @pytest.mark.parametrize("line", ["ls -ld /tmp\r", "ls -ld /t\t\r", "dd if=x of=y\r"])
 async def test_a_command_typed_at_typing_speed_does_not_drain_the_node(services: FrozenServices, line: str) -> None:
     """Its Enter comes long after the arming delay: it focuses the confirm button and says what the next Enter does."""
-    app = make_app(services)
+    app = RecordingApp(services)
     async with app.run_test() as pilot:
         await first_snapshot(pilot)
-        await type_at_typing_speed(app, line)
-        await pilot.pause(0.3)
-        assert services.calls == [], "a command line typed into the dashboard drained a node"
+        await type_key_by_key(pilot, line)
         dialog = app.screen
-        assert isinstance(dialog, ConfirmScreen)
-        assert dialog.ready
+        assert isinstance(dialog, ConfirmScreen), "a command line typed into the dashboard closed the drain dialog"
+        await wait_until(pilot, lambda: dialog.ready, what="the Enter's first step")
+        assert services.calls == [], "a command line typed into the dashboard drained a node"
         assert dialog.focused is dialog.query_one("#confirm")
         assert next_step_text(app) == "Press Enter again to drain demo01; Esc cancels."
         await pilot.press("escape")
@@ -101,16 +115,17 @@ async def test_a_command_typed_at_typing_speed_does_not_drain_the_node(services:
         assert services.calls == []
 
 
+@pytest.mark.usefixtures("no_arming_delay")
 async def test_a_command_typed_on_a_drained_node_does_not_resume_it(services: FrozenServices) -> None:
     """The resume dialog has no input: its confirm button has the focus, and one Enter on it is not enough."""
-    app = make_app(services)
+    app = RecordingApp(services)
     async with app.run_test() as pilot:
         await first_snapshot(pilot)
         app.screen.query_one(NodeTable).move_cursor(row=2)  # demo03, drained
-        await type_at_typing_speed(app, "rm -f x.py y\r")  # its `y` before its Enter: no step
-        await pilot.pause(0.3)
-        assert isinstance(app.screen, ConfirmScreen)
-        assert app.screen.ready
+        await type_key_by_key(pilot, "rm -f x.py y\r")  # its `y` before its Enter: no step
+        dialog = app.screen
+        assert isinstance(dialog, ConfirmScreen)
+        await wait_until(pilot, lambda: dialog.ready, what="the Enter's first step")
         assert services.calls == []
         await pilot.press("y")  # no second step: it undoes the first
         assert isinstance(app.screen, ConfirmScreen)
@@ -121,14 +136,15 @@ async def test_a_command_typed_on_a_drained_node_does_not_resume_it(services: Fr
         assert services.calls == [("resume", "demo03")]
 
 
+@pytest.mark.usefixtures("no_arming_delay")
 async def test_a_command_typed_at_typing_speed_does_not_cap_the_node(services: FrozenServices) -> None:
-    app = make_app(services)
+    app = RecordingApp(services)
     async with app.run_test() as pilot:
         await first_snapshot(pilot)
-        await type_at_typing_speed(app, "p4500\r", per_key_s=0.15)  # its Enter once armed
-        await pilot.pause(0.3)
-        assert isinstance(app.screen, PowerCapScreen)
-        assert app.screen.ready
+        await type_key_by_key(pilot, "p4500\r")  # its Enter once armed
+        dialog = app.screen
+        assert isinstance(dialog, PowerCapScreen)
+        await wait_until(pilot, lambda: dialog.ready, what="the Enter's first step")
         assert services.calls == []
         assert next_step_text(app) == "Press Enter again to cap demo01 at 4500 W per GPU; Esc cancels."
         await pilot.press("shift+tab", "end", "0")  # back in the watts, a new value: its first step again
@@ -149,26 +165,28 @@ async def test_a_command_typed_at_typing_speed_does_not_cap_the_node(services: F
     ("lines", "reason"),
     [("ls -ld /tmp\rpwd\r", "/tmppwd"), ("cd /tmp\rls\r", "/tmpls"), ("ls -ld /tmp\ryes\r", "/tmpyes")],
 )
+@pytest.mark.usefixtures("no_arming_delay")
 async def test_two_command_lines_typed_at_typing_speed_do_not_drain_the_node(
     services: FrozenServices, lines: str, reason: str
 ) -> None:
     """The second line's first key undoes the first line's step and goes into the reason; its Enter is a first step."""
-    app = make_app(services)
+    app = RecordingApp(services)
     async with app.run_test() as pilot:
         await first_snapshot(pilot)
-        await type_at_typing_speed(app, lines)
-        await pilot.pause(0.3)
+        await type_key_by_key(pilot, lines)
+        dialog = app.screen
+        assert isinstance(dialog, ConfirmScreen), "two command lines typed into the dashboard closed the drain dialog"
+        await wait_until(pilot, lambda: dialog.ready, what="the second Enter's first step")
         assert services.calls == [], "two command lines typed into the dashboard drained a node"
-        assert isinstance(app.screen, ConfirmScreen)
         assert app.screen.query_one("#reason", Input).value.strip() == reason
 
 
+@pytest.mark.usefixtures("no_arming_delay")
 async def test_a_key_after_the_first_step_undoes_it_and_says_so(services: FrozenServices) -> None:
-    app = make_app(services)
+    app = RecordingApp(services)
     async with app.run_test() as pilot:
         await first_snapshot(pilot)
-        await type_at_typing_speed(app, "ls -ld /tmp\rp")
-        await pilot.pause()
+        await type_key_by_key(pilot, "ls -ld /tmp\rp")
         dialog = app.screen
         assert isinstance(dialog, ConfirmScreen)
         assert not dialog.ready
@@ -181,27 +199,30 @@ async def test_a_key_after_the_first_step_undoes_it_and_says_so(services: Frozen
         assert services.calls == [("drain", "demo01", "/tmpps")]
 
 
+@pytest.mark.usefixtures("no_arming_delay")
 async def test_a_typed_yes_does_not_resume_a_drained_node(services: FrozenServices) -> None:
-    app = make_app(services)
+    app = RecordingApp(services)
     async with app.run_test() as pilot:
         await first_snapshot(pilot)
         app.screen.query_one(NodeTable).move_cursor(row=2)  # demo03, drained
         await pilot.press("r")
-        await when_armed(pilot)
-        await type_at_typing_speed(app, "ls\ryes\r")
-        await pilot.pause(0.3)
+        await type_key_by_key(pilot, "ls\ryes\r")
+        dialog = app.screen
+        assert isinstance(dialog, ConfirmScreen), "a typed yes closed the resume dialog"
+        await wait_until(pilot, lambda: dialog.ready, what="the last Enter's first step")
         assert services.calls == [], "a typed yes resumed a node"
-        assert isinstance(app.screen, ConfirmScreen)
 
 
+@pytest.mark.usefixtures("no_arming_delay")
 async def test_two_values_typed_at_typing_speed_do_not_cap_the_node(services: FrozenServices) -> None:
-    app = make_app(services)
+    app = RecordingApp(services)
     async with app.run_test() as pilot:
         await first_snapshot(pilot)
-        await type_at_typing_speed(app, "p450\r450\r", per_key_s=0.15)  # its first Enter once armed
-        await pilot.pause(0.3)
+        await type_key_by_key(pilot, "p450\r450\r")  # its first Enter once armed
+        dialog = app.screen
+        assert isinstance(dialog, PowerCapScreen), "a second line of digits closed the cap dialog"
+        await wait_until(pilot, lambda: dialog.ready, what="the second Enter's first step")
         assert services.calls == [], "a second line of digits capped the node"
-        assert isinstance(app.screen, PowerCapScreen)
         assert app.screen.query_one("#watts", Input).value == "450450"
         assert next_step_text(app) == "Press Enter again to cap demo01 at 450450 W per GPU; Esc cancels."
 
@@ -209,7 +230,7 @@ async def test_two_values_typed_at_typing_speed_do_not_cap_the_node(services: Fr
 @pytest.mark.parametrize("armed_first", [False, True])
 async def test_a_burst_on_a_drained_node_does_not_resume_it(services: FrozenServices, armed_first: bool) -> None:
     """However slow the machine (the dialog armed by then or not), the burst's `y` and Enter are no second step."""
-    app = make_app(services)
+    app = RecordingApp(services)
     async with app.run_test() as pilot:
         await first_snapshot(pilot)
         app.screen.query_one(NodeTable).move_cursor(row=2)  # demo03, drained
@@ -226,7 +247,7 @@ async def test_a_burst_on_a_drained_node_does_not_resume_it(services: FrozenServ
 
 
 async def test_a_burst_does_not_cap_the_node(services: FrozenServices) -> None:
-    app = make_app(services)
+    app = RecordingApp(services)
     async with app.run_test() as pilot:
         await first_snapshot(pilot)
         burst(app, "p150")
@@ -241,7 +262,7 @@ async def test_a_burst_does_not_cap_the_node(services: FrozenServices) -> None:
 @pytest.mark.parametrize(("row", "text"), [(0, "d\x1b"), (0, "p4\x1b"), (2, "r\x1b"), (2, "rn")])
 async def test_esc_in_a_burst_closes_the_dialog(services: FrozenServices, row: int, text: str) -> None:
     """`d` + Esc read in one go: the Esc came before the dialog's input had focus, and still cancels."""
-    app = make_app(services)
+    app = RecordingApp(services)
     async with app.run_test() as pilot:
         await first_snapshot(pilot)
         app.screen.query_one(NodeTable).move_cursor(row=row)
@@ -254,7 +275,7 @@ async def test_esc_in_a_burst_closes_the_dialog(services: FrozenServices, row: i
 
 @pytest.mark.parametrize("text", ["ls -ld /tmp\r", "d\r", "p450\ry\r", "srep"])
 async def test_a_paste_on_the_main_screen_triggers_no_key(services: FrozenServices, text: str) -> None:
-    app = make_app(services)
+    app = RecordingApp(services)
     async with app.run_test(size=(120, 40)) as pilot:
         await first_snapshot(pilot)
         table = app.screen.query_one(NodeTable)
@@ -269,7 +290,7 @@ async def test_a_paste_on_the_main_screen_triggers_no_key(services: FrozenServic
 
 
 async def test_a_paste_into_the_drain_dialog_fills_the_reason_only(services: FrozenServices) -> None:
-    app = make_app(services)
+    app = RecordingApp(services)
     async with app.run_test() as pilot:
         await first_snapshot(pilot)
         await pilot.press("d")

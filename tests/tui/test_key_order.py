@@ -32,9 +32,13 @@ def post_burst(app: DashboardApp, text: str) -> None:
 
 
 async def settle(pilot, field: Input, expected: str) -> None:
-    """Let the burst through (every key), then give the app a moment more for a key that would come late."""
+    """Let the burst through (every key), then until the screen's widgets handled all they were sent by then.
+
+    A key that would come late (a Backspace on its round trip through the bindings) is in some queue still:
+    `pilot.pause()` lets every widget of the screen handle what it was sent before, then waits for the app to idle.
+    """
     await wait_until(pilot, lambda: field.value == expected, timeout=3.0, what=f"{expected!r} (got {field.value!r})")
-    await pilot.pause(0.2)
+    await pilot.pause()
 
 
 async def test_backspaces_then_letters_in_one_burst_edit_the_filter_in_order(services: FrozenServices) -> None:

@@ -21,6 +21,7 @@ from waiting import wait_for
 from factoryctl.demo import demo_config
 from factoryctl.live import services_polled
 from factoryctl.live.services_polled import PolledServices
+from factoryctl.sim.state import SimNode
 from factoryctl.store import open_store
 from factoryctl.telemetry.links import Backoff
 from factoryctl.tui.app import make_app
@@ -246,7 +247,8 @@ async def test_dashboard_on_live_agents_shows_a_node_going_down(slow_reconnect: 
 
 def test_an_injected_ecc_error_marks_the_node_unhealthy_with_an_event(live: PolledServices) -> None:
     live.snapshot()
-    live._nodes["demo01"].session.request("inject", gpus=[2], fault="ecc")  # as `factoryctl sim inject --ecc`
+    # what `factoryctl sim inject demo01/2 --ecc` does, on the node's simulated state (its agent reads it)
+    SimNode(live.config.state_dir / "sim", "demo01", factory=live.config.name).inject("ecc", [2])
     wait_for(lambda: not live.snapshot().node("demo01").healthy, 5.0, "demo01 unhealthy")
     events = [e for e in live.snapshot().events if e.node == "demo01"]
     assert [e.kind for e in events] == ["ecc"]

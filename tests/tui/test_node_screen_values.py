@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from factory_data import FrozenServices, fixed_history, fixed_snapshot, gpu, node
-from pilot_helpers import first_snapshot, plain
+from pilot_helpers import first_snapshot, plain, screen_text
 
 from factoryctl.live.services import DashboardEvent
 from factoryctl.model.telemetry import GpuSample
@@ -35,10 +35,6 @@ def b200(index: int, **over: object) -> GpuSample:
     }
     values.update(over)
     return gpu(1, index, **values)
-
-
-def screen_text(app) -> str:
-    return "\n".join(strip.text.rstrip() for strip in app.screen._compositor.render_strips())
 
 
 async def test_b200_values_are_shown_whole_in_the_gpu_table() -> None:

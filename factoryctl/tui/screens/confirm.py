@@ -17,6 +17,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Footer, Input, Label
 
 from factoryctl.tui.screens.guarded_dialog import ConfirmButton, GuardedDialog
+from factoryctl.tui.screens.lifecycle import quitting
 from factoryctl.tui.widgets.ordered_input import OrderedInput
 
 #: Single-letter answers, disabled while a text input has focus (the letters are typed there).
@@ -55,6 +56,8 @@ class ConfirmScreen(GuardedDialog[str | None]):
 
     def on_mount(self) -> None:
         """Focus the reason when there is one, else the confirm button (whose first Enter is only a first step)."""
+        if quitting(self):  # built as the dashboard quits: none of its widgets are there
+            return
         first = self.query_one("#reason", Input) if self.ask_reason is not None else self.query_one("#confirm", Button)
         self.give_first_focus(first)
 

@@ -12,6 +12,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from factoryctl.tui.screens.lifecycle import quitting
 from factoryctl.tui.screens.node_actions import WRITE_ACTIONS
 
 #: Keys that work without a binding of ours to list (Textual's widgets and app, or a dialog's two steps), by section.
@@ -86,6 +87,8 @@ class HelpScreen(ModalScreen[None]):
 
     def on_mount(self) -> None:
         """Title the dialog."""
+        if quitting(self):  # built as the dashboard quits: none of its widgets are there
+            return
         self.query_one("#dialog").border_title = "keys (Esc closes)"
 
     def action_close(self) -> None:

@@ -11,6 +11,7 @@ from textual.containers import Horizontal
 from textual.widgets import Footer
 
 from factoryctl.live.services import FactorySnapshot
+from factoryctl.tui.screens.lifecycle import quitting
 from factoryctl.tui.screens.node_actions import NodeActionsScreen
 from factoryctl.tui.view import SORT_KEYS, filter_nodes, node_rows
 from factoryctl.tui.widgets.events_panel import EventsPanel
@@ -59,12 +60,15 @@ class MainScreen(NodeActionsScreen):
 
     def on_mount(self) -> None:
         """Follow the app's snapshots."""
+        if quitting(self):  # built as the dashboard quits: none of its widgets are there
+            return
         self.watch(self.app, "snapshot", self.show_snapshot, init=True)
         self.query_one(NodeTable).focus()
 
     def on_resize(self, event: events.Resize) -> None:
         """Fold the panels away on short terminals unless the operator asked for them."""
-        self._apply_panels()
+        if not quitting(self):
+            self._apply_panels()
 
     def _apply_panels(self) -> None:
         show = self.panels_wanted if self.panels_wanted is not None else self.size.height >= PANELS_MIN_HEIGHT

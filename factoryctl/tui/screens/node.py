@@ -14,6 +14,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Footer
 
 from factoryctl.live.services import FactorySnapshot, NodeHistory
+from factoryctl.tui.screens.lifecycle import quitting
 from factoryctl.tui.screens.node_actions import NodeActionsScreen
 from factoryctl.tui.widgets.events_panel import EventsPanel
 from factoryctl.tui.widgets.gpu_detail import GpuDetail
@@ -47,6 +48,8 @@ class NodeScreen(NodeActionsScreen):
 
     def on_mount(self) -> None:
         """Follow the app's snapshots."""
+        if quitting(self):  # built as the dashboard quits: none of its widgets are there
+            return
         table = self.query_one(GpuTable)
         table.border_subtitle = "read-only" if self.dashboard.read_only else ""
         self.watch(self.app, "snapshot", self.show_snapshot, init=True)

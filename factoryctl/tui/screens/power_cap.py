@@ -23,6 +23,7 @@ from factoryctl.model.telemetry import NodeSample
 from factoryctl.tui import text as fmt
 from factoryctl.tui.renderables.gpu_bars import is_lost
 from factoryctl.tui.screens.guarded_dialog import ConfirmButton, GuardedDialog
+from factoryctl.tui.screens.lifecycle import quitting
 from factoryctl.tui.widgets.ordered_input import OrderedInput
 
 
@@ -116,6 +117,8 @@ class PowerCapScreen(GuardedDialog[float | None]):
 
     def on_mount(self) -> None:
         """Focus the input."""
+        if quitting(self):  # built as the dashboard quits: none of its widgets are there
+            return
         self.give_first_focus(self.query_one("#watts", Input))
 
     def _watts(self) -> float | None:
