@@ -6,9 +6,10 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
+
+from cli_process import CLI_ARGV
 
 
 def interrupt_exec(
@@ -41,7 +42,7 @@ def start(*args: str, stdin: int, ignore_sigint: bool = False) -> subprocess.Pop
     `ignore_sigint`: with SIGINT ignored, as `sh` starts a script's background jobs (`cmd &`).
     """
     return subprocess.Popen(
-        [sys.executable, "-c", "from factoryctl.cli.app import main; main()", *args],
+        [*CLI_ARGV, *args],
         stdin=stdin,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

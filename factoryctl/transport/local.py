@@ -167,7 +167,11 @@ class LocalTransport:
         tail = _StderrTail(proc.stderr)
         self._agents.append((proc, tail))
         session = AgentSession(
-            self.node.name, proc.stdin, proc.stdout, on_close=lambda: _reap(proc, tail), stderr_tail=tail.text
+            self.node.name,
+            proc.stdin,
+            proc.stdout,
+            on_close=lambda: _end_agent(proc, tail, session),
+            stderr_tail=tail.text,
         )
         try:
             session.wait_hello(timeout)
@@ -351,7 +355,21 @@ def _pump(feed: Feed, proc: subprocess.Popen[bytes]) -> None:
             pipe.close()
 
 
-def _reap(proc: subprocess.Popen[bytes], tail: _StderrTail, grace: float = 2.0) -> None:
+#: How long a closing agent that answered `shutdown` (or was sent its stdin's EOF alone) gets to exit before it is killed.
+AGENT_EXIT_GRACE_S = 2.0
+
+
+def _end_agent(proc: subprocess.Popen[bytes], tail: _StderrTail, session: AgentSession) -> None:
+    """End a session's agent: one that answered `shutdown` is given time to exit, any other is killed at once.
+
+    An agent that failed or did not answer `shutdown` has exited, or never will on its own (stopped with SIGSTOP, or
+    hung): waiting for it only delayed the link's teardown and so the node's new session, as the SSH path
+    (`ssh_node._end_agent`) never did.
+    """
+    _reap(proc, tail, grace=AGENT_EXIT_GRACE_S if session.shutdown_answered else 0.0)
+
+
+def _reap(proc: subprocess.Popen[bytes], tail: _StderrTail, grace: float = AGENT_EXIT_GRACE_S) -> None:
     """End an agent and close every pipe to it (it could run on, and the files waited for the garbage collector).
 
     EOF on its stdin asks it to exit; if it has not within `grace` seconds its whole process group is killed: a

@@ -13,6 +13,7 @@ import psutil
 import pytest
 from silent_listener import silent_listener
 from sshd_fixture import SshdServer
+from store_rows import NODE_SAMPLES_SQL, value
 from waiting import wait_for
 
 from factoryctl.config import FactoryConfig, parse_config
@@ -62,8 +63,7 @@ def _gone(proc: psutil.Process) -> bool:
 
 
 def rows(store: Store, node: str) -> int:
-    found = store._query("SELECT COUNT(*) FROM sample s JOIN node n ON n.id = s.node_id WHERE n.name = ?", (node,))
-    return int(found[0][0])
+    return int(value(store.path, NODE_SAMPLES_SQL, node))
 
 
 def test_sshd_killed_mid_stream_and_restarted(tmp_path: Path, sshd_factory: Any, remote_cache: Path) -> None:

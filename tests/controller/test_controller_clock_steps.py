@@ -51,7 +51,7 @@ def samples_stored(state: Path) -> int:
         return 0
     reader = Store(path, readonly=True)
     try:
-        return int(reader._query("SELECT COUNT(*) FROM sample")[0][0])
+        return reader.count_rows()["sample"]
     finally:
         reader.close()
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -13,10 +12,12 @@ from typing import Any
 
 import psutil
 import pytest
+from cli_process import CLI_ARGV
+from store_rows import NODE_SAMPLES_SQL, count_while_created, event_kinds, value
 from waiting import wait_for
 
 from factoryctl.config import parse_config
-from factoryctl.store.sqlite import Store, StoreError
+from factoryctl.store.sqlite import Store
 from factoryctl.telemetry.latest import read_live
 
 pytestmark = pytest.mark.slow
@@ -32,27 +33,13 @@ def write_config(tmp_path: Path, nodes: str = "n[1-2]", interval: float = 0.5, b
     return path
 
 
+def store_file(tmp_path: Path) -> Path:
+    """The store of the controller `write_config` sets up in `tmp_path`."""
+    return tmp_path / "state" / "factory.db"
+
+
 def rows(tmp_path: Path, node: str) -> int:
-    path = tmp_path / "state" / "factory.db"
-    if not path.exists():
-        return 0
-    try:
-        store = Store(path, readonly=True)
-    except StoreError:
-        return 0  # being created by the controller right now
-    try:
-        found = store._query("SELECT COUNT(*) FROM sample s JOIN node n ON n.id = s.node_id WHERE n.name = ?", (node,))
-        return int(found[0][0])
-    finally:
-        store.close()
-
-
-def event_kinds(tmp_path: Path) -> list[str]:
-    store = Store(tmp_path / "state" / "factory.db", readonly=True)
-    try:
-        return [e.kind for e in store.events(0)]
-    finally:
-        store.close()
+    return count_while_created(store_file(tmp_path), NODE_SAMPLES_SQL, node)
 
 
 def agents_of(tmp_path: Path) -> list[psutil.Process]:
@@ -70,15 +57,7 @@ def start(tmp_path: Path) -> Iterator[Callable[[Path], subprocess.Popen[bytes]]]
     procs: list[subprocess.Popen[bytes]] = []
 
     def launch(config: Path) -> subprocess.Popen[bytes]:
-        argv = [
-            sys.executable,
-            "-c",
-            "from factoryctl.cli.app import main; main()",
-            "--config",
-            str(config),
-            "controller",
-            "run",
-        ]
+        argv = [*CLI_ARGV, "--config", str(config), "controller", "run"]
         proc = subprocess.Popen(argv, stderr=subprocess.PIPE)
         procs.append(proc)
         return proc
@@ -111,7 +90,7 @@ def test_lock_reload_and_clean_stop(tmp_path: Path, start: Any, cli: Any) -> Non
 
     write_config(tmp_path, broken=True)
     proc.send_signal(signal.SIGHUP)
-    wait_for(lambda: "config_rejected" in event_kinds(tmp_path))
+    wait_for(lambda: "config_rejected" in event_kinds(store_file(tmp_path)))
     assert proc.poll() is None
     write_config(tmp_path, nodes="n[1-3]")
     proc.send_signal(signal.SIGHUP)
@@ -122,7 +101,7 @@ def test_lock_reload_and_clean_stop(tmp_path: Path, start: Any, cli: Any) -> Non
     stderr = proc.stderr.read().decode()
     assert "reload refused, keeping the previous configuration" in stderr
     assert "malformed YAML" in stderr
-    assert event_kinds(tmp_path)[-1] == "controller_stop"
+    assert event_kinds(store_file(tmp_path))[-1] == "controller_stop"
     wait_for(lambda: not agents_of(tmp_path), timeout=10)
 
 
@@ -135,14 +114,14 @@ def test_sigkill_mid_write_leaves_a_sound_store_without_duplicates(tmp_path: Pat
         time.sleep(0.05 * round_)
         proc.kill()
         proc.wait(10)
-        store = Store(tmp_path / "state" / "factory.db")
+        store = Store(store_file(tmp_path))
         assert store.integrity_check() == "ok"
         store.close()
-    store = Store(tmp_path / "state" / "factory.db")
-    dupes = store._query(
-        "SELECT COUNT(*) FROM (SELECT node_id, gpu, t_ms FROM sample GROUP BY 1, 2, 3 HAVING COUNT(*) > 1)"
+    dupes = value(
+        store_file(tmp_path),
+        "SELECT COUNT(*) FROM (SELECT node_id, gpu, t_ms FROM sample GROUP BY 1, 2, 3 HAVING COUNT(*) > 1)",
     )
-    assert dupes[0][0] == 0
+    assert dupes == 0
     # agents of a killed controller see their stdin close and exit on their own
     wait_for(lambda: not agents_of(tmp_path), timeout=15)
 
@@ -153,8 +132,8 @@ def test_killed_agent_is_restarted(tmp_path: Path, start: Any) -> None:
     wait_for(lambda: rows(tmp_path, "n1") >= 4)
     (agent,) = agents_of(tmp_path)
     agent.kill()
-    wait_for(lambda: event_kinds(tmp_path).count("node_up") == 2)
-    kinds = event_kinds(tmp_path)
+    wait_for(lambda: event_kinds(store_file(tmp_path)).count("node_up") == 2)
+    kinds = event_kinds(store_file(tmp_path))
     assert "node_degraded" in kinds
     assert len(agents_of(tmp_path)) == 1
     before = rows(tmp_path, "n1")
@@ -169,7 +148,7 @@ def test_deleted_store_stops_the_controller_and_follow_moves_to_the_new_store(
     config = write_config(tmp_path)
     proc = start(config)
     wait_for(lambda: rows(tmp_path, "n1") >= 2)
-    argv = [sys.executable, "-c", "from factoryctl.cli.app import main; main()", "--config", str(config)]
+    argv = [*CLI_ARGV, "--config", str(config)]
     follow = subprocess.Popen([*argv, "events", "--follow", "-o", "json"], stdout=subprocess.PIPE, text=True)
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(iter(follow.stdout.readline, "")), daemon=True)
@@ -186,7 +165,7 @@ def test_deleted_store_stops_the_controller_and_follow_moves_to_the_new_store(
         assert "drains must be redone" in stderr
         start(config)
         wait_for(lambda: sum('"controller_start"' in line for line in lines) == 2)  # follow reattached
-        store = Store(tmp_path / "state" / "factory.db", readonly=True)
+        store = Store(store_file(tmp_path), readonly=True)
         assert store.drained_nodes() == {}  # a fresh store: the drain is to be redone, as the log said
         store.close()
     finally:

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_process import run_cli_text
 from damaged_store import damage
 from store_size_limit import cap_at_current_size
 
@@ -84,8 +83,7 @@ def test_controller_on_a_damaged_store_exits_1_with_one_sentence(tmp_path: Path)
         f"name: ctl\nstate_dir: {tmp_path / 'state'}\nnodes:\n  n[1-2]: {{transport: local, sim: h100-sxm, gpus: 2}}\n"
         "controller:\n  interval_s: 0.5\n"
     )
-    argv = [sys.executable, "-c", "from factoryctl.cli.app import main; main()", "--config", str(config)]
-    proc = subprocess.run([*argv, "controller", "run"], capture_output=True, text=True, timeout=60)
+    proc = run_cli_text("--config", str(config), "controller", "run", timeout=60)
     assert proc.returncode == 1  # no SIGTERM: it ended on its own
     errors = [line for line in proc.stderr.splitlines() if " ERROR " in line]
     assert len(errors) == 1, proc.stderr

@@ -9,11 +9,11 @@ from __future__ import annotations
 import shutil
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_process import CLI_ARGV
 from waiting import wait_for
 
 pytestmark = pytest.mark.slow
@@ -41,7 +41,7 @@ def test_sigbus_on_an_immutable_shm_leaves_a_line_in_the_log(tmp_path: Path, shm
         "controller: {interval_s: 0.5}\n"
     )
     log = tmp_path / "controller.log"
-    argv = [sys.executable, "-c", "from factoryctl.cli.app import main; main()", "--config", str(config)]
+    argv = [*CLI_ARGV, "--config", str(config)]
     with log.open("wb") as err:
         proc = subprocess.Popen([*argv, "controller", "run"], stderr=err)
     try:

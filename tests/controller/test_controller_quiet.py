@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_process import CLI_ARGV
 from waiting import wait_for
 
 from factoryctl.store.sqlite import Store, StoreError
@@ -24,7 +24,7 @@ def stored_samples(state: Path) -> int:
     except StoreError:
         return 0
     try:
-        return int(store._query("SELECT COUNT(*) FROM sample")[0][0])
+        return store.count_rows()["sample"]
     finally:
         store.close()
 
@@ -35,7 +35,7 @@ def run_briefly(tmp_path: Path, *options: str) -> str:
     config.write_text(f"state_dir: {tmp_path / 'state'}\nnodes: {{n1: {{transport: local, sim: h100-sxm, gpus: 1}}}}\n")
     quiet = [o for o in options if o == "-q"]
     rest = [o for o in options if o != "-q"]
-    argv = [sys.executable, "-c", "from factoryctl.cli.app import main; main()", *quiet, "--config", str(config)]
+    argv = [*CLI_ARGV, *quiet, "--config", str(config)]
     log = tmp_path / "controller.log"
     with log.open("wb") as err:
         proc = subprocess.Popen([*argv, "controller", "run", *rest], stderr=err)

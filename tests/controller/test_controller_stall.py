@@ -9,31 +9,20 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
+from cli_process import CLI_ARGV
+from store_rows import count_while_created, event_kinds
 from waiting import wait_for
-
-from factoryctl.store.sqlite import Store, StoreError
 
 pytestmark = pytest.mark.slow
 
 STOPPED_S = 12.0
-
-
-def event_kinds(state: Path) -> list[str]:
-    try:
-        store = Store(state / "factory.db", readonly=True)
-    except StoreError:
-        return []
-    try:
-        return [e.kind for e in store.events(0)]
-    finally:
-        store.close()
+UPS_SQL = "SELECT COUNT(*) FROM event WHERE kind = 'node_up'"
 
 
 @pytest.fixture
@@ -46,7 +35,7 @@ def controller(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]
     )
     log = tmp_path / "controller.log"
     with log.open("wb") as err:
-        argv = [sys.executable, "-c", "from factoryctl.cli.app import main; main()", "--config", str(config)]
+        argv = [*CLI_ARGV, "--config", str(config)]
         proc = subprocess.Popen([*argv, "controller", "run"], stderr=err)
     try:
         yield proc, tmp_path
@@ -62,7 +51,8 @@ def test_a_stopped_controller_does_not_report_its_nodes_down(
 ) -> None:
     proc, tmp_path = controller
     state = tmp_path / "state"
-    wait_for(lambda: event_kinds(state).count("node_up") == 3, what="three nodes up")
+    db = state / "factory.db"
+    wait_for(lambda: count_while_created(db, UPS_SQL) == 3, what="three nodes up")
     time.sleep(2)  # streaming steadily
 
     proc.send_signal(signal.SIGSTOP)
@@ -71,7 +61,7 @@ def test_a_stopped_controller_does_not_report_its_nodes_down(
     proc.send_signal(signal.SIGCONT)
     time.sleep(4)  # longer than a node takes to go degraded, and to be rebuilt, were it judged for the stop
 
-    kinds = event_kinds(state)
+    kinds = event_kinds(db)
     assert kinds.count("node_up") == 3, kinds
     assert "node_down" not in kinds, kinds
     assert "node_degraded" not in kinds, kinds

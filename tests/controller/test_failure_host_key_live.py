@@ -8,13 +8,13 @@ hinted `nodes trust TARGET` (a literal TARGET, no `--replace`: following it was 
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_process import CLI_ARGV
 from sshd_fixture import SshdServer
 from waiting import wait_for
 
@@ -71,7 +71,7 @@ def controller(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Call
     procs: list[subprocess.Popen[bytes]] = []
 
     def launch(config: Path) -> subprocess.Popen[bytes]:
-        argv = [sys.executable, "-c", "from factoryctl.cli.app import main; main()", "-c", str(config)]
+        argv = [*CLI_ARGV, "-c", str(config)]
         proc = subprocess.Popen([*argv, "controller", "run"], stderr=subprocess.DEVNULL)
         procs.append(proc)
         return proc

@@ -11,23 +11,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_process import CLI_ARGV
+from nonroot import as_non_root, give_to_non_root, needs_non_root, non_root_directory
 
-NOBODY = 65534
-SETPRIV = shutil.which("setpriv")
-CAN_READ = "--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search"
-AS_NOBODY = [SETPRIV or "setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", *CAN_READ, "--"]
-
-pytestmark = pytest.mark.skipif(
-    os.geteuid() == 0 and SETPRIV is None, reason="as root, running as another user needs setpriv"
-)
+pytestmark = needs_non_root
 
 FACTORY = """\
 name: lab
@@ -41,12 +33,8 @@ nodes:
 @pytest.fixture
 def home() -> Iterator[Path]:
     """A directory the non-root user owns (pytest's own are private to whoever runs the tests)."""
-    path = Path(tempfile.mkdtemp(prefix="factoryctl-nonroot-"))
-    path.chmod(0o755)
-    if os.geteuid() == 0:
-        os.chown(path, NOBODY, NOBODY)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+    with non_root_directory() as path:
+        yield path
 
 
 def factoryctl(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -54,14 +42,11 @@ def factoryctl(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     config = home / "factory.yaml"
     if not config.exists():
         config.write_text(FACTORY.format(state=home / "state"))
-        if os.geteuid() == 0:
-            os.chown(config, NOBODY, NOBODY)
+        give_to_non_root(config)
     env = {**os.environ, "HOME": str(home), "PYTHONDONTWRITEBYTECODE": "1", "NO_COLOR": "1"}
     for var, sub in (("XDG_CONFIG_HOME", ".config"), ("XDG_STATE_HOME", ".state"), ("XDG_CACHE_HOME", ".cache")):
         env[var] = str(home / sub)
-    argv = [sys.executable, "-c", "from factoryctl.cli.app import main; main()", "--config", str(config), *args]
-    if os.geteuid() == 0:
-        argv = [*AS_NOBODY, *argv]
+    argv = as_non_root([*CLI_ARGV, "--config", str(config), *args])
     return subprocess.run(argv, capture_output=True, text=True, env=env, cwd=home, timeout=120, check=False)
 
 

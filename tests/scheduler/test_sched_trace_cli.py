@@ -233,11 +233,12 @@ def test_schedule_out_quotes_a_job_id_with_a_comma(cli, tmp_path):
 def test_schedule_out_into_a_closed_pipe_ends_quietly_with_141(tmp_path):
     """`--schedule-out /dev/stdout | head -1`: the reader goes away mid-schedule (it said "free some space", exit 1)."""
     import subprocess
-    import sys
+
+    from cli_process import CLI_ARGV
 
     trace = tmp_path / "trace.csv"
     trace.write_text(trace_csv([(f"j{i}", i, 10, 1) for i in range(4000)]))  # a schedule larger than a pipe holds
-    argv = [sys.executable, "-c", "from factoryctl.cli.app import main; main()", "sched", "simulate"]
+    argv = [*CLI_ARGV, "sched", "simulate"]
     argv += ["--trace", str(trace), "--nodes", "1", "--policy", "fifo,sjf", "--schedule-out", "/dev/stdout"]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout is not None

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from store_rows import rows as stored
 
 from factoryctl.model.telemetry import GpuSample, NodeSample
 from factoryctl.store.sqlite import Store
@@ -26,7 +27,7 @@ def test_a_gpu_fact_sqlite_cannot_hold_is_stored_as_unknown_with_every_other_nod
     assert store.write([NodeSample("a", T0, gpus=(bad,)), NodeSample("b", T0, gpus=(good,))]) == 2
     rows = {r["node"]: r for r in store.export(["a", "b"], T0 - 1, T0 + 1)}
     assert (rows["a"]["power_w"], rows["b"]["power_w"]) == (300.0, 200.0)
-    limits = dict(store._query("SELECT uuid, power_limit_w FROM gpu"))  # the facts table the overflow was in
+    limits = dict(stored(store.path, "SELECT uuid, power_limit_w FROM gpu"))  # the facts table the overflow was in
     assert limits == {"GPU-a": None, "GPU-b": 700}
     store.close()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from store_rows import rows
 
 from factoryctl.model.telemetry import GpuSample, NodeSample
 from factoryctl.store.rows import Event
@@ -36,10 +37,12 @@ def store(tmp_path: Path) -> Store:
 
 def minute_stats(store: Store, since: float, until: float) -> list[tuple[float, float | None, float | None, float]]:
     """(minute, min, max, mean) of GPU 0's power from the rollups alone."""
-    found = store._query(
+    found = rows(
+        store.path,
         "SELECT t_min, power_mw_min, power_mw_max, power_mw_mean FROM rollup WHERE t_min >= ? AND t_min < ?"
         " ORDER BY t_min",
-        (int(since // 60), int(until // 60)),
+        int(since // 60),
+        int(until // 60),
     )
     return [(t * 60.0, low / 1000, high / 1000, mean / 1000) for t, low, high, mean in found]
 

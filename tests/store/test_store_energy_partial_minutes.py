@@ -40,7 +40,7 @@ def joules(store: Store, since_s: float, until_s: float) -> tuple[float, str]:
 
 def pruned(store: Store, last_s: float) -> Store:
     store.prune(raw_retention_s=1, rollup_retention_s=30 * 86400, now=T0 + last_s + 600)
-    assert store._query("SELECT COUNT(*) FROM sample")[0][0] == 0
+    assert store.count_rows()["sample"] == 0
     return store
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from store_rows import rows, value
 
 from factoryctl.model.telemetry import GpuSample, NodeSample
 from factoryctl.store.samples import steps_in_force
@@ -32,8 +33,9 @@ def store(tmp_path: Path) -> Store:
 
 def rollups(store: Store) -> dict[tuple[str, float], tuple[int, float, float]]:
     """(node, minute) -> (rows, min power, max power), from the rollups alone."""
-    found = store._query(
-        "SELECT node.name, t_min, n, power_mw_min, power_mw_max FROM rollup JOIN node ON node.id = rollup.node_id"
+    found = rows(
+        store.path,
+        "SELECT node.name, t_min, n, power_mw_min, power_mw_max FROM rollup JOIN node ON node.id = rollup.node_id",
     )
     return {(name, t * 60.0): (n, low / 1000, high / 1000) for name, t, n, low, high in found}
 
@@ -46,7 +48,7 @@ def test_after_a_step_back_new_raw_rows_are_kept_until_retention(store: Store) -
     store.write([sample("n1", T0 + 600 + k) for k in range(600)])  # NTP stepped it back a day
     store.rollup(T0 + 1200)
     store.prune(6 * HOUR, 30 * DAY, T0 + 1200)
-    assert store._query("SELECT COUNT(*) FROM sample WHERE t_ms < ?", (int(ahead * 1000),))[0][0] == 600
+    assert value(store.path, "SELECT COUNT(*) FROM sample WHERE t_ms < ?", int(ahead * 1000)) == 600
     assert [rollups(store)[("n1", T0 + 600 + 60 * m)][0] for m in range(8)] == [60] * 8  # rolled up as well
 
 
@@ -100,7 +102,7 @@ def test_a_prune_without_a_controller_honours_the_steps_it_saved(store: Store) -
     store.save_clock_steps([(T0 + 3600, 86400.0)])
     now = T0 + 3600 + 86400 + 600  # ten minutes after the step, in the stepped clock
     store.prune(6 * 3600, 30 * 86400, now)  # no steps given: the saved ones
-    assert store._query("SELECT COUNT(*) FROM sample")[0][0] == 360
+    assert store.count_rows()["sample"] == 360
 
 
 def test_after_a_step_back_past_raw_retention_late_rows_still_reach_their_rollup(store: Store) -> None:
@@ -121,7 +123,7 @@ def test_after_a_step_back_past_raw_retention_late_rows_still_reach_their_rollup
     minute = int(T0 // 60) + 3
     store.write([sample("n1", minute * 60 + 55.0, 700.0)])  # a reconnecting agent's backlog
     store.rollup(T0 + 660)
-    assert store._query("SELECT n FROM rollup WHERE t_min = ?", (minute,)) == [(7,)]
+    assert rows(store.path, "SELECT n FROM rollup WHERE t_min = ?", minute) == [(7,)]
 
 
 def test_the_pruned_mark_never_moves_back_when_a_later_prune_deletes_only_older_rows(store: Store) -> None:
@@ -135,5 +137,5 @@ def test_the_pruned_mark_never_moves_back_when_a_later_prune_deletes_only_older_
     store.write([sample("n1", T0 - DAY)])  # a node's late row, a day older than anything kept
     store.rollup(T0 + 7260)  # rolled up first, as every row is before it may go
     store.prune(2 * HOUR, 30 * DAY, T0 + 7200)  # deletes only that row
-    assert store._query("SELECT COUNT(*) FROM sample WHERE t_ms < ?", (int(T0 * 1000),))[0][0] == 0
+    assert value(store.path, "SELECT COUNT(*) FROM sample WHERE t_ms < ?", int(T0 * 1000)) == 0
     assert store.get_meta("raw_pruned_below_ms") == mark

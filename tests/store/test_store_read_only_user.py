@@ -18,23 +18,18 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from cli_process import CLI_ARGV
+from clocks import sample
+from nonroot import NOBODY, SETPRIV
 
-from factoryctl.model.telemetry import GpuSample, NodeSample
 from factoryctl.store.rows import AuditEntry, Event
 from factoryctl.store.sqlite import Store
 
 T0 = 1_700_000_040.0
-NOBODY = 65534
-SETPRIV = shutil.which("setpriv")
-CLI = [sys.executable, "-c", "from factoryctl.cli.app import main; main()"]
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() == 0 and SETPRIV is None, reason="as root, dropping the right to write any file needs setpriv"
 )
-
-
-def sample(t: float, node: str = "n1") -> NodeSample:
-    return NodeSample(node, t, gpus=(GpuSample(node, 0, uuid=f"GPU-{node}", power_w=300.0),))
 
 
 def deny_writes(state: Path) -> None:
@@ -79,7 +74,7 @@ def state(tmp_path: Path) -> Iterator[Path]:
     """A store written and closed (as a cleanly stopped controller leaves it), readable but not writable."""
     state = tmp_path / "state"
     store = Store(state / "factory.db")
-    store.write([sample(T0 + s) for s in range(3)])
+    store.write([sample("n1", T0 + s) for s in range(3)])
     store.add_events([Event(T0, "node_up", "n1 is up", node="n1")])
     store.add_audit([AuditEntry(T0, "n1", 0, "set", 700.0, 450.0, False, "root", "peak")])
     store.set_drained(["n1"], True, "fan", "root")
@@ -99,11 +94,11 @@ def test_the_reader_really_may_not_write(state: Path) -> None:
 def test_a_reader_without_write_access_reads_a_store_no_writer_has_open(state: Path, tmp_path: Path) -> None:
     config = tmp_path / "factory.yaml"
     config.write_text(f"state_dir: {state}\nnodes: {{n1: {{transport: local}}}}\n")
-    base = [*CLI, "--config", str(config)]
+    base = [*CLI_ARGV, "--config", str(config)]
     since = ["--since", "2023-11-14T00:00Z"]
     code, out, err = read([*base, "telemetry", "history", "n1/0", *since, "-o", "json"])
     assert (code, err) == (0, "")
-    assert [p["value"] for p in json.loads(out)["items"][0]["points"]] == [300.0, 300.0, 300.0]
+    assert [p["value"] for p in json.loads(out)["items"][0]["points"]] == [100.0, 100.0, 100.0]
     code, out, err = read([*base, "events", *since, "-o", "json"])
     assert (code, err) == (0, "")
     assert [e["kind"] for e in json.loads(out)["items"]] == ["node_up", "drain"]
@@ -154,7 +149,7 @@ def test_a_reader_opened_without_a_writer_sees_rows_a_writer_adds_later(state: P
     with reading_twice(state) as read_again:
         allow_writes(state)
         writer = Store(state / "factory.db")  # the controller starts: -wal and -shm appear, and new rows in the -wal
-        writer.write([sample(T0 + s) for s in range(3, 5)])
+        writer.write([sample("n1", T0 + s) for s in range(3, 5)])
         assert read_again() == ["False", "5"]
         writer.close()
 
@@ -165,7 +160,7 @@ def test_a_reader_sees_what_a_writer_that_came_and_went_wrote(state: Path) -> No
     with reading_twice(state) as read_again:
         allow_writes(state)
         writer = Store(state / "factory.db")
-        writer.write([sample(T0 + s) for s in range(3, 6)])
+        writer.write([sample("n1", T0 + s) for s in range(3, 6)])
         writer.close()
         deny_writes(state)
         assert sorted(p.name for p in state.iterdir()) == ["factory.db"]  # the writer left no log behind
@@ -175,9 +170,9 @@ def test_a_reader_sees_what_a_writer_that_came_and_went_wrote(state: Path) -> No
 def test_a_log_the_reader_cannot_use_is_one_sentence(state: Path, tmp_path: Path) -> None:
     allow_writes(state)
     writer = Store(state / "factory.db")
-    writer._query("PRAGMA wal_autocheckpoint = 0")
-    writer.write([sample(T0 + 10)])
+    writer.write([sample("n1", T0 + 10)])  # a few pages: far below SQLite's automatic checkpoint (1,000)
     shutil.copy(f"{state}/factory.db-wal", tmp_path / "wal")  # the log as a killed controller leaves it
+    assert (tmp_path / "wal").stat().st_size > 0  # the write is in it, not yet checkpointed into the file
     writer.close()
     shutil.copy(tmp_path / "wal", f"{state}/factory.db-wal")  # ... with its -shm lost
     deny_writes(state)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sqlite3
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from nonroot import as_non_root, needs_non_root
+from store_rows import rows as stored
 from store_size_limit import cap_at_current_size
 
 from factoryctl.model.telemetry import GpuSample, NodeSample
@@ -207,7 +209,8 @@ def test_full_store_gives_a_clear_error(store: Store) -> None:
 
 
 def test_newer_schema_is_refused(store: Store) -> None:
-    store._query(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with contextlib.closing(sqlite3.connect(store.path)) as db:  # as a newer factoryctl leaves the file
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     with pytest.raises(StoreError, match="newer factoryctl"):
         Store(store.path)
 
@@ -244,7 +247,7 @@ def test_a_lost_gpu_keeps_its_limits_and_its_xids_in_the_latest_sample(tmp_path:
     store.write([NodeSample("n1", T0, gpus=(full,))])
     lost = GpuSample("n1", 0, uuid="GPU-1", name="H100", xid_events=(XidEvent(79, T0 + 0.5),))
     store.write([NodeSample("n1", T0 + 1, gpus=(lost,))])
-    assert store._query("SELECT uuid, power_limit_w FROM gpu") == [("GPU-1", 700.0)]
+    assert stored(store.path, "SELECT uuid, power_limit_w FROM gpu") == [("GPU-1", 700.0)]
     ((_, latest),) = store.latest()
     assert latest is not None
     assert latest.gpus[0].xid_events == (XidEvent(79, T0 + 0.5),)

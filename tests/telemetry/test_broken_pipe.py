@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_process import CLI_ARGV
 
 from factoryctl.model.telemetry import GpuSample, NodeSample
 from factoryctl.store.rows import Event
@@ -31,7 +32,7 @@ def factory(tmp_path: Path) -> Path:
 
 
 def test_export_into_head_exits_141_and_says_nothing(factory: Path) -> None:
-    argv = [sys.executable, "-c", "from factoryctl.cli.app import main; main()", "--config", str(factory)]
+    argv = [*CLI_ARGV, "--config", str(factory)]
     proc = subprocess.Popen(
         [*argv, "telemetry", "export", "--since", "1d"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )

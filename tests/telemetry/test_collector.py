@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from fakefleet import FakeFleet, make_config, wait_for
+from store_rows import NODE_SAMPLES_SQL, event_kinds, value
 
 from factoryctl.model.telemetry import GpuSample, NodeSample
 from factoryctl.store.sqlite import Store, StoreError
@@ -16,9 +17,7 @@ from factoryctl.telemetry.links import NodeLink
 
 
 def rows(store: Store, node: str) -> int:
-    return int(
-        store._query("SELECT COUNT(*) FROM sample s JOIN node n ON n.id = s.node_id WHERE n.name = ?", (node,))[0][0]
-    )
+    return int(value(store.path, NODE_SAMPLES_SQL, node))
 
 
 def test_streams_every_node_into_the_store(tmp_path: Path, fleet: FakeFleet) -> None:
@@ -34,7 +33,7 @@ def test_streams_every_node_into_the_store(tmp_path: Path, fleet: FakeFleet) -> 
     stats = collector.stats()
     assert stats["duplicates"] == 0
     assert stats["latency_p50_s"] is not None
-    assert [k for _, k in store._query("SELECT node, kind FROM event ORDER BY id")][:2] == ["node_up", "node_up"]
+    assert event_kinds(store.path)[:2] == ["node_up", "node_up"]
     assert store.integrity_check() == "ok"
 
 
@@ -82,10 +81,10 @@ def test_killed_agent_is_restarted_and_the_node_comes_back(tmp_path: Path, fleet
         assert collector.writer.states()["n1"].state == "up"
     finally:
         collector.stop()
-    kinds = [k for (k,) in store._query("SELECT kind FROM event ORDER BY id")]
+    kinds = event_kinds(store.path)
     assert kinds[:2] == ["node_up", "node_degraded"]  # then maybe node_down, when the restart takes 3 intervals
     assert kinds[-1] == "node_up"
-    message = store._query("SELECT message FROM event WHERE kind = 'node_degraded'")[0][0]
+    (message,) = [e.message for e in store.events(0, kind="node_degraded")]
     assert "agent exited" in message
 
 
@@ -102,7 +101,7 @@ def test_stalled_agent_goes_down_after_three_missed_samples_and_is_reconnected(
         wait_for(lambda: len(fleet.procs.get("n1", [])) >= 2)
     finally:
         collector.stop()
-    kinds = [k for (k,) in store._query("SELECT kind FROM event ORDER BY id")]
+    kinds = event_kinds(store.path)
     assert kinds[:3] == ["node_up", "node_degraded", "node_down"]
 
 

@@ -19,12 +19,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from clocks import sample
 from fakefleet import FakeFleet, wait_for
 
 from factoryctl.config import load_config
 from factoryctl.controller import Controller
 from factoryctl.errors import FactoryError
-from factoryctl.model.telemetry import GpuSample, NodeSample
 from factoryctl.store.lock import controller_is_running
 from factoryctl.store.sqlite import Store, StoreError
 from factoryctl.telemetry.health import NodeHealth, state_event
@@ -81,10 +81,6 @@ def test_a_reload_that_moves_state_dir_is_refused_and_keeps_the_store(
     assert not (tmp_path / "b").exists()
 
 
-def sample(t: float) -> NodeSample:
-    return NodeSample("n1", t, gpus=(GpuSample("n1", 0, uuid="GPU-n1", power_w=300.0),))
-
-
 @contextlib.contextmanager
 def immutable(*paths: Path) -> Iterator[None]:
     """Files nobody may write, root included (`chattr +i`), until the block ends."""
@@ -105,10 +101,10 @@ def test_a_store_made_read_only_under_the_writer_is_logged_as_the_cli_says_it(
     clock = [1_700_000_000.0]
     writer = StoreWriter(store, 1.0, clock=lambda: clock[0])
     writer.set_nodes(["n1"])
-    writer.offer(sample(clock[0]))
+    writer.offer(sample("n1", clock[0]))
     assert writer.flush() == 1
     clock[0] += 1
-    writer.offer(sample(clock[0]))
+    writer.offer(sample("n1", clock[0]))
     # the -shm stays writable: SQLite maps it, and a mapping that cannot be written kills the process (SIGBUS)
     with immutable(path, path.with_name(path.name + "-wal")), caplog.at_level(logging.ERROR, "factoryctl.telemetry"):
         assert writer.flush() == 0

@@ -15,27 +15,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from clocks import sample
 from fakefleet import FakeFleet, make_config, wait_for
+from store_rows import event_kinds, rows
 
 from factoryctl.config import FactoryConfig, load_config, parse_config
 from factoryctl.controller import Controller
 from factoryctl.errors import NodeError
 from factoryctl.model.inventory import NodeSpec
-from factoryctl.model.telemetry import GpuSample, NodeSample
+from factoryctl.model.telemetry import NodeSample
 from factoryctl.store.sqlite import Store
 from factoryctl.telemetry.collector import Collector
 from factoryctl.telemetry.health import RECONNECT_GRACE_S, NodeHealth, silence_state
 from factoryctl.telemetry.writer import StoreWriter
 
 T0 = 1_795_000_000.0
-
-
-def sample(node: str, at: float) -> NodeSample:
-    return NodeSample(node, at, gpus=(GpuSample(node, 0, power_w=100.0),))
-
-
-def event_kinds(store: Store, node: str) -> list[str]:
-    return [e.kind for e in store.events(0) if e.node == node]
 
 
 # ---------------------------------------------------------------- a reload is not the node's silence
@@ -60,7 +54,7 @@ def test_a_node_reconnected_by_a_reload_is_not_judged_by_the_new_interval_before
     clock[0] += 1.6
     writer.flush()
     assert {n: s.state for n, s in writer.states().items()} == {"n1": "degraded", "n2": "down"}
-    assert event_kinds(store, "n1") == ["node_up", "node_degraded"]
+    assert event_kinds(store.path, "n1") == ["node_up", "node_degraded"]
     store.close()
 
 
@@ -120,14 +114,14 @@ def test_a_node_reconnected_by_a_reload_stays_up_while_its_new_link_connects(tmp
     finally:
         gate.set()
         collector.stop()
-    assert "node_down" not in event_kinds(store, "n1")
-    assert "node_degraded" not in event_kinds(store, "n1")
+    assert "node_down" not in event_kinds(store.path, "n1")
+    assert "node_degraded" not in event_kinds(store.path, "n1")
 
 
 def streams_faster_than(store: Store, node: str, gap_s: float) -> bool:
     """Whether two of `node`'s stored samples (GPU 0) are less than `gap_s` apart."""
     sql = "SELECT t_ms FROM sample s JOIN node n ON n.id = s.node_id WHERE n.name = ? AND gpu = 0 ORDER BY t_ms"
-    times = [t for (t,) in store._query(sql, (node,))]
+    times = [t for (t,) in rows(store.path, sql, node)]
     return any(b - a < gap_s * 1000 for a, b in itertools.pairwise(times))
 
 
@@ -148,7 +142,7 @@ def test_a_new_interval_restarts_the_stream_on_the_same_session(tmp_path: Path, 
         assert collector.links["n2"] is refused  # not restarted: it connects with the new interval when it can
     finally:
         collector.stop()
-    assert event_kinds(store, "n1") == ["node_up"]
+    assert event_kinds(store.path, "n1") == ["node_up"]
 
 
 # ---------------------------------------------------------------- the reload message
@@ -214,11 +208,11 @@ def test_a_node_whose_first_connects_fail_is_stored_down_then_announced_up(tmp_p
         assert (stored.state, stored.error) == ("down", "agent")
         assert stored.message is not None
         assert "no attribute 'Transport'" in stored.message
-        wait_for(lambda: "node_up" in event_kinds(store, "n2"), timeout=30)
+        wait_for(lambda: "node_up" in event_kinds(store.path, "n2"), timeout=30)
         assert collector.stats()["up"] == 2
     finally:
         collector.stop()
-    assert event_kinds(store, "n2")[:2] == ["node_down", "node_up"]
+    assert event_kinds(store.path, "n2")[:2] == ["node_down", "node_up"]
 
 
 # ---------------------------------------------------------------- the fastest interval
@@ -339,4 +333,4 @@ def test_the_real_agent_restreams_at_a_new_interval_on_its_session(tmp_path: Pat
         assert link.connects == 1  # the same connection, the same agent
     finally:
         collector.stop()
-    assert event_kinds(store, "n1") == ["node_up"]
+    assert event_kinds(store.path, "n1") == ["node_up"]

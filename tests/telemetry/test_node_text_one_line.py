@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cli_process import CLI_ARGV
 from factory_yaml import write_factory
 from waiting import wait_for
 
@@ -69,7 +70,7 @@ def test_the_controllers_log_says_a_nodes_failure_on_one_escaped_line(tmp_path: 
     config = write_factory(
         tmp_path, f"n1: {{transport: local, sim: h100-sxm, gpus: 1, python: {failing_python(tmp_path)}}}"
     )
-    argv = [sys.executable, "-c", "from factoryctl.cli.app import main; main()", "--config", str(config)]
+    argv = [*CLI_ARGV, "--config", str(config)]
     log = tmp_path / "controller.log"
     with log.open("wb") as err:
         proc = subprocess.Popen([*argv, "controller", "run"], stderr=err)

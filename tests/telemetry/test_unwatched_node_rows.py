@@ -14,17 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from clocks import sample
 
 from factoryctl.config import load_config
-from factoryctl.model.telemetry import GpuSample, NodeSample
 from factoryctl.store.lock import ControllerLock
 from factoryctl.store.rows import NodeState
 from factoryctl.store.sqlite import Store
 from factoryctl.telemetry.latest import read_live
-
-
-def sample(node: str, at: float) -> NodeSample:
-    return NodeSample(node, at, gpus=(GpuSample(node, 0, uuid=f"GPU-{node}", power_w=300.0),))
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from clocks import Clocks, sample, writer_for
+from store_rows import rows
 
 from factoryctl.store.sqlite import Store
 
@@ -21,7 +22,7 @@ DAY = 86400.0
 
 def stored_offsets(store: Store, clocks: Clocks) -> list[float]:
     """Each stored row's time less the controller's clock now, oldest first."""
-    return [round(t / 1000 - clocks.wall, 1) for (t,) in store._query("SELECT t_ms FROM sample ORDER BY t_ms")]
+    return [round(t / 1000 - clocks.wall, 1) for (t,) in rows(store.path, "SELECT t_ms FROM sample ORDER BY t_ms")]
 
 
 def test_a_node_a_day_ahead_is_stored_on_the_controller_clock_from_its_first_sample(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from clocks import Clocks, sample
+from store_size_limit import cap_at_current_size
 
 from factoryctl.store.sqlite import Store
 from factoryctl.telemetry.writer import RETRY_MAX_S, StoreWriter
@@ -23,8 +24,7 @@ def full_store(path: Path) -> Store:
     """A store whose next write needing a page more fails as a full disk would (SQLite's `max_page_count`)."""
     store = Store(path)
     store.write([sample("n1", 0.0)])
-    pages = int(store._query("PRAGMA page_count")[0][0])
-    store._query(f"PRAGMA max_page_count = {pages}")
+    cap_at_current_size(store)
     return store
 
 
@@ -60,7 +60,7 @@ def test_a_refused_write_is_tried_again_less_and_less_often_then_every_tick_once
     assert (stats["pending"], stats["store_error"]) == (0, None)
     assert stats["samples"] + stats["dropped"] == offered
 
-    store._query(f"PRAGMA max_page_count = {store._query('PRAGMA page_count')[0][0]}")
+    cap_at_current_size(store)
     errors = stats["store_errors"]
     for _ in range(round(60 / TICK)):  # until the pages it had left are used
         run(writer, clocks, TICK)
