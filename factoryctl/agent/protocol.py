@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Dict, Final, List, Literal, Mapping, NoReturn, Optional, Tuple, TypedDict, Union, get_args
+from typing import Any, Dict, Final, List, Literal, Mapping, NoReturn, Optional, Tuple, TypedDict, Union, cast, get_args
 
 #: The version in every hello; the client refuses an agent that speaks another.
 PROTOCOL_VERSION: Final = 1
@@ -101,21 +101,33 @@ class ErrorReply(_ErrorReplyRequired, total=False):
     result: Dict[str, Any]
 
 
-class SampleMessage(TypedDict):
-    """One sample of a running stream, under the stream request's id."""
-
+class _SampleRequired(TypedDict):
     id: RequestId
     type: Literal["sample"]
     result: WireSample
 
 
-class ErrorSampleMessage(TypedDict):
-    """A sample a stream could not take: its error, no `result`; the stream goes on."""
+class SampleMessage(_SampleRequired, total=False):
+    """One sample of a running stream, under the stream request's id.
 
+    `missed` (only when not 0) counts the samples of the stream taken before this one that never went out: the
+    agent's output queue dropped them while nobody read it (factoryctl.agent.outbox).
+    """
+
+    missed: int
+
+
+class _ErrorSampleRequired(TypedDict):
     id: RequestId
     type: Literal["sample"]
     ok: Literal[False]
     error: ErrorObject
+
+
+class ErrorSampleMessage(_ErrorSampleRequired, total=False):
+    """A sample a stream could not take: its error, no `result`; the stream goes on (`missed` as a sample's)."""
+
+    missed: int
 
 
 #: Every line an agent (or the bridge) writes.
@@ -174,14 +186,21 @@ MIN_INTERVAL_S = 0.05
 MAX_INTERVAL_S = 3600.0
 
 
+def encode(message: AgentMessage) -> str:
+    """One line of the wire (without its newline): compact JSON, and never NaN or Infinity, which are not JSON."""
+    return json.dumps(message, separators=(",", ":"), allow_nan=False)
+
+
 def read_request(line: Union[str, bytes]) -> Dict[str, Any]:
     """The request on one line; a line no reply could answer is refused as an `agent` error (its reply has id null).
 
-    NaN and Infinity are refused with invalid JSON (no reply could echo them), and an id must be a JSON scalar (a
-    nested list could outgrow the encoder).
+    NaN and Infinity are refused with invalid JSON (no reply could echo them), and so is a number past a double's
+    range (`1e400`), which the parser would read as Infinity: as an id, its reply could not be written, and the agent
+    ended with a traceback. An id must be a number or a string: a nested list could outgrow the encoder, and `true`
+    is no number, though Python's bool is an int.
     """
     try:
-        request = json.loads(line, parse_constant=_refuse_constant)
+        request = json.loads(line, parse_constant=_refuse_constant, parse_float=_finite_float)
     except ValueError:  # also NaN and Infinity, and bytes that are no UTF-8
         raise RequestError("agent", "the request is not valid JSON") from None
     except RecursionError:  # nested deeper than the parser's stack
@@ -189,13 +208,33 @@ def read_request(line: Union[str, bytes]) -> Dict[str, Any]:
     if not isinstance(request, dict):
         raise RequestError("agent", "a request must be a JSON object")
     request_id = request.get("id")
-    if not (request_id is None or isinstance(request_id, (int, float, str))):
+    if isinstance(request_id, bool) or not (request_id is None or isinstance(request_id, (int, float, str))):
         raise RequestError("agent", "a request's id must be a number or a string")
     return request
 
 
 def _refuse_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    """A JSON number with a fraction or exponent as a float; ValueError past a double's range (it would be inf)."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
+def op_field(request: Mapping[str, Any]) -> Op:
+    """The request's `op`, one of OPS; a `usage` error when it is missing or no op of the protocol."""
+    op = request.get("op")
+    if op is None:
+        raise RequestError("usage", "the request has no op")
+    if not isinstance(op, str):
+        raise RequestError("usage", "a request's op must be a string")
+    if op not in OPS:
+        raise RequestError("usage", f"unknown op {json.dumps(op)}")
+    return cast(Op, op)
 
 
 def seconds_field(request: Mapping[str, Any], key: str, default: float) -> float:
@@ -214,6 +253,14 @@ def watts_field(request: Mapping[str, Any]) -> float:
     if isinstance(watts, bool) or not isinstance(watts, (int, float)) or not math.isfinite(watts):
         raise RequestError("usage", "watts must be a number")
     return float(watts)
+
+
+def bool_field(request: Mapping[str, Any], key: str, default: bool) -> bool:
+    """The request's `key`, true or false (`default` when absent): a string such as "no" is no boolean."""
+    value = request.get(key, default)
+    if not isinstance(value, bool):
+        raise RequestError("usage", f"{key} must be true or false")
+    return value
 
 
 def gpus_field(request: Mapping[str, Any]) -> Optional[List[int]]:

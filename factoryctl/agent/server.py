@@ -1,9 +1,10 @@
 """The agent's protocol server: JSON lines in on stdin, replies and streamed samples out on stdout.
 
 One request per line (`{"id", "op", ...}`), one reply per request echoing the id. Streams run in background threads;
-every write to stdout goes through one lock so lines never interleave, and a stopped stream never writes again after
-its `stop` reply. A line that is not a JSON object gets an `agent` error and the agent keeps running; EOF on stdin
-ends the agent cleanly. Every `driver` and `unsupported` error says its cause as a `reason` (protocol.REASONS), so a client
+every line goes out through one writer thread (factoryctl.agent.outbox), so lines never interleave, a stream keeps
+sampling on schedule while nobody reads, replies do not wait behind its queued samples, and a stopped stream never
+writes again after its `stop` reply. A line that is not a JSON object gets an `agent` error and the agent keeps
+running; EOF on stdin ends the agent cleanly. Every `driver` and `unsupported` error says its cause as a `reason` (protocol.REASONS), so a client
 never has to read it from the message's wording. The names, errors and message shapes are factoryctl.agent.protocol's,
 shared with the nvidia-smi bridge and the client. A change of power limits holds the node's limits lock
 (factoryctl.agent.limits_lock) across its read-set-read, so concurrent agents on one node change them one at a time.
@@ -13,7 +14,6 @@ See docs/agent-protocol.md.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import platform
 import sys
@@ -25,6 +25,7 @@ from factoryctl import __version__
 from factoryctl.agent.host import HostSampler
 from factoryctl.agent.limits_lock import LimitsLock, LimitsLockError, LimitsLockTimeout, requested_wait
 from factoryctl.agent.nvml import DriverUnavailable, GpuLost, NvmlSession
+from factoryctl.agent.outbox import Outbox, backlog_limit
 from factoryctl.agent.protocol import (
     DRIVER_FAILED,
     GPU_LOST,
@@ -32,7 +33,6 @@ from factoryctl.agent.protocol import (
     LOCK_UNUSABLE,
     NEEDS_ROOT,
     NO_DRIVER,
-    OPS,
     PROTOCOL_VERSION,
     UNSUPPORTED,
     AgentMessage,
@@ -43,10 +43,13 @@ from factoryctl.agent.protocol import (
     RequestId,
     SampleMessage,
     WireSample,
+    bool_field,
+    encode,
     error_object,
     error_sample,
     gpus_field,
     ok_reply,
+    op_field,
     read_request,
     seconds_field,
     watts_field,
@@ -80,7 +83,7 @@ class AgentServer:
         self.limits_lock = limits_lock
         self.sampler = GpuSampler(nvml)
         self.host = HostSampler()
-        self._write_lock = threading.Lock()
+        self.output = Outbox(out)
         self._sample_lock = threading.Lock()
         self._streams: Dict[RequestId, Tuple[threading.Thread, threading.Event]] = {}
         self._count: Optional[int] = None
@@ -88,15 +91,9 @@ class AgentServer:
 
     # -- output ------------------------------------------------------------------------------------------------
 
-    def write(self, message: AgentMessage, unless: Optional[threading.Event] = None) -> bool:
-        """Write one JSON line; skipped (False) when `unless` is set by the time the lock is held."""
-        line = json.dumps(message, separators=(",", ":"), allow_nan=False)
-        with self._write_lock:
-            if unless is not None and unless.is_set():
-                return False
-            self.out.write(line + "\n")
-            self.out.flush()
-        return True
+    def write(self, message: AgentMessage) -> None:
+        """Queue one JSON line (the hello, a reply) ahead of the streams' samples; BrokenPipeError when none can go."""
+        self.output.reply(encode(message))
 
     def hello(self) -> Hello:
         """The first line: versions, backend, node and GPU count (null plus `error` when NVML cannot start)."""
@@ -182,8 +179,13 @@ class AgentServer:
     def _stream_loop(
         self, stream_id: RequestId, interval: float, slow_max_age: Optional[float], stop: threading.Event
     ) -> None:
-        """Sample now, then on wall-clock multiples of the interval, as every node does (factoryctl.agent.schedule)."""
+        """Sample now, then on wall-clock multiples of the interval, as every node does (factoryctl.agent.schedule).
+
+        Each sample is queued for the writer (factoryctl.agent.outbox), never waited for: a reader that stalls does
+        not move the schedule. The stream ends at `stop`, or once its output is gone.
+        """
         due = time.monotonic()
+        limit = backlog_limit(interval)
         while not stop.is_set():
             msg: Union[SampleMessage, ErrorSampleMessage]
             try:
@@ -192,19 +194,30 @@ class AgentServer:
                 msg = error_sample(stream_id, exc.error())
             except Exception as exc:  # a bug must not kill the stream silently
                 msg = error_sample(stream_id, error_object("agent", repr(exc)))
-            self.write(msg, unless=stop)
+            try:
+                self.output.sample(stream_id, encode(msg), limit, unless=stop)
+            except BrokenPipeError:
+                return
             mono_now, wall_now, spread = read_clocks(time.monotonic, time.time)
             due = next_due(due, mono_now, wall_now, interval, spread)
             stop.wait(max(0.0, due - time.monotonic()))
 
     def op_stop(self, req: Dict[str, Any]) -> Dict[str, Any]:
-        """`stop`: end the stream `stream` (every stream when absent)."""
+        """`stop`: end the stream `stream` (every stream when absent), giving up its samples not yet written.
+
+        So none of them follows the reply, which goes out before queued samples; `missed` counts them (absent: none).
+        """
         target = req.get("stream")
         ids = list(self._streams) if target is None else [target] if target in self._streams else []
+        missed = 0
         for stream_id in ids:
             _, event = self._streams.pop(stream_id)
-            event.set()
-        return {"stopped": bool(ids)}
+            event.set()  # first: the stream queues nothing more
+            missed += self.output.discard(stream_id)
+        result: Dict[str, Any] = {"stopped": bool(ids)}
+        if missed:
+            result["missed"] = missed
+        return result
 
     def _set_limits(self, indexes: List[int], targets: Dict[int, Tuple[float, bool]]) -> Dict[str, Any]:
         """Set each GPU in turn; a failure part-way is an error that lists the GPUs already set (their audit).
@@ -305,7 +318,7 @@ class AgentServer:
     def op_set_power_limit(self, req: Dict[str, Any]) -> Dict[str, Any]:
         """`set_power_limit`: validate every GPU first, change nothing when one is out of range (unless clamp)."""
         watts = watts_field(req)
-        clamp = bool(req.get("clamp", False))
+        clamp = bool_field(req, "clamp", False)
         indexes = self._gpu_indexes(req)  # no such GPU, no driver: refused without waiting
         with self._changing_limits(req):
             ranges = self._ranges(indexes)
@@ -371,13 +384,13 @@ class AgentServer:
             self.write(unreadable.reply(None))
             return
         req_id = req.get("id")
-        op = req.get("op")
-        method = getattr(self, f"op_{op}", None) if op in OPS else None
-        if method is None:
-            self.write(RequestError("usage", f"unknown op {op!r}").reply(req_id))
+        try:
+            op = op_field(req)
+        except RequestError as refused:
+            self.write(refused.reply(req_id))
             return
         try:
-            result = method(req)
+            result = getattr(self, f"op_{op}")(req)
         except RequestError as exc:
             self.write(exc.reply(req_id))
             return
@@ -390,15 +403,24 @@ class AgentServer:
             self._streams[req_id][0].start()
 
     def serve(self, stdin: IO[str]) -> int:
-        """Write hello, answer requests until shutdown or EOF; returns the exit status."""
-        self.write(self.hello())
-        while self.running:
-            line = stdin.readline()
-            if not line:
-                break
-            if line.strip():
-                self.handle(line)
+        """Write hello, answer requests until shutdown or EOF; returns the exit status.
+
+        Every reply is written before it returns; the streams' queued samples are given up (they were stopped).
+        """
+        self.output.start()
+        try:
+            self.write(self.hello())
+            while self.running:
+                line = stdin.readline()
+                if not line:
+                    break
+                if line.strip():
+                    self.handle(line)
+        except BaseException:  # a broken pipe, Ctrl-C: no waiting for a writer that may be blocked for good
+            self.op_stop({})
+            raise
         self.op_stop({})
+        self.output.close()
         self.nvml.shutdown()
         return 0
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import json
+import math
 import os
 import secrets
 import threading
@@ -39,7 +39,6 @@ from factoryctl.agent.protocol import (
     LOCK_UNUSABLE,
     NEEDS_ROOT,
     NO_DRIVER,
-    OPS,
     PROTOCOL_VERSION,
     UNSUPPORTED,
     AgentMessage,
@@ -49,10 +48,13 @@ from factoryctl.agent.protocol import (
     RequestId,
     SampleMessage,
     WireSample,
+    bool_field,
+    encode,
     error_object,
     error_sample,
     gpus_field,
     ok_reply,
+    op_field,
     read_request,
     seconds_field,
     watts_field,
@@ -105,6 +107,8 @@ def _value(raw: str, kind: type) -> tuple[Any, str | None]:
     try:
         number = float(text)
     except ValueError:
+        number = math.nan
+    if not math.isfinite(number):  # also "nan" and "inf", which float() reads and no JSON line can carry
         return None, f"unreadable value {text!r}"
     return (int(number) if kind is int else number), None
 
@@ -179,7 +183,7 @@ class SmiBridge:
 
     def _send(self, message: AgentMessage) -> None:
         with self._write_lock:
-            self._replies.write((json.dumps(message) + "\n").encode())
+            self._replies.write((encode(message) + "\n").encode())
             self._replies.flush()
 
     def _serve(self) -> None:
@@ -218,9 +222,11 @@ class SmiBridge:
             return None
 
     def _answer(self, request: dict[str, Any]) -> None:
-        rid, op = request.get("id"), request.get("op")
+        rid = request.get("id")
         stream: threading.Thread | None = None
+        op = request.get("op")  # named in the reply to a bug's exception
         try:
+            op = op_field(request)
             if op == "sample":
                 result: Mapping[str, Any] = self._sample()
             elif op in ("set_power_limit", "reset_power_limit"):
@@ -232,10 +238,8 @@ class SmiBridge:
                 result = {"time": time.time()}  # its samples are stamped here too, on our clock
             elif op == "stop":
                 result = self._stop(request.get("stream"))
-            elif op in OPS:
-                raise RequestError("usage", f"`{op}` is not available through nvidia-smi (no Python on the node)")
             else:
-                raise RequestError("usage", f"unknown op {op!r}")
+                raise RequestError("usage", f"`{op}` is not available through nvidia-smi (no Python on the node)")
         except RequestError as refused:  # with `result`, what was done before it failed (docs/agent-protocol.md)
             self._send(refused.reply(rid))
             return
@@ -358,6 +362,7 @@ class SmiBridge:
         factoryctl gave up on it (a limit set then would go unaudited).
         """
         requested = None if reset else watts_field(request)  # a malformed request is refused before anything runs
+        clamp = False if reset else bool_field(request, "clamp", False)
         wanted = gpus_field(request)
         deadline = time.monotonic() + _lock_wait(request)
         gpus = self._query()
@@ -373,7 +378,7 @@ class SmiBridge:
                     "driver", f"GPU {gpu['index']} does not report its power-limit range", None, UNSUPPORTED
                 )
             target = min(max(watts, low), high)
-            if target != watts and not request.get("clamp"):
+            if target != watts and not clamp:
                 raise RequestError(
                     "usage", f"{watts:g} W is outside GPU {gpu['index']}'s range {low:g}-{high:g} W; nothing changed"
                 )

@@ -1,0 +1,120 @@
+"""The nvidia-smi bridge refuses the request fields the agent refuses, as the agent does, and writes only JSON.
+
+The bridge shares the agent's request reading (factoryctl.agent.protocol). It took `"clamp": "no"` as true and
+changed the limit, named a missing op `None`, and wrote its lines with `json.dumps` as it was, which writes a NaN that
+no JSON reader takes (nvidia-smi printing `nan` for a value became one). Here the bridge runs over a real sshd, its
+nvidia-smi the simulated driver's shim, and its answers are compared with the real agent's.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from smi_wire import WAIT_S, Wire
+from sshd_fixture import sshd_factory  # noqa: F401
+
+from factoryctl.sim.state import SimNode
+from factoryctl.transport.smi import QUERY, SmiBridge, parse_query
+from factoryctl.transport.ssh import SshOptions
+from factoryctl.transport.ssh_pool import SshPool
+
+SHIM = """#!{python} -B
+import sys
+from factoryctl.sim import smi
+sys.exit(smi.main(["--node", "bare", "--factory", "lab", "--state-dir", {state!r}, *sys.argv[1:]]))
+"""
+OPTIONS = SshOptions(connect_timeout_s=30, banner_timeout_s=30, auth_timeout_s=30, channel_timeout_s=30)
+#: Lines both must refuse; the set_power_limit asks for 1 W, which a clamp would raise to the minimum: a change.
+REFUSED = [
+    '{"id": 1e400, "op": "clock"}',
+    '{"id": -1e400, "op": "clock"}',
+    '{"id": true, "op": "clock"}',
+    '{"id": 4}',
+    '{"id": 5, "op": null}',
+    json.dumps({"id": 6, "op": "set_power_limit", "gpus": [0], "watts": 1, "clamp": "no"}),
+    json.dumps({"id": 7, "op": "set_power_limit", "gpus": [0], "watts": 1, "clamp": None}),
+]
+
+
+def _answers(send: Any, read: Any) -> list[dict[str, Any]]:
+    """The answer to each of REFUSED, each followed by a `clock` that must be answered too."""
+    answers = []
+    for number, line in enumerate(REFUSED):
+        send(line)
+        answers.append(read())
+        send(json.dumps({"id": 100 + number, "op": "clock"}))
+        assert read()["id"] == 100 + number
+    return answers
+
+
+def _agents_answers(tmp_path: Path) -> list[dict[str, Any]]:
+    argv = [sys.executable, "-m", "factoryctl.agent", "--node", "bare", "--sim", "h100-sxm", "--gpus", "2"]
+    argv += ["--state-dir", str(tmp_path / "agent-state")]
+    with subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1) as agent:
+        assert agent.stdin is not None
+        assert agent.stdout is not None
+        stdin, stdout = agent.stdin, agent.stdout
+
+        def send(line: str) -> None:
+            stdin.write(line + "\n")
+            stdin.flush()
+
+        assert json.loads(stdout.readline())["type"] == "hello"
+        answers = _answers(send, lambda: json.loads(stdout.readline()))
+        stdin.close()
+        assert agent.wait(timeout=WAIT_S) == 0
+    return answers
+
+
+@pytest.fixture
+def wire(sshd_factory: Any, tmp_path: Path) -> Iterator[Wire]:  # noqa: F811
+    """A bridge to a 2-GPU simulated node without Python, its hello read."""
+    server = sshd_factory()
+    state = str(tmp_path / "sim")
+    SimNode(state, "bare", "lab", profile="h100-sxm", gpus=2)
+    script = server.bin_dir / "nvidia-smi"
+    script.write_text(SHIM.format(python=sys.executable, state=state))
+    script.chmod(0o755)
+    pool = SshPool(OPTIONS)
+    try:
+        spec = server.node("bare", server.write_known_hosts(tmp_path / "kh"))
+        bridge_wire = Wire(SmiBridge("bare", pool.connect(spec), timeout=30))
+        assert bridge_wire.read()["type"] == "hello"
+        yield bridge_wire
+        bridge_wire.close()
+    finally:
+        pool.close()
+
+
+def test_the_bridge_refuses_them_as_the_agent_does_and_changes_nothing(wire: Wire, tmp_path: Path) -> None:
+    expected = _agents_answers(tmp_path)
+    assert [answer["error"]["message"] for answer in expected] == [
+        "the request is not valid JSON",
+        "the request is not valid JSON",
+        "a request's id must be a number or a string",
+        "the request has no op",
+        "the request has no op",
+        "clamp must be true or false",
+        "clamp must be true or false",
+    ]
+
+    def send(line: str) -> None:
+        wire._requests.write((line + "\n").encode())
+        wire._requests.flush()
+
+    assert _answers(send, wire.read) == expected
+    assert SimNode(tmp_path / "sim", "bare", "lab").enforced_limit_w(0) == 700.0  # the default: unchanged
+
+
+def test_a_value_nvidia_smi_prints_as_nan_or_inf_is_unreadable_not_a_number() -> None:
+    row = {"index": "0", "uuid": "GPU-1", "name": "H100", "power.draw": "nan", "temperature.gpu": "inf"}
+    gpu = parse_query(", ".join(row.get(name, "1") for name, _, _ in QUERY) + "\n")[0]
+    assert (gpu["power_w"], gpu["temperature_c"]) == (None, None)
+    assert gpu["null_reasons"]["power_w"] == "unreadable value 'nan'"
+    json.dumps(gpu, allow_nan=False)
