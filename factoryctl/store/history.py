@@ -149,8 +149,10 @@ class HistoryQueries(StoreConnection):
     def _rollup_energy(self, node_id: int, gpu: int, start: int, raw_from: int) -> float | None:
         """Joules in [start, raw_from) ms from the rollups' mean power (None: no minute there has power).
 
-        Each minute counts for the share of it its samples covered (`_covered_share`), or a controller started at
-        :31 would be billed the whole minute once its raw rows are pruned, where the counter billed 29 s.
+        Each minute counts for the time its samples covered, or a controller started at :31 would be billed the whole
+        minute once its raw rows are pruned, where the counter billed 29 s: as the rollup stored it (schema 4 on,
+        `coverage.covered_by_minute`), else its share inferred from its sample count (`_covered_share`) for the gap
+        rule.
         """
         first = -(-start // 60000)
         minutes = self._query(  # the last minute before the window too: its power may hold into the window
@@ -162,25 +164,32 @@ class HistoryQueries(StoreConnection):
         )
         if not minutes:
             return None
-        held = [(int(t) * 60_000, float(mw) * _covered_share(n, *around)) for t, mw, n, *around in minutes]
-        return _held_joules(held, start, raw_from, floor_ms=60_000, hold_last=True)
+        held = [
+            (int(t) * 60_000, float(mw) * (1.0 if covered is not None else _covered_share(n, *around)))
+            for t, mw, covered, n, *around in minutes
+        ]
+        covers = [None if covered is None else int(covered) for _, _, covered, *_ in minutes]
+        return _held_joules(held, start, raw_from, floor_ms=60_000, hold_last=True, covers=covers)
 
     @property
     def _minutes_with_power(self) -> str:
         """The query of one GPU's minutes with power, to be given bounds on `t_min`.
 
-        Each row: the minute, its mean mW, its samples with power, and those of the minutes just before and after
+        Each row: the minute, its mean mW, the milliseconds its samples cover (NULL in a rollup made before schema
+        4), its samples with power, and, where the time covered is NULL, those of the minutes just before and after
         (NULL where that minute has no rollup with power).
         """
-        # power_mw_n is NULL in a rollup made before schema 2, and missing in a schema-1 store a reader opened
+        # power_mw_n is NULL in a rollup made before schema 2, and missing in a schema-1 store a reader opened; so is
+        # power_covered_ms before schema 4
         count = "COALESCE({0}power_mw_n, {0}n)" if self.schema_version >= 2 else "{0}n"
+        covered = "r.power_covered_ms" if self.schema_version >= 4 else "NULL"
         around = (
-            f"(SELECT {count.format('o.')} FROM rollup o WHERE o.node_id = r.node_id AND o.gpu = r.gpu"
-            " AND o.t_min = r.t_min {0} 1 AND o.power_mw_mean IS NOT NULL)"
+            f"CASE WHEN {covered} IS NULL THEN (SELECT {count.format('o.')} FROM rollup o WHERE o.node_id = r.node_id"
+            " AND o.gpu = r.gpu AND o.t_min = r.t_min {0} 1 AND o.power_mw_mean IS NOT NULL) END"
         )
         return (
-            f"SELECT t_min, power_mw_mean, {count.format('r.')}, {around.format('-')}, {around.format('+')}"
-            " FROM rollup r WHERE node_id = ? AND gpu = ? AND power_mw_mean IS NOT NULL"
+            f"SELECT t_min, power_mw_mean, {covered}, {count.format('r.')}, {around.format('-')},"
+            f" {around.format('+')} FROM rollup r WHERE node_id = ? AND gpu = ? AND power_mw_mean IS NOT NULL"
         )
 
     def _raw_energy(
@@ -312,7 +321,9 @@ def _prorated(a: tuple[int, int] | None, b: tuple[int, int] | None, lo: int, hi:
 def _covered_share(count: int, before: int | None, after: int | None) -> float:
     """The share of its minute a rollup's `count` power samples covered, judged by the minutes next to it.
 
-    A rollup keeps how many samples it has, not the sampling interval: a full minute's count is taken from its
+    For rollups made before schema 4, which keep how many samples they have, not the time they cover (nor the
+    sampling interval): an inference, which a run shorter than a minute, or one over two partial minutes, fools (no
+    full minute to compare with), and so does a change of interval. A full minute's count is taken from its
     neighbours (the smaller of the two, or the one there is; its own if larger). A minute with fewer (a controller
     started or stopped in it, a silence inside it) covered `count` of that many; a shortfall of up to a tenth
     (jitter, a missed sample) is a full minute. A minute alone (a cron sweep) counts whole, as the gap rule says.
@@ -325,7 +336,12 @@ def _covered_share(count: int, before: int | None, after: int | None) -> float:
 
 
 def _held_joules(
-    readings: Sequence[tuple[int, float]], start_ms: int, stop_ms: int, floor_ms: int, hold_last: bool
+    readings: Sequence[tuple[int, float]],
+    start_ms: int,
+    stop_ms: int,
+    floor_ms: int,
+    hold_last: bool,
+    covers: Sequence[int | None] = (),
 ) -> float:
     """Joules in [start_ms, stop_ms) from power readings (ms, milliwatts, in time order), each held by `_held_for`.
 
@@ -334,14 +350,16 @@ def _held_joules(
     what of their span falls inside. Only minutes with a sample have a rollup, so a GPU sampled every 5 minutes (a
     cron sweep) is billed for all 5; the last minute, a mean over the minute it starts, counts until the window's
     end by the same rule (`hold_last`). A raw reading is an instant: the last one counts for nothing after it, as
-    the energy counter's last reading.
+    the energy counter's last reading. `covers` (a rollup's time covered, None where unknown; one per reading or
+    none) says how long a reading counts instead of the gap rule: up to the next reading at most.
     """
     times = [t for t, _ in readings]
     usual = _usual_spacing(times, floor_ms)
     nexts = [*times[1:], max(stop_ms, times[-1]) if hold_last else times[-1]]
     joules = 0.0
-    for (begin, mw), following in zip(readings, nexts, strict=True):
-        end = begin + _held_for(following - begin, usual)
+    for (begin, mw), following, covered in zip(readings, nexts, covers or [None] * len(readings), strict=True):
+        span = min(covered, following - begin) if covered is not None else _held_for(following - begin, usual)
+        end = begin + span
         joules += max(0, min(end, stop_ms) - max(begin, start_ms)) / 1000 * mw / 1000
     return joules
 

@@ -3,8 +3,9 @@
 This is the controller's hot path, so it is kept together and kept lean: a batch of node samples becomes one
 narrow integer row per GPU per interval, keyed (node, GPU, time) so a sample written twice is stored once, in one
 transaction with the batch's node-state changes and events. Rollups keep min/mean/max per finished minute for
-the long window, with how many rows had each metric (the slow tier has a value in few of them), and retention never
-prunes a raw row that has not been rolled up yet.
+the long window, with how many rows had each metric (the slow tier has a value in few of them) and the time the
+power samples cover, from their timestamps (energy bills a minute for it: a minute the controller started in at :31
+is not a whole minute), and retention never prunes a raw row that has not been rolled up yet.
 
 Wall clocks step (NTP, a wrong RTC at boot), and the rows are stamped with them. Three rules keep a step from
 losing history: retention is given the forward steps the controller saw (`retention_cut`, kept in the meta table
@@ -26,6 +27,7 @@ from typing import Any
 from factoryctl.model.telemetry import NodeSample
 from factoryctl.store import rows
 from factoryctl.store.connection import StoreConnection
+from factoryctl.store.coverage import covered_by_minute
 from factoryctl.store.logs import insert_event
 from factoryctl.store.nodes import SAMPLES_STORED_AT, update_node_state
 from factoryctl.store.rows import RAW_COLUMNS, ROLLUP_METRICS, ClockStep, Event, NodeState, to_ms
@@ -312,9 +314,23 @@ _AGGREGATES = ", ".join(
 #: Each metric's min, mean, max and count of rows with a value: `n` counts the minute's rows, and a slow-tier metric
 #: (temperature) has a value in one in five, so a mean over minutes and raw rows weights each minute by its own count.
 _TARGETS = ", ".join(f"{m.column}_min, {m.column}_mean, {m.column}_max, {m.column}_n" for m in ROLLUP_METRICS)
-_SELECT = (
-    f"SELECT node_id, gpu, t_ms / 60000, COUNT(*), {_AGGREGATES} FROM sample"
-    " WHERE node_id = ? AND gpu = ? AND t_ms >= ? AND t_ms < ? GROUP BY node_id, gpu, t_ms / 60000"
+
+#: One GPU's rows in and around the minutes [:first_ms, :last_ms): their times, and whether they have power, from the
+#: second power sample before to the second after, for the gaps next to theirs (`coverage.covered_by_minute`).
+_ROW_TIMES = (
+    "SELECT t_ms, power_mw IS NOT NULL FROM sample WHERE node_id = :node AND gpu = :gpu"
+    " AND t_ms >= COALESCE((SELECT t_ms FROM sample WHERE node_id = :node AND gpu = :gpu AND t_ms < :first_ms"
+    f" AND power_mw IS NOT NULL ORDER BY t_ms DESC LIMIT 1 OFFSET 1), {-(2**63)})"
+    " AND t_ms <= COALESCE((SELECT t_ms FROM sample WHERE node_id = :node AND gpu = :gpu AND t_ms >= :last_ms"
+    f" AND power_mw IS NOT NULL ORDER BY t_ms LIMIT 1 OFFSET 1), {2**63 - 1})"
+    " ORDER BY t_ms"
+)
+#: The rollup row of one GPU's minute [:first_ms, :last_ms), with the time its power samples cover (`:covered`), to be
+#: prefixed with INSERT OR REPLACE or OR IGNORE (which keeps an existing row whole, its time with it).
+_ROLLED = (
+    f" INTO rollup (node_id, gpu, t_min, n, {_TARGETS}, power_covered_ms)"
+    f" SELECT node_id, gpu, t_ms / 60000, COUNT(*), {_AGGREGATES}, :covered FROM sample"
+    " WHERE node_id = :node AND gpu = :gpu AND t_ms >= :first_ms AND t_ms < :last_ms GROUP BY t_ms / 60000"
 )
 
 
@@ -328,10 +344,27 @@ def _roll_minutes(db: sqlite3.Connection, node_id: int, gpu: int, start: int, up
     split = min(max(start, kept_from if kept_from is not None else start), upto)
     written = 0
     for first, last, verb in ((split, upto, "INSERT OR REPLACE"), (start, split, "INSERT OR IGNORE")):
-        if first < last:
-            cursor = db.execute(
-                f"{verb} INTO rollup (node_id, gpu, t_min, n, {_TARGETS}) {_SELECT}",
-                (node_id, gpu, first * 60000, last * 60000),
-            )
-            written += max(cursor.rowcount, 0)
+        for chunk in range(first, last, _MINUTES_PER_READ):
+            written += _roll_chunk(db, node_id, gpu, chunk, min(chunk + _MINUTES_PER_READ, last), verb)
+    return written
+
+
+#: Minutes whose rows' times are read at once (`_roll_chunk`): a first rollup of days of raw rows holds an hour's of
+#: them in memory at a time.
+_MINUTES_PER_READ = 60
+
+
+def _roll_chunk(db: sqlite3.Connection, node_id: int, gpu: int, first: int, last: int, verb: str) -> int:
+    """Roll up one GPU's minutes [first, last) with `verb`, each with the time its power samples cover.
+
+    Returns the rollup rows written. One statement per minute with rows (the controller rolls up one minute at a time),
+    so each row is written with its time, never updated after.
+    """
+    bounds = {"node": node_id, "gpu": gpu, "first_ms": first * 60000, "last_ms": last * 60000}
+    found: list[tuple[int, int]] = db.execute(_ROW_TIMES, bounds).fetchall()  # (t_ms, 1 if it has power)
+    covered = covered_by_minute([t_ms for t_ms, powered in found if powered], first, last)
+    written = 0
+    for minute in sorted({t_ms // 60000 for t_ms, _ in found if first <= t_ms // 60000 < last}):
+        one = {**bounds, "first_ms": minute * 60000, "last_ms": (minute + 1) * 60000, "covered": covered.get(minute, 0)}
+        written += max(db.execute(verb + _ROLLED, one).rowcount, 0)
     return written

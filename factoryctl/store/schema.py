@@ -59,10 +59,15 @@ MIGRATIONS: tuple[str, ...] = (
     # killer) leaves that trace. `requested_w` is the value asked (NULL: a reset). Entries made before it keep NULL
     # in both: they are answers, as every entry was then.
     "ALTER TABLE audit ADD COLUMN requested_w REAL; ALTER TABLE audit ADD COLUMN outcome TEXT",
+    # 4: the milliseconds of time the minute's power samples stand for, from their own timestamps
+    # (`coverage.covered_by_minute`): energy bills a minute for them. Rollups made before it keep NULL: energy infers
+    # their share from their sample count and their neighbours' (`history._covered_share`), as it did before.
+    "ALTER TABLE rollup ADD COLUMN power_covered_ms INTEGER",
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 #: The oldest schema a read-only command reads without a migration (only a writer migrates): schema 2 added only the
 #: rollup's per-metric counts, which a reader does without (`n` weighs every row then, as before), and schema 3 only
-#: the audit's `requested_w` and `outcome`, which read as NULL (an answered entry) before it. So upgrading
+#: the audit's `requested_w` and `outcome`, which read as NULL (an answered entry) before it, and schema 4 only the
+#: rollup's `power_covered_ms`, without which energy infers a minute's share as before. So upgrading
 #: factoryctl does not lock readers out of a store until the controller is restarted on the new version.
 OLDEST_READABLE_SCHEMA = 1

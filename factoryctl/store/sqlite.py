@@ -7,7 +7,7 @@ IGNORE/REPLACE`) so a PostgreSQL store can implement the same methods later:
 
 - `schema`: the tables, as versioned migrations keyed by `PRAGMA user_version`;
 - `connection`: opening (WAL, busy timeout), migrating, transactions, sqlite3 failures as `StoreError` sentences;
-- `samples`: raw sample writes, 1-minute rollups, retention;
+- `samples`: raw sample writes, 1-minute rollups, retention (`coverage`: the time a rollup's samples cover);
 - `history`: metric history, energy and export reads across raw rows and rollups;
 - `nodes`: node state, newest samples and drains;
 - `logs`: the event log and the power audit log.
