@@ -53,7 +53,7 @@ class DashboardApp(App[None]):
     TITLE = "factoryctl dash"
     ENABLE_COMMAND_PALETTE = False
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("q", "quit", "Quit", tooltip="quit (on the node screen: back)"),
+        Binding("q", "quit", "Quit", tooltip="quit (on the node screen: back; in this list: close it)"),
         # Textual's own Ctrl-C only says "press ctrl+q": ours quits from anywhere, even a dialog, as in watch or top
         Binding(
             "ctrl+c", "interrupt", "Quit", key_display="Ctrl-C", show=False, priority=True, tooltip="quit (exit 130)"

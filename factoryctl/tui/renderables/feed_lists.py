@@ -42,30 +42,52 @@ def event_message(event: DashboardEvent) -> str:
 
 
 class EventsRenderable:
-    """Newest events first, one line each: time, node, what happened."""
+    """Newest events first: time, node, what happened; a line too long for the panel wraps under its node's name."""
 
     def __init__(self, events: Sequence[DashboardEvent], limit: int = 50, node: str | None = None) -> None:
         self.events = [e for e in events if node is None or e.node == node or node in e.nodes]  # folded too
+        #: At most this many lines (the panel's height): the events that do not fit whole are left out.
         self.limit = limit
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        """One line per event; a line too long shortens its node's name (in the middle) before its words."""
+        """The newest events whole, as many as fit in `limit` lines.
+
+        A line too long shortens its node's name (in the middle) before its words, then wraps what happened under
+        the node's name, so a narrow panel (80 columns with the jobs beside it) still reads every word of it.
+        """
         if not self.events:
             yield Text("no events yet", style=tone("secondary"))
             return
         shown = list(reversed(self.events))[: self.limit]
         affixes = fmt.common_affixes([e.node for e in shown if e.node])
+        used = 0
         for event in shown:
+            lines = self._event_lines(event, console, options.max_width, affixes)
+            if used and used + len(lines) > self.limit:
+                return
+            used += len(lines)
+            yield from lines
+
+    @staticmethod
+    def _event_lines(event: DashboardEvent, console: Console, width: int, affixes: tuple[int, int]) -> list[Text]:
+        """One event: its time, then its node and words wrapped in the `width` left after the time."""
+        when, message = fmt.clock(event.time), event_message(event)
+        body = Text()
+        if event.node:
+            room = width - cell_len(when) - cell_len(message) - 2
+            body.append(fmt.elide_name(event.node, max(room, fmt.NAME_MIN_WIDTH), affixes), style="bold")
+            body.append(" ")
+        body.append(message, style=tone(SEVERITY_TONES[event.severity]) if event.severity in SEVERITY_TONES else "")
+        indent = cell_len(when) + 1
+        wrapped = body.wrap(console, max(width - indent, fmt.NAME_MIN_WIDTH), no_wrap=False, overflow="fold")
+        lines = []
+        for index, part in enumerate(wrapped):
             line = Text(no_wrap=True, overflow="ellipsis")
-            when, message = fmt.clock(event.time), event_message(event)
-            line.append(when, style=tone("secondary"))
+            line.append(when if index == 0 else " " * len(when), style=tone("secondary"))
             line.append(" ")
-            if event.node:
-                room = options.max_width - cell_len(when) - cell_len(message) - 2
-                line.append(fmt.elide_name(event.node, max(room, fmt.NAME_MIN_WIDTH), affixes), style="bold")
-                line.append(" ")
-            line.append(message, style=tone(SEVERITY_TONES[event.severity]) if event.severity in SEVERITY_TONES else "")
-            yield line
+            line.append_text(part)
+            lines.append(line)
+        return lines
 
 
 class JobsRenderable:

@@ -46,6 +46,9 @@ COLUMNS: tuple[tuple[str, int], ...] = (
 PADDING = 1
 #: Below this the node column keeps the Flags column in view and lets the Rack column scroll off instead.
 NODE_WIDTH_WITH_RACK = 12
+#: The columns that give way on a terminal too narrow for a whole line, first to last: each moves past the Flags
+#: column (where the sideways scroll reaches it) until Node, State and Flags fit, as htop and nvitop drop theirs.
+YIELDING_COLUMNS = ("rack", "power", "temp", "util")
 #: The widest a rack's name widens its column.
 RACK_MAX_WIDTH = 16
 #: An XID this recent (seconds before the node's sample, by the agent's clock) flags its node `xid`.
@@ -79,21 +82,29 @@ def state_style(state: str, plain: bool | None = None) -> str:
 
 
 def widths_for(rows: Sequence[NodeRow], available: int | None = None) -> tuple[tuple[str, int], ...]:
-    """Column widths: the node and rack columns as wide as their longest name, the node's within `available` cells.
+    """Column widths in display order: the node and rack columns as wide as their longest name, within `available`.
 
     On a terminal too narrow for every name, the node column takes the room left by the others (names are elided in
-    the middle, `node_names`); narrower than `NODE_WIDTH_WITH_RACK`, it takes the room left up to the Flags column
-    (the Rack column scrolls off first: the flags are the alarm), never under `text.NAME_MIN_WIDTH`.
+    the middle, `node_names`), never under `text.NAME_MIN_WIDTH`. When that room is short (under
+    `NODE_WIDTH_WITH_RACK` with the Rack column, under `text.NAME_MIN_WIDTH` without it; shorter names need only their
+    own width), the `YIELDING_COLUMNS` move one by one past the Flags column, so a node's state and flags stay in view (the flags are the alarm): the Rack
+    column first, then Power, Temp and Util, all still reached by scrolling sideways.
     """
     rack = min(max([4, *(len(r.rack or "—") for r in rows)]), RACK_MAX_WIDTH)
     others = [(key, rack if key == "rack" else width) for key, width in COLUMNS if key != "node"]
     node = max([dict(COLUMNS)["node"], *(len(r.name) for r in rows)])  # `Node ▲` whole: `ws` cut it to `No ▲`
+    moved: list[str] = []
     if available is not None:
-        with_rack = available - line_width(others) - 2 * PADDING
-        without_rack = available - line_width([c for c in others if c[0] != "rack"]) - 2 * PADDING
-        node = min(node, max(with_rack if with_rack >= NODE_WIDTH_WITH_RACK else without_rack, fmt.NAME_MIN_WIDTH))
+        for key in YIELDING_COLUMNS:
+            room = available - line_width([c for c in others if c[0] not in moved]) - 2 * PADDING
+            if room >= min(node, NODE_WIDTH_WITH_RACK if key == "rack" else fmt.NAME_MIN_WIDTH):
+                break
+            moved.append(key)
+        room = available - line_width([c for c in others if c[0] not in moved]) - 2 * PADDING
+        node = min(node, max(room, fmt.NAME_MIN_WIDTH))
     widths = dict(others, node=node)
-    return tuple((key, widths[key]) for key, _ in COLUMNS)
+    order = [key for key, _ in COLUMNS if key not in moved] + [key for key, _ in COLUMNS if key in moved]
+    return tuple((key, widths[key]) for key in order)
 
 
 def node_names(rows: Sequence[NodeRow], width: int) -> dict[str, str]:

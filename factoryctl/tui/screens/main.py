@@ -23,6 +23,19 @@ from factoryctl.tui.widgets.power_history import PowerHistory
 
 #: Below this many lines the jobs and events panels fold away so the node table keeps its rows (80x24 works).
 PANELS_MIN_HEIGHT = 34
+#: The panels' height at the least (borders included: 7 lines of events).
+PANELS_MIN_LINES = 9
+#: The part of the room under the power graph the panels get at the least on a tall terminal, whatever the table needs.
+PANELS_MIN_SHARE = 1 / 3
+
+
+def panels_lines(room: int, table_needs: int) -> int:
+    """The panels' height: the room the node table does not need, at least a third of it and `PANELS_MIN_LINES`.
+
+    `room` is what the table and the panels share (the terminal less the header, the graph and the footer);
+    `table_needs` is the table's height with every row in view. The table fills what the panels leave.
+    """
+    return max(PANELS_MIN_LINES, int(room * PANELS_MIN_SHARE), room - table_needs)
 
 
 class MainScreen(NodeActionsScreen):
@@ -66,13 +79,27 @@ class MainScreen(NodeActionsScreen):
         self.query_one(NodeTable).focus()
 
     def on_resize(self, event: events.Resize) -> None:
-        """Fold the panels away on short terminals unless the operator asked for them."""
+        """Fold the panels away on short terminals unless the operator asked for them; size them once laid out."""
         if not quitting(self):
             self._apply_panels()
+            self.call_after_refresh(self._size_panels)
 
     def _apply_panels(self) -> None:
         show = self.panels_wanted if self.panels_wanted is not None else self.size.height >= PANELS_MIN_HEIGHT
         self.query_one("#panels").display = show
+        self._size_panels()
+
+    def _size_panels(self) -> None:
+        """Give the panels the room the node table does not need (`panels_lines`): a tall terminal shows more events."""
+        if quitting(self):
+            return
+        table = self.query_one(NodeTable)
+        fixed = sum(self.query_one(part).outer_size.height for part in ("#header", "#power", Footer))
+        chrome = table.outer_size.height - table.scrollable_content_region.height  # borders, a sideways scrollbar
+        lines = panels_lines(self.size.height - fixed, chrome + table.row_count + 1)
+        panels = self.query_one("#panels")
+        if panels.styles.height is None or panels.styles.height.cells != lines:  # no layout pass when unchanged
+            panels.styles.height = lines
 
     def action_toggle_panels(self) -> None:
         """`e`: show or hide the jobs and events panels."""
@@ -96,6 +123,7 @@ class MainScreen(NodeActionsScreen):
         shown = result.rows
         self.filter_problem = result.problem
         table.show_rows(shown)
+        self._size_panels()  # a filter or a new node changes the rows the table needs
         title = f"nodes {len(shown)} of {len(rows)}" if self.filter_text else f"nodes {len(rows)}"
         arrow = "▼" if table.sort_reverse else "▲"
         table.border_title = f"{title} · sort {SORT_KEYS[table.sort_column][0].split()[0].lower()} {arrow}"
