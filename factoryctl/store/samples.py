@@ -315,14 +315,23 @@ _AGGREGATES = ", ".join(
 #: (temperature) has a value in one in five, so a mean over minutes and raw rows weights each minute by its own count.
 _TARGETS = ", ".join(f"{m.column}_min, {m.column}_mean, {m.column}_max, {m.column}_n" for m in ROLLUP_METRICS)
 
+#: How far before and after the minutes rolled up their neighbouring power samples are looked for: two of the longest
+#: sampling interval (3600 s) and a minute. A gap longer than that is a silence whatever the interval, and the search
+#: stays bounded for a GPU without power readings (a lost GPU, power not supported), which would scan its whole raw
+#: history every minute.
+_AROUND_MS = 2 * 3600 * 1000 + 60 * 1000
+
 #: One GPU's rows in and around the minutes [:first_ms, :last_ms): their times, and whether they have power, from the
-#: second power sample before to the second after, for the gaps next to theirs (`coverage.covered_by_minute`).
+#: second power sample before to the second after (within `_AROUND_MS`), for the gaps next to theirs
+#: (`coverage.covered_by_minute`).
 _ROW_TIMES = (
     "SELECT t_ms, power_mw IS NOT NULL FROM sample WHERE node_id = :node AND gpu = :gpu"
     " AND t_ms >= COALESCE((SELECT t_ms FROM sample WHERE node_id = :node AND gpu = :gpu AND t_ms < :first_ms"
-    f" AND power_mw IS NOT NULL ORDER BY t_ms DESC LIMIT 1 OFFSET 1), {-(2**63)})"
+    f" AND t_ms >= :first_ms - {_AROUND_MS} AND power_mw IS NOT NULL ORDER BY t_ms DESC LIMIT 1 OFFSET 1),"
+    f" :first_ms - {_AROUND_MS})"
     " AND t_ms <= COALESCE((SELECT t_ms FROM sample WHERE node_id = :node AND gpu = :gpu AND t_ms >= :last_ms"
-    f" AND power_mw IS NOT NULL ORDER BY t_ms LIMIT 1 OFFSET 1), {2**63 - 1})"
+    f" AND t_ms < :last_ms + {_AROUND_MS} AND power_mw IS NOT NULL ORDER BY t_ms LIMIT 1 OFFSET 1),"
+    f" :last_ms + {_AROUND_MS})"
     " ORDER BY t_ms"
 )
 #: The rollup row of one GPU's minute [:first_ms, :last_ms), with the time its power samples cover (`:covered`), to be

@@ -446,7 +446,7 @@ class StoreWriter:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(10)
-        self.flush()
+        self.flush(retry_now=True)  # a store that has room again takes the buffer, whatever the wait left
         with self._lock:
             late, self._incoming = len(self._incoming), []
         self._buffer.discard(late)

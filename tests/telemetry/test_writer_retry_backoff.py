@@ -72,3 +72,18 @@ def test_a_refused_write_is_tried_again_less_and_less_often_then_every_tick_once
     assert writer.stats()["store_errors"] - errors in (4, 5)
     writer.stop()
     store.close()
+
+
+def test_stopping_while_waiting_to_retry_still_tries_the_last_write(tmp_path: Path) -> None:
+    store = full_store(tmp_path / "factory.db")
+    clocks = Clocks()
+    writer = StoreWriter(store, interval_s=INTERVAL, clock=lambda: clocks.wall, monotonic=lambda: clocks.mono)
+    writer.set_nodes(NODES)
+    offered = run(writer, clocks, 10)  # refused until the wait has grown to 8 s
+    assert writer.stats()["store_errors"] >= 6
+    store._query("PRAGMA max_page_count = 1073741823")  # space again, then the controller stops within the wait
+    clocks.tick(TICK)
+    writer.stop()
+    stats = writer.stats()
+    assert (stats["samples"], stats["dropped"], stats["pending"]) == (offered, 0, 0)
+    store.close()
