@@ -35,8 +35,11 @@ COMPRESSED_MAGIC = (
     (rb"PK(?:\x03\x04|\x05\x06)", "zip", "unzip -p"),
 )
 #: The option that reads each kind of file from stdin (`-`), and a command that takes it, so a compressed file can
-#: be piped in decompressed (price show and price history take `--prices -` too, sched explain `--trace -`).
+#: be piped in decompressed. The hint names the command being run (`sched explain`, `price show`) when there is
+#: one (`_command_running`); this one only for a caller outside the CLI.
 STDIN_OPTIONS = {"trace": ("--trace", "sched simulate"), "prices file": ("--prices", "power simulate")}
+#: The tool that decompresses a pipe, where the file's tool cannot (`unzip` needs a file it can seek in).
+_PIPE_TOOLS = {"unzip -p": "funzip"}
 
 
 #: The most bytes a text input may hold. The largest real inputs are a trace of millions of jobs or years of
@@ -141,24 +144,53 @@ def _check_chunk(chunk: bytes, nul: int, size: int, lines_before: int, source: s
 def _refuse_compressed(data: bytes, source: str, what: str) -> None:
     """A usage error when `data` starts with a compressed format's magic bytes: its decoding would fail on byte 2."""
     import re
-    import shlex
 
     found = next(((name, tool) for magic, name, tool in COMPRESSED_MAGIC if re.match(magic, data[:10])), None)
     if found is None:
         return
     name, tool = found
-    shown = "FILE" if source == "stdin" else shlex.quote(source)
-    if what in STDIN_OPTIONS:
-        option, command = STDIN_OPTIONS[what]
-        hint = f"decompress it and pipe it in with {option} -, e.g. `{tool} {shown} | factoryctl {command} {option} - ...`."
-    else:
-        plain, dot, suffix = source.rpartition(".")
-        hint = (
-            f"decompress it first (`{tool} {shown} > {shlex.quote(plain)}`) and give that file."
-            if dot and plain and suffix.lower() in ("gz", "zst", "xz", "bz2", "zip")
-            else f"decompress it first ({tool}) and give that file."
+    raise UsageError(
+        f"{source}: the {what} looks {name}-compressed, not UTF-8 text.", _decompress_hint(source, what, tool)
+    )
+
+
+def _decompress_hint(source: str, what: str, tool: str) -> str:
+    """How to give the compressed `source` decompressed: piped into the command being run, or as a file.
+
+    Input that came from stdin (`--trace -`) is decompressed in the pipe, before factoryctl: its file is not known
+    here, so none is named.
+    """
+    import shlex
+
+    option, command = STDIN_OPTIONS.get(what, ("", ""))
+    reader = _command_running() or (f"factoryctl {command}" if command else "factoryctl")
+    reads = f"{reader} {option} - ..." if option else f"{reader} ..."
+    if source == "stdin":
+        return (
+            f"decompress it in the pipe, before factoryctl reads it: `... | {_PIPE_TOOLS.get(tool, tool)} | {reads}`."
         )
-    raise UsageError(f"{source}: the {what} looks {name}-compressed, not UTF-8 text.", hint)
+    if option:
+        return f"decompress it and pipe it in with {option} -, e.g. `{tool} {shlex.quote(source)} | {reads}`."
+    plain, dot, suffix = source.rpartition(".")
+    if dot and plain and suffix.lower() in ("gz", "zst", "xz", "bz2", "zip"):
+        return f"decompress it first (`{tool} {shlex.quote(source)} > {shlex.quote(plain)}`) and give that file."
+    return f"decompress it first ({tool}) and give that file."
+
+
+def _command_running() -> str | None:
+    """The command being run (`factoryctl sched explain`), from Click's context; None outside a CLI command.
+
+    Click is only looked up among the modules already loaded, never imported: the CLI has loaded it (Typer's copy,
+    `typer._click`, or Click itself) when a command runs, and a caller outside the CLI pays nothing for it.
+    """
+    import sys
+
+    for name in ("typer._click.globals", "click.globals"):
+        module = sys.modules.get(name)
+        context = module.get_current_context(silent=True) if module is not None else None
+        if context is not None:
+            return str(context.command_path)
+    return None
 
 
 #: The byte-order marks of the Unicode encodings Windows saves as "Unicode text", and iconv's name for each (which

@@ -122,7 +122,7 @@ class RequestTrail:
 
         with self._lock:
             if self._finished:
-                raise NodeError(node, "interrupted", f"{node}: not asked: the command was stopped before it connected.")
+                raise NodeError(node, "interrupted", "not asked: the command was stopped before it connected.")
             self._asked.add(node)
 
     def answered(self, node: str, changes: Sequence[LimitChange]) -> None:

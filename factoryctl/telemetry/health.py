@@ -97,7 +97,7 @@ class NodeHealth:
 
     def __post_init__(self) -> None:
         if self.message is None:
-            self.message = f"{self.node}: not reached yet."
+            self.message = "not reached yet."
 
     def seen(self, at: float) -> NodeState | None:
         """A sample arrived (at its agent's time); returns the change to record, if any."""
@@ -183,7 +183,7 @@ class NodeHealth:
         if self.failing is not None:
             return self._become(state, now, *self.failing)
         missed = missed_samples(self._heard(), now, self.interval_s)
-        return self._become(state, now, "timeout", f"{self.node}: {missed} sample{'' if missed == 1 else 's'} missed.")
+        return self._become(state, now, "timeout", f"{missed} sample{'' if missed == 1 else 's'} missed.")
 
     def _state_at(self, now: float, failed: bool = False) -> str:
         state = silence_state(self._heard(), now, self.interval_s)

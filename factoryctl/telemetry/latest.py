@@ -78,13 +78,13 @@ def read_live(
             unknown.append(spec)
             continue
         if state is not None and stale is not None:
-            message = f"{spec.name}: the controller has stored no sample from it for {stale:.0f} s (does it watch it?)."
+            message = f"the controller has stored no sample from it for {stale:.0f} s (does it watch it?)."
             state = NodeState(spec.name, "down", state.since, state.last_seen, "timeout", message)
         if state is not None and sample is not None and state.state != "down":
             samples.append(NodeSample(**{**vars(sample), "state": state.state}))
             continue
         kind = (state.error if state else None) or "agent"
-        message = (state.message if state else None) or f"{spec.name}: the controller has not reached it yet."
+        message = _stored_message(state) or "the controller has not reached it yet."
         error = NodeError(spec.name, kind, message, stored_hint(spec, kind, message))
         errors.append(error)
         seen = state.last_seen if state and state.last_seen else now
@@ -92,6 +92,16 @@ def read_live(
             last_seen[spec.name] = state.last_seen
         samples.append(NodeSample(node=spec.name, time=seen, state="down", error=kind, message=message))
     return PollResult(samples, errors, last_seen)
+
+
+def _stored_message(state: NodeState | None) -> str | None:
+    """The message the controller stored for a node, without the node's name an older controller began it with.
+
+    A listing's `errors` entry names the node in its own `node` field, and stderr writes it before the message.
+    """
+    if state is None or not state.message:
+        return None
+    return state.message.removeprefix(f"{state.node}: ")
 
 
 def stale_for(state: NodeState, now: float, interval_s: float) -> float | None:

@@ -118,7 +118,7 @@ class LinkSilence:
             error, at = self._sample_error
             if now - at < stall_s / 2:
                 return error
-        return NodeError(node, "timeout", f"{node}: no sample for {silent:.0f} s; reconnecting.")
+        return NodeError(node, "timeout", f"no sample for {silent:.0f} s; reconnecting.")
 
     def until_stall(self, stall_s: float, now: float) -> float:
         """How long the link may sleep before its silence passes `stall_s` (a failure, stop or new interval ends it)."""

@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from factoryctl.config import FactoryConfig
 from factoryctl.errors import NodeError, UsageError
@@ -36,7 +36,7 @@ from factoryctl.telemetry.poll import as_node_error, check_agent_cache, open_tra
 from factoryctl.telemetry.stall_watch import StallWatch
 from factoryctl.transport.base import NodeTransport
 from factoryctl.transport.host_limits import raise_open_file_limit
-from factoryctl.transport.session import AgentSession
+from factoryctl.transport.session import AgentSession, missed_count
 
 log = logging.getLogger("factoryctl.telemetry")
 
@@ -75,6 +75,18 @@ class SampleSink(Protocol):
         ...
 
 
+@runtime_checkable
+class MissedSampleSink(Protocol):
+    """A sink that also counts the samples a node's agent dropped while nobody read its output (the controller's).
+
+    A separate protocol: a sink without it (the dashboard's, which keeps no such count) is linked all the same.
+    """
+
+    def samples_missed(self, node: str, count: int) -> None:
+        """The node's agent dropped `count` samples from its output backlog (`missed`, docs/agent-protocol.md)."""
+        ...
+
+
 def transport_connector(
     config: FactoryConfig,
     timeout_s: float,
@@ -93,7 +105,7 @@ def transport_connector(
         transport = open_transport(node, config, timeout_s)
         try:
             if stop is not None and stop.is_set():
-                raise NodeError(node.name, "agent", f"{node.name}: closed before its agent was started.")
+                raise NodeError(node.name, "agent", "closed before its agent was started.")
             return transport, transport.start_agent(timeout_s)
         except BaseException:
             with contextlib.suppress(Exception):
@@ -244,6 +256,11 @@ class NodeLink:
         if self._clock_probe.sample_seen(sample.time, time.time(), heard_at):
             self._wake.set()  # late, or a node behind: the link's thread asks (never this reader thread)
 
+    def _on_missed(self, count: int) -> None:
+        """The agent dropped `count` samples while its output waited for us: counted where the sink counts them."""
+        if not self._retired and isinstance(self._sink, MissedSampleSink):
+            self._sink.samples_missed(self.node.name, count)
+
     def _on_sample_error(self, error: NodeError) -> None:
         """The agent could not take a sample: the node is reported failing with why; its silence goes on counting."""
         if self._retired:
@@ -345,10 +362,17 @@ class NodeLink:
         timeout, slow = self.stream_timeout_s, self.slow_interval_s
         self._streaming_at = (self.interval_s, slow)
         if running is not None:
-            session.request("stop", timeout=timeout, stream=running)
+            stopped = session.request("stop", timeout=timeout, stream=running)
+            if missed := missed_count(stopped.get("missed")):  # the old stream's samples it gave up
+                self._on_missed(missed)
             self._silence.restarted(time.monotonic())  # the new stream's first sample is an interval away
         return session.stream(
-            self.interval_s, self._on_sample, timeout=timeout, slow_interval_s=slow, on_error=self._on_sample_error
+            self.interval_s,
+            self._on_sample,
+            timeout=timeout,
+            slow_interval_s=slow,
+            on_error=self._on_sample_error,
+            on_missed=self._on_missed,
         )
 
 

@@ -214,6 +214,11 @@ class StoreWriter:
         """
         self._failed(node, error, by_agent=True)
 
+    def samples_missed(self, node: str, count: int) -> None:
+        """`node`'s agent dropped `count` samples while the controller did not read (`MissedSampleSink`): `dropped`."""
+        with self._lock:
+            self.counters["dropped"] += count
+
     def link_failed(self, node: str, error: NodeError) -> None:
         """A link broke or could not be made (ignored once shutting down: we are the ones closing it)."""
         self._failed(node, error, by_agent=False)

@@ -74,8 +74,10 @@ class Pending(enum.Enum):
 def as_node_error(node: str, exc: BaseException) -> NodeError:
     """Classify a failure on one node; unexpected ones become `agent` errors instead of crashing the fan-out.
 
-    A config or usage error keeps its kind (`config`, `usage`) and exit code. A bare `EOFError` (paramiko's, without
-    a word, when a connection goes away under a step that did not classify it) is a lost connection.
+    A config or usage error keeps its kind (`config`, `usage`) and exit code, its message without the node's name in
+    front (an agent's refused request starts with it): the error's `node` names it, as for every NodeError. A bare
+    `EOFError` (paramiko's, without a word, when a connection goes away under a step that did not classify it) is a
+    lost connection.
     """
     if isinstance(exc, NodeError):
         return exc
@@ -83,7 +85,8 @@ def as_node_error(node: str, exc: BaseException) -> NodeError:
     if local is not None:
         return local
     if isinstance(exc, (ConfigError, UsageError)):
-        error = NodeError(node, "config" if isinstance(exc, ConfigError) else "usage", exc.message, exc.hint)
+        kind = "config" if isinstance(exc, ConfigError) else "usage"
+        error = NodeError(node, kind, exc.message.removeprefix(f"{node}: "), exc.hint)  # its `node` names it
         error.exit_code = exc.exit_code  # NodeError's kinds map node failures only
         return error
     if isinstance(exc, FactoryError):

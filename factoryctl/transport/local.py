@@ -158,9 +158,7 @@ class LocalTransport:
             )
         except OSError as exc:
             local = local_limit_error(self.node.name, exc)  # out of files here: not the node's fault
-            raise local or NodeError(
-                self.node.name, "agent", f"{self.node.name}: cannot start {python}: {exc.strerror}.", None
-            ) from exc
+            raise local or NodeError(self.node.name, "agent", f"cannot start {python}: {exc.strerror}.", None) from exc
         assert proc.stdin is not None
         assert proc.stdout is not None
         assert proc.stderr is not None

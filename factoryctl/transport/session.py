@@ -6,6 +6,9 @@ nodes only through this class. Every wait has a timeout, a dead or babbling agen
 never dies quietly: whatever ends it fails the session with a reason, so waiters wake at once and the caller, which
 watches `failure`, reconnects. The protocol's version, op names and error reasons are factoryctl.agent.protocol's,
 the agent's own definitions; every message received is still read as untrusted JSON.
+A `NodeError`'s message never starts with its node's name: the error's `node` names it (a listing's `errors` entry
+has it as `node`, the stderr summary and the controller's log write it once before the message). A `UsageError`
+has no node of its own, so its message does start with it (the fan-out takes it out again: `fanout.as_node_error`).
 """
 
 from __future__ import annotations
@@ -38,8 +41,14 @@ _MALFORMED = (TypeError, ValueError, AttributeError, KeyError)
 log = logging.getLogger("factoryctl.transport")
 
 _Delivered = TypeVar("_Delivered")
-#: A stream's callbacks: its samples, and the samples its agent could not take (None: those are dropped).
-_Stream = tuple[Callable[[NodeSample], None], Callable[[NodeError], None] | None]
+#: A stream's callbacks: its samples, the samples its agent could not take (None: those are dropped), and how many
+#: samples the agent dropped from its output backlog (`missed`, docs/agent-protocol.md; None: not counted).
+_Stream = tuple[Callable[[NodeSample], None], Callable[[NodeError], None] | None, Callable[[int], None] | None]
+
+
+def missed_count(value: object) -> int:
+    """A message's `missed` (samples the agent dropped while its output waited): an int above 0, else 0."""
+    return value if type(value) is int and value > 0 else 0
 
 
 class PartlyDone(NodeError):
@@ -128,7 +137,10 @@ class AgentSession:
             self.hello_info = message
             self._hello.put(message)
         elif message.get("type") == "sample" and message.get("id") in self._streams:
-            on_sample, on_error = self._streams[message["id"]]
+            on_sample, on_error, on_missed = self._streams[message["id"]]
+            missed = missed_count(message.get("missed"))  # on a good sample and an error sample alike
+            if missed and on_missed is not None:
+                self._deliver(on_missed, missed)
             if message.get("ok") is False:  # a sample the agent could not take: its error, never an empty sample
                 self._sample_failed(message.get("error"), on_error)
                 return True
@@ -187,7 +199,7 @@ class AgentSession:
             NodeError(
                 self.node,
                 "agent",
-                f"{self.node}: {why}{detail}.",
+                f"{why}{detail}.",
                 self._agent_hint(),
             )
         )
@@ -221,9 +233,7 @@ class AgentSession:
         try:
             message = self._hello.get(timeout=timeout)
         except queue.Empty:
-            raise NodeError(
-                self.node, "timeout", f"{self.node}: the agent did not say hello within {timeout:g} s.", None
-            ) from None
+            raise NodeError(self.node, "timeout", f"the agent did not say hello within {timeout:g} s.", None) from None
         if message is _CLOSED:
             assert self.failure is not None
             raise self.failure
@@ -231,15 +241,14 @@ class AgentSession:
             raise NodeError(
                 self.node,
                 "agent",
-                f"{self.node}: the agent speaks protocol {message.get('protocol')}, this factoryctl speaks "
-                f"{PROTOCOL_VERSION}.",
+                f"the agent speaks protocol {message.get('protocol')}, this factoryctl speaks {PROTOCOL_VERSION}.",
                 "upgrade factoryctl so both ends match.",
             )
         return dict(message)
 
     def request(self, op: Op, timeout: float = 10.0, **args: object) -> dict[str, Any]:
         """Send one request and wait for its reply's result."""
-        silence = f"{self.node}: the agent did not answer `{op}` in {timeout:g} s."
+        silence = f"the agent did not answer `{op}` in {timeout:g} s."
         _, reply = self._exchange({"op": op, **args}, timeout, silence)
         return self._result(op, reply)
 
@@ -297,8 +306,8 @@ class AgentSession:
         kind, message = error.get("kind", "agent"), str(error.get("message", "unknown error"))
         if kind in ("driver", "unsupported"):
             reason = error["reason"] if "reason" in error else _reason_from_wording(kind, message)
-            return NodeError(self.node, "driver", f"{self.node}: {message}", self._driver_hint(kind, reason))
-        return NodeError(self.node, "agent", f"{self.node}: `{op}` failed: {message}", self._agent_hint())
+            return NodeError(self.node, "driver", message, self._driver_hint(kind, reason))
+        return NodeError(self.node, "agent", f"`{op}` failed: {message}", self._agent_hint())
 
     def _agent_hint(self) -> str:
         return f"run `factoryctl nodes check {self.node}` to diagnose the agent."
@@ -382,19 +391,21 @@ class AgentSession:
         timeout: float = 10.0,
         slow_interval_s: float | None = None,
         on_error: Callable[[NodeError], None] | None = None,
+        on_missed: Callable[[int], None] | None = None,
     ) -> int:
         """Start streaming samples to `on_sample` (called on the reader thread); returns the stream id.
 
         `slow_interval_s` is how often the agent re-reads the slow tier (temperature, ECC, memory, energy); the
         agent's default (5 s) when None. A sample the agent could not take (`ok: false`: the driver failed) goes to
         `on_error` as the `NodeError` a `sample` request would have raised, and the stream goes on; without
-        `on_error` it is dropped (never handed to `on_sample`).
+        `on_error` it is dropped (never handed to `on_sample`). `on_missed` gets each count of samples the agent
+        dropped while its output waited for a reader (a message's `missed`); a `stop` reply's `result` says the rest.
         """
-        silence = f"{self.node}: the agent did not start streaming."
+        silence = "the agent did not start streaming."
         request: dict[str, Any] = {"op": "stream", "interval_s": interval_s}
         if slow_interval_s is not None:
             request["slow_interval_s"] = slow_interval_s
-        request_id, reply = self._exchange(request, timeout, silence, (on_sample, on_error))
+        request_id, reply = self._exchange(request, timeout, silence, (on_sample, on_error, on_missed))
         self._result("stream", reply)
         return request_id
 

@@ -275,10 +275,9 @@ def test_power_set_on_a_node_whose_lock_cannot_be_used_names_it_with_a_hint(cli:
     assert refused.exit_code == 1, refused.stderr
     [error] = json.loads(refused.stdout)["errors"]
     assert error["error"] == "driver"
-    assert (
-        error["message"]
-        == f"n1: cannot lock its power limits: {lock_file} is a symbolic link (remove it); nothing was changed"
-    )
+    said = f"cannot lock its power limits: {lock_file} is a symbolic link (remove it); nothing was changed"
+    assert (error["node"], error["message"]) == ("n1", said)
+    assert f"factoryctl: n1: {said}" in refused.stderr.splitlines()
     assert (
         "hint: the node's power-limits lock file cannot be used: fix or remove what the message names" in refused.stderr
     )

@@ -177,7 +177,7 @@ def test_a_refusal_reaches_the_client_with_its_kind_and_reason(
     with pytest.raises(NodeError) as caught:
         refusing(RequestError(kind, NEUTRAL, reason=reason)).set_power_limit(300.0, timeout=30)
     assert type(caught.value) is NodeError
-    assert (caught.value.kind, caught.value.message) == ("driver", f"gpu07: {NEUTRAL}")
+    assert (caught.value.kind, caught.value.message) == ("driver", NEUTRAL)
     assert hint in (caught.value.hint or "")
 
 
@@ -190,7 +190,7 @@ def test_a_usage_refusal_is_a_usage_error_naming_the_node(refusing: Callable[[Re
 def test_an_agent_error_names_the_op(refusing: Callable[[RequestError], AgentSession]) -> None:
     with pytest.raises(NodeError) as caught:
         refusing(RequestError("agent", NEUTRAL)).set_power_limit(300.0, timeout=30)
-    assert (caught.value.kind, caught.value.message) == ("agent", f"gpu07: `set_power_limit` failed: {NEUTRAL}")
+    assert (caught.value.kind, caught.value.message) == ("agent", f"`set_power_limit` failed: {NEUTRAL}")
 
 
 def test_a_refusal_part_way_carries_what_was_done(refusing: Callable[[RequestError], AgentSession]) -> None:
@@ -209,7 +209,7 @@ def test_a_streamed_sample_that_failed_reaches_on_error_with_its_reason(
     session = refusing(RequestError("driver", NEUTRAL, reason=NEEDS_ROOT))
     session.stream(1.0, delivered.append, 30, on_error=failed.put)
     error = failed.get(timeout=30)
-    assert (error.kind, error.message) == ("driver", f"gpu07: {NEUTRAL}")
+    assert (error.kind, error.message) == ("driver", NEUTRAL)
     assert "connect as root" in (error.hint or "")
     assert delivered == []
 

@@ -76,7 +76,7 @@ def test_a_gpu_without_the_capability_is_the_drivers_failure_with_a_hint_about_t
 ) -> None:
     error = refusal(answering("unsupported", message))
     assert (error.kind, error.exit_code) == ("driver", ExitCode.FAILURE)
-    assert error.message == f"gpu07: {message}"
+    assert (error.node, error.message) == ("gpu07", message)
     assert error.hint is not None
     assert "`factoryctl gpus gpu07 -o json`" in error.hint
     assert "board or driver cannot do this" in error.hint
@@ -127,7 +127,7 @@ GENERAL_HINT = "check that the node's state_dir"  # a simulated node's driver: i
 def test_the_hint_follows_the_reason_whatever_the_message_says(answering: Answering, reason: str) -> None:
     error = refusal(answering("driver", "the node declined, in words no hint knows", reason=reason))
     assert error.kind == "driver"
-    assert error.message == "gpu07: the node declined, in words no hint knows"
+    assert (error.node, error.message) == ("gpu07", "the node declined, in words no hint knows")
     assert error.hint is not None
     assert REASON_HINTS[reason] in error.hint
 

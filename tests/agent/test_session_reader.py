@@ -88,7 +88,8 @@ def test_a_malformed_sample_fails_the_session_and_wakes_the_waiting_request(
     with pytest.raises(NodeError) as caught:
         session.sample(timeout=REQUEST_TIMEOUT_S)
     assert caught.value.kind == "agent"  # not "timeout": the failure woke it
-    assert "n1: the agent sent a malformed sample" in caught.value.message
+    assert caught.value.node == "n1"
+    assert caught.value.message.startswith("the agent sent a malformed sample ("), caught.value.message
     assert session.failure is caught.value
     session.close()
 

@@ -101,6 +101,6 @@ def test_the_session_hints_by_the_exit_code_not_by_the_words(bridge: Callable[..
             session.set_power_limit(300.0, gpus=[0], timeout=30)
     finally:
         session.close()
-    assert caught.value.message == "bare: nvidia-smi failed: the board declined the request"
+    assert (caught.value.node, caught.value.message) == ("bare", "nvidia-smi failed: the board declined the request")
     assert caught.value.hint is not None
     assert "needs root on the node" in caught.value.hint

@@ -52,16 +52,16 @@ def _zipped(data: bytes) -> bytes:
 
 
 @pytest.mark.parametrize(
-    ("data", "name", "tool"),
+    ("data", "name", "tool", "pipe_tool"),
     [
-        (gzip.compress(TEXT), "gzip", "zcat"),
-        (b"\x28\xb5\x2f\xfd" + b"\x00" * 16, "zstd", "zstdcat"),
-        (lzma.compress(TEXT), "xz", "xzcat"),
-        (bz2.compress(TEXT), "bzip2", "bzcat"),
-        (_zipped(TEXT), "zip", "unzip -p"),
+        (gzip.compress(TEXT), "gzip", "zcat", "zcat"),
+        (b"\x28\xb5\x2f\xfd" + b"\x00" * 16, "zstd", "zstdcat", "zstdcat"),
+        (lzma.compress(TEXT), "xz", "xzcat", "xzcat"),
+        (bz2.compress(TEXT), "bzip2", "bzcat", "bzcat"),
+        (_zipped(TEXT), "zip", "unzip -p", "funzip"),  # unzip needs a file it can seek in; funzip reads a pipe
     ],
 )
-def test_a_compressed_file_is_said_to_be_one_with_how_to_pipe_it_in(data, name, tool):
+def test_a_compressed_file_is_said_to_be_one_with_how_to_pipe_it_in(data, name, tool, pipe_tool):
     with pytest.raises(UsageError) as refused:
         decode_utf8(data, "t.csv.x", "trace")
     assert refused.value.message == f"t.csv.x: the trace looks {name}-compressed, not UTF-8 text."
@@ -70,8 +70,9 @@ def test_a_compressed_file_is_said_to_be_one_with_how_to_pipe_it_in(data, name, 
     )
     with pytest.raises(UsageError) as prices:
         decode_utf8(data, "stdin", "prices file")
-    assert prices.value.hint == (
-        f"decompress it and pipe it in with --prices -, e.g. `{tool} FILE | factoryctl power simulate --prices - ...`."
+    assert prices.value.hint == (  # came through stdin: no file of its own to name
+        f"decompress it in the pipe, before factoryctl reads it: `... | {pipe_tool} | factoryctl power simulate"
+        " --prices - ...`."
     )
     with pytest.raises(UsageError) as curve:
         decode_utf8(data, "c.csv.gz", "curve file")

@@ -32,14 +32,15 @@ def factory(tmp_path: Path) -> Path:
 @pytest.mark.parametrize(
     ("node", "said"),
     [
-        ("u1", "u1: GPU 0 on u1 does not support setting a power limit"),
-        ("u2", "u2: GPU 0 on u2 does not report its power limit range (not supported)"),
+        ("u1", "GPU 0 on u1 does not support setting a power limit"),
+        ("u2", "GPU 0 on u2 does not report its power limit range (not supported)"),
     ],
 )
 def test_the_error_is_the_drivers_and_the_hint_is_about_the_gpu(cli: Any, factory: Path, node: str, said: str) -> None:
     result = cli("--config", str(factory), "power", "set", node, "--watts", "300", "-o", "json")
     assert result.exit_code == 1
     assert json.loads(result.stdout)["errors"] == [{"node": node, "error": "driver", "message": said}]
+    assert f"factoryctl: {node}: {said}" in result.stderr.splitlines()  # the node named once, before the sentence
     hint = next(line for line in result.stderr.splitlines() if line.startswith("hint: "))
     assert f"`factoryctl gpus {node} -o json`" in hint
     assert "TARGET" not in result.stderr

@@ -38,7 +38,9 @@ def test_a_set_waiting_on_a_held_lock_is_refused_within_its_timeout_and_sets_not
         assert refused.exit_code == 1, refused.stderr
         [error] = json.loads(refused.stdout)["errors"]
         assert error["error"] == "driver"
-        assert error["message"].startswith("n1: another change of its power limits was still running after 2 s")
+        assert error["node"] == "n1"
+        assert error["message"].startswith("another change of its power limits was still running after 2 s")
+        assert f"factoryctl: n1: {error['message']}" in refused.stderr.splitlines()
         assert error["message"].endswith("; nothing was changed: try again once it has ended.")  # not a timeout
         assert "run the command again once it has ended, or give it a longer --timeout" in refused.stderr
         assert "(the node waits 1 s less than the --timeout, 60 s at most)." in refused.stderr

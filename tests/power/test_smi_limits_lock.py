@@ -158,7 +158,7 @@ def test_a_lock_held_past_the_wait_is_refused_as_the_agent_refuses_it(node: Node
     [error] = json.loads(out)["errors"]
     assert error["error"] == "driver"
     said = re.fullmatch(
-        rf"n1: another change of its power limits was still running after ([0-9.]+) s \(it holds "
+        rf"another change of its power limits was still running after ([0-9.]+) s \(it holds "
         rf"{re.escape(str(node.lock_path))}\); nothing was changed: try again once it has ended\.",
         error["message"],
     )
@@ -190,9 +190,9 @@ def test_a_lock_file_that_is_a_link_is_refused_and_nothing_changes(node: Node) -
     node.lock_path.symlink_to(elsewhere)
     code, out, err = node.power_set(250, "-o", "json")
     assert code == 1, err
-    assert json.loads(out)["errors"][0]["message"] == (
-        f"n1: cannot lock its power limits: {node.lock_path} is a symbolic link (remove it); nothing was changed"
-    )
+    said = f"cannot lock its power limits: {node.lock_path} is a symbolic link (remove it); nothing was changed"
+    assert json.loads(out)["errors"][0] == {"node": "n1", "error": "driver", "message": said}
+    assert f"factoryctl: n1: {said}" in err.splitlines()
     assert "the node's power-limits lock file cannot be used" in err
     assert not elsewhere.exists()
     assert node.limit_w() == 700.0
@@ -211,7 +211,8 @@ def test_a_node_without_flock_is_refused_and_nothing_changes(node: Node) -> None
     code, out, err = node.power_set(250, "-o", "json")
     assert code == 1, err
     message = json.loads(out)["errors"][0]["message"]
-    assert message.startswith("n1: cannot lock its power limits: the node has no `flock` command (util-linux)")
+    assert json.loads(out)["errors"][0]["node"] == "n1"
+    assert message.startswith("cannot lock its power limits: the node has no `flock` command (util-linux)")
     assert "install util-linux" in message
     assert message.endswith("; nothing was changed")
     assert node.limit_w() == 700.0

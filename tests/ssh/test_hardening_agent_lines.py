@@ -59,6 +59,7 @@ def test_a_line_over_the_limit_fails_the_session_in_one_sentence(ssh_node, flood
     finally:
         transport.close()
     assert caught.value.kind == "agent"
-    assert caught.value.message == "n1: the agent's output broke off (the agent sent a line over 16 MiB).", (
+    assert caught.value.node == "n1"
+    assert caught.value.message == "the agent's output broke off (the agent sent a line over 16 MiB).", (
         caught.value.message
     )

@@ -140,7 +140,7 @@ def test_silence_after_the_link_is_made_again_is_not_the_old_failure(tmp_path: P
     at(clock, writer, 61.0)
     down = writer.states()["n1"]
     assert down.state == "down"
-    assert (down.error, down.message) == ("timeout", "n1: 60 samples missed.")  # was LOST's, from before the link
+    assert (down.error, down.message) == ("timeout", "60 samples missed.")  # was LOST's, from before the link
 
 
 def test_a_link_tells_the_writer_when_it_is_made_again(tmp_path: Path, fleet: FakeFleet) -> None:
@@ -162,5 +162,5 @@ def test_a_link_tells_the_writer_when_it_is_made_again(tmp_path: Path, fleet: Fa
         link.stop()
         link.join(30.0)
     down = writer.states()["n1"]
-    assert (down.state, down.error, down.message) == ("down", "timeout", "n1: 4 samples missed."), down
+    assert (down.state, down.error, down.message) == ("down", "timeout", "4 samples missed."), down
     store.close()

@@ -23,7 +23,7 @@ def test_up_degraded_down_after_three_missed_then_up_with_a_sample() -> None:
     assert health.tick(11.2) is None
     change = health.tick(11.6)
     assert change is not None
-    assert (change.state, change.message) == ("degraded", "n1: 1 sample missed.")
+    assert (change.state, change.message) == ("degraded", "1 sample missed.")
     assert health.tick(12.6) is None
     assert health.tick(13.6).state == "down"  # type: ignore[union-attr]
     assert not health.overdue(13.0)

@@ -82,7 +82,7 @@ def test_a_restarted_stream_counts_silence_from_its_start() -> None:
 
 def test_a_silent_link_is_rebuilt_for_its_silence() -> None:
     error = LinkSilence().stalled("n1", 12.4, 10.0, MONO)
-    assert (error.node, error.kind, error.message) == ("n1", "timeout", "n1: no sample for 12 s; reconnecting.")
+    assert (error.node, error.kind, error.message) == ("n1", "timeout", "no sample for 12 s; reconnecting.")
 
 
 def test_an_agent_still_sending_errors_is_rebuilt_for_its_error() -> None:

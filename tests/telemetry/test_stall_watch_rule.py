@@ -77,5 +77,5 @@ def test_the_writer_judges_nodes_from_the_end_of_its_stall(tmp_path: Path) -> No
     run_for(2.0)
     writer.flush()
     n2 = writer.states()["n2"]
-    assert (n2.state, n2.message) == ("down", "n2: 3 samples missed.")
+    assert (n2.state, n2.message) == ("down", "3 samples missed.")
     store.close()

@@ -12,7 +12,7 @@ from factoryctl.telemetry.latest import stored_hint
 
 
 def test_a_node_down_for_silence_in_the_store_points_at_the_node_and_the_controller_not_at_timeout() -> None:
-    hint = stored_hint(NodeSpec("b1", "10.0.0.7"), "timeout", "b1: 3 samples missed.")
+    hint = stored_hint(NodeSpec("b1", "10.0.0.7"), "timeout", "3 samples missed.")
     assert hint is not None
     assert "--timeout" not in hint
     assert "`factoryctl nodes check b1`" in hint

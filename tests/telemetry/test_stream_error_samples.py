@@ -142,12 +142,12 @@ def test_an_error_sample_goes_to_on_error_and_never_becomes_a_sample(agents: lis
     agent.failing = ("driver", SMI_DOWN)
     agent.session.stream(INTERVAL_S, samples.put, timeout=WAIT_S, on_error=errors.put)
     driver = errors.get(timeout=WAIT_S)
-    assert (driver.node, driver.kind, driver.message) == ("n1", "driver", f"n1: {SMI_DOWN}")
+    assert (driver.node, driver.kind, driver.message) == ("n1", "driver", SMI_DOWN)
     assert driver.hint == "check the NVIDIA driver on the node."  # as a `sample` request's error would have
     agent.failing = ("agent", "IsADirectoryError(21, 'Is a directory')")
     while (error := errors.get(timeout=WAIT_S)).kind == "driver":
         pass
-    assert error.message == "n1: `sample` failed: IsADirectoryError(21, 'Is a directory')"
+    assert (error.node, error.message) == ("n1", "`sample` failed: IsADirectoryError(21, 'Is a directory')")
     assert samples.empty()  # was a NodeSample(time=0.0, state='up', gpus=()) per error
     agent.failing = None
     sample = samples.get(timeout=WAIT_S)
@@ -215,16 +215,16 @@ def test_the_store_says_why_a_node_fails_and_it_is_up_at_its_next_sample(
     try:
         wait_for(lambda: writer.states()["n1"].error == "driver", WAIT_S, "n1's driver error")
         never_up = writer.states()["n1"]  # a node that only ever sent errors: down with their reason, never up
-        assert (never_up.state, never_up.message) == ("down", f"n1: {SMI_DOWN}")
+        assert (never_up.state, never_up.message) == ("down", SMI_DOWN)
         (agent,) = agents
         agent.failing = None
         wait_for(lambda: writer.states()["n1"].state == "up", WAIT_S, "n1 up at its first good sample")
         agent.failing = ("agent", "OSError(5, 'Input/output error')")
         wait_for(lambda: writer.states()["n1"].state == "degraded", WAIT_S, "n1 degraded once a sample is missed")
         degraded = writer.states()["n1"]
-        assert (degraded.error, degraded.message) == ("agent", "n1: `sample` failed: OSError(5, 'Input/output error')")
+        assert (degraded.error, degraded.message) == ("agent", "`sample` failed: OSError(5, 'Input/output error')")
         wait_for(lambda: writer.states()["n1"].state == "down", WAIT_S, "n1 down after three samples missed")
-        assert writer.states()["n1"].message == degraded.message  # was "n1: 3 samples missed."
+        assert writer.states()["n1"].message == degraded.message  # was "3 samples missed."
         agent.failing = None
         wait_for(lambda: writer.states()["n1"].state == "up", WAIT_S, "n1 up again")
         assert link.connects == 1  # came back on the same session, at its next sample
@@ -253,7 +253,7 @@ def test_the_same_error_sample_again_is_logged_once(tmp_path: Path, caplog: pyte
     writer = StoreWriter(store, 1.0, clock=lambda: now[0])
     writer.set_nodes(["n1"])
     writer.offer(NodeSample("n1", now[0], gpus=()))
-    error = NodeError("n1", "driver", f"n1: {SMI_DOWN}")
+    error = NodeError("n1", "driver", SMI_DOWN)  # the log names the node, once
     with caplog.at_level(logging.DEBUG, logger="factoryctl.telemetry"):
         for _ in range(4):  # one per interval: up at the first two, degraded at the third (a sample missed)
             writer.sample_failed("n1", error)
@@ -281,7 +281,7 @@ def test_a_link_whose_agent_only_sends_errors_is_rebuilt_saying_why(tmp_path: Pa
         link.join(WAIT_S)
     assert sink.samples == []
     assert sink.errors
-    assert {(e.kind, e.message) for e in sink.errors} == {("driver", f"n1: {SMI_DOWN}")}  # not "no sample for 1 s"
+    assert {(e.kind, e.message) for e in sink.errors} == {("driver", SMI_DOWN)}  # not "no sample for 1 s"
 
 
 # ------------------------------------------------------------------------------------------------- end to end

@@ -50,7 +50,7 @@ def test_a_stale_row_is_down_for_readers_of_the_store_alone(live_store: Path) ->
     assert live is not None
     states = {s.node: (s.state, s.message) for s in live.samples}
     assert states["a1"] == ("up", None)
-    assert states["gone"] == ("down", "gone: the controller has stored no sample from it for 60 s (does it watch it?).")
+    assert states["gone"] == ("down", "the controller has stored no sample from it for 60 s (does it watch it?).")
     assert [e.kind for e in live.errors] == ["timeout"]
 
 

@@ -120,11 +120,11 @@ def test_error_samples_degrade_the_node_with_why_then_take_it_down_as_the_contro
     agent.failing(True)
     wait_for(lambda: shown(services).state != "up", WAIT_S, "n1 failing")
     degraded = shown(services)
-    assert (degraded.state, degraded.error, degraded.message) == ("degraded", "driver", f"n1: {REASON}")
+    assert (degraded.state, degraded.error, degraded.message) == ("degraded", "driver", REASON)
     assert [g.power_w for g in degraded.gpus] == [312.5]  # its last values kept, as for a silent node
     wait_for(lambda: shown(services).state == "down", WAIT_S, "n1 down after three missed samples")
     down = shown(services)
-    assert (down.error, down.message) == ("driver", f"n1: {REASON}")  # the agent's reason, not "no sample for 2 s"
+    assert (down.error, down.message) == ("driver", REASON)  # the agent's reason, not "no sample for 2 s"
     agent.failing(False)
     wait_for(lambda: shown(services).state == "up", WAIT_S, "n1 up at its next good sample")
     said = [(e.kind, e.message) for e in events(services)]
@@ -157,7 +157,7 @@ def test_a_node_that_never_sent_a_good_sample_is_down_with_why(
     services = services_for(tmp_path, agent, opened, 0.5)
     wait_for(lambda: shown(services).state != "connecting", WAIT_S, "n1's first answer")
     node = shown(services)
-    assert (node.state, node.error, node.message, node.gpus) == ("down", "driver", f"n1: {REASON}", ())
+    assert (node.state, node.error, node.message, node.gpus) == ("down", "driver", REASON, ())
 
 
 @pytest.mark.parametrize("interval_s", [0.5, 1.0, 5.0])
@@ -171,12 +171,12 @@ def test_the_controller_and_the_dashboard_judge_an_erroring_node_alike(tmp_path:
         node.latest = NodeSample(node="n1", time=0.0)
         node.health.seen(1000.0)
         services.monotonic = lambda: failed_at
-        node.sample_failed("n1", NodeError("n1", "driver", f"n1: {REASON}"))
+        node.sample_failed("n1", NodeError("n1", "driver", REASON))
         for tenths in range(2, 60):
             now = 1000.0 + tenths / 10 * interval_s
             health = NodeHealth("n1", interval_s)
             health.seen(1000.0)
-            assert health.sample_failed(failed_at, "driver", f"n1: {REASON}") is None  # up, a good sample just came
+            assert health.sample_failed(failed_at, "driver", REASON) is None  # up, a good sample just came
             health.tick(now)
             sample = node.sample(0.0, now)
             assert (now, sample.state, sample.error, sample.message) == (
@@ -185,7 +185,7 @@ def test_the_controller_and_the_dashboard_judge_an_erroring_node_alike(tmp_path:
                 health.error,
                 health.message,
             )
-            why = (None, None) if health.state == "up" else ("driver", f"n1: {REASON}")  # never a fake reason
+            why = (None, None) if health.state == "up" else ("driver", REASON)  # never a fake reason
             assert (health.error, health.message) == why
     finally:
         services.close()

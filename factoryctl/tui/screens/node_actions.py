@@ -12,7 +12,7 @@ from textual import work
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
-from factoryctl.errors import FactoryError
+from factoryctl.errors import FactoryError, NodeError
 from factoryctl.model.telemetry import NodeSample
 from factoryctl.tui import text as fmt
 from factoryctl.tui.screens.confirm import ConfirmScreen
@@ -42,6 +42,21 @@ def describe_cap_result(node: str, watts: float, answers: list[dict[str, Any]]) 
         whose = "" if unknown == len(changes) else f" of {unknown} of them"
         said += f"; the new limit{whose} could not be read back"
     return said
+
+
+def error_said(error: FactoryError) -> str:
+    """What a failed action's notification says: a node's error names its node first (`demo01: ...`), then its hint.
+
+    A `NodeError`'s message leaves its node out (its `node` says it): on the main screen, where the cursor may have
+    moved on by the time the answer comes, nothing else would say which node failed. A message that already begins
+    with its node (`demo01 is not connected: ...`) keeps it once, as the CLI's stderr does (`cli.app._print_error`).
+    """
+    message = error.message
+    if isinstance(error, NodeError) and not message.startswith(
+        (f"{error.node}:", f"{error.node} ", f"{error.node}'s ")
+    ):
+        message = f"{error.node}: {message}"
+    return message + (f"\n{error.hint}" if error.hint else "")
 
 
 class NodeActionsScreen(Screen[None]):
@@ -153,8 +168,7 @@ class NodeActionsScreen(Screen[None]):
         try:
             result = call()
         except FactoryError as error:
-            text = error.message + (f"\n{error.hint}" if error.hint else "")
-            self.app.call_from_thread(self._report, text, "error")
+            self.app.call_from_thread(self._report, error_said(error), "error")
             return
         except Exception as exc:
             text = f"unexpected error: {type(exc).__name__}: {exc}\nPlease report it."
