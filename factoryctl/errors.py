@@ -89,6 +89,16 @@ class NodeError(FactoryError):
         self.kind = kind
         self.exit_code = self.KIND_EXIT.get(kind, ExitCode.FAILURE)
 
+    def said(self) -> str:
+        """The message for a person, naming the node first (`n01: ...`) unless the sentence already begins with it.
+
+        The message itself leaves the node out (`node` says it, in JSON); stderr and notifications need it said.
+        """
+        message = self.message.rstrip()
+        if message.startswith((f"{self.node}:", f"{self.node} ", f"{self.node}'s ")):
+            return message
+        return f"{self.node}: {message}"
+
     def as_json(self) -> dict[str, str]:
         """The `errors` entry of a listing: `{node, error, message}`."""
         return {"node": self.node, "error": self.kind, "message": self.message}

@@ -193,11 +193,7 @@ def _print_error(error: FactoryError) -> None:
     A node's error names its node first (`factoryctl: n01: ...`), as the summary of a fan-out's errors does: its
     message does not (the error's `node` does), unless the sentence already begins with it (`n01 is not connected`).
     """
-    message = error.message.rstrip()
-    if isinstance(error, NodeError) and not message.startswith(
-        (f"{error.node}:", f"{error.node} ", f"{error.node}'s ")
-    ):
-        message = f"{error.node}: {message}"
+    message = error.said() if isinstance(error, NodeError) else error.message.rstrip()
     if message and message[-1] not in ".!?":
         message += "."
     from factoryctl.cli.render import terminal_safe

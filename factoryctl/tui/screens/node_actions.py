@@ -51,11 +51,7 @@ def error_said(error: FactoryError) -> str:
     moved on by the time the answer comes, nothing else would say which node failed. A message that already begins
     with its node (`demo01 is not connected: ...`) keeps it once, as the CLI's stderr does (`cli.app._print_error`).
     """
-    message = error.message
-    if isinstance(error, NodeError) and not message.startswith(
-        (f"{error.node}:", f"{error.node} ", f"{error.node}'s ")
-    ):
-        message = f"{error.node}: {message}"
+    message = error.said() if isinstance(error, NodeError) else error.message
     return message + (f"\n{error.hint}" if error.hint else "")
 
 
