@@ -6,15 +6,30 @@ the one copy of how they do it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
+import sys
 import threading
+from collections.abc import Iterator
+from pathlib import Path
 from typing import IO, Any
 
+from factoryctl.sim.state import SimNode
 from factoryctl.transport.smi import SmiBridge
+from factoryctl.transport.ssh import SshOptions
+from factoryctl.transport.ssh_pool import SshPool
 
 #: How long to wait for a reply that must come: generous, never a measure of how fast.
 WAIT_S = 60.0
+
+#: The nvidia-smi of node `bare` (factory `lab`) without Python: the simulated driver's nvidia-smi on its state.
+SHIM = """#!{python} -B
+import sys
+from factoryctl.sim import smi
+sys.exit(smi.main(["--node", "bare", "--factory", "lab", "--state-dir", {state!r}, *sys.argv[1:]]))
+"""
+OPTIONS = SshOptions(connect_timeout_s=30, banner_timeout_s=30, auth_timeout_s=30, channel_timeout_s=30)
 
 
 class Wire:
@@ -46,3 +61,22 @@ class Wire:
     def close(self) -> None:
         """Close the bridge's input, as a session ending does."""
         self._requests.close()
+
+
+@contextlib.contextmanager
+def bare_bridge(server: Any, tmp_path: Path) -> Iterator[Wire]:
+    """A bridge over `server` (an sshd_factory server) to a 2-GPU simulated node without Python, its hello read."""
+    state = str(tmp_path / "sim")
+    SimNode(state, "bare", "lab", profile="h100-sxm", gpus=2)
+    script = server.bin_dir / "nvidia-smi"
+    script.write_text(SHIM.format(python=sys.executable, state=state))
+    script.chmod(0o755)
+    pool = SshPool(OPTIONS)
+    try:
+        spec = server.node("bare", server.write_known_hosts(tmp_path / "kh"))
+        bridge_wire = Wire(SmiBridge("bare", pool.connect(spec), timeout=30))
+        assert bridge_wire.read()["type"] == "hello"
+        yield bridge_wire
+        bridge_wire.close()
+    finally:
+        pool.close()

@@ -16,20 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from smi_wire import WAIT_S, Wire
+from smi_wire import WAIT_S, Wire, bare_bridge
 from sshd_fixture import sshd_factory  # noqa: F401
 
 from factoryctl.sim.state import SimNode
-from factoryctl.transport.smi import QUERY, SmiBridge, parse_query
-from factoryctl.transport.ssh import SshOptions
-from factoryctl.transport.ssh_pool import SshPool
+from factoryctl.transport.smi import QUERY, parse_query
 
-SHIM = """#!{python} -B
-import sys
-from factoryctl.sim import smi
-sys.exit(smi.main(["--node", "bare", "--factory", "lab", "--state-dir", {state!r}, *sys.argv[1:]]))
-"""
-OPTIONS = SshOptions(connect_timeout_s=30, banner_timeout_s=30, auth_timeout_s=30, channel_timeout_s=30)
 #: Lines both must refuse; the set_power_limit asks for 1 W, which a clamp would raise to the minimum: a change.
 REFUSED = [
     '{"id": 1e400, "op": "clock"}',
@@ -75,21 +67,8 @@ def _agents_answers(tmp_path: Path) -> list[dict[str, Any]]:
 @pytest.fixture
 def wire(sshd_factory: Any, tmp_path: Path) -> Iterator[Wire]:  # noqa: F811
     """A bridge to a 2-GPU simulated node without Python, its hello read."""
-    server = sshd_factory()
-    state = str(tmp_path / "sim")
-    SimNode(state, "bare", "lab", profile="h100-sxm", gpus=2)
-    script = server.bin_dir / "nvidia-smi"
-    script.write_text(SHIM.format(python=sys.executable, state=state))
-    script.chmod(0o755)
-    pool = SshPool(OPTIONS)
-    try:
-        spec = server.node("bare", server.write_known_hosts(tmp_path / "kh"))
-        bridge_wire = Wire(SmiBridge("bare", pool.connect(spec), timeout=30))
-        assert bridge_wire.read()["type"] == "hello"
+    with bare_bridge(sshd_factory(), tmp_path) as bridge_wire:
         yield bridge_wire
-        bridge_wire.close()
-    finally:
-        pool.close()
 
 
 def test_the_bridge_refuses_them_as_the_agent_does_and_changes_nothing(wire: Wire, tmp_path: Path) -> None:
