@@ -71,7 +71,7 @@ VERB_MODULES: dict[str, tuple[str, ...]] = {
 }
 
 #: Commands DESIGN.md's command table has that this release does not, by the command path they would be under (the
-#: root is ""): typed anyway, the usage error says they are planned (docs/index.md), though none is registered, so
+#: root is ""): typed anyway, the usage error says they are planned (docs/architecture.md), though none is registered, so
 #: none is in --help or completion.
 PLANNED_COMMANDS: dict[str, frozenset[str]] = {
     "": frozenset({"jobs"}),
@@ -334,10 +334,7 @@ def _planned_hint(error: ClickUsageError, path: str) -> str | None:
     )
     if planned is None:
         return None
-    return (
-        f"`{path} {planned}` is planned for a later release (docs/index.md); `{path} --help` lists the commands of"
-        " this one."
-    )
+    return f"`{path} {planned}` is planned for a later release; `{path} --help` lists the commands of this one."
 
 
 def _one_line(message: str) -> str:

@@ -34,8 +34,7 @@ def test_a_planned_command_is_said_to_come_later(cli: Any, args: list[str], name
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
         f"factoryctl: no such command '{name}'.",
-        f"hint: `{path} {name}` is planned for a later release (docs/index.md); `{path} --help` lists the commands "
-        "of this one.",
+        f"hint: `{path} {name}` is planned for a later release; `{path} --help` lists the commands of this one.",
     ]
 
 
