@@ -95,7 +95,7 @@ class NodeError(FactoryError):
         The message itself leaves the node out (`node` says it, in JSON); stderr and notifications need it said.
         """
         message = self.message.rstrip()
-        if message.startswith((f"{self.node}:", f"{self.node} ", f"{self.node}'s ")):
+        if message.startswith((f"{self.node}: ", f"{self.node} ", f"{self.node}'s ")):  # not "n:22 refused"
             return message
         return f"{self.node}: {message}"
 

@@ -190,7 +190,7 @@ def report_node_errors(errors: Iterable[dict[str, Any]], hints: dict[str, str] |
     shown: dict[str, list[str]] = {}  # each hint with its node's name taken out -> the nodes it was given for
     for error in errors:
         node, message = str(error["node"]), escape_controls(str(error["message"]))
-        message = message.removeprefix(f"{node}:").lstrip()
+        message = message.removeprefix(f"{node}: ")  # not "{node}:": a node named as its host says "gpu07:22 ..."
         alike.setdefault((str(error["error"]), without_address(message)), []).append((node, message))
         hint = error.get("hint") or (hints or {}).get(str(error["error"]))
         if hint:

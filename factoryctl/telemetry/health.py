@@ -207,7 +207,7 @@ class NodeHealth:
 def state_event(change: NodeState) -> Event:
     """The event recorded when a node changes state: "n1 is down: no sample for 10 s", the node named once."""
     text = f"{change.node} is {change.state}"
-    said = (change.message or "").removeprefix(f"{change.node}:").strip()
+    said = (change.message or "").removeprefix(f"{change.node}: ").strip()
     if said and change.state != "up":
         text += f": {said}"
     return Event(change.since, f"node_{change.state}", text, node=change.node, severity=SEVERITY[change.state])

@@ -48,13 +48,13 @@ class StateLog:
 
     def change(self, change: NodeState) -> None:
         """A node changed state ("n1 is down: no sample for 10 s", the node named once)."""
-        said = (change.message or "").removeprefix(f"{change.node}:").strip() if change.state != "up" else ""
+        said = (change.message or "").removeprefix(f"{change.node}: ").strip() if change.state != "up" else ""
         level = logging.INFO if change.state == "up" else logging.WARNING
         self._add(level, f"is {change.state}", change.node, said)
 
     def failure(self, node: str, message: str, level: int) -> None:
         """A link failure that changed no state (a blip on a node still up, or a down node failing again)."""
-        self._add(level, "", node, message.removeprefix(f"{node}:").strip())
+        self._add(level, "", node, message.removeprefix(f"{node}: ").strip())
 
     def clock(self, node: str, offset: float | None) -> None:
         """A node's clock is `offset` s ahead of the controller's (negative: behind), or agrees again (None)."""

@@ -187,3 +187,33 @@ def test_a_node_not_asked_after_an_interrupt_is_said_without_the_node(tmp_path: 
         "error": "interrupted",
         "message": "not asked: the command was stopped before it connected.",
     }
+
+
+def test_a_node_named_as_its_host_keeps_its_address_whole(cli: Any, tmp_path: Path) -> None:
+    """A node with no `host:` is reached by its name, so its messages begin `localhost:1 ...`: not a prefix."""
+    factory = tmp_path / "factory.yaml"
+    factory.write_text("name: lab\nnodes:\n  localhost: {port: 1}\n")
+    result = cli("--config", str(factory), "nodes", "list", "--timeout", "5", "-o", "json")
+    assert result.exit_code == 4, result.stderr
+    [error] = json.loads(result.stdout)["errors"]
+    assert error["message"] == "localhost:1 refused the connection"
+    assert "factoryctl: localhost: localhost:1 refused the connection" in result.stderr.splitlines()
+
+
+def test_a_state_change_and_the_cli_boundary_keep_an_address_that_begins_with_the_node(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import logging
+
+    from factoryctl.store.rows import NodeState
+    from factoryctl.telemetry.health import state_event
+    from factoryctl.telemetry.state_log import StateLog
+
+    down = NodeState("gpu07", "down", 100.0, None, "banner", "gpu07:22 sent no SSH banner")
+    assert state_event(down).message == "gpu07 is down: gpu07:22 sent no SSH banner"
+    log = StateLog(logging.getLogger("test"))
+    log.change(down)
+    log.failure("gpu07", "gpu07:22 sent no SSH banner", logging.WARNING)
+    assert [said for *_, said in log.take()] == ["gpu07:22 sent no SSH banner"] * 2
+    _print_error(NodeError("gpu07", "banner", "gpu07:22 sent no SSH banner"))
+    assert capsys.readouterr().err == "factoryctl: gpu07: gpu07:22 sent no SSH banner.\n"
