@@ -144,6 +144,9 @@ class StoreWriter:
                 return  # a node removed by a reload, still draining its last sample
             now = self._now()
             moved = self._clocks.on_our_clock(sample, now)
+            if moved.time < now - self._buffer.buffer_s:  # past the buffer: trimmed anyway, so not charged to the
+                self.counters["dropped"] += 1  # burst budget, which the newest of a long backlog need (thinning.py)
+                return
             if not health.keeps(moved.time, self._wall.monotonic()):  # far too soon after the last (thinning.py)
                 self.counters["thinned"] += 1  # and dropped (`stats`)
                 return
