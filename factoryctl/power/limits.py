@@ -108,7 +108,7 @@ def _validate(
     check_gpus(samples, gpus)
     if watts is not None:
         check_range(samples, gpus, watts)
-    errors = [step_timed_out(error, "reading its GPUs before the change", held.timeout) for error in failed]
+    errors = [step_timed_out(error, "reading the node's GPUs before the change", held.timeout) for error in failed]
     failed_names = {error.node for error in failed}
     return [node for node in nodes if node.name not in failed_names], errors
 

@@ -10,6 +10,8 @@ it, which needs the jump host's key known first: until it is, the jump host's ke
 from __future__ import annotations
 
 import re
+import shlex
+import shutil
 import socket
 import threading
 import time
@@ -214,8 +216,13 @@ def _local_steps(walk: _Walk, spec: NodeSpec, factory: str, timeout: float, stat
 
     local = LocalTransport(spec, factory, state_dir or Path.cwd())
     try:
-        walk.add("python", "ok", f"{spec.python} on this machine")
-        return _agent_steps(walk, lambda: local.start_agent(timeout), timeout)
+        found = shutil.which(local.python)
+        if found is None:
+            missing = f"{local.python} is not an executable found on this machine."
+            return walk.fail("python", NodeError(spec.name, "agent", missing, _LOCAL_PYTHON))
+        walk.add("python", "ok", f"{found} on this machine")
+        by_hand = f"run the agent by hand to see what it says: `{shlex.join(local.agent_command())}`."
+        return _agent_steps(walk, lambda: local.start_agent(timeout), timeout, by_hand)
     finally:
         local.close()
 
@@ -274,11 +281,19 @@ def _remote_steps(
     if refused is not None:
         return walk.fail("python", refused)
     ssh = SshTransport(spec, factory, connection, options)
-    return _agent_steps(walk, lambda: ssh.start_agent(timeout), timeout)
+    return _agent_steps(walk, lambda: ssh.start_agent(timeout), timeout, _SSH_BY_HAND)
 
 
 _NO_AGENT = "nvidia-smi fallback (read-only telemetry, -pl)"
 _INSTALL_PYTHON = "install python3 (>= 3.9) on the node, or set `python:` for it in factory.yaml."
+_LOCAL_PYTHON = (
+    "install python3 (>= 3.9) on this machine, or set the node's `python:` in factory.yaml to one that exists."
+)
+#: The agent step's fix when the agent failed without a fix of its own: never `nodes check` again, the command just run.
+_SSH_BY_HAND = (
+    "read the agent's last words in the detail above (if it said any); on the node, run its `python:` by hand "
+    "to see that it starts and prints nothing on its own."
+)
 
 
 def _python_step(walk: _Walk, spec: NodeSpec, probe: CommandResult) -> NodeError | None:
@@ -305,10 +320,13 @@ def _python_step(walk: _Walk, spec: NodeSpec, probe: CommandResult) -> NodeError
     return None
 
 
-def _agent_steps(walk: _Walk, start: Callable[[], AgentSession], timeout: float) -> Diagnosis:
+def _agent_steps(walk: _Walk, start: Callable[[], AgentSession], timeout: float, by_hand: str) -> Diagnosis:
+    """The agent, driver and nvml steps; an agent that fails with no fix (or "run nodes check") is told `by_hand`."""
     try:
         session: AgentSession = start()
     except NodeError as exc:
+        if exc.hint is None or "factoryctl nodes check" in exc.hint:
+            exc = NodeError(exc.node, exc.kind, exc.message, by_hand)
         return walk.fail("agent", exc)
     try:
         hello = session.hello_info

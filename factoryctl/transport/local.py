@@ -143,11 +143,19 @@ class LocalTransport:
         with _STARTING:
             return self._start_agent(timeout)
 
-    def _start_agent(self, timeout: float) -> AgentSession:
+    @property
+    def python(self) -> str:
+        """The interpreter the agent runs on: this factoryctl's own for the default `python3`, else the node's."""
+        return sys.executable if self.node.python == "python3" else self.node.python
+
+    def agent_command(self) -> list[str]:
+        """The agent's command line, as `start_agent` runs it (and `nodes check` tells to run by hand)."""
         from factoryctl.transport.bundle import agent_zipapp
 
-        python = sys.executable if self.node.python == "python3" else self.node.python
-        argv = agent_argv(self.node, self.factory, python, agent_zipapp(), str(self.state_dir / "sim"))
+        return agent_argv(self.node, self.factory, self.python, agent_zipapp(), str(self.state_dir / "sim"))
+
+    def _start_agent(self, timeout: float) -> AgentSession:
+        python, argv = self.python, self.agent_command()
         try:  # in its own process group, as commands run (`_start`): a wrapper's children are ended with it
             proc = subprocess.Popen(
                 with_user_file_limit(argv),  # not the open-file limit raised for the fleet: its ranks inherit it

@@ -33,6 +33,7 @@ from factoryctl.agent.protocol import (
 )
 from factoryctl.errors import NodeError, UsageError
 from factoryctl.model.telemetry import GpuSample, HostSample, NodeSample, number_or_none
+from factoryctl.transport.node_text import last_words, node_said, quoted
 
 _CLOSED = object()
 #: What building a `NodeSample` from a wire sample raises when the sample is not one (a GPU that is not an object...).
@@ -131,7 +132,7 @@ class AgentSession:
             if not isinstance(message, dict):
                 raise ValueError("not an object")
         except ValueError:
-            self._fail(f"the agent sent garbage: {line[:80].decode('utf-8', 'replace')!r}")
+            self._fail(f"the agent sent garbage: {quoted(line)}")
             return False
         if message.get("type") == "hello":
             self.hello_info = message
@@ -147,7 +148,7 @@ class AgentSession:
             try:
                 sample = self._to_sample(message.get("result") or {})
             except _MALFORMED as exc:
-                self._fail(f"the agent sent a malformed sample ({exc}): {line[:80].decode('utf-8', 'replace')!r}")
+                self._fail(f"the agent sent a malformed sample ({node_said(exc)}): {quoted(line)}")
                 return False
             self._deliver(on_sample, sample)
         else:
@@ -193,16 +194,8 @@ class AgentSession:
             )
 
     def _fail(self, why: str) -> None:
-        tail = self._stderr_tail() if self._stderr_tail else ""
-        detail = f"; its last words: {tail.strip().splitlines()[-1]}" if tail.strip() else ""
-        self._fail_with(
-            NodeError(
-                self.node,
-                "agent",
-                f"{why}{detail}.",
-                self._agent_hint(),
-            )
-        )
+        detail = last_words(self._stderr_tail()) if self._stderr_tail else ""
+        self._fail_with(NodeError(self.node, "agent", f"{why}{detail}.", self._agent_hint()))
 
     def _fail_with(self, error: NodeError) -> None:
         if self.failure is None:
@@ -241,7 +234,8 @@ class AgentSession:
             raise NodeError(
                 self.node,
                 "agent",
-                f"the agent speaks protocol {message.get('protocol')}, this factoryctl speaks {PROTOCOL_VERSION}.",
+                f"the agent speaks protocol {node_said(message.get('protocol'))}, "
+                f"this factoryctl speaks {PROTOCOL_VERSION}.",
                 "upgrade factoryctl so both ends match.",
             )
         return dict(message)
@@ -288,7 +282,7 @@ class AgentSession:
             return dict(reply.get("result") or {})
         error = reply.get("error")
         if isinstance(error, dict) and error.get("kind") == "usage":
-            raise UsageError(f"{self.node}: {error.get('message', 'unknown error')}", None)
+            raise UsageError(f"{self.node}: {node_said(error.get('message', 'unknown error'))}", None)
         failed = self._node_error(op, error)
         done = reply.get("result")
         if isinstance(done, dict) and done:
@@ -303,7 +297,7 @@ class AgentSession:
         else is the agent's.
         """
         error = error if isinstance(error, dict) else {}
-        kind, message = error.get("kind", "agent"), str(error.get("message", "unknown error"))
+        kind, message = error.get("kind", "agent"), node_said(error.get("message", "unknown error"))
         if kind in ("driver", "unsupported"):
             reason = error["reason"] if "reason" in error else _reason_from_wording(kind, message)
             return NodeError(self.node, "driver", message, self._driver_hint(kind, reason))

@@ -37,7 +37,7 @@ def hanging_check(sshd_factory: Callable[..., SshdServer], tmp_path: Path) -> st
     ("args", "step"),
     [
         (["--clamp"], "starting the agent for the change"),
-        ([], "reading its GPUs before the change"),  # the range is checked first, by the same agent's sample
+        ([], "reading the node's GPUs before the change"),  # the range is checked first, by the same agent's sample
     ],
 )
 def test_a_hung_agent_start_is_named_as_such_and_changed_nothing(
