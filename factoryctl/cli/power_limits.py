@@ -162,7 +162,7 @@ def _hint_lost_gpu(error: NodeError, watts: float | None) -> None:
     found = _LOST_GPU.search(error.message)
     if found is not None:
         command = f"power set {found[1]} --watts {watts:g}" if watts is not None else f"power reset {found[1]}"
-        error.hint = f"address its other GPUs alone, e.g. `factoryctl {command}`."
+        error.hint = f"address the node's other GPUs alone, e.g. `factoryctl {command}`."
 
 
 def parse_watts(text: str) -> float:

@@ -310,7 +310,7 @@ class AgentSession:
         """A GPU without the capability: nothing to repair, only to leave out."""
         return (
             f"its board or driver cannot do this (`factoryctl gpus {self.node} -o json` names what it does not report, "
-            "in null_reasons); leave the node out of the target, or address its other GPUs alone (node/GPUS)."
+            "in null_reasons); leave the node out of the target, or address the node's other GPUs alone (node/GPUS)."
         )
 
     def _driver_hint(self, kind: str, reason: object) -> str:
