@@ -195,20 +195,19 @@ class StoreServices(ConfiguredServices):
         for name in self.names:
             state, sample = latest.get(name, (None, None))
             if starting and not judged_since(state, started):  # its predecessor's row, or none: not a verdict
-                message = (
-                    f"{name}: the controller (started {now - (started or now):.0f} s ago) has not reported it yet."
-                )
+                message = f"the controller (started {now - (started or now):.0f} s ago) has not reported it yet."
                 out.append(NodeSample(node=name, time=now, state="connecting", message=message))
                 continue
             stale = stale_for(state, now, self.interval_s) if state is not None else None
             if state is not None and stale is not None:  # the controller is late, or no longer watches it
-                message = f"{name}: the controller has stored no sample from it for {stale:.0f} s."
+                message = f"the controller has stored no sample from it for {stale:.0f} s."
                 state = replace(state, state="down", error="timeout", message=message)
+            said = state.message.removeprefix(f"{name}: ") if state and state.message else None  # an older controller's
             if state is not None and sample is not None and state.state != "down":
-                out.append(replace(sample, state=state.state, error=state.error, message=state.message))
+                out.append(replace(sample, state=state.state, error=state.error, message=said))
                 continue
             kind = (state.error if state else None) or "agent"
-            message = (state.message if state else None) or f"{name}: the controller has not reached it yet."
+            message = said or "the controller has not reached it yet."
             seen = state.last_seen if state and state.last_seen else now
             out.append(NodeSample(node=name, time=seen, state="down", error=kind, message=message))
         return tuple(out), gpu_counts

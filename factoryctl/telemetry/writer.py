@@ -146,12 +146,12 @@ class StoreWriter:
             moved = self._clocks.on_our_clock(sample, now)
             if moved.time < now - self._buffer.buffer_s:  # past the buffer: trimmed anyway, so not charged to the
                 self.counters["dropped"] += 1  # burst budget, which the newest of a long backlog need (thinning.py)
-                return
-            if not health.keeps(moved.time, self._wall.monotonic()):  # far too soon after the last (thinning.py)
+            elif not health.keeps(moved.time, self._wall.monotonic()):  # far too soon after the last (thinning.py)
                 self.counters["thinned"] += 1  # and dropped (`stats`)
                 return
-            self._incoming.append(moved)
-            change = health.seen(now)
+            else:
+                self._incoming.append(moved)
+            change = health.seen(now)  # heard, even when what it said is too old to keep
             if change is not None:
                 self._note(change)
 

@@ -25,6 +25,7 @@ from factoryctl.errors import FactoryError, NodeError
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.transport.fanout import as_node_error
 from factoryctl.transport.known_hosts import HostKeyStatus
+from factoryctl.transport.node_text import node_said
 from factoryctl.transport.ssh import QUIET_LOGIN_HINT, SshConnection
 from factoryctl.transport.ssh_config import SshTarget, resolve
 from factoryctl.transport.ssh_handshake import (
@@ -307,7 +308,7 @@ def _python_step(walk: _Walk, spec: NodeSpec, probe: CommandResult) -> NodeError
     if probe.exit_code in (126, 127):
         walk.add("python", "warn", f"{spec.python} not found; {_NO_AGENT}", _INSTALL_PYTHON)
     elif probe.exit_code != 0:
-        error = probe.stderr.decode("utf-8", "replace").strip() or f"exit code {probe.exit_code}"
+        error = node_said(probe.stderr.decode("utf-8", "replace").strip()) or f"exit code {probe.exit_code}"
         return NodeError(spec.name, "agent", f"{spec.python} is not usable: {error}",
                          "the agent needs Python >= 3.9 on the node.")  # fmt: skip
     elif parsed is None:

@@ -102,3 +102,12 @@ def test_a_backlog_longer_than_the_buffer_keeps_its_newest_120_s(store: Store, c
     assert stored[1:] == [sent + k for k in range(30, 151)]  # sent + 30 is 120 s old: kept
     stats = writer.stats()
     assert (stats["thinned"], stats["dropped"]) == (0, 29)
+
+
+def test_a_node_whose_samples_are_too_old_to_keep_is_still_heard(store: Store, clocks: Clocks) -> None:
+    """Dropping a sample past the buffer as it arrives must not make its node look silent (a code re-read)."""
+    writer = writer_for(store, clocks, ["late"])
+    writer.offer(sample("late", clocks.wall - 300))
+    writer.flush()
+    assert writer.states()["late"].state == "up"
+    assert writer.stats()["dropped"] == 1

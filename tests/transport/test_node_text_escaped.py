@@ -45,3 +45,16 @@ def test_an_agents_error_message_is_escaped_in_the_node_error() -> None:
     failed = session._node_error("sample", {"kind": "driver", "message": "bad \x1b]0;PWNED\x07 thing"})
     assert not _RAW_CONTROL.search(failed.message), failed.message
     assert "bad \\x1b]0;PWNED\\x07 thing" in failed.message
+
+
+def test_a_python_that_fails_on_the_node_is_quoted_escaped_in_nodes_check() -> None:
+    """The SSH python step's error carried the node's stderr raw (ESC, BEL, a newline) into its JSON message."""
+    from factoryctl.model.inventory import NodeSpec
+    from factoryctl.transport.base import CommandResult
+    from factoryctl.transport.diagnose import _python_step, _Walk
+
+    spec = NodeSpec(name="n1", host="n1")
+    error = _python_step(_Walk("n1"), spec, CommandResult(1, b"", b"\x1b]0;pwned\x07bad\nline2"))
+    assert error is not None
+    assert not any(ord(c) < 32 for c in error.message), error.message
+    assert error.message.startswith(f"{spec.python} is not usable: \\x1b]0;pwned\\x07bad")

@@ -178,7 +178,7 @@ def test_rows_the_controller_has_not_refreshed_are_not_shown_live(config: Factor
         services.close()
     assert demo01 is not None
     assert (demo01.state, demo01.error) == ("down", "timeout")
-    assert demo01.message == "demo01: the controller has stored no sample from it for 60 s."
+    assert demo01.message == "the controller has stored no sample from it for 60 s."
 
 
 def test_a_fresh_row_is_shown_as_the_controller_judged_it(config: FactoryConfig) -> None:
