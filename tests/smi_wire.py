@@ -9,9 +9,10 @@ from __future__ import annotations
 import contextlib
 import json
 import queue
+import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -46,7 +47,11 @@ class Wire:
 
     def send(self, **request: Any) -> None:
         """Write one request line (its fields as keyword arguments)."""
-        self._requests.write((json.dumps(request) + "\n").encode())
+        self.send_line(json.dumps(request))
+
+    def send_line(self, line: str) -> None:
+        """Write `line` as it is, also when it is no JSON object."""
+        self._requests.write((line + "\n").encode())
         self._requests.flush()
 
     def read(self) -> dict[str, Any]:
@@ -80,3 +85,37 @@ def bare_bridge(server: Any, tmp_path: Path) -> Iterator[Wire]:
         bridge_wire.close()
     finally:
         pool.close()
+
+
+def answers_with_clock(
+    send: Callable[[str], None], read: Callable[[], dict[str, Any]], lines: list[str]
+) -> list[dict[str, Any]]:
+    """The answer to each line, each followed by a `clock` whose reply must come too (the server still serves)."""
+    answers = []
+    for number, line in enumerate(lines):
+        send(line)
+        send(json.dumps({"id": 1000 + number, "op": "clock"}))
+        answers.append(read())
+        clock = read()
+        assert (clock["id"], clock["ok"]) == (1000 + number, True), clock
+    return answers
+
+
+def agent_answers(tmp_path: Path, lines: list[str]) -> list[dict[str, Any]]:
+    """The real agent's answers to `lines` (`answers_with_clock`), on a simulated node like `bare_bridge`'s."""
+    argv = [sys.executable, "-m", "factoryctl.agent", "--node", "bare", "--sim", "h100-sxm", "--gpus", "2"]
+    argv += ["--state-dir", str(tmp_path / "agent-state")]
+    with subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1) as agent:
+        assert agent.stdin is not None
+        assert agent.stdout is not None
+        stdin, stdout = agent.stdin, agent.stdout
+
+        def send(line: str) -> None:
+            stdin.write(line + "\n")
+            stdin.flush()
+
+        assert json.loads(stdout.readline())["type"] == "hello"
+        answers = answers_with_clock(send, lambda: json.loads(stdout.readline()), lines)
+        stdin.close()
+        assert agent.wait(timeout=WAIT_S) == 0
+    return answers

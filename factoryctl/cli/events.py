@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from factoryctl.store.logs import EventMatch
-    from factoryctl.store.rows import AuditEntry, Event
+    from factoryctl.store.rows import AuditEntry
     from factoryctl.store.sqlite import Store
 
 EVENT_COLUMNS = (
@@ -94,7 +94,7 @@ def events_command(
     store = open_history(config)
     try:
         written = store.last_event_id() if follow else 0  # read first: what comes after it, the follow prints
-        found = _events_of(store, start, names, limit + 1, kinds)  # one more tells whether --limit cut anything
+        found = store.events(start, names, limit + 1, kinds)  # one more tells whether --limit cut anything
         cut, found = len(found) > limit, found[-limit:]  # oldest first: the newest `limit`
         quiet = context.global_options(ctx)[1]
         _say_if_no_controller(store, bool(found) or quiet)
@@ -103,10 +103,9 @@ def events_command(
             emit(render_listing(items, [], EVENT_COLUMNS, output, no_header, event_fields()))
             _say_if_cut(cut, limit, ("event", "events"), quiet)
             return
-        printer = FollowedEventPrinter(output, no_header, names if names is not None else list(config.nodes), kinds)
+        printer = FollowedEventPrinter(output, no_header, names if names is not None else list(config.nodes))
         printer.show([e for e in found if (e.id or 0) <= written], header=not no_header)
-        only = kinds[0] if len(kinds) == 1 else None  # several: the printer keeps theirs
-        _follow(store, written, EventMatch(names, only), printer, max(config.interval_s, 0.5))
+        _follow(store, written, EventMatch(names, kinds), printer, max(config.interval_s, 0.5))
     finally:
         store.close()
 
@@ -122,15 +121,6 @@ def _check_kinds(given: list[str]) -> tuple[str, ...]:
 
         raise UsageError("--kind names no event kind.", "e.g. --kind node_down,xid")
     return tuple(dict.fromkeys(checked_choice(name, EVENT_KINDS, "event kind") for name in names))
-
-
-def _events_of(store: Store, since: float, names: list[str] | None, limit: int, kinds: tuple[str, ...]) -> list[Event]:
-    """The newest `limit` events of `kinds` (all when empty) since `since`, oldest first, as `Store.events`."""
-    if len(kinds) <= 1:
-        return store.events(since, names, limit, kinds[0] if kinds else None)
-    found = [event for kind in kinds for event in store.events(since, names, limit, kind)]
-    found.sort(key=lambda event: (event.time, event.id or 0))  # the store's order: time, then id
-    return found[-limit:]
 
 
 def audit_command(
@@ -277,14 +267,8 @@ class FollowedEventPrinter:
     widened once for a wider cell): wide enough for any time, severity and kind, and the followed nodes' names.
     """
 
-    def __init__(
-        self, output: OutputFormat, no_header: bool, node_names: Sequence[str] = (), kinds: Sequence[str] = ()
-    ) -> None:
-        """Print in `output`; `no_header` leaves out the CSV header (the table's is the caller's `header`).
-
-        Only events of `kinds` are printed (empty: every kind): the store's `EventMatch` takes one kind only.
-        """
-        self._kinds = frozenset(kinds)
+    def __init__(self, output: OutputFormat, no_header: bool, node_names: Sequence[str] = ()) -> None:
+        """Print in `output`; `no_header` leaves out the CSV header (the table's is the caller's `header`)."""
         self._output = output
         self._csv_header = not no_header
         self._columns = [c for c in EVENT_COLUMNS if output is OutputFormat.wide or not c.wide_only]
@@ -301,7 +285,6 @@ class FollowedEventPrinter:
         from factoryctl.cli.listing import json_line
         from factoryctl.cli.render import dump_yaml, render_csv
 
-        batch = [e for e in batch if e.kind in self._kinds] if self._kinds else batch
         output = self._output
         if output is OutputFormat.json:
             emit("".join(json_line(e.as_json()) for e in batch))

@@ -163,6 +163,9 @@ class _NodeState:
         """The link broke, went silent or could not be made: `NodeHealth.failed` (degraded at once, down if silent)."""
         self._failed(error, by_agent=False)
 
+    def samples_missed(self, node: str, count: int) -> None:
+        """The agent dropped samples nobody read: the dashboard keeps no `dropped` count (the controller does)."""
+
     def link_connected(self, node: str) -> None:
         """The link is made again: its earlier failure no longer says why the node is silent (`NodeHealth.connected`)."""
         with self.lock:

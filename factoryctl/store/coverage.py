@@ -15,15 +15,24 @@ from collections.abc import Sequence
 MINUTE_MS = 60_000
 
 
+def held_for(gap: int, usual: int) -> int:
+    """The gap rule every energy source follows: how long a reading counts when the next comes `gap` ms later.
+
+    The whole gap, unless it is a silence (more than twice the usual spacing: a node switched off, unreachable,
+    or the controller stopped): then the usual spacing only, so the GPU is not billed at its last power for hours
+    it may have been off. A counter step across a silence is not spread over it either (`history._prorated`).
+    """
+    return gap if gap <= 2 * usual else usual
+
+
 def held_ms(gap: int, before: int | None, after: int | None) -> int:
     """How long a power sample counts when the next one comes `gap` ms later (`before`, `after`: the gaps next to it).
 
-    The whole gap, unless it is a silence (more than twice the larger gap next to it: the node unreachable, the
-    controller stopped): then that larger gap only, as raw power is billed (`history._held_for`). Comparing with
-    the gaps next to it, not a fixed interval, keeps a change of interval (1 s to 5 s) from reading as a silence.
+    `held_for` with the larger gap next to it as the usual spacing: comparing with the gaps next to it, not a fixed
+    interval, keeps a change of interval (1 s to 5 s) from reading as a silence.
     """
     usual = max(before or 0, after or 0)
-    return usual if usual > 0 and gap > 2 * usual else gap
+    return held_for(gap, usual) if usual > 0 else gap
 
 
 def covered_by_minute(times: Sequence[int], first_minute: int, last_minute: int) -> dict[int, int]:

@@ -15,6 +15,7 @@ from typing import Any
 
 from factoryctl.store import rows
 from factoryctl.store.connection import StoreConnection
+from factoryctl.store.coverage import held_for
 from factoryctl.store.rows import METRICS, RAW_COLUMNS, Point, Series, to_ms
 
 #: (time, mean, min, max, n): one raw point (n = 1) or one rolled-up minute (n: its samples with the metric).
@@ -301,19 +302,9 @@ def _usual_spacing(times: Sequence[int], floor_ms: int) -> int:
     return max(floor_ms, gaps[len(gaps) // 2] if gaps else floor_ms)
 
 
-def _held_for(gap: int, usual: int) -> int:
-    """The gap rule every energy source follows: how long a reading counts when the next comes `gap` ms later.
-
-    The whole gap, unless it is a silence (more than twice the usual spacing: a node switched off, unreachable,
-    or the controller stopped): then the usual spacing only, so the GPU is not billed at its last power for hours
-    it may have been off. A counter step across a silence is not spread over it either (`_prorated`).
-    """
-    return gap if gap <= 2 * usual else usual
-
-
 def _prorated(a: tuple[int, int] | None, b: tuple[int, int] | None, lo: int, hi: int, spacing: int) -> float:
     """The share of the counter step a -> b (time, millijoules) that falls in [lo, hi); 0 across a silence."""
-    if a is None or b is None or b[0] <= a[0] or hi <= lo or _held_for(b[0] - a[0], spacing) < b[0] - a[0]:
+    if a is None or b is None or b[0] <= a[0] or hi <= lo or held_for(b[0] - a[0], spacing) < b[0] - a[0]:
         return 0.0
     return _step(a[1], b[1]) * (hi - lo) / (b[0] - a[0])
 
@@ -343,7 +334,7 @@ def _held_joules(
     hold_last: bool,
     covers: Sequence[int | None] = (),
 ) -> float:
-    """Joules in [start_ms, stop_ms) from power readings (ms, milliwatts, in time order), each held by `_held_for`.
+    """Joules in [start_ms, stop_ms) from power readings (ms, milliwatts, in time order), each held by `held_for`.
 
     Raw power readings (a GPU without an energy counter) and 1-minute mean power (rollups, `floor_ms` 60 s) alike:
     each counts until the next reading unless that gap is a silence; readings just outside the window count for
@@ -358,7 +349,7 @@ def _held_joules(
     nexts = [*times[1:], max(stop_ms, times[-1]) if hold_last else times[-1]]
     joules = 0.0
     for (begin, mw), following, covered in zip(readings, nexts, covers or [None] * len(readings), strict=True):
-        span = min(covered, following - begin) if covered is not None else _held_for(following - begin, usual)
+        span = min(covered, following - begin) if covered is not None else held_for(following - begin, usual)
         end = begin + span
         joules += max(0, min(end, stop_ms) - max(begin, start_ms)) / 1000 * mw / 1000
     return joules

@@ -65,11 +65,19 @@ def _surrogate_as_text(char: str) -> str:
 
 @dataclass(frozen=True)
 class EventMatch:
-    """Which events `events_written` returns: of these nodes and this kind, at or after `since` (None: any)."""
+    """Which events `events_written` returns: of these nodes and kinds, at or after `since` (None: any)."""
 
     node: Sequence[str] | None = None
-    kind: str | None = None
+    kind: str | tuple[str, ...] | None = None
     since: float | None = None
+
+
+def _of_kinds(sql: str, params: list[Any], kind: str | tuple[str, ...] | None) -> tuple[str, list[Any]]:
+    """`sql` narrowed to events of `kind` (one, or any of several; None or empty: every kind)."""
+    kinds = (kind,) if isinstance(kind, str) else (kind or ())
+    if not kinds:
+        return sql, params
+    return sql + f" AND kind IN ({', '.join('?' * len(kinds))})", [*params, *kinds]
 
 
 class _RolledBack(Exception):
@@ -86,14 +94,15 @@ class EventAndAuditLog(StoreConnection):
                 insert_event(db, event)
 
     def events(
-        self, since: float, node: Sequence[str] | None = None, limit: int = 1000, kind: str | None = None
+        self,
+        since: float,
+        node: Sequence[str] | None = None,
+        limit: int = 1000,
+        kind: str | tuple[str, ...] | None = None,
     ) -> list[Event]:
-        """Events (of `kind`, if given) at or after `since`, oldest first (the newest `limit`)."""
+        """Events (of `kind`, or of any of several, if given) at or after `since`, oldest first (the newest `limit`)."""
         sql = "SELECT id, t_ms, node, gpu, kind, severity, message FROM event WHERE t_ms >= ?"
-        params: list[Any] = [to_ms(since)]
-        if kind is not None:
-            sql += " AND kind = ?"
-            params.append(kind)
+        sql, params = _of_kinds(sql, [to_ms(since)], kind)
         sql, params = _newest_first(sql, params, node)
         found = self._query(sql, [*params, limit])
         return [Event(t / 1000, k, m, n, g, s, i) for i, t, n, g, k, s, m in reversed(found)]
@@ -111,10 +120,7 @@ class EventAndAuditLog(StoreConnection):
         `last_event_id` said `through_id`, no event up to it can still appear.
         """
         sql = "SELECT id, t_ms, node, gpu, kind, severity, message FROM event WHERE id > ? AND id <= ?"
-        params: list[Any] = [after_id, through_id]
-        if match.kind is not None:
-            sql += " AND kind = ?"
-            params.append(match.kind)
+        sql, params = _of_kinds(sql, [after_id, through_id], match.kind)
         if match.since is not None:
             sql += " AND t_ms >= ?"
             params.append(to_ms(match.since))

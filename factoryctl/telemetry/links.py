@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 from factoryctl.config import FactoryConfig
 from factoryctl.errors import NodeError, UsageError
@@ -73,14 +73,6 @@ class SampleSink(Protocol):
     def clock_bounded(self, node: str, node_time: float, asked_at: float) -> None:
         """The node's agent said its time was `node_time` when asked at `asked_at` (this machine's wall clock)."""
         ...
-
-
-@runtime_checkable
-class MissedSampleSink(Protocol):
-    """A sink that also counts the samples a node's agent dropped while nobody read its output (the controller's).
-
-    A separate protocol: a sink without it (the dashboard's, which keeps no such count) is linked all the same.
-    """
 
     def samples_missed(self, node: str, count: int) -> None:
         """The node's agent dropped `count` samples from its output backlog (`missed`, docs/agent-protocol.md)."""
@@ -258,7 +250,7 @@ class NodeLink:
 
     def _on_missed(self, count: int) -> None:
         """The agent dropped `count` samples while its output waited for us: counted where the sink counts them."""
-        if not self._retired and isinstance(self._sink, MissedSampleSink):
+        if not self._retired:
             self._sink.samples_missed(self.node.name, count)
 
     def _on_sample_error(self, error: NodeError) -> None:

@@ -218,7 +218,7 @@ class StoreWriter:
         self._failed(node, error, by_agent=True)
 
     def samples_missed(self, node: str, count: int) -> None:
-        """`node`'s agent dropped `count` samples while the controller did not read (`MissedSampleSink`): `dropped`."""
+        """`node`'s agent dropped `count` samples while the controller did not read (`SampleSink.samples_missed`): `dropped`."""
         with self._lock:
             self.counters["dropped"] += count
 

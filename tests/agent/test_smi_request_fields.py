@@ -9,14 +9,12 @@ nvidia-smi the simulated driver's shim, and its answers are compared with the re
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from smi_wire import WAIT_S, Wire, bare_bridge
+from smi_wire import Wire, agent_answers, answers_with_clock, bare_bridge
 from sshd_fixture import sshd_factory  # noqa: F401
 
 from factoryctl.sim.state import SimNode
@@ -34,36 +32,6 @@ REFUSED = [
 ]
 
 
-def _answers(send: Any, read: Any) -> list[dict[str, Any]]:
-    """The answer to each of REFUSED, each followed by a `clock` that must be answered too."""
-    answers = []
-    for number, line in enumerate(REFUSED):
-        send(line)
-        answers.append(read())
-        send(json.dumps({"id": 100 + number, "op": "clock"}))
-        assert read()["id"] == 100 + number
-    return answers
-
-
-def _agents_answers(tmp_path: Path) -> list[dict[str, Any]]:
-    argv = [sys.executable, "-m", "factoryctl.agent", "--node", "bare", "--sim", "h100-sxm", "--gpus", "2"]
-    argv += ["--state-dir", str(tmp_path / "agent-state")]
-    with subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1) as agent:
-        assert agent.stdin is not None
-        assert agent.stdout is not None
-        stdin, stdout = agent.stdin, agent.stdout
-
-        def send(line: str) -> None:
-            stdin.write(line + "\n")
-            stdin.flush()
-
-        assert json.loads(stdout.readline())["type"] == "hello"
-        answers = _answers(send, lambda: json.loads(stdout.readline()))
-        stdin.close()
-        assert agent.wait(timeout=WAIT_S) == 0
-    return answers
-
-
 @pytest.fixture
 def wire(sshd_factory: Any, tmp_path: Path) -> Iterator[Wire]:  # noqa: F811
     """A bridge to a 2-GPU simulated node without Python, its hello read."""
@@ -72,7 +40,7 @@ def wire(sshd_factory: Any, tmp_path: Path) -> Iterator[Wire]:  # noqa: F811
 
 
 def test_the_bridge_refuses_them_as_the_agent_does_and_changes_nothing(wire: Wire, tmp_path: Path) -> None:
-    expected = _agents_answers(tmp_path)
+    expected = agent_answers(tmp_path, REFUSED)
     assert [answer["error"]["message"] for answer in expected] == [
         "the request is not valid JSON",
         "the request is not valid JSON",
@@ -83,11 +51,7 @@ def test_the_bridge_refuses_them_as_the_agent_does_and_changes_nothing(wire: Wir
         "clamp must be true or false",
     ]
 
-    def send(line: str) -> None:
-        wire._requests.write((line + "\n").encode())
-        wire._requests.flush()
-
-    assert _answers(send, wire.read) == expected
+    assert answers_with_clock(wire.send_line, wire.read, REFUSED) == expected
     assert SimNode(tmp_path / "sim", "bare", "lab").enforced_limit_w(0) == 700.0  # the default: unchanged
 
 

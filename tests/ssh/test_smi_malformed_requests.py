@@ -10,14 +10,12 @@ shim), and the bridge must answer it exactly as the agent does, then still answe
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from smi_wire import WAIT_S, Wire, bare_bridge
+from smi_wire import Wire, agent_answers, answers_with_clock, bare_bridge
 from sshd_fixture import sshd_factory  # noqa: F401
 
 pytestmark = pytest.mark.sshd
@@ -42,18 +40,6 @@ MALFORMED = [
 ]
 
 
-def _answers(send: Any, read: Any, lines: list[str]) -> list[dict[str, Any]]:
-    """The answer to each line, each followed by a `clock` whose reply must come too (the server still serves)."""
-    answers = []
-    for number, line in enumerate(lines):
-        send(line)
-        send(json.dumps({"id": 1000 + number, "op": "clock"}))
-        answers.append(read())
-        clock = read()
-        assert (clock["id"], clock["ok"]) == (1000 + number, True), clock
-    return answers
-
-
 @pytest.fixture
 def wire(sshd_factory: Any, tmp_path: Path) -> Iterator[Wire]:  # noqa: F811
     """A bridge to a 2-GPU simulated node without Python, spoken to line by line, its hello read."""
@@ -61,35 +47,11 @@ def wire(sshd_factory: Any, tmp_path: Path) -> Iterator[Wire]:  # noqa: F811
         yield bridge_wire
 
 
-def _agents_answers(tmp_path: Path) -> list[dict[str, Any]]:
-    """The real agent's answers to MALFORMED, on a simulated node like the bridge's."""
-    argv = [sys.executable, "-m", "factoryctl.agent", "--node", "bare", "--sim", "h100-sxm", "--gpus", "2"]
-    argv += ["--state-dir", str(tmp_path / "agent-state")]
-    with subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1) as agent:
-        assert agent.stdin is not None
-        assert agent.stdout is not None
-        stdin, stdout = agent.stdin, agent.stdout
-
-        def send(line: str) -> None:
-            stdin.write(line + "\n")
-            stdin.flush()
-
-        assert json.loads(stdout.readline())["type"] == "hello"
-        answers = _answers(send, lambda: json.loads(stdout.readline()), MALFORMED)
-        stdin.close()
-        assert agent.wait(timeout=WAIT_S) == 0
-    return answers
-
-
 def test_the_bridge_refuses_malformed_requests_as_the_agent_does_and_serves_on(wire: Wire, tmp_path: Path) -> None:
-    expected = _agents_answers(tmp_path)
+    expected = agent_answers(tmp_path, MALFORMED)
     assert expected[0]["error"] == {"kind": "usage", "message": "watts must be a number"}  # the agent's, as documented
 
-    def send(line: str) -> None:  # as it is, also when it is no JSON object (Wire.send writes only objects)
-        wire._requests.write((line + "\n").encode())
-        wire._requests.flush()
-
-    assert _answers(send, wire.read, MALFORMED) == expected
+    assert answers_with_clock(wire.send_line, wire.read, MALFORMED) == expected
 
 
 def _reply(wire: Wire) -> dict[str, Any]:

@@ -86,6 +86,9 @@ class Sink:
     def link_connected(self, node: str) -> None:
         pass
 
+    def samples_missed(self, node: str, count: int) -> None:
+        pass
+
     def sample_failed(self, node: str, error: NodeError) -> None:
         self.errors.append(error)
 

@@ -271,6 +271,9 @@ class RecordingSink:
     def link_connected(self, node: str) -> None:
         pass
 
+    def samples_missed(self, node: str, count: int) -> None:
+        pass
+
     def sample_failed(self, node: str, error: NodeError) -> None:
         raise AssertionError(f"{node}: {error.message}")
 

@@ -32,6 +32,9 @@ class Samples:
     def link_connected(self, node: str) -> None:
         pass
 
+    def samples_missed(self, node: str, count: int) -> None:
+        pass
+
     def sample_failed(self, node: str, error: NodeError) -> None:
         self.link_failed(node, error)
 

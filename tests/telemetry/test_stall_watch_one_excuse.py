@@ -84,6 +84,9 @@ class _Sink:
     def link_connected(self, node: str) -> None:
         pass
 
+    def samples_missed(self, node: str, count: int) -> None:
+        pass
+
 
 def _refuse(node: NodeSpec) -> tuple[object, object]:
     raise AssertionError("the link is not started")
