@@ -165,7 +165,7 @@ def parse_trace(lines: Iterable[str], source: str = "trace", ignored: list[str] 
     Errors name `source` and the line (blank lines counted), and carry a hint. So does a line the csv module
     cannot read at all (a field over its 128 KiB limit), a row with more fields than the header, a header that
     names a column twice and a quote never closed. `ignored`, if given, receives the header's columns the replay
-    does not read, an unnamed one as `column N (no name)`.
+    does not read.
     """
     lines = lines if isinstance(lines, list) else list(lines)  # a row's own lines are then a slice
     reader = csv.DictReader(lines)
@@ -192,7 +192,6 @@ def _parse(reader: csv.DictReader[str], lines: list[str], source: str, ignored: 
     if ignored is not None:  # named as the file writes them (`User`, not `user`)
         written = [given.strip().lstrip("\ufeff") for given in first or ()]
         ignored.extend(g for name, g in zip(header, written, strict=True) if name and name not in REQUIRED + OPTIONAL)
-        ignored.extend(f"column {i} (no name)" for i, name in enumerate(header, 1) if not name)  # values dropped too
     reader.fieldnames = header
     jobs: list[TraceJob] = []
     seen: set[str] = set()
