@@ -57,8 +57,8 @@ if TYPE_CHECKING:
 
 #: The state a node shows until its first sample or failure (never waited for: rows appear as nodes answer).
 CONNECTING = "connecting"
-#: Delays between attempts: drawn from [0.5, 1], [1, 2], [2, 4] … s, at most 30 s.
-RECONNECT_BACKOFF = Backoff(base_s=1.0, cap_s=30.0)
+#: Delays between attempts: the controller's rule (an interval, doubling up to `controller.reconnect_max_s`).
+reconnect_backoff: Callable[[FactoryConfig], Backoff] = Backoff.for_factory
 #: How long `close()` waits for the nodes still connecting (a mute SSH node would hold up quitting for its timeout).
 CONNECTING_GRACE_S = 0.5
 #: How many of a node's stored events of one kind are compared with a condition its first sample shows.
@@ -97,7 +97,7 @@ class _NodeState:
             owner.interval_s,
             connect,
             self,
-            RECONNECT_BACKOFF,
+            reconnect_backoff(owner.config),
             stall_s=owner.link_stall_s,
             slow_interval_s=owner.config.settings.controller.slow_interval_s,
             stream_timeout_s=owner.connect_timeout_s,

@@ -68,12 +68,6 @@ class Collector:
             stall_watch=self.stall_watch,
         )
 
-    def _backoff(self) -> Backoff:
-        return Backoff(
-            base_s=max(self.config.interval_s, 0.5),
-            cap_s=self.config.settings.controller.reconnect_max_s,
-        )
-
     def start(self) -> None:
         """Start writing, then connect to every node.
 
@@ -98,7 +92,7 @@ class Collector:
             self.config.interval_s,
             connect,
             self.writer,
-            self._backoff(),
+            Backoff.for_factory(self.config),
             self._rng,
             stall_s=self._stall_s,
             slow_interval_s=self.config.settings.controller.slow_interval_s,

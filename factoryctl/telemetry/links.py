@@ -114,6 +114,14 @@ class Backoff:
     base_s: float = 1.0
     cap_s: float = 30.0
 
+    @classmethod
+    def for_factory(cls, config: FactoryConfig) -> Backoff:
+        """The factory's reconnect rule, one for the controller and the dashboard's own collector.
+
+        The first delay is about one interval (at least 0.5 s), the longest `controller.reconnect_max_s`.
+        """
+        return cls(base_s=max(config.interval_s, 0.5), cap_s=config.settings.controller.reconnect_max_s)
+
     def delay(self, attempt: int, rng: random.Random) -> float:
         """Seconds to wait before reconnect attempt number `attempt` (0 = first retry)."""
         top = min(self.cap_s, self.base_s * (2 ** min(attempt, 30)))

@@ -226,7 +226,7 @@ def test_unknown_node_actions_are_usage_errors(live: PolledServices) -> None:
 def slow_reconnect(monkeypatch: pytest.MonkeyPatch) -> None:
     """Reconnect after 5-10 s, not 0.5-1 s: a broken link degrades its node at once and silence takes it down only
     after 3.5 intervals (as the controller judges it), so a quicker reconnect would bring it back up before that."""
-    monkeypatch.setattr(services_polled, "RECONNECT_BACKOFF", Backoff(base_s=10.0, cap_s=30.0))
+    monkeypatch.setattr(services_polled, "reconnect_backoff", lambda config: Backoff(base_s=10.0, cap_s=30.0))
 
 
 async def test_dashboard_on_live_agents_shows_a_node_going_down(slow_reconnect: None, live: PolledServices) -> None:
