@@ -144,7 +144,7 @@ def read_trace(path: Path, quiet: bool = False) -> list[TraceJob]:
             "a trace is CSV with the columns job_id,submit_time_s,duration_s,num_gpus (times in seconds).",
         ) from None
     if not quiet:
-        _note_ignored(source, ignored + _unnamed_columns(lines))
+        _note_ignored(source, ignored)
     return jobs
 
 
@@ -163,20 +163,6 @@ def _note_ignored(source: str, ignored: list[str]) -> None:
             f" {', '.join(map(escape_controls, ignored))}: the replay does not model them"
             f" (it reads only {', '.join(REQUIRED + OPTIONAL)}).\n"
         )
-
-
-def _unnamed_columns(lines: list[str]) -> list[str]:
-    """The header's columns with an empty name (`job_id,...,num_gpus,`), as `column 5 (no name)`.
-
-    `parse_trace` names only the named columns it ignores; a value under an unnamed one would be dropped unsaid.
-    The header is the first line that is not blank, as `parse_trace` reads it.
-    """
-    import csv
-
-    for fields in csv.reader(lines):  # read only as far as the header
-        if any(field.strip() for field in fields):
-            return [f"column {i} (no name)" for i, field in enumerate(fields, 1) if not field.strip().strip("\ufeff")]
-    return []
 
 
 def _trace_text(path: Path, source: str) -> str:

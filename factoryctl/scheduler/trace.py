@@ -165,7 +165,7 @@ def parse_trace(lines: Iterable[str], source: str = "trace", ignored: list[str] 
     Errors name `source` and the line (blank lines counted), and carry a hint. So does a line the csv module
     cannot read at all (a field over its 128 KiB limit), a row with more fields than the header, a header that
     names a column twice and a quote never closed. `ignored`, if given, receives the header's columns the replay
-    does not read.
+    does not read, unnamed ones as `column 5 (no name)`.
     """
     lines = lines if isinstance(lines, list) else list(lines)  # a row's own lines are then a slice
     reader = csv.DictReader(lines)
@@ -175,6 +175,20 @@ def parse_trace(lines: Iterable[str], source: str = "trace", ignored: list[str] 
         raise UsageError(
             f"{source}:{reader.line_num + 1}: cannot read this line as CSV ({error})", _FORMAT_HINT
         ) from None
+
+
+def _unread_columns(header: list[str], written: list[str]) -> list[str]:
+    """The header's columns the replay does not read, named as the file writes them (`User`, not `user`).
+
+    A column the header leaves unnamed (`job_id,...,num_gpus,`) is `column 5 (no name)`: its values are dropped too.
+    """
+    unread = []
+    for number, (name, given) in enumerate(zip(header, written, strict=True), 1):
+        if not name:
+            unread.append(f"column {number} (no name)")
+        elif name not in REQUIRED + OPTIONAL:
+            unread.append(given.strip().lstrip("\ufeff"))
+    return unread
 
 
 def _parse(reader: csv.DictReader[str], lines: list[str], source: str, ignored: list[str] | None) -> list[TraceJob]:
@@ -189,9 +203,8 @@ def _parse(reader: csv.DictReader[str], lines: list[str], source: str, ignored: 
             f"a trace starts with the header {_COLUMNS}, then has one row per job.",
         )
     _check_header(header, f"{source}:{reader.reader.line_num}")
-    if ignored is not None:  # named as the file writes them (`User`, not `user`)
-        written = [given.strip().lstrip("\ufeff") for given in first or ()]
-        ignored.extend(g for name, g in zip(header, written, strict=True) if name and name not in REQUIRED + OPTIONAL)
+    if ignored is not None:
+        ignored.extend(_unread_columns(header, first or []))
     reader.fieldnames = header
     jobs: list[TraceJob] = []
     seen: set[str] = set()

@@ -35,7 +35,7 @@ def test_a_line_break_in_a_quoted_column_name_stays_on_the_notes_line(cli, tmp_p
 def test_an_unnamed_column_is_named_by_its_position(cli, tmp_path):
     trace = tmp_path / "t.csv"
     trace.write_text(f"\n{HEADER},,team,\na,0,10,4,x,y,z\n")
-    assert "ignoring column(s) team, column 5 (no name), column 7 (no name): the replay" in _note(cli, trace)
+    assert "ignoring column(s) column 5 (no name), team, column 7 (no name): the replay" in _note(cli, trace)
 
 
 def test_a_header_with_every_column_named_and_read_has_no_note(cli, tmp_path):

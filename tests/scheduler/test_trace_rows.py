@@ -76,7 +76,7 @@ def test_header_names_are_read_case_insensitively():
 def test_the_columns_the_replay_does_not_read_are_named():
     ignored: list[str] = []
     parse_trace([HEADER + ",Deferrable,max_price,,walltime_s", "a,0,10,1,true,80,,20"], "t.csv", ignored)
-    assert ignored == ["Deferrable", "max_price"]  # as the file writes them (it said "deferrable")
+    assert ignored == ["Deferrable", "max_price", "column 7 (no name)"]  # as the file writes them ("deferrable")
 
 
 def test_columns_the_replay_ignores_are_named_once_on_stderr(cli, tmp_path):
