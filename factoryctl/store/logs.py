@@ -80,6 +80,18 @@ def _of_kinds(sql: str, params: list[Any], kind: str | tuple[str, ...] | None) -
     return sql + f" AND kind IN ({', '.join('?' * len(kinds))})", [*params, *kinds]
 
 
+def _stored_event(row: Sequence[Any]) -> Event:
+    """An event row (`id, t_ms, node, gpu, kind, severity, message`) as an `Event`.
+
+    Older controllers wrote a node's state change with its message's own copy of the node's name
+    (`n02 is degraded: n02: GPU 3 ...`); that copy is taken out, so old and new events read alike.
+    """
+    event_id, t_ms, node, gpu, kind, severity, message = row
+    if node and message.startswith(f"{node} "):
+        message = message.replace(f": {node}: ", ": ", 1)
+    return Event(t_ms / 1000, kind, message, node, gpu, severity, event_id)
+
+
 class _RolledBack(Exception):
     """Ends a transaction that only probes whether a write would go through (see `check_audit_writable`)."""
 
@@ -105,7 +117,7 @@ class EventAndAuditLog(StoreConnection):
         sql, params = _of_kinds(sql, [to_ms(since)], kind)
         sql, params = _newest_first(sql, params, node)
         found = self._query(sql, [*params, limit])
-        return [Event(t / 1000, k, m, n, g, s, i) for i, t, n, g, k, s, m in reversed(found)]
+        return [_stored_event(row) for row in reversed(found)]
 
     def last_event_id(self) -> int:
         """The id of the event written last (0: none yet): where `events_written` goes on from."""
@@ -126,7 +138,7 @@ class EventAndAuditLog(StoreConnection):
             params.append(to_ms(match.since))
         sql, params = _of_nodes(sql, params, match.node)
         found = self._query(sql + " ORDER BY id LIMIT ?", [*params, limit])
-        return [Event(t / 1000, k, m, n, g, s, i) for i, t, n, g, k, s, m in found]
+        return [_stored_event(row) for row in found]
 
     def add_audit(self, entries: Sequence[AuditEntry]) -> None:
         """Record power-limit changes (before and after) in the audit log."""
