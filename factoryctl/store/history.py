@@ -15,8 +15,9 @@ from typing import Any
 
 from factoryctl.store import rows
 from factoryctl.store.connection import StoreConnection
-from factoryctl.store.coverage import held_for
+from factoryctl.store.coverage import covered_by_minute, held_for
 from factoryctl.store.rows import METRICS, RAW_COLUMNS, Point, Series, to_ms
+from factoryctl.store.samples import PRUNED_BELOW
 
 #: (time, mean, min, max, n): one raw point (n = 1) or one rolled-up minute (n: its samples with the metric).
 HistoryRow = tuple[float, float | None, float | None, float | None, int]
@@ -140,15 +141,55 @@ class HistoryQueries(StoreConnection):
         return out
 
     def _gpu_energy(self, node_id: int, gpu: int, start: int, end: int) -> tuple[float, str]:
-        """One GPU's joules in [start, end) ms and their source: rollups before the raw window, then raw rows."""
-        raw_from = self._raw_from(node_id, gpu, start, end)
-        rolled = self._rollup_energy(node_id, gpu, start, raw_from) if start < raw_from else None
-        raw, source = self._raw_energy(node_id, gpu, raw_from, end, edge_before=raw_from == start)
-        sources = [name for name in ("rollup" if rolled is not None else None, source) if name is not None]
-        return (rolled or 0.0) + raw, "+".join(sources) or "none"
+        """One GPU's joules in [start, end) ms and their source: rollups before the raw window, then raw rows.
 
-    def _rollup_energy(self, node_id: int, gpu: int, start: int, raw_from: int) -> float | None:
-        """Joules in [start, raw_from) ms from the rollups' mean power (None: no minute there has power).
+        Where the window has raw rows, the rollups bill the whole minutes before the first raw row's minute (the
+        seam), the time from there to that row is the reading before it held into the minute (`_lead_in`), and the
+        raw rows bill the rest; without raw rows, the rollups bill the whole window, the minute the end falls in too.
+        """
+        raw_from = self._raw_from(node_id, gpu, start, end)
+        seam = raw_from // 60000 * 60000 if raw_from < end else raw_from
+        rolled = self._rollup_energy(node_id, gpu, start, seam) if start < seam else None
+        lead_in = self._lead_in(node_id, gpu, max(start, seam), raw_from) if max(start, seam) < raw_from < end else None
+        raw, source = self._raw_energy(node_id, gpu, raw_from, end, edge_before=raw_from == start)
+        from_rollups = None if rolled is None and lead_in is None else (rolled or 0.0) + (lead_in or 0.0)
+        sources = [name for name in ("rollup" if from_rollups is not None else None, source) if name is not None]
+        return (from_rollups or 0.0) + raw, "+".join(sources) or "none"
+
+    def _lead_in(self, node_id: int, gpu: int, start: int, raw_from: int) -> float | None:
+        """Joules in [start, raw_from) ms, before the oldest raw row in its minute: the reading before it held into it.
+
+        That reading's rows are pruned, but its minute's rollup kept the time it covered (`coverage.covered_by_minute`
+        bills a reading held past its minute's end to the next reading's minute): the first raw row's minute's time
+        covered less what its own readings cover is that lead-in, billed at the minute's mean power, as it is once
+        the minute's raw rows are pruned too. None: no lead-in in the window (or no rollup with its time covered).
+        """
+        if self.get_meta(PRUNED_BELOW) is None:  # no raw row was ever pruned: the oldest is where the GPU started
+            return None
+        minute = raw_from // 60000
+        found = self._query(
+            f"SELECT power_mw_mean, {'power_covered_ms' if self.schema_version >= 4 else 'NULL'} FROM rollup"
+            " WHERE node_id = ? AND gpu = ? AND t_min = ? AND power_mw_mean IS NOT NULL",
+            (node_id, gpu, minute),
+        )
+        if not found or found[0][1] is None:
+            return None
+        own = covered_by_minute(self._power_times(node_id, gpu, minute), minute, minute + 1).get(minute, 0)
+        held_until = minute * 60000 + min(max(0, int(found[0][1]) - own), raw_from - minute * 60000)
+        held_ms = held_until - max(start, minute * 60000)
+        return held_ms / 1000 * float(found[0][0]) / 1000 if held_ms > 0 else None
+
+    def _power_times(self, node_id: int, gpu: int, minute: int) -> list[int]:
+        """The times (ms) of one GPU's power readings in `minute`, and of the two after it (for the gaps next to them)."""
+        power = "SELECT t_ms FROM sample WHERE node_id = ? AND gpu = ? AND power_mw IS NOT NULL AND t_ms >= ?"
+        inside = self._query(
+            f"{power} AND t_ms < ? ORDER BY t_ms", (node_id, gpu, minute * 60000, (minute + 1) * 60000)
+        )
+        after = self._query(f"{power} ORDER BY t_ms LIMIT 2", (node_id, gpu, (minute + 1) * 60000))
+        return [int(t) for (t,) in [*inside, *after]]
+
+    def _rollup_energy(self, node_id: int, gpu: int, start: int, stop: int) -> float | None:
+        """Joules in [start, stop) ms from the rollups' mean power (None: no minute there has power).
 
         Each minute counts for the time its samples covered, or a controller started at :31 would be billed the whole
         minute once its raw rows are pruned, where the counter billed 29 s: as the rollup stored it (schema 4 on,
@@ -161,7 +202,7 @@ class HistoryQueries(StoreConnection):
             (node_id, gpu, first),
         )[::-1] + self._query(
             f"{self._minutes_with_power} AND t_min >= ? AND t_min < ? ORDER BY t_min",
-            (node_id, gpu, first, raw_from // 60000),  # whole minutes before the raw window only
+            (node_id, gpu, first, -(-stop // 60000)),  # the minute `stop` falls in counts for its part before it
         )
         if not minutes:
             return None
@@ -170,7 +211,7 @@ class HistoryQueries(StoreConnection):
             for t, mw, covered, n, *around in minutes
         ]
         covers = [None if covered is None else int(covered) for _, _, covered, *_ in minutes]
-        return _held_joules(held, start, raw_from, floor_ms=60_000, hold_last=True, covers=covers)
+        return _held_joules(held, start, stop, floor_ms=60_000, hold_last=True, covers=covers)
 
     @property
     def _minutes_with_power(self) -> str:

@@ -5,7 +5,9 @@ narrow integer row per GPU per interval, keyed (node, GPU, time) so a sample wri
 transaction with the batch's node-state changes and events. Rollups keep min/mean/max per finished minute for
 the long window, with how many rows had each metric (the slow tier has a value in few of them) and the time the
 power samples cover, from their timestamps (energy bills a minute for it: a minute the controller started in at :31
-is not a whole minute), and retention never prunes a raw row that has not been rolled up yet.
+is not a whole minute), and retention never prunes a raw row that has not been rolled up yet. That time depends on
+the sample after the minute's last: a minute rolled up before it arrived (a late batch, an interval over two minutes)
+is noted per GPU, and its time brought up to date by the rollup after it does.
 
 Wall clocks step (NTP, a wrong RTC at boot), and the rows are stamped with them. Three rules keep a step from
 losing history: retention is given the forward steps the controller saw (`retention_cut`, kept in the meta table
@@ -42,9 +44,12 @@ ROLLUP_MARK = "rollup_upto_min"
 PRUNED_BELOW = "raw_pruned_below_ms"
 #: meta keys: where a rollup that moved the mark started, until every GPU is rolled up (a crash in between redoes
 #: it); per GPU ("rollup_redo:<node id>:<gpu>"), the oldest minute written before the mark since it was rolled up;
-#: the wall clock's forward steps still in force (JSON [[at, seconds], ...]).
+#: per GPU ("rollup_open:<node id>:<gpu>"), the minute of its newest power sample when that minute was rolled up
+#: with no sample after it yet (`_settle_open_minute`); the wall clock's forward steps still in force (JSON [[at,
+#: seconds], ...]).
 ROLLING_FROM = "rollup_rolling_from_min"
 REDO_PREFIX = "rollup_redo:"
+OPEN_PREFIX = "rollup_open:"
 CLOCK_STEPS = "clock_steps"
 
 
@@ -163,22 +168,29 @@ class SampleWrites(StoreConnection):
             _set_meta(db, ROLLUP_MARK, str(upto))
         written = 0
         pairs = self._gpu_pairs()  # after the mark moved: a GPU new since has its rows noted as late
+        opened = {_gpu_of(str(key)): int(value) for key, value in self._meta_like(OPEN_PREFIX)}
         if start < upto:
             for chunk in range(0, len(pairs), _PAIRS_PER_TRANSACTION):
                 with self._transaction("rollup") as db:
                     for node_id, gpu in pairs[chunk : chunk + _PAIRS_PER_TRANSACTION]:
-                        written += _roll_minutes(db, node_id, gpu, start, upto, kept_from)
+                        written += _roll_minutes(
+                            db, (node_id, gpu), start, upto, kept_from, opened.pop((node_id, gpu), None)
+                        )
             with self._transaction("rollup") as db:
                 db.execute("DELETE FROM meta WHERE key = ? AND value = ?", (ROLLING_FROM, str(start)))
-        redo = list(self._query("SELECT key, value FROM meta WHERE key LIKE ?", (REDO_PREFIX + "%",)))
+        redo = self._meta_like(REDO_PREFIX)
         for chunk in range(0, len(redo), _PAIRS_PER_TRANSACTION):
             with self._transaction("rollup") as db:
                 for key, value in redo[chunk : chunk + _PAIRS_PER_TRANSACTION]:
-                    node_id, gpu = _redo_pair(str(key))
+                    pair = _gpu_of(str(key))
                     if int(value) < upto:
-                        written += _roll_minutes(db, node_id, gpu, int(value), upto, kept_from)
+                        written += _roll_minutes(db, pair, int(value), upto, kept_from, opened.pop(pair, None))
                     db.execute("DELETE FROM meta WHERE key = ? AND value = ?", (key, value))  # unless written again
         return written
+
+    def _meta_like(self, prefix: str) -> list[tuple[Any, ...]]:
+        """The (key, value) meta rows whose key starts with `prefix` (a per-GPU note)."""
+        return list(self._query("SELECT key, value FROM meta WHERE key LIKE ?", (prefix + "%",)))
 
     def prune(
         self,
@@ -277,13 +289,13 @@ def _redo_from(db: sqlite3.Connection) -> dict[tuple[int, int], int]:
     """Each GPU's oldest minute written since it was rolled up, where that is before the rollup mark."""
     found: dict[tuple[int, int], int] = {}
     for key, value in db.execute("SELECT key, value FROM meta WHERE key LIKE ?", (REDO_PREFIX + "%",)):
-        found[_redo_pair(str(key))] = int(value)
+        found[_gpu_of(str(key))] = int(value)
     return found
 
 
-def _redo_pair(key: str) -> tuple[int, int]:
-    """(node id, GPU) from a "rollup_redo:<node id>:<gpu>" meta key."""
-    node_id, gpu = key[len(REDO_PREFIX) :].split(":")
+def _gpu_of(key: str) -> tuple[int, int]:
+    """(node id, GPU) from a per-GPU meta key ("rollup_redo:<node id>:<gpu>", "rollup_open:<node id>:<gpu>")."""
+    _, node_id, gpu = key.split(":")
     return int(node_id), int(gpu)
 
 
@@ -343,19 +355,57 @@ _ROLLED = (
 )
 
 
-def _roll_minutes(db: sqlite3.Connection, node_id: int, gpu: int, start: int, upto: int, kept_from: int | None) -> int:
+def _roll_minutes(
+    db: sqlite3.Connection, pair: tuple[int, int], start: int, upto: int, kept_from: int | None, open_minute: int | None
+) -> int:
     """Roll up one GPU's minutes [start, upto); returns the rollup rows written.
 
     A minute from `kept_from` on still has all its raw rows, so its rollup is computed afresh. A minute before it
     may have had its raw rows pruned: it gets a rollup only if it has none (its rows are all written since); rows
     written into a minute already rolled up and pruned are left out, and pruned as the old rows they are.
+    `open_minute`: the GPU's minute rolled up before a sample after it arrived (`_settle_open_minute`), if any.
     """
+    node_id, gpu = pair
+    if open_minute is not None and not (
+        open_minute < start and _settle_open_minute(db, pair, open_minute, start, kept_from)
+    ):
+        db.execute("DELETE FROM meta WHERE key = ?", (f"{OPEN_PREFIX}{node_id}:{gpu}",))
     split = min(max(start, kept_from if kept_from is not None else start), upto)
     written = 0
     for first, last, verb in ((split, upto, "INSERT OR REPLACE"), (start, split, "INSERT OR IGNORE")):
         for chunk in range(first, last, _MINUTES_PER_READ):
             written += _roll_chunk(db, node_id, gpu, chunk, min(chunk + _MINUTES_PER_READ, last), verb)
     return written
+
+
+def _settle_open_minute(
+    db: sqlite3.Connection, pair: tuple[int, int], minute: int, start: int, kept_from: int | None
+) -> bool:
+    """Bring the time covered of a GPU's `minute` up to date; whether it is still open (no power sample after it).
+
+    The minute was rolled up with its newest sample last of all (two minutes after it ended: a late batch, an
+    interval over two minutes, a node gone quiet), so that sample counted for the interval before it (a minute when
+    alone), where it counts until the next one and what of that reaches past the minute is the next one's minute's
+    (`coverage.covered_by_minute`): that minute counted it again, or the first sample of a run at 300 s counted one
+    minute of five. Only the time is updated, and only if it changed. A minute whose raw rows (or those of the two
+    samples before it) may have been pruned keeps its rollup as it is; one with no sample after it within
+    `_AROUND_MS` of `start` is closed: a sample that late follows a silence, which the newest's count allows for.
+    """
+    node_id, gpu = pair
+    if kept_from is not None and minute < kept_from:
+        return False
+    bounds = {"node": node_id, "gpu": gpu, "first_ms": minute * 60000, "last_ms": (minute + 1) * 60000}
+    times = [t_ms for t_ms, powered in db.execute(_ROW_TIMES, bounds).fetchall() if powered]
+    pruned_before = kept_from is not None and (minute - kept_from) * 60000 < _AROUND_MS
+    if pruned_before and sum(t < minute * 60000 for t in times) < 2:  # the samples before it may be gone
+        return False
+    covered = covered_by_minute(times, minute, minute + 1).get(minute, 0)
+    db.execute(
+        "UPDATE rollup SET power_covered_ms = ? WHERE node_id = ? AND gpu = ? AND t_min = ?"
+        " AND power_covered_ms IS NOT NULL AND power_covered_ms != ?",
+        (covered, node_id, gpu, minute, covered),
+    )
+    return bool(times) and times[-1] // 60000 == minute and (minute + 1) * 60000 + _AROUND_MS > start * 60000
 
 
 #: Minutes whose rows' times are read at once (`_roll_chunk`): a first rollup of days of raw rows holds an hour's of
@@ -367,11 +417,15 @@ def _roll_chunk(db: sqlite3.Connection, node_id: int, gpu: int, first: int, last
     """Roll up one GPU's minutes [first, last) with `verb`, each with the time its power samples cover.
 
     Returns the rollup rows written. One statement per minute with rows (the controller rolls up one minute at a time),
-    so each row is written with its time, never updated after.
+    so each row is written with its time; only a minute whose newest sample had none after it yet is noted, for its
+    time to be brought up to date later (`_settle_open_minute`).
     """
     bounds = {"node": node_id, "gpu": gpu, "first_ms": first * 60000, "last_ms": last * 60000}
     found: list[tuple[int, int]] = db.execute(_ROW_TIMES, bounds).fetchall()  # (t_ms, 1 if it has power)
-    covered = covered_by_minute([t_ms for t_ms, powered in found if powered], first, last)
+    times = [t_ms for t_ms, powered in found if powered]
+    covered = covered_by_minute(times, first, last)
+    if times and first * 60000 <= times[-1] < last * 60000:  # no sample after the newest yet: it counts a guess
+        _set_meta(db, f"{OPEN_PREFIX}{node_id}:{gpu}", str(times[-1] // 60000))
     written = 0
     for minute in sorted({t_ms // 60000 for t_ms, _ in found if first <= t_ms // 60000 < last}):
         one = {**bounds, "first_ms": minute * 60000, "last_ms": (minute + 1) * 60000, "covered": covered.get(minute, 0)}
