@@ -237,7 +237,7 @@ class HistoryQueries(StoreConnection):
     def _raw_energy(
         self, node_id: int, gpu: int, raw_from: int, end: int, edge_before: bool
     ) -> tuple[float, str | None]:
-        """Joules in [raw_from, end) ms from raw rows: the energy counter, else power (None: neither has 2 readings).
+        """Joules in [raw_from, end) ms from raw rows: the energy counter, else power (None: no power reading to bill).
 
         `edge_before`: the window starts inside the raw window, so the step from the reading before it counts too.
         """
@@ -253,18 +253,27 @@ class HistoryQueries(StoreConnection):
             return joules + self._counter_edges(
                 node_id, gpu, counters, raw_from if edge_before else None, end
             ), "counter"
-        if len(powers) >= 2:  # a GPU lost all window has rows with no power: no source, not "power" with 0 J
-            before = self._power_next(node_id, gpu, "<", raw_from, "DESC") if edge_before else []
-            after = self._power_next(node_id, gpu, ">=", end, "ASC")  # like the counter: the step across the end
+        # A window shorter than the spacing holds one reading or none: the readings around it say what it drew, and
+        # two on each side give the usual spacing (a window inside a silence is not billed the silence).
+        around = 1 if len(powers) >= 2 else 2
+        before = self._power_next(node_id, gpu, "<", raw_from, "DESC", around)[::-1] if edge_before else []
+        after = self._power_next(node_id, gpu, ">=", end, "ASC", around)  # like the counter: the step across the end
+        if len(powers) >= 2 or (len(before + powers + after) >= 2 and (before or powers) and (powers or after)):
+            # a GPU lost all window has rows with no power: no source, not "power" with 0 J
             return _held_joules(before + powers + after, raw_from, end, floor_ms=1, hold_last=False), "power"
         return 0.0, None
 
-    def _power_next(self, node_id: int, gpu: int, side: str, edge: int, order: str) -> list[tuple[int, float]]:
-        """The power reading (ms, milliwatts) nearest the window's `edge` outside it, if any (`side` "<" or ">=")."""
+    def _power_next(
+        self, node_id: int, gpu: int, side: str, edge: int, order: str, count: int = 1
+    ) -> list[tuple[int, float]]:
+        """The `count` power readings (ms, milliwatts) nearest the window's `edge` outside it, nearest first.
+
+        `side` is "<" (before the window's start) or ">=" (at or after its end).
+        """
         found = self._query(
             f"SELECT t_ms, power_mw FROM sample WHERE node_id = ? AND gpu = ? AND t_ms {side} ?"
-            f" AND power_mw IS NOT NULL ORDER BY t_ms {order} LIMIT 1",
-            (node_id, gpu, edge),
+            f" AND power_mw IS NOT NULL ORDER BY t_ms {order} LIMIT ?",
+            (node_id, gpu, edge, count),
         )
         return [(int(t), float(mw)) for t, mw in found]
 
