@@ -187,7 +187,7 @@ class DashboardApp(App[None]):
         self._fetching = False
         if message.reason != self._last_failure and not self.exiting:
             self._last_failure = message.reason
-            self.notify(message.reason, title="no new data", severity="error", timeout=8)
+            self.notify(message.reason, title="no new data", severity="error", timeout=8, markup=False)
 
     def on_unmount(self) -> None:
         """From here on a signal only records its status: the app is already on its way out."""

@@ -45,10 +45,10 @@ class ConfirmScreen(GuardedDialog[str | None]):
     def compose(self) -> ComposeResult:
         """Question, optional reason, two buttons."""
         with Vertical(id="dialog"):
-            yield Label(self.question, id="question")
+            yield Label(self.question, id="question", markup=False)
             if self.ask_reason is not None:
                 yield OrderedInput(placeholder=self.ask_reason, id="reason")
-            yield Label("", id="next-step")
+            yield Label("", id="next-step", markup=False)
             with Horizontal(id="buttons"):
                 yield ConfirmButton(self.confirm_label, variant="warning", id="confirm")
                 yield Button("Cancel", id="cancel")

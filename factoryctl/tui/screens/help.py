@@ -83,7 +83,7 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         """The keys table in a scrollable dialog."""
         with VerticalScroll(id="dialog"):
-            yield Static(keys_table(self.sections, self.read_only), id="keys")
+            yield Static(keys_table(self.sections, self.read_only), id="keys", markup=False)
 
     def on_mount(self) -> None:
         """Title the dialog."""

@@ -8,6 +8,7 @@ from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
+from textual.content import Content
 from textual.widgets import Footer
 
 from factoryctl.live.services import FactorySnapshot
@@ -126,13 +127,13 @@ class MainScreen(NodeActionsScreen):
         self._size_panels()  # a filter or a new node changes the rows the table needs
         title = f"nodes {len(shown)} of {len(rows)}" if self.filter_text else f"nodes {len(rows)}"
         arrow = "▼" if table.sort_reverse else "▲"
-        table.border_title = f"{title} · sort {SORT_KEYS[table.sort_column][0].split()[0].lower()} {arrow}"
+        table.border_title = Content(f"{title} · sort {SORT_KEYS[table.sort_column][0].split()[0].lower()} {arrow}")
         notes = ["read-only"] if self.dashboard.read_only else []
         if self.filter_text:
             notes.append(f"filter: {self.filter_text}")
         if self.filter_problem:  # said as the operator types, in the bar's own line: a typo is never a silent 0
             notes.append(self.filter_problem)
-        table.border_subtitle = " · ".join(notes)
+        table.border_subtitle = Content(" · ".join(notes))  # typed text, shown as typed: `[/]` is no markup here
 
     def current_node(self) -> str | None:
         """The node under the table's cursor."""

@@ -90,7 +90,7 @@ class NodeActionsScreen(Screen[None]):
             return
         snapshot = self.dashboard.snapshot
         if snapshot and node in snapshot.drained:
-            self.notify(f"{node} is already drained.", severity="warning")
+            self.notify(f"{node} is already drained.", severity="warning", markup=False)
             return
 
         def done(reason: str | None) -> None:
@@ -111,7 +111,7 @@ class NodeActionsScreen(Screen[None]):
             return
         snapshot = self.dashboard.snapshot
         if snapshot and node not in snapshot.drained:
-            self.notify(f"{node} is not drained.", severity="warning")
+            self.notify(f"{node} is not drained.", severity="warning", markup=False)
             return
 
         def done(answer: str | None) -> None:
@@ -131,7 +131,9 @@ class NodeActionsScreen(Screen[None]):
             return
         node, gpus = sample.node, answering_gpus(sample)
         if gpus == []:
-            self.notify(f"No GPU of {node} answers (all lost): no power cap can be set.", severity="warning")
+            self.notify(
+                f"No GPU of {node} answers (all lost): no power cap can be set.", severity="warning", markup=False
+            )
             return
 
         def done(watts: float | None) -> None:
@@ -173,5 +175,6 @@ class NodeActionsScreen(Screen[None]):
         self.app.call_from_thread(self._report, success or str(result), "information")
 
     def _report(self, text: str, severity: str) -> None:
-        self.notify(text, severity=severity, timeout=6)  # type: ignore[arg-type]
+        """Notify `text` as written: it carries an agent's words or a typed reason (`[/]` is no markup here)."""
+        self.notify(text, severity=severity, timeout=6, markup=False)  # type: ignore[arg-type]
         self.dashboard.request_snapshot()

@@ -99,17 +99,18 @@ class PowerCapScreen(GuardedDialog[float | None]):
             else f"Set the power cap of the GPUs of {s.node} that answer ({len(answering)} of {len(s.gpus)})"
         )
         with Vertical(id="dialog"):
-            yield Label(question, id="question")
+            yield Label(question, id="question", markup=False)
             if answering is not None:
-                yield Label(addressed_note(s), id="addressed")
+                yield Label(addressed_note(s), id="addressed", markup=False)
             yield Label(
                 f"now {now}; accepted range {fmt.watts(self.low)} – {fmt.watts(self.high)}; "
                 "values outside it are clamped and audited",
                 id="range",
+                markup=False,
             )
             yield OrderedInput(placeholder="watts per GPU, e.g. 450", type="number", id="watts")
-            yield Label("", id="note")
-            yield Label("", id="next-step")
+            yield Label("", id="note", markup=False)
+            yield Label("", id="next-step", markup=False)
             with Horizontal(id="buttons"):
                 yield ConfirmButton("Set cap", variant="warning", id="confirm", disabled=True)
                 yield Button("Cancel", id="cancel")

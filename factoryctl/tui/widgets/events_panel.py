@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import RenderableType
+from textual.content import Content
 from textual.widget import Widget
 
 from factoryctl.live.services import DashboardEvent
@@ -20,7 +21,7 @@ class EventsPanel(Widget):
         super().__init__(id=id)
         self.node = node
         self.events: tuple[DashboardEvent, ...] = ()
-        self.border_title = "events" if node is None else f"events of {node}"
+        self.border_title = Content("events" if node is None else f"events of {node}")  # a name, never markup
 
     def show(self, events: tuple[DashboardEvent, ...]) -> None:
         """Show these events."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import RenderableType
+from textual.content import Content
 from textual.widget import Widget
 
 from factoryctl.live.services import JobLine
@@ -27,7 +28,7 @@ class JobsPanel(Widget):
         if jobs != self.jobs:
             self.jobs = jobs
             summary = jobs_summary(jobs)
-            self.border_title = f"jobs: {summary}" if summary else "jobs"
+            self.border_title = Content(f"jobs: {summary}" if summary else "jobs")
             self.refresh()
 
     def render(self) -> RenderableType:

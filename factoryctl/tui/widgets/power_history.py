@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich.console import RenderableType
 from rich.text import Text
+from textual.content import Content
 from textual.widget import Widget
 
 from factoryctl.live.services import FactorySnapshot
@@ -32,7 +33,7 @@ class PowerHistory(Widget):
         minutes = len(self.values) * snapshot.interval_s / 60
         peak = max(self.values) / 1000 if self.values else None
         window = f"last {minutes:.0f} min" if minutes >= 1 else f"last {len(self.values) * snapshot.interval_s:.0f} s"
-        self.border_title = f"factory power, {window}, peak {fmt.kilowatts(peak)}"
+        self.border_title = Content(f"factory power, {window}, peak {fmt.kilowatts(peak)}")
         notes = []
         outlook = snapshot.price_outlook_per_mwh
         if len(outlook) > 1:
@@ -41,7 +42,7 @@ class PowerHistory(Widget):
             notes.append(f"price next {len(outlook)} h {line} {min(known):.0f}–{max(known):.0f}/MWh")
         if self.budget_w:
             notes.append(f"budget {fmt.kilowatts(snapshot.budget_kw, 0)}")
-        self.border_subtitle = " · ".join(notes)
+        self.border_subtitle = Content(" · ".join(notes))
         self.refresh()
 
     def render(self) -> RenderableType:
