@@ -8,6 +8,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import errno
+import io
 import os
 import shutil
 import signal
@@ -16,10 +17,11 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 from factoryctl.errors import NodeError
 from factoryctl.model.inventory import NodeSpec
+from factoryctl.transport.agent_lines import MAX_LINE_BYTES, MAX_STDERR_LINE, AgentLines
 from factoryctl.transport.base import CappedOutput, CommandCut, CommandResult, OutputSink, cut_short, kept_stderr
 from factoryctl.transport.host_limits import local_limit_error, with_user_file_limit
 from factoryctl.transport.launch import agent_argv
@@ -175,7 +177,7 @@ class LocalTransport:
         session = AgentSession(
             self.node.name,
             proc.stdin,
-            proc.stdout,
+            cast("IO[bytes]", _lines_of(proc.stdout, MAX_LINE_BYTES)),  # its stdout is closed by `_reap`
             on_close=lambda: _end_agent(proc, tail, session),
             stderr_tail=tail.text,
         )
@@ -197,10 +199,20 @@ class LocalTransport:
 LAST_WORDS_WAIT_S = 0.5
 
 
+def _lines_of(pipe: IO[bytes], limit: int, cut: bool = False) -> AgentLines:
+    """An agent's output pipe read as lines under the same limits as over SSH (transport/agent_lines.py).
+
+    Iterating the pipe itself read a line without end into memory until it ran out (3 GB in 15 s). Read with `read1`,
+    which returns what the pipe holds without waiting for more: Popen's pipes are buffered readers.
+    """
+    return AgentLines(cast("io.BufferedReader", pipe).read1, limit, cut)
+
+
 class _StderrTail:
     """Drains a child's stderr on a thread (so it never blocks) and keeps its last lines for error messages.
 
-    The thread closes the stream at its end (the child and everything it started closed it).
+    A longer line than MAX_STDERR_LINE is cut to it, as over SSH. The thread closes the stream at its end (the child
+    and everything it started closed it).
     """
 
     def __init__(self, stream: IO[bytes]) -> None:
@@ -210,7 +222,7 @@ class _StderrTail:
 
     def _drain(self, stream: IO[bytes]) -> None:
         with stream, contextlib.suppress(OSError, ValueError):
-            for raw in stream:
+            for raw in _lines_of(stream, MAX_STDERR_LINE, cut=True):
                 self._lines.append(raw.decode("utf-8", "replace"))
 
     def join(self, timeout: float) -> None:

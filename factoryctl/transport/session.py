@@ -117,11 +117,7 @@ class AgentSession:
             log.debug("%s: the agent session's reader failed", self.node, exc_info=True)
             self._fail(f"the agent session failed ({type(exc).__name__}: {exc})")
         else:
-            lost = self._cut_off() if self._cut_off else None
-            if lost is not None:
-                self._fail_with(lost)
-            else:
-                self._fail("the agent exited")
+            self._ended("the agent exited")
 
     def _dispatch(self, raw: bytes) -> bool:
         line = raw.strip()
@@ -135,8 +131,7 @@ class AgentSession:
             self._fail(f"the agent sent garbage: {quoted(line)}")
             return False
         if message.get("type") == "hello":
-            self.hello_info = message
-            self._hello.put(message)
+            return self._said_hello(message)
         elif message.get("type") == "sample" and message.get("id") in self._streams:
             on_sample, on_error, on_missed = self._streams[message["id"]]
             missed = missed_count(message.get("missed"))  # on a good sample and an error sample alike
@@ -155,6 +150,16 @@ class AgentSession:
             waiter = self._pending.pop(message.get("id", -1), None)
             if waiter is not None:
                 waiter.put(message)
+        return True
+
+    def _said_hello(self, message: dict[str, Any]) -> bool:
+        """The hello, once (docs/agent-protocol.md); another fails the session (False): it blocked this reader for good."""
+        if self.hello_info:
+            self._fail("the agent said hello a second time, in the middle of its session")
+            return False
+        self.hello_info = message
+        with contextlib.suppress(queue.Full):
+            self._hello.put_nowait(message)
         return True
 
     def _sample_failed(self, error: object, on_error: Callable[[NodeError], None] | None) -> None:
@@ -193,6 +198,14 @@ class AgentSession:
                 exc_info=log.isEnabledFor(logging.DEBUG),
             )
 
+    def _ended(self, why: str) -> None:
+        """Fail the session as the agent's pipe ended: with `cut_off`'s lost connection if it says so, else with `why`."""
+        lost = self._cut_off() if self._cut_off else None
+        if lost is not None:
+            self._fail_with(lost)
+        else:
+            self._fail(why)
+
     def _fail(self, why: str) -> None:
         detail = last_words(self._stderr_tail()) if self._stderr_tail else ""
         self._fail_with(NodeError(self.node, "agent", f"{why}{detail}.", self._agent_hint()))
@@ -200,8 +213,8 @@ class AgentSession:
     def _fail_with(self, error: NodeError) -> None:
         if self.failure is None:
             self.failure = error
-        if self._hello.empty():
-            self._hello.put(_CLOSED)
+        with contextlib.suppress(queue.Full):  # a hello already waiting is read first: it is not lost
+            self._hello.put_nowait(_CLOSED)
         with self._lock:
             waiters = list(self._pending.values())
             self._pending.clear()
@@ -340,8 +353,8 @@ class AgentSession:
             with self._write_lock:
                 self._stdin.write(data)
                 self._stdin.flush()
-        except (OSError, ValueError) as exc:
-            self._fail(f"cannot write to the agent ({exc})")
+        except (OSError, ValueError, EOFError) as exc:  # EOFError: paramiko's, when the connection died mid-send
+            self._ended(f"cannot write to the agent ({exc or type(exc).__name__})")
             assert self.failure is not None
             raise self.failure from None
 
