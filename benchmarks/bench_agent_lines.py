@@ -1,4 +1,4 @@
-"""Reading an agent's output into lines (transport/ssh_node.LineSplitter) against the floor: one split of it all.
+"""Reading an agent's output into lines (transport/agent_lines.LineSplitter) against the floor: one split of it all.
 
 The splitter sees the output as the channel delivers it, in 64 KiB chunks; the baseline joins every chunk first and
 splits once, which is what the reading cannot do better than. Before the splitter, the reader re-joined and
@@ -18,7 +18,7 @@ import json
 import time
 from collections.abc import Callable
 
-from factoryctl.transport.ssh_node import MAX_LINE_BYTES, LineSplitter
+from factoryctl.transport.agent_lines import MAX_LINE_BYTES, LineSplitter
 
 CHUNK = 1 << 16
 

@@ -120,7 +120,8 @@ class SshConnection:
         try:
             found = verify_host_key(node, transport, target, known)
             authenticate(node, transport, target)
-        except EOFError as exc:  # paramiko's, empty: the connection (or its jump host's) went away meanwhile
+        except (EOFError, ConnectionError) as exc:  # the connection (or its jump host's) went away meanwhile:
+            # paramiko's empty EOFError, or the socket's error (a reset) it kept and raised from the step that waited
             close_transport(transport)
             raise lost_connection(node, f"to {target.label}") from exc
         except BaseException:  # refused, or this machine out of files while it read a key: never left open

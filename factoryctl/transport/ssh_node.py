@@ -3,7 +3,8 @@
 The agent zipapp is shipped to a private per-user cache on the node and started from inside it after the same
 shell re-checks it (transport/agent_cache.py), as the argv of docs/agent-protocol.md (quoted by `quoting.shell_join`) under
 `env -i` with just PATH and HOME, so a node's login environment (PYTHONPATH, LD_PRELOAD ...) cannot break it, and
-its stdin/stdout become an `AgentSession`. A node with no usable Python (the command exits 126/127, or the
+its stdin/stdout become an `AgentSession`; its login shell's pid, printed first, is what gets killed should it hang
+(`_launch_line`). A node with no usable Python (the command exits 126/127, or the
 interpreter is older than 3.9) falls back to nvidia-smi through `SmiBridge`, which speaks the same protocol.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import re
 import secrets
 import shlex
 import threading
@@ -22,9 +24,10 @@ from typing import IO, TYPE_CHECKING, cast
 from factoryctl.errors import NodeError
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.transport.agent_cache import CACHE_CHANGED, agent_command, remote_cache_dir, ship_agent
+from factoryctl.transport.agent_lines import MAX_LINE_BYTES, MAX_STDERR_LINE, AgentLines
 from factoryctl.transport.base import CommandResult, OutputSink
 from factoryctl.transport.launch import agent_argv
-from factoryctl.transport.quoting import shell_join
+from factoryctl.transport.quoting import shell_join, signal_group
 from factoryctl.transport.session import AgentSession
 from factoryctl.transport.ssh import SshConnection, SshOptions, lost_connection
 from factoryctl.transport.ssh_channel import close_channel, send_signal
@@ -38,13 +41,6 @@ if TYPE_CHECKING:
     from factoryctl.config import FactoryConfig
 
 
-#: Bytes asked of the channel per read of the agent's output.
-_CHUNK = 1 << 16
-#: The longest line the agent may send. Its largest reply, a sample of 64 GPUs that each run 1,000 processes, is
-#: under 10 MiB (about 30 KiB without processes); past this the session fails rather than grow without bound.
-MAX_LINE_BYTES = 16 << 20
-#: The agent's stderr only feeds the "last words" of an error: a longer line is cut to this and draining goes on.
-_MAX_STDERR_LINE = 4096
 #: Exit statuses of a shell that could not find or run the interpreter.
 _NO_PYTHON = (126, 127)
 
@@ -105,16 +101,17 @@ class SshTransport:
         chan = self.connection.channel()
         # the agent's first line follows a marker line: what the login shell's startup files print comes before it
         marker = f"factoryctl-agent-{secrets.token_hex(8)}"
-        chan.exec_command(f"echo {marker}; {agent_command(argv, str(real.parent), real.name)}")
+        chan.exec_command(_launch_line(marker, agent_command(argv, str(real.parent), real.name)))
         chan.settimeout(
             None
         )  # the session waits with its own timeouts; the liveness watch (ssh_watch.py) notices dead peers
         tail = _ChannelStderr(chan)
+        lines = _ChannelLines(chan.recv, after=marker.encode())
         session = AgentSession(
             self.node.name,
             cast("IO[bytes]", _ChannelInput(chan)),
-            cast("IO[bytes]", _ChannelLines(chan.recv, after=marker.encode())),
-            on_close=lambda: _close_agent(chan, self.connection, session),  # `session`: read at close
+            cast("IO[bytes]", lines),
+            on_close=lambda: _close_agent(chan, self.connection, session, lines.launched),  # both read at close
             stderr_tail=tail.text,
             cut_off=lambda: _connection_lost(chan, self.connection),
             connection_dead=lambda: self.connection.known_dead(AGENT_KILL_TIMEOUT_S),
@@ -123,6 +120,8 @@ class SshTransport:
             hello = session.wait_hello(timeout)
         except NodeError as exc:
             status = _exit_status(chan, 2.0)
+            if status is None:  # still running, hello or not (hung, or a protocol this factoryctl does not speak)
+                _kill(self.connection, lines.launched, session.hello_info.get("pid"))
             chan.close()
             return self._start_failed(exc, status, real, timeout, tail.text)
         self.backend = str(hello.get("backend"))
@@ -207,7 +206,20 @@ AGENT_EXIT_GRACE_S = 1.0
 AGENT_KILL_TIMEOUT_S = 2.0
 
 
-def _close_agent(chan: paramiko.Channel, connection: SshConnection, session: AgentSession) -> None:
+def _launch_line(marker: str, command: str) -> str:
+    """`command` (the agent's start, which `exec`s) after a line `MARKER:PID` on stdout, PID the login shell's.
+
+    sshd starts the login shell as the leader of its own session and process group, which `exec` makes the agent:
+    PID names the agent and all it starts, known before the interpreter runs, so an agent that hangs before its
+    hello is killed too (sshd refuses `signal` requests for root). fish has no `$$`: an `sh` prints its `$PPID`.
+    """
+    report = shell_join(["sh", "-c", 'echo "$0:$PPID"', marker])
+    return f"{report}; {command}"
+
+
+def _close_agent(
+    chan: paramiko.Channel, connection: SshConnection, session: AgentSession, launched: int | None = None
+) -> None:
     """End the agent (`_end_agent`), or on a connection known dead just close its channel: nothing else can cross.
 
     A silent connection used to cost the link's teardown the kill's whole bound (and the `shutdown` wait before it)
@@ -218,25 +230,27 @@ def _close_agent(chan: paramiko.Channel, connection: SshConnection, session: Age
     if connection.known_dead(AGENT_KILL_TIMEOUT_S):
         close_channel(chan)
     else:
-        _end_agent(chan, connection, session)
+        _end_agent(chan, connection, session, launched)
 
 
-def _end_agent(chan: paramiko.Channel, connection: SshConnection, session: AgentSession) -> None:
+def _end_agent(
+    chan: paramiko.Channel, connection: SshConnection, session: AgentSession, launched: int | None = None
+) -> None:
     """Close the agent's channel; an agent that has not exited by then (stopped with SIGSTOP, or hung) is killed.
 
     sshd signals nothing when the channel of a command without a terminal closes, and a stopped agent never reads
     its EOF: each stalled session used to leave one agent behind on the node, stopped for good. SIGKILL ends a
     stopped process too: sent as a `signal` request (OpenSSH >= 7.9 delivers it to the session's process group,
-    but refuses it for root sessions) and as `kill -KILL <pid>` on the same connection, with the pid of the hello.
-    Only an agent that answered `shutdown` is given time to exit: one that failed or did not answer has exited, or
+    but refuses it for root sessions) and as a kill on the same connection: of the process group and session of
+    `launched`, the pid its command line printed (`_launch_line`), else of the pid of the hello. Only an agent
+    that answered `shutdown` is given time to exit: one that failed or did not answer has exited, or
     never will (and on a dead connection every second spent here delays the node's reconnect).
     """
     grace = AGENT_EXIT_GRACE_S if session.shutdown_answered else 0.0
     if _exit_status(chan, grace) is None:
         send_signal(chan, "KILL")
-        pid = session.hello_info.get("pid")
-        if type(pid) is int and pid > 1 and not chan.exit_status_ready():
-            _kill(connection, pid)
+        if not chan.exit_status_ready():
+            _kill(connection, launched, session.hello_info.get("pid"))
     chan.close()
 
 
@@ -257,13 +271,22 @@ def _connection_lost(chan: paramiko.Channel, connection: SshConnection) -> NodeE
     return lost_connection(connection.node, f"to {connection.target.label}")
 
 
-def _kill(connection: SshConnection, pid: int) -> None:
-    """`kill -KILL pid` on the node, within `AGENT_KILL_TIMEOUT_S` all told (best effort: the link may be dead)."""
+def _kill(connection: SshConnection, launched: int | None, hello_pid: object) -> None:
+    """SIGKILL on the node, within `AGENT_KILL_TIMEOUT_S` all told (best effort: the link may be dead).
+
+    To the process group and session of `launched` (the agent's login shell, their leader), else to the hello's pid.
+    """
+    if launched is not None and launched > 1:
+        command = signal_group(launched, ["KILL"])
+    elif type(hello_pid) is int and hello_pid > 1:
+        command = shell_join(["kill", "-KILL", str(hello_pid)])
+    else:
+        return
     with contextlib.suppress(Exception):
         deadline = time.monotonic() + AGENT_KILL_TIMEOUT_S
         kill = connection.channel(timeout=AGENT_KILL_TIMEOUT_S)
         try:
-            kill.exec_command(shell_join(["kill", "-KILL", str(pid)]))
+            kill.exec_command(command)
             _exit_status(kill, max(deadline - time.monotonic(), 0.0))
         finally:
             kill.close()
@@ -275,136 +298,47 @@ def _exit_status(chan: paramiko.Channel, timeout: float) -> int | None:
     return None
 
 
-class LineTooLong(ValueError):
-    """The agent sent more than the limit without a newline (the session fails with this as its reason)."""
-
-    def __init__(self, limit: int) -> None:
-        size = f"{limit >> 20} MiB" if limit % (1 << 20) == 0 else f"{limit} bytes"
-        super().__init__(f"the agent sent a line over {size}")
-
-
-class LineSplitter:
-    """Bytes in, lines out, in linear time and bounded memory.
-
-    Each chunk is searched for newlines once, from where the last search stopped, and an unfinished line is kept as a
-    list of pieces joined once when its newline comes. Adding every chunk to the pending bytes and splitting the lot
-    again copied and searched the whole line per chunk: a 64 MiB line cost 35 s of CPU, and a line without end grew
-    until memory ran out. A line longer than `limit` (its newline not counted) raises `LineTooLong`, or with `cut`
-    is cut to `limit` bytes and the rest of it dropped.
-    """
-
-    def __init__(self, limit: int, cut: bool = False) -> None:
-        self.limit = limit
-        self.cut = cut
-        self._pieces: list[bytes] = []
-        self._size = 0
-        self._dropping = False  # `cut`: the rest of a line already cut is dropped up to its newline
-
-    def feed(self, chunk: bytes) -> list[bytes]:
-        """The lines `chunk` completes, each with its newline.
-
-        The first piece ends the line under way; the lines wholly inside the chunk are split off at C speed (many
-        short lines must not cost a Python call each); what follows the last newline starts the next line.
-        """
-        lines: list[bytes] = []
-        first, newline, rest = chunk.partition(b"\n")
-        if not newline:
-            self._add(chunk, lines)
-            return lines
-        self._add(first + newline, lines)
-        self._end_line(lines)
-        *whole, tail = rest.split(b"\n")
-        for line in whole:
-            if len(line) <= self.limit:
-                lines.append(line + b"\n")
-            else:
-                self._add(line + b"\n", lines)
-                self._end_line(lines)
-        if tail:
-            self._add(tail, lines)
-        return lines
-
-    def rest(self) -> bytes:
-        """What came after the last newline (at EOF: the last line, which lacks it)."""
-        rest = b"".join(self._pieces)
-        self._pieces.clear()
-        self._size = 0
-        return b"" if self._dropping else rest
-
-    def _add(self, piece: bytes, lines: list[bytes]) -> None:
-        if self._dropping:
-            return
-        self._pieces.append(piece)
-        self._size += len(piece)
-        if self._size - (1 if piece.endswith(b"\n") else 0) <= self.limit:
-            return
-        if not self.cut:
-            self._pieces.clear()  # the error's traceback must not keep the line alive
-            raise LineTooLong(self.limit)
-        lines.append(self.rest()[: self.limit] + b"\n")
-        self._dropping = True
-
-    def _end_line(self, lines: list[bytes]) -> None:
-        if self._dropping:
-            self._dropping = False
-        elif self._pieces:
-            lines.append(self.rest())
-
-
 #: How many lines printed ahead of the agent's marker are kept, to be passed on if the marker never comes.
 _SKIPPED_KEPT = 8
 
 
-class _ChannelLines:
-    """The agent's stdout (or stderr) read as lines, for its session; `close` never waits for a read under way.
+class _ChannelLines(AgentLines):
+    """The agent's stdout (or stderr) read from its channel as lines, under the limits of every transport's agent.
 
-    Not paramiko's ChannelFile: a session that failed is kept until exit by its error's traceback, and at interpreter
-    exit a ChannelFile's `__del__` could run after its buffer was torn down, printing "Exception ignored in:
-    BufferedFile.__del__ ... ValueError: I/O operation on closed file" on stderr. This class has no finalizer. Lines
-    are split by `LineSplitter`: a line over `limit` ends the iteration with `LineTooLong` (a ValueError, which the
-    session turns into its failure, so the node reconnects), or with `cut` is cut short. With `after`, the lines up
-    to the one ending with it are dropped (what a login shell's startup files print ahead of the agent); should the
-    stream end without it, the first of them are passed on after all, so the session's error quotes what came.
+    `AgentLines` reads and splits them (transport/agent_lines.py: the same rule as a local agent's pipes). With
+    `after`, the lines up to the one ending with it are dropped (what a login shell's startup files print ahead of
+    the agent); should the stream end without it, the first of them are passed on after all, so the session's error
+    quotes what came.
+    A marker line `AFTER:PID` (`_launch_line`) leaves PID in `launched` (the login shell's, which became the agent).
     """
 
     def __init__(
         self, recv: Callable[[int], bytes], limit: int = MAX_LINE_BYTES, cut: bool = False, after: bytes | None = None
     ) -> None:
-        self._recv = recv
-        self._limit = limit
-        self._cut = cut
-        self._after = after
+        super().__init__(recv, limit, cut)
+        self._marker = None if after is None else re.compile(re.escape(after) + rb"(?::([0-9]{1,10}))?\Z")
         self._skipped: list[bytes] = []  # the first lines dropped while waiting for `after`
-        self.closed = False
+        self.launched: int | None = None
 
     def __iter__(self) -> Iterator[bytes]:
         """Each line with its newline (the last one may lack it), until EOF, the channel's close, or `close`."""
-        splitter = LineSplitter(self._limit, self._cut)
-        while not self.closed:
-            chunk = self._recv(_CHUNK)  # b"" at EOF and once the channel is closed
-            if not chunk:
-                break
-            yield from self._wanted(splitter.feed(chunk))
-        last = splitter.rest()
-        if last and not self.closed:
-            yield from self._wanted([last])
-        if self._after is not None and not self.closed:  # no marker ever came: say what did
+        for lines in self.batches():  # they end at EOF and once the channel is closed
+            yield from self._wanted(lines)
+        if self._marker is not None and not self.closed:  # no marker ever came: say what did
             yield from self._skipped
 
     def _wanted(self, lines: list[bytes]) -> list[bytes]:
         """`lines` without those up to the marker line `after` (none of them until it comes)."""
-        if self._after is None:
+        if self._marker is None:
             return lines
         for i, line in enumerate(lines):
-            if line.rstrip(b"\r\n").endswith(self._after):
-                self._after = None
+            found = self._marker.search(line.rstrip(b"\r\n"))
+            if found is not None:
+                self._marker = None
+                self.launched = None if found[1] is None else int(found[1])
                 return lines[i + 1 :]
         self._skipped.extend(lines[: max(0, _SKIPPED_KEPT - len(self._skipped))])
         return []
-
-    def close(self) -> None:
-        """Stop at the next chunk (the channel's close ends a read under way)."""
-        self.closed = True
 
 
 class _ChannelInput:
@@ -437,7 +371,7 @@ class _ChannelStderr:
     def __init__(self, chan: paramiko.Channel) -> None:
         self._lines: collections.deque[str] = collections.deque(maxlen=5)
         self._chan = chan
-        self._file = _ChannelLines(chan.recv_stderr, _MAX_STDERR_LINE, cut=True)
+        self._file = _ChannelLines(chan.recv_stderr, MAX_STDERR_LINE, cut=True)
         self._thread = threading.Thread(target=self._drain, daemon=True, name="agent-stderr")
         self._thread.start()
 

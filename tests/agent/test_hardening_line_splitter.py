@@ -1,4 +1,4 @@
-"""The agent's output is split into lines in linear time and bounded memory (transport/ssh_node.py).
+"""The agent's output is split into lines in linear time and bounded memory (transport/agent_lines.py).
 
 A node that sends a line without end must not grow the controller's memory or burn its CPU: past `MAX_LINE_BYTES`
 the session fails with one sentence. The channel here is a plain function handing out chunks, as `chan.recv` does.
@@ -11,7 +11,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from factoryctl.transport.ssh_node import _CHUNK, LineSplitter, _ChannelLines
+from factoryctl.transport.agent_lines import READ_CHUNK, LineSplitter
+from factoryctl.transport.ssh_node import _ChannelLines
 
 MIB = 1 << 20
 
@@ -48,7 +49,7 @@ def test_lines_come_out_whole_whatever_the_chunks() -> None:
     rng = random.Random(7)
     lines = [b"x" * rng.choice([0, 1, 5, 100, 70_000, 300_000]) + b"\n" for _ in range(60)]
     data = b"".join(lines) + b"tail without newline"
-    sizes = iter(lambda: rng.choice([1, 2, 3, 64, 1000, _CHUNK]), None)
+    sizes = iter(lambda: rng.choice([1, 2, 3, 64, 1000, READ_CHUNK]), None)
     got = list(_ChannelLines(chunks_of(data, sizes)))
     assert got == [*lines, b"tail without newline"]
 
@@ -64,7 +65,7 @@ def test_an_endless_line_fails_once_past_the_limit_without_reading_on() -> None:
     lines = _ChannelLines(endless(b"x", 8 * MIB, reads), limit=MIB)
     with pytest.raises(ValueError, match=r"^the agent sent a line over 1 MiB$"):
         list(lines)
-    assert sum(reads) <= MIB + _CHUNK  # what was kept never grew past the limit and one chunk
+    assert sum(reads) <= MIB + READ_CHUNK  # what was kept never grew past the limit and one chunk
 
 
 def test_a_line_of_exactly_the_limit_is_accepted() -> None:

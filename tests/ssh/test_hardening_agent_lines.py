@@ -14,8 +14,9 @@ import pytest
 from stand_in_agent import stand_in_zipapp
 
 from factoryctl.errors import NodeError
+from factoryctl.transport.agent_lines import MAX_LINE_BYTES
 from factoryctl.transport.ssh import SshOptions
-from factoryctl.transport.ssh_node import MAX_LINE_BYTES, SshTransport
+from factoryctl.transport.ssh_node import SshTransport
 
 OPTIONS = SshOptions(connect_timeout_s=30, banner_timeout_s=30, auth_timeout_s=30, channel_timeout_s=30)
 
