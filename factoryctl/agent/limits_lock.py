@@ -242,13 +242,16 @@ class LimitsLock:
                 f"{directory} belongs to uid {st.st_uid} or is writable by others (mode {stat.S_IMODE(st.st_mode):04o})"
             )
         for above in (*directory.parents, *Path(os.path.realpath(directory)).parents):
-            problem = _others_can_change(above)
+            problem = others_can_change(above)
             if problem:
                 raise LimitsLockError(f"{directory} is inside {above}, which {problem}")
 
 
-def _others_can_change(path: Path) -> Optional[str]:
-    """Why another user could change what is inside `path` (a directory above the lock's, or a link to one), or None."""
+def others_can_change(path: Path) -> Optional[str]:
+    """Why another user could change what is inside `path` (a directory above the lock's, or a link to one), or None.
+
+    Also the simulated driver's check of its state directories (factoryctl.sim.storage), which refuses links itself.
+    """
     try:
         st = os.lstat(path)
     except OSError as exc:

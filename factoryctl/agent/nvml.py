@@ -92,7 +92,7 @@ class NvmlSession:
             try:
                 self.lib.nvmlInit()
             except Exception as exc:  # NVMLError, OSError from ctypes, a broken install: all mean "no driver"
-                self._init_error = f"{self.what} is not available: {exc}"
+                self._init_error = f"{self.what} is not available: {exc}{_disk_cause(exc)}"
                 raise DriverUnavailable(self._init_error) from None
             self._initialised = True
 
@@ -179,3 +179,9 @@ class NvmlSession:
         with self._lock:
             self._handles[index] = value
         return value
+
+
+def _disk_cause(exc: BaseException) -> str:
+    """` (why)` when `exc` is the simulated driver's NVMLError for its state on disk (its cause an OSError), else ""."""
+    cause = exc.__cause__
+    return f" ({cause})" if isinstance(cause, OSError) else ""

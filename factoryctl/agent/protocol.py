@@ -184,6 +184,10 @@ class RequestError(Exception):
 #: The bounds of a stream's `interval_s` and `slow_interval_s`, in seconds.
 MIN_INTERVAL_S = 0.05
 MAX_INTERVAL_S = 3600.0
+#: The most streams one agent runs at once, each a thread and its queue: a controller runs one per agent (both
+#: tiers, fast and slow, in it; a new interval stops it before the next starts), so this is room enough, and a
+#: client cannot make thousands (docs/agent-protocol.md, Operations).
+MAX_STREAMS = 8
 
 
 def encode(message: AgentMessage) -> str:
@@ -207,10 +211,14 @@ def read_request(line: Union[str, bytes]) -> Dict[str, Any]:
         raise RequestError("agent", "the request is nested too deeply") from None
     if not isinstance(request, dict):
         raise RequestError("agent", "a request must be a JSON object")
-    request_id = request.get("id")
-    if isinstance(request_id, bool) or not (request_id is None or isinstance(request_id, (int, float, str))):
+    if not _is_request_id(request.get("id")):
         raise RequestError("agent", "a request's id must be a number or a string")
     return request
+
+
+def _is_request_id(value: object) -> bool:
+    """Whether `value` is a RequestId: a number (not a boolean, though Python's bool is an int), a string or null."""
+    return value is None or (isinstance(value, (int, float, str)) and not isinstance(value, bool))
 
 
 def _refuse_constant(name: str) -> NoReturn:
@@ -271,3 +279,15 @@ def gpus_field(request: Mapping[str, Any]) -> Optional[List[int]]:
     if not isinstance(wanted, list) or not all(isinstance(g, int) and not isinstance(g, bool) for g in wanted):
         raise RequestError("usage", "gpus must be a list of GPU indexes or null for all")
     return wanted
+
+
+def stream_field(request: Mapping[str, Any]) -> RequestId:
+    """`stop`'s `stream`: the id of the `stream` request to end, or None (absent or null) for every stream.
+
+    A list or an object is no id any request could have had (`read_request`): a `usage` error, never a lookup that
+    fails inside the server (a list is unhashable).
+    """
+    stream = request.get("stream")
+    if not _is_request_id(stream):
+        raise RequestError("usage", "stream must be the id of a stream request (a number or a string), or null for all")
+    return cast(RequestId, stream)

@@ -31,6 +31,7 @@ from factoryctl.agent.protocol import (
     GPU_LOST,
     LOCK_BUSY,
     LOCK_UNUSABLE,
+    MAX_STREAMS,
     NEEDS_ROOT,
     NO_DRIVER,
     PROTOCOL_VERSION,
@@ -52,6 +53,7 @@ from factoryctl.agent.protocol import (
     op_field,
     read_request,
     seconds_field,
+    stream_field,
     watts_field,
 )
 from factoryctl.agent.sampler import DEFAULT_SLOW_INTERVAL_S, GpuSampler, node_sample
@@ -160,6 +162,10 @@ class AgentServer:
         stream_id = req.get("id")
         if stream_id in self._streams:
             raise RequestError("usage", f"stream {stream_id} is already running")
+        if len(self._streams) >= MAX_STREAMS:
+            raise RequestError(
+                "usage", f"this agent already runs {MAX_STREAMS} streams, the most it serves: stop one first"
+            )
         self.gpu_count_or_error()  # refuse a stream the driver cannot feed
         stop = threading.Event()
         thread = threading.Thread(
@@ -207,7 +213,7 @@ class AgentServer:
 
         So none of them follows the reply, which goes out before queued samples; `missed` counts them (absent: none).
         """
-        target = req.get("stream")
+        target = stream_field(req)
         ids = list(self._streams) if target is None else [target] if target in self._streams else []
         missed = 0
         for stream_id in ids:

@@ -8,7 +8,11 @@ A sample's time must be one a clock can show (1970 to 9999), or the sample is re
 
 Text from a node (GPU names, UUIDs, process names, reasons, the agent's version) reaches the operator's terminal:
 its control characters (C0, DEL, C1: ESC sequences, CR, newlines) are shown as `\x1b`-style escapes here, where it
-enters the model, so no table or dashboard row can be made to clear the screen or retitle the window.
+enters the model, so no table or dashboard row can be made to clear the screen or retitle the window; and its
+bidirectional controls (U+202E ...) as `\u202e`, so none can reorder what a row shows.
+
+A measured number no GPU can produce (1e308 W, 10**30 MiB, -300 °C: `_PLAUSIBLE` holds each field's bounds) is
+`invalid` too: the node's sums and the store's integer columns could not hold it, and no driver reports it.
 """
 
 from __future__ import annotations
@@ -133,12 +137,12 @@ def _checked_gpu(node: str, index: int, data: dict[str, Any]) -> dict[str, Any]:
     get = data.get
     values = {"node": node, "index": index, **_GPU_DEFAULTS}
     reasons = _null_reasons(get("null_reasons"))
-    for key in _NUMBER_KEYS:  # the hot loop: a finite int or float passes without a call
+    for key, lowest, highest in _NUMBER_RANGES:  # the hot loop: a number in range passes without a call
         value = get(key)
         if value is None:
             continue
         kind = type(value)
-        if kind is int or (kind is float and value - value == 0.0):  # inf - inf is NaN
+        if (kind is int or kind is float) and lowest <= value <= highest:  # NaN compares false; a bool is no int
             values[key] = value
         elif key not in reasons:
             reasons[key] = INVALID
@@ -156,7 +160,7 @@ def _checked_gpu(node: str, index: int, data: dict[str, Any]) -> dict[str, Any]:
     procs = get("processes")
     if procs:
         values["processes"] = tuple(
-            GpuProcess(p["pid"], number_or_none(p.get("used_memory_mib")), _text_or_none(p.get("name")))
+            GpuProcess(p["pid"], _memory_or_none(p.get("used_memory_mib")), _text_or_none(p.get("name")))
             for p in _objects(procs)
             if type(p.get("pid")) is int
         )
@@ -179,16 +183,25 @@ MAX_UNIX_TIME = 253_402_300_799.0
 #: every time the expression runs.
 _SEQUENCES = (list, tuple)
 
-#: C0 control characters, DEL and C1 control characters, each to its visible `\x..` escape.
-_CONTROL_ESCAPES = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
+#: Unicode's bidirectional controls (its Bidi_Control property: ALM, LRM, RLM, the embeddings and overrides
+#: U+202A-202E, the isolates U+2066-2069): invisible, they reorder the text after them, so `fake\u202erow` shows as
+#: `fakewor` and a name can pass for another, or a table cell can look like the next one (Trojan Source).
+BIDI_CONTROLS = (0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A))
+#: C0 control characters, DEL and C1 control characters, each to its visible `\x..` escape; bidi controls to `\u....`.
+_CONTROL_ESCAPES = {
+    **{code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F, *range(0x80, 0xA0))},
+    **{code: f"\\u{code:04x}" for code in BIDI_CONTROLS},
+}
 
 
 def escape_controls(text: str) -> str:
     r"""`text` with each control character (C0 including tab and newline, DEL, C1) written as a visible `\x1b`.
 
     For text that came from elsewhere (a node, the environment) and is printed to a terminal: an ESC sequence could
-    clear the screen or set the window title, and a CR or newline would break a table's rows. Printable text is
-    returned as it is (the fast path), and an escaped text escapes to itself, so applying it twice is harmless.
+    clear the screen or set the window title, and a CR or newline would break a table's rows. Bidirectional controls
+    (BIDI_CONTROLS) are written as `\u202e`: they would reorder what follows them. Printable text is returned as it
+    is (the fast path: Python counts no control, bidi ones included, as printable), and an escaped text escapes to
+    itself, so applying it twice is harmless.
     """
     return text if text.isprintable() else text.translate(_CONTROL_ESCAPES)
 
@@ -211,11 +224,19 @@ def number_or_none(value: object) -> float | int | None:
 
 
 def _count_or_none(value: object) -> int | None:
-    """A whole number (ECC counts), else None."""
+    """A whole number from 0 to MAX_COUNT (ECC counts), else None."""
     number = number_or_none(value)
+    if number is None or not 0 <= number <= MAX_COUNT:
+        return None
     if isinstance(number, float):
         return int(number) if number.is_integer() else None
     return number
+
+
+def _memory_or_none(value: object) -> float | int | None:
+    """A process's memory in MiB, from 0 to MAX_MEMORY_MIB, else None."""
+    number = number_or_none(value)
+    return number if number is not None and 0 <= number <= MAX_MEMORY_MIB else None
 
 
 def _text_or_none(value: object) -> str | None:
@@ -245,9 +266,33 @@ def _null_reasons(value: object) -> dict[str, str]:
     }
 
 
-#: The measured numbers (the fields typed `float | None`: utilization, memory, power, energy, temperature, clock):
-#: a finite int or float each, else None with the reason `invalid`.
-_NUMBER_KEYS = tuple(f.name for f in fields(GpuSample) if f.type == "float | None")
+#: The readings no GPU can produce are unknown (see the module docstring): each measured number's bounds. Far past
+#: any board (the largest draw some 1.5 kW, run hot near 100 °C, hold 288 GB, clock 3 GHz), and small enough that
+#: each, in the driver's milli-units, is an integer SQLite holds: 1e308 W would fail the node's sum and its row.
+MAX_POWER_W = 10_000.0
+MIN_TEMPERATURE_C = -273.15  # absolute zero
+MAX_TEMPERATURE_C = 500.0
+MAX_MEMORY_MIB = float(2**30)  # 1 PiB
+MAX_ENERGY_J = 1e15  # 10 kW for 3,000 years
+MAX_CLOCK_MHZ = 100_000.0
+MAX_COUNT = 2**63 - 1  # an ECC count (or a sum's milliwatts): as SQLite's integers hold
+_PLAUSIBLE: dict[str, tuple[float, float]] = {
+    "utilization_pct": (0.0, 100.0),
+    "memory_used_mib": (0.0, MAX_MEMORY_MIB),
+    "memory_total_mib": (0.0, MAX_MEMORY_MIB),
+    "power_w": (0.0, MAX_POWER_W),
+    "power_limit_w": (0.0, MAX_POWER_W),
+    "power_limit_min_w": (0.0, MAX_POWER_W),
+    "power_limit_max_w": (0.0, MAX_POWER_W),
+    "power_limit_default_w": (0.0, MAX_POWER_W),
+    "energy_j": (0.0, MAX_ENERGY_J),
+    "temperature_c": (MIN_TEMPERATURE_C, MAX_TEMPERATURE_C),
+    "temperature_slowdown_c": (MIN_TEMPERATURE_C, MAX_TEMPERATURE_C),
+    "sm_clock_mhz": (0.0, MAX_CLOCK_MHZ),
+}
+#: The measured numbers (the fields typed `float | None`) with their bounds: an int or float within them each, else
+#: None with the reason `invalid` (NaN and infinity are never within). A KeyError here is a new field without bounds.
+_NUMBER_RANGES = tuple((f.name, *_PLAUSIBLE[f.name]) for f in fields(GpuSample) if f.type == "float | None")
 #: Every GpuSample field after `node` and `index` with its default (`null_reasons`, always set, has no default).
 _GPU_DEFAULTS: dict[str, Any] = {
     f.name: None if f.default is MISSING else f.default for f in fields(GpuSample) if f.name not in ("node", "index")
@@ -270,9 +315,21 @@ def sum_in_units(values: Iterable[float | None], per_unit: int) -> float | None:
     Each value is a whole number of those units (NVML's milliwatts, divided by 1000 on the way in): summed as
     integers and divided once, the sum is the decimal the units add up to. Summed as floats, eight GPUs' watts
     gave `3206.3289999999997` in `nodes -o json` for 3206.329.
+
+    Never raises: a value whose units are no integer SQLite could hold (NaN, infinity, 1e308 W, or not a number:
+    none of which `GpuSample.from_json` lets in, but a sample built in code could hold one) is left out, as unknown.
     """
-    units = [round(value * per_unit) for value in values if value is not None]
+    units = [count for count in (_units(value, per_unit) for value in values) if count is not None]
     return sum(units) / per_unit if units else None
+
+
+def _units(value: object, per_unit: int) -> int | None:
+    """`value` as a whole number of its source's units, or None when it is no number or none SQLite could hold."""
+    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if not abs(value) <= MAX_COUNT / per_unit:  # NaN fails too; a 400-digit int compares without becoming a float
+        return None
+    return round(value * per_unit)
 
 
 def kwh_from_joules(joules: Iterable[float]) -> float:

@@ -3,19 +3,29 @@
 One JSON file per node, `<state_dir>/<factory>/<node>.json`. Readers never lock: writers replace the whole file
 atomically (temporary file + `os.replace`), so a reader sees the old or the new state, never half of one. Writers
 serialise on an `fcntl` lock beside the file, which the kernel releases if the holder dies.
+
+The state dir may sit in a directory other users can write (a sticky, shared `state_dir`): one of them could put a
+symbolic link where `<state_dir>` or `<factory>` goes, or make either theirs, and so have an agent run by root create
+its files where they chose. So both must be real directories of this user or root that nobody else can write
+(`factoryctl.agent.limits_lock.others_can_change`, the limits lock's own check), else every use of the node fails
+with UnsafeStateDirectory naming the directory; and no state file is opened through a symbolic link.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
 import re
+import stat
 import tempfile
 import uuid
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
+
+from factoryctl.agent.limits_lock import others_can_change
 
 Identity = Tuple[int, int, int]  # (inode, mtime_ns, size): changes on every replace
 
@@ -48,11 +58,36 @@ def limits_lock_path(state_dir: "os.PathLike[str] | str", factory: str, node: st
     return Path(os.path.abspath(state_path(state_dir, factory, node).with_suffix(".limits-lock")))
 
 
-def _make_dirs(directory: Path) -> None:
-    """Create `directory` and missing parents readable by this user only (the state dir may be the controller's)."""
-    for missing in reversed([d for d in (directory, *directory.parents) if not os.path.lexists(d)]):
-        with contextlib.suppress(FileExistsError):  # made meanwhile by another process
-            os.mkdir(missing, 0o700)
+class UnsafeStateDirectory(OSError):
+    """A node's directory, or the state dir above it, that another user could redirect or change (see above)."""
+
+
+#: How every state file is opened: never through a symbolic link, never inherited by a child process, and never
+#: waiting (a FIFO in a file's place is then refused as no regular file; a regular file ignores O_NONBLOCK).
+_NO_LINKS = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+
+
+def _node_directory(directory: Path) -> None:
+    """Create a node's `directory` and missing parents readable by this user only; refuse one others can change.
+
+    `directory` is `<state_dir>/<factory>`: it and the state dir must each be a real directory (looked at with
+    `lstat`) of this user or root, not writable by others unless sticky (UnsafeStateDirectory otherwise).
+    """
+    state_dir = directory.parent
+    for missing in reversed([d for d in state_dir.parents if not os.path.lexists(d)]):
+        _make_dir(missing)
+    for checked in (state_dir, directory):  # each checked before anything is made inside it
+        if not os.path.lexists(checked):
+            _make_dir(checked)
+        try:
+            is_link = stat.S_ISLNK(os.lstat(checked).st_mode)
+        except OSError as exc:
+            raise UnsafeStateDirectory(f"cannot examine {checked}: {exc.strerror}") from None
+        problem = "is a symbolic link" if is_link else others_can_change(checked)
+        if problem:
+            raise UnsafeStateDirectory(
+                f"{checked} {problem}: simulated GPU state is not kept there (remove it, or use another state_dir)"
+            )
 
 
 class FileLock:
@@ -63,14 +98,39 @@ class FileLock:
         self._fd = -1
 
     def __enter__(self) -> FileLock:
-        _make_dirs(self.path.parent)
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        _node_directory(self.path.parent)
+        fd = _open_regular(self.path, os.O_RDWR | os.O_CREAT)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
         return self
 
     def __exit__(self, *exc: object) -> None:
         fcntl.flock(self._fd, fcntl.LOCK_UN)
         os.close(self._fd)
+
+
+def _make_dir(directory: Path) -> None:
+    """`mkdir` readable by this user only (the state dir may be the controller's); one made meanwhile is fine."""
+    with contextlib.suppress(FileExistsError):  # made meanwhile by another process
+        os.mkdir(directory, 0o700)
+
+
+def _open_regular(path: Path, flags: int) -> int:
+    """`os.open(path, flags)` of a regular file, never through a symbolic link (UnsafeStateDirectory for a link)."""
+    try:
+        fd = os.open(path, flags | _NO_LINKS, 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UnsafeStateDirectory(f"{path} is a symbolic link: not followed (remove it)") from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise UnsafeStateDirectory(f"{path} is not a regular file (remove it)")
+    return fd
 
 
 def stat_identity(path: Path) -> Optional[Identity]:
@@ -88,7 +148,7 @@ def read_json(path: Path, version: int) -> Tuple[Dict[str, Any], Optional[Identi
     if identity is None:
         return {}, None
     try:
-        with open(path, encoding="utf-8") as f:
+        with os.fdopen(_open_regular(path, os.O_RDONLY), encoding="utf-8") as f:
             data = json.load(f)
     except (OSError, ValueError):
         data = {}
@@ -97,7 +157,7 @@ def read_json(path: Path, version: int) -> Tuple[Dict[str, Any], Optional[Identi
 
 def write_json(path: Path, data: Dict[str, Any]) -> Optional[Identity]:
     """Replace `path` with `data` atomically; returns the new identity."""
-    _make_dirs(path.parent)
+    _node_directory(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=str(path.parent))
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
