@@ -9,8 +9,11 @@ row per GPU, which scripts read.
 
 from __future__ import annotations
 
+import contextlib
 import re
+import shlex
 import sys
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import typer
@@ -20,10 +23,11 @@ from factoryctl.cli.options import FANOUT_OPTION, NO_HEADER_OPTION, OUTPUT_OPTIO
 from factoryctl.cli.render import Column, OutputFormat, fold, limit_watts
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Iterator, Sequence
     from typing import Any
 
     from factoryctl.errors import NodeError
+    from factoryctl.power.limit_progress import LimitProgress
     from factoryctl.power.limits import LimitChange
 
 CHANGE_COLUMNS = (
@@ -53,27 +57,95 @@ def _run(
     reason: str | None,
     fanout: int,
 ) -> int:
-    from dataclasses import asdict
-
-    from factoryctl.cli.listing import show_listing
-    from factoryctl.cli.signals import STOPPED_WORDS, report_stopped, sigterm_interrupts, stopped_status
     from factoryctl.config import parse_gpu_target
-    from factoryctl.power.limits import LimitsInterrupted, apply_limit
+    from factoryctl.power.limits import apply_limit
 
     config = context.load(ctx)
     node_part, gpus = parse_gpu_target(target)
     nodes = config.resolve_target(node_part)
+    why = (reason or "").strip() or None
+    quiet = context.global_options(ctx)[1]
+
+    def request(told: LimitProgress) -> tuple[list[LimitChange], list[NodeError]]:
+        return apply_limit(config, nodes, gpus, watts, clamp, timeout, why, fanout, told)
+
+    return _shown(_applied(request, quiet), watts, output, no_header, quiet)
+
+
+@dataclass
+class Applied:
+    """What a request did: its changes and failed nodes, and the interrupt that stopped it (None: it ran through)."""
+
+    changes: list[LimitChange] = field(default_factory=list)
+    errors: list[NodeError] = field(default_factory=list)
     stopped: BaseException | None = None
+
+
+def _applied(request: Callable[[LimitProgress], tuple[list[LimitChange], list[NodeError]]], quiet: bool) -> Applied:
+    """Run `request` with SIGTERM and SIGHUP stopping it as Ctrl-C does; what it did, and what stopped it.
+
+    A stop before any node was asked leaves `changes` empty; one while nodes changed brings what they did
+    (`LimitsInterrupted`); one after the request returned (as the signal handlers are put back) keeps its result: the
+    limits changed and are recorded, and the stop is said with them, never as "no power limit was changed".
+    """
+    from factoryctl.cli.signals import Terminated, sigterm_interrupts
+    from factoryctl.power.limits import LimitsInterrupted
+
+    applied = Applied()
     try:
         with sigterm_interrupts():
-            why = (reason or "").strip() or None
-            changes, errors = apply_limit(config, nodes, gpus, watts, clamp, timeout, why, fanout)
-    except LimitsInterrupted as interrupted:  # what changed before it is recorded: show it, then stop
-        changes, errors, stopped = interrupted.changes, interrupted.errors, interrupted.cause
-    except KeyboardInterrupt as interrupt:  # before any node was asked (SIGTERM then: sigterm_interrupts' 143)
-        changes, errors, stopped = [], [], interrupt
-    for error in errors:
-        _hint_lost_gpu(error, watts)
+            try:
+                with _progress(quiet) as told:
+                    applied.changes, applied.errors = request(told)
+            except LimitsInterrupted as interrupted:
+                applied.changes, applied.errors = interrupted.changes, interrupted.errors
+                applied.stopped = interrupted.cause
+            except (KeyboardInterrupt, Terminated) as stop:  # before the change step (none asked), or at its end
+                applied.stopped = stop
+    except (KeyboardInterrupt, Terminated) as stop:  # as the handlers were put back, after the request returned
+        applied.stopped = applied.stopped or stop
+    return applied
+
+
+@contextlib.contextmanager
+def _progress(quiet: bool) -> Iterator[LimitProgress]:
+    """The request's progress line on a terminal (`reading the nodes' GPUs: 42% of 48 nodes done`), never under -q.
+
+    As `nodes` and `gpus` show theirs; wiped when the request ends, and before a note (what an interrupted request
+    still waits for), which is said off a terminal too, but not under -q.
+    """
+    from factoryctl.cli.progress import replay_progress
+    from factoryctl.power.limit_progress import LimitProgress
+
+    with replay_progress("asking the nodes", quiet, unit="nodes done") as line:
+
+        def step(name: str, done: int, total: int) -> None:
+            if line is None:
+                return
+            if line.label != name:  # a new step: its line starts clean
+                line.wipe()
+                line.label = name
+            line(done, total)
+
+        def note(sentence: str) -> None:
+            if line is not None:
+                line.wipe()
+            if not quiet:
+                sys.stderr.write(f"factoryctl: {sentence}\n")
+                sys.stderr.flush()
+
+        yield LimitProgress(step, note)
+
+
+def _shown(applied: Applied, watts: float | None, output: OutputFormat, no_header: bool, quiet: bool) -> int:
+    """Print what the request did (the listing, the errors, a stop's or the closing sentence); the exit status."""
+    from dataclasses import asdict
+
+    from factoryctl.cli.listing import show_listing
+    from factoryctl.cli.signals import STOPPED_WORDS, report_stopped, stopped_status
+
+    changes, errors, stopped = applied.changes, applied.errors, applied.stopped
+    hint_lost_gpus(errors, watts)
     folded = output is OutputFormat.table
     items = folded_rows(changes) if folded else [asdict(c) for c in changes]
     # nothing changed and something failed (or stopped it): no table header over no rows, only sentences on stderr
@@ -88,7 +160,7 @@ def _run(
     if status and not _moved(changes):
         # the nodes that failed were left alone, and none of the others changed either
         sys.stderr.write("factoryctl: no power limit was changed.\n")
-    elif _wants_summary(ctx, changes, output):
+    elif _wants_summary(changes, output, quiet):
         sys.stderr.write(f"factoryctl: {_summary(changes)}\n")
     return status
 
@@ -127,10 +199,13 @@ def folded_rows(changes: Sequence[LimitChange]) -> list[dict[str, Any]]:
 SUMMARY_AFTER_ROWS = 20
 
 
-def _wants_summary(ctx: typer.Context, changes: Sequence[LimitChange], output: OutputFormat) -> bool:
-    """A table of more than SUMMARY_AFTER_ROWS changes, without --quiet."""
+def _wants_summary(changes: Sequence[LimitChange], output: OutputFormat, quiet: bool) -> bool:
+    """A table (`-o table` or `wide`) of more than SUMMARY_AFTER_ROWS changes, without --quiet.
+
+    The line is for a person reading a long table; json, yaml and csv are read by programs, which count the items.
+    """
     table = output in (OutputFormat.table, OutputFormat.wide)
-    return table and len(changes) > SUMMARY_AFTER_ROWS and not context.global_options(ctx)[1]
+    return table and len(changes) > SUMMARY_AFTER_ROWS and not quiet
 
 
 def _moved(changes: Sequence[LimitChange]) -> int:
@@ -153,16 +228,28 @@ def _summary(changes: Sequence[LimitChange]) -> str:
     return f"{said}, in the audit log." if moved else f"{said}; none is in the audit log, as none changed."
 
 
-#: The agent's refusal when an addressed GPU is lost, naming the node's other GPUs as a TARGET.
-_LOST_GPU = re.compile(r"is lost; nothing was changed \(its other GPUs can be addressed alone: (\S+)\)")
+#: The agent's refusal when an addressed GPU is lost, naming the node's other GPUs as a TARGET (`n47/0-2,4-7`).
+_LOST_GPU = re.compile(r"is lost; nothing was changed \(its other GPUs can be addressed alone: \S+/(\S+)\)")
 
 
-def _hint_lost_gpu(error: NodeError, watts: float | None) -> None:
-    """A lost GPU refused the whole node: the hint is the command for its other GPUs, not a driver check."""
-    found = _LOST_GPU.search(error.message)
-    if found is not None:
-        command = f"power set {found[1]} --watts {watts:g}" if watts is not None else f"power reset {found[1]}"
-        error.hint = f"address the node's other GPUs alone, e.g. `factoryctl {command}`."
+def hint_lost_gpus(errors: Sequence[NodeError], watts: float | None) -> None:
+    """A lost GPU refused its node: the hint is the command for the node's other GPUs, not a driver check.
+
+    Nodes with the same other GPUs share one hint, under their folded set (`report_node_errors`), quoted for the
+    shell when the set needs it: zsh refuses an unquoted `n[44-47]/0-2,4-7` (a glob).
+    """
+    lost: dict[str, list[NodeError]] = {}  # the other GPUs -> the errors of the nodes that have them
+    for error in errors:
+        found = _LOST_GPU.search(error.message)
+        if found is not None:
+            lost.setdefault(found[1], []).append(error)
+    for others, alike in lost.items():
+        folded = f"{fold([error.node for error in alike])}/{others}"
+        quote = "'" if shlex.quote(folded) != folded else ""  # the hint is folded to this: quoted as it will read
+        for error in alike:
+            target = f"{quote}{error.node}/{others}{quote}"
+            command = f"power set {target} --watts {watts:g}" if watts is not None else f"power reset {target}"
+            error.hint = f"address the node's other GPUs alone, e.g. `factoryctl {command}`."
 
 
 def parse_watts(text: str) -> float:

@@ -18,7 +18,6 @@ change, so no more sessions are ever open than the fan-out allows.
 from __future__ import annotations
 
 import contextlib
-import math
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -30,9 +29,10 @@ from factoryctl.model.inventory import NodeSpec
 from factoryctl.model.telemetry import NodeSample, number_or_none
 from factoryctl.power.limit_audit import RequestTrail
 from factoryctl.power.limit_audit import record_audit as record_audit  # the dashboard's cap records with it
+from factoryctl.power.limit_checks import check_gpus, check_range, check_watts
+from factoryctl.power.limit_progress import CHANGING, READING, RESETTING, LimitProgress, waiting_for
 from factoryctl.store.held_signals import signals_held
 from factoryctl.telemetry.poll import agent_session, check_agent_cache
-from factoryctl.textfile import exact_number
 from factoryctl.transport.base import CommandCut
 from factoryctl.transport.fanout import DEFAULT_FANOUT, FanOut, Pending, fan_out, within_file_limit
 from factoryctl.transport.session import AgentSession, PartlyDone
@@ -52,46 +52,13 @@ class LimitChange:
     clamped: bool
 
 
-def check_watts(watts: float | None) -> None:
-    """Refuse (UsageError, before any node is contacted) a limit that is not a finite number of watts."""
-    if watts is not None and not math.isfinite(watts):
-        raise UsageError(
-            f"--watts must be a finite number of watts, not {watts:g}; nothing was changed.",
-            "give the limit in watts, e.g. --watts 300 (see `factoryctl gpus` for each GPU's range).",
-        )
-
-
-def check_range(samples: Sequence[NodeSample], gpus: list[int] | None, watts: float) -> None:
-    """Refuse the request (UsageError, nothing changed) when any addressed GPU cannot take `watts`."""
-    for sample in samples:
-        for gpu in sample.gpus:
-            if gpus is not None and gpu.index not in gpus:
-                continue
-            low, high = gpu.power_limit_min_w, gpu.power_limit_max_w
-            if low is not None and high is not None and not low <= watts <= high:
-                raise UsageError(
-                    f"{exact_number(watts)} W is outside {sample.node}/{gpu.index}'s power-limit range of"
-                    f" {exact_number(low)}-{exact_number(high)} W; "
-                    "nothing was changed.",
-                    f"pick a value in {exact_number(low)}-{exact_number(high)} W, or pass --clamp to clamp to each GPU's range.",
-                )
-
-
-def check_gpus(samples: Sequence[NodeSample], gpus: list[int] | None) -> None:
-    """Refuse the request (UsageError, nothing changed) when a node lacks one of the addressed GPUs."""
-    for sample in samples:
-        have = sorted(gpu.index for gpu in sample.gpus)
-        missing = sorted(set(gpus or ()) - set(have))
-        if missing:
-            has = f"GPUs {have[0]}-{have[-1]}" if have else "no GPUs"
-            raise UsageError(
-                f"{sample.node} has no GPU {missing[0]} (it has {has}); nothing was changed.",
-                f"see `factoryctl gpus {sample.node}`, or address fewer nodes.",
-            )
-
-
 def _validate(
-    nodes: list[NodeSpec], gpus: list[int] | None, watts: float | None, fanout: int, held: HeldSessions
+    nodes: list[NodeSpec],
+    gpus: list[int] | None,
+    watts: float | None,
+    fanout: int,
+    held: HeldSessions,
+    told: LimitProgress,
 ) -> tuple[list[NodeSpec], list[NodeError]]:
     """Read the reachable nodes' GPUs and refuse the request if one lacks a GPU or (given `watts`) its range.
 
@@ -101,7 +68,10 @@ def _validate(
     """
     keep = within_file_limit(nodes, fanout)
     read_once, read_and_hold = nodes[keep:], nodes[:keep]
-    outcomes = fan_out(read_once, held.read_only, fanout) + fan_out(read_and_hold, held.read_and_hold, fanout)
+    outcomes = fan_out(read_once, held.read_only, fanout, progress=told.of(READING, 0, len(nodes)))
+    outcomes += fan_out(
+        read_and_hold, held.read_and_hold, fanout, progress=told.of(READING, len(read_once), len(nodes))
+    )
     by_name = {node.name: outcome for node, outcome in outcomes}
     samples = [s for s in (by_name[n.name] for n in nodes) if isinstance(s, NodeSample)]  # in inventory order
     failed = [e for e in (by_name[n.name] for n in nodes) if isinstance(e, NodeError)]
@@ -221,22 +191,24 @@ def _change_all(
     held: HeldSessions,
     targets: list[NodeSpec],
     change: tuple[list[int] | None, float | None, bool],
-    timeout: float,
     fanout: int,
     trail: RequestTrail,
+    told: LimitProgress,
 ) -> tuple[list[tuple[NodeSpec, _NodeChanges | NodeError | Pending]], BaseException | None]:
     """Each target's outcome of `change` (gpus, watts, clamp) in `targets`' order, and the interrupt that came, if any.
 
     A held session's node starts first, so no more than `fanout` sessions are open; on Ctrl-C or SIGTERM the nodes
-    already asked are given `SETTLE_S` (at most `timeout`) to answer, as their limits may have changed. Each node's
-    answer goes to the audit log (`trail`) as it comes.
+    already asked are given `SETTLE_S` (at most the timeout) to answer, as their limits may have changed, and `told`
+    that they are waited for. Each node's answer goes to the audit log (`trail`) as it comes.
     """
-    pool = FanOut(held.held_first(targets), lambda node: _change(held, node, change, trail), fanout)
+    answers: dict[str, _NodeChanges] = {}  # by node, as each answers: its session's close takes a while after
+    pool = FanOut(held.held_first(targets), lambda node: _change(held, node, change, trail, answers), fanout)
     interrupt: BaseException | None = None
     try:
-        outcomes: list[tuple[NodeSpec, _NodeChanges | NodeError | Pending]] = list(pool.run())
+        step = RESETTING if change[1] is None else CHANGING
+        outcomes: list[tuple[NodeSpec, _NodeChanges | NodeError | Pending]] = list(pool.run(told.of(step)))
     except BaseException as stop:
-        interrupt, outcomes = stop, _settled(pool, min(timeout, SETTLE_S))
+        interrupt, outcomes = stop, _settled(pool, min(held.timeout, SETTLE_S), stop, told, answers)
     order = {node.name: i for i, node in enumerate(targets)}
     return sorted(outcomes, key=lambda outcome: order[outcome[0].name]), interrupt
 
@@ -250,6 +222,7 @@ def apply_limit(
     timeout: float,
     reason: str | None = None,
     fanout: int = DEFAULT_FANOUT,
+    told: LimitProgress | None = None,
 ) -> tuple[list[LimitChange], list[NodeError]]:
     """Set (or with `watts=None` reset to default) the limits on every node that answers; `reason` goes in the audit.
 
@@ -257,37 +230,75 @@ def apply_limit(
     before anything changes; a node that cannot be read is reported in the errors and left alone. The audit log is
     opened, and a probe entry written and rolled back, before any node is contacted, and each node's request written
     before any is asked: a store that cannot record the change (read-only, held by another writer, full) refuses the
-    request with nothing changed. Each answer replaces its request as it comes (`RequestTrail`). An interrupt while
-    nodes change raises `LimitsInterrupted` once what did change is recorded. At most `fanout` nodes at once.
+    request with nothing changed. Each answer replaces its request as it comes (`RequestTrail`). An interrupt once
+    the change step began, up to the store's close, raises `LimitsInterrupted` with what did change, recorded; one
+    before it is raised as it came (nothing changed). At most `fanout` nodes at once; `told` hears how it goes.
     """
     from factoryctl.store import open_store
-    from factoryctl.store.sqlite import StoreError
 
     check_watts(watts)
     check_agent_cache(nodes)
     store = open_store(config.store_path)
     held = HeldSessions(config, timeout)
     try:
-        targets, errors = _checked_targets(store, held, nodes, (gpus, watts, clamp), fanout)
-        trail = RequestTrail(store, "reset" if watts is None else "set", watts, reason)
-        try:
-            interrupt = _written_whole(lambda: trail.announce([node.name for node in targets], gpus))
-        except StoreError as error:
-            raise nothing_changed(error) from None
-        outcomes: list[tuple[NodeSpec, _NodeChanges | NodeError | Pending]] = []
-        if interrupt is None:  # else no node is asked, and `finish` drops every request
-            outcomes, interrupt = _change_all(held, targets, (gpus, watts, clamp), timeout, fanout, trail)
-        changes = _gathered(outcomes, errors)
-        finished = _written_whole(trail.finish)  # the limits changed: what is left of their entries is written whole
-        interrupt = interrupt or finished
-    finally:
-        try:
-            held.close_all()  # a refused request's, or an interrupted one's
-        finally:
-            store.close()
-    if interrupt is not None:
-        raise LimitsInterrupted(changes, errors, interrupt)
+        ask, progress = (gpus, watts, clamp), told or LimitProgress()
+        changes, errors, interrupt = _requested(store, held, nodes, ask, reason, fanout, progress)
+    except BaseException:
+        _closed(held, store)  # a refused request's sessions; an interrupt meanwhile changes nothing of its outcome
+        raise
+    closing = _closed(held, store)  # an interrupt now came after the nodes answered: what they did stands
+    stopped = interrupt or closing
+    if stopped is not None:
+        raise LimitsInterrupted(changes, errors, stopped)
     return changes, errors
+
+
+def _requested(
+    store: Store,
+    held: HeldSessions,
+    nodes: Sequence[NodeSpec],
+    ask: tuple[list[int] | None, float | None, bool],
+    reason: str | None,
+    fanout: int,
+    told: LimitProgress,
+) -> tuple[list[LimitChange], list[NodeError], BaseException | None]:
+    """`apply_limit`'s checks, its requests in the audit log, the change and its answers; the interrupt that came.
+
+    An interrupt before the requests are in the log is raised: no node was asked.
+    """
+    from factoryctl.store.sqlite import StoreError
+
+    targets, errors = _checked_targets(store, held, nodes, ask, fanout, told)
+    trail = RequestTrail(store, "reset" if ask[1] is None else "set", ask[1], reason)
+    try:
+        interrupt = _written_whole(lambda: trail.announce([node.name for node in targets], ask[0]))
+    except StoreError as error:
+        raise nothing_changed(error) from None
+    outcomes: list[tuple[NodeSpec, _NodeChanges | NodeError | Pending]] = []
+    if interrupt is None:  # else no node is asked, and `finish` drops every request
+        outcomes, interrupt = _change_all(held, targets, ask, fanout, trail, told)
+    changes = _gathered(outcomes, errors)
+    finished = _written_whole(trail.finish)  # the limits changed: what is left of their entries is written whole
+    return changes, errors, interrupt or finished
+
+
+def _closed(held: HeldSessions, store: Store) -> BaseException | None:
+    """Close the sessions still held (a refused or interrupted request's), then the store; an interrupt meanwhile.
+
+    It is returned, not raised: coming after every node answered, it must not pass for one that came before any was
+    asked (64 GPUs changed and audited were said as `no power limit was changed`). The sessions' close stays
+    interruptible (each asks its agent to exit, a hung one included); the store's, quick, is done whole.
+    """
+    interrupted: BaseException | None = None
+    try:
+        held.close_all()
+    except BaseException as stop:
+        if isinstance(stop, Exception):
+            raise
+        interrupted = stop
+    finally:
+        closing = _written_whole(store.close)
+    return interrupted or closing
 
 
 def _checked_targets(
@@ -296,6 +307,7 @@ def _checked_targets(
     nodes: Sequence[NodeSpec],
     ask: tuple[list[int] | None, float | None, bool],
     fanout: int,
+    told: LimitProgress,
 ) -> tuple[list[NodeSpec], list[NodeError]]:
     """The nodes to change, and those refused: the store must take the audit first, then every GPU and range."""
     from factoryctl.store.sqlite import StoreError
@@ -308,7 +320,7 @@ def _checked_targets(
     targets, errors = list(nodes), list[NodeError]()
     range_checked = watts is not None and not clamp
     if range_checked or gpus is not None:
-        targets, errors = _validate(targets, gpus, watts if range_checked else None, fanout, held)
+        targets, errors = _validate(targets, gpus, watts if range_checked else None, fanout, held, told)
     return targets, errors
 
 
@@ -360,30 +372,46 @@ def _gathered(
     return changes
 
 
-def _settled(pool: FanOut[_NodeChanges], within: float) -> list[tuple[NodeSpec, _NodeChanges | NodeError | Pending]]:
-    """After an interrupt, each node's outcome once those asked have answered (at most `within` s).
+def _settled(
+    pool: FanOut[_NodeChanges],
+    within: float,
+    cause: BaseException,
+    told: LimitProgress,
+    answers: dict[str, _NodeChanges],
+) -> list[tuple[NodeSpec, _NodeChanges | NodeError | Pending]]:
+    """After an interrupt (`cause`), each node's outcome once those asked have answered (at most `within` s).
 
-    A second interrupt ends the wait, keeping what is known by then.
+    When some have not, `told` hears which, and for how long they are waited for. A node that answered is its
+    answer (`answers`), even while its session still closes. A second interrupt ends the wait, keeping what is known.
     """
     try:
-        return pool.settle(within)
+        waited = [node.name for node, state in pool.settle(0) if state is Pending.RUNNING and node.name not in answers]
+        if waited and within > 0 and told.note is not None:
+            told.note(waiting_for(waited, within, cause))
+        settled = pool.settle(within)
     except BaseException:
-        return pool.settle(0)
+        settled = pool.settle(0)
+    return [(node, answers.get(node.name, state) if state is Pending.RUNNING else state) for node, state in settled]
 
 
 def _change(
-    held: HeldSessions, node: NodeSpec, change: tuple[list[int] | None, float | None, bool], trail: RequestTrail
+    held: HeldSessions,
+    node: NodeSpec,
+    change: tuple[list[int] | None, float | None, bool],
+    trail: RequestTrail,
+    answers: dict[str, _NodeChanges],
 ) -> _NodeChanges:
     """Ask one node's agent to set (or reset) the limits; its answers, GPU by GPU, and its error if it failed part-way.
 
     The agent is the session that read the node's GPUs when it is still held, else a new one. The answer replaces
-    the node's request in the audit log before the session is closed (which takes a while).
+    the node's request in the audit log, and is in `answers`, before the session is closed (which takes a while).
     """
     asked: str | None = None  # set once the request goes out: from then on the limit may change
     try:
         with held.session_for(node) as session:
             asked = "reset" if change[1] is None else "change"
-            return _ask(session, node.name, change, held.timeout, trail)
+            answers[node.name] = _ask(session, node.name, change, held.timeout, trail)
+            return answers[node.name]
     except NodeError as error:
         raise step_timed_out(error, "starting the agent for the change", held.timeout, asked) from error
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from factoryctl.cli.render import limit_watts
 
 
@@ -59,3 +61,17 @@ def test_a_long_table_of_changes_ends_with_a_summary(cli, tmp_path: Path):
     assert listed.stderr == ""
     small = cli("--config", str(config), "power", "set", "n1", "--watts", "480")
     assert small.stderr == ""  # 8 rows read at a glance
+
+
+@pytest.mark.parametrize(("output", "summed"), [("wide", True), ("csv", False), ("yaml", False)])
+def test_the_summary_is_for_tables_only(cli, tmp_path: Path, output: str, summed: bool):
+    """The line is for a person reading a long table; json, yaml and csv go to programs (docs/power.md)."""
+    config = tmp_path / "factory.yaml"
+    config.write_text(
+        f"name: lab\nstate_dir: {tmp_path / 'state'}\nnodes:\n"
+        "  n[1-3]: {transport: local, sim: {profile: h100-sxm, gpus: 8}}\n"
+    )
+    changed = cli("--config", str(config), "power", "set", "all", "--watts", "450", "-o", output)
+    assert changed.exit_code == 0, changed.stderr
+    summary = "factoryctl: 24 GPU limits on 3 nodes set (24 changed), in the audit log.\n"
+    assert changed.stderr == (summary if summed else "")

@@ -55,7 +55,9 @@ def test_set_with_gpus_and_reset_behave_the_same(cli, factory):
 def test_out_of_range_on_a_reachable_gpu_still_changes_nothing(cli, factory):
     result = cli("--config", str(factory), "power", "set", "all", "--watts", "900")
     assert result.exit_code == 2
-    assert "outside n1/0's power-limit range of 200-700 W; nothing was changed." in result.stderr
+    assert "900 W is outside the power-limit range of 4 GPUs on 2 nodes (n[1-2]: 200-700 W); nothing was changed." in (
+        result.stderr
+    )
     assert limits(cli, factory) == [700, 700, 700, 700]
 
 
@@ -111,6 +113,7 @@ def test_a_lost_gpu_refuses_the_node_and_names_the_gpus_that_can_still_be_set(cl
     result = cli("--config", str(factory), "power", "set", "n1", "--watts", "400")
     assert result.exit_code == 1
     assert "GPU 1 on n1 is lost; nothing was changed (its other GPUs can be addressed alone: n1/0)" in result.stderr
+    assert "hint: address the node's other GPUs alone, e.g. `factoryctl power set n1/0 --watts 400`." in result.stderr
     assert cli("--config", str(factory), "power", "set", "n1/0", "--watts", "400").exit_code == 0
 
 

@@ -172,7 +172,7 @@ def test_an_unreachable_loss_budget_names_the_curves_highest_exactly():
 
 
 def test_watts_just_outside_a_gpus_range_are_echoed_exactly():
-    from factoryctl.power.limits import check_range
+    from factoryctl.power.limit_checks import check_range
 
     gpu = SimpleNamespace(index=0, power_limit_min_w=100.0, power_limit_max_w=450.0)
     with pytest.raises(UsageError) as refused:
