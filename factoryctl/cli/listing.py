@@ -24,26 +24,16 @@ from factoryctl.cli.render import (
     stdout_takes_unicode,
 )
 from factoryctl.errors import ExitCode, NodeError, most_severe
+from factoryctl.transport.hints import KIND_HINTS
 
 if TYPE_CHECKING:
     from factoryctl.config import FactoryConfig
     from factoryctl.model.inventory import NodeSpec
     from factoryctl.telemetry.poll import PollResult
 
-#: One hint per error kind, printed once under the per-node lines.
-ERROR_HINTS = {
-    "dns": "check the node's host in factory.yaml (and its HostName in ~/.ssh/config, if it has one) and your DNS.",
-    "refused": "is sshd running on the node, on the configured port?",
-    "timeout": "the node or its agent did not answer in time; check the network, or raise --timeout.",
-    "banner": "check that the port is sshd's, and that sshd there is not stopped, hung or overloaded.",
-    # host_key errors carry their node's own hint (trust, or trust --replace): this is only a fallback
-    "host_key": "check the node's host key (`factoryctl nodes check`), then record it with `factoryctl nodes trust` "
-    "(with --replace when it changed, or when keys of other types are recorded for it).",
-    "auth": "check the node's user and key (User and IdentityFile in ~/.ssh/config, or ssh.user and ssh.identity_file "
-    "in factory.yaml) and your ssh-agent.",
-    "agent": "run `factoryctl nodes check` on the nodes named above to diagnose their agent.",
-    "driver": "check the NVIDIA driver on the node (`nvidia-smi`).",
-}
+#: One hint per error kind, printed once under the per-node lines of errors that carry none of their own: the
+#: kinds' hints of the one table (transport/hints.py), said of no node in particular.
+ERROR_HINTS = {kind: hint.replace(" {node}", "") for kind, hint in KIND_HINTS.items()}
 
 Producer = Callable[[], tuple[Sequence[dict[str, Any]], Sequence[NodeError]]]
 

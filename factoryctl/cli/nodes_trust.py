@@ -24,7 +24,7 @@ from factoryctl.errors import ExitCode, NodeError, most_severe
 if TYPE_CHECKING:
     from factoryctl.config import FactoryConfig
     from factoryctl.model.inventory import NodeSpec
-    from factoryctl.transport.diagnose import ScannedKey
+    from factoryctl.transport.diagnose import Diagnosis, ScannedKey, Step
     from factoryctl.transport.ssh import ServerKey, SshOptions
     from factoryctl.transport.trust import HostKeyDecision, TrustPlan
 
@@ -277,7 +277,7 @@ def check_command(
 ) -> None:
     """Diagnose each node step by step: DNS, TCP, SSH banner, host key, auth, Python, agent, driver, NVML."""
     from factoryctl.cli.render import report_node_errors
-    from factoryctl.transport.diagnose import Diagnosis, check_node, failed_check
+    from factoryctl.transport.diagnose import check_node, failed_check
 
     outcomes = _on_each_node(
         ctx,
@@ -300,11 +300,25 @@ def check_command(
     else:
         rows = [{"node": d.node, **s.as_json()} for d in diagnoses for s in d.steps]
         emit(render_listing(rows, [], CHECK_COLUMNS, output, no_header))
-        fixes = [(d.node, s) for d in diagnoses for s in d.steps if s.fix and s.status in ("fail", "warn")]
-        for node, step in fixes:
+        for node, step in _fixes(diagnoses):
             emit(f"{node}: {step.step}: fix: {step.fix}\n")
     report_node_errors(e.as_report() for e in errors)
     raise typer.Exit(int(most_severe([e.exit_code for e in errors])) if errors else int(ExitCode.OK))
+
+
+def _fixes(diagnoses: list[Diagnosis]) -> list[tuple[str, Step]]:
+    """Each node's failed or warned steps with a fix, a fix given once per node (its first step to need it).
+
+    A node without Python warns at the `python` step and fails at `agent` with the same fix: said once.
+    """
+    fixes: list[tuple[str, Step]] = []
+    for diagnosis in diagnoses:
+        said: set[str] = set()
+        for step in diagnosis.steps:
+            if step.fix and step.status in ("fail", "warn") and step.fix not in said:
+                said.add(step.fix)
+                fixes.append((diagnosis.node, step))
+    return fixes
 
 
 def register(nodes_app: typer.Typer) -> None:

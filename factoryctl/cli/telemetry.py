@@ -141,7 +141,8 @@ def collect(
     nodes = config.resolve_target(target)
     store = Store(config.store_path)
     result = poll_nodes(config, nodes, timeout, fanout)
-    reached = [s for s in result.samples if s.state != "down"]
+    failed = {error.node for error in result.errors}  # a node that gave no sample is not reached, whatever its state
+    reached = [s for s in result.samples if s.node not in failed]
     rows = _store_sweep(config, store, result.samples, reached)
     _, quiet = context.global_options(ctx)
     if not quiet:

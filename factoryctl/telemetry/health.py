@@ -9,7 +9,8 @@ silence.
 (live/services_polled.py), so `nodes list` and `dash` say the same state and reason for the same history. A failed
 sample (the agent could not read its driver) is no outage of its own: a node with a recent good sample stays up,
 and the failure's reason is kept for when silence degrades it (`NodeHealth.sample_failed`). Silence is never judged
-on an interval below 0.5 s, so ordinary scheduling delay cannot make nodes flap.
+on an interval below 0.5 s, so ordinary scheduling delay cannot make nodes flap. A restarted controller's judge
+starts from the state its store holds (`NodeHealth.stored`), so a node found unchanged is not announced again.
 """
 
 from __future__ import annotations
@@ -94,6 +95,9 @@ class NodeHealth:
     heard_since_excused: bool = True
     #: Its samples kept for the store: one sending them far faster than `interval_s` is thinned (`keeps`).
     spacing: SampleSpacing = field(default_factory=SampleSpacing)
+    #: The state the store held for it when this judge started (a restarted controller's), until its first judged
+    #: state: that one, when the same (state and reason's kind), is no change (`_record`). None: nothing stored.
+    stored: NodeState | None = None
 
     def __post_init__(self) -> None:
         if self.message is None:
@@ -165,8 +169,7 @@ class NodeHealth:
         self.error, self.message, self.hold_until, self.failing = kind, message, None, (kind, message)
         change = self._become(self._state_at(at, failed=True), at, kind, message)
         if change is None and self.state == "down" and (kind != was or not self.recorded):
-            self.since, self.recorded = at, True  # the recorded state dates from its reason, as every other change
-            return NodeState(self.node, self.state, at, self.last_seen, kind, message)
+            return self._record("down", at, kind, message)  # dated from its reason, as every other change
         return change
 
     def tick(self, now: float) -> NodeState | None:
@@ -192,12 +195,22 @@ class NodeHealth:
     def _become(self, state: str, at: float, error: str | None, message: str | None) -> NodeState | None:
         if state == self.state:
             return None
-        self.state, self.since, self.recorded = state, at, True
-        if state == "up":
-            self.error = self.message = None
-        else:
-            self.error, self.message = error, message
-        return NodeState(self.node, state, at, self.last_seen, self.error, self.message)
+        return self._record(state, at, error, message)
+
+    def _record(self, state: str, at: float, error: str | None, message: str | None) -> NodeState | None:
+        """Take `state` (judged at `at`); returns the change to record, or None when the store holds it already.
+
+        A restarted controller's first judgement of a node the store holds in the same state, for the same kind of
+        reason, is no change: it keeps the stored `since` and logs no event, however old (`controller_start` says the
+        controller restarted). Otherwise every restart logged each node's `node_up` or `node_down` again.
+        """
+        error, message = (None, None) if state == "up" else (error, message)
+        stored, self.stored = self.stored, None
+        held = stored is not None and stored.state == state and (state == "up" or stored.error == error)
+        self.state, self.recorded = state, True
+        self.since = stored.since if stored is not None and held else at
+        self.error, self.message = error, message
+        return None if held else NodeState(self.node, state, at, self.last_seen, error, message)
 
     def overdue(self, now: float) -> bool:
         """Whether the link should be torn down and rebuilt (three samples missed while connected)."""

@@ -116,21 +116,13 @@ def stale_for(state: NodeState, now: float, interval_s: float) -> float | None:
 
 
 def stored_hint(spec: NodeSpec, kind: str, message: str) -> str | None:
-    """The hint a poll would have given with the failure the controller stored (None: the kind's own hint).
+    """The hint a poll gives for the failure the controller stored: the store keeps kind and message, not the hint.
 
-    The store keeps a failure's kind and message, not its hint, and a host key is fixed per node: an unknown key with
-    `nodes trust NODE`, a changed one, or one of a type not recorded beside recorded keys of other types, only with
-    `--replace` (its message says which: `host_key_hint`). A node the controller judged
-    down for silence (`3 samples missed`) gets no "raise --timeout" (the kind's hint for a node asked directly):
-    `--timeout` does not reach an answer read from the store.
+    The one table (`transport/hints.py`) reads the sub-case from the message, as it does for a poll's errors, so a
+    node gets one hint whether a controller runs or not. A node the controller judged down for its silence
+    (`3 samples missed`) is pointed at `nodes check` and the controller: `--timeout` does not reach an answer read
+    from the store.
     """
-    if kind == "timeout":
-        return (
-            f"the controller has had no sample from it: check the node and its link with `factoryctl nodes check "
-            f"{spec.name}`, and the controller with `factoryctl controller status`."
-        )
-    if kind != "host_key":
-        return None
-    from factoryctl.transport.ssh_handshake import host_key_hint
+    from factoryctl.transport.hints import node_error_hint
 
-    return host_key_hint(spec.name, message, spec.known_hosts or "known_hosts")
+    return node_error_hint(spec.name, kind, message, spec.known_hosts or "known_hosts")

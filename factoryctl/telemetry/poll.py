@@ -15,8 +15,10 @@ from factoryctl.config import FactoryConfig
 from factoryctl.errors import NodeError
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.model.telemetry import NodeSample
+from factoryctl.telemetry.health import NodeHealth
 from factoryctl.transport.base import NodeTransport
 from factoryctl.transport.fanout import DEFAULT_FANOUT, as_node_error, fan_out
+from factoryctl.transport.hints import hinted
 from factoryctl.transport.session import AgentSession
 
 __all__ = [
@@ -68,10 +70,16 @@ def check_agent_cache(nodes: Iterable[NodeSpec]) -> None:
         check_remote_cache_env(ssh)
 
 
-def down_sample(node: str, error: NodeError) -> NodeSample:
-    """The row shown for a node that could not be sampled: down, or degraded when it answered but its driver did not."""
-    state = "degraded" if error.kind == "driver" else "down"
-    return NodeSample(node=node, time=time.time(), state=state, error=error.kind, message=error.message)
+def down_sample(node: str, error: NodeError, interval_s: float = 1.0) -> NodeSample:
+    """The row shown for a node that could not be sampled, in the state the controller's judge gives it.
+
+    One rule for both (`NodeHealth`): a node a command has no good sample of is judged as the controller judges a
+    node it never saw up, which is `down` whatever failed, its driver (or missing Python) included.
+    """
+    now = time.time()
+    judged = NodeHealth(node, interval_s).failed(now, error.kind, error.message)
+    state = judged.state if judged is not None else "down"
+    return NodeSample(node=node, time=now, state=state, error=error.kind, message=error.message)
 
 
 @contextlib.contextmanager
@@ -101,15 +109,18 @@ def poll_nodes(
     fanout: int = DEFAULT_FANOUT,
     progress: Callable[[int, int], None] | None = None,
 ) -> PollResult:
-    """One sample from each node, in parallel (`progress(answered, total)` told while it waits, if given)."""
+    """One sample from each node, in parallel (`progress(answered, total)` told while it waits, if given).
+
+    Each failure gets the hint of the one table (`hinted`), as a reader of the controller's store gives it.
+    """
     nodes = list(nodes)
     check_agent_cache(nodes)
     samples: list[NodeSample] = []
     errors: list[NodeError] = []
     for node, outcome in fan_out(nodes, lambda n: sample_node(n, config, timeout), fanout, progress=progress):
         if isinstance(outcome, NodeError):
-            errors.append(outcome)
-            samples.append(down_sample(node.name, outcome))
+            errors.append(hinted(outcome))
+            samples.append(down_sample(node.name, outcome, config.interval_s))
         else:
             samples.append(outcome)
     return PollResult(samples, errors)

@@ -14,7 +14,9 @@ nothing more is written, what is held is dropped and counted, and `damaged` is s
 A sample that can never be stored (a value of the wrong type, from a bug) is dropped on its own, so it cannot hold
 back every other node's rows. Samples and node states are on the controller's clock: `ClockCorrection` re-stamps
 samples of a node whose clock is off and tells a step of our own wall clock, which moves the health bookkeeping
-with it instead of making every node look silent for a day. The figures the benchmarks report are `WriterStats`.
+with it instead of making every node look silent for a day. A restart takes back what the store holds, each node's
+newest sample and state, so what was logged before is not logged again. The figures the benchmarks report are
+`WriterStats`.
 """
 
 from __future__ import annotations
@@ -85,6 +87,7 @@ class StoreWriter:
         self._said = StateLog(log)  # state changes, logged folded once per tick
         self._last_slow: dict[str, float] = {}
         self._previous = stored_samples(store)  # what a restarted controller knew: lost GPUs' UUIDs, the XIDs
+        self._stored = _stored_states(store)  # and each node's state: one found unchanged is no event
         self._thermal = ThermalEpisodes()  # one `thermal` event per episode of slowdown, not one per dip
         self.store_error: StoreError | None = None
         #: Set at the first write a damaged store refused; nothing is written after it (the controller exits).
@@ -104,13 +107,19 @@ class StoreWriter:
     # ------------------------------------------------------------------ node set
 
     def set_nodes(self, names: Iterable[str]) -> None:
-        """Track these nodes (new ones start `down` until their first sample); forget the others."""
+        """Track these nodes (new ones start `down` until their first sample); forget the others.
+
+        A node's first judged state is compared with the one the store held when this writer started: found the same,
+        it is no change (no event). A node removed and added again by reloads is judged afresh, as its GPUs are.
+        """
         wanted = list(names)
         with self._lock:
             now = self._now()
             for name in wanted:
                 if name not in self._health:
-                    self._health[name] = NodeHealth(name, self.interval_s, since=now)
+                    self._health[name] = NodeHealth(
+                        name, self.interval_s, since=now, stored=self._stored.pop(name, None)
+                    )
             for name in list(self._health):
                 if name not in wanted:
                     del self._health[name]
@@ -466,3 +475,15 @@ class StoreWriter:
             latencies = list(self._stats.latencies)
         error = self.store_error.message if self.store_error else None
         return self._stats.report(latencies, now, len(self._buffer), error)
+
+
+def _stored_states(store: Store) -> dict[str, NodeState]:
+    """Each node's last recorded state, that its first judged state is compared with (empty when the store cannot tell).
+
+    A restarted controller (or one after a cron sweep) finding a node as the store has it logs no `node_up` or
+    `node_down` for it: `NodeHealth.stored`.
+    """
+    try:
+        return {state.node: state for state, _ in store.latest()}
+    except StoreError:
+        return {}

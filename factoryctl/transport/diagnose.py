@@ -24,6 +24,7 @@ from factoryctl import __version__
 from factoryctl.errors import FactoryError, NodeError
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.transport.fanout import as_node_error
+from factoryctl.transport.hints import DNS_HINT, DRIVER_HINT, NO_PYTHON_HINT, hinted
 from factoryctl.transport.known_hosts import HostKeyStatus
 from factoryctl.transport.node_text import node_said
 from factoryctl.transport.ssh import QUIET_LOGIN_HINT, SshConnection
@@ -235,8 +236,7 @@ def _ssh_steps(walk: _Walk, spec: NodeSpec, factory: str, options: SshOptions, t
             infos = socket.getaddrinfo(target.host, target.port, type=socket.SOCK_STREAM)
         except socket.gaierror as exc:
             return walk.fail("dns", NodeError(spec.name, "dns", f"cannot resolve {target.host}: {exc.strerror}",
-                                              "check the node's host in factory.yaml (and its HostName in "
-                                              "~/.ssh/config, if it has one) and your DNS."))  # fmt: skip
+                                              DNS_HINT))  # fmt: skip
         walk.add("dns", "ok", f"{target.host} -> {infos[0][4][0]}")
     else:
         walk.add("dns", "ok", f"resolved by jump host {target.jump.label}")
@@ -277,7 +277,7 @@ def _remote_steps(
     try:
         probe = connection.run([spec.python, "-c", _PY_VERSION], timeout=timeout)
     except NodeError as exc:
-        return walk.fail("python", exc)
+        return walk.fail("python", _version_check_failed(spec, exc))
     refused = _python_step(walk, spec, probe)
     if refused is not None:
         return walk.fail("python", refused)
@@ -286,15 +286,30 @@ def _remote_steps(
 
 
 _NO_AGENT = "nvidia-smi fallback (read-only telemetry, -pl)"
-_INSTALL_PYTHON = "install python3 (>= 3.9) on the node, or set `python:` for it in factory.yaml."
+_INSTALL_PYTHON = NO_PYTHON_HINT
 _LOCAL_PYTHON = (
     "install python3 (>= 3.9) on this machine, or set the node's `python:` in factory.yaml to one that exists."
 )
-#: The agent step's fix when the agent failed without a fix of its own: never `nodes check` again, the command just run.
+#: The agent step's fix when the agent failed without a fix of its own: never `nodes check` again, the command just
+#: run. Said on stdout under the step, on stderr and in JSON alike, so it points at no place in the output.
 _SSH_BY_HAND = (
-    "read the agent's last words in the detail above (if it said any); on the node, run its `python:` by hand "
+    "the agent's last words, if it said any, end the error message; on the node, run its `python:` by hand "
     "to see that it starts and prints nothing on its own."
 )
+
+
+def _version_check_failed(spec: NodeSpec, error: NodeError) -> NodeError:
+    """`error` of the Python version check, saying it was that command (`command did not finish ...` said none)."""
+    if error.kind != "timeout":
+        return error
+    said = error.message.removeprefix("command ")
+    return NodeError(
+        error.node,
+        error.kind,
+        f"the version check of `{spec.python}` (its `python:`) {said}",
+        f"on the node, run `{shlex.quote(spec.python)} -V` by hand to see what hangs; raise --timeout only if the "
+        "node is just slow.",
+    )
 
 
 def _python_step(walk: _Walk, spec: NodeSpec, probe: CommandResult) -> NodeError | None:
@@ -326,6 +341,7 @@ def _agent_steps(walk: _Walk, start: Callable[[], AgentSession], timeout: float,
     try:
         session: AgentSession = start()
     except NodeError as exc:
+        exc = hinted(exc)  # the one table's hint, as a poll gives it (missing Python: the Python hint)
         if exc.hint is None or "factoryctl nodes check" in exc.hint:
             exc = NodeError(exc.node, exc.kind, exc.message, by_hand)
         return walk.fail("agent", exc)
@@ -365,4 +381,4 @@ def _no_gpu(node: str, backend: object, error: object) -> NodeError:
     """Why the agent's hello counted no GPU: the driver's own words if it said them (as `gpus` shows them)."""
     said = error.get("message") if isinstance(error, dict) else None
     problem = f"backend {backend}: {said}" if said else f"backend {backend} sees no GPU"
-    return NodeError(node, "driver", problem, "check `nvidia-smi` and the NVIDIA driver on the node.")
+    return NodeError(node, "driver", problem, DRIVER_HINT)

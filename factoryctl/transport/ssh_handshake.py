@@ -20,6 +20,27 @@ from typing import TYPE_CHECKING
 
 from factoryctl.errors import NodeError
 from factoryctl.transport.base import MAX_OUTPUT_BYTES
+from factoryctl.transport.hints import (
+    CHANGED_KEY,
+    CONNECT_TIMEOUT_HINT,
+    CONNECT_TIMEOUT_SETTING,
+    DNS_HINT,
+    DROPPED,
+    DROPPED_HINT,
+    NETWORK_HINT,
+    NO_ANSWER,
+    NO_BANNER,
+    NOT_SSH,
+    NOT_SSH_HINT,
+    OTHER_TYPES,
+    OTHER_TYPES_WARNING,
+    REFUSED,
+    REFUSED_HINT,
+    REVOKED_KEY,
+    SILENT_HINT,
+    changed_key_message,
+    host_key_hint,
+)
 from factoryctl.transport.host_limits import local_limit_error
 from factoryctl.transport.known_hosts import HostKeyStatus, KnownHosts, fingerprint, key_type_of
 from factoryctl.transport.polling import readable
@@ -31,42 +52,8 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger("factoryctl.transport")
 
-#: What to check when a node's host does not resolve: ssh resolves the HostName ~/.ssh/config gives it, if any.
-DNS_HINT = "check the node's host in factory.yaml (and its HostName in ~/.ssh/config, if it has one)."
-TRUST_HINT = "if the fingerprint is right, record it with `factoryctl nodes trust {node}`."
-#: How `verify_host_key`'s messages start (after `[host]:port`) for a changed and a revoked key; `host_key_hint`
-#: reads them back from a message a controller stored, so readers of its store give the hint a poll gives.
-CHANGED_KEY = "HOST KEY CHANGED"
-REVOKED_KEY = "presented a REVOKED host key"
-#: How an unknown key's message goes on when known_hosts records keys of other types for the host.
-OTHER_TYPES = "keys of other types are recorded for it"
-#: OpenSSH's warning for such a key: a man in the middle may offer only a type that was never recorded.
-OTHER_TYPES_WARNING = (
-    "keys of other types are already recorded for this host: if the node did not drop them, someone may be "
-    "intercepting the connection"
-)
-
-
-def host_key_hint(node: str, message: str, known_hosts: str | Path = "known_hosts") -> str:
-    """What to do about the `host_key` failure `message` of `node`: trust it, replace it, or give the node a new key.
-
-    An unknown key is recorded with `nodes trust NODE`; a changed one, or one of a type not recorded for a host that
-    has keys of other types recorded (as OpenSSH warns, that may be a man in the middle), only with `--replace`
-    (without it the command refuses again, exit 4); a revoked one must not be trusted at all.
-    """
-    if REVOKED_KEY in message:
-        return f"the key is marked @revoked in {known_hosts}; the node must get a new host key."
-    if CHANGED_KEY in message:
-        return (
-            "someone may be intercepting the connection, or the node was reinstalled; verify the new fingerprint "
-            f"out of band, then run `factoryctl nodes trust {node} --replace`."
-        )
-    if OTHER_TYPES in message:
-        return (
-            f"{OTHER_TYPES_WARNING}; verify the new fingerprint out of band, then run "
-            f"`factoryctl nodes trust {node} --replace` (it adds the key and keeps the recorded ones)."
-        )
-    return TRUST_HINT.format(node=node)
+#: Read from here by `nodes trust` (trust.py, nodes_trust.py); the table of hints (hints.py) is their home.
+__all__ = ["CHANGED_KEY", "OTHER_TYPES", "OTHER_TYPES_WARNING", "REVOKED_KEY", "host_key_hint"]
 
 
 @dataclass(frozen=True)
@@ -127,16 +114,15 @@ def tcp_socket(node: str, target: SshTarget, timeout: float) -> socket.socket:
             continue
         return sock
     where = target.address
-    if isinstance(last, (socket.timeout, TimeoutError)):
-        raise NodeError(node, "timeout", f"no answer from {where} within {timeout:g} s", "is the node up?") from last
+    if isinstance(last, (socket.timeout, TimeoutError)):  # bounded by ssh.connect_timeout_s, which the message names
+        message = f"{NO_ANSWER} {where} within {timeout:g} s {CONNECT_TIMEOUT_SETTING}"
+        raise NodeError(node, "timeout", message, CONNECT_TIMEOUT_HINT) from last
     if isinstance(last, ConnectionRefusedError):
-        raise NodeError(
-            node, "refused", f"{where} refused the connection", "is sshd running on the node, on the configured port?"
-        ) from last
+        raise NodeError(node, "refused", f"{where} {REFUSED}", REFUSED_HINT) from last
     if isinstance(last, ConnectionResetError):  # accepted, then reset before connect() returned: dropped, as below
         raise _dropped(node, target, "reset") from last
     reason = getattr(last, "strerror", None) or str(last)
-    raise NodeError(node, "refused", f"cannot connect to {where}: {reason}", "check the network path.") from last
+    raise NodeError(node, "refused", f"cannot connect to {where}: {reason}", NETWORK_HINT) from last
 
 
 def _quiet_paramiko() -> None:
@@ -152,14 +138,6 @@ def _quiet_paramiko() -> None:
         log.setLevel(logging.CRITICAL)
 
 
-_NOT_SSH_HINT = "check that the port is sshd's, and that nothing in between eats the connection."
-#: Silence is not proof of another server: a stopped (SIGSTOP), hung or overloaded sshd accepts and says nothing too.
-_SILENT_HINT = (
-    "check that the port is sshd's and that sshd on the node is not stopped, hung or overloaded "
-    "(`systemctl status sshd` there); a middlebox may also hold the connection."
-)
-
-
 def _await_banner(node: str, target: SshTarget, sock: socket.socket, timeout: float) -> None:
     """Wait, without polling, until the server sends something (its SSH banner) or `timeout` passes.
 
@@ -173,18 +151,10 @@ def _await_banner(node: str, target: SshTarget, sock: socket.socket, timeout: fl
         raise NodeError(
             node,
             "banner",
-            f"{where} sent no SSH banner within {timeout:g} s (not an SSH server, or one that is hung or overloaded)",
-            _SILENT_HINT,
+            f"{where} {NO_BANNER} within {timeout:g} s (not an SSH server, or one that is hung or overloaded)",
+            SILENT_HINT,
         )
     _refuse_if_dropped(node, target, sock)
-
-
-#: sshd drops connections before its greeting when MaxStartups is reached, a tcpwrapper (hosts.deny) or
-#: PerSourcePenalties says no, or it dies; a firewall can reset them too. ssh reports these as "Connection reset/closed by HOST port N".
-_DROPPED_HINT = (
-    "sshd on the node (or a firewall in between) dropped the connection: look at sshd's log there "
-    "(MaxStartups, hosts.deny) and check that the node is not shutting down."
-)
 
 
 def _refuse_if_dropped(node: str, target: SshTarget, sock: socket.socket) -> None:
@@ -206,7 +176,7 @@ def _refuse_if_dropped(node: str, target: SshTarget, sock: socket.socket) -> Non
 
 
 def _dropped(node: str, target: SshTarget, what: str) -> NodeError:
-    return NodeError(node, "refused", f"{target.address} {what} the connection before the SSH greeting", _DROPPED_HINT)
+    return NodeError(node, "refused", f"{target.address} {what} {DROPPED}", DROPPED_HINT)
 
 
 def start_transport(
@@ -251,8 +221,8 @@ def start_transport(
         raise NodeError(
             node,
             "banner",
-            f"{target.address} does not speak SSH ({text.strip()})",
-            _NOT_SSH_HINT,
+            f"{target.address} {NOT_SSH} ({text.strip()})",
+            NOT_SSH_HINT,
         ) from error
     transport.set_keepalive(max(1, int(options.keepalive_s)))
     return transport
@@ -333,9 +303,7 @@ def verify_host_key(
     if found.status is HostKeyStatus.revoked:
         message = f"{where} {REVOKED_KEY} {found.key_type} {found.fingerprint}"
     elif found.status is HostKeyStatus.changed:
-        message = (
-            f"{CHANGED_KEY} for {where}: now {found.key_type} {found.fingerprint}, recorded {', '.join(found.recorded)}"
-        )
+        message = changed_key_message(where, found.key_type, found.fingerprint, found.recorded)
     else:
         message = f"unknown host key for {where}: {found.key_type} {found.fingerprint} (not in {target.known_hosts})"
         if found.other_types:

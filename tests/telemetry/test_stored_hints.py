@@ -9,6 +9,7 @@ from __future__ import annotations
 from factoryctl.cli.listing import ERROR_HINTS
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.telemetry.latest import stored_hint
+from factoryctl.transport.hints import REFUSED_HINT
 
 
 def test_a_node_down_for_silence_in_the_store_points_at_the_node_and_the_controller_not_at_timeout() -> None:
@@ -20,5 +21,6 @@ def test_a_node_down_for_silence_in_the_store_points_at_the_node_and_the_control
     assert "--timeout" in ERROR_HINTS["timeout"]  # a node asked directly still gets that advice
 
 
-def test_other_stored_failures_keep_their_kinds_hint() -> None:
-    assert stored_hint(NodeSpec("b1", "10.0.0.7"), "refused", "b1: 10.0.0.7:22 refused the connection") is None
+def test_other_stored_failures_get_the_hint_of_the_one_table() -> None:
+    hint = stored_hint(NodeSpec("b1", "10.0.0.7"), "refused", "b1: 10.0.0.7:22 refused the connection")
+    assert hint == REFUSED_HINT  # the hint tcp_socket gives the same failure (tests/ssh/test_one_hint_per_failure.py)

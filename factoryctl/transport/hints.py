@@ -1,0 +1,195 @@
+"""The one table of what to do about a node's failure: its kind, and the sub-case its message names.
+
+A node's failure reaches the user three ways: from the transport as it happens (`nodes list`, `gpus`, `exec`,
+`power`), from the store a controller wrote (`telemetry/latest.py`: the store keeps kind and message, not the
+hint), and from `nodes check`. All three take their hint from `node_error_hint`, so one failure gets one hint
+whichever way it is read. The sub-cases are told apart by the sentence the transport writes; the markers those
+sentences are built with live here, beside the hints that read them back.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from factoryctl.errors import NodeError
+from factoryctl.transport.ssh_identities import SkippedKey, auth_hint
+
+#: How `verify_host_key`'s messages start (after `[host]:port`) for a changed and a revoked key.
+CHANGED_KEY = "HOST KEY CHANGED"
+REVOKED_KEY = "presented a REVOKED host key"
+#: How an unknown key's message goes on when known_hosts records keys of other types for the host.
+OTHER_TYPES = "keys of other types are recorded for it"
+#: OpenSSH's warning for such a key: a man in the middle may offer only a type that was never recorded.
+OTHER_TYPES_WARNING = (
+    "keys of other types are already recorded for this host: if the node did not drop them, someone may be "
+    "intercepting the connection"
+)
+#: How a TCP connect that timed out begins (`tcp_socket`): bounded by ssh.connect_timeout_s, never by --timeout.
+NO_ANSWER = "no answer from"
+#: What the TCP-timeout message ends with, naming the setting that bounds it.
+CONNECT_TIMEOUT_SETTING = "(ssh.connect_timeout_s)"
+#: A port that accepted and said nothing (`_await_banner`), and one that said something not SSH.
+NO_BANNER = "sent no SSH banner"
+NOT_SSH = "does not speak SSH"
+#: sshd (or a firewall) dropped the connection before its greeting (`_dropped`).
+DROPPED = "the connection before the SSH greeting"
+REFUSED = "refused the connection"
+LOST = "connection lost"
+#: The node has no Python the agent can run, and nvidia-smi could not stand in (ssh_node.py `_smi_session`).
+NO_PYTHON = "no usable "
+#: The agent started but never said hello (session.py `wait_hello`), or did not answer a request.
+NO_HELLO = "did not say hello"
+NO_REPLY = "the agent did not answer"
+#: Silence judged by a controller (health.py `tick`, latest.py `read_live`).
+SAMPLES_MISSED = "samples missed"
+SAMPLE_MISSED = "1 sample missed"
+STORED_NO_SAMPLE = "the controller has stored no sample"
+
+DNS_HINT = (
+    "check the node's host in factory.yaml (and its HostName in ~/.ssh/config, if it has one) and this machine's DNS."
+)
+REFUSED_HINT = "start sshd on the node, or fix the node's port in factory.yaml (ssh.port, or Port in ~/.ssh/config)."
+CONNECT_TIMEOUT_HINT = (
+    "check that the node is up and that no firewall drops its SSH port; on a slow network raise "
+    "ssh.connect_timeout_s in factory.yaml."
+)
+NETWORK_HINT = "check the network path to the node (ping it, and look at its routes and firewall)."
+LOST_HINT = "check that the node is up and sshd still runs on it (`systemctl status sshd` there)."
+NOT_SSH_HINT = "check that the port is sshd's, and that nothing in between eats the connection."
+#: Silence is not proof of another server: a stopped (SIGSTOP), hung or overloaded sshd accepts and says nothing too.
+SILENT_HINT = (
+    "check that the port is sshd's and that sshd on the node is not stopped, hung or overloaded "
+    "(`systemctl status sshd` there); a middlebox may also hold the connection."
+)
+#: sshd drops connections before its greeting when MaxStartups is reached, a tcpwrapper (hosts.deny) or
+#: PerSourcePenalties says no, or it dies; a firewall can reset them too.
+DROPPED_HINT = (
+    "sshd on the node (or a firewall in between) dropped the connection: look at sshd's log there "
+    "(MaxStartups, hosts.deny) and check that the node is not shutting down."
+)
+TRUST_HINT = "if the fingerprint is right, record it with `factoryctl nodes trust {node}`."
+NO_PYTHON_HINT = (
+    "install python3 (>= 3.9) on the node or set its `python:` in factory.yaml; without it, nvidia-smi must be on "
+    "the node's PATH."
+)
+#: The agent started (Python ran) and then said nothing: a longer --timeout rarely helps, what hangs must be found.
+AGENT_HANG_HINT = (
+    "find what hangs with `factoryctl nodes check {node}`, or by running the node's `python:` by hand on it; raise "
+    "--timeout only if the node is just slow."
+)
+#: A controller's node gone silent: the answer was read from the store, so no option of this command reaches it.
+#: Worded for any number of nodes: one hint line names all the nodes it was given for.
+CONTROLLER_SILENCE_HINT = (
+    "no recent sample reached the controller: run `factoryctl nodes check {node}` for the nodes' side, and "
+    "`factoryctl controller status` for the controller's."
+)
+AGENT_HINT = "run `factoryctl nodes check {node}` to diagnose the agent."
+DRIVER_HINT = "check the NVIDIA driver on the node (`nvidia-smi`)."
+
+#: Each kind's hint when its message names no sub-case (`{node}` is the node's name).
+KIND_HINTS = {
+    "dns": DNS_HINT,
+    "refused": REFUSED_HINT,
+    "timeout": AGENT_HANG_HINT,
+    "banner": SILENT_HINT,
+    "host_key": TRUST_HINT,
+    "auth": auth_hint([], 0),
+    "agent": AGENT_HINT,
+    "driver": DRIVER_HINT,
+}
+
+
+def host_key_hint(node: str, message: str, known_hosts: str | Path = "known_hosts") -> str:
+    """What to do about the `host_key` failure `message` of `node`: trust it, replace it, or give the node a new key.
+
+    An unknown key is recorded with `nodes trust NODE`; a changed one, or one of a type not recorded for a host that
+    has keys of other types recorded (as OpenSSH warns, that may be a man in the middle), only with `--replace`
+    (without it the command refuses again, exit 4); a revoked one must not be trusted at all.
+    """
+    if REVOKED_KEY in message:
+        return f"the key is marked @revoked in {known_hosts}; the node must get a new host key."
+    if CHANGED_KEY in message:
+        return (
+            "someone may be intercepting the connection, or the node was reinstalled; verify the new fingerprint "
+            f"out of band, then run `factoryctl nodes trust {node} --replace`."
+        )
+    if OTHER_TYPES in message:
+        return (
+            f"{OTHER_TYPES_WARNING}; verify the new fingerprint out of band, then run "
+            f"`factoryctl nodes trust {node} --replace` (it adds the key and keeps the recorded ones)."
+        )
+    return TRUST_HINT.format(node=node)
+
+
+def changed_key_message(where: str, key_type: str, fingerprint: str, recorded: tuple[str, ...]) -> str:
+    """The sentence of a changed host key, said alike by every command that meets one (connect, check, trust)."""
+    return f"{CHANGED_KEY} for {where}: now {key_type} {fingerprint}, recorded {', '.join(recorded)}"
+
+
+#: (kind, words in its message, hint) for the sub-cases, tried in order; the first whose words are in it wins.
+_SUB_CASES = (
+    ("refused", DROPPED, DROPPED_HINT),
+    ("refused", LOST, LOST_HINT),
+    ("refused", "cannot connect to", NETWORK_HINT),
+    ("timeout", NO_ANSWER, CONNECT_TIMEOUT_HINT),
+    ("timeout", NO_HELLO, AGENT_HANG_HINT),
+    ("timeout", NO_REPLY, AGENT_HANG_HINT),
+    ("timeout", SAMPLES_MISSED, CONTROLLER_SILENCE_HINT),
+    ("timeout", SAMPLE_MISSED, CONTROLLER_SILENCE_HINT),
+    ("timeout", STORED_NO_SAMPLE, CONTROLLER_SILENCE_HINT),
+    ("banner", NOT_SSH, NOT_SSH_HINT),
+    ("driver", NO_PYTHON, NO_PYTHON_HINT),
+)
+
+#: How `authenticate`'s message names what kept a key from being offered (ssh_identities.py, ssh_handshake.py).
+_LOCKED_KEY = re.compile(r"the key (\S+) needs a passphrase")
+_LEFT_OUT = re.compile(r"IdentitiesOnly yes: (\d+) other ssh-agent key")
+
+
+def auth_message_hint(message: str) -> str:
+    """`auth_hint` for the failure `message` tells: a key needing a passphrase, keys left out, or too many refused."""
+    locked = _LOCKED_KEY.search(message)
+    left_out = _LEFT_OUT.search(message)
+    skipped = [SkippedKey(locked[1], locked[0], True)] if locked else []
+    return auth_hint(skipped, int(left_out[1]) if left_out else 0, "MaxAuthTries" in message)
+
+
+def sub_case_hint(node: str, kind: str, message: str) -> str | None:
+    """The hint of the sub-case of `kind` that `message` names; None when it names none the table knows."""
+    if kind == "auth":
+        return auth_message_hint(message)
+    for case_kind, words, hint in _SUB_CASES:
+        if kind == case_kind and words in message and (kind != "driver" or message.startswith(words)):
+            return hint.format(node=node)
+    return None
+
+
+def node_error_hint(node: str, kind: str, message: str, known_hosts: str | Path = "known_hosts") -> str | None:
+    """What to do about `node`'s failure of `kind` saying `message`: its sub-case's hint, else its kind's.
+
+    None for a kind without a hint of its own here (`local`, `interrupted`): the error's own hint stands.
+    """
+    if kind == "host_key":
+        return host_key_hint(node, message, known_hosts)
+    found = sub_case_hint(node, kind, message)
+    if found is not None:
+        return found
+    general = KIND_HINTS.get(kind)
+    return None if general is None else general.format(node=node)
+
+
+def hinted(error: NodeError) -> NodeError:
+    """`error` with the table's hint when its message names a sub-case the table knows, else its own (or its kind's).
+
+    A poll's errors pass through here, so that a node asked directly gets the hint a reader of the controller's store
+    gives for the same failure (`node_error_hint`), whichever module raised it. A host key's own hint stands: it names
+    the node's known_hosts file, which the message alone does not.
+    """
+    if error.kind == "host_key":
+        return error
+    hint = sub_case_hint(error.node, error.kind, error.message) or error.hint
+    hint = hint or node_error_hint(error.node, error.kind, error.message)
+    if hint == error.hint:
+        return error
+    return NodeError(error.node, error.kind, error.message, hint)
