@@ -171,7 +171,7 @@ def _store_sweep(
     standalone = not controller_is_running(config.state_dir)
     try:
         if standalone:
-            reached, states, events = sweep_changes(store.latest(), samples, reached)
+            reached, states, events = sweep_changes(store.latest(), samples, reached, config.interval_s)
         rows = store.write(reached, [True] * len(reached), states, events)
         if standalone:
             from factoryctl.config_schema import parse_duration
@@ -188,26 +188,26 @@ def sweep_changes(
     stored: Sequence[tuple[NodeState, NodeSample | None]],
     samples: Sequence[NodeSample],
     reached: Sequence[NodeSample],
+    interval_s: float,
 ) -> tuple[list[NodeSample], list[NodeState], list[Event]]:
     """What a standalone sweep stores: the reached samples (carrying forward XIDs and lost GPUs' names), states, events.
 
-    Each node is judged against what the store holds, as the controller judges against what it last saw: a node
-    whose state changed gets a `node_<state>` event (one never stored before counts as `down`, as the controller
-    starts every node), and a node keeps its stored `since` while its state holds.
+    Each node is judged against what the store holds by the controller's own rule (`judge_against_stored`, which starts
+    the controller's judge from the stored state): a node whose state changed, or that is still down or degraded but
+    for another kind of reason, gets a `node_<state>` event (one never stored before is news too, as for the
+    controller), and a node found unchanged keeps its stored `since`.
     """
-    from factoryctl.store.rows import NodeState
     from factoryctl.telemetry.health import carry_forward, gpu_events, state_event
+    from factoryctl.telemetry.restart import judge_against_stored
 
     before = {state.node: (state, sample) for state, sample in stored}
     states: list[NodeState] = []
     events: list[Event] = []
     for s in samples:
         was, _ = before.get(s.node, (None, None))
-        held = was is not None and was.state == s.state
-        since = was.since if was is not None and held else s.time
-        state = NodeState(s.node, s.state, since, s.time if s.state != "down" else None, s.error, s.message)
-        if not held:
-            events.append(state_event(state))
+        state, change = judge_against_stored(s, was, interval_s)
+        if change is not None:
+            events.append(state_event(change))
         states.append(state)
     kept: list[NodeSample] = []
     for s in reached:

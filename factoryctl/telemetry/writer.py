@@ -34,7 +34,7 @@ from factoryctl.store.sqlite import Store, StoreDamaged, StoreError
 from factoryctl.telemetry.clock_correction import ClockCorrection
 from factoryctl.telemetry.health import NodeHealth, ThermalEpisodes, carry_forward, gpu_events, state_event
 from factoryctl.telemetry.node_clock import NodeClock
-from factoryctl.telemetry.restart import stored_samples
+from factoryctl.telemetry.restart import stored_fleet
 from factoryctl.telemetry.stall_watch import StallWatch
 from factoryctl.telemetry.state_log import StateLog, clock_said, clock_way, daemon_hint
 from factoryctl.telemetry.wall_clock import stored_steps
@@ -86,8 +86,9 @@ class StoreWriter:
         self._health: dict[str, NodeHealth] = {}
         self._said = StateLog(log)  # state changes, logged folded once per tick
         self._last_slow: dict[str, float] = {}
-        self._previous = stored_samples(store)  # what a restarted controller knew: lost GPUs' UUIDs, the XIDs
-        self._stored = _stored_states(store)  # and each node's state: one found unchanged is no event
+        stored = stored_fleet(store)  # what a restarted controller knew, from one read of the store:
+        self._previous = stored.samples  # each node's newest sample (lost GPUs' UUIDs, the XIDs)
+        self._stored = stored.states  # and its state: one found unchanged is no event
         self._thermal = ThermalEpisodes()  # one `thermal` event per episode of slowdown, not one per dip
         self.store_error: StoreError | None = None
         #: Set at the first write a damaged store refused; nothing is written after it (the controller exits).
@@ -475,15 +476,3 @@ class StoreWriter:
             latencies = list(self._stats.latencies)
         error = self.store_error.message if self.store_error else None
         return self._stats.report(latencies, now, len(self._buffer), error)
-
-
-def _stored_states(store: Store) -> dict[str, NodeState]:
-    """Each node's last recorded state, that its first judged state is compared with (empty when the store cannot tell).
-
-    A restarted controller (or one after a cron sweep) finding a node as the store has it logs no `node_up` or
-    `node_down` for it: `NodeHealth.stored`.
-    """
-    try:
-        return {state.node: state for state, _ in store.latest()}
-    except StoreError:
-        return {}

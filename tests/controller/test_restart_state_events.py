@@ -41,8 +41,9 @@ def run_controller_until_judged(path: Path, n2_state: str) -> None:
     def judged() -> bool:
         if controller.collector is None:
             return False
-        states = controller.collector.writer.states()
-        return states["n1"].state == "up" and states["n2"].state == n2_state and states["n2"].error != "agent"
+        states = controller.collector.writer.states()  # empty until the writer is given its nodes
+        n1, n2 = states.get("n1"), states.get("n2")
+        return n1 is not None and n2 is not None and n1.state == "up" and n2.state == n2_state and n2.error != "agent"
 
     try:
         wait_for(judged, what="n1 up and n2 judged")
