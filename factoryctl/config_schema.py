@@ -336,7 +336,9 @@ class ControllerSettings(Strict):
     interval_s: Annotated[float, seconds(0.05, 3600)] = Field(
         1.0, description="Telemetry sampling interval, in seconds (0.05-3600)."
     )
-    raw_retention: Duration = Field("6h", description="How long raw samples are kept.")
+    raw_retention: Duration = Field(
+        "6h", description="How long raw samples are kept (at least two intervals and three minutes)."
+    )
     rollup_retention: Duration = Field("30d", description="How long 1-minute rollups are kept.")
     slow_interval_s: Annotated[float, seconds(0.05, 3600)] = Field(
         5.0,
@@ -346,6 +348,16 @@ class ControllerSettings(Strict):
     reconnect_max_s: Annotated[float, seconds(0.1)] = Field(
         30.0, description="Longest wait between reconnect attempts to a node, in seconds (0.1-86400)."
     )
+
+    @property
+    def raw_kept_s(self) -> float:
+        """Seconds raw samples are kept: `raw_retention`, but never less than two intervals and three minutes.
+
+        A minute rolled up before its next sample arrived has its covered time settled by a later rollup, from its
+        raw rows and those of the two samples before it (`store.samples`): pruned sooner, each minute kept its first
+        guess, and a 300 s interval kept for 300 s billed a fifth of the energy it drew.
+        """
+        return max(parse_duration(self.raw_retention), 2 * self.interval_s + 180.0)
 
 
 class SchedulerSettings(Strict):

@@ -178,7 +178,7 @@ def _store_sweep(
 
             settings = config.settings.controller
             store.rollup()
-            store.prune(parse_duration(settings.raw_retention), parse_duration(settings.rollup_retention))
+            store.prune(settings.raw_kept_s, parse_duration(settings.rollup_retention))
     finally:
         store.close()
     return rows

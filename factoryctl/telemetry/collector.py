@@ -188,7 +188,7 @@ class Collector:
         settings = self.config.settings.controller
         rolled = self.store.rollup(now)
         steps = self.writer.clock_steps()
-        raw_retention = parse_duration(settings.raw_retention)
+        raw_retention = settings.raw_kept_s
         longest = max(raw_retention, parse_duration(settings.rollup_retention))  # either may be the longer
         raw, rollups = self.store.prune(raw_retention, parse_duration(settings.rollup_retention), now, steps)
         kept = steps_in_force(now if now is not None else time.time(), longest, steps)
