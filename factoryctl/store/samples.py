@@ -168,7 +168,7 @@ class SampleWrites(StoreConnection):
             _set_meta(db, ROLLUP_MARK, str(upto))
         written = 0
         pairs = self._gpu_pairs()  # after the mark moved: a GPU new since has its rows noted as late
-        opened = {_gpu_of(str(key)): int(value) for key, value in self._meta_like(OPEN_PREFIX)}
+        opened = {_gpu_of(key): int(value) for key, value in self._meta_like(OPEN_PREFIX)}
         if start < upto:
             for chunk in range(0, len(pairs), _PAIRS_PER_TRANSACTION):
                 with self._transaction("rollup") as db:
@@ -182,15 +182,16 @@ class SampleWrites(StoreConnection):
         for chunk in range(0, len(redo), _PAIRS_PER_TRANSACTION):
             with self._transaction("rollup") as db:
                 for key, value in redo[chunk : chunk + _PAIRS_PER_TRANSACTION]:
-                    pair = _gpu_of(str(key))
+                    pair = _gpu_of(key)
                     if int(value) < upto:
                         written += _roll_minutes(db, pair, int(value), upto, kept_from, opened.pop(pair, None))
                     db.execute("DELETE FROM meta WHERE key = ? AND value = ?", (key, value))  # unless written again
         return written
 
-    def _meta_like(self, prefix: str) -> list[tuple[Any, ...]]:
+    def _meta_like(self, prefix: str) -> list[tuple[str, str]]:
         """The (key, value) meta rows whose key starts with `prefix` (a per-GPU note)."""
-        return list(self._query("SELECT key, value FROM meta WHERE key LIKE ?", (prefix + "%",)))
+        found = self._query("SELECT key, value FROM meta WHERE key LIKE ?", (prefix + "%",))
+        return [(str(key), str(value)) for key, value in found]
 
     def prune(
         self,
