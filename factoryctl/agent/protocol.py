@@ -15,7 +15,22 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Dict, Final, List, Literal, Mapping, NoReturn, Optional, Tuple, TypedDict, Union, cast, get_args
+from typing import (
+    Any,
+    Collection,
+    Dict,
+    Final,
+    List,
+    Literal,
+    Mapping,
+    NoReturn,
+    Optional,
+    Tuple,
+    TypedDict,
+    Union,
+    cast,
+    get_args,
+)
 
 #: The version in every hello; the client refuses an agent that speaks another.
 PROTOCOL_VERSION: Final = 1
@@ -188,6 +203,20 @@ MAX_INTERVAL_S = 3600.0
 #: tiers, fast and slow, in it; a new interval stops it before the next starts), so this is room enough, and a
 #: client cannot make thousands (docs/agent-protocol.md, Operations).
 MAX_STREAMS = 8
+
+
+def check_new_stream(stream_id: object, running: Collection[object]) -> None:
+    """Refuse a new stream, in the agent and the nvidia-smi bridge alike.
+
+    Refused: one under the id of a stream running (it would replace it, which samples on past its `stop`), and one
+    past MAX_STREAMS.
+    """
+    if stream_id in running:
+        raise RequestError("usage", f"stream {stream_id} is already running")
+    if len(running) >= MAX_STREAMS:
+        raise RequestError(
+            "usage", f"this agent already runs {MAX_STREAMS} streams, the most it serves: stop one first"
+        )
 
 
 def encode(message: AgentMessage) -> str:

@@ -31,7 +31,6 @@ from factoryctl.agent.protocol import (
     GPU_LOST,
     LOCK_BUSY,
     LOCK_UNUSABLE,
-    MAX_STREAMS,
     NEEDS_ROOT,
     NO_DRIVER,
     PROTOCOL_VERSION,
@@ -45,6 +44,7 @@ from factoryctl.agent.protocol import (
     SampleMessage,
     WireSample,
     bool_field,
+    check_new_stream,
     encode,
     error_object,
     error_sample,
@@ -160,12 +160,7 @@ class AgentServer:
         interval = seconds_field(req, "interval_s", 1.0)
         max_age = stream_max_age(interval, seconds_field(req, "slow_interval_s", DEFAULT_SLOW_INTERVAL_S))
         stream_id = req.get("id")
-        if stream_id in self._streams:
-            raise RequestError("usage", f"stream {stream_id} is already running")
-        if len(self._streams) >= MAX_STREAMS:
-            raise RequestError(
-                "usage", f"this agent already runs {MAX_STREAMS} streams, the most it serves: stop one first"
-            )
+        check_new_stream(stream_id, self._streams)
         self.gpu_count_or_error()  # refuse a stream the driver cannot feed
         stop = threading.Event()
         thread = threading.Thread(
@@ -279,8 +274,9 @@ class AgentServer:
                 default, why2 = self.nvml.query("nvmlDeviceGetPowerManagementDefaultLimit", handle)
             except GpuLost:
                 others = _index_ranges(g for g in range(self.gpu_count()) if g != i)
-                also = f" (its other GPUs can be addressed alone: {self.node}/{others})" if others else ""
-                message = f"GPU {i} on {self.node} is lost; nothing was changed{also}"
+                # the node is the reply's own; the client puts the other GPUs in its hint (transport/hints.py)
+                also = f" (its other GPUs can be addressed alone: {others})" if others else ""
+                message = f"GPU {i} is lost; nothing was changed{also}"
                 raise RequestError("driver", message, reason=GPU_LOST) from None
             except DriverUnavailable as exc:
                 raise _no_driver(exc) from None

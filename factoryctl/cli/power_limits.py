@@ -10,7 +10,6 @@ row per GPU, which scripts read.
 from __future__ import annotations
 
 import contextlib
-import re
 import shlex
 import sys
 from dataclasses import dataclass, field
@@ -143,6 +142,7 @@ def _shown(applied: Applied, watts: float | None, output: OutputFormat, no_heade
 
     from factoryctl.cli.listing import show_listing
     from factoryctl.cli.signals import STOPPED_WORDS, report_stopped, stopped_status
+    from factoryctl.power.limits import NO_LIMIT_CHANGED
 
     changes, errors, stopped = applied.changes, applied.errors, applied.stopped
     hint_lost_gpus(errors, watts)
@@ -158,8 +158,10 @@ def _shown(applied: Applied, watts: float | None, output: OutputFormat, no_heade
         report_stopped(code, f"{STOPPED_WORDS[code]}; {done}.")
         return code
     if status and not _moved(changes):
-        # the nodes that failed were left alone, and none of the others changed either
-        sys.stderr.write("factoryctl: no power limit was changed.\n")
+        # the nodes that failed were left alone, and none of the others changed either: said once, unless every
+        # failed node's message says it already (a timeout before the request went out)
+        if not errors or not all(error.message.endswith(NO_LIMIT_CHANGED) for error in errors):
+            sys.stderr.write("factoryctl: no power limit was changed.\n")
     elif _wants_summary(changes, output, quiet):
         sys.stderr.write(f"factoryctl: {_summary(changes)}\n")
     return status
@@ -228,21 +230,18 @@ def _summary(changes: Sequence[LimitChange]) -> str:
     return f"{said}, in the audit log." if moved else f"{said}; none is in the audit log, as none changed."
 
 
-#: The agent's refusal when an addressed GPU is lost, naming the node's other GPUs as a TARGET (`n47/0-2,4-7`).
-_LOST_GPU = re.compile(r"is lost; nothing was changed \(its other GPUs can be addressed alone: \S+/(\S+)\)")
-
-
 def hint_lost_gpus(errors: Sequence[NodeError], watts: float | None) -> None:
     """A lost GPU refused its node: the hint is the command for the node's other GPUs, not a driver check.
 
     Nodes with the same other GPUs share one hint, under their folded set (`report_node_errors`), quoted for the
     shell when the set needs it: zsh refuses an unquoted `n[44-47]/0-2,4-7` (a glob).
     """
+    from factoryctl.transport.hints import LostGpuError
+
     lost: dict[str, list[NodeError]] = {}  # the other GPUs -> the errors of the nodes that have them
     for error in errors:
-        found = _LOST_GPU.search(error.message)
-        if found is not None:
-            lost.setdefault(found[1], []).append(error)
+        if isinstance(error, LostGpuError):
+            lost.setdefault(error.others, []).append(error)
     for others, alike in lost.items():
         folded = f"{fold([error.node for error in alike])}/{others}"
         quote = "'" if shlex.quote(folded) != folded else ""  # the hint is folded to this: quoted as it will read

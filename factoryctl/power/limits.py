@@ -78,7 +78,7 @@ def _validate(
     check_gpus(samples, gpus)
     if watts is not None:
         check_range(samples, gpus, watts)
-    errors = [step_timed_out(error, "reading the node's GPUs before the change", held.timeout) for error in failed]
+    errors = [step_timed_out(error, held.timeout) for error in failed]
     failed_names = {error.node for error in failed}
     return [node for node in nodes if node.name not in failed_names], errors
 
@@ -138,13 +138,21 @@ class HeldSessions:
             fan_out([node for node, _, _ in left], lambda node: stacks[node.name].close(), max(len(left), 1))
 
 
-def step_timed_out(error: NodeError, step: str, timeout: float, asked: str | None = None) -> NodeError:
-    """`error` as power set's own timeout, saying which `step` took too long; other errors unchanged.
+#: How a node's timeout before its request went out ends (`step_timed_out`): the CLI then does not say it again.
+NO_LIMIT_CHANGED = "; no limit was changed"
 
-    A command's timeout (the agent's check or upload over SSH) is otherwise worded as exec's, which says nothing of
-    the limits. Before the request went out (`asked` None) no limit was changed; once the agent was asked to
-    `asked` ("change", "reset") the limit may have changed, and only reading it again tells.
+
+def step_timed_out(error: NodeError, timeout: float, asked: str | None = None) -> NodeError:
+    """`error` as power set's own timeout, saying whether a limit may have changed; other errors unchanged.
+
+    Before the request went out (`asked` None) no limit was changed: the node's own sentence says what timed out (a
+    TCP connect, the agent's hello or sample), and the hint table (`hints.node_error_hint`) what to do about it, so a
+    connect timeout names ssh.connect_timeout_s, not --timeout. Only a command's timeout (the agent's check or
+    upload over SSH) is reworded: exec's words for it say the command may still be running. Once the agent was asked
+    to `asked` ("change", "reset") the limit may have changed, and only reading it again tells.
     """
+    from factoryctl.transport.hints import node_error_hint
+
     if error.kind != "timeout":
         return error
     if asked is not None:
@@ -154,16 +162,11 @@ def step_timed_out(error: NodeError, step: str, timeout: float, asked: str | Non
             f"the agent did not answer the {asked} within {timeout:g} s: the limit may have changed",
             f"check with `factoryctl gpus {error.node}`; on a loaded node, give the command a longer --timeout.",
         )
-    detail = error.message.removeprefix(f"{error.node}: ").rstrip(".")
+    said = error.message.removeprefix(f"{error.node}: ").rstrip(".")
     if isinstance(error, CommandCut):  # exec's words ("command did not finish ... may still be running")
-        detail = f"a command checking or uploading the agent did not finish within {timeout:g} s"
-    return NodeError(
-        error.node,
-        "timeout",
-        f"{step} timed out ({detail}); no limit was changed",
-        f"the node is slow to answer: run the command again with a longer --timeout, or see where it is slow with "
-        f"`factoryctl nodes check {error.node}`.",
-    )
+        said = f"a command checking or uploading the agent did not finish within {timeout:g} s"
+    hint = node_error_hint(error.node, "timeout", said)
+    return NodeError(error.node, "timeout", f"{said}{NO_LIMIT_CHANGED}", hint)
 
 
 class LimitsInterrupted(BaseException):
@@ -413,7 +416,7 @@ def _change(
             answers[node.name] = _ask(session, node.name, change, held.timeout, trail)
             return answers[node.name]
     except NodeError as error:
-        raise step_timed_out(error, "starting the agent for the change", held.timeout, asked) from error
+        raise step_timed_out(error, held.timeout, asked) from error
 
 
 def _ask(

@@ -179,6 +179,41 @@ def node_error_hint(node: str, kind: str, message: str, known_hosts: str | Path 
     return None if general is None else general.format(node=node)
 
 
+#: The agent's refusal of a node one of whose addressed GPUs is lost (agent/server.py `_ranges`): `GPU 3 is lost;
+#: nothing was changed (its other GPUs can be addressed alone: 0-2,4-7)`. An agent of the previous version named the
+#: node twice, `GPU 3 on n47 is lost; ... alone: n47/0-2,4-7)`: read alike, so its sentence reads as a new one's.
+_LOST_GPU_REFUSAL = re.compile(
+    r"(?P<gpu>GPU \d+)(?: on \S+)? is lost; nothing was changed"
+    r"(?: \(its other GPUs can be addressed alone: (?:\S+/)?(?P<others>[\d,-]+)\))?$"
+)
+
+
+class LostGpuError(NodeError):
+    """A node refused whole because an addressed GPU is lost: `others` are the GPUs that can be addressed alone.
+
+    The message says only which GPU is lost and that nothing changed (the node is the error's `node`, the other GPUs
+    go in the hint, where a command can quote them for the shell: cli/power_limits.py `hint_lost_gpus`).
+    """
+
+    def __init__(self, node: str, message: str, hint: str | None, others: str) -> None:
+        super().__init__(node, "driver", message, hint)
+        self.others = others
+
+
+def lost_gpu_refusal(node: str, message: str, hint: str | None) -> NodeError | None:
+    """The `LostGpuError` the agent's lost-GPU refusal `message` stands for (a driver error); None for another message.
+
+    Without other GPUs (a node of one GPU) it is a plain `driver` error, the node named once all the same.
+    """
+    found = _LOST_GPU_REFUSAL.fullmatch(message)
+    if found is None:
+        return None
+    said = f"{found['gpu']} is lost; nothing was changed"
+    if not found["others"]:
+        return NodeError(node, "driver", said, hint)
+    return LostGpuError(node, said, hint, found["others"])
+
+
 def hinted(error: NodeError) -> NodeError:
     """`error` with the table's hint when its message names a sub-case the table knows, else its own (or its kind's).
 

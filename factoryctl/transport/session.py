@@ -22,17 +22,11 @@ import threading
 from collections.abc import Callable
 from typing import IO, Any, TypeVar
 
-from factoryctl.agent.protocol import (
-    GPU_LOST,
-    LOCK_BUSY,
-    LOCK_UNUSABLE,
-    NEEDS_ROOT,
-    PROTOCOL_VERSION,
-    UNSUPPORTED,
-    Op,
-)
+from factoryctl.agent.protocol import PROTOCOL_VERSION, Op
 from factoryctl.errors import NodeError, UsageError
 from factoryctl.model.telemetry import GpuSample, HostSample, NodeSample, number_or_none
+from factoryctl.transport.agent_errors import agent_hint, limits_lock_wait, node_error_of
+from factoryctl.transport.hints import AGENT_HANG_HINT
 from factoryctl.transport.node_text import last_words, node_said, quoted
 
 _CLOSED = object()
@@ -208,7 +202,7 @@ class AgentSession:
 
     def _fail(self, why: str) -> None:
         detail = last_words(self._stderr_tail()) if self._stderr_tail else ""
-        self._fail_with(NodeError(self.node, "agent", f"{why}{detail}.", self._agent_hint()))
+        self._fail_with(NodeError(self.node, "agent", f"{why}{detail}.", agent_hint(self.node)))
 
     def _fail_with(self, error: NodeError) -> None:
         if self.failure is None:
@@ -239,7 +233,8 @@ class AgentSession:
         try:
             message = self._hello.get(timeout=timeout)
         except queue.Empty:
-            raise NodeError(self.node, "timeout", f"the agent did not say hello within {timeout:g} s.", None) from None
+            said = f"the agent did not say hello within {timeout:g} s."
+            raise NodeError(self.node, "timeout", said, AGENT_HANG_HINT.format(node=self.node)) from None
         if message is _CLOSED:
             assert self.failure is not None
             raise self.failure
@@ -303,49 +298,8 @@ class AgentSession:
         raise failed
 
     def _node_error(self, op: Op, error: object) -> NodeError:
-        """The `NodeError` of an error reply's (or error sample's) `error`, each with a hint naming this node.
-
-        The driver's failures, and a GPU that lacks what was asked (the agent's `unsupported`: no settable or no
-        reported power limit), are the documented kind `driver`, their hint chosen by the error's `reason`; anything
-        else is the agent's.
-        """
-        error = error if isinstance(error, dict) else {}
-        kind, message = error.get("kind", "agent"), node_said(error.get("message", "unknown error"))
-        if kind in ("driver", "unsupported"):
-            reason = error["reason"] if "reason" in error else _reason_from_wording(kind, message)
-            return NodeError(self.node, "driver", message, self._driver_hint(kind, reason))
-        return NodeError(self.node, "agent", f"`{op}` failed: {message}", self._agent_hint())
-
-    def _agent_hint(self) -> str:
-        return f"run `factoryctl nodes check {self.node}` to diagnose the agent."
-
-    def _unsupported_hint(self) -> str:
-        """A GPU without the capability: nothing to repair, only to leave out."""
-        return (
-            f"its board or driver cannot do this (`factoryctl gpus {self.node} -o json` names what it does not report, "
-            "in null_reasons); leave the node out of the target, or address the node's other GPUs alone (node/GPUS)."
-        )
-
-    def _driver_hint(self, kind: str, reason: object) -> str:
-        """What to check for an error of `kind` and `reason`: root, the GPU, the lock; else the driver (or sim's dir).
-
-        A reason this factoryctl does not know (a newer agent's) gets its kind's general hint, as `no_driver` and
-        `driver_failed` do.
-        """
-        hints = {
-            NEEDS_ROOT: _NEEDS_ROOT_HINT,
-            UNSUPPORTED: self._unsupported_hint(),
-            LOCK_BUSY: _LOCK_BUSY_HINT,
-            LOCK_UNUSABLE: _LOCK_UNUSABLE_HINT,
-            GPU_LOST: _GPU_LOST_HINT,
-        }
-        if isinstance(reason, str) and reason in hints:
-            return hints[reason]
-        if kind == "unsupported":
-            return hints[UNSUPPORTED]
-        if self.hello_info.get("backend") == "sim":
-            return "check that the node's state_dir (factory.yaml, else $XDG_STATE_HOME) is a writable directory."
-        return "check the NVIDIA driver on the node."
+        """The `NodeError` of an error reply's (or error sample's) `error` (`agent_errors.node_error_of`)."""
+        return node_error_of(self.node, op, error, self.hello_info.get("backend"))
 
     def _send(self, message: dict[str, Any]) -> None:
         data = (json.dumps(message) + "\n").encode()
@@ -452,56 +406,3 @@ class AgentSession:
             self._on_close()
         with contextlib.suppress(OSError):
             self._stdout.close()
-
-
-#: What a power-limit request leaves of its own timeout for the answer to travel back (see `limits_lock_wait`).
-_LOCK_MARGIN_S = 1.0
-#: The longest lock wait the agent takes (docs/agent-protocol.md, `lock_timeout_s`).
-_LOCK_WAIT_MAX_S = 60.0
-
-_NEEDS_ROOT_HINT = (
-    "changing GPU power limits needs root on the node, as `nvidia-smi -pl` does: connect as root (User in "
-    "~/.ssh/config, or `user:` / `ssh.user` in factory.yaml), or run factoryctl as root for a `transport: local` node."
-)
-_LOCK_BUSY_HINT = (
-    "another factoryctl (a cron job, a colleague, a dashboard) was changing this node's power limits: run the command "
-    "again once it has ended, or give it a longer --timeout to wait for it (the node waits "
-    f"{_LOCK_MARGIN_S:g} s less than the --timeout, {_LOCK_WAIT_MAX_S:g} s at most)."
-)
-_LOCK_UNUSABLE_HINT = (
-    "the node's power-limits lock file cannot be used: fix or remove what the message names on the node "
-    "(docs/agent-protocol.md, Power limits)."
-)
-_GPU_LOST_HINT = (
-    "a lost GPU answers nothing until it is reset or the node rebooted; address the node's other GPUs alone "
-    "(node/GPUS), and see `factoryctl events --kind gpu_lost`."
-)
-
-
-def _reason_from_wording(kind: str, message: str) -> str | None:
-    """The `reason` an error without one means, read from its wording: an agent's `unsupported`, else the message.
-
-    Only for errors that carry no `reason` (docs/agent-protocol.md, Errors), such as an agent from before it; the
-    agents factoryctl starts always send one. The phrases are the agent's and the nvidia-smi bridge's messages.
-    """
-    if kind == "unsupported":
-        return UNSUPPORTED
-    if "needs root" in message or "insufficient permissions" in message.lower():
-        return NEEDS_ROOT
-    if "does not report its power" in message or "does not support setting" in message:
-        return UNSUPPORTED  # the nvidia-smi bridge's word for what the agent calls `unsupported`
-    if "another change of its power limits" in message:
-        return LOCK_BUSY
-    if "cannot lock its power limits" in message:
-        return LOCK_UNUSABLE
-    if " is lost" in message or " was lost" in message:
-        return GPU_LOST
-    return None
-
-
-def limits_lock_wait(timeout: float) -> float:
-    """How long the agent may wait for another change of the node's limits: within the request's own `timeout`.
-
-    Waiting longer, it could set a limit after factoryctl gave up on the request, and nobody would audit it.
-    """
-    return min(_LOCK_WAIT_MAX_S, max(0.0, timeout - _LOCK_MARGIN_S))

@@ -49,6 +49,7 @@ from factoryctl.agent.protocol import (
     SampleMessage,
     WireSample,
     bool_field,
+    check_new_stream,
     encode,
     error_object,
     error_sample,
@@ -57,6 +58,7 @@ from factoryctl.agent.protocol import (
     op_field,
     read_request,
     seconds_field,
+    stream_field,
     watts_field,
 )
 from factoryctl.agent.sampler import reason_names
@@ -237,7 +239,7 @@ class SmiBridge:
             elif op == "clock":
                 result = {"time": time.time()}  # its samples are stamped here too, on our clock
             elif op == "stop":
-                result = self._stop(request.get("stream"))
+                result = self._stop(stream_field(request))  # a list is no id: a usage error, not a TypeError
             else:
                 raise RequestError("usage", f"`{op}` is not available through nvidia-smi (no Python on the node)")
         except RequestError as refused:  # with `result`, what was done before it failed (docs/agent-protocol.md)
@@ -302,10 +304,10 @@ class SmiBridge:
     def _new_stream(self, rid: RequestId, interval: float) -> threading.Thread:
         """The thread of stream `rid`, registered for `stop` (the caller starts it once the reply is sent).
 
-        Refused under the id of one running, as by the agent: it replaced that one, which sampled on past its `stop`.
+        Refused under the id of one running, as by the agent: it replaced that one, which sampled on past its `stop`;
+        and past the agent's MAX_STREAMS, each a thread running nvidia-smi: a client cannot start thousands.
         """
-        if rid in self._streams:
-            raise RequestError("usage", f"stream {rid} is already running")
+        check_new_stream(rid, self._streams)
         stop = threading.Event()
         self._streams[rid] = stop
         return threading.Thread(

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from factoryctl.errors import NodeError
 from factoryctl.transport.base import CappedOutput, CommandResult, OutputSink, cut_short, kept_stderr
+from factoryctl.transport.hints import LOST_HINT
 from factoryctl.transport.host_limits import local_limit_error
 from factoryctl.transport.polling import Watched, readable
 from factoryctl.transport.quoting import GROUP_ENDED, group_ended_probe, shell_join, signal_group, with_group_report
@@ -92,7 +93,7 @@ def lost_connection(node: str, what: str, cause: BaseException | None = None) ->
     channel, no thread): that is the `local` error, not the node's fault.
     """
     local = None if cause is None else local_limit_error(node, cause)
-    return local or NodeError(node, "refused", f"connection lost {what}", "is the node up and sshd running?")
+    return local or NodeError(node, "refused", f"connection lost {what}", LOST_HINT)
 
 
 class SshConnection:

@@ -26,6 +26,7 @@ from factoryctl.model.inventory import NodeSpec
 from factoryctl.transport.agent_cache import CACHE_CHANGED, agent_command, remote_cache_dir, ship_agent
 from factoryctl.transport.agent_lines import MAX_LINE_BYTES, MAX_STDERR_LINE, AgentLines
 from factoryctl.transport.base import CommandResult, OutputSink
+from factoryctl.transport.hints import LOST_HINT, NO_PYTHON_HINT
 from factoryctl.transport.launch import agent_argv
 from factoryctl.transport.quoting import shell_join, signal_group
 from factoryctl.transport.session import AgentSession
@@ -143,9 +144,7 @@ class SshTransport:
         if status in _NO_PYTHON or (status is not None and not self._python_usable(timeout)):
             return self._smi_session(timeout, last_words())
         if not self.connection.transport.is_active():
-            raise NodeError(
-                self.node.name, "refused", "connection lost while starting the agent", "is the node up?"
-            ) from None
+            raise NodeError(self.node.name, "refused", "connection lost while starting the agent", LOST_HINT) from None
         if status is not None and exc.kind == "agent":  # Python ran, but the agent ended before its hello
             raise NodeError(self.node.name, exc.kind, exc.message, self._exited_hint(real)) from None
         raise exc
@@ -185,7 +184,7 @@ class SshTransport:
                 "driver",
                 f"no usable {self.node.python} for the agent ({why.strip() or 'not found'}), and "
                 f"{bridge.error or 'nvidia-smi did not answer'}",
-                "install python3 (>= 3.9) on the node, or set its `python:` in factory.yaml; check the NVIDIA driver.",
+                NO_PYTHON_HINT,
             ) from exc
         self.backend = "smi"
         self.connection.watch()

@@ -120,8 +120,8 @@ def plan_trust(scanned: Iterable[tuple[NodeSpec, ScannedKey | NodeError]], repla
 
 def _refusal(decision: HostKeyDecision, replace: bool) -> Refusal | None:
     """Why `decision`'s key is not to be recorded: revoked; changed or of a type not recorded, without `replace`."""
+    from factoryctl.transport.hints import OTHER_TYPES, OTHER_TYPES_WARNING, changed_key_message, host_key_hint
     from factoryctl.transport.known_hosts import HostKeyStatus
-    from factoryctl.transport.ssh_handshake import OTHER_TYPES, OTHER_TYPES_WARNING
 
     presented = decision.scanned.key
     if presented.status is HostKeyStatus.revoked:
@@ -129,11 +129,9 @@ def _refusal(decision: HostKeyDecision, replace: bool) -> Refusal | None:
         return Refusal(f"{decision.where} presents a REVOKED key; not recorded.", f"{host} needs a new host key.")
     if replace:
         return None
-    if presented.status is HostKeyStatus.changed:
-        return Refusal(
-            f"host key CHANGED for {decision.where} (recorded {', '.join(presented.recorded)})",
-            "verify the new fingerprint out of band, then rerun with --replace.",
-        )
+    if presented.status is HostKeyStatus.changed:  # worded as every other command that meets it words it
+        message = changed_key_message(decision.where, presented.key_type, presented.fingerprint, presented.recorded)
+        return Refusal(message, host_key_hint(decision.nodes[0], message, decision.scanned.known_hosts))
     if decision.other_types:
         return Refusal(
             f"unknown host key for {decision.where}: {presented.key_type} {presented.fingerprint}; "

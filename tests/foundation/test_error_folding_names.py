@@ -60,6 +60,8 @@ def test_power_set_on_two_nodes_with_a_lost_gpu_is_one_line(tmp_path: Path, cli:
     result = cli("--config", str(config), "power", "set", "n[3-4]", "--watts", "300")
     assert result.exit_code == 1, result.stderr
     assert [line for line in result.stderr.splitlines() if line.startswith("factoryctl: n[")] == [
-        "factoryctl: n[3-4] (2): GPU 1 on n[3-4] is lost; nothing was changed (its other GPUs can be addressed "
-        "alone: n[3-4]/0,2-3)"
+        "factoryctl: n[3-4] (2): GPU 1 is lost; nothing was changed"  # the nodes once; their other GPUs: the hint
     ]
+    assert "hint: address the node's other GPUs alone, e.g. `factoryctl power set 'n[3-4]/0,2-3' --watts 300`." in (
+        result.stderr.splitlines()
+    )

@@ -23,6 +23,7 @@ from sshd_fixture import PATIENT, SshdServer, sshd_factory  # noqa: F401 - the e
 from waiting import wait_for
 
 from factoryctl.errors import NodeError
+from factoryctl.transport.hints import LOST_HINT
 from factoryctl.transport.ssh import SshConnection
 from factoryctl.transport.ssh_config import resolve
 
@@ -71,4 +72,4 @@ def test_a_connection_reset_during_authentication_is_a_lost_connection(
     assert isinstance(error, NodeError), repr(error)
     assert (error.kind, error.node) == ("refused", "n1")
     assert error.message == f"connection lost to {target.label}", error.message
-    assert error.hint == "is the node up and sshd running?"
+    assert error.hint == LOST_HINT

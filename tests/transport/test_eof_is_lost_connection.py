@@ -7,13 +7,14 @@ it leaves it to the fan-out's classifier, which used to print the class name and
 from __future__ import annotations
 
 from factoryctl.errors import ExitCode
+from factoryctl.transport import hints
 from factoryctl.transport.fanout import as_node_error
 
 
 def test_a_bare_eof_error_is_a_lost_connection_with_its_hint() -> None:
     error = as_node_error("n1", EOFError())
     assert (error.node, error.kind, error.message) == ("n1", "refused", "connection lost to n1")
-    assert error.hint == "is the node up and sshd running?"
+    assert error.hint == hints.LOST_HINT
     assert error.exit_code == ExitCode.CONNECTION
     assert "EOFError" not in str(error)
 

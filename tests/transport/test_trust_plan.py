@@ -66,7 +66,9 @@ def test_a_changed_key_is_refused_without_replace_and_awaits_confirmation_with_i
     refused = plan_trust(scanned, replace=False)
     assert refused.pending == []
     [error] = refused.errors
-    assert error.message == f"host key CHANGED for [10.0.0.1]:22 (recorded {old})"
+    assert (
+        error.message == f"HOST KEY CHANGED for [10.0.0.1]:22: now ssh-ed25519 {fingerprint(_blob())}, recorded {old}"
+    )
     assert "--replace" in str(error.hint)
     replaced = plan_trust(scanned, replace=True)
     assert replaced.errors == []
