@@ -11,15 +11,14 @@ that does not exist and one that hangs as the agent.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from full_backlog import full_backlog_port
 from silent_listener import silent_listener
 from sshd_fixture import SshdServer, free_port, keygen
 
@@ -35,21 +34,8 @@ _HANGS_AS_AGENT = '#!/bin/sh\nif [ "$1" = "-c" ]; then exec python3 "$@"; fi\nex
 @pytest.fixture(scope="module")
 def backlog_full() -> Iterator[int]:
     """A port whose listen backlog is full: a new connection's SYN is dropped, so connect() times out."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(0)
-    port = listener.getsockname()[1]
-    fill = []
-    for _ in range(3):
-        client = socket.socket()
-        client.setblocking(False)
-        with contextlib.suppress(BlockingIOError):  # the handshake completes later, or never
-            client.connect(("127.0.0.1", port))
-        fill.append(client)
-    yield port
-    for client in fill:
-        client.close()
-    listener.close()
+    with full_backlog_port() as port:
+        yield port
 
 
 @pytest.fixture(scope="module")

@@ -8,35 +8,21 @@ changed.` after a message that had just said so. A real listener whose backlog i
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from full_backlog import full_backlog_port
 from sshd_fixture import SshdServer
 
 
 @pytest.fixture
 def backlog_full() -> Iterator[int]:
     """A port whose listen backlog is full: a new connection's SYN is dropped, so connect() times out."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(0)
-    port = listener.getsockname()[1]
-    fill = []
-    for _ in range(3):
-        client = socket.socket()
-        client.setblocking(False)
-        with contextlib.suppress(BlockingIOError):  # the handshake completes later, or never
-            client.connect(("127.0.0.1", port))
-        fill.append(client)
-    yield port
-    for client in fill:
-        client.close()
-    listener.close()
+    with full_backlog_port() as port:
+        yield port
 
 
 @pytest.mark.parametrize("command", [["set", "n1", "--watts", "250"], ["reset", "n1"]], ids=["set", "reset"])
