@@ -90,6 +90,7 @@ def sigterm_interrupts() -> Iterator[threading.Event]:
     again = threading.Event()
 
     def on_term(signum: int, frame: FrameType | None) -> None:
+        _STOPS_SEEN[0] += 1
         if not received:
             received.append(signum)
             raise HungUp if signum == getattr(signal, "SIGHUP", None) else Terminated
@@ -100,11 +101,14 @@ def sigterm_interrupts() -> Iterator[threading.Event]:
         for signum in _STOPPING_SIGNALS:
             if signal.getsignal(signum) is not signal.SIG_IGN:
                 previous[signum] = signal.signal(signum, on_term)
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # counted too, else as it was
+            previous[signal.SIGINT] = signal.signal(signal.SIGINT, _counted_interrupt)
     except ValueError:  # not the main thread
         yield again
         return
     try:
-        yield again
+        with _ending_node_leftovers():
+            yield again
     except Terminated as stopped:  # a command that left it to the boundary (the whole run's block, `app.run`), or
         # one that came as a Ctrl-C was being handled (too late to report what it stopped): said, never a traceback
         status = stopped_status(stopped)
@@ -113,6 +117,44 @@ def sigterm_interrupts() -> Iterator[threading.Event]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+#: How many stopping signals (SIGINT, SIGTERM, SIGHUP) reached a `sigterm_interrupts` block of this process.
+_STOPS_SEEN = [0]
+#: What a stop raises out of a block (a command that reports what it stopped returns its status instead).
+_STOPPING = (KeyboardInterrupt, Terminated, Interrupted)
+
+
+def _counted_interrupt(signum: int, frame: FrameType | None) -> None:
+    """Ctrl-C as Python's own handler has it (KeyboardInterrupt), counted among the stops first."""
+    _STOPS_SEEN[0] += 1
+    signal.default_int_handler(signum, frame)
+
+
+@contextlib.contextmanager
+def _ending_node_leftovers() -> Iterator[None]:
+    """A block that a stop reached ends, at its end, what this process left running on the nodes (~2 s at most).
+
+    A stop is Ctrl-C, SIGTERM or SIGHUP during the block, whether it leaves the block or the command reports what
+    it stopped first (`exec`, `power set`): the agents still starting or open and factoryctl's own commands still
+    running (transport/node_leftovers.py) would otherwise run on after this process, as sshd does not end them.
+    """
+    before = _STOPS_SEEN[0]
+    leaving: BaseException | None = None
+    try:
+        yield
+    except BaseException as exc:
+        leaving = exc
+        raise
+    finally:
+        if isinstance(leaving, _STOPPING) or _STOPS_SEEN[0] != before:
+            _end_node_leftovers()
+
+
+def _end_node_leftovers() -> None:
+    from factoryctl.transport.node_leftovers import NODE_LEFTOVERS  # lazily: the CLI imports this module early
+
+    NODE_LEFTOVERS.end_all()
 
 
 #: The signals `sigterm_interrupts` turns into exceptions: SIGTERM, and SIGHUP where there is one (POSIX).

@@ -25,6 +25,7 @@ from factoryctl.errors import NodeError
 from factoryctl.transport.base import CappedOutput, CommandResult, OutputSink, cut_short, kept_stderr
 from factoryctl.transport.hints import LOST_HINT
 from factoryctl.transport.host_limits import local_limit_error
+from factoryctl.transport.node_leftovers import NODE_LEFTOVERS
 from factoryctl.transport.polling import Watched, readable
 from factoryctl.transport.quoting import GROUP_ENDED, group_ended_probe, shell_join, signal_group, with_group_report
 from factoryctl.transport.ssh_channel import (
@@ -263,9 +264,13 @@ class SshConnection:
             out = CommandStdout(group_token, limit, on_output)
         err = CommandStderr(group_token, limit, 2, on_output)
         chan = self._command_channel(feed, err, channel_timeout)
+        # factoryctl's own commands (not exec's: `login_output`) are killed if it is interrupted (node_leftovers.py)
+        leftover = None if login_output else NODE_LEFTOVERS.add(lambda: self._kill_now(chan, err))
         try:
             status = self._exec(chan, command, feed, out, err, deadline, timeout)
         finally:
+            if leftover is not None:
+                NODE_LEFTOVERS.discard(leftover)
             if feed is not None:
                 feed.close()
             with self._lock:
@@ -381,6 +386,11 @@ class SshConnection:
             finally:
                 close_channel(kill)
         return True
+
+    def _kill_now(self, chan: paramiko.Channel, err: CommandStderr) -> None:
+        """SIGKILL to a command its process gave up on (its process group where known), within STOP_TIMEOUT_S."""
+        self._signal(chan, err.group, ("KILL",), time.monotonic() + STOP_TIMEOUT_S)
+        close_channel(chan)
 
     def _signals_reach(self) -> bool:
         """Whether sshd delivers `signal` requests to this login's commands (`ssh_channel.signals_delivered`)."""

@@ -28,6 +28,7 @@ from factoryctl.transport.agent_lines import MAX_LINE_BYTES, MAX_STDERR_LINE, Ag
 from factoryctl.transport.base import CommandResult, OutputSink
 from factoryctl.transport.hints import LOST_HINT, NO_PYTHON_HINT
 from factoryctl.transport.launch import agent_argv
+from factoryctl.transport.node_leftovers import NODE_LEFTOVERS
 from factoryctl.transport.quoting import shell_join, signal_group
 from factoryctl.transport.session import AgentSession
 from factoryctl.transport.ssh import SshConnection, SshOptions, lost_connection
@@ -108,18 +109,24 @@ class SshTransport:
         )  # the session waits with its own timeouts; the liveness watch (ssh_watch.py) notices dead peers
         tail = _ChannelStderr(chan)
         lines = _ChannelLines(chan.recv, after=marker.encode())
+        # until it is closed, an interrupted factoryctl kills it on its way out (node_leftovers.py)
+        leftover = NODE_LEFTOVERS.add(lambda: _kill_abandoned(chan, self.connection, session, lines.launched))
         session = AgentSession(
             self.node.name,
             cast("IO[bytes]", _ChannelInput(chan)),
             cast("IO[bytes]", lines),
-            on_close=lambda: _close_agent(chan, self.connection, session, lines.launched),  # both read at close
+            on_close=lambda: _close_agent(chan, self.connection, session, lines.launched, leftover),  # read at close
             stderr_tail=tail.text,
             cut_off=lambda: _connection_lost(chan, self.connection),
             connection_dead=lambda: self.connection.known_dead(AGENT_KILL_TIMEOUT_S),
         )
         try:
             hello = session.wait_hello(timeout)
-        except NodeError as exc:
+        except BaseException as exc:
+            NODE_LEFTOVERS.discard(leftover)
+            if not isinstance(exc, NodeError):  # an interrupt: killed here, or on the CLI's way out
+                _kill_abandoned(chan, self.connection, session, lines.launched)
+                raise
             status = _exit_status(chan, 2.0)
             if status is None:  # still running, hello or not (hung, or a protocol this factoryctl does not speak)
                 _kill(self.connection, lines.launched, session.hello_info.get("pid"))
@@ -217,15 +224,23 @@ def _launch_line(marker: str, command: str) -> str:
 
 
 def _close_agent(
-    chan: paramiko.Channel, connection: SshConnection, session: AgentSession, launched: int | None = None
+    chan: paramiko.Channel,
+    connection: SshConnection,
+    session: AgentSession,
+    launched: int | None = None,
+    leftover: int | None = None,
 ) -> None:
     """End the agent (`_end_agent`), or on a connection known dead just close its channel: nothing else can cross.
+
+    Closed, it is no longer among what an interrupted factoryctl ends on its way out (`leftover`: node_leftovers.py).
 
     A silent connection used to cost the link's teardown the kill's whole bound (and the `shutdown` wait before it)
     for messages that never arrived, delaying the reconnect that was the way out (an agent that runs exits at its
     stdin's EOF once the node's sshd notices the connection is gone). A stopped agent on a live connection is still
     killed.
     """
+    if leftover is not None:
+        NODE_LEFTOVERS.discard(leftover)
     if connection.known_dead(AGENT_KILL_TIMEOUT_S):
         close_channel(chan)
     else:
@@ -268,6 +283,15 @@ def _connection_lost(chan: paramiko.Channel, connection: SshConnection) -> NodeE
     if chan.exit_status != -1 or connection.transport.is_active():
         return None
     return lost_connection(connection.node, f"to {connection.target.label}")
+
+
+def _kill_abandoned(
+    chan: paramiko.Channel, connection: SshConnection, session: AgentSession, launched: int | None
+) -> None:
+    """Kill an agent its process gave up on (interrupted while it started or ran), as a failed session's: `_kill`."""
+    send_signal(chan, "KILL")
+    _kill(connection, launched, session.hello_info.get("pid"))
+    close_channel(chan)
 
 
 def _kill(connection: SshConnection, launched: int | None, hello_pid: object) -> None:
