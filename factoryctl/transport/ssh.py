@@ -307,6 +307,8 @@ class SshConnection:
         Past `deadline` (`timeout` s after the start) the command is killed (`_timed_out`) and a timeout `CommandCut`
         is raised; a lost connection raises one too. Either carries the output that had arrived.
         """
+        import paramiko
+
         try:
             chan.exec_command(command.encode("utf-8", "surrogateescape"))  # argv's bytes that are not UTF-8, as ssh
             if feed is None:
@@ -321,7 +323,8 @@ class SshConnection:
             status = chan.recv_exit_status() if chan.exit_status_ready() else -1
             if status < 0 and not self.transport.is_active():
                 raise cut_short(lost_connection(self.node, "while the command ran"), out, err)
-        except (OSError, EOFError) as exc:  # paramiko raises EOFError when the connection went away mid-send
+        except (OSError, EOFError, paramiko.SSHException) as exc:  # EOFError: gone mid-send; SSHException: the
+            # channel closed under `exec_command` (the connection closing): a lost connection, never a raw exception
             err.finish()
             raise cut_short(lost_connection(self.node, "while the command ran", exc), out, err) from exc
         return status

@@ -24,11 +24,14 @@ class SessionAtSample:
         self.had_session: list[bool] = []
         self.errors: list[NodeError] = []
         self.lock = threading.Lock()
+        #: Set before the link is stopped: a sample arriving while it stops finds its session gone, as it should.
+        self.stopping = False
 
     def offer(self, sample: NodeSample) -> None:
         assert self.link is not None
         with self.lock:
-            self.had_session.append(self.link.session is not None)
+            if not self.stopping:
+                self.had_session.append(self.link.session is not None)
 
     def link_failed(self, node: str, error: NodeError) -> None:
         with self.lock:
@@ -66,6 +69,8 @@ def test_the_first_sample_finds_the_session_handed_out(tmp_path: Path) -> None:
         while len(sink.had_session) < 3 and time.monotonic() < deadline and not sink.errors:
             time.sleep(0.05)
     finally:
+        with sink.lock:
+            sink.stopping = True
         link.stop()
         link.join(10)
     assert not sink.errors, sink.errors
