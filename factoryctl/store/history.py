@@ -131,16 +131,17 @@ class HistoryQueries(StoreConnection):
         integrated power where the counter is not supported.
         """
         ids = self._known_node_ids(nodes)
+        ever_pruned = self.get_meta(PRUNED_BELOW) is not None  # read once: whether any GPU's seam can have a lead-in
         out: list[tuple[str, int, float, str]] = []
         for name in nodes:
             node_id = ids.get(name)
             if node_id is None:
                 continue
             for _, gpu in self._gpu_pairs([node_id]):
-                out.append((name, gpu, *self._gpu_energy(node_id, gpu, to_ms(since), to_ms(until))))
+                out.append((name, gpu, *self._gpu_energy(node_id, gpu, to_ms(since), to_ms(until), ever_pruned)))
         return out
 
-    def _gpu_energy(self, node_id: int, gpu: int, start: int, end: int) -> tuple[float, str]:
+    def _gpu_energy(self, node_id: int, gpu: int, start: int, end: int, ever_pruned: bool) -> tuple[float, str]:
         """One GPU's joules in [start, end) ms and their source: rollups before the raw window, then raw rows.
 
         Where the window has raw rows, the rollups bill the whole minutes before the first raw row's minute (the
@@ -150,7 +151,9 @@ class HistoryQueries(StoreConnection):
         raw_from = self._raw_from(node_id, gpu, start, end)
         seam = raw_from // 60000 * 60000 if raw_from < end else raw_from
         rolled = self._rollup_energy(node_id, gpu, start, seam) if start < seam else None
-        lead_in = self._lead_in(node_id, gpu, max(start, seam), raw_from) if max(start, seam) < raw_from < end else None
+        # no raw row was ever pruned: the oldest is where the GPU started, with nothing held into its minute
+        has_lead_in = ever_pruned and max(start, seam) < raw_from < end
+        lead_in = self._lead_in(node_id, gpu, max(start, seam), raw_from) if has_lead_in else None
         raw, source = self._raw_energy(node_id, gpu, raw_from, end, edge_before=raw_from == start)
         from_rollups = None if rolled is None and lead_in is None else (rolled or 0.0) + (lead_in or 0.0)
         sources = [name for name in ("rollup" if from_rollups is not None else None, source) if name is not None]
@@ -164,8 +167,6 @@ class HistoryQueries(StoreConnection):
         covered less what its own readings cover is that lead-in, billed at the minute's mean power, as it is once
         the minute's raw rows are pruned too. None: no lead-in in the window (or no rollup with its time covered).
         """
-        if self.get_meta(PRUNED_BELOW) is None:  # no raw row was ever pruned: the oldest is where the GPU started
-            return None
         minute = raw_from // 60000
         found = self._query(
             f"SELECT power_mw_mean, {'power_covered_ms' if self.schema_version >= 4 else 'NULL'} FROM rollup"
