@@ -64,9 +64,14 @@ class _ErrorRequired(TypedDict):
 
 
 class ErrorObject(_ErrorRequired, total=False):
-    """A reply's or a stream sample's `error`: `reason` on every `driver` and `unsupported` error, never on others."""
+    """A reply's or a stream sample's `error`: `reason` on every `driver` and `unsupported` error, never on others.
+
+    `other_gpus` only on the refusal of a whole power-limit request for a lost GPU (reason `gpu_lost`, nothing
+    changed): the node's other GPU indexes, which a client can address alone, so it never reads them from the message.
+    """
 
     reason: str
+    other_gpus: List[int]
 
 
 class _HelloRequired(TypedDict):
@@ -149,11 +154,15 @@ class ErrorSampleMessage(_ErrorSampleRequired, total=False):
 AgentMessage = Union[Hello, OkReply, ErrorReply, SampleMessage, ErrorSampleMessage]
 
 
-def error_object(kind: str, message: str, reason: Optional[str] = None) -> ErrorObject:
-    """`{"kind", "message"}`, plus `reason` when there is one."""
+def error_object(
+    kind: str, message: str, reason: Optional[str] = None, other_gpus: Optional[List[int]] = None
+) -> ErrorObject:
+    """`{"kind", "message"}`, plus `reason` and `other_gpus` when there are (ErrorObject)."""
     error: ErrorObject = {"kind": kind, "message": message}
     if reason is not None:
         error["reason"] = reason
+    if other_gpus is not None:
+        error["other_gpus"] = other_gpus
     return error
 
 
@@ -170,21 +179,28 @@ def ok_reply(request_id: RequestId, result: Mapping[str, Any]) -> OkReply:
 class RequestError(Exception):
     """A request that is refused with an error reply of `kind`.
 
-    `reason` (one of REASONS) is set on every `driver` and `unsupported` refusal; `result` is what was done first.
+    `reason` (one of REASONS) is set on every `driver` and `unsupported` refusal; `result` is what was done first;
+    `other_gpus` the node's GPUs a lost GPU's refusal leaves to address alone (ErrorObject).
     """
 
     def __init__(
-        self, kind: ErrorKind, message: str, result: Optional[Dict[str, Any]] = None, reason: Optional[str] = None
+        self,
+        kind: ErrorKind,
+        message: str,
+        result: Optional[Dict[str, Any]] = None,
+        reason: Optional[str] = None,
+        other_gpus: Optional[List[int]] = None,
     ) -> None:
         super().__init__(message)
         self.kind: ErrorKind = kind
         self.message = message
         self.result = result
         self.reason = reason
+        self.other_gpus = other_gpus
 
     def error(self) -> ErrorObject:
         """The reply's `error` object."""
-        return error_object(self.kind, self.message, self.reason)
+        return error_object(self.kind, self.message, self.reason, self.other_gpus)
 
     def reply(self, request_id: RequestId) -> ErrorReply:
         """The error reply to request `request_id`, with `result` when something was done before the refusal."""

@@ -4,9 +4,11 @@ One request per line (`{"id", "op", ...}`), one reply per request echoing the id
 every line goes out through one writer thread (factoryctl.agent.outbox), so lines never interleave, a stream keeps
 sampling on schedule while nobody reads, replies do not wait behind its queued samples, and a stopped stream never
 writes again after its `stop` reply. A line that is not a JSON object gets an `agent` error and the agent keeps
-running; EOF on stdin ends the agent cleanly. Every `driver` and `unsupported` error says its cause as a `reason` (protocol.REASONS), so a client
-never has to read it from the message's wording. The names, errors and message shapes are factoryctl.agent.protocol's,
-shared with the nvidia-smi bridge and the client. A change of power limits holds the node's limits lock
+running; EOF on stdin ends the agent cleanly. Every `driver` and `unsupported` error says its cause as a `reason`
+(protocol.REASONS), and a lost GPU's refusal its node's other GPUs as `other_gpus`, so a client never has to read
+them from the message's wording. No message names the node: the client writes it in front of each, once
+(`n1: GPU 2 is lost`). The names, errors and message shapes are factoryctl.agent.protocol's, shared with the
+nvidia-smi bridge and the client. A change of power limits holds the node's limits lock
 (factoryctl.agent.limits_lock) across its read-set-read, so concurrent agents on one node change them one at a time.
 See docs/agent-protocol.md.
 """
@@ -19,7 +21,7 @@ import platform
 import sys
 import threading
 import time
-from typing import IO, Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Union, cast
+from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Tuple, Union, cast
 
 from factoryctl import __version__
 from factoryctl.agent.host import HostSampler
@@ -146,7 +148,7 @@ class AgentServer:
             return list(range(count))
         bad = [g for g in value if not 0 <= g < count]
         if bad:
-            raise RequestError("usage", f"{self.node} has no GPU {bad[0]} (it has GPUs 0-{count - 1})")
+            raise RequestError("usage", f"no GPU {bad[0]} (it has GPUs 0-{count - 1})")
         return sorted(set(value))
 
     # -- operations --------------------------------------------------------------------------------------------
@@ -250,19 +252,21 @@ class AgentServer:
         return {"gpus": results}
 
     def _set_error(self, index: int, exc: Exception) -> Tuple[ErrorKind, str, str]:
-        """(kind, message, reason) of a set of GPU `index` that failed with `exc`."""
+        """(kind, message, reason) of a set of GPU `index` that failed with `exc`.
+
+        No message names the node: the client puts it in front of every error it reports (`n1: GPU 2 is lost`).
+        """
         code = getattr(exc, "value", None)
         c = self.nvml.constant
         if code == c("NVML_ERROR_NO_PERMISSION", 4):
-            message = f"setting a power limit on {self.node} needs root (GPU {index}: insufficient permissions)"
-            return "driver", message, NEEDS_ROOT
+            return "driver", f"setting a power limit needs root (GPU {index}: insufficient permissions)", NEEDS_ROOT
         if code == c("NVML_ERROR_NOT_SUPPORTED", 3) or isinstance(exc, AttributeError):
-            return "unsupported", f"GPU {index} on {self.node} does not support setting a power limit", UNSUPPORTED
+            return "unsupported", f"GPU {index} does not support setting a power limit", UNSUPPORTED
         if code == c("NVML_ERROR_GPU_IS_LOST", 15) or isinstance(exc, GpuLost):
-            return "driver", f"GPU {index} on {self.node} is lost", GPU_LOST
+            return "driver", f"GPU {index} is lost", GPU_LOST
         if isinstance(exc, DriverUnavailable):
             return "driver", str(exc), NO_DRIVER
-        return "driver", f"setting GPU {index}'s power limit on {self.node} failed: {exc}", DRIVER_FAILED
+        return "driver", f"setting GPU {index}'s power limit failed: {exc}", DRIVER_FAILED
 
     def _ranges(self, indexes: List[int]) -> Dict[int, Tuple[float, float, float]]:
         """GPU -> (min, max, default) limits in watts; RequestError when a GPU cannot tell."""
@@ -273,17 +277,16 @@ class AgentServer:
                 limits, why = self.nvml.query("nvmlDeviceGetPowerManagementLimitConstraints", handle)
                 default, why2 = self.nvml.query("nvmlDeviceGetPowerManagementDefaultLimit", handle)
             except GpuLost:
-                others = _index_ranges(g for g in range(self.gpu_count()) if g != i)
-                # the node is the reply's own; the client puts the other GPUs in its hint (transport/hints.py)
-                also = f" (its other GPUs can be addressed alone: {others})" if others else ""
-                message = f"GPU {i} is lost; nothing was changed{also}"
-                raise RequestError("driver", message, reason=GPU_LOST) from None
+                # the other GPUs go as a field, for the client's hint (transport/agent_errors.py), not in the message
+                others = [g for g in range(self.gpu_count()) if g != i]
+                message = f"GPU {i} is lost; nothing was changed"
+                raise RequestError("driver", message, reason=GPU_LOST, other_gpus=others) from None
             except DriverUnavailable as exc:
                 raise _no_driver(exc) from None
             if limits is None or default is None:
                 raise RequestError(
                     "unsupported",
-                    f"GPU {i} on {self.node} does not report its power limit range ({why or why2})",
+                    f"GPU {i} does not report its power limit range ({why or why2})",
                     reason=UNSUPPORTED,
                 )
             out[i] = (limits[0] / 1000.0, limits[1] / 1000.0, default / 1000.0)
@@ -334,8 +337,8 @@ class AgentServer:
                 else:
                     raise RequestError(
                         "usage",
-                        f"{watts:g} W is outside the power limit range of GPU {i} on {self.node} "
-                        f"({lo:g}-{hi:g} W); nothing was changed",
+                        f"{watts:g} W is outside the power limit range of GPU {i} ({lo:g}-{hi:g} W); "
+                        "nothing was changed",
                     )
             return self._set_limits(indexes, targets)
 
@@ -349,9 +352,7 @@ class AgentServer:
     def op_inject(self, req: Dict[str, Any]) -> Dict[str, Any]:
         """`inject`: a fault on a simulated node; a usage error on a real one."""
         if self.inject_fault is None:
-            raise RequestError(
-                "usage", f"{self.node} is not a simulated node; faults can only be injected in simulation"
-            )
+            raise RequestError("usage", "not a simulated node; faults can only be injected in simulation")
         fault = req.get("fault")
         xid = req.get("xid")
         if not isinstance(fault, str):
@@ -425,14 +426,3 @@ class AgentServer:
         self.output.close()
         self.nvml.shutdown()
         return 0
-
-
-def _index_ranges(indexes: Iterable[int]) -> str:
-    """`0-2,4-7`: GPU indexes as the TARGET syntax writes them (empty when there are none)."""
-    runs: List[List[int]] = []
-    for i in sorted(indexes):
-        if runs and i == runs[-1][1] + 1:
-            runs[-1][1] = i
-        else:
-            runs.append([i, i])
-    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)

@@ -19,14 +19,16 @@ def node_error_of(node: str, op: Op, error: object, backend: object = None) -> N
 
     The driver's failures, and a GPU that lacks what was asked (the agent's `unsupported`: no settable or no
     reported power limit), are the documented kind `driver`, their hint chosen by the error's `reason`; anything
-    else is the agent's.
+    else is the agent's. A lost GPU's refusal is a `LostGpuError` with the error's `other_gpus`, for the hint that
+    names them (an older agent's are read from its wording). The message is the node's own: it names no node (an
+    older agent's may, once: `GPU 2 on n1 is lost`), and the node is written in front of it by whoever reports it.
     """
     error = error if isinstance(error, dict) else {}
     kind, message = error.get("kind", "agent"), node_said(error.get("message", "unknown error"))
     if kind in ("driver", "unsupported"):
         reason = error["reason"] if "reason" in error else _reason_from_wording(kind, message)
         hint = _driver_hint(node, kind, reason, backend)
-        lost = lost_gpu_refusal(node, message, hint) if reason == GPU_LOST else None
+        lost = lost_gpu_refusal(node, message, hint, error.get("other_gpus")) if reason == GPU_LOST else None
         return lost or NodeError(node, "driver", message, hint)
     return NodeError(node, "agent", f"`{op}` failed: {message}", agent_hint(node))
 
@@ -94,7 +96,9 @@ def _reason_from_wording(kind: str, message: str) -> str | None:
     """The `reason` an error without one means, read from its wording: an agent's `unsupported`, else the message.
 
     Only for errors that carry no `reason` (docs/agent-protocol.md, Errors), such as an agent from before it; the
-    agents factoryctl starts always send one. The phrases are the agent's and the nvidia-smi bridge's messages.
+    agents factoryctl starts always send one. The phrases are the agent's and the nvidia-smi bridge's messages, each
+    found with the node named in it (an older agent's `setting a power limit on n1 needs root`, `GPU 2 on n1 is lost`)
+    or not (this one's).
     """
     if kind == "unsupported":
         return UNSUPPORTED

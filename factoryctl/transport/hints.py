@@ -179,9 +179,10 @@ def node_error_hint(node: str, kind: str, message: str, known_hosts: str | Path 
     return None if general is None else general.format(node=node)
 
 
-#: The agent's refusal of a node one of whose addressed GPUs is lost (agent/server.py `_ranges`): `GPU 3 is lost;
-#: nothing was changed (its other GPUs can be addressed alone: 0-2,4-7)`. An agent of the previous version named the
-#: node twice, `GPU 3 on n47 is lost; ... alone: n47/0-2,4-7)`: read alike, so its sentence reads as a new one's.
+#: An older agent's refusal of a node one of whose addressed GPUs is lost, read when its error carries no
+#: `other_gpus` (docs/agent-protocol.md, Errors): `GPU 3 is lost; nothing was changed (its other GPUs can be addressed
+#: alone: 0-2,4-7)`, or from the version before it, which named the node twice, `GPU 3 on n47 is lost; ... alone:
+#: n47/0-2,4-7)`. This agent says `GPU 3 is lost; nothing was changed` and sends the other GPUs as a field.
 _LOST_GPU_REFUSAL = re.compile(
     r"(?P<gpu>GPU \d+)(?: on \S+)? is lost; nothing was changed"
     r"(?: \(its other GPUs can be addressed alone: (?:\S+/)?(?P<others>[\d,-]+)\))?$"
@@ -200,11 +201,18 @@ class LostGpuError(NodeError):
         self.others = others
 
 
-def lost_gpu_refusal(node: str, message: str, hint: str | None) -> NodeError | None:
-    """The `LostGpuError` the agent's lost-GPU refusal `message` stands for (a driver error); None for another message.
+def lost_gpu_refusal(node: str, message: str, hint: str | None, other_gpus: object = None) -> NodeError | None:
+    """The `LostGpuError` of the agent's lost-GPU refusal (a driver error); None for another lost-GPU error.
 
-    Without other GPUs (a node of one GPU) it is a plain `driver` error, the node named once all the same.
+    `other_gpus` is the error's field of that name: the refusal's other GPUs, a list of indexes. Without it (an agent
+    from before the field, the nvidia-smi bridge's other errors) the refusal is read from its wording. Without other
+    GPUs (a node of one GPU) it is a plain `driver` error, the node named once all the same.
     """
+    others = _gpu_indexes(other_gpus)
+    if others is not None:
+        if not others:
+            return NodeError(node, "driver", message, hint)
+        return LostGpuError(node, message, hint, gpu_ranges(others))
     found = _LOST_GPU_REFUSAL.fullmatch(message)
     if found is None:
         return None
@@ -212,6 +220,26 @@ def lost_gpu_refusal(node: str, message: str, hint: str | None) -> NodeError | N
     if not found["others"]:
         return NodeError(node, "driver", said, hint)
     return LostGpuError(node, said, hint, found["others"])
+
+
+def _gpu_indexes(value: object) -> list[int] | None:
+    """`value` as GPU indexes when it is a list of them (untrusted JSON: integers, not booleans, none negative)."""
+    if not isinstance(value, list):
+        return None
+    if not all(type(index) is int and index >= 0 for index in value):
+        return None
+    return value
+
+
+def gpu_ranges(indexes: list[int]) -> str:
+    """`0-2,4-7`: GPU indexes as the TARGET syntax writes them (`power set n47/0-2,4-7`)."""
+    runs: list[list[int]] = []
+    for index in sorted(set(indexes)):
+        if runs and index == runs[-1][1] + 1:
+            runs[-1][1] = index
+        else:
+            runs.append([index, index])
+    return ",".join(str(first) if first == last else f"{first}-{last}" for first, last in runs)
 
 
 def hinted(error: NodeError) -> NodeError:

@@ -369,16 +369,15 @@ class SmiBridge:
         deadline = time.monotonic() + _lock_wait(request)
         gpus = self._query()
         chosen = [g for g in gpus if wanted is None or g["index"] in wanted]
-        if wanted is not None and len(chosen) != len(set(wanted)):
-            raise RequestError("usage", f"no GPU {sorted(set(wanted) - {g['index'] for g in gpus})} on {self.node}")
+        missing = sorted(set(wanted or ()) - {g["index"] for g in gpus})
+        if missing:  # no sentence names the node: the client writes it in front of each, as the agent's
+            raise RequestError("usage", f"no GPU {missing[0]} (it has GPUs 0-{len(gpus) - 1})")
         plan = []
         for gpu in chosen:
             low, high = gpu["power_limit_min_w"], gpu["power_limit_max_w"]
             watts = gpu["power_limit_default_w"] if requested is None else requested
             if watts is None or low is None or high is None:
-                raise RequestError(
-                    "driver", f"GPU {gpu['index']} does not report its power-limit range", None, UNSUPPORTED
-                )
+                raise _unplannable(gpu, gpus)
             target = min(max(watts, low), high)
             if target != watts and not clamp:
                 raise RequestError(
@@ -443,6 +442,15 @@ class SmiBridge:
         if code != 0:
             raise self._failed(out, err, code)
         return {gpu["index"]: gpu for gpu in self._parsed(out)}
+
+
+def _unplannable(gpu: dict[str, Any], gpus: list[dict[str, Any]]) -> RequestError:
+    """Refusing a GPU nvidia-smi printed no range for: lost (as the agent refuses it), or unsupported."""
+    index = gpu["index"]
+    if "gpu_lost" in gpu["null_reasons"].values():
+        others = [g["index"] for g in gpus if g["index"] != index]
+        return RequestError("driver", f"GPU {index} is lost; nothing was changed", None, GPU_LOST, others)
+    return RequestError("driver", f"GPU {index} does not report its power-limit range", None, UNSUPPORTED)
 
 
 def _set_answers(done: list[tuple[dict[str, Any], bool]], after: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:

@@ -47,7 +47,7 @@ def test_a_refused_set_is_a_driver_error_that_says_root_is_needed(server: AgentS
     assert reply["ok"] is False
     assert reply["error"] == {
         "kind": "driver",
-        "message": "setting a power limit on n1 needs root (GPU 0: insufficient permissions)",
+        "message": "setting a power limit needs root (GPU 0: insufficient permissions)",
         "reason": "needs_root",
     }
     assert reply["result"] == {"gpus": []}  # no GPU was changed before the refusal
@@ -64,7 +64,7 @@ def test_the_zipapp_takes_setters_need_root_from_its_argv(start_agent: Any) -> N
     assert reply["ok"] is False, reply
     assert reply["error"] == {
         "kind": "driver",
-        "message": "setting a power limit on n1 needs root (GPU 0: insufficient permissions)",
+        "message": "setting a power limit needs root (GPU 0: insufficient permissions)",
         "reason": "needs_root",
     }
     assert limit == 700.0

@@ -25,17 +25,18 @@ Answering = Callable[..., AgentSession]
 def answering() -> Iterator[Answering]:
     """A session with a fake agent on node `gpu07` that answers every request with the error given.
 
-    `answering(kind, message)` sends no `reason`, as an agent from before it; `reason=...` sends that one.
+    `answering(kind, message)` sends no `reason`, as an agent from before it; `reason=...` sends that one, and any
+    other keyword its field too (`other_gpus=[0, 1]`).
     """
     started: list[subprocess.Popen[bytes]] = []
 
-    def start(kind: str, message: str, **reason: str) -> AgentSession:
+    def start(kind: str, message: str, **fields: object) -> AgentSession:
         script = f"""
             import json, sys
             print(json.dumps({{"type": "hello", "protocol": 1, "agent_version": "9", "backend": "sim"}}))
             for line in sys.stdin:
                 request = json.loads(line)
-                error = {{"kind": {kind!r}, "message": {message!r}, **{reason!r}}}
+                error = {{"kind": {kind!r}, "message": {message!r}, **{fields!r}}}
                 print(json.dumps({{"id": request["id"], "ok": False, "error": error}}), flush=True)
         """
         proc = subprocess.Popen(
@@ -67,8 +68,10 @@ def refusal(session: AgentSession) -> NodeError:
 @pytest.mark.parametrize(
     "message",
     [
-        "GPU 0 on gpu07 does not support setting a power limit",
+        "GPU 0 on gpu07 does not support setting a power limit",  # an agent that named its node
         "GPU 0 on gpu07 does not report its power limit range (not supported)",
+        "GPU 0 does not support setting a power limit",  # this one: the client names the node
+        "GPU 0 does not report its power limit range (not supported)",
     ],
 )
 def test_a_gpu_without_the_capability_is_the_drivers_failure_with_a_hint_about_the_gpu(
@@ -101,6 +104,7 @@ def test_an_agent_failure_hints_nodes_check_for_this_node(answering: Answering) 
     "message",
     [
         "setting a power limit on gpu07 needs root (GPU 0: insufficient permissions)",
+        "setting a power limit needs root (GPU 0: insufficient permissions)",
         "nvidia-smi failed: Failed to set power management limit for GPU 00000000:18:00.0: Insufficient Permissions",
     ],
 )
@@ -157,8 +161,13 @@ def test_an_unsupported_error_of_an_unknown_reason_keeps_the_hint_about_the_gpu(
         ),
         ("cannot lock its power limits: /x is a symbolic link (remove it); nothing was changed", "lock_unusable"),
         ("GPU 3 on gpu07 is lost; nothing was changed", "gpu_lost"),
+        ("GPU 2 on gpu07 is lost", "gpu_lost"),
+        ("GPU 2 is lost", "gpu_lost"),
         ("setting a power limit on gpu07 needs root (GPU 0: insufficient permissions)", "needs_root"),
+        ("setting a power limit needs root (GPU 0: insufficient permissions)", "needs_root"),
         ("GPU 1 does not report its power-limit range", "unsupported"),
+        ("GPU 0 on gpu07 does not support setting a power limit", "unsupported"),
+        ("GPU 0 does not support setting a power limit", "unsupported"),
     ],
 )
 def test_an_error_without_a_reason_still_gets_the_hint_its_wording_meant(

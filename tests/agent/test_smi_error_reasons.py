@@ -18,6 +18,7 @@ from sshd_fixture import sshd_factory  # noqa: F401
 
 from factoryctl.errors import NodeError
 from factoryctl.sim.state import SimNode
+from factoryctl.transport.hints import LostGpuError
 from factoryctl.transport.smi import SmiBridge
 from factoryctl.transport.ssh import SshOptions
 from factoryctl.transport.ssh_pool import SshPool
@@ -104,3 +105,51 @@ def test_the_session_hints_by_the_exit_code_not_by_the_words(bridge: Callable[..
     assert (caught.value.node, caught.value.message) == ("bare", "nvidia-smi failed: the board declined the request")
     assert caught.value.hint is not None
     assert "needs root on the node" in caught.value.hint
+
+
+def _refusal(bridge: SmiBridge, **request: Any) -> dict[str, Any]:
+    wire = Wire(bridge)
+    try:
+        assert wire.read()["type"] == "hello"
+        reply = wire.ask(id=3, op="set_power_limit", watts=300, **request)
+    finally:
+        wire.close()
+    assert reply["ok"] is False, reply
+    error: dict[str, Any] = reply["error"]
+    return error
+
+
+def test_a_gpu_that_is_not_there_is_refused_without_naming_the_node(bridge: Callable[..., SmiBridge]) -> None:
+    """The client writes the node in front (`bare: no GPU 5 ...`): it said `no GPU [5] on bare`."""
+    assert _refusal(bridge(0), gpus=[5]) == {"kind": "usage", "message": "no GPU 5 (it has GPUs 0-1)"}
+
+
+def test_a_lost_gpu_is_refused_as_the_agent_refuses_it(bridge: Callable[..., SmiBridge], tmp_path: Path) -> None:
+    """It said the GPU `does not report its power-limit range` (`unsupported`): the hint blamed the board."""
+    made = bridge(0)
+    SimNode(str(tmp_path / "sim-0"), "bare", "lab").inject("lost", [1])
+    assert _refusal(made, gpus=None) == {
+        "kind": "driver",
+        "message": "GPU 1 is lost; nothing was changed",
+        "reason": "gpu_lost",
+        "other_gpus": [0],
+    }
+
+
+def test_the_session_hints_the_lost_gpus_others_from_the_field(
+    bridge: Callable[..., SmiBridge], tmp_path: Path
+) -> None:
+    made = bridge(0)
+    SimNode(str(tmp_path / "sim-0"), "bare", "lab").inject("lost", [0])
+    session = made.session()
+    try:
+        session.wait_hello(30)
+        with pytest.raises(LostGpuError) as caught:
+            session.set_power_limit(300.0, timeout=30)
+    finally:
+        session.close()
+    assert (caught.value.node, caught.value.message, caught.value.others) == (
+        "bare",
+        "GPU 0 is lost; nothing was changed",
+        "1",
+    )

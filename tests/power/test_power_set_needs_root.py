@@ -66,10 +66,10 @@ def test_the_node_refuses_a_non_root_user_and_says_root_is_needed(home: Path, co
         {
             "node": "locked",
             "error": "driver",
-            "message": "setting a power limit on locked needs root (GPU 0: insufficient permissions)",
+            "message": "setting a power limit needs root (GPU 0: insufficient permissions)",
         }
     ]
-    said = "factoryctl: locked: setting a power limit on locked needs root (GPU 0: insufficient permissions)"
+    said = "factoryctl: locked: setting a power limit needs root (GPU 0: insufficient permissions)"
     assert said in done.stderr.splitlines(), done.stderr
     hints = [line for line in done.stderr.splitlines() if line.startswith("hint: ")]
     assert len(hints) == 1, done.stderr

@@ -32,8 +32,8 @@ def factory(tmp_path: Path) -> Path:
 @pytest.mark.parametrize(
     ("node", "said"),
     [
-        ("u1", "GPU 0 on u1 does not support setting a power limit"),
-        ("u2", "GPU 0 on u2 does not report its power limit range (not supported)"),
+        ("u1", "GPU 0 does not support setting a power limit"),
+        ("u2", "GPU 0 does not report its power limit range (not supported)"),
     ],
 )
 def test_the_error_is_the_drivers_and_the_hint_is_about_the_gpu(cli: Any, factory: Path, node: str, said: str) -> None:

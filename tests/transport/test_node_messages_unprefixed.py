@@ -95,9 +95,9 @@ def test_a_request_left_unanswered_and_an_agent_that_exits(agent: Callable[[str]
     ("answer", "kind", "message"),
     [
         (
-            {"kind": "driver", "reason": "gpu_lost", "message": "GPU 3 on n1 is lost"},
+            {"kind": "driver", "reason": "gpu_lost", "message": "GPU 3 is lost"},
             "driver",
-            "GPU 3 on n1 is lost",  # the node once, where the driver's sentence has it: not `n1: GPU 3 on n1 ...`
+            "GPU 3 is lost",  # the node is the error's `node`, written in front of it once: `n1: GPU 3 is lost`
         ),
         ({"kind": "agent", "message": "boom"}, "agent", "`sample` failed: boom"),
     ],
