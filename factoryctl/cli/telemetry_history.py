@@ -163,13 +163,13 @@ def _refuse_missing_gpus(known: dict[str, list[int]], node_part: str, gpus: Sequ
     nothing to tell.
     """
     from factoryctl.errors import UsageError
-    from factoryctl.model.folding import fold_nodes
+    from factoryctl.model.folding import fold_indexes, fold_nodes
 
     if not known or any(gpu in indexes for indexes in known.values() for gpu in gpus):
         return
     alike: dict[str, list[str]] = {}  # 2,000 nodes of 8 GPUs are one `g[0001-2000] have GPUs 0-7`
     for node, indexes in known.items():
-        alike.setdefault(_index_ranges(indexes), []).append(node)
+        alike.setdefault(fold_indexes(indexes), []).append(node)
     has = "; ".join(
         f"{fold_nodes(nodes)} {'has' if len(nodes) == 1 else 'have'} GPUs {ranges}" for ranges, nodes in alike.items()
     )
@@ -177,17 +177,6 @@ def _refuse_missing_gpus(known: dict[str, list[int]], node_part: str, gpus: Sequ
         f"no node of `{node_part}` has GPU {','.join(map(str, gpus))} in the store ({has}).",
         f"run `factoryctl gpus {node_part}` to see their GPUs.",
     )
-
-
-def _index_ranges(indexes: Sequence[int]) -> str:
-    """GPU indexes as ranges: `0-3,6`."""
-    ranges: list[list[int]] = []
-    for index in indexes:
-        if ranges and index == ranges[-1][1] + 1:
-            ranges[-1][1] = index
-        else:
-            ranges.append([index, index])
-    return ",".join(f"{a}-{b}" if a != b else str(a) for a, b in ranges)
 
 
 def _step_seconds(step: str | None) -> float | None:

@@ -3,12 +3,13 @@
 At 2,000 nodes a failure is 2,000 lines unless nodes that said the same thing share one under their folded node set
 (`g[0201-2000] (1800): refused the connection`). One-shot commands (`cli.render.report_node_errors`) and the
 controller's log (`telemetry.state_log`) fold the same way: the rules live here once so the two cannot drift apart.
+A node's GPU indexes fold the same way (`0-2,4-7`), for hints, the dashboard and history tables alike.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 #: A folded node set longer than this is cut by `fold_nodes`, with how many nodes it names (reloads, log lines).
 FOLD_MAX_CHARS = 200
@@ -38,6 +39,17 @@ def fold_nodes(names: Sequence[str], max_chars: int = FOLD_MAX_CHARS) -> str:
     if cut.count("[") > cut.count("]"):
         cut += "]"
     return cut
+
+
+def fold_indexes(indexes: Iterable[int]) -> str:
+    """`0-2,4-7`: GPU indexes as TARGET/GPUS takes them (`power set n47/0-2,4-7`), runs of consecutive ones folded."""
+    runs: list[list[int]] = []
+    for index in sorted(set(indexes)):
+        if runs and index == runs[-1][1] + 1:
+            runs[-1][1] = index
+        else:
+            runs.append([index, index])
+    return ",".join(str(first) if first == last else f"{first}-{last}" for first, last in runs)
 
 
 def without_address(message: str) -> str:

@@ -12,7 +12,10 @@ enters the model, so no table or dashboard row can be made to clear the screen o
 bidirectional controls (U+202E ...) as `\u202e`, so none can reorder what a row shows.
 
 A measured number no GPU can produce (1e308 W, 10**30 MiB, -300 °C: `_PLAUSIBLE` holds each field's bounds) is
-`invalid` too: the node's sums and the store's integer columns could not hold it, and no driver reports it.
+`invalid` too: the node's sums and the store's integer columns could not hold it, and no driver reports it. So is a
+host reading no host can show (CPU past 100 %, a negative load, 1e300 MiB in use): `HostSample` has no reasons to
+name, so it is just `None`, however the sample was made (the wire, the store's older rows, code). A GPU process whose
+pid is no pid (not an int, or outside 0 to 2**31 - 1) is left out, as one with no pid is.
 """
 
 from __future__ import annotations
@@ -162,7 +165,7 @@ def _checked_gpu(node: str, index: int, data: dict[str, Any]) -> dict[str, Any]:
         values["processes"] = tuple(
             GpuProcess(p["pid"], _memory_or_none(p.get("used_memory_mib")), _text_or_none(p.get("name")))
             for p in _objects(procs)
-            if type(p.get("pid")) is int
+            if _is_pid(p.get("pid"))
         )
     xids = get("xid_events")
     if xids:
@@ -208,10 +211,8 @@ def escape_controls(text: str) -> str:
 
 def unix_time_or_none(value: object) -> float | None:
     """`value` as Unix seconds when it is a finite number between 1970 and the end of 9999, else None."""
-    number = number_or_none(value)
-    if number is None or not 0 <= number <= MAX_UNIX_TIME:
-        return None
-    return float(number)
+    number = plausible_or_none(value, 0, MAX_UNIX_TIME)
+    return None if number is None else float(number)
 
 
 def number_or_none(value: object) -> float | int | None:
@@ -223,11 +224,18 @@ def number_or_none(value: object) -> float | int | None:
     return None
 
 
+def plausible_or_none(value: object, lowest: float, highest: float) -> float | int | None:
+    """`value` when it is a finite number (`number_or_none`) from `lowest` to `highest`, else None.
+
+    An int of any size compares with the float bounds exactly (10**400 is past them, not an OverflowError).
+    """
+    number = number_or_none(value)
+    return number if number is not None and lowest <= number <= highest else None
+
+
 def _count_or_none(value: object) -> int | None:
     """A whole number from 0 to MAX_COUNT (ECC counts), else None."""
-    number = number_or_none(value)
-    if number is None or not 0 <= number <= MAX_COUNT:
-        return None
+    number = plausible_or_none(value, 0, MAX_COUNT)
     if isinstance(number, float):
         return int(number) if number.is_integer() else None
     return number
@@ -235,8 +243,12 @@ def _count_or_none(value: object) -> int | None:
 
 def _memory_or_none(value: object) -> float | int | None:
     """A process's memory in MiB, from 0 to MAX_MEMORY_MIB, else None."""
-    number = number_or_none(value)
-    return number if number is not None and 0 <= number <= MAX_MEMORY_MIB else None
+    return plausible_or_none(value, 0.0, MAX_MEMORY_MIB)
+
+
+def _is_pid(value: object) -> bool:
+    """Whether `value` is a process id: an int (a bool or a float is none) from 0 to MAX_PID."""
+    return type(value) is int and 0 <= value <= MAX_PID
 
 
 def _text_or_none(value: object) -> str | None:
@@ -266,9 +278,10 @@ def _null_reasons(value: object) -> dict[str, str]:
     }
 
 
-#: The readings no GPU can produce are unknown (see the module docstring): each measured number's bounds. Far past
-#: any board (the largest draw some 1.5 kW, run hot near 100 °C, hold 288 GB, clock 3 GHz), and small enough that
-#: each, in the driver's milli-units, is an integer SQLite holds: 1e308 W would fail the node's sum and its row.
+#: The readings no GPU or host can produce are unknown (see the module docstring): each measured number's bounds.
+#: Far past any board (the largest draw some 1.5 kW, run hot near 100 °C, hold 288 GB, clock 3 GHz), and small enough
+#: that each, in the driver's milli-units, is an integer SQLite holds: 1e308 W would fail the node's sum and its row.
+#: A host's memory has a GPU's bounds (the same keys), its CPU share a GPU's utilization's.
 MAX_POWER_W = 10_000.0
 MIN_TEMPERATURE_C = -273.15  # absolute zero
 MAX_TEMPERATURE_C = 500.0
@@ -276,6 +289,8 @@ MAX_MEMORY_MIB = float(2**30)  # 1 PiB
 MAX_ENERGY_J = 1e15  # 10 kW for 3,000 years
 MAX_CLOCK_MHZ = 100_000.0
 MAX_COUNT = 2**63 - 1  # an ECC count (or a sum's milliwatts): as SQLite's integers hold
+MAX_LOAD = float(2**22)  # a host's load average: tasks running or waiting, never more than Linux's largest pid_max
+MAX_PID = 2**31 - 1  # pid_t's largest (Linux's pid_max is at most 2**22)
 _PLAUSIBLE: dict[str, tuple[float, float]] = {
     "utilization_pct": (0.0, 100.0),
     "memory_used_mib": (0.0, MAX_MEMORY_MIB),
@@ -289,6 +304,8 @@ _PLAUSIBLE: dict[str, tuple[float, float]] = {
     "temperature_c": (MIN_TEMPERATURE_C, MAX_TEMPERATURE_C),
     "temperature_slowdown_c": (MIN_TEMPERATURE_C, MAX_TEMPERATURE_C),
     "sm_clock_mhz": (0.0, MAX_CLOCK_MHZ),
+    "cpu_pct": (0.0, 100.0),
+    "load_1m": (0.0, MAX_LOAD),
 }
 #: The measured numbers (the fields typed `float | None`) with their bounds: an int or float within them each, else
 #: None with the reason `invalid` (NaN and infinity are never within). A KeyError here is a new field without bounds.
@@ -359,6 +376,29 @@ class HostSample:
     memory_used_mib: float | None = None
     memory_total_mib: float | None = None
     load_1m: float | None = None
+
+    def __post_init__(self) -> None:
+        """A reading no host can show (outside its `_PLAUSIBLE` bounds, or no finite number) becomes None.
+
+        Here rather than in `from_json` alone: the store re-reads its node rows with `HostSample(**host)`, so a row
+        stored before the check (`"cpu_pct": 1e308`) is checked on the way out too. Used memory may exceed the
+        total (each is read at its own instant); both are bounded.
+        """
+        for name, lowest, highest in _HOST_RANGES:
+            value = getattr(self, name)
+            if value is not None and plausible_or_none(value, lowest, highest) is None:
+                object.__setattr__(self, name, None)  # frozen: the one place it is set
+
+    @classmethod
+    def from_json(cls, data: object) -> HostSample:
+        """Build from the agent's wire form (unknown keys ignored); ValueError when it is not an object."""
+        if not isinstance(data, dict):
+            raise ValueError(f"its host is not an object: {data!r:.80}")
+        return cls(**{name: data.get(name) for name, _, _ in _HOST_RANGES})
+
+
+#: The host readings with their bounds (`HostSample.__post_init__`); a KeyError here is a new field without bounds.
+_HOST_RANGES = tuple((f.name, *_PLAUSIBLE[f.name]) for f in fields(HostSample))
 
 
 @dataclass(frozen=True)

@@ -186,7 +186,7 @@ def sample_from_json(text: str) -> NodeSample:
         agent_version=doc.get("agent_version"),
         backend=doc.get("backend"),
         gpus=tuple(gpus),
-        host=HostSample(**host) if host else None,
+        host=HostSample.from_json(host) if isinstance(host, dict) else None,
         error=doc.get("error"),
         message=doc.get("message"),
     )

@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 from factoryctl.errors import NodeError
+from factoryctl.model.folding import fold_indexes
 from factoryctl.transport.ssh_identities import SkippedKey, auth_hint
 
 #: How `verify_host_key`'s messages start (after `[host]:port`) for a changed and a revoked key.
@@ -212,7 +213,7 @@ def lost_gpu_refusal(node: str, message: str, hint: str | None, other_gpus: obje
     if others is not None:
         if not others:
             return NodeError(node, "driver", message, hint)
-        return LostGpuError(node, message, hint, gpu_ranges(others))
+        return LostGpuError(node, message, hint, fold_indexes(others))
     found = _LOST_GPU_REFUSAL.fullmatch(message)
     if found is None:
         return None
@@ -229,17 +230,6 @@ def _gpu_indexes(value: object) -> list[int] | None:
     if not all(type(index) is int and index >= 0 for index in value):
         return None
     return value
-
-
-def gpu_ranges(indexes: list[int]) -> str:
-    """`0-2,4-7`: GPU indexes as the TARGET syntax writes them (`power set n47/0-2,4-7`)."""
-    runs: list[list[int]] = []
-    for index in sorted(set(indexes)):
-        if runs and index == runs[-1][1] + 1:
-            runs[-1][1] = index
-        else:
-            runs.append([index, index])
-    return ",".join(str(first) if first == last else f"{first}-{last}" for first, last in runs)
 
 
 def hinted(error: NodeError) -> NodeError:

@@ -316,7 +316,6 @@ class AgentSession:
 
     def _to_sample(self, result: dict[str, Any]) -> NodeSample:
         """A node sample from its wire form; ValueError, TypeError or AttributeError when it is not one."""
-        host = result.get("host") or {}
         stamp = number_or_none(result.get("time", 0.0))
         if stamp is None:
             raise ValueError(f"its time {result.get('time')!r:.40} is not a number")
@@ -327,12 +326,7 @@ class AgentSession:
             agent_version=self.hello_info.get("agent_version"),
             backend=result.get("backend") or self.hello_info.get("backend"),
             gpus=tuple(GpuSample.from_json(self.node, g) for g in result.get("gpus") or ()),
-            host=HostSample(
-                cpu_pct=number_or_none(host.get("cpu_pct")),
-                memory_used_mib=number_or_none(host.get("memory_used_mib")),
-                memory_total_mib=number_or_none(host.get("memory_total_mib")),
-                load_1m=number_or_none(host.get("load_1m")),
-            ),
+            host=HostSample.from_json(result.get("host") or {}),
         )
 
     def sample(self, timeout: float = 10.0) -> NodeSample:

@@ -70,17 +70,6 @@ def watts(value: float | None) -> str:
     return "—" if value is None else f"{value:.0f} W"
 
 
-def index_ranges(indexes: list[int]) -> str:
-    """`0,2-7`: GPU indexes as `power set NODE/GPUS` takes them (runs of consecutive indexes folded)."""
-    runs: list[list[int]] = []
-    for index in sorted(set(indexes)):
-        if runs and index == runs[-1][-1] + 1:
-            runs[-1].append(index)
-        else:
-            runs.append([index])
-    return ",".join(str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}" for run in runs)
-
-
 def kilowatts(value: float | None, digits: int = 1) -> str:
     """`38.2 kW`, or `—`."""
     return "—" if value is None else f"{value:.{digits}f} kW"

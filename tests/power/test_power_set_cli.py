@@ -119,8 +119,8 @@ def test_a_lost_gpu_refuses_the_node_and_names_the_gpus_that_can_still_be_set(cl
 
 def test_gpu_index_ranges_are_written_as_a_target_writes_them():
     """The client writes a lost GPU's other GPUs (the agent's `other_gpus`) for its hint."""
-    from factoryctl.transport.hints import gpu_ranges
+    from factoryctl.model.folding import fold_indexes
 
-    assert gpu_ranges([0, 1, 2, 4, 5, 6, 7]) == "0-2,4-7"
-    assert gpu_ranges([5, 3, 3]) == "3,5"
-    assert gpu_ranges([]) == ""
+    assert fold_indexes([0, 1, 2, 4, 5, 6, 7]) == "0-2,4-7"
+    assert fold_indexes([5, 3, 3]) == "3,5"
+    assert fold_indexes([]) == ""

@@ -12,8 +12,8 @@ from factory_data import FrozenServices, fixed_snapshot, gpu, node
 from pilot_helpers import RecordingApp, confirm_by_keys, first_snapshot, last_notice, wait_until
 from textual.widgets import Label
 
+from factoryctl.model.folding import fold_indexes
 from factoryctl.model.telemetry import NodeSample
-from factoryctl.tui import text as fmt
 from factoryctl.tui.screens.power_cap import PowerCapScreen, addressed_note, answering_gpus
 
 LOST_FIELDS = ("uuid", "utilization_pct", "power_w", "power_limit_w", "power_limit_min_w", "power_limit_max_w")
@@ -40,9 +40,9 @@ def test_the_gpus_addressed_are_those_that_answer() -> None:
 
 
 def test_index_ranges_fold_runs() -> None:
-    assert fmt.index_ranges([0, 2, 3, 4, 5, 6, 7]) == "0,2-7"
-    assert fmt.index_ranges([5, 1, 3, 2]) == "1-3,5"
-    assert fmt.index_ranges([]) == ""
+    assert fold_indexes([0, 2, 3, 4, 5, 6, 7]) == "0,2-7"
+    assert fold_indexes([5, 1, 3, 2]) == "1-3,5"
+    assert fold_indexes([]) == ""
 
 
 async def test_a_node_with_a_lost_gpu_is_capped_on_the_others() -> None:

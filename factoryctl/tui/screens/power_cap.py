@@ -19,6 +19,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Footer, Input, Label
 
+from factoryctl.model.folding import fold_indexes
 from factoryctl.model.telemetry import NodeSample
 from factoryctl.tui import text as fmt
 from factoryctl.tui.renderables.gpu_bars import is_lost
@@ -41,7 +42,7 @@ def addressed_note(sample: NodeSample) -> str:
         return ""
     lost = [g.index for g in sample.gpus if is_lost(g)]
     were = "is" if len(lost) == 1 else "are"
-    return f"caps {sample.node}/{fmt.index_ranges(answering)}: GPU {fmt.index_ranges(lost)} {were} lost"
+    return f"caps {sample.node}/{fold_indexes(answering)}: GPU {fold_indexes(lost)} {were} lost"
 
 
 def cap_range(sample: NodeSample) -> tuple[float | None, float | None]:

@@ -50,7 +50,10 @@ def node_summary_text(
             f"  hottest {fmt.celsius(sample.hottest_temperature_c)}"
         )
         if sample.host and sample.host.cpu_pct is not None:
-            second.append(f"  host CPU {fmt.percent(sample.host.cpu_pct)} load {sample.host.load_1m or 0:.1f}")
+            load = sample.host.load_1m
+            second.append(
+                f"  host CPU {fmt.percent(sample.host.cpu_pct)} load {'—' if load is None else f'{load:.1f}'}"
+            )
     return Text("\n").join([line, second])
 
 
