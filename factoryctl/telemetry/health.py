@@ -11,6 +11,9 @@ sample (the agent could not read its driver) is no outage of its own: a node wit
 and the failure's reason is kept for when silence degrades it (`NodeHealth.sample_failed`). Silence is never judged
 on an interval below 0.5 s, so ordinary scheduling delay cannot make nodes flap. A restarted controller's judge
 starts from the state its store holds (`NodeHealth.stored`), so a node found unchanged is not announced again.
+An agent takes a stream's first sample at once and the next on the wall-clock grid, up to one and a half intervals
+later (agent/schedule.py): the silence after the first sample of each link's stream is counted from half an
+interval after it (`NodeHealth.aligning`), or a node on schedule was `degraded` for a moment after a (re)start.
 """
 
 from __future__ import annotations
@@ -34,6 +37,9 @@ MIN_JUDGED_INTERVAL_S = 0.5
 #: A node reconnected by a reload is not judged by its silence until its new link streams or fails, and at most
 #: this long (longer than a link takes to connect and start its agent, or to give up on a silent one).
 RECONNECT_GRACE_S = 60.0
+#: A stream's second sample comes up to this many intervals later than one interval after its first, which the agent
+#: takes at once (the rest are on the wall-clock grid: agent/schedule.py `next_due`).
+ALIGNING_EXTRA = 0.5
 SEVERITY = {"up": "info", "degraded": "warning", "down": "error"}
 _RANK = {"up": 0, "degraded": 1, "down": 2}
 THERMAL_REASONS = frozenset({"SwThermalSlowdown", "HwThermalSlowdown", "HwSlowdown"})
@@ -98,6 +104,11 @@ class NodeHealth:
     #: The state the store held for it when this judge started (a restarted controller's), until its first judged
     #: state: that one, when the same (state and reason's kind), is no change (`_record`). None: nothing stored.
     stored: NodeState | None = None
+    #: Whether its next sample is the first of a new link's stream (`connected`: a start, a reconnect).
+    first_stream_starting: bool = False
+    #: Whether its last sample was that one: the next may come `ALIGNING_EXTRA` of an interval later than usual, so
+    #: its silence is counted from that much later (`_heard`).
+    aligning: bool = False
 
     def __post_init__(self) -> None:
         if self.message is None:
@@ -108,6 +119,7 @@ class NodeHealth:
         if self.last_seen is None or at > self.last_seen:
             self.last_seen = at
         self.hold_until, self.failing, self.heard_since_excused = None, None, True
+        self.aligning, self.first_stream_starting = self.first_stream_starting, False
         return self._become("up", at, None, None)
 
     def keeps(self, time: float, mono: float) -> bool:
@@ -133,17 +145,20 @@ class NodeHealth:
             self.excused_at, self.heard_since_excused = at, False
 
     def _heard(self) -> float | None:
-        """When the node's silence started: its last sample, or the end of a stall of the controller after it."""
-        if self.last_seen is None or self.excused_at is None:
-            return self.last_seen
-        return max(self.last_seen, self.excused_at)
+        """When the node's silence started: its last sample (`aligning` allowed for), or the end of a stall after it."""
+        if self.last_seen is None:
+            return None
+        heard = self.last_seen + (ALIGNING_EXTRA * self.interval_s if self.aligning else 0.0)
+        return heard if self.excused_at is None else max(heard, self.excused_at)
 
     def connected(self) -> None:
         """The node's link is (re-)established: an earlier failure ("connection lost") no longer says why it is silent.
 
-        Silence that follows takes it down as "3 samples missed", not with the reason of a link since rebuilt.
+        Silence that follows takes it down as "3 samples missed", not with the reason of a link since rebuilt. Its next
+        sample is the first of a new stream, whose second may come half an interval later than usual (`aligning`).
         """
         self.failing = None
+        self.first_stream_starting, self.aligning = True, False
 
     def sample_failed(self, at: float, kind: str, message: str) -> NodeState | None:
         """The agent could not take a sample (its link is fine): judged by silence (`silence_state`).

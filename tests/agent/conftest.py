@@ -31,7 +31,8 @@ class Agent:
         self.hello = self.read()
         self._next_id = 100
 
-    def read(self, timeout: float = 10.0) -> dict[str, Any]:
+    def read(self, timeout: float = 30.0) -> dict[str, Any]:
+        """The next line; an agent silent for `timeout` fails the test (a hang, not a slow answer on a busy machine)."""
         import select
 
         assert self.proc.stdout is not None

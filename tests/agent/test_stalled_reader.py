@@ -80,8 +80,14 @@ def _grid_instants(samples: list[dict[str, Any]]) -> list[int]:
 
     A sample is stamped once read, some ms after its instant, and the schedule may sit up to 10 ms off the wall-clock
     grid (factoryctl.agent.schedule): a stamp from a quarter interval before an instant to three quarters after it.
+    On a loaded machine a stamp can be later still, and would then read as the next instant (310 late as 311, beside
+    311 itself); stamps are never early, so each sample's instant is at most the one before its successor's: read
+    backwards, a late one is put back where it belongs, while a missing instant stays a gap.
     """
-    return [math.floor(s["result"]["time"] / INTERVAL + 0.25) for s in samples[1:]]
+    instants = [math.floor(s["result"]["time"] / INTERVAL + 0.25) for s in samples[1:]]
+    for i in range(len(instants) - 2, -1, -1):
+        instants[i] = min(instants[i], instants[i + 1] - 1)
+    return instants
 
 
 def _contiguous(instants: list[int]) -> bool:

@@ -102,7 +102,8 @@ def steps(both: BothJudges) -> list[tuple[float, Callable[[], None] | None, str]
         (2.0, None, "down"),  # 4 s silent: "3 samples missed", the old link's reason no longer says why
         (1.0, both.sample, "up"),
         (0.3, both.sample_failed, "up"),  # one failed poll after a good sample is no outage
-        (1.3, None, "degraded"),  # silence judges it, with the agent's reason
+        (1.3, None, "up"),  # a new link's stream: its second sample may come 1.5 intervals after its first
+        (0.5, None, "degraded"),  # silence judges it, with the agent's reason
         (2.0, None, "down"),
         (0.5, both.sample, "up"),
         (1.6, None, "degraded"),  # "1 sample missed."
