@@ -108,21 +108,45 @@ def _parse_policy_file(path: Path, gpu: GpuPowerRange, max_loss: float | None) -
     from factoryctl.textfile import read_utf8
 
     text = read_utf8(path, "policy file", "check the path given to --policy.")
+    loader = _policy_loader()
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        if root is not None:
-            _refuse_repeated_keys(root, path)
-        document = yaml.safe_load(text)
+        root = yaml.compose(text, Loader=loader)
+        if root is None:  # nothing but blanks and comments: a truncated file, not the default policy
+            raise UsageError(f"{path}: the policy file is empty (it holds no settings)", POLICY_HINT)
+        _refuse_repeated_keys(root, path)
+        document = yaml.load(text, Loader=loader)  # a SafeLoader subclass: no arbitrary objects
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         place = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         raise UsageError(f"{place}: the policy file is not valid YAML or JSON", POLICY_HINT) from exc
     try:
-        return parse_policy(document or {}, gpu, where=str(path), max_throughput_loss=max_loss)
+        return parse_policy(document, gpu, where=str(path), max_throughput_loss=max_loss)
     except UsageError as exc:
         if exc.hint is not None:
             raise
         raise UsageError(exc.message, POLICY_HINT) from None
+
+
+def _policy_loader() -> type[Any]:
+    """YAML's safe loader that also reads `1e2`, `1.5e3` and `1E-3` as numbers, as YAML 1.2 and JSON do.
+
+    PyYAML follows YAML 1.1, whose floats need a dot and a signed exponent, so `cap_pct: 1e2` (and the JSON number
+    `{"cap_pct": 1e2}`, a valid JSON policy file) was the string '1e2' and refused as not a number. Only plain
+    scalars are resolved: a quoted `"80"` is still a string, and refused.
+    """
+    import re
+
+    import yaml
+
+    class PolicyLoader(yaml.SafeLoader):
+        """SafeLoader with YAML 1.2's exponent floats."""
+
+    PolicyLoader.add_implicit_resolver(  # copies the resolvers first: SafeLoader itself is left as it is
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+        list("-+0123456789."),
+    )
+    return PolicyLoader
 
 
 def _refuse_repeated_keys(root: Node, path: Path) -> None:
@@ -298,6 +322,7 @@ CURVE_OPTION: Any = typer.Option(
     ...,
     "--curve",
     path_type=str,
+    readable=False,  # reading is ours: an unreadable file is said as any other file error (not Click's words)
     callback=exact_path(),
     help="Power-curve CSV: gpu,workload,pl_frac,throughput_rel,power_rel.",
 )
@@ -314,12 +339,18 @@ VISIBILITY_OPTION: Any = typer.Option(
     help="day-ahead (day d+1 known from 12:00 UTC on day d) or realtime.",
 )
 POLICY_FILE_OPTION: Any = typer.Option(
-    None, "--policy", path_type=str, callback=exact_path(), help="Policy file (YAML/JSON); default optimize."
+    None,
+    "--policy",
+    path_type=str,
+    readable=False,  # reading is ours: an unreadable file is said as any other file error (not Click's words)
+    callback=exact_path(),
+    help="Policy file (YAML/JSON); default optimize.",
 )
 SCHEDULE_OUT_OPTION: Any = typer.Option(
     None,
     "--schedule-out",
     path_type=str,
+    readable=False,  # an output: it need not be readable (Click checked that of an existing one)
     callback=exact_path("stdout"),
     help="Write timestamp_utc,price_per_mwh,power_limit_frac, one row per price row (-: stdout; the results go"
     " to stderr).",

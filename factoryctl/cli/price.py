@@ -29,6 +29,7 @@ PRICES_OPTION = typer.Option(
     None,
     "--prices",
     path_type=str,
+    readable=False,  # reading is ours: an unreadable file is said as any other file error (not Click's words)
     callback=exact_path("stdin"),
     help="Prices CSV: timestamp_utc,price_per_mwh (-: stdin; default: power.price_source in factory.yaml).",
 )

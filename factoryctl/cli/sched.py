@@ -18,7 +18,7 @@ import typer
 from factoryctl.cli import context
 from factoryctl.cli.arguments import exact_path
 from factoryctl.cli.completion import complete_choice_list
-from factoryctl.cli.options import NO_HEADER_OPTION, OUTPUT_OPTION
+from factoryctl.cli.options import NO_HEADER_OPTION, OUTPUT_OPTION, checked_choice
 from factoryctl.cli.render import Column, OutputFormat, render_listing
 from factoryctl.errors import ActionFailed, UsageError
 
@@ -211,6 +211,7 @@ TRACE_OPTION: Any = typer.Option(
     ...,
     "--trace",
     path_type=str,
+    readable=False,  # reading is ours: an unreadable file is said as any other file error (not Click's words)
     callback=exact_path("stdin"),
     help="Job trace CSV: job_id,submit_time_s,duration_s,num_gpus,... (-: stdin).",
 )
@@ -296,6 +297,7 @@ def simulate_command(
         None,
         "--schedule-out",
         path_type=str,
+        readable=False,  # an output: it need not be readable (Click checked that of an existing one)
         callback=exact_path("stdout"),
         help="Write job_id,policy,submit_s,start_s,end_s,allocation rows here (-: stdout; the table goes to stderr).",
     ),
@@ -319,15 +321,20 @@ def simulate_command(
         raise nothing_fits(results[0].rejected, jobs, nodes, gpus_per_node)
 
 
+def policy_config(name: str) -> SchedulerConfig:
+    """The policy `--policy` names (any case); an unknown name is refused as every other choice is (did you mean)."""
+    from factoryctl.scheduler.policy import policy_named
+
+    return policy_named(checked_choice(name, POLICY_NAMES, "policy"))
+
+
 def _policies(given: list[str]) -> list[SchedulerConfig]:
     """The `--policy` lists as configurations: each once, in the order given (every policy when none is given).
 
     A repeated `--policy` adds to the list, as a comma does (`--policy easy --policy fifo` replays both).
     """
-    from factoryctl.scheduler.policy import policy_named
-
     names = [name.strip() for value in given or [",".join(POLICY_NAMES)] for name in value.split(",")]
-    named = [policy_named(name) for name in names if name]
+    named = [policy_config(name) for name in names if name]
     configs = list({config.name: config for config in named}.values())
     if not configs:
         raise UsageError("no policy given", hint="e.g. --policy fifo,sjf,easy,default")

@@ -25,6 +25,7 @@ from factoryctl.cli.sched import (
     RACK_SIZE_OPTION,
     TRACE_OPTION,
     nothing_fits,
+    policy_config,
     read_trace,
     seconds_cell,
     seconds_within,
@@ -168,13 +169,12 @@ def register(sched_app: typer.Typer) -> None:
     ) -> None:
         """Replay a job trace up to --at and show each job's state there, with the scheduler's reason."""
         from factoryctl.cli.progress import replay_progress
-        from factoryctl.scheduler.policy import policy_named
         from factoryctl.scheduler.replay_explain import explain_at
         from factoryctl.scheduler.simulate import cluster_nodes
         from factoryctl.textfile import exact_number
 
         only_default = "give --policy default, or leave --preemption out."
-        (config,) = with_preemption([policy_named(_one_policy(policy))], preemption, grace, only_default)
+        (config,) = with_preemption([policy_config(_one_policy(policy))], preemption, grace, only_default)
         jobs = read_trace(trace, context.global_options(ctx)[1])
         cluster = cluster_nodes(nodes, gpus_per_node, rack_size)
         label = f"replaying {config.name} to {exact_number(at)} s"  # as typed back into --at, never 3.024e+06

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from factoryctl.errors import UsageError
 from factoryctl.model.power import CurvePoint, GpuPowerRange
-from factoryctl.power.csv_file import parse_number, read_csv_rows
+from factoryctl.power.csv_file import FieldError, parse_number, read_csv_rows
 from factoryctl.power.curve import FRAC_EPSILON, PowerCurve, RelativePowerRange
 from factoryctl.textfile import exact_number
 
@@ -24,6 +24,12 @@ CURVE_COLUMNS = ("gpu", "workload", "pl_frac", "throughput_rel", "power_rel")
 #: may exceed 1 a little (noise, or a workload that runs faster capped); twice the largest limit's value is not a
 #: measurement but a unit or column mistake.
 MAX_REL = 2.0
+#: The largest power limit in watts a curve file may give: no single GPU comes near it (the largest are about
+#: 1,200 W), so more is a unit mistake (milliwatts).
+MAX_LIMIT_W = 10_000.0
+#: How far a row's largest limit may differ from another's (or `power_limit_w / pl_frac` from `max_power_limit_w`),
+#: relatively: measured limits are whole watts and `pl_frac` is rounded, so they agree only this closely.
+WATTS_TOLERANCE = 0.01
 
 
 @dataclass(frozen=True)
@@ -37,9 +43,37 @@ class CurveRow:
     max_limit_w: float | None
 
 
-def _optional_float(row: dict[str, str], key: str) -> float | None:
+def _optional_watts(row: dict[str, str], key: str) -> float | None:
+    """A power limit in watts, or None when the column is absent or empty; it must be in (0, MAX_LIMIT_W].
+
+    An infinite or NaN limit crashed the simulator (an IndexError deep in the curve); a negative or absurd one gave
+    a GPU range that meant nothing, silently.
+    """
     text = row.get(key)
-    return None if text is None or not text.strip() else parse_number(text, key)
+    if text is None or not text.strip():
+        return None
+    watts = parse_number(text, key)
+    if not (math.isfinite(watts) and 0 < watts <= MAX_LIMIT_W):
+        raise FieldError(
+            f"{key} is {text.strip()}, which is not a GPU's power limit",
+            hint=f"{key} is in watts: a number above 0 and at most {MAX_LIMIT_W:,.0f}; leave the field empty when it"
+            " is not known.",
+        )
+    return watts
+
+
+def _implied_max_w(limit_w: float | None, max_w: float | None, pl_frac: float) -> float | None:
+    """The GPU's largest limit a row gives: `max_power_limit_w`, or `power_limit_w / pl_frac`; both must agree."""
+    if limit_w is None:
+        return max_w
+    implied = limit_w / pl_frac
+    if max_w is not None and abs(implied - max_w) > WATTS_TOLERANCE * max_w:
+        raise FieldError(
+            f"power_limit_w {exact_number(limit_w)} at pl_frac {exact_number(pl_frac)} is a largest limit of"
+            f" {exact_number(implied)} W, but max_power_limit_w is {exact_number(max_w)}",
+            hint="pl_frac is power_limit_w / max_power_limit_w; check that the columns are not swapped.",
+        )
+    return max_w if max_w is not None else implied
 
 
 def _curve_row(row: dict[str, str]) -> CurveRow:
@@ -56,23 +90,41 @@ def _curve_row(row: dict[str, str]) -> CurveRow:
                 " relative to its largest limit"
             )
     point = CurvePoint(values["pl_frac"], values["throughput_rel"], values["power_rel"])
-    limit_w = _optional_float(row, "power_limit_w")
-    max_w = _optional_float(row, "max_power_limit_w")
+    limit_w = _optional_watts(row, "power_limit_w")
+    max_w = _optional_watts(row, "max_power_limit_w")
     return CurveRow(row["gpu"].strip(), row["workload"].strip(), point, limit_w, max_w)
 
 
 def _curve_reader() -> Callable[[dict[str, str]], CurveRow]:
-    """Parse rows in file order, refusing a limit measured twice for one GPU and workload (which row holds?)."""
+    """Parse rows in file order, refusing what would make a GPU and workload's curve a guess.
+
+    A limit measured twice (which row holds?), or rows that give the GPU different largest limits (the larger was
+    silently taken).
+    """
     seen: set[tuple[str, str, float]] = set()
+    largest_w: dict[tuple[str, str], tuple[float, bool]] = {}  # the first row's, and whether max_power_limit_w gave it
 
     def parse(row: dict[str, str]) -> CurveRow:
         parsed = _curve_row(row)
-        key = (parsed.gpu.lower(), parsed.workload.lower(), parsed.point.pl_frac)
-        if key in seen:
+        name = (parsed.gpu.lower(), parsed.workload.lower())
+        if (*name, parsed.point.pl_frac) in seen:
             raise ValueError(
                 f"{parsed.gpu} {parsed.workload} measures pl_frac {parsed.point.pl_frac} twice; keep one row per limit"
             )
-        seen.add(key)
+        seen.add((*name, parsed.point.pl_frac))
+        implied = _implied_max_w(parsed.limit_w, parsed.max_limit_w, parsed.point.pl_frac)
+        if implied is None:
+            return parsed
+        given = parsed.max_limit_w is not None
+        earlier, earlier_given = largest_w.setdefault(name, (implied, given))
+        tolerance = 1e-9 if given and earlier_given else WATTS_TOLERANCE  # two max_power_limit_w: the same number
+        if abs(implied - earlier) > tolerance * earlier:
+            raise FieldError(
+                f"{parsed.gpu} {parsed.workload} has a largest power limit of {exact_number(implied)} W here but"
+                f" {exact_number(earlier)} W on an earlier row",
+                hint="a GPU has one largest limit: every row of a GPU and workload gives the same max_power_limit_w (and"
+                " power_limit_w / pl_frac).",
+            )
         return parsed
 
     return parse

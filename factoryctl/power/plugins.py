@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 from factoryctl.config_schema import SourceEntry, price_source_entries, price_source_name_problem
-from factoryctl.errors import ConfigError, FactoryError
+from factoryctl.errors import ConfigError, FactoryError, UsageError
 from factoryctl.model.power import PricePoint, iso_utc_seconds
 from factoryctl.power.sources import MAX_PRICE_PER_MWH, CsvPriceSource, PriceSource
 from factoryctl.textfile import exact_number
@@ -28,6 +28,12 @@ PLUGIN_HINT = "fix or uninstall that package, or set another power.price_source 
 #: How long a plugin's `fetch` may take. Plugins are asked to time out their own network calls (docs/power.md);
 #: this is the backstop for one that does not, so a hung price feed never hangs a command or the dashboard.
 PLUGIN_FETCH_TIMEOUT_S = 60.0
+#: What to do about the built-in CSV source's file that cannot be read or used: it is named in factory.yaml, so the
+#: hint of `--prices FILE` (`pipe it in with --prices -`, an option never given) would send the user elsewhere.
+CONFIGURED_FILE_HINT = (
+    "power.prices in factory.yaml names this file (a relative path is taken from factory.yaml's directory): point"
+    " it at an uncompressed UTF-8 CSV of timestamp_utc,price_per_mwh, or fix the file."
+)
 LATE_HINT = "check the price feed's network and the plugin's own timeouts; " + PLUGIN_HINT
 
 _T = TypeVar("_T")  # what a plugin's call returns, handed back by `_in_time`
@@ -106,6 +112,10 @@ class LoadedPriceSource:
             raw = self.source.fetch(start_s, end_s) if self.builtin else self._fetch_in_time(start_s, end_s)
         except PriceSourceError:  # ours (the timeout): already the sentence
             raise
+        except UsageError as exc:
+            if self.builtin:  # factory.yaml named the file, not an option: a config error, fixed there (exit 3)
+                raise ConfigError(exc.message, CONFIGURED_FILE_HINT) from None
+            raise PriceSourceError(f"{self.label} failed to fetch prices.", PLUGIN_HINT) from None
         except FactoryError:
             if self.builtin:
                 raise

@@ -8,6 +8,7 @@ fraction of the GPU's largest limit (`power_limit_frac`), the unit the curve and
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,9 @@ OPTIMIZE_KEYS = ("max_throughput_loss", "loss_budget", "history_hours", "reserve
 LOSS_BUDGETS = ("period", "rolling")
 TIERS_KEYS = ("tiers", "base_pct", "base_w")
 TIER_KEYS = ("above_per_mwh", "cap_pct", "cap_w")
+#: The largest limit (cap, base, fail-safe, ramp) a policy may give, in units of the GPU's largest limit: above
+#: the range a cap is clamped, but twice the largest limit is a unit mistake (as `MAX_REL` in a curve file).
+MAX_LIMIT_FRAC = 2.0
 
 
 @dataclass(frozen=True)
@@ -125,11 +129,17 @@ def _shown(value: object) -> str:
 
 
 def _number(mapping: Mapping[str, Any], key: str, where: str) -> float | None:
+    """A number given for `key`, or None; not a number, or not finite (`.inf`, `.nan`), is refused naming both."""
     value = mapping.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise UsageError(f"{key} in {where} must be a number, not {_shown(value)}")
+    if not math.isfinite(value):  # `.inf` minutes overflowed `round` (a traceback); an infinite cap only clamped
+        raise UsageError(
+            f"{key} in {where} must be a finite number, not {_shown(value)}",
+            hint=f"give {key} a finite number (`.inf` and `.nan` are not).",
+        )
     return float(value)
 
 
@@ -155,6 +165,30 @@ def _limit(mapping: Mapping[str, Any], stem: str, gpu: GpuPowerRange, where: str
     return None
 
 
+def _largest(mapping: Mapping[str, Any], stem: str, gpu: GpuPowerRange, times: float = 1.0) -> str:
+    """`times` the GPU's largest limit in the unit the file gave `<stem>` in (`100 %` of the default, or `400 W`)."""
+    if mapping.get(f"{stem}_pct") is not None:
+        return f"{times * 100.0 / gpu.default_frac:g} %"
+    return f"{times * gpu.max_w:g} W"
+
+
+def _bounded_limit(mapping: Mapping[str, Any], stem: str, gpu: GpuPowerRange, where: str) -> float | None:
+    """`_limit`, refusing more than MAX_LIMIT_FRAC times the GPU's largest limit: that is a unit mistake, not a limit.
+
+    Up to it, a cap above the GPU's range is clamped (and flagged `clamped`) as documented; far beyond it (`cap_w`
+    in milliwatts, `cap_pct: 8000`) the clamp would silently hide the mistake.
+    """
+    limit = _limit(mapping, stem, gpu, where)
+    if limit is not None and limit > MAX_LIMIT_FRAC + 1e-9:
+        raise UsageError(
+            f"{_given(mapping, stem)} in {where} is more than {MAX_LIMIT_FRAC:g} times the GPU's largest limit"
+            f" ({_largest(mapping, stem, gpu)}), so it is not a limit this GPU can have",
+            hint=f"give {stem}_pct in % of the default limit (80 for 80 %) or {stem}_w in watts, at most"
+            f" {_largest(mapping, stem, gpu, MAX_LIMIT_FRAC)}.",
+        )
+    return limit
+
+
 def _seconds(mapping: Mapping[str, Any], key: str, scale: float, default: int, where: str) -> int:
     value = _number(mapping, key, where)
     if value is None:
@@ -177,7 +211,7 @@ def _floor(mapping: Mapping[str, Any], gpu: GpuPowerRange, where: str) -> float 
     """
     floor = _limit(mapping, "floor", gpu, where)
     if floor is not None and floor > 1.0 + 1e-9:
-        largest = f"{100.0 / gpu.default_frac:g} %" if mapping.get("floor_pct") is not None else f"{gpu.max_w:g} W"
+        largest = _largest(mapping, "floor", gpu)
         raise UsageError(
             f"{_given(mapping, 'floor')} in {where} is above the GPU's largest limit ({largest}), so the policy could"
             " never lower the limit",
@@ -188,7 +222,7 @@ def _floor(mapping: Mapping[str, Any], gpu: GpuPowerRange, where: str) -> float 
 
 def _ramp(mapping: Mapping[str, Any], gpu: GpuPowerRange, where: str) -> float | None:
     """The ramp; a ramp of 0 would hold the first limit for ever, so it is refused (no ramp key: no ramp limit)."""
-    ramp = _limit(mapping, "ramp", gpu, where)
+    ramp = _bounded_limit(mapping, "ramp", gpu, where)
     if ramp is not None and ramp <= 0:
         raise UsageError(
             f"{_given(mapping, 'ramp')} in {where} would hold the first limit for ever",
@@ -203,7 +237,7 @@ def parse_rules(mapping: Mapping[str, Any], gpu: GpuPowerRange, where: str) -> C
         floor_frac=_floor(mapping, gpu, where),
         min_dwell_s=_seconds(mapping, "min_dwell_minutes", 60, 0, where),
         ramp_frac=_ramp(mapping, gpu, where),
-        failsafe_frac=_limit(mapping, "failsafe", gpu, where),
+        failsafe_frac=_bounded_limit(mapping, "failsafe", gpu, where),
         stale_after_s=_seconds(mapping, "stale_after_minutes", 60, 7200, where),
     )
 
@@ -221,7 +255,7 @@ def parse_tiers(mapping: Mapping[str, Any], gpu: GpuPowerRange, where: str) -> T
             raise UsageError(f"{place} must be a mapping with above_per_mwh and cap_pct or cap_w")
         _reject_unknown(entry, TIER_KEYS, place)
         above = _number(entry, "above_per_mwh", place)
-        cap = _limit(entry, "cap", gpu, place)
+        cap = _bounded_limit(entry, "cap", gpu, place)
         if above is None or cap is None:
             raise UsageError(f"{place} needs above_per_mwh and cap_pct or cap_w")
         same = next((n for n, tier in enumerate(tiers, start=1) if tier.above_per_mwh == above), None)
@@ -232,7 +266,7 @@ def parse_tiers(mapping: Mapping[str, Any], gpu: GpuPowerRange, where: str) -> T
             )
         tiers.append(Tier(above, cap))
     tiers.sort(key=lambda t: t.above_per_mwh)
-    base = _limit(mapping, "base", gpu, where)
+    base = _bounded_limit(mapping, "base", gpu, where)
     return TiersPolicy(tuple(tiers), 1.0 if base is None else base, parse_rules(mapping, gpu, where))
 
 
