@@ -1,12 +1,14 @@
-"""`factoryctl exec TARGET -- CMD...`: run one command on many nodes, like `clush -b` / `pdsh | dshbak -c`.
+"""`factoryctl exec TARGET [--] CMD...`: run one command on many nodes, like `clush -b` / `pdsh | dshbak -c`.
 
+exec's options go before the command's first word; from it on every word is the command's (cli/exec_args.py).
 The command is argv, quoted for the node's login shell (sh, bash, zsh or fish: transport/quoting.py), so it reaches
 the node as typed. A bounded pool (`--fanout`) runs it; one slow or dead node never holds up the others' commands or
 output. Standard input, when it is not a terminal, is streamed to every node's command while it runs, then EOF
 (transport/stdin_stream.py); the shared input moves no further than 8 MiB ahead of the slowest running command.
 Identical outputs are gathered under one folded node set (`n[01-64] (64)`); `--lines` instead prints each line as
 it arrives, prefixed with its node (`LinePrinter`). Output that arrived before a node failed is shown too. Exit
-status: 4 if a node was unreachable, else 124 if one timed out, else the highest remote exit code.
+status: 4 if a node was unreachable, else 124 if one timed out, else the highest remote exit code (1 if that is 0
+but output was dropped past the limits of what exec keeps).
 
 Ctrl-C and SIGTERM interrupt the commands still running (SIGINT, then SIGHUP, to the command's process group) and
 start no more; exec then waits briefly (STOP_GRACE_S, less if the signal comes again) and still prints its result:
@@ -36,7 +38,7 @@ from factoryctl.errors import ExitCode, NodeError, UsageError, most_severe
 if TYPE_CHECKING:
     from factoryctl.config import FactoryConfig
     from factoryctl.model.inventory import NodeSpec
-    from factoryctl.transport.base import OutputBudget, OutputSink
+    from factoryctl.transport.base import CappedOutput, KeptOutput, OutputBudget, OutputSink
     from factoryctl.transport.fanout import Pending
     from factoryctl.transport.stdin_stream import StdinBroadcast
 
@@ -113,11 +115,20 @@ class LinePrinter:
                     self._write(node, stream, rest)
 
     def _write(self, node: str, stream: int, lines: bytes) -> None:
+        """`node: line` for each line, as bytes: what is not UTF-8 passes through as it came, as pdsh passes it."""
+        from factoryctl.cli.render import write_bytes_whole
+
         out = sys.stdout if stream == 1 else sys.stderr
-        text = "".join(f"{node}: {line}\n" for line in lines.decode("utf-8", "replace").split("\n"))
+        prefix = f"{node}: ".encode()
+        data = b"".join(prefix + line + b"\n" for line in lines.split(b"\n"))
         try:
-            out.write(text)
-            out.flush()
+            buffer = getattr(out, "buffer", None)
+            if buffer is None:  # not a real file (an in-process capture): text only
+                out.write(data.decode("utf-8", "replace"))
+                out.flush()
+            else:
+                out.flush()  # what the text layer holds goes first
+                write_bytes_whole(buffer, data)
         except BrokenPipeError:
             if stream == 1:
                 self.broken.set()  # fan_out raises Cancelled: the commands are stopped, exec exits 141
@@ -152,6 +163,7 @@ class ExecRun:
         self._stdin, self._printer, self._budget = stdin, printer, budget
         self._feeds = {spec.name: stdin.feed(spec.name) for spec in specs} if stdin is not None else {}
         self._live = RunningCommands()
+        self._kept: dict[str, KeptOutput] = {}  # the nodes whose command runs: what it keeps (`_still_running`)
         self._pool = FanOut(specs, self._one, fanout, printer.broken if printer is not None else None)
 
     def _one(self, spec: NodeSpec) -> dict[str, Any]:
@@ -164,7 +176,7 @@ class ExecRun:
         try:
             if feed is not None:
                 feed.start()
-            kept = KeptOutput(self._budget)
+            kept = self._kept[spec.name] = KeptOutput(self._budget)
             transport = self._live.admit(
                 spec.name, open_transport(spec, self._config, max(connect_timeout, self._timeout)), kept
             )
@@ -175,6 +187,7 @@ class ExecRun:
             finally:
                 self._live.leave(spec.name, transport)
         finally:
+            self._kept.pop(spec.name, None)
             if feed is not None:
                 feed.close()
             if self._printer is not None:
@@ -185,6 +198,8 @@ class ExecRun:
             "stdout": result.stdout,
             "stderr": result.stderr,
             "duration_s": time.monotonic() - started,
+            # output dropped past a limit: exec fails (`exit_status`); never under --lines, which printed it all
+            "truncated": self._printer is None and output_dropped(kept),
         }
 
     def wait(self) -> list[tuple[NodeSpec, dict[str, Any] | NodeError]]:
@@ -227,13 +242,29 @@ class ExecRun:
             if self._printer is not None:
                 self._printer.finish(name)
             stdout, stderr = self._live.output(name)
-            message = "command interrupted, but still running when exec stopped waiting for it"
-        else:
-            stdout, stderr = (
-                (state.stdout, state.stderr) if isinstance(state, CommandCut) else (state["stdout"], state["stderr"])
-            )
-            message = "command interrupted before it finished"
-        return CommandCut(NodeError(name, "interrupted", message), stdout, stderr)
+            return CommandCut(self._still_running(name), stdout, stderr)
+        stdout, stderr = (
+            (state.stdout, state.stderr) if isinstance(state, CommandCut) else (state["stdout"], state["stderr"])
+        )
+        return CommandCut(NodeError(name, "interrupted", "command interrupted before it finished"), stdout, stderr)
+
+    def _still_running(self, name: str) -> NodeError:
+        """The error of a node whose interrupted command had not ended when exec stopped waiting.
+
+        An SSH node's command reported its process group (transport/ssh_channel.py, `CommandStderr`): the error
+        names it, and how to stop it, as a timeout's does.
+        """
+        from factoryctl.transport.ssh_channel import CommandStderr, stop_group_hint
+
+        kept = self._kept.get(name)
+        streams = [] if kept is None else list(kept.streams)
+        groups = [s.group for s in streams if isinstance(s, CommandStderr) and s.group is not None]
+        message = "command interrupted, but still running when exec stopped waiting for it"
+        if not groups:
+            return NodeError(name, "interrupted", message)
+        return NodeError(
+            name, "interrupted", f"{message} (process group {groups[0]})", f"{stop_group_hint(name, groups[0])}."
+        )
 
 
 #: Exit statuses of a command ended by the signals exec sends (SIGINT, SIGHUP) or by SIGTERM/SIGKILL: 128 + the
@@ -247,17 +278,36 @@ def _ended_by_signal(status: int) -> bool:
 
 
 def exit_status(items: Sequence[dict[str, Any]], errors: Sequence[NodeError]) -> int:
-    """4 if a node was unreachable, else 124 if one timed out, else the highest remote exit code."""
+    """4 if a node was unreachable, else 124 if one timed out, else the highest remote exit code.
+
+    1 if that is 0 but output was dropped past a limit (`truncated`): exec's own failure, which a script's
+    `exec all -- cat f > out` must be able to tell from a complete result.
+    """
     worst = most_severe([e.exit_code for e in errors])
     if worst in (ExitCode.CONNECTION, ExitCode.TIMEOUT):
         return int(worst)
-    return max([int(worst), *(int(i["exit_code"]) for i in items)])
+    highest = max([int(worst), *(int(i["exit_code"]) for i in items)])
+    if highest == 0 and any(i.get("truncated") for i in items):
+        return int(ExitCode.FAILURE)
+    return highest
+
+
+def output_dropped(kept: KeptOutput) -> bool:
+    """Whether the command's own stdout or stderr (the first stream of each: `KeptOutput.so_far`) dropped bytes."""
+    first: dict[int, CappedOutput] = {}
+    for stream in list(kept.streams):
+        first.setdefault(stream.number, stream)
+    return any(stream.dropped or stream.over_budget for stream in first.values())
 
 
 def exec_command(
     ctx: typer.Context,
     target: str = context.REQUIRED_TARGET_ARG,
-    command: list[str] = typer.Argument(..., help="The command and its arguments (after `--`).", show_default=False),
+    command: list[str] = typer.Argument(
+        ...,
+        help="The command and its arguments: every word from its first one on is the command's (`--` before it is optional).",
+        show_default=False,
+    ),
     fanout: int = FANOUT_OPTION,
     timeout: float = context.timeout_option(
         60.0, "--timeout", "-t", help="Seconds the command may run on each node (connecting: ssh.connect_timeout_s)."
@@ -279,24 +329,37 @@ def exec_command(
 ) -> None:
     """Run CMD on every node of TARGET; identical outputs are gathered (`n[01-64] (64)`).
 
-    Example: `factoryctl exec @rack-a -- nvidia-smi -L`. Standard input that is not a terminal is streamed to every
+    Example: `factoryctl exec @rack-a -- nvidia-smi -L`. exec's options go before CMD; every word from CMD's first
+    on is the command's, `--` included (`factoryctl exec all -t 5 grep -n foo f`), so the `--` is optional. Standard input that is not a terminal is streamed to every
     node's command while it runs, then EOF, like ssh: `factoryctl exec all -- tee /tmp/x < file`. Like ssh, exec
     reads (and so uses up) its stdin: inside `while read n; do ...; done < nodes.txt` add -n/--no-stdin, or the
     first exec swallows the rest of the list. Exit status: 4 if a node was unreachable, 124 if one timed out (its
     command is killed on the node, root logins included, and the error says if it may still run), else the highest
-    remote exit code; what a node printed before it timed out or lost its connection is shown too.
+    remote exit code, or 1 if that is 0 but output past the limits of what exec keeps was dropped (use --lines);
+    what a node printed before it timed out or lost its connection is shown too.
     Ctrl-C (exit 130) and SIGTERM (exit 143) interrupt the commands still running and start no more; the result is
     still printed, those nodes' errors `interrupted` (with the output so far).
     """
     if not command:
         raise UsageError("no command given.", "put the command after `--`: factoryctl exec all -- uptime")
+    structured = output in (OutputFormat.json, OutputFormat.yaml, OutputFormat.csv)
+    printer = line_printer(lines, output if structured else None)
     config = context.load(ctx)
     specs = config.resolve_target(target)
     stdin = None if no_stdin else stdin_source()
-    structured = output in (OutputFormat.json, OutputFormat.yaml, OutputFormat.csv)
-    printer = LinePrinter() if lines and not structured else None
     run = ExecRun(config, specs, list(command), timeout, fanout, stdin, printer, kept_output_budget(printer))
     raise typer.Exit(report_run(run, stdin, printer, output if structured else None, no_header))
+
+
+def line_printer(lines: bool, structured: OutputFormat | None) -> LinePrinter | None:
+    """`--lines`' printer, if asked; a usage error with a document format, which is printed at the end, whole."""
+    if lines and structured is not None:
+        raise UsageError(
+            f"--lines cannot be used with -o {structured.value}.",
+            f"--lines prints each line as it arrives; -o {structured.value} prints one result at the end, when "
+            "every command is over: give one of them.",
+        )
+    return LinePrinter() if lines else None
 
 
 def kept_output_budget(printer: LinePrinter | None) -> OutputBudget:
@@ -351,6 +414,11 @@ def run_interruptible(run: ExecRun) -> tuple[list[tuple[NodeSpec, dict[str, Any]
 
 def register(app: typer.Typer) -> None:
     """Add `exec` to the root app."""
+    from factoryctl.cli.exec_args import ExecCommand
+
     app.command(
-        "exec", help=exec_command.__doc__, short_help="Run a command on every node; identical outputs gathered."
+        "exec",
+        cls=ExecCommand,
+        help=exec_command.__doc__,
+        short_help="Run a command on every node; identical outputs gathered.",
     )(exec_command)

@@ -83,6 +83,11 @@ def render_gathered(items: Sequence[dict[str, Any]], no_header: bool) -> None:
         _write_prefixed(fold(nodes), output)
 
 
+def node_set(nodes: Sequence[str]) -> str:
+    """Nodes as the failure lines on stderr name them: `n03`, or `n[01-02,06] (3)` (`render.report_node_errors`)."""
+    return fold(nodes) if len(nodes) == 1 else f"{fold(nodes)} ({len(nodes)})"
+
+
 def report_exit_codes(items: Sequence[dict[str, Any]]) -> None:
     """On stderr, the nodes whose command exited non-zero, folded per exit code (like pdsh's `exited with`)."""
     by_code: dict[int, list[str]] = {}
@@ -90,7 +95,22 @@ def report_exit_codes(items: Sequence[dict[str, Any]]) -> None:
         if item["exit_code"] not in (0, None):  # None: cut short, reported with the node errors
             by_code.setdefault(int(item["exit_code"]), []).append(item["node"])
     for code, nodes in sorted(by_code.items()):
-        sys.stderr.write(f"factoryctl: {fold(nodes)}: exited with exit code {code}\n")
+        sys.stderr.write(f"factoryctl: {node_set(nodes)}: exited with exit code {code}\n")
+
+
+#: What to do about output dropped past the limits (`report_truncated`).
+TRUNCATED_HINT = (
+    "use --lines, which prints the output as it arrives and keeps none of it in memory, or have the command write "
+    "its output to a file on the node."
+)
+
+
+def report_truncated(items: Sequence[dict[str, Any]]) -> None:
+    """On stderr, the nodes whose output was cut (dropped past a limit: exec exits 1 for it), and what to do."""
+    nodes = [item["node"] for item in items if item.get("truncated")]
+    if nodes:
+        sys.stderr.write(f"factoryctl: {node_set(nodes)}: output truncated: more than exec keeps was dropped\n")
+        sys.stderr.write(f"hint: {TRUNCATED_HINT}\n")
 
 
 def cut_short(errors: Sequence[NodeError]) -> list[dict[str, Any]]:
@@ -192,4 +212,5 @@ def print_outcomes(
     elif not lines:
         render_gathered([*items, *cut_short(errors)], no_header)
     report_exit_codes(items)  # in every format: a script's exit 2 or 4 may be the command's own
+    report_truncated(items)
     report_node_errors((e.as_report() for e in errors), ERROR_HINTS)

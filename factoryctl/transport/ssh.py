@@ -4,8 +4,9 @@ One `SshConnection` per node, on a TCP socket this module creates with TCP_NODEL
 costs tens of milliseconds per small request). Connect, banner, handshake, auth and channel opens all have timeouts;
 keepalives run on the transport and `is_alive()` does a real round trip, so a dead peer is noticed. The connect
 steps (TCP, handshake, host key against known_hosts before any credential, auth) live in `ssh_handshake.py`.
-Commands are argv joined with `quoting.shell_join` (sh, bash, zsh and fish read it alike), and their stdout and stderr are drained together (while any stdin is
-fed) so a chatty command cannot deadlock the channel window; what they send on a channel goes through
+Commands are argv joined with `quoting.shell_join` (sh, bash, zsh and fish read it alike), and their stdout and
+stderr are drained together (while any stdin is fed: `ssh_channel.drain`) so a chatty command cannot deadlock the
+channel window; what they send on a channel goes through
 `ssh_channel.operation`, so it never follows our CLOSE (OpenSSH would drop the connection shared by every command);
 so does what a node's transport sends on its jump host's tunnel (`ssh_channel.as_tunnel`).
 `SshPool` (ssh_pool.py) keeps one connection per node and shares ProxyJump hosts.
@@ -18,7 +19,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from factoryctl.errors import NodeError
@@ -26,14 +27,13 @@ from factoryctl.transport.base import CappedOutput, CommandResult, OutputSink, c
 from factoryctl.transport.hints import LOST_HINT
 from factoryctl.transport.host_limits import local_limit_error
 from factoryctl.transport.node_leftovers import NODE_LEFTOVERS
-from factoryctl.transport.polling import Watched, readable
 from factoryctl.transport.quoting import GROUP_ENDED, group_ended_probe, shell_join, signal_group, with_group_report
 from factoryctl.transport.ssh_channel import (
     CommandStderr,
     CommandStdout,
     as_tunnel,
     close_channel,
-    feed_stdin,
+    drain,
     guard,
     operation,
     send_signal,
@@ -70,14 +70,13 @@ if TYPE_CHECKING:
     from factoryctl.model.inventory import NodeSpec
     from factoryctl.transport.ssh_node import SshTransport
 
-_READ_CHUNK = 1 << 16
-#: How soon to look again at a full send window while feeding a command's stdin.
-_SEND_POLL_S = 0.005
-#: How soon to look again for the exit status while still feeding a command that closed its output.
-_EOF_POLL_S = 0.05
 #: How long killing a command past its timeout may take, what it prints meanwhile included (and an interrupt's
 #: signals sent over another channel): a command not gone by then is said to be maybe still running.
 STOP_TIMEOUT_S = 2.0
+#: How often an interrupt looks again for the process group of a command that has not reported it yet.
+_GROUP_POLL_S = 0.05
+#: How long past its timeout a command whose output sink holds its reading thread up is killed by a timer instead.
+SINK_STALL_S = 0.5
 
 
 #: The hint for an answer of the node that cannot be read (`id -u`, Python's version): a login shell that prints.
@@ -109,7 +108,6 @@ class SshConnection:
         self._watched: WatchedConnection | None = None
         self._lock = threading.Lock()
         self._running: dict[paramiko.Channel, CommandStderr] = {}
-        self._interrupted: set[paramiko.Channel] = set()  # the running commands `interrupt` reached
 
     @classmethod
     def open(cls, node: str, target: SshTarget, options: SshOptions, via: SshConnection | None = None) -> SshConnection:
@@ -266,16 +264,18 @@ class SshConnection:
         chan = self._command_channel(feed, err, channel_timeout)
         # factoryctl's own commands (not exec's: `login_output`) are killed if it is interrupted (node_leftovers.py)
         leftover = None if login_output else NODE_LEFTOVERS.add(lambda: self._kill_now(chan, err))
+        late_kill = None if timeout is None or on_output is None else self._kill_when_late(chan, err, timeout)
         try:
             status = self._exec(chan, command, feed, out, err, deadline, timeout)
         finally:
+            if late_kill is not None:
+                late_kill.cancel()
             if leftover is not None:
                 NODE_LEFTOVERS.discard(leftover)
             if feed is not None:
                 feed.close()
             with self._lock:
                 self._running.pop(chan, None)
-                self._interrupted.discard(chan)
             close_channel(chan)
         # paramiko reports -1 when the command died of a signal; OpenSSH's client exits 255 then.
         return CommandResult(255 if status < 0 else status, out.value(), kept_stderr(out, err))
@@ -315,11 +315,9 @@ class SshConnection:
                 with operation(chan) as still_open:  # a quick command may be over, its channel closed, already
                     if still_open:
                         chan.shutdown_write()
-            if not _drain(chan, deadline, out, err, feed):
+            if not drain(chan, deadline, out, err, feed):
                 raise cut_short(self._timed_out(chan, out, err, timeout), out, err)
             err.finish()
-            if chan in self._interrupted and not self._signals_reach():  # see `interrupt`
-                self._signal(chan, err.group, ("INT", "HUP"), time.monotonic() + STOP_TIMEOUT_S)
             status = chan.recv_exit_status() if chan.exit_status_ready() else -1
             if status < 0 and not self.transport.is_active():
                 raise cut_short(lost_connection(self.node, "while the command ran"), out, err)
@@ -341,9 +339,9 @@ class SshConnection:
         """
         deadline = time.monotonic() + STOP_TIMEOUT_S
         if err.group is None and not self._signals_reach():  # its report may be on its way still
-            _drain(chan, deadline, out, err, until=lambda: err.group is not None)
+            drain(chan, deadline, out, err, until=lambda: err.group is not None)
         answered = self._signal(chan, err.group, ("KILL",), deadline)
-        ended = _drain(chan, deadline, out, err) and self.transport.is_active()
+        ended = drain(chan, deadline, out, err) and self.transport.is_active()
         err.finish()
         left = not ended and answered and err.group is not None and self._group_ended(err.group)
         return timeout_error(self.node, timeout, ended, err.group, self.target.user if left else None)
@@ -385,10 +383,29 @@ class SshConnection:
                 kill.shutdown_write()
                 # Its login shell runs the startup files first: closed before it ends, a shell whose `.bashrc` prints
                 # dies writing to it, before `kill`. So it is drained (output dropped) until it ends, by `deadline`.
-                _drain(kill, max(deadline, time.monotonic() + 0.01), CappedOutput(0, 1), CappedOutput(0, 2))
+                drain(kill, max(deadline, time.monotonic() + 0.01), CappedOutput(0, 1), CappedOutput(0, 2))
             finally:
                 close_channel(kill)
         return True
+
+    def _kill_when_late(self, chan: paramiko.Channel, err: CommandStderr, timeout: float) -> threading.Timer:
+        """A timer that kills the command should it still run SINK_STALL_S past its timeout (cancel it once over).
+
+        The thread that reads a command's output also kills it past its deadline (`_exec`), but a sink may hold
+        that thread up for as long as it likes (`--lines` to a reader that is not reading yet: `| (sleep 60; cat)`):
+        the kill is not left waiting for it. `_timed_out` still says what became of the command once the sink lets
+        go (its kill, sent again, finds the group gone).
+        """
+
+        def kill() -> None:
+            if not chan.closed and not chan.exit_status_ready():
+                self._signal(chan, err.group, ("KILL",), time.monotonic() + STOP_TIMEOUT_S)
+
+        timer = threading.Timer(timeout + SINK_STALL_S, kill)
+        timer.daemon = True
+        timer.name = f"late-kill-{self.node}"
+        timer.start()
+        return timer
 
     def _kill_now(self, chan: paramiko.Channel, err: CommandStderr) -> None:
         """SIGKILL to a command its process gave up on (its process group where known), within STOP_TIMEOUT_S."""
@@ -400,22 +417,36 @@ class SshConnection:
         return signals_delivered(self.transport.remote_version, self.target.user)
 
     def interrupt(self) -> None:
-        """Ctrl-C: send SIGINT, then SIGHUP, to every command running on this connection, and close their channels.
+        """Ctrl-C: send SIGINT, then SIGHUP, to every command running on this connection; never waits for the node.
 
         An OpenSSH server (>= 7.9) delivers both to the command's whole process group, which is what a terminal
         does on Ctrl-C and then on hang-up (`ssh -t` closed); a command that ignores both (nohup) keeps running.
-        Where sshd delivers no signal (root logins) the command's own thread, woken by the close, sends both to
-        its process group over another channel (`_exec`): this thread must not wait for the node.
+        Where sshd delivers no signal (root logins) a thread of its own sends both to the command's process group
+        over another channel (`_interrupt_group`). The channels stay open: each `run` goes on until its command
+        ends (its result then says how: 255 if by a signal) or its timeout, so that a command still running when
+        the caller stops waiting is known to be (and not taken as ended because its channel was closed).
         """
         reach = self._signals_reach()
         with self._lock:
             running = list(self._running.items())
-            self._interrupted.update(chan for chan, _ in running)
         for chan, err in running:
             if reach or err.group is None:
                 send_signal(chan, "INT")
                 send_signal(chan, "HUP")
-            close_channel(chan)
+            if not reach:
+                name = f"interrupt-{self.node}"
+                threading.Thread(target=self._interrupt_group, args=(chan, err), daemon=True, name=name).start()
+
+    def _interrupt_group(self, chan: paramiko.Channel, err: CommandStderr) -> None:
+        """SIGINT, then SIGHUP, to a command's process group over another channel, once it reported its group.
+
+        A command interrupted as it starts may not have reported it yet: it is waited for, up to STOP_TIMEOUT_S.
+        """
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while err.group is None and not chan.closed and time.monotonic() < deadline:
+            time.sleep(_GROUP_POLL_S)
+        if err.group is not None and not chan.closed:
+            self._signal(chan, err.group, ("INT", "HUP"), deadline)
 
     def close(self) -> None:
         """Close the transport (and with it every channel), and stop the liveness watch at once."""
@@ -423,73 +454,6 @@ class SshConnection:
         close_transport(self.transport)  # which ends a check under way
         if checking is not None and checking is not threading.current_thread():
             checking.join(self.options.channel_timeout_s)
-
-
-def _drain(
-    chan: paramiko.Channel,
-    deadline: float | None,
-    out: CappedOutput,
-    err: CappedOutput,
-    feed: Feed | None = None,
-    until: Callable[[], bool] | None = None,
-) -> bool:
-    """Read stdout and stderr together (into `out`, `err`) until the channel is done, feeding `feed` (then EOF).
-
-    The command's end is never held up by input: once it is done, what was not sent is left. Also stops once
-    `until()` holds (after a read). False if the deadline passed first.
-    """
-    wakeup = None if feed is None else feed.wakeup_fd()
-    try:
-        return _drain_loop(chan, deadline, out, err, feed, wakeup, until)
-    finally:
-        if feed is not None:
-            feed.release_wakeup()
-
-
-def _drain_loop(
-    chan: paramiko.Channel,
-    deadline: float | None,
-    out: CappedOutput,
-    err: CappedOutput,
-    feed: Feed | None,
-    wakeup: int | None,
-    until: Callable[[], bool] | None,
-) -> bool:
-    feeding = feed is not None
-    while True:
-        wait = 1.0 if deadline is None else max(0.0, min(1.0, deadline - time.monotonic()))
-        watched: list[Watched] = [chan]
-        if feed is not None and feeding:
-            feed.clear_wakeup()  # before looking: news after this point wakes the poll below
-            feeding, backlog = feed_stdin(chan, feed)
-            if feeding and backlog:
-                wait = min(wait, _SEND_POLL_S)  # a window adjust does not wake the poll: look again soon
-            elif feeding and wakeup is not None:
-                watched.append(wakeup)  # more input (or its end) wakes it
-        if chan.eof_received:  # EOF leaves the channel readable for good: polling it would spin
-            if len(watched) > 1:
-                readable(watched[1:], min(wait, _EOF_POLL_S))
-            else:
-                chan.status_event.wait(wait)  # set by the exit status, or the close
-        else:
-            readable(watched, wait)
-        while chan.recv_ready():
-            with operation(chan):  # a read may send a window adjust
-                data = chan.recv(_READ_CHUNK)
-            out.add(data)  # outside the operation: a `--lines` sink may wait for a slow terminal
-        while chan.recv_stderr_ready():
-            with operation(chan):
-                data = chan.recv_stderr(_READ_CHUNK)
-            err.add(data)
-        done = chan.closed or (chan.eof_received and chan.exit_status_ready())
-        if until is not None and until():
-            return True
-        if done and not chan.recv_ready() and not chan.recv_stderr_ready():
-            return True
-        if chan.transport is None or not chan.transport.is_active():
-            return True
-        if deadline is not None and time.monotonic() >= deadline:
-            return False
 
 
 def open_ssh_transport(node: NodeSpec, config: FactoryConfig, timeout: float) -> SshTransport:

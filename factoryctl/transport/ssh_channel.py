@@ -20,6 +20,10 @@ acknowledges what it read (a window adjust) while another thread closes the node
 One tunnel's late message used to drop the jump connection of every node behind it ("data packet referred to
 nonexistent channel 7"). Its sends, acknowledgements and close are operations, and none waits for the server
 inside one: a send waits for window outside, a read waits for data outside.
+
+`drain` reads a command's stdout and stderr together while it feeds its stdin, and looks at the deadline between
+any two chunks: a command that prints faster than its output is taken (`yes` under `exec --lines`) used to keep it
+reading for ever.
 """
 
 from __future__ import annotations
@@ -30,12 +34,13 @@ import re
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from factoryctl.errors import NodeError
 from factoryctl.transport.base import CappedOutput, OutputSink
+from factoryctl.transport.polling import Watched, readable
 from factoryctl.transport.quoting import shell_quote
 
 if TYPE_CHECKING:
@@ -43,6 +48,12 @@ if TYPE_CHECKING:
 
     from factoryctl.transport.stdin_stream import Feed
 
+#: The most of a command's output read in one call.
+_READ_CHUNK = 1 << 16
+#: How soon to look again at a full send window while feeding a command's stdin.
+_SEND_POLL_S = 0.005
+#: How soon to look again for the exit status while still feeding a command that closed its output.
+_EOF_POLL_S = 0.05
 #: The most of a command's stdin sent in one message.
 _SEND_CHUNK = 1 << 15
 #: The most digits of a process id (Linux's pid_max is at most 2**22).
@@ -181,8 +192,13 @@ def timeout_error(
             "daemon) may still be running on the node, holding its output open",
             f"look for them with `factoryctl exec {node} -- ps -o pid,sess,args -u {shell_quote(left_by)}`; {hang}",
         )
-    stop = f"stop it with `factoryctl exec {node} -- kill -KILL -- -{group}`; raise --timeout, or look at what hangs."
+    stop = f"{stop_group_hint(node, group)}; raise --timeout, or look at what hangs."
     return NodeError(node, "timeout", f"{within} and may still be running on the node (process group {group})", stop)
+
+
+def stop_group_hint(node: str, group: int) -> str:
+    """How to end a command's process group `group` on `node` that may still be running (no full stop)."""
+    return f"stop it with `factoryctl exec {node} -- kill -KILL -- -{group}`"
 
 
 def close_channel(chan: paramiko.Channel) -> None:
@@ -385,3 +401,85 @@ class CommandStdout(CappedOutput):
         """What was kept (see CappedOutput.value), anything still held included."""
         self.finish()
         return super().value(note)
+
+
+def drain(
+    chan: paramiko.Channel,
+    deadline: float | None,
+    out: CappedOutput,
+    err: CappedOutput,
+    feed: Feed | None = None,
+    until: Callable[[], bool] | None = None,
+) -> bool:
+    """Read stdout and stderr together (into `out`, `err`) until the channel is done, feeding `feed` (then EOF).
+
+    The command's end is never held up by input: once it is done, what was not sent is left. Also stops once
+    `until()` holds (after a read). False if the deadline passed first.
+    """
+    wakeup = None if feed is None else feed.wakeup_fd()
+    try:
+        return _drain_loop(chan, deadline, out, err, feed, wakeup, until)
+    finally:
+        if feed is not None:
+            feed.release_wakeup()
+
+
+def _drain_loop(
+    chan: paramiko.Channel,
+    deadline: float | None,
+    out: CappedOutput,
+    err: CappedOutput,
+    feed: Feed | None,
+    wakeup: int | None,
+    until: Callable[[], bool] | None,
+) -> bool:
+    feeding = feed is not None
+    while True:
+        wait = 1.0 if deadline is None else max(0.0, min(1.0, deadline - time.monotonic()))
+        watched: list[Watched] = [chan]
+        if feed is not None and feeding:
+            feed.clear_wakeup()  # before looking: news after this point wakes the poll below
+            feeding, backlog = feed_stdin(chan, feed)
+            if feeding and backlog:
+                wait = min(wait, _SEND_POLL_S)  # a window adjust does not wake the poll: look again soon
+            elif feeding and wakeup is not None:
+                watched.append(wakeup)  # more input (or its end) wakes it
+        if chan.eof_received:  # EOF leaves the channel readable for good: polling it would spin
+            if len(watched) > 1:
+                readable(watched[1:], min(wait, _EOF_POLL_S))
+            else:
+                chan.status_event.wait(wait)  # set by the exit status, or the close
+        else:
+            readable(watched, wait)
+        _read_arrived(chan, deadline, out, err)
+        done = chan.closed or (chan.eof_received and chan.exit_status_ready())
+        if until is not None and until():
+            return True
+        if done and not chan.recv_ready() and not chan.recv_stderr_ready():
+            return True
+        if chan.transport is None or not chan.transport.is_active():
+            return True
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
+
+
+def _read_arrived(chan: paramiko.Channel, deadline: float | None, out: CappedOutput, err: CappedOutput) -> None:
+    """Read what has arrived on stdout and stderr, a chunk of each in turn, until neither has more or `deadline`.
+
+    Bounded by the deadline: a command that prints faster than the sink takes it (`yes` under `--lines`) always has
+    more waiting, and reading it all first kept the deadline from ever being looked at.
+    """
+    while True:
+        got = False
+        if chan.recv_ready():
+            with operation(chan):  # a read may send a window adjust
+                data = chan.recv(_READ_CHUNK)
+            out.add(data)  # outside the operation: a `--lines` sink may wait for a slow terminal
+            got = True
+        if chan.recv_stderr_ready():
+            with operation(chan):
+                data = chan.recv_stderr(_READ_CHUNK)
+            err.add(data)
+            got = True
+        if not got or (deadline is not None and time.monotonic() >= deadline):
+            return

@@ -33,7 +33,7 @@ def test_json_output_and_highest_exit_code(cli, factory):
         ("n01", 3, "a b\n"),
         ("n02", 3, "a b\n"),
     ]
-    assert "n[01-02]: exited with exit code 3" in r.stderr  # and the document says it too
+    assert "n[01-02] (2): exited with exit code 3" in r.stderr  # and the document says it too
 
 
 def test_quoting_survives_the_cli(cli, factory):
@@ -69,7 +69,7 @@ def test_stderr_and_failures_are_reported(cli, factory):
     r = cli("--config", factory(), "exec", "n[01-02]", "--", "sh", "-c", "echo oops >&2; exit 2")
     assert r.exit_code == 2
     assert "n[01-02]: oops" in r.stderr
-    assert "n[01-02]: exited with exit code 2" in r.stderr
+    assert "n[01-02] (2): exited with exit code 2" in r.stderr
 
 
 def test_lines_mode(cli, factory):

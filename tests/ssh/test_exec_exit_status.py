@@ -29,7 +29,7 @@ def test_a_command_killed_by_a_signal_fails(cli, fleet: Fleet, sig: signal.Signa
     assert [(i["node"], i["exit_code"]) for i in r.json()["items"]] == [("n01", status), ("n02", status)]
     table = cli("--config", fleet.config, "exec", "all", "--", "sh", "-c", suicide)
     assert table.exit_code == status
-    assert table.stderr.splitlines()[-1] == f"factoryctl: n[01-02]: exited with exit code {status}"
+    assert table.stderr.splitlines()[-1] == f"factoryctl: n[01-02] (2): exited with exit code {status}"
 
 
 def test_one_node_killed_among_successes_fails_the_exec(cli, fleet: Fleet, tmp_path: Path):  # noqa: F811
@@ -52,7 +52,7 @@ def test_a_command_that_cannot_run_gives_the_shells_status(cli, fleet: Fleet, tm
     command = str(tmp_path / name)
     r = cli("--config", fleet.config, "exec", "all", "--", command, "arg")
     assert r.exit_code == status, r.stderr
-    assert r.stderr.splitlines()[-1] == f"factoryctl: n[01-02]: exited with exit code {status}"
+    assert r.stderr.splitlines()[-1] == f"factoryctl: n[01-02] (2): exited with exit code {status}"
     assert f"{command}: " in r.stderr  # the shell's (or the local transport's) word on why
 
 

@@ -23,7 +23,7 @@ import factoryctl.transport.base as base
 def test_a_non_zero_exit_is_on_stderr_in_every_format(cli, fleet: Fleet, output: str):  # noqa: F811
     r = cli("--config", fleet.config, "exec", "all", "-o", output, "--", "sh", "-c", "exit 4")
     assert r.exit_code == 4
-    assert "factoryctl: n[01-02]: exited with exit code 4" in r.stderr.splitlines()
+    assert "factoryctl: n[01-02] (2): exited with exit code 4" in r.stderr.splitlines()
 
 
 def test_a_mixed_result_lists_the_exit_code_and_the_timeout(cli, fleet: Fleet, tmp_path: Path):  # noqa: F811
@@ -56,7 +56,8 @@ def dropped_past_budget(stderr: str) -> int:
 def test_the_kept_output_of_all_nodes_is_bounded_in_total(cli, fleet: Fleet, small_budget: None):  # noqa: F811
     script = f"head -c {PRINTED} /dev/zero | tr '\\0' x"
     r = cli("--config", fleet.config, "exec", "all", "-o", "json", "--", "sh", "-c", script)
-    assert r.exit_code == 0, r.stderr[-500:]
+    assert r.exit_code == 1, r.stderr[-500:]  # every command exited 0, but exec dropped output: it failed
+    assert TRUNCATED.search(r.stderr), r.stderr[-500:]
     items = r.json()["items"]  # type: ignore[index]
     assert sum(len(item["stdout"]) for item in items) == BUDGET
     assert set("".join(item["stdout"] for item in items)) == {"x"}
@@ -66,7 +67,7 @@ def test_the_kept_output_of_all_nodes_is_bounded_in_total(cli, fleet: Fleet, sma
 def test_the_budget_covers_stderr_too(cli, fleet: Fleet, small_budget: None):  # noqa: F811
     script = f"head -c {PRINTED} /dev/zero | tr '\\0' x; head -c {PRINTED} /dev/zero | tr '\\0' y >&2"
     r = cli("--config", fleet.config, "exec", "all", "-o", "json", "--", "sh", "-c", script)
-    assert r.exit_code == 0
+    assert r.exit_code == 1
     items = r.json()["items"]  # type: ignore[index]
     stderr = "".join(item["stderr"] for item in items)
     notes = "".join(re.findall(r"factoryctl: output truncated: [^\n]*\n", stderr))
@@ -74,8 +75,32 @@ def test_the_budget_covers_stderr_too(cli, fleet: Fleet, small_budget: None):  #
     assert kept == BUDGET
     assert dropped_past_budget(notes) == 4 * PRINTED - BUDGET
     table = cli("--config", fleet.config, "exec", "all", "--", "sh", "-c", script)  # gathered: the notes shown
-    assert table.exit_code == 0
+    assert table.exit_code == 1
     assert dropped_past_budget(table.stderr) > 0
+    assert TRUNCATED.search(table.stderr), table.stderr[-500:]
+
+
+#: What exec says at the end when it dropped output (and exits 1 for it, unless a command failed): of one node or
+#: both, as the budget is first come, first served.
+TRUNCATED = re.compile(
+    r"factoryctl: (n0[12]|n\[01-02\] \(2\)): output truncated: more than exec keeps was dropped\n"
+    r"hint: use --lines, which prints the output as it arrives and keeps none of it in memory, or have the command"
+    r" write its output to a file on the node\.\n\Z"
+)
+
+
+def test_a_commands_own_failure_outranks_dropped_output(cli, fleet: Fleet, small_budget: None):  # noqa: F811
+    script = f"head -c {PRINTED} /dev/zero | tr '\\0' x; exit 3"
+    r = cli("--config", fleet.config, "exec", "all", "--", "sh", "-c", script)
+    assert r.exit_code == 3
+    assert "factoryctl: n[01-02] (2): exited with exit code 3\n" in r.stderr
+    assert TRUNCATED.search(r.stderr), r.stderr[-500:]
+
+
+def test_output_within_the_limits_still_exits_0(cli, fleet: Fleet, small_budget: None):  # noqa: F811
+    script = f"head -c {BUDGET // 4} /dev/zero | tr '\\0' x"
+    r = cli("--config", fleet.config, "exec", "all", "-o", "json", "--", "sh", "-c", script)
+    assert (r.exit_code, r.stderr) == (0, "")
 
 
 def test_lines_shows_everything_and_keeps_nothing(cli, fleet: Fleet, small_budget: None):  # noqa: F811

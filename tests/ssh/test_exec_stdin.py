@@ -182,11 +182,11 @@ def test_ctrl_c_signals_the_remote_command(factory, sshd, tmp_path):
 
 
 def count_selects(monkeypatch) -> list[int]:
-    """Count the waits (poll) this thread makes in the SSH transport from now on (a one-item list)."""
-    import factoryctl.transport.ssh as ssh_module
+    """Count the waits (poll) this thread makes draining SSH commands from now on (a one-item list)."""
+    import factoryctl.transport.ssh_channel as channel_module
 
     calls = [0]
-    real_readable = ssh_module.readable
+    real_readable = channel_module.readable
     me = threading.current_thread()
 
     def counting(*args, **kwargs):
@@ -194,7 +194,7 @@ def count_selects(monkeypatch) -> list[int]:
             calls[0] += 1
         return real_readable(*args, **kwargs)
 
-    monkeypatch.setattr(ssh_module, "readable", counting)
+    monkeypatch.setattr(channel_module, "readable", counting)
     return calls
 
 

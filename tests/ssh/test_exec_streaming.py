@@ -58,7 +58,7 @@ def test_lines_reports_non_zero_exits(cli, fleet: Fleet):  # noqa: F811 - the fi
     r = cli("--config", fleet.config, "exec", "all", "--lines", "--", "sh", "-c", "echo out; exit 3")
     assert r.exit_code == 3
     assert sorted(r.stdout.splitlines()) == ["n01: out", "n02: out"]
-    assert r.stderr.splitlines()[-1] == "factoryctl: n[01-02]: exited with exit code 3"
+    assert r.stderr.splitlines()[-1] == "factoryctl: n[01-02] (2): exited with exit code 3"
 
 
 def test_output_before_a_timeout_is_kept(cli, fleet: Fleet):  # noqa: F811 - the fixture, as a parameter
