@@ -192,9 +192,9 @@ class Controller:
         gone = self.store.replaced() if self.store is not None else None
         if gone:
             return (
-                f"the store {path} was {gone} while the controller ran; it no longer reaches readers, so the "
-                f"controller exits (status 1) for its service manager to restart it on a new store "
-                f"(history is lost there, drains must be redone)."
+                f"the store {path} was {gone} while the controller ran{', or moved' if gone == 'deleted' else ''}; "
+                "it no longer reaches readers, so the controller exits (status 1) for its service manager to restart "
+                f"it on a new store (history is lost there, drains must be redone).{_moved_store_hint(path, gone)}"
             )
         if self.lock is not None and self.lock.replaced():
             return (
@@ -303,6 +303,21 @@ class Controller:
             log.error("event not recorded: %s (%s)%s", message, exc.message, daemon_hint(exc))
 
 
+def _moved_store_hint(path: Path, gone: str) -> str:
+    """For a store gone from `path` whose `-wal` is still there (a `mv` of the file alone), how to keep its rows.
+
+    The newest rows are in the `-wal`, which SQLite finds by the store's own name: the moved file without it lacks
+    them (it reads as an empty store), and SQLite deletes that `-wal` when a new store is started at `path`.
+    """
+    if gone != "deleted" or not path.with_name(f"{path.name}-wal").exists():
+        return ""
+    return (
+        " hint: a store is moved together with its -wal and -shm files, with the controller stopped; its newest rows "
+        f"are in {path}-wal, still here: move it and {path.name}-shm beside the moved file as NEW-wal and NEW-shm "
+        "(NEW: its new path) before the controller starts again, which deletes them."
+    )
+
+
 def _interval_change(old: FactoryConfig, new: FactoryConfig) -> str:
     """What a reload did to the intervals (`interval 5 s -> 1 s`, and the slow tier's), or "" when nothing."""
     said = []
@@ -373,18 +388,26 @@ def configure_logging(level: str = "info") -> None:
     logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=[handler])
 
 
-def run_controller(config_path: Path | None, log_level: str = "info") -> int:
+def run_controller(
+    config_path: Path | None, log_level: str = "info", hangup_held: Callable[[], bool] | None = None
+) -> int:
     """`factoryctl controller run`: load the config, take the lock, serve until SIGTERM; returns the exit status.
 
     `faulthandler` is enabled so a fatal signal (SIGBUS from the store's memory-mapped `-shm` file, say) writes which
     one it was, and where the thread it hit was, on stderr (the log) before the process dies. That thread only: a large
     fleet runs thousands.
+
+    `hangup_held` says, once the controller's handlers are in place, whether a SIGHUP came before them (the CLI holds
+    it from its start): the controller then reloads as soon as it runs, as `systemctl reload` just after `start` asks.
     """
     configure_logging(log_level)
     with contextlib.suppress(AttributeError, ValueError, OSError):  # a stderr with no file behind it (in-process tests)
         faulthandler.enable(all_threads=False)
     controller = Controller(load_config(config_path))
     previous = controller.install_signal_handlers()
+    if hangup_held is not None and hangup_held():
+        log.info("received SIGHUP while starting: reloading once started")
+        controller.request_reload()
     try:
         return controller.run()
     finally:  # a refused start (lock held) must not leave Ctrl-C disabled in the calling process

@@ -224,9 +224,14 @@ def metrics_handler(source: MetricsSource) -> type[BaseHTTPRequestHandler]:
                     body = gzip.compress(body, compresslevel=6, mtime=0)
                     self.send_header("Content-Encoding", "gzip")
             self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if with_body:
-                self.wfile.write(body)
+            try:
+                self.end_headers()
+                if with_body:
+                    self.wfile.write(body)
+            except OSError as exc:  # a scraper that hung up (its scrape timeout): normal, so nothing is said
+                if not client_gone(exc):
+                    raise
+                self.close_connection = True
 
         def log_message(self, format: str, *args: object) -> None:
             pass
@@ -310,6 +315,9 @@ def listen(address: str, port: int, handler: type[BaseHTTPRequestHandler]) -> Th
                         self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
                 super().server_bind()
 
+            def handle_error(self, request: object, client_address: object) -> None:
+                report_request_failure(client_address, sys.exc_info()[1])
+
         return Server((address, port), handler)
     except OSError as exc:
         in_use = exc.errno in (errno.EADDRINUSE, errno.EACCES)
@@ -317,13 +325,44 @@ def listen(address: str, port: int, handler: type[BaseHTTPRequestHandler]) -> Th
         raise UsageError(f"cannot listen on {url_host(address)}:{port}: {exc.strerror or exc}.", hint) from None
 
 
+def client_gone(exc: BaseException | None) -> bool:
+    """Whether `exc` is a scraper hanging up mid-request (reset, broken pipe, or its idle timeout), not a failure."""
+    return isinstance(exc, (ConnectionError, TimeoutError)) or (
+        isinstance(exc, OSError) and exc.errno in (errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED, errno.ENOTCONN)
+    )
+
+
+def report_request_failure(client_address: object, exc: BaseException | None) -> None:
+    """A request that failed (the server's `handle_error`): nothing when its client hung up, else one line.
+
+    socketserver printed a traceback between dashed lines for each, on stderr, many lines interleaved when scrapes
+    failed together (every Prometheus scrape timeout is a client hanging up mid-response).
+    """
+    if client_gone(exc):
+        return
+    from factoryctl.model.telemetry import escape_controls
+
+    client = str(client_address)  # (host, port), and two more for IPv6
+    if isinstance(client_address, tuple) and len(client_address) >= 2:
+        client = f"{url_host(str(client_address[0]))}:{client_address[1]}"
+    what = f"{type(exc).__name__}: {exc}" if exc is not None else "unknown error"
+    sys.stderr.write(escape_controls(f"factoryctl: metrics: a request from {client} failed: {what}") + "\n")
+
+
 @contextlib.contextmanager
 def _reload_on_sighup(source: MetricsSource) -> Iterator[None]:
-    """While the block runs, SIGHUP reloads `source` (in the main thread only: signals are handled there)."""
+    """While the block runs, SIGHUP reloads `source` (in the main thread only: signals are handled there).
+
+    A SIGHUP that came while `metrics serve` started (held by the CLI, cli/signals.py) reloads it at once.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    from factoryctl.cli.signals import take_held_hangup
+
     previous = signal.signal(signal.SIGHUP, lambda signum, frame: _reload_aside(source))
+    if take_held_hangup():
+        _reload_aside(source)
     try:
         yield
     finally:

@@ -5,7 +5,8 @@ the process silently, so commands could neither clean up nor say they were stopp
 SIGTERM raises `Terminated` and SIGHUP `HungUp` instead: the commands that must report what they did (`exec`,
 `power set`) handle them as Ctrl-C, the others end at the error boundary, which says `terminated` (exit 143) or
 `hung up` (129). A signal ignored where factoryctl started (`nohup`) stays ignored. The handlers are installed only
-for that time, never at import, and the previous ones are put back.
+for that time, never at import, and the previous ones are put back. The daemons (`controller run`, `metrics serve`)
+reload on SIGHUP, from the CLI's start: one that comes before their handler is in place is held for it.
 """
 
 from __future__ import annotations
@@ -79,17 +80,23 @@ class LoadInterrupted(Interrupted):
 
 
 @contextlib.contextmanager
-def sigterm_interrupts() -> Iterator[threading.Event]:
+def sigterm_interrupts(hangup_reloads: bool = False) -> Iterator[threading.Event]:
     """While the block runs, SIGTERM raises Terminated in it, SIGHUP HungUp (the old handlers are put back at its end).
 
     Only the first of them raises: a second one during the clean-up does not cut it short, it sets the event
     yielded (stop waiting for the commands). A signal ignored where factoryctl started (`nohup`, a service's SIGTERM
     ignored) stays ignored. Outside the main thread (no handler can be installed) the block runs as is.
+
+    With `hangup_reloads` (the daemons: `controller run`, `metrics serve`) SIGHUP stops nothing: it is held until
+    the daemon's own handler takes over and reloads for it (`take_held_hangup`), or ignored once that has ended.
     """
     received: list[int] = []
     again = threading.Event()
 
     def on_term(signum: int, frame: FrameType | None) -> None:
+        if hangup_reloads and signum == getattr(signal, "SIGHUP", None):
+            _HANGUP_HELD.set()  # `systemctl reload` just after `start`: a reload, never exit 129
+            return
         _STOPS_SEEN[0] += 1
         if not received:
             received.append(signum)
@@ -121,6 +128,20 @@ def sigterm_interrupts() -> Iterator[threading.Event]:
 
 #: How many stopping signals (SIGINT, SIGTERM, SIGHUP) reached a `sigterm_interrupts` block of this process.
 _STOPS_SEEN = [0]
+#: Set when a daemon's SIGHUP came before its reload handler was in place (`sigterm_interrupts(hangup_reloads=True)`).
+_HANGUP_HELD = threading.Event()
+
+
+def take_held_hangup() -> bool:
+    """Whether a SIGHUP came while the daemon started, held for it to reload once its handler is in place; clears it.
+
+    Called by the daemon right after it installed its own SIGHUP handler, which takes any later one.
+    """
+    held = _HANGUP_HELD.is_set()
+    _HANGUP_HELD.clear()
+    return held
+
+
 #: What a stop raises out of a block (a command that reports what it stopped returns its status instead).
 _STOPPING = (KeyboardInterrupt, Terminated, Interrupted)
 

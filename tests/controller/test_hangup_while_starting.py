@@ -1,0 +1,102 @@
+"""A SIGHUP while `controller run` or `metrics serve` starts is a reload once it runs, never a stop with exit 129.
+
+docs/controller.md's unit reloads with `ExecReload=/bin/kill -HUP $MAINPID` (Type=exec): `systemctl reload` just
+after `start` killed either daemon with `factoryctl: hung up` (129) and the advice to run it under nohup or tmux,
+because the CLI's SIGHUP-is-a-stop handler was in force until the daemon's own reload handler took over.
+
+Each daemon runs in a real process that sends itself SIGHUP the moment the CLI installs its first SIGHUP handler
+(`LAUNCHER`), so the signal lands before the daemon's own one, the window in question.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from reaping import reaped
+from sshd_fixture import free_port
+
+from factoryctl.cli.app import _runs_as_daemon
+
+#: The console script, with a thread that sends the process SIGHUP as soon as a SIGHUP handler is in place.
+LAUNCHER = """
+import os, signal, sys, threading, time
+def hang_up_once_handled():
+    while signal.getsignal(signal.SIGHUP) in (signal.SIG_DFL, None):
+        time.sleep(0.0005)
+    os.kill(os.getpid(), signal.SIGHUP)
+threading.Thread(target=hang_up_once_handled, daemon=True).start()
+from factoryctl.cli.app import main
+main()
+"""
+
+
+def started(tmp_path: Path, *command: str) -> subprocess.Popen[bytes]:
+    config = tmp_path / "factory.yaml"
+    config.write_text(
+        f"name: lab\nstate_dir: {tmp_path / 'state'}\ncontroller: {{interval_s: 1}}\n"
+        "nodes:\n  n1: {transport: local, sim: {profile: h100-sxm, gpus: 1}}\n"
+    )
+    argv = [sys.executable, "-c", LAUNCHER, "--config", str(config), *command]
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def stderr_until(proc: subprocess.Popen[bytes], wanted: str, within: float = 60.0) -> str:
+    """Its stderr up to the line holding `wanted` (or to its end: the process exited)."""
+    import select
+    import time
+
+    assert proc.stderr is not None
+    seen, deadline = b"", time.monotonic() + within
+    while wanted.encode() not in seen and time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stderr], [], [], 1.0)
+        if ready:
+            line = proc.stderr.readline()
+            if not line:
+                break
+            seen += line
+    return seen.decode(errors="replace")
+
+
+def test_controller_reloads_on_a_sighup_while_it_starts(tmp_path: Path) -> None:
+    with reaped(started(tmp_path, "controller", "run")) as proc:
+        said = stderr_until(proc, "reloaded ")
+        assert proc.poll() is None, said  # it died of it (129) before
+        assert "received SIGHUP while starting: reloading once started" in said
+        assert f"reloaded {tmp_path / 'factory.yaml'}: no node changes" in said
+        proc.send_signal(signal.SIGTERM)
+        _, rest = proc.communicate(timeout=30)
+    assert proc.returncode == 0, said + rest.decode()
+    assert "hung up" not in said + rest.decode()
+
+
+def test_metrics_serve_reloads_on_a_sighup_while_it_starts(tmp_path: Path) -> None:
+    with reaped(started(tmp_path, "metrics", "serve", "--port", str(free_port()))) as proc:
+        said = stderr_until(proc, "reloaded ")
+        assert proc.poll() is None, said
+        assert f"reloaded {tmp_path / 'factory.yaml'}: 1 node" in said
+        proc.send_signal(signal.SIGINT)
+        _, rest = proc.communicate(timeout=30)
+    assert proc.returncode == 130, said + rest.decode()  # its Ctrl-C, as ever
+    assert "hung up" not in said + rest.decode()
+
+
+@pytest.mark.parametrize(
+    ("args", "daemon"),
+    [
+        (["controller", "run"], True),
+        (["-c", "f.yaml", "-q", "controller", "run", "--log-level", "debug"], True),
+        (["--config", "run", "metrics", "serve", "--port", "0"], True),
+        (["-qc", "controller", "metrics", "serve"], True),
+        (["--config=f.yaml", "metrics", "serve"], True),
+        (["controller", "status"], False),
+        (["-c", "controller", "run"], False),  # `controller` is the file, `run` no noun
+        (["exec", "all", "--", "controller", "run"], False),
+        (["metrics"], False),
+    ],
+)
+def test_the_daemons_are_told_from_their_first_two_words(args: list[str], daemon: bool) -> None:
+    assert _runs_as_daemon(args) is daemon
