@@ -8,6 +8,8 @@ puts them in Typer's table). Constraints they keep:
   so node lists such as `gpu01,@r<TAB>` complete.
 - Every script sends the completion helper's stderr to /dev/null: the rc line runs in every shell, also where
   `factoryctl` is not on PATH.
+- `--install-completion` and `--show-completion` run from a shell without a script (`sh -c ...`) are our usage
+  error, as `factoryctl completion sh` is (Typer said a bare "Shell sh is not supported.", exit 1).
 - Candidates with descriptions are written by our own zsh and fish classes (`use_our_completers`): descriptions are
   quoted for the shell exactly (apostrophes, double quotes), never run through rich markup, and kept on one line.
 
@@ -19,10 +21,14 @@ their documented order.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 import typer
 from typer._click.shell_completion import CompletionItem, add_completion_class
 from typer._completion_classes import FishComplete, ZshComplete
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 COMPLETE_VAR = "_FACTORYCTL_COMPLETE"
 #: Shells with a completion script, in the order the help names them.
@@ -176,21 +182,70 @@ def _use_our_scripts(scripts: dict[str, str]) -> None:
 
 def check_shell(value: str) -> str:
     """The SHELL argument: one of `SHELLS`, else our usage error (exit 2) naming them."""
-    if value not in SHELLS:
+    return _scripted(value, "choose bash, zsh or fish, e.g. `factoryctl completion bash`.")
+
+
+def _scripted(shell: str, hint: str) -> str:
+    """`shell` if it has a completion script, else our usage error (exit 2) with `hint`."""
+    if shell not in SHELLS:
         from factoryctl.errors import UsageError
 
-        raise UsageError(
-            f"there is no completion script for `{value}`.",
-            "choose bash, zsh or fish, e.g. `factoryctl completion bash`.",
-        )
-    return value
+        raise UsageError(f"there is no completion script for `{shell}`.", hint)
+    return shell
+
+
+#: What to do when `--install-completion` or `--show-completion` runs from a shell without a script (`sh -c`).
+DETECTED_SHELL_HINT = (
+    "choose bash, zsh or fish: run the command from one of them, or print a script with `factoryctl completion bash`."
+)
+
+
+def _detected_shell(shell: str | None) -> str:
+    """`shell`, else the shell factoryctl runs from (Typer's detection), refused unless it has a script (exit 2).
+
+    Typer said a bare `Shell sh is not supported.` (exit 1, no hint) for `--install-completion` run from sh, where
+    `factoryctl completion sh` is our sentence, hint and exit 2.
+    """
+    from typer import _completion_shared
+
+    found = shell if shell is not None else _completion_shared._get_shell_name()
+    if found is None:
+        from factoryctl.errors import UsageError
+
+        raise UsageError("cannot tell which shell factoryctl runs from.", DETECTED_SHELL_HINT)
+    return _scripted(found, DETECTED_SHELL_HINT)
+
+
+def _check_detected_shell() -> None:
+    """Make Typer's `--install-completion` and `--show-completion` refuse a shell without a script as we do.
+
+    Their callbacks call `install` and `get_completion_script` through typer.completion's names, so those are wrapped.
+    """
+    from typer import _completion_shared
+    from typer import completion as typer_completion  # imported by typer itself
+
+    install, script = _completion_shared.install, _completion_shared.get_completion_script
+    if getattr(typer_completion, "install", None) is not install:  # wrapped already, or a Typer that works otherwise
+        return
+
+    def install_checked(
+        shell: str | None = None, prog_name: str | None = None, complete_var: str | None = None
+    ) -> tuple[str, Path]:
+        return install(shell=_detected_shell(shell), prog_name=prog_name, complete_var=complete_var)
+
+    def script_checked(*, prog_name: str, complete_var: str, shell: str | None) -> str:
+        return script(prog_name=prog_name, complete_var=complete_var, shell=_detected_shell(shell or None))
+
+    setattr(typer_completion, "install", install_checked)  # noqa: B010 - replacing a module's function
+    setattr(typer_completion, "get_completion_script", script_checked)  # noqa: B010
 
 
 def register(app: typer.Typer) -> None:
-    """Add `completion` to the root app, and make Typer's `--install-completion` use our bash and zsh scripts."""
+    """Add `completion` to the root app; make Typer's `--install-completion` use our scripts, and refuse as we do."""
     from typer import _completion_shared  # already imported by typer itself: costs nothing
 
     _use_our_scripts(_completion_shared._completion_scripts)
+    _check_detected_shell()
 
     @app.command("completion", short_help="Print the bash, zsh or fish completion script.")
     def completion_command(

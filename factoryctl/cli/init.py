@@ -19,11 +19,12 @@ EXAMPLE = """\
 name: lab
 # state_dir: ~/.local/state/factoryctl/lab   # the store and simulated GPU state; share it between users if needed
 
-ssh:                            # defaults for every node
-  user: root
-  identity_file: ~/.ssh/id_ed25519
+ssh:                            # defaults for every node; a key left out comes from ~/.ssh/config, as for `ssh HOST`
+  # user: root                  # else ~/.ssh/config's User, else your local user (set here, it wins over User)
+  # identity_file: ~/.ssh/gpu_key   # else ~/.ssh/config's IdentityFile, else ~/.ssh/id_ed25519, id_ecdsa, id_rsa
+                                    # (set here, it wins over IdentityFile); then ssh-agent's keys
   known_hosts: ~/.ssh/known_hosts   # host keys are verified here as [host]:port; see `factoryctl nodes trust`
-  port: 22
+  # port: 22                    # else ~/.ssh/config's Port, else 22
 
 nodes:                          # a key may be a node set: every node in it gets the same fields
   # gpu01: {host: 10.0.0.11, rack: a, labels: {pool: train}}

@@ -180,14 +180,26 @@ def _shown(decision: HostKeyDecision, item: dict[str, Any]) -> dict[str, Any]:
 
 
 def _question(pending: list[HostKeyDecision]) -> str:
-    """The question before recording, after OpenSSH's warning for each key of a type not recorded for its host."""
+    """The question before recording, after OpenSSH's warning for each key of a type not recorded for its host.
+
+    A changed key (`--replace`) removes the recorded one: each is named with the key it replaces, and the question
+    says that keys are removed, not only added.
+    """
+    from factoryctl.transport.known_hosts import HostKeyStatus
     from factoryctl.transport.ssh_handshake import OTHER_TYPES_WARNING
 
     warning = OTHER_TYPES_WARNING[0].upper() + OTHER_TYPES_WARNING[1:]
     warnings = [f"WARNING: {d.where} offers {d.scanned.key.key_type} {d.scanned.key.fingerprint}; recorded for it:"
                 f" {', '.join(d.other_types)}. {warning}. The new key is added and they are kept.\n"
                 for d in pending if d.other_types]  # fmt: skip
-    return "".join(warnings) + f"Record {_keys_line(pending)} shown as unknown/changed above?"
+    changed = [d for d in pending if d.scanned.key.status is HostKeyStatus.changed]
+    replacing = [f"{d.where}: the recorded {d.scanned.key.key_type} key {', '.join(d.scanned.key.recorded)} is removed"
+                 f" from {d.scanned.known_hosts} and {d.scanned.key.fingerprint} recorded instead.\n"
+                 for d in changed]  # fmt: skip
+    question = f"Record {_keys_line(pending)} shown as unknown/changed above"
+    if changed:
+        question += f", removing the {len(changed)} recorded key(s) they replace"
+    return "".join(warnings + replacing) + question + "?"
 
 
 def _show_and_record(
@@ -216,7 +228,7 @@ def _show_and_record(
         if table and not quiet:
             sys.stderr.write(_recorded_line(written, len(nodes_of(pending))))
         return []
-    return [NodeError(node, "host_key", f"{d.where}: not recorded (not confirmed).",
+    return [NodeError(node, "host_key", f"{d.where} host key not recorded (not confirmed).",
                       "answer yes at the prompt, or pass --yes.") for d in pending for node in d.nodes]  # fmt: skip
 
 

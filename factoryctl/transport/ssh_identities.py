@@ -98,7 +98,7 @@ def _load_key(path: str) -> paramiko.PKey | SkippedKey:
     except (paramiko.PasswordRequiredException, TypeError):
         return SkippedKey(path, f"the key {path} needs a passphrase: load it into ssh-agent", True)
     except FileNotFoundError:
-        return SkippedKey(path, f"no identity file {path}", False)  # as ssh says it ("no such identity")
+        return SkippedKey(path, _no_file(path), False)
     except Exception as exc:  # a key file is any file: whatever its loader raises, the file is skipped
         if is_file_exhaustion(exc):
             raise
@@ -169,7 +169,10 @@ TOO_MANY_KEYS_HINT = (
 
 
 def auth_hint(skipped: list[SkippedKey], left_out: int, too_many: bool = False) -> str:
-    """What to do when no key was accepted: offer the right key first, load one that needs a passphrase, or check.
+    """What to do when no key was accepted: offer the right key first, load it, or fix the line naming no file.
+
+    factory.yaml's identity_file (and user) win over ~/.ssh/config's IdentityFile (and User): a file named there
+    that does not exist hides the key ~/.ssh/config names, so the hint for a missing file names both places.
 
     `too_many`: the server closed the connection after too many refused keys (sshd's MaxAuthTries).
     """
@@ -181,12 +184,23 @@ def auth_hint(skipped: list[SkippedKey], left_out: int, too_many: bool = False) 
             f"load the key into ssh-agent (`ssh-add {locked[0]}`) and run factoryctl with SSH_AUTH_SOCK pointing at "
             "that agent; factoryctl never asks for a passphrase."
         )
+    missing = [s.path for s in skipped if s.reason == _no_file(s.path)]
+    if missing:
+        return (
+            f"correct or remove the identity_file that names {missing[0]} in factory.yaml (under ssh: or the node's; "
+            "it wins over ~/.ssh/config's IdentityFile), or the IdentityFile line that names it in ~/.ssh/config."
+        )
     if left_out:
         return (
             "IdentitiesOnly yes in ~/.ssh/config offers only the IdentityFile keys (or ssh-agent's copies of them): "
             "name the right key there, or check the user's authorized_keys."
         )
     return (
-        "set ssh.identity_file (or the node's identity_file) in factory.yaml, or add the key to ssh-agent, and check "
-        "the user's authorized_keys."
+        "offer the node's key as its user: identity_file and user in factory.yaml (under ssh: or the node's) win over "
+        "~/.ssh/config's IdentityFile and User; or add the key to ssh-agent; and check the user's authorized_keys."
     )
+
+
+def _no_file(path: str) -> str:
+    """Why identity file `path` was skipped when it does not exist, as ssh says it ("no such identity")."""
+    return f"no identity file {path}"

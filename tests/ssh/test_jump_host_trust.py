@@ -93,8 +93,8 @@ def test_trust_without_an_answer_records_nothing_and_names_the_jump_host(
     assert r.exit_code == 4
     assert not known_hosts.exists() or known_hosts.read_text() == ""
     assert (
-        f"factoryctl: n1: jump host {jump.user}@127.0.0.1:{jump.port} ([127.0.0.1]:{jump.port}): not recorded "
-        "(not confirmed)."
+        f"factoryctl: n1: jump host {jump.user}@127.0.0.1:{jump.port} ([127.0.0.1]:{jump.port}) host key not "
+        "recorded (not confirmed)."
     ) in r.stderr
 
 
@@ -108,7 +108,7 @@ def test_trust_asks_for_the_jump_host_then_for_the_node(
     assert r.stderr.count("Record 1 host key(s) shown as unknown/changed above? [y/N]:") == 2
     assert _status(known_hosts, jump) is HostKeyStatus.known
     assert _status(known_hosts, sshd) is HostKeyStatus.unknown
-    assert f"factoryctl: n1: [127.0.0.1]:{sshd.port}: not recorded (not confirmed)." in r.stderr
+    assert f"factoryctl: n1: [127.0.0.1]:{sshd.port} host key not recorded (not confirmed)." in r.stderr
 
 
 def test_a_known_jump_host_is_not_shown(cli: Any, sshd: SshdServer, jump: SshdServer, tmp_path: Path) -> None:
