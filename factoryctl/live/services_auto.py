@@ -168,7 +168,7 @@ class AutoServices(ConfiguredServices):
             since, text = view.stored_at, f"nothing stored for {now - view.stored_at:.0f} s"
         message = (
             f"the controller ({_pid(view)}) is late: {text}; it still holds its lock, so its store is shown "
-            "(rows go down as they age) and the dashboard does not collect itself until the lock is free"
+            "(rows it no longer refreshes show as stale) and the dashboard does not collect itself until the lock is free"
         )
         return DashboardEvent(since, None, "source", message, "warning")
 

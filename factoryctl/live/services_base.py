@@ -27,6 +27,10 @@ if TYPE_CHECKING:
     from factoryctl.store.sqlite import Store
 
 
+#: States whose rows say nothing of the node now: not answered yet, or a late controller's old row.
+NOT_NOW_STATES = ("connecting", "stale")
+
+
 class ConfiguredServices:
     """The `factory_name` and `interval_s` of `DashboardServices`, both read from `self.config`."""
 
@@ -56,14 +60,15 @@ def assemble_snapshot(
 ) -> FactorySnapshot:
     """The snapshot of `nodes` at `now`; records the factory's power in `history` once an interval.
 
-    Only a refresh where some node reported its power, and none is still connecting, is recorded: a refresh with nodes
-    still connecting (the first, or a controller starting or handing back) has no or partial data, and recording it
-    would put a false dip in the power graph and the hour's mean energy. `gpu_counts` is how many GPUs each node was
-    last seen with (a node down now has none in its sample).
+    Only a refresh where some node reported its power, and none is still connecting or stale, is recorded: a refresh
+    with nodes still connecting (the first, or a controller starting or handing back) has no or partial data, and one
+    with stale rows (a late controller's) only old data, and recording it would put a false dip, or a flat line of old
+    values, in the power graph and the hour's mean energy. `gpu_counts` is how many GPUs each node was last seen with
+    (a node down now has none in its sample).
     """
     reported = [n.power_w for n in nodes if n.state not in ("down", "connecting") and n.power_w is not None]
     power_w = sum(reported)
-    if reported and not any(n.state == "connecting" for n in nodes):
+    if reported and not any(n.state in NOT_NOW_STATES for n in nodes):
         history.record_factory_at(now, power_w)
     price, cost_per_hour = grid.now(now, power_w / 1000)
     return FactorySnapshot(

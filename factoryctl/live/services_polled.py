@@ -398,7 +398,7 @@ class PolledServices(ConfiguredServices):
             self._events.append(event)
 
     def node_history(self, node: str) -> NodeHistory:
-        """The node's per-GPU history since this dashboard started."""
+        """The node's per-GPU history: its last 600 samples (10 minutes at 1 s; fewer if the dashboard opened later)."""
         return self.history.node(node)
 
     # ------------------------------------------------------------------ actions

@@ -5,15 +5,19 @@ connection; opens no agent session to read. A power cap is one audited request t
 (a short session to that node only), exactly what `factoryctl power set --clamp` does. Imports no Textual.
 
 A controller that falls behind still holds its lock, so its store is still what is shown, but each row is judged by
-its age, as `nodes list` judges it (`stale_for`): one not refreshed for longer than a node may be silent shows as
-down, never as live data. A row a just-started controller has not judged yet shows as `connecting` for its first
-30 s. `controller_view` says who holds the lock, when it started and when it last wrote, for `AutoServices`. The
-store file is followed (`FollowedStore`): a drain never goes into a file deleted or replaced under the dashboard.
+its age (`stale_for`, as `nodes list` judges it): one not refreshed for longer than a node may be silent is never
+shown as live data. Why it aged decides what it shows: while the controller holding the lock is late (it stores
+nothing), every old row is `stale` (its last values, the reason said), since the controller stopped, not the nodes,
+and a stopped controller must not read as a fleet outage; while it writes, a row it no longer refreshes is `down`.
+A row a just-started controller has not judged yet shows as `connecting` for its first 30 s. `controller_view` says
+who holds the lock, when it started and when it last wrote, for `AutoServices`. The store file is followed
+(`FollowedStore`): a drain never goes into a file deleted or replaced under the dashboard.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import time
 from collections import defaultdict
@@ -50,6 +54,8 @@ BACKFILL_STEP_S = 60.0
 
 #: A controller that stored no sample for this many intervals is late (as `nodes list` stops trusting its store).
 LATE_AFTER_INTERVALS = 3
+#: A node's state while its row is old because the controller is late: not known, neither up nor down.
+STALE = "stale"
 
 
 @dataclass(frozen=True)
@@ -192,6 +198,11 @@ class StoreServices(ConfiguredServices):
         gpu_counts = {name: len(found[1].gpus) for name, found in latest.items() if found[1] is not None}
         started = self.controller_started_at
         starting = started is not None and now - started < self.startup_grace_s
+
+        @functools.cache
+        def late() -> bool:  # asked only when a row is old: a lock and a store read, once per snapshot at most
+            return self._controller_late(now)
+
         for name in self.names:
             state, sample = latest.get(name, (None, None))
             if starting and not judged_since(state, started):  # its predecessor's row, or none: not a verdict
@@ -199,7 +210,11 @@ class StoreServices(ConfiguredServices):
                 out.append(NodeSample(node=name, time=now, state="connecting", message=message))
                 continue
             stale = stale_for(state, now, self.interval_s) if state is not None else None
-            if state is not None and stale is not None:  # the controller is late, or no longer watches it
+            if state is not None and stale is not None and sample is not None and late():
+                message = f"the controller is late: it stored no sample from it for {stale:.0f} s (its last values)."
+                out.append(replace(sample, state=STALE, error=None, message=message))
+                continue
+            if state is not None and stale is not None:  # the controller no longer watches it
                 message = f"the controller has stored no sample from it for {stale:.0f} s."
                 state = replace(state, state="down", error="timeout", message=message)
             said = state.message.removeprefix(f"{name}: ") if state and state.message else None  # an older controller's
@@ -211,6 +226,18 @@ class StoreServices(ConfiguredServices):
             seen = state.last_seen if state and state.last_seen else now
             out.append(NodeSample(node=name, time=seen, state="down", error=kind, message=message))
         return tuple(out), gpu_counts
+
+    def _controller_late(self, now: float) -> bool:
+        """Whether a live process holds the lock and has stored no sample for `LATE_AFTER_INTERVALS` intervals."""
+        from factoryctl.store.lock import controller_pid
+
+        try:
+            holder = controller_pid(self.config.state_dir)
+        except OSError:
+            holder = None
+        if holder is None:  # no controller: a row it left is a node nobody watches, down as `nodes list` says
+            return False
+        return ControllerView(holder, self._store.samples_stored_at()).late_for(now, self.interval_s) is not None
 
     def _backfill(self, now: float) -> None:
         """Load the last hour of factory power from the store's history (minute buckets)."""

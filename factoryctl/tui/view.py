@@ -16,7 +16,7 @@ from factoryctl.model.telemetry import GpuSample, NodeSample
 #: A GPU counts as busy at or above this utilization, or while it runs a process.
 BUSY_UTILIZATION_PCT = 5.0
 
-_STATE_ORDER = {"down": 0, "degraded": 1, "connecting": 2, "up": 3}
+_STATE_ORDER = {"down": 0, "degraded": 1, "stale": 2, "connecting": 3, "up": 4}
 
 
 def gpu_busy(gpu: GpuSample) -> bool:
@@ -48,6 +48,8 @@ class FactorySummary:
     queue_length: int | None = None
     price_error: str | None = None  # the price source failed (a bad file, a plugin's error): `n/a (error)`
     connecting: int = 0  # nodes that have not answered yet (the embedded collector just started)
+    #: Nodes whose rows a late controller left old: not known now, so neither up nor down (their last values count).
+    stale: int = 0
     #: The controller whose store is shown is late (holds its lock, stores nothing): the header names it, and
     #: `last_sample` is then its last write, so the data's age stays shown when its rows have all gone down.
     late_controller: LateController | None = None
@@ -55,7 +57,7 @@ class FactorySummary:
 
 def summarize(snapshot: FactorySnapshot) -> FactorySummary:
     """Count states and add up power for the header."""
-    states = {"up": 0, "degraded": 0, "down": 0, "connecting": 0}
+    states = {"up": 0, "degraded": 0, "down": 0, "connecting": 0, "stale": 0}
     power: list[float] = []
     limits: list[float] = []
     busy = total = unhealthy = 0
@@ -82,6 +84,7 @@ def summarize(snapshot: FactorySnapshot) -> FactorySummary:
         degraded=states["degraded"],
         down=states["down"],
         connecting=states["connecting"],
+        stale=states["stale"],
         drained=sum(1 for sample in snapshot.nodes if sample.node in snapshot.drained),  # only the shown nodes
         unhealthy=unhealthy,
         gpus_busy=busy,

@@ -92,7 +92,7 @@ def source_notes(services: AutoServices) -> list[str]:
 def test_a_late_controller_keeps_the_dashboard_on_its_store_until_its_lock_is_free(
     config: FactoryConfig, holder: LockHolder
 ) -> None:
-    """Its last write a minute old (stopped, hung): no collector starts, the rows go down, the panel names it."""
+    """Its last write a minute old (stopped, hung): no collector starts, the rows go stale, the panel names it."""
     controller_wrote(config, age_s=60)
     services = AutoServices(config, "demo[01-02]", check_every_s=0.0)
     try:
@@ -101,8 +101,8 @@ def test_a_late_controller_keeps_the_dashboard_on_its_store_until_its_lock_is_fr
             assert services.source == "store"
         demo01 = snap.node("demo01")
         assert demo01 is not None
-        assert (demo01.state, demo01.error) == ("down", "timeout")
-        assert "the controller has stored no sample from it for 60 s" in (demo01.message or "")
+        assert (demo01.state, demo01.error) == ("stale", None)  # the controller stopped, not the node
+        assert "the controller is late: it stored no sample from it for 60 s" in (demo01.message or "")
         late = [e.message for e in snap.events if e.kind == "source"]
         assert len(late) == 1
         assert f"the controller (pid {holder.pid}) is late" in late[0]

@@ -2,7 +2,8 @@
 
 At 200 nodes, 6 s into such a stop the dashboard had opened its own 200 SSH sessions (233 threads, then 806, two
 agents per node) and said "the controller stopped". It must stay on the store, say the controller is late, and
-collect by itself only once the controller has exited.
+collect by itself only once the controller has exited; meanwhile its rows age to `stale`, never `down` (a review saw
+`64 down · 64 unhealthy` under a stopped controller).
 """
 
 from __future__ import annotations
@@ -49,11 +50,20 @@ class Watcher:
     def __init__(self, config: FactoryConfig) -> None:
         self.services = AutoServices(config, check_every_s=0.0)
         self.sources = [self.services.source]
+        self.states: list[set[str]] = []  # each snapshot's node states
+        self.aged_down = 0  # rows shown down for their age alone ("has stored no sample from it")
 
     def notes(self) -> list[str]:
         snapshot = self.services.snapshot()
         self.sources.append(self.services.source)
+        self.states.append({n.state for n in snapshot.nodes})
+        self.aged_down += sum(n.state == "down" and "stored no sample" in (n.message or "") for n in snapshot.nodes)
         return [e.message for e in snapshot.events if e.kind == "source"]
+
+    def node_states(self) -> set[str]:
+        """The node states of a new snapshot."""
+        self.notes()
+        return self.states[-1]
 
     def says(self, text: str) -> bool:
         return any(text in note for note in self.notes())
@@ -69,6 +79,9 @@ def test_a_stopped_controller_is_late_not_replaced(controller: tuple[subprocess.
         late = f"the controller (pid {proc.pid}) is late"
         wait_for(lambda: watcher.says(late) or "agents" in watcher.sources, 60)
         assert set(watcher.sources) == {"store"}  # never a collector of its own while the controller holds its lock
+        # every row aged past 8.5 s: stale (one the controller judged down before it stopped, under load, stays down)
+        wait_for(lambda: "stale" in watcher.node_states() and not {"up", "degraded"} & watcher.states[-1], 60)
+        assert watcher.aged_down == 0  # the controller stopped, not the nodes
         proc.send_signal(signal.SIGCONT)
         wait_for(lambda: watcher.says(f"the controller (pid {proc.pid}) writes its store again"), 60)
         assert set(watcher.sources) == {"store"}

@@ -13,6 +13,7 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.text import Text
 
 from factoryctl.tui import text as fmt
+from factoryctl.tui.renderables.node_rows import state_style
 from factoryctl.tui.renderables.palette import tone
 from factoryctl.tui.view import FactorySummary
 
@@ -80,9 +81,9 @@ class FactorySummaryRenderable:
         self.now = now
 
     def nodes_line(self, width: int | None = None) -> Text:
-        """Name, node count, then the problems (down, degraded, unhealthy), then up, connecting and drained.
+        """Name, node count, then the problems (down, degraded, unhealthy), then up, stale, connecting and drained.
 
-        Zero counts of problems are left out (and so is a zero connecting or drained), so at 80 columns the line
+        Zero counts of problems are left out (and so is a zero stale, connecting or drained), so at 80 columns the line
         never crops a problem away; `N up` is always there while the line has room (`width` cells) for it.
         """
         s = self.summary
@@ -97,6 +98,7 @@ class FactorySummaryRenderable:
         ]
         rest = [
             (f"{s.up} up", tone("ok"), 1),
+            (f"{s.stale} stale", state_style("stale"), s.stale),
             (f"{s.connecting} connecting", "italic", s.connecting),
             (f"{s.drained} drained", tone("warn"), s.drained),
         ]

@@ -74,9 +74,13 @@ def _bar(gpu: GpuSample, bar: Bar, plain: bool) -> Piece:
     return block(fraction), bar_style(level, plain)
 
 
+#: States that say nothing of the node now (not answered yet; a late controller's old row): drawn in grey italics.
+UNKNOWN_STATES = ("connecting", "stale")
+
+
 def state_style(state: str, plain: bool | None = None) -> str:
     """The style of a node state's word: its colour, or its attributes under NO_COLOR (renderables/palette.py)."""
-    if state == "connecting":
+    if state in UNKNOWN_STATES:
         return "italic" if (no_color() if plain is None else plain) else "italic bright_black"
     return tone(STATE_TONES[state], plain) if state in STATE_TONES else ""
 
@@ -162,6 +166,8 @@ def cell_pieces(row: NodeRow) -> dict[str, list[Piece]]:
     else:
         slowdown = min((g.temperature_slowdown_c for g in sample.gpus if g.temperature_slowdown_c), default=None)
         temp.append((f"{hottest:4.0f}", level_style(temperature_level(hottest, slowdown), plain)))
+    if sample.state == "stale":  # old values: their heights still read, but no colour alarms or reassures
+        util, power, temp = ([(text, tone("secondary", plain)) for text, _ in pieces] for pieces in (util, power, temp))
     cells["util"], cells["power"], cells["temp"] = util, power, temp
     return cells
 

@@ -24,19 +24,27 @@ from factoryctl.tui.widgets.power_history import PowerHistory
 
 #: Below this many lines the jobs and events panels fold away so the node table keeps its rows (80x24 works).
 PANELS_MIN_HEIGHT = 34
-#: The panels' height at the least (borders included: 7 lines of events).
+#: The panels' height at the least when the terminal has the room (borders included: 7 lines of events).
 PANELS_MIN_LINES = 9
+#: The panels' height at the very least, on a short terminal where the operator asked for them (3 lines of events).
+PANELS_SQUEEZED_LINES = 5
 #: The part of the room under the power graph the panels get at the least on a tall terminal, whatever the table needs.
 PANELS_MIN_SHARE = 1 / 3
+#: The node rows the table keeps in view (every row, when fewer) whatever the panels want: the panels give way first.
+TABLE_MIN_ROWS = 5
 
 
-def panels_lines(room: int, table_needs: int) -> int:
-    """The panels' height: the room the node table does not need, at least a third of it and `PANELS_MIN_LINES`.
+def panels_lines(room: int, table_needs: int, table_least: int) -> int:
+    """The panels' height: what the node table does not need, at least a third of it and `PANELS_MIN_LINES`.
 
-    `room` is what the table and the panels share (the terminal less the header, the graph and the footer);
-    `table_needs` is the table's height with every row in view. The table fills what the panels leave.
+    Never so much that the table is left under `table_least`, and 0 (no panels) when that leaves them fewer than
+    `PANELS_SQUEEZED_LINES`: the panels give way first. `room` is what the table and the panels share (the terminal
+    less the header, the graph and the footer); `table_needs` is the table's height with every row in view,
+    `table_least` with `TABLE_MIN_ROWS` rows (or every row, when fewer). The table fills what the panels leave.
     """
-    return max(PANELS_MIN_LINES, int(room * PANELS_MIN_SHARE), room - table_needs)
+    wanted = max(PANELS_MIN_LINES, int(room * PANELS_MIN_SHARE), room - table_needs)
+    lines = min(wanted, room - min(table_needs, table_least))
+    return lines if lines >= PANELS_SQUEEZED_LINES else 0
 
 
 class MainScreen(NodeActionsScreen):
@@ -82,30 +90,53 @@ class MainScreen(NodeActionsScreen):
     def on_resize(self, event: events.Resize) -> None:
         """Fold the panels away on short terminals unless the operator asked for them; size them once laid out."""
         if not quitting(self):
-            self._apply_panels()
+            self._size_panels()
             self.call_after_refresh(self._size_panels)
 
-    def _apply_panels(self) -> None:
-        show = self.panels_wanted if self.panels_wanted is not None else self.size.height >= PANELS_MIN_HEIGHT
-        self.query_one("#panels").display = show
-        self._size_panels()
-
-    def _size_panels(self) -> None:
-        """Give the panels the room the node table does not need (`panels_lines`): a tall terminal shows more events."""
-        if quitting(self):
-            return
+    def _panels_room(self) -> tuple[int, int]:
+        """The panels' height now (`panels_lines`; 0: no room) and the lines the terminal lacks for them (0: none)."""
         table = self.query_one(NodeTable)
         fixed = sum(self.query_one(part).outer_size.height for part in ("#header", "#power", Footer))
+        filter_bar = self.query_one(FilterBar)
+        fixed += filter_bar.outer_size.height if filter_bar.display else 0  # docked under the table while open
         chrome = table.outer_size.height - table.scrollable_content_region.height  # borders, a sideways scrollbar
-        lines = panels_lines(self.size.height - fixed, chrome + table.row_count + 1)
+        room = self.size.height - fixed
+        table_least = chrome + 1 + min(table.row_count, TABLE_MIN_ROWS)  # its header and a few rows, always
+        lines = panels_lines(room, chrome + 1 + table.row_count, table_least)
+        return lines, 0 if lines else table_least + PANELS_SQUEEZED_LINES - room
+
+    def _size_panels(self) -> None:
+        """Show the panels when wanted and there is room beside the table's least, sized by `panels_lines`.
+
+        Wanted: as the operator's `e` asked, else on a terminal of `PANELS_MIN_HEIGHT` lines or more.
+        """
+        if quitting(self):
+            return
+        lines, _ = self._panels_room()
+        wanted = self.panels_wanted if self.panels_wanted is not None else self.size.height >= PANELS_MIN_HEIGHT
         panels = self.query_one("#panels")
-        if panels.styles.height is None or panels.styles.height.cells != lines:  # no layout pass when unchanged
+        show = wanted and lines > 0
+        if panels.display != show:  # every snapshot comes here: no layout pass when unchanged
+            panels.display = show
+        if lines and (panels.styles.height is None or panels.styles.height.cells != lines):  # no layout when unchanged
             panels.styles.height = lines
 
     def action_toggle_panels(self) -> None:
-        """`e`: show or hide the jobs and events panels."""
-        self.panels_wanted = not self.query_one("#panels").display
-        self._apply_panels()
+        """`e`: show or hide the jobs and events panels; on a terminal too short for them, say so (the table stays)."""
+        show = not self.query_one("#panels").display
+        lines, missing = self._panels_room()
+        if show and not lines:
+            width, height = self.size
+            self.notify(
+                f"no room for the jobs and events panels at {width}x{height}: the node table keeps its rows in view; "
+                f"the panels need a terminal {height + missing} lines tall",
+                title="panels",
+                markup=False,
+            )
+            return
+        by_height = self.size.height >= PANELS_MIN_HEIGHT
+        self.panels_wanted = None if show == by_height else show  # the terminal's own choice: it follows resizes again
+        self._size_panels()
 
     def show_snapshot(self, snapshot: FactorySnapshot | None) -> None:
         """Draw a new snapshot in every widget."""
@@ -142,6 +173,7 @@ class MainScreen(NodeActionsScreen):
     def action_filter(self) -> None:
         """`/`: open the filter bar."""
         self.query_one(FilterBar).open()
+        self.call_after_refresh(self._size_panels)  # the open bar takes lines from the table and the panels
 
     def action_clear_filter(self) -> None:
         """Esc on the table: clear a filter that was kept with Enter (docs/dashboard.md: Esc clears it)."""
@@ -157,6 +189,7 @@ class MainScreen(NodeActionsScreen):
     def on_filter_bar_filter_closed(self, event: FilterBar.FilterClosed) -> None:
         """Back to the table; a kept filter that names no node says why (the table's border may crop it)."""
         self.query_one(NodeTable).focus()
+        self.call_after_refresh(self._size_panels)  # the closed bar gives its lines back
         if self.filter_text and self.filter_problem:
             self.notify(self.filter_problem, title="filter", severity="warning", timeout=10, markup=False)
 

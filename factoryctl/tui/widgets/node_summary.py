@@ -44,6 +44,8 @@ def node_summary_text(
     second = Text(no_wrap=True, overflow="ellipsis")
     if sample.state == "down" or sample.error:
         second.append(f"{sample.error or 'down'}: {sample.message or 'no answer'}", style=tone("alarm"))
+    elif sample.state == "stale":
+        second.append(sample.message or "stale", style=tone("secondary"))
     else:
         second.append(
             f"{len(sample.gpus)} GPUs  power {fmt.watts(sample.power_w)} of {fmt.watts(sample.power_limit_w)} caps"
