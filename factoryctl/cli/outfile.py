@@ -129,10 +129,15 @@ def open_out_file(path: Path, option: str, named: str, inputs: Sequence[tuple[Pa
             f"cannot write {named}: it is a directory.", f"give {option} a file name, not a directory."
         ) from None
     except OSError as error:
-        raise UsageError(
-            f"cannot write {named}: {error.strerror or error}.", "check that its directory exists and is writable."
-        ) from None
+        raise UsageError(f"cannot write {named}: {error.strerror or error}.", _unwritable_hint(path, option)) from None
     return OutFile(path, option, named, handle)
+
+
+def _unwritable_hint(path: Path, option: str) -> str:
+    """What to check when `path` cannot be written: the file itself when it exists read-only, else its directory."""
+    if path.exists() and not os.access(path, os.W_OK):
+        return f"the file exists and is read-only: make it writable (chmod u+w) or give {option} another file name."
+    return "check that its directory exists and is writable."
 
 
 def _is_our_stdout(path: Path) -> bool:

@@ -146,13 +146,18 @@ _SUB_CASES = (
 #: How `authenticate`'s message names what kept a key from being offered (ssh_identities.py, ssh_handshake.py).
 _LOCKED_KEY = re.compile(r"the key (\S+) needs a passphrase")
 _LEFT_OUT = re.compile(r"IdentitiesOnly yes: (\d+) other ssh-agent key")
+#: A key file factory.yaml or IdentityFile names that does not exist (`ssh_identities._no_file`), read back from a
+#: stored message; not "no identity file and no ssh-agent keys" (nothing named at all).
+_MISSING_KEY = re.compile(r"no identity file ([/~][^\s,;)]*)")
 
 
 def auth_message_hint(message: str) -> str:
-    """`auth_hint` for the failure `message` tells: a key needing a passphrase, keys left out, or too many refused."""
+    """`auth_hint` for the failure `message` tells: a key needing a passphrase or missing, keys left out, too many."""
     locked = _LOCKED_KEY.search(message)
     left_out = _LEFT_OUT.search(message)
+    missing = _MISSING_KEY.search(message)
     skipped = [SkippedKey(locked[1], locked[0], True)] if locked else []
+    skipped += [SkippedKey(missing[1], missing[0], False)] if missing else []
     return auth_hint(skipped, int(left_out[1]) if left_out else 0, "MaxAuthTries" in message)
 
 

@@ -420,3 +420,22 @@ def test_every_printed_error_is_a_sentence_with_its_full_stop(cli, tmp_path):
     )
     assert_sentence_and_hint(r)
     assert r.stderr.splitlines()[0] == "factoryctl: unknown policy 'nope'."
+
+
+@needs_non_root
+def test_a_read_only_schedule_out_file_is_named_as_the_problem():
+    """An existing schedule file its user cannot write, in a directory it can: the hint is about the file."""
+    with non_root_directory() as home:
+        trace = write(home, trace_csv([("a", 0, 10, 1)]))
+        out = home / "s.csv"
+        out.write_text("kept\n")
+        give_to_non_root(trace, out)
+        out.chmod(0o444)
+        argv = [sys.executable, "-c", CLI_WITHOUT_REPLAY, "sched", "simulate", "--trace", str(trace), "--nodes", "1"]
+        done = subprocess.run(
+            as_non_root([*argv, "--schedule-out", str(out)]), capture_output=True, text=True, timeout=60, check=False
+        )
+        assert out.read_text() == "kept\n"
+    assert_sentence_and_hint(SimpleNamespace(exit_code=done.returncode, stderr=done.stderr))
+    assert f"cannot write schedule {out}" in done.stderr
+    assert "hint: the file exists and is read-only: make it writable (chmod u+w) or give --schedule-out" in done.stderr
