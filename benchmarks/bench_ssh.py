@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from sshd_fixture import SshdServer, start_sshd
 
 from factoryctl.model.inventory import NodeSpec, SimSpec
-from factoryctl.transport.smi import QUERY
+from factoryctl.transport.smi_query import QUERY
 from factoryctl.transport.ssh import SshConnection, SshOptions
 from factoryctl.transport.ssh_config import resolve
 from factoryctl.transport.ssh_node import SshTransport

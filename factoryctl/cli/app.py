@@ -312,11 +312,19 @@ def _runs_as_daemon(args: list[str]) -> bool:
             break
         if value_next:
             value_next = False
-        elif word == "--config" or (word.startswith("-") and not word.startswith("--") and word.endswith("c")):
-            value_next = True  # `-c FILE`, `-qc FILE`
+        elif word == "--config" or _short_config_last(word):
+            value_next = True  # `-c FILE`, `-qc FILE` (not `-cFILE`, `-qcFILE`: the value is in the word)
         elif not word.startswith("-"):
             words.append(word)
     return tuple(words) in DAEMON_COMMANDS
+
+
+def _short_config_last(word: str) -> bool:
+    """Whether `word` is a cluster of short options whose `-c` comes last, so the next word is its value."""
+    if not word.startswith("-") or word.startswith("--"):
+        return False
+    _flags, c, value = word[1:].partition("c")
+    return bool(c) and not value
 
 
 def _sentence(text: str) -> str:

@@ -407,7 +407,7 @@ class NodeSample:
 
     node: str
     time: float  # unix seconds, UTC
-    state: str = "up"  # up | degraded | down
+    state: str = "up"  # up | degraded | down; the dashboard's also connecting | stale (no verdict yet, or old)
     agent_version: str | None = None
     backend: str | None = None  # nvml | sim | smi
     gpus: tuple[GpuSample, ...] = ()

@@ -21,9 +21,6 @@ cannot drift from the agent it stands in for; a malformed request gets the agent
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
-import math
 import os
 import secrets
 import threading
@@ -61,87 +58,17 @@ from factoryctl.agent.protocol import (
     stream_field,
     watts_field,
 )
-from factoryctl.agent.sampler import reason_names
 from factoryctl.agent.schedule import next_due, read_clocks
 from factoryctl.errors import NodeError
+from factoryctl.model.folding import fold_indexes
 from factoryctl.transport.base import CommandCut
 from factoryctl.transport.session import AgentSession
 from factoryctl.transport.smi_lock import LOCKED_CHANGE, NO_FLOCK, locked_change_steps
+from factoryctl.transport.smi_query import QUERY_FORMAT, REASON_NAMES, parse_query, query_arg
 from factoryctl.transport.ssh import SshConnection, lost_connection
 
-#: (nvidia-smi --query-gpu property, GPU field, type); the docstring of each GPU field names the same property.
-QUERY: tuple[tuple[str, str, type], ...] = (
-    ("index", "index", int),
-    ("uuid", "uuid", str),
-    ("name", "name", str),
-    ("utilization.gpu", "utilization_pct", float),
-    ("memory.used", "memory_used_mib", float),
-    ("memory.total", "memory_total_mib", float),
-    ("power.draw", "power_w", float),
-    ("enforced.power.limit", "power_limit_w", float),
-    ("power.min_limit", "power_limit_min_w", float),
-    ("power.max_limit", "power_limit_max_w", float),
-    ("power.default_limit", "power_limit_default_w", float),
-    ("temperature.gpu", "temperature_c", float),
-    ("clocks.sm", "sm_clock_mhz", float),
-    ("clocks_event_reasons.active", "throttle_reasons", str),
-    ("ecc.errors.uncorrected.volatile.total", "ecc_uncorrected", int),
-)
-#: The clock event reasons' property by its two names. nvidia-smi before driver R535 knows only the second, and
-#: refuses the whole query for the first ("not a valid field"); R535 renamed it and still takes the old name. A bridge
-#: asks for the first, and once a node's nvidia-smi refuses the name asked for, for the other from then on.
-REASON_NAMES = ("clocks_event_reasons.active", "clocks_throttle_reasons.active")
-#: GPU fields nvidia-smi's query interface does not offer.
-NOT_QUERIED = ("energy_j", "temperature_slowdown_c", "processes")
-_MISSING = ("[N/A]", "N/A", "[Not Supported]", "Not Supported", "[Unknown Error]", "")
 #: nvidia-smi's exit codes (nvidia-smi(1), RETURN VALUE) as the `reason` of the agent protocol's driver errors.
 _EXIT_REASONS = {3: UNSUPPORTED, 4: NEEDS_ROOT, 9: NO_DRIVER, 12: NO_DRIVER, 15: GPU_LOST}
-
-
-def _value(raw: str, kind: type) -> tuple[Any, str | None]:
-    text = raw.strip()
-    if text == "[GPU is lost]":
-        return None, "gpu_lost"
-    if text in _MISSING:
-        return None, "not supported" if "Supported" in text else "not available"
-    if kind is str:
-        return text, None
-    try:
-        number = float(text)
-    except ValueError:
-        number = math.nan
-    if not math.isfinite(number):  # also "nan" and "inf", which float() reads and no JSON line can carry
-        return None, f"unreadable value {text!r}"
-    return (int(number) if kind is int else number), None
-
-
-def parse_query(text: str) -> list[dict[str, Any]]:
-    """GPU dicts (agent sample shape, without `node`) from `--format=csv,noheader,nounits` output."""
-    gpus: list[dict[str, Any]] = []
-    for row in csv.reader(io.StringIO(text), skipinitialspace=True):
-        if not row:
-            continue
-        if len(row) != len(QUERY):
-            raise ValueError(f"expected {len(QUERY)} columns, got {len(row)}: {row!r}")
-        gpu: dict[str, Any] = {}
-        reasons: dict[str, str] = {}
-        for (_, key, kind), raw in zip(QUERY, row, strict=True):
-            value, reason = _value(raw, kind)
-            if key == "throttle_reasons" and value is not None:
-                bits = int(value, 16) if value.lower().startswith("0x") else int(value)
-                value = reason_names(bits)
-            gpu[key] = value
-            if reason:
-                reasons[key] = reason
-        for key in NOT_QUERIED:
-            gpu[key] = None
-            reasons[key] = "not available through nvidia-smi"
-        if gpu.get("index") is None:  # a lost GPU prints `[GPU is lost]` even as its index: rows come in index order
-            gpu["index"] = len(gpus)
-            reasons.pop("index", None)
-        gpu["null_reasons"] = reasons
-        gpus.append(gpu)
-    return gpus
 
 
 class SmiBridge:
@@ -284,7 +211,7 @@ class SmiBridge:
         So a `sample` or `set_power_limit` request is answered with that error and the bridge goes on serving, as a
         stream's poll goes on: the ValueError ended the whole bridge, the session saying only that the agent exited.
         """
-        return self._parsed(self._smi([_query_arg(reasons_name), *QUERY_FORMAT]))
+        return self._parsed(self._smi([query_arg(reasons_name), *QUERY_FORMAT]))
 
     def _parsed(self, output: str) -> list[dict[str, Any]]:
         """`parse_query(output)`; output it cannot read is the driver's NodeError (see `_query_as`)."""
@@ -371,7 +298,7 @@ class SmiBridge:
         chosen = [g for g in gpus if wanted is None or g["index"] in wanted]
         missing = sorted(set(wanted or ()) - {g["index"] for g in gpus})
         if missing:  # no sentence names the node: the client writes it in front of each, as the agent's
-            raise RequestError("usage", f"no GPU {missing[0]} (it has GPUs 0-{len(gpus) - 1})")
+            raise RequestError("usage", no_such_gpu(missing[0], [g["index"] for g in gpus]))
         plan = []
         for gpu in chosen:
             low, high = gpu["power_limit_min_w"], gpu["power_limit_max_w"]
@@ -392,7 +319,7 @@ class SmiBridge:
         A command cut off (a timeout, the connection lost) still reports the sets its output shows were done.
         """
         marker = f"factoryctl-smi-{secrets.token_hex(8)}"
-        argv = ["sh", "-c", LOCKED_CHANGE, "factoryctl-smi", f"{wait:.3f}", marker, _query_arg(self.reasons_name)]
+        argv = ["sh", "-c", LOCKED_CHANGE, "factoryctl-smi", f"{wait:.3f}", marker, query_arg(self.reasons_name)]
         for gpu, target, _ in plan:
             argv += [str(gpu["index"]), f"{target:g}"]
         cut: CommandCut | None = None
@@ -444,6 +371,11 @@ class SmiBridge:
         return {gpu["index"]: gpu for gpu in self._parsed(out)}
 
 
+def no_such_gpu(index: int, present: list[int]) -> str:
+    """`no GPU 2 (it has GPUs 0-1,3)`: the GPUs nvidia-smi listed, as they are (a lost one may leave a gap)."""
+    return f"no GPU {index} ({f'it has GPUs {fold_indexes(present)}' if present else 'it lists no GPU'})"
+
+
 def _unplannable(gpu: dict[str, Any], gpus: list[dict[str, Any]]) -> RequestError:
     """Refusing a GPU nvidia-smi printed no range for: lost (as the agent refuses it), or unsupported."""
     index = gpu["index"]
@@ -480,15 +412,6 @@ class _SmiFailed(NodeError):
 def _reason(exc: NodeError) -> str:
     """The `reason` of a failure while serving: nvidia-smi's (by its exit code), else `driver_failed`."""
     return exc.reason if isinstance(exc, _SmiFailed) else DRIVER_FAILED
-
-
-#: The query's format (with `_query_arg`): rows of bare values, as `parse_query` reads them.
-QUERY_FORMAT = ("--format=csv,noheader,nounits",)
-
-
-def _query_arg(reasons_name: str) -> str:
-    """`--query-gpu=` every property of QUERY, the clock event reasons by `reasons_name`."""
-    return "--query-gpu=" + ",".join(reasons_name if name in REASON_NAMES else name for name, _, _ in QUERY)
 
 
 def _interval(request: dict[str, Any]) -> float:

@@ -19,7 +19,7 @@ from sshd_fixture import sshd_factory  # noqa: F401
 from factoryctl.errors import NodeError
 from factoryctl.sim.state import SimNode
 from factoryctl.transport.hints import LostGpuError
-from factoryctl.transport.smi import SmiBridge
+from factoryctl.transport.smi import SmiBridge, no_such_gpu
 from factoryctl.transport.ssh import SshOptions
 from factoryctl.transport.ssh_pool import SshPool
 
@@ -153,3 +153,10 @@ def test_the_session_hints_the_lost_gpus_others_from_the_field(
         "GPU 0 is lost; nothing was changed",
         "1",
     )
+
+
+def test_the_refusal_lists_the_gpus_nvidia_smi_listed_as_they_are() -> None:
+    """From their count it said `no GPU 2 (it has GPUs 0-2)` of GPUs 0, 1 and 3, and `0--1` of none."""
+    assert no_such_gpu(2, [0, 1, 3]) == "no GPU 2 (it has GPUs 0-1,3)"
+    assert no_such_gpu(0, []) == "no GPU 0 (it lists no GPU)"
+    assert no_such_gpu(5, [0, 1]) == "no GPU 5 (it has GPUs 0-1)"

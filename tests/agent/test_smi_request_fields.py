@@ -18,7 +18,7 @@ from smi_wire import Wire, agent_answers, answers_with_clock, bare_bridge
 from sshd_fixture import sshd_factory  # noqa: F401
 
 from factoryctl.sim.state import SimNode
-from factoryctl.transport.smi import QUERY, parse_query
+from factoryctl.transport.smi_query import QUERY, parse_query
 
 #: Lines both must refuse; the set_power_limit asks for 1 W, which a clamp would raise to the minimum: a change.
 REFUSED = [

@@ -36,6 +36,37 @@ def test_an_infinite_number_is_refused_naming_key_and_file(cli, tmp_path, curve_
     assert f"hint: give {key} a finite number" in result.stderr
 
 
+@pytest.mark.parametrize("key", ["min_dwell_minutes", "floor_pct", "max_throughput_loss"])
+def test_an_integer_past_any_float_is_refused_as_not_finite(cli, tmp_path, curve_file, key):
+    """A YAML integer of 400 digits crashed the finiteness check itself (`int too large to convert to float`)."""
+    result = simulate_with(cli, tmp_path, curve_file, f"{key}: 1{'0' * 400}\n")
+    assert result.exit_code == 2, result.stderr
+    assert f"{key} in {tmp_path / 'policy.yaml'} must be a finite number, not " in result.stderr
+    assert "unexpected error" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("body", "key", "most"),
+    [
+        ("min_dwell_minutes: 1e308\n", "min_dwell_minutes", "52560000"),
+        ("stale_after_minutes: 1e308\n", "stale_after_minutes", "52560000"),
+        ("history_hours: 1e306\n", "history_hours", "876000"),
+        ("loss_budget: rolling\nreserve_hours: 876001\n", "reserve_hours", "876000"),
+    ],
+)
+def test_a_finite_duration_past_a_century_is_refused(cli, tmp_path, curve_file, body, key, most):
+    """1e308 minutes passed the finiteness check and overflowed once scaled to seconds (a traceback)."""
+    result = simulate_with(cli, tmp_path, curve_file, body)
+    assert result.exit_code == 2, result.stderr
+    assert f"{key} in {tmp_path / 'policy.yaml'} must be at most {most} (100 years), not " in result.stderr
+    assert "unexpected error" not in result.stderr
+
+
+def test_a_century_is_still_a_duration(cli, tmp_path, curve_file):
+    result = simulate_with(cli, tmp_path, curve_file, "policy: optimize\nmin_dwell_minutes: 52560000\n", "-o", "json")
+    assert result.exit_code == 0, result.stderr
+
+
 @pytest.mark.parametrize(
     ("setting", "message"),
     [

@@ -20,7 +20,8 @@ from stand_in_agent import stand_in_zipapp
 
 from factoryctl.sim import smi as shim
 from factoryctl.sim.state import SimNode
-from factoryctl.transport.smi import REASON_NAMES, SmiBridge
+from factoryctl.transport.smi import SmiBridge
+from factoryctl.transport.smi_query import REASON_NAMES
 from factoryctl.transport.ssh import SshConnection, SshOptions
 from factoryctl.transport.ssh_node import SshTransport
 from factoryctl.transport.ssh_pool import SshPool

@@ -7,7 +7,7 @@ whole sample (no integer index) and the node went down with `agent`, reconnectin
 from __future__ import annotations
 
 from factoryctl.model.telemetry import GpuSample
-from factoryctl.transport.smi import QUERY, parse_query
+from factoryctl.transport.smi_query import QUERY, parse_query
 
 
 def test_a_lost_gpus_row_keeps_its_place_as_its_index():

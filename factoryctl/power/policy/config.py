@@ -135,12 +135,16 @@ def _number(mapping: Mapping[str, Any], key: str, where: str) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise UsageError(f"{key} in {where} must be a number, not {_shown(value)}")
-    if not math.isfinite(value):  # `.inf` minutes overflowed `round` (a traceback); an infinite cap only clamped
+    try:
+        number = float(value)
+    except OverflowError:  # an int of 400 digits: past any float, so past any bound
+        number = math.inf
+    if not math.isfinite(number):  # `.inf` minutes overflowed `round` (a traceback); an infinite cap only clamped
         raise UsageError(
             f"{key} in {where} must be a finite number, not {_shown(value)}",
-            hint=f"give {key} a finite number (`.inf` and `.nan` are not).",
+            hint=f"give {key} a finite number (`.inf`, `.nan` and numbers past 1e308 are not).",
         )
-    return float(value)
+    return number
 
 
 def _limit(mapping: Mapping[str, Any], stem: str, gpu: GpuPowerRange, where: str) -> float | None:
@@ -189,12 +193,23 @@ def _bounded_limit(mapping: Mapping[str, Any], stem: str, gpu: GpuPowerRange, wh
     return limit
 
 
+#: The longest duration a policy may give (a dwell, a history, a budget's hours): far past any price file, and small
+#: enough that it stays a float once scaled to seconds.
+MAX_POLICY_SECONDS = 100 * 365 * 86400
+_UNITS: dict[float, str] = {60: "minutes", 3600: "hours"}
+
+
 def _seconds(mapping: Mapping[str, Any], key: str, scale: float, default: int, where: str) -> int:
     value = _number(mapping, key, where)
     if value is None:
         return default
     if value < 0:
         raise UsageError(f"{key} in {where} must not be negative")
+    if value * scale > MAX_POLICY_SECONDS:  # 1e308 minutes overflowed `round` once scaled (a traceback)
+        raise UsageError(
+            f"{key} in {where} must be at most {MAX_POLICY_SECONDS / scale:.0f} (100 years), not {_shown(value)}",
+            hint=f"give {key} a duration in {_UNITS.get(scale, 'its unit')}.",
+        )
     return round(value * scale)
 
 
