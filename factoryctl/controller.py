@@ -18,8 +18,8 @@ import faulthandler
 import json
 import logging
 import os
+import queue
 import signal
-import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -55,6 +55,34 @@ STALE_AFTER_MIN_S = 10.0
 _ExcInfo: TypeAlias = tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
 
 
+class Wake:
+    """A wake-up for the controller's loop that a signal handler can give, whatever the loop is doing.
+
+    A `threading.Event` deadlocked it: the handlers run in the main thread between two of its bytecodes, and one that
+    landed while the loop was inside `Event.wait` or `clear` (holding the event's lock) blocked in `Event.set` on that
+    lock, for ever: SIGTERM was never acted on, the process ran until SIGKILL (one run in three after a storm of
+    SIGHUPs). `put` of a `queue.SimpleQueue` is reentrant, taking no lock a thread it interrupts may hold.
+    """
+
+    def __init__(self) -> None:
+        self._wakes: queue.SimpleQueue[None] = queue.SimpleQueue()
+
+    def set(self) -> None:
+        """Wake the loop (now, or at its next `wait`); from a signal handler or any thread."""
+        self._wakes.put(None)
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for a wake-up; whether one came. Those given before it returns are taken too."""
+        try:
+            self._wakes.get(timeout=timeout)
+        except queue.Empty:
+            return False
+        with contextlib.suppress(queue.Empty):
+            for _ in range(self._wakes.qsize()):  # those there now: a storm of signals cannot keep it here
+                self._wakes.get_nowait()
+        return True
+
+
 class Controller:
     """The daemon's life: lock, store, collector, timers and signals."""
 
@@ -71,7 +99,7 @@ class Controller:
         self._clock = clock
         #: The timers' clock: a wall clock stepped back 10 minutes (NTP) stopped the lock and store checks for as long.
         self._monotonic = timers_clock(clock, monotonic)
-        self._wake = threading.Event()
+        self._wake = Wake()
         self._stop_requested = False
         self._reload_requested = False
         self.started_at = clock()
@@ -138,7 +166,6 @@ class Controller:
         next_check = self._monotonic() + FILE_CHECK_EVERY_S
         while not self._stop_requested:
             self._wake.wait(1.0)
-            self._wake.clear()
             if self._store_damaged():
                 return
             if self._reload_requested:
