@@ -9,13 +9,14 @@ only fake), on a node whose name is in none of its sentences.
 
 from __future__ import annotations
 
+import functools
 import io
-import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from test_agent_needs_root import ask as ask_agent
 
 from factoryctl.agent.nvml import NvmlSession
 from factoryctl.agent.server import AgentServer
@@ -65,16 +66,7 @@ def ask(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..
     nvml.configure(NODE, state_dir=str(tmp_path / "state"), profile="h100-sxm", gpus=4, setters_need_root=True)
     server = AgentServer(NODE, "sim", NvmlSession(nvml), io.StringIO())
 
-    def request(op: str, **args: Any) -> dict[str, Any]:
-        out = server.out
-        assert isinstance(out, io.StringIO)
-        out.seek(0)
-        out.truncate()
-        server.handle(json.dumps({"id": 1, "op": op, **args}))
-        reply: dict[str, Any] = json.loads(out.getvalue())
-        return reply
-
-    yield request
+    yield functools.partial(ask_agent, server)
     nvml.configure(node="unused")
 
 
