@@ -23,6 +23,7 @@ from typer.core import TyperGroup
 
 from factoryctl import __version__
 from factoryctl.cli.arguments import exact_path
+from factoryctl.cli.daemon_hangup import runs_as_daemon
 from factoryctl.cli.process_exit import (
     exit_now_on_interrupt,
     ignore_interrupts_at_the_very_end,
@@ -240,7 +241,7 @@ def _run(args: list[str]) -> int:
     try:
         _cli_module("arguments").check_text_arguments(args)  # bytes that are not UTF-8: exit 2 before any change
         # SIGTERM/SIGHUP said `terminated`/`hung up` (143/129) if they leave; a daemon's SIGHUP is a reload
-        with sigterm_interrupts(hangup_reloads=_runs_as_daemon(args)):
+        with sigterm_interrupts(hangup_reloads=runs_as_daemon(args)):
             result = app(args=args, prog_name="factoryctl", standalone_mode=False)
     except FactoryError as error:
         if _debug_requested(args):
@@ -293,38 +294,6 @@ def _runs_until_stopped(args: list[str]) -> bool:
     except Exception:  # a command line that no longer parses ran no follow loop
         return False
     return bool(parsed.params.get("follow") or parsed.params.get("watch"))
-
-
-#: The commands run as a service's daemon (docs/controller.md's unit): SIGHUP reloads them, from the CLI's start on.
-DAEMON_COMMANDS = (("controller", "run"), ("metrics", "serve"))
-
-
-def _runs_as_daemon(args: list[str]) -> bool:
-    """Whether `args` run one of `DAEMON_COMMANDS`: their first two words, the value of `-c`/`--config` skipped.
-
-    Told before the command line is parsed (that takes a while: a SIGHUP from `systemctl reload` meanwhile killed
-    the daemon with exit 129), and cheaply: the command tree (`_resolve`) costs 70 ms to build.
-    """
-    words: list[str] = []
-    value_next = False
-    for word in args:
-        if word == "--" or len(words) == 2:
-            break
-        if value_next:
-            value_next = False
-        elif word == "--config" or _short_config_last(word):
-            value_next = True  # `-c FILE`, `-qc FILE` (not `-cFILE`, `-qcFILE`: the value is in the word)
-        elif not word.startswith("-"):
-            words.append(word)
-    return tuple(words) in DAEMON_COMMANDS
-
-
-def _short_config_last(word: str) -> bool:
-    """Whether `word` is a cluster of short options whose `-c` comes last, so the next word is its value."""
-    if not word.startswith("-") or word.startswith("--"):
-        return False
-    _flags, c, value = word[1:].partition("c")
-    return bool(c) and not value
 
 
 def _sentence(text: str) -> str:

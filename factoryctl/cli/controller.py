@@ -41,7 +41,7 @@ def run(
     if log_level is None:
         log_level = "warning" if quiet else "info"
     level = checked_choice(log_level, LOG_LEVELS, "log level")
-    from factoryctl.cli.signals import take_held_hangup
+    from factoryctl.cli.daemon_hangup import take_held_hangup
     from factoryctl.controller import run_controller
 
     code = run_controller(config_path, level, hangup_held=take_held_hangup)  # a SIGHUP while it started: a reload

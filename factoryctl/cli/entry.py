@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import sys
 
+from factoryctl.cli.daemon_hangup import hold_hangups_from_now
+
 #: As `signals.STOPPED_HINTS` words it; that module imports typer, which is what may be loading.
 _INTERRUPTED = (
     "factoryctl: interrupted\nhint: Ctrl-C stopped it (exit 130); run the command again for a complete result.\n"
@@ -16,7 +18,11 @@ _INTERRUPTED = (
 
 
 def main() -> None:
-    """Import the CLI and run it (`app.main`); a Ctrl-C during the import exits 130 with the sentence and hint."""
+    """Import the CLI and run it (`app.main`); a Ctrl-C during the import exits 130 with the sentence and hint.
+
+    A daemon's SIGHUP is held from here on (`daemon_hangup`): `systemctl reload` during the import is a reload.
+    """
+    hold_hangups_from_now(sys.argv[1:])
     try:
         from factoryctl.cli.app import main as run_cli
     except KeyboardInterrupt:

@@ -358,7 +358,7 @@ def _reload_on_sighup(source: MetricsSource) -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    from factoryctl.cli.signals import take_held_hangup
+    from factoryctl.cli.daemon_hangup import take_held_hangup
 
     previous = signal.signal(signal.SIGHUP, lambda signum, frame: _reload_aside(source))
     if take_held_hangup():

@@ -21,6 +21,7 @@ from typing import Any
 
 import typer
 
+from factoryctl.cli.daemon_hangup import hold_hangup
 from factoryctl.errors import ExitCode
 
 #: What a stop says, by exit status: `factoryctl: interrupted` (Ctrl-C, 130), `terminated` (SIGTERM, 143) or `hung
@@ -95,7 +96,7 @@ def sigterm_interrupts(hangup_reloads: bool = False) -> Iterator[threading.Event
 
     def on_term(signum: int, frame: FrameType | None) -> None:
         if hangup_reloads and signum == getattr(signal, "SIGHUP", None):
-            _HANGUP_HELD.set()  # `systemctl reload` just after `start`: a reload, never exit 129
+            hold_hangup(signum, frame)  # `systemctl reload` just after `start`: a reload, never exit 129
             return
         _STOPS_SEEN[0] += 1
         if not received:
@@ -128,20 +129,6 @@ def sigterm_interrupts(hangup_reloads: bool = False) -> Iterator[threading.Event
 
 #: How many stopping signals (SIGINT, SIGTERM, SIGHUP) reached a `sigterm_interrupts` block of this process.
 _STOPS_SEEN = [0]
-#: Set when a daemon's SIGHUP came before its reload handler was in place (`sigterm_interrupts(hangup_reloads=True)`).
-_HANGUP_HELD = threading.Event()
-
-
-def take_held_hangup() -> bool:
-    """Whether a SIGHUP came while the daemon started, held for it to reload once its handler is in place; clears it.
-
-    Called by the daemon right after it installed its own SIGHUP handler, which takes any later one.
-    """
-    held = _HANGUP_HELD.is_set()
-    _HANGUP_HELD.clear()
-    return held
-
-
 #: What a stop raises out of a block (a command that reports what it stopped returns its status instead).
 _STOPPING = (KeyboardInterrupt, Terminated, Interrupted)
 

@@ -5,7 +5,8 @@ after `start` killed either daemon with `factoryctl: hung up` (129) and the advi
 because the CLI's SIGHUP-is-a-stop handler was in force until the daemon's own reload handler took over.
 
 Each daemon runs in a real process that sends itself SIGHUP the moment the CLI installs its first SIGHUP handler
-(`LAUNCHER`), so the signal lands before the daemon's own one, the window in question.
+(`LAUNCHER`), so the signal lands before the daemon's own one, the window in question; or the moment the console
+script starts importing the CLI (`EARLY_LAUNCHER`), before any handler of the CLI's exists: that killed it too.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pytest
 from reaping import reaped
 from sshd_fixture import free_port
 
-from factoryctl.cli.app import _runs_as_daemon
+from factoryctl.cli.daemon_hangup import runs_as_daemon
 
 #: The console script, with a thread that sends the process SIGHUP as soon as a SIGHUP handler is in place.
 LAUNCHER = """
@@ -34,13 +35,28 @@ main()
 """
 
 
-def started(tmp_path: Path, *command: str) -> subprocess.Popen[bytes]:
+#: The console script (`cli.entry`), sent SIGHUP as it starts to import the CLI (typer, click: a tenth of a second).
+EARLY_LAUNCHER = """
+import os, signal, sys
+class HangUpOnImport:
+    def find_spec(self, name, path=None, target=None):
+        if name == "factoryctl.cli.app":
+            sys.meta_path.remove(self)
+            os.kill(os.getpid(), signal.SIGHUP)
+        return None
+sys.meta_path.insert(0, HangUpOnImport())
+from factoryctl.cli.entry import main
+main()
+"""
+
+
+def started(tmp_path: Path, *command: str, launcher: str = LAUNCHER) -> subprocess.Popen[bytes]:
     config = tmp_path / "factory.yaml"
     config.write_text(
         f"name: lab\nstate_dir: {tmp_path / 'state'}\ncontroller: {{interval_s: 1}}\n"
         "nodes:\n  n1: {transport: local, sim: {profile: h100-sxm, gpus: 1}}\n"
     )
-    argv = [sys.executable, "-c", LAUNCHER, "--config", str(config), *command]
+    argv = [sys.executable, "-c", launcher, "--config", str(config), *command]
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
@@ -73,6 +89,22 @@ def test_controller_reloads_on_a_sighup_while_it_starts(tmp_path: Path) -> None:
     assert "hung up" not in said + rest.decode()
 
 
+def test_a_sighup_while_the_console_script_imports_the_cli_is_a_reload(tmp_path: Path) -> None:
+    with reaped(started(tmp_path, "controller", "run", launcher=EARLY_LAUNCHER)) as proc:
+        said = stderr_until(proc, "reloaded ")
+        assert proc.poll() is None, said  # SIGHUP's default action killed it before
+        assert "received SIGHUP while starting: reloading once started" in said
+        proc.send_signal(signal.SIGTERM)
+        _, rest = proc.communicate(timeout=30)
+    assert proc.returncode == 0, said + rest.decode()
+
+
+def test_an_early_sighup_still_ends_a_command_that_is_no_daemon(tmp_path: Path) -> None:
+    with reaped(started(tmp_path, "controller", "status", launcher=EARLY_LAUNCHER)) as proc:
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGHUP, err.decode()  # as before: only the daemons hold it
+
+
 def test_metrics_serve_reloads_on_a_sighup_while_it_starts(tmp_path: Path) -> None:
     with reaped(started(tmp_path, "metrics", "serve", "--port", str(free_port()))) as proc:
         said = stderr_until(proc, "reloaded ")
@@ -99,4 +131,4 @@ def test_metrics_serve_reloads_on_a_sighup_while_it_starts(tmp_path: Path) -> No
     ],
 )
 def test_the_daemons_are_told_from_their_first_two_words(args: list[str], daemon: bool) -> None:
-    assert _runs_as_daemon(args) is daemon
+    assert runs_as_daemon(args) is daemon

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from factoryctl.cli.app import _runs_as_daemon
+from factoryctl.cli.daemon_hangup import runs_as_daemon
 
 
 @pytest.mark.parametrize(
@@ -23,4 +23,4 @@ from factoryctl.cli.app import _runs_as_daemon
     ],
 )
 def test_a_config_value_in_the_same_word_is_not_the_next_one(args: list[str], daemon: bool) -> None:
-    assert _runs_as_daemon(args) is daemon
+    assert runs_as_daemon(args) is daemon
