@@ -109,6 +109,7 @@ class Controller:
         #: Why the controller stopped on its own (its files were deleted, replaced or damaged), None while all is well.
         self.failure: str | None = None
         self._damage: StoreDamaged | None = None  # met by the controller's own writes (events, figures, rollups)
+        self._up_written: int | None = None  # the nodes up in the figures last written
 
     # ------------------------------------------------------------------ signals
 
@@ -178,6 +179,8 @@ class Controller:
             if now >= next_stats:
                 next_stats = now + STATS_EVERY_S
                 self._retry_link_starts()
+                self._write_stats()
+            elif self._up_changed():  # `controller status` said `0 up` for 10 s after a start, a node's fall as long
                 self._write_stats()
             if now >= next_check:
                 next_check = now + FILE_CHECK_EVERY_S
@@ -309,11 +312,17 @@ class Controller:
             **self.collector.stats(),
         }
 
+    def _up_changed(self) -> bool:
+        """Whether the count of nodes up differs from the one last written for `controller status`."""
+        return self.collector is not None and self.collector.up_count() != self._up_written
+
     def _write_stats(self) -> None:
         if self.store is None or self.collector is None:
             return
         try:
-            self.store.set_meta(STATS_KEY, json.dumps(self.stats()))
+            stats = self.stats()
+            self._up_written = stats["up"]
+            self.store.set_meta(STATS_KEY, json.dumps(stats))
         except StoreDamaged as exc:
             self._damage = exc
         except StoreError as exc:

@@ -205,13 +205,16 @@ class Collector:
         self.writer.stop()
         self.stall_watch.stop()
 
+    def up_count(self) -> int:
+        """How many nodes are up now."""
+        return sum(1 for state in self.writer.states().values() if state.state == "up")
+
     def stats(self) -> dict[str, Any]:
         """The writer's figures plus link counts."""
-        states = self.writer.states()
         return {
             **self.writer.stats(),
             "nodes": len(self.config.nodes),
-            "up": sum(1 for s in states.values() if s.state == "up"),
+            "up": self.up_count(),
             "connects": self._past_connects + sum(link.connects for link in self.links.values()),
         }
 
