@@ -16,6 +16,7 @@ from typer.core import TyperCommand
 
 if TYPE_CHECKING:
     from typer._click import Context  # typer >= 0.26 vendors click
+    from typer._click.shell_completion import CompletionItem
 
 
 class ExecCommand(TyperCommand):
@@ -24,6 +25,19 @@ class ExecCommand(TyperCommand):
     def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
         """Parse `args` with a `--` in front of the remote command's first word (see the module doc)."""
         return super().parse_args(ctx, separated(args, self.value_options(ctx), self.leading_arguments()))
+
+    def shell_complete(self, ctx: Context, incomplete: str) -> list[CompletionItem]:
+        """No exec option is offered once the remote command has begun: `exec all grep -` is grep's option."""
+        if incomplete.startswith("-") and self.remote_words(ctx):
+            return []
+        return super().shell_complete(ctx, incomplete)
+
+    def remote_words(self, ctx: Context) -> list[str]:
+        """The remote command's words parsed so far (the variadic argument's value in `ctx`)."""
+        for param in self.params:
+            if param.param_type_name == "argument" and param.nargs != 1 and param.name:
+                return list(ctx.params.get(param.name) or ())
+        return []
 
     def value_options(self, ctx: Context) -> frozenset[str]:
         """The names of this command's options that take a value (`-t 5`, `--fanout 8`): not flags."""

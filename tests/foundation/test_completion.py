@@ -48,6 +48,14 @@ def test_output_formats_are_offered():
     assert complete_bash("factoryctl gpus -o jsn --no-h") == ["--no-header"]  # a bad -o does not break completion
 
 
+def test_exec_options_end_where_the_remote_command_begins():
+    """`exec all grep -` is grep's option: exec's own (`--fanout`, `-t`, ...) were offered there."""
+    assert complete_bash("factoryctl exec all grep -") == []
+    assert complete_bash("factoryctl exec all -t 5 uptime --") == []
+    assert "--timeout" in complete_bash("factoryctl exec all -")
+    assert "--lines" in complete_bash("factoryctl exec all -t 5 -")
+
+
 def test_node_names_and_groups_from_the_inventory(tmp_path):
     config = tmp_path / "factory.yaml"
     config.write_text("name: lab\nnodes:\n  gpu[01-03]: {}\n  ws: {transport: local}\ngroups:\n  rack-a: gpu[01-02]\n")
