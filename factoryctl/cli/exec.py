@@ -251,14 +251,14 @@ class ExecRun:
     def _still_running(self, name: str) -> NodeError:
         """The error of a node whose interrupted command had not ended when exec stopped waiting.
 
-        An SSH node's command reported its process group (transport/ssh_channel.py, `CommandStderr`): the error
-        names it, and how to stop it, as a timeout's does.
+        Its process group is known (an SSH node's command reported it, transport/ssh_channel.py `CommandStderr`; a
+        local one leads its own): the error names it, and how to stop it, as a timeout's does.
         """
-        from factoryctl.transport.ssh_channel import CommandStderr, stop_group_hint
+        from factoryctl.transport.ssh_channel import stop_group_hint
 
         kept = self._kept.get(name)
         streams = [] if kept is None else list(kept.streams)
-        groups = [s.group for s in streams if isinstance(s, CommandStderr) and s.group is not None]
+        groups = [s.group for s in streams if s.group is not None]
         message = "command interrupted, but still running when exec stopped waiting for it"
         if not groups:
             return NodeError(name, "interrupted", message)

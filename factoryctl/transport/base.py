@@ -155,6 +155,8 @@ class CappedOutput:
         self.limit = limit
         self.number = number
         self.sink = sink
+        #: The process group of the command writing this stream, once known: how to stop one left running.
+        self.group: int | None = None
         owner: KeptOutput | None = getattr(_COLLECTING, "kept", None)
         self.budget = None if owner is None else owner.budget
         if owner is not None:

@@ -88,6 +88,7 @@ class LocalTransport:
         assert proc.stderr is not None
         out = _Collect(proc.stdout, CappedOutput(number=1, sink=on_output))
         err = _Collect(proc.stderr, CappedOutput(number=2, sink=on_output))
+        err.kept.group = proc.pid  # it leads its own process group (`_start`)
         pump: threading.Thread | None = None
         if feed is not None:
             pump = threading.Thread(target=_pump, args=(feed, proc), daemon=True, name=f"stdin-{self.node.name}")

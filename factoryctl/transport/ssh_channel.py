@@ -319,7 +319,6 @@ class CommandStderr(CappedOutput):
 
     def __init__(self, token: str | None, limit: int, number: int = 2, sink: OutputSink | None = None) -> None:
         super().__init__(limit, number, sink)
-        self.group: int | None = None
         self._marker = b"" if token is None else f"{token}:".encode()
         self._held = b""  # what may be the start of the report: passed on once it is known not to be
 
