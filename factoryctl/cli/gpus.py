@@ -56,6 +56,11 @@ def gpu_items(samples: Sequence[NodeSample], gpus: list[int] | None) -> list[dic
     return [gpu.as_json() for sample in samples for gpu in sample.gpus if gpus is None or gpu.index in gpus]
 
 
+def _lost_name(name: str | None) -> str:
+    """A lost GPU's NAME cell: said first (a narrow table cuts the end), with the name known from before (a store's)."""
+    return "(GPU lost)" if name is None else f"(GPU lost) {name}"
+
+
 def table_view(item: dict[str, Any]) -> dict[str, Any]:
     """A GPU item with the table's derived columns (memory pair, range, kJ, process count)."""
     low, high = item.get("power_limit_min_w"), item.get("power_limit_max_w")
@@ -63,7 +68,7 @@ def table_view(item: dict[str, Any]) -> dict[str, Any]:
     lost = "gpu_lost" in (item.get("null_reasons") or {}).values()
     return {
         **item,
-        "name": "(GPU lost)" if lost and item.get("name") is None else item.get("name"),
+        "name": _lost_name(item.get("name")) if lost else item.get("name"),
         "memory": _mib_pair(item),
         "power_range": f"{low:.0f}-{high:.0f}" if low is not None and high is not None else None,
         "energy_kj": energy / 1000 if energy is not None else None,

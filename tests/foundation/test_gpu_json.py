@@ -47,3 +47,15 @@ def test_the_dashboard_says_a_lost_gpu_is_lost_once() -> None:
     rows = {label: text.plain for label, text in detail_rows(lost)}
     assert rows["state"] == "GPU lost (fell off the bus): its readings are unavailable"
     assert "throttled" not in rows
+
+
+def test_a_lost_gpu_whose_name_the_store_kept_is_still_said_lost() -> None:
+    """Answered from a controller's store, a lost GPU keeps its name, and the table showed it as a plain GPU of
+    dashes (`NVIDIA H100 80GB HBM3  -  -  -`); without a controller it said `(GPU lost)`."""
+    from factoryctl.cli.gpus import table_view
+
+    kept = GpuSample("n1", 3, name="NVIDIA H100 80GB HBM3", null_reasons={"power_w": "gpu_lost"})
+    assert table_view(kept.as_json())["name"] == "(GPU lost) NVIDIA H100 80GB HBM3"
+    unnamed = GpuSample("n1", 3, null_reasons={"power_w": "gpu_lost"})
+    assert table_view(unnamed.as_json())["name"] == "(GPU lost)"
+    assert table_view(GpuSample("n1", 0, name="NVIDIA H100 80GB HBM3").as_json())["name"] == "NVIDIA H100 80GB HBM3"
