@@ -337,7 +337,7 @@ def exec_command(
     command is killed on the node, root logins included, and the error says if it may still run), else the highest
     remote exit code, or 1 if that is 0 but output past the limits of what exec keeps was dropped (use --lines);
     what a node printed before it timed out or lost its connection is shown too.
-    Ctrl-C (exit 130) and SIGTERM (exit 143) interrupt the commands still running and start no more; the result is
+    Ctrl-C (exit 130), SIGTERM (143) and SIGHUP (129) interrupt the commands still running and start no more; the result is
     still printed, those nodes' errors `interrupted` (with the output so far).
     """
     if not command:

@@ -56,7 +56,7 @@ def parse_document_format(value: object) -> OutputFormat:
         ctx = get_current_context(silent=True)
         command = ctx.command_path if ctx is not None else "this command"
         raise UsageError(
-            f"`{command}` prints no listing, so it has no -o csv.",
+            f"`{command}` prints no flat rows (one document, or items with nested lists), so it has no -o csv.",
             f"choose from {', '.join(DOCUMENT_FORMATS)} (e.g. -o json, and jq's @csv).",
         )
     return chosen

@@ -100,7 +100,8 @@ def test_commands_without_a_listing_refuse_csv(cli: Any, tmp_path: Path) -> None
     assert result.exit_code == 2
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
-        "factoryctl: `factoryctl config show` prints no listing, so it has no -o csv.",
+        "factoryctl: `factoryctl config show` prints no flat rows (one document, or items with nested lists), so it"
+        " has no -o csv.",
         "hint: choose from table, wide, json, yaml (e.g. -o json, and jq's @csv).",
     ]
 
