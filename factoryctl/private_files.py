@@ -6,10 +6,16 @@ chooses where and as whom ssh connects. factory.yaml chooses even more (the comm
 `ssh` this project is tested against): the owner is the user or root, others cannot write the file, and its group
 cannot either unless the group is the owner's own (its only member is the user, as with umask 002 and per-user
 groups, so a test or CI run under umask 002 is not refused).
+
+The files factoryctl writes (an output file, known_hosts, factory.yaml) follow the same trust the other way: a
+symbolic link on the way to one is followed only if the user or root made it, or no one else could have (its
+directory is not writable by anyone: `resolve_trusted_links`). The kernel's `fs.protected_symlinks` does not cover
+a file written beside its target and renamed over it, which needs the target's path resolved first.
 """
 
 from __future__ import annotations
 
+import errno
 import functools
 import grp
 import os
@@ -102,3 +108,61 @@ def sudo_user() -> int | None:
     if os.getuid() != 0 or not value.isascii() or not value.isdigit():
         return None
     return int(value) if int(value) != 0 else None
+
+
+#: The most symbolic links followed on the way to one file, as Linux's path walk (then ELOOP).
+_MOST_LINKS = 40
+
+
+class PlantedLink(Exception):
+    """A symbolic link on the way to a file, in a directory anyone may write, that neither the user nor root made.
+
+    Whoever made it chose the file written through it (another user's file, or root's under `sudo`); `problem` says
+    which link, for a sentence such as "cannot write the schedule to out.csv: {problem}.".
+    """
+
+    def __init__(self, link: str, directory: str, owner: int, uid: int) -> None:
+        self.link = link
+        self.problem = (
+            f"{link} is a symbolic link in {directory}, where anyone may write, and {belongs_to_another(owner, uid)}: "
+            "its owner chose the file it names"
+        )
+        super().__init__(self.problem)
+
+
+def resolve_trusted_links(path: str | os.PathLike[str]) -> str:
+    """`path` with every symbolic link resolved (as `os.path.realpath` does), refusing one another user could plant.
+
+    A link is refused (`PlantedLink`) when its directory is writable by anyone (sticky as /tmp, or not) and the link
+    belongs to neither the user nor root; a link in a directory only its owner and group may write is theirs to make,
+    as the user's own link to a dotfiles repository is. A missing component is kept as written, as realpath keeps it;
+    more than `_MOST_LINKS` links is OSError ELOOP. One walk both checks and resolves, so no link can be swapped
+    between the two.
+    """
+    uid = os.geteuid()
+    resolved = "/" if os.fspath(path).startswith("/") else os.getcwd()
+    pending, followed = os.fspath(path).split("/"), 0
+    while pending:
+        part = pending.pop(0)
+        if part in ("", "."):
+            continue
+        if part == "..":
+            resolved = os.path.dirname(resolved)
+            continue
+        candidate = os.path.join(resolved, part)
+        try:
+            found = os.lstat(candidate)
+        except (FileNotFoundError, NotADirectoryError):
+            found = None  # nothing there to follow: the rest is read as written
+        if found is None or not stat.S_ISLNK(found.st_mode):
+            resolved = candidate
+            continue
+        followed += 1
+        if followed > _MOST_LINKS:
+            raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), os.fspath(path))
+        if found.st_uid not in (0, uid) and os.stat(resolved).st_mode & stat.S_IWOTH:
+            raise PlantedLink(candidate, resolved, found.st_uid, uid)
+        target = os.readlink(candidate)
+        resolved = "/" if target.startswith("/") else resolved
+        pending[:0] = target.split("/")
+    return resolved

@@ -3,6 +3,10 @@
 `-` means stdout, as for most Unix tools, so the example can be piped or read without creating a file named `-`;
 only `-` itself does (`./-` is that file), and an empty PATH is a usage error, never the current directory: PATH is
 read as typed (`arguments.exact_path`), as every file option is.
+
+A symbolic link at PATH is written through (the user's own link to a dotfiles repository keeps working, also when
+it names a file not made yet), unless another user could have planted it: a link in a directory anyone may write
+that is neither the user's nor root's is refused (`private_files.resolve_trusted_links`), its owner chose the file.
 """
 
 from __future__ import annotations
@@ -82,19 +86,29 @@ def register(app: typer.Typer) -> None:
             )
         if path.exists() and not force:
             raise UsageError(f"{path} already exists; nothing was written.", "pass --force to overwrite it.")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            _write_example(path)
-        except OSError as exc:
-            from factoryctl.errors import ActionFailed
-
-            raise ActionFailed(
-                f"cannot write {path}: {exc.strerror or exc}.", "pick a path in a directory you can write to."
-            ) from None
+        _write_or_say_why(path)
         if not context.global_options(ctx)[1]:
             from factoryctl.cli.arguments import bytes_as_text
 
             typer.echo(f"wrote {bytes_as_text(str(path))}; check it with `{_validate_command(path)}`", err=True)
+
+
+def _write_or_say_why(path: Path) -> None:
+    """Write the example at `path`, creating its directory; `ActionFailed` saying why when it cannot be written."""
+    from factoryctl.errors import ActionFailed
+    from factoryctl.private_files import PlantedLink
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_example(path)
+    except PlantedLink as planted:
+        raise ActionFailed(
+            f"cannot write {path}: {planted.problem}; nothing was written.", "pick a path without that link."
+        ) from None
+    except OSError as exc:
+        raise ActionFailed(
+            f"cannot write {path}: {exc.strerror or exc}.", "pick a path in a directory you can write to."
+        ) from None
 
 
 def _write_example(path: Path) -> None:
@@ -102,10 +116,17 @@ def _write_example(path: Path) -> None:
 
     factoryctl refuses a factory.yaml others may write (config_file.py): under `umask 000` a plain write made one
     (0666) that every next command refused. An existing file (`--force`) keeps its mode.
+
+    A link on the way is followed only if the user or root made it, or nobody else could have (`PlantedLink`); the
+    file it names is then opened without following a link, so none planted meanwhile is followed either.
     """
     import os
 
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)  # the umask may only narrow it
+    from factoryctl.private_files import resolve_trusted_links
+
+    target = resolve_trusted_links(path)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+    descriptor = os.open(target, flags, 0o644)  # the umask may only narrow it
     with open(descriptor, "w", encoding="utf-8") as handle:
         handle.write(EXAMPLE)
 

@@ -6,7 +6,9 @@ a path naming stdout itself) is stdout, the results then going to stderr; a regu
 place and renamed over it only once complete, so a failed or interrupted replay never leaves or empties a file; a
 FIFO or a device is checked before the replay but opened only to be written, so waiting for a reader neither comes
 before the work nor holds off Ctrl-C and SIGTERM; the results are printed first, so a late write failure costs only
-the file (exit 1, saying the results above are complete). Each command keeps its own wording.
+the file (exit 1, saying the results above are complete). Each command keeps its own wording. A symbolic link on
+the way to the file that another user could have planted (in a directory anyone may write, not yours or root's) is
+refused before the replay: the rename would replace the file it names, and `fs.protected_symlinks` does not see it.
 
 The input side of `-` is here too: a file option given `-` reads stdin (`--trace -`, `--prices -`) through
 `stdin_text`, which refuses a terminal or a closed stdin and names `stdin` in its errors. Only `-` itself means
@@ -31,6 +33,7 @@ from typing import IO, Any
 from factoryctl.cli.arguments import is_std_stream
 from factoryctl.cli.render import emit, write_whole
 from factoryctl.errors import ActionFailed, UsageError
+from factoryctl.private_files import PlantedLink, resolve_trusted_links
 
 
 def stdin_text(option: str, what: str, example: str, check_first_line: Callable[[str], None] | None = None) -> str:
@@ -112,6 +115,7 @@ def open_out_file(path: Path, option: str, named: str, inputs: Sequence[tuple[Pa
         if given is not None and same_file(path, given):
             raise UsageError(refusal, f"give {option} another file name.")
     try:
+        target = Path(resolve_trusted_links(path))  # the rename's, resolved once (a link re-pointed later is not seen)
         info = _stat(path)
         if info is not None and stat.S_ISDIR(info.st_mode):
             raise IsADirectoryError(str(path))
@@ -119,11 +123,16 @@ def open_out_file(path: Path, option: str, named: str, inputs: Sequence[tuple[Pa
             if not os.access(path, os.W_OK):
                 raise PermissionError(13, "Permission denied", str(path))
             return OutFile(path, option, named, None)  # a FIFO's open would wait here for its reader
-        beside = _beside(path, info)
+        beside = _beside(path, info, target)
         if beside is not None:
-            handle, temp, target = beside
+            handle, temp = beside
             return OutFile(path, option, named, handle, temp, target=target)
         handle = path.open("w", encoding="utf-8", newline="")
+    except PlantedLink as planted:
+        raise UsageError(
+            f"cannot write {named}: {planted.problem}; nothing is written.",
+            f"give {option} a path without that link.",
+        ) from None
     except IsADirectoryError:
         raise UsageError(
             f"cannot write {named}: it is a directory.", f"give {option} a file name, not a directory."
@@ -164,15 +173,14 @@ def _stat(path: Path) -> os.stat_result | None:
         return None
 
 
-def _beside(path: Path, info: os.stat_result | None) -> tuple[IO[str], Path, Path] | None:
-    """A temporary file beside `path`, with the existing file's permissions, and `path` resolved (the rename's target).
+def _beside(path: Path, info: os.stat_result | None, target: Path) -> tuple[IO[str], Path] | None:
+    """A temporary file beside `target` (`path` resolved: the rename's target), with the existing file's permissions.
 
     For a regular file `path` (`info`, its stat), or when there is no file yet (None). None for a file whose
     directory takes no new file (then it is written in place).
     """
     if info is not None and not os.access(path, os.W_OK):  # a rename would replace a file we may not write
         raise PermissionError(13, "Permission denied", str(path))
-    target = Path(os.path.realpath(path))
     try:
         handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed by OutFile.commit/discard
             "w", encoding="utf-8", newline="", dir=target.parent, prefix=f".{target.name}.", delete=False
@@ -188,7 +196,7 @@ def _beside(path: Path, info: os.stat_result | None) -> tuple[IO[str], Path, Pat
         raise OSError(error.errno, where) from None
     with contextlib.suppress(OSError):  # the old file's permissions, else a new file's (0666 less the umask)
         os.chmod(handle.name, stat.S_IMODE(info.st_mode) if info is not None else 0o666 & ~_umask())
-    return handle, Path(handle.name), target
+    return handle, Path(handle.name)
 
 
 def _umask() -> int:

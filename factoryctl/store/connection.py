@@ -10,6 +10,14 @@ Readers without write access (operators reading a root controller's store) need 
 only if its `-wal` and `-shm` files exist or can be created, and a cleanly stopped controller leaves neither. Then
 the file holds every committed row, so it is opened `immutable=1` (no locks, no `-shm`); once a writer starts (a
 `-wal` appears) the connection is reopened the ordinary way, so a long-lived reader sees new rows again.
+
+SQLite also opens, beside the store, a rollback journal `factory.db-journal` whenever one is there: it takes it for
+an interrupted transaction and plays it back into the store (whoever wrote it: in a shared sticky state_dir another
+user could choose the store's whole contents, audit log included), and as root it gives the `-journal`, `-wal` and
+`-shm` it opens to the store's owner. So a writer refuses them all as it refuses a planted store
+(`check_private_state`), and a reader in a directory anyone may write refuses them too
+(`_refuse_planted_for_reading`): else a root reader would make another user's journal root's, and the next writer
+would trust it.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import stat
 import threading
 import urllib.parse
 from collections.abc import Iterator, Sequence
@@ -25,7 +34,7 @@ from typing import Any
 
 from factoryctl.errors import FactoryError
 from factoryctl.model.telemetry import NodeSample
-from factoryctl.store.lock import UnsafeStateDir, check_private_state, make_private_dirs
+from factoryctl.store.lock import UnsafeStateDir, check_private_state, make_private_dirs, refuse_unsafe_state_file
 from factoryctl.store.schema import MIGRATIONS, OLDEST_READABLE_SCHEMA, SCHEMA_VERSION
 from factoryctl.store.sqlite_failures import Situation, classify
 
@@ -57,6 +66,44 @@ def _needs_shm(exc: sqlite3.Error) -> bool:
     return "readonly" in text or "unable to open" in text
 
 
+def _beside_store(path: Path) -> tuple[str, ...]:
+    """The names of the files SQLite may open beside the store at `path`: its rollback journal, log and index.
+
+    No super-journal: only a rollback journal names one (a transaction over several attached files), and the store,
+    in WAL mode, neither attaches files nor writes a rollback journal once its mode is set.
+    """
+    return (f"{path.name}-journal", f"{path.name}-wal", f"{path.name}-shm")
+
+
+@contextlib.contextmanager
+def _unsafe_as_store_error() -> Iterator[None]:
+    """An `UnsafeStateDir` raised in the body as a `StoreError`: a store that cannot be opened, to every caller."""
+    try:
+        yield
+    except UnsafeStateDir as exc:  # the dashboard then reads it as any store it cannot open
+        raise StoreError(exc.message, exc.hint) from None
+
+
+def _refuse_planted_for_reading(path: Path) -> None:
+    """Refuse to read the store at `path` when another user planted a file SQLite would open beside it (a link too).
+
+    Only in a directory anyone may write (sticky, as /tmp): elsewhere only the store's owner and group can make files
+    there. A file of the store's owner is its own (a reader of another user's store reads their `-wal`); one of this
+    user or root is too. Root's SQLite would give any other file it opens there to the store's owner, and the next
+    writer would then trust it (module docstring).
+    """
+    try:
+        directory, store = os.stat(path.parent), os.stat(path)
+    except OSError:
+        return  # no store to read, or a directory that cannot be searched: the open says so
+    if not directory.st_mode & stat.S_IWOTH:
+        return
+    for name in _beside_store(path):
+        with contextlib.suppress(FileNotFoundError):
+            found = os.lstat(path.parent / name)
+            refuse_unsafe_state_file(path.parent / name, found, strangers=found.st_uid != store.st_uid)
+
+
 def _create_private(path: Path) -> None:
     """Create the store's directory (0700) and an empty store file (0600) if missing; existing ones keep their modes.
 
@@ -64,16 +111,15 @@ def _create_private(path: Path) -> None:
     here first, none of them is readable by other users unless an operator grants it (docs/controller.md).
 
     An existing directory or file another user could have planted a link in (or as) is refused before SQLite, which
-    follows a link at the store's path, opens anything (`check_private_state`).
+    follows a link at the store's path and plays a `-journal` back into the store, opens anything
+    (`check_private_state`).
     """
     make_private_dirs(path.parent)
-    try:
+    with _unsafe_as_store_error():
         check_private_state(path.parent)
         with contextlib.suppress(FileExistsError):
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
-        check_private_state(path.parent, (path.name, f"{path.name}-wal", f"{path.name}-shm"))
-    except UnsafeStateDir as exc:  # a store that cannot be opened, to every caller (the dashboard then reads it)
-        raise StoreError(exc.message, exc.hint) from None
+        check_private_state(path.parent, (path.name, *_beside_store(path)))
 
 
 class StoreConnection:
@@ -141,6 +187,9 @@ class StoreConnection:
             _create_private(self.path)
             db = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
         else:
+            if not immutable:  # immutable=1 opens nothing beside the store
+                with _unsafe_as_store_error():
+                    _refuse_planted_for_reading(self.path)
             query = "mode=ro&immutable=1" if immutable else "mode=ro"
             uri = f"file:{urllib.parse.quote(str(self.path))}?{query}"
             db = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from factoryctl.errors import ActionFailed
+from factoryctl.private_files import PlantedLink, resolve_trusted_links
 
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 #: Host-key signature algorithms whose keys known_hosts records under another name (RSA keys are always `ssh-rsa`).
@@ -158,13 +159,18 @@ def _of_type(entries: list[HostKeyEntry], key_type: str | None) -> list[HostKeyE
     return [e for e in entries if key_type_of(e.key_type) == key_type_of(key_type)]
 
 
+def _text(data: bytes) -> str:
+    """known_hosts bytes as text to parse: a byte that is not UTF-8 (in a comment, say) is U+FFFD, never an error."""
+    return data.decode("utf-8", errors="replace")
+
+
 class KnownHosts:
     """A known_hosts file: look keys up for a host, and record confirmed ones."""
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(os.path.expanduser(str(path or DEFAULT_KNOWN_HOSTS)))
         try:
-            text = self.path.read_text(encoding="utf-8", errors="replace")
+            text = _text(self.path.read_bytes())
         except FileNotFoundError:
             text = ""
         self.entries = parse(text)
@@ -209,35 +215,44 @@ class KnownHosts:
         writes the name hashed (`|1|salt|hmac`), as ssh does for a host with `HashKnownHosts yes`.
 
         The file is rewritten atomically (temp file + rename), through a symbolic link, keeping its mode (0600 when
-        new, its directory created 0700). A file that cannot be written (its directory missing and not creatable,
-        read-only, /proc) is an `ActionFailed`.
+        new, its directory created 0700), and every line it keeps byte for byte (a comment that is not UTF-8, CRLF
+        endings). A file that cannot be written (its directory missing and not creatable, read-only, /proc, a link
+        another user could have planted: `resolve_trusted_links`) is an `ActionFailed`.
         """
         try:
-            text = self.path.read_text(encoding="utf-8", errors="replace")
+            old = self.path.read_bytes()
         except FileNotFoundError:
-            text = ""
+            old = b""
         except OSError as exc:
             raise self._unwritable(exc) from None
-        lines = text.splitlines()
+        lines = old.splitlines(keepends=True)
         if replace:
-            stale = {e.lineno for e in _of_type(_plain_entries(parse(text), host, port), key_type)}
-            lines = [line for n, line in enumerate(lines, start=1) if n not in stale]
+            lines = [line for line in lines if not _of_type(_plain_entries(parse(_text(line)), host, port), key_type)]
+        if lines and not lines[-1].endswith((b"\n", b"\r")):
+            lines[-1] += b"\n"
         name = hashed_name(record_name(host, port)) if hashed else record_name(host, port)
-        lines.append(f"{name} {key_type} {base64.b64encode(key_blob).decode()}")
+        lines.append(f"{name} {key_type} {base64.b64encode(key_blob).decode()}\n".encode())
+        new = b"".join(lines)
         try:
-            self._replace_with("\n".join(lines) + "\n")
+            self._replace_with(new)
+        except PlantedLink as planted:
+            raise ActionFailed(
+                f"cannot write the known_hosts file {self.path}: {planted.problem}; nothing was recorded.",
+                "set `known_hosts:` (under `ssh:` or on the node in factory.yaml) to a path without that link.",
+            ) from None
         except OSError as exc:
             raise self._unwritable(exc) from None
-        self.entries = parse(self.path.read_text(encoding="utf-8"))
+        self.entries = parse(_text(new))
         self._by_host.clear()
 
-    def _replace_with(self, text: str) -> None:
-        """Write `text` to a temp file beside the file, then rename it over the file, keeping the file's mode.
+    def _replace_with(self, data: bytes) -> None:
+        """Write `data` to a temp file beside the file, then rename it over the file, keeping the file's mode.
 
         A symbolic link (a dotfile manager's known_hosts) is written through, as ssh appends through it: the file it
-        points to is replaced, beside itself, and the link stays. A new file is made 0600, its directory 0700.
+        points to is replaced, beside itself, and the link stays; but not another user's link where anyone may write
+        (`PlantedLink`): its owner chose the file replaced. A new file is made 0600, its directory 0700.
         """
-        target = Path(os.path.realpath(self.path))  # the path itself when it is no link
+        target = Path(resolve_trusted_links(self.path))  # the path itself when it is no link
         target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         try:
             mode = stat.S_IMODE(os.stat(target).st_mode)
@@ -245,8 +260,8 @@ class KnownHosts:
             mode = 0o600
         fd, tmp = tempfile.mkstemp(prefix=".known_hosts.", dir=target.parent)
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                out.write(text)
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
             os.chmod(tmp, mode)
             os.replace(tmp, target)
         except BaseException:
