@@ -84,7 +84,7 @@ def _target_nodes(
     specs = config.resolve_target(target)
     if ssh_only:
         local = [s.name for s in specs if s.transport != "ssh"]
-        if local:
+        if local and not context.global_options(ctx)[1]:  # a note, not a warning: `-q` drops it (docs/cli.md)
             from factoryctl.cli.render import fold
 
             sys.stderr.write(f"factoryctl: skipped {fold(local)}: the local transport has no host key.\n")

@@ -156,6 +156,9 @@ def test_trust_says_it_skipped_local_nodes(cli, factory):
     result = cli("--config", str(factory), "nodes", "trust", "all")
     assert result.exit_code == 0, result.stderr
     assert "skipped n[1-2],ws: the local transport has no host key." in result.stderr
+    quiet = cli("--config", str(factory), "-q", "nodes", "trust", "all")  # a cron job that finds nothing mails nothing
+    assert quiet.exit_code == 0, quiet.stderr
+    assert quiet.stderr == ""
 
 
 def test_inject_lost_gpu_then_reset(cli, factory):
