@@ -6,7 +6,9 @@ both end here, applied under the node's file lock. See docs/simulated-driver.md 
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
+
+from factoryctl.sim.nvml_constants import UNSUPPORTABLE_FIELDS
 
 FAULTS = ("xid", "ecc", "lost", "hot", "reset", "reboot")
 XID_FALLEN_OFF_BUS = 79  # "GPU has fallen off the bus": the GPU is lost as well
@@ -22,6 +24,21 @@ def check_fault(fault: str, xid: Optional[int]) -> None:
         raise ValueError(f"unknown fault {fault!r}; known: {', '.join(FAULTS)}")
     if fault == "xid" and (xid is None or not 0 < int(xid) <= MAX_XID):
         raise ValueError(f"an xid fault needs a positive XID code up to {MAX_XID} (an unsigned 64-bit event), e.g. 79")
+
+
+def check_reportable(fault: str, unsupported: Sequence[str]) -> None:
+    """ValueError (a sentence and a hint) for an `ecc` fault on a board that withholds ECC: nothing would report it.
+
+    Its counters answer NOT_SUPPORTED and it delivers no ECC events (NVML: only on ECC-enabled devices), so the
+    injection would be reported a success that no reader could ever see.
+    """
+    counter = "nvmlDeviceGetTotalEccErrors"
+    if fault == "ecc" and any(name == counter or counter in UNSUPPORTABLE_FIELDS.get(name, ()) for name in unsupported):
+        raise ValueError(
+            "this node's simulated GPUs have no ECC reporting (its sim config lists ecc_uncorrected as unsupported), "
+            "so an ECC error would never be seen; nothing was injected. Remove ecc_uncorrected from the node's "
+            "`sim: unsupported:` in factory.yaml to inject ECC errors there."
+        )
 
 
 def add_event(data: Dict[str, Any], gpu: int, kind: str, value: int, now: float) -> None:

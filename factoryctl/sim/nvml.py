@@ -303,7 +303,7 @@ def nvmlDeviceGetTemperatureThreshold(handle: SimDeviceHandle, threshold: int) -
     values = {
         NVML_TEMPERATURE_THRESHOLD_SHUTDOWN: r.shutdown_c,
         NVML_TEMPERATURE_THRESHOLD_SLOWDOWN: r.slowdown_c,
-        NVML_TEMPERATURE_THRESHOLD_GPU_MAX: r.slowdown_c - 2,
+        NVML_TEMPERATURE_THRESHOLD_GPU_MAX: sim_node().profile.gpu_max_c,
         NVML_TEMPERATURE_THRESHOLD_MEM_MAX: 95,
     }
     if threshold not in values:

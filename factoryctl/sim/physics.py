@@ -7,7 +7,9 @@ streaming telemetry, a one-shot `gpus` command and the nvidia-smi shim agree wit
 - Load is the larger of a seeded synthetic workload (phases of a few minutes: busy, half busy or idle, with a
   per-GPU tendency so some GPUs are mostly busy and some mostly idle) and the load of registered job ranks.
 - Power follows load between the profile's idle draw and its peak, with seeded noise, and is clamped by the
-  enforced limit (SwPowerCap) and, above the slowdown temperature, by thermal slowdown.
+  enforced limit (SwPowerCap) and by thermal slowdown: from NVML's GPU_MAX temperature the driver's software
+  slowdown (SwThermalSlowdown) holds the GPU just under it; from the SLOWDOWN temperature, which NVML documents as
+  where the hardware slowdown begins, HwThermalSlowdown holds it at idle draw.
 - Work rate under a cap follows the embedded measured curve (`curve.py`); the SM clock follows the work rate.
 - Temperature relaxes towards `ambient + R * power` with the profile's time constant (it lags power).
 """
@@ -61,6 +63,8 @@ class GpuPhysics:
         self.offset_s = int(self.period_s * unit_hash(*self.key, "offset"))
         self.resistance = (profile.full_load_c - profile.ambient_c) / profile.peak_w
         self._phase_cache: Tuple[int, float, float] = (-1, 0.0, 0.0)
+        #: The thermal bands' edges: no slowdown, software slowdown from GPU max, hardware slowdown from SLOWDOWN.
+        self._edges = (-math.inf, float(profile.gpu_max_c), float(profile.slowdown_c), math.inf)
 
     def _phase_level(self, second: int) -> Tuple[float, float]:
         """(load level, memory fraction) of the phase containing `second`, before the per-second jitter."""
@@ -91,6 +95,17 @@ class GpuPhysics:
         phase = (second + self.offset_s) // self.period_s
         return (phase + 1) * self.period_s - self.offset_s
 
+    def thermal_limit_w(self, temperature_c: float, ambient_c: float) -> Tuple[float, int]:
+        """(the most the thermal slowdown lets the GPU draw, its reason bits) at `temperature_c` (inf, 0: none)."""
+        if temperature_c < self._edges[1]:
+            return math.inf, 0
+        if temperature_c >= self._edges[2]:  # hardware slowdown: clocks halved or more, the board at idle draw
+            return self.profile.idle_w, REASON_SW_THERMAL_SLOWDOWN | REASON_HW_THERMAL_SLOWDOWN
+        # software slowdown: the driver holds the GPU just under GPU max
+        return max(
+            self.profile.idle_w, (self._edges[1] - 1.0 - ambient_c) / self.resistance
+        ), REASON_SW_THERMAL_SLOWDOWN
+
     def _power(
         self, load: float, noise: float, limit_w: float, temperature_c: float, ambient_c: float
     ) -> Tuple[float, float, int]:
@@ -102,13 +117,9 @@ class GpuPhysics:
         if power > limit_w:
             power = limit_w - 0.4 * abs(noise) * (limit_w / 100.0)
             reasons |= REASON_SW_POWER_CAP
-        if temperature_c >= p.slowdown_c:
-            thermal_w = max(p.idle_w, (p.slowdown_c - 1.0 - ambient_c) / self.resistance)
-            if power > thermal_w:
-                power = thermal_w
-            reasons |= REASON_SW_THERMAL_SLOWDOWN
-            if temperature_c >= p.shutdown_c - 1:
-                reasons |= REASON_HW_THERMAL_SLOWDOWN
+        thermal_w, thermal_reasons = self.thermal_limit_w(temperature_c, ambient_c)
+        reasons |= thermal_reasons
+        power = min(power, thermal_w)
         return max(power, 0.8 * p.idle_w), demand, reasons
 
     def step(self, second: int, limit_w: float, temperature_c: float, ambient_c: float, extra_load: float) -> Tick:
@@ -147,11 +158,20 @@ class GpuPhysics:
         """`_power` at `load` averaged over the noise: exact without a clamp (linear in the noise, mean 0)."""
         p = self.profile
         unclamped = (
-            temperature_c < p.slowdown_c and self._power(load, 0.5, limit_w, temperature_c, ambient_c)[1] <= limit_w
+            temperature_c < p.gpu_max_c and self._power(load, 0.5, limit_w, temperature_c, ambient_c)[1] <= limit_w
         )
         if unclamped:
             return p.idle_w + load * (p.peak_w - p.idle_w)
+        thermal_w = self.thermal_limit_w(temperature_c, ambient_c)[0]
+        if all(self._power(load, n, limit_w, temperature_c, ambient_c)[0] == thermal_w for n in (-0.5, 0.5)):
+            return thermal_w  # the thermal clamp binds at every noise: without it the draw is least at either end
         return sum(self._power(load, n - 0.5, limit_w, temperature_c, ambient_c)[0] for n in _GRID) / len(_GRID)
+
+    def thermal_band(self, temperature_c: float) -> Tuple[float, float]:
+        """The temperatures between which `_power`'s thermal slowdown acts the same as at `temperature_c`."""
+        edges = self._edges
+        band = 0 if temperature_c < edges[1] else 1 if temperature_c < edges[2] else 2
+        return edges[band], edges[band + 1]
 
     def next_temperature(self, temperature_c: float, power_w: float, ambient_c: float, seconds: float = 1.0) -> float:
         """Temperature after `seconds` at `power_w`: first-order lag towards `ambient + R * power`."""

@@ -32,6 +32,15 @@ class DeviceProfile:
     thermal_tau_s: float = 40.0  # time constant of the temperature lag
 
     @property
+    def gpu_max_c(self) -> int:
+        """NVML's GPU_MAX threshold, 2 °C under SLOWDOWN: from it the driver slows the GPU (software slowdown).
+
+        NVML documents GPU_MAX as where the GPU "can be throttled below base clock" and SLOWDOWN as where it "will
+        begin HW slowdown".
+        """
+        return self.slowdown_c - 2
+
+    @property
     def peak_w(self) -> float:
         """Unconstrained draw of a fully loaded GPU: just under the default limit, so a lowered cap binds."""
         return 0.96 * self.power_default_w

@@ -21,14 +21,22 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, TypeVar
 
 from factoryctl.sim import rank_registry
-from factoryctl.sim.catch_up import Conditions, Cursor, advance
-from factoryctl.sim.faults import FAULTS, apply_fault, check_fault
+from factoryctl.sim.catch_up import Conditions, Cursor, advance, checkpoint_cursor, checkpoint_of
+from factoryctl.sim.faults import FAULTS, apply_fault, check_fault, check_reportable
 from factoryctl.sim.physics import GpuPhysics
 from factoryctl.sim.profiles import DeviceProfile, get_profile
 from factoryctl.sim.readings import GpuReading, ReadingInputs, SimProcess, gpu_reading, gpu_uuid
 from factoryctl.sim.state_checks import has_bad_limit, reset_bad_limits, set_aside, well_formed
 from factoryctl.sim.state_layout import DEFAULT_PROFILE, KEEP, STATE_VERSION, WORKLOADS, new_gpu, reconcile
-from factoryctl.sim.storage import FileLock, default_state_dir, read_json, stat_identity, state_path, write_json
+from factoryctl.sim.storage import (
+    FileLock,
+    default_state_dir,
+    read_json,
+    stat_identity,
+    state_path,
+    unchanged_since,
+    write_json,
+)
 
 __all__ = ["FAULTS", "WORKLOADS", "GpuReading", "SimNode", "SimProcess", "default_state_dir", "gpu_uuid", "state_path"]
 
@@ -125,8 +133,7 @@ class SimNode:
             GpuPhysics(self._profile, int(data.get("seed", 0)), self.factory, self.node, i, synthetic)
             for i in range(len(data["gpus"]))
         ]
-        checkpoints = [g["checkpoint"] for g in data["gpus"]]
-        self._cursors = [Cursor(float(c["time"]), float(c["energy_j"]), float(c["temperature_c"])) for c in checkpoints]
+        self._cursors = [checkpoint_cursor(g["checkpoint"]) for g in data["gpus"]]
 
     def _refresh(self) -> None:
         """Pick up changes another process wrote since we last looked (one stat call when nothing changed).
@@ -159,12 +166,7 @@ class SimNode:
             self._refresh()
             now = self._clock()
             for i in range(len(self._cursors)):
-                cursor = self._advance(i, now, settle=True)
-                self._data["gpus"][i]["checkpoint"] = {
-                    "time": cursor.time,
-                    "energy_j": cursor.energy_j,
-                    "temperature_c": cursor.temperature_c,
-                }
+                self._data["gpus"][i]["checkpoint"] = checkpoint_of(self._advance(i, now, settle=True))
             result = change(self._data, now)
             self._data["revision"] = int(self._data.get("revision", 0)) + 1
             self._write()
@@ -222,37 +224,49 @@ class SimNode:
         return float(limit) if limit is not None else self._profile.power_default_w
 
     def reading(self, index: int) -> GpuReading:
-        """GPU `index` now; IndexError when the node has no such GPU."""
+        """GPU `index` now; IndexError when the node has no such GPU.
+
+        A reading stands only if no other process committed a change meanwhile: a writer takes its checkpoint's
+        time under the file lock and replaces the file a little later, and a reading computed past that time from
+        the old file (say at the old, higher limit) reported energy the new file's history then undercut, so the
+        counter went backwards across processes. Until one stands, it is computed again from the file as it is.
+        """
         with self._lock:
-            self._refresh()
-            if not 0 <= index < len(self._cursors):
-                raise IndexError(index)
-            now = self._clock()
-            cached = self._readings.get(index)
-            if cached is not None and cached[1] == self._identity and 0.0 <= now - cached[0] < READING_TTL_S:
-                return cached[2]
+            while True:
+                self._refresh()
+                if not 0 <= index < len(self._cursors):
+                    raise IndexError(index)
+                now = self._clock()
+                cached = self._readings.get(index)
+                if cached is not None and cached[1] == self._identity and 0.0 <= now - cached[0] < READING_TTL_S:
+                    return cached[2]
+                reading = self._fresh_reading(index, now)
+                if unchanged_since(self.path, self.lock_path, self._identity):
+                    self._readings[index] = (now, self._identity, reading)
+                    return reading
+
+    def _fresh_reading(self, index: int, now: float) -> GpuReading:
+        """GPU `index` at `now`, computed from the loaded state (checkpointed first when it is old)."""
+        cursor = self._advance(index, now)
+        checkpoint = self._data["gpus"][index]["checkpoint"]["time"]
+        if cursor.time - checkpoint > CHECKPOINT_EVERY_S or self._dead_ranks:
+            # a rank gone without unregistering: what we counted is everyone's
+            self._commit(rank_registry.drop_dead_ranks)
             cursor = self._advance(index, now)
-            checkpoint = self._data["gpus"][index]["checkpoint"]["time"]
-            if cursor.time - checkpoint > CHECKPOINT_EVERY_S or self._dead_ranks:
-                # a rank gone without unregistering: what we counted is everyone's
-                self._commit(rank_registry.drop_dead_ranks)
-                cursor = self._advance(index, now)
-            tick = cursor.tick
-            assert tick is not None
-            inputs = ReadingInputs(
-                index=index,
-                uuid=gpu_uuid(self.factory, self.node, index),
-                stored=self._data["gpus"][index],
-                limit_w=self.enforced_limit_w(index),
-                tick=tick,
-                energy_j=cursor.energy_j + tick.power_w * max(0.0, now - cursor.time),
-                temperature_c=cursor.temperature_c,
-                rank_memory_mib=self._extra_load(math.floor(now)).get(index, (0.0, 0.0))[1],
-                processes=tuple(p for p in rank_registry.live_ranks(self._data, self._ending) if index in p.gpus),
-            )
-            reading = gpu_reading(inputs, self._profile)
-            self._readings[index] = (now, self._identity, reading)
-            return reading
+        tick = cursor.tick
+        assert tick is not None
+        inputs = ReadingInputs(
+            index=index,
+            uuid=gpu_uuid(self.factory, self.node, index),
+            stored=self._data["gpus"][index],
+            limit_w=self.enforced_limit_w(index),
+            tick=tick,
+            energy_j=cursor.energy_j + tick.power_w * max(0.0, now - cursor.time),
+            temperature_c=cursor.start_temperature_c(),  # as of the second's start, checkpoint or not
+            rank_memory_mib=self._extra_load(math.floor(now)).get(index, (0.0, 0.0))[1],
+            processes=tuple(p for p in rank_registry.live_ranks(self._data, self._ending) if index in p.gpus),
+        )
+        return gpu_reading(inputs, self._profile)
 
     def events_after(self, seq: int) -> List[Dict[str, Any]]:
         """Events (`{"seq", "gpu", "type", "data", "time"}`) with a sequence number above `seq`."""
@@ -293,6 +307,7 @@ class SimNode:
     def inject(self, fault: str, gpus: Optional[Sequence[int]] = None, xid: Optional[int] = None) -> Dict[str, Any]:
         """Inject `fault` (one of FAULTS) on `gpus` (None = all); returns what was done, JSON-ready."""
         check_fault(fault, xid)
+        check_reportable(fault, self.unsupported)
         indexes = self._check_indexes(gpus)
         cold = new_gpu(0.0, self._profile)["checkpoint"]["temperature_c"]
         result: Dict[str, Any] = self._commit(lambda data, now: apply_fault(data, fault, indexes, xid, now, cold))

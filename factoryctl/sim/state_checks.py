@@ -2,7 +2,9 @@
 
 A real driver never reports a power limit outside the GPU's range, so neither may the simulated one: such a limit
 (or one that is not a number) is reset to the default. A file that cannot be used at all is moved aside
-(`<name>.json.bad`) rather than silently overwritten, which would lose its faults and energy counter unannounced.
+(`<name>.json.bad`) rather than silently overwritten, which would lose its faults and energy counter unannounced;
+a file is unusable when any field the node reads is of the wrong type or out of range (an ECC count that is not a
+count, a negative energy counter), so no later read of it can fail or report what no driver would.
 Each repair is a warning on stderr naming the file. Python 3.9, like the agent that imports it.
 """
 
@@ -12,9 +14,10 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Callable, Dict, Tuple
 
 from factoryctl.sim.profiles import DeviceProfile, get_profile
+from factoryctl.sim.state_layout import WORKLOADS
 
 
 def warn(message: str) -> None:
@@ -34,21 +37,96 @@ def in_range(limit: object, profile: DeviceProfile) -> bool:
     )
 
 
+def count(value: object) -> bool:
+    """A non-negative int (a boolean is not a count)."""
+    return not isinstance(value, bool) and isinstance(value, int) and value >= 0
+
+
+def between(low: float, high: float) -> Callable[[object], bool]:
+    """A check of a finite number within low..high."""
+
+    def check(value: object) -> bool:
+        return finite(value) and isinstance(value, (int, float)) and low <= value <= high
+
+    return check
+
+
+def _is(kind: type) -> Callable[[object], bool]:
+    return lambda value: isinstance(value, kind)
+
+
+TEMPERATURE_C = between(-100.0, 300.0)
+#: What each stored field must be, where present (a missing one has its default), so no read of it can fail.
+NODE_FIELDS: Dict[str, Callable[[object], bool]] = {
+    "seed": lambda v: not isinstance(v, bool) and isinstance(v, int),
+    "workload": lambda v: v in WORKLOADS,
+    "unsupported": lambda v: isinstance(v, list) and all(isinstance(f, str) for f in v),
+    "setters_need_root": _is(bool),
+    "revision": count,
+    "next_seq": count,
+    "boot_time": finite,
+    "created": finite,
+}
+GPU_FIELDS: Dict[str, Callable[[object], bool]] = {
+    "lost": _is(bool),
+    "ecc_volatile": count,
+    "ecc_aggregate": count,
+    "ambient_offset_c": between(-100.0, 100.0),
+}
+CHECKPOINT_FIELDS: Dict[str, Callable[[object], bool]] = {
+    "time": between(0.0, math.inf),
+    "energy_j": between(0.0, math.inf),  # NVML's counter is unsigned
+    "temperature_c": TEMPERATURE_C,
+    "second_start_c": TEMPERATURE_C,
+}
+EVENT_FIELDS: Dict[str, Callable[[object], bool]] = {
+    "seq": count, "gpu": count, "type": lambda v: v in ("xid", "ecc"), "data": count, "time": finite,
+}  # fmt: skip
+PROCESS_FIELDS: Dict[str, Callable[[object], bool]] = {
+    "pid": lambda v: count(v) and v != 0,  # pid 0 would be this process group, always alive
+    "gpus": lambda v: isinstance(v, list) and all(count(g) for g in v),
+    "load": between(0.0, math.inf),
+    "used_memory_mib": between(0.0, math.inf),
+    "name": lambda v: v is None or isinstance(v, str),
+    "seen": finite,
+}
+REQUIRED = {
+    "checkpoint": ("time", "energy_j", "temperature_c"),
+    "event": tuple(EVENT_FIELDS),
+    "process": ("pid", "gpus", "load", "used_memory_mib"),
+}
+
+
+def fields_ok(item: object, checks: Dict[str, Callable[[object], bool]], required: Tuple[str, ...] = ()) -> bool:
+    """Whether `item` is a dict with every `required` field and every field it has of `checks` right."""
+    if not isinstance(item, dict) or not all(k in item for k in required):
+        return False
+    return all(check(item[k]) for k, check in checks.items() if k in item)
+
+
 def well_formed(data: Dict[str, Any]) -> bool:
-    """Whether loaded state has what the node reads unchecked: a known profile, GPUs with numeric checkpoints."""
+    """Whether loaded state has every field the node reads of the right type and range.
+
+    A known profile, GPUs with checkpoints, events and ranks: every later read of the file relies on it (one that
+    raised on a hand-edited `"ecc_volatile": "x"` made the driver's calls raise ValueError, not NVMLError).
+    """
     try:
         get_profile(str(data.get("profile")))
     except ValueError:
         return False
     gpus = data.get("gpus")
-    if not isinstance(gpus, list) or not all(isinstance(g, dict) for g in gpus):
+    if not fields_ok(data, NODE_FIELDS) or not isinstance(gpus, list):
         return False
-    marks = [g.get("checkpoint") for g in gpus]
-    if not all(
-        isinstance(m, dict) and all(finite(m.get(k)) for k in ("time", "energy_j", "temperature_c")) for m in marks
-    ):
+    if not all(fields_ok(g, GPU_FIELDS) and fields_ok(g.get("checkpoint"), CHECKPOINT_FIELDS, REQUIRED["checkpoint"])
+               for g in gpus):  # fmt: skip
         return False
-    return all(isinstance(data.get(k, []), list) for k in ("events", "processes"))
+    events, processes = data.get("events", []), data.get("processes", [])
+    return (
+        isinstance(events, list)
+        and isinstance(processes, list)
+        and all(fields_ok(e, EVENT_FIELDS, REQUIRED["event"]) for e in events)
+        and all(fields_ok(p, PROCESS_FIELDS, REQUIRED["process"]) for p in processes)
+    )
 
 
 def set_aside(path: Path) -> None:
@@ -56,7 +134,7 @@ def set_aside(path: Path) -> None:
     bad = path.with_name(path.name + ".bad")
     os.replace(path, bad)
     warn(
-        f"{path} is not a usable simulated-node state file (not JSON, of another version, or missing fields); "
+        f"{path} is not a usable simulated-node state file (not JSON, of another version, or a field missing, of the wrong type or out of range); "
         f"moved it to {bad} and started the node afresh (limits, faults and energy counter reset)."
     )
 

@@ -1,8 +1,9 @@
 """Where simulated node state lives on disk, and how it is read and replaced safely by several processes.
 
-One JSON file per node, `<state_dir>/<factory>/<node>.json`. Readers never lock: writers replace the whole file
-atomically (temporary file + `os.replace`), so a reader sees the old or the new state, never half of one. Writers
-serialise on an `fcntl` lock beside the file, which the kernel releases if the holder dies.
+One JSON file per node, `<state_dir>/<factory>/<node>.json`. Readers never wait for one another: writers replace the
+whole file atomically (temporary file + `os.replace`), so a reader sees the old or the new state, never half of one.
+Writers serialise on an `fcntl` lock beside the file, which the kernel releases if the holder dies; a reader only
+checks, after computing a reading, that no writer holds it (`unchanged_since`).
 
 The state dir may sit in a directory other users can write (a sticky, shared `state_dir`): one of them could put a
 symbolic link where `<state_dir>` or `<factory>` goes, or make either theirs, and so have an agent run by root create
@@ -153,6 +154,28 @@ def read_json(path: Path, version: int) -> Tuple[Dict[str, Any], Optional[Identi
     except (OSError, ValueError):
         data = {}
     return (data if isinstance(data, dict) and data.get("version") == version else {}), identity
+
+
+def unchanged_since(path: Path, lock_path: Path, identity: Optional[Identity]) -> bool:
+    """Whether `path` is still `identity` and no writer holds its lock: a reading computed from it stands.
+
+    A writer holds the lock from taking its checkpoint's time until its file replaces this one, so a file unchanged
+    while nobody holds the lock has no change pending before the reading's time. A writer holding it is waited for
+    (a shared lock: readers never wait for one another) and the answer is False: read the file again.
+    """
+    try:
+        fd = _open_regular(lock_path, os.O_RDONLY)
+    except FileNotFoundError:  # no lock, no writer
+        return stat_identity(path) in (None, identity)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            return False
+        return stat_identity(path) in (None, identity)  # a file gone has nothing newer to read (as `_refresh`)
+    finally:
+        os.close(fd)  # and with it the lock
 
 
 def write_json(path: Path, data: Dict[str, Any]) -> Optional[Identity]:

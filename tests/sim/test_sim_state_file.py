@@ -77,3 +77,46 @@ def test_the_nvidia_smi_shim_reports_the_default_for_a_bad_limit(tmp_path, make_
     assert [line.split(", ")[1] for line in done.stdout.splitlines()] == ["700.00", "700.00"]
     assert "GPU 0's power limit 900 W" in done.stderr
     assert "GPU 1's power limit -5 W" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("where", "field", "value"),
+    [
+        ("gpu", "ecc_volatile", "x"),
+        ("gpu", "ecc_aggregate", -1),
+        ("gpu", "ambient_offset_c", "hot"),
+        ("gpu", "lost", "yes"),
+        ("checkpoint", "energy_j", -5e9),
+        ("checkpoint", "temperature_c", "80"),
+        ("node", "workload", "busy"),
+        ("node", "seed", "seven"),
+        ("node", "unsupported", "ecc_uncorrected"),
+        ("event", "data", "79"),
+        ("process", "load", "full"),
+    ],
+)
+def test_a_field_of_the_wrong_type_or_range_sets_the_file_aside(tmp_path, driver, capsys, where, field, value) -> None:
+    """Every field the driver reads is checked: `"ecc_volatile": "x"` made its calls raise ValueError (the agent
+    exited) and a checkpoint of -5e9 J made nvmlDeviceGetTotalEnergyConsumption negative."""
+    nvml = driver()
+    handle = nvml.nvmlDeviceGetHandleByIndex(0)
+    nvml.sim_node().inject("xid", [0], 31)
+    nvml.sim_node().register_process(1, [0])  # pid 1 lives as long as the machine
+    path = state_path(tmp_path / "state", "default", "n1")
+    data = json.loads(path.read_text())
+    gpu = data["gpus"][0]
+    item = {"gpu": gpu, "checkpoint": gpu["checkpoint"], "node": data}.get(where)
+    item = item if item is not None else data["events" if where == "event" else "processes"][0]
+    item[field] = value
+    path.write_text(json.dumps(data))
+    for reader in (nvml.sim_node(), None):  # one already running, and a process opening it afresh
+        if reader is None:
+            path.write_text(json.dumps(data))
+            nvml.configure(node="n1", state_dir=str(tmp_path / "state"), workload="idle")
+            nvml.nvmlInit()
+            handle = nvml.nvmlDeviceGetHandleByIndex(0)
+        assert nvml.nvmlDeviceGetTotalEccErrors(handle, 1, 0) == 0
+        assert 0 <= nvml.nvmlDeviceGetTotalEnergyConsumption(handle) < 10**6
+        assert 30 <= nvml.nvmlDeviceGetTemperature(handle, 0) <= 40  # idle, afresh
+        assert f"moved it to {path}.bad" in capsys.readouterr().err
+        assert json.loads(path.with_name("n1.json.bad").read_text()) == data
