@@ -344,7 +344,10 @@ def _expand_nodes(
         for name in names:
             problem = name_problem(name)
             if problem:
-                raise ConfigError(f"{pos}: node name {problem}.", "rename the node; its `host` may be anything.")
+                raise ConfigError(
+                    f"{pos}: node name {problem}.",
+                    "rename the node; its `host` says which machine it is, if the new name does not.",
+                )
             if name in nodes:
                 raise ConfigError(f"{pos}: node `{name}` is defined twice.", "each node may appear in one key only.")
             nodes[name] = _node_spec(name, entry or NodeEntry(), settings, base)

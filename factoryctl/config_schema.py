@@ -130,8 +130,38 @@ def _not_blank(value: str) -> str:
     return value
 
 
+#: What a node's `host` may be: a host name, an alias of ~/.ssh/config, an IPv4 or IPv6 address (no brackets).
+_HOST = re.compile(r"[A-Za-z0-9_:][A-Za-z0-9_.:-]*", re.ASCII)
+
+
+def host_problem(host: str) -> str | None:
+    """Why `host` is no host name or address, or None.
+
+    ~/.ssh/config's `Match exec` commands get the host substituted for %h and %n and run in a shell, by paramiko
+    as by ssh: `127.0.0.1$(touch /tmp/x)` would run `touch`. OpenSSH (9.6 and later) refuses shell metacharacters in
+    a host name given on its command line for that reason; factoryctl refuses all but these characters.
+    """
+    if _HOST.fullmatch(host):
+        return None
+    if host.startswith("[") and host.endswith("]") and _HOST.fullmatch(host[1:-1]):
+        return f"an IPv6 address is written without brackets: {host[1:-1]!r}, not {host!r}"
+    shown = repr(host) if len(host) <= 80 else f"{host[:80]!r}..."
+    return (
+        f"must be a host name or an address (letters, digits, '.', '-', '_' and ':'; an IPv6 address without "
+        f"brackets), not {shown}: a `Match exec` in ~/.ssh/config would pass it to a shell command"
+    )
+
+
+def _host_name(value: str) -> str:
+    problem = host_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
 Port = Annotated[int, BeforeValidator(_port)]
 NonEmpty = Annotated[str, AfterValidator(_not_blank)]
+HostName = Annotated[str, AfterValidator(_not_blank), AfterValidator(_host_name)]
 #: A duration setting: text with a unit (`24h`), at most MAX_DURATION_S.
 Duration = Annotated[str, BeforeValidator(bounded_duration)]
 
@@ -310,7 +340,11 @@ class SimSettings(Strict):
 class NodeEntry(Strict):
     """One entry under `nodes:`; its key may be a node set (`gpu[01-16]`), every node getting these fields."""
 
-    host: NonEmpty | None = Field(None, description="Address (defaults to the node's name). Never decides transport.")
+    host: HostName | None = Field(
+        None,
+        description="Host name or address (defaults to the node's name; letters, digits, `.`, `-`, `_` and `:`); a "
+        "~/.ssh/config alias works. Never decides transport.",
+    )
     port: Port | None = Field(None, description="SSH port, 1-65535 (else ssh.port).")
     user: NonEmpty | None = Field(None, description="SSH user (else ssh.user).")
     identity_file: NonEmpty | None = Field(

@@ -14,12 +14,26 @@ runs in: sshd starts the login shell as a session leader, so the shell's pid, `$
 both. `signal_group` is the command line that signals them over another channel; `group_ended_probe` then tells
 whether anything of the group (and session) is left, since a process that moved to a session of its own (`setsid`)
 escapes both and can keep the command's output open.
+
+A command line travels in one SSH packet, and OpenSSH's sshd drops the whole connection on a packet over 256 KiB
+(its log: "Bad packet length"), which looked like sshd dying; `check_command_line` refuses such a line before
+anything is sent, as a usage error that says to pass long data on stdin.
 """
 
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Iterable, Sequence
+
+from factoryctl.errors import UsageError
+
+#: OpenSSH's PACKET_MAX_SIZE: sshd ends the connection on a longer packet.
+SSHD_MAX_PACKET = 256 * 1024
+#: The longest command line that fits in such a packet whatever the cipher: less the exec request's other fields
+#: (message type, channel, "exec", want-reply, the line's length: 18 bytes), the padding-length byte and the most
+#: padding (19 bytes for a 16-byte block).
+MAX_COMMAND_LINE = SSHD_MAX_PACKET - 18 - 1 - 19
 
 #: Words every shell reads literally when bare (shlex's set without `=` and `%`: zsh's `=cmd`, fish 2's `%pid`).
 _BARE = re.compile(r"[A-Za-z0-9_@+:,./-]+\Z")
@@ -69,6 +83,39 @@ def with_group_report(command: str, token: str) -> str:
     """
     report = shell_join(["sh", "-c", f'echo "{token}:$PPID" >&2'])
     return f"{report}; {command}"
+
+
+def group_token() -> str:
+    """A fresh token for `with_group_report` (always this long: `check_argv` counts it)."""
+    return f"factoryctl-pgid-{secrets.token_hex(8)}"
+
+
+def command_line(argv: Sequence[str], token: str, login_output: bool) -> str:
+    """The line `SshConnection.run` sends for argv: `with_group_report`'s, after `echo TOKEN` unless `login_output`.
+
+    What the login shell prints before that token is dropped (`ssh_channel.CommandStdout`).
+    """
+    command = with_group_report(shell_join(argv), token)
+    return command if login_output else f"echo {token}; {command}"  # `echo` and `;` read alike in every shell
+
+
+def check_argv(argv: Sequence[str], login_output: bool) -> None:
+    """UsageError (exit 2) if argv's command line (`command_line`) is more than an SSH server takes.
+
+    For a caller to check before connecting; `SshConnection.run_shell` checks the line again before sending it.
+    """
+    check_command_line(command_line(argv, group_token(), login_output))
+
+
+def check_command_line(command: str) -> None:
+    """UsageError if `command`, in the bytes sent (`surrogateescape`: argv's bytes as given), is over MAX_COMMAND_LINE."""
+    size = len(command.encode("utf-8", "surrogateescape"))
+    if size > MAX_COMMAND_LINE:
+        raise UsageError(
+            f"the command line is {size:,} bytes; an SSH server takes at most {MAX_COMMAND_LINE:,} (OpenSSH's "
+            "256 KiB packet limit).",
+            "pass long data on standard input instead: `factoryctl exec all -- sh -c 'cat > /tmp/data' < file`.",
+        )
 
 
 def signal_group(pgid: int, signals: Sequence[str]) -> str:

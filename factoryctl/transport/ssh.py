@@ -15,19 +15,25 @@ so does what a node's transport sends on its jump host's tunnel (`ssh_channel.as
 from __future__ import annotations
 
 import contextlib
-import secrets
 import socket
 import threading
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from factoryctl.errors import NodeError
+from factoryctl.errors import NodeError, UsageError
 from factoryctl.transport.base import CappedOutput, CommandResult, OutputSink, cut_short, kept_stderr
 from factoryctl.transport.hints import LOST_HINT
 from factoryctl.transport.host_limits import local_limit_error
 from factoryctl.transport.node_leftovers import NODE_LEFTOVERS
-from factoryctl.transport.quoting import GROUP_ENDED, group_ended_probe, shell_join, signal_group, with_group_report
+from factoryctl.transport.quoting import (
+    GROUP_ENDED,
+    check_command_line,
+    command_line,
+    group_ended_probe,
+    group_token,
+    signal_group,
+)
 from factoryctl.transport.ssh_channel import (
     CommandStderr,
     CommandStdout,
@@ -226,10 +232,8 @@ class SshConnection:
         dropped, up to a marker line the command line prints first (`ssh_channel.CommandStdout`): factoryctl's own
         probes read only their command's answer. With `login_output` it is kept, as ssh shows it (`exec`).
         """
-        token = f"factoryctl-pgid-{secrets.token_hex(8)}"
-        command = with_group_report(shell_join(argv), token)
-        if not login_output:
-            command = f"echo {token}; {command}"  # `echo` and `;` read alike in sh, bash, zsh and fish
+        token = group_token()
+        command = command_line(argv, token, login_output)
         return self.run_shell(command, timeout, stdin, on_output, token, login_output)
 
     def run_shell(
@@ -252,10 +256,17 @@ class SshConnection:
         connection raises `CommandCut` with the output that had arrived. `group_token`: the command line reports
         its process group with it (`run`); without `login_output` it also printed it alone on stdout first, and
         what came before it there is dropped. `channel_timeout`: how long its channel may take to open
-        (default: the connection's channel timeout).
+        (default: the connection's channel timeout). A line longer than an SSH server takes is a UsageError, nothing
+        sent (`quoting.check_command_line`: sshd would drop the connection).
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         feed = as_feed(stdin)
+        try:
+            check_command_line(command)  # a longer one would end the connection (sshd's packet limit)
+        except UsageError:
+            if feed is not None:
+                feed.close()
+            raise
         limit = self.options.max_output_bytes
         out = CappedOutput(limit, 1, on_output)
         if group_token is not None and not login_output:

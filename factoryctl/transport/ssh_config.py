@@ -9,11 +9,14 @@ authentication failures").
 paramiko's SSHConfig ignores `Include`, so the files are read (ssh_config_files.py), as OpenSSH reads them, and
 handed to paramiko as one config with the included lines in place (a block inside an including block written as
 one Match with both criteria). A ProxyCommand is refused: factoryctl runs none, and connecting directly would go
-around it.
+around it. A `Match exec` command is run as ssh runs it (`$SHELL -c`, tokens substituted unquoted, stdin
+/dev/null): once per node resolved (`_exec_once_config`), and only for a host factory.yaml let through
+(`host_problem`: no shell characters in it, as OpenSSH 9.6 refuses them on its command line).
 """
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import getpass
 import os
@@ -23,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from factoryctl.config_schema import host_problem
 from factoryctl.errors import ConfigError
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.transport.known_hosts import DEFAULT_KNOWN_HOSTS
@@ -260,9 +264,58 @@ def _ssh_config_lookup(alias: str, config_path: Path | None) -> dict[str, Any]:
 @functools.lru_cache(maxsize=4)
 def _parsed(text: str) -> paramiko.SSHConfig:
     """The flattened text parsed once, not once per node of a 2,000-node fleet (reading it again is cheap)."""
+    return _exec_once_config().from_text(text)
+
+
+#: Within one `resolve`: whether each `Match exec` command (as written, by host looked up) exited 0.
+_EXEC_RESULTS: contextvars.ContextVar[dict[tuple[str, str], bool]] = contextvars.ContextVar("factoryctl_exec_results")
+
+
+@functools.cache
+def _exec_once_config() -> type[paramiko.SSHConfig]:
+    """An SSHConfig that runs `Match exec` as ssh does: once per node (`resolve`), stdin and stdout /dev/null.
+
+    paramiko's ran it at least twice per node (its lookup takes two passes, resolving a node several lookups), the
+    second time with %h as the first pass left it, and through invoke, which handed it factoryctl's stdin (`exec -n`
+    in a `while read` loop lost the rest of the list). Each command, as written, keeps its first result for the
+    host, as ssh runs it once where the line stands; the line's other criteria are paramiko's.
+    """
     import paramiko
 
-    return paramiko.SSHConfig.from_text(text)
+    class ExecOnceConfig(paramiko.SSHConfig):
+        def _does_match(
+            self, match_list: list[dict[str, Any]], host: str, canonical: bool, final: bool, options: dict[str, Any]
+        ) -> object:
+            parent: Any = super()
+            if not any(criterion["type"] == "exec" for criterion in match_list):
+                return parent._does_match(match_list, host, canonical, final, options)
+            matched = True
+            for criterion in match_list:  # in order, stopping at the first that fails, as paramiko and ssh do
+                if criterion["type"] == "exec":
+                    matched = self._exec(host, criterion["param"], options) != criterion["negate"]
+                else:
+                    matched = bool(parent._does_match([criterion], host, canonical, final, options))
+                if not matched:
+                    break
+            return matched
+
+        def _exec(self, host: str, written: str, options: dict[str, Any]) -> bool:
+            results = _EXEC_RESULTS.get({})  # outside `resolve`: nothing kept
+            if (host, written) not in results:
+                parent: Any = super()
+                results[host, written] = _matched_by_exec(parent._tokenize(options, host, "match-exec", written))
+            return results[host, written]
+
+    return ExecOnceConfig
+
+
+def _matched_by_exec(command: str) -> bool:
+    """Whether a `Match exec` command exits 0, run as ssh runs it: `$SHELL -c`, stdin and stdout /dev/null."""
+    import subprocess
+
+    shell = os.environ.get("SHELL") or "/bin/sh"
+    done = subprocess.run([shell, "-c", command], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, check=False)
+    return done.returncode == 0
 
 
 def _first_line(lines: tuple[str, ...], alias: str, keywords: tuple[str, ...], config_path: Path | None) -> int | None:
@@ -391,15 +444,26 @@ def _parse_jump(hop: str) -> tuple[str | None, str, int | None]:
     return (user or None), host, port
 
 
-def resolve(
+def resolve(spec: NodeSpec, config_path: Path | None = None) -> SshTarget:
+    """Resolve a node to the endpoint (and jump chain) to connect to, running each `Match exec` command once."""
+    scope = _EXEC_RESULTS.set({})
+    try:
+        return _resolve(spec, config_path)
+    finally:
+        _EXEC_RESULTS.reset(scope)
+
+
+def _resolve(
     spec: NodeSpec, config_path: Path | None = None, _depth: int = 0, _jump_override: str | None = None
 ) -> SshTarget:
-    """Resolve a node to the endpoint (and jump chain) to connect to."""
     if _depth > MAX_JUMPS:
         raise ConfigError(
             f"the ProxyJump chain of {spec.name} in {_config_path(config_path)} is longer than {MAX_JUMPS} hops.",
             "look for a loop: a jump host whose own ProxyJump leads back to it.",
         )
+    problem = host_problem(spec.host) if _depth == 0 else None  # a jump host is named by ~/.ssh/config itself
+    if problem is not None:  # factory.yaml refuses it; checked again where `Match exec` would run it
+        raise ConfigError(f"node {spec.name}: `host` {problem}.", "write the node's host name or address.")
     found = _ssh_config_lookup(spec.host, config_path)
     host = str(found.get("hostname") or spec.host)
     port = spec.port
@@ -429,6 +493,6 @@ def resolve(
             user=hop_user,
             known_hosts=spec.known_hosts,
         )
-        jump = resolve(hop_spec, config_path, _depth + 1, ",".join(earlier) if earlier else None)
+        jump = _resolve(hop_spec, config_path, _depth + 1, ",".join(earlier) if earlier else None)
     hashed, only = (_flag(found, spec.host, name, config_path) for name in ("HashKnownHosts", "IdentitiesOnly"))
     return SshTarget(host, port, str(user), identities, known_hosts, jump, hashed, only)
