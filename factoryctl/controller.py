@@ -18,7 +18,6 @@ import faulthandler
 import json
 import logging
 import os
-import queue
 import signal
 import time
 import traceback
@@ -31,6 +30,7 @@ from factoryctl.config import FactoryConfig, load_config
 from factoryctl.errors import ConfigError, ExitCode, FactoryError
 from factoryctl.model.folding import fold_nodes
 from factoryctl.model.telemetry import escape_controls
+from factoryctl.signal_wake import Wake
 from factoryctl.store.lock import ControllerLock
 from factoryctl.store.rows import Event
 from factoryctl.store.sqlite import Store, StoreDamaged, StoreError
@@ -55,34 +55,6 @@ STALE_AFTER_MIN_S = 10.0
 _ExcInfo: TypeAlias = tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
 
 
-class Wake:
-    """A wake-up for the controller's loop that a signal handler can give, whatever the loop is doing.
-
-    A `threading.Event` deadlocked it: the handlers run in the main thread between two of its bytecodes, and one that
-    landed while the loop was inside `Event.wait` or `clear` (holding the event's lock) blocked in `Event.set` on that
-    lock, for ever: SIGTERM was never acted on, the process ran until SIGKILL (one run in three after a storm of
-    SIGHUPs). `put` of a `queue.SimpleQueue` is reentrant, taking no lock a thread it interrupts may hold.
-    """
-
-    def __init__(self) -> None:
-        self._wakes: queue.SimpleQueue[None] = queue.SimpleQueue()
-
-    def set(self) -> None:
-        """Wake the loop (now, or at its next `wait`); from a signal handler or any thread."""
-        self._wakes.put(None)
-
-    def wait(self, timeout: float) -> bool:
-        """Wait up to `timeout` seconds for a wake-up; whether one came. Those given before it returns are taken too."""
-        try:
-            self._wakes.get(timeout=timeout)
-        except queue.Empty:
-            return False
-        with contextlib.suppress(queue.Empty):
-            for _ in range(self._wakes.qsize()):  # those there now: a storm of signals cannot keep it here
-                self._wakes.get_nowait()
-        return True
-
-
 class Controller:
     """The daemon's life: lock, store, collector, timers and signals."""
 
@@ -99,8 +71,9 @@ class Controller:
         self._clock = clock
         #: The timers' clock: a wall clock stepped back 10 minutes (NTP) stopped the lock and store checks for as long.
         self._monotonic = timers_clock(clock, monotonic)
-        self._wake = Wake()
+        self._wake = Wake()  # given by the signal handlers: a `threading.Event` deadlocked them (signal_wake.py)
         self._stop_requested = False
+        self._stop_signal: int | None = None  # the signal that asked for the stop, said by the loop (never its handler)
         self._reload_requested = False
         self.started_at = clock()
         self.collector: Collector | None = None
@@ -113,10 +86,16 @@ class Controller:
 
     # ------------------------------------------------------------------ signals
 
-    def request_stop(self) -> None:
-        """Stop at the next wake-up (SIGTERM, SIGINT)."""
+    def request_stop(self, signum: int | None = None) -> None:
+        """Stop at the next wake-up (SIGTERM, SIGINT: `signum`, which the loop logs); safe from a signal handler."""
+        self._stop_signal = self._stop_signal or signum
         self._stop_requested = True
         self._wake.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        """Whether a stop was asked for (SIGTERM, SIGINT, `request_stop`)."""
+        return self._stop_requested
 
     def request_reload(self) -> None:
         """Re-read factory.yaml at the next wake-up (SIGHUP)."""
@@ -127,8 +106,9 @@ class Controller:
         """SIGTERM and SIGINT stop, SIGHUP reloads (main thread only); returns the handlers they replace."""
 
         def on_stop(signum: int, frame: FrameType | None) -> None:
-            log.info("received %s: stopping", signal.Signals(signum).name)
-            self.request_stop()
+            # no logging here (the loop says it): a burst of SIGTERMs nests a handler in the one before, and each
+            # log line's dozens of frames overflowed the stack (RecursionError, exit 1) where these few bytecodes do not
+            self.request_stop(signum)
 
         def on_hup(signum: int, frame: FrameType | None) -> None:
             self.request_reload()
@@ -186,6 +166,8 @@ class Controller:
                 next_check = now + FILE_CHECK_EVERY_S
                 if self._files_failed():
                     return
+        if self._stop_signal is not None:  # said here, once, however many came (see `on_stop`)
+            log.info("received %s: stopping", signal.Signals(self._stop_signal).name)
         if not self._store_damaged():
             self._files_failed()  # a SIGTERM right after the store went still says so (and exits 1)
 
@@ -435,6 +417,10 @@ def run_controller(
 
     `hangup_held` says, once the controller's handlers are in place, whether a SIGHUP came before them (the CLI holds
     it from its start): the controller then reloads as soon as it runs, as `systemctl reload` just after `start` asks.
+
+    The handlers it replaced are put back as it returns, unless a stop was asked for: its own then stay, asking an
+    ended controller again, until the caller's end with them (the CLI's block, `signals.sigterm_interrupts`). Put
+    back, the CLI's raised `Terminated` for a second SIGTERM of a burst, and a clean stop exited 143.
     """
     configure_logging(log_level)
     with contextlib.suppress(AttributeError, ValueError, OSError):  # a stderr with no file behind it (in-process tests)
@@ -447,5 +433,6 @@ def run_controller(
     try:
         return controller.run()
     finally:  # a refused start (lock held) must not leave Ctrl-C disabled in the calling process
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        if not controller.stop_requested:  # else its handlers stay: a further stop changes nothing (see the doc)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)

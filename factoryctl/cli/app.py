@@ -30,7 +30,7 @@ from factoryctl.cli.process_exit import (
     silence_stdout,
     stand_in_for_closed_streams,
 )
-from factoryctl.cli.signals import Interrupted, LoadInterrupted, report_stopped, sigterm_interrupts
+from factoryctl.cli.signals import Interrupted, LoadInterrupted, put_back, report_stopped, sigterm_interrupts
 from factoryctl.errors import ExitCode, FactoryError, NodeError
 
 if TYPE_CHECKING:
@@ -220,28 +220,39 @@ def _click_exceptions() -> ModuleType:
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI in-process and return its exit status (the test environment calls this).
 
-    With `--debug`, the tracebacks of nodes' unexpected failures follow the command's output on stderr.
+    With `--debug`, the tracebacks of nodes' unexpected failures follow the command's output on stderr. A stop
+    signal once the command's block has ended changes nothing (`process_exit.outcome_kept`); the handlers that were
+    in place come back on return, unless `argv` is None: the process's own command line (`main`), and the process
+    ends with the status decided, so the stops stay quiet to its end.
     """
     args = list(sys.argv[1:] if argv is None else argv)
-    if not _debug_requested(args):
-        return _run(args)
-    from factoryctl.cli.render import report_node_tracebacks
-    from factoryctl.transport.fanout import NODE_TRACEBACKS
+    replaced: dict[int, Any] = {}
+    try:
+        if not _debug_requested(args):
+            return _run(args, replaced)
+        from factoryctl.cli.render import report_node_tracebacks
+        from factoryctl.transport.fanout import NODE_TRACEBACKS
 
-    with NODE_TRACEBACKS.keeping():
-        try:
-            return _run(args)
-        finally:
-            report_node_tracebacks(NODE_TRACEBACKS.taken())
+        with NODE_TRACEBACKS.keeping():
+            try:
+                return _run(args, replaced)
+            finally:
+                report_node_tracebacks(NODE_TRACEBACKS.taken())
+    finally:
+        if argv is not None:
+            put_back(replaced)
 
 
-def _run(args: list[str]) -> int:
-    """`run`: the command, and every way it can end turned into an exit status (and its sentence on stderr)."""
+def _run(args: list[str], replaced: dict[int, Any]) -> int:
+    """`run`: the command, and every way it can end turned into an exit status (and its sentence on stderr).
+
+    The handlers the command's block replaced go into `replaced`, a quiet one in their place (`sigterm_interrupts`).
+    """
     click = _click_exceptions()
     try:
         _cli_module("arguments").check_text_arguments(args)  # bytes that are not UTF-8: exit 2 before any change
         # SIGTERM/SIGHUP said `terminated`/`hung up` (143/129) if they leave; a daemon's SIGHUP is a reload
-        with sigterm_interrupts(hangup_reloads=runs_as_daemon(args)):
+        with sigterm_interrupts(hangup_reloads=runs_as_daemon(args), replaced=replaced):
             result = app(args=args, prog_name="factoryctl", standalone_mode=False)
     except FactoryError as error:
         if _debug_requested(args):
@@ -429,7 +440,7 @@ def main() -> None:
         with contextlib.suppress(AttributeError, ValueError):
             stream.reconfigure(errors=errors)  # type: ignore[union-attr]
     try:
-        status = run()
+        status = run()  # the process's command line: a stop from its outcome on changes nothing, to its end
     except Exception as exc:
         if _debug_requested(sys.argv[1:]):
             raise

@@ -38,6 +38,7 @@ from factoryctl.errors import ExitCode, NodeError, UsageError, most_severe
 if TYPE_CHECKING:
     from factoryctl.config import FactoryConfig
     from factoryctl.model.inventory import NodeSpec
+    from factoryctl.signal_wake import Wake
     from factoryctl.transport.base import CappedOutput, KeptOutput, OutputBudget, OutputSink
     from factoryctl.transport.fanout import Pending
     from factoryctl.transport.stdin_stream import StdinBroadcast
@@ -215,7 +216,7 @@ class ExecRun:
             if self._stdin is not None:
                 self._stdin.stop()
 
-    def stopped(self, grace: float, stop: threading.Event) -> list[tuple[NodeSpec, dict[str, Any] | NodeError]]:
+    def stopped(self, grace: float, stop: Wake) -> list[tuple[NodeSpec, dict[str, Any] | NodeError]]:
         """After `wait` was interrupted: the outcomes once the interrupted commands ended (at most `grace` s).
 
         A node that finished before keeps its result; one whose command was interrupted is an `interrupted`

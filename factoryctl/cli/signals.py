@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import signal
 import sys
-import threading
 from collections.abc import Iterator
 from types import FrameType
 from typing import Any
@@ -22,7 +21,9 @@ from typing import Any
 import typer
 
 from factoryctl.cli.daemon_hangup import hold_hangup
+from factoryctl.cli.process_exit import outcome_kept
 from factoryctl.errors import ExitCode
+from factoryctl.signal_wake import Wake
 
 #: What a stop says, by exit status: `factoryctl: interrupted` (Ctrl-C, 130), `terminated` (SIGTERM, 143) or `hung
 #: up` (SIGHUP, 129).
@@ -81,18 +82,25 @@ class LoadInterrupted(Interrupted):
 
 
 @contextlib.contextmanager
-def sigterm_interrupts(hangup_reloads: bool = False) -> Iterator[threading.Event]:
+def sigterm_interrupts(hangup_reloads: bool = False, replaced: dict[int, Any] | None = None) -> Iterator[Wake]:
     """While the block runs, SIGTERM raises Terminated in it, SIGHUP HungUp (the old handlers are put back at its end).
 
-    Only the first of them raises: a second one during the clean-up does not cut it short, it sets the event
-    yielded (stop waiting for the commands). A signal ignored where factoryctl started (`nohup`, a service's SIGTERM
-    ignored) stays ignored. Outside the main thread (no handler can be installed) the block runs as is.
+    Only the first of them raises: a second one during the clean-up does not cut it short, it gives the `Wake`
+    yielded (stop waiting for the commands), which takes no lock: a third signal can land inside the second's
+    handler, and a `threading.Event` there hung the command for ever (signal_wake.py). A signal ignored where
+    factoryctl started (`nohup`, a service's SIGTERM ignored) stays ignored. Outside the main thread (no handler can
+    be installed) the block runs as is.
 
     With `hangup_reloads` (the daemons: `controller run`, `metrics serve`) SIGHUP stops nothing: it is held until
     the daemon's own handler takes over and reloads for it (`take_held_hangup`), or ignored once that has ended.
+
+    With `replaced` (the error boundary, `app.run`) the block's end leaves `process_exit.outcome_kept` in place of
+    its handlers, in one step, and the old ones in `replaced` for `put_back`: a stop while the boundary says the
+    outcome (a second Ctrl-C 10 ms after the first) changes nothing, where the old handlers printed a traceback or
+    killed the process.
     """
     received: list[int] = []
-    again = threading.Event()
+    again = Wake()
 
     def on_term(signum: int, frame: FrameType | None) -> None:
         if hangup_reloads and signum == getattr(signal, "SIGHUP", None):
@@ -123,8 +131,18 @@ def sigterm_interrupts(hangup_reloads: bool = False) -> Iterator[threading.Event
         report_stopped(status)
         raise typer.Exit(status) from None
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        if replaced is None:
+            put_back(previous)
+        else:
+            for signum in previous:
+                signal.signal(signum, outcome_kept)
+            replaced.update(previous)
+
+
+def put_back(handlers: dict[int, Any]) -> None:
+    """Put `handlers` back, by signal (those a block replaced: `sigterm_interrupts`)."""
+    for signum, handler in handlers.items():
+        signal.signal(signum, handler)
 
 
 #: How many stopping signals (SIGINT, SIGTERM, SIGHUP) reached a `sigterm_interrupts` block of this process.
@@ -169,8 +187,12 @@ def _end_node_leftovers() -> None:
 _STOPPING_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
-def signals_set(event: threading.Event) -> contextlib.AbstractContextManager[None]:
-    """While the block runs, SIGINT, SIGTERM and SIGHUP only set `event` (ignored ones stay so: SIGINT under `cmd &`)."""
+def signals_set(wake: Wake) -> contextlib.AbstractContextManager[None]:
+    """While the block runs, SIGINT, SIGTERM and SIGHUP only give `wake` (ignored ones stay so: SIGINT under `cmd &`).
+
+    A `Wake`, never a `threading.Event`: a signal landing inside the handler of the one before blocked on the Event's
+    lock for ever (signal_wake.py).
+    """
     from factoryctl.store.held_signals import signals_routed
 
-    return signals_routed(lambda signum: event.set())
+    return signals_routed(lambda signum: wake.set())

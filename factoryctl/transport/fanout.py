@@ -38,6 +38,7 @@ from factoryctl.transport.host_limits import (
 
 if TYPE_CHECKING:  # the CLI imports this module for its `--fanout` bounds when it builds `--help`: keep it light
     from factoryctl.model.inventory import NodeSpec
+    from factoryctl.signal_wake import Wake
     from factoryctl.transport.base import KeptOutput, NodeTransport
 
 T = TypeVar("T")
@@ -191,12 +192,11 @@ class FanOut(Generic[T]):
             tick()
         return [(node, cast("T | NodeError", state)) for node, state in zip(self.nodes, self._states, strict=True)]
 
-    def settle(
-        self, within: float, stop: threading.Event | None = None
-    ) -> list[tuple[NodeSpec, T | NodeError | Pending]]:
-        """After `run` was left: wait at most `within` seconds (or until `stop` is set) for the nodes still running.
+    def settle(self, within: float, stop: Wake | None = None) -> list[tuple[NodeSpec, T | NodeError | Pending]]:
+        """After `run` was left: wait at most `within` seconds (or until `stop` is given) for the nodes still running.
 
-        Returns each node's result, or where it still is (`Pending`); no node is started any more.
+        `stop` is looked at every slice (0.2 s), never waited on: a signal handler gives it (exec's second Ctrl-C),
+        and nothing a handler gives may take a lock (signal_wake.py). Returns each node's result, or where it still is (`Pending`); no node is started any more.
         """
         deadline = time.monotonic() + within
         with self._changed:
