@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +21,7 @@ from factoryctl.cli.render import Column, OutputFormat, emit, iso_utc, render_li
 from factoryctl.cli.telemetry import SINCE_OPTION, UNTIL_OPTION, open_history, time_window
 
 if TYPE_CHECKING:
+    from factoryctl.store.history import SeriesExtent
     from factoryctl.store.rows import Series
 
 
@@ -143,14 +144,15 @@ def history(
     start, end = time_window(since, until)
     store = open_history(config)
     try:
-        if step_s is None:
-            step_s = _step_for_size(store.history_size(names, metric, start, end, gpus), start, end, output)
+        extents = store.history_extents(names, metric, start, end, gpus)
+        bucketed = step_s is not None
+        step_s = _step_for_size(extents, step_s, start, end, output)
         found = [s for s in store.history(names, metric, start, end, step=step_s, gpus=gpus) if s.points]
         if not found and gpus is not None:
             _refuse_missing_gpus(store.gpu_indexes(names), node_part, gpus)
     finally:
         store.close()
-    _show_history(found, step_s is not None, output, no_header)
+    _show_history(found, {(e.node, e.gpu): e for e in extents}, bucketed, output, no_header)
     if not found:
         _note_none_stored(ctx, f"no stored {metric} for `{target}` {_window_text(start, end, until)}.")
 
@@ -195,41 +197,91 @@ def _step_seconds(step: str | None) -> float | None:
     return step_s
 
 
-def _show_history(found: Sequence[Series], bucketed: bool, output: OutputFormat, no_header: bool) -> None:
-    """JSON and YAML list every point (with min and max when bucketed); tables summarise each series in a row."""
+def _show_history(
+    found: Sequence[Series],
+    extents: Mapping[tuple[str, int], SeriesExtent],
+    bucketed: bool,
+    output: OutputFormat,
+    no_header: bool,
+) -> None:
+    """JSON and YAML list every point (with min and max when bucketed); tables summarise each series in a row.
+
+    A table's POINTS, FROM, TO and LAST are the stored points' (`extents`), bucketed or not: a summarised table
+    showed the buckets' count, first and last start and last mean under those names.
+    """
     if output in (OutputFormat.json, OutputFormat.yaml):
         emit(render_listing([_series_item(s, bucketed) for s in found], [], HISTORY_COLUMNS, output))
     else:
         from factoryctl.store.rows import Series  # at run time: the module imports it for types only
 
         fields = list(_series_row(Series("", 0, "")))  # a blank series' row: the CSV header when none is found
-        emit(render_listing([_series_row(s) for s in found], [], HISTORY_COLUMNS, output, no_header, fields))
+        items = [_stored_extent(_series_row(s), extents.get((s.node, s.gpu))) for s in found]
+        emit(render_listing(items, [], HISTORY_COLUMNS, output, no_header, fields))
 
 
-#: The most points `history` returns without `--step`: about 1 KB of memory each while rendered (3 GB for 2.9 M
-#: points of a 200-node hour was measured), so a fleet-wide query over hours is bounded before it is read.
+def _stored_extent(row: dict[str, Any], extent: SeriesExtent | None) -> dict[str, Any]:
+    """A summary row with the stored points' count, first and last time and last value (the buckets' are not)."""
+    if extent is not None:
+        row.update(points=extent.points, last=extent.last_value)
+        row.update({"from": iso_utc(extent.first), "to": iso_utc(extent.last)})
+    return row
+
+
+#: The most points `history` returns (raw points and rolled-up minutes, or `--step` buckets): about 1 KB of memory
+#: each while rendered (3 GB for 2.9 M points of a 200-node hour was measured), so a fleet-wide query over hours
+#: is bounded before it is read.
 MAX_HISTORY_POINTS = 1_000_000
+#: Bucket widths a refusal suggests and a summarised table picks from, narrowest first (seconds).
+NICE_STEPS = (1, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 43200, 86400, 604800)
+#: Buckets per GPU a summarised table aims for: enough for its trend (`sparkline` draws about 24 chunks).
+SUMMARY_BUCKETS = 48
 
 
-def _step_for_size(points: int, start: float, end: float, output: OutputFormat) -> float | None:
-    """None when the points fit; else a bucket width for the table's summary, or a usage error for a listing.
+def bucket_bound(extents: Iterable[SeriesExtent], step: float | None) -> int:
+    """The most points `history` returns with `step` (None: every point).
+
+    Per GPU, its points or the buckets its first to last point spans, whichever is fewer: exact for a GPU sampled
+    all through, more than it returns for one with a gap longer than a bucket (refused a little early, never late).
+    """
+    if step is None:
+        return sum(e.points for e in extents)
+    return sum(min(e.points, int(e.last // step - e.first // step) + 1) for e in extents)
+
+
+def _step_for_size(
+    extents: Sequence[SeriesExtent], step: float | None, start: float, end: float, output: OutputFormat
+) -> float | None:
+    """`step` when its points fit; else a bucket width for the table's summary, or a usage error for a listing.
 
     The table summarises each GPU (min, mean, max, trend), which 1-minute-or-wider buckets keep (count-weighted mean,
-    true min and max), so it is bucketed and says so; JSON and YAML promise every point, so they refuse instead.
+    true min and max), so it is bucketed and says so; JSON and YAML promise every point (or bucket), so they refuse,
+    naming the narrowest step whose buckets fit.
     """
     from factoryctl.errors import UsageError
 
+    points = bucket_bound(extents, step)
     if points <= MAX_HISTORY_POINTS:
-        return None
+        return step
+    fitting = next((s for s in NICE_STEPS if bucket_bound(extents, s) <= MAX_HISTORY_POINTS), NICE_STEPS[-1])
     if output in (OutputFormat.json, OutputFormat.yaml):
+        given = f"with --step {_duration_text(step)}" if step is not None else "without --step"
         raise UsageError(
-            f"this query would return {points:,} points (at most {MAX_HISTORY_POINTS:,} without --step).",
-            "add --step (e.g. --step 1m) for means with min and max, narrow the target or the window, or stream raw"
-            " rows with `factoryctl telemetry export`.",
+            f"this query would return {points:,} points (at most {MAX_HISTORY_POINTS:,} {given}).",
+            f"add --step {_duration_text(fitting)} or wider for means with min and max, narrow the target or the"
+            " window, or stream raw rows with `factoryctl telemetry export`.",
         )
-    step = max(60.0, float(math.ceil((end - start) / 1000 / 60) * 60))
-    sys.stderr.write(f"factoryctl: {points:,} points: summarised in {step:g} s buckets (--step to choose).\n")
-    return step
+    wide = float(math.ceil((end - start) / SUMMARY_BUCKETS / 60) * 60)
+    chosen = max(float(fitting), 60.0, wide if bucket_bound(extents, wide) <= MAX_HISTORY_POINTS else 0.0)
+    sys.stderr.write(f"factoryctl: {points:,} points: summarised in {chosen:g} s buckets (--step to choose).\n")
+    return chosen
+
+
+def _duration_text(seconds: float) -> str:
+    """A step as `--step` takes it: 30s, 5m, 2h, 1d (the largest unit it is a whole number of), 2.5s."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
 
 
 # ---------------------------------------------------------------------------------------------------- export

@@ -16,11 +16,10 @@ from typing import Any
 from factoryctl.store import rows
 from factoryctl.store.connection import StoreConnection
 from factoryctl.store.coverage import covered_by_minute, held_for
+from factoryctl.store.history_buckets import HistoryRow, python_bucketed, sql_bucketed, sql_buckets_fit
 from factoryctl.store.rows import METRICS, RAW_COLUMNS, Point, Series, to_ms
 from factoryctl.store.samples import PRUNED_BELOW
 
-#: (time, mean, min, max, n): one raw point (n = 1) or one rolled-up minute (n: its samples with the metric).
-HistoryRow = tuple[float, float | None, float | None, float | None, int]
 #: Raw rows `export` reads per query: a node's rows over hours are millions, and are never all in memory at once.
 EXPORT_BATCH = 2_000
 
@@ -34,6 +33,18 @@ class CountedPoint(Point):
     """
 
     samples: int = 1
+
+
+@dataclass(frozen=True)
+class SeriesExtent:
+    """What one GPU's history holds in a window without a step: points, first and last time, last value."""
+
+    node: str
+    gpu: int
+    points: int
+    first: float
+    last: float
+    last_value: float | None
 
 
 class HistoryQueries(StoreConnection):
@@ -50,73 +61,139 @@ class HistoryQueries(StoreConnection):
     ) -> list[Series]:
         """One series per GPU: raw points where raw rows are kept, 1-minute means before that; bucketed by `step`.
 
-        Every point is a `CountedPoint` with its min and max (a raw point's are its value).
+        Every point is a `CountedPoint` with its min and max (a raw point's are its value). No point is before
+        `since`: a rolled-up minute that starts before it is left out, as the raw rows before it are. Buckets of a
+        whole number of seconds are summed by SQLite (`history_buckets`), others here.
         """
         spec = METRICS[metric]
-        ids = self._known_node_ids(nodes)
         series: list[Series] = []
-        for name in nodes:
-            node_id = ids.get(name)
-            if node_id is None:
-                continue
-            for _, gpu in self._gpu_pairs([node_id]):
-                if gpus is not None and gpu not in gpus:
-                    continue
-                found = self._gpu_history(node_id, gpu, spec, since, until)
-                points = _bucket(found, step) if step else [CountedPoint(*row) for row in found]
-                series.append(Series(name, gpu, metric, points))
+        for name, node_id, gpu in self._selected_pairs(nodes, gpus):
+            parts = self._window_parts(node_id, gpu, spec, to_ms(since), to_ms(until))
+            if step and sql_buckets_fit(step):
+                found = sql_bucketed(self._query, (node_id, gpu), spec, *parts, step, self._rollup_count(spec))
+            else:
+                found = self._gpu_history(node_id, gpu, spec, *parts)
+                found = python_bucketed(found, step) if step else found
+            series.append(Series(name, gpu, metric, [CountedPoint(*row) for row in found]))
         return series
 
     def history_size(
         self, nodes: Sequence[str], metric: str, since: float, until: float, gpus: Sequence[int] | None = None
     ) -> int:
         """How many points `history` (without a step) would return: counted, not read, to bound a query first."""
+        return sum(extent.points for extent in self.history_extents(nodes, metric, since, until, gpus))
+
+    def history_extents(
+        self, nodes: Sequence[str], metric: str, since: float, until: float, gpus: Sequence[int] | None = None
+    ) -> list[SeriesExtent]:
+        """Per GPU with points: how many `history` (without a step) returns, its first and last, and the last value.
+
+        Counted in SQL, not read: to bound a query before it is read, and for a bucketed summary to say what was
+        stored (points, first, last) rather than what its buckets are.
+        """
         spec = METRICS[metric]
-        start, end = to_ms(since), to_ms(until)
+        out: list[SeriesExtent] = []
+        for name, node_id, gpu in self._selected_pairs(nodes, gpus):
+            minutes, (raw_from, end) = self._window_parts(node_id, gpu, spec, to_ms(since), to_ms(until))
+            col, pair = spec.column, (node_id, gpu)
+            rolled: tuple[Any, ...] = (0, None, None)
+            if minutes is not None:
+                rolled = self._query(
+                    f"SELECT COUNT(*), MIN(t_min) * 60.0, MAX(t_min) * 60.0 FROM rollup WHERE node_id = ? AND gpu = ?"
+                    f" AND t_min >= ? AND t_min < ? AND {col}_mean IS NOT NULL",
+                    (*pair, *minutes),
+                )[0]
+            raw = self._query(
+                f"SELECT COUNT(*), MIN(t_ms) / 1000.0, MAX(t_ms) / 1000.0 FROM sample WHERE node_id = ? AND gpu = ?"
+                f" AND t_ms >= ? AND t_ms < ? AND {col} IS NOT NULL",
+                (*pair, raw_from, end),
+            )[0]
+            if rolled[0] + raw[0]:
+                last = self._last_value(pair, spec, minutes, (raw_from, end), from_raw=raw[0] > 0)
+                first, final = float(rolled[1] if rolled[0] else raw[1]), float(raw[2] if raw[0] else rolled[2])
+                out.append(SeriesExtent(name, gpu, int(rolled[0] + raw[0]), first, final, last))
+        return out
+
+    def _last_value(
+        self,
+        pair: tuple[int, int],
+        spec: rows.Metric,
+        minutes: tuple[int, int] | None,
+        raw_ms: tuple[int, int],
+        from_raw: bool,
+    ) -> float | None:
+        """The value of a GPU's last point in the window: its last raw row, else its last rolled-up minute's mean."""
+        col = spec.column
+        if from_raw:
+            sql = f"SELECT {col} FROM sample WHERE node_id = ? AND gpu = ? AND t_ms >= ? AND t_ms < ?"
+            found = self._query(f"{sql} AND {col} IS NOT NULL ORDER BY t_ms DESC LIMIT 1", (*pair, *raw_ms))
+        else:
+            sql = f"SELECT {col}_mean FROM rollup WHERE node_id = ? AND gpu = ? AND t_min >= ? AND t_min < ?"
+            found = self._query(
+                f"{sql} AND {col}_mean IS NOT NULL ORDER BY t_min DESC LIMIT 1", (*pair, *(minutes or (0, 0)))
+            )
+        return rows.decode(found[0][0], spec.scale) if found else None
+
+    def _selected_pairs(self, nodes: Sequence[str], gpus: Sequence[int] | None) -> Iterator[tuple[str, int, int]]:
+        """(node name, node id, GPU) of the nodes' stored GPUs, in the nodes' order, only `gpus` when given."""
         ids = self._known_node_ids(nodes)
-        total = 0
-        for node_id, gpu in self._gpu_pairs([ids[n] for n in nodes if n in ids]):
-            if gpus is not None and gpu not in gpus:
+        for name in nodes:
+            node_id = ids.get(name)
+            if node_id is None:
                 continue
-            raw_from = self._raw_from(node_id, gpu, start, end)
-            if spec.rollup and start < raw_from:
-                total += self._query(
-                    "SELECT COUNT(*) FROM rollup WHERE node_id = ? AND gpu = ? AND t_min >= ? AND t_min < ?",  # as `_gpu_history`
-                    (node_id, gpu, start // 60000, _rollup_end(raw_from, end)),
-                )[0][0]
-            total += self._query(
-                "SELECT COUNT(*) FROM sample WHERE node_id = ? AND gpu = ? AND t_ms >= ? AND t_ms < ?",
-                (node_id, gpu, raw_from, end),
-            )[0][0]
-        return int(total)
+            for _, gpu in self._gpu_pairs([node_id]):
+                if gpus is None or gpu in gpus:
+                    yield name, node_id, gpu
+
+    def _window_parts(
+        self, node_id: int, gpu: int, spec: rows.Metric, start: int, end: int
+    ) -> tuple[tuple[int, int] | None, tuple[int, int]]:
+        """Where a window's history comes from: [first, stop) rollup minutes (None: none), [from, end) raw ms.
+
+        Rollup minutes start at or after `start` (a minute starting before it would put a point before `--since`)
+        and stop before the oldest raw row's minute (`_rollup_end`).
+        """
+        raw_from = self._raw_from(node_id, gpu, start, end)
+        minutes = (-(-start // 60000), _rollup_end(raw_from, end)) if spec.rollup and start < raw_from else None
+        return minutes, (raw_from, end)
+
+    def _rollup_count(self, spec: rows.Metric) -> str:
+        """The SQL of a rollup minute's samples of `spec`.
+
+        {col}_n is NULL in a rollup made before schema 2, and missing in a schema-1 store a reader opened: the minute
+        is weighted by all its rows then.
+        """
+        return f"COALESCE({spec.column}_n, n)" if self.schema_version >= 2 else "n"
 
     def _raw_from(self, node_id: int, gpu: int, start: int, end: int) -> int:
         """Where the window's raw rows begin (ms): `start`, or the oldest raw row if later; `end` if none."""
         oldest = self._query("SELECT MIN(t_ms) FROM sample WHERE node_id = ? AND gpu = ?", (node_id, gpu))[0][0]
         return min(max(start, oldest), end) if oldest is not None else end  # never past the window's end
 
-    def _gpu_history(self, node_id: int, gpu: int, spec: rows.Metric, since: float, until: float) -> list[HistoryRow]:
-        """(time, mean, min, max, n) rows, rollups before the oldest raw row then raw rows, in time order."""
-        start, end = to_ms(since), to_ms(until)
+    def _gpu_history(
+        self,
+        node_id: int,
+        gpu: int,
+        spec: rows.Metric,
+        minutes: tuple[int, int] | None,
+        raw_ms: tuple[int, int],
+    ) -> list[HistoryRow]:
+        """(time, mean, min, max, n) rows, rollups of `minutes` then raw rows in `raw_ms`, in time order."""
         out: list[HistoryRow] = []
-        raw_from = self._raw_from(node_id, gpu, start, end)
-        if spec.rollup and start < raw_from:
+        if minutes is not None:
             col = spec.column
-            # {col}_n is NULL in a rollup made before schema 2, and missing in a schema-1 store a reader opened: the
-            # minute is weighted by all its rows then.
-            count = f"COALESCE({col}_n, n)" if self.schema_version >= 2 else "n"
             found = self._query(
-                f"SELECT t_min, {col}_mean, {col}_min, {col}_max, {count} FROM rollup"
+                f"SELECT t_min, {col}_mean, {col}_min, {col}_max, {self._rollup_count(spec)} FROM rollup"
                 f" WHERE node_id = ? AND gpu = ? AND t_min >= ? AND t_min < ? AND {col}_mean IS NOT NULL"
                 " ORDER BY t_min",
-                (node_id, gpu, start // 60000, _rollup_end(raw_from, end)),
+                (node_id, gpu, *minutes),
             )
             for t_min, mean, low, high, n in found:
                 out.append((t_min * 60.0, *(rows.decode(v, spec.scale) for v in (mean, low, high)), int(n)))
         found = self._query(
             f"SELECT t_ms, {spec.column} FROM sample WHERE node_id = ? AND gpu = ? AND t_ms >= ? AND t_ms < ?"
             f" AND {spec.column} IS NOT NULL ORDER BY t_ms",
-            (node_id, gpu, raw_from, end),
+            (node_id, gpu, *raw_ms),
         )
         for t_ms, value in found:
             v = rows.decode(value, spec.scale)
@@ -404,24 +481,6 @@ def _held_joules(
         end = begin + span
         joules += max(0, min(end, stop_ms) - max(begin, start_ms)) / 1000 * mw / 1000
     return joules
-
-
-def _bucket(found: Sequence[HistoryRow], step: float) -> list[Point]:
-    """Aggregate (time, mean, min, max, n) rows into `step`-second buckets (count-weighted mean)."""
-    buckets: dict[float, list[float]] = {}
-    for t, mean, low, high, n in found:
-        if mean is None or low is None or high is None:
-            continue
-        key = (t // step) * step
-        acc = buckets.get(key)
-        if acc is None:
-            buckets[key] = [mean * n, float(n), low, high]
-        else:
-            acc[0] += mean * n
-            acc[1] += n
-            acc[2] = min(acc[2], low)
-            acc[3] = max(acc[3], high)
-    return [CountedPoint(t, acc[0] / acc[1], acc[2], acc[3], int(acc[1])) for t, acc in sorted(buckets.items())]
 
 
 def _rollup_end(raw_from: int, end: int) -> int:

@@ -21,9 +21,11 @@ pruned keeps its rollup: rows written into it later are left out of it (and prun
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from factoryctl.model.telemetry import NodeSample
@@ -227,7 +229,25 @@ class SampleWrites(StoreConnection):
             db.execute("DELETE FROM event WHERE t_ms < ?", (rollup_cut * 60000,))
             if newest_deleted is not None:
                 _raise_pruned_below(db, (newest_deleted // 60000 + 1) * 60000)
+        self._shrink_wal()
         return raw_deleted, rollup_deleted
+
+    def _shrink_wal(self) -> None:
+        """Truncate a write-ahead log past `WAL_KEPT_BYTES` (a large prune's) once every frame is checkpointed.
+
+        A prune's one transaction writes every page it frees to the WAL (157 MB for a week of 256 GPUs), and SQLite
+        keeps the file at its largest until the last connection closes: a running controller never gave it back.
+        TRUNCATE waits (up to the busy timeout, 10 s, holding the write lock) for readers of an older snapshot,
+        which a long `history` is; a PASSIVE checkpoint never waits, and once it has copied every frame a reader
+        of an older snapshot is none, so TRUNCATE then finds nothing to wait for. A reader that kept a frame
+        back leaves the log as it is until a later prune.
+        """
+        with self._lock, self._translate("prune"):
+            if _wal_bytes(self.path) <= WAL_KEPT_BYTES:
+                return
+            busy, frames, copied = self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            if not busy and frames == copied:
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
     def clock_steps(self) -> list[ClockStep]:
         """The wall clock's forward steps a controller saw (`save_clock_steps`), for the next one after a restart."""
@@ -240,6 +260,18 @@ class SampleWrites(StoreConnection):
     def save_clock_steps(self, steps: Sequence[ClockStep]) -> None:
         """Keep the wall clock's forward steps still in force, so a restart does not prune what they protect."""
         self.set_meta(CLOCK_STEPS, json.dumps([[at, jump] for at, jump in steps]))
+
+
+#: The write-ahead log a prune leaves as it is: SQLite checkpoints it at about 4 MB (1,000 pages) when it is written.
+WAL_KEPT_BYTES = 16 * 1024 * 1024
+
+
+def _wal_bytes(path: Path) -> int:
+    """The size of the store's write-ahead log (0 when there is none)."""
+    try:
+        return os.path.getsize(f"{path}-wal")
+    except OSError:
+        return 0
 
 
 #: Pairs (node, GPU) rolled up per transaction: the write lock is held for a bounded time, not a fleet's rollup.
