@@ -23,12 +23,17 @@ if TYPE_CHECKING:
 #: or, given to `--since`, a date; factory.yaml's `raw_retention: "90"` was silently 90 seconds.
 _DURATION = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([smhd])?\s*", re.ASCII)
 _UNIT_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+#: `1h30m`, `2d12h`: several numbers each with its unit, as systemd and Go write a duration.
+_COMPOUND = re.compile(r"\s*(?:[0-9]+(?:\.[0-9]+)?\s*[smhd]\s*){2,}", re.ASCII)
+_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([smhd])", re.ASCII)
 
 
 def parse_duration(text: str | float) -> float:
-    """Seconds from `90s`, `15m`, `24h` or `30d` (a number, from Python, is seconds already)."""
+    """Seconds from `90s`, `15m`, `24h`, `30d` or `1h30m` (a number, from Python, is seconds already)."""
     if isinstance(text, (int, float)):
         return float(text)
+    if _COMPOUND.fullmatch(text):
+        return sum(float(number) * _UNIT_SECONDS[unit] for number, unit in _PART.findall(text))
     match = _DURATION.fullmatch(text)
     if not match:
         raise ValueError(f"{text!r} is not a duration; use a number with s, m, h or d, e.g. 24h")

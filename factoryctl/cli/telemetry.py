@@ -59,12 +59,19 @@ def parse_when(text: str, now: float, option: str = "--since") -> float:
     return now - seconds
 
 
+def _utc_suffix(text: str) -> str:
+    """`text` with RFC 3339's `Z` (or `z`) written `+00:00` and a lowercase `t` as `T`: what fromisoformat reads."""
+    date, t, clock = text.partition("t")
+    text = f"{date}T{clock}" if t and date[:1].isdigit() else text
+    return text[:-1] + "+00:00" if text[-1:] in ("Z", "z") else text
+
+
 def _iso_time(text: str, option: str) -> float:
     """Unix time of an ISO-8601 timestamp (UTC when it names no offset); a usage error when `text` is none."""
     from factoryctl.errors import UsageError
 
     try:
-        stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        stamp = datetime.fromisoformat(_utc_suffix(text))
     except ValueError:
         if _BARE_NUMBER.fullmatch(text.strip()):
             number = text.strip()

@@ -74,6 +74,18 @@ def test_a_duration_without_a_unit_is_refused_naming_the_units(cli, tmp_path, te
     assert f"e.g. --since {text}s or --since {text}m" in result.stderr
 
 
+def test_compound_durations_and_lowercase_rfc3339_times_are_read():
+    """`--since 1h30m` and `2026-11-24t01:00:00z` (RFC 3339 allows lower case) were refused, exit 2."""
+    now = datetime(2026, 11, 24, 3, 0, tzinfo=timezone.utc).timestamp()
+    assert parse_when("1h30m", now) == now - 5400
+    assert parse_when("2d12h", now) == now - 216000
+    expected = datetime(2026, 11, 24, 1, 0, tzinfo=timezone.utc).timestamp()
+    assert parse_when("2026-11-24t01:00:00z", now) == expected
+    assert parse_when("2026-11-24T01:00:00Z", now) == expected
+    with pytest.raises(UsageError, match="neither a duration nor an ISO-8601 time"):
+        parse_when("1h30", now)
+
+
 def test_an_eight_digit_since_is_the_iso_date_it_reads_as_not_seconds():
     now = time.time()
     assert parse_when("20261122", now) == datetime(2026, 11, 22, tzinfo=timezone.utc).timestamp()
