@@ -406,17 +406,20 @@ def energy(
         per_gpu = [(gpu, joules, source) for node, gpu, joules, source in found if node == name]
         if not per_gpu:
             continue
-        kwh = kwh_from_joules(j for _, j, _ in per_gpu)
+        read = [j for _, j, source in per_gpu if source != "none"]  # a GPU with no reading has no amount, not 0
+        kwh = kwh_from_joules(read) if read else None
         items.append(
             {
                 "node": name,
                 "gpus": len(per_gpu),
                 "energy_kwh": kwh,
-                "cost": exact_product(kwh, price_per_kwh) if price_per_kwh is not None else None,
+                "cost": exact_product(kwh, price_per_kwh) if price_per_kwh is not None and kwh is not None else None,
                 "source": node_energy_source(s for _, _, s in per_gpu),
                 "from": iso_utc(start),
                 "to": iso_utc(min(end, time.time())),
-                "per_gpu": [{"gpu": g, "energy_kwh": kwh_from_joules([j])} for g, j, _ in per_gpu],
+                "per_gpu": [
+                    {"gpu": g, "energy_kwh": None if s == "none" else kwh_from_joules([j])} for g, j, s in per_gpu
+                ],
             }
         )
     emit(render_listing(items, [], ENERGY_COLUMNS, output, no_header, ENERGY_FIELDS))

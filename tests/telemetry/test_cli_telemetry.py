@@ -363,3 +363,17 @@ def test_a_node_the_live_controller_does_not_know_is_polled(cli: Any, factory: P
     assert [(i["node"], i["state"], i["backend"]) for i in items] == [("n1", "up", None), ("n2", "up", "sim")]
     assert gpus.exit_code == 0, gpus.stderr
     assert [(g["node"], g["index"]) for g in gpus.json()["items"]] == [("n2", 0), ("n2", 1)]
+
+
+def test_energy_with_no_reading_in_the_window_is_unknown_not_zero(cli: Any, filled: Path) -> None:
+    """A window before any sample read `"energy_kwh": 0.0` (source `none`): a script summing it counted nothing as 0."""
+    before = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(NOW - 3600))
+    until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(NOW - 1800))
+    args = ("--config", str(filled), "telemetry", "energy", "n1", "--since", before, "--until", until)
+    result = cli(*args, "--price-per-kwh", "0.2", "-o", "json")
+    assert result.exit_code == 0, result.stderr
+    items = result.json()["items"]
+    assert [(i["energy_kwh"], i["cost"], i["source"]) for i in items] == [(None, None, "none")]
+    assert [g["energy_kwh"] for g in items[0]["per_gpu"]] == [None, None]
+    table = cli(*args)
+    assert table.stdout.splitlines()[1].split()[2] == "-"
