@@ -30,11 +30,29 @@ def test_exec_with_a_command_line_over_the_packet_limit_is_a_usage_error(
     assert result.exit_code == ExitCode.USAGE, result.stderr
     size = len(command_line(words, group_token(), login_output=True).encode())
     assert result.stderr.splitlines() == [
-        f"factoryctl: n1: the command line is {size:,} bytes; an SSH server takes at most 262,106 (OpenSSH's 256 KiB "
+        f"factoryctl: the command line is {size:,} bytes; an SSH server takes at most 262,106 (OpenSSH's 256 KiB "
         "packet limit).",
         "hint: pass long data on standard input instead: `factoryctl exec all -- sh -c 'cat > /tmp/data' < file`.",
     ]
     assert "connection lost" not in result.stderr
+
+
+def test_the_command_line_is_refused_before_any_connection(cli, tmp_path):
+    """Checked once, before connecting: each SSH node connected first and was refused after (nothing sent)."""
+    factory = tmp_path / "factory.yaml"
+    factory.write_text("name: lab\nssh: {port: 1}\nnodes:\n  n[1-3]: {host: 127.0.0.1}\n")  # nothing listens
+    result = cli("--config", str(factory), "exec", "all", "--", "echo", "a" * 300_000)
+    assert result.exit_code == ExitCode.USAGE, result.stderr
+    assert result.stderr.startswith("factoryctl: the command line is ")
+    assert "refused" not in result.stderr  # no connection was tried
+
+
+def test_a_long_command_line_on_local_nodes_is_not_an_ssh_servers_business(cli, tmp_path):
+    factory = tmp_path / "factory.yaml"
+    factory.write_text("name: lab\nnodes:\n  w1: {transport: local}\n")
+    result = cli("--config", str(factory), "exec", "w1", "--", "sh", "-c", 'echo "${#1}"', "sh", "a" * 100_000)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.strip().endswith("100000")
 
 
 def test_the_longest_command_line_allowed_reaches_the_node(connection):
