@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     from factoryctl.config import FactoryConfig
     from factoryctl.model.telemetry import NodeSample
+    from factoryctl.signal_wake import Wake
     from factoryctl.telemetry.scrape_poll import BackgroundPoll
 
 #: Seconds a scrape waits for the nodes when its scraper gives no deadline (Prometheus's default timeout is 10 s).
@@ -353,22 +354,34 @@ def report_request_failure(client_address: object, exc: BaseException | None) ->
 def _reload_on_sighup(source: MetricsSource) -> Iterator[None]:
     """While the block runs, SIGHUP reloads `source` (in the main thread only: signals are handled there).
 
-    A SIGHUP that came while `metrics serve` started (held by the CLI, cli/signals.py) reloads it at once.
+    A SIGHUP that came while `metrics serve` started (held by the CLI, cli/signals.py) reloads it at once. The
+    handler only gives a `Wake` (signal_wake.py: no lock taken in a handler); one thread of its own reloads, so
+    serving goes on while a scrape holds the source (a poll), and a burst of SIGHUPs is one or two reloads in turn
+    (a thread per signal made 200 overlapping reloads of a `kill -HUP` loop).
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     from factoryctl.cli.daemon_hangup import take_held_hangup
+    from factoryctl.signal_wake import Wake
 
-    previous = signal.signal(signal.SIGHUP, lambda signum, frame: _reload_aside(source))
+    asked, done = Wake(), Wake()
+    reloader = threading.Thread(target=_reload_when_asked, args=(source, asked, done), name="metrics-reload")
+    reloader.daemon = True
+    reloader.start()
+    previous = signal.signal(signal.SIGHUP, lambda signum, frame: asked.set())
     if take_held_hangup():
-        _reload_aside(source)
+        asked.set()
     try:
         yield
     finally:
         signal.signal(signal.SIGHUP, previous)
+        done.set()
+        asked.set()
 
 
-def _reload_aside(source: MetricsSource) -> None:
-    """SIGHUP: reload on a thread of its own, so serving goes on while a scrape holds the source (a poll)."""
-    threading.Thread(target=source.reload, name="metrics-reload", daemon=True).start()
+def _reload_when_asked(source: MetricsSource, asked: Wake, done: Wake) -> None:
+    """The reloading thread: one reload per wake-up (a burst of SIGHUPs is one), until `done`."""
+    while not done.is_set():
+        if asked.wait(3600.0) and not done.is_set():
+            source.reload()
