@@ -136,7 +136,8 @@ def _not_blank(value: str) -> str:
 
 
 #: What a node's `host` may be: a host name, an alias of ~/.ssh/config, an IPv4 or IPv6 address (no brackets).
-_HOST = re.compile(r"[A-Za-z0-9_:][A-Za-z0-9_.:-]*", re.ASCII)
+#: A host name, alias or address; an IPv6 address may name its zone (`fe80::1%eth0`), `%` being no shell character.
+_HOST = re.compile(r"[A-Za-z0-9_:][A-Za-z0-9_.:-]*(?:%[A-Za-z0-9_.-]+)?", re.ASCII)
 
 
 def host_problem(host: str) -> str | None:
@@ -153,7 +154,7 @@ def host_problem(host: str) -> str | None:
     shown = repr(host) if len(host) <= 80 else f"{host[:80]!r}..."
     return (
         f"must be a host name or an address (letters, digits, '.', '-', '_' and ':'; an IPv6 address without "
-        f"brackets), not {shown}: a `Match exec` in ~/.ssh/config would pass it to a shell command"
+        f"brackets, with its zone after '%' if it has one), not {shown}: a `Match exec` in ~/.ssh/config would pass it to a shell command"
     )
 
 

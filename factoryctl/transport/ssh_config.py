@@ -10,13 +10,12 @@ paramiko's SSHConfig ignores `Include`, so the files are read (ssh_config_files.
 handed to paramiko as one config with the included lines in place (a block inside an including block written as
 one Match with both criteria). A ProxyCommand is refused: factoryctl runs none, and connecting directly would go
 around it. A `Match exec` command is run as ssh runs it (`$SHELL -c`, tokens substituted unquoted, stdin
-/dev/null): once per node resolved (`_exec_once_config`), and only for a host factory.yaml let through
+/dev/null): once per node resolved (ssh_match_exec.py), and only for a host factory.yaml let through
 (`host_problem`: no shell characters in it, as OpenSSH 9.6 refuses them on its command line).
 """
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import getpass
 import os
@@ -31,6 +30,7 @@ from factoryctl.errors import ConfigError
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.transport.known_hosts import DEFAULT_KNOWN_HOSTS
 from factoryctl.transport.ssh_config_files import CONFIG_HINT, ConfigSource, load_config_file
+from factoryctl.transport.ssh_match_exec import EXEC_RESULTS, exec_once_config
 
 if TYPE_CHECKING:
     import paramiko
@@ -264,58 +264,7 @@ def _ssh_config_lookup(alias: str, config_path: Path | None) -> dict[str, Any]:
 @functools.lru_cache(maxsize=4)
 def _parsed(text: str) -> paramiko.SSHConfig:
     """The flattened text parsed once, not once per node of a 2,000-node fleet (reading it again is cheap)."""
-    return _exec_once_config().from_text(text)
-
-
-#: Within one `resolve`: whether each `Match exec` command (as written, by host looked up) exited 0.
-_EXEC_RESULTS: contextvars.ContextVar[dict[tuple[str, str], bool]] = contextvars.ContextVar("factoryctl_exec_results")
-
-
-@functools.cache
-def _exec_once_config() -> type[paramiko.SSHConfig]:
-    """An SSHConfig that runs `Match exec` as ssh does: once per node (`resolve`), stdin and stdout /dev/null.
-
-    paramiko's ran it at least twice per node (its lookup takes two passes, resolving a node several lookups), the
-    second time with %h as the first pass left it, and through invoke, which handed it factoryctl's stdin (`exec -n`
-    in a `while read` loop lost the rest of the list). Each command, as written, keeps its first result for the
-    host, as ssh runs it once where the line stands; the line's other criteria are paramiko's.
-    """
-    import paramiko
-
-    class ExecOnceConfig(paramiko.SSHConfig):
-        def _does_match(
-            self, match_list: list[dict[str, Any]], host: str, canonical: bool, final: bool, options: dict[str, Any]
-        ) -> object:
-            parent: Any = super()
-            if not any(criterion["type"] == "exec" for criterion in match_list):
-                return parent._does_match(match_list, host, canonical, final, options)
-            matched = True
-            for criterion in match_list:  # in order, stopping at the first that fails, as paramiko and ssh do
-                if criterion["type"] == "exec":
-                    matched = self._exec(host, criterion["param"], options) != criterion["negate"]
-                else:
-                    matched = bool(parent._does_match([criterion], host, canonical, final, options))
-                if not matched:
-                    break
-            return matched
-
-        def _exec(self, host: str, written: str, options: dict[str, Any]) -> bool:
-            results = _EXEC_RESULTS.get({})  # outside `resolve`: nothing kept
-            if (host, written) not in results:
-                parent: Any = super()
-                results[host, written] = _matched_by_exec(parent._tokenize(options, host, "match-exec", written))
-            return results[host, written]
-
-    return ExecOnceConfig
-
-
-def _matched_by_exec(command: str) -> bool:
-    """Whether a `Match exec` command exits 0, run as ssh runs it: `$SHELL -c`, stdin and stdout /dev/null."""
-    import subprocess
-
-    shell = os.environ.get("SHELL") or "/bin/sh"
-    done = subprocess.run([shell, "-c", command], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, check=False)
-    return done.returncode == 0
+    return exec_once_config().from_text(text)
 
 
 def _first_line(lines: tuple[str, ...], alias: str, keywords: tuple[str, ...], config_path: Path | None) -> int | None:
@@ -446,11 +395,11 @@ def _parse_jump(hop: str) -> tuple[str | None, str, int | None]:
 
 def resolve(spec: NodeSpec, config_path: Path | None = None) -> SshTarget:
     """Resolve a node to the endpoint (and jump chain) to connect to, running each `Match exec` command once."""
-    scope = _EXEC_RESULTS.set({})
+    scope = EXEC_RESULTS.set({})
     try:
         return _resolve(spec, config_path)
     finally:
-        _EXEC_RESULTS.reset(scope)
+        EXEC_RESULTS.reset(scope)
 
 
 def _resolve(

@@ -21,7 +21,18 @@ def _host(host: str) -> str:
 
 
 @pytest.mark.parametrize(
-    "host", ["gpu01", "10.0.0.11", "::1", "fe80::1", "2001:db8::2:1", "gpu-01.lab.example.", "my_alias", "Gpu01"]
+    "host",
+    [
+        "gpu01",
+        "10.0.0.11",
+        "::1",
+        "fe80::1",
+        "fe80::1%eth0",
+        "2001:db8::2:1",
+        "gpu-01.lab.example.",
+        "my_alias",
+        "Gpu01",
+    ],
 )
 def test_host_names_aliases_and_addresses_are_taken(host):
     assert _host(host) == host
@@ -42,6 +53,9 @@ def test_host_names_aliases_and_addresses_are_taken(host):
         "gpü01",
         "a1>x",
         "a1\\",
+        "fe80::1%",
+        "fe80::1%eth0;id",
+        "a1%$(id)",
     ],
 )
 def test_anything_a_shell_would_read_otherwise_is_a_config_error(host):

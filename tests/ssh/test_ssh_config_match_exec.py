@@ -109,3 +109,16 @@ def test_a_match_exec_command_gets_no_stdin(isolated_home, tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "2222 ['gpu02', 'gpu03']"
     assert seen.read_text() == ""
+
+
+def test_a_shell_that_cannot_run_makes_the_block_not_match(
+    cli, isolated_home, sshd, known_hosts, tmp_path, monkeypatch
+):
+    """As ssh (`Shell "..." is not executable`): it was a config error, `cannot read SSH config`, exit 3."""
+    write_user_ssh_config(isolated_home, 'Match exec "true"\n  User nobody-at-all\nHost a*\n  HostName 127.0.0.1\n')
+    monkeypatch.setenv("SHELL", str(tmp_path / "no-such-shell"))
+    result = cli("--config", str(_factory(tmp_path, sshd, known_hosts, _THREE, user=False)), "exec", "n1", "--", "true")
+    assert result.exit_code == ExitCode.OK, result.stderr  # not as nobody-at-all: the block did not match
+    assert (
+        f"factoryctl: Match exec: cannot run {tmp_path / 'no-such-shell'}: No such file or directory" in result.stderr
+    )
