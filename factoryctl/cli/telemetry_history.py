@@ -270,6 +270,12 @@ def _step_for_size(
             f"add --step {_duration_text(fitting)} or wider for means with min and max, narrow the target or the"
             " window, or stream raw rows with `factoryctl telemetry export`.",
         )
+    if step is not None:  # the user's width, made as narrow as fits: not the summary's (the trend would be one bar)
+        sys.stderr.write(
+            f"factoryctl: --step {_duration_text(step)} would give {points:,} points: summarised in"
+            f" {_duration_text(fitting)} buckets instead.\n"
+        )
+        return float(fitting)
     wide = float(math.ceil((end - start) / SUMMARY_BUCKETS / 60) * 60)
     chosen = max(float(fitting), 60.0, wide if bucket_bound(extents, wide) <= MAX_HISTORY_POINTS else 0.0)
     sys.stderr.write(f"factoryctl: {points:,} points: summarised in {chosen:g} s buckets (--step to choose).\n")

@@ -108,6 +108,9 @@ def test_step_is_bounded_and_the_hint_names_a_step_that_fits(
     assert "--step 2m or wider" in refused.stderr, refused.stderr
     assert "--step 2m or wider" in cli(*history).stderr  # without --step: the same step that fits
     assert cli(*history, "--step", "2m").exit_code == 0
+    table = cli(*history[:-2], "--step", "1m")  # a table keeps to the step, as narrow as fits (it took 1 h buckets)
+    assert table.exit_code == 0, table.stderr
+    assert "--step 1m would give 360 points: summarised in 2m buckets instead." in table.stderr
 
 
 def test_a_summarised_table_counts_the_stored_points(
