@@ -303,8 +303,8 @@ class Controller:
             return
         try:
             stats = self.stats()
-            self._up_written = stats["up"]
             self.store.set_meta(STATS_KEY, json.dumps(stats))
+            self._up_written = stats["up"]  # once written: a refused write is tried again within a second
         except StoreDamaged as exc:
             self._damage = exc
         except StoreError as exc:

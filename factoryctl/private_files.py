@@ -8,8 +8,8 @@ cannot either unless the group is the owner's own (its only member is the user, 
 groups, so a test or CI run under umask 002 is not refused).
 
 The files factoryctl writes (an output file, known_hosts, factory.yaml) follow the same trust the other way: a
-symbolic link on the way to one is followed only if the user or root made it, or no one else could have (its
-directory is not writable by anyone: `resolve_trusted_links`). The kernel's `fs.protected_symlinks` does not cover
+symbolic link on the way to one is followed only if the user or root made it, or it sits in a directory that not
+everyone may write (only its owner and group may make links there: `resolve_trusted_links`). The kernel's `fs.protected_symlinks` does not cover
 a file written beside its target and renamed over it, which needs the target's path resolved first.
 """
 

@@ -347,13 +347,18 @@ def exec_command(
     printer = line_printer(lines, output if structured else None)
     config = context.load(ctx)
     specs = config.resolve_target(target)
-    if any(spec.transport == "ssh" for spec in specs):  # too long for an SSH server: said before any connection
-        from factoryctl.transport.quoting import check_argv
-
-        check_argv(list(command), login_output=True)
+    _refuse_too_long_for_ssh(specs, command)
     stdin = None if no_stdin else stdin_source()
     run = ExecRun(config, specs, list(command), timeout, fanout, stdin, printer, kept_output_budget(printer))
     raise typer.Exit(report_run(run, stdin, printer, output if structured else None, no_header))
+
+
+def _refuse_too_long_for_ssh(specs: Sequence[NodeSpec], command: Sequence[str]) -> None:
+    """A command line too long for an SSH server is a usage error before any node is connected to (SSH nodes only)."""
+    if any(spec.transport == "ssh" for spec in specs):
+        from factoryctl.transport.quoting import check_argv
+
+        check_argv(list(command), login_output=True)
 
 
 def line_printer(lines: bool, structured: OutputFormat | None) -> LinePrinter | None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
 
@@ -112,14 +112,8 @@ def sigterm_interrupts(hangup_reloads: bool = False, replaced: dict[int, Any] | 
             raise HungUp if signum == getattr(signal, "SIGHUP", None) else Terminated
         again.set()
 
-    previous: dict[int, Any] = {}
-    try:
-        for signum in _STOPPING_SIGNALS:
-            if signal.getsignal(signum) is not signal.SIG_IGN:
-                previous[signum] = signal.signal(signum, on_term)
-        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # counted too, else as it was
-            previous[signal.SIGINT] = signal.signal(signal.SIGINT, _counted_interrupt)
-    except ValueError:  # not the main thread
+    previous = _installed(on_term)
+    if previous is None:  # not the main thread
         yield again
         return
     try:
@@ -131,12 +125,31 @@ def sigterm_interrupts(hangup_reloads: bool = False, replaced: dict[int, Any] | 
         report_stopped(status)
         raise typer.Exit(status) from None
     finally:
-        if replaced is None:
-            put_back(previous)
-        else:
-            for signum in previous:
-                signal.signal(signum, outcome_kept)
-            replaced.update(previous)
+        _handed_over(previous, replaced)
+
+
+def _installed(on_term: Callable[[int, FrameType | None], None]) -> dict[int, Any] | None:
+    """`on_term` for SIGTERM and SIGHUP (not where ignored), counted Ctrl-C; the handlers replaced, None off main."""
+    previous: dict[int, Any] = {}
+    try:
+        for signum in _STOPPING_SIGNALS:
+            if signal.getsignal(signum) is not signal.SIG_IGN:
+                previous[signum] = signal.signal(signum, on_term)
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # counted too, else as it was
+            previous[signal.SIGINT] = signal.signal(signal.SIGINT, _counted_interrupt)
+    except ValueError:  # not the main thread: no handler can be installed
+        return None
+    return previous
+
+
+def _handed_over(previous: dict[int, Any], replaced: dict[int, Any] | None) -> None:
+    """The block's end: `previous` back, or (`replaced` given) `outcome_kept` in their place and them in `replaced`."""
+    if replaced is None:
+        put_back(previous)
+        return
+    for signum in previous:
+        signal.signal(signum, outcome_kept)
+    replaced.update(previous)
 
 
 def put_back(handlers: dict[int, Any]) -> None:

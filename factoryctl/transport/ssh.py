@@ -261,17 +261,8 @@ class SshConnection:
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         feed = as_feed(stdin)
-        try:
-            check_command_line(command)  # a longer one would end the connection (sshd's packet limit)
-        except UsageError:
-            if feed is not None:
-                feed.close()
-            raise
-        limit = self.options.max_output_bytes
-        out = CappedOutput(limit, 1, on_output)
-        if group_token is not None and not login_output:
-            out = CommandStdout(group_token, limit, on_output)
-        err = CommandStderr(group_token, limit, 2, on_output)
+        _refuse_too_long(command, feed)
+        out, err = self._output_streams(group_token, login_output, on_output)
         chan = self._command_channel(feed, err, channel_timeout)
         # factoryctl's own commands (not exec's: `login_output`) are killed if it is interrupted (node_leftovers.py)
         leftover = None if login_output else NODE_LEFTOVERS.add(lambda: self._kill_now(chan, err))
@@ -290,6 +281,16 @@ class SshConnection:
             close_channel(chan)
         # paramiko reports -1 when the command died of a signal; OpenSSH's client exits 255 then.
         return CommandResult(255 if status < 0 else status, out.value(), kept_stderr(out, err))
+
+    def _output_streams(
+        self, group_token: str | None, login_output: bool, on_output: OutputSink | None
+    ) -> tuple[CappedOutput, CommandStderr]:
+        """A command's stdout and stderr, the group report cut out of them (`run_shell`'s `group_token`)."""
+        limit = self.options.max_output_bytes
+        out = CappedOutput(limit, 1, on_output)
+        if group_token is not None and not login_output:
+            out = CommandStdout(group_token, limit, on_output)
+        return out, CommandStderr(group_token, limit, 2, on_output)
 
     def _command_channel(self, feed: Feed | None, err: CommandStderr, timeout: float | None) -> paramiko.Channel:
         """A channel for one command, among the running ones (`interrupt`); `feed` is closed if none opens."""
@@ -472,3 +473,13 @@ def open_ssh_transport(node: NodeSpec, config: FactoryConfig, timeout: float) ->
     from factoryctl.transport.ssh_node import open_ssh_transport as open_transport
 
     return open_transport(node, config, timeout)
+
+
+def _refuse_too_long(command: str, feed: Feed | None) -> None:
+    """UsageError for a line longer than an SSH server takes (sshd would end the connection); `feed` closed then."""
+    try:
+        check_command_line(command)
+    except UsageError:
+        if feed is not None:
+            feed.close()
+        raise
