@@ -32,6 +32,7 @@ from factoryctl.model.folding import fold_nodes
 from factoryctl.model.telemetry import escape_controls
 from factoryctl.signal_wake import Wake
 from factoryctl.store.lock import ControllerLock
+from factoryctl.store.lock_wait import stop_waiting_for_locks, wait_for_locks_again
 from factoryctl.store.rows import Event
 from factoryctl.store.sqlite import Store, StoreDamaged, StoreError
 from factoryctl.telemetry.collector import Collector
@@ -87,9 +88,14 @@ class Controller:
     # ------------------------------------------------------------------ signals
 
     def request_stop(self, signum: int | None = None) -> None:
-        """Stop at the next wake-up (SIGTERM, SIGINT: `signum`, which the loop logs); safe from a signal handler."""
+        """Stop at the next wake-up (SIGTERM, SIGINT: `signum`, which the loop logs); safe from a signal handler.
+
+        A store another writer keeps locked then holds the stop 2 s at most, not 10 s per write left (the flush,
+        the figures, the stop event: past systemd's 30 s TimeoutStopSec, whose SIGKILL lost them all).
+        """
         self._stop_signal = self._stop_signal or signum
         self._stop_requested = True
+        stop_waiting_for_locks()
         self._wake.set()
 
     @property
@@ -123,6 +129,7 @@ class Controller:
 
         Raises `FactoryError` when it cannot start (lock held, store unusable).
         """
+        wait_for_locks_again()  # a controller started again in this process (tests) waits for a locked store as usual
         self.lock = lock = ControllerLock(self.config.state_dir)
         lock.acquire()
         try:

@@ -223,8 +223,13 @@ def removed_on_failure(open_out: Callable[[], OutFile] | None) -> Iterator[OutFi
     The handlers are in place before the file is opened, and SIGINT, SIGTERM and SIGHUP are held while it is (a
     temporary file is created, then named in `OutFile`): a signal in between would leave the temporary file behind.
     That open never waits (`open_out_file` leaves a FIFO, whose open waits for its reader, to the writing).
+    Only the first signal ends the run: the others of a burst (`kill` in a loop) are dropped until it is reported,
+    else one broke into the clean-up of the first (a temporary file left, `<exception str() failed>` at teardown).
+    SIGTERM and SIGHUP are reported here, and the process exits (SystemExit), their handlers still dropping the rest;
+    a Ctrl-C leaves as KeyboardInterrupt for the error boundary to report, the handlers before put back.
     """
-    previous = _catch_ends() if open_out is not None else {}
+    came: list[int] = []
+    previous = _catch_ends(came) if open_out is not None else {}
     out: OutFile | None = None
     try:
         with _ends_held():
@@ -237,14 +242,29 @@ def removed_on_failure(open_out: Callable[[], OutFile] | None) -> Iterator[OutFi
 
         status = 128 + ended.signum
         report_stopped(status)  # SIGHUP too: stderr may be a log file that outlives the terminal
-        raise SystemExit(status) from None
+        previous = {}  # the process exits: the rest of the burst stays dropped (the boundary's handlers, reporting
+        raise SystemExit(status) from None  # again, broke into the exit: `hung up` twice, a HungUp traceback)
     except BaseException:
         if out is not None:
             out.discard()  # no empty file left behind, and the file that was there is untouched
         raise
     finally:
+        _put_back(previous, drop_pending=bool(came))
+
+
+def _put_back(previous: dict[int, Any], drop_pending: bool) -> None:
+    """Put the `previous` handlers back; after a stop, with the rest of its burst dropped (none reaches them)."""
+    if not drop_pending or threading.current_thread() is not threading.main_thread():
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD_ENDS)
+    try:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        _taken_pending({s for s in _HELD_ENDS if s not in before})
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 #: The signals `_ends_held` holds, in the order one is chosen when several came meanwhile: the strongest request.
@@ -291,16 +311,27 @@ def _send_first(came: set[int]) -> None:
             return
 
 
-def _catch_ends() -> dict[int, Any]:
-    """SIGTERM and SIGHUP raise `_Ended` until the handlers returned are put back (nothing outside the main thread)."""
+def _catch_ends(came: list[int]) -> dict[int, Any]:
+    """SIGTERM and SIGHUP raise `_Ended`, SIGINT KeyboardInterrupt: the first only (noted in `came`), until put back.
+
+    Ignored ones stay ignored (SIGINT under `cmd &`, `nohup`); nothing is caught outside the main thread. The
+    handler only appends to a list: no lock (a `threading.Event`), no logging, no print, which a signal arriving
+    inside them would deadlock or break.
+    """
 
     def end(signum: int, frame: object) -> None:
+        if came:
+            return  # the rest of a burst: the first is being cleaned up and reported
+        came.append(signum)
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt  # said `interrupted` by the error boundary, as everywhere
         raise _Ended(signum)
 
     previous: dict[int, Any] = {}
     try:
-        for signum in (signal.SIGTERM, signal.SIGHUP):
-            previous[signum] = signal.signal(signum, end)
+        for signum in _HELD_ENDS:
+            if signal.getsignal(signum) is not signal.SIG_IGN:
+                previous[signum] = signal.signal(signum, end)
     except ValueError:  # not the main thread: the run goes on without
         pass
     return previous

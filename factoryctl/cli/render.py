@@ -8,6 +8,7 @@ reading; JSON keeps full precision. The options that choose a form (`-o`, `--no-
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import sys
 import time
@@ -161,7 +162,12 @@ def render_listing(
     no_header: bool = False,
     fields: Sequence[str] = (),
 ) -> str:
-    """Render a listing in the requested form; `fields` (its items' JSON keys) head a CSV with no items."""
+    """Render a listing in the requested form; `fields` (its items' JSON keys) head a CSV with no items.
+
+    JSON, YAML and CSV get every string with its control characters escaped as the table's cells (`escaped_rows`).
+    """
+    if output in (OutputFormat.json, OutputFormat.yaml, OutputFormat.csv):
+        items, errors = escaped_rows(items, output), escaped_rows(errors, output)
     if output is OutputFormat.json:
         return dump_json(listing_document(items, errors))
     if output is OutputFormat.yaml:
@@ -169,6 +175,49 @@ def render_listing(
     if output is OutputFormat.csv:
         return render_csv(items, not no_header, fields)
     return render_table(items, columns, wide=output is OutputFormat.wide, header=not no_header)
+
+
+#: The C0 controls each output form keeps as they are: JSON and YAML escape them in their own way (`\u001b`, `\e`),
+#: so a value reads back as it was; CSV quotes a field with a line break, tab or CR in it, and nothing else.
+_C0_KEPT = {
+    OutputFormat.json: frozenset(range(0x20)),
+    OutputFormat.yaml: frozenset(range(0x20)),
+    OutputFormat.csv: frozenset(map(ord, "\t\n\r")),
+}
+
+
+def escaped_rows(rows: Sequence[dict[str, Any]], output: OutputFormat) -> list[dict[str, Any]]:
+    r"""`rows` (a listing's items or errors) with every string in them, keys too, escaped as the table's cells.
+
+    Text from a node is escaped when it is stored, but a store written by an older factoryctl, or forged, holds it
+    raw: a C1 control (U+009B is a whole CSI) or a bidi control (U+202E) went out in JSON and CSV as it was. The C0
+    controls `output` shows safely itself are kept (`_C0_KEPT`). An escaped string escapes to itself (`\x1b`
+    stays), and printable text, é and 中 included, is kept. One `str.translate` per string: an exec's 256 MiB of
+    output (lines: not printable) is not walked character by character.
+    """
+    table = _escape_table(output)
+    return [{_escaped(k, table): _escaped(v, table) for k, v in row.items()} for row in rows]
+
+
+@functools.cache
+def _escape_table(output: OutputFormat) -> dict[int, str]:
+    """`str.translate`'s table: each control character `output` does not keep, to the table's escape of it."""
+    from factoryctl.model.telemetry import BIDI_CONTROLS, escape_controls
+
+    kept = _C0_KEPT.get(output, frozenset())
+    controls = (*range(0x20), 0x7F, *range(0x80, 0xA0), *BIDI_CONTROLS)
+    return {code: escape_controls(chr(code)) for code in controls if code not in kept}
+
+
+def _escaped(value: Any, table: dict[int, str]) -> Any:  # noqa: ANN401 - any JSON value, returned as its kind
+    """`value` with every string in it, at any depth, escaped (`escaped_rows`)."""
+    if isinstance(value, str):
+        return value if value.isprintable() else value.translate(table)
+    if isinstance(value, dict):
+        return {_escaped(k, table): _escaped(v, table) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_escaped(v, table) for v in value]
+    return value
 
 
 def report_node_errors(errors: Iterable[dict[str, Any]], hints: dict[str, str] | None = None) -> None:

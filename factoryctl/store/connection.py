@@ -6,6 +6,10 @@ migrations, serialises calls between threads, and turns every sqlite3 failure in
 happened to which file (the failures it knows are one table: `sqlite_failures`). It also holds the small lookups every table module needs: node ids, the GPUs known per
 node, throttle-reason bits and the meta table.
 
+A locked store is waited for up to `BUSY_TIMEOUT_S` in slices: in SQLite's own wait (C) no signal handler runs, and
+a controller's SIGTERM waited each 10 s write out (68 s: past systemd's TimeoutStopSec=30, then SIGKILL). Between
+slices the handlers run, and after `stop_waiting_for_locks` (a stop) every wait ends within `STOP_GRACE_S` of it.
+
 Readers without write access (operators reading a root controller's store) need care: SQLite reads a WAL-mode file
 only if its `-wal` and `-shm` files exist or can be created, and a cleanly stopped controller leaves neither. Then
 the file holds every committed row, so it is opened `immutable=1` (no locks, no `-shm`); once a writer starts (a
@@ -35,10 +39,10 @@ from typing import Any
 from factoryctl.errors import FactoryError
 from factoryctl.model.telemetry import NodeSample
 from factoryctl.store.lock import UnsafeStateDir, check_private_state, make_private_dirs, refuse_unsafe_state_file
+from factoryctl.store.lock_wait import BUSY_TIMEOUT_S, LOCK_WAIT_SLICE_S, execute_waiting
 from factoryctl.store.schema import MIGRATIONS, OLDEST_READABLE_SCHEMA, SCHEMA_VERSION
 from factoryctl.store.sqlite_failures import Situation, classify
 
-BUSY_TIMEOUT_S = 10.0
 MAX_REASON_BIT = 1 << 61  # throttle-reason bits are kept in a signed 64-bit column: 62 reasons at most
 
 
@@ -157,7 +161,7 @@ class StoreConnection:
     def _prepare(self) -> None:
         """Make the fresh connection ready: WAL mode and the current schema for a writer, then the reason bits."""
         if not self.readonly:
-            self._db.execute("PRAGMA journal_mode = WAL")
+            execute_waiting(self._db, "PRAGMA journal_mode = WAL")
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._migrate()
         self._load_reasons()
@@ -185,16 +189,20 @@ class StoreConnection:
         """Open the file: read-write (creating its directory), or read-only without ever creating it."""
         if not self.readonly:
             _create_private(self.path)
-            db = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+            db = sqlite3.connect(
+                str(self.path), timeout=LOCK_WAIT_SLICE_S, isolation_level=None, check_same_thread=False
+            )
         else:
             if not immutable:  # immutable=1 opens nothing beside the store
                 with _unsafe_as_store_error():
                     _refuse_planted_for_reading(self.path)
             query = "mode=ro&immutable=1" if immutable else "mode=ro"
             uri = f"file:{urllib.parse.quote(str(self.path))}?{query}"
-            db = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+            db = sqlite3.connect(
+                uri, uri=True, timeout=LOCK_WAIT_SLICE_S, isolation_level=None, check_same_thread=False
+            )
         try:
-            db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            db.execute(f"PRAGMA busy_timeout = {int(LOCK_WAIT_SLICE_S * 1000)}")
         except BaseException:
             db.close()
             raise
@@ -293,7 +301,8 @@ class StoreConnection:
 
     def _error(self, doing: str, exc: sqlite3.Error) -> StoreError:
         """One sentence for what happened (and, for a write, what was not saved); the hint says what to do."""
-        situation = Situation(self.path, doing, exc, self.readonly, self.immutable, BUSY_TIMEOUT_S)
+        waited = getattr(exc, "waited_s", BUSY_TIMEOUT_S)  # less when a stop cut the wait short
+        situation = Situation(self.path, doing, exc, self.readonly, self.immutable, waited)
         failure = classify(situation)
         if failure.damaged:
             return StoreDamaged(self.path, str(exc))
@@ -306,7 +315,7 @@ class StoreConnection:
         if version > SCHEMA_VERSION:
             self._newer(version)
         for number in range(version, SCHEMA_VERSION):
-            self._db.execute("BEGIN IMMEDIATE")
+            execute_waiting(self._db, "BEGIN IMMEDIATE")
             try:
                 current = self._db.execute("PRAGMA user_version").fetchone()[0]
                 if current == number:  # another process may have migrated while we waited
@@ -320,7 +329,7 @@ class StoreConnection:
                 raise
 
     def _check_version(self, db: sqlite3.Connection) -> None:
-        version = db.execute("PRAGMA user_version").fetchone()[0]
+        version = execute_waiting(db, "PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             self._newer(version)
         if version < OLDEST_READABLE_SCHEMA:
@@ -347,8 +356,8 @@ class StoreConnection:
         would name rows the table never got, and ids another process may then take for something else.
         """
         with self._lock, self._translate(doing):
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+            try:  # BEGIN inside: a signal's exception right after it must not leave the transaction open
+                execute_waiting(self._db, "BEGIN IMMEDIATE")
                 yield self._db
                 self._db.execute("COMMIT")
             except BaseException:
@@ -366,7 +375,7 @@ class StoreConnection:
     def _query(self, sql: str, params: Sequence[Any] = (), doing: str = "read") -> list[tuple[Any, ...]]:
         with self._lock, self._translate(doing):
             self._reopen_if_written()
-            return list(self._db.execute(sql, params).fetchall())
+            return list(execute_waiting(self._db, sql, params).fetchall())
 
     def close(self) -> None:
         """Close the connection (WAL is checkpointed by SQLite when the last writer closes)."""
@@ -398,7 +407,8 @@ class StoreConnection:
         return [p for p in pairs if node_ids is None or p[0] in node_ids]
 
     def _load_reasons(self) -> None:
-        self._reason_bits = {str(n): int(b) for b, n in self._db.execute("SELECT bit, name FROM throttle_reason")}
+        found = execute_waiting(self._db, "SELECT bit, name FROM throttle_reason")
+        self._reason_bits = {str(n): int(b) for b, n in found}
 
     def _reason_bits_for(self, db: sqlite3.Connection, samples: Sequence[NodeSample]) -> dict[str, int]:
         """The bit of every throttle reason in `samples`, giving new reasons the next free bit (call in a transaction).

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from factoryctl.store.connection import BUSY_TIMEOUT_S, StoreDamaged, StoreError
+from factoryctl.store.connection import StoreDamaged, StoreError
 from factoryctl.store.history import HistoryQueries
+from factoryctl.store.lock_wait import BUSY_TIMEOUT_S
 from factoryctl.store.logs import EventAndAuditLog
 from factoryctl.store.nodes import NodeStates
 from factoryctl.store.samples import ROLLUP_LAG_MIN, SampleWrites
