@@ -348,8 +348,8 @@ class NodeEntry(Strict):
 
     host: HostName | None = Field(
         None,
-        description="Host name or address (defaults to the node's name; letters, digits, `.`, `-`, `_` and `:`); a "
-        "~/.ssh/config alias works. Never decides transport.",
+        description="Host name or address (defaults to the node's name; letters, digits, `.`, `-`, `_` and `:`, and "
+        "an IPv6 zone after `%`: `fe80::1%eth0`); a ~/.ssh/config alias works. Never decides transport.",
     )
     port: Port | None = Field(None, description="SSH port, 1-65535 (else ssh.port).")
     user: NonEmpty | None = Field(None, description="SSH user (else ssh.user).")

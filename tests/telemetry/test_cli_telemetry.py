@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import threading
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -266,7 +267,12 @@ def _follow_two_events(cli: Any, filled: Path, monkeypatch: pytest.MonkeyPatch, 
     store.add_events([Event(time.time() - 5, "node_up", "n1 is up", node="n1")])
     calls = []
 
+    real_sleep = time.sleep
+
     def fake_sleep(seconds: float) -> None:
+        if threading.current_thread() is not threading.main_thread():  # another's (a simulated node's watch)
+            real_sleep(seconds)
+            return
         calls.append(seconds)
         if len(calls) == 1:
             store.add_events([Event(time.time(), "ecc", "n1/0: uncorrectable ECC errors 1", node="n1", gpu=0)])

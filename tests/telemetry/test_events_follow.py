@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -34,7 +35,12 @@ def _follow(
     store = Store(factory.parent / "state" / "factory.db")
     pending = list(writes)
 
+    real_sleep = time.sleep
+
     def pause(seconds: float) -> None:
+        if threading.current_thread() is not threading.main_thread():  # another's (a simulated node's watch)
+            real_sleep(seconds)
+            return
         if not pending:
             raise KeyboardInterrupt
         pending.pop(0)(store)
