@@ -283,15 +283,16 @@ class FollowedEventPrinter:
     def show(self, batch: list[Any], header: bool) -> None:
         """Print `batch` (oldest first); `header` asks a table for its header line."""
         from factoryctl.cli.listing import json_line
-        from factoryctl.cli.render import dump_yaml, render_csv
+        from factoryctl.cli.render import dump_yaml, escaped_rows, render_csv
 
         output = self._output
+        rows = escaped_rows([e.as_json() for e in batch], output)  # controls escaped, as render_listing's
         if output is OutputFormat.json:
-            emit("".join(json_line(e.as_json()) for e in batch))
+            emit("".join(json_line(row) for row in rows))
         elif output is OutputFormat.yaml:
-            emit("".join("---\n" + dump_yaml(e.as_json()) for e in batch))
+            emit("".join("---\n" + dump_yaml(row) for row in rows))
         elif output is OutputFormat.csv:
-            text = render_csv([e.as_json() for e in batch], self._csv_header, event_fields())
+            text = render_csv(rows, self._csv_header, event_fields())
             if text:
                 emit(text)
             self._csv_header = False

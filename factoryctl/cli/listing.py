@@ -16,6 +16,7 @@ from factoryctl.cli.render import (
     OutputFormat,
     dump_yaml,
     emit,
+    escaped_rows,
     listing_document,
     pause_while_read,
     render_csv,
@@ -112,6 +113,7 @@ class WatchRedraws:
             listing = render_listing(items, errors, self._columns, output, self._no_header, self._fields)
             before = "\x1b[H\x1b[2J" if self._on_terminal else ("" if first else "\n")  # clear, or a blank line
             return before + watch_header(self._interval, time.time()) + "\n\n" + listing
+        items, errors = escaped_rows(items, output), escaped_rows(errors, output)  # as render_listing's
         if output is OutputFormat.json:
             return json_line(listing_document(items, errors))
         if output is OutputFormat.yaml:

@@ -151,3 +151,18 @@ def test_a_replaced_store_is_followed_from_when_the_old_one_was_last_seen(
     result = _follow(cli, factory, monkeypatch, writes, "-o", "json")
     assert _messages(result) == ["the controller started", "n2/0: XID 31 (raised earlier)"]
     assert "following the new store" in result.stderr
+
+
+def test_follow_escapes_controls_a_store_holds_raw(cli: Any, factory: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store from an older (or forged) factoryctl holds a message raw: `--follow -o json` printed U+009B (a
+    one-character CSI) and a bidi override as they were, where the listing without --follow escapes them."""
+    import sqlite3
+
+    path = factory.parent / "state" / "factory.db"
+    _add(Event(time.time() - 60, "node_up", "n1 is up", node="n1"))(Store(path))
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute("UPDATE event SET message = ?", ("C1:\u009b31m \u202eflip",))
+    for output in ("json", "yaml", "csv"):
+        result = _follow(cli, factory, monkeypatch, [], "-o", output)
+        assert "\u009b" not in result.stdout and "\u202e" not in result.stdout, output
+        assert r"C1:\x9b31m \u202eflip" in result.stdout.replace("\\\\", "\\"), output
