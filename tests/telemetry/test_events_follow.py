@@ -164,5 +164,6 @@ def test_follow_escapes_controls_a_store_holds_raw(cli: Any, factory: Path, monk
         db.execute("UPDATE event SET message = ?", ("C1:\u009b31m \u202eflip",))
     for output in ("json", "yaml", "csv"):
         result = _follow(cli, factory, monkeypatch, [], "-o", output)
-        assert "\u009b" not in result.stdout and "\u202e" not in result.stdout, output
+        assert "\u009b" not in result.stdout, output
+        assert "\u202e" not in result.stdout, output
         assert r"C1:\x9b31m \u202eflip" in result.stdout.replace("\\\\", "\\"), output
