@@ -74,6 +74,7 @@ class Controller:
         self._monotonic = timers_clock(clock, monotonic)
         self._wake = Wake()  # given by the signal handlers: a `threading.Event` deadlocked them (signal_wake.py)
         self._stop_requested = False
+        self._running = False  # between `run`'s start and end: when a stop cuts lock waits short
         self._stop_signal: int | None = None  # the signal that asked for the stop, said by the loop (never its handler)
         self._reload_requested = False
         self.started_at = clock()
@@ -95,7 +96,8 @@ class Controller:
         """
         self._stop_signal = self._stop_signal or signum
         self._stop_requested = True
-        stop_waiting_for_locks()
+        if self._running:  # not once it has ended (a late signal of a burst): the process's other writes wait as usual
+            stop_waiting_for_locks()
         self._wake.set()
 
     @property
@@ -130,6 +132,7 @@ class Controller:
         Raises `FactoryError` when it cannot start (lock held, store unusable).
         """
         wait_for_locks_again()  # a controller started again in this process (tests) waits for a locked store as usual
+        self._running = True
         self.lock = lock = ControllerLock(self.config.state_dir)
         lock.acquire()
         try:
@@ -146,6 +149,8 @@ class Controller:
         finally:
             self._shutdown()
             lock.release()
+            self._running = False
+            wait_for_locks_again()  # its stop's cut-short waits end with it: a caller's own writes wait as usual
         return int(ExitCode.FAILURE) if self.failure else int(ExitCode.OK)
 
     def _loop(self) -> None:

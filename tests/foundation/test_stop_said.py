@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from main_thread_sleep import patch_main_thread_sleep
 from reaping import reaped
 from silent_listener import listening
 from stop_messages import INTERRUPTED, STOP_IDS, STOPS, TERMINATED
@@ -96,7 +97,7 @@ def test_ctrl_c_ending_a_follow_says_nothing(
     def ctrl_c(seconds: float) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(time, "sleep", ctrl_c)
+    patch_main_thread_sleep(monkeypatch, ctrl_c)
     result = cli("--config", str(store_with_an_event), "events", follow, "-o", "json")
     assert (result.exit_code, result.stderr) == (130, "")
     assert '"node_up"' in result.stdout
@@ -109,7 +110,7 @@ def test_sigterm_ending_a_follow_says_terminated(
         signal.raise_signal(signal.SIGTERM)
         raise AssertionError("SIGTERM did not stop the follow")
 
-    monkeypatch.setattr(time, "sleep", sigterm)
+    patch_main_thread_sleep(monkeypatch, sigterm)
     result = cli("--config", str(store_with_an_event), "events", "--follow")
     assert (result.exit_code, result.stderr.splitlines()) == (143, TERMINATED)
 

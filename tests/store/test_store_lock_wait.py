@@ -38,6 +38,7 @@ class Alarm(Exception):
 
 @pytest.fixture(autouse=True)
 def _waits_again() -> Iterator[None]:
+    lock_wait.wait_for_locks_again()  # whatever a test before this one left
     yield
     lock_wait.wait_for_locks_again()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import threading
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 
 import pytest
 from factory_yaml import write_factory
+from main_thread_sleep import patch_main_thread_sleep
 
 from factoryctl.config import parse_config
 from factoryctl.model.telemetry import GpuSample, NodeSample
@@ -267,19 +267,14 @@ def _follow_two_events(cli: Any, filled: Path, monkeypatch: pytest.MonkeyPatch, 
     store.add_events([Event(time.time() - 5, "node_up", "n1 is up", node="n1")])
     calls = []
 
-    real_sleep = time.sleep
-
     def fake_sleep(seconds: float) -> None:
-        if threading.current_thread() is not threading.main_thread():  # another's (a simulated node's watch)
-            real_sleep(seconds)
-            return
         calls.append(seconds)
         if len(calls) == 1:
             store.add_events([Event(time.time(), "ecc", "n1/0: uncorrectable ECC errors 1", node="n1", gpu=0)])
         else:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(time, "sleep", fake_sleep)
+    patch_main_thread_sleep(monkeypatch, fake_sleep)
     result = cli("--config", str(filled), "events", "--follow", "-o", output)
     assert result.exit_code == 130, result.stderr  # Ctrl-C, as for any command
     return result

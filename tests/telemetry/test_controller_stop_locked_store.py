@@ -35,6 +35,9 @@ def test_a_stop_with_the_store_locked_by_another_writer_ends_within_seconds(tmp_
         controller.request_stop()
         runner.join(30)
         took = time.monotonic() - asked
+        cut_short_after = lock_wait._stop_deadline
+        controller.request_stop()  # a late signal of a burst, once it has ended
+        cut_short_late = lock_wait._stop_deadline
     finally:
         if holder is not None:
             holder.rollback()
@@ -44,3 +47,5 @@ def test_a_stop_with_the_store_locked_by_another_writer_ends_within_seconds(tmp_
         lock_wait.wait_for_locks_again()
     assert not runner.is_alive()
     assert took < 10, took  # each remaining write waited BUSY_TIMEOUT_S (10 s) before
+    assert cut_short_after is None  # over with the controller: a later writer in this process waits as usual
+    assert cut_short_late is None

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import yaml
 from factory_yaml import write_factory
+from main_thread_sleep import patch_main_thread_sleep
 
 from factoryctl.store.rows import Event
 from factoryctl.store.sqlite import Store
@@ -103,7 +104,7 @@ def test_events_follow_yaml_is_one_document_per_event(cli: Any, factory: Path, m
             raise KeyboardInterrupt
         store.add_events(writes.pop(0))
 
-    monkeypatch.setattr(time, "sleep", pause)
+    patch_main_thread_sleep(monkeypatch, pause)
     try:
         result = cli("--config", str(factory), "events", "--follow", "-o", "yaml")
     finally:
@@ -120,7 +121,7 @@ def test_events_follow_json_stays_json_lines(cli: Any, factory: Path, monkeypatc
     store = Store(factory.parent / "state" / "factory.db")
     store.add_events([Event(time.time(), "node_up", "m2 is up", node="m2")])
     store.close()
-    monkeypatch.setattr(time, "sleep", lambda seconds: (_ for _ in ()).throw(KeyboardInterrupt))
+    patch_main_thread_sleep(monkeypatch, lambda seconds: (_ for _ in ()).throw(KeyboardInterrupt))
     result = cli("--config", str(factory), "events", "--follow", "-o", "json")
     assert result.exit_code == 130, result.stderr
     assert [json.loads(line)["message"] for line in result.stdout.splitlines()] == ["m2 is up"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 import pytest
 from factory_yaml import write_factory
+from main_thread_sleep import patch_main_thread_sleep
 
 from factoryctl.store.rows import Event
 from factoryctl.store.sqlite import Store
@@ -35,17 +35,12 @@ def _follow(
     store = Store(factory.parent / "state" / "factory.db")
     pending = list(writes)
 
-    real_sleep = time.sleep
-
     def pause(seconds: float) -> None:
-        if threading.current_thread() is not threading.main_thread():  # another's (a simulated node's watch)
-            real_sleep(seconds)
-            return
         if not pending:
             raise KeyboardInterrupt
         pending.pop(0)(store)
 
-    monkeypatch.setattr(time, "sleep", pause)
+    patch_main_thread_sleep(monkeypatch, pause)
     try:
         result = cli("--config", str(factory), "events", "--follow", *args)
     finally:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from factory_yaml import write_factory
+from main_thread_sleep import patch_main_thread_sleep
 
 from factoryctl.store.rows import Event
 from factoryctl.store.sqlite import Store
@@ -73,7 +74,7 @@ def test_follow_prints_only_the_kinds_asked(cli: Any, factory: Path, monkeypatch
             raise KeyboardInterrupt
         store.add_events(writes.pop(0))
 
-    monkeypatch.setattr(time, "sleep", pause)
+    patch_main_thread_sleep(monkeypatch, pause)
     try:
         result = cli("--config", str(factory), "events", "--follow", "--kind", "xid,controller_stop", "-o", "json")
     finally:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
+from main_thread_sleep import patch_main_thread_sleep
 
 from factoryctl.cli.listing import show_listing
 from factoryctl.cli.render import Column, OutputFormat
@@ -23,7 +23,7 @@ def test_ctrl_c_during_watch_exits_130(monkeypatch: pytest.MonkeyPatch, capsys: 
         if len(shown) == 2:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(time, "sleep", interrupt_second)
+    patch_main_thread_sleep(monkeypatch, interrupt_second)
     code = show_listing(produce, (Column("node", "NODE"),), OutputFormat.table, False, watch=True, interval=0.1)
     assert code == ExitCode.INTERRUPTED == 130
     assert len(shown) == 2
