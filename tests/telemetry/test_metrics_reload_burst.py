@@ -43,6 +43,6 @@ def test_a_burst_of_sighups_reloads_in_turn_on_one_thread() -> None:
     done = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     reloads, at_once, threads = (int(word) for word in done.stdout.split()[1::2])
-    assert 1 <= reloads <= 3, done.stdout  # the burst coalesced (it was 200)
+    assert 1 <= reloads <= 20, done.stdout  # the burst coalesced: one or two in turn, a few on a loaded machine (200)
     assert at_once == 1, done.stdout  # never two reloads at once
     assert threads == 2, done.stdout  # the main thread and the reloading one
