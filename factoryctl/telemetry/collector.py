@@ -207,7 +207,7 @@ class Collector:
 
     def up_count(self) -> int:
         """How many nodes are up now."""
-        return sum(1 for state in self.writer.states().values() if state.state == "up")
+        return self.writer.up_count()
 
     def stats(self) -> dict[str, Any]:
         """The writer's figures plus link counts."""

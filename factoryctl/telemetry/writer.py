@@ -270,6 +270,11 @@ class StoreWriter:
 
     # ------------------------------------------------------------------ writing
 
+    def up_count(self) -> int:
+        """How many tracked nodes are up (the controller asks every second: no state copied for it)."""
+        with self._lock:
+            return sum(1 for health in self._health.values() if health.state == "up")
+
     def states(self) -> dict[str, NodeState]:
         """Every tracked node's current state."""
         with self._lock:
