@@ -8,7 +8,8 @@ otherwise empty the file it points to) and created 0600. `make_private_dirs` cre
 the store too: only what this process creates is made private; existing directories and files keep their modes, so
 an operator who gave a group read access (docs/controller.md) keeps it. An existing state directory is written in
 only if no other user could plant or swap files in it (`check_private_state`, used for the store too), and the lock
-must be a regular file of this user or root.
+must be a regular file of this user or root. Readers open it the same way, without blocking: a FIFO planted there
+hung `controller status`, `gpus` and the dashboard in their open(); they now take it as no controller (`LockUnusable`).
 """
 
 from __future__ import annotations
@@ -109,6 +110,46 @@ def refuse_unsafe_state_file(path: Path, found: os.stat_result, strangers: bool 
     )
 
 
+class LockUnusable(FactoryError, OSError):
+    """The lock file is a symbolic link or not a regular file (a FIFO, a directory): no controller can hold it.
+
+    An OSError too: a reader that cannot look at the lock (a state_dir it cannot search) takes that as no controller
+    known, and so takes this (the dashboard, metrics); `controller status` lets it reach the CLI, which says what is
+    wrong with the file and how to fix it.
+    """
+
+
+def _open_lock(path: Path, flags: int) -> IO[str]:
+    """The lock file opened with `flags`, never through a symbolic link; LockUnusable if it is not a regular file.
+
+    Opened without blocking (then made blocking again): a FIFO planted at the lock's path blocked every reader's open
+    for a writer that never came (`controller status`, `gpus` and the dashboard hung); O_RDWR does not block, but
+    the FIFO is no lock either.
+    """
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise LockUnusable(
+                f"the controller lock {path} is a symbolic link; it is not followed.",
+                f"remove the link (`rm {shlex.quote(str(path))}`); the controller creates the lock file itself.",
+            ) from exc
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise LockUnusable(
+                f"the controller lock {path} is not a regular file (a FIFO, a socket or a directory): no controller"
+                " can hold it.",
+                f"move it aside (`mv {shlex.quote(str(path))} {shlex.quote(str(path) + '.aside')}`); the controller"
+                " creates the lock file itself.",
+            )
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "r+" if flags & os.O_RDWR else "r", encoding="utf-8")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 class ControllerLock:
     """Held for the controller's whole life; `acquire` refuses when another process has it."""
 
@@ -121,19 +162,15 @@ class ControllerLock:
         try:
             make_private_dirs(self.path.parent)
             strangers = check_private_state(self.path.parent)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-            handle = os.fdopen(fd, "r+", encoding="utf-8")  # held until release()
+            handle = _open_lock(self.path, os.O_RDWR | os.O_CREAT)  # held until release()
             try:
-                refuse_unsafe_state_file(self.path, os.fstat(fd), strangers)  # the file opened: a FIFO, or a stranger's
+                refuse_unsafe_state_file(self.path, os.fstat(handle.fileno()), strangers)  # a stranger's, a hard link
             except UnsafeStateDir:
                 handle.close()
                 raise
+        except LockUnusable:
+            raise
         except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                raise FactoryError(
-                    f"the controller lock {self.path} is a symbolic link; it is not followed.",
-                    f"remove the link (`rm {self.path}`); the controller creates the lock file itself.",
-                ) from exc
             raise FactoryError(
                 f"cannot create the controller lock {self.path}: {exc.strerror or exc}.",
                 f"check that {self.path.parent} is writable by this user.",
@@ -179,18 +216,25 @@ class ControllerLock:
 
 
 def controller_is_running(state_dir: Path) -> bool:
-    """Whether a live process holds the controller lock of this state dir."""
-    return controller_pid(state_dir) is not None
+    """Whether a live process holds the controller lock of this state dir (not if the file is none it could hold)."""
+    try:
+        return controller_pid(state_dir) is not None
+    except LockUnusable:
+        return False
 
 
 def controller_pid(state_dir: Path) -> int | None:
     """The pid of the live controller holding this state dir's lock: None if none runs, 0 if the file names none.
 
     `acquire` writes the pid right after taking the lock, so 0 lasts an instant unless the file was tampered with.
+    LockUnusable when the lock is a symbolic link or not a regular file: it is opened as `acquire` opens it, so a
+    FIFO there never blocks the reader.
     """
     path = lock_path(state_dir)
     try:
-        handle = open(path, encoding="utf-8")  # noqa: SIM115 - closed below
+        handle = _open_lock(path, os.O_RDONLY)
+    except LockUnusable:
+        raise
     except OSError:
         return None
     try:

@@ -15,6 +15,9 @@ An unexpected failure (a bug, or a library raising what it does not document) is
 traceback is kept in `NODE_TRACEBACKS` while `--debug` asks for it: the CLI prints it after the nodes' errors.
 No more nodes are worked on at once than the open-file limit has descriptors for (`within_file_limit`): past it,
 the nodes that found none were reported down, though nothing was wrong with them.
+When this machine cannot start another thread, the nodes not started yet fail with the `local` error that says so,
+and the ones already running are waited for: a `RuntimeError` out of the fan-out lost the output of the commands that
+had run and the power changes already made.
 """
 
 from __future__ import annotations
@@ -31,9 +34,11 @@ from factoryctl.errors import ConfigError, FactoryError, NodeError, UsageError
 from factoryctl.transport.host_limits import (
     FILES_PER_NODE,
     fanout_within_file_limit,
+    is_thread_exhaustion,
     local_limit_error,
     open_file_limit,
     raise_open_file_limit,
+    thread_limit_error,
 )
 
 if TYPE_CHECKING:  # the CLI imports this module for its `--fanout` bounds when it builds `--help`: keep it light
@@ -183,10 +188,7 @@ class FanOut(Generic[T]):
         """
         total = len(self.nodes)
         tick = None if progress is None else lambda: progress(self._done, total)
-        for i, node in enumerate(self.nodes):
-            self._wait(self._slots, tick)
-            threading.Thread(target=self._one, args=(i, node), daemon=True, name=f"fanout-{node.name}").start()
-        for _ in self.nodes:
+        for _ in range(self._start_all(tick)):
             self._wait(self._finished, tick)
         if tick is not None:
             tick()
@@ -206,6 +208,28 @@ class FanOut(Generic[T]):
                     break
                 self._changed.wait(min(left, _SLICE_S))
             return list(zip(self.nodes, self._states, strict=True))
+
+    def _start_all(self, tick: Callable[[], None] | None) -> int:
+        """Start a thread per node as slots free up; returns how many started (all, unless this machine ran out).
+
+        Out of threads (`is_thread_exhaustion`), the nodes not started yet fail with the `local` error that names
+        this machine's task limit, and those already running are waited for by the caller: their results (exec's
+        output, power changes already made) are reported, not lost to one unexpected error.
+        """
+        for i, node in enumerate(self.nodes):
+            self._wait(self._slots, tick)
+            try:
+                threading.Thread(target=self._one, args=(i, node), daemon=True, name=f"fanout-{node.name}").start()
+            except RuntimeError as exc:
+                self._slots.release()
+                if not is_thread_exhaustion(exc):
+                    raise
+                for j in range(i, len(self.nodes)):
+                    self._set(j, thread_limit_error(self.nodes[j].name))
+                with self._changed:
+                    self._done += len(self.nodes) - i
+                return i
+        return len(self.nodes)
 
     def _one(self, i: int, node: NodeSpec) -> None:
         self._set(i, Pending.RUNNING)

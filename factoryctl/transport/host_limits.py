@@ -175,16 +175,22 @@ def is_file_exhaustion(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE)
 
 
+def thread_limit_error(node: str) -> NodeError:
+    """The `local` error of a node this machine could not start a thread for (`is_thread_exhaustion`)."""
+    return NodeError(
+        node,
+        LOCAL,
+        f"this machine cannot start another thread ({threading.active_count()} running): its task limit is"
+        " reached, not a fault of the node",
+        f"{TASK_LIMIT_HINT} or reach fewer nodes at once (--fanout); the controller keeps about {THREADS_PER_NODE}"
+        " threads per SSH node.",
+    )
+
+
 def local_limit_error(node: str, exc: BaseException) -> NodeError | None:
     """The `local` error for `exc` when it is this machine's thread or file limit, else None."""
     if is_thread_exhaustion(exc):
-        return NodeError(
-            node,
-            LOCAL,
-            f"this machine cannot start another thread ({threading.active_count()} running): its task limit is"
-            " reached, not a fault of the node",
-            f"{TASK_LIMIT_HINT} or reach fewer nodes at once (--fanout); the controller keeps about {THREADS_PER_NODE} threads per SSH node.",
-        )
+        return thread_limit_error(node)
     if is_file_exhaustion(exc):
         limit = open_file_limit()
         shown = f" (ulimit -n is {limit})" if limit is not None else ""
