@@ -9,7 +9,8 @@ A sample's time must be one a clock can show (1970 to 9999), or the sample is re
 Text from a node (GPU names, UUIDs, process names, reasons, the agent's version) reaches the operator's terminal:
 its control characters (C0, DEL, C1: ESC sequences, CR, newlines) are shown as `\x1b`-style escapes here, where it
 enters the model, so no table or dashboard row can be made to clear the screen or retitle the window; and its
-bidirectional controls (U+202E ...) as `\u202e`, so none can reorder what a row shows.
+bidirectional controls (U+202E ...) as `\u202e`, so none can reorder what a row shows. A lone surrogate (JSON's
+`\udcff`) is written `\xff`, as text: SQLite and every UTF-8 writer refuse it, and one node's text failed them all.
 
 A measured number no GPU can produce (1e308 W, 10**30 MiB, -300 °C: `_PLAUSIBLE` holds each field's bounds) is
 `invalid` too: the node's sums and the store's integer columns could not hold it, and no driver reports it. So is a
@@ -205,8 +206,31 @@ def escape_controls(text: str) -> str:
     (BIDI_CONTROLS) are written as `\u202e`: they would reorder what follows them. Printable text is returned as it
     is (the fast path: Python counts no control, bidi ones included, as printable), and an escaped text escapes to
     itself, so applying it twice is harmless.
+
+    A lone surrogate, which no UTF-8 writer (SQLite, the metrics page, a terminal) can encode, is written as text
+    (`surrogates_as_text`): JSON's `"\udcff"` from an agent decodes to one, and one node's GPU name holding it
+    failed the store's every write and the metrics page, for every node. Python counts no surrogate printable, so
+    none takes the fast path.
     """
-    return text if text.isprintable() else text.translate(_CONTROL_ESCAPES)
+    return text if text.isprintable() else surrogates_as_text(text.translate(_CONTROL_ESCAPES))
+
+
+def surrogates_as_text(text: str) -> str:
+    r"""`text` with each lone surrogate written as text: `\xff` for an undecodable byte, U+FFFD for any other.
+
+    `\udc80` to `\udcff` are what `surrogateescape` makes of a byte that is not UTF-8 (argv, the environment, a
+    node's file name or process name decoded so), so the byte is shown; any other is no byte, only a broken pair.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "".join(_surrogate_as_text(c) if 0xD800 <= ord(c) <= 0xDFFF else c for c in text)
+    return text
+
+
+def _surrogate_as_text(char: str) -> str:
+    code = ord(char)
+    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else "\ufffd"
 
 
 def unix_time_or_none(value: object) -> float | None:

@@ -46,21 +46,7 @@ def typed_text(typed: str | None) -> str | None:
     SQLite takes UTF-8 only: a byte that was not UTF-8 (argv or the environment decoded with `surrogateescape`,
     e.g. LOGNAME) is stored as `\xff`, so the entry of a limit already changed is still written.
     """
-    return _utf8(escape_controls(typed)) if typed else typed
-
-
-def _utf8(text: str) -> str:
-    r"""`text` with each lone surrogate written as text: `\xff` for an undecodable byte, U+FFFD for any other."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return "".join(_surrogate_as_text(c) if 0xD800 <= ord(c) <= 0xDFFF else c for c in text)
-    return text
-
-
-def _surrogate_as_text(char: str) -> str:
-    code = ord(char)
-    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else "\ufffd"
+    return escape_controls(typed) if typed else typed  # which writes a lone surrogate as text (`\xff`, U+FFFD)
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,10 @@ every statement.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
-from typing import Any, NamedTuple
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, NamedTuple, TypeVar
 
-from factoryctl.model.telemetry import GPU_FIELDS, GpuSample, HostSample, NodeSample
+from factoryctl.model.telemetry import GPU_FIELDS, GpuSample, HostSample, NodeSample, surrogates_as_text
 from factoryctl.model.timefmt import iso_utc
 
 
@@ -120,7 +120,9 @@ def encoding_problem(sample: NodeSample) -> str | None:
     for gpu in sample.gpus:
         try:
             values = gpu_values(gpu, True, {})
-            gpu_info(gpu)
+            for text in (*gpu_info(gpu), *gpu.throttle_reasons):  # kept as SQL text: a lone surrogate is refused
+                if isinstance(text, str):
+                    text.encode("utf-8")
         except problems as exc:
             return f"GPU {gpu.index}: {exc}"
         for column, value in zip((*RAW_COLUMNS, "throttle"), values, strict=True):
@@ -240,6 +242,22 @@ class Event:
             "severity": self.severity,
             "message": self.message,
         }
+
+
+_Record = TypeVar("_Record", NodeState, Event)
+
+
+def storable_texts(records: list[_Record]) -> list[_Record]:
+    """`records` (a tick's state changes or events) with each lone surrogate in their texts written as text.
+
+    The store writer's fallback when a batch failed to encode with no sample to blame: a message quoting a node that
+    skipped `node_said` would otherwise fail the write of every node's changes and events, tick after tick.
+    """
+    return [replace(r, **_texts_as_stored(r)) for r in records]
+
+
+def _texts_as_stored(record: NodeState | Event) -> dict[str, Any]:
+    return {k: surrogates_as_text(v) for k, v in vars(record).items() if isinstance(v, str)}
 
 
 #: An audit entry's outcome: the node answered, and `before_w` / `after_w` are its word.

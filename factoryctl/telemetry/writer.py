@@ -12,9 +12,10 @@ tick once it succeeds): each attempt writes the whole buffer, and trying it ever
 its normal CPU for as long as the store refused. A damaged store is no passing fault: from its first refused write
 nothing more is written, what is held is dropped and counted, and `damaged` is set for the controller to stop on.
 A sample that can never be stored (a value of the wrong type, from a bug) is dropped on its own, so it cannot hold
-back every other node's rows. Samples and node states are on the controller's clock: `ClockCorrection` re-stamps
-samples of a node whose clock is off and tells a step of our own wall clock, which moves the health bookkeeping
-with it instead of making every node look silent for a day. A restart takes back what the store holds, each node's
+back every other node's rows; a write failing for no reason found keeps the tick's changes and events for one more
+try (`_not_written`). Samples and node states are on the controller's clock: `ClockCorrection` re-stamps samples
+of a node whose clock is off and tells a step of our own wall clock, which moves the health bookkeeping with it
+instead of making every node look silent for a day. A restart takes back what the store holds, each node's
 newest sample and state, so what was logged before is not logged again. The figures the benchmarks report are
 `WriterStats`.
 """
@@ -29,7 +30,7 @@ from typing import Any
 
 from factoryctl.errors import FactoryError, NodeError
 from factoryctl.model.telemetry import NodeSample
-from factoryctl.store.rows import ClockStep, Event, NodeState, encoding_problem
+from factoryctl.store.rows import ClockStep, Event, NodeState, encoding_problem, storable_texts
 from factoryctl.store.sqlite import Store, StoreDamaged, StoreError
 from factoryctl.telemetry.clock_correction import ClockCorrection
 from factoryctl.telemetry.health import NodeHealth, ThermalEpisodes, carry_forward, gpu_events, state_event
@@ -96,6 +97,7 @@ class StoreWriter:
         self._last_error_log = 0.0
         self._retry_wait_s = 0.0  # the wait after the last refused write (0: the last write was taken)
         self._retry_at = float("-inf")  # on the monotonic clock: no write is tried before it
+        self._put_back = False  # the last write failed unexpectedly; its changes and events were kept (`_not_written`)
         self._stop = threading.Event()
         self._closing = False  # shutting down: silence from nodes is ours, not theirs
         self._thread: threading.Thread | None = None
@@ -307,8 +309,11 @@ class StoreWriter:
         except StoreError as exc:
             self._store_failed(exc, changes, events)
             return 0
+        except Exception:  # a bug: the thread's catch-all logs it
+            self._not_written(changes, events)
+            raise
         self._written(inserted, batch)
-        self._retry_wait_s, self._retry_at = 0.0, float("-inf")
+        self._retry_wait_s, self._retry_at, self._put_back = 0.0, float("-inf"), False
         return inserted
 
     def _take_tick(self) -> tuple[list[NodeSample], list[NodeState], list[Event], float]:
@@ -381,7 +386,8 @@ class StoreWriter:
         """Write the batch; returns the rows inserted and the samples written.
 
         A batch that cannot be encoded (TypeError, ValueError, OverflowError: never a StoreError, which means the
-        store refused) is checked sample by sample; the ones that cannot be stored are dropped and the rest written.
+        store refused) is checked sample by sample; the ones that cannot be stored are dropped and the rest written,
+        with the texts of the changes and events made storable too (`storable_texts`).
         """
         try:
             return self.store.write([s for s, _ in batch], [f for _, f in batch], changes, events, now), batch
@@ -393,9 +399,8 @@ class StoreWriter:
                     good.append((sample, slow))
                 else:
                     self._buffer.drop_unstorable(sample, problem)
-            if len(good) == len(batch):
-                raise  # not a sample's fault: the thread's catch-all logs it
         self._buffer.keep_only(good)
+        changes, events = storable_texts(changes), storable_texts(events)  # failing still: not theirs (`flush`)
         return self.store.write([s for s, _ in good], [f for _, f in good], changes, events, now), good
 
     def _slow_due(self, sample: NodeSample) -> bool:
@@ -410,6 +415,18 @@ class StoreWriter:
         with self._lock:
             self._changes[:0] = changes
             self._events[:0] = events
+
+    def _not_written(self, changes: list[NodeState], events: list[Event]) -> None:
+        """A failed write's changes and events are kept for one more write; failing again, dropped and said.
+
+        Kept for ever, one that cannot be written among them would fail every later write, every node's with it.
+        """
+        if not self._put_back:
+            self._put_back = True
+            self._keep_for_next(changes, events)
+        else:
+            self._put_back = False
+            log.error("store writer: %d state changes and %d events failed twice; dropped", len(changes), len(events))
 
     def _store_failed(self, exc: StoreError, changes: list[NodeState], events: list[Event]) -> None:
         """The store refused the write: keep everything for the next attempt, after a longer wait, and say it."""

@@ -4,7 +4,8 @@ A `NodeError`'s message reaches JSON output, the stored events and the controlle
 summary that escapes it for display: node text inside it carried raw ESC and BEL characters, which `jq -r` then
 wrote to a terminal, while the garbage part of the same message was escaped by `repr`. Every part now goes through
 one escape, `escape_controls` (`\x1b` for ESC), which escapes an escaped text to itself, so the display's own
-escaping does not double it.
+escaping does not double it. It also writes a lone surrogate as text (`\xff`): JSON's `\udcff` in an agent's
+error decodes to one, and SQLite refused the event quoting it, with every other node's state change of the tick.
 """
 
 from __future__ import annotations
@@ -27,5 +28,5 @@ def last_words(tail: str) -> str:
 
 
 def node_said(value: object) -> str:
-    """What a node said (an error's message), as text with its control characters escaped."""
+    """What a node said (an error's message), as text with its control characters and lone surrogates escaped."""
     return escape_controls(str(value))
