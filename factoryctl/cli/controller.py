@@ -84,10 +84,9 @@ START_HINT = (
 
 def _status_doc(config: FactoryConfig, now: float) -> dict[str, Any]:
     """What `controller status -o json` prints: the lock's pid, the store's figures, and what is wrong if anything."""
-    from factoryctl.store.lock import controller_pid
     from factoryctl.store.sqlite import StoreDamaged, StoreError
 
-    pid = controller_pid(config.state_dir)
+    pid, unusable_lock = _lock_holder(config)
     doc: dict[str, Any] = {"running": pid is not None, "pid": pid or None, "store": str(config.store_path)}
     doc.update({"healthy": False, "problem": None, "hint": None, "newest_sample": None, "newest_sample_age_s": None})
     doc["stats"] = None
@@ -110,13 +109,27 @@ def _status_doc(config: FactoryConfig, now: float) -> dict[str, Any]:
         doc["healthy"] = doc["problem"] is None
     else:  # none runs: a controller that found its store damaged exited, so look for that first
         damage = _damage(config) if failed is None else None
-        doc["problem"], doc["hint"] = damage or ("no controller is running on this store.", START_HINT)
+        doc["problem"], doc["hint"] = damage or unusable_lock or ("no controller is running on this store.", START_HINT)
     for key in ("started_at", "written_at"):  # the controller stores epoch seconds; show times as others do
         if doc["stats"] and isinstance(doc["stats"].get(key), (int, float)):
             doc["stats"][key] = iso_utc(doc["stats"][key])
     if doc["stats"] and type(doc["stats"].get("interval_s")) is int:  # seconds are one type, whoever stored them
         doc["stats"]["interval_s"] = float(doc["stats"]["interval_s"])
     return doc
+
+
+def _lock_holder(config: FactoryConfig) -> tuple[int | None, tuple[str, str] | None]:
+    """The controller's pid (None: none runs), and the sentence and hint when the lock is no file one can hold.
+
+    A FIFO or a link at the lock's path: no controller runs, and the status says what is wrong with the file with
+    its figures, rather than only the error.
+    """
+    from factoryctl.store.lock import LockUnusable, controller_pid
+
+    try:
+        return controller_pid(config.state_dir), None
+    except LockUnusable as exc:
+        return None, (exc.message, exc.hint or "")
 
 
 #: How long `controller status` checks a store no controller runs on (`PRAGMA quick_check`) before it gives up: the

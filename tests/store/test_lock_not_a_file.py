@@ -12,6 +12,7 @@ instead of hanging the suite.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -99,6 +100,11 @@ def test_controller_status_and_gpus_answer_over_a_fifo_lock(tmp_path: Path) -> N
         f"factoryctl: the controller lock {lock} {NOT_A_FILE}",
         f"hint: move it aside (`mv {lock} {lock}.aside`); the controller creates the lock file itself.",
     ]
+    json_status = run_cli_text("-c", config, "controller", "status", "-o", "json", timeout=HUNG_AFTER_S)
+    doc = json.loads(json_status.stdout)  # the figures are still printed, with what is wrong
+    assert (doc["running"], doc["problem"]) == (False, f"the controller lock {lock} {NOT_A_FILE}")
+    assert doc["newest_sample"] is not None
+    assert json_status.returncode == 1
     gpus = run_cli_text("-c", config, "gpus", "-o", "json", timeout=HUNG_AFTER_S)
     assert gpus.returncode == 0, gpus.stderr  # no controller: read from the nodes themselves
     assert "NVIDIA A100-SXM4-80GB" in gpus.stdout
