@@ -1,7 +1,10 @@
 """`factoryctl sim inject`: faults on simulated nodes (XID, uncorrectable ECC, lost GPU, driver reset, reboot).
 
-The nodes that took the fault share one line under their folded node set (`n[001-200] (200): injected reset into
-all GPUs`), as exec folds identical outputs: a line per node was 2,000 lines of the same sentence.
+The nodes that took the fault share one line under their folded node set (`n[001-200] (200): injected xid into
+GPU 2`), as exec folds identical outputs: a line per node was 2,000 lines of the same sentence. A reset or reboot
+says what it did (`reset all GPUs: faults cleared, power limits back to default, ...`): "injected reset" read as one
+more fault. What can be refused from factory.yaml alone (a GPU a node lacks, an ECC error on a board that withholds
+ECC) is refused before any node is asked, so a refusal never leaves some nodes with the fault.
 """
 
 from __future__ import annotations
@@ -54,10 +57,57 @@ def _check_gpus(nodes: list[NodeSpec], gpus: list[int] | None) -> None:
             )
 
 
+def _check_ecc_reported(nodes: list[NodeSpec], fault: dict[str, Any]) -> None:
+    """Refuse an ECC error for nodes whose `sim: unsupported:` withholds ECC, before any node is asked.
+
+    Nothing could report it there; the simulated driver refuses it too (`factoryctl.sim.faults.check_reportable`).
+    """
+    from factoryctl.cli.render import fold
+    from factoryctl.errors import UsageError
+    from factoryctl.sim.nvml_constants import UNSUPPORTABLE_FIELDS
+
+    if fault["fault"] != "ecc":
+        return
+    counter = "nvmlDeviceGetTotalEccErrors"
+    withheld: dict[str, str] = {}  # node -> the first `unsupported` entry that withholds ECC
+    for node in nodes:
+        listed = node.sim.unsupported if node.sim is not None else ()
+        found = [name for name in listed if name == counter or counter in UNSUPPORTABLE_FIELDS.get(name, ())]
+        if found:
+            withheld[node.name] = found[0]
+    if not withheld:
+        return
+    names, entries = fold(list(withheld)), " or ".join(dict.fromkeys(withheld.values()))
+    whose = "this node's" if len(withheld) == 1 else "these nodes'"
+    its = "its sim config lists" if len(withheld) == 1 else "their sim configs list"
+    raise UsageError(
+        f"{names}: {whose} simulated GPUs have no ECC reporting ({its} {entries} as unsupported), so an ECC error "
+        "would never be seen; nothing was injected.",
+        f"remove {entries} from {names}'s `sim: unsupported:` in factory.yaml to inject ECC errors there.",
+    )
+
+
 def _gpu_words(gpus: list[int] | None) -> str:
     if not gpus:
         return "all GPUs"
     return f"GPU {gpus[0]}" if len(gpus) == 1 else f"GPUs {','.join(map(str, gpus))}"
+
+
+def _done(fault: dict[str, Any], gpus: list[int] | None) -> str:
+    """What the fault did, after the nodes' names: `injected xid into GPU 2`, `reset all GPUs: faults cleared, ...`.
+
+    A reset (and a reboot) is a driver reload (`factoryctl.sim.faults.apply_fault`): lost GPUs back, volatile ECC
+    counts and cooling faults cleared, limits back to default, the energy counter restarted; a reboot also cools.
+    """
+    words = _gpu_words(gpus)
+    if fault["fault"] not in ("reset", "reboot"):
+        return f"injected {fault['fault']} into {words}"
+    one = gpus is not None and len(gpus) == 1
+    limits, counters = ("limit", "counter") if one else ("limits", "counters")
+    done = f"faults cleared, power {limits} back to default, energy {counters} from 0"
+    if fault["fault"] == "reset":
+        return f"reset {words}: {done}"
+    return f"rebooted {words}: {done}, {'GPU' if one else 'GPUs'} cold"
 
 
 @app.command("inject")
@@ -93,6 +143,7 @@ def inject(
             "faults can only be injected into nodes with `sim:` in factory.yaml.",
         )
     _check_gpus(nodes, gpus)
+    _check_ecc_reported(nodes, fault)
     check_agent_cache(nodes)
 
     def inject_one(node: NodeSpec) -> dict[str, Any]:
@@ -104,6 +155,6 @@ def inject(
     injected = [node.name for node, outcome in outcomes if not isinstance(outcome, NodeError)]
     if injected:
         names = fold(injected) if len(injected) == 1 else f"{fold(injected)} ({len(injected)})"
-        typer.echo(f"{names}: injected {fault['fault']} into {_gpu_words(gpus)}")
+        typer.echo(f"{names}: {_done(fault, gpus)}")
     report_node_errors((e.as_report() for e in errors), ERROR_HINTS)
     raise typer.Exit(int(most_severe([e.exit_code for e in errors])))

@@ -11,7 +11,11 @@ secure_path trusts a file: the cache directory must be this user's and writable 
 above it root's or this user's and not writable by others unless sticky, and the file a regular file of this user
 that nobody else can write; its bytes must also be the ones this factoryctl builds (checked once per process and
 file: building in memory takes about 20 ms). A cache that is not private is not used at all: the zipapp is built in
-a private temporary directory for the run instead, with a warning.
+a private temporary directory for the run instead, with a warning. So is one that cannot be created or written (a
+read-only home under a systemd unit's `ProtectHome=read-only`, a full disk); a cache the zipapp could not be written
+into is not tried again by this process, so each agent start does not build the archive for nothing. Only when the
+temporary directory fails too is the agent not built: one sentence naming both directories, and a hint, for each
+node (never an OSError's text).
 """
 
 from __future__ import annotations
@@ -51,8 +55,26 @@ log = logging.getLogger("factoryctl.transport")
 _LOCK = threading.Lock()
 #: Cached zipapps whose bytes were checked, by path: the file's identity then (device, inode, size, times).
 _VERIFIED: dict[Path, tuple[int, ...]] = {}
-#: The private temporary directory used instead of a cache that is not private (made once, removed at exit).
+#: The private temporary directory used instead of a cache that is not private or not writable (made once, removed
+#: at exit).
 _FALLBACK: list[Path] = []
+#: Cached zipapps that could not be written, by path: why (`cannot be written (Read-only file system)`).
+_UNWRITABLE: dict[Path, str] = {}
+
+
+#: What to do when the agent can be built neither in the cache nor in a temporary directory.
+_NOWHERE_HINT = (
+    "set XDG_CACHE_HOME to a directory this user can write (under systemd, the unit's CacheDirectory=: "
+    "docs/controller.md, Install with systemd)."
+)
+
+
+class _NotWritten(Exception):
+    """Writing the zipapp failed: `problem` says why, as a sentence's predicate (`cannot be written (...)`)."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
 
 
 def _package_root() -> Path:
@@ -108,22 +130,52 @@ def agent_zipapp(cache_dir: Path | None = None) -> Path:
     """The path of the current agent zipapp, building it first if it is missing, out of date or not trusted.
 
     The path is resolved (no symbolic link in it) and its directory is private (module docstring): another user can
-    neither have planted the file nor replace it before it is shipped.
+    neither have planted the file nor replace it before it is shipped. A cache that is not private, or cannot be
+    created or written, gives way to a private temporary directory; FactoryError when that cannot take it either.
     """
     members = bundle_members()
     name = f"factoryctl-agent-{bundle_hash(members)}.pyz"
+    directory = cache_dir if cache_dir is not None else default_cache_dir()
     with _LOCK:
-        target = _private_dir(cache_dir if cache_dir is not None else default_cache_dir()) / name
-        found = _own_file(target)
-        if found is not None and _VERIFIED.get(target) == found:
-            return target
-        expected = build_archive(members)
+        place, problem, unsafe = _cache_place(directory)
+        if place is not None and place / name in _UNWRITABLE:
+            problem = _UNWRITABLE[place / name]
+        elif place is not None:
+            try:
+                return _checked(place / name, members)
+            except _NotWritten as failed:
+                _UNWRITABLE[place / name] = problem = failed.problem
+        fallback = _fallback_dir(directory, problem, unsafe)
+        try:
+            return _checked(fallback / name, members)
+        except _NotWritten as failed:
+            raise FactoryError(
+                f"the agent was not built: its cache {directory} {problem}, and the temporary directory {fallback} "
+                f"{failed.problem}.",
+                _NOWHERE_HINT,
+            ) from None
+
+
+def _checked(target: Path, members: list[tuple[str, Path]]) -> Path:
+    """`target`, written (or rewritten) with the zipapp of `members` unless it holds those checked bytes already."""
+    found = _own_file(target)
+    if found is not None and _VERIFIED.get(target) == found:
+        return target
+    expected = build_archive(members)
+    try:
         if found is None or _read(target) != expected:
             _write(target, expected)
             found = _own_file(target)
-        if found is not None:
-            _VERIFIED[target] = found
+    except OSError as exc:
+        raise _NotWritten(f"cannot be written ({_reason(exc)})") from exc
+    if found is not None:
+        _VERIFIED[target] = found
     return target
+
+
+def _reason(exc: OSError) -> str:
+    """An OSError's words without its errno and file names: `Read-only file system`."""
+    return exc.strerror or str(exc) or type(exc).__name__
 
 
 def _own_file(path: Path) -> tuple[int, ...] | None:
@@ -157,32 +209,56 @@ def _write(target: Path, data: bytes) -> None:
         raise
 
 
-def _private_dir(directory: Path) -> Path:
-    """`directory` resolved (created 0700 where missing) if it is private; else a private temporary directory."""
+def _cache_place(directory: Path) -> tuple[Path | None, str, bool]:
+    """`directory` resolved (created 0700 where missing) if private; else None, why not and whether that is unsafe.
+
+    Unsafe: it is there but not private (`_dir_problem`); otherwise it could not be created or looked at.
+    """
     try:
         _make_dirs(directory)
         real = Path(os.path.realpath(directory))
         problem = _dir_problem(real)
     except OSError as exc:
-        real, problem = directory, f"cannot be used ({exc.strerror or exc})"
-    if problem is None:
-        return real
+        return None, f"cannot be written ({_reason(exc)})", False
+    return (real, "", False) if problem is None else (None, problem, True)
+
+
+def _fallback_dir(directory: Path, problem: str, unsafe: bool) -> Path:
+    """The private temporary directory used instead of the cache `directory` (which `problem`), made on first use.
+
+    FactoryError when no temporary directory can be made, or the one made is not private either.
+    """
     if not _FALLBACK:
-        fallback = Path(os.path.realpath(tempfile.mkdtemp(prefix="factoryctl-agent-")))
+        try:
+            fallback = Path(os.path.realpath(tempfile.mkdtemp(prefix="factoryctl-agent-")))
+        except OSError as exc:  # gettempdir's own failure names every directory it tried
+            where = f" in {tempfile.tempdir}" if tempfile.tempdir else ""
+            raise FactoryError(
+                f"the agent was not built: its cache {directory} {problem}, and no temporary directory could be "
+                f"made{where} ({_reason(exc)}).",
+                _NOWHERE_HINT,
+            ) from None
         atexit.register(shutil.rmtree, fallback, True)
         if _dir_problem(fallback) is not None:
             raise FactoryError(
-                f"the agent cache {directory} {problem}, and the temporary directory {fallback.parent} is not "
-                "private either, so the agent was not built.",
+                f"the agent was not built: its cache {directory} {problem}, and the temporary directory "
+                f"{fallback.parent} is not private either.",
                 "set XDG_CACHE_HOME (or TMPDIR) to a directory only you can write.",
             )
         _FALLBACK.append(fallback)
+        fix = (
+            "make the cache a directory of yours that only you can write, or set XDG_CACHE_HOME to one"
+            if unsafe
+            else "let this user write it, or set XDG_CACHE_HOME to a directory it can write"
+        )
+        why = ", so another user could replace the agent" if unsafe else ""
         log.warning(
-            "the agent cache %s %s, so another user could replace the agent; it is built in %s for this run instead "
-            "(make the cache a directory of yours that only you can write, or set XDG_CACHE_HOME to one).",
+            "the agent cache %s %s%s; it is built in %s for this run instead (%s).",
             directory,
             problem,
+            why,
             fallback,
+            fix,
         )
     return _FALLBACK[0]
 

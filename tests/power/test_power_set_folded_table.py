@@ -72,6 +72,7 @@ def test_sim_inject_folds_the_nodes_that_took_the_fault(cli, tmp_path: Path) -> 
     config = fleet(tmp_path)
     injected = cli("--config", str(config), "sim", "inject", "all", "--reset")
     assert injected.exit_code == 0, injected.stderr
-    assert injected.stdout == "n[1-3] (3): injected reset into all GPUs\n"
+    reset = "reset all GPUs: faults cleared, power limits back to default, energy counters from 0"
+    assert injected.stdout == f"n[1-3] (3): {reset}\n"
     one = cli("--config", str(config), "sim", "inject", "n2/1", "--xid", "79")
     assert one.stdout == "n2: injected xid into GPU 1\n"
