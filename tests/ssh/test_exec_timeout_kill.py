@@ -149,8 +149,7 @@ def test_output_stays_byte_exact_after_what_the_login_shell_writes(sshd_factory,
 def test_every_login_shell_reports_its_own_pid_and_keeps_the_command_as_it_was(shell):
     """The login shell's pid (sshd makes it the session and group leader); the command's output and status unchanged."""
     path = shutil.which(shell)
-    if path is None:
-        pytest.skip(f"{shell} is not installed")
+    assert path is not None, f"{shell} is not installed (scripts/test installs it)"
     command = shell_join(
         ["sh", "-c", 'printf "%s" "$1"; read -r line; printf "%s" "$line" >&2; exit 7', "x", "it's $HOME"]
     )
