@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from factoryctl.errors import NodeError
+    from factoryctl.power.limit_checks import LimitsRefused
     from factoryctl.power.limit_progress import LimitProgress
     from factoryctl.power.limits import LimitChange
 
@@ -57,6 +58,7 @@ def _run(
     fanout: int,
 ) -> int:
     from factoryctl.config import parse_gpu_target
+    from factoryctl.power.limit_checks import LimitsRefused
     from factoryctl.power.limits import apply_limit
 
     config = context.load(ctx)
@@ -68,7 +70,60 @@ def _run(
     def request(told: LimitProgress) -> tuple[list[LimitChange], list[NodeError]]:
         return apply_limit(config, nodes, gpus, watts, clamp, timeout, why, fanout, told)
 
-    return _shown(_applied(request, quiet), watts, output, no_header, quiet)
+    try:
+        applied = _applied(request, quiet)
+    except LimitsRefused as refused:
+        return _refused(refused)
+    given_timeout = None if timeout == context.TIMEOUT_OPTION.default else timeout
+    return _shown(applied, Rerun(watts, clamp, why, given_timeout), output, no_header, quiet)
+
+
+def _refused(refused: LimitsRefused) -> int:
+    """A request refused whole (exit 2), said as any usage error is; then the nodes that could not be read for it.
+
+    `power set all --watts 450` refused by an A100's range printed only that: the nodes down were not said.
+    """
+    from factoryctl.cli.listing import ERROR_HINTS
+    from factoryctl.cli.render import report_node_errors, terminal_safe
+
+    message = refused.message.rstrip()
+    sys.stderr.write(terminal_safe(f"factoryctl: {message}{'' if message.endswith('.') else '.'}") + "\n")
+    if refused.hint:
+        sys.stderr.write(terminal_safe(f"hint: {refused.hint}") + "\n")
+    report_node_errors((error.as_report() for error in refused.errors), ERROR_HINTS)
+    return int(refused.exit_code)
+
+
+@dataclass(frozen=True)
+class Rerun:
+    """What a hint's command for fewer GPUs repeats of the request: every option that changes what it does.
+
+    The lost-GPU hint said `power set a16/0-1,3-7 --watts 450` for a request given `--clamp --reason "OPS-9 peak"`:
+    followed word for word it was refused (450 W is over an A100's range) and would have dropped the ticket from the
+    audit log. `timeout` is the `--timeout` given, None for the default (a slow node timed out at the default before);
+    the output options and `--fanout` change nothing of the limits and are left out, as is `--config` (no hint of
+    factoryctl's names it).
+    """
+
+    watts: float | None  # None: a reset
+    clamp: bool = False
+    reason: str | None = None
+    timeout: float | None = None
+
+    def command(self, target: str) -> str:
+        """`power set TARGET --watts 450 --clamp --reason 'OPS-9 peak'`; `target` already quoted for the shell."""
+        from factoryctl.textfile import exact_number
+
+        words = ["power", "reset" if self.watts is None else "set", target]
+        if self.watts is not None:
+            words += ["--watts", exact_number(self.watts)]  # every digit: `:g` made 287.1234567 287.123
+        if self.clamp:
+            words.append("--clamp")
+        if self.reason:
+            words += ["--reason", shlex.quote(self.reason)]
+        if self.timeout is not None:
+            words += ["--timeout", exact_number(self.timeout)]
+        return " ".join(words)
 
 
 @dataclass
@@ -136,7 +191,7 @@ def _progress(quiet: bool) -> Iterator[LimitProgress]:
         yield LimitProgress(step, note)
 
 
-def _shown(applied: Applied, watts: float | None, output: OutputFormat, no_header: bool, quiet: bool) -> int:
+def _shown(applied: Applied, rerun: Rerun, output: OutputFormat, no_header: bool, quiet: bool) -> int:
     """Print what the request did (the listing, the errors, a stop's or the closing sentence); the exit status."""
     from dataclasses import asdict
 
@@ -145,7 +200,7 @@ def _shown(applied: Applied, watts: float | None, output: OutputFormat, no_heade
     from factoryctl.power.limits import NO_LIMIT_CHANGED
 
     changes, errors, stopped = applied.changes, applied.errors, applied.stopped
-    hint_lost_gpus(errors, watts)
+    hint_lost_gpus(errors, rerun)
     folded = output is OutputFormat.table
     items = folded_rows(changes) if folded else [asdict(c) for c in changes]
     # nothing changed and something failed (or stopped it): no table header over no rows, only sentences on stderr
@@ -230,14 +285,18 @@ def _summary(changes: Sequence[LimitChange]) -> str:
     return f"{said}, in the audit log." if moved else f"{said}; none is in the audit log, as none changed."
 
 
-def hint_lost_gpus(errors: Sequence[NodeError], watts: float | None) -> None:
+def hint_lost_gpus(errors: Sequence[NodeError], rerun: Rerun | float | None) -> None:
     """A lost GPU refused its node: the hint is the command for the node's other GPUs, not a driver check.
 
-    Nodes with the same other GPUs share one hint, under their folded set (`report_node_errors`), quoted for the
-    shell when the set needs it: zsh refuses an unquoted `n[44-47]/0-2,4-7` (a glob).
+    The command repeats the request's options (`rerun`; a bare number of watts, or None for a reset: no option
+    besides), so followed word for word it does what was asked. Nodes
+    with the same other GPUs share one hint, under their folded set (`report_node_errors`), quoted for the shell
+    when the set needs it: zsh refuses an unquoted `n[44-47]/0-2,4-7` (a glob).
     """
     from factoryctl.transport.hints import LostGpuError
 
+    if not isinstance(rerun, Rerun):
+        rerun = Rerun(rerun)
     lost: dict[str, list[NodeError]] = {}  # the other GPUs -> the errors of the nodes that have them
     for error in errors:
         if isinstance(error, LostGpuError):
@@ -247,8 +306,7 @@ def hint_lost_gpus(errors: Sequence[NodeError], watts: float | None) -> None:
         quote = "'" if shlex.quote(folded) != folded else ""  # the hint is folded to this: quoted as it will read
         for error in alike:
             target = f"{quote}{error.node}/{others}{quote}"
-            command = f"power set {target} --watts {watts:g}" if watts is not None else f"power reset {target}"
-            error.hint = f"address the node's other GPUs alone, e.g. `factoryctl {command}`."
+            error.hint = f"address the node's other GPUs alone, e.g. `factoryctl {rerun.command(target)}`."
 
 
 def parse_watts(text: str) -> float:

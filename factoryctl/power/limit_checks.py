@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from factoryctl.errors import UsageError
+from factoryctl.errors import NodeError, UsageError
 from factoryctl.model.folding import fold_nodes
 from factoryctl.model.telemetry import NodeSample
 from factoryctl.textfile import exact_number
@@ -20,6 +20,18 @@ from factoryctl.textfile import exact_number
 #: An addressed GPU's range: (node, GPU index, lowest limit W, highest limit W).
 GpuRange = tuple[str, int, float, float]
 _CLAMP = "or pass --clamp to clamp to each GPU's range."
+
+
+class LimitsRefused(UsageError):
+    """A request refused whole (a GPU missing or out of range, exit 2), and the nodes that could not be read for it.
+
+    The refusal is what the command ends with (its exit status); the nodes' failures (refused connections, timeouts)
+    are said after it, not hidden by it: the next try would meet them too.
+    """
+
+    def __init__(self, refusal: UsageError, errors: list[NodeError]) -> None:
+        super().__init__(refusal.message, refusal.hint)
+        self.errors = errors
 
 
 def check_watts(watts: float | None) -> None:

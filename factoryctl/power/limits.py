@@ -29,7 +29,7 @@ from factoryctl.model.inventory import NodeSpec
 from factoryctl.model.telemetry import NodeSample, number_or_none
 from factoryctl.power.limit_audit import RequestTrail
 from factoryctl.power.limit_audit import record_audit as record_audit  # the dashboard's cap records with it
-from factoryctl.power.limit_checks import check_gpus, check_range, check_watts
+from factoryctl.power.limit_checks import LimitsRefused, check_gpus, check_range, check_watts
 from factoryctl.power.limit_progress import CHANGING, READING, RESETTING, LimitProgress, waiting_for
 from factoryctl.store.held_signals import signals_held
 from factoryctl.telemetry.poll import agent_session, check_agent_cache
@@ -62,7 +62,8 @@ def _validate(
 ) -> tuple[list[NodeSpec], list[NodeError]]:
     """Read the reachable nodes' GPUs and refuse the request if one lacks a GPU or (given `watts`) its range.
 
-    Returns the nodes that answered and the errors of those that did not. The first nodes, as many as the fan-out
+    Returns the nodes that answered and the errors of those that did not; a refusal comes with those errors
+    (`LimitsRefused`), so they are said after it, not hidden by it. The first nodes, as many as the fan-out
     works on at once, keep their sessions for the change (`held`); the others are read before them, each session
     closed at once, so no more are ever open than the fan-out allows.
     """
@@ -75,10 +76,15 @@ def _validate(
     by_name = {node.name: outcome for node, outcome in outcomes}
     samples = [s for s in (by_name[n.name] for n in nodes) if isinstance(s, NodeSample)]  # in inventory order
     failed = [e for e in (by_name[n.name] for n in nodes) if isinstance(e, NodeError)]
-    check_gpus(samples, gpus)
-    if watts is not None:
-        check_range(samples, gpus, watts)
     errors = [step_timed_out(error, held.timeout) for error in failed]
+    try:
+        check_gpus(samples, gpus)
+        if watts is not None:
+            check_range(samples, gpus, watts)
+    except UsageError as refusal:
+        if not errors:
+            raise
+        raise LimitsRefused(refusal, errors) from None
     failed_names = {error.node for error in failed}
     return [node for node in nodes if node.name not in failed_names], errors
 
