@@ -9,11 +9,12 @@ import typer
 from factoryctl.cli import context
 from factoryctl.cli.completion import complete_choice_list
 from factoryctl.cli.options import NO_HEADER_OPTION, OUTPUT_OPTION, checked_choice
-from factoryctl.cli.render import Column, OutputFormat, emit, iso_utc, limit_watts, render_listing
+from factoryctl.cli.render import Column, OutputFormat, emit, emit_listing_pages, iso_utc, limit_watts
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Iterator, Sequence
 
+    from factoryctl.config import FactoryConfig
     from factoryctl.store.logs import EventMatch
     from factoryctl.store.rows import AuditEntry
     from factoryctl.store.sqlite import Store
@@ -41,15 +42,49 @@ AUDIT_COLUMNS = (
 )
 #: Events read per query while following: a burst (2,000 nodes going down at once) is printed page by page.
 FOLLOW_PAGE = 1000
+#: Rows read and printed at a time by a listing (`-o json`, `yaml`, `csv`): a million audit entries are never all held.
+LISTING_PAGE = 1000
 SINCE_HELP = "How far back: a duration (15m, 24h, 7d) or an ISO-8601 time."
 #: A billion is far past any store (SQLite takes `limit + 1`, and an integer past 2**63 - 1 would end in an OverflowError).
 LIMIT_OPTION = typer.Option(1000, "--limit", min=1, max=1_000_000_000, help="At most this many (the newest).")
 
 
-def _nodes(ctx: typer.Context, target: str | None) -> tuple[Any, list[str] | None]:
+def _nodes(ctx: typer.Context, target: str | None, log: str) -> tuple[FactoryConfig, list[str] | None]:
+    """The configuration and the node names TARGET lists (None: every node) from the `log` ("audit" or "event").
+
+    A plain node name that is no longer in factory.yaml still lists its rows when the store holds some: the audit log
+    is kept for good, and a node that left the inventory keeps its history. Anything else unknown is the same usage
+    error as everywhere (a typo, an unknown group or range).
+    """
+    from factoryctl.errors import UsageError
+    from factoryctl.targets import NAME_PATTERN
+
     config = context.load(ctx)
-    names = None if target in (None, "all") else [n.name for n in config.resolve_target(target)]
-    return config, names
+    if target is None or target == "all":
+        return config, None
+    try:
+        return config, [n.name for n in config.resolve_target(target)]
+    except UsageError:
+        if not NAME_PATTERN.fullmatch(target) or not _has_logged(config, log, target):
+            raise
+        return config, [target]
+
+
+def _has_logged(config: FactoryConfig, log: str, node: str) -> bool:
+    """Whether the store (if there is one, and it can be read) holds rows of `node` in its `log`."""
+    from factoryctl.cli.telemetry import open_history
+    from factoryctl.store.sqlite import StoreError
+
+    if not config.store_path.exists():
+        return False
+    try:
+        store = open_history(config)
+        try:
+            return store.has_logged(log, node)
+        finally:
+            store.close()
+    except StoreError:  # the name's usage error says more than a store that cannot be read
+        return False
 
 
 #: Every kind of event the store holds (docs/telemetry.md); `--kind` takes a list of them.
@@ -90,19 +125,20 @@ def events_command(
 
     kinds = _check_kinds(kind)
     start = parse_when(since, time.time())  # a bad --since is exit 2 whether or not there is a store yet
-    config, names = _nodes(ctx, target)
+    config, names = _nodes(ctx, target, "event")
     store = open_history(config)
     try:
-        written = store.last_event_id() if follow else 0  # read first: what comes after it, the follow prints
-        found = store.events(start, names, limit + 1, kinds)  # one more tells whether --limit cut anything
-        cut, found = len(found) > limit, found[-limit:]  # oldest first: the newest `limit`
         quiet = context.global_options(ctx)[1]
-        _say_if_no_controller(store, bool(found) or quiet)
         if not follow:
-            items = [e.as_json() for e in found]
-            emit(render_listing(items, [], EVENT_COLUMNS, output, no_header, event_fields()))
-            _say_if_cut(cut, limit, ("event", "events"), quiet)
+            window = store.newest_window("event", start, names, limit, kinds)
+            listed = _Listed(lambda: store.event_pages(window, LISTING_PAGE), lambda e: e.as_json())
+            emit_listing_pages(listed, EVENT_COLUMNS, output, no_header, event_fields())
+            _say_if_no_controller(store, listed.count > 0 or quiet)
+            _say_if_cut(ctx, window.cut, limit, ("event", "events"))
             return
+        written = store.last_event_id()  # read first: what comes after it, the follow prints
+        found = store.events(start, names, limit, kinds)  # oldest first: the newest `limit`
+        _say_if_no_controller(store, bool(found) or quiet)
         printer = FollowedEventPrinter(output, no_header, names if names is not None else list(config.nodes))
         printer.show([e for e in found if (e.id or 0) <= written], header=not no_header)
         _follow(store, written, EventMatch(names, kinds), printer, max(config.interval_s, 0.5))
@@ -137,27 +173,66 @@ def audit_command(
     from factoryctl.cli.telemetry import open_history, parse_when
 
     start = parse_when(since, time.time())
-    config, names = _nodes(ctx, target)
+    config, names = _nodes(ctx, target, "audit")
+    if not config.store_path.exists():  # no power limit was ever changed with this state_dir: nothing to list
+        emit_listing_pages([], AUDIT_COLUMNS, output, no_header, audit_fields())
+        _say_no_audit_store(ctx, config)
+        return
     store = open_history(config)
     try:
-        found = store.audit(start, names, limit + 1)
+        window = store.newest_window("audit", start, names, limit)
+        listed = _Listed(lambda: store.audit_pages(window, LISTING_PAGE), _audit_item)
+        emit_listing_pages(listed, AUDIT_COLUMNS, output, no_header, audit_fields())
     finally:
         store.close()
-    cut, found = len(found) > limit, found[-limit:]
-    items = [_audit_item(e) for e in found]
-    emit(render_listing(items, [], AUDIT_COLUMNS, output, no_header, audit_fields()))
-    _say_if_cut(cut, limit, ("audit entry", "audit entries"), context.global_options(ctx)[1])
+    _say_if_cut(ctx, window.cut, limit, ("audit entry", "audit entries"))
 
 
-def _say_if_cut(cut: bool, limit: int, what: tuple[str, str], quiet: bool) -> None:
-    """A note on stderr (not under -q) when --limit cut the listing: the oldest rows were left out silently before.
+class _Listed:
+    """The listing items of the pages `read` returns (`as_item` makes one), counted as they go by.
 
+    Each iteration reads the pages again (a table reads them twice: `emit_listing_pages`); `count` is the last one's.
+    """
+
+    def __init__(self, read: Callable[[], Iterator[list[Any]]], as_item: Callable[[Any], dict[str, Any]]) -> None:
+        self._read = read
+        self._as_item = as_item
+        self.count = 0
+
+    def __iter__(self) -> Iterator[list[dict[str, Any]]]:
+        self.count = 0
+        for page in self._read():
+            self.count += len(page)
+            yield [self._as_item(row) for row in page]
+
+
+def _say_no_audit_store(ctx: typer.Context, config: FactoryConfig) -> None:
+    """A note on stderr (not under -q) that there is no audit entry yet: the store does not exist."""
+    import sys
+
+    if not context.global_options(ctx)[1]:
+        sys.stderr.write(
+            f"factoryctl: no audit entry yet: there is no store at {config.store_path}; "
+            "`factoryctl power set` and `power reset` record every change there.\n"
+        )
+
+
+def _say_if_cut(ctx: typer.Context, cut: bool, limit: int, what: tuple[str, str]) -> None:
+    """Say on stderr when the limit cut the listing: the oldest rows were left out silently before.
+
+    Cut by the default --limit, it is a warning, kept under -q: a nightly `-q audit -o csv > daily.csv` would
+    otherwise lose the rows past 1,000 without a word. A --limit given is what was asked for: a note, which -q drops.
     `what` names one row and several rows (`("event", "events")`).
     """
     import sys
 
-    if cut and not quiet:
-        shown = f"the newest {what[0]} is" if limit == 1 else f"the newest {limit:,} {what[1]} are"
+    if not cut:
+        return
+    shown = f"the newest {what[0]} is" if limit == 1 else f"the newest {limit:,} {what[1]} are"
+    source = ctx.get_parameter_source("limit")
+    if source is None or source.name in ("DEFAULT", "DEFAULT_MAP"):
+        sys.stderr.write(f"factoryctl: warning: only {shown} shown (the default --limit); --limit shows more.\n")
+    elif not context.global_options(ctx)[1]:
         sys.stderr.write(f"factoryctl: only {shown} shown; --limit shows more.\n")
 
 

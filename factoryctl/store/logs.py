@@ -9,9 +9,9 @@ with the writers that log an event in their own transaction.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from factoryctl.model.telemetry import escape_controls
 from factoryctl.store.connection import StoreConnection
@@ -76,6 +76,24 @@ def _stored_event(row: Sequence[Any]) -> Event:
     if node and message.startswith(f"{node} "):
         message = message.replace(f": {node}: ", ": ", 1)
     return Event(t_ms / 1000, kind, message, node, gpu, severity, event_id)
+
+
+@dataclass(frozen=True)
+class LogWindow:
+    """The newest `limit` rows of a log (`newest_window`), read page by page by `audit_pages` / `event_pages`.
+
+    `after` is the (t_ms, id) just before the oldest row listed; `where` (with its `params`) keeps the rows of the
+    nodes and kinds asked for, up to the newest when the window was taken; `cut` says whether older rows at or after
+    `since` were left out by the limit.
+    """
+
+    after: tuple[int, int]
+    where: str
+    params: tuple[Any, ...]
+    cut: bool
+
+
+_Row = TypeVar("_Row")
 
 
 class _RolledBack(Exception):
@@ -159,16 +177,65 @@ class EventAndAuditLog(StoreConnection):
             pass
 
     def audit(self, since: float, node: Sequence[str] | None = None, limit: int = 1000) -> list[AuditEntry]:
-        """Audit entries at or after `since`, oldest first (the newest `limit`).
+        """Audit entries at or after `since`, oldest first (the newest `limit`)."""
+        sql, params = _newest_first(self._audit_select() + " WHERE t_ms >= ?", [to_ms(since)], node)
+        found = self._query(sql, [*params, limit])
+        return [_audit_entry(row) for row in reversed(found)]
+
+    def _audit_select(self) -> str:
+        """The SELECT of an audit row (`_audit_entry`), FROM included.
 
         A store older than schema 3 (read without migrating it) has no `requested_w` and `outcome`: its entries are
         all answers, as they were then.
         """
         added = "requested_w, outcome" if self.schema_version >= 3 else "NULL, NULL"
-        sql = f"SELECT id, t_ms, node, gpu, action, before_w, after_w, clamped, user, reason, {added} FROM audit"
-        sql, params = _newest_first(sql + " WHERE t_ms >= ?", [to_ms(since)], node)
-        found = self._query(sql, [*params, limit])
-        return [_audit_entry(row) for row in reversed(found)]
+        return f"SELECT id, t_ms, node, gpu, action, before_w, after_w, clamped, user, reason, {added} FROM audit"
+
+    def has_logged(self, log: str, node: str) -> bool:
+        """Whether the `log` ("audit" or "event") holds any row of `node` (one that may have left factory.yaml)."""
+        table = {"audit": "audit", "event": "event"}[log]
+        return bool(self._query(f"SELECT 1 FROM {table} WHERE node = ? LIMIT 1", [node]))
+
+    def newest_window(
+        self, log: str, since: float, node: Sequence[str] | None, limit: int, kind: str | tuple[str, ...] | None = None
+    ) -> LogWindow:
+        """Where the newest `limit` rows of `log` ("audit" or "event", of `kind` if given) at or after `since` begin.
+
+        Rows written after this call are left out of the pages, so the listing is the newest `limit` as of now.
+        """
+        table = {"audit": "audit", "event": "event"}[log]
+        through = int(self._query(f"SELECT coalesce(max(id), 0) FROM {table}")[0][0])
+        where, params = _of_kinds(" AND id <= ?", [through], kind) if log == "event" else (" AND id <= ?", [through])
+        where, params = _of_nodes(where, params, node)
+        sql = f"SELECT t_ms, id FROM {table} WHERE t_ms >= ?{where} ORDER BY t_ms DESC, id DESC LIMIT 2 OFFSET ?"
+        # the limit-th newest is where the listing starts; a row past it means the limit cut the listing
+        found = self._query(sql, [to_ms(since), *params, limit - 1])
+        after = (int(found[0][0]), int(found[0][1]) - 1) if found else (to_ms(since), -1)
+        return LogWindow(after, where, tuple(params), len(found) > 1)
+
+    def audit_pages(self, window: LogWindow, page: int = 1000) -> Iterator[list[AuditEntry]]:
+        """The audit entries of `window`, oldest first, `page` at a time (`_pages`)."""
+        return self._pages(window, self._audit_select(), _audit_entry, page)
+
+    def event_pages(self, window: LogWindow, page: int = 1000) -> Iterator[list[Event]]:
+        """The events of `window`, oldest first, `page` at a time (`_pages`)."""
+        select = "SELECT id, t_ms, node, gpu, kind, severity, message FROM event"
+        return self._pages(window, select, _stored_event, page)
+
+    def _pages(self, window: LogWindow, select: str, convert: Callable[[Any], _Row], page: int) -> Iterator[list[_Row]]:
+        """The rows of `window` in (time, id) order, `page` at a time: memory stays bounded however many are listed.
+
+        Each page goes on from the last one's (time, id): the index on time starts each query where the last ended.
+        """
+        after = window.after
+        sql = f"{select} WHERE t_ms >= ? AND (t_ms > ? OR id > ?){window.where} ORDER BY t_ms, id LIMIT ?"
+        while True:
+            found = self._query(sql, [after[0], after[0], after[1], *window.params, page])
+            if found:
+                yield [convert(row) for row in found]
+            if len(found) < page:
+                return
+            after = (int(found[-1][1]), int(found[-1][0]))
 
 
 _INSERT_AUDIT = (
