@@ -21,8 +21,13 @@ from waiting import wait_for
 
 pytestmark = pytest.mark.slow
 
-STOPPED_S = 12.0
+#: Past the 10 s of silence after which a link is rebuilt (telemetry.links.STALL_MIN_S at a 1 s interval).
+STOPPED_S = 11.0
+#: Judged this long after going on, a node taken for silent since the stop would be `degraded` (after 1.5 s).
+JUDGED_AFTER_MS = 2000
 UPS_SQL = "SELECT COUNT(*) FROM event WHERE kind = 'node_up'"
+#: The nodes with a sample stored from `?` (ms) on: the tick that stored it judged them after that moment.
+SAMPLED_FROM_SQL = "SELECT COUNT(DISTINCT node_id) FROM sample WHERE t_ms >= ?"
 
 
 @pytest.fixture
@@ -59,7 +64,8 @@ def test_a_stopped_controller_does_not_report_its_nodes_down(
     wait_for(lambda: psutil.Process(proc.pid).status() == psutil.STATUS_STOPPED)
     time.sleep(STOPPED_S)
     proc.send_signal(signal.SIGCONT)
-    time.sleep(4)  # longer than a node takes to go degraded, and to be rebuilt, were it judged for the stop
+    judged_from_ms = int(time.time() * 1000) + JUDGED_AFTER_MS  # a link judged for the stop is rebuilt at once
+    wait_for(lambda: count_while_created(db, SAMPLED_FROM_SQL, judged_from_ms) == 3, what="every node judged since")
 
     kinds = event_kinds(db)
     assert kinds.count("node_up") == 3, kinds

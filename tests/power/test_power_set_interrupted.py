@@ -19,6 +19,8 @@ import pytest
 from reaping import reaped
 from waiting import wait_for
 
+from factoryctl.store import connection, lock_wait
+
 
 def slow_factory(tmp_path: Path, gpus: int = 2) -> Path:
     """Node `fast`, and node `slow` whose agent never starts (its python sleeps 20 s), `gpus` GPUs each."""
@@ -32,6 +34,12 @@ def slow_factory(tmp_path: Path, gpus: int = 2) -> Path:
         f"  slow: {{transport: local, python: {slow}, sim: {{profile: h100-sxm, gpus: {gpus}}}}}\n"
     )
     return path
+
+
+def shorten_the_store_lock_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A locked store is refused after 0.5 s instead of 10 (`cli` runs in this process): what is refused is the same."""
+    monkeypatch.setattr(lock_wait, "BUSY_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(connection, "BUSY_TIMEOUT_S", 0.5)  # the wait its message names
 
 
 def _limits(cli, factory: Path, node: str) -> list[float]:
@@ -61,7 +69,8 @@ def test_an_interrupt_records_and_shows_what_changed(cli, tmp_path, sig, status)
     assert _audited(cli, factory) == [("fast", 0, 333.0), ("fast", 1, 333.0)]
 
 
-def test_a_store_held_by_another_writer_refuses_before_any_change(cli, tmp_path):
+def test_a_store_held_by_another_writer_refuses_before_any_change(cli, tmp_path, monkeypatch):
+    shorten_the_store_lock_wait(monkeypatch)
     factory = tmp_path / "factory.yaml"
     state = tmp_path / "state"
     factory.write_text(

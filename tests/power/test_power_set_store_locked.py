@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import sqlite3
 
-from test_power_set_interrupted import _limits
+from test_power_set_interrupted import _limits, shorten_the_store_lock_wait
 
 
-def test_the_refusal_of_a_locked_store_says_no_limit_was_changed(cli, tmp_path):
+def test_the_refusal_of_a_locked_store_says_no_limit_was_changed(cli, tmp_path, monkeypatch):
+    shorten_the_store_lock_wait(monkeypatch)
     factory = tmp_path / "factory.yaml"
     state = tmp_path / "state"
     factory.write_text(

@@ -21,6 +21,7 @@ import shlex
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -122,18 +123,28 @@ def test_power_sets_at_once_through_nvidia_smi_audit_one_chain(node: Node) -> No
     assert not [*node.root.rglob("PWNED"), *node.server.root.rglob("PWNED")]  # the odd name ran nowhere
 
 
+def waited_for(path: Path) -> bool:
+    """Whether a process waits to lock `path`: /proc/locks lists a blocked request (`->`) on its inode."""
+    found = path.stat()
+    inode = f" {os.major(found.st_dev):02x}:{os.minor(found.st_dev):02x}:{found.st_ino} "
+    return any(" -> " in line and inode in line for line in Path("/proc/locks").read_text().splitlines())
+
+
 def test_a_change_waits_for_the_agents_lock_and_reads_its_limit_under_it(node: Node) -> None:
     """An agent's change (its lock held, the limit set at its end, as the agent does) comes first, whole.
 
-    The agent holds the lock until the fallback's change has ended, or 15 s: a change that did not wait for it ends
-    first (read 700, set 400) and the agent's 300 comes after it, unaudited by that change.
+    The agent holds the lock until the fallback waits for it (blocked in `flock`), its change has ended, or 15 s: a
+    change that did not wait for it ends first (read 700, set 400), and one that read before locking reads 700; either
+    way the agent's 300 comes after that read, unaudited by that change.
     """
     held, ended, lock = threading.Event(), threading.Event(), LimitsLock(node.lock_path, private=False)
 
     def agent_change() -> None:
         with lock.held(timeout_s=5):
             held.set()
-            ended.wait(15)
+            deadline = time.monotonic() + 15
+            while not (ended.wait(0.05) or waited_for(node.lock_path)) and time.monotonic() < deadline:
+                pass
             SimNode(str(node.state), "n1", "lab").set_power_limit(0, 300)
 
     agent = threading.Thread(target=agent_change)
@@ -153,7 +164,7 @@ def test_a_change_waits_for_the_agents_lock_and_reads_its_limit_under_it(node: N
 def test_a_lock_held_past_the_wait_is_refused_as_the_agent_refuses_it(node: Node) -> None:
     """Refused in the agent's words, its wait ending where the agent's would: 1 s before the --timeout."""
     with LimitsLock(node.lock_path, private=False).held(timeout_s=5):
-        code, out, err = node.power_set(250, "--timeout", "6", "-o", "json")
+        code, out, err = node.power_set(250, "--timeout", "4", "-o", "json")
     assert code == 1, err
     [error] = json.loads(out)["errors"]
     assert error["error"] == "driver"
@@ -163,7 +174,7 @@ def test_a_lock_held_past_the_wait_is_refused_as_the_agent_refuses_it(node: Node
         error["message"],
     )
     assert said, error["message"]
-    assert 0 < float(said[1]) <= 5  # the 5 s the agent would wait, less the query of the range before it
+    assert 0 < float(said[1]) <= 3  # the 3 s the agent would wait, less the query of the range before it
     assert BUSY_HINT in err
     assert node.limit_w() == 700.0
     assert node.audit() == []
@@ -178,7 +189,7 @@ def test_a_real_nodes_nvidia_smi_locks_the_agents_real_node_lock(node: Node) -> 
     real.chmod(0o755)
     path = real_node_lock_path()
     with LimitsLock(path, private=True).held(timeout_s=5):
-        code, out, err = node.power_set(250, "--timeout", "6", "-o", "json")
+        code, out, err = node.power_set(250, "--timeout", "2", "-o", "json")  # the lock waited for 1 s
     assert code == 1, err
     assert json.loads(out)["errors"][0]["message"].endswith(f" s (it holds {path}); {TRY_AGAIN}")
     assert node.power_set(250)[0] == 0
@@ -232,7 +243,7 @@ def test_the_simulated_nvidia_smi_names_the_lock_its_agents_hold(
 
 #: The node's nvidia-smi, slow to answer a query once SLOW exists (its first, the hello's, answered at once).
 SLOW_TOOL = """#!/bin/sh
-case "$*" in *--query-gpu*) [ -e {slow} ] && sleep 3 ;; esac
+case "$*" in *--query-gpu*) [ -e {slow} ] && sleep 1 ;; esac
 exec {shim} "$@"
 """
 
@@ -247,7 +258,7 @@ def test_the_wait_for_the_lock_ends_when_the_agents_would_the_query_before_count
     with wire_to(node, SLOW_TOOL.format(slow=shlex.quote(str(slow)), shim="{shim}"), bridge_timeout=30) as wire:
         slow.touch()
         with LimitsLock(node.lock_path, private=False).held(timeout_s=5):
-            reply = wire.ask(id=1, op="set_power_limit", watts=250, gpus=[0], lock_timeout_s=3)
+            reply = wire.ask(id=1, op="set_power_limit", watts=250, gpus=[0], lock_timeout_s=1)  # the query's 1 s
     assert reply["ok"] is False, reply
     assert reply["error"]["reason"] == "lock_busy"
     assert reply["error"]["message"] == (

@@ -35,6 +35,9 @@ class ResettingRelay(Relay):
         for sock in self._sockets:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                # Wakes its pump, blocked in recv (a close alone leaves it there, and `close` waited 10 s for it);
+                # SHUT_RD sends nothing, so the peer still sees only the RST of the close.
+                sock.shutdown(socket.SHUT_RD)
                 sock.close()
 
 
