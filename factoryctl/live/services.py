@@ -117,6 +117,9 @@ class NodeHistory:
     node: str
     interval_s: float
     gpus: tuple[GpuHistory, ...] = ()
+    #: The node's own events of the last hour, oldest first, asked for that node alone (the factory's newest events
+    #: may hold none of it); None when the services give none (the node screen then picks the snapshot's).
+    events: tuple[DashboardEvent, ...] | None = None
 
     def gpu(self, index: int) -> GpuHistory | None:
         """The history of GPU `index`, if any."""

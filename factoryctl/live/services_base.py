@@ -15,7 +15,7 @@ from factoryctl.live.event_folding import fold_state_events
 from factoryctl.live.services import DashboardEvent, FactorySnapshot
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Iterator, Sequence
     from pathlib import Path
 
     from factoryctl.config import FactoryConfig
@@ -29,6 +29,13 @@ if TYPE_CHECKING:
 
 #: States whose rows say nothing of the node now: not answered yet, or a late controller's old row.
 NOT_NOW_STATES = ("connecting", "stale")
+#: The events panel shows the events of the last hour, at most `EVENTS_SHOWN` of them (the newest).
+EVENTS_WINDOW_S = 3600.0
+EVENTS_SHOWN = 200
+#: The alarms of a GPU or node kept in the panel's events even when more than `EVENTS_SHOWN` newer events came (a
+#: controller's start on 200 nodes stores 200 `node_up`): the newest `ALARMS_KEPT` of these kinds.
+ALARM_KINDS = ("gpu_lost", "xid", "ecc", "node_down")
+ALARMS_KEPT = 50
 
 
 class ConfiguredServices:
@@ -95,6 +102,27 @@ def dashboard_event(event: Event) -> DashboardEvent:
     return DashboardEvent(event.time, event.node, event.kind, event.message, event.severity)
 
 
+def recent_events(store: Store, now: float, names: Sequence[str]) -> list[DashboardEvent]:
+    """The stored events of `names` for the events panel, oldest first: the newest of the hour, and its alarms.
+
+    Alarms (`ALARM_KINDS`) are asked for apart, so a burst of newer events (a controller's start) never pushes them
+    out of the `EVENTS_SHOWN` newest.
+    """
+    since = now - EVENTS_WINDOW_S
+    newest = store.events(since, names, limit=EVENTS_SHOWN)
+    have = {event.id for event in newest}
+    alarms = [e for e in store.events(since, names, limit=ALARMS_KEPT, kind=ALARM_KINDS) if e.id not in have]
+    return [dashboard_event(e) for e in sorted([*newest, *alarms], key=lambda e: (e.time, e.id or 0))]
+
+
+def node_events(store: Store, now: float, node: str) -> list[DashboardEvent]:
+    """The stored events of one node in the last hour (the newest `EVENTS_SHOWN`), oldest first: its screen's.
+
+    Asked for that node alone: the factory's newest events may hold none of it (200 other nodes came up since).
+    """
+    return [dashboard_event(e) for e in store.events(now - EVENTS_WINDOW_S, [node], limit=EVENTS_SHOWN)]
+
+
 def cap_reason(watts: float) -> str:
     """The audit reason of a power cap set from the dashboard, whichever services set it."""
     return f"dashboard: {watts:g} W requested"
@@ -131,6 +159,21 @@ class FollowedStore:
             "(the drains and events of the old file are lost: drain those nodes again)."
         )
         return fresh
+
+    @contextlib.contextmanager
+    def for_writing(self) -> Iterator[Store]:
+        """A connection of its own for one action's write (a drain), closed after it.
+
+        Calls on one connection take turns, and a write waits for a store another process holds locked (up to the
+        store's busy timeout, 10 s) in its turn: on the connection the snapshot reads, the display would freeze that
+        long. The file is the one at the path now (`get` follows a deleted or replaced one, and says so).
+        """
+        self.get()
+        store = self._opener()
+        try:
+            yield store
+        finally:
+            store.close()
 
     def close(self) -> None:
         """Close every connection opened."""

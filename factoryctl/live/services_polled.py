@@ -29,11 +29,14 @@ from factoryctl.live.grid import GridPrice
 from factoryctl.live.history import RecentHistory
 from factoryctl.live.services import DashboardEvent, FactorySnapshot, NodeHistory
 from factoryctl.live.services_base import (
+    ALARMS_KEPT,
     ConfiguredServices,
     FollowedStore,
     assemble_snapshot,
     cap_reason,
     dashboard_event,
+    node_events,
+    recent_events,
 )
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.model.telemetry import NodeSample
@@ -61,6 +64,8 @@ CONNECTING = "connecting"
 reconnect_backoff: Callable[[FactoryConfig], Backoff] = Backoff.for_factory
 #: How long `close()` waits for the nodes still connecting (a mute SSH node would hold up quitting for its timeout).
 CONNECTING_GRACE_S = 0.5
+#: This session's events kept for the panel (the newest; its errors are kept apart too, `ALARMS_KEPT` of them).
+EVENTS_KEPT = 500
 #: How many of a node's stored events of one kind are compared with a condition its first sample shows.
 STORED_EVENTS_CHECKED = 100
 #: How often every node is judged: a silent one degrades, then goes down, with no sample or snapshot to say so.
@@ -257,7 +262,9 @@ class PolledServices(ConfiguredServices):
         self.monotonic: Callable[[], float] = time.monotonic
         self.history = RecentHistory(config.interval_s)
         self.grid = GridPrice(config)
-        self._events: deque[DashboardEvent] = deque(maxlen=500)
+        self._events: deque[DashboardEvent] = deque(maxlen=EVENTS_KEPT)
+        #: The newest errors seen (a GPU lost, an XID) again: so many warnings after them never push them out.
+        self._alarms: deque[DashboardEvent] = deque(maxlen=ALARMS_KEPT)
         self.thermal = ThermalEpisodes()  # one thermal event per episode, as the controller logs them
         self._events_lock = threading.Lock()
         self._drained: dict[str, str] = {}
@@ -374,10 +381,20 @@ class PolledServices(ConfiguredServices):
     def _all_events(self, now: float) -> tuple[DashboardEvent, ...]:
         with self._events_lock:
             local = list(self._events)
+            kept = {id(event) for event in local}
+            local += [event for event in self._alarms if id(event) not in kept]
         if self._store is not None:
             with contextlib.suppress(FactoryError):
-                stored = self._store.get().events(now - 3600, [s.name for s in self.specs], limit=200)
-                local += [dashboard_event(e) for e in stored]
+                local += recent_events(self._store.get(), now, [s.name for s in self.specs])
+        return tuple(sorted(local, key=lambda e: e.time))
+
+    def _node_events(self, node: str) -> tuple[DashboardEvent, ...]:
+        """The node's own events: this session's (kept ones) and the store's, asked for that node alone."""
+        with self._events_lock:
+            local = [e for e in dict.fromkeys([*self._events, *self._alarms]) if e.node == node]
+        if self._store is not None:
+            with contextlib.suppress(FactoryError):
+                local += node_events(self._store.get(), time.time(), node)
         return tuple(sorted(local, key=lambda e: e.time))
 
     def stored_already(self, event: Event) -> bool:
@@ -396,10 +413,15 @@ class PolledServices(ConfiguredServices):
         """Record an event seen by this dashboard."""
         with self._events_lock:
             self._events.append(event)
+            if event.severity == "error":
+                self._alarms.append(event)
 
     def node_history(self, node: str) -> NodeHistory:
-        """The node's per-GPU history: its last 600 samples (10 minutes at 1 s; fewer if the dashboard opened later)."""
-        return self.history.node(node)
+        """The node's per-GPU history: its last 600 samples (10 minutes at 1 s; fewer if the dashboard opened later).
+
+        With its own events (`_node_events`).
+        """
+        return dataclasses.replace(self.history.node(node), events=self._node_events(node))
 
     # ------------------------------------------------------------------ actions
 
@@ -412,8 +434,9 @@ class PolledServices(ConfiguredServices):
     def drain(self, node: str, reason: str) -> None:
         """Drain a node: the store's flag (and its event) when there is a store, else this session's memory."""
         self._node(node)
-        if self._store is not None:  # the file others read now, never a deleted one
-            self._store.get().set_drained([node], True, reason, self._user)
+        if self._store is not None:  # the file others read now, never a deleted one; a connection of its own
+            with self._store.for_writing() as store:  # the snapshot's reads never wait behind this write
+                store.set_drained([node], True, reason, self._user)
             return
         self._drained[node] = reason
         self.add_event(DashboardEvent(time.time(), node, "drain", f"drained by {self._user}: {reason}"))
@@ -422,7 +445,8 @@ class PolledServices(ConfiguredServices):
         """Undo a drain."""
         self._node(node)
         if self._store is not None:
-            self._store.get().set_drained([node], False, None, self._user)
+            with self._store.for_writing() as store:
+                store.set_drained([node], False, None, self._user)
             return
         self._drained.pop(node, None)
         self.add_event(DashboardEvent(time.time(), node, "resume", f"resumed by {self._user}"))
@@ -459,7 +483,8 @@ class PolledServices(ConfiguredServices):
         if not changes:
             return
         if self._store is not None:
-            record_audit(self._store.get(), changes, "set", cap_reason(watts))
+            with self._store.for_writing() as store:
+                record_audit(store, changes, "set", cap_reason(watts))
         enforced = sorted({c.enforced_w for c in changes if c.enforced_w is not None})
         unknown = sum(1 for c in changes if c.enforced_w is None)
         said = f"power cap {', '.join(f'{w:.0f} W' for w in enforced) or 'set'}"

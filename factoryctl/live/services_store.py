@@ -34,7 +34,8 @@ from factoryctl.live.services_base import (
     FollowedStore,
     assemble_snapshot,
     cap_reason,
-    dashboard_event,
+    node_events,
+    recent_events,
 )
 from factoryctl.model.telemetry import NodeSample
 from factoryctl.store.who import login_name
@@ -260,21 +261,21 @@ class StoreServices(ConfiguredServices):
             with contextlib.suppress(FactoryError):
                 self._backfill(now)
         nodes, gpu_counts = self._latest(now)
-        events = self._store.events(now - 3600, self.names, limit=200)
+        events = recent_events(self._store, now, self.names)
         return assemble_snapshot(
             self.config,
             self.specs,
             now,
             nodes,
             frozenset(n for n in self._store.drained_nodes() if n in self.names),
-            (*(dashboard_event(e) for e in events), *self._moved),
+            (*events, *self._moved),
             self.history,
             self.grid,
             gpu_counts,
         )
 
     def node_history(self, node: str) -> NodeHistory:
-        """The node's per-GPU utilization, power and temperature over the last ten minutes, from the store."""
+        """The node's per-GPU utilization, power and temperature over the last ten minutes, and its events, stored."""
         now = time.time()
         metrics: dict[str, dict[int, tuple[float | None, ...]]] = {}
         for metric in ("utilization_pct", "power_w", "temperature_c"):
@@ -293,6 +294,7 @@ class StoreServices(ConfiguredServices):
                 )
                 for i in indexes
             ),
+            tuple(node_events(self._store, now, node)),
         )
 
     def _check(self, node: str) -> None:
@@ -305,16 +307,19 @@ class StoreServices(ConfiguredServices):
             )
 
     def drain(self, node: str, reason: str) -> None:
-        """Drain through the store (the controller's scheduler reads the same flag)."""
-        store = self._store  # the file at the path now: whether it may be written is known once it is open
-        self._check(node)
-        store.set_drained([node], True, reason, self._user)
+        """Drain through the store (the controller's scheduler reads the same flag), on a connection of its own.
+
+        Its own (`FollowedStore.for_writing`): the snapshot's reads never wait behind a write waiting for the lock.
+        """
+        with self._file.for_writing() as store:  # the file at the path now: whether it may be written is known
+            self._check(node)
+            store.set_drained([node], True, reason, self._user)
 
     def resume(self, node: str) -> None:
-        """Resume through the store."""
-        store = self._store
-        self._check(node)
-        store.set_drained([node], False, None, self._user)
+        """Resume through the store, on a connection of its own (as `drain`)."""
+        with self._file.for_writing() as store:
+            self._check(node)
+            store.set_drained([node], False, None, self._user)
 
     def set_power_cap(self, node: str, watts: float, gpus: list[int] | None = None) -> list[dict[str, Any]]:
         """One clamped, audited request to the node (its GPUs `gpus`, or all), as `power set --clamp` makes it."""

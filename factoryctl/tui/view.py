@@ -173,7 +173,8 @@ def filter_nodes(rows: Sequence[NodeRow], text: str, groups: dict[str, tuple[str
     The filter is a node set (`demo[01-04]`, `@rack-a`, `a,b`), resolved by the CLI's own resolver
     (factoryctl/targets.py), so `@nosuch` says "unknown group `@nosuch`. did you mean …" instead of silently
     showing no node; or words that must all appear in the node's name, rack, state or flags (`down`, `drained`,
-    `unhealthy`), where `rack b` means the rack named `b` (not a `b` anywhere, such as in the name `b01`).
+    `unhealthy`; a state or flag only as a whole word), where `rack b` means the rack named `b` (not a `b` anywhere,
+    such as in the name `b01`).
     """
     text = text.strip()
     if not text:
@@ -194,17 +195,21 @@ def filter_nodes(rows: Sequence[NodeRow], text: str, groups: dict[str, tuple[str
         racks.append(words.pop(at + 1))
         words.pop(at)
     return FilterResult(
-        [
-            r
-            for r in rows
-            if all((r.rack or "").lower() == rack for rack in racks) and all(w in _haystack(r) for w in words)
-        ]
+        [r for r in rows if all((r.rack or "").lower() == rack for rack in racks) and _has_words(r, words)]
     )
 
 
-def _haystack(row: NodeRow) -> str:
+#: The states and flags, which a filter word matches only whole: `healthy` is no match for `unhealthy` (nor `down`
+#: for `shutdown` in an error); any other word matches part of a word, as typed so far (`demo0`, `heal`).
+WHOLE_WORDS = frozenset({"up", "down", "degraded", "connecting", "stale", "drained", "healthy", "unhealthy"})
+
+
+def _has_words(row: NodeRow, words: Sequence[str]) -> bool:
+    """Whether every word appears in the row's name, rack, state, flags or error (`WHOLE_WORDS` as whole words)."""
     flags = ("drained" if row.drained else "") + (" healthy" if row.sample.healthy else " unhealthy")
-    return f"{row.name} rack {row.rack or ''} {row.sample.state} {flags} {row.sample.error or ''}".lower()
+    haystack = f"{row.name} rack {row.rack or ''} {row.sample.state} {flags} {row.sample.error or ''}".lower()
+    whole = set(re.findall(r"\w+", haystack))
+    return all((w in whole) if w in WHOLE_WORDS else (w in haystack) for w in words)
 
 
 def jobs_summary(jobs: tuple[JobLine, ...] | None) -> str | None:

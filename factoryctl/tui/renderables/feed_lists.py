@@ -42,7 +42,11 @@ def event_message(event: DashboardEvent) -> str:
 
 
 class EventsRenderable:
-    """Newest events first: time, node, what happened; a line too long for the panel wraps under its node's name."""
+    """Newest events first: time, node, what happened; a line too long for the panel wraps under its node's name.
+
+    The newest errors stay in view (up to half the lines) when more newer events (warnings, nodes up) would push
+    them out: the events between are left out, the errors shown where their time puts them, last.
+    """
 
     def __init__(self, events: Sequence[DashboardEvent], limit: int = 50, node: str | None = None) -> None:
         self.events = [e for e in events if node is None or e.node == node or node in e.nodes]  # folded too
@@ -58,13 +62,25 @@ class EventsRenderable:
         if not self.events:
             yield Text("no events yet", style=tone("secondary"))
             return
-        shown = list(reversed(self.events))[: self.limit]
-        affixes = fmt.common_affixes([e.node for e in shown if e.node])
-        used = 0
-        for event in shown:
+        newest = list(reversed(self.events))
+        affixes = fmt.common_affixes([e.node for e in newest[: self.limit] if e.node])
+        # the newest errors (a GPU lost, an XID) keep up to half the lines however many newer events came
+        errors = {id(e) for e in [e for e in newest if e.severity == "error"][: max(1, self.limit // 2)]}
+        used, full = 0, False
+        for event in newest:
+            is_error = id(event) in errors
+            if full and not is_error:
+                continue
+            errors.discard(id(event))
             lines = self._event_lines(event, console, options.max_width, affixes)
-            if used and used + len(lines) > self.limit:
+            room = self.limit - used
+            if is_error and used and len(lines) > room:
                 return
+            if not is_error and len(lines) + len(errors) > room and (used or errors):  # a line per error to come
+                if not errors:
+                    return
+                full = True  # no more room for older events but the errors kept
+                continue
             used += len(lines)
             yield from lines
 

@@ -69,9 +69,10 @@ class ConfirmScreen(GuardedDialog[str | None]):
         return self.confirm_does
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        """Enter in the reason never confirms: it is the first step (the confirm button gets the focus)."""
+        """Enter in the reason is the first step (the confirm button gets the focus); one right behind it the second."""
         event.stop()
-        self.take_first_step()
+        if self.enter_in_input():
+            self.dismiss(self._reason())
 
     def on_input_changed(self, event: Input.Changed) -> None:
         """A reason edited after the first step needs its first step again."""

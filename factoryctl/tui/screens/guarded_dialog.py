@@ -27,14 +27,17 @@ ResultType = TypeVar("ResultType")
 class ConfirmButton(Button):
     """The confirm button, which tells a press by Enter (a key: maybe typed by mistake) from a click."""
 
-    #: Whether the press being handled came from Enter (reset by `GuardedDialog.pressed_by_key`).
-    by_key = False
+    #: Presses by Enter not handled yet (counted down by `GuardedDialog.pressed_by_key`): two quick Enters are two.
+    key_presses = 0
 
     def action_press(self) -> None:
-        """Enter on the button: pressed as a key press (not while the last press still shows, as Textual's)."""
-        if not self.has_class("-active"):
-            self.by_key = True
-            self.press()
+        """Enter on the button: pressed as a key press.
+
+        Also while the last press still shows (Textual's ignores those): two quick Enters are the two steps.
+        """
+        if not self.disabled and self.display:  # else `press()` sends no press to count down
+            self.key_presses += 1
+        self.press()
 
 
 class GuardedDialog(ModalScreen[ResultType]):
@@ -83,10 +86,23 @@ class GuardedDialog(ModalScreen[ResultType]):
             self._say_ignored("Enter")
             return
         self.ready = True
-        self.query_one("#confirm", Button).focus()
+        # now, not `focus()` (after the keys already on their way): a second Enter right behind this one goes to it
+        self.set_focus(self.query_one("#confirm", Button))
         prompt = self.query_one("#next-step", Label)
         prompt.update(f"Press Enter again to {self.next_step()}; Esc cancels.")
         prompt.display = True
+
+    def enter_in_input(self) -> bool:
+        """An Enter in the dialog's input: the first step, or the second when it came right behind the first.
+
+        Two quick Enters both reach the input when the second was sent on before the first one moved the focus: if the
+        confirm button has the focus (the first step gave it) the second counts as an Enter on it. Returns whether it
+        confirms.
+        """
+        if self.ready and self.focused is self.query_one("#confirm", Button):
+            return self.confirmation_counts()
+        self.take_first_step()
+        return False
 
     def unready(self) -> None:
         """The value being confirmed changed (typed in the input): the next Enter is a first step again.
@@ -138,11 +154,11 @@ class GuardedDialog(ModalScreen[ResultType]):
 
     @staticmethod
     def pressed_by_key(button: Button) -> bool:
-        """Whether `button` was pressed by Enter rather than clicked (and forget it for the next press)."""
-        by_key = isinstance(button, ConfirmButton) and button.by_key
-        if isinstance(button, ConfirmButton):
-            button.by_key = False
-        return by_key
+        """Whether `button` was pressed by Enter rather than clicked (counting that press as handled)."""
+        if isinstance(button, ConfirmButton) and button.key_presses > 0:
+            button.key_presses -= 1
+            return True
+        return False
 
     def _say_ignored(self, key: str) -> None:
         self.app.bell()

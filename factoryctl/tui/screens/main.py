@@ -51,8 +51,14 @@ class MainScreen(NodeActionsScreen):
     """Header, power history, node table and the jobs/events panels."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
+        # priority: run as the app takes the key, before it sends the next keys of a burst on (to the open filter)
         Binding(
-            "slash", "filter", "Filter", key_display="/", tooltip="filter by node set (demo[01-04], @rack-a) or words"
+            "slash",
+            "filter",
+            "Filter",
+            key_display="/",
+            priority=True,
+            tooltip="filter by node set (demo[01-04], @rack-a) or words",
         ),
         Binding("e", "toggle_panels", "Panels", show=False, tooltip="show or hide the jobs and events panels"),
         Binding("escape", "clear_filter", "Clear filter", show=False, tooltip="clear the filter"),
@@ -170,9 +176,15 @@ class MainScreen(NodeActionsScreen):
         """The node under the table's cursor."""
         return self.query_one(NodeTable).selected_node
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """`/` is a character of the filter while the filter bar has focus (the binding has priority over it)."""
+        if action == "filter" and isinstance(self.focused, FilterBar):
+            return False
+        return super().check_action(action, parameters)
+
     def action_filter(self) -> None:
         """`/`: open the filter bar."""
-        self.query_one(FilterBar).open()
+        self.query_one(FilterBar).open(back_to=self.query_one(NodeTable))
         self.call_after_refresh(self._size_panels)  # the open bar takes lines from the table and the panels
 
     def action_clear_filter(self) -> None:
@@ -188,7 +200,7 @@ class MainScreen(NodeActionsScreen):
 
     def on_filter_bar_filter_closed(self, event: FilterBar.FilterClosed) -> None:
         """Back to the table; a kept filter that names no node says why (the table's border may crop it)."""
-        self.query_one(NodeTable).focus()
+        self.set_focus(self.query_one(NodeTable))  # now: keys still on their way to the app go to the table
         self.call_after_refresh(self._size_panels)  # the closed bar gives its lines back
         if self.filter_text and self.filter_problem:
             self.notify(self.filter_problem, title="filter", severity="warning", timeout=10, markup=False)

@@ -1,4 +1,4 @@
-"""One node in full: every GPU's fields, its recent history and its events.
+"""One node in full: every GPU's fields, its recent history and its events (asked for that node alone).
 
 UUIDs, throttle reasons in words, processes, ECC and the power-limit range are all shown. Esc or q goes back.
 """
@@ -68,11 +68,21 @@ class NodeScreen(NodeActionsScreen):
         summary.show(sample, snapshot.racks.get(self.node), self.node in snapshot.drained, snapshot.time)
         gpus = sample.gpus if sample else ()
         self.query_one(GpuTable).show(gpus, self.history)
-        self.query_one(EventsPanel).show(snapshot.events)
+        self._show_events()
         self._show_detail()
         if not self._history_pending:
             self._history_pending = True
             self._fetch_history()
+
+    def _show_events(self) -> None:
+        """The node's own events, fetched with its history (off this thread); the snapshot's until they come.
+
+        The snapshot holds the factory's newest events only, which may hold none of this node's.
+        """
+        own = self.history.events if self.history is not None else None
+        snapshot = self.dashboard.snapshot
+        events = own if own is not None else snapshot.events if snapshot is not None else ()
+        self.query_one(EventsPanel).show(events)
 
     def _show_detail(self) -> None:
         snapshot = self.dashboard.snapshot
@@ -96,6 +106,7 @@ class NodeScreen(NodeActionsScreen):
             snapshot = self.dashboard.snapshot
             sample = snapshot.node(self.node) if snapshot else None
             self.query_one(GpuTable).show(sample.gpus if sample else (), history)
+            self._show_events()
             self._show_detail()
 
     def on_gpu_table_gpu_highlighted(self, event: GpuTable.GpuHighlighted) -> None:

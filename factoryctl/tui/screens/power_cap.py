@@ -142,12 +142,12 @@ class PowerCapScreen(GuardedDialog[float | None]):
         self.query_one("#confirm", Button).disabled = self._watts() is None
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        """Enter in the watts never confirms: for a valid value it is the first step (the confirm button gets focus)."""
+        """Enter in the watts: the first step for a valid value (the confirm button gets focus); right behind it the second."""
         event.stop()
         if self._watts() is None:  # the note under the input already says why
             self.app.bell()
-        else:
-            self.take_first_step()
+        elif self.enter_in_input():
+            self.dismiss(self._watts())
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         """Set (a click once armed; Enter once ready) or cancel."""
