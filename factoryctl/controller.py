@@ -18,18 +18,21 @@ import faulthandler
 import json
 import logging
 import os
+import re
 import signal
 import time
-import traceback
 from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
-from types import FrameType, TracebackType
-from typing import Any, TypeAlias
+from types import FrameType
+from typing import Any
 
 from factoryctl.config import FactoryConfig, load_config
+from factoryctl.controller_log import OneLineFormatter as OneLineFormatter  # where tests and callers find it
+from factoryctl.controller_log import configure_logging, flush_logging
 from factoryctl.errors import ConfigError, ExitCode, FactoryError
 from factoryctl.model.folding import fold_nodes
-from factoryctl.model.telemetry import escape_controls
+from factoryctl.model.timefmt import iso_utc
 from factoryctl.signal_wake import Wake
 from factoryctl.store.lock import ControllerLock
 from factoryctl.store.lock_wait import stop_waiting_for_locks, wait_for_locks_again
@@ -51,9 +54,8 @@ FILE_CHECK_EVERY_S = 3.0
 #: (and at least STALE_AFTER_MIN_S, so connecting to the nodes at start is not a failure).
 STALE_AFTER_INTERVALS = 3
 STALE_AFTER_MIN_S = 10.0
-
-#: `sys.exc_info()`'s value, as `logging.Formatter.formatException` takes it.
-_ExcInfo: TypeAlias = tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
+#: Before any event's time: the previous controller's start is looked for in the whole event log.
+_EARLIEST_S = datetime(1, 1, 1, tzinfo=timezone.utc).timestamp()
 
 
 class Controller:
@@ -141,6 +143,7 @@ class Controller:
             count = len(self.config.nodes)
             nodes = f"{count} node{'' if count == 1 else 's'}"
             log.info("controller %d started: %s, store %s", os.getpid(), nodes, self.config.store_path)
+            self._note_unclean_stop()
             self._event("controller_start", f"controller {os.getpid()} started with {nodes}")
             self._write_stats()  # before the links start: 2,000 of them take seconds, and status reads the figures
             self.collector.start()
@@ -152,6 +155,21 @@ class Controller:
             self._running = False
             wait_for_locks_again()  # its stop's cut-short waits end with it: a caller's own writes wait as usual
         return int(ExitCode.FAILURE) if self.failure else int(ExitCode.OK)
+
+    def _note_unclean_stop(self) -> None:
+        """Say a previous controller that ended without its `controller_stop` (kill -9, the OOM killer, a crash).
+
+        Logged, and recorded as a `controller_stop` warning: else the next `controller_start` read as after a clean stop.
+        """
+        assert self.store is not None
+        try:
+            said = unclean_stop(self.store)
+        except StoreError as exc:  # the writes that follow say what is wrong with the store
+            log.debug("previous controller's stop not checked: %s", exc.message)
+            return
+        if said is not None:
+            log.warning("%s", said)
+            self._event("controller_stop", said, "warning")
 
     def _loop(self) -> None:
         next_maintain = self._monotonic() + MAINTAIN_EVERY_S
@@ -333,6 +351,27 @@ class Controller:
             log.error("event not recorded: %s (%s)%s", message, exc.message, daemon_hint(exc))
 
 
+def unclean_stop(store: Store) -> str | None:
+    """The sentence for a store whose newest controller event is a `controller_start` with no stop after it, or None.
+
+    Its pid comes from that event; the time it last wrote from the store's newest sample stored after it started.
+    """
+    found = store.events(_EARLIEST_S, None, limit=1, kind=("controller_start", "controller_stop"))
+    if not found or found[-1].kind != "controller_start":
+        return None
+    start = found[-1]
+    pid = re.match(r"controller (\d+) started", start.message)
+    who = f"the previous controller (pid {pid.group(1)})" if pid else "the previous controller"
+    stored = store.samples_stored_at()
+    if stored is not None and stored >= start.time:
+        last = f"it last stored samples at {iso_utc(stored)}"
+    else:
+        last = f"it stored no sample after it started at {iso_utc(start.time)}"
+    return (
+        f"{who} ended without stopping (killed, crashed, or its stop could not be written: its log says which); {last}"
+    )
+
+
 def _moved_store_hint(path: Path, gone: str) -> str:
     """For a store gone from `path` whose `-wal` is still there (a `mv` of the file alone), how to keep its rows.
 
@@ -369,55 +408,6 @@ def counted(names: list[str]) -> str:
     return fold_nodes(names) if len(names) == 1 else f"{fold_nodes(names)} ({len(names)})"
 
 
-class OneLineFormatter(logging.Formatter):
-    r"""Each log record is one line: control characters in its message (newline, CR, ESC, ...) as visible `\x0a`.
-
-    A message quotes what nodes send (an agent's error, its last words): written raw, a node could forge log lines
-    of its own (a newline, then `... ERROR ...`), overwrite one (CR), or retitle or clear the terminal of whoever
-    reads the log (ESC sequences). A traceback keeps the lines of its frames; its exceptions' messages, which may
-    quote a node too, are one line each.
-    """
-
-    def formatMessage(self, record: logging.LogRecord) -> str:
-        """The line without its traceback, escaped whole."""
-        return escape_controls(super().formatMessage(record))
-
-    def formatException(self, ei: _ExcInfo) -> str:
-        """A traceback: its frames keep their lines, each exception's own text (a node's?) is one line, escaped."""
-        if ei[1] is None:
-            return _escaped_lines(super().formatException(ei))
-        first = traceback.TracebackException(*ei)
-        described: set[str] = set()
-        chained = [first]
-        while chained:
-            exc = chained.pop()
-            described.update(exc.format_exception_only())
-            chained += [e for e in (exc.__cause__, exc.__context__) if e is not None]
-        chunks = (escape_controls(c.rstrip("\n")) + "\n" if c in described else c for c in first.format())
-        return _escaped_lines("".join(chunks).rstrip("\n"))
-
-    def formatStack(self, stack_info: str) -> str:
-        """A stack, each of its lines escaped."""
-        return _escaped_lines(super().formatStack(stack_info))
-
-
-def _escaped_lines(text: str) -> str:
-    return "\n".join(escape_controls(line) for line in text.split("\n"))
-
-
-def configure_logging(level: str = "info") -> None:
-    """Log lines to stderr (journald adds its own timestamps, people running it by hand get ours).
-
-    Our timestamps are UTC with `Z`, as every other time factoryctl prints: a log read beside `events` or JSON
-    output must not be hours apart from them (a local time without its offset was).
-    """
-    handler = logging.StreamHandler()
-    formatter = OneLineFormatter("%(asctime)s.%(msecs)03dZ %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S")
-    formatter.converter = time.gmtime
-    handler.setFormatter(formatter)
-    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=[handler])
-
-
 def run_controller(
     config_path: Path | None, log_level: str = "info", hangup_held: Callable[[], bool] | None = None
 ) -> int:
@@ -448,3 +438,4 @@ def run_controller(
         if not controller.stop_requested:  # else its handlers stay: a further stop changes nothing (see the doc)
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
+        flush_logging()

@@ -5,15 +5,20 @@ and reason, each node's own address taken out) become one line under their folde
 `report_node_errors` does for one-shot commands: `g[0201-2000] (1800) are down: refused the connection`. Each
 node's own line is still logged at debug level, and each change is still one event per node in the store
 (`factoryctl events`). `daemon_hint` keeps the CLI's hints that mean nothing to a daemon's operator out of its log.
-Node clocks found off (or agreeing again) are folded the same way, by direction, their offsets as a range.
+Node clocks found off (or agreeing again) are folded the same way, by direction, their offsets as a range. GPU events
+(lost, back, XIDs, ECC errors, thermal slowdown), which went to the store alone, are logged too, one line per kind and
+what it says per tick, GPUs folded (`g[0001-0200]/0-7 (1600 GPUs on 200 nodes): GPU fell off the bus`): a fleet-wide
+fault is a few lines, not thousands; errors at ERROR, slowdowns at WARNING, a GPU back at INFO.
 """
 
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Sequence
 
-from factoryctl.model.folding import fold_nodes, without_address
-from factoryctl.store.rows import NodeState
+from factoryctl.model.folding import fold_indexes, fold_nodes, without_address
+from factoryctl.store.rows import Event, NodeState
 from factoryctl.store.sqlite import StoreError
 
 #: What a clock line says, by direction: (one node, several nodes), each node's offset in seconds put in.
@@ -36,6 +41,9 @@ _CLOCK_SAID = {
     ),
 }
 _CLOCK = "clock"  # the `what` of a clock line in the pending list (its `said`: direction and offset)
+_LEVELS = {"error": logging.ERROR, "warning": logging.WARNING, "info": logging.INFO}
+#: Folded GPU lines name at most this many node sets with their own GPU indexes (`g[01-40]/0-7, g[41-50]/0-3`).
+_GPU_SETS_NAMED = 3
 
 
 class StateLog:
@@ -45,6 +53,7 @@ class StateLog:
         """Log into `log`."""
         self._log = log
         self._pending: list[tuple[int, str, str, str]] = []  # (level, what: "is down", node, what it said)
+        self._gpu: list[Event] = []  # GPU events found this tick (by the writer's thread alone: no lock)
 
     def change(self, change: NodeState) -> None:
         """A node changed state ("n1 is down: no sample for 10 s", the node named once)."""
@@ -110,6 +119,32 @@ class StateLog:
                 for node, offset in nodes:
                     self._log.debug("%s", clock_said(node, way, offset))
 
+    def gpu(self, events: list[Event]) -> list[Event]:
+        """GPU events found in a sample (`health.gpu_events`), for `write_gpu`; returns them."""
+        self._gpu.extend(events)
+        return events
+
+    def write_gpu(self) -> None:
+        """Log the GPU events gathered since the last call: one line per kind and what it says, GPUs folded."""
+        groups: dict[tuple[int, str, str], list[tuple[Event, str]]] = {}
+        for event in self._gpu:
+            said = event.message.removeprefix(f"{event.node}/{event.gpu}: ")
+            plain, count = _counted(said) if event.kind == "ecc" else (said, "")
+            groups.setdefault((_LEVELS.get(event.severity, logging.WARNING), event.kind, plain), []).append(
+                (event, count)
+            )
+        self._gpu = []
+        for (level, _, plain), found in groups.items():
+            if len(found) == 1:
+                self._log.log(level, "%s", found[0][0].message)
+                continue
+            counts = sorted({int(count) for _, count in found if count})
+            spread = f" {counts[0]}" if len(counts) == 1 else f" {counts[0]}-{counts[-1]}" if counts else ""
+            self._log.log(level, "%s: %s%s", _folded_gpus([event for event, _ in found]), plain, spread)
+            if self._log.isEnabledFor(logging.DEBUG):
+                for event, _ in found:
+                    self._log.debug("%s", event.message)
+
     def _line(self, level: int, who: str, what: str, said: str) -> None:
         if what and said:
             self._log.log(level, "%s %s: %s", who, what, said)
@@ -117,6 +152,29 @@ class StateLog:
             self._log.log(level, "%s %s", who, what)
         else:
             self._log.log(level, "%s: %s", who, said)
+
+
+def _counted(said: str) -> tuple[str, str]:
+    """("uncorrectable ECC errors", "3") from "uncorrectable ECC errors 3": the count is folded as a range."""
+    found = re.fullmatch(r"(.*) (\d+)", said)
+    return (found.group(1), found.group(2)) if found else (said, "")
+
+
+def _folded_gpus(events: Sequence[Event]) -> str:
+    """`g[0001-0200]/0-7 (1600 GPUs on 200 nodes)`: nodes with the same GPUs share a node set, a few sets at most."""
+    indexes: dict[str, set[int]] = {}
+    for event in events:
+        indexes.setdefault(event.node or "", set()).add(event.gpu if event.gpu is not None else 0)
+    alike: dict[str, list[str]] = {}
+    for node, gpus in indexes.items():
+        alike.setdefault(fold_indexes(gpus), []).append(node)
+    if len(alike) <= _GPU_SETS_NAMED:
+        who = ", ".join(f"{fold_nodes(nodes)}/{gpus}" for gpus, nodes in alike.items())
+    else:
+        who = f"GPUs of {fold_nodes(list(indexes))}"
+    count = sum(len(gpus) for gpus in indexes.values())
+    on = f" on {len(indexes)} nodes" if len(indexes) > 1 else ""
+    return f"{who} ({count} GPUs{on})"
 
 
 def clock_said(node: str, way: str, seconds: int) -> str:

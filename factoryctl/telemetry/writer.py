@@ -15,9 +15,9 @@ A sample that can never be stored (a value of the wrong type, from a bug) is dro
 back every other node's rows; a write failing for no reason found keeps the tick's changes and events for one more
 try (`_not_written`). Samples and node states are on the controller's clock: `ClockCorrection` re-stamps samples
 of a node whose clock is off and tells a step of our own wall clock, which moves the health bookkeeping with it
-instead of making every node look silent for a day. A restart takes back what the store holds, each node's
-newest sample and state, so what was logged before is not logged again. The figures the benchmarks report are
-`WriterStats`.
+instead of making every node look silent for a day. A restart takes back what the store holds, each node's newest
+sample and state, so what was logged before is not logged again. State changes and GPU events are logged folded
+per tick (`StateLog`); the figures the benchmarks report are `WriterStats`.
 """
 
 from __future__ import annotations
@@ -353,10 +353,11 @@ class StoreWriter:
             except (TypeError, ValueError, OverflowError) as exc:  # a value of the wrong type: see `_write`
                 self._buffer.drop_unstorable(sample, str(exc))
                 continue
-            events.extend(found)
+            events.extend(self._said.gpu(found))  # and their log lines, folded (`write_gpu`)
             self._previous[sample.node] = sample
             self._buffer.add(sample, self._slow_due(sample))
         self._buffer.trim(now)
+        self._said.write_gpu()
 
     def _written(self, inserted: int, batch: list[Buffered]) -> None:
         """The store took `batch` (`inserted` raw rows of it new): empty the buffer and count it."""
@@ -421,11 +422,10 @@ class StoreWriter:
 
         Kept for ever, one that cannot be written among them would fail every later write, every node's with it.
         """
-        if not self._put_back:
-            self._put_back = True
+        self._put_back = not self._put_back
+        if self._put_back:
             self._keep_for_next(changes, events)
         else:
-            self._put_back = False
             log.error("store writer: %d state changes and %d events failed twice; dropped", len(changes), len(events))
 
     def _store_failed(self, exc: StoreError, changes: list[NodeState], events: list[Event]) -> None:
