@@ -27,10 +27,21 @@ from factoryctl.cli.daemon_hangup import runs_as_daemon
 from factoryctl.cli.process_exit import (
     exit_now_on_interrupt,
     ignore_interrupts_at_the_very_end,
+    silence_stderr,
     silence_stdout,
     stand_in_for_closed_streams,
 )
-from factoryctl.cli.signals import Interrupted, LoadInterrupted, put_back, report_stopped, sigterm_interrupts
+from factoryctl.cli.signals import (
+    Interrupted,
+    LoadInterrupted,
+    StopBlock,
+    Terminated,
+    put_back,
+    report_stopped,
+    sigterm_interrupts,
+    stop_status,
+    stopped_status,
+)
 from factoryctl.errors import ExitCode, FactoryError, NodeError
 
 if TYPE_CHECKING:
@@ -247,12 +258,22 @@ def _run(args: list[str], replaced: dict[int, Any]) -> int:
     """`run`: the command, and every way it can end turned into an exit status (and its sentence on stderr).
 
     The handlers the command's block replaced go into `replaced`, a quiet one in their place (`sigterm_interrupts`).
+    A stop's outcome that cannot be written (its terminal closed: EIO) keeps the stop's status (`_said_or_not`).
     """
+    # SIGTERM/SIGHUP said `terminated`/`hung up` (143/129) if they leave; a daemon's SIGHUP is a reload
+    boundary = sigterm_interrupts(hangup_reloads=runs_as_daemon(args), replaced=replaced)
+    try:
+        return _outcome(args, boundary)
+    except OSError as error:  # writing the stop's own sentence failed
+        return _said_or_not(error, boundary.first_stop)
+
+
+def _outcome(args: list[str], boundary: StopBlock) -> int:
+    """`_run`'s command in its `boundary` block, the outcome said (a write failing on the way raises OSError)."""
     click = _click_exceptions()
     try:
         _cli_module("arguments").check_text_arguments(args)  # bytes that are not UTF-8: exit 2 before any change
-        # SIGTERM/SIGHUP said `terminated`/`hung up` (143/129) if they leave; a daemon's SIGHUP is a reload
-        with sigterm_interrupts(hangup_reloads=runs_as_daemon(args), replaced=replaced):
+        with boundary:
             result = app(args=args, prog_name="factoryctl", standalone_mode=False)
     except FactoryError as error:
         if _debug_requested(args):
@@ -268,6 +289,9 @@ def _run(args: list[str], replaced: dict[int, Any]) -> int:
     except (KeyboardInterrupt, typer.Abort):  # a prompt's Ctrl-C (Abort), or one before the command ran
         report_stopped(ExitCode.INTERRUPTED)
         return int(ExitCode.INTERRUPTED)
+    except Terminated as stopped:  # SIGTERM or SIGHUP as the block's handlers went in: before the command ran
+        report_stopped(stopped_status(stopped))
+        return stopped_status(stopped)
     except getattr(click, "NoArgsIsHelpError", ()) as error:  # `factoryctl sim`: its help, as Click prints it
         error.show()
         return int(ExitCode.USAGE)
@@ -279,15 +303,11 @@ def _run(args: list[str], replaced: dict[int, Any]) -> int:
         return int(error.exit_code)
     except typer.Exit as stop:
         return int(stop.exit_code)
-    except BrokenPipeError:
-        return _stdout_closed()
     except OSError as error:
-        if error.errno not in (errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EBADF):
-            raise
-        return _output_failed(error)
+        return _said_or_not(error, boundary.first_stop)
     except SystemExit as stop:  # click turns EPIPE into a silent exit 1 before it reaches us
         if isinstance(stop.__context__, OSError) and stop.__context__.errno == errno.EPIPE:
-            return _stdout_closed()
+            return _said_or_not(stop.__context__, boundary.first_stop)
         raise
     return int(result) if isinstance(result, int) else int(ExitCode.OK)
 
@@ -408,6 +428,26 @@ def _resolve(args: list[str]) -> tuple[Any, list[str], list[str]]:
             path.append(word)
         at += 1
     return command, path, args[after:]
+
+
+def _said_or_not(error: OSError, stop: int | None) -> int:
+    """The exit status when writing the output failed with `error`, `stop` the signal that stopped the command if any.
+
+    A stop's outcome that could not be written keeps the stop's status, quietly: closing the terminal sends SIGHUP,
+    and the sentences of the stop (`hung up`, exec's per-node errors) then fail with EIO, which made the exit 1 where
+    docs/cli.md says 129; EPIPE too (a reader that a Ctrl-C ended as well). Otherwise: the reader went away (EPIPE:
+    141, quietly), or one sentence and exit 1 (a full disk, EIO, a closed stdout); any other error is raised again.
+    """
+    broken_pipe = isinstance(error, BrokenPipeError) or error.errno == errno.EPIPE  # raised bare too (no errno)
+    if stop is not None and (broken_pipe or error.errno == errno.EIO):
+        silence_stdout()  # the interpreter's last flush of either stream would fail the same way (exit 120)
+        silence_stderr()
+        return stop_status(stop)
+    if broken_pipe:
+        return _stdout_closed()
+    if error.errno not in (errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EBADF):
+        raise error
+    return _output_failed(error)
 
 
 def _output_failed(error: OSError) -> int:

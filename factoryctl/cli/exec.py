@@ -11,13 +11,15 @@ status: 4 if a node was unreachable, else 124 if one timed out, else the highest
 but output was dropped past the limits of what exec keeps).
 
 Ctrl-C and SIGTERM interrupt the commands still running (SIGINT, then SIGHUP, to the command's process group) and
-start no more; exec then waits briefly (STOP_GRACE_S, less if the signal comes again) and still prints its result:
+start no more (a command not started yet on its connection is refused); exec then waits briefly (STOP_GRACE_S,
+less if the signal comes again, once the interrupts on their way have arrived) and still prints its result:
 what finished, what it stopped (error `interrupted`), what it never started. It exits 130 (Ctrl-C) or 143. The
 SIGTERM handler is installed only while the command runs, never at import, and the previous one is put back.
 """
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import signal
@@ -161,6 +163,8 @@ class ExecRun:
         from factoryctl.transport.fanout import FanOut, RunningCommands
 
         self._config, self._argv, self._timeout = config, argv, timeout
+        #: The command's words, as given.
+        self.argv = argv
         self._stdin, self._printer, self._budget = stdin, printer, budget
         self._feeds = {spec.name: stdin.feed(spec.name) for spec in specs} if stdin is not None else {}
         self._live = RunningCommands()
@@ -216,20 +220,38 @@ class ExecRun:
             if self._stdin is not None:
                 self._stdin.stop()
 
+    def report_failures_so_far(self) -> None:
+        """On stderr, what failed before `wait` was cancelled: nodes unreachable, commands that exited non-zero."""
+        from factoryctl.cli.exec_output import report_failures
+
+        settled = [state for _, state in self._pool.settle(0)]
+        items = [state for state in settled if isinstance(state, dict)]
+        errors = [state for state in settled if isinstance(state, NodeError) and state.kind != "interrupted"]
+        report_failures(items, errors)
+
     def stopped(self, grace: float, stop: Wake) -> list[tuple[NodeSpec, dict[str, Any] | NodeError]]:
         """After `wait` was interrupted: the outcomes once the interrupted commands ended (at most `grace` s).
 
         A node that finished before keeps its result; one whose command was interrupted is an `interrupted`
         CommandCut with what it printed; one never started (or still connecting) is `interrupted` too. SIGINT or
-        SIGTERM (`stop`) ends the wait at once: a second Ctrl-C never waits for a command that ignores the first.
+        SIGTERM (`stop`) ends the wait once the interrupts on their way have arrived (a root login's is sent over
+        a channel of its own: transport/stops_underway.py): a second Ctrl-C never waits for a command that ignores
+        the first.
         """
+        from factoryctl.transport.fanout import Pending
+
         with signals_set(stop):
             self._live.interrupt_all()  # again, should a second signal have cut the first call short
-            settled = self._pool.settle(grace, stop)
-        return [(spec, self._outcome(spec.name, state)) for spec, state in settled]
+            # even after a second signal, the nodes whose interrupt is on its way (a root login's kill: its own
+            # channel) are waited for: their commands were said to be still running, ended a moment later
+            settled = self._pool.settle(grace, stop, self._live.stopping)
+        running = [s.name for s, state in settled if isinstance(state, Pending) and s.name in self._live.interrupted]
+        return [(spec, self._outcome(spec.name, state, len(running) == 1)) for spec, state in settled]
 
-    def _outcome(self, name: str, state: dict[str, Any] | NodeError | Pending) -> dict[str, Any] | NodeError:
-        """One node's outcome after the interrupt (see `stopped`)."""
+    def _outcome(
+        self, name: str, state: dict[str, Any] | NodeError | Pending, alone: bool
+    ) -> dict[str, Any] | NodeError:
+        """One node's outcome after the interrupt (see `stopped`); `alone`: the only one still running."""
         from factoryctl.transport.base import CommandCut
         from factoryctl.transport.fanout import NOT_STARTED_MESSAGE, Pending
 
@@ -243,17 +265,20 @@ class ExecRun:
             if self._printer is not None:
                 self._printer.finish(name)
             stdout, stderr = self._live.output(name)
-            return CommandCut(self._still_running(name), stdout, stderr)
+            return CommandCut(self._still_running(name, alone), stdout, stderr)
         stdout, stderr = (
             (state.stdout, state.stderr) if isinstance(state, CommandCut) else (state["stdout"], state["stderr"])
         )
         return CommandCut(NodeError(name, "interrupted", "command interrupted before it finished"), stdout, stderr)
 
-    def _still_running(self, name: str) -> NodeError:
+    def _still_running(self, name: str, alone: bool) -> NodeError:
         """The error of a node whose interrupted command had not ended when exec stopped waiting.
 
-        Its process group is known (an SSH node's command reported it, transport/ssh_channel.py `CommandStderr`; a
-        local one leads its own): the error names it, and how to stop it, as a timeout's does.
+        When it is the only one and its process group is known (an SSH node's command reported it,
+        transport/ssh_channel.py `CommandStderr`; a local one leads its own), the error names it, and how to stop
+        it, as a timeout's does. Else its words are every such node's, one line for all of them (not one per node,
+        each with its own group, at 1,000 nodes), and the hint says how to find the command by its command line:
+        also where the group is unknown (exec stopped waiting before the command reported it).
         """
         from factoryctl.transport.ssh_channel import stop_group_hint
 
@@ -261,11 +286,37 @@ class ExecRun:
         streams = [] if kept is None else list(kept.streams)
         groups = [s.group for s in streams if s.group is not None]
         message = "command interrupted, but still running when exec stopped waiting for it"
+        if groups and alone:
+            group = groups[0]
+            return NodeError(
+                name, "interrupted", f"{message} (process group {group})", f"{stop_group_hint(name, group)}."
+            )
         if not groups:
-            return NodeError(name, "interrupted", message)
-        return NodeError(
-            name, "interrupted", f"{message} (process group {groups[0]})", f"{stop_group_hint(name, groups[0])}."
-        )
+            message = (
+                "command interrupted, but it may still be running: exec stopped waiting before it reported its"
+                " process group"
+            )
+        return NodeError(name, "interrupted", message, find_command_hint(name, self._argv))
+
+
+#: The longest part of a command line that `find_command_hint` matches (a longer one is matched by its start).
+_FOUND_BY = 120
+
+
+def find_command_hint(node: str, argv: Sequence[str]) -> str:
+    """How to find, and stop, `argv` running on `node` by its command line (`pgrep -f`: its process group unknown)."""
+    import re
+    import shlex  # for the shell the hint is typed in, as its other commands are
+
+    line = " ".join(argv)  # as /proc shows it to pgrep -f
+    pattern = (
+        "^" + re.sub(r"([\\.\[\](){}*+?|^$])", r"\\\1", line[:_FOUND_BY]) + ("$" if len(line) <= _FOUND_BY else "")
+    )
+    found = shlex.quote(pattern)
+    return (
+        f"look for it with `factoryctl exec {node} -- pgrep -af {found}`; "
+        f"`factoryctl exec {node} -- pkill -KILL -f {found}` stops it."
+    )
 
 
 #: Exit statuses of a command ended by the signals exec sends (SIGINT, SIGHUP) or by SIGTERM/SIGKILL: 128 + the
@@ -350,7 +401,7 @@ def exec_command(
     _refuse_too_long_for_ssh(specs, command)
     stdin = None if no_stdin else stdin_source()
     run = ExecRun(config, specs, list(command), timeout, fanout, stdin, printer, kept_output_budget(printer))
-    raise typer.Exit(report_run(run, stdin, printer, output if structured else None, no_header))
+    raise typer.Exit(report_run(run, stdin, printer, output if structured else None, no_header, target))
 
 
 def _refuse_too_long_for_ssh(specs: Sequence[NodeSpec], command: Sequence[str]) -> None:
@@ -385,23 +436,29 @@ def report_run(
     printer: LinePrinter | None,
     structured: OutputFormat | None,
     no_header: bool,
+    target: str = "all",
 ) -> int:
-    """Wait for `run`, print its result, and return exec's exit status (130 or 143 if it was interrupted)."""
+    """Wait for `run`, print its result, and return exec's exit status (130 or 143 if it was interrupted).
+
+    `target`: the nodes as given, for a hint's command line.
+    """
+    from factoryctl.cli.exec_output import print_outcomes, report_failures, report_needs_shell
+
     outcomes, interrupted = run_interruptible(run)
-    if printer is not None and printer.broken.is_set():
-        raise BrokenPipeError  # it went away as the last commands ended
-    if stdin is not None and stdin.error:
-        sys.stderr.write(f"factoryctl: {stdin.error}\n")
     items = [o for _, o in outcomes if not isinstance(o, NodeError)]
     errors = [o for _, o in outcomes if isinstance(o, NodeError)]
-    from factoryctl.cli.exec_output import print_outcomes
-
+    if printer is not None and printer.broken.is_set():  # it went away as the last commands ended
+        report_failures(items, errors)  # the unreachable nodes are still said, as without --lines
+        raise stdout_gone()
+    if stdin is not None and stdin.error:
+        sys.stderr.write(f"factoryctl: {stdin.error}\n")
     print_outcomes(items, errors, structured, no_header, lines=printer is not None)
     if interrupted is not None:
         from factoryctl.cli.signals import report_stopped
 
         report_stopped(interrupted)
         return interrupted
+    report_needs_shell(target, run.argv, items)
     return exit_status(items, errors)
 
 
@@ -418,8 +475,14 @@ def run_interruptible(run: ExecRun) -> tuple[list[tuple[NodeSpec, dict[str, Any]
         except (KeyboardInterrupt, Terminated) as stopped:
             code = stopped_status(stopped)
         except Cancelled:  # only --lines' printer cancels: its reader went away
-            raise BrokenPipeError from None  # the error boundary ends quietly with 141, as `| head` expects
+            run.report_failures_so_far()  # an unreachable node is said even so
+            raise stdout_gone() from None  # the error boundary ends quietly with 141, as `| head` expects
     return run.stopped(STOP_GRACE_S, again), code
+
+
+def stdout_gone() -> BrokenPipeError:
+    """The error of `--lines`' stdout whose reader went away: EPIPE, as a write would have met (exit 141)."""
+    return BrokenPipeError(errno.EPIPE, "stdout's reader went away")
 
 
 def register(app: typer.Typer) -> None:

@@ -7,6 +7,7 @@ never copies a node's output whole (docs/ssh.md, Output).
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -193,24 +194,60 @@ def print_outcomes(
 ) -> None:
     """The result: a document or CSV rows (`structured`), else gathered output (after `--lines`: nothing more).
 
-    The nodes that exited non-zero, and the node errors, are summarised on stderr in every case.
+    The nodes that exited non-zero, and the node errors, are summarised on stderr in every case: also when stdout's
+    reader went away (`| head -2`, BrokenPipeError: exit 141), or the unreachable nodes went unsaid.
     """
+    try:
+        if structured is OutputFormat.csv:  # one row per node that ran the command; failures on stderr, as for tables
+            emit_csv(items, not no_header)
+        elif structured is OutputFormat.json:
+            emit_json(items, errors)
+        elif structured is not None:
+            document = {
+                "schema_version": 1,
+                "items": [_json_item(i) for i in items],
+                "errors": [_json_error(e) for e in errors],
+            }
+            emit(dump_yaml(document))
+        elif not lines:
+            render_gathered([*items, *cut_short(errors)], no_header)
+    except BrokenPipeError:
+        report_failures(items, errors)
+        raise
+    report_failures(items, errors)
+
+
+def report_failures(items: Sequence[dict[str, Any]], errors: Sequence[NodeError]) -> None:
+    """On stderr: the nodes that exited non-zero, those whose output was cut, and the node errors with their hints."""
     from factoryctl.cli.listing import ERROR_HINTS
     from factoryctl.cli.render import report_node_errors
 
-    if structured is OutputFormat.csv:  # one row per node that ran the command; failures on stderr, as for tables
-        emit_csv(items, not no_header)
-    elif structured is OutputFormat.json:
-        emit_json(items, errors)
-    elif structured is not None:
-        document = {
-            "schema_version": 1,
-            "items": [_json_item(i) for i in items],
-            "errors": [_json_error(e) for e in errors],
-        }
-        emit(dump_yaml(document))
-    elif not lines:
-        render_gathered([*items, *cut_short(errors)], no_header)
     report_exit_codes(items)  # in every format: a script's exit 2 or 4 may be the command's own
     report_truncated(items)
     report_node_errors((e.as_report() for e in errors), ERROR_HINTS)
+
+
+#: A character that means something to a shell, or whitespace: a word holding one was likely meant for a shell.
+_SHELL_WORD = re.compile(r"[\s;|&<>()$`*?\[\]{}~\\'\"]")
+#: The exit status of a command not found (a shell's).
+NOT_FOUND = 127
+
+
+def report_needs_shell(target: str, argv: Sequence[str], items: Sequence[dict[str, Any]]) -> None:
+    """The hint for `exec all -- 'uptime; df -h'` (pdsh's habit: one word for a shell), which every node ran as argv.
+
+    The command is argv, quoted as typed (docs/ssh.md), so that word was looked for as one command and not found
+    (127 on every node): when the command's first word is the only one holding whitespace or a shell's characters,
+    say to run it through sh (`sh -c 'exit 127; x'` is not such a case: its first word was found).
+    """
+    if not items or any(item["exit_code"] != NOT_FOUND for item in items):
+        return
+    if not argv or not _SHELL_WORD.search(argv[0]) or any(_SHELL_WORD.search(word) for word in argv[1:]):
+        return
+    import shlex
+
+    line = shlex.join(["factoryctl", "exec", target, "--", "sh", "-c", " ".join(argv)])
+    sys.stderr.write(
+        "hint: the command's words are run as given, not read by a shell; to have one read `;`, `|` or spaces, run"
+        f" it through sh: `{line}`.\n"
+    )

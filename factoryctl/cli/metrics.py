@@ -3,16 +3,16 @@
 Answers from the store when a live controller writes it (one read per scrape), and otherwise polls the nodes itself,
 in the background, at most once per `--min-interval`. A scrape waits for that poll only until its scraper's deadline
 (`X-Prometheus-Scrape-Timeout-Seconds`, less a margin; telemetry/scrape_poll.py). gzip and HEAD are answered;
-IPv6 addresses are listened on as IPv4 ones.
+IPv6 addresses are listened on as IPv4 ones. The HTTP side, and the limits that keep a slow or crowding client from
+holding it, are in metrics_http.py.
 
-SIGHUP re-reads factory.yaml, as it does for the controller. A node the controller no longer stores samples for is
-exported down, not up with its last values (`read_live`).
+It runs as a daemon, as the controller does: SIGTERM is its clean stop (exit 0), SIGHUP re-reads factory.yaml. A
+node the controller no longer stores samples for is exported down, not up with its last values (`read_live`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import signal
 import sys
 import threading
@@ -26,6 +26,7 @@ from factoryctl.cli import context
 
 if TYPE_CHECKING:
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from types import FrameType
 
     from factoryctl.config import FactoryConfig
     from factoryctl.model.telemetry import NodeSample
@@ -142,102 +143,11 @@ MIN_INTERVAL_CHECK = context.seconds_check("--min-interval", 0.0, "5")
 CLIENT_TIMEOUT_S = 10.0
 
 
-#: The scraper's deadline (Prometheus sends it with every scrape), in seconds; a scrape answers within it.
-SCRAPE_TIMEOUT_HEADER = "X-Prometheus-Scrape-Timeout-Seconds"
-#: Seconds of the scraper's deadline kept for reading the store, rendering and sending (at most a quarter of it).
-SCRAPE_MARGIN_S = 1.0
-
-#: GET / (exporters' custom): where the metrics are, for whoever opens the address in a browser.
-LANDING_PAGE = (
-    b"<!DOCTYPE html>\n<html><head><title>factoryctl metrics</title></head><body>"
-    b'<h1>factoryctl metrics</h1><p><a href="/metrics">/metrics</a></p></body></html>\n'
-)
-
-
-def scrape_wait(deadline: str | None) -> float:
-    """Seconds to wait for the nodes, from the scraper's deadline header (`DEFAULT_SCRAPE_WAIT_S` without one)."""
-    import math
-
-    try:
-        seconds = float(deadline) if deadline is not None else math.nan
-    except ValueError:
-        seconds = math.nan
-    if not 0 < seconds <= context.MAX_TIMEOUT_S:  # NaN, inf, 0 and negative values are no deadline
-        return DEFAULT_SCRAPE_WAIT_S
-    return seconds - min(SCRAPE_MARGIN_S, seconds / 4)
-
-
-def accepts_gzip(accept_encoding: str | None) -> bool:
-    """Whether an Accept-Encoding header takes gzip (Prometheus always asks for it); `gzip;q=0` refuses it."""
-    for item in (accept_encoding or "").split(","):
-        coding, _, params = item.partition(";")
-        if coding.strip().lower() in ("gzip", "x-gzip"):
-            name, _, weight = params.partition("=")
-            if name.strip().lower() != "q":
-                return True
-            try:
-                return float(weight) > 0
-            except ValueError:
-                return False
-    return False
-
-
 def metrics_handler(source: MetricsSource) -> type[BaseHTTPRequestHandler]:
-    """The request handler: /metrics (GET and HEAD, gzip when asked), a landing page at /, 404 elsewhere.
+    """The request handler serving `source` (metrics_http.py), a client silent for `CLIENT_TIMEOUT_S` dropped."""
+    from factoryctl.cli.metrics_http import MetricsRequestHandler  # here: http.server costs 25 ms of every CLI start
 
-    503 when the text cannot be produced.
-    """
-    from http.server import BaseHTTPRequestHandler  # here: http.server costs 25 ms of every CLI start
-
-    class Handler(BaseHTTPRequestHandler):
-        timeout = CLIENT_TIMEOUT_S
-
-        def do_GET(self) -> None:
-            self._answer(with_body=True)
-
-        def do_HEAD(self) -> None:
-            self._answer(with_body=False)
-
-        def _answer(self, with_body: bool) -> None:
-            path = self.path.split("?")[0]
-            if path == "/":
-                self._send(LANDING_PAGE, "text/html; charset=utf-8", with_body)
-                return
-            if path != "/metrics":
-                self.send_error(404, "only /metrics is served")
-                return
-            try:
-                body = source.text(scrape_wait(self.headers.get(SCRAPE_TIMEOUT_HEADER))).encode()
-            except Exception as exc:  # one failed scrape must not kill the exporter nor print a traceback
-                sys.stderr.write(f"factoryctl: metrics: could not refresh: {exc}\n")
-                self.send_error(503, "metrics are unavailable right now")
-                return
-            self._send(body, "text/plain; version=0.0.4; charset=utf-8", with_body, compressible=True)
-
-        def _send(self, body: bytes, content_type: str, with_body: bool, compressible: bool = False) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", content_type)
-            if compressible:
-                self.send_header("Vary", "Accept-Encoding")
-                if accepts_gzip(self.headers.get("Accept-Encoding")):
-                    import gzip
-
-                    body = gzip.compress(body, compresslevel=6, mtime=0)
-                    self.send_header("Content-Encoding", "gzip")
-            self.send_header("Content-Length", str(len(body)))
-            try:
-                self.end_headers()
-                if with_body:
-                    self.wfile.write(body)
-            except OSError as exc:  # a scraper that hung up (its scrape timeout): normal, so nothing is said
-                if not client_gone(exc):
-                    raise
-                self.close_connection = True
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    return Handler
+    return MetricsRequestHandler.serving(source, CLIENT_TIMEOUT_S)
 
 
 def register(app: typer.Typer) -> None:
@@ -245,7 +155,7 @@ def register(app: typer.Typer) -> None:
     metrics_app = typer.Typer(no_args_is_help=True, help="Prometheus metrics (dcgm-exporter names).")
     app.add_typer(metrics_app, name="metrics")
 
-    @metrics_app.command("serve", short_help="Serve /metrics for Prometheus until Ctrl-C.")
+    @metrics_app.command("serve", short_help="Serve /metrics for Prometheus until SIGTERM or Ctrl-C.")
     def serve(
         ctx: typer.Context,
         address: str = typer.Option(
@@ -257,19 +167,67 @@ def register(app: typer.Typer) -> None:
         ),
         timeout: float = context.timeout_option(15.0, help="Seconds to wait for each node when polling (0.1-86400)."),
     ) -> None:
-        """Serve /metrics for Prometheus until Ctrl-C (exit 130, as any command's Ctrl-C); SIGHUP re-reads factory.yaml."""
+        """Serve /metrics for Prometheus until stopped; SIGHUP re-reads factory.yaml.
+
+        SIGTERM (systemd's stop) is its clean stop, exit 0; Ctrl-C exits 130, as any command's Ctrl-C.
+        """
+        from factoryctl.cli.metrics_http import listen
         from factoryctl.telemetry.poll import check_agent_cache
 
-        source = MetricsSource(context.load(ctx), min_interval, timeout, quiet=context.global_options(ctx)[1])
-        check_agent_cache(source.config.nodes.values())  # before serving, not as a failed scrape
-        server = listen(address, port, metrics_handler(source))
-        if not source.quiet:  # -q: nothing but errors
-            sys.stderr.write(f"serving http://{url_host(address)}:{server.server_address[1]}/metrics\n")
-        with _reload_on_sighup(source):
-            try:
-                server.serve_forever()  # Ctrl-C ends it with 130, as any command's (a stopped exporter is not success)
-            finally:
-                server.server_close()
+        quiet = context.global_options(ctx)[1]  # -q: nothing but errors
+        with _sigterm_stops() as (stop, stopped_by):  # from here on a SIGTERM is the clean stop, once serving
+            source = MetricsSource(context.load(ctx), min_interval, timeout, quiet=quiet)
+            check_agent_cache(source.config.nodes.values())  # before serving, not as a failed scrape
+            server = listen(address, port, metrics_handler(source))
+            if not quiet:
+                sys.stderr.write(f"serving http://{url_host(address)}:{server.server_address[1]}/metrics\n")
+            with _reload_on_sighup(source):
+                serve_until_stopped(server, stop)
+        if stopped_by and not quiet:
+            sys.stderr.write(f"metrics serve: stopped ({signal.Signals(stopped_by[0]).name})\n")
+
+
+@contextlib.contextmanager
+def _sigterm_stops() -> Iterator[tuple[Wake, list[int]]]:
+    """While the block runs, SIGTERM, the daemon's clean stop, only gives the `Wake` yielded and adds itself to the list.
+
+    SIGTERM ended `metrics serve` with exit 143 and "run the command again, with more time if a time limit ended it",
+    so each `systemctl stop` left the unit failed. As the controller's (controller.py), the handler takes no lock (a
+    burst of SIGTERMs is the same one stop: signal_wake.py) and stays in place once a SIGTERM came, until the CLI's
+    end with its handlers (a later one changes nothing). A SIGTERM ignored where factoryctl started stays ignored;
+    off the main thread no handler can be installed. Ctrl-C is left to the CLI: exit 130, as any command's.
+    """
+    from factoryctl.signal_wake import Wake
+
+    stop, stopped_by = Wake(), []
+
+    def on_stop(signum: int, frame: FrameType | None) -> None:
+        stopped_by.append(signum)  # a list's append: no lock, one bytecode
+        stop.set()
+
+    installed = threading.current_thread() is threading.main_thread()
+    installed = installed and signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN
+    previous = signal.signal(signal.SIGTERM, on_stop) if installed else None
+    try:
+        yield stop, stopped_by
+    finally:
+        if installed and not stopped_by:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def serve_until_stopped(server: ThreadingHTTPServer, stop: Wake) -> None:
+    """Serve on a thread of its own until `stop` is given (SIGTERM), or Ctrl-C (KeyboardInterrupt) ends the wait.
+
+    The server is shut down and closed either way; a `stop` given before it served ends it at once.
+    """
+    serving = threading.Thread(target=server.serve_forever, name="metrics-serve", daemon=True)
+    serving.start()
+    try:
+        while not stop.wait(3600.0):  # a Ctrl-C raises here (the CLI's handler)
+            pass
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def check_address(value: str) -> str:
@@ -288,66 +246,6 @@ ADDRESS_HINT = "give --address an address of this machine, e.g. 127.0.0.1, 0.0.0
 def url_host(address: str) -> str:
     """`address` as a URL's host: an IPv6 address in brackets (`[::1]`)."""
     return f"[{address}]" if ":" in address else address
-
-
-def listen(address: str, port: int, handler: type[BaseHTTPRequestHandler]) -> ThreadingHTTPServer:
-    """A threading HTTP server on `address` (IPv4 or IPv6) and `port`; a usage error (exit 2) when it cannot listen.
-
-    http.server listens on IPv4 only: `--address ::1` was refused. A name with an IPv4 address keeps listening on
-    IPv4, as before; `::` takes IPv4 clients too (dual stack) where the system allows it.
-    """
-    import socket
-    from http.server import ThreadingHTTPServer
-
-    from factoryctl.errors import UsageError
-
-    try:
-        found = {
-            info[0] for info in socket.getaddrinfo(address, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-        }
-        family = socket.AF_INET if socket.AF_INET in found else socket.AF_INET6
-
-        class Server(ThreadingHTTPServer):
-            address_family = family
-
-            def server_bind(self) -> None:
-                if family == socket.AF_INET6:
-                    with contextlib.suppress(OSError, AttributeError):  # no dual stack here: IPv6 clients only
-                        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-                super().server_bind()
-
-            def handle_error(self, request: object, client_address: object) -> None:
-                report_request_failure(client_address, sys.exc_info()[1])
-
-        return Server((address, port), handler)
-    except OSError as exc:
-        in_use = exc.errno in (errno.EADDRINUSE, errno.EACCES)
-        hint = "pick another --port." if in_use else ADDRESS_HINT
-        raise UsageError(f"cannot listen on {url_host(address)}:{port}: {exc.strerror or exc}.", hint) from None
-
-
-def client_gone(exc: BaseException | None) -> bool:
-    """Whether `exc` is a scraper hanging up mid-request (reset, broken pipe, or its idle timeout), not a failure."""
-    return isinstance(exc, (ConnectionError, TimeoutError)) or (
-        isinstance(exc, OSError) and exc.errno in (errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED, errno.ENOTCONN)
-    )
-
-
-def report_request_failure(client_address: object, exc: BaseException | None) -> None:
-    """A request that failed (the server's `handle_error`): nothing when its client hung up, else one line.
-
-    socketserver printed a traceback between dashed lines for each, on stderr, many lines interleaved when scrapes
-    failed together (every Prometheus scrape timeout is a client hanging up mid-response).
-    """
-    if client_gone(exc):
-        return
-    from factoryctl.model.telemetry import escape_controls
-
-    client = str(client_address)  # (host, port), and two more for IPv6
-    if isinstance(client_address, tuple) and len(client_address) >= 2:
-        client = f"{url_host(str(client_address[0]))}:{client_address[1]}"
-    what = f"{type(exc).__name__}: {exc}" if exc is not None else "unknown error"
-    sys.stderr.write(escape_controls(f"factoryctl: metrics: a request from {client} failed: {what}") + "\n")
 
 
 @contextlib.contextmanager

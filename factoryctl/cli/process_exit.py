@@ -16,16 +16,29 @@ import os
 import signal
 import sys
 from types import FrameType
+from typing import TextIO
 
 from factoryctl.errors import ExitCode
 
 
 def silence_stdout() -> None:
     """Point stdout at /dev/null: what is still buffered for it can no longer be written anyway."""
-    with contextlib.suppress(OSError, ValueError):
+    _to_devnull(sys.stdout)
+
+
+def silence_stderr() -> None:
+    """Point stderr at /dev/null: its terminal hung up (EIO), and what is buffered for it cannot be written either."""
+    _to_devnull(sys.stderr)
+
+
+def _to_devnull(stream: TextIO) -> None:
+    """Point the file descriptor of `stream` at /dev/null (a stream with none is left as it is)."""
+    with contextlib.suppress(OSError, ValueError):  # no file descriptor (`_ClosedStream`): left as it is
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
+        try:
+            os.dup2(devnull, stream.fileno())
+        finally:
+            os.close(devnull)
 
 
 class _ClosedStream(io.TextIOBase):

@@ -40,6 +40,7 @@ from factoryctl.transport.host_limits import (
     raise_open_file_limit,
     thread_limit_error,
 )
+from factoryctl.transport.stops_underway import STOPS_UNDERWAY
 
 if TYPE_CHECKING:  # the CLI imports this module for its `--fanout` bounds when it builds `--help`: keep it light
     from factoryctl.model.inventory import NodeSpec
@@ -194,17 +195,24 @@ class FanOut(Generic[T]):
             tick()
         return [(node, cast("T | NodeError", state)) for node, state in zip(self.nodes, self._states, strict=True)]
 
-    def settle(self, within: float, stop: Wake | None = None) -> list[tuple[NodeSpec, T | NodeError | Pending]]:
+    def settle(
+        self, within: float, stop: Wake | None = None, awaited: Callable[[str], bool] | None = None
+    ) -> list[tuple[NodeSpec, T | NodeError | Pending]]:
         """After `run` was left: wait at most `within` seconds (or until `stop` is given) for the nodes still running.
 
         `stop` is looked at every slice (0.2 s), never waited on: a signal handler gives it (exec's second Ctrl-C),
-        and nothing a handler gives may take a lock (signal_wake.py). Returns each node's result, or where it still is (`Pending`); no node is started any more.
+        and nothing a handler gives may take a lock (signal_wake.py). Once it is given, the nodes `awaited` names
+        (an interrupt still on its way to them, their result coming) are still waited for, within `within`.
+        Returns each node's result, or where it still is (`Pending`); no node is started any more.
         """
         deadline = time.monotonic() + within
         with self._changed:
-            while any(state is Pending.RUNNING for state in self._states):
+            while running := [
+                n.name for n, state in zip(self.nodes, self._states, strict=True) if state is Pending.RUNNING
+            ]:
                 left = deadline - time.monotonic()
-                if left <= 0 or (stop is not None and stop.is_set()):
+                stopped = stop is not None and stop.is_set()
+                if left <= 0 or (stopped and (awaited is None or not any(map(awaited, running)))):
                     break
                 self._changed.wait(min(left, _SLICE_S))
             return list(zip(self.nodes, self._states, strict=True))
@@ -324,7 +332,9 @@ def fan_out(
 class RunningCommands:
     """The nodes whose command runs, so an interrupt reaches each, and what each has printed so far.
 
-    Once interrupting, a node still connecting runs no command (it would outlive its caller). What a command prints
+    Once interrupting, a node still connecting runs no command (it would outlive its caller), nor does one connected
+    whose command had not started yet: its transport, interrupted, refuses it (`not started`) or, where the start
+    was already on its way, interrupts it as it starts (transport/ssh_interrupt.py). What a command prints
     is read from the streams its transport keeps (`KeptOutput`: no second copy) while it runs: a command that
     ignores the interrupt and never returns still has its output reported.
     """
@@ -335,6 +345,7 @@ class RunningCommands:
         self._signalled: set[NodeTransport] = set()
         self._lock = threading.Lock()
         self._stopping = False
+        self._left: set[str] = set()  # the nodes whose run is over (`leave`)
         #: The nodes whose command was running when `interrupt_all` was called.
         self.interrupted: set[str] = set()
 
@@ -345,6 +356,7 @@ class RunningCommands:
         """
         with self._lock:
             if not self._stopping:
+                STOPS_UNDERWAY.forget(node)  # an earlier run's, in this process
                 self._live[transport] = node
                 if kept is not None:
                     self._output[node] = kept
@@ -362,10 +374,22 @@ class RunningCommands:
         with self._lock:
             self._live.pop(transport, None)
             self._output.pop(node, None)
+            self._left.add(node)  # before its interrupt's hold goes: `stopping` sees one of the two
+        STOPS_UNDERWAY.forget(node)
         transport.close()
 
+    def stopping(self, node: str) -> bool:
+        """Whether `node` is still being stopped: its interrupt on its way (stops_underway.py), or its result coming."""
+        if STOPS_UNDERWAY.held(node):
+            return True
+        with self._lock:
+            return node in self._left
+
     def interrupt_all(self) -> None:
-        """Stop admitting nodes and interrupt every command still running (SIGINT, then SIGHUP), each once."""
+        """Stop admitting nodes and interrupt every admitted transport (SIGINT, then SIGHUP to its command), each once.
+
+        A transport is interrupted even when its command has not started yet: it then never starts it (see above).
+        """
         with self._lock:
             self._stopping = True
             running = [t for t in self._live if t not in self._signalled]

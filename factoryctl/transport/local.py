@@ -28,6 +28,7 @@ from factoryctl.transport.launch import agent_argv
 from factoryctl.transport.polling import readable, writable
 from factoryctl.transport.session import AgentSession
 from factoryctl.transport.stdin_stream import CHUNK, Feed, Stdin, as_feed
+from factoryctl.transport.stops_underway import END_SLACK_S, STOPS_UNDERWAY
 
 #: How often the stdin pump and the output readers look again at a stop request.
 _POLL_S = 0.1
@@ -82,8 +83,7 @@ class LocalTransport:
             self._running.add(proc)
             late = self._interrupted  # Ctrl-C came while it started: `interrupt` did not see it, so it is ours
         if late:
-            for sig in (signal.SIGINT, signal.SIGHUP):
-                _signal_group(proc, sig)
+            self._signal_interrupted([proc])
         assert proc.stdout is not None
         assert proc.stderr is not None
         out = _Collect(proc.stdout, CappedOutput(number=1, sink=on_output))
@@ -134,9 +134,28 @@ class LocalTransport:
         with self._lock:
             self._interrupted = True  # a command starting right now is signalled by `run` itself
             running = list(self._running)
+        if running:
+            self._signal_interrupted(running)
+
+    def _signal_interrupted(self, running: list[subprocess.Popen[bytes]]) -> None:
+        """SIGINT, then SIGHUP, to each command's group; exec waits for their end even after a second Ctrl-C."""
         for proc in running:
             for sig in (signal.SIGINT, signal.SIGHUP):
                 _signal_group(proc, sig)
+        STOPS_UNDERWAY.hold(
+            self.node.name
+        )  # until it goes on past END_SLACK_S, or its result comes (stops_underway.py)
+        threading.Thread(target=self._ends_soon, args=(running,), daemon=True, name="interrupt-local").start()
+
+    def _ends_soon(self, interrupted: list[subprocess.Popen[bytes]]) -> None:
+        """Release the node's hold (see `interrupt`) if one of its interrupted commands goes on for END_SLACK_S."""
+        deadline = time.monotonic() + END_SLACK_S
+        for proc in interrupted:
+            try:
+                proc.wait(max(deadline - time.monotonic(), 0.0))
+            except subprocess.TimeoutExpired:
+                STOPS_UNDERWAY.release(self.node.name)
+                return
 
     def start_agent(self, timeout: float) -> AgentSession:
         """Start the agent zipapp with this interpreter and wait (at most `timeout`) for its hello.

@@ -57,6 +57,7 @@ from factoryctl.transport.ssh_handshake import (
     verify_host_key,
 )
 from factoryctl.transport.ssh_idle import close_transport, settle
+from factoryctl.transport.ssh_interrupt import CommandInterrupts
 from factoryctl.transport.ssh_watch import WATCH, WatchedConnection
 from factoryctl.transport.stdin_stream import Feed, Stdin, as_feed
 
@@ -79,8 +80,6 @@ if TYPE_CHECKING:
 #: How long killing a command past its timeout may take, what it prints meanwhile included (and an interrupt's
 #: signals sent over another channel): a command not gone by then is said to be maybe still running.
 STOP_TIMEOUT_S = 2.0
-#: How often an interrupt looks again for the process group of a command that has not reported it yet.
-_GROUP_POLL_S = 0.05
 #: How long past its timeout a command whose output sink holds its reading thread up is killed by a timer instead.
 SINK_STALL_S = 0.5
 
@@ -112,8 +111,8 @@ class SshConnection:
         self.options = options
         self.host_key: ServerKey | None = None
         self._watched: WatchedConnection | None = None
-        self._lock = threading.Lock()
-        self._running: dict[paramiko.Channel, CommandStderr] = {}
+        #: Its commands starting and running, and whether it was interrupted (ssh_interrupt.py).
+        self.commands = CommandInterrupts(node, self._signals_reach, self._signal, self.is_alive)
 
     @classmethod
     def open(cls, node: str, target: SshTarget, options: SshOptions, via: SshConnection | None = None) -> SshConnection:
@@ -263,22 +262,22 @@ class SshConnection:
         feed = as_feed(stdin)
         _refuse_too_long(command, feed)
         out, err = self._output_streams(group_token, login_output, on_output)
-        chan = self._command_channel(feed, err, channel_timeout)
-        # factoryctl's own commands (not exec's: `login_output`) are killed if it is interrupted (node_leftovers.py)
-        leftover = None if login_output else NODE_LEFTOVERS.add(lambda: self._kill_now(chan, err))
-        late_kill = None if timeout is None or on_output is None else self._kill_when_late(chan, err, timeout)
-        try:
-            status = self._exec(chan, command, feed, out, err, deadline, timeout)
-        finally:
-            if late_kill is not None:
-                late_kill.cancel()
-            if leftover is not None:
-                NODE_LEFTOVERS.discard(leftover)
-            if feed is not None:
-                feed.close()
-            with self._lock:
-                self._running.pop(chan, None)
-            close_channel(chan)
+        with self.commands.starting(feed):  # refused if interrupted before its `exec` request (ssh_interrupt.py)
+            chan = self._command_channel(feed, channel_timeout)
+            # factoryctl's own commands (not exec's: `login_output`) are killed if it is interrupted (node_leftovers.py)
+            leftover = None if login_output else NODE_LEFTOVERS.add(lambda: self._kill_now(chan, err))
+            late_kill = None if timeout is None or on_output is None else self._kill_when_late(chan, err, timeout)
+            try:
+                status = self._exec(chan, command, feed, out, err, deadline, timeout)
+            finally:
+                if late_kill is not None:
+                    late_kill.cancel()
+                if leftover is not None:
+                    NODE_LEFTOVERS.discard(leftover)
+                if feed is not None:
+                    feed.close()
+                self.commands.ended(chan)
+                close_channel(chan)
         # paramiko reports -1 when the command died of a signal; OpenSSH's client exits 255 then.
         return CommandResult(255 if status < 0 else status, out.value(), kept_stderr(out, err))
 
@@ -292,17 +291,14 @@ class SshConnection:
             out = CommandStdout(group_token, limit, on_output)
         return out, CommandStderr(group_token, limit, 2, on_output)
 
-    def _command_channel(self, feed: Feed | None, err: CommandStderr, timeout: float | None) -> paramiko.Channel:
-        """A channel for one command, among the running ones (`interrupt`); `feed` is closed if none opens."""
+    def _command_channel(self, feed: Feed | None, timeout: float | None) -> paramiko.Channel:
+        """A channel for one command; `feed` is closed if none opens."""
         try:
-            chan = self.channel(timeout)
+            return self.channel(timeout)
         except BaseException:
             if feed is not None:
                 feed.close()
             raise
-        with self._lock:
-            self._running[chan] = err
-        return chan
 
     def _exec(
         self,
@@ -322,7 +318,8 @@ class SshConnection:
         import paramiko
 
         try:
-            chan.exec_command(command.encode("utf-8", "surrogateescape"))  # argv's bytes that are not UTF-8, as ssh
+            line = command.encode("utf-8", "surrogateescape")  # argv's bytes that are not UTF-8, as ssh sends them
+            self.commands.start(chan, err, lambda: chan.exec_command(line))  # among the running ones once sent
             if feed is None:
                 with operation(chan) as still_open:  # a quick command may be over, its channel closed, already
                     if still_open:
@@ -429,36 +426,14 @@ class SshConnection:
         return signals_delivered(self.transport.remote_version, self.target.user)
 
     def interrupt(self) -> None:
-        """Ctrl-C: send SIGINT, then SIGHUP, to every command running on this connection; never waits for the node.
+        """Ctrl-C: SIGINT, then SIGHUP, to every command on this connection; one not started yet is refused.
 
-        An OpenSSH server (>= 7.9) delivers both to the command's whole process group, which is what a terminal
-        does on Ctrl-C and then on hang-up (`ssh -t` closed); a command that ignores both (nohup) keeps running.
-        Where sshd delivers no signal (root logins) a thread of its own sends both to the command's process group
-        over another channel (`_interrupt_group`). The channels stay open: each `run` goes on until its command
-        ends (its result then says how: 255 if by a signal) or its timeout, so that a command still running when
-        the caller stops waiting is known to be (and not taken as ended because its channel was closed).
+        Never waits for the node (see ssh_interrupt.py). A command that ignores both (nohup) keeps running. The
+        channels stay open: each `run` goes on until its command ends (its result then says how: 255 if by a signal)
+        or its timeout, so that a command still running when the caller stops waiting is known to be (and not taken
+        as ended because its channel was closed).
         """
-        reach = self._signals_reach()
-        with self._lock:
-            running = list(self._running.items())
-        for chan, err in running:
-            if reach or err.group is None:
-                send_signal(chan, "INT")
-                send_signal(chan, "HUP")
-            if not reach:
-                name = f"interrupt-{self.node}"
-                threading.Thread(target=self._interrupt_group, args=(chan, err), daemon=True, name=name).start()
-
-    def _interrupt_group(self, chan: paramiko.Channel, err: CommandStderr) -> None:
-        """SIGINT, then SIGHUP, to a command's process group over another channel, once it reported its group.
-
-        A command interrupted as it starts may not have reported it yet: it is waited for, up to STOP_TIMEOUT_S.
-        """
-        deadline = time.monotonic() + STOP_TIMEOUT_S
-        while err.group is None and not chan.closed and time.monotonic() < deadline:
-            time.sleep(_GROUP_POLL_S)
-        if err.group is not None and not chan.closed:
-            self._signal(chan, err.group, ("INT", "HUP"), deadline)
+        self.commands.interrupt()
 
     def close(self) -> None:
         """Close the transport (and with it every channel), and stop the liveness watch at once."""

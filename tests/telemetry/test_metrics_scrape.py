@@ -24,15 +24,8 @@ from reaping import reaped
 from silent_listener import silent_listener
 from waiting import wait_for
 
-from factoryctl.cli.metrics import (
-    DEFAULT_SCRAPE_WAIT_S,
-    LANDING_PAGE,
-    MetricsSource,
-    accepts_gzip,
-    listen,
-    metrics_handler,
-    scrape_wait,
-)
+from factoryctl.cli.metrics import DEFAULT_SCRAPE_WAIT_S, MetricsSource, metrics_handler
+from factoryctl.cli.metrics_http import LANDING_PAGE, accepts_gzip, listen, scrape_wait
 from factoryctl.config import load_config, parse_config
 from factoryctl.model.telemetry import GpuSample, NodeSample
 
