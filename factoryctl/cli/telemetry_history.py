@@ -361,7 +361,7 @@ ENERGY_COLUMNS = (
     Column("from", "FROM", wide_only=True),
     Column("to", "TO", wide_only=True),
 )
-#: The keys of an energy item, in order (the CSV header when no node has energy in the window).
+#: The keys of an energy item, in order (the CSV header; every node of the target is an item, with or without energy).
 ENERGY_FIELDS = ("node", "gpus", "energy_kwh", "cost", "source", "from", "to", "per_gpu")
 #: The order the parts of an energy `source` are named in (docs/telemetry.md): older history first.
 ENERGY_SOURCES = ("rollup", "counter", "power")
@@ -395,10 +395,6 @@ def energy(
     no_header: bool = NO_HEADER_OPTION,
 ) -> None:
     """GPU energy per node from the store (the driver's energy counter, else integrated power), in kWh."""
-    import time
-
-    from factoryctl.model.telemetry import exact_product, kwh_from_joules
-
     config = context.load(ctx)
     names = [n.name for n in config.resolve_target(target)]
     start, end = time_window(since, until)
@@ -407,25 +403,52 @@ def energy(
         found = store.energy(names, start, end)
     finally:
         store.close()
-    items: list[dict[str, Any]] = []
-    for name in names:
-        per_gpu = [(gpu, joules, source) for node, gpu, joules, source in found if node == name]
-        if not per_gpu:
-            continue
-        read = [j for _, j, source in per_gpu if source != "none"]  # a GPU with no reading has no amount, not 0
-        kwh = kwh_from_joules(read) if read else None
-        items.append(
-            {
-                "node": name,
-                "gpus": len(per_gpu),
-                "energy_kwh": kwh,
-                "cost": exact_product(kwh, price_per_kwh) if price_per_kwh is not None and kwh is not None else None,
-                "source": node_energy_source(s for _, _, s in per_gpu),
-                "from": iso_utc(start),
-                "to": iso_utc(min(end, time.time())),
-                "per_gpu": [
-                    {"gpu": g, "energy_kwh": None if s == "none" else kwh_from_joules([j])} for g, j, s in per_gpu
-                ],
-            }
-        )
+    items = [
+        _energy_item(name, [(g, j, s) for n, g, j, s in found if n == name], price_per_kwh, (start, end))
+        for name in names
+    ]
+    _warn_no_energy([item["node"] for item in items if item["energy_kwh"] is None], (start, end), until)
     emit(render_listing(items, [], ENERGY_COLUMNS, output, no_header, ENERGY_FIELDS))
+
+
+def _energy_item(
+    name: str, per_gpu: Sequence[tuple[int, float, str]], price_per_kwh: float | None, window: tuple[float, float]
+) -> dict[str, Any]:
+    """One node's energy row; a node with no stored GPU (never collected, never reached) is one with none read.
+
+    Such a node was left out, so `energy s5 -o json` gave `[]` and a table silently lacked it: it is a row with
+    `gpus` 0, source `none` and `energy_kwh` null (unknown, not 0), as a node whose GPUs have no reading.
+    """
+    import time
+
+    from factoryctl.model.telemetry import exact_product, kwh_from_joules
+
+    read = [j for _, j, source in per_gpu if source != "none"]  # a GPU with no reading has no amount, not 0
+    kwh = kwh_from_joules(read) if read else None
+    return {
+        "node": name,
+        "gpus": len(per_gpu),
+        "energy_kwh": kwh,
+        "cost": exact_product(kwh, price_per_kwh) if price_per_kwh is not None and kwh is not None else None,
+        "source": node_energy_source(s for _, _, s in per_gpu),
+        "from": iso_utc(window[0]),
+        "to": iso_utc(min(window[1], time.time())),
+        "per_gpu": [{"gpu": g, "energy_kwh": None if s == "none" else kwh_from_joules([j])} for g, j, s in per_gpu],
+    }
+
+
+def _warn_no_energy(nodes: Sequence[str], window: tuple[float, float], until: str | None) -> None:
+    """Name on stderr the nodes with no energy reading in the window (`-` in the table, null in -o json).
+
+    A warning about completeness, kept under -q like a listing cut short (events.py `_say_if_cut`): a nightly
+    `-q energy -o csv` summed over nodes would otherwise read a node never collected as costing nothing.
+    """
+    if not nodes:
+        return
+    from factoryctl.model.folding import fold_nodes
+
+    count, whose = (f" ({len(nodes)} nodes)", "their") if len(nodes) > 1 else ("", "its")
+    sys.stderr.write(
+        f"factoryctl: warning: no stored energy reading for {fold_nodes(nodes)}{count}"
+        f" {_window_text(*window, until)}: {whose} energy is unknown, not 0.\n"
+    )

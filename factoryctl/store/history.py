@@ -15,7 +15,7 @@ from typing import Any
 
 from factoryctl.store import rows
 from factoryctl.store.connection import StoreConnection
-from factoryctl.store.coverage import covered_by_minute, held_for
+from factoryctl.store.coverage import covered_by_minute, held_for, held_ms
 from factoryctl.store.history_buckets import HistoryRow, python_bucketed, sql_bucketed, sql_buckets_fit
 from factoryctl.store.rows import METRICS, RAW_COLUMNS, Point, Series, to_ms
 from factoryctl.store.samples import PRUNED_BELOW
@@ -203,9 +203,9 @@ class HistoryQueries(StoreConnection):
     def energy(self, nodes: Sequence[str], since: float, until: float) -> list[tuple[str, int, float, str]]:
         """Joules used per GPU in the window: (node, gpu, joules, source).
 
-        From the driver's energy counter where raw rows exist (positive steps summed, so a reboot that resets the
-        counter loses nothing but the step across it); from 1-minute mean power before the oldest raw row; from
-        integrated power where the counter is not supported.
+        From the driver's energy counter where raw rows exist (its steps summed, so a reboot that resets the counter
+        loses nothing but the step across it; a step across a silence by the gap rule, `_prorated`); from 1-minute
+        mean power before the oldest raw row; from integrated power where the counter is not supported.
         """
         ids = self._known_node_ids(nodes)
         ever_pruned = self.get_meta(PRUNED_BELOW) is not None  # read once: whether any GPU's seam can have a lead-in
@@ -324,13 +324,10 @@ class HistoryQueries(StoreConnection):
             " ORDER BY t_ms",
             (node_id, gpu, raw_from, end),
         )
-        counters = [(t, e) for t, e, _ in found if e is not None]
+        counters = [(t, e, p) for t, e, p in found if e is not None]
         powers = [(int(t), float(p)) for t, _, p in found if p is not None]
         if len(counters) >= 2:
-            joules = sum(_step(a, b) for (_, a), (_, b) in itertools.pairwise(counters)) / 1000
-            return joules + self._counter_edges(
-                node_id, gpu, counters, raw_from if edge_before else None, end
-            ), "counter"
+            return self._counter_joules(node_id, gpu, counters, raw_from if edge_before else None, end), "counter"
         # A window shorter than the spacing holds one reading or none: the readings around it say what it drew, and
         # two on each side give the usual spacing (a window inside a silence is not billed the silence).
         around = 1 if len(powers) >= 2 else 2
@@ -355,29 +352,27 @@ class HistoryQueries(StoreConnection):
         )
         return [(int(t), float(mw)) for t, mw in found]
 
-    def _counter_edges(
-        self, node_id: int, gpu: int, inside: Sequence[tuple[int, int]], start: int | None, end: int
+    def _counter_joules(
+        self, node_id: int, gpu: int, inside: Sequence[tuple[int, int, int | None]], start: int | None, end: int
     ) -> float:
-        """Joules of the counter steps that straddle the window's start (when given) and end, prorated by time.
+        """Joules of the counter steps in the window, and of those across its start (when given) and end, prorated.
 
-        Samples are seconds or minutes apart: a window from 10:02 with samples at 10:00 and 10:05 used 3/5 of that
-        step, which summing the steps inside the window left out (an hour of 5-minute samples lost 8 %).
+        Each step is billed by `_prorated`'s gap rule, inside the window and across its edges alike, so adjacent
+        windows add up to the whole and a window reads the same once its raw rows are rolled up. Samples are seconds
+        or minutes apart: a window from 10:02 with samples at 10:00 and 10:05 used 3/5 of that step, which summing
+        the steps inside the window left out (an hour of 5-minute samples lost 8 %). Whether a step is a silence is
+        judged by the gaps next to it (`held_ms`, as the rollups judge it): two readings either side of the window
+        give those of the steps across its edges, so a cut window judges each step as the whole window does.
         """
-        spacing = _usual_spacing([t for t, _ in inside], floor_ms=1)
-        joules = 0.0
-        if start is not None:
-            before = self._query(
-                "SELECT t_ms, energy_mj FROM sample WHERE node_id = ? AND gpu = ? AND t_ms < ?"
-                " AND energy_mj IS NOT NULL ORDER BY t_ms DESC LIMIT 1",
-                (node_id, gpu, start),
-            )
-            joules += _prorated(before[0] if before else None, inside[0], start, inside[0][0], spacing)
-        after = self._query(
-            "SELECT t_ms, energy_mj FROM sample WHERE node_id = ? AND gpu = ? AND t_ms >= ?"
-            " AND energy_mj IS NOT NULL ORDER BY t_ms LIMIT 1",
-            (node_id, gpu, end),
-        )
-        joules += _prorated(inside[-1], after[0] if after else None, inside[-1][0], end, spacing)
+        counter = "SELECT t_ms, energy_mj, power_mw FROM sample WHERE node_id = ? AND gpu = ? AND energy_mj IS NOT NULL"
+        before = self._query(f"{counter} AND t_ms < ? ORDER BY t_ms DESC LIMIT 2", (node_id, gpu, inside[0][0]))
+        after = self._query(f"{counter} AND t_ms >= ? ORDER BY t_ms LIMIT 2", (node_id, gpu, end))
+        readings = [*before[::-1], *inside, *after]
+        gaps = [int(b[0]) - int(a[0]) for a, b in itertools.pairwise(readings)]
+        lo, joules = start if start is not None else inside[0][0], 0.0
+        for index, (a, b) in enumerate(itertools.pairwise(readings)):  # steps outside the window bill nothing in it
+            around = gaps[index - 1] if index else None, gaps[index + 1] if index + 1 < len(gaps) else None
+            joules += _prorated(a, b, lo, end, held_ms(gaps[index], *around))
         return joules / 1000
 
     def export(self, nodes: Sequence[str], since: float, until: float) -> Iterator[dict[str, Any]]:
@@ -430,11 +425,23 @@ def _usual_spacing(times: Sequence[int], floor_ms: int) -> int:
     return max(floor_ms, gaps[len(gaps) // 2] if gaps else floor_ms)
 
 
-def _prorated(a: tuple[int, int] | None, b: tuple[int, int] | None, lo: int, hi: int, spacing: int) -> float:
-    """The share of the counter step a -> b (time, millijoules) that falls in [lo, hi); 0 across a silence."""
-    if a is None or b is None or b[0] <= a[0] or hi <= lo or held_for(b[0] - a[0], spacing) < b[0] - a[0]:
+def _prorated(a: Sequence[Any], b: Sequence[Any], lo: int, hi: int, held: int) -> float:
+    """The millijoules of the counter step a -> b (time, millijoules, milliwatts or None) billed in [lo, hi) ms.
+
+    The gap rule, for the counter as for rollups (`held`: `coverage.held_ms`, judged by the gaps next to the step):
+    a step is spread over its gap, unless the gap is a silence; then `a`'s power is held for the usual spacing after
+    it (the step's mean power where `a` has no power reading) and the rest is not billed. So the newest reading of a
+    run counts for one more interval, as the rollups bill it once the raw rows are pruned, and a window's edge
+    cutting the silence or not changes nothing: summing the steps inside a window whatever their gap billed a 40 s
+    controller outage in full, a window cut inside it nothing (the two halves 34 % short of the whole).
+    """
+    gap = int(b[0]) - int(a[0])
+    billed = min(hi, int(a[0]) + held) - max(lo, int(a[0]))
+    if billed <= 0 or gap <= 0:
         return 0.0
-    return _step(a[1], b[1]) * (hi - lo) / (b[0] - a[0])
+    if held < gap and a[2] is not None:
+        return float(a[2]) * billed / 1000
+    return _step(int(a[1]), int(b[1])) * billed / gap
 
 
 def _covered_share(count: int, before: int | None, after: int | None) -> float:
