@@ -48,7 +48,8 @@ def cases(end: float, heavy: bool) -> list[tuple[str, list[str]]]:
 def run(package_dir: str, config: str, args: list[str]) -> tuple[float, float, int]:
     """(seconds, peak RSS MB, exit status) of one `factoryctl telemetry history ARGS` with `package_dir` first."""
     env = {**os.environ, "PYTHONPATH": package_dir}
-    argv = [sys.executable, "-m", "factoryctl", "--config", config, "telemetry", "history", *args]
+    # -P: `-m` would put the current directory (the repository root) before PYTHONPATH, and "base" would be HEAD
+    argv = [sys.executable, "-P", "-m", "factoryctl", "--config", config, "telemetry", "history", *args]
     began = time.perf_counter()
     child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     _, status, usage = os.wait4(child.pid, 0)

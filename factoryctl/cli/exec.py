@@ -309,13 +309,16 @@ def find_command_hint(node: str, argv: Sequence[str]) -> str:
     import shlex  # for the shell the hint is typed in, as its other commands are
 
     line = " ".join(argv)  # as /proc shows it to pgrep -f
+    # at the line's start or after a space or `/`: a script's line starts with its interpreter (`/bin/sh job.sh`)
     pattern = (
-        "^" + re.sub(r"([\\.\[\](){}*+?|^$])", r"\\\1", line[:_FOUND_BY]) + ("$" if len(line) <= _FOUND_BY else "")
+        "(^|[ /])"
+        + re.sub(r"([\\.\[\](){}*+?|^$])", r"\\\1", line[:_FOUND_BY])
+        + ("$" if len(line) <= _FOUND_BY else "")
     )
-    found = shlex.quote(pattern)
+    found, nodes = shlex.quote(pattern), f"'{node}'"  # quoted as folded later (`'gpu[03-09]'`: zsh would glob it)
     return (
-        f"look for it with `factoryctl exec {node} -- pgrep -af {found}`; "
-        f"`factoryctl exec {node} -- pkill -KILL -f {found}` stops it."
+        f"look for it with `factoryctl exec {nodes} -- pgrep -af {found}`; "
+        f"`factoryctl exec {nodes} -- pkill -KILL -f {found}` stops it."
     )
 
 

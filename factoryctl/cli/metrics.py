@@ -218,16 +218,35 @@ def _sigterm_stops() -> Iterator[tuple[Wake, list[int]]]:
 def serve_until_stopped(server: ThreadingHTTPServer, stop: Wake) -> None:
     """Serve on a thread of its own until `stop` is given (SIGTERM), or Ctrl-C (KeyboardInterrupt) ends the wait.
 
-    The server is shut down and closed either way; a `stop` given before it served ends it at once.
+    The server is shut down and closed either way; a `stop` given before it served ends it at once. The wait is in
+    half-second slices: Python runs a signal's handler in the main thread only, and a signal the kernel gave to a
+    serving thread waited for the main thread's next bytecode (an hour's wait: `systemctl stop` timed out). A
+    serving thread that died (a bug) ends the wait too, its error raised here: the process must not stay up serving
+    nothing.
     """
-    serving = threading.Thread(target=server.serve_forever, name="metrics-serve", daemon=True)
+    died: list[BaseException] = []
+
+    def serve() -> None:
+        try:
+            server.serve_forever()
+        except BaseException as exc:
+            died.append(exc)
+            stop.set()
+
+    serving = threading.Thread(target=serve, name="metrics-serve", daemon=True)
     serving.start()
     try:
-        while not stop.wait(3600.0):  # a Ctrl-C raises here (the CLI's handler)
+        while not stop.wait(_SIGNAL_SLICE_S):  # a Ctrl-C raises here (the CLI's handler)
             pass
     finally:
         server.shutdown()
         server.server_close()
+    if died:
+        raise died[0]
+
+
+#: How long the main thread waits at a time for `metrics serve`'s stop, so a signal's handler runs soon after it.
+_SIGNAL_SLICE_S = 0.5
 
 
 def check_address(value: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import functools
 import json
+import re
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -157,16 +158,26 @@ def yaml_text(document: object, unicode: bool) -> str:
 
     libyaml's emitter (`CSafeDumper`) is ten times as fast as PyYAML's own (100,000 audit entries took 25 s of CPU in
     it), and writes the same text but for double-quoted strings: it folds long ones at other places and escapes
-    some characters (an emoji, NEL) that PyYAML writes as they are. Text with a double quote in it is written again
-    by PyYAML's emitter, so the output is the same byte for byte whichever PyYAML is installed.
+    some characters (an emoji, NEL) that PyYAML writes as they are. Text holding a double-quoted string (one starts
+    a line or follows `: ` or `- `; a `"` inside a plain or single-quoted value does not count: one reason quoting a
+    ticket sent every page back to the slow emitter) is written again by PyYAML's emitter, so the output is the same
+    byte for byte whichever PyYAML is installed.
     """
     import yaml
 
-    if yaml.__with_libyaml__:
-        text = str(yaml.dump(document, Dumper=yaml.CSafeDumper, sort_keys=False, allow_unicode=unicode))
-        if '"' not in text:
+    fast = getattr(yaml, "CSafeDumper", None)  # only where PyYAML was built with libyaml
+    if fast is not None:
+        try:
+            text = str(yaml.dump(document, Dumper=fast, sort_keys=False, allow_unicode=unicode))
+        except UnicodeEncodeError:  # a lone surrogate (a path's byte that is not UTF-8): PyYAML's escapes it
+            text = '"'
+        if not _DOUBLE_QUOTED.search(text):
             return text
     return str(yaml.safe_dump(document, sort_keys=False, allow_unicode=unicode))
+
+
+#: Where a double-quoted scalar starts in block-style YAML: a line's start (after its indent), after `: ` or `- `.
+_DOUBLE_QUOTED = re.compile(r'^\s*"|: "|- "', re.MULTILINE)
 
 
 def render_listing(

@@ -165,7 +165,7 @@ def test_commands_still_running_are_one_line_with_one_hint(factory, marks):
     still = "factoryctl: n[01-06] (6): command interrupted, but still running when exec stopped waiting for it\n"
     assert still in err  # not six lines, each with its own process group
     [hint] = [line for line in err.splitlines() if "pgrep" in line]
-    assert hint.startswith("hint: look for it with `factoryctl exec n[01-06] -- pgrep -af ")
+    assert hint.startswith("hint: look for it with `factoryctl exec 'n[01-06]' -- pgrep -af ")
     assert "process group" not in err
 
 
@@ -174,7 +174,7 @@ def test_the_hint_finds_the_command_by_its_command_line(tmp_path):
     proc = subprocess.Popen(argv)
     try:
         hint = find_command_hint("n1", argv)
-        [look] = re.findall(r"`factoryctl exec n1 -- (pgrep [^`]+)`", hint)
+        [look] = re.findall(r"`factoryctl exec 'n1' -- (pgrep [^`]+)`", hint)
         found = subprocess.run(shlex.split(look), capture_output=True, text=True, check=True).stdout
         assert found.split() == [str(proc.pid), *argv]  # it alone: not the shell that would have started it
     finally:

@@ -220,3 +220,29 @@ def test_quiet_sigterm_says_nothing(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
     assert (proc.returncode, err.decode()) == (0, "")
+
+
+def test_a_serving_thread_that_dies_ends_the_wait_with_its_error() -> None:
+    """A bug out of `serve_forever` ended the process while it ran in the main thread; on its own thread it left the
+    process up, serving nothing, until a stop came (systemd saw a healthy unit)."""
+    from factoryctl.cli.metrics import serve_until_stopped
+    from factoryctl.signal_wake import Wake
+
+    class Broken(metrics_http.MetricsServer):
+        def service_actions(self) -> None:  # called by `serve_forever`'s loop, as a bug there would raise
+            raise RuntimeError("a bug in the serving loop")
+
+    server = Broken(("127.0.0.1", 0), metrics_handler(None))  # type: ignore[arg-type]
+    outcome: list[BaseException] = []
+
+    def wait() -> None:
+        try:
+            serve_until_stopped(server, Wake())
+        except BaseException as exc:
+            outcome.append(exc)
+
+    waiter = threading.Thread(target=wait, daemon=True)
+    waiter.start()
+    waiter.join(60)
+    assert not waiter.is_alive(), "the wait went on with nothing served"
+    assert [str(e) for e in outcome] == ["a bug in the serving loop"]

@@ -17,13 +17,16 @@ from fakefleet import FakeFleet, wait_for
 from factoryctl import controller as controller_module
 from factoryctl.config import load_config
 from factoryctl.controller import STATS_KEY, Controller
-from factoryctl.store.sqlite import Store
+from factoryctl.store.sqlite import Store, StoreError
 
 
 def stored_up(state_dir: Path) -> int | None:
     if not (state_dir / "factory.db").exists():
         return None
-    store = Store(state_dir / "factory.db", readonly=True)
+    try:
+        store = Store(state_dir / "factory.db", readonly=True)
+    except StoreError:  # the controller is still creating it (schema 0 until its first transaction ends)
+        return None
     try:
         figures = store.get_meta(STATS_KEY)
     finally:
