@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from factoryctl.config_checks import check_gpus, check_state_dir, expand_home, yaml_error_hint
 from factoryctl.config_schema import FactoryFile, NodeEntry, SimSettings, config_dir, from_config_dir, parse_duration
 from factoryctl.errors import ConfigError, UsageError
 from factoryctl.model.inventory import NodeSpec, SimSpec
-from factoryctl.pathlimits import MAX_STATE_DIR_BYTES, check_path_length
+from factoryctl.pathlimits import check_path_length
 from factoryctl.targets import parse_gpu_target as parse_gpu_target  # re-exported: the CLI imports it from here
 from factoryctl.targets import resolve_node_names
 
@@ -47,12 +48,13 @@ def discover(explicit: Path | None) -> tuple[Path, str]:
 
     An empty $FACTORYCTL_CONFIG counts as unset. Its `-` (or `./-`) is the file named `-`, as for --config, and is
     named by its absolute path, so no message or hint (`factoryctl init -` prints on stdout) reads it as a stream.
+    A leading `~` or `~user` in either is expanded, as in factory.yaml's paths (a quoted one reaches us as typed).
     """
     if explicit is not None:
-        return explicit, "--config"
+        return expand_home(explicit, "--config"), "--config"
     env = os.environ.get(CONFIG_ENV)
     if env:
-        path = Path(env)
+        path = expand_home(Path(env), f"${CONFIG_ENV}")
         return path.absolute() if str(path) == "-" else path, f"${CONFIG_ENV}"
     local = Path.cwd() / CONFIG_NAME
     if local.exists():
@@ -123,26 +125,8 @@ def parse_config(text: str, path: Path | None = None, state_dir: Path | None = N
     written = from_config_dir(settings.state_dir, base)
     home_state = Path(os.path.expanduser(written)) if written else default_state_dir(settings.name)
     if state_dir is None:
-        _check_state_dir(Path(os.path.abspath(home_state)), bool(settings.state_dir), positions, where)
+        check_state_dir(Path(os.path.abspath(home_state)), bool(settings.state_dir), positions, where)
     return FactoryConfig(settings, nodes, groups, path, state_dir or home_state)
-
-
-def _check_state_dir(path: Path, written: bool, positions: dict[Loc, tuple[int, int, int, int]], where: str) -> None:
-    """A state_dir written in factory.yaml must fit SQLite's limit; a default one (XDG_STATE_HOME) the system's.
-
-    A default dir over SQLite's limit but within the system's leaves every command that never opens the store
-    (`exec`, `config validate`) working; one the system cannot even look at would fail every command with an
-    OSError, so it is said here, once.
-    """
-    if not written:
-        check_path_length(
-            path, "the default state directory", "set state_dir in factory.yaml, or a shorter XDG_STATE_HOME."
-        )
-        return
-    line, col = positions.get(("state_dir",), (0, 0, 0, 0))[2:]
-    at = f"{where}:{line}:{col}: " if line else ""
-    hint = f"choose a state_dir of at most {MAX_STATE_DIR_BYTES} bytes, each name at most 255."
-    check_path_length(path, f"{at}state_dir", hint, MAX_STATE_DIR_BYTES)
 
 
 def _load_yaml(text: str, where: str) -> tuple[Any, dict[Loc, tuple[int, int, int, int]]]:
@@ -177,7 +161,7 @@ def _load_yaml(text: str, where: str) -> tuple[Any, dict[Loc, tuple[int, int, in
         mark = getattr(exc, "problem_mark", None)
         pos = f"{where}:{mark.line + 1}:{mark.column + 1}" if mark else where
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{pos}: malformed YAML: {problem}.", "check the indentation and quoting there.") from exc
+        raise ConfigError(f"{pos}: malformed YAML: {problem}.", yaml_error_hint(problem)) from exc
 
 
 def _positions(root: Node) -> dict[Loc, tuple[int, int, int, int]]:
@@ -271,8 +255,11 @@ def _validate(data: dict[str, Any], positions: dict[Loc, tuple[int, int, int, in
             pos = _where(where, positions, loc, at_key=True)
             raise ConfigError(f"{pos}: unknown key `{_key_path(loc)}`.", hint) from None
         pos = _where(where, positions, loc)
-        message = error["msg"].removeprefix("Value error, ")
-        raise ConfigError(f"{pos}: `{_key_path(loc)}`: {message}.", _meaning(loc)) from None
+        message, hint = error["msg"].removeprefix("Value error, "), _meaning(loc)
+        if len(loc) == 2 and loc[0] == "nodes" and error["type"] == "model_type":  # `gpu01: 10.0.0.1`
+            message = "a node entry must be a mapping (e.g. `{host: 10.0.0.1}`)"
+            hint = f"write `{loc[1]}: {{host: ...}}`, or `{loc[1]}: {{}}` when its host is its name."
+        raise ConfigError(f"{pos}: `{_key_path(loc)}`: {message}.", hint) from None
 
 
 def _clean_loc(loc: tuple[Any, ...]) -> Loc:
@@ -328,6 +315,7 @@ def _expand_nodes(
     from factoryctl.targets import MAX_NODE_SET, check_size, expand_node_set, name_problem
 
     nodes: dict[str, NodeSpec] = {}
+    keys: dict[str, str] = {}  # each node's key, to name both keys of a node given twice
     for key, entry in settings.nodes.items():
         pos = _where(where, positions, ("nodes", key), at_key=True)
         try:  # counted before expanding: `n[1-100000000]` is refused at once, not after eating memory
@@ -335,12 +323,15 @@ def _expand_nodes(
             names = expand_node_set(key)  # the whole key: ClusterShell applies its operators (`gpu[01-04]!gpu03`)
         except UsageError as exc:
             raise ConfigError(f"{pos}: `nodes.{key}`: {exc.message}", "write names like gpu01 or gpu[01-16].") from None
+        if not names:  # `"":` or `gpu[01-04]!gpu[01-04]`: an entry for no node is a mistake, not an empty rack
+            shown = key or '""'
+            raise ConfigError(f"{pos}: `nodes.{shown}` names no node.", "write names like gpu01 or gpu[01-16].")
         if len(nodes) + len(names) > MAX_NODE_SET:
             raise ConfigError(
                 f"{pos}: `nodes.{key}` takes the inventory past {MAX_NODE_SET:,} nodes.",
                 "check the ranges' bounds (a digit too many?).",
             )
-        _check_gpus(key, entry, positions, where)
+        check_gpus(key, entry, _where(where, positions, ("nodes", key, "gpus")))
         for name in names:
             problem = name_problem(name)
             if problem:
@@ -349,31 +340,13 @@ def _expand_nodes(
                     "rename the node; its `host` says which machine it is, if the new name does not.",
                 )
             if name in nodes:
-                raise ConfigError(f"{pos}: node `{name}` is defined twice.", "each node may appear in one key only.")
-            nodes[name] = _node_spec(name, entry or NodeEntry(), settings, base)
+                first = _where(where, positions, ("nodes", keys[name]), at_key=True).rsplit(":", 2)[1]
+                raise ConfigError(
+                    f"{pos}: node `{name}` is defined twice: here by `{key}`, on line {first} by `{keys[name]}`.",
+                    "each node may appear in one key only.",
+                )
+            nodes[name], keys[name] = _node_spec(name, entry or NodeEntry(), settings, base), key
     return nodes
-
-
-def _check_gpus(key: str, entry: NodeEntry | None, positions: dict[Loc, tuple[int, int, int, int]], where: str) -> None:
-    """`gpus: 0` on a simulated node is a mistake, not a request for the default 8; two different counts are one too.
-
-    `sim: {gpus: 4}` with `gpus: 8` simulated 4 GPUs while `config show` said 8: which one was meant is unknowable.
-    """
-    if entry is None or entry.sim is None or entry.gpus is None:
-        return
-    simulated = entry.sim.gpus if isinstance(entry.sim, SimSettings) else None
-    pos = _where(where, positions, ("nodes", key, "gpus"))
-    if simulated is not None and simulated != entry.gpus:
-        raise ConfigError(
-            f"{pos}: `nodes.{key}`: `gpus: {entry.gpus}` and `sim.gpus: {simulated}` disagree.",
-            "give the GPU count once (`gpus:` is enough for a simulated node), or the same number in both.",
-        )
-    if simulated is not None or entry.gpus != 0:
-        return
-    raise ConfigError(
-        f"{pos}: `nodes.{key}.gpus`: a simulated node needs at least 1 GPU.",
-        "write the number of simulated GPUs (1-64), or remove `sim:` for a node without GPUs.",
-    )
 
 
 def _node_spec(name: str, entry: NodeEntry, settings: FactoryFile, base: Path | None) -> NodeSpec:

@@ -2,7 +2,11 @@
 
 `-` means stdout, as for most Unix tools, so the example can be piped or read without creating a file named `-`;
 only `-` itself does (`./-` is that file), and an empty PATH is a usage error, never the current directory: PATH is
-read as typed (`arguments.exact_path`), as every file option is.
+read as typed (`arguments.exact_path`), as every file option is, but for a leading `~` or `~user`, expanded as in
+--config and $FACTORYCTL_CONFIG: quoted (`'~/lab/factory.yaml'`), it made a directory named `~` here.
+
+A new ./factory.yaml wins over the XDG dir's file for every command run in this directory; when one exists, init says
+so after writing, and how to keep using it.
 
 A symbolic link at PATH is written through (the user's own link to a dotfiles repository keeps working, also when
 it names a file not made yet), unless another user could have planted it: a link in a directory anyone may write
@@ -68,10 +72,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write a commented example factory.yaml (`factoryctl init -` prints it on stdout instead)."""
         from factoryctl.cli.arguments import is_std_stream
+        from factoryctl.config_checks import expand_home
         from factoryctl.errors import UsageError
 
         if path is None:  # `factoryctl --config /etc/factoryctl/factory.yaml init` writes there
             path = _default_path(context.global_options(ctx)[0])
+        elif not is_std_stream(path):
+            path = expand_home(path, "PATH", UsageError)
         if is_std_stream(path):  # `-` itself; `./-` (and `-c -`, a file option) name the file `-`
             from factoryctl.cli.render import emit
 
@@ -86,11 +93,14 @@ def register(app: typer.Typer) -> None:
             )
         if path.exists() and not force:
             raise UsageError(f"{path} already exists; nothing was written.", "pass --force to overwrite it.")
+        shadowed = _shadowed_by(path)
         _write_or_say_why(path)
         if not context.global_options(ctx)[1]:
             from factoryctl.cli.arguments import bytes_as_text
 
             typer.echo(f"wrote {bytes_as_text(str(path))}; check it with `{_validate_command(path)}`", err=True)
+        if shadowed is not None:  # a warning, so not dropped by -q (docs/cli.md)
+            _warn_shadowed(path, shadowed)
 
 
 def _write_or_say_why(path: Path) -> None:
@@ -141,6 +151,38 @@ def _default_path(explicit: Path | None) -> Path:
 
     path, source = discover(explicit)
     return path if source in ("--config", f"${CONFIG_ENV}") else Path(CONFIG_NAME)
+
+
+def _shadowed_by(path: Path) -> Path | None:
+    """The XDG dir's factory.yaml that writing `path` hides from the commands run here, if it does.
+
+    It does when `path` is ./factory.yaml, which does not exist yet, and the XDG dir's file does: the commands would
+    find it now (neither $FACTORYCTL_CONFIG nor ./factory.yaml chooses another), and the new file from then on.
+    """
+    import os
+
+    from factoryctl.config import CONFIG_NAME, discover
+
+    found, source = discover(None)
+    try:
+        here = os.path.realpath(CONFIG_NAME)
+        if source != "XDG config dir" or not found.is_file() or os.path.realpath(path) != here:
+            return None
+        return None if os.path.realpath(found) == here else found
+    except OSError:
+        return None
+
+
+def _warn_shadowed(path: Path, shadowed: Path) -> None:
+    """Say that ./factory.yaml now wins over `shadowed`, and how to keep using that one."""
+    from factoryctl.cli.arguments import bytes_as_text, shell_word
+
+    typer.echo(
+        f"warning: {bytes_as_text(str(path))} now shadows {bytes_as_text(str(shadowed))}: every command run in this "
+        f"directory uses the new file. To keep using the other, pass `-c {shell_word(str(shadowed))}` or run "
+        "factoryctl from another directory.",
+        err=True,
+    )
 
 
 def _validate_command(path: Path) -> str:

@@ -148,11 +148,36 @@ def _record(pending: list[HostKeyDecision], items: dict[HostKeyDecision, dict[st
 
 
 def _keys_line(pending: list[HostKeyDecision]) -> str:
-    """`2 host key(s)`, or `1 host key(s) for 2 nodes`: counted as `_record` writes them, once per known_hosts line."""
+    """`2 unknown host keys`, `1 changed host key for 2 nodes`, `3 host keys (2 unknown, 1 changed)`.
+
+    Counted as `_record` writes them, once per known_hosts line, and named by what they are: only a key that will be
+    recorded is counted, and a changed one only with --replace (else it is refused, not pending).
+    """
+    from factoryctl.transport.known_hosts import HostKeyStatus
     from factoryctl.transport.trust import known_hosts_lines, nodes_of
 
     keys, nodes = known_hosts_lines(pending), len(nodes_of(pending))
-    return f"{keys} host key(s)" + (f" for {nodes} nodes" if nodes != keys else "")
+    changed = known_hosts_lines(d for d in pending if d.scanned.key.status is HostKeyStatus.changed)
+    kind = "changed " if changed == keys else "unknown " if not changed else ""
+    line = f"{keys} {kind}host key{'s' * (keys != 1)}"
+    if not kind:
+        line += f" ({keys - changed} unknown, {changed} changed)"
+    return line + (f" for {nodes} nodes" if nodes != keys else "")
+
+
+def _refused_line(refused: list[HostKeyDecision]) -> str:
+    """The line before the question naming the keys it does not ask about: changed, or of a type not recorded.
+
+    Their errors come after the answer; without this line "Record 8 keys?" read as if they were among the 8.
+    """
+    from factoryctl.cli.render import fold
+    from factoryctl.transport.known_hosts import HostKeyStatus
+
+    changed = [n for d in refused if d.scanned.key.status is HostKeyStatus.changed for n in d.nodes]
+    other = [n for d in refused if d.scanned.key.status is HostKeyStatus.unknown and d.other_types for n in d.nodes]
+    parts = [f"the CHANGED host key of {fold(changed)}"] if changed else []
+    parts += [f"the key of a type not recorded for {fold(other)}"] if other else []
+    return f"Not recorded without --replace (errors below): {'; '.join(parts)}.\n" if parts else ""
 
 
 def _recorded_line(written: int, nodes: int) -> str:
@@ -179,11 +204,11 @@ def _shown(decision: HostKeyDecision, item: dict[str, Any]) -> dict[str, Any]:
     return line
 
 
-def _question(pending: list[HostKeyDecision]) -> str:
+def _question(pending: list[HostKeyDecision], refused: list[HostKeyDecision]) -> str:
     """The question before recording, after OpenSSH's warning for each key of a type not recorded for its host.
 
     A changed key (`--replace`) removes the recorded one: each is named with the key it replaces, and the question
-    says that keys are removed, not only added.
+    says that keys are removed, not only added. The `refused` keys (no --replace) are named first: not asked about.
     """
     from factoryctl.transport.known_hosts import HostKeyStatus
     from factoryctl.transport.ssh_handshake import OTHER_TYPES_WARNING
@@ -196,10 +221,10 @@ def _question(pending: list[HostKeyDecision]) -> str:
     replacing = [f"{d.where}: the recorded {d.scanned.key.key_type} key {', '.join(d.scanned.key.recorded)} is removed"
                  f" from {d.scanned.known_hosts} and {d.scanned.key.fingerprint} recorded instead.\n"
                  for d in changed]  # fmt: skip
-    question = f"Record {_keys_line(pending)} shown as unknown/changed above"
+    question = f"Record {_keys_line(pending)}"
     if changed:
-        question += f", removing the {len(changed)} recorded key(s) they replace"
-    return "".join(warnings + replacing) + question + "?"
+        question += f", removing the {len(changed)} recorded key{'s' * (len(changed) != 1)} they replace"
+    return "".join(warnings + replacing) + _refused_line(refused) + question + "?"
 
 
 def _show_and_record(
@@ -222,7 +247,8 @@ def _show_and_record(
     written = _record(pending, items) if pending and yes else None  # with --yes the table shows what is now trusted
     if table:
         emit(render_listing([_shown(d, items[d]) for d in plan.decisions], [], TRUST_COLUMNS, output, no_header))
-    if written is None and pending and _confirm(_question(pending), yes):
+    refused = [d for d in plan.decisions if d.refusal is not None]
+    if written is None and pending and _confirm(_question(pending, refused), yes):
         written = _record(pending, items)
     if written is not None:
         if table and not quiet:

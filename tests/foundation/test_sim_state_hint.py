@@ -11,9 +11,10 @@ import pytest
 def test_an_unusable_state_dir_points_at_the_state_dir(
     cli: Any, isolated_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    blocker = tmp_path / "a-file"
-    blocker.write_text("")
-    monkeypatch.setenv("XDG_STATE_HOME", str(blocker / "state"))  # under a regular file: never a directory
+    state = tmp_path / "state"
+    (state / "factoryctl" / "factory").mkdir(parents=True)  # the state_dir is a directory (else a config error) ...
+    (state / "factoryctl" / "factory" / "sim").write_text("")  # ... but the simulated driver's own is a file
+    monkeypatch.setenv("XDG_STATE_HOME", str(state))
     config = tmp_path / "factory.yaml"
     config.write_text("nodes:\n  s1: {transport: local, sim: h100-sxm, gpus: 2}\n")
     result = cli("--config", str(config), "gpus", "s1", "-o", "json")

@@ -105,7 +105,7 @@ def test_trust_asks_for_the_jump_host_then_for_the_node(
     config = _factory(tmp_path / "factory.yaml", sshd, known_hosts)
     r = cli("--config", config, "nodes", "trust", "n1", stdin="y\nn\n", tty=True)
     assert r.exit_code == 4
-    assert r.stderr.count("Record 1 host key(s) shown as unknown/changed above? [y/N]:") == 2
+    assert r.stderr.count("Record 1 unknown host key? [y/N]:") == 2
     assert _status(known_hosts, jump) is HostKeyStatus.known
     assert _status(known_hosts, sshd) is HostKeyStatus.unknown
     assert f"factoryctl: n1: [127.0.0.1]:{sshd.port} host key not recorded (not confirmed)." in r.stderr

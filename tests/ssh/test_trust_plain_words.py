@@ -53,9 +53,7 @@ def test_the_replace_prompt_says_which_recorded_key_is_removed(cli: Any, sshd: S
         f"[127.0.0.1]:{sshd.port}: the recorded ssh-ed25519 key {old} is removed from {known} and {new} recorded "
         "instead."
     )
-    assert question.startswith(
-        "Record 1 host key(s) shown as unknown/changed above, removing the 1 recorded key(s) they replace? [y/N]: "
-    )
+    assert question.startswith("Record 1 changed host key, removing the 1 recorded key they replace? [y/N]: ")
     assert old == fingerprint(base64.b64decode(known.read_text().split()[2]))  # declined: the old key stays
     accepted = cli("--config", config, "nodes", "trust", "n1", "--replace", stdin="y\n", tty=True)
     assert accepted.exit_code == 0, accepted.stderr
@@ -65,5 +63,5 @@ def test_the_replace_prompt_says_which_recorded_key_is_removed(cli: Any, sshd: S
 def test_a_new_key_is_asked_for_as_before(cli: Any, sshd: SshdServer, tmp_path: Path) -> None:
     config = sshd.write_factory(tmp_path / "f.yaml", tmp_path / "kh", "  n1: {host: 127.0.0.1}\n")
     asked = cli("--config", config, "nodes", "trust", "n1", "--replace", stdin="n\n", tty=True)
-    assert asked.stderr.startswith("Record 1 host key(s) shown as unknown/changed above? [y/N]: ")
+    assert asked.stderr.startswith("Record 1 unknown host key? [y/N]: ")
     assert "removed" not in asked.stderr
