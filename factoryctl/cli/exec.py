@@ -221,12 +221,20 @@ class ExecRun:
                 self._stdin.stop()
 
     def report_failures_so_far(self) -> None:
-        """On stderr, what failed before `wait` was cancelled: nodes unreachable, commands that exited non-zero."""
-        from factoryctl.cli.exec_output import report_failures
+        """On stderr, what failed before `wait` was cancelled: nodes unreachable, commands that exited non-zero.
 
-        settled = [state for _, state in self._pool.settle(0)]
-        items = [state for state in settled if isinstance(state, dict)]
-        errors = [state for state in settled if isinstance(state, NodeError) and state.kind != "interrupted"]
+        The interrupts on their way are waited for first (within STOP_GRACE_S): exec ended before a root login's
+        kill channel had opened, and the commands ran on. A command that interrupt ended is no failure to say.
+        """
+        from factoryctl.cli.exec_output import report_failures
+        from factoryctl.signal_wake import Wake
+
+        cancelled = Wake()
+        cancelled.set()  # wait only for the nodes whose interrupt is on its way, not for the rest
+        settled = self._pool.settle(STOP_GRACE_S, cancelled, self._live.stopping)
+        ours = self._live.interrupted
+        items = [s for n, s in settled if isinstance(s, dict) and not (n.name in ours and _by_signal(s))]
+        errors = [state for _, state in settled if isinstance(state, NodeError) and state.kind != "interrupted"]
         report_failures(items, errors)
 
     def stopped(self, grace: float, stop: Wake) -> list[tuple[NodeSpec, dict[str, Any] | NodeError]]:
@@ -296,30 +304,9 @@ class ExecRun:
                 "command interrupted, but it may still be running: exec stopped waiting before it reported its"
                 " process group"
             )
+        from factoryctl.cli.exec_output import find_command_hint
+
         return NodeError(name, "interrupted", message, find_command_hint(name, self._argv))
-
-
-#: The longest part of a command line that `find_command_hint` matches (a longer one is matched by its start).
-_FOUND_BY = 120
-
-
-def find_command_hint(node: str, argv: Sequence[str]) -> str:
-    """How to find, and stop, `argv` running on `node` by its command line (`pgrep -f`: its process group unknown)."""
-    import re
-    import shlex  # for the shell the hint is typed in, as its other commands are
-
-    line = " ".join(argv)  # as /proc shows it to pgrep -f
-    # at the line's start or after a space or `/`: a script's line starts with its interpreter (`/bin/sh job.sh`)
-    pattern = (
-        "(^|[ /])"
-        + re.sub(r"([\\.\[\](){}*+?|^$])", r"\\\1", line[:_FOUND_BY])
-        + ("$" if len(line) <= _FOUND_BY else "")
-    )
-    found, nodes = shlex.quote(pattern), f"'{node}'"  # quoted as folded later (`'gpu[03-09]'`: zsh would glob it)
-    return (
-        f"look for it with `factoryctl exec {nodes} -- pgrep -af {found}`; "
-        f"`factoryctl exec {nodes} -- pkill -KILL -f {found}` stops it."
-    )
 
 
 #: Exit statuses of a command ended by the signals exec sends (SIGINT, SIGHUP) or by SIGTERM/SIGKILL: 128 + the
@@ -330,6 +317,10 @@ _SIGNAL_STATUSES = frozenset({255, *(128 + s for s in (signal.SIGHUP, signal.SIG
 
 def _ended_by_signal(status: int) -> bool:
     return status in _SIGNAL_STATUSES
+
+
+def _by_signal(item: dict[str, Any]) -> bool:
+    return _ended_by_signal(int(item["exit_code"]))
 
 
 def exit_status(items: Sequence[dict[str, Any]], errors: Sequence[NodeError]) -> int:

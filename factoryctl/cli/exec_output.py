@@ -251,3 +251,26 @@ def report_needs_shell(target: str, argv: Sequence[str], items: Sequence[dict[st
         "hint: the command's words are run as given, not read by a shell; to have one read `;`, `|` or spaces, run"
         f" it through sh: `{line}`.\n"
     )
+
+
+#: The longest part of a command line that `find_command_hint` matches (a longer one is matched by its start).
+_FOUND_BY = 120
+
+
+def find_command_hint(node: str, argv: Sequence[str]) -> str:
+    """How to find, and stop, `argv` running on `node` by its command line (`pgrep -f`: its process group unknown)."""
+    import re
+    import shlex  # for the shell the hint is typed in, as its other commands are
+
+    line = " ".join(argv)  # as /proc shows it to pgrep -f
+    # at the line's start or after a space or `/`: a script's line starts with its interpreter (`/bin/sh job.sh`)
+    pattern = (
+        "(^|[ /])"
+        + re.sub(r"([\\.\[\](){}*+?|^$])", r"\\\1", line[:_FOUND_BY])
+        + ("$" if len(line) <= _FOUND_BY else "")
+    )
+    found, nodes = shlex.quote(pattern), f"'{node}'"  # quoted as folded later (`'gpu[03-09]'`: zsh would glob it)
+    return (
+        f"look for it with `factoryctl exec {nodes} -- pgrep -af {found}`; "
+        f"`factoryctl exec {nodes} -- pkill -KILL -f {found}` stops it."
+    )

@@ -24,11 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_process import CLI_ARGV
 from process_groups import group_of, running_in_group, start
 from reaping import reaped
 from waiting import wait_for
 
-from factoryctl.cli.exec import find_command_hint
+from factoryctl.cli.exec_output import find_command_hint
 from factoryctl.errors import ExitCode, NodeError
 from factoryctl.transport.fanout import NOT_STARTED_MESSAGE, RunningCommands
 from factoryctl.transport.ssh import SshConnection, SshOptions
@@ -180,3 +181,29 @@ def test_the_hint_finds_the_command_by_its_command_line(tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+#: Says it runs, prints a line once told to (`go`: its reader has gone by then), then waits; SIGINT ends it.
+TWO_LINES = (
+    'f="$1$$"; echo $$ > "$f.tmp" && mv "$f.tmp" "$f"; until [ -e "$1go" ]; do sleep 0.05; done; echo one;'
+    " exec sleep 20"
+)
+
+
+def test_a_reader_gone_under_lines_leaves_no_command_running_and_no_false_failure(factory, marks):
+    """`exec --lines ... | head` exited as its interrupts were sent: a root login's goes over a channel of its own,
+    not open yet, so the commands ran on; and the nodes exec itself had just interrupted were said to have failed
+    (`exited with exit code 255`)."""
+    read_end, write_end = os.pipe()
+    argv = ["--config", factory, "exec", "--lines", "all", "-t", "60", "--", "sh", "-c", TWO_LINES, "x", f"{marks}/"]
+    cli = subprocess.Popen([*CLI_ARGV, *argv], stdin=subprocess.DEVNULL, stdout=write_end, stderr=subprocess.PIPE)
+    with reaped(cli) as proc:
+        os.close(write_end)
+        wait_for(lambda: len([p for p in marks.iterdir() if p.suffix != ".tmp"]) == 6, what="every node's command")
+        groups = [group_of(int(p.read_text())) for p in marks.iterdir() if p.suffix != ".tmp"]
+        os.close(read_end)  # `| head` has had enough: exec's next line meets EPIPE
+        (marks / "go").touch()
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 141, err
+    assert "exited with" not in err.decode()
+    wait_for(lambda: not any(running_in_group(g) for g in groups), timeout=10, what="the commands to end with exec")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from cli_process import CLI_ARGV
+from waiting import wait_for
 
 BROKEN_PIPE_EXIT = 141
 NODES = "  n[01-02]: {transport: local}\n  closed: {host: 127.0.0.1, port: 1}\n"
@@ -55,12 +56,28 @@ def test_the_failed_nodes_are_said_when_stdout_went_away(tmp_path, options):
 def test_the_failed_nodes_are_said_when_stdout_went_away_under_lines_mid_run(tmp_path):
     # one node at a time, in factory.yaml's order: `closed` is refused before n01's first line meets the closed
     # pipe and stops exec, its command still running
-    argv = ("--lines", "-f", "1", "--", "sh", "-c", "seq 1 3; exec sleep 30")
+    argv = ("--lines", "-f", "1", "--", "sh", "-c", "seq 1 3; exec sleep 30.517")
     nodes = "  closed: {host: 127.0.0.1, port: 1}\n  n01: {transport: local}\n"
     code, err = _exec_into_closed_pipe(tmp_path, *argv, nodes=nodes)
     assert code == BROKEN_PIPE_EXIT, err
     assert "factoryctl: closed: " in err
     assert "Traceback" not in err
+    assert "exited with" not in err  # n01's command ended by exec's own interrupt: no failure of the node
+    wait_for(lambda: not _running("sleep 30.517"), timeout=10, what="the command exec started to end with it")
+
+
+def _running(command_line: str) -> list[int]:
+    """The pids whose command line is `command_line` (nothing exec started may run on after it)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                line = (entry / "cmdline").read_bytes().replace(b"\0", b" ").strip().decode(errors="replace")
+            except OSError:
+                continue
+            if line == command_line:
+                found.append(int(entry.name))
+    return found
 
 
 def _exec(tmp_path: Path, *command: str) -> subprocess.CompletedProcess[bytes]:
