@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from stop_children import one_node_factory
 
 
 def _closed_once_said(argv: list[str], ready: bytes) -> int:
@@ -50,11 +51,7 @@ def _closed_once_said(argv: list[str], ready: bytes) -> int:
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
-    path = tmp_path / "factory.yaml"
-    path.write_text(
-        f"name: lab\nstate_dir: {tmp_path / 'state'}\nnodes:\n  n1: {{transport: local, sim: {{profile: h100-sxm}}}}\n"
-    )
-    return path
+    return one_node_factory(tmp_path)
 
 
 def test_exec_whose_terminal_closes_exits_129(config: Path) -> None:

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from stop_children import one_node_factory, run_script
 from stop_messages import INTERRUPTED
 
 from factoryctl.cli import process_exit
@@ -56,17 +56,12 @@ main()
 
 
 def run_child(config: Path, words: str, *plan: str) -> subprocess.CompletedProcess[str]:
-    argv = [sys.executable, "-c", SIGNALS_AT_CALLS, str(config), words, *plan]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    return run_script(SIGNALS_AT_CALLS, config, words, *plan)
 
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
-    path = tmp_path / "factory.yaml"
-    path.write_text(
-        f"name: lab\nstate_dir: {tmp_path / 'state'}\nnodes:\n  n1: {{transport: local, sim: {{profile: h100-sxm}}}}\n"
-    )
-    return path
+    return one_node_factory(tmp_path)
 
 
 def test_a_second_ctrl_c_as_the_first_is_said_changes_nothing(config: Path) -> None:

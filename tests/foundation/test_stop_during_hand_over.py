@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from stop_children import one_node_factory, run_script
 from stop_messages import HUNG_UP, INTERRUPTED, TERMINATED
 
 #: argv: factory.yaml, the command's words joined by spaces, then steps: `module:attribute.path:SIGNAL` sends SIGNAL
@@ -70,15 +71,12 @@ main()
 
 
 def run_child(config: Path, words: str, *plan: str) -> subprocess.CompletedProcess[str]:
-    argv = [sys.executable, "-c", SIGNALS_AT_CALLS, str(config), words, *plan]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    return run_script(SIGNALS_AT_CALLS, config, words, *plan)
 
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
-    path = tmp_path / "factory.yaml"
-    path.write_text(f"name: lab\nstate_dir: {tmp_path / 'state'}\nnodes:\n  n1: {{transport: local}}\n")
-    return path
+    return one_node_factory(tmp_path, "{transport: local}")
 
 
 @pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP", "SIGINT"])

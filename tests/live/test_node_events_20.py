@@ -12,34 +12,17 @@ import time
 from pathlib import Path
 
 import pytest
+from lost_gpu_events import LOST, store_a_lost_gpu_then_many_nodes_up
 
 from factoryctl.demo import demo_config
 from factoryctl.live.services import DashboardEvent
 from factoryctl.live.services_polled import PolledServices
 from factoryctl.live.services_store import StoreServices
-from factoryctl.store import open_store
-from factoryctl.store.rows import Event
-
-LOST = "demo01/3: GPU fell off the bus"
 
 
 @pytest.fixture
 def config(tmp_path: Path):
     return demo_config(tmp_path / "state")
-
-
-def store_a_lost_gpu_then_many_nodes_up(config, ups: int = 250) -> None:
-    """demo01's GPU 3 lost, then `ups` `node_up` events of the other nodes (a controller starting, over and over)."""
-    now = time.time()
-    store = open_store(config.store_path)
-    try:
-        store.add_events([Event(now - 120, "gpu_lost", LOST, "demo01", 3, "error")])
-        others = [f"demo0{i}" for i in range(2, 9)]
-        store.add_events(
-            [Event(now - 60 + i * 0.1, "node_up", f"{others[i % 7]} is up", others[i % 7]) for i in range(ups)]
-        )
-    finally:
-        store.close()
 
 
 def test_the_node_screen_gets_the_nodes_own_stored_events(config) -> None:

@@ -9,32 +9,15 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from lost_gpu_events import LOST, store_a_lost_gpu_then_many_nodes_up
 from pilot_helpers import RecordingApp, first_snapshot, plain, wait_until
 
 from factoryctl.demo import demo_config
 from factoryctl.live.services import DashboardEvent
 from factoryctl.live.services_store import StoreServices
-from factoryctl.store import open_store
-from factoryctl.store.rows import Event
 from factoryctl.tui.renderables.feed_lists import EventsRenderable
 from factoryctl.tui.screens.node import NodeScreen
 from factoryctl.tui.widgets.events_panel import EventsPanel
-
-LOST = "demo01/3: GPU fell off the bus"
-
-
-def store_a_lost_gpu_then_many_nodes_up(config) -> None:
-    """demo01's GPU 3 lost, then 250 `node_up` events of the other nodes (a controller starting, over and over)."""
-    now = time.time()
-    store = open_store(config.store_path)
-    try:
-        store.add_events([Event(now - 120, "gpu_lost", LOST, "demo01", 3, "error")])
-        others = [f"demo0{i}" for i in range(2, 9)]
-        store.add_events(
-            [Event(now - 60 + i * 0.1, "node_up", f"{others[i % 7]} is up", others[i % 7]) for i in range(250)]
-        )
-    finally:
-        store.close()
 
 
 async def test_the_node_screen_shows_its_lost_gpu_behind_many_newer_events(tmp_path: Path) -> None:
