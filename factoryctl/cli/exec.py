@@ -463,7 +463,7 @@ def run_interruptible(run: ExecRun) -> tuple[list[tuple[NodeSpec, dict[str, Any]
     """
     from factoryctl.transport.fanout import Cancelled
 
-    with sigterm_interrupts() as again:
+    with sigterm_interrupts(later_stops_wake=True) as again:  # a second stop only shortens the wait (`stopped`)
         try:
             return run.wait(), None
         except (KeyboardInterrupt, Terminated) as stopped:

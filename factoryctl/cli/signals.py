@@ -82,7 +82,9 @@ class LoadInterrupted(Interrupted):
     """Ctrl-C while the command line was still being parsed: said even for a command that runs until stopped."""
 
 
-def sigterm_interrupts(hangup_reloads: bool = False, replaced: dict[int, Any] | None = None) -> StopBlock:
+def sigterm_interrupts(
+    hangup_reloads: bool = False, replaced: dict[int, Any] | None = None, later_stops_wake: bool = False
+) -> StopBlock:
     """While the block runs, SIGTERM raises Terminated in it, SIGHUP HungUp (the old handlers are put back at its end).
 
     Only the first stop raises, Ctrl-C included (KeyboardInterrupt, as Python's own handler has it), and a stop that
@@ -94,6 +96,11 @@ def sigterm_interrupts(hangup_reloads: bool = False, replaced: dict[int, Any] | 
     stand. In the error boundary's block no stop raises while a stop's exception is on its way out (the clean-up it
     runs), even one another handler raised (`--schedule-out`'s, on the first of 300 Ctrl-Cs). A signal ignored where factoryctl started (`nohup`, a service's SIGTERM ignored) stays ignored.
     Outside the main thread (no handler can be installed) the block runs as is.
+
+    With `later_stops_wake` (`exec`, which waits for its interrupted commands and reports each node) a later Ctrl-C
+    only gives the `Wake` too, like SIGTERM: raised, it left exec anywhere between the first stop's exception and
+    exec's wait for the commands (a double Ctrl-C 10 ms apart), which then said `interrupted` and nothing of the
+    nodes. Once the block has ended, a later Ctrl-C is the enclosing block's (the boundary's: it ends at once).
 
     Nothing is raised while a block puts its handlers in or hands them over (`StopBlock`): a storm of Ctrl-C and
     SIGTERM cut that hand-over short, with a traceback, or with SIGTERM's handler left to the interpreter, which
@@ -109,7 +116,7 @@ def sigterm_interrupts(hangup_reloads: bool = False, replaced: dict[int, Any] | 
     its handlers, and the old ones in `replaced` for `put_back`: a stop while the boundary says the outcome (a second
     Ctrl-C 10 ms after the first) changes nothing, where the old handlers printed a traceback or killed the process.
     """
-    return StopBlock(hangup_reloads, replaced)
+    return StopBlock(hangup_reloads, replaced, later_stops_wake)
 
 
 class StopBlock:
@@ -121,12 +128,13 @@ class StopBlock:
     on after this process, as sshd does not end them.
     """
 
-    def __init__(self, hangup_reloads: bool, replaced: dict[int, Any] | None) -> None:
+    def __init__(self, hangup_reloads: bool, replaced: dict[int, Any] | None, later_stops_wake: bool = False) -> None:
         self.again = Wake()
         #: The signal of the first stop that reached the block (here or in a block nested in it), else None.
         self.first_stop: int | None = None
         self.deferred: list[int] = []  # a first stop that came while a block put its handlers in or handed them over
         self._hangup_reloads, self._replaced = hangup_reloads, replaced
+        self._later_stops_wake = later_stops_wake
         self._previous: dict[int, Any] | None = None
 
     def __enter__(self) -> Wake:
@@ -173,7 +181,7 @@ class StopBlock:
             pass  # the boundary, as a stop's clean-up runs (that stop may be another handler's: `--schedule-out`'s)
         elif first is None:
             raise _stop_exception(signum)
-        elif signum == signal.SIGINT:
+        elif signum == signal.SIGINT and not self._later_stops_wake:
             raise _stop_exception(first)  # a later Ctrl-C: what still runs ends, as the first stop said
         self.again.set()
 

@@ -85,3 +85,35 @@ def test_a_second_ctrl_c_cutting_the_interrupt_loop_short_leaves_no_command_unsi
     running.interrupt_all()  # what ExecRun.stopped does again after a second signal
     # b's interrupt was cut short (its signals may not have gone out), so it is sent again; c and d were reached
     assert {name: c.interrupts for name, c in nodes.items()} == {"a": 1, "b": 2, "c": 1, "d": 1}
+
+
+@pytest.mark.parametrize("where", ["interrupt_all", "stopped_status"])
+def test_a_second_ctrl_c_before_the_wait_for_the_commands_still_reports_them(tmp_path, where, monkeypatch):
+    """The second Ctrl-C of a double one landed after the first had left the fan-out's wait and before exec waited
+    for its commands (interrupting them, or taking the stop's status): it raised out of exec, which said only
+    `factoryctl: interrupted`, not what each node did (CI, under load: 10 ms apart)."""
+    from factoryctl.cli import exec as exec_module
+
+    config = parse_config("name: lab\nnodes:\n  s1: {transport: local}\n", tmp_path / "f.yaml", tmp_path)
+    run = ExecRun(config, list(config.nodes.values()), ["sh", "-c", STUBBORN, "x", str(tmp_path)], 120, 4)
+    owner, name = (run._live, "interrupt_all") if where == "interrupt_all" else (exec_module, "stopped_status")
+    original, sent = getattr(owner, name), []
+
+    def second_ctrl_c(*args: object) -> object:
+        if not sent:
+            sent.append(signal.SIGINT)
+            signal.raise_signal(signal.SIGINT)  # handled at the next bytecode: right here
+        return original(*args)
+
+    monkeypatch.setattr(owner, name, second_ctrl_c)
+    first = threading.Thread(target=lambda: (started_group(tmp_path), os.kill(os.getpid(), signal.SIGINT)))
+    first.start()
+    try:
+        outcomes, status = exec_module.run_interruptible(run)
+        [(_, outcome)] = outcomes
+        assert (status, sent) == (130, [signal.SIGINT])
+        assert isinstance(outcome, CommandCut)  # it ignores SIGINT and HUP: not waited for past the second Ctrl-C
+        assert outcome.message.startswith("command interrupted, but still running")
+    finally:
+        first.join()
+        os.killpg(started_group(tmp_path), signal.SIGKILL)
