@@ -42,7 +42,7 @@ class HangUpOnImport:
     def find_spec(self, name, path=None, target=None):
         if name == "factoryctl.cli.app":
             sys.meta_path.remove(self)
-            os.kill(os.getpid(), signal.SIGHUP)
+            signal.raise_signal(signal.SIGHUP)
         return None
 sys.meta_path.insert(0, HangUpOnImport())
 from factoryctl.cli.entry import main

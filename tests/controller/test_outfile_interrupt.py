@@ -6,7 +6,6 @@ temporary file and handing it over would skip the clean-up that drops it.
 
 from __future__ import annotations
 
-import os
 import signal
 from pathlib import Path
 
@@ -21,7 +20,7 @@ def test_ctrl_c_while_the_output_file_opens_leaves_no_temporary_file(tmp_path: P
 
     def open_then_interrupted() -> OutFile:
         out = open_out_file(target, "--schedule-out", "the schedule", [])
-        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C after the temporary file exists, before it is handed over
+        signal.raise_signal(signal.SIGINT)  # Ctrl-C after the temporary file exists, before it is handed over
         return out
 
     with pytest.raises(KeyboardInterrupt), removed_on_failure(open_then_interrupted):

@@ -25,14 +25,14 @@ from factoryctl.cli.outfile import OutFile, open_out_file, removed_on_failure
 def burst():
     for _ in range(20):
         for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
-            os.kill(os.getpid(), sig)
+            signal.raise_signal(sig)
 
 discard, report = OutFile.discard, signals.report_stopped
 OutFile.discard = lambda self: (burst(), discard(self))[1]
 signals.report_stopped = lambda status, sentence=None: (burst(), report(status, sentence))[1]
 try:
     with removed_on_failure(lambda: open_out_file(Path(sys.argv[1]), "--schedule-out", "the schedule", [])):
-        os.kill(os.getpid(), int(sys.argv[2]))
+        signal.raise_signal(int(sys.argv[2]))
         time.sleep(10)
 except KeyboardInterrupt:
     print("interrupted once")

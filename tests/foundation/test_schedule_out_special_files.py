@@ -108,7 +108,7 @@ from factoryctl.cli.outfile import open_out_file, removed_on_failure
 def opened_while_stopped():
     out = open_out_file(Path(sys.argv[1]), "--schedule-out", "the schedule", [])
     for sig in (signal.SIGINT, signal.SIGINT, signal.SIGTERM):
-        os.kill(os.getpid(), sig)
+        signal.raise_signal(sig)
     return out
 
 with removed_on_failure(opened_while_stopped):

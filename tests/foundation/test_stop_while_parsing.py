@@ -64,7 +64,7 @@ CTRL_C_IN_TEARDOWN = textwrap.dedent(
 
     class CtrlCInTeardown:
         def __del__(self):
-            os.kill(os.getpid(), signal.SIGINT)
+            signal.raise_signal(signal.SIGINT)
             time.sleep(0.2)
 
     late = CtrlCInTeardown()

@@ -11,7 +11,6 @@ driver (local transport), and real signals: sent to this process by the store's 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -49,7 +48,7 @@ def test_a_stop_while_the_store_closes_lists_every_change(cli, tmp_path, monkeyp
 
     def close_stopped(store: Store) -> None:  # the signal comes as the command closes its store: all have answered
         monkeypatch.setattr(Store, "close", closing)
-        os.kill(os.getpid(), sig)
+        signal.raise_signal(sig)
         closing(store)
 
     monkeypatch.setattr(Store, "close", close_stopped)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 
 import pytest
@@ -12,7 +11,7 @@ from factoryctl.store.held_signals import signals_held
 
 def _write_interrupted(done: list[str]) -> None:
     with signals_held():
-        os.kill(os.getpid(), signal.SIGINT)
+        signal.raise_signal(signal.SIGINT)
         done.append("the write went on")
 
 
@@ -29,7 +28,7 @@ def test_a_sigterm_during_the_block_reaches_the_handler_in_place_after_it():
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
     try:
         with signals_held():
-            os.kill(os.getpid(), signal.SIGTERM)
+            signal.raise_signal(signal.SIGTERM)
             assert seen == []  # held while the block runs
         assert seen == [signal.SIGTERM]
     finally:
