@@ -57,6 +57,7 @@ def validate(ctx: typer.Context) -> None:
         )
     _warn_price_source(config)
     _warn_unreadable_policy(config)
+    _warn_unreadable_keys(config)
     quiet = context.global_options(ctx)[1]  # warnings stay under -q; the note below does not (docs/cli.md)
     if config.settings.power.policy is not None and not quiet:  # valid, but not applied yet: say so, not imply it
         typer.echo(
@@ -115,6 +116,30 @@ def _warn_unreadable_policy(config: FactoryConfig) -> None:
     path = Path(from_config_dir(written, config_dir(config.path)) or written).expanduser()
     if not path.is_file() or not os.access(path, os.R_OK):
         typer.echo(f"warning: {config.path}: power.policy: {path} is not a file that can be read.", err=True)
+
+
+def _warn_unreadable_keys(config: FactoryConfig) -> None:
+    """Warn when an SSH node's identity_file names no readable file: its login would fail on every command.
+
+    One line per file, with the nodes naming it folded (`n[001-400]`): the same missing key under `ssh:` is one
+    mistake, not 400. A warning, not an error: factory.yaml may be checked on a machine other than the one that
+    logs in (CI), where the key is not.
+    """
+    from factoryctl.model.folding import fold_nodes
+
+    by_file: dict[str, list[str]] = {}
+    for name, spec in config.nodes.items():
+        if spec.transport == "ssh" and spec.identity_file:
+            by_file.setdefault(spec.identity_file, []).append(name)
+    for written, names in by_file.items():
+        path = os.path.expanduser(written)
+        if not os.path.isfile(path) or not os.access(path, os.R_OK):
+            count = f" ({len(names)})" if len(names) > 1 else ""
+            typer.echo(
+                f"warning: {config.path}: identity_file {path} of {fold_nodes(names)}{count} is not a file that can "
+                "be read: their logins will fail; correct the path (under ssh: or the node's).",
+                err=True,
+            )
 
 
 #: Node fields only an SSH connection uses: `config show` leaves them out of a local node (it has no port or login).
