@@ -20,7 +20,7 @@ def held_for(gap: int, usual: int) -> int:
 
     The whole gap, unless it is a silence (more than twice the usual spacing: a node switched off, unreachable,
     or the controller stopped): then the usual spacing only, so the GPU is not billed at its last power for hours
-    it may have been off. A counter step across a silence is not spread over it either (`history._prorated`).
+    it may have been off. A counter step across a silence is not spread over it either (`energy._prorated`).
     """
     return gap if gap <= 2 * usual else usual
 

@@ -1,24 +1,21 @@
-"""The read side of the telemetry tables: metric history, energy used, and raw rows for export.
+"""The read side of the telemetry tables: metric history and raw rows for export (energy: `energy.py`, on top).
 
 Every read here spans two tables with different resolutions: raw rows where they are still kept, 1-minute rollups
 before the oldest raw row. Keeping the queries that stitch the two together in one module keeps that seam in one
-place (`factoryctl telemetry history / energy / export`, the dashboard's sparklines and the metrics endpoint all
-read through it).
+place (`factoryctl telemetry history / export`, the dashboard's sparklines and the metrics endpoint all read through
+it; `energy.py` bills joules across the same seam, `_raw_from`).
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from factoryctl.store import rows
 from factoryctl.store.connection import StoreConnection
-from factoryctl.store.coverage import covered_by_minute, held_for, held_ms
 from factoryctl.store.history_buckets import HistoryRow, python_bucketed, sql_bucketed, sql_buckets_fit
 from factoryctl.store.rows import METRICS, RAW_COLUMNS, Point, Series, to_ms
-from factoryctl.store.samples import PRUNED_BELOW
 
 #: Raw rows `export` reads per query: a node's rows over hours are millions, and are never all in memory at once.
 EXPORT_BATCH = 2_000
@@ -48,7 +45,7 @@ class SeriesExtent:
 
 
 class HistoryQueries(StoreConnection):
-    """Reading stored telemetry back: series per GPU, joules per GPU, raw rows as dicts."""
+    """Reading stored telemetry back: series per GPU and raw rows as dicts."""
 
     def history(
         self,
@@ -200,181 +197,6 @@ class HistoryQueries(StoreConnection):
             out.append((t_ms / 1000, v, v, v, 1))
         return out
 
-    def energy(self, nodes: Sequence[str], since: float, until: float) -> list[tuple[str, int, float, str]]:
-        """Joules used per GPU in the window: (node, gpu, joules, source).
-
-        From the driver's energy counter where raw rows exist (its steps summed, so a reboot that resets the counter
-        loses nothing but the step across it; a step across a silence by the gap rule, `_prorated`); from 1-minute
-        mean power before the oldest raw row; from integrated power where the counter is not supported.
-        """
-        ids = self._known_node_ids(nodes)
-        ever_pruned = self.get_meta(PRUNED_BELOW) is not None  # read once: whether any GPU's seam can have a lead-in
-        out: list[tuple[str, int, float, str]] = []
-        for name in nodes:
-            node_id = ids.get(name)
-            if node_id is None:
-                continue
-            for _, gpu in self._gpu_pairs([node_id]):
-                out.append((name, gpu, *self._gpu_energy(node_id, gpu, to_ms(since), to_ms(until), ever_pruned)))
-        return out
-
-    def _gpu_energy(self, node_id: int, gpu: int, start: int, end: int, ever_pruned: bool) -> tuple[float, str]:
-        """One GPU's joules in [start, end) ms and their source: rollups before the raw window, then raw rows.
-
-        Where the window has raw rows, the rollups bill the whole minutes before the first raw row's minute (the
-        seam), the time from there to that row is the reading before it held into the minute (`_lead_in`), and the
-        raw rows bill the rest; without raw rows, the rollups bill the whole window, the minute the end falls in too.
-        """
-        raw_from = self._raw_from(node_id, gpu, start, end)
-        seam = raw_from // 60000 * 60000 if raw_from < end else raw_from
-        rolled = self._rollup_energy(node_id, gpu, start, seam) if start < seam else None
-        # no raw row was ever pruned: the oldest is where the GPU started, with nothing held into its minute
-        has_lead_in = ever_pruned and max(start, seam) < raw_from < end
-        lead_in = self._lead_in(node_id, gpu, max(start, seam), raw_from) if has_lead_in else None
-        raw, source = self._raw_energy(node_id, gpu, raw_from, end, edge_before=raw_from == start)
-        from_rollups = None if rolled is None and lead_in is None else (rolled or 0.0) + (lead_in or 0.0)
-        sources = [name for name in ("rollup" if from_rollups is not None else None, source) if name is not None]
-        return (from_rollups or 0.0) + raw, "+".join(sources) or "none"
-
-    def _lead_in(self, node_id: int, gpu: int, start: int, raw_from: int) -> float | None:
-        """Joules in [start, raw_from) ms, before the oldest raw row in its minute: the reading before it held into it.
-
-        That reading's rows are pruned, but its minute's rollup kept the time it covered (`coverage.covered_by_minute`
-        bills a reading held past its minute's end to the next reading's minute): the first raw row's minute's time
-        covered less what its own readings cover is that lead-in, billed at the minute's mean power, as it is once
-        the minute's raw rows are pruned too. None: no lead-in in the window (or no rollup with its time covered).
-        """
-        minute = raw_from // 60000
-        found = self._query(
-            f"SELECT power_mw_mean, {'power_covered_ms' if self.schema_version >= 4 else 'NULL'} FROM rollup"
-            " WHERE node_id = ? AND gpu = ? AND t_min = ? AND power_mw_mean IS NOT NULL",
-            (node_id, gpu, minute),
-        )
-        if not found or found[0][1] is None:
-            return None
-        own = covered_by_minute(self._power_times(node_id, gpu, minute), minute, minute + 1).get(minute, 0)
-        held_until = minute * 60000 + min(max(0, int(found[0][1]) - own), raw_from - minute * 60000)
-        held_ms = held_until - max(start, minute * 60000)
-        return held_ms / 1000 * float(found[0][0]) / 1000 if held_ms > 0 else None
-
-    def _power_times(self, node_id: int, gpu: int, minute: int) -> list[int]:
-        """The times (ms) of one GPU's power readings in `minute`, and of the two after it (for the gaps next to them)."""
-        power = "SELECT t_ms FROM sample WHERE node_id = ? AND gpu = ? AND power_mw IS NOT NULL AND t_ms >= ?"
-        inside = self._query(
-            f"{power} AND t_ms < ? ORDER BY t_ms", (node_id, gpu, minute * 60000, (minute + 1) * 60000)
-        )
-        after = self._query(f"{power} ORDER BY t_ms LIMIT 2", (node_id, gpu, (minute + 1) * 60000))
-        return [int(t) for (t,) in [*inside, *after]]
-
-    def _rollup_energy(self, node_id: int, gpu: int, start: int, stop: int) -> float | None:
-        """Joules in [start, stop) ms from the rollups' mean power (None: no minute there has power).
-
-        Each minute counts for the time its samples covered, or a controller started at :31 would be billed the whole
-        minute once its raw rows are pruned, where the counter billed 29 s: as the rollup stored it (schema 4 on,
-        `coverage.covered_by_minute`), else its share inferred from its sample count (`_covered_share`) for the gap
-        rule.
-        """
-        first = -(-start // 60000)
-        minutes = self._query(  # the last minute before the window too: its power may hold into the window
-            f"{self._minutes_with_power} AND t_min < ? ORDER BY t_min DESC LIMIT 1",
-            (node_id, gpu, first),
-        )[::-1] + self._query(
-            f"{self._minutes_with_power} AND t_min >= ? AND t_min < ? ORDER BY t_min",
-            (node_id, gpu, first, -(-stop // 60000)),  # the minute `stop` falls in counts for its part before it
-        )
-        if not minutes:
-            return None
-        held = [
-            (int(t) * 60_000, float(mw) * (1.0 if covered is not None else _covered_share(n, *around)))
-            for t, mw, covered, n, *around in minutes
-        ]
-        covers = [None if covered is None else int(covered) for _, _, covered, *_ in minutes]
-        return _held_joules(held, start, stop, floor_ms=60_000, hold_last=True, covers=covers)
-
-    @property
-    def _minutes_with_power(self) -> str:
-        """The query of one GPU's minutes with power, to be given bounds on `t_min`.
-
-        Each row: the minute, its mean mW, the milliseconds its samples cover (NULL in a rollup made before schema
-        4), its samples with power, and, where the time covered is NULL, those of the minutes just before and after
-        (NULL where that minute has no rollup with power).
-        """
-        # power_mw_n is NULL in a rollup made before schema 2, and missing in a schema-1 store a reader opened; so is
-        # power_covered_ms before schema 4
-        count = "COALESCE({0}power_mw_n, {0}n)" if self.schema_version >= 2 else "{0}n"
-        covered = "r.power_covered_ms" if self.schema_version >= 4 else "NULL"
-        around = (
-            f"CASE WHEN {covered} IS NULL THEN (SELECT {count.format('o.')} FROM rollup o WHERE o.node_id = r.node_id"
-            " AND o.gpu = r.gpu AND o.t_min = r.t_min {0} 1 AND o.power_mw_mean IS NOT NULL) END"
-        )
-        return (
-            f"SELECT t_min, power_mw_mean, {covered}, {count.format('r.')}, {around.format('-')},"
-            f" {around.format('+')} FROM rollup r WHERE node_id = ? AND gpu = ? AND power_mw_mean IS NOT NULL"
-        )
-
-    def _raw_energy(
-        self, node_id: int, gpu: int, raw_from: int, end: int, edge_before: bool
-    ) -> tuple[float, str | None]:
-        """Joules in [raw_from, end) ms from raw rows: the energy counter, else power (None: no power reading to bill).
-
-        `edge_before`: the window starts inside the raw window, so the step from the reading before it counts too.
-        """
-        found = self._query(
-            "SELECT t_ms, energy_mj, power_mw FROM sample WHERE node_id = ? AND gpu = ? AND t_ms >= ? AND t_ms < ?"
-            " ORDER BY t_ms",
-            (node_id, gpu, raw_from, end),
-        )
-        counters = [(t, e, p) for t, e, p in found if e is not None]
-        powers = [(int(t), float(p)) for t, _, p in found if p is not None]
-        if len(counters) >= 2:
-            return self._counter_joules(node_id, gpu, counters, raw_from if edge_before else None, end), "counter"
-        # A window shorter than the spacing holds one reading or none: the readings around it say what it drew, and
-        # two on each side give the usual spacing (a window inside a silence is not billed the silence).
-        around = 1 if len(powers) >= 2 else 2
-        before = self._power_next(node_id, gpu, "<", raw_from, "DESC", around)[::-1] if edge_before else []
-        after = self._power_next(node_id, gpu, ">=", end, "ASC", around)  # like the counter: the step across the end
-        if len(powers) >= 2 or (len(before + powers + after) >= 2 and (before or powers) and (powers or after)):
-            # a GPU lost all window has rows with no power: no source, not "power" with 0 J
-            return _held_joules(before + powers + after, raw_from, end, floor_ms=1, hold_last=False), "power"
-        return 0.0, None
-
-    def _power_next(
-        self, node_id: int, gpu: int, side: str, edge: int, order: str, count: int = 1
-    ) -> list[tuple[int, float]]:
-        """The `count` power readings (ms, milliwatts) nearest the window's `edge` outside it, nearest first.
-
-        `side` is "<" (before the window's start) or ">=" (at or after its end).
-        """
-        found = self._query(
-            f"SELECT t_ms, power_mw FROM sample WHERE node_id = ? AND gpu = ? AND t_ms {side} ?"
-            f" AND power_mw IS NOT NULL ORDER BY t_ms {order} LIMIT ?",
-            (node_id, gpu, edge, count),
-        )
-        return [(int(t), float(mw)) for t, mw in found]
-
-    def _counter_joules(
-        self, node_id: int, gpu: int, inside: Sequence[tuple[int, int, int | None]], start: int | None, end: int
-    ) -> float:
-        """Joules of the counter steps in the window, and of those across its start (when given) and end, prorated.
-
-        Each step is billed by `_prorated`'s gap rule, inside the window and across its edges alike, so adjacent
-        windows add up to the whole and a window reads the same once its raw rows are rolled up. Samples are seconds
-        or minutes apart: a window from 10:02 with samples at 10:00 and 10:05 used 3/5 of that step, which summing
-        the steps inside the window left out (an hour of 5-minute samples lost 8 %). Whether a step is a silence is
-        judged by the gaps next to it (`held_ms`, as the rollups judge it): two readings either side of the window
-        give those of the steps across its edges, so a cut window judges each step as the whole window does.
-        """
-        counter = "SELECT t_ms, energy_mj, power_mw FROM sample WHERE node_id = ? AND gpu = ? AND energy_mj IS NOT NULL"
-        before = self._query(f"{counter} AND t_ms < ? ORDER BY t_ms DESC LIMIT 2", (node_id, gpu, inside[0][0]))
-        after = self._query(f"{counter} AND t_ms >= ? ORDER BY t_ms LIMIT 2", (node_id, gpu, end))
-        readings = [*before[::-1], *inside, *after]
-        gaps = [int(b[0]) - int(a[0]) for a, b in itertools.pairwise(readings)]
-        lo, joules = start if start is not None else inside[0][0], 0.0
-        for index, (a, b) in enumerate(itertools.pairwise(readings)):  # steps outside the window bill nothing in it
-            around = gaps[index - 1] if index else None, gaps[index + 1] if index + 1 < len(gaps) else None
-            joules += _prorated(a, b, lo, end, held_ms(gaps[index], *around))
-        return joules / 1000
-
     def export(self, nodes: Sequence[str], since: float, until: float) -> Iterator[dict[str, Any]]:
         """Raw rows as dicts (time, node, gpu, every metric, throttle_reasons), by node, GPU and time, streamed."""
         ids = self._known_node_ids(nodes)
@@ -412,82 +234,6 @@ class HistoryQueries(StoreConnection):
             if len(batch) < EXPORT_BATCH:
                 return
             after = int(batch[-1][0])
-
-
-def _step(before: int, after: int) -> int:
-    """A counter's increase between two readings (millijoules); a reset (reboot) counts from zero."""
-    return after - before if after >= before else after
-
-
-def _usual_spacing(times: Sequence[int], floor_ms: int) -> int:
-    """The usual time between a GPU's readings (ms, in time order): their median gap, at least `floor_ms`."""
-    gaps = sorted(b - a for a, b in itertools.pairwise(times))
-    return max(floor_ms, gaps[len(gaps) // 2] if gaps else floor_ms)
-
-
-def _prorated(a: Sequence[Any], b: Sequence[Any], lo: int, hi: int, held: int) -> float:
-    """The millijoules of the counter step a -> b (time, millijoules, milliwatts or None) billed in [lo, hi) ms.
-
-    The gap rule, for the counter as for rollups (`held`: `coverage.held_ms`, judged by the gaps next to the step):
-    a step is spread over its gap, unless the gap is a silence; then `a`'s power is held for the usual spacing after
-    it (the step's mean power where `a` has no power reading) and the rest is not billed. So the newest reading of a
-    run counts for one more interval, as the rollups bill it once the raw rows are pruned, and a window's edge
-    cutting the silence or not changes nothing: summing the steps inside a window whatever their gap billed a 40 s
-    controller outage in full, a window cut inside it nothing (the two halves 34 % short of the whole).
-    """
-    gap = int(b[0]) - int(a[0])
-    billed = min(hi, int(a[0]) + held) - max(lo, int(a[0]))
-    if billed <= 0 or gap <= 0:
-        return 0.0
-    if held < gap and a[2] is not None:
-        return float(a[2]) * billed / 1000
-    return _step(int(a[1]), int(b[1])) * billed / gap
-
-
-def _covered_share(count: int, before: int | None, after: int | None) -> float:
-    """The share of its minute a rollup's `count` power samples covered, judged by the minutes next to it.
-
-    For rollups made before schema 4, which keep how many samples they have, not the time they cover (nor the
-    sampling interval): an inference, which a run shorter than a minute, or one over two partial minutes, fools (no
-    full minute to compare with), and so does a change of interval. A full minute's count is taken from its
-    neighbours (the smaller of the two, or the one there is; its own if larger). A minute with fewer (a controller
-    started or stopped in it, a silence inside it) covered `count` of that many; a shortfall of up to a tenth
-    (jitter, a missed sample) is a full minute. A minute alone (a cron sweep) counts whole, as the gap rule says.
-    """
-    neighbours = [n for n in (before, after) if n is not None]
-    if not neighbours or count <= 0:
-        return 1.0
-    full = max(count, min(neighbours))
-    return 1.0 if full - count <= max(1, full // 10) else count / full
-
-
-def _held_joules(
-    readings: Sequence[tuple[int, float]],
-    start_ms: int,
-    stop_ms: int,
-    floor_ms: int,
-    hold_last: bool,
-    covers: Sequence[int | None] = (),
-) -> float:
-    """Joules in [start_ms, stop_ms) from power readings (ms, milliwatts, in time order), each held by `held_for`.
-
-    Raw power readings (a GPU without an energy counter) and 1-minute mean power (rollups, `floor_ms` 60 s) alike:
-    each counts until the next reading unless that gap is a silence; readings just outside the window count for
-    what of their span falls inside. Only minutes with a sample have a rollup, so a GPU sampled every 5 minutes (a
-    cron sweep) is billed for all 5; the last minute, a mean over the minute it starts, counts until the window's
-    end by the same rule (`hold_last`). A raw reading is an instant: the last one counts for nothing after it, as
-    the energy counter's last reading. `covers` (a rollup's time covered, None where unknown; one per reading or
-    none) says how long a reading counts instead of the gap rule: up to the next reading at most.
-    """
-    times = [t for t, _ in readings]
-    usual = _usual_spacing(times, floor_ms)
-    nexts = [*times[1:], max(stop_ms, times[-1]) if hold_last else times[-1]]
-    joules = 0.0
-    for (begin, mw), following, covered in zip(readings, nexts, covers or [None] * len(readings), strict=True):
-        span = min(covered, following - begin) if covered is not None else held_for(following - begin, usual)
-        end = begin + span
-        joules += max(0, min(end, stop_ms) - max(begin, start_ms)) / 1000 * mw / 1000
-    return joules
 
 
 def _rollup_end(raw_from: int, end: int) -> int:

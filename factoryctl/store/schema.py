@@ -61,7 +61,7 @@ MIGRATIONS: tuple[str, ...] = (
     "ALTER TABLE audit ADD COLUMN requested_w REAL; ALTER TABLE audit ADD COLUMN outcome TEXT",
     # 4: the milliseconds of time the minute's power samples stand for, from their own timestamps
     # (`coverage.covered_by_minute`): energy bills a minute for them. Rollups made before it keep NULL: energy infers
-    # their share from their sample count and their neighbours' (`history._covered_share`), as it did before.
+    # their share from their sample count and their neighbours' (`energy._covered_share`), as it did before.
     "ALTER TABLE rollup ADD COLUMN power_covered_ms INTEGER",
 )
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -8,7 +8,7 @@ IGNORE/REPLACE`) so a PostgreSQL store can implement the same methods later:
 - `schema`: the tables, as versioned migrations keyed by `PRAGMA user_version`;
 - `connection`: opening (WAL, busy timeout), migrating, transactions, sqlite3 failures as `StoreError` sentences;
 - `samples`: raw sample writes, 1-minute rollups, retention (`coverage`: the time a rollup's samples cover);
-- `history`: metric history, energy and export reads across raw rows and rollups;
+- `history`: metric history and export reads across raw rows and rollups; `energy`: joules, across the same seam;
 - `nodes`: node state, newest samples and drains;
 - `logs`: the event log and the power audit log.
 """
@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from factoryctl.store.connection import StoreDamaged, StoreError
-from factoryctl.store.history import HistoryQueries
+from factoryctl.store.energy import EnergyQueries
 from factoryctl.store.lock_wait import BUSY_TIMEOUT_S
 from factoryctl.store.logs import EventAndAuditLog
 from factoryctl.store.nodes import NodeStates
@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 
-class Store(SampleWrites, HistoryQueries, NodeStates, EventAndAuditLog):
+class Store(SampleWrites, EnergyQueries, NodeStates, EventAndAuditLog):
     """One connection to the SQLite store, safe to share between threads (calls are serialised)."""
 
 
