@@ -8,6 +8,10 @@ node when the request names none), and each node's answer replaces its request t
 transaction per node. Whatever stops factoryctl, a change is either answered in the log or still there as a request.
 A GPU whose limit did not change (already at the value, or a reset of a GPU at its default) is not a change, and
 gets no entry: a reset from cron every few minutes would otherwise fill the log with entries of nothing.
+
+A request names its process (`who.Run`): a factoryctl killed before its answers left its requests `unknown`, and the
+next request closes those of a process that ended (`close_abandoned`, outcome `abandoned`), saying so; nothing else
+would ever answer them.
 """
 
 from __future__ import annotations
@@ -15,13 +19,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from factoryctl.store.who import login_name
+from factoryctl.store.who import login_name, run_ended, this_run
 
 if TYPE_CHECKING:
     from factoryctl.power.limits import LimitChange
+    from factoryctl.store.audit_runs import Abandoned
     from factoryctl.store.rows import AuditEntry
     from factoryctl.store.sqlite import Store
 
@@ -64,6 +69,42 @@ def record_audit(store: Store, changes: Sequence[LimitChange], action: str, reas
         raise changed_but_not_recorded(len(entries), error) from error
 
 
+def close_abandoned(store: Store, note: Callable[[str], None] | None) -> None:
+    """Close the requests left `unknown` by a command that ended before it heard back (killed), and say so to `note`.
+
+    Before any node is asked, so a `power set` rerun after a SIGKILL says what the killed one left. A store that
+    refuses the write now changes nothing of this request: the requests stay `unknown`, and a warning says why.
+    """
+    from factoryctl.store.audit_runs import close_ended
+    from factoryctl.store.sqlite import StoreError
+
+    try:
+        closed = close_ended(store, run_ended)
+    except StoreError as error:
+        _log.warning("the requests of ended commands stay `unknown` in the audit log: %s", error.message)
+        return
+    for abandoned in closed:
+        if note is not None:
+            note(abandoned_note(abandoned))
+
+
+def abandoned_note(abandoned: Abandoned) -> str:
+    """`3 audit entries of n[1-2] were left `unknown` by a command that ended before it heard back (pid 5088): ...`."""
+    import shlex
+
+    from factoryctl.model.folding import fold_nodes
+
+    many = abandoned.entries != 1
+    entries = f"{abandoned.entries:,} audit entr{'ies' if many else 'y'}"
+    whose = "an older factoryctl" if abandoned.pid is None else f"pid {abandoned.pid}"
+    nodes = fold_nodes(abandoned.nodes)
+    return (
+        f"{entries} of {nodes} {'were' if many else 'was'} left `unknown` by a command that ended before it heard "
+        f"back ({whose}): now `abandoned`; the limits there may or may not have changed (`factoryctl gpus "
+        f"{shlex.quote(nodes)}` says what they are)."
+    )
+
+
 def changed_but_not_recorded(gpus: int, error: Exception, left: str = "") -> Exception:
     """The StoreError of changes the audit log could not take; `left`: what the log holds of them instead."""
     from factoryctl.store.sqlite import StoreError
@@ -93,10 +134,12 @@ class RequestTrail:
         self._unwritten: list[tuple[list[int], list[AuditEntry]]] = []  # answers the store refused, for `finish`
         self._store_failed = False
         self._finished = False
+        self._stopped = False  # `stop_asking`: an interrupt came, the nodes not asked yet never will be
         self._writing = False  # a thread is writing answers: the others leave theirs to it (`answered`)
 
     def announce(self, nodes: Sequence[str], gpus: Sequence[int] | None) -> None:
         """Write the request of each node (each of `gpus`, else one for every GPU) in one transaction; StoreError."""
+        from factoryctl.store.audit_runs import add_requests
         from factoryctl.store.rows import UNKNOWN, AuditEntry
 
         now, user = time.time(), login_name()
@@ -108,22 +151,32 @@ class RequestTrail:
             for node in nodes
             for gpu in addressed
         ]
-        ids = self._store.add_audit_requests(requests)
+        ids = add_requests(self._store, requests, this_run())
         for request, request_id in zip(requests, ids, strict=True):
             self._request_ids.setdefault(request.node, []).append(request_id)
 
     def asking(self, node: str) -> None:
         """`node` is being asked now: from here on its limits may change, and only its answer tells.
 
-        Once `finish` ran (an interrupt), a node whose session came up late is not asked (NodeError): its request is
-        gone, so a change now would be in no log.
+        Once an interrupt came (`stop_asking`) or `finish` ran, a node whose session came up late is not asked
+        (NodeError): nothing waits for its answer, and its request is dropped, so a change now would be in no log.
         """
         from factoryctl.errors import NodeError
 
         with self._lock:
-            if self._finished:
+            if self._finished or self._stopped:
                 raise NodeError(node, "interrupted", "not asked: the command was stopped before it connected.")
             self._asked.add(node)
+
+    def stop_asking(self) -> None:
+        """An interrupt came: no node is asked from now on (`asking` refuses), so none not yet asked is waited for."""
+        with self._lock:
+            self._stopped = True
+
+    def was_asked(self, node: str) -> bool:
+        """Whether `node` was asked (`asking`): its limits may change, and its answer is worth waiting for."""
+        with self._lock:
+            return node in self._asked
 
     def answered(self, node: str, changes: Sequence[LimitChange]) -> None:
         """`node` answered with `changes` (none: it refused, changing nothing): they replace its requests, now."""

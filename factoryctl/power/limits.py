@@ -27,10 +27,11 @@ from factoryctl.config import FactoryConfig
 from factoryctl.errors import NodeError, UsageError
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.model.telemetry import NodeSample, number_or_none
-from factoryctl.power.limit_audit import RequestTrail
+from factoryctl.power.limit_audit import RequestTrail, close_abandoned
 from factoryctl.power.limit_audit import record_audit as record_audit  # the dashboard's cap records with it
 from factoryctl.power.limit_checks import LimitsRefused, check_gpus, check_range, check_watts
-from factoryctl.power.limit_progress import CHANGING, READING, RESETTING, LimitProgress, waiting_for
+from factoryctl.power.limit_progress import CHANGING, READING, RESETTING, LimitProgress
+from factoryctl.power.limit_progress import settled as _settled  # tests call it by this name too
 from factoryctl.store.held_signals import signals_held
 from factoryctl.telemetry.poll import agent_session, check_agent_cache
 from factoryctl.transport.base import CommandCut
@@ -192,7 +193,8 @@ class LimitsInterrupted(BaseException):
 SETTLE_S = 5.0
 #: Message of a node still changing its limits when the request was interrupted and stopped waiting for it.
 UNANSWERED = "interrupted before this node answered: its limits may have changed (see `factoryctl gpus`)"
-#: A node the fan-out never got to (more nodes than --fanout): never asked, so nothing changed there.
+#: A node never asked when the request was interrupted (the fan-out had not got to it, or its session was still
+#: opening): nothing changed there.
 NOT_ASKED = "interrupted before this node was asked: its limits were not changed"
 
 
@@ -208,7 +210,8 @@ def _change_all(
 
     A held session's node starts first, so no more than `fanout` sessions are open; on Ctrl-C or SIGTERM the nodes
     already asked are given `SETTLE_S` (at most the timeout) to answer, as their limits may have changed, and `told`
-    that they are waited for. Each node's answer goes to the audit log (`trail`) as it comes.
+    that they are waited for; a node whose session was still opening is not asked any more, nor waited for. Each
+    node's answer goes to the audit log (`trail`) as it comes.
     """
     answers: dict[str, _NodeChanges] = {}  # by node, as each answers: its session's close takes a while after
     pool = FanOut(held.held_first(targets), lambda node: _change(held, node, change, trail, answers), fanout)
@@ -217,7 +220,8 @@ def _change_all(
         step = RESETTING if change[1] is None else CHANGING
         outcomes: list[tuple[NodeSpec, _NodeChanges | NodeError | Pending]] = list(pool.run(told.of(step)))
     except BaseException as stop:
-        interrupt, outcomes = stop, _settled(pool, min(held.timeout, SETTLE_S), stop, told, answers)
+        trail.stop_asking()  # a node still connecting is never asked now: nothing to wait for there
+        interrupt, outcomes = stop, _settled(pool, min(held.timeout, SETTLE_S), stop, told, answers, trail.was_asked)
     order = {node.name: i for i, node in enumerate(targets)}
     return sorted(outcomes, key=lambda outcome: order[outcome[0].name]), interrupt
 
@@ -326,6 +330,7 @@ def _checked_targets(
         store.check_audit_writable()
     except StoreError as error:
         raise nothing_changed(error) from None
+    close_abandoned(store, told.note)  # what a killed command left `unknown`: said before this one asks any node
     targets, errors = list(nodes), list[NodeError]()
     range_checked = watts is not None and not clamp
     if range_checked or gpus is not None:
@@ -379,28 +384,6 @@ def _gathered(
             if outcome[1] is not None:
                 errors.append(outcome[1])
     return changes
-
-
-def _settled(
-    pool: FanOut[_NodeChanges],
-    within: float,
-    cause: BaseException,
-    told: LimitProgress,
-    answers: dict[str, _NodeChanges],
-) -> list[tuple[NodeSpec, _NodeChanges | NodeError | Pending]]:
-    """After an interrupt (`cause`), each node's outcome once those asked have answered (at most `within` s).
-
-    When some have not, `told` hears which, and for how long they are waited for. A node that answered is its
-    answer (`answers`), even while its session still closes. A second interrupt ends the wait, keeping what is known.
-    """
-    try:
-        waited = [node.name for node, state in pool.settle(0) if state is Pending.RUNNING and node.name not in answers]
-        if waited and within > 0 and told.note is not None:
-            told.note(waiting_for(waited, within, cause))
-        settled = pool.settle(within)
-    except BaseException:
-        settled = pool.settle(0)
-    return [(node, answers.get(node.name, state) if state is Pending.RUNNING else state) for node, state in settled]
 
 
 def _change(

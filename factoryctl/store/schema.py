@@ -63,11 +63,22 @@ MIGRATIONS: tuple[str, ...] = (
     # (`coverage.covered_by_minute`): energy bills a minute for them. Rollups made before it keep NULL: energy infers
     # their share from their sample count and their neighbours' (`energy._covered_share`), as it did before.
     "ALTER TABLE rollup ADD COLUMN power_covered_ms INTEGER",
+    # 5: the process that wrote a request (`run`: host, pid, boot id, start time; `who.Run`), so a later command tells
+    # a request whose command was killed (SIGKILL, the OOM killer) from one still waiting for its node, and closes it
+    # (`audit_runs`). Requests are few and answers many: the partial index holds only the requests, so finding them
+    # costs nothing however long the log. Requests left before it get '' (no process recorded): their command, of an
+    # older factoryctl, is taken as gone; one still running replaces its request with the answer all the same.
+    """
+    ALTER TABLE audit ADD COLUMN run TEXT;
+    CREATE INDEX audit_request_run ON audit (run, outcome) WHERE outcome = 'unknown';
+    UPDATE audit SET run = '' WHERE outcome = 'unknown'
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 #: The oldest schema a read-only command reads without a migration (only a writer migrates): schema 2 added only the
 #: rollup's per-metric counts, which a reader does without (`n` weighs every row then, as before), and schema 3 only
 #: the audit's `requested_w` and `outcome`, which read as NULL (an answered entry) before it, and schema 4 only the
-#: rollup's `power_covered_ms`, without which energy infers a minute's share as before. So upgrading
+#: rollup's `power_covered_ms`, without which energy infers a minute's share as before, and schema 5 only the
+#: audit's `run` and its index, which listings do not show. So upgrading
 #: factoryctl does not lock readers out of a store until the controller is restarted on the new version.
 OLDEST_READABLE_SCHEMA = 1
