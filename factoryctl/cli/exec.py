@@ -169,9 +169,11 @@ class ExecRun:
         self._feeds = {spec.name: stdin.feed(spec.name) for spec in specs} if stdin is not None else {}
         self._live = RunningCommands()
         self._kept: dict[str, KeptOutput] = {}  # the nodes whose command runs: what it keeps (`_still_running`)
+        self._logins: dict[str, str] = {}  # the user each node's command runs as (`_still_running`'s hint)
         self._pool = FanOut(specs, self._one, fanout, printer.broken if printer is not None else None)
 
     def _one(self, spec: NodeSpec) -> dict[str, Any]:
+        from factoryctl.cli.exec_output import login_user
         from factoryctl.telemetry.poll import open_transport
         from factoryctl.transport.base import KeptOutput
 
@@ -182,9 +184,9 @@ class ExecRun:
             if feed is not None:
                 feed.start()
             kept = self._kept[spec.name] = KeptOutput(self._budget)
-            transport = self._live.admit(
-                spec.name, open_transport(spec, self._config, max(connect_timeout, self._timeout)), kept
-            )
+            opened = open_transport(spec, self._config, max(connect_timeout, self._timeout))
+            self._logins[spec.name] = login_user(spec, opened)
+            transport = self._live.admit(spec.name, opened, kept)
             lines = None if self._printer is None else self._printer.sink(spec.name)
             try:
                 with kept.collecting():
@@ -285,8 +287,9 @@ class ExecRun:
         When it is the only one and its process group is known (an SSH node's command reported it,
         transport/ssh_channel.py `CommandStderr`; a local one leads its own), the error names it, and how to stop
         it, as a timeout's does. Else its words are every such node's, one line for all of them (not one per node,
-        each with its own group, at 1,000 nodes), and the hint says how to find the command by its command line:
-        also where the group is unknown (exec stopped waiting before the command reported it).
+        each with its own group, at 1,000 nodes), and the hint says how to find the command by its command line
+        among its login user's processes (`find_command_hint`): also where the group is unknown (exec stopped
+        waiting before the command reported it).
         """
         from factoryctl.transport.ssh_channel import stop_group_hint
 
@@ -306,7 +309,7 @@ class ExecRun:
             )
         from factoryctl.cli.exec_output import find_command_hint
 
-        return NodeError(name, "interrupted", message, find_command_hint(name, self._argv))
+        return NodeError(name, "interrupted", message, find_command_hint(name, self._argv, self._logins.get(name)))
 
 
 #: Exit statuses of a command ended by the signals exec sends (SIGINT, SIGHUP) or by SIGTERM/SIGKILL: 128 + the

@@ -18,6 +18,9 @@ from factoryctl.errors import NodeError
 if TYPE_CHECKING:
     import json
 
+    from factoryctl.model.inventory import NodeSpec
+    from factoryctl.transport.base import NodeTransport
+
 #: The rule above and below each gathered block's node set, as clush -b draws it.
 RULE = "-" * 15
 #: Large outputs are printed in pieces of about this many characters: never decoded, encoded or copied whole.
@@ -257,20 +260,44 @@ def report_needs_shell(target: str, argv: Sequence[str], items: Sequence[dict[st
 _FOUND_BY = 120
 
 
-def find_command_hint(node: str, argv: Sequence[str]) -> str:
-    """How to find, and stop, `argv` running on `node` by its command line (`pgrep -f`: its process group unknown)."""
-    import re
+def find_command_hint(node: str, argv: Sequence[str], login: str | None) -> str:
+    """How to find, and stop, `argv` running on `node` by its command line (`pgrep -f`: its process group unknown).
+
+    Both look only among the processes of `login`, the user the command runs as on the node (`-U`): run as root,
+    `pkill -f` killed every user's processes with that command line. A line longer than `_FOUND_BY` is matched by its
+    start only, which other commands may share, and without `login` (not known) other users' processes are among
+    those found: then only the look-up is offered, and the process to stop is the operator's pick (`kill -KILL PID`).
+    """
     import shlex  # for the shell the hint is typed in, as its other commands are
 
     line = " ".join(argv)  # as /proc shows it to pgrep -f
+    cut = len(line) > _FOUND_BY
     # at the line's start or after a space or `/`: a script's line starts with its interpreter (`/bin/sh job.sh`)
-    pattern = (
-        "(^|[ /])"
-        + re.sub(r"([\\.\[\](){}*+?|^$])", r"\\\1", line[:_FOUND_BY])
-        + ("$" if len(line) <= _FOUND_BY else "")
-    )
+    pattern = "(^|[ /])" + re.sub(r"([\\.\[\](){}*+?|^$])", r"\\\1", line[:_FOUND_BY]) + ("" if cut else "$")
     found, nodes = shlex.quote(pattern), f"'{node}'"  # quoted as folded later (`'gpu[03-09]'`: zsh would glob it)
-    return (
-        f"look for it with `factoryctl exec {nodes} -- pgrep -af {found}`; "
-        f"`factoryctl exec {nodes} -- pkill -KILL -f {found}` stops it."
-    )
+    own = "" if login is None else f"-U {shlex.quote(login)} "
+    look = f"look for it with `factoryctl exec {nodes} -- pgrep {own}-af {found}`"
+    if cut or login is None:
+        why = (
+            f"matches its first {_FOUND_BY} characters only, which other commands may share"
+            if cut
+            else "lists every user's processes"
+        )
+        return f"{look} (that {why}); stop the ones that are it with `factoryctl exec NODE -- kill -KILL PID`."
+    return f"{look}; `factoryctl exec {nodes} -- pkill -KILL {own}-f {found}` stops it."
+
+
+def login_user(spec: NodeSpec, transport: NodeTransport) -> str:
+    """The user `transport` runs commands as on the node: an SSH node's login user, else this process's own user."""
+    if spec.transport == "ssh":
+        from factoryctl.transport.ssh_node import SshTransport
+
+        if isinstance(transport, SshTransport):
+            return transport.connection.target.user
+    import os
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:  # no name for it (a container's uid): pgrep and pkill take the number too
+        return str(os.getuid())

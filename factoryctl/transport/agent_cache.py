@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
 import re
 import secrets
 import shlex
 import stat
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -105,22 +106,30 @@ def ship_agent(connection: SshConnection, zipapp: Path, cache: str, timeout: flo
     """
     import paramiko
 
-    local = _LocalZipapp.of(zipapp)
+    try:
+        local = _LocalZipapp.of(zipapp)  # read once: the bytes hashed are the bytes uploaded
+    except OSError as exc:  # a temporary directory a cleaner of /tmp removed just now (transport/bundle.py)
+        raise NodeError(
+            connection.node,
+            "agent",
+            f"cannot read the agent zipapp {zipapp.name} built on this machine ({exc.strerror or exc}).",
+            "try again: the next start builds it anew.",
+        ) from exc
     remote = str(PurePosixPath(cache) / local.name)
     try:
         sftp = connection.transport.open_sftp_client()
     except (paramiko.SSHException, EOFError):
         sftp = None
     if sftp is None:
-        return _ship_with_cat(connection, zipapp, str(PurePosixPath(remote).parent), local, timeout)
+        return _ship_with_cat(connection, str(PurePosixPath(remote).parent), local, timeout)
     try:
-        return _ship_with_sftp(connection, sftp, zipapp, local, remote, timeout)
+        return _ship_with_sftp(connection, sftp, local, remote, timeout)
     finally:
         sftp.close()
 
 
 def _ship_with_sftp(
-    connection: SshConnection, sftp: paramiko.SFTPClient, zipapp: Path, local: _LocalZipapp, remote: str, timeout: float
+    connection: SshConnection, sftp: paramiko.SFTPClient, local: _LocalZipapp, remote: str, timeout: float
 ) -> ShippedAgent:
     """`ship_agent` over SFTP: check the cache (making it if missing), then reuse the zipapp `remote` or upload it."""
     directory = str(PurePosixPath(remote).parent)
@@ -138,7 +147,7 @@ def _ship_with_sftp(
             if _reusable(sftp.lstat(remote), local.size, uid) and digest in (None, local.sha256):
                 return ShippedAgent(remote, False, digest == local.sha256)
         partial = f"{remote}.{secrets.token_hex(4)}.part"
-        sftp.put(str(zipapp), partial)
+        sftp.putfo(io.BytesIO(local.data), partial, len(local.data))
         try:
             sftp.chmod(partial, 0o600)
             sftp.posix_rename(partial, remote)
@@ -157,18 +166,25 @@ def _ship_with_sftp(
 
 @dataclass(frozen=True)
 class _LocalZipapp:
-    """What the node's copy is compared with: the zipapp's name there, its size and its sha256 (hex)."""
+    """The zipapp's bytes, read once, and what the node's copy is compared with: its name there, size and sha256 (hex).
+
+    Whatever is uploaded is these bytes, not the file read again: a file swapped between the hash and the upload
+    (a local cache reached by name) can never be what the node runs under the checked hash.
+    """
 
     name: str
     size: int
     sha256: str
+    data: bytes = field(repr=False)
 
     @classmethod
     def of(cls, zipapp: Path) -> _LocalZipapp:
-        data = zipapp.read_bytes()
+        fd = os.open(zipapp, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as raw:
+            data = raw.read()
         digest = hashlib.sha256(data).hexdigest()
         name = zipapp.name if _ZIPAPP_NAME.match(zipapp.name) else f"factoryctl-agent-{digest[:16]}.pyz"
-        return cls(name, len(data), digest)
+        return cls(name, len(data), digest, data)
 
 
 def _login_probe(connection: SshConnection, remote: str, local: _LocalZipapp, timeout: float) -> tuple[int, str | None]:
@@ -368,9 +384,7 @@ def _ls_mode(text: str) -> int:
     return bits
 
 
-def _ship_with_cat(
-    connection: SshConnection, zipapp: Path, directory: str, local: _LocalZipapp, timeout: float
-) -> ShippedAgent:
+def _ship_with_cat(connection: SshConnection, directory: str, local: _LocalZipapp, timeout: float) -> ShippedAgent:
     node = connection.node
     name = local.name
     argv = ["sh", "-c", CAT_PROBE, "sh", directory, name, str(local.size), local.sha256]
@@ -395,7 +409,7 @@ def _ship_with_cat(
     remote = str(PurePosixPath(about) / name)
     partial = f"{remote}.{secrets.token_hex(4)}.part"
     script = 'umask 077 && cat > "$1" && mv -f -- "$1" "$2"'
-    done = connection.run(["sh", "-c", script, "sh", partial, remote], timeout=timeout, stdin=zipapp.read_bytes())
+    done = connection.run(["sh", "-c", script, "sh", partial, remote], timeout=timeout, stdin=local.data)
     if done.exit_code != 0:
         raise NodeError(
             connection.node,

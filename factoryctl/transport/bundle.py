@@ -16,6 +16,14 @@ read-only home under a systemd unit's `ProtectHome=read-only`, a full disk); a c
 into is not tried again by this process, so each agent start does not build the archive for nothing. Only when the
 temporary directory fails too is the agent not built: one sentence naming both directories, and a hint, for each
 node (never an OSError's text).
+
+The temporary directory sits in a shared place (/tmp), whose cleaner may remove it while a controller runs; its name
+is in the warning, so another user could then make a directory of that name and swap the zipapp between its check
+and its start. So it is held open from the moment it is made, and never looked up by its name again: the zipapp is
+written, checked, read for upload and run through `/proc/self/fd/<fd>/` (`pinned_fds` says which descriptor a local
+agent must inherit for that). Each use re-checks the held directory (still there, this user's, private); one that is
+gone or changed is replaced by a new temporary directory, with a warning again. Where the system has no
+`/proc/self/fd`, the name is used, and each use checks that it is still the directory made.
 """
 
 from __future__ import annotations
@@ -27,11 +35,11 @@ import importlib.util
 import io
 import logging
 import os
-import shutil
 import stat
 import tempfile
 import threading
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import factoryctl
@@ -55,9 +63,26 @@ log = logging.getLogger("factoryctl.transport")
 _LOCK = threading.Lock()
 #: Cached zipapps whose bytes were checked, by path: the file's identity then (device, inode, size, times).
 _VERIFIED: dict[Path, tuple[int, ...]] = {}
-#: The private temporary directory used instead of a cache that is not private or not writable (made once, removed
-#: at exit).
-_FALLBACK: list[Path] = []
+
+
+@dataclass(frozen=True)
+class _Fallback:
+    """A private temporary directory used instead of the cache, held open (`fd`) from the moment it was made.
+
+    `shown`: its name, for messages only; `via`: the path every use goes through (`/proc/self/fd/<fd>`, else
+    `shown`); `ident`: its device and inode.
+    """
+
+    shown: Path
+    fd: int
+    via: Path
+    ident: tuple[int, int]
+
+
+#: The private temporary directory used instead of a cache that is not private or not writable (made on first use,
+#: replaced when gone or changed, removed at exit); the last is the one in use. Replaced ones stay open: a local
+#: agent about to start may still hold a path through one's descriptor number, which must not name another directory.
+_FALLBACK: list[_Fallback] = []
 #: Cached zipapps that could not be written, by path: why (`cannot be written (Read-only file system)`).
 _UNWRITABLE: dict[Path, str] = {}
 
@@ -131,7 +156,8 @@ def agent_zipapp(cache_dir: Path | None = None) -> Path:
 
     The path is resolved (no symbolic link in it) and its directory is private (module docstring): another user can
     neither have planted the file nor replace it before it is shipped. A cache that is not private, or cannot be
-    created or written, gives way to a private temporary directory; FactoryError when that cannot take it either.
+    created or written, gives way to a private temporary directory, reached through the descriptor that holds it
+    (`/proc/self/fd/<fd>/...`: `pinned_fds`, `shown_path`); FactoryError when that cannot take it either.
     """
     members = bundle_members()
     name = f"factoryctl-agent-{bundle_hash(members)}.pyz"
@@ -147,11 +173,11 @@ def agent_zipapp(cache_dir: Path | None = None) -> Path:
                 _UNWRITABLE[place / name] = problem = failed.problem
         fallback = _fallback_dir(directory, problem, unsafe)
         try:
-            return _checked(fallback / name, members)
+            return _checked(fallback.via / name, members)
         except _NotWritten as failed:
             raise FactoryError(
-                f"the agent was not built: its cache {directory} {problem}, and the temporary directory {fallback} "
-                f"{failed.problem}.",
+                f"the agent was not built: its cache {directory} {problem}, and the temporary directory "
+                f"{fallback.shown} {failed.problem}.",
                 _NOWHERE_HINT,
             ) from None
 
@@ -223,44 +249,137 @@ def _cache_place(directory: Path) -> tuple[Path | None, str, bool]:
     return (real, "", False) if problem is None else (None, problem, True)
 
 
-def _fallback_dir(directory: Path, problem: str, unsafe: bool) -> Path:
+def _fallback_dir(directory: Path, problem: str, unsafe: bool) -> _Fallback:
     """The private temporary directory used instead of the cache `directory` (which `problem`), made on first use.
 
+    Re-checked on every use (`_fallback_problem`): one gone or changed is replaced by a new one, with a warning.
     FactoryError when no temporary directory can be made, or the one made is not private either.
     """
-    if not _FALLBACK:
-        try:
-            fallback = Path(os.path.realpath(tempfile.mkdtemp(prefix="factoryctl-agent-")))
-        except OSError as exc:  # gettempdir's own failure names every directory it tried
-            where = f" in {tempfile.tempdir}" if tempfile.tempdir else ""
-            raise FactoryError(
-                f"the agent was not built: its cache {directory} {problem}, and no temporary directory could be "
-                f"made{where} ({_reason(exc)}).",
-                _NOWHERE_HINT,
-            ) from None
-        atexit.register(shutil.rmtree, fallback, True)
-        if _dir_problem(fallback) is not None:
-            raise FactoryError(
-                f"the agent was not built: its cache {directory} {problem}, and the temporary directory "
-                f"{fallback.parent} is not private either.",
-                "set XDG_CACHE_HOME (or TMPDIR) to a directory only you can write.",
-            )
-        _FALLBACK.append(fallback)
-        fix = (
-            "make the cache a directory of yours that only you can write, or set XDG_CACHE_HOME to one"
-            if unsafe
-            else "let this user write it, or set XDG_CACHE_HOME to a directory it can write"
-        )
-        why = ", so another user could replace the agent" if unsafe else ""
+    if _FALLBACK:
+        current = _FALLBACK[-1]
+        changed = _fallback_problem(current)
+        if changed is None:
+            return current
+        _forget(current)
+        made = _make_fallback(directory, problem)
         log.warning(
-            "the agent cache %s %s%s; it is built in %s for this run instead (%s).",
-            directory,
-            problem,
-            why,
-            fallback,
-            fix,
+            "the temporary directory %s the agent was built in %s; it is built in %s for the rest of this run instead.",
+            current.shown,
+            changed,
+            made.shown,
         )
-    return _FALLBACK[0]
+        return made
+    made = _make_fallback(directory, problem)
+    fix = (
+        "make the cache a directory of yours that only you can write, or set XDG_CACHE_HOME to one"
+        if unsafe
+        else "let this user write it, or set XDG_CACHE_HOME to a directory it can write"
+    )
+    why = ", so another user could replace the agent" if unsafe else ""
+    log.warning(
+        "the agent cache %s %s%s; it is built in %s for this run instead (%s).",
+        directory,
+        problem,
+        why,
+        made.shown,
+        fix,
+    )
+    return made
+
+
+def _make_fallback(directory: Path, problem: str) -> _Fallback:
+    """A new private temporary directory, held open, its removal at exit registered (the cache `directory` `problem`).
+
+    Its parents are checked by name once, right after it is made; from then on it is reached through its descriptor.
+    """
+    try:
+        shown = Path(os.path.realpath(tempfile.mkdtemp(prefix="factoryctl-agent-")))
+        fd = os.open(shown, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:  # gettempdir's own failure names every directory it tried
+        where = f" in {tempfile.tempdir}" if tempfile.tempdir else ""
+        raise FactoryError(
+            f"the agent was not built: its cache {directory} {problem}, and no temporary directory could be "
+            f"made{where} ({_reason(exc)}).",
+            _NOWHERE_HINT,
+        ) from None
+    info = os.fstat(fd)
+    pinned = Path(f"/proc/self/fd/{fd}")
+    made = _Fallback(shown, fd, pinned if _is_dir(pinned, info) else shown, (info.st_dev, info.st_ino))
+    atexit.register(_remove_fallback, made)
+    if _dir_problem(shown) is not None or _fallback_problem(made) is not None:
+        raise FactoryError(
+            f"the agent was not built: its cache {directory} {problem}, and the temporary directory "
+            f"{shown.parent} is not private either.",
+            "set XDG_CACHE_HOME (or TMPDIR) to a directory only you can write.",
+        )
+    _FALLBACK.append(made)
+    return made
+
+
+def _is_dir(path: Path, info: os.stat_result) -> bool:
+    """Whether `path` leads to the directory `info` describes (`/proc/self/fd/<fd>` does where the system has it)."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return False
+    return (found.st_dev, found.st_ino) == (info.st_dev, info.st_ino)
+
+
+def _fallback_problem(fallback: _Fallback) -> str | None:
+    """What is wrong with the temporary directory `fallback` now (a sentence's predicate), or None if still usable.
+
+    The held directory must still be there (a cleaner of /tmp may have removed it), this user's and writable by
+    nobody else. Reached by name (no `/proc/self/fd`), the name must still be that directory, not a link.
+    """
+    try:
+        info = os.fstat(fallback.fd)
+        named = os.lstat(fallback.shown) if fallback.via == fallback.shown else info
+    except FileNotFoundError:
+        return "is gone (removed by a cleaner of temporary files?)"
+    except OSError as exc:
+        return f"cannot be checked ({_reason(exc)})"
+    if info.st_nlink == 0:
+        return "is gone (removed by a cleaner of temporary files?)"
+    if (named.st_dev, named.st_ino) != fallback.ident:
+        return "was removed, and something else was made under its name"
+    if info.st_uid != os.geteuid():
+        return f"belongs to uid {info.st_uid} now"
+    if info.st_mode & 0o022:
+        return f"is writable by group or others now (mode {stat.S_IMODE(info.st_mode):04o})"
+    return None
+
+
+def _forget(fallback: _Fallback) -> None:
+    """Drop what was learnt of the zipapps in `fallback` (its descriptor stays open: see `_FALLBACK`)."""
+    for known in (_VERIFIED, _UNWRITABLE):
+        for path in [path for path in known if path.parent == fallback.via]:
+            del known[path]
+
+
+def _remove_fallback(fallback: _Fallback) -> None:
+    """At exit: empty the held directory through its descriptor, then remove its name if that is still it."""
+    with contextlib.suppress(OSError):
+        for entry in os.listdir(fallback.fd):
+            with contextlib.suppress(OSError):
+                os.unlink(entry, dir_fd=fallback.fd)
+        named = os.lstat(fallback.shown)
+        if (named.st_dev, named.st_ino) == fallback.ident:
+            os.rmdir(fallback.shown)
+    with contextlib.suppress(OSError):
+        os.close(fallback.fd)
+
+
+def pinned_fds(zipapp: Path) -> tuple[int, ...]:
+    """The descriptor a process running `zipapp` must inherit: the held temporary directory's, if it is reached so."""
+    return tuple(f.fd for f in _FALLBACK if f.via != f.shown and zipapp.parent == f.via)
+
+
+def shown_path(zipapp: Path) -> Path:
+    """`zipapp` under its directory's name, for a person (who has no `/proc/self/fd/<fd>` of this process)."""
+    for fallback in _FALLBACK:
+        if zipapp.parent == fallback.via:
+            return fallback.shown / zipapp.name
+    return zipapp
 
 
 def _make_dirs(directory: Path) -> None:

@@ -171,13 +171,22 @@ class LocalTransport:
         return sys.executable if self.node.python == "python3" else self.node.python
 
     def agent_command(self) -> list[str]:
-        """The agent's command line, as `start_agent` runs it (and `nodes check` tells to run by hand)."""
-        from factoryctl.transport.bundle import agent_zipapp
+        """The agent's command line, as `start_agent` runs it, for a person (`nodes check` tells to run it by hand).
 
-        return agent_argv(self.node, self.factory, self.python, agent_zipapp(), str(self.state_dir / "sim"))
+        A zipapp in the held temporary directory (transport/bundle.py) is named by that directory's name here.
+        """
+        from factoryctl.transport.bundle import agent_zipapp, shown_path
+
+        return self._agent_argv(shown_path(agent_zipapp()))
+
+    def _agent_argv(self, zipapp: Path) -> list[str]:
+        return agent_argv(self.node, self.factory, self.python, zipapp, str(self.state_dir / "sim"))
 
     def _start_agent(self, timeout: float) -> AgentSession:
-        python, argv = self.python, self.agent_command()
+        from factoryctl.transport.bundle import agent_zipapp, pinned_fds
+
+        zipapp = agent_zipapp()
+        python, argv = self.python, self._agent_argv(zipapp)
         try:  # in its own process group, as commands run (`_start`): a wrapper's children are ended with it
             proc = subprocess.Popen(
                 with_user_file_limit(argv),  # not the open-file limit raised for the fleet: its ranks inherit it
@@ -185,6 +194,7 @@ class LocalTransport:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 start_new_session=True,
+                pass_fds=pinned_fds(zipapp),  # a zipapp in the held temporary directory is run through it
             )
         except OSError as exc:
             local = local_limit_error(self.node.name, exc)  # out of files here: not the node's fault

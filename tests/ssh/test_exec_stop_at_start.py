@@ -12,6 +12,7 @@ one line for all, with one hint that finds them by their command line (their pro
 from __future__ import annotations
 
 import contextlib
+import getpass
 import os
 import re
 import shlex
@@ -159,14 +160,16 @@ def test_a_double_ctrl_c_still_waits_for_the_kills_on_their_way(factory, marks):
 IGNORES = 'trap "" INT HUP; f="$1$$"; echo $$ > "$f.tmp" && mv "$f.tmp" "$f"; exec sleep 20'
 
 
-def test_commands_still_running_are_one_line_with_one_hint(factory, marks):
+def test_commands_still_running_are_one_line_with_one_hint(factory, marks, sshd):
     code, err, groups = _interrupted(factory, marks, IGNORES, signals=1)
     assert all(running_in_group(group) for group in groups)  # as said
     assert code == ExitCode.INTERRUPTED, err
     still = "factoryctl: n[01-06] (6): command interrupted, but still running when exec stopped waiting for it\n"
     assert still in err  # not six lines, each with its own process group
     [hint] = [line for line in err.splitlines() if "pgrep" in line]
-    assert hint.startswith("hint: look for it with `factoryctl exec 'n[01-06]' -- pgrep -af ")
+    login = shlex.quote(sshd.user)  # the nodes' login user: only its own processes are looked at, and stopped
+    assert hint.startswith(f"hint: look for it with `factoryctl exec 'n[01-06]' -- pgrep -U {login} -af ")
+    assert "pkill" not in hint  # the script and its path are past the 120 characters matched: the look-up only
     assert "process group" not in err
 
 
@@ -174,7 +177,7 @@ def test_the_hint_finds_the_command_by_its_command_line(tmp_path):
     argv = ["sleep", "19.5"]
     proc = subprocess.Popen(argv)
     try:
-        hint = find_command_hint("n1", argv)
+        hint = find_command_hint("n1", argv, getpass.getuser())
         [look] = re.findall(r"`factoryctl exec 'n1' -- (pgrep [^`]+)`", hint)
         found = subprocess.run(shlex.split(look), capture_output=True, text=True, check=True).stdout
         assert found.split() == [str(proc.pid), *argv]  # it alone: not the shell that would have started it

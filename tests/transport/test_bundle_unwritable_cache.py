@@ -76,9 +76,11 @@ def test_a_cache_the_zipapp_cannot_be_written_into_is_replaced_by_a_temporary_di
     assert first.stdout.count("NVIDIA H100") == 2
     assert first.stderr == ""
     assert f"the agent cache {cache} cannot be written (Is a directory)" in caplog.text
-    assert f"it is built in {bundle._FALLBACK[0]} for this run instead" in caplog.text
+    [fallback] = bundle._FALLBACK
+    assert f"it is built in {fallback.shown} for this run instead" in caplog.text
     used = bundle.agent_zipapp()
-    assert used.parent == bundle._FALLBACK[0]
+    assert used.parent == fallback.via  # the held directory, reached through its descriptor
+    assert bundle.shown_path(used) == fallback.shown / used.name
     assert used.is_file()
     assert not list(cache.glob("*.tmp"))  # the failed write left nothing behind
     caplog.clear()
