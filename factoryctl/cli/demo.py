@@ -35,7 +35,7 @@ def register(app: typer.Typer) -> None:
             5.0,
             "--duration",
             callback=context.seconds_check("--duration", 0.0, "5"),
-            help="Seconds to run with --headless (the dashboard runs until you quit).",
+            help="Seconds to run with --headless, 0-86400 (the dashboard runs until you quit).",
         ),
         interval: float = typer.Option(
             1.0,

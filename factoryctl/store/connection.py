@@ -147,7 +147,7 @@ class StoreConnection:
         if missing:
             raise StoreError(
                 f"there is no store at {path} yet.",
-                "run `factoryctl controller run`, or `factoryctl telemetry collect --once` to take one sweep.",
+                "run `factoryctl controller run`, or `factoryctl telemetry collect` to take one sweep.",
             )
         with self._translate("open"):
             self._db = self._open_for_reading() if readonly else self._connect()
@@ -256,7 +256,7 @@ class StoreConnection:
         return StoreError(
             f"the store at {self.path} cannot be read by this user: its write-ahead log {self.path.name}-wal "
             f"needs a {self.path.name}-shm file that this user may not create in {self.path.parent}.",
-            "start the controller, or run `factoryctl telemetry collect --once` as the store's owner, to fold the log "
+            "start the controller, or run `factoryctl telemetry collect` as the store's owner, to fold the log "
             f"into the store; or give this user write access to {self.path.parent}.",
         )
 
@@ -335,7 +335,7 @@ class StoreConnection:
         if version < OLDEST_READABLE_SCHEMA:
             raise StoreError(
                 f"the store at {self.path} has schema {version}; this factoryctl reads {SCHEMA_VERSION}.",
-                "run `factoryctl telemetry collect --once` (or the controller) once to migrate it.",
+                "run `factoryctl telemetry collect` (or the controller) once to migrate it.",
             )
         self.schema_version = version
 

@@ -121,7 +121,7 @@ def test_history_without_a_store_says_how_to_get_one(cli: Any, factory: Path) ->
     result = cli("--config", str(factory), "telemetry", "history", "n1")
     assert result.exit_code == 1
     assert "no store" in result.stderr
-    assert "collect --once" in result.stderr
+    assert "`factoryctl telemetry collect` to take one sweep" in result.stderr  # not --once: it changes nothing
 
 
 def test_export_csv_and_jsonl(cli: Any, filled: Path) -> None:
