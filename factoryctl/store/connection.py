@@ -46,6 +46,15 @@ from factoryctl.store.sqlite_failures import Situation, classify
 MAX_REASON_BIT = 1 << 61  # throttle-reason bits are kept in a signed 64-bit column: 62 reasons at most
 
 
+#: sqlite3's error for a TEXT value that is not UTF-8: one such row made a whole listing fail (`audit`: every format).
+_UNDECODABLE = "Could not decode to UTF-8"
+
+
+def _text_or_bytes_escaped(value: bytes) -> str:
+    r"""A TEXT value as a str, each byte that is not UTF-8 as `\xff`: what node text's lone surrogates become."""
+    return value.decode("utf-8", "backslashreplace")
+
+
 class StoreError(FactoryError):
     """The store could not be opened, read or written."""
 
@@ -375,7 +384,17 @@ class StoreConnection:
     def _query(self, sql: str, params: Sequence[Any] = (), doing: str = "read") -> list[tuple[Any, ...]]:
         with self._lock, self._translate(doing):
             self._reopen_if_written()
-            return list(execute_waiting(self._db, sql, params).fetchall())
+            try:
+                return list(execute_waiting(self._db, sql, params).fetchall())
+            except sqlite3.OperationalError as exc:
+                if not str(exc).startswith(_UNDECODABLE):
+                    raise
+            # a text value that is not UTF-8 (written into the file by other means): read as the bytes it holds
+            self._db.text_factory = _text_or_bytes_escaped
+            try:
+                return list(execute_waiting(self._db, sql, params).fetchall())
+            finally:
+                self._db.text_factory = str
 
     def close(self) -> None:
         """Close the connection (WAL is checkpointed by SQLite when the last writer closes)."""

@@ -110,3 +110,34 @@ def test_a_login_name_of_thousands_of_characters_is_cut(monkeypatch: pytest.Monk
     """LOGNAME can be anything: 5,000 characters widened every line of `audit` and `nodes -o wide`."""
     monkeypatch.setenv("LOGNAME", "u" * 5000)
     assert login_name() == "u" * 61 + "..."
+
+
+def test_an_audit_reason_that_is_not_utf8_is_listed_with_its_byte_shown(tmp_path: Path, cli: Any) -> None:
+    """A reason written into the file by other means (x'ff41'): `audit` printed only `Could not decode to UTF-8
+    column 'reason'` and no row, in every format."""
+    import sqlite3
+    import time
+
+    from factoryctl.store.rows import AuditEntry
+
+    now = time.time()
+    path = tmp_path / "factory.yaml"
+    path.write_text(f"name: t\nstate_dir: {tmp_path / 'state'}\nnodes:\n  n1: {{transport: local}}\n")
+    store = Store(tmp_path / "state" / "factory.db")
+    store.add_audit(
+        [
+            AuditEntry(now - 2, "n1", 0, "set", 700.0, 500.0, user="alice", reason="cap"),
+            AuditEntry(now - 1, "n1", 1, "set", 700.0, 500.0, user="alice", reason="ok"),
+        ]
+    )
+    store.close()
+    db = sqlite3.connect(tmp_path / "state" / "factory.db")
+    db.execute("UPDATE audit SET reason = CAST(x'ff41' AS TEXT) WHERE gpu = 0")
+    db.commit()
+    db.close()
+    listed = cli("--config", str(path), "audit", "-o", "json")
+    assert listed.exit_code == 0, listed.stderr
+    assert [item["reason"] for item in listed.json()["items"]] == ["\\xffA", "ok"]
+    table = cli("--config", str(path), "audit")
+    assert table.exit_code == 0, table.stderr
+    assert "\\xffA" in table.stdout
