@@ -85,6 +85,8 @@ class Controller:
         self.lock: ControllerLock | None = None
         #: Why the controller stopped on its own (its files were deleted, replaced or damaged), None while all is well.
         self.failure: str | None = None
+        #: The `controller_stop` event's message for a failure that leaves the store usable (its lock replaced).
+        self._failure_event: str | None = None
         self._damage: StoreDamaged | None = None  # met by the controller's own writes (events, figures, rollups)
         self._up_written: int | None = None  # the nodes up in the figures last written
 
@@ -226,6 +228,11 @@ class Controller:
         self.failure = self.check_files()
         if self.failure:
             log.error("%s", self.failure)
+            if self.lock is not None and self.lock.replaced() and not (self.store and self.store.replaced()):
+                self._failure_event = (  # the store is still the readers' one: `events` says why it stopped
+                    f"controller {os.getpid()} stopped: its lock {self.lock.path} was deleted or replaced, so a "
+                    "second controller could start on the store"
+                )
         return self.failure is not None
 
     def check_files(self) -> str | None:
@@ -252,6 +259,10 @@ class Controller:
             if not self.failure and not self._store_damaged():
                 self._write_stats()
                 self._event("controller_stop", f"controller {os.getpid()} stopped")
+                self._store_damaged()
+            elif self._failure_event is not None and not self._store_damaged():
+                # its lock replaced: the event, not the figures, which a controller that took the new lock now owns
+                self._event("controller_stop", self._failure_event, "error")
                 self._store_damaged()
             log.info("controller stopped: %s", json.dumps(self.collector.stats()))
         if self.store is not None:
@@ -356,12 +367,19 @@ def unclean_stop(store: Store) -> str | None:
 
     Its pid comes from that event; the time it last wrote from the store's newest sample stored after it started.
     """
-    found = store.events(_EARLIEST_S, None, limit=1, kind=("controller_start", "controller_stop"))
-    if not found or found[-1].kind != "controller_start":
+    found = store.events(_EARLIEST_S, None, limit=1, kind="controller_start")
+    if not found:
         return None
     start = found[-1]
     pid = re.match(r"controller (\d+) started", start.message)
+    if _stopped_after(store, start, pid.group(1) if pid else None):
+        return None
     who = f"the previous controller (pid {pid.group(1)})" if pid else "the previous controller"
+    if pid and _runs_as_controller(int(pid.group(1))):
+        return (
+            f"{who} still runs, without its lock (the lock file was deleted or replaced): it stops on its own within "
+            f"{FILE_CHECK_EVERY_S:g} s and records why, unless it is stopped (SIGSTOP) or hung"
+        )
     stored = store.samples_stored_at()
     if stored is not None and stored >= start.time:
         last = f"it last stored samples at {iso_utc(stored)}"
@@ -370,6 +388,32 @@ def unclean_stop(store: Store) -> str | None:
     return (
         f"{who} ended without stopping (killed, crashed, or its stop could not be written: its log says which); {last}"
     )
+
+
+def _runs_as_controller(pid: int) -> bool:
+    """Whether `pid` is another process of this machine running `controller run` (its /proc command line says so).
+
+    A controller whose lock file was deleted runs on until its next check, and the one that took the new lock said
+    it had been killed or crashed. Not this process (a container's controller is pid 1 at every start), nor a pid
+    reused by another program; without /proc (not Linux) it is taken for ended, as before.
+    """
+    if pid == os.getpid():
+        return False
+    try:
+        words = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"controller" in words and b"run" in words
+
+
+def _stopped_after(store: Store, start: Event, pid: str | None) -> bool:
+    """Whether the controller of `start` (pid `pid`) recorded its `controller_stop` after it.
+
+    By its pid: a controller whose lock was replaced records its stop once it notices, up to `FILE_CHECK_EVERY_S`
+    after another controller took the new lock and started; that stop is not the newer controller's.
+    """
+    stops = store.events(start.time, None, limit=100, kind="controller_stop")
+    return any(pid is None or stop.message.startswith(f"controller {pid} stopped") for stop in stops)
 
 
 def _moved_store_hint(path: Path, gone: str) -> str:

@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -171,11 +171,11 @@ def register(app: typer.Typer) -> None:
 
         SIGTERM (systemd's stop) is its clean stop, exit 0; Ctrl-C exits 130, as any command's Ctrl-C.
         """
-        from factoryctl.cli.metrics_http import listen
-        from factoryctl.telemetry.poll import check_agent_cache
-
         quiet = context.global_options(ctx)[1]  # -q: nothing but errors
         with _sigterm_stops() as (stop, stopped_by):  # from here on a SIGTERM is the clean stop, once serving
+            from factoryctl.cli.metrics_http import listen  # after: http.server takes 25 ms to load
+            from factoryctl.telemetry.poll import check_agent_cache
+
             source = MetricsSource(context.load(ctx), min_interval, timeout, quiet=quiet)
             check_agent_cache(source.config.nodes.values())  # before serving, not as a failed scrape
             server = listen(address, port, metrics_handler(source))
@@ -195,24 +195,38 @@ def _sigterm_stops() -> Iterator[tuple[Wake, list[int]]]:
     so each `systemctl stop` left the unit failed. As the controller's (controller.py), the handler takes no lock (a
     burst of SIGTERMs is the same one stop: signal_wake.py) and stays in place once a SIGTERM came, until the CLI's
     end with its handlers (a later one changes nothing). A SIGTERM ignored where factoryctl started stays ignored;
-    off the main thread no handler can be installed. Ctrl-C is left to the CLI: exit 130, as any command's.
+    off the main thread no handler can be installed.
+
+    Ctrl-C is the CLI's (exit 130, as any command's) until a SIGTERM came: the first stop decides, so a Ctrl-C after
+    it only gives the `Wake` too. Left to the CLI's handler, which knew nothing of the SIGTERM, a Ctrl-C 10 ms after
+    `systemctl stop` raised, and the clean stop exited 130. A Ctrl-C ignored (`cmd &`) stays ignored.
     """
     from factoryctl.signal_wake import Wake
 
     stop, stopped_by = Wake(), []
+    previous: dict[int, Any] = {}
 
     def on_stop(signum: int, frame: FrameType | None) -> None:
         stopped_by.append(signum)  # a list's append: no lock, one bytecode
         stop.set()
 
-    installed = threading.current_thread() is threading.main_thread()
-    installed = installed and signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN
-    previous = signal.signal(signal.SIGTERM, on_stop) if installed else None
+    def on_ctrl_c(signum: int, frame: FrameType | None) -> None:
+        if stopped_by:  # after the SIGTERM: the same one stop
+            stop.set()
+        elif callable(ctrl_c := previous[signal.SIGINT]):  # before it: the CLI's Ctrl-C, as if this were not here
+            ctrl_c(signum, frame)
+
+    if threading.current_thread() is threading.main_thread():
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN:
+            previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, on_stop)
+        if callable(signal.getsignal(signal.SIGINT)):
+            previous[signal.SIGINT] = signal.signal(signal.SIGINT, on_ctrl_c)
     try:
         yield stop, stopped_by
     finally:
-        if installed and not stopped_by:
-            signal.signal(signal.SIGTERM, previous)
+        if not stopped_by:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
 
 def serve_until_stopped(server: ThreadingHTTPServer, stop: Wake) -> None:
