@@ -22,12 +22,19 @@ def zipapp(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 class Agent:
-    """A running agent: send requests, read lines (with a timeout)."""
+    """A running agent: send requests, read lines (with a timeout).
+
+    Its stdout is read unbuffered, a byte at a time up to each newline, as bytes: a buffered reader took two lines
+    the agent wrote together (a stream's first sample and the next reply, on a loaded machine) in one read and kept
+    the second where `select` cannot see it, which then waited its 30 s for a line already read.
+    """
 
     def __init__(self, argv: list[str]) -> None:
         self.proc = subprocess.Popen(
             argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1
         )
+        assert self.proc.stdout is not None
+        self.proc.stdout = self.proc.stdout.detach().detach()  # type: ignore[assignment]  # the raw file, read ahead by nothing
         self.hello = self.read()
         self._next_id = 100
 

@@ -84,7 +84,7 @@ def test_a_week_unread_in_thermal_slowdown_catches_up_quickly(tmp_path, clock):
     node.inject("hot")
     node.reading(0)
     clock.advance(7 * 86400.0)
-    began = time.perf_counter()
+    began = time.process_time()  # this process's CPU: a loaded machine stretched the wall-clock 0.8 s to 7 s
     for i in range(8):
         node.reading(i)
-    assert time.perf_counter() - began < 5.0  # every GPU of the node, a week each, under a cooling failure
+    assert time.process_time() - began < 5.0  # every GPU of the node, a week each, under a cooling failure

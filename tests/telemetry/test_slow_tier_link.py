@@ -1,4 +1,9 @@
-"""`controller.slow_interval_s` reaches the real agent through the controller's link (local simulated node)."""
+"""`controller.slow_interval_s` reaches the real agent through the controller's link (local simulated node).
+
+The stream's interval is 0.5 s: the simulated driver, as NVML's sample cache, serves one reading for 50 ms
+(`READING_TTL_S`), and at 0.1 s a sample a loaded machine read 56 ms late and the next one, read on time, were 49 ms
+apart: they shared a reading and showed one energy. At 0.5 s a sample would have to be read 0.45 s late.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,9 @@ from factoryctl.config import parse_config
 from factoryctl.errors import NodeError
 from factoryctl.model.telemetry import NodeSample
 from factoryctl.telemetry.links import Backoff, NodeLink, transport_connector
+
+#: Ten times the driver's reading cache: no two samples' reads fall within one cached reading on a loaded machine.
+INTERVAL_S = 0.5
 
 
 class Samples:
@@ -40,14 +48,16 @@ class Samples:
 
 
 def energies(tmp_path: Path, slow_interval_s: float, count: int = 6) -> list[int | None]:
-    """GPU 0's energy counter over `count` samples streamed at 0.1 s with the given slow tier."""
-    text = f"name: t\nnodes:\n  s1: {{transport: local, sim: h100-sxm}}\ncontroller: {{interval_s: 0.1, slow_interval_s: {slow_interval_s}}}\n"
+    """GPU 0's energy counter over `count` samples streamed at INTERVAL_S with the given slow tier."""
+    text = f"name: t\nnodes:\n  s1: {{transport: local, sim: h100-sxm}}\ncontroller: {{interval_s: {INTERVAL_S}, slow_interval_s: {slow_interval_s}}}\n"
     path = tmp_path / "factory.yaml"
     path.write_text(text)
     config = parse_config(text, path, state_dir=tmp_path / f"state-{slow_interval_s}")
     sink = Samples()
     node = config.nodes["s1"]
-    link = NodeLink(node, 0.1, transport_connector(config, 20.0), sink, Backoff(), slow_interval_s=slow_interval_s)
+    link = NodeLink(
+        node, INTERVAL_S, transport_connector(config, 20.0), sink, Backoff(), slow_interval_s=slow_interval_s
+    )
     link.start()
     try:
         deadline = time.monotonic() + 20
