@@ -11,6 +11,36 @@ import subprocess
 import sys
 from pathlib import Path
 
+#: Runs the CLI's `main`, each signal raised (C's raise(), so it lands at the next bytecode) at the first call of the
+#: function named. argv: factory.yaml, the command's words joined by spaces, then `module.function:SIGNAL`s.
+SIGNALS_AT_CALLS = """
+import ctypes, faulthandler, functools, importlib, signal, sys
+
+faulthandler.dump_traceback_later(20, exit=True)
+send = getattr(ctypes.CDLL(None), "raise")
+config, words, *plan = sys.argv[1:]
+sys.argv = ["factoryctl", "--config", config, *words.split()]
+from factoryctl.cli.app import main
+
+def signal_first(function, signum):
+    sent = []
+
+    @functools.wraps(function)
+    def signalled(*args, **kwargs):
+        if not sent:
+            sent.append(signum)
+            send(signum)  # C's raise(): it lands at the next bytecode, the call below
+        return function(*args, **kwargs)
+
+    return signalled
+
+for step in plan:
+    where, _, signame = step.partition(":")
+    module, _, name = where.rpartition(".")
+    module = importlib.import_module(module)
+    setattr(module, name, signal_first(getattr(module, name), getattr(signal, signame)))
+main()
+"""
 #: A local node on the simulated driver (an H100): `gpus`, `exec` and `power set` run without a GPU.
 SIMULATED_NODE = "{transport: local, sim: {profile: h100-sxm}}"
 

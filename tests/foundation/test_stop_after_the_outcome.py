@@ -19,40 +19,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from stop_children import one_node_factory, run_script
+from stop_children import SIGNALS_AT_CALLS, one_node_factory, run_script
 from stop_messages import INTERRUPTED
 
 from factoryctl.cli import process_exit
-
-#: argv: factory.yaml, the command's words joined by spaces, then `module.function:SIGNAL`s.
-SIGNALS_AT_CALLS = """
-import ctypes, faulthandler, functools, importlib, signal, sys
-
-faulthandler.dump_traceback_later(20, exit=True)
-send = getattr(ctypes.CDLL(None), "raise")
-config, words, *plan = sys.argv[1:]
-sys.argv = ["factoryctl", "--config", config, *words.split()]
-from factoryctl.cli.app import main
-
-def signal_first(function, signum):
-    sent = []
-
-    @functools.wraps(function)
-    def signalled(*args, **kwargs):
-        if not sent:
-            sent.append(signum)
-            send(signum)  # C's raise(): it lands at the next bytecode, the call below
-        return function(*args, **kwargs)
-
-    return signalled
-
-for step in plan:
-    where, _, signame = step.partition(":")
-    module, _, name = where.rpartition(".")
-    module = importlib.import_module(module)
-    setattr(module, name, signal_first(getattr(module, name), getattr(signal, signame)))
-main()
-"""
 
 
 def run_child(config: Path, words: str, *plan: str) -> subprocess.CompletedProcess[str]:
