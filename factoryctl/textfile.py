@@ -4,7 +4,8 @@ A file saved as Latin-1 or carrying a stray byte is bad input, not a bug in fact
 sentence with exit 2 (as `sched simulate --trace` says it) rather than on the internal-error path. Every loader
 decodes through here so the sentence is the same whatever the file is. A compressed file (a trace as `.csv.gz`) is
 said to be one, with how to pipe it in decompressed, rather than blamed for a stray byte; so is a UTF-16 file
-(Windows' "Unicode text"), with how to convert it. `exact_number` echoes a value read from such a file in an error
+(Windows' "Unicode text"), with how to convert it. A large input (a trace of millions of rows) is read as lines, each
+handed on once complete (`text_lines`), with the same checks. `exact_number` echoes a value read from such a file in an error
 without rounding it, so a range error never contradicts itself.
 
 The YAML files among them (factory.yaml, power policies) share one more check, `first_repeated_key`: YAML lets a
@@ -84,8 +85,33 @@ def read_text_stream(
     act between chunks. `check_first_line` (a CSV header's check) is called with the first line once it is complete,
     so an endless input of the wrong shape (`yes |`) fails at line 1 rather than at the size limit.
     """
-    decoder = codecs.getincrementaldecoder("utf-8-sig")()
     parts: list[str] = []
+    for text in _decoded_chunks(stream, source, what):
+        parts.append(text)
+        if check_first_line is not None and "\n" in text:
+            check_first_line("".join(parts).partition("\n")[0])
+            check_first_line = None
+    return "".join(parts)
+
+
+def text_lines(stream: BinaryIO, source: str, what: str) -> Iterator[str]:
+    """The UTF-8 lines of a binary stream with their line ends, as `str.splitlines(keepends=True)` gives them.
+
+    Checked as `read_text_stream` checks the whole text, each line handed on as soon as it is complete, so a parser
+    reading them keeps only its own result (a trace of millions of rows lived three times over: the text, its list
+    of lines, the jobs). An error names `source` and the line of the offending byte and is raised when its chunk
+    arrives, after the lines of the chunks before it. A CRLF split across two reads is one line end.
+    """
+    unfinished: list[str] = []  # the pieces of a line not yet ended (or ended by a CR that a LF may follow)
+    for text in _decoded_chunks(stream, source, what):
+        yield from _ended_lines(text, unfinished)
+    if unfinished:
+        yield "".join(unfinished)
+
+
+def _decoded_chunks(stream: BinaryIO, source: str, what: str) -> Iterator[str]:
+    """The stream's UTF-8 text as it arrives, chunk by chunk, each checked (`read_text_stream`); a BOM dropped."""
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
     size = lines_before = 0
     for chunk in _chunks(stream):
         if size == 0:
@@ -94,19 +120,47 @@ def read_text_stream(
         size += len(chunk)
         nul = chunk.find(b"\0")  # decoded up to it first: a bad byte before it is the one to name
         try:
-            parts.append(decoder.decode(chunk if nul < 0 else chunk[:nul]))
+            text = decoder.decode(chunk if nul < 0 else chunk[:nul])
         except UnicodeDecodeError as error:
             raise _not_utf8(error, lines_before, source, what) from None
         _check_chunk(chunk, nul, size, lines_before, source, what)
-        if check_first_line is not None and "\n" in parts[-1]:
-            check_first_line("".join(parts).partition("\n")[0])
-            check_first_line = None
         lines_before += chunk.count(b"\n")
+        yield text
     try:
-        parts.append(decoder.decode(b"", final=True))
+        yield decoder.decode(b"", final=True)
     except UnicodeDecodeError as error:  # the input ends inside a character
         raise _not_utf8(error, lines_before, source, what) from None
-    return "".join(parts)
+
+
+#: Every character `str.splitlines` ends a line at.
+_LINE_ENDS = frozenset("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029")
+
+
+def _ended_lines(text: str, unfinished: list[str]) -> list[str]:
+    """The lines that `text`, read after the pieces in `unfinished`, ends; its own last line goes to `unfinished`.
+
+    A last line that ends with CR stays there too: the next text may start with the LF of a CRLF. A text without a
+    line end only adds to `unfinished`, so a line spread over many chunks is joined once, not once per chunk.
+    """
+    lines = text.splitlines(keepends=True)
+    if not lines:
+        return lines
+    if len(lines) == 1 and lines[0][-1] not in _LINE_ENDS and not (unfinished and unfinished[-1][-1] == "\r"):
+        unfinished.append(text)
+        return []
+    if unfinished:
+        held = "".join(unfinished)
+        unfinished.clear()
+        if held[-1] != "\r":
+            lines[0] = held + lines[0]
+        elif lines[0] == "\n":
+            lines[0] = held + "\n"
+        else:
+            lines.insert(0, held)
+    last = lines[-1][-1]
+    if last not in _LINE_ENDS or last == "\r":
+        unfinished.append(lines.pop())
+    return lines
 
 
 def _chunks(stream: BinaryIO) -> Iterator[bytes]:

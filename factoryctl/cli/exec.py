@@ -359,7 +359,10 @@ def exec_command(
     ),
     fanout: int = FANOUT_OPTION,
     timeout: float = context.timeout_option(
-        60.0, "--timeout", "-t", help="Seconds the command may run on each node, 0.1-86400 (connecting: ssh.connect_timeout_s)."
+        60.0,
+        "--timeout",
+        "-t",
+        help="Seconds the command may run on each node, 0.1-86400 (connecting: ssh.connect_timeout_s).",
     ),
     output: OutputFormat = OUTPUT_OPTION,
     no_header: bool = NO_HEADER_OPTION,

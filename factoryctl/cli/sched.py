@@ -9,11 +9,13 @@ stays cheap.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import typer
+from typer.core import TyperCommand
 
 from factoryctl.cli import context
 from factoryctl.cli.arguments import exact_path
@@ -23,6 +25,8 @@ from factoryctl.cli.render import Column, OutputFormat, render_listing
 from factoryctl.errors import ActionFailed, UsageError
 
 if TYPE_CHECKING:
+    from typer._click import Context as ClickContext  # typer >= 0.26 vendors click
+
     from factoryctl.cli.outfile import OutFile
     from factoryctl.scheduler.policy import SchedulerConfig
     from factoryctl.scheduler.simulate import Rejected, SimulationResult
@@ -124,18 +128,21 @@ def read_trace(path: Path, quiet: bool = False) -> list[TraceJob]:
     """The --trace file parsed, or a usage error (exit 2) that names the line and says what a trace holds.
 
     `-` is stdin (`zcat trace.csv.gz | factoryctl sched simulate --trace - ...`), named `stdin` in the messages.
+    The trace is parsed line by line as it is read, so only its jobs stay in memory, and input that is no trace
+    (`yes | ... --trace -`, `--trace /dev/zero`) is refused at its first line rather than read on.
     Columns the replay does not read (prices, deadlines, labels: the offline replay models none of them) are named
     once on stderr, unless `quiet`, so nobody takes a replay that ignored them for one that used them; so are
     columns the header leaves unnamed (`column 5 (no name)`), whose values are dropped as well.
     """
     from factoryctl.cli.arguments import is_std_stream
     from factoryctl.scheduler.trace import parse_trace
+    from factoryctl.textfile import text_lines
 
     ignored: list[str] = []
     source = "stdin" if is_std_stream(path) else str(path)
     try:
-        lines = _trace_text(path, source).splitlines(keepends=True)
-        jobs = parse_trace(lines, source=source, ignored=ignored)
+        with _trace_stream(path) as stream:
+            jobs = parse_trace(text_lines(stream, source, "trace"), source=source, ignored=ignored)
     except UsageError as error:
         if error.hint is not None:
             raise
@@ -165,24 +172,36 @@ def _note_ignored(source: str, ignored: list[str]) -> None:
         )
 
 
-def _trace_text(path: Path, source: str) -> str:
-    """The trace's UTF-8 text: from the file `path`, or from stdin for `-` (a terminal there is a usage error).
+_STDIN_HINT = "pipe the trace in (`--trace - < trace.csv`), or give --trace its path."
 
-    Its header is checked as soon as its line arrives (named `source` in the error), so an endless input that is
-    no trace (`yes | ... --trace -`, `--trace /dev/zero`) is refused at line 1 rather than read until memory runs out.
+
+@contextmanager
+def _trace_stream(path: Path) -> Iterator[BinaryIO]:
+    """The trace's bytes: the file `path` open, or stdin for `-` (a terminal or a closed stdin is a usage error).
+
+    A file that cannot be opened or read (missing, a directory, a read failing midway) is a usage error naming it,
+    as `textfile.read_utf8` says it; stdin's the same as `outfile.stdin_text`'s.
     """
-    from functools import partial
+    import io
 
     from factoryctl.cli.arguments import is_std_stream
-    from factoryctl.cli.outfile import stdin_text
-    from factoryctl.scheduler.trace import check_header_line
 
-    check = partial(check_header_line, source=source)
-    if is_std_stream(path):
-        return stdin_text("--trace", "trace", "trace.csv", check)
-    from factoryctl.textfile import read_utf8
-
-    return read_utf8(path, "trace", "check the path given to --trace.", check)
+    if not is_std_stream(path):
+        try:
+            with path.open("rb") as stream:
+                yield stream
+        except OSError as exc:
+            raise UsageError(f"cannot read trace {path}: {exc.strerror}.", "check the path given to --trace.") from exc
+        return
+    if sys.stdin is None or sys.stdin.closed:
+        raise UsageError("--trace - reads the trace from stdin, which is closed.", _STDIN_HINT)
+    if sys.stdin.isatty():
+        raise UsageError("--trace - reads the trace from stdin, which is a terminal.", _STDIN_HINT)
+    buffer = getattr(sys.stdin, "buffer", None)
+    try:  # a text stream put in place of stdin (an embedding caller) is in memory already
+        yield io.BytesIO(sys.stdin.read().encode()) if buffer is None else buffer
+    except OSError as exc:
+        raise UsageError(f"cannot read the trace from stdin: {exc.strerror or exc}.", _STDIN_HINT) from None
 
 
 def _open_schedule(path: Path, trace: Path) -> OutFile:
@@ -195,18 +214,57 @@ def _open_schedule(path: Path, trace: Path) -> OutFile:
     return open_out_file(path, "--schedule-out", f"schedule {path}", [(given, refusal)])
 
 
-def _rejection_hint(rejected: Rejected, jobs: dict[str, TraceJob], gpus_per_node: int) -> str:
-    """What to change for the first rejected job: the trace's shape columns, or the cluster's size."""
+def _rejection_hint(rejected: Rejected, jobs: dict[str, TraceJob], nodes: int, gpus_per_node: int) -> str:
+    """What to change for the first rejected job: the cluster's size, or the trace's shape columns.
+
+    A job whose trace fixes its shape (`num_nodes`/`gpus_per_node`) is told only what can hold that shape: more
+    GPUs per node cannot help a job whose node count is fixed, nor more nodes one whose GPUs per node are.
+    """
     job = jobs.get(rejected.job_id)
-    if job is not None and job.gpus_per_node is not None and job.gpus_per_node > gpus_per_node:
-        return (
-            f"job {rejected.job_id} asks for {job.gpus_per_node} GPUs per node in the trace's num_nodes/gpus_per_node"
-            f" columns and nodes have {gpus_per_node}; raise --gpus-per-node or fix those columns."
-        )
-    return f"job {rejected.job_id} {rejected.reason}; add nodes (--nodes) or GPUs per node (--gpus-per-node)."
+    if job is None or job.gpus_per_node is None:  # the scheduler picks the shape: more of either helps
+        return f"job {rejected.job_id} {rejected.reason}; add nodes (--nodes) or GPUs per node (--gpus-per-node)."
+    per_node, count = job.gpus_per_node, job.num_gpus // job.gpus_per_node
+    asks = f"job {rejected.job_id} asks for {_nodes_of(count, per_node)} in the trace's num_nodes/gpus_per_node columns"
+    if count > MAX_NODES or per_node > MAX_GPUS_PER_NODE:
+        most = _nodes_of(MAX_NODES, MAX_GPUS_PER_NODE)
+        return f"{asks}, more than a simulated cluster may have (at most {most}); fix those columns."
+    raises = [f"--nodes to at least {count}"] if count > nodes else []
+    if per_node > gpus_per_node:
+        raises.append(f"--gpus-per-node to at least {per_node}")
+    has = _nodes_of(nodes, gpus_per_node)
+    return f"{asks} and the cluster has {has}; raise {' and '.join(raises)}, or fix those columns."
 
 
-#: The simulated cluster and its trace, shared by `sched simulate` and `sched explain`.
+def _nodes_of(nodes: int, gpus: int) -> str:
+    """`4 nodes of 2 GPUs`, `1 node of 1 GPU`."""
+    return f"{nodes:,} node{'s' * (nodes != 1)} of {gpus:,} GPU{'s' * (gpus != 1)}"
+
+
+class OneTraceCommand(TyperCommand):
+    """A command reading one trace: `--trace` given more than once is a usage error.
+
+    Click keeps only the last value of an option given twice, so `--trace a.csv --trace b.csv` replayed b.csv alone
+    and said nothing (a repeated `--policy` adds to the list, which made the dropped trace all the likelier to be
+    taken for a second one replayed).
+    """
+
+    def parse_args(self, ctx: ClickContext, args: list[str]) -> list[str]:
+        """Parse as Click does, then count the `--trace`s given (completion never fails)."""
+        words = list(args)  # Click's parser consumes the list it is given
+        rest = super().parse_args(ctx, args)
+        if not ctx.resilient_parsing:
+            _, _, order = self.make_parser(ctx).parse_args(args=words)  # it parsed once: it parses again
+            given = sum(1 for param in order if param.name == "trace")
+            if given > 1:
+                times = "twice" if given == 2 else f"{given} times"
+                raise UsageError(
+                    f"--trace is given {times}, and a replay reads one trace.",
+                    "give --trace once; to replay several traces together, join them into one file under one header.",
+                )
+        return rest
+
+
+#: The simulated cluster and its trace, shared by `sched simulate` and `sched explain` (both `OneTraceCommand`s).
 TRACE_OPTION: Any = typer.Option(
     ...,
     "--trace",
@@ -237,7 +295,7 @@ RACK_SIZE_OPTION: Any = typer.Option(
 )
 
 
-def warn_skipped(rejected: Sequence[Rejected], jobs: Sequence[TraceJob], gpus_per_node: int) -> None:
+def warn_skipped(rejected: Sequence[Rejected], jobs: Sequence[TraceJob], nodes: int, gpus_per_node: int) -> None:
     """Say on stderr which trace jobs the cluster can never hold (the replay skipped them), and what to change.
 
     Job ids are the trace's text: their control characters are escaped (`escape_controls`), as in errors and tables.
@@ -248,7 +306,7 @@ def warn_skipped(rejected: Sequence[Rejected], jobs: Sequence[TraceJob], gpus_pe
 
     names = ", ".join(r.job_id for r in rejected[:5]) + (" ..." if len(rejected) > 5 else "")
     warning = f"factoryctl: {len(rejected)} job(s) can never run on this cluster and were skipped: {names}"
-    hint = f"hint: {_rejection_hint(rejected[0], {j.job_id: j for j in jobs}, gpus_per_node)}"
+    hint = f"hint: {_rejection_hint(rejected[0], {j.job_id: j for j in jobs}, nodes, gpus_per_node)}"
     sys.stderr.write(f"{escape_controls(warning)}\n{escape_controls(hint)}\n")
 
 
@@ -259,7 +317,7 @@ def nothing_fits(
     return ActionFailed(
         f"none of the {len(rejected)} job(s) in the trace fits on {nodes} node(s) of {gpus_per_node} GPUs,"
         " so nothing ran.",
-        _rejection_hint(rejected[0], {job.job_id: job for job in jobs}, gpus_per_node),
+        _rejection_hint(rejected[0], {job.job_id: job for job in jobs}, nodes, gpus_per_node),
     )
 
 
@@ -278,7 +336,7 @@ GRACE_OPTION: Any = typer.Option(
 )
 
 
-@app.command("simulate", short_help="Replay a job trace under each policy: delays, utilisation.")
+@app.command("simulate", cls=OneTraceCommand, short_help="Replay a job trace under each policy: delays, utilisation.")
 def simulate_command(
     ctx: typer.Context,
     trace: Path = TRACE_OPTION,
@@ -316,7 +374,7 @@ def simulate_command(
     opener = None if schedule_out is None else partial(_open_schedule, schedule_out, trace)
     with removed_on_failure(opener) as out:  # to the end: a stop while the results are written keeps no temp file
         results = _replay(jobs, configs, (nodes, gpus_per_node, rack_size), context.global_options(ctx)[1])
-        _report(jobs, results, gpus_per_node, (output, no_header, preemption), out)
+        _report(jobs, results, (nodes, gpus_per_node), (output, no_header, preemption), out)
     if len(results[0].rejected) == len(jobs):
         raise nothing_fits(results[0].rejected, jobs, nodes, gpus_per_node)
 
@@ -383,14 +441,15 @@ def _replay(
 def _report(
     jobs: list[TraceJob],
     results: list[SimulationResult],
-    gpus_per_node: int,
+    cluster: tuple[int, int],
     view: tuple[OutputFormat, bool, bool],
     out: OutFile | None,
 ) -> None:
     """Warn about skipped jobs, print the table, then write the schedule to `out` (--schedule-out).
 
-    `view` is the output format, `--no-header` and `--preemption` (which adds the preemption fields). The table
-    comes first: a late write failure, such as a full disk, must not cost it.
+    `cluster` is the nodes and GPUs per node (the skipped jobs' hint says what to change), `view` the output format,
+    `--no-header` and `--preemption` (which adds the preemption fields). The table comes first: a late write
+    failure, such as a full disk, must not cost it.
     """
     output, no_header, preemption = view
 
@@ -399,7 +458,7 @@ def _report(
 
     rejected = results[0].rejected
     if rejected and len(rejected) < len(jobs):
-        warn_skipped(rejected, jobs, gpus_per_node)
+        warn_skipped(rejected, jobs, *cluster)
     columns = COLUMNS + PREEMPTION_COLUMNS if preemption else COLUMNS
     emit_then_write(
         out,

@@ -24,6 +24,7 @@ from factoryctl.cli.sched import (
     PREEMPTION_OPTION,
     RACK_SIZE_OPTION,
     TRACE_OPTION,
+    OneTraceCommand,
     nothing_fits,
     policy_config,
     read_trace,
@@ -152,7 +153,9 @@ _JOB_OPTION: Any = typer.Option(
 def register(sched_app: typer.Typer) -> None:
     """Add `explain` to the `sched` app."""
 
-    @sched_app.command("explain", short_help="Replay a job trace up to --at: each job's state and why.")
+    @sched_app.command(
+        "explain", cls=OneTraceCommand, short_help="Replay a job trace up to --at: each job's state and why."
+    )
     def explain_command(
         ctx: typer.Context,
         trace: Path = TRACE_OPTION,
@@ -183,7 +186,7 @@ def register(sched_app: typer.Typer) -> None:
         if len(found.rejected) == len(jobs):
             raise nothing_fits(found.rejected, jobs, nodes, gpus_per_node)
         if found.rejected:
-            warn_skipped(found.rejected, jobs, gpus_per_node)
+            warn_skipped(found.rejected, jobs, nodes, gpus_per_node)
         if not found.jobs and not context.global_options(ctx)[1]:  # a note, as read_trace's: not under -q
             _say_why_empty(jobs, at, found)
         emit(render_listing([_item(j) for j in found.jobs], [], COLUMNS, output, no_header, JOB_FIELDS))

@@ -4,7 +4,7 @@
 and extra columns are ignored (`parse_trace` names them, so the CLI can say the replay does not model them). Column
 names are read case-insensitively. A row must not have more fields than the header, a header must not name a
 column twice, and numbers are ASCII: otherwise a shifted or mistyped row could replay as a different job.
-The caller reads the file; this module only sees its bytes or lines (no IO in the core).
+The caller reads the file; this module only sees its lines, one at a time (no IO in the core).
 """
 
 from __future__ import annotations
@@ -162,19 +162,49 @@ def parse_row(row: dict[str, str], where: str) -> TraceJob:
 def parse_trace(lines: Iterable[str], source: str = "trace", ignored: list[str] | None = None) -> list[TraceJob]:
     """Parse a whole trace; missing columns, bad values, duplicate ids and an empty trace are usage errors.
 
-    Errors name `source` and the line (blank lines counted), and carry a hint. So does a line the csv module
-    cannot read at all (a field over its 128 KiB limit), a row with more fields than the header, a header that
-    names a column twice and a quote never closed. `ignored`, if given, receives the header's columns the replay
-    does not read, unnamed ones as `column 5 (no name)`.
+    `lines` is read once, a line at a time (a file's lines as they arrive: only the jobs are kept). Errors name
+    `source` and the line (blank lines counted), and carry a hint. So does a line the csv module cannot read at all
+    (a field over its 128 KiB limit), a row with more fields than the header, a header that names a column twice and
+    a quote never closed. A line of only spaces is skipped as an empty one is. `ignored`, if given, receives the
+    header's columns the replay does not read, unnamed ones as `column 5 (no name)`.
     """
-    lines = lines if isinstance(lines, list) else list(lines)  # a row's own lines are then a slice
-    reader = csv.DictReader(lines)
+    feed = _RowLines(lines)
+    reader = csv.DictReader(feed)
     try:
-        return _parse(reader, lines, source, ignored)
+        return _parse(reader, feed, source, ignored)
     except csv.Error as error:
         raise UsageError(
             f"{source}:{reader.line_num + 1}: cannot read this line as CSV ({error})", _FORMAT_HINT
         ) from None
+
+
+class _RowLines:
+    """The trace's lines as the csv reader takes them, keeping those of the current row and looking one line ahead.
+
+    A row's own lines (`row`, several when a quoted field holds line breaks) let a check quote what it was given;
+    the look-ahead says whether the row ended the input (`ended`), where a quote left open would have taken it.
+    """
+
+    def __init__(self, lines: Iterable[str]) -> None:
+        self._lines = iter(lines)
+        self._next = next(self._lines, None)
+        self.row: list[str] = []
+
+    def __iter__(self) -> _RowLines:
+        return self
+
+    def __next__(self) -> str:
+        line = self._next
+        if line is None:
+            raise StopIteration
+        self._next = next(self._lines, None)
+        self.row.append(line)
+        return line
+
+    @property
+    def ended(self) -> bool:
+        """Whether every line has been read."""
+        return self._next is None
 
 
 def _unread_columns(header: list[str], written: list[str]) -> list[str]:
@@ -191,8 +221,8 @@ def _unread_columns(header: list[str], written: list[str]) -> list[str]:
     return unread
 
 
-def _parse(reader: csv.DictReader[str], lines: list[str], source: str, ignored: list[str] | None) -> list[TraceJob]:
-    """`parse_trace` on an open reader reading `lines`."""
+def _parse(reader: csv.DictReader[str], feed: _RowLines, source: str, ignored: list[str] | None) -> list[TraceJob]:
+    """`parse_trace` on an open reader reading `feed`."""
     first = next(reader.reader, None)
     while first is not None and not any(field.strip() for field in first):  # blank lines before the header
         first = next(reader.reader, None)
@@ -209,12 +239,15 @@ def _parse(reader: csv.DictReader[str], lines: list[str], source: str, ignored: 
     jobs: list[TraceJob] = []
     seen: set[str] = set()
     while True:
-        before = reader.reader.line_num
+        feed.row = []
         row = next(reader, None)
         if row is None:
             break
+        raw = feed.row
+        if not raw[-1].strip() and not "".join(raw).strip():  # spaces only: an empty line, as the csv module skips
+            continue
         where = f"{source}:{reader.line_num}"
-        _check_shape(row, lines[before : reader.line_num], len(header), where, reader.line_num == len(lines))
+        _check_shape(row, raw, len(header), where, feed.ended)
         job = parse_row(row, where)
         if job.job_id in seen:
             raise UsageError(f"{where}: job_id {job.job_id!r} appears twice", "give every job its own job_id.")
@@ -226,22 +259,6 @@ def _parse(reader: csv.DictReader[str], lines: list[str], source: str, ignored: 
             "add one row per job under the header: its job_id, submit time and duration in seconds, GPU count.",
         )
     return jobs
-
-
-def check_header_line(line: str, source: str) -> None:
-    """Refuse a trace's first line, as soon as it is read, when it is a header `parse_trace` would refuse.
-
-    The reader calls this before the rest of the input has arrived, so an endless input of the wrong shape
-    (`yes | factoryctl sched simulate --trace -`) fails at line 1 instead of filling memory. A blank line (the header
-    comes later) or a quote left open (the header runs on) is left to `parse_trace`.
-    """
-    try:
-        fields = next(csv.reader([line], strict=True), [])
-    except csv.Error:
-        return
-    header = _column_names(fields)
-    if any(header):
-        _check_header(header, f"{source}:1")
 
 
 def _column_names(fields: list[str]) -> list[str]:
