@@ -62,11 +62,16 @@ def _visibility(value: object) -> Visibility:
 
 
 def _loss_fraction(value: object) -> float:
-    """`--max-throughput-loss` as a float; text that is not a number is our usage error naming it (`5%` ...)."""
+    """`--max-throughput-loss` as a float; text that is not a number is our usage error naming it (`5%` ...).
+
+    `0_05` and full-width digits (`０.05`), which `float` reads, are refused as in the data files (docs/power.md).
+    """
     if isinstance(value, float):
         return value
     text = str(value).strip()
     try:
+        if "_" in text or not text.isascii():
+            raise ValueError(text)
         return float(text)
     except ValueError:
         raise UsageError(f"--max-throughput-loss must be a fraction such as 0.05, not {text!r}.", _LOSS_HINT) from None
@@ -375,6 +380,7 @@ def simulate_command(
 
     from factoryctl.cli.outfile import emit_then_write, removed_on_failure
     from factoryctl.cli.price import open_prices, refuse_empty_source
+    from factoryctl.cli.progress import replay_progress
     from factoryctl.power.curve_file import load_curve
     from factoryctl.power.schedule_file import schedule_csv
     from factoryctl.power.simulator import simulate
@@ -389,8 +395,13 @@ def simulate_command(
     opener = None if schedule_out is None else partial(_open_schedule, schedule_out, prices_file, curve, policy_file)
     with removed_on_failure(opener) as out:  # to the end: a stop while the results are written keeps no temp file
         offset = market_offset_s(source)  # the market's clock, on which its intervals start
-        result = simulate(points, power_curve, gpu_range, policy, price_visibility.value, max_loss, offset)
+        quiet = context.global_options(ctx)[1]
+        where = "the policy" if policy_file is None else str(policy_file)
+        with replay_progress(f"replaying {policy.kind}", quiet, unit="intervals") as progress:
+            result = simulate(
+                points, power_curve, gpu_range, policy, price_visibility.value, max_loss, offset, progress, where
+            )
         document = _document(result, policy, _facts(power_curve.name, price_visibility, max_loss))
         _warn_stale(document, policy, policy_file)
-        _note_no_saving(document, context.global_options(ctx)[1])
+        _note_no_saving(document, quiet)
         emit_then_write(out, lambda: _render(document, output), lambda: schedule_csv(points, result.actions))

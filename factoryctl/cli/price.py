@@ -21,6 +21,9 @@ from factoryctl.cli.options import NO_HEADER_OPTION, OUTPUT_OPTION
 from factoryctl.cli.render import Column, OutputFormat, dump_json, dump_yaml, emit, render_listing
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from factoryctl.model.power import PricePoint
     from factoryctl.power.sources import PriceSource
 
 app = typer.Typer(no_args_is_help=True)
@@ -251,6 +254,7 @@ def history_command(
     no_header: bool = NO_HEADER_OPTION,
 ) -> None:
     """Every price in force in a time range, from the one running at --since; unknown prices are shown as null."""
+    from factoryctl.cli.context import global_options
     from factoryctl.errors import UsageError
     from factoryctl.power.intervals import row_intervals, rows_overlapping
     from factoryctl.power.sources import market_offset_s
@@ -275,6 +279,26 @@ def history_command(
     emit(render_listing(items, [], PRICE_COLUMNS, output, no_header, list(_item(0, None))))
     if (start is not None or end is not None) and points:  # a range asked for; the whole file is complete as is
         _warn_if_ended(where, times[-1] + lasts[-1], min(time.time(), math.inf if end is None else end))
+    if not listed and end is not None and not global_options(ctx)[1]:
+        _note_before_first(where, source.fetch(), end, market_offset_s(source))
+
+
+def _note_before_first(where: str, points: Sequence[PricePoint], end: int, utc_offset_s: int) -> None:
+    """Say on stderr that the range ends before the prices begin, and what they span: an empty list says nothing.
+
+    A note, so not under -q (docs/cli.md): the empty listing is the right answer, the span is what to ask instead.
+    """
+    from factoryctl.model.power import iso_utc_seconds
+    from factoryctl.power.intervals import row_intervals
+
+    if not points or points[0].timestamp_s < end:
+        return
+    times = [p.timestamp_s for p in points]
+    ends = times[-1] + row_intervals(times, utc_offset_s).durations_s[-1]
+    sys.stderr.write(
+        f"factoryctl: note: the prices in {where} run from {iso_utc_seconds(times[0])} to {iso_utc_seconds(ends)},"
+        f" so nothing before --until {iso_utc_seconds(end)} is listed.\n"
+    )
 
 
 def _warn_if_ended(where: str, ends: int, horizon: float) -> None:

@@ -38,8 +38,19 @@ class FieldError(ValueError):
         self.hint = hint
 
 
+_ASCII_BLANKS = " \t\r\n"
+#: The hint for a number Python would read but the docs do not allow (`1_000`, full-width `１０`).
+ASCII_NUMBER_HINT = "write numbers with ASCII digits, a decimal point and no separator: 1000, 1e3, 0.5."
+
+
 def parse_number(text: str, field: str) -> float:
-    """A field as a float, or a `FieldError` that names the field and its value (never Python's own wording)."""
+    """A field as a float, or a `FieldError` that names the field and its value (never Python's own wording).
+
+    Python's own extras are refused, as a trace's numbers are (scheduler/trace.py): `1_000` (which `float` reads
+    as 1000) and non-ASCII digits (`１０` is 10 to `float`). A file from elsewhere never means either.
+    """
+    if "_" in text or not text.isascii():  # stripped of ASCII blanks only: a no-break space must show (as '\xa0')
+        raise FieldError(f"{field} is {text.strip(_ASCII_BLANKS)!r}, which is not a number", ASCII_NUMBER_HINT)
     try:
         return float(text)
     except ValueError:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import math
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from factoryctl.errors import UsageError
@@ -24,7 +24,8 @@ from factoryctl.power.intervals import price_interval_s, row_intervals
 from factoryctl.power.policy.config import OptimizePolicy, Policy
 from factoryctl.power.policy.engine import EngineSetup, EngineState, decide
 from factoryctl.power.policy.lagrange import LagrangeChains, solve_lp
-from factoryctl.power.policy.view import DAY_S, PriceView
+from factoryctl.power.policy.optimizer import ReferenceWindow
+from factoryctl.power.policy.view import DAY_S, PriceView, SeriesWindow
 from factoryctl.textfile import exact_number
 
 VISIBILITIES = ("day-ahead", "realtime")
@@ -208,16 +209,23 @@ def _lookback_s(policy: Policy) -> int:
     return max(history, policy.rules.stale_after_s, 2 * DAY_S)
 
 
+#: How many times a replay tells its progress (`replay`'s `progress`): often enough for a line that moves.
+PROGRESS_STEPS = 100
+
+
 def replay(
     points: Sequence[PricePoint],
     setup: EngineSetup,
     visibility: str,
     interval_s: int,
     durations: Sequence[int] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[PowerAction, ...]:
     """Run the engine over every row, showing it only the prices published by then and how long the row lasts.
 
     `durations` is each row's own interval (`SeriesReport.durations_s`); None: `intervals.row_intervals` in UTC.
+    `progress` is told (rows done, rows) now and then. Each view is a window on the series, not a copy, and the
+    reference sample slides along with it (`ReferenceWindow`), so an interval costs the same whatever the history.
     """
     if visibility not in VISIBILITIES:
         raise UsageError(f"unknown price visibility {visibility!r}", hint="use day-ahead or realtime.")
@@ -226,16 +234,39 @@ def replay(
         durations = row_intervals(times).durations_s
     chains = setup.chains()
     lookback = _lookback_s(setup.policy)
+    window = ReferenceWindow()
     state = EngineState()
     actions: list[PowerAction] = []
-    for point, duration in zip(points, durations, strict=True):
+    step = told = max(1, len(points) // PROGRESS_STEPS)
+    for index, (point, duration) in enumerate(zip(points, durations, strict=True)):
+        if progress is not None and index >= told:
+            progress(index, len(points))
+            told = index + step
         now = point.timestamp_s
         low = bisect_left(times, now - lookback)
         high = bisect_left(times, visible_until(now, visibility))
-        view = PriceView(now, interval_s, points[low:high], duration)
-        action, state = decide(setup, view, state, chains)
+        view = PriceView(now, interval_s, SeriesWindow(points, times, low, high), duration)
+        action, state = decide(setup, view, state, chains, window)
         actions.append(action)
     return tuple(actions)
+
+
+def check_history(policy: Policy, interval_s: int, where: str = "the policy") -> None:
+    """Refuse an `optimize` history shorter than one price interval: it holds no price to value throughput on.
+
+    In realtime such a policy has no reference price at all and ran every interval at full power, saving nothing
+    and saying nothing; day-ahead it priced throughput on tomorrow's prices alone. Either way the setting is a
+    mistake (hours for minutes, or a 0), as `ramp_pct: 0` is.
+    """
+    if not isinstance(policy, OptimizePolicy) or policy.history_s >= interval_s:
+        return
+    hours = exact_number(policy.history_s / 3600)
+    raise UsageError(
+        f"history_hours {hours} in {where} is shorter than the prices' {exact_number(interval_s / 60)}-minute"
+        " interval, so the history holds no price to value throughput on",
+        hint=f"give history_hours at least {exact_number(interval_s / 3600)} (it is in hours; the default, 168, is a"
+        " week), or leave it out.",
+    )
 
 
 def simulate(
@@ -246,16 +277,20 @@ def simulate(
     visibility: str,
     max_loss: float,
     utc_offset_s: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+    policy_where: str = "the policy",
 ) -> SimulationResult:
     """Replay `policy` over `points` and score it against the blind and clairvoyant references at loss `max_loss`.
 
-    `utc_offset_s` is the market's clock (a CSV file's own offset, `LoadedPriceSource.utc_offset_s`).
+    `utc_offset_s` is the market's clock (a CSV file's own offset, `LoadedPriceSource.utc_offset_s`); `progress`
+    is told how far the replay is (`replay`); `policy_where` names the policy in a refusal (its file).
     """
     check_reachable(curve, max_loss)
     series = inspect_series(points, utc_offset_s)
+    check_history(policy, series.interval_s, policy_where)
     period = sum(series.durations_s) / series.interval_s  # the budget period, in usual intervals
     setup = EngineSetup(policy, curve, gpu, period)
-    actions = replay(points, setup, visibility, series.interval_s, series.durations_s)
+    actions = replay(points, setup, visibility, series.interval_s, series.durations_s, progress)
     hours = series.hours(len(points))
     result = score(points, [a.power_limit_frac for a in actions], curve, hours)
     blind = blind_saving_pct(points, curve, max_loss, hours)

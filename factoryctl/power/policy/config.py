@@ -310,11 +310,28 @@ def parse_optimize(
     return OptimizePolicy(
         max_throughput_loss=loss,
         loss_budget=budget,
-        history_s=_seconds(mapping, "history_hours", 3600, 7 * 86400, where),
+        history_s=_history(mapping, where),
         reserve_s=_seconds(mapping, "reserve_hours", 3600, 86400, where),
         spend_s=max(1, _seconds(mapping, "spend_hours", 3600, 86400, where)),
         rules=parse_rules(mapping, gpu, where),
     )
+
+
+def _history(mapping: Mapping[str, Any], where: str) -> int:
+    """`history_hours` in seconds; 0 holds no price, so the multiplier would have nothing to be priced on.
+
+    In realtime that ran every interval at full power with no word (saving 0 %). A history shorter than the prices'
+    interval is refused too, once the prices are known (`simulator.check_history`).
+    """
+    history = _seconds(mapping, "history_hours", 3600, 7 * 86400, where)
+    if history <= 0:
+        raise UsageError(
+            f"history_hours {_shown(mapping.get('history_hours'))} in {where} holds no price interval, so the policy"
+            " would have no past price to value throughput on",
+            hint="give history_hours in hours, at least one price interval (1 for hourly prices; the default, 168, is"
+            " a week), or leave it out.",
+        )
+    return history
 
 
 def check_loss_budget(loss: float, where: str | None = None) -> None:

@@ -15,7 +15,7 @@ from factoryctl.model.power import GpuPowerRange, PowerAction
 from factoryctl.power.curve import FRAC_EPSILON, PowerCurve
 from factoryctl.power.policy.config import CommonRules, OptimizePolicy, Policy, TiersPolicy
 from factoryctl.power.policy.lagrange import LagrangeChains
-from factoryctl.power.policy.optimizer import ladder_multiplier, loss_allowance
+from factoryctl.power.policy.optimizer import ReferenceWindow, ladder_multiplier, loss_allowance
 from factoryctl.power.policy.view import PriceView
 
 
@@ -127,11 +127,16 @@ def _guard(
 
 
 def decide(
-    setup: EngineSetup, view: PriceView, state: EngineState, chains: LagrangeChains | None = None
+    setup: EngineSetup,
+    view: PriceView,
+    state: EngineState,
+    chains: LagrangeChains | None = None,
+    window: ReferenceWindow | None = None,
 ) -> tuple[PowerAction, EngineState]:
     """The power action for the interval starting at `view.now_s`, and the state after it.
 
-    `chains` may be passed in to save recomputing them every step (they depend only on `setup`).
+    `chains` may be passed in to save recomputing them every step (they depend only on `setup`); `window` keeps
+    `optimize`'s reference sample sorted from one step of a replay to the next (the same action either way).
     """
     policy, rules, curve = setup.policy, setup.policy.rules, setup.curve
     low, high = setup.low, setup.high
@@ -142,7 +147,7 @@ def decide(
         requested, reason = policy.cap_for(price), "tier"
     else:
         remaining = setup.remaining(state, view.weight)
-        multiplier = ladder_multiplier(policy, chains or setup.chains(), view, state.loss_bank, remaining)
+        multiplier = ladder_multiplier(policy, chains or setup.chains(), view, state.loss_bank, remaining, window)
         requested, reason = curve.best_frac(price, multiplier, low, high, float("-inf")), "ladder"
     clamped = requested < setup.gpu.min_frac - FRAC_EPSILON or requested > high + FRAC_EPSILON
     target = min(max(requested, low), high)

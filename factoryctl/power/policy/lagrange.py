@@ -12,8 +12,8 @@ The last breakpoint taken is the multiplier: the price of one unit of throughput
 from __future__ import annotations
 
 import itertools
-from bisect import bisect_right
-from collections.abc import Sequence
+from bisect import bisect_left, bisect_right, insort
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from factoryctl.model.power import CurvePoint
@@ -122,23 +122,65 @@ def solve_lp(
     return LpSolution(cost, throughput, float("inf"))
 
 
-def multiplier(prices: Sequence[float], chains: LagrangeChains, max_mean_loss: float) -> float:
+class SortedSample:
+    """A multiset of prices as `multiplier` reads it: positive ones, negated negative ones (each sorted), zeros.
+
+    Prices enter and leave one at a time (a bisection and a list insertion or deletion), so an online policy can
+    slide its reference sample along a series without sorting the whole of it again every interval.
+    """
+
+    __slots__ = ("negative", "positive", "zero")
+
+    def __init__(self, prices: Iterable[float] = ()) -> None:
+        """The sample of `prices`."""
+        values = list(prices)
+        self.positive = sorted(p for p in values if p > 0)
+        self.negative = sorted(-p for p in values if p < 0)
+        self.zero = len(values) - len(self.positive) - len(self.negative)
+
+    def __len__(self) -> int:
+        return len(self.positive) + len(self.negative) + self.zero
+
+    def add(self, price: float) -> None:
+        """Put one price in."""
+        if price > 0:
+            insort(self.positive, price)
+        elif price < 0:
+            insort(self.negative, -price)
+        else:
+            self.zero += 1
+
+    def remove(self, price: float) -> None:
+        """Take out one price put in before (`ValueError` if it is not there)."""
+        if not (price > 0 or price < 0):  # zero, as `add` and `__init__` count it
+            if not self.zero:
+                raise ValueError(price)
+            self.zero -= 1
+            return
+        values, value = (self.positive, price) if price > 0 else (self.negative, -price)
+        index = bisect_left(values, value)
+        if index == len(values) or values[index] != value:
+            raise ValueError(price)
+        del values[index]
+
+
+def multiplier(prices: Sequence[float] | SortedSample, chains: LagrangeChains, max_mean_loss: float) -> float:
     """The LP's multiplier alone, fast enough to recompute every interval (the online policy's hot path).
 
     The throughput bought back by a multiplier `lam` is, per hull step k, the step times the number of prices
     whose breakpoint `|price| x slope_k` is at most `lam`: a bisection in each sorted price list. Bisecting on
     `lam` finds the smallest multiplier meeting the target to within 2**-40 of the largest breakpoint, from
     above (far below any price's precision), without building and sorting every breakpoint as `solve_lp` does.
+    Given a `SortedSample`, nothing is sorted: the cost is the bisections alone, whatever the sample's size.
     """
-    positive = sorted(p for p in prices if p > 0)
-    negative = sorted(-p for p in prices if p < 0)
-    zero = len(prices) - len(positive) - len(negative)
+    sample = prices if isinstance(prices, SortedSample) else SortedSample(prices)
+    positive, negative = sample.positive, sample.negative
     start = (
-        zero * chains.top_throughput
+        sample.zero * chains.top_throughput
         + len(positive) * chains.positive.start_throughput
         + len(negative) * chains.negative.start_throughput
     )
-    deficit = len(prices) * (1.0 - max_mean_loss) - start - 1e-12
+    deficit = len(sample) * (1.0 - max_mean_loss) - start - 1e-12
     if deficit <= 0:
         return 0.0
     terms = [
@@ -147,21 +189,67 @@ def multiplier(prices: Sequence[float], chains: LagrangeChains, max_mean_loss: f
         if values
         for slope, step in chain.steps
     ]
+    return _bisect(terms, deficit)
 
-    def bought(lam: float) -> float:
+
+def _bisect(terms: list[tuple[list[float], float, float]], deficit: float) -> float:
+    """The smallest multiplier (to 2**-40 of the largest breakpoint) whose prices bought meet `deficit`.
+
+    Each term is (sorted values, slope, step): a multiplier `lam` buys `step` per value at most `lam / slope`. The
+    counts at the bracket's ends bound each bisection in the values. Once one price alone (in one term, perhaps
+    repeated) separates what `low` buys, short of the deficit, from what `high` buys, each later midpoint meets the
+    deficit exactly when it buys that price: one comparison instead of a count per term, and the same midpoints.
+    """
+
+    def counts(lam: float, lows: list[int], highs: list[int]) -> list[int]:
+        return [
+            bisect_right(values, lam / slope, low, high)
+            for (values, slope, _), low, high in zip(terms, lows, highs, strict=True)
+        ]
+
+    def bought(found: list[int]) -> float:
         total = 0.0
-        for values, slope, step in terms:
-            total += step * bisect_right(values, lam / slope)
+        for (_, _, step), count in zip(terms, found, strict=True):
+            total += step * count
         return total
 
     high = max((values[-1] * slope for values, slope, _ in terms), default=0.0)
-    if bought(high) < deficit:
+    lows = [0] * len(terms)  # at 0 nothing is bought: every value is above 0
+    highs = counts(high, lows, [len(values) for values, _, _ in terms])
+    if bought(highs) < deficit:
         return float("inf")
     low = 0.0
-    for _ in range(MULTIPLIER_BISECTIONS):
+    left = MULTIPLIER_BISECTIONS
+    threshold = _one_price_between(terms, lows, highs)
+    while left and threshold is None:
+        left -= 1
         middle = (low + high) / 2
-        if bought(middle) >= deficit:
-            high = middle
+        found = counts(middle, lows, highs)
+        if bought(found) >= deficit:
+            high, highs = middle, found
         else:
-            low = middle
+            low, lows = middle, found
+        threshold = _one_price_between(terms, lows, highs)
+    if threshold is not None:
+        value, slope = threshold
+        for _ in range(left):
+            middle = (low + high) / 2
+            if middle / slope >= value:  # what bisect_right counts: the price, and so the deficit, is bought
+                high = middle
+            else:
+                low = middle
     return high
+
+
+def _one_price_between(
+    terms: list[tuple[list[float], float, float]], lows: list[int], highs: list[int]
+) -> tuple[float, float] | None:
+    """The (price, slope) that alone separates the counts `lows` from `highs`, if only one does."""
+    found = None
+    for (values, slope, _), low, high in zip(terms, lows, highs, strict=True):
+        if low == high:
+            continue
+        if found is not None or values[low] != values[high - 1]:
+            return None
+        found = (values[low], slope)
+    return found
