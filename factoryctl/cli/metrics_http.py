@@ -5,7 +5,9 @@ long as the client keeps sending a byte before each idle timeout (one header byt
 150 such clients held 152 threads), listens with a backlog of 5 (20 parallel scrapers waited up to 5 s for their
 connect, the kernel dropping their SYNs) and has no bound on its threads. Here each request must arrive whole within
 `REQUEST_DEADLINE_S`, each answer be taken within `RESPONSE_DEADLINE_S`, at most `MAX_HANDLER_THREADS` connections are
-answered at once (the next get a quick 503) and the backlog is `LISTEN_BACKLOG`.
+answered at once (the next get a quick 503) and the backlog is `LISTEN_BACKLOG`. http.server also reads 100 header
+lines of 64 KiB each (64 connections sending them took the RSS from 47 MB to 816 MB, and it stayed over 500 MB): a
+request's line and headers may take `MAX_REQUEST_HEAD_BYTES`, past them a 431 and the connection closed.
 
 Imported only by `metrics serve` (http.server costs 25 ms of every CLI start).
 """
@@ -36,8 +38,13 @@ MAX_HANDLER_THREADS = 64
 REQUEST_DEADLINE_S = 10.0
 #: Seconds a client has to take a whole answer, from its first byte sent (a scraper reading 100 bytes a second).
 RESPONSE_DEADLINE_S = 30.0
-#: Seconds between two notes on stderr that connections were refused for want of a free thread.
-BUSY_NOTE_EVERY_S = 60.0
+#: Bytes of a request's line and headers (their blank line included) at most; Prometheus sends less than 1 KiB.
+MAX_REQUEST_HEAD_BYTES = 32 * 1024
+#: Seconds, and bytes, a refused request is still read for after its 431: closing with bytes unread would reset the
+#: connection, and the client's kernel would drop the 431 unread.
+LINGER_S, LINGER_MAX_BYTES = 1.0, 1 << 20
+#: Seconds between two notes on stderr of the same refusal (a 503 for want of a free thread, a 431).
+NOTE_EVERY_S = 60.0
 
 #: The scraper's deadline (Prometheus sends it with every scrape), in seconds; a scrape answers within it.
 SCRAPE_TIMEOUT_HEADER = "X-Prometheus-Scrape-Timeout-Seconds"
@@ -55,6 +62,12 @@ BUSY_ANSWER = (
     b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\n"
     b"Content-Type: text/plain; charset=utf-8\r\nContent-Length: " + str(len(_BUSY_BODY)).encode() + b"\r\n\r\n"
 ) + _BUSY_BODY
+_TOO_LARGE_BODY = f"the request line and headers are over {MAX_REQUEST_HEAD_BYTES} bytes\n".encode()
+#: The answer to a request whose line and headers are over `MAX_REQUEST_HEAD_BYTES`.
+TOO_LARGE_ANSWER = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\nContent-Length: " + str(len(_TOO_LARGE_BODY)).encode() + b"\r\n\r\n"
+) + _TOO_LARGE_BODY
 
 
 class TextSource(Protocol):
@@ -104,36 +117,58 @@ def encoded_body(body: bytes, accept_encoding: str | None) -> tuple[bytes, list[
     return body, headers
 
 
-class _Deadlines:
-    """A connection's deadlines (monotonic): reading its current request, and sending its answer (once begun)."""
+class RequestTooLarge(Exception):
+    """A request whose line and headers go on past `MAX_REQUEST_HEAD_BYTES`, raised as it would be read further.
+
+    Neither an OSError nor an HTTPException: http.server takes those for a client gone, or answers them itself.
+    """
+
+
+class _Limits:
+    """A connection's limits on its current request: its deadlines, and the bytes of it still to be read.
+
+    The deadlines (monotonic) are for reading it and for sending its answer (once begun); the bytes are those of its
+    line and headers (nothing here reads a body).
+    """
 
     def __init__(self) -> None:
         self.read_by = 0.0
         self.write_by: float | None = None
+        self.bytes_left = 0
 
     def start_request(self) -> None:
         self.read_by, self.write_by = time.monotonic() + REQUEST_DEADLINE_S, None
+        self.bytes_left = MAX_REQUEST_HEAD_BYTES
 
 
 class _DeadlineReader(io.RawIOBase):
-    """The socket read under the request's deadline: each read waits at most what is left of it (or the idle time).
+    """The socket read under the request's limits: its deadline, and the bytes it may take (`RequestTooLarge` past them).
 
-    The socket's own timeout is per read: a client sending a byte just before each one kept its thread for ever.
+    Each read waits at most what is left of the deadline (or the idle time): the socket's own timeout is per read, and
+    a client sending a byte just before each one kept its thread for ever. A read is wanted only while the request's
+    headers have not ended, so the bytes read are those of its line and headers (and perhaps of the next request's,
+    which only leaves that one more room).
     """
 
-    def __init__(self, sock: socket.socket, deadlines: _Deadlines, idle_s: float | None) -> None:
+    def __init__(self, sock: socket.socket, limits: _Limits, idle_s: float | None) -> None:
         super().__init__()
-        self._sock, self._deadlines, self._idle_s = sock, deadlines, idle_s
+        self._sock, self._limits, self._idle_s = sock, limits, idle_s
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: WriteableBuffer) -> int:
-        left = self._deadlines.read_by - time.monotonic()
+        limits = self._limits
+        if limits.bytes_left <= 0:
+            raise RequestTooLarge(f"the request line and headers are over {MAX_REQUEST_HEAD_BYTES} bytes")
+        left = limits.read_by - time.monotonic()
         if left <= 0:
             raise TimeoutError("the request did not arrive in time")
         self._sock.settimeout(left if self._idle_s is None else min(left, self._idle_s))
-        return self._sock.recv_into(buffer)
+        with memoryview(buffer) as view:
+            read = self._sock.recv_into(view, min(view.nbytes, limits.bytes_left))
+        limits.bytes_left -= read
+        return read
 
     def fileno(self) -> int:
         return self._sock.fileno()
@@ -142,18 +177,18 @@ class _DeadlineReader(io.RawIOBase):
 class _DeadlineWriter(io.BufferedIOBase):
     """The answer sent under its deadline: `sendall`'s timeout bounds a whole send, and it is what is left of it."""
 
-    def __init__(self, sock: socket.socket, deadlines: _Deadlines) -> None:
+    def __init__(self, sock: socket.socket, limits: _Limits) -> None:
         super().__init__()
-        self._sock, self._deadlines = sock, deadlines
+        self._sock, self._limits = sock, limits
 
     def writable(self) -> bool:
         return True
 
     def write(self, data: ReadableBuffer) -> int:
-        deadlines = self._deadlines
-        if deadlines.write_by is None:
-            deadlines.write_by = time.monotonic() + RESPONSE_DEADLINE_S
-        left = deadlines.write_by - time.monotonic()
+        limits = self._limits
+        if limits.write_by is None:
+            limits.write_by = time.monotonic() + RESPONSE_DEADLINE_S
+        left = limits.write_by - time.monotonic()
         if left <= 0:
             raise TimeoutError("the answer was not taken in time")
         self._sock.settimeout(left)
@@ -169,7 +204,8 @@ class MetricsRequestHandler(BaseHTTPRequestHandler):
     """/metrics (GET and HEAD, gzip when asked), a landing page at /, 404 elsewhere; 503 when there is no text.
 
     A request must arrive within `REQUEST_DEADLINE_S` and its answer be taken within `RESPONSE_DEADLINE_S`, else the
-    connection is closed. `serving` makes the class for one source.
+    connection is closed; one whose line and headers go past `MAX_REQUEST_HEAD_BYTES` gets a 431 and the connection
+    is closed. `serving` makes the class for one source.
     """
 
     source: ClassVar[TextSource]
@@ -182,17 +218,33 @@ class MetricsRequestHandler(BaseHTTPRequestHandler):
         )
 
     def setup(self) -> None:
-        """The connection's files: reading and writing under the deadlines."""
+        """The connection's files: reading and writing under the request's limits."""
         super().setup()
-        self.rfile.close()  # the plain file over the socket, replaced by one that keeps the deadline
-        self._deadlines = _Deadlines()
-        self.rfile = io.BufferedReader(_DeadlineReader(self.connection, self._deadlines, self.timeout))
-        self.wfile = _DeadlineWriter(self.connection, self._deadlines)
+        self.rfile.close()  # the plain file over the socket, replaced by one that keeps the limits
+        self._limits = _Limits()
+        self.rfile = io.BufferedReader(_DeadlineReader(self.connection, self._limits, self.timeout))
+        self.wfile = _DeadlineWriter(self.connection, self._limits)
 
     def handle_one_request(self) -> None:
-        """One request and its answer, each under its deadline."""
-        self._deadlines.start_request()  # past it, a TimeoutError the base class takes as the end of the connection
-        super().handle_one_request()
+        """One request and its answer, each under its deadline; a 431 to a request too large (`_refuse_too_large`)."""
+        self._limits.start_request()  # past it, a TimeoutError the base class takes as the end of the connection
+        try:
+            super().handle_one_request()
+        except RequestTooLarge:
+            self._refuse_too_large()
+
+    def _refuse_too_large(self) -> None:
+        """431 to a request past `MAX_REQUEST_HEAD_BYTES`, then the connection closed; said at most once a minute."""
+        self.close_connection = True
+        if isinstance(self.server, MetricsServer):
+            self.server.note_too_large(self.client_address)
+        try:
+            self.wfile.write(TOO_LARGE_ANSWER)
+        except OSError as exc:  # a client that hung up, or did not take the answer in time
+            if not client_gone(exc):
+                raise
+            return
+        linger(self.connection)
 
     def do_GET(self) -> None:
         """GET: the page with its body."""
@@ -237,6 +289,42 @@ class MetricsRequestHandler(BaseHTTPRequestHandler):
         pass
 
 
+def linger(sock: socket.socket) -> None:
+    """Read and drop what the client still sends, until it closes, for at most `LINGER_S` and `LINGER_MAX_BYTES`.
+
+    Closing a connection with bytes of its request unread resets it, and the client's kernel then drops the answer sent
+    just before (the 431) unread.
+    """
+    sink, taken = bytearray(16384), 0
+    until = time.monotonic() + LINGER_S
+    with contextlib.suppress(OSError):  # the client gone, or the time up (TimeoutError): closed as it is
+        sock.shutdown(socket.SHUT_WR)  # the answer's end: the client closes its side once it has read it
+        while taken < LINGER_MAX_BYTES and (left := until - time.monotonic()) > 0:
+            sock.settimeout(left)
+            read = sock.recv_into(sink)
+            if not read:
+                return
+            taken += read
+
+
+class _Note:
+    """How many times a refusal came since it was last said on stderr, said at most once every `NOTE_EVERY_S`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # refusals come from the handlers' threads too
+        self._count, self._said = 0, -NOTE_EVERY_S
+
+    def count(self) -> int:
+        """One more refusal: how many to say now (then counted from 0 again), or 0 when one was said too lately."""
+        with self._lock:
+            self._count += 1
+            now = time.monotonic()
+            if now - self._said < NOTE_EVERY_S:
+                return 0
+            count, self._count, self._said = self._count, 0, now
+            return count
+
+
 #: What socketserver passes for a request (a stream server's: its connected socket).
 _Request = socket.socket | tuple[bytes, socket.socket]
 
@@ -247,7 +335,7 @@ class MetricsServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
         self.request_queue_size = LISTEN_BACKLOG  # read here, so that a test can change it
         self._free = threading.BoundedSemaphore(MAX_HANDLER_THREADS)
-        self._refused, self._noted = 0, -BUSY_NOTE_EVERY_S
+        self._busy, self._too_large = _Note(), _Note()
         super().__init__(address, handler)
 
     def server_bind(self) -> None:
@@ -285,14 +373,26 @@ class MetricsServer(ThreadingHTTPServer):
             with contextlib.suppress(BlockingIOError):
                 request.recv(65536)  # its request, if already here: closing with it unread would reset the 503
             request.send(BUSY_ANSWER)
-        self._refused += 1
-        now = time.monotonic()
-        if now - self._noted >= BUSY_NOTE_EVERY_S:
+        refused = self._busy.count()
+        if refused:
             sys.stderr.write(
                 f"factoryctl: metrics: {MAX_HANDLER_THREADS} connections are already being answered: refused "
-                f"{self._refused} more with 503 (said at most once a minute)\n"
+                f"{refused} more with 503 (said at most once a minute)\n"
             )
-            self._refused, self._noted = 0, now
+
+    def note_too_large(self, client_address: object) -> None:
+        """A request refused with 431 (`MetricsRequestHandler`): said at most once a minute, with the last client."""
+        refused = self._too_large.count()
+        if refused:
+            from factoryctl.model.telemetry import escape_controls
+
+            requests = "request" if refused == 1 else "requests"
+            line = (
+                f"factoryctl: metrics: refused {refused} {requests} with 431, request line and headers over "
+                f"{MAX_REQUEST_HEAD_BYTES} bytes (the last from {client_text(client_address)}; said at most once a "
+                "minute)"
+            )
+            sys.stderr.write(escape_controls(line) + "\n")
 
     def handle_error(self, request: _Request, client_address: object) -> None:
         """One line for a failed request, nothing when its client hung up (`report_request_failure`)."""
@@ -337,8 +437,13 @@ def report_request_failure(client_address: object, exc: BaseException | None) ->
         return
     from factoryctl.model.telemetry import escape_controls
 
-    client = str(client_address)  # (host, port), and two more for IPv6
-    if isinstance(client_address, tuple) and len(client_address) >= 2:
-        client = f"{url_host(str(client_address[0]))}:{client_address[1]}"
     what = f"{type(exc).__name__}: {exc}" if exc is not None else "unknown error"
-    sys.stderr.write(escape_controls(f"factoryctl: metrics: a request from {client} failed: {what}") + "\n")
+    line = f"factoryctl: metrics: a request from {client_text(client_address)} failed: {what}"
+    sys.stderr.write(escape_controls(line) + "\n")
+
+
+def client_text(client_address: object) -> str:
+    """A client's address as `host:port` (`[::1]:port` for IPv6), not yet escaped."""
+    if isinstance(client_address, tuple) and len(client_address) >= 2:  # (host, port), and two more for IPv6
+        return f"{url_host(str(client_address[0]))}:{client_address[1]}"
+    return str(client_address)
