@@ -477,7 +477,7 @@ def run_interruptible(run: ExecRun) -> tuple[list[tuple[NodeSpec, dict[str, Any]
         except Cancelled:  # only --lines' printer cancels: its reader went away
             run.report_failures_so_far()  # an unreachable node is said even so
             raise stdout_gone() from None  # the error boundary ends quietly with 141, as `| head` expects
-    return run.stopped(STOP_GRACE_S, again), code
+        return run.stopped(STOP_GRACE_S, again), code  # in the block: after it, a Ctrl-C raised past the nodes
 
 
 def stdout_gone() -> BrokenPipeError:

@@ -19,9 +19,10 @@ node (never an OSError's text).
 
 The temporary directory sits in a shared place (/tmp), whose cleaner may remove it while a controller runs; its name
 is in the warning, so another user could then make a directory of that name and swap the zipapp between its check
-and its start. So it is held open from the moment it is made, and never looked up by its name again: the zipapp is
-written, checked, read for upload and run through `/proc/self/fd/<fd>/` (`pinned_fds` says which descriptor a local
-agent must inherit for that). Each use re-checks the held directory (still there, this user's, private); one that is
+and its start. So it is held open from the moment it is made: the zipapp is written, checked and read for upload
+through `/proc/self/fd/<fd>/`. A local agent is run by the directory's name only while that name is checked, just
+before, to still lead to it (`runnable`: a node's `sudo python3` closes the descriptors it inherits), else through
+the descriptor it then inherits (`pinned_fds`). Each use re-checks the held directory (still there, this user's, private); one that is
 gone or changed is replaced by a new temporary directory, with a warning again. Where the system has no
 `/proc/self/fd`, the name is used, and each use checks that it is still the directory made.
 """
@@ -372,6 +373,28 @@ def _remove_fallback(fallback: _Fallback) -> None:
 def pinned_fds(zipapp: Path) -> tuple[int, ...]:
     """The descriptor a process running `zipapp` must inherit: the held temporary directory's, if it is reached so."""
     return tuple(f.fd for f in _FALLBACK if f.via != f.shown and zipapp.parent == f.via)
+
+
+def runnable(zipapp: Path) -> tuple[Path, tuple[int, ...]]:
+    """How a local agent runs `zipapp`: the path to give its Python, and the descriptors it must inherit for that.
+
+    A zipapp in the held temporary directory is run by that directory's name while the name still leads to it
+    (checked just before): a node's `python` that is a wrapper closing inherited descriptors (`sudo`, `doas`,
+    `conda run`) found no `/proc/self/fd/<fd>` there, and the agent did not start. While our directory is at that
+    name no other user can put another one there (it is ours and private, in a directory they cannot rename in).
+    Once the name leads elsewhere (a cleaner removed it, another user made one), only the descriptor reaches it.
+    """
+    for fallback in _FALLBACK:
+        if zipapp.parent != fallback.via or fallback.via == fallback.shown:
+            continue
+        try:
+            named = os.lstat(fallback.shown)
+        except OSError:
+            break
+        if stat.S_ISDIR(named.st_mode) and (named.st_dev, named.st_ino) == fallback.ident:
+            return fallback.shown / zipapp.name, ()
+        break
+    return zipapp, pinned_fds(zipapp)
 
 
 def shown_path(zipapp: Path) -> Path:

@@ -183,9 +183,9 @@ class LocalTransport:
         return agent_argv(self.node, self.factory, self.python, zipapp, str(self.state_dir / "sim"))
 
     def _start_agent(self, timeout: float) -> AgentSession:
-        from factoryctl.transport.bundle import agent_zipapp, pinned_fds
+        from factoryctl.transport.bundle import agent_zipapp, runnable
 
-        zipapp = agent_zipapp()
+        zipapp, inherited = runnable(agent_zipapp())
         python, argv = self.python, self._agent_argv(zipapp)
         try:  # in its own process group, as commands run (`_start`): a wrapper's children are ended with it
             proc = subprocess.Popen(
@@ -194,7 +194,7 @@ class LocalTransport:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 start_new_session=True,
-                pass_fds=pinned_fds(zipapp),  # a zipapp in the held temporary directory is run through it
+                pass_fds=inherited,  # a zipapp in the held temporary directory reached only through it
             )
         except OSError as exc:
             local = local_limit_error(self.node.name, exc)  # out of files here: not the node's fault

@@ -87,16 +87,18 @@ def test_a_second_ctrl_c_cutting_the_interrupt_loop_short_leaves_no_command_unsi
     assert {name: c.interrupts for name, c in nodes.items()} == {"a": 1, "b": 2, "c": 1, "d": 1}
 
 
-@pytest.mark.parametrize("where", ["interrupt_all", "stopped_status"])
+@pytest.mark.parametrize("where", ["interrupt_all", "stopped_status", "stopped"])
 def test_a_second_ctrl_c_before_the_wait_for_the_commands_still_reports_them(tmp_path, where, monkeypatch):
     """The second Ctrl-C of a double one landed after the first had left the fan-out's wait and before exec waited
-    for its commands (interrupting them, or taking the stop's status): it raised out of exec, which said only
-    `factoryctl: interrupted`, not what each node did (CI, under load: 10 ms apart)."""
+    for its commands (interrupting them, taking the stop's status, or as the wait began, once exec's block had
+    handed its handlers back): it raised out of exec, which said only `factoryctl: interrupted`, not what each node
+    did (CI, under load: 10 ms apart)."""
     from factoryctl.cli import exec as exec_module
 
     config = parse_config("name: lab\nnodes:\n  s1: {transport: local}\n", tmp_path / "f.yaml", tmp_path)
     run = ExecRun(config, list(config.nodes.values()), ["sh", "-c", STUBBORN, "x", str(tmp_path)], 120, 4)
-    owner, name = (run._live, "interrupt_all") if where == "interrupt_all" else (exec_module, "stopped_status")
+    owners = {"interrupt_all": run._live, "stopped_status": exec_module, "stopped": run}  # the last: its start
+    owner, name = owners[where], where
     original, sent = getattr(owner, name), []
 
     def second_ctrl_c(*args: object) -> object:

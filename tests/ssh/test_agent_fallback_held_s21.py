@@ -205,3 +205,21 @@ def test_without_proc_fd_each_use_checks_the_name_is_still_the_directory_made(
     assert again.parent != first.parent
     assert f"the temporary directory {first.parent} the agent was built in is gone" in caplog.text
     assert again.read_bytes().startswith(b"#!/usr/bin/env python3\n")
+
+
+def test_a_node_python_that_closes_inherited_descriptors_still_starts_its_agent(cli: Any, tmp_path: Path) -> None:
+    """`python: sudo python3` (or doas, `conda run`) closes the descriptors it inherits: run through the held
+    directory's `/proc/self/fd/<fd>`, the agent was not found (`can't open file '/proc/self/fd/3/...'`). While the
+    directory's name still leads to it, the agent is run by that name."""
+    import sys
+
+    wrapper = tmp_path / "closing-python"
+    closes = "import os, sys; os.closerange(3, 65536); os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -c "{closes}" "$@"\n')
+    wrapper.chmod(0o755)
+    config = tmp_path / "wrapped.yaml"
+    node = f"{{transport: local, python: {wrapper}, sim: {{profile: h100-sxm, gpus: 2}}}}"
+    config.write_text(f"name: lab\nstate_dir: {tmp_path / 'state'}\nnodes:\n  ws: {node}\n")
+    listed = cli("--config", str(config), "gpus", "ws", "-o", "json")
+    assert listed.exit_code == 0, listed.stderr
+    assert [gpu["index"] for gpu in listed.json()["items"]] == [0, 1]
