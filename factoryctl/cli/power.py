@@ -212,6 +212,7 @@ def _document(result: SimulationResult, policy: Policy, facts: dict[str, Any]) -
         "gap_closed_frac": result.gap_fraction,
         "limit_changes": changes,
         "stale_intervals": sum(1 for a in actions if a.reason == "failsafe"),
+        "no_reference_intervals": result.no_reference_intervals,
         "budget_guard_intervals": sum(1 for a in actions if a.reason == "budget"),
         "clamped_intervals": sum(1 for a in actions if a.clamped),
         "mean_power_limit_frac": _time_weighted_mean([a.power_limit_frac for a in actions], result),
@@ -322,6 +323,28 @@ def _warn_stale(document: dict[str, Any], policy: Policy, policy_file: Path | No
     )
 
 
+def _warn_no_reference(document: dict[str, Any], policy: Policy, policy_file: Path | None) -> None:
+    """Say on stderr how many intervals `optimize` ran at full power for want of any price to value throughput on.
+
+    Its reference sample (the known prices of the last `history_hours`, and those published ahead) was empty there,
+    which a `history_hours` shorter than a gap or a run of unknown prices causes (hourly rows in a file whose usual
+    interval is 15 minutes are such gaps). Nothing else in the results shows it. A warning, so said under -q too.
+    """
+    from factoryctl.power.policy.config import OptimizePolicy
+    from factoryctl.textfile import exact_number
+
+    count = document["no_reference_intervals"]
+    if not count or not isinstance(policy, OptimizePolicy):
+        return
+    setting = f"in {policy_file}" if policy_file is not None else "by default"
+    sys.stderr.write(
+        f"factoryctl: warning: {count:,} of {document['intervals']:,} intervals had no known price in the"
+        f" history_hours before them ({exact_number(policy.history_s / 3600)} {setting}), so optimize could not value"
+        " throughput there and asked for full power; give history_hours longer than the longest gap between known"
+        " prices in the file.\n"
+    )
+
+
 #: The options of `power simulate` beyond the price file, the GPU and the output (kept here: the command stays short).
 CURVE_OPTION: Any = typer.Option(
     ...,
@@ -403,5 +426,6 @@ def simulate_command(
             )
         document = _document(result, policy, _facts(power_curve.name, price_visibility, max_loss))
         _warn_stale(document, policy, policy_file)
+        _warn_no_reference(document, policy, policy_file)
         _note_no_saving(document, quiet)
         emit_then_write(out, lambda: _render(document, output), lambda: schedule_csv(points, result.actions))

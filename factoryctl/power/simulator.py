@@ -71,13 +71,18 @@ class Score:
 
 @dataclass(frozen=True)
 class SimulationResult:
-    """A replayed schedule, its score, the references and the series report."""
+    """A replayed schedule, its score, the references and the series report.
+
+    `no_reference_intervals` counts the intervals in which `optimize` had no known price to value throughput on
+    (`EngineState.no_reference`): they asked for full power, which the results alone do not show.
+    """
 
     actions: tuple[PowerAction, ...]
     score: Score
     blind_saving_pct: float | None
     bound_saving_pct: float | None
     series: SeriesReport
+    no_reference_intervals: int = 0
 
     @property
     def gap_fraction(self) -> float | None:
@@ -227,6 +232,18 @@ def replay(
     `progress` is told (rows done, rows) now and then. Each view is a window on the series, not a copy, and the
     reference sample slides along with it (`ReferenceWindow`), so an interval costs the same whatever the history.
     """
+    return replay_state(points, setup, visibility, interval_s, durations, progress)[0]
+
+
+def replay_state(
+    points: Sequence[PricePoint],
+    setup: EngineSetup,
+    visibility: str,
+    interval_s: int,
+    durations: Sequence[int] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[tuple[PowerAction, ...], EngineState]:
+    """`replay`, with the engine's state after the last row (what it counted along the way)."""
     if visibility not in VISIBILITIES:
         raise UsageError(f"unknown price visibility {visibility!r}", hint="use day-ahead or realtime.")
     times = [p.timestamp_s for p in points]
@@ -248,7 +265,7 @@ def replay(
         view = PriceView(now, interval_s, SeriesWindow(points, times, low, high), duration)
         action, state = decide(setup, view, state, chains, window)
         actions.append(action)
-    return tuple(actions)
+    return tuple(actions), state
 
 
 def check_history(policy: Policy, interval_s: int, where: str = "the policy") -> None:
@@ -290,7 +307,7 @@ def simulate(
     check_history(policy, series.interval_s, policy_where)
     period = sum(series.durations_s) / series.interval_s  # the budget period, in usual intervals
     setup = EngineSetup(policy, curve, gpu, period)
-    actions = replay(points, setup, visibility, series.interval_s, series.durations_s, progress)
+    actions, state = replay_state(points, setup, visibility, series.interval_s, series.durations_s, progress)
     hours = series.hours(len(points))
     result = score(points, [a.power_limit_frac for a in actions], curve, hours)
     blind = blind_saving_pct(points, curve, max_loss, hours)
@@ -298,5 +315,10 @@ def simulate(
     if blind is not None and bound is not None and abs(bound - blind) <= SAME_SAVING_PCT:
         bound = blind  # float noise of the LP, not room the policy could close (gap_closed_frac is then null)
     return SimulationResult(
-        actions=actions, score=result, blind_saving_pct=blind, bound_saving_pct=bound, series=series
+        actions=actions,
+        score=result,
+        blind_saving_pct=blind,
+        bound_saving_pct=bound,
+        series=series,
+        no_reference_intervals=state.no_reference,
     )

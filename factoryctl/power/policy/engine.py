@@ -9,6 +9,7 @@ promised maximum throughput loss holds whatever the prices do.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from factoryctl.model.power import GpuPowerRange, PowerAction
@@ -32,6 +33,8 @@ class EngineState:
             borrow what the rest of the period can pay back.
         steps: intervals decided so far.
         elapsed: their total length, in usual intervals.
+        no_reference: intervals in which `optimize` found no known price in its reference sample (none in the
+            history, none published ahead): throughput could not be valued, so the ladder asked for full power.
     """
 
     frac: float | None = None
@@ -39,6 +42,7 @@ class EngineState:
     loss_bank: float = 0.0
     steps: int = 0
     elapsed: float = 0.0
+    no_reference: int = 0
 
 
 @dataclass(frozen=True)
@@ -141,6 +145,7 @@ def decide(
     policy, rules, curve = setup.policy, setup.policy.rules, setup.curve
     low, high = setup.low, setup.high
     price = view.last_published() if isinstance(policy, TiersPolicy) else view.estimate()
+    no_reference = state.no_reference
     if _stale(rules, view) or price is None:
         requested, reason = setup.failsafe(), "failsafe"
     elif isinstance(policy, TiersPolicy):
@@ -148,6 +153,7 @@ def decide(
     else:
         remaining = setup.remaining(state, view.weight)
         multiplier = ladder_multiplier(policy, chains or setup.chains(), view, state.loss_bank, remaining, window)
+        no_reference += math.isinf(multiplier)  # an empty reference sample: throughput is worth anything
         requested, reason = curve.best_frac(price, multiplier, low, high, float("-inf")), "ladder"
     clamped = requested < setup.gpu.min_frac - FRAC_EPSILON or requested > high + FRAC_EPSILON
     target = min(max(requested, low), high)
@@ -162,5 +168,5 @@ def decide(
         bank += view.weight * (policy.max_throughput_loss - (1.0 - curve.throughput_rel(target)))
     changed = state.frac is None or abs(target - state.frac) > FRAC_EPSILON
     since = view.now_s if changed else state.changed_at_s
-    new_state = EngineState(target, since, bank, state.steps + 1, state.elapsed + view.weight)
+    new_state = EngineState(target, since, bank, state.steps + 1, state.elapsed + view.weight, no_reference)
     return PowerAction(view.now_s, target, reason, clamped, price), new_state
