@@ -139,7 +139,6 @@ class RequestTrail:
 
     def announce(self, nodes: Sequence[str], gpus: Sequence[int] | None) -> None:
         """Write the request of each node (each of `gpus`, else one for every GPU) in one transaction; StoreError."""
-        from factoryctl.store.audit_runs import add_requests
         from factoryctl.store.rows import UNKNOWN, AuditEntry
 
         now, user = time.time(), login_name()
@@ -151,7 +150,7 @@ class RequestTrail:
             for node in nodes
             for gpu in addressed
         ]
-        ids = add_requests(self._store, requests, this_run())
+        ids = self._store.add_audit_requests(requests, this_run())
         for request, request_id in zip(requests, ids, strict=True):
             self._request_ids.setdefault(request.node, []).append(request_id)
 

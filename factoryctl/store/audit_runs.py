@@ -4,19 +4,18 @@ A power-limit request is written (outcome `unknown`) before its node is asked an
 (`logs.EventAndAuditLog`). A command killed in between (SIGKILL, the OOM killer) leaves it `unknown`, and nothing
 came back to it: the next `power set` of the same GPUs finds them at the value and writes nothing, so `audit` said
 `unknown` for ever, as of a command still running. Each request now records its process (`who.Run`), and a later
-command closes the requests of a process that ended (`close_ended`): outcome `abandoned`, the request kept as it was
-written. Only requests are in the index (`schema` 5), so a log of a million answers is never scanned for them.
+command closes the requests of a process that ended (`close_ended`; `logs.add_audit_requests` records the process):
+outcome `abandoned`, the request kept as it was written. Only requests are in the index (`schema` 5), so a log of a million answers is never scanned for them.
 A request whose process cannot be judged (another host's) is left `unknown`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from factoryctl.store.connection import StoreConnection
-from factoryctl.store.logs import typed_text
-from factoryctl.store.rows import UNKNOWN, AuditEntry, to_ms
+from factoryctl.store.rows import UNKNOWN
 from factoryctl.store.who import Run
 
 #: An audit entry's outcome: a request whose command ended before it heard back (killed, or it gave up waiting on the
@@ -25,31 +24,8 @@ ABANDONED = "abandoned"
 #: Processes judged per call, at most: a store full of another host's requests costs a bounded read.
 MAX_RUNS = 100
 
-_INSERT_REQUEST = (
-    "INSERT INTO audit (t_ms, node, gpu, action, before_w, after_w, clamped, user, reason, requested_w, outcome, run)"
-    " VALUES (?, ?, ?, ?, NULL, NULL, 0, ?, ?, ?, ?, ?)"
-)
 #: A request, as the partial index of requests (`schema` 5) is defined: a literal, so the index serves the query.
 _REQUEST = f"outcome = '{UNKNOWN}'"
-#: `gpu` of a request for every GPU of its node, as `logs` writes and reads it (the column is NOT NULL).
-_EVERY_GPU = -1
-
-
-def add_requests(store: StoreConnection, entries: Sequence[AuditEntry], run: Run) -> list[int]:
-    """Record requests not yet answered (outcome unknown) of process `run`, in one transaction; their ids, in order.
-
-    As `add_audit_requests`, with the process: killed before the requests are written, it leaves none; after, each
-    names it.
-    """
-    with store._transaction("audit entry") as db:
-        return [int(db.execute(_INSERT_REQUEST, _request_row(entry, run.text())).lastrowid or 0) for entry in entries]
-
-
-def _request_row(e: AuditEntry, run: str) -> tuple[object, ...]:
-    """The values of `_INSERT_REQUEST` for request `e`."""
-    gpu = _EVERY_GPU if e.gpu is None else e.gpu
-    user, reason = typed_text(e.user), typed_text(e.reason)
-    return (to_ms(e.time), e.node, gpu, e.action, user, reason, e.requested_w, UNKNOWN, run)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from factoryctl.model.telemetry import escape_controls
 from factoryctl.store.connection import StoreConnection
 from factoryctl.store.rows import CONFIRMED, AuditEntry, Event, to_ms
+from factoryctl.store.who import Run
 
 
 def insert_event(db: sqlite3.Connection, event: Event) -> None:
@@ -148,14 +149,16 @@ class EventAndAuditLog(StoreConnection):
         """Record power-limit changes (before and after) in the audit log."""
         self.replace_audit([], entries)
 
-    def add_audit_requests(self, entries: Sequence[AuditEntry]) -> list[int]:
+    def add_audit_requests(self, entries: Sequence[AuditEntry], run: Run | None = None) -> list[int]:
         """Record requests not yet answered (outcome unknown), in one transaction; their ids, in `entries`' order.
 
         Written before any node is asked, so a factoryctl killed before it heard back leaves them; each is replaced
-        (`replace_audit`) once its node answers.
+        (`replace_audit`) once its node answers. `run` is the process asking (schema 5): a later command closes the
+        requests of one that ended (`audit_runs.close_ended`); None records none.
         """
+        sql, whose = (_INSERT_AUDIT, ()) if run is None else (_INSERT_REQUEST_OF_RUN, (run.text(),))
         with self._transaction("audit entry") as db:
-            return [int(db.execute(_INSERT_AUDIT, _audit_row(entry)).lastrowid or 0) for entry in entries]
+            return [int(db.execute(sql, (*_audit_row(entry), *whose)).lastrowid or 0) for entry in entries]
 
     def replace_audit(self, request_ids: Sequence[int], entries: Sequence[AuditEntry]) -> None:
         """Write `entries` and delete the requests numbered `request_ids` (answered), in one transaction."""
@@ -242,6 +245,8 @@ _INSERT_AUDIT = (
     "INSERT INTO audit (t_ms, node, gpu, action, before_w, after_w, clamped, user, reason, requested_w, outcome)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+#: `_INSERT_AUDIT` with the process that wrote the request (`who.Run.text`, schema 5).
+_INSERT_REQUEST_OF_RUN = _INSERT_AUDIT.replace("outcome)", "outcome, run)").replace("?)", "?, ?)")
 #: `gpu` of a request for every GPU of its node (the column is NOT NULL): read back as None.
 _EVERY_GPU = -1
 

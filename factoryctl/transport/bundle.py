@@ -363,16 +363,30 @@ def _remove_fallback(fallback: _Fallback) -> None:
         for entry in os.listdir(fallback.fd):
             with contextlib.suppress(OSError):
                 os.unlink(entry, dir_fd=fallback.fd)
-        named = os.lstat(fallback.shown)
-        if (named.st_dev, named.st_ino) == fallback.ident:
+        if _still_named(fallback):
             os.rmdir(fallback.shown)
     with contextlib.suppress(OSError):
         os.close(fallback.fd)
 
 
+def _still_named(fallback: _Fallback) -> bool:
+    """Whether the held directory's name still leads to it (not gone, not another directory or a link made there)."""
+    try:
+        named = os.lstat(fallback.shown)
+    except OSError:
+        return False
+    return stat.S_ISDIR(named.st_mode) and (named.st_dev, named.st_ino) == fallback.ident
+
+
+def _held_for(zipapp: Path) -> _Fallback | None:
+    """The held temporary directory `zipapp` is reached through (`/proc/self/fd/<fd>`), if it is."""
+    return next((f for f in _FALLBACK if f.via != f.shown and zipapp.parent == f.via), None)
+
+
 def pinned_fds(zipapp: Path) -> tuple[int, ...]:
     """The descriptor a process running `zipapp` must inherit: the held temporary directory's, if it is reached so."""
-    return tuple(f.fd for f in _FALLBACK if f.via != f.shown and zipapp.parent == f.via)
+    held = _held_for(zipapp)
+    return () if held is None else (held.fd,)
 
 
 def runnable(zipapp: Path) -> tuple[Path, tuple[int, ...]]:
@@ -384,25 +398,16 @@ def runnable(zipapp: Path) -> tuple[Path, tuple[int, ...]]:
     name no other user can put another one there (it is ours and private, in a directory they cannot rename in).
     Once the name leads elsewhere (a cleaner removed it, another user made one), only the descriptor reaches it.
     """
-    for fallback in _FALLBACK:
-        if zipapp.parent != fallback.via or fallback.via == fallback.shown:
-            continue
-        try:
-            named = os.lstat(fallback.shown)
-        except OSError:
-            break
-        if stat.S_ISDIR(named.st_mode) and (named.st_dev, named.st_ino) == fallback.ident:
-            return fallback.shown / zipapp.name, ()
-        break
+    held = _held_for(zipapp)
+    if held is not None and _still_named(held):
+        return held.shown / zipapp.name, ()
     return zipapp, pinned_fds(zipapp)
 
 
 def shown_path(zipapp: Path) -> Path:
     """`zipapp` under its directory's name, for a person (who has no `/proc/self/fd/<fd>` of this process)."""
-    for fallback in _FALLBACK:
-        if zipapp.parent == fallback.via:
-            return fallback.shown / zipapp.name
-    return zipapp
+    held = _held_for(zipapp)
+    return zipapp if held is None else held.shown / zipapp.name
 
 
 def _make_dirs(directory: Path) -> None:

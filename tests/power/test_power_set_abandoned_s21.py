@@ -17,7 +17,7 @@ from pathlib import Path
 
 from test_power_set_killed import _factory_whose_set_reply_is_held, _killed_once, _limits
 
-from factoryctl.store.audit_runs import ABANDONED, add_requests, close_ended
+from factoryctl.store.audit_runs import ABANDONED, close_ended
 from factoryctl.store.rows import UNKNOWN, AuditEntry
 from factoryctl.store.schema import MIGRATIONS
 from factoryctl.store.sqlite import Store
@@ -80,10 +80,10 @@ def test_only_the_requests_of_an_ended_process_of_this_host_are_closed(tmp_path:
     reused = Run(alive.host, alive.pid, alive.boot, "0")  # this pid, started at another time: another process
     store = Store(tmp_path / "factory.db")
     try:
-        add_requests(store, [_request("live", 0), _request("live", 1)], alive)
-        add_requests(store, [_request("gone", 0), _request("gone", 1), _request("gone2")], ended)
-        add_requests(store, [_request("far")], elsewhere)
-        add_requests(store, [_request("old")], reused)
+        store.add_audit_requests([_request("live", 0), _request("live", 1)], alive)
+        store.add_audit_requests([_request("gone", 0), _request("gone", 1), _request("gone2")], ended)
+        store.add_audit_requests([_request("far")], elsewhere)
+        store.add_audit_requests([_request("old")], reused)
         closed = close_ended(store, run_ended)
         outcomes = sorted((e.node, e.gpu, e.outcome) for e in store.audit(0))
     finally:
