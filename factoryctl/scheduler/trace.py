@@ -165,8 +165,8 @@ def parse_trace(lines: Iterable[str], source: str = "trace", ignored: list[str] 
     `lines` is read once, a line at a time (a file's lines as they arrive: only the jobs are kept). Errors name
     `source` and the line (blank lines counted), and carry a hint. So does a line the csv module cannot read at all
     (a field over its 128 KiB limit), a row with more fields than the header, a header that names a column twice and
-    a quote never closed. A line of only spaces is skipped as an empty one is. `ignored`, if given, receives the
-    header's columns the replay does not read, unnamed ones as `column 5 (no name)`.
+    a quote never closed. A line of only spaces, or of only commas, is skipped as an empty one is. `ignored`, if
+    given, receives the header's columns the replay does not read, unnamed ones as `column 5 (no name)`.
     """
     feed = _RowLines(lines)
     reader = csv.DictReader(feed)
@@ -246,6 +246,8 @@ def _parse(reader: csv.DictReader[str], feed: _RowLines, source: str, ignored: l
         raw = feed.row
         if not raw[-1].strip() and not "".join(raw).strip():  # spaces only: an empty line, as the csv module skips
             continue
+        if _all_fields_empty(row):  # `,,,`: a spreadsheet's empty row, as an empty line
+            continue
         where = f"{source}:{reader.line_num}"
         _check_shape(row, raw, len(header), where, feed.ended)
         job = parse_row(row, where)
@@ -259,6 +261,15 @@ def _parse(reader: csv.DictReader[str], feed: _RowLines, source: str, ignored: l
             "add one row per job under the header: its job_id, submit time and duration in seconds, GPU count.",
         )
     return jobs
+
+
+def _all_fields_empty(row: dict[str | None, object]) -> bool:
+    """Whether a row has no text in any field: commas only, as a spreadsheet writes an empty row."""
+    values = [*row.values()]
+    extra = row.get(None)
+    if isinstance(extra, list):
+        values = [value for value in values if value is not extra] + extra
+    return not any(str(value).strip() for value in values if value is not None)
 
 
 def _column_names(fields: list[str]) -> list[str]:
