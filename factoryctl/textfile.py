@@ -16,7 +16,7 @@ repeated key silently replace the first, which hides a mistake. The walk is here
 from __future__ import annotations
 
 import codecs
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -291,6 +291,19 @@ def exact_number(value: float) -> str:
     if number.is_integer() and abs(number) < 1e16:
         return str(int(number))
     return repr(number)
+
+
+def csv_row_is_empty(row: Mapping[str | None, object]) -> bool:
+    """Whether a `csv.DictReader` row has no text in any field: spaces, or commas only (`,,,`).
+
+    That is how a spreadsheet writes a row the user cleared. Fields a short row lacks (None) and extra ones (a list
+    under None) count as empty too.
+    """
+    for value in row.values():
+        fields = value if isinstance(value, list) else [value]
+        if any(field is not None and str(field).strip() for field in fields):
+            return False
+    return True
 
 
 def _size(count: int) -> str:

@@ -19,7 +19,7 @@ from typing import TypeVar
 
 from factoryctl.errors import UsageError
 from factoryctl.model.telemetry import escape_controls
-from factoryctl.textfile import read_utf8
+from factoryctl.textfile import csv_row_is_empty, read_utf8
 
 T = TypeVar("T")
 
@@ -145,6 +145,8 @@ def _rows(
     reader.fieldnames = _checked_header(path, reader.fieldnames, columns, kinds)
     values: list[T] = []
     for row in reader:
+        if csv_row_is_empty(row):  # `,,,` or spaces: a spreadsheet's empty row, skipped as the csv module skips ""
+            continue
         short = [c for c in columns if row.get(c) is None]  # DictReader fills the fields a short row lacks with None
         if short:
             raise UsageError(

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from factoryctl.errors import UsageError
-from factoryctl.textfile import exact_number
+from factoryctl.textfile import csv_row_is_empty, exact_number
 
 REQUIRED = ("job_id", "submit_time_s", "duration_s", "num_gpus")
 #: The optional columns the replay reads; any other column is ignored.
@@ -246,7 +246,7 @@ def _parse(reader: csv.DictReader[str], feed: _RowLines, source: str, ignored: l
         raw = feed.row
         if not raw[-1].strip() and not "".join(raw).strip():  # spaces only: an empty line, as the csv module skips
             continue
-        if _all_fields_empty(row):  # `,,,`: a spreadsheet's empty row, as an empty line
+        if csv_row_is_empty(row):  # `,,,`: a spreadsheet's empty row, as an empty line
             continue
         where = f"{source}:{reader.line_num}"
         _check_shape(row, raw, len(header), where, feed.ended)
@@ -261,15 +261,6 @@ def _parse(reader: csv.DictReader[str], feed: _RowLines, source: str, ignored: l
             "add one row per job under the header: its job_id, submit time and duration in seconds, GPU count.",
         )
     return jobs
-
-
-def _all_fields_empty(row: dict[str | None, object]) -> bool:
-    """Whether a row has no text in any field: commas only, as a spreadsheet writes an empty row."""
-    values = [*row.values()]
-    extra = row.get(None)
-    if isinstance(extra, list):
-        values = [value for value in values if value is not extra] + extra
-    return not any(str(value).strip() for value in values if value is not None)
 
 
 def _column_names(fields: list[str]) -> list[str]:
