@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from factoryctl.model.power import PricePoint
-    from factoryctl.power.sources import PriceSource
+    from factoryctl.power.sources import CsvPriceSource, PriceSource
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -54,9 +54,9 @@ def open_prices(ctx: typer.Context, prices: Path | None) -> tuple[PriceSource, s
 
     if is_std_stream(prices):
         text = stdin_text("--prices", "prices file", "prices.csv", price_header_check("stdin"))
-        return CsvPriceSource("stdin", text), "stdin", None
+        return _warning_once(CsvPriceSource("stdin", text)), "stdin", None
     if prices is not None:
-        return CsvPriceSource(prices), str(prices), prices
+        return _warning_once(CsvPriceSource(prices)), str(prices), prices
     from factoryctl.cli.context import global_options
     from factoryctl.config import discover
 
@@ -78,8 +78,26 @@ def open_prices(ctx: typer.Context, prices: Path | None) -> tuple[PriceSource, s
     source = open_price_source(power.price_source, power.prices, base)
     for warning in source.warnings:
         sys.stderr.write(f"factoryctl: warning: {warning}.\n")
+    if isinstance(source.source, CsvPriceSource):
+        _warning_once(source.source)
     path = getattr(source.source, "path", None) if source.builtin else None
     return source, str(path) if path is not None else source.label, path
+
+
+def _warning_once(source: CsvPriceSource) -> CsvPriceSource:
+    """`source`, set to say its file's warning (per-kWh units) on stderr once, however often it is fetched.
+
+    A warning, so also under -q (docs/cli.md): the prices are used, and every cost from them may be 1000 times off.
+    """
+    said: set[str] = set()
+
+    def warn(sentence: str, hint: str) -> None:
+        if sentence not in said:
+            said.add(sentence)
+            sys.stderr.write(f"factoryctl: warning: {sentence}.\nhint: {hint}\n")
+
+    source.warn = warn
+    return source
 
 
 def price_cell(value: float | None) -> str:
@@ -266,21 +284,22 @@ def history_command(
             "give --until a later time than --since (or leave it out: to the end of the file).",
         )
     source, where, _ = open_prices(ctx, prices)
-    points = source.fetch(None, end) if start is None else source.fetch()
-    if not points and not source.fetch():  # nothing at all, not just nothing before --until
+    points = source.fetch()
+    if not points:
         refuse_empty_source(where, "to list")
     times = [p.timestamp_s for p in points]
     lasts = row_intervals(times, market_offset_s(source)).durations_s
     # The row in force at --since first: it started before, and lasts its own interval (as `price show` judges it).
-    # How long a row lasts depends on its neighbours however far away in time (the rows before a gap of days), so
-    # with --since the whole series is read, as `price show` reads it, and both judge every row alike.
+    # How long a row lasts depends on its neighbours however far away in time (the rows before a gap of days), and
+    # where the prices end is the end of the series, not of the rows before --until (a gap before it is no stopped
+    # feed), so the whole series is read, as `price show` reads it, and both judge every row alike.
     listed = rows_overlapping(times, lasts, -math.inf if start is None else start, end)
     items = [_item(points[i].timestamp_s, points[i].price_per_mwh) for i in listed]
     emit(render_listing(items, [], PRICE_COLUMNS, output, no_header, list(_item(0, None))))
-    if (start is not None or end is not None) and points:  # a range asked for; the whole file is complete as is
+    if start is not None or end is not None:  # a range asked for; the whole file is complete as is
         _warn_if_ended(where, times[-1] + lasts[-1], min(time.time(), math.inf if end is None else end))
     if not listed and end is not None and not global_options(ctx)[1]:
-        _note_before_first(where, source.fetch(), end, market_offset_s(source))
+        _note_before_first(where, points, end, market_offset_s(source))
 
 
 def _note_before_first(where: str, points: Sequence[PricePoint], end: int, utc_offset_s: int) -> None:

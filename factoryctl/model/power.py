@@ -10,15 +10,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+#: 400 Gregorian years, in seconds: the calendar (leap days included) repeats after them.
+_CALENDAR_CYCLE_S = 146_097 * 86_400
+
 
 def iso_utc_seconds(timestamp_s: int) -> str:
     """ISO-8601 UTC with `Z` at one-second resolution, as price files and schedules write timestamps.
 
     The year always has four digits (`0999-...`): strftime's `%Y` writes year 999 as `999`, which no ISO-8601 reader
-    takes back.
+    takes back. Any int is written: a time past 9999 (the end of a row in its last hour, or a plugin's far
+    timestamp_s) takes ISO-8601's expanded year, `+10000-01-01T00:00:00Z`, where `datetime` has no year to give.
     """
-    moment = datetime.fromtimestamp(timestamp_s, tz=timezone.utc)
-    return f"{moment.year:04d}-{moment:%m-%dT%H:%M:%S}Z"
+    cycles, rest_s = divmod(timestamp_s, _CALENDAR_CYCLE_S)  # rest_s: 1970 to 2369, which datetime can hold
+    moment = datetime.fromtimestamp(rest_s, tz=timezone.utc)
+    year = moment.year + 400 * cycles
+    written = f"{year:04d}" if 0 <= year <= 9999 else f"{year:+05d}"
+    return f"{written}-{moment:%m-%dT%H:%M:%S}Z"
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,10 @@ unknown price (`None`) rather than dropped, because a hole in a feed is somethin
 loader serves `price show`, `price history` and `power simulate`, so a file is accepted or refused the same way by
 all: at least one row, each with both fields (an empty price field is unknown; a missing one is malformed),
 timestamps strictly increasing, on whole seconds and from 1970 on, prices finite and at most `MAX_PRICE_PER_MWH`
-in magnitude. Times are kept as UTC epoch seconds; the offset they are written in (+05:30 in India) is kept beside
-them as the market's clock, because where the market's hours start decides whether a last hourly row is a change
-of resolution or a gap (factoryctl.power.intervals).
+in magnitude (a day's file whose every price is below 1 is used, with a warning that it looks per kWh). Times are
+kept as UTC epoch seconds; the offset they are written in (+05:30 in India) is kept beside them as the market's
+clock, because where the market's hours start decides whether a last hourly row is a change of resolution or a gap
+(factoryctl.power.intervals).
 """
 
 from __future__ import annotations
@@ -37,6 +38,16 @@ _UNKNOWN = {"", "nan", "na", "n/a", "null", "none", "-"}
 EARLIEST_PRICE_TIME = datetime(1970, 1, 1, tzinfo=timezone.utc)
 #: A fraction of a second that is not zero (`00:00:00.5`, `00:00:00,250`); `.000` is a whole second.
 _FRACTION = re.compile(r"[.,]\d*[1-9]")
+#: The UTC offset at the end of an ISO-8601 time (`+25:00`, `-0130`), to name it when it is out of range.
+_OFFSET = re.compile(r"[+-]\d{2}(:?\d{2}(:?\d{2}([.,]\d+)?)?)?$")
+#: A repeat or step back of at most an hour, at a written time from 22:00 to 03:59, is where a file in local time
+#: without offsets repeats its times as clocks go back (02:00-03:00 in Europe, 01:00-02:00 in North America,
+#: 23:00-24:00 in Chile); elsewhere it is no clock change, and the hint to write offsets would mislead.
+_CLOCKS_GO_BACK_S = 3600
+_NIGHT_HOURS = frozenset((22, 23, 0, 1, 2, 3))
+#: A file of at least this many rows whose every known price is below 1 per MWh either way is taken to be per kWh:
+#: no market trades a whole day within a tenth of a cent per kWh of zero (a day of hourly rows is 24).
+KWH_SUSPECT_ROWS = 24
 
 
 class PriceSource(Protocol):
@@ -68,10 +79,8 @@ def _parse_moment(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(stamp)
     except ValueError as exc:
-        problem = "" if str(exc).startswith("Invalid isoformat") else f" ({exc})"
         raise FieldError(
-            f"timestamp_utc is {text.strip()!r}, which is not an ISO-8601 time{problem}",
-            "write the start of each interval as e.g. 2023-01-01T00:00:00Z.",
+            _not_a_time(text.strip(), str(exc)), "write the start of each interval as e.g. 2023-01-01T00:00:00Z."
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
@@ -87,6 +96,19 @@ def _parse_moment(text: str) -> datetime:
             "check the year, and the column's format (ISO-8601, e.g. 2023-01-01T00:00:00Z).",
         )
     return moment
+
+
+def _not_a_time(text: str, error: str) -> str:
+    """What is wrong with a time `datetime.fromisoformat` refused (`error`), in our words where Python's are code."""
+    if error.startswith("offset must be"):  # +25:00: "a timedelta strictly between -timedelta(hours=24) and ..."
+        offset = _OFFSET.search(text)
+        written = f" {offset.group(0)}" if offset else ""
+        return (
+            f"timestamp_utc is {text!r}, whose UTC offset{written} is out of range (an offset is less than 24 hours"
+            " either way)"
+        )
+    problem = "" if error.startswith("Invalid isoformat") else f" ({error})"
+    return f"timestamp_utc is {text!r}, which is not an ISO-8601 time{problem}"
 
 
 def _local_time_hint(repeated: str) -> str:
@@ -110,6 +132,11 @@ def _without_offset(text: str) -> bool:
         return datetime.fromisoformat(stamp).tzinfo is None
     except ValueError:
         return False
+
+
+def _like_clocks_going_back(moment: datetime, back_s: int) -> bool:
+    """Whether a time that repeats or steps back `back_s` seconds looks like local time as the clocks went back."""
+    return back_s <= _CLOCKS_GO_BACK_S and moment.hour in _NIGHT_HOURS
 
 
 def parse_price(text: str) -> float | None:
@@ -147,7 +174,7 @@ class _PriceRowReader:
         if self.last_s is not None and point.timestamp_s <= self.last_s:
             stamp = iso_utc_seconds(point.timestamp_s)
             problem = f"{stamp} repeats or goes back; price timestamps must be strictly increasing"
-            if _without_offset(text):
+            if _without_offset(text) and _like_clocks_going_back(moment, self.last_s - point.timestamp_s):
                 raise FieldError(
                     f"{problem} ({text.strip()} has no offset, so it is read as UTC)", _local_time_hint(text.strip())
                 )
@@ -155,6 +182,21 @@ class _PriceRowReader:
         offset = moment.utcoffset()
         self.last_s, self.utc_offset_s = point.timestamp_s, 0 if offset is None else int(offset.total_seconds())
         return point
+
+
+def kwh_warning(where: str, points: Sequence[PricePoint]) -> tuple[str, str] | None:
+    """(sentence, hint) when `points` look like prices per kWh (`KWH_SUSPECT_ROWS`), else None; used as they are.
+
+    Zeros alone are no sign (a file of zeros reads the same in either unit); one known price of 1 or more clears it.
+    """
+    known = [abs(p.price_per_mwh) for p in points if p.price_per_mwh is not None]
+    if len(points) < KWH_SUSPECT_ROWS or not known or not 0 < max(known) < 1:
+        return None
+    return (
+        f"every price in {where} is below 1 per MWh either way (at most {exact_number(max(known))}): they look like"
+        " prices per kWh",
+        "prices are per MWh: multiply them by 1000 (0.05 per kWh is 50 per MWh).",
+    )
 
 
 @dataclass(frozen=True)
@@ -202,11 +244,17 @@ class CsvPriceSource:
         self.text = text
         #: The market's clock as of the last `fetch`: the offset the file's times are written in (`PriceFile`).
         self.utc_offset_s = 0
+        #: Called with (sentence, hint) on each `fetch` of a file that looks per kWh (`kwh_warning`); the CLI says it
+        #: once on stderr. A no-op by default: the prices are used as they are either way.
+        self.warn: Callable[[str, str], None] = lambda sentence, hint: None
 
     def fetch(self, start_s: int | None = None, end_s: int | None = None) -> tuple[PricePoint, ...]:
         """Prices of intervals starting in [start_s, end_s) (either end open when None), sorted by time."""
         prices = read_price_csv(self.path, self.text)
         self.utc_offset_s = prices.utc_offset_s
+        units = kwh_warning(str(self.path), prices.points)
+        if units is not None:
+            self.warn(*units)
         return tuple(
             p
             for p in prices.points
