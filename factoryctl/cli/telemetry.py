@@ -12,6 +12,7 @@ import re
 import sys
 from collections.abc import Sequence
 from datetime import datetime, timezone
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from factoryctl.model.telemetry import NodeSample
     from factoryctl.store.rows import Event, NodeState
     from factoryctl.store.sqlite import Store
+    from factoryctl.telemetry.poll import PollResult
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -147,11 +149,11 @@ def collect(
     config = context.load(ctx)
     nodes = config.resolve_target(target)
     store = Store(config.store_path)
-    result = poll_nodes(config, nodes, timeout, fanout)
-    failed = {error.node for error in result.errors}  # a node that gave no sample is not reached, whatever its state
-    reached = [s for s in result.samples if s.node not in failed]
-    rows = _store_sweep(config, store, result.samples, reached)
     _, quiet = context.global_options(ctx)
+    stopped = partial(_store_stopped_sweep, config, store, len(nodes), quiet)
+    result = poll_nodes(config, nodes, timeout, fanout, stopped=stopped)
+    reached = _reached(result)
+    rows = _store_sweep(config, store, result.samples, reached)
     if not quiet:
         sys.stderr.write(
             f"stored {rows} GPU samples from {len(reached)} of {len(nodes)} nodes in {config.store_path}\n"
@@ -160,8 +162,47 @@ def collect(
     raise typer.Exit(show_listing(lambda: (items, result.errors), COLLECT_COLUMNS, output, no_header))
 
 
+def _reached(result: PollResult) -> list[NodeSample]:
+    """The samples of the nodes that answered with one: a node that gave no sample is not reached, whatever its state."""
+    failed = {error.node for error in result.errors}
+    return [s for s in result.samples if s.node not in failed]
+
+
+def _store_stopped_sweep(config: FactoryConfig, store: Store, asked: int, quiet: bool, result: PollResult) -> None:
+    """A sweep stopped (Ctrl-C, SIGTERM) before every node answered: store those that had, within a few seconds.
+
+    The stop then goes on to end the command as any stop does (exit 130, 143). Waiting for a store another writer
+    holds is cut short (`stop_waiting_for_locks`), and rollups and retention are left to the next sweep; a store
+    that refuses the samples is said on stderr, the stop still decides the exit status.
+    """
+    from factoryctl.store.lock_wait import stop_waiting_for_locks, wait_for_locks_again
+    from factoryctl.store.sqlite import StoreError
+
+    if not result.samples:  # stopped before any node answered: nothing to store, nothing to say
+        store.close()
+        return
+    reached = _reached(result)
+    stop_waiting_for_locks()
+    try:
+        rows = _store_sweep(config, store, result.samples, reached, tidy=False)
+    except StoreError as exc:
+        sys.stderr.write(f"factoryctl: {exc.message}\n" + (f"hint: {exc.hint}\n" if exc.hint else ""))
+        return
+    finally:
+        wait_for_locks_again()
+    if not quiet:
+        sys.stderr.write(
+            f"stored {rows} GPU samples from {len(reached)} of {asked} nodes in {config.store_path}"
+            " (stopped before the others answered)\n"
+        )
+
+
 def _store_sweep(
-    config: FactoryConfig, store: Store, samples: Sequence[NodeSample], reached: Sequence[NodeSample]
+    config: FactoryConfig,
+    store: Store,
+    samples: Sequence[NodeSample],
+    reached: Sequence[NodeSample],
+    tidy: bool = True,
 ) -> int:
     """Write the reached nodes' samples and close the store; returns the GPU rows stored.
 
@@ -169,7 +210,8 @@ def _store_sweep(
     events between each node's stored newest sample and this one (a state change, a GPU lost or back, an XID, new
     uncorrectable ECC errors, thermal slowdown starting), rolls up and prunes. Otherwise a fault first seen by a cron
     sweep would never be an event: the controller compares its first samples with the stored newest, which already
-    holds the fault. A live controller owns states, events, rollups and retention.
+    holds the fault. A live controller owns states, events, rollups and retention. Without `tidy` (a stopped sweep)
+    it neither rolls up nor prunes: the next sweep does.
     """
     from factoryctl.store.lock import controller_is_running
 
@@ -180,7 +222,7 @@ def _store_sweep(
         if standalone:
             reached, states, events = sweep_changes(store.latest(), samples, reached, config.interval_s)
         rows = store.write(reached, [True] * len(reached), states, events)
-        if standalone:
+        if standalone and tidy:
             from factoryctl.config_schema import parse_duration
 
             settings = config.settings.controller

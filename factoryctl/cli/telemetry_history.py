@@ -363,15 +363,19 @@ ENERGY_COLUMNS = (
 )
 #: The keys of an energy item, in order (the CSV header; every node of the target is an item, with or without energy).
 ENERGY_FIELDS = ("node", "gpus", "energy_kwh", "cost", "source", "from", "to", "per_gpu")
-#: The order the parts of an energy `source` are named in (docs/telemetry.md): older history first.
+#: The order the parts of an energy `source` are named in (docs/telemetry.md): older history first, then `none`.
 ENERGY_SOURCES = ("rollup", "counter", "power")
 
 
 def node_energy_source(per_gpu: Iterable[str]) -> str:
-    """A node's energy source from its GPUs': every part any GPU used, joined with `+` (`rollup+counter`)."""
-    parts = {part for source in per_gpu for part in source.split("+") if part != "none"}
-    named = [part for part in ENERGY_SOURCES if part in parts] + sorted(parts.difference(ENERGY_SOURCES))
-    return "+".join(named) or "none"
+    """A node's energy source from its GPUs': every part any GPU used, joined with `+` (`rollup+counter`).
+
+    A GPU with no reading adds `none` last (`counter+none`): the node's total leaves it out, which a script summing
+    the totals must be able to see.
+    """
+    parts = {part for source in per_gpu for part in source.split("+")}
+    named = [part for part in ENERGY_SOURCES if part in parts] + sorted(parts.difference({*ENERGY_SOURCES, "none"}))
+    return "+".join([*named, "none"] if "none" in parts or not named else named)
 
 
 def _finite_price(value: float | None) -> float | None:
@@ -408,6 +412,8 @@ def energy(
         for name in names
     ]
     _warn_no_energy([item["node"] for item in items if item["energy_kwh"] is None], (start, end), until)
+    short = [item["node"] for item in items if item["energy_kwh"] is not None and item["source"].endswith("+none")]
+    _warn_no_energy(short, (start, end), until, some_gpus=True)
     emit(render_listing(items, [], ENERGY_COLUMNS, output, no_header, ENERGY_FIELDS))
 
 
@@ -433,22 +439,29 @@ def _energy_item(
         "source": node_energy_source(s for _, _, s in per_gpu),
         "from": iso_utc(window[0]),
         "to": iso_utc(min(window[1], time.time())),
-        "per_gpu": [{"gpu": g, "energy_kwh": None if s == "none" else kwh_from_joules([j])} for g, j, s in per_gpu],
+        "per_gpu": [
+            {"gpu": g, "energy_kwh": None if s == "none" else kwh_from_joules([j]), "source": s} for g, j, s in per_gpu
+        ],
     }
 
 
-def _warn_no_energy(nodes: Sequence[str], window: tuple[float, float], until: str | None) -> None:
+def _warn_no_energy(
+    nodes: Sequence[str], window: tuple[float, float], until: str | None, some_gpus: bool = False
+) -> None:
     """Name on stderr the nodes with no energy reading in the window (`-` in the table, null in -o json).
 
     A warning about completeness, kept under -q like a listing cut short (events.py `_say_if_cut`): a nightly
-    `-q energy -o csv` summed over nodes would otherwise read a node never collected as costing nothing.
+    `-q energy -o csv` summed over nodes would otherwise read a node never collected as costing nothing. With
+    `some_gpus`, the nodes are those with a reading from some GPUs only (a GPU lost all window): their total is
+    the others' (source `...+none`).
     """
     if not nodes:
         return
     from factoryctl.model.folding import fold_nodes
 
     count, whose = (f" ({len(nodes)} nodes)", "their") if len(nodes) > 1 else ("", "its")
+    which = f"some GPUs of {fold_nodes(nodes)}{count}" if some_gpus else f"{fold_nodes(nodes)}{count}"
+    unknown = f"{whose} energy sums the other GPUs only" if some_gpus else f"{whose} energy is unknown, not 0"
     sys.stderr.write(
-        f"factoryctl: warning: no stored energy reading for {fold_nodes(nodes)}{count}"
-        f" {_window_text(*window, until)}: {whose} energy is unknown, not 0.\n"
+        f"factoryctl: warning: no stored energy reading for {which} {_window_text(*window, until)}: {unknown}.\n"
     )

@@ -17,7 +17,7 @@ from factoryctl.model.inventory import NodeSpec
 from factoryctl.model.telemetry import NodeSample
 from factoryctl.telemetry.health import NodeHealth
 from factoryctl.transport.base import NodeTransport
-from factoryctl.transport.fanout import DEFAULT_FANOUT, as_node_error, fan_out
+from factoryctl.transport.fanout import DEFAULT_FANOUT, FanOut, Pending, as_node_error, fan_out
 from factoryctl.transport.hints import hinted
 from factoryctl.transport.session import AgentSession
 
@@ -108,16 +108,32 @@ def poll_nodes(
     timeout: float = 15.0,
     fanout: int = DEFAULT_FANOUT,
     progress: Callable[[int, int], None] | None = None,
+    stopped: Callable[[PollResult], None] | None = None,
 ) -> PollResult:
     """One sample from each node, in parallel (`progress(answered, total)` told while it waits, if given).
 
-    Each failure gets the hint of the one table (`hinted`), as a reader of the controller's store gives it.
+    Each failure gets the hint of the one table (`hinted`), as a reader of the controller's store gives it. A stop
+    (Ctrl-C, SIGTERM, SIGHUP) while it waits goes on out of it, after `stopped`, if given, was told the nodes that
+    had answered by then (`telemetry collect` stores them): the others are left out, neither up nor down.
     """
     nodes = list(nodes)
     check_agent_cache(nodes)
+    sweep = FanOut(nodes, lambda n: sample_node(n, config, timeout), fanout)
+    try:
+        outcomes = sweep.run(progress)
+    except BaseException:
+        if stopped is not None:
+            answered = [(node, o) for node, o in sweep.settle(0) if not isinstance(o, Pending)]
+            stopped(_gathered(config, answered))
+        raise
+    return _gathered(config, outcomes)
+
+
+def _gathered(config: FactoryConfig, outcomes: Iterable[tuple[NodeSpec, NodeSample | NodeError]]) -> PollResult:
+    """The poll's result from each node's outcome: its sample, or its error (hinted) and the row of a down node."""
     samples: list[NodeSample] = []
     errors: list[NodeError] = []
-    for node, outcome in fan_out(nodes, lambda n: sample_node(n, config, timeout), fanout, progress=progress):
+    for node, outcome in outcomes:
         if isinstance(outcome, NodeError):
             errors.append(hinted(outcome))
             samples.append(down_sample(node.name, outcome, config.interval_s))
