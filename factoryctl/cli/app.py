@@ -42,6 +42,7 @@ from factoryctl.cli.signals import (
     stop_status,
     stopped_status,
 )
+from factoryctl.cli.stderr_lost import lose_messages_from_now, messages_only
 from factoryctl.errors import ExitCode, FactoryError, NodeError
 
 if TYPE_CHECKING:
@@ -238,20 +239,21 @@ def run(argv: list[str] | None = None) -> int:
     """
     args = list(sys.argv[1:] if argv is None else argv)
     replaced: dict[int, Any] = {}
-    try:
-        if not _debug_requested(args):
-            return _run(args, replaced)
-        from factoryctl.cli.render import report_node_tracebacks
-        from factoryctl.transport.fanout import NODE_TRACEBACKS
-
-        with NODE_TRACEBACKS.keeping():
-            try:
+    with messages_only():  # a stderr that cannot be written loses the messages; the status stays the command's
+        try:
+            if not _debug_requested(args):
                 return _run(args, replaced)
-            finally:
-                report_node_tracebacks(NODE_TRACEBACKS.taken())
-    finally:
-        if argv is not None:
-            put_back(replaced)
+            from factoryctl.cli.render import report_node_tracebacks
+            from factoryctl.transport.fanout import NODE_TRACEBACKS
+
+            with NODE_TRACEBACKS.keeping():
+                try:
+                    return _run(args, replaced)
+                finally:
+                    report_node_tracebacks(NODE_TRACEBACKS.taken())
+        finally:
+            if argv is not None:
+                put_back(replaced)
 
 
 def _run(args: list[str], replaced: dict[int, Any]) -> int:
@@ -264,12 +266,15 @@ def _run(args: list[str], replaced: dict[int, Any]) -> int:
     boundary = sigterm_interrupts(hangup_reloads=runs_as_daemon(args), replaced=replaced)
     try:
         return _outcome(args, boundary)
-    except OSError as error:  # writing the stop's own sentence failed
+    except OSError as error:  # writing the stop's outcome on stdout failed (stderr's writes never raise)
         return _said_or_not(error, boundary.first_stop)
 
 
 def _outcome(args: list[str], boundary: StopBlock) -> int:
-    """`_run`'s command in its `boundary` block, the outcome said (a write failing on the way raises OSError)."""
+    """`_run`'s command in its `boundary` block, the outcome said (a stdout write failing on the way raises OSError).
+
+    A write on stderr never raises (`stderr_lost.messages_only`): its messages are lost, the status stays the command's.
+    """
     click = _click_exceptions()
     try:
         _cli_module("arguments").check_text_arguments(args)  # bytes that are not UTF-8: exit 2 before any change
@@ -431,12 +436,13 @@ def _resolve(args: list[str]) -> tuple[Any, list[str], list[str]]:
 
 
 def _said_or_not(error: OSError, stop: int | None) -> int:
-    """The exit status when writing the output failed with `error`, `stop` the signal that stopped the command if any.
+    """The exit status when writing stdout failed with `error`, `stop` the signal that stopped the command if any.
 
     A stop's outcome that could not be written keeps the stop's status, quietly: closing the terminal sends SIGHUP,
-    and the sentences of the stop (`hung up`, exec's per-node errors) then fail with EIO, which made the exit 1 where
-    docs/cli.md says 129; EPIPE too (a reader that a Ctrl-C ended as well). Otherwise: the reader went away (EPIPE:
-    141, quietly), or one sentence and exit 1 (a full disk, EIO, a closed stdout); any other error is raised again.
+    and the stop's output then fails with EIO, which made the exit 1 where docs/cli.md says 129; EPIPE too (a reader
+    that a Ctrl-C ended as well). Otherwise: stdout's reader went away (EPIPE: 141, quietly), or one sentence and exit
+    1 (a full disk, EIO, a closed stdout); any other error is raised again. stderr's failures never come here: they
+    lose the messages only (`stderr_lost`), its sentence among them.
     """
     broken_pipe = isinstance(error, BrokenPipeError) or error.errno == errno.EPIPE  # raised bare too (no errno)
     if stop is not None and (broken_pipe or error.errno == errno.EIO):
@@ -476,6 +482,7 @@ def main() -> None:
     decided = ignore_interrupts_at_the_very_end()
     stand_in_for_closed_streams()
     output_errors = _cli_module("arguments").register_output_errors()  # stdout: argv's bytes back as they came
+    lose_messages_from_now()  # a full or closed stderr loses the messages, to the last flush: never exit 120
     for stream, errors in ((sys.stdout, output_errors), (sys.stderr, "replace")):  # never fatal: `?` instead
         with contextlib.suppress(AttributeError, ValueError):
             stream.reconfigure(errors=errors)  # type: ignore[union-attr]

@@ -26,8 +26,10 @@ def main() -> None:
     try:
         from factoryctl.cli.app import main as run_cli
     except KeyboardInterrupt:
+        from factoryctl.cli.stderr_lost import lose_messages_from_now  # the standard library only
         from factoryctl.errors import ExitCode  # loaded by then, or as light as the standard library
 
+        lose_messages_from_now()  # a full or gone stderr loses the sentence; the exit stays 130, not 1 or 120
         sys.stderr.write(_INTERRUPTED)
         raise SystemExit(ExitCode.INTERRUPTED) from None
     run_cli()
