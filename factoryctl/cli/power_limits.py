@@ -207,16 +207,14 @@ def _shown(applied: Applied, rerun: Rerun, output: OutputFormat, no_header: bool
     bare = no_header or not (items or not (errors or stopped))
     status = show_listing(lambda: (items, errors), FOLDED_COLUMNS if folded else CHANGE_COLUMNS, output, bare)
     if stopped is not None:
-        moved = _moved(changes)
-        done = f"{moved} GPU limit(s) changed and recorded" if moved else "no power limit was changed"
         code = stopped_status(stopped)
-        report_stopped(code, f"{STOPPED_WORDS[code]}; {done}.")
+        report_stopped(code, f"{STOPPED_WORDS[code]}; {_left(changes, errors)}.")
         return code
     if status and not _moved(changes):
-        # the nodes that failed were left alone, and none of the others changed either: said once, unless every
-        # failed node's message says it already (a timeout before the request went out)
+        # the nodes that failed were left alone (or may have changed, unanswered), and none of the others changed
+        # either: said once, unless every failed node's message says it already (a timeout before the request went out)
         if not errors or not all(error.message.endswith(NO_LIMIT_CHANGED) for error in errors):
-            sys.stderr.write("factoryctl: no power limit was changed.\n")
+            sys.stderr.write(f"factoryctl: {_left(changes, errors)}.\n")
     elif _wants_summary(changes, output, quiet):
         sys.stderr.write(f"factoryctl: {_summary(changes)}\n")
     return status
@@ -263,6 +261,23 @@ def _wants_summary(changes: Sequence[LimitChange], output: OutputFormat, quiet: 
     """
     table = output in (OutputFormat.table, OutputFormat.wide)
     return table and len(changes) > SUMMARY_AFTER_ROWS and not quiet
+
+
+def _left(changes: Sequence[LimitChange], errors: Sequence[NodeError]) -> str:
+    """What a stopped or failed request left: `no power limit was changed`, or what changed, and what may have.
+
+    A node asked that never answered (`Unconfirmed`: stopped, or timed out) may have changed its limits, as its own
+    line says: the closing sentence no longer said `no power limit was changed` under it.
+    """
+    from factoryctl.power.limits import Unconfirmed
+
+    moved = _moved(changes)
+    unsure = len({error.node for error in errors if isinstance(error, Unconfirmed)})
+    if moved:
+        done = f"{moved} GPU limit(s) changed and recorded"
+    else:
+        done = "no power limit change was confirmed" if unsure else "no power limit was changed"
+    return f"{done}; the limits of {unsure} node(s) may have changed" if unsure else done
 
 
 def _moved(changes: Sequence[LimitChange]) -> int:

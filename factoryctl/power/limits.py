@@ -149,6 +149,14 @@ class HeldSessions:
 NO_LIMIT_CHANGED = "; no limit was changed"
 
 
+class Unconfirmed(NodeError):
+    """A node asked to change its limits that never answered (a timeout, a stop): they may have changed, or not.
+
+    Its own class, so the closing sentence counts it (`may have changed`), never saying `no power limit was changed`
+    under a node whose line says its limits may have.
+    """
+
+
 def step_timed_out(error: NodeError, timeout: float, asked: str | None = None) -> NodeError:
     """`error` as power set's own timeout, saying whether a limit may have changed; other errors unchanged.
 
@@ -163,7 +171,7 @@ def step_timed_out(error: NodeError, timeout: float, asked: str | None = None) -
     if error.kind != "timeout":
         return error
     if asked is not None:
-        return NodeError(
+        return Unconfirmed(
             error.node,
             "timeout",
             f"the agent did not answer the {asked} within {timeout:g} s: the limit may have changed",
@@ -180,8 +188,9 @@ class LimitsInterrupted(BaseException):
     """The request was interrupted (Ctrl-C, SIGTERM: the `cause`) while nodes were changing their limits.
 
     The nodes asked before it are given a moment to answer; what they changed is in `changes` and in the audit log,
-    and a node that had not answered is an `interrupted` error (its limits may have changed). A BaseException, like
-    the interrupt itself, so no `except Exception` on the way takes it for a failure.
+    and a node that had not answered is an `interrupted` error (`Unconfirmed`: its limits may have changed); its agent
+    is killed on the CLI's way out (transport/node_leftovers.py), so nothing changes after the command ended. A
+    BaseException, like the interrupt itself, so no `except Exception` on the way takes it for a failure.
     """
 
     def __init__(self, changes: list[LimitChange], errors: list[NodeError], cause: BaseException) -> None:
@@ -375,8 +384,10 @@ def _gathered(
     changes: list[LimitChange] = []
     for node, outcome in outcomes:
         if isinstance(outcome, Pending):
-            said = NOT_ASKED if outcome is Pending.NOT_STARTED else UNANSWERED
-            errors.append(NodeError(node.name, "interrupted", said))
+            if outcome is Pending.NOT_STARTED:
+                errors.append(NodeError(node.name, "interrupted", NOT_ASKED))
+            else:
+                errors.append(Unconfirmed(node.name, "interrupted", UNANSWERED))
         elif isinstance(outcome, NodeError):
             errors.append(outcome)
         else:

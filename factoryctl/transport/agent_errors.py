@@ -118,6 +118,7 @@ def _reason_from_wording(kind: str, message: str) -> str | None:
 def limits_lock_wait(timeout: float) -> float:
     """How long the agent may wait for another change of the node's limits: within the request's own `timeout`.
 
-    Waiting longer, it could set a limit after factoryctl gave up on the request, and nobody would audit it.
+    Waiting longer, it could set a limit after factoryctl gave up on the request, and nobody would audit it. (A stop
+    does not wait for it: the agent is killed on factoryctl's way out, transport/node_leftovers.py.)
     """
     return min(_LOCK_WAIT_MAX_S, max(0.0, timeout - _LOCK_MARGIN_S))

@@ -25,6 +25,7 @@ from factoryctl.transport.agent_lines import MAX_LINE_BYTES, MAX_STDERR_LINE, Ag
 from factoryctl.transport.base import CappedOutput, CommandCut, CommandResult, OutputSink, cut_short, kept_stderr
 from factoryctl.transport.host_limits import local_limit_error, with_user_file_limit
 from factoryctl.transport.launch import agent_argv
+from factoryctl.transport.node_leftovers import END_WITHIN_S, NODE_LEFTOVERS
 from factoryctl.transport.polling import readable, writable
 from factoryctl.transport.session import AgentSession
 from factoryctl.transport.stdin_stream import CHUNK, Feed, Stdin, as_feed
@@ -61,6 +62,7 @@ class LocalTransport:
         self.factory = factory
         self.state_dir = state_dir
         self._agents: list[tuple[subprocess.Popen[bytes], _StderrTail]] = []
+        self._leftovers: dict[subprocess.Popen[bytes], int] = {}  # each agent's number in NODE_LEFTOVERS
         self._lock = threading.Lock()
         self._running: set[subprocess.Popen[bytes]] = set()
         self._interrupted = False
@@ -203,26 +205,30 @@ class LocalTransport:
         assert proc.stdout is not None
         assert proc.stderr is not None
         tail = _StderrTail(proc.stderr)
+        # until it is reaped, a stopped factoryctl kills it on its way out (node_leftovers.py): it leads its own
+        # session, so nothing else would, and one waiting for the node's limits lock set a limit after the exit
+        leftover = self._leftovers[proc] = NODE_LEFTOVERS.add(lambda: _kill_now(proc))
         self._agents.append((proc, tail))
         session = AgentSession(
             self.node.name,
             proc.stdin,
             cast("IO[bytes]", _lines_of(proc.stdout, MAX_LINE_BYTES)),  # its stdout is closed by `_reap`
-            on_close=lambda: _end_agent(proc, tail, session),
+            on_close=lambda: _end_agent(proc, tail, session, leftover),
             stderr_tail=tail.text,
         )
         try:
             session.wait_hello(timeout)
         except NodeError:
-            _reap(proc, tail, grace=0.0)  # it said nothing in time: no reason to wait for it any longer
+            _reap(proc, tail, grace=0.0, leftover=leftover)  # it said nothing in time: no reason to wait any longer
             raise
         return session
 
     def close(self) -> None:
         """Stop every agent this transport started, and close every pipe to them."""
         for proc, tail in self._agents:
-            _reap(proc, tail)
+            _reap(proc, tail, leftover=self._leftovers.get(proc))
         self._agents.clear()
+        self._leftovers.clear()
 
 
 #: How long a failed session waits for the rest of its agent's stderr (the agent has exited, or its pipe is cut).
@@ -407,23 +413,26 @@ def _pump(feed: Feed, proc: subprocess.Popen[bytes]) -> None:
 AGENT_EXIT_GRACE_S = 2.0
 
 
-def _end_agent(proc: subprocess.Popen[bytes], tail: _StderrTail, session: AgentSession) -> None:
+def _end_agent(proc: subprocess.Popen[bytes], tail: _StderrTail, session: AgentSession, leftover: int) -> None:
     """End a session's agent: one that answered `shutdown` is given time to exit, any other is killed at once.
 
     An agent that failed or did not answer `shutdown` has exited, or never will on its own (stopped with SIGSTOP, or
     hung): waiting for it only delayed the link's teardown and so the node's new session, as the SSH path
     (`ssh_node._end_agent`) never did.
     """
-    _reap(proc, tail, grace=AGENT_EXIT_GRACE_S if session.shutdown_answered else 0.0)
+    _reap(proc, tail, grace=AGENT_EXIT_GRACE_S if session.shutdown_answered else 0.0, leftover=leftover)
 
 
-def _reap(proc: subprocess.Popen[bytes], tail: _StderrTail, grace: float = AGENT_EXIT_GRACE_S) -> None:
+def _reap(
+    proc: subprocess.Popen[bytes], tail: _StderrTail, grace: float = AGENT_EXIT_GRACE_S, leftover: int | None = None
+) -> None:
     """End an agent and close every pipe to it (it could run on, and the files waited for the garbage collector).
 
     EOF on its stdin asks it to exit; if it has not within `grace` seconds its whole process group is killed: a
     `python:` wrapper script's children too, which would otherwise hold its stdout open (and this close, which
     waits for the session's reader of that pipe) until they end. Its stderr is closed by the tail draining it, at
-    its end, which is waited for briefly. Calling it again does nothing.
+    its end, which is waited for briefly. Once reaped it is no longer among what a stopped factoryctl kills on its way
+    out (`leftover`). Calling it again does nothing.
     """
     _close_pipe(proc.stdin)
     if proc.poll() is None:
@@ -432,8 +441,21 @@ def _reap(proc: subprocess.Popen[bytes], tail: _StderrTail, grace: float = AGENT
         except subprocess.TimeoutExpired:
             _signal_group(proc, signal.SIGKILL)
             proc.wait(timeout=5)
+    if leftover is not None:
+        NODE_LEFTOVERS.discard(leftover)
     _close_pipe(proc.stdout)
     tail.join(2.0)
+
+
+def _kill_now(proc: subprocess.Popen[bytes]) -> None:
+    """Kill an agent a stopped factoryctl leaves (its whole group, at once) and reap it: nothing runs on after the exit.
+
+    Killed, not asked to exit: one waiting for the node's limits lock reads no request until it has changed them.
+    """
+    if proc.poll() is None:  # a reaped agent's pid may be another process's by now
+        _signal_group(proc, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=END_WITHIN_S)
 
 
 def _close_pipe(pipe: IO[bytes] | None) -> None:
