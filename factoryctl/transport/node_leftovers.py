@@ -5,7 +5,9 @@ agent still hanging (before its hello, or a `python:` that never answers) or an 
 (nvidia-smi on a node without Python) left it running on the node for good: only `exec` interrupted what it ran.
 Each such thing registers here how it is ended the way a failed session already is (a kill of its launch pid's or
 known process group); the CLI's stop (`cli.signals.sigterm_interrupts`) ends what is still registered, in
-parallel and within `END_WITHIN_S` all told, so a dead connection holds nothing up.
+parallel and within `END_WITHIN_S` all told, so a dead connection holds nothing up. A local agent registers too: it
+leads its own session, so nothing else ends it, and one waiting for its node's limits lock set a limit after a
+stopped `power set` had exited (transport/local.py).
 """
 
 from __future__ import annotations
