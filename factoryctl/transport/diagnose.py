@@ -126,7 +126,7 @@ def _scan(node: str, target: SshTarget, options: SshOptions) -> ServerKey:
     known = read_known_hosts(target)
     transport = start_transport(node, target, _connect_socket(node, target, options), options, known)
     try:
-        return server_key(transport, target, known)
+        return server_key(transport, target, known, node)
     finally:
         transport.close()
 

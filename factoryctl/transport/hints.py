@@ -14,7 +14,8 @@ from pathlib import Path
 
 from factoryctl.errors import NodeError
 from factoryctl.model.folding import fold_indexes
-from factoryctl.transport.ssh_identities import SkippedKey, auth_hint
+from factoryctl.transport.known_hosts import UNREADABLE, unreadable_hint
+from factoryctl.transport.ssh_identities import AGENT_SIGN_HINT, AGENT_UNSIGNED, SkippedKey, auth_hint
 
 #: How `verify_host_key`'s messages start (after `[host]:port`) for a changed and a revoked key.
 CHANGED_KEY = "HOST KEY CHANGED"
@@ -37,6 +38,10 @@ NOT_SSH = "does not speak SSH"
 DROPPED = "the connection before the SSH greeting"
 REFUSED = "refused the connection"
 LOST = "connection lost"
+#: How a lost connection's sentence names the jump hosts it went through, outermost first (ssh.py `lost_connection`,
+#: whose `THROUGH_JUMP` says it too): "(through jump host ops@bastion:22)", "(through jump hosts a@x:22, b@y:22)".
+THROUGH_JUMP = "through jump host"
+_THROUGH_JUMPS = re.compile(rf"\({THROUGH_JUMP}s? ([^()]+)\)")
 #: The node has no Python the agent can run, and nvidia-smi could not stand in (ssh_node.py `_smi_session`).
 NO_PYTHON = "no usable "
 #: The agent started but never said hello (session.py `wait_hello`), or did not answer a request.
@@ -57,6 +62,11 @@ CONNECT_TIMEOUT_HINT = (
 )
 NETWORK_HINT = "check the network path to the node (ping it, and look at its routes and firewall)."
 LOST_HINT = "check that the node is up and sshd still runs on it (`systemctl status sshd` there)."
+#: A connection lost through jump hosts: the message names them, the hint too (any of them may be what went away).
+LOST_JUMP_HINT = (
+    "check that the jump host{plural} {names} and the node are up and that sshd still runs on {where} "
+    "(`systemctl status sshd` there)."
+)
 NOT_SSH_HINT = "check that the port is sshd's, and that nothing in between eats the connection."
 #: Silence is not proof of another server: a stopped (SIGSTOP), hung or overloaded sshd accepts and says nothing too.
 SILENT_HINT = (
@@ -108,6 +118,9 @@ def host_key_hint(node: str, message: str, known_hosts: str | Path = "known_host
     has keys of other types recorded (as OpenSSH warns, that may be a man in the middle), only with `--replace`
     (without it the command refuses again, exit 4); a revoked one must not be trusted at all.
     """
+    unreadable = _UNREADABLE.match(message)
+    if unreadable:
+        return unreadable_hint(unreadable[1], unreadable[2])
     if REVOKED_KEY in message:
         return f"the key is marked @revoked in {known_hosts}; the node must get a new host key."
     if CHANGED_KEY in message:
@@ -149,22 +162,45 @@ _LEFT_OUT = re.compile(r"IdentitiesOnly yes: (\d+) other ssh-agent key")
 #: A key file factory.yaml or IdentityFile names that does not exist (`ssh_identities._no_file`), read back from a
 #: stored message; not "no identity file and no ssh-agent keys" (nothing named at all).
 _MISSING_KEY = re.compile(r"no identity file ([/~][^\s,;)]*)")
+#: A private key file others may read (`ssh_identities._too_open`), and a known_hosts that cannot be read.
+_OPEN_KEY = re.compile(r"the key (\S+) is accessible to")
+_UNREADABLE = re.compile(rf"{UNREADABLE} (.+): ([^:]+)$")
 
 
 def auth_message_hint(message: str) -> str:
     """`auth_hint` for the failure `message` tells: a key needing a passphrase or missing, keys left out, too many."""
+    if message.startswith(AGENT_UNSIGNED):
+        return AGENT_SIGN_HINT
     locked = _LOCKED_KEY.search(message)
     left_out = _LEFT_OUT.search(message)
     missing = _MISSING_KEY.search(message)
+    exposed = _OPEN_KEY.search(message)
     skipped = [SkippedKey(locked[1], locked[0], True)] if locked else []
     skipped += [SkippedKey(missing[1], missing[0], False)] if missing else []
-    return auth_hint(skipped, int(left_out[1]) if left_out else 0, "MaxAuthTries" in message)
+    skipped += [SkippedKey(exposed[1], exposed[0], False, too_open=True)] if exposed else []
+    agent_failed = "ssh-agent (SSH_AUTH_SOCK=" in message
+    return auth_hint(skipped, int(left_out[1]) if left_out else 0, "MaxAuthTries" in message, agent_failed)
+
+
+def lost_jump_hint(hops: list[str]) -> str:
+    """The hint of a connection lost through the jump hosts `hops` (their labels, outermost first): them and the node."""
+    many = len(hops) > 1
+    return LOST_JUMP_HINT.format(plural="s" * many, names=", ".join(hops), where="each" if many else "both")
+
+
+def _through_jumps(message: str) -> list[str] | None:
+    """The jump hosts a lost connection's `message` says it went through (outermost first); None if it names none."""
+    found = _THROUGH_JUMPS.search(message) if LOST in message else None
+    return None if found is None else found[1].split(", ")
 
 
 def sub_case_hint(node: str, kind: str, message: str) -> str | None:
     """The hint of the sub-case of `kind` that `message` names; None when it names none the table knows."""
     if kind == "auth":
         return auth_message_hint(message)
+    hops = _through_jumps(message) if kind == "refused" else None
+    if hops is not None:  # before the table's LOST: the jump hosts are named in the hint as in the message
+        return lost_jump_hint(hops)
     for case_kind, words, hint in _SUB_CASES:
         if kind == case_kind and words in message and (kind != "driver" or message.startswith(words)):
             return hint.format(node=node)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
+import errno
 import hashlib
 import hmac
 import os
@@ -164,16 +165,70 @@ def _text(data: bytes) -> str:
     return data.decode("utf-8", errors="replace")
 
 
+#: How the error of a known_hosts that cannot be read begins: `cannot read known_hosts PATH: PROBLEM`.
+UNREADABLE = "cannot read known_hosts"
+
+
+def unreadable_hint(path: str | Path, problem: str) -> str:
+    """What to do about known_hosts `path` that cannot be read for `problem` (`permission denied`, `is a directory`)."""
+    where = "set `known_hosts:` (under `ssh:` or on the node in factory.yaml) to a known_hosts file"
+    if problem == "permission denied":
+        return f"make {path} readable by you, or {where} you can read."
+    return f"move {path} aside, or {where}."
+
+
+class UnreadableKnownHosts(ActionFailed):
+    """A known_hosts file that exists but cannot be read: `problem` says why (`permission denied`, `is a directory`)."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        self.path = path
+        self.problem = problem
+        super().__init__(f"{UNREADABLE} {path}: {problem}", unreadable_hint(path, problem))
+
+
+def _read(path: Path) -> bytes:
+    """The bytes of known_hosts `path`; none when it does not exist; `UnreadableKnownHosts` when it cannot be read.
+
+    Opened without blocking, and read only if it is a regular file: a FIFO there held every command forever. A file
+    this process has no descriptor left to open (EMFILE, ENFILE) is raised as is: this machine's `local` error.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return b""
+    except OSError as exc:
+        if exc.errno in (errno.EMFILE, errno.ENFILE):
+            raise
+        raise UnreadableKnownHosts(path, _problem(exc)) from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise UnreadableKnownHosts(path, "is a directory" if stat.S_ISDIR(mode) else "is not a regular file")
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except OSError as exc:
+        raise UnreadableKnownHosts(path, _problem(exc)) from None
+    finally:
+        os.close(fd)
+
+
+def _problem(exc: OSError) -> str:
+    """`permission denied`, `is a directory`, or the system's words for `exc`, lower case."""
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if isinstance(exc, IsADirectoryError):
+        return "is a directory"
+    return (exc.strerror or str(exc)).lower()
+
+
 class KnownHosts:
     """A known_hosts file: look keys up for a host, and record confirmed ones."""
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(os.path.expanduser(str(path or DEFAULT_KNOWN_HOSTS)))
-        try:
-            text = _text(self.path.read_bytes())
-        except FileNotFoundError:
-            text = ""
-        self.entries = parse(text)
+        self.entries = parse(_text(_read(self.path)))
         self._by_host: dict[tuple[str, int], list[HostKeyEntry]] = {}
 
     def check(self, host: str, port: int, key_type: str, key_blob: bytes) -> HostKeyStatus:
@@ -217,14 +272,10 @@ class KnownHosts:
         The file is rewritten atomically (temp file + rename), through a symbolic link, keeping its mode (0600 when
         new, its directory created 0700), and every line it keeps byte for byte (a comment that is not UTF-8, CRLF
         endings). A file that cannot be written (its directory missing and not creatable, read-only, /proc, a link
-        another user could have planted: `resolve_trusted_links`) is an `ActionFailed`.
+        another user could have planted: `resolve_trusted_links`) is an `ActionFailed`, as is one that cannot be read
+        (`UnreadableKnownHosts`).
         """
-        try:
-            old = self.path.read_bytes()
-        except FileNotFoundError:
-            old = b""
-        except OSError as exc:
-            raise self._unwritable(exc) from None
+        old = _read(self.path)  # never waits on a FIFO; one that cannot be read is said so
         lines = old.splitlines(keepends=True)
         if replace:
             lines = [line for line in lines if not _of_type(_plain_entries(parse(_text(line)), host, port), key_type)]

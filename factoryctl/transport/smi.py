@@ -106,7 +106,8 @@ class SmiBridge:
         """Why the bridge's replies ended, when it was the connection: the session says so, not "the agent exited"."""
         if self.connection.transport.is_active():
             return None
-        return lost_connection(self.node, f"to {self.connection.target.label}")
+        target = self.connection.target
+        return lost_connection(self.node, f"to {target.label}", jump=target.jump)
 
     # ------------------------------------------------------------------ serving
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from factoryctl.errors import NodeError, UsageError
 from factoryctl.transport.base import CappedOutput, CommandResult, OutputSink, cut_short, kept_stderr
-from factoryctl.transport.hints import LOST_HINT
+from factoryctl.transport.hints import LOST_HINT, THROUGH_JUMP, lost_jump_hint
 from factoryctl.transport.host_limits import local_limit_error
 from factoryctl.transport.node_leftovers import NODE_LEFTOVERS
 from factoryctl.transport.quoting import (
@@ -91,14 +91,29 @@ QUIET_LOGIN_HINT = (
 )
 
 
-def lost_connection(node: str, what: str, cause: BaseException | None = None) -> NodeError:
+def lost_connection(
+    node: str, what: str, cause: BaseException | None = None, jump: SshTarget | None = None
+) -> NodeError:
     """The error of a connection that died under a command or an agent (`refused`: the node's side went away).
 
     Unless `cause` is this machine's limit (no file descriptor left for the pipe paramiko makes to wait on a
-    channel, no thread): that is the `local` error, not the node's fault.
+    channel, no thread): that is the `local` error, not the node's fault. A node reached through `jump` (its
+    ProxyJump) may have been lost with its jump host: both are named, the jump hosts outermost first.
     """
     local = None if cause is None else local_limit_error(node, cause)
-    return local or NodeError(node, "refused", f"connection lost {what}", LOST_HINT)
+    if local is not None:
+        return local
+    if jump is None:
+        return NodeError(node, "refused", f"connection lost {what}", LOST_HINT)
+    hops: list[str] = []
+    hop: SshTarget | None = jump
+    while hop is not None:
+        hops.insert(0, hop.label)
+        hop = hop.jump
+    plural = "s" * (len(hops) > 1)
+    return NodeError(
+        node, "refused", f"connection lost {what} ({THROUGH_JUMP}{plural} {', '.join(hops)})", lost_jump_hint(hops)
+    )
 
 
 class SshConnection:
@@ -128,7 +143,7 @@ class SshConnection:
         except (EOFError, ConnectionError) as exc:  # the connection (or its jump host's) went away meanwhile:
             # paramiko's empty EOFError, or the socket's error (a reset) it kept and raised from the step that waited
             close_transport(transport)
-            raise lost_connection(node, f"to {target.label}") from exc
+            raise lost_connection(node, f"to {target.label}", jump=target.jump) from exc
         except BaseException:  # refused, or this machine out of files while it read a key: never left open
             close_transport(transport)
             raise
@@ -164,13 +179,13 @@ class SshConnection:
         import paramiko
 
         if not self.transport.is_active():
-            raise lost_connection(self.node, f"to {self.target.label}")
+            raise lost_connection(self.node, f"to {self.target.label}", jump=self.target.jump)
         try:
             chan = self.transport.open_session(timeout=timeout or self.options.channel_timeout_s)
         except paramiko.ChannelException as exc:
             raise NodeError(self.node, "agent", f"{self.target.label} refused a session: {exc.text}") from exc
         except (paramiko.SSHException, EOFError, OSError) as exc:
-            raise lost_connection(self.node, f"to {self.target.label}", exc) from exc
+            raise lost_connection(self.node, f"to {self.target.label}", exc, self.target.jump) from exc
         guard(chan)  # see ssh_channel.py: what we send on it can never follow our CLOSE
         chan.settimeout(self.options.channel_timeout_s)
         return chan
@@ -329,11 +344,13 @@ class SshConnection:
             err.finish()
             status = chan.recv_exit_status() if chan.exit_status_ready() else -1
             if status < 0 and not self.transport.is_active():
-                raise cut_short(lost_connection(self.node, "while the command ran"), out, err)
+                lost = lost_connection(self.node, "while the command ran", jump=self.target.jump)
+                raise cut_short(lost, out, err)
         except (OSError, EOFError, paramiko.SSHException) as exc:  # EOFError: gone mid-send; SSHException: the
             # channel closed under `exec_command` (the connection closing): a lost connection, never a raw exception
             err.finish()
-            raise cut_short(lost_connection(self.node, "while the command ran", exc), out, err) from exc
+            lost = lost_connection(self.node, "while the command ran", exc, self.target.jump)
+            raise cut_short(lost, out, err) from exc
         return status
 
     def _timed_out(

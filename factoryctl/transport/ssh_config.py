@@ -11,7 +11,8 @@ handed to paramiko as one config with the included lines in place (a block insid
 one Match with both criteria). A ProxyCommand is refused: factoryctl runs none, and connecting directly would go
 around it. A `Match exec` command is run as ssh runs it (`$SHELL -c`, tokens substituted unquoted, stdin
 /dev/null): once per node resolved (ssh_match_exec.py), and only for a host factory.yaml let through
-(`host_problem`: no shell characters in it, as OpenSSH 9.6 refuses them on its command line).
+(`host_problem`: no shell characters in it, as OpenSSH 9.6 refuses them on its command line). A Match criterion
+paramiko cannot evaluate (`localnetwork`, `tagged`, a typo) is a config error where it is reached (`evaluable`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,13 @@ from factoryctl.errors import ConfigError
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.transport.known_hosts import DEFAULT_KNOWN_HOSTS
 from factoryctl.transport.ssh_config_files import CONFIG_HINT, ConfigSource, load_config_file
-from factoryctl.transport.ssh_match_exec import EXEC_RESULTS, exec_once_config
+from factoryctl.transport.ssh_match_exec import (
+    EXEC_RESULTS,
+    RefusedCriterion,
+    evaluable,
+    exec_once_config,
+    refused_error,
+)
 
 if TYPE_CHECKING:
     import paramiko
@@ -167,10 +174,11 @@ def _opened(outer: _Block, keyword: str, value: str, where: str, index: int) -> 
         words = shlex.split(value)
     except ValueError as exc:
         raise ConfigError(f"{where}: cannot read SSH config: {keyword} {value!r}: {exc}.", CONFIG_HINT) from None
-    own = (("originalhost", ",".join(words)),) if keyword.lower() == "host" else _criteria(words)
+    written = (("originalhost", ",".join(words)),) if keyword.lower() == "host" else _criteria(words)
+    own = written if keyword.lower() == "host" else evaluable(written, index)
     fixed = all(pair[0].lstrip("!").lower() in _STABLE for pair in own)
     stable, refs = (outer.stable + own, outer.refs) if fixed else (outer.stable, (*outer.refs, index))
-    header = f"{keyword} {value}" if outer is _GLOBAL else _match_line(outer.live + own)
+    header = f"{keyword} {value}" if outer is _GLOBAL and own == written else _match_line(outer.live + own)
     block = _Block(header, outer.live + own, stable, refs)
     return block, (_Header(outer.stable + own, outer.refs) if outer.refs else None)
 
@@ -238,7 +246,7 @@ def _view(alias: str, config_path: Path | None) -> tuple[_Flat, tuple[str, ...]]
     flat = _flattened(source)
     lines, known, rewrite = flat.lines, None, dict(flat.headers)
     for _ in range(len(flat.marks) + 2 if rewrite else 0):
-        found = _lookup_text(lines, alias, config_path)
+        found = _lookup_text(lines, alias, config_path, flat.origins)
         matched = {index: f"{_MATCHED}{index}" in found for index in flat.marks}
         if matched == known:
             break
@@ -247,9 +255,14 @@ def _view(alias: str, config_path: Path | None) -> tuple[_Flat, tuple[str, ...]]
     return flat, lines
 
 
-def _lookup_text(lines: tuple[str, ...], alias: str, config_path: Path | None) -> dict[str, Any]:
+def _lookup_text(
+    lines: tuple[str, ...], alias: str, config_path: Path | None, origins: tuple[str, ...]
+) -> dict[str, Any]:
+    """The settings paramiko gives host `alias` in `lines`; a config error names the line (`origins`) it can."""
     try:
         return dict(_parsed("\n".join(lines) + "\n").lookup(alias))
+    except RefusedCriterion as exc:
+        raise refused_error(exc.value, alias, origins) from None
     except Exception as exc:  # paramiko raises several types for bad files
         path = _config_path(config_path)
         raise ConfigError(f"{path}: cannot read SSH config: {exc}", CONFIG_HINT) from exc
@@ -257,7 +270,7 @@ def _lookup_text(lines: tuple[str, ...], alias: str, config_path: Path | None) -
 
 def _ssh_config_lookup(alias: str, config_path: Path | None) -> dict[str, Any]:
     view = _view(alias, config_path)
-    found = {} if view is None else _lookup_text(view[1], alias, config_path)
+    found = {} if view is None else _lookup_text(view[1], alias, config_path, view[0].origins)
     return {key: value for key, value in found.items() if not key.startswith(_MATCHED)}
 
 
@@ -267,14 +280,17 @@ def _parsed(text: str) -> paramiko.SSHConfig:
     return exec_once_config().from_text(text)
 
 
-def _first_line(lines: tuple[str, ...], alias: str, keywords: tuple[str, ...], config_path: Path | None) -> int | None:
-    """Index in `lines` of the line whose value for one of `keywords` host `alias` takes, if any.
+def _first_line(
+    view: tuple[_Flat, tuple[str, ...]], alias: str, keywords: tuple[str, ...], config_path: Path | None
+) -> int | None:
+    """Index in `_view`'s lines of the line whose value for one of `keywords` host `alias` takes, if any.
 
     Found by asking paramiko again with each such line's value replaced by its index: which line wins depends on
     the Host and Match blocks that apply, and on first-wins order across them.
     """
+    flat, lines = view
     marked = tuple(f"{keywords[0]} {_MARK}{n}" if _keyword(line) in keywords else line for n, line in enumerate(lines))
-    found = str(_lookup_text(marked, alias, config_path).get(keywords[0]) or "")
+    found = str(_lookup_text(marked, alias, config_path, flat.origins).get(keywords[0]) or "")
     number = found.removeprefix(_MARK)
     return int(number) if found.startswith(_MARK) and number.isdigit() else None
 
@@ -284,7 +300,7 @@ def _bad_setting(
 ) -> ConfigError:
     """A ConfigError naming the file and line of the `keyword` line host `alias` took, else the file."""
     view = _view(alias, config_path)
-    index = None if view is None else _first_line(view[1], alias, (keyword.lower(),), config_path)
+    index = None if view is None else _first_line(view, alias, (keyword.lower(),), config_path)
     where = str(_config_path(config_path)) if view is None or index is None else view[0].origins[index]
     return ConfigError(f"{where}: {keyword} {value!r} for host {alias} {problem}.", hint)
 
@@ -308,7 +324,7 @@ def _proxy_jump(found: dict[str, Any], alias: str, config_path: Path | None) -> 
     if view is None:
         return jump
     competing = ("proxycommand", "proxyjump") if jump and jump.lower() != "none" else ("proxycommand",)
-    index = _first_line(view[1], alias, competing, config_path)
+    index = _first_line(view, alias, competing, config_path)
     setting = None if index is None else _SETTING.match(view[1][index].strip())
     if index is None or setting is None or setting.group(1).lower() == "proxyjump":
         return jump

@@ -42,15 +42,26 @@ from factoryctl.transport.hints import (
     host_key_hint,
 )
 from factoryctl.transport.host_limits import local_limit_error
-from factoryctl.transport.known_hosts import HostKeyStatus, KnownHosts, fingerprint, key_type_of
+from factoryctl.transport.known_hosts import HostKeyStatus, KnownHosts, UnreadableKnownHosts, fingerprint, key_type_of
 from factoryctl.transport.polling import readable
+from factoryctl.transport.ssh_agent_client import agent_keys
 from factoryctl.transport.ssh_config import SshTarget
-from factoryctl.transport.ssh_identities import auth_hint, offered_keys
+from factoryctl.transport.ssh_identities import (
+    AGENT_SIGN_HINT,
+    AGENT_UNSIGNED,
+    NO_KEY_TO_OFFER,
+    Offers,
+    auth_hint,
+    offered_keys,
+)
 
 if TYPE_CHECKING:
     import paramiko
 
 _log = logging.getLogger("factoryctl.transport")
+
+#: How a handshake that timed out after the banner is said (`start_transport`): banner's hint, a hung sshd's.
+UNFINISHED_HANDSHAKE = "did not finish the SSH handshake"
 
 #: Read from here by `nodes trust` (trust.py, nodes_trust.py); the table of hints (hints.py) is their home.
 __all__ = ["CHANGED_KEY", "OTHER_TYPES", "OTHER_TYPES_WARNING", "REVOKED_KEY", "host_key_hint"]
@@ -213,17 +224,19 @@ def start_transport(
     budget = options.banner_timeout_s * 2
     if not done.wait(budget) or not transport.is_active() or transport.get_exception() is not None:
         error = transport.get_exception()
+        timed_out = transport.packetizer.handshake_timed_out()  # paramiko's EOFError says so no more than a hang-up
         transport.close()
         local = local_limit_error(node, error) if error is not None else None
         if local is not None:  # this machine ran out of threads or files: not the node's fault
             raise local from error
-        text = _handshake_failure(error, budget)
-        raise NodeError(
-            node,
-            "banner",
-            f"{target.address} {NOT_SSH} ({text.strip()})",
-            NOT_SSH_HINT,
-        ) from error
+        if error is None or (timed_out and isinstance(error, EOFError)):
+            within = options.banner_timeout_s if error is not None else budget
+            message = (
+                f"{target.address} {UNFINISHED_HANDSHAKE} within {within:g} s (its sshd may be hung or overloaded)"
+            )
+            raise NodeError(node, "banner", message, SILENT_HINT) from error
+        text = _handshake_failure(error)
+        raise NodeError(node, "banner", f"{target.address} {NOT_SSH} ({text})", NOT_SSH_HINT) from error
     transport.set_keepalive(max(1, int(options.keepalive_s)))
     return transport
 
@@ -247,7 +260,7 @@ def read_known_hosts(target: SshTarget) -> KnownHosts | None:
     """
     try:
         return KnownHosts(target.known_hosts)
-    except OSError:
+    except (OSError, UnreadableKnownHosts):
         return None
 
 
@@ -264,20 +277,31 @@ def prefer_recorded_key_types(transport: paramiko.Transport, known: KnownHosts, 
     security.key_types = first + tuple(a for a in security.key_types if a not in first)
 
 
-def _handshake_failure(error: BaseException | None, budget: float) -> str:
-    """Why the handshake failed, never empty: paramiko's EOFError for a peer that hung up says nothing by itself."""
-    if error is None:
-        return f"no SSH handshake within {budget:g} s"
+def _handshake_failure(error: BaseException) -> str:
+    """Why the handshake failed, never empty: paramiko's EOFError for a peer that hung up says nothing by itself.
+
+    paramiko raises the same EOFError when its handshake timeout passed: `start_transport` tells that one apart.
+    """
     text = str(error).strip()
     if isinstance(error, EOFError) or not text:
         return "it closed the connection during the handshake"
     return text
 
 
-def server_key(transport: paramiko.Transport, target: SshTarget, known: KnownHosts | None = None) -> ServerKey:
-    """The key the server presented, classified against the target's known_hosts (`known`, if already read)."""
+def server_key(
+    transport: paramiko.Transport, target: SshTarget, known: KnownHosts | None = None, node: str | None = None
+) -> ServerKey:
+    """The key the server presented, classified against the target's known_hosts (`known`, if already read).
+
+    A known_hosts that cannot be read (permissions, a directory, a FIFO: never waited on) is `node`'s `host_key`
+    error (exit 4) saying why; without `node` the error names the target's host.
+    """
     key = transport.get_remote_server_key()
-    known = known if known is not None else KnownHosts(target.known_hosts)
+    if known is None:
+        try:
+            known = KnownHosts(target.known_hosts)
+        except UnreadableKnownHosts as exc:
+            raise NodeError(node or target.host, "host_key", exc.message, exc.hint) from None
     blob, key_type = key.asbytes(), key.get_name()
     status = known.check(target.host, target.port, key_type, blob)
     return ServerKey(
@@ -295,7 +319,11 @@ def verify_host_key(
     node: str, transport: paramiko.Transport, target: SshTarget, known: KnownHosts | None = None
 ) -> ServerKey:
     """Refuse (NodeError host_key, exit 4) unless the server key is recorded for `[host]:port` and not revoked."""
-    found = server_key(transport, target, known)
+    try:
+        found = server_key(transport, target, known, node)
+    except NodeError:
+        transport.close()
+        raise
     where = f"[{target.host}]:{target.port}"
     if found.status is HostKeyStatus.known:
         return found
@@ -314,46 +342,56 @@ def verify_host_key(
 def authenticate(node: str, transport: paramiko.Transport, target: SshTarget) -> None:
     """Try the configured identity files, then ssh-agent keys; never every key on disk (see ssh_identities.py).
 
-    A key file that cannot be used (one that needs a passphrase, or is not a key) is offered through ssh-agent's copy
-    of its public key, if the agent has one, else skipped, as ssh skips it when it cannot ask. With `IdentitiesOnly
-    yes` the agent's other keys are not offered. Why each file was skipped is logged at debug level and, when no key
-    is accepted, said in the `auth` error. Once the server closed the connection (sshd does past its MaxAuthTries,
-    "Too many authentication failures") no further key is offered: the error names only the keys it was sent.
+    A key file that cannot be used (one that needs a passphrase, is not a key, or that others can read) is offered
+    through ssh-agent's copy of its public key, if the agent has one, else skipped, as ssh skips it when it cannot
+    ask. With `IdentitiesOnly yes` the agent's other keys are not offered. Why each file was skipped is logged at
+    debug level and, when no key is accepted, said in the `auth` error. Once the server closed the connection (sshd
+    does past its MaxAuthTries, "Too many authentication failures") no further key is offered: the error names only
+    the keys it was sent. The agent is asked within the authentication timeout (ssh_agent_client.py): one that does
+    not answer is said and its keys left out; one that does not sign ends authentication with that said.
     """
-    import paramiko
-
-    notes: list[str] = []
-    agent: paramiko.Agent | None = None
-    try:
-        agent = paramiko.Agent()  # no SSH_AUTH_SOCK: no keys; closed after use, so reconnects leak no sockets
-    except paramiko.SSHException as exc:  # its socket is dropped with the half-made agent
-        notes.append(f"ssh-agent: {exc}")
+    timeout = transport.auth_timeout or SshOptions.auth_timeout_s
+    agent = agent_keys(timeout)  # closed after use, so reconnects leak no sockets
     farewell = _record_disconnect(transport)
+    tried: list[str] = []
+    unsigned = None
     try:
-        offers = offered_keys(node, target, agent.get_keys() if agent is not None else ())
-        tried: list[str] = []
+        offers = offered_keys(node, target, agent.keys)
         for label, key in offers.keys:
             if not transport.is_active():  # the server hung up: nothing more reaches it
                 break
             if _try_key(transport, target.user, key):
                 return
+            if agent.signing():  # the agent still holds the signature: the server never saw the key
+                unsigned = label
+                break
             tried.append(label)
     finally:
-        if agent is not None:
-            agent.close()
+        agent.close()  # wakes paramiko's thread if it still waits for that signature
     closed = not transport.is_active()
     transport.close()
-    notes[:0] = [s.reason for s in offers.skipped]
+    if unsigned is not None:
+        raise NodeError(node, "auth", f"{AGENT_UNSIGNED} within {timeout:g} s for {unsigned}", AGENT_SIGN_HINT)
+    raise _refused(node, target, offers, agent.note, tried, farewell if closed else None)
+
+
+def _refused(
+    node: str, target: SshTarget, offers: Offers, agent_note: str | None, tried: list[str], farewell: list[str] | None
+) -> NodeError:
+    """The `auth` error once no key was accepted; `farewell` is the server's DISCONNECT reasons if it closed first."""
+    notes = [s.reason for s in offers.skipped] + ([agent_note] if agent_note else [])
     if offers.left_out:
         notes.append(f"IdentitiesOnly yes: {offers.left_out} other ssh-agent key(s) not offered")
     if not tried and not notes:
         notes.append("no identity file and no ssh-agent keys")
     detail = "; ".join(notes + ([f"tried {', '.join(tried)}"] if tried else []))
-    too_many = closed and any("too many" in reason.lower() for reason in farewell)
-    if closed:
+    too_many = farewell is not None and any("too many" in reason.lower() for reason in farewell)
+    if farewell is not None:
         detail += _closed_after(len(tried), len(offers.keys) - len(tried), farewell[0] if farewell else "")
-    hint = auth_hint(offers.skipped, offers.left_out, too_many)
-    raise NodeError(node, "auth", f"{target.label} refused authentication ({detail})", hint)
+    hint = auth_hint(offers.skipped, offers.left_out, too_many, agent_note is not None)
+    if not tried:  # nothing reached the server: it refused nothing
+        return NodeError(node, "auth", f"{NO_KEY_TO_OFFER} {target.label} ({detail})", hint)
+    return NodeError(node, "auth", f"{target.label} refused authentication ({detail})", hint)
 
 
 def _record_disconnect(transport: paramiko.Transport) -> list[str]:
@@ -395,6 +433,6 @@ def _try_key(transport: paramiko.Transport, user: str, key: paramiko.PKey) -> bo
 
     try:
         transport.auth_publickey(user, key)
-    except paramiko.SSHException:  # AuthenticationException too: refused, timed out, or the transport shut down
-        return False
+    except paramiko.SSHException:  # AuthenticationException too: refused, timed out, the transport shut down, or
+        return False  # ssh-agent did not sign (its socket's timeout: ssh_agent_client.py), which the caller tells
     return transport.is_authenticated()

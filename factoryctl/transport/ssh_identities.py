@@ -5,7 +5,8 @@ authentication failures"), so an agent holding many keys must not go first: a co
 passphrase is offered at its own place, through the agent's copy of the same public key, as OpenSSH does. With
 `IdentitiesOnly yes` the agent's other keys are never offered. A file's public key is read as ssh reads it: the
 file itself when it is a public key (`IdentityFile ~/.ssh/id.pub`), else `FILE.pub`, else the public part an
-OpenSSH-format private key keeps unencrypted.
+OpenSSH-format private key keeps unencrypted. A private key file of the user's that others may read is not used, as
+ssh refuses it ("UNPROTECTED PRIVATE KEY FILE"); the agent's copy of its key still is, as with ssh.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import os
+import shlex
+import stat
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -37,6 +41,8 @@ class SkippedKey:
     path: str
     reason: str
     needs_passphrase: bool
+    #: Others may read it (ssh's "UNPROTECTED PRIVATE KEY FILE"): `chmod 600` fixes it.
+    too_open: bool = False
 
 
 @dataclass
@@ -93,6 +99,9 @@ def _load_key(path: str) -> paramiko.PKey | SkippedKey:
     """
     import paramiko
 
+    too_open = _too_open(path)
+    if too_open is not None:
+        return too_open
     try:
         return paramiko.PKey.from_path(path)
     except (paramiko.PasswordRequiredException, TypeError):
@@ -103,6 +112,26 @@ def _load_key(path: str) -> paramiko.PKey | SkippedKey:
         if is_file_exhaustion(exc):
             raise
         return SkippedKey(path, f"cannot load {path}: {str(exc) or type(exc).__name__}", False)
+
+
+def _too_open(path: str) -> SkippedKey | None:
+    """Why the user's key file `path` is not used when its group or others may read it, as ssh says; else None.
+
+    ssh's rule (sshkey_perm_ok): only a file of the user's own is checked, and any bit of 077 refuses it.
+    """
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None  # the load says why it cannot be read
+    mode = stat.S_IMODE(status.st_mode)
+    if status.st_uid != os.getuid() or not mode & 0o077 or not stat.S_ISREG(status.st_mode):
+        return None
+    who = " and ".join(name for name, bits in (("its group", 0o070), ("others", 0o007)) if mode & bits)
+    reason = (
+        f"the key {path} is accessible to {who} (mode {mode:04o}): not used, as ssh refuses it (UNPROTECTED PRIVATE "
+        "KEY FILE)"
+    )
+    return SkippedKey(path, reason, False, too_open=True)
 
 
 def _public_blob(path: str) -> bytes | None:
@@ -168,16 +197,34 @@ TOO_MANY_KEYS_HINT = (
 )
 
 
-def auth_hint(skipped: list[SkippedKey], left_out: int, too_many: bool = False) -> str:
+#: How the `auth` error begins when no key reached the server (none to offer), and its agent's sign timeout's.
+NO_KEY_TO_OFFER = "no key to offer to"
+AGENT_UNSIGNED = "ssh-agent did not sign"
+AGENT_SIGN_HINT = (
+    "confirm the key's use in ssh-agent (a key added with `ssh-add -c` asks through ssh-askpass) or unlock it (a "
+    "smartcard's PIN), then run again; factoryctl waits for it as long as ssh.connect_timeout_s in factory.yaml."
+)
+#: What to do when the ssh-agent SSH_AUTH_SOCK names could not be asked (no such socket, or no answer).
+AGENT_HINT = (
+    "start (or restart) the ssh-agent SSH_AUTH_SOCK names and `ssh-add` your key, or unset SSH_AUTH_SOCK and name the "
+    "key file as identity_file in factory.yaml."
+)
+
+
+def auth_hint(skipped: list[SkippedKey], left_out: int, too_many: bool = False, agent_failed: bool = False) -> str:
     """What to do when no key was accepted: offer the right key first, load it, or fix the line naming no file.
 
     factory.yaml's identity_file (and user) win over ~/.ssh/config's IdentityFile (and User): a file named there
     that does not exist hides the key ~/.ssh/config names, so the hint for a missing file names both places.
 
     `too_many`: the server closed the connection after too many refused keys (sshd's MaxAuthTries).
+    `agent_failed`: the ssh-agent SSH_AUTH_SOCK names could not be asked for its keys.
     """
     if too_many:
         return TOO_MANY_KEYS_HINT
+    exposed = [s.path for s in skipped if s.too_open]
+    if exposed:
+        return f"run `chmod 600 {shlex.quote(exposed[0])}`: ssh, too, uses no private key others can read."
     locked = [s.path for s in skipped if s.needs_passphrase]
     if locked:
         return (
@@ -190,6 +237,8 @@ def auth_hint(skipped: list[SkippedKey], left_out: int, too_many: bool = False) 
             f"correct or remove the identity_file that names {missing[0]} in factory.yaml (under ssh: or the node's; "
             "it wins over ~/.ssh/config's IdentityFile), or the IdentityFile line that names it in ~/.ssh/config."
         )
+    if agent_failed:
+        return AGENT_HINT
     if left_out:
         return (
             "IdentitiesOnly yes in ~/.ssh/config offers only the IdentityFile keys (or ssh-agent's copies of them): "

@@ -1,10 +1,15 @@
-"""`Match exec` in ~/.ssh/config, run as ssh runs it: once per node looked up, `$SHELL -c`, stdin /dev/null.
+"""`Match` in ~/.ssh/config as ssh evaluates it: `exec` run once per node looked up, unknown criteria never matched.
 
 paramiko's `SSHConfig.lookup` runs each `Match exec` command through invoke at least twice per node (its lookup
 takes two passes, and resolving a node takes several lookups), the second time with `%h` as the first pass left it,
 and hands the command factoryctl's stdin (`exec -n` in a `while read` loop lost the rest of the list). `exec_once_config` gives an SSHConfig that runs each command, as written,
 once per host within one `ssh_config.resolve` (`EXEC_RESULTS`), as ssh runs it once where the line stands. It
 overrides paramiko's `_does_match` and uses its `_tokenize` (paramiko >= 3.3, which added `Match final`).
+
+paramiko also counts a criterion it does not know (`localnetwork`, `tagged`, a typo, `Host` in capitals) as
+matched, which applied its block (a ProxyJump, say) to every host. ssh_config.py writes the criteria through
+`evaluable`: types in lower case, as ssh reads them in any case, and any other as `REFUSED`; reaching one (every
+criterion before it on the line matched) raises `RefusedCriterion`, a config error naming its line (`refused_error`).
 """
 
 from __future__ import annotations
@@ -15,8 +20,57 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
+from factoryctl.errors import ConfigError
+
 if TYPE_CHECKING:
     import paramiko
+
+
+#: The Match criteria paramiko evaluates, in the lower case `evaluable` writes them in.
+EVALUATED = ("all", "canonical", "final", "exec", "host", "originalhost", "user", "localuser")
+#: The type `evaluable` gives a criterion of any other type; its value says which line and keyword it was.
+REFUSED = "factoryctlrefused"
+#: Match criteria of ssh that factoryctl does not evaluate (any other word is a mistake ssh refuses too).
+_SSH_ONLY = ("localnetwork", "tagged", "command", "version", "sessiontype")
+_EVALUATED = "factoryctl evaluates Match host, originalhost, user, localuser, exec, canonical, final and all"
+_SSH_ONLY_HINT = (
+    f"write a Host block for the hosts it is meant for, or remove it: {_EVALUATED}, and a Match line stops at its "
+    "first criterion that fails (`Match host laptop-* localnetwork ...` is never evaluated for other hosts)."
+)
+
+
+class RefusedCriterion(Exception):
+    """A `REFUSED` criterion was reached for a host: `value` is what `evaluable` wrote as its value."""
+
+    def __init__(self, value: str) -> None:
+        super().__init__(value)
+        self.value = value
+
+
+def evaluable(pairs: tuple[tuple[str, ...], ...], index: int) -> tuple[tuple[str, ...], ...]:
+    """A Match line's criteria `pairs` (type, pattern) as paramiko is to evaluate them (module doc).
+
+    Types in lower case; one it cannot evaluate as (REFUSED, `index:type`), `index` being the line's (its origin).
+    """
+    out: list[tuple[str, ...]] = []
+    for kind, *pattern in pairs:
+        negate, bare = kind.startswith("!"), kind.removeprefix("!")
+        known = bare.lower() in EVALUATED
+        out.append(("!" * negate + bare.lower(), *pattern) if known else (REFUSED, f"{index}:{bare}"))
+    return tuple(out)
+
+
+def refused_error(value: str, alias: str, origins: tuple[str, ...]) -> ConfigError:
+    """The config error of the REFUSED criterion `value` reached for host `alias`; `origins`: where lines come from."""
+    index, _, kind = value.partition(":")
+    where = origins[int(index)]
+    if kind.lower() in _SSH_ONLY:
+        problem = f"factoryctl does not support `Match {kind}`, so it cannot tell whether the block applies to host"
+        return ConfigError(f"{where}: {problem} {alias}.", _SSH_ONLY_HINT)
+    problem = (
+        f"`Match {kind}` (for host {alias}) is not a criterion ssh knows (ssh refuses it too: Bad Match condition)"
+    )
+    return ConfigError(f"{where}: {problem}.", f"correct or remove it: {_EVALUATED} (in any case).")
 
 
 #: Within one `resolve`: whether each `Match exec` command (as written, by host looked up) exited 0.
@@ -25,7 +79,10 @@ EXEC_RESULTS: contextvars.ContextVar[dict[tuple[str, str], bool]] = contextvars.
 
 @functools.cache
 def exec_once_config() -> type[paramiko.SSHConfig]:
-    """An SSHConfig that runs `Match exec` as ssh does (module doc); the line's other criteria are paramiko's."""
+    """An SSHConfig that runs `Match exec` as ssh does and stops at a `REFUSED` criterion (module doc).
+
+    The line's other criteria are paramiko's.
+    """
     import paramiko
 
     class ExecOnceConfig(paramiko.SSHConfig):
@@ -33,10 +90,12 @@ def exec_once_config() -> type[paramiko.SSHConfig]:
             self, match_list: list[dict[str, Any]], host: str, canonical: bool, final: bool, options: dict[str, Any]
         ) -> object:
             parent: Any = super()
-            if not any(criterion["type"] == "exec" for criterion in match_list):
+            if not any(criterion["type"] in ("exec", REFUSED) for criterion in match_list):
                 return parent._does_match(match_list, host, canonical, final, options)
             matched = True
             for criterion in match_list:  # in order, stopping at the first that fails, as paramiko and ssh do
+                if criterion["type"] == REFUSED:
+                    raise RefusedCriterion(criterion["param"])
                 if criterion["type"] == "exec":
                     matched = self._exec(host, criterion["param"], options) != criterion["negate"]
                 else:

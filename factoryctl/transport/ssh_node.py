@@ -26,7 +26,7 @@ from factoryctl.model.inventory import NodeSpec
 from factoryctl.transport.agent_cache import CACHE_CHANGED, agent_command, remote_cache_dir, ship_agent
 from factoryctl.transport.agent_lines import MAX_LINE_BYTES, MAX_STDERR_LINE, AgentLines
 from factoryctl.transport.base import CommandResult, OutputSink
-from factoryctl.transport.hints import LOST_HINT, NO_PYTHON_HINT
+from factoryctl.transport.hints import NO_PYTHON_HINT
 from factoryctl.transport.launch import agent_argv
 from factoryctl.transport.node_leftovers import NODE_LEFTOVERS
 from factoryctl.transport.quoting import shell_join, signal_group
@@ -151,7 +151,8 @@ class SshTransport:
         if status in _NO_PYTHON or (status is not None and not self._python_usable(timeout)):
             return self._smi_session(timeout, last_words())
         if not self.connection.transport.is_active():
-            raise NodeError(self.node.name, "refused", "connection lost while starting the agent", LOST_HINT) from None
+            target = self.connection.target
+            raise lost_connection(self.node.name, "while starting the agent", jump=target.jump) from None
         if status is not None and exc.kind == "agent":  # Python ran, but the agent ended before its hello
             raise NodeError(self.node.name, exc.kind, exc.message, self._exited_hint(real)) from None
         raise exc
@@ -282,7 +283,7 @@ def _connection_lost(chan: paramiko.Channel, connection: SshConnection) -> NodeE
     chan.status_event.wait(EXIT_STATUS_LAG_S)
     if chan.exit_status != -1 or connection.transport.is_active():
         return None
-    return lost_connection(connection.node, f"to {connection.target.label}")
+    return lost_connection(connection.node, f"to {connection.target.label}", jump=connection.target.jump)
 
 
 def _kill_abandoned(

@@ -215,4 +215,7 @@ def test_a_connection_lost_while_authenticating_is_said_in_a_sentence(behind, mo
     monkeypatch.setattr(ssh_module, "authenticate", lost)
     with pytest.raises(NodeError) as caught:
         behind.pool.connect(behind.node("n1"))
-    assert (caught.value.kind, caught.value.message) == ("refused", f"connection lost to {behind.target_label('n1')}")
+    assert caught.value.kind == "refused"
+    assert caught.value.message.startswith(f"connection lost to {behind.target_label('n1')} (through jump host ")
+    assert caught.value.hint is not None
+    assert "jump host" in caught.value.hint
