@@ -8,7 +8,9 @@ reason logged while the controller keeps its configuration. Every step it takes 
 
 The store file (and the lock) are checked every few seconds, because SQLite keeps writing the inode it opened: a
 store deleted or swapped underneath makes the controller log why and exit 1, so systemd's `Restart=on-failure`
-starts it on a fresh store. A damaged store ends it the same way at the first write it refuses.
+starts it on a fresh store. A swapped store also has the controller's `-wal` and `-shm` set aside first, else the
+next opener laid them over the file moved in (`StoreLogFiles`). A damaged store ends it the same way at the first
+write it refuses.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from factoryctl.model.timefmt import iso_utc
 from factoryctl.signal_wake import Wake
 from factoryctl.store.lock import ControllerLock
 from factoryctl.store.lock_wait import stop_waiting_for_locks, wait_for_locks_again
+from factoryctl.store.log_files import StoreLogFiles
 from factoryctl.store.rows import Event
 from factoryctl.store.sqlite import Store, StoreDamaged, StoreError
 from factoryctl.telemetry.collector import Collector
@@ -83,6 +86,7 @@ class Controller:
         self.collector: Collector | None = None
         self.store: Store | None = None
         self.lock: ControllerLock | None = None
+        self._log_files: StoreLogFiles | None = None  # the store's -wal and -shm as it opened them
         #: Why the controller stopped on its own (its files were deleted, replaced or damaged), None while all is well.
         self.failure: str | None = None
         #: The `controller_stop` event's message for a failure that leaves the store usable (its lock replaced).
@@ -141,6 +145,7 @@ class Controller:
         lock.acquire()
         try:
             self.store = Store(self.config.store_path)
+            self._log_files = StoreLogFiles(self.config.store_path)  # opened with it: the -wal and -shm are its own
             self.collector = Collector(self.config, self.store, connector=self._connector)
             count = len(self.config.nodes)
             nodes = f"{count} node{'' if count == 1 else 's'}"
@@ -226,6 +231,13 @@ class Controller:
     def _files_failed(self) -> bool:
         """Check the files once; a failure is logged as one error line and ends the controller."""
         self.failure = self.check_files()
+        if (
+            self.failure
+            and self._log_files is not None
+            and self.store is not None
+            and self.store.replaced() == "replaced"
+        ):
+            self.failure += self._log_files.set_aside()  # a file moved over it: its -wal must not be laid over that
         if self.failure:
             log.error("%s", self.failure)
             if self.lock is not None and self.lock.replaced() and not (self.store and self.store.replaced()):
@@ -239,11 +251,16 @@ class Controller:
         """One sentence when the store or the lock on disk is no longer what this controller has open, else None."""
         path = self.config.store_path
         gone = self.store.replaced() if self.store is not None else None
+        if gone == "replaced":
+            return (
+                f"the store {path} was replaced while the controller ran; it no longer reaches readers, so the "
+                "controller exits (status 1) for its service manager to restart it on the file now there."
+            )
         if gone:
             return (
-                f"the store {path} was {gone} while the controller ran{', or moved' if gone == 'deleted' else ''}; "
-                "it no longer reaches readers, so the controller exits (status 1) for its service manager to restart "
-                f"it on a new store (history is lost there, drains must be redone).{_moved_store_hint(path, gone)}"
+                f"the store {path} was deleted while the controller ran, or moved; it no longer reaches readers, so "
+                "the controller exits (status 1) for its service manager to restart it on a new store (history is "
+                f"lost there, drains must be redone).{_moved_store_hint(path, gone)}"
             )
         if self.lock is not None and self.lock.replaced():
             return (

@@ -109,13 +109,30 @@ def _status_doc(config: FactoryConfig, now: float) -> dict[str, Any]:
         doc["healthy"] = doc["problem"] is None
     else:  # none runs: a controller that found its store damaged exited, so look for that first
         damage = _damage(config) if failed is None else None
-        doc["problem"], doc["hint"] = damage or unusable_lock or ("no controller is running on this store.", START_HINT)
+        unreadable = _unreadable(config, failed)
+        doc["problem"], doc["hint"] = (
+            damage or unusable_lock or unreadable or ("no controller is running on this store.", START_HINT)
+        )
     for key in ("started_at", "written_at"):  # the controller stores epoch seconds; show times as others do
         if doc["stats"] and isinstance(doc["stats"].get(key), (int, float)):
             doc["stats"][key] = iso_utc(doc["stats"][key])
     if doc["stats"] and type(doc["stats"].get("interval_s")) is int:  # seconds are one type, whoever stored them
         doc["stats"]["interval_s"] = float(doc["stats"]["interval_s"])
     return doc
+
+
+def _unreadable(config: FactoryConfig, failed: Exception | None) -> tuple[str, str] | None:
+    """With none running, why a store that is there could not be read (a full disk, a newer schema), else None.
+
+    A controller started on it would meet the same; the hint to start one (given when there is no store) hid it.
+    """
+    import os
+
+    from factoryctl.store.sqlite import StoreError
+
+    if not isinstance(failed, StoreError) or not os.path.exists(config.store_path):  # False when unsearchable
+        return None
+    return f"no controller is running on this store, and {failed.message}", failed.hint or ""
 
 
 def _lock_holder(config: FactoryConfig) -> tuple[int | None, tuple[str, str] | None]:
@@ -249,6 +266,12 @@ def _why_stale(config: FactoryConfig, pid: int, stale: str, fresh: dict[str, Any
         if not fresh.get("up"):
             return f"{stale}: none of its nodes is up.", (
                 f"check the nodes (`factoryctl events --kind node_down`, `factoryctl nodes`) and {log}."
+            )
+        said = fresh.get("store_error")
+        if isinstance(said, str) and said:  # its samples' write failed (a file size limit, read-only, locked)
+            return f"{stale}: {said.rstrip('.')}.", (
+                f"{log} says what to do about it; the controller keeps up to 120 s of samples in memory and writes "
+                "them once it can."
             )
         return f"{stale}.", f"see {log}."
     busy = _cpu_share(pid)

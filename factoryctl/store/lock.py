@@ -190,11 +190,23 @@ class ControllerLock:
                         "write a store.",
                     ) from None
                 time.sleep(0.05)
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
+        try:
+            _write_pid(handle.fileno())
+        except OSError as exc:
+            self._give_up(handle)
+            raise _unwritable(self.path, exc) from exc
         self._file = handle
+
+    def _give_up(self, handle: IO[str]) -> None:
+        """Close the lock taken but not written; the file is removed if it is still the one at the path.
+
+        Emptied (or half written) by this process, it names no pid: a full disk left a 0-byte lock behind.
+        """
+        with contextlib.suppress(OSError):
+            held, now = os.fstat(handle.fileno()), os.lstat(self.path)
+            if (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino):
+                os.unlink(self.path)  # still locked by this process: no other controller took it meanwhile
+        handle.close()
 
     def replaced(self) -> bool:
         """Whether the lock file at `path` is gone or another file: then a second controller could start."""
@@ -213,6 +225,35 @@ class ControllerLock:
                 fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
             self._file.close()
             self._file = None
+
+
+def _write_pid(fd: int) -> None:
+    """Write this process's pid into the lock file at `fd`, in place of what it held; OSError if not all of it."""
+    text = f"{os.getpid()}\n".encode()
+    os.ftruncate(fd, 0)
+    if os.pwrite(fd, text, 0) != len(text):  # a file size limit lets a write through in part
+        raise OSError(errno.EFBIG, os.strerror(errno.EFBIG))
+
+
+def _unwritable(path: Path, exc: OSError) -> FactoryError:
+    """The sentence for a lock file that could be taken but not written (a full disk, a file size limit)."""
+    why = exc.strerror or str(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return FactoryError(
+            f"cannot write the controller lock {path}: the disk holding it is full ({why}), so the controller does "
+            "not start.",
+            f"free disk space on the file system of {path.parent} (`df {shlex.quote(str(path.parent))}`).",
+        )
+    if exc.errno == errno.EFBIG:
+        return FactoryError(
+            f"cannot write the controller lock {path}: this process's file size limit is reached ({why}), so the "
+            "controller does not start.",
+            "raise the limit (`ulimit -f unlimited`, systemd's LimitFSIZE=infinity).",
+        )
+    return FactoryError(
+        f"cannot write the controller lock {path}: {why}, so the controller does not start.",
+        f"check that {path.parent} is writable by this user.",
+    )
 
 
 def controller_is_running(state_dir: Path) -> bool:

@@ -6,8 +6,11 @@ failure is one more row rather than one more branch. A failure is recognised by 
 (`sqlite_errorname`, Python 3.11+, reduced to its primary code: `SQLITE_IOERR_WRITE` is an `SQLITE_IOERR`), and by
 words of its message when it carries no code (an older Python, an error raised by the sqlite3 module itself) or a
 code no row names. The rows are tried in order and the first that matches wins, so the order is part of the
-meaning: a corrupt file is said before anything else, and a bare "disk I/O error" is only called read-only or a
-file size limit when the file system says so (`Situation`).
+meaning: a corrupt file is said before anything else, and a bare "disk I/O error" is only called read-only, a
+file size limit or a full disk when the file system says so (`Situation`). A full disk is mostly SQLite's own
+SQLITE_FULL, but where SQLite grows a file other than by write() (the `-shm` index every opener of a WAL store
+makes, a reader's too) no space left is a bare "disk I/O error": every command said it in SQLite's words, with a
+hint to rerun with --debug.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from pathlib import Path
 SQLITE_MAX_PATH_BYTES = 505
 #: The most one SQLite write adds to a file: a WAL frame (a page of at most 64 KiB and its 24-byte header), twice.
 _ONE_WRITE = 2 * (65536 + 24)
+#: Below this much free space on the store's disk, a bare "disk I/O error" is taken for a full disk.
+DISK_FULL_BELOW_BYTES = 1 << 20
 
 #: What a failed write did not do, by the `doing` its caller names (for "..., so the samples were not saved.").
 _NOT_DONE = {
@@ -76,6 +81,19 @@ def file_size_limit_reached(path: Path) -> str | None:
     return f"{soft / 1024**2:.1f} MiB" if soft >= 1024**2 else f"{soft // 1024} KiB"
 
 
+def disk_free(path: Path) -> int | None:
+    """Bytes this user may still write on the disk holding the store at `path` (root: the blocks kept for root too).
+
+    None when the file system cannot say (its directory gone, no statvfs).
+    """
+    try:
+        found = os.statvfs(path.parent)
+    except OSError:
+        return None
+    blocks = found.f_bfree if os.geteuid() == 0 else found.f_bavail
+    return blocks * found.f_frsize
+
+
 class Situation:
     """What a failure's sentence may name, and the file system's answers, each asked once and only when needed."""
 
@@ -89,6 +107,8 @@ class Situation:
         self.immutable = immutable
         self.busy_timeout_s = busy_timeout_s
         self.not_done = _NOT_DONE.get(doing, f"the {doing} did not happen")
+        if doing == "open" and readonly:  # a reader: it never meant to write
+            self.not_done = "it cannot be opened"
 
     @functools.cached_property
     def write_denied(self) -> bool:
@@ -99,6 +119,21 @@ class Situation:
     def size_limit(self) -> str | None:
         """This process's file size limit, when the store reached it (`file_size_limit_reached`)."""
         return file_size_limit_reached(self.where)
+
+    @functools.cached_property
+    def free(self) -> int | None:
+        """The free bytes on the store's disk (`disk_free`)."""
+        return disk_free(self.where)
+
+    @property
+    def free_kib(self) -> int:
+        """The free space on the store's disk in whole KiB (0 when unknown)."""
+        return (self.free or 0) // 1024
+
+    @property
+    def disk_full(self) -> bool:
+        """Whether the store's disk has less than `DISK_FULL_BELOW_BYTES` free."""
+        return self.free is not None and self.free < DISK_FULL_BELOW_BYTES
 
     @functools.cached_property
     def path_bytes(self) -> int:
@@ -141,6 +176,7 @@ _READ_ONLY_HINT = (
     "give this user write access to {s.where} and its directory (owner and mode, no `chattr +i`, not a read-only "
     "mount), or set state_dir in factory.yaml."
 )
+_FULL_HINT = "free disk space, or shorten controller.raw_retention in factory.yaml."
 _CANNOT_OPEN = ("SQLITE_CANTOPEN",)
 _CANNOT_OPEN_WORDS = ("unable to open",)
 
@@ -160,7 +196,7 @@ FAILURES: tuple[Failure, ...] = (
         ("SQLITE_FULL",),
         ("full",),
         "the store at {s.where} is full (the disk or the database size limit), so {s.not_done}.",
-        "free disk space, or shorten controller.raw_retention in factory.yaml.",
+        _FULL_HINT,
     ),
     Failure(  # EFBIG, which SQLite reports as a bare "disk I/O error"
         ("SQLITE_IOERR",),
@@ -190,6 +226,13 @@ FAILURES: tuple[Failure, ...] = (
         _CANNOT_OPEN_WORDS,
         "cannot open the store at {s.where}.",
         "check that {s.where.parent} exists and this user may read it (and write it, to change the store).",
+    ),
+    Failure(  # ENOSPC where SQLite says no SQLITE_FULL (module docstring); last: a read-only file is said as such
+        ("SQLITE_IOERR",),
+        ("disk i/o",),
+        "the disk holding the store at {s.where} is full ({s.free_kib} KiB free), so {s.not_done}.",
+        _FULL_HINT,
+        when=lambda s: s.disk_full,
     ),
 )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time as _time
 from collections.abc import Sequence
 
@@ -144,7 +145,8 @@ def _shared_start(first: str, second: str) -> int:
 def common_affixes(names: Sequence[str]) -> tuple[int, int]:
     """The lengths of the prefix and the suffix every name shares, cut back to whole words; (0, 0) for a lone name.
 
-    `gpu-a01.dc1.example` and `gpu-b02.dc1.example` share `gpu-` and `.dc1.example`: (4, 12).
+    `gpu-a01.dc1.example` and `gpu-b02.dc1.example` share `gpu-` and `.dc1.example`: (4, 12). One odd name (`mgmt`)
+    among them leaves nothing shared: `name_affixes` finds them among the names of each one's shape.
     """
     distinct = sorted(set(names))
     if len(distinct) < 2:
@@ -157,12 +159,53 @@ def common_affixes(names: Sequence[str]) -> tuple[int, int]:
     return prefix, max(suffix, 0)
 
 
+_WORDS = re.compile(r"[^\W_]+")  # a run of letters and digits (str.isalnum's, as `_token_start` reads them)
+
+
+def _shape(name: str) -> str:
+    """The name with each run of letters and digits as one `x`: `gpu-r01-n01.dc1.example.com` reads `x-x-x.x.x.x`."""
+    return _WORDS.sub("x", name)
+
+
+def name_affixes(names: Sequence[str]) -> dict[str, tuple[int, int]]:
+    """Each name's shared prefix and suffix (`common_affixes`), found among the names of its shape only.
+
+    1,984 `gpu-rNN-nNN.dc1.example.com` beside `mgmt` and `sim01`..`sim40` still share `gpu-` and `.dc1.example.com`
+    (the odd names, of other shapes, share theirs among themselves), so one odd name never cuts every other's middle.
+    """
+    families: dict[str, list[str]] = {}
+    for name in dict.fromkeys(names):
+        families.setdefault(_shape(name), []).append(name)
+    affixes: dict[str, tuple[int, int]] = {}
+    for family in families.values():
+        affixes.update(dict.fromkeys(family, common_affixes(family)))
+    return affixes
+
+
+def _fit(part: str, width: int) -> str:
+    """`part` in `width` cells (2 or more) when nothing it shares is left to cut: its domain first, then its middle.
+
+    A host's first label (before its first dot) names it, its number last; its domain is what the fleet shares:
+    `gpu-r10-n13.dc1.example.com` reads `gpu-r10-n13.dc1.exa…`, then `gpu-r10-n13…`, then `…r10-n13`.
+    """
+    if len(part) <= width:
+        return part
+    host = part.split(".", 1)[0] or part
+    if len(host) < width:
+        return f"{part[: width - 1]}…"
+    if host != part:
+        return f"…{host[len(host) - width + 1 :]}"
+    kept_end = (width - 1) - (width - 1) // 2
+    return f"{host[: width - 1 - kept_end]}…{host[len(host) - kept_end :]}"
+
+
 def elide_name(name: str, width: int, affixes: tuple[int, int] = (0, 0)) -> str:
     """`name` in at most `width` cells: its part no other name shares kept whole, the shared parts cut with `…`.
 
-    `affixes` are the lengths of the prefix and suffix every name shares (`common_affixes`): `gpu-a01.dc1.example`
-    reads `gpu-a01.dc…`, `gpu-node-with-a-long-common-prefix-0001` reads `gpu-node-…0001`. Without shared parts
-    (or no room for them) the middle goes, keeping the end, where names differ most: `gpu-nod…fix-0001`.
+    `affixes` are the lengths of the prefix and suffix the name shares with the others (`name_affixes`):
+    `gpu-a01.dc1.example` reads `gpu-a01.dc…`, `gpu-node-with-a-long-common-prefix-0001` reads `gpu-node-…0001`.
+    Without shared parts (or no room for them) a host name loses its domain, then any name its middle, keeping the
+    end, where names differ most (`_fit`): `gpu-r10-n13…`, `gpu-nod…fix-0001`.
     """
     if len(name) <= width:
         return name
@@ -182,5 +225,7 @@ def elide_name(name: str, width: int, affixes: tuple[int, int] = (0, 0)) -> str:
             return f"{head[:room_in_both]}…{distinct}…"
         if len(distinct) < width:  # no room for a shared part: mark where it was cut
             return f"…{distinct}" if head else f"{distinct}…"
-    kept_end = (width - 1) - (width - 1) // 2
-    return f"{name[: width - 1 - kept_end]}…{name[len(name) - kept_end :]}"
+        if head and width > 2:  # the distinct part too long itself: cut as a lone name's, after the shared head
+            fitted = _fit(distinct, width - 1)
+            return fitted if fitted.startswith("…") else f"…{fitted}"
+    return _fit(distinct if distinct and not head else name, width)

@@ -63,7 +63,7 @@ class EventsRenderable:
             yield Text("no events yet", style=tone("secondary"))
             return
         newest = list(reversed(self.events))
-        affixes = fmt.common_affixes([e.node for e in newest[: self.limit] if e.node])
+        affixes = fmt.name_affixes([e.node for e in newest[: self.limit] if e.node])  # among names of a shape
         # the newest errors (a GPU lost, an XID) keep up to half the lines however many newer events came
         errors = {id(e) for e in [e for e in newest if e.severity == "error"][: max(1, self.limit // 2)]}
         used, full = 0, False
@@ -72,7 +72,7 @@ class EventsRenderable:
             if full and not is_error:
                 continue
             errors.discard(id(event))
-            lines = self._event_lines(event, console, options.max_width, affixes)
+            lines = self._event_lines(event, console, options.max_width, affixes.get(event.node or "", (0, 0)))
             room = self.limit - used
             if is_error and used and len(lines) > room:
                 return

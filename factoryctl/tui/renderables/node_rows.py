@@ -113,8 +113,8 @@ def widths_for(rows: Sequence[NodeRow], available: int | None = None) -> tuple[t
 
 def node_names(rows: Sequence[NodeRow], width: int) -> dict[str, str]:
     """Each row's name as the node column shows it in `width` cells: what tells it from the others kept whole."""
-    affixes = fmt.common_affixes([r.name for r in rows])
-    return {r.name: fmt.elide_name(r.name, width, affixes) for r in rows}
+    affixes = fmt.name_affixes([r.name for r in rows])
+    return {r.name: fmt.elide_name(r.name, width, affixes[r.name]) for r in rows}
 
 
 def recent_xid(sample: NodeSample) -> bool:

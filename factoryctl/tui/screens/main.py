@@ -154,13 +154,13 @@ class MainScreen(NodeActionsScreen):
         self.query_one(JobsPanel).show(snapshot.jobs)
         self.query_one(EventsPanel).show(snapshot.events)
 
-    def _show_rows(self, snapshot: FactorySnapshot) -> None:
+    def _show_rows(self, snapshot: FactorySnapshot, refiltered: bool = False) -> None:
         table = self.query_one(NodeTable)
         rows = node_rows(snapshot)
         result = filter_nodes(rows, self.filter_text, snapshot.groups)
         shown = result.rows
         self.filter_problem = result.problem
-        table.show_rows(shown)
+        table.show_rows(shown, refiltered=refiltered)
         self._size_panels()  # a filter or a new node changes the rows the table needs
         title = f"nodes {len(shown)} of {len(rows)}" if self.filter_text else f"nodes {len(rows)}"
         arrow = "▼" if table.sort_reverse else "▲"
@@ -196,7 +196,7 @@ class MainScreen(NodeActionsScreen):
         """Re-filter the table as the operator types."""
         self.filter_text = event.text
         if self.dashboard.snapshot is not None:
-            self._show_rows(self.dashboard.snapshot)
+            self._show_rows(self.dashboard.snapshot, refiltered=True)
 
     def on_filter_bar_filter_closed(self, event: FilterBar.FilterClosed) -> None:
         """Back to the table; a kept filter that names no node says why (the table's border may crop it)."""

@@ -122,16 +122,26 @@ class NodeTable(ScrollView, can_focus=True):
                 return "".join(text for text, _ in cell_pieces(row)[column])
         raise KeyError(node)
 
-    def show_rows(self, rows: Sequence[NodeRow]) -> None:
-        """Show these rows (already filtered), sorted by the current sort column; the cursor stays on its node."""
+    def show_rows(self, rows: Sequence[NodeRow], *, refiltered: bool = False) -> None:
+        """Show these rows (already filtered), sorted by the current sort column; the cursor stays on its node.
+
+        When its node is no longer shown the cursor goes to the first row after a new filter (`refiltered`: the
+        operator looks for its matches), else keeps its row (a node gone between refreshes: its neighbour).
+        """
         current = self.selected_node
         self._source = list(rows)
         self._rows = sort_rows(self._source, self.sort_column, self.sort_reverse)
         self._lay_out()
         names = self.rows_shown
-        index = names.index(current) if current in names else min(self.cursor_row, max(0, len(names) - 1))
+        if current in names:
+            index = names.index(current)
+        else:
+            index = 0 if refiltered else min(self.cursor_row, max(0, len(names) - 1))
         if index != self.cursor_row:
             self.cursor_row = index
+        elif (now := self.selected_node) is not None and now != current:  # another node on the same row
+            self.post_message(self.NodeHighlighted(now))
+        self._show_cursor()
         self.refresh()
 
     # ------------------------------------------------------------------ drawing
@@ -144,13 +154,16 @@ class NodeTable(ScrollView, can_focus=True):
         self.virtual_size = Size(line_width(self._columns), len(self._rows) + 1)
 
     def on_resize(self, event: events.Resize) -> None:
-        """A wider or narrower terminal: the node column takes the room there is."""
+        """A wider or narrower terminal: the node column takes the room there is; the cursor's row stays in view."""
         self._lay_out()
+        self._show_cursor()
+        self.call_after_refresh(self._show_cursor)  # once the scrollbars have come or gone with the new size
         self.refresh()
 
     def watch_show_vertical_scrollbar(self) -> None:
         """The scrollbar came (more rows than fit) or went: it takes or gives back the columns of its width."""
         self._lay_out()
+        self._show_cursor()
         self.refresh()
 
     def render_line(self, y: int) -> Strip:
@@ -174,13 +187,17 @@ class NodeTable(ScrollView, can_focus=True):
     def _visible_rows(self) -> int:
         return max(1, self.scrollable_content_region.height - 1)
 
+    def _show_cursor(self) -> None:
+        """Scroll just enough to bring the cursor's row into view (`d` and `p` act on the node it shows)."""
+        top, row = round(self.scroll_y), self.cursor_row
+        if row < top:
+            self.scroll_to(y=row, animate=False)
+        elif row >= top + self._visible_rows():
+            self.scroll_to(y=row - self._visible_rows() + 1, animate=False)
+
     def watch_cursor_row(self, old: int, new: int) -> None:
         """Keep the cursor in view and tell the screen."""
-        top = round(self.scroll_y)
-        if new < top:
-            self.scroll_to(y=new, animate=False)
-        elif new >= top + self._visible_rows():
-            self.scroll_to(y=new - self._visible_rows() + 1, animate=False)
+        self._show_cursor()
         self.refresh()
         node = self.selected_node
         if node is not None:
