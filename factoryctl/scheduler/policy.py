@@ -15,7 +15,11 @@ and checked on jittered, time-scaled copies of it.
 
 Starvation guard: a job that has waited the floor, or `starve_drain_factor` times the queue's drain time (queued
 GPU-seconds / cluster GPUs) when that is longer, is starving: the threshold follows the load, so a deep backlog lets
-short jobs overtake for longer and a light one protects old jobs early. The floor is `starve_after_s`, or
+short jobs overtake for longer and a light one protects old jobs early. A small job (one GPU, or a quarter of a
+node at most) starts as soon as it is protected, where a gang's reservation takes time to clear: half the drain
+time is the gang's head start, so a small job starves only after `starve_small_drain_factor` (1) times the drain
+time. Without that, on a few nodes of 1-GPU jobs the oldest job had nearly always waited half the drain time and
+the queue ran in submission order, at FIFO's average. The floor is `starve_after_s`, or
 `starve_walltime_factor` times the queued jobs' median walltime when that is shorter: it follows the jobs' time
 scale, so minute-long jobs are not left to wait hours. Both the floor's median and the drain time are walltimes,
 which users over-estimate, so both are scaled by `walltime_use`, the share of its walltime a job really runs
@@ -57,6 +61,9 @@ class SchedulerConfig:
         protect_oldest: how many starving jobs (oldest first) jump the queue (None: all of them).
         starve_drain_factor: the starving threshold is at least this multiple of the queue's drain time (queued
             GPU-seconds / cluster GPUs), so it follows the load (0: the floor only, see `starving_floor`).
+        starve_small_drain_factor: for a small job (`starvation.is_small`: one GPU, or a quarter of a node at most),
+            the starving threshold is at least this multiple of the drain time instead: such a job starts as soon
+            as it is protected, so it needs no head start on its reservation (at most `starve_drain_factor`: none).
         starve_walltime_factor: the floor `starve_after_s` is lowered to this multiple of the queued jobs' median
             walltime when that is shorter, so a queue of short jobs is protected on its own time scale, not after
             hours (0: the fixed floor only).
@@ -84,6 +91,7 @@ class SchedulerConfig:
     reserve_starving_only: bool = True
     protect_oldest: int | None = 1
     starve_drain_factor: float = 0.5
+    starve_small_drain_factor: float = 1.0
     starve_walltime_factor: float = 0.5
     walltime_use: float = 1.0
     walltime_use_window: int = 100
@@ -97,11 +105,19 @@ class SchedulerConfig:
         if self.reservations < 0:
             raise UsageError(f"reservations must be 0 or more, not {self.reservations}")
         if (
-            min(self.size_weight, self.size_cap_s, self.grace_s, self.starve_drain_factor, self.starve_walltime_factor)
+            min(
+                self.size_weight,
+                self.size_cap_s,
+                self.grace_s,
+                self.starve_drain_factor,
+                self.starve_small_drain_factor,
+                self.starve_walltime_factor,
+            )
             < 0
         ):
             raise UsageError(
-                "size_weight, size_cap_s, grace_s, starve_drain_factor and starve_walltime_factor must not be negative"
+                "size_weight, size_cap_s, grace_s, starve_drain_factor, starve_small_drain_factor and"
+                " starve_walltime_factor must not be negative"
             )
         if not 0.0 <= self.walltime_use <= 1.0 or self.walltime_use_window < 0:
             raise UsageError(

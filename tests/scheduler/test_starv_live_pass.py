@@ -22,18 +22,23 @@ from factoryctl.scheduler.decide import _build, schedule
 from factoryctl.scheduler.gangs import gpu_seconds
 from factoryctl.scheduler.passdata import Candidate
 from factoryctl.scheduler.policy import POLICIES, SchedulerConfig
-from factoryctl.scheduler.starvation import StarvationGuard, age_order, starve_threshold
+from factoryctl.scheduler.starvation import StarvationGuard, age_order, is_small, small_threshold, starve_threshold
 
 
 def _sorting_everything(queue: list[Candidate], guard: StarvationGuard, held: set[str], room: int) -> list[str]:
-    """The starving jobs by definition: the threshold from every hostable job's walltime, sorted; oldest first."""
+    """The starving jobs by definition: the thresholds from every hostable job's walltime, sorted; oldest first."""
     fm, config = guard.fm, guard.config
     hostable = [job for job in queue if fm.hostable(job.nodes, job.gpus, job.allowed)]
     walltimes = sorted(job.walltime for job in hostable)
     median = statistics.median(walltimes) if walltimes else None
     queued = gpu_seconds((job.num_gpus, job.walltime) for job in hostable)
-    before = guard.now - starve_threshold(config, queued, sum(fm.totals), median)
-    waited = [job for job in sorted(queue, key=age_order) if job.submitted_at <= before]
+    threshold = starve_threshold(config, queued, sum(fm.totals), median)
+    small = small_threshold(config, threshold, queued, sum(fm.totals))
+    waited = [
+        job
+        for job in sorted(queue, key=age_order)
+        if job.submitted_at <= guard.now - (small if is_small(job, fm) else threshold)
+    ]
     return [job.id for job in waited if job.id not in held and guard.can_run_now(job)][:room]
 
 
@@ -53,18 +58,20 @@ def _pinned(jobs: list[Job], pins: list[int]) -> list[Job]:
     floor=st.sampled_from([0.0, 600.0, 43200.0]),
     walltime_factor=st.sampled_from([0.0, 0.5]),
     drain=st.sampled_from([0.0, 0.01, 0.5, 3.0]),
+    small=st.sampled_from([0.0, 1.0, 4.0]),
     use=st.sampled_from([1.0, 0.25, 0.0]),
     protect=st.sampled_from([1, 2, None]),
     now=st.sampled_from([100.0, 1000.0, 3000.0, 20000.0]),
     held_picks=st.lists(st.integers(0, 11), max_size=3),
 )
 def test_the_live_guard_finds_the_jobs_a_sort_of_the_whole_queue_finds(
-    state, pins, floor, walltime_factor, drain, use, protect, now, held_picks
+    state, pins, floor, walltime_factor, drain, small, use, protect, now, held_picks
 ):
     config = SchedulerConfig(
         starve_after_s=floor,
         starve_walltime_factor=walltime_factor,
         starve_drain_factor=drain,
+        starve_small_drain_factor=small,
         walltime_use=use,
         protect_oldest=protect,
     )
