@@ -6,6 +6,11 @@ node's name) within `FOLD_WINDOW_S` of the first become one event naming the fol
 failures (model/folding.py), stamped with its first event's time and saying how long the burst lasted (`over 4 s`)
 when it took a second or more. Groups of fewer than `FOLD_AT_LEAST` nodes stay as they are. Imports no Textual.
 
+A line counts every node of its burst: callers fold all the events they hold, never a trimmed few (a fleet of 2,000
+going down read "500 nodes down"). When their events were cut at some time all the same (a limit on what is kept
+or read), a group that may have begun before the cut says so: `500+ nodes down`. The folded node set of a burst is
+remembered (`_folded_names`): folding 2,000 names took ClusterShell 0.15 s, on every refresh.
+
 A line must never hide a node's later change: a node joins a group only if it opened after the node's previous
 state change (or the node's previous event is in that group: a repeat says nothing new). So a node killed twice
 gets a line per outage, the count is of distinct nodes, and the newest line naming a node says its latest state.
@@ -13,6 +18,7 @@ gets a line per outage, the count is of distinct nodes, and the newest line nami
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -67,13 +73,20 @@ def _wording(event: DashboardEvent) -> str | None:
     return wording if wording.startswith(f"{_NODE} is ") else None
 
 
-def _folded(group: _Group) -> DashboardEvent:
+@functools.lru_cache(maxsize=64)
+def _folded_names(names: tuple[str, ...]) -> str:
+    """`fold_nodes` of a burst's nodes, remembered: every refresh folds the same bursts again."""
+    return fold_nodes(names)
+
+
+def _folded(group: _Group, cut_at: float | None) -> DashboardEvent:
     names = group.nodes()
     what = group.wording.removeprefix(f"{_NODE} is ").replace(_NODE, "its node")
     first = group.events[0]
     span_s = group.events[-1].time - first.time
     span = f"; over {span_s:.0f} s" if span_s >= SPAN_SHOWN_FROM_S else ""
-    message = f"{len(names)} nodes {what} ({fold_nodes(names)}{span})"
+    partial = cut_at is not None and first.time - cut_at <= FOLD_WINDOW_S  # its burst may have begun before the cut
+    message = f"{len(names)}{'+' if partial else ''} nodes {what} ({_folded_names(tuple(names))}{span})"
     return DashboardEvent(first.time, None, first.kind, message, first.severity, nodes=tuple(names))
 
 
@@ -113,8 +126,11 @@ class _Folder:
         place, joined = self.last_change.get(event.node, (-1, None))
         return joined is group or place < group.opened_at
 
-    def folded(self) -> list[tuple[float, int, DashboardEvent]]:
-        """Every line as (time, place, event): a group of too few nodes as its events, each at its own place."""
+    def folded(self, cut_at: float | None) -> list[tuple[float, int, DashboardEvent]]:
+        """Every line as (time, place, event): a group of too few nodes as its events, each at its own place.
+
+        A group that may lack nodes from before `cut_at` (events before it were left out) counts `N+`.
+        """
         out: list[tuple[float, int, DashboardEvent]] = []
         for place, line in self.lines:
             if isinstance(line, DashboardEvent):
@@ -122,16 +138,17 @@ class _Folder:
             elif len(line.nodes()) < FOLD_AT_LEAST:
                 out.extend((e.time, at, e) for at, e in zip(line.places, line.events, strict=True))
             else:
-                out.append((line.events[0].time, place, _folded(line)))
+                out.append((line.events[0].time, place, _folded(line, cut_at)))
         return out
 
 
-def fold_state_events(events: Sequence[DashboardEvent]) -> tuple[DashboardEvent, ...]:
+def fold_state_events(events: Sequence[DashboardEvent], cut_at: float | None = None) -> tuple[DashboardEvent, ...]:
     """`events` with each burst of alike node state events folded into one, at its first's time; oldest first.
 
     Lines of one time keep the order of their first events, so a node's later change is never shown before it.
+    `cut_at`: events older than this were left out by the caller (None: none were), so a burst near it is `N+`.
     """
     folder = _Folder()
     for place, event in enumerate(sorted(events, key=lambda e: e.time)):
         folder.add(place, event)
-    return tuple(event for _, _, event in sorted(folder.folded(), key=lambda line: line[:2]))
+    return tuple(event for _, _, event in sorted(folder.folded(cut_at), key=lambda line: line[:2]))

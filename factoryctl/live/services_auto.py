@@ -10,8 +10,9 @@ The lock, not the store's freshness, decides: a late controller (overloaded, sto
 its sessions, so it is reported late (its pid, how long since its last write) and its rows age to down
 (`StoreServices`); only a free lock starts a collector, so no second set of sessions is opened against its nodes.
 One exception: while a controller that has just started has not yet stored every node of the target, the
-collector keeps going, for `STARTUP_GRACE_S` at most (so one hung from the start still stops the dashboard's
-sessions). While no store exists there is nothing to read.
+collector keeps going, for `STARTUP_GRACE_S` at most from when it took its lock (so one hung from the start still
+stops the dashboard's sessions; counted from when each dashboard first saw it, every dashboard opened on a controller
+with no node up ran its own collector for 30 s). While no store exists there is nothing to read.
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ class AutoServices(ConfiguredServices):
         self._closed = False  # after close(), a source opened late (a snapshot worker mid-switch) is closed at once
         #: The nodes of the last snapshot: a collector taking back over starts from them, not from `connecting`.
         self._last_nodes: tuple[NodeSample, ...] = ()
-        #: The lock holder last seen, and since when (monotonic): a controller's start-up grace counts from it.
+        #: The lock holder last seen, and since when (monotonic): its start-up grace counts from then when the lock
+        #: file's time cannot be read (`ControllerView.locked_at`, which it counts from otherwise).
         self._holder: tuple[int, float] | None = None
         #: The controller read while it is late (None while it keeps up, or none is read): shown on every snapshot.
         self._late: ControllerView | None = None
@@ -92,7 +94,10 @@ class AutoServices(ConfiguredServices):
             self._holder = (view.pid, self._checked)
         if not self.config.store_path.exists():
             return "agents"  # it has not even created its store: there is nothing to read
-        starting = self._checked - self._holder[1] < self.startup_grace_s
+        if view.locked_at is not None:
+            starting = time.time() - view.locked_at < self.startup_grace_s
+        else:
+            starting = self._checked - self._holder[1] < self.startup_grace_s
         collecting = self.source == "agents" or (not self.source and view.stored_at is None)
         if (
             collecting

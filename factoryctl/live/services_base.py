@@ -29,9 +29,12 @@ if TYPE_CHECKING:
 
 #: States whose rows say nothing of the node now: not answered yet, or a late controller's old row.
 NOT_NOW_STATES = ("connecting", "stale")
-#: The events panel shows the events of the last hour, at most `EVENTS_SHOWN` of them (the newest).
+#: The events panel shows the events of the last hour, at most `EVENTS_SHOWN` of them (the newest) besides the state
+#: changes of a burst of every node (`STATE_EVENTS_PER_NODE` each: degraded, then down), so a folded line counts them
+#: all: read 200 at a time, a fleet of 1,984 going down was "200 nodes down" (`events_kept`).
 EVENTS_WINDOW_S = 3600.0
 EVENTS_SHOWN = 200
+STATE_EVENTS_PER_NODE = 2
 #: The alarms of a GPU or node kept in the panel's events even when more than `EVENTS_SHOWN` newer events came (a
 #: controller's start on 200 nodes stores 200 `node_up`): the newest `ALARMS_KEPT` of these kinds.
 ALARM_KINDS = ("gpu_lost", "xid", "ecc", "node_down")
@@ -64,6 +67,7 @@ def assemble_snapshot(
     history: RecentHistory,
     grid: GridPrice,
     gpu_counts: dict[str, int] | None = None,
+    events_cut_at: float | None = None,
 ) -> FactorySnapshot:
     """The snapshot of `nodes` at `now`; records the factory's power in `history` once an interval.
 
@@ -71,7 +75,8 @@ def assemble_snapshot(
     with nodes still connecting (the first, or a controller starting or handing back) has no or partial data, and one
     with stale rows (a late controller's) only old data, and recording it would put a false dip, or a flat line of old
     values, in the power graph and the hour's mean energy. `gpu_counts` is how many GPUs each node was last seen with
-    (a node down now has none in its sample).
+    (a node down now has none in its sample). `events_cut_at`: events older than this were left out of `events` (a
+    limit), so a folded line near it counts `N+` (`fold_state_events`).
     """
     reported = [n.power_w for n in nodes if n.state not in ("down", "connecting") and n.power_w is not None]
     power_w = sum(reported)
@@ -87,7 +92,7 @@ def assemble_snapshot(
         budget_kw=config.settings.power.facility_budget_kw,
         interval_s=config.interval_s,
         power_history_w=history.factory_series(),
-        events=fold_state_events(events),
+        events=fold_state_events(events, events_cut_at),
         groups=dict(config.groups),
         price=price,
         price_outlook_per_mwh=grid.outlook(now),
@@ -102,17 +107,25 @@ def dashboard_event(event: Event) -> DashboardEvent:
     return DashboardEvent(event.time, event.node, event.kind, event.message, event.severity)
 
 
-def recent_events(store: Store, now: float, names: Sequence[str]) -> list[DashboardEvent]:
-    """The stored events of `names` for the events panel, oldest first: the newest of the hour, and its alarms.
+def events_kept(nodes: int) -> int:
+    """How many of the newest events the panel reads or keeps for `nodes` nodes: enough to fold a burst of them all."""
+    return EVENTS_SHOWN + STATE_EVENTS_PER_NODE * nodes
 
-    Alarms (`ALARM_KINDS`) are asked for apart, so a burst of newer events (a controller's start) never pushes them
-    out of the `EVENTS_SHOWN` newest.
+
+def recent_events(store: Store, now: float, names: Sequence[str]) -> tuple[list[DashboardEvent], float | None]:
+    """The stored events of `names` for the events panel, oldest first, and when they were cut (None: not cut).
+
+    The newest of the hour (`events_kept` of them), and its alarms: those (`ALARM_KINDS`) are asked for apart, so a
+    burst of newer events (a controller's start) never pushes them out. When the limit was reached, the time of the
+    oldest read is where the hour's events were cut (`fold_state_events` says `N+` of a burst that began near it).
     """
     since = now - EVENTS_WINDOW_S
-    newest = store.events(since, names, limit=EVENTS_SHOWN)
+    limit = events_kept(len(names))
+    newest = store.events(since, names, limit=limit)
+    cut_at = newest[0].time if len(newest) >= limit else None
     have = {event.id for event in newest}
     alarms = [e for e in store.events(since, names, limit=ALARMS_KEPT, kind=ALARM_KINDS) if e.id not in have]
-    return [dashboard_event(e) for e in sorted([*newest, *alarms], key=lambda e: (e.time, e.id or 0))]
+    return [dashboard_event(e) for e in sorted([*newest, *alarms], key=lambda e: (e.time, e.id or 0))], cut_at
 
 
 def node_events(store: Store, now: float, node: str) -> list[DashboardEvent]:

@@ -2,8 +2,8 @@
 
 One long-lived agent session per node (local subprocess or one SSH connection), kept streaming at the factory's
 interval by the controller's own `NodeLink` (telemetry/links.py), so there is one reconnect loop in the code base.
-Each node's `_NodeState` is the link's sink. `snapshot()` only reads what the streams last delivered, so it returns
-at once however slow a node is; a node that has not answered yet shows as connecting (never waited for).
+Each node's `PolledNode` (polled_node.py) is the link's sink. `snapshot()` only reads what the streams last
+delivered, so it returns at once however slow a node is; a node that has not answered yet shows as connecting.
 
 A node's state and reason are judged by the controller's own `NodeHealth` (telemetry/health.py), fed what the
 controller's writer is fed, and each change is an event worded as the controller's (node_degraded, node_down,
@@ -27,6 +27,7 @@ from factoryctl.config import FactoryConfig
 from factoryctl.errors import FactoryError, NodeError, UsageError
 from factoryctl.live.grid import GridPrice
 from factoryctl.live.history import RecentHistory
+from factoryctl.live.polled_node import PolledNode
 from factoryctl.live.services import DashboardEvent, FactorySnapshot, NodeHistory
 from factoryctl.live.services_base import (
     ALARMS_KEPT,
@@ -34,29 +35,21 @@ from factoryctl.live.services_base import (
     FollowedStore,
     assemble_snapshot,
     cap_reason,
-    dashboard_event,
+    events_kept,
     node_events,
     recent_events,
 )
-from factoryctl.model.inventory import NodeSpec
 from factoryctl.model.telemetry import NodeSample
-from factoryctl.store.rows import NodeState
 from factoryctl.store.who import login_name
 from factoryctl.telemetry.health import (
-    SEVERITY,
-    NodeHealth,
     ThermalEpisodes,
-    carry_forward,
-    gpu_events,
     silent_for_down_s,
-    state_event,
 )
-from factoryctl.telemetry.links import STALL_MIN_S, Backoff, Connector, NodeLink, transport_connector
+from factoryctl.telemetry.links import STALL_MIN_S, Backoff, transport_connector
 
 if TYPE_CHECKING:
     from factoryctl.power.limits import LimitChange
     from factoryctl.store.rows import Event
-    from factoryctl.transport.session import AgentSession
 
 #: The state a node shows until its first sample or failure (never waited for: rows appear as nodes answer).
 CONNECTING = "connecting"
@@ -64,184 +57,12 @@ CONNECTING = "connecting"
 reconnect_backoff: Callable[[FactoryConfig], Backoff] = Backoff.for_factory
 #: How long `close()` waits for the nodes still connecting (a mute SSH node would hold up quitting for its timeout).
 CONNECTING_GRACE_S = 0.5
-#: This session's events kept for the panel (the newest; its errors are kept apart too, `ALARMS_KEPT` of them).
-EVENTS_KEPT = 500
 #: How many of a node's stored events of one kind are compared with a condition its first sample shows.
 STORED_EVENTS_CHECKED = 100
-#: How often every node is judged: a silent one degrades, then goes down, with no sample or snapshot to say so.
+#: How often the judge looks for nodes due: a silent one degrades, then goes down, with no sample or snapshot to say
+#: so. Only a node whose silence may change its state by now is judged (`PolledNode.due_at`): judging all 2,000
+#: every time took 14 % of a core while nothing changed.
 JUDGE_EVERY_S = 0.1
-
-
-class _NodeState:
-    """One node as the dashboard shows it: the sink its `NodeLink` streams into, judged by the controller's machine.
-
-    Whether the node is up, degraded or down, and why, is the controller's `NodeHealth` (telemetry/health.py), fed
-    what the controller's writer is fed, on this dashboard's monotonic clock: one state machine in the code base, so
-    `dash` with no controller and `nodes list` say the same of the same history. Only what the controller has no use
-    for is judged here: `connecting` until the node is first heard from, and the view a controller handed back.
-    """
-
-    def __init__(self, spec: NodeSpec, owner: PolledServices, connect: Connector) -> None:
-        self.spec = spec
-        self.owner = owner
-        self.latest: NodeSample | None = None
-        #: The judge: up, degraded or down, and why, on the owner's monotonic clock.
-        self.health = NodeHealth(spec.name, owner.interval_s)
-        #: Why the link broke or could not be made, until the next sample: no power cap is tried meanwhile.
-        self.failure: NodeError | None = None
-        #: A broken session's failure already told to `health` (the snapshot notices it before the link does).
-        self._told: NodeError | None = None
-        self.shown = CONNECTING  # the state last judged (and announced by an event)
-        self.shown_error: str | None = None  # and its error kind: a down node failing another way is news too
-        #: What the dashboard showed last for this node when a controller handed back (`seed`), until it answers.
-        self.seeded: NodeSample | None = None
-        #: Guards the fields above; re-entrant because `judge` holds it while `sample` takes it again.
-        self.lock = threading.RLock()
-        self.link = NodeLink(
-            spec,
-            owner.interval_s,
-            connect,
-            self,
-            reconnect_backoff(owner.config),
-            stall_s=owner.link_stall_s,
-            slow_interval_s=owner.config.settings.controller.slow_interval_s,
-            stream_timeout_s=owner.connect_timeout_s,
-        )
-
-    @property
-    def session(self) -> AgentSession | None:
-        """The live agent session (None while not connected), for requests such as a power cap."""
-        return self.link.session
-
-    @property
-    def connecting(self) -> bool:
-        """Inside a connect: `close()` does not wait for it."""
-        return self.link.connecting
-
-    def offer(self, sample: NodeSample) -> None:
-        """A sample from the stream (on the session's reader thread): kept, recorded, judged.
-
-        Kept as the controller's writer keeps it (`carry_forward`): a restarted agent lists only the XIDs raised since
-        it started, so each GPU keeps those seen before (the node's `xid` flag lasts its hour across a reconnect).
-        """
-        with self.lock:
-            before = self.latest
-            self.latest = carry_forward(before, sample)
-            self.failure = self.seeded = None
-            self.health.seen(self.owner.monotonic())
-        self.owner.history.record_node(sample)
-        found = self.owner.thermal.keep(gpu_events(before, sample), sample)
-        if before is None:  # a condition already there: the store may have its event, with its own time
-            found = [event for event in found if not self.owner.stored_already(event)]
-        for event in found:  # ECC errors, lost GPUs, thermal slowdown: as the controller sees them
-            self.owner.add_event(dashboard_event(event))
-        self.judge()
-
-    def seed(self, shown: NodeSample, now_mono: float) -> None:
-        """Start from what the dashboard showed last (a controller handing back), not from `connecting`.
-
-        A node that was up or degraded keeps its last sample (its GPUs, so an unhealthy one stays unhealthy) and its
-        state, and gets a fresh grace, as a link just made does: its silence counts from when this collector started
-        listening (`now_mono`, and not while its link is still connecting), never from the controller's last sample,
-        which the dashboard notices up to `CHECK_EVERY_S` late. A down node stays down, with its reason, until it
-        answers. Its first sample or failure replaces the seed; nothing is announced by seeding.
-        """
-        with self.lock:
-            if self.health.recorded:
-                return  # heard from already: the node's own word wins
-            if shown.state == "down":
-                message = shown.message or f"{shown.node} is down."
-                self.failure = NodeError(shown.node, shown.error or "timeout", message, None)
-                self.health.failed(now_mono, self.failure.kind, message)
-            elif shown.state in SEVERITY and shown.gpus:
-                self.latest = dataclasses.replace(shown, state="up", error=None, message=None)
-                self.health.seen(now_mono)
-                self.seeded = shown
-            else:
-                return
-            self.shown, self.shown_error = shown.state, shown.error
-
-    def clock_bounded(self, node: str, node_time: float, asked_at: float) -> None:
-        """A node's time from a round trip: the dashboard shows its samples as they come and stamps nothing."""
-
-    def link_failed(self, node: str, error: NodeError) -> None:
-        """The link broke, went silent or could not be made: `NodeHealth.failed` (degraded at once, down if silent)."""
-        self._failed(error, by_agent=False)
-
-    def samples_missed(self, node: str, count: int) -> None:
-        """The agent dropped samples nobody read: the dashboard keeps no `dropped` count (the controller does)."""
-
-    def link_connected(self, node: str) -> None:
-        """The link is made again: its earlier failure no longer says why the node is silent (`NodeHealth.connected`)."""
-        with self.lock:
-            self.health.connected()
-
-    def sample_failed(self, node: str, error: NodeError) -> None:
-        """The agent could not take a sample (its driver): `NodeHealth.sample_failed`.
-
-        A node up with a recent good sample stays up; silence degrades it and takes it down with this reason if no
-        good sample follows. A node never heard from is down with it at once.
-        """
-        self._failed(error, by_agent=True)
-
-    def _failed(self, error: NodeError, by_agent: bool) -> None:
-        if self.owner.stop_event.is_set():
-            return  # the dashboard is closing the link: not the node's failure
-        with self.lock:
-            now_mono = self.owner.monotonic()
-            if by_agent:
-                self.health.sample_failed(now_mono, error.kind, error.message)
-            else:  # the node's own word replaces the view handed back (a degraded one stays so until a sample)
-                self.failure, self._told, self.seeded = error, error, None
-                self.health.failed(now_mono, error.kind, error.message)
-        self.judge()
-
-    def judge(self, now: float | None = None) -> NodeSample:
-        """The node's sample now, compared with the state last judged: each change is an event (not the first answer).
-
-        The judge thread, the samples and the UI's snapshots all judge: the state is computed, swapped and announced
-        under one lock, so an older verdict can never overwrite a newer one (which announced one outage twice). The
-        events are the controller's (`state_event`: "n1 is degraded: 1 sample missed."), and as it records a down node
-        that now fails another way (`NodeHealth.failed`), so does this.
-        """
-        with self.lock:
-            sample = self.sample(time.time() if now is None else now, self.owner.monotonic())
-            before, self.shown = self.shown, sample.state
-            why_before, self.shown_error = self.shown_error, sample.error
-            if sample.state not in SEVERITY or (before == CONNECTING and sample.state == "up"):
-                return sample
-            if sample.state == before and (sample.state != "down" or sample.error == why_before):
-                return sample
-            change = NodeState(self.spec.name, sample.state, time.time(), None, sample.error, sample.message)
-            self.owner.add_event(dashboard_event(state_event(change)))
-            return sample
-
-    def sample(self, now: float, now_mono: float) -> NodeSample:
-        """What the dashboard should show for this node at `now` (wall clock; `now_mono` on the monotonic one)."""
-        session = self.link.session  # read outside our lock: the link holds its own while it calls us
-        broken = session.failure if session is not None else None
-        with self.lock:
-            if self.seeded is not None and self.link.connecting:
-                self.health.seen(now_mono)  # a seeded node's silence counts once its link is made (`seed`)
-            if broken is not None and broken is not self._told:  # judged before the link next looks (half an interval)
-                self.failure = self._told = broken
-                self.health.failed(now_mono, broken.kind, broken.message)
-            self.health.tick(now_mono)
-            return self._shown(now)
-
-    def _shown(self, now: float) -> NodeSample:
-        """The node's state as `health` judges it, with its last sample's values (call with the lock)."""
-        health, latest, name = self.health, self.latest, self.spec.name
-        if not health.recorded:
-            return NodeSample(node=name, time=now, state=CONNECTING, message="connecting…")
-        if health.state == "up" and self.seeded is not None and self.seeded.state == "degraded":
-            return self.seeded  # degraded when the controller handed back: only a sample brings it up
-        if health.state == "up" and latest is not None:  # a failed sample after a recent good one: still up
-            return latest
-        if health.state == "down" or latest is None:
-            seen = now if latest is None else latest.time
-            return NodeSample(node=name, time=seen, state="down", error=health.error, message=health.message)
-        return dataclasses.replace(latest, state="degraded", error=health.error, message=health.message)
 
 
 class PolledServices(ConfiguredServices):
@@ -262,7 +83,11 @@ class PolledServices(ConfiguredServices):
         self.monotonic: Callable[[], float] = time.monotonic
         self.history = RecentHistory(config.interval_s)
         self.grid = GridPrice(config)
-        self._events: deque[DashboardEvent] = deque(maxlen=EVENTS_KEPT)
+        #: This session's events for the panel, the newest `events_kept` (enough to fold a burst of every node: kept
+        #: 500 at a time, 1,984 nodes going down read "500 nodes down"); its errors apart too, `ALARMS_KEPT` of them.
+        self._events: deque[DashboardEvent] = deque(maxlen=events_kept(len(self.specs)))
+        #: The time of the newest event the full `_events` let go of (None: none yet): a burst near it counts `N+`.
+        self._events_cut_at: float | None = None
         #: The newest errors seen (a GPU lost, an XID) again: so many warnings after them never push them out.
         self._alarms: deque[DashboardEvent] = deque(maxlen=ALARMS_KEPT)
         self.thermal = ThermalEpisodes()  # one thermal event per episode, as the controller logs them
@@ -270,7 +95,7 @@ class PolledServices(ConfiguredServices):
         self._drained: dict[str, str] = {}
         self._store: FollowedStore | None = self._open_store() if use_store else None
         connect = transport_connector(config, connect_timeout_s, self.specs, self.stop_event)
-        self._nodes = {spec.name: _NodeState(spec, self, connect) for spec in self.specs}
+        self._nodes = {spec.name: PolledNode(spec, self, connect, reconnect_backoff(config)) for spec in self.specs}
         self._judge_thread = threading.Thread(target=self._judge_every_node, name="dash-judge", daemon=True)
         self._started = False
         self._user = login_name()
@@ -304,7 +129,7 @@ class PolledServices(ConfiguredServices):
             self._judge_thread.start()
 
     def seed(self, shown: Iterable[NodeSample]) -> None:
-        """Start each node from the sample the dashboard showed last (before `start`): see `_NodeState.seed`.
+        """Start each node from the sample the dashboard showed last (before `start`): see `PolledNode.seed`.
 
         A controller handing back must not turn every node `connecting` (and a down one up-to-be) for a while:
         docs/dashboard.md promises that a node keeps its state when a controller takes over or hands back.
@@ -316,9 +141,12 @@ class PolledServices(ConfiguredServices):
                 state.seed(sample, now_mono)
 
     def _judge_every_node(self) -> None:
+        """Judge the nodes whose silence may have changed their state by now (`PolledNode.due_at`)."""
         while not self.stop_event.wait(JUDGE_EVERY_S):
+            now_mono = self.monotonic()
             for node in self._nodes.values():
-                node.judge()
+                if node.due_at <= now_mono:
+                    node.judge()
 
     def close(self) -> None:
         """Stop the links and the agents, without waiting out a node still connecting.
@@ -360,16 +188,19 @@ class PolledServices(ConfiguredServices):
         self.start()
         now = time.time()
         nodes = tuple(node.judge(now) for node in self._nodes.values())  # each node's state computed once
+        cuts: list[float] = []
+        events = self._all_events(now, cuts)
         return assemble_snapshot(
             self.config,
             self.specs,
             now,
             nodes,
             frozenset(self._drained_names()),
-            self._all_events(now),
+            events,
             self.history,
             self.grid,
             {name: len(node.latest.gpus) for name, node in self._nodes.items() if node.latest is not None},
+            max(cuts, default=None),
         )
 
     def _drained_names(self) -> set[str]:
@@ -378,14 +209,21 @@ class PolledServices(ConfiguredServices):
                 return set(self._store.get().drained_nodes())
         return set(self._drained)
 
-    def _all_events(self, now: float) -> tuple[DashboardEvent, ...]:
+    def _all_events(self, now: float, cuts: list[float] | None = None) -> tuple[DashboardEvent, ...]:
+        """This session's events and the store's, oldest first; the times either was cut at go into `cuts`."""
+        found: list[float | None] = []
         with self._events_lock:
             local = list(self._events)
             kept = {id(event) for event in local}
             local += [event for event in self._alarms if id(event) not in kept]
+            found.append(self._events_cut_at)
         if self._store is not None:
             with contextlib.suppress(FactoryError):
-                local += recent_events(self._store.get(), now, [s.name for s in self.specs])
+                stored, stored_cut_at = recent_events(self._store.get(), now, [s.name for s in self.specs])
+                local += stored
+                found.append(stored_cut_at)
+        if cuts is not None:
+            cuts += [at for at in found if at is not None]
         return tuple(sorted(local, key=lambda e: e.time))
 
     def _node_events(self, node: str) -> tuple[DashboardEvent, ...]:
@@ -412,6 +250,8 @@ class PolledServices(ConfiguredServices):
     def add_event(self, event: DashboardEvent) -> None:
         """Record an event seen by this dashboard."""
         with self._events_lock:
+            if len(self._events) == self._events.maxlen:  # the oldest goes: what is kept is cut at it
+                self._events_cut_at = max(self._events[0].time, self._events_cut_at or 0.0)
             self._events.append(event)
             if event.severity == "error":
                 self._alarms.append(event)
@@ -425,7 +265,7 @@ class PolledServices(ConfiguredServices):
 
     # ------------------------------------------------------------------ actions
 
-    def _node(self, node: str) -> _NodeState:
+    def _node(self, node: str) -> PolledNode:
         state = self._nodes.get(node)
         if state is None:
             raise UsageError(f"{node} is not watched by this dashboard.", None)
@@ -464,8 +304,11 @@ class PolledServices(ConfiguredServices):
         session = state.session  # the link's live session, read under its lock; None while not connected
         if session is None or state.failure is not None:
             raise NodeError(node, "agent", f"{node} is not connected: no power cap was set.", "wait until it is up.")
+        if state.shown == "down":  # connected, but judged down (silent): it would not answer
+            raise NodeError(node, "timeout", "is down (silent): no power cap was set.", "wait until it is up.")
         try:
-            answers: list[dict[str, Any]] = session.set_power_limit(watts, gpus, clamp=True)
+            with state.asking_cap():  # a node that goes down meanwhile ends it (`PolledNode.judge`)
+                answers: list[dict[str, Any]] = session.set_power_limit(watts, gpus, clamp=True)
         except PartlyDone as failed:
             changes, error = partly_changed(failed)
             self._record_cap(changes, watts)

@@ -10,7 +10,9 @@ shown as live data. Why it aged decides what it shows: while the controller hold
 nothing), every old row is `stale` (its last values, the reason said), since the controller stopped, not the nodes,
 and a stopped controller must not read as a fleet outage; while it writes, a row it no longer refreshes is `down`.
 A row a just-started controller has not judged yet shows as `connecting` for its first 30 s. `controller_view` says
-who holds the lock, when it started and when it last wrote, for `AutoServices`. The store file is followed
+who holds the lock, since when, when it started and when it last wrote, for `AutoServices`. A controller that stores
+no sample because no node of its is up is not late while it writes its figures (`controller status` reads them):
+with 1,984 nodes down, every dashboard opened ran a collector of its own for 30 s, then called it late. The store file is followed
 (`FollowedStore`): a drain never goes into a file deleted or replaced under the dashboard.
 """
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import math
 import time
 from collections import defaultdict
@@ -55,6 +58,10 @@ BACKFILL_STEP_S = 60.0
 
 #: A controller that stored no sample for this many intervals is late (as `nodes list` stops trusting its store).
 LATE_AFTER_INTERVALS = 3
+#: Where a controller writes its figures (`factoryctl.controller.STATS_KEY`; live may not import the controller),
+#: at least every `FIGURES_EVERY_S` (`STATS_EVERY_S`): written within twice that, they say it is alive.
+FIGURES_KEY = "controller_stats"
+FIGURES_EVERY_S = 10.0
 #: A node's state while its row is old because the controller is late: not known, neither up nor down.
 STALE = "stale"
 
@@ -69,15 +76,26 @@ class ControllerView:
     stored_at: float | None
     #: When it started (its `controller_start` event); None: no holder, or it stored no such event.
     started_at: float | None = None
+    #: When it took the lock (the lock file's time, which it writes then); None: no holder, or unreadable.
+    locked_at: float | None = None
+    #: When it last wrote its figures, and how many nodes they said were up (None: none of its own found).
+    figures_at: float | None = None
+    figures_up: int | None = None
 
     def late_for(self, now: float, interval_s: float) -> float | None:
-        """Seconds since the lock holder's last write when over three intervals (inf: none yet); None if not late."""
+        """Seconds since the lock holder's last write when over three intervals (inf: none yet); None if not late.
+
+        Not late either while it writes its figures, and those written since its last sample say no node is up: it
+        has no sample to store. Figures older than its last sample say nothing of now (they lag up to 10 s).
+        """
         if self.pid is None:
             return None
-        if self.stored_at is None:
-            return math.inf
-        age = now - self.stored_at
-        return age if age > LATE_AFTER_INTERVALS * interval_s else None
+        age = math.inf if self.stored_at is None else now - self.stored_at
+        if age <= LATE_AFTER_INTERVALS * interval_s:
+            return None
+        written = self.figures_at
+        fresh = written is not None and now - written <= 2 * FIGURES_EVERY_S and written > (self.stored_at or 0.0)
+        return None if fresh and self.figures_up == 0 else age
 
 
 def controller_view(config: FactoryConfig) -> ControllerView:
@@ -97,12 +115,28 @@ def controller_view(config: FactoryConfig) -> ControllerView:
     except StoreError:
         return ControllerView(pid, None)
     try:
-        # not the samples' own times: a node's clock ahead would fake freshness
-        return ControllerView(pid, store.samples_stored_at(), _started_at(store, pid, locked_at))
+        return view_of(store, pid, locked_at)
     except StoreError:
-        return ControllerView(pid, None)
+        return ControllerView(pid, None, locked_at=locked_at)
     finally:
         store.close()
+
+
+def view_of(store: Store, pid: int, locked_at: float | None) -> ControllerView:
+    """What `store` says of controller `pid`, which took its lock at `locked_at`; raises `StoreError`."""
+    figures_at = figures_up = None
+    with contextlib.suppress(ValueError, TypeError, AttributeError, KeyError):  # none, not its own, not ours
+        figures = json.loads(store.get_meta(FIGURES_KEY) or "null")
+        if figures.get("pid") == pid and isinstance(figures.get("up"), int):
+            figures_at, figures_up = float(figures["written_at"]), int(figures["up"])
+    return ControllerView(
+        pid,
+        store.samples_stored_at(),  # not the samples' own times: a node's clock ahead would fake freshness
+        _started_at(store, pid, locked_at),
+        locked_at,
+        figures_at,
+        figures_up,
+    )
 
 
 def _started_at(store: Store, pid: int, locked_at: float | None) -> float | None:
@@ -150,8 +184,11 @@ def unjudged_nodes(config: FactoryConfig, names: Sequence[str], started_at: floa
 
 
 def controller_is_live(config: FactoryConfig) -> bool:
-    """Whether a controller holds the lock and stored a sample within three intervals (by when it stored it)."""
-    view = controller_view(config)
+    """Whether a controller holds the lock and stored a sample within three intervals (by when it stored it).
+
+    Its samples alone: figures saying no node is up (`late_for`) are what a controller that just started writes too.
+    """
+    view = replace(controller_view(config), figures_at=None)
     return view.pid is not None and view.late_for(time.time(), config.interval_s) is None
 
 
@@ -238,7 +275,7 @@ class StoreServices(ConfiguredServices):
             holder = None
         if holder is None:  # no controller: a row it left is a node nobody watches, down as `nodes list` says
             return False
-        return ControllerView(holder, self._store.samples_stored_at()).late_for(now, self.interval_s) is not None
+        return view_of(self._store, holder, None).late_for(now, self.interval_s) is not None
 
     def _backfill(self, now: float) -> None:
         """Load the last hour of factory power from the store's history (minute buckets)."""
@@ -261,7 +298,7 @@ class StoreServices(ConfiguredServices):
             with contextlib.suppress(FactoryError):
                 self._backfill(now)
         nodes, gpu_counts = self._latest(now)
-        events = recent_events(self._store, now, self.names)
+        events, cut_at = recent_events(self._store, now, self.names)
         return assemble_snapshot(
             self.config,
             self.specs,
@@ -272,6 +309,7 @@ class StoreServices(ConfiguredServices):
             self.history,
             self.grid,
             gpu_counts,
+            cut_at,
         )
 
     def node_history(self, node: str) -> NodeHistory:

@@ -19,6 +19,7 @@ import json
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import IO, Any, TypeVar
 
@@ -85,7 +86,10 @@ class AgentSession:
         self._cut_off = cut_off
         self._connection_dead = connection_dead
         self._ids = itertools.count(1)
-        self._pending: dict[int, queue.Queue[Any]] = {}
+        #: The requests waiting for a reply, by id: the op asked (`give_up` picks by it) and where the reply goes.
+        self._pending: dict[int, tuple[str, queue.Queue[Any]]] = {}
+        #: When the agent last wrote a line (monotonic): `close` says how long it had been silent.
+        self._heard_at = time.monotonic()
         self._streams: dict[int, _Stream] = {}
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
@@ -103,6 +107,7 @@ class AgentSession:
     def _read_loop(self) -> None:
         try:
             for raw in self._stdout:
+                self._heard_at = time.monotonic()
                 if not self._dispatch(raw):
                     break
         except (OSError, ValueError) as exc:
@@ -141,9 +146,9 @@ class AgentSession:
                 return False
             self._deliver(on_sample, sample)
         else:
-            waiter = self._pending.pop(message.get("id", -1), None)
-            if waiter is not None:
-                waiter.put(message)
+            pending = self._pending.pop(message.get("id", -1), None)
+            if pending is not None:  # None: a reply nobody waits for any more (given up, or timed out)
+                pending[1].put(message)
         return True
 
     def _said_hello(self, message: dict[str, Any]) -> bool:
@@ -210,7 +215,7 @@ class AgentSession:
         with contextlib.suppress(queue.Full):  # a hello already waiting is read first: it is not lost
             self._hello.put_nowait(_CLOSED)
         with self._lock:
-            waiters = list(self._pending.values())
+            waiters = [waiter for _, waiter in self._pending.values()]
             self._pending.clear()
             wakes = list(self._on_failure)
         for waiter in waiters:
@@ -270,7 +275,7 @@ class AgentSession:
         request_id = next(self._ids)
         waiter: queue.Queue[Any] = queue.Queue(maxsize=1)
         with self._lock:
-            self._pending[request_id] = waiter
+            self._pending[request_id] = (str(message["op"]), waiter)
             if stream is not None:
                 self._streams[request_id] = stream
         self._send({"id": request_id, **message})
@@ -282,7 +287,23 @@ class AgentSession:
         if reply is _CLOSED:
             assert self.failure is not None
             raise self.failure
+        if isinstance(reply, NodeError):  # given up on (`give_up`), or the session closed under it (`close`)
+            raise reply
         return request_id, reply
+
+    def give_up(self, op: Op, error: NodeError) -> int:
+        """Wake every request of `op` still waiting for its reply, raising `error`; returns how many there were.
+
+        The session goes on (its stream too): a reply that comes later is dropped. For a caller that knows the node
+        stopped answering before the request's own timeout (the dashboard's judge took it down), so a power cap to a
+        hung node ends when the node is judged down, not when its link gives up on the session.
+        """
+        with self._lock:
+            ids = [request_id for request_id, (asked, _) in self._pending.items() if asked == op]
+            waiters = [self._pending.pop(request_id)[1] for request_id in ids]
+        for waiter in waiters:
+            waiter.put(error)
+        return len(waiters)
 
     def _result(self, op: Op, reply: dict[str, Any]) -> dict[str, Any]:
         """The reply's result, or its error raised: `PartlyDone` when the error reply says what was done first."""
@@ -382,6 +403,26 @@ class AgentSession:
         result = self.request("reset_power_limit", timeout=timeout, gpus=gpus, lock_timeout_s=limits_lock_wait(timeout))
         return list(result.get("gpus") or [])
 
+    def _closed_by_us(self) -> NodeError:
+        """The failure of a session its owner closes: how long the agent had been silent, when that is why.
+
+        A link closes a session that went silent (its stall watch), and the agent is ended after: its output's end
+        then read as "the agent exited", which sent the operator looking for a crash that never happened.
+        """
+        silent_s = time.monotonic() - self._heard_at
+        if silent_s >= 1.0:
+            said = f"the agent sent nothing for {silent_s:.0f} s, so factoryctl ended its session."
+            return NodeError(self.node, "timeout", said, agent_hint(self.node))
+        return NodeError(self.node, "agent", "factoryctl closed the session before the agent answered.", None)
+
+    def _wake_pending(self, error: NodeError) -> None:
+        """Wake every request still waiting, raising `error` (the session itself is not failed by it)."""
+        with self._lock:
+            waiters = [waiter for _, waiter in self._pending.values()]
+            self._pending.clear()
+        for waiter in waiters:
+            waiter.put(error)
+
     def close(self, timeout: float = 2.0) -> None:
         """Ask the agent to exit (unless the connection is known dead: no answer could come), then release the streams.
 
@@ -390,10 +431,14 @@ class AgentSession:
         (one stopped with SIGSTOP held the link's teardown until SIGCONT).
         """
         dead = self._connection_dead is not None and self._connection_dead()
-        if self.failure is None and not dead:
-            with contextlib.suppress(NodeError, UsageError):
-                self.request("shutdown", timeout=timeout)
-                self.shutdown_answered = True
+        if self.failure is None:  # ended by its owner, not by the agent: what still waits is told so, not "exited"
+            closed = self._closed_by_us()
+            self._wake_pending(closed)
+            if not dead:
+                with contextlib.suppress(NodeError, UsageError):
+                    self.request("shutdown", timeout=timeout)
+                    self.shutdown_answered = True
+            self._fail_with(closed)  # the output's end that follows is ours, not the agent's exit
         with contextlib.suppress(OSError):
             self._stdin.close()
         if self._on_close:
