@@ -39,7 +39,7 @@ from factoryctl.signal_wake import Wake
 from factoryctl.store.lock import ControllerLock
 from factoryctl.store.lock_wait import stop_waiting_for_locks, wait_for_locks_again
 from factoryctl.store.log_files import StoreLogFiles
-from factoryctl.store.rows import Event
+from factoryctl.store.rows import STATS_EVERY_S, STATS_KEY, Event
 from factoryctl.store.sqlite import Store, StoreDamaged, StoreError
 from factoryctl.telemetry.collector import Collector
 from factoryctl.telemetry.links import Connector
@@ -49,8 +49,6 @@ from factoryctl.telemetry.wall_clock import timers_clock
 log = logging.getLogger("factoryctl.controller")
 
 MAINTAIN_EVERY_S = 60.0
-STATS_EVERY_S = 10.0
-STATS_KEY = "controller_stats"
 #: How often the store file and the lock are checked against what the controller has open (one stat each).
 FILE_CHECK_EVERY_S = 3.0
 #: `controller status` calls a running controller unhealthy when it stored no sample for this many intervals

@@ -183,7 +183,7 @@ def _read_store(config: FactoryConfig) -> tuple[float | None, float | None, dict
     """The newest sample's time, when it was stored and the controller's figures (a `StoreError` if it cannot tell)."""
     import json
 
-    from factoryctl.controller import STATS_KEY
+    from factoryctl.store.rows import STATS_KEY
     from factoryctl.store.sqlite import Store
 
     store = Store(config.store_path, readonly=True)
@@ -203,8 +203,9 @@ def _problem(
 
     `newest` is when it stored its newest sample, on its own clock (not the sample's time: a node's clock).
     """
-    from factoryctl.controller import STALE_AFTER_INTERVALS, STALE_AFTER_MIN_S, STATS_EVERY_S
+    from factoryctl.controller import STALE_AFTER_INTERVALS, STALE_AFTER_MIN_S
     from factoryctl.store.lock import lock_path
+    from factoryctl.store.rows import STATS_EVERY_S
 
     lock = lock_path(config.state_dir)
     if not pid:

@@ -41,6 +41,7 @@ from factoryctl.live.services_base import (
     recent_events,
 )
 from factoryctl.model.telemetry import NodeSample
+from factoryctl.store.rows import STATS_EVERY_S, STATS_KEY
 from factoryctl.store.who import login_name
 from factoryctl.telemetry.latest import stale_for
 
@@ -58,10 +59,6 @@ BACKFILL_STEP_S = 60.0
 
 #: A controller that stored no sample for this many intervals is late (as `nodes list` stops trusting its store).
 LATE_AFTER_INTERVALS = 3
-#: Where a controller writes its figures (`factoryctl.controller.STATS_KEY`; live may not import the controller),
-#: at least every `FIGURES_EVERY_S` (`STATS_EVERY_S`): written within twice that, they say it is alive.
-FIGURES_KEY = "controller_stats"
-FIGURES_EVERY_S = 10.0
 #: A node's state while its row is old because the controller is late: not known, neither up nor down.
 STALE = "stale"
 
@@ -94,7 +91,7 @@ class ControllerView:
         if age <= LATE_AFTER_INTERVALS * interval_s:
             return None
         written = self.figures_at
-        fresh = written is not None and now - written <= 2 * FIGURES_EVERY_S and written > (self.stored_at or 0.0)
+        fresh = written is not None and now - written <= 2 * STATS_EVERY_S and written > (self.stored_at or 0.0)
         return None if fresh and self.figures_up == 0 else age
 
 
@@ -126,7 +123,7 @@ def view_of(store: Store, pid: int, locked_at: float | None) -> ControllerView:
     """What `store` says of controller `pid`, which took its lock at `locked_at`; raises `StoreError`."""
     figures_at = figures_up = None
     with contextlib.suppress(ValueError, TypeError, AttributeError, KeyError):  # none, not its own, not ours
-        figures = json.loads(store.get_meta(FIGURES_KEY) or "null")
+        figures = json.loads(store.get_meta(STATS_KEY) or "null")
         if figures.get("pid") == pid and isinstance(figures.get("up"), int):
             figures_at, figures_up = float(figures["written_at"]), int(figures["up"])
     return ControllerView(

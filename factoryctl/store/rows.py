@@ -260,6 +260,11 @@ def _texts_as_stored(record: NodeState | Event) -> dict[str, Any]:
     return {k: surrogates_as_text(v) for k, v in vars(record).items() if isinstance(v, str)}
 
 
+#: The store's meta key under which a running controller writes its figures (controller status, the dashboard).
+STATS_KEY = "controller_stats"
+#: How often a running controller writes them, at least: written within twice that, they say it is alive.
+STATS_EVERY_S = 10.0
+
 #: An audit entry's outcome: the node answered, and `before_w` / `after_w` are its word.
 CONFIRMED = "confirmed"
 #: An audit entry's outcome: the request was written before the node was asked, and factoryctl never heard back (it

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from factoryctl.controller import STATS_KEY
+from factoryctl.store.rows import STATS_KEY
 from factoryctl.store.sqlite import Store
 
 

@@ -25,10 +25,9 @@ from reaping import reaped
 from store_rows import NODE_SAMPLES_SQL, count_while_created, rows
 from waiting import wait_for
 
-from factoryctl.controller import STATS_KEY
 from factoryctl.store import sqlite_failures
 from factoryctl.store.lock import lock_path
-from factoryctl.store.rows import Event
+from factoryctl.store.rows import STATS_KEY, Event
 from factoryctl.store.sqlite import Store
 from factoryctl.store.sqlite_failures import Situation, classify
 

@@ -24,7 +24,6 @@ from agent_processes import agents_of
 from waiting import wait_for
 
 from factoryctl.config import FactoryConfig, parse_config
-from factoryctl.controller import STATS_KEY
 from factoryctl.errors import NodeError
 from factoryctl.live.event_folding import fold_state_events
 from factoryctl.live.services import DashboardEvent
@@ -34,7 +33,7 @@ from factoryctl.live.services_store import StoreServices
 from factoryctl.model.telemetry import NodeSample
 from factoryctl.store import open_store
 from factoryctl.store.lock import lock_path
-from factoryctl.store.rows import Event, NodeState
+from factoryctl.store.rows import STATS_KEY, Event, NodeState
 from factoryctl.telemetry.health import silence_state
 from factoryctl.transport.session import AgentSession
 
@@ -213,12 +212,6 @@ def test_a_controller_writing_its_figures_with_no_node_up_is_followed_and_not_la
         assert snap.late_controller is not None
     finally:
         services.close()
-
-
-def test_the_figures_key_is_the_controllers() -> None:
-    from factoryctl.live.services_store import FIGURES_KEY
-
-    assert FIGURES_KEY == STATS_KEY
 
 
 # --------------------------------------------------------------------------------------- folding a big outage

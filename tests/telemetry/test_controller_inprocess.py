@@ -52,7 +52,7 @@ def test_the_figures_are_stored_before_the_links_start(
     controller "writes another file (was the store deleted or replaced?)" for want of its figures."""
     import json
 
-    from factoryctl.controller import STATS_KEY
+    from factoryctl.store.rows import STATS_KEY
     from factoryctl.telemetry.collector import Collector
 
     path = tmp_path / "factory.yaml"

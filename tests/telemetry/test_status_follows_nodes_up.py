@@ -16,7 +16,8 @@ from fakefleet import FakeFleet, wait_for
 
 from factoryctl import controller as controller_module
 from factoryctl.config import load_config
-from factoryctl.controller import STATS_KEY, Controller
+from factoryctl.controller import Controller
+from factoryctl.store.rows import STATS_KEY
 from factoryctl.store.sqlite import Store, StoreError
 
 
