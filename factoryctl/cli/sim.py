@@ -44,15 +44,22 @@ def _fault(xid: int | None, switches: dict[str, bool]) -> dict[str, Any]:
 
 
 def _check_gpus(nodes: list[NodeSpec], gpus: list[int] | None) -> None:
-    """Refuse GPU indexes a simulated node does not have (its `sim.gpus`) before touching any node."""
+    """Refuse GPU indexes a simulated node does not have (its `sim.gpus`) before touching any node.
+
+    Every missing index is named, folded (`n35 has no GPUs 4-9`): naming only the first, 4, left 5-9 to be found
+    one refusal at a time.
+    """
     from factoryctl.errors import UsageError
+    from factoryctl.model.folding import fold_indexes
 
     for node in nodes:
         count = node.sim.gpus if node.sim is not None else 0  # only simulated nodes get here
         missing = sorted(set(gpus or ()) - set(range(count)))
         if missing:
+            lacks = f"GPU {missing[0]}" if len(missing) == 1 else f"GPUs {fold_indexes(missing)}"
+            has = "no GPUs" if count == 0 else "GPU 0" if count == 1 else f"GPUs 0-{count - 1}"
             raise UsageError(
-                f"{node.name} has no GPU {missing[0]} (it has GPUs 0-{count - 1}); nothing was injected.",
+                f"{node.name} has no {lacks} (it has {has}); nothing was injected.",
                 f"see `factoryctl gpus {node.name}`.",
             )
 

@@ -283,12 +283,16 @@ def nvmlDeviceGetTotalEnergyConsumption(handle: SimDeviceHandle) -> int:
 
 
 def nvmlDeviceGetTemperature(handle: SimDeviceHandle, sensor: int) -> int:
-    """GPU temperature in °C (nvidia-smi: temperature.gpu)."""
+    """GPU temperature in whole °C (nvidia-smi: temperature.gpu).
+
+    An unsigned int, as NVML's: the sensor's whole degrees reached, truncated rather than rounded, so a GPU the
+    thermal slowdown holds under GPU max + 1 never reads above GPU max (85.6 °C read as 86 on an 85 °C GPU max).
+    """
     sensor = _c_unsigned(sensor)
     r = _read(handle, "nvmlDeviceGetTemperature")
     if sensor != NVML_TEMPERATURE_GPU:
         raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
-    return round(r.temperature_c)
+    return int(r.temperature_c)
 
 
 def nvmlDeviceGetTemperatureThreshold(handle: SimDeviceHandle, threshold: int) -> int:

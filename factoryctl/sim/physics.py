@@ -8,8 +8,10 @@ streaming telemetry, a one-shot `gpus` command and the nvidia-smi shim agree wit
   per-GPU tendency so some GPUs are mostly busy and some mostly idle) and the load of registered job ranks.
 - Power follows load between the profile's idle draw and its peak, with seeded noise, and is clamped by the
   enforced limit (SwPowerCap) and by thermal slowdown: from NVML's GPU_MAX temperature the driver's software
-  slowdown (SwThermalSlowdown) holds the GPU just under it; from the SLOWDOWN temperature, which NVML documents as
-  where the hardware slowdown begins, HwThermalSlowdown holds it at idle draw.
+  slowdown (SwThermalSlowdown) holds power down, aiming a degree under it. The temperature lags, so it overshoots
+  GPU_MAX by under a degree (at most 0.8 °C in the second before the slowdown acts, on every profile) and NVML's
+  whole degrees (truncated, `nvml.nvmlDeviceGetTemperature`) never read above GPU_MAX. From the SLOWDOWN
+  temperature, which NVML documents as where the hardware slowdown begins, HwThermalSlowdown holds it at idle draw.
 - Work rate under a cap follows the embedded measured curve (`curve.py`); the SM clock follows the work rate.
 - Temperature relaxes towards `ambient + R * power` with the profile's time constant (it lags power).
 """
@@ -101,7 +103,7 @@ class GpuPhysics:
             return math.inf, 0
         if temperature_c >= self._edges[2]:  # hardware slowdown: clocks halved or more, the board at idle draw
             return self.profile.idle_w, REASON_SW_THERMAL_SLOWDOWN | REASON_HW_THERMAL_SLOWDOWN
-        # software slowdown: the driver holds the GPU just under GPU max
+        # software slowdown: the driver aims a degree under GPU max, so it reads GPU max at most (whole degrees)
         return max(
             self.profile.idle_w, (self._edges[1] - 1.0 - ambient_c) / self.resistance
         ), REASON_SW_THERMAL_SLOWDOWN

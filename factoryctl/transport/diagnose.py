@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from factoryctl import __version__
 from factoryctl.errors import FactoryError, NodeError
+from factoryctl.model.folding import fold_indexes
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.transport.fanout import as_node_error
 from factoryctl.transport.hints import DNS_HINT, DRIVER_HINT, NO_PYTHON_HINT, hinted
@@ -224,7 +225,7 @@ def _local_steps(walk: _Walk, spec: NodeSpec, factory: str, timeout: float, stat
             return walk.fail("python", NodeError(spec.name, "agent", missing, _LOCAL_PYTHON))
         walk.add("python", "ok", f"{found} on this machine")
         by_hand = f"run the agent by hand to see what it says: `{shlex.join(local.agent_command())}`."
-        return _agent_steps(walk, lambda: local.start_agent(timeout), timeout, by_hand)
+        return _agent_steps(walk, spec, lambda: local.start_agent(timeout), timeout, by_hand)
     finally:
         local.close()
 
@@ -282,7 +283,7 @@ def _remote_steps(
     if refused is not None:
         return walk.fail("python", refused)
     ssh = SshTransport(spec, factory, connection, options)
-    return _agent_steps(walk, lambda: ssh.start_agent(timeout), timeout, _SSH_BY_HAND)
+    return _agent_steps(walk, spec, lambda: ssh.start_agent(timeout), timeout, _SSH_BY_HAND)
 
 
 _NO_AGENT = "nvidia-smi fallback (read-only telemetry, -pl)"
@@ -336,7 +337,24 @@ def _python_step(walk: _Walk, spec: NodeSpec, probe: CommandResult) -> NodeError
     return None
 
 
-def _agent_steps(walk: _Walk, start: Callable[[], AgentSession], timeout: float, by_hand: str) -> Diagnosis:
+def lost_gpu_fix(spec: NodeSpec, lost: list[int]) -> str:
+    """The nvml step's fix for GPUs that do not answer, the way a node like this gets them back.
+
+    A simulated node's (`sim:` in factory.yaml) come back with a simulated driver reload, which `nvidia-smi` and
+    dmesg know nothing about.
+    """
+    if spec.sim is None:
+        return "check `nvidia-smi` and dmesg for XIDs."
+    target = f"{spec.name}/{fold_indexes(lost)}"
+    return (
+        f"a lost simulated GPU comes back with a driver reload: `factoryctl sim inject {target} --reset` "
+        "(which also clears other faults and power limits there)."
+    )
+
+
+def _agent_steps(
+    walk: _Walk, spec: NodeSpec, start: Callable[[], AgentSession], timeout: float, by_hand: str
+) -> Diagnosis:
     """The agent, driver and nvml steps; an agent that fails with no fix (or "run nodes check") is told `by_hand`."""
     try:
         session: AgentSession = start()
@@ -369,7 +387,7 @@ def _agent_steps(walk: _Walk, start: Callable[[], AgentSession], timeout: float,
             return walk.fail("nvml", NodeError(walk.node, "driver", exc.message, exc.hint))
         lost = [g.index for g in sample.gpus if g.uuid is None]
         if lost:
-            walk.add("nvml", "warn", f"GPU(s) {lost} not answering (lost?)", "check `nvidia-smi` and dmesg for XIDs.")
+            walk.add("nvml", "warn", f"GPU(s) {lost} not answering (lost?)", lost_gpu_fix(spec, lost))
         else:
             walk.add("nvml", "ok", f"sampled {len(sample.gpus)} GPU(s)")
         return Diagnosis(walk.node, walk.steps)
