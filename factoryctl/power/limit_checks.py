@@ -13,7 +13,7 @@ import math
 from collections.abc import Sequence
 
 from factoryctl.errors import NodeError, UsageError
-from factoryctl.model.folding import fold_nodes
+from factoryctl.model.folding import fold_indexes, fold_nodes
 from factoryctl.model.telemetry import NodeSample
 from factoryctl.textfile import exact_number
 
@@ -48,10 +48,11 @@ def check_gpus(samples: Sequence[NodeSample], gpus: list[int] | None) -> None:
     for sample in samples:
         have = sorted(gpu.index for gpu in sample.gpus)
         missing = sorted(set(gpus or ()) - set(have))
-        if missing:
-            has = f"GPUs {have[0]}-{have[-1]}" if have else "no GPUs"
+        if missing:  # every missing index named, folded: naming the first left the rest to one refusal each
+            lacks = f"GPU {missing[0]}" if len(missing) == 1 else f"GPUs {fold_indexes(missing)}"
+            has = "no GPUs" if not have else f"GPU {have[0]}" if len(have) == 1 else f"GPUs {fold_indexes(have)}"
             raise UsageError(
-                f"{sample.node} has no GPU {missing[0]} (it has {has}); nothing was changed.",
+                f"{sample.node} has no {lacks} (it has {has}); nothing was changed.",
                 f"see `factoryctl gpus {sample.node}`, or address fewer nodes.",
             )
 
