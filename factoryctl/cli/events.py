@@ -45,6 +45,9 @@ FOLLOW_PAGE = 1000
 #: Rows read and printed at a time by a listing (`-o json`, `yaml`, `csv`): a million audit entries are never all held.
 LISTING_PAGE = 1000
 SINCE_HELP = "How far back: a duration (15m, 24h, 7d) or an ISO-8601 time."
+UNTIL_OPTION = typer.Option(
+    None, "--until", help="End of the window, excluded (default: no end): a duration ago or an ISO-8601 time."
+)
 #: A billion is far past any store (SQLite takes `limit + 1`, and an integer past 2**63 - 1 would end in an OverflowError).
 LIMIT_OPTION = typer.Option(1000, "--limit", min=1, max=1_000_000_000, help="At most this many (the newest).")
 
@@ -98,6 +101,7 @@ def events_command(
     ctx: typer.Context,
     target: str = context.TARGET_ARG,
     since: str = typer.Option("24h", "--since", help=SINCE_HELP),
+    until: str | None = UNTIL_OPTION,
     kind: list[str] = typer.Option(
         [],
         "--kind",
@@ -118,19 +122,24 @@ def events_command(
     ),
 ) -> None:
     """Health and state events: nodes up/degraded/down, XIDs, ECC errors, lost GPUs, drains, reloads."""
-    import time
-
-    from factoryctl.cli.telemetry import open_history, parse_when
+    from factoryctl.cli.telemetry import open_history
     from factoryctl.store.logs import EventMatch
 
     kinds = _check_kinds(kind)
-    start = parse_when(since, time.time())  # a bad --since is exit 2 whether or not there is a store yet
+    if follow and until is not None:
+        from factoryctl.errors import UsageError
+
+        raise UsageError(
+            "--follow prints events as they come, with no end: it takes no --until.",
+            "leave out --until to follow, or --follow to list the events before --until.",
+        )
+    start, end = _window(since, until)  # a bad --since is exit 2 whether or not there is a store yet
     config, names = _nodes(ctx, target, "event")
     store = open_history(config)
     try:
         quiet = context.global_options(ctx)[1]
         if not follow:
-            window = store.newest_window("event", start, names, limit, kinds)
+            window = store.newest_window("event", start, names, limit, kinds, end)
             listed = _Listed(lambda: store.event_pages(window, LISTING_PAGE), lambda e: e.as_json())
             emit_listing_pages(listed, EVENT_COLUMNS, output, no_header, event_fields())
             _say_if_no_controller(store, listed.count > 0 or quiet)
@@ -144,6 +153,20 @@ def events_command(
         _follow(store, written, EventMatch(names, kinds), printer, max(config.interval_s, 0.5))
     finally:
         store.close()
+
+
+def _window(since: str, until: str | None) -> tuple[float, float | None]:
+    """(start, end) of `--since` / `--until` (end None: no end), parsed and checked as `telemetry history` does.
+
+    Without `--until` the window has no end: an event stamped ahead of this clock (an agent's XID) is still listed.
+    """
+    import time
+
+    from factoryctl.cli.telemetry import parse_when, time_window
+
+    if until is None:
+        return parse_when(since, time.time()), None
+    return time_window(since, until)  # `--until` not after `--since` refused, in its words
 
 
 def _check_kinds(given: list[str]) -> tuple[str, ...]:
@@ -163,16 +186,15 @@ def audit_command(
     ctx: typer.Context,
     target: str = context.TARGET_ARG,
     since: str = typer.Option("7d", "--since", help=SINCE_HELP),
+    until: str | None = UNTIL_OPTION,
     limit: int = LIMIT_OPTION,
     output: OutputFormat = OUTPUT_OPTION,
     no_header: bool = NO_HEADER_OPTION,
 ) -> None:
     """Every power-limit change with the value before and after, who and why."""
-    import time
+    from factoryctl.cli.telemetry import open_history
 
-    from factoryctl.cli.telemetry import open_history, parse_when
-
-    start = parse_when(since, time.time())
+    start, end = _window(since, until)
     config, names = _nodes(ctx, target, "audit")
     if not config.store_path.exists():  # no power limit was ever changed with this state_dir: nothing to list
         emit_listing_pages([], AUDIT_COLUMNS, output, no_header, audit_fields())
@@ -180,7 +202,7 @@ def audit_command(
         return
     store = open_history(config)
     try:
-        window = store.newest_window("audit", start, names, limit)
+        window = store.newest_window("audit", start, names, limit, until=end)
         listed = _Listed(lambda: store.audit_pages(window, LISTING_PAGE), _audit_item)
         emit_listing_pages(listed, AUDIT_COLUMNS, output, no_header, audit_fields())
     finally:
@@ -376,17 +398,15 @@ class FollowedEventPrinter:
 
     def _table_rows(self, batch: list[Any], header: bool) -> str:
         """The table lines of `batch`, each column padded to the width kept since the first batch."""
-        from factoryctl.cli.render import format_cell
+        from factoryctl.cli.render import cell_width, format_cell, table_line
         from factoryctl.model.telemetry import escape_controls
 
         rows = [[c.header for c in self._columns]] if header else []
         items = [e.as_json() for e in batch]
         rows += [[escape_controls((c.show or format_cell)(item.get(c.key))) for c in self._columns] for item in items]
         for row in rows:
-            self._widths = [max(width, len(cell)) for width, cell in zip(self._widths, row, strict=True)]
-        return "".join(
-            "   ".join(c.ljust(w) for c, w in zip(row, self._widths, strict=True)).rstrip() + "\n" for row in rows
-        )
+            self._widths = [max(width, cell_width(cell)) for width, cell in zip(self._widths, row, strict=True)]
+        return "".join(table_line(row, self._widths) for row in rows)
 
 
 def _reattach(old: Store, gone: str, every_s: float) -> Store:

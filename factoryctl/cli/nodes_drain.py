@@ -21,7 +21,6 @@ COLUMNS = (
 
 
 def _set(ctx: typer.Context, target: str, drained: bool, reason: str | None, output: OutputFormat) -> None:
-    from factoryctl.cli.render import fold
     from factoryctl.store.sqlite import Store
     from factoryctl.store.who import login_name
 
@@ -31,6 +30,7 @@ def _set(ctx: typer.Context, target: str, drained: bool, reason: str | None, out
     names = [n.name for n in config.resolve_target(target)]
     store = Store(config.store_path)
     try:
+        was = set(store.drained_nodes())
         changed = set(store.set_drained(names, drained, reason, login_name()))
         info = store.drained_nodes()
     finally:
@@ -40,16 +40,33 @@ def _set(ctx: typer.Context, target: str, drained: bool, reason: str | None, out
         for n in names
     ]
     if output is OutputFormat.table:
-        verb = "drained" if drained else "resumed"
-        done = [n for n in names if n in changed]
-        already = "already drained" if drained else "not drained"
-        emit(f"{verb}: {fold(done)}\n" if done else f"nothing to do: {fold(names)} {_is_are(names)} {already}\n")
+        emit(_said(names, drained, changed, was))
     else:
         emit(render_listing(items, [], COLUMNS, output))
 
 
-def _is_are(names: list[str]) -> str:
-    return "is" if len(names) == 1 else "are"
+def _said(names: list[str], drained: bool, changed: set[str], was: set[str]) -> str:
+    """The table form's lines: what changed, the reasons replaced, then the nodes left as they were, each if any.
+
+    A target of some nodes already drained said only `drained: n18`, and a replaced reason read as a fresh drain.
+    `was`: the nodes drained before this command. The nodes left alone are cut short past 200 characters, with
+    their count (`resume all` of 2,000 nodes, a few drained, need not name the rest).
+    """
+    from factoryctl.cli.render import fold
+    from factoryctl.model.folding import FOLD_MAX_CHARS, fold_nodes
+
+    verb = "drained" if drained else "resumed"
+    flipped = [n for n in names if n in changed and (n not in was) == drained]
+    replaced = [n for n in names if n in changed and n in was and drained]
+    alone = [n for n in names if n not in changed]
+    lines = [f"{verb}: {fold(flipped)}"] if flipped else []
+    lines += [f"reason replaced: {fold(replaced)}"] if replaced else []
+    if alone:
+        already = "already drained" if drained else "not drained"
+        folded = fold_nodes(alone)
+        folded += f" ({len(alone)})" if len(fold(alone)) > FOLD_MAX_CHARS else ""
+        lines.append(f"nothing to do: {folded} {'is' if len(alone) == 1 else 'are'} {already}")
+    return "".join(f"{line}\n" for line in lines)
 
 
 def register(nodes_app: typer.Typer) -> None:

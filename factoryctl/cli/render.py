@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import IO, Any
 
+from factoryctl.cli.cells import cell_width as cell_width  # re-exported: the followed events' table pads with it
 from factoryctl.model.folding import fold as fold  # re-exported: the commands fold node names with it
 from factoryctl.model.folding import without_address as without_address  # re-exported, as fold
 from factoryctl.model.timefmt import iso_utc as iso_utc  # re-exported: the listings format their times with it
@@ -84,9 +85,14 @@ def render_table(items: Sequence[dict[str, Any]], columns: Sequence[Column], wid
         rows.insert(0, [c.header for c in shown])
     if not rows:
         return ""
-    widths = [max(len(row[i]) for row in rows) for i in range(len(shown))]
-    lines = ["   ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
-    return "\n".join(lines) + "\n"
+    widths = [max(cell_width(row[i]) for row in rows) for i in range(len(shown))]
+    return "".join(table_line(row, widths) for row in rows)
+
+
+def table_line(cells: Sequence[str], widths: Sequence[int]) -> str:
+    """One table line: `cells` padded to `widths` (terminal columns, `cell_width`), three spaces apart."""
+    padded = (cell + " " * (width - cell_width(cell)) for cell, width in zip(cells, widths, strict=True))
+    return "   ".join(padded).rstrip() + "\n"
 
 
 def render_csv(items: Sequence[dict[str, Any]], header: bool, fields: Sequence[str] = ()) -> str:
@@ -249,12 +255,12 @@ def _emit_table_pages(
         return [[escape_controls((c.show or format_cell)(item.get(c.key))) for c in shown] for item in page]
 
     def lines(rows: list[list[str]]) -> str:
-        return "".join("   ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() + "\n" for row in rows)
+        return "".join(table_line(row, widths) for row in rows)
 
-    widths = [len(c.header) if header else 0 for c in shown]
+    widths = [cell_width(c.header) if header else 0 for c in shown]
     for page in pages:
         for row in cells(page):
-            widths = [max(width, len(cell)) for width, cell in zip(widths, row, strict=True)]
+            widths = [max(width, cell_width(cell)) for width, cell in zip(widths, row, strict=True)]
     if header:
         emit(lines([[c.header for c in shown]]))
     for page in pages:

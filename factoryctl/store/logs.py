@@ -200,16 +200,25 @@ class EventAndAuditLog(StoreConnection):
         return bool(self._query(f"SELECT 1 FROM {table} WHERE node = ? LIMIT 1", [node]))
 
     def newest_window(
-        self, log: str, since: float, node: Sequence[str] | None, limit: int, kind: str | tuple[str, ...] | None = None
+        self,
+        log: str,
+        since: float,
+        node: Sequence[str] | None,
+        limit: int,
+        kind: str | tuple[str, ...] | None = None,
+        until: float | None = None,
     ) -> LogWindow:
         """Where the newest `limit` rows of `log` ("audit" or "event", of `kind` if given) at or after `since` begin.
 
-        Rows written after this call are left out of the pages, so the listing is the newest `limit` as of now.
+        Rows written after this call are left out of the pages, so the listing is the newest `limit` as of now;
+        `until` (None: no end) ends the window before it, as `--until` ends every other time window.
         """
         table = {"audit": "audit", "event": "event"}[log]
         through = int(self._query(f"SELECT coalesce(max(id), 0) FROM {table}")[0][0])
         where, params = _of_kinds(" AND id <= ?", [through], kind) if log == "event" else (" AND id <= ?", [through])
         where, params = _of_nodes(where, params, node)
+        if until is not None:
+            where, params = where + " AND t_ms < ?", [*params, to_ms(until)]
         sql = f"SELECT t_ms, id FROM {table} WHERE t_ms >= ?{where} ORDER BY t_ms DESC, id DESC LIMIT 2 OFFSET ?"
         # the limit-th newest is where the listing starts; a row past it means the limit cut the listing
         found = self._query(sql, [to_ms(since), *params, limit - 1])

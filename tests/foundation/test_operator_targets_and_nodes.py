@@ -97,7 +97,7 @@ def test_draining_again_without_a_reason_keeps_the_first_reason(cli: Any, factor
     after = cli("--config", str(factory), "nodes", "gpu03", "-o", "json").json()["items"][0]
     assert (after["drain_reason"], after["drained_at"]) == ("fan 4", first["drained_at"])
     replaced = cli("--config", str(factory), "nodes", "drain", "gpu03", "-r", "fan 4 and 5")
-    assert replaced.stdout == "drained: gpu03\n"  # a new reason is a change
+    assert replaced.stdout == "reason replaced: gpu03\n"  # a new reason is a change
     assert cli("--config", str(factory), "nodes", "gpu03", "-o", "json").json()["items"][0]["drain_reason"] == (
         "fan 4 and 5"
     )

@@ -150,7 +150,10 @@ def test_drain_resume_and_events(cli: Any, filled: Path) -> None:
     assert "drained: n1" in result.stdout
     store = Store(filled.parent / "state" / "factory.db", readonly=True)
     assert store.drained_nodes()["n1"].reason == "fan"
-    assert cli("--config", str(filled), "nodes", "resume", "all").stdout == "resumed: n1\n"
+    assert (
+        cli("--config", str(filled), "nodes", "resume", "all").stdout
+        == "resumed: n1\nnothing to do: n2 is not drained\n"
+    )
     assert cli("--config", str(filled), "nodes", "resume", "n1").stdout == "nothing to do: n1 is not drained\n"
     events = cli("--config", str(filled), "events", "-o", "json").json()["items"]
     assert [e["kind"] for e in events] == ["drain", "resume"]
