@@ -13,7 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from factoryctl.config_checks import check_gpus, check_state_dir, expand_home, yaml_error_hint
+from factoryctl.config_checks import (
+    check_gpus,
+    check_state_dir,
+    config_warnings,
+    expand_home,
+    plainer_error,
+    unknown_key_hint,
+    yaml_error_words,
+)
+from factoryctl.config_merge import check_merge_sizes
 from factoryctl.config_schema import FactoryFile, NodeEntry, SimSettings, config_dir, from_config_dir, parse_duration
 from factoryctl.errors import ConfigError, UsageError
 from factoryctl.model.inventory import NodeSpec, SimSpec
@@ -71,6 +80,8 @@ class FactoryConfig:
     groups: dict[str, tuple[str, ...]]
     path: Path | None = None
     state_dir: Path = field(default_factory=Path)
+    #: What `config validate` warns of (config_checks.config_warnings), each a sentence starting with file:line.
+    warnings: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -126,7 +137,8 @@ def parse_config(text: str, path: Path | None = None, state_dir: Path | None = N
     home_state = Path(os.path.expanduser(written)) if written else default_state_dir(settings.name)
     if state_dir is None:
         check_state_dir(Path(os.path.abspath(home_state)), bool(settings.state_dir), positions, where)
-    return FactoryConfig(settings, nodes, groups, path, state_dir or home_state)
+    warned = tuple(config_warnings(data, nodes, positions, where))
+    return FactoryConfig(settings, nodes, groups, path, state_dir or home_state, warned)
 
 
 def _load_yaml(text: str, where: str) -> tuple[Any, dict[Loc, tuple[int, int, int, int]]]:
@@ -148,6 +160,7 @@ def _load_yaml(text: str, where: str) -> tuple[Any, dict[Loc, tuple[int, int, in
             _check_duplicate_keys(root, where)
             _check_key_types(root, where)
             _read_as_text(root)
+            check_merge_sizes(root, where)
             positions = _positions(root)
             return loader.construct_document(root), positions
         finally:
@@ -161,7 +174,8 @@ def _load_yaml(text: str, where: str) -> tuple[Any, dict[Loc, tuple[int, int, in
         mark = getattr(exc, "problem_mark", None)
         pos = f"{where}:{mark.line + 1}:{mark.column + 1}" if mark else where
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{pos}: malformed YAML: {problem}.", yaml_error_hint(problem)) from exc
+        problem, hint = yaml_error_words(problem)
+        raise ConfigError(f"{pos}: malformed YAML: {problem}.", hint) from exc
 
 
 def _positions(root: Node) -> dict[Loc, tuple[int, int, int, int]]:
@@ -253,12 +267,10 @@ def _validate(data: dict[str, Any], positions: dict[Loc, tuple[int, int, int, in
             near = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
             hint = f"did you mean `{near[0]}`?" if near else f"valid keys here: {', '.join(sorted(valid))}."
             pos = _where(where, positions, loc, at_key=True)
-            raise ConfigError(f"{pos}: unknown key `{_key_path(loc)}`.", hint) from None
+            raise ConfigError(f"{pos}: unknown key `{_key_path(loc)}`.", unknown_key_hint(loc) or hint) from None
         pos = _where(where, positions, loc)
         message, hint = error["msg"].removeprefix("Value error, "), _meaning(loc)
-        if len(loc) == 2 and loc[0] == "nodes" and error["type"] == "model_type":  # `gpu01: 10.0.0.1`
-            message = "a node entry must be a mapping (e.g. `{host: 10.0.0.1}`)"
-            hint = f"write `{loc[1]}: {{host: ...}}`, or `{loc[1]}: {{}}` when its host is its name."
+        message, hint = plainer_error(loc, error["type"], error.get("input")) or (message, hint)
         raise ConfigError(f"{pos}: `{_key_path(loc)}`: {message}.", hint) from None
 
 

@@ -2,16 +2,20 @@
 
 Each turns a mistake that would otherwise surface later, and misleadingly, into a config error at load time: a
 `~` nobody expanded (`-c '~/lab.yaml'` would name a directory called `~`), a state_dir that is a file ("there is no
-store at .../afile/factory.db"), a GPU count given twice.
+store at .../afile/factory.db"), a GPU count given twice. Next to them: the warnings `config validate` gives (a
+`$VAR` nothing expands, nodes sharing one address) and factory.yaml's own words for errors PyYAML or pydantic word
+obscurely (a group written as a list, a section indented under `nodes:`, a second document).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
-from factoryctl.config_schema import NodeEntry, SimSettings
+from factoryctl.config_schema import NodeEntry, SimSettings, variable_problem
 from factoryctl.errors import ConfigError, FactoryError
+from factoryctl.model.inventory import NodeSpec
 from factoryctl.pathlimits import MAX_STATE_DIR_BYTES, check_path_length
 
 Loc = tuple[str | int, ...]
@@ -96,8 +100,98 @@ def check_gpus(key: str, entry: NodeEntry | None, pos: str) -> None:
     )
 
 
-def yaml_error_hint(problem: str) -> str:
-    """The hint of a malformed-YAML error: a tab gets its own (YAML indents with spaces only)."""
+def yaml_error_words(problem: str) -> tuple[str, str]:
+    """The problem and hint of a malformed-YAML error, in factory.yaml's words where PyYAML's would puzzle."""
     if "'\\t'" in problem:
-        return "YAML indents with spaces, not tabs: replace the tab there with spaces."
-    return "check the indentation and quoting there."
+        return problem, "YAML indents with spaces, not tabs: replace the tab there with spaces."
+    if problem == "but found another document":  # a `---` after the first document
+        return "a second YAML document starts here", "factory.yaml holds one document: remove the `---` line."
+    return problem, "check the indentation and quoting there."
+
+
+def unknown_key_hint(loc: Loc) -> str | None:
+    """The hint for `nodes.controller.interval_s`: a top-level section's key under a "node" named as the section.
+
+    Only when the unknown key is one of that section's, so a node really named `power` still gets "did you mean".
+    """
+    from pydantic import BaseModel
+
+    from factoryctl.config_schema import FactoryFile
+
+    if len(loc) < 3 or loc[0] != "nodes" or str(loc[1]) not in FactoryFile.model_fields:
+        return None
+    section = FactoryFile.model_fields[str(loc[1])].annotation
+    if not (isinstance(section, type) and issubclass(section, BaseModel) and loc[2] in section.model_fields):
+        return None
+    return f"is `{loc[1]}:` indented under `nodes:`? a top-level section starts at the line's first column."
+
+
+def plainer_error(loc: Loc, kind: str, value: object) -> tuple[str, str] | None:
+    """A message and hint in factory.yaml's words for a value of the wrong shape, where pydantic's would puzzle.
+
+    `kind` is pydantic's error type, `value` what was written. A group written as a YAML list (`g: [gpu01, gpu02]`)
+    is one node set, as TARGET takes it; `nodes:` written as a list is a mapping of names to settings.
+    """
+    if loc == ("nodes",) and kind == "dict_type":
+        return (
+            "must be a mapping of node names (or node sets) to their settings, not a list",
+            "write one `name: {settings}` per line under `nodes:`, e.g. `  gpu[01-04]: {host: ...}`, without `- `.",
+        )
+    if len(loc) == 2 and loc[0] == "nodes" and kind == "model_type":  # `gpu01: 10.0.0.1`
+        return (
+            "a node entry must be a mapping (e.g. `{host: 10.0.0.1}`)",
+            f"write `{loc[1]}: {{host: ...}}`, or `{loc[1]}: {{}}` when its host is its name.",
+        )
+    if len(loc) == 2 and loc[0] == "groups" and kind == "string_type" and isinstance(value, list):
+        names = [str(item) for item in value if isinstance(item, (str, int))]
+        message = "a group is one node set written as text, not a YAML list"
+        if not names or len(names) != len(value):
+            return message, 'write it as text, e.g. `gpu[01-02]` or "gpu01,gpu02".'
+        joined = f'`{loc[1]}: "{",".join(names)}"`'
+        if all(re.fullmatch(r"[\w.-]+", name) for name in names):  # node names: folded as a node set
+            from factoryctl.model.folding import fold
+
+            return message, f"write `{loc[1]}: {fold(names)}` or {joined}."
+        return message, f"write {joined}."
+    return None
+
+
+def config_warnings(data: dict[str, object], nodes: dict[str, NodeSpec], positions: Positions, where: str) -> list[str]:
+    """What `config validate` warns of: settings naming environment variables, and nodes sharing one address.
+
+    A `$XDG_STATE_HOME/...` state_dir made a directory literally named `$XDG_STATE_HOME`; several nodes with one
+    host and port are one machine counted many times (a test or a lab may want that, so it is no error).
+    """
+    from factoryctl.model.folding import fold_nodes
+
+    out: list[str] = []
+    for loc, value in _text_settings(data, ()):
+        problem = variable_problem(value)
+        if problem is not None:
+            line, col = positions.get(loc, (0, 0, 1, 1))[2:]
+            out.append(f"{where}:{line}:{col}: `{'.'.join(map(str, loc))}` {problem}.")
+    by_address: dict[tuple[str, int], list[str]] = {}
+    for name, spec in nodes.items():
+        if spec.transport == "ssh" and spec.sim is None:
+            by_address.setdefault((spec.host, spec.port), []).append(name)
+    for (host, port), names in by_address.items():
+        if len(names) > 1:
+            address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            out.append(
+                f"{where}: nodes {fold_nodes(names)} ({len(names)}) all log in to {address}: one machine counted "
+                f"{len(names)} times; give each node its own `host` (or `port`) unless that is meant."
+            )
+    return out
+
+
+def _text_settings(value: object, loc: Loc) -> list[tuple[Loc, str]]:
+    """Every text setting under `value` with its key path, node labels (free text) left out."""
+    if isinstance(value, str):
+        return [(loc, value)]
+    if isinstance(value, dict):
+        if len(loc) == 3 and loc[0] == "nodes" and loc[2] == "labels":
+            return []
+        return [item for key, sub in value.items() for item in _text_settings(sub, (*loc, str(key)))]
+    if isinstance(value, list):
+        return [item for index, sub in enumerate(value) for item in _text_settings(sub, (*loc, index))]
+    return []

@@ -140,6 +140,19 @@ def _not_blank(value: str) -> str:
 _HOST = re.compile(r"[A-Za-z0-9_:][A-Za-z0-9_.:-]*(?:%[A-Za-z0-9_.-]+)?", re.ASCII)
 
 
+#: `$NAME` or `${NAME}`: how a shell or systemd would name an environment variable; factory.yaml takes it as text.
+_VARIABLE = r"\$(?:\{[A-Za-z_][A-Za-z0-9_]*\}|[A-Za-z_][A-Za-z0-9_]*)"
+
+
+def variable_problem(value: str) -> str | None:
+    """Why `value` will not mean what it says: it names an environment variable nothing expands, or None."""
+    found = re.search(_VARIABLE, value)
+    if found is None:
+        return None
+    home = " (a leading `~` is your home directory)" if found.group() in ("$HOME", "${HOME}") else ""
+    return f"holds `{found.group()}`: factory.yaml does not expand environment variables; write its value{home}"
+
+
 def host_problem(host: str) -> str | None:
     """Why `host` is no host name or address, or None.
 
@@ -160,6 +173,9 @@ def host_problem(host: str) -> str | None:
 
 def _host_name(value: str) -> str:
     problem = host_problem(value)
+    variable = variable_problem(value) if problem is not None else None
+    if variable is not None:  # `${A_HOST}`: refused for its `$`, but the mistake is expecting it expanded
+        problem = variable.replace("write its value", "write the host name or address")
     if problem is not None:
         raise ValueError(problem)
     return value

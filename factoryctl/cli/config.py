@@ -55,6 +55,8 @@ def validate(ctx: typer.Context) -> None:
             f"warning: {config.path} is valid but defines no nodes: add some under `nodes:` (see `factoryctl init`).",
             err=True,
         )
+    for warning in config.warnings:  # settings naming `$VARS`, nodes sharing one address (config_checks.py)
+        typer.echo(f"warning: {warning}", err=True)
     _warn_price_source(config)
     _warn_unreadable_policy(config)
     _warn_unreadable_keys(config)
