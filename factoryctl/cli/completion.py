@@ -6,6 +6,9 @@ puts them in Typer's table). Constraints they keep:
 - zsh: the script completes on the very first TAB after compinit autoloads it from `$fpath`.
 - bash: the whole command line is sent, not bash's words, which it splits at `@`, `:` and `=` ($COMP_WORDBREAKS),
   so node lists such as `gpu01,@r<TAB>` complete.
+- fish: one helper call per TAB (Typer's script made two, each paying for the inventory).
+- `--install-completion` writes where the shell reads: fish's `$XDG_CONFIG_HOME/fish`, zsh's `$ZDOTDIR/.zshrc`
+  (Typer's installers wrote under `~` whatever these said, and fish then completed nothing).
 - Every script sends the completion helper's stderr to /dev/null: the rc line runs in every shell, also where
   `factoryctl` is not on PATH.
 - `--install-completion` and `--show-completion` run from a shell without a script (`sh -c ...`) are our usage
@@ -20,6 +23,8 @@ their documented order.
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
@@ -81,14 +86,18 @@ complete -o default -F %(complete_func)s %(prog_name)s
 """
 
 
-#: Typer's fish script (same fields, same `_TYPER_COMPLETE_FISH_ACTION` protocol), its helper's stderr discarded.
-FISH_SCRIPT = (
-    "complete --command %(prog_name)s --no-files"
-    ' --arguments "(env %(autocomplete_var)s=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args'
-    ' _TYPER_COMPLETE_ARGS=(commandline -cp) %(prog_name)s 2>/dev/null)"'
-    ' --condition "env %(autocomplete_var)s=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args'
-    ' _TYPER_COMPLETE_ARGS=(commandline -cp) %(prog_name)s 2>/dev/null"\n'
-)
+#: One helper call per TAB. Typer's fish script ran factoryctl twice per TAB: `is-args` in `--condition` (are there
+#: candidates, or should fish offer files?), then `get-args` in `--arguments` for the same candidates. Here the
+#: condition function asks once with our `candidates` action (`FishCandidates.complete`: the candidates, exit status
+#: 0 when there are some), keeps them in a global variable, and `--arguments` prints that variable.
+FISH_SCRIPT = """\
+function %(complete_func)s --description 'ask %(prog_name)s once per TAB for its candidates'
+    set -g %(complete_func)s_candidates (env %(autocomplete_var)s=complete_fish _TYPER_COMPLETE_FISH_ACTION=candidates \\
+        _TYPER_COMPLETE_ARGS=(commandline -cp) %(prog_name)s 2>/dev/null)
+end
+complete --command %(prog_name)s --no-files --condition %(complete_func)s \\
+    --arguments '(string join \\n -- $%(complete_func)s_candidates)'
+"""
 
 
 def complete_choices(choices: Iterable[str]) -> Callable[[str], list[str]]:
@@ -150,7 +159,21 @@ class ZshCandidates(ZshComplete):
 
 
 class FishCandidates(FishComplete):
-    """Typer's fish protocol: a line per candidate, `value<TAB>description`, each part on one line as written."""
+    """Typer's fish protocol: a line per candidate, `value<TAB>description`, each part on one line as written.
+
+    Plus our `candidates` action, `FISH_SCRIPT`'s one call per TAB: `get-args`'s output with `is-args`'s status.
+    Typer's two actions stay for scripts installed before it.
+    """
+
+    def complete(self) -> str:
+        """The candidates; for `candidates`, exit 1 when there are none (fish then offers files), as `is-args`."""
+        if os.environ.get("_TYPER_COMPLETE_FISH_ACTION") != "candidates":
+            return str(super().complete())
+        args, incomplete = self.get_completion_args()
+        shown = [self.format_completion(item) for item in self.get_completions(args, incomplete)]
+        if not shown:
+            sys.exit(1)
+        return "\n".join(shown)
 
     def format_completion(self, item: CompletionItem) -> str:
         """`value<TAB>description`, or the value alone."""
@@ -238,6 +261,61 @@ def _check_detected_shell() -> None:
 
     setattr(typer_completion, "install", install_checked)  # noqa: B010 - replacing a module's function
     setattr(typer_completion, "get_completion_script", script_checked)  # noqa: B010
+    setattr(_completion_shared, "install_fish", install_fish)  # noqa: B010 - `install` calls these by name
+    setattr(_completion_shared, "install_zsh", install_zsh)  # noqa: B010
+
+
+def fish_config_dir() -> Path:
+    """The directory fish reads as `$__fish_config_dir`: `$XDG_CONFIG_HOME/fish`, else `~/.config/fish`."""
+    from pathlib import Path
+
+    xdg = os.environ.get("XDG_CONFIG_HOME")
+    return Path(xdg, "fish") if xdg else Path.home() / ".config" / "fish"
+
+
+def zsh_rc() -> Path:
+    """The `.zshrc` zsh reads: in `$ZDOTDIR` when set, else in the home directory."""
+    from pathlib import Path
+
+    return Path(os.environ.get("ZDOTDIR") or Path.home(), ".zshrc")
+
+
+def install_fish(*, prog_name: str, complete_var: str, shell: str) -> Path:
+    """Typer's fish installer, into the completions directory fish reads (Typer's ignored `$XDG_CONFIG_HOME`)."""
+    from typer import _completion_shared
+
+    path = fish_config_dir() / "completions" / f"{prog_name}.fish"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    script = _completion_shared.get_completion_script(prog_name=prog_name, complete_var=complete_var, shell=shell)
+    path.write_text(f"{script}\n")
+    return path
+
+
+def install_zsh(*, prog_name: str, complete_var: str, shell: str) -> Path:
+    """Typer's zsh installer, its lines added to the `.zshrc` zsh reads (Typer wrote `~/.zshrc` despite `$ZDOTDIR`).
+
+    The script goes to `~/.zfunc/_PROG`, which the added line puts on `$fpath` before `compinit`; the menu-select
+    style is added only when the file has no `zstyle` line yet, as Typer does.
+    """
+    from pathlib import Path
+
+    from typer import _completion_shared
+
+    rc = zsh_rc()
+    rc.parent.mkdir(parents=True, exist_ok=True)
+    content = rc.read_text() if rc.is_file() else ""
+    completion_line = "fpath+=~/.zfunc; autoload -Uz compinit; compinit"
+    if completion_line not in content:
+        content += f"\n{completion_line}\n"
+    if "zstyle" not in content:
+        content += "\nzstyle ':completion:*' menu select\n"
+    rc.write_text(f"{content.strip()}\n")
+    path = Path.home() / ".zfunc" / f"_{prog_name}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        _completion_shared.get_completion_script(prog_name=prog_name, complete_var=complete_var, shell=shell)
+    )
+    return path
 
 
 def register(app: typer.Typer) -> None:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 if TYPE_CHECKING:
+    from factoryctl.cli.completion_cache import Inventory
     from factoryctl.config import FactoryConfig
 
 
@@ -31,29 +32,40 @@ def load(ctx: typer.Context) -> FactoryConfig:
 
 
 def complete_target(ctx: typer.Context, incomplete: str) -> list[str]:
-    """Node names, `@groups` and `all` from the inventory, for shell completion of TARGET (see `target_candidates`)."""
-    from factoryctl.config import load_config
-    from factoryctl.errors import FactoryError
+    """Node names, `@groups` and `all` from the inventory, for shell completion of TARGET (see `target_candidates`).
+
+    The inventory comes from completion_cache.py: parsed once per edit of factory.yaml, not at every TAB. A command
+    in `SIMULATED_ONLY` offers just what it accepts: simulated nodes, and groups (or `all`) made of them only.
+    """
+    from factoryctl.cli.completion_cache import completion_inventory
 
     explicit = ctx.find_root().params.get("config")
-    try:
-        config = load_config(Path(explicit) if explicit else None, pipes=False)
-    except (FactoryError, OSError):
+    inventory = completion_inventory(Path(explicit) if explicit else None)
+    if inventory is None:
         return []
-    return target_candidates(incomplete, config)
+    parent = ctx.parent.info_name if ctx.parent is not None else None
+    return target_candidates(incomplete, inventory, simulated_only=(parent, ctx.info_name) in SIMULATED_ONLY)
 
 
-def target_candidates(incomplete: str, config: FactoryConfig) -> list[str]:
+#: Commands (noun, verb) whose TARGET must name simulated nodes only: their completion offers no real node.
+SIMULATED_ONLY = frozenset({("sim", "inject")})
+
+
+def target_candidates(incomplete: str, inventory: Inventory, simulated_only: bool = False) -> list[str]:
     """What may follow `incomplete` in a TARGET: its last element completed, the text before that element kept.
 
     `gpu01,g` offers `gpu01,gpu02`...; `@r` the groups; `gpu[` the nodes named gpu<digits> as one node set
     (`gpu[01-03]`); `gpu01/` the GPU indexes of that node when the inventory knows its count. Shells replace the
-    whole word, so every candidate repeats what was typed before the element.
+    whole word, so every candidate repeats what was typed before the element. With `simulated_only`, real nodes,
+    and the groups (and `all`) holding one, are left out.
     """
     from factoryctl.targets import OPERATORS, split_terms
 
+    offer_all = True
+    if simulated_only:
+        inventory, offer_all = _simulated_part(inventory)
     if "/" in incomplete:
-        return _gpu_candidates(incomplete, config)
+        return _gpu_candidates(incomplete, inventory)
     depth, cut = 0, 0
     for pos, char in enumerate(incomplete):
         depth += (char == "[") - (char == "]")
@@ -61,26 +73,36 @@ def target_candidates(incomplete: str, config: FactoryConfig) -> list[str]:
             cut = pos + 1
     head, last = incomplete[:cut], incomplete[cut:]
     if "[" in last:
-        return _bracket_candidates(head, last, config)
+        return _bracket_candidates(head, last, inventory)
     taken = {term for _, term in split_terms(head[:-1])} if head else set()
-    words = ["all", *(f"@{g}" for g in config.groups), *config.nodes]
+    words = [*(["all"] if offer_all else []), *(f"@{g}" for g in inventory.groups), *inventory.nodes]
     return [head + word for word in words if word.startswith(last) and word not in taken]
 
 
-def _bracket_candidates(head: str, last: str, config: FactoryConfig) -> list[str]:
+def _simulated_part(inventory: Inventory) -> tuple[Inventory, bool]:
+    """The simulated nodes and the groups of simulated nodes only; and whether `all` is simulated nodes only."""
+    from factoryctl.cli.completion_cache import Inventory
+
+    sim = inventory.simulated
+    nodes = {name: gpus for name, gpus in inventory.nodes.items() if name in sim}
+    groups = {group: members for group, members in inventory.groups.items() if members and sim.issuperset(members)}
+    return Inventory(nodes, sim, groups), bool(nodes) and len(nodes) == len(inventory.nodes)
+
+
+def _bracket_candidates(head: str, last: str, inventory: Inventory) -> list[str]:
     """`gpu[0` -> `gpu[01-03]`: the nodes named `gpu` + digits starting `0`, folded into one bracket."""
     from ClusterShell.RangeSet import RangeSet
 
     stem, _, inside = last.partition("[")
     suffixes = [
         name[len(stem) :]
-        for name in config.nodes
+        for name in inventory.nodes
         if name.startswith(stem) and name[len(stem) :].isdigit() and name[len(stem) :].startswith(inside)
     ]
     return [f"{head}{stem}[{RangeSet.fromlist(suffixes)}]"] if suffixes else []
 
 
-def _gpu_candidates(incomplete: str, config: FactoryConfig) -> list[str]:
+def _gpu_candidates(incomplete: str, inventory: Inventory) -> list[str]:
     """`gpu01/` -> `gpu01/0` ... `gpu01/7`, for one inventory node whose GPU count is known (`gpus`, `sim.gpus`).
 
     In a list the last element completes: `gpu01/0-2,` offers `gpu01/0-2,3` ... (GPUs already listed left out).
@@ -89,8 +111,7 @@ def _gpu_candidates(incomplete: str, config: FactoryConfig) -> list[str]:
     from factoryctl.targets import parse_gpu_target
 
     node_part, _, gpu_part = incomplete.rpartition("/")
-    node = config.nodes.get(node_part)
-    count = node.sim.gpus if node is not None and node.sim is not None else node.gpus if node is not None else None
+    count = inventory.nodes.get(node_part)
     listed, _, last = gpu_part.rpartition(",")
     if count is None or not (last.isdigit() or not last):
         return []
