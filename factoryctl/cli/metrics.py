@@ -13,11 +13,13 @@ node the controller no longer stores samples for is exported down, not up with i
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import math
 import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -29,7 +31,7 @@ if TYPE_CHECKING:
     from types import FrameType
 
     from factoryctl.config import FactoryConfig
-    from factoryctl.model.telemetry import NodeSample
+    from factoryctl.model.telemetry import GpuSample, NodeSample
     from factoryctl.signal_wake import Wake
     from factoryctl.telemetry.scrape_poll import BackgroundPoll
 
@@ -48,12 +50,14 @@ class MetricsSource:
         self._lock = threading.Lock()
         self._poll = self._new_poll(config)
         self._rendered: tuple[list[NodeSample], float, str] | None = None  # polled samples, when, their text
+        self._newest = NewestServed()
 
     def text(self, wait_s: float = DEFAULT_SCRAPE_WAIT_S) -> str:
         """The /metrics body, read from the store on every scrape while a controller writes it.
 
         Otherwise it comes from polling the nodes, waiting at most `wait_s` seconds (the scrape's deadline) for
-        their answers: a node that has not answered by then is served as the poll before saw it, else down.
+        their answers: a node that has not answered by then is served as the poll before saw it, else down. Either
+        way a node's sample older than one already served is not served (`NewestServed`).
         """
         from factoryctl.telemetry.latest import read_live
 
@@ -61,8 +65,8 @@ class MetricsSource:
             config, poll = self.config, self._poll
         live = read_live(config, list(config.nodes.values()))
         if live is not None:
-            return self._render(config, live.samples, polled=False)
-        samples = poll.samples(wait_s)
+            return self._render(config, self._newest_of(config, live.samples), polled=False)
+        samples = self._newest_of(config, poll.samples(wait_s))
         with self._lock:
             rendered = self._rendered
         if (
@@ -103,6 +107,11 @@ class MetricsSource:
             sys.stderr.write(f"reloaded {path or 'factory.yaml'}: {count} node{'' if count == 1 else 's'}\n")
         return True
 
+    def _newest_of(self, config: FactoryConfig, samples: list[NodeSample]) -> list[NodeSample]:
+        """`samples` with no step back of a node's time or counters (`NewestServed`), for at most `hold_s`."""
+        with self._lock:
+            return self._newest.served(samples, hold_s(config))
+
     def _new_poll(self, config: FactoryConfig) -> BackgroundPoll:
         from factoryctl.telemetry.scrape_poll import BackgroundPoll
 
@@ -128,6 +137,92 @@ class MetricsSource:
         except StoreError:
             pass
         return render(samples, drained)
+
+
+class NewestServed:
+    """What keeps each node's series from going back: its newest sample (by time), and each counter's highest value.
+
+    A stalled controller (SIGSTOP, a store write lock) made the exporter poll the nodes and serve newer values; once
+    it went on, its backlog of older samples made the store live again and was served as is, gauges stepping back in
+    time. And a stored sample's counters are its agent's last slow-tier read (`controller.slow_interval_s`, up to 5 s
+    older than the sample), a poll's are read then: after a poll, the store's energy went back by up to 1,370 J per
+    GPU, a counter reset for Prometheus (whose `increase()` then jumped by the whole counter). So an older sample is
+    not served (the kept one is), nor a counter lower than served before (the highest served is). A down sample is
+    served as it comes (it shows no value). Held back for `hold_s`, an older sample or a lower counter is served
+    after all: a node's clock set back, a driver reload restarting the energy counter.
+    """
+
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
+        from factoryctl.telemetry.prometheus import COUNTER_FIELDS
+
+        self._counters, self._monotonic = COUNTER_FIELDS, monotonic
+        self._kept: dict[str, NodeSample] = {}
+        self._top: dict[_Series, float] = {}  # each counter's highest value served
+        self._held_since: dict[str | _Series, float] = {}  # monotonic: since when a node or counter is held back
+
+    def served(self, samples: list[NodeSample], hold_s: float) -> list[NodeSample]:
+        """`samples` as they may be served; not thread-safe (the caller holds a lock).
+
+        A sample is returned as it is unless something in it is held back, so that scrapes can tell when nothing
+        changed (`_same`).
+        """
+        now = self._monotonic()
+        return [self._counters_kept(self._newest(sample, now, hold_s), now, hold_s) for sample in samples]
+
+    def _newest(self, sample: NodeSample, now: float, hold_s: float) -> NodeSample:
+        """`sample`, or its node's kept one when older (and held back for less than `hold_s`)."""
+        if sample.state == "down":
+            return sample
+        kept = self._kept.get(sample.node)
+        if kept is not None and sample.time < kept.time and self._still_held(sample.node, now, hold_s):
+            return kept
+        self._kept[sample.node] = sample
+        self._held_since.pop(sample.node, None)
+        return sample
+
+    def _counters_kept(self, sample: NodeSample, now: float, hold_s: float) -> NodeSample:
+        """`sample` with each GPU's counters no lower than served before (`_gpu_counters_kept`)."""
+        gpus = tuple(self._gpu_counters_kept(sample.node, gpu, now, hold_s) for gpu in sample.gpus)
+        if all(new is gpu for new, gpu in zip(gpus, sample.gpus, strict=True)):
+            return sample
+        return dataclasses.replace(sample, gpus=gpus)
+
+    def _gpu_counters_kept(self, node: str, gpu: GpuSample, now: float, hold_s: float) -> GpuSample:
+        """`gpu` with a counter lower than the highest served (the same board: its UUID) replaced by that one."""
+        kept: dict[str, Any] = {}
+        for field in self._counters:
+            value = getattr(gpu, field)
+            if value is None or not math.isfinite(value):  # not exported (prometheus.py): nothing to keep
+                continue
+            series = (node, gpu.index, gpu.uuid, field)
+            top = self._top.get(series)
+            if top is not None and value < top and self._still_held(series, now, hold_s):
+                kept[field] = top
+                continue
+            self._top[series] = value
+            self._held_since.pop(series, None)
+        return dataclasses.replace(gpu, **kept) if kept else gpu
+
+    def _still_held(self, what: str | _Series, now: float, hold_s: float) -> bool:
+        """Whether a node's sample (or a counter) held back from `now` on, or since before, still is."""
+        return now - self._held_since.setdefault(what, now) <= hold_s
+
+
+#: A GPU's counter: node, GPU index, UUID and the sample's field.
+_Series = tuple[str, int, str | None, str]
+
+
+def hold_s(config: FactoryConfig) -> float:
+    """Seconds an older sample or a lower counter is held back (`NewestServed`): 13.5 s with factory.yaml's defaults.
+
+    As long as the controller lets a node be silent (`read_live`), and a slow-tier interval more: a stored counter is
+    up to one older than its sample.
+    """
+    from factoryctl.telemetry.health import silent_for_down_s
+    from factoryctl.telemetry.node_clock import CLOCK_OFF_S
+
+    controller = config.settings.controller
+    return silent_for_down_s(controller.interval_s) + CLOCK_OFF_S + controller.slow_interval_s
 
 
 def _same(before: list[NodeSample], now: list[NodeSample]) -> bool:

@@ -51,6 +51,9 @@ SCRAPE_TIMEOUT_HEADER = "X-Prometheus-Scrape-Timeout-Seconds"
 #: Seconds of the scraper's deadline kept for reading the store, rendering and sending (at most a quarter of it).
 SCRAPE_MARGIN_S = 1.0
 
+#: The methods every page takes (`Allow` of a 405 to the others).
+ALLOWED_METHODS = "GET, HEAD"
+
 #: GET / (exporters' custom): where the metrics are, for whoever opens the address in a browser.
 LANDING_PAGE = (
     b"<!DOCTYPE html>\n<html><head><title>factoryctl metrics</title></head><body>"
@@ -205,7 +208,7 @@ class MetricsRequestHandler(BaseHTTPRequestHandler):
 
     A request must arrive within `REQUEST_DEADLINE_S` and its answer be taken within `RESPONSE_DEADLINE_S`, else the
     connection is closed; one whose line and headers go past `MAX_REQUEST_HEAD_BYTES` gets a 431 and the connection
-    is closed. `serving` makes the class for one source.
+    is closed. Other methods get a 405 (`_not_allowed`). `serving` makes the class for one source.
     """
 
     source: ClassVar[TextSource]
@@ -253,6 +256,36 @@ class MetricsRequestHandler(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:
         """HEAD: the headers GET would send."""
         self._answer(with_body=False)
+
+    def do_POST(self) -> None:
+        """POST, and the other methods below: 405 (http.server answered `501 Unsupported method`)."""
+        self._not_allowed()
+
+    do_PUT = do_DELETE = do_OPTIONS = do_PATCH = do_POST
+
+    def _not_allowed(self) -> None:
+        """405 with `Allow: GET, HEAD` to a method the pages do not take (404 on another path); the connection closed.
+
+        Nothing here reads a request's body: it is dropped (`linger`), neither taken for a next request nor left
+        unread to reset the connection (the client's kernel would drop the answer unread).
+        """
+        self.close_connection = True
+        if self.path.split("?")[0] in ("/", "/metrics"):
+            status, extra, body = 405, [("Allow", ALLOWED_METHODS)], f"only {ALLOWED_METHODS} are answered\n".encode()
+        else:
+            status, extra, body = 404, [], b"only /metrics is served\n"
+        self.send_response(status)
+        for name, value in [*extra, ("Connection", "close"), ("Content-Type", "text/plain; charset=utf-8")]:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        try:
+            self.end_headers()
+            self.wfile.write(body)
+        except OSError as exc:  # a client that hung up, or did not take the answer in time
+            if not client_gone(exc):
+                raise
+            return
+        linger(self.connection)
 
     def _answer(self, with_body: bool) -> None:
         path = self.path.split("?")[0]

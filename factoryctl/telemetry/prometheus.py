@@ -1,8 +1,10 @@
 """Prometheus text exposition of the latest samples, with dcgm-exporter's metric and label names.
 
 Dashboards and alerts written for NVIDIA's dcgm-exporter (`DCGM_FI_DEV_POWER_USAGE{gpu, UUID, device, modelName,
-Hostname}` ...) work unchanged against `factoryctl metrics serve`; factoryctl's own node-level facts (reachability,
-drain, health) are added under `factoryctl_`. A pure function of samples, so it is tested without a server.
+Hostname}` ...) work unchanged against `factoryctl metrics serve` as long as they use the metrics of `GPU_METRICS`
+and those five labels (no `pci_bus_id`, no `DCGM_FI_DRIVER_VERSION`; `Hostname` is factory.yaml's node name:
+docs/telemetry.md lists what is not exported); factoryctl's own node-level facts (reachability, drain, health) are
+added under `factoryctl_`. A pure function of samples, so it is tested without a server.
 """
 
 from __future__ import annotations
@@ -48,6 +50,9 @@ GPU_METRICS: tuple[tuple[str, str, str, str | Callable[[GpuSample], float | None
         1.0,
     ),
 )
+
+#: The GPU fields exported as counters (`metrics serve` never serves one lower than before: cli/metrics.py).
+COUNTER_FIELDS = tuple(field for _, kind, _, field, _ in GPU_METRICS if kind == "counter" and isinstance(field, str))
 
 #: Metrics dcgm-exporter reports as whole numbers (DCGM's int64 fields): memory in MiB, energy in mJ, ECC counts.
 WHOLE_METRICS = frozenset(
@@ -126,7 +131,7 @@ def render(samples: Sequence[NodeSample], drained: Iterable[str] = ()) -> str:
         whole = metric in WHOLE_METRICS
         lines += [f"{metric}{gpu_labels(g)} {_number(round(v) if whole else v)}" for g, v in rows]
     lines += _fault_lines(gpus)
-    throttled = [(g, r) for g in gpus for r in g.throttle_reasons]
+    throttled = [(g, r) for g in gpus for r in dict.fromkeys(g.throttle_reasons)]  # a reason twice is one series
     if throttled:
         lines += [
             "# HELP factoryctl_gpu_clocks_event_reason Clock event (throttle) reasons active now (1).",
