@@ -28,6 +28,8 @@ from factoryctl.cli import context
 from factoryctl.cli.metrics import ADDRESS_HINT, DEFAULT_SCRAPE_WAIT_S, url_host
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from _typeshed import ReadableBuffer, WriteableBuffer
 
 #: Connections waiting to be accepted (listen(2)'s backlog; the kernel caps it at net.core.somaxconn).
@@ -241,13 +243,7 @@ class MetricsRequestHandler(BaseHTTPRequestHandler):
         self.close_connection = True
         if isinstance(self.server, MetricsServer):
             self.server.note_too_large(self.client_address)
-        try:
-            self.wfile.write(TOO_LARGE_ANSWER)
-        except OSError as exc:  # a client that hung up, or did not take the answer in time
-            if not client_gone(exc):
-                raise
-            return
-        linger(self.connection)
+        self._answer_then_linger(lambda: self.wfile.write(TOO_LARGE_ANSWER))
 
     def do_GET(self) -> None:
         """GET: the page with its body."""
@@ -278,10 +274,21 @@ class MetricsRequestHandler(BaseHTTPRequestHandler):
         for name, value in [*extra, ("Connection", "close"), ("Content-Type", "text/plain; charset=utf-8")]:
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(body)))
-        try:
+
+        def headers_then_body() -> None:
             self.end_headers()
             self.wfile.write(body)
-        except OSError as exc:  # a client that hung up, or did not take the answer in time
+
+        self._answer_then_linger(headers_then_body)
+
+    def _answer_then_linger(self, answer: Callable[[], object]) -> None:
+        """Send an answer that closes the connection, then drop what the client still sends (`linger`).
+
+        A client that hung up, or did not take the answer in time, is no error.
+        """
+        try:
+            answer()
+        except OSError as exc:
             if not client_gone(exc):
                 raise
             return
