@@ -8,15 +8,19 @@ traceback nobody could read. docs/cli.md says a closed stderr only loses the mes
 command's own (4 for an unreachable node, 2 for a usage error), and stdout's output is complete.
 
 `LosesMessages` stands in for `sys.stderr` (`app.run` for its command; `app.main`, and `entry.main` for a Ctrl-C
-while the CLI loads, for the process's life): the first write or flush that fails points stderr's file descriptor
-at /dev/null, so that nothing buffered for it can fail again (the interpreter's last flush of stderr would make the
-exit 120), and every later message is dropped. Bytes written past it, to `sys.stderr.buffer` (`exec --lines`, which
-handles its own errors), may stay held there: they are flushed through it, at the end of `run` and at exit.
+while the CLI loads, for the process's life): a write or flush that fails loses that message, and later ones are
+tried again, so a disk that was full for a moment loses a moment of messages, not the rest of a daemon's log (the
+controller's log handler writes to the same descriptor). Once one has failed, the process's exit points stderr's
+descriptor at /dev/null (an atexit hook, which runs before the interpreter's last flush of stderr): what is still
+held for it cannot fail that flush, which made the exit 120. Bytes written past it, to `sys.stderr.buffer` (`exec
+--lines`, which handles its own errors), may stay held there: they are flushed through it, at the end of `run` and
+at exit.
 A failed write on stdout is not its concern: the boundary still says it (exit 1) or ends quietly (141).
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import sys
@@ -32,12 +36,11 @@ class LosesMessages:
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
+        #: Whether a write or flush has failed (the next ones are still tried).
         self.lost = False
 
     def write(self, text: str) -> int:
         """`text` written, or lost: its length either way, as a write that took it all."""
-        if self.lost:
-            return len(text)
         try:
             return self.stream.write(text)
         except OSError:
@@ -51,8 +54,6 @@ class LosesMessages:
 
     def flush(self) -> None:
         """What the stream holds written, or lost."""
-        if self.lost:
-            return
         try:
             self.stream.flush()
         except OSError:
@@ -64,19 +65,42 @@ class LosesMessages:
         getattr(self.stream, "reconfigure")(**settings)  # noqa: B009 - TextIO does not declare it; StringIO lacks it
 
     def _lose(self) -> None:
-        """From now on stderr is /dev/null: what its buffer holds goes there, and later messages are dropped."""
-        self.lost = True
-        with contextlib.suppress(OSError, ValueError):  # no file descriptor (an in-process capture): nothing held
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            try:
-                os.dup2(devnull, self.stream.fileno())
-            finally:
-                os.close(devnull)
-        with contextlib.suppress(OSError, ValueError):
-            self.stream.flush()  # what was held goes to /dev/null now, not at the interpreter's exit
+        """A message is lost: what the stream still holds of it is dropped, and so is, at exit, anything held then."""
+        _drop_held(self.stream)
+        if not self.lost:
+            self.lost = True
+            atexit.register(_nothing_held_fails, self.stream)
 
     def __getattr__(self, name: str) -> Any:  # noqa: ANN401 - whatever the stream has
         return getattr(self.stream, name)
+
+
+def _nothing_held_fails(stream: TextIO) -> None:
+    """At exit, after a write to `stream` failed: what it still holds is written, or dropped (never a failed flush)."""
+    try:
+        stream.flush()  # written if the disk has room again
+    except (OSError, ValueError):
+        _drop_held(stream)
+
+
+def _drop_held(stream: TextIO) -> None:
+    """Drop what `stream` holds unwritten: flushed into /dev/null, its descriptor then put back as it was.
+
+    Its buffer keeps the bytes of a failed write and fails every later flush with them (the interpreter's last one
+    made the exit 120); the descriptor itself is kept, so later messages reach it when it takes them again.
+    """
+    with contextlib.suppress(OSError, ValueError):  # no file descriptor (an in-process capture): nothing held
+        fd = stream.fileno()
+        saved = os.dup(fd)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, fd)
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        finally:
+            os.dup2(saved, fd)
+            os.close(saved)
+            os.close(devnull)
 
 
 def lose_messages_from_now() -> None:

@@ -166,6 +166,7 @@ def _text(data: bytes) -> str:
 
 
 #: How the error of a known_hosts that cannot be read begins: `cannot read known_hosts PATH: PROBLEM`.
+NOT_REGULAR = "is not a regular file"
 UNREADABLE = "cannot read known_hosts"
 
 
@@ -174,6 +175,8 @@ def unreadable_hint(path: str | Path, problem: str) -> str:
     where = "set `known_hosts:` (under `ssh:` or on the node in factory.yaml) to a known_hosts file"
     if problem == "permission denied":
         return f"make {path} readable by you, or {where} you can read."
+    if problem == NOT_REGULAR:  # a device (/dev/null as the place to record in) is not to be moved aside
+        return f"{where} that is a regular file."
     return f"move {path} aside, or {where}."
 
 
@@ -186,11 +189,13 @@ class UnreadableKnownHosts(ActionFailed):
         super().__init__(f"{UNREADABLE} {path}: {problem}", unreadable_hint(path, problem))
 
 
-def _read(path: Path) -> bytes:
+def _read(path: Path, null_is_empty: bool = False) -> bytes:
     """The bytes of known_hosts `path`; none when it does not exist; `UnreadableKnownHosts` when it cannot be read.
 
-    Opened without blocking, and read only if it is a regular file: a FIFO there held every command forever. A file
-    this process has no descriptor left to open (EMFILE, ENFILE) is raised as is: this machine's `local` error.
+    Opened without blocking, and read only if it is a regular file: a FIFO there held every command forever. With
+    `null_is_empty` (looking keys up), the null device reads as a file that knows no key, as ssh reads
+    `UserKnownHostsFile /dev/null`; nothing is recorded there. A file this process has no descriptor left to open
+    (EMFILE, ENFILE) is raised as is: this machine's `local` error.
     """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
@@ -201,9 +206,12 @@ def _read(path: Path) -> bytes:
             raise
         raise UnreadableKnownHosts(path, _problem(exc)) from None
     try:
-        mode = os.fstat(fd).st_mode
+        found = os.fstat(fd)
+        mode = found.st_mode
+        if null_is_empty and stat.S_ISCHR(mode) and found.st_rdev == os.stat(os.devnull).st_rdev:
+            return b""
         if not stat.S_ISREG(mode):
-            raise UnreadableKnownHosts(path, "is a directory" if stat.S_ISDIR(mode) else "is not a regular file")
+            raise UnreadableKnownHosts(path, "is a directory" if stat.S_ISDIR(mode) else NOT_REGULAR)
         chunks = []
         while chunk := os.read(fd, 1 << 16):
             chunks.append(chunk)
@@ -228,7 +236,7 @@ class KnownHosts:
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(os.path.expanduser(str(path or DEFAULT_KNOWN_HOSTS)))
-        self.entries = parse(_text(_read(self.path)))
+        self.entries = parse(_text(_read(self.path, null_is_empty=True)))
         self._by_host: dict[tuple[str, int], list[HostKeyEntry]] = {}
 
     def check(self, host: str, port: int, key_type: str, key_blob: bytes) -> HostKeyStatus:

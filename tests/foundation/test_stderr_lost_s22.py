@@ -155,3 +155,37 @@ def test_a_ctrl_c_while_the_cli_loads_exits_130_with_a_full_stderr() -> None:
             [sys.executable, "-c", INTERRUPTED_IMPORT], stderr=full, env=_buffered(), timeout=60, check=False
         )
     assert done.returncode == 130
+
+
+LATER_MESSAGES = """
+import errno, io, os
+from factoryctl.cli.stderr_lost import LosesMessages
+
+class FullOnce(io.TextIOBase):  # stderr on a disk full for one write, then with room again
+    fails = 1
+
+    def write(self, text):
+        if FullOnce.fails:
+            FullOnce.fails -= 1
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return os.write(2, text.encode())
+
+    def fileno(self):
+        return 2
+
+stderr = LosesMessages(FullOnce())
+stderr.write("lost while the disk is full\\n")
+os.write(2, b"a log line written to the descriptor, as the controller's log handler writes\\n")
+stderr.write("a later message\\n")
+"""
+
+
+def test_one_failed_write_does_not_silence_stderr_for_the_rest_of_the_process(tmp_path) -> None:
+    """A daemon's log (`controller run 2>>log`) goes on once the disk has room again: only the failed line is lost."""
+    log = tmp_path / "log"
+    with log.open("wb") as out:
+        done = subprocess.run([sys.executable, "-c", LATER_MESSAGES], stderr=out, timeout=60, check=False)
+    assert done.returncode == 0
+    assert log.read_text() == (
+        "a log line written to the descriptor, as the controller's log handler writes\na later message\n"
+    )

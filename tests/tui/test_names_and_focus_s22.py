@@ -158,6 +158,21 @@ async def test_shrinking_the_terminal_keeps_the_cursors_row_in_view() -> None:
         assert "gpu-r01-n31" in screen_text(app)
 
 
+async def test_a_scroll_by_wheel_or_scrollbar_survives_the_next_refreshes() -> None:
+    """The view moved away from the cursor (mouse wheel, scrollbar) stays where it was put, refresh after refresh."""
+    services = FrozenServices(fleet([fqdn(i) for i in range(200)]), interval_s=0.5)
+    app = make_app(services)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await first_snapshot(pilot)
+        table = app.screen.query_one(NodeTable)
+        table.scroll_to(y=40, animate=False)
+        await pilot.pause()
+        before = app.snapshots_taken
+        await wait_until(pilot, lambda: app.snapshots_taken >= before + 2, timeout=10, what="two refreshes")
+        await pilot.pause()
+        assert (table.cursor_row, round(table.scroll_y)) == (0, 40)
+
+
 async def test_a_filter_keeps_the_cursors_node_or_goes_to_the_first_match() -> None:
     app = make_app(FrozenServices(fleet([fqdn(i) for i in range(200)])))
     async with app.run_test(size=(80, 24)) as pilot:

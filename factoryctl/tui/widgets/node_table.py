@@ -141,7 +141,8 @@ class NodeTable(ScrollView, can_focus=True):
             self.cursor_row = index
         elif (now := self.selected_node) is not None and now != current:  # another node on the same row
             self.post_message(self.NodeHighlighted(now))
-        self._show_cursor()
+        if refiltered:  # a moved cursor is shown by `watch_cursor_row`; a refresh keeps a wheel's scroll as it is
+            self._show_cursor()
         self.refresh()
 
     # ------------------------------------------------------------------ drawing
