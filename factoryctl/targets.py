@@ -100,7 +100,19 @@ def _node_set(term: str) -> NodeSet:
     try:
         return NodeSet(term, resolver=RESOLVER_NOGROUP)
     except (NodeSetException, ValueError) as exc:
-        raise UsageError(f"`{term}` is not a valid node set ({exc}).", "use e.g. gpu[01-16], @rack-a or all.") from None
+        said = _backwards_range(term) or f"`{term}` is not a valid node set ({exc})."
+        raise UsageError(said, "use e.g. gpu[01-16], @rack-a or all.") from None
+
+
+def _backwards_range(term: str) -> str | None:
+    """What is wrong with a term whose range counts down (`l[3-1]`: ClusterShell says "invalid values"), if it does."""
+    for bracket in re.finditer(r"\[([^]]*)\]", term):
+        for found in re.finditer(r"(\d+)-(\d+)", bracket[1]):
+            if int(found[1]) > int(found[2]):
+                at = bracket.start(1) + found.start()
+                fixed = f"{term[:at]}{found[2]}-{found[1]}{term[at + len(found[0]) :]}"
+                return f"`{term}`: the range {found[0]} goes backwards (write `{fixed}`)."
+    return None
 
 
 def gpu_slashes(target: str) -> list[int]:

@@ -7,9 +7,10 @@ never copies a node's output whole (docs/ssh.md, Output).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from factoryctl.cli.render import OutputFormat, dump_yaml, emit, fold, write_bytes_whole
@@ -55,23 +56,47 @@ def _write_pieces(write: Callable[[str], object], text: str) -> None:
 
 
 def _write_prefixed(prefix: str, data: bytes) -> None:
-    """`prefix: line` on stderr for each line of `data`, split as `str.splitlines` splits the decoded text.
+    """`prefix: line` on stderr for each line of `data`, split at newlines only and written as bytes, as `--lines` does.
 
-    Decoded one newline-ended segment at a time (a newline is never inside a UTF-8 sequence, so the text is the
-    same), a long line written in pieces: only the longest line is ever decoded whole, never all of stderr.
+    A carriage return (progress bars), a control character or a byte that is not UTF-8 stays as the command wrote it
+    (docs/ssh.md). A stderr without a binary buffer (an in-process capture) gets each line decoded, invalid bytes
+    replaced. Never copied whole: a long line is written in pieces. A stderr that takes no more loses the rest.
     """
+    buffer = getattr(sys.stderr, "buffer", None)
+    if buffer is None:
+        _write_prefixed_text(prefix, data)
+        return
+    head = f"{prefix}: ".encode("utf-8", "replace")
     view = memoryview(data)
+    try:
+        sys.stderr.flush()  # what was written as text goes first
+        for start, stop in _line_bounds(data):
+            buffer.write(head)
+            for piece in range(start, stop, PIECE):
+                buffer.write(view[piece : min(stop, piece + PIECE)])
+            buffer.write(b"\n")
+        buffer.flush()
+    except OSError:  # a full disk, a reader gone: the flush below hands it to LosesMessages (cli/stderr_lost.py)
+        with contextlib.suppress(OSError):
+            sys.stderr.flush()
+
+
+def _write_prefixed_text(prefix: str, data: bytes) -> None:
+    """`_write_prefixed` on a text-only stderr: a line at a time decoded (a newline is never inside UTF-8)."""
+    view = memoryview(data)
+    for start, stop in _line_bounds(data):
+        sys.stderr.write(f"{prefix}: ")
+        _write_pieces(sys.stderr.write, str(view[start:stop], "utf-8", "replace"))
+        sys.stderr.write("\n")
+
+
+def _line_bounds(data: bytes) -> Iterator[tuple[int, int]]:
+    """(start, stop) of each line of `data`, split at newline bytes only; a last line without one counts too."""
     start = 0
     while start < len(data):
         newline = data.find(b"\n", start)
         stop = len(data) if newline < 0 else newline
-        for line in str(view[start:stop], "utf-8", "replace").splitlines() or [""]:
-            if len(line) < PIECE:
-                sys.stderr.write(f"{prefix}: {line}\n")
-            else:
-                sys.stderr.write(f"{prefix}: ")
-                _write_pieces(sys.stderr.write, line)
-                sys.stderr.write("\n")
+        yield start, stop
         start = stop + 1
 
 
@@ -115,6 +140,19 @@ def report_truncated(items: Sequence[dict[str, Any]]) -> None:
     if nodes:
         sys.stderr.write(f"factoryctl: {node_set(nodes)}: output truncated: more than exec keeps was dropped\n")
         sys.stderr.write(f"hint: {TRUNCATED_HINT}\n")
+
+
+def report_held_open(items: Sequence[dict[str, Any]]) -> None:
+    """On stderr, the nodes whose command exited while a process it started held its output open (`nohup job &`).
+
+    The transport stopped reading that output shortly after the exit and left the process running
+    (transport/held_open.py): what it prints later is not shown. Said once per node set.
+    """
+    from factoryctl.transport.held_open import HELD_OPEN, HELD_OPEN_NOTE
+
+    nodes = HELD_OPEN.take(item["node"] for item in items)
+    if nodes:
+        sys.stderr.write(f"factoryctl: {node_set(nodes)}: {HELD_OPEN_NOTE}\n")
 
 
 def cut_short(errors: Sequence[NodeError]) -> list[dict[str, Any]]:
@@ -221,12 +259,13 @@ def print_outcomes(
 
 
 def report_failures(items: Sequence[dict[str, Any]], errors: Sequence[NodeError]) -> None:
-    """On stderr: the nodes that exited non-zero, those whose output was cut, and the node errors with their hints."""
+    """On stderr: the nodes that exited non-zero, whose output was cut or left held open, and the node errors."""
     from factoryctl.cli.listing import ERROR_HINTS
     from factoryctl.cli.render import report_node_errors
 
     report_exit_codes(items)  # in every format: a script's exit 2 or 4 may be the command's own
     report_truncated(items)
+    report_held_open(items)
     report_node_errors((e.as_report() for e in errors), ERROR_HINTS)
 
 

@@ -23,6 +23,7 @@ from factoryctl.errors import NodeError
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.transport.agent_lines import MAX_LINE_BYTES, MAX_STDERR_LINE, AgentLines
 from factoryctl.transport.base import CappedOutput, CommandCut, CommandResult, OutputSink, cut_short, kept_stderr
+from factoryctl.transport.held_open import HELD_OPEN, grace_end
 from factoryctl.transport.host_limits import local_limit_error, with_user_file_limit
 from factoryctl.transport.launch import agent_argv
 from factoryctl.transport.node_leftovers import END_WITHIN_S, NODE_LEFTOVERS
@@ -75,6 +76,7 @@ class LocalTransport:
         The command never inherits this process's stdin (a terminal, or a pipe other nodes' input comes from). Input
         is written from a thread while the output is read, and the command's end is never held up by input still
         to come. `on_output` sees each chunk as it is read; past the deadline, CommandCut carries what was read.
+        Once it exited, output that something it started holds open is read for a moment only (held_open.py).
         """
         feed = as_feed(stdin)
         deadline = time.monotonic() + timeout
@@ -98,12 +100,14 @@ class LocalTransport:
         try:
             try:
                 proc.wait(max(0.0, deadline - time.monotonic()))
-                # output a background child still holds open is waited for until the deadline, as ssh does
-                finished = out.wait(deadline) and err.wait(deadline)
+                exited = True
             except subprocess.TimeoutExpired:
-                finished = False
-            if not finished:
+                exited = False
+            if not exited:
                 raise self._timed_out(proc, out, err, timeout)
+            end = grace_end(deadline)  # it exited: what it started may hold the output open (held_open.py)
+            if not (out.wait(end) and err.wait(end)):
+                self._held_open(out, err)
             return CommandResult(_shell_status(proc.returncode), out.kept.value(), kept_stderr(out.kept, err.kept))
         finally:
             if feed is not None:
@@ -116,6 +120,16 @@ class LocalTransport:
                 stream.close()
             with self._lock:
                 self._running.discard(proc)
+
+    def _held_open(self, out: _Collect, err: _Collect) -> None:
+        """The command exited, but a process it started holds its output open: stop reading, leave that one running.
+
+        Unless the streams turn out to have ended meanwhile (a `--lines` reader that was slow to take the last lines).
+        """
+        for worker in (out, err):
+            worker.stop()
+        if not (out.ended and err.ended):
+            HELD_OPEN.mark(self.node.name)
 
     def _timed_out(self, proc: subprocess.Popen[bytes], out: _Collect, err: _Collect, timeout: float) -> CommandCut:
         """Kill the command's whole group and say it timed out, with what it had printed by then."""
@@ -339,6 +353,8 @@ class _Collect:
         self.kept = kept
         self._fd = stream.fileno()
         self._stop = threading.Event()
+        #: Whether the end of the stream was read (everyone holding it closed it).
+        self.ended = False
         self._thread = threading.Thread(target=self._read, args=(self._fd,), daemon=True)
         self._thread.start()
 
@@ -349,6 +365,7 @@ class _Collect:
                 if ready:
                     chunk = os.read(fd, CHUNK)
                     if not chunk:
+                        self.ended = True
                         return
                     self.kept.add(chunk)
 
@@ -368,8 +385,11 @@ class _Collect:
         self._thread.join()
         with contextlib.suppress(OSError, ValueError):
             for _ in range(_DRAIN_CHUNKS):
-                chunk = os.read(self._fd, CHUNK) if readable([self._fd], 0) else b""
+                if self.ended or not readable([self._fd], 0):
+                    return
+                chunk = os.read(self._fd, CHUNK)
                 if not chunk:
+                    self.ended = True
                     return
                 self.kept.add(chunk)
 

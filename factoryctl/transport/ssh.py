@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from factoryctl.errors import NodeError, UsageError
 from factoryctl.transport.base import CappedOutput, CommandResult, OutputSink, cut_short, kept_stderr
+from factoryctl.transport.held_open import HELD_OPEN, grace_end
 from factoryctl.transport.hints import LOST_HINT, THROUGH_JUMP, lost_jump_hint
 from factoryctl.transport.host_limits import local_limit_error
 from factoryctl.transport.node_leftovers import NODE_LEFTOVERS
@@ -328,7 +329,8 @@ class SshConnection:
         """Start `command` on `chan`, feed it and drain its output into `out` and `err`; its exit status (-1: none).
 
         Past `deadline` (`timeout` s after the start) the command is killed (`_timed_out`) and a timeout `CommandCut`
-        is raised; a lost connection raises one too. Either carries the output that had arrived.
+        is raised; a lost connection raises one too. Either carries the output that had arrived. Once its exit status
+        came, output that something it started holds open is read for a moment only (held_open.py), nothing killed.
         """
         import paramiko
 
@@ -339,8 +341,9 @@ class SshConnection:
                 with operation(chan) as still_open:  # a quick command may be over, its channel closed, already
                     if still_open:
                         chan.shutdown_write()
-            if not drain(chan, deadline, out, err, feed):
+            if not drain(chan, deadline, out, err, feed, until=chan.exit_status_ready):
                 raise cut_short(self._timed_out(chan, out, err, timeout), out, err)
+            self._read_after_exit(chan, out, err, feed, deadline, timeout)
             err.finish()
             status = chan.recv_exit_status() if chan.exit_status_ready() else -1
             if status < 0 and not self.transport.is_active():
@@ -352,6 +355,30 @@ class SshConnection:
             lost = lost_connection(self.node, "while the command ran", exc, self.target.jump)
             raise cut_short(lost, out, err) from exc
         return status
+
+    def _read_after_exit(
+        self,
+        chan: paramiko.Channel,
+        out: CappedOutput,
+        err: CommandStderr,
+        feed: Feed | None,
+        deadline: float | None,
+        timeout: float | None,
+    ) -> None:
+        """Read the rest of an exited command's output: to its end, or for a moment if something it started holds it.
+
+        Nothing waiting unread at the grace's end (held_open.py) means the output is held open: the node is marked and
+        that process left running (the channel is closed after). Output still waiting (a `--lines` reader slow to
+        take it) is read on to the deadline, as while the command ran.
+        """
+        end: float | None = grace_end(deadline)
+        while not drain(chan, end, out, err, feed):
+            if not chan.recv_ready() and not chan.recv_stderr_ready():
+                HELD_OPEN.mark(self.node)
+                return
+            if end == deadline:
+                raise cut_short(self._timed_out(chan, out, err, timeout), out, err)
+            end = deadline
 
     def _timed_out(
         self, chan: paramiko.Channel, out: CappedOutput, err: CommandStderr, timeout: float | None

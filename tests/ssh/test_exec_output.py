@@ -187,5 +187,8 @@ def test_json_written_an_entry_at_a_time_is_the_whole_documents_text():
 def test_stderr_is_gathered_line_by_line_as_the_whole_text_would_be(data: bytes):
     from factoryctl.cli.exec_output import _write_prefixed
 
-    whole = "".join(f"n[01-02]: {line}\n" for line in data.decode("utf-8", "replace").splitlines())
+    lines = data.split(b"\n")  # split at newlines only, as pdsh does: \r and \x1c stay in their line
+    if data.endswith(b"\n") or not data:
+        lines.pop()
+    whole = "".join(f"n[01-02]: {line.decode('utf-8', 'replace')}\n" for line in lines)
     assert captured(lambda: _write_prefixed("n[01-02]", data))[1] == whole
