@@ -19,6 +19,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import stat
 import tempfile
 import time
 from dataclasses import dataclass
@@ -130,12 +132,28 @@ def _key(path: Path, text: str) -> str:
     return digest.hexdigest()
 
 
+#: An entry larger than this is no entry of ours (one of 100,000 nodes is a few MB): not read.
+MAX_ENTRY_BYTES = 64 << 20
+
+
+def _ours_alone(status: os.stat_result) -> bool:
+    """Whether a file or directory is the user's, and nobody else may write it."""
+    return status.st_uid == os.geteuid() and not status.st_mode & 0o022
+
+
 def _read_entry(entry: Path, key: str) -> Inventory | None:
-    """The inventory saved in `entry` for `key`; None when there is none, or it is not ours alone or not readable."""
+    """The inventory saved in `entry` for `key`; None when there is none, or it is not ours alone or not readable.
+
+    Only from a directory that is the user's alone, and only a regular file, opened without following a link or
+    waiting (a FIFO planted there held every TAB), and not larger than `MAX_ENTRY_BYTES`.
+    """
     try:
-        with entry.open("rb") as handle:
+        if not _ours_alone(os.lstat(entry.parent)):
+            return None
+        fd = os.open(entry, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as handle:
             status = os.fstat(handle.fileno())
-            if status.st_uid != os.geteuid() or status.st_mode & 0o022:
+            if not stat.S_ISREG(status.st_mode) or not _ours_alone(status) or status.st_size > MAX_ENTRY_BYTES:
                 return None
             data = json.loads(handle.read())
         if data["key"] != key:
@@ -157,6 +175,8 @@ def _write_entry(entry: Path, key: str, inventory: Inventory) -> None:
         return
     try:
         entry.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not _ours_alone(os.lstat(entry.parent)):
+            return  # a directory someone else may write (or a link to one): nothing is kept there
         handle, temporary = tempfile.mkstemp(dir=entry.parent, prefix=".", suffix=".tmp")  # mode 0600
         try:
             with os.fdopen(handle, "w", encoding="utf-8") as out:
@@ -170,12 +190,16 @@ def _write_entry(entry: Path, key: str, inventory: Inventory) -> None:
         pass  # no cache: the next TAB parses again
 
 
+#: The names of the entries and of their temporary files: nothing else in the directory is removed.
+_OUR_NAMES = re.compile(r"[0-9a-f]{32}\.json|\..*\.tmp")
+
+
 def _remove_old_entries(directory: Path) -> None:
-    """Remove the entries (and left-over temporary files) not written for `MAX_AGE_S`."""
+    """Remove the entries (and left-over temporary files) not written for `MAX_AGE_S`; no other file."""
     old = time.time() - MAX_AGE_S
     for item in directory.iterdir():
         try:
-            if item.stat().st_mtime < old:
+            if _OUR_NAMES.fullmatch(item.name) and item.lstat().st_mtime < old:
                 item.unlink()
         except OSError:
             continue

@@ -185,3 +185,35 @@ def test_a_root_shell_from_sudo_leaves_the_users_cache_alone(
     root = os.geteuid() == 0  # only root's SUDO_UID means sudo (private_files.sudo_user)
     assert complete("factoryctl gpus w", config) == (["ws"], "parsed" if root else "not parsed")  # root: none kept
     assert (isolated_home / ".cache" / "factoryctl").exists() is not root
+
+
+def test_a_fifo_planted_as_the_entry_never_holds_a_tab(config: Path, isolated_home: Path) -> None:
+    complete("factoryctl gpus ", config)
+    (entry,) = (isolated_home / ".cache" / "factoryctl" / "completion").iterdir()
+    entry.unlink()
+    os.mkfifo(entry, 0o600)
+    offered, how = complete("factoryctl gpus ", config)  # its 60 s timeout would fail the test on a hang
+    assert ("ws" in offered, how) == (True, "parsed")
+
+
+def test_a_cache_directory_others_may_write_is_not_used(config: Path, isolated_home: Path) -> None:
+    complete("factoryctl gpus ", config)
+    directory = isolated_home / ".cache" / "factoryctl" / "completion"
+    (entry,) = directory.iterdir()
+    entry.write_text(entry.read_text().replace('"ws"', '"planted"'))
+    directory.chmod(0o777)
+    offered, how = complete("factoryctl gpus ", config)
+    assert ("planted" in offered, "ws" in offered, how) == (False, True, "parsed")
+    offered, how = complete("factoryctl gpus ", config)
+    assert how == "parsed"  # nothing is written there either
+
+
+def test_only_old_entries_of_its_own_are_removed(config: Path, isolated_home: Path) -> None:
+    directory = isolated_home / ".cache" / "factoryctl" / "completion"
+    directory.mkdir(parents=True, mode=0o700)
+    stray, old_entry = directory / "notes.txt", directory / ("0" * 32 + ".json")
+    for path in (stray, old_entry):
+        path.write_text("x")
+        os.utime(path, (0, 0))
+    complete("factoryctl gpus ", config)
+    assert (stray.exists(), old_entry.exists()) == (True, False)
