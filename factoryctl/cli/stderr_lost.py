@@ -24,6 +24,7 @@ import atexit
 import contextlib
 import os
 import sys
+import threading
 from collections.abc import Iterable, Iterator
 from typing import Any, TextIO, cast
 
@@ -89,18 +90,25 @@ def _drop_held(stream: TextIO) -> None:
     Its buffer keeps the bytes of a failed write and fails every later flush with them (the interpreter's last one
     made the exit 120); the descriptor itself is kept, so later messages reach it when it takes them again.
     """
-    with contextlib.suppress(OSError, ValueError):  # no file descriptor (an in-process capture): nothing held
+    with _DROPPING, contextlib.suppress(OSError, ValueError):  # no descriptor (an in-process capture): none held
         fd = stream.fileno()
-        saved = os.dup(fd)
         devnull = os.open(os.devnull, os.O_WRONLY)
         try:
-            os.dup2(devnull, fd)
-            with contextlib.suppress(OSError, ValueError):
-                stream.flush()
+            saved = os.dup(fd)
+            try:
+                os.dup2(devnull, fd)
+                with contextlib.suppress(OSError, ValueError):
+                    stream.flush()
+            finally:
+                os.dup2(saved, fd)
+                os.close(saved)
         finally:
-            os.dup2(saved, fd)
-            os.close(saved)
             os.close(devnull)
+
+
+#: One drop at a time: two threads failing together saved each other's /dev/null as the descriptor to put back,
+#: leaving stderr at /dev/null for the rest of the process.
+_DROPPING = threading.Lock()
 
 
 def lose_messages_from_now() -> None:

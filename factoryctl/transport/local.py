@@ -127,7 +127,7 @@ class LocalTransport:
         Unless the streams turn out to have ended meanwhile (a `--lines` reader that was slow to take the last lines).
         """
         for worker in (out, err):
-            worker.stop()
+            worker.stop(drain=False)  # what it writes on is not read: a writer that never stops kept exec on
         if not (out.ended and err.ended):
             HELD_OPEN.mark(self.node.name)
 
@@ -374,8 +374,8 @@ class _Collect:
         self._thread.join(max(0.1, deadline - time.monotonic()))  # a moment to read what an exit just flushed
         return not self._thread.is_alive()
 
-    def stop(self) -> None:
-        """Stop reading (within a poll) and wait for the thread, then keep what is already in the pipe.
+    def stop(self, drain: bool = True) -> None:
+        """Stop reading (within a poll) and wait for the thread, then keep what is already in the pipe (`drain`).
 
         The thread may stop before it read what the command wrote just before its end (a timeout under load): that
         is read now, without waiting for more (at most _DRAIN_CHUNKS chunks: a writer outside the command's group
@@ -383,6 +383,8 @@ class _Collect:
         """
         self._stop.set()
         self._thread.join()
+        if not drain:
+            return
         with contextlib.suppress(OSError, ValueError):
             for _ in range(_DRAIN_CHUNKS):
                 if self.ended or not readable([self._fd], 0):

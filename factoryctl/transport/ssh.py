@@ -367,13 +367,14 @@ class SshConnection:
     ) -> None:
         """Read the rest of an exited command's output: to its end, or for a moment if something it started holds it.
 
-        Nothing waiting unread at the grace's end (held_open.py) means the output is held open: the node is marked and
-        that process left running (the channel is closed after). Output still waiting (a `--lines` reader slow to
-        take it) is read on to the deadline, as while the command ran.
+        Output not ended by the grace's end (held_open.py, no EOF from the node) is held open by what the command
+        started, however fast that writes: the node is marked and that process left running (the channel is closed
+        after), never killed as a timeout. Output that did end but is still waiting (a `--lines` reader slow to take
+        it) is read on to the deadline, as while the command ran.
         """
         end: float | None = grace_end(deadline)
         while not drain(chan, end, out, err, feed):
-            if not chan.recv_ready() and not chan.recv_stderr_ready():
+            if not chan.eof_received:
                 HELD_OPEN.mark(self.node)
                 return
             if end == deadline:

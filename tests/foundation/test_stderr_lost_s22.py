@@ -189,3 +189,36 @@ def test_one_failed_write_does_not_silence_stderr_for_the_rest_of_the_process(tm
     assert log.read_text() == (
         "a log line written to the descriptor, as the controller's log handler writes\na later message\n"
     )
+
+
+THREADS_FAILING_TOGETHER = """
+import os, sys, threading
+from factoryctl.cli.stderr_lost import LosesMessages
+
+reader, writer = os.pipe()  # stderr: a pipe nobody reads, EPIPE on every write
+os.close(reader)
+os.dup2(writer, 2)
+os.close(writer)
+before = os.fstat(2).st_ino
+sys.stderr = LosesMessages(sys.stderr)
+
+def messages():
+    for number in range(2000):
+        sys.stderr.write(f"message {number}\\n")
+        sys.stderr.flush()
+
+threads = [threading.Thread(target=messages) for _ in range(4)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print("kept" if os.fstat(2).st_ino == before else "lost")
+"""
+
+
+def test_threads_failing_together_leave_stderr_where_it_was() -> None:
+    """Two drops at once saved each other's /dev/null as the descriptor to put back: stderr stayed /dev/null."""
+    done = subprocess.run(
+        [sys.executable, "-c", THREADS_FAILING_TOGETHER], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert (done.returncode, done.stdout) == (0, "kept\n"), done.stderr

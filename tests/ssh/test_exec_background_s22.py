@@ -129,3 +129,34 @@ def test_a_backwards_range_is_said_in_plain_words(cli: Any, tmp_path: Path) -> N
     assert "factoryctl: `l[3-1]`: the range 3-1 goes backwards (write `l[1-3]`).\n" in r.stderr
     assert "hint: use e.g. gpu[01-16], @rack-a or all." in r.stderr
     assert "invalid values" not in r.stderr
+
+
+#: A background job that writes for ever (its output never ends), then `started`; its pid in $1.
+LEAVES_A_CHATTY_JOB = 'nohup sh -c "while :; do echo tick; done" & echo $! >> "$1"; echo started'
+#: A reader taking about 400 KB/s: `--lines` output still waits unread at the grace's end.
+SLOW_READER = "import sys, time\nwhile sys.stdin.buffer.read(4096):\n    time.sleep(0.01)\n"
+
+
+def test_a_job_that_writes_for_ever_to_a_slow_reader_is_no_timeout(
+    fleet: Fleet,  # noqa: F811 - the fixture, as a parameter
+    jobs: Path,
+) -> None:
+    """Output waiting unread once the grace ended was taken for a slow reader over SSH: read on, then killed, 124."""
+    import subprocess
+    import sys
+
+    from cli_process import CLI_ARGV
+
+    exec_argv = [*CLI_ARGV, "--config", str(fleet.config), "exec", "-t", "8", "--lines", "all", "--"]
+    writer = subprocess.Popen(
+        [*exec_argv, "sh", "-c", LEAVES_A_CHATTY_JOB, "x", str(jobs)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert writer.stdout is not None
+    reader = subprocess.Popen([sys.executable, "-c", SLOW_READER], stdin=writer.stdout)
+    writer.stdout.close()
+    _, stderr = writer.communicate(timeout=120)
+    reader.wait(timeout=120)
+    assert writer.returncode == 0, stderr
+    assert HELD_OPEN_NOTE.encode() in stderr  # (the job then dies of SIGPIPE as it writes on: docs/ssh.md)
