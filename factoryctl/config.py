@@ -113,12 +113,17 @@ class FactoryConfig:
 
 def load_config(explicit: Path | None = None, pipes: bool = True) -> FactoryConfig:
     """Discover, read and validate factory.yaml (read as config_file.py says: a pipe too unless `pipes` is false)."""
+    path, text = read_config_source(explicit, pipes)
+    return parse_config(text, path)
+
+
+def read_config_source(explicit: Path | None = None, pipes: bool = True) -> tuple[Path, str]:
+    """The factory.yaml `load_config` would read, and its text: found, its path length checked, read (not parsed)."""
     from factoryctl.config_file import read_config_text
 
     path, source = discover(explicit)
     check_path_length(path, f"the factory.yaml path (from {source})", "pass --config with a shorter path.")
-    text = read_config_text(path, source, pipes)
-    return parse_config(text, path)
+    return path, read_config_text(path, source, pipes)
 
 
 def parse_config(text: str, path: Path | None = None, state_dir: Path | None = None) -> FactoryConfig:

@@ -79,15 +79,11 @@ def completion_inventory(explicit: Path | None) -> Inventory | None:
 
     From the cache when the text is the one the entry was made from, else parsed in full and saved.
     """
-    from factoryctl.config import discover, parse_config
-    from factoryctl.config_file import read_config_text
+    from factoryctl.config import parse_config, read_config_source
     from factoryctl.errors import FactoryError
-    from factoryctl.pathlimits import check_path_length
 
     try:  # as load_config reads it
-        path, source = discover(explicit)
-        check_path_length(path, f"the factory.yaml path (from {source})", "pass --config with a shorter path.")
-        text = read_config_text(path, source, pipes=False)
+        path, text = read_config_source(explicit, pipes=False)
     except (FactoryError, OSError):
         return None
     entry = _entry_path(path)

@@ -74,6 +74,14 @@ def small_threshold(config: SchedulerConfig, threshold: float, queued_gpu_s: flo
     return max(threshold, config.starve_small_drain_factor * config.walltime_use * queued_gpu_s / total_gpus)
 
 
+def starving_before(
+    config: SchedulerConfig, now: float, queued_gpu_s: float, total_gpus: int, median_walltime: float | None
+) -> tuple[float, float]:
+    """Submitted by when a job starves at `now`: any job (`starve_threshold`), and a small one (`small_threshold`)."""
+    threshold = starve_threshold(config, queued_gpu_s, total_gpus, median_walltime)
+    return now - threshold, now - small_threshold(config, threshold, queued_gpu_s, total_gpus)
+
+
 def small_shape(nodes: int, gpus: int, node_gpus: int) -> bool:
     """A gang shape fragmentation hardly delays: one node, and one GPU or at most a quarter of `node_gpus`."""
     return nodes == 1 and (gpus == 1 or 4 * gpus <= node_gpus)
@@ -223,8 +231,7 @@ def _waited_without_index(ordered: list[Candidate], guard: StarvationGuard) -> I
     if drain and first > now - drain:
         return iter(())  # nobody waited the drain time: the median cannot matter
     median = _hostable_median(ordered, fm) if config.starve_walltime_factor else None
-    threshold = starve_threshold(config, queued, gpus, median)
-    before, small_before = now - threshold, now - small_threshold(config, threshold, queued, gpus)
+    before, small_before = starving_before(config, now, queued, gpus, median)
     top = fm.max_gpus
     waited = [
         (job.submitted_at, job.key[2], job)
@@ -302,8 +309,7 @@ def _starving_since(guard: StarvationGuard, index: QueueIndex, median: float | N
     than reading the jobs between the two.
     """
     config, now, gpus = guard.config, guard.now, sum(guard.fm.totals)
-    threshold = starve_threshold(config, index.gpu_s, gpus, median)
-    before, small_before = now - threshold, now - small_threshold(config, threshold, index.gpu_s, gpus)
+    before, small_before = starving_before(config, now, index.gpu_s, gpus, median)
     top = guard.fm.max_gpus
     if small_before < before and all(small_shape(nodes, each, top) for nodes, each in index.shapes):
         before = small_before
