@@ -18,7 +18,8 @@ puts them in Typer's table). Constraints they keep:
 
 Also the completion callbacks for options whose values are a fixed list kept as plain strings (an event kind, a log
 level, scheduler policies): one helper for all of them, so every such option completes the same way, choices in
-their documented order.
+their documented order. Values named in a data file given on the same line (`power simulate`'s GPUs and workloads,
+from its `--curve` file) are read by `data_file_rows`, briefly and only from a regular file.
 """
 
 from __future__ import annotations
@@ -128,6 +129,50 @@ def complete_choice_list(choices: Iterable[str]) -> Callable[[str], list[str]]:
         return [prefix + choice for choice in fixed if choice.startswith(last) and choice not in taken]
 
     return complete
+
+
+#: How much of a data file a completion reads (its first bytes): a wrong candidate costs nothing, a slow one every TAB.
+DATA_FILE_BYTES = 4 << 20
+
+
+def data_file_rows(given: object) -> list[dict[str, str]]:
+    """The rows of the CSV file `given` to an option before the word completed, by lower-cased column; [] if none.
+
+    For candidates taken from a file named on the command line (`power simulate --curve f.csv --gpu <TAB>`): only a
+    regular file is read (`-`, a FIFO or a device never: the TAB would wait on it), only its first DATA_FILE_BYTES,
+    split as CSV without the command's checks. A file that cannot be read offers nothing.
+    """
+    import csv
+    import stat
+
+    if given is None or str(given) in ("", "-"):
+        return []
+    try:
+        fd = os.open(str(given), os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return []
+    with open(fd, "rb") as stream:  # closes fd
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return []
+            head = stream.read(DATA_FILE_BYTES)
+        except OSError:
+            return []
+    lines = head.decode("utf-8-sig", "replace").splitlines()
+    if len(head) == DATA_FILE_BYTES:  # cut short: its last line may be part of a row
+        lines.pop()
+    try:
+        rows = [row for row in csv.reader(lines) if any(row)]
+    except csv.Error:  # a line the csv module cannot read (a field over its limit)
+        return []
+    header = [name.strip().lower() for name in rows[0]] if rows else []
+    return [dict(zip(header, row, strict=False)) for row in rows[1:]]  # a short row lacks its last columns
+
+
+def complete_names(names: Iterable[str], incomplete: str) -> list[str]:
+    """The distinct `names` (stripped, in their order) that start with `incomplete`, as written (Typer's test too)."""
+    offered = dict.fromkeys(name.strip() for name in names)
+    return [name for name in offered if name and name.startswith(incomplete)]
 
 
 def one_line(text: str) -> str:

@@ -207,6 +207,7 @@ class ExecRun:
             "duration_s": time.monotonic() - started,
             # output dropped past a limit: exec fails (`exit_status`); never under --lines, which printed it all
             "truncated": self._printer is None and output_dropped(kept),
+            "held_open": result.held_open,  # its later output not read (`report_held_open`)
         }
 
     def wait(self) -> list[tuple[NodeSpec, dict[str, Any] | NodeError]]:

@@ -145,12 +145,13 @@ def report_truncated(items: Sequence[dict[str, Any]]) -> None:
 def report_held_open(items: Sequence[dict[str, Any]]) -> None:
     """On stderr, the nodes whose command exited while a process it started held its output open (`nohup job &`).
 
-    The transport stopped reading that output shortly after the exit and left the process running
-    (transport/held_open.py): what it prints later is not shown. Said once per node set.
+    The transport stopped reading that output shortly after the exit and left the process running, and said so in
+    the command's result (`held_open`, transport/held_open.py): what it prints later is not shown. Said once per node
+    set.
     """
-    from factoryctl.transport.held_open import HELD_OPEN, HELD_OPEN_NOTE
+    from factoryctl.transport.held_open import HELD_OPEN_NOTE
 
-    nodes = HELD_OPEN.take(item["node"] for item in items)
+    nodes = [item["node"] for item in items if item.get("held_open")]
     if nodes:
         sys.stderr.write(f"factoryctl: {node_set(nodes)}: {HELD_OPEN_NOTE}\n")
 

@@ -345,7 +345,7 @@ def _warn_no_reference(document: dict[str, Any], policy: Policy, policy_file: Pa
     )
 
 
-#: The options of `power simulate` beyond the price file, the GPU and the output (kept here: the command stays short).
+#: The options of `power simulate` beyond the price file and the output (kept here: the command stays short).
 CURVE_OPTION: Any = typer.Option(
     ...,
     "--curve",
@@ -374,6 +374,34 @@ POLICY_FILE_OPTION: Any = typer.Option(
     callback=exact_path(),
     help="Policy file (YAML/JSON); default optimize.",
 )
+
+
+def _complete_gpu(ctx: typer.Context, incomplete: str) -> list[str]:
+    """`--gpu` candidates: the GPUs of the --curve file given before it, as the file writes them."""
+    from factoryctl.cli.completion import complete_names, data_file_rows
+
+    return complete_names((row.get("gpu") or "" for row in data_file_rows(ctx.params.get("curve"))), incomplete)
+
+
+def _complete_workload(ctx: typer.Context, incomplete: str) -> list[str]:
+    """`--workload` candidates: the --curve file's workloads of the --gpu given before it (of every GPU without)."""
+    from factoryctl.cli.completion import complete_names, data_file_rows
+
+    rows = data_file_rows(ctx.params.get("curve"))
+    gpu = str(ctx.params.get("gpu") or "").strip().lower()
+    of_gpu = [row for row in rows if (row.get("gpu") or "").strip().lower() == gpu]
+    return complete_names((row.get("workload") or "" for row in of_gpu or rows), incomplete)
+
+
+GPU_OPTION: Any = typer.Option(
+    ..., "--gpu", help="GPU name in the curve file (any case, e.g. a40).", autocompletion=_complete_gpu
+)
+WORKLOAD_OPTION: Any = typer.Option(
+    ...,
+    "--workload",
+    help="Workload in the curve file (e.g. squad/bert_base or squad).",
+    autocompletion=_complete_workload,
+)
 SCHEDULE_OUT_OPTION: Any = typer.Option(
     None,
     "--schedule-out",
@@ -390,8 +418,8 @@ def simulate_command(
     ctx: typer.Context,
     prices: Path | None = PRICES_OPTION,
     curve: Path = CURVE_OPTION,
-    gpu: str = typer.Option(..., "--gpu", help="GPU name in the curve file (any case, e.g. a40)."),
-    workload: str = typer.Option(..., "--workload", help="Workload in the curve file (e.g. squad/bert_base or squad)."),
+    gpu: str = GPU_OPTION,
+    workload: str = WORKLOAD_OPTION,
     max_throughput_loss: float | None = MAX_LOSS_OPTION,
     price_visibility: Visibility = VISIBILITY_OPTION,
     policy_file: Path | None = POLICY_FILE_OPTION,

@@ -29,11 +29,16 @@ _MEMORY_SHARE = 8
 
 @dataclass(frozen=True)
 class CommandResult:
-    """What one remote (or local) command produced."""
+    """What one remote (or local) command produced.
+
+    `held_open`: the command exited, but a process it started still held its output open, so that output was read
+    for a moment only and the process left running (transport/held_open.py): what it printed later is not here.
+    """
 
     exit_code: int
     stdout: bytes
     stderr: bytes
+    held_open: bool = False
 
 
 class CommandCut(NodeError):
@@ -157,6 +162,8 @@ class CappedOutput:
         self.sink = sink
         #: The process group of the command writing this stream, once known: how to stop one left running.
         self.group: int | None = None
+        #: Left unread once its command exited: a process the command started holds it open (held_open.py).
+        self.held_open = False
         owner: KeptOutput | None = getattr(_COLLECTING, "kept", None)
         self.budget = None if owner is None else owner.budget
         if owner is not None:
@@ -198,6 +205,11 @@ def kept_stderr(out: CappedOutput, err: CappedOutput) -> bytes:
         dropped = out.over_budget + err.over_budget
         notes.append(f"{dropped} bytes past the {budget.total} byte limit for all nodes together were dropped")
     return err.value("".join(f"factoryctl: output truncated: {note}\n" for note in notes).encode())
+
+
+def command_result(status: int, out: CappedOutput, err: CappedOutput) -> CommandResult:
+    """The result of a command that exited with `status`: its kept output, and whether a stream was left held open."""
+    return CommandResult(status, out.value(), kept_stderr(out, err), out.held_open or err.held_open)
 
 
 def cut_short(cause: NodeError, out: CappedOutput, err: CappedOutput) -> CommandCut:

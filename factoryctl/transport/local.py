@@ -22,8 +22,8 @@ from typing import IO, cast
 from factoryctl.errors import NodeError
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.transport.agent_lines import MAX_LINE_BYTES, MAX_STDERR_LINE, AgentLines
-from factoryctl.transport.base import CappedOutput, CommandCut, CommandResult, OutputSink, cut_short, kept_stderr
-from factoryctl.transport.held_open import HELD_OPEN, grace_end
+from factoryctl.transport.base import CappedOutput, CommandCut, CommandResult, OutputSink, command_result, cut_short
+from factoryctl.transport.held_open import read_for_grace
 from factoryctl.transport.host_limits import local_limit_error, with_user_file_limit
 from factoryctl.transport.launch import agent_argv
 from factoryctl.transport.node_leftovers import END_WITHIN_S, NODE_LEFTOVERS
@@ -105,10 +105,10 @@ class LocalTransport:
                 exited = False
             if not exited:
                 raise self._timed_out(proc, out, err, timeout)
-            end = grace_end(deadline)  # it exited: what it started may hold the output open (held_open.py)
-            if not (out.wait(end) and err.wait(end)):
-                self._held_open(out, err)
-            return CommandResult(_shell_status(proc.returncode), out.kept.value(), kept_stderr(out.kept, err.kept))
+            # it exited: what it started may hold the output open (held_open.py); Ctrl-C ends that wait at once
+            if not read_for_grace(lambda end: out.wait(end) and err.wait(end), deadline, lambda: self._interrupted):
+                _held_open(out, err)
+            return command_result(_shell_status(proc.returncode), out.kept, err.kept)
         finally:
             if feed is not None:
                 feed.close()  # ends the pump: it never blocks in a write
@@ -120,16 +120,6 @@ class LocalTransport:
                 stream.close()
             with self._lock:
                 self._running.discard(proc)
-
-    def _held_open(self, out: _Collect, err: _Collect) -> None:
-        """The command exited, but a process it started holds its output open: stop reading, leave that one running.
-
-        Unless the streams turn out to have ended meanwhile (a `--lines` reader that was slow to take the last lines).
-        """
-        for worker in (out, err):
-            worker.stop(drain=False)  # what it writes on is not read: a writer that never stops kept exec on
-        if not (out.ended and err.ended):
-            HELD_OPEN.mark(self.node.name)
 
     def _timed_out(self, proc: subprocess.Popen[bytes], out: _Collect, err: _Collect, timeout: float) -> CommandCut:
         """Kill the command's whole group and say it timed out, with what it had printed by then."""
@@ -394,6 +384,17 @@ class _Collect:
                     self.ended = True
                     return
                 self.kept.add(chunk)
+
+
+def _held_open(out: _Collect, err: _Collect) -> None:
+    """The command exited, but a process it started holds its output open: stop reading, leave that one running.
+
+    A stream that turns out to have ended meanwhile (a `--lines` reader that was slow to take the last lines) is not
+    held open; one that did not is (`CappedOutput.held_open`: the command's result says so).
+    """
+    for worker in (out, err):
+        worker.stop(drain=False)  # what it writes on is not read: a writer that never stops kept exec on
+        worker.kept.held_open = not worker.ended
 
 
 def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:

@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from factoryctl.errors import NodeError, UsageError
-from factoryctl.transport.base import CappedOutput, CommandResult, OutputSink, cut_short, kept_stderr
-from factoryctl.transport.held_open import HELD_OPEN, grace_end
+from factoryctl.transport.base import CappedOutput, CommandResult, OutputSink, command_result, cut_short
+from factoryctl.transport.held_open import read_for_grace
 from factoryctl.transport.hints import LOST_HINT, THROUGH_JUMP, lost_jump_hint
 from factoryctl.transport.host_limits import local_limit_error
 from factoryctl.transport.node_leftovers import NODE_LEFTOVERS
@@ -295,7 +295,7 @@ class SshConnection:
                 self.commands.ended(chan)
                 close_channel(chan)
         # paramiko reports -1 when the command died of a signal; OpenSSH's client exits 255 then.
-        return CommandResult(255 if status < 0 else status, out.value(), kept_stderr(out, err))
+        return command_result(255 if status < 0 else status, out, err)
 
     def _output_streams(
         self, group_token: str | None, login_output: bool, on_output: OutputSink | None
@@ -368,18 +368,16 @@ class SshConnection:
         """Read the rest of an exited command's output: to its end, or for a moment if something it started holds it.
 
         Output not ended by the grace's end (held_open.py, no EOF from the node) is held open by what the command
-        started, however fast that writes: the node is marked and that process left running (the channel is closed
-        after), never killed as a timeout. Output that did end but is still waiting (a `--lines` reader slow to take
-        it) is read on to the deadline, as while the command ran.
+        started, however fast that writes: the result says so and that process is left running (the channel is closed
+        after), never killed as a timeout; Ctrl-C ends the grace at once. Output that did end but is still waiting (a
+        `--lines` reader slow to take it) is read on to the deadline, as while the command ran.
         """
-        end: float | None = grace_end(deadline)
-        while not drain(chan, end, out, err, feed):
-            if not chan.eof_received:
-                HELD_OPEN.mark(self.node)
-                return
-            if end == deadline:
-                raise cut_short(self._timed_out(chan, out, err, timeout), out, err)
-            end = deadline
+        if read_for_grace(lambda end: drain(chan, end, out, err, feed), deadline, lambda: self.commands.interrupted):
+            return
+        if not chan.eof_received:
+            out.held_open = True
+        elif not drain(chan, deadline, out, err, feed):
+            raise cut_short(self._timed_out(chan, out, err, timeout), out, err)
 
     def _timed_out(
         self, chan: paramiko.Channel, out: CappedOutput, err: CommandStderr, timeout: float | None
