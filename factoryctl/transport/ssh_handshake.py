@@ -44,9 +44,10 @@ from factoryctl.transport.hints import (
 from factoryctl.transport.host_limits import local_limit_error
 from factoryctl.transport.known_hosts import HostKeyStatus, KnownHosts, UnreadableKnownHosts, fingerprint, key_type_of
 from factoryctl.transport.polling import readable
-from factoryctl.transport.ssh_agent_client import agent_keys
+from factoryctl.transport.ssh_agent_client import TOO_LONG, agent_keys
 from factoryctl.transport.ssh_config import SshTarget
 from factoryctl.transport.ssh_identities import (
+    AGENT_HINT,
     AGENT_SIGN_HINT,
     AGENT_UNSIGNED,
     NO_KEY_TO_OFFER,
@@ -62,6 +63,9 @@ _log = logging.getLogger("factoryctl.transport")
 
 #: How a handshake that timed out after the banner is said (`start_transport`): banner's hint, a hung sshd's.
 UNFINISHED_HANDSHAKE = "did not finish the SSH handshake"
+
+#: How much of what a peer said as it closed the connection during the handshake (its DISCONNECT) is quoted.
+_FAREWELL_CHARS = 200
 
 #: Read from here by `nodes trust` (trust.py, nodes_trust.py); the table of hints (hints.py) is their home.
 __all__ = ["CHANGED_KEY", "OTHER_TYPES", "OTHER_TYPES_WARNING", "REVOKED_KEY", "host_key_hint"]
@@ -215,30 +219,47 @@ def start_transport(
     prefer_aes_gcm(transport)
     if known is not None:
         prefer_recorded_key_types(transport, known, target)
+    farewell = _record_disconnect(transport)
     done = threading.Event()
     try:
         transport.start_client(event=done)
     except paramiko.SSHException as exc:  # pragma: no cover - start() itself rarely fails
         transport.close()
         raise NodeError(node, "banner", f"SSH negotiation with {target.label} failed: {exc}") from exc
-    budget = options.banner_timeout_s * 2
-    if not done.wait(budget) or not transport.is_active() or transport.get_exception() is not None:
-        error = transport.get_exception()
-        timed_out = transport.packetizer.handshake_timed_out()  # paramiko's EOFError says so no more than a hang-up
-        transport.close()
-        local = local_limit_error(node, error) if error is not None else None
-        if local is not None:  # this machine ran out of threads or files: not the node's fault
-            raise local from error
-        if error is None or (timed_out and isinstance(error, EOFError)):
-            within = options.banner_timeout_s if error is not None else budget
-            message = (
-                f"{target.address} {UNFINISHED_HANDSHAKE} within {within:g} s (its sshd may be hung or overloaded)"
-            )
-            raise NodeError(node, "banner", message, SILENT_HINT) from error
-        text = _handshake_failure(error)
-        raise NodeError(node, "banner", f"{target.address} {NOT_SSH} ({text})", NOT_SSH_HINT) from error
+    finished = done.wait(options.banner_timeout_s * 2)
+    error = transport.get_exception()  # once: paramiko clears it as it is read
+    if not finished or not transport.is_active() or error is not None:
+        failure = _unfinished(node, target, transport, options, finished, error, farewell)
+        raise failure from error
     transport.set_keepalive(max(1, int(options.keepalive_s)))
     return transport
+
+
+def _unfinished(
+    node: str,
+    target: SshTarget,
+    transport: paramiko.Transport,
+    options: SshOptions,
+    finished: bool,
+    error: BaseException | None,
+    farewell: list[str],
+) -> NodeError:
+    """Why the handshake did not finish (`finished`: paramiko's thread ended it), the transport closed.
+
+    paramiko's thread ends without an error when the peer sends DISCONNECT (its reason is in `farewell`): that peer
+    closed the connection, as one hanging up does, and did not keep the handshake waiting.
+    """
+    timed_out = transport.packetizer.handshake_timed_out()  # paramiko's EOFError says so no more than a hang-up
+    transport.close()
+    local = local_limit_error(node, error) if error is not None else None
+    if local is not None:  # this machine ran out of threads or files: not the node's fault
+        return local
+    if (error is None and not finished) or (timed_out and isinstance(error, EOFError)):
+        within = options.banner_timeout_s if error is not None else options.banner_timeout_s * 2
+        message = f"{target.address} {UNFINISHED_HANDSHAKE} within {within:g} s (its sshd may be hung or overloaded)"
+        return NodeError(node, "banner", message, SILENT_HINT)
+    text = _handshake_failure(error, farewell)
+    return NodeError(node, "banner", f"{target.address} {NOT_SSH} ({text})", NOT_SSH_HINT)
 
 
 def prefer_aes_gcm(transport: paramiko.Transport) -> None:
@@ -277,14 +298,18 @@ def prefer_recorded_key_types(transport: paramiko.Transport, known: KnownHosts, 
     security.key_types = first + tuple(a for a in security.key_types if a not in first)
 
 
-def _handshake_failure(error: BaseException) -> str:
+def _handshake_failure(error: BaseException | None, farewell: list[str]) -> str:
     """Why the handshake failed, never empty: paramiko's EOFError for a peer that hung up says nothing by itself.
 
-    paramiko raises the same EOFError when its handshake timeout passed: `start_transport` tells that one apart.
+    paramiko raises the same EOFError when its handshake timeout passed: `start_transport` tells that one apart. No
+    error at all is a peer that sent DISCONNECT: what it said (`farewell`) is quoted, cut to `_FAREWELL_CHARS`.
     """
-    text = str(error).strip()
-    if isinstance(error, EOFError) or not text:
-        return "it closed the connection during the handshake"
+    text = str(error or "").strip()
+    if error is None or isinstance(error, EOFError) or not text:
+        said = " ".join(farewell).strip()
+        if len(said) > _FAREWELL_CHARS:
+            said = f"{said[:_FAREWELL_CHARS]}..."
+        return "it closed the connection during the handshake" + (f", saying: {said}" if said else "")
     return text
 
 
@@ -370,6 +395,9 @@ def authenticate(node: str, transport: paramiko.Transport, target: SshTarget) ->
         agent.close()  # wakes paramiko's thread if it still waits for that signature
     closed = not transport.is_active()
     transport.close()
+    if unsigned is not None and agent.too_long():  # a broken agent, not one awaiting a confirmation
+        message = f"ssh-agent (SSH_AUTH_SOCK={agent.path}) {TOO_LONG}, when asked to sign for {unsigned}"
+        raise NodeError(node, "auth", message, AGENT_HINT)
     if unsigned is not None:
         raise NodeError(node, "auth", f"{AGENT_UNSIGNED} within {timeout:g} s for {unsigned}", AGENT_SIGN_HINT)
     raise _refused(node, target, offers, agent.note, tried, farewell if closed else None)

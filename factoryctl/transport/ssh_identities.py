@@ -7,12 +7,17 @@ passphrase is offered at its own place, through the agent's copy of the same pub
 file itself when it is a public key (`IdentityFile ~/.ssh/id.pub`), else `FILE.pub`, else the public part an
 OpenSSH-format private key keeps unencrypted. A private key file of the user's that others may read is not used, as
 ssh refuses it ("UNPROTECTED PRIVATE KEY FILE"); the agent's copy of its key still is, as with ssh.
+
+Every key file (the key, `FILE.pub`, `FILE-cert.pub`) is opened without waiting and read only if it is a regular
+file, at most `_MAX_KEY_FILE_BYTES`, then parsed from memory: paramiko's `PKey.from_path` opens the name as it
+is, so an identity file that is a FIFO (or a device) held every command forever, waiting for a writer.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import io
 import logging
 import os
 import shlex
@@ -99,32 +104,94 @@ def _load_key(path: str) -> paramiko.PKey | SkippedKey:
     """
     import paramiko
 
-    too_open = _too_open(path)
+    try:
+        data, status = _read_regular(path)
+    except FileNotFoundError:
+        return SkippedKey(path, _no_file(path), False)
+    except _NotRegular:
+        return SkippedKey(path, f"{path} is not a regular file: not read as a key", False)
+    except OSError as exc:
+        if is_file_exhaustion(exc):
+            raise
+        return SkippedKey(path, f"cannot load {path}: {exc.strerror or exc}", False)
+    too_open = _too_open(path, status)
     if too_open is not None:
         return too_open
     try:
-        return paramiko.PKey.from_path(path)
+        return _parsed_key(path, data)
     except (paramiko.PasswordRequiredException, TypeError):
         return SkippedKey(path, f"the key {path} needs a passphrase: load it into ssh-agent", True)
-    except FileNotFoundError:
-        return SkippedKey(path, _no_file(path), False)
     except Exception as exc:  # a key file is any file: whatever its loader raises, the file is skipped
-        if is_file_exhaustion(exc):
+        if is_file_exhaustion(exc):  # its certificate could not be opened
             raise
         return SkippedKey(path, f"cannot load {path}: {str(exc) or type(exc).__name__}", False)
 
 
-def _too_open(path: str) -> SkippedKey | None:
-    """Why the user's key file `path` is not used when its group or others may read it, as ssh says; else None.
+class _NotRegular(Exception):
+    """The file is a FIFO, a device, a directory or a socket: never read (reading may wait forever)."""
+
+
+def _read_regular(path: str) -> tuple[bytes, os.stat_result]:
+    """The first `_MAX_KEY_FILE_BYTES` of `path` and its status, read only if it is a regular file (`_NotRegular`).
+
+    Opened without waiting (O_NONBLOCK: a FIFO with no writer) and checked on the open descriptor, so what is read
+    is what was checked.
+    """
+    fd = os.open(os.path.expanduser(path), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
+            raise _NotRegular(path)
+        chunks: list[bytes] = []
+        left = _MAX_KEY_FILE_BYTES
+        while left > 0:
+            chunk = os.read(fd, left)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks), status
+    finally:
+        os.close(fd)
+
+
+def _parsed_key(path: str, data: bytes) -> paramiko.PKey:
+    """The private key `data` (read from `path`) holds, as paramiko's `PKey.from_path` makes it, without a passphrase.
+
+    OpenSSH format first, then PEM, as ssh and paramiko try them; its certificate (`path-cert.pub`), if there is one
+    to read, is loaded with it, as `from_path` does.
+    """
+    import paramiko
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+    from paramiko.pkey import UnknownKeyType
+
+    try:
+        loaded: object = serialization.load_ssh_private_key(data, password=None)
+    except ValueError:
+        loaded = serialization.load_pem_private_key(data, password=None)
+    kinds: tuple[tuple[type, type[paramiko.PKey]], ...] = (
+        (rsa.RSAPrivateKey, paramiko.RSAKey),
+        (ed25519.Ed25519PrivateKey, paramiko.Ed25519Key),
+        (ec.EllipticCurvePrivateKey, paramiko.ECDSAKey),
+    )
+    key_class = next((cls for kind, cls in kinds if isinstance(loaded, kind)), None)
+    if key_class is None:
+        raise UnknownKeyType(key_bytes=data, key_type=type(loaded))
+    key = key_class.from_private_key(io.StringIO(data.decode()), password=None)
+    certificate = _text(f"{path}-cert.pub")
+    if certificate is not None and certificate.strip():
+        key.load_certificate(certificate.strip())
+    return key
+
+
+def _too_open(path: str, status: os.stat_result) -> SkippedKey | None:
+    """Why the user's key file `path` (of `status`) is not used when its group or others may read it; else None.
 
     ssh's rule (sshkey_perm_ok): only a file of the user's own is checked, and any bit of 077 refuses it.
     """
-    try:
-        status = os.stat(path)
-    except OSError:
-        return None  # the load says why it cannot be read
     mode = stat.S_IMODE(status.st_mode)
-    if status.st_uid != os.getuid() or not mode & 0o077 or not stat.S_ISREG(status.st_mode):
+    if status.st_uid != os.getuid() or not mode & 0o077:
         return None
     who = " and ".join(name for name, bits in (("its group", 0o070), ("others", 0o007)) if mode & bits)
     reason = (
@@ -146,9 +213,11 @@ def _public_blob(path: str) -> bytes | None:
 
 
 def _text(path: str) -> str | None:
+    """The text of key file `path` (its first `_MAX_KEY_FILE_BYTES`), or None if it is no regular file to read."""
     try:
-        with open(path, "rb") as file:
-            return file.read(_MAX_KEY_FILE_BYTES).decode(errors="replace")
+        return _read_regular(path)[0].decode(errors="replace")
+    except _NotRegular:
+        return None
     except OSError as exc:
         if is_file_exhaustion(exc):  # this machine's limit, not a missing file
             raise

@@ -4,7 +4,10 @@ paramiko's `SSHConfig.lookup` runs each `Match exec` command through invoke at l
 takes two passes, and resolving a node takes several lookups), the second time with `%h` as the first pass left it,
 and hands the command factoryctl's stdin (`exec -n` in a `while read` loop lost the rest of the list). `exec_once_config` gives an SSHConfig that runs each command, as written,
 once per host within one `ssh_config.resolve` (`EXEC_RESULTS`), as ssh runs it once where the line stands. It
-overrides paramiko's `_does_match` and uses its `_tokenize` (paramiko >= 3.3, which added `Match final`).
+overrides paramiko's `_does_match` (paramiko >= 3.3, which added `Match final`). Its tokens are put in as ssh's
+percent_expand puts them, in one pass (`expand_tokens`): paramiko's `_tokenize` replaces one token after another,
+so the text one put in was expanded again by the tokens after it (host `fe80::1%u` became `fe80::1root`), and it
+leaves `%%` as two. The values are paramiko's; `~` is not expanded, by ssh nor paramiko (the shell may).
 
 paramiko also counts a criterion it does not know (`localnetwork`, `tagged`, a typo, `Host` in capitals) as
 matched, which applied its block (a ProxyJump, say) to every host. ssh_config.py writes the criteria through
@@ -17,7 +20,9 @@ from __future__ import annotations
 import contextvars
 import functools
 import os
+import re
 import sys
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from factoryctl.errors import ConfigError
@@ -107,11 +112,61 @@ def exec_once_config() -> type[paramiko.SSHConfig]:
         def _exec(self, host: str, written: str, options: dict[str, Any]) -> bool:
             results = EXEC_RESULTS.get({})  # outside `resolve`: nothing kept
             if (host, written) not in results:
-                parent: Any = super()
-                results[host, written] = matched_by_exec(parent._tokenize(options, host, "match-exec", written))
+                results[host, written] = matched_by_exec(expand_tokens(written, exec_tokens(options, host)))
             return results[host, written]
 
     return ExecOnceConfig
+
+
+#: A token of ssh's (`%h`), or `%%`; a `%` ending the text is none.
+_TOKEN = re.compile(r"%(.)", re.DOTALL)
+
+
+def expand_tokens(text: str, values: Mapping[str, Callable[[], str]]) -> str:
+    """`text` with each `%X` of `values` replaced by its value, in one pass as ssh's percent_expand.
+
+    What a token put in is not read again. `%%` is one `%`; a token not in `values` stays as written (ssh refuses it).
+    """
+
+    def value(found: re.Match[str]) -> str:
+        letter = found[1]
+        if letter == "%":
+            return "%"
+        make = values.get(letter)
+        return found[0] if make is None else make()
+
+    return _TOKEN.sub(value, text)
+
+
+def exec_tokens(options: Mapping[str, Any], host: str) -> dict[str, Callable[[], str]]:
+    """The tokens of a `Match exec` command for `host`, with the `options` read so far, valued as paramiko values them.
+
+    These are paramiko's `_tokenize` table for match-exec; each is made only if used (`%l` may ask DNS). `%h` is
+    HostName if set so far, its own `%h` expanded first (as ssh does), else `host`.
+    """
+    import getpass
+    import hashlib
+    import socket
+
+    from paramiko.config import SSH_PORT, LazyFqdn
+
+    config: Any = options  # paramiko's SSHConfigDict
+    local = socket.gethostname().split(".")[0]
+    user = getpass.getuser()
+    remote = str(options.get("user", user))
+    port = options.get("port", SSH_PORT)
+    hostname = expand_tokens(str(options.get("hostname", host)), {"h": lambda: host})
+    return {
+        "C": lambda: hashlib.sha1((local + host + repr(port) + remote).encode()).hexdigest(),
+        "d": lambda: os.path.expanduser("~"),
+        "h": lambda: hostname,
+        "L": lambda: local,
+        "l": lambda: str(LazyFqdn(config, local)),
+        "n": lambda: host,
+        "p": lambda: str(port),
+        "r": lambda: remote,
+        "u": lambda: user,
+    }
 
 
 def matched_by_exec(command: str) -> bool:
