@@ -1,12 +1,13 @@
-"""The command line's words checked as text before any command runs: bytes that are not UTF-8 are a usage error.
+"""The command line's words checked as text before any command runs: bytes that are not text are a usage error.
 
-On POSIX, Python decodes argv with `surrogateescape`: a byte that is not UTF-8 arrives as a lone surrogate
-(U+DC80-U+DCFF) that no UTF-8 writer accepts, so it would fail late (after a change was made) or be echoed escaped.
-Every text option and argument is therefore refused here, once, with exit 2 before anything is changed. Two kinds
-of words keep their bytes, because the bytes are what the user meant: file paths and `exec`'s remote command words.
+On POSIX, Python decodes argv in the locale's encoding with `surrogateescape`: a byte it cannot read arrives as a
+lone surrogate (U+DC80-U+DCFF) that no UTF-8 writer accepts, so it would fail late (after a change was made) or be
+echoed escaped. A text option or argument is read as UTF-8 when its bytes are, whatever the locale (`text_meant`);
+otherwise such a byte is refused here, once, with exit 2 before anything is changed. Two kinds of words keep their
+bytes, because the bytes are what the user meant: file paths and `exec`'s remote command words.
 
 The check costs nothing on a clean command line: the command tree is walked (with Click's own parser, which neither
-converts values nor runs callbacks) only when a word holds such a byte.
+converts values nor runs callbacks) only when a word is read otherwise as UTF-8, or not at all.
 
 File options get their path here too (`exact_path`), from the text as typed: pathlib would read an empty value as
 `.` and `./-` as `-`. It is imported at start-up, which a module with the output file's machinery is not.
@@ -14,6 +15,7 @@ File options get their path here too (`exact_path`), from the text as typed: pat
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path, PosixPath
 from typing import TYPE_CHECKING
@@ -30,6 +32,22 @@ PASSED_THROUGH = frozenset({("exec", "command")})
 
 #: How much of a refused value the message quotes.
 QUOTED_CHARS = 40
+
+
+def text_meant(word: str) -> str | None:
+    """The text a command-line word stands for, as it is stored (UTF-8); None: its bytes are not text.
+
+    Python reads argv in the locale's encoding. Bytes that are UTF-8 are read as UTF-8 whatever the locale, as
+    terminals and scripts send today: under `LC_ALL=C` (ASCII, every other byte escaped) `naïve` was refused as "not
+    UTF-8", and a Latin-1 locale read it `naÃ¯ve`. Other bytes keep the locale's reading when it took them all
+    (`café` typed in a Latin-1 locale, the byte 0xE9); left escaped (a UTF-8 or ASCII locale), they are refused.
+    """
+    if word.isascii():
+        return word
+    try:
+        return word.encode(sys.getfilesystemencoding(), "surrogateescape").decode("utf-8")
+    except UnicodeError:
+        return None if undecodable(word) else word
 
 
 def undecodable(text: str) -> bool:
@@ -105,22 +123,41 @@ def exact_path(stream: str | None = None) -> Callable[[typer.CallbackParam, str 
 
 
 def check_text_arguments(args: list[str]) -> None:
-    """Raise UsageError (exit 2) for an option or argument whose text is not valid UTF-8; paths and exec's words pass.
+    """Raise UsageError (exit 2) for an option or argument that is not text (`text_meant`); paths and exec's words pass.
 
-    Called by `run()` before the command is parsed for real, so nothing has changed yet. A command line that does
-    not parse is left to Click's own error.
+    A text word the locale read otherwise than its UTF-8 (`text_meant`) is replaced in `args`, in place, by the text
+    it stands for: `-r naïve` under `LC_ALL=C` is stored as naïve. Called by `run()` before the command is parsed
+    for real, so nothing has changed yet. A command line that does not parse is left to Click's own error.
     """
-    if not any(map(undecodable, args)):
+    if all(text_meant(word) == word for word in args):
         return
     from typer.main import get_command
 
     from factoryctl.cli.app import app
 
-    _check_command(get_command(app), "factoryctl", (), args, None)
+    meant: dict[str, str] = {}
+    _check_command(get_command(app), "factoryctl", (), args, None, meant)
+    for at, word in enumerate(args):
+        args[at] = next((r for old, new in meant.items() if (r := _replaced(word, old, new)) is not None), word)
 
 
-def _check_command(command: Command, name: str, path: tuple[str, ...], args: list[str], parent: Context | None) -> None:
-    """Check the words `command` takes from `args`, then those of the subcommand they name, if any."""
+def _replaced(word: str, value: str, text: str) -> str | None:
+    """`word` with the option value `value` in it replaced by `text` (`value`, `--reason=value`, `-rvalue`), or None."""
+    if word == value:
+        return text
+    head = word.removesuffix(value)
+    if head != word and ((head.startswith("--") and head.endswith("=")) or (head[:1] == "-" and head[1:2] != "-")):
+        return head + text
+    return None
+
+
+def _check_command(
+    command: Command, name: str, path: tuple[str, ...], args: list[str], parent: Context | None, meant: dict[str, str]
+) -> None:
+    """Check the words `command` takes from `args`, then those of the subcommand they name, if any.
+
+    Each text word read otherwise as UTF-8 goes into `meant`, with the text it stands for (`text_meant`).
+    """
     ctx = command.context_class(command, info_name=name, parent=parent, resilient_parsing=True)
     opts, rest, _order = command.make_parser(ctx).parse_args(args=list(args))
     for param in command.get_params(ctx):
@@ -128,17 +165,22 @@ def _check_command(command: Command, name: str, path: tuple[str, ...], args: lis
             continue
         value = opts.get(param.name)
         for word in value if isinstance(value, (list, tuple)) else [value]:
-            if isinstance(word, str) and undecodable(word):
+            if not isinstance(word, str):
+                continue
+            text = text_meant(word)
+            if text is None:
                 raise _refused(_param_name(param), word)
+            if text != word:
+                meant[word] = text
     commands = getattr(command, "commands", None)
     if commands is None or not rest:
         return
     sub = commands.get(rest[0])
     if sub is None:
-        if undecodable(rest[0]):
+        if text_meant(rest[0]) is None:
             raise _refused("the command name", rest[0])
         return
-    _check_command(sub, rest[0], (*path, rest[0]), rest[1:], ctx)
+    _check_command(sub, rest[0], (*path, rest[0]), rest[1:], ctx, meant)
 
 
 def _is_path(param: object) -> bool:

@@ -86,13 +86,15 @@ class LinePrinter:
     lines of different nodes never mix mid-line. What is left without a newline is kept (at most LINE_LIMIT bytes per
     stream, then printed as it is) until `finish`, when the node's command is over. If stdout's reader goes away
     (`| grep -m1 ...`), `broken` is set: the fan-out stops waiting, the commands (`tail -f`) are stopped, exec exits
-    141. An event, not `interrupt_main`: SIGINT is ignored in a script's background jobs (`... | head -1 &`).
+    141. An event, not `interrupt_main`: SIGINT is ignored in a script's background jobs (`... | head -1 &`). Any
+    other failed stdout write (a full disk, `>&-`) does the same, kept in `failure`: exit 1, said (`stdout_gone`).
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._partial: dict[tuple[str, int], bytes] = {}
         self.broken = threading.Event()
+        self.failure: OSError | None = None  # the first error writing stdout (BrokenPipeError: its reader left)
 
     def sink(self, node: str) -> OutputSink:
         """The `on_output` for one node's command."""
@@ -121,6 +123,8 @@ class LinePrinter:
         """`node: line` for each line, as bytes: what is not UTF-8 passes through as it came, as pdsh passes it."""
         from factoryctl.cli.render import write_bytes_whole
 
+        if stream == 1 and self.failure is not None:
+            return  # stdout failed: the commands are being stopped, and their output goes nowhere
         out = sys.stdout if stream == 1 else sys.stderr
         prefix = f"{node}: ".encode()
         data = prefix + (b"\n" + prefix).join(lines.split(b"\n")) + b"\n"  # one join: 2x faster than a line loop
@@ -132,11 +136,11 @@ class LinePrinter:
             else:
                 out.flush()  # what the text layer holds goes first
                 write_bytes_whole(buffer, data)
-        except BrokenPipeError:
-            if stream == 1:
-                self.broken.set()  # fan_out raises Cancelled: the commands are stopped, exec exits 141
-        except (OSError, ValueError):
-            pass
+        except (OSError, ValueError) as error:
+            if stream == 1:  # fan_out raises Cancelled: the commands are stopped, exec exits 141 or says it (exit 1)
+                closed = OSError(errno.EBADF, "the stream is closed")  # a file object closed: ValueError
+                self.failure = error if isinstance(error, OSError) else closed
+                self.broken.set()
 
 
 class ExecRun:
@@ -450,7 +454,7 @@ def report_run(
     errors = [o for _, o in outcomes if isinstance(o, NodeError)]
     if printer is not None and printer.broken.is_set():  # it went away as the last commands ended
         report_failures(items, errors)  # the unreachable nodes are still said, as without --lines
-        raise stdout_gone()
+        raise stdout_gone(printer)
     if stdin is not None and stdin.error:
         sys.stderr.write(f"factoryctl: {stdin.error}\n")
     print_outcomes(items, errors, structured, no_header, lines=printer is not None)
@@ -475,15 +479,16 @@ def run_interruptible(run: ExecRun) -> tuple[list[tuple[NodeSpec, dict[str, Any]
             return run.wait(), None
         except (KeyboardInterrupt, Terminated) as stopped:
             code = stopped_status(stopped)
-        except Cancelled:  # only --lines' printer cancels: its reader went away
+        except Cancelled:  # only --lines' printer cancels: its stdout failed (its reader went away, a full disk)
             run.report_failures_so_far()  # an unreachable node is said even so
-            raise stdout_gone() from None  # the error boundary ends quietly with 141, as `| head` expects
+            raise stdout_gone(run._printer) from None  # the error boundary: 141 quietly, as `| head` expects, or 1
         return run.stopped(STOP_GRACE_S, again), code  # in the block: after it, a Ctrl-C raised past the nodes
 
 
-def stdout_gone() -> BrokenPipeError:
-    """The error of `--lines`' stdout whose reader went away: EPIPE, as a write would have met (exit 141)."""
-    return BrokenPipeError(errno.EPIPE, "stdout's reader went away")
+def stdout_gone(printer: LinePrinter | None) -> OSError:
+    """The error of `--lines`' stdout that failed: the write's own (ENOSPC, EBADF: exit 1, said), else EPIPE (141)."""
+    failure = printer.failure if printer is not None else None
+    return failure if failure is not None else BrokenPipeError(errno.EPIPE, "stdout's reader went away")
 
 
 def register(app: typer.Typer) -> None:

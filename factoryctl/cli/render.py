@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import IO, Any
 
+from factoryctl.cli.cells import as_written
 from factoryctl.cli.cells import cell_width as cell_width  # re-exported: the followed events' table pads with it
 from factoryctl.model.folding import fold as fold  # re-exported: the commands fold node names with it
 from factoryctl.model.folding import without_address as without_address  # re-exported, as fold
@@ -80,7 +81,8 @@ def render_table(items: Sequence[dict[str, Any]], columns: Sequence[Column], wid
     from factoryctl.model.telemetry import escape_controls
 
     shown = [c for c in columns if wide or not c.wide_only]
-    rows = [[escape_controls((c.show or format_cell)(item.get(c.key))) for c in shown] for item in items]
+    writes = as_written()
+    rows = [[writes(escape_controls((c.show or format_cell)(item.get(c.key)))) for c in shown] for item in items]
     if header:
         rows.insert(0, [c.header for c in shown])
     if not rows:
@@ -90,8 +92,13 @@ def render_table(items: Sequence[dict[str, Any]], columns: Sequence[Column], wid
 
 
 def table_line(cells: Sequence[str], widths: Sequence[int]) -> str:
-    """One table line: `cells` padded to `widths` (terminal columns, `cell_width`), three spaces apart."""
-    padded = (cell + " " * (width - cell_width(cell)) for cell, width in zip(cells, widths, strict=True))
+    """One table line: `cells` padded to `widths` (terminal columns, `cell_width`), three spaces apart.
+
+    Each cell is padded as stdout will write it (`as_written`): `数据中心` is 8 columns, but `????` under an ASCII
+    stdout, 4.
+    """
+    written = map(as_written(), cells)
+    padded = (cell + " " * (width - cell_width(cell)) for cell, width in zip(written, widths, strict=True))
     return "   ".join(padded).rstrip() + "\n"
 
 
@@ -101,7 +108,8 @@ def render_csv(items: Sequence[dict[str, Any]], header: bool, fields: Sequence[s
     The header is the items' JSON keys in order (keys only some items have come after, in first-seen order); one row
     per item of raw values (`csv_value`); RFC 4180 quoting by the csv module, lines ending in a newline as Unix tools
     expect. No items: the header alone, of the listing's `fields` (its JSON keys, as its items would have them), so
-    a script's CSV parser still finds its columns; nothing when the fields are not given.
+    a script's CSV parser still finds its columns; nothing when the fields are not given. It is `Utf8Text`: `emit`
+    writes it in UTF-8 whatever the locale, so a row reads back as it was (CSV has no escape a `?` could stand for).
     """
     import csv
     import io
@@ -114,11 +122,20 @@ def render_csv(items: Sequence[dict[str, Any]], header: bool, fields: Sequence[s
     if header:
         writer.writerow(keys)
     writer.writerows([csv_value(item.get(key)) for key in keys] for item in items)
-    return out.getvalue()
+    return Utf8Text(out.getvalue())
+
+
+class Utf8Text(str):
+    """Text `emit` writes in UTF-8 whatever stdout's encoding: CSV (`render_csv`); joined to other text, a str again."""
+
+    __slots__ = ()
 
 
 def csv_value(value: object) -> str:
-    """One CSV cell: the JSON value unformatted; null empty, true/false, a list joined with `;`, an object as JSON."""
+    """One CSV cell: the JSON value unformatted; null empty, true/false, a list joined with `;`, an object as JSON.
+
+    The JSON is UTF-8 as the CSV is (`render_csv`): the same bytes whatever the locale.
+    """
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -126,7 +143,7 @@ def csv_value(value: object) -> str:
     if isinstance(value, (list, tuple)):
         return ";".join(csv_value(v) for v in value)
     if isinstance(value, dict):
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=not stdout_takes_unicode(), allow_nan=False)
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     return str(value)
 
 
@@ -250,9 +267,10 @@ def _emit_table_pages(
     from factoryctl.model.telemetry import escape_controls
 
     shown = [c for c in columns if wide or not c.wide_only]
+    writes = as_written()
 
     def cells(page: Sequence[dict[str, Any]]) -> list[list[str]]:
-        return [[escape_controls((c.show or format_cell)(item.get(c.key))) for c in shown] for item in page]
+        return [[writes(escape_controls((c.show or format_cell)(item.get(c.key)))) for c in shown] for item in page]
 
     def lines(rows: list[list[str]]) -> str:
         return "".join(table_line(row, widths) for row in rows)
@@ -431,11 +449,14 @@ def _without_node(hint: str, node: str) -> str:
 
 
 def emit(text: str) -> None:
-    """Write results to stdout (logs and progress go to stderr), all of them or BrokenPipeError (`write_whole`)."""
-    write_whole(sys.stdout, text)
+    """Write results to stdout (logs and progress go to stderr), all of them or BrokenPipeError (`write_whole`).
+
+    `Utf8Text` (CSV) is written in UTF-8 whatever stdout's encoding; other text in stdout's own.
+    """
+    write_whole(sys.stdout, text, utf8=isinstance(text, Utf8Text))
 
 
-def write_whole(stream: IO[str], text: str) -> None:
+def write_whole(stream: IO[str], text: str, utf8: bool = False) -> None:
     """Write `text` to the text `stream` and flush it: all of it, or an error (BrokenPipeError when its reader left).
 
     Under PYTHONUNBUFFERED=1 (`python -u`, usual in containers and service units) stdout's binary layer is the raw
@@ -450,6 +471,10 @@ def write_whole(stream: IO[str], text: str) -> None:
         return
     stream.flush()  # what the text layer holds goes first
     encoding, errors = getattr(stream, "encoding", None), getattr(stream, "errors", None)
+    if utf8:  # argv's undecodable bytes back as they came, as main() has stdout write them
+        from factoryctl.cli.arguments import register_output_errors
+
+        encoding, errors = "utf-8", register_output_errors()
     write_bytes_whole(buffer, text.encode(encoding or "utf-8", errors or "strict"))
 
 

@@ -48,18 +48,20 @@ def _complete_metric(incomplete: str) -> list[str]:
     return complete_choices(_metric_names())(incomplete)
 
 
-def sparkline(values: Sequence[float], width: int = 24, weights: Sequence[int] | None = None) -> str:
+def sparkline(
+    values: Sequence[float], width: int = 24, weights: Sequence[int] | None = None, ascii_only: bool = False
+) -> str:
     """A small trend of the values in block characters: at most about `width` chunks, each its (weighted) mean.
 
     With `weights` (how many samples each value stands for), each chunk holds about the same number of samples,
-    not of values: a rolled-up minute of 60 samples takes as much of the line as 60 raw points. A stdout that
-    cannot write block characters gets the ASCII ramp.
+    not of values: a rolled-up minute of 60 samples takes as much of the line as 60 raw points. `ascii_only`: the
+    ASCII ramp, for a table on a stdout that cannot write block characters (`_show_history`).
     """
     from factoryctl.model.sparkline import ramp_line, sample_means
 
     if not values:
         return ""
-    return ramp_line(sample_means(values, width, weights), ascii_only=not stdout_takes_unicode())
+    return ramp_line(sample_means(values, width, weights), ascii_only=ascii_only)
 
 
 def _series_item(series: Series, with_range: bool) -> dict[str, Any]:
@@ -72,8 +74,10 @@ def _series_item(series: Series, with_range: bool) -> dict[str, Any]:
     return {"node": series.node, "gpu": series.gpu, "metric": series.metric, "points": points}
 
 
-def _series_row(series: Series) -> dict[str, Any]:
+def _series_row(series: Series, ascii_trend: bool = False) -> dict[str, Any]:
     """A GPU's summary: min and max of the points' own, and mean and trend weighted by the samples each stands for.
+
+    The trend is in block characters, the ASCII ramp if `ascii_trend` (a table's, on a stdout that cannot write them).
 
     A window past the raw window mixes raw points with 1-minute rollups (and `--step` buckets hold any number of
     samples): an unweighted mean counted a minute of 100 W once against 1,800 raw seconds of 500 W.
@@ -96,7 +100,7 @@ def _series_row(series: Series) -> dict[str, Any]:
         "mean": sum(v * w for v, w in zip(values, weights, strict=True)) / sum(weights) if values else None,
         "max": max(highs) if highs else None,
         "last": values[-1] if values else None,
-        "trend": sparkline(values, weights=weights),
+        "trend": sparkline(values, weights=weights, ascii_only=ascii_trend),
     }
 
 
@@ -215,7 +219,8 @@ def _show_history(
         from factoryctl.store.rows import Series  # at run time: the module imports it for types only
 
         fields = list(_series_row(Series("", 0, "")))  # a blank series' row: the CSV header when none is found
-        items = [_stored_extent(_series_row(s), extents.get((s.node, s.gpu))) for s in found]
+        ascii_trend = output is not OutputFormat.csv and not stdout_takes_unicode()  # CSV: UTF-8 always (render_csv)
+        items = [_stored_extent(_series_row(s, ascii_trend), extents.get((s.node, s.gpu))) for s in found]
         emit(render_listing(items, [], HISTORY_COLUMNS, output, no_header, fields))
 
 
