@@ -468,9 +468,11 @@ def _report(
 
 
 def _schedule_csv(results: list[SimulationResult]) -> str:
-    """The schedule as CSV (quoted where a job id needs it, as the trace was)."""
+    """The schedule as CSV (quoted where a job id needs it, as the trace was), UTF-8 on stdout too (`Utf8Text`)."""
     import csv
     import io
+
+    from factoryctl.cli.render import Utf8Text
 
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
@@ -480,4 +482,4 @@ def _schedule_csv(results: list[SimulationResult]) -> str:
             writer.writerow(
                 (r.job_id, r.policy, _number(r.submit_s), _number(r.start_s), _number(r.end_s), r.allocation_text())
             )
-    return text.getvalue()
+    return Utf8Text(text.getvalue())

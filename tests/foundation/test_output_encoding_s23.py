@@ -124,3 +124,18 @@ def test_a_reason_in_a_latin1_locale_is_read_as_latin1_unless_it_is_utf8(
         assert result.exit_code == 0, result.stderr
         (item,) = cli("--config", factory, "nodes", "-o", "json").json()["items"]
         assert item["drain_reason"] == stored
+
+
+def test_a_schedule_written_to_stdout_is_utf8_under_ascii(factory: str, tmp_path: Path) -> None:
+    """`sched simulate --schedule-out -` is CSV too: a job id outside ASCII read back as it was in the trace."""
+    trace = tmp_path / "trace.csv"
+    trace.write_text("job_id,submit_time_s,duration_s,num_gpus\nzürich-α-1,0,60,2\n", encoding="utf-8")
+    done = run(
+        factory,
+        *("sched", "simulate", "--trace", str(trace), "--nodes", "1", "--gpus-per-node", "8"),
+        *("--policy", "fifo", "--schedule-out", "-"),
+        env={"PYTHONIOENCODING": "ascii"},
+    )
+    assert done.returncode == 0, done.stderr
+    (row,) = csv_rows(done.stdout)
+    assert (row["job_id"], row["allocation"]) == ("zürich-α-1", "n001:2")
