@@ -11,6 +11,11 @@ The files factoryctl writes (an output file, known_hosts, factory.yaml) follow t
 symbolic link on the way to one is followed only if the user or root made it, or it sits in a directory that not
 everyone may write (only its owner and group may make links there: `resolve_trusted_links`). The kernel's `fs.protected_symlinks` does not cover
 a file written beside its target and renamed over it, which needs the target's path resolved first.
+
+The caches factoryctl keeps on this machine (the agent zipapp's, completion's) are trusted as OpenSSH's secure_path
+trusts a file: the directory is the user's and writable by nobody else, and every directory above it is root's or
+the user's and not writable by others unless sticky (`private_dir_problem`), so nobody else can swap it or a
+directory above it; missing ones are created 0700 (`make_private_dirs`).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import os
 import pwd
 import shlex
 import stat
+from pathlib import Path
 
 
 @functools.lru_cache(maxsize=64)
@@ -166,3 +172,37 @@ def resolve_trusted_links(path: str | os.PathLike[str]) -> str:
         resolved = "/" if target.startswith("/") else resolved
         pending[:0] = target.split("/")
     return resolved
+
+
+def make_private_dirs(directory: Path) -> None:
+    """Create `directory` and its missing parents, mode 0700 (an existing one is left as it is)."""
+    missing = [path for path in (directory, *directory.parents) if not os.path.lexists(path)]
+    for path in reversed(missing):
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:  # made meanwhile by another process: checked as found
+            continue
+
+
+def private_dir_problem(real: Path) -> str | None:
+    """Why the resolved directory `real` is no private cache (like OpenSSH's secure_path), or None.
+
+    It must be this user's and writable by nobody else; every directory above it must be root's or this user's and
+    not writable by group or others unless sticky (like /tmp). Looked at with lstat: a symbolic link anywhere in
+    `real` is refused (resolve it first: `resolve_trusted_links`, `os.path.realpath`).
+    """
+    uid = os.geteuid()
+    info = os.lstat(real)
+    if not stat.S_ISDIR(info.st_mode):
+        return "is not a directory"
+    if info.st_uid != uid:
+        return f"belongs to uid {info.st_uid}, not to this user (uid {uid})"
+    if info.st_mode & 0o022:
+        return f"is writable by group or others (mode {stat.S_IMODE(info.st_mode):04o})"
+    for parent in real.parents:
+        info = os.lstat(parent)
+        if info.st_uid not in (0, uid):
+            return f"is inside {parent}, which belongs to uid {info.st_uid} (neither root nor this user)"
+        if info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX:
+            return f"is inside {parent}, which is writable by group or others without the sticky bit"
+    return None

@@ -12,6 +12,12 @@ and the stamp of the modules that expand names). The text's SHA-256 is in the ke
 which an edit within one timestamp tick, or `touch -r`, leaves the same. The file is private to the user
 (0600, written whole with a rename), read only when the user owns it and nobody else can write it; any problem with
 it is a miss, never an error.
+
+Its directory is trusted as the agent zipapp's cache is (`private_files.private_dir_problem`, missing ones made
+0700), with every directory above it: another user who can write one could otherwise redirect the entries, and the
+clean-up of old ones, into a directory of their choosing (a link planted in a shared `$XDG_CACHE_HOME`). Root keeps
+no entry where the directory, or the first one above it that exists, is not root's: `su` keeps the user's
+`$XDG_CACHE_HOME`, and a directory of root's there would leave the user's own caches unusable.
 """
 
 from __future__ import annotations
@@ -140,13 +146,14 @@ def _ours_alone(status: os.stat_result) -> bool:
 def _read_entry(entry: Path, key: str) -> Inventory | None:
     """The inventory saved in `entry` for `key`; None when there is none, or it is not ours alone or not readable.
 
-    Only from a directory that is the user's alone, and only a regular file, opened without following a link or
+    Only from a private directory (`_private_place`), and only a regular file, opened without following a link or
     waiting (a FIFO planted there held every TAB), and not larger than `MAX_ENTRY_BYTES`.
     """
+    directory = _private_place(entry.parent)
+    if directory is None:
+        return None
     try:
-        if not _ours_alone(os.lstat(entry.parent)):
-            return None
-        fd = os.open(entry, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(directory / entry.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         with os.fdopen(fd, "rb") as handle:
             status = os.fstat(handle.fileno())
             if not stat.S_ISREG(status.st_mode) or not _ours_alone(status) or status.st_size > MAX_ENTRY_BYTES:
@@ -162,28 +169,64 @@ def _read_entry(entry: Path, key: str) -> Inventory | None:
 def _write_entry(entry: Path, key: str, inventory: Inventory) -> None:
     """Save the inventory for `key`, whole or not at all (a rename), private to the user; failures are ignored.
 
-    Not from a root shell sudo opened (`sudo -s` may keep the user's HOME): root's files in the user's cache dir
-    would leave the user's own TABs unable to write there.
+    Only into a private directory (`_private_place`, missing ones made 0700), and not from a root shell sudo opened
+    (`sudo -s` may keep the user's HOME) nor by root where the directory is not root's (`_roots_place`): root's files
+    in the user's cache dir would leave the user's own TABs, and zipapp cache, unable to use it.
     """
     from factoryctl.private_files import sudo_user
 
     if sudo_user() is not None:
         return
+    directory = _private_place(entry.parent, make=True)
+    if directory is None:
+        return  # a directory someone else may write, or steer (a link they planted): nothing is kept there
     try:
-        entry.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if not _ours_alone(os.lstat(entry.parent)):
-            return  # a directory someone else may write (or a link to one): nothing is kept there
-        handle, temporary = tempfile.mkstemp(dir=entry.parent, prefix=".", suffix=".tmp")  # mode 0600
+        handle, temporary = tempfile.mkstemp(dir=directory, prefix=".", suffix=".tmp")  # mode 0600
         try:
             with os.fdopen(handle, "w", encoding="utf-8") as out:
                 json.dump({"key": key, **inventory.as_json()}, out, separators=(",", ":"))
-            os.replace(temporary, entry)
+            os.replace(temporary, directory / entry.name)
         except BaseException:
             os.unlink(temporary)
             raise
-        _remove_old_entries(entry.parent)
+        _remove_old_entries(directory)
     except OSError:
         pass  # no cache: the next TAB parses again
+
+
+def _private_place(directory: Path, *, make: bool = False) -> Path | None:
+    """`directory` with its links resolved if it is private, as the agent zipapp's cache must be; else None.
+
+    Links are resolved refusing one another user planted in a directory anyone may write (`resolve_trusted_links`);
+    the resolved directory must be the user's alone and every one above it root's or the user's, not writable by
+    others unless sticky (`private_dir_problem`). With `make`, missing directories are created 0700 first, not by
+    root where they would be made in a directory that is not root's (`_roots_place`).
+    """
+    from factoryctl.private_files import PlantedLink, make_private_dirs, private_dir_problem, resolve_trusted_links
+
+    try:
+        real = Path(resolve_trusted_links(directory))
+        if make:
+            if os.geteuid() == 0 and not _roots_place(real):
+                return None
+            make_private_dirs(real)
+        return real if private_dir_problem(real) is None else None
+    except (OSError, PlantedLink):
+        return None
+
+
+def _roots_place(real: Path) -> bool:
+    """Whether the resolved directory `real`, or the first directory above it that exists, is root's.
+
+    `su` keeps the user's `$XDG_CACHE_HOME` (and no `SUDO_UID` says whose it is): a directory root made there would
+    be one the user can no longer write, and their zipapp cache would be "not private" at every command.
+    """
+    for path in (real, *real.parents):
+        try:
+            return os.lstat(path).st_uid == 0
+        except FileNotFoundError:
+            continue
+    return False
 
 
 #: The names of the entries and of their temporary files: nothing else in the directory is removed.

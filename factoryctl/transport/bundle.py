@@ -45,6 +45,7 @@ from pathlib import Path
 
 import factoryctl
 from factoryctl.errors import FactoryError
+from factoryctl.private_files import make_private_dirs, private_dir_problem
 
 BUNDLE_FORMAT = "2"  # bump when the archive's layout changes
 _MAIN = (
@@ -239,12 +240,12 @@ def _write(target: Path, data: bytes) -> None:
 def _cache_place(directory: Path) -> tuple[Path | None, str, bool]:
     """`directory` resolved (created 0700 where missing) if private; else None, why not and whether that is unsafe.
 
-    Unsafe: it is there but not private (`_dir_problem`); otherwise it could not be created or looked at.
+    Unsafe: it is there but not private (`private_dir_problem`); otherwise it could not be created or looked at.
     """
     try:
-        _make_dirs(directory)
+        make_private_dirs(directory)
         real = Path(os.path.realpath(directory))
-        problem = _dir_problem(real)
+        problem = private_dir_problem(real)
     except OSError as exc:
         return None, f"cannot be written ({_reason(exc)})", False
     return (real, "", False) if problem is None else (None, problem, True)
@@ -307,7 +308,7 @@ def _make_fallback(directory: Path, problem: str) -> _Fallback:
     pinned = Path(f"/proc/self/fd/{fd}")
     made = _Fallback(shown, fd, pinned if _is_dir(pinned, info) else shown, (info.st_dev, info.st_ino))
     atexit.register(_remove_fallback, made)
-    if _dir_problem(shown) is not None or _fallback_problem(made) is not None:
+    if private_dir_problem(shown) is not None or _fallback_problem(made) is not None:
         raise FactoryError(
             f"the agent was not built: its cache {directory} {problem}, and the temporary directory "
             f"{shown.parent} is not private either.",
@@ -408,34 +409,3 @@ def shown_path(zipapp: Path) -> Path:
     """`zipapp` under its directory's name, for a person (who has no `/proc/self/fd/<fd>` of this process)."""
     held = _held_for(zipapp)
     return zipapp if held is None else held.shown / zipapp.name
-
-
-def _make_dirs(directory: Path) -> None:
-    """Create `directory` and its missing parents, mode 0700 (an existing one is left as it is)."""
-    missing = [path for path in (directory, *directory.parents) if not os.path.lexists(path)]
-    for path in reversed(missing):
-        with contextlib.suppress(FileExistsError):  # made meanwhile by another process: checked as found
-            os.mkdir(path, 0o700)
-
-
-def _dir_problem(real: Path) -> str | None:
-    """Why the resolved directory `real` is no private cache (like OpenSSH's secure_path), or None.
-
-    It must be this user's and writable by nobody else; every directory above it must be root's or this user's and
-    not writable by group or others unless sticky (like /tmp).
-    """
-    uid = os.geteuid()
-    info = os.lstat(real)
-    if not stat.S_ISDIR(info.st_mode):
-        return "is not a directory"
-    if info.st_uid != uid:
-        return f"belongs to uid {info.st_uid}, not to this user (uid {uid})"
-    if info.st_mode & 0o022:
-        return f"is writable by group or others (mode {stat.S_IMODE(info.st_mode):04o})"
-    for parent in real.parents:
-        info = os.lstat(parent)
-        if info.st_uid not in (0, uid):
-            return f"is inside {parent}, which belongs to uid {info.st_uid} (neither root nor this user)"
-        if info.st_mode & 0o022 and not info.st_mode & stat.S_ISVTX:
-            return f"is inside {parent}, which is writable by group or others without the sticky bit"
-    return None
