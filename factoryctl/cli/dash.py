@@ -25,20 +25,48 @@ TERMINAL_STREAMS = (
 )
 
 
+#: Characters the dashboard draws with (bars, sparklines, box lines, the ellipsis of a cut name).
+DRAWN_CHARACTERS = "▁▂▃▄▅▆▇█─│┌┐└┘…"
+
+DUMB_TERMINAL_HINT = (
+    "run it in a terminal that sets TERM to its kind (xterm-256color, screen, tmux-256color): Emacs's M-x shell "
+    "and M-x compile set TERM=dumb, M-x term and vterm do not."
+)
+ENCODING_HINT = "use a UTF-8 locale (`export LANG=C.UTF-8`; PYTHONIOENCODING unset or utf-8) in a UTF-8 terminal."
+
+
 def require_terminal(hint: str) -> None:
-    """The dashboard (`dash`, `demo`) runs on a terminal: stdout, stdin and stderr must all be one.
+    """The dashboard (`dash`, `demo`) runs on a terminal: stdout, stdin and stderr must all be one, and able to draw it.
 
     Without one, a usage error (exit 2) before anything runs that names the first stream that is not a terminal:
     standard output with `hint` (what to use in a script instead), standard input or error with why it is needed.
+    So is TERM=dumb (no cursor control: the full screen would be escape codes on it) and an encoding on stderr,
+    where Textual draws, that cannot write the dashboard's block and box characters (ASCII, ISO-8859-1: every bar
+    and line was a `?`). A full Unicode encoding other than UTF-8 (GB18030) draws them, and is let through.
     """
     import sys
+
+    from factoryctl.errors import UsageError
 
     for name, attr, why in TERMINAL_STREAMS:
         stream = getattr(sys, attr)
         if stream is None or not stream.isatty():
-            from factoryctl.errors import UsageError
-
             raise UsageError(f"the dashboard needs a terminal, and {name} is not one.", why or hint)
+    from factoryctl.cli.screen_fit import moves_cursor
+
+    if not moves_cursor():
+        raise UsageError(
+            "the dashboard needs a terminal with cursor control, and TERM=dumb says this one has none.",
+            DUMB_TERMINAL_HINT,
+        )
+    encoding = getattr(sys.stderr, "encoding", None) or "ascii"
+    try:
+        DRAWN_CHARACTERS.encode(encoding)
+    except (UnicodeEncodeError, LookupError):
+        raise UsageError(
+            f"the dashboard draws bars and boxes in Unicode, which this terminal's encoding, {encoding}, cannot show.",
+            ENCODING_HINT,
+        ) from None
 
 
 def register(app: typer.Typer) -> None:

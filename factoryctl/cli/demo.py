@@ -78,7 +78,9 @@ def _run_headless(config: FactoryConfig, duration: float, interval: float, outpu
     nodes = list(config.nodes.values())
     deadline = time.monotonic() + duration
     result = poll_nodes(config, nodes)
-    live = not quiet and sys.stderr.isatty()  # a rewritten line is for a terminal, not for a log file
+    from factoryctl.cli.screen_fit import moves_cursor
+
+    live = not quiet and sys.stderr.isatty() and moves_cursor()  # a rewritten line is for a terminal, not for a log
     while time.monotonic() < deadline:
         time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
         result = poll_nodes(config, nodes)

@@ -6,6 +6,8 @@ under one header, tables under timestamped headers), so a log or a pipe to a par
 
 from __future__ import annotations
 
+import contextlib
+import io
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -24,6 +26,7 @@ from factoryctl.cli.render import (
     report_node_errors,
     stdout_takes_unicode,
 )
+from factoryctl.cli.screen_fit import fit_screen, moves_cursor, terminal_size
 from factoryctl.errors import ExitCode, NodeError, most_severe
 from factoryctl.transport.hints import KIND_HINTS
 
@@ -73,11 +76,11 @@ def show_listing(
     redraws = WatchRedraws(columns, output, no_header, interval, fields)
     try:
         while True:
-            items, errors = produce()
-            emit(redraws.next(items, [e.as_json() for e in errors]))
-            _reported(errors)
+            redraws.show(*produce())
             pause_while_read(interval)
     except KeyboardInterrupt:
+        if redraws.on_terminal:
+            emit("\n")  # a fitted screen ends mid-line: the shell's prompt goes under it
         return int(ExitCode.INTERRUPTED)
 
 
@@ -90,7 +93,9 @@ def _reported(errors: Sequence[NodeError]) -> int:
 class WatchRedraws:
     """Each `--watch` redraw as printed: in place on a terminal; off one (`> log`, a pipe), a stream a reader splits.
 
-    On a terminal the screen is cleared and the `Every 2s: <time>Z` header drawn above the listing. Off one, every
+    On a terminal the screen is cleared and the `Every 2s: <time>Z` header drawn above the listing, all of it cut to
+    the terminal's size as watch(1) does (a wrapped or scrolled screen lost its header), with the nodes' errors under
+    it when stderr is that terminal too. TERM=dumb (no cursor control) is treated as no terminal. Off one, every
     redraw stays, so each is framed for its format: JSON one compact document per line (JSON lines), YAML one
     `---` document each (`yaml.safe_load_all`), CSV its header once with the rows of every redraw under it, and a
     table each redraw under its `Every` header, a blank line before the next, so a log says when each was taken.
@@ -102,17 +107,34 @@ class WatchRedraws:
         """Redraw `columns` in `output` every `interval` seconds; `fields` head a CSV with no items."""
         self._columns, self._output, self._no_header = columns, output, no_header
         self._interval, self._fields = interval, fields
-        self._on_terminal = sys.stdout.isatty()
+        self.on_terminal = sys.stdout.isatty() and moves_cursor()
         self._drawn = 0
 
-    def next(self, items: Sequence[dict[str, Any]], errors: Sequence[dict[str, Any]]) -> str:
-        """The text of the next redraw of `items` and the nodes' `errors`."""
+    def show(self, items: Sequence[dict[str, Any]], errors: Sequence[NodeError]) -> None:
+        """Print the next redraw of `items`, then summarise the nodes' `errors` (on the screen when it is stderr's)."""
+        as_json = [e.as_json() for e in errors]
+        if not (self.on_terminal and sys.stderr.isatty()):
+            emit(self.next(items, as_json))
+            _reported(errors)
+            return
+        report = io.StringIO()
+        with contextlib.redirect_stderr(report):
+            _reported(errors)
+        emit(self.next(items, as_json, report.getvalue().splitlines()))
+
+    def next(self, items: Sequence[dict[str, Any]], errors: Sequence[dict[str, Any]], below: Sequence[str] = ()) -> str:
+        """The text of the next redraw of `items` and the nodes' `errors`; on a terminal, `below` lines under it."""
         first, self._drawn = self._drawn == 0, self._drawn + 1
         output = self._output
-        if self._on_terminal or output in (OutputFormat.table, OutputFormat.wide):
+        if self.on_terminal:
             listing = render_listing(items, errors, self._columns, output, self._no_header, self._fields)
-            before = "\x1b[H\x1b[2J" if self._on_terminal else ("" if first else "\n")  # clear, or a blank line
-            return before + watch_header(self._interval, time.time()) + "\n\n" + listing
+            columns, rows = terminal_size(sys.stdout)
+            lines = [watch_header(self._interval, time.time()), "", *listing.splitlines()]
+            ellipsis = "…" if stdout_takes_unicode() else "..."
+            return "\x1b[H\x1b[2J" + fit_screen(lines, list(below), columns, rows, ellipsis)
+        if output in (OutputFormat.table, OutputFormat.wide):
+            listing = render_listing(items, errors, self._columns, output, self._no_header, self._fields)
+            return ("" if first else "\n") + watch_header(self._interval, time.time()) + "\n\n" + listing
         items, errors = escaped_rows(items, output), escaped_rows(errors, output)  # as render_listing's
         if output is OutputFormat.json:
             return json_line(listing_document(items, errors))

@@ -58,6 +58,16 @@ class DashboardApp(App[None]):
         Binding(
             "ctrl+c", "interrupt", "Quit", key_display="Ctrl-C", show=False, priority=True, tooltip="quit (exit 130)"
         ),
+        # raw mode turns the terminal's own Ctrl-Z off: without this key typed text after it went to the dashboard
+        Binding(
+            "ctrl+z",
+            "suspend_process",
+            "Suspend",
+            key_display="Ctrl-Z",
+            show=False,
+            priority=True,
+            tooltip="suspend to the shell, terminal restored (`fg` brings it back)",
+        ),
         Binding("question_mark", "help", "Keys", key_display="?", tooltip="this list of keys"),
     ]
 

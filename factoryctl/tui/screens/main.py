@@ -30,8 +30,13 @@ PANELS_MIN_LINES = 9
 PANELS_SQUEEZED_LINES = 5
 #: The part of the room under the power graph the panels get at the least on a tall terminal, whatever the table needs.
 PANELS_MIN_SHARE = 1 / 3
-#: The node rows the table keeps in view (every row, when fewer) whatever the panels want: the panels give way first.
+#: The node rows the table keeps in view (every row, when fewer) whatever the panels want: the panels give way first,
+#: then the power graph (at 40x10 it stayed and no node row showed).
 TABLE_MIN_ROWS = 5
+
+
+#: The power graph's height (its CSS), should its style not say it in lines.
+POWER_GRAPH_LINES = 4
 
 
 def panels_lines(room: int, table_needs: int, table_least: int) -> int:
@@ -99,6 +104,20 @@ class MainScreen(NodeActionsScreen):
             self._size_panels()
             self.call_after_refresh(self._size_panels)
 
+    def _size_graph(self) -> None:
+        """Hide the power graph on a terminal too short for it and the table's least (`TABLE_MIN_ROWS` rows)."""
+        table, graph = self.query_one(NodeTable), self.query_one(PowerHistory)
+        fixed = sum(self.query_one(part).outer_size.height for part in ("#header", Footer))
+        filter_bar = self.query_one(FilterBar)
+        fixed += filter_bar.outer_size.height if filter_bar.display else 0
+        chrome = table.outer_size.height - table.scrollable_content_region.height
+        table_least = chrome + 1 + min(table.row_count, TABLE_MIN_ROWS)
+        height = graph.styles.height
+        graph_lines = int(height.value) if height is not None and height.is_cells else POWER_GRAPH_LINES
+        show = self.size.height - fixed - graph_lines >= table_least
+        if graph.display != show:  # every snapshot comes here: no layout pass when unchanged
+            graph.display = show
+
     def _panels_room(self) -> tuple[int, int]:
         """The panels' height now (`panels_lines`; 0: no room) and the lines the terminal lacks for them (0: none)."""
         table = self.query_one(NodeTable)
@@ -118,6 +137,7 @@ class MainScreen(NodeActionsScreen):
         """
         if quitting(self):
             return
+        self._size_graph()  # the graph gives way before the table's least, the panels before either
         lines, _ = self._panels_room()
         wanted = self.panels_wanted if self.panels_wanted is not None else self.size.height >= PANELS_MIN_HEIGHT
         panels = self.query_one("#panels")
