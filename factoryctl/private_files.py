@@ -15,7 +15,8 @@ a file written beside its target and renamed over it, which needs the target's p
 The caches factoryctl keeps on this machine (the agent zipapp's, completion's) are trusted as OpenSSH's secure_path
 trusts a file: the directory is the user's and writable by nobody else, and every directory above it is root's or
 the user's and not writable by others unless sticky (`private_dir_problem`), so nobody else can swap it or a
-directory above it; missing ones are created 0700 (`make_private_dirs`).
+directory above it; missing ones are created 0700 (`make_private_dirs`), by root only inside a directory of root's
+(`roots_place`).
 """
 
 from __future__ import annotations
@@ -182,6 +183,27 @@ def make_private_dirs(directory: Path) -> None:
             os.mkdir(path, 0o700)
         except FileExistsError:  # made meanwhile by another process: checked as found
             continue
+
+
+def first_existing(real: Path) -> tuple[Path, os.stat_result] | None:
+    """The resolved directory `real`, or the first directory above it that exists, with its lstat; None if none."""
+    for path in (real, *real.parents):
+        try:
+            return path, os.lstat(path)
+        except FileNotFoundError:
+            continue
+    return None
+
+
+def roots_place(real: Path) -> bool:
+    """Whether the resolved directory `real`, or the first directory above it that exists, is root's.
+
+    Root makes no missing cache directory elsewhere: `su` keeps the user's `$XDG_CACHE_HOME` (and no `SUDO_UID` says
+    whose it is), and a directory root made there would be one the user can no longer write: their zipapp cache would
+    be "not private" at every command, and their completion cache could not be made.
+    """
+    found = first_existing(real)
+    return found is not None and found[1].st_uid == 0
 
 
 def private_dir_problem(real: Path) -> str | None:

@@ -170,8 +170,8 @@ def _write_entry(entry: Path, key: str, inventory: Inventory) -> None:
     """Save the inventory for `key`, whole or not at all (a rename), private to the user; failures are ignored.
 
     Only into a private directory (`_private_place`, missing ones made 0700), and not from a root shell sudo opened
-    (`sudo -s` may keep the user's HOME) nor by root where the directory is not root's (`_roots_place`): root's files
-    in the user's cache dir would leave the user's own TABs, and zipapp cache, unable to use it.
+    (`sudo -s` may keep the user's HOME) nor by root where the directory is not root's (`private_files.roots_place`):
+    root's files in the user's cache dir would leave the user's own TABs, and zipapp cache, unable to use it.
     """
     from factoryctl.private_files import sudo_user
 
@@ -200,33 +200,25 @@ def _private_place(directory: Path, *, make: bool = False) -> Path | None:
     Links are resolved refusing one another user planted in a directory anyone may write (`resolve_trusted_links`);
     the resolved directory must be the user's alone and every one above it root's or the user's, not writable by
     others unless sticky (`private_dir_problem`). With `make`, missing directories are created 0700 first, not by
-    root where they would be made in a directory that is not root's (`_roots_place`).
+    root where they would be made in a directory that is not root's (`private_files.roots_place`).
     """
-    from factoryctl.private_files import PlantedLink, make_private_dirs, private_dir_problem, resolve_trusted_links
+    from factoryctl.private_files import (
+        PlantedLink,
+        make_private_dirs,
+        private_dir_problem,
+        resolve_trusted_links,
+        roots_place,
+    )
 
     try:
         real = Path(resolve_trusted_links(directory))
         if make:
-            if os.geteuid() == 0 and not _roots_place(real):
+            if os.geteuid() == 0 and not roots_place(real):
                 return None
             make_private_dirs(real)
         return real if private_dir_problem(real) is None else None
     except (OSError, PlantedLink):
         return None
-
-
-def _roots_place(real: Path) -> bool:
-    """Whether the resolved directory `real`, or the first directory above it that exists, is root's.
-
-    `su` keeps the user's `$XDG_CACHE_HOME` (and no `SUDO_UID` says whose it is): a directory root made there would
-    be one the user can no longer write, and their zipapp cache would be "not private" at every command.
-    """
-    for path in (real, *real.parents):
-        try:
-            return os.lstat(path).st_uid == 0
-        except FileNotFoundError:
-            continue
-    return False
 
 
 #: The names of the entries and of their temporary files: nothing else in the directory is removed.

@@ -8,14 +8,17 @@ temporary file and renames it into place, so concurrent first uses never see a h
 
 The cached file is shipped to every node and run there as the SSH user, so it is trusted only as OpenSSH's
 secure_path trusts a file: the cache directory must be this user's and writable by nobody else, every directory
-above it root's or this user's and not writable by others unless sticky, and the file a regular file of this user
-that nobody else can write; its bytes must also be the ones this factoryctl builds (checked once per process and
-file: building in memory takes about 20 ms). A cache that is not private is not used at all: the zipapp is built in
-a private temporary directory for the run instead, with a warning. So is one that cannot be created or written (a
-read-only home under a systemd unit's `ProtectHome=read-only`, a full disk); a cache the zipapp could not be written
-into is not tried again by this process, so each agent start does not build the archive for nothing. Only when the
-temporary directory fails too is the agent not built: one sentence naming both directories, and a hint, for each
-node (never an OSError's text).
+above it root's or this user's and not writable by others unless sticky, a symbolic link on the way followed only if
+this user or root made it or it sits in a directory not everyone may write (another user's link would choose where
+the zipapp is written), and the file a regular file of this user that nobody else can write; its bytes must also be
+the ones this factoryctl builds (checked once per process and file: building in memory takes about 20 ms). A cache
+that is not private is not used at all: the zipapp is built in a private temporary directory for the run instead,
+with a warning. So is one that cannot be created or written (a read-only home under a systemd unit's
+`ProtectHome=read-only`, a full disk), and one root would have to make inside a directory that is not root's (`su`
+keeps the user's `$XDG_CACHE_HOME`: a directory of root's there would leave the user's own cache unusable); a cache
+the zipapp could not be written into is not tried again by this process, so each agent start does not build the
+archive for nothing. Only when the temporary directory fails too is the agent not built: one sentence naming both
+directories, and a hint, for each node (never an OSError's text).
 
 The temporary directory sits in a shared place (/tmp), whose cleaner may remove it while a controller runs; its name
 is in the warning, so another user could then make a directory of that name and swap the zipapp between its check
@@ -45,7 +48,14 @@ from pathlib import Path
 
 import factoryctl
 from factoryctl.errors import FactoryError
-from factoryctl.private_files import make_private_dirs, private_dir_problem
+from factoryctl.private_files import (
+    PlantedLink,
+    first_existing,
+    make_private_dirs,
+    private_dir_problem,
+    resolve_trusted_links,
+    roots_place,
+)
 
 BUNDLE_FORMAT = "2"  # bump when the archive's layout changes
 _MAIN = (
@@ -88,6 +98,17 @@ _FALLBACK: list[_Fallback] = []
 #: Cached zipapps that could not be written, by path: why (`cannot be written (Read-only file system)`).
 _UNWRITABLE: dict[Path, str] = {}
 
+
+#: By the kind of problem `_cache_place` found with a cache: what it means, and what to do.
+_ADVICE = {
+    "unwritable": ("", "let this user write it, or set XDG_CACHE_HOME to a directory it can write"),
+    "unsafe": (
+        ", so another user could replace the agent",
+        "make the cache a directory of yours that only you can write, or set XDG_CACHE_HOME to one",
+    ),
+    "planted": ("", "set XDG_CACHE_HOME to a directory of yours that only you can write"),
+    "not root's": ("", "unset XDG_CACHE_HOME, as `su -` does, or set it to a directory of root's"),
+}
 
 #: What to do when the agent can be built neither in the cache nor in a temporary directory.
 _NOWHERE_HINT = (
@@ -165,15 +186,16 @@ def agent_zipapp(cache_dir: Path | None = None) -> Path:
     name = f"factoryctl-agent-{bundle_hash(members)}.pyz"
     directory = cache_dir if cache_dir is not None else default_cache_dir()
     with _LOCK:
-        place, problem, unsafe = _cache_place(directory)
+        place, problem, kind = _cache_place(directory)
         if place is not None and place / name in _UNWRITABLE:
-            problem = _UNWRITABLE[place / name]
+            problem, kind = _UNWRITABLE[place / name], "unwritable"
         elif place is not None:
             try:
                 return _checked(place / name, members)
             except _NotWritten as failed:
                 _UNWRITABLE[place / name] = problem = failed.problem
-        fallback = _fallback_dir(directory, problem, unsafe)
+                kind = "unwritable"
+        fallback = _fallback_dir(directory, problem, kind)
         try:
             return _checked(fallback.via / name, members)
         except _NotWritten as failed:
@@ -237,24 +259,39 @@ def _write(target: Path, data: bytes) -> None:
         raise
 
 
-def _cache_place(directory: Path) -> tuple[Path | None, str, bool]:
-    """`directory` resolved (created 0700 where missing) if private; else None, why not and whether that is unsafe.
+def _cache_place(directory: Path) -> tuple[Path | None, str, str]:
+    """`directory` resolved (created 0700 where missing) if private; else None, why not, and its kind (`_ADVICE`).
 
-    Unsafe: it is there but not private (`private_dir_problem`); otherwise it could not be created or looked at.
+    Its links are resolved first, refusing one another user planted in a directory anyone may write ("planted":
+    `resolve_trusted_links`), so the zipapp is not written where they chose. Root makes no missing directory inside
+    one that is not root's ("not root's": `roots_place`, a user's `$XDG_CACHE_HOME` kept by `su`). "unsafe": it is
+    there but not private (`private_dir_problem`); "unwritable": it could not be created or looked at.
     """
     try:
-        make_private_dirs(directory)
-        real = Path(os.path.realpath(directory))
+        real = Path(resolve_trusted_links(directory))
+        if os.geteuid() == 0 and not roots_place(real) and not os.path.lexists(real):
+            return None, _not_roots(real), "not root's"
+        make_private_dirs(real)
         problem = private_dir_problem(real)
+    except PlantedLink as planted:
+        return None, f"is reached through a symbolic link another user made: {planted.problem}", "planted"
     except OSError as exc:
-        return None, f"cannot be written ({_reason(exc)})", False
-    return (real, "", False) if problem is None else (None, problem, True)
+        return None, f"cannot be written ({_reason(exc)})", "unwritable"
+    return (real, "", "") if problem is None else (None, problem, "unsafe")
 
 
-def _fallback_dir(directory: Path, problem: str, unsafe: bool) -> _Fallback:
+def _not_roots(real: Path) -> str:
+    """Why root makes no cache at the missing `real`, whose first directory that exists is not root's."""
+    found = first_existing(real)
+    where = f" in {found[0]}, which belongs to uid {found[1].st_uid}" if found is not None else ""
+    return f"does not exist, and root makes no directory{where} (it would leave that user's own cache unusable)"
+
+
+def _fallback_dir(directory: Path, problem: str, kind: str) -> _Fallback:
     """The private temporary directory used instead of the cache `directory` (which `problem`), made on first use.
 
-    Re-checked on every use (`_fallback_problem`): one gone or changed is replaced by a new one, with a warning.
+    Its first warning says what to do about the cache, by the `kind` of its problem (`_ADVICE`). Re-checked on
+    every use (`_fallback_problem`): one gone or changed is replaced by a new one, with a warning.
     FactoryError when no temporary directory can be made, or the one made is not private either.
     """
     if _FALLBACK:
@@ -272,12 +309,7 @@ def _fallback_dir(directory: Path, problem: str, unsafe: bool) -> _Fallback:
         )
         return made
     made = _make_fallback(directory, problem)
-    fix = (
-        "make the cache a directory of yours that only you can write, or set XDG_CACHE_HOME to one"
-        if unsafe
-        else "let this user write it, or set XDG_CACHE_HOME to a directory it can write"
-    )
-    why = ", so another user could replace the agent" if unsafe else ""
+    why, fix = _ADVICE[kind]
     log.warning(
         "the agent cache %s %s%s; it is built in %s for this run instead (%s).",
         directory,
