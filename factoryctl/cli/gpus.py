@@ -97,9 +97,15 @@ def register(app: typer.Typer) -> None:
         config = context.load(ctx)
         node_part, gpu_indexes = parse_gpu_target(target)
         nodes = config.resolve_target(node_part)
+        quiet = context.global_options(ctx)[1]
+        rounds = None
+        if watch:  # a node that does not answer must not hold the others' redraws (watch_poll.py)
+            from factoryctl.cli.watch_poll import WatchPoll
+
+            rounds = WatchPoll(config, nodes, timeout, fanout, interval)
 
         def produce() -> tuple[list[dict[str, Any]], list[NodeError]]:
-            result = asked(config, nodes, timeout, fanout, context.global_options(ctx)[1])
+            result = asked(config, nodes, timeout, fanout, quiet) if rounds is None else rounds.round(quiet)
             answered = [s for s in result.samples if s.state != "down"]
             items = gpu_items(answered, gpu_indexes)
             if gpu_indexes is not None and answered and not items:

@@ -76,8 +76,9 @@ def show_listing(
     redraws = WatchRedraws(columns, output, no_header, interval, fields)
     try:
         while True:
+            started = time.monotonic()  # redraws start every `interval` (a round that took longer: at once)
             redraws.show(*produce())
-            pause_while_read(interval)
+            pause_while_read(max(0.0, interval - (time.monotonic() - started)))
     except KeyboardInterrupt:
         if redraws.on_terminal:
             emit("\n")  # a fitted screen ends mid-line: the shell's prompt goes under it

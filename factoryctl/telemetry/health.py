@@ -18,6 +18,7 @@ interval after it (`NodeHealth.aligning`), or a node on schedule was `degraded` 
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -40,6 +41,7 @@ RECONNECT_GRACE_S = 60.0
 #: A stream's second sample comes up to this many intervals later than one interval after its first, which the agent
 #: takes at once (the rest are on the wall-clock grid: agent/schedule.py `next_due`).
 ALIGNING_EXTRA = 0.5
+_SILENCE_REASON = re.compile(r"\d+ samples? missed\.")
 SEVERITY = {"up": "info", "degraded": "warning", "down": "error"}
 _RANK = {"up": 0, "degraded": 1, "down": 2}
 THERMAL_REASONS = frozenset({"SwThermalSlowdown", "HwThermalSlowdown", "HwSlowdown"})
@@ -69,6 +71,16 @@ def silence_state(last_seen: float | None, now: float, interval_s: float) -> str
     if missed >= MISSED_FOR_DOWN:
         return "down"
     return "degraded" if missed >= MISSED_FOR_DEGRADED else "up"
+
+
+def silence_reason(missed: int) -> str:
+    """The reason of a node judged by its silence alone: "1 sample missed.", "3 samples missed."."""
+    return f"{missed} sample{'' if missed == 1 else 's'} missed."
+
+
+def is_silence_reason(error: str | None, message: str | None) -> bool:
+    """Whether (`error`, `message`) is `silence_reason`'s, which a failure's reason replaces once one is known."""
+    return error == "timeout" and message is not None and _SILENCE_REASON.fullmatch(message) is not None
 
 
 def silent_for_down_s(interval_s: float) -> float:
@@ -177,15 +189,19 @@ class NodeHealth:
 
         A node that stays down but now fails another way is recorded too, and so is a never-reached node's first failure
         of any kind, so readers of the store say why it is down and exit accordingly (4 for refused), as a poll would.
-        The same failure again records nothing. The new reason is stamped with the time it appeared (`at`), not the time
-        the node went down: its event must not predate it.
+        So is a node `degraded` or `down` for its silence alone ("3 samples missed") whose failure now says why, even
+        of the same kind (`timeout`: `no answer from 10.0.0.2:22 within 5 s`): once per outage, since only silence
+        sets such a reason. The same failure again records nothing. The new reason is stamped with the time it
+        appeared (`at`), not the time the node went down: its event must not predate it.
         """
-        was = self.error
+        was = (self.error, self.message)
         self.error, self.message, self.hold_until, self.failing = kind, message, None, (kind, message)
         change = self._become(self._state_at(at, failed=True), at, kind, message)
-        if change is None and self.state == "down" and (kind != was or not self.recorded):
-            return self._record("down", at, kind, message)  # dated from its reason, as every other change
-        return change
+        if change is not None or self.state == "up":
+            return change
+        if (self.state == "down" and (kind != was[0] or not self.recorded)) or is_silence_reason(*was):
+            return self._record(self.state, at, kind, message)  # dated from its reason, as every other change
+        return None
 
     def tick(self, now: float) -> NodeState | None:
         """Time passed with no sample: degrade, then go down after three missed samples.
@@ -200,8 +216,7 @@ class NodeHealth:
             return None
         if self.failing is not None:
             return self._become(state, now, *self.failing)
-        missed = missed_samples(self._heard(), now, self.interval_s)
-        return self._become(state, now, "timeout", f"{missed} sample{'' if missed == 1 else 's'} missed.")
+        return self._become(state, now, "timeout", silence_reason(missed_samples(self._heard(), now, self.interval_s)))
 
     def _state_at(self, now: float, failed: bool = False) -> str:
         state = silence_state(self._heard(), now, self.interval_s)
@@ -217,11 +232,15 @@ class NodeHealth:
 
         A restarted controller's first judgement of a node the store holds in the same state, for the same kind of
         reason, is no change: it keeps the stored `since` and logs no event, however old (`controller_start` says the
-        controller restarted). Otherwise every restart logged each node's `node_up` or `node_down` again.
+        controller restarted). Otherwise every restart logged each node's `node_up` or `node_down` again. A node stored
+        as down for its silence ("3 samples missed") that is now found failing says why: that is a change, as in
+        `failed`, or its stored reason stayed "3 samples missed" however long the new controller knew better.
         """
         error, message = (None, None) if state == "up" else (error, message)
         stored, self.stored = self.stored, None
         held = stored is not None and stored.state == state and (state == "up" or stored.error == error)
+        if held and stored is not None and is_silence_reason(stored.error, stored.message):
+            held = is_silence_reason(error, message)  # a failure now says why a node stored as silent is down
         self.state, self.recorded = state, True
         self.since = stored.since if stored is not None and held else at
         self.error, self.message = error, message

@@ -1,0 +1,181 @@
+"""`--watch`'s rounds of asking the nodes: one node that does not answer never holds the redraws of the others.
+
+A round used to ask every node and wait for the last: a node whose link went half-open held every redraw until its
+connect timeout or `--timeout` ran out (a network review saw 16 s with no redraw at all, the healthy nodes' rows
+frozen too, and not a word about the node). Here each node is asked on a thread of its own, one ask at a time per node
+and `--fanout` nodes at once, and a round waits for the answers at most its interval (`ROUND_FLOOR_S` at least,
+about what a node takes to answer over SSH, so a short interval does not call every node slow; the first round
+`FIRST_ROUND_S`). A node still being asked then is shown from its last answer with an error that says so (`no answer
+for 4 s (still being asked); its rows are its reading of 2026-11-24T14:47:58.120Z`), or as `no answer yet` when it
+never answered; its ask goes on, and what it brings (an answer, or why it failed) shows at the first redraw after. With a live controller the store
+answers at once (telemetry/current.py) and only the nodes it cannot answer for are asked this way.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from factoryctl.cli.progress import replay_progress
+from factoryctl.config import FactoryConfig
+from factoryctl.errors import NodeError
+from factoryctl.model.inventory import NodeSpec
+from factoryctl.model.telemetry import NodeSample
+from factoryctl.model.timefmt import iso_utc
+from factoryctl.telemetry.latest import read_live
+from factoryctl.telemetry.poll import PollResult, as_node_error, check_agent_cache, down_sample, sample_node
+from factoryctl.transport.fanout import LARGE_FANOUT, within_file_limit
+from factoryctl.transport.hints import hinted
+from factoryctl.transport.host_limits import is_thread_exhaustion, raise_open_file_limit, thread_limit_error
+
+#: A round waits for its answers its interval, and at least this long (seconds).
+ROUND_FLOOR_S = 1.0
+#: The first round waits at least this long: it pays once for what later rounds find ready (the transports' imports,
+#: a local agent's first start, the agent's upload to an SSH node's cache), so its screen is not all `no answer yet`.
+FIRST_ROUND_S = 3.0
+#: How often a round's wait looks again (Ctrl-C, the progress line).
+_SLICE_S = 0.2
+SLOW_HINT = (
+    "what it answers, or why it failed, shows at the first redraw after it comes; `factoryctl nodes check {node}` "
+    "tests its link step by step."
+)
+
+
+@dataclass
+class _Asking:
+    """One node's asking: its newest outcome and when it came (wall clock), and its ask in flight, if any."""
+
+    outcome: NodeSample | NodeError | None = None
+    answered_at: float = 0.0
+    in_flight: bool = False
+    #: When its ask in flight got its turn (monotonic); None while it waits for one of the `--fanout` slots.
+    started: float | None = None
+
+
+class WatchPoll:
+    """The nodes' samples for each `--watch` redraw (`round`), never waiting past the round's bound for any node."""
+
+    def __init__(
+        self, config: FactoryConfig, nodes: Sequence[NodeSpec], timeout: float, fanout: int, interval: float
+    ) -> None:
+        """Ask `nodes` with `timeout` each, `fanout` at once; a round waits `interval` at most (`ROUND_FLOOR_S`)."""
+        self._config, self._nodes, self._timeout = config, list(nodes), timeout
+        check_agent_cache(self._nodes)  # one config error (exit 3) before any round, as a poll says it
+        if min(len(self._nodes), fanout) > LARGE_FANOUT:
+            raise_open_file_limit()
+        self._fanout = within_file_limit(self._nodes, fanout)
+        self._slots = threading.BoundedSemaphore(self._fanout)
+        self._changed = threading.Condition()
+        self._asking = {spec.name: _Asking() for spec in self._nodes}
+        self.wait_s = max(interval, ROUND_FLOOR_S)
+        self._rounds = 0
+
+    def round(self, quiet: bool) -> PollResult:
+        """The samples of this redraw, in inventory order, and the nodes' errors (a progress line unless `quiet`).
+
+        From a live controller's store when there is one; the nodes it does not answer for, or all without it, from
+        their own answers: fresh from this round, or the last one with the error of a node still being asked.
+        """
+        unknown: list[NodeSpec] = []
+        live = read_live(self._config, self._nodes, unknown=unknown)
+        if live is not None and not unknown:
+            return live
+        asked = self._ask(self._nodes if live is None else unknown, quiet)
+        if live is None:
+            return asked
+        order = {spec.name: place for place, spec in enumerate(self._nodes)}
+        samples = sorted([*live.samples, *asked.samples], key=lambda s: order[s.node])
+        errors = sorted([*live.errors, *asked.errors], key=lambda e: order[e.node])
+        return PollResult(samples, errors, live.last_seen)
+
+    def _ask(self, nodes: Sequence[NodeSpec], quiet: bool) -> PollResult:
+        """Ask every node of `nodes` not being asked already; wait until all answered or the round's bound passed."""
+        deadline = time.monotonic() + (self.wait_s if self._rounds else max(self.wait_s, FIRST_ROUND_S))
+        self._rounds += 1
+        for spec in nodes:
+            self._start(spec)
+        with replay_progress("asking the nodes", quiet, unit="nodes done") as line, self._changed:
+            while True:
+                waiting = sum(1 for spec in nodes if self._asking[spec.name].in_flight)
+                if line is not None:
+                    line(len(nodes) - waiting, len(nodes))
+                left = deadline - time.monotonic()
+                if not waiting or left <= 0:
+                    break
+                self._changed.wait(min(left, _SLICE_S))
+            found = {spec.name: replace(self._asking[spec.name]) for spec in nodes}
+        return self._result(nodes, found, time.monotonic())
+
+    def _start(self, spec: NodeSpec) -> None:
+        """Ask `spec` on a thread of its own, unless its last ask is still going."""
+        with self._changed:
+            asking = self._asking[spec.name]
+            if asking.in_flight:
+                return
+            asking.in_flight, asking.started = True, None
+        try:
+            threading.Thread(target=self._one, args=(spec,), daemon=True, name=f"watch-{spec.name}").start()
+        except RuntimeError as exc:
+            if not is_thread_exhaustion(exc):
+                raise
+            self._answered(spec.name, thread_limit_error(spec.name))
+
+    def _one(self, spec: NodeSpec) -> None:
+        """One ask of `spec` (in its turn among the `--fanout` slots), its outcome kept for the next round."""
+        outcome: NodeSample | NodeError
+        with self._slots:
+            with self._changed:
+                self._asking[spec.name].started = time.monotonic()
+            try:
+                outcome = sample_node(spec, self._config, self._timeout)
+            except Exception as exc:
+                outcome = as_node_error(spec.name, exc)
+        self._answered(spec.name, outcome)
+
+    def _answered(self, node: str, outcome: NodeSample | NodeError) -> None:
+        with self._changed:
+            asking = self._asking[node]
+            asking.outcome, asking.answered_at = outcome, time.time()
+            asking.in_flight, asking.started = False, None
+            self._changed.notify_all()
+
+    def _result(self, nodes: Sequence[NodeSpec], found: dict[str, _Asking], now: float) -> PollResult:
+        """Each node's row and error, as a poll gives them; a node still being asked as `_unanswered` says."""
+        samples: list[NodeSample] = []
+        errors: list[NodeError] = []
+        for spec in nodes:
+            asking = found[spec.name]
+            outcome = asking.outcome
+            if asking.in_flight and not isinstance(outcome, NodeError):
+                sample, error = self._unanswered(spec.name, asking, now)
+                samples += [sample] if sample is not None else []
+                errors.append(error)
+            elif isinstance(outcome, NodeError):  # its newest word, even while it is asked again
+                errors.append(hinted(outcome))
+                samples.append(down_sample(spec.name, outcome, self._config.interval_s))
+            elif outcome is not None:
+                samples.append(outcome)
+        return PollResult(samples, errors)
+
+    def _unanswered(self, node: str, asking: _Asking, now: float) -> tuple[NodeSample | None, NodeError]:
+        """A node whose ask outlasted the round: its last sample (`degraded`, as silence makes it) and why it is old.
+
+        A node never heard from has no row: only its error, `no answer yet`.
+        """
+        hint = SLOW_HINT.format(node=node)
+        if asking.started is None:
+            again = "" if asking.outcome is None else " again"
+            said = f"waiting its turn to be asked{again} (--fanout: {self._fanout} nodes at once)."
+            return _kept(asking.outcome), NodeError(node, "timeout", said, hint)
+        waited = f"{now - asking.started:.0f} s"
+        if not isinstance(asking.outcome, NodeSample):
+            return None, NodeError(node, "timeout", f"no answer yet (asked {waited} ago, still being asked).", hint)
+        said = f"no answer for {waited} (still being asked); its rows are its reading of {iso_utc(asking.answered_at)}."
+        return _kept(asking.outcome), NodeError(node, "timeout", said, hint)
+
+
+def _kept(outcome: NodeSample | NodeError | None) -> NodeSample | None:
+    """A node's last sample shown while it is asked again: `degraded`, as a silent node is (health.py)."""
+    return replace(outcome, state="degraded") if isinstance(outcome, NodeSample) else None
