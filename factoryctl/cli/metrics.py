@@ -8,6 +8,9 @@ holding it, are in metrics_http.py.
 
 It runs as a daemon, as the controller does: SIGTERM is its clean stop (exit 0), SIGHUP re-reads factory.yaml. A
 node the controller no longer stores samples for is exported down, not up with its last values (`read_live`).
+Running for months, it imports all it may need when it starts (`load_all`): an upgrade's files, loaded by the first
+poll after the controller stopped, exported every node down. Should its code fail to load all the same, that is
+said once on stderr and its scrapes answer 500 (Prometheus's `up` of the job goes 0), never a node down.
 """
 
 from __future__ import annotations
@@ -47,7 +50,11 @@ class MetricsSource:
         self.quiet = quiet  # -q: a reload is said only when it is refused
         self.min_interval_s = min_interval_s
         self.timeout = timeout
+        from factoryctl.stale_code import StaleCode
+
         self._lock = threading.Lock()
+        #: factoryctl's files changed under this process (an upgrade): said once on stderr, its polled scrapes 500.
+        self.stale = StaleCode("metrics serve", lambda detail: sys.stderr.write(f"factoryctl: metrics: {detail}\n"))
         self._poll = self._new_poll(config)
         self._rendered: tuple[list[NodeSample], float, str] | None = None  # polled samples, when, their text
         self._newest = NewestServed()
@@ -58,7 +65,22 @@ class MetricsSource:
         Otherwise it comes from polling the nodes, waiting at most `wait_s` seconds (the scrape's deadline) for
         their answers: a node that has not answered by then is served as the poll before saw it, else down. Either
         way a node's sample older than one already served is not served (`NewestServed`).
+
+        factoryctl's own code failing to load (`StaleCode`: its files changed under this process) raises
+        `StaleCodeError`, said once: the scrape fails, no node is served down for it.
         """
+        from factoryctl.stale_code import StaleCodeError
+
+        try:
+            return self._text(wait_s)
+        except StaleCodeError:
+            raise
+        except Exception as exc:
+            if self.stale.notice(exc):
+                raise StaleCodeError(self.stale.message) from exc
+            raise
+
+    def _text(self, wait_s: float) -> str:
         from factoryctl.telemetry.latest import read_live
 
         with self._lock:
@@ -115,7 +137,7 @@ class MetricsSource:
     def _new_poll(self, config: FactoryConfig) -> BackgroundPoll:
         from factoryctl.telemetry.scrape_poll import BackgroundPoll
 
-        return BackgroundPoll(config, self.timeout, self.min_interval_s)
+        return BackgroundPoll(config, self.timeout, self.min_interval_s, self.stale)
 
     @staticmethod
     def _render(config: FactoryConfig, samples: list[NodeSample], polled: bool) -> str:
@@ -269,7 +291,10 @@ def register(app: typer.Typer) -> None:
         quiet = context.global_options(ctx)[1]  # -q: nothing but errors
         with _sigterm_stops() as (stop, stopped_by):  # from here on a SIGTERM is the clean stop, once serving
             from factoryctl.cli.metrics_http import listen  # after: http.server takes 25 ms to load
+            from factoryctl.stale_code import load_all
             from factoryctl.telemetry.poll import check_agent_cache
+
+            load_all()  # its polls, once no controller runs, must not load files an upgrade put there since
 
             source = MetricsSource(context.load(ctx), min_interval, timeout, quiet=quiet)
             check_agent_cache(source.config.nodes.values())  # before serving, not as a failed scrape

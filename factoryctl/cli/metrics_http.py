@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, ClassVar, Protocol, cast
 
 from factoryctl.cli import context
 from factoryctl.cli.metrics import ADDRESS_HINT, DEFAULT_SCRAPE_WAIT_S, url_host
+from factoryctl.stale_code import StaleCodeError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -208,6 +209,8 @@ class _DeadlineWriter(io.BufferedIOBase):
 class MetricsRequestHandler(BaseHTTPRequestHandler):
     """/metrics (GET and HEAD, gzip when asked), a landing page at /, 404 elsewhere; 503 when there is no text.
 
+    500 once factoryctl's own files changed under the process (`StaleCodeError`): only a restart mends it.
+
     A request must arrive within `REQUEST_DEADLINE_S` and its answer be taken within `RESPONSE_DEADLINE_S`, else the
     connection is closed; one whose line and headers go past `MAX_REQUEST_HEAD_BYTES` gets a 431 and the connection
     is closed. Other methods get a 405 (`_not_allowed`). `serving` makes the class for one source.
@@ -304,6 +307,9 @@ class MetricsRequestHandler(BaseHTTPRequestHandler):
             return
         try:
             body = self.source.text(scrape_wait(self.headers.get(SCRAPE_TIMEOUT_HEADER))).encode()
+        except StaleCodeError as exc:  # said once already (`StaleCode`): the job's `up` fails, no node goes down
+            self.send_error(500, "factoryctl changed on disk: restart metrics serve", str(exc))
+            return
         except Exception as exc:  # one failed scrape must not kill the exporter nor print a traceback
             sys.stderr.write(f"factoryctl: metrics: could not refresh: {exc}\n")
             self.send_error(503, "metrics are unavailable right now")

@@ -4,7 +4,8 @@ The panel is a few lines tall, and a fleet changing state at once (a controller'
 ECC and thermal events an operator must see. Node state events of one kind that say the same thing (but for the
 node's name) within `FOLD_WINDOW_S` of the first become one event naming the folded node set, as the CLI folds
 failures (model/folding.py), stamped with its first event's time and saying how long the burst lasted (`over 4 s`)
-when it took a second or more. Groups of fewer than `FOLD_AT_LEAST` nodes stay as they are. Imports no Textual.
+when it took a second or more, in words for several nodes (`their addresses refused the connection`, never "its").
+Groups of fewer than `FOLD_AT_LEAST` nodes stay as they are. Imports no Textual.
 
 A line counts every node of its burst: callers fold all the events they hold, never a trimmed few (a fleet of 2,000
 going down read "500 nodes down"). When their events were cut at some time all the same (a limit on what is kept
@@ -19,6 +20,7 @@ gets a line per outage, the count is of distinct nodes, and the newest line nami
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -79,9 +81,17 @@ def _folded_names(names: tuple[str, ...]) -> str:
     return fold_nodes(names)
 
 
+def _plural(what: str) -> str:
+    """A node's words said of several: `its address refused` reads `their addresses refused` (never "its").
+
+    `without_address` words a node's own address "its address"; the node's name, marked, becomes "each node".
+    """
+    return re.sub(r"\bits address\b", "their addresses", what).replace(_NODE, "each node")
+
+
 def _folded(group: _Group, cut_at: float | None) -> DashboardEvent:
     names = group.nodes()
-    what = group.wording.removeprefix(f"{_NODE} is ").replace(_NODE, "its node")
+    what = _plural(group.wording.removeprefix(f"{_NODE} is "))
     first = group.events[0]
     span_s = group.events[-1].time - first.time
     span = f"; over {span_s:.0f} s" if span_s >= SPAN_SHOWN_FROM_S else ""

@@ -6,7 +6,8 @@ as the controller's. Only what the controller has no use for is judged here: `co
 heard from, the view a controller handed back (`seed`), and a power cap still waiting when the node goes down
 (ended then, said as a timeout: a hung node's cap waited for its link to give up on the session, 10 s and more, and
 was then said to have "exited"). The judge thread judges a node only when its silence may have changed its state
-(`due_at`). Imports no Textual.
+(`due_at`). Once factoryctl's own files changed under the dashboard (`StaleCode`: an upgrade), no failure is the
+node's and every node is `stale`, never down. Imports no Textual.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
 
 #: The state a node shows until its first sample or failure (never waited for: rows appear as nodes answer).
 CONNECTING = "connecting"
+#: The state every node shows once the dashboard's own code changed under it (`PolledNode._unknown`).
+STALE = "stale"
 
 
 class PolledNode:
@@ -164,8 +167,8 @@ class PolledNode:
         self._failed(error, by_agent=True)
 
     def _failed(self, error: NodeError, by_agent: bool) -> None:
-        if self.owner.stop_event.is_set():
-            return  # the dashboard is closing the link: not the node's failure
+        if self.owner.stop_event.is_set() or self.owner.stale.failure is not None:
+            return  # the dashboard is closing the link, or its own code changed under it: not the node's failure
         with self.lock:
             now_mono = self.owner.monotonic()
             if by_agent:
@@ -239,6 +242,8 @@ class PolledNode:
     def _verdict(self, now: float | None) -> NodeSample:
         """`judge`'s sample, and its event (call with the lock)."""
         sample = self.sample(time.time() if now is None else now, self.owner.monotonic())
+        if self.owner.stale.failure is not None:
+            return self._unknown(sample)  # nothing is announced: the dashboard cannot tell any more
         before, self.shown = self.shown, sample.state
         why_before, self.shown_error = self.shown_error, sample.error
         if sample.state not in SEVERITY or (before == CONNECTING and sample.state == "up"):
@@ -248,6 +253,16 @@ class PolledNode:
         change = NodeState(self.spec.name, sample.state, time.time(), None, sample.error, sample.message)
         self.owner.add_event(dashboard_event(state_event(change)))
         return sample
+
+    def _unknown(self, sample: NodeSample) -> NodeSample:
+        """The node once the dashboard's own code changed under it (`StaleCode`): `stale`, its last values kept.
+
+        Neither up nor down: this dashboard can no longer reach it, whatever the node does.
+        """
+        said = f"not known: {self.owner.stale.message}."
+        if self.latest is None:
+            return NodeSample(node=self.spec.name, time=sample.time, state=STALE, message=said)
+        return dataclasses.replace(self.latest, state=STALE, error=None, message=said)
 
     def sample(self, now: float, now_mono: float) -> NodeSample:
         """What the dashboard should show for this node at `now` (wall clock; `now_mono` on the monotonic one)."""

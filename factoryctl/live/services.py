@@ -91,6 +91,9 @@ class FactorySnapshot:
     late_controller: LateController | None = None
     #: How many GPUs each node was last seen with, a node down now included: the header's total of GPUs.
     gpu_counts: dict[str, int] = field(default_factory=dict)
+    #: factoryctl's files changed under this running dashboard (an upgrade): what to say, the header leading with it
+    #: (`StaleCode`, stale_code.py); None while its code in memory is whole.
+    code_changed: str | None = None
 
     def node(self, name: str) -> NodeSample | None:
         """The sample of one node, or None when the snapshot does not hold it."""

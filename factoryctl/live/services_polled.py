@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import threading
 import time
 from collections import deque
@@ -40,16 +41,22 @@ from factoryctl.live.services_base import (
     recent_events,
 )
 from factoryctl.model.telemetry import NodeSample
+from factoryctl.stale_code import StaleCode
 from factoryctl.store.who import login_name
 from factoryctl.telemetry.health import (
     ThermalEpisodes,
     silent_for_down_s,
 )
-from factoryctl.telemetry.links import STALL_MIN_S, Backoff, transport_connector
+from factoryctl.telemetry.links import STALL_MIN_S, Backoff, Connector, transport_connector
 
 if TYPE_CHECKING:
+    from factoryctl.model.inventory import NodeSpec
     from factoryctl.power.limits import LimitChange
     from factoryctl.store.rows import Event
+    from factoryctl.transport.base import NodeTransport
+    from factoryctl.transport.session import AgentSession
+
+log = logging.getLogger("factoryctl.live")
 
 #: The state a node shows until its first sample or failure (never waited for: rows appear as nodes answer).
 CONNECTING = "connecting"
@@ -94,7 +101,11 @@ class PolledServices(ConfiguredServices):
         self._events_lock = threading.Lock()
         self._drained: dict[str, str] = {}
         self._store: FollowedStore | None = self._open_store() if use_store else None
-        connect = transport_connector(config, connect_timeout_s, self.specs, self.stop_event)
+        #: factoryctl's files changed under this dashboard (an upgrade): said once, and no node is judged by it.
+        self.stale = StaleCode("dashboard", self._said_stale)
+        connect = self._own_failures_noticed(
+            transport_connector(config, connect_timeout_s, self.specs, self.stop_event)
+        )
         self._nodes = {spec.name: PolledNode(spec, self, connect, reconnect_backoff(config)) for spec in self.specs}
         self._judge_thread = threading.Thread(target=self._judge_every_node, name="dash-judge", daemon=True)
         self._started = False
@@ -111,6 +122,23 @@ class PolledServices(ConfiguredServices):
             return FollowedStore(path, lambda: open_store(path), self._store_moved)
         except (FactoryError, OSError):
             return None
+
+    def _own_failures_noticed(self, connect: Connector) -> Connector:
+        """`connect`, its failures to load factoryctl's own code noticed (`StaleCode`) before the link hears of them."""
+
+        def noticing(spec: NodeSpec) -> tuple[NodeTransport, AgentSession]:
+            try:
+                return connect(spec)
+            except Exception as exc:
+                self.stale.notice(exc)
+                raise
+
+        return noticing
+
+    def _said_stale(self, detail: str) -> None:
+        """The events panel's line (an error: it outlasts the warnings) and the log's, once."""
+        log.error("%s", detail)
+        self.add_event(DashboardEvent(time.time(), None, "source", self.stale.message, "error"))
 
     def _store_moved(self, sentence: str) -> None:
         self.add_event(DashboardEvent(time.time(), None, "store", sentence, "warning"))
@@ -190,7 +218,7 @@ class PolledServices(ConfiguredServices):
         nodes = tuple(node.judge(now) for node in self._nodes.values())  # each node's state computed once
         cuts: list[float] = []
         events = self._all_events(now, cuts)
-        return assemble_snapshot(
+        snapshot = assemble_snapshot(
             self.config,
             self.specs,
             now,
@@ -202,6 +230,9 @@ class PolledServices(ConfiguredServices):
             {name: len(node.latest.gpus) for name, node in self._nodes.items() if node.latest is not None},
             max(cuts, default=None),
         )
+        if self.stale.failure is None:
+            return snapshot
+        return dataclasses.replace(snapshot, code_changed=self.stale.message)
 
     def _drained_names(self) -> set[str]:
         if self._store is not None:

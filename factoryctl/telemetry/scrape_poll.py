@@ -7,7 +7,8 @@ from the poll before, or else left out (no series: unknown, not down, so an expo
 on past the deadline, so a late answer serves the next scrape; scrapes arriving while a poll runs share it (never a
 second poll of the same nodes), and a new one starts only `min_interval_s` after the last one ended, so a fast
 scraper cannot turn into an SSH storm. Each node's sampling is bounded by `timeout` (every transport step
-included), so every poll ends.
+included), so every poll ends. A node's sampling failing to load factoryctl's own code (its files changed under the
+running process: `StaleCode`) answers no node: the scrapes fail instead (`StaleCodeError`), never 27 nodes down.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from factoryctl.config import FactoryConfig
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.model.telemetry import NodeSample
+from factoryctl.stale_code import StaleCode
 from factoryctl.telemetry.poll import DEFAULT_FANOUT, as_node_error, check_agent_cache, down_sample, fan_out
 
 
@@ -34,8 +36,12 @@ class _Round:
 class BackgroundPoll:
     """Polls of `config`'s nodes, shared by the scrapes that arrive while one runs (see the module docstring)."""
 
-    def __init__(self, config: FactoryConfig, timeout: float, min_interval_s: float) -> None:
+    def __init__(
+        self, config: FactoryConfig, timeout: float, min_interval_s: float, stale: StaleCode | None = None
+    ) -> None:
         self.config = config
+        #: factoryctl's files changed under this process (an upgrade): its own failure, never a node's down sample.
+        self.stale = stale or StaleCode("metrics serve")
         self.timeout = timeout
         self.min_interval_s = min_interval_s
         self._changed = threading.Condition()
@@ -51,16 +57,22 @@ class BackgroundPoll:
         A node that was down in the poll before is not waited for: a hung one would cost every scrape its whole wait.
         """
         deadline = time.monotonic() + wait_s
+        self.stale.check()
         with self._changed:
             current = self._current_round()
             previous = self._previous.answers if self._previous is not None else {}
             awaited = [node for node in self.config.nodes if node not in previous or previous[node].state != "down"]
-            while current.ended is None and any(node not in current.answers for node in awaited):
+            while (
+                self.stale.failure is None
+                and current.ended is None
+                and any(node not in current.answers for node in awaited)
+            ):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
                 self._changed.wait(left)
             answers = {**previous, **current.answers}
+        self.stale.check()  # noticed while this scrape waited: no node is answered with it
         return [answers[name] for name in self.config.nodes if name in answers]
 
     def _current_round(self) -> _Round:
@@ -90,6 +102,10 @@ class BackgroundPoll:
         try:
             sample = sample_node(node, self.config, self.timeout)
         except Exception as exc:  # classified as every poll's (fan_out's) failures are: the node's down sample
+            if self.stale.notice(exc):  # but factoryctl's own code failing to load is this process's failure
+                with self._changed:
+                    self._changed.notify_all()
+                return
             sample = down_sample(node.name, as_node_error(node.name, exc))
         with self._changed:
             poll.answers[node.name] = sample

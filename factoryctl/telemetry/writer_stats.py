@@ -3,7 +3,8 @@
 The benchmarks and `controller status` report these (`StoreWriter.stats`). Counters only grow; the latencies of the
 samples stored are kept with the wall-clock time they were stored at, so the percentiles are over the last
 `LATENCY_WINDOW_S`. A step of the wall clock moves those times with it, or a step back would keep a minute of
-latencies for a day.
+latencies for a day. Each batch stored drops the latencies that have left the window: kept until `LATENCIES_KEPT`,
+an hour at 27 nodes grew the controller by 9 MB and made `report` sort 100,000 of them.
 
 Not locked: the writer adds latencies and moves them under its own lock (a clock step is noticed on a link's thread).
 """
@@ -17,7 +18,7 @@ from typing import Any
 from factoryctl.model.telemetry import NodeSample
 
 LATENCY_WINDOW_S = 60.0
-#: The most latencies kept (a minute of 1,600 nodes at 1 Hz).
+#: The most latencies kept (a minute of 1,600 nodes at 1 Hz); older than the window, none is.
 LATENCIES_KEPT = 100_000
 #: The counters `report` gives, in order ("dropped" adds the thinned samples).
 REPORTED = ("samples", "rows", "duplicates", "dropped", "thinned", "store_errors", "link_failures")
@@ -34,7 +35,11 @@ class WriterStats:
 
     def written(self, batch: Sequence[tuple[NodeSample, bool]], inserted: int, done: float) -> None:
         """The store took `batch` at `done` (`inserted` raw rows of it new); call with the writer's lock."""
-        self.latencies.extend((done, done - s.time) for s, _ in batch)
+        latencies = self.latencies
+        latencies.extend((done, done - s.time) for s, _ in batch)
+        horizon = done - LATENCY_WINDOW_S
+        while latencies and latencies[0][0] < horizon:  # oldest first: those out of the window go from the left
+            latencies.popleft()
         rows = sum(len(s.gpus) for s, _ in batch)
         self.counters["samples"] += len(batch)
         self.counters["rows"] += inserted

@@ -53,6 +53,8 @@ class FactorySummary:
     #: The controller whose store is shown is late (holds its lock, stores nothing): the header names it, and
     #: `last_sample` is then its last write, so the data's age stays shown when its rows have all gone down.
     late_controller: LateController | None = None
+    #: factoryctl's files changed under this dashboard (`FactorySnapshot.code_changed`): the header leads with it.
+    code_changed: str | None = None
 
 
 def summarize(snapshot: FactorySnapshot) -> FactorySummary:
@@ -100,6 +102,7 @@ def summarize(snapshot: FactorySnapshot) -> FactorySummary:
         queue_length=snapshot.queue_length,
         price_error=snapshot.price_error,
         late_controller=late,
+        code_changed=snapshot.code_changed,
     )
 
 

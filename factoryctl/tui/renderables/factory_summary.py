@@ -124,11 +124,14 @@ class FactorySummaryRenderable:
     def _staleness(self) -> tuple[str, bool] | None:
         """What leads the power line when the data is old: (words, whether they say its age), or None.
 
-        A late controller (`FactorySummary.late_controller`: it holds the store's lock but stores nothing) is named,
-        with its data's age however young: `controller pid 4242 late: data 3 s old`; else `data N s old` once the
-        newest sample is `STALE_AFTER_S` old.
+        factoryctl's files changed under the dashboard (`FactorySummary.code_changed`) is said first, and to restart
+        it. A late controller (`FactorySummary.late_controller`: it holds the store's lock but stores nothing) is
+        named, with its data's age however young: `controller pid 4242 late: data 3 s old`; else `data N s old` once
+        the newest sample is `STALE_AFTER_S` old.
         """
         s = self.summary
+        if s is not None and s.code_changed is not None:  # every row is `stale` then: say why, and what to do
+            return s.code_changed, False
         late = s.late_controller if s is not None else None
         if late is not None:
             who = f"controller pid {late.pid}" if late.pid else "controller"
