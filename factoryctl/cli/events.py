@@ -398,12 +398,16 @@ class FollowedEventPrinter:
 
     def _table_rows(self, batch: list[Any], header: bool) -> str:
         """The table lines of `batch`, each column padded to the width kept since the first batch."""
+        from factoryctl.cli.cells import as_written
         from factoryctl.cli.render import cell_width, format_cell, table_line
         from factoryctl.model.telemetry import escape_controls
 
         rows = [[c.header for c in self._columns]] if header else []
         items = [e.as_json() for e in batch]
-        rows += [[escape_controls((c.show or format_cell)(item.get(c.key))) for c in self._columns] for item in items]
+        writes = as_written()  # padded as written: `????` under an ASCII stdout is 4 columns, not 8
+        rows += [
+            [writes(escape_controls((c.show or format_cell)(item.get(c.key)))) for c in self._columns] for item in items
+        ]
         for row in rows:
             self._widths = [max(width, cell_width(cell)) for width, cell in zip(self._widths, row, strict=True)]
         return "".join(table_line(row, self._widths) for row in rows)

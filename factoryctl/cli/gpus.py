@@ -91,21 +91,17 @@ def register(app: typer.Typer) -> None:
         fanout: int = FANOUT_OPTION,
     ) -> None:
         """One row per GPU: utilization, memory, power against its cap, temperature, throttling."""
-        from factoryctl.cli.listing import asked
+        from factoryctl.cli.watch_poll import asker
         from factoryctl.config import parse_gpu_target
 
         config = context.load(ctx)
         node_part, gpu_indexes = parse_gpu_target(target)
         nodes = config.resolve_target(node_part)
-        quiet = context.global_options(ctx)[1]
-        rounds = None
-        if watch:  # a node that does not answer must not hold the others' redraws (watch_poll.py)
-            from factoryctl.cli.watch_poll import WatchPoll
-
-            rounds = WatchPoll(config, nodes, timeout, fanout, interval)
+        # with --watch a node that does not answer must not hold the others' redraws (watch_poll.py)
+        ask = asker(config, nodes, timeout, fanout, context.global_options(ctx)[1], interval if watch else None)
 
         def produce() -> tuple[list[dict[str, Any]], list[NodeError]]:
-            result = asked(config, nodes, timeout, fanout, quiet) if rounds is None else rounds.round(quiet)
+            result = ask()
             answered = [s for s in result.samples if s.state != "down"]
             items = gpu_items(answered, gpu_indexes)
             if gpu_indexes is not None and answered and not items:

@@ -8,7 +8,7 @@ close to a verb (`nodes lst`) is a mistyped verb rather than a TARGET when it ca
 from __future__ import annotations
 
 import sys
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import typer
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from factoryctl.model.inventory import NodeSpec
     from factoryctl.model.telemetry import NodeSample
     from factoryctl.store.rows import DrainInfo
+    from factoryctl.telemetry.poll import PollResult
 
 
 class NodesGroup(TyperGroup):
@@ -240,12 +241,27 @@ def drained_nodes(config: FactoryConfig) -> dict[str, DrainInfo] | None:
 
 
 def node_items(
-    config: FactoryConfig, specs: Sequence[NodeSpec], timeout: float, fanout: int = DEFAULT_FANOUT, quiet: bool = True
-) -> tuple[list[dict[str, Any]], list[NodeError]]:
-    """Items for `nodes list`, in inventory order, plus the per-node errors (a progress line unless `quiet`)."""
-    from factoryctl.cli.listing import asked
+    config: FactoryConfig,
+    specs: Sequence[NodeSpec],
+    timeout: float,
+    fanout: int = DEFAULT_FANOUT,
+    quiet: bool = True,
+    watch: float | None = None,
+) -> Callable[[], tuple[list[dict[str, Any]], list[NodeError]]]:
+    """Each redraw's items for `nodes list`, in inventory order, and the nodes' errors (a progress line unless `quiet`).
 
-    result = asked(config, specs, timeout, fanout, quiet)
+    With `--watch` (`watch` its interval) a node that does not answer never holds the others' rows (watch_poll.py).
+    """
+    from factoryctl.cli.watch_poll import asker
+
+    ask = asker(config, specs, timeout, fanout, quiet, watch)
+    return lambda: _items(config, specs, ask())
+
+
+def _items(
+    config: FactoryConfig, specs: Sequence[NodeSpec], result: PollResult
+) -> tuple[list[dict[str, Any]], list[NodeError]]:
+    """The items of one redraw: each node's answer in `result`, with its drain from the store."""
     by_name = {s.node: s for s in result.samples}
     drained = drained_nodes(config)
     items = [
@@ -274,11 +290,7 @@ def _list(
     from factoryctl.cli.listing import show_listing
 
     config, specs = _resolve(ctx, target)
-    quiet = context.global_options(ctx)[1]
-
-    def produce() -> tuple[list[dict[str, Any]], list[NodeError]]:
-        return node_items(config, specs, timeout, fanout, quiet)
-
+    produce = node_items(config, specs, timeout, fanout, context.global_options(ctx)[1], interval if watch else None)
     code = show_listing(produce, NODE_COLUMNS, output, no_header, watch, interval)
     raise typer.Exit(code)
 

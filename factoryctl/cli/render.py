@@ -94,11 +94,10 @@ def render_table(items: Sequence[dict[str, Any]], columns: Sequence[Column], wid
 def table_line(cells: Sequence[str], widths: Sequence[int]) -> str:
     """One table line: `cells` padded to `widths` (terminal columns, `cell_width`), three spaces apart.
 
-    Each cell is padded as stdout will write it (`as_written`): `数据中心` is 8 columns, but `????` under an ASCII
-    stdout, 4.
+    The cells are given as stdout will write them (`as_written`, looked up once per table by the caller): `数据中心`
+    is 8 columns, but `????` under an ASCII stdout, 4.
     """
-    written = map(as_written(), cells)
-    padded = (cell + " " * (width - cell_width(cell)) for cell, width in zip(written, widths, strict=True))
+    padded = (cell + " " * (width - cell_width(cell)) for cell, width in zip(cells, widths, strict=True))
     return "   ".join(padded).rstrip() + "\n"
 
 

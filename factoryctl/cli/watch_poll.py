@@ -7,15 +7,17 @@ and `--fanout` nodes at once, and a round waits for the answers at most its inte
 about what a node takes to answer over SSH, so a short interval does not call every node slow; the first round
 `FIRST_ROUND_S`). A node still being asked then is shown from its last answer with an error that says so (`no answer
 for 4 s (still being asked); its rows are its reading of 2026-11-24T14:47:58.120Z`), or as `no answer yet` when it
-never answered; its ask goes on, and what it brings (an answer, or why it failed) shows at the first redraw after. With a live controller the store
-answers at once (telemetry/current.py) and only the nodes it cannot answer for are asked this way.
+never answered; its ask goes on, and what it brings (an answer, or why it failed) shows at the first redraw after.
+With a live controller the store answers at once (telemetry/current.py) and only the nodes it cannot answer for are
+asked this way. `gpus --watch` and `nodes --watch` both ask this way (`asker`); without `--watch` a listing asks once
+and waits for every node.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from factoryctl.cli.progress import replay_progress
@@ -41,6 +43,22 @@ SLOW_HINT = (
     "what it answers, or why it failed, shows at the first redraw after it comes; `factoryctl nodes check {node}` "
     "tests its link step by step."
 )
+
+
+def asker(
+    config: FactoryConfig, nodes: Sequence[NodeSpec], timeout: float, fanout: int, quiet: bool, watch: float | None
+) -> Callable[[], PollResult]:
+    """How each redraw of a listing (`gpus`, `nodes`) asks `nodes`: the shared set-up of both.
+
+    Without `--watch` (`watch` None) once, every node waited for (`listing.asked`); with it (`watch` its interval) in
+    `WatchPoll` rounds, so a node that does not answer never holds the others' rows.
+    """
+    if watch is None:
+        from factoryctl.cli.listing import asked
+
+        return lambda: asked(config, nodes, timeout, fanout, quiet)
+    rounds = WatchPoll(config, nodes, timeout, fanout, watch)
+    return lambda: rounds.round(quiet)
 
 
 @dataclass
@@ -150,7 +168,9 @@ class WatchPoll:
             outcome = asking.outcome
             if asking.in_flight and not isinstance(outcome, NodeError):
                 sample, error = self._unanswered(spec.name, asking, now)
-                samples += [sample] if sample is not None else []
+                if sample is None:  # never heard from: a row as a poll gives a node that failed
+                    sample = down_sample(spec.name, error, self._config.interval_s)
+                samples.append(sample)
                 errors.append(error)
             elif isinstance(outcome, NodeError):  # its newest word, even while it is asked again
                 errors.append(hinted(outcome))
@@ -162,7 +182,7 @@ class WatchPoll:
     def _unanswered(self, node: str, asking: _Asking, now: float) -> tuple[NodeSample | None, NodeError]:
         """A node whose ask outlasted the round: its last sample (`degraded`, as silence makes it) and why it is old.
 
-        A node never heard from has no row: only its error, `no answer yet`.
+        A node never heard from has no sample: its error, `no answer yet`, is its row (`down`, as a poll's failure).
         """
         hint = SLOW_HINT.format(node=node)
         if asking.started is None:

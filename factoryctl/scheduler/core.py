@@ -293,10 +293,14 @@ class _Pass:
         """The queue with the previous pass's claimer (`plan`'s `claimer`) first, and the ids moved to the front.
 
         It keeps its reservation from pass to pass, as a protected job does, until it starts: were it not first, a
-        job protected meanwhile would be `first_short` instead and backfill could take the GPUs it waits for.
+        job protected meanwhile would be `first_short` instead and backfill could take the GPUs it waits for. So it
+        goes first also when it is protected itself: the protected jobs go oldest first, and an older job protected
+        after it claimed would come before it. That takes no reservation from another job: it claimed as `first_short`,
+        before any reservation of that pass (the jobs ahead of it then started, or could not run at all), and has been
+        first since, so every other reservation was made after its own.
         """
         claimer = self.claimer
-        if claimer is None or claimer in protected:
+        if claimer is None:
             return queue, protected
         if self.index is not None:
             job = self.index.by_id.get(claimer)

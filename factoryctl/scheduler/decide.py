@@ -283,9 +283,13 @@ def wait_decision(waiting: Waiting, reason: str, fm: FreeMap) -> WaitDecision:
 
 
 def _ends_by(job: Job, now: float, config: SchedulerConfig) -> float:
-    """When a running job's walltime ends; never (inf) for one already past it: its end is unknown, not waited for."""
+    """When a running job's walltime ends; never (inf) for one already past it: its end is unknown, not waited for.
+
+    One whose walltime ends at this very instant is not past it: the executor stops it now, so it is waited for
+    (stopping it instead would requeue a job that had used its walltime up and give it a grace period beyond it).
+    """
     end = (job.started_at if job.started_at is not None else now) + (job.spec.walltime_s or config.default_walltime_s)
-    return end if end > now else float("inf")
+    return end if end >= now else float("inf")
 
 
 def _stops_by(job: Job, stop: StopRequest, now: float, config: SchedulerConfig) -> float:

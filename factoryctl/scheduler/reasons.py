@@ -35,6 +35,11 @@ def human_duration(seconds: float) -> str:
     return f"~{round(seconds / 86400)} d"
 
 
+def from_now(seconds: float) -> str:
+    """`in ~40 min`, or `now` for a time already come (`in now` read wrong: a reservation at this very pass)."""
+    return f"in {human_duration(seconds)}" if seconds > 0 else "now"
+
+
 def shape_text(job: Candidate) -> str:
     """`1 node with 4 free GPUs` / `2 nodes with 8 free GPUs`."""
     plural = "node" if job.nodes == 1 else "nodes"
@@ -125,7 +130,7 @@ def describe_wait(waiting: Waiting, fm: FreeMap, now: float, price: float | None
     reservation = waiting.reservation
     if reservation is not None:
         nodes = sorted(reservation.holds)
-        text += f"; reserved start in {human_duration(reservation.start - now)} on {_places(nodes, fm)}"
+        text += f"; reserved start {from_now(reservation.start - now)} on {_places(nodes, fm)}"
         text += _making_room(reservation.victims, reservation.awaited, reservation.stopping)
     elif have >= job.nodes:
         text += "; starting it now would delay a reserved job"

@@ -19,7 +19,7 @@ from factoryctl.scheduler.decide import wait_decision
 from factoryctl.scheduler.freemap import FreeMap
 from factoryctl.scheduler.policy import SchedulerConfig, split_gang
 from factoryctl.scheduler.preempt_replay import PreemptingReplay
-from factoryctl.scheduler.reasons import WaitExplainer, describe_start, human_duration, natural_order
+from factoryctl.scheduler.reasons import WaitExplainer, describe_start, from_now, human_duration, natural_order
 from factoryctl.scheduler.simulate import JobRecord, Progress, Rejected, Replay, drive, new_replay
 from factoryctl.scheduler.trace import TraceJob
 
@@ -126,13 +126,15 @@ def _preemption(
             where = " ".join(f"{node}:{gpus}" for node, gpus in job.allocation)
             if not stopped:
                 reason = (
-                    f"ends within the grace period, at {end:.0f} s ({_ahead(end - at)}): job {for_job} waits for it"
+                    f"ends within the grace period, at {end:.0f} s ({from_now(end - at)}): job {for_job} waits for it"
                 )
             elif end <= stop:
-                reason = f"preempted for job {for_job}, but ends on its own first, at {end:.0f} s ({_ahead(end - at)})"
+                reason = (
+                    f"preempted for job {for_job}, but ends on its own first, at {end:.0f} s ({from_now(end - at)})"
+                )
             else:
                 reason = f"preempted for job {for_job}: checkpointing on {where}, stops at {stop:.0f} s"
-                reason += f" ({_ahead(stop - at)})"
+                reason += f" ({from_now(stop - at)})"
             running[i] = dataclasses.replace(job, reason=reason)
     claiming = []
     for claimer, chosen, start, victims, awaited in replay.claiming():
@@ -143,7 +145,7 @@ def _preemption(
         they = "it has" if len(victims) + len(awaited) == 1 else "they have"
         reason = (
             f"preempting {', '.join(victims)}{also}: takes over {', '.join(natural_order(n for n, _ in allocation))}"
-            f" and starts at {start:.0f} s ({_ahead(start - at)}), when {they} stopped"
+            f" and starts at {start:.0f} s ({from_now(start - at)}), when {they} stopped"
         )
         claiming.append(
             JobAtInstant(claimer.id, "STARTING", claimer.num_gpus, claimer.submitted_at, start, allocation, reason)
@@ -185,7 +187,7 @@ def _awaited(replay: PreemptingReplay, job_id: str, claim: Reservation, at: floa
     end = next(gang.end for gang in replay.gangs.values() if gang.holder.id == job_id)
     where = ", ".join(natural_order(replay.fm.names[i] for i in claim.holds))
     return (
-        f"ends within the grace period, at {end:.0f} s ({_ahead(end - at)}): job {claim.job.id} waits for it,"
+        f"ends within the grace period, at {end:.0f} s ({from_now(end - at)}): job {claim.job.id} waits for it,"
         f" holding a reservation on {where} from {claim.start:.0f} s"
     )
 
@@ -263,7 +265,7 @@ def _named(
     if job.job_id in rejected:
         return _unseen(job, "REJECTED", f"can never run here: it {rejected[job.job_id]}")
     return _unseen(
-        job, "NOT_SUBMITTED", f"not submitted yet: it arrives at {job.submit_s:.0f} s ({_ahead(job.submit_s - at)})"
+        job, "NOT_SUBMITTED", f"not submitted yet: it arrives at {job.submit_s:.0f} s ({from_now(job.submit_s - at)})"
     )
 
 
@@ -304,10 +306,6 @@ def _ran(record: JobRecord, state: str, at: float, walltime_end: float | None = 
 
 def _unseen(job: TraceJob, state: str, reason: str) -> JobAtInstant:
     return JobAtInstant(job.job_id, state, job.num_gpus, job.submit_s, None, (), reason)
-
-
-def _ahead(seconds: float) -> str:
-    return f"in {human_duration(seconds)}"
 
 
 def _ago(seconds: float) -> str:
