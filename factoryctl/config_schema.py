@@ -135,6 +135,13 @@ def _not_blank(value: str) -> str:
     return value
 
 
+def _no_nul(value: str) -> str:
+    """A path or command with a NUL cannot be opened or run: refused at load, not as a ValueError of a later command."""
+    if "\0" in value:
+        raise ValueError("must not contain a NUL character")
+    return value
+
+
 #: What a node's `host` may be: a host name, an alias of ~/.ssh/config, an IPv4 or IPv6 address (no brackets).
 #: A host name, alias or address; an IPv6 address may name its zone (`fe80::1%eth0`), `%` being no shell character.
 _HOST = re.compile(r"[A-Za-z0-9_:][A-Za-z0-9_.:-]*(?:%[A-Za-z0-9_.-]+)?", re.ASCII)
@@ -183,6 +190,8 @@ def _host_name(value: str) -> str:
 
 Port = Annotated[int, BeforeValidator(_port)]
 NonEmpty = Annotated[str, AfterValidator(_not_blank)]
+#: A file or program factoryctl opens or runs (`state_dir`, `known_hosts`, `identity_file`, `python`): no NUL.
+PathText = Annotated[str, AfterValidator(_not_blank), AfterValidator(_no_nul)]
 HostName = Annotated[str, AfterValidator(_not_blank), AfterValidator(_host_name)]
 #: A duration setting: text with a unit (`24h`), at most MAX_DURATION_S.
 Duration = Annotated[str, BeforeValidator(bounded_duration)]
@@ -296,14 +305,14 @@ class SshDefaults(Strict):
     """`ssh:` defaults applied to every node that does not set its own."""
 
     user: NonEmpty | None = Field(None, description="Login user (else ~/.ssh/config, else the local user).")
-    identity_file: NonEmpty | None = Field(
+    identity_file: PathText | None = Field(
         None, description="Private key file (relative: to factory.yaml's directory); ssh-agent keys are tried too."
     )
-    known_hosts: NonEmpty = Field(
+    known_hosts: PathText = Field(
         "~/.ssh/known_hosts", description="Host keys are verified against this file (relative: to factory.yaml's)."
     )
     port: Port = Field(22, description="SSH port (1-65535).")
-    python: NonEmpty = Field("python3", description="Python interpreter on the nodes that runs the agent.")
+    python: PathText = Field("python3", description="Python interpreter on the nodes that runs the agent.")
     connect_timeout_s: Annotated[float, seconds(0.1)] = Field(
         10.0, description="TCP, banner and auth timeout, in seconds (0.1-86400)."
     )
@@ -369,7 +378,7 @@ class NodeEntry(Strict):
     )
     port: Port | None = Field(None, description="SSH port, 1-65535 (else ssh.port).")
     user: NonEmpty | None = Field(None, description="SSH user (else ssh.user).")
-    identity_file: NonEmpty | None = Field(
+    identity_file: PathText | None = Field(
         None, description="SSH key (else ssh.identity_file; relative: to factory.yaml's directory)."
     )
     transport: Literal["ssh", "local"] = Field(
@@ -377,7 +386,7 @@ class NodeEntry(Strict):
         description="`ssh` (default) or `local` (this machine: the agent runs as a child process; at most 4 per CPU "
         "start at once, so a node's `--timeout` counts from its own start, not from the queue of the others).",
     )
-    python: NonEmpty | None = Field(None, description="Python on the node (else ssh.python).")
+    python: PathText | None = Field(None, description="Python on the node (else ssh.python).")
     rack: str | None = Field(None, description="Rack name, used by topology-aware placement.")
     labels: dict[str, str] = Field(default_factory=dict, description="Free labels for job constraints.")
     sim: Profile | SimSettings | None = Field(None, description="A profile name or a `sim:` mapping: simulated GPUs.")
@@ -442,7 +451,7 @@ class PowerSettings(Strict):
         " prices of `price show`/`history` and `power simulate` without `--prices`); an unknown name is an error"
         " with a did-you-mean for those, and a warning of `config validate`.",
     )
-    prices: str | None = Field(
+    prices: Annotated[str, AfterValidator(_no_nul)] | None = Field(
         None,
         description="Argument passed to the price source (for `csv`: the file, relative to factory.yaml's"
         " directory; required).",
@@ -453,7 +462,7 @@ class FactoryFile(Strict):
     """The whole factory.yaml."""
 
     name: str = Field("factory", description="Factory name: keys the state dir and simulated GPUs.")
-    state_dir: NonEmpty | None = Field(
+    state_dir: PathText | None = Field(
         None,
         description="Store and state (default ~/.local/state/factoryctl/<name>); a relative path is taken from "
         "factory.yaml's directory, whatever the current directory. An existing one is written in only if it is "

@@ -39,6 +39,9 @@ _GPU_ELEMENT = re.compile(r"\s*([0-9]+)(?:\s*-\s*([0-9]+))?\s*", re.ASCII)
 MAX_RANGE_DIGITS = 100
 #: Did-you-mean folds a node set name by name (`gpu[1-9]` -> `gpu[01-08]`) only up to this many names.
 MAX_FOLDED_NAMES = 10_000
+#: Did-you-mean suggests names for the first this many unknown elements only: each is compared with every name, and
+#: a pasted list of 1,000 typos against 20,000 nodes took minutes before its usage error.
+MAX_SUGGESTED_TERMS = 5
 
 
 def split_terms(expr: str) -> list[tuple[str, str]]:
@@ -216,12 +219,17 @@ def _closest(term: str, words: Sequence[str], cutoff: float = 0.6) -> list[str]:
 
 
 def _did_you_mean(unknown: list[str], nodes: Sequence[str], groups: Mapping[str, Sequence[str]]) -> str:
-    """One suggestion per unknown element that has a near name, each named once, and where to see the names."""
+    """A suggestion per unknown element with a near name (of the first MAX_SUGGESTED_TERMS), and where names are."""
     spaced = [term for term in unknown if len(term.split()) > 1]
     if spaced:  # `gpu01 gpu02`, from $(cat nodes.txt): one term, as the shell passed one word
         return f"separate nodes with commas, not spaces: `{','.join(spaced[0].split())}`."
     words = ["all", *nodes, *(f"@{g}" for g in groups)]
-    near = [match for term in unknown for match in (_same_numbers(term, words) or _closest(term, words))]
+    by_key = _number_keys(words)  # once: per term, 1,000 typos against 2,000 nodes took 19 s
+    near = [
+        match
+        for term in unknown[:MAX_SUGGESTED_TERMS]
+        for match in (_same_numbers(term, by_key) or _closest(term, words))
+    ]
     if near:
         listed = ", ".join(f"`{name}`" for name in dict.fromkeys(near))
         return f"did you mean {listed}? ({_where_listed(near)})"
@@ -239,15 +247,21 @@ def _where_listed(names: list[str]) -> str:
     return "`factoryctl config show` lists the groups" if has_groups else "`factoryctl nodes list` shows them"
 
 
-def _same_numbers(term: str, words: Sequence[str]) -> list[str]:
+def _number_keys(words: Sequence[str]) -> dict[tuple[str, ...], str]:
+    """Each word by its `_number_key`, the first word when several share one."""
+    by_key: dict[tuple[str, ...], str] = {}
+    for word in words:
+        by_key.setdefault(_number_key(word), word)
+    return by_key
+
+
+def _same_numbers(term: str, by_key: Mapping[tuple[str, ...], str]) -> list[str]:
     """The names written like `term` but for case and zero padding (`gpu3`, `GPU03` -> `gpu03`), if there are some.
 
     The closest string is often another node (`gpu3` is nearer `gpu13` than `gpu03`), so the same numbers come first.
     A node set is matched name by name and the names that match are folded again: `gpu[1-4]` -> `gpu[01-04]`.
+    `by_key` is `_number_keys` of the names.
     """
-    by_key: dict[tuple[str, ...], str] = {}
-    for word in words:
-        by_key.setdefault(_number_key(word), word)
     if term.startswith("@") or "[" not in term:
         found = by_key.get(_number_key(term))
         return [found] if found is not None else []

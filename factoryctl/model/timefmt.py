@@ -5,8 +5,11 @@ One function, so `gpus`, `events`, the store's exports and the scheduler's reaso
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import overload
+
+#: 400 Gregorian years, in seconds: the calendar (leap days included) repeats after them.
+_CALENDAR_CYCLE_S = 146_097 * 86_400
 
 
 @overload
@@ -17,10 +20,16 @@ def iso_utc(unix_seconds: float | None) -> str | None:
     """`2026-11-22T10:25:00.784Z` for a Unix time, rounded to the millisecond as the store keeps times; None stays None.
 
     Whole milliseconds, not the float's digits: formatting a float truncates (…24.1895 as .189) where the store
-    rounds (.190), and the same instant would read differently in `gpus` and `events`.
+    rounds (.190), and the same instant would read differently in `gpus` and `events`. Any time is written: one
+    outside the years 1-9999 in UTC (`--since 0001-01-01T00:00+14:00`, year 0) takes ISO-8601's expanded year,
+    `+10000-01-01T00:00:00.000Z`, where `datetime` has none to give (it raised "year 0 is out of range"), as
+    `iso_utc_seconds` writes a price file's.
     """
     if unix_seconds is None:
         return None
-    ms = round(unix_seconds * 1000)
-    stamp = datetime.fromtimestamp(ms // 1000, tz=timezone.utc) + timedelta(milliseconds=ms % 1000)
-    return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    seconds, ms = divmod(round(unix_seconds * 1000), 1000)
+    cycles, rest_s = divmod(seconds, _CALENDAR_CYCLE_S)  # rest_s: 1970 to 2369, which datetime can hold
+    moment = datetime.fromtimestamp(rest_s, tz=timezone.utc)
+    year = moment.year + 400 * cycles
+    written = f"{year:04d}" if 0 <= year <= 9999 else f"{year:+05d}"
+    return f"{written}-{moment:%m-%dT%H:%M:%S}.{ms:03d}Z"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
@@ -93,8 +94,8 @@ def _header(path: Path, names: Sequence[str], file_kind: str) -> list[str]:
     replace the first.
     """
     header = [name.strip().lower() for name in names]
-    named = [name for name in header if name]
-    repeated = next((name for name in named if named.count(name) > 1), None)
+    counts = Counter(name for name in header if name)  # counted once: a 40k-field line took seconds per field
+    repeated = next((name for name, count in counts.items() if count > 1), None)
     if repeated is not None:
         raise UsageError(
             f"{path}:1: the {file_kind}'s header names column {repeated} twice",
@@ -126,9 +127,17 @@ def header_check(
 
 
 def _check_header_line(path: Path, columns: Sequence[str], kinds: tuple[str, str, str], line: str) -> None:
-    """`_checked_header` on a file's first line as soon as it is read (a quoted header waits for the whole file)."""
+    """`_checked_header` on a file's first line as soon as it is read (a quoted header waits for the whole file).
+
+    `line` runs to the first LF; a CR before it ends the line too, as the csv module reads the whole file (a Mac
+    header pasted onto a Unix body). A line the csv module cannot read is refused at line 1, as `read_csv_rows` does.
+    """
     if '"' not in line:
-        _checked_header(path, next(csv.reader([line.rstrip("\r")]), []), columns, kinds)
+        try:
+            names = next(csv.reader([line.partition("\r")[0]]), [])
+        except csv.Error as exc:  # a field over the csv module's 128 KiB limit
+            raise UsageError(f"{path}:1: cannot read this line as CSV ({exc})", hint=kinds[2]) from None
+        _checked_header(path, names, columns, kinds)
 
 
 def _rows(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import math
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -281,13 +282,13 @@ def _check_header(header: list[str], where: str) -> None:
         separated = len(header) == 1 and any(mark in header[0] for mark in ";\t|")
         hint = "the trace is comma-separated: " + _FORMAT_HINT if separated else _FORMAT_HINT
         raise UsageError(f"{where}: missing column(s) {', '.join(missing)}", hint)
-    named = [name for name in header if name]
-    for name in named:
-        if named.count(name) > 1:
-            raise UsageError(
-                f"{where}: the header names column {name} twice",
-                "give each column once (names are read case-insensitively).",
-            )
+    counts = Counter(name for name in header if name)  # counted once: a 40k-column header took 22 s
+    repeated = next((name for name, count in counts.items() if count > 1), None)
+    if repeated is not None:
+        raise UsageError(
+            f"{where}: the header names column {repeated} twice",
+            "give each column once (names are read case-insensitively).",
+        )
 
 
 def _check_shape(row: dict[str | None, object], raw: list[str], columns: int, where: str, last: bool) -> None:

@@ -47,6 +47,11 @@ def _include_paths(value: str, where: str) -> list[str]:
         raise ConfigError(f"{where}: cannot read SSH config: Include {value!r}: {exc}.", CONFIG_HINT) from None
     paths: list[str] = []
     for word in itertools.takewhile(lambda word: not word.startswith("#"), words):
+        if "\0" in word:  # no file can be named so; glob raised ValueError, a node's "embedded null byte"
+            raise ConfigError(
+                f"{where}: cannot read SSH config: Include {value!r}: a file name cannot contain a NUL character.",
+                CONFIG_HINT,
+            )
         pattern = os.path.expanduser(word)
         if not os.path.isabs(pattern):
             pattern = os.path.join(os.path.expanduser("~/.ssh"), pattern)
