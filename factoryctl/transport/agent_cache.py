@@ -21,6 +21,7 @@ import secrets
 import shlex
 import stat
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -30,6 +31,7 @@ from factoryctl.config_schema import remote_cache_dir_problem
 from factoryctl.errors import ConfigError, NodeError
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.transport.agent_cache_probes import CAT_PROBE, LOGIN_PROBE
+from factoryctl.transport.agent_upload import UploadDeadline, link_failure
 from factoryctl.transport.quoting import shell_join
 from factoryctl.transport.ssh import QUIET_LOGIN_HINT, SshConnection
 
@@ -132,37 +134,48 @@ def ship_agent(connection: SshConnection, zipapp: Path, cache: str, timeout: flo
 def _ship_with_sftp(
     connection: SshConnection, sftp: paramiko.SFTPClient, local: _LocalZipapp, remote: str, timeout: float
 ) -> ShippedAgent:
-    """`ship_agent` over SFTP: check the cache (making it if missing), then reuse the zipapp `remote` or upload it."""
-    directory = str(PurePosixPath(remote).parent)
-    try:
-        channel = sftp.get_channel()
-        if channel is not None:
-            channel.settimeout(timeout)
-        uid, digest = _login_probe(connection, remote, local, timeout)
-        if _sftp_makedirs(connection, sftp, directory, timeout):
-            sftp.chmod(directory, 0o700)  # mkdir's mode is filtered by the server's umask
-        _check_private_dir(connection.node, directory, sftp.lstat(directory), uid)
-        real = _sftp_check_parents(connection.node, sftp, directory, uid)
-        remote = str(PurePosixPath(real) / local.name)
-        with contextlib.suppress(OSError):
-            if _reusable(sftp.lstat(remote), local.size, uid) and digest in (None, local.sha256):
-                return ShippedAgent(remote, False, digest == local.sha256)
-        partial = f"{remote}.{secrets.token_hex(4)}.part"
-        sftp.putfo(io.BytesIO(local.data), partial, len(local.data))
+    """`ship_agent` over SFTP, all of it within `timeout` (--timeout: agent_upload.py); the link's failure said so."""
+    import paramiko
+
+    with UploadDeadline(sftp, timeout) as deadline:
         try:
-            sftp.chmod(partial, 0o600)
-            sftp.posix_rename(partial, remote)
-        except OSError:
-            sftp.remove(partial)
-            raise
-        return ShippedAgent(remote, True, True)
-    except OSError as exc:
-        raise NodeError(
-            connection.node,
-            "agent",
-            f"cannot upload the agent to {remote}: {exc}",
-            "check free space and permissions of the cache directory on the node.",
-        ) from exc
+            return _sftp_steps(connection, sftp, local, remote, timeout)
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            failure = link_failure(connection, exc, timeout, deadline.expired.is_set())
+            raise failure or NodeError(
+                connection.node,
+                "agent",
+                f"cannot upload the agent to {remote}: {exc}",
+                "check free space and permissions of the cache directory on the node.",
+            ) from exc
+
+
+def _sftp_steps(
+    connection: SshConnection, sftp: paramiko.SFTPClient, local: _LocalZipapp, remote: str, timeout: float
+) -> ShippedAgent:
+    """Check the cache (making it if missing), then reuse the zipapp `remote` or upload it."""
+    directory = str(PurePosixPath(remote).parent)
+    channel = sftp.get_channel()
+    if channel is not None:
+        channel.settimeout(timeout)
+    uid, digest = _login_probe(connection, remote, local, timeout)
+    if _sftp_makedirs(connection, sftp, directory, timeout):
+        sftp.chmod(directory, 0o700)  # mkdir's mode is filtered by the server's umask
+    _check_private_dir(connection.node, directory, sftp.lstat(directory), uid)
+    real = _sftp_check_parents(connection.node, sftp, directory, uid)
+    remote = str(PurePosixPath(real) / local.name)
+    with contextlib.suppress(OSError):
+        if _reusable(sftp.lstat(remote), local.size, uid) and digest in (None, local.sha256):
+            return ShippedAgent(remote, False, digest == local.sha256)
+    partial = f"{remote}.{secrets.token_hex(4)}.part"
+    sftp.putfo(io.BytesIO(local.data), partial, len(local.data))
+    try:
+        sftp.chmod(partial, 0o600)
+        sftp.posix_rename(partial, remote)
+    except OSError:
+        sftp.remove(partial)
+        raise
+    return ShippedAgent(remote, True, True)
 
 
 @dataclass(frozen=True)
@@ -359,6 +372,9 @@ def _sftp_makedirs(connection: SshConnection, sftp: paramiko.SFTPClient, path: s
                 sftp.mkdir(prefix, mode=0o700)
                 created = True
             except OSError as exc:
+                channel = sftp.get_channel()
+                if isinstance(exc, (TimeoutError, ConnectionError)) or channel is None or channel.closed:
+                    raise  # the link's failure, not the directory's: agent_upload.link_failure says it
                 try:
                     sftp.lstat(prefix)  # made meanwhile by a concurrent upload (nodes sharing a host): checked as found
                 except OSError:
@@ -410,6 +426,7 @@ def _ship_with_cat(connection: SshConnection, directory: str, local: _LocalZipap
     node = connection.node
     name = local.name
     argv = ["sh", "-c", CAT_PROBE, "sh", directory, name, str(local.size), local.sha256]
+    end = time.monotonic() + timeout  # the probe and the upload together within --timeout, as over SFTP
     probe = connection.run(argv, timeout=timeout)
     verdict, _, about = probe.stdout.decode("utf-8", "replace").rstrip("\n").partition("\n")
     word, _, detail = verdict.partition(" ")
@@ -431,7 +448,8 @@ def _ship_with_cat(connection: SshConnection, directory: str, local: _LocalZipap
     remote = str(PurePosixPath(about) / name)
     partial = f"{remote}.{secrets.token_hex(4)}.part"
     script = 'umask 077 && cat > "$1" && mv -f -- "$1" "$2"'
-    done = connection.run(["sh", "-c", script, "sh", partial, remote], timeout=timeout, stdin=local.data)
+    left = max(end - time.monotonic(), 0.1)
+    done = connection.run(["sh", "-c", script, "sh", partial, remote], timeout=left, stdin=local.data)
     if done.exit_code != 0:
         raise NodeError(
             connection.node,

@@ -38,6 +38,9 @@ NOT_SSH = "does not speak SSH"
 DROPPED = "the connection before the SSH greeting"
 REFUSED = "refused the connection"
 LOST = "connection lost"
+#: How a lost connection's sentence goes on when nothing came back on it (ssh_lost.py: the liveness watch, or the
+#: round trip asked when an agent's hello did not come), not a close or a reset: the link went down.
+SILENT_LINK = "the link to the node stopped answering"
 #: How a lost connection's sentence names the jump hosts it went through, outermost first (ssh.py `lost_connection`,
 #: whose `THROUGH_JUMP` says it too): "(through jump host ops@bastion:22)", "(through jump hosts a@x:22, b@y:22)".
 THROUGH_JUMP = "through jump host"
@@ -62,6 +65,11 @@ CONNECT_TIMEOUT_HINT = (
 )
 NETWORK_HINT = "check the network path to the node (ping it, and look at its routes and firewall)."
 LOST_HINT = "check that the node is up and sshd still runs on it (`systemctl status sshd` there)."
+#: A connection that went silent: nothing was closed, so the network path is the likelier cause than sshd.
+SILENT_LINK_HINT = (
+    "check the network path to the node (ping it, and look at its routes and firewall) and that the node is up; "
+    "on a link with longer outages raise ssh.connect_timeout_s in factory.yaml."
+)
 #: A connection lost through jump hosts: the message names them, the hint too (any of them may be what went away).
 LOST_JUMP_HINT = (
     "check that the jump host{plural} {names} and the node are up and that sshd still runs on {where} "
@@ -144,6 +152,7 @@ def changed_key_message(where: str, key_type: str, fingerprint: str, recorded: t
 #: (kind, words in its message, hint) for the sub-cases, tried in order; the first whose words are in it wins.
 _SUB_CASES = (
     ("refused", DROPPED, DROPPED_HINT),
+    ("refused", SILENT_LINK, SILENT_LINK_HINT),
     ("refused", LOST, LOST_HINT),
     ("refused", "cannot connect to", NETWORK_HINT),
     ("timeout", NO_ANSWER, CONNECT_TIMEOUT_HINT),

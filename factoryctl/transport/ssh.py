@@ -2,7 +2,8 @@
 
 One `SshConnection` per node, on a TCP socket this module creates with TCP_NODELAY (paramiko leaves Nagle on, which
 costs tens of milliseconds per small request). Connect, banner, handshake, auth and channel opens all have timeouts;
-keepalives run on the transport and `is_alive()` does a real round trip, so a dead peer is noticed. The connect
+keepalives run on the transport and the liveness watch (`watch`: a real round trip every keepalive interval, from
+the first command or agent on) closes a connection that stops answering, so a dead peer is noticed. The connect
 steps (TCP, handshake, host key against known_hosts before any credential, auth) live in `ssh_handshake.py`.
 Commands are argv joined with `quoting.shell_join` (sh, bash, zsh and fish read it alike), and their stdout and
 stderr are drained together (while any stdin is fed: `ssh_channel.drain`) so a chatty command cannot deadlock the
@@ -24,8 +25,6 @@ from typing import TYPE_CHECKING
 from factoryctl.errors import NodeError, UsageError
 from factoryctl.transport.base import CappedOutput, CommandResult, OutputSink, command_result, cut_short
 from factoryctl.transport.held_open import read_for_grace
-from factoryctl.transport.hints import LOST_HINT, THROUGH_JUMP, lost_jump_hint
-from factoryctl.transport.host_limits import local_limit_error
 from factoryctl.transport.node_leftovers import NODE_LEFTOVERS
 from factoryctl.transport.quoting import (
     GROUP_ENDED,
@@ -59,17 +58,11 @@ from factoryctl.transport.ssh_handshake import (
 )
 from factoryctl.transport.ssh_idle import close_transport, settle
 from factoryctl.transport.ssh_interrupt import CommandInterrupts
+from factoryctl.transport.ssh_lost import lost_connection
 from factoryctl.transport.ssh_watch import WATCH, WatchedConnection
 from factoryctl.transport.stdin_stream import Feed, Stdin, as_feed
 
-__all__ = [
-    "QUIET_LOGIN_HINT",
-    "ServerKey",
-    "SshConnection",
-    "SshOptions",
-    "lost_connection",
-    "open_ssh_transport",
-]
+__all__ = ["QUIET_LOGIN_HINT", "ServerKey", "SshConnection", "SshOptions", "lost_connection", "open_ssh_transport"]
 
 if TYPE_CHECKING:
     import paramiko
@@ -92,31 +85,6 @@ QUIET_LOGIN_HINT = (
 )
 
 
-def lost_connection(
-    node: str, what: str, cause: BaseException | None = None, jump: SshTarget | None = None
-) -> NodeError:
-    """The error of a connection that died under a command or an agent (`refused`: the node's side went away).
-
-    Unless `cause` is this machine's limit (no file descriptor left for the pipe paramiko makes to wait on a
-    channel, no thread): that is the `local` error, not the node's fault. A node reached through `jump` (its
-    ProxyJump) may have been lost with its jump host: both are named, the jump hosts outermost first.
-    """
-    local = None if cause is None else local_limit_error(node, cause)
-    if local is not None:
-        return local
-    if jump is None:
-        return NodeError(node, "refused", f"connection lost {what}", LOST_HINT)
-    hops: list[str] = []
-    hop: SshTarget | None = jump
-    while hop is not None:
-        hops.insert(0, hop.label)
-        hop = hop.jump
-    plural = "s" * (len(hops) > 1)
-    return NodeError(
-        node, "refused", f"connection lost {what} ({THROUGH_JUMP}{plural} {', '.join(hops)})", lost_jump_hint(hops)
-    )
-
-
 class SshConnection:
     """One authenticated SSH connection to a node; channels are opened on it per command or agent."""
 
@@ -127,6 +95,8 @@ class SshConnection:
         self.options = options
         self.host_key: ServerKey | None = None
         self._watched: WatchedConnection | None = None
+        #: How long a round trip went unanswered before the connection was given up on as silent (None: it was not).
+        self.silent_for: float | None = None
         #: Its commands starting and running, and whether it was interrupted (ssh_interrupt.py).
         self.commands = CommandInterrupts(node, self._signals_reach, self._signal, self.is_alive)
 
@@ -175,18 +145,25 @@ class SshConnection:
             raise lost_connection(self.node, f"to jump host {self.target.label}", exc) from exc
         return as_tunnel(chan)  # see ssh_channel.py: one tunnel's late message would drop the jump connection
 
+    def lost(self, what: str, cause: BaseException | None = None) -> NodeError:
+        """The error of this connection lost `what` (`ssh_lost.lost_connection`: said as silent if it went silent)."""
+        return lost_connection(self.node, what, cause, self.target.jump, self.silent_for)
+
     def channel(self, timeout: float | None = None) -> paramiko.Channel:
         """A new session channel, opened within `timeout` (default: the channel timeout)."""
         import paramiko
 
         if not self.transport.is_active():
-            raise lost_connection(self.node, f"to {self.target.label}", jump=self.target.jump)
+            raise self.lost(f"to {self.target.label}")
+        waited = timeout or self.options.channel_timeout_s
         try:
-            chan = self.transport.open_session(timeout=timeout or self.options.channel_timeout_s)
+            chan = self.transport.open_session(timeout=waited)
         except paramiko.ChannelException as exc:
             raise NodeError(self.node, "agent", f"{self.target.label} refused a session: {exc.text}") from exc
         except (paramiko.SSHException, EOFError, OSError) as exc:
-            raise lost_connection(self.node, f"to {self.target.label}", exc, self.target.jump) from exc
+            if self.transport.is_active() and waited >= self.answer_bound():  # unanswered as the watch's check
+                self._mute(waited)
+            raise self.lost(f"to {self.target.label}", exc) from exc
         guard(chan)  # see ssh_channel.py: what we send on it can never follow our CLOSE
         chan.settimeout(self.options.channel_timeout_s)
         return chan
@@ -216,20 +193,45 @@ class SshConnection:
         stalled = watched is not None and watched.unanswered_for() >= unanswered_s
         return stalled or not self.transport.is_active()
 
+    def answer_bound(self) -> float:
+        """How long a liveness check may go unanswered before the connection is given up on as silent.
+
+        A keepalive interval, or ssh.connect_timeout_s if longer, never past the channel timeout (not --timeout: a
+        command of hours on a dead link waited all of it); a shorter outage is ridden out (TCP delivers it late).
+        """
+        options = self.options
+        return min(options.channel_timeout_s, max(options.keepalive_s, options.connect_timeout_s))
+
     def watch(self, interval: float | None = None, timeout: float | None = None) -> None:
         """Check liveness every `interval` in the background; a peer that stops answering gets the connection closed.
 
-        Keepalives alone never fail on a silently dead peer, so a long-lived agent stream would wait forever; closing
-        the transport ends its channels, and the session above notices. One watch serves every connection
-        (ssh_watch.py).
+        Keepalives never fail on a silently dead peer, so a command or agent on a link that went down waited out its
+        whole timeout: a check not answered within `timeout` (`answer_bound`) closes the transport, ending its
+        channels, and what ran on them says the connection was lost (`silent_for`). One watch serves every
+        connection (ssh_watch.py), from its first command (`run_shell`) or agent on.
         """
         if self._watched is not None:
             return
-        limit = timeout or self.options.channel_timeout_s
+        limit = timeout or self.answer_bound()
         every = interval or self.options.keepalive_s
         self._watched = WATCH.add(
-            f"ssh-watch-{self.node}", every, lambda: self.is_alive(limit), lambda: close_transport(self.transport)
+            f"ssh-watch-{self.node}", every, lambda: self.is_alive(limit), lambda: self._mute(limit)
         )
+
+    def answers(self, within: float) -> bool:
+        """Whether a round trip is answered within `within`; if not, closed as silent as the watch would (`_mute`)."""
+        if not self.transport.is_active():
+            return False
+        if not self.known_dead(within) and self.is_alive(within):
+            return True
+        self._mute(within)
+        return False
+
+    def _mute(self, unanswered_s: float) -> None:
+        """Close a connection whose round trip went unanswered for `unanswered_s` (the watch's `on_dead`)."""
+        if self.transport.is_active():
+            self.silent_for = unanswered_s
+        close_transport(self.transport)
 
     def run(
         self,
@@ -277,6 +279,7 @@ class SshConnection:
         deadline = None if timeout is None else time.monotonic() + timeout
         feed = as_feed(stdin)
         _refuse_too_long(command, feed)
+        self.watch()  # a link that goes down under the command is noticed in seconds, not at its timeout
         out, err = self._output_streams(group_token, login_output, on_output)
         with self.commands.starting(feed):  # refused if interrupted before its `exec` request (ssh_interrupt.py)
             chan = self._command_channel(feed, channel_timeout)
@@ -347,13 +350,11 @@ class SshConnection:
             err.finish()
             status = chan.recv_exit_status() if chan.exit_status_ready() else -1
             if status < 0 and not self.transport.is_active():
-                lost = lost_connection(self.node, "while the command ran", jump=self.target.jump)
-                raise cut_short(lost, out, err)
+                raise cut_short(self.lost("while the command ran"), out, err)
         except (OSError, EOFError, paramiko.SSHException) as exc:  # EOFError: gone mid-send; SSHException: the
             # channel closed under `exec_command` (the connection closing): a lost connection, never a raw exception
             err.finish()
-            lost = lost_connection(self.node, "while the command ran", exc, self.target.jump)
-            raise cut_short(lost, out, err) from exc
+            raise cut_short(self.lost("while the command ran", exc), out, err) from exc
         return status
 
     def _read_after_exit(

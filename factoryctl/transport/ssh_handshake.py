@@ -64,6 +64,13 @@ _log = logging.getLogger("factoryctl.transport")
 #: How a handshake that timed out after the banner is said (`start_transport`): banner's hint, a hung sshd's.
 UNFINISHED_HANDSHAKE = "did not finish the SSH handshake"
 
+#: The key exchange, after the banner, is bounded by this many banner timeouts (ssh.connect_timeout_s): it costs CPU
+#: on both ends (sshd forks and signs for each connection; a controller starting every node's link at once verifies
+#: them all: 256 connections took 4.2 s on 2 cores, benchmarks/README.md), so a bound as tight as TCP's would fail
+#: healthy nodes of a loaded start. paramiko's own handshake timer (one banner timeout) covers only the wait for the
+#: server's first KEXINIT: it is cancelled once a packet is read after it.
+HANDSHAKE_TIMEOUTS = 2
+
 #: How much of what a peer said as it closed the connection during the handshake (its DISCONNECT) is quoted.
 _FAREWELL_CHARS = 200
 
@@ -226,7 +233,7 @@ def start_transport(
     except paramiko.SSHException as exc:  # pragma: no cover - start() itself rarely fails
         transport.close()
         raise NodeError(node, "banner", f"SSH negotiation with {target.label} failed: {exc}") from exc
-    finished = done.wait(options.banner_timeout_s * 2)
+    finished = done.wait(options.banner_timeout_s * HANDSHAKE_TIMEOUTS)
     error = transport.get_exception()  # once: paramiko clears it as it is read
     if not finished or not transport.is_active() or error is not None:
         failure = _unfinished(node, target, transport, options, finished, error, farewell)
@@ -255,8 +262,10 @@ def _unfinished(
     if local is not None:  # this machine ran out of threads or files: not the node's fault
         return local
     if (error is None and not finished) or (timed_out and isinstance(error, EOFError)):
-        within = options.banner_timeout_s if error is not None else options.banner_timeout_s * 2
-        message = f"{target.address} {UNFINISHED_HANDSHAKE} within {within:g} s (its sshd may be hung or overloaded)"
+        within = f"{options.banner_timeout_s:g} s"  # paramiko's timer: no KEXINIT after the banner
+        if error is None:  # ours: the key exchange began and did not end
+            within = f"{options.banner_timeout_s * HANDSHAKE_TIMEOUTS:g} s, twice ssh.connect_timeout_s"
+        message = f"{target.address} {UNFINISHED_HANDSHAKE} within {within} (its sshd may be hung or overloaded)"
         return NodeError(node, "banner", message, SILENT_HINT)
     text = _handshake_failure(error, farewell)
     return NodeError(node, "banner", f"{target.address} {NOT_SSH} ({text})", NOT_SSH_HINT)
@@ -385,11 +394,15 @@ def authenticate(node: str, transport: paramiko.Transport, target: SshTarget) ->
         for label, key in offers.keys:
             if not transport.is_active():  # the server hung up: nothing more reaches it
                 break
-            if _try_key(transport, target.user, key):
+            answer = _try_key(transport, target.user, key)
+            if answer:
                 return
             if agent.signing():  # the agent still holds the signature: the server never saw the key
                 unsigned = label
                 break
+            if answer is None:  # no answer at all: the next key would wait as long, and it refused nothing
+                transport.close()
+                raise _unanswered(node, target, timeout)
             tried.append(label)
     finally:
         agent.close()  # wakes paramiko's thread if it still waits for that signature
@@ -401,6 +414,16 @@ def authenticate(node: str, transport: paramiko.Transport, target: SshTarget) ->
     if unsigned is not None:
         raise NodeError(node, "auth", f"{AGENT_UNSIGNED} within {timeout:g} s for {unsigned}", AGENT_SIGN_HINT)
     raise _refused(node, target, offers, agent.note, tried, farewell if closed else None)
+
+
+def _unanswered(node: str, target: SshTarget, timeout: float) -> NodeError:
+    """The `timeout` error of a server that did not answer a key within the authentication timeout.
+
+    The link went silent (or sshd hangs in its user lookup or PAM): it refused nothing, so this is no `auth` error.
+    Worded as the TCP connect timeout is, whose hint (hints.py, "no answer from") is this one's too.
+    """
+    message = f"{NO_ANSWER} {target.label} to authentication within {timeout:g} s {CONNECT_TIMEOUT_SETTING}"
+    return NodeError(node, "timeout", message, CONNECT_TIMEOUT_HINT)
 
 
 def _refused(
@@ -455,12 +478,23 @@ def _closed_after(offered: int, left: int, reason: str) -> str:
     return f"; then it closed the connection after {offered} refused key(s){why}{rest}"
 
 
-def _try_key(transport: paramiko.Transport, user: str, key: paramiko.PKey) -> bool:
-    """Offer `key`; False when refused, or when the connection was closed meanwhile (see `authenticate`)."""
+#: What paramiko's AuthenticationException says when no answer came within `Transport.auth_timeout` (it has no class
+#: of its own); a refusal is "Authentication failed." or BadAuthenticationType.
+_AUTH_TIMEOUT = "Authentication timeout."
+
+
+def _try_key(transport: paramiko.Transport, user: str, key: paramiko.PKey) -> bool | None:
+    """Offer `key`: True if accepted, False if refused (or the connection closed meanwhile: see `authenticate`).
+
+    None when no answer came within the authentication timeout, the connection still open.
+    """
     import paramiko
 
     try:
         transport.auth_publickey(user, key)
-    except paramiko.SSHException:  # AuthenticationException too: refused, timed out, the transport shut down, or
-        return False  # ssh-agent did not sign (its socket's timeout: ssh_agent_client.py), which the caller tells
+    except paramiko.SSHException as exc:  # AuthenticationException too: refused, timed out, the transport shut down,
+        # or ssh-agent did not sign (its socket's timeout: ssh_agent_client.py), which the caller tells first
+        if str(exc) == _AUTH_TIMEOUT and transport.is_active():
+            return None
+        return False
     return transport.is_authenticated()

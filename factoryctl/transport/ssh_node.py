@@ -31,7 +31,7 @@ from factoryctl.transport.launch import agent_argv
 from factoryctl.transport.node_leftovers import NODE_LEFTOVERS
 from factoryctl.transport.quoting import shell_join, signal_group
 from factoryctl.transport.session import AgentSession
-from factoryctl.transport.ssh import SshConnection, SshOptions, lost_connection
+from factoryctl.transport.ssh import SshConnection, SshOptions
 from factoryctl.transport.ssh_channel import close_channel, send_signal
 from factoryctl.transport.ssh_config import resolve
 from factoryctl.transport.ssh_pool import SshPool
@@ -120,6 +120,7 @@ class SshTransport:
             cut_off=lambda: _connection_lost(chan, self.connection),
             connection_dead=lambda: self.connection.known_dead(AGENT_KILL_TIMEOUT_S),
         )
+        self.connection.watch()  # a link that goes down before the hello ends the wait (ssh_watch.py)
         try:
             hello = session.wait_hello(timeout)
         except BaseException as exc:
@@ -127,13 +128,15 @@ class SshTransport:
             if not isinstance(exc, NodeError):  # an interrupt: killed here, or on the CLI's way out
                 _kill_abandoned(chan, self.connection, session, lines.launched)
                 raise
+            if exc.kind == "timeout" and not self.connection.answers(AGENT_KILL_TIMEOUT_S):  # the link, not the agent
+                chan.close()
+                raise self.connection.lost("while starting the agent") from None
             status = _exit_status(chan, 2.0)
             if status is None:  # still running, hello or not (hung, or a protocol this factoryctl does not speak)
                 _kill(self.connection, lines.launched, session.hello_info.get("pid"))
             chan.close()
             return self._start_failed(exc, status, real, timeout, tail.text)
         self.backend = str(hello.get("backend"))
-        self.connection.watch()
         return session
 
     def _start_failed(
@@ -151,8 +154,7 @@ class SshTransport:
         if status in _NO_PYTHON or (status is not None and not self._python_usable(timeout)):
             return self._smi_session(timeout, last_words())
         if not self.connection.transport.is_active():
-            target = self.connection.target
-            raise lost_connection(self.node.name, "while starting the agent", jump=target.jump) from None
+            raise self.connection.lost("while starting the agent") from None
         if status is not None and exc.kind == "agent":  # Python ran, but the agent ended before its hello
             raise NodeError(self.node.name, exc.kind, exc.message, self._exited_hint(real)) from None
         raise exc
@@ -283,7 +285,7 @@ def _connection_lost(chan: paramiko.Channel, connection: SshConnection) -> NodeE
     chan.status_event.wait(EXIT_STATUS_LAG_S)
     if chan.exit_status != -1 or connection.transport.is_active():
         return None
-    return lost_connection(connection.node, f"to {connection.target.label}", jump=connection.target.jump)
+    return connection.lost(f"to {connection.target.label}")
 
 
 def _kill_abandoned(

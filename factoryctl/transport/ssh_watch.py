@@ -1,13 +1,14 @@
 """One liveness watch for every SSH connection of the process, instead of a sleeping thread per node.
 
 Keepalives alone never fail on a silently dead peer (TCP retransmits for many minutes), so a long-lived agent stream
-would wait forever: each watched connection gets a real round trip every interval, and one that does not answer in
-time is closed, which ends its channels so the session above notices. Each connection used to have a thread of its
-own that slept between its checks, a fifth thread per node (10,000 threads at 2,000 nodes against the machine's task
-limit). Now one scheduler thread sleeps until the next check is due and runs it on a short-lived thread, so a dead
-peer's timeout never delays another node's check; the scheduler ends when nothing is watched. A check left
-unanswered for seconds already tells that the peer went silent, long before its timeout: `unanswered_for` says so
-to whoever asks (an agent's teardown skips what could not cross a dead connection).
+would wait forever, and a command its whole timeout: each watched connection (from its first command or agent on)
+gets a real round trip every interval, and one that does not answer in time is closed, which ends its channels so
+the command or session above notices. Each connection used to have a thread of its own that slept between its
+checks, a fifth thread per node (10,000 threads at 2,000 nodes against the machine's task limit). Now one scheduler
+thread sleeps until the next check is due and runs it on a short-lived thread, so a dead peer's timeout never delays
+another node's check; the scheduler ends when nothing is watched. A check left unanswered for seconds already tells
+that the peer went silent, long before its timeout: `unanswered_for` says so to whoever asks (an agent's teardown
+skips what could not cross a dead connection).
 """
 
 from __future__ import annotations
