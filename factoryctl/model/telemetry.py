@@ -4,7 +4,8 @@ Field names are the JSON contract of `factoryctl gpus` / `nodes` (docs/cli.md, G
 name, `None` when the driver does not support a value, with the reason in `null_reasons`. A value from the wire that
 is not what its field holds (a string or a boolean where a number goes, NaN, infinity) is `None` too, with the reason
 `invalid`: one bad value from one agent must not reach the store, where it would fail every other node's rows.
-A sample's time must be one a clock can show (1970 to 9999), or the sample is refused.
+A sample's time must be one a clock can show (1970 to 9999), or the sample is refused; so must each GPU's index be
+one a node can have (0 to MAX_GPU_INDEX).
 
 Text from a node (GPU names, UUIDs, process names, reasons, the agent's version) reaches the operator's terminal:
 its control characters (C0, DEL, C1: ESC sequences, CR, newlines) are shown as `\x1b`-style escapes here, where it
@@ -120,7 +121,8 @@ class GpuSample:
         """Build from the agent's wire form (unknown keys ignored, so agents may be newer).
 
         A value of the wrong type becomes `None` with the reason `invalid` (see the module docstring); only an entry
-        that is not an object, or has no integer `index`, is refused (ValueError), since it names no GPU at all.
+        that is not an object, or has no integer `index` from 0 to MAX_GPU_INDEX, is refused (ValueError), since it
+        names no GPU at all: the session then fails as malformed, the node's error.
         This runs for every GPU of every sample (the agent session reader's main cost), so each key is looked up
         once and the checked values become the instance's attributes as they are (`_checked_gpu`), not through the
         frozen `__init__`'s one `object.__setattr__` call per field: every field is checked here, and GpuSample has
@@ -131,6 +133,8 @@ class GpuSample:
         index = data.get("index")
         if type(index) is not int:
             raise ValueError(f"a GPU entry has no integer index: {index!r:.80}")
+        if not 0 <= index <= MAX_GPU_INDEX:
+            raise ValueError(f"a GPU entry's index {index!r:.40} is not a GPU index (0 to {MAX_GPU_INDEX})")
         sample = object.__new__(cls)
         sample.__dict__.update(_checked_gpu(node, index, data))
         return sample
@@ -179,6 +183,12 @@ def _checked_gpu(node: str, index: int, data: dict[str, Any]) -> dict[str, Any]:
 
 #: The null reason of a value the agent sent that its field cannot hold (a string for a number, NaN, ...).
 INVALID = "invalid"
+
+#: The largest GPU index a node may report: NVML numbers a node's GPUs from 0, and the largest boards have 8 or 16.
+#: Far above factoryctl's 64 per node (targets.MAX_GPUS), so a node with more is still shown, just not addressable;
+#: an index past it (10**19 from a lying agent, nvidia-smi printing `1e19`) is a malformed sample, never a store row,
+#: where 10**19 failed the write of every node's samples.
+MAX_GPU_INDEX = 1023
 
 #: The last Unix time a clock can show (9999-12-31T23:59:59Z); far inside what the store's milliseconds hold.
 MAX_UNIX_TIME = 253_402_300_799.0

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from factoryctl.config import FactoryConfig
 from factoryctl.errors import NodeError, UsageError
 from factoryctl.model.inventory import NodeSpec
-from factoryctl.model.telemetry import NodeSample, number_or_none
+from factoryctl.model.telemetry import MAX_GPU_INDEX, NodeSample, number_or_none
 from factoryctl.power.limit_audit import RequestTrail, close_abandoned
 from factoryctl.power.limit_audit import record_audit as record_audit  # the dashboard's cap records with it
 from factoryctl.power.limit_checks import LimitsRefused, check_gpus, check_range, check_watts
@@ -445,6 +445,8 @@ def _ask(
         if isinstance(error, UsageError) or (error.kind != "timeout" and session.failure is None):
             trail.answered(node, [])  # the agent refused the request: nothing changed
         raise
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:  # a reply's `result` that is no object
+        raise malformed_answer(node, exc) from None
     else:
         outcome = limit_changes(node, answers), None
     trail.answered(node, outcome[0])
@@ -452,13 +454,30 @@ def _ask(
 
 
 def limit_changes(node: str, answers: Sequence[dict[str, Any]]) -> list[LimitChange]:
-    """The agent's answers (`{index, before_w, enforced_w, clamped}`, docs/agent-protocol.md) as changes."""
-    return [
-        LimitChange(
-            node, int(a["index"]), _watts(a.get("before_w")), _watts(a.get("enforced_w")), bool(a.get("clamped"))
+    """The agent's answers (`{index, before_w, enforced_w, clamped}`, docs/agent-protocol.md) as changes.
+
+    An answer that names no GPU (not an object, no `index` from 0 to MAX_GPU_INDEX) raises `malformed_answer`'s
+    `Unconfirmed`: the node was asked, so its limits may have changed. Its KeyError said `no power limit was changed`.
+    """
+    changes = []
+    for a in answers:
+        index = a.get("index") if isinstance(a, dict) else None
+        if type(index) is not int or not 0 <= index <= MAX_GPU_INDEX:
+            raise malformed_answer(node, ValueError(f"an answer names no GPU: {a!r:.80}"))
+        changes.append(
+            LimitChange(node, index, _watts(a.get("before_w")), _watts(a.get("enforced_w")), bool(a.get("clamped")))
         )
-        for a in answers
-    ]
+    return changes
+
+
+def malformed_answer(node: str, problem: Exception) -> Unconfirmed:
+    """The error of a node whose answer to a change of its limits is not one: they may have changed, or not."""
+    return Unconfirmed(
+        node,
+        "agent",
+        f"the agent sent a malformed answer to the change ({problem}): its limits may have changed",
+        f"check with `factoryctl gpus {node}`; `factoryctl nodes check {node}` checks its agent.",
+    )
 
 
 def _watts(value: object) -> float | None:

@@ -115,9 +115,13 @@ def encoding_problem(sample: NodeSample) -> str | None:
 
     The store writer asks only after a batch failed to encode, to find and drop the culprit: checking every sample
     up front would tax the controller's hot path for a fault the model's `from_json` already keeps off the wire.
+    So it checks every value of the sample's rows, their key too: a GPU index of 10**19 (a sample made in code, which
+    `from_json` never saw) went unfound, and the writer's retry failed on it every tick, for every node's samples.
     """
     problems = (TypeError, ValueError, OverflowError, AttributeError)
     for gpu in sample.gpus:
+        if type(gpu.index) is not int or not -(2**63) <= gpu.index < 2**63:  # `in _INT64` would count up to a float
+            return f"GPU {gpu.index!r:.40}: its index is out of range"
         try:
             values = gpu_values(gpu, True, {})
             for text in (*gpu_info(gpu), *gpu.throttle_reasons):  # kept as SQL text: a lone surrogate is refused

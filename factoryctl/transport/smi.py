@@ -275,11 +275,18 @@ class SmiBridge:
             stop.wait(max(0.0, due - time.monotonic()))
 
     def _stream_sample(self, rid: RequestId) -> SampleMessage | ErrorSampleMessage:
-        """A stream's sample message: the sample, or the error of the poll (agent protocol, `stream`)."""
+        """A stream's sample message: the sample, or the error of the poll (agent protocol, `stream`).
+
+        A bug is the error of that poll too, as in the agent's stream (factoryctl.agent.server): an exception other
+        than a NodeError (a `csv.Error` from a CR in nvidia-smi's output, once) ended the stream's thread with a
+        traceback over the dashboard, and the node's samples stopped without a word.
+        """
         try:
             return {"id": rid, "type": "sample", "result": self._sample()}
         except NodeError as exc:  # output it could not read too (`_query_as`)
             return error_sample(rid, error_object(exc.kind, exc.message, _reason(exc)))
+        except Exception as exc:  # a bug must not kill the stream silently
+            return error_sample(rid, error_object("agent", f"sample failed: {exc!r}"))
 
     def _set_limits(self, request: dict[str, Any], reset: bool) -> dict[str, Any]:
         """Check every GPU's range, then set each in turn: a failure part-way lists the GPUs already set, as the agent.

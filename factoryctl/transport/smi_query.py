@@ -3,6 +3,10 @@
 Apart from the bridge (transport/smi.py), which serves the protocol: the query's properties, the two names nvidia-smi
 has had for the clock event reasons, and the parsing of `--format=csv,noheader,nounits` rows, where a missing value
 is null with a reason (`[N/A]`, `[Not Supported]`, `[GPU is lost]`) and never invented.
+
+Output nvidia-smi should never print is a ValueError, whatever is wrong with it, so the bridge answers the poll with
+the driver's error and goes on: a CR inside a field (`csv.Error`, no ValueError) killed the stream's thread, and an
+index no GPU has (`1e19`, read as the int 10**19) failed every store write of every node.
 """
 
 from __future__ import annotations
@@ -10,9 +14,11 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections.abc import Iterable
 from typing import Any
 
 from factoryctl.agent.sampler import reason_names
+from factoryctl.model.telemetry import MAX_GPU_INDEX
 
 #: (nvidia-smi --query-gpu property, GPU field, type); the docstring of each GPU field names the same property.
 QUERY: tuple[tuple[str, str, type], ...] = (
@@ -59,9 +65,19 @@ def _value(raw: str, kind: type) -> tuple[Any, str | None]:
 
 
 def parse_query(text: str) -> list[dict[str, Any]]:
-    """GPU dicts (agent sample shape, without `node`) from `--format=csv,noheader,nounits` output."""
+    """GPU dicts (agent sample shape, without `node`) from `--format=csv,noheader,nounits` output.
+
+    ValueError for output that is not such rows (see the module docstring).
+    """
+    try:
+        return _parse_rows(csv.reader(io.StringIO(text), skipinitialspace=True))
+    except csv.Error as exc:  # a CR or NUL inside a field, a field past csv's size limit
+        raise ValueError(f"unreadable CSV: {exc}") from None
+
+
+def _parse_rows(rows: Iterable[list[str]]) -> list[dict[str, Any]]:
     gpus: list[dict[str, Any]] = []
-    for row in csv.reader(io.StringIO(text), skipinitialspace=True):
+    for row in rows:
         if not row:
             continue
         if len(row) != len(QUERY):
@@ -82,9 +98,17 @@ def parse_query(text: str) -> list[dict[str, Any]]:
         if gpu.get("index") is None:  # a lost GPU prints `[GPU is lost]` even as its index: rows come in index order
             gpu["index"] = len(gpus)
             reasons.pop("index", None)
+        elif not _is_index(row[0]):
+            raise ValueError(f"GPU index {row[0].strip()!r:.40} is not one a GPU has (0 to {MAX_GPU_INDEX})")
         gpu["null_reasons"] = reasons
         gpus.append(gpu)
     return gpus
+
+
+def _is_index(raw: str) -> bool:
+    """Whether nvidia-smi's index column is a GPU index: a whole number from 0 to MAX_GPU_INDEX (not `1e19`, `2.5`)."""
+    text = raw.strip()
+    return text.isascii() and text.isdigit() and int(text) <= MAX_GPU_INDEX
 
 
 #: The query's format (with `query_arg`): rows of bare values, as `parse_query` reads them.
