@@ -182,7 +182,7 @@ class Controller:
         next_check = self._monotonic() + FILE_CHECK_EVERY_S
         while not self._stop_requested:
             self._wake.wait(1.0)
-            if self._store_damaged():
+            if self._store_damaged() or self._code_changed():
                 return
             if self._reload_requested:
                 self._reload_requested = False
@@ -224,6 +224,15 @@ class Controller:
             f"(status 1); the samples it held are dropped. hint: {damage.hint}"
         )
         log.error("%s", self.failure)
+        return True
+
+    def _code_changed(self) -> bool:
+        """Whether factoryctl's files changed under it (an upgrade, said by the collector): it ends, status 1."""
+        assert self.collector is not None
+        if self.collector.failure is None:
+            return False
+        self.failure = self.collector.failure
+        self._failure_event = f"controller {os.getpid()} stopped: {self.failure}"  # the store is fine: `events` says it
         return True
 
     def _files_failed(self) -> bool:

@@ -33,9 +33,9 @@ def run(
 ) -> None:
     """Run the daemon in the foreground: stream every node into the store until SIGTERM; SIGHUP reloads.
 
-    Exits 1 (the reason logged) if its store file is deleted, replaced or found damaged while it runs, so systemd
-    notices. `-q` logs warnings and errors only (its notes and closing figures are info lines), unless --log-level
-    says otherwise.
+    Exits 1 (the reason logged) if its store file is deleted, replaced or found damaged while it runs, or if
+    factoryctl's own files changed under it (an upgrade) and fail to load, so systemd notices and restarts it. `-q`
+    logs warnings and errors only (its notes and closing figures are info lines), unless --log-level says otherwise.
     """
     config_path, quiet = context.global_options(ctx)
     if log_level is None:
@@ -43,9 +43,12 @@ def run(
     level = checked_choice(log_level, LOG_LEVELS, "log level")
     from factoryctl.cli.daemon_hangup import take_held_hangup
     from factoryctl.controller import run_controller
+    from factoryctl.stale_code import load_all
+
+    load_all()  # it runs for months: a module it first imports later (a reload's SSH node) is an upgrade's file
 
     code = run_controller(config_path, level, hangup_held=take_held_hangup)  # a SIGHUP while it started: a reload
-    if code:  # the reason is already logged (its store was deleted, replaced or damaged)
+    if code:  # the reason is already logged (its store was deleted, replaced or damaged, or its code changed)
         raise typer.Exit(code)
 
 

@@ -33,6 +33,7 @@ from factoryctl.telemetry.health import (
     NodeHealth,
     carry_forward,
     gpu_events,
+    is_silence_reason,
     silent_for_down_s,
     state_event,
 )
@@ -69,6 +70,7 @@ class PolledNode:
         self._told: NodeError | None = None
         self.shown = CONNECTING  # the state last judged (and announced by an event)
         self.shown_error: str | None = None  # and its error kind: a down node failing another way is news too
+        self.shown_message: str | None = None  # and its reason: a silence's ("3 samples missed.") replaced is news
         #: What the dashboard showed last for this node when a controller handed back (`seed`), until it answers.
         self.seeded: NodeSample | None = None
         #: When each power cap still waiting for this node's answer was asked (monotonic): `judge` ends them if it
@@ -141,7 +143,7 @@ class PolledNode:
                 self.seeded = shown
             else:
                 return
-            self.shown, self.shown_error = shown.state, shown.error
+            self.shown, self.shown_error, self.shown_message = shown.state, shown.error, shown.message
 
     def clock_bounded(self, node: str, node_time: float, asked_at: float) -> None:
         """A node's time from a round trip: the dashboard shows its samples as they come and stamps nothing."""
@@ -246,9 +248,12 @@ class PolledNode:
             return self._unknown(sample)  # nothing is announced: the dashboard cannot tell any more
         before, self.shown = self.shown, sample.state
         why_before, self.shown_error = self.shown_error, sample.error
+        said_before, self.shown_message = self.shown_message, sample.message
         if sample.state not in SEVERITY or (before == CONNECTING and sample.state == "up"):
             return sample
-        if sample.state == before and (sample.state != "down" or sample.error == why_before):
+        # a silence's reason replaced by a failure's, even of its kind (`timeout`), is news, as to the controller
+        refined = is_silence_reason(why_before, said_before) and not is_silence_reason(sample.error, sample.message)
+        if sample.state == before and not refined and (sample.state != "down" or sample.error == why_before):
             return sample
         change = NodeState(self.spec.name, sample.state, time.time(), None, sample.error, sample.message)
         self.owner.add_event(dashboard_event(state_event(change)))

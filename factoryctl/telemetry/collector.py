@@ -7,6 +7,12 @@ so the controller's loop goes on writing its figures and checking its files. A n
 not judged by its silence until it streams again or fails (`StoreWriter.awaiting_stream`), so it is never judged by
 the new interval before its stream has switched. Rollups and retention run from `maintain()`, which the controller
 calls on a timer.
+
+A controller runs for months, through upgrades of factoryctl: it imports all of its code when it starts
+(`load_all`, in its command), and a connect failing to load factoryctl's own code all the same (its files changed
+under it) is the controller's failure, never the node's (`stale`, `StaleCode`): said once at error level, no node
+is judged from then on (every node was recorded down for it), and the controller ends (status 1) for its service
+manager to start it on the new files.
 """
 
 from __future__ import annotations
@@ -16,17 +22,22 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from factoryctl.config import FactoryConfig
 from factoryctl.config_schema import parse_duration
 from factoryctl.model.folding import fold_nodes
 from factoryctl.model.inventory import NodeSpec
+from factoryctl.stale_code import StaleCode, StaleCodeError
 from factoryctl.store.samples import steps_in_force
 from factoryctl.store.sqlite import Store
 from factoryctl.telemetry.links import Backoff, Connector, NodeLink, transport_connector
 from factoryctl.telemetry.stall_watch import StallWatch
 from factoryctl.telemetry.writer import StoreWriter
+
+if TYPE_CHECKING:
+    from factoryctl.transport.base import NodeTransport
+    from factoryctl.transport.session import AgentSession
 
 log = logging.getLogger("factoryctl.telemetry")
 
@@ -67,6 +78,41 @@ class Collector:
             slow_interval_s=config.settings.controller.slow_interval_s,
             stall_watch=self.stall_watch,
         )
+        #: factoryctl's files changed under the controller (an upgrade): said once; it stops on it (`failure`).
+        self.stale = StaleCode("controller", self._said_stale)
+
+    def _connector(self, config: FactoryConfig) -> Connector:
+        """The links' connector, its failures to load factoryctl's own code noticed before a link hears of them.
+
+        Making it may load code too (a reload's first SSH node): such a failure is noticed the same way, and its
+        links are given a connector that fails (judged by no one), rather than a reload ending the controller with a
+        traceback.
+        """
+        try:
+            connect = self._make_connector(config)
+        except Exception as exc:
+            if not self.stale.notice(exc):
+                raise
+            connect = _failing(self.stale.message)
+
+        def noticing(node: NodeSpec) -> tuple[NodeTransport, AgentSession]:
+            try:
+                return connect(node)
+            except Exception as exc:
+                self.stale.notice(exc)
+                raise
+
+        return noticing
+
+    def _said_stale(self, detail: str) -> None:
+        """No node is judged from now on (the link's failure that follows is not the node's), and it is said once."""
+        self.writer.begin_shutdown()
+        log.error("%s; no node is judged by it: the controller stops (status 1) to be started on the new files", detail)
+
+    @property
+    def failure(self) -> str | None:
+        """Why the collector cannot go on (factoryctl's files changed under it), for the controller to stop; or None."""
+        return self.stale.message if self.stale.failure is not None else None
 
     def start(self) -> None:
         """Start writing, then connect to every node.
@@ -77,7 +123,7 @@ class Collector:
         self.writer.set_nodes(self.config.nodes)
         self.stall_watch.start()
         self.writer.start()
-        connect = self._make_connector(self.config)
+        connect = self._connector(self.config)
         for node in self.config.nodes.values():
             self._start_link(node, connect)
         count = len(self.links)
@@ -124,7 +170,7 @@ class Collector:
         for name in retimed:
             self.links[name].set_interval(config.interval_s, config.settings.controller.slow_interval_s)
         self.writer.set_nodes(config.nodes)
-        connect = self._make_connector(config)
+        connect = self._connector(config)
         new = [self._new_link(config.nodes[name], connect) for name in added + changed]
 
         def relink() -> None:
@@ -217,6 +263,15 @@ class Collector:
             "up": self.up_count(),
             "connects": self._past_connects + sum(link.connects for link in self.links.values()),
         }
+
+
+def _failing(message: str) -> Connector:
+    """A connector whose every connect fails with `StaleCodeError(message)`."""
+
+    def connect(node: NodeSpec) -> tuple[NodeTransport, AgentSession]:
+        raise StaleCodeError(message)
+
+    return connect
 
 
 def _join_links(links: list[NodeLink], timeout_s: float = 10.0, each_s: float = 0.1) -> list[NodeLink]:
