@@ -7,7 +7,8 @@ must be private to the login user (not a symbolic link, its owner, not group/oth
 above it root's or the user's and not writable by others unless sticky) before anything in it is reused or written
 (see `ship_agent`), and the same shell that starts the agent re-checks it (`agent_command`). It lives apart from
 `ssh_node` because it is the security-sensitive part of starting an agent over SSH.
-The sh these checks run on the node (the login probe, the no-SFTP cache check) is in `agent_cache_probes`.
+The sh these checks run on the node (the login probe, the no-SFTP cache check) is in `agent_cache_probes`, and the
+rules a directory is judged by, with their refusals' words, in `agent_cache_rules`.
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ import io
 import os
 import re
 import secrets
-import shlex
-import stat
 import threading
 import time
 from collections.abc import Iterable
@@ -31,6 +30,16 @@ from factoryctl.config_schema import remote_cache_dir_problem
 from factoryctl.errors import ConfigError, NodeError
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.transport.agent_cache_probes import CAT_PROBE, LOGIN_PROBE
+from factoryctl.transport.agent_cache_rules import (
+    REMOTE_CACHE_ENV,
+    ancestors,
+    cat_refusal,
+    check_private_dir,
+    parent_problem,
+    refuse_dir,
+    reusable,
+    shown_dir,
+)
 from factoryctl.transport.agent_upload import UploadDeadline, link_failure
 from factoryctl.transport.quoting import shell_join
 from factoryctl.transport.ssh import QUIET_LOGIN_HINT, SshConnection
@@ -39,9 +48,6 @@ if TYPE_CHECKING:
     import paramiko
 
 
-#: Overrides the agent cache directory on the nodes, factory.yaml's `ssh.remote_cache_dir` included (relative paths
-#: start at the login directory).
-REMOTE_CACHE_ENV = "FACTORYCTL_REMOTE_CACHE"
 DEFAULT_REMOTE_CACHE = ".cache/factoryctl"
 _ZIPAPP_NAME = re.compile(r"^factoryctl-agent-[0-9a-f]{6,64}\.pyz$")
 
@@ -161,11 +167,11 @@ def _sftp_steps(
     uid, digest = _login_probe(connection, remote, local, timeout)
     if _sftp_makedirs(connection, sftp, directory, timeout):
         sftp.chmod(directory, 0o700)  # mkdir's mode is filtered by the server's umask
-    _check_private_dir(connection.node, directory, sftp.lstat(directory), uid)
+    check_private_dir(connection.node, directory, sftp.lstat(directory), uid)
     real = _sftp_check_parents(connection.node, sftp, directory, uid)
     remote = str(PurePosixPath(real) / local.name)
     with contextlib.suppress(OSError):
-        if _reusable(sftp.lstat(remote), local.size, uid) and digest in (None, local.sha256):
+        if reusable(sftp.lstat(remote), local.size, uid) and digest in (None, local.sha256):
             return ShippedAgent(remote, False, digest == local.sha256)
     partial = f"{remote}.{secrets.token_hex(4)}.part"
     sftp.putfo(io.BytesIO(local.data), partial, len(local.data))
@@ -249,108 +255,18 @@ def _login_probe(connection: SshConnection, remote: str, local: _LocalZipapp, ti
     return int(uid), digest if re.fullmatch(r"[0-9a-f]{64}", digest) else None
 
 
-def _shown(directory: str) -> str:
-    """A cache path as the operator wrote it: relative paths start at the login directory."""
-    if directory.startswith("/"):
-        return directory
-    return "~" if directory == "." else f"~/{directory}"
-
-
-def _refuse_dir(node: str, directory: str, problem: str, fix: str) -> NodeError:
-    shown = _shown(directory)
-    return NodeError(
-        node,
-        "agent",
-        f"the agent cache directory {shown} on the node {problem}, so another user could replace the agent.",
-        f"{fix.replace('{dir}', shlex.quote(shown))}, or set ssh.remote_cache_dir (or ${REMOTE_CACHE_ENV}) to a "
-        "directory only the login user can write.",
-    )
-
-
-def _refuse_symlink(node: str, directory: str) -> NodeError:
-    return _refuse_dir(
-        node, directory, "is a symbolic link",
-        "on the node, replace the link with a directory of the login user (`rm {dir} && mkdir -m 700 {dir}`)",
-    )  # fmt: skip
-
-
-def _parent_problem(path: str, mode: int, owner: int | None, uid: int) -> tuple[str, str] | None:
-    """Why the parent directory `path` (lstat `mode`, `owner`) makes the cache unsafe, with its fix; or None.
-
-    Like OpenSSH's secure_path: every directory above the cache must belong to root or the login user and must
-    not be writable by group or others unless it is sticky (like /tmp). A symbolic link among them is allowed if root
-    or the login user owns it (the directory it points to is checked too, through the resolved path).
-    """
-    quoted = shlex.quote(path)
-    if owner not in (0, uid):
-        what = "a symbolic link" if stat.S_ISLNK(mode) else "a directory"
-        return (
-            f"is inside {path}, {what} that belongs to uid {owner} (neither root nor the login user)",
-            f"on the node, `chown` {quoted} to root or the login user",
-        )
-    if stat.S_ISLNK(mode):
-        return None
-    if not stat.S_ISDIR(mode):
-        return f"is inside {path}, which is not a directory", f"on the node, check {quoted}"
-    if mode & 0o022 and not mode & stat.S_ISVTX:
-        return (
-            f"is inside {path}, which is writable by group or others without the sticky bit "
-            f"(mode {stat.S_IMODE(mode):04o})",
-            f"on the node, `chmod go-w {quoted}` (or `chmod +t {quoted}` if it is shared like /tmp)",
-        )
-    return None
-
-
-def _ancestors(path: str) -> list[str]:
-    """`/a/b/c` -> [`/a/b`, `/a`, `/`] (lexically, as written)."""
-    return [str(parent) for parent in PurePosixPath(path).parents]
-
-
 def _sftp_check_parents(node: str, sftp: paramiko.SFTPClient, directory: str, uid: int) -> str:
     """Check every directory above the cache, as written and resolved; returns the cache's resolved path."""
     login = sftp.normalize(".")
     absolute = str(PurePosixPath(login) / directory)  # an absolute `directory` replaces `login`
     real = sftp.normalize(absolute)  # no symbolic links left: its ancestors are the resolved chain
-    _check_private_dir(node, directory, sftp.lstat(real), uid)
-    for path in dict.fromkeys([*_ancestors(absolute), *_ancestors(real)]):
+    check_private_dir(node, directory, sftp.lstat(real), uid)
+    for path in dict.fromkeys([*ancestors(absolute), *ancestors(real)]):
         attrs = sftp.lstat(path)
-        problem = _parent_problem(path, attrs.st_mode or 0, attrs.st_uid, uid)
+        problem = parent_problem(path, attrs.st_mode or 0, attrs.st_uid, uid)
         if problem:
-            raise _refuse_dir(node, directory, *problem)
+            raise refuse_dir(node, directory, *problem)
     return real
-
-
-def _check_private_dir(node: str, directory: str, attrs: paramiko.SFTPAttributes, uid: int) -> None:
-    """Refuse a cache directory that is a symlink or not a directory, not the login user's, or g/o-writable.
-
-    `attrs` come from lstat, so a symbolic link is seen as one.
-    """
-    mode = attrs.st_mode or 0
-    if stat.S_ISLNK(mode):
-        raise _refuse_symlink(node, directory)
-    if not stat.S_ISDIR(mode):
-        raise NodeError(
-            node,
-            "agent",
-            f"the agent cache {_shown(directory)} on the node is not a directory.",
-            f"remove it on the node, or set ssh.remote_cache_dir (or ${REMOTE_CACHE_ENV}) to a private directory.",
-        )
-    if attrs.st_uid != uid:
-        raise _refuse_dir(
-            node, directory, f"belongs to uid {attrs.st_uid}, not to the login user (uid {uid})",
-            "on the node, `chown` it to the login user (then `chmod 700 {dir}`)",
-        )  # fmt: skip
-    if mode & 0o022:
-        raise _refuse_dir(
-            node, directory, f"is writable by group or others (mode {stat.S_IMODE(mode):04o})",
-            "make it private on the node with `chmod go-w {dir}`",
-        )  # fmt: skip
-
-
-def _reusable(attrs: paramiko.SFTPAttributes, size: int, uid: int) -> bool:
-    """A cached zipapp is run only if it is a regular file of the right size, the login user's, and not g/o-writable."""
-    mode = attrs.st_mode or 0
-    return stat.S_ISREG(mode) and attrs.st_size == size and attrs.st_uid == uid and not mode & 0o022
 
 
 def _sftp_makedirs(connection: SshConnection, sftp: paramiko.SFTPClient, path: str, timeout: float) -> bool:
@@ -396,30 +312,14 @@ def _cannot_create(connection: SshConnection, path: str, prefix: str, exc: OSErr
             .strip()
         )
         why = said.rpartition(": ")[2] or why  # `mkdir: cannot create directory '.cache': Read-only file system`
-    where = "" if prefix == path else f" (mkdir {_shown(prefix)})"
+    where = "" if prefix == path else f" (mkdir {shown_dir(prefix)})"
     return NodeError(
         connection.node,
         "agent",
-        f"cannot create the agent cache {_shown(path)} on the node{where}: {why}.",
+        f"cannot create the agent cache {shown_dir(path)} on the node{where}: {why}.",
         f"set ssh.remote_cache_dir in factory.yaml (or ${REMOTE_CACHE_ENV}) to a directory the login user can "
         "create on the node, such as /var/tmp/factoryctl.",
     )
-
-
-def _ls_type(text: str) -> int:
-    """The file type and permission bits of an `ls -l` mode string (`lrwxrwxrwx` -> S_IFLNK | 0o777)."""
-    return {"d": stat.S_IFDIR, "l": stat.S_IFLNK, "-": stat.S_IFREG}.get(text[:1], 0) | _ls_mode(text)
-
-
-def _ls_mode(text: str) -> int:
-    """The permission bits of an `ls -l` mode string (`drwxrwxrwt` -> 0o1777)."""
-    bits = 0
-    for i, char in enumerate(text[1:10].ljust(9, "-")):
-        if char not in "-ST":
-            bits |= 1 << (8 - i)
-        if i in (2, 5, 8) and char in "sStT":
-            bits |= {2: 0o4000, 5: 0o2000, 8: 0o1000}[i]
-    return bits
 
 
 def _ship_with_cat(connection: SshConnection, directory: str, local: _LocalZipapp, timeout: float) -> ShippedAgent:
@@ -437,12 +337,12 @@ def _ship_with_cat(connection: SshConnection, directory: str, local: _LocalZipap
         raise NodeError(
             node,
             "agent",
-            f"cannot check the agent cache {_shown(directory)} on the node: {why}",
+            f"cannot check the agent cache {shown_dir(directory)} on the node: {why}",
             "check that the cache directory's parent exists and is writable by the login user.",
         )
     if word == "reuse":
         return ShippedAgent(str(PurePosixPath(about) / name), False, detail == local.sha256)
-    refusal = _cat_refusal(node, directory, word, detail, about)
+    refusal = cat_refusal(node, directory, word, detail, about)
     if refusal is not None:
         raise refusal
     remote = str(PurePosixPath(about) / name)
@@ -458,36 +358,6 @@ def _ship_with_cat(connection: SshConnection, directory: str, local: _LocalZipap
             "check free space and permissions of the cache directory on the node.",
         )
     return ShippedAgent(remote, True, True)
-
-
-def _cat_refusal(node: str, directory: str, word: str, detail: str, about: str) -> NodeError | None:
-    """The refusal `CAT_PROBE`'s verdict calls for (`word detail` on its first line, the directory after), if any."""
-    if word == "symlink":
-        return _refuse_symlink(node, directory)
-    if word == "notdir":
-        return NodeError(
-            node,
-            "agent",
-            f"the agent cache {_shown(directory)} on the node is not a directory.",
-            f"remove it on the node, or set ssh.remote_cache_dir (or ${REMOTE_CACHE_ENV}) to a private directory.",
-        )
-    if word == "owner":
-        return _refuse_dir(
-            node, directory, "does not belong to the login user",
-            "on the node, `chown` it to the login user (then `chmod 700 {dir}`)",
-        )  # fmt: skip
-    if word == "mode":
-        return _refuse_dir(
-            node, directory, f"is writable by group or others (mode {_ls_mode(detail):04o})",
-            "make it private on the node with `chmod go-w {dir}`",
-        )  # fmt: skip
-    if word in ("powner", "pmode", "pnotdir"):
-        owner, _, shown_mode = detail.rpartition(" ")
-        # `powner`: the owner is neither root nor the login user (-1 stands for the latter, unknown here)
-        problem = _parent_problem(about, _ls_type(shown_mode), int(owner) if owner.isdigit() else 0, -1)
-        if problem:
-            return _refuse_dir(node, directory, *problem)
-    return None
 
 
 #: Exit status of `agent_command` when the cache changed between the check and the start (not 126/127: those mean

@@ -2,7 +2,8 @@
 
 Kept apart from `agent_cache` because it is a program of its own, in another language, with its own contract: what
 each script is given (`$1`...) and the lines it prints back. The Python that decides from those lines stays in
-`agent_cache`, which also holds the start command (`_LAUNCH`) that re-checks the cache in the agent's own shell.
+`agent_cache` (its refusals worded in `agent_cache_rules`), which also holds the start command (`_LAUNCH`) that
+re-checks the cache in the agent's own shell.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from factoryctl.errors import NodeError
+from factoryctl.transport.hints import UPLOAD_TIMEOUT_HINT, UPLOAD_UNFINISHED
 from factoryctl.transport.ssh import SshConnection
 
 if TYPE_CHECKING:
@@ -64,7 +65,7 @@ def link_failure(connection: SshConnection, exc: BaseException, timeout: float, 
         return NodeError(
             connection.node,
             "timeout",
-            f"the agent upload did not finish within {timeout:g} s (--timeout)",
-            "check the network path to the node; on a slow link raise --timeout.",
+            f"{UPLOAD_UNFINISHED} {timeout:g} s (--timeout)",
+            UPLOAD_TIMEOUT_HINT,
         )
     return connection.lost(UPLOADING, exc)

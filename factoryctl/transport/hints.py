@@ -31,6 +31,11 @@ OTHER_TYPES_WARNING = (
 NO_ANSWER = "no answer from"
 #: What the TCP-timeout message ends with, naming the setting that bounds it.
 CONNECT_TIMEOUT_SETTING = "(ssh.connect_timeout_s)"
+#: How a server that answered no key offered goes on after NO_ANSWER and its target (ssh_handshake.py `_unanswered`):
+#: `no answer from root@10.0.0.7:22 to authentication within 10 s (ssh.connect_timeout_s)`.
+AUTH_UNANSWERED = "to authentication within"
+#: How an agent upload the link answered under, but too slowly for --timeout, is said (agent_upload.py).
+UPLOAD_UNFINISHED = "the agent upload did not finish within"
 #: A port that accepted and said nothing (`_await_banner`), and one that said something not SSH.
 NO_BANNER = "sent no SSH banner"
 NOT_SSH = "does not speak SSH"
@@ -64,6 +69,14 @@ CONNECT_TIMEOUT_HINT = (
     "ssh.connect_timeout_s in factory.yaml."
 )
 NETWORK_HINT = "check the network path to the node (ping it, and look at its routes and firewall)."
+#: The TCP connect and the handshake went through, then no key got an answer: the link, or sshd hung in its user
+#: lookup (an AuthorizedKeysCommand, NSS or PAM waiting on LDAP), not a refused key.
+AUTH_UNANSWERED_HINT = (
+    "check the network path to the node and that its sshd is not hung looking the user up (LDAP, NSS, PAM: sshd's "
+    "log there); on a slow network raise ssh.connect_timeout_s in factory.yaml."
+)
+#: The upload's link still answered a round trip: it was slow, not gone (a gone one is `connection lost ...`).
+UPLOAD_TIMEOUT_HINT = "check the network path to the node; on a slow link raise --timeout."
 LOST_HINT = "check that the node is up and sshd still runs on it (`systemctl status sshd` there)."
 #: A connection that went silent: nothing was closed, so the network path is the likelier cause than sshd.
 SILENT_LINK_HINT = (
@@ -155,7 +168,9 @@ _SUB_CASES = (
     ("refused", SILENT_LINK, SILENT_LINK_HINT),
     ("refused", LOST, LOST_HINT),
     ("refused", "cannot connect to", NETWORK_HINT),
+    ("timeout", AUTH_UNANSWERED, AUTH_UNANSWERED_HINT),
     ("timeout", NO_ANSWER, CONNECT_TIMEOUT_HINT),
+    ("timeout", UPLOAD_UNFINISHED, UPLOAD_TIMEOUT_HINT),
     ("timeout", NO_HELLO, AGENT_HANG_HINT),
     ("timeout", NO_REPLY, AGENT_HANG_HINT),
     ("timeout", SAMPLES_MISSED, CONTROLLER_SILENCE_HINT),

@@ -129,6 +129,9 @@ class AgentSession:
         except ValueError:
             self._fail(f"the agent sent garbage: {quoted(line)}")
             return False
+        if isinstance(message.get("id"), (list, dict)):  # no id of ours (an int), and unhashable: no lookup by it
+            self._fail(f"the agent sent a malformed message (its id is not a number): {quoted(line)}")
+            return False
         if message.get("type") == "hello":
             return self._said_hello(message)
         elif message.get("type") == "sample" and message.get("id") in self._streams:

@@ -65,7 +65,7 @@ from factoryctl.transport.base import CommandCut
 from factoryctl.transport.session import AgentSession
 from factoryctl.transport.smi_lock import LOCKED_CHANGE, NO_FLOCK, locked_change_steps
 from factoryctl.transport.smi_query import QUERY_FORMAT, REASON_NAMES, parse_query, query_arg
-from factoryctl.transport.ssh import SshConnection, lost_connection
+from factoryctl.transport.ssh import SshConnection
 
 #: nvidia-smi's exit codes (nvidia-smi(1), RETURN VALUE) as the `reason` of the agent protocol's driver errors.
 _EXIT_REASONS = {3: UNSUPPORTED, 4: NEEDS_ROOT, 9: NO_DRIVER, 12: NO_DRIVER, 15: GPU_LOST}
@@ -106,8 +106,7 @@ class SmiBridge:
         """Why the bridge's replies ended, when it was the connection: the session says so, not "the agent exited"."""
         if self.connection.transport.is_active():
             return None
-        target = self.connection.target
-        return lost_connection(self.node, f"to {target.label}", jump=target.jump)
+        return self.connection.lost(f"to {self.connection.target.label}")  # said as silent if the watch gave it up
 
     # ------------------------------------------------------------------ serving
 

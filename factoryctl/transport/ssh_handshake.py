@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 from factoryctl.errors import NodeError
 from factoryctl.transport.base import MAX_OUTPUT_BYTES
 from factoryctl.transport.hints import (
+    AUTH_UNANSWERED,
+    AUTH_UNANSWERED_HINT,
     CHANGED_KEY,
     CONNECT_TIMEOUT_HINT,
     CONNECT_TIMEOUT_SETTING,
@@ -420,10 +422,11 @@ def _unanswered(node: str, target: SshTarget, timeout: float) -> NodeError:
     """The `timeout` error of a server that did not answer a key within the authentication timeout.
 
     The link went silent (or sshd hangs in its user lookup or PAM): it refused nothing, so this is no `auth` error.
-    Worded as the TCP connect timeout is, whose hint (hints.py, "no answer from") is this one's too.
+    Worded as the TCP connect timeout is ("no answer from"), with a hint of its own (hints.py `AUTH_UNANSWERED`),
+    which a message read back from a controller's store gets too.
     """
-    message = f"{NO_ANSWER} {target.label} to authentication within {timeout:g} s {CONNECT_TIMEOUT_SETTING}"
-    return NodeError(node, "timeout", message, CONNECT_TIMEOUT_HINT)
+    message = f"{NO_ANSWER} {target.label} {AUTH_UNANSWERED} {timeout:g} s {CONNECT_TIMEOUT_SETTING}"
+    return NodeError(node, "timeout", message, AUTH_UNANSWERED_HINT)
 
 
 def _refused(

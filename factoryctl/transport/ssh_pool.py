@@ -44,7 +44,7 @@ class _Attempt:
 
 @dataclass
 class SshPool:
-    """One persistent connection per node (and per jump host), reconnecting when a liveness check fails.
+    """One persistent connection per node (and per jump host, watched: `_watched`), reopened once found dead.
 
     Nodes that need a connection while it is being opened (a jump host shared by a sweep's nodes) share the outcome
     of that attempt: a jump host that does not answer costs one connect timeout, not one per node in turn.
@@ -96,11 +96,13 @@ class SshPool:
             del self._connections[key]
         via = None if target.jump is None else self.jump(node, target.jump, options)
         connection = SshConnection.open(node, target, options, via)
+        if key[0] == "jump":
+            _watched(connection)
         self._connections[key] = connection
         return connection
 
     def jump(self, node: str, target: SshTarget, options: SshOptions | None = None) -> SshConnection:
-        """The shared connection to a jump host (opened on first use, re-opened when its transport died).
+        """The shared connection to a jump host (opened on first use and watched: `_watched`; re-opened once dead).
 
         `options` (the caller's timeouts; the pool's by default) bound the connection when it has to be opened.
         """
@@ -147,6 +149,22 @@ def _jump_hint(exc: NodeError, target: SshTarget) -> str | None:
             "overloaded; a middlebox may also hold the connection."
         )
     return exc.hint
+
+
+def _watched(jump: SshConnection) -> None:
+    """Watch a jump host's connection from its opening on, as a node's is from its first command (ssh_watch.py).
+
+    It is shared, and used by nothing but the tunnels of the nodes behind it, so no command of its own starts the
+    watch: unwatched, a jump connection whose link went down stayed `is_active()` (TCP retransmits for many minutes),
+    and every reconnect of a node behind it tunnelled into it again and was lost, until the process restarted (a
+    controller or a dashboard never got those nodes back). Watched, a check left unanswered closes it, and the next
+    `connect` through it opens a new one. A watch that cannot start (no thread left) leaves nothing open.
+    """
+    try:
+        jump.watch()
+    except BaseException:
+        jump.close()
+        raise
 
 
 def _jump_key(target: SshTarget) -> tuple[str, ...]:

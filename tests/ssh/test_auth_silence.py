@@ -24,7 +24,7 @@ from relays import Relay, relayed_node
 from sshd_fixture import PATIENT, SshdServer, sshd, sshd_factory  # noqa: F401 - the fixtures
 
 from factoryctl.errors import ExitCode, NodeError
-from factoryctl.transport.hints import CONNECT_TIMEOUT_HINT, node_error_hint
+from factoryctl.transport.hints import AUTH_UNANSWERED_HINT, node_error_hint
 from factoryctl.transport.ssh import SshConnection
 from factoryctl.transport.ssh_config import resolve
 from factoryctl.transport.ssh_handshake import (
@@ -54,7 +54,7 @@ def _assert_unanswered(error: NodeError, label: str) -> None:
     assert (error.node, error.kind, error.exit_code) == ("n1", "timeout", ExitCode.TIMEOUT), error.message
     assert error.message == f"no answer from {label} to authentication within 1 s (ssh.connect_timeout_s)"
     assert "refused" not in error.message
-    assert error.hint == CONNECT_TIMEOUT_HINT
+    assert error.hint == AUTH_UNANSWERED_HINT
     assert node_error_hint("n1", error.kind, error.message) == error.hint  # read back from a store: the same hint
 
 
