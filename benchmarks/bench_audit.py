@@ -7,7 +7,7 @@ project's own `Store.add_audit` (80 nodes x 8 GPUs over the last 6 days), then r
     factoryctl -c F.yaml -q audit all --since 3650d --limit 10000000 -o FORMAT
 
 for json, csv, yaml and table, and `-o yaml` again for `h[001-079]`: the reasons of h080 hold a double quote, which
-makes head write a YAML page a second time through PyYAML's own emitter (`render.yaml_text`), and every page of
+makes head write a YAML page a second time through PyYAML's own emitter (`yaml_output.yaml_text`), and every page of
 `all` holds some of them. Each case runs as a fresh process per side, base and head alternating (base, head, base,
 head, ...) after one small warm-up each. The bench reads the child's stdout from a pipe: wall time, time to its first byte,
 peak RSS and CPU of the child (`os.wait4`), and the sha256 of what it printed, which must be the same on both sides.

@@ -32,8 +32,8 @@ from typing import Any
 from factoryctl.config import FactoryConfig, load_config
 from factoryctl.controller_log import OneLineFormatter as OneLineFormatter  # where tests and callers find it
 from factoryctl.controller_log import configure_logging, flush_logging
-from factoryctl.errors import ConfigError, ExitCode, FactoryError
-from factoryctl.model.folding import fold_nodes
+from factoryctl.controller_reload import reload_summary, reloaded_config
+from factoryctl.errors import ExitCode, FactoryError
 from factoryctl.model.timefmt import iso_utc
 from factoryctl.signal_wake import Wake
 from factoryctl.store.lock import ControllerLock
@@ -295,31 +295,12 @@ class Controller:
     def reload(self) -> bool:
         """Re-read factory.yaml; a broken file keeps the running configuration. Returns whether it changed.
 
-        Also kept: a configuration that came from a pipe (`--config <(sops -d ...)`: read again it is empty, and
-        every node was dropped), a new one without a single node where there were some (a file being written), and
-        one that moves the store (`state_dir`): the controller keeps the old store's lock and file, so it refuses
-        the reload, loudly, rather than report "no node changes" while readers and `controller status` look in the
-        new directory and find no controller.
+        Also kept when the new file loads but cannot be meant (from a pipe, without nodes, moving the store):
+        `reloaded_config` says which it refuses, and why.
         """
         path = self.config.path
         try:
-            if path is not None and path.is_fifo():
-                raise ConfigError(
-                    f"{path} is a pipe, read once when the controller started",
-                    "restart the controller to change its configuration.",
-                )
-            new = load_config(path)
-            if self.config.nodes and not new.nodes:
-                raise ConfigError(
-                    f"{path} has no nodes now", "a file still being written? send SIGHUP again once it is."
-                )
-            if new.store_path != self.config.store_path:
-                raise ConfigError(
-                    f"state_dir changed to {new.state_dir}; restart the controller to move its store "
-                    f"(it keeps {self.config.store_path})",
-                    "until it restarts, `controller status` and the commands that read the store look in the new "
-                    "state_dir and find no controller there.",
-                )
+            new = reloaded_config(self.config)
         except FactoryError as exc:
             why = f"{exc.message} ({exc.hint})" if exc.hint else exc.message
             log.error("reload refused, keeping the previous configuration: %s", why)
@@ -328,8 +309,7 @@ class Controller:
         assert self.collector is not None
         change = self.collector.apply(new)
         old, self.config = self.config, new
-        summary = "; ".join(f"{k} {counted(v)}" for k, v in change.items() if v and k != "retimed")
-        summary = "; ".join(filter(None, [summary, _interval_change(old, new)])) or "no node changes"
+        summary = reload_summary(old, new, change)
         log.info("reloaded %s: %s", path, summary)
         self._event("config_reloaded", f"reloaded {path}: {summary}")
         return True
@@ -453,27 +433,6 @@ def _moved_store_hint(path: Path, gone: str) -> str:
         f"are in {path}-wal, still here: move it and {path.name}-shm beside the moved file as NEW-wal and NEW-shm "
         "(NEW: its new path) before the controller starts again, which deletes them."
     )
-
-
-def _interval_change(old: FactoryConfig, new: FactoryConfig) -> str:
-    """What a reload did to the intervals (`interval 5 s -> 1 s`, and the slow tier's), or "" when nothing."""
-    said = []
-    for name, before, after in (
-        ("interval", old.interval_s, new.interval_s),
-        ("slow interval", old.settings.controller.slow_interval_s, new.settings.controller.slow_interval_s),
-    ):
-        if before != after:
-            said.append(f"{name} {before:g} s -> {after:g} s")
-    return "; ".join(said)
-
-
-def counted(names: list[str]) -> str:
-    """Nodes as a folded node set, with their count when there are several: `g[0001-2000] (2000)`.
-
-    A reload of 2,000 nodes listed every name (12,086 characters on one log line and in one event); the set is also
-    cut short past `FOLD_MAX_CHARS` (`g[0001,0003,...] (1000)`).
-    """
-    return fold_nodes(names) if len(names) == 1 else f"{fold_nodes(names)} ({len(names)})"
 
 
 def run_controller(

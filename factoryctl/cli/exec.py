@@ -6,9 +6,9 @@ the node as typed. A bounded pool (`--fanout`) runs it; one slow or dead node ne
 output. Standard input, when it is not a terminal, is streamed to every node's command while it runs, then EOF
 (transport/stdin_stream.py); the shared input moves no further than 8 MiB ahead of the slowest running command.
 Identical outputs are gathered under one folded node set (`n[01-64] (64)`); `--lines` instead prints each line as
-it arrives, prefixed with its node (`LinePrinter`). Output that arrived before a node failed is shown too. Exit
-status: 4 if a node was unreachable, else 124 if one timed out, else the highest remote exit code (1 if that is 0
-but output was dropped past the limits of what exec keeps).
+it arrives, prefixed with its node (`LinePrinter`, cli/line_printer.py). Output that arrived before a node failed
+is shown too. Exit status: 4 if a node was unreachable, else 124 if one timed out, else the highest remote exit code
+(1 if that is 0 but output was dropped past the limits of what exec keeps).
 
 Ctrl-C and SIGTERM interrupt the commands still running (SIGINT, then SIGHUP, to the command's process group) and
 start no more (a command not started yet on its connection is refused); exec then waits briefly (STOP_GRACE_S,
@@ -24,7 +24,6 @@ import io
 import os
 import signal
 import sys
-import threading
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -38,15 +37,14 @@ from factoryctl.cli.signals import Terminated, signals_set, sigterm_interrupts, 
 from factoryctl.errors import ExitCode, NodeError, UsageError, most_severe
 
 if TYPE_CHECKING:
+    from factoryctl.cli.line_printer import LinePrinter
     from factoryctl.config import FactoryConfig
     from factoryctl.model.inventory import NodeSpec
     from factoryctl.signal_wake import Wake
-    from factoryctl.transport.base import CappedOutput, KeptOutput, OutputBudget, OutputSink
+    from factoryctl.transport.base import CappedOutput, KeptOutput, OutputBudget
     from factoryctl.transport.fanout import Pending
     from factoryctl.transport.stdin_stream import StdinBroadcast
 
-#: A line longer than this (no newline yet) is printed in pieces by `--lines`, so that its buffer stays bounded.
-LINE_LIMIT = 1 << 16
 #: How long an interrupted exec waits for its commands to end (after SIGINT, then SIGHUP) before it reports.
 STOP_GRACE_S = 2.0
 
@@ -77,70 +75,6 @@ def stdin_source() -> StdinBroadcast | None:
     except (OSError, ValueError):
         return None
     return StdinBroadcast.from_bytes(data.encode() if isinstance(data, str) else bytes(data))
-
-
-class LinePrinter:
-    """`--lines`, like pdsh: every complete line printed as it arrives, prefixed with its node, from every node at once.
-
-    Transports call `sink(node)` from their reader threads with chunks; a line is written whole under one lock, so
-    lines of different nodes never mix mid-line. What is left without a newline is kept (at most LINE_LIMIT bytes per
-    stream, then printed as it is) until `finish`, when the node's command is over. If stdout's reader goes away
-    (`| grep -m1 ...`), `broken` is set: the fan-out stops waiting, the commands (`tail -f`) are stopped, exec exits
-    141. An event, not `interrupt_main`: SIGINT is ignored in a script's background jobs (`... | head -1 &`). Any
-    other failed stdout write (a full disk, `>&-`) does the same, kept in `failure`: exit 1, said (`stdout_gone`).
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._partial: dict[tuple[str, int], bytes] = {}
-        self.broken = threading.Event()
-        self.failure: OSError | None = None  # the first error writing stdout (BrokenPipeError: its reader left)
-
-    def sink(self, node: str) -> OutputSink:
-        """The `on_output` for one node's command."""
-        return lambda stream, data: self._add(node, stream, data)
-
-    def _add(self, node: str, stream: int, data: bytes) -> None:
-        with self._lock:
-            pending = self._partial.pop((node, stream), b"") + data
-            complete, newline, rest = pending.rpartition(b"\n")
-            if newline:
-                self._write(node, stream, complete)
-            if len(rest) >= LINE_LIMIT:
-                self._write(node, stream, rest)
-            elif rest:
-                self._partial[(node, stream)] = rest
-
-    def finish(self, node: str) -> None:
-        """The node's command is over: print its last line even without a newline."""
-        with self._lock:
-            for stream in (1, 2):
-                rest = self._partial.pop((node, stream), b"")
-                if rest:
-                    self._write(node, stream, rest)
-
-    def _write(self, node: str, stream: int, lines: bytes) -> None:
-        """`node: line` for each line, as bytes: what is not UTF-8 passes through as it came, as pdsh passes it."""
-        from factoryctl.cli.render import write_bytes_whole
-
-        if stream == 1 and self.failure is not None:
-            return  # stdout failed: the commands are being stopped, and their output goes nowhere
-        out = sys.stdout if stream == 1 else sys.stderr
-        prefix = f"{node}: ".encode()
-        data = prefix + (b"\n" + prefix).join(lines.split(b"\n")) + b"\n"  # one join: 2x faster than a line loop
-        try:
-            buffer = getattr(out, "buffer", None)
-            if buffer is None:  # not a real file (an in-process capture): text only
-                out.write(data.decode("utf-8", "replace"))
-                out.flush()
-            else:
-                out.flush()  # what the text layer holds goes first
-                write_bytes_whole(buffer, data)
-        except (OSError, ValueError) as error:
-            if stream == 1:  # fan_out raises Cancelled: the commands are stopped, exec exits 141 or says it (exit 1)
-                closed = OSError(errno.EBADF, "the stream is closed")  # a file object closed: ValueError
-                self.failure = error if isinstance(error, OSError) else closed
-                self.broken.set()
 
 
 class ExecRun:
@@ -425,6 +359,8 @@ def line_printer(lines: bool, structured: OutputFormat | None) -> LinePrinter | 
             f"--lines prints each line as it arrives; -o {structured.value} prints one result at the end, when "
             "every command is over: give one of them.",
         )
+    from factoryctl.cli.line_printer import LinePrinter
+
     return LinePrinter() if lines else None
 
 

@@ -11,13 +11,13 @@ counted, so the figures add up. A store that refuses a write (read-only, full, l
 tick once it succeeds): each attempt writes the whole buffer, and trying it every tick cost the controller 16 times
 its normal CPU for as long as the store refused. A damaged store is no passing fault: from its first refused write
 nothing more is written, what is held is dropped and counted, and `damaged` is set for the controller to stop on.
-A sample that can never be stored (a value of the wrong type, from a bug) is dropped on its own, so it cannot hold
-back every other node's rows; a write failing for no reason found keeps the tick's changes and events for one more
-try (`_not_written`). Samples and node states are on the controller's clock: `ClockCorrection` re-stamps samples
-of a node whose clock is off and tells a step of our own wall clock, which moves the health bookkeeping with it
-instead of making every node look silent for a day. A restart takes back what the store holds, each node's newest
-sample and state, so what was logged before is not logged again. State changes and GPU events are logged folded
-per tick (`StateLog`); the figures the benchmarks report are `WriterStats`.
+A sample that can never be stored (a value of the wrong type, from a bug) is dropped on its own (`write_batch`), so
+it cannot hold back every other node's rows; a write failing for no reason found keeps the tick's changes and events
+for one more try (`_not_written`). Samples and node states are on the controller's clock: `ClockCorrection`
+re-stamps samples of a node whose clock is off and tells a step of our own wall clock, which moves the health
+bookkeeping with it instead of making every node look silent for a day. A restart takes back what the store holds,
+each node's newest sample and state, so what was logged before is not logged again. State changes and GPU events
+are logged folded per tick (`StateLog`); the figures the benchmarks report are `WriterStats`.
 """
 
 from __future__ import annotations
@@ -30,8 +30,9 @@ from typing import Any
 
 from factoryctl.errors import FactoryError, NodeError
 from factoryctl.model.telemetry import NodeSample
-from factoryctl.store.rows import ClockStep, Event, NodeState, encoding_problem, storable_texts
+from factoryctl.store.rows import ClockStep, Event, NodeState
 from factoryctl.store.sqlite import Store, StoreDamaged, StoreError
+from factoryctl.telemetry.batch_write import write_batch
 from factoryctl.telemetry.clock_correction import ClockCorrection
 from factoryctl.telemetry.health import NodeHealth, ThermalEpisodes, carry_forward, gpu_events, state_event
 from factoryctl.telemetry.node_clock import NodeClock
@@ -300,7 +301,7 @@ class StoreWriter:
         if not self._buffer and not changes and not events:
             return 0
         try:
-            inserted, batch = self._write(self._buffer.batch(), changes, events, now)
+            inserted, batch = write_batch(self.store, self._buffer, self._buffer.batch(), changes, events, now)
         except StoreDamaged as exc:
             self.counters["store_errors"] += 1
             self.store_error = self.damaged = exc
@@ -350,7 +351,7 @@ class StoreWriter:
             try:
                 found = self._thermal.keep(gpu_events(before, sample), sample)
                 sample = carry_forward(before, sample)
-            except (TypeError, ValueError, OverflowError) as exc:  # a value of the wrong type: see `_write`
+            except (TypeError, ValueError, OverflowError) as exc:  # a value of the wrong type: see `write_batch`
                 self._buffer.drop_unstorable(sample, str(exc))
                 continue
             events.extend(self._said.gpu(found))  # and their log lines, folded (`write_gpu`)
@@ -380,51 +381,6 @@ class StoreWriter:
         except StoreError:  # the batch's write reports the store's trouble; these are tried again next tick
             with self._lock:
                 self._wall.not_saved()
-
-    def _write(
-        self, batch: list[Buffered], changes: list[NodeState], events: list[Event], now: float
-    ) -> tuple[int, list[Buffered]]:
-        """Write the batch; returns the rows inserted and the samples written.
-
-        A batch that cannot be encoded (TypeError, ValueError, OverflowError: never a StoreError, which means the
-        store refused) is checked sample by sample; the ones that cannot be stored are dropped and the rest written,
-        with the texts of the changes and events made storable too (`storable_texts`). Failing still, each sample is
-        written alone (`_write_each`), then the changes and events: failing still, they are not the samples' (`flush`).
-        """
-        try:
-            return self.store.write([s for s, _ in batch], [f for _, f in batch], changes, events, now), batch
-        except (TypeError, ValueError, OverflowError):
-            good: list[Buffered] = []
-            for sample, slow in batch:
-                problem = encoding_problem(sample)
-                if problem is None:
-                    good.append((sample, slow))
-                else:
-                    self._buffer.drop_unstorable(sample, problem)
-        self._buffer.keep_only(good)
-        changes, events = storable_texts(changes), storable_texts(events)
-        try:
-            return self.store.write([s for s, _ in good], [f for _, f in good], changes, events, now), good
-        except (TypeError, ValueError, OverflowError):
-            inserted, good = self._write_each(good, now)
-        self._buffer.keep_only(good)
-        return inserted + self.store.write((), (), changes, events, now), good
-
-    def _write_each(self, batch: list[Buffered], now: float) -> tuple[int, list[Buffered]]:
-        """Write each sample of `batch` alone: the raw rows inserted, and the samples written (the others dropped).
-
-        The last resort of `_write`, for a value `encoding_problem` does not know of: a GPU index of 10**19 it did
-        not check held back every node's samples, tick after tick, with a traceback each time.
-        """
-        inserted, written = 0, []
-        for sample, slow in batch:
-            try:
-                inserted += self.store.write([sample], [slow], (), (), now)
-            except (TypeError, ValueError, OverflowError) as exc:
-                self._buffer.drop_unstorable(sample, f"{type(exc).__name__}: {exc}")
-            else:
-                written.append((sample, slow))
-        return inserted, written
 
     def _slow_due(self, sample: NodeSample) -> bool:
         last = self._last_slow.get(sample.node)

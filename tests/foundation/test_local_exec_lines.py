@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from exec_lines import StreamedExec
 
-from factoryctl.cli.exec import LINE_LIMIT, LinePrinter
+from factoryctl.cli.line_printer import LINE_LIMIT, LinePrinter
 from factoryctl.transport.base import CappedOutput
 from factoryctl.transport.local import _Collect
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from factoryctl.cli.render import yaml_text
+from factoryctl.cli.yaml_output import yaml_text
 
 
 def test_a_lone_surrogate_is_escaped_as_pyyaml_escapes_it() -> None:

@@ -126,7 +126,8 @@ def test_event_pages_print_what_the_whole_listing_printed(
 
 def test_yaml_from_libyaml_is_what_the_python_emitter_wrote() -> None:
     """`-o yaml` uses libyaml's emitter when it is there: the same text as PyYAML's own, odd and long values too."""
-    from factoryctl.cli.render import escaped_rows, yaml_text
+    from factoryctl.cli.render import escaped_rows
+    from factoryctl.cli.yaml_output import yaml_text
 
     items = escaped_rows([_audit_item(e) for e in _entries(64, 1.7e9)], OutputFormat.yaml)
     odd = [
