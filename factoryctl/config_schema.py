@@ -314,7 +314,8 @@ class SshDefaults(Strict):
     port: Port = Field(22, description="SSH port (1-65535).")
     python: PathText = Field("python3", description="Python interpreter on the nodes that runs the agent.")
     connect_timeout_s: Annotated[float, seconds(0.1)] = Field(
-        10.0, description="TCP, banner and auth timeout, in seconds (0.1-86400)."
+        10.0,
+        description="TCP, banner and auth timeout, in seconds (0.1-86400); the key exchange after the banner gets twice it ([ssh](ssh.md)).",
     )
     remote_cache_dir: str = Field(
         ".cache/factoryctl",
