@@ -18,7 +18,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path, PosixPath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, SupportsIndex
 
 import typer  # at run time: Typer reads the callback's annotations to pass it the parameter
 
@@ -38,9 +38,10 @@ def text_meant(word: str) -> str | None:
     """The text a command-line word stands for, as it is stored (UTF-8); None: its bytes are not text.
 
     Python reads argv in the locale's encoding. Bytes that are UTF-8 are read as UTF-8 whatever the locale, as
-    terminals and scripts send today: under `LC_ALL=C` (ASCII, every other byte escaped) `naïve` was refused as "not
-    UTF-8", and a Latin-1 locale read it `naÃ¯ve`. Other bytes keep the locale's reading when it took them all
-    (`café` typed in a Latin-1 locale, the byte 0xE9); left escaped (a UTF-8 or ASCII locale), they are refused.
+    terminals and scripts send today: under `LC_ALL=C` with `PYTHONUTF8=0` (ASCII, every other byte escaped; plain
+    `LC_ALL=C` is UTF-8 mode) `naïve` was refused as "not UTF-8", and a Latin-1 locale read it `naÃ¯ve`. Other
+    bytes keep the locale's reading when it took them all (`café` typed in a Latin-1 locale, the byte 0xE9); left
+    escaped (a UTF-8 or ASCII locale), they are refused.
     """
     if word.isascii():
         return word
@@ -125,9 +126,11 @@ def exact_path(stream: str | None = None) -> Callable[[typer.CallbackParam, str 
 def check_text_arguments(args: list[str]) -> None:
     """Raise UsageError (exit 2) for an option or argument that is not text (`text_meant`); paths and exec's words pass.
 
-    A text word the locale read otherwise than its UTF-8 (`text_meant`) is replaced in `args`, in place, by the text
-    it stands for: `-r naïve` under `LC_ALL=C` is stored as naïve. Called by `run()` before the command is parsed
-    for real, so nothing has changed yet. A command line that does not parse is left to Click's own error.
+    A text value the locale read otherwise than its UTF-8 (`text_meant`) is replaced in `args`, in place, by the text
+    it stands for, in the word it came from and no other: `-r naïve` in a Latin-1 locale, or under `LC_ALL=C` with
+    `PYTHONUTF8=0`, is stored as naïve, and a path or exec word that reads the same keeps its bytes. Called by `run()`
+    before the command is parsed for real, so nothing has changed yet. A command line that does not parse is left to
+    Click's own error.
     """
     if all(text_meant(word) == word for word in args):
         return
@@ -135,28 +138,46 @@ def check_text_arguments(args: list[str]) -> None:
 
     from factoryctl.cli.app import app
 
-    meant: dict[str, str] = {}
-    _check_command(get_command(app), "factoryctl", (), args, None, meant)
-    for at, word in enumerate(args):
-        args[at] = next((r for old, new in meant.items() if (r := _replaced(word, old, new)) is not None), word)
+    meant: dict[int, tuple[int, str]] = {}
+    _check_command(get_command(app), "factoryctl", (), [_Word(word, at) for at, word in enumerate(args)], None, meant)
+    for at, (length, text) in meant.items():
+        args[at] = args[at][: len(args[at]) - length] + text  # the value ends its word: `-rvalue`, `--reason=value`
 
 
-def _replaced(word: str, value: str, text: str) -> str | None:
-    """`word` with the option value `value` in it replaced by `text` (`value`, `--reason=value`, `-rvalue`), or None."""
-    if word == value:
-        return text
-    head = word.removesuffix(value)
-    if head != word and ((head.startswith("--") and head.endswith("=")) or (head[:1] == "-" and head[1:2] != "-")):
-        return head + text
-    return None
+class _Word(str):
+    """A command-line word that knows its position in argv, as do the pieces Click's parser cuts from it.
+
+    Click's parser takes a value whole (`-r value`: the word itself), or cuts it from its word's end with a slice
+    (`-rvalue`) or `split` (`--reason=value`): each piece keeps `at`, so a value names the one word it came from
+    (a path or an exec word that reads the same is another word, left as it is).
+    """
+
+    at: int
+
+    def __new__(cls, text: str, at: int) -> _Word:
+        word = super().__new__(cls, text)
+        word.at = at
+        return word
+
+    def __getitem__(self, key: SupportsIndex | slice) -> _Word:
+        return _Word(str.__getitem__(self, key), self.at)
+
+    def split(self, sep: str | None = None, maxsplit: SupportsIndex = -1) -> list[str]:
+        return [_Word(piece, self.at) for piece in str.split(self, sep, maxsplit)]
 
 
 def _check_command(
-    command: Command, name: str, path: tuple[str, ...], args: list[str], parent: Context | None, meant: dict[str, str]
+    command: Command,
+    name: str,
+    path: tuple[str, ...],
+    args: list[str],
+    parent: Context | None,
+    meant: dict[int, tuple[int, str]],
 ) -> None:
     """Check the words `command` takes from `args`, then those of the subcommand they name, if any.
 
-    Each text word read otherwise as UTF-8 goes into `meant`, with the text it stands for (`text_meant`).
+    Each text value read otherwise as UTF-8 goes into `meant`, by the position of its word (`_Word`): its length and
+    the text it stands for (`text_meant`).
     """
     ctx = command.context_class(command, info_name=name, parent=parent, resilient_parsing=True)
     opts, rest, _order = command.make_parser(ctx).parse_args(args=list(args))
@@ -170,8 +191,8 @@ def _check_command(
             text = text_meant(word)
             if text is None:
                 raise _refused(_param_name(param), word)
-            if text != word:
-                meant[word] = text
+            if text != word and isinstance(word, _Word):
+                meant[word.at] = (len(word), text)
     commands = getattr(command, "commands", None)
     if commands is None or not rest:
         return

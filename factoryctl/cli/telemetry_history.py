@@ -17,10 +17,12 @@ import typer
 
 from factoryctl.cli import context
 from factoryctl.cli.options import NO_HEADER_OPTION, OUTPUT_OPTION, checked_choice
-from factoryctl.cli.render import Column, OutputFormat, emit, iso_utc, render_listing, stdout_takes_unicode
+from factoryctl.cli.render import Column, OutputFormat, Utf8Text, emit, iso_utc, render_listing, stdout_takes_unicode
 from factoryctl.cli.telemetry import SINCE_OPTION, UNTIL_OPTION, open_history, time_window
 
 if TYPE_CHECKING:
+    import io
+
     from factoryctl.store.history import SeriesExtent
     from factoryctl.store.rows import Series
 
@@ -312,8 +314,12 @@ def export(
     since: str = SINCE_OPTION,
     until: str | None = UNTIL_OPTION,
 ) -> None:
-    """Raw samples, one row per GPU per sample, to stdout (pipe it to a file or a notebook)."""
+    """Raw samples, one row per GPU per sample, to stdout (pipe it to a file or a notebook).
+
+    Written in chunks of about 64 KiB as `Utf8Text`: CSV is UTF-8 whatever the locale, as `-o csv` is (`emit`).
+    """
     import csv
+    import io
     import json
 
     from factoryctl.store.rows import METRICS
@@ -322,7 +328,7 @@ def export(
     names = [n.name for n in config.resolve_target(target)]
     start, end = time_window(since, until)
     store = open_history(config)
-    out = sys.stdout
+    out = io.StringIO()
     fields = ["time", "node", "gpu", *METRICS, "throttle_reasons"]
     rows = 0
     try:
@@ -337,11 +343,24 @@ def export(
                 writer.writerow(row)
             else:
                 out.write(json.dumps(row, separators=(",", ":")) + "\n")
+            if out.tell() >= EXPORT_CHUNK:
+                _emit_chunk(out)
     finally:
         store.close()
-    out.flush()
+    _emit_chunk(out)
     if not rows:
         _note_none_stored(ctx, f"no stored samples for `{target}` {_window_text(start, end, until)}.")
+
+
+#: How much `export` gathers before it writes (characters).
+EXPORT_CHUNK = 1 << 16
+
+
+def _emit_chunk(out: io.StringIO) -> None:
+    """Write what `out` holds to stdout in UTF-8 (`Utf8Text`, JSON Lines being ASCII) and empty it."""
+    emit(Utf8Text(out.getvalue()))
+    out.seek(0)
+    out.truncate()
 
 
 def _window_text(start: float, end: float, until: str | None) -> str:

@@ -139,3 +139,20 @@ def test_a_schedule_written_to_stdout_is_utf8_under_ascii(factory: str, tmp_path
     assert done.returncode == 0, done.stderr
     (row,) = csv_rows(done.stdout)
     assert (row["job_id"], row["allocation"]) == ("zürich-α-1", "n001:2")
+
+
+def test_telemetry_export_csv_is_utf8_under_ascii(factory: str) -> None:
+    """`telemetry export` streams its CSV: UTF-8 as `-o csv` is, a throttle reason's name outside ASCII included."""
+    import re
+    import sqlite3
+
+    collected = run(factory, "telemetry", "collect")
+    assert collected.returncode == 0, collected.stderr
+    (store,) = re.findall(rb" in (/\S+\.db)", collected.stdout + collected.stderr)
+    with sqlite3.connect(store.decode()) as db:  # a name no NVML gives, as a newer agent might
+        db.execute("UPDATE throttle_reason SET name = name || '-Zürich-α'")
+    done = run(factory, "telemetry", "export", "ws", env=NOT_UTF8[0])
+    assert done.returncode == 0, done.stderr
+    reasons = [row["throttle_reasons"] for row in csv_rows(done.stdout)]
+    assert len(reasons) == 2, reasons
+    assert any(reason.endswith("-Zürich-α") for reason in reasons), reasons
