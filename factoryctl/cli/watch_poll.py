@@ -5,9 +5,13 @@ connect timeout or `--timeout` ran out (a network review saw 16 s with no redraw
 frozen too, and not a word about the node). Here each node is asked on a thread of its own, one ask at a time per node
 and `--fanout` nodes at once, and a round waits for the answers at most its interval (`ROUND_FLOOR_S` at least,
 about what a node takes to answer over SSH, so a short interval does not call every node slow; the first round
-`FIRST_ROUND_S`). A node still being asked then is shown from its last answer with an error that says so (`no answer
-for 4 s (still being asked); its rows are its reading of 2026-11-24T14:47:58.120Z`), or as `no answer yet` when it
-never answered; its ask goes on, and what it brings (an answer, or why it failed) shows at the first redraw after.
+`FIRST_ROUND_S`). A node whose own ask has then run `ROUND_FLOOR_S` or more is slow: it is shown from its last answer
+with an error that says so (`no answer for 4 s (still being asked); its rows are its reading of
+2026-11-24T14:47:58.120Z`), or as `no answer yet` when it never answered; its ask goes on, and what it brings (an
+answer, or why it failed) shows at the first redraw after. A node only waiting for a `--fanout` slot, or whose ask
+began less than that ago, is not slow: when a pass over a big fleet outlasts the round it keeps its last rows as they
+were, no error (a review saw healthy nodes `degraded`, `timeout` on stderr, at every redraw), and one not heard from
+yet is left out of the redraw (no `gpus` rows, a `nodes` row as for no answer) until its answer comes.
 With a live controller the store answers at once (telemetry/current.py) and only the nodes it cannot answer for are
 asked this way. `gpus --watch` and `nodes --watch` both ask this way (`asker`); without `--watch` a listing asks once
 and waits for every node.
@@ -71,6 +75,10 @@ class _Asking:
     #: When its ask in flight got its turn (monotonic); None while it waits for one of the `--fanout` slots.
     started: float | None = None
 
+    def slow(self, now: float) -> bool:
+        """Whether its own ask has run `ROUND_FLOOR_S` or more: in a whole round it could have answered, it did not."""
+        return self.in_flight and self.started is not None and now - self.started >= ROUND_FLOOR_S
+
 
 class WatchPoll:
     """The nodes' samples for each `--watch` redraw (`round`), never waiting past the round's bound for any node."""
@@ -109,11 +117,15 @@ class WatchPoll:
         return PollResult(samples, errors, live.last_seen)
 
     def _ask(self, nodes: Sequence[NodeSpec], quiet: bool) -> PollResult:
-        """Ask every node of `nodes` not being asked already; wait until all answered or the round's bound passed."""
-        deadline = time.monotonic() + (self.wait_s if self._rounds else max(self.wait_s, FIRST_ROUND_S))
-        self._rounds += 1
+        """Ask every node of `nodes` not being asked already; wait until all answered or the round's bound passed.
+
+        The bound counts from after the asks started: an ask that got its slot at once has run the whole round, at
+        least `ROUND_FLOOR_S`, when the round ends, and so is called slow if it has not answered (`_Asking.slow`).
+        """
         for spec in nodes:
             self._start(spec)
+        deadline = time.monotonic() + (self.wait_s if self._rounds else max(self.wait_s, FIRST_ROUND_S))
+        self._rounds += 1
         with replay_progress("asking the nodes", quiet, unit="nodes done") as line, self._changed:
             while True:
                 waiting = sum(1 for spec in nodes if self._asking[spec.name].in_flight)
@@ -127,29 +139,35 @@ class WatchPoll:
         return self._result(nodes, found, time.monotonic())
 
     def _start(self, spec: NodeSpec) -> None:
-        """Ask `spec` on a thread of its own, unless its last ask is still going."""
+        """Ask `spec` on a thread of its own, unless its last ask is still going; a free slot is taken here, at once."""
         with self._changed:
             asking = self._asking[spec.name]
             if asking.in_flight:
                 return
-            asking.in_flight, asking.started = True, None
+            held = self._slots.acquire(blocking=False)
+            asking.in_flight, asking.started = True, time.monotonic() if held else None
         try:
-            threading.Thread(target=self._one, args=(spec,), daemon=True, name=f"watch-{spec.name}").start()
+            threading.Thread(target=self._one, args=(spec, held), daemon=True, name=f"watch-{spec.name}").start()
         except RuntimeError as exc:
+            if held:
+                self._slots.release()
             if not is_thread_exhaustion(exc):
                 raise
             self._answered(spec.name, thread_limit_error(spec.name))
 
-    def _one(self, spec: NodeSpec) -> None:
-        """One ask of `spec` (in its turn among the `--fanout` slots), its outcome kept for the next round."""
+    def _one(self, spec: NodeSpec, held: bool) -> None:
+        """One ask of `spec` (in its turn among the `--fanout` slots, `held` if taken already), its outcome kept."""
         outcome: NodeSample | NodeError
-        with self._slots:
+        if not held:
+            self._slots.acquire()
             with self._changed:
                 self._asking[spec.name].started = time.monotonic()
-            try:
-                outcome = sample_node(spec, self._config, self._timeout)
-            except Exception as exc:
-                outcome = as_node_error(spec.name, exc)
+        try:
+            outcome = sample_node(spec, self._config, self._timeout)
+        except Exception as exc:
+            outcome = as_node_error(spec.name, exc)
+        finally:
+            self._slots.release()
         self._answered(spec.name, outcome)
 
     def _answered(self, node: str, outcome: NodeSample | NodeError) -> None:
@@ -160,36 +178,36 @@ class WatchPoll:
             self._changed.notify_all()
 
     def _result(self, nodes: Sequence[NodeSpec], found: dict[str, _Asking], now: float) -> PollResult:
-        """Each node's row and error, as a poll gives them; a node still being asked as `_unanswered` says."""
+        """Each node's row and error, as a poll gives them; a slow node as `_unanswered` says.
+
+        A node not slow (waiting for its slot, or asked a moment ago) shows its last outcome as it was: nothing when it
+        was never heard from.
+        """
         samples: list[NodeSample] = []
         errors: list[NodeError] = []
         for spec in nodes:
             asking = found[spec.name]
             outcome = asking.outcome
-            if asking.in_flight and not isinstance(outcome, NodeError):
+            if isinstance(outcome, NodeError):  # its newest word, even while it is asked again
+                errors.append(hinted(outcome))
+                samples.append(down_sample(spec.name, outcome, self._config.interval_s))
+            elif asking.slow(now):
                 sample, error = self._unanswered(spec.name, asking, now)
                 if sample is None:  # never heard from: a row as a poll gives a node that failed
                     sample = down_sample(spec.name, error, self._config.interval_s)
                 samples.append(sample)
                 errors.append(error)
-            elif isinstance(outcome, NodeError):  # its newest word, even while it is asked again
-                errors.append(hinted(outcome))
-                samples.append(down_sample(spec.name, outcome, self._config.interval_s))
             elif outcome is not None:
                 samples.append(outcome)
         return PollResult(samples, errors)
 
     def _unanswered(self, node: str, asking: _Asking, now: float) -> tuple[NodeSample | None, NodeError]:
-        """A node whose ask outlasted the round: its last sample (`degraded`, as silence makes it) and why it is old.
+        """A slow node: its last sample (`degraded`, as silence makes it) and why it is old.
 
         A node never heard from has no sample: its error, `no answer yet`, is its row (`down`, as a poll's failure).
         """
         hint = SLOW_HINT.format(node=node)
-        if asking.started is None:
-            again = "" if asking.outcome is None else " again"
-            said = f"waiting its turn to be asked{again} (--fanout: {self._fanout} nodes at once)."
-            return _kept(asking.outcome), NodeError(node, "timeout", said, hint)
-        waited = f"{now - asking.started:.0f} s"
+        waited = f"{now - (asking.started or now):.0f} s"
         if not isinstance(asking.outcome, NodeSample):
             return None, NodeError(node, "timeout", f"no answer yet (asked {waited} ago, still being asked).", hint)
         said = f"no answer for {waited} (still being asked); its rows are its reading of {iso_utc(asking.answered_at)}."
