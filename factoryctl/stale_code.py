@@ -19,6 +19,10 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+from typing import TypeVar
+
+_In = TypeVar("_In")
+_Out = TypeVar("_Out")
 
 #: What `load_all` leaves out: the CLI and the UI (their commands import what they show), and the code that runs on
 #: the nodes (the agent and the simulated driver, started as a process of their own from the files then on disk).
@@ -105,6 +109,18 @@ class StaleCode:
         if first and self._say is not None:
             self._say(self.detail)
         return True
+
+    def noticing(self, connect: Callable[[_In], _Out]) -> Callable[[_In], _Out]:
+        """`connect`, its failures to load factoryctl's own code noticed (`notice`) before its caller hears of them."""
+
+        def noticed(node: _In) -> _Out:
+            try:
+                return connect(node)
+            except Exception as exc:
+                self.notice(exc)
+                raise
+
+        return noticed
 
     def check(self) -> None:
         """Raise `StaleCodeError` (the message) once a failure was noticed."""

@@ -47,14 +47,11 @@ from factoryctl.telemetry.health import (
     ThermalEpisodes,
     silent_for_down_s,
 )
-from factoryctl.telemetry.links import STALL_MIN_S, Backoff, Connector, transport_connector
+from factoryctl.telemetry.links import STALL_MIN_S, Backoff, transport_connector
 
 if TYPE_CHECKING:
-    from factoryctl.model.inventory import NodeSpec
     from factoryctl.power.limits import LimitChange
     from factoryctl.store.rows import Event
-    from factoryctl.transport.base import NodeTransport
-    from factoryctl.transport.session import AgentSession
 
 log = logging.getLogger("factoryctl.live")
 
@@ -103,9 +100,7 @@ class PolledServices(ConfiguredServices):
         self._store: FollowedStore | None = self._open_store() if use_store else None
         #: factoryctl's files changed under this dashboard (an upgrade): said once, and no node is judged by it.
         self.stale = StaleCode("dashboard", self._said_stale)
-        connect = self._own_failures_noticed(
-            transport_connector(config, connect_timeout_s, self.specs, self.stop_event)
-        )
+        connect = self.stale.noticing(transport_connector(config, connect_timeout_s, self.specs, self.stop_event))
         self._nodes = {spec.name: PolledNode(spec, self, connect, reconnect_backoff(config)) for spec in self.specs}
         self._judge_thread = threading.Thread(target=self._judge_every_node, name="dash-judge", daemon=True)
         self._started = False
@@ -122,18 +117,6 @@ class PolledServices(ConfiguredServices):
             return FollowedStore(path, lambda: open_store(path), self._store_moved)
         except (FactoryError, OSError):
             return None
-
-    def _own_failures_noticed(self, connect: Connector) -> Connector:
-        """`connect`, its failures to load factoryctl's own code noticed (`StaleCode`) before the link hears of them."""
-
-        def noticing(spec: NodeSpec) -> tuple[NodeTransport, AgentSession]:
-            try:
-                return connect(spec)
-            except Exception as exc:
-                self.stale.notice(exc)
-                raise
-
-        return noticing
 
     def _said_stale(self, detail: str) -> None:
         """The events panel's line (an error: it outlasts the warnings) and the log's, once."""

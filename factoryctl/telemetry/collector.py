@@ -94,15 +94,7 @@ class Collector:
             if not self.stale.notice(exc):
                 raise
             connect = _failing(self.stale.message)
-
-        def noticing(node: NodeSpec) -> tuple[NodeTransport, AgentSession]:
-            try:
-                return connect(node)
-            except Exception as exc:
-                self.stale.notice(exc)
-                raise
-
-        return noticing
+        return self.stale.noticing(connect)
 
     def _said_stale(self, detail: str) -> None:
         """No node is judged from now on (the link's failure that follows is not the node's), and it is said once."""

@@ -31,7 +31,7 @@ OTHER_TYPES_WARNING = (
 NO_ANSWER = "no answer from"
 #: What the TCP-timeout message ends with, naming the setting that bounds it.
 CONNECT_TIMEOUT_SETTING = "(ssh.connect_timeout_s)"
-#: How a server that answered no key offered goes on after NO_ANSWER and its target (ssh_handshake.py `_unanswered`):
+#: How a server that answered no key offered goes on after NO_ANSWER and its target (ssh_auth_errors.py `auth_unanswered`):
 #: `no answer from root@10.0.0.7:22 to authentication within 10 s (ssh.connect_timeout_s)`.
 AUTH_UNANSWERED = "to authentication within"
 #: How an agent upload the link answered under, but too slowly for --timeout, is said (agent_upload.py).

@@ -83,11 +83,7 @@ class LocalTransport:
         proc = _start(self.node.name, argv, feed)
         if isinstance(proc, CommandResult):
             return proc
-        with self._lock:
-            self._running.add(proc)
-            late = self._interrupted  # Ctrl-C came while it started: `interrupt` did not see it, so it is ours
-        if late:
-            self._signal_interrupted([proc])
+        self._track(proc)
         assert proc.stdout is not None
         assert proc.stderr is not None
         out = _Collect(proc.stdout, CappedOutput(number=1, sink=on_output))
@@ -120,6 +116,14 @@ class LocalTransport:
                 stream.close()
             with self._lock:
                 self._running.discard(proc)
+
+    def _track(self, proc: subprocess.Popen[bytes]) -> None:
+        """Count `proc` as running (`interrupt` signals it), and signal it now if Ctrl-C came while it started."""
+        with self._lock:
+            self._running.add(proc)
+            late = self._interrupted  # Ctrl-C came while it started: `interrupt` did not see it, so it is ours
+        if late:
+            self._signal_interrupted([proc])
 
     def _timed_out(self, proc: subprocess.Popen[bytes], out: _Collect, err: _Collect, timeout: float) -> CommandCut:
         """Kill the command's whole group and say it timed out, with what it had printed by then."""

@@ -155,14 +155,15 @@ class SshConnection:
 
         if not self.transport.is_active():
             raise self.lost(f"to {self.target.label}")
-        waited = timeout or self.options.channel_timeout_s
+        allowed, started = timeout or self.options.channel_timeout_s, time.monotonic()
         try:
-            chan = self.transport.open_session(timeout=waited)
+            chan = self.transport.open_session(timeout=allowed)
         except paramiko.ChannelException as exc:
             raise NodeError(self.node, "agent", f"{self.target.label} refused a session: {exc.text}") from exc
         except (paramiko.SSHException, EOFError, OSError) as exc:
+            waited = time.monotonic() - started  # a quick failure is no silence, whatever `allowed` was
             if self.transport.is_active() and waited >= self.answer_bound():  # unanswered as the watch's check
-                self._mute(waited)
+                self._mute(allowed)
             raise self.lost(f"to {self.target.label}", exc) from exc
         guard(chan)  # see ssh_channel.py: what we send on it can never follow our CLOSE
         chan.settimeout(self.options.channel_timeout_s)
@@ -219,10 +220,10 @@ class SshConnection:
         )
 
     def answers(self, within: float) -> bool:
-        """Whether a round trip is answered within `within`; if not, closed as silent as the watch would (`_mute`)."""
+        """Whether a round trip is answered within `within` (a watch check under way: its own bound); if not, `_mute`."""
         if not self.transport.is_active():
             return False
-        if not self.known_dead(within) and self.is_alive(within):
+        if not self.known_dead(self.answer_bound()) and self.is_alive(within):
             return True
         self._mute(within)
         return False

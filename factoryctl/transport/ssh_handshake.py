@@ -21,8 +21,6 @@ from typing import TYPE_CHECKING
 from factoryctl.errors import NodeError
 from factoryctl.transport.base import MAX_OUTPUT_BYTES
 from factoryctl.transport.hints import (
-    AUTH_UNANSWERED,
-    AUTH_UNANSWERED_HINT,
     CHANGED_KEY,
     CONNECT_TIMEOUT_HINT,
     CONNECT_TIMEOUT_SETTING,
@@ -47,14 +45,12 @@ from factoryctl.transport.host_limits import local_limit_error
 from factoryctl.transport.known_hosts import HostKeyStatus, KnownHosts, UnreadableKnownHosts, fingerprint, key_type_of
 from factoryctl.transport.polling import readable
 from factoryctl.transport.ssh_agent_client import TOO_LONG, agent_keys
+from factoryctl.transport.ssh_auth_errors import auth_refused, auth_unanswered
 from factoryctl.transport.ssh_config import SshTarget
 from factoryctl.transport.ssh_identities import (
     AGENT_HINT,
     AGENT_SIGN_HINT,
     AGENT_UNSIGNED,
-    NO_KEY_TO_OFFER,
-    Offers,
-    auth_hint,
     offered_keys,
 )
 
@@ -404,7 +400,7 @@ def authenticate(node: str, transport: paramiko.Transport, target: SshTarget) ->
                 break
             if answer is None:  # no answer at all: the next key would wait as long, and it refused nothing
                 transport.close()
-                raise _unanswered(node, target, timeout)
+                raise auth_unanswered(node, target, timeout)
             tried.append(label)
     finally:
         agent.close()  # wakes paramiko's thread if it still waits for that signature
@@ -415,37 +411,7 @@ def authenticate(node: str, transport: paramiko.Transport, target: SshTarget) ->
         raise NodeError(node, "auth", message, AGENT_HINT)
     if unsigned is not None:
         raise NodeError(node, "auth", f"{AGENT_UNSIGNED} within {timeout:g} s for {unsigned}", AGENT_SIGN_HINT)
-    raise _refused(node, target, offers, agent.note, tried, farewell if closed else None)
-
-
-def _unanswered(node: str, target: SshTarget, timeout: float) -> NodeError:
-    """The `timeout` error of a server that did not answer a key within the authentication timeout.
-
-    The link went silent (or sshd hangs in its user lookup or PAM): it refused nothing, so this is no `auth` error.
-    Worded as the TCP connect timeout is ("no answer from"), with a hint of its own (hints.py `AUTH_UNANSWERED`),
-    which a message read back from a controller's store gets too.
-    """
-    message = f"{NO_ANSWER} {target.label} {AUTH_UNANSWERED} {timeout:g} s {CONNECT_TIMEOUT_SETTING}"
-    return NodeError(node, "timeout", message, AUTH_UNANSWERED_HINT)
-
-
-def _refused(
-    node: str, target: SshTarget, offers: Offers, agent_note: str | None, tried: list[str], farewell: list[str] | None
-) -> NodeError:
-    """The `auth` error once no key was accepted; `farewell` is the server's DISCONNECT reasons if it closed first."""
-    notes = [s.reason for s in offers.skipped] + ([agent_note] if agent_note else [])
-    if offers.left_out:
-        notes.append(f"IdentitiesOnly yes: {offers.left_out} other ssh-agent key(s) not offered")
-    if not tried and not notes:
-        notes.append("no identity file and no ssh-agent keys")
-    detail = "; ".join(notes + ([f"tried {', '.join(tried)}"] if tried else []))
-    too_many = farewell is not None and any("too many" in reason.lower() for reason in farewell)
-    if farewell is not None:
-        detail += _closed_after(len(tried), len(offers.keys) - len(tried), farewell[0] if farewell else "")
-    hint = auth_hint(offers.skipped, offers.left_out, too_many, agent_note is not None)
-    if not tried:  # nothing reached the server: it refused nothing
-        return NodeError(node, "auth", f"{NO_KEY_TO_OFFER} {target.label} ({detail})", hint)
-    return NodeError(node, "auth", f"{target.label} refused authentication ({detail})", hint)
+    raise auth_refused(node, target, offers, agent.note, tried, farewell if closed else None)
 
 
 def _record_disconnect(transport: paramiko.Transport) -> list[str]:
@@ -470,15 +436,6 @@ def _record_disconnect(transport: paramiko.Transport) -> list[str]:
 
     setattr(transport, "_parse_disconnect", recorded)  # noqa: B010
     return said
-
-
-def _closed_after(offered: int, left: int, reason: str) -> str:
-    """How the server ended authentication: it closed the connection after `offered` keys, `left` not offered."""
-    why = f": {reason.strip()}" if reason.strip() else ""
-    if "too many" in why.lower():
-        why += " (sshd's MaxAuthTries)"
-    rest = f"; {left} more key(s) not offered" if left else ""
-    return f"; then it closed the connection after {offered} refused key(s){why}{rest}"
 
 
 #: What paramiko's AuthenticationException says when no answer came within `Transport.auth_timeout` (it has no class
