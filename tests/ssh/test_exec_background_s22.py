@@ -10,14 +10,12 @@ newlines only (`\xff`, `\r` progress and `\x1c` used to be replaced or split). E
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from background_jobs import alive, kill_listed
 from cli_process import run_cli
 from exec_fleets import Fleet, fleet  # noqa: F401 - the fixture
 
@@ -28,22 +26,12 @@ from factoryctl.transport.held_open import HELD_OPEN_NOTE
 LEAVES_A_JOB = 'nohup sleep 101 >/dev/null & echo $! >> "$1"; echo started'
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
-
-
 @pytest.fixture
 def jobs(tmp_path: Path) -> Iterator[Path]:
     """The file the background jobs' pids are appended to; whatever is left of them is killed after the test."""
     path = tmp_path / "jobs"
     yield path
-    for pid in path.read_text().split() if path.exists() else []:
-        with contextlib.suppress(OSError):
-            os.kill(int(pid), signal.SIGKILL)
+    kill_listed(path)
 
 
 def test_a_background_job_holding_the_output_is_left_running_and_the_exit_status_kept(
@@ -77,7 +65,7 @@ def test_a_background_job_holding_the_output_is_left_running_and_the_exit_status
     assert r.stderr == f"factoryctl: n[01-02] (2): {HELD_OPEN_NOTE}\n"  # once for the node set
     pids = [int(pid) for pid in jobs.read_text().split()]
     assert len(pids) == 2
-    assert all(_alive(pid) for pid in pids)  # what `nohup ... &` asked for
+    assert all(alive(pid) for pid in pids)  # what `nohup ... &` asked for
 
 
 def test_a_command_still_running_at_its_timeout_is_still_killed(
@@ -102,7 +90,7 @@ def test_a_command_still_running_at_its_timeout_is_still_killed(
     assert r.exit_code == ExitCode.TIMEOUT, r.stderr
     assert "n01: command did not finish within 1 s and was killed\n" in r.stderr
     assert HELD_OPEN_NOTE not in r.stderr
-    assert not _alive(int(jobs.read_text()))
+    assert not alive(int(jobs.read_text()))
 
 
 #: Writes on stderr a byte that is not UTF-8, a progress line of carriage returns and a control character.

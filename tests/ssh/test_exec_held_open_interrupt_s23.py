@@ -8,16 +8,13 @@ out, it meets the test's own timeout. Local and SSH nodes alike (`fleet`).
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
+from background_jobs import alive, marks  # noqa: F401 - marks: the fixture
 from exec_fleets import Fleet, fleet  # noqa: F401 - the fixture
 from reaping import reaped
 from waiting import wait_for
@@ -35,34 +32,14 @@ LONG_GRACE_CLI = (
 LEAVES_A_JOB = 'nohup sleep 3600 >/dev/null & echo $! >> "$1/jobs"; echo $$ >> "$1/shells"; echo started'
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
-
-
-@pytest.fixture
-def marks(tmp_path: Path) -> Iterator[Path]:
-    """Where the commands note their pids; the background jobs left are killed after the test."""
-    path = tmp_path / "marks"
-    path.mkdir()
-    yield path
-    jobs = path / "jobs"
-    for pid in jobs.read_text().split() if jobs.exists() else []:
-        with contextlib.suppress(OSError):
-            os.kill(int(pid), signal.SIGKILL)
-
-
 def _both_exited(shells: Path) -> bool:
     pids = shells.read_text().split() if shells.exists() else []
-    return len(pids) == 2 and not any(_alive(int(pid)) for pid in pids)
+    return len(pids) == 2 and not any(alive(int(pid)) for pid in pids)
 
 
 def test_ctrl_c_in_the_grace_ends_exec_at_once_with_the_commands_results(
     fleet: Fleet,  # noqa: F811 - the fixture, as a parameter
-    marks: Path,
+    marks: Path,  # noqa: F811 - the fixture, as a parameter
 ) -> None:
     argv = ["--config", fleet.config, "exec", "all", "-t", "3600", "-n", "-o", "json", "--"]
     proc = subprocess.Popen(

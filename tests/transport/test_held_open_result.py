@@ -9,15 +9,12 @@ timeout rather than passing by chance.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from background_jobs import alive, marks  # noqa: F401 - marks: the fixture
 from waiting import wait_for
 
 from factoryctl.model.inventory import NodeSpec
@@ -34,31 +31,11 @@ LEAVES_A_JOB = (
 )
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
-
-
-@pytest.fixture
-def marks(tmp_path: Path) -> Iterator[Path]:
-    """Where the commands note their pids; the background jobs left are killed after the test."""
-    path = tmp_path / "marks"
-    path.mkdir()
-    yield path
-    jobs = path / "jobs"
-    for pid in jobs.read_text().split() if jobs.exists() else []:
-        with contextlib.suppress(OSError):
-            os.kill(int(pid), signal.SIGKILL)
-
-
 def _transport(name: str, tmp_path: Path) -> LocalTransport:
     return LocalTransport(NodeSpec(name=name, host=name, transport="local"), "lab", tmp_path / "state")
 
 
-def test_the_result_says_its_output_was_left_held_open(tmp_path: Path, marks: Path) -> None:
+def test_the_result_says_its_output_was_left_held_open(tmp_path: Path, marks: Path) -> None:  # noqa: F811 - marks: the fixture
     transport = _transport("ws", tmp_path)
     left = transport.run(["sh", "-c", LEAVES_A_JOB, "x", str(marks)], 60)
     assert (left.exit_code, left.stdout, left.held_open) == (0, b"started\n", True)
@@ -66,7 +43,7 @@ def test_the_result_says_its_output_was_left_held_open(tmp_path: Path, marks: Pa
     assert (ended.exit_code, ended.stdout, ended.held_open) == (0, b"hi\n", False)
 
 
-def test_exec_never_says_held_open_of_a_command_it_did_not_run(cli: Any, tmp_path: Path, marks: Path) -> None:
+def test_exec_never_says_held_open_of_a_command_it_did_not_run(cli: Any, tmp_path: Path, marks: Path) -> None:  # noqa: F811 - marks: the fixture
     """A node's output left held open by another caller's command (in this process) is none of exec's business."""
     assert _transport("ws", tmp_path).run(["sh", "-c", LEAVES_A_JOB, "x", str(marks)], 60).stdout == b"started\n"
     config = tmp_path / "factory.yaml"
@@ -76,7 +53,7 @@ def test_exec_never_says_held_open_of_a_command_it_did_not_run(cli: Any, tmp_pat
     assert HELD_OPEN_NOTE not in r.stderr
 
 
-def test_an_interrupt_ends_the_grace_at_once(tmp_path: Path, marks: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_interrupt_ends_the_grace_at_once(tmp_path: Path, marks: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811 - marks: the fixture
     """Ctrl-C once the command exited: the result comes now, not at the grace's end (an hour: the join's timeout)."""
     monkeypatch.setattr(held_open, "HELD_GRACE_S", 3600.0)
     transport = _transport("ws-grace", tmp_path)
@@ -86,7 +63,7 @@ def test_an_interrupt_ends_the_grace_at_once(tmp_path: Path, marks: Path, monkey
     running.start()
     try:
         shell = marks / "shell"
-        wait_for(lambda: shell.exists() and not _alive(int(shell.read_text())), what="the command's exit")
+        wait_for(lambda: shell.exists() and not alive(int(shell.read_text())), what="the command's exit")
         transport.interrupt()
         running.join(60)  # the job is killed after the test: a grace waited out ends then
         assert not running.is_alive(), "the grace was waited out"
