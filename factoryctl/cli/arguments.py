@@ -179,8 +179,12 @@ def _check_command(
     Each text value read otherwise as UTF-8 goes into `meant`, by the position of its word (`_Word`): its length and
     the text it stands for (`text_meant`).
     """
+    from factoryctl.cli.exec_args import ExecCommand
+
     ctx = command.context_class(command, info_name=name, parent=parent, resilient_parsing=True)
-    opts, rest, _order = command.make_parser(ctx).parse_args(args=list(args))
+    # exec's words as its own parser takes them: a remote `-rX` (no exec option) left TARGET unparsed, unchecked
+    words = command.separated_args(ctx, args) if isinstance(command, ExecCommand) else list(args)
+    opts, rest, _order = command.make_parser(ctx).parse_args(args=words)
     for param in command.get_params(ctx):
         if (*path, param.name) in PASSED_THROUGH or _is_path(param):
             continue

@@ -24,7 +24,15 @@ class ExecCommand(TyperCommand):
 
     def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
         """Parse `args` with a `--` in front of the remote command's first word (see the module doc)."""
-        return super().parse_args(ctx, separated(args, self.value_options(ctx), self.leading_arguments()))
+        return super().parse_args(ctx, self.separated_args(ctx, args))
+
+    def separated_args(self, ctx: Context, args: list[str]) -> list[str]:
+        """`args` as `parse_args` hands them to click: `separated` by this command's options and arguments.
+
+        The argv text check (`arguments.check_text_arguments`) parses them so too: with click's plain parser, a
+        remote word exec lacks as an option (`exec n01 echo -rX`) left every word unparsed, TARGET unchecked.
+        """
+        return separated(args, self.value_options(ctx), self.leading_arguments())
 
     def shell_complete(self, ctx: Context, incomplete: str) -> list[CompletionItem]:
         """No exec option is offered once the remote command has begun: `exec all grep -` is grep's option."""
