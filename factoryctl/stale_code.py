@@ -1,4 +1,4 @@
-"""A long-running factoryctl process (`dash`, `metrics serve`) whose own files changed on disk under it.
+"""A long-running factoryctl process (`controller run`, `dash`, `metrics serve`) whose own files changed under it.
 
 An upgrade (`pip install -U factoryctl`, a distribution package, an editable checkout moving on) replaces the files
 while the old modules stay in memory: a module first imported after that is the new one, and it fails against the
@@ -8,7 +8,10 @@ on the hand-over path (the controller gone, the process polling the nodes itself
 
 So such a process imports, when it starts (in its command's body: `--help` and completion stay fast), what its later
 paths may need (`load_all`); and an import failure of factoryctl's own code that still happens (a module this list
-missed) is the process's failure, said once (`StaleCode`), never a node's. Imports nothing of factoryctl's.
+missed) is the process's failure, said once (`StaleCode`), never a node's. The code it ships is held as it started
+too (`freeze_code`): the agent zipapp, built at an agent start from the files then on disk, was an upgrade's, and
+every node it reconnected to failed with `the agent speaks protocol 2, this factoryctl speaks 1`
+(transport/bundle.py, `pin_contents`). Imports nothing of factoryctl's until called.
 """
 
 from __future__ import annotations
@@ -25,10 +28,23 @@ _In = TypeVar("_In")
 _Out = TypeVar("_Out")
 
 #: What `load_all` leaves out: the CLI and the UI (their commands import what they show), and the code that runs on
-#: the nodes (the agent and the simulated driver, started as a process of their own from the files then on disk).
+#: the nodes (the agent and the simulated driver, run as a process of their own from the zipapp, whose bytes
+#: `freeze_code` pins instead).
 NOT_PRELOADED = ("factoryctl.cli", "factoryctl.tui", "factoryctl.agent", "factoryctl.sim", "factoryctl.__main__")
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def freeze_code() -> None:
+    """What a long-running process calls when it starts: all its modules loaded (`load_all`), its agent pinned.
+
+    The agent zipapp it builds later holds the bytes of the agent, simulator and pynvml files as they are now
+    (transport/bundle.py `pin_contents`: a few ms more), not an upgrade's.
+    """
+    load_all()
+    from factoryctl.transport.bundle import pin_contents
+
+    pin_contents()
 
 
 def load_all() -> None:

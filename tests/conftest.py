@@ -31,6 +31,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(autouse=True)
+def unpinned_agent(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test ships the agent bytes an earlier in-process `metrics serve` or `dash` pinned (stale_code.freeze_code)."""
+    from factoryctl.transport import bundle
+
+    monkeypatch.setattr(bundle, "_PINNED", None)
+
+
+@pytest.fixture(autouse=True)
 def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Keep the developer's own config, state and caches out of every test."""
     home = tmp_path_factory.mktemp("home")

@@ -43,9 +43,9 @@ def run(
     level = checked_choice(log_level, LOG_LEVELS, "log level")
     from factoryctl.cli.daemon_hangup import take_held_hangup
     from factoryctl.controller import run_controller
-    from factoryctl.stale_code import load_all
+    from factoryctl.stale_code import freeze_code
 
-    load_all()  # it runs for months: a module it first imports later (a reload's SSH node) is an upgrade's file
+    freeze_code()  # it runs for months: a module imported later (a reload's SSH node), or its agent, is an upgrade's
 
     code = run_controller(config_path, level, hangup_held=take_held_hangup)  # a SIGHUP while it started: a reload
     if code:  # the reason is already logged (its store was deleted, replaced or damaged, or its code changed)

@@ -94,10 +94,10 @@ def register(app: typer.Typer) -> None:
         # a bad TARGET (usage) or $FACTORYCTL_REMOTE_CACHE (config) is an error before the screen changes
         check_agent_cache(config.resolve_target(target))
         require_terminal("in scripts use `factoryctl gpus --watch` or `factoryctl nodes list -o json`.")
-        from factoryctl.stale_code import load_all
+        from factoryctl.stale_code import freeze_code
         from factoryctl.tui.app import run_dashboard
 
-        load_all()  # its collector, when a controller hands back, must not load files an upgrade put there since
+        freeze_code()  # its collector, when a controller hands back, must not load or ship an upgrade's files
 
         status = run_dashboard(config, read_only=read_only, target=None if target == "all" else target)
         if status:

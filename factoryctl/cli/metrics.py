@@ -8,9 +8,10 @@ holding it, are in metrics_http.py.
 
 It runs as a daemon, as the controller does: SIGTERM is its clean stop (exit 0), SIGHUP re-reads factory.yaml. A
 node the controller no longer stores samples for is exported down, not up with its last values (`read_live`).
-Running for months, it imports all it may need when it starts (`load_all`): an upgrade's files, loaded by the first
-poll after the controller stopped, exported every node down. Should its code fail to load all the same, that is
-said once on stderr and its scrapes answer 500 (Prometheus's `up` of the job goes 0), never a node down.
+Running for months, it imports all it may need when it starts, and pins the agent it ships (`freeze_code`): an
+upgrade's files, loaded by the first poll after the controller stopped, exported every node down, and an upgrade's
+agent, shipped then, spoke a protocol it does not. Should its code fail to load all the same, that is said once on
+stderr and its scrapes answer 500 (Prometheus's `up` of the job goes 0), never a node down.
 """
 
 from __future__ import annotations
@@ -291,10 +292,10 @@ def register(app: typer.Typer) -> None:
         quiet = context.global_options(ctx)[1]  # -q: nothing but errors
         with _sigterm_stops() as (stop, stopped_by):  # from here on a SIGTERM is the clean stop, once serving
             from factoryctl.cli.metrics_http import listen  # after: http.server takes 25 ms to load
-            from factoryctl.stale_code import load_all
+            from factoryctl.stale_code import freeze_code
             from factoryctl.telemetry.poll import check_agent_cache
 
-            load_all()  # its polls, once no controller runs, must not load files an upgrade put there since
+            freeze_code()  # its polls, once no controller runs, must not load or ship files an upgrade put there
 
             source = MetricsSource(context.load(ctx), min_interval, timeout, quiet=quiet)
             check_agent_cache(source.config.nodes.values())  # before serving, not as a failed scrape

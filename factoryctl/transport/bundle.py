@@ -6,6 +6,14 @@ and, for real GPUs, the NVIDIA driver. The name carries a hash of every bundled 
 reused while nothing changes, and rebuilt when an agent or simulator source or pynvml changes. Building writes a
 temporary file and renames it into place, so concurrent first uses never see a half-written archive.
 
+A long-running process (the controller, a dashboard, `metrics serve`) pins the members' bytes when it starts
+(`pin_contents`, called by `stale_code.freeze_code`): an upgrade replaces the files under it while its own code stays
+in memory, and an agent it started after that, built from the new files, spoke another protocol (every node failed
+with `the agent speaks protocol 2, this factoryctl speaks 1`) or ran code this process was not written against.
+Pinned, every agent it starts ships exactly the code it started with, under that code's own hash (the zipapp of a
+process started since sits beside it in the cache). The checks below hold for the pinned bytes alike: they are the
+bytes an archive is compared with.
+
 The cached file is shipped to every node and run there as the SSH user, so it is trusted only as OpenSSH's
 secure_path trusts a file: the cache directory must be this user's and writable by nobody else, every directory
 above it root's or this user's and not writable by others unless sticky, a symbolic link on the way followed only if
@@ -98,6 +106,11 @@ _FALLBACK: list[_Fallback] = []
 #: Cached zipapps that could not be written, by path: why (`cannot be written (Read-only file system)`).
 _UNWRITABLE: dict[Path, str] = {}
 
+#: What the zipapp holds besides its entry point: (archive name, bytes) of each member, read at once.
+_Contents = list[tuple[str, bytes]]
+#: The members as read when this long-running process started (`pin_contents`); None: read at each agent start.
+_PINNED: _Contents | None = None
+
 
 #: By the kind of problem `_cache_place` found with a cache: what it means, and what to do.
 _ADVICE = {
@@ -148,11 +161,42 @@ def bundle_members() -> list[tuple[str, Path]]:
     return members
 
 
+def pin_contents() -> None:
+    """Read every member now: from here on this process's zipapp holds these bytes, whatever the files become.
+
+    For a long-running process, at its start (module docstring). A few ms and 0.6 MB, held for the process's life;
+    a second call keeps the first bytes. Members that cannot be read (pynvml gone) pin nothing: each agent start
+    then fails to build the agent as it would have, said for each node, instead of the process failing to start.
+    """
+    global _PINNED
+    try:
+        contents = _contents(bundle_members())
+    except (OSError, RuntimeError):
+        return
+    with _LOCK:
+        if _PINNED is None:
+            _PINNED = contents
+
+
+def _contents(members: list[tuple[str, Path]]) -> _Contents:
+    return [(name, path.read_bytes()) for name, path in members]
+
+
+def _current() -> _Contents:
+    """What this process's zipapp holds: the pinned bytes (`pin_contents`), else the members' bytes on disk now."""
+    pinned = _PINNED
+    return pinned if pinned is not None else _contents(bundle_members())
+
+
 def bundle_hash(members: list[tuple[str, Path]] | None = None) -> str:
-    """A short hash of the bundle's contents (format, names and bytes of every member)."""
+    """A short hash of the bundle's contents (format, names and bytes of every member); by default this process's."""
+    return _hash(_current() if members is None else _contents(members))
+
+
+def _hash(contents: _Contents) -> str:
     digest = hashlib.sha256(BUNDLE_FORMAT.encode())
-    for name, path in members if members is not None else bundle_members():
-        digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+    for name, data in contents:
+        digest.update(name.encode() + b"\0" + data + b"\0")
     return digest.hexdigest()[:16]
 
 
@@ -165,25 +209,32 @@ def default_cache_dir() -> Path:
 
 def build_archive(members: list[tuple[str, Path]]) -> bytes:
     """The zipapp's bytes: a `#!` line, then the archive (the same members always give the same bytes)."""
+    return _archive(_contents(members))
+
+
+def _archive(contents: _Contents) -> bytes:
     buffer = io.BytesIO()
     buffer.write(b"#!/usr/bin/env python3\n")
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr(zipfile.ZipInfo("__main__.py", _ZIP_DATE), _MAIN, zipfile.ZIP_DEFLATED)
-        for name, path in members:
-            archive.writestr(zipfile.ZipInfo(name, _ZIP_DATE), path.read_bytes(), zipfile.ZIP_DEFLATED)
+        for name, data in contents:
+            archive.writestr(zipfile.ZipInfo(name, _ZIP_DATE), data, zipfile.ZIP_DEFLATED)
     return buffer.getvalue()
 
 
 def agent_zipapp(cache_dir: Path | None = None) -> Path:
-    """The path of the current agent zipapp, building it first if it is missing, out of date or not trusted.
+    """The path of this process's agent zipapp, building it first if it is missing, out of date or not trusted.
+
+    Its bytes are the pinned ones in a long-running process (`pin_contents`), else the members' on disk now, read
+    once for both the name's hash and the archive (a file changing meanwhile cannot give a name another's bytes).
 
     The path is resolved (no symbolic link in it) and its directory is private (module docstring): another user can
     neither have planted the file nor replace it before it is shipped. A cache that is not private, or cannot be
     created or written, gives way to a private temporary directory, reached through the descriptor that holds it
     (`/proc/self/fd/<fd>/...`: `pinned_fds`, `shown_path`); FactoryError when that cannot take it either.
     """
-    members = bundle_members()
-    name = f"factoryctl-agent-{bundle_hash(members)}.pyz"
+    contents = _current()
+    name = f"factoryctl-agent-{_hash(contents)}.pyz"
     directory = cache_dir if cache_dir is not None else default_cache_dir()
     with _LOCK:
         place, problem, kind = _cache_place(directory)
@@ -191,13 +242,13 @@ def agent_zipapp(cache_dir: Path | None = None) -> Path:
             problem, kind = _UNWRITABLE[place / name], "unwritable"
         elif place is not None:
             try:
-                return _checked(place / name, members)
+                return _checked(place / name, contents)
             except _NotWritten as failed:
                 _UNWRITABLE[place / name] = problem = failed.problem
                 kind = "unwritable"
         fallback = _fallback_dir(directory, problem, kind)
         try:
-            return _checked(fallback.via / name, members)
+            return _checked(fallback.via / name, contents)
         except _NotWritten as failed:
             raise FactoryError(
                 f"the agent was not built: its cache {directory} {problem}, and the temporary directory "
@@ -206,12 +257,12 @@ def agent_zipapp(cache_dir: Path | None = None) -> Path:
             ) from None
 
 
-def _checked(target: Path, members: list[tuple[str, Path]]) -> Path:
-    """`target`, written (or rewritten) with the zipapp of `members` unless it holds those checked bytes already."""
+def _checked(target: Path, contents: _Contents) -> Path:
+    """`target`, written (or rewritten) with the zipapp of `contents` unless it holds those checked bytes already."""
     found = _own_file(target)
     if found is not None and _VERIFIED.get(target) == found:
         return target
-    expected = build_archive(members)
+    expected = _archive(contents)
     try:
         if found is None or _read(target) != expected:
             _write(target, expected)
