@@ -140,6 +140,10 @@ NODE_COLUMNS = (
 )
 
 
+#: The STATE of a node not heard from yet (`--watch`'s first redraws), as the dashboard's (docs/dashboard.md).
+CONNECTING = "connecting"
+
+
 def ssh_port(spec: NodeSpec) -> int | None:
     """The port an SSH node is reached on, None for a local node.
 
@@ -169,7 +173,9 @@ def node_item(
     """One `nodes list` item (the Node fields of docs/cli.md, with why, by whom and since when a node is drained).
 
     `drained` is None when the store could not say (`drains_known` false): unknown, not "not drained". `last_seen`
-    is when a node that did not answer last sent a sample, when known (a live controller's store).
+    is when a node that did not answer last sent a sample, when known (a live controller's store). No `sample` is a
+    node `--watch` has not heard from yet (watch_poll.py): `connecting`, as the dashboard says it, with no error; it
+    was `down` with ERROR `unknown`, which a first redraw showed of every healthy node still queued behind `--fanout`.
     """
     answered = sample is not None and sample.error is None
     if answered and sample is not None:
@@ -179,7 +185,7 @@ def node_item(
         "host": spec.host,
         "port": ssh_port(spec),
         "transport": spec.transport,
-        "state": sample.state if sample else "down",
+        "state": sample.state if sample else CONNECTING,
         "drained": drain is not None if drains_known else None,
         "healthy": bool(sample and sample.healthy),
         "agent_version": sample.agent_version if sample else None,
@@ -191,7 +197,7 @@ def node_item(
         "rack": spec.rack,
         "labels": dict(spec.labels),
         "last_seen": iso_utc(last_seen) if last_seen is not None else None,
-        "error": sample.error if sample else "unknown",
+        "error": sample.error if sample else None,
         "drain_reason": drain.reason if drain else None,
         "drained_by": drain.by if drain else None,
         "drained_at": iso_utc(drain.since) if drain else None,
@@ -204,8 +210,8 @@ def unhealthy_reason(node: str, sample: NodeSample | None) -> str | None:
 
     The rule is NodeSample.healthy's: a node that did not answer, a lost GPU, an uncorrectable ECC error.
     """
-    if sample is None:
-        return "not sampled"
+    if sample is None:  # not heard from yet (`--watch`)
+        return f"not sampled ({CONNECTING})"
     if sample.healthy:
         return None
     if sample.state == "down" or sample.error is not None:

@@ -114,5 +114,8 @@ FANOUT_OPTION = typer.Option(
     min=1,
     max=MAX_FANOUT,
     callback=_note_asked_fanout,
-    help=f"Nodes worked on at once (1-{MAX_FANOUT}); fewer if the open-file limit (ulimit -n) has no room for them.",
+    help=(
+        f"Nodes worked on at once (1-{MAX_FANOUT}); fewer if the open-file limit (ulimit -n) has no room for them;"
+        " under --watch a node not answering for 1 s gives its place to the next."
+    ),
 )

@@ -11,7 +11,14 @@ with an error that says so (`no answer for 4 s (still being asked); its rows are
 answer, or why it failed) shows at the first redraw after. A node only waiting for a `--fanout` slot, or whose ask
 began less than that ago, is not slow: when a pass over a big fleet outlasts the round it keeps its last rows as they
 were, no error (a review saw healthy nodes `degraded`, `timeout` on stderr, at every redraw), and one not heard from
-yet is left out of the redraw (no `gpus` rows, a `nodes` row as for no answer) until its answer comes.
+yet is left out of the redraw (no `gpus` rows, a `connecting` `nodes` row) until its answer comes.
+Nodes that do not answer must not hold the queue either: with `--fanout 2` and two hung sshds the healthy nodes behind
+them were never asked until those asks ran out (`--timeout`), their rows redrawn unchanged as if fresh. So a slow ask
+steps aside: it gives its `--fanout` place to a node waiting for one and goes on outside the count, up to `--fanout`
+such asks (fewer if the open-file limit has no room for them), so at most twice `--fanout` asks are under way, each
+node's one at a time. Past that the queue can still be held: a node that has waited `ROUND_FLOOR_S` or more while
+every place is held by a slow ask is shown as a slow node is (its last rows `degraded`, a `timeout` error saying it
+waits its turn), never as fresh.
 With a live controller the store answers at once (telemetry/current.py) and only the nodes it cannot answer for are
 asked this way. `gpus --watch` and `nodes --watch` both ask this way (`asker`); without `--watch` a listing asks once
 and waits for every node.
@@ -47,6 +54,10 @@ SLOW_HINT = (
     "what it answers, or why it failed, shows at the first redraw after it comes; `factoryctl nodes check {node}` "
     "tests its link step by step."
 )
+HELD_HINT = (
+    "the nodes that do not answer hold every `--fanout` place until they answer or `--timeout` ends; a larger "
+    "`--fanout`, or a shorter `--timeout`, lets the others be asked sooner."
+)
 
 
 def asker(
@@ -72,12 +83,20 @@ class _Asking:
     outcome: NodeSample | NodeError | None = None
     answered_at: float = 0.0
     in_flight: bool = False
+    #: When its ask in flight was wanted (monotonic), its turn or not.
+    asked: float = 0.0
     #: When its ask in flight got its turn (monotonic); None while it waits for one of the `--fanout` slots.
     started: float | None = None
+    #: Its ask, slow, gave its `--fanout` slot to a node waiting for one (`WatchPoll._step_aside`).
+    aside: bool = False
 
     def slow(self, now: float) -> bool:
         """Whether its own ask has run `ROUND_FLOOR_S` or more: in a whole round it could have answered, it did not."""
         return self.in_flight and self.started is not None and now - self.started >= ROUND_FLOOR_S
+
+    def held(self, now: float) -> bool:
+        """Whether it has waited `ROUND_FLOOR_S` or more for a slot (said only while slow asks hold them all)."""
+        return self.in_flight and self.started is None and now - self.asked >= ROUND_FLOOR_S
 
 
 class WatchPoll:
@@ -93,6 +112,9 @@ class WatchPoll:
             raise_open_file_limit()
         self._fanout = within_file_limit(self._nodes, fanout)
         self._slots = threading.BoundedSemaphore(self._fanout)
+        #: How many slow asks may go on outside the slots (`_step_aside`): `--fanout` more, as the file limit allows.
+        self._spare = max(0, within_file_limit(self._nodes, 2 * self._fanout) - self._fanout)
+        self._aside = 0
         self._changed = threading.Condition()
         self._asking = {spec.name: _Asking() for spec in self._nodes}
         self.wait_s = max(interval, ROUND_FLOOR_S)
@@ -128,6 +150,7 @@ class WatchPoll:
         self._rounds += 1
         with replay_progress("asking the nodes", quiet, unit="nodes done") as line, self._changed:
             while True:
+                self._step_aside(time.monotonic())
                 waiting = sum(1 for spec in nodes if self._asking[spec.name].in_flight)
                 if line is not None:
                     line(len(nodes) - waiting, len(nodes))
@@ -135,8 +158,31 @@ class WatchPoll:
                 if not waiting or left <= 0:
                     break
                 self._changed.wait(min(left, _SLICE_S))
+            now = time.monotonic()
+            self._step_aside(now)
             found = {spec.name: replace(self._asking[spec.name]) for spec in nodes}
-        return self._result(nodes, found, time.monotonic())
+            held = self._held_up(now)
+        return self._result(nodes, found, now, held)
+
+    def _step_aside(self, now: float) -> None:
+        """Slow asks give their slots to the nodes waiting for one, while fewer than `_spare` asks are set aside.
+
+        Called with `_changed` held. A slow ask is a node that does not answer (a hung sshd, a link gone half-open):
+        it would hold its slot until `--timeout` ends, and the healthy nodes queued behind would go unasked.
+        """
+        if self._aside >= self._spare:
+            return
+        queued = sum(1 for asking in self._asking.values() if asking.in_flight and asking.started is None)
+        for asking in self._asking.values():
+            if min(queued, self._spare - self._aside) <= 0:
+                return
+            if asking.slow(now) and not asking.aside:
+                asking.aside, self._aside, queued = True, self._aside + 1, queued - 1
+                self._slots.release()
+
+    def _held_up(self, now: float) -> bool:
+        """Whether every slot is held by a slow ask (none left to set aside): a node waiting for one waits for them."""
+        return sum(1 for a in self._asking.values() if a.slow(now) and not a.aside) >= self._fanout
 
     def _start(self, spec: NodeSpec) -> None:
         """Ask `spec` on a thread of its own, unless its last ask is still going; a free slot is taken here, at once."""
@@ -145,7 +191,8 @@ class WatchPoll:
             if asking.in_flight:
                 return
             held = self._slots.acquire(blocking=False)
-            asking.in_flight, asking.started = True, time.monotonic() if held else None
+            asking.in_flight, asking.asked, asking.aside = True, time.monotonic(), False
+            asking.started = asking.asked if held else None
         try:
             threading.Thread(target=self._one, args=(spec, held), daemon=True, name=f"watch-{spec.name}").start()
         except RuntimeError as exc:
@@ -153,32 +200,37 @@ class WatchPoll:
                 self._slots.release()
             if not is_thread_exhaustion(exc):
                 raise
-            self._answered(spec.name, thread_limit_error(spec.name))
+            self._answered(spec.name, thread_limit_error(spec.name), False)
 
     def _one(self, spec: NodeSpec, held: bool) -> None:
         """One ask of `spec` (in its turn among the `--fanout` slots, `held` if taken already), its outcome kept."""
-        outcome: NodeSample | NodeError
         if not held:
             self._slots.acquire()
             with self._changed:
                 self._asking[spec.name].started = time.monotonic()
+        outcome: NodeSample | NodeError | None = None
         try:
             outcome = sample_node(spec, self._config, self._timeout)
         except Exception as exc:
             outcome = as_node_error(spec.name, exc)
         finally:
-            self._slots.release()
-        self._answered(spec.name, outcome)
+            self._answered(spec.name, outcome, True)
 
-    def _answered(self, node: str, outcome: NodeSample | NodeError) -> None:
+    def _answered(self, node: str, outcome: NodeSample | NodeError | None, slot: bool) -> None:
+        """Keep `node`'s outcome (None: none came); give back the slot its ask held (`slot`), or its place aside."""
         with self._changed:
             asking = self._asking[node]
-            asking.outcome, asking.answered_at = outcome, time.time()
-            asking.in_flight, asking.started = False, None
+            if slot and asking.aside:
+                self._aside -= 1
+            elif slot:
+                self._slots.release()
+            if outcome is not None:
+                asking.outcome, asking.answered_at = outcome, time.time()
+            asking.in_flight, asking.started, asking.aside = False, None, False
             self._changed.notify_all()
 
-    def _result(self, nodes: Sequence[NodeSpec], found: dict[str, _Asking], now: float) -> PollResult:
-        """Each node's row and error, as a poll gives them; a slow node as `_unanswered` says.
+    def _result(self, nodes: Sequence[NodeSpec], found: dict[str, _Asking], now: float, held: bool) -> PollResult:
+        """Each node's row and error, as a poll gives them; a slow node, or one `held` up behind slow ones, as `_old`.
 
         A node not slow (waiting for its slot, or asked a moment ago) shows its last outcome as it was: nothing when it
         was never heard from.
@@ -191,8 +243,8 @@ class WatchPoll:
             if isinstance(outcome, NodeError):  # its newest word, even while it is asked again
                 errors.append(hinted(outcome))
                 samples.append(down_sample(spec.name, outcome, self._config.interval_s))
-            elif asking.slow(now):
-                sample, error = self._unanswered(spec.name, asking, now)
+            elif asking.slow(now) or (held and asking.held(now)):
+                sample, error = self._old(spec.name, asking, now)
                 if sample is None:  # never heard from: a row as a poll gives a node that failed
                     sample = down_sample(spec.name, error, self._config.interval_s)
                 samples.append(sample)
@@ -201,16 +253,24 @@ class WatchPoll:
                 samples.append(outcome)
         return PollResult(samples, errors)
 
-    def _unanswered(self, node: str, asking: _Asking, now: float) -> tuple[NodeSample | None, NodeError]:
-        """A slow node: its last sample (`degraded`, as silence makes it) and why it is old.
+    def _old(self, node: str, asking: _Asking, now: float) -> tuple[NodeSample | None, NodeError]:
+        """A node not heard from for too long: its last sample (`degraded`, as silence makes it) and why it is old.
 
-        A node never heard from has no sample: its error, `no answer yet`, is its row (`down`, as a poll's failure).
+        Its own ask is slow, or it is still waiting for a slot that slow asks hold. A node never heard from has no
+        sample: its error, `no answer yet`, is its row (`down`, as a poll's failure).
         """
-        hint = SLOW_HINT.format(node=node)
-        waited = f"{now - (asking.started or now):.0f} s"
+        if asking.started is None:
+            waited = f"{now - asking.asked:.0f} s"
+            why = f"waiting {waited} for its turn, every place of --fanout {self._fanout} held by a node that does not answer"
+            hint, never = HELD_HINT, f"no answer yet (not asked yet: {why})."
+            said = f"not asked again yet: {why}"
+        else:
+            waited = f"{now - asking.started:.0f} s"
+            hint, never = SLOW_HINT.format(node=node), f"no answer yet (asked {waited} ago, still being asked)."
+            said = f"no answer for {waited} (still being asked)"
         if not isinstance(asking.outcome, NodeSample):
-            return None, NodeError(node, "timeout", f"no answer yet (asked {waited} ago, still being asked).", hint)
-        said = f"no answer for {waited} (still being asked); its rows are its reading of {iso_utc(asking.answered_at)}."
+            return None, NodeError(node, "timeout", never, hint)
+        said = f"{said}; its rows are its reading of {iso_utc(asking.answered_at)}."
         return _kept(asking.outcome), NodeError(node, "timeout", said, hint)
 
 

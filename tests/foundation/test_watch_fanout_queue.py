@@ -82,8 +82,8 @@ def test_healthy_nodes_queued_behind_the_fanout_are_not_called_slow(
     for i in range(NODES):
         rows = [next(item for item in r["items"] if item["node"] == f"n{i:02d}") for r in redraws]
         states = [(row["state"], row["error"]) for row in rows]
-        first = states.index(("up", None))  # before its first answer: no row of its own (`down`, `unknown`)
-        assert set(states[:first]) <= {("down", "unknown")}, states
+        first = states.index(("up", None))  # before its first answer: no row of its own (`connecting`, no error)
+        assert set(states[:first]) <= {("connecting", None)}, states
         assert set(states[first:]) == {("up", None)}, states
         shown = [row["last_seen"] for row in rows[first:]]
         kept += sum(a == b for a, b in itertools.pairwise(shown))
