@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
     from factoryctl.config import FactoryConfig
     from factoryctl.store.logs import EventMatch
-    from factoryctl.store.rows import AuditEntry
+    from factoryctl.store.rows import AuditEntry, Event
     from factoryctl.store.sqlite import Store
 
 EVENT_COLUMNS = (
@@ -118,7 +118,8 @@ def events_command(
         "--follow",
         "-f",
         help="Keep printing new events (JSON lines with -o json, `---` documents with -o yaml) until Ctrl-C "
-        "(exit 130); a deleted or replaced store file is followed to the new one.",
+        "(exit 130), or until an --until time ahead (exit 0); a deleted or replaced store file is followed to the "
+        "new one.",
     ),
 ) -> None:
     """Health and state events: nodes up/degraded/down, XIDs, ECC errors, lost GPUs, drains, reloads."""
@@ -126,14 +127,9 @@ def events_command(
     from factoryctl.store.logs import EventMatch
 
     kinds = _check_kinds(kind)
-    if follow and until is not None:
-        from factoryctl.errors import UsageError
-
-        raise UsageError(
-            "--follow prints events as they come, with no end: it takes no --until.",
-            "leave out --until to follow, or --follow to list the events before --until.",
-        )
     start, end = _window(since, until)  # a bad --since is exit 2 whether or not there is a store yet
+    if follow and end is not None:
+        _check_follow_end(until or "", end)
     config, names = _nodes(ctx, target, "event")
     store = open_history(config)
     try:
@@ -149,10 +145,32 @@ def events_command(
         found = store.events(start, names, limit, kinds)  # oldest first: the newest `limit`
         _say_if_no_controller(store, bool(found) or quiet)
         printer = FollowedEventPrinter(output, no_header, names if names is not None else list(config.nodes))
-        printer.show([e for e in found if (e.id or 0) <= written], header=not no_header)
-        _follow(store, written, EventMatch(names, kinds), printer, max(config.interval_s, 0.5))
+        printer.show([e for e in found if (e.id or 0) <= written and _before(e, end)], header=not no_header)
+        store = _follow(store, written, EventMatch(names, kinds), printer, max(config.interval_s, 0.5), end)
     finally:
         store.close()
+
+
+def _check_follow_end(until: str, end: float) -> None:
+    """A usage error unless `--follow`'s `--until` is ahead: following ends there (a duration is that long ago)."""
+    import time
+
+    now = time.time()
+    if end > now:
+        return
+    from factoryctl.errors import UsageError
+
+    ahead = time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime(now + 3600))
+    raise UsageError(
+        f"--follow prints events as they come until --until, and --until {until} is not in the future.",
+        f"give --until a time ahead (e.g. --until {ahead}; a duration means that long ago), "
+        "or leave out --follow to list the events before it.",
+    )
+
+
+def _before(event: Event, end: float | None) -> bool:
+    """Whether `event` is before `--until` (excluded, as the listing excludes it); every event without one."""
+    return end is None or event.time < end
 
 
 def _window(since: str, until: str | None) -> tuple[float, float | None]:
@@ -315,13 +333,18 @@ def register(app: typer.Typer) -> None:
     app.command("audit", short_help="Every power-limit change: before, after, who and why.")(audit_command)
 
 
-def _follow(store: Store, written: int, match: EventMatch, printer: FollowedEventPrinter, every_s: float) -> NoReturn:
-    """Print every event stored after the one numbered `written`, like `tail -f`, until Ctrl-C (exit 130).
+def _follow(
+    store: Store, written: int, match: EventMatch, printer: FollowedEventPrinter, every_s: float, end: float | None
+) -> Store:
+    """Print every event stored after the one numbered `written`, like `tail -f`, until Ctrl-C (exit 130) or `end`.
 
     Events are printed in the order the store took them (`Store.events_written`), which is not always their times':
     an XID carries the time its agent saw it, and events held while the store refused writes come when it takes
     them. A store file deleted or replaced underneath (`rm factory.db*`, a restored backup) is noticed at the next
     poll: following moves to the new file once one exists, from the last moment the old one was seen intact.
+    With `end` (`--until`, a time ahead) the last poll comes once it is reached and takes the events stored by then
+    that are before it; those at or after it are never printed, as a listing leaves them out. Returns the store
+    followed last (to close).
     """
     import dataclasses
     import time
@@ -329,24 +352,40 @@ def _follow(store: Store, written: int, match: EventMatch, printer: FollowedEven
     from factoryctl.cli.render import pause_while_read
 
     intact_at = time.time()
-    while True:
-        pause_while_read(every_s)
+    while end is None or time.time() < end:  # the poll after the pause that reaches `end` is the last
+        pause_while_read(_pause_s(every_s, end))
         gone = store.replaced()
         if gone:
-            store = _reattach(store, gone, every_s)
+            found = _reattach(store, gone, every_s, end)
+            if found is None:  # `end` came before a new store did
+                return store
+            store = found
             # ids start again in the new file: what it already holds is printed from when the old one was last seen
             catch_up = dataclasses.replace(match, since=intact_at)
-            written = _print_written(store, 0, catch_up, printer)
+            written = _print_written(store, 0, catch_up, printer, end)
         intact_at = time.time()
-        written = _print_written(store, written, match, printer)
+        written = _print_written(store, written, match, printer, end)
+    return store
 
 
-def _print_written(store: Store, after_id: int, match: EventMatch, printer: FollowedEventPrinter) -> int:
-    """Print the events that `match`, stored after the one numbered `after_id`, page by page; returns the last id."""
+def _pause_s(every_s: float, end: float | None) -> float:
+    """How long a follow pauses: `every_s`, or less to wake as `end` (`--until`) comes."""
+    import time
+
+    return every_s if end is None else max(0.0, min(every_s, end - time.time()))
+
+
+def _print_written(
+    store: Store, after_id: int, match: EventMatch, printer: FollowedEventPrinter, end: float | None
+) -> int:
+    """Print the events that `match` (and are before `end`), stored after the one numbered `after_id`, page by page.
+
+    Returns the last id read.
+    """
     through = store.last_event_id()
     while after_id < through:
         page = store.events_written(after_id, through, match, FOLLOW_PAGE)
-        printer.show(page, header=False)
+        printer.show([e for e in page if _before(e, end)], header=False)
         if len(page) < FOLLOW_PAGE:
             break
         after_id = page[-1].id or through
@@ -413,9 +452,13 @@ class FollowedEventPrinter:
         return "".join(table_line(row, self._widths) for row in rows)
 
 
-def _reattach(old: Store, gone: str, every_s: float) -> Store:
-    """Close the store that was deleted or replaced and open the file now at its path, waiting for one to exist."""
+def _reattach(old: Store, gone: str, every_s: float, end: float | None) -> Store | None:
+    """Close the store that was deleted or replaced and open the file now at its path, waiting for one to exist.
+
+    None when `end` (`--follow --until`) is reached before one does.
+    """
     import sys
+    import time
 
     from factoryctl.cli.render import pause_while_read
     from factoryctl.store.sqlite import Store, StoreError
@@ -426,7 +469,9 @@ def _reattach(old: Store, gone: str, every_s: float) -> Store:
         try:
             store = Store(old.path, readonly=True)
         except StoreError:  # not there yet, or being created by a restarted controller
-            pause_while_read(every_s)
+            if end is not None and time.time() >= end:
+                return None
+            pause_while_read(_pause_s(every_s, end))
             continue
         sys.stderr.write(f"factoryctl: following the new store {old.path}.\n")
         return store

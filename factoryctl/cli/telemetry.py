@@ -9,6 +9,7 @@ neither paramiko nor pynvml. They and `events` / `audit` take their time window 
 from __future__ import annotations
 
 import re
+import signal
 import sys
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from factoryctl.config import FactoryConfig
     from factoryctl.model.telemetry import NodeSample
     from factoryctl.store.rows import Event, NodeState
-    from factoryctl.store.sqlite import Store
+    from factoryctl.store.sqlite import Store, StoreError
     from factoryctl.telemetry.poll import PollResult
 
 app = typer.Typer(no_args_is_help=True)
@@ -152,11 +153,10 @@ def collect(
     _, quiet = context.global_options(ctx)
     stopped = partial(_store_stopped_sweep, config, store, len(nodes), quiet)
     result = poll_nodes(config, nodes, timeout, fanout, stopped=stopped)
-    reached = _reached(result)
-    rows = _store_sweep(config, store, result.samples, reached)
+    rows = _store_answered(config, store, result, len(nodes), quiet)
     if not quiet:
         sys.stderr.write(
-            f"stored {rows} GPU samples from {len(reached)} of {len(nodes)} nodes in {config.store_path}\n"
+            f"stored {rows} GPU samples from {len(_reached(result))} of {len(nodes)} nodes in {config.store_path}\n"
         )
     items = [_sweep_item(s) for s in result.samples]
     raise typer.Exit(show_listing(lambda: (items, result.errors), COLLECT_COLUMNS, output, no_header))
@@ -169,7 +169,7 @@ def _reached(result: PollResult) -> list[NodeSample]:
 
 
 def _store_stopped_sweep(config: FactoryConfig, store: Store, asked: int, quiet: bool, result: PollResult) -> None:
-    """A sweep stopped (Ctrl-C, SIGTERM) before every node answered: store those that had, within a few seconds.
+    """A sweep stopped (Ctrl-C, SIGTERM) before it was stored: store what had answered, within a few seconds.
 
     The stop then goes on to end the command as any stop does (exit 130, 143). Waiting for a store another writer
     holds is cut short (`stop_waiting_for_locks`), and rollups and retention are left to the next sweep; a store
@@ -181,56 +181,119 @@ def _store_stopped_sweep(config: FactoryConfig, store: Store, asked: int, quiet:
     if not result.samples:  # stopped before any node answered: nothing to store, nothing to say
         store.close()
         return
-    reached = _reached(result)
     stop_waiting_for_locks()
     try:
-        rows = _store_sweep(config, store, result.samples, reached, tidy=False)
+        rows = _write_sweep(config, store, result)
     except StoreError as exc:
-        sys.stderr.write(f"factoryctl: {exc.message}\n" + (f"hint: {exc.hint}\n" if exc.hint else ""))
+        _say_not_stored(exc)
         return
     finally:
+        store.close()
         wait_for_locks_again()
     if not quiet:
-        sys.stderr.write(
-            f"stored {rows} GPU samples from {len(reached)} of {asked} nodes in {config.store_path}"
-            " (stopped before the others answered)\n"
-        )
+        _say_stored_when_stopped(config, rows, result, asked)
 
 
-def _store_sweep(
-    config: FactoryConfig,
-    store: Store,
-    samples: Sequence[NodeSample],
-    reached: Sequence[NodeSample],
-    tidy: bool = True,
-) -> int:
-    """Write the reached nodes' samples and close the store; returns the GPU rows stored.
+def _say_stored_when_stopped(config: FactoryConfig, rows: int, result: PollResult, asked: int) -> None:
+    """The `stored ...` line of a stopped sweep: before every node answered, or as the answers were being stored."""
+    if len(result.samples) < asked:
+        why = "stopped before the others answered"
+    else:
+        why = "stopped as they were stored; rollups are left to the next sweep"
+    sys.stderr.write(
+        f"stored {rows} GPU samples from {len(_reached(result))} of {asked} nodes in {config.store_path} ({why})\n"
+    )
 
-    Without a live controller this sweep also does what the controller would: it records every node's state, the
+
+def _say_not_stored(exc: StoreError) -> None:
+    """Why a stopped sweep's write failed (its sentence says what was not saved); the stop decides the exit status."""
+    sys.stderr.write(f"factoryctl: {exc.message}\n" + (f"hint: {exc.hint}\n" if exc.hint else ""))
+
+
+class _Storing:
+    """A sweep being stored with the stops held: the stops that came meanwhile, and the GPU rows once committed."""
+
+    def __init__(self) -> None:
+        self.stops: list[int] = []
+        self.rows: int | None = None
+
+    def stop_asked(self, signum: int) -> None:
+        """A stop during the write (a signal handler): noted, and the write's lock waits cut short; nothing raised."""
+        from factoryctl.store.lock_wait import stop_waiting_for_locks
+
+        if not self.stops:
+            stop_waiting_for_locks()
+        self.stops.append(signum)
+
+
+def _store_answered(config: FactoryConfig, store: Store, result: PollResult, asked: int, quiet: bool) -> int:
+    """Store the sweep every node answered (or failed) and close the store; returns the GPU rows stored.
+
+    A stop (Ctrl-C, SIGTERM) during the write does not break into it, which rolled the whole sweep back: it only cuts
+    the write's lock waits short, to the stopped sweep's few seconds (`stop_waiting_for_locks`). The transaction then
+    commits, or (the store held by another writer all that time) stores nothing, and the command says which on stderr
+    before it ends as the stop does (130, 143, 129). One during the rollups that follow rolls them back (the next
+    sweep does them); one in the instant before the write was held stores the sweep as a stopped one.
+    """
+    from factoryctl.cli.signals import Terminated
+    from factoryctl.store.held_signals import signals_routed
+    from factoryctl.store.lock import controller_is_running
+    from factoryctl.store.lock_wait import wait_for_locks_again
+    from factoryctl.store.sqlite import StoreError
+
+    storing = _Storing()
+    try:
+        with signals_routed(storing.stop_asked):
+            try:
+                storing.rows = _write_sweep(config, store, result)
+            except StoreError as exc:
+                if not storing.stops:
+                    raise
+                _say_not_stored(exc)
+        if storing.stops:
+            signal.raise_signal(storing.stops[0])  # the stop, as it comes to the command: the boundary raises it
+        if not controller_is_running(config.state_dir):
+            _tidy(config, store)
+    except (KeyboardInterrupt, Terminated):  # HungUp is a Terminated
+        if storing.rows is None and not storing.stops:  # it came before the write was held
+            _store_stopped_sweep(config, store, asked, quiet, result)
+        elif storing.rows is not None and not quiet:
+            _say_stored_when_stopped(config, storing.rows, result, asked)
+        raise
+    finally:
+        store.close()
+        if storing.stops:
+            wait_for_locks_again()  # a process that runs on (the tests' in-process CLI)
+    assert storing.rows is not None  # a StoreError without a stop was raised; with one, the stop was
+    return storing.rows
+
+
+def _write_sweep(config: FactoryConfig, store: Store, result: PollResult) -> int:
+    """Write the reached nodes' samples in one transaction; returns the GPU rows stored.
+
+    Without a live controller this sweep also does what the controller would: it records every node's state and the
     events between each node's stored newest sample and this one (a state change, a GPU lost or back, an XID, new
-    uncorrectable ECC errors, thermal slowdown starting), rolls up and prunes. Otherwise a fault first seen by a cron
-    sweep would never be an event: the controller compares its first samples with the stored newest, which already
-    holds the fault. A live controller owns states, events, rollups and retention. Without `tidy` (a stopped sweep)
-    it neither rolls up nor prunes: the next sweep does.
+    uncorrectable ECC errors, thermal slowdown starting); `_tidy` rolls up and prunes. Otherwise a fault first seen by
+    a cron sweep would never be an event: the controller compares its first samples with the stored newest, which
+    already holds the fault. A live controller owns states, events, rollups and retention.
     """
     from factoryctl.store.lock import controller_is_running
 
+    reached = _reached(result)
     states: list[NodeState] = []
     events: list[Event] = []
-    standalone = not controller_is_running(config.state_dir)
-    try:
-        if standalone:
-            reached, states, events = sweep_changes(store.latest(), samples, reached, config.interval_s)
-        rows = store.write(reached, [True] * len(reached), states, events)
-        if standalone and tidy:
-            from factoryctl.config_schema import parse_duration
+    if not controller_is_running(config.state_dir):
+        reached, states, events = sweep_changes(store.latest(), result.samples, reached, config.interval_s)
+    return store.write(reached, [True] * len(reached), states, events)
 
-            settings = config.settings.controller
-            store.rollup()
-            store.prune(settings.raw_kept_s, parse_duration(settings.rollup_retention))
-    finally:
-        store.close()
-    return rows
+
+def _tidy(config: FactoryConfig, store: Store) -> None:
+    """Roll up and prune as the controller would (none runs): a stopped sweep leaves both to the next one."""
+    from factoryctl.config_schema import parse_duration
+
+    settings = config.settings.controller
+    store.rollup()
+    store.prune(settings.raw_kept_s, parse_duration(settings.rollup_retention))
 
 
 def sweep_changes(
