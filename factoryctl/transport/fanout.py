@@ -84,7 +84,9 @@ def as_node_error(node: str, exc: BaseException) -> NodeError:
     A config or usage error keeps its kind (`config`, `usage`) and exit code, its message without the node's name in
     front (an agent's refused request starts with it): the error's `node` names it, as for every NodeError. A bare
     `EOFError` (paramiko's, without a word, when a connection goes away under a step that did not classify it) is a
-    lost connection.
+    lost connection, worded by the node's connection as its own steps word it (`ssh_lost.lost_under`: a link that
+    stopped answering, its jump host's link that did); so is paramiko's `SSHException` once that
+    connection has ended (`Channel closed.`: the reason it ended went to another waiter).
     """
     if isinstance(exc, NodeError):
         return exc
@@ -99,10 +101,12 @@ def as_node_error(node: str, exc: BaseException) -> NodeError:
     if isinstance(exc, FactoryError):
         return NodeError(node, "agent", exc.message, exc.hint)
     NODE_TRACEBACKS.add(node, exc)
-    if isinstance(exc, EOFError) and not str(exc):
-        from factoryctl.transport.ssh import lost_connection  # here: the CLI's `--help` imports this module
+    if type(exc).__module__.startswith("paramiko") or isinstance(exc, EOFError):  # a connection ended under a step
+        from factoryctl.transport.ssh_lost import lost_under  # here: the CLI's `--help` imports this module
 
-        return lost_connection(node, f"to {node}")
+        lost = lost_under(node, exc)
+        if lost is not None:
+            return lost
     hint = "its traceback follows the output." if NODE_TRACEBACKS.keeps else "rerun with --debug for details."
     return NodeError(node, "agent", f"{type(exc).__name__}: {exc}", hint)
 

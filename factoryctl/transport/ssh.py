@@ -58,7 +58,7 @@ from factoryctl.transport.ssh_handshake import (
 )
 from factoryctl.transport.ssh_idle import close_transport, settle
 from factoryctl.transport.ssh_interrupt import CommandInterrupts
-from factoryctl.transport.ssh_lost import lost_connection
+from factoryctl.transport.ssh_lost import SERVING, lost_connection, silent_jump
 from factoryctl.transport.ssh_watch import WATCH, WatchedConnection
 from factoryctl.transport.stdin_stream import Feed, Stdin, as_feed
 
@@ -97,6 +97,8 @@ class SshConnection:
         self._watched: WatchedConnection | None = None
         #: How long a round trip went unanswered before the connection was given up on as silent (None: it was not).
         self.silent_for: float | None = None
+        #: The connection to its jump host (ProxyJump) it was opened through: one gone silent is why this one was lost.
+        self.via: SshConnection | None = None
         #: Its commands starting and running, and whether it was interrupted (ssh_interrupt.py).
         self.commands = CommandInterrupts(node, self._signals_reach, self._signal, self.is_alive)
 
@@ -105,6 +107,7 @@ class SshConnection:
         """Connect (directly, or through `via` with a direct-tcpip channel), verify the host key, authenticate."""
         sock: socket.socket | paramiko.Channel
         timeout = options.connect_timeout_s
+        SERVING.opening(node)
         sock = tcp_socket(node, target, timeout) if via is None else via.tunnel(target, timeout)
         known = read_known_hosts(target)
         transport = start_transport(node, target, sock, options, known)
@@ -114,13 +117,13 @@ class SshConnection:
         except (EOFError, ConnectionError) as exc:  # the connection (or its jump host's) went away meanwhile:
             # paramiko's empty EOFError, or the socket's error (a reset) it kept and raised from the step that waited
             close_transport(transport)
-            raise lost_connection(node, f"to {target.label}", jump=target.jump) from exc
+            raise lost_connection(node, f"to {target.label}", jump=target.jump, silent_jump=silent_jump(via)) from exc
         except BaseException:  # refused, or this machine out of files while it read a key: never left open
             close_transport(transport)
             raise
         settle(transport)  # see ssh_idle.py: its thread wakes once a second from now on, not ten times
         connection = cls(node, target, transport, options)
-        connection.host_key = found
+        connection.host_key, connection.via = found, via
         return connection
 
     def tunnel(self, target: SshTarget, timeout: float | None = None) -> paramiko.Channel:
@@ -146,8 +149,8 @@ class SshConnection:
         return as_tunnel(chan)  # see ssh_channel.py: one tunnel's late message would drop the jump connection
 
     def lost(self, what: str, cause: BaseException | None = None) -> NodeError:
-        """The error of this connection lost `what` (`ssh_lost.lost_connection`: said as silent if it went silent)."""
-        return lost_connection(self.node, what, cause, self.target.jump, self.silent_for)
+        """The error of this connection lost `what` (`lost_connection`: said as silent if it, or its jump host, went so)."""
+        return lost_connection(self.node, what, cause, self.target.jump, self.silent_for, silent_jump(self.via))
 
     def channel(self, timeout: float | None = None) -> paramiko.Channel:
         """A new session channel, opened within `timeout` (default: the channel timeout)."""
@@ -166,6 +169,7 @@ class SshConnection:
                 self._mute(allowed)
             raise self.lost(f"to {self.target.label}", exc) from exc
         guard(chan)  # see ssh_channel.py: what we send on it can never follow our CLOSE
+        SERVING.serves(self.node, self)  # the fan-out asks it how it ended, should a bare EOFError reach it
         chan.settimeout(self.options.channel_timeout_s)
         return chan
 
@@ -483,6 +487,7 @@ class SshConnection:
     def close(self) -> None:
         """Close the transport (and with it every channel), and stop the liveness watch at once."""
         checking = None if self._watched is None else WATCH.remove(self._watched)
+        SERVING.closing(self.node, self)  # closed while up: it has no loss to tell of
         close_transport(self.transport)  # which ends a check under way
         if checking is not None and checking is not threading.current_thread():
             checking.join(self.options.channel_timeout_s)
