@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
-from textual import events, work
+from textual import constants, events, work
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.message import Message
@@ -153,12 +153,28 @@ class DashboardApp(App[None]):
     def on_mount(self) -> None:
         """Open the factory screen and start refreshing."""
         self._loop = asyncio.get_running_loop()
+        self._use_terminal_palette()
         if self.signal_status is not None:  # the signal came before the app was running: quit now
             self.exit(return_code=self.signal_status)
             return
         self.push_screen(MainScreen(self.services.factory_name, self.target or ""))
         self.set_interval(max(MIN_REFRESH_S, self.services.interval_s), self.request_snapshot, name="refresh")
         self.request_snapshot()
+
+    def _use_terminal_palette(self) -> None:
+        """On a 16-colour terminal, send ANSI colours as they are, drawn by the terminal's own palette.
+
+        Textual would map them to its theme's RGB, which the terminal rounds back to the nearest of 16 (a warning's
+        orange to bright red, an alarm's red to magenta, both to one yellow on the light theme). The theme becomes
+        Textual's ANSI one of the same darkness, so every background is the terminal's own (never its black beside
+        it). A headless app (`run_test`, the snapshot tests) has no terminal to detect: it keeps the theme's colours
+        unless `TEXTUAL_COLOR_SYSTEM` names a colour system.
+        """
+        if self.is_headless and constants.COLOR_SYSTEM == "auto":
+            return
+        if self.console.color_system in ("standard", "windows"):
+            self.theme = "ansi-dark" if self.current_theme.dark else "ansi-light"
+            self.ansi_color = True
 
     def request_snapshot(self) -> None:
         """Ask for a snapshot unless one is already on its way (requests merge instead of piling up)."""

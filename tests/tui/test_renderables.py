@@ -56,20 +56,18 @@ def bar_pieces(*gpus: GpuSample) -> dict[str, list[tuple[str, str]]]:
 
 def test_the_table_draws_one_bar_per_gpu_with_gaps_for_missing_values() -> None:
     util = bar_pieces(gpu(1, 0, utilization_pct=0.0), gpu(1, 1, utilization_pct=100.0), gpu(1, 2, utilization_pct=None))
-    assert util["util"] == [("▁", "bright_black"), ("█", "green"), ("·", "bright_black")]
+    assert util["util"] == [("▁", ""), ("█", "green"), ("·", "")]  # idle: text colour, never bright black
     assert bar_pieces(gpu(1, 0, temperature_c=90.0))["temp"] == [("█", "bold red")]
-    assert bar_pieces(gpu(1, 0, temperature_c=None))["temp"] == [("·", "bright_black")]
+    assert bar_pieces(gpu(1, 0, temperature_c=None))["temp"] == [("·", "")]
     capped = gpu(1, 0, power_w=449.0, power_limit_w=450.0)
     assert bar_pieces(capped)["power"] == [("█", "bold red")]
-    assert bar_pieces(gpu(1, 0, power_w=None))["power"] == [("·", "bright_black")]
+    assert bar_pieces(gpu(1, 0, power_w=None))["power"] == [("·", "")]
 
 
 def test_power_bars_scale_to_the_max_limit_when_no_limit_is_known() -> None:
     half = gpu(1, 0, power_w=350.0, power_limit_w=None, power_limit_max_w=700.0)
     assert bar_pieces(half)["power"] == [("▄", "green")]
-    assert bar_pieces(gpu(1, 0, power_w=350.0, power_limit_w=None, power_limit_max_w=None))["power"] == [
-        ("·", "bright_black")
-    ]
+    assert bar_pieces(gpu(1, 0, power_w=350.0, power_limit_w=None, power_limit_max_w=None))["power"] == [("·", "")]
 
 
 def test_temperature_bars_run_from_25_c_to_5_c_past_slowdown() -> None:
@@ -84,7 +82,7 @@ def test_sparkline_buckets_keep_spikes_and_right_align() -> None:
     assert "".join(c for c, _ in rows[1]) == "▁██"
     assert "".join(c for c, _ in rows[0]) == "  █"
     over = Sparkline([10.0, 90.0], minimum=0, maximum=100, ceiling=50).rows(2)
-    assert [s for _, s in over[0]] == ["cyan", "red"]
+    assert [s for _, s in over[0]] == ["cyan", "bold red"]
     assert render(Sparkline([1.0, None, 3.0]), width=3).strip() == "▁·█"
 
 

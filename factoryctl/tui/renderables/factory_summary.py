@@ -202,7 +202,9 @@ class FactorySummaryRenderable:
         else:
             cost.append(f"{s.cost_per_hour:.2f}/h")
         queue = Text("queue ")
-        queue.append("n/a" if s.queue_length is None else str(s.queue_length), style="" if s.queue_length else "dim")
+        queue.append(
+            "n/a" if s.queue_length is None else str(s.queue_length), style="" if s.queue_length else tone("secondary")
+        )
         caps = Text(f"caps {fmt.kilowatts(s.power_limit_kw)}")
         facts = [Fact((energy,)), *(optional(fact, rank) for rank, fact in enumerate((caps, price, cost, queue), 1))]
         return fit_facts(facts, width)

@@ -18,7 +18,8 @@ from factoryctl.tui.renderables.palette import tone
 
 #: The meaning of each event severity (renderables/palette.py gives its style).
 SEVERITY_TONES = {"warning": "warn", "error": "alarm"}
-JOB_STATE_STYLES = {"RUNNING": "green", "STARTING": "green", "PENDING": "", "DEFERRED": "cyan", "FAILED": "bold red"}
+#: The meaning of each job state (renderables/palette.py gives its style; a state not here is `secondary`).
+JOB_STATE_TONES = {"RUNNING": "ok", "STARTING": "ok", "PENDING": "", "DEFERRED": "graph", "FAILED": "alarm"}
 
 
 def event_message(event: DashboardEvent) -> str:
@@ -39,6 +40,12 @@ def event_message(event: DashboardEvent) -> str:
             message = message[len(prefix) :]
             break
     return message.replace(f": {node}: ", ": ")
+
+
+def job_state_style(state: str) -> str:
+    """A job state's style, from the palette (with colour or without)."""
+    meaning = JOB_STATE_TONES.get(state, "secondary")
+    return tone(meaning) if meaning else ""
 
 
 class EventsRenderable:
@@ -124,7 +131,7 @@ class JobsRenderable:
         order = {"RUNNING": 0, "STARTING": 1, "PENDING": 2, "DEFERRED": 3}
         for job in sorted(self.jobs, key=lambda j: order.get(j.state, 4))[: self.limit]:
             line = Text(no_wrap=True, overflow="ellipsis")
-            line.append(f"{job.state:<9}", style=JOB_STATE_STYLES.get(job.state, tone("secondary")))
+            line.append(f"{job.state:<9}", style=job_state_style(job.state))
             line.append(f" {job.id} {job.name} {job.num_gpus} GPUs")
             if job.nodes:
                 line.append(f" on {','.join(job.nodes)}", style=tone("secondary"))

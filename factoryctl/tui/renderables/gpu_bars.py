@@ -17,7 +17,8 @@ MISSING = "·"
 #: A GPU that fell off the bus, in every bar of its node (an alarm: never the `MISSING` of "not reported").
 LOST = "x"
 
-#: Style names by level with colour (ANSI names: dark and light palettes both render them); see `level_style`.
+#: Style names by level in ANSI names (a 16-colour terminal, a renderable drawn without the App); the App's theme
+#: picks its own colours for them (renderables/palette.py); see `level_style`.
 LEVEL_STYLES = {level: COLOUR_STYLES[level] for level in ("idle", "ok", "warn", "hot")}
 
 #: Temperatures below this draw as an empty bar, at `slowdown + 5` as a full one.

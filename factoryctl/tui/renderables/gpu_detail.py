@@ -127,7 +127,7 @@ class GpuDetailRenderable:
         return table
 
     def history_group(self) -> Group:
-        """Three labelled sparklines (utilization, power, temperature); none for a lost GPU (it says so)."""
+        """Three labelled sparklines in the palette's graph colour (the power one dashes its cap); none for a lost GPU."""
         h = self.history
         gpu = self.gpu
         if is_lost(gpu):  # no cap or range to scale by: its last readings would draw as full bars
@@ -136,11 +136,11 @@ class GpuDetailRenderable:
             return Group(Text("history: collecting…", style=tone("secondary")))
         return Group(
             Text(f"utilization (last {len(h.utilization_pct)} samples)", style="bold"),
-            Sparkline(h.utilization_pct, minimum=0, maximum=100, style="green"),
+            Sparkline(h.utilization_pct, minimum=0, maximum=100),
             Text(f"power, cap {fmt.watts(gpu.power_limit_w)}", style="bold"),
-            Sparkline(h.power_w, minimum=0, maximum=gpu.power_limit_max_w, style="cyan", ceiling=gpu.power_limit_w),
+            Sparkline(h.power_w, minimum=0, maximum=gpu.power_limit_max_w, ceiling=gpu.power_limit_w),
             Text(f"temperature, slowdown {fmt.celsius(gpu.temperature_slowdown_c)}", style="bold"),
-            Sparkline(h.temperature_c, minimum=20, maximum=(gpu.temperature_slowdown_c or 87) + 5, style="magenta"),
+            Sparkline(h.temperature_c, minimum=20, maximum=(gpu.temperature_slowdown_c or 87) + 5),
         )
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:

@@ -81,7 +81,7 @@ UNKNOWN_STATES = ("connecting", "stale")
 def state_style(state: str, plain: bool | None = None) -> str:
     """The style of a node state's word: its colour, or its attributes under NO_COLOR (renderables/palette.py)."""
     if state in UNKNOWN_STATES:
-        return "italic" if (no_color() if plain is None else plain) else "italic bright_black"
+        return f"italic {tone('secondary', plain)}".strip()  # the palette's grey: never bright black
     return tone(STATE_TONES[state], plain) if state in STATE_TONES else ""
 
 
@@ -139,10 +139,10 @@ def flag_pieces(drained: bool, healthy: bool, plain: bool, xid: bool = False) ->
     return [("unhlth", tone("alarm", plain)), (" dr", tone("warn", plain))]
 
 
-def cell_pieces(row: NodeRow) -> dict[str, list[Piece]]:
-    """Each column's content as (text, style) pieces."""
+def cell_pieces(row: NodeRow, plain: bool | None = None) -> dict[str, list[Piece]]:
+    """Each column's content as (text, style) pieces; `plain`: without colour (NO_COLOR's styles, by default when set)."""
     sample = row.sample
-    plain = no_color()  # read once per row: a row has ~30 styled pieces
+    plain = no_color() if plain is None else plain  # read once per row: a row has ~30 styled pieces
     cells: dict[str, list[Piece]] = {
         "node": [(row.name, "bold")],
         "state": [(sample.state, state_style(sample.state, plain))],
@@ -194,10 +194,17 @@ def _mix(base: Style | None, name: str) -> Style:
 
 
 def row_segments(
-    row: NodeRow, columns: Sequence[tuple[str, int]], base: Style | None = None, shown_name: str | None = None
+    row: NodeRow,
+    columns: Sequence[tuple[str, int]],
+    base: Style | None = None,
+    shown_name: str | None = None,
+    plain: bool | None = None,
 ) -> list[Segment]:
-    """One node's line; `base` (e.g. the cursor's style) goes under every piece; `shown_name` from `node_names`."""
-    cells = cell_pieces(row)
+    """One node's line; `base` (e.g. the cursor's style) goes under every piece; `shown_name` from `node_names`.
+
+    `plain` draws it with NO_COLOR's styles (the cursor's row: see widgets/node_table.py).
+    """
+    cells = cell_pieces(row, plain)
     if shown_name is not None:
         cells["node"] = [(shown_name, "bold")]
     segments: list[Segment] = []

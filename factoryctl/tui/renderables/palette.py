@@ -1,4 +1,15 @@
-"""The dashboard's styles by meaning (alarm, warning, fine, idle), with colour and without it (`NO_COLOR`).
+"""The dashboard's styles by meaning (alarm, warning, fine, idle), per theme and without colour (`NO_COLOR`).
+
+Each colour is chosen for the background it is drawn on, so it reads at 4.5:1 or better (WCAG AA for text):
+one set for dark themes (`textual-dark`: #121212-#2a2a2a), one for light ones (`textual-light`: #c8c8c8-#e0e0e0).
+ANSI names would not do: Textual maps them to RGB through its own ANSI theme (Monokai's yellow, #fd971f, is an
+orange that a 16-colour terminal rounds to bright red; Alabaster's yellow is 2.1:1 on the light theme's grey). On a
+16-colour terminal the app sends ANSI colours as they are (`DashboardApp`, `ansi_color`) and the ANSI set below is
+used, the terminal's own palette drawing them; there grey (bright black, the background itself in Solarized) is
+never used: what is grey elsewhere is normal text.
+
+A warning is bold as well as yellow: for a red-green colour-blind reader the warning yellow and the fine green are
+one colour, so the colour cannot be the only cue.
 
 Under `NO_COLOR` Textual turns every colour into the grey of the same luminance, and red's grey (#3a3a3a) is darker
 than any text on a dark background: the alarms would be the least visible thing on the screen. So without colour
@@ -11,15 +22,43 @@ from __future__ import annotations
 
 import os
 
-#: Meaning -> style with colour (ANSI names: both dark and light palettes render them legibly).
+from textual._context import active_app
+
+#: Meaning -> style in ANSI names: a 16-colour terminal's own palette, and renderables drawn without an App.
 COLOUR_STYLES = {
     "alarm": "bold red",
     "stale": "bold yellow",  # data N s old
-    "warn": "yellow",
+    "warn": "bold yellow",
     "ok": "green",
-    "idle": "bright_black",
+    "idle": "",  # never bright black: some palettes draw it in the background's own colour
     "hot": "bold red",
-    "secondary": "bright_black",  # what is said beside the data: n/a, a down node's reason, event times
+    "secondary": "",  # what is said beside the data: n/a, a down node's reason, event times
+    "graph": "cyan",  # a history graph's columns
+    "over": "bold red",  # a graph's columns above its ceiling (the facility budget)
+}
+#: The same on a dark theme's background (#121212 to #2a2a2a): every colour 5:1 or better.
+DARK_STYLES = {
+    "alarm": "bold #ff6b6b",
+    "stale": "bold #ffd75f",
+    "warn": "bold #ffd75f",
+    "ok": "#7fd962",
+    "idle": "#a8a8a8",
+    "hot": "bold #ff6b6b",
+    "secondary": "#a8a8a8",  # a down node's reason is what the operator reads first: 6:1, not a dim grey
+    "graph": "#5fd7ff",
+    "over": "bold #ff6b6b",
+}
+#: The same on a light theme's background (#c8c8c8 to #e0e0e0): every colour 4.5:1 or better.
+LIGHT_STYLES = {
+    "alarm": "bold #b00020",
+    "stale": "bold #7a4f00",
+    "warn": "bold #7a4f00",
+    "ok": "#1a5e1f",
+    "idle": "#555555",
+    "hot": "bold #b00020",
+    "secondary": "#555555",
+    "graph": "#005a80",
+    "over": "bold #b00020",
 }
 #: Meaning -> style without colour: at least as readable as normal text, never a dark grey.
 PLAIN_STYLES = {
@@ -30,9 +69,21 @@ PLAIN_STYLES = {
     "idle": "",
     "hot": "bold reverse",
     "secondary": "",  # normal text: a down node's reason is what the operator reads first
+    "graph": "",
+    "over": "bold reverse",
 }
 #: The same for one-cell bars, whose height is their value (reverse video would invert it).
-PLAIN_BAR_STYLES = {"alarm": "bold", "stale": "bold", "warn": "", "ok": "", "idle": "", "hot": "bold", "secondary": ""}
+PLAIN_BAR_STYLES = {
+    "alarm": "bold",
+    "stale": "bold",
+    "warn": "",
+    "ok": "",
+    "idle": "",
+    "hot": "bold",
+    "secondary": "",
+    "graph": "",
+    "over": "bold",
+}
 
 
 def no_color() -> bool:
@@ -40,11 +91,30 @@ def no_color() -> bool:
     return os.environ.get("NO_COLOR") is not None
 
 
+#: (theme name, the App's `ansi_color`) -> the set it uses: found once, then read ~30 times per node row drawn.
+_CHOSEN: dict[tuple[str, bool | None], dict[str, str]] = {}
+
+
+def colour_styles() -> dict[str, str]:
+    """The set for where the dashboard is drawn: the running App's theme (dark or light) or its 16 ANSI colours."""
+    try:
+        app = active_app.get()
+    except LookupError:  # a renderable drawn on its own, outside the dashboard
+        return COLOUR_STYLES
+    key = (app.theme, app.ansi_color)
+    chosen = _CHOSEN.get(key)
+    if chosen is None:
+        theme = app.current_theme
+        ansi = theme.ansi if app.ansi_color is None else app.ansi_color
+        chosen = _CHOSEN[key] = COLOUR_STYLES if ansi else DARK_STYLES if theme.dark else LIGHT_STYLES
+    return chosen
+
+
 def tone(meaning: str, plain: bool | None = None) -> str:
     """The style of text that means `meaning` (a key of `COLOUR_STYLES`); `plain` defaults to `no_color()`."""
-    return (PLAIN_STYLES if (no_color() if plain is None else plain) else COLOUR_STYLES)[meaning]
+    return PLAIN_STYLES[meaning] if (no_color() if plain is None else plain) else colour_styles()[meaning]
 
 
 def bar_tone(meaning: str, plain: bool | None = None) -> str:
     """The style of a one-cell bar that means `meaning`; `plain` defaults to `no_color()`."""
-    return (PLAIN_BAR_STYLES if (no_color() if plain is None else plain) else COLOUR_STYLES)[meaning]
+    return PLAIN_BAR_STYLES[meaning] if (no_color() if plain is None else plain) else colour_styles()[meaning]

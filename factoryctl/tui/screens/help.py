@@ -22,6 +22,7 @@ BUILT_IN_KEYS: dict[str, tuple[tuple[str, str], ...]] = {
         ("← →", "scroll the node table sideways (long names, many GPUs)"),
         ("Enter, click", "open the node"),
     ),
+    "Node screen": (("Tab, Shift-Tab", "move between the GPU table and the GPU's detail (↑ ↓ PgUp PgDn scroll it)"),),
     "Dialogs": (
         ("Enter, Enter", "confirm: the first focuses the confirm button, the next confirms (another key undoes it)"),
     ),

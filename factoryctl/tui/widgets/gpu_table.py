@@ -39,7 +39,7 @@ def history_cell(history: GpuHistory | None) -> Text:
     """The GPU's recent utilization as a one-line sparkline (newest on the right)."""
     if history is None or not history.utilization_pct:
         return Text("…", style=tone("secondary"))
-    row = Sparkline(history.utilization_pct, minimum=0, maximum=100, style="green").rows(HISTORY_WIDTH)[0]
+    row = Sparkline(history.utilization_pct, minimum=0, maximum=100).rows(HISTORY_WIDTH)[0]
     text = Text(no_wrap=True)
     for char, style in row:
         text.append(char, style=style)

@@ -1,4 +1,4 @@
-"""Factory power over the last hour as a two-line graph, red above the facility budget."""
+"""Factory power over the last hour, two lines tall: the budget a dashed line, the columns above it red."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ class PowerHistory(Widget):
     """Sparkline of the factory's GPU power; the border title gives the window and the peak."""
 
     DEFAULT_CSS = """
-    PowerHistory { height: 4; border: round $primary-darken-1; padding: 0 1; border-title-color: $text; }
+    PowerHistory {
+        height: 4; border: round $primary-darken-1; padding: 0 1; border-title-color: $text; border-subtitle-color: $text;
+    }
     """
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -50,4 +52,4 @@ class PowerHistory(Widget):
         if not self.values:
             return Text("collecting…", style=tone("secondary"))
         top = max(max(self.values), self.budget_w or 0.0)
-        return Sparkline(self.values, height=2, minimum=0.0, maximum=top, style="cyan", ceiling=self.budget_w)
+        return Sparkline(self.values, height=2, minimum=0.0, maximum=top, ceiling=self.budget_w)
