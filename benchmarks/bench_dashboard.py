@@ -113,9 +113,9 @@ async def measure(nodes: int, gpus: int, refreshes: int, sort: str, size: tuple[
             await pilot.pause()
         original = table.show_rows
 
-        def timed(rows: Any) -> None:
+        def timed(rows: Any, *, refiltered: bool = False) -> None:
             t0 = time.process_time()
-            original(rows)
+            original(rows, refiltered=refiltered)
             table_times.append(time.process_time() - t0)
 
         table.show_rows = timed  # type: ignore[method-assign]
