@@ -9,10 +9,11 @@ import typer
 
 from factoryctl.cli import context
 from factoryctl.cli.options import DOCUMENT_OUTPUT_OPTION
-from factoryctl.cli.render import OutputFormat, dump_json, dump_yaml, emit
+from factoryctl.cli.render import Column, OutputFormat, dump_json, dump_yaml, emit
 
 if TYPE_CHECKING:
     from factoryctl.config import FactoryConfig
+    from factoryctl.model.inventory import NodeSpec
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -149,11 +150,41 @@ SSH_ONLY = frozenset({"port", "user", "identity_file", "known_hosts"})
 
 
 @app.command("show", short_help="Print the resolved configuration, defaults filled in.")
-def show(ctx: typer.Context, output: OutputFormat = DOCUMENT_OUTPUT_OPTION) -> None:
-    """Print the resolved configuration: defaults filled in, node sets expanded."""
+def show(
+    ctx: typer.Context,
+    target: str | None = typer.Argument(
+        None, help="With --ssh: node set, @group or all (the default).", autocompletion=context.complete_target
+    ),
+    output: OutputFormat = DOCUMENT_OUTPUT_OPTION,
+    ssh: bool = typer.Option(
+        False,
+        "--ssh",
+        help="Show what each SSH node's connection uses after ~/.ssh/config, and where each value is from.",
+    ),
+) -> None:
+    """Print the resolved configuration: defaults filled in, node sets expanded.
+
+    With --ssh, a listing instead: per SSH node the host, port, user, keys and jump hosts it connects with, as
+    `ssh -G` shows them, and where each came from (factory.yaml, a ~/.ssh/config line, a default).
+    """
+    if ssh:
+        raise typer.Exit(_show_ssh(ctx, target or "all", output))
+    if target is not None:
+        from factoryctl.cli.arguments import shell_word
+        from factoryctl.errors import UsageError
+
+        raise UsageError(
+            f"`config show` takes a TARGET ({target}) only with --ssh.",
+            f"add --ssh to see how it is reached: `factoryctl config show --ssh {shell_word(target)}`.",
+        )
+    document = _document(context.load(ctx))
+    emit(dump_json(document) if output is OutputFormat.json else dump_yaml(document))
+
+
+def _document(config: FactoryConfig) -> dict[str, Any]:
+    """The resolved configuration `config show` prints."""
     from dataclasses import asdict
 
-    config = context.load(ctx)
     from factoryctl.config_schema import config_dir, from_config_dir
 
     document: dict[str, Any] = config.settings.model_dump(mode="json", exclude={"nodes", "groups"})
@@ -169,4 +200,97 @@ def show(ctx: typer.Context, output: OutputFormat = DOCUMENT_OUTPUT_OPTION) -> N
         for name, spec in config.nodes.items()
     }
     document["groups"] = {name: list(members) for name, members in config.groups.items()}
-    emit(dump_json(document) if output is OutputFormat.json else dump_yaml(document))
+    return document
+
+
+#: The SOURCE cell's name of a `sources` field, as its column is headed.
+_SHORT = {"identity_files": "identity"}
+
+
+def _sources_cell(sources: object) -> str:
+    """The SOURCE cell: each value not from factory.yaml, with its ~/.ssh/config line (`port=~/.ssh/config:4`)."""
+    if not isinstance(sources, dict):
+        return "-"
+    home = os.path.expanduser("~")
+    cells = []
+    for field, where in sources.items():
+        if where == "factory.yaml":
+            continue
+        path, _, line = str(where).rpartition(", line ")
+        short = f"{path}:{line}" if path else str(where)
+        short = "~" + short[len(home) :] if short.startswith(home + "/") else short
+        cells.append(f"{_SHORT.get(field, field)}={short}")
+    return " ".join(cells) or "factory.yaml"
+
+
+SSH_COLUMNS = (
+    Column("node", "NODE"),
+    Column("host", "HOSTNAME"),
+    Column("port", "PORT"),
+    Column("user", "USER"),
+    Column("identity_files", "IDENTITY"),
+    Column("jump", "JUMP"),
+    Column("sources", "SOURCE", show=_sources_cell),
+)
+
+
+def _show_ssh(ctx: typer.Context, target: str, output: OutputFormat) -> int:
+    """`config show --ssh`: the listing of the SSH nodes in `target` as they connect; the exit status."""
+    from factoryctl.cli.listing import ERROR_HINTS
+    from factoryctl.cli.render import render_listing, report_node_errors
+    from factoryctl.errors import ConfigError, NodeError, most_severe
+    from factoryctl.model.folding import fold_nodes
+    from factoryctl.transport.fanout import as_node_error
+
+    config = context.load(ctx)
+    specs = config.resolve_target(target)
+    items: list[dict[str, Any]] = []
+    errors: list[NodeError] = []
+    for spec in specs:
+        if spec.transport != "ssh":
+            continue
+        try:
+            items.append(ssh_item(spec))
+        except ConfigError as exc:  # a ~/.ssh/config this node cannot use: the connection would stop there too
+            errors.append(as_node_error(spec.name, exc))
+    emit(render_listing(items, [e.as_json() for e in errors], SSH_COLUMNS, output))
+    local = [spec.name for spec in specs if spec.transport != "ssh"]
+    if local and not context.global_options(ctx)[1]:
+        count = f" ({len(local)})" if len(local) > 1 else ""
+        typer.echo(f"note: {fold_nodes(local)}{count}: transport local, no SSH settings to show.", err=True)
+    report_node_errors((e.as_report() for e in errors), ERROR_HINTS)
+    return int(most_severe([e.exit_code for e in errors]))
+
+
+def ssh_item(spec: NodeSpec) -> dict[str, Any]:
+    """One row of `config show --ssh`: what the node's connection uses, and where each value is from.
+
+    Resolved as the connection resolves it (ssh_config.explain): factory.yaml wins where it says something (a
+    port other than 22, a user, an identity_file), ~/.ssh/config fills in the rest, then the defaults; a
+    `Match exec` command of ~/.ssh/config runs once for the node, as when it connects.
+    """
+    from factoryctl.transport.ssh_config import explain
+
+    target, lines = explain(spec)
+    hops: list[str] = []
+    hop = target.jump
+    while hop is not None:  # ProxyJump a,b: b is the last hop before the node, reached through a
+        hops.insert(0, hop.label)
+        hop = hop.jump
+    yaml = "factory.yaml"
+    sources = {
+        "host": lines.get("hostname", yaml),
+        "port": yaml if spec.port != 22 else lines.get("port", "default"),
+        "user": yaml if spec.user else lines.get("user", "default"),
+        "identity_files": yaml if spec.identity_file else lines.get("identityfile", "default"),
+        "jump": lines.get("proxyjump", "~/.ssh/config") if hops else "default",
+    }
+    return {
+        "node": spec.name,
+        "host": target.host,
+        "port": target.port,
+        "user": target.user,
+        "identity_files": list(target.identity_files),
+        "jump": hops,
+        "sources": sources,
+    }

@@ -295,6 +295,42 @@ def _first_line(
     return int(number) if found.startswith(_MARK) and number.isdigit() else None
 
 
+#: The ~/.ssh/config keywords whose line `explain` finds (the settings `config show --ssh` shows).
+EXPLAINED = ("hostname", "port", "user", "identityfile", "proxyjump")
+_APPLIED = "factoryctlapplied"
+
+
+def explain(spec: NodeSpec, config_path: Path | None = None) -> tuple[SshTarget, dict[str, str]]:
+    """`resolve`, and where (`FILE, line N`) ~/.ssh/config gave each of `EXPLAINED` that host `spec.host` takes.
+
+    For `config show --ssh`, in one `resolve` scope: each `Match exec` command runs once, as when connecting. The
+    line is the first of its keyword in a block that applied (first wins, as in ssh), the blocks told by a line
+    of no effect after each header, so every criterion is evaluated against the values the connection sees.
+    """
+    scope = EXEC_RESULTS.set({})
+    try:
+        target, view = _resolve(spec, config_path), _view(spec.host, config_path)
+        if view is None:
+            return target, {}
+        flat, lines = view
+        tagged = [
+            (line, f"  {_APPLIED}{n} yes") if _keyword(line) in ("host", "match") else (line,)
+            for n, line in enumerate(lines)
+        ]
+        applied = _lookup_text(tuple(t for pair in tagged for t in pair), spec.host, config_path, flat.origins)
+        origins: dict[str, str] = {}
+        block_applies = True  # the lines before any Host or Match apply to every host
+        for n, line in enumerate(lines):
+            keyword = _keyword(line)
+            if keyword in ("host", "match"):
+                block_applies = f"{_APPLIED}{n}" in applied
+            elif block_applies and keyword in EXPLAINED:
+                origins.setdefault(keyword, flat.origins[n])
+        return target, origins
+    finally:
+        EXEC_RESULTS.reset(scope)
+
+
 def _bad_setting(
     config_path: Path | None, alias: str, keyword: str, value: str, problem: str, hint: str
 ) -> ConfigError:
