@@ -108,8 +108,8 @@ class LocalTransport:
         finally:
             if feed is not None:
                 feed.close()  # ends the pump: it never blocks in a write
-            for worker in (out, err):
-                worker.stop()
+            for worker in (out, err):  # a stream left held open is not drained now: "its later output is not shown"
+                worker.stop(drain=not worker.kept.held_open)
             if pump is not None:
                 pump.join(5)
             for stream in (proc.stdout, proc.stderr):

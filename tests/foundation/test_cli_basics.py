@@ -257,7 +257,7 @@ def test_a_ctrl_c_during_shutdown_exits_with_the_decided_status_and_no_traceback
     program = (
         "import atexit, os, signal, sys, time\n"
         "from factoryctl.cli.app import main\n"
-        "atexit.register(lambda: (os.kill(os.getpid(), signal.SIGINT), time.sleep(5)))\n"
+        "atexit.register(lambda: (os.kill(os.getpid(), signal.SIGINT), time.sleep(0.5)))\n"
         "sys.argv = ['factoryctl', '--version']\n"
         "main()\n"
     )

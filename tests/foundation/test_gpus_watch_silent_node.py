@@ -28,7 +28,7 @@ from sshd_fixture import SshdServer, sshd  # noqa: F401 - the session's sshd fix
 from waiting import wait_for
 
 #: Redraws in which `a` must show a fresh reading while `b` is silent; the most rounds a run may take.
-FRESH = 3
+FRESH = 2
 MOST_ROUNDS = 30
 A_NODE = "  a: {transport: local, sim: {profile: h100-sxm, gpus: 1, seed: 3}}\n"
 

@@ -21,8 +21,8 @@ import pytest
 from waiting import wait_for
 
 #: Nodes in the fleet; passes each node must be seen answering before the watch stops; the most rounds it may take.
-NODES = 24
-PASSES = 2
+NODES = 16
+PASSES = 1
 MOST_ROUNDS = 30
 
 Redraw = dict[str, Any]

@@ -120,9 +120,9 @@ def test_no_command_leaves_an_agent_that_never_said_hello_on_the_node(
     script, pids = hanging_python(tmp_path)
     nodes = f"  n1: {{host: 127.0.0.1, python: {script}}}\n"
     config = server.write_factory(tmp_path / "factory.yaml", server.write_known_hosts(tmp_path / "kh"), nodes)
-    r = cli("--config", config, *command, "--timeout", "3")
+    r = cli("--config", config, *command, "--timeout", "2")
     assert r.exit_code == 124, r.stderr
-    assert "the agent did not say hello within 3 s" in r.stderr
+    assert "the agent did not say hello within 2 s" in r.stderr
     assert_gone(*started(pids, leftovers))
 
 

@@ -33,7 +33,7 @@ def _script(tmp_path: Path, text: str) -> str:
 
 
 def _check(cli: Callable[..., Any], factory: str, *more: str) -> Any:
-    return cli("-c", factory, "nodes", "check", "n1", "--timeout", "3", *more)
+    return cli("-c", factory, "nodes", "check", "n1", "--timeout", "2", *more)
 
 
 def test_a_hanging_version_check_is_named_as_such(
@@ -44,7 +44,7 @@ def test_a_hanging_version_check_is_named_as_such(
     assert result.exit_code == 124
     (error,) = json.loads(result.stdout)["errors"]
     assert (
-        error["message"] == f"the version check of `{python}` (its `python:`) did not finish within 3 s and was killed"
+        error["message"] == f"the version check of `{python}` (its `python:`) did not finish within 2 s and was killed"
     )
     assert f"hint: on the node, run `{python} -V` by hand to see what hangs;" in result.stderr
 

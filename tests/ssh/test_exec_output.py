@@ -30,10 +30,10 @@ def test_a_mixed_result_lists_the_exit_code_and_the_timeout(cli, fleet: Fleet, t
     """One node exits 7, the other times out: both are on stderr, and the timeout sets exec's status."""
     first = tmp_path / "first"  # the node that makes it first exits 7, the other hangs
     script = 'mkdir "$0" 2>/dev/null && exit 7; exec sleep 30'
-    r = cli("--config", fleet.config, "exec", "all", "-o", "json", "-t", "3", "--", "sh", "-c", script, str(first))
+    r = cli("--config", fleet.config, "exec", "all", "-o", "json", "-t", "2", "--", "sh", "-c", script, str(first))
     assert r.exit_code == 124, r.stderr
     assert re.search(r"^factoryctl: n0[12]: exited with exit code 7$", r.stderr, re.MULTILINE), r.stderr
-    assert "did not finish within 3 s" in r.stderr
+    assert "did not finish within 2 s" in r.stderr
 
 
 #: The budget in the tests below: two nodes printing PRINTED bytes each cannot both keep all of it.

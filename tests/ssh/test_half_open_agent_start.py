@@ -121,9 +121,9 @@ def test_a_hello_not_come_on_a_silent_link_is_a_lost_connection(silencing, hangi
 
 
 def test_a_link_gone_silent_ends_the_hello_wait_long_before_its_timeout(silencing, hanging_agent):
-    """Checked every second, a check unanswered for 5 s (ssh.connect_timeout_s) ends a hello wait of 600 s."""
+    """Checked every second, a check unanswered for 2 s (ssh.connect_timeout_s) ends a hello wait of 600 s."""
     relay, node = silencing
-    options = replace(PATIENT, keepalive_s=1, connect_timeout_s=5, channel_timeout_s=HUGE_TIMEOUT_S)
+    options = replace(PATIENT, keepalive_s=1, connect_timeout_s=2, channel_timeout_s=HUGE_TIMEOUT_S)
     transport = SshTransport.open(node, "lab", options)
     assert_lost_as_silent(silenced_start(relay, transport, HUGE_TIMEOUT_S, hanging_agent))
 
@@ -133,7 +133,7 @@ def test_an_agent_that_hangs_on_a_live_link_is_still_said_to_hang(silencing, han
     transport = SshTransport.open(node, "lab", replace(PATIENT, keepalive_s=60))
     try:
         with pytest.raises(NodeError) as raised:
-            transport.start_agent(3, zipapp=hanging_agent[0])
+            transport.start_agent(2, zipapp=hanging_agent[0])
     finally:
         transport.close()
-    assert (raised.value.kind, raised.value.message) == ("timeout", "the agent did not say hello within 3 s.")
+    assert (raised.value.kind, raised.value.message) == ("timeout", "the agent did not say hello within 2 s.")

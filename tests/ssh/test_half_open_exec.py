@@ -126,7 +126,7 @@ def test_a_short_outage_under_a_command_is_ridden_out(sshd: SshdServer, tmp_path
         transport = SshTransport.open(node, "lab", options)
         started = threading.Event()
         try:
-            outcome = run_in_thread(transport, ["sh", "-c", "echo start; sleep 4; echo done"], started)
+            outcome = run_in_thread(transport, ["sh", "-c", "echo start; sleep 2; echo done"], started)
             assert started.wait(TEST_WAIT_S)
             relay.flowing.clear()
             watched = transport.connection._watched

@@ -94,7 +94,7 @@ def _hints(stderr: str) -> list[str]:
 
 def _asked(cli: Callable[..., Any], config: Path, *args: str) -> tuple[int, dict[str, Any], list[str]]:
     """`nodes x1 -o json` (and `args`): exit status, the node's `errors` entry, the hint lines on stderr."""
-    result = cli("-c", str(config), "nodes", "x1", "-o", "json", "--timeout", "3", *args)
+    result = cli("-c", str(config), "nodes", "x1", "-o", "json", "--timeout", "2", *args)
     errors = json.loads(result.stdout)["errors"]
     assert len(errors) == 1, result.stdout
     return result.exit_code, errors[0], _hints(result.stderr)

@@ -48,7 +48,9 @@ def test_dcgm_names_labels_and_node_facts() -> None:
 def test_serve_answers_metrics_over_http(cli: Any, tmp_path: Path, monkeypatch: Any) -> None:
     from http.server import ThreadingHTTPServer
 
+    from factoryctl.cli import metrics
     from factoryctl.cli.metrics import MetricsSource
+    from factoryctl.signal_wake import Wake
 
     config = parse_config("nodes: {n1: {transport: local}}\n", tmp_path / "f.yaml", state_dir=tmp_path / "s")
     monkeypatch.setattr(
@@ -57,14 +59,14 @@ def test_serve_answers_metrics_over_http(cli: Any, tmp_path: Path, monkeypatch: 
     )
     source = MetricsSource(config, 60, 1)
     assert 'DCGM_FI_DEV_POWER_USAGE{gpu="0"' in source.text()
-    started: list[ThreadingHTTPServer] = []
-    real_init = ThreadingHTTPServer.__init__
+    started: list[tuple[ThreadingHTTPServer, Wake]] = []  # the server and the stop its SIGTERM would give
+    real_serve = metrics.serve_until_stopped
 
-    def capture(self: ThreadingHTTPServer, *args: Any, **kwargs: Any) -> None:
-        real_init(self, *args, **kwargs)
-        started.append(self)
+    def capture(server: ThreadingHTTPServer, stop: Wake) -> None:
+        started.append((server, stop))
+        real_serve(server, stop)
 
-    monkeypatch.setattr(ThreadingHTTPServer, "__init__", capture)
+    monkeypatch.setattr(metrics, "serve_until_stopped", capture)
     (tmp_path / "f.yaml").write_text(f"state_dir: {tmp_path / 's'}\nnodes: {{n1: {{transport: local}}}}\n")
     ended: list[Any] = []  # what `metrics serve` returned, should it end before it listens
     runner = threading.Thread(
@@ -76,14 +78,16 @@ def test_serve_answers_metrics_over_http(cli: Any, tmp_path: Path, monkeypatch: 
     if not started:
         why = f"exit {ended[0].exit_code}, stderr: {ended[0].stderr!r}" if ended else "an exception (see above)"
         pytest.fail(f"metrics serve ended before it listened: {why}")
-    server = started[0]
+    server, stop = started[0]
     try:
         port = server.server_address[1]
         body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
         assert "DCGM_FI_DEV_POWER_USAGE" in body
     finally:
-        server.shutdown()
-    runner.join(10)
+        stop.set()  # what its SIGTERM handler gives (no handler off the main thread): it ends at once, not after 10 s
+        runner.join(10)
+    assert not runner.is_alive(), "metrics serve did not end when stopped"
+    assert ended[0].exit_code == 0, ended[0].stderr
 
 
 def test_last_xid_and_lost_gpus_are_exported() -> None:

@@ -47,7 +47,7 @@ class Samples:
         self.link_failed(node, error)
 
 
-def energies(tmp_path: Path, slow_interval_s: float, count: int = 6) -> list[int | None]:
+def energies(tmp_path: Path, slow_interval_s: float, count: int = 4) -> list[int | None]:
     """GPU 0's energy counter over `count` samples streamed at INTERVAL_S with the given slow tier."""
     text = f"name: t\nnodes:\n  s1: {{transport: local, sim: h100-sxm}}\ncontroller: {{interval_s: {INTERVAL_S}, slow_interval_s: {slow_interval_s}}}\n"
     path = tmp_path / "factory.yaml"

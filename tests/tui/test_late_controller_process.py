@@ -26,11 +26,11 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def controller(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], FactoryConfig]]:
-    """A real controller of two simulated local nodes at a 1 s interval; its log goes to `controller.log`."""
+    """A real controller of two simulated local nodes at a 0.5 s interval; its log goes to `controller.log`."""
     path = tmp_path / "factory.yaml"
     path.write_text(
         f"state_dir: {tmp_path / 'state'}\nnodes:\n  n[1-2]: {{transport: local, sim: h100-sxm, gpus: 1}}\n"
-        "controller:\n  interval_s: 1\n"
+        "controller:\n  interval_s: 0.5\n"
     )
     with (tmp_path / "controller.log").open("wb") as err:
         argv = [sys.executable, "-c", "from factoryctl.cli.app import main; main()", "--config", str(path)]
@@ -79,7 +79,7 @@ def test_a_stopped_controller_is_late_not_replaced(controller: tuple[subprocess.
         late = f"the controller (pid {proc.pid}) is late"
         wait_for(lambda: watcher.says(late) or "agents" in watcher.sources, 60)
         assert set(watcher.sources) == {"store"}  # never a collector of its own while the controller holds its lock
-        # every row aged past 8.5 s: stale (one the controller judged down before it stopped, under load, stays down)
+        # every row aged past 6.75 s (3.5 intervals and the 5 s a node's clock may be behind): stale (one the controller judged down before it stopped, under load, stays down)
         wait_for(lambda: "stale" in watcher.node_states() and not {"up", "degraded"} & watcher.states[-1], 60)
         assert watcher.aged_down == 0  # the controller stopped, not the nodes
         proc.send_signal(signal.SIGCONT)

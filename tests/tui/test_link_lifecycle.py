@@ -40,13 +40,15 @@ EXITS = "sys.exit(0)"
 GOES_SILENT = "sys.stdin.read()"
 
 
-def scripted_services(tmp_path: Path, then: str, before: str = "") -> tuple[PolledServices, Path]:
+def scripted_services(
+    tmp_path: Path, then: str, before: str = "", interval_s: float = 1.0
+) -> tuple[PolledServices, Path]:
     """Services watching node `n1` whose agent is the script; and the script's log of starts."""
     log = tmp_path / "starts.log"
     python = tmp_path / "scripted-python"
     python.write_text(SCRIPTED_AGENT.format(python=sys.executable, log=str(log), before=before, then=then))
     python.chmod(0o755)
-    yaml = f"name: s\nnodes:\n  n1: {{transport: local, python: {python}}}\n"
+    yaml = f"name: s\ncontroller: {{interval_s: {interval_s}}}\nnodes:\n  n1: {{transport: local, python: {python}}}\n"
     return PolledServices(parse_config(yaml, tmp_path / "factory.yaml", tmp_path / "state"), use_store=False), log
 
 
@@ -61,21 +63,21 @@ def event_kinds(services: PolledServices, node: str) -> list[str]:
 
 
 def test_a_flapping_node_is_retried_with_a_growing_delay_not_every_second(tmp_path: Path) -> None:
-    services, log = scripted_services(tmp_path, EXITS)
+    services, log = scripted_services(tmp_path, EXITS, interval_s=0.5)  # the first delay about 0.5 s, not 1 s
     try:
         services.start()
-        # four attempts, and six seconds seen since the first (a condition on the log, not a sleep)
-        wait_for(lambda: len(starts(log)) >= 4 and time.time() - starts(log)[0] >= 6.0, 30.0, "four attempts")
+        # four attempts, and three seconds seen since the first (a condition on the log, not a sleep)
+        wait_for(lambda: len(starts(log)) >= 4 and time.time() - starts(log)[0] >= 3.0, 30.0, "four attempts")
         assert states(services)["n1"] in {"up", "degraded", "down"}  # judged by its links, never `connecting`
     finally:
         services.close()
     times = starts(log)
     gaps = [b - a for a, b in itertools.pairwise(times)]
-    # Retried every second (a backoff restarted by each connect), six seconds hold six attempts or so. A backoff
-    # that grows waits at least 0.5, 1, 2, 4 s (the lower half of each doubling delay): at most 4 in 6 s, and the
-    # third wait alone is at least 2 s. Bounds from below only: a loaded machine makes the waits longer, not shorter.
-    assert sum(1 for t in times if t - times[0] <= 6.0) <= 4, gaps
-    assert gaps[2] >= 2.0, gaps
+    # Retried every half second (a backoff restarted by each connect), three seconds hold six attempts or so. A
+    # backoff that grows waits at least 0.25, 0.5, 1, 2 s (the lower half of each doubling delay): at most 4 in 3 s,
+    # and the third wait alone is at least 1 s. Bounds from below only: a loaded machine makes the waits longer.
+    assert sum(1 for t in times if t - times[0] <= 3.0) <= 4, gaps
+    assert gaps[2] >= 1.0, gaps
     assert services._nodes["n1"].link.connects >= 4  # each start was a connect: hello and stream answered
 
 
@@ -98,14 +100,15 @@ def test_a_broken_stream_shows_at_the_next_snapshot_however_long_the_interval(tm
 
 
 def test_a_silent_session_is_torn_down_and_rebuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(PolledServices, "link_stall_s", property(lambda self: 3.0))  # not 10 s: a shorter test
-    services, log = scripted_services(tmp_path, GOES_SILENT)
+    # at a 0.5 s interval (down after 1.75 s, retried after 0.5 s), torn down after 1.5 s, not 10 s: a shorter test
+    monkeypatch.setattr(PolledServices, "link_stall_s", property(lambda self: 1.5))
+    services, log = scripted_services(tmp_path, GOES_SILENT, interval_s=0.5)
     try:
         services.start()
         # No snapshot is taken: the events come from the dashboard's own judging (degraded, down) and its link,
         # which tears the silent session down when the node is judged down and connects again (up).
         wait_for(lambda: "node_up" in event_kinds(services, "n1"), 30.0, "n1 up on a new session")
-        # a silence reason refined by the link's own ("no sample for 3 s; reconnecting.") is one more event
+        # a silence reason refined by the link's own ("no sample for 2 s; reconnecting.") is one more event
         assert [k for k, _ in itertools.groupby(event_kinds(services, "n1"))][:3] == [
             "node_degraded",
             "node_down",
@@ -117,19 +120,19 @@ def test_a_silent_session_is_torn_down_and_rebuilt(tmp_path: Path, monkeypatch: 
 
 
 def test_a_node_seeded_by_a_hand_back_keeps_its_state_while_its_link_is_slow_to_connect(tmp_path: Path) -> None:
-    """n1 was up when a controller handed back; its agent takes 5 s to answer (an SSH node on a loaded network),
-    longer than the 3.5 s of silence that take a node down: its silence counts from its link made, so it stays up,
-    with no event, until its first sample."""
-    services, _ = scripted_services(tmp_path, GOES_SILENT, before="time.sleep(5)")
+    """n1 was up when a controller handed back; its agent takes 2.5 s to answer (an SSH node on a loaded network),
+    longer than the 1.75 s of silence that take a node down at a 0.5 s interval: its silence counts from its link
+    made, so it stays up, with no event, until its first sample."""
+    services, _ = scripted_services(tmp_path, GOES_SILENT, before="time.sleep(2.5)", interval_s=0.5)
     try:
         handed_back = time.time()
-        services.seed([dataclasses.replace(node(1), node="n1", time=handed_back - 5.5)])
+        services.seed([dataclasses.replace(node(1), node="n1", time=handed_back - 2.75)])
         shown = []
         while not shown or shown[-1].time < handed_back:  # until its first sample
             assert time.time() - handed_back < 30, "n1 never answered"
             shown.append(services.snapshot().node("n1"))
             time.sleep(0.1)
-        assert time.time() - handed_back >= 4.5  # silent for longer than judges a node down
+        assert time.time() - handed_back >= 2.25  # silent for longer than judges a node down
         assert {n.state for n in shown} == {"up"}
         assert event_kinds(services, "n1") == []
     finally:

@@ -18,7 +18,8 @@ from agent_processes import agents_of
 from pilot_helpers import first_snapshot, plain, wait_until
 from waiting import wait_for
 
-from factoryctl.demo import demo_config
+from factoryctl.config import parse_config
+from factoryctl.demo import DEMO_YAML, demo_config
 from factoryctl.live import services_polled
 from factoryctl.live.services_polled import PolledServices
 from factoryctl.sim.state import SimNode
@@ -31,6 +32,16 @@ from factoryctl.tui.widgets.node_table import NodeTable
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[PolledServices]:
     services = PolledServices(demo_config(tmp_path / "state"), "demo[01-03]")
+    wait_for(lambda: set(states(services).values()) == {"up"}, 15.0, "every node up")
+    yield services
+    services.close()
+
+
+@pytest.fixture
+def live_half_second(tmp_path: Path) -> Iterator[PolledServices]:
+    """`live` sampled every 0.5 s, not 1 s: silence judges a node degraded after 0.75 s and down after 1.75 s."""
+    config = parse_config(DEMO_YAML + "controller:\n  interval_s: 0.5\n", Path("<demo>"), tmp_path / "state")
+    services = PolledServices(config, "demo[01-03]")
     wait_for(lambda: set(states(services).values()) == {"up"}, 15.0, "every node up")
     yield services
     services.close()
@@ -130,8 +141,9 @@ def test_a_stopped_agent_never_blocks_a_snapshot(live: PolledServices, monkeypat
 
 
 def test_a_silent_agent_raises_degraded_down_and_up_events(
-    live: PolledServices, monkeypatch: pytest.MonkeyPatch
+    live_half_second: PolledServices, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    live = live_half_second
     proc = agent_process("demo02")
     os.kill(proc.pid, signal.SIGSTOP)  # no broken stream, no failure: only silence says it
     try:
@@ -229,8 +241,10 @@ def slow_reconnect(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(services_polled, "reconnect_backoff", lambda config: Backoff(base_s=10.0, cap_s=30.0))
 
 
-async def test_dashboard_on_live_agents_shows_a_node_going_down(slow_reconnect: None, live: PolledServices) -> None:
-    app = make_app(live)
+async def test_dashboard_on_live_agents_shows_a_node_going_down(
+    slow_reconnect: None, live_half_second: PolledServices
+) -> None:
+    app = make_app(live_half_second)
     async with app.run_test() as pilot:
         await first_snapshot(pilot)
         table = app.screen.query_one(NodeTable)
