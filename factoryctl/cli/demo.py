@@ -53,7 +53,9 @@ def register(app: typer.Typer) -> None:
         the terminal first.
         """
         from factoryctl.demo import demo_config
+        from factoryctl.stale_code import freeze_code
 
+        freeze_code()  # it may run for hours, as `dash` does: an upgrade under it must not change what it runs
         if headless:
             quiet = context.global_options(ctx)[1]
             raise typer.Exit(_run_headless(demo_config(), duration, interval, output, quiet))

@@ -252,7 +252,8 @@ class AgentSession:
                 "agent",
                 f"the agent speaks protocol {node_said(message.get('protocol'))}, "
                 f"this factoryctl speaks {PROTOCOL_VERSION}.",
-                "upgrade factoryctl so both ends match.",
+                "this factoryctl ships the agent from its own files, so they changed while it ran (an upgrade?): run the "
+                "command again.",
             )
         return dict(message)
 

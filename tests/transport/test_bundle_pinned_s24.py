@@ -13,6 +13,7 @@ bundle is changed between two agent starts.
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import subprocess
@@ -186,3 +187,25 @@ def test_a_controller_started_before_an_agent_protocol_bump_reaches_a_node_a_rel
     assert status == 0, log
     assert states["s2"][0] == "up", states
     assert "speaks protocol" not in log, log
+
+
+def test_a_watch_started_before_an_agent_protocol_bump_still_reads_its_nodes(
+    tmp_path: Path, package_copy: Path
+) -> None:
+    """`nodes --watch` runs for hours and starts an agent at each ask: after the bump its nodes were all `down`."""
+    config = tmp_path / "factory.yaml"
+    config.write_text(f"name: up\nnodes:\n  s[1-2]: {SIM}\n")
+    argv = [sys.executable, "-m", "factoryctl", "--config", str(config), "nodes", "all", "--watch"]
+    env = {"PYTHONPATH": str(package_copy), "PYTHONDONTWRITEBYTECODE": "1", "PATH": "/usr/bin:/bin"}
+    env |= {"HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    command = [*argv, "--interval", "0.5", "-o", "json"]
+    with reaped(subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)) as proc:
+        assert proc.stdout is not None
+        before = json.loads(proc.stdout.readline())  # a first redraw: its agents started before the upgrade
+        _bump(package_copy)
+        after = [json.loads(proc.stdout.readline()) for _ in range(6)]  # each node asked again since
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=30)
+    assert {item["node"] for item in before["items"]} == {"s1", "s2"}
+    assert "speaks protocol" not in stderr.decode()
+    assert [item["state"] for item in after[-1]["items"]] == ["up", "up"], after[-1]
