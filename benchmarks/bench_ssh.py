@@ -10,7 +10,14 @@ Starts a real OpenSSH sshd on 127.0.0.1 (as the tests do), then for N simulated 
 Reports wall time and controller CPU per sweep for both (controller CPU: this process for (1); the ssh client
 processes for (2)), their ratios, and connect-all time and client memory for 64 and 256 connections. Usage:
 
-    python benchmarks/bench_ssh.py [--nodes 64] [--gpus 8] [--sweeps 10] [--connect 64,256]
+    python benchmarks/bench_ssh.py [--nodes 64] [--gpus 8] [--sweeps 10] [--connect 64,256] [--agent-starts 3]
+    python benchmarks/bench_ssh.py --nodes 16 --connect '' --agent-starts 9 --no-baseline    # agent starts only
+
+`persistent.agent_start` is the wall and CPU of starting an agent on every node at once on the open connections
+(`SshTransport.start_agent`): the process's first start (the zipapp built, or read and checked if this user's cache
+holds it, then uploaded to the nodes' cache, one directory for all of them here), then the median of
+`--agent-starts` more (found in the nodes' cache). `--pin` pins the agent's bytes first, as `controller run`, `dash`
+and `metrics serve` do when they start (`bundle.pin_contents`; skipped, `"pinned": false`, on code without it).
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from sshd_fixture import SshdServer, start_sshd
 
+import factoryctl
 from factoryctl.model.inventory import NodeSpec, SimSpec
 from factoryctl.transport.smi_query import QUERY
 from factoryctl.transport.ssh import SshConnection, SshOptions
@@ -47,9 +55,29 @@ def _specs(server: SshdServer, known_hosts: Path, nodes: int, gpus: int) -> list
     return [server.node(f"sim{i:03d}", known_hosts, sim=SimSpec("h100-sxm", gpus, i)) for i in range(1, nodes + 1)]
 
 
-def persistent_sweeps(specs: list[NodeSpec], sweeps: int) -> dict[str, object]:
+def agent_starts(transports: list[SshTransport], pool: ThreadPoolExecutor, rounds: int) -> dict[str, float]:
+    """Wall and CPU of starting an agent on every node at once, on open connections: the first start (the zipapp
+    built or checked, then uploaded to each node's cache) and the median of `rounds` starts after it (cached)."""
+    walls, cpus = [], []
+    for _ in range(rounds + 1):
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        sessions = list(pool.map(lambda t: t.start_agent(60), transports))
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - cpu0)
+        for session in sessions:
+            session.close()
+    return {
+        "first_wall_s": walls[0],
+        "first_cpu_s": cpus[0],
+        "wall_s": statistics.median(walls[1:]) if rounds else walls[0],
+        "cpu_s": statistics.median(cpus[1:]) if rounds else cpus[0],
+    }
+
+
+def persistent_sweeps(specs: list[NodeSpec], sweeps: int, start_rounds: int) -> dict[str, object]:
     with ThreadPoolExecutor(FANOUT) as pool:
         transports = list(pool.map(lambda s: SshTransport.open(s, "bench", OPTIONS), specs))
+        starts = agent_starts(transports, pool, start_rounds)
         sessions = list(pool.map(lambda t: t.start_agent(60), transports))
         list(pool.map(lambda s: s.sample(30), sessions))  # warm-up
         walls, cpus = [], []
@@ -63,7 +91,7 @@ def persistent_sweeps(specs: list[NodeSpec], sweeps: int) -> dict[str, object]:
             session.close()
         for transport in transports:
             transport.close()
-    return {"wall_s": statistics.median(walls), "cpu_s": statistics.median(cpus)}
+    return {"wall_s": statistics.median(walls), "cpu_s": statistics.median(cpus), "agent_start": starts}
 
 
 def baseline_sweeps(server: SshdServer, known_hosts: Path, specs: list[NodeSpec], sweeps: int, state: str) -> dict:
@@ -152,12 +180,26 @@ def _child_connect(count: int, port: int, key: str, known_hosts: str) -> dict[st
     }
 
 
+def _pin_agent() -> bool:
+    """Pin the agent's bytes as a long-running process does when it starts (stale_code.freeze_code); False on code
+    from before 1ba65fb, which has no pinning."""
+    from factoryctl.transport import bundle
+
+    if not hasattr(bundle, "pin_contents"):
+        return False
+    bundle.pin_contents()
+    return True
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=64)
     parser.add_argument("--gpus", type=int, default=8)
     parser.add_argument("--sweeps", type=int, default=10)
     parser.add_argument("--connect", default="64,256", help="comma-separated connection counts")
+    parser.add_argument("--agent-starts", type=int, default=3, help="agent starts on every node after the first")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the fresh-ssh-per-poll baseline")
+    parser.add_argument("--pin", action="store_true", help="pin the agent's bytes first, as the controller does")
     parser.add_argument("--child-connect", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--key", help=argparse.SUPPRESS)
@@ -166,6 +208,7 @@ def main() -> int:
     if args.child_connect:
         print(json.dumps(_child_connect(args.child_connect, args.port, args.key, args.known_hosts)))
         return 0
+    pinned = args.pin and _pin_agent()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         server = start_sshd(root / "sshd")
@@ -178,9 +221,11 @@ def main() -> int:
 
             os.environ["FACTORYCTL_REMOTE_CACHE"] = str(root / "remote-cache")
             specs = _specs(server, known_hosts, args.nodes, args.gpus)
+            persistent = persistent_sweeps(specs, args.sweeps, args.agent_starts)  # first: its first agent start
             latency = nodelay_latency(specs[0])
-            persistent = persistent_sweeps(specs, args.sweeps)
-            baseline = baseline_sweeps(server, known_hosts, specs, args.sweeps, str(root / "smi-state"))
+            baseline = None
+            if not args.no_baseline:
+                baseline = baseline_sweeps(server, known_hosts, specs, args.sweeps, str(root / "smi-state"))
             connects = [connect_all(server, known_hosts, int(n)) for n in args.connect.split(",") if n]
         finally:
             server.stop()
@@ -190,12 +235,14 @@ def main() -> int:
         "sweeps": args.sweeps,
         "persistent": persistent,
         "baseline_fresh_ssh": baseline,
-        "wall_ratio": baseline["wall_s"] / persistent["wall_s"],  # type: ignore[operator]
-        "cpu_ratio": baseline["cpu_s"] / persistent["cpu_s"],  # type: ignore[operator]
+        "wall_ratio": baseline["wall_s"] / persistent["wall_s"] if baseline else None,
+        "cpu_ratio": baseline["cpu_s"] / persistent["cpu_s"] if baseline else None,
         "persistent_core_pct_at_1hz": 100 * persistent["cpu_s"],  # type: ignore[operator]
         "connect": connects,
         "latency": latency,
         "threads": threading.active_count(),
+        "factoryctl": factoryctl.__file__,
+        "pinned": pinned,
     }
     print(json.dumps(result, indent=2))
     return 0

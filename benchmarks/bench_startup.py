@@ -3,7 +3,12 @@
 Both run side by side, interleaved, so machine noise hits both alike. Also checks what `--help` and a completion
 request import (no paramiko, textual or pynvml).
 
-    python benchmarks/bench_startup.py [--runs 15]
+    python benchmarks/bench_startup.py [--runs 15] [--config F.yaml]
+
+`--config F.yaml` also times `factoryctl -c F.yaml nodes` (a listing that asks every node once: for a small local
+simulated fleet, start-up plus the local agents' starts), reported against `import typer` the same way. Children run
+with `python -P`, so the current directory never shadows PYTHONPATH: `PYTHONPATH=/path/to/other/checkout` times that
+checkout's code from anywhere (`factoryctl` in the output says which ran).
 """
 
 from __future__ import annotations
@@ -29,30 +34,36 @@ def timed(argv: list[str], env: dict[str, str] | None = None) -> float:
 
 def heavy_modules(code: str) -> list[str]:
     probe = f"import sys\n{code}\nsys.stderr.write('HEAVY=' + ','.join(m for m in ('textual', 'paramiko', 'pynvml') if m in sys.modules))"
-    err = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=False).stderr
+    err = subprocess.run([sys.executable, "-P", "-c", probe], capture_output=True, text=True, check=False).stderr
     return [m for m in err.rsplit("HEAVY=", 1)[-1].strip().split(",") if m]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--config", help="also time `factoryctl -c CONFIG nodes` (e.g. a 4-node local fleet)")
     args = parser.parse_args()
-    help_cmd = [sys.executable, "-m", "factoryctl", "--help"]
-    typer_cmd = [sys.executable, "-c", "import typer"]
+    help_cmd = [sys.executable, "-P", "-m", "factoryctl", "--help"]
+    typer_cmd = [sys.executable, "-P", "-c", "import typer"]
+    nodes_cmd = [sys.executable, "-P", "-m", "factoryctl", "-c", args.config, "nodes"] if args.config else None
     complete_env = {
         **os.environ,
         "_FACTORYCTL_COMPLETE": "complete_bash",
         "COMP_WORDS": "factoryctl nodes ",
         "COMP_CWORD": "2",
     }
-    complete_cmd = [sys.executable, "-m", "factoryctl"]
+    complete_cmd = [sys.executable, "-P", "-m", "factoryctl"]
     for cmd in (help_cmd, typer_cmd):
         timed(cmd)  # warm the page cache and write the bytecode cache
-    helps, typers, completes = [], [], []
+    if nodes_cmd and subprocess.run(nodes_cmd, stdout=subprocess.DEVNULL, env=BASE_ENV, check=False).returncode:
+        sys.exit(f"{' '.join(nodes_cmd)} failed: fix the fleet before timing it")
+    helps, typers, completes, nodes = [], [], [], []
     for _ in range(args.runs):
         helps.append(timed(help_cmd))
         typers.append(timed(typer_cmd))
         completes.append(timed(complete_cmd, complete_env))
+        if nodes_cmd:
+            nodes.append(timed(nodes_cmd))
     result = {
         "runs": args.runs,
         "help_median_ms": round(statistics.median(helps) * 1000, 1),
@@ -64,6 +75,15 @@ def main() -> None:
             "from factoryctl.cli.app import run\ntry:\n    run(['--help'])\nexcept SystemExit:\n    pass"
         ),
     }
+    if nodes:
+        result["nodes_median_ms"] = round(statistics.median(nodes) * 1000, 1)
+        result["nodes_ratio"] = round(statistics.median(nodes) / statistics.median(typers), 2)
+    result["factoryctl"] = subprocess.run(
+        [sys.executable, "-P", "-c", "import factoryctl; print(factoryctl.__file__)"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
     print(json.dumps(result, indent=2))
 
 
