@@ -317,6 +317,12 @@ class SshDefaults(Strict):
         10.0,
         description="TCP, banner and auth timeout, in seconds (0.1-86400); the key exchange after the banner gets twice it ([ssh](ssh.md)).",
     )
+    keepalive_s: Annotated[float, seconds(1, 3600)] = Field(
+        15.0,
+        description="Seconds between liveness checks of a connection (1-3600), as OpenSSH's ServerAliveInterval: a "
+        "check not answered within this, or connect_timeout_s if longer, closes the connection, so a link that went "
+        "down is found within about twice it ([ssh](ssh.md)).",
+    )
     remote_cache_dir: str = Field(
         ".cache/factoryctl",
         description="Directory on the nodes the agent is uploaded to (relative, `~` and `~/...`: under the login "

@@ -50,6 +50,7 @@ def _options(config: FactoryConfig, timeout: float) -> SshOptions:
         banner_timeout_s=step,
         auth_timeout_s=step,
         channel_timeout_s=timeout,
+        keepalive_s=float(config.settings.ssh.keepalive_s),
         remote_cache=config.settings.ssh.remote_cache_dir,
     )
 

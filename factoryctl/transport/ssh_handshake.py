@@ -84,6 +84,8 @@ class SshOptions:
     banner_timeout_s: float = 10.0
     auth_timeout_s: float = 10.0
     channel_timeout_s: float = 10.0
+    #: factory.yaml's `ssh.keepalive_s`: paramiko's keepalive interval (whole seconds) and the liveness watch's, whose
+    #: checks may go unanswered this long, or connect_timeout_s if longer (`SshConnection.answer_bound`).
     keepalive_s: float = 15.0
     #: Output kept per stream of a command; more is read and dropped, so `cat /dev/zero` cannot exhaust memory.
     max_output_bytes: int = MAX_OUTPUT_BYTES

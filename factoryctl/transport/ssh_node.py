@@ -131,7 +131,7 @@ class SshTransport:
             if exc.kind == "timeout" and not self.connection.answers(AGENT_KILL_TIMEOUT_S):  # the link, not the agent
                 chan.close()
                 raise self.connection.lost("while starting the agent") from None
-            status = _exit_status(chan, 2.0)
+            status = _exit_status(chan, HUNG_STATUS_S if exc.kind == "timeout" else ENDED_STATUS_S)
             if status is None:  # still running, hello or not (hung, or a protocol this factoryctl does not speak)
                 _kill(self.connection, lines.launched, session.hello_info.get("pid"))
             chan.close()
@@ -203,6 +203,17 @@ class SshTransport:
     def close(self) -> None:
         """Close the connection (jump hosts stay shared)."""
         self.connection.close()
+
+
+#: How long an agent whose hello did not come within --timeout gets to report its exit before it is killed as hung.
+#: Any exit status sshd sent before the round trip just made (`SshConnection.answers`) came ahead of its answer, so
+#: this only catches an agent exiting at this very moment: a longer wait added itself to every hung agent's
+#: --timeout (`--timeout 3` took 5 s).
+HUNG_STATUS_S = 0.2
+
+#: How long an agent that ended its output before its hello (or said one of another protocol) gets to report its exit
+#: status, which follows the end of its output: the status tells a missing Python or a changed cache from an error.
+ENDED_STATUS_S = 2.0
 
 
 #: How long a closing agent gets to exit on its own (after `shutdown` or its stdin's EOF) before it is killed.
@@ -421,6 +432,7 @@ def open_ssh_transport(node: NodeSpec, config: FactoryConfig, timeout: float) ->
         banner_timeout_s=step,
         auth_timeout_s=step,
         channel_timeout_s=max(step, timeout),
+        keepalive_s=float(config.settings.ssh.keepalive_s),
         remote_cache=config.settings.ssh.remote_cache_dir,
     )
     return SshTransport.open(node, config.name, options)

@@ -147,12 +147,17 @@ def test_exec_says_a_link_gone_silent_as_a_lost_connection_exit_4(
     tmp_path: Path,
     sshd: SshdServer,  # noqa: F811 - the session's sshd fixture
 ):
-    """The CLI as a user runs it: factory.yaml's defaults (a check every 15 s), `-t 600`, the link down at once."""
+    """The CLI as a user runs it, `-t 600`, the link down at once: found by factory.yaml's `ssh.keepalive_s`.
+
+    A check every second, unanswered for 2 s (`ssh.connect_timeout_s`), not the defaults' 15 s and 15 s, which made
+    this test wait 30 s: that the defaults are 15 s and the bound derives from them is checked without waiting
+    (test_keepalive_setting_s24.py), and that a silent link's bound follows the options, here.
+    """
     relay, node = silencing
     config = tmp_path / "factory.yaml"
     config.write_text(
         f"name: lab\nssh: {{user: {sshd.user}, identity_file: {sshd.user_key}, known_hosts: {node.known_hosts}, "
-        f"connect_timeout_s: 5}}\nnodes:\n  n1: {{host: 127.0.0.1, port: {node.port}}}\n"
+        f"connect_timeout_s: 2, keepalive_s: 1}}\nnodes:\n  n1: {{host: 127.0.0.1, port: {node.port}}}\n"
     )
     env = dict(os.environ, FACTORYCTL_CONFIG=str(config), PYTHONDONTWRITEBYTECODE="1")
     argv = [sys.executable, "-m", "factoryctl", "exec", "n1", "-t", str(HUGE_TIMEOUT_S), "--", "sh", "-c"]
@@ -169,6 +174,7 @@ def test_exec_says_a_link_gone_silent_as_a_lost_connection_exit_4(
                 proc.kill()
     assert proc.returncode == ExitCode.CONNECTION, err
     assert f"n1: connection lost while the command ran: {SILENT_LINK}" in err
+    assert "(no answer within 2 s)" in err  # the bound of ssh.keepalive_s 1 and connect_timeout_s 2, not 15 s
     assert "did not finish within" not in err
     assert "ping it" in err  # the silent link's hint (SILENT_LINK_HINT), not sshd's or --timeout's
     assert "start" in out  # what came before the link went down is shown
