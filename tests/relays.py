@@ -2,7 +2,9 @@
 
 Each accepted connection is forwarded to sshd by one thread per direction. Subclasses decide what happens to each
 chunk (`forward`) and learn when a side hangs up (`hung_up_from`), so counting bytes and going silent (a network
-partition) are a few lines each, and paramiko itself is never touched.
+partition) are a few lines each, and paramiko itself is never touched. The relay that goes silent (`SilencingRelay`),
+a node behind one (`silencing_node`) and nodes behind a relayed jump host (`behind_relayed_jump`) were copied in
+several test files, so they live here once.
 """
 
 from __future__ import annotations
@@ -14,6 +16,12 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+#: Nodes `behind-*` go through ProxyJump `jumpy` (`behind_relayed_jump`), the jump host at the relay's port.
+_BEHIND_JUMPY = (
+    "Host behind-*\n  HostName 127.0.0.1\n  ProxyJump jumpy\n\n"
+    "Host jumpy\n  HostName 127.0.0.1\n  Port {port}\n  User {user}\n  IdentityFile {key}\n"
+)
 
 
 class Relay:
@@ -72,3 +80,41 @@ def relayed_node(relay: Relay, sshd: Any, directory: Path, name: str) -> Iterato
             yield sshd.node(name, known, port=port)
         finally:
             relay.close()
+
+
+class SilencingRelay(Relay):
+    """Forwards to sshd until `silent` is set, then drops every byte both ways, sockets left open (a link down)."""
+
+    def __init__(self, upstream: int) -> None:
+        super().__init__(upstream)
+        self.silent = threading.Event()
+
+    def forward(self, data: bytes, from_client: bool) -> bool:
+        return not self.silent.is_set()
+
+
+@contextlib.contextmanager
+def silencing_node(sshd: Any, directory: Path, name: str = "n1") -> Iterator[tuple[SilencingRelay, Any]]:
+    """A `SilencingRelay` in front of `sshd` and the NodeSpec `name` reaching it through that relay.
+
+    On the way out the relay flows again: what still waits on the relayed connections ends with the relay's close.
+    """
+    relay = SilencingRelay(sshd.port)
+    with relayed_node(relay, sshd, directory, name) as node:
+        try:
+            yield relay, node
+        finally:
+            relay.silent.clear()
+
+
+@contextlib.contextmanager
+def behind_relayed_jump(relay: Relay, sshd: Any, jump_server: Any, directory: Path) -> Iterator[tuple[Path, Path, Any]]:
+    """Nodes `behind-*` (the test `sshd`) reached through jump host `jumpy` (`jump_server`, behind `relay`).
+
+    Yields the ssh_config that says so, the known_hosts that trusts both (the jump host at the relay's port), and
+    the jump host's NodeSpec (its `port` is the relay's).
+    """
+    with relayed_node(relay, jump_server, directory, "jumpy") as jump_spec:
+        config = directory / "ssh_config"
+        config.write_text(_BEHIND_JUMPY.format(port=jump_spec.port, user=jump_server.user, key=jump_server.user_key))
+        yield config, sshd.write_known_hosts(Path(jump_spec.known_hosts)), jump_spec

@@ -69,5 +69,5 @@ def _quietly(end: Callable[[], None]) -> None:
         end()
 
 
-#: The process's leftovers: SSH agent sessions (transport/ssh_node.py) and internal commands (transport/ssh.py).
+#: The process's leftovers: SSH agent sessions (transport/ssh_node.py) and internal commands (transport/ssh_commands.py).
 NODE_LEFTOVERS = NodeLeftovers()

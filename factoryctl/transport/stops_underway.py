@@ -1,6 +1,6 @@
 """The nodes whose interrupt is still on its way, so that exec's wait after a second Ctrl-C does not end before it lands.
 
-A root login's command is interrupted over another channel (sshd delivers no signal to it: transport/ssh.py), which
+A root login's command is interrupted over another channel (sshd delivers no signal to it: transport/ssh_commands.py), which
 takes a login shell's round trip; a command still starting when the interrupt came is refused or signalled once it
 starts. A second Ctrl-C 10 ms after the first ended exec's wait at once, before those answers, and every such node was
 said to be "still running" when 2 s later none was. While a node is held here its interrupt is under way: exec waits

@@ -11,18 +11,16 @@ said to hang. A real sshd behind a relay that goes silent with both sockets open
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
-from relays import Relay, relayed_node
+from relays import SilencingRelay, silencing_node
 from sshd_fixture import PATIENT, SshdServer, sshd  # noqa: F401 - the session's sshd fixture
-from stand_in_agent import stand_in_zipapp
+from stand_in_agent import hanging_zipapp
 from waiting import wait_for
 
 from factoryctl.errors import ExitCode, NodeError
@@ -34,43 +32,18 @@ HUGE_TIMEOUT_S = 600
 #: How long a test waits for what should end in seconds (its own timeout, never the behaviour's measure).
 TEST_WAIT_S = 120
 
-#: A stand-in agent that never says hello: it writes its pid to a file (the test's sign that it started), then waits.
-HANGS = """
-import os, time
-with open({started!r} + ".tmp", "w") as f:
-    f.write(str(os.getpid()))
-os.replace({started!r} + ".tmp", {started!r})
-time.sleep(600)
-"""
-
-
-class SilencingRelay(Relay):
-    """Forwards to sshd until `silent` is set, then drops every byte both ways, sockets left open (a link down)."""
-
-    def __init__(self, upstream: int) -> None:
-        super().__init__(upstream)
-        self.silent = threading.Event()
-
-    def forward(self, data: bytes, from_client: bool) -> bool:
-        return not self.silent.is_set()
-
 
 @pytest.fixture
 def silencing(sshd: SshdServer, tmp_path: Path) -> Iterator[tuple[SilencingRelay, Any]]:  # noqa: F811
-    relay = SilencingRelay(sshd.port)
-    with relayed_node(relay, sshd, tmp_path, "n1") as node:
-        yield relay, node
-        relay.silent.clear()
+    with silencing_node(sshd, tmp_path) as relayed:
+        yield relayed
 
 
 @pytest.fixture
 def hanging_agent(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     """The zipapp of an agent that never says hello, and the file its pid appears in once it runs (killed after)."""
-    started = tmp_path / "agent-started"
-    (tmp_path / "zipapp").mkdir()
-    yield stand_in_zipapp(tmp_path / "zipapp", HANGS.format(started=str(started))), started
-    with contextlib.suppress(FileNotFoundError, ValueError, psutil.NoSuchProcess):
-        psutil.Process(int(started.read_text())).kill()
+    with hanging_zipapp(tmp_path) as agent:
+        yield agent
 
 
 def start_in_thread(transport: SshTransport, timeout: float, zipapp: Path) -> dict[str, Any]:

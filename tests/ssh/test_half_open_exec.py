@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from relays import Relay, relayed_node
+from relays import Relay, SilencingRelay, relayed_node, silencing_node
 from sshd_fixture import PATIENT, SshdServer, sshd  # noqa: F401 - the session's sshd fixture
 from waiting import wait_for
 
@@ -35,17 +35,6 @@ from factoryctl.transport.ssh_node import SshTransport
 HUGE_TIMEOUT_S = 600
 #: How long a test waits for what should end in seconds (its own timeout, never the behaviour's measure).
 TEST_WAIT_S = 120
-
-
-class SilencingRelay(Relay):
-    """Forwards to sshd until `silent` is set, then drops every byte both ways, sockets left open (a link down)."""
-
-    def __init__(self, upstream: int) -> None:
-        super().__init__(upstream)
-        self.silent = threading.Event()
-
-    def forward(self, data: bytes, from_client: bool) -> bool:
-        return not self.silent.is_set()
 
 
 class PausingRelay(Relay):
@@ -63,10 +52,8 @@ class PausingRelay(Relay):
 
 @pytest.fixture
 def silencing(sshd: SshdServer, tmp_path: Path) -> Iterator[tuple[SilencingRelay, Any]]:  # noqa: F811
-    relay = SilencingRelay(sshd.port)
-    with relayed_node(relay, sshd, tmp_path, "n1") as node:
-        yield relay, node
-        relay.silent.clear()  # what still waits on the relayed connections ends with the relay's close
+    with silencing_node(sshd, tmp_path) as relayed:
+        yield relayed
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from relays import Relay, relayed_node
+from relays import Relay, behind_relayed_jump
 from sshd_fixture import PATIENT, SshdServer
 from waiting import wait_for
 
@@ -68,14 +68,7 @@ def behind(sshd: SshdServer, sshd_factory: Callable[..., SshdServer], tmp_path: 
     """Nodes `behind-*` are the session's sshd, reached through the jump host `jumpy` (an sshd behind the relay)."""
     jump_server = sshd_factory()
     relay = _SilencedSoFar(jump_server.port)
-    with relayed_node(relay, jump_server, tmp_path, "jumpy") as jump_spec:
-        config = tmp_path / "ssh_config"
-        config.write_text(
-            "Host behind-*\n  HostName 127.0.0.1\n  ProxyJump jumpy\n\n"
-            f"Host jumpy\n  HostName 127.0.0.1\n  Port {jump_spec.port}\n  User {jump_server.user}\n"
-            f"  IdentityFile {jump_server.user_key}\n"
-        )
-        known_hosts = sshd.write_known_hosts(Path(jump_spec.known_hosts))
+    with behind_relayed_jump(relay, sshd, jump_server, tmp_path) as (config, known_hosts, _):
         pool = SshPool(dataclasses.replace(WATCHED, ssh_config=config))
         try:
             yield Behind(pool, relay, lambda name: sshd.node(name, known_hosts, host="behind-1"))

@@ -10,7 +10,6 @@ not mocked.
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import threading
 from collections.abc import Iterator
@@ -18,11 +17,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 from relays import Relay, relayed_node
 from sshd_fixture import PATIENT, SshdServer, sshd  # noqa: F401 - the session's sshd fixture
-from stand_in_agent import stand_in_zipapp
+from stand_in_agent import hanging_zipapp
 from waiting import wait_for
 
 from factoryctl.errors import NodeError
@@ -34,14 +32,6 @@ TEST_WAIT_S = 120
 #: The hello's wait: long enough for the watch's check to have waited well past 2 s before it ends (the agent runs
 #: within 0.3 s and the check has waited 3 s about 3.5 s in; 8 s leaves 4.5 s for a loaded machine).
 HELLO_TIMEOUT_S = 8
-
-HANGS = """
-import os, time
-with open({started!r} + ".tmp", "w") as f:
-    f.write(str(os.getpid()))
-os.replace({started!r} + ".tmp", {started!r})
-time.sleep(600)
-"""
 
 
 class HoldingRelay(Relay):
@@ -79,11 +69,8 @@ class EofKeepingRelay(Relay):
 
 @pytest.fixture
 def hanging_agent(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
-    started = tmp_path / "agent-started"
-    (tmp_path / "zipapp").mkdir()
-    yield stand_in_zipapp(tmp_path / "zipapp", HANGS.format(started=str(started))), started
-    with contextlib.suppress(FileNotFoundError, ValueError, psutil.NoSuchProcess):
-        psutil.Process(int(started.read_text())).kill()
+    with hanging_zipapp(tmp_path) as agent:
+        yield agent
 
 
 def test_a_watch_check_slow_for_2s_does_not_make_a_hung_agent_a_lost_link(sshd, tmp_path, hanging_agent):  # noqa: F811

@@ -14,13 +14,12 @@ agent's launch request is sent).
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
-from relays import Relay, relayed_node
+from relays import SilencingRelay, behind_relayed_jump, silencing_node
 from sshd_fixture import PATIENT, SshdServer, sshd  # noqa: F401 - the session's sshd fixture
 from stand_in_agent import stand_in_zipapp
 from waiting import wait_for
@@ -38,17 +37,6 @@ QUICK = replace(PATIENT, keepalive_s=1, connect_timeout_s=2, channel_timeout_s=6
 HUGE_S = 600.0
 #: How long a test waits for what should end in seconds (its own timeout, never the behaviour's measure).
 TEST_WAIT_S = 120
-
-
-class SilencingRelay(Relay):
-    """Forwards to sshd until `silent` is set, then drops every byte both ways, sockets left open (a link down)."""
-
-    def __init__(self, upstream: int) -> None:
-        super().__init__(upstream)
-        self.silent = threading.Event()
-
-    def forward(self, data: bytes, from_client: bool) -> bool:
-        return not self.silent.is_set()
 
 
 @pytest.fixture
@@ -107,11 +95,9 @@ def test_a_bare_eof_after_the_watch_found_the_link_silent_says_the_link_stopped_
     zipapp: Path,
     silent_at_launch: Callable[[SilencingRelay], None],
 ) -> None:
-    relay = SilencingRelay(sshd.port)
-    silent_at_launch(relay)
-    with relayed_node(relay, sshd, tmp_path, "n1") as node:
+    with silencing_node(sshd, tmp_path) as (relay, node):
+        silent_at_launch(relay)
         error = only_error(fan_out([node], Started(zipapp)))
-        relay.silent.clear()  # what still waits on the relayed connection ends with the relay's close
     assert (error.node, error.kind, error.exit_code) == ("n1", "refused", ExitCode.CONNECTION)
     assert (
         error.message == f"connection lost to {sshd.user}@127.0.0.1:{node.port}: {SILENT_LINK} (no answer within 2 s)"
@@ -125,8 +111,7 @@ def test_paramikos_own_words_from_a_connection_gone_silent_are_the_lost_connecti
     tmp_path: Path,
 ) -> None:
     """paramiko hands why its connection died to one waiter; the others get `Channel closed.` or, later, this."""
-    relay = SilencingRelay(sshd.port)
-    with relayed_node(relay, sshd, tmp_path, "n1") as node:
+    with silencing_node(sshd, tmp_path) as (relay, node):
         transport = SshTransport.open(node, "lab", QUICK)
         connection = transport.connection
 
@@ -158,14 +143,7 @@ def behind_silent_jump(
     """Node `behind-1` (the session's sshd) reached through jump host `jumpy`, an sshd behind a relay; its label."""
     jump_server = sshd_factory()
     relay = SilencingRelay(jump_server.port)
-    with relayed_node(relay, jump_server, tmp_path, "jumpy") as jump_spec:
-        config = tmp_path / "ssh_config"
-        config.write_text(
-            "Host behind-*\n  HostName 127.0.0.1\n  ProxyJump jumpy\n\n"
-            f"Host jumpy\n  HostName 127.0.0.1\n  Port {jump_spec.port}\n  User {jump_server.user}\n"
-            f"  IdentityFile {jump_server.user_key}\n"
-        )
-        known_hosts = sshd.write_known_hosts(Path(jump_spec.known_hosts))
+    with behind_relayed_jump(relay, sshd, jump_server, tmp_path) as (config, known_hosts, jump_spec):
         spec = sshd.node("n1", known_hosts, host="behind-1")
         try:
             yield relay, spec, f"{jump_server.user}@127.0.0.1:{jump_spec.port}", config
