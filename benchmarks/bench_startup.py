@@ -3,12 +3,16 @@
 Both run side by side, interleaved, so machine noise hits both alike. Also checks what `--help` and a completion
 request import (no paramiko, textual or pynvml).
 
-    python benchmarks/bench_startup.py [--runs 15] [--config F.yaml]
+    python benchmarks/bench_startup.py [--runs 15] [--config F.yaml] [--tab-config F.yaml]
 
 `--config F.yaml` also times `factoryctl -c F.yaml nodes` (a listing that asks every node once: for a small local
 simulated fleet, start-up plus the local agents' starts), reported against `import typer` the same way. Children run
 with `python -P`, so the current directory never shadows PYTHONPATH: `PYTHONPATH=/path/to/other/checkout` times that
 checkout's code from anywhere (`factoryctl` in the output says which ran).
+
+`--tab-config F.yaml` also times TARGET completion (`factoryctl nodes list g<TAB>`, bash) on a copy of F.yaml: the
+first TAB after an edit (a comment appended before each run, so the completion cache misses) and the TAB after it
+(a hit), with a cache directory of its own.
 """
 
 from __future__ import annotations
@@ -16,10 +20,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 #: Bytecode caching on, as for any installed package (pip compiles site-packages at install; this machine sets
 #: PYTHONDONTWRITEBYTECODE, which would make every run recompile factoryctl but not typer's precompiled files).
@@ -32,6 +39,33 @@ def timed(argv: list[str], env: dict[str, str] | None = None) -> float:
     return time.perf_counter() - start
 
 
+def tab_times(config: str, runs: int) -> dict[str, float]:
+    """Medians of the first TAB after an edit of factory.yaml (a miss) and of the next TAB (a hit), in ms."""
+    with tempfile.TemporaryDirectory(prefix="bench-tab-") as scratch:
+        copy = Path(scratch) / "factory.yaml"
+        shutil.copyfile(config, copy)
+        copy.chmod(0o600)
+        env = {
+            **BASE_ENV,
+            "FACTORYCTL_CONFIG": str(copy),
+            "XDG_CACHE_HOME": scratch,
+            "_FACTORYCTL_COMPLETE": "complete_bash",
+            "COMP_WORDS": "factoryctl nodes list g",
+            "COMP_CWORD": "3",
+        }
+        cmd = [sys.executable, "-P", "-m", "factoryctl"]
+        misses, hits = [], []
+        for run in range(runs):
+            with copy.open("a") as out:
+                out.write(f"# edit {run}\n")
+            misses.append(timed(cmd, env))
+            hits.append(timed(cmd, env))
+    return {
+        "tab_miss_median_ms": round(statistics.median(misses) * 1000, 1),
+        "tab_hit_median_ms": round(statistics.median(hits) * 1000, 1),
+    }
+
+
 def heavy_modules(code: str) -> list[str]:
     probe = f"import sys\n{code}\nsys.stderr.write('HEAVY=' + ','.join(m for m in ('textual', 'paramiko', 'pynvml') if m in sys.modules))"
     err = subprocess.run([sys.executable, "-P", "-c", probe], capture_output=True, text=True, check=False).stderr
@@ -42,6 +76,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--config", help="also time `factoryctl -c CONFIG nodes` (e.g. a 4-node local fleet)")
+    parser.add_argument("--tab-config", help="also time TARGET completion on a copy of this factory.yaml")
     args = parser.parse_args()
     help_cmd = [sys.executable, "-P", "-m", "factoryctl", "--help"]
     typer_cmd = [sys.executable, "-P", "-c", "import typer"]
@@ -78,6 +113,8 @@ def main() -> None:
     if nodes:
         result["nodes_median_ms"] = round(statistics.median(nodes) * 1000, 1)
         result["nodes_ratio"] = round(statistics.median(nodes) / statistics.median(typers), 2)
+    if args.tab_config:
+        result.update(tab_times(args.tab_config, args.runs))
     result["factoryctl"] = subprocess.run(
         [sys.executable, "-P", "-c", "import factoryctl; print(factoryctl.__file__)"],
         capture_output=True,

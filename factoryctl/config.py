@@ -126,10 +126,16 @@ def read_config_source(explicit: Path | None = None, pipes: bool = True) -> tupl
     return path, read_config_text(path, source, pipes)
 
 
-def parse_config(text: str, path: Path | None = None, state_dir: Path | None = None) -> FactoryConfig:
-    """Validate factory.yaml text; errors name file:line:col and the key path."""
+def parse_config(
+    text: str, path: Path | None = None, state_dir: Path | None = None, *, loader: type[Any] | None = None
+) -> FactoryConfig:
+    """Validate factory.yaml text; errors name file:line:col and the key path.
+
+    `loader` (shell completion's, completion_inventory.py) reads the YAML in place of the pure-Python SafeLoader: the
+    same checks and expansion, but no key positions are gathered (errors say line 1) and no warnings.
+    """
     where = str(path) if path else "<factory.yaml>"
-    data, positions = _load_yaml(text, where)
+    data, positions = _load_yaml(text, where, loader)
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -142,11 +148,13 @@ def parse_config(text: str, path: Path | None = None, state_dir: Path | None = N
     home_state = Path(os.path.expanduser(written)) if written else default_state_dir(settings.name)
     if state_dir is None:
         check_state_dir(Path(os.path.abspath(home_state)), bool(settings.state_dir), positions, where)
-    warned = tuple(config_warnings(data, nodes, positions, where))
+    warned = tuple(config_warnings(data, nodes, positions, where)) if loader is None else ()
     return FactoryConfig(settings, nodes, groups, path, state_dir or home_state, warned)
 
 
-def _load_yaml(text: str, where: str) -> tuple[Any, dict[Loc, tuple[int, int, int, int]]]:
+def _load_yaml(
+    text: str, where: str, loader_class: type[Any] | None = None
+) -> tuple[Any, dict[Loc, tuple[int, int, int, int]]]:
     """The document's data and key positions, from one parse; repeated keys and keys that are not names refused.
 
     The composed nodes give the positions and are then constructed into data as `yaml.safe_load` would (one parse, not
@@ -157,7 +165,7 @@ def _load_yaml(text: str, where: str) -> tuple[Any, dict[Loc, tuple[int, int, in
     import yaml
 
     try:
-        loader = yaml.SafeLoader(text)  # the reader refuses a NUL here already
+        loader = (loader_class or yaml.SafeLoader)(text)  # the reader refuses a NUL here already
         try:
             root = loader.get_single_node()
             if root is None:
@@ -166,7 +174,7 @@ def _load_yaml(text: str, where: str) -> tuple[Any, dict[Loc, tuple[int, int, in
             _check_key_types(root, where)
             _read_as_text(root)
             check_merge_sizes(root, where)
-            positions = _positions(root)
+            positions = _positions(root) if loader_class is None else {}
             return loader.construct_document(root), positions
         finally:
             loader.dispose()

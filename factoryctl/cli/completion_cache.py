@@ -3,8 +3,8 @@
 Every TAB runs factoryctl afresh. Parsing factory.yaml with the pure-Python YAML loader (kept because it gives line
 and column positions) was 60-80% of a TAB at 2,000 nodes (0.7 s for a 10,000-line file; fish asked twice per TAB).
 Completion needs only the `Inventory`: node names in order, each node's GPU count as `node/` completes it, which
-nodes are simulated, the groups and their members. It is saved after a full `parse_config` and used again while
-factory.yaml's text is the same.
+nodes are simulated, the groups and their members. It is saved after `parse_config` (read by libyaml where it can
+be, completion_inventory.py: the first TAB after an edit) and used again while factory.yaml's text is the same.
 
 Never stale: the entry is used only when it was made from the same text, read the way `load_config` reads it (found,
 its path length and its owner checked: a file `load_config` refuses gives no names), by the same factoryctl (version
@@ -83,9 +83,10 @@ class Inventory:
 def completion_inventory(explicit: Path | None) -> Inventory | None:
     """The inventory of the factory.yaml `load_config(explicit, pipes=False)` would read; None when it fails.
 
-    From the cache when the text is the one the entry was made from, else parsed in full and saved.
+    From the cache when the text is the one the entry was made from, else parsed (completion_inventory.py) and saved.
     """
-    from factoryctl.config import parse_config, read_config_source
+    from factoryctl.cli.completion_inventory import completion_config
+    from factoryctl.config import read_config_source
     from factoryctl.errors import FactoryError
 
     try:  # as load_config reads it
@@ -98,7 +99,7 @@ def completion_inventory(explicit: Path | None) -> Inventory | None:
     if cached is not None:
         return cached
     try:
-        inventory = Inventory.of(parse_config(text, path))
+        inventory = Inventory.of(completion_config(text, path))
     except (FactoryError, OSError):
         return None
     _write_entry(entry, key, inventory)
