@@ -17,12 +17,11 @@ import socket
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-from relays import Relay
+from relays import silencing_node
 from silent_listener import listening
 from sshd_fixture import SshdServer, sshd  # noqa: F401 - the session's sshd fixture
 from waiting import wait_for
@@ -43,17 +42,6 @@ class Mute:
 
     def accept(self, sock: socket.socket) -> None:
         self.held.append(sock)
-
-
-class SilencingRelay(Relay):
-    """Forwards to sshd until `silent` is set, then drops every byte both ways, sockets open (a half-open link)."""
-
-    def __init__(self, upstream: int) -> None:
-        super().__init__(upstream)
-        self.silent = threading.Event()
-
-    def forward(self, data: bytes, from_client: bool) -> bool:
-        return not self.silent.is_set()
 
 
 def _b_asked_ended() -> None:
@@ -136,28 +124,25 @@ def test_a_node_gone_silent_keeps_its_last_rows_marked_while_the_others_refresh(
 ) -> None:
     monkeypatch.setenv("FACTORYCTL_REMOTE_CACHE", str(tmp_path / "remote-cache"))
     monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
-    relay = SilencingRelay(sshd.port)
     silenced_at: list[int] = []
-
-    def done(redraws: list[Redraw]) -> bool:  # silence b once it answered; stop once a was fresh FRESH times since
-        if not silenced_at and _fresh(redraws, "b"):
-            relay.silent.set()
-            silenced_at.append(len(redraws))
-        after = redraws[silenced_at[0] :] if silenced_at else []
-        return len(_fresh(after, "a")) > FRESH or any(_said(r, "b") and not _rows(r, "b") for r in after)
-
     try:
-        with listening(relay.accept) as port:
-            known = replace(sshd, port=port).write_known_hosts(tmp_path / "known_hosts")
+        with silencing_node(sshd, tmp_path, "b") as (relay, node):  # a link gone half-open once `silent` is set
+            # silence b once it answered; stop once a was fresh FRESH times since
+            def done(redraws: list[Redraw]) -> bool:
+                if not silenced_at and _fresh(redraws, "b"):
+                    relay.silent.set()
+                    silenced_at.append(len(redraws))
+                after = redraws[silenced_at[0] :] if silenced_at else []
+                return len(_fresh(after, "a")) > FRESH or any(_said(r, "b") and not _rows(r, "b") for r in after)
+
+            known = node.known_hosts  # sshd's host key, trusted at the relay's port
             ssh = f"{{connect_timeout_s: 30, user: {sshd.user}, identity_file: {sshd.user_key}, known_hosts: {known}}}"
-            b = f"  b: {{host: 127.0.0.1, port: {port}, sim: {{profile: h100-sxm, gpus: 1}}}}\n"
+            b = f"  b: {{host: 127.0.0.1, port: {node.port}, sim: {{profile: h100-sxm, gpus: 1}}}}\n"
             path = tmp_path / "factory.yaml"
             path.write_text(f"name: lab\nssh: {ssh}\nnodes:\n{A_NODE}{b}")
             redraws = _watch(cli, path, monkeypatch, done)
     finally:
-        relay.silent.set()
-        relay.close()
-        _b_asked_ended()
+        _b_asked_ended()  # the relay closed: b's ask on it ends
     assert silenced_at, redraws
     last_heard = _energy(redraws[: silenced_at[0]], "b")[-1]
     after = redraws[silenced_at[0] :]

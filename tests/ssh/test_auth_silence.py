@@ -20,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from relays import Relay, relayed_node
+from relays import Relay, relayed_node, silencing_node
 from sshd_fixture import PATIENT, SshdServer, sshd, sshd_factory  # noqa: F401 - the fixtures
 
 from factoryctl.errors import ExitCode, NodeError
@@ -39,17 +39,6 @@ from factoryctl.transport.ssh_handshake import (
 QUICK = replace(PATIENT, auth_timeout_s=1.0)
 
 
-class SilencingRelay(Relay):
-    """Forwards to sshd until `silent` is set, then drops every byte both ways, sockets open (a link gone down)."""
-
-    def __init__(self, upstream: int) -> None:
-        super().__init__(upstream)
-        self.silent = threading.Event()
-
-    def forward(self, data: bytes, from_client: bool) -> bool:
-        return not self.silent.is_set()
-
-
 def _assert_unanswered(error: NodeError, label: str) -> None:
     assert (error.node, error.kind, error.exit_code) == ("n1", "timeout", ExitCode.TIMEOUT), error.message
     assert error.message == f"no answer from {label} to authentication within 1 s (ssh.connect_timeout_s)"
@@ -64,8 +53,7 @@ def test_a_link_silent_during_authentication_is_a_timeout_not_a_refusal(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
-    relay = SilencingRelay(sshd.port)
-    with relayed_node(relay, sshd, tmp_path, "n1") as node:
+    with silencing_node(sshd, tmp_path) as (relay, node):  # a link gone down once `silent` is set
         target = resolve(node, QUICK.ssh_config)
         known = read_known_hosts(target)
         transport = start_transport("n1", target, tcp_socket("n1", target, 10), QUICK, known)

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from paramiko.common import MSG_CHANNEL_CLOSE, MSG_CHANNEL_DATA, MSG_CHANNEL_FAILURE, MSG_CHANNEL_WINDOW_ADJUST
-from relays import Relay, relayed_node
+from relays import Relay, behind_relayed_jump
 from sshd_fixture import PATIENT, SshdServer
 
 from factoryctl.errors import NodeError
@@ -75,14 +75,7 @@ class _HeldHangUp(Relay):
 def behind(sshd: SshdServer, sshd_factory: Callable[..., SshdServer], tmp_path: Path) -> Iterator[Behind]:
     jump_server = sshd_factory()
     relay = _HeldHangUp(jump_server.port)
-    with relayed_node(relay, jump_server, tmp_path, "jumpy") as jump_spec:  # trusted at the relay's port
-        config = tmp_path / "ssh_config"
-        config.write_text(
-            "Host behind-*\n  HostName 127.0.0.1\n  ProxyJump jumpy\n\n"
-            f"Host jumpy\n  HostName 127.0.0.1\n  Port {jump_spec.port}\n  User {jump_server.user}\n"
-            f"  IdentityFile {jump_server.user_key}\n"
-        )
-        known_hosts = sshd.write_known_hosts(Path(jump_spec.known_hosts))
+    with behind_relayed_jump(relay, sshd, jump_server, tmp_path) as (config, known_hosts, _):
         pool = SshPool(dataclasses.replace(PATIENT, ssh_config=config))
         try:
             yield Behind(pool, jump_server, lambda name: sshd.node(name, known_hosts, host="behind-1"))

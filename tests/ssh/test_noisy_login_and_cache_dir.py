@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from relays import Relay, relayed_node
+from relays import SilencingRelay, silencing_node
 from sshd_fixture import SSHD, SshdServer
 
 from factoryctl.errors import NodeError
@@ -164,22 +164,11 @@ def test_a_cache_that_cannot_be_created_is_named_with_its_cause(
     assert "upload" not in r.stderr
 
 
-class SilencingRelay(Relay):
-    """Forwards to sshd until `silent` is set, then drops every byte both ways (a node whose sshd stopped)."""
-
-    def __init__(self, upstream: int) -> None:
-        super().__init__(upstream)
-        self.silent = threading.Event()
-
-    def forward(self, data: bytes, from_client: bool) -> bool:
-        return not self.silent.is_set()
-
-
 @pytest.fixture
 def silenced(sshd: SshdServer, tmp_path: Path) -> Iterator[tuple[SilencingRelay, Any]]:
-    relay = SilencingRelay(sshd.port)
-    with relayed_node(relay, sshd, tmp_path, "n1") as node:
-        yield relay, node
+    """Node `n1` behind a relay that drops every byte once told to (a node whose sshd stopped)."""
+    with silencing_node(sshd, tmp_path) as relayed:
+        yield relayed
 
 
 def test_a_timeout_on_a_silent_node_returns_two_seconds_after_it(

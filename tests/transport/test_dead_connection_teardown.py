@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
-from relays import Relay, relayed_node
+from relays import SilencingRelay, silencing_node
 from sshd_fixture import PATIENT, SshdServer, sshd  # noqa: F401 - the session's sshd fixture
 from stand_in_agent import stand_in_zipapp
 from waiting import wait_for
@@ -42,25 +41,13 @@ for line in sys.stdin:
 """
 
 
-class SilencingRelay(Relay):
-    """Forwards each accepted connection to sshd until `silent` is set, then drops every byte both ways, sockets open."""
-
-    def __init__(self, upstream: int) -> None:
-        super().__init__(upstream)
-        self.silent = threading.Event()
-
-    def forward(self, data: bytes, from_client: bool) -> bool:
-        return not self.silent.is_set()
-
-
 @pytest.fixture
 def relayed(sshd: SshdServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[SilencingRelay, Any]]:  # noqa: F811
-    """A relay to the session's sshd and a NodeSpec reaching sshd through it; the agent cache in a temp dir."""
+    """A `SilencingRelay` to the session's sshd and a NodeSpec reaching sshd through it; the agent cache in tmp."""
     monkeypatch.setenv("FACTORYCTL_REMOTE_CACHE", str(tmp_path / "remote-cache"))
     monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
-    relay = SilencingRelay(sshd.port)
-    with relayed_node(relay, sshd, tmp_path, "n1") as node:
-        yield relay, node
+    with silencing_node(sshd, tmp_path) as relayed:
+        yield relayed
 
 
 @pytest.fixture
