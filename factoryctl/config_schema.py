@@ -321,7 +321,8 @@ class SshDefaults(Strict):
         15.0,
         description="Seconds between liveness checks of a connection (1-3600), as OpenSSH's ServerAliveInterval: a "
         "check not answered within this, or connect_timeout_s if longer, closes the connection, so a link that went "
-        "down is found within about twice it ([ssh](ssh.md)).",
+        "down is found within about keepalive_s + max(keepalive_s, connect_timeout_s): lower both to notice sooner "
+        "([ssh](ssh.md)).",
     )
     remote_cache_dir: str = Field(
         ".cache/factoryctl",

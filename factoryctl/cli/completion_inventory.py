@@ -6,8 +6,9 @@ shows no error, so positions are not needed: here libyaml (yaml's C parser) read
 everything after that is what `load_config` runs: the same composer (so nesting too deep is the same
 RecursionError, never libyaml's C recursion, which crashes the process at 100,000 `[`), key checks, constructor,
 schema, range expansion and groups (`parse_config(loader=...)`). Any error there, or a text where the two parsers are
-known to differ (a tab, a `%` directive, characters the pure reader refuses, Unicode line breaks, a BOM), goes to the
-full parse, so a file `load_config` refuses still offers nothing and one it accepts offers the same names.
+known to differ (a tab, a `?`, a comment after `>-`, a `%` directive, characters the pure reader refuses, Unicode
+line breaks, a BOM), goes to the full parse, so a file `load_config` refuses still offers nothing and one it
+accepts offers the same names.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from factoryctl.config import FactoryConfig
 
-#: Where libyaml and PyYAML's pure parser may read a text differently (libyaml takes `a:<TAB>b`; a directive line;
-#: Unicode line breaks, a byte order mark, carriage returns): such a text is parsed in full.
-_UNUSUAL = re.compile(r"[\t\r\x85\u2028\u2029\ufeff]|^%", re.MULTILINE)
+#: Where libyaml and PyYAML's pure parser may read a text differently (libyaml takes `a:<TAB>b`, a `?` in a plain
+#: scalar in flow style, `{status: flaky?}`, and a comment right after a block scalar's header, `>-# moved`; a
+#: directive line; Unicode line breaks, a byte order mark, carriage returns): such a text is parsed in full.
+_UNUSUAL = re.compile(r"[\t\r\x85\u2028\u2029\ufeff?]|^%|[|>][-+0-9]*#", re.MULTILINE)
 
 
 def completion_config(text: str, path: Path) -> FactoryConfig:

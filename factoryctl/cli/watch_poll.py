@@ -37,9 +37,9 @@ from factoryctl.errors import NodeError
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.model.telemetry import NodeSample
 from factoryctl.model.timefmt import iso_utc
+from factoryctl.stale_code import freeze_code
 from factoryctl.telemetry.latest import read_live
 from factoryctl.telemetry.poll import PollResult, as_node_error, check_agent_cache, down_sample, sample_node
-from factoryctl.transport.bundle import pin_contents
 from factoryctl.transport.fanout import LARGE_FANOUT, within_file_limit
 from factoryctl.transport.hints import hinted
 from factoryctl.transport.host_limits import is_thread_exhaustion, raise_open_file_limit, thread_limit_error
@@ -108,7 +108,7 @@ class WatchPoll:
     ) -> None:
         """Ask `nodes` with `timeout` each, `fanout` at once; a round waits `interval` at most (`ROUND_FLOOR_S`)."""
         self._config, self._nodes, self._timeout = config, list(nodes), timeout
-        pin_contents()  # it runs for hours: an upgrade under it must not ship its new agent at the next ask
+        freeze_code()  # it runs for hours: an upgrade under it must not be imported, nor its agent shipped
         check_agent_cache(self._nodes)  # one config error (exit 3) before any round, as a poll says it
         if min(len(self._nodes), fanout) > LARGE_FANOUT:
             raise_open_file_limit()

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from relays import SilencingRelay
 from silent_listener import listening
 from sshd_fixture import SshdServer, sshd  # noqa: F401 - the session's sshd fixture
 from test_gpus_watch_silent_node import (
@@ -25,7 +26,6 @@ from test_gpus_watch_silent_node import (
     FRESH,
     Mute,
     Redraw,
-    SilencingRelay,
     _b_asked_ended,
     _fresh,
     _rows,
