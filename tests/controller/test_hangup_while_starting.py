@@ -61,20 +61,36 @@ def started(tmp_path: Path, *command: str, launcher: str = LAUNCHER) -> subproce
 
 
 def stderr_until(proc: subprocess.Popen[bytes], wanted: str, within: float = 60.0) -> str:
-    """Its stderr up to the line holding `wanted` (or to its end: the process exited)."""
+    """Its stderr up to the read holding `wanted` (or to its end: the process exited).
+
+    Read straight from the pipe (`os.read`), never with `readline`: that read every line already in the pipe into
+    its buffer and returned the first, and `select`, which sees the pipe only, never woke for the rest. Under load
+    `serving ...` and `reloaded ...` (a millisecond apart) were read together, and the test waited 60 s for a line
+    already read (`test_lines_that_came_together_are_all_seen`).
+    """
+    import os
     import select
     import time
 
     assert proc.stderr is not None
+    pipe = proc.stderr.fileno()
     seen, deadline = b"", time.monotonic() + within
     while wanted.encode() not in seen and time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stderr], [], [], 1.0)
+        ready, _, _ = select.select([pipe], [], [], 1.0)
         if ready:
-            line = proc.stderr.readline()
-            if not line:
+            chunk = os.read(pipe, 65536)
+            if not chunk:
                 break
-            seen += line
+            seen += chunk
     return seen.decode(errors="replace")
+
+
+def test_lines_that_came_together_are_all_seen() -> None:
+    # the CI failure: both lines in the pipe when the test read it, the second never seen (the product had reloaded)
+    script = "import sys, time; sys.stderr.write('serving\\nreloaded x\\n'); sys.stderr.flush(); time.sleep(600)"
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    with reaped(proc):
+        assert "reloaded x" in stderr_until(proc, "reloaded ")
 
 
 def test_controller_reloads_on_a_sighup_while_it_starts(tmp_path: Path) -> None:
