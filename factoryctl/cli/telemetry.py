@@ -183,7 +183,7 @@ def _store_stopped_sweep(config: FactoryConfig, store: Store, asked: int, quiet:
         return
     stop_waiting_for_locks()
     try:
-        rows = _write_sweep(config, store, result)
+        rows = _write_sweep(config, store, result, _standalone(config))
     except StoreError as exc:
         _say_not_stored(exc)
         return
@@ -237,22 +237,21 @@ def _store_answered(config: FactoryConfig, store: Store, result: PollResult, ask
     """
     from factoryctl.cli.signals import Terminated
     from factoryctl.store.held_signals import signals_routed
-    from factoryctl.store.lock import controller_is_running
     from factoryctl.store.lock_wait import wait_for_locks_again
     from factoryctl.store.sqlite import StoreError
 
-    storing = _Storing()
+    storing, standalone = _Storing(), _standalone(config)
     try:
         with signals_routed(storing.stop_asked):
             try:
-                storing.rows = _write_sweep(config, store, result)
+                storing.rows = _write_sweep(config, store, result, standalone)
             except StoreError as exc:
                 if not storing.stops:
                     raise
                 _say_not_stored(exc)
         if storing.stops:
             signal.raise_signal(storing.stops[0])  # the stop, as it comes to the command: the boundary raises it
-        if not controller_is_running(config.state_dir):
+        if standalone:
             _tidy(config, store)
     except (KeyboardInterrupt, Terminated):  # HungUp is a Terminated
         if storing.rows is None and not storing.stops:  # it came before the write was held
@@ -268,21 +267,26 @@ def _store_answered(config: FactoryConfig, store: Store, result: PollResult, ask
     return storing.rows
 
 
-def _write_sweep(config: FactoryConfig, store: Store, result: PollResult) -> int:
+def _standalone(config: FactoryConfig) -> bool:
+    """Whether no controller runs on the store: the sweep then records states and events, and tidies (`_write_sweep`)."""
+    from factoryctl.store.lock import controller_is_running
+
+    return not controller_is_running(config.state_dir)
+
+
+def _write_sweep(config: FactoryConfig, store: Store, result: PollResult, standalone: bool) -> int:
     """Write the reached nodes' samples in one transaction; returns the GPU rows stored.
 
-    Without a live controller this sweep also does what the controller would: it records every node's state and the
+    Without a live controller (`standalone`) this sweep also does what the controller would: it records every node's state and the
     events between each node's stored newest sample and this one (a state change, a GPU lost or back, an XID, new
     uncorrectable ECC errors, thermal slowdown starting); `_tidy` rolls up and prunes. Otherwise a fault first seen by
     a cron sweep would never be an event: the controller compares its first samples with the stored newest, which
     already holds the fault. A live controller owns states, events, rollups and retention.
     """
-    from factoryctl.store.lock import controller_is_running
-
     reached = _reached(result)
     states: list[NodeState] = []
     events: list[Event] = []
-    if not controller_is_running(config.state_dir):
+    if standalone:
         reached, states, events = sweep_changes(store.latest(), result.samples, reached, config.interval_s)
     return store.write(reached, [True] * len(reached), states, events)
 
