@@ -106,15 +106,20 @@ async def open_node_screen(pilot) -> None:
     await pilot.pause()
 
 
-@pytest.mark.parametrize("theme", ["textual-dark", "textual-light", "no-color"])
-async def test_every_word_reads_at_4_5_to_1(theme: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Warnings, `data N s old`, grey secondary text, footer keys, a down node's reason, the node screen."""
+def themed_app(theme: str, monkeypatch: pytest.MonkeyPatch) -> DashboardApp:
+    """The over-budget factory's dashboard on a truecolor terminal, in `theme` (or `no-color`: NO_COLOR set)."""
     monkeypatch.setenv("COLORTERM", "truecolor")
     if theme == "no-color":
         monkeypatch.setenv("NO_COLOR", "1")
     else:
         monkeypatch.setenv("TEXTUAL_THEME", theme)
-    app = make_app(FrozenServices(OVER_BUDGET))
+    return make_app(FrozenServices(OVER_BUDGET))
+
+
+@pytest.mark.parametrize("theme", ["textual-dark", "textual-light", "no-color"])
+async def test_every_word_reads_at_4_5_to_1(theme: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Warnings, `data N s old`, grey secondary text, footer keys, a down node's reason, the node screen."""
+    app = themed_app(theme, monkeypatch)
     async with app.run_test(size=(120, 40)) as pilot:
         await first_snapshot(pilot)
         assert styles_of(app, "timeout"), "the down node's reason is not on the screen"
@@ -158,12 +163,7 @@ async def test_the_power_graph_reads_at_3_to_1_above_and_below_the_budget(
     theme: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Graph columns are graphics (3:1); NO_COLOR made the over-budget ones #3b3b3b on #121212 (1.67:1)."""
-    monkeypatch.setenv("COLORTERM", "truecolor")
-    if theme == "no-color":
-        monkeypatch.setenv("NO_COLOR", "1")
-    else:
-        monkeypatch.setenv("TEXTUAL_THEME", theme)
-    app = make_app(FrozenServices(OVER_BUDGET))
+    app = themed_app(theme, monkeypatch)
     async with app.run_test(size=(120, 40)) as pilot:
         await first_snapshot(pilot)
         region = app.screen.query_one("#power").content_region
