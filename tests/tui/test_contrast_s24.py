@@ -113,7 +113,10 @@ def themed_app(theme: str, monkeypatch: pytest.MonkeyPatch) -> DashboardApp:
         monkeypatch.setenv("NO_COLOR", "1")
     else:
         monkeypatch.setenv("TEXTUAL_THEME", theme)
-    return make_app(FrozenServices(OVER_BUDGET))
+    app = make_app(FrozenServices(OVER_BUDGET))
+    if theme != "no-color":
+        app.theme = theme  # what TEXTUAL_THEME selects at start: Textual read the variable once, at import
+    return app
 
 
 @pytest.mark.parametrize("theme", ["textual-dark", "textual-light", "no-color"])
@@ -137,6 +140,7 @@ async def test_the_cursor_rows_keep_every_value_readable(theme: str, monkeypatch
     monkeypatch.setenv("COLORTERM", "truecolor")
     monkeypatch.setenv("TEXTUAL_THEME", theme)
     app = make_app(FrozenServices(OVER_BUDGET))
+    app.theme = theme  # what TEXTUAL_THEME selects at start: Textual read the variable once, at import
     async with app.run_test(size=(120, 40)) as pilot:
         await first_snapshot(pilot)
         await pilot.press("down", "down", "down", "down")  # demo05, down: its reason on the cursor
@@ -224,6 +228,7 @@ async def test_a_16_colour_terminal_gets_the_ansi_colours_of_warning_alarm_and_f
     monkeypatch.setattr(textual.constants, "COLOR_SYSTEM", "standard")
     monkeypatch.setenv("TEXTUAL_THEME", theme)
     app = make_app(FrozenServices(OVER_BUDGET))
+    app.theme = theme  # what TEXTUAL_THEME selects at start: Textual read the variable once, at import
     async with app.run_test(size=(120, 40)) as pilot:
         await first_snapshot(pilot)
         assert app.console.color_system == "standard"

@@ -60,7 +60,7 @@ def test_the_table_flags_hottest_value_and_hot_bars_are_never_grey() -> None:
     assert hottest_text.strip() == "95"
     assert colourless_emphasis(hottest_style)
     bar, bar_style = cells["temp"][0]
-    assert bar == "█"
+    assert bar == "▓"  # at its limit: a shade of its own (gpu_bars.HOT_BAR), bold doing nothing to a block
     assert bar_style == "bold"  # a reversed bar would read upside down: its height is its value
     assert cells["power"][0][1] == "bold"  # at the cap
     down = NodeRow(NodeSample(node="demo02", time=0.0, state="down", error="timeout"), "a", drained=False)
@@ -92,7 +92,7 @@ def test_the_node_screen_alarms_are_bold_reverse_without_colour() -> None:
 def test_with_colour_the_alarms_stay_red() -> None:
     cells = cell_pieces(hot_node())
     assert cells["flags"] == [("unhealthy", "bold red")]
-    assert cells["temp"][0] == ("█", "bold red")
+    assert cells["temp"][0] == ("▓", "bold red")
 
 
 async def test_the_frame_sent_to_the_terminal_shows_unhealthy_in_reverse_not_dark_grey(no_color: None) -> None:

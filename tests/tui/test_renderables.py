@@ -57,10 +57,10 @@ def bar_pieces(*gpus: GpuSample) -> dict[str, list[tuple[str, str]]]:
 def test_the_table_draws_one_bar_per_gpu_with_gaps_for_missing_values() -> None:
     util = bar_pieces(gpu(1, 0, utilization_pct=0.0), gpu(1, 1, utilization_pct=100.0), gpu(1, 2, utilization_pct=None))
     assert util["util"] == [("▁", ""), ("█", "green"), ("·", "")]  # idle: text colour, never bright black
-    assert bar_pieces(gpu(1, 0, temperature_c=90.0))["temp"] == [("█", "bold red")]
+    assert bar_pieces(gpu(1, 0, temperature_c=90.0))["temp"] == [("▓", "bold red")]  # hot: gpu_bars.HOT_BAR
     assert bar_pieces(gpu(1, 0, temperature_c=None))["temp"] == [("·", "")]
     capped = gpu(1, 0, power_w=449.0, power_limit_w=450.0)
-    assert bar_pieces(capped)["power"] == [("█", "bold red")]
+    assert bar_pieces(capped)["power"] == [("▓", "bold red")]
     assert bar_pieces(gpu(1, 0, power_w=None))["power"] == [("·", "")]
 
 

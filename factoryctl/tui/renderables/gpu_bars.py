@@ -2,6 +2,10 @@
 
 Eight GPUs fit in eight cells, so a 256-node table still shows every GPU's utilization, power against its cap and
 temperature against its slowdown point at a glance. Height carries the value, so the bars still read with NO_COLOR.
+A bar in its warning band, or at its limit, is a shaded cell instead (`bar_glyph`): its colour alone (yellow, red
+against green) is one colour to a red-green colour-blind reader and none under NO_COLOR, and bold does nothing to a
+block. Its exact height matters little there (the bands start near 6/8 of full; the number is in the GPU table):
+the band is the news.
 This module holds the maths (each bar's fraction and level, the thresholds, the block character); the node table
 (node_rows.py) draws them, and the GPU table and detail screens colour their numbers by the same levels.
 """
@@ -16,6 +20,11 @@ from factoryctl.tui.renderables.palette import COLOUR_STYLES, bar_tone, tone
 MISSING = "·"
 #: A GPU that fell off the bus, in every bar of its node (an alarm: never the `MISSING` of "not reported").
 LOST = "x"
+
+#: A bar in its warning band, and one at its limit (the power graph's shade above the budget): a full cell shaded,
+#: never one of the solid blocks an ok bar is drawn with.
+WARN_BAR = "▒"
+HOT_BAR = "▓"
 
 #: Style names by level in ANSI names (a 16-colour terminal, a renderable drawn without the App); the App's theme
 #: picks its own colours for them (renderables/palette.py); see `level_style`.
@@ -43,6 +52,11 @@ def block(fraction: float) -> str:
     """The block character for a fraction (clamped to [0, 1]); never blank, so an idle GPU still shows a low bar."""
     fraction = min(max(fraction, 0.0), 1.0)
     return BLOCKS[max(1, round(fraction * 8))]
+
+
+def bar_glyph(fraction: float, level: str) -> str:
+    """A bar's character: `block(fraction)`, or a shade of its own in the warning band and at the limit."""
+    return HOT_BAR if level == "hot" else WARN_BAR if level == "warn" else block(fraction)
 
 
 def utilization_level(pct: float) -> str:

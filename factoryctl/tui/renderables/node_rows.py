@@ -20,8 +20,8 @@ from factoryctl.tui.renderables.gpu_bars import (
     LOST,
     MISSING,
     Bar,
+    bar_glyph,
     bar_style,
-    block,
     is_lost,
     level_style,
     power_bar,
@@ -71,7 +71,7 @@ def _bar(gpu: GpuSample, bar: Bar, plain: bool) -> Piece:
     if bar is None:
         return MISSING, tone("secondary", plain)
     fraction, level = bar
-    return block(fraction), bar_style(level, plain)
+    return bar_glyph(fraction, level), bar_style(level, plain)
 
 
 #: States that say nothing of the node now (not answered yet; a late controller's old row): drawn in grey italics.

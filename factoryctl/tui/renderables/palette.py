@@ -1,7 +1,10 @@
 """The dashboard's styles by meaning (alarm, warning, fine, idle), per theme and without colour (`NO_COLOR`).
 
 Each colour is chosen for the background it is drawn on, so it reads at 4.5:1 or better (WCAG AA for text):
-one set for dark themes (`textual-dark`: #121212-#2a2a2a), one for light ones (`textual-light`: #c8c8c8-#e0e0e0).
+one set for dark themes (`textual-dark`: #121212-#2a2a2a), one for light ones (`textual-light`: #c8c8c8-#e0e0e0),
+each colour then lightened (dark) or darkened (light) as far as the running theme's own background, surface and
+panel need (`theme_styles`): nord's panels (#3b4252) took the dark set's red to 3.6:1, and a user picks any of
+Textual's built-in themes with `TEXTUAL_THEME`.
 ANSI names would not do: Textual maps them to RGB through its own ANSI theme (Monokai's yellow, #fd971f, is an
 orange that a 16-colour terminal rounds to bright red; Alabaster's yellow is 2.1:1 on the light theme's grey). On a
 16-colour terminal the app sends ANSI colours as they are (`DashboardApp`, `ansi_color`) and the ANSI set below is
@@ -22,7 +25,12 @@ from __future__ import annotations
 
 import os
 
+# Private, for want of a public way: the same ContextVar is re-exported as `textual.active_app` (Textual's own
+# `_callback.py` imports it so) but not in `textual.__all__` (mypy --strict: "does not explicitly export"), and
+# `textual.getters.app` is a descriptor of DOM nodes, which a renderable is not.
 from textual._context import active_app
+from textual.color import BLACK, WHITE, Color
+from textual.theme import Theme
 
 #: Meaning -> style in ANSI names: a 16-colour terminal's own palette, and renderables drawn without an App.
 COLOUR_STYLES = {
@@ -91,8 +99,55 @@ def no_color() -> bool:
     return os.environ.get("NO_COLOR") is not None
 
 
+#: The contrast every colour of a set is given against each of its theme's backgrounds (WCAG AA's 4.5, and a margin).
+TEXT_CONTRAST = 4.55
+#: The theme variables the dashboard draws words on (Textual's colour system, `Theme.to_color_system`).
+BACKGROUNDS = ("background", "surface", "panel")
+
 #: (theme name, the App's `ansi_color`) -> the set it uses: found once, then read ~30 times per node row drawn.
 _CHOSEN: dict[tuple[str, bool | None], dict[str, str]] = {}
+
+
+def contrast(a: Color, b: Color) -> float:
+    """WCAG's contrast ratio of two opaque colours, 1 to 21."""
+    high, low = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def _luminance(colour: Color) -> float:
+    def channel(value: int) -> float:
+        v = value / 255
+        return v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4
+
+    r, g, b = colour.rgb
+    return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b)
+
+
+def readable(colour: Color, backgrounds: list[Color], dark: bool) -> Color:
+    """`colour` when it reads on every one of `backgrounds`, else its nearest blend that does.
+
+    The blend is toward white on a dark theme, toward black on a light one, in steps of 5%, to `TEXT_CONTRAST`.
+    """
+    toward = WHITE if dark else BLACK
+    for step in range(21):
+        candidate = colour.blend(toward, step / 20)
+        if all(contrast(candidate, background) >= TEXT_CONTRAST for background in backgrounds):
+            return candidate
+    return toward
+
+
+def theme_styles(theme: Theme) -> dict[str, str]:
+    """The dark or the light set, each colour made readable on `theme`'s own backgrounds (`readable`)."""
+    base = DARK_STYLES if theme.dark else LIGHT_STYLES
+    variables = {**theme.to_color_system().generate(), **theme.variables}
+    backgrounds = [Color.parse(variables[name]) for name in BACKGROUNDS if name in variables]
+    styles = {}
+    for meaning, style in base.items():
+        *attributes, colour = style.split() or [""]
+        if colour.startswith("#"):
+            colour = readable(Color.parse(colour), backgrounds, theme.dark).hex.lower()
+        styles[meaning] = " ".join([*attributes, colour]).strip()
+    return styles
 
 
 def colour_styles() -> dict[str, str]:
@@ -106,7 +161,7 @@ def colour_styles() -> dict[str, str]:
     if chosen is None:
         theme = app.current_theme
         ansi = theme.ansi if app.ansi_color is None else app.ansi_color
-        chosen = _CHOSEN[key] = COLOUR_STYLES if ansi else DARK_STYLES if theme.dark else LIGHT_STYLES
+        chosen = _CHOSEN[key] = COLOUR_STYLES if ansi else theme_styles(theme)
     return chosen
 
 
