@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from factoryctl.textfile import exact_number
 
@@ -450,8 +450,24 @@ class PowerSettings(Strict):
         description="Facility power budget across all GPUs, in kW (0.001-10000000; the dashboard shows power "
         "against it).",
     )
-    policy: str | None = Field(
-        None, description="Policy file (YAML) as `power simulate --policy` reads (reserved: not applied yet)."
+    policy: Annotated[str, AfterValidator(_no_nul)] | None = Field(
+        None,
+        description="Policy file (YAML) as `power simulate --policy` reads, relative to factory.yaml's directory: what"
+        " `power plan`, `apply` and `status` apply.",
+    )
+    price_visibility: Literal["day-ahead", "realtime"] = Field(
+        "day-ahead",
+        description="When prices become known to the applied policy, as `power simulate --price-visibility`.",
+    )
+    curve: Annotated[str, AfterValidator(_no_nul)] | None = Field(
+        None,
+        description="Curve CSV the applied policy reads, as `power simulate --curve`, relative to factory.yaml's"
+        " directory (default: the simulated driver's built-in A40 squad/bert_base curve); needs `curve_gpu` and"
+        " `curve_workload`.",
+    )
+    curve_gpu: str | None = Field(None, description="The curve's GPU in `curve`, as `power simulate --gpu`.")
+    curve_workload: str | None = Field(
+        None, description="The curve's workload in `curve`, as `power simulate --workload`."
     )
     price_source: str | None = Field(
         None,
@@ -464,6 +480,17 @@ class PowerSettings(Strict):
         description="Argument passed to the price source (for `csv`: the file, relative to factory.yaml's"
         " directory; required).",
     )
+
+    @model_validator(mode="after")
+    def _curve_named(self) -> PowerSettings:
+        """A curve file holds many GPUs and workloads: `curve` needs both names, and they mean nothing without it."""
+        if self.curve is not None and (self.curve_gpu is None or self.curve_workload is None):
+            raise ValueError(
+                "power.curve needs power.curve_gpu and power.curve_workload (the curve's GPU and workload)"
+            )
+        if self.curve is None and (self.curve_gpu is not None or self.curve_workload is not None):
+            raise ValueError("power.curve_gpu and power.curve_workload name a curve in power.curve, which is not set")
+        return self
 
 
 class FactoryFile(Strict):

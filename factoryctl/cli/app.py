@@ -78,7 +78,7 @@ ROOT_HELP = (
 #: Verbs of a noun that live in their own modules (each exposes `register(noun_app)`).
 VERB_MODULES: dict[str, tuple[str, ...]] = {
     "nodes": ("nodes_trust", "nodes_drain"),
-    "power": ("power_limits",),
+    "power": ("power_limits", "power_policy"),
     "sched": ("sched_explain",),
     "telemetry": ("telemetry_history",),
 }
@@ -89,7 +89,7 @@ VERB_MODULES: dict[str, tuple[str, ...]] = {
 PLANNED_COMMANDS: dict[str, frozenset[str]] = {
     "": frozenset({"jobs"}),
     "sched": frozenset({"tick"}),
-    "power": frozenset({"status", "plan", "apply", "diff", "report"}),
+    "power": frozenset({"diff", "report"}),
 }
 
 #: Modules that add top-level commands (`init`, `gpus`, `exec`, `demo`, `dash`, ...) through `register(app)`.

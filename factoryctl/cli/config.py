@@ -62,10 +62,10 @@ def validate(ctx: typer.Context) -> None:
     _warn_unreadable_policy(config)
     _warn_unreadable_keys(config)
     quiet = context.global_options(ctx)[1]  # warnings stay under -q; the note below does not (docs/cli.md)
-    if config.settings.power.policy is not None and not quiet:  # valid, but not applied yet: say so, not imply it
+    if config.settings.power.policy is not None and not quiet:  # valid, but nothing applies it on its own: say so
         typer.echo(
-            f"note: power.policy ({config.settings.power.policy}) is not applied to the nodes yet; "
-            "`factoryctl power simulate --policy` reads it.",
+            f"note: power.policy ({config.settings.power.policy}) is applied when `factoryctl power apply` runs"
+            " (from cron: docs/power.md); the controller does not apply it.",
             err=True,
         )
 

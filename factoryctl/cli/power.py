@@ -94,7 +94,7 @@ def _load_policy(path: Path | None, gpu: GpuPowerRange, max_loss: float | None) 
                 hint="--max-throughput-loss 0.05 allows a 5 % loss of throughput.",
             )
         return OptimizePolicy(max_throughput_loss=max_loss), max_loss
-    policy = _parse_policy_file(path, gpu, max_loss)
+    policy = parse_policy_file(path, gpu, max_loss)
     if max_loss is not None:
         return policy, max_loss
     if isinstance(policy, OptimizePolicy):
@@ -105,7 +105,7 @@ def _load_policy(path: Path | None, gpu: GpuPowerRange, max_loss: float | None) 
     )
 
 
-def _parse_policy_file(path: Path, gpu: GpuPowerRange, max_loss: float | None) -> Policy:
+def parse_policy_file(path: Path, gpu: GpuPowerRange, max_loss: float | None) -> Policy:
     """The policy in a YAML or JSON file; every refusal is a usage error naming the file (and line, when YAML can)."""
     import yaml
 

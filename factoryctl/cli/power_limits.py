@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from factoryctl.power.limit_checks import LimitsRefused
     from factoryctl.power.limit_progress import LimitProgress
     from factoryctl.power.limits import LimitChange
+    from factoryctl.store.sqlite import StoreError
 
 CHANGE_COLUMNS = (
     Column("node", "NODE"),
@@ -71,14 +72,14 @@ def _run(
         return apply_limit(config, nodes, gpus, watts, clamp, timeout, why, fanout, told)
 
     try:
-        applied = _applied(request, quiet)
+        applied = run_request(request, quiet)
     except LimitsRefused as refused:
-        return _refused(refused)
+        return refused_status(refused)
     given_timeout = None if timeout == context.TIMEOUT_OPTION.default else timeout
-    return _shown(applied, Rerun(watts, clamp, why, given_timeout), output, no_header, quiet)
+    return show_outcome(applied, Rerun(watts, clamp, why, given_timeout), output, no_header, quiet)
 
 
-def _refused(refused: LimitsRefused) -> int:
+def refused_status(refused: LimitsRefused) -> int:
     """A request refused whole (exit 2), said as any usage error is; then the nodes that could not be read for it.
 
     `power set all --watts 450` refused by an A100's range printed only that: the nodes down were not said.
@@ -128,14 +129,18 @@ class Rerun:
 
 @dataclass
 class Applied:
-    """What a request did: its changes and failed nodes, and the interrupt that stopped it (None: it ran through)."""
+    """What a request did: its changes and failed nodes, the interrupt that stopped it, the audit log's failure.
+
+    `stopped` None: it ran through; `unrecorded` None: the changes are in the audit log.
+    """
 
     changes: list[LimitChange] = field(default_factory=list)
     errors: list[NodeError] = field(default_factory=list)
     stopped: BaseException | None = None
+    unrecorded: StoreError | None = None
 
 
-def _applied(request: Callable[[LimitProgress], tuple[list[LimitChange], list[NodeError]]], quiet: bool) -> Applied:
+def run_request(request: Callable[[LimitProgress], tuple[list[LimitChange], list[NodeError]]], quiet: bool) -> Applied:
     """Run `request` with SIGTERM and SIGHUP stopping it as Ctrl-C does; what it did, and what stopped it.
 
     A stop before any node was asked leaves `changes` empty; one while nodes changed brings what they did
@@ -143,7 +148,7 @@ def _applied(request: Callable[[LimitProgress], tuple[list[LimitChange], list[No
     limits changed and are recorded, and the stop is said with them, never as "no power limit was changed".
     """
     from factoryctl.cli.signals import Terminated, sigterm_interrupts
-    from factoryctl.power.limits import LimitsInterrupted
+    from factoryctl.power.limits import LimitsInterrupted, LimitsNotRecorded
 
     applied = Applied()
     try:
@@ -154,6 +159,9 @@ def _applied(request: Callable[[LimitProgress], tuple[list[LimitChange], list[No
             except LimitsInterrupted as interrupted:
                 applied.changes, applied.errors = interrupted.changes, interrupted.errors
                 applied.stopped = interrupted.cause
+            except LimitsNotRecorded as unrecorded:  # said after the listing, as a partial outcome's
+                applied.changes, applied.errors = unrecorded.changes, unrecorded.errors
+                applied.stopped, applied.unrecorded = unrecorded.stopped, unrecorded
             except (KeyboardInterrupt, Terminated) as stop:  # before the change step (none asked), or at its end
                 applied.stopped = stop
     except (KeyboardInterrupt, Terminated) as stop:  # as the handlers were put back, after the request returned
@@ -166,7 +174,8 @@ def _progress(quiet: bool) -> Iterator[LimitProgress]:
     """The request's progress line on a terminal (`reading the nodes' GPUs: 42% of 48 nodes done`), never under -q.
 
     As `nodes` and `gpus` show theirs; wiped when the request ends, and before a note (what an interrupted request
-    still waits for), which is said off a terminal too, but not under -q.
+    still waits for), which is said off a terminal too, but not under -q; a warning (`warning: ...`, the store would
+    not close or drop requests) is said under -q too.
     """
     from factoryctl.cli.progress import replay_progress
     from factoryctl.power.limit_progress import LimitProgress
@@ -184,14 +193,14 @@ def _progress(quiet: bool) -> Iterator[LimitProgress]:
         def note(sentence: str) -> None:
             if line is not None:
                 line.wipe()
-            if not quiet:
+            if not quiet or sentence.startswith("warning: "):
                 sys.stderr.write(f"factoryctl: {sentence}\n")
                 sys.stderr.flush()
 
         yield LimitProgress(step, note)
 
 
-def _shown(applied: Applied, rerun: Rerun, output: OutputFormat, no_header: bool, quiet: bool) -> int:
+def show_outcome(applied: Applied, rerun: Rerun, output: OutputFormat, no_header: bool, quiet: bool) -> int:
     """Print what the request did (the listing, the errors, a stop's or the closing sentence); the exit status."""
     from dataclasses import asdict
 
@@ -199,7 +208,7 @@ def _shown(applied: Applied, rerun: Rerun, output: OutputFormat, no_header: bool
     from factoryctl.cli.signals import STOPPED_WORDS, report_stopped, stopped_status
     from factoryctl.power.limits import NO_LIMIT_CHANGED
 
-    changes, errors, stopped = applied.changes, applied.errors, applied.stopped
+    changes, errors, stopped, unrecorded = applied.changes, applied.errors, applied.stopped, applied.unrecorded
     hint_lost_gpus(errors, rerun)
     folded = output is OutputFormat.table
     items = folded_rows(changes) if folded else [asdict(c) for c in changes]
@@ -208,8 +217,12 @@ def _shown(applied: Applied, rerun: Rerun, output: OutputFormat, no_header: bool
     status = show_listing(lambda: (items, errors), FOLDED_COLUMNS if folded else CHANGE_COLUMNS, output, bare)
     if stopped is not None:
         code = stopped_status(stopped)
-        report_stopped(code, f"{STOPPED_WORDS[code]}; {_left(changes, errors)}.")
+        report_stopped(code, f"{STOPPED_WORDS[code]}; {_left(changes, errors, unrecorded is None)}.")
+        _say_unrecorded(unrecorded)
         return code
+    if unrecorded is not None:  # a partial outcome's status (the nodes' most severe), else the store's failure, 1
+        _say_unrecorded(unrecorded)
+        return status or int(unrecorded.exit_code)
     if status and not _moved(changes):
         # the nodes that failed were left alone (or may have changed, unanswered), and none of the others changed
         # either: said once, unless every failed node's message says it already (a timeout before the request went out)
@@ -218,6 +231,21 @@ def _shown(applied: Applied, rerun: Rerun, output: OutputFormat, no_header: bool
     elif _wants_summary(changes, output, quiet):
         sys.stderr.write(f"factoryctl: {_summary(changes)}\n")
     return status
+
+
+def _say_unrecorded(unrecorded: StoreError | None) -> None:
+    """The audit log's failure to record the changes listed above, and its hint: keep the listing, free the store.
+
+    Said after the listing and the nodes' errors, which are the only record of what changed (the log holds the
+    requests); it used to be the only line, with an empty stdout.
+    """
+    from factoryctl.cli.render import terminal_safe
+
+    if unrecorded is None:
+        return
+    keep = "the listing above is the only record of what changed (`-o json` has every GPU's before and after): keep it"
+    sys.stderr.write(terminal_safe(f"factoryctl: {unrecorded.message}") + "\n")
+    sys.stderr.write(terminal_safe(f"hint: {keep}; {unrecorded.hint or ''}".rstrip("; ")) + "\n")
 
 
 def folded_rows(changes: Sequence[LimitChange]) -> list[dict[str, Any]]:
@@ -263,18 +291,19 @@ def _wants_summary(changes: Sequence[LimitChange], output: OutputFormat, quiet: 
     return table and len(changes) > SUMMARY_AFTER_ROWS and not quiet
 
 
-def _left(changes: Sequence[LimitChange], errors: Sequence[NodeError]) -> str:
+def _left(changes: Sequence[LimitChange], errors: Sequence[NodeError], recorded: bool = True) -> str:
     """What a stopped or failed request left: `no power limit was changed`, or what changed, and what may have.
 
     A node asked that never answered (`Unconfirmed`: stopped, or timed out) may have changed its limits, as its own
-    line says: the closing sentence no longer said `no power limit was changed` under it.
+    line says: the closing sentence no longer said `no power limit was changed` under it. `recorded`: whether the
+    audit log took the changes (not: said so, as `and recorded` was not true).
     """
     from factoryctl.power.limits import Unconfirmed
 
     moved = _moved(changes)
     unsure = len({error.node for error in errors if isinstance(error, Unconfirmed)})
     if moved:
-        done = f"{moved} GPU limit(s) changed and recorded"
+        done = f"{moved} GPU limit(s) changed {'and recorded' if recorded else '(not in the audit log)'}"
     else:
         done = "no power limit change was confirmed" if unsure else "no power limit was changed"
     return f"{done}; the limits of {unsure} node(s) may have changed" if unsure else done

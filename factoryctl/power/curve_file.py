@@ -171,3 +171,23 @@ def load_curve(path: Path, gpu: str, workload: str) -> tuple[PowerCurve, GpuPowe
         return curve, RelativePowerRange(min_w=curve.min_frac, max_w=1.0, default_w=1.0)
     max_w = max(max_candidates)
     return curve, GpuPowerRange(min_w=curve.min_frac * max_w, max_w=max_w, default_w=max_w)
+
+
+#: The name of the curve the policy commands use when factory.yaml names none (`power.curve`).
+BUILTIN_CURVE_NAME = "built-in a40 squad/bert_base"
+
+
+def builtin_curve() -> PowerCurve:
+    """The simulated driver's embedded curve (Zeus, A40, SQuAD/BERT-base) as a PowerCurve, read by its limits.
+
+    The driver's points are `(power_rel, throughput_rel)` measured at the limits `ZEUS_A40_LIMITS_W` of the A40's
+    300 W, so each point's `pl_frac` is its limit over 300 W: the same rows as `a40,squad/bert_base` of the Zeus
+    curve file (`gpu_power_curves.csv`), whose `pl_frac` is rounded to three places.
+    """
+    from factoryctl.sim.curve import ZEUS_A40_BERT, ZEUS_A40_LIMITS_W, ZEUS_A40_MAX_W
+
+    points = (
+        CurvePoint(limit / ZEUS_A40_MAX_W, throughput, power)
+        for limit, (power, throughput) in zip(ZEUS_A40_LIMITS_W, ZEUS_A40_BERT, strict=True)
+    )
+    return PowerCurve.from_points(points, name=BUILTIN_CURVE_NAME)

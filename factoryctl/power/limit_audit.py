@@ -11,7 +11,8 @@ gets no entry: a reset from cron every few minutes would otherwise fill the log 
 
 A request names its process (`who.Run`): a factoryctl killed before its answers left its requests `unknown`, and the
 next request closes those of a process that ended (`close_abandoned`, outcome `abandoned`), saying so; nothing else
-would ever answer them.
+would ever answer them. A command whose store refused the answers (a disk filled while nodes changed) leaves its
+requests the same way, though it heard back: the note says the command ended without recording an answer, true of both.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def record_audit(store: Store, changes: Sequence[LimitChange], action: str, reas
 
 
 def close_abandoned(store: Store, note: Callable[[str], None] | None) -> None:
-    """Close the requests left `unknown` by a command that ended before it heard back (killed), and say so to `note`.
+    """Close the requests left `unknown` by a command that ended without recording an answer, and say so to `note`.
 
     Before any node is asked, so a `power set` rerun after a SIGKILL says what the killed one left. A store that
     refuses the write now changes nothing of this request: the requests stay `unknown`, and a warning says why.
@@ -81,15 +82,27 @@ def close_abandoned(store: Store, note: Callable[[str], None] | None) -> None:
     try:
         closed = close_ended(store, run_ended)
     except StoreError as error:
-        _log.warning("the requests of ended commands stay `unknown` in the audit log: %s", error.message)
+        warn(note, f"the requests of ended commands stay `unknown` in the audit log: {error.message}")
         return
     for abandoned in closed:
         if note is not None:
             note(abandoned_note(abandoned))
 
 
+def warn(note: Callable[[str], None] | None, sentence: str) -> None:
+    """Say a warning to `note` (the CLI's, which writes `factoryctl: warning: ...`), else to the log (the dashboard)."""
+    if note is not None:
+        note(f"warning: {sentence}")
+    else:
+        _log.warning("%s", sentence)
+
+
 def abandoned_note(abandoned: Abandoned) -> str:
-    """`3 audit entries of n[1-2] were left `unknown` by a command that ended before it heard back (pid 5088): ...`."""
+    """`3 audit entries of n[1-2] were left `unknown` by a command that ended without recording an answer (pid ...`.
+
+    Not `before it heard back`: a command whose store refused the answers (a full disk) heard back, and ended with
+    its requests `unknown` all the same.
+    """
     import shlex
 
     from factoryctl.model.folding import fold_nodes
@@ -99,21 +112,26 @@ def abandoned_note(abandoned: Abandoned) -> str:
     whose = "an older factoryctl" if abandoned.pid is None else f"pid {abandoned.pid}"
     nodes = fold_nodes(abandoned.nodes)
     return (
-        f"{entries} of {nodes} {'were' if many else 'was'} left `unknown` by a command that ended before it heard "
-        f"back ({whose}): now `abandoned`; the limits there may or may not have changed (`factoryctl gpus "
+        f"{entries} of {nodes} {'were' if many else 'was'} left `unknown` by a command that ended without "
+        f"recording an answer ({whose}): now `abandoned`; the limits there may or may not have changed (`factoryctl gpus "
         f"{shlex.quote(nodes)}` says what they are)."
     )
 
 
 def changed_but_not_recorded(gpus: int, error: Exception, left: str = "") -> Exception:
-    """The StoreError of changes the audit log could not take; `left`: what the log holds of them instead."""
+    """The StoreError of changes the audit log could not take; `left`: what the log holds of them instead.
+
+    The store's own sentence ends with a full stop, and its hint says what to do about the store (free disk space):
+    both kept, one sentence (`was not saved.; each...` read as two), the hint after the one to read the limits.
+    """
     from factoryctl.store.sqlite import StoreError
 
     said = f"{gpus} GPU{'' if gpus == 1 else 's'}"
-    message = getattr(error, "message", str(error))
+    message = str(getattr(error, "message", error)).rstrip().rstrip(".")
+    store_hint = getattr(error, "hint", None) or "check the store (`controller status`)."
     return StoreError(
-        f"the power limits of {said} were changed, but the audit log could not record it: {message}{left}",
-        hint="see `factoryctl gpus` for the limits now in force; then check the store (`controller status`).",
+        f"the power limits of {said} were changed, but the audit log could not record it: {message}{left}.",
+        hint=f"see `factoryctl gpus` for the limits now in force; then {store_hint}",
     )
 
 
@@ -123,11 +141,19 @@ class RequestTrail:
     `answered` is called from the fan-out's threads as each node answers; one thread at a time writes, taking along
     the answers that came meanwhile, so a store held by another writer costs one busy timeout, not one per node. Once a
     write fails, the answers are kept and `finish` writes them together. A node asked that never answered keeps its request:
-    outcome unknown.
+    outcome unknown. `note` hears the warnings (the CLI's notes; None: the log).
     """
 
-    def __init__(self, store: Store, action: str, requested_w: float | None, reason: str | None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        action: str,
+        requested_w: float | None,
+        reason: str | None,
+        note: Callable[[str], None] | None = None,
+    ) -> None:
         self._store, self._action, self._requested_w, self._reason = store, action, requested_w, reason
+        self._note = note
         self._lock = threading.Lock()
         self._request_ids: dict[str, list[int]] = {}  # by node: its requests still in the log, unanswered
         self._asked: set[str] = set()
@@ -212,7 +238,8 @@ class RequestTrail:
         """Write the answers the store refused meanwhile, and drop the requests of the nodes never asked.
 
         The requests of nodes asked that never answered stay (outcome unknown). Raises StoreError when changes could
-        not be recorded: their requests are still in the log, which the message says.
+        not be recorded: their nodes' requests are still in the log (one per GPU asked, or one per node for all its
+        GPUs), which the message says; the caller has the changes, to say them (`limits.LimitsNotRecorded`).
         """
         from factoryctl.store.sqlite import StoreError
 
@@ -228,7 +255,25 @@ class RequestTrail:
             self._store.replace_audit(ids, sorted(entries, key=lambda entry: entry.time))
         except StoreError as error:
             if entries:
-                left = "; each GPU's request is in the audit log instead, its outcome unknown"
+                left = "; their nodes' requests stay in the audit log instead, outcome `unknown`"
                 raise changed_but_not_recorded(len(entries), error, left) from error
             # nothing changed on them: the command's outcome stands, but the log over-reports, so say so
-            _log.warning("the requests of nodes never asked stay in the audit log as unknown: %s", error.message)
+            warn(self._note, self._left_unknown(never_asked, len(ids) - len(never_asked), error.message))
+
+    @staticmethod
+    def _left_unknown(never_asked: Sequence[int], unchanged: int, why: str) -> str:
+        """The warning of requests no limit changed under that the store would not drop: whose they are, and why.
+
+        After every node was asked and refused, it said `the requests of nodes never asked`: they had been asked.
+        """
+        count = len(never_asked) + unchanged
+        whose = " or ".join(
+            said
+            for said, n in (("of nodes never asked", len(never_asked)), ("of nodes that changed nothing", unchanged))
+            if n
+        )
+        many = count != 1
+        return (
+            f"{count:,} request{'s' if many else ''} {whose} {'stay' if many else 'stays'} in the audit log as "
+            f"`unknown` (no limit changed there): {why}"
+        )

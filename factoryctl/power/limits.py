@@ -6,7 +6,8 @@ not answer) is reported and skipped rather than blocking the others, as in every
 to the audit log with before and after, whoever made it: a node whose driver fails part-way (GPU 2 lost after GPUs 0
 and 1 were set) is an error that still brings the GPUs it changed, and those are recorded and listed like any other.
 Each node's request is in the log before any node is asked, and its answer replaces it as it comes (`limit_audit`),
-so a factoryctl killed with SIGKILL leaves the requests it never heard back on, never an unrecorded change.
+so a factoryctl killed with SIGKILL leaves the requests it never heard back on, never an unrecorded change. Answers
+the store refuses (a disk filled meanwhile) raise `LimitsNotRecorded`, with what the nodes did, for the CLI to say.
 
 A node's agent session that read its GPUs is kept open for its change (`HeldSessions`): over SSH a session is a
 login, so a node is logged into once, not twice. Every node is read before any change (the range rule is
@@ -17,9 +18,7 @@ change, so no more sessions are ever open than the fan-out allows.
 
 from __future__ import annotations
 
-import contextlib
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,19 +26,21 @@ from factoryctl.config import FactoryConfig
 from factoryctl.errors import NodeError, UsageError
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.model.telemetry import MAX_GPU_INDEX, NodeSample, number_or_none
+from factoryctl.power.held_sessions import HeldSessions
 from factoryctl.power.limit_audit import RequestTrail, close_abandoned
 from factoryctl.power.limit_audit import record_audit as record_audit  # the dashboard's cap records with it
 from factoryctl.power.limit_checks import LimitsRefused, check_gpus, check_range, check_watts
 from factoryctl.power.limit_progress import CHANGING, READING, RESETTING, LimitProgress
 from factoryctl.power.limit_progress import settled as _settled  # tests call it by this name too
+from factoryctl.store.connection import StoreError
 from factoryctl.store.held_signals import signals_held
-from factoryctl.telemetry.poll import agent_session, check_agent_cache
+from factoryctl.telemetry.poll import check_agent_cache
 from factoryctl.transport.base import CommandCut
 from factoryctl.transport.fanout import DEFAULT_FANOUT, FanOut, Pending, fan_out, within_file_limit
 from factoryctl.transport.session import AgentSession, PartlyDone
 
 if TYPE_CHECKING:
-    from factoryctl.store.sqlite import Store, StoreError
+    from factoryctl.store.sqlite import Store
 
 
 @dataclass(frozen=True)
@@ -88,61 +89,6 @@ def _validate(
         raise LimitsRefused(refusal, errors) from None
     failed_names = {error.node for error in failed}
     return [node for node in nodes if node.name not in failed_names], errors
-
-
-class HeldSessions:
-    """The agent sessions that read a node's GPUs, kept open for its change: one login per node, not two.
-
-    `close_all` closes those never taken (a refused request, an interrupt), in parallel; a read that finishes after
-    it (an interrupted fan-out's thread) closes its own session instead of keeping it.
-    """
-
-    def __init__(self, config: FactoryConfig, timeout: float) -> None:
-        self.config, self.timeout = config, timeout
-        self._held: dict[str, tuple[NodeSpec, contextlib.ExitStack, AgentSession]] = {}
-        self._lock = threading.Lock()
-        self._closed = False
-
-    def read_only(self, node: NodeSpec) -> NodeSample:
-        """The node's sample, from a session closed at once (its change starts another)."""
-        with agent_session(node, self.config, self.timeout) as session:
-            return session.sample(self.timeout)
-
-    def read_and_hold(self, node: NodeSpec) -> NodeSample:
-        """The node's sample, from a session kept open for its change (`session_for`)."""
-        with contextlib.ExitStack() as stack:
-            session = stack.enter_context(agent_session(node, self.config, self.timeout))
-            sample = session.sample(self.timeout)
-            with self._lock:
-                if not self._closed:
-                    self._held[node.name] = (node, stack.pop_all(), session)
-            return sample
-
-    def held_first(self, nodes: Sequence[NodeSpec]) -> list[NodeSpec]:
-        """`nodes`, those with a held session first: a fan-out then starts them before any node that opens one."""
-        return sorted(nodes, key=lambda node: node.name not in self._held)
-
-    @contextlib.contextmanager
-    def session_for(self, node: NodeSpec) -> Iterator[AgentSession]:
-        """The node's held session (closed after the block), else a new one."""
-        with self._lock:
-            held = self._held.pop(node.name, None)
-        if held is None:
-            with agent_session(node, self.config, self.timeout) as session:
-                yield session
-            return
-        _, stack, session = held
-        with stack:
-            yield session
-
-    def close_all(self) -> None:
-        """Close every session still held, in parallel (each asks its agent to exit); none is kept after this."""
-        with self._lock:
-            self._closed = True
-            left, self._held = list(self._held.values()), {}
-        if left:
-            stacks = {node.name: stack for node, stack, _ in left}
-            fan_out([node for node, _, _ in left], lambda node: stacks[node.name].close(), max(len(left), 1))
 
 
 #: How a node's timeout before its request went out ends (`step_timed_out`): the CLI then does not say it again.
@@ -196,6 +142,21 @@ class LimitsInterrupted(BaseException):
     def __init__(self, changes: list[LimitChange], errors: list[NodeError], cause: BaseException) -> None:
         super().__init__(changes, errors, cause)
         self.changes, self.errors, self.cause = changes, errors, cause
+
+
+class LimitsNotRecorded(StoreError):
+    """Limits changed that the audit log could not record (a disk full mid-command), with what the request did.
+
+    `changes`, `errors`, and the interrupt that came meanwhile (`stopped`): the StoreError of `trail.finish` threw
+    them away, and the command said one sentence, not which GPUs changed nor which nodes failed. A StoreError still,
+    with the store's message and hint, so a caller that does not look at `changes` says the failure as before.
+    """
+
+    def __init__(
+        self, error: StoreError, changes: list[LimitChange], errors: list[NodeError], stopped: BaseException | None
+    ) -> None:
+        super().__init__(error.message, error.hint)
+        self.changes, self.errors, self.stopped = changes, errors, stopped
 
 
 #: Seconds an interrupted request still waits for the nodes it asked (a limit is set in milliseconds once asked).
@@ -286,12 +247,11 @@ def _requested(
 ) -> tuple[list[LimitChange], list[NodeError], BaseException | None]:
     """`apply_limit`'s checks, its requests in the audit log, the change and its answers; the interrupt that came.
 
-    An interrupt before the requests are in the log is raised: no node was asked.
+    An interrupt before the requests are in the log is raised: no node was asked. Answers the store refused raise
+    `LimitsNotRecorded`, with the changes and errors.
     """
-    from factoryctl.store.sqlite import StoreError
-
     targets, errors = _checked_targets(store, held, nodes, ask, fanout, told)
-    trail = RequestTrail(store, "reset" if ask[1] is None else "set", ask[1], reason)
+    trail = RequestTrail(store, "reset" if ask[1] is None else "set", ask[1], reason, told.note)
     try:
         interrupt = _written_whole(lambda: trail.announce([node.name for node in targets], ask[0]))
     except StoreError as error:
@@ -300,7 +260,10 @@ def _requested(
     if interrupt is None:  # else no node is asked, and `finish` drops every request
         outcomes, interrupt = _change_all(held, targets, ask, fanout, trail, told)
     changes = _gathered(outcomes, errors)
-    finished = _written_whole(trail.finish)  # the limits changed: what is left of their entries is written whole
+    try:
+        finished = _written_whole(trail.finish)  # the limits changed: what is left of their entries is written whole
+    except StoreError as error:  # what the nodes did is said all the same, then the audit failure
+        raise LimitsNotRecorded(error, changes, errors, interrupt) from error
     return changes, errors, interrupt or finished
 
 
@@ -332,8 +295,6 @@ def _checked_targets(
     told: LimitProgress,
 ) -> tuple[list[NodeSpec], list[NodeError]]:
     """The nodes to change, and those refused: the store must take the audit first, then every GPU and range."""
-    from factoryctl.store.sqlite import StoreError
-
     gpus, watts, clamp = ask
     try:
         store.check_audit_writable()

@@ -244,22 +244,40 @@ def replay_state(
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[tuple[PowerAction, ...], EngineState]:
     """`replay`, with the engine's state after the last row (what it counted along the way)."""
-    if visibility not in VISIBILITIES:
-        raise UsageError(f"unknown price visibility {visibility!r}", hint="use day-ahead or realtime.")
     times = [p.timestamp_s for p in points]
     if durations is None:
         durations = row_intervals(times).durations_s
+    return replay_moments(points, setup, visibility, interval_s, list(zip(times, durations, strict=True)), progress)
+
+
+def replay_moments(
+    points: Sequence[PricePoint],
+    setup: EngineSetup,
+    visibility: str,
+    interval_s: int,
+    moments: Sequence[tuple[int, int]],
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[tuple[PowerAction, ...], EngineState]:
+    """Run the engine at each of `moments` (an interval's start and length, in time order) over the series `points`.
+
+    At each moment the engine sees the prices published by then (`visible_until`) within its lookback, as a window
+    on the series; the moments are the rows' own starts in a replay (`replay_state`), and whatever intervals a live
+    course needs (policy_course.py: the rows since a policy started, then the intervals past the series' end), so
+    both run exactly this step. Returns the actions and the engine's state after the last moment.
+    """
+    if visibility not in VISIBILITIES:
+        raise UsageError(f"unknown price visibility {visibility!r}", hint="use day-ahead or realtime.")
+    times = [p.timestamp_s for p in points]
     chains = setup.chains()
     lookback = _lookback_s(setup.policy)
     window = ReferenceWindow()
     state = EngineState()
     actions: list[PowerAction] = []
-    step = told = max(1, len(points) // PROGRESS_STEPS)
-    for index, (point, duration) in enumerate(zip(points, durations, strict=True)):
+    step = told = max(1, len(moments) // PROGRESS_STEPS)
+    for index, (now, duration) in enumerate(moments):
         if progress is not None and index >= told:
-            progress(index, len(points))
+            progress(index, len(moments))
             told = index + step
-        now = point.timestamp_s
         low = bisect_left(times, now - lookback)
         high = bisect_left(times, visible_until(now, visibility))
         view = PriceView(now, interval_s, SeriesWindow(points, times, low, high), duration)

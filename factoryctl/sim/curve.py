@@ -28,6 +28,11 @@ ZEUS_A40_BERT: Tuple[Tuple[float, float], ...] = (
     (0.941, 0.996),
     (1.000, 1.000),
 )
+#: The power limits (W) the points above were measured at, in order: the Zeus sweep's 25 W steps over the A40's
+#: 100-300 W range (`ZEUS_A40_MAX_W` is its largest limit), so point i's pl_frac is `ZEUS_A40_LIMITS_W[i] / 300`.
+#: The policy commands read the curve by limit through these (factoryctl.power.curve_file.builtin_curve).
+ZEUS_A40_LIMITS_W: Tuple[float, ...] = (100.0, 125.0, 150.0, 175.0, 200.0, 225.0, 250.0, 275.0, 300.0)
+ZEUS_A40_MAX_W = 300.0
 
 
 def throughput_fraction(power_fraction: float) -> float:

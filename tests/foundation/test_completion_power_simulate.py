@@ -60,3 +60,10 @@ def test_no_regular_curve_file_offers_nothing(tmp_path: Path) -> None:
         assert _complete(f"{SIMULATE} --curve {curve} --gpu ", tmp_path) == [], curve
         assert _complete(f"{SIMULATE} --curve {curve} --workload ", tmp_path) == [], curve
     assert _complete(f"{SIMULATE} --gpu ", tmp_path) == []
+
+
+def test_power_offers_plan_apply_and_status(tmp_path: Path) -> None:
+    """The policy commands are commands now (no longer planned): completion offers them beside simulate and set."""
+    assert _complete("factoryctl power ", tmp_path) == ["simulate", "set", "reset", "plan", "apply", "status"]
+    assert _complete("factoryctl power s", tmp_path) == ["simulate", "set", "status"]
+    assert _complete("factoryctl power a", tmp_path) == ["apply"]

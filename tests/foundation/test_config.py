@@ -197,13 +197,16 @@ def test_a_factory_yaml_that_is_not_utf8_is_a_config_error_naming_the_line(cli, 
     assert "hint: save it as UTF-8" in result.stderr
 
 
-def test_validate_says_a_power_policy_is_not_applied_yet(cli, tmp_path):
-    """A policy in factory.yaml was accepted silently, as if the controller would apply it."""
+def test_validate_says_what_applies_a_power_policy(cli, tmp_path):
+    """A policy in factory.yaml was accepted silently, as if the controller would apply it: `power apply` does."""
     path = tmp_path / "factory.yaml"
     path.write_text("nodes: {a: {}}\npower: {policy: /etc/factoryctl/policy.yaml}\n")
     result = cli("--config", str(path), "config", "validate")
     assert result.exit_code == 0
-    assert "note: power.policy (/etc/factoryctl/policy.yaml) is not applied to the nodes yet" in result.stderr
+    assert (
+        "note: power.policy (/etc/factoryctl/policy.yaml) is applied when `factoryctl power apply` runs"
+        " (from cron: docs/power.md); the controller does not apply it." in result.stderr
+    )
     plain = tmp_path / "plain.yaml"
     plain.write_text("nodes: {a: {}}\n")
     assert "note:" not in cli("--config", str(plain), "config", "validate").stderr

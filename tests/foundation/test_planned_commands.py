@@ -25,7 +25,7 @@ from factoryctl.cli.app import app
         (["jobs"], "jobs", "factoryctl"),
         (["-q", "jobs", "submit", "--gpus", "8"], "jobs", "factoryctl"),
         (["sched", "tick"], "tick", "factoryctl sched"),
-        *((["power", verb], verb, "factoryctl power") for verb in ("status", "plan", "apply", "diff", "report")),
+        *((["power", verb], verb, "factoryctl power") for verb in ("diff", "report")),
     ],
 )
 def test_a_planned_command_is_said_to_come_later(cli: Any, args: list[str], name: str, path: str) -> None:
@@ -64,11 +64,11 @@ def test_planned_commands_are_in_neither_help_nor_completion(cli: Any) -> None:
     root = get_command(app)
     assert "jobs" not in root.commands  # type: ignore[attr-defined]
     assert "tick" not in root.commands["sched"].commands  # type: ignore[attr-defined]
-    assert not {"status", "plan", "apply", "diff", "report"} & set(root.commands["power"].commands)  # type: ignore[attr-defined]
+    assert not {"diff", "report"} & set(root.commands["power"].commands)  # type: ignore[attr-defined]
     listed = [line.split()[0] for line in cli("--help").stdout.partition("Commands:")[2].splitlines() if line.strip()]
     assert "gpus" in listed
     assert "jobs" not in listed
-    assert "apply" not in cli("power", "--help").stdout
-    assert "apply" not in _offered("factoryctl power a")
+    assert "diff" not in cli("power", "--help").stdout
+    assert "diff" not in _offered("factoryctl power d")
     assert "set" in _offered("factoryctl power s")  # the question was asked right
-    assert "status" not in _offered("factoryctl power s")
+    assert "report" not in _offered("factoryctl power r")

@@ -51,7 +51,7 @@ def test_a_rerun_after_a_sigkill_closes_the_killed_commands_requests(cli, tmp_pa
     result = cli("--config", str(factory), "power", "set", "held", "--watts", "450")
     assert result.exit_code == 0, result.stderr
     assert result.stderr.splitlines()[0] == (
-        f"factoryctl: 1 audit entry of held was left `unknown` by a command that ended before it heard back (pid "
+        f"factoryctl: 1 audit entry of held was left `unknown` by a command that ended without recording an answer (pid "
         f"{killed.pid}): now `abandoned`; the limits there may or may not have changed (`factoryctl gpus held` says "
         "what they are)."
     )
