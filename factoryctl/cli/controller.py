@@ -237,7 +237,44 @@ def _problem(
             isinstance(written, (int, float)) and written > (newest or started) and now - written <= 2 * STATS_EVERY_S
         )
         return _why_stale(config, pid, stale, stats if writes else None)
-    return None
+    return _starved(config, pid)
+
+
+def _starved(config: FactoryConfig, pid: int) -> tuple[str, str] | None:
+    """Nodes down for a limit of this machine (error `local`: threads, files, memory): the controller is starved.
+
+    Its samples stay fresh from the nodes it reaches, so staleness never said it: 17 of 48 nodes up under `ulimit -n
+    64` was a healthy status (exit 0). Nothing is wrong with those nodes, and this machine's limit is the thing to fix.
+    """
+    from factoryctl.transport.host_limits import local_cause, local_hint
+
+    found = _down_for_local_limit(config)
+    if found is None:
+        return None
+    count, message = found
+    return (
+        f"the controller (pid {pid}) has {count} of its {len(config.nodes)} nodes down for a limit of this machine:"
+        f" {local_cause(message)}.",
+        local_hint(message),
+    )
+
+
+def _down_for_local_limit(config: FactoryConfig) -> tuple[int, str] | None:
+    """How many of the factory's nodes the store holds down for a limit of this machine, and the first one's message."""
+    from factoryctl.store.sqlite import Store, StoreError
+    from factoryctl.transport.host_limits import LOCAL
+
+    try:
+        store = Store(config.store_path, readonly=True)
+        try:
+            states = [state for state, _ in store.latest()]
+        finally:
+            store.close()
+    except StoreError:
+        return None
+    down = [s.message for s in states if s.node in config.nodes and s.state == "down" and s.error == LOCAL]
+    said = [message for message in down if message]
+    return (len(down), said[0]) if said else None
 
 
 #: Below this much free space on the store's disk, a controller that stores nothing is taken to be stopped by it.
@@ -268,9 +305,7 @@ def _why_stale(config: FactoryConfig, pid: int, stale: str, fresh: dict[str, Any
         )
     if fresh is not None:  # it still writes the store: what it lacks is samples
         if not fresh.get("up"):
-            return f"{stale}: none of its nodes is up.", (
-                f"check the nodes (`factoryctl events --kind node_down`, `factoryctl nodes`) and {log}."
-            )
+            return _none_up(config, stale, log)
         said = fresh.get("store_error")
         if isinstance(said, str) and said:  # its samples' write failed (a file size limit, read-only, locked)
             return f"{stale}: {said.rstrip('.')}.", (
@@ -290,6 +325,21 @@ def _why_stale(config: FactoryConfig, pid: int, stale: str, fresh: dict[str, Any
             f"{log} says why (a full disk, a store it may not write, a store another process keeps locked, or too many "
             "nodes for this machine); it keeps up to 120 s of samples in memory and writes them once it can."
         ),
+    )
+
+
+def _none_up(config: FactoryConfig, stale: str, log: str) -> tuple[str, str]:
+    """The stale sentence when no node is up, with this machine's limit when that is why (error `local`)."""
+    starved = _down_for_local_limit(config)
+    if starved is None:
+        return f"{stale}: none of its nodes is up.", (
+            f"check the nodes (`factoryctl events --kind node_down`, `factoryctl nodes`) and {log}."
+        )
+    from factoryctl.transport.host_limits import local_cause, local_hint
+
+    count, message = starved  # nothing wrong with the nodes: this machine's limit is reached
+    return f"{stale}: none of its nodes is up, {count} for a limit of this machine: {local_cause(message)}.", (
+        local_hint(message)
     )
 
 

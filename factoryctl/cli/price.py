@@ -144,9 +144,16 @@ def _item(timestamp_s: int, price: float | None) -> dict[str, Any]:
     return {"timestamp_utc": iso_utc_seconds(timestamp_s), "price_per_mwh": price}
 
 
-def _stale_warning(prices: str, newest_s: int, interval_s: int, moment: int, next_s: int | None) -> None:
-    """Say why the row shown is not the price at `moment`: the file ends before it, or has a gap there."""
+def _stale_warning(
+    prices: str, newest_s: int, interval_s: int, moment: int, next_s: int | None, source: object = None
+) -> None:
+    """Say why the row shown is not the price at `moment`: the file ends before it, or has a gap there.
+
+    A gap that looks like local time as the clocks went forward (`local_time_gap_hint`: `source` is asked) says so
+    instead of asking to fill in an hour that never was.
+    """
     from factoryctl.model.power import iso_utc_seconds
+    from factoryctl.power.sources import local_time_gap_hint
 
     shown = f"the {interval_s} s interval starting {iso_utc_seconds(newest_s)}"
     if next_s is None:
@@ -156,11 +163,14 @@ def _stale_warning(prices: str, newest_s: int, interval_s: int, moment: int, nex
             "hint: update the prices file (the feed may have stopped), or pass --at to look at a past time.\n"
         )
         return
+    hint = local_time_gap_hint(source, newest_s + interval_s, next_s) or (
+        "the feed missed these intervals; fill them in the file, or pass --at for a time the file covers."
+    )
     sys.stderr.write(
         f"factoryctl: {prices} has no price for {iso_utc_seconds(moment)}: the file has a gap from"
         f" {iso_utc_seconds(newest_s + interval_s)} to {iso_utc_seconds(next_s)}; the price shown, of {shown}, is"
         " stale.\n"
-        "hint: the feed missed these intervals; fill them in the file, or pass --at for a time the file covers.\n"
+        f"hint: {hint}\n"
     )
 
 
@@ -241,7 +251,9 @@ def show_command(
         "stale": stale,
     }
     if ended:
-        _stale_warning(where, current.timestamp_s, interval_s, moment, None if later is None else later.timestamp_s)
+        _stale_warning(
+            where, current.timestamp_s, interval_s, moment, None if later is None else later.timestamp_s, source
+        )
     elif unknown:
         _unknown_warning(where, current.timestamp_s, None if newest is None else newest.timestamp_s)
     if output is OutputFormat.json:

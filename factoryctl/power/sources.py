@@ -165,6 +165,7 @@ class _PriceRowReader:
         """Start before the first row: no time yet, UTC."""
         self.last_s: int | None = None
         self.utc_offset_s = 0
+        self.without_offset = False  # the last row's time has no offset (nor Z): read as UTC
 
     def __call__(self, row: dict[str, str]) -> PricePoint:
         """One row as a `PricePoint`; a repeat or a step back is a `ValueError` (`FieldError` with a hint)."""
@@ -181,6 +182,7 @@ class _PriceRowReader:
             raise ValueError(problem)
         offset = moment.utcoffset()
         self.last_s, self.utc_offset_s = point.timestamp_s, 0 if offset is None else int(offset.total_seconds())
+        self.without_offset = _without_offset(text)
         return point
 
 
@@ -206,6 +208,8 @@ class PriceFile:
     points: tuple[PricePoint, ...]
     #: The UTC offset (seconds) of the file's last row, as written (19800 for +05:30; 0 for Z or no offset).
     utc_offset_s: int
+    #: The file's last row's time has no offset and no Z (read as UTC): maybe local time (`local_time_gap_hint`).
+    without_offset: bool = False
 
 
 _PRICES_HINT = (
@@ -226,7 +230,7 @@ def read_price_csv(path: Path, text: str | None = None) -> PriceFile:
     """
     reader = _PriceRowReader()
     points = read_csv_rows(path, PRICE_COLUMNS, reader, "prices file", "price row", _PRICES_HINT, text)
-    return PriceFile(tuple(points), reader.utc_offset_s)
+    return PriceFile(tuple(points), reader.utc_offset_s, reader.without_offset)
 
 
 class CsvPriceSource:
@@ -244,6 +248,8 @@ class CsvPriceSource:
         self.text = text
         #: The market's clock as of the last `fetch`: the offset the file's times are written in (`PriceFile`).
         self.utc_offset_s = 0
+        #: Whether, as of the last `fetch`, the file's times have no offset (`PriceFile.without_offset`).
+        self.without_offset = False
         #: Called with (sentence, hint) on each `fetch` of a file that looks per kWh (`kwh_warning`); the CLI says it
         #: once on stderr. A no-op by default: the prices are used as they are either way.
         self.warn: Callable[[str, str], None] = lambda sentence, hint: None
@@ -251,7 +257,7 @@ class CsvPriceSource:
     def fetch(self, start_s: int | None = None, end_s: int | None = None) -> tuple[PricePoint, ...]:
         """Prices of intervals starting in [start_s, end_s) (either end open when None), sorted by time."""
         prices = read_price_csv(self.path, self.text)
-        self.utc_offset_s = prices.utc_offset_s
+        self.utc_offset_s, self.without_offset = prices.utc_offset_s, prices.without_offset
         units = kwh_warning(str(self.path), prices.points)
         if units is not None:
             self.warn(*units)
@@ -270,3 +276,24 @@ def market_offset_s(source: object) -> int:
     """
     offset = getattr(source, "utc_offset_s", 0)
     return offset if isinstance(offset, int) else 0
+
+
+def local_time_gap_hint(source: object, gap_from_s: int, gap_to_s: int) -> str | None:
+    """The hint for a gap [gap_from_s, gap_to_s) in a prices file that looks like local time as the clocks went forward.
+
+    By the rule a repeat is judged by (`_like_clocks_going_back`): times without an offset (read as UTC), an hour or
+    less (Lord Howe's clocks move 30 min), at night. Such a gap is no missed interval: `the feed missed these
+    intervals; fill them in the file` asked for prices of an hour that never was. None for any other gap, or a source
+    other than a prices file (a plugin's prices carry no written offset).
+    """
+    file = getattr(source, "source", source)  # a `LoadedPriceSource` of the built-in CSV source: its file
+    if not getattr(file, "without_offset", False) or gap_to_s - gap_from_s > _CLOCKS_GO_BACK_S:
+        return None
+    if datetime.fromtimestamp(gap_from_s, timezone.utc).hour not in _NIGHT_HOURS:
+        return None
+    return (
+        "the file's times have no offset and this gap is an hour at night: it looks like a file written in local time"
+        " as the clocks went forward (an hour that never was), and such a file is read as UTC, off by its UTC offset"
+        " all year; write each time with its UTC offset (+HH:MM) or in UTC with a Z, or pass --at for a time the file"
+        " covers."
+    )

@@ -14,6 +14,7 @@ rather than silently overwritten; each with a warning on stderr naming the file 
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import threading
@@ -42,6 +43,9 @@ __all__ = ["FAULTS", "WORKLOADS", "GpuReading", "SimNode", "SimProcess", "defaul
 
 CHECKPOINT_EVERY_S = 300
 READING_TTL_S = 0.05  # one sample's dozen getters share one reading
+#: A change of the wall clock against the monotonic one by more than this is a step (NTP, the RTC), not a slew.
+CLOCK_STEP_S = 2.0
+_BOOT_ID = "/proc/sys/kernel/random/boot_id"  # the monotonic clock's boot: processes of one boot share it
 
 _T = TypeVar("_T")  # what a committed change returns
 
@@ -66,6 +70,7 @@ class SimNode:
         workload: Optional[str] = None,
         clock: Optional[Callable[[], float]] = None,
         setters_need_root: Optional[bool] = None,
+        monotonic: Optional[Callable[[], float]] = None,
     ) -> None:
         if gpus is not None and not 0 <= gpus <= 64:
             raise ValueError(f"a simulated node has 0 to 64 GPUs, not {gpus}")
@@ -78,6 +83,9 @@ class SimNode:
         self.path = state_path(state_dir if state_dir is not None else default_state_dir(), factory, node)
         self.lock_path = self.path.with_suffix(".lock")
         self._clock = clock or time.time
+        # what tells a step of `clock` (`_now`): the real monotonic clock for the real wall clock, else only if given
+        self._monotonic = monotonic if monotonic is not None or clock is not None else time.monotonic
+        self._frame: Optional[float] = None  # wall - monotonic clock the loaded times are on (None: not known)
         self._lock = threading.RLock()
         self._data: Dict[str, Any] = {}
         self._identity: Optional[Tuple[int, int, int]] = None
@@ -92,6 +100,7 @@ class SimNode:
         wanted["setters_need_root"] = None if setters_need_root is None else bool(setters_need_root)
         with self._lock, FileLock(self.lock_path):
             repaired = self._load_checked()
+            self._adopt_clock()
             if self._reconcile(wanted) or repaired:
                 self._write()
             self._rebuild()
@@ -116,7 +125,49 @@ class SimNode:
         return bool(self._data) and reset_bad_limits(self.path, self._data)
 
     def _write(self) -> None:
+        if self._frame is not None and _boot_id() is not None:  # else the record stays as read: the times are as read
+            self._data["clock"] = {"wall_minus_mono": self._frame, "boot": _boot_id()}
         self._identity = write_json(self.path, self._data)
+
+    def _adopt_clock(self) -> None:
+        """Take the times just loaded as on the wall clock their writer read, and a step of it since out of them.
+
+        The file records the wall clock less the monotonic one (and the boot: a monotonic clock restarts with it) as
+        it was when written; another process of the same boot reading it after a step sees the difference (`_now`).
+        """
+        record = self._data.get("clock")
+        self._frame = None
+        boot = _boot_id()
+        if self._monotonic is not None and boot is not None and isinstance(record, dict) and record.get("boot") == boot:
+            frame = record.get("wall_minus_mono")
+            if isinstance(frame, (int, float)) and not isinstance(frame, bool) and math.isfinite(frame):
+                self._frame = float(frame)
+        self._now()
+
+    def _now(self) -> float:
+        """The wall clock, once a step of it since the loaded times were read is taken out of them (`_unstep`).
+
+        A real GPU's energy counter counts the energy used, whatever the wall clock says; the simulated one is
+        integrated over wall time from each GPU's checkpoint. After a step back it stood still for as long as the
+        step (power read 72 W, the counter frozen for an hour), and a step ahead added the step's energy at once.
+        """
+        now = self._clock()
+        if self._monotonic is not None:
+            frame = now - self._monotonic()
+            if self._frame is not None and abs(frame - self._frame) > CLOCK_STEP_S:
+                self._unstep(round(frame - self._frame))
+            self._frame = frame
+        return now
+
+    def _unstep(self, step: int) -> None:
+        """Move every GPU's checkpoint and cursor by the wall clock's `step` (whole seconds: each keeps its second)."""
+        for gpu in self._data.get("gpus", []):
+            gpu["checkpoint"]["time"] = float(gpu["checkpoint"]["time"]) + step
+        for cursor in self._cursors:
+            cursor.time += step
+            if cursor.tick_second >= 0:
+                cursor.tick_second += step
+        self._readings.clear()
 
     def _reconcile(self, wanted: Dict[str, Any]) -> bool:
         """Make the loaded state match the requested configuration; True when it must be written."""
@@ -150,8 +201,11 @@ class SimNode:
                 if not self._data or self._has_bad_limit():  # unusable or hand-edited: repair it under the lock
                     with FileLock(self.lock_path):
                         repaired = self._load_checked()
+                        self._adopt_clock()
                         if self._reconcile(KEEP) or repaired:
                             self._write()
+                else:
+                    self._adopt_clock()
             except BaseException:
                 self._data, self._identity = known
                 raise
@@ -164,7 +218,7 @@ class SimNode:
         """Apply `change(data, now)` under the file lock, after checkpointing every GPU at `now`."""
         with self._lock, FileLock(self.lock_path):
             self._refresh()
-            now = self._clock()
+            now = self._now()
             for i in range(len(self._cursors)):
                 self._data["gpus"][i]["checkpoint"] = checkpoint_of(self._advance(i, now, settle=True))
             result = change(self._data, now)
@@ -236,7 +290,7 @@ class SimNode:
                 self._refresh()
                 if not 0 <= index < len(self._cursors):
                     raise IndexError(index)
-                now = self._clock()
+                now = self._now()
                 cached = self._readings.get(index)
                 if cached is not None and cached[1] == self._identity and 0.0 <= now - cached[0] < READING_TTL_S:
                     return cached[2]
@@ -353,3 +407,13 @@ class SimNode:
         """Remove a job rank's load (also happens by itself once its pid is gone)."""
         self._commit(lambda data, now: rank_registry.unregister(data, pid))
         self._extra = (-1, {})
+
+
+@functools.lru_cache(maxsize=1)
+def _boot_id() -> Optional[str]:
+    """This machine's boot (Linux), or None: a monotonic time is comparable only with one of the same boot."""
+    try:
+        with open(_BOOT_ID, encoding="ascii") as found:
+            return found.read().strip() or None
+    except (OSError, ValueError):
+        return None

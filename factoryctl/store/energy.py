@@ -9,6 +9,7 @@ window seam (`_raw_from`) it shares, so each of the two reads stays small enough
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from collections.abc import Sequence
 from typing import Any
@@ -187,15 +188,83 @@ class EnergyQueries(HistoryQueries):
         give those of the steps across its edges, so a cut window judges each step as the whole window does.
         """
         counter = "SELECT t_ms, energy_mj, power_mw FROM sample WHERE node_id = ? AND gpu = ? AND energy_mj IS NOT NULL"
-        before = self._query(f"{counter} AND t_ms < ? ORDER BY t_ms DESC LIMIT 2", (node_id, gpu, inside[0][0]))
-        after = self._query(f"{counter} AND t_ms >= ? ORDER BY t_ms LIMIT 2", (node_id, gpu, end))
-        readings = [*before[::-1], *inside, *after]
+        context = (node_id, gpu, inside[0][0]), (node_id, gpu, end)  # more than 2: `_in_counter_order` weighs runs
+        before = self._query(f"{counter} AND t_ms < ? ORDER BY t_ms DESC LIMIT {_CONTEXT}", context[0])
+        after = self._query(f"{counter} AND t_ms >= ? ORDER BY t_ms LIMIT {_CONTEXT}", context[1])
+        readings = _in_counter_order([*before[::-1], *inside, *after])
         gaps = [int(b[0]) - int(a[0]) for a, b in itertools.pairwise(readings)]
         lo, joules = start if start is not None else inside[0][0], 0.0
         for index, (a, b) in enumerate(itertools.pairwise(readings)):  # steps outside the window bill nothing in it
             around = gaps[index - 1] if index else None, gaps[index + 1] if index + 1 < len(gaps) else None
             joules += _prorated(a, b, lo, end, held_ms(gaps[index], *around))
         return joules / 1000
+
+
+#: Counter readings read on each side of a window: the steps across its edges, and runs for `_in_counter_order`.
+_CONTEXT = 4
+#: A reading below the ones before it is a reboot only if the counter could have risen to it since the reading before
+#: (from zero: a driver reload) at this many times the power read on either side (a load between the readings).
+_REBOOT_POWER_FACTOR = 3
+#: The power (mW) assumed for that where neither reading has power: more than any GPU draws.
+_REBOOT_POWER_MW = 2_000_000
+
+
+def _in_counter_order(readings: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:
+    """The counter readings (time, millijoules, milliwatts) in time order, less those out of place: the counter's order.
+
+    The counter never goes back but at a reboot (a driver reload: it restarts from zero), yet its readings can go back
+    in time order: a wall-clock step (the controller's or a node's) stamps readings minutes off, and they interleave
+    with those really taken then (203858 J, 349872 J, 206841 J). Each decrease was billed as a reboot (the whole later
+    counter: a GPU's energy since its driver loaded, hundreds of kWh). So a reading below the highest of its run is a
+    reboot only if the counter could have reached it from zero since the reading before (`_rebooted`) and the next
+    readings do not come back up to that highest (a reading re-stamped among others); otherwise the readings of each
+    run between reboots are cut to their longest non-decreasing sequence, which keeps the readings really taken
+    then (the longer run: those before and after the re-stamped ones) and drops the others, so no step is billed
+    twice and a counter in order is kept whole.
+    """
+    runs: list[list[Sequence[Any]]] = []
+    top = 0  # the highest reading of the run so far
+    for index, reading in enumerate(readings):
+        if not runs or (int(reading[1]) < top and _rebooted(readings, index, top)):
+            runs.append([reading])
+            top = int(reading[1])
+        else:
+            runs[-1].append(reading)
+            top = max(top, int(reading[1]))
+    return [kept for run in runs for kept in _longest_rising(run)]
+
+
+def _rebooted(readings: Sequence[Sequence[Any]], index: int, top: int) -> bool:
+    """Whether the counter reading `index`, below `top` (its run's highest), is a reboot's: see `_in_counter_order`.
+
+    From zero since the reading before, at up to `_REBOOT_POWER_FACTOR` times the power read on either side, and
+    not back at `top` within the next two readings: a reading re-stamped among others is a whole counter (far more
+    than a few seconds' energy) and the others around it are above it, a GPU rebooted again soon after a reboot
+    starts again from zero all the same.
+    """
+    before, reading = readings[index - 1], readings[index]
+    powers = [int(p) for p in (before[2], reading[2]) if p is not None]
+    mw = _REBOOT_POWER_FACTOR * max(powers) if powers else _REBOOT_POWER_MW
+    since_ms = max(0, int(reading[0]) - int(before[0]))
+    returns = any(int(r[1]) >= top for r in readings[index + 1 : index + 3])
+    return int(reading[1]) <= mw * since_ms / 1000 and not returns
+
+
+def _longest_rising(run: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:
+    """The longest sequence of `run`'s readings (in time order) whose counter never goes back, the lowest of ties."""
+    tails: list[int] = []  # tails[k]: index of the lowest last counter of a sequence of k + 1 readings
+    values: list[int] = []  # their counters
+    back: list[int | None] = []
+    for index, reading in enumerate(run):
+        length = bisect.bisect_right(values, int(reading[1]))
+        back.append(tails[length - 1] if length else None)
+        tails[length : length + 1], values[length : length + 1] = [index], [int(reading[1])]
+    kept: list[Sequence[Any]] = []
+    at = tails[-1] if tails else None
+    while at is not None:
+        kept.append(run[at])
+        at = back[at]
+    return kept[::-1]
 
 
 def _step(before: int, after: int) -> int:

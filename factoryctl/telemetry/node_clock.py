@@ -49,6 +49,8 @@ class NodeClock:
     #: The latest upper bound of the offset from a round trip (its time - when we asked); None: never asked, or an
     #: agent without `clock`, whose samples alone judge it.
     ceiling: float | None = None
+    #: The controller's own clock steps since the last report: an offset they alone explain is not the node's
+    stepped: float = 0.0
 
     def measure(self, offset: float, mono: float) -> None:
         """A sample arrived `offset` seconds ahead of the controller's clock (negative: behind)."""
@@ -65,7 +67,7 @@ class NodeClock:
         self.off = self.best > limit or behind
         moved = self.off and abs(self.best - self.reported_best) > CLOCK_OFF_S  # still off, by another amount
         if self.off == self.reported and not moved:
-            self.changed_at = None
+            self.changed_at, self.stepped = None, 0.0  # as reported: a step since is the node's too (or undone)
         elif self.changed_at is None:
             self.changed_at = mono
 
@@ -76,6 +78,7 @@ class NodeClock:
     def controller_stepped(self, step: float) -> None:
         """The controller's wall clock jumped `step` seconds: every offset measured so far is `step` less now."""
         self.best -= step
+        self.stepped += step
         if self.window_max is not None:
             self.window_max -= step
         if self.ceiling is not None:
@@ -88,8 +91,17 @@ class NodeClock:
         return time - self.best
 
     def due(self, mono: float) -> bool:
-        """Whether a change has lasted long enough to be reported (then it counts as reported)."""
+        """Whether a change has lasted long enough to be reported (then it counts as reported).
+
+        Not when the controller's own steps since the last report explain it (the node's offset moved by them, within
+        `CLOCK_OFF_S`): the controller logged its step, and a `clock_skew` for every node (`gpu[01-40] (40) clocks
+        are 3600 s behind ... (check NTP on the nodes)`) sent the operator to the nodes for it. It counts as
+        reported all the same, so a node's own change from there (or the controller's clock set right) is judged
+        from it.
+        """
         if self.changed_at is None or mono - self.changed_at < CLOCK_REPORT_AFTER_S:
             return False
-        self.reported, self.reported_best, self.changed_at = self.off, self.best, None
-        return True
+        was = self.reported_best if self.reported else 0.0
+        ours = self.stepped != 0.0 and abs(self.best - (was - self.stepped)) <= CLOCK_OFF_S
+        self.reported, self.reported_best, self.changed_at, self.stepped = self.off, self.best, None, 0.0
+        return not ours

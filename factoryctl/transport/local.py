@@ -24,7 +24,7 @@ from factoryctl.model.inventory import NodeSpec
 from factoryctl.transport.agent_lines import MAX_LINE_BYTES, MAX_STDERR_LINE, AgentLines
 from factoryctl.transport.base import CappedOutput, CommandCut, CommandResult, OutputSink, command_result, cut_short
 from factoryctl.transport.held_open import read_for_grace
-from factoryctl.transport.host_limits import local_limit_error, with_user_file_limit
+from factoryctl.transport.host_limits import agent_limit_error, start_limit_error, with_user_file_limit
 from factoryctl.transport.launch import agent_argv
 from factoryctl.transport.node_leftovers import END_WITHIN_S, NODE_LEFTOVERS
 from factoryctl.transport.polling import readable, writable
@@ -207,7 +207,7 @@ class LocalTransport:
                 pass_fds=inherited,  # a zipapp in the held temporary directory reached only through it
             )
         except OSError as exc:
-            local = local_limit_error(self.node.name, exc)  # out of files here: not the node's fault
+            local = start_limit_error(self.node.name, exc)  # out of files or processes here: not the node's fault
             raise local or NodeError(self.node.name, "agent", f"cannot start {python}: {exc.strerror}.", None) from exc
         assert proc.stdin is not None
         assert proc.stdout is not None
@@ -223,6 +223,7 @@ class LocalTransport:
             cast("IO[bytes]", _lines_of(proc.stdout, MAX_LINE_BYTES)),  # its stdout is closed by `_reap`
             on_close=lambda: _end_agent(proc, tail, session, leftover),
             stderr_tail=tail.text,
+            cut_off=lambda: agent_limit_error(self.node.name, tail.text()),  # it died of this machine's limit
         )
         try:
             session.wait_hello(timeout)
@@ -319,8 +320,8 @@ def _start(node: str, argv: list[str], feed: Feed | None) -> subprocess.Popen[by
     except OSError as exc:
         if feed is not None:
             feed.close()
-        local = local_limit_error(node, exc)
-        if local is not None:  # this machine is out of files or processes: not "command not found"
+        local = start_limit_error(node, exc)
+        if local is not None:  # this machine is out of files or processes: not "command not found" (126)
             raise local from exc
         message = f"{argv[0]}: {_cannot_run_reason(argv[0], exc)}\n".encode("utf-8", "surrogateescape")
         return CommandResult(_cannot_run_status(exc), b"", message)
