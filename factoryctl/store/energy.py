@@ -222,6 +222,9 @@ def _in_counter_order(readings: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:
     then (the longer run: those before and after the re-stamped ones) and drops the others, so no step is billed
     twice and a counter in order is kept whole.
     """
+    counters = [int(reading[1]) for reading in readings]
+    if all(a <= b for a, b in itertools.pairwise(counters)):  # the usual case: in order, nothing to judge
+        return list(readings)
     runs: list[list[Sequence[Any]]] = []
     top = 0  # the highest reading of the run so far
     for index, reading in enumerate(readings):
