@@ -103,19 +103,21 @@ class Rerun:
     followed word for word it was refused (450 W is over an A100's range) and would have dropped the ticket from the
     audit log. `timeout` is the `--timeout` given, None for the default (a slow node timed out at the default before);
     the output options and `--fanout` change nothing of the limits and are left out, as is `--config` (no hint of
-    factoryctl's names it).
+    factoryctl's names it). `verb` "apply" is `power apply`'s request: its command is `power apply TARGET` (each GPU
+    to its own range's plan, with `--reason` and `--timeout` as given), not one group's watts for every range.
     """
 
     watts: float | None  # None: a reset
     clamp: bool = False
     reason: str | None = None
     timeout: float | None = None
+    verb: str | None = None  # None: set, or reset without watts; "apply" gives neither watts nor clamp
 
     def command(self, target: str) -> str:
         """`power set TARGET --watts 450 --clamp --reason 'OPS-9 peak'`; `target` already quoted for the shell."""
         from factoryctl.textfile import exact_number
 
-        words = ["power", "reset" if self.watts is None else "set", target]
+        words = ["power", self.verb or ("reset" if self.watts is None else "set"), target]
         if self.watts is not None:
             words += ["--watts", exact_number(self.watts)]  # every digit: `:g` made 287.1234567 287.123
         if self.clamp:

@@ -70,19 +70,31 @@ class Inputs:
     started: Started | None
     start_s: int
     now_s: int
+    quiet: bool = False
     courses: dict[GpuPowerRange, tuple[Policy, Course]] = field(default_factory=dict)
 
+    @property
+    def same_course(self) -> bool:
+        """Whether the recorded start is of this policy and curve (else the course starts now)."""
+        return self.started is not None and self.started.same_course(self.policy_sha256, self.curve_id)
+
     def course(self, gpu: GpuPowerRange) -> tuple[Policy, Course]:
-        """The policy as parsed for a GPU of this range (its `_pct` and `_w` keys need it), and its course."""
+        """The policy as parsed for a GPU of this range (its `_pct` and `_w` keys need it), and its course.
+
+        Resumed from the range's checkpoint when it holds; a progress line on a terminal while it replays.
+        """
         if gpu not in self.courses:
             from factoryctl.cli.power import parse_policy_file
+            from factoryctl.cli.progress import replay_progress
             from factoryctl.power.policy_course import course
 
             policy = parse_policy_file(self.policy_path, gpu, None)
             where = str(self.policy_path)
-            self.courses[gpu] = (
-                policy,
-                course(
+            kept = self.started.checkpoint(gpu) if self.started is not None and self.same_course else None
+            with replay_progress(
+                f"replaying {policy.kind} since {self._since()}", self.quiet, unit="intervals"
+            ) as line:
+                replayed = course(
                     self.points,
                     policy,
                     self.curve,
@@ -92,9 +104,16 @@ class Inputs:
                     self.now_s,
                     self.offset_s,
                     where,
-                ),
-            )
+                    kept,
+                    line,
+                )
+            self.courses[gpu] = (policy, replayed)
         return self.courses[gpu]
+
+    def _since(self) -> str:
+        from factoryctl.model.power import iso_utc_seconds
+
+        return iso_utc_seconds(self.start_s)
 
 
 def _inputs(ctx: typer.Context, command: str) -> Inputs:
@@ -123,8 +142,8 @@ def _inputs(ctx: typer.Context, command: str) -> Inputs:
     sha, curve_id = policy_sha256(text.encode()), curve_identity(curve)
     same = started is not None and started.same_course(sha, curve_id)
     start_s = started.started_at_s if started is not None and same else now_s
-    visibility = power.price_visibility
-    return Inputs(config, policy_path, sha, curve, curve_id, points, offset, visibility, started, start_s, now_s)
+    visibility, quiet = power.price_visibility, context.global_options(ctx)[1]
+    return Inputs(config, policy_path, sha, curve, curve_id, points, offset, visibility, started, start_s, now_s, quiet)
 
 
 def _curve(written: str | None, gpu: str | None, workload: str | None, base: Path | None) -> PowerCurve:
@@ -286,9 +305,8 @@ def _apply_command(
     _record(inputs, rows)
     order = {node.name: i for i, node in enumerate(nodes)}
     applied.changes.sort(key=lambda change: (order.get(change.node, 0), change.gpu))
-    first = next(iter(groups.values()), None)
-    rerun = Rerun(first[0]["plan_w"] if first else None, True, why, None)
-    return show_outcome(applied, rerun, output, no_header, quiet)
+    given_timeout = None if timeout == context.TIMEOUT_OPTION.default else timeout
+    return show_outcome(applied, Rerun(None, False, why, given_timeout, "apply"), output, no_header, quiet)
 
 
 Group = tuple[dict[str, Any], list["NodeSpec"], list[int] | None]
@@ -344,14 +362,24 @@ def _apply_groups(
 
 
 def _record(inputs: Inputs, rows: list[dict[str, Any]]) -> None:
-    """Write when the course started (now, for a new policy or curve) and the ranges met, when either is new."""
+    """Write when the course started (now, for a new policy or curve), the ranges met and their checkpoints.
+
+    A range not met this run keeps its checkpoint while the course is the same one; a new course keeps none.
+    """
     from factoryctl.power.policy_state import Started, write_started
 
     if not rows:  # no GPU was planned (every node failed): no course started
         return
     known = inputs.started.ranges if inputs.started is not None else ()
     ranges = tuple(dict.fromkeys([*known, *(row["_range"] for row in rows)]))
-    started = Started(inputs.start_s, inputs.policy_sha256, inputs.curve_id, ranges)
+    kept = dict(inputs.started.checkpoints) if inputs.started is not None and inputs.same_course else {}
+    for gpu, (_, course) in inputs.courses.items():
+        if course.checkpoint is None:
+            kept.pop(gpu, None)
+        else:
+            kept[gpu] = course.checkpoint
+    checkpoints = tuple((gpu, kept[gpu]) for gpu in ranges if gpu in kept)
+    started = Started(inputs.start_s, inputs.policy_sha256, inputs.curve_id, ranges, checkpoints)
     if started != inputs.started:
         write_started(inputs.config.state_dir, started)
 

@@ -8,12 +8,22 @@ step, the same visibility of prices), so the live course and the simulator's sch
 series' last row (the feed stopped) the intervals go on at the series' usual length with no new price, so the
 prices turn stale and the policy falls back to its fail-safe. There is no budget period live: `loss_budget: period`
 is held as `rolling` (docs/power.md). Pure: no IO, the caller passes the prices and the clock.
+
+Replaying from the start costs the whole course every run (a year of 15-minute prices is 35,000 steps, seconds per
+GPU range, every 15 minutes), so a course also gives a `Checkpoint`: the engine's state after the last interval that
+has fully ended, with a digest of everything the replay saw up to it (each interval's start and length, the series'
+usual interval, the visibility, the policy and range, and every price row any of those intervals could see). The
+next run resumes from it when its own replay would see exactly the same up to that interval (the digests match),
+and replays from the start otherwise (a revised price, a row filled in, another visibility): the engine's step is
+a function of its state and what it sees, and `optimize`'s reference sample is rebuilt whole from the view (the
+same prices, so the same multiplier), so the resumed course is the full replay's, to the bit.
 """
 
 from __future__ import annotations
 
+import hashlib
 from bisect import bisect_left, bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from factoryctl.errors import UsageError
@@ -22,7 +32,19 @@ from factoryctl.power.curve import PowerCurve
 from factoryctl.power.policy.config import OptimizePolicy, Policy
 from factoryctl.power.policy.engine import EngineSetup, EngineState
 from factoryctl.power.policy.view import PriceView, SeriesWindow
-from factoryctl.power.simulator import check_history, inspect_series, replay_moments, visible_until
+from factoryctl.power.simulator import _lookback_s, check_history, inspect_series, replay_moments, visible_until
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Where a later run may resume a course: the state after the interval starting `interval_start_s`.
+
+    `digest` is what the replay saw up to that interval (`_Seen.digest`); a run that would see otherwise replays.
+    """
+
+    interval_start_s: int
+    digest: str
+    state: EngineState
 
 
 @dataclass(frozen=True)
@@ -43,6 +65,8 @@ class Course:
     replayed_from_s: int
     price_age_s: int | None
     price_per_mwh: float | None
+    checkpoint: Checkpoint | None = None
+    resumed_from_s: int | None = None
 
     @property
     def action(self) -> PowerAction:
@@ -78,11 +102,14 @@ def course(
     now_s: int,
     utc_offset_s: int = 0,
     policy_where: str = "the policy",
+    checkpoint: Checkpoint | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Course:
     """Replay `policy` for a GPU of range `gpu` from `start_s` to `now_s` over the price series `points`.
 
-    Refuses (UsageError) an empty series, one that starts after now (no interval to decide), and an `optimize`
-    history shorter than the prices' interval, as `power simulate` does.
+    From `checkpoint` when it still holds (`Checkpoint`), else from the start; `progress` is told how far the
+    replay is (`simulator.replay_moments`). Refuses (UsageError) an empty series, one that starts after now (no
+    interval to decide), and an `optimize` history shorter than the prices' interval, as `power simulate` does.
     """
     series = inspect_series(points, utc_offset_s)
     check_history(policy, series.interval_s, policy_where)
@@ -96,12 +123,79 @@ def course(
     durations = series.durations_s or (series.interval_s,) * len(points)
     steps = moments(times, durations, series.interval_s, start_s, now_s)
     setup = EngineSetup(policy, curve, gpu)  # no period length live: `period` is held as `rolling`
-    actions, state = replay_moments(points, setup, visibility, series.interval_s, steps)
+    seen = _Seen(points, times, setup, visibility, series.interval_s, steps)
+    resume = seen.resume_index(checkpoint)
+    initial = EngineState() if resume is None or checkpoint is None else checkpoint.state
+    todo = steps if resume is None else steps[resume + 1 :]
+    done, before = replay_moments(points, setup, visibility, series.interval_s, todo[:-1], progress, initial)
+    last, state = replay_moments(points, setup, visibility, series.interval_s, todo[-1:], None, before)
     start, length = steps[-1]
     view = PriceView(
         now_s, series.interval_s, SeriesWindow(points, times, 0, bisect_left(times, visible_until(now_s, visibility)))
     )
-    return Course(actions, state, start, start + length, steps[0][0], view.age_s(), view.last_published())
+    return Course(
+        done + last,
+        state,
+        start,
+        start + length,
+        steps[0][0],
+        view.age_s(),
+        view.last_published(),
+        seen.checkpoint(len(steps) - 2, before),
+        None if resume is None else steps[resume][0],
+    )
+
+
+class _Seen:
+    """What a course's replay sees up to each of its intervals, as a digest a checkpoint can be checked against."""
+
+    def __init__(
+        self,
+        points: Sequence[PricePoint],
+        times: Sequence[int],
+        setup: EngineSetup,
+        visibility: str,
+        interval_s: int,
+        steps: Sequence[tuple[int, int]],
+    ) -> None:
+        """The replay of `steps` over `points`, for `setup` at `visibility`."""
+        self.points, self.times, self.visibility, self.steps = points, times, visibility, steps
+        self.lookback = _lookback_s(setup.policy)
+        gpu = (float(setup.gpu.min_w), float(setup.gpu.max_w), float(setup.gpu.default_w))  # 300 W read as 300.0
+        self.fixed = repr((visibility, interval_s, self.lookback, setup.policy, gpu)).encode()
+
+    def digest(self, index: int) -> str:
+        """The digest of what intervals `0..index` saw: their starts and lengths, the settings, and the prices.
+
+        The prices are every row starting from the first interval's lookback up to what is published at the last
+        one (each interval saw a part of those, by its own lookback and visibility, both moving forward).
+        """
+        low = bisect_left(self.times, self.steps[0][0] - self.lookback)
+        high = bisect_left(self.times, visible_until(self.steps[index][0], self.visibility))
+        rows = [(p.timestamp_s, p.price_per_mwh) for p in self.points[low:high]]
+        hashed = hashlib.sha256(self.fixed)
+        hashed.update(repr(list(self.steps[: index + 1])).encode())
+        hashed.update(repr(rows).encode())
+        return hashed.hexdigest()
+
+    def resume_index(self, checkpoint: Checkpoint | None) -> int | None:
+        """The index of the checkpoint's interval when the replay may resume after it (None: replay from the start).
+
+        Only an interval that has ended before the one running now, seen alike (the digest), is resumed from.
+        """
+        if checkpoint is None:
+            return None
+        starts = [start for start, _ in self.steps]
+        index = bisect_left(starts, checkpoint.interval_start_s)
+        if index >= len(self.steps) - 1 or starts[index] != checkpoint.interval_start_s:
+            return None
+        return index if self.digest(index) == checkpoint.digest else None
+
+    def checkpoint(self, index: int, state: EngineState) -> Checkpoint | None:
+        """The checkpoint after interval `index` (the last that has ended), whose state is `state`."""
+        if index < 0:
+            return None
+        return Checkpoint(self.steps[index][0], self.digest(index), state)
 
 
 def loss_so_far(policy: Policy, state: EngineState) -> float | None:

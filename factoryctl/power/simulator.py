@@ -257,21 +257,24 @@ def replay_moments(
     interval_s: int,
     moments: Sequence[tuple[int, int]],
     progress: Callable[[int, int], None] | None = None,
+    state: EngineState | None = None,
 ) -> tuple[tuple[PowerAction, ...], EngineState]:
     """Run the engine at each of `moments` (an interval's start and length, in time order) over the series `points`.
 
     At each moment the engine sees the prices published by then (`visible_until`) within its lookback, as a window
     on the series; the moments are the rows' own starts in a replay (`replay_state`), and whatever intervals a live
     course needs (policy_course.py: the rows since a policy started, then the intervals past the series' end), so
-    both run exactly this step. Returns the actions and the engine's state after the last moment.
+    both run exactly this step. `state` is the engine's state before the first moment (None: a course's start; a
+    live course resumed from a checkpoint passes the state it kept). Returns the actions and the state after the
+    last moment.
     """
     if visibility not in VISIBILITIES:
         raise UsageError(f"unknown price visibility {visibility!r}", hint="use day-ahead or realtime.")
     times = [p.timestamp_s for p in points]
     chains = setup.chains()
     lookback = _lookback_s(setup.policy)
-    window = ReferenceWindow()
-    state = EngineState()
+    window = ReferenceWindow()  # rebuilt whole on the first moment: the same sample as a replay carried along
+    state = EngineState() if state is None else state
     actions: list[PowerAction] = []
     step = told = max(1, len(moments) // PROGRESS_STEPS)
     for index, (now, duration) in enumerate(moments):

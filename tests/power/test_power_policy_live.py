@@ -6,7 +6,10 @@ converted twice, and a price file written around the real clock (48 hours back, 
 
 from __future__ import annotations
 
+import io
 import json
+import shlex
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -95,7 +98,8 @@ def test_apply_sets_the_plan_audits_it_and_a_second_apply_changes_nothing(cli: A
     assert again.exit_code == 0, again.stderr
     assert {(c["before_w"], c["enforced_w"]) for c in again.json()["items"]} == {(560, 560), (320, 320)}
     assert len(_audit(cli, fleet)) == 8
-    assert json.loads((fleet.parent / "state" / "power-policy.json").read_text()) == state
+    kept = json.loads((fleet.parent / "state" / "power-policy.json").read_text())
+    assert kept | {"checkpoints": []} == state | {"checkpoints": []}  # a checkpoint if the hour turned in between
 
 
 def test_stale_prices_give_the_failsafe(cli: Any, fleet: Path) -> None:
@@ -169,3 +173,87 @@ def test_apply_to_some_gpus_sets_only_those(cli: Any, fleet: Path) -> None:
     refused = cli("--config", str(fleet), "power", "plan", "h01/5")
     assert refused.exit_code == 2
     assert refused.stderr.startswith("factoryctl: h01 has no GPU 5 (it has GPUs 0-1)")
+
+
+def _started_hours_ago(fleet: Path, hours: int) -> Path:
+    """Apply once, then move the course's start `hours` back, as if it had been applying since."""
+    state = fleet.parent / "state" / "power-policy.json"
+    document = json.loads(state.read_text())
+    document["started_at"] -= hours * HOUR
+    state.write_text(json.dumps(document))
+    return state
+
+
+def test_apply_keeps_a_checkpoint_per_range_and_plan_and_status_only_read_it(cli: Any, fleet: Path) -> None:
+    """The next run resumes from the checkpoint rather than replay the course; `plan` and `status` never write one."""
+    (fleet.parent / "policy.yaml").write_text("policy: optimize\nmax_throughput_loss: 0.05\nhistory_hours: 24\n")
+    assert cli("--config", str(fleet), "power", "apply").exit_code == 0
+    state = _started_hours_ago(fleet, 30)
+    assert cli("--config", str(fleet), "power", "apply").exit_code == 0
+    document = json.loads(state.read_text())
+    this_hour = int(time.time()) // HOUR * HOUR
+    assert [(c["range"][1], c["interval_start"]) for c in document["checkpoints"]] in (
+        [(700, this_hour - HOUR), (400, this_hour - HOUR)],
+        [(700, this_hour), (400, this_hour)],  # the hour turned since `this_hour` was read
+    )
+    first = document["started_at"] // HOUR * HOUR  # the hour holding the start: the course's first interval
+    assert [c["state"]["steps"] for c in document["checkpoints"]] == [
+        (c["interval_start"] - first) // HOUR + 1 for c in document["checkpoints"]
+    ]
+    written = state.read_bytes()
+    planned = cli("--config", str(fleet), "power", "plan", "-o", "json").json()["items"]
+    status = cli("--config", str(fleet), "power", "status", "-o", "json").json()["ranges"]
+    assert state.read_bytes() == written
+    for checkpoint in document["checkpoints"]:
+        checkpoint["digest"] = "0" * 64  # as if a past price had been revised: replayed from the start
+    state.write_text(json.dumps(document))
+    assert cli("--config", str(fleet), "power", "plan", "-o", "json").json()["items"] == planned
+    assert cli("--config", str(fleet), "power", "status", "-o", "json").json()["ranges"] == status
+    assert {c["digest"] for c in json.loads(state.read_text())["checkpoints"]} == {"0" * 64}  # nothing wrote
+
+
+def test_a_lost_gpu_hints_power_apply_for_the_other_gpus(cli: Any, fleet: Path) -> None:
+    """The hint was `power set h02/0 --watts 560 --clamp`: one range's plan for every range, and not what was run."""
+    assert cli("--config", str(fleet), "sim", "inject", "h02/1", "--lost").exit_code == 0
+    asked = ("power", "apply", "--reason", "OPS-9 peak", "--timeout", "30")
+    result = cli("--config", str(fleet), *asked)
+    assert result.exit_code == 1, result.stderr
+    hints = [line for line in result.stderr.splitlines() if line.startswith("hint: address")]
+    command = "factoryctl power apply h02/0 --reason 'OPS-9 peak' --timeout 30"
+    assert hints == [f"hint: address the node's other GPUs alone, e.g. `{command}`."]
+    followed = cli("--config", str(fleet), *shlex.split(command)[1:])
+    assert followed.exit_code == 0, followed.stderr
+    assert [(e["node"], e["gpu"]) for e in _audit(cli, fleet) if e["node"] == "h02"] == [("h02", 0)]
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_course_replay_shows_its_progress_on_a_terminal_only(
+    cli: Any, fleet: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from factoryctl.cli import progress
+    from factoryctl.cli.app import run
+
+    assert cli("--config", str(fleet), "power", "apply").exit_code == 0
+    _started_hours_ago(fleet, 30)
+    monkeypatch.setattr(progress, "DELAY_S", 0.0)  # as if the replay were long: no test waits on the clock
+    monkeypatch.setenv("TERM", "xterm")
+    for quiet in ((), ("-q",)):
+        out, err = io.StringIO(), _Terminal()
+        monkeypatch.setattr(sys, "stdout", out)
+        monkeypatch.setattr(sys, "stderr", err)
+        assert run([*quiet, "--config", str(fleet), "power", "plan"]) == 0
+        monkeypatch.undo()
+        monkeypatch.setattr(progress, "DELAY_S", 0.0)
+        monkeypatch.setenv("TERM", "xterm")
+        if quiet:
+            assert "replaying" not in err.getvalue()
+        else:
+            assert "\rreplaying tiers since " in err.getvalue()
+            assert "% of " in err.getvalue()
+            assert err.getvalue().endswith("\r\x1b[K")  # wiped: the table prints on a clean line
+    plain = cli("--config", str(fleet), "power", "plan")  # stderr not a terminal (DELAY_S still 0)
+    assert (plain.exit_code, plain.stderr) == (0, "")
