@@ -388,7 +388,7 @@ def register(power_app: typer.Typer) -> None:
     """Add `plan`, `apply` and `status` to the `power` noun."""
     from factoryctl.cli.power_status import status_document, status_text
 
-    @power_app.command("plan", short_help="Show the limit the power policy sets on each GPU now; changes nothing.")
+    @power_app.command("plan", short_help="Show the power policy's limit for each GPU now; changes nothing.")
     def plan_command(
         ctx: typer.Context,
         target: str = context.GPU_TARGET_ARG,

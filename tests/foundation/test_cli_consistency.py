@@ -36,6 +36,8 @@ FANOUT_COMMANDS = [
     ("nodes", "check", "n1"),
     ("power", "set", "n1"),
     ("power", "reset", "n1"),
+    ("power", "plan", "n1"),
+    ("power", "apply", "n1"),
     ("telemetry", "collect"),
     ("sim", "inject", "n1"),
 ]
