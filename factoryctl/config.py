@@ -59,14 +59,17 @@ def discover(explicit: Path | None) -> tuple[Path, str]:
     named by its absolute path, so no message or hint (`factoryctl init -` prints on stdout) reads it as a stream.
     A leading `~` or `~user` in either is expanded, as in factory.yaml's paths (a quoted one reaches us as typed).
     """
+    from factoryctl.current_dir import current_dir, require_current_dir  # a deleted one: current_dir.py
+
     if explicit is not None:
-        return expand_home(explicit, "--config"), "--config"
+        return require_current_dir(expand_home(explicit, "--config"), "--config", ConfigError), "--config"
     env = os.environ.get(CONFIG_ENV)
     if env:
-        path = expand_home(Path(env), f"${CONFIG_ENV}")
+        path = require_current_dir(expand_home(Path(env), f"${CONFIG_ENV}"), f"${CONFIG_ENV}", ConfigError)
         return path.absolute() if str(path) == "-" else path, f"${CONFIG_ENV}"
-    local = Path.cwd() / CONFIG_NAME
-    if local.exists():
+    here = current_dir()
+    local = here / CONFIG_NAME if here is not None else None
+    if local is not None and local.exists():
         return local, "current directory"
     return user_config_dir() / CONFIG_NAME, "XDG config dir"
 
@@ -148,6 +151,10 @@ def parse_config(
     home_state = Path(os.path.expanduser(written)) if written else default_state_dir(settings.name)
     if state_dir is None:
         check_state_dir(Path(os.path.abspath(home_state)), bool(settings.state_dir), positions, where)
+        if loader is None:  # a store an older factoryctl kept under the current directory (state_dir_moved)
+            from factoryctl.state_dir_moved import note_moved_store
+
+            note_moved_store(settings.state_dir, base, nodes)
     warned = tuple(config_warnings(data, nodes, positions, where)) if loader is None else ()
     return FactoryConfig(settings, nodes, groups, path, state_dir or home_state, warned)
 
@@ -167,13 +174,20 @@ def _load_yaml(
     try:
         loader = (loader_class or yaml.SafeLoader)(text)  # the reader refuses a NUL here already
         try:
+            simple = getattr(loader, "simple_data", None)  # completion's loader: a simple document's data, no nodes
+            if simple is not None:
+                found, data = simple()
+                if found:
+                    return data, {}
             root = loader.get_single_node()
             if root is None:
                 return None, {}
-            _check_duplicate_keys(root, where)
-            _check_key_types(root, where)
-            _read_as_text(root)
-            check_merge_sizes(root, where)
+            made = getattr(loader, "checks_made_composing", None)  # completion's loader checks while composing
+            if made is None or not made(root, where):
+                _check_duplicate_keys(root, where)
+                _check_key_types(root, where)
+                _read_as_text(root)
+                check_merge_sizes(root, where)
             positions = _positions(root) if loader_class is None else {}
             return loader.construct_document(root), positions
         finally:
@@ -236,7 +250,7 @@ def _check_key_types(root: Node, where: str) -> None:
 
 
 #: What YAML 1.1 reads a plain scalar as besides text: a rack named `12` or a label `gen: 5` is still their text.
-_NOT_TEXT_TAGS = frozenset(f"tag:yaml.org,2002:{kind}" for kind in ("int", "float", "bool", "timestamp"))
+NOT_TEXT_TAGS = frozenset(f"tag:yaml.org,2002:{kind}" for kind in ("int", "float", "bool", "timestamp"))
 
 
 def _read_as_text(root: Node) -> None:
@@ -249,7 +263,7 @@ def _read_as_text(root: Node) -> None:
         text_setting = loc[:1] == ("nodes",) and (
             (len(loc) == 3 and loc[2] == "rack") or (len(loc) == 4 and loc[2] == "labels")
         )
-        if text_setting and isinstance(value_node, yaml.ScalarNode) and value_node.tag in _NOT_TEXT_TAGS:
+        if text_setting and isinstance(value_node, yaml.ScalarNode) and value_node.tag in NOT_TEXT_TAGS:
             value_node.tag = "tag:yaml.org,2002:str"
 
 

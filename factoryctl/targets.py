@@ -90,8 +90,15 @@ def check_size(expr: str, limit: int = MAX_NODE_SET) -> int:
     return size
 
 
+#: A term naming one node as written (no brackets, operators or spaces, no run of digits ClusterShell refuses, as it
+#: does past 100): ClusterShell expands it to itself, so it is not asked (1,600 such factory.yaml keys: 20 ms).
+ONE_NAME = re.compile(r"(?!.*[0-9]{19})[A-Za-z0-9][A-Za-z0-9_.:-]*")
+
+
 def expand_node_set(term: str) -> list[str]:
     """Every name a node set term names (bounded by check_size); a UsageError when it is not a node set."""
+    if ONE_NAME.fullmatch(term):
+        return [term]
     return list(_node_set(term))
 
 

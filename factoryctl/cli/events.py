@@ -94,6 +94,7 @@ def _has_logged(config: FactoryConfig, log: str, node: str) -> bool:
 EVENT_KINDS = (
     "node_up", "node_degraded", "node_down", "xid", "ecc", "gpu_lost", "gpu_back", "thermal", "drain", "resume",
     "controller_start", "controller_stop", "config_reloaded", "config_rejected", "clock_step", "clock_skew",
+    "store_migrated",
 )  # fmt: skip
 
 

@@ -84,8 +84,10 @@ def register(app: typer.Typer) -> None:
 
             emit(EXAMPLE)
             return
+        from factoryctl.current_dir import require_current_dir
         from factoryctl.pathlimits import check_path_length
 
+        path = require_current_dir(path, "the file", UsageError, "; nothing was written")  # not a crash (`rm -rf .`)
         check_path_length(path, "the factory.yaml path", "pick a shorter path for factory.yaml.")
         if path.is_dir():
             raise UsageError(

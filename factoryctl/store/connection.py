@@ -38,8 +38,10 @@ from typing import Any
 
 from factoryctl.errors import FactoryError
 from factoryctl.model.telemetry import NodeSample
+from factoryctl.state_dir_moved import advice, moved_from
 from factoryctl.store.lock import UnsafeStateDir, check_private_state, make_private_dirs, refuse_unsafe_state_file
 from factoryctl.store.lock_wait import BUSY_TIMEOUT_S, LOCK_WAIT_SLICE_S, execute_waiting
+from factoryctl.store.migration_said import record_migration
 from factoryctl.store.schema import MIGRATIONS, OLDEST_READABLE_SCHEMA, SCHEMA_VERSION
 from factoryctl.store.sqlite_failures import Situation, classify
 
@@ -135,6 +137,21 @@ def _create_private(path: Path) -> None:
         check_private_state(path.parent, (path.name, *_beside_store(path)))
 
 
+def _refuse_moved(path: Path, readonly: bool) -> None:
+    """No new, empty store where factory.yaml's relative state_dir now points while the old one is elsewhere.
+
+    A controller or `nodes drain` would start it silently and every drain and sample seemed lost (state_dir_moved).
+    """
+    old = moved_from(path)
+    if old is None:
+        return
+    raise StoreError(
+        f"there is no store at {path}; this factory.yaml's store is at {old}, where factoryctl before 2026-11-23 put a "
+        "relative state_dir (from the current directory)" + ("." if readonly else ": no new, empty store is made."),
+        advice(path, old),
+    )
+
+
 class StoreConnection:
     """One connection to the SQLite store, safe to share between threads (calls are serialised)."""
 
@@ -151,6 +168,7 @@ class StoreConnection:
         self.schema_version = SCHEMA_VERSION
         #: The store file as the immutable connection saw it (inode, size, mtime): SQLite trusts its page cache.
         self._immutable_stamp: tuple[int, int, int] | None = None
+        _refuse_moved(path, readonly)
         with self._translate("open"):  # exists() raises too (a directory without search permission)
             missing = readonly and not path.exists()
         if missing:
@@ -323,6 +341,7 @@ class StoreConnection:
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             self._newer(version)
+        migrated = False
         for number in range(version, SCHEMA_VERSION):
             execute_waiting(self._db, "BEGIN IMMEDIATE")
             try:
@@ -332,10 +351,13 @@ class StoreConnection:
                         if statement.strip():
                             self._db.execute(statement)
                     self._db.execute(f"PRAGMA user_version = {number + 1}")
+                    migrated = True
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+        if migrated and version > 0:  # a store that had rows, not a new one: older factoryctl now refuse it
+            record_migration(self._db, self.path, version, SCHEMA_VERSION)
 
     def _check_version(self, db: sqlite3.Connection) -> None:
         version = execute_waiting(db, "PRAGMA user_version").fetchone()[0]

@@ -4,7 +4,9 @@ The archive holds `factoryctl/__init__.py`, `factoryctl/agent/**`, `factoryctl/s
 nvidia-ml-py's pure-Python `pynvml.py` at its root, plus a `__main__.py`, so a node needs only `python3` (>= 3.9)
 and, for real GPUs, the NVIDIA driver. The name carries a hash of every bundled file: it is built on first use,
 reused while nothing changes, and rebuilt when an agent or simulator source or pynvml changes. Building writes a
-temporary file and renames it into place, so concurrent first uses never see a half-written archive.
+temporary file and renames it into place, so concurrent first uses never see a half-written archive. A new build
+in the cache removes the other builds' zipapps there older than a week (`bundle_prune`): one per agent change
+piled up for good.
 
 A long-running process (the controller, a dashboard, `metrics serve`) pins the members' bytes when it starts
 (`pin_contents`, called by `stale_code.freeze_code`): an upgrade replaces the files under it while its own code stays
@@ -64,6 +66,7 @@ from factoryctl.private_files import (
     resolve_trusted_links,
     roots_place,
 )
+from factoryctl.transport.bundle_prune import prune_old_zipapps
 
 BUNDLE_FORMAT = "2"  # bump when the archive's layout changes
 _MAIN = (
@@ -241,11 +244,16 @@ def agent_zipapp(cache_dir: Path | None = None) -> Path:
         if place is not None and place / name in _UNWRITABLE:
             problem, kind = _UNWRITABLE[place / name], "unwritable"
         elif place is not None:
+            built = not os.path.lexists(place / name)
             try:
-                return _checked(place / name, contents)
+                zipapp = _checked(place / name, contents)
             except _NotWritten as failed:
                 _UNWRITABLE[place / name] = problem = failed.problem
                 kind = "unwritable"
+            else:
+                if built:  # a new build: the other builds' zipapps older than a week go (bundle_prune)
+                    log.debug("removed old agent zipapps from %s: %s", place, prune_old_zipapps(place, name))
+                return zipapp
         fallback = _fallback_dir(directory, problem, kind)
         try:
             return _checked(fallback.via / name, contents)
