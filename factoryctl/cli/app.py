@@ -24,6 +24,7 @@ from typer.core import TyperGroup
 from factoryctl import __version__
 from factoryctl.cli.arguments import exact_path
 from factoryctl.cli.daemon_hangup import runs_as_daemon
+from factoryctl.cli.help_only import called
 from factoryctl.cli.process_exit import (
     exit_now_on_interrupt,
     ignore_interrupts_at_the_very_end,
@@ -279,7 +280,7 @@ def _outcome(args: list[str], boundary: StopBlock) -> int:
     try:
         _cli_module("arguments").check_text_arguments(args)  # bytes that are not UTF-8: exit 2 before any change
         with boundary:
-            result = app(args=args, prog_name="factoryctl", standalone_mode=False)
+            result = called(app, args)  # `[NOUN [VERB]] --help` builds only the command it shows (help_only.py)
     except FactoryError as error:
         if _debug_requested(args):
             import traceback

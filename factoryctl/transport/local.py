@@ -21,7 +21,7 @@ from typing import IO, cast
 
 from factoryctl.errors import NodeError
 from factoryctl.model.inventory import NodeSpec
-from factoryctl.transport.agent_lines import MAX_LINE_BYTES, MAX_STDERR_LINE, AgentLines
+from factoryctl.transport.agent_lines import MAX_LINE_BYTES, MAX_STDERR_LINE, AgentLines, PipeRecv
 from factoryctl.transport.base import CappedOutput, CommandCut, CommandResult, OutputSink, command_result, cut_short
 from factoryctl.transport.held_open import read_for_grace
 from factoryctl.transport.host_limits import agent_limit_error, start_limit_error, with_user_file_limit
@@ -248,9 +248,10 @@ def _lines_of(pipe: IO[bytes], limit: int, cut: bool = False) -> AgentLines:
     """An agent's output pipe read as lines under the same limits as over SSH (transport/agent_lines.py).
 
     Iterating the pipe itself read a line without end into memory until it ran out (3 GB in 15 s). Read with `read1`,
-    which returns what the pipe holds without waiting for more: Popen's pipes are buffered readers.
+    which returns what the pipe holds without waiting for more (Popen's pipes are buffered readers), waiting on an
+    empty pipe without a 64 KiB read under way (`PipeRecv`: an idle agent's two readers held 128 KiB).
     """
-    return AgentLines(cast("io.BufferedReader", pipe).read1, limit, cut)
+    return AgentLines(PipeRecv(cast("io.BufferedReader", pipe)), limit, cut)
 
 
 class _StderrTail:
