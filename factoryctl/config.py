@@ -343,7 +343,8 @@ def _schema_at(loc: Loc) -> tuple[Any, tuple[str, Any]]:
             model = SimSettings
             continue
         annotation = getattr(fld, "annotation", None)
-        if isinstance(annotation, type):
+        # `dict[str, str]` is a `type` on Python 3.10 (a GenericAlias, not a model): it has an `__origin__`
+        if isinstance(annotation, type) and getattr(annotation, "__origin__", None) is None:
             model = annotation
     return model, last
 

@@ -42,13 +42,29 @@ def old_store(written: str | None, base: Path | None, cwd: Path | None = None) -
 
 
 def move_command(new: Path, old: Path) -> str:
-    """The shell command that moves the old state directory to the new place."""
+    """The shell command that moves the old state directory to the new place.
+
+    A state_dir of `.` or `..` was the current directory or one above it, not a directory of factoryctl's own: only
+    the store's files are moved then (moving the directory meant `rm -r` of the operator's home).
+    """
     source, target = old.parent, new.parent
+    if _holds_the_current_directory(source):
+        files = [shlex.quote(str(f)) for f in sorted(source.glob(f"{STORE_NAME}*")) if f.is_file()]
+        return f"mkdir -p {shlex.quote(str(target))} && mv {' '.join(files)} {shlex.quote(str(target))}/"
     if target.exists():  # made since (a simulated node's state): merged, the old files winning
         return f"cp -a {shlex.quote(str(source))}/. {shlex.quote(str(target))}/ && rm -r {shlex.quote(str(source))}"
     parent = target.parent
     make = "" if parent.exists() else f"mkdir -p {shlex.quote(str(parent))} && "
     return f"{make}mv {shlex.quote(str(source))} {shlex.quote(str(target))}"
+
+
+def _holds_the_current_directory(directory: Path) -> bool:
+    """Whether `directory` is the current directory or one above it (True when the current one cannot be read)."""
+    try:
+        here = Path(os.path.abspath(os.getcwd()))
+    except OSError:
+        return True
+    return here == directory or directory in here.parents
 
 
 def advice(new: Path, old: Path) -> str:

@@ -59,14 +59,14 @@ NOUNS: tuple[tuple[str, str, str], ...] = (
     ("telemetry", "telemetry", "Collect, store and export telemetry."),
     ("sched", "sched", "Replay a job trace through the scheduler and explain its decisions."),
     ("price", "price", "Grid electricity prices."),
-    ("power", "power", "Set and reset GPU power limits; replay a grid-price power policy over a price file."),
+    ("power", "power", "Set and reset GPU power limits; apply a grid-price power policy, or replay one over a price file."),
     ("controller", "controller", "The factoryctl daemon: telemetry into the store; its status."),
 )
 
 #: The line `factoryctl --help` lists for a noun whose help is longer than its 80-column row (else the help itself).
 NOUN_SUMMARIES: dict[str, str] = {
     "sched": "Replay a job trace through the scheduler; explain it.",
-    "power": "GPU power limits; replay a grid-price power policy.",
+    "power": "GPU power limits; apply or replay a grid-price power policy.",
 }
 
 #: What `factoryctl --help` says first: what exists today, and what is announced (README.md says the same).

@@ -105,14 +105,19 @@ def _load_policy(path: Path | None, gpu: GpuPowerRange, max_loss: float | None) 
     )
 
 
-def parse_policy_file(path: Path, gpu: GpuPowerRange, max_loss: float | None) -> Policy:
-    """The policy in a YAML or JSON file; every refusal is a usage error naming the file (and line, when YAML can)."""
+def parse_policy_file(path: Path, gpu: GpuPowerRange, max_loss: float | None, text: str | None = None) -> Policy:
+    """The policy in a YAML or JSON file; every refusal is a usage error naming the file (and line, when YAML can).
+
+    `text`: the file's text already read (`power apply` parses the one text it fingerprinted, once per GPU range,
+    not the file again: an editor saving meanwhile gave limits of the new file under the old one's fingerprint).
+    """
     import yaml
 
     from factoryctl.power.policy.config import parse_policy
     from factoryctl.textfile import read_utf8
 
-    text = read_utf8(path, "policy file", "check the path given to --policy.")
+    if text is None:
+        text = read_utf8(path, "policy file", "check the path given to --policy.")
     loader = _policy_loader()
     try:
         root = yaml.compose(text, Loader=loader)

@@ -61,6 +61,7 @@ class Inputs:
 
     config: FactoryConfig
     policy_path: Path
+    policy_text: str
     policy_sha256: str
     curve: PowerCurve
     curve_id: str
@@ -88,7 +89,7 @@ class Inputs:
             from factoryctl.cli.progress import replay_progress
             from factoryctl.power.policy_course import course
 
-            policy = parse_policy_file(self.policy_path, gpu, None)
+            policy = parse_policy_file(self.policy_path, gpu, None, self.policy_text)
             where = str(self.policy_path)
             kept = self.started.checkpoint(gpu) if self.started is not None and self.same_course else None
             with replay_progress(
@@ -143,7 +144,9 @@ def _inputs(ctx: typer.Context, command: str) -> Inputs:
     same = started is not None and started.same_course(sha, curve_id)
     start_s = started.started_at_s if started is not None and same else now_s
     visibility, quiet = power.price_visibility, context.global_options(ctx)[1]
-    return Inputs(config, policy_path, sha, curve, curve_id, points, offset, visibility, started, start_s, now_s, quiet)
+    return Inputs(
+        config, policy_path, text, sha, curve, curve_id, points, offset, visibility, started, start_s, now_s, quiet
+    )
 
 
 def _curve(written: str | None, gpu: str | None, workload: str | None, base: Path | None) -> PowerCurve:
@@ -273,7 +276,11 @@ def _plan_command(
 
 
 def _audit_reason(inputs: Inputs, row: dict[str, Any], why: str | None) -> str:
-    """What the audit log says of a change: the policy, its rule and the price, then the user's --reason."""
+    """What the audit log says of a change: the policy, its rule and the price, then the user's --reason.
+
+    A limit the policy asked outside the GPU's range was clamped before it was asked of the node, so the entry's
+    own `clamped` (the node's clamp) is false: the reason says it (DESIGN: a policy's clamp is in the audit log).
+    """
     from factoryctl.cli.price import price_cell
 
     price = row["price_per_mwh"]
@@ -281,6 +288,8 @@ def _audit_reason(inputs: Inputs, row: dict[str, Any], why: str | None) -> str:
     said = (
         f"power apply: {row['policy']} policy {inputs.policy_path}: {row['reason']} at {at} ({row['interval_start']})"
     )
+    if row["clamped"]:
+        said += ", clamped to the GPU's range"
     return f"{said}; {why}" if why else said
 
 

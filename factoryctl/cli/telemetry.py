@@ -21,6 +21,7 @@ import typer
 from factoryctl.cli import context
 from factoryctl.cli.options import FANOUT_OPTION, NO_HEADER_OPTION, OUTPUT_OPTION
 from factoryctl.cli.render import Column, OutputFormat, iso_utc
+from factoryctl.isotime import fromisoformat
 
 if TYPE_CHECKING:
     from factoryctl.config import FactoryConfig
@@ -74,7 +75,7 @@ def _iso_time(text: str, option: str) -> float:
     from factoryctl.errors import UsageError
 
     try:
-        stamp = datetime.fromisoformat(_utc_suffix(text))
+        stamp = fromisoformat(_utc_suffix(text))  # Python 3.11's reading on 3.10 too (`20261122`, `+0000`)
     except ValueError:
         if _BARE_NUMBER.fullmatch(text.strip()):
             number = text.strip()

@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Protocol
 
+from factoryctl.isotime import fromisoformat
 from factoryctl.model.power import PricePoint, iso_utc_seconds
 from factoryctl.power.csv_file import FieldError, header_check, parse_number, read_csv_rows
 from factoryctl.textfile import exact_number
@@ -77,7 +78,7 @@ def _parse_moment(text: str) -> datetime:
     if stamp.endswith(("Z", "z")):
         stamp = stamp[:-1] + "+00:00"
     try:
-        moment = datetime.fromisoformat(stamp)
+        moment = fromisoformat(stamp)  # Python 3.11's reading on 3.10 too (`+0000`, `20230101T000000Z`, `,000`)
     except ValueError as exc:
         raise FieldError(
             _not_a_time(text.strip(), str(exc)), "write the start of each interval as e.g. 2023-01-01T00:00:00Z."
@@ -129,7 +130,7 @@ def _without_offset(text: str) -> bool:
     if stamp.endswith(("Z", "z")):
         return False
     try:
-        return datetime.fromisoformat(stamp).tzinfo is None
+        return fromisoformat(stamp).tzinfo is None
     except ValueError:
         return False
 

@@ -99,3 +99,18 @@ def test_another_factorys_store_in_the_current_directory_is_left_alone(tmp_path:
     assert result.exit_code == 0, result.stderr
     assert "warning" not in result.stderr
     assert (conf / "st" / "factory.db").is_file()
+
+
+def test_a_state_dir_of_dot_moves_only_the_store_files(tmp_path, monkeypatch):
+    """`state_dir: .` named the current directory: the advice was `cp -a HOME/. NEW/ && rm -r HOME`."""
+    from factoryctl import state_dir_moved
+
+    home, conf = tmp_path / "home", tmp_path / "conf"
+    home.mkdir()
+    conf.mkdir()
+    for name in ("factory.db", "factory.db-wal", "notes.txt"):
+        (home / name).write_text("x")
+    monkeypatch.chdir(home)
+    command = state_dir_moved.move_command(conf / "factory.db", home / "factory.db")
+    assert "rm " not in command
+    assert command == f"mkdir -p {conf} && mv {home}/factory.db {home}/factory.db-wal {conf}/"

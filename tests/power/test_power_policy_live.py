@@ -257,3 +257,35 @@ def test_the_course_replay_shows_its_progress_on_a_terminal_only(
             assert err.getvalue().endswith("\r\x1b[K")  # wiped: the table prints on a clean line
     plain = cli("--config", str(fleet), "power", "plan")  # stderr not a terminal (DELAY_S still 0)
     assert (plain.exit_code, plain.stderr) == (0, "")
+
+
+def test_a_limit_the_policy_clamped_says_so_in_the_audit_entry(cli: Any, fleet: Path) -> None:
+    """`cap_w: 500` on an A100 (100-400 W) is clamped to 400 W: the plan said `clamped`, the audit entry did not."""
+    (fleet.parent / "policy.yaml").write_text("policy: tiers\ntiers:\n  - {above_per_mwh: 120, cap_w: 500}\n")
+    assert cli("--config", str(fleet), "power", "set", "a01", "--watts", "300").exit_code == 0
+    applied = cli("--config", str(fleet), "power", "apply", "a01")
+    assert applied.exit_code == 0, applied.stderr
+    entry = _audit(cli, fleet)[-1]
+    assert (entry["node"], entry["after_w"]) == ("a01", 400)
+    assert entry["reason"].endswith(", clamped to the GPU's range"), entry["reason"]
+
+
+def test_the_policy_is_parsed_from_the_text_it_fingerprinted(cli: Any, fleet: Path, monkeypatch: Any) -> None:
+    """An editor saving the policy during a run gave limits of the new file under the old file's sha256."""
+    from factoryctl.cli import power
+
+    policy = fleet.parent / "policy.yaml"
+    reads = []
+    real = power.parse_policy_file
+
+    def parse_then_edit(path: Path, gpu: Any, max_loss: Any, text: Any = None) -> Any:
+        reads.append(text is not None)
+        policy.write_text("policy: tiers\ntiers:\n  - {above_per_mwh: 120, cap_pct: 50}\n")  # saved meanwhile
+        return real(path, gpu, max_loss, text)
+
+    monkeypatch.setattr(power, "parse_policy_file", parse_then_edit)
+    planned = cli("--config", str(fleet), "power", "plan", "-o", "json")
+    assert planned.exit_code == 0, planned.stderr
+    assert {i["plan_w"] for i in planned.json()["items"]} == {560, 320}  # cap_pct 80 of the text read first
+    assert reads
+    assert all(reads)

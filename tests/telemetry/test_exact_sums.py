@@ -7,6 +7,8 @@ and `telemetry energy` `0.3396186775000001`, where docs/cli.md promises the full
 
 from __future__ import annotations
 
+import functools
+import operator
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +17,14 @@ from factory_yaml import write_factory
 
 from factoryctl.model.telemetry import GpuSample, NodeSample, exact_product, kwh_from_joules, sum_in_units
 
-#: Eight GPUs' power in watts (whole milliwatts) whose float sum is 3206.3290000000006.
+#: Eight GPUs' power in watts (whole milliwatts) whose float sum is 3206.3290000000006 (added one by one: Python
+#: 3.12's `sum()` compensates the rounding, so the naive sum this replaces is `naive_sum`).
 EIGHT_GPUS_W = (210.816, 682.084, 375.127, 189.317, 240.122, 604.71, 588.485, 315.668)
+
+
+def naive_sum(values: list[float] | tuple[float, ...]) -> float:
+    """The floats added one by one, as the code this replaces did (and `sum()` did before Python 3.12)."""
+    return functools.reduce(operator.add, values)
 
 
 def decimals(value: float) -> int:
@@ -25,7 +33,7 @@ def decimals(value: float) -> int:
 
 
 def test_node_power_is_the_sum_of_its_gpus_milliwatts() -> None:
-    assert sum(EIGHT_GPUS_W) != 3206.329  # the float sum this replaces
+    assert naive_sum(EIGHT_GPUS_W) != 3206.329  # the float sum this replaces
     gpus = tuple(GpuSample("n1", i, power_w=w, power_limit_w=w + 0.1) for i, w in enumerate(EIGHT_GPUS_W))
     sample = NodeSample("n1", 1.0, gpus=gpus)
     assert repr(sample.power_w) == "3206.329"
@@ -36,7 +44,7 @@ def test_node_power_is_the_sum_of_its_gpus_milliwatts() -> None:
 
 def test_energy_in_kwh_is_the_millijoules_divided_once() -> None:
     joules = [203021.34, 210545.829, 778642.988, 405551.635]  # 1,597,761,792 mJ: 0.44382272 kWh exactly
-    assert sum(joules) / 3.6e6 != 0.44382272  # the float sum this replaces
+    assert naive_sum(joules) / 3.6e6 != 0.44382272  # the float sum this replaces
     assert repr(kwh_from_joules(joules)) == "0.44382272"
     assert kwh_from_joules([]) == 0.0
 

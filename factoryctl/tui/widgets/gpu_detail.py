@@ -28,6 +28,10 @@ class GpuDetail(Widget):
         """Show a GPU (None: nothing to detail)."""
         self.gpu, self.history = gpu, history
         self.refresh(layout=True)
+        # A second show() while the first's layout is pending does not count as a new layout in Textual 8.2.8, and
+        # a layout run in between (event-loop timing: seen on Python 3.13) kept the first, shorter height cached: the
+        # history charts were cut off until the next snapshot. Asked again once the screen has refreshed.
+        self.call_after_refresh(self.refresh, layout=True)
 
     def render(self) -> RenderableType:
         """The detail renderable."""
