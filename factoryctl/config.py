@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from factoryctl.config_checks import (
     check_gpus,
@@ -20,22 +20,17 @@ from factoryctl.config_checks import (
     expand_home,
     plainer_error,
     unknown_key_hint,
-    yaml_error_words,
 )
-from factoryctl.config_merge import check_merge_sizes
 from factoryctl.config_schema import FactoryFile, NodeEntry, SimSettings, config_dir, from_config_dir, parse_duration
+from factoryctl.config_yaml import Loc, key_path, load_yaml
 from factoryctl.errors import ConfigError, UsageError
 from factoryctl.model.inventory import NodeSpec, SimSpec
 from factoryctl.pathlimits import check_path_length
 from factoryctl.targets import parse_gpu_target as parse_gpu_target  # re-exported: the CLI imports it from here
 from factoryctl.targets import resolve_node_names
 
-if TYPE_CHECKING:
-    from yaml.nodes import Node
-
 CONFIG_ENV = "FACTORYCTL_CONFIG"
 CONFIG_NAME = "factory.yaml"
-Loc = tuple[str | int, ...]
 
 
 def user_config_dir() -> Path:
@@ -138,7 +133,7 @@ def parse_config(
     same checks and expansion, but no key positions are gathered (errors say line 1) and no warnings.
     """
     where = str(path) if path else "<factory.yaml>"
-    data, positions = _load_yaml(text, where, loader)
+    data, positions = load_yaml(text, where, loader)
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -159,114 +154,6 @@ def parse_config(
     return FactoryConfig(settings, nodes, groups, path, state_dir or home_state, warned)
 
 
-def _load_yaml(
-    text: str, where: str, loader_class: type[Any] | None = None
-) -> tuple[Any, dict[Loc, tuple[int, int, int, int]]]:
-    """The document's data and key positions, from one parse; repeated keys and keys that are not names refused.
-
-    The composed nodes give the positions and are then constructed into data as `yaml.safe_load` would (one parse, not
-    two: large inventories). The checks come first: construction flattens merge keys (`<<`) into the nodes. The
-    pure-Python loader, not CSafeLoader: libyaml marks some values (`{a: }`) a column later and accepts `a:<TAB>b`, so
-    positions and errors would change.
-    """
-    import yaml
-
-    try:
-        loader = (loader_class or yaml.SafeLoader)(text)  # the reader refuses a NUL here already
-        try:
-            simple = getattr(loader, "simple_data", None)  # completion's loader: a simple document's data, no nodes
-            if simple is not None:
-                found, data = simple()
-                if found:
-                    return data, {}
-            root = loader.get_single_node()
-            if root is None:
-                return None, {}
-            made = getattr(loader, "checks_made_composing", None)  # completion's loader checks while composing
-            if made is None or not made(root, where):
-                _check_duplicate_keys(root, where)
-                _check_key_types(root, where)
-                _read_as_text(root)
-                check_merge_sizes(root, where)
-            positions = _positions(root) if loader_class is None else {}
-            return loader.construct_document(root), positions
-        finally:
-            loader.dispose()
-    except RecursionError:  # PyYAML parses nested collections recursively: 5,000 `[` exhaust Python's stack
-        raise ConfigError(
-            f"{where}:{loader.line + 1}:{loader.column + 1}: malformed YAML: collections nested too deeply to read.",
-            "no factory.yaml setting nests more than a few levels; check the brackets and indentation there.",
-        ) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        pos = f"{where}:{mark.line + 1}:{mark.column + 1}" if mark else where
-        problem = getattr(exc, "problem", None) or str(exc)
-        problem, hint = yaml_error_words(problem)
-        raise ConfigError(f"{pos}: malformed YAML: {problem}.", hint) from exc
-
-
-def _positions(root: Node) -> dict[Loc, tuple[int, int, int, int]]:
-    """Map each key path to (key line, key col, value line, value col), 1-based (an item's own place twice)."""
-    from factoryctl.textfile import yaml_children
-
-    out: dict[Loc, tuple[int, int, int, int]] = {}
-    for _, path, key_node, value_node in yaml_children(root):
-        km, vm = (key_node or value_node).start_mark, value_node.start_mark
-        out[path] = (km.line + 1, km.column + 1, vm.line + 1, vm.column + 1)
-    return out
-
-
-def _check_duplicate_keys(root: Node, where: str) -> None:
-    """YAML lets a repeated key silently replace the first; in an inventory that hides a mistake, so refuse it."""
-    from factoryctl.textfile import first_repeated_key
-
-    found = first_repeated_key(root)
-    if found is not None:
-        loc, mark = found
-        raise ConfigError(
-            f"{where}:{mark.line + 1}:{mark.column + 1}: `{_key_path(loc)}` is given twice.",
-            "keep one; YAML would silently use the last.",
-        )
-
-
-#: What YAML 1.1 makes of an unquoted key that is not text (`no:` is false, `123:` a number, `~:` null).
-_KEY_TAGS = {"bool": "a boolean", "int": "a number", "float": "a number", "null": "null", "timestamp": "a date"}
-
-
-def _check_key_types(root: Node, where: str) -> None:
-    """Every key in factory.yaml is a name; `no:`, `123:` or `2024-01-01:` would reach the schema as another type."""
-    from factoryctl.textfile import yaml_children
-
-    for _, loc, key_node, _ in yaml_children(root):  # a list or mapping as a key is already malformed YAML
-        if key_node is None or key_node.tag in ("tag:yaml.org,2002:str", "tag:yaml.org,2002:merge"):
-            continue
-        mark, key = key_node.start_mark, loc[-1]
-        kind = _KEY_TAGS.get(key_node.tag.rsplit(":", 1)[-1], f"type {key_node.tag}")
-        under = f" under `{_key_path(loc[:-1])}`" if len(loc) > 1 else ""
-        raise ConfigError(
-            f"{where}:{mark.line + 1}:{mark.column + 1}: the key `{key}`{under} is read by YAML as {kind}, not a name.",
-            f'quote it: write `"{key}":` instead of `{key}:`.',
-        )
-
-
-#: What YAML 1.1 reads a plain scalar as besides text: a rack named `12` or a label `gen: 5` is still their text.
-NOT_TEXT_TAGS = frozenset(f"tag:yaml.org,2002:{kind}" for kind in ("int", "float", "bool", "timestamp"))
-
-
-def _read_as_text(root: Node) -> None:
-    """Retag `rack` and label values YAML reads as numbers, booleans or dates: `gen: 05` is the text `05`, not 5."""
-    import yaml
-
-    from factoryctl.textfile import yaml_children
-
-    for _, loc, _, value_node in yaml_children(root):
-        text_setting = loc[:1] == ("nodes",) and (
-            (len(loc) == 3 and loc[2] == "rack") or (len(loc) == 4 and loc[2] == "labels")
-        )
-        if text_setting and isinstance(value_node, yaml.ScalarNode) and value_node.tag in NOT_TEXT_TAGS:
-            value_node.tag = "tag:yaml.org,2002:str"
-
-
 def _where(where: str, positions: dict[Loc, tuple[int, int, int, int]], loc: Loc, at_key: bool = False) -> str:
     for cut in range(len(loc), 0, -1):
         pos = positions.get(loc[:cut])
@@ -274,10 +161,6 @@ def _where(where: str, positions: dict[Loc, tuple[int, int, int, int]], loc: Loc
             line, col = (pos[0], pos[1]) if at_key or cut < len(loc) else (pos[2], pos[3])
             return f"{where}:{line}:{col}"
     return f"{where}:1:1"
-
-
-def _key_path(loc: Iterable[str | int]) -> str:
-    return ".".join(str(part) for part in loc)
 
 
 def _validate(data: dict[str, Any], positions: dict[Loc, tuple[int, int, int, int]], where: str) -> FactoryFile:
@@ -294,11 +177,11 @@ def _validate(data: dict[str, Any], positions: dict[Loc, tuple[int, int, int, in
             near = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
             hint = f"did you mean `{near[0]}`?" if near else f"valid keys here: {', '.join(sorted(valid))}."
             pos = _where(where, positions, loc, at_key=True)
-            raise ConfigError(f"{pos}: unknown key `{_key_path(loc)}`.", unknown_key_hint(loc) or hint) from None
+            raise ConfigError(f"{pos}: unknown key `{key_path(loc)}`.", unknown_key_hint(loc) or hint) from None
         pos = _where(where, positions, loc)
         message, hint = error["msg"].removeprefix("Value error, "), _meaning(loc)
         message, hint = plainer_error(loc, error["type"], error.get("input")) or (message, hint)
-        raise ConfigError(f"{pos}: `{_key_path(loc)}`: {message}.", hint) from None
+        raise ConfigError(f"{pos}: `{key_path(loc)}`: {message}.", hint) from None
 
 
 def _clean_loc(loc: tuple[Any, ...]) -> Loc:

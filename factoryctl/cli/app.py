@@ -59,7 +59,7 @@ NOUNS: tuple[tuple[str, str, str], ...] = (
     ("telemetry", "telemetry", "Collect, store and export telemetry."),
     ("sched", "sched", "Replay a job trace through the scheduler and explain its decisions."),
     ("price", "price", "Grid electricity prices."),
-    ("power", "power", "Set and reset GPU power limits; apply a grid-price power policy, or replay one over a price file."),
+    ("power", "power", "Set and reset GPU power limits; apply or replay a grid-price power policy."),
     ("controller", "controller", "The factoryctl daemon: telemetry into the store; its status."),
 )
 

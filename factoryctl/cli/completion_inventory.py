@@ -1,4 +1,4 @@
-"""factory.yaml read for shell completion: libyaml's parser under config.py's own checks, for the first TAB after an edit.
+"""factory.yaml read for shell completion: libyaml's parser under config_yaml.py's checks, for the first TAB after an edit.
 
 The first TAB after factory.yaml changed parsed it with the pure-Python YAML loader, which config.py keeps for its
 line and column positions: 0.6-0.7 s at 2,000 nodes, felt at the TAB pressed right after saving the file. A TAB
@@ -6,14 +6,14 @@ shows no error, so positions are not needed: here libyaml (yaml's C parser) read
 rest is what `load_config` runs (`parse_config(loader=...)`): schema, range expansion and groups. Between the two:
 
 - a simple document (no anchor, alias, tag or merge key, each key text given once: a factory.yaml as `init` writes
-  it) becomes data straight from the events (`_simple_data`), as SafeConstructor would make it after config.py's
+  it) becomes data straight from the events (`_simple_data`), as SafeConstructor would make it after config_yaml.py's
   checks, which find nothing in such a document but racks and labels to read as text;
 - any other is composed into nodes (`_compose`) as PyYAML's composer composes them, then constructed by PyYAML, with
-  config.py's four checks made on the way where they can be (else by config.py's own walks, in their words).
+  config_yaml.py's four checks made on the way where they can be (else by config_yaml.py's own walks, in their words).
 
 Both loop instead of recursing (libyaml's own composer recurses in C and crashed the process at 100,000 `[`): deeper
-than `MAX_DEPTH` is config.py's "nested too deeply". That TAB took 0.33 s at 2,000 nodes with PyYAML's composer and
-four walks of the nodes; the data is now read in a third of the time. Any error, or a text where the two parsers
+than `MAX_DEPTH` is config_yaml.py's "nested too deeply". That TAB took 0.33 s at 2,000 nodes with PyYAML's composer
+and four walks of the nodes; the data is now read in a third of the time. Any error, or a text where the two parsers
 are known to differ (a tab, a `?`, a comment after `>-`, a `%` directive, characters the pure reader refuses,
 Unicode line breaks, a BOM), goes to the full parse, so a file `load_config` refuses still offers nothing and one
 it accepts offers the same names.
@@ -43,7 +43,7 @@ _UNUSUAL = re.compile(r"[\t\r\x85\u2028\u2029\ufeff?]|^%|[|>][-+0-9]*#", re.MULT
 MAX_DEPTH = 100
 _STR = "tag:yaml.org,2002:str"
 _MERGE = "tag:yaml.org,2002:merge"
-#: Where a node is, as far as config.py's `_read_as_text` cares: in no place of interest, the document, `nodes`, a
+#: Where a node is, as far as config_yaml.py's `_read_as_text` cares: in no place of interest, the document, `nodes`, a
 #: node entry, a `rack` value, an entry's `labels`, a label value (the last two retagged as text when scalars).
 _OTHER, _ROOT, _NODES, _ENTRY, _RACK, _LABELS, _LABEL = range(7)
 
@@ -79,7 +79,7 @@ def _event_loader(text: str) -> type[Any] | None:
     class EventLoader(Composer, CParser, SafeConstructor, Resolver):
         """libyaml's events, read into data (`simple_data`) or composed and checked (`_compose`) for SafeConstructor."""
 
-        line = column = 0  # config.py's message for nesting too deep names line 1: positions are not kept
+        line = column = 0  # config_yaml.py's message for nesting too deep names line 1: positions are not kept
 
         def __init__(self, stream: str) -> None:
             CParser.__init__(self, stream)
@@ -100,30 +100,30 @@ def _event_loader(text: str) -> type[Any] | None:
             return _compose(self, self.checks)
 
         def checks_made_composing(self, root: Node, where: str) -> bool:
-            """Finish config.py's checks of the nodes `_compose` made, if it could; False: config.py makes them."""
+            """Finish config_yaml.py's checks of the nodes `_compose` made, if it could; False: load_yaml makes them."""
             return self.checks.finish(root, where)
 
     return EventLoader
 
 
 class _Checks:
-    """What `_compose` found of config.py's four checks (`_load_yaml`): whether they may fail, and what to retag."""
+    """What `_compose` found of config_yaml.py's four checks (`load_yaml`): whether they may fail, and what to retag."""
 
     def __init__(self) -> None:
         #: A key that is not a plain name, or given twice in its mapping (or a key node shared by an alias, which a
-        #: retag could change before config.py's check of key types): config.py's own walks check such a file.
+        #: retag could change before config_yaml.py's check of key types): config_yaml.py's own walks check such a file.
         self.doubtful = False
         #: Whether a merge key (`<<`) was seen: its sizes are checked by config_merge.py (no merge, nothing to check).
         self.merges = False
-        #: The scalars config.py's `_read_as_text` looks at: `nodes.<key>.rack` and `nodes.<key>.labels.<label>`.
+        #: The scalars config_yaml.py's `_read_as_text` looks at: `nodes.<key>.rack` and `nodes.<key>.labels.<label>`.
         self.text_values: list[Node] = []
 
     def finish(self, root: Node, where: str) -> bool:
         """Retag the racks and labels and check merge sizes as config.py would; False (nothing done) when doubtful."""
         if self.doubtful:
             return False
-        from factoryctl.config import NOT_TEXT_TAGS
         from factoryctl.config_merge import check_merge_sizes
+        from factoryctl.config_yaml import NOT_TEXT_TAGS
 
         for node in self.text_values:
             if node.tag in NOT_TEXT_TAGS:
@@ -142,32 +142,21 @@ class _NotSimple(Exception):
 
 
 def _simple_data(loader: Any, parser: Any) -> Any:  # noqa: ANN401 - the EventLoader, a CParser, YAML's data: untyped
-    """The data of a simple document, as SafeConstructor constructs it after config.py's checks; else _NotSimple.
+    """The data of a simple document, as SafeConstructor constructs it after config_yaml.py's checks; else _NotSimple.
 
     Simple: no anchor, alias or tag, no key given twice or that is not text (no merge key), plain scalars of the
-    types above, nesting within `MAX_DEPTH`: then config.py's checks find nothing and only retag racks and labels
+    types above, nesting within `MAX_DEPTH`: then config_yaml.py's checks find nothing and only retag racks and labels
     (here read as their text), and no node is needed: each value is made as the event arrives (a plain scalar's
     once per text), dicts and lists as SafeConstructor makes them. 0.1 s at 2,000 nodes before, composing and
     constructing; anything else is composed (`_compose`) and constructed by PyYAML.
     """
-    from yaml.events import (
-        MappingEndEvent,
-        MappingStartEvent,
-        ScalarEvent,
-        SequenceEndEvent,
-        SequenceStartEvent,
-        StreamEndEvent,
-    )
+    from yaml.events import MappingEndEvent, MappingStartEvent, ScalarEvent, SequenceEndEvent, SequenceStartEvent
 
-    from factoryctl.config import NOT_TEXT_TAGS
+    from factoryctl.config_yaml import NOT_TEXT_TAGS
 
-    get = parser.get_event
-    if loader.yaml_path_resolvers:
-        raise _NotSimple
-    get()  # STREAM-START
-    if isinstance(parser.peek_event(), StreamEndEvent):
+    if not _simple_start(loader, parser):
         return None
-    get()  # DOCUMENT-START
+    get = parser.get_event
     plain: dict[str, tuple[str, Any]] = {}  # a plain scalar's text -> its tag and value
     stack: list[tuple[Any, int]] = []  # the collections being read (a dict or a list) and their places
     keys: list[str | None] = []  # for each, the key awaiting its value (a mapping's)
@@ -179,12 +168,7 @@ def _simple_data(loader: Any, parser: Any) -> Any:  # noqa: ANN401 - the EventLo
             if event.anchor is not None or event.tag is not None:
                 raise _NotSimple
             if kind is ScalarEvent:
-                tag, value = _STR, event.value
-                if event.implicit[0]:
-                    known = plain.get(value)
-                    if known is None:
-                        known = plain[value] = _plain_scalar(loader, value, event.implicit)
-                    tag, value = known
+                tag, value = _simple_scalar(loader, event, plain)
             else:
                 tag, value = None, [] if kind is SequenceStartEvent else {}
         elif kind is SequenceEndEvent or kind is MappingEndEvent:
@@ -198,24 +182,10 @@ def _simple_data(loader: Any, parser: Any) -> Any:  # noqa: ANN401 - the EventLo
         if not stack:
             data, role = value, _ROOT
         else:
-            container, parent = stack[-1]
-            key = keys[-1]
-            if type(container) is list:
-                role = _ENTRY if parent == _NODES else _LABEL if parent == _LABELS else _OTHER
-            elif key is None:  # a key: text, given once
-                if kind is not ScalarEvent or tag != _STR or value in container:
-                    raise _NotSimple
-                keys[-1] = value
+            placed = _simple_place(stack, keys, event if kind is ScalarEvent else None, tag, value, NOT_TEXT_TAGS)
+            if placed is None:  # a key, awaiting its value
                 continue
-            else:
-                keys[-1] = None
-                role = _value_role(parent, key)
-            if role in (_RACK, _LABEL) and kind is ScalarEvent and tag in NOT_TEXT_TAGS:
-                value = event.value  # as config.py's `_read_as_text` retags it
-            if key is None:
-                container.append(value)
-            else:
-                container[key] = value
+            role = placed
         if kind is ScalarEvent:
             if not stack:
                 break
@@ -224,10 +194,74 @@ def _simple_data(loader: Any, parser: Any) -> Any:  # noqa: ANN401 - the EventLo
             raise _NotSimple
         stack.append((value, role))
         keys.append(None)
-    get()  # DOCUMENT-END
+    _simple_end(parser)
+    return data
+
+
+def _simple_place(
+    stack: list[tuple[Any, int]],
+    keys: list[str | None],
+    scalar: Any,  # noqa: ANN401 - the ScalarEvent (libyaml's: untyped), None for a collection
+    tag: str | None,
+    value: Any,  # noqa: ANN401 - YAML's data
+    not_text: frozenset[str],
+) -> int | None:
+    """Put `value` into the collection being read (`stack[-1]`) and return its place; None for a key.
+
+    A key must be text given once (else _NotSimple); it waits in `keys` for its value. A rack or label's plain
+    scalar YAML reads as another type (`not_text`) is its text, as config_yaml.py's `_read_as_text` retags it.
+    """
+    container, parent = stack[-1]
+    key = keys[-1]
+    if type(container) is list:
+        role = _ENTRY if parent == _NODES else _LABEL if parent == _LABELS else _OTHER
+    elif key is None:  # a key: text, given once
+        if scalar is None or tag != _STR or value in container:
+            raise _NotSimple
+        keys[-1] = value
+        return None
+    else:
+        keys[-1] = None
+        role = _value_role(parent, key)
+    if role in (_RACK, _LABEL) and scalar is not None and tag in not_text:
+        value = scalar.value
+    if key is None:
+        container.append(value)
+    else:
+        container[key] = value
+    return role
+
+
+def _simple_start(loader: Any, parser: Any) -> bool:  # noqa: ANN401 - the EventLoader and its CParser: untyped
+    """Read up to the document's first event: False for an empty stream; _NotSimple where tags go by path."""
+    from yaml.events import StreamEndEvent
+
+    if loader.yaml_path_resolvers:
+        raise _NotSimple
+    parser.get_event()  # STREAM-START
+    if isinstance(parser.peek_event(), StreamEndEvent):
+        return False
+    parser.get_event()  # DOCUMENT-START
+    return True
+
+
+def _simple_end(parser: Any) -> None:  # noqa: ANN401 - the CParser: untyped
+    """Read the document's end; _NotSimple when a second document follows."""
+    from yaml.events import StreamEndEvent
+
+    parser.get_event()  # DOCUMENT-END
     if not isinstance(parser.peek_event(), StreamEndEvent):
         raise _NotSimple  # a second document
-    return data
+
+
+def _simple_scalar(loader: Any, event: Any, plain: dict[str, tuple[str, Any]]) -> tuple[str, Any]:  # noqa: ANN401
+    """A scalar event's tag and value: quoted, its text; plain, as resolved once per text (kept in `plain`)."""
+    if not event.implicit[0]:
+        return _STR, event.value
+    known = plain.get(event.value)
+    if known is None:
+        known = plain[event.value] = _plain_scalar(loader, event.value, event.implicit)
+    return known
 
 
 def _plain_scalar(loader: Any, text: str, implicit: tuple[bool, bool]) -> tuple[str, Any]:  # noqa: ANN401 - untyped
@@ -250,7 +284,7 @@ def _compose(loader: Any, checks: _Checks) -> Node | None:  # noqa: ANN401 - the
     from yaml.events import AliasEvent, MappingStartEvent, ScalarEvent, SequenceStartEvent, StreamEndEvent
     from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
-    if loader.yaml_path_resolvers:  # tags by path (none in factoryctl): PyYAML's composer, config.py's checks
+    if loader.yaml_path_resolvers:  # tags by path (none in factoryctl): PyYAML's composer, config_yaml.py's checks
         checks.doubtful = True
         return Composer.get_single_node(loader)
     get, resolve = loader.get_event, loader.resolve
@@ -337,7 +371,7 @@ def _attach(node: Node, alias: bool, stack: list[_Frame], checks: _Checks) -> in
     if not isinstance(parent, MappingNode):  # a sequence: its items are where the sequence is, but for an index
         parent.value.append(node)
         role = _ENTRY if frame.role == _NODES else _LABEL if frame.role == _LABELS else _OTHER
-    elif frame.key is None:  # the key of the next pair: config.py's checks of repeated keys and key types
+    elif frame.key is None:  # the key of the next pair: config_yaml.py's checks of repeated keys and key types
         frame.key = node
         if alias or not isinstance(node, ScalarNode):
             checks.doubtful = True
@@ -347,7 +381,7 @@ def _attach(node: Node, alias: bool, stack: list[_Frame], checks: _Checks) -> in
             checks.doubtful = True
         else:
             frame.keys.add(node.value)
-        return _OTHER  # nothing under a key is walked by config.py's checks but for its own key
+        return _OTHER  # nothing under a key is walked by config_yaml.py's checks but for its own key
     else:
         key, frame.key = frame.key, None
         parent.value.append((key, node))

@@ -72,7 +72,7 @@ def validate(ctx: typer.Context) -> None:
 
 def _warn_price_source(config: FactoryConfig) -> None:
     """A price source that cannot give prices is a warning here: the commands that read prices refuse it."""
-    from factoryctl.config_schema import price_source_problem
+    from factoryctl.config_price_sources import price_source_problem
 
     power = config.settings.power
     problem = price_source_problem(power.price_source, power.prices)

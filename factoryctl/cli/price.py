@@ -355,7 +355,7 @@ def sources_command(output: OutputFormat = OUTPUT_OPTION, no_header: bool = NO_H
     A package whose metadata cannot be read, a plugin that registers the built-in's name and a reference that names
     no class or factory are each one warning on stderr; the others are listed all the same.
     """
-    from factoryctl.config_schema import price_source_entries
+    from factoryctl.config_price_sources import price_source_entries
     from factoryctl.power.plugins import BUILTIN_PACKAGE, shadow_warning
 
     entries, warnings = price_source_entries()

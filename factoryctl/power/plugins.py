@@ -1,7 +1,7 @@
 """The price-source resolver: a configured name (`power.price_source`) to a working source, plugins included.
 
 Sources are registered in the `factoryctl.price_sources.v1` entry-point group, the built-in `csv` too (pyproject),
-and are listed without importing them (`factoryctl.config_schema.price_source_entries`). Only the source a
+and are listed without importing them (`factoryctl.config_price_sources.price_source_entries`). Only the source a
 command or the dashboard actually uses is imported, here, when it is first needed. Third-party code fails in every
 way (an import error, a raising constructor, a module where a class belongs, NaN or unsorted prices), so every
 failure of a plugin becomes one `PriceSourceError` naming the plugin and its package, never a traceback; and its
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from factoryctl.config_schema import SourceEntry, price_source_entries, price_source_name_problem
+from factoryctl.config_price_sources import SourceEntry, price_source_entries, price_source_name_problem
 from factoryctl.errors import ConfigError, FactoryError, UsageError
 from factoryctl.model.power import PricePoint, iso_utc_seconds
 from factoryctl.power.sources import MAX_PRICE_PER_MWH, CsvPriceSource, PriceSource

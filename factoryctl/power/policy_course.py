@@ -114,12 +114,7 @@ def course(
     series = inspect_series(points, utc_offset_s)
     check_history(policy, series.interval_s, policy_where)
     times = [p.timestamp_s for p in points]
-    if now_s < times[0]:
-        raise UsageError(
-            f"the prices start at {iso_utc_seconds(times[0])}, after now ({iso_utc_seconds(now_s)}), so no interval"
-            " to decide has a price yet",
-            hint="check the price source's clock and time zone (times without an offset are UTC).",
-        )
+    _check_started(times[0], now_s)
     durations = series.durations_s or (series.interval_s,) * len(points)
     steps = moments(times, durations, series.interval_s, start_s, now_s)
     setup = EngineSetup(policy, curve, gpu)  # no period length live: `period` is held as `rolling`
@@ -144,6 +139,16 @@ def course(
         seen.checkpoint(len(steps) - 2, before),
         None if resume is None else steps[resume][0],
     )
+
+
+def _check_started(first_s: int, now_s: int) -> None:
+    """Refuse prices that start after now: no interval to decide has a price yet."""
+    if now_s < first_s:
+        raise UsageError(
+            f"the prices start at {iso_utc_seconds(first_s)}, after now ({iso_utc_seconds(now_s)}), so no interval"
+            " to decide has a price yet",
+            hint="check the price source's clock and time zone (times without an offset are UTC).",
+        )
 
 
 class _Seen:

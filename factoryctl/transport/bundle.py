@@ -66,6 +66,7 @@ from factoryctl.private_files import (
     resolve_trusted_links,
     roots_place,
 )
+from factoryctl.transport.bundle_files import os_reason, own_file, read_no_follow, write_replacing
 from factoryctl.transport.bundle_prune import prune_old_zipapps
 
 BUNDLE_FORMAT = "2"  # bump when the archive's layout changes
@@ -267,55 +268,19 @@ def agent_zipapp(cache_dir: Path | None = None) -> Path:
 
 def _checked(target: Path, contents: _Contents) -> Path:
     """`target`, written (or rewritten) with the zipapp of `contents` unless it holds those checked bytes already."""
-    found = _own_file(target)
+    found = own_file(target)
     if found is not None and _VERIFIED.get(target) == found:
         return target
     expected = _archive(contents)
     try:
-        if found is None or _read(target) != expected:
-            _write(target, expected)
-            found = _own_file(target)
+        if found is None or read_no_follow(target) != expected:
+            write_replacing(target, expected)
+            found = own_file(target)
     except OSError as exc:
-        raise _NotWritten(f"cannot be written ({_reason(exc)})") from exc
+        raise _NotWritten(f"cannot be written ({os_reason(exc)})") from exc
     if found is not None:
         _VERIFIED[target] = found
     return target
-
-
-def _reason(exc: OSError) -> str:
-    """An OSError's words without its errno and file names: `Read-only file system`."""
-    return exc.strerror or str(exc) or type(exc).__name__
-
-
-def _own_file(path: Path) -> tuple[int, ...] | None:
-    """The identity of `path` if it is a regular file (not a link) of this user that nobody else can write."""
-    try:
-        info = os.lstat(path)
-    except OSError:
-        return None
-    if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o022:
-        return None
-    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
-
-
-def _read(path: Path) -> bytes:
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    with os.fdopen(fd, "rb") as raw:
-        return raw.read()
-
-
-def _write(target: Path, data: bytes) -> None:
-    """`data` written to a temporary file beside `target`, then renamed over it (replacing whatever was there)."""
-    fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as raw:
-            raw.write(data)
-        os.chmod(tmp, 0o755)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _cache_place(directory: Path) -> tuple[Path | None, str, str]:
@@ -335,7 +300,7 @@ def _cache_place(directory: Path) -> tuple[Path | None, str, str]:
     except PlantedLink as planted:
         return None, f"is reached through a symbolic link another user made: {planted.problem}", "planted"
     except OSError as exc:
-        return None, f"cannot be written ({_reason(exc)})", "unwritable"
+        return None, f"cannot be written ({os_reason(exc)})", "unwritable"
     return (real, "", "") if problem is None else (None, problem, "unsafe")
 
 
@@ -392,7 +357,7 @@ def _make_fallback(directory: Path, problem: str) -> _Fallback:
         where = f" in {tempfile.tempdir}" if tempfile.tempdir else ""
         raise FactoryError(
             f"the agent was not built: its cache {directory} {problem}, and no temporary directory could be "
-            f"made{where} ({_reason(exc)}).",
+            f"made{where} ({os_reason(exc)}).",
             _NOWHERE_HINT,
         ) from None
     info = os.fstat(fd)
@@ -430,7 +395,7 @@ def _fallback_problem(fallback: _Fallback) -> str | None:
     except FileNotFoundError:
         return "is gone (removed by a cleaner of temporary files?)"
     except OSError as exc:
-        return f"cannot be checked ({_reason(exc)})"
+        return f"cannot be checked ({os_reason(exc)})"
     if info.st_nlink == 0:
         return "is gone (removed by a cleaner of temporary files?)"
     if (named.st_dev, named.st_ino) != fallback.ident:

@@ -36,6 +36,7 @@ from factoryctl.errors import NodeError
 from factoryctl.transport.task_memory import (
     address_space_limit,
     cap_malloc_arenas,
+    soft_limit,
     task_limit_near,
     task_limit_shown,
 )
@@ -151,12 +152,7 @@ def raise_open_file_limit() -> None:
 
 def open_file_limit() -> int | None:
     """The soft open-file limit now, or None where it cannot be read."""
-    try:
-        import resource
-
-        return int(resource.getrlimit(resource.RLIMIT_NOFILE)[0])
-    except (ImportError, OSError, ValueError):
-        return None
+    return soft_limit("RLIMIT_NOFILE", unlimited_as_none=False)
 
 
 def open_file_count() -> int:

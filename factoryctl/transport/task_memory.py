@@ -25,15 +25,24 @@ _NEAR_TASKS = 8
 _arenas_capped = False
 
 
-def address_space_limit() -> int | None:
-    """This process's soft address-space limit in bytes (`ulimit -v`, systemd's LimitAS=), None when unlimited."""
+def soft_limit(name: str, *, unlimited_as_none: bool = True) -> int | None:
+    """The soft value of `resource.<name>` (`RLIMIT_AS`...), None where unreadable, or unlimited if `unlimited_as_none`.
+
+    The one getrlimit reader of this machine's limits (`ulimit -v`, `-u`, `-n`): host_limits.py reads `-n` with it.
+    """
     try:
         import resource
 
-        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        soft = resource.getrlimit(getattr(resource, name))[0]
     except (ImportError, OSError, ValueError, AttributeError):
         return None
-    return None if soft == resource.RLIM_INFINITY or soft < 0 else int(soft)
+    unlimited = soft == resource.RLIM_INFINITY or soft < 0
+    return None if unlimited and unlimited_as_none else int(soft)
+
+
+def address_space_limit() -> int | None:
+    """This process's soft address-space limit in bytes (`ulimit -v`, systemd's LimitAS=), None when unlimited."""
+    return soft_limit("RLIMIT_AS")
 
 
 def mib(size: int) -> str:
@@ -91,13 +100,7 @@ def cgroup_task_limits() -> list[tuple[int, int]]:
 
 def process_limit() -> int | None:
     """The soft `ulimit -u` (RLIMIT_NPROC), None when unlimited or unreadable."""
-    try:
-        import resource
-
-        soft = resource.getrlimit(resource.RLIMIT_NPROC)[0]
-    except (ImportError, OSError, ValueError, AttributeError):
-        return None
-    return None if soft == resource.RLIM_INFINITY or soft < 0 else int(soft)
+    return soft_limit("RLIMIT_NPROC")
 
 
 def task_limit_near() -> bool:

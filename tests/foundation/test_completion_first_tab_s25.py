@@ -20,7 +20,8 @@ import yaml
 from factoryctl import textfile
 from factoryctl.cli.completion_cache import Inventory
 from factoryctl.cli.completion_inventory import _event_loader, completion_config
-from factoryctl.config import _load_yaml, parse_config
+from factoryctl.config import parse_config
+from factoryctl.config_yaml import load_yaml as _load_yaml
 from factoryctl.errors import ConfigError, UsageError
 from factoryctl.targets import ONE_NAME, _node_set, expand_node_set
 
