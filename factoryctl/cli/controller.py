@@ -9,7 +9,7 @@ import typer
 from factoryctl.cli import context
 from factoryctl.cli.completion import complete_choices
 from factoryctl.cli.options import DOCUMENT_OUTPUT_OPTION, checked_choice
-from factoryctl.cli.render import OutputFormat, dump_json, dump_yaml, emit, iso_utc
+from factoryctl.cli.render import OutputFormat, emit_document, iso_utc
 
 if TYPE_CHECKING:
     from factoryctl.config import FactoryConfig
@@ -64,12 +64,7 @@ def status(ctx: typer.Context, output: OutputFormat = DOCUMENT_OUTPUT_OPTION) ->
 
     config = context.load(ctx)
     doc = _status_doc(config, time.time())
-    if output is OutputFormat.json:
-        emit(dump_json(doc))
-    elif output is OutputFormat.yaml:
-        emit(dump_yaml(doc))
-    else:
-        emit(_status_text(doc))
+    emit_document(doc, output, _status_text)
     if doc["problem"]:  # none running too: `factoryctl: no controller is running on this store.` and its hint
         raise FactoryError(doc["problem"], doc["hint"])
 

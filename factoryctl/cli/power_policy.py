@@ -426,15 +426,10 @@ def register(power_app: typer.Typer) -> None:
     @power_app.command("status", short_help="Say where the power policy stands now; asks no node.")
     def status_command(ctx: typer.Context, output: OutputFormat = DOCUMENT_OUTPUT_OPTION) -> None:
         """The applied policy, when it started, the price now and each GPU range's action; no node is contacted."""
-        from factoryctl.cli.render import dump_json, dump_yaml, emit
+        from factoryctl.cli.render import emit_document
 
         document = status_document(_inputs(ctx, "power status"))
-        if output is OutputFormat.json:
-            emit(dump_json(document))
-        elif output is OutputFormat.yaml:
-            emit(dump_yaml(document))
-        else:
-            emit(status_text(document))
+        emit_document(document, output, status_text)
         if not document["ranges"] and not context.global_options(ctx)[1]:
             sys.stderr.write(
                 "factoryctl: note: no GPU range is known before the first `power apply`; `factoryctl power plan`"

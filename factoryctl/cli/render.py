@@ -176,6 +176,16 @@ def dump_yaml(document: object) -> str:
     return yaml_text(document, stdout_takes_unicode())
 
 
+def emit_document(document: Any, output: OutputFormat, as_text: Callable[[Any], str]) -> None:  # noqa: ANN401
+    """Print a one-document command's result (`controller status`, `power status`): JSON, YAML, or its own text."""
+    if output is OutputFormat.json:
+        emit(dump_json(document))
+    elif output is OutputFormat.yaml:
+        emit(dump_yaml(document))
+    else:
+        emit(as_text(document))
+
+
 def render_listing(
     items: Sequence[dict[str, Any]],
     errors: Sequence[dict[str, Any]],
