@@ -197,6 +197,7 @@ def _range(gpu: Any) -> GpuPowerRange | None:  # noqa: ANN401 - a GpuSample
 def _rows(inputs: Inputs, samples: list[NodeSample], gpus: list[int] | None) -> list[dict[str, Any]]:
     """One row per addressed GPU with a range: its limit now and its plan, by the course of its range."""
     from factoryctl.model.power import iso_utc_seconds
+    from factoryctl.power.policy_course import planned_watts
 
     rows = []
     for sample in samples:
@@ -211,7 +212,7 @@ def _rows(inputs: Inputs, samples: list[NodeSample], gpus: list[int] | None) -> 
                     "node": sample.node,
                     "index": gpu.index,
                     "power_limit_w": gpu.power_limit_w,
-                    "plan_w": round(action.power_limit_frac * rng.max_w, 3),
+                    "plan_w": planned_watts(action, rng),
                     "clamped": action.clamped,
                     "reason": action.reason,
                     "price_per_mwh": action.price_used_per_mwh,
@@ -348,10 +349,10 @@ def _apply_groups(
 ) -> tuple[list[LimitChange], list[NodeError]]:
     """Set each group to its plan through `apply_limit` (clamped, audited); a stop brings what every group did.
 
-    A failure that carries what its request did (`LimitsInterrupted`, and any other with `changes` and `errors`) is
-    given the earlier groups' too, so the listing says every GPU that changed, not only the last group's.
+    A failure that carries what its request did (`LimitsInterrupted`, `LimitsNotRecorded`) is given the earlier
+    groups' too, so the listing says every GPU that changed, not only the last group's.
     """
-    from factoryctl.power.limits import apply_limit
+    from factoryctl.power.limits import LimitsInterrupted, LimitsNotRecorded, apply_limit
 
     changes: list[LimitChange] = []
     errors = list(read_errors)
@@ -361,9 +362,8 @@ def _apply_groups(
             done, failed = apply_limit(
                 inputs.config, nodes, indexes, row["plan_w"], True, timeout, reason, fanout, told
             )
-        except BaseException as stop:
-            if isinstance(getattr(stop, "changes", None), list) and isinstance(getattr(stop, "errors", None), list):
-                stop.changes[:0], stop.errors[:0] = changes, errors  # type: ignore[attr-defined]
+        except (LimitsInterrupted, LimitsNotRecorded) as stop:
+            stop.changes[:0], stop.errors[:0] = changes, errors
             raise
         changes += done
         errors += failed

@@ -22,7 +22,7 @@ def status_document(inputs: Inputs) -> dict[str, Any]:
     from factoryctl.power.policy.config import OptimizePolicy
 
     started = inputs.started
-    applied = started is not None and started.same_course(inputs.policy_sha256, inputs.curve_id)
+    applied = inputs.same_course
     ranges = started.ranges if started is not None else ()
     policy, course = inputs.course(ranges[0]) if ranges else _unranged(inputs)
     age = course.price_age_s
@@ -70,7 +70,7 @@ def _unranged(inputs: Inputs) -> tuple[Any, Any]:
 
 def _range_status(inputs: Inputs, gpu: Any) -> dict[str, Any]:  # noqa: ANN401 - a GpuPowerRange
     """One range's action now, and the loss of its course so far (optimize)."""
-    from factoryctl.power.policy_course import loss_so_far
+    from factoryctl.power.policy_course import loss_so_far, planned_watts
 
     policy, course = inputs.course(gpu)
     action = course.action
@@ -80,7 +80,7 @@ def _range_status(inputs: Inputs, gpu: Any) -> dict[str, Any]:  # noqa: ANN401 -
         "max_w": gpu.max_w,
         "default_w": gpu.default_w,
         "power_limit_frac": action.power_limit_frac,
-        "plan_w": round(action.power_limit_frac * gpu.max_w, 3),
+        "plan_w": planned_watts(action, gpu),
         "reason": action.reason,
         "clamped": action.clamped,
         "price_used_per_mwh": action.price_used_per_mwh,

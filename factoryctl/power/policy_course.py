@@ -203,6 +203,11 @@ class _Seen:
         return Checkpoint(self.steps[index][0], self.digest(index), state)
 
 
+def planned_watts(action: PowerAction, gpu: GpuPowerRange) -> float:
+    """The limit in watts `action` sets on a GPU of range `gpu` (fractions are of its largest limit), to the mW."""
+    return round(action.power_limit_frac * gpu.max_w, 3)
+
+
 def loss_so_far(policy: Policy, state: EngineState) -> float | None:
     """The mean throughput loss of the course so far (a fraction), the interval running now counted as planned.
 

@@ -67,10 +67,10 @@ def read_started(state_dir: Path) -> Started | None:
     try:
         document = json.loads((state_dir / STATE_NAME).read_text(encoding="utf-8"))
         ranges = tuple(_range(r) for r in document.get("ranges", []))
-        started = Started(int(document["started_at"]), str(document["policy_sha256"]), str(document["curve"]), ranges)
+        begun, sha, curve = int(document["started_at"]), str(document["policy_sha256"]), str(document["curve"])
     except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError):
         return None
-    return Started(started.started_at_s, started.policy_sha256, started.curve, ranges, _checkpoints(document))
+    return Started(begun, sha, curve, ranges, _checkpoints(document))
 
 
 def _range(written: Any) -> GpuPowerRange:  # noqa: ANN401 - JSON

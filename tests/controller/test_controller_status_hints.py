@@ -24,7 +24,9 @@ from factoryctl.cli import controller as status_cli
 from factoryctl.controller import STATS_KEY
 from factoryctl.model.telemetry import GpuSample, NodeSample
 from factoryctl.store.lock import ControllerLock, lock_path
+from factoryctl.store.rows import NodeState
 from factoryctl.store.sqlite import Store
+from factoryctl.transport.host_limits import LOCAL
 
 HOLD_LOCK = """
 import sys, time
@@ -132,3 +134,53 @@ def test_a_damaged_store_is_told_to_be_moved_aside(cli: Any, config: Path, tmp_p
         assert "hint: move it aside" in result.stderr
     finally:
         lock.release()
+
+
+def test_controller_status_names_nodes_down_for_this_machines_limit(
+    cli: Any, tmp_path: Path, holder: subprocess.Popen[str]
+) -> None:
+    config = tmp_path / "factory.yaml"
+    config.write_text(
+        f"state_dir: {tmp_path / 'state'}\nnodes: {{'n[1-3]': {{transport: local}}}}\ncontroller: {{interval_s: 1}}\n"
+    )
+    now = time.time()
+    starved = (
+        "this machine has no file descriptor left for another connection (ulimit -n is 64): not a fault of the node"
+    )
+    store = Store(tmp_path / "state" / "factory.db")
+    sample = NodeSample(node="n1", time=now, gpus=(GpuSample(node="n1", index=0, uuid="GPU-0", power_w=300.0),))
+    states = [NodeState(name, "down", now, None, LOCAL, starved) for name in ("n2", "n3")]
+    store.write([sample], states=states, stored_at=now)
+    store.set_meta(STATS_KEY, json.dumps({"pid": holder.pid, "nodes": 3, "up": 1, "written_at": now}))
+    store.close()
+    result = cli("--config", str(config), "controller", "status")
+    assert result.exit_code == 1, result.stderr  # was 0, healthy, with 2 of 3 nodes down for a limit here
+    assert (
+        f"factoryctl: the controller (pid {holder.pid}) has 2 of its 3 nodes down for a limit of this machine: this"
+        " machine has no file descriptor left for another connection (ulimit -n is 64).\n"
+    ) in result.stderr
+    assert "hint: raise the open-file limit (LimitNOFILE= in the controller's systemd unit, `ulimit -n`)." in (
+        result.stderr
+    )
+
+
+def test_controller_status_says_why_no_node_is_up_when_this_machine_is_out_of_tasks(
+    cli: Any, tmp_path: Path, holder: subprocess.Popen[str]
+) -> None:
+    config = tmp_path / "factory.yaml"
+    config.write_text(
+        f"state_dir: {tmp_path / 'state'}\nnodes: {{n1: {{transport: local}}}}\ncontroller: {{interval_s: 1}}\n"
+    )
+    now = time.time()
+    starved = "this machine cannot start another thread or process: its task limit is reached (pids.max is 80), not a fault of the node"
+    store = Store(tmp_path / "state" / "factory.db")
+    sample = NodeSample(node="n1", time=now - 30, gpus=(GpuSample(node="n1", index=0, uuid="GPU-0", power_w=300.0),))
+    store.write([sample], states=[NodeState("n1", "down", now - 20, None, LOCAL, starved)], stored_at=now - 30)
+    store.set_meta(STATS_KEY, json.dumps({"pid": holder.pid, "nodes": 1, "up": 0, "written_at": now - 2}))
+    store.close()
+    result = cli("--config", str(config), "controller", "status")
+    assert result.exit_code == 1, result.stderr
+    assert (
+        ": none of its nodes is up, 1 for a limit of this machine: this machine cannot start another thread or process:"
+        " its task limit is reached (pids.max is 80).\nhint: raise the limit (TasksMax= in the controller's systemd unit,"
+    ) in result.stderr

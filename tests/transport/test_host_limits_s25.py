@@ -5,7 +5,8 @@ unavailable`, exec's `exited with exit code 126` for `sleep`, and an agent's `it
 start new thread` with the hint to check the node; the task-limit error itself carried a count of running threads
 that differed from node to node, so one cause took twenty lines. Under `ulimit -v 1G` the task limit was named while
 glibc's malloc arenas (64 MiB of address space per thread) had filled the gigabyte. And `controller status` said
-healthy (exit 0) with 44 of 48 nodes down for this machine's limit.
+healthy (exit 0) with 44 of 48 nodes down for this machine's limit (tested beside its other hints, in
+tests/controller/test_controller_status_hints.py).
 
 A fork that fails for real takes a user the limit applies to: RLIMIT_NPROC does not hold root, so the process runs as
 nobody when the tests run as root (tests/nonroot.py).
@@ -15,25 +16,16 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from nonroot import as_non_root
 
-from factoryctl.controller import STATS_KEY
 from factoryctl.errors import NodeError
 from factoryctl.model.inventory import NodeSpec
-from factoryctl.model.telemetry import GpuSample, NodeSample
-from factoryctl.store.lock import lock_path
-from factoryctl.store.rows import NodeState
-from factoryctl.store.sqlite import Store
 from factoryctl.transport.host_limits import LOCAL, thread_limit_error
 from factoryctl.transport.local import LocalTransport
 
@@ -185,81 +177,3 @@ def test_threads_fit_under_ulimit_v_with_malloc_arenas_capped() -> None:
         [sys.executable, "-c", THREADS_UNDER_ULIMIT_V], capture_output=True, text=True, timeout=120, check=True, env=env
     )
     assert found.stdout.strip() == "0", found.stdout  # without the cap: an arena per thread, and threads refused
-
-
-HOLD_LOCK = """
-import sys, time
-from pathlib import Path
-from factoryctl.store.lock import ControllerLock
-lock = ControllerLock(Path(sys.argv[1]))
-lock.acquire()
-print("locked", flush=True)
-time.sleep(600)
-"""
-
-
-@pytest.fixture
-def holder(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
-    """Another process holding the controller lock, started a minute ago (as the lock file's time says)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-c", HOLD_LOCK, str(tmp_path / "state")], stdout=subprocess.PIPE, text=True
-    )
-    assert proc.stdout is not None
-    assert proc.stdout.readline() == "locked\n"
-    old = time.time() - 60
-    os.utime(lock_path(tmp_path / "state"), (old, old))
-    yield proc
-    proc.send_signal(signal.SIGCONT)
-    proc.kill()
-    proc.wait(10)
-    proc.stdout.close()
-
-
-def test_controller_status_names_nodes_down_for_this_machines_limit(
-    cli: Any, tmp_path: Path, holder: subprocess.Popen[str]
-) -> None:
-    config = tmp_path / "factory.yaml"
-    config.write_text(
-        f"state_dir: {tmp_path / 'state'}\nnodes: {{'n[1-3]': {{transport: local}}}}\ncontroller: {{interval_s: 1}}\n"
-    )
-    now = time.time()
-    starved = (
-        "this machine has no file descriptor left for another connection (ulimit -n is 64): not a fault of the node"
-    )
-    store = Store(tmp_path / "state" / "factory.db")
-    sample = NodeSample(node="n1", time=now, gpus=(GpuSample(node="n1", index=0, uuid="GPU-0", power_w=300.0),))
-    states = [NodeState(name, "down", now, None, LOCAL, starved) for name in ("n2", "n3")]
-    store.write([sample], states=states, stored_at=now)
-    store.set_meta(STATS_KEY, json.dumps({"pid": holder.pid, "nodes": 3, "up": 1, "written_at": now}))
-    store.close()
-    result = cli("--config", str(config), "controller", "status")
-    assert result.exit_code == 1, result.stderr  # was 0, healthy, with 2 of 3 nodes down for a limit here
-    assert (
-        f"factoryctl: the controller (pid {holder.pid}) has 2 of its 3 nodes down for a limit of this machine: this"
-        " machine has no file descriptor left for another connection (ulimit -n is 64).\n"
-    ) in result.stderr
-    assert "hint: raise the open-file limit (LimitNOFILE= in the controller's systemd unit, `ulimit -n`)." in (
-        result.stderr
-    )
-
-
-def test_controller_status_says_why_no_node_is_up_when_this_machine_is_out_of_tasks(
-    cli: Any, tmp_path: Path, holder: subprocess.Popen[str]
-) -> None:
-    config = tmp_path / "factory.yaml"
-    config.write_text(
-        f"state_dir: {tmp_path / 'state'}\nnodes: {{n1: {{transport: local}}}}\ncontroller: {{interval_s: 1}}\n"
-    )
-    now = time.time()
-    starved = "this machine cannot start another thread or process: its task limit is reached (pids.max is 80), not a fault of the node"
-    store = Store(tmp_path / "state" / "factory.db")
-    sample = NodeSample(node="n1", time=now - 30, gpus=(GpuSample(node="n1", index=0, uuid="GPU-0", power_w=300.0),))
-    store.write([sample], states=[NodeState("n1", "down", now - 20, None, LOCAL, starved)], stored_at=now - 30)
-    store.set_meta(STATS_KEY, json.dumps({"pid": holder.pid, "nodes": 1, "up": 0, "written_at": now - 2}))
-    store.close()
-    result = cli("--config", str(config), "controller", "status")
-    assert result.exit_code == 1, result.stderr
-    assert (
-        ": none of its nodes is up, 1 for a limit of this machine: this machine cannot start another thread or process:"
-        " its task limit is reached (pids.max is 80).\nhint: raise the limit (TasksMax= in the controller's systemd unit,"
-    ) in result.stderr

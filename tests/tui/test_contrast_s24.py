@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from typing import Any
 
 import pytest
 import textual.constants
@@ -169,18 +170,23 @@ async def test_the_power_graph_reads_at_3_to_1_above_and_below_the_budget(
     """Graph columns are graphics (3:1); NO_COLOR made the over-budget ones #3b3b3b on #121212 (1.67:1)."""
     app = themed_app(theme, monkeypatch)
     async with app.run_test(size=(120, 40)) as pilot:
-        await first_snapshot(pilot)
-        region = app.screen.query_one("#power").content_region
-        lines = frame(app)[region.y : region.bottom]
-        cells = [s for line in lines for s in line if s.style is not None and s.text.strip(" ") and s.text != "│"]
-        assert cells
-        assert min(contrast(*colours(s.style)) for s in cells) >= 3.0  # type: ignore[arg-type]
-        await open_node_screen(pilot)  # the GPU's utilization, power and temperature history
-        region = app.screen.query_one("#detail-scroll").content_region
-        lines = frame(app)[region.y : region.bottom]
-        graph = [s for line in lines for s in line if s.style is not None and set(s.text) & set("▁▂▃▄▅▆▇█")]
-        assert graph
-        assert min(contrast(*colours(s.style)) for s in graph) >= 3.0  # type: ignore[arg-type]
+        await graphs_read_at_3_to_1(app, pilot, "▁▂▃▄▅▆▇█")
+
+
+async def graphs_read_at_3_to_1(app: DashboardApp, pilot: Any, history_glyphs: str) -> None:
+    """Assert the power graph's columns, then the node screen's history columns (`history_glyphs`), read at 3:1."""
+    await first_snapshot(pilot)
+    region = app.screen.query_one("#power").content_region
+    lines = frame(app)[region.y : region.bottom]
+    cells = [s for line in lines for s in line if s.style is not None and s.text.strip(" ") and s.text != "│"]
+    assert cells
+    assert min(contrast(*colours(s.style)) for s in cells) >= 3.0  # type: ignore[arg-type]
+    await open_node_screen(pilot)  # the GPU's utilization, power and temperature history
+    region = app.screen.query_one("#detail-scroll").content_region
+    lines = frame(app)[region.y : region.bottom]
+    graph = [s for line in lines for s in line if s.style is not None and set(s.text) & set(history_glyphs)]
+    assert graph
+    assert min(contrast(*colours(s.style)) for s in graph) >= 3.0  # type: ignore[arg-type]
 
 
 def test_columns_above_the_budget_break_through_a_dashed_budget_line() -> None:

@@ -13,7 +13,7 @@ import pytest
 from factory_data import FrozenServices
 from pilot_helpers import first_snapshot
 from rich.color import Color as RichColor
-from test_contrast_s24 import OVER_BUDGET, colours, contrast, frame, open_node_screen
+from test_contrast_s24 import OVER_BUDGET, colours, contrast, frame, graphs_read_at_3_to_1, open_node_screen
 from textual.color import Color
 from textual.theme import BUILTIN_THEMES
 
@@ -87,18 +87,7 @@ async def test_the_power_graph_reads_at_3_to_1_on_every_builtin_theme(
     """Graph columns are graphics (WCAG's 3:1), above and below the budget, and on the node screen's histories."""
     app = theme_app(theme, monkeypatch)
     async with app.run_test(size=(120, 40)) as pilot:
-        await first_snapshot(pilot)
-        region = app.screen.query_one("#power").content_region
-        lines = frame(app)[region.y : region.bottom]
-        cells = [s for line in lines for s in line if s.style is not None and s.text.strip(" ") and s.text != "│"]
-        assert cells
-        assert min(contrast(*colours(s.style)) for s in cells) >= 3.0  # type: ignore[arg-type]
-        await open_node_screen(pilot)
-        region = app.screen.query_one("#detail-scroll").content_region
-        lines = frame(app)[region.y : region.bottom]
-        graph = [s for line in lines for s in line if s.style is not None and set(s.text) & set("▁▂▃▄▅▆▇█▓")]
-        assert graph
-        assert min(contrast(*colours(s.style)) for s in graph) >= 3.0  # type: ignore[arg-type]
+        await graphs_read_at_3_to_1(app, pilot, "▁▂▃▄▅▆▇█▓")
 
 
 def test_a_colour_already_readable_is_kept_and_one_too_dim_is_blended_only_as_far_as_it_needs() -> None:
