@@ -125,6 +125,13 @@ def _port(value: object) -> int:
     return value
 
 
+def _restarts(value: object) -> int:
+    """A restart count: a whole number 0-1000 written as one (`true` and `"3"` are not counts)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1000:
+        raise ValueError(f"must be a whole number of restarts from 0 to 1000, not {value!r}")
+    return value
+
+
 def _not_blank(value: str) -> str:
     """An empty `host: ""` or `user: ""` would silently mean the default; say so instead."""
     if not value.strip():
@@ -336,7 +343,16 @@ class SchedulerSettings(Strict):
     """`scheduler:` the gang scheduler's defaults."""
 
     default_walltime: Duration = Field("24h", description="Walltime of a job submitted without one.")
-    preemption: bool = Field(False, description="Let higher-priority jobs preempt lower ones.")
+    preemption: bool = Field(
+        False,
+        description="Let higher-priority jobs preempt lower ones (`sched simulate` replays it; passes do not yet).",
+    )
+    interval: Duration = Field(
+        "10s", description="How often the controller makes a scheduling pass (as `sched tick`); 0s turns it off."
+    )
+    max_restarts: Annotated[int, BeforeValidator(_restarts)] = Field(
+        3, description="How often a gang is requeued after one of its ranks failed before it fails for good (0-1000)."
+    )
 
 
 class PowerSettings(Strict):

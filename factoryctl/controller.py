@@ -27,9 +27,10 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from factoryctl.config import FactoryConfig, load_config
+from factoryctl.config_schema import parse_duration
 from factoryctl.controller_log import OneLineFormatter as OneLineFormatter  # where tests and callers find it
 from factoryctl.controller_log import configure_logging, flush_logging
 from factoryctl.controller_reload import reload_summary, reloaded_config
@@ -45,6 +46,9 @@ from factoryctl.telemetry.collector import Collector
 from factoryctl.telemetry.links import Connector
 from factoryctl.telemetry.state_log import daemon_hint
 from factoryctl.telemetry.wall_clock import timers_clock
+
+if TYPE_CHECKING:
+    from factoryctl.jobs.loop import JobsLoop
 
 log = logging.getLogger("factoryctl.controller")
 
@@ -82,6 +86,7 @@ class Controller:
         self._reload_requested = False
         self.started_at = clock()
         self.collector: Collector | None = None
+        self.jobs_loop: JobsLoop | None = None  # the scheduling passes, once started
         self.store: Store | None = None
         self.lock: ControllerLock | None = None
         self._log_files: StoreLogFiles | None = None  # the store's -wal and -shm as it opened them
@@ -153,6 +158,7 @@ class Controller:
             self._write_stats()  # before the links start: 2,000 of them take seconds, and status reads the figures
             self.collector.start()
             self._write_stats()
+            self._start_jobs_loop()
             self._loop()
         finally:
             self._shutdown()
@@ -276,7 +282,18 @@ class Controller:
             )
         return None
 
+    def _start_jobs_loop(self) -> None:
+        """The scheduling passes on their own thread (jobs/loop.py), unless `scheduler.interval` is 0s."""
+        interval = parse_duration(self.config.settings.scheduler.interval)
+        if interval > 0:
+            from factoryctl.jobs.loop import JobsLoop
+
+            self.jobs_loop = JobsLoop(self.config, interval, self._clock)
+            self.jobs_loop.start()
+
     def _shutdown(self) -> None:
+        if self.jobs_loop is not None:
+            self.jobs_loop.stop()
         if self.collector is not None:
             self.collector.stop()
             # a deleted, replaced or damaged store (the last writes may be the first to find it): no figures, no event

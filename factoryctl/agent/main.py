@@ -7,11 +7,13 @@ installed) pynvml talks to the real driver.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from factoryctl.agent.limits_lock import LimitsLock, real_node_lock_path
 from factoryctl.agent.nvml import NvmlSession
+from factoryctl.agent.ranks import RankStore, jobs_root
 from factoryctl.agent.server import AgentServer
 
 
@@ -34,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-TOOLS = ("smi", "sim-rank")  # `python3 agent.pyz smi ...`: the zipapp also carries the simulator's tools
+#: `python3 agent.pyz smi ...`: the zipapp also carries the simulator's tools, and the job ranks' wrapper.
+TOOLS = ("smi", "sim-rank", "rank-run")
 
 
 FaultInjector = Callable[[str, Optional[List[int]], Optional[int]], Dict[str, Any]]
@@ -45,6 +48,10 @@ def _run_tool(name: str, argv: List[str]) -> int:
         from factoryctl.sim.smi import main as smi_main
 
         return smi_main(argv)
+    if name == "rank-run":
+        from factoryctl.agent.rank_run import main as rank_run_main
+
+        return rank_run_main(argv)
     from factoryctl.sim.rank import main as rank_main
 
     return rank_main(argv)
@@ -83,6 +90,17 @@ def _limits_lock(args: argparse.Namespace) -> LimitsLock:
     return LimitsLock(limits_lock_path(state_dir, args.factory, args.node), private=False)
 
 
+def _rank_store(args: argparse.Namespace) -> RankStore:
+    """The node's job ranks (factoryctl.agent.ranks): beside the simulated node's state with `--sim`."""
+    if not args.sim:
+        return RankStore(jobs_root(args.factory, args.node, None))
+    from factoryctl.sim.storage import default_state_dir
+
+    state_dir = os.path.abspath(args.state_dir if args.state_dir is not None else default_state_dir())
+    sim = {"state_dir": state_dir, "factory": args.factory, "node": args.node}
+    return RankStore(jobs_root(args.factory, args.node, state_dir), sim)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the agent until shutdown or EOF (or, with a first argument in TOOLS, that tool)."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -106,7 +124,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         lib = pynvml
         backend = "nvml"
     session = NvmlSession(lib, "NVML" if backend == "nvml" else "the simulated driver (state under the state_dir)")
-    server = AgentServer(args.node, backend, session, sys.stdout, inject=inject, limits_lock=_limits_lock(args))
+    server = AgentServer(
+        args.node, backend, session, sys.stdout, inject=inject, limits_lock=_limits_lock(args), ranks=_rank_store(args)
+    )
     try:
         return server.serve(sys.stdin)
     except KeyboardInterrupt:

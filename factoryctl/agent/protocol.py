@@ -36,8 +36,12 @@ from typing import (
 PROTOCOL_VERSION: Final = 1
 
 #: Every request's `op` (docs/agent-protocol.md, Operations). The agent serves exactly these (`op_<name>` methods);
-#: the nvidia-smi bridge a subset; anything else is a `usage` error.
-Op = Literal["sample", "stream", "stop", "set_power_limit", "reset_power_limit", "inject", "clock", "shutdown"]
+#: the nvidia-smi bridge a subset; anything else is a `usage` error. An op is added without a version change (an
+#: older agent refuses it as unknown); PROTOCOL_VERSION changes only when an existing op or message changes shape.
+Op = Literal[
+    "sample", "stream", "stop", "set_power_limit", "reset_power_limit", "inject", "clock", "launch", "ranks", "kill",
+    "logs", "shutdown",
+]  # fmt: skip
 OPS: Tuple[Op, ...] = get_args(Op)
 
 #: The `kind` of an error the agent sends (docs/agent-protocol.md, Wire format): `usage` means refused, nothing changed.

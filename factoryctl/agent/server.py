@@ -10,7 +10,8 @@ them from the message's wording. No message names the node: the client writes it
 (`n1: GPU 2 is lost`). The names, errors and message shapes are factoryctl.agent.protocol's, shared with the
 nvidia-smi bridge and the client. A change of power limits holds the node's limits lock
 (factoryctl.agent.limits_lock) across its read-set-read, so concurrent agents on one node change them one at a time.
-See docs/agent-protocol.md.
+The job-rank ops (`launch`, `ranks`, `kill`, `logs`) keep nothing here: a rank lives on in files and processes of
+its own that outlast the agent (factoryctl.agent.ranks). See docs/agent-protocol.md.
 """
 
 from __future__ import annotations
@@ -58,6 +59,20 @@ from factoryctl.agent.protocol import (
     stream_field,
     watts_field,
 )
+from factoryctl.agent.rank_fields import (
+    DEFAULT_LOG_BYTES,
+    MAX_LOG_BYTES,
+    argv_field,
+    cwd_field,
+    env_field,
+    int_field,
+    job_field,
+    jobs_field,
+    rank_field,
+    rank_gpus_field,
+    signal_field,
+)
+from factoryctl.agent.ranks import RankStore
 from factoryctl.agent.sampler import DEFAULT_SLOW_INTERVAL_S, GpuSampler, node_sample
 from factoryctl.agent.schedule import next_due, read_clocks, stream_max_age
 
@@ -77,14 +92,19 @@ class AgentServer:
         out: IO[str],
         inject: Optional[Callable[[str, Optional[List[int]], Optional[int]], Dict[str, Any]]] = None,
         limits_lock: Optional[LimitsLock] = None,
+        ranks: Optional[RankStore] = None,
     ) -> None:
-        """`limits_lock` is the node's, shared with its other agents; None only serialises this agent's own changes."""
+        """`limits_lock` is the node's, shared with its other agents; None only serialises this agent's own changes.
+
+        `ranks` keeps the node's job ranks (factoryctl.agent.ranks); None refuses the job ops.
+        """
         self.node = node
         self.backend = backend
         self.nvml = nvml
         self.out = out
         self.inject_fault = inject
         self.limits_lock = limits_lock
+        self.ranks = ranks
         self.sampler = GpuSampler(nvml)
         self.host = HostSampler()
         self.output = Outbox(out)
@@ -371,6 +391,37 @@ class AgentServer:
     def op_clock(self, req: Dict[str, Any]) -> Dict[str, Any]:
         """`clock`: the node's time now, for the client to tell a late sample from a clock behind (a round trip)."""
         return {"time": time.time()}
+
+    def _rank_store(self) -> RankStore:
+        if self.ranks is None:
+            raise RequestError("usage", "this agent keeps no job ranks")
+        return self.ranks
+
+    def op_launch(self, req: Dict[str, Any]) -> Dict[str, Any]:
+        """`launch`: start a job's rank detached, once (again: its record, `already` true)."""
+        job, rank = job_field(req), rank_field(req)
+        try:
+            count: Optional[int] = self.gpu_count()
+        except DriverUnavailable:  # a node without its driver still runs commands; its GPUs cannot be checked
+            count = None
+        spec = {"argv": argv_field(req), "env": env_field(req), "gpus": rank_gpus_field(req, count)}
+        return self._rank_store().launch(job, rank, {**spec, "cwd": cwd_field(req)})
+
+    def op_ranks(self, req: Dict[str, Any]) -> Dict[str, Any]:
+        """`ranks`: the launched ranks of `jobs` (null: every job), running or how they ended."""
+        return {"ranks": self._rank_store().ranks(jobs_field(req))}
+
+    def op_kill(self, req: Dict[str, Any]) -> Dict[str, Any]:
+        """`kill`: TERM or KILL each rank's process group of a job."""
+        job, signal_name = job_field(req), signal_field(req)
+        return {"signalled": self._rank_store().kill(job, signal_name)}
+
+    def op_logs(self, req: Dict[str, Any]) -> Dict[str, Any]:
+        """`logs`: a piece of a rank's output (from the end with a negative `offset`)."""
+        job, rank = job_field(req), rank_field(req)
+        offset = int_field(req, "offset", 0, -(2**62), 2**62)
+        limit = int_field(req, "limit", DEFAULT_LOG_BYTES, 1, MAX_LOG_BYTES)
+        return self._rank_store().logs(job, rank, offset, limit)
 
     def op_shutdown(self, req: Dict[str, Any]) -> Dict[str, Any]:
         """`shutdown`: reply, then exit 0."""

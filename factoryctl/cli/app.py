@@ -57,7 +57,8 @@ NOUNS: tuple[tuple[str, str, str], ...] = (
     ("nodes", "nodes", "List, trust, check, drain and resume nodes."),
     ("sim", "sim", "Inject faults into simulated nodes."),
     ("telemetry", "telemetry", "Collect, store and export telemetry."),
-    ("sched", "sched", "Replay a job trace through the scheduler and explain its decisions."),
+    ("jobs", "jobs", "Submit, list, show and cancel gang jobs; read their logs."),
+    ("sched", "sched", "Run a scheduling pass; replay a job trace through the scheduler and explain it."),
     ("price", "price", "Grid electricity prices."),
     ("power", "power", "Set and reset GPU power limits; apply or replay a grid-price power policy."),
     ("controller", "controller", "The factoryctl daemon: telemetry into the store; its status."),
@@ -65,22 +66,23 @@ NOUNS: tuple[tuple[str, str, str], ...] = (
 
 #: The line `factoryctl --help` lists for a noun whose help is longer than its 80-column row (else the help itself).
 NOUN_SUMMARIES: dict[str, str] = {
-    "sched": "Replay a job trace through the scheduler; explain it.",
+    "sched": "Run a scheduling pass; replay a job trace and explain it.",
     "power": "GPU power limits; apply or replay a grid-price power policy.",
 }
 
 #: What `factoryctl --help` says first: what exists today, and what is announced (README.md says the same).
 ROOT_HELP = (
     "The operator's console for an AI factory: GPU telemetry, power limits and commands on every node over SSH, a "
-    "live dashboard, and replays of the gang scheduler and of grid-price power policies (running jobs and applying "
-    "policies come in a later release)."
+    "live dashboard, gang jobs queued and launched on every node they hold, and grid-price power policies applied "
+    "by the price now or replayed over a price file."
 )
 
 #: Verbs of a noun that live in their own modules (each exposes `register(noun_app)`).
 VERB_MODULES: dict[str, tuple[str, ...]] = {
+    "jobs": ("jobs_submit", "jobs_cancel"),
     "nodes": ("nodes_trust", "nodes_drain"),
     "power": ("power_limits", "power_policy"),
-    "sched": ("sched_explain",),
+    "sched": ("sched_explain", "sched_tick"),
     "telemetry": ("telemetry_history",),
 }
 
@@ -88,8 +90,6 @@ VERB_MODULES: dict[str, tuple[str, ...]] = {
 #: root is ""): typed anyway, the usage error says they are planned (docs/architecture.md), though none is registered, so
 #: none is in --help or completion.
 PLANNED_COMMANDS: dict[str, frozenset[str]] = {
-    "": frozenset({"jobs"}),
-    "sched": frozenset({"tick"}),
     "power": frozenset({"diff", "report"}),
 }
 
@@ -362,9 +362,9 @@ def _usage_error(error: Any, args: list[str]) -> FactoryError:  # noqa: ANN401 -
 
 
 def _planned_hint(error: ClickUsageError, path: str) -> str | None:
-    """The hint for a command not in this release but planned (`jobs list`, `power apply`), else None.
+    """The hint for a command not in this release but planned (`power diff`, `power report`), else None.
 
-    Click says "No such command 'jobs'." of it as of a typo; the hint says that it comes later, and where today's
+    Click says "No such command 'diff'." of it as of a typo; the hint says that it comes later, and where today's
     commands are listed.
     """
     under = path.partition(" ")[2]  # the command path without its root: "" or "power"

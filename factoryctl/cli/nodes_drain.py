@@ -1,7 +1,7 @@
 """`factoryctl nodes drain / resume TARGET`: mark nodes as out of service, or back in it; persisted in the store.
 
-The flag is for people and tools today (`nodes` lists it with why, who and when; each change is an event); the
-scheduler's passes leave drained nodes out once it runs jobs (docs/scheduler.md).
+`nodes` lists the flag with why, who and when (each change is an event); the scheduler's passes place no new job on a
+drained node, while the jobs already running there run on (docs/scheduler.md).
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Jobs as every layer sees them: what was asked (`JobSpec`), where it runs (`Placement`), and its record (`Job`).
 
 The scheduler's entry point (`scheduler.decide.schedule`, called from Python and the tests today) decides on these;
-the trace replay behind `sched simulate` and `sched explain` uses only `SchedNode` and the job states. The job
-executor, the store's job table and the `jobs` commands that will launch ranks from them, persist and print them
-come with a later release (docs/scheduler.md). So they are frozen, standard-library only and carry their own JSON
+the trace replay behind `sched simulate` and `sched explain` uses only `SchedNode` and the job states; the job
+executor (`factoryctl.jobs`) launches ranks from them, the store keeps them (`model.job_records` is their lossless
+stored form) and the `jobs` commands print them. So they are frozen, standard-library only and carry their own JSON
 form.
 `SchedNode` is the scheduler's narrow view of an inventory node: only what placement needs, nothing about SSH.
 """
@@ -85,17 +85,27 @@ class Placement:
 class Rank:
     """One launcher process of a job: one per allocated node (`RANK` = `NODE_RANK`).
 
-    Nothing fills `Job.ranks` yet: the job executor that launches ranks comes with a later release.
+    `gpus` are the GPU indexes it was given on its node (its `CUDA_VISIBLE_DEVICES`); `started_at` and `ended_at`
+    are unix times as its node's agent reported them (None: not started, or not known to have ended).
     """
 
     rank: int
     node: str
     pid: int | None = None
     exit_code: int | None = None
+    gpus: tuple[int, ...] = ()
+    started_at: float | None = None
+    ended_at: float | None = None
 
     def as_json(self) -> dict[str, Any]:
-        """The `{rank, node, pid, exit_code}` JSON object."""
-        return {"rank": self.rank, "node": self.node, "pid": self.pid, "exit_code": self.exit_code}
+        """The `{rank, node, pid, exit_code, gpus}` JSON object."""
+        return {
+            "rank": self.rank,
+            "node": self.node,
+            "pid": self.pid,
+            "exit_code": self.exit_code,
+            "gpus": list(self.gpus),
+        }
 
 
 @dataclass(frozen=True)
@@ -114,6 +124,8 @@ class JobSpec:
         deferrable: the job may wait for cheap electricity.
         max_price: the highest grid price (per MWh) a deferrable job runs at before its deadline forces it.
         deadline: unix time by which a deferrable job must have finished.
+        cwd: the directory the ranks start in ("" = the node user's home).
+        env: extra environment of every rank (`--env K=V`), in the order given.
     """
 
     num_gpus: int
@@ -128,6 +140,8 @@ class JobSpec:
     deferrable: bool = False
     max_price: float | None = None
     deadline: float | None = None
+    cwd: str = ""
+    env: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         """Reject shapes no scheduler could honour, so bad specs fail at submit time."""
@@ -232,7 +246,11 @@ class Job:
         return replace(self, **changes)
 
     def as_json(self) -> dict[str, Any]:
-        """The job's JSON object; no command prints it yet (the `jobs` commands come later), a test fixes its keys."""
+        """The job's JSON object (DESIGN.md "Job fields", plus what was asked to run and how); a test fixes its keys.
+
+        `walltime_s` is the spec's own (null: the scheduler's default was assumed).
+        """
+        spec = self.spec
         return {
             "id": self.id,
             "name": self.name,
@@ -240,6 +258,11 @@ class Job:
             "state": self.state.value,
             "reason": self.reason,
             "num_gpus": self.num_gpus,
+            "gpus_per_node": spec.gpus_per_node,
+            "priority": spec.priority,
+            "walltime_s": spec.walltime_s,
+            "command": list(spec.command),
+            "cwd": spec.cwd,
             "allocation": [a.as_json() for a in self.allocation],
             "ranks": [r.as_json() for r in self.ranks],
             "restarts": self.restarts,

@@ -2,7 +2,7 @@
 
 Operators read these in `sched explain` today ("waiting for 2 nodes with 8 free GPUs in rack a; reserved start
 in ~40 min"), and `decide.schedule` puts them on every decision it returns, so they name counts, places and times,
-never internal codes. (Job commands that print them for live jobs come with a later release, docs/scheduler.md.)
+never internal codes: `jobs list` prints them as each live job's reason.
 """
 
 from __future__ import annotations

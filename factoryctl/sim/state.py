@@ -369,13 +369,20 @@ class SimNode:
 
     def register_process(
         self, pid: int, gpus: Sequence[int], load: float = 1.0, used_memory_mib: float = 0.0, name: Optional[str] = None
-    ) -> None:
-        """Put a job rank's load on `gpus` for as long as process `pid` lives."""
+    ) -> Optional[threading.Thread]:
+        """Put a job rank's load on `gpus` for as long as process `pid` lives.
+
+        Another process's pid is watched by a thread, returned (None for this process's own): it banks the rank's
+        energy once the pid is gone, so a launcher joins it before it exits (factoryctl.agent.rank_run).
+        """
         indexes = self._check_indexes(gpus)
         self._commit(lambda data, now: rank_registry.register(data, now, pid, indexes, load, used_memory_mib, name))
         self._extra = (-1, {})
-        if pid != os.getpid():
-            threading.Thread(target=self._watch, args=(pid,), name=f"sim-watch-{pid}", daemon=True).start()
+        if pid == os.getpid():
+            return None
+        watcher = threading.Thread(target=self._watch, args=(pid,), name=f"sim-watch-{pid}", daemon=True)
+        watcher.start()
+        return watcher
 
     def _watch(self, pid: int) -> None:
         """Bank another process's energy when it ends: this (registering) process waits for it, as a launcher would.

@@ -1,8 +1,8 @@
-"""The factory's history store: samples and rollups, node drain state, events and the power audit log.
+"""The factory's history store: samples and rollups, node drain state, events, the power audit log and jobs.
 
 This package owns every SQL statement (kept portable, so a PostgreSQL store is a later step).
 `factoryctl.store.sqlite` composes `Store` from the table modules (`schema`, `connection`, `samples`, `history`,
-`nodes`, `logs`); `factoryctl.store.rows` turns telemetry snapshots into the store's narrow integer rows and back.
+`nodes`, `logs`, `jobs`); `factoryctl.store.rows` turns telemetry snapshots into the store's narrow integer rows and back.
 """
 
 from __future__ import annotations

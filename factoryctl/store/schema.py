@@ -73,12 +73,23 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX audit_request_run ON audit (run, outcome) WHERE outcome = 'unknown';
     UPDATE audit SET run = '' WHERE outcome = 'unknown'
     """,
+    # 6: the gang scheduler's jobs (`store.jobs`). `record` is the whole job as `model.job_records.job_record` writes
+    # it (JSON), so a field added to the job later needs no migration; `state`, `user` and the submit time are copied
+    # out of it for the queries that filter and order by them (the queue is read by state on every pass).
+    """
+    CREATE TABLE job (
+        id TEXT PRIMARY KEY, state TEXT NOT NULL, user TEXT NOT NULL, submitted_ms INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL, record TEXT NOT NULL
+    );
+    CREATE INDEX job_state ON job (state)
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 #: The oldest schema a read-only command reads without a migration (only a writer migrates): schema 2 added only the
 #: rollup's per-metric counts, which a reader does without (`n` weighs every row then, as before), and schema 3 only
 #: the audit's `requested_w` and `outcome`, which read as NULL (an answered entry) before it, and schema 4 only the
 #: rollup's `power_covered_ms`, without which energy infers a minute's share as before, and schema 5 only the
-#: audit's `run` and its index, which listings do not show. So upgrading
+#: audit's `run` and its index, which listings do not show, and schema 6 only the `job` table, which a reader of an
+#: older store takes as empty (`store.jobs`: no job was ever submitted to it). So upgrading
 #: factoryctl does not lock readers out of a store until the controller is restarted on the new version.
 OLDEST_READABLE_SCHEMA = 1

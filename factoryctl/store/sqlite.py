@@ -10,7 +10,8 @@ IGNORE/REPLACE`) so a PostgreSQL store can implement the same methods later:
 - `samples`: raw sample writes, 1-minute rollups, retention (`coverage`: the time a rollup's samples cover);
 - `history`: metric history and export reads across raw rows and rollups; `energy`: joules, across the same seam;
 - `nodes`: node state, newest samples and drains;
-- `logs`: the event log and the power audit log.
+- `logs`: the event log and the power audit log;
+- `jobs`: the gang scheduler's jobs and its memory between passes.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from factoryctl.store.connection import StoreDamaged, StoreError
 from factoryctl.store.energy import EnergyQueries
+from factoryctl.store.jobs import JobRecords
 from factoryctl.store.lock_wait import BUSY_TIMEOUT_S
 from factoryctl.store.logs import EventAndAuditLog
 from factoryctl.store.nodes import NodeStates
@@ -37,7 +39,7 @@ __all__ = [
 ]
 
 
-class Store(SampleWrites, EnergyQueries, NodeStates, EventAndAuditLog):
+class Store(SampleWrites, EnergyQueries, NodeStates, EventAndAuditLog, JobRecords):
     """One connection to the SQLite store, safe to share between threads (calls are serialised)."""
 
 

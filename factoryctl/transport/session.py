@@ -407,6 +407,46 @@ class AgentSession:
         result = self.request("reset_power_limit", timeout=timeout, gpus=gpus, lock_timeout_s=limits_lock_wait(timeout))
         return list(result.get("gpus") or [])
 
+    def launch_rank(
+        self,
+        job_id: str,
+        rank: int,
+        argv: list[str],
+        env: dict[str, str],
+        gpus: list[int],
+        cwd: str | None,
+        timeout: float = 10.0,
+    ) -> dict[str, Any]:
+        """Start a job's rank on the node, detached (docs/agent-protocol.md, Job ranks): `{pid, started_at, already}`.
+
+        Idempotent: a rank launched before answers its record with `already` true. A command that cannot start (no
+        such program, no such directory) is a `UsageError`.
+        """
+        args = {"job": job_id, "rank": rank, "argv": argv, "env": env, "gpus": gpus, "cwd": cwd}
+        return self.request("launch", timeout=timeout, **args)
+
+    def ranks(self, job_ids: list[str] | None, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """The node's ranks of `job_ids` (None: of every job), as the agent sent them.
+
+        Each is `{job, rank, pid, running, exit_code, started_at, ended_at, gpus}`, untrusted: the caller checks
+        each field it reads.
+        """
+        result = self.request("ranks", timeout=timeout, jobs=job_ids)
+        found = result.get("ranks")
+        return [entry for entry in found if isinstance(entry, dict)] if isinstance(found, list) else []
+
+    def kill_ranks(self, job_id: str, signal: str = "TERM", timeout: float = 10.0) -> list[int]:
+        """Send TERM or KILL to each rank's process group of `job_id` on the node; the ranks signalled."""
+        signalled = self.request("kill", timeout=timeout, job=job_id, signal=signal).get("signalled")
+        return [r for r in signalled if type(r) is int] if isinstance(signalled, list) else []
+
+    def rank_log(self, job_id: str, rank: int, offset: int, limit: int, timeout: float = 10.0) -> dict[str, Any]:
+        """Up to `limit` bytes (at most 1 MiB) of a rank's output from `offset` (below 0: from the end).
+
+        As `{data, offset, size}`: `offset` is where the next read starts, `size` the log's size then.
+        """
+        return self.request("logs", timeout=timeout, job=job_id, rank=rank, offset=offset, limit=limit)
+
     def _closed_by_us(self) -> NodeError:
         """The failure of a session its owner closes: how long the agent had been silent, when that is why.
 

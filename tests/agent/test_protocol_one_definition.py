@@ -221,7 +221,7 @@ from factoryctl.sim import smi
 sys.exit(smi.main(["--node", "bare", "--factory", "lab", "--state-dir", {state!r}, *sys.argv[1:]]))
 """
 #: The ops a node without Python cannot serve: the bridge refuses them as `usage` (docs/agent-protocol.md).
-NOT_BRIDGED = {"inject"}
+NOT_BRIDGED = {"inject", "launch", "ranks", "kill", "logs"}
 
 
 def bridge_answers(wire: Wire) -> dict[str, dict[str, Any]]:

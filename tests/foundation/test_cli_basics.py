@@ -202,7 +202,7 @@ def test_console_script_runs_out_of_process(tmp_path):
 #: factoryctl/cli/app.py (NOUNS, COMMAND_MODULES), so a command dropped from it is caught here.
 TOP_LEVEL_COMMANDS = [
     "init", "gpus", "exec", "demo", "dash", "events", "audit", "completion",
-    "config", "nodes", "sim", "telemetry", "sched", "price", "power", "controller", "metrics",
+    "config", "nodes", "sim", "telemetry", "sched", "jobs", "price", "power", "controller", "metrics",
 ]  # fmt: skip
 
 

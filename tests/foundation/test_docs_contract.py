@@ -90,11 +90,12 @@ def test_the_reference_example_is_not_the_quick_start_factory(cli):
     assert "The simulated state is per factory name" in page("simulated-driver.md")
 
 
-def test_the_root_help_promises_jobs_only_as_a_later_release(cli):
+def test_the_root_help_names_jobs_now_that_they_run(cli):
+    """It said running jobs came in a later release, and once promised them before they existed."""
     shown = " ".join(cli("--help").stdout.split())
-    assert "jobs" not in {path.split()[0] for path in command_paths()}
-    assert "later release" in shown
-    assert "GPUs, jobs and power over SSH" not in shown
+    assert "jobs" in {path.split()[0] for path in command_paths()}
+    assert "gang jobs" in shown
+    assert "later release" not in shown
 
 
 def _backticked(text: str) -> list[str]:
@@ -119,10 +120,9 @@ def test_readme_says_which_commands_exist_today_and_which_come_later():
     for mention in _backticked(today):
         for command in _spelled_out(mention):
             assert command in commands or (command in nouns and " " not in command), command
-    announced = [c for m in _backticked(later) for c in _spelled_out(m) if m != "jobs"]
+    announced = [c for m in _backticked(later) for c in _spelled_out(m)]
     assert announced, "the later release names no command"
     assert not [c for c in announced if c in commands], "built now: move it to Today"
-    assert "jobs" not in nouns
 
 
 def _without_parentheses(text: str) -> str:
@@ -146,7 +146,7 @@ def test_architecture_md_lists_added_commands_that_exist_and_missing_ones_that_d
     for mention in ("sched explain", "controller status", "completion"):
         assert f"`{mention}`" in added, mention
         assert mention in commands, mention
-    for mention in ("jobs submit", "sched tick", "power diff"):
+    for mention in ("power diff", "power report"):
         assert mention.split()[1] in missing, mention
         assert mention not in commands, mention
     for contract in ("`-o csv`", "`config`", "`usage`", "`interrupted`", "`sim inject --hot`", "141", "143"):

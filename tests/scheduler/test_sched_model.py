@@ -42,8 +42,9 @@ def test_job_json_follows_design_fields():
     )
     data = job.as_json()
     assert list(data) == [
-        "id", "name", "user", "state", "reason", "num_gpus", "allocation", "ranks", "restarts",
-        "submitted_at", "started_at", "ended_at", "stopping", "energy_kwh", "cost",
+        "id", "name", "user", "state", "reason", "num_gpus", "gpus_per_node", "priority", "walltime_s", "command",
+        "cwd", "allocation", "ranks", "restarts", "submitted_at", "started_at", "ended_at", "stopping", "energy_kwh",
+        "cost",
     ]  # fmt: skip
     assert data["allocation"] == [{"node": "n1", "gpus": 8}, {"node": "n2", "gpus": 8}]
     assert data["submitted_at"] == "1970-01-01T00:00:00.000Z"

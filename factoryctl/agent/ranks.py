@@ -1,0 +1,351 @@
+"""A node's job ranks: launched detached, found again by any later agent, signalled and read (docs/agent-protocol.md).
+
+The controller's agent session ends, the SSH connection drops, the agent is upgraded: a rank must outlive all of
+that, and the next agent must still tell whether it runs and how it ended. So nothing about a rank lives in the
+agent: each has a directory `<root>/<job>/rank-<r>/` holding `record.json` (pid, pgid, argv, gpus, started_at and
+the processes' start times), `output.log` (stdout and stderr together) and `exit` (its exit status, 128+N for a
+signal N, written by the rank's wrapper, factoryctl.agent.rank_run, when the command ends). The root is per node
+(several inventory nodes may share one host): under the simulated node's state (`<state_dir>/<factory>/<node>.jobs`)
+with `--sim`, else `$XDG_STATE_HOME/factoryctl/agent/<factory>/<node>/jobs`.
+
+A pid is reused once its process is gone, so a record's pid counts as the rank only while its start time (from
+/proc) is still the recorded one. Python 3.9 and the standard library, like the rest of the agent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+import factoryctl
+from factoryctl.agent.protocol import RequestError
+from factoryctl.agent.rank_fields import JOB_ID
+
+#: How long a launch waits for its wrapper to say the command started (or why it could not).
+LAUNCH_TIMEOUT_S = 30.0
+
+
+def jobs_root(factory: str, node: str, sim_state_dir: Optional[str]) -> Path:
+    """Where this node's ranks live (module docstring); absolute, as a wrapper runs in another directory."""
+    from factoryctl.sim.storage import safe_name, state_path
+
+    if sim_state_dir is not None:
+        return Path(os.path.abspath(state_path(sim_state_dir, factory, node).with_suffix(".jobs")))
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(os.path.abspath(base)) / "factoryctl" / "agent" / safe_name(factory) / safe_name(node) / "jobs"
+
+
+def _stat_fields(pid: str) -> Optional[List[str]]:
+    """The fields of /proc/<pid>/stat after the command's name (which may hold spaces and parentheses)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read().decode("ascii", "replace")
+    except OSError:
+        return None
+    return stat[stat.rfind(")") + 2 :].split()
+
+
+def start_ticks(pid: int, zombie: bool = False) -> Optional[int]:
+    """When process `pid` started (clock ticks since boot, /proc/<pid>/stat); None when gone.
+
+    Also None for a zombie, which has ended, unless `zombie` (a command that ended at once, not yet reaped).
+    """
+    fields = _stat_fields(str(pid))
+    if fields is None or len(fields) < 20 or (fields[0] in ("Z", "X") and not zombie):
+        return None
+    try:
+        return int(fields[19])
+    except ValueError:
+        return None
+
+
+def group_lives(pgid: int) -> bool:
+    """Whether process group `pgid` has a member that is no zombie (dead children of pid 1 wait to be reaped).
+
+    Read from /proc; without it, whether the group exists at all.
+    """
+    if not os.path.isdir("/proc/self"):
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    with contextlib.suppress(OSError):
+        for entry in os.listdir("/proc"):
+            fields = _stat_fields(entry) if entry.isdigit() else None
+            if fields is not None and len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
+                return True
+    return False
+
+
+def is_process(pid: object, ticks: object) -> bool:
+    """Whether `pid` lives and is still the process that started at `ticks` (not a later one given its pid)."""
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return False
+    now = start_ticks(pid)
+    if now is None:
+        if os.path.isdir("/proc/self"):
+            return False
+        try:  # no /proc (not Linux): whether it lives at all
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    return ticks is None or now == ticks
+
+
+def _self_command() -> Tuple[List[str], Tuple[int, ...]]:
+    """How to run this agent's `rank-run` tool, and the descriptors it must inherit to find the agent's code.
+
+    A zipapp agent runs the zipapp again; one reached through `/proc/self/fd/<fd>/` (a held temporary directory,
+    factoryctl.transport.bundle) passes that descriptor on, under the same number. Else the installed package.
+    """
+    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(factoryctl.__file__)))
+    if os.path.isfile(package_parent):
+        held = re.match(r"/proc/self/fd/(\d+)/", package_parent)
+        return [sys.executable, package_parent, "rank-run"], ((int(held.group(1)),) if held else ())
+    return [sys.executable, "-m", "factoryctl.agent", "rank-run"], ()
+
+
+class RankStore:
+    """The job ranks of one node under `root`; `sim` names the simulated node whose GPUs show their load."""
+
+    def __init__(self, root: Path, sim: Optional[Dict[str, str]] = None) -> None:
+        """`sim` is `{state_dir, factory, node}` on a simulated node, None on a real one."""
+        self.root = root
+        self.sim = sim
+
+    # -- paths and records ---------------------------------------------------------------------------------------
+
+    def rank_dir(self, job: str, rank: int) -> Path:
+        """The directory of rank `rank` of job `job` (both checked by factoryctl.agent.rank_fields)."""
+        return self.root / job / f"rank-{rank}"
+
+    def _record(self, directory: Path) -> Optional[Dict[str, Any]]:
+        try:
+            record = json.loads((directory / "record.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return record if isinstance(record, dict) else None
+
+    def _rank_dirs(self, jobs: Optional[List[str]]) -> Iterator[Tuple[str, int, Path]]:
+        """(job, rank, directory) of every launched rank of `jobs` (None: every job), in job then rank order."""
+        try:
+            names = sorted(jobs if jobs is not None else os.listdir(self.root))
+        except OSError:
+            return
+        for job in dict.fromkeys(names):
+            with contextlib.suppress(OSError):
+                ranks = sorted(
+                    int(entry[5:])
+                    for entry in os.listdir(self.root / job)
+                    if entry.startswith("rank-") and entry[5:].isdigit()
+                )
+                for rank in ranks:
+                    yield job, rank, self.rank_dir(job, rank)
+
+    @staticmethod
+    def _exit(directory: Path) -> Tuple[Optional[int], Optional[float]]:
+        """The exit status the wrapper wrote, and when (None, None while it has not)."""
+        try:
+            path = directory / "exit"
+            return int(path.read_text(encoding="ascii").strip()), os.stat(path).st_mtime
+        except (OSError, ValueError):
+            return None, None
+
+    def status(self, job: str, rank: int, record: Dict[str, Any], directory: Path) -> Dict[str, Any]:
+        """One rank as `ranks` answers it.
+
+        Running until its exit status is written, or nobody is left to write it: the command lives, or its wrapper
+        does (which writes it in a moment). A wrapper killed with SIGKILL leaves none: then not running, exit null.
+        """
+        code, ended = self._exit(directory)
+        running = code is None and (
+            is_process(record.get("pid"), record.get("start_ticks"))
+            or is_process(record.get("wrapper_pid"), record.get("wrapper_start_ticks"))
+        )
+        return {
+            "job": job,
+            "rank": rank,
+            "pid": record.get("pid"),
+            "running": running,
+            "exit_code": code,
+            "started_at": record.get("started_at"),
+            "ended_at": ended,
+            "gpus": record.get("gpus", []),
+        }
+
+    # -- ops -----------------------------------------------------------------------------------------------------
+
+    def ranks(self, jobs: Optional[List[str]]) -> List[Dict[str, Any]]:
+        """`ranks`: every launched rank of `jobs` (None: of every job on the node)."""
+        found = []
+        for job, rank, directory in self._rank_dirs(jobs):
+            record = self._record(directory)
+            if record is not None:
+                found.append(self.status(job, rank, record, directory))
+        return found
+
+    def kill(self, job: str, signal_name: str) -> List[int]:
+        """`kill`: signal each rank's process group (the command and what it started); the ranks signalled.
+
+        Also a group whose command ended but whose children live on; never one whose number a later process took.
+        """
+        signum = signal.SIGKILL if signal_name == "KILL" else signal.SIGTERM
+        signalled = []
+        for _, rank, directory in self._rank_dirs([job]):
+            record = self._record(directory)
+            pgid = record.get("pgid") if record else None
+            if record is None or not isinstance(pgid, int) or isinstance(pgid, bool) or pgid <= 1:
+                continue
+            if start_ticks(pgid) is not None and not is_process(pgid, record.get("start_ticks")):
+                continue  # its leader's pid is another process's now
+            if not group_lives(pgid):
+                continue
+            try:
+                os.killpg(pgid, signum)
+            except (ProcessLookupError, PermissionError):
+                continue
+            signalled.append(rank)
+        return signalled
+
+    def logs(self, job: str, rank: int, offset: int, limit: int) -> Dict[str, Any]:
+        """`logs`: up to `limit` bytes of the rank's output from `offset` (below 0: that far from the end).
+
+        Decoded as UTF-8 with replacement; a character cut by `limit` is left for the next read, whose start the
+        answer's `offset` is.
+        """
+        directory = self.rank_dir(job, rank)
+        if self._record(directory) is None:
+            raise RequestError("usage", f"job {job} has no rank {rank} on this node")
+        try:
+            with open(directory / "output.log", "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                start = max(0, size + offset) if offset < 0 else min(offset, size)
+                f.seek(start)
+                data = f.read(limit)
+        except FileNotFoundError:
+            return {"data": "", "offset": 0, "size": 0}
+        cut = _cut_character(data) if len(data) == limit else 0
+        if cut < len(data):  # a read of only a cut character's start takes it (replaced): every read moves on
+            data = data[: len(data) - cut]
+        return {"data": data.decode("utf-8", "replace"), "offset": start + len(data), "size": size}
+
+    def launch(self, job: str, rank: int, spec: Dict[str, Any]) -> Dict[str, Any]:
+        """`launch`: start the rank unless it was (then its record, `already` true); `spec` as rank_run reads it.
+
+        Launches of one job take turns on a lock in its directory, so two agents asked at once start it once. A
+        directory left without a record (a launch that failed, an agent killed midway) is started again.
+        """
+        home = os.path.expanduser("~")
+        cwd = os.path.join(home, spec["cwd"]) if spec["cwd"] else home  # a relative one from the home, too
+        if not os.path.isdir(cwd):
+            raise RequestError("usage", f"cannot start the rank: its directory {cwd} does not exist")
+        job_dir = self.root / job
+        job_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with self._launch_lock(job_dir):
+            directory = self.rank_dir(job, rank)
+            record = self._record(directory)
+            if record is not None:
+                return {"pid": record.get("pid"), "started_at": record.get("started_at"), "already": True}
+            if os.path.lexists(directory):
+                shutil.rmtree(directory)
+            checkpoint = self._checkpoint_dir(job, spec["env"])
+            env = self._environment(spec["env"], checkpoint)
+            directory.mkdir(mode=0o700)
+            try:
+                started = self._run_wrapper(directory, {**spec, "cwd": cwd, "env": env, "sim": self.sim})
+            except RequestError:
+                if self._record(directory) is None:  # nothing started: no half rank (nor its environment) left
+                    shutil.rmtree(directory, ignore_errors=True)
+                raise
+            if "error" in started:
+                shutil.rmtree(directory, ignore_errors=True)
+                raise RequestError("usage", f"cannot start the rank: {started['error']}")
+            return {"pid": started.get("pid"), "started_at": started.get("started_at"), "already": False}
+
+    def _checkpoint_dir(self, job: str, env: Dict[str, str]) -> Path:
+        """`<root>/<job>/checkpoint`, the job being the rank's FACTORY_JOB_ID when it has one (a valid id).
+
+        The executor launches each restart of a job under a name of its own (`<id>.<start>`); its checkpoints must
+        outlive the launch that wrote them, so they are kept under the job's id, which every launch shares.
+        """
+        owner = env.get("FACTORY_JOB_ID", job)
+        if not JOB_ID.fullmatch(owner):
+            owner = job
+        (self.root / owner).mkdir(exist_ok=True, mode=0o700)
+        checkpoint = self.root / owner / "checkpoint"
+        checkpoint.mkdir(exist_ok=True, mode=0o700)
+        return checkpoint
+
+    # -- launching -----------------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _launch_lock(self, job_dir: Path) -> Iterator[None]:
+        fd = os.open(job_dir / ".launch-lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _environment(self, requested: Dict[str, str], checkpoint: Path) -> Dict[str, str]:
+        """The command's environment: the agent's, FACTORY_CHECKPOINT_DIR and the sim's node, then the request's."""
+        env = dict(os.environ)
+        env["FACTORY_CHECKPOINT_DIR"] = str(checkpoint)
+        if self.sim is not None:  # so a `sim-rank` command finds its node
+            env["FACTORYCTL_SIM_NODE"] = self.sim["node"]
+            env["FACTORYCTL_SIM_FACTORY"] = self.sim["factory"]
+            env["FACTORYCTL_SIM_STATE_DIR"] = self.sim["state_dir"]
+        env.update(requested)
+        return env
+
+    def _run_wrapper(self, directory: Path, spec: Dict[str, Any]) -> Dict[str, Any]:
+        """Run the wrapper on `directory` and wait for its one line: the rank's pid and start, or an `error`."""
+        spec_path = directory / "spec.json"
+        fd = os.open(spec_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # the environment may hold secrets
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(spec, f)
+        command, keep = _self_command()
+        try:
+            done = subprocess.run(
+                [*command, str(directory)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                cwd=str(directory),
+                pass_fds=keep,
+                start_new_session=True,
+                timeout=LAUNCH_TIMEOUT_S,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise RequestError("agent", f"the rank's wrapper did not start: {exc}") from None
+        try:
+            answer = json.loads(done.stdout.decode("utf-8", "replace").strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            said = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [f"exit {done.returncode}"]
+            raise RequestError("agent", f"the rank's wrapper failed: {said[0]}") from None
+        return answer if isinstance(answer, dict) else {"error": "the rank's wrapper answered no object"}
+
+
+def _cut_character(data: bytes) -> int:
+    """How many bytes at the end of `data` begin a UTF-8 character that the next bytes would finish (0 to 3)."""
+    for back in range(1, min(3, len(data)) + 1):
+        byte = data[-back]
+        if byte & 0xC0 != 0x80:  # the last character's first byte: is the character longer than what is here?
+            needed = 2 if byte & 0xE0 == 0xC0 else 3 if byte & 0xF0 == 0xE0 else 4 if byte & 0xF8 == 0xF0 else 1
+            return back if needed > back else 0
+    return 0

@@ -1,0 +1,90 @@
+"""`jobs cancel`: a waiting job leaves the queue at once; a running gang is stopped on every node, then recorded.
+
+A running gang gets SIGTERM on each rank's process group (a training script can checkpoint), `grace_s` to end, then
+SIGKILL for what is left; its record says CANCELLED once its nodes were told. Cancelling another user's job needs
+root and `--force` (DESIGN.md, Security). The whole cancel holds the scheduler lock, so a pass never relaunches a
+gang half stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from factoryctl.config import FactoryConfig
+from factoryctl.errors import NodeError, UsageError
+from factoryctl.jobs.pass_lock import scheduling_pass
+from factoryctl.jobs.reconcile import ask_ranks, kill_gangs
+from factoryctl.jobs.records import Change, write_changes
+from factoryctl.jobs.verdicts import rank_reports
+from factoryctl.model.jobs import Job, JobState
+from factoryctl.store.sqlite import Store
+
+#: Seconds a cancelled gang has between SIGTERM and SIGKILL.
+CANCEL_GRACE_S = 10.0
+
+
+@dataclass(frozen=True)
+class CancelReport:
+    """The jobs cancelled, those already over (left as they were), and the nodes that could not be told."""
+
+    cancelled: tuple[Job, ...]
+    already_over: tuple[Job, ...]
+    errors: tuple[NodeError, ...]
+
+
+def check_may_cancel(jobs: Sequence[Job], user: str, force: bool, is_root: bool) -> None:
+    """UsageError (nothing cancelled) when a job is someone else's and this is not root with --force."""
+    others = [job for job in jobs if job.user and job.user != user]
+    if others and not (is_root and force):
+        first = others[0]
+        more = f" (and {len(others) - 1} more)" if len(others) > 1 else ""
+        raise UsageError(
+            f"job {first.id}{more} belongs to {first.user}; nothing was cancelled.",
+            "cancelling someone else's job needs root and --force."
+            if not is_root
+            else "add --force to cancel someone else's job.",
+        )
+
+
+def cancel_jobs(
+    config: FactoryConfig, store: Store, jobs: Sequence[Job], user: str, force: bool = False,
+    why: str | None = None, grace_s: float = CANCEL_GRACE_S,
+) -> CancelReport:  # fmt: skip
+    """Cancel `jobs` (as found by `store.find_job`); they are read again under the lock, as they are now."""
+    check_may_cancel(jobs, user, force, os.geteuid() == 0)
+    with scheduling_pass(config.state_dir):
+        now_jobs = [store.job(job.id) or job for job in jobs]
+        over = tuple(job for job in now_jobs if job.state.terminal)
+        live = [job for job in now_jobs if not job.state.terminal]
+        errors = _stop(config, [job for job in live if job.state.active and job.ranks], grace_s)
+        now = time.time()
+        reason = f"cancelled by {user}" + (f": {why}" if why else "")
+        changes = [Change(job, _cancelled(job, reason, errors, now)) for job in live]
+        written = write_changes(store, changes, now)
+    return CancelReport(tuple(c.after for c in written), over, tuple(errors.values()))
+
+
+def _cancelled(job: Job, reason: str, errors: dict[str, NodeError], now: float) -> Job:
+    unreached = sorted({r.node for r in job.ranks if r.node in errors})
+    if unreached:
+        reason += f"; {', '.join(unreached)} could not be told, its rank may still run"
+    return job.evolve(state=JobState.CANCELLED, reason=reason, ended_at=now)
+
+
+def _stop(config: FactoryConfig, gangs: list[Job], grace_s: float) -> dict[str, NodeError]:
+    """SIGTERM every gang, wait for their ranks to end (at most `grace_s`), SIGKILL the rest; unreached nodes."""
+    if not gangs:
+        return {}
+    errors = kill_gangs(config, gangs, "TERM")
+    deadline = time.monotonic() + grace_s
+    left = gangs
+    while left and time.monotonic() < deadline:
+        time.sleep(0.2)
+        answers = ask_ranks(config, left)
+        left = [job for job in left if any(r.get("running") for r in rank_reports(job, answers).values())]
+    if left:
+        errors |= kill_gangs(config, left, "KILL")
+    return errors

@@ -1,0 +1,57 @@
+"""The cluster as the scheduler sees it, from the inventory and what the store last knew of each node.
+
+A node's GPU count is what its agent reported (the store's GPU table), else what factory.yaml says (`gpus`, or a
+simulated node's count). A node the store has never heard from is not offered to the scheduler: a gang launched
+there would fail on an unknown node, and `sched tick` says to collect telemetry first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from factoryctl.config import FactoryConfig
+from factoryctl.model.jobs import SchedNode
+from factoryctl.model.telemetry import NodeSample
+from factoryctl.store.rows import NodeState
+from factoryctl.store.sqlite import Store
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """The scheduler's nodes, each node's GPU indexes, and the nodes left out because nothing is known of them."""
+
+    nodes: tuple[SchedNode, ...]
+    gpu_indexes: Mapping[str, tuple[int, ...]]
+    unknown: tuple[str, ...]
+
+
+def cluster_view(config: FactoryConfig, store: Store) -> Cluster:
+    """Every inventory node as a `SchedNode` (state, drain and health from the store)."""
+    latest: dict[str, tuple[NodeState, NodeSample | None]] = {state.node: (state, s) for state, s in store.latest()}
+    drained = store.drained_nodes()
+    seen_gpus = store.gpu_indexes(list(config.nodes))
+    nodes: list[SchedNode] = []
+    indexes: dict[str, tuple[int, ...]] = {}
+    unknown: list[str] = []
+    for name, spec in config.nodes.items():
+        known = latest.get(name)
+        gpus = tuple(seen_gpus.get(name, ())) or tuple(range(spec.gpus or 0))
+        if known is None or not gpus:
+            unknown.append(name)
+            continue
+        state, sample = known
+        indexes[name] = gpus
+        healthy = sample.healthy if sample is not None and state.state != "down" else state.state != "down"
+        nodes.append(
+            SchedNode(
+                name=name,
+                gpus=len(gpus),
+                rack=spec.rack,
+                labels=dict(spec.labels),
+                state=state.state,
+                drained=name in drained,
+                healthy=healthy,
+            )
+        )
+    return Cluster(tuple(nodes), indexes, tuple(unknown))

@@ -1,0 +1,125 @@
+"""Starting gangs: every rank of a gang launched on its node in the same pass, or none left running.
+
+Each node is reached once for all the ranks starting there. A gang whose every rank started is RUNNING. When any
+rank could not start, the ranks that did are killed: a node that failed (unreachable, timed out) puts the gang back
+in the queue for the next pass, while a command its node refused (no such program, no such directory) fails the
+job: it would fail the same way on every retry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from factoryctl.config import FactoryConfig
+from factoryctl.errors import FactoryError, NodeError, UsageError
+from factoryctl.jobs.node_calls import on_nodes
+from factoryctl.jobs.rank_env import rank_environment, run_id
+from factoryctl.jobs.reconcile import kill_gangs, requeued
+from factoryctl.jobs.records import Change
+from factoryctl.model.folding import fold_nodes
+from factoryctl.model.jobs import Job, JobState, Rank
+from factoryctl.transport.session import AgentSession
+
+
+@dataclass(frozen=True)
+class RankLaunch:
+    """One rank to start: its job (STARTING, with its allocation and ranks), and what its node is asked."""
+
+    job: Job
+    rank: Rank
+    env: dict[str, str]
+
+
+def starting(job: Job, allocation: Any, gpus: Sequence[tuple[int, ...]], now: float, why: str) -> Job:  # noqa: ANN401
+    """The job's STARTING record: its allocation and a rank per node with the GPU indexes chosen for it."""
+    ranks = tuple(Rank(rank=i, node=a.node, gpus=g) for i, (a, g) in enumerate(zip(allocation, gpus, strict=True)))
+    return job.evolve(state=JobState.STARTING, allocation=tuple(allocation), ranks=ranks, started_at=now, reason=why)
+
+
+def rank_launches(config: FactoryConfig, job: Job) -> list[RankLaunch]:
+    """What each node of a STARTING job is asked to start."""
+    first = config.nodes.get(job.ranks[0].node)
+    master = first.host if first is not None else job.ranks[0].node
+    return [RankLaunch(job, r, rank_environment(job, job.allocation, r.rank, r.gpus, master)) for r in job.ranks]
+
+
+def launch_gangs(config: FactoryConfig, jobs: Sequence[Job], now: float) -> list[Change]:
+    """Launch every rank of these STARTING jobs; each job's change (RUNNING, requeued or FAILED)."""
+    by_node: dict[str, list[RankLaunch]] = {}
+    for job in jobs:
+        for launch in rank_launches(config, job):
+            by_node.setdefault(launch.rank.node, []).append(launch)
+
+    def start_all(session: AgentSession, node: str) -> list[Mapping[str, Any] | FactoryError]:
+        return [_start(session, launch) for launch in by_node[node]]
+
+    answers = on_nodes(config, list(by_node), start_all)
+    changes = [_outcome(job, answers, by_node, now) for job in jobs]
+    failed = [c.before for c in changes if c.after.state is not JobState.RUNNING]
+    if failed:
+        kill_gangs(config, failed)
+    return changes
+
+
+def _start(session: AgentSession, launch: RankLaunch) -> Mapping[str, Any] | FactoryError:
+    spec = launch.job.spec
+    try:
+        return session.launch_rank(
+            run_id(launch.job),
+            launch.rank.rank,
+            list(spec.command),
+            launch.env,
+            list(launch.rank.gpus),
+            spec.cwd or None,
+        )
+    except FactoryError as exc:  # this rank's refusal or its node's failure; the node's other launches go on
+        return exc
+
+
+def _outcome(
+    job: Job,
+    answers: Mapping[str, list[Mapping[str, Any] | FactoryError] | NodeError],
+    by_node: Mapping[str, list[RankLaunch]],
+    now: float,
+) -> Change:
+    ranks: list[Rank] = []
+    for r in job.ranks:
+        answer = answers[r.node]
+        result = answer if isinstance(answer, NodeError) else _own(answer, by_node[r.node], job.id, r.rank)
+        if isinstance(result, UsageError):
+            reason = f"rank {r.rank} could not start on {r.node}: {_said(result, r.node)}"
+            return Change(job, job.evolve(state=JobState.FAILED, reason=reason, ended_at=now))
+        if isinstance(result, FactoryError):
+            why = f"rank {r.rank} could not start on {r.node}: {_said(result, r.node)}; requeued"
+            return Change(job, requeued(job, why, restarts=job.restarts))
+        ranks.append(Rank(rank=r.rank, node=r.node, pid=_pid(result), gpus=r.gpus, started_at=_time(result, now)))
+    running = job.evolve(
+        state=JobState.RUNNING, ranks=tuple(ranks), reason=f"running on {fold_nodes(list(job.placement.nodes))}"
+    )
+    return Change(job, running)
+
+
+def _own(
+    answer: list[Mapping[str, Any] | FactoryError], launches: list[RankLaunch], job_id: str, rank: int
+) -> Mapping[str, Any] | FactoryError:
+    for launch, result in zip(launches, answer, strict=True):
+        if launch.job.id == job_id and launch.rank.rank == rank:
+            return result
+    raise AssertionError(f"no launch of {job_id} rank {rank}")  # every rank was asked for
+
+
+def _said(error: FactoryError, node: str) -> str:
+    message = error.message
+    return message[len(node) + 2 :] if message.startswith(f"{node}: ") else message
+
+
+def _pid(result: Mapping[str, Any]) -> int | None:
+    pid = result.get("pid")
+    return pid if isinstance(pid, int) and not isinstance(pid, bool) else None
+
+
+def _time(result: Mapping[str, Any], now: float) -> float:
+    started = result.get("started_at")
+    return float(started) if isinstance(started, (int, float)) and not isinstance(started, bool) else now

@@ -1,0 +1,78 @@
+"""The controller's jobs loop: a scheduling pass every `scheduler.interval`, on its own thread.
+
+A pass may wait on slow nodes (a launch, a `ranks` answer) for seconds; on the controller's own loop that would
+hold its stop, reload and figures. The thread has its own store connection (SQLite's are per thread), takes the
+same scheduler lock as `sched tick` (so cron and the controller may both run passes), and skips the pass cheaply
+when no job is queued or running. A pass that fails is logged and the next one tries again: the controller's
+telemetry never stops for the queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from factoryctl.config import FactoryConfig
+from factoryctl.errors import FactoryError
+from factoryctl.jobs.price_now import price_now
+from factoryctl.jobs.tick import LIVE_STATES, TickReport, run_tick
+from factoryctl.store.sqlite import Store
+
+log = logging.getLogger("factoryctl.controller")
+
+
+class JobsLoop:
+    """Runs `run_tick` every `interval_s` until `stop`; `passes` counts the passes made (the tests' and stats' view)."""
+
+    def __init__(self, config: FactoryConfig, interval_s: float, clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.interval_s = interval_s
+        self._clock = clock
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.passes = 0
+
+    def start(self) -> None:
+        """Start the thread (the first pass at once)."""
+        self._thread = threading.Thread(target=self._run, name="jobs-loop", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """Ask the thread to end after its pass and wait for it (at most `timeout`)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        store = Store(self.config.store_path)
+        try:
+            while not self._stop.is_set():
+                self._one_pass(store)
+                self._stop.wait(self.interval_s)
+        finally:
+            store.close()
+
+    def _one_pass(self, store: Store) -> None:
+        try:
+            if not store.jobs(states=LIVE_STATES, limit=1):
+                return
+            now = self._clock()
+            price, _ = price_now(self.config, now)
+            report = run_tick(self.config, store, now=now, price=price)
+        except FactoryError as exc:
+            log.error("scheduling pass failed: %s%s", exc.message, f" ({exc.hint})" if exc.hint else "")
+            return
+        except Exception:
+            log.exception("scheduling pass failed")
+            return
+        self.passes += 1
+        _log_report(report)
+
+
+def _log_report(report: TickReport) -> None:
+    for change in report.changes:
+        if change.new_state:
+            job = change.after
+            log.info("job %s (%s) %s: %s", job.id, job.name, job.state.value.lower(), job.reason)

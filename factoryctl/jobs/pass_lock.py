@@ -1,0 +1,56 @@
+"""One scheduling pass at a time per store: the controller's jobs loop and `sched tick` take turns.
+
+Two passes at once would both see a GPU free and launch two gangs on it. An `fcntl.flock` on
+`<state_dir>/scheduler.lock` (dropped by the kernel when its process dies, so a killed pass leaves no stale lock);
+a pass waits for the other's end, at most `wait_s`, then says who holds it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import stat
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from factoryctl.errors import ActionFailed
+from factoryctl.store.lock import make_private_dirs
+
+LOCK_NAME = "scheduler.lock"
+
+
+@contextlib.contextmanager
+def scheduling_pass(state_dir: Path, wait_s: float = 30.0) -> Iterator[None]:
+    """Hold the store's scheduler lock for the block; ActionFailed when another pass keeps it for `wait_s`."""
+    make_private_dirs(state_dir)
+    path = state_dir / LOCK_NAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, 0o600)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ActionFailed(
+                f"the scheduler lock {path} is not a regular file.", "move it aside; factoryctl creates it itself."
+            )
+        _take(fd, path, wait_s)
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        yield
+    finally:
+        os.close(fd)  # closing drops the lock
+
+
+def _take(fd: int, path: Path, wait_s: float) -> None:
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+                raise ActionFailed(
+                    f"another scheduling pass (pid {owner}) has held {path} for {wait_s:g} s.",
+                    "the controller runs one every scheduler interval; wait for it, or check that process.",
+                ) from None
+            time.sleep(0.1)

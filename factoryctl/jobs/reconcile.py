@@ -1,0 +1,118 @@
+"""Bringing the store's running jobs up to date with their ranks on the nodes, first in every pass.
+
+Each node holding ranks is asked once (`ranks` of every job there); each gang is judged (`verdicts.judge`) and its
+record moved on: RUNNING once every rank launched, SUCCEEDED when all exited 0, and when one rank failed the others
+are killed and the gang is requeued together (up to `max_restarts`, then FAILED). A gang past its walltime is
+killed and FAILED. A node that does not answer leaves its jobs as they were, with the reason saying so: its ranks
+may well be running, and only their node can tell.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from factoryctl.config import FactoryConfig
+from factoryctl.errors import NodeError
+from factoryctl.jobs.node_calls import on_nodes
+from factoryctl.jobs.rank_env import run_id
+from factoryctl.jobs.records import Change
+from factoryctl.jobs.verdicts import Verdict, judge
+from factoryctl.model.folding import fold_nodes
+from factoryctl.model.jobs import Job, JobState
+from factoryctl.transport.session import AgentSession
+
+
+def ask_ranks(config: FactoryConfig, jobs: Sequence[Job]) -> dict[str, Sequence[Mapping[str, Any]] | NodeError]:
+    """Every node's answer to `ranks` for the given jobs' ranks there (or its error), by node."""
+    by_node: dict[str, list[str]] = {}
+    for job in jobs:
+        for r in job.ranks:
+            by_node.setdefault(r.node, []).append(run_id(job))
+
+    def ask(session: AgentSession, node: str) -> Sequence[Mapping[str, Any]]:
+        return session.ranks(by_node[node])
+
+    return on_nodes(config, list(by_node), ask)
+
+
+def kill_gangs(config: FactoryConfig, jobs: Sequence[Job], signal: str = "KILL") -> dict[str, NodeError]:
+    """Signal every rank of these jobs on their nodes; the nodes that could not be told, with their error."""
+    by_node: dict[str, list[str]] = {}
+    for job in jobs:
+        for r in job.ranks:
+            by_node.setdefault(r.node, []).append(run_id(job))
+
+    def kill(session: AgentSession, node: str) -> None:
+        for job_id in by_node[node]:
+            session.kill_ranks(job_id, signal)
+
+    return {n: o for n, o in on_nodes(config, list(by_node), kill).items() if isinstance(o, NodeError)}
+
+
+def reconcile(
+    config: FactoryConfig,
+    jobs: Sequence[Job],
+    now: float,
+    walltime_of: Callable[[Job], float],
+    max_restarts: int,
+) -> list[Change]:
+    """The changes the nodes' answers make to the active jobs (gangs to kill already killed)."""
+    active = [j for j in jobs if j.state.active and j.ranks]
+    if not active:
+        return []
+    answers = ask_ranks(config, active)
+    changes = [
+        Change(job, after_verdict(job, judge(job, answers, now, walltime_of(job)), now, max_restarts)) for job in active
+    ]
+    doomed = [c.before for c in changes if c.after.state is not c.before.state and not c.after.state.active]
+    if doomed:
+        kill_gangs(config, [j for j in doomed if j.ranks])
+    return changes
+
+
+def after_verdict(job: Job, verdict: Verdict, now: float, max_restarts: int) -> Job:
+    """The job's record once its verdict is carried out."""
+    if verdict.outcome == "running":
+        if job.state is JobState.STARTING:
+            return job.evolve(state=JobState.RUNNING, ranks=verdict.ranks, reason=f"running on {_nodes(job)}")
+        return job.evolve(ranks=verdict.ranks, reason=job.reason if "did not answer" not in job.reason else "")
+    if verdict.outcome == "unreachable":
+        return job.evolve(ranks=verdict.ranks, reason=verdict.why)
+    if verdict.outcome == "succeeded":
+        return job.evolve(state=JobState.SUCCEEDED, ranks=verdict.ranks, reason=verdict.why, ended_at=verdict.ended_at)
+    if verdict.outcome == "walltime":
+        return job.evolve(state=JobState.FAILED, ranks=verdict.ranks, reason=verdict.why, ended_at=now)
+    return _after_failure(job, verdict, now, max_restarts)
+
+
+def _after_failure(job: Job, verdict: Verdict, now: float, max_restarts: int) -> Job:
+    """A gang whose rank failed: requeued with one more restart, or FAILED once it used them all.
+
+    A gang still STARTING had its launch cut short (the pass that launched it was killed): it is requeued without
+    counting a restart, since the job itself never ran.
+    """
+    if job.state is JobState.STARTING:
+        return requeued(job, f"its launch was interrupted ({verdict.why}); requeued", restarts=job.restarts)
+    if job.restarts >= max_restarts:
+        reason = f"{verdict.why}; failed after {job.restarts} restart{'s' if job.restarts != 1 else ''}"
+        return job.evolve(state=JobState.FAILED, ranks=verdict.ranks, reason=reason, ended_at=verdict.ended_at or now)
+    restarts = job.restarts + 1
+    return requeued(job, f"{verdict.why}; requeued (restart {restarts} of {max_restarts})", restarts=restarts)
+
+
+def requeued(job: Job, reason: str, restarts: int) -> Job:
+    """The gang back in the queue: no GPUs, no ranks, waiting to be placed again."""
+    return job.evolve(
+        state=JobState.PENDING,
+        reason=reason,
+        restarts=restarts,
+        allocation=(),
+        ranks=(),
+        started_at=None,
+        ended_at=None,
+    )
+
+
+def _nodes(job: Job) -> str:
+    return fold_nodes(list(job.placement.nodes))

@@ -1,0 +1,38 @@
+"""Writing a pass's job changes: each record compare-and-set against the state it was read in, and an event each.
+
+A `jobs cancel` may land between a pass reading a job and writing it: the write then finds another state and is
+dropped (the cancel wins; the pass's next read sees it). Every change of state is also an event, written with it (`job_running`,
+`job_failed`, ...), so `factoryctl events` and the dashboard's feed show a job's life beside its nodes'.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from factoryctl.model.jobs import Job
+from factoryctl.store.jobs import job_event
+from factoryctl.store.sqlite import Store
+
+
+@dataclass(frozen=True)
+class Change:
+    """A job's record before and after a step of the pass."""
+
+    before: Job
+    after: Job
+
+    @property
+    def new_state(self) -> bool:
+        """Whether the step moved the job to another state (an event is written then)."""
+        return self.before.state is not self.after.state
+
+
+def write_changes(store: Store, changes: Sequence[Change], now: float) -> list[Change]:
+    """Write each change whose job is still in its `before` state; returns those written (events for new states)."""
+    return [
+        c
+        for c in changes
+        if c.after != c.before
+        and store.update_job(c.after, expect=c.before.state, events=[job_event(c.after, now)] if c.new_state else ())
+    ]

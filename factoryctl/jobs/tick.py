@@ -1,0 +1,120 @@
+"""One scheduling pass over the store's queue: what `sched tick` runs once and the controller on a timer.
+
+In order, under the store's scheduler lock (`pass_lock`): running gangs are brought up to date with their nodes
+(`reconcile`), the pure scheduler decides on the queue (`scheduler.decide.schedule`, with its memory of the last
+pass), waiting jobs get its reasons, and the gangs it starts are launched (`launch`). Every change is written
+compare-and-set (`records`), so a `jobs cancel` during the pass wins.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+
+from factoryctl.config import FactoryConfig
+from factoryctl.jobs.cluster import Cluster, cluster_view
+from factoryctl.jobs.launch import launch_gangs, starting
+from factoryctl.jobs.pass_lock import scheduling_pass
+from factoryctl.jobs.rank_env import busy_gpus, choose_gpus
+from factoryctl.jobs.reconcile import reconcile
+from factoryctl.jobs.records import Change, write_changes
+from factoryctl.model.jobs import Job, JobState
+from factoryctl.scheduler.decide import Decisions, StartDecision, schedule
+from factoryctl.scheduler.policy import POLICIES, SchedulerConfig
+from factoryctl.store.sqlite import Store
+
+#: The states a pass reads: the queue and the gangs holding GPUs.
+LIVE_STATES = (JobState.PENDING, JobState.DEFERRED, JobState.STARTING, JobState.RUNNING)
+
+
+@dataclass(frozen=True)
+class TickReport:
+    """What one pass did: every change written (started, ended, requeued, reasons), and what it could not see."""
+
+    changes: tuple[Change, ...]
+    waiting: int
+    unknown_nodes: tuple[str, ...] = ()
+    started_at: float = field(default_factory=time.time)
+
+    def entered(self, *states: JobState) -> list[Job]:
+        """The jobs this pass moved into one of `states`."""
+        return [c.after for c in self.changes if c.new_state and c.after.state in states]
+
+
+def scheduler_config(config: FactoryConfig) -> SchedulerConfig:
+    """The default policy with factory.yaml's default walltime.
+
+    Preemption (`scheduler.preemption`) is replayed by `sched simulate`; the executor does not stop running gangs
+    for another yet, so the live pass plans without it rather than wait for stops nobody makes.
+    """
+    return replace(POLICIES["default"], default_walltime_s=config.default_walltime_s(), preemption=False)
+
+
+def run_tick(
+    config: FactoryConfig, store: Store, now: float | None = None, price: float | None = None,
+    max_restarts: int | None = None,
+) -> TickReport:  # fmt: skip
+    """One pass: reconcile, schedule, launch. `price` (per MWh, None: unknown) is what deferrable jobs wait on.
+
+    `max_restarts` defaults to factory.yaml's `scheduler.max_restarts`.
+    """
+    if max_restarts is None:
+        max_restarts = config.settings.scheduler.max_restarts
+    with scheduling_pass(config.state_dir):
+        now = time.time() if now is None else now
+        sched = scheduler_config(config)
+        jobs = store.jobs(states=LIVE_STATES)
+        reconciled = write_changes(
+            store, reconcile(config, jobs, now, lambda j: _walltime(j, sched), max_restarts), now
+        )
+        jobs = _after(jobs, reconciled)
+        cluster = cluster_view(config, store)
+        protected, claimer = store.scheduler_memory()
+        decisions = schedule(cluster.nodes, jobs, now, sched, price, protected, claimer)
+        waits = write_changes(store, _wait_changes(jobs, decisions), now)
+        started = _start(config, store, jobs, cluster, decisions.starts, now)
+        store.set_scheduler_memory(decisions.protected, decisions.claimer)
+        return TickReport(tuple(reconciled + waits + started), len(decisions.waits), cluster.unknown, started_at=now)
+
+
+def _walltime(job: Job, sched: SchedulerConfig) -> float:
+    return job.spec.walltime_s or sched.default_walltime_s
+
+
+def _after(jobs: list[Job], changes: list[Change]) -> list[Job]:
+    """The pass's jobs with its written changes applied, the ended ones dropped."""
+    changed = {c.after.id: c.after for c in changes}
+    return [j for j in (changed.get(job.id, job) for job in jobs) if not j.state.terminal]
+
+
+def _wait_changes(jobs: list[Job], decisions: Decisions) -> list[Change]:
+    by_id = {job.id: job for job in jobs}
+    changes = []
+    for wait in decisions.waits:
+        job = by_id.get(wait.job_id)
+        if job is not None and (job.state, job.reason) != (wait.state, wait.reason):
+            changes.append(Change(job, job.evolve(state=wait.state, reason=wait.reason)))
+    return changes
+
+
+def _start(
+    config: FactoryConfig, store: Store, jobs: list[Job], cluster: Cluster, starts: tuple[StartDecision, ...],
+    now: float,
+) -> list[Change]:  # fmt: skip
+    """Mark each started gang STARTING (with its GPUs), launch them all, and write how each launch went."""
+    by_id = {job.id: job for job in jobs}
+    busy = busy_gpus(jobs)
+    marked: list[Change] = []
+    for start in starts:
+        job = by_id[start.job_id]
+        gpus = choose_gpus(start.placement.allocation, cluster.gpu_indexes, busy)
+        if gpus is None:  # the store's ranks hold GPUs the scheduler saw free (a gang still being killed)
+            continue
+        for a, g in zip(start.placement.allocation, gpus, strict=True):
+            busy.setdefault(a.node, set()).update(g)
+        marked.append(Change(job, starting(job, start.placement.allocation, gpus, now, start.reason)))
+    marked = write_changes(store, marked, now)
+    if not marked:
+        return []
+    launched = write_changes(store, launch_gangs(config, [c.after for c in marked], now), now)
+    return [Change(c.before, next((d.after for d in launched if d.after.id == c.after.id), c.after)) for c in marked]

@@ -1,0 +1,99 @@
+"""What a running gang's ranks say about it: still running, done, failed, or past its walltime.
+
+Pure: the nodes' answers to `ranks` in, a `Verdict` out; `reconcile.py` asks the nodes and acts on it. A gang is
+all or nothing to the end: one rank failing (a non-zero exit, a signal, or gone without a word, e.g. its node
+rebooted) fails the gang, whose other ranks are killed and which is requeued together (DESIGN.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from factoryctl.errors import NodeError
+from factoryctl.jobs.rank_env import run_id
+from factoryctl.model.jobs import Job, Rank
+
+Outcome = Literal["running", "succeeded", "failed", "walltime", "unreachable"]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The gang's outcome, its ranks as the nodes reported them, and a sentence for `reason`."""
+
+    outcome: Outcome
+    ranks: tuple[Rank, ...]
+    why: str = ""
+    ended_at: float | None = None
+
+
+def rank_reports(job: Job, answers: Mapping[str, Sequence[Mapping[str, Any]] | NodeError]) -> dict[int, Any]:
+    """Each of the job's ranks' report, by rank number, from its own node's answer (absent: no record there)."""
+    found: dict[int, Any] = {}
+    key = run_id(job)
+    for r in job.ranks:
+        answer = answers.get(r.node)
+        if isinstance(answer, NodeError) or answer is None:
+            continue
+        for report in answer:
+            if report.get("job") == key and report.get("rank") == r.rank:
+                found[r.rank] = report
+    return found
+
+
+def judge(
+    job: Job, answers: Mapping[str, Sequence[Mapping[str, Any]] | NodeError], now: float, walltime: float
+) -> Verdict:
+    """The verdict on an active job from its nodes' `ranks` answers (a node's answer or its error, by node)."""
+    reports = rank_reports(job, answers)
+    ranks = tuple(_updated(r, reports.get(r.rank)) for r in job.ranks)
+    for r in job.ranks:
+        answer = answers.get(r.node)
+        if isinstance(answer, NodeError):
+            return Verdict("unreachable", ranks, f"{r.node} did not answer: {answer.message}")
+    for r in ranks:
+        report = reports.get(r.rank)
+        if report is None:
+            return Verdict("failed", ranks, f"rank {r.rank} on {r.node} is gone (its node has no record of it)", now)
+        if not report.get("running") and r.exit_code != 0:
+            how = "ended without an exit status" if r.exit_code is None else f"exited {r.exit_code}"
+            return Verdict("failed", ranks, f"rank {r.rank} on {r.node} {how}", r.ended_at or now)
+    if all(r.exit_code == 0 and not reports[r.rank].get("running") for r in ranks):
+        ended = max((r.ended_at for r in ranks if r.ended_at is not None), default=now)
+        return Verdict("succeeded", ranks, "every rank exited 0", ended)
+    if job.started_at is not None and now >= job.started_at + walltime:
+        return Verdict("walltime", ranks, f"reached its walltime of {_duration(walltime)}", now)
+    return Verdict("running", ranks)
+
+
+def _updated(rank: Rank, report: Mapping[str, Any] | None) -> Rank:
+    if report is None:
+        return rank
+    return Rank(
+        rank=rank.rank,
+        node=rank.node,
+        pid=_int_or(report.get("pid"), rank.pid),
+        exit_code=_int_or(report.get("exit_code"), None),
+        gpus=rank.gpus,
+        started_at=_float_or(report.get("started_at"), rank.started_at),
+        ended_at=_float_or(report.get("ended_at"), None),
+    )
+
+
+def _int_or(value: object, default: int | None) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def _float_or(value: object, default: float | None) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return default
+
+
+def _duration(seconds: float) -> str:
+    """`2h`, `90m`, `45s`: the walltime as a person wrote it."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"

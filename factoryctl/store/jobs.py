@@ -1,0 +1,178 @@
+"""The gang scheduler's jobs: the `job` table (schema 6) and the scheduler's memory between passes.
+
+A job is written whole (`model.job_records`) and changed by compare-and-set (`update_job`): `jobs cancel` and a
+scheduling pass (`sched tick`, the controller) may act on one job at once, and whichever writes second must see that
+the job moved under it rather than overwrite it (a cancelled job relaunched, a finished one requeued).
+A reader of a store older than schema 6 (read-only commands do not migrate) has no `job` table: it reads as empty,
+as it is, for no job can have been submitted to that store. Job state changes are also events (`job_event`), written
+in the same transaction as the change that caused them, so the event log never names a change that did not happen.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Collection, Sequence
+from typing import Any
+
+from factoryctl.errors import UsageError
+from factoryctl.model.job_records import job_from_record, job_record
+from factoryctl.model.jobs import Job, JobState
+from factoryctl.store.connection import StoreConnection, StoreError
+from factoryctl.store.logs import insert_event, typed_text
+from factoryctl.store.rows import Event, to_ms
+
+#: The schema that added the `job` table.
+JOBS_SCHEMA = 6
+#: The meta keys of the scheduler's memory (`Decisions.protected` and `.claimer` of the last pass).
+PROTECTED_KEY = "scheduler.protected"
+CLAIMER_KEY = "scheduler.claimer"
+#: The event kinds of job state changes (`job_event`), one per state: `events --kind` offers them.
+JOB_EVENT_KINDS = tuple(f"job_{state.value.lower()}" for state in JobState)
+#: How many matching ids an ambiguous prefix's error names.
+_NAMED = 5
+
+
+def job_event(job: Job, at: float) -> Event:
+    """The event of `job` entering its current state: kind `job_<state>` (`JOB_EVENT_KINDS`), naming the job.
+
+    Job events have no node, so the message says which job, where it runs and why (its reason). A failed job is a
+    warning (someone should look); every other state change is information.
+    """
+    severity = "warning" if job.state is JobState.FAILED else "info"
+    state = job.state.value.lower()
+    where = f" on {job.placement.render()}" if job.state is JobState.RUNNING and job.allocation else ""
+    said = f": {job.reason}" if job.reason else ""
+    message = typed_text(f"job {job.id} ({job.name}) {state}{where}{said}") or ""  # a typed name: shown to others
+    return Event(at, f"job_{state}", message, severity=severity)
+
+
+def _row_values(job: Job, now: float) -> tuple[Any, ...]:
+    """(state, user, submitted_ms, updated_ms, record) of `job` as stored."""
+    record = json.dumps(job_record(job), separators=(",", ":"))
+    return (job.state.value, job.user, to_ms(job.submitted_at), to_ms(now), record)
+
+
+def _job(row: Sequence[Any]) -> Job:
+    return job_from_record(json.loads(row[0]))
+
+
+class JobRecords(StoreConnection):
+    """Adding, finding, listing and updating jobs; the scheduler's memory in the meta table."""
+
+    def _has_jobs_table(self) -> bool:
+        """False on an older store opened read-only (only a writer migrates it)."""
+        return self.schema_version >= JOBS_SCHEMA
+
+    def add_job(self, job: Job, events: Sequence[Event] = ()) -> None:
+        """Store a new job (and `events`, in the same transaction); a StoreError if its id is taken already."""
+        with self._transaction("job") as db:
+            if db.execute("SELECT 1 FROM job WHERE id = ?", (job.id,)).fetchone() is not None:
+                raise StoreError(
+                    f"the store at {self.path} already has a job {job.id}.",
+                    "submit it again: it gets a new id.",
+                )
+            db.execute(
+                "INSERT INTO job (id, state, user, submitted_ms, updated_ms, record) VALUES (?, ?, ?, ?, ?, ?)",
+                (job.id, *_row_values(job, time.time())),
+            )
+            for event in events:
+                insert_event(db, event)
+
+    def job(self, job_id: str) -> Job | None:
+        """The job with exactly this id, None when there is none."""
+        if not self._has_jobs_table():
+            return None
+        found = self._query("SELECT record FROM job WHERE id = ?", (job_id,))
+        return _job(found[0]) if found else None
+
+    def find_job(self, text: str) -> Job:
+        """The job whose id is `text`, or the only one whose id starts with it (as git and docker take ids).
+
+        A UsageError (exit 2) when none matches, or when several do (it names some: the user types more).
+        """
+        if not text:
+            raise UsageError("no job id was given.", "`factoryctl jobs list --all` lists every job.")
+        exact = self.job(text)
+        if exact is not None:
+            return exact
+        ids = self._ids_starting(text)
+        found = self.job(ids[0]) if len(ids) == 1 else None
+        if found is not None:
+            return found
+        if len(ids) < 2:
+            raise UsageError(f"no job matches {text}.", "`factoryctl jobs list --all` lists every job.")
+        count = self._count_starting(text) if len(ids) > _NAMED else len(ids)
+        named = ", ".join(ids[:_NAMED]) + (f" and {count - _NAMED} more" if count > _NAMED else "")
+        raise UsageError(f"{text} matches {count} jobs: {named}.", "type more of the job's id.")
+
+    def _ids_starting(self, prefix: str) -> list[str]:
+        """Up to `_NAMED` + 1 ids that start with `prefix`, in submit order."""
+        if not self._has_jobs_table():
+            return []
+        found = self._query(
+            "SELECT id FROM job WHERE substr(id, 1, ?) = ? ORDER BY submitted_ms, id LIMIT ?",
+            (len(prefix), prefix, _NAMED + 1),
+        )
+        return [str(row[0]) for row in found]
+
+    def _count_starting(self, prefix: str) -> int:
+        found = self._query("SELECT COUNT(*) FROM job WHERE substr(id, 1, ?) = ?", (len(prefix), prefix))
+        return int(found[0][0])
+
+    def jobs(self, states: Collection[JobState] | None = None, limit: int | None = None) -> list[Job]:
+        """Jobs in `states` (None: every state), in submit order; with `limit`, the `limit` submitted last."""
+        if not self._has_jobs_table() or (states is not None and not states):
+            return []
+        sql, params = "SELECT record FROM job", []
+        if states is not None:
+            values = sorted({JobState(s).value for s in states})
+            sql += f" WHERE state IN ({', '.join('?' * len(values))})"
+            params.extend(values)
+        if limit is None:
+            return [_job(row) for row in self._query(sql + " ORDER BY submitted_ms, id", params)]
+        found = self._query(sql + " ORDER BY submitted_ms DESC, id DESC LIMIT ?", [*params, max(limit, 0)])
+        return [_job(row) for row in reversed(found)]
+
+    def update_job(self, job: Job, expect: JobState, events: Sequence[Event] = ()) -> bool:
+        """Write `job` over the stored one only if that is still in state `expect` (compare-and-set).
+
+        False, and nothing written (nor `events`), when the stored job moved on (another command changed it first) or
+        is not there; True when `job` and `events` were written, in one transaction.
+        """
+        with self._transaction("job") as db:
+            changed = db.execute(
+                "UPDATE job SET state = ?, user = ?, submitted_ms = ?, updated_ms = ?, record = ? "
+                "WHERE id = ? AND state = ?",
+                (*_row_values(job, time.time()), job.id, JobState(expect).value),
+            ).rowcount
+            if changed != 1:
+                return False
+            for event in events:
+                insert_event(db, event)
+        return True
+
+    def scheduler_memory(self) -> tuple[frozenset[str], str | None]:
+        """`Decisions.protected` and `.claimer` of the last pass (empty and None before the first, or when unreadable)."""
+        found = dict(self._query("SELECT key, value FROM meta WHERE key IN (?, ?)", (PROTECTED_KEY, CLAIMER_KEY)))
+        try:
+            listed = json.loads(found.get(PROTECTED_KEY) or "[]")
+        except ValueError:
+            listed = []
+        protected = frozenset(str(j) for j in listed) if isinstance(listed, list) else frozenset[str]()
+        claimer = found.get(CLAIMER_KEY)
+        return protected, (str(claimer) if claimer else None)
+
+    def set_scheduler_memory(self, protected: Collection[str], claimer: str | None) -> None:
+        """Keep a pass's `Decisions.protected` and `.claimer` for the next pass (both in one transaction)."""
+        with self._transaction("scheduler memory") as db:
+            _set_meta(db, PROTECTED_KEY, json.dumps(sorted(protected)))
+            if claimer is None:
+                db.execute("DELETE FROM meta WHERE key = ?", (CLAIMER_KEY,))
+            else:
+                _set_meta(db, CLAIMER_KEY, claimer)
+
+
+def _set_meta(db: sqlite3.Connection, key: str, value: str) -> None:
+    db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))

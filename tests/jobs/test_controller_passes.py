@@ -1,0 +1,47 @@
+"""`controller run` makes scheduling passes on its own thread: a queued gang runs and ends with no `sched tick`."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from waiting import wait_for
+
+from factoryctl.config import load_config
+from factoryctl.model.jobs import Job, JobSpec, JobState
+from factoryctl.store.sqlite import Store
+
+
+def test_the_controller_runs_a_queued_gang_to_its_end(tmp_path: Path) -> None:
+    path = tmp_path / "factory.yaml"
+    path.write_text(
+        f"name: cp\nstate_dir: {tmp_path / 'state'}\ncontroller: {{interval_s: 1}}\nscheduler: {{interval: 1s}}\n"
+        "nodes:\n  n[1-2]: {transport: local, sim: {profile: h100-sxm, gpus: 1}}\n"
+    )
+    config = load_config(path)
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "factoryctl", "--config", str(path), "controller", "run"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(config.store_path.exists, what="the store")
+        store = Store(config.store_path)
+        wait_for(lambda: sum(s.state == "up" for s, _ in store.latest()) == 2, what="both nodes up")
+        command = (sys.executable, "-c", "print('done')")
+        store.add_job(Job("c1", JobSpec(2, name="pair", user="ana", command=command), time.time()))
+        wait_for(lambda: store.job("c1").state is JobState.SUCCEEDED, what="c1 succeeded")  # type: ignore[union-attr]
+        job = store.job("c1")
+        assert job is not None
+        assert job.placement.render() == "n1:1 n2:1"
+        store.close()
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        _, log = daemon.communicate(timeout=30)
+    assert daemon.returncode == 0, log
+    assert "job c1 (pair) running: running on n[1-2]" in log
+    assert "job c1 (pair) succeeded: every rank exited 0" in log

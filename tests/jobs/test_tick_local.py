@@ -1,0 +1,176 @@
+"""`run_tick` on a simulated fleet: gangs launched on every node at once, watched, requeued, failed, cancelled.
+
+Real agents on the simulated driver over the local transport, a real SQLite store, and ranks that are real
+processes (this Python, told what to do by its environment). Each test waits on the job's state, never on time.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from waiting import wait_for
+
+from factoryctl.config import load_config
+from factoryctl.jobs.cancel import cancel_jobs
+from factoryctl.jobs.logs import cursors_for, labelled, read_more
+from factoryctl.jobs.tick import run_tick
+from factoryctl.model.jobs import Job, JobSpec, JobState
+from factoryctl.store.sqlite import Store
+
+PY = sys.executable
+#: A rank that says who it is, then exits with the code its environment asks of its rank (`EXIT_<RANK>`).
+SAYS = (
+    "import os, sys; e = os.environ; print('rank', e['RANK'], 'of', e['WORLD_SIZE'], 'gpus', e['CUDA_VISIBLE_DEVICES'],"
+    " 'master', e['MASTER_ADDR']); sys.exit(int(e.get('EXIT_' + e['RANK'], '0')))"
+)
+
+
+@pytest.fixture
+def fleet(tmp_path: Path, cli: Any) -> Iterator[tuple[Any, Store]]:
+    """Two simulated nodes of two GPUs each, seen once by a telemetry sweep so the scheduler knows them."""
+    path = tmp_path / "factory.yaml"
+    path.write_text(
+        f"name: jt\nstate_dir: {tmp_path / 'state'}\nnodes:\n"
+        "  a[1-2]: {transport: local, sim: {profile: h100-sxm, gpus: 2}}\n"
+    )
+    swept = cli("--config", str(path), "telemetry", "collect", "--once")
+    assert swept.exit_code == 0, swept.stderr
+    config = load_config(path)
+    store = Store(config.store_path)
+    yield config, store
+    store.close()
+
+
+def _submit(store: Store, job_id: str, gpus: int, code: str = SAYS, **spec: Any) -> Job:
+    job = Job(job_id, JobSpec(gpus, name=job_id, user="ana", command=(PY, "-c", code), **spec), time.time())
+    store.add_job(job)
+    return job
+
+
+def _tick_until(config: Any, store: Store, job_id: str, *states: JobState) -> Job:
+    def reached() -> bool:
+        run_tick(config, store)
+        return store.job(job_id).state in states  # type: ignore[union-attr]
+
+    wait_for(reached, what=f"job {job_id} in {states}", poll_s=0.2)
+    job = store.job(job_id)
+    assert job is not None
+    return job
+
+
+def test_a_two_node_gang_runs_on_both_nodes_and_succeeds(fleet: tuple[Any, Store]) -> None:
+    config, store = fleet
+    _submit(store, "g1", 4)
+    report = run_tick(config, store)
+    [started] = report.changes
+    assert started.before.state is JobState.PENDING
+    assert started.after.state is JobState.RUNNING
+    assert started.after.placement.render() == "a1:2 a2:2"
+    assert all(r.pid for r in started.after.ranks)
+    done = _tick_until(config, store, "g1", JobState.SUCCEEDED)
+    assert [r.exit_code for r in done.ranks] == [0, 0]
+    assert done.reason == "every rank exited 0"
+    cursors = cursors_for(done)
+    assert read_more(config, done, cursors) == []
+    master = config.nodes["a1"].host
+    assert list(labelled(cursors)) == [
+        f"0: rank 0 of 2 gpus 0,1 master {master}",
+        f"1: rank 1 of 2 gpus 0,1 master {master}",
+    ]
+    kinds = [e.kind for e in store.events(0.0) if e.kind.startswith("job_")]
+    assert "job_running" in kinds
+    assert "job_succeeded" in kinds
+
+
+def test_a_failed_rank_requeues_the_gang_then_fails_it(fleet: tuple[Any, Store]) -> None:
+    config, store = fleet
+    _submit(store, "g2", 4, env=(("EXIT_1", "3"),))
+    seen: list[Job] = []
+
+    def failed() -> bool:
+        seen.extend(c.after for c in run_tick(config, store, max_restarts=1).changes if c.new_state)
+        return store.job("g2").state is JobState.FAILED  # type: ignore[union-attr]
+
+    wait_for(failed, what="g2 failed", poll_s=0.2)
+    assert [(j.state, j.restarts) for j in seen] == [
+        (JobState.RUNNING, 0),
+        (JobState.PENDING, 1),  # requeued, then placed again in the same pass
+        (JobState.RUNNING, 1),
+        (JobState.FAILED, 1),
+    ]
+    assert seen[1].reason == "rank 1 on a2 exited 3; requeued (restart 1 of 1)"
+    assert seen[-1].reason == "rank 1 on a2 exited 3; failed after 1 restart"
+
+
+def test_gangs_share_no_gpu_and_the_rest_waits(fleet: tuple[Any, Store]) -> None:
+    config, store = fleet
+    sleeper = "import time; time.sleep(60)"
+    _submit(store, "s1", 1, sleeper)
+    _submit(store, "s2", 1, sleeper)
+    _submit(store, "big", 4, sleeper)
+    run_tick(config, store)
+    jobs = {j.id: j for j in store.jobs()}
+    held = [(r.node, g) for j in jobs.values() if j.state.active for r in j.ranks for g in r.gpus]
+    assert len(held) == len(set(held)) == 2
+    assert jobs["big"].state is JobState.PENDING
+    assert jobs["big"].reason
+    report = cancel_jobs(config, store, [jobs["s1"], jobs["s2"], jobs["big"]], "ana", grace_s=5)
+    assert {j.id for j in report.cancelled} == {"s1", "s2", "big"}
+    pids = [r.pid for j in (jobs["s1"], jobs["s2"]) for r in j.ranks]
+    wait_for(lambda: not any(_alive(p) for p in pids), what="cancelled ranks gone")
+
+
+def test_a_gang_past_its_walltime_is_killed_and_failed(fleet: tuple[Any, Store]) -> None:
+    config, store = fleet
+    _submit(store, "w1", 2, "import time; time.sleep(60)", walltime_s=1.0)
+    run_tick(config, store)
+    pids = [r.pid for r in store.job("w1").ranks]  # type: ignore[union-attr]
+    failed = _tick_until(config, store, "w1", JobState.FAILED)
+    assert failed.reason == "reached its walltime of 1s"
+    wait_for(lambda: not any(_alive(p) for p in pids), what="the walltime's ranks gone")
+
+
+def test_a_command_its_node_cannot_start_fails_the_job(fleet: tuple[Any, Store]) -> None:
+    config, store = fleet
+    job = Job("bad", JobSpec(1, user="ana", command=("/no/such/program",)), time.time())
+    store.add_job(job)
+    run_tick(config, store)
+    failed = store.job("bad")
+    assert failed is not None
+    assert failed.state is JobState.FAILED
+    assert failed.reason.startswith("rank 0 could not start on a1: ")
+
+
+def _alive(pid: int | None) -> bool:
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+#: A rank that fails until it finds its own checkpoint, as a training job resumes: first run writes it and exits 3.
+RESUMES = (
+    "import os, sys; d = os.environ['FACTORY_CHECKPOINT_DIR']; p = os.path.join(d, 'step');"
+    " print('restart', os.environ['FACTORY_RESTART_COUNT'], 'found', os.path.exists(p));"
+    " sys.exit(0) if os.path.exists(p) else (open(p, 'w').write('1'), sys.exit(3))"
+)
+
+
+def test_a_requeued_gang_resumes_from_its_checkpoint(fleet: tuple[Any, Store]) -> None:
+    config, store = fleet
+    _submit(store, "ck", 1, RESUMES)
+    done = _tick_until(config, store, "ck", JobState.SUCCEEDED, JobState.FAILED)
+    assert done.state is JobState.SUCCEEDED
+    assert done.restarts == 1
+    cursors = cursors_for(done)
+    read_more(config, done, cursors)
+    assert list(labelled(cursors)) == ["0: restart 1 found True"]  # this launch's own log
