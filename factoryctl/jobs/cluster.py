@@ -1,8 +1,9 @@
 """The cluster as the scheduler sees it, from the inventory and what the store last knew of each node.
 
 A node's GPU count is what its agent reported (the store's GPU table), else what factory.yaml says (`gpus`, or a
-simulated node's count). A node the store has never heard from is not offered to the scheduler: a gang launched
-there would fail on an unknown node, and `sched tick` says to collect telemetry first.
+simulated node's count). A node the store has never heard from receives nothing: it is offered to the scheduler as
+down when factory.yaml gives its GPU count (so a job's shape and its reason count it), else left out, and
+`sched tick` says to collect telemetry first.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ def cluster_view(config: FactoryConfig, store: Store) -> Cluster:
         gpus = tuple(seen_gpus.get(name, ())) or tuple(range(spec.gpus or 0))
         if known is None or not gpus:
             unknown.append(name)
+            if spec.gpus:  # offered as down: the scheduler's shapes and reasons count it, it places nothing there
+                nodes.append(SchedNode(name, spec.gpus, rack=spec.rack, labels=dict(spec.labels), state="down"))
             continue
         state, sample = known
         indexes[name] = gpus

@@ -29,10 +29,7 @@ class Change:
 
 
 def write_changes(store: Store, changes: Sequence[Change], now: float) -> list[Change]:
-    """Write each change whose job is still in its `before` state; returns those written (events for new states)."""
-    return [
-        c
-        for c in changes
-        if c.after != c.before
-        and store.update_job(c.after, expect=c.before.state, events=[job_event(c.after, now)] if c.new_state else ())
-    ]
+    """Write each change whose job is still in its `before` state (one transaction); returns those written."""
+    moved = [c for c in changes if c.after != c.before]
+    updates = [(c.after, c.before.state, [job_event(c.after, now)] if c.new_state else []) for c in moved]
+    return [c for c, written in zip(moved, store.update_jobs(updates), strict=True) if written]

@@ -141,17 +141,29 @@ class JobRecords(StoreConnection):
         False, and nothing written (nor `events`), when the stored job moved on (another command changed it first) or
         is not there; True when `job` and `events` were written, in one transaction.
         """
+        return self.update_jobs([(job, expect, events)])[0]
+
+    def update_jobs(self, updates: Sequence[tuple[Job, JobState, Sequence[Event]]]) -> list[bool]:
+        """`update_job` of each (job, expect, events), all in one transaction; whether each was written.
+
+        A pass changes thousands of waiting jobs' reasons at once: one transaction keeps that one commit (one fsync)
+        instead of thousands, each compare-and-set still judged on its own.
+        """
+        if not updates:
+            return []
+        written: list[bool] = []
+        now = time.time()
         with self._transaction("job") as db:
-            changed = db.execute(
-                "UPDATE job SET state = ?, user = ?, submitted_ms = ?, updated_ms = ?, record = ? "
-                "WHERE id = ? AND state = ?",
-                (*_row_values(job, time.time()), job.id, JobState(expect).value),
-            ).rowcount
-            if changed != 1:
-                return False
-            for event in events:
-                insert_event(db, event)
-        return True
+            for job, expect, events in updates:
+                changed = db.execute(
+                    "UPDATE job SET state = ?, user = ?, submitted_ms = ?, updated_ms = ?, record = ? "
+                    "WHERE id = ? AND state = ?",
+                    (*_row_values(job, now), job.id, JobState(expect).value),
+                ).rowcount
+                written.append(changed == 1)
+                for event in events if changed == 1 else ():
+                    insert_event(db, event)
+        return written
 
     def scheduler_memory(self) -> tuple[frozenset[str], str | None]:
         """`Decisions.protected` and `.claimer` of the last pass (empty and None before the first, or when unreadable)."""

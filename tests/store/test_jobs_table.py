@@ -182,3 +182,16 @@ def test_the_scheduler_memory_is_kept_between_connections(store: Store, tmp_path
     store.set_scheduler_memory((), None)
     assert other.scheduler_memory() == (frozenset(), None)
     other.close()
+
+
+def test_update_jobs_judges_each_compare_and_set_on_its_own_in_one_transaction(store: Store) -> None:
+    for i in range(3):
+        store.add_job(job(f"b{i}", T0 + i))
+    running = job("b1", T0 + 1, JobState.RUNNING)
+    store.update_job(running, expect=JobState.PENDING)  # b1 moved on before the batch
+    done = [job(f"b{i}", T0 + i).evolve(reason=f"r{i}") for i in range(3)]
+    ev = Event(T0, "job_pending", "x")
+    assert store.update_jobs([(j, JobState.PENDING, [ev]) for j in done]) == [True, False, True]
+    assert [j.reason for j in store.jobs()] == ["r0", "", "r2"]
+    assert store.jobs()[1].state is JobState.RUNNING
+    assert len([e for e in store.events(0.0) if e.message == "x"]) == 2  # the refused one's event not written
