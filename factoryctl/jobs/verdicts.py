@@ -45,25 +45,33 @@ def rank_reports(job: Job, answers: Mapping[str, Sequence[Mapping[str, Any]] | N
 def judge(
     job: Job, answers: Mapping[str, Sequence[Mapping[str, Any]] | NodeError], now: float, walltime: float
 ) -> Verdict:
-    """The verdict on an active job from its nodes' `ranks` answers (a node's answer or its error, by node)."""
+    """The verdict on an active job from its nodes' `ranks` answers (a node's answer or its error, by node).
+
+    A rank that failed on a node that answered fails the gang even while another node is silent, and so does the
+    walltime: neither waits for a node that may never answer again (the silent node's rank is killed when it can be
+    told). A gang only waits on a silent node while nothing else decides its fate.
+    """
     reports = rank_reports(job, answers)
     ranks = tuple(_updated(r, reports.get(r.rank)) for r in job.ranks)
-    for r in job.ranks:
-        answer = answers.get(r.node)
-        if isinstance(answer, NodeError):
-            return Verdict("unreachable", ranks, f"{r.node} did not answer: {answer.message}")
+    silent = [r.node for r in job.ranks if isinstance(answers.get(r.node), NodeError)]
     for r in ranks:
         report = reports.get(r.rank)
+        if r.node in silent:
+            continue
         if report is None:
             return Verdict("failed", ranks, f"rank {r.rank} on {r.node} is gone (its node has no record of it)", now)
         if not report.get("running") and r.exit_code != 0:
             how = "ended without an exit status" if r.exit_code is None else f"exited {r.exit_code}"
             return Verdict("failed", ranks, f"rank {r.rank} on {r.node} {how}", r.ended_at or now)
+    if job.started_at is not None and now >= job.started_at + walltime:
+        return Verdict("walltime", ranks, f"reached its walltime of {_duration(walltime)}", now)
+    if silent:
+        error = answers[silent[0]]
+        assert isinstance(error, NodeError)
+        return Verdict("unreachable", ranks, f"{silent[0]} did not answer: {error.message}")
     if all(r.exit_code == 0 and not reports[r.rank].get("running") for r in ranks):
         ended = max((r.ended_at for r in ranks if r.ended_at is not None), default=now)
         return Verdict("succeeded", ranks, "every rank exited 0", ended)
-    if job.started_at is not None and now >= job.started_at + walltime:
-        return Verdict("walltime", ranks, f"reached its walltime of {_duration(walltime)}", now)
     return Verdict("running", ranks)
 
 

@@ -116,3 +116,15 @@ def test_an_interrupted_launch_is_requeued_without_counting_a_restart() -> None:
     assert after.state is JobState.PENDING
     assert after.restarts == 0
     assert after.reason.startswith("its launch was interrupted (rank 1 on n2 is gone")
+
+
+def test_a_rank_failed_on_an_answering_node_fails_the_gang_while_another_is_silent() -> None:
+    job = _gang()
+    answers = {"n1": [_report(job, 0, False, 3, T0 - 1)], "n2": NodeError("n2", "timeout", "timed out")}
+    assert judge(job, answers, T0, 3600).outcome == "failed"
+
+
+def test_the_walltime_ends_a_gang_whose_node_is_silent() -> None:
+    job = _gang()
+    answers = {"n1": [_report(job, 0, True)], "n2": NodeError("n2", "refused", "refused the connection")}
+    assert judge(job, answers, T0 + 3600, 3600).outcome == "walltime"
