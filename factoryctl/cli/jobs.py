@@ -288,8 +288,25 @@ def show_command(
     """One job in full: what it runs, where, its ranks and why it is in its state (-o json: the job object)."""
     from factoryctl.cli.render import emit_document
 
-    job = find(context.load(ctx), job_id)
+    config = context.load(ctx)
+    job = with_accounting(config, find(config, job_id), time.time())
     emit_document(job.as_json(), output, lambda _: job_text(job, time.time()))
+
+
+def with_accounting(config: FactoryConfig, job: Job, now: float) -> Job:
+    """The job with its energy and cost so far from the store's telemetry (jobs/accounting.py), when known."""
+    from factoryctl.jobs.accounting import with_energy
+    from factoryctl.jobs.price_now import price_intervals
+
+    if job.started_at is None:
+        return job
+    store = open_jobs(config)
+    if store is None:
+        return job
+    try:
+        return with_energy(store, job, now, price_intervals(config))
+    finally:
+        store.close()
 
 
 def job_text(job: Job, now: float) -> str:
@@ -317,6 +334,8 @@ def job_text(job: Job, now: float) -> str:
         ("submitted", iso_utc(job.submitted_at)),
         ("started", iso_utc(job.started_at) if job.started_at is not None else "-"),
         ("ended", iso_utc(job.ended_at) if job.ended_at is not None else "-"),
+        ("energy", f"{job.energy_kwh:.3f} kWh" if job.energy_kwh is not None else "-"),
+        ("cost", f"{job.cost:.2f}" if job.cost is not None else "-"),
     ]
     pairs += _asked_pairs(job)
     width = max(len(key) for key, _ in pairs) + 2
