@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 from factoryctl.config import FactoryConfig
 from factoryctl.errors import NodeError, UsageError
+from factoryctl.jobs.leftovers import kill_launches, launches_of, owe_kills
 from factoryctl.jobs.pass_lock import scheduling_pass
-from factoryctl.jobs.reconcile import ask_ranks, kill_gangs
+from factoryctl.jobs.reconcile import ask_ranks
 from factoryctl.jobs.records import Change, write_changes
 from factoryctl.jobs.verdicts import rank_reports
 from factoryctl.model.jobs import Job, JobState
@@ -59,7 +60,9 @@ def cancel_jobs(
         now_jobs = [store.job(job.id) or job for job in jobs]
         over = tuple(job for job in now_jobs if job.state.terminal)
         live = [job for job in now_jobs if not job.state.terminal]
-        errors = _stop(config, [job for job in live if job.state.active and job.ranks], grace_s)
+        gangs = [job for job in live if job.state.active and job.ranks]
+        errors = _stop(config, gangs, grace_s)
+        owe_kills(store, [o for o in launches_of(gangs) if o[0] in errors])
         now = time.time()
         reason = f"cancelled by {user}" + (f": {why}" if why else "")
         changes = [Change(job, _cancelled(job, reason, errors, now)) for job in live]
@@ -78,7 +81,7 @@ def _stop(config: FactoryConfig, gangs: list[Job], grace_s: float) -> dict[str, 
     """SIGTERM every gang, wait for their ranks to end (at most `grace_s`), SIGKILL the rest; unreached nodes."""
     if not gangs:
         return {}
-    errors = kill_gangs(config, gangs, "TERM")
+    errors = kill_launches(config, launches_of(gangs), "TERM")
     deadline = time.monotonic() + grace_s
     left = gangs
     while left and time.monotonic() < deadline:
@@ -86,5 +89,5 @@ def _stop(config: FactoryConfig, gangs: list[Job], grace_s: float) -> dict[str, 
         answers = ask_ranks(config, left)
         left = [job for job in left if any(r.get("running") for r in rank_reports(job, answers).values())]
     if left:
-        errors |= kill_gangs(config, left, "KILL")
+        errors |= kill_launches(config, launches_of(left), "KILL")
     return errors

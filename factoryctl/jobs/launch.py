@@ -14,6 +14,7 @@ from typing import Any
 
 from factoryctl.config import FactoryConfig
 from factoryctl.errors import FactoryError, NodeError, UsageError
+from factoryctl.jobs.leftovers import Owed
 from factoryctl.jobs.node_calls import on_nodes
 from factoryctl.jobs.rank_env import rank_environment, run_id
 from factoryctl.jobs.reconcile import kill_gangs, requeued
@@ -45,8 +46,8 @@ def rank_launches(config: FactoryConfig, job: Job) -> list[RankLaunch]:
     return [RankLaunch(job, r, rank_environment(job, job.allocation, r.rank, r.gpus, master)) for r in job.ranks]
 
 
-def launch_gangs(config: FactoryConfig, jobs: Sequence[Job], now: float) -> list[Change]:
-    """Launch every rank of these STARTING jobs; each job's change (RUNNING, requeued or FAILED)."""
+def launch_gangs(config: FactoryConfig, jobs: Sequence[Job], now: float) -> tuple[list[Change], list[Owed]]:
+    """Launch every rank of these STARTING jobs; each job's change (RUNNING, requeued or FAILED), kills owed."""
     by_node: dict[str, list[RankLaunch]] = {}
     for job in jobs:
         for launch in rank_launches(config, job):
@@ -58,9 +59,7 @@ def launch_gangs(config: FactoryConfig, jobs: Sequence[Job], now: float) -> list
     answers = on_nodes(config, list(by_node), start_all)
     changes = [_outcome(job, answers, by_node, now) for job in jobs]
     failed = [c.before for c in changes if c.after.state is not JobState.RUNNING]
-    if failed:
-        kill_gangs(config, failed)
-    return changes
+    return changes, kill_gangs(config, failed) if failed else []
 
 
 def _start(session: AgentSession, launch: RankLaunch) -> Mapping[str, Any] | FactoryError:

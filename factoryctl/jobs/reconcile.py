@@ -14,6 +14,7 @@ from typing import Any
 
 from factoryctl.config import FactoryConfig
 from factoryctl.errors import NodeError
+from factoryctl.jobs.leftovers import Owed, kill_launches, launches_of
 from factoryctl.jobs.node_calls import on_nodes
 from factoryctl.jobs.rank_env import run_id
 from factoryctl.jobs.records import Change
@@ -21,6 +22,9 @@ from factoryctl.jobs.verdicts import Verdict, judge
 from factoryctl.model.folding import fold_nodes
 from factoryctl.model.jobs import Job, JobState
 from factoryctl.transport.session import AgentSession
+
+#: How long a node the store judges down may stay silent before its ranks are taken as lost and their gangs requeued.
+NODE_LOST_AFTER_S = 300.0
 
 
 def ask_ranks(config: FactoryConfig, jobs: Sequence[Job]) -> dict[str, Sequence[Mapping[str, Any]] | NodeError]:
@@ -36,18 +40,11 @@ def ask_ranks(config: FactoryConfig, jobs: Sequence[Job]) -> dict[str, Sequence[
     return on_nodes(config, list(by_node), ask)
 
 
-def kill_gangs(config: FactoryConfig, jobs: Sequence[Job], signal: str = "KILL") -> dict[str, NodeError]:
-    """Signal every rank of these jobs on their nodes; the nodes that could not be told, with their error."""
-    by_node: dict[str, list[str]] = {}
-    for job in jobs:
-        for r in job.ranks:
-            by_node.setdefault(r.node, []).append(run_id(job))
-
-    def kill(session: AgentSession, node: str) -> None:
-        for job_id in by_node[node]:
-            session.kill_ranks(job_id, signal)
-
-    return {n: o for n, o in on_nodes(config, list(by_node), kill).items() if isinstance(o, NodeError)}
+def kill_gangs(config: FactoryConfig, jobs: Sequence[Job], signal: str = "KILL") -> list[Owed]:
+    """Signal every rank of these jobs on their nodes; the (node, launch) pairs that could not be told."""
+    launches = launches_of(jobs)
+    failed = kill_launches(config, launches, signal)
+    return [o for o in launches if o[0] in failed]
 
 
 def reconcile(
@@ -56,19 +53,26 @@ def reconcile(
     now: float,
     walltime_of: Callable[[Job], float],
     max_restarts: int,
-) -> list[Change]:
-    """The changes the nodes' answers make to the active jobs (gangs to kill already killed)."""
+    down_since: Mapping[str, float] | None = None,
+) -> tuple[list[Change], list[Owed]]:
+    """The changes the nodes' answers make to the active jobs (gangs to kill already killed), and the kills owed.
+
+    `down_since`: when the store judged each down node down; a silent node down for NODE_LOST_AFTER_S has lost
+    its rank (the gang is requeued, its rank there killed when the node answers again), as has a node no longer in
+    factory.yaml.
+    """
     active = [j for j in jobs if j.state.active and j.ranks]
     if not active:
-        return []
+        return [], []
     answers = ask_ranks(config, active)
-    changes = [
-        Change(job, after_verdict(job, judge(job, answers, now, walltime_of(job)), now, max_restarts)) for job in active
-    ]
+    lost = {n for n, since in (down_since or {}).items() if now - since >= NODE_LOST_AFTER_S}
+    lost |= {r.node for job in active for r in job.ranks if r.node not in config.nodes}  # removed from factory.yaml
+    changes = []
+    for job in active:
+        verdict = judge(job, answers, now, walltime_of(job), lost)
+        changes.append(Change(job, after_verdict(job, verdict, now, max_restarts)))
     doomed = [c.before for c in changes if c.after.state is not c.before.state and not c.after.state.active]
-    if doomed:
-        kill_gangs(config, [j for j in doomed if j.ranks])
-    return changes
+    return changes, kill_gangs(config, doomed) if doomed else []
 
 
 def after_verdict(job: Job, verdict: Verdict, now: float, max_restarts: int) -> Job:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from factoryctl.config import FactoryConfig
 from factoryctl.jobs.cluster import Cluster, cluster_view
 from factoryctl.jobs.launch import launch_gangs, starting
+from factoryctl.jobs.leftovers import Owed, owe_kills, settle_kills
 from factoryctl.jobs.pass_lock import scheduling_pass
 from factoryctl.jobs.rank_env import busy_gpus, choose_gpus
 from factoryctl.jobs.reconcile import reconcile
@@ -64,15 +65,18 @@ def run_tick(
         now = time.time() if now is None else now
         sched = scheduler_config(config)
         jobs = store.jobs(states=LIVE_STATES)
-        reconciled = write_changes(
-            store, reconcile(config, jobs, now, lambda j: _walltime(j, sched), max_restarts), now
-        )
+        states = [state for state, _ in store.latest()]
+        settle_kills(config, store, {s.node for s in states if s.state != "down"})
+        down_since = {s.node: s.since for s in states if s.state == "down"}
+        checked, owed = reconcile(config, jobs, now, lambda j: _walltime(j, sched), max_restarts, down_since)
+        reconciled = write_changes(store, checked, now)
         jobs = _after(jobs, reconciled)
         cluster = cluster_view(config, store)
         protected, claimer = store.scheduler_memory()
         decisions = schedule(cluster.nodes, jobs, now, sched, price, protected, claimer)
         waits = write_changes(store, _wait_changes(jobs, decisions), now)
-        started = _start(config, store, jobs, cluster, decisions.starts, now)
+        started = _start(config, store, jobs, cluster, decisions.starts, now, owed)
+        owe_kills(store, owed)
         store.set_scheduler_memory(decisions.protected, decisions.claimer)
         return TickReport(tuple(reconciled + waits + started), len(decisions.waits), cluster.unknown, started_at=now)
 
@@ -99,7 +103,7 @@ def _wait_changes(jobs: list[Job], decisions: Decisions) -> list[Change]:
 
 def _start(
     config: FactoryConfig, store: Store, jobs: list[Job], cluster: Cluster, starts: tuple[StartDecision, ...],
-    now: float,
+    now: float, owed: list[Owed],
 ) -> list[Change]:  # fmt: skip
     """Mark each started gang STARTING (with its GPUs), launch them all, and write how each launch went."""
     by_id = {job.id: job for job in jobs}
@@ -116,5 +120,7 @@ def _start(
     marked = write_changes(store, marked, now)
     if not marked:
         return []
-    launched = write_changes(store, launch_gangs(config, [c.after for c in marked], now), now)
+    outcomes, unkilled = launch_gangs(config, [c.after for c in marked], now)
+    owed.extend(unkilled)
+    launched = write_changes(store, outcomes, now)
     return [Change(c.before, next((d.after for d in launched if d.after.id == c.after.id), c.after)) for c in marked]

@@ -174,3 +174,44 @@ def test_a_requeued_gang_resumes_from_its_checkpoint(fleet: tuple[Any, Store]) -
     cursors = cursors_for(done)
     read_more(config, done, cursors)
     assert list(labelled(cursors)) == ["0: restart 1 found True"]  # this launch's own log
+
+
+def test_a_kill_owed_to_a_node_is_made_once_it_is_up(fleet: tuple[Any, Store]) -> None:
+    from factoryctl.jobs.leftovers import owe_kills, owed_kills, settle_kills
+    from factoryctl.jobs.rank_env import run_id
+
+    config, store = fleet
+    _submit(store, "o1", 1, "import time; time.sleep(60)")
+    run_tick(config, store)
+    job = store.job("o1")
+    assert job is not None
+    pid = job.ranks[0].pid
+    owe_kills(store, [(job.ranks[0].node, run_id(job)), ("gone", "x.1")])
+    assert settle_kills(config, store, up=()) == [("gone", "x.1")]  # a node not in factory.yaml: forgotten
+    assert _alive(pid)
+    assert settle_kills(config, store, up={job.ranks[0].node}) == [(job.ranks[0].node, run_id(job))]
+    assert owed_kills(store) == []
+    wait_for(lambda: not _alive(pid), what="the owed rank killed")
+
+
+def test_a_gang_on_a_node_gone_from_factory_yaml_is_requeued_and_its_other_rank_killed(
+    fleet: tuple[Any, Store], tmp_path: Path
+) -> None:
+    from factoryctl.jobs.leftovers import owed_kills
+
+    config, store = fleet
+    _submit(store, "r1", 4, "import time; time.sleep(60)", env=(("X", "1"),))
+    run_tick(config, store)
+    first = store.job("r1")
+    assert first is not None
+    assert first.state is JobState.RUNNING
+    path = tmp_path / "factory.yaml"
+    path.write_text(path.read_text().replace("a[1-2]", "a1"))
+    smaller = load_config(path)
+    report = run_tick(smaller, store)
+    requeued = next(c.after for c in report.changes if c.after.state is JobState.PENDING)
+    assert requeued.reason == "rank 1 on a2 is lost (its node has been down for long); requeued (restart 1 of 3)"
+    wait_for(lambda: not _alive(first.ranks[0].pid), what="rank 0 on a1 killed")
+    assert [node for node, _ in owed_kills(store)] == ["a2"]  # a2 could not be told: owed
+    run_tick(smaller, store)
+    assert owed_kills(store) == []  # owed to a node gone from factory.yaml: forgotten by the next pass

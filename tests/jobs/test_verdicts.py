@@ -128,3 +128,13 @@ def test_the_walltime_ends_a_gang_whose_node_is_silent() -> None:
     job = _gang()
     answers = {"n1": [_report(job, 0, True)], "n2": NodeError("n2", "refused", "refused the connection")}
     assert judge(job, answers, T0 + 3600, 3600).outcome == "walltime"
+
+
+def test_a_silent_node_down_for_long_has_lost_its_rank_and_the_gang_is_requeued() -> None:
+    job = _gang()
+    answers = {"n1": [_report(job, 0, True)], "n2": NodeError("n2", "timeout", "timed out")}
+    assert judge(job, answers, T0, 3600, lost=()).outcome == "unreachable"
+    verdict = judge(job, answers, T0, 3600, lost={"n2"})
+    assert verdict.outcome == "failed"
+    assert verdict.why == "rank 1 on n2 is lost (its node has been down for long)"
+    assert after_verdict(job, verdict, T0, 3).state is JobState.PENDING

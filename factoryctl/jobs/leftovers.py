@@ -1,0 +1,71 @@
+"""Ranks owed a kill: those of gangs that ended while their node could not be told, killed once it answers again.
+
+A gang is requeued, failed or cancelled while one of its nodes is silent (down, partitioned): its rank there may
+still run, holding GPUs the scheduler now gives to others, and writing the job's checkpoints beside its requeued
+copy. Each (node, launch) that could not be told is kept in the store (meta `scheduler.owed_kills`), and every pass
+first SIGKILLs those whose node the store sees up again, forgetting each once its node took the kill.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Sequence
+
+from factoryctl.config import FactoryConfig
+from factoryctl.errors import NodeError
+from factoryctl.jobs.node_calls import on_nodes
+from factoryctl.jobs.rank_env import run_id
+from factoryctl.model.jobs import Job
+from factoryctl.store.sqlite import Store
+from factoryctl.transport.session import AgentSession
+
+OWED_KEY = "scheduler.owed_kills"
+
+#: (node, launch): a launch being `rank_env.run_id` of its job, as its node knows it.
+Owed = tuple[str, str]
+
+
+def launches_of(jobs: Sequence[Job]) -> list[Owed]:
+    """Each (node, launch) of these jobs' ranks."""
+    return [(r.node, run_id(job)) for job in jobs for r in job.ranks]
+
+
+def kill_launches(config: FactoryConfig, launches: Sequence[Owed], signal: str = "KILL") -> dict[str, NodeError]:
+    """Signal the ranks of each (node, launch); the nodes that could not be told, with their error."""
+    by_node: dict[str, list[str]] = {}
+    for node, launch in launches:
+        by_node.setdefault(node, []).append(launch)
+
+    def kill(session: AgentSession, node: str) -> None:
+        for launch in dict.fromkeys(by_node[node]):
+            session.kill_ranks(launch, signal)
+
+    return {n: o for n, o in on_nodes(config, list(by_node), kill).items() if isinstance(o, NodeError)}
+
+
+def owed_kills(store: Store) -> list[Owed]:
+    """The kills still owed (an unreadable value is none: it was written by this module only)."""
+    try:
+        found = json.loads(store.get_meta(OWED_KEY) or "[]")
+    except ValueError:
+        return []
+    return [(str(p[0]), str(p[1])) for p in found if isinstance(p, list) and len(p) == 2]
+
+
+def owe_kills(store: Store, launches: Sequence[Owed]) -> None:
+    """Remember kills that could not be made, for the passes to come."""
+    if launches:
+        kept = list(dict.fromkeys([*owed_kills(store), *launches]))
+        store.set_meta(OWED_KEY, json.dumps(kept))
+
+
+def settle_kills(config: FactoryConfig, store: Store, up: Collection[str]) -> list[Owed]:
+    """SIGKILL the owed launches whose node is up again (or gone from factory.yaml: forgotten); those made."""
+    owed = owed_kills(store)
+    due = [o for o in owed if o[0] in up or o[0] not in config.nodes]
+    if not due:
+        return []
+    failed = kill_launches(config, [o for o in due if o[0] in config.nodes])
+    made = [o for o in due if o[0] not in failed]
+    store.set_meta(OWED_KEY, json.dumps([o for o in owed if o not in made]))
+    return made
