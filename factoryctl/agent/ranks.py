@@ -190,13 +190,15 @@ class RankStore:
 
     # -- ops -----------------------------------------------------------------------------------------------------
 
-    def ranks(self, jobs: Optional[List[str]]) -> List[Dict[str, Any]]:
-        """`ranks`: every launched rank of `jobs` (None: of every job on the node)."""
+    def ranks(self, jobs: Optional[List[str]], running_only: bool = False) -> List[Dict[str, Any]]:
+        """`ranks`: every launched rank of `jobs` (None: of every job on the node); the live ones with `running_only`."""
         found = []
         for job, rank, directory in self._rank_dirs(jobs):
             record = self._record(directory)
             if record is not None:
-                found.append(self.status(job, rank, record, directory))
+                status = self.status(job, rank, record, directory)
+                if status["running"] or not running_only:
+                    found.append(status)
         return found
 
     def kill(self, job: str, signal_name: str) -> List[int]:

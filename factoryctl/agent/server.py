@@ -408,8 +408,8 @@ class AgentServer:
         return self._rank_store().launch(job, rank, {**spec, "cwd": cwd_field(req)})
 
     def op_ranks(self, req: Dict[str, Any]) -> Dict[str, Any]:
-        """`ranks`: the launched ranks of `jobs` (null: every job), running or how they ended."""
-        return {"ranks": self._rank_store().ranks(jobs_field(req))}
+        """`ranks`: the launched ranks of `jobs` (null: every job), running or how they ended (`running`: live only)."""
+        return {"ranks": self._rank_store().ranks(jobs_field(req), bool_field(req, "running", False))}
 
     def op_kill(self, req: Dict[str, Any]) -> Dict[str, Any]:
         """`kill`: TERM or KILL each rank's process group of a job."""

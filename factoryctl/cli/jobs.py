@@ -25,6 +25,7 @@ from factoryctl.cli.options import (
     checked_choice,
 )
 from factoryctl.cli.render import Column, OutputFormat
+from factoryctl.model.timefmt import squeue_clock
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -77,26 +78,6 @@ JOB_COLUMNS = (
 )
 
 
-def clock(seconds: float) -> str:
-    """A duration as squeue's TIME shows it: `0:42`, `1:02:03`, `2-03:04:05` (days-hours:minutes:seconds)."""
-    whole = max(0, int(seconds))
-    days, rest = divmod(whole, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}-{hours:02d}:{minutes:02d}:{secs:02d}"
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
-def job_time(job: Job, now: float) -> float | None:
-    """TIME: how long a waiting job has queued, an active one run, an ended one ran (None: it never started)."""
-    if job.state.waiting:
-        return now - job.submitted_at
-    if job.started_at is None:
-        return None
-    return (job.ended_at if job.state.terminal and job.ended_at is not None else now) - job.started_at
-
-
 def job_nodes(job: Job) -> str | None:
     """The nodes a job holds or held, folded (`n[01-04]`); None before it was placed."""
     from factoryctl.model.folding import fold
@@ -109,7 +90,7 @@ def job_row(job: Job, now: float) -> dict[str, Any]:
     """One table row of `jobs list` (JSON, YAML and CSV print `Job.as_json` instead)."""
     from factoryctl.cli.render import iso_utc
 
-    elapsed = job_time(job, now)
+    elapsed = job.elapsed(now)
     return {
         "id": job.id,
         "name": job.name,
@@ -117,7 +98,7 @@ def job_row(job: Job, now: float) -> dict[str, Any]:
         "state": job.state.value,
         "gpus": job.num_gpus,
         "nodes": job_nodes(job),
-        "time": clock(elapsed) if elapsed is not None else None,
+        "time": squeue_clock(elapsed) if elapsed is not None else None,
         "reason": job.reason or None,
         "submitted": iso_utc(job.submitted_at),
         "started": iso_utc(job.started_at) if job.started_at is not None else None,
@@ -316,7 +297,7 @@ def job_text(job: Job, now: float) -> str:
     from factoryctl.cli.render import iso_utc
 
     spec = job.spec
-    elapsed = job_time(job, now)
+    elapsed = job.elapsed(now)
     pairs = [
         ("id", job.id),
         ("name", job.name),
@@ -327,9 +308,9 @@ def job_text(job: Job, now: float) -> str:
         ("directory", spec.cwd or "(the node user's home)"),
         ("gpus", f"{spec.num_gpus}" + (f" ({spec.gpus_per_node} per node)" if spec.gpus_per_node else "")),
         ("nodes", job_nodes(job) or "-"),
-        ("time", clock(elapsed) if elapsed is not None else "-"),
+        ("time", squeue_clock(elapsed) if elapsed is not None else "-"),
         ("priority", str(spec.priority)),
-        ("walltime", clock(spec.walltime_s) if spec.walltime_s is not None else "the scheduler's default"),
+        ("walltime", squeue_clock(spec.walltime_s) if spec.walltime_s is not None else "the scheduler's default"),
         ("restarts", str(job.restarts)),
         ("submitted", iso_utc(job.submitted_at)),
         ("started", iso_utc(job.started_at) if job.started_at is not None else "-"),

@@ -25,6 +25,8 @@ from factoryctl.store.sqlite import Store
 
 #: Seconds a cancelled gang has between SIGTERM and SIGKILL.
 CANCEL_GRACE_S = 10.0
+#: How long stopping a running gang waits for a pass in progress (one slowed by silent nodes takes a minute or more).
+CANCEL_LOCK_WAIT_S = 180.0
 
 
 @dataclass(frozen=True)
@@ -54,20 +56,32 @@ def cancel_jobs(
     config: FactoryConfig, store: Store, jobs: Sequence[Job], user: str, force: bool = False,
     why: str | None = None, grace_s: float = CANCEL_GRACE_S,
 ) -> CancelReport:  # fmt: skip
-    """Cancel `jobs` (as found by `store.find_job`); they are read again under the lock, as they are now."""
+    """Cancel `jobs` (as found by `store.find_job`), each as it is now.
+
+    A waiting job is cancelled at once, compare-and-set, without waiting for a pass that may be slow on a silent
+    node; a job a pass started meanwhile, and every running gang, are stopped under the scheduler lock.
+    """
     check_may_cancel(jobs, user, force, os.geteuid() == 0)
-    with scheduling_pass(config.state_dir):
-        now_jobs = [store.job(job.id) or job for job in jobs]
-        over = tuple(job for job in now_jobs if job.state.terminal)
-        live = [job for job in now_jobs if not job.state.terminal]
-        gangs = [job for job in live if job.state.active and job.ranks]
-        errors = _stop(config, gangs, grace_s)
-        owe_kills(store, [o for o in launches_of(gangs) if o[0] in errors])
-        now = time.time()
-        reason = f"cancelled by {user}" + (f": {why}" if why else "")
-        changes = [Change(job, _cancelled(job, reason, errors, now)) for job in live]
-        written = write_changes(store, changes, now)
-    return CancelReport(tuple(c.after for c in written), over, tuple(errors.values()))
+    reason = f"cancelled by {user}" + (f": {why}" if why else "")
+    waiting = [job for job in (store.job(j.id) or j for j in jobs) if job.state.waiting]
+    now = time.time()
+    done = write_changes(store, [Change(job, _cancelled(job, reason, {}, now)) for job in waiting], now)
+    cancelled = [c.after for c in done]
+    rest = [job for job in jobs if job.id not in {c.after.id for c in done}]
+    errors: dict[str, NodeError] = {}
+    over: list[Job] = []
+    if rest:
+        with scheduling_pass(config.state_dir, wait_s=CANCEL_LOCK_WAIT_S):
+            now_jobs = [store.job(job.id) or job for job in rest]
+            over = [job for job in now_jobs if job.state.terminal]
+            live = [job for job in now_jobs if not job.state.terminal]
+            gangs = [job for job in live if job.state.active and job.ranks]
+            errors = _stop(config, gangs, grace_s)
+            owe_kills(store, [o for o in launches_of(gangs) if o[0] in errors])
+            now = time.time()
+            written = write_changes(store, [Change(job, _cancelled(job, reason, errors, now)) for job in live], now)
+            cancelled += [c.after for c in written]
+    return CancelReport(tuple(cancelled), tuple(over), tuple(errors.values()))
 
 
 def _cancelled(job: Job, reason: str, errors: dict[str, NodeError], now: float) -> Job:

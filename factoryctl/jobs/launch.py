@@ -14,7 +14,7 @@ from typing import Any
 
 from factoryctl.config import FactoryConfig
 from factoryctl.errors import FactoryError, NodeError, UsageError
-from factoryctl.jobs.leftovers import Owed
+from factoryctl.jobs.leftovers import PassNotes, sweep_strays
 from factoryctl.jobs.node_calls import on_nodes
 from factoryctl.jobs.rank_env import rank_environment, run_id
 from factoryctl.jobs.reconcile import kill_gangs, requeued
@@ -22,6 +22,10 @@ from factoryctl.jobs.records import Change
 from factoryctl.model.folding import fold_nodes
 from factoryctl.model.jobs import Job, JobState, Rank
 from factoryctl.transport.session import AgentSession
+
+#: How long a node has to answer a launch: longer than its agent waits for the rank's wrapper (30 s, a slow file
+#: system's chdir), so a launch is not taken as failed while the node may still start it.
+LAUNCH_ANSWER_S = 40.0
 
 
 @dataclass(frozen=True)
@@ -46,20 +50,28 @@ def rank_launches(config: FactoryConfig, job: Job) -> list[RankLaunch]:
     return [RankLaunch(job, r, rank_environment(job, job.allocation, r.rank, r.gpus, master)) for r in job.ranks]
 
 
-def launch_gangs(config: FactoryConfig, jobs: Sequence[Job], now: float) -> tuple[list[Change], list[Owed]]:
-    """Launch every rank of these STARTING jobs; each job's change (RUNNING, requeued or FAILED), kills owed."""
+def launch_gangs(config: FactoryConfig, jobs: Sequence[Job], now: float, notes: PassNotes) -> list[Change]:
+    """Launch every rank of these STARTING jobs; each job's change (RUNNING, requeued or FAILED).
+
+    Each node is swept of strays first (`leftovers.sweep_strays`: a launch no active job holds), so a gang never
+    starts beside a rank the store lost track of; kills owed and silent nodes go to `notes`.
+    """
     by_node: dict[str, list[RankLaunch]] = {}
     for job in jobs:
         for launch in rank_launches(config, job):
             by_node.setdefault(launch.rank.node, []).append(launch)
 
     def start_all(session: AgentSession, node: str) -> list[Mapping[str, Any] | FactoryError]:
+        sweep_strays(session, node, notes)
         return [_start(session, launch) for launch in by_node[node]]
 
     answers = on_nodes(config, list(by_node), start_all)
+    notes.silent.update(n for n, a in answers.items() if isinstance(a, NodeError))
     changes = [_outcome(job, answers, by_node, now) for job in jobs]
     failed = [c.before for c in changes if c.after.state is not JobState.RUNNING]
-    return changes, kill_gangs(config, failed) if failed else []
+    if failed:
+        notes.owed.extend(kill_gangs(config, failed))
+    return changes
 
 
 def _start(session: AgentSession, launch: RankLaunch) -> Mapping[str, Any] | FactoryError:
@@ -72,6 +84,7 @@ def _start(session: AgentSession, launch: RankLaunch) -> Mapping[str, Any] | Fac
             launch.env,
             list(launch.rank.gpus),
             spec.cwd or None,
+            timeout=LAUNCH_ANSWER_S,
         )
     except FactoryError as exc:  # this rank's refusal or its node's failure; the node's other launches go on
         return exc

@@ -1,15 +1,22 @@
-"""Ranks owed a kill: those of gangs that ended while their node could not be told, killed once it answers again.
+"""Ranks that must not run on: owed kills (their node could not be told) and strays (a launch no job holds).
 
 A gang is requeued, failed or cancelled while one of its nodes is silent (down, partitioned): its rank there may
 still run, holding GPUs the scheduler now gives to others, and writing the job's checkpoints beside its requeued
 copy. Each (node, launch) that could not be told is kept in the store (meta `scheduler.owed_kills`), and every pass
 first SIGKILLs those whose node the store sees up again, forgetting each once its node took the kill.
+
+Owed kills cannot cover a launch the store never learnt of (a launch that answered too late, a pass killed before it
+wrote what it owed, a store created again, a node dropped from factory.yaml and put back). So every node a pass
+works on (checking its ranks, or launching on it) is also swept: its running ranks whose launch is no active job's
+(`sweep_strays`) are SIGKILLed before anything else starts there. The node's own records are the truth of what
+runs on it; the store's are the truth of what should.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
 
 from factoryctl.config import FactoryConfig
 from factoryctl.errors import NodeError
@@ -23,6 +30,25 @@ OWED_KEY = "scheduler.owed_kills"
 
 #: (node, launch): a launch being `rank_env.run_id` of its job, as its node knows it.
 Owed = tuple[str, str]
+
+
+@dataclass
+class PassNotes:
+    """What a pass learnt beside its job changes: kills it owes, strays it killed, nodes that did not answer."""
+
+    current: frozenset[str] = frozenset()  # the launches active jobs hold (`rank_env.run_id`): all others are strays
+    owed: list[Owed] = field(default_factory=list)
+    strays: list[Owed] = field(default_factory=list)
+    silent: set[str] = field(default_factory=set)
+
+
+def sweep_strays(session: AgentSession, node: str, notes: PassNotes) -> None:
+    """SIGKILL every running rank on the node whose launch no active job holds; each noted in `notes.strays`."""
+    live = session.ranks(None, running=True)
+    strays = sorted({str(r.get("job")) for r in live if r.get("job") not in notes.current})
+    for launch in strays:
+        session.kill_ranks(launch, "KILL")
+        notes.strays.append((node, launch))
 
 
 def launches_of(jobs: Sequence[Job]) -> list[Owed]:

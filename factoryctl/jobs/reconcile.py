@@ -14,30 +14,41 @@ from typing import Any
 
 from factoryctl.config import FactoryConfig
 from factoryctl.errors import NodeError
-from factoryctl.jobs.leftovers import Owed, kill_launches, launches_of
+from factoryctl.jobs.leftovers import Owed, PassNotes, kill_launches, launches_of, sweep_strays
 from factoryctl.jobs.node_calls import on_nodes
 from factoryctl.jobs.rank_env import run_id
 from factoryctl.jobs.records import Change
 from factoryctl.jobs.verdicts import Verdict, judge
 from factoryctl.model.folding import fold_nodes
 from factoryctl.model.jobs import Job, JobState
+from factoryctl.model.timefmt import iso_utc
 from factoryctl.transport.session import AgentSession
 
 #: How long a node the store judges down may stay silent before its ranks are taken as lost and their gangs requeued.
 NODE_LOST_AFTER_S = 300.0
 
 
-def ask_ranks(config: FactoryConfig, jobs: Sequence[Job]) -> dict[str, Sequence[Mapping[str, Any]] | NodeError]:
-    """Every node's answer to `ranks` for the given jobs' ranks there (or its error), by node."""
+def ask_ranks(
+    config: FactoryConfig, jobs: Sequence[Job], notes: PassNotes | None = None
+) -> dict[str, Sequence[Mapping[str, Any]] | NodeError]:
+    """Every node's answer to `ranks` for the given jobs' ranks there (or its error), by node.
+
+    With `notes`, each node is swept of strays first (`leftovers.sweep_strays`) and the silent ones are noted.
+    """
     by_node: dict[str, list[str]] = {}
     for job in jobs:
         for r in job.ranks:
             by_node.setdefault(r.node, []).append(run_id(job))
 
     def ask(session: AgentSession, node: str) -> Sequence[Mapping[str, Any]]:
+        if notes is not None:
+            sweep_strays(session, node, notes)
         return session.ranks(by_node[node])
 
-    return on_nodes(config, list(by_node), ask)
+    answers = on_nodes(config, list(by_node), ask)
+    if notes is not None:
+        notes.silent.update(n for n, a in answers.items() if isinstance(a, NodeError))
+    return answers
 
 
 def kill_gangs(config: FactoryConfig, jobs: Sequence[Job], signal: str = "KILL") -> list[Owed]:
@@ -53,9 +64,10 @@ def reconcile(
     now: float,
     walltime_of: Callable[[Job], float],
     max_restarts: int,
+    notes: PassNotes,
     down_since: Mapping[str, float] | None = None,
-) -> tuple[list[Change], list[Owed]]:
-    """The changes the nodes' answers make to the active jobs (gangs to kill already killed), and the kills owed.
+) -> list[Change]:
+    """The changes the nodes' answers make to the active jobs (gangs to kill already killed; kills owed in `notes`).
 
     `down_since`: when the store judged each down node down; a silent node down for NODE_LOST_AFTER_S has lost
     its rank (the gang is requeued, its rank there killed when the node answers again), as has a node no longer in
@@ -63,16 +75,24 @@ def reconcile(
     """
     active = [j for j in jobs if j.state.active and j.ranks]
     if not active:
-        return [], []
-    answers = ask_ranks(config, active)
-    lost = {n for n, since in (down_since or {}).items() if now - since >= NODE_LOST_AFTER_S}
-    lost |= {r.node for job in active for r in job.ranks if r.node not in config.nodes}  # removed from factory.yaml
+        return []
+    answers = ask_ranks(config, active, notes)
+    lost = {
+        n: f"its node has been down since {iso_utc(since)}"
+        for n, since in (down_since or {}).items()
+        if now - since >= NODE_LOST_AFTER_S
+    }
+    lost |= {
+        r.node: "its node is no longer in factory.yaml" for j in active for r in j.ranks if r.node not in config.nodes
+    }
     changes = []
     for job in active:
         verdict = judge(job, answers, now, walltime_of(job), lost)
         changes.append(Change(job, after_verdict(job, verdict, now, max_restarts)))
     doomed = [c.before for c in changes if c.after.state is not c.before.state and not c.after.state.active]
-    return changes, kill_gangs(config, doomed) if doomed else []
+    if doomed:
+        notes.owed.extend(kill_gangs(config, doomed))
+    return changes
 
 
 def after_verdict(job: Job, verdict: Verdict, now: float, max_restarts: int) -> Job:

@@ -14,11 +14,12 @@ from dataclasses import dataclass, field, replace
 from factoryctl.config import FactoryConfig
 from factoryctl.jobs.cluster import Cluster, cluster_view
 from factoryctl.jobs.launch import launch_gangs, starting
-from factoryctl.jobs.leftovers import Owed, owe_kills, settle_kills
+from factoryctl.jobs.leftovers import PassNotes, owe_kills, settle_kills
 from factoryctl.jobs.pass_lock import scheduling_pass
-from factoryctl.jobs.rank_env import busy_gpus, choose_gpus
+from factoryctl.jobs.rank_env import busy_gpus, choose_gpus, run_id
 from factoryctl.jobs.reconcile import reconcile
 from factoryctl.jobs.records import Change, write_changes
+from factoryctl.jobs.silent import held_down, remember_silent, silent_nodes
 from factoryctl.model.jobs import Job, JobState
 from factoryctl.scheduler.decide import Decisions, StartDecision, schedule
 from factoryctl.scheduler.policy import POLICIES, SchedulerConfig
@@ -36,6 +37,8 @@ class TickReport:
     waiting: int
     unknown_nodes: tuple[str, ...] = ()
     started_at: float = field(default_factory=time.time)
+    #: (node, launch) of each running rank no active job held, killed by this pass (`leftovers.sweep_strays`).
+    strays: tuple[tuple[str, str], ...] = ()
 
     def entered(self, *states: JobState) -> list[Job]:
         """The jobs this pass moved into one of `states`."""
@@ -65,20 +68,26 @@ def run_tick(
         now = time.time() if now is None else now
         sched = scheduler_config(config)
         jobs = store.jobs(states=LIVE_STATES)
+        notes = PassNotes(current=frozenset(run_id(j) for j in jobs if j.state.active))
+        held_out = silent_nodes(store, now)
         states = [state for state, _ in store.latest()]
-        settle_kills(config, store, {s.node for s in states if s.state != "down"})
+        settle_kills(config, store, {s.node for s in states if s.state != "down" and s.node not in held_out})
         down_since = {s.node: s.since for s in states if s.state == "down"}
-        checked, owed = reconcile(config, jobs, now, lambda j: _walltime(j, sched), max_restarts, down_since)
+        checked = reconcile(config, jobs, now, lambda j: _walltime(j, sched), max_restarts, notes, down_since)
         reconciled = write_changes(store, checked, now)
+        owe_kills(store, notes.owed)  # at once: a pass killed later must not forget them
         jobs = _after(jobs, reconciled)
-        cluster = cluster_view(config, store)
+        cluster = held_down(cluster_view(config, store), held_out | notes.silent)
         protected, claimer = store.scheduler_memory()
         decisions = schedule(cluster.nodes, jobs, now, sched, price, protected, claimer)
         waits = write_changes(store, _wait_changes(jobs, decisions), now)
-        started = _start(config, store, jobs, cluster, decisions.starts, now, owed)
-        owe_kills(store, owed)
+        notes.owed.clear()
+        started = _start(config, store, jobs, cluster, decisions.starts, now, notes)
+        owe_kills(store, notes.owed)
+        remember_silent(store, notes.silent, now)
         store.set_scheduler_memory(decisions.protected, decisions.claimer)
-        return TickReport(tuple(reconciled + waits + started), len(decisions.waits), cluster.unknown, started_at=now)
+        changes = tuple(reconciled + waits + started)
+        return TickReport(changes, len(decisions.waits), cluster.unknown, now, tuple(notes.strays))
 
 
 def _walltime(job: Job, sched: SchedulerConfig) -> float:
@@ -103,7 +112,7 @@ def _wait_changes(jobs: list[Job], decisions: Decisions) -> list[Change]:
 
 def _start(
     config: FactoryConfig, store: Store, jobs: list[Job], cluster: Cluster, starts: tuple[StartDecision, ...],
-    now: float, owed: list[Owed],
+    now: float, notes: PassNotes,
 ) -> list[Change]:  # fmt: skip
     """Mark each started gang STARTING (with its GPUs), launch them all, and write how each launch went."""
     by_id = {job.id: job for job in jobs}
@@ -120,7 +129,6 @@ def _start(
     marked = write_changes(store, marked, now)
     if not marked:
         return []
-    outcomes, unkilled = launch_gangs(config, [c.after for c in marked], now)
-    owed.extend(unkilled)
-    launched = write_changes(store, outcomes, now)
+    notes.current = frozenset(run_id(j) for j in jobs if j.state.active) | {run_id(c.after) for c in marked}
+    launched = write_changes(store, launch_gangs(config, [c.after for c in marked], now, notes), now)
     return [Change(c.before, next((d.after for d in launched if d.after.id == c.after.id), c.after)) for c in marked]

@@ -7,7 +7,7 @@ rebooted) fails the gang, whose other ranks are killed and which is requeued tog
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -47,14 +47,14 @@ def judge(
     answers: Mapping[str, Sequence[Mapping[str, Any]] | NodeError],
     now: float,
     walltime: float,
-    lost: Collection[str] = (),
+    lost: Mapping[str, str] | None = None,
 ) -> Verdict:
     """The verdict on an active job from its nodes' `ranks` answers (a node's answer or its error, by node).
 
     A rank that failed on a node that answered fails the gang even while another node is silent, and so does the
     walltime: neither waits for a node that may never answer again (the silent node's rank is killed when it can be
     told). A gang only waits on a silent node while nothing else decides its fate, and while that node is not
-    `lost` (judged down long enough that its rank is taken as gone, as a rank whose node rebooted).
+    `lost` (node -> why: judged down long enough that its rank is taken as gone, as a rank whose node rebooted).
     """
     reports = rank_reports(job, answers)
     ranks = tuple(_updated(r, reports.get(r.rank)) for r in job.ranks)
@@ -71,8 +71,8 @@ def judge(
     if job.started_at is not None and now >= job.started_at + walltime:
         return Verdict("walltime", ranks, f"reached its walltime of {_duration(walltime)}", now)
     for r in ranks:
-        if r.node in silent and r.node in lost:
-            return Verdict("failed", ranks, f"rank {r.rank} on {r.node} is lost (its node has been down for long)", now)
+        if r.node in silent and lost and r.node in lost:
+            return Verdict("failed", ranks, f"rank {r.rank} on {r.node} is lost ({lost[r.node]})", now)
     if silent:
         error = answers[silent[0]]
         assert isinstance(error, NodeError)

@@ -41,18 +41,21 @@ class PriceNow:
 
 @dataclass(frozen=True)
 class JobLine:
-    """One job in the jobs panel, for the jobs feature not yet filed: no `DashboardServices` fills it today.
+    """One job in the jobs panel, as the store holds it (`jobs_feed.job_line`; `jobs list` shows the same job).
 
-    The panel, its renderable and `FactorySnapshot.jobs` take it so that feature plugs in without a UI change; until
-    then `jobs` stays None and the panel says "no scheduler data" (docs/dashboard.md, "Jobs and events").
+    `FactorySnapshot.jobs` holds the running jobs, then the waiting ones, then those that ended in the last hour, a
+    bounded number of each (`jobs_feed.JOBS_SHOWN`); `jobs_running` and `queue_length` count them all.
     """
 
     id: str
     name: str
-    state: str
+    state: str  # a `JobState` value: PENDING, DEFERRED, STARTING, RUNNING, SUCCEEDED, FAILED, CANCELLED
     num_gpus: int
-    nodes: tuple[str, ...] = ()
+    nodes: tuple[str, ...] = ()  # where it runs or ran, rank 0 first; none before it was placed
     reason: str | None = None
+    user: str = ""
+    #: `jobs list`'s TIME when the snapshot was taken: queued for so long, run, or ran (None: an ended job never ran).
+    elapsed_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -77,14 +80,18 @@ class FactorySnapshot:
     #: Factory GPU power (W), one point per sample over the last hour, oldest first.
     power_history_w: tuple[float, ...] = ()
     events: tuple[DashboardEvent, ...] = ()
-    # None means "no source" and the UI says so instead of inventing a value; queue_length and jobs have none yet.
+    # None means "no source" and the UI says so instead of inventing a value.
     price: PriceNow | None = None
     #: Published prices of the intervals from now on (day-ahead markets publish tomorrow's), for the outlook.
     price_outlook_per_mwh: tuple[float | None, ...] = ()
     cost_per_hour: float | None = None
     #: Why the configured price file gives no price (unreadable or invalid); None when it loaded or there is none.
     price_error: str | None = None
+    #: The jobs waiting (PENDING and DEFERRED), all of them; None: no store to read them from.
     queue_length: int | None = None
+    #: The jobs holding GPUs (STARTING and RUNNING), all of them; None: no store.
+    jobs_running: int | None = None
+    #: The jobs the panel shows (`JobLine`): empty while none was submitted; None: no store to read them from.
     jobs: tuple[JobLine, ...] | None = None
     groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
     #: The controller read is late: the header names it and keeps the data's age (None while it keeps up, or none).

@@ -11,6 +11,7 @@ import contextlib
 import threading
 from typing import TYPE_CHECKING
 
+from factoryctl.errors import FactoryError
 from factoryctl.live.event_folding import fold_state_events
 from factoryctl.live.services import DashboardEvent, FactorySnapshot
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from factoryctl.config import FactoryConfig
     from factoryctl.live.grid import GridPrice
     from factoryctl.live.history import RecentHistory
+    from factoryctl.live.jobs_feed import JobsFeed, JobsRead
     from factoryctl.model.inventory import NodeSpec
     from factoryctl.model.telemetry import NodeSample
     from factoryctl.store.rows import Event
@@ -68,6 +70,7 @@ def assemble_snapshot(
     grid: GridPrice,
     gpu_counts: dict[str, int] | None = None,
     events_cut_at: float | None = None,
+    jobs: JobsRead | None = None,
 ) -> FactorySnapshot:
     """The snapshot of `nodes` at `now`; records the factory's power in `history` once an interval.
 
@@ -76,7 +79,7 @@ def assemble_snapshot(
     with stale rows (a late controller's) only old data, and recording it would put a false dip, or a flat line of old
     values, in the power graph and the hour's mean energy. `gpu_counts` is how many GPUs each node was last seen with
     (a node down now has none in its sample). `events_cut_at`: events older than this were left out of `events` (a
-    limit), so a folded line near it counts `N+` (`fold_state_events`).
+    limit), so a folded line near it counts `N+` (`fold_state_events`). `jobs`: the store's (None: no store).
     """
     reported = [n.power_w for n in nodes if n.state not in ("down", "connecting") and n.power_w is not None]
     power_w = sum(reported)
@@ -99,7 +102,17 @@ def assemble_snapshot(
         cost_per_hour=cost_per_hour,
         price_error=grid.error,
         gpu_counts=gpu_counts or {},
+        queue_length=jobs.waiting if jobs is not None else None,
+        jobs_running=jobs.running if jobs is not None else None,
+        jobs=jobs.lines if jobs is not None else None,
     )
+
+
+def stored_jobs(feed: JobsFeed, store: Store, now: float) -> JobsRead | None:
+    """The jobs of `store` for the panel (`JobsFeed.read`); None when they cannot be read (the rest of it still shows)."""
+    with contextlib.suppress(FactoryError):
+        return feed.read(store, now)
+    return None
 
 
 def dashboard_event(event: Event) -> DashboardEvent:

@@ -28,6 +28,7 @@ from factoryctl.config import FactoryConfig
 from factoryctl.errors import FactoryError, NodeError, UsageError
 from factoryctl.live.grid import GridPrice
 from factoryctl.live.history import RecentHistory
+from factoryctl.live.jobs_feed import JobsFeed, JobsRead
 from factoryctl.live.polled_node import PolledNode
 from factoryctl.live.services import DashboardEvent, FactorySnapshot, NodeHistory
 from factoryctl.live.services_base import (
@@ -39,6 +40,7 @@ from factoryctl.live.services_base import (
     events_kept,
     node_events,
     recent_events,
+    stored_jobs,
 )
 from factoryctl.model.telemetry import NodeSample
 from factoryctl.stale_code import StaleCode
@@ -98,6 +100,7 @@ class PolledServices(ConfiguredServices):
         self._events_lock = threading.Lock()
         self._drained: dict[str, str] = {}
         self._store: FollowedStore | None = self._open_store() if use_store else None
+        self._jobs = JobsFeed()
         #: factoryctl's files changed under this dashboard (an upgrade): said once, and no node is judged by it.
         self.stale = StaleCode("dashboard", self._said_stale)
         connect = self.stale.noticing(transport_connector(config, connect_timeout_s, self.specs, self.stop_event))
@@ -212,10 +215,19 @@ class PolledServices(ConfiguredServices):
             self.grid,
             {name: len(node.latest.gpus) for name, node in self._nodes.items() if node.latest is not None},
             max(cuts, default=None),
+            self._stored_jobs(now),
         )
         if self.stale.failure is None:
             return snapshot
         return dataclasses.replace(snapshot, code_changed=self.stale.message)
+
+    def _stored_jobs(self, now: float) -> JobsRead | None:
+        """The store's jobs (None: no store: the panel says so)."""
+        if self._store is None:
+            return None
+        with contextlib.suppress(FactoryError):
+            return stored_jobs(self._jobs, self._store.get(), now)
+        return None
 
     def _drained_names(self) -> set[str]:
         if self._store is not None:

@@ -31,6 +31,7 @@ from factoryctl.config import FactoryConfig
 from factoryctl.errors import FactoryError, UsageError
 from factoryctl.live.grid import GridPrice
 from factoryctl.live.history import RecentHistory
+from factoryctl.live.jobs_feed import JobsFeed
 from factoryctl.live.services import DashboardEvent, FactorySnapshot, GpuHistory, NodeHistory
 from factoryctl.live.services_base import (
     ConfiguredServices,
@@ -39,6 +40,7 @@ from factoryctl.live.services_base import (
     cap_reason,
     node_events,
     recent_events,
+    stored_jobs,
 )
 from factoryctl.model.telemetry import NodeSample
 from factoryctl.store.rows import STATS_EVERY_S, STATS_KEY
@@ -209,6 +211,7 @@ class StoreServices(ConfiguredServices):
         self._file = FollowedStore(config.store_path, self._open_writable, self._store_moved)
         self._backfilled = False
         self._user = login_name()
+        self._jobs = JobsFeed()
 
     def _open_writable(self) -> Store:
         store, self.writable = _open(self.config)
@@ -307,6 +310,7 @@ class StoreServices(ConfiguredServices):
             self.grid,
             gpu_counts,
             cut_at,
+            stored_jobs(self._jobs, self._store, now),
         )
 
     def node_history(self, node: str) -> NodeHistory:

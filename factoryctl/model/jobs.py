@@ -241,6 +241,17 @@ class Job:
         """The allocation as a `Placement`."""
         return Placement(self.allocation)
 
+    def elapsed(self, now: float) -> float | None:
+        """TIME as `jobs list` shows it: how long a waiting job has queued, an active one run, an ended one ran.
+
+        None for a job that ended without ever starting (cancelled while it waited).
+        """
+        if self.state.waiting:
+            return now - self.submitted_at
+        if self.started_at is None:
+            return None
+        return (self.ended_at if self.state.terminal and self.ended_at is not None else now) - self.started_at
+
     def evolve(self, **changes: Any) -> Job:  # noqa: ANN401 - `replace`'s field values, each of its own field's type
         """A copy with some fields changed (records are immutable)."""
         return replace(self, **changes)

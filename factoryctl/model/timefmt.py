@@ -1,6 +1,7 @@
 """Timestamps as every JSON output and reason writes them: ISO-8601 UTC with `Z` and milliseconds (docs/cli.md).
 
-One function, so `gpus`, `events`, the store's exports and the scheduler's reasons cannot drift apart.
+One function, so `gpus`, `events`, the store's exports and the scheduler's reasons cannot drift apart; and a job's
+TIME as `jobs list` and the dashboard's jobs panel both show it (`squeue_clock`).
 """
 
 from __future__ import annotations
@@ -33,3 +34,14 @@ def iso_utc(unix_seconds: float | None) -> str | None:
     year = moment.year + 400 * cycles
     written = f"{year:04d}" if 0 <= year <= 9999 else f"{year:+05d}"
     return f"{written}-{moment:%m-%dT%H:%M:%S}.{ms:03d}Z"
+
+
+def squeue_clock(seconds: float) -> str:
+    """A duration as squeue's TIME shows it: `0:42`, `1:02:03`, `2-03:04:05` (days-hours:minutes:seconds)."""
+    whole = max(0, int(seconds))
+    days, rest = divmod(whole, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}-{hours:02d}:{minutes:02d}:{secs:02d}"
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"

@@ -425,13 +425,13 @@ class AgentSession:
         args = {"job": job_id, "rank": rank, "argv": argv, "env": env, "gpus": gpus, "cwd": cwd}
         return self.request("launch", timeout=timeout, **args)
 
-    def ranks(self, job_ids: list[str] | None, timeout: float = 10.0) -> list[dict[str, Any]]:
-        """The node's ranks of `job_ids` (None: of every job), as the agent sent them.
+    def ranks(self, job_ids: list[str] | None, timeout: float = 10.0, running: bool = False) -> list[dict[str, Any]]:
+        """The node's ranks of `job_ids` (None: of every job; `running`: the live ones only), as the agent sent them.
 
         Each is `{job, rank, pid, running, exit_code, started_at, ended_at, gpus}`, untrusted: the caller checks
         each field it reads.
         """
-        result = self.request("ranks", timeout=timeout, jobs=job_ids)
+        result = self.request("ranks", timeout=timeout, jobs=job_ids, **({"running": True} if running else {}))
         found = result.get("ranks")
         return [entry for entry in found if isinstance(entry, dict)] if isinstance(found, list) else []
 

@@ -215,13 +215,18 @@ def _has_words(row: NodeRow, words: Sequence[str]) -> bool:
     return all((w in whole) if w in WHOLE_WORDS else (w in haystack) for w in words)
 
 
-def jobs_summary(jobs: tuple[JobLine, ...] | None) -> str | None:
-    """`3 running, 5 waiting` for the jobs panel's title, or None with no scheduler.
+def jobs_summary(
+    jobs: tuple[JobLine, ...] | None, running: int | None = None, waiting: int | None = None
+) -> str | None:
+    """`3 running, 5 waiting` for the jobs panel's title, or None with no scheduler data.
 
-    Running counts RUNNING and STARTING jobs; waiting counts PENDING and DEFERRED ones.
+    Running counts RUNNING and STARTING jobs; waiting counts PENDING and DEFERRED ones: `running` and `waiting` when
+    given (the snapshot's counts of every job: its lines hold the first few of a long queue), else the lines.
     """
     if jobs is None:
         return None
-    running = sum(1 for j in jobs if j.state in ("RUNNING", "STARTING"))
-    pending = sum(1 for j in jobs if j.state in ("PENDING", "DEFERRED"))
-    return f"{running} running, {pending} waiting"
+    if running is None:
+        running = sum(1 for j in jobs if j.state in ("RUNNING", "STARTING"))
+    if waiting is None:
+        waiting = sum(1 for j in jobs if j.state in ("PENDING", "DEFERRED"))
+    return f"{running:,} running, {waiting:,} waiting"

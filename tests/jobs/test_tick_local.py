@@ -210,8 +210,35 @@ def test_a_gang_on_a_node_gone_from_factory_yaml_is_requeued_and_its_other_rank_
     smaller = load_config(path)
     report = run_tick(smaller, store)
     requeued = next(c.after for c in report.changes if c.after.state is JobState.PENDING)
-    assert requeued.reason == "rank 1 on a2 is lost (its node has been down for long); requeued (restart 1 of 3)"
+    assert requeued.reason == "rank 1 on a2 is lost (its node is no longer in factory.yaml); requeued (restart 1 of 3)"
     wait_for(lambda: not _alive(first.ranks[0].pid), what="rank 0 on a1 killed")
     assert [node for node, _ in owed_kills(store)] == ["a2"]  # a2 could not be told: owed
     run_tick(smaller, store)
     assert owed_kills(store) == []  # owed to a node gone from factory.yaml: forgotten by the next pass
+
+
+def test_a_stray_rank_is_killed_before_a_gang_starts_beside_it(fleet: tuple[Any, Store]) -> None:
+    """A rank no job holds (a launch answered too late, a store created again) never shares a GPU with a new gang."""
+    from factoryctl.telemetry.poll import agent_session
+
+    config, store = fleet
+    with agent_session(config.nodes["a1"], config, 15.0) as session:
+        stray = session.launch_rank("zz.1", 0, [PY, "-c", "import time; time.sleep(60)"], {}, [0, 1], None)
+    _submit(store, "n1", 2, "import time; time.sleep(60)", nodes=("a1",))
+    report = run_tick(config, store)
+    assert report.strays == (("a1", "zz.1"),)
+    assert store.job("n1").state is JobState.RUNNING  # type: ignore[union-attr]
+    wait_for(lambda: not _alive(stray["pid"]), what="the stray rank killed")
+    again = run_tick(config, store)  # the gang's own ranks are no strays
+    assert again.strays == ()
+    assert all(_alive(r.pid) for r in store.job("n1").ranks)  # type: ignore[union-attr]
+
+
+def test_a_waiting_job_is_cancelled_while_a_pass_holds_the_lock(fleet: tuple[Any, Store]) -> None:
+    from factoryctl.jobs.pass_lock import scheduling_pass
+
+    config, store = fleet
+    job = _submit(store, "w2", 64)  # larger than the fleet: it waits
+    with scheduling_pass(config.state_dir):
+        report = cancel_jobs(config, store, [job], "ana")
+    assert [j.state for j in report.cancelled] == [JobState.CANCELLED]

@@ -133,8 +133,8 @@ def test_the_walltime_ends_a_gang_whose_node_is_silent() -> None:
 def test_a_silent_node_down_for_long_has_lost_its_rank_and_the_gang_is_requeued() -> None:
     job = _gang()
     answers = {"n1": [_report(job, 0, True)], "n2": NodeError("n2", "timeout", "timed out")}
-    assert judge(job, answers, T0, 3600, lost=()).outcome == "unreachable"
-    verdict = judge(job, answers, T0, 3600, lost={"n2"})
+    assert judge(job, answers, T0, 3600, lost={}).outcome == "unreachable"
+    verdict = judge(job, answers, T0, 3600, lost={"n2": "its node has been down since 2027-01-15T08:00:00.000Z"})
     assert verdict.outcome == "failed"
-    assert verdict.why == "rank 1 on n2 is lost (its node has been down for long)"
+    assert verdict.why == "rank 1 on n2 is lost (its node has been down since 2027-01-15T08:00:00.000Z)"
     assert after_verdict(job, verdict, T0, 3).state is JobState.PENDING

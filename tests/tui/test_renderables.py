@@ -210,7 +210,7 @@ def test_jobs_panel_says_when_no_scheduler_feeds_it() -> None:
     jobs = (JobLine("j2", "eval", "PENDING", 8), JobLine("j1", "train", "RUNNING", 16, ("demo01", "demo02")))
     lines = render(JobsRenderable(jobs)).splitlines()
     assert lines[0].startswith("RUNNING")
-    assert "demo01,demo02" in lines[0]
+    assert "demo[01-02]" in lines[0]
 
 
 def test_a_drained_and_unhealthy_node_shows_the_alarm_in_80_columns() -> None:

@@ -1,6 +1,6 @@
-"""The events and jobs panels' contents: newest events first, running gangs then the queue.
+"""The events and jobs panels' contents: newest events first; running gangs, then the queue, then jobs ended lately.
 
-Both say plainly when their source does not exist yet instead of drawing an empty box.
+Both say plainly when they have nothing to show instead of drawing an empty box.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from rich.console import Console, ConsoleOptions, RenderResult
 from rich.text import Text
 
 from factoryctl.live.services import DashboardEvent, JobLine
+from factoryctl.model.timefmt import squeue_clock
 from factoryctl.tui import text as fmt
 from factoryctl.tui.renderables.palette import tone
 
@@ -113,28 +114,69 @@ class EventsRenderable:
         return lines
 
 
-class JobsRenderable:
-    """Running gangs first, then the queue; a sentence when no scheduler feeds the dashboard yet."""
+#: The panel's order: running gangs, then the queue, then the jobs that ended (the snapshot's order within each).
+JOB_ORDER = {"RUNNING": 0, "STARTING": 0, "PENDING": 1, "DEFERRED": 1}
 
-    def __init__(self, jobs: Sequence[JobLine] | None, limit: int = 50) -> None:
+
+class JobsRenderable:
+    """Running gangs first, then the queue, then the jobs ended lately; a sentence when there is nothing to show.
+
+    `running` and `waiting` count every such job (`FactorySnapshot.jobs_running`, `queue_length`): the snapshot holds
+    only the first few of a long queue, and the last line says how many more there are (None: count the lines).
+    """
+
+    def __init__(
+        self, jobs: Sequence[JobLine] | None, limit: int = 50, running: int | None = None, waiting: int | None = None
+    ) -> None:
         self.jobs = jobs
         self.limit = limit
+        self.running = running
+        self.waiting = waiting
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        """One cropped line per job."""
+        """One cropped line per job, as many as fit; the last says how many running or waiting did not."""
         if self.jobs is None:
-            yield Text("no scheduler data (jobs appear once the gang scheduler runs)", style=tone("secondary"))
+            yield Text("no scheduler data: this dashboard has no store to read jobs from", style=tone("secondary"))
             return
         if not self.jobs:
             yield Text("no jobs", style=tone("secondary"))
             return
-        order = {"RUNNING": 0, "STARTING": 1, "PENDING": 2, "DEFERRED": 3}
-        for job in sorted(self.jobs, key=lambda j: order.get(j.state, 4))[: self.limit]:
-            line = Text(no_wrap=True, overflow="ellipsis")
-            line.append(f"{job.state:<9}", style=job_state_style(job.state))
-            line.append(f" {job.id} {job.name} {job.num_gpus} GPUs")
-            if job.nodes:
-                line.append(f" on {','.join(job.nodes)}", style=tone("secondary"))
-            if job.reason:
-                line.append(f" ({job.reason})", style=tone("secondary"))
-            yield line
+        ordered = sorted(self.jobs, key=lambda j: JOB_ORDER.get(j.state, 2))
+        shown = ordered[: self.limit]
+        if any(self._not_shown(shown)) and len(shown) >= self.limit:  # the last line says how many instead
+            shown = shown[: self.limit - 1]
+        for job in shown:
+            yield self._line(job)
+        hidden = zip(self._not_shown(shown), ("running", "waiting"), strict=True)
+        said = [f"{count:,} more {what}" for count, what in hidden if count > 0]
+        if said:
+            yield Text("… " + ", ".join(said), style=tone("secondary"), no_wrap=True, overflow="ellipsis")
+
+    def _not_shown(self, shown: Sequence[JobLine]) -> tuple[int, int]:
+        """How many running and waiting jobs `shown` leaves out: of those counted, else of the lines given."""
+        jobs = self.jobs or ()
+        given = [sum(1 for j in jobs if JOB_ORDER.get(j.state) == kind) for kind in (0, 1)]
+        running = given[0] if self.running is None else self.running
+        waiting = given[1] if self.waiting is None else self.waiting
+        on = [sum(1 for j in shown if JOB_ORDER.get(j.state) == kind) for kind in (0, 1)]
+        return max(0, running - on[0]), max(0, waiting - on[1])
+
+    @staticmethod
+    def _line(job: JobLine) -> Text:
+        """`RUNNING   a1b2c3 train ana 16 GPUs 1:02:03 on n[01-02] (reason)`."""
+        from factoryctl.model.folding import fold_nodes
+
+        line = Text(no_wrap=True, overflow="ellipsis")
+        line.append(f"{job.state:<9}", style=job_state_style(job.state))
+        line.append(f" {job.id} ")
+        line.append(job.name, style="bold")
+        if job.user:
+            line.append(f" {job.user}", style=tone("secondary"))
+        line.append(f" {job.num_gpus} GPU{'' if job.num_gpus == 1 else 's'}")
+        if job.elapsed_s is not None:
+            line.append(f" {squeue_clock(job.elapsed_s)}")
+        if job.nodes:
+            line.append(f" on {fold_nodes(job.nodes)}", style=tone("secondary"))
+        if job.reason:
+            line.append(f" ({job.reason})", style=tone("secondary"))
+        return line

@@ -171,7 +171,7 @@ class MainScreen(NodeActionsScreen):
         self.query_one(FactoryHeader).show(snapshot)
         self.query_one(PowerHistory).show(snapshot)
         self._show_rows(snapshot)
-        self.query_one(JobsPanel).show(snapshot.jobs)
+        self.query_one(JobsPanel).show(snapshot.jobs, snapshot.jobs_running, snapshot.queue_length)
         self.query_one(EventsPanel).show(snapshot.events)
 
     def _show_rows(self, snapshot: FactorySnapshot, refiltered: bool = False) -> None:
