@@ -8,7 +8,7 @@ down when factory.yaml gives its GPU count (so a job's shape and its reason coun
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from factoryctl.config import FactoryConfig
@@ -27,9 +27,11 @@ class Cluster:
     unknown: tuple[str, ...]
 
 
-def cluster_view(config: FactoryConfig, store: Store) -> Cluster:
-    """Every inventory node as a `SchedNode` (state, drain and health from the store)."""
-    latest: dict[str, tuple[NodeState, NodeSample | None]] = {state.node: (state, s) for state, s in store.latest()}
+def cluster_view(
+    config: FactoryConfig, store: Store, stored: Sequence[tuple[NodeState, NodeSample | None]] | None = None
+) -> Cluster:
+    """Every inventory node as a `SchedNode` (state, drain and health from the store: `stored`, else read now)."""
+    latest = {state.node: (state, s) for state, s in (store.latest() if stored is None else stored)}
     drained = store.drained_nodes()
     seen_gpus = store.gpu_indexes(list(config.nodes))
     nodes: list[SchedNode] = []

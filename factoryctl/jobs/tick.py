@@ -70,14 +70,15 @@ def run_tick(
         jobs = store.jobs(states=LIVE_STATES)
         notes = PassNotes(current=frozenset(run_id(j) for j in jobs if j.state.active))
         held_out = silent_nodes(store, now)
-        states = [state for state, _ in store.latest()]
+        stored = store.latest()  # parsed once: the cluster view below reads it too
+        states = [state for state, _ in stored]
         settle_kills(config, store, {s.node for s in states if s.state != "down" and s.node not in held_out})
         down_since = {s.node: s.since for s in states if s.state == "down"}
         checked = reconcile(config, jobs, now, lambda j: _walltime(j, sched), max_restarts, notes, down_since)
         reconciled = write_changes(store, checked, now)
         owe_kills(store, notes.owed)  # at once: a pass killed later must not forget them
         jobs = _after(jobs, reconciled)
-        cluster = held_down(cluster_view(config, store), held_out | notes.silent)
+        cluster = held_down(cluster_view(config, store, stored), held_out | notes.silent)
         protected, claimer = store.scheduler_memory()
         decisions = schedule(cluster.nodes, jobs, now, sched, price, protected, claimer)
         waits = write_changes(store, _wait_changes(jobs, decisions), now)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from factoryctl.errors import FactoryError
 from factoryctl.model.jobs import GpuAllocation, Job, JobSpec, JobState, Placement, SchedNode, StopRequest
@@ -240,8 +240,9 @@ def schedule(
     starts = tuple(_start_decision(s, fm, len(outcome.reservations)) for s in outcome.started)
     explain = WaitExplainer(fm, now, price)
     by_id = {job.id: job for job in jobs} if any(w.why == "never" for w in outcome.waiting) else {}
+    counted: dict[tuple[Any, ...], tuple[int, int]] = {}
     waits = tuple(
-        wait_decision(w, _unplaceable(w.job, by_id[w.job.id], nodes) if w.why == "never" else explain(w), fm)
+        wait_decision(w, _unplaceable(w.job, by_id[w.job.id], nodes, counted) if w.why == "never" else explain(w), fm)
         for w in outcome.waiting
     )
     preemptions = plan_preemptions(outcome.claim, config)
@@ -259,15 +260,24 @@ def _start_decision(started: Started, fm: FreeMap, reservations: int) -> StartDe
     )
 
 
-def _unplaceable(candidate: Candidate, job: Job, nodes: Sequence[SchedNode]) -> str:
-    """The reason for a job the schedulable nodes cannot hold: down/drained nodes, a constraint, or too large."""
+def _unplaceable(
+    candidate: Candidate, job: Job, nodes: Sequence[SchedNode], counted: dict[tuple[Any, ...], tuple[int, int]]
+) -> str:
+    """The reason for a job the schedulable nodes cannot hold: down/drained nodes, a constraint, or too large.
+
+    The node counts depend only on the job's constraint and shape: `counted` keeps them for the pass, so 10,000
+    jobs held back by drained nodes cost one scan of the nodes per distinct constraint, not one each.
+    """
     spec = job.spec
-    names = set(spec.nodes)
-    matching = [
-        n for n in nodes if (not names or n.name in names) and all(n.labels.get(k) == v for k, v in spec.labels)
-    ]
-    big_enough = sum(1 for n in matching if n.gpus >= candidate.gpus)
-    return describe_unplaceable(candidate, constraint_text(spec.nodes, spec.labels), len(matching), big_enough)
+    key = (spec.nodes, spec.labels, candidate.gpus)
+    if key not in counted:
+        names = set(spec.nodes)
+        matching = [
+            n for n in nodes if (not names or n.name in names) and all(n.labels.get(k) == v for k, v in spec.labels)
+        ]
+        counted[key] = (len(matching), sum(1 for n in matching if n.gpus >= candidate.gpus))
+    matching_count, big_enough = counted[key]
+    return describe_unplaceable(candidate, constraint_text(spec.nodes, spec.labels), matching_count, big_enough)
 
 
 def wait_decision(waiting: Waiting, reason: str, fm: FreeMap) -> WaitDecision:
