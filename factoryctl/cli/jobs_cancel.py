@@ -98,7 +98,7 @@ def _print_logs(config: FactoryConfig, job: Job, rank: int | None, tail: int | N
     return _reported(errors)
 
 
-def _follow(config: FactoryConfig, job: Job, cursors: Sequence[LogCursor]) -> list[NodeError]:
+def _follow(config: FactoryConfig, job: Job, cursors: list[LogCursor]) -> list[NodeError]:
     """`--follow`: new lines as they come, until the job is over; the last pass's node errors."""
     from factoryctl.cli.jobs import open_jobs
     from factoryctl.cli.render import emit, pause_while_read
@@ -117,7 +117,12 @@ def _follow(config: FactoryConfig, job: Job, cursors: Sequence[LogCursor]) -> li
         pause_while_read(seconds)
         return False
 
-    return follow(config, job_now, cursors, lambda line: emit(line + "\n"), wait)
+    def restarted(again: Job) -> None:
+        import sys
+
+        sys.stderr.write(f"factoryctl: job {again.id} was requeued and started again (restart {again.restarts}).\n")
+
+    return follow(config, job_now, cursors, lambda line: emit(line + "\n"), wait, restarted)
 
 
 def _reported(errors: Sequence[NodeError]) -> int:

@@ -30,13 +30,26 @@ COLUMNS = (
 
 
 def _items(report: TickReport) -> list[dict[str, Any]]:
-    """Each job the pass changed (its state or its reason), as its record with the state it was in."""
-    return [{**c.after.as_json(), "previous_state": c.before.state.value} for c in report.changes]
+    """Each job whose state or reason the pass changed, as its record with the state it was in.
+
+    A running gang whose ranks' pids and times were only brought up to date is no change a person reads.
+    """
+    return [
+        {**c.after.as_json(), "previous_state": c.before.state.value}
+        for c in report.changes
+        if (c.before.state, c.before.reason) != (c.after.state, c.after.reason)
+    ]
 
 
 def _summary(report: TickReport) -> str:
     """The stderr line after the table: how many wait, and the nodes the scheduler knew nothing of."""
     line = f"{report.waiting} job{'s' if report.waiting != 1 else ''} waiting"
+    if report.strays:
+        from factoryctl.model.folding import fold
+
+        nodes = fold([node for node, _ in report.strays])
+        line += f"; killed {len(report.strays)} stray rank launch{'es' if len(report.strays) != 1 else ''} on {nodes}"
+        line += " (running, but no job holds them)"
     if report.unknown_nodes:
         from factoryctl.model.folding import fold_nodes
 
@@ -75,6 +88,11 @@ def register(sched_app: typer.Typer) -> None:
             report = run_tick(config, store, price=price)
         finally:
             store.close()
-        emit(render_listing(_items(report), [], COLUMNS, output, no_header))
+        items = _items(report)
+        if items or output not in (
+            OutputFormat.table,
+            OutputFormat.wide,
+        ):  # a pass that changed nothing prints no lone header (cron)
+            emit(render_listing(items, [], COLUMNS, output, no_header))
         if not context.global_options(ctx)[1]:
             sys.stderr.write(_summary(report) + "\n")

@@ -59,7 +59,9 @@ def cancel_jobs(
     """Cancel `jobs` (as found by `store.find_job`), each as it is now.
 
     A waiting job is cancelled at once, compare-and-set, without waiting for a pass that may be slow on a silent
-    node; a job a pass started meanwhile, and every running gang, are stopped under the scheduler lock.
+    node; a job a pass started meanwhile, and every running gang, are stopped under the scheduler lock. A running
+    gang is recorded CANCELLED before it is stopped, so a cancel cut short (Ctrl-C) never reads as a failed rank to
+    requeue: the next pass kills what is left of it (its launch is no active job's any more, a stray).
     """
     check_may_cancel(jobs, user, force, os.geteuid() == 0)
     reason = f"cancelled by {user}" + (f": {why}" if why else "")
@@ -74,13 +76,15 @@ def cancel_jobs(
         with scheduling_pass(config.state_dir, wait_s=CANCEL_LOCK_WAIT_S):
             now_jobs = [store.job(job.id) or job for job in rest]
             over = [job for job in now_jobs if job.state.terminal]
-            live = [job for job in now_jobs if not job.state.terminal]
-            gangs = [job for job in live if job.state.active and job.ranks]
-            errors = _stop(config, gangs, grace_s)
-            owe_kills(store, [o for o in launches_of(gangs) if o[0] in errors])
             now = time.time()
-            written = write_changes(store, [Change(job, _cancelled(job, reason, errors, now)) for job in live], now)
+            live = [job for job in now_jobs if not job.state.terminal]
+            written = write_changes(store, [Change(job, _cancelled(job, reason, {}, now)) for job in live], now)
             cancelled += [c.after for c in written]
+            gangs = [c.before for c in written if c.before.state.active and c.before.ranks]
+            errors = _stop(config, gangs, grace_s)  # recorded CANCELLED first: a stop cut short is no failure
+            owe_kills(store, [o for o in launches_of(gangs) if o[0] in errors])
+            told = [Change(c.after, _cancelled(c.before, reason, errors, now)) for c in written if c.before in gangs]
+            write_changes(store, [t for t in told if t.after != t.before], now)
     return CancelReport(tuple(cancelled), tuple(over), tuple(errors.values()))
 
 

@@ -8,6 +8,7 @@ job: it would fail the same way on every retry.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -43,10 +44,25 @@ def starting(job: Job, allocation: Any, gpus: Sequence[tuple[int, ...]], now: fl
     return job.evolve(state=JobState.STARTING, allocation=tuple(allocation), ranks=ranks, started_at=now, reason=why)
 
 
+def master_address(config: FactoryConfig, job: Job) -> str:
+    """MASTER_ADDR: rank 0's node as the other ranks reach it.
+
+    An SSH node's `host`. A `transport: local` node is this machine, whose inventory name need not resolve (a `demo`
+    node, a workstation `ws`): 127.0.0.1 when every rank is local too, else this machine's host name.
+    """
+    first = config.nodes.get(job.ranks[0].node)
+    if first is None:
+        return job.ranks[0].node
+    if first.transport != "local":
+        return first.host
+    if all(config.nodes.get(r.node) is not None and config.nodes[r.node].transport == "local" for r in job.ranks):
+        return "127.0.0.1"
+    return socket.gethostname()
+
+
 def rank_launches(config: FactoryConfig, job: Job) -> list[RankLaunch]:
     """What each node of a STARTING job is asked to start."""
-    first = config.nodes.get(job.ranks[0].node)
-    master = first.host if first is not None else job.ranks[0].node
+    master = master_address(config, job)
     return [RankLaunch(job, r, rank_environment(job, job.allocation, r.rank, r.gpus, master)) for r in job.ranks]
 
 

@@ -84,14 +84,29 @@ def cursors_for(job: Job, rank: int | None = None) -> list[LogCursor]:
 
 
 def follow(
-    config: FactoryConfig, job_now: Callable[[], Job], cursors: Sequence[LogCursor], say: Callable[[str], None],
-    wait: Callable[[float], bool],
+    config: FactoryConfig, job_now: Callable[[], Job], cursors: list[LogCursor], say: Callable[[str], None],
+    wait: Callable[[float], bool], restarted: Callable[[Job], None] | None = None,
 ) -> list[NodeError]:  # fmt: skip
-    """Print lines as they come until the job is over (then the rest) or `wait` says stop; the last pass's errors."""
+    """Print lines as they come until the job is over (then the rest) or `wait` says stop; the last pass's errors.
+
+    A gang requeued and launched again is followed on: the old launch's last lines are printed, `restarted` is told
+    of the new launch, and its ranks (those of `cursors`' rank numbers) are read from their start.
+    """
     errors: list[NodeError] = []
+    wanted = {c.rank.rank for c in cursors}
+    followed = job_now()
     while True:
         job = job_now()
-        errors = read_more(config, job, cursors)
+        if job.ranks and run_id(job) != run_id(followed):
+            read_more(config, followed, cursors)
+            for line in labelled(cursors, final=True):
+                say(line)
+            if restarted is not None:
+                restarted(job)
+            cursors[:] = [c for c in cursors_for(job) if c.rank.rank in wanted]
+        if job.ranks:
+            followed = job
+        errors = read_more(config, followed, cursors)
         over = job.state.terminal
         for line in labelled(cursors, final=over):
             say(line)

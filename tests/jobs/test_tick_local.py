@@ -78,7 +78,7 @@ def test_a_two_node_gang_runs_on_both_nodes_and_succeeds(fleet: tuple[Any, Store
     assert done.reason == "every rank exited 0"
     cursors = cursors_for(done)
     assert read_more(config, done, cursors) == []
-    master = config.nodes["a1"].host
+    master = "127.0.0.1"  # local nodes: this machine, whose inventory names need not resolve
     assert list(labelled(cursors)) == [
         f"0: rank 0 of 2 gpus 0,1 master {master}",
         f"1: rank 1 of 2 gpus 0,1 master {master}",
@@ -242,3 +242,50 @@ def test_a_waiting_job_is_cancelled_while_a_pass_holds_the_lock(fleet: tuple[Any
     with scheduling_pass(config.state_dir):
         report = cancel_jobs(config, store, [job], "ana")
     assert [j.state for j in report.cancelled] == [JobState.CANCELLED]
+
+
+def test_a_cancelled_gang_is_recorded_cancelled_before_it_is_stopped(fleet: tuple[Any, Store]) -> None:
+    """A cancel cut short (Ctrl-C in its grace period) must not leave a RUNNING gang whose TERM exit reads as a failure."""
+    import threading
+
+    config, store = fleet
+    trap = (
+        "import signal, time; signal.signal(signal.SIGTERM, lambda *a: None); print('up', flush=True); time.sleep(60)"
+    )
+    _submit(store, "t1", 2, trap)
+    run_tick(config, store)
+    job = store.job("t1")
+    assert job is not None
+    wait_for(lambda: _said(config, job) == ["0: up"], what="the rank up")
+    canceller = threading.Thread(target=cancel_jobs, args=(config, store.__class__(config.store_path), [job], "ana"))
+    canceller.start()
+    wait_for(lambda: store.job("t1").state is JobState.CANCELLED, what="CANCELLED")  # type: ignore[union-attr]
+    assert canceller.is_alive()  # still in its grace period: the rank ignores SIGTERM
+    assert _alive(job.ranks[0].pid)
+    canceller.join(30)
+    wait_for(lambda: not _alive(job.ranks[0].pid), what="the rank killed after its grace")
+
+
+def test_follow_goes_on_across_a_restart(fleet: tuple[Any, Store]) -> None:
+    from factoryctl.jobs.logs import follow
+
+    config, store = fleet
+    _submit(store, "f1", 1, RESUMES)
+    run_tick(config, store)
+    said: list[str] = []
+    restarts: list[int] = []
+
+    def one_pass(seconds: float) -> bool:
+        run_tick(config, store)
+        return False
+
+    cursors = cursors_for(store.job("f1"))  # type: ignore[arg-type]
+    follow(config, lambda: store.job("f1"), cursors, said.append, one_pass, lambda j: restarts.append(j.restarts))  # type: ignore[arg-type, return-value]
+    assert said == ["0: restart 0 found False", "0: restart 1 found True"]
+    assert restarts == [1]
+
+
+def _said(config: Any, job: Job) -> list[str]:
+    cursors = cursors_for(job)
+    read_more(config, job, cursors)
+    return list(labelled(cursors, final=True))
