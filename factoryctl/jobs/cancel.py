@@ -15,16 +15,15 @@ from dataclasses import dataclass
 
 from factoryctl.config import FactoryConfig
 from factoryctl.errors import NodeError, UsageError
-from factoryctl.jobs.leftovers import kill_launches, launches_of, owe_kills
+from factoryctl.jobs.leftovers import owe_kills
 from factoryctl.jobs.pass_lock import scheduling_pass
-from factoryctl.jobs.reconcile import ask_ranks
+from factoryctl.jobs.rank_calls import KILL_GRACE_S, owed_by, stop_gangs
 from factoryctl.jobs.records import Change, write_changes
-from factoryctl.jobs.verdicts import rank_reports
 from factoryctl.model.jobs import Job, JobState
 from factoryctl.store.sqlite import Store
 
 #: Seconds a cancelled gang has between SIGTERM and SIGKILL.
-CANCEL_GRACE_S = 10.0
+CANCEL_GRACE_S = KILL_GRACE_S
 #: How long stopping a running gang waits for a pass in progress (one slowed by silent nodes takes a minute or more).
 CANCEL_LOCK_WAIT_S = 180.0
 
@@ -81,8 +80,8 @@ def cancel_jobs(
             written = write_changes(store, [Change(job, _cancelled(job, reason, {}, now)) for job in live], now)
             cancelled += [c.after for c in written]
             gangs = [c.before for c in written if c.before.state.active and c.before.ranks]
-            errors = _stop(config, gangs, grace_s)  # recorded CANCELLED first: a stop cut short is no failure
-            owe_kills(store, [o for o in launches_of(gangs) if o[0] in errors])
+            errors = stop_gangs(config, gangs, grace_s)  # recorded CANCELLED first: a stop cut short is no failure
+            owe_kills(store, owed_by(gangs, errors))
             told = [Change(c.after, _cancelled(c.before, reason, errors, now)) for c in written if c.before in gangs]
             write_changes(store, [t for t in told if t.after != t.before], now)
     return CancelReport(tuple(cancelled), tuple(over), tuple(errors.values()))
@@ -93,19 +92,3 @@ def _cancelled(job: Job, reason: str, errors: dict[str, NodeError], now: float) 
     if unreached:
         reason += f"; {', '.join(unreached)} could not be told, its rank may still run"
     return job.evolve(state=JobState.CANCELLED, reason=reason, ended_at=now)
-
-
-def _stop(config: FactoryConfig, gangs: list[Job], grace_s: float) -> dict[str, NodeError]:
-    """SIGTERM every gang, wait for their ranks to end (at most `grace_s`), SIGKILL the rest; unreached nodes."""
-    if not gangs:
-        return {}
-    errors = kill_launches(config, launches_of(gangs), "TERM")
-    deadline = time.monotonic() + grace_s
-    left = gangs
-    while left and time.monotonic() < deadline:
-        time.sleep(0.2)
-        answers = ask_ranks(config, left)
-        left = [job for job in left if any(r.get("running") for r in rank_reports(job, answers).values())]
-    if left:
-        errors |= kill_launches(config, launches_of(left), "KILL")
-    return errors

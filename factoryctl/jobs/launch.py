@@ -15,10 +15,11 @@ from typing import Any
 
 from factoryctl.config import FactoryConfig
 from factoryctl.errors import FactoryError, NodeError, UsageError
-from factoryctl.jobs.leftovers import PassNotes, sweep_strays
+from factoryctl.jobs.leftovers import PassNotes, kill_launches, launches_of, sweep_strays
 from factoryctl.jobs.node_calls import on_nodes
+from factoryctl.jobs.rank_calls import owed_by
 from factoryctl.jobs.rank_env import rank_environment, run_id
-from factoryctl.jobs.reconcile import kill_gangs, requeued
+from factoryctl.jobs.reconcile import requeued
 from factoryctl.jobs.records import Change
 from factoryctl.model.folding import fold_nodes
 from factoryctl.model.jobs import Job, JobState, Rank
@@ -85,8 +86,8 @@ def launch_gangs(config: FactoryConfig, jobs: Sequence[Job], now: float, notes: 
     notes.silent.update(n for n, a in answers.items() if isinstance(a, NodeError))
     changes = [_outcome(job, answers, by_node, now) for job in jobs]
     failed = [c.before for c in changes if c.after.state is not JobState.RUNNING]
-    if failed:
-        notes.owed.extend(kill_gangs(config, failed))
+    if failed:  # ranks that started have run nothing worth a grace: killed at once
+        notes.owed.extend(owed_by(failed, kill_launches(config, launches_of(failed), "KILL")))
     return changes
 
 

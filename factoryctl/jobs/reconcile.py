@@ -10,52 +10,18 @@ may well be running, and only their node can tell.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
 
 from factoryctl.config import FactoryConfig
-from factoryctl.errors import NodeError
-from factoryctl.jobs.leftovers import Owed, PassNotes, kill_launches, launches_of, sweep_strays
-from factoryctl.jobs.node_calls import on_nodes
-from factoryctl.jobs.rank_env import run_id
+from factoryctl.jobs.leftovers import PassNotes
+from factoryctl.jobs.rank_calls import ask_ranks, owed_by, stop_gangs
 from factoryctl.jobs.records import Change
 from factoryctl.jobs.verdicts import Verdict, judge
 from factoryctl.model.folding import fold_nodes
 from factoryctl.model.jobs import Job, JobState
 from factoryctl.model.timefmt import iso_utc
-from factoryctl.transport.session import AgentSession
 
 #: How long a node the store judges down may stay silent before its ranks are taken as lost and their gangs requeued.
 NODE_LOST_AFTER_S = 300.0
-
-
-def ask_ranks(
-    config: FactoryConfig, jobs: Sequence[Job], notes: PassNotes | None = None
-) -> dict[str, Sequence[Mapping[str, Any]] | NodeError]:
-    """Every node's answer to `ranks` for the given jobs' ranks there (or its error), by node.
-
-    With `notes`, each node is swept of strays first (`leftovers.sweep_strays`) and the silent ones are noted.
-    """
-    by_node: dict[str, list[str]] = {}
-    for job in jobs:
-        for r in job.ranks:
-            by_node.setdefault(r.node, []).append(run_id(job))
-
-    def ask(session: AgentSession, node: str) -> Sequence[Mapping[str, Any]]:
-        if notes is not None:
-            sweep_strays(session, node, notes)
-        return session.ranks(by_node[node])
-
-    answers = on_nodes(config, list(by_node), ask)
-    if notes is not None:
-        notes.silent.update(n for n, a in answers.items() if isinstance(a, NodeError))
-    return answers
-
-
-def kill_gangs(config: FactoryConfig, jobs: Sequence[Job], signal: str = "KILL") -> list[Owed]:
-    """Signal every rank of these jobs on their nodes; the (node, launch) pairs that could not be told."""
-    launches = launches_of(jobs)
-    failed = kill_launches(config, launches, signal)
-    return [o for o in launches if o[0] in failed]
 
 
 def reconcile(
@@ -90,8 +56,7 @@ def reconcile(
         verdict = judge(job, answers, now, walltime_of(job), lost)
         changes.append(Change(job, after_verdict(job, verdict, now, max_restarts)))
     doomed = [c.before for c in changes if c.after.state is not c.before.state and not c.after.state.active]
-    if doomed:
-        notes.owed.extend(kill_gangs(config, doomed))
+    notes.owed.extend(owed_by(doomed, stop_gangs(config, doomed)))
     return changes
 
 

@@ -289,3 +289,31 @@ def _said(config: Any, job: Job) -> list[str]:
     cursors = cursors_for(job)
     read_more(config, job, cursors)
     return list(labelled(cursors, final=True))
+
+
+#: Rank 0 checkpoints on SIGTERM (says so, then exits 143); rank 1 fails at once.
+TERM_THEN_FAIL = (
+    "import os, signal, sys, time\n"
+    "def stop(*_):\n    print('rank', os.environ['RANK'], 'checkpointing on TERM', flush=True); sys.exit(143)\n"
+    "signal.signal(signal.SIGTERM, stop)\n"
+    "print('rank', os.environ['RANK'], 'up', flush=True)\n"
+    "sys.exit(3) if os.environ['RANK'] == '1' else time.sleep(60)"
+)
+
+
+def test_the_other_ranks_of_a_failed_gang_get_sigterm_first(fleet: tuple[Any, Store]) -> None:
+    config, store = fleet
+    _submit(store, "tf", 4, TERM_THEN_FAIL)
+    done = None
+
+    def failed() -> bool:
+        nonlocal done
+        done = next(
+            (c.before for c in run_tick(config, store, max_restarts=0).changes if c.after.state is JobState.FAILED),
+            None,
+        )
+        return done is not None
+
+    wait_for(failed, what="tf failed", poll_s=0.2)
+    assert done is not None
+    assert _said(config, done) == ["0: rank 0 up", "0: rank 0 checkpointing on TERM", "1: rank 1 up"]
