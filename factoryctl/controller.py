@@ -288,7 +288,9 @@ class Controller:
         if interval > 0:
             from factoryctl.jobs.loop import JobsLoop
 
-            self.jobs_loop = JobsLoop(self.config, interval, self._clock)
+            collector = self.collector
+            sessions = collector.session if collector is not None else None
+            self.jobs_loop = JobsLoop(self.config, interval, self._clock, sessions)
             self.jobs_loop.start()
 
     def _shutdown(self) -> None:

@@ -9,6 +9,7 @@ telemetry never stops for the queue.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -16,6 +17,7 @@ from collections.abc import Callable
 
 from factoryctl.config import FactoryConfig
 from factoryctl.errors import FactoryError
+from factoryctl.jobs.node_calls import SessionSource, using_sessions
 from factoryctl.jobs.price_now import price_now
 from factoryctl.jobs.tick import LIVE_STATES, TickReport, run_tick
 from factoryctl.store.sqlite import Store
@@ -26,10 +28,18 @@ log = logging.getLogger("factoryctl.controller")
 class JobsLoop:
     """Runs `run_tick` every `interval_s` until `stop`; `passes` counts the passes made (the tests' and stats' view)."""
 
-    def __init__(self, config: FactoryConfig, interval_s: float, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        config: FactoryConfig,
+        interval_s: float,
+        clock: Callable[[], float] = time.time,
+        sessions: SessionSource | None = None,
+    ) -> None:
+        """`sessions`: the nodes' open agent sessions (the controller's links), used instead of a login per pass."""
         self.config = config
         self.interval_s = interval_s
         self._clock = clock
+        self._sessions = sessions
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.passes = 0
@@ -60,7 +70,8 @@ class JobsLoop:
                 return
             now = self._clock()
             price, _ = price_now(self.config, now)
-            report = run_tick(self.config, store, now=now, price=price)
+            with using_sessions(self._sessions) if self._sessions is not None else contextlib.nullcontext():
+                report = run_tick(self.config, store, now=now, price=price)
         except FactoryError as exc:
             log.error("scheduling pass failed: %s%s", exc.message, f" ({exc.hint})" if exc.hint else "")
             return

@@ -1,12 +1,16 @@
-"""One short agent session per node, in parallel: how the executor asks nodes about, and acts on, their ranks.
+"""One agent session per node for a pass's requests, in parallel: how the executor asks nodes about, and acts on, ranks.
 
-Each node gets one session for all its requests of a pass (the launches of every gang that starts there, the
-`ranks` of every job on it), so a pass costs one login per node it touches, never one per rank.
+Each node gets one session for all its requests of a step (the launches of every gang that starts there, the `ranks`
+of every job on it), never one per rank. In the controller, that session is the node's own streaming one
+(`using_sessions`, given the collector's): a pass then costs no SSH login at all, as DESIGN.md's one persistent
+connection per node wants; elsewhere (`sched tick`, `jobs cancel`) a short session is opened and closed per node.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
 from typing import TypeVar
 
 from factoryctl.config import FactoryConfig
@@ -20,6 +24,20 @@ T = TypeVar("T")
 
 #: Seconds a node has to answer one request of the executor (connect, start the agent, answer).
 NODE_TIMEOUT_S = 15.0
+
+#: Where a node's open session comes from, if anywhere (the controller's links); None: open one per node and step.
+SessionSource = Callable[[str], "AgentSession | None"]
+_SOURCE: ContextVar[SessionSource | None] = ContextVar("factoryctl_jobs_sessions", default=None)
+
+
+@contextlib.contextmanager
+def using_sessions(source: SessionSource) -> Iterator[None]:
+    """Within the block, this thread's node requests use `source`'s open session of a node when it has one."""
+    token = _SOURCE.set(source)
+    try:
+        yield
+    finally:
+        _SOURCE.reset(token)
 
 
 def on_nodes(
@@ -38,9 +56,13 @@ def on_nodes(
         for name in names
         if name not in config.nodes
     }
+    source = _SOURCE.get()  # read on this thread: the fan-out's threads do not inherit it
     check_agent_cache(nodes)
 
     def one(node_name: str) -> T:
+        held = source(node_name) if source is not None else None
+        if held is not None and held.failure is None:
+            return work(held, node_name)
         with agent_session(config.nodes[node_name], config, timeout) as session:
             return work(session, node_name)
 

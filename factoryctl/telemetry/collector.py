@@ -243,6 +243,15 @@ class Collector:
         self.writer.stop()
         self.stall_watch.stop()
 
+    def session(self, node: str) -> AgentSession | None:
+        """The node's streaming agent session, for another thread's requests (the jobs loop's); None if not linked.
+
+        Read while links may be replaced (a reload): a dict read is atomic, and a session that closes under its
+        user fails that request as any session would.
+        """
+        link = self.links.get(node)
+        return link.session if link is not None else None
+
     def up_count(self) -> int:
         """How many nodes are up now."""
         return self.writer.up_count()
