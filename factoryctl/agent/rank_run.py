@@ -6,18 +6,22 @@ Run by the agent's `launch` (factoryctl.agent.ranks) on a directory holding `spe
 on a simulated node, `sim`). It forks: the first process waits until the second says the command started (or why
 it could not) and prints that as one JSON line for the agent, then exits; the second, in a session of its own,
 with no descriptor of the agent's (so the SSH channel closes when the agent ends), starts the command in its own
-session and process group (stdin /dev/null, stdout and stderr to `output.log`), writes `record.json`, waits for it
-and writes `exit` (128+N for a signal N). So a rank outlives the agent, its SSH session and the connection; a
-`kill` signals the command's group, never the wrapper, which then still writes how it ended. On a simulated node the
-command's pid is registered on its GPUs, so they show its load while it runs (docs/simulated-driver.md), and its
-energy is banked every few seconds and when it ends. Python 3.9 and the standard library, plus factoryctl.sim.
+session and process group (stdin /dev/null, stdout and stderr to `output.log`), writes `record.json` with a blank
+`exit`, waits for it and writes `exit` (128+N for a signal N: over the blank when the disk is full by then; a
+command whose record cannot be written is killed, as no agent could find it). So a rank outlives the agent, its SSH
+session and the connection; a `kill` signals the command's group, never the wrapper, which then still writes how it
+ended. On a simulated node the command's pid is registered on its GPUs, so they show its load while it runs
+(docs/simulated-driver.md), and its energy is banked every few seconds and when it ends. Python 3.9 and the
+standard library, plus factoryctl.sim.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -32,6 +36,8 @@ if TYPE_CHECKING:
 
 #: How often the wrapper of a simulated rank banks its GPUs' energy (a wrapper killed takes at most this much).
 HEARTBEAT_S = 5.0
+#: The size of `exit`, reserved blank when the rank starts and overwritten with the status right-aligned.
+EXIT_SIZE = 16
 
 
 def main(argv: List[str]) -> int:
@@ -67,6 +73,10 @@ def _rank(directory: Path, spec: Dict[str, Any], answer_fd: int) -> int:
     os.close(devnull)
     try:
         log = os.open(directory / "output.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        _answer(answer_fd, _disk_error(directory, "its output", exc))
+        return 0
+    try:
         proc = subprocess.Popen(
             spec["argv"],
             cwd=spec["cwd"],
@@ -81,6 +91,24 @@ def _rank(directory: Path, spec: Dict[str, Any], answer_fd: int) -> int:
         return 0
     started_at = time.time()
     node, watcher = _register(spec, proc.pid, log)
+    recorded = _write_record(directory, spec, proc, started_at)
+    _answer(answer_fd, recorded)
+    if "error" not in recorded:
+        code = _wait(proc, node)
+        _write_exit(directory / "exit", 128 - code if code < 0 else code)
+    if watcher is not None:
+        watcher.join(timeout=2.0)  # banks the rank's energy up to its end (factoryctl.sim.state)
+    return 0
+
+
+def _write_record(
+    directory: Path, spec: Dict[str, Any], proc: "subprocess.Popen[bytes]", started_at: float
+) -> Dict[str, Any]:
+    """Reserve `exit` and write `record.json`; the answer for the agent (the pid, or an `error`).
+
+    A command whose record cannot be written could be neither found nor killed by any agent: it is killed (its
+    process group) here, and the agent told why. `exit` gets its block now, so a full disk cannot keep its status.
+    """
     record = {
         "pid": proc.pid,
         "pgid": proc.pid,
@@ -91,13 +119,42 @@ def _rank(directory: Path, spec: Dict[str, Any], answer_fd: int) -> int:
         "wrapper_pid": os.getpid(),
         "wrapper_start_ticks": start_ticks(os.getpid()),
     }
-    _write_atomic(directory / "record.json", json.dumps(record))
-    _answer(answer_fd, {"pid": proc.pid, "started_at": started_at})
-    code = _wait(proc, node)
-    _write_atomic(directory / "exit", f"{128 - code if code < 0 else code}\n")
-    if watcher is not None:
-        watcher.join(timeout=2.0)  # banks the rank's energy up to its end (factoryctl.sim.state)
-    return 0
+    try:
+        with open(directory / "exit", "wb") as f:  # blank: not yet an exit status (factoryctl.agent.ranks)
+            f.write(b" " * (EXIT_SIZE - 1) + b"\n")
+        _write_atomic(directory / "record.json", json.dumps(record))
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()  # gone before the agent hears of it
+        for name in ("exit", "record.json.tmp"):
+            with contextlib.suppress(OSError):
+                os.unlink(directory / name)
+        return _disk_error(directory, "its record", exc)
+    return {"pid": proc.pid, "started_at": started_at}
+
+
+def _write_exit(path: Path, code: int) -> None:
+    """Write the exit status: replaced at once, or, when the disk is full, over the blank `exit` reserved for it."""
+    text = f"{code}\n"
+    try:
+        _write_atomic(path, text)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(path.with_name(path.name + ".tmp"))
+        with contextlib.suppress(OSError):  # nothing more to try: the rank then reads as ended without a status
+            fd = os.open(path, os.O_WRONLY)
+            try:
+                os.pwrite(fd, text.rjust(EXIT_SIZE).encode(), 0)  # the same size: no new block is needed
+            finally:
+                os.close(fd)
+
+
+def _disk_error(directory: Path, what: str, exc: OSError) -> Dict[str, Any]:
+    """The answer for a rank whose files cannot be written: a node's fault (`agent`), not the command's."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return {"error": f"no space left on {directory} for {what}", "kind": "agent"}
+    return {"error": f"{what} cannot be written in {directory}: {exc.strerror or exc}", "kind": "agent"}
 
 
 def _start_error(spec: Dict[str, Any], exc: Exception) -> str:

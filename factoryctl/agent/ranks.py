@@ -4,9 +4,10 @@ The controller's agent session ends, the SSH connection drops, the agent is upgr
 that, and the next agent must still tell whether it runs and how it ended. So nothing about a rank lives in the
 agent: each has a directory `<root>/<job>/rank-<r>/` holding `record.json` (pid, pgid, argv, gpus, started_at and
 the processes' start times), `output.log` (stdout and stderr together) and `exit` (its exit status, 128+N for a
-signal N, written by the rank's wrapper, factoryctl.agent.rank_run, when the command ends). The root is per node
-(several inventory nodes may share one host): under the simulated node's state (`<state_dir>/<factory>/<node>.jobs`)
-with `--sim`, else `$XDG_STATE_HOME/factoryctl/agent/<factory>/<node>/jobs`.
+signal N, written by the rank's wrapper, factoryctl.agent.rank_run, when the command ends; blank until then). The
+root is per node (several inventory nodes may share one host): under the simulated node's state
+(`<state_dir>/<factory>/<node>.jobs`) with `--sim`, else `$XDG_STATE_HOME/factoryctl/agent/<factory>/<node>/jobs`.
+A disk too full for a rank's files is the node's failure (`agent`), said in one sentence, and leaves nothing running.
 
 A pid is reused once its process is gone, so a record's pid counts as the rank only while its start time (from
 /proc) is still the recorded one. Python 3.9 and the standard library, like the rest of the agent.
@@ -15,6 +16,7 @@ A pid is reused once its process is gone, so a record's pid counts as the rank o
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -257,27 +259,37 @@ class RankStore:
         if not os.path.isdir(cwd):
             raise RequestError("usage", f"cannot start the rank: its directory {cwd} does not exist")
         job_dir = self.root / job
-        job_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with self._launch_lock(job_dir):
-            directory = self.rank_dir(job, rank)
-            record = self._record(directory)
-            if record is not None:
-                return {"pid": record.get("pid"), "started_at": record.get("started_at"), "already": True}
-            if os.path.lexists(directory):
-                shutil.rmtree(directory)
-            checkpoint = self._checkpoint_dir(job, spec["env"])
-            env = self._environment(spec["env"], checkpoint)
-            directory.mkdir(mode=0o700)
-            try:
-                started = self._run_wrapper(directory, {**spec, "cwd": cwd, "env": env, "sim": self.sim})
-            except RequestError:
-                if self._record(directory) is None:  # nothing started: no half rank (nor its environment) left
-                    shutil.rmtree(directory, ignore_errors=True)
-                raise
-            if "error" in started:
+        try:
+            job_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            with self._launch_lock(job_dir):
+                return self._launch_once(job, rank, spec, cwd)
+        except OSError as exc:  # the node's disk, not the command: said in one sentence, never a Python repr
+            raise RequestError(
+                "agent", f"cannot start the rank: {_disk_error(self.rank_dir(job, rank), exc)}"
+            ) from None
+
+    def _launch_once(self, job: str, rank: int, spec: Dict[str, Any], cwd: str) -> Dict[str, Any]:
+        """`launch` under the job's lock: the rank's record when it was launched, else the wrapper's answer."""
+        directory = self.rank_dir(job, rank)
+        record = self._record(directory)
+        if record is not None:
+            return {"pid": record.get("pid"), "started_at": record.get("started_at"), "already": True}
+        if os.path.lexists(directory):
+            shutil.rmtree(directory)
+        checkpoint = self._checkpoint_dir(job, spec["env"])
+        env = self._environment(spec["env"], checkpoint)
+        directory.mkdir(mode=0o700)
+        try:
+            started = self._run_wrapper(directory, {**spec, "cwd": cwd, "env": env, "sim": self.sim})
+        except (RequestError, OSError):
+            if self._record(directory) is None:  # nothing started: no half rank (nor its environment) left
                 shutil.rmtree(directory, ignore_errors=True)
-                raise RequestError("usage", f"cannot start the rank: {started['error']}")
-            return {"pid": started.get("pid"), "started_at": started.get("started_at"), "already": False}
+            raise
+        if "error" in started:
+            shutil.rmtree(directory, ignore_errors=True)
+            why = f"cannot start the rank: {started['error']}"
+            raise RequestError("agent", why) if started.get("kind") == "agent" else RequestError("usage", why)
+        return {"pid": started.get("pid"), "started_at": started.get("started_at"), "already": False}
 
     def _checkpoint_dir(self, job: str, env: Dict[str, str]) -> Path:
         """`<root>/<job>/checkpoint`, the job being the rank's FACTORY_JOB_ID when it has one (a valid id).
@@ -341,6 +353,13 @@ class RankStore:
             said = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [f"exit {done.returncode}"]
             raise RequestError("agent", f"the rank's wrapper failed: {said[0]}") from None
         return answer if isinstance(answer, dict) else {"error": "the rank's wrapper answered no object"}
+
+
+def _disk_error(directory: Path, exc: OSError) -> str:
+    """Why a rank's files under `directory` cannot be written, in words (the wrapper says it alike)."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"no space left on {directory} for its record"
+    return f"its record cannot be written in {directory}: {exc.strerror or exc}"
 
 
 def _cut_character(data: bytes) -> int:

@@ -95,7 +95,29 @@ def _print_logs(config: FactoryConfig, job: Job, rank: int | None, tail: int | N
         emit(line + "\n")
     if follow:
         errors = _follow(config, job, cursors)
-    return _reported(errors)
+    return _reported([_said_of(job, e) for e in errors])
+
+
+def _said_of(job: Job, error: NodeError) -> NodeError:
+    """A node's `job J has no rank R on this node` said of the job the user named, not of its launch's own id.
+
+    The agent knows a launch (`<id>.<start>`, jobs/rank_env.py), the user the job: the rank never started there.
+    """
+    import re
+
+    from factoryctl.errors import NodeError
+
+    never = re.fullmatch(r"job \S+ has no rank (\d+) on this node", error.message) if error.kind == "usage" else None
+    if never is None:
+        return error
+    said = NodeError(
+        error.node,
+        "usage",
+        f"rank {never[1]} of job {job.id} has no output here: it never started on this node.",
+        f"`factoryctl jobs show {job.id}` says how its launch went.",
+    )
+    said.exit_code = error.exit_code
+    return said
 
 
 def _follow(config: FactoryConfig, job: Job, cursors: list[LogCursor]) -> list[NodeError]:

@@ -141,11 +141,11 @@ def check_fits(spec: JobSpec, nodes: Sequence[NodeSpec], where: str) -> None:
             f"the job asks for {spec.num_gpus} GPUs; {where} has {sum(known)}, so it could never start.", hint
         )
     per_node = spec.gpus_per_node
-    if per_node is not None and sum(c // per_node for c in known) * per_node < spec.num_gpus:
+    if per_node is not None and sum(c >= per_node for c in known) < spec.num_gpus // per_node:  # a rank per node
         raise UsageError(
             f"the job asks for {spec.num_gpus // per_node} node(s) with {per_node} GPUs each; "
             f"{where} cannot give them, so it could never start.",
-            hint,
+            f"{hint} A gang runs one rank on each of its nodes.",
         )
 
 

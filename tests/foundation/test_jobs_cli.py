@@ -236,3 +236,13 @@ def test_plain_jobs_and_its_options_are_the_listing(lab: Any) -> None:
     typo = lab("jobs", "lsit")
     assert typo.exit_code == 2
     assert "did you mean 'list'" in typo.stderr
+
+
+def test_logs_of_a_rank_that_never_started_name_the_job_not_its_launch(lab: Any) -> None:
+    ranks = (Rank(0, "n1", pid=41, gpus=(0, 1)), Rank(1, "n2", pid=42, gpus=(0, 1)))
+    _add(lab, _job("w2", JobState.RUNNING, started_at=time.time(), ranks=ranks))  # no node ever launched it
+    done = lab("jobs", "logs", "w2", "--rank", "1")
+    assert done.exit_code == 2
+    said = "factoryctl: n2: rank 1 of job w2 has no output here: it never started on this node."
+    assert done.stderr.splitlines()[0] == said
+    assert "w2." not in done.stderr  # the launch's own id is the agent's, not the user's
