@@ -150,9 +150,15 @@ def listed_jobs(store: Store | None, states: Sequence[str], every: bool, user: s
     if store is None:
         return []
     wanted: set[JobState] | None = {JobState(s) for s in states} if states else None
-    jobs = store.jobs(wanted)
-    if wanted is None and not every:
-        jobs = [j for j in jobs if not j.state.terminal or (j.ended_at or j.submitted_at) >= now - RECENT_S]
+    if wanted is None and not every:  # the queue, the running, and what ended lately: not a month of ended jobs
+        from factoryctl.store.job_board import jobs_ended
+        from factoryctl.store.rows import to_ms
+
+        recent = [j for j in jobs_ended(store, now - RECENT_S, 1_000_000) if (j.ended_at or now) >= now - RECENT_S]
+        live = store.jobs({s for s in JobState if not s.terminal})
+        jobs = sorted([*live, *recent], key=lambda j: (to_ms(j.submitted_at), j.id))  # the store's own order
+    else:
+        jobs = store.jobs(wanted)
     return [j for j in jobs if user is None or j.user == user]
 
 

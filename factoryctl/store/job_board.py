@@ -3,10 +3,10 @@
 The dashboard reads it every interval (1 s). `Store.jobs` parses every record it returns, and counting a queue of
 10,000 waiting jobs that way took 140 ms of every second to show the twenty that fit. Here the counts come off the
 `job_state` index alone (no record read) and only `shown` records of each kind are parsed (5 ms for that queue).
-Jobs that ended are asked for apart (`jobs_ended`): with no index on when a job ended, that reads every ended job's
-row (19 ms for 100,000), so the dashboard asks for them only when a job may have ended or a while passed
-(live/jobs_feed.py). A store older than schema 6 (a reader does not migrate) has no job table: no job was ever
-submitted to it.
+Jobs that ended are asked for apart (`jobs_ended`), through the `job_state` index on (state, updated_ms): an ended
+job's row is last written when it ends, so the last hour's are found without reading older ones; the dashboard
+asks for them only when a job may have ended or a while passed (live/jobs_feed.py). A store older than schema 6 (a
+reader does not migrate) has no job table: no job was ever submitted to it.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def jobs_ended(store: StoreConnection, since: float, limit: int) -> list[Job]:
     """The jobs that ended at or after `since`, the last ended first (the `limit` last).
 
     An ended job's row was last written when it ended (a terminal job never changes again), so `updated_ms` says
-    when; no index holds it, so this reads every ended job's row.
+    when; the `job_state` index (state, updated_ms) finds them without reading older rows.
     """
     if store.schema_version < JOBS_SCHEMA:
         return []

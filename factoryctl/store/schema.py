@@ -81,7 +81,7 @@ MIGRATIONS: tuple[str, ...] = (
         id TEXT PRIMARY KEY, state TEXT NOT NULL, user TEXT NOT NULL, submitted_ms INTEGER NOT NULL,
         updated_ms INTEGER NOT NULL, record TEXT NOT NULL
     );
-    CREATE INDEX job_state ON job (state)
+    CREATE INDEX job_state ON job (state, updated_ms)
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

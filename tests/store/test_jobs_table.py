@@ -195,3 +195,20 @@ def test_update_jobs_judges_each_compare_and_set_on_its_own_in_one_transaction(s
     assert [j.reason for j in store.jobs()] == ["r0", "", "r2"]
     assert store.jobs()[1].state is JobState.RUNNING
     assert len([e for e in store.events(0.0) if e.message == "x"]) == 2  # the refused one's event not written
+
+
+def test_jobs_that_ended_lately_are_found_through_the_state_and_time_index(store: Store, tmp_path: Path) -> None:
+    """`jobs list` and the dashboard ask for the jobs ended in the last hour: never a read of a year of ended jobs."""
+    from store_rows import rows
+
+    from factoryctl.store.job_board import jobs_ended
+
+    old, fresh = job("e1", T0, JobState.SUCCEEDED), job("e2", T0 + 1, JobState.FAILED)
+    store.add_job(old)
+    store.add_job(fresh)
+    assert {j.id for j in jobs_ended(store, 0.0, 10)} == {"e1", "e2"}
+    plan = rows(
+        store.path,
+        "EXPLAIN QUERY PLAN SELECT record FROM job WHERE state IN ('SUCCEEDED') AND updated_ms >= 0 ORDER BY updated_ms",
+    )
+    assert any("USING INDEX job_state (state=? AND updated_ms>?)" in str(step) for step in plan), plan
