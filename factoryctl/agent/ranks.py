@@ -25,12 +25,16 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import factoryctl
 from factoryctl.agent.protocol import RequestError
 from factoryctl.agent.rank_fields import JOB_ID
+
+#: How long a node keeps an ended launch's rank records and output (`prune_ended`): two weeks of `jobs logs`.
+KEEP_ENDED_S = 14 * 86400.0
 
 #: How long a launch waits for its wrapper to say the command started (or why it could not).
 LAUNCH_TIMEOUT_S = 30.0
@@ -196,6 +200,8 @@ class RankStore:
         """`ranks`: every launched rank of `jobs` (None: of every job on the node); the live ones with `running_only`."""
         found = []
         for job, rank, directory in self._rank_dirs(jobs):
+            if running_only and self._exit(directory)[0] is not None:
+                continue  # ended, as its exit file says: no record to read (a pass sweeps every node it works on)
             record = self._record(directory)
             if record is not None:
                 status = self.status(job, rank, record, directory)
@@ -254,6 +260,7 @@ class RankStore:
         Launches of one job take turns on a lock in its directory, so two agents asked at once start it once. A
         directory left without a record (a launch that failed, an agent killed midway) is started again.
         """
+        self.prune_ended(job)
         home = os.path.expanduser("~")
         cwd = os.path.join(home, spec["cwd"]) if spec["cwd"] else home  # a relative one from the home, too
         if not os.path.isdir(cwd):
@@ -267,6 +274,26 @@ class RankStore:
             raise RequestError(
                 "agent", f"cannot start the rank: {_disk_error(self.rank_dir(job, rank), exc)}"
             ) from None
+
+    def prune_ended(self, keep: str, now: Optional[float] = None) -> List[str]:
+        """Remove the launches (`<job>.<start>` directories) every rank of which ended over KEEP_ENDED_S ago.
+
+        A node keeps each launch's output that long for `jobs logs`; past it, a node that ran jobs for a year would
+        otherwise list and read a year of launches every time a pass sweeps it. A launch with a rank still running,
+        or without an exit status yet, is kept, and so is `keep` (the launch being made) and every job's
+        `checkpoint` directory (`<id>` without a dot: the user's data). Returns the launches removed.
+        """
+        cutoff = (time.time() if now is None else now) - KEEP_ENDED_S
+        removed = []
+        with contextlib.suppress(OSError):
+            for name in os.listdir(self.root):
+                if "." not in name or name == keep:
+                    continue
+                ended = [self._exit(self.rank_dir(name, rank))[1] for _, rank, _ in self._rank_dirs([name])]
+                if ended and all(t is not None and t < cutoff for t in ended):
+                    shutil.rmtree(self.root / name, ignore_errors=True)
+                    removed.append(name)
+        return removed
 
     def _launch_once(self, job: str, rank: int, spec: Dict[str, Any], cwd: str) -> Dict[str, Any]:
         """`launch` under the job's lock: the rank's record when it was launched, else the wrapper's answer."""

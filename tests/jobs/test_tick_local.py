@@ -317,3 +317,19 @@ def test_the_other_ranks_of_a_failed_gang_get_sigterm_first(fleet: tuple[Any, St
     wait_for(failed, what="tf failed", poll_s=0.2)
     assert done is not None
     assert _said(config, done) == ["0: rank 0 up", "0: rank 0 checkpointing on TERM", "1: rank 1 up"]
+
+
+def test_a_node_forgets_launches_that_ended_two_weeks_ago(fleet: tuple[Any, Store]) -> None:
+    from factoryctl.telemetry.poll import agent_session
+
+    config, _ = fleet
+    quick = [PY, "-c", "print('done')"]
+    with agent_session(config.nodes["a1"], config, 15.0) as session:
+        session.launch_rank("old.1", 0, quick, {}, [0], None)
+        session.launch_rank("new.1", 0, quick, {}, [0], None)
+        wait_for(lambda: [r["running"] for r in session.ranks(["old.1", "new.1"])] == [False, False], what="both ended")
+        old_exit = next(config.state_dir.rglob("old.1/rank-0/exit"))
+        two_weeks = time.time() - 15 * 86400
+        os.utime(old_exit, (two_weeks, two_weeks))
+        session.launch_rank("next.1", 0, quick, {}, [1], None)  # a launch prunes what ended over 14 days ago
+        assert [r["job"] for r in session.ranks(None)] == ["new.1", "next.1"]
