@@ -22,7 +22,7 @@ from factoryctl.jobs.rank_env import rank_environment, run_id
 from factoryctl.jobs.reconcile import requeued
 from factoryctl.jobs.records import Change
 from factoryctl.model.folding import fold_nodes
-from factoryctl.model.jobs import Job, JobState, Rank
+from factoryctl.model.jobs import GpuAllocation, Job, JobState, Rank
 from factoryctl.transport.session import AgentSession
 
 #: How long a node has to answer a launch: longer than its agent waits for the rank's wrapper (30 s, a slow file
@@ -39,10 +39,20 @@ class RankLaunch:
     env: dict[str, str]
 
 
-def starting(job: Job, allocation: Any, gpus: Sequence[tuple[int, ...]], now: float, why: str) -> Job:  # noqa: ANN401
-    """The job's STARTING record: its allocation and a rank per node with the GPU indexes chosen for it."""
+def starting(
+    job: Job,
+    allocation: Sequence[GpuAllocation],
+    gpus: Sequence[tuple[int, ...]],
+    now: float,
+    why: str,
+    port: int,
+) -> Job:
+    """The job's STARTING record: its allocation, a rank per node with the GPU indexes chosen, its rendezvous port."""
     ranks = tuple(Rank(rank=i, node=a.node, gpus=g) for i, (a, g) in enumerate(zip(allocation, gpus, strict=True)))
-    return job.evolve(state=JobState.STARTING, allocation=tuple(allocation), ranks=ranks, started_at=now, reason=why)
+    return job.evolve(
+        state=JobState.STARTING, allocation=tuple(allocation), ranks=ranks, started_at=now, reason=why,
+        master_port=port,
+    )  # fmt: skip
 
 
 def master_address(config: FactoryConfig, job: Job) -> str:

@@ -18,9 +18,28 @@ MASTER_PORT_BASE = 29500
 MASTER_PORT_SPAN = 1000
 
 
-def master_port(job_id: str) -> int:
-    """The port rank 0 listens on for the gang's rendezvous: stable for a job, spread over MASTER_PORT_SPAN ports."""
-    return MASTER_PORT_BASE + zlib.crc32(job_id.encode()) % MASTER_PORT_SPAN
+def master_port(job_id: str, taken: Collection[int] = ()) -> int:
+    """The port rank 0 listens on for the gang's rendezvous, free among the other launches on its node.
+
+    The job's own port (from its id, so a restart usually keeps it) unless another launch on the same node holds
+    it, then the next free one of the MASTER_PORT_SPAN ports. Two jobs whose rank 0 share a node with one port would both fail ("address already in use"), and again after
+    every restart while the other runs: the port of each launch is chosen against its node's others.
+    """
+    first = zlib.crc32(job_id.encode()) % MASTER_PORT_SPAN
+    for step in range(MASTER_PORT_SPAN):
+        port = MASTER_PORT_BASE + (first + step) % MASTER_PORT_SPAN
+        if port not in taken:
+            return port
+    return MASTER_PORT_BASE + first  # a thousand launches on one node: share one, as before
+
+
+def ports_taken(jobs: Sequence[Job]) -> dict[str, set[int]]:
+    """The rendezvous ports the active jobs' launches hold, by their rank 0's node."""
+    taken: dict[str, set[int]] = {}
+    for job in jobs:
+        if job.state.active and job.ranks and job.master_port is not None:
+            taken.setdefault(job.ranks[0].node, set()).add(job.master_port)
+    return taken
 
 
 def free_gpus(indexes: Sequence[int], busy: Collection[int], count: int) -> tuple[int, ...] | None:
@@ -39,7 +58,7 @@ def rank_environment(
             "FACTORY_JOB_ID": job.id,
             "FACTORY_RESTART_COUNT": str(job.restarts),
             "MASTER_ADDR": master_addr,
-            "MASTER_PORT": str(master_port(job.id)),
+            "MASTER_PORT": str(job.master_port if job.master_port is not None else master_port(job.id)),
             "NNODES": str(len(allocation)),
             "NODE_RANK": str(rank),
             "WORLD_SIZE": str(len(allocation)),

@@ -16,7 +16,7 @@ from factoryctl.jobs.cluster import Cluster, cluster_view
 from factoryctl.jobs.launch import launch_gangs, starting
 from factoryctl.jobs.leftovers import PassNotes, owe_kills, settle_kills
 from factoryctl.jobs.pass_lock import scheduling_pass
-from factoryctl.jobs.rank_env import busy_gpus, choose_gpus, run_id
+from factoryctl.jobs.rank_env import busy_gpus, choose_gpus, master_port, ports_taken, run_id
 from factoryctl.jobs.reconcile import reconcile
 from factoryctl.jobs.records import Change, write_changes
 from factoryctl.jobs.silent import held_down, remember_silent, silent_nodes
@@ -118,6 +118,7 @@ def _start(
     """Mark each started gang STARTING (with its GPUs), launch them all, and write how each launch went."""
     by_id = {job.id: job for job in jobs}
     busy = busy_gpus(jobs)
+    ports = ports_taken(jobs)
     marked: list[Change] = []
     for start in starts:
         job = by_id[start.job_id]
@@ -126,7 +127,10 @@ def _start(
             continue
         for a, g in zip(start.placement.allocation, gpus, strict=True):
             busy.setdefault(a.node, set()).update(g)
-        marked.append(Change(job, starting(job, start.placement.allocation, gpus, now, start.reason)))
+        taken = ports.setdefault(start.placement.allocation[0].node, set())
+        port = master_port(job.id, taken)
+        taken.add(port)
+        marked.append(Change(job, starting(job, start.placement.allocation, gpus, now, start.reason, port)))
     marked = write_changes(store, marked, now)
     if not marked:
         return []

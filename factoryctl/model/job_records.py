@@ -36,6 +36,7 @@ def job_record(job: Job) -> dict[str, Any]:
         "energy_kwh": job.energy_kwh,
         "cost": job.cost,
         "stopping": None if stopping is None else [stopping.for_job, stopping.requested_at, stopping.grace_s],
+        "master_port": job.master_port,
     }
 
 
@@ -56,6 +57,7 @@ def job_from_record(record: Mapping[str, Any]) -> Job:
         energy_kwh=_float_or_none(record.get("energy_kwh")),
         cost=_float_or_none(record.get("cost")),
         stopping=None if stopping is None else StopRequest(str(stopping[0]), float(stopping[1]), float(stopping[2])),
+        master_port=_int_or_none(record.get("master_port")),
     )
 
 
@@ -127,3 +129,7 @@ def _rank_from_record(record: Mapping[str, Any]) -> Rank:
 
 def _float_or_none(value: Any) -> float | None:  # noqa: ANN401 - a JSON value: a number or null
     return None if value is None else float(value)
+
+
+def _int_or_none(value: Any) -> int | None:  # noqa: ANN401 - a JSON value: a number or null
+    return None if value is None else int(value)

@@ -220,6 +220,8 @@ class Job:
     energy_kwh: float | None = None
     cost: float | None = None
     stopping: StopRequest | None = None
+    #: The rendezvous port of its current launch (MASTER_PORT), unique among the launches on its rank 0's node.
+    master_port: int | None = None
 
     @property
     def name(self) -> str:

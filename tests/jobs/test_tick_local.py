@@ -333,3 +333,27 @@ def test_a_node_forgets_launches_that_ended_two_weeks_ago(fleet: tuple[Any, Stor
         os.utime(old_exit, (two_weeks, two_weeks))
         session.launch_rank("next.1", 0, quick, {}, [1], None)  # a launch prunes what ended over 14 days ago
         assert [r["job"] for r in session.ranks(None)] == ["new.1", "next.1"]
+
+
+def test_two_gangs_whose_rank_0_share_a_node_get_different_rendezvous_ports(fleet: tuple[Any, Store]) -> None:
+    from factoryctl.jobs.rank_env import master_port
+
+    config, store = fleet
+    seen: dict[int, str] = {}
+    first = second = ""
+    for i in range(5000):  # two ids whose own ports are the same (the birthday bound: a few dozen tries)
+        port = master_port(f"p{i}")
+        if port in seen:
+            first, second = seen[port], f"p{i}"
+            break
+        seen[port] = f"p{i}"
+    says = "import os; print(os.environ['MASTER_PORT'])"
+    _submit(store, first, 1, says, nodes=("a1",))
+    _submit(store, second, 1, says, nodes=("a1",))
+    run_tick(config, store)
+    jobs = [store.job(first), store.job(second)]
+    ports = [j.master_port for j in jobs if j is not None]
+    assert len(set(ports)) == 2
+    assert ports[0] == master_port(first)  # the first keeps its own; the second takes the next free one
+    done = [_tick_until(config, store, j, JobState.SUCCEEDED) for j in (first, second)]
+    assert [_said(config, j) for j in done] == [[f"0: {ports[0]}"], [f"0: {ports[1]}"]]

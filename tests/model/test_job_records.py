@@ -68,7 +68,17 @@ def jobs(draw: st.DrawFn) -> Job:
         energy_kwh=draw(numbers),
         cost=draw(numbers),
         stopping=draw(stops),
+        master_port=draw(st.none() | st.integers(1, 65535)),
     )
+
+
+def test_the_strategy_sets_every_field_of_a_job() -> None:
+    """A field added to `Job` and not to `jobs()` would never be checked by the round trip below."""
+    import dataclasses
+    from pathlib import Path
+
+    source = Path(__file__).read_text().split("def jobs(", 1)[1].split("\n\n\n", 1)[0]
+    assert [f.name for f in dataclasses.fields(Job) if f"        {f.name}=" not in source] == []
 
 
 @given(jobs())
