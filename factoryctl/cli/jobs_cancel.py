@@ -47,7 +47,7 @@ def cancel_command(
     assert store is not None
     try:
         jobs = list({job.id: job for job in map(store.find_job, job_ids)}.values())  # each once, in the order given
-        report = cancel_jobs(config, store, jobs, effective_user(), force, why=reason or None)
+        report = cancel_jobs(config, store, jobs, effective_user(), force, why=reason or None, waiting=_say_waiting)
     finally:
         store.close()
     emit("".join(f"cancelled {job.id}\n" for job in report.cancelled))
@@ -118,6 +118,13 @@ def _said_of(job: Job, error: NodeError) -> NodeError:
     )
     said.exit_code = error.exit_code
     return said
+
+
+def _say_waiting(owner: str) -> None:
+    """Said once when a running gang's cancel waits for a scheduling pass in progress."""
+    import sys
+
+    sys.stderr.write(f"factoryctl: waiting for the scheduling pass in progress (pid {owner}) to stop its gang...\n")
 
 
 def _follow(config: FactoryConfig, job: Job, cursors: list[LogCursor]) -> list[NodeError]:

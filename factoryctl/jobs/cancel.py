@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from factoryctl.config import FactoryConfig
@@ -53,7 +53,7 @@ def check_may_cancel(jobs: Sequence[Job], user: str, force: bool, is_root: bool)
 
 def cancel_jobs(
     config: FactoryConfig, store: Store, jobs: Sequence[Job], user: str, force: bool = False,
-    why: str | None = None, grace_s: float = CANCEL_GRACE_S,
+    why: str | None = None, grace_s: float = CANCEL_GRACE_S, waiting: Callable[[str], None] | None = None,
 ) -> CancelReport:  # fmt: skip
     """Cancel `jobs` (as found by `store.find_job`), each as it is now.
 
@@ -64,15 +64,15 @@ def cancel_jobs(
     """
     check_may_cancel(jobs, user, force, os.geteuid() == 0)
     reason = f"cancelled by {user}" + (f": {why}" if why else "")
-    waiting = [job for job in (store.job(j.id) or j for j in jobs) if job.state.waiting]
+    queued = [job for job in (store.job(j.id) or j for j in jobs) if job.state.waiting]
     now = time.time()
-    done = write_changes(store, [Change(job, _cancelled(job, reason, {}, now)) for job in waiting], now)
+    done = write_changes(store, [Change(job, _cancelled(job, reason, {}, now)) for job in queued], now)
     cancelled = [c.after for c in done]
     rest = [job for job in jobs if job.id not in {c.after.id for c in done}]
     errors: dict[str, NodeError] = {}
     over: list[Job] = []
     if rest:
-        with scheduling_pass(config.state_dir, wait_s=CANCEL_LOCK_WAIT_S):
+        with scheduling_pass(config.state_dir, CANCEL_LOCK_WAIT_S, waiting):
             now_jobs = [store.job(job.id) or job for job in rest]
             over = [job for job in now_jobs if job.state.terminal]
             now = time.time()

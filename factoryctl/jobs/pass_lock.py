@@ -12,7 +12,7 @@ import fcntl
 import os
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from factoryctl.errors import ActionFailed
@@ -22,8 +22,14 @@ LOCK_NAME = "scheduler.lock"
 
 
 @contextlib.contextmanager
-def scheduling_pass(state_dir: Path, wait_s: float = 30.0) -> Iterator[None]:
-    """Hold the store's scheduler lock for the block; ActionFailed when another pass keeps it for `wait_s`."""
+def scheduling_pass(
+    state_dir: Path, wait_s: float = 30.0, waiting: Callable[[str], None] | None = None
+) -> Iterator[None]:
+    """Hold the store's scheduler lock for the block; ActionFailed when another pass keeps it for `wait_s`.
+
+    `waiting(pid)` is told once when the lock is held by another process, before waiting (a person is not left
+    looking at a silent command while a pass waits on a dead node).
+    """
     make_private_dirs(state_dir)
     path = state_dir / LOCK_NAME
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, 0o600)
@@ -32,7 +38,7 @@ def scheduling_pass(state_dir: Path, wait_s: float = 30.0) -> Iterator[None]:
             raise ActionFailed(
                 f"the scheduler lock {path} is not a regular file.", "move it aside; factoryctl creates it itself."
             )
-        _take(fd, path, wait_s)
+        _take(fd, path, wait_s, waiting)
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         yield
@@ -40,15 +46,19 @@ def scheduling_pass(state_dir: Path, wait_s: float = 30.0) -> Iterator[None]:
         os.close(fd)  # closing drops the lock
 
 
-def _take(fd: int, path: Path, wait_s: float) -> None:
+def _take(fd: int, path: Path, wait_s: float, waiting: Callable[[str], None] | None) -> None:
     deadline = time.monotonic() + wait_s
+    told = False
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return
         except BlockingIOError:
+            owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            if waiting is not None and not told:
+                waiting(owner)
+                told = True
             if time.monotonic() >= deadline:
-                owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
                 raise ActionFailed(
                     f"another scheduling pass (pid {owner}) has held {path} for {wait_s:g} s.",
                     "the controller runs one every scheduler interval; wait for it, or check that process.",

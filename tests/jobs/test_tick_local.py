@@ -357,3 +357,31 @@ def test_two_gangs_whose_rank_0_share_a_node_get_different_rendezvous_ports(flee
     assert ports[0] == master_port(first)  # the first keeps its own; the second takes the next free one
     done = [_tick_until(config, store, j, JobState.SUCCEEDED) for j in (first, second)]
     assert [_said(config, j) for j in done] == [[f"0: {ports[0]}"], [f"0: {ports[1]}"]]
+
+
+def test_a_cancel_waiting_for_a_pass_says_so_once(fleet: tuple[Any, Store]) -> None:
+    import threading
+
+    from factoryctl.jobs.pass_lock import scheduling_pass
+
+    config, store = fleet
+    _submit(store, "cw", 1, "import time; time.sleep(60)")
+    run_tick(config, store)
+    job = store.job("cw")
+    assert job is not None
+    held, release = threading.Event(), threading.Event()
+
+    def a_pass() -> None:
+        with scheduling_pass(config.state_dir):
+            held.set()
+            release.wait(10)
+
+    other = threading.Thread(target=a_pass)
+    other.start()
+    held.wait(10)
+    said: list[str] = []
+    threading.Timer(1.0, release.set).start()
+    report = cancel_jobs(config, store, [job], "ana", waiting=said.append)
+    other.join(10)
+    assert said == [str(os.getpid())]
+    assert [j.state for j in report.cancelled] == [JobState.CANCELLED]
