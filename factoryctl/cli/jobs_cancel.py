@@ -151,7 +151,13 @@ def _follow(config: FactoryConfig, job: Job, cursors: list[LogCursor]) -> list[N
 
         sys.stderr.write(f"factoryctl: job {again.id} was requeued and started again (restart {again.restarts}).\n")
 
-    return follow(config, job_now, cursors, lambda line: emit(line + "\n"), wait, restarted)
+    def silent(errors: list[NodeError]) -> None:
+        import sys
+
+        for error in errors:
+            sys.stderr.write(f"factoryctl: {error.said()} (still following)\n")
+
+    return follow(config, job_now, cursors, lambda line: emit(line + "\n"), wait, restarted, silent)
 
 
 def _reported(errors: Sequence[NodeError]) -> int:

@@ -86,15 +86,18 @@ def cursors_for(job: Job, rank: int | None = None) -> list[LogCursor]:
 def follow(
     config: FactoryConfig, job_now: Callable[[], Job], cursors: list[LogCursor], say: Callable[[str], None],
     wait: Callable[[float], bool], restarted: Callable[[Job], None] | None = None,
+    silent: Callable[[list[NodeError]], None] | None = None,
 ) -> list[NodeError]:  # fmt: skip
     """Print lines as they come until the job is over (then the rest) or `wait` says stop; the last pass's errors.
 
     A gang requeued and launched again is followed on: the old launch's last lines are printed, `restarted` is told
-    of the new launch, and its ranks (those of `cursors`' rank numbers) are read from their start.
+    of the new launch, and its ranks (those of `cursors`' rank numbers) are read from their start. `silent` is told
+    the nodes that cannot be read each time that set changes (a node down is said at once, not only at the end).
     """
     errors: list[NodeError] = []
     wanted = {c.rank.rank for c in cursors}
     followed = job_now()
+    failing: set[str] = set()
     while True:
         job = job_now()
         if job.ranks and run_id(job) != run_id(followed):
@@ -107,6 +110,10 @@ def follow(
         if job.ranks:
             followed = job
         errors = read_more(config, followed, cursors)
+        if silent is not None and {e.node for e in errors} != failing:
+            failing = {e.node for e in errors}
+            if errors:
+                silent(errors)
         over = job.state.terminal
         for line in labelled(cursors, final=over):
             say(line)

@@ -385,3 +385,27 @@ def test_a_cancel_waiting_for_a_pass_says_so_once(fleet: tuple[Any, Store]) -> N
     other.join(10)
     assert said == [str(os.getpid())]
     assert [j.state for j in report.cancelled] == [JobState.CANCELLED]
+
+
+def test_follow_says_a_node_it_cannot_read_at_once(fleet: tuple[Any, Store], tmp_path: Path) -> None:
+    from factoryctl.jobs.logs import follow
+
+    config, store = fleet
+    _submit(store, "fs", 4)
+    done = _tick_until(config, store, "fs", JobState.SUCCEEDED)
+    path = tmp_path / "factory.yaml"
+    path.write_text(path.read_text().replace("a[1-2]", "a1"))
+    said: list[str] = []
+    told: list[list[str]] = []
+    cursors = cursors_for(done)
+    follow(
+        load_config(path),
+        lambda: done,
+        cursors,
+        said.append,
+        lambda s: False,
+        None,
+        lambda e: told.append([x.node for x in e]),
+    )
+    assert told == [["a2"]]
+    assert said == ["0: rank 0 of 2 gpus 0,1 master 127.0.0.1"]
