@@ -232,6 +232,24 @@ class RankStore:
             signalled.append(rank)
         return signalled
 
+    def power_cut(self) -> List[str]:
+        """A simulated reboot: every running rank's group and its wrapper SIGKILLed, as a power cut ends them.
+
+        No exit status is written (nobody is left to write it), so the executor finds each rank ended without one,
+        as after a real reboot. Returns the launches hit.
+        """
+        hit = []
+        for status in self.ranks(None, running_only=True):
+            directory = self.rank_dir(status["job"], status["rank"])
+            record = self._record(directory) or {}
+            wrapper = record.get("wrapper_pid")
+            if isinstance(wrapper, int) and is_process(wrapper, record.get("wrapper_start_ticks")):
+                with contextlib.suppress(OSError):
+                    os.kill(wrapper, signal.SIGKILL)
+            self.kill(status["job"], "KILL")
+            hit.append(status["job"])
+        return sorted(set(hit))
+
     def logs(self, job: str, rank: int, offset: int, limit: int) -> Dict[str, Any]:
         """`logs`: up to `limit` bytes of the rank's output from `offset` (below 0: that far from the end).
 

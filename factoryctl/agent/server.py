@@ -385,6 +385,8 @@ class AgentServer:
                 injected = self.inject_fault(fault, indexes, xid)
             except ValueError as exc:
                 raise RequestError("usage", str(exc)) from None
+            if fault == "reboot" and self.ranks is not None:
+                self.ranks.power_cut()  # a reboot ends the node's job ranks too
             self.sampler.refresh(indexes)  # the agent changed them itself: the next sample shows every tier
             return {"injected": injected}
 

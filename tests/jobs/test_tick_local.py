@@ -409,3 +409,18 @@ def test_follow_says_a_node_it_cannot_read_at_once(fleet: tuple[Any, Store], tmp
     )
     assert told == [["a2"]]
     assert said == ["0: rank 0 of 2 gpus 0,1 master 127.0.0.1"]
+
+
+def test_a_simulated_reboot_ends_the_nodes_ranks_and_the_gang_is_requeued(fleet: tuple[Any, Store], cli: Any) -> None:
+    config, store = fleet
+    _submit(store, "rb", 4, "import time; time.sleep(60)")
+    run_tick(config, store)
+    before = store.job("rb")
+    assert before is not None
+    assert before.state is JobState.RUNNING
+    rebooted = cli("--config", str(config.path), "sim", "inject", "a2", "--reboot")
+    assert rebooted.exit_code == 0, rebooted.stderr
+    wait_for(lambda: not _alive(before.ranks[1].pid), what="a2's rank ended by the reboot")
+    report = run_tick(config, store)
+    requeued = next(c.after for c in report.changes if c.before.state is JobState.RUNNING)
+    assert requeued.reason == "rank 1 on a2 ended without an exit status; requeued (restart 1 of 3)"
