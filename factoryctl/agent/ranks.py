@@ -74,6 +74,22 @@ def start_ticks(pid: int, zombie: bool = False) -> Optional[int]:
         return None
 
 
+def running_for(ticks: object) -> Optional[float]:
+    """Seconds since a process that started `ticks` clock ticks after boot, on the boot clock (/proc/uptime).
+
+    Neither clock steps with the wall clock, so a walltime judged on this is not moved by NTP setting either host's
+    time; None without /proc or a start time.
+    """
+    if isinstance(ticks, bool) or not isinstance(ticks, int):
+        return None
+    try:
+        with open("/proc/uptime", encoding="ascii") as uptime:
+            since_boot = float(uptime.read().split()[0])
+        return max(0.0, since_boot - ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def group_lives(pgid: int) -> bool:
     """Whether process group `pgid` has a member that is no zombie (dead children of pid 1 wait to be reaped).
 
@@ -192,6 +208,7 @@ class RankStore:
             "started_at": record.get("started_at"),
             "ended_at": ended,
             "gpus": record.get("gpus", []),
+            "running_s": running_for(record.get("start_ticks")) if running else None,
         }
 
     # -- ops -----------------------------------------------------------------------------------------------------

@@ -68,7 +68,10 @@ def judge(
         if not report.get("running") and r.exit_code != 0:
             how = "ended without an exit status" if r.exit_code is None else f"exited {r.exit_code}"
             return Verdict("failed", ranks, f"rank {r.rank} on {r.node} {how}", r.ended_at or now)
-    if job.started_at is not None and now >= job.started_at + walltime:
+    if not silent and all(r.exit_code == 0 and not reports[r.rank].get("running") for r in ranks):
+        ended = max((r.ended_at for r in ranks if r.ended_at is not None), default=now)
+        return Verdict("succeeded", ranks, "every rank exited 0", ended)  # however late this pass saw it
+    if _ran(job, reports, now) >= walltime:
         return Verdict("walltime", ranks, f"reached its walltime of {_duration(walltime)}", now)
     for r in ranks:
         if r.node in silent and lost and r.node in lost:
@@ -77,10 +80,20 @@ def judge(
         error = answers[silent[0]]
         assert isinstance(error, NodeError)
         return Verdict("unreachable", ranks, f"{silent[0]} did not answer: {error.message}")
-    if all(r.exit_code == 0 and not reports[r.rank].get("running") for r in ranks):
-        ended = max((r.ended_at for r in ranks if r.ended_at is not None), default=now)
-        return Verdict("succeeded", ranks, "every rank exited 0", ended)
     return Verdict("running", ranks)
+
+
+def _ran(job: Job, reports: Mapping[int, Any], now: float) -> float:
+    """How long the gang has run: its longest-running rank's time on its node's boot clock.
+
+    No wall-clock step moves that clock; an agent without `running_s` gives none, and then the job's start on this
+    machine's clock is used.
+    """
+    on_nodes = [r.get("running_s") for r in reports.values()]
+    measured = [t for t in on_nodes if isinstance(t, (int, float)) and not isinstance(t, bool)]
+    if measured:
+        return float(max(measured))
+    return now - job.started_at if job.started_at is not None else 0.0
 
 
 def _updated(rank: Rank, report: Mapping[str, Any] | None) -> Rank:

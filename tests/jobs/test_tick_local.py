@@ -424,3 +424,18 @@ def test_a_simulated_reboot_ends_the_nodes_ranks_and_the_gang_is_requeued(fleet:
     report = run_tick(config, store)
     requeued = next(c.after for c in report.changes if c.before.state is JobState.RUNNING)
     assert requeued.reason == "rank 1 on a2 ended without an exit status; requeued (restart 1 of 3)"
+
+
+def test_a_node_says_how_long_a_rank_has_run_on_its_boot_clock(fleet: tuple[Any, Store]) -> None:
+    from factoryctl.telemetry.poll import agent_session
+
+    config, _ = fleet
+    with agent_session(config.nodes["a1"], config, 15.0) as session:
+        started = session.launch_rank("bc.1", 0, [PY, "-c", "import time; time.sleep(60)"], {}, [0], None)
+        wait_for(lambda: (session.ranks(["bc.1"])[0].get("running_s") or 0) > 0.2, what="a running time")
+        [report] = session.ranks(["bc.1"])
+        assert 0.2 < report["running_s"] < 60
+        session.kill_ranks("bc.1", "KILL")
+        wait_for(lambda: not session.ranks(["bc.1"])[0]["running"], what="the rank ended")
+        assert session.ranks(["bc.1"])[0]["running_s"] is None
+    assert not _alive(started["pid"])

@@ -138,3 +138,17 @@ def test_a_silent_node_down_for_long_has_lost_its_rank_and_the_gang_is_requeued(
     assert verdict.outcome == "failed"
     assert verdict.why == "rank 1 on n2 is lost (its node has been down since 2027-01-15T08:00:00.000Z)"
     assert after_verdict(job, verdict, T0, 3).state is JobState.PENDING
+
+
+def test_a_gang_that_ended_well_before_its_walltime_succeeds_however_late_the_pass() -> None:
+    job = _gang()
+    answers = {"n1": [_report(job, 0, False, 0, T0 - 5)], "n2": [_report(job, 1, False, 0, T0 - 2)]}
+    assert judge(job, answers, T0 + 7200, 3600).outcome == "succeeded"  # a pass two hours late (a stopped controller)
+
+
+def test_the_walltime_is_judged_on_the_nodes_boot_clock_not_a_stepped_wall_clock() -> None:
+    job = _gang()
+    running = [{**_report(job, 0, True), "running_s": 600.0}], [{**_report(job, 1, True), "running_s": 601.0}]
+    answers = {"n1": running[0], "n2": running[1]}
+    assert judge(job, answers, T0 + 3600, 3600).outcome == "running"  # the wall clock jumped an hour ahead
+    assert judge(job, answers, T0, 600).outcome == "walltime"  # 601 s on n2's boot clock
