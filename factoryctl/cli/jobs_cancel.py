@@ -157,7 +157,7 @@ def _follow(config: FactoryConfig, job: Job, cursors: list[LogCursor]) -> list[N
         for error in errors:
             sys.stderr.write(f"factoryctl: {error.said()} (still following)\n")
 
-    return follow(config, job_now, cursors, lambda line: emit(line + "\n"), wait, restarted, silent)
+    return follow(config, job_now, cursors, lambda line: emit(line + "\n"), wait, restarted, silent, job)
 
 
 def _reported(errors: Sequence[NodeError]) -> int:

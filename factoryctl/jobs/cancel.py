@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 from factoryctl.config import FactoryConfig
 from factoryctl.errors import NodeError, UsageError
-from factoryctl.jobs.leftovers import owe_kills
+from factoryctl.jobs.leftovers import forgive_kills, launches_of, owe_kills
 from factoryctl.jobs.pass_lock import scheduling_pass
-from factoryctl.jobs.rank_calls import KILL_GRACE_S, owed_by, stop_gangs
+from factoryctl.jobs.rank_calls import KILL_GRACE_S, stop_gangs
 from factoryctl.jobs.records import Change, write_changes
 from factoryctl.model.jobs import Job, JobState
 from factoryctl.store.sqlite import Store
@@ -80,8 +80,9 @@ def cancel_jobs(
             written = write_changes(store, [Change(job, _cancelled(job, reason, {}, now)) for job in live], now)
             cancelled += [c.after for c in written]
             gangs = [c.before for c in written if c.before.state.active and c.before.ranks]
+            owe_kills(store, launches_of(gangs))  # owed first: a stop cut short (Ctrl-C) is finished by the next pass
             errors = stop_gangs(config, gangs, grace_s)  # recorded CANCELLED first: a stop cut short is no failure
-            owe_kills(store, owed_by(gangs, errors))
+            forgive_kills(store, [o for o in launches_of(gangs) if o[0] not in errors])
             told = [Change(c.after, _cancelled(c.before, reason, errors, now)) for c in written if c.before in gangs]
             write_changes(store, [t for t in told if t.after != t.before], now)
     return CancelReport(tuple(cancelled), tuple(over), tuple(errors.values()))

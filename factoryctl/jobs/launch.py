@@ -92,13 +92,20 @@ def launch_gangs(config: FactoryConfig, jobs: Sequence[Job], now: float, notes: 
         sweep_strays(session, node, notes)
         return [_start(session, launch) for launch in by_node[node]]
 
-    answers = on_nodes(config, list(by_node), start_all)
-    notes.silent.update(n for n, a in answers.items() if isinstance(a, NodeError))
+    answers = on_nodes(config, list(by_node), start_all, held=False)
+    notes.silent.update(n for n, a in answers.items() if _failed_node(a))
     changes = [_outcome(job, answers, by_node, now) for job in jobs]
     failed = [c.before for c in changes if c.after.state is not JobState.RUNNING]
     if failed:  # ranks that started have run nothing worth a grace: killed at once
         notes.owed.extend(owed_by(failed, kill_launches(config, launches_of(failed), "KILL")))
     return changes
+
+
+def _failed_node(answer: list[Mapping[str, Any] | FactoryError] | NodeError) -> bool:
+    """Whether the node itself failed its launches (unreachable, timed out), not only refused a command."""
+    if isinstance(answer, NodeError):
+        return True
+    return any(isinstance(result, NodeError) for result in answer)
 
 
 def _start(session: AgentSession, launch: RankLaunch) -> Mapping[str, Any] | FactoryError:

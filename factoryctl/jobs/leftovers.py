@@ -85,6 +85,14 @@ def owe_kills(store: Store, launches: Sequence[Owed]) -> None:
         store.set_meta(OWED_KEY, json.dumps(kept))
 
 
+def forgive_kills(store: Store, made: Sequence[Owed]) -> None:
+    """Forget owed kills that were made after all (a stop that reached its nodes)."""
+    owed = owed_kills(store)
+    kept = [o for o in owed if o not in set(made)]
+    if len(kept) != len(owed):
+        store.set_meta(OWED_KEY, json.dumps(kept))
+
+
 def settle_kills(config: FactoryConfig, store: Store, up: Collection[str]) -> list[Owed]:
     """SIGKILL the owed launches whose node is up again (or gone from factory.yaml: forgotten); those made."""
     owed = owed_kills(store)

@@ -86,17 +86,18 @@ def cursors_for(job: Job, rank: int | None = None) -> list[LogCursor]:
 def follow(
     config: FactoryConfig, job_now: Callable[[], Job], cursors: list[LogCursor], say: Callable[[str], None],
     wait: Callable[[float], bool], restarted: Callable[[Job], None] | None = None,
-    silent: Callable[[list[NodeError]], None] | None = None,
+    silent: Callable[[list[NodeError]], None] | None = None, first: Job | None = None,
 ) -> list[NodeError]:  # fmt: skip
     """Print lines as they come until the job is over (then the rest) or `wait` says stop; the last pass's errors.
 
     A gang requeued and launched again is followed on: the old launch's last lines are printed, `restarted` is told
     of the new launch, and its ranks (those of `cursors`' rank numbers) are read from their start. `silent` is told
     the nodes that cannot be read each time that set changes (a node down is said at once, not only at the end).
+    `first`: the job as `cursors` were first read from (a restart since then is followed, not skipped).
     """
     errors: list[NodeError] = []
     wanted = {c.rank.rank for c in cursors}
-    followed = job_now()
+    followed = first if first is not None else job_now()  # the launch `cursors` were read from
     failing: set[str] = set()
     while True:
         job = job_now()

@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from factoryctl.config import FactoryConfig
 from factoryctl.errors import FactoryError
+from factoryctl.jobs.leftovers import owed_kills
 from factoryctl.jobs.node_calls import SessionSource, using_sessions
 from factoryctl.jobs.price_now import price_now
 from factoryctl.jobs.tick import LIVE_STATES, TickReport, run_tick
@@ -66,8 +67,8 @@ class JobsLoop:
 
     def _one_pass(self, store: Store) -> None:
         try:
-            if not store.jobs(states=LIVE_STATES, limit=1):
-                return
+            if not store.jobs(states=LIVE_STATES, limit=1) and not owed_kills(store):
+                return  # nothing queued, running or owed a kill: no pass
             now = self._clock()
             price, _ = price_now(self.config, now)
             with using_sessions(self._sessions) if self._sessions is not None else contextlib.nullcontext():
@@ -83,6 +84,8 @@ class JobsLoop:
 
 
 def _log_report(report: TickReport) -> None:
+    for node, launch in report.strays:
+        log.warning("killed a stray rank launch %s on %s: running, but no job holds it", launch, node)
     for change in report.changes:
         if change.new_state:
             job = change.after

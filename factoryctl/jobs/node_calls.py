@@ -45,10 +45,13 @@ def on_nodes(
     names: Mapping[str, object] | list[str],
     work: Callable[[AgentSession, str], T],
     timeout: float = NODE_TIMEOUT_S,
+    held: bool = True,
 ) -> dict[str, T | NodeError]:
     """`work(session, node)` on each named node's agent, at most DEFAULT_FANOUT at once; errors hinted, by node.
 
     A node no longer in factory.yaml (a job placed before it was removed) is an `agent` error: nothing can reach it.
+    `held=False` opens a session of its own even where a held one is given: for a slow request (a launch waits up
+    to 30 s for its rank), which would hold the link's own requests behind it (the agent answers one at a time).
     """
     nodes = [config.nodes[name] for name in names if name in config.nodes]
     gone: dict[str, T | NodeError] = {
@@ -56,7 +59,7 @@ def on_nodes(
         for name in names
         if name not in config.nodes
     }
-    source = _SOURCE.get()  # read on this thread: the fan-out's threads do not inherit it
+    source = _SOURCE.get() if held else None  # read on this thread: the fan-out's threads do not inherit it
     check_agent_cache(nodes)
 
     def one(node_name: str) -> T:

@@ -1,8 +1,9 @@
 """Asking nodes about their ranks and stopping gangs: what a pass's check, a failed gang and `jobs cancel` share.
 
 A gang is stopped as Slurm stops a job: SIGTERM to every rank's process group (a training script checkpoints), up to
-KILL_GRACE_S for them to end, then SIGKILL for what is left. A node that cannot be told is returned with its error:
-the caller owes it the kill (`leftovers`).
+KILL_GRACE_S for the ranks to end, then SIGKILL to every group, whose leader ended or not: a child the rank started
+(a worker trapping TERM) lives on in the group after its leader exits, on GPUs the scheduler gives out again. A node
+that cannot be told is returned with its error: the caller owes it the kill (`leftovers`).
 """
 
 from __future__ import annotations
@@ -53,14 +54,19 @@ def stop_gangs(config: FactoryConfig, gangs: Sequence[Job], grace_s: float = KIL
         return {}
     errors = kill_launches(config, launches_of(gangs), "TERM")
     deadline = time.monotonic() + grace_s
-    left = list(gangs)
+    left = [_told(job, errors) for job in gangs]  # a node that did not take the TERM is not asked again
+    left = [job for job in left if job.ranks]
     while left and time.monotonic() < deadline:
         time.sleep(0.2)
         answers = ask_ranks(config, left)
         left = [job for job in left if any(r.get("running") for r in rank_reports(job, answers).values())]
-    if left:
-        errors |= kill_launches(config, launches_of(left), "KILL")
-    return errors
+    reachable = [_told(job, errors) for job in gangs]
+    return errors | kill_launches(config, launches_of([j for j in reachable if j.ranks]), "KILL")
+
+
+def _told(job: Job, errors: Mapping[str, NodeError]) -> Job:
+    """The job with only its ranks on nodes that took the signal (the others are owed it)."""
+    return job.evolve(ranks=tuple(r for r in job.ranks if r.node not in errors))
 
 
 def owed_by(gangs: Sequence[Job], errors: Mapping[str, NodeError]) -> list[Owed]:

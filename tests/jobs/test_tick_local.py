@@ -439,3 +439,92 @@ def test_a_node_says_how_long_a_rank_has_run_on_its_boot_clock(fleet: tuple[Any,
         wait_for(lambda: not session.ranks(["bc.1"])[0]["running"], what="the rank ended")
         assert session.ranks(["bc.1"])[0]["running_s"] is None
     assert not _alive(started["pid"])
+
+
+#: Rank 0 starts a worker that ignores SIGTERM (a checkpointing child) and says its pid; rank 1 fails at once.
+CHILD_OUTLIVES = (
+    "import os, subprocess, sys\n"
+    "code = 'import signal, time; signal.signal(signal.SIGTERM, lambda *a: None); time.sleep(60)'\n"
+    "child = subprocess.Popen([sys.executable, '-c', code])\n"
+    "print(child.pid, flush=True)\n"
+    "sys.exit(3) if os.environ['RANK'] == '1' else child.wait()"
+)
+
+
+def test_a_stopped_gangs_children_do_not_outlive_it(fleet: tuple[Any, Store]) -> None:
+    config, store = fleet
+    _submit(store, "co", 4, CHILD_OUTLIVES)
+    seen: list[Job] = []
+
+    def failed() -> bool:
+        seen.extend(c.before for c in run_tick(config, store, max_restarts=0).changes if c.after.state.terminal)
+        return bool(seen)
+
+    wait_for(failed, what="co failed", poll_s=0.2)
+    children = [int(line.split(": ")[1]) for line in _said(config, seen[0])]
+    assert len(children) == 2
+    wait_for(lambda: not any(_alive(pid) for pid in children), what="the ranks' children killed with their gang")
+
+
+def test_a_cancel_owes_its_kills_until_its_gang_took_them(fleet: tuple[Any, Store]) -> None:
+    """A cancel cut short (Ctrl-C) leaves its kills owed, for the next pass; one that finished owes nothing."""
+    import threading
+
+    from factoryctl.jobs.leftovers import owed_kills
+
+    config, store = fleet
+    trap = (
+        "import signal, time; signal.signal(signal.SIGTERM, lambda *a: None); print('up', flush=True); time.sleep(60)"
+    )
+    _submit(store, "ow", 2, trap)
+    run_tick(config, store)
+    job = store.job("ow")
+    assert job is not None
+    wait_for(lambda: _said(config, job) == ["0: up"], what="the rank up")
+    canceller = threading.Thread(target=cancel_jobs, args=(config, Store(config.store_path), [job], "ana"))
+    canceller.start()
+    wait_for(lambda: store.job("ow").state is JobState.CANCELLED, what="CANCELLED")  # type: ignore[union-attr]
+    assert [node for node, _ in owed_kills(store)] == ["a1"]  # owed while the stop is under way
+    canceller.join(30)
+    assert owed_kills(store) == []  # the KILL was made: forgiven
+
+
+def test_the_controllers_loop_makes_a_pass_for_a_kill_owed_with_an_empty_queue(fleet: tuple[Any, Store]) -> None:
+    from factoryctl.jobs.leftovers import owe_kills, owed_kills
+    from factoryctl.jobs.loop import JobsLoop
+
+    config, store = fleet
+    loop = JobsLoop(config, 60.0)
+    loop._one_pass(store)
+    assert loop.passes == 0  # nothing queued, running or owed: no pass
+    owe_kills(store, [("a1", "gone.1")])
+    loop._one_pass(store)
+    assert loop.passes == 1
+    assert owed_kills(store) == []  # settled: a1 is up
+
+
+def test_follow_from_a_launch_already_restarted_prints_both(fleet: tuple[Any, Store]) -> None:
+    """`jobs logs --follow` read the first launch, then the gang restarted before following began: nothing is lost."""
+    from factoryctl.jobs.logs import follow
+
+    config, store = fleet
+    _submit(store, "fr", 1, RESUMES)
+    first = next(c.after for c in run_tick(config, store).changes if c.after.state is JobState.RUNNING)
+    cursors = cursors_for(first)
+    done = _tick_until(config, store, "fr", JobState.SUCCEEDED)  # restarted and done before following starts
+    said: list[str] = []
+    restarts: list[int] = []
+    follow(
+        config, lambda: done, cursors, said.append, lambda s: False, lambda j: restarts.append(j.restarts), None, first
+    )
+    assert said == ["0: restart 0 found False", "0: restart 1 found True"]
+    assert restarts == [1]
+
+
+def test_a_node_that_failed_a_launch_itself_is_held_out_not_one_that_refused_a_command() -> None:
+    from factoryctl.errors import NodeError, UsageError
+    from factoryctl.jobs.launch import _failed_node
+
+    assert _failed_node(NodeError("n1", "timeout", "timed out"))
+    assert _failed_node([{"pid": 1}, NodeError("n1", "agent", "the session closed")])
+    assert not _failed_node([{"pid": 1}, UsageError("n1: no program x was found")])
