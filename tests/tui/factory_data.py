@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 from factoryctl.errors import NodeError
-from factoryctl.live.services import DashboardEvent, FactorySnapshot, GpuHistory, NodeHistory
+from factoryctl.live.services import DashboardEvent, FactorySnapshot, GpuHistory, JobLine, NodeHistory
 from factoryctl.model.telemetry import GpuProcess, GpuSample, NodeSample
 
 T0 = 1_795_000_000.0  # 2026-11-18T11:06:40Z
@@ -120,6 +120,34 @@ def fixed_snapshot(count: int = 8, gpus: int = 8, **over: Any) -> FactorySnapsho
             DashboardEvent(T0 - 12, "demo05", "node_down", "down: the agent did not answer", "error"),
         ),
         "groups": {"rack-a": ("demo01", "demo02", "demo03", "demo04")},
+        "jobs": (
+            JobLine(
+                "8csw1t2k4q", "llama-ft", "RUNNING", 16, ("demo01", "demo02"), "running on demo[01-02]", "ana", 5025.0
+            ),
+            JobLine("8csw3m9ab2", "eval-7b", "RUNNING", 4, ("demo04",), "running on demo04", "bo", 312.0),
+            JobLine(
+                "8csw4x7pz5",
+                "sweep-17",
+                "PENDING",
+                32,
+                (),
+                "waiting for 4 nodes with 8 free GPUs; reserved start in ~40 min",
+                "ana",
+                640.0,
+            ),
+            JobLine(
+                "8csw5c2hq9",
+                "tokenize",
+                "DEFERRED",
+                8,
+                (),
+                "deferred: price 142.10/MWh is above its max 120.00",
+                "cy",
+                1250.0,
+            ),
+        ),
+        "jobs_running": 2,
+        "queue_length": 2,
     }
     values.update(over)
     return FactorySnapshot(**values)

@@ -87,7 +87,7 @@ def test_sparkline_buckets_keep_spikes_and_right_align() -> None:
 
 
 def test_header_fits_80_columns_and_says_what_is_missing() -> None:
-    snap = fixed_snapshot()
+    snap = fixed_snapshot(jobs=None, jobs_running=None, queue_length=None)  # no store: no queue to count
     text = render(FactorySummaryRenderable(summarize(snap), now=snap.time))
     lines = text.splitlines()
     assert len(lines) == 3
@@ -134,7 +134,7 @@ def test_header_says_when_the_prices_file_is_bad() -> None:
     snap = fixed_snapshot(price_error="prices.csv line 2: 'x' is not a timestamp.")
     lines = render(FactorySummaryRenderable(summarize(snap), now=snap.time)).splitlines()
     assert "price n/a (error)" in lines[2]
-    assert "queue n/a" in lines[2]  # the rest of the line still fits 80 columns
+    assert "queue 2" in lines[2]  # the rest of the line still fits 80 columns
     assert "price n/a │" in render(FactorySummaryRenderable(summarize(fixed_snapshot()), now=snap.time))
 
 

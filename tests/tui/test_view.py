@@ -34,7 +34,7 @@ def test_summary_counts_states_flags_and_power() -> None:
     assert s.energy_per_hour_kwh == pytest.approx(sum(snap.power_history_w) / len(snap.power_history_w) / 1000)
     assert s.last_sample == snap.time
     assert s.price is None
-    assert s.queue_length is None
+    assert s.queue_length == 2  # the waiting jobs (the fixed factory has two)
 
 
 def test_summary_counts_only_the_drained_nodes_it_shows() -> None:
