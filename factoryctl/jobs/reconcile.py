@@ -2,9 +2,10 @@
 
 Each node holding ranks is asked once (`ranks` of every job there); each gang is judged (`verdicts.judge`) and its
 record moved on: RUNNING once every rank launched, SUCCEEDED when all exited 0, and when one rank failed the others
-are killed and the gang is requeued together (up to `max_restarts`, then FAILED). A gang past its walltime is
-killed and FAILED. A node that does not answer leaves its jobs as they were, with the reason saying so: its ranks
-may well be running, and only their node can tell.
+are stopped (`rank_calls.stop_gangs`: TERM, grace, KILL) and the gang is requeued together (up to `max_restarts`,
+then FAILED). A gang past its walltime is stopped and FAILED. A node that does not answer leaves its jobs as they
+were, with the reason saying so (its ranks may well be running, and only their node can tell), until the store has
+judged it down for NODE_LOST_AFTER_S: then its ranks are lost and their gangs requeued.
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
 """One scheduling pass over the store's queue: what `sched tick` runs once and the controller on a timer.
 
-In order, under the store's scheduler lock (`pass_lock`): running gangs are brought up to date with their nodes
-(`reconcile`), the pure scheduler decides on the queue (`scheduler.decide.schedule`, with its memory of the last
-pass), waiting jobs get its reasons, and the gangs it starts are launched (`launch`). Every change is written
-compare-and-set (`records`), so a `jobs cancel` during the pass wins.
+In order, under the store's scheduler lock (`pass_lock`): kills owed to nodes up again are made (`leftovers`),
+running gangs are brought up to date with their nodes (`reconcile`, which sweeps each node of strays first), the pure
+scheduler decides on the queue (`scheduler.decide.schedule`, with its memory of the last pass) over the nodes not
+held out as silent (`silent`), waiting jobs get its reasons, and the gangs it starts are launched (`launch`). Every
+change is written compare-and-set (`records`), so a `jobs cancel` during the pass wins; kills the pass could not
+make are owed as soon as it knows them.
 """
 
 from __future__ import annotations
@@ -39,10 +41,6 @@ class TickReport:
     started_at: float = field(default_factory=time.time)
     #: (node, launch) of each running rank no active job held, killed by this pass (`leftovers.sweep_strays`).
     strays: tuple[tuple[str, str], ...] = ()
-
-    def entered(self, *states: JobState) -> list[Job]:
-        """The jobs this pass moved into one of `states`."""
-        return [c.after for c in self.changes if c.new_state and c.after.state in states]
 
 
 def scheduler_config(config: FactoryConfig) -> SchedulerConfig:
