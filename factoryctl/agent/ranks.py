@@ -214,7 +214,7 @@ class RankStore:
     # -- ops -----------------------------------------------------------------------------------------------------
 
     def ranks(self, jobs: Optional[List[str]], running_only: bool = False) -> List[Dict[str, Any]]:
-        """`ranks`: every launched rank of `jobs` (None: of every job on the node); the live ones with `running_only`."""
+        """`ranks`: every launched rank of `jobs` (None: of every job on the node); the live ones if `running_only`."""
         found = []
         for job, rank, directory in self._rank_dirs(jobs):
             if running_only and self._exit(directory)[0] is not None:

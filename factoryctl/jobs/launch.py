@@ -18,7 +18,7 @@ from factoryctl.errors import FactoryError, NodeError, UsageError
 from factoryctl.jobs.leftovers import PassNotes, kill_launches, launches_of, sweep_strays
 from factoryctl.jobs.node_calls import on_nodes
 from factoryctl.jobs.rank_calls import owed_by
-from factoryctl.jobs.rank_env import rank_environment, run_id
+from factoryctl.jobs.rank_env import launch_id, rank_environment
 from factoryctl.jobs.reconcile import requeued
 from factoryctl.jobs.records import Change
 from factoryctl.model.folding import fold_nodes
@@ -112,7 +112,7 @@ def _start(session: AgentSession, launch: RankLaunch) -> Mapping[str, Any] | Fac
     spec = launch.job.spec
     try:
         return session.launch_rank(
-            run_id(launch.job),
+            launch_id(launch.job),
             launch.rank.rank,
             list(spec.command),
             launch.env,

@@ -21,14 +21,14 @@ from dataclasses import dataclass, field
 from factoryctl.config import FactoryConfig
 from factoryctl.errors import NodeError
 from factoryctl.jobs.node_calls import on_nodes
-from factoryctl.jobs.rank_env import run_id
+from factoryctl.jobs.rank_env import launch_id
 from factoryctl.model.jobs import Job
 from factoryctl.store.sqlite import Store
 from factoryctl.transport.session import AgentSession
 
 OWED_KEY = "scheduler.owed_kills"
 
-#: (node, launch): a launch being `rank_env.run_id` of its job, as its node knows it.
+#: (node, launch): a launch being `rank_env.launch_id` of its job, as its node knows it.
 Owed = tuple[str, str]
 
 
@@ -36,7 +36,8 @@ Owed = tuple[str, str]
 class PassNotes:
     """What a pass learnt beside its job changes: kills it owes, strays it killed, nodes that did not answer."""
 
-    current: frozenset[str] = frozenset()  # the launches active jobs hold (`rank_env.run_id`): all others are strays
+    #: The launches active jobs hold (`rank_env.launch_id`): every other running launch is a stray.
+    active_launches: frozenset[str] = frozenset()
     owed: list[Owed] = field(default_factory=list)
     strays: list[Owed] = field(default_factory=list)
     silent: set[str] = field(default_factory=set)
@@ -45,7 +46,7 @@ class PassNotes:
 def sweep_strays(session: AgentSession, node: str, notes: PassNotes) -> None:
     """SIGKILL every running rank on the node whose launch no active job holds; each noted in `notes.strays`."""
     live = session.ranks(None, running=True)
-    strays = sorted({str(r.get("job")) for r in live if r.get("job") not in notes.current})
+    strays = sorted({str(r.get("job")) for r in live if r.get("job") not in notes.active_launches})
     for launch in strays:
         session.kill_ranks(launch, "KILL")
         notes.strays.append((node, launch))
@@ -53,7 +54,7 @@ def sweep_strays(session: AgentSession, node: str, notes: PassNotes) -> None:
 
 def launches_of(jobs: Sequence[Job]) -> list[Owed]:
     """Each (node, launch) of these jobs' ranks."""
-    return [(r.node, run_id(job)) for job in jobs for r in job.ranks]
+    return [(r.node, launch_id(job)) for job in jobs for r in job.ranks]
 
 
 def kill_launches(config: FactoryConfig, launches: Sequence[Owed], signal: str = "KILL") -> dict[str, NodeError]:

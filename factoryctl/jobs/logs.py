@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from factoryctl.config import FactoryConfig
 from factoryctl.errors import NodeError
 from factoryctl.jobs.node_calls import on_nodes
-from factoryctl.jobs.rank_env import run_id
+from factoryctl.jobs.rank_env import launch_id
 from factoryctl.model.jobs import Job, Rank
 from factoryctl.transport.session import AgentSession
 
@@ -37,7 +37,7 @@ def read_more(
     config: FactoryConfig, job: Job, cursors: Sequence[LogCursor], tail_lines: int | None = None
 ) -> list[NodeError]:
     """Read each cursor's log on from its offset (or its tail), adding its complete lines; the nodes that failed."""
-    key = run_id(job)
+    key = launch_id(job)
     by_node: dict[str, list[LogCursor]] = {}
     for c in cursors:
         by_node.setdefault(c.rank.node, []).append(c)
@@ -101,7 +101,7 @@ def follow(
     failing: set[str] = set()
     while True:
         job = job_now()
-        if job.ranks and run_id(job) != run_id(followed):
+        if job.ranks and launch_id(job) != launch_id(followed):
             read_more(config, followed, cursors)
             for line in labelled(cursors, final=True):
                 say(line)

@@ -87,6 +87,6 @@ def _log_report(report: TickReport) -> None:
     for node, launch in report.strays:
         log.warning("killed a stray rank launch %s on %s: running, but no job holds it", launch, node)
     for change in report.changes:
-        if change.new_state:
+        if change.state_changed:
             job = change.after
             log.info("job %s (%s) %s: %s", job.id, job.name, job.state.value.lower(), job.reason)

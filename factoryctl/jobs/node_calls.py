@@ -63,9 +63,9 @@ def on_nodes(
     check_agent_cache(nodes)
 
     def one(node_name: str) -> T:
-        held = source(node_name) if source is not None else None
-        if held is not None and held.failure is None:
-            return work(held, node_name)
+        open_session = source(node_name) if source is not None else None
+        if open_session is not None and open_session.failure is None:
+            return work(open_session, node_name)
         with agent_session(config.nodes[node_name], config, timeout) as session:
             return work(session, node_name)
 

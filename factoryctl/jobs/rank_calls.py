@@ -16,7 +16,7 @@ from factoryctl.config import FactoryConfig
 from factoryctl.errors import NodeError
 from factoryctl.jobs.leftovers import Owed, PassNotes, kill_launches, launches_of, sweep_strays
 from factoryctl.jobs.node_calls import on_nodes
-from factoryctl.jobs.rank_env import run_id
+from factoryctl.jobs.rank_env import launch_id
 from factoryctl.jobs.verdicts import rank_reports
 from factoryctl.model.jobs import Job
 from factoryctl.transport.session import AgentSession
@@ -35,7 +35,7 @@ def ask_ranks(
     by_node: dict[str, list[str]] = {}
     for job in jobs:
         for r in job.ranks:
-            by_node.setdefault(r.node, []).append(run_id(job))
+            by_node.setdefault(r.node, []).append(launch_id(job))
 
     def ask(session: AgentSession, node: str) -> Sequence[Mapping[str, Any]]:
         if notes is not None:

@@ -22,8 +22,9 @@ def master_port(job_id: str, taken: Collection[int] = ()) -> int:
     """The port rank 0 listens on for the gang's rendezvous, free among the other launches on its node.
 
     The job's own port (from its id, so a restart usually keeps it) unless another launch on the same node holds
-    it, then the next free one of the MASTER_PORT_SPAN ports. Two jobs whose rank 0 share a node with one port would both fail ("address already in use"), and again after
-    every restart while the other runs: the port of each launch is chosen against its node's others.
+    it, then the next free one of the MASTER_PORT_SPAN ports. Two jobs whose rank 0 share a node with one port
+    would both fail ("address already in use"), and again after every restart while the other runs: the port of
+    each launch is chosen against its node's others.
     """
     first = zlib.crc32(job_id.encode()) % MASTER_PORT_SPAN
     for step in range(MASTER_PORT_SPAN):
@@ -93,7 +94,7 @@ def choose_gpus(
     return chosen
 
 
-def run_id(job: Job) -> str:
+def launch_id(job: Job) -> str:
     """The name a node knows this launch of the job by: the job id and the launch's start (milliseconds, hex).
 
     A gang requeued and launched again gets new rank records beside the old ones (whose exit codes and logs stay

@@ -1,8 +1,9 @@
 """Writing a pass's job changes: each record compare-and-set against the state it was read in, and an event each.
 
 A `jobs cancel` may land between a pass reading a job and writing it: the write then finds another state and is
-dropped (the cancel wins; the pass's next read sees it). Every change of state is also an event, written with it (`job_running`,
-`job_failed`, ...), so `factoryctl events` and the dashboard's feed show a job's life beside its nodes'.
+dropped (the cancel wins; the pass's next read sees it). Every change of state is also an event, written with it
+(`job_running`, `job_failed`, ...), so `factoryctl events` and the dashboard's feed show a job's life beside its
+nodes'.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ class Change:
     after: Job
 
     @property
-    def new_state(self) -> bool:
+    def state_changed(self) -> bool:
         """Whether the step moved the job to another state (an event is written then)."""
         return self.before.state is not self.after.state
 
@@ -31,5 +32,5 @@ class Change:
 def write_changes(store: Store, changes: Sequence[Change], now: float) -> list[Change]:
     """Write each change whose job is still in its `before` state (one transaction); returns those written."""
     moved = [c for c in changes if c.after != c.before]
-    updates = [(c.after, c.before.state, [job_event(c.after, now)] if c.new_state else []) for c in moved]
+    updates = [(c.after, c.before.state, [job_event(c.after, now)] if c.state_changed else []) for c in moved]
     return [c for c, written in zip(moved, store.update_jobs(updates), strict=True) if written]

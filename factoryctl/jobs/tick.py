@@ -11,14 +11,14 @@ make are owed as soon as it knows them.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from factoryctl.config import FactoryConfig
 from factoryctl.jobs.cluster import Cluster, cluster_view
 from factoryctl.jobs.launch import launch_gangs, starting
 from factoryctl.jobs.leftovers import PassNotes, owe_kills, settle_kills
 from factoryctl.jobs.pass_lock import scheduling_pass
-from factoryctl.jobs.rank_env import busy_gpus, choose_gpus, master_port, ports_taken, run_id
+from factoryctl.jobs.rank_env import busy_gpus, choose_gpus, launch_id, master_port, ports_taken
 from factoryctl.jobs.reconcile import reconcile
 from factoryctl.jobs.records import Change, write_changes
 from factoryctl.jobs.silent import held_down, remember_silent, silent_nodes
@@ -38,7 +38,6 @@ class TickReport:
     changes: tuple[Change, ...]
     waiting: int
     unknown_nodes: tuple[str, ...] = ()
-    started_at: float = field(default_factory=time.time)
     #: (node, launch) of each running rank no active job held, killed by this pass (`leftovers.sweep_strays`).
     strays: tuple[tuple[str, str], ...] = ()
 
@@ -66,7 +65,7 @@ def run_tick(
         now = time.time() if now is None else now
         sched = scheduler_config(config)
         jobs = store.jobs(states=LIVE_STATES)
-        notes = PassNotes(current=frozenset(run_id(j) for j in jobs if j.state.active))
+        notes = PassNotes(active_launches=frozenset(launch_id(j) for j in jobs if j.state.active))
         held_out = silent_nodes(store, now)
         stored = store.latest()  # parsed once: the cluster view below reads it too
         states = [state for state, _ in stored]
@@ -86,7 +85,7 @@ def run_tick(
         remember_silent(store, notes.silent, now)
         store.set_scheduler_memory(decisions.protected, decisions.claimer)
         changes = tuple(reconciled + waits + started)
-        return TickReport(changes, len(decisions.waits), cluster.unknown, now, tuple(notes.strays))
+        return TickReport(changes, len(decisions.waits), cluster.unknown, tuple(notes.strays))
 
 
 def _walltime(job: Job, sched: SchedulerConfig) -> float:
@@ -132,6 +131,7 @@ def _start(
     marked = write_changes(store, marked, now)
     if not marked:
         return []
-    notes.current = frozenset(run_id(j) for j in jobs if j.state.active) | {run_id(c.after) for c in marked}
+    started = {launch_id(c.after) for c in marked}
+    notes.active_launches = frozenset(launch_id(j) for j in jobs if j.state.active) | started
     launched = write_changes(store, launch_gangs(config, [c.after for c in marked], now, notes), now)
     return [Change(c.before, next((d.after for d in launched if d.after.id == c.after.id), c.after)) for c in marked]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from factoryctl.errors import NodeError
-from factoryctl.jobs.rank_env import run_id
+from factoryctl.jobs.rank_env import launch_id
 from factoryctl.model.jobs import Job, Rank
 
 Outcome = Literal["running", "succeeded", "failed", "walltime", "unreachable"]
@@ -31,7 +31,7 @@ class Verdict:
 def rank_reports(job: Job, answers: Mapping[str, Sequence[Mapping[str, Any]] | NodeError]) -> dict[int, Any]:
     """Each of the job's ranks' report, by rank number, from its own node's answer (absent: no record there)."""
     found: dict[int, Any] = {}
-    key = run_id(job)
+    key = launch_id(job)
     for r in job.ranks:
         answer = answers.get(r.node)
         if isinstance(answer, NodeError) or answer is None:
@@ -89,8 +89,8 @@ def _ran(job: Job, reports: Mapping[int, Any], now: float) -> float:
     No wall-clock step moves that clock; an agent without `running_s` gives none, and then the job's start on this
     machine's clock is used.
     """
-    on_nodes = [r.get("running_s") for r in reports.values()]
-    measured = [t for t in on_nodes if isinstance(t, (int, float)) and not isinstance(t, bool)]
+    reported = [r.get("running_s") for r in reports.values()]
+    measured = [t for t in reported if isinstance(t, (int, float)) and not isinstance(t, bool)]
     if measured:
         return float(max(measured))
     return now - job.started_at if job.started_at is not None else 0.0

@@ -2,9 +2,9 @@
 
 Every snapshot counts the running and waiting jobs and reads the first `JOBS_SHOWN` of each (`store.job_board`:
 the counts come off an index, only the jobs shown are parsed). Jobs that ended in the last `ENDED_WINDOW_S` are
-shown after them, as `jobs list` shows them by default; finding those reads every ended job's row (no index says
-when a job ended), so they are read again only when a job may have ended (fewer run or wait, or one shown is gone) or
-`ENDED_EVERY_S` passed, not every second: a queue that only grows never reads them again sooner. Imports no Textual.
+shown after them, as `jobs list` shows them by default (found through the job_state index on state and time); they
+are parsed again only when a job may have ended (fewer run or wait, or one shown is gone) or `ENDED_EVERY_S`
+passed, not every second: a queue that only grows never reads them again sooner. Imports no Textual.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from factoryctl.model.jobs import Job, JobState
 from factoryctl.store.connection import StoreConnection
-from factoryctl.store.jobs import JOBS_SCHEMA, _job
+from factoryctl.store.jobs import JOBS_SCHEMA, job_from_row
 from factoryctl.store.rows import to_ms
 
 #: The states of each kind, as stored (`JobState` values).
@@ -55,8 +55,8 @@ def job_board(store: StoreConnection, shown: int) -> JobBoard:
     return JobBoard(
         sum(int(counts.get(s, 0)) for s in ACTIVE),
         sum(int(counts.get(s, 0)) for s in WAITING),
-        tuple(_job(row[1:]) for row in rows if row[0] == 0),
-        tuple(_job(row[1:]) for row in rows if row[0] == 1),
+        tuple(job_from_row(row[1:]) for row in rows if row[0] == 0),
+        tuple(job_from_row(row[1:]) for row in rows if row[0] == 1),
     )
 
 
@@ -72,4 +72,4 @@ def jobs_ended(store: StoreConnection, since: float, limit: int) -> list[Job]:
         f"SELECT record FROM job WHERE {_in(ENDED)} AND updated_ms >= ? ORDER BY updated_ms DESC, id LIMIT ?",
         [*ENDED, to_ms(since), limit],
     )
-    return [_job(row) for row in found]
+    return [job_from_row(row) for row in found]

@@ -54,7 +54,8 @@ def _row_values(job: Job, now: float) -> tuple[Any, ...]:
     return (job.state.value, job.user, to_ms(job.submitted_at), to_ms(now), record)
 
 
-def _job(row: Sequence[Any]) -> Job:
+def job_from_row(row: Sequence[Any]) -> Job:
+    """The job of a row whose first column is its `record` (job_board.py reads rows of its own the same way)."""
     return job_from_record(json.loads(row[0]))
 
 
@@ -85,7 +86,7 @@ class JobRecords(StoreConnection):
         if not self._has_jobs_table():
             return None
         found = self._query("SELECT record FROM job WHERE id = ?", (job_id,))
-        return _job(found[0]) if found else None
+        return job_from_row(found[0]) if found else None
 
     def find_job(self, text: str) -> Job:
         """The job whose id is `text`, or the only one whose id starts with it (as git and docker take ids).
@@ -131,9 +132,9 @@ class JobRecords(StoreConnection):
             sql += f" WHERE state IN ({', '.join('?' * len(values))})"
             params.extend(values)
         if limit is None:
-            return [_job(row) for row in self._query(sql + " ORDER BY submitted_ms, id", params)]
+            return [job_from_row(row) for row in self._query(sql + " ORDER BY submitted_ms, id", params)]
         found = self._query(sql + " ORDER BY submitted_ms DESC, id DESC LIMIT ?", [*params, max(limit, 0)])
-        return [_job(row) for row in reversed(found)]
+        return [job_from_row(row) for row in reversed(found)]
 
     def update_job(self, job: Job, expect: JobState, events: Sequence[Event] = ()) -> bool:
         """Write `job` over the stored one only if that is still in state `expect` (compare-and-set).
@@ -166,7 +167,7 @@ class JobRecords(StoreConnection):
         return written
 
     def scheduler_memory(self) -> tuple[frozenset[str], str | None]:
-        """`Decisions.protected` and `.claimer` of the last pass (empty and None before the first, or when unreadable)."""
+        """`Decisions.protected` and `.claimer` of the last pass (empty and None before the first, or unreadable)."""
         found = dict(self._query("SELECT key, value FROM meta WHERE key IN (?, ?)", (PROTECTED_KEY, CLAIMER_KEY)))
         try:
             listed = json.loads(found.get(PROTECTED_KEY) or "[]")

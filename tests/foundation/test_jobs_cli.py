@@ -246,3 +246,11 @@ def test_logs_of_a_rank_that_never_started_name_the_job_not_its_launch(lab: Any)
     said = "factoryctl: n2: rank 1 of job w2 has no output here: it never started on this node."
     assert done.stderr.splitlines()[0] == said
     assert "w2." not in done.stderr  # the launch's own id is the agent's, not the user's
+
+
+def test_the_states_jobs_list_takes_are_the_models() -> None:
+    """cli/jobs.py writes the states out (--help must not import the model); they are JobState's, in its order."""
+    from factoryctl.cli.jobs import STATES
+    from factoryctl.model.jobs import JobState
+
+    assert tuple(s.value for s in JobState) == STATES

@@ -7,9 +7,9 @@ from factoryctl.jobs.rank_env import (
     MASTER_PORT_SPAN,
     busy_gpus,
     choose_gpus,
+    launch_id,
     master_port,
     rank_environment,
-    run_id,
 )
 from factoryctl.model.jobs import GpuAllocation, Job, JobSpec, JobState, Rank
 
@@ -47,5 +47,5 @@ def test_gpus_held_by_active_jobs_are_not_given_again() -> None:
 
 def test_each_launch_of_a_job_has_its_own_run_id() -> None:
     job = Job("j1", JobSpec(1), 0.0, started_at=1_800_000_000.25)
-    assert run_id(job) == f"j1.{1_800_000_000_250:x}"
-    assert run_id(job.evolve(started_at=1_800_000_001.0)) != run_id(job)
+    assert launch_id(job) == f"j1.{1_800_000_000_250:x}"
+    assert launch_id(job.evolve(started_at=1_800_000_001.0)) != launch_id(job)

@@ -94,7 +94,7 @@ def test_a_failed_rank_requeues_the_gang_then_fails_it(fleet: tuple[Any, Store])
     seen: list[Job] = []
 
     def failed() -> bool:
-        seen.extend(c.after for c in run_tick(config, store, max_restarts=1).changes if c.new_state)
+        seen.extend(c.after for c in run_tick(config, store, max_restarts=1).changes if c.state_changed)
         return store.job("g2").state is JobState.FAILED  # type: ignore[union-attr]
 
     wait_for(failed, what="g2 failed", poll_s=0.2)
@@ -178,7 +178,7 @@ def test_a_requeued_gang_resumes_from_its_checkpoint(fleet: tuple[Any, Store]) -
 
 def test_a_kill_owed_to_a_node_is_made_once_it_is_up(fleet: tuple[Any, Store]) -> None:
     from factoryctl.jobs.leftovers import owe_kills, owed_kills, settle_kills
-    from factoryctl.jobs.rank_env import run_id
+    from factoryctl.jobs.rank_env import launch_id
 
     config, store = fleet
     _submit(store, "o1", 1, "import time; time.sleep(60)")
@@ -186,10 +186,10 @@ def test_a_kill_owed_to_a_node_is_made_once_it_is_up(fleet: tuple[Any, Store]) -
     job = store.job("o1")
     assert job is not None
     pid = job.ranks[0].pid
-    owe_kills(store, [(job.ranks[0].node, run_id(job)), ("gone", "x.1")])
+    owe_kills(store, [(job.ranks[0].node, launch_id(job)), ("gone", "x.1")])
     assert settle_kills(config, store, up=()) == [("gone", "x.1")]  # a node not in factory.yaml: forgotten
     assert _alive(pid)
-    assert settle_kills(config, store, up={job.ranks[0].node}) == [(job.ranks[0].node, run_id(job))]
+    assert settle_kills(config, store, up={job.ranks[0].node}) == [(job.ranks[0].node, launch_id(job))]
     assert owed_kills(store) == []
     wait_for(lambda: not _alive(pid), what="the owed rank killed")
 

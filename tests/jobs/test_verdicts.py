@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from factoryctl.errors import NodeError
-from factoryctl.jobs.rank_env import run_id
+from factoryctl.jobs.rank_env import launch_id
 from factoryctl.jobs.reconcile import after_verdict
 from factoryctl.jobs.verdicts import judge
 from factoryctl.model.jobs import GpuAllocation, Job, JobSpec, JobState, Rank
@@ -21,7 +21,7 @@ def _gang(state: JobState = JobState.RUNNING, restarts: int = 0) -> Job:
 
 
 def _report(job: Job, rank: int, running: bool, exit_code: int | None = None, ended: float | None = None) -> Any:
-    return {"job": run_id(job), "rank": rank, "pid": 100 + rank, "running": running, "exit_code": exit_code,
+    return {"job": launch_id(job), "rank": rank, "pid": 100 + rank, "running": running, "exit_code": exit_code,
             "started_at": T0 - 49, "ended_at": ended}  # fmt: skip
 
 

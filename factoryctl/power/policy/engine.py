@@ -168,5 +168,5 @@ def decide(
         bank += view.weight * (policy.max_throughput_loss - (1.0 - curve.throughput_rel(target)))
     changed = state.frac is None or abs(target - state.frac) > FRAC_EPSILON
     since = view.now_s if changed else state.changed_at_s
-    new_state = EngineState(target, since, bank, state.steps + 1, state.elapsed + view.weight, no_reference)
-    return PowerAction(view.now_s, target, reason, clamped, price), new_state
+    state_changed = EngineState(target, since, bank, state.steps + 1, state.elapsed + view.weight, no_reference)
+    return PowerAction(view.now_s, target, reason, clamped, price), state_changed
