@@ -79,7 +79,7 @@ ROOT_HELP = (
 
 #: Verbs of a noun that live in their own modules (each exposes `register(noun_app)`).
 VERB_MODULES: dict[str, tuple[str, ...]] = {
-    "jobs": ("jobs_submit", "jobs_cancel"),
+    "jobs": ("jobs_submit", "jobs_cancel", "jobs_logs"),
     "nodes": ("nodes_trust", "nodes_drain"),
     "power": ("power_limits", "power_policy"),
     "sched": ("sched_explain", "sched_tick"),

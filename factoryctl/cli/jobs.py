@@ -1,6 +1,6 @@
 """`factoryctl jobs`: the gang scheduler's queue, read from the store: `list` (also plain `jobs`) and `show`.
 
-`submit` is jobs_submit.py's, `cancel` and `logs` jobs_cancel.py's. Nothing here starts a job: the controller, or
+`submit` is jobs_submit.py's, `cancel` jobs_cancel.py's, `logs` jobs_logs.py's. Nothing here starts a job: the controller, or
 `factoryctl sched tick` from cron, runs the scheduler over the queue (docs/jobs.md). The rows are read from the
 store only, so listing a queue of thousands asks no node. Heavy imports (the store, the model) wait for the command.
 """
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from typer._click import Context as ClickContext
 
     from factoryctl.config import FactoryConfig
+    from factoryctl.errors import NodeError
     from factoryctl.model.jobs import Job, JobState
     from factoryctl.store.sqlite import Store
 
@@ -374,3 +375,13 @@ def _safe(line: str) -> str:
     from factoryctl.model.telemetry import escape_controls
 
     return escape_controls(line)
+
+
+def unreached_status(errors: Sequence[NodeError]) -> int:
+    """The nodes that could not be reached, said on stderr as every command says them; the exit status they make."""
+    from factoryctl.cli.listing import ERROR_HINTS
+    from factoryctl.cli.render import report_node_errors
+    from factoryctl.errors import most_severe
+
+    report_node_errors((e.as_report() for e in errors), ERROR_HINTS)
+    return int(most_severe([e.exit_code for e in errors]))
