@@ -83,8 +83,7 @@ def job_nodes(job: Job) -> str | None:
     """The nodes a job holds or held, folded (`n[01-04]`); None before it was placed."""
     from factoryctl.model.folding import fold
 
-    names = [a.node for a in job.allocation] or [r.node for r in job.ranks]
-    return fold(names) if names else None
+    return fold(list(job.nodes)) if job.nodes else None
 
 
 def job_row(job: Job, now: float) -> dict[str, Any]:

@@ -20,8 +20,7 @@ from factoryctl.jobs.node_calls import on_nodes
 from factoryctl.jobs.rank_calls import owed_by
 from factoryctl.jobs.rank_env import launch_id, rank_environment
 from factoryctl.jobs.reconcile import requeued
-from factoryctl.jobs.records import Change
-from factoryctl.model.folding import fold_nodes
+from factoryctl.jobs.records import Change, running_reason
 from factoryctl.model.jobs import GpuAllocation, Job, JobState, Rank
 from factoryctl.transport.session import AgentSession
 
@@ -141,9 +140,7 @@ def _outcome(
             why = f"rank {r.rank} could not start on {r.node}: {_said(result, r.node)}; requeued"
             return Change(job, requeued(job, why, restarts=job.restarts))
         ranks.append(Rank(rank=r.rank, node=r.node, pid=_pid(result), gpus=r.gpus, started_at=_time(result, now)))
-    running = job.evolve(
-        state=JobState.RUNNING, ranks=tuple(ranks), reason=f"running on {fold_nodes(list(job.placement.nodes))}"
-    )
+    running = job.evolve(state=JobState.RUNNING, ranks=tuple(ranks), reason=running_reason(job))
     return Change(job, running)
 
 

@@ -15,9 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 from factoryctl.config import FactoryConfig
 from factoryctl.jobs.leftovers import PassNotes
 from factoryctl.jobs.rank_calls import ask_ranks, owed_by, stop_gangs
-from factoryctl.jobs.records import Change
+from factoryctl.jobs.records import Change, running_reason
 from factoryctl.jobs.verdicts import Verdict, judge
-from factoryctl.model.folding import fold_nodes
 from factoryctl.model.jobs import Job, JobState
 from factoryctl.model.timefmt import iso_utc
 
@@ -65,7 +64,7 @@ def after_verdict(job: Job, verdict: Verdict, now: float, max_restarts: int) -> 
     """The job's record once its verdict is carried out."""
     if verdict.outcome == "running":
         if job.state is JobState.STARTING:
-            return job.evolve(state=JobState.RUNNING, ranks=verdict.ranks, reason=f"running on {_nodes(job)}")
+            return job.evolve(state=JobState.RUNNING, ranks=verdict.ranks, reason=running_reason(job))
         return job.evolve(ranks=verdict.ranks, reason=job.reason if "did not answer" not in job.reason else "")
     if verdict.outcome == "unreachable":
         return job.evolve(ranks=verdict.ranks, reason=verdict.why)
@@ -102,7 +101,3 @@ def requeued(job: Job, reason: str, restarts: int) -> Job:
         started_at=None,
         ended_at=None,
     )
-
-
-def _nodes(job: Job) -> str:
-    return fold_nodes(list(job.placement.nodes))

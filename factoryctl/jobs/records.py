@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from factoryctl.model.folding import fold_nodes
 from factoryctl.model.jobs import Job
 from factoryctl.store.jobs import job_event
 from factoryctl.store.sqlite import Store
@@ -27,6 +28,11 @@ class Change:
     def state_changed(self) -> bool:
         """Whether the step moved the job to another state (an event is written then)."""
         return self.before.state is not self.after.state
+
+
+def running_reason(job: Job) -> str:
+    """A RUNNING gang's reason: where it runs (`running on n[01-02]`)."""
+    return f"running on {fold_nodes(list(job.nodes))}"
 
 
 def write_changes(store: Store, changes: Sequence[Change], now: float) -> list[Change]:

@@ -37,7 +37,7 @@ class JobsRead:
 
 def job_line(job: Job, now: float) -> JobLine:
     """One job as the panel shows it."""
-    nodes = tuple(a.node for a in job.allocation) or tuple(r.node for r in job.ranks)
+    nodes = job.nodes
     return JobLine(
         id=job.id,
         name=job.name,

@@ -243,6 +243,11 @@ class Job:
         """The allocation as a `Placement`."""
         return Placement(self.allocation)
 
+    @property
+    def nodes(self) -> tuple[str, ...]:
+        """The nodes it holds or held, rank 0 first (its allocation, else its ranks'); none before it was placed."""
+        return tuple(a.node for a in self.allocation) or tuple(r.node for r in self.ranks)
+
     def elapsed(self, now: float) -> float | None:
         """TIME as `jobs list` shows it: how long a waiting job has queued, an active one run, an ended one ran.
 
