@@ -14,7 +14,6 @@ runs on it; the store's are the truth of what should.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
@@ -23,10 +22,9 @@ from factoryctl.errors import NodeError
 from factoryctl.jobs.node_calls import on_nodes
 from factoryctl.jobs.rank_env import launch_id
 from factoryctl.model.jobs import Job
+from factoryctl.store.jobs import OWED_KILLS_KEY
 from factoryctl.store.sqlite import Store
 from factoryctl.transport.session import AgentSession
-
-OWED_KEY = "scheduler.owed_kills"
 
 #: (node, launch): a launch being `rank_env.launch_id` of its job, as its node knows it.
 Owed = tuple[str, str]
@@ -72,10 +70,7 @@ def kill_launches(config: FactoryConfig, launches: Sequence[Owed], signal: str =
 
 def owed_kills(store: Store) -> list[Owed]:
     """The kills still owed (an unreadable value is none: it was written by this module only)."""
-    try:
-        found = json.loads(store.get_meta(OWED_KEY) or "[]")
-    except ValueError:
-        return []
+    found = store.scheduler_value(OWED_KILLS_KEY, [])
     return [(str(p[0]), str(p[1])) for p in found if isinstance(p, list) and len(p) == 2]
 
 
@@ -83,7 +78,7 @@ def owe_kills(store: Store, launches: Sequence[Owed]) -> None:
     """Remember kills that could not be made, for the passes to come."""
     if launches:
         kept = list(dict.fromkeys([*owed_kills(store), *launches]))
-        store.set_meta(OWED_KEY, json.dumps(kept))
+        store.set_scheduler_value(OWED_KILLS_KEY, kept)
 
 
 def forgive_kills(store: Store, made: Sequence[Owed]) -> None:
@@ -91,7 +86,7 @@ def forgive_kills(store: Store, made: Sequence[Owed]) -> None:
     owed = owed_kills(store)
     kept = [o for o in owed if o not in set(made)]
     if len(kept) != len(owed):
-        store.set_meta(OWED_KEY, json.dumps(kept))
+        store.set_scheduler_value(OWED_KILLS_KEY, kept)
 
 
 def settle_kills(config: FactoryConfig, store: Store, up: Collection[str]) -> list[Owed]:
@@ -102,5 +97,5 @@ def settle_kills(config: FactoryConfig, store: Store, up: Collection[str]) -> li
         return []
     failed = kill_launches(config, [o for o in due if o[0] in config.nodes])
     made = [o for o in due if o[0] not in failed]
-    store.set_meta(OWED_KEY, json.dumps([o for o in owed if o not in made]))
+    store.set_scheduler_value(OWED_KILLS_KEY, [o for o in owed if o not in made])
     return made

@@ -9,25 +9,19 @@ until then; a node that answers again is offered as usual once its minute is ove
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection
 from dataclasses import replace
 
 from factoryctl.jobs.cluster import Cluster
+from factoryctl.store.jobs import SILENT_NODES_KEY
 from factoryctl.store.sqlite import Store
 
-SILENT_KEY = "scheduler.silent_nodes"
 #: How long a node that did not answer a pass is kept out of placements.
 SILENT_HOLD_S = 60.0
 
 
 def _remembered(store: Store) -> dict[str, float]:
-    try:
-        found = json.loads(store.get_meta(SILENT_KEY) or "{}")
-    except ValueError:
-        return {}
-    if not isinstance(found, dict):
-        return {}
+    found = store.scheduler_value(SILENT_NODES_KEY, {})
     return {str(k): float(v) for k, v in found.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
@@ -40,8 +34,8 @@ def remember_silent(store: Store, silent: Collection[str], now: float) -> None:
     """Keep `silent` out for SILENT_HOLD_S from `now` (the expired entries forgotten)."""
     kept = {node: until for node, until in _remembered(store).items() if until > now}
     kept.update({node: now + SILENT_HOLD_S for node in silent})
-    if kept or store.get_meta(SILENT_KEY) not in (None, "{}"):
-        store.set_meta(SILENT_KEY, json.dumps(kept, sort_keys=True))
+    if kept or _remembered(store):
+        store.set_scheduler_value(SILENT_NODES_KEY, kept)
 
 
 def held_down(cluster: Cluster, silent: Collection[str]) -> Cluster:

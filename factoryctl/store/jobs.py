@@ -28,6 +28,10 @@ JOBS_SCHEMA = 6
 #: The meta keys of the scheduler's memory (`Decisions.protected` and `.claimer` of the last pass).
 PROTECTED_KEY = "scheduler.protected"
 CLAIMER_KEY = "scheduler.claimer"
+#: The executor's other memory between passes (`scheduler_value`): kills owed to silent nodes (jobs/leftovers.py),
+#: nodes held out of placements for a while (jobs/silent.py).
+OWED_KILLS_KEY = "scheduler.owed_kills"
+SILENT_NODES_KEY = "scheduler.silent_nodes"
 #: The event kinds of job state changes (`job_event`), one per state: `events --kind` offers them.
 JOB_EVENT_KINDS = tuple(f"job_{state.value.lower()}" for state in JobState)
 #: How many matching ids an ambiguous prefix's error names.
@@ -165,6 +169,18 @@ class JobRecords(StoreConnection):
                 for event in events if changed == 1 else ():
                     insert_event(db, event)
         return written
+
+    def scheduler_value(self, key: str, default: Any) -> Any:  # noqa: ANN401 - a JSON value of the caller's shape
+        """The JSON value kept under the scheduler's meta `key`; `default` when absent, unreadable or another type."""
+        try:
+            found = json.loads(self.get_meta(key) or "null")
+        except ValueError:
+            return default
+        return found if isinstance(found, type(default)) else default
+
+    def set_scheduler_value(self, key: str, value: Any) -> None:  # noqa: ANN401 - a JSON value
+        """Keep a JSON value under the scheduler's meta `key` (keys sorted, so equal values are equal text)."""
+        self.set_meta(key, json.dumps(value, sort_keys=True))
 
     def scheduler_memory(self) -> tuple[frozenset[str], str | None]:
         """`Decisions.protected` and `.claimer` of the last pass (empty and None before the first, or unreadable)."""
