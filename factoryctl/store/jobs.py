@@ -47,7 +47,7 @@ def job_event(job: Job, at: float) -> Event:
     severity = "warning" if job.state is JobState.FAILED else "info"
     state = job.state.value.lower()
     where = f" on {job.placement.render()}" if job.state is JobState.RUNNING and job.allocation else ""
-    said = f": {job.reason}" if job.reason else ""
+    said = f": {job.reason}" if job.reason and not where else ""  # a running job's reason is where it runs
     message = typed_text(f"job {job.id} ({job.name}) {state}{where}{said}") or ""  # a typed name: shown to others
     return Event(at, f"job_{state}", message, severity=severity)
 
@@ -93,9 +93,10 @@ class JobRecords(StoreConnection):
         return job_from_row(found[0]) if found else None
 
     def find_job(self, text: str) -> Job:
-        """The job whose id is `text`, or the only one whose id starts with it (as git and docker take ids).
+        """The job `text` names: its id, a unique prefix of its id, or its name.
 
-        A UsageError (exit 2) when none matches, or when several do (it names some: the user types more).
+        An id first, then the only job whose id starts with `text` (as git and docker take ids), then a job named
+        `text` (`jobs logs train`): the only one not ended, else the one submitted last. A UsageError (exit 2) when none matches, or when several ids do (it names some: the user types more).
         """
         if not text:
             raise UsageError("no job id was given.", "`factoryctl jobs list --all` lists every job.")
@@ -106,11 +107,25 @@ class JobRecords(StoreConnection):
         found = self.job(ids[0]) if len(ids) == 1 else None
         if found is not None:
             return found
-        if len(ids) < 2:
-            raise UsageError(f"no job matches {text}.", "`factoryctl jobs list --all` lists every job.")
+        if not ids:
+            return self._named(text)
         count = self._count_starting(text) if len(ids) > _NAMED else len(ids)
         named = ", ".join(ids[:_NAMED]) + (f" and {count - _NAMED} more" if count > _NAMED else "")
         raise UsageError(f"{text} matches {count} jobs: {named}.", "type more of the job's id.")
+
+    def _named(self, name: str) -> Job:
+        """The job named `name`: the only one not ended, else the one submitted last; a UsageError when none is."""
+        found = self._query(
+            "SELECT record FROM job WHERE json_extract(record, '$.spec.name') = ? ORDER BY submitted_ms, id", (name,)
+        ) if self._has_jobs_table() else []  # fmt: skip
+        jobs = [job_from_row(row) for row in found]
+        live = [job for job in jobs if not job.state.terminal]
+        if len(live) > 1:
+            ids = ", ".join(job.id for job in live[:_NAMED])
+            raise UsageError(f"{len(live)} jobs not ended are named {name}: {ids}.", "give the job's id.")
+        if live or jobs:
+            return (live or jobs)[-1]
+        raise UsageError(f"no job matches {name}.", "`factoryctl jobs list --all` lists every job.")
 
     def _ids_starting(self, prefix: str) -> list[str]:
         """Up to `_NAMED` + 1 ids that start with `prefix`, in submit order."""

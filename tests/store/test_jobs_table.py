@@ -212,3 +212,20 @@ def test_jobs_that_ended_lately_are_found_through_the_state_and_time_index(store
         "EXPLAIN QUERY PLAN SELECT record FROM job WHERE state IN ('SUCCEEDED') AND updated_ms >= 0 ORDER BY updated_ms",
     )
     assert any("USING INDEX job_state (state=? AND updated_ms>?)" in str(step) for step in plan), plan
+
+
+def test_a_job_is_found_by_its_name_when_no_id_starts_so(store: Store) -> None:
+    named = [
+        Job("n1", JobSpec(1, name="train"), T0, JobState.SUCCEEDED),
+        Job("n2", JobSpec(1, name="train"), T0 + 1, JobState.RUNNING),
+        Job("n3", JobSpec(1, name="eval"), T0 + 2),
+        Job("n4", JobSpec(1, name="eval"), T0 + 3),
+    ]
+    for job in named:
+        store.add_job(job)
+    assert store.find_job("train").id == "n2"  # the one not ended
+    with pytest.raises(UsageError, match="2 jobs not ended are named eval: n3, n4"):
+        store.find_job("eval")
+    assert store.find_job("n1").id == "n1"  # an id wins over a name
+    with pytest.raises(UsageError, match="no job matches nothing"):
+        store.find_job("nothing")
