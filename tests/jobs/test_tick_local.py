@@ -257,7 +257,8 @@ def test_a_cancelled_gang_is_recorded_cancelled_before_it_is_stopped(fleet: tupl
     job = store.job("t1")
     assert job is not None
     wait_for(lambda: _said(config, job) == ["0: up"], what="the rank up")
-    canceller = threading.Thread(target=cancel_jobs, args=(config, store.__class__(config.store_path), [job], "ana"))
+    stop = {"grace_s": 3.0}  # the rank ignores SIGTERM: its grace is waited out whole
+    canceller = threading.Thread(target=cancel_jobs, args=(config, Store(config.store_path), [job], "ana"), kwargs=stop)
     canceller.start()
     wait_for(lambda: store.job("t1").state is JobState.CANCELLED, what="CANCELLED")  # type: ignore[union-attr]
     assert canceller.is_alive()  # still in its grace period: the rank ignores SIGTERM
@@ -481,7 +482,8 @@ def test_a_cancel_owes_its_kills_until_its_gang_took_them(fleet: tuple[Any, Stor
     job = store.job("ow")
     assert job is not None
     wait_for(lambda: _said(config, job) == ["0: up"], what="the rank up")
-    canceller = threading.Thread(target=cancel_jobs, args=(config, Store(config.store_path), [job], "ana"))
+    stop = {"grace_s": 3.0}  # the rank ignores SIGTERM: its grace is waited out whole
+    canceller = threading.Thread(target=cancel_jobs, args=(config, Store(config.store_path), [job], "ana"), kwargs=stop)
     canceller.start()
     wait_for(lambda: store.job("ow").state is JobState.CANCELLED, what="CANCELLED")  # type: ignore[union-attr]
     assert [node for node, _ in owed_kills(store)] == ["a1"]  # owed while the stop is under way
