@@ -32,6 +32,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 import factoryctl
 from factoryctl.agent.protocol import RequestError
 from factoryctl.agent.rank_fields import JOB_ID
+from factoryctl.sim.rank_registry import pid_alive
 
 #: How long a node keeps an ended launch's rank records and output (`prune_ended`): two weeks of `jobs logs`.
 KEEP_ENDED_S = 14 * 86400.0
@@ -117,15 +118,7 @@ def is_process(pid: object, ticks: object) -> bool:
         return False
     now = start_ticks(pid)
     if now is None:
-        if os.path.isdir("/proc/self"):
-            return False
-        try:  # no /proc (not Linux): whether it lives at all
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+        return not os.path.isdir("/proc/self") and pid_alive(pid)  # no /proc (not Linux): whether it lives at all
     return ticks is None or now == ticks
 
 

@@ -244,23 +244,32 @@ def test_a_waiting_job_is_cancelled_while_a_pass_holds_the_lock(fleet: tuple[Any
     assert [j.state for j in report.cancelled] == [JobState.CANCELLED]
 
 
-def test_a_cancelled_gang_is_recorded_cancelled_before_it_is_stopped(fleet: tuple[Any, Store]) -> None:
-    """A cancel cut short (Ctrl-C in its grace period) must not leave a RUNNING gang whose TERM exit reads as a failure."""
+#: A rank that ignores SIGTERM, so a cancel of it waits out its grace whole.
+IGNORES_TERM = (
+    "import signal, time; signal.signal(signal.SIGTERM, lambda *a: None); print('up', flush=True); time.sleep(60)"
+)
+
+
+def _cancel_in_grace(config: Any, store: Store, job_id: str) -> tuple[Any, Job]:
+    """Run a gang that ignores SIGTERM, and cancel it on a thread (3 s grace); the thread, once the job is CANCELLED."""
     import threading
 
-    config, store = fleet
-    trap = (
-        "import signal, time; signal.signal(signal.SIGTERM, lambda *a: None); print('up', flush=True); time.sleep(60)"
-    )
-    _submit(store, "t1", 2, trap)
+    _submit(store, job_id, 2, IGNORES_TERM)
     run_tick(config, store)
-    job = store.job("t1")
+    job = store.job(job_id)
     assert job is not None
     wait_for(lambda: _said(config, job) == ["0: up"], what="the rank up")
     stop = {"grace_s": 3.0}  # the rank ignores SIGTERM: its grace is waited out whole
     canceller = threading.Thread(target=cancel_jobs, args=(config, Store(config.store_path), [job], "ana"), kwargs=stop)
     canceller.start()
-    wait_for(lambda: store.job("t1").state is JobState.CANCELLED, what="CANCELLED")  # type: ignore[union-attr]
+    wait_for(lambda: store.job(job_id).state is JobState.CANCELLED, what="CANCELLED")  # type: ignore[union-attr]
+    return canceller, job
+
+
+def test_a_cancelled_gang_is_recorded_cancelled_before_it_is_stopped(fleet: tuple[Any, Store]) -> None:
+    """A cancel cut short (Ctrl-C in its grace period) must not leave a RUNNING gang whose TERM exit reads as a failure."""
+    config, store = fleet
+    canceller, job = _cancel_in_grace(config, store, "t1")
     assert canceller.is_alive()  # still in its grace period: the rank ignores SIGTERM
     assert _alive(job.ranks[0].pid)
     canceller.join(30)
@@ -469,23 +478,10 @@ def test_a_stopped_gangs_children_do_not_outlive_it(fleet: tuple[Any, Store]) ->
 
 def test_a_cancel_owes_its_kills_until_its_gang_took_them(fleet: tuple[Any, Store]) -> None:
     """A cancel cut short (Ctrl-C) leaves its kills owed, for the next pass; one that finished owes nothing."""
-    import threading
-
     from factoryctl.jobs.leftovers import owed_kills
 
     config, store = fleet
-    trap = (
-        "import signal, time; signal.signal(signal.SIGTERM, lambda *a: None); print('up', flush=True); time.sleep(60)"
-    )
-    _submit(store, "ow", 2, trap)
-    run_tick(config, store)
-    job = store.job("ow")
-    assert job is not None
-    wait_for(lambda: _said(config, job) == ["0: up"], what="the rank up")
-    stop = {"grace_s": 3.0}  # the rank ignores SIGTERM: its grace is waited out whole
-    canceller = threading.Thread(target=cancel_jobs, args=(config, Store(config.store_path), [job], "ana"), kwargs=stop)
-    canceller.start()
-    wait_for(lambda: store.job("ow").state is JobState.CANCELLED, what="CANCELLED")  # type: ignore[union-attr]
+    canceller, _ = _cancel_in_grace(config, store, "ow")
     assert [node for node, _ in owed_kills(store)] == ["a1"]  # owed while the stop is under way
     canceller.join(30)
     assert owed_kills(store) == []  # the KILL was made: forgiven
