@@ -5,9 +5,10 @@ from __future__ import annotations
 import io
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,6 +29,25 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if SSHD_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.sshd)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
+    """A report's captured output with lone surrogates (tests of undecodable node text log them) escaped.
+
+    pytest-xdist sends each report from its worker as UTF-8, which refuses `\\udcff`: the worker crashed and the
+    whole run with it. Escaped, the captured text reads as the log line did (`\\udcff`), and the test's own
+    assertions, which ran before, are untouched.
+    """
+    outcome = yield
+    report = outcome.get_result()
+    report.sections = [(title, _encodable(text)) for title, text in report.sections]
+    if isinstance(report.longrepr, str):
+        report.longrepr = _encodable(report.longrepr)
+
+
+def _encodable(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 @pytest.fixture(autouse=True)
