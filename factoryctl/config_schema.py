@@ -395,6 +395,12 @@ class PowerSettings(Strict):
         description="Argument passed to the price source (for `csv`: the file, relative to factory.yaml's"
         " directory; required).",
     )
+    interval: Duration = Field(
+        "5m",
+        description="How often the controller's power loop sets every GPU back to the policy's plan (as `power"
+        " apply`), besides at each price interval's start; needs `policy` and `price_source`; 0s turns it off"
+        " (cron's `power apply` then).",
+    )
 
     @model_validator(mode="after")
     def _curve_named(self) -> PowerSettings:

@@ -1,10 +1,10 @@
-"""The factoryctl daemon: the telemetry loop (and later jobs and power) on timers, run in the foreground.
+"""The factoryctl daemon: the telemetry, jobs and power loops on timers, run in the foreground.
 
 One controller per store, guaranteed by an `fcntl` lock beside it (the kernel drops the lock if the process dies).
 SIGTERM/SIGINT stop it cleanly: links are closed, agents asked to exit and the last samples written. SIGHUP re-reads
 factory.yaml: nodes are added, removed or reconnected without a restart, and a broken file is refused with the
 reason logged while the controller keeps its configuration. Every step it takes also exists as a one-shot command
-(`telemetry collect --once`).
+(`telemetry collect --once`, `sched tick`, `power apply`).
 
 The store file (and the lock) are checked every few seconds, because SQLite keeps writing the inode it opened: a
 store deleted or swapped underneath makes the controller log why and exit 1, so systemd's `Restart=on-failure`
@@ -49,6 +49,7 @@ from factoryctl.telemetry.wall_clock import timers_clock
 
 if TYPE_CHECKING:
     from factoryctl.jobs.loop import JobsLoop
+    from factoryctl.power.policy_loop import PowerLoop
 
 log = logging.getLogger("factoryctl.controller")
 
@@ -87,6 +88,7 @@ class Controller:
         self.started_at = clock()
         self.collector: Collector | None = None
         self.jobs_loop: JobsLoop | None = None  # the scheduling passes, once started
+        self.power_loop: PowerLoop | None = None  # the power policy's runs, while factory.yaml sets one
         self.store: Store | None = None
         self.lock: ControllerLock | None = None
         self._log_files: StoreLogFiles | None = None  # the store's -wal and -shm as it opened them
@@ -159,6 +161,7 @@ class Controller:
             self.collector.start()
             self._write_stats()
             self._start_jobs_loop()
+            self._sync_power_loop()
             self._loop()
         finally:
             self._shutdown()
@@ -293,7 +296,16 @@ class Controller:
             self.jobs_loop = JobsLoop(self.config, interval, self._clock, sessions)
             self.jobs_loop.start()
 
+    def _sync_power_loop(self) -> None:
+        """Run the power loop while factory.yaml asks for it (`power.policy`, a price source, `power.interval`)."""
+        from factoryctl.power.policy_loop import synced_power_loop
+
+        sessions = self.collector.session if self.collector is not None else None
+        self.power_loop = synced_power_loop(self.power_loop, self.config, self._clock, sessions)
+
     def _shutdown(self) -> None:
+        if self.power_loop is not None:
+            self.power_loop.stop()
         if self.jobs_loop is not None:
             self.jobs_loop.stop()
         if self.collector is not None:
@@ -329,6 +341,7 @@ class Controller:
         change = self.collector.apply(new)
         old, self.config = self.config, new
         summary = reload_summary(old, new, change)
+        self._sync_power_loop()
         log.info("reloaded %s: %s", path, summary)
         self._event("config_reloaded", f"reloaded {path}: {summary}")
         return True
@@ -356,6 +369,7 @@ class Controller:
             "written_at": self._clock(),
             "interval_s": self.config.interval_s,
             **self.collector.stats(),
+            "power_loop": self.power_loop.stats() if self.power_loop is not None else None,
         }
 
     def _up_changed(self) -> bool:

@@ -46,7 +46,7 @@ def reloaded_config(current: FactoryConfig) -> FactoryConfig:
 def reload_summary(old: FactoryConfig, new: FactoryConfig, change: dict[str, list[str]]) -> str:
     """What a reload from `old` to `new` did: the nodes of each `change` (`Collector.apply`) and the intervals."""
     summary = "; ".join(f"{k} {counted(v)}" for k, v in change.items() if v and k != "retimed")
-    return "; ".join(filter(None, [summary, _interval_change(old, new)])) or "no node changes"
+    return "; ".join(filter(None, [summary, _interval_change(old, new), _power_change(old, new)])) or "no node changes"
 
 
 def _interval_change(old: FactoryConfig, new: FactoryConfig) -> str:
@@ -58,6 +58,17 @@ def _interval_change(old: FactoryConfig, new: FactoryConfig) -> str:
     ):
         if before != after:
             said.append(f"{name} {before:g} s -> {after:g} s")
+    return "; ".join(said)
+
+
+def _power_change(old: FactoryConfig, new: FactoryConfig) -> str:
+    """What a reload did to the power loop's settings (`power.interval 5m -> 1m`), or "" when nothing."""
+    before, after = old.settings.power, new.settings.power
+    said = []
+    for key in ("policy", "price_source", "prices", "interval"):
+        was, now = getattr(before, key), getattr(after, key)
+        if was != now:
+            said.append(f"power.{key} {was or 'unset'} -> {now or 'unset'}")
     return "; ".join(said)
 
 

@@ -89,9 +89,7 @@ VERB_MODULES: dict[str, tuple[str, ...]] = {
 #: Commands DESIGN.md's command table has that this release does not, by the command path they would be under (the
 #: root is ""): typed anyway, the usage error says they are planned (docs/architecture.md), though none is registered, so
 #: none is in --help or completion.
-PLANNED_COMMANDS: dict[str, frozenset[str]] = {
-    "power": frozenset({"diff", "report"}),
-}
+PLANNED_COMMANDS: dict[str, frozenset[str]] = {}
 
 #: Modules that add top-level commands (`init`, `gpus`, `exec`, `demo`, `dash`, ...) through `register(app)`.
 COMMAND_MODULES: tuple[str, ...] = ("init", "gpus", "exec", "demo", "dash", "events", "metrics", "completion")

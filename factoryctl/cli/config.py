@@ -62,12 +62,23 @@ def validate(ctx: typer.Context) -> None:
     _warn_unreadable_policy(config)
     _warn_unreadable_keys(config)
     quiet = context.global_options(ctx)[1]  # warnings stay under -q; the note below does not (docs/cli.md)
-    if config.settings.power.policy is not None and not quiet:  # valid, but nothing applies it on its own: say so
-        typer.echo(
-            f"note: power.policy ({config.settings.power.policy}) is applied when `factoryctl power apply` runs"
-            " (from cron: docs/power.md); the controller does not apply it.",
-            err=True,
+    if config.settings.power.policy is not None and not quiet:  # valid: say who applies it
+        typer.echo(f"note: power.policy ({config.settings.power.policy}) {_who_applies(config)}", err=True)
+
+
+def _who_applies(config: FactoryConfig) -> str:
+    """The controller's power loop applies the policy unless `power.interval` is 0s; `power apply` always can."""
+    from factoryctl.config_schema import parse_duration
+
+    if parse_duration(config.settings.power.interval) > 0:
+        return (
+            f"is applied by a running controller every power.interval ({config.settings.power.interval}) and at"
+            " each price interval's start, and by `factoryctl power apply` (docs/power.md)."
         )
+    return (
+        "is applied when `factoryctl power apply` runs (from cron: docs/power.md); power.interval is 0s, so the"
+        " controller does not apply it."
+    )
 
 
 def _warn_price_source(config: FactoryConfig) -> None:

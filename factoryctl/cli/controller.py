@@ -116,6 +116,9 @@ def _status_doc(config: FactoryConfig, now: float) -> dict[str, Any]:
             doc["stats"][key] = iso_utc(doc["stats"][key])
     if doc["stats"] and type(doc["stats"].get("interval_s")) is int:  # seconds are one type, whoever stored them
         doc["stats"]["interval_s"] = float(doc["stats"]["interval_s"])
+    power = doc["stats"].get("power_loop") if doc["stats"] else None
+    if isinstance(power, dict) and isinstance(power.get("last_run_at"), (int, float)):
+        power["last_run_at"] = iso_utc(power["last_run_at"])
     return doc
 
 
@@ -379,4 +382,19 @@ def _status_text(doc: dict[str, Any]) -> str:
             f"dropped {stats.get('dropped', 0)}, store errors {stats.get('store_errors', 0)}"
             + (f" (as of {stats['written_at']})" if stats.get("written_at") else "")
         )
+        lines += _power_loop_lines(stats.get("power_loop"))
     return "\n".join(lines) + "\n"
+
+
+def _power_loop_lines(power: Any) -> list[str]:  # noqa: ANN401 - the stats' JSON
+    """The power loop's line: off, not run yet, or its last run (when, GPUs changed, errors, why it failed)."""
+    if not isinstance(power, dict):
+        return []
+    if power.get("last_run_at") is None:
+        return ["power loop: on, not run yet"]
+    changed, errors = power.get("last_changed", 0), power.get("last_errors", 0)
+    said = f"power loop: last run {power['last_run_at']}: {changed} GPU{'' if changed == 1 else 's'} changed"
+    said += f", {errors} error{'' if errors == 1 else 's'}" + (
+        f" ({power['last_failure']})" if power.get("last_failure") else ""
+    )
+    return [said]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from factoryctl.cli.power_policy import Inputs
+    from factoryctl.power.policy_apply import PolicyInputs as Inputs
 
 #: Decimal places of the reported loss (as `power simulate`'s percentages: far finer than any curve, no float noise).
 PCT_DECIMALS = 9

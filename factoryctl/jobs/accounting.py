@@ -11,12 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from factoryctl.model.energy_prices import PriceInterval, covering, priced
 from factoryctl.model.jobs import Job
 from factoryctl.model.telemetry import kwh_from_joules
 from factoryctl.store.sqlite import Store
-
-#: The most price intervals a cost is summed over (a month of 15-minute prices); a longer run gets no cost.
-MAX_INTERVALS = 3000
 
 
 def _joules(store: Store, job: Job, since: float, until: float) -> float | None:
@@ -34,10 +32,6 @@ def _joules(store: Store, job: Job, since: float, until: float) -> float | None:
     return sum(total)
 
 
-#: A price interval: (start, end, price per MWh or None when unknown), unix seconds.
-PriceInterval = tuple[float, float, "float | None"]
-
-
 def with_energy(store: Store, job: Job, now: float, prices: Sequence[PriceInterval] = ()) -> Job:
     """`job` with `energy_kwh` (and `cost`, when `prices` cover its run) from the store; unchanged if it never ran."""
     if job.started_at is None or not job.ranks:
@@ -50,19 +44,14 @@ def with_energy(store: Store, job: Job, now: float, prices: Sequence[PriceInterv
 
 
 def _cost(store: Store, job: Job, start: float, end: float, prices: Sequence[PriceInterval]) -> float | None:
-    """Each price interval's kWh times its price per kWh, summed; None when a moment of the run has no price."""
-    within = sorted((lo, hi, price) for lo, hi, price in prices if lo < end and hi > start)
-    covered = start
-    for lo, hi, _ in within:
-        if lo > covered:
-            return None
-        covered = max(covered, hi)
-    if covered < end or len(within) > MAX_INTERVALS:
+    """Each price interval's kWh times its price, summed (`energy_prices.priced`); None: a moment lacks price or reading."""
+    parts = covering(prices, start, end)
+    if parts is None:
         return None
-    cost = 0.0
-    for lo, hi, price in within:
-        joules = _joules(store, job, max(start, lo), min(end, hi))
+    energies: list[tuple[float, float | None]] = []
+    for lo, hi, price in parts:
+        joules = _joules(store, job, lo, hi)
         if joules is None or price is None:
             return None
-        cost += kwh_from_joules([joules]) * price / 1000
-    return round(cost, 6)
+        energies.append((kwh_from_joules([joules]), price))
+    return priced(energies)

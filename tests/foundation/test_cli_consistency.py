@@ -38,6 +38,7 @@ FANOUT_COMMANDS = [
     ("power", "reset", "n1"),
     ("power", "plan", "n1"),
     ("power", "apply", "n1"),
+    ("power", "diff", "n1"),
     ("telemetry", "collect"),
     ("sim", "inject", "n1"),
 ]

@@ -62,8 +62,11 @@ def test_no_regular_curve_file_offers_nothing(tmp_path: Path) -> None:
     assert _complete(f"{SIMULATE} --gpu ", tmp_path) == []
 
 
-def test_power_offers_plan_apply_and_status(tmp_path: Path) -> None:
-    """The policy commands are commands now (no longer planned): completion offers them beside simulate and set."""
-    assert _complete("factoryctl power ", tmp_path) == ["simulate", "set", "reset", "plan", "apply", "status"]
+def test_power_offers_plan_apply_diff_status_and_report(tmp_path: Path) -> None:
+    """The policy commands and `report` are commands now (no longer planned): completion offers them all."""
+    every = ["simulate", "report", "set", "reset", "plan", "apply", "diff", "status"]
+    assert _complete("factoryctl power ", tmp_path) == every
     assert _complete("factoryctl power s", tmp_path) == ["simulate", "set", "status"]
     assert _complete("factoryctl power a", tmp_path) == ["apply"]
+    assert _complete("factoryctl power r", tmp_path) == ["report", "reset"]
+    assert _complete("factoryctl power d", tmp_path) == ["diff"]

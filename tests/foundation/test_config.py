@@ -198,14 +198,20 @@ def test_a_factory_yaml_that_is_not_utf8_is_a_config_error_naming_the_line(cli, 
 
 
 def test_validate_says_what_applies_a_power_policy(cli, tmp_path):
-    """A policy in factory.yaml was accepted silently, as if the controller would apply it: `power apply` does."""
+    """A policy in factory.yaml was accepted silently: the note says who applies it, by `power.interval`."""
     path = tmp_path / "factory.yaml"
     path.write_text("nodes: {a: {}}\npower: {policy: /etc/factoryctl/policy.yaml}\n")
     result = cli("--config", str(path), "config", "validate")
     assert result.exit_code == 0
     assert (
+        "note: power.policy (/etc/factoryctl/policy.yaml) is applied by a running controller every power.interval"
+        " (5m) and at each price interval's start, and by `factoryctl power apply` (docs/power.md)." in result.stderr
+    )
+    path.write_text("nodes: {a: {}}\npower: {policy: /etc/factoryctl/policy.yaml, interval: 0s}\n")
+    assert (
         "note: power.policy (/etc/factoryctl/policy.yaml) is applied when `factoryctl power apply` runs"
-        " (from cron: docs/power.md); the controller does not apply it." in result.stderr
+        " (from cron: docs/power.md); power.interval is 0s, so the controller does not apply it."
+        in cli("--config", str(path), "config", "validate").stderr
     )
     plain = tmp_path / "plain.yaml"
     plain.write_text("nodes: {a: {}}\n")

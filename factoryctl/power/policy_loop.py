@@ -1,0 +1,237 @@
+"""The controller's power loop: `power apply` on its own thread, at each price interval's start and every `power.interval`.
+
+Operators ran `power apply` from cron; the controller now does it itself when factory.yaml sets `power.policy` and a
+price source. A run is `power apply all` (policy_apply.py: the same plan, `apply_limit`'s clamped and audited
+change), with three differences that suit a daemon. It reads each node's GPUs over the controller's own open agent
+session (`sessions`, the collector's links) rather than a login per node, and asks `apply_limit` (which logs in)
+only of the nodes where a GPU is off its plan: a run where all is at plan costs no login at all. A node that cannot
+be read or changed is logged and skipped, and tried again at the next run. A run that fails (a broken policy file,
+a price feed down) is logged and the next one tries again: the controller's telemetry never stops for the policy.
+
+Runs come at each price interval's start (the next price row's time: the plan changes then) and every
+`interval_s` between them, which brings back a GPU reset, a rebooted node or a hand `power set`. The wait re-reads
+the wall clock every second, as the boundaries are wall-clock times. cron's `power apply` may keep running beside
+it: both plan the same course (the state file, policy_state.py), each node's agents change limits one at a time
+(the node's limits lock), so the second to come finds every GPU at its plan, which is no change and no audit entry.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from factoryctl.config import FactoryConfig
+from factoryctl.errors import FactoryError, NodeError
+from factoryctl.model.inventory import NodeSpec
+from factoryctl.model.telemetry import NodeSample
+from factoryctl.telemetry.poll import agent_session, check_agent_cache
+from factoryctl.transport.fanout import DEFAULT_FANOUT, fan_out
+from factoryctl.transport.hints import hinted
+from factoryctl.transport.session import AgentSession
+
+if TYPE_CHECKING:
+    from factoryctl.power.limits import LimitChange
+    from factoryctl.power.policy_apply import PolicyInputs
+
+log = logging.getLogger("factoryctl.controller")
+
+#: Who the audit log says made the loop's changes (the reason's prefix, as `power apply: ...` is the command's).
+BY = "controller power loop"
+#: Seconds a node has to answer one of the loop's requests (connect, start the agent, answer).
+NODE_TIMEOUT_S = 15.0
+#: Longest single wait: the wall clock is read again this often, so a stepped clock does not miss a boundary.
+CLOCK_CHECK_S = 1.0
+#: Where a node's open session comes from (the controller's links); None where it has none.
+SessionSource = Callable[[str], "AgentSession | None"]
+
+
+@dataclass
+class PowerRun:
+    """One run's outcome: when, the GPUs it moved, the nodes it could not read or change, the next boundary."""
+
+    at: float
+    changes: list[LimitChange] = field(default_factory=list)
+    errors: list[NodeError] = field(default_factory=list)
+    next_boundary_s: float | None = None
+    failure: str | None = None  # why the whole run failed (the policy, the prices), None when it ran
+
+
+class PowerLoop:
+    """Applies the power policy at each price interval's start and every `interval_s` until `stop`."""
+
+    def __init__(
+        self,
+        config: FactoryConfig,
+        interval_s: float,
+        clock: Callable[[], float] = time.time,
+        sessions: SessionSource | None = None,
+    ) -> None:
+        """`sessions`: the nodes' open agent sessions (the controller's links), read instead of a login per run."""
+        self.config, self.interval_s = config, interval_s
+        self._clock, self._sessions = clock, sessions
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self.runs = 0
+        self.last: PowerRun | None = None
+
+    def start(self) -> None:
+        """Start the thread (the first run at once)."""
+        self._thread = threading.Thread(target=self._run, name="power-loop", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """Ask the thread to end after its run and wait for it (at most `timeout`)."""
+        self._stopping = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def reconfigure(self, config: FactoryConfig, interval_s: float) -> None:
+        """A reloaded factory.yaml (a new policy, prices, interval or nodes): used from a run made at once."""
+        self.config, self.interval_s = config, interval_s
+        self._wake.set()
+
+    def stats(self) -> dict[str, Any]:
+        """What `controller status` says of the loop: its interval, runs, and the last run's time and outcome."""
+        last = self.last
+        return {
+            "interval_s": self.interval_s,
+            "runs": self.runs,
+            "last_run_at": last.at if last is not None else None,
+            "last_changed": len(last.changes) if last is not None else None,
+            "last_errors": len(last.errors) + (last.failure is not None) if last is not None else None,
+            "last_failure": last.failure if last is not None else None,
+        }
+
+    def _run(self) -> None:
+        while not self._stopping:
+            self._wake.clear()
+            run = self.run_once()
+            self.last, self.runs = run, self.runs + 1
+            self._wait(run.next_boundary_s)
+
+    def _wait(self, boundary_s: float | None) -> None:
+        """Until the next run: `interval_s` from now, or the price interval's start if sooner; a wake ends it."""
+        due = self._clock() + self.interval_s
+        if boundary_s is not None:
+            due = min(due, boundary_s)
+        while not self._stopping:
+            left = due - self._clock()
+            if left <= 0 or self._wake.wait(min(left, CLOCK_CHECK_S)):
+                return
+
+    def run_once(self) -> PowerRun:
+        """Plan every GPU and set those off their plan; a failure is logged, never raised (the next run tries again)."""
+        run = PowerRun(self._clock())
+        try:
+            self._apply(run)
+        except FactoryError as exc:
+            run.failure = f"{exc.message}{f' ({exc.hint})' if exc.hint else ''}"
+            log.error("power loop run failed: %s", run.failure)
+        except Exception as exc:
+            run.failure = f"{type(exc).__name__}: {exc}"
+            log.exception("power loop run failed")
+        return run
+
+    def _apply(self, run: PowerRun) -> None:
+        from factoryctl.power.policy_apply import (
+            apply_groups,
+            audit_reason,
+            configured_prices,
+            differs,
+            limit_groups,
+            plan_rows,
+            read_inputs,
+            record_course,
+        )
+
+        config = self.config
+        inputs = read_inputs(
+            config, "the controller's power loop", lambda: configured_prices(config, "for the power loop"), self._clock
+        )
+        nodes = list(config.nodes.values())
+        samples, run.errors = self._read(config, nodes)
+        rows = plan_rows(inputs, samples, None)
+        run.next_boundary_s = next_boundary(inputs)
+        off = {row["node"] for row in rows if differs(row)}
+        groups = limit_groups([row for row in rows if row["node"] in off], nodes, None)
+        changes, failed = apply_groups(
+            inputs, groups, lambda row: audit_reason(inputs, row, None, BY), (NODE_TIMEOUT_S, DEFAULT_FANOUT, None), []
+        )
+        record_course(inputs, rows)
+        run.changes = [change for change in changes if change.before_w != change.enforced_w]  # GPUs that moved
+        run.errors += failed
+        _log_run(inputs, run)
+
+    def _read(self, config: FactoryConfig, nodes: list[NodeSpec]) -> tuple[list[NodeSample], list[NodeError]]:
+        """Every node's GPUs, over its open session where the controller has one; the nodes that did not answer."""
+        sessions = self._sessions
+        check_agent_cache(nodes)
+
+        def one(node: NodeSpec) -> NodeSample:
+            held = sessions(node.name) if sessions is not None else None
+            if held is not None and held.failure is None:
+                return held.sample(NODE_TIMEOUT_S)
+            with agent_session(node, config, NODE_TIMEOUT_S) as session:
+                return session.sample(NODE_TIMEOUT_S)
+
+        outcomes = fan_out(nodes, one, DEFAULT_FANOUT)
+        samples = [outcome for _, outcome in outcomes if isinstance(outcome, NodeSample)]
+        errors = [hinted(outcome) for _, outcome in outcomes if isinstance(outcome, NodeError)]
+        return samples, errors
+
+
+def synced_power_loop(
+    loop: PowerLoop | None, config: FactoryConfig, clock: Callable[[], float], sessions: SessionSource | None
+) -> PowerLoop | None:
+    """The controller's power loop as `config` asks for it: started, stopped, or given the new configuration.
+
+    Wanted with `power.policy`, `power.price_source` and a `power.interval` other than 0s (at the controller's start
+    and at each reload); a loop given a reloaded configuration runs on it at once.
+    """
+    from factoryctl.config_schema import parse_duration
+
+    power = config.settings.power
+    interval = parse_duration(power.interval)
+    if power.policy is None or power.price_source is None or interval <= 0:
+        if loop is not None:
+            loop.stop()
+            log.info("power loop stopped: factory.yaml sets no power.policy or price source, or power.interval 0s")
+        return None
+    if loop is not None:
+        loop.reconfigure(config, interval)
+        return loop
+    loop = PowerLoop(config, interval, clock, sessions)
+    loop.start()
+    log.info("power loop started: %s, every %s and at each price interval's start", power.policy, power.interval)
+    return loop
+
+
+def next_boundary(inputs: PolicyInputs) -> float | None:
+    """The next price row's start after now (when the plan may change), None past the last row."""
+    later = [point.timestamp_s for point in inputs.points if point.timestamp_s > inputs.now_s]
+    return float(min(later)) if later else None
+
+
+def _log_run(inputs: PolicyInputs, run: PowerRun) -> None:
+    """A line per node changed and per node skipped, as the jobs loop says each job's change."""
+    by_node: dict[str, list[LimitChange]] = {}
+    for change in run.changes:
+        by_node.setdefault(change.node, []).append(change)
+    for node, changes in by_node.items():
+        gpus = ",".join(str(change.gpu) for change in changes)
+        after = sorted({f"{change.enforced_w:g} W" for change in changes if change.enforced_w is not None})
+        log.info("power loop set %s GPU %s to %s (%s policy)", node, gpus, ", ".join(after) or "?", _kind(inputs))
+    for error in run.errors:
+        log.warning("power loop skipped %s (tried again next run): %s", error.node, error.message)
+
+
+def _kind(inputs: PolicyInputs) -> str:
+    """The policy's kind, as its courses parsed it."""
+    kinds = {policy.kind for policy, _ in inputs.courses.values()}
+    return ", ".join(sorted(kinds)) or "the"

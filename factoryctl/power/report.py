@@ -1,0 +1,217 @@
+"""What a past period's GPU power cost per node, and what the power policy did: `factoryctl power report`, from the store.
+
+The question an operator otherwise answers with a tariff spreadsheet: the kWh, their cost at the configured price
+source's prices (priced interval by interval, `model.energy_prices`, as `jobs show` prices a job), the mean price
+paid per MWh (energy-weighted) beside the period's time-weighted mean price (a policy that draws less in expensive
+hours pays less than the mean), the share of GPU-time spent capped below the GPU's default limit, and the
+power-limit changes of the audit log, the policy's apart from those made by hand. Read from the store alone, so it
+works with the controller running or from cron-collected telemetry, and never contacts a node.
+
+Nothing missing is invented: a node with no reading has no energy (None, not 0), an interval without telemetry is
+counted (`gaps`), not filled, and a period whose prices are not all known has no cost. The limit a GPU had over the
+period is read from the audit log: each change's limit after it, and before the first change the limit it replaced
+(without any change since the period began, the limit the store saw last). A limit changed outside factoryctl (a
+reboot, `nvidia-smi -pl`) is not in the log, so the capped share counts only what factoryctl changed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from factoryctl.model.energy_prices import MAX_INTERVALS, PriceInterval, covering, priced
+from factoryctl.model.telemetry import kwh_from_joules
+
+if TYPE_CHECKING:
+    from factoryctl.model.telemetry import NodeSample
+    from factoryctl.store.rows import AuditEntry
+    from factoryctl.store.sqlite import Store
+
+#: How an audit entry's reason starts when the power policy made the change (`power apply`, the controller's loop).
+POLICY_REASONS = ("power apply:", "controller power loop")
+#: How many times reading the price intervals tells its progress: often enough for a line that moves.
+_PROGRESS_STEPS = 100
+#: Two limits closer than this (watts) are the same limit: a GPU set to its default is not capped.
+SAME_WATTS = 1e-6
+
+
+@dataclass
+class NodeReport:
+    """One node's period: energy (kWh; None: no reading), cost, capped GPU-time and limit changes."""
+
+    node: str
+    gpus: int = 0
+    gpus_unread: int = 0  # GPUs with no reading in the whole period: the energy sums the others
+    energy_kwh: float | None = None
+    cost: float | None = None
+    priced_kwh: float = 0.0  # the kWh of the price intervals with a reading: what `cost` prices
+    gaps: int = 0  # price intervals (or the whole period, without prices) with no reading of this node
+    capped_s: float = 0.0
+    gpu_s: float = 0.0  # GPU-seconds whose limit and default are known: what the capped share is of
+    policy_changes: int = 0
+    hand_changes: int = 0
+
+
+@dataclass
+class PeriodReport:
+    """The period's nodes, and the prices over it: the time-weighted mean, or why there is no cost."""
+
+    start: float
+    end: float
+    nodes: list[NodeReport]
+    intervals: int = 0  # price intervals the period falls in (0: none priced)
+    mean_price_per_mwh: float | None = None
+    no_cost: str | None = None  # why no cost is given (None: every interval has a price)
+    unpriced: list[tuple[float, float]] = field(default_factory=list)  # intervals in the period without a price
+
+
+def read_report(
+    store: Store,
+    names: Sequence[str],
+    window: tuple[float, float],
+    prices: Sequence[PriceInterval],
+    progress: Callable[[int, int], None] | None = None,
+) -> PeriodReport:
+    """The report of `names` over the `window` [start, end) from `store`, priced at `prices` (none: no cost).
+
+    Each price interval is a read of the store (a month of 15-minute prices, 2880): `progress` is told
+    (intervals read, intervals) as they are.
+    """
+    start, end = window
+    report = PeriodReport(start, end, [NodeReport(name) for name in names])
+    by_name = {node.node: node for node in report.nodes}
+    read: dict[str, list[float]] = {}
+    for name, _, joules, source in store.energy(list(names), start, end):
+        by_name[name].gpus += 1
+        if source == "none":  # a GPU with no reading has no amount, not 0 (as `telemetry energy` reads it)
+            by_name[name].gpus_unread += 1
+        else:
+            read.setdefault(name, []).append(joules)
+    for name, joules_read in read.items():
+        by_name[name].energy_kwh = kwh_from_joules(joules_read)
+    parts = _price_parts(report, prices)
+    if parts is None:
+        for node in report.nodes:
+            node.gaps = int(node.energy_kwh is None)
+    else:
+        _price_nodes(store, report, parts, progress)
+    _add_limits(store, report)
+    return report
+
+
+def _price_parts(report: PeriodReport, prices: Sequence[PriceInterval]) -> list[PriceInterval] | None:
+    """The price intervals of the period, and the mean price and `no_cost` of `report`; None: nothing to price by."""
+    if not prices:
+        report.no_cost = "no price source is configured (power.price_source in factory.yaml)"
+        return None
+    parts = covering(prices, report.start, report.end)
+    if parts is None:
+        within = sum(1 for lo, hi, _ in prices if lo < report.end and hi > report.start)
+        report.no_cost = (
+            f"the period spans {within} price intervals, more than the {MAX_INTERVALS} a cost is summed over"
+            if within > MAX_INTERVALS
+            else "the price source's intervals do not cover the whole period"
+        )
+        return None
+    report.intervals = len(parts)
+    report.unpriced = [(lo, hi) for lo, hi, price in parts if price is None]
+    if report.unpriced:
+        report.no_cost = f"{len(report.unpriced)} of the period's {len(parts)} price intervals have no price"
+    else:
+        weighted = sum((hi - lo) * (price or 0.0) for lo, hi, price in parts)
+        report.mean_price_per_mwh = weighted / (report.end - report.start)
+    return parts
+
+
+def _price_nodes(
+    store: Store, report: PeriodReport, parts: Sequence[PriceInterval], progress: Callable[[int, int], None] | None
+) -> None:
+    """Each node's energy per price interval, priced; an interval without its reading is a gap, left out of the cost."""
+    names = [node.node for node in report.nodes]
+    priced_parts: dict[str, list[tuple[float, float | None]]] = {name: [] for name in names}
+    for index, (lo, hi, price) in enumerate(parts):
+        if progress is not None and index % max(1, len(parts) // _PROGRESS_STEPS) == 0:
+            progress(index, len(parts))
+        read: dict[str, list[float]] = {}
+        for name, _, joules, source in store.energy(names, lo, hi):
+            if source != "none":
+                read.setdefault(name, []).append(joules)
+        for name in names:
+            if name in read:
+                priced_parts[name].append((kwh_from_joules(read[name]), price))
+    for node in report.nodes:
+        node.gaps = len(parts) - len(priced_parts[node.node])
+        node.priced_kwh = math.fsum(kwh for kwh, _ in priced_parts[node.node])
+        if node.energy_kwh is not None and report.no_cost is None:
+            node.cost = priced(priced_parts[node.node])
+
+
+def _add_limits(store: Store, report: PeriodReport) -> None:
+    """Each node's capped GPU-time and its limit changes in the period, from the audit log and the newest samples."""
+    from factoryctl.store.rows import CONFIRMED
+
+    names = [node.node for node in report.nodes]
+    window = store.newest_window("audit", report.start, names, _ALL_ENTRIES)
+    entries: dict[tuple[str, int], list[AuditEntry]] = {}
+    by_name = {node.node: node for node in report.nodes}
+    for page in store.audit_pages(window):
+        for entry in page:
+            if entry.outcome != CONFIRMED or entry.gpu is None or entry.node not in by_name:
+                continue
+            entries.setdefault((entry.node, entry.gpu), []).append(entry)
+            if entry.time < report.end:
+                node = by_name[entry.node]
+                if (entry.reason or "").startswith(POLICY_REASONS):
+                    node.policy_changes += 1
+                else:
+                    node.hand_changes += 1
+    for state, sample in store.latest():
+        if state.node in by_name and sample is not None:
+            _add_capped(by_name[state.node], sample, entries, report)
+
+
+#: Every audit entry of the period is read (page by page), however many.
+_ALL_ENTRIES = 2**62
+
+
+def _add_capped(
+    node: NodeReport, sample: NodeSample, entries: dict[tuple[str, int], list[AuditEntry]], report: PeriodReport
+) -> None:
+    """Add each GPU's capped seconds and seconds with a known limit (`capped_seconds`) to `node`."""
+    for gpu in sample.gpus:
+        if gpu.power_limit_default_w is None:
+            continue
+        limits = limit_course(entries.get((node.node, gpu.index), []), gpu.power_limit_w)
+        capped, known = capped_seconds(limits, gpu.power_limit_default_w, report.start, report.end)
+        node.capped_s += capped
+        node.gpu_s += known
+
+
+def limit_course(entries: Sequence[AuditEntry], newest_w: float | None) -> list[tuple[float | None, float | None]]:
+    """A GPU's limit from the period's start on, as (from when, watts or None: unknown); the first from the start (None).
+
+    From its changes in the audit log, oldest first, each at or after the start: before the first, the limit it
+    replaced; without any, `newest_w` (the limit the store saw last) all along.
+    """
+    if not entries:
+        return [(None, newest_w)]
+    return [(None, entries[0].before_w), *((entry.time, entry.after_w) for entry in entries)]
+
+
+def capped_seconds(
+    course: Sequence[tuple[float | None, float | None]], default_w: float, start: float, end: float
+) -> tuple[float, float]:
+    """(seconds of [start, end) the limit was below `default_w`, seconds the limit was known), for `limit_course`."""
+    capped = known = 0.0
+    for index, (since, watts) in enumerate(course):
+        lo = start if since is None else max(start, since)
+        following = course[index + 1][0] if index + 1 < len(course) else None
+        hi = end if following is None else min(end, following)
+        if hi <= lo or watts is None:
+            continue
+        known += hi - lo
+        if watts < default_w - SAME_WATTS:
+            capped += hi - lo
+    return capped, known
