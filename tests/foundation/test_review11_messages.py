@@ -60,6 +60,7 @@ def _zipped(data: bytes) -> bytes:
         (bz2.compress(TEXT), "bzip2", "bzcat", "bzcat"),
         (_zipped(TEXT), "zip", "unzip -p", "funzip"),  # unzip needs a file it can seek in; funzip reads a pipe
     ],
+    ids=("gzip", "zstd", "xz", "bzip2", "zip"),  # the data holds the time it was made: ids the same in every worker
 )
 def test_a_compressed_file_is_said_to_be_one_with_how_to_pipe_it_in(data, name, tool, pipe_tool):
     with pytest.raises(UsageError) as refused:
