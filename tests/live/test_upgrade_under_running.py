@@ -53,7 +53,8 @@ def test_a_dashboard_whose_code_changed_says_so_once_and_shows_no_node_down(tmp_
     services = PolledServices(demo_config(tmp_path / "state"), "demo[01-03]")
     try:
         services.snapshot()  # starts the links: each connect fails to load the transport
-        wait_for(lambda: services.stale.failure is not None, 15.0, "the failure to load noticed")
+        # the failure is kept (stale.failure) a moment before it is said (the event): wait for the event
+        wait_for(lambda: services.snapshot().events, 15.0, "the failure to load noticed and said")
         snapshot = services.snapshot()
     finally:
         services.close()
