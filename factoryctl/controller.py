@@ -160,7 +160,7 @@ class Controller:
             self._write_stats()  # before the links start: 2,000 of them take seconds, and status reads the figures
             self.collector.start()
             self._write_stats()
-            self._start_jobs_loop()
+            self._sync_jobs_loop()
             self._sync_power_loop()
             self._loop()
         finally:
@@ -285,10 +285,20 @@ class Controller:
             )
         return None
 
-    def _start_jobs_loop(self) -> None:
-        """The scheduling passes on their own thread (jobs/loop.py), unless `scheduler.interval` is 0s."""
+    def _sync_jobs_loop(self) -> None:
+        """The scheduling passes on their own thread (jobs/loop.py), unless `scheduler.interval` is 0s.
+
+        At the start and at each reload: started, stopped, or given the reloaded configuration.
+        """
         interval = parse_duration(self.config.settings.scheduler.interval)
-        if interval > 0:
+        if interval <= 0:
+            if self.jobs_loop is not None:
+                self.jobs_loop.stop()
+                self.jobs_loop = None
+                log.info("scheduling passes stopped: scheduler.interval is 0s")
+        elif self.jobs_loop is not None:
+            self.jobs_loop.reconfigure(self.config, interval)
+        else:
             from factoryctl.jobs.loop import JobsLoop
 
             collector = self.collector
@@ -341,6 +351,7 @@ class Controller:
         change = self.collector.apply(new)
         old, self.config = self.config, new
         summary = reload_summary(old, new, change)
+        self._sync_jobs_loop()
         self._sync_power_loop()
         log.info("reloaded %s: %s", path, summary)
         self._event("config_reloaded", f"reloaded {path}: {summary}")

@@ -56,6 +56,14 @@ class JobsLoop:
         if self._thread is not None:
             self._thread.join(timeout)
 
+    def reconfigure(self, config: FactoryConfig, interval_s: float) -> None:
+        """A reloaded factory.yaml (nodes added or removed, a new interval): the next pass runs on it.
+
+        Before, the passes kept the configuration the controller started with: a node a SIGHUP added never got a
+        job, and one it removed was never judged lost.
+        """
+        self.config, self.interval_s = config, interval_s
+
     def _run(self) -> None:
         store = Store(self.config.store_path)
         try:
@@ -69,10 +77,10 @@ class JobsLoop:
         try:
             if not store.jobs(states=LIVE_STATES, limit=1) and not owed_kills(store):
                 return  # nothing queued, running or owed a kill: no pass
-            now = self._clock()
-            price, _ = price_now(self.config, now)
+            now, config = self._clock(), self.config  # one configuration for the whole pass, reloaded or not
+            price, _ = price_now(config, now)
             with using_sessions(self._sessions) if self._sessions is not None else contextlib.nullcontext():
-                report = run_tick(self.config, store, now=now, price=price)
+                report = run_tick(config, store, now=now, price=price)
         except FactoryError as exc:
             log.error("scheduling pass failed: %s%s", exc.message, f" ({exc.hint})" if exc.hint else "")
             return
@@ -87,6 +95,6 @@ def _log_report(report: TickReport) -> None:
     for node, launch in report.strays:
         log.warning("killed a stray rank launch %s on %s: running, but no job holds it", launch, node)
     for change in report.changes:
-        if change.state_changed:
+        if change.state_changed or change.event is not None:  # a preemption's stop is no state change
             job = change.after
             log.info("job %s (%s) %s: %s", job.id, job.name, job.state.value.lower(), job.reason)

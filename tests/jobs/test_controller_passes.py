@@ -45,3 +45,35 @@ def test_the_controller_runs_a_queued_gang_to_its_end(tmp_path: Path) -> None:
     assert daemon.returncode == 0, log
     assert "job c1 (pair) running: running on n[1-2]" in log
     assert "job c1 (pair) succeeded: every rank exited 0" in log
+
+
+def test_a_node_a_reload_adds_gets_jobs_from_the_controllers_passes(tmp_path: Path) -> None:
+    """The passes kept the configuration the controller started with: a node SIGHUP added never got a job."""
+    path = tmp_path / "factory.yaml"
+    head = f"name: cr\nstate_dir: {tmp_path / 'state'}\ncontroller: {{interval_s: 1}}\nscheduler: {{interval: 1s}}\n"
+    path.write_text(head + "nodes:\n  n1: {transport: local, sim: {profile: h100-sxm, gpus: 1}}\n")
+    config = load_config(path)
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "factoryctl", "--config", str(path), "controller", "run"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(config.store_path.exists, what="the store")
+        store = Store(config.store_path)
+        wait_for(lambda: [s.state for s, _ in store.latest()] == ["up"], what="n1 up")
+        path.write_text(head + "nodes:\n  n[1-2]: {transport: local, sim: {profile: h100-sxm, gpus: 1}}\n")
+        daemon.send_signal(signal.SIGHUP)
+        wait_for(lambda: sum(s.state == "up" for s, _ in store.latest()) == 2, what="n2 up")
+        command = (sys.executable, "-c", "print('done')")
+        store.add_job(Job("r1", JobSpec(2, name="pair", user="ana", command=command), time.time()))
+        wait_for(lambda: store.job("r1").state is JobState.SUCCEEDED, what="r1 succeeded")  # type: ignore[union-attr]
+        job = store.job("r1")
+        assert job is not None
+        assert job.placement.render() == "n1:1 n2:1"
+        store.close()
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        _, log = daemon.communicate(timeout=30)
+    assert daemon.returncode == 0, log
