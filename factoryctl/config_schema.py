@@ -345,7 +345,14 @@ class SchedulerSettings(Strict):
     default_walltime: Duration = Field("24h", description="Walltime of a job submitted without one.")
     preemption: bool = Field(
         False,
-        description="Let higher-priority jobs preempt lower ones (`sched simulate` replays it; passes do not yet).",
+        description="Let a higher-priority job that does not fit stop lower-priority running jobs: SIGTERM, "
+        "`preemption_grace` to checkpoint, SIGKILL, requeued (the passes do it; `sched simulate --preemption` "
+        "replays it).",
+    )
+    preemption_grace: Duration = Field(
+        "5m",
+        description="How long a preempted job has between SIGTERM and SIGKILL to checkpoint, at most 1d (as"
+        " `sched simulate --grace`).",
     )
     interval: Duration = Field(
         "10s", description="How often the controller makes a scheduling pass (as `sched tick`); 0s turns it off."
@@ -353,6 +360,14 @@ class SchedulerSettings(Strict):
     max_restarts: Annotated[int, BeforeValidator(_restarts)] = Field(
         3, description="How often a gang is requeued after one of its ranks failed before it fails for good (0-1000)."
     )
+
+    @field_validator("preemption_grace")
+    @classmethod
+    def _grace_within_a_day(cls, value: str) -> str:
+        """At most a day, as `sched simulate --grace`: a job needing more to checkpoint holds the GPUs it yields."""
+        if parse_duration(value) > 86400:
+            raise ValueError(f"{value!r} is longer than 1d, the longest grace a preempted job gets")
+        return value
 
 
 class PowerSettings(Strict):

@@ -95,7 +95,7 @@ EVENT_KINDS = (
     "node_up", "node_degraded", "node_down", "xid", "ecc", "gpu_lost", "gpu_back", "thermal", "drain", "resume",
     "controller_start", "controller_stop", "config_reloaded", "config_rejected", "clock_step", "clock_skew",
     "store_migrated", "job_pending", "job_deferred", "job_starting", "job_running", "job_succeeded", "job_failed",
-    "job_cancelled",
+    "job_cancelled", "job_preempting", "job_preempted",
 )  # fmt: skip
 
 

@@ -41,13 +41,19 @@ def logs_command(
     config = context.load(ctx)
     job = find(config, job_id)
     if not job.ranks:
-        raise UsageError(
-            f"job {job.id} is {job.state.value} and has never run, so it has no output.",
-            f"`factoryctl jobs show {job.id}` says why.",
-        )
+        raise UsageError(_no_output(job), f"`factoryctl jobs show {job.id}` says why.")
     if rank is not None and rank not in {r.rank for r in job.ranks}:
         raise UsageError(f"job {job.id} has no rank {rank}.", f"its ranks are 0 to {len(job.ranks) - 1}.")
     raise typer.Exit(_print_logs(config, job, rank, tail, follow))
+
+
+def _no_output(job: Job) -> str:
+    """Why a job without ranks has no output: it never ran, or it was requeued (a failure, a preemption)."""
+    from factoryctl.jobs.preempting import PREEMPTED
+
+    if job.restarts or job.reason.startswith(PREEMPTED):
+        return f"job {job.id} is {job.state.value} again (requeued), so it has no output until it starts again."
+    return f"job {job.id} is {job.state.value} and has never run, so it has no output."
 
 
 def _print_logs(config: FactoryConfig, job: Job, rank: int | None, tail: int | None, follow: bool) -> int:

@@ -92,4 +92,4 @@ def _cancelled(job: Job, reason: str, errors: dict[str, NodeError], now: float) 
     unreached = sorted({r.node for r in job.ranks if r.node in errors})
     if unreached:
         reason += f"; {', '.join(unreached)} could not be told, its rank may still run"
-    return job.evolve(state=JobState.CANCELLED, reason=reason, ended_at=now)
+    return job.evolve(state=JobState.CANCELLED, reason=reason, ended_at=now, stopping=None)

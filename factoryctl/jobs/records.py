@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from factoryctl.model.folding import fold_nodes
 from factoryctl.model.jobs import Job
 from factoryctl.store.jobs import job_event
+from factoryctl.store.rows import Event
 from factoryctl.store.sqlite import Store
 
 
@@ -23,6 +24,8 @@ class Change:
 
     before: Job
     after: Job
+    #: The event kind of a step that is no state change (`store.jobs.PREEMPT_EVENT_KINDS`), written with it.
+    event: str | None = None
 
     @property
     def state_changed(self) -> bool:
@@ -38,5 +41,12 @@ def running_reason(job: Job) -> str:
 def write_changes(store: Store, changes: Sequence[Change], now: float) -> list[Change]:
     """Write each change whose job is still in its `before` state (one transaction); returns those written."""
     moved = [c for c in changes if c.after != c.before]
-    updates = [(c.after, c.before.state, [job_event(c.after, now)] if c.state_changed else []) for c in moved]
+    updates = [(c.after, c.before.state, _events(c, now)) for c in moved]
     return [c for c, written in zip(moved, store.update_jobs(updates), strict=True) if written]
+
+
+def _events(change: Change, now: float) -> list[Event]:
+    """The change's event: its step's own (`Change.event`), else its new state's; none for a change of fields only."""
+    if change.event is not None:
+        return [job_event(change.after, now, change.event)]
+    return [job_event(change.after, now)] if change.state_changed else []

@@ -3,7 +3,8 @@
 In order, under the store's scheduler lock (`pass_lock`): kills owed to nodes up again are made (`leftovers`),
 running gangs are brought up to date with their nodes (`reconcile`, which sweeps each node of strays first), the pure
 scheduler decides on the queue (`scheduler.decide.schedule`, with its memory of the last pass) over the nodes not
-held out as silent (`silent`), waiting jobs get its reasons, and the gangs it starts are launched (`launch`). Every
+held out as silent (`silent`), waiting jobs get its reasons, the running jobs it preempts are told to stop
+(`preempting`: later passes requeue them), and the gangs it starts are launched (`launch`). Every
 change is written compare-and-set (`records`), so a `jobs cancel` during the pass wins; kills the pass could not
 make are owed as soon as it knows them.
 """
@@ -14,10 +15,12 @@ import time
 from dataclasses import dataclass, replace
 
 from factoryctl.config import FactoryConfig
+from factoryctl.config_schema import parse_duration
 from factoryctl.jobs.cluster import Cluster, cluster_view
 from factoryctl.jobs.launch import launch_gangs, starting
 from factoryctl.jobs.leftovers import PassNotes, owe_kills, settle_kills
 from factoryctl.jobs.pass_lock import scheduling_pass
+from factoryctl.jobs.preempting import begin_stops, waiting_reason
 from factoryctl.jobs.rank_env import busy_gpus, choose_gpus, launch_id, master_port, ports_taken
 from factoryctl.jobs.reconcile import reconcile
 from factoryctl.jobs.records import Change, write_changes
@@ -43,12 +46,14 @@ class TickReport:
 
 
 def scheduler_config(config: FactoryConfig) -> SchedulerConfig:
-    """The default policy with factory.yaml's default walltime.
-
-    Preemption (`scheduler.preemption`) is replayed by `sched simulate`; the executor does not stop running gangs
-    for another yet, so the live pass plans without it rather than wait for stops nobody makes.
-    """
-    return replace(POLICIES["default"], default_walltime_s=config.default_walltime_s(), preemption=False)
+    """The default policy with factory.yaml's default walltime, preemption and its grace (`scheduler:`)."""
+    settings = config.settings.scheduler
+    return replace(
+        POLICIES["default"],
+        default_walltime_s=config.default_walltime_s(),
+        preemption=settings.preemption,
+        grace_s=parse_duration(settings.preemption_grace),
+    )
 
 
 def run_tick(
@@ -79,12 +84,13 @@ def run_tick(
         protected, claimer = store.scheduler_memory()
         decisions = schedule(cluster.nodes, jobs, now, sched, price, protected, claimer)
         waits = write_changes(store, _wait_changes(jobs, decisions), now)
+        stops = begin_stops(config, store, jobs, decisions.preemptions, now)
         notes.owed.clear()
         started = _start(config, store, jobs, cluster, decisions.starts, now, notes)
         owe_kills(store, notes.owed)
         remember_silent(store, notes.silent, now)
         store.set_scheduler_memory(decisions.protected, decisions.claimer)
-        changes = tuple(reconciled + waits + started)
+        changes = tuple(reconciled + waits + stops + started)
         return TickReport(changes, len(decisions.waits), cluster.unknown, tuple(notes.strays))
 
 
@@ -103,8 +109,11 @@ def _wait_changes(jobs: list[Job], decisions: Decisions) -> list[Change]:
     changes = []
     for wait in decisions.waits:
         job = by_id.get(wait.job_id)
-        if job is not None and (job.state, job.reason) != (wait.state, wait.reason):
-            changes.append(Change(job, job.evolve(state=wait.state, reason=wait.reason)))
+        if job is None:
+            continue
+        reason = waiting_reason(job.reason, wait.reason)  # a preempted job's says so until it runs again
+        if (job.state, job.reason) != (wait.state, reason):
+            changes.append(Change(job, job.evolve(state=wait.state, reason=reason)))
     return changes
 
 

@@ -15,7 +15,7 @@ from factoryctl.errors import NodeError
 from factoryctl.jobs.rank_env import launch_id
 from factoryctl.model.jobs import Job, Rank
 
-Outcome = Literal["running", "succeeded", "failed", "walltime", "unreachable"]
+Outcome = Literal["running", "succeeded", "failed", "walltime", "unreachable", "preempted"]
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ def judge(
         ended = max((r.ended_at for r in ranks if r.ended_at is not None), default=now)
         return Verdict("succeeded", ranks, "every rank exited 0", ended)  # however late this pass saw it
     if _ran(job, reports, now) >= walltime:
-        return Verdict("walltime", ranks, f"reached its walltime of {_duration(walltime)}", now)
+        return Verdict("walltime", ranks, f"reached its walltime of {duration_text(walltime)}", now)
     for r in ranks:
         if r.node in silent and lost and r.node in lost:
             return Verdict("failed", ranks, f"rank {r.rank} on {r.node} is lost ({lost[r.node]})", now)
@@ -81,6 +81,39 @@ def judge(
         assert isinstance(error, NodeError)
         return Verdict("unreachable", ranks, f"{silent[0]} did not answer: {error.message}")
     return Verdict("running", ranks)
+
+
+def judge_stopping(
+    job: Job,
+    answers: Mapping[str, Sequence[Mapping[str, Any]] | NodeError],
+    now: float,
+    walltime: float,
+    lost: Mapping[str, str] | None = None,
+) -> Verdict:
+    """The verdict on a gang being preempted (`Job.stopping`): a rank ending non-zero after its SIGTERM is no failure.
+
+    Its ranks were sent SIGTERM, so a rank ending 143, or killed by the signal, is the stop at work; so is one
+    ending 0 after it (a script that saves its checkpoint on SIGTERM and exits cleanly, as Slurm's REQUEUE treats
+    it: requeued, to resume). It succeeds only when every rank exited 0 before the SIGTERM was sent (it ended
+    between two passes), and fails at its walltime, as any gang; otherwise it is `preempted` once no rank runs any
+    more (ended, gone, or on a `lost` node) or its grace has passed (the caller SIGKILLs every group then), and
+    until then `running` (or `unreachable`: its silent node's rank may still run).
+    """
+    stop = job.stopping
+    assert stop is not None
+    verdict = judge(job, answers, now, walltime, lost)
+    ended_first = verdict.ended_at is not None and verdict.ended_at < stop.requested_at
+    if verdict.outcome == "walltime" or (verdict.outcome == "succeeded" and ended_first):
+        return verdict
+    reports = rank_reports(job, answers)
+    grace = duration_text(stop.grace_s)
+    if now >= stop.stops_at:
+        return Verdict("preempted", verdict.ranks, f"killed after its {grace} grace", now)
+    silent = {r.node for r in job.ranks if isinstance(answers.get(r.node), NodeError)} - set(lost or ())
+    if any(r.node in silent or (reports.get(r.rank) or {}).get("running") for r in job.ranks):
+        return verdict if verdict.outcome == "unreachable" else Verdict("running", verdict.ranks)
+    ended = max((r.ended_at for r in verdict.ranks if r.ended_at is not None), default=now)
+    return Verdict("preempted", verdict.ranks, f"its ranks ended within its {grace} grace", ended)
 
 
 def _ran(job: Job, reports: Mapping[int, Any], now: float) -> float:
@@ -120,8 +153,8 @@ def _float_or(value: object, default: float | None) -> float | None:
     return default
 
 
-def _duration(seconds: float) -> str:
-    """`2h`, `90m`, `45s`: the walltime as a person wrote it."""
+def duration_text(seconds: float) -> str:
+    """`2h`, `90m`, `45s`: a walltime or grace as a person wrote it."""
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size and seconds % size == 0:
             return f"{seconds / size:g}{unit}"

@@ -3,9 +3,9 @@
 `schedule` turns the model objects into the pass's fast representation, runs `core.plan` with explanations on,
 and translates the outcome back into decisions that name nodes and carry a readable reason; it also proposes
 preemptions when the policy allows them (the job they make room for holds a reservation in that pass, so backfill
-cannot take the GPUs they free). Today its callers are Python code (docs/scheduler.md, "From Python") and
-the tests; `sched explain` (through `replay_explain`) words its waiting jobs with `wait_decision`. The live path
-that acts on these decisions over SSH (a job executor, `jobs ...` commands) comes with a later release.
+cannot take the GPUs they free). The live passes (`factoryctl/jobs/tick.py`: `sched tick` and the controller)
+carry its starts and preemptions out on the nodes; Python code may call it too (docs/scheduler.md, "From Python"),
+and `sched explain` (through `replay_explain`) words its waiting jobs with `wait_decision`.
 """
 
 from __future__ import annotations

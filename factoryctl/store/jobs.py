@@ -34,16 +34,21 @@ OWED_KILLS_KEY = "scheduler.owed_kills"
 SILENT_NODES_KEY = "scheduler.silent_nodes"
 #: The event kinds of job state changes (`job_event`), one per state: `events --kind` offers them.
 JOB_EVENT_KINDS = tuple(f"job_{state.value.lower()}" for state in JobState)
+#: The event kinds of a preemption (jobs/preempting.py): a running job asked to stop for another, and requeued.
+PREEMPT_EVENT_KINDS = ("job_preempting", "job_preempted")
 #: How many matching ids an ambiguous prefix's error names.
 _NAMED = 5
 
 
-def job_event(job: Job, at: float) -> Event:
+def job_event(job: Job, at: float, kind: str | None = None) -> Event:
     """The event of `job` entering its current state: kind `job_<state>` (`JOB_EVENT_KINDS`), naming the job.
 
     Job events have no node, so the message says which job, where it runs and why (its reason). A failed job is a
-    warning (someone should look); every other state change is information.
+    warning (someone should look); every other state change is information. With `kind` (`PREEMPT_EVENT_KINDS`),
+    the event of a step that is no state of its own: its message is the job and its reason, which says the step.
     """
+    if kind is not None:
+        return Event(at, kind, typed_text(f"job {job.id} ({job.name}) {job.reason}") or "", severity="info")
     severity = "warning" if job.state is JobState.FAILED else "info"
     state = job.state.value.lower()
     where = f" on {job.placement.render()}" if job.state is JobState.RUNNING and job.allocation else ""

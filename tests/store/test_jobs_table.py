@@ -229,3 +229,11 @@ def test_a_job_is_found_by_its_name_when_no_id_starts_so(store: Store) -> None:
     assert store.find_job("n1").id == "n1"  # an id wins over a name
     with pytest.raises(UsageError, match="no job matches nothing"):
         store.find_job("nothing")
+
+
+def test_events_kind_offers_every_job_event_the_store_writes() -> None:
+    """`events --kind job_preempted` was refused as an unknown kind: the CLI's list lagged the executor's kinds."""
+    from factoryctl.cli.events import EVENT_KINDS
+    from factoryctl.store.jobs import PREEMPT_EVENT_KINDS
+
+    assert set(JOB_EVENT_KINDS) | set(PREEMPT_EVENT_KINDS) <= set(EVENT_KINDS)

@@ -1,0 +1,80 @@
+"""Carrying out the scheduler's preemptions, as Slurm's `PreemptMode=REQUEUE` with a `GraceTime` does.
+
+`scheduler.decide.schedule` proposes a `PreemptDecision` per running job to stop for a higher-priority one that does
+not fit (`scheduler.preemption`). The pass that gets one records the stop on the victim (`Job.stopping`, so the next
+passes' scheduler waits for it and never proposes it again) and sends SIGTERM to every rank's process group: the
+job checkpoints into FACTORY_CHECKPOINT_DIR. No pass waits out the grace (`scheduler.preemption_grace`): later
+passes check the victim as any running gang (`reconcile`, through `verdicts.judge_stopping`), and requeue it once its
+ranks all ended or its grace passed (SIGKILL to every group then; a silent node is owed it, `leftovers`). A rank
+ending non-zero after the TERM is the stop at work, not a failure: the requeue counts no restart against
+`scheduler.max_restarts` and FACTORY_RESTART_COUNT stays as it was (it counts failures). Every rank exiting 0 in
+the grace is a job that finished: SUCCEEDED. The job it was stopped for keeps its claim meanwhile (the scheduler's
+memory, `store.scheduler_memory`) and starts through the usual path once the GPUs are free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from factoryctl.config import FactoryConfig
+from factoryctl.jobs.leftovers import kill_launches, launches_of
+from factoryctl.jobs.records import Change, write_changes
+from factoryctl.jobs.verdicts import duration_text
+from factoryctl.model.jobs import Job, JobState
+from factoryctl.scheduler.decide import PreemptDecision
+from factoryctl.store.sqlite import Store
+
+#: How the reason of a job requeued by a preemption starts, kept while it waits (`waiting_reason`).
+PREEMPTED = "preempted for job "
+
+
+def begin_stops(
+    config: FactoryConfig, store: Store, jobs: Sequence[Job], preemptions: Sequence[PreemptDecision], now: float
+) -> list[Change]:
+    """Record each victim's stop (compare-and-set, a `job_preempting` event) and send its ranks SIGTERM.
+
+    A node that does not take the TERM is not waited for: at the end of the grace the victim is killed and
+    requeued, and that node owed the SIGKILL.
+    """
+    by_id = {job.id: job for job in jobs}
+    marks = []
+    for decision in preemptions:
+        victim = by_id.get(decision.job_id)
+        if victim is None or not victim.state.active or victim.stopping is not None:
+            continue
+        stop = decision.stop_request(now)
+        claimer = by_id.get(decision.for_job)
+        priority = f" (priority {claimer.spec.priority})" if claimer is not None else ""
+        reason = (
+            f"stopping: {PREEMPTED}{decision.for_job}{priority}; SIGTERM sent, SIGKILL after its"
+            f" {duration_text(stop.grace_s)} grace"
+        )
+        marks.append(Change(victim, victim.evolve(stopping=stop, reason=reason), event="job_preempting"))
+    written = write_changes(store, marks, now)
+    kill_launches(config, launches_of([c.after for c in written]), "TERM")
+    return written
+
+
+def preempted(job: Job, why: str) -> Job:
+    """A stopped victim back in the queue: no GPUs nor ranks, its restart count as it was (no failure of its own)."""
+    stop = job.stopping
+    for_job = stop.for_job if stop is not None else "?"
+    return job.evolve(
+        state=JobState.PENDING,
+        reason=f"{PREEMPTED}{for_job}; requeued: {why}",
+        allocation=(),
+        ranks=(),
+        started_at=None,
+        ended_at=None,
+        stopping=None,
+    )
+
+
+def waiting_reason(previous: str, reason: str) -> str:
+    """A waiting job's reason: the scheduler's, after what requeued it when a preemption did (`preempted for job X`).
+
+    The same text pass after pass (the head is kept as it was), so a job's record is not rewritten for nothing.
+    """
+    if not previous.startswith(PREEMPTED):
+        return reason
+    return f"{previous.split('; ', 1)[0]}; {reason}"

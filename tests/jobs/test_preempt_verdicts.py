@@ -1,0 +1,84 @@
+"""A gang being preempted, judged from its ranks' reports: its ranks ending after the SIGTERM requeue it, no failure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from factoryctl.errors import NodeError
+from factoryctl.jobs.preempting import waiting_reason
+from factoryctl.jobs.rank_env import launch_id
+from factoryctl.jobs.reconcile import after_verdict
+from factoryctl.jobs.verdicts import judge_stopping
+from factoryctl.model.jobs import GpuAllocation, Job, JobSpec, JobState, Rank, StopRequest
+
+T0 = 1_800_000_000.0
+STOP = StopRequest("hi", T0 - 10, 30.0)  # asked 10 s ago, 30 s of grace: stops at T0 + 20
+
+
+def _victim(restarts: int = 1) -> Job:
+    alloc = (GpuAllocation("n1", 8), GpuAllocation("n2", 8))
+    ranks = (Rank(0, "n1", gpus=tuple(range(8))), Rank(1, "n2", gpus=tuple(range(8))))
+    spec = JobSpec(16, name="train", user="ana", command=("python3", "train.py"), walltime_s=3600)
+    return Job(
+        "lo", spec, T0 - 100, JobState.RUNNING, "stopping: preempted for job hi (priority 9); ...", T0 - 50,
+        allocation=alloc, ranks=ranks, restarts=restarts, stopping=STOP,
+    )  # fmt: skip
+
+
+def _report(job: Job, rank: int, running: bool, exit_code: int | None = None, ended: float | None = None) -> Any:
+    return {"job": launch_id(job), "rank": rank, "pid": 100 + rank, "running": running, "exit_code": exit_code,
+            "started_at": T0 - 49, "ended_at": ended}  # fmt: skip
+
+
+def test_a_rank_ended_by_its_sigterm_is_no_failure_while_another_still_checkpoints() -> None:
+    job = _victim()
+    answers = {"n1": [_report(job, 0, False, 143, T0 - 5)], "n2": [_report(job, 1, True)]}
+    verdict = judge_stopping(job, answers, T0, 3600)
+    assert verdict.outcome == "running"
+    after = after_verdict(job, verdict, T0, 3)
+    assert (after.state, after.reason, after.stopping) == (JobState.RUNNING, job.reason, STOP)
+    assert [r.exit_code for r in after.ranks] == [143, None]
+
+
+def test_every_rank_ended_requeues_it_without_counting_a_restart() -> None:
+    job = _victim(restarts=1)
+    answers = {"n1": [_report(job, 0, False, 143, T0 - 5)], "n2": [_report(job, 1, False, -15, T0 - 3)]}
+    verdict = judge_stopping(job, answers, T0, 3600)
+    assert (verdict.outcome, verdict.ended_at) == ("preempted", T0 - 3)
+    after = after_verdict(job, verdict, T0, max_restarts=1)  # its restarts used up: a failure would have failed it
+    assert after.state is JobState.PENDING
+    assert after.restarts == 1
+    assert after.reason == "preempted for job hi; requeued: its ranks ended within its 30s grace"
+    assert (after.stopping, after.ranks, after.allocation, after.started_at) == (None, (), (), None)
+
+
+def test_its_grace_over_it_is_requeued_whatever_still_runs_or_is_silent() -> None:
+    job = _victim()
+    answers: dict[str, Any] = {"n1": [_report(job, 0, True)], "n2": NodeError("n2", "timeout", "no answer")}
+    assert judge_stopping(job, answers, T0, 3600).outcome == "unreachable"  # within its grace: its rank may run
+    verdict = judge_stopping(job, answers, T0 + 20, 3600)
+    assert (verdict.outcome, verdict.why) == ("preempted", "killed after its 30s grace")
+
+
+def test_ranks_exiting_zero_after_their_sigterm_are_requeued_to_resume() -> None:
+    """A script that saves its checkpoint on SIGTERM and exits 0 is not done (as Slurm's REQUEUE): requeued."""
+    job = _victim()
+    answers = {"n1": [_report(job, 0, False, 0, T0 - 5)], "n2": [_report(job, 1, False, 0, T0 - 3)]}
+    after = after_verdict(job, judge_stopping(job, answers, T0, 3600), T0, 3)
+    assert (after.state, after.stopping) == (JobState.PENDING, None)
+    assert after.reason == "preempted for job hi; requeued: its ranks ended within its 30s grace"
+
+
+def test_a_gang_that_ended_well_before_its_sigterm_succeeded() -> None:
+    """It finished between two passes, before the pass that chose it as a victim sent the TERM."""
+    job = _victim()
+    answers = {"n1": [_report(job, 0, False, 0, T0 - 15)], "n2": [_report(job, 1, False, 0, T0 - 12)]}
+    after = after_verdict(job, judge_stopping(job, answers, T0, 3600), T0, 3)
+    assert (after.state, after.reason, after.stopping) == (JobState.SUCCEEDED, "every rank exited 0", None)
+
+
+def test_a_preempted_job_keeps_saying_so_while_it_waits_without_churn() -> None:
+    first = waiting_reason("preempted for job hi; requeued: killed after its 30s grace", "waiting for 2 nodes")
+    assert first == "preempted for job hi; waiting for 2 nodes"
+    assert waiting_reason(first, "waiting for 2 nodes") == first
+    assert waiting_reason("rank 1 on a2 exited 3; requeued", "waiting for 2 nodes") == "waiting for 2 nodes"
