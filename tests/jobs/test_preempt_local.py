@@ -22,6 +22,7 @@ from factoryctl.jobs.cancel import cancel_jobs
 from factoryctl.jobs.logs import cursors_for, labelled, read_more
 from factoryctl.jobs.tick import run_tick
 from factoryctl.model.jobs import Job, JobSpec, JobState
+from factoryctl.sim.rank_registry import pid_alive
 from factoryctl.store.sqlite import Store
 
 PY = sys.executable
@@ -100,13 +101,7 @@ def _get(store: Store, job_id: str) -> Job:
 
 
 def _alive(pid: int | None) -> bool:
-    if pid is None:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    return pid is not None and pid_alive(pid)
 
 
 def test_a_victim_checkpoints_on_sigterm_is_requeued_and_resumes_after_the_high_priority_job(

@@ -21,6 +21,7 @@ from factoryctl.jobs.cancel import cancel_jobs
 from factoryctl.jobs.logs import cursors_for, labelled, read_more
 from factoryctl.jobs.tick import run_tick
 from factoryctl.model.jobs import Job, JobSpec, JobState
+from factoryctl.sim.rank_registry import pid_alive
 from factoryctl.store.sqlite import Store
 
 PY = sys.executable
@@ -148,13 +149,7 @@ def test_a_command_its_node_cannot_start_fails_the_job(fleet: tuple[Any, Store])
 
 
 def _alive(pid: int | None) -> bool:
-    if pid is None:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    return pid is not None and pid_alive(pid)
 
 
 #: A rank that fails until it finds its own checkpoint, as a training job resumes: first run writes it and exits 3.
