@@ -50,6 +50,13 @@ def _summary(report: TickReport) -> str:
         nodes = fold([node for node, _ in report.strays])
         line += f"; killed {len(report.strays)} stray rank launch{'es' if len(report.strays) != 1 else ''} on {nodes}"
         line += " (running, but no job holds them)"
+    if report.unsignalled:
+        from factoryctl.model.folding import fold
+
+        line += (
+            f"; {fold([node for node, _ in report.unsignalled])} did not take a preempted job's SIGTERM (it gets"
+            " SIGKILL at the end of its grace)"
+        )
     if report.unknown_nodes:
         from factoryctl.model.folding import fold_nodes
 

@@ -39,6 +39,8 @@ class PassNotes:
     owed: list[Owed] = field(default_factory=list)
     strays: list[Owed] = field(default_factory=list)
     silent: set[str] = field(default_factory=set)
+    #: (node, launch) of a preempted gang's ranks whose SIGTERM the node did not take (`preempting.begin_stops`).
+    unsignalled: list[Owed] = field(default_factory=list)
 
 
 def sweep_strays(session: AgentSession, node: str, notes: PassNotes) -> None:

@@ -7,8 +7,8 @@ job checkpoints into FACTORY_CHECKPOINT_DIR. No pass waits out the grace (`sched
 passes check the victim as any running gang (`reconcile`, through `verdicts.judge_stopping`), and requeue it once its
 ranks all ended or its grace passed (SIGKILL to every group then; a silent node is owed it, `leftovers`). A rank
 ending non-zero after the TERM is the stop at work, not a failure: the requeue counts no restart against
-`scheduler.max_restarts` and FACTORY_RESTART_COUNT stays as it was (it counts failures). Every rank exiting 0 in
-the grace is a job that finished: SUCCEEDED. The job it was stopped for keeps its claim meanwhile (the scheduler's
+`scheduler.max_restarts` and FACTORY_RESTART_COUNT stays as it was (it counts failures); so is a rank exiting 0
+after it (a checkpoint saved: the job resumes when it starts again). The job it was stopped for keeps its claim meanwhile (the scheduler's
 memory, `store.scheduler_memory`) and starts through the usual path once the GPUs are free.
 """
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from factoryctl.config import FactoryConfig
-from factoryctl.jobs.leftovers import kill_launches, launches_of
+from factoryctl.jobs.leftovers import PassNotes, kill_launches, launches_of
 from factoryctl.jobs.records import Change, write_changes
 from factoryctl.jobs.verdicts import duration_text
 from factoryctl.model.jobs import Job, JobState
@@ -29,12 +29,18 @@ PREEMPTED = "preempted for job "
 
 
 def begin_stops(
-    config: FactoryConfig, store: Store, jobs: Sequence[Job], preemptions: Sequence[PreemptDecision], now: float
+    config: FactoryConfig,
+    store: Store,
+    jobs: Sequence[Job],
+    preemptions: Sequence[PreemptDecision],
+    now: float,
+    notes: PassNotes,
 ) -> list[Change]:
     """Record each victim's stop (compare-and-set, a `job_preempting` event) and send its ranks SIGTERM.
 
-    A node that does not take the TERM is not waited for: at the end of the grace the victim is killed and
-    requeued, and that node owed the SIGKILL.
+    A node that does not take the TERM is not waited for: it is noted (`notes.unsignalled`, said by `sched tick`
+    and the controller's log; held out of placements as any silent node), and at the end of the grace the victim
+    is killed and requeued, that node owed the SIGKILL.
     """
     by_id = {job.id: job for job in jobs}
     marks = []
@@ -51,7 +57,10 @@ def begin_stops(
         )
         marks.append(Change(victim, victim.evolve(stopping=stop, reason=reason), event="job_preempting"))
     written = write_changes(store, marks, now)
-    kill_launches(config, launches_of([c.after for c in written]), "TERM")
+    launches = launches_of([c.after for c in written])
+    failed = kill_launches(config, launches, "TERM")
+    notes.silent.update(failed)
+    notes.unsignalled += [(node, launch) for node, launch in launches if node in failed]
     return written
 
 

@@ -43,6 +43,8 @@ class TickReport:
     unknown_nodes: tuple[str, ...] = ()
     #: (node, launch) of each running rank no active job held, killed by this pass (`leftovers.sweep_strays`).
     strays: tuple[tuple[str, str], ...] = ()
+    #: (node, launch) of each preempted rank whose node did not take its SIGTERM: SIGKILLed at the grace's end.
+    unsignalled: tuple[tuple[str, str], ...] = ()
 
 
 def scheduler_config(config: FactoryConfig) -> SchedulerConfig:
@@ -84,14 +86,14 @@ def run_tick(
         protected, claimer = store.scheduler_memory()
         decisions = schedule(cluster.nodes, jobs, now, sched, price, protected, claimer)
         waits = write_changes(store, _wait_changes(jobs, decisions), now)
-        stops = begin_stops(config, store, jobs, decisions.preemptions, now)
+        stops = begin_stops(config, store, jobs, decisions.preemptions, now, notes)
         notes.owed.clear()
         started = _start(config, store, jobs, cluster, decisions.starts, now, notes)
         owe_kills(store, notes.owed)
         remember_silent(store, notes.silent, now)
         store.set_scheduler_memory(decisions.protected, decisions.claimer)
         changes = tuple(reconciled + waits + stops + started)
-        return TickReport(changes, len(decisions.waits), cluster.unknown, tuple(notes.strays))
+        return TickReport(changes, len(decisions.waits), cluster.unknown, tuple(notes.strays), tuple(notes.unsignalled))
 
 
 def _walltime(job: Job, sched: SchedulerConfig) -> float:

@@ -92,18 +92,19 @@ def judge_stopping(
 ) -> Verdict:
     """The verdict on a gang being preempted (`Job.stopping`): a rank ending non-zero after its SIGTERM is no failure.
 
-    Its ranks were sent SIGTERM, so a rank ending 143, or killed by the signal, is the stop at work; so is one
-    ending 0 after it (a script that saves its checkpoint on SIGTERM and exits cleanly, as Slurm's REQUEUE treats
-    it: requeued, to resume). It succeeds only when every rank exited 0 before the SIGTERM was sent (it ended
-    between two passes), and fails at its walltime, as any gang; otherwise it is `preempted` once no rank runs any
-    more (ended, gone, or on a `lost` node) or its grace has passed (the caller SIGKILLs every group then), and
-    until then `running` (or `unreachable`: its silent node's rank may still run).
+    Its ranks were sent SIGTERM, so however a rank ends from then on (143, killed by the signal, or 0 after saving
+    its checkpoint) is the stop at work, as Slurm's REQUEUE treats it: the job is `preempted` (requeued, to resume)
+    once no rank runs any more (ended, gone, or on a `lost` node) or its grace has passed (the caller SIGKILLs
+    every group then), and until then `running` (or `unreachable`: its silent node's rank may still run). Only its
+    walltime ends it otherwise (FAILED, as any gang). A gang that ended on its own before the pass that chose it
+    was judged by that pass's reconcile first, so what ends here is the stop's doing, bar a rank ending in the
+    second between that pass's reconcile and its SIGTERM (a rerun from its checkpoint): the node's exit times are
+    on its own clock, never compared with this one's.
     """
     stop = job.stopping
     assert stop is not None
     verdict = judge(job, answers, now, walltime, lost)
-    ended_first = verdict.ended_at is not None and verdict.ended_at < stop.requested_at
-    if verdict.outcome == "walltime" or (verdict.outcome == "succeeded" and ended_first):
+    if verdict.outcome == "walltime":
         return verdict
     reports = rank_reports(job, answers)
     grace = duration_text(stop.grace_s)

@@ -69,12 +69,18 @@ def test_ranks_exiting_zero_after_their_sigterm_are_requeued_to_resume() -> None
     assert after.reason == "preempted for job hi; requeued: its ranks ended within its 30s grace"
 
 
-def test_a_gang_that_ended_well_before_its_sigterm_succeeded() -> None:
-    """It finished between two passes, before the pass that chose it as a victim sent the TERM."""
+def test_a_rank_crashing_while_stopping_is_requeued_without_a_restart_counted() -> None:
+    """Whatever its exit, and on whatever its node's clock says: the node's times are never compared with ours."""
+    job = _victim(restarts=3)
+    answers = {"n1": [_report(job, 0, False, 1, T0 - 40)], "n2": [_report(job, 1, False, 0, T0 + 600)]}
+    after = after_verdict(job, judge_stopping(job, answers, T0, 3600), T0, max_restarts=3)
+    assert (after.state, after.restarts) == (JobState.PENDING, 3)
+
+
+def test_a_stopping_gang_past_its_walltime_failed() -> None:
     job = _victim()
-    answers = {"n1": [_report(job, 0, False, 0, T0 - 15)], "n2": [_report(job, 1, False, 0, T0 - 12)]}
-    after = after_verdict(job, judge_stopping(job, answers, T0, 3600), T0, 3)
-    assert (after.state, after.reason, after.stopping) == (JobState.SUCCEEDED, "every rank exited 0", None)
+    answers = {"n1": [_report(job, 0, True)], "n2": [_report(job, 1, True)]}
+    assert judge_stopping(job, answers, T0 + 3600, 3600).outcome == "walltime"
 
 
 def test_a_preempted_job_keeps_saying_so_while_it_waits_without_churn() -> None:
