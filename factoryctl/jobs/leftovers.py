@@ -70,25 +70,28 @@ def kill_launches(config: FactoryConfig, launches: Sequence[Owed], signal: str =
     return {n: o for n, o in on_nodes(config, list(by_node), kill).items() if isinstance(o, NodeError)}
 
 
-def owed_kills(store: Store) -> list[Owed]:
-    """The kills still owed (an unreadable value is none: it was written by this module only)."""
-    found = store.scheduler_value(OWED_KILLS_KEY, [])
+def owed_kills(store: Store, key: str = OWED_KILLS_KEY) -> list[Owed]:
+    """The kills still owed (an unreadable value is none: it was written by this module only).
+
+    `key`: another list of owed signals kept the same way (`OWED_TERMS_KEY`, a preemption's SIGTERMs).
+    """
+    found = store.scheduler_value(key, [])
     return [(str(p[0]), str(p[1])) for p in found if isinstance(p, list) and len(p) == 2]
 
 
-def owe_kills(store: Store, launches: Sequence[Owed]) -> None:
+def owe_kills(store: Store, launches: Sequence[Owed], key: str = OWED_KILLS_KEY) -> None:
     """Remember kills that could not be made, for the passes to come."""
     if launches:
-        kept = list(dict.fromkeys([*owed_kills(store), *launches]))
-        store.set_scheduler_value(OWED_KILLS_KEY, kept)
+        kept = list(dict.fromkeys([*owed_kills(store, key), *launches]))
+        store.set_scheduler_value(key, kept)
 
 
-def forgive_kills(store: Store, made: Sequence[Owed]) -> None:
+def forgive_kills(store: Store, made: Sequence[Owed], key: str = OWED_KILLS_KEY) -> None:
     """Forget owed kills that were made after all (a stop that reached its nodes)."""
-    owed = owed_kills(store)
+    owed = owed_kills(store, key)
     kept = [o for o in owed if o not in set(made)]
     if len(kept) != len(owed):
-        store.set_scheduler_value(OWED_KILLS_KEY, kept)
+        store.set_scheduler_value(key, kept)
 
 
 def settle_kills(config: FactoryConfig, store: Store, up: Collection[str]) -> list[Owed]:

@@ -14,14 +14,16 @@ memory, `store.scheduler_memory`) and starts through the usual path once the GPU
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from factoryctl.config import FactoryConfig
-from factoryctl.jobs.leftovers import PassNotes, kill_launches, launches_of
+from factoryctl.jobs.leftovers import PassNotes, forgive_kills, kill_launches, launches_of, owe_kills, owed_kills
+from factoryctl.jobs.rank_env import launch_id
 from factoryctl.jobs.records import Change, write_changes
 from factoryctl.jobs.verdicts import duration_text
 from factoryctl.model.jobs import Job, JobState
 from factoryctl.scheduler.decide import PreemptDecision
+from factoryctl.store.jobs import OWED_TERMS_KEY
 from factoryctl.store.sqlite import Store
 
 #: How the reason of a job requeued by a preemption starts, kept while it waits (`waiting_reason`).
@@ -56,12 +58,33 @@ def begin_stops(
             f" {duration_text(stop.grace_s)} grace"
         )
         marks.append(Change(victim, victim.evolve(stopping=stop, reason=reason), event="job_preempting"))
+    planned = launches_of([c.after for c in marks])
+    owe_kills(store, planned, OWED_TERMS_KEY)  # before the stop: a pass killed midway leaves them to the next
     written = write_changes(store, marks, now)
     launches = launches_of([c.after for c in written])
     failed = kill_launches(config, launches, "TERM")
     notes.silent.update(failed)
     notes.unsignalled += [(node, launch) for node, launch in launches if node in failed]
+    forgive_kills(store, [o for o in planned if o not in notes.unsignalled], OWED_TERMS_KEY)
     return written
+
+
+def settle_terms(config: FactoryConfig, store: Store, jobs: Sequence[Job], up: Collection[str], now: float) -> None:
+    """Send the owed SIGTERMs (`begin_stops`) to the nodes that answer again, while their job's grace lasts.
+
+    A TERM owed to a job no longer stopping (requeued, cancelled, its grace over: the SIGKILL is its stop now) or to
+    a stop never recorded (a pass killed between the two writes) is forgotten.
+    """
+    owed = owed_kills(store, OWED_TERMS_KEY)
+    if not owed:
+        return
+    stopping = {launch_id(j) for j in jobs if j.stopping is not None and now < j.stopping.stops_at}
+    kept = [o for o in owed if o[1] in stopping and o[0] in config.nodes]
+    due = [o for o in kept if o[0] in up]
+    failed = kill_launches(config, due, "TERM") if due else {}
+    made = {o for o in due if o[0] not in failed}
+    if len(made) or len(kept) != len(owed):
+        store.set_scheduler_value(OWED_TERMS_KEY, [o for o in kept if o not in made])
 
 
 def preempted(job: Job, why: str) -> Job:

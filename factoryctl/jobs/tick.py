@@ -20,7 +20,7 @@ from factoryctl.jobs.cluster import Cluster, cluster_view
 from factoryctl.jobs.launch import launch_gangs, starting
 from factoryctl.jobs.leftovers import PassNotes, owe_kills, settle_kills
 from factoryctl.jobs.pass_lock import scheduling_pass
-from factoryctl.jobs.preempting import begin_stops, waiting_reason
+from factoryctl.jobs.preempting import begin_stops, settle_terms, waiting_reason
 from factoryctl.jobs.rank_env import busy_gpus, choose_gpus, launch_id, master_port, ports_taken
 from factoryctl.jobs.reconcile import reconcile
 from factoryctl.jobs.records import Change, write_changes
@@ -76,7 +76,9 @@ def run_tick(
         held_out = silent_nodes(store, now)
         stored = store.latest()  # parsed once: the cluster view below reads it too
         states = [state for state, _ in stored]
-        settle_kills(config, store, {s.node for s in states if s.state != "down" and s.node not in held_out})
+        up = {s.node for s in states if s.state != "down" and s.node not in held_out}
+        settle_kills(config, store, up)
+        settle_terms(config, store, jobs, up, now)
         down_since = {s.node: s.since for s in states if s.state == "down"}
         checked = reconcile(config, jobs, now, lambda j: _walltime(j, sched), max_restarts, notes, down_since)
         reconciled = write_changes(store, checked, now)

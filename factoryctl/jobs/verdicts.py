@@ -108,11 +108,13 @@ def judge_stopping(
         return verdict
     reports = rank_reports(job, answers)
     grace = duration_text(stop.grace_s)
+    silent = {r.node for r in job.ranks if isinstance(answers.get(r.node), NodeError)} - set(lost or ())
+    if silent:  # its rank there may still run on those GPUs: no requeue (nor a copy elsewhere) until told or lost
+        return verdict if verdict.outcome == "unreachable" else Verdict("unreachable", verdict.ranks)
     if now >= stop.stops_at:
         return Verdict("preempted", verdict.ranks, f"killed after its {grace} grace", now)
-    silent = {r.node for r in job.ranks if isinstance(answers.get(r.node), NodeError)} - set(lost or ())
-    if any(r.node in silent or (reports.get(r.rank) or {}).get("running") for r in job.ranks):
-        return verdict if verdict.outcome == "unreachable" else Verdict("running", verdict.ranks)
+    if any((reports.get(r.rank) or {}).get("running") for r in job.ranks):
+        return Verdict("running", verdict.ranks)
     ended = max((r.ended_at for r in verdict.ranks if r.ended_at is not None), default=now)
     return Verdict("preempted", verdict.ranks, f"its ranks ended within its {grace} grace", ended)
 

@@ -32,6 +32,8 @@ CLAIMER_KEY = "scheduler.claimer"
 #: nodes held out of placements for a while (jobs/silent.py).
 OWED_KILLS_KEY = "scheduler.owed_kills"
 SILENT_NODES_KEY = "scheduler.silent_nodes"
+#: A preemption's SIGTERMs not yet delivered (jobs/preempting.py): written before the stop, sent once a node answers.
+OWED_TERMS_KEY = "scheduler.owed_terms"
 #: The event kinds of job state changes (`job_event`), one per state: `events --kind` offers them.
 JOB_EVENT_KINDS = tuple(f"job_{state.value.lower()}" for state in JobState)
 #: The event kinds of a preemption (jobs/preempting.py): a running job asked to stop for another, and requeued.

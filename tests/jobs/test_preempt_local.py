@@ -15,13 +15,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sshd_fixture import free_port
 from waiting import wait_for
 
 from factoryctl.config import FactoryConfig, load_config
 from factoryctl.jobs.cancel import cancel_jobs
+from factoryctl.jobs.leftovers import PassNotes
 from factoryctl.jobs.logs import cursors_for, labelled, read_more
+from factoryctl.jobs.preempting import begin_stops
 from factoryctl.jobs.tick import run_tick
 from factoryctl.model.jobs import Job, JobSpec, JobState
+from factoryctl.scheduler.decide import PreemptDecision
 from factoryctl.sim.rank_registry import pid_alive
 from factoryctl.store.sqlite import Store
 
@@ -191,3 +195,28 @@ def test_without_preemption_nothing_is_stopped(fleet: Fleet, tmp_path: Path) -> 
     assert (lo.state, lo.stopping) == (JobState.RUNNING, None)
     assert hi.state is JobState.PENDING
     cancel_jobs(config, store, [lo, hi], "ana", grace_s=0.2)
+
+
+def test_a_sigterm_its_nodes_did_not_take_is_sent_once_they_answer_and_the_job_checkpoints(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    """The TERM was sent once: a node silent then (or a pass killed before it) left the job to its SIGKILL, unsaved."""
+    config, store = fleet(True)
+    lo = _running_victim(config, store, tmp_path, CHECKPOINTS)
+    cut = tmp_path / "cut.yaml"  # the same nodes, unreachable: nothing listens on that port
+    cut.write_text(
+        f"name: jp\nstate_dir: {tmp_path / 'state'}\nssh: {{connect_timeout_s: 5}}\n"
+        f"nodes:\n  a[1-2]: {{host: 127.0.0.1, port: {free_port()}}}\n"
+    )
+    now = time.time()
+    notes = PassNotes()
+    begin_stops(load_config(cut), store, [lo], [PreemptDecision("lo", "hi", 30.0, "for hi")], now, notes)
+    assert sorted(node for node, _ in notes.unsignalled) == ["a1", "a2"]
+
+    def requeued() -> bool:
+        run_tick(config, store, now=now + 1)  # the nodes answer: the owed TERM is sent, the ranks save and end
+        return _get(store, "lo").state is JobState.PENDING
+
+    wait_for(requeued, what="lo requeued after its owed SIGTERM", poll_s=0.2)
+    [requeue] = [e.message for e in store.events(0.0) if e.kind == "job_preempted"]
+    assert requeue == "job lo (lo) preempted for job hi; requeued: its ranks ended within its 30s grace"

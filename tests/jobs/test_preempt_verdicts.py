@@ -52,10 +52,15 @@ def test_every_rank_ended_requeues_it_without_counting_a_restart() -> None:
     assert (after.stopping, after.ranks, after.allocation, after.started_at) == (None, (), (), None)
 
 
-def test_its_grace_over_it_is_requeued_whatever_still_runs_or_is_silent() -> None:
+def test_its_grace_over_it_is_requeued_whatever_still_runs_but_not_while_a_node_is_silent() -> None:
+    """A requeue while n2 was silent started the job elsewhere beside its old rank there: it ran twice at once."""
     job = _victim()
     answers: dict[str, Any] = {"n1": [_report(job, 0, True)], "n2": NodeError("n2", "timeout", "no answer")}
     assert judge_stopping(job, answers, T0, 3600).outcome == "unreachable"  # within its grace: its rank may run
+    assert judge_stopping(job, answers, T0 + 20, 3600).outcome == "unreachable"  # and after it, until n2 is told
+    verdict = judge_stopping(job, answers, T0 + 20, 3600, lost={"n2": "down for 5 minutes"})
+    assert (verdict.outcome, verdict.why) == ("preempted", "killed after its 30s grace")
+    answers["n2"] = [_report(job, 1, True)]
     verdict = judge_stopping(job, answers, T0 + 20, 3600)
     assert (verdict.outcome, verdict.why) == ("preempted", "killed after its 30s grace")
 
