@@ -112,6 +112,25 @@ def group_lives(pgid: int) -> bool:
     return False
 
 
+def live_group(record: Optional[Dict[str, Any]]) -> Optional[int]:
+    """The rank's process group while a member lives (its command, or what it started), else None.
+
+    Never a group whose number a later process took: a leader pid that is another process's now means it ended.
+    """
+    pgid = record.get("pgid") if record else None
+    if record is None or not isinstance(pgid, int) or isinstance(pgid, bool) or pgid <= 1:
+        return None
+    if start_ticks(pgid) is not None and not is_process(pgid, record.get("start_ticks")):
+        return None  # its leader's pid is another process's now
+    try:
+        os.killpg(pgid, 0)  # most ended groups end here, without reading /proc
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    return pgid if group_lives(pgid) else None
+
+
 def is_process(pid: object, ticks: object) -> bool:
     """Whether `pid` lives and is still the process that started at `ticks` (not a later one given its pid)."""
     if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
@@ -186,6 +205,7 @@ class RankStore:
 
         Running until its exit status is written, or nobody is left to write it: the command lives, or its wrapper
         does (which writes it in a moment). A wrapper killed with SIGKILL leaves none: then not running, exit null.
+        `group_running`: a process of its group still lives (what a `sh -c` launcher started, after it ended).
         """
         code, ended = self._exit(directory)
         running = code is None and (
@@ -197,6 +217,7 @@ class RankStore:
             "rank": rank,
             "pid": record.get("pid"),
             "running": running,
+            "group_running": running or live_group(record) is not None,
             "exit_code": code,
             "started_at": record.get("started_at"),
             "ended_at": ended,
@@ -227,13 +248,8 @@ class RankStore:
         signum = signal.SIGKILL if signal_name == "KILL" else signal.SIGTERM
         signalled = []
         for _, rank, directory in self._rank_dirs([job]):
-            record = self._record(directory)
-            pgid = record.get("pgid") if record else None
-            if record is None or not isinstance(pgid, int) or isinstance(pgid, bool) or pgid <= 1:
-                continue
-            if start_ticks(pgid) is not None and not is_process(pgid, record.get("start_ticks")):
-                continue  # its leader's pid is another process's now
-            if not group_lives(pgid):
+            pgid = live_group(self._record(directory))
+            if pgid is None:
                 continue
             try:
                 os.killpg(pgid, signum)

@@ -1,15 +1,17 @@
-"""Carrying out the scheduler's preemptions, as Slurm's `PreemptMode=REQUEUE` with a `GraceTime` does.
+"""Carrying out the scheduler's preemptions, much as Slurm's `PreemptMode=REQUEUE` with a `GraceTime` does.
 
 `scheduler.decide.schedule` proposes a `PreemptDecision` per running job to stop for a higher-priority one that does
 not fit (`scheduler.preemption`). The pass that gets one records the stop on the victim (`Job.stopping`, so the next
 passes' scheduler waits for it and never proposes it again) and sends SIGTERM to every rank's process group: the
 job checkpoints into FACTORY_CHECKPOINT_DIR. No pass waits out the grace (`scheduler.preemption_grace`): later
-passes check the victim as any running gang (`reconcile`, through `verdicts.judge_stopping`), and requeue it once its
-ranks all ended or its grace passed (SIGKILL to every group then; a silent node is owed it, `leftovers`). A rank
-ending non-zero after the TERM is the stop at work, not a failure: the requeue counts no restart against
-`scheduler.max_restarts` and FACTORY_RESTART_COUNT stays as it was (it counts failures); so is a rank exiting 0
-after it (a checkpoint saved: the job resumes when it starts again). The job it was stopped for keeps its claim meanwhile (the scheduler's
-memory, `store.scheduler_memory`) and starts through the usual path once the GPUs are free.
+passes check the victim as any running gang (`reconcile`, through `verdicts.judge_stopping`), and requeue it once
+its ranks' process groups all ended or its grace passed (SIGKILL to every group then; a silent node is owed it,
+`leftovers`, and holds the requeue until it is told or lost). A TERM a node did not take is owed too
+(`OWED_TERMS_KEY`, written before the stop) and sent when it answers within the grace. However a rank ends after
+the TERM (non-zero, or 0 with its checkpoint saved) is the stop at work, not a failure: the requeue counts no
+restart against `scheduler.max_restarts` and FACTORY_RESTART_COUNT stays as it was (it counts failures). The job it
+was stopped for keeps its claim meanwhile (the scheduler's memory, `store.scheduler_memory`) and starts through the
+usual path once the GPUs are free.
 """
 
 from __future__ import annotations

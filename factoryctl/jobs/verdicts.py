@@ -93,10 +93,11 @@ def judge_stopping(
     """The verdict on a gang being preempted (`Job.stopping`): a rank ending non-zero after its SIGTERM is no failure.
 
     Its ranks were sent SIGTERM, so however a rank ends from then on (143, killed by the signal, or 0 after saving
-    its checkpoint) is the stop at work, as Slurm's REQUEUE treats it: the job is `preempted` (requeued, to resume)
-    once no rank runs any more (ended, gone, or on a `lost` node) or its grace has passed (the caller SIGKILLs
-    every group then), and until then `running` (or `unreachable`: its silent node's rank may still run). Only its
-    walltime ends it otherwise (FAILED, as any gang). A gang that ended on its own before the pass that chose it
+    its checkpoint) is the stop at work: the job is `preempted` (requeued, to resume) once no process of its ranks'
+    groups runs any more (a `sh -c` launcher's workers still saving their checkpoint count; ranks gone or on a
+    `lost` node do not), or its grace has passed with some still running (the caller SIGKILLs every group then),
+    and until then `running` (or `unreachable`: its silent node's rank may still run). Only its walltime ends it
+    otherwise (FAILED, as any gang). A gang that ended on its own before the pass that chose it
     was judged by that pass's reconcile first, so what ends here is the stop's doing, bar a rank ending in the
     second between that pass's reconcile and its SIGTERM (a rerun from its checkpoint): the node's exit times are
     on its own clock, never compared with this one's.
@@ -111,12 +112,17 @@ def judge_stopping(
     silent = {r.node for r in job.ranks if isinstance(answers.get(r.node), NodeError)} - set(lost or ())
     if silent:  # its rank there may still run on those GPUs: no requeue (nor a copy elsewhere) until told or lost
         return verdict if verdict.outcome == "unreachable" else Verdict("unreachable", verdict.ranks)
-    if now >= stop.stops_at:
-        return Verdict("preempted", verdict.ranks, f"killed after its {grace} grace", now)
-    if any((reports.get(r.rank) or {}).get("running") for r in job.ranks):
+    if any(_group_runs(reports.get(r.rank) or {}) for r in job.ranks):  # a launcher's workers still saving count
+        if now >= stop.stops_at:
+            return Verdict("preempted", verdict.ranks, f"killed after its {grace} grace", now)
         return Verdict("running", verdict.ranks)
     ended = max((r.ended_at for r in verdict.ranks if r.ended_at is not None), default=now)
-    return Verdict("preempted", verdict.ranks, f"its ranks ended within its {grace} grace", ended)
+    return Verdict("preempted", verdict.ranks, "its ranks ended after its SIGTERM", ended)
+
+
+def _group_runs(report: Mapping[str, Any]) -> bool:
+    """Whether a rank or a process it started still runs (`group_running`; an agent before it: `running`)."""
+    return bool(report.get("group_running", report.get("running")))
 
 
 def _ran(job: Job, reports: Mapping[int, Any], now: float) -> float:

@@ -90,6 +90,23 @@ def test_a_rank_outlives_its_agent_and_the_next_agent_kills_its_group(start_agen
     assert second.request("kill", job="j1", signal="KILL")["result"] == {"signalled": []}
 
 
+def test_a_rank_whose_command_ended_says_its_group_runs_while_what_it_started_does(
+    start_agent: Any, tmp_path: Path
+) -> None:
+    """`sh -c 'torchrun ...'` on SIGTERM: sh ends at once, its workers save their checkpoint; the rank's group runs."""
+    agent = start_agent()
+    child = tmp_path / "child.pid"
+    saving = "trap 'sleep 3; exit 0' TERM; sleep 300 & wait"  # a worker taking 3 s to save once told
+    script = f"sh -c {saving!r} & echo $! > {child}; sleep 300"
+    assert launch(agent, argv=["sh", "-c", script])["ok"]
+    wait_for(child.exists, what="the worker starting")
+    assert rank_of(agent, "j1")["group_running"] is True  # running, so its group is too
+    agent.request("kill", job="j1", signal="TERM")
+    entry = ended(agent, "j1")
+    assert (entry["exit_code"], entry["group_running"]) == (128 + signal.SIGTERM, True)  # the worker is saving
+    wait_for(lambda: not rank_of(agent, "j1")["group_running"], what="the worker's save ending")
+
+
 def test_kill_with_kill_and_a_wrapper_killed_without_writing_the_status(start_agent: Any, tmp_path: Path) -> None:
     agent = start_agent()
     assert launch(agent, argv=["sleep", "300"])["ok"]

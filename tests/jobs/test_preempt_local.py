@@ -139,7 +139,7 @@ def test_a_victim_checkpoints_on_sigterm_is_requeued_and_resumes_after_the_high_
     assert events == [
         ("job_preempting", "job lo (lo) stopping: preempted for job hi (priority 10); SIGTERM sent, SIGKILL after its"
          " 30s grace"),
-        ("job_preempted", "job lo (lo) preempted for job hi; requeued: its ranks ended within its 30s grace"),
+        ("job_preempted", "job lo (lo) preempted for job hi; requeued: its ranks ended after its SIGTERM"),
     ]  # fmt: skip
 
     def resumed() -> bool:
@@ -219,4 +219,4 @@ def test_a_sigterm_its_nodes_did_not_take_is_sent_once_they_answer_and_the_job_c
 
     wait_for(requeued, what="lo requeued after its owed SIGTERM", poll_s=0.2)
     [requeue] = [e.message for e in store.events(0.0) if e.kind == "job_preempted"]
-    assert requeue == "job lo (lo) preempted for job hi; requeued: its ranks ended within its 30s grace"
+    assert requeue == "job lo (lo) preempted for job hi; requeued: its ranks ended after its SIGTERM"

@@ -48,7 +48,7 @@ def test_every_rank_ended_requeues_it_without_counting_a_restart() -> None:
     after = after_verdict(job, verdict, T0, max_restarts=1)  # its restarts used up: a failure would have failed it
     assert after.state is JobState.PENDING
     assert after.restarts == 1
-    assert after.reason == "preempted for job hi; requeued: its ranks ended within its 30s grace"
+    assert after.reason == "preempted for job hi; requeued: its ranks ended after its SIGTERM"
     assert (after.stopping, after.ranks, after.allocation, after.started_at) == (None, (), (), None)
 
 
@@ -66,12 +66,12 @@ def test_its_grace_over_it_is_requeued_whatever_still_runs_but_not_while_a_node_
 
 
 def test_ranks_exiting_zero_after_their_sigterm_are_requeued_to_resume() -> None:
-    """A script that saves its checkpoint on SIGTERM and exits 0 is not done (as Slurm's REQUEUE): requeued."""
+    """A script that saves its checkpoint on SIGTERM and exits 0 is not done: requeued, to resume."""
     job = _victim()
     answers = {"n1": [_report(job, 0, False, 0, T0 - 5)], "n2": [_report(job, 1, False, 0, T0 - 3)]}
     after = after_verdict(job, judge_stopping(job, answers, T0, 3600), T0, 3)
     assert (after.state, after.stopping) == (JobState.PENDING, None)
-    assert after.reason == "preempted for job hi; requeued: its ranks ended within its 30s grace"
+    assert after.reason == "preempted for job hi; requeued: its ranks ended after its SIGTERM"
 
 
 def test_a_rank_crashing_while_stopping_is_requeued_without_a_restart_counted() -> None:
@@ -93,3 +93,23 @@ def test_a_preempted_job_keeps_saying_so_while_it_waits_without_churn() -> None:
     assert first == "preempted for job hi; waiting for 2 nodes"
     assert waiting_reason(first, "waiting for 2 nodes") == first
     assert waiting_reason("rank 1 on a2 exited 3; requeued", "waiting for 2 nodes") == "waiting for 2 nodes"
+
+
+def test_a_launchers_workers_still_saving_keep_the_grace_after_the_launcher_ended() -> None:
+    """`sh -c 'torchrun ...'`: sh died on the TERM; the next pass requeued and SIGKILLed the workers mid-save."""
+    job = _victim()
+    answers = {
+        "n1": [{**_report(job, 0, False, 143, T0 - 5), "group_running": True}],
+        "n2": [{**_report(job, 1, False, 143, T0 - 5), "group_running": False}],
+    }
+    assert judge_stopping(job, answers, T0, 3600).outcome == "running"
+    verdict = judge_stopping(job, answers, T0 + 20, 3600)
+    assert (verdict.outcome, verdict.why) == ("preempted", "killed after its 30s grace")
+
+
+def test_ranks_that_ended_on_their_own_are_not_said_killed_by_a_pass_after_the_grace() -> None:
+    """A cron pass after the grace's end said "killed after its grace" of a job that had saved and ended."""
+    job = _victim()
+    answers = {"n1": [_report(job, 0, False, 0, T0 - 5)], "n2": [_report(job, 1, False, 143, T0 - 3)]}
+    verdict = judge_stopping(job, answers, T0 + 600, 3600)
+    assert (verdict.outcome, verdict.why) == ("preempted", "its ranks ended after its SIGTERM")
