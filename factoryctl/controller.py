@@ -2,8 +2,9 @@
 
 One controller per store, guaranteed by an `fcntl` lock beside it (the kernel drops the lock if the process dies).
 SIGTERM/SIGINT stop it cleanly: links are closed, agents asked to exit and the last samples written. SIGHUP re-reads
-factory.yaml: nodes are added, removed or reconnected without a restart, and a broken file is refused with the
-reason logged while the controller keeps its configuration. Every step it takes also exists as a one-shot command
+factory.yaml: nodes are added, removed or reconnected without a restart, the scheduling passes and power loop take
+the new file (controller_loops.py), and a broken file is refused with the reason logged while the controller keeps
+its configuration. Every step it takes also exists as a one-shot command
 (`telemetry collect --once`, `sched tick`, `power apply`).
 
 The store file (and the lock) are checked every few seconds, because SQLite keeps writing the inode it opened: a
@@ -30,9 +31,9 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from factoryctl.config import FactoryConfig, load_config
-from factoryctl.config_schema import parse_duration
 from factoryctl.controller_log import OneLineFormatter as OneLineFormatter  # where tests and callers find it
 from factoryctl.controller_log import configure_logging, flush_logging
+from factoryctl.controller_loops import ControllerLoops
 from factoryctl.controller_reload import reload_summary, reloaded_config
 from factoryctl.errors import ExitCode, FactoryError
 from factoryctl.model.timefmt import iso_utc
@@ -87,8 +88,7 @@ class Controller:
         self._reload_requested = False
         self.started_at = clock()
         self.collector: Collector | None = None
-        self.jobs_loop: JobsLoop | None = None  # the scheduling passes, once started
-        self.power_loop: PowerLoop | None = None  # the power policy's runs, while factory.yaml sets one
+        self.loops: ControllerLoops | None = None  # the scheduling passes and the power loop, once started
         self.store: Store | None = None
         self.lock: ControllerLock | None = None
         self._log_files: StoreLogFiles | None = None  # the store's -wal and -shm as it opened them
@@ -98,6 +98,16 @@ class Controller:
         self._failure_event: str | None = None
         self._damage: StoreDamaged | None = None  # met by the controller's own writes (events, figures, rollups)
         self._up_written: int | None = None  # the nodes up in the figures last written
+
+    @property
+    def jobs_loop(self) -> JobsLoop | None:
+        """The scheduling passes, while factory.yaml wants them (`scheduler.interval` not 0s)."""
+        return self.loops.jobs if self.loops is not None else None
+
+    @property
+    def power_loop(self) -> PowerLoop | None:
+        """The power policy's runs, while factory.yaml sets one (controller_loops.py)."""
+        return self.loops.power if self.loops is not None else None
 
     # ------------------------------------------------------------------ signals
 
@@ -160,8 +170,8 @@ class Controller:
             self._write_stats()  # before the links start: 2,000 of them take seconds, and status reads the figures
             self.collector.start()
             self._write_stats()
-            self._sync_jobs_loop()
-            self._sync_power_loop()
+            self.loops = ControllerLoops(self._clock, self.collector.session)
+            self.loops.sync(self.config)
             self._loop()
         finally:
             self._shutdown()
@@ -285,39 +295,9 @@ class Controller:
             )
         return None
 
-    def _sync_jobs_loop(self) -> None:
-        """The scheduling passes on their own thread (jobs/loop.py), unless `scheduler.interval` is 0s.
-
-        At the start and at each reload: started, stopped, or given the reloaded configuration.
-        """
-        interval = parse_duration(self.config.settings.scheduler.interval)
-        if interval <= 0:
-            if self.jobs_loop is not None:
-                self.jobs_loop.stop()
-                self.jobs_loop = None
-                log.info("scheduling passes stopped: scheduler.interval is 0s")
-        elif self.jobs_loop is not None:
-            self.jobs_loop.reconfigure(self.config, interval)
-        else:
-            from factoryctl.jobs.loop import JobsLoop
-
-            collector = self.collector
-            sessions = collector.session if collector is not None else None
-            self.jobs_loop = JobsLoop(self.config, interval, self._clock, sessions)
-            self.jobs_loop.start()
-
-    def _sync_power_loop(self) -> None:
-        """Run the power loop while factory.yaml asks for it (`power.policy`, a price source, `power.interval`)."""
-        from factoryctl.power.policy_loop import synced_power_loop
-
-        sessions = self.collector.session if self.collector is not None else None
-        self.power_loop = synced_power_loop(self.power_loop, self.config, self._clock, sessions)
-
     def _shutdown(self) -> None:
-        if self.power_loop is not None:
-            self.power_loop.stop()
-        if self.jobs_loop is not None:
-            self.jobs_loop.stop()
+        if self.loops is not None:
+            self.loops.stop()  # before the store closes: a run under way may still write it
         if self.collector is not None:
             self.collector.stop()
             # a deleted, replaced or damaged store (the last writes may be the first to find it): no figures, no event
@@ -351,8 +331,8 @@ class Controller:
         change = self.collector.apply(new)
         old, self.config = self.config, new
         summary = reload_summary(old, new, change)
-        self._sync_jobs_loop()
-        self._sync_power_loop()
+        if self.loops is not None:
+            self.loops.sync(new)  # without waiting for a run under way (a slow node): the loop's own thread ends it
         log.info("reloaded %s: %s", path, summary)
         self._event("config_reloaded", f"reloaded {path}: {summary}")
         return True

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 import time
 from collections.abc import Callable
 
@@ -21,13 +20,14 @@ from factoryctl.jobs.leftovers import owed_kills
 from factoryctl.jobs.node_calls import SessionSource, using_sessions
 from factoryctl.jobs.price_now import price_now
 from factoryctl.jobs.tick import LIVE_STATES, TickReport, run_tick
+from factoryctl.periodic import Periodic
 from factoryctl.store.sqlite import Store
 
 log = logging.getLogger("factoryctl.controller")
 
 
-class JobsLoop:
-    """Runs `run_tick` every `interval_s` until `stop`; `passes` counts the passes made (the tests' and stats' view)."""
+class JobsLoop(Periodic):
+    """Runs `run_tick` every `interval_s` until stopped; `passes` counts the passes made (the tests' and stats' view)."""
 
     def __init__(
         self,
@@ -37,47 +37,37 @@ class JobsLoop:
         sessions: SessionSource | None = None,
     ) -> None:
         """`sessions`: the nodes' open agent sessions (the controller's links), used instead of a login per pass."""
+        super().__init__("jobs-loop", self._tick, interval_s, clock)
         self.config = config
-        self.interval_s = interval_s
-        self._clock = clock
         self._sessions = sessions
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._store: Store | None = None  # the thread's own (SQLite connections are per thread)
         self.passes = 0
 
-    def start(self) -> None:
-        """Start the thread (the first pass at once)."""
-        self._thread = threading.Thread(target=self._run, name="jobs-loop", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 20.0) -> None:
-        """Ask the thread to end after its pass and wait for it (at most `timeout`)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
     def reconfigure(self, config: FactoryConfig, interval_s: float) -> None:
-        """A reloaded factory.yaml (nodes added or removed, a new interval): the next pass runs on it.
+        """A reloaded factory.yaml (nodes added or removed, a new interval): a pass on it at once.
 
         Before, the passes kept the configuration the controller started with: a node a SIGHUP added never got a
-        job, and one it removed was never judged lost.
+        job, and one it removed was never judged lost; and a shorter interval waited out the longer one.
         """
-        self.config, self.interval_s = config, interval_s
+        self.config = config
+        self.set_interval(interval_s)
 
-    def _run(self) -> None:
-        store = Store(self.config.store_path)
-        try:
-            while not self._stop.is_set():
-                self._one_pass(store)
-                self._stop.wait(self.interval_s)
-        finally:
-            store.close()
+    def ended(self) -> None:
+        """The thread's store connection closed as it ends."""
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def _tick(self) -> None:
+        if self._store is None:
+            self._store = Store(self.config.store_path)
+        self._one_pass(self._store)
 
     def _one_pass(self, store: Store) -> None:
         try:
             if not store.jobs(states=LIVE_STATES, limit=1) and not owed_kills(store):
                 return  # nothing queued, running or owed a kill: no pass
-            now, config = self._clock(), self.config  # one configuration for the whole pass, reloaded or not
+            now, config = self._wall_clock(), self.config  # one configuration for the whole pass, reloaded or not
             price, _ = price_now(config, now)
             with using_sessions(self._sessions) if self._sessions is not None else contextlib.nullcontext():
                 report = run_tick(config, store, now=now, price=price)
@@ -94,6 +84,10 @@ class JobsLoop:
 def _log_report(report: TickReport) -> None:
     for node, launch in report.strays:
         log.warning("killed a stray rank launch %s on %s: running, but no job holds it", launch, node)
+    for node, launch in report.unsignalled:
+        log.warning(
+            "%s did not take the SIGTERM of preempted launch %s: sent when it answers, else SIGKILL", node, launch
+        )
     for change in report.changes:
         if change.state_changed or change.event is not None:  # a preemption's stop is no state change
             job = change.after

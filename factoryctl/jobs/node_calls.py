@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from factoryctl.config import FactoryConfig
 from factoryctl.errors import NodeError
-from factoryctl.telemetry.poll import agent_session, check_agent_cache
+from factoryctl.telemetry.poll import check_agent_cache, held_or_own_session
 from factoryctl.transport.fanout import DEFAULT_FANOUT, fan_out
 from factoryctl.transport.hints import hinted
 from factoryctl.transport.session import AgentSession
@@ -63,10 +63,8 @@ def on_nodes(
     check_agent_cache(nodes)
 
     def one(node_name: str) -> T:
-        open_session = source(node_name) if source is not None else None
-        if open_session is not None and open_session.failure is None:
-            return work(open_session, node_name)
-        with agent_session(config.nodes[node_name], config, timeout) as session:
+        held_session = source(node_name) if source is not None else None
+        with held_or_own_session(config.nodes[node_name], config, timeout, held_session) as session:
             return work(session, node_name)
 
     outcomes = fan_out(nodes, lambda spec: one(spec.name), DEFAULT_FANOUT)

@@ -9,8 +9,9 @@ be read or changed is logged and skipped, and tried again at the next run. A run
 a price feed down) is logged and the next one tries again: the controller's telemetry never stops for the policy.
 
 Runs come at each price interval's start (the next price row's time: the plan changes then) and every
-`interval_s` between them, which brings back a GPU reset, a rebooted node or a hand `power set`. The wait re-reads
-the wall clock every second, as the boundaries are wall-clock times. cron's `power apply` may keep running beside
+`interval_s` between them, which brings back a GPU reset, a rebooted node or a hand `power set`. The interval is
+timed on the monotonic clock (periodic.py: a wall clock stepped back an hour stalled the loop for the hour); only the
+boundaries are wall-clock times, re-read every second. cron's `power apply` may keep running beside
 it: both plan the same course (the state file, policy_state.py), each node's agents change limits one at a time
 (the node's limits lock), so the second to come finds every GPU at its plan, which is no change and no audit entry.
 """
@@ -18,7 +19,6 @@ it: both plan the same course (the state file, policy_state.py), each node's age
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,7 +28,9 @@ from factoryctl.config import FactoryConfig
 from factoryctl.errors import FactoryError, NodeError
 from factoryctl.model.inventory import NodeSpec
 from factoryctl.model.telemetry import NodeSample
-from factoryctl.telemetry.poll import agent_session, check_agent_cache
+from factoryctl.periodic import Periodic
+from factoryctl.power.limit_audit import changed
+from factoryctl.telemetry.poll import check_agent_cache, held_or_own_session
 from factoryctl.transport.fanout import DEFAULT_FANOUT, fan_out
 from factoryctl.transport.hints import hinted
 from factoryctl.transport.session import AgentSession
@@ -43,8 +45,6 @@ log = logging.getLogger("factoryctl.controller")
 BY = "controller power loop"
 #: Seconds a node has to answer one of the loop's requests (connect, start the agent, answer).
 NODE_TIMEOUT_S = 15.0
-#: Longest single wait: the wall clock is read again this often, so a stepped clock does not miss a boundary.
-CLOCK_CHECK_S = 1.0
 #: Where a node's open session comes from (the controller's links); None where it has none.
 SessionSource = Callable[[str], "AgentSession | None"]
 
@@ -60,8 +60,8 @@ class PowerRun:
     failure: str | None = None  # why the whole run failed (the policy, the prices), None when it ran
 
 
-class PowerLoop:
-    """Applies the power policy at each price interval's start and every `interval_s` until `stop`."""
+class PowerLoop(Periodic):
+    """Applies the power policy at each price interval's start and every `interval_s` until stopped."""
 
     def __init__(
         self,
@@ -69,32 +69,19 @@ class PowerLoop:
         interval_s: float,
         clock: Callable[[], float] = time.time,
         sessions: SessionSource | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        """`sessions`: the nodes' open agent sessions (the controller's links), read instead of a login per run."""
-        self.config, self.interval_s = config, interval_s
-        self._clock, self._sessions = clock, sessions
-        self._wake = threading.Event()
-        self._stopping = False
-        self._thread: threading.Thread | None = None
+        """`clock`: the wall clock (prices, boundaries); `sessions`: the nodes' open agent sessions (the links)."""
+        super().__init__("power-loop", self._tick, interval_s, clock, monotonic)
+        self.config = config
+        self._sessions = sessions
         self.runs = 0
         self.last: PowerRun | None = None
 
-    def start(self) -> None:
-        """Start the thread (the first run at once)."""
-        self._thread = threading.Thread(target=self._run, name="power-loop", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 20.0) -> None:
-        """Ask the thread to end after its run and wait for it (at most `timeout`)."""
-        self._stopping = True
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
     def reconfigure(self, config: FactoryConfig, interval_s: float) -> None:
         """A reloaded factory.yaml (a new policy, prices, interval or nodes): used from a run made at once."""
-        self.config, self.interval_s = config, interval_s
-        self._wake.set()
+        self.config = config
+        self.set_interval(interval_s)
 
     def stats(self) -> dict[str, Any]:
         """What `controller status` says of the loop: its interval, runs, and the last run's time and outcome."""
@@ -108,26 +95,15 @@ class PowerLoop:
             "last_failure": last.failure if last is not None else None,
         }
 
-    def _run(self) -> None:
-        while not self._stopping:
-            self._wake.clear()
-            run = self.run_once()
-            self.last, self.runs = run, self.runs + 1
-            self._wait(run.next_boundary_s)
-
-    def _wait(self, boundary_s: float | None) -> None:
-        """Until the next run: `interval_s` from now, or the price interval's start if sooner; a wake ends it."""
-        due = self._clock() + self.interval_s
-        if boundary_s is not None:
-            due = min(due, boundary_s)
-        while not self._stopping:
-            left = due - self._clock()
-            if left <= 0 or self._wake.wait(min(left, CLOCK_CHECK_S)):
-                return
+    def _tick(self) -> float | None:
+        """One run; the next price interval's start, when the next run is due at the latest."""
+        run = self.run_once()
+        self.last, self.runs = run, self.runs + 1
+        return run.next_boundary_s
 
     def run_once(self) -> PowerRun:
         """Plan every GPU and set those off their plan; a failure is logged, never raised (the next run tries again)."""
-        run = PowerRun(self._clock())
+        run = PowerRun(self._wall_clock())
         try:
             self._apply(run)
         except FactoryError as exc:
@@ -152,7 +128,10 @@ class PowerLoop:
 
         config = self.config
         inputs = read_inputs(
-            config, "the controller's power loop", lambda: configured_prices(config, "for the power loop"), self._clock
+            config,
+            "the controller's power loop",
+            lambda: configured_prices(config, "for the power loop"),
+            self._wall_clock,
         )
         nodes = list(config.nodes.values())
         samples, run.errors = self._read(config, nodes)
@@ -164,7 +143,7 @@ class PowerLoop:
             inputs, groups, lambda row: audit_reason(inputs, row, None, BY), (NODE_TIMEOUT_S, DEFAULT_FANOUT, None), []
         )
         record_course(inputs, rows)
-        run.changes = [change for change in changes if change.before_w != change.enforced_w]  # GPUs that moved
+        run.changes = [change for change in changes if changed(change)]  # GPUs that moved (or may have)
         run.errors += failed
         _log_run(inputs, run)
 
@@ -175,9 +154,7 @@ class PowerLoop:
 
         def one(node: NodeSpec) -> NodeSample:
             held = sessions(node.name) if sessions is not None else None
-            if held is not None and held.failure is None:
-                return held.sample(NODE_TIMEOUT_S)
-            with agent_session(node, config, NODE_TIMEOUT_S) as session:
+            with held_or_own_session(node, config, NODE_TIMEOUT_S, held) as session:
                 return session.sample(NODE_TIMEOUT_S)
 
         outcomes = fan_out(nodes, one, DEFAULT_FANOUT)
@@ -189,10 +166,11 @@ class PowerLoop:
 def synced_power_loop(
     loop: PowerLoop | None, config: FactoryConfig, clock: Callable[[], float], sessions: SessionSource | None
 ) -> PowerLoop | None:
-    """The controller's power loop as `config` asks for it: started, stopped, or given the new configuration.
+    """The controller's power loop as `config` asks for it: started, asked to stop, or given the new configuration.
 
     Wanted with `power.policy`, `power.price_source` and a `power.interval` other than 0s (at the controller's start
-    and at each reload); a loop given a reloaded configuration runs on it at once.
+    and at each reload); a loop given a reloaded configuration runs on it at once. One no longer wanted is only asked
+    to stop: its run under way (a node slow to answer) ends on its own thread, the caller's loop does not wait for it.
     """
     from factoryctl.config_schema import parse_duration
 
@@ -200,7 +178,7 @@ def synced_power_loop(
     interval = parse_duration(power.interval)
     if power.policy is None or power.price_source is None or interval <= 0:
         if loop is not None:
-            loop.stop()
+            loop.signal_stop()
             log.info("power loop stopped: factory.yaml sets no power.policy or price source, or power.interval 0s")
         return None
     if loop is not None:

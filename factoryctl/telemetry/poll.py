@@ -28,6 +28,7 @@ __all__ = [
     "check_agent_cache",
     "down_sample",
     "fan_out",
+    "held_or_own_session",
     "open_transport",
     "poll_nodes",
     "sample_node",
@@ -94,6 +95,21 @@ def agent_session(node: NodeSpec, config: FactoryConfig, timeout: float) -> Iter
             session.close()
     finally:
         transport.close()
+
+
+@contextlib.contextmanager
+def held_or_own_session(
+    node: NodeSpec, config: FactoryConfig, timeout: float, held: AgentSession | None
+) -> Iterator[AgentSession]:
+    """`held` (a node's open session: the controller's link) while it is healthy, else a short one of its own.
+
+    How the controller's scheduling passes and power loop reach a node: no login where the link is up.
+    """
+    if held is not None and held.failure is None:
+        yield held
+        return
+    with agent_session(node, config, timeout) as session:
+        yield session
 
 
 def sample_node(node: NodeSpec, config: FactoryConfig, timeout: float) -> NodeSample:

@@ -23,3 +23,12 @@ def test_the_stop_asked_of_a_running_job_is_logged(caplog: pytest.LogCaptureFixt
     with caplog.at_level(logging.INFO, logger="factoryctl.controller"):
         _log_report(report)
     assert [r.getMessage() for r in caplog.records] == [f"job lo (lo) running: {reason}"]
+
+
+def test_a_node_that_did_not_take_a_preemptions_sigterm_is_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    report = TickReport((), 1, unsignalled=(("a2", "lo.18f"),))
+    with caplog.at_level(logging.INFO, logger="factoryctl.controller"):
+        _log_report(report)
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("WARNING", "a2 did not take the SIGTERM of preempted launch lo.18f: sent when it answers, else SIGKILL")
+    ]
