@@ -86,11 +86,6 @@ VERB_MODULES: dict[str, tuple[str, ...]] = {
     "telemetry": ("telemetry_history",),
 }
 
-#: Commands DESIGN.md's command table has that this release does not, by the command path they would be under (the
-#: root is ""): typed anyway, the usage error says they are planned (docs/architecture.md), though none is registered, so
-#: none is in --help or completion.
-PLANNED_COMMANDS: dict[str, frozenset[str]] = {}
-
 #: Modules that add top-level commands (`init`, `gpus`, `exec`, `demo`, `dash`, ...) through `register(app)`.
 COMMAND_MODULES: tuple[str, ...] = ("init", "gpus", "exec", "demo", "dash", "events", "metrics", "completion")
 
@@ -356,22 +351,7 @@ def _usage_error(error: Any, args: list[str]) -> FactoryError:  # noqa: ANN401 -
         message = error.format_message()
     message = _sentence(_one_line(message.replace(". Did you mean", "; did you mean")))
     path = error.ctx.command_path if error.ctx is not None else _command_path(args)
-    return FactoryError(message, _planned_hint(error, path) or f"see `{path} --help`.")
-
-
-def _planned_hint(error: ClickUsageError, path: str) -> str | None:
-    """The hint for a command not in this release but planned (`power diff`, `power report`), else None.
-
-    Click says "No such command 'diff'." of it as of a typo; the hint says that it comes later, and where today's
-    commands are listed.
-    """
-    under = path.partition(" ")[2]  # the command path without its root: "" or "power"
-    planned = next(
-        (name for name in PLANNED_COMMANDS.get(under, ()) if error.message == f"No such command {name!r}."), None
-    )
-    if planned is None:
-        return None
-    return f"`{path} {planned}` is planned for a later release; `{path} --help` lists the commands of this one."
+    return FactoryError(message, f"see `{path} --help`.")
 
 
 def _one_line(message: str) -> str:

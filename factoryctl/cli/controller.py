@@ -387,7 +387,7 @@ def _status_text(doc: dict[str, Any]) -> str:
 
 
 def _power_loop_lines(power: Any) -> list[str]:  # noqa: ANN401 - the stats' JSON
-    """The power loop's line: off, not run yet, or its last run (when, GPUs changed, errors, why it failed)."""
+    """The power loop's line: not run yet, or its last run (when, GPUs changed, errors, why it failed); none when off."""
     if not isinstance(power, dict):
         return []
     if power.get("last_run_at") is None:

@@ -283,7 +283,7 @@ def show_command(
 def with_accounting(config: FactoryConfig, job: Job, now: float) -> Job:
     """The job with its energy and cost so far from the store's telemetry (jobs/accounting.py), when known."""
     from factoryctl.jobs.accounting import with_energy
-    from factoryctl.jobs.price_now import price_intervals
+    from factoryctl.power.configured_prices import price_intervals
 
     if job.started_at is None:
         return job

@@ -112,10 +112,11 @@ def _follow(config: FactoryConfig, job: Job, cursors: list[LogCursor]) -> list[N
         pause_while_read(seconds)
         return False
 
-    def restarted(again: Job) -> None:
+    def restarted(before: Job, again: Job) -> None:
         import sys
 
-        sys.stderr.write(f"factoryctl: job {again.id} was requeued and started again (restart {again.restarts}).\n")
+        why = f"restart {again.restarts}" if again.restarts != before.restarts else "after a preemption"
+        sys.stderr.write(f"factoryctl: job {again.id} was requeued and started again ({why}).\n")
 
     def silent(errors: list[NodeError]) -> None:
         import sys

@@ -4,8 +4,8 @@ Operators run `power apply` from cron every price interval instead of a tariff s
 Each run reads the nodes' GPUs, replays the policy from when it started applying up to now for each GPU range met
 (policy_course.py: the same engine and visibility of prices as `power simulate`), and sets each GPU to its action's
 limit through `power set`'s own path (`apply_limit`, clamped, audited), so a GPU already at its plan is no change
-and no audit entry: a run every few minutes is idempotent. `plan` shows the same without changing anything, and
-`diff` lists only the GPUs whose limit is not their plan (`--exit-code` for scripts), and `status` says where the
+and no audit entry: a run every few minutes is idempotent. `plan` shows the same without changing anything,
+`diff` (power_diff.py) lists only the GPUs whose limit is not their plan, and `status` says where the
 policy stands without asking a node. When the policy started lives in the state directory (policy_state.py); `apply`
 and the controller's power loop write it. The policy's core (inputs, plan, groups, apply, record) is
 power/policy_apply.py, which the controller's loop shares: this module reads the typer context and prints.
@@ -26,7 +26,6 @@ from factoryctl.cli.render import Column, OutputFormat, fold, limit_watts
 if TYPE_CHECKING:
     from factoryctl.errors import NodeError
     from factoryctl.model.inventory import NodeSpec
-    from factoryctl.model.power import PricePoint
     from factoryctl.power.limits import LimitChange
     from factoryctl.power.policy_apply import PolicyInputs
 
@@ -52,30 +51,20 @@ def _inputs(ctx: typer.Context, command: str) -> PolicyInputs:
     line on a terminal unless -q.
     """
     from factoryctl.cli import power
+    from factoryctl.cli.price import say_warnings
     from factoryctl.cli.progress import replay_progress
+    from factoryctl.power.configured_prices import configured_prices
     from factoryctl.power.policy_apply import read_inputs
 
     config = context.load(ctx)
     quiet = context.global_options(ctx)[1]
-    inputs = read_inputs(config, command, lambda: _prices(ctx, command))
+    inputs = read_inputs(config, command, lambda: configured_prices(config, f"for {command}", say_warnings))
     inputs.parse = lambda path, gpu, loss, text: power.parse_policy_file(path, gpu, loss, text)
     inputs.progress = lambda label: replay_progress(label, quiet, unit="intervals")
     return inputs
 
 
-def _prices(ctx: typer.Context, command: str) -> tuple[list[PricePoint], int]:
-    """The configured source's prices and its market clock; a source with none is refused as `price show` does."""
-    from factoryctl.cli.price import open_prices, refuse_empty_source
-    from factoryctl.power.sources import market_offset_s
-
-    source, where, _ = open_prices(ctx, None)
-    points = list(source.fetch())
-    if not points:
-        refuse_empty_source(where, f"for {command}")
-    return points, market_offset_s(source)
-
-
-def _plan(
+def plan(
     ctx: typer.Context, command: str, target: str, timeout: float, fanout: int
 ) -> tuple[PolicyInputs, list[NodeSpec], list[dict[str, Any]], list[NodeError], list[int] | None]:
     """Read the addressed nodes' GPUs (read-only) and plan each: the inputs, nodes, rows, failed nodes, GPUs asked."""
@@ -113,7 +102,8 @@ def folded(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def _shown_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def shown_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows as `-o json/yaml/wide` show them: without the keys kept for applying (`_range`)."""
     return [{k: v for k, v in row.items() if not k.startswith("_")} for row in rows]
 
 
@@ -122,9 +112,9 @@ def _plan_command(
 ) -> int:
     from factoryctl.cli.listing import show_listing
 
-    _, _, rows, errors, _ = _plan(ctx, "power plan", target, timeout, fanout)
+    _, _, rows, errors, _ = plan(ctx, "power plan", target, timeout, fanout)
     table = output is OutputFormat.table
-    items = folded(rows) if table else _shown_rows(rows)
+    items = folded(rows) if table else shown_rows(rows)
     return show_listing(lambda: (items, errors), FOLDED_COLUMNS if table else PLAN_COLUMNS, output, no_header)
 
 
@@ -136,7 +126,7 @@ def _apply_command(
     from factoryctl.power.policy_apply import apply_groups, audit_reason, limit_groups, record_course
 
     output, no_header, timeout, fanout = options
-    inputs, nodes, rows, errors, gpus = _plan(ctx, "power apply", target, timeout, fanout)
+    inputs, nodes, rows, errors, gpus = plan(ctx, "power apply", target, timeout, fanout)
     groups = limit_groups(rows, nodes, gpus)
     quiet = context.global_options(ctx)[1]
 
@@ -154,42 +144,9 @@ def _apply_command(
     return show_outcome(applied, Rerun(None, False, why, given_timeout, "apply"), output, no_header, quiet)
 
 
-def _diff_command(
-    ctx: typer.Context, target: str, exit_code: bool, output: tuple[OutputFormat, bool], limits: tuple[float, int]
-) -> int:
-    """`power plan`'s rows that would change, a count on stderr; 1 with `--exit-code` when any differ.
-
-    A node that could not be read is said as every listing says it, and its exit status wins over `--exit-code`'s
-    (its GPUs may differ too: nobody knows).
-    """
-    from factoryctl.cli.listing import show_listing
-    from factoryctl.power.policy_apply import differs
-
-    timeout, fanout = limits
-    _, _, rows, errors, _ = _plan(ctx, "power diff", target, timeout, fanout)
-    differing = [row for row in rows if differs(row)]
-    table = output[0] is OutputFormat.table
-    items = folded(differing) if table else _shown_rows(differing)
-    status = show_listing(lambda: (items, errors), FOLDED_COLUMNS if table else PLAN_COLUMNS, *output)
-    if not context.global_options(ctx)[1]:
-        sys.stderr.write(f"{len(differing)} of {counted_gpus(len(rows))} {_differ(len(differing))} from the plan\n")
-    if status == 0 and exit_code and differing:
-        return 1
-    return status
-
-
-def counted_gpus(count: int) -> str:
-    """`16 GPUs`, `1 GPU`."""
-    return f"{count} GPU{'' if count == 1 else 's'}"
-
-
-def _differ(count: int) -> str:
-    """The verb of `N of M GPUs ... from the plan`: `1 of 16 GPUs differs`, `3 of 16 GPUs differ`."""
-    return "differs" if count == 1 else "differ"
-
-
 def register(power_app: typer.Typer) -> None:
-    """Add `plan`, `apply`, `diff` and `status` to the `power` noun."""
+    """Add `plan`, `apply`, `diff` (power_diff.py) and `status` to the `power` noun."""
+    from factoryctl.cli import power_diff
     from factoryctl.cli.power_status import status_document, status_text
 
     @power_app.command("plan", short_help="Show the power policy's limit for each GPU now; changes nothing.")
@@ -218,24 +175,7 @@ def register(power_app: typer.Typer) -> None:
         why = (reason or "").strip() or None
         raise typer.Exit(_apply_command(ctx, target, why, (output, no_header, timeout, fanout)))
 
-    @power_app.command("diff", short_help="List the GPUs whose limit is not the power policy's plan now.")
-    def diff_command(
-        ctx: typer.Context,
-        target: str = context.GPU_TARGET_ARG,
-        exit_code: bool = typer.Option(
-            False, "--exit-code", help="Exit 1 when any GPU differs from the plan (as `git diff --exit-code`)."
-        ),
-        output: OutputFormat = OUTPUT_OPTION,
-        no_header: bool = NO_HEADER_OPTION,
-        timeout: float = context.TIMEOUT_OPTION,
-        fanout: int = FANOUT_OPTION,
-    ) -> None:
-        """The GPUs whose enforced limit differs from the policy's plan for now (`power plan`'s rows that would change).
-
-        A count goes to stderr (`3 of 16 GPUs differ from the plan`) unless -q. Exit 0, or with --exit-code 1 when
-        any GPU differs; a node that could not be read exits as in every listing (4, 124, 1).
-        """
-        raise typer.Exit(_diff_command(ctx, target, exit_code, (output, no_header), (timeout, fanout)))
+    power_diff.register(power_app)  # between apply and status, in help as before
 
     @power_app.command("status", short_help="Say where the power policy stands now; asks no node.")
     def status_command(ctx: typer.Context, output: OutputFormat = DOCUMENT_OUTPUT_OPTION) -> None:

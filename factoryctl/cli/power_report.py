@@ -69,7 +69,7 @@ def report(
 
     from factoryctl.cli.progress import replay_progress
     from factoryctl.cli.telemetry import open_history, time_window
-    from factoryctl.jobs.price_now import price_intervals
+    from factoryctl.power.configured_prices import price_intervals
     from factoryctl.power.report import read_report
 
     config = context.load(ctx)
@@ -143,6 +143,7 @@ def _total(period: PeriodReport) -> dict[str, Any]:
         gpu_s=sum(node.gpu_s for node in nodes),
         policy_changes=sum(node.policy_changes for node in nodes),
         hand_changes=sum(node.hand_changes for node in nodes),
+        mean_price_per_mwh=period.mean_price_per_mwh,
     )
     return _row(summed, "TOTAL", sum(node.gpus for node in nodes), energy, cost, period)
 
@@ -159,7 +160,7 @@ def _row(
         "cost": cost,
         "avg_power_w": None if energy is None else round(energy * 3_600_000 / seconds, 3),
         "paid_per_mwh": None if cost is None or node.priced_kwh <= 0 else round(cost / (node.priced_kwh / 1000), 6),
-        "mean_price_per_mwh": None if period.mean_price_per_mwh is None else round(period.mean_price_per_mwh, 6),
+        "mean_price_per_mwh": None if node.mean_price_per_mwh is None else round(node.mean_price_per_mwh, 6),
         "capped_pct": round(100 * node.capped_s / node.gpu_s, 3) if node.gpu_s else None,
         "limit_changes_policy": node.policy_changes,
         "limit_changes_by_hand": node.hand_changes,

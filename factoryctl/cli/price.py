@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from factoryctl.model.power import PricePoint
+    from factoryctl.power.plugins import LoadedPriceSource
     from factoryctl.power.sources import CsvPriceSource, PriceSource
 
 app = typer.Typer(no_args_is_help=True)
@@ -49,7 +50,7 @@ def open_prices(ctx: typer.Context, prices: Path | None) -> tuple[PriceSource, s
     from factoryctl.cli.context import load
     from factoryctl.cli.outfile import stdin_text
     from factoryctl.errors import UsageError
-    from factoryctl.power.plugins import open_price_source
+    from factoryctl.power.configured_prices import open_configured
     from factoryctl.power.sources import CsvPriceSource, price_header_check
 
     if is_std_stream(prices):
@@ -74,14 +75,21 @@ def open_prices(ctx: typer.Context, prices: Path | None) -> tuple[PriceSource, s
             f"no --prices FILE was given and {config.path} sets no power.price_source.",
             "pass --prices FILE, or set power.price_source (and power.prices) in factory.yaml.",
         )
-    base = config.path.parent if config.path is not None and config.path.is_file() else None
-    source = open_price_source(power.price_source, power.prices, base)
+    source = open_configured(config)
+    assert source is not None  # power.price_source is set
+    say_warnings(source)
+    path = getattr(source.source, "path", None) if source.builtin else None
+    return source, str(path) if path is not None else source.label, path
+
+
+def say_warnings(source: LoadedPriceSource) -> None:
+    """Say a configured source's warnings on stderr: a plugin shadowing the built-in `csv`, a per-kWh file (once)."""
+    from factoryctl.power.sources import CsvPriceSource
+
     for warning in source.warnings:
         sys.stderr.write(f"factoryctl: warning: {warning}.\n")
     if isinstance(source.source, CsvPriceSource):
         _warning_once(source.source)
-    path = getattr(source.source, "path", None) if source.builtin else None
-    return source, str(path) if path is not None else source.label, path
 
 
 def _warning_once(source: CsvPriceSource) -> CsvPriceSource:
@@ -193,10 +201,13 @@ EMPTY_SOURCE_HINT = "check the price feed and power.prices in factory.yaml, or p
 
 
 def refuse_empty_source(where: str, doing: str) -> NoReturn:
-    """Refuse a source that gave no prices at all, naming it (`where`: the plugin and its package), exit 1."""
-    from factoryctl.errors import ActionFailed
+    """Refuse a source that gave no prices at all, naming it (`where`: the plugin and its package), exit 1.
 
-    raise ActionFailed(f"no price in {where} {doing}: it has no prices.", hint=EMPTY_SOURCE_HINT)
+    The policy's refusal (configured_prices.py) in its words, with the `--prices FILE` the commands here take.
+    """
+    from factoryctl.power.configured_prices import refuse_empty
+
+    refuse_empty(where, doing, EMPTY_SOURCE_HINT)
 
 
 def _no_price_yet(where: str, moment: int, first_s: int | None) -> NoReturn:

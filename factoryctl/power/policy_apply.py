@@ -137,30 +137,12 @@ def read_inputs(
     now_s = int(clock())
     started = read_started(config.state_dir)
     sha, curve_id = policy_sha256(text.encode()), curve_identity(curve)
-    same = started is not None and started.same_course(sha, curve_id)
-    start_s = started.started_at_s if started is not None and same else now_s
-    return PolicyInputs(
-        config, policy_path, text, sha, curve, curve_id, points, offset, power.price_visibility, started, start_s, now_s
+    inputs = PolicyInputs(
+        config, policy_path, text, sha, curve, curve_id, points, offset, power.price_visibility, started, now_s, now_s
     )
-
-
-def configured_prices(config: FactoryConfig, doing: str) -> tuple[list[PricePoint], int]:
-    """factory.yaml's price source's points and its market clock; a source with none is refused (exit 1)."""
-    from factoryctl.errors import ActionFailed
-    from factoryctl.power.plugins import open_price_source
-    from factoryctl.power.sources import market_offset_s
-
-    power = config.settings.power
-    assert power.price_source is not None  # `read_inputs` refused a config without one, naming the command
-    base = config.path.parent if config.path is not None and config.path.is_file() else None
-    source = open_price_source(power.price_source, power.prices, base)
-    points = list(source.fetch())
-    if not points:
-        raise ActionFailed(
-            f"no price in {source.label} {doing}: it has no prices.",
-            "check the price feed and power.prices in factory.yaml.",
-        )
-    return points, market_offset_s(source)
+    if started is not None and inputs.same_course:  # the recorded start holds: the course resumes from it
+        inputs.start_s = started.started_at_s
+    return inputs
 
 
 def policy_curve(written: str | None, gpu: str | None, workload: str | None, base: Path | None) -> PowerCurve:
@@ -218,19 +200,20 @@ def plan_rows(inputs: PolicyInputs, samples: list[NodeSample], gpus: list[int] |
                     "interval_start": iso_utc_seconds(course.interval_start_s),
                     "policy": policy.kind,
                     "_range": rng,
+                    "_node_gpus": len(sample.gpus),  # a node is set whole only when every GPU of it has a plan
                 }
             )
     return rows
 
 
 #: Watts within which a GPU's enforced limit is its plan (drivers keep whole milliwatts; a plan may have fractions).
-SAME_WATTS = 0.001
+LIMIT_TOLERANCE_W = 0.001
 
 
 def differs(row: dict[str, Any]) -> bool:
     """Whether the GPU's enforced limit is not its plan (a GPU that does not say its limit differs)."""
     now = row["power_limit_w"]
-    return now is None or abs(float(now) - float(row["plan_w"])) > SAME_WATTS
+    return now is None or abs(float(now) - float(row["plan_w"])) > LIMIT_TOLERANCE_W
 
 
 def audit_reason(inputs: PolicyInputs, row: dict[str, Any], why: str | None, by: str = "power apply") -> str:
@@ -266,7 +249,9 @@ def limit_groups(
     spec = {node.name: node for node in nodes}
     groups: dict[tuple[Any, ...], Group] = {}
     for node, ranges in by_node.items():
-        whole = len(ranges) == 1 and gpus is None
+        # one range on every GPU (a lost GPU, or one that cannot set a limit, has no row: the others by index, or
+        # the node refused them all and the policy never reached its healthy GPUs)
+        whole = len(ranges) == 1 and gpus is None and all(len(r) == r[0]["_node_gpus"] for r in ranges.values())
         for rng, of_range in ranges.items():
             indexes = None if whole else [row["index"] for row in of_range]
             key = (rng, None if indexes is None else tuple(indexes))

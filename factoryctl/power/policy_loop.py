@@ -115,10 +115,10 @@ class PowerLoop(Periodic):
         return run
 
     def _apply(self, run: PowerRun) -> None:
+        from factoryctl.power.configured_prices import configured_prices
         from factoryctl.power.policy_apply import (
             apply_groups,
             audit_reason,
-            configured_prices,
             differs,
             limit_groups,
             plan_rows,

@@ -31,10 +31,8 @@ if TYPE_CHECKING:
 
 #: How an audit entry's reason starts when the power policy made the change (`power apply`, the controller's loop).
 POLICY_REASONS = ("power apply:", "controller power loop")
-#: How many times reading the price intervals tells its progress: often enough for a line that moves.
-_PROGRESS_STEPS = 100
 #: Two limits closer than this (watts) are the same limit: a GPU set to its default is not capped.
-SAME_WATTS = 1e-6
+BELOW_DEFAULT_MARGIN_W = 1e-6
 
 
 @dataclass
@@ -52,6 +50,8 @@ class NodeReport:
     gpu_s: float = 0.0  # GPU-seconds whose limit and default are known: what the capped share is of
     policy_changes: int = 0
     hand_changes: int = 0
+    #: The time-weighted mean price of the price intervals it has readings in: what its `paid` compares with.
+    mean_price_per_mwh: float | None = None
 
 
 @dataclass
@@ -62,6 +62,7 @@ class PeriodReport:
     end: float
     nodes: list[NodeReport]
     intervals: int = 0  # price intervals the period falls in (0: none priced)
+    #: The time-weighted mean price of the intervals any node has readings in (the TOTAL's, beside its paid price).
     mean_price_per_mwh: float | None = None
     no_cost: str | None = None  # why no cost is given (None: every interval has a price)
     unpriced: list[tuple[float, float]] = field(default_factory=list)  # intervals in the period without a price
@@ -76,29 +77,47 @@ def read_report(
 ) -> PeriodReport:
     """The report of `names` over the `window` [start, end) from `store`, priced at `prices` (none: no cost).
 
-    Each price interval is a read of the store (a month of 15-minute prices, 2880): `progress` is told
-    (intervals read, intervals) as they are.
+    The period's energy and each price interval's (a month of 15-minute prices, 2880) are `store.energy` over them,
+    read GPU by GPU in one pass (`energy_by_interval`; a read per interval took minutes for a month of a few hundred
+    nodes): `progress` is told (intervals read, intervals) in proportion to the GPUs read.
     """
+    from factoryctl.store.energy_intervals import energy_by_interval
+
     start, end = window
     report = PeriodReport(start, end, [NodeReport(name) for name in names])
     by_name = {node.node: node for node in report.nodes}
+    parts = _price_parts(report, prices)
+    windows = [(start, end), *((lo, hi) for lo, hi, _ in parts or ())]
     read: dict[str, list[float]] = {}
-    for name, _, joules, source in store.energy(list(names), start, end):
+    read_parts: dict[str, list[list[float]]] = {name: [[] for _ in windows[1:]] for name in names}
+    for name, _, (whole, *billed) in energy_by_interval(store, list(names), windows, _gpus_told(progress, parts)):
         by_name[name].gpus += 1
-        if source == "none":  # a GPU with no reading has no amount, not 0 (as `telemetry energy` reads it)
+        if whole[1] == "none":  # a GPU with no reading has no amount, not 0 (as `telemetry energy` reads it)
             by_name[name].gpus_unread += 1
         else:
-            read.setdefault(name, []).append(joules)
+            read.setdefault(name, []).append(whole[0])
+        for joules_read, (joules, source) in zip(read_parts[name], billed, strict=True):
+            if source != "none":
+                joules_read.append(joules)
     for name, joules_read in read.items():
         by_name[name].energy_kwh = kwh_from_joules(joules_read)
-    parts = _price_parts(report, prices)
     if parts is None:
         for node in report.nodes:
             node.gaps = int(node.energy_kwh is None)
     else:
-        _price_nodes(store, report, parts, progress)
+        _price_nodes(report, parts, read_parts)
     _add_limits(store, report)
     return report
+
+
+def _gpus_told(
+    progress: Callable[[int, int], None] | None, parts: Sequence[PriceInterval] | None
+) -> Callable[[int, int], None] | None:
+    """`progress` told (intervals, of all) for (GPUs read, of all): the price intervals are read GPU by GPU."""
+    if progress is None or parts is None:
+        return None
+    told = progress
+    return lambda done, gpus: told(len(parts) * done // max(1, gpus), len(parts))
 
 
 def _price_parts(report: PeriodReport, prices: Sequence[PriceInterval]) -> list[PriceInterval] | None:
@@ -112,40 +131,50 @@ def _price_parts(report: PeriodReport, prices: Sequence[PriceInterval]) -> list[
         report.no_cost = (
             f"the period spans {within} price intervals, more than the {MAX_INTERVALS} a cost is summed over"
             if within > MAX_INTERVALS
-            else "the price source's intervals do not cover the whole period"
+            else f"the price source's intervals do not cover the whole period ({_span(prices)})"
         )
         return None
     report.intervals = len(parts)
     report.unpriced = [(lo, hi) for lo, hi, price in parts if price is None]
     if report.unpriced:
         report.no_cost = f"{len(report.unpriced)} of the period's {len(parts)} price intervals have no price"
-    else:
-        weighted = sum((hi - lo) * (price or 0.0) for lo, hi, price in parts)
-        report.mean_price_per_mwh = weighted / (report.end - report.start)
     return parts
 
 
-def _price_nodes(
-    store: Store, report: PeriodReport, parts: Sequence[PriceInterval], progress: Callable[[int, int], None] | None
-) -> None:
-    """Each node's energy per price interval, priced; an interval without its reading is a gap, left out of the cost."""
-    names = [node.node for node in report.nodes]
-    priced_parts: dict[str, list[tuple[float, float | None]]] = {name: [] for name in names}
-    for index, (lo, hi, price) in enumerate(parts):
-        if progress is not None and index % max(1, len(parts) // _PROGRESS_STEPS) == 0:
-            progress(index, len(parts))
-        read: dict[str, list[float]] = {}
-        for name, _, joules, source in store.energy(names, lo, hi):
-            if source != "none":
-                read.setdefault(name, []).append(joules)
-        for name in names:
-            if name in read:
-                priced_parts[name].append((kwh_from_joules(read[name]), price))
+def _span(prices: Sequence[PriceInterval]) -> str:
+    """Where the prices start and end, for a period they do not cover (`--since` within it is priced)."""
+    from factoryctl.model.timefmt import iso_utc
+
+    return f"its prices run from {iso_utc(min(lo for lo, _, _ in prices))} to {iso_utc(max(hi for _, hi, _ in prices))}"
+
+
+def _mean_price(parts: Sequence[PriceInterval], read: Sequence[bool]) -> float | None:
+    """The time-weighted mean price of the intervals `read` marks (None: none, or one without a price)."""
+    chosen = [(hi - lo, price) for (lo, hi, price), taken in zip(parts, read, strict=True) if taken]
+    if not chosen or any(price is None for _, price in chosen):
+        return None
+    return math.fsum(seconds * (price or 0.0) for seconds, price in chosen) / math.fsum(s for s, _ in chosen)
+
+
+def _price_nodes(report: PeriodReport, parts: Sequence[PriceInterval], read: dict[str, list[list[float]]]) -> None:
+    """Each node's energy per price interval (`read`: its GPUs' joules), priced; one without a reading is a gap.
+
+    The mean price a node's paid price compares with is over its intervals with readings, not the whole period:
+    a controller a few hours old paid the prices of those hours only.
+    """
+    anyone = [any(read[node.node][i] for node in report.nodes) for i in range(len(parts))]
+    report.mean_price_per_mwh = _mean_price(parts, anyone)
     for node in report.nodes:
-        node.gaps = len(parts) - len(priced_parts[node.node])
-        node.priced_kwh = math.fsum(kwh for kwh, _ in priced_parts[node.node])
+        node.mean_price_per_mwh = _mean_price(parts, [bool(joules) for joules in read[node.node]])
+        priced_parts = [
+            (kwh_from_joules(joules), price)
+            for joules, (_, _, price) in zip(read[node.node], parts, strict=True)
+            if joules
+        ]
+        node.gaps = len(parts) - len(priced_parts)
+        node.priced_kwh = math.fsum(kwh for kwh, _ in priced_parts)
         if node.energy_kwh is not None and report.no_cost is None:
-            node.cost = priced(priced_parts[node.node])
+            node.cost = priced(priced_parts)
 
 
 def _add_limits(store: Store, report: PeriodReport) -> None:
@@ -212,6 +241,6 @@ def capped_seconds(
         if hi <= lo or watts is None:
             continue
         known += hi - lo
-        if watts < default_w - SAME_WATTS:
+        if watts < default_w - BELOW_DEFAULT_MARGIN_W:
             capped += hi - lo
     return capped, known

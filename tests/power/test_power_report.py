@@ -133,7 +133,10 @@ def test_prices_unknown_for_part_of_the_period_give_no_cost(cli: Any, tmp_path: 
     (n1,) = result.json()["items"]
     assert n1["energy_kwh"] == pytest.approx(1.1, rel=0.002)
     assert (n1["cost"], n1["paid_per_mwh"], n1["mean_price_per_mwh"]) == (None, None, None)
-    assert "no cost: the price source's intervals do not cover the whole period" in result.stderr
+    assert (
+        "no cost: the price source's intervals do not cover the whole period (its prices run from"
+        f" {iso_utc(T0)} to {iso_utc(T0 + HOUR)})" in result.stderr
+    )
 
 
 def test_an_interval_whose_price_is_unknown_gives_no_cost_and_is_named(cli: Any, tmp_path: Path) -> None:
@@ -163,6 +166,8 @@ def test_an_interval_without_telemetry_is_counted_and_said(cli: Any, tmp_path: P
     assert n1["intervals_without_telemetry"] == 1
     assert n1["energy_kwh"] == pytest.approx(0.4, rel=0.005)  # the first hour's, as measured; nothing invented
     assert n1["cost"] == pytest.approx(0.4 * 100 / 1000, rel=0.005)
+    assert n1["paid_per_mwh"] == pytest.approx(100, rel=0.005)
+    assert n1["mean_price_per_mwh"] == pytest.approx(100)  # its hour with readings: not the period's 60
     assert (
         "n1 has no telemetry for 1 of the period's 2 price intervals: energy and cost count the others only"
         in result.stderr
