@@ -179,7 +179,12 @@ def synced_power_loop(
     if power.policy is None or power.price_source is None or interval <= 0:
         if loop is not None:
             loop.signal_stop()
-            log.info("power loop stopped: factory.yaml sets no power.policy or price source, or power.interval 0s")
+            why = (
+                "power.interval is 0s"
+                if interval <= 0
+                else f"factory.yaml sets no {'power.policy' if power.policy is None else 'power.price_source'}"
+            )
+            log.info("power loop stopped: %s", why)
         return None
     if loop is not None:
         loop.reconfigure(config, interval)
