@@ -41,10 +41,24 @@ def logs_command(
     config = context.load(ctx)
     job = find(config, job_id)
     if not job.ranks:
-        raise UsageError(_no_output(job), f"`factoryctl jobs show {job.id}` says why.")
+        last = job.last_launch()
+        if last is None or not job.state.waiting:
+            raise UsageError(_no_output(job), f"`factoryctl jobs show {job.id}` says why.")
+        _say_last_run(job, follow)
+        job = last  # its last run's lines (kept on its nodes), then with --follow the run that starts next
     if rank is not None and rank not in {r.rank for r in job.ranks}:
         raise UsageError(f"job {job.id} has no rank {rank}.", f"its ranks are 0 to {len(job.ranks) - 1}.")
     raise typer.Exit(_print_logs(config, job, rank, tail, follow))
+
+
+def _say_last_run(job: Job, follow: bool) -> None:
+    """Say on stderr that the lines are those of the requeued job's last run (and, following, that more may come)."""
+    import sys
+
+    after = "; the next run's follow when it starts" if follow else ""
+    sys.stderr.write(
+        f"factoryctl: job {job.id} is {job.state.value} again ({job.reason}): its last run's output{after}.\n"
+    )
 
 
 def _no_output(job: Job) -> str:
@@ -112,11 +126,13 @@ def _follow(config: FactoryConfig, job: Job, cursors: list[LogCursor]) -> list[N
         pause_while_read(seconds)
         return False
 
-    def restarted(before: Job, again: Job) -> None:
+    def restarted(again: Job) -> None:
         import sys
 
-        why = f"restart {again.restarts}" if again.restarts != before.restarts else "after a preemption"
-        sys.stderr.write(f"factoryctl: job {again.id} was requeued and started again ({why}).\n")
+        # its restart count, as the ranks see it: a failure adds one, a preemption none (`restart 0` read as a failure)
+        sys.stderr.write(
+            f"factoryctl: job {again.id} was requeued and started again (FACTORY_RESTART_COUNT={again.restarts}).\n"
+        )
 
     def silent(errors: list[NodeError]) -> None:
         import sys

@@ -19,7 +19,6 @@ from factoryctl.jobs.leftovers import PassNotes, kill_launches, launches_of, swe
 from factoryctl.jobs.node_calls import on_nodes
 from factoryctl.jobs.rank_calls import owed_by
 from factoryctl.jobs.rank_env import launch_id, rank_environment
-from factoryctl.jobs.reconcile import requeued
 from factoryctl.jobs.records import Change, running_reason
 from factoryctl.model.jobs import GpuAllocation, Job, JobState, Rank
 from factoryctl.transport.session import AgentSession
@@ -138,7 +137,7 @@ def _outcome(
             return Change(job, job.evolve(state=JobState.FAILED, reason=reason, ended_at=now))
         if isinstance(result, FactoryError):
             why = f"rank {r.rank} could not start on {r.node}: {_said(result, r.node)}; requeued"
-            return Change(job, requeued(job, why, restarts=job.restarts))
+            return Change(job, job.requeued(why, restarts=job.restarts))
         ranks.append(Rank(rank=r.rank, node=r.node, pid=_pid(result), gpus=r.gpus, started_at=_time(result, now)))
     running = job.evolve(state=JobState.RUNNING, ranks=tuple(ranks), reason=running_reason(job))
     return Change(job, running)

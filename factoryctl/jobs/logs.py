@@ -85,13 +85,13 @@ def cursors_for(job: Job, rank: int | None = None) -> list[LogCursor]:
 
 def follow(
     config: FactoryConfig, job_now: Callable[[], Job], cursors: list[LogCursor], say: Callable[[str], None],
-    wait: Callable[[float], bool], restarted: Callable[[Job, Job], None] | None = None,
+    wait: Callable[[float], bool], restarted: Callable[[Job], None] | None = None,
     silent: Callable[[list[NodeError]], None] | None = None, first: Job | None = None,
 ) -> list[NodeError]:  # fmt: skip
     """Print lines as they come until the job is over (then the rest) or `wait` says stop; the last pass's errors.
 
     A gang requeued and launched again is followed on: the old launch's last lines are printed, `restarted` is told
-    of the new launch (the job as followed until then, and now: a preemption counts no restart), and its ranks (those of `cursors`' rank numbers) are read from their start. `silent` is told
+    of the new launch, and its ranks (those of `cursors`' rank numbers) are read from their start. `silent` is told
     the nodes that cannot be read each time that set changes (a node down is said at once, not only at the end).
     `first`: the job as `cursors` were first read from (a restart since then is followed, not skipped).
     """
@@ -106,7 +106,7 @@ def follow(
             for line in labelled(cursors, final=True):
                 say(line)
             if restarted is not None:
-                restarted(followed, job)
+                restarted(job)
             cursors[:] = [c for c in cursors_for(job) if c.rank.rank in wanted]
         if job.ranks:
             followed = job

@@ -23,7 +23,7 @@ from factoryctl.jobs.leftovers import PassNotes, forgive_kills, kill_launches, l
 from factoryctl.jobs.rank_env import launch_id
 from factoryctl.jobs.records import Change, write_changes
 from factoryctl.jobs.verdicts import duration_text
-from factoryctl.model.jobs import Job, JobState
+from factoryctl.model.jobs import Job
 from factoryctl.scheduler.decide import PreemptDecision
 from factoryctl.store.jobs import OWED_TERMS_KEY
 from factoryctl.store.sqlite import Store
@@ -93,15 +93,7 @@ def preempted(job: Job, why: str) -> Job:
     """A stopped victim back in the queue: no GPUs nor ranks, its restart count as it was (no failure of its own)."""
     stop = job.stopping
     for_job = stop.for_job if stop is not None else "?"
-    return job.evolve(
-        state=JobState.PENDING,
-        reason=f"{PREEMPTED}{for_job}; requeued: {why}",
-        allocation=(),
-        ranks=(),
-        started_at=None,
-        ended_at=None,
-        stopping=None,
-    )
+    return job.requeued(f"{PREEMPTED}{for_job}; requeued: {why}", restarts=job.restarts)
 
 
 def waiting_reason(previous: str, reason: str) -> str:

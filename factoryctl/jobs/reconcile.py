@@ -99,23 +99,9 @@ def _after_failure(job: Job, verdict: Verdict, now: float, max_restarts: int) ->
     counting a restart, since the job itself never ran.
     """
     if job.state is JobState.STARTING:
-        return requeued(job, f"its launch was interrupted ({verdict.why}); requeued", restarts=job.restarts)
+        return job.requeued(f"its launch was interrupted ({verdict.why}); requeued", restarts=job.restarts)
     if job.restarts >= max_restarts:
         reason = f"{verdict.why}; failed after {job.restarts} restart{'s' if job.restarts != 1 else ''}"
         return job.evolve(state=JobState.FAILED, ranks=verdict.ranks, reason=reason, ended_at=verdict.ended_at or now)
     restarts = job.restarts + 1
-    return requeued(job, f"{verdict.why}; requeued (restart {restarts} of {max_restarts})", restarts=restarts)
-
-
-def requeued(job: Job, reason: str, restarts: int) -> Job:
-    """The gang back in the queue: no GPUs, no ranks, waiting to be placed again."""
-    return job.evolve(
-        state=JobState.PENDING,
-        reason=reason,
-        restarts=restarts,
-        allocation=(),
-        ranks=(),
-        started_at=None,
-        ended_at=None,
-        stopping=None,
-    )
+    return job.requeued(f"{verdict.why}; requeued (restart {restarts} of {max_restarts})", restarts=restarts)

@@ -37,6 +37,7 @@ def job_record(job: Job) -> dict[str, Any]:
         "cost": job.cost,
         "stopping": None if stopping is None else [stopping.for_job, stopping.requested_at, stopping.grace_s],
         "master_port": job.master_port,
+        "last_run": None if job.last_run is None else [job.last_run[0], [_rank_record(r) for r in job.last_run[1]]],
     }
 
 
@@ -58,7 +59,15 @@ def job_from_record(record: Mapping[str, Any]) -> Job:
         cost=_float_or_none(record.get("cost")),
         stopping=None if stopping is None else StopRequest(str(stopping[0]), float(stopping[1]), float(stopping[2])),
         master_port=_int_or_none(record.get("master_port")),
+        last_run=_last_run(record.get("last_run")),
     )
+
+
+def _last_run(value: Any) -> tuple[float, tuple[Rank, ...]] | None:  # noqa: ANN401 - a JSON value
+    """The stored (started_at, ranks) of a requeued job's last run; None when none."""
+    if not value:
+        return None
+    return float(value[0]), tuple(_rank_from_record(r) for r in value[1])
 
 
 def spec_record(spec: JobSpec) -> dict[str, Any]:

@@ -222,6 +222,9 @@ class Job:
     stopping: StopRequest | None = None
     #: The rendezvous port of its current launch (MASTER_PORT), unique among the launches on its rank 0's node.
     master_port: int | None = None
+    #: Its last run before it was requeued (a failure, a preemption): (started_at, ranks), so that `jobs logs` still
+    #: reads what that run printed (kept on its nodes) while the job waits to start again.
+    last_run: tuple[float, tuple[Rank, ...]] | None = None
 
     @property
     def name(self) -> str:
@@ -258,6 +261,28 @@ class Job:
         if self.started_at is None:
             return None
         return (self.ended_at if self.state.terminal and self.ended_at is not None else now) - self.started_at
+
+    def requeued(self, reason: str, restarts: int) -> Job:
+        """Back in the queue: no GPUs, no ranks, waiting to be placed again; the run it had kept in `last_run`."""
+        ran = self.ranks and self.started_at is not None
+        return self.evolve(
+            state=JobState.PENDING,
+            reason=reason,
+            restarts=restarts,
+            allocation=(),
+            ranks=(),
+            started_at=None,
+            ended_at=None,
+            stopping=None,
+            last_run=(self.started_at, self.ranks) if ran else self.last_run,
+        )
+
+    def last_launch(self) -> Job | None:
+        """The job as it was in its last run (its ranks and start: `rank_env.launch_id`), when it was requeued."""
+        if self.last_run is None:
+            return None
+        started_at, ranks = self.last_run
+        return self.evolve(started_at=started_at, ranks=ranks, last_run=None)
 
     def evolve(self, **changes: Any) -> Job:  # noqa: ANN401 - `replace`'s field values, each of its own field's type
         """A copy with some fields changed (records are immutable)."""

@@ -285,7 +285,7 @@ def test_follow_goes_on_across_a_restart(fleet: tuple[Any, Store]) -> None:
         return False
 
     cursors = cursors_for(store.job("f1"))  # type: ignore[arg-type]
-    follow(config, lambda: store.job("f1"), cursors, said.append, one_pass, lambda _, j: restarts.append(j.restarts))  # type: ignore[arg-type, return-value]
+    follow(config, lambda: store.job("f1"), cursors, said.append, one_pass, lambda j: restarts.append(j.restarts))  # type: ignore[arg-type, return-value]
     assert said == ["0: restart 0 found False", "0: restart 1 found True"]
     assert restarts == [1]
 
@@ -513,7 +513,7 @@ def test_follow_from_a_launch_already_restarted_prints_both(fleet: tuple[Any, St
         cursors,
         said.append,
         lambda s: False,
-        lambda _, j: restarts.append(j.restarts),
+        lambda j: restarts.append(j.restarts),
         None,
         first,
     )

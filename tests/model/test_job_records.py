@@ -69,6 +69,7 @@ def jobs(draw: st.DrawFn) -> Job:
         cost=draw(numbers),
         stopping=draw(stops),
         master_port=draw(st.none() | st.integers(1, 65535)),
+        last_run=draw(st.none() | st.tuples(times, st.lists(ranks, min_size=1, max_size=3).map(tuple))),
     )
 
 
