@@ -45,6 +45,13 @@ log = logging.getLogger("factoryctl.controller")
 BY = "controller power loop"
 #: Seconds a node has to answer one of the loop's requests (connect, start the agent, answer).
 NODE_TIMEOUT_S = 15.0
+#: A node whose controller link is down is not logged in to (15 s a run of a dead node, and a stop waiting for it):
+#: while the links come up after the controller's start, such a node is tried again this soon, else next run.
+LINK_RETRY_S = 10.0
+#: How long after the loop's start links may still be coming up (the retry above).
+LINKS_STARTING_S = 120.0
+#: What a node whose link is down is said to be (kept out of the run's log: the controller logs it down already).
+LINK_DOWN = "the controller's link to it is down (connecting, or the node is down): its limits are set once it is up"
 #: Where a node's open session comes from (the controller's links); None where it has none.
 SessionSource = Callable[[str], "AgentSession | None"]
 
@@ -75,6 +82,7 @@ class PowerLoop(Periodic):
         super().__init__("power-loop", self._tick, interval_s, clock, monotonic)
         self.config = config
         self._sessions = sessions
+        self._started_s = monotonic()
         self.runs = 0
         self.last: PowerRun | None = None
 
@@ -145,6 +153,10 @@ class PowerLoop(Periodic):
         record_course(inputs, rows)
         run.changes = [change for change in changes if changed(change)]  # GPUs that moved (or may have)
         run.errors += failed
+        starting = self._monotonic() - self._started_s < LINKS_STARTING_S
+        if starting and any(error.message == LINK_DOWN for error in run.errors):
+            soon = run.at + LINK_RETRY_S
+            run.next_boundary_s = soon if run.next_boundary_s is None else min(run.next_boundary_s, soon)
         _log_run(inputs, run)
 
     def _read(self, config: FactoryConfig, nodes: list[NodeSpec]) -> tuple[list[NodeSample], list[NodeError]]:
@@ -154,6 +166,8 @@ class PowerLoop(Periodic):
 
         def one(node: NodeSpec) -> NodeSample:
             held = sessions(node.name) if sessions is not None else None
+            if sessions is not None and (held is None or held.failure is not None):
+                raise NodeError(node.name, "timeout", LINK_DOWN)
             with held_or_own_session(node, config, NODE_TIMEOUT_S, held) as session:
                 return session.sample(NODE_TIMEOUT_S)
 
@@ -211,7 +225,8 @@ def _log_run(inputs: PolicyInputs, run: PowerRun) -> None:
         after = sorted({f"{change.enforced_w:g} W" for change in changes if change.enforced_w is not None})
         log.info("power loop set %s GPU %s to %s (%s policy)", node, gpus, ", ".join(after) or "?", _kind(inputs))
     for error in run.errors:
-        log.warning("power loop skipped %s (tried again next run): %s", error.node, error.message)
+        if error.message != LINK_DOWN:
+            log.warning("power loop skipped %s (tried again next run): %s", error.node, error.message)
 
 
 def _kind(inputs: PolicyInputs) -> str:
