@@ -20,7 +20,8 @@ from factoryctl.config_schema import parse_duration
 if TYPE_CHECKING:
     from factoryctl.jobs.loop import JobsLoop
     from factoryctl.periodic import Periodic
-    from factoryctl.power.policy_loop import PowerLoop, SessionSource
+    from factoryctl.power.policy_loop import PowerLoop
+    from factoryctl.telemetry.poll import SessionSource
 
 log = logging.getLogger("factoryctl.controller")
 

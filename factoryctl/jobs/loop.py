@@ -17,11 +17,12 @@ from collections.abc import Callable
 from factoryctl.config import FactoryConfig
 from factoryctl.errors import FactoryError
 from factoryctl.jobs.leftovers import owed_kills
-from factoryctl.jobs.node_calls import SessionSource, using_sessions
+from factoryctl.jobs.node_calls import using_sessions
 from factoryctl.jobs.price_now import price_now
 from factoryctl.jobs.tick import LIVE_STATES, TickReport, run_tick
 from factoryctl.periodic import Periodic
 from factoryctl.store.sqlite import Store
+from factoryctl.telemetry.poll import SessionSource
 
 log = logging.getLogger("factoryctl.controller")
 

@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from factoryctl.config import FactoryConfig
 from factoryctl.errors import NodeError
-from factoryctl.telemetry.poll import check_agent_cache, held_or_own_session
+from factoryctl.telemetry.poll import SessionSource, check_agent_cache, held_or_own_session
 from factoryctl.transport.fanout import DEFAULT_FANOUT, fan_out
 from factoryctl.transport.hints import hinted
 from factoryctl.transport.session import AgentSession
@@ -25,8 +25,6 @@ T = TypeVar("T")
 #: Seconds a node has to answer one request of the executor (connect, start the agent, answer).
 NODE_TIMEOUT_S = 15.0
 
-#: Where a node's open session comes from, if anywhere (the controller's links); None: open one per node and step.
-SessionSource = Callable[[str], "AgentSession | None"]
 _SOURCE: ContextVar[SessionSource | None] = ContextVar("factoryctl_jobs_sessions", default=None)
 
 

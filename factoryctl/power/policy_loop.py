@@ -30,10 +30,9 @@ from factoryctl.model.inventory import NodeSpec
 from factoryctl.model.telemetry import NodeSample
 from factoryctl.periodic import Periodic
 from factoryctl.power.limit_audit import changed
-from factoryctl.telemetry.poll import check_agent_cache, held_or_own_session
+from factoryctl.telemetry.poll import SessionSource, check_agent_cache, held_or_own_session
 from factoryctl.transport.fanout import DEFAULT_FANOUT, fan_out
 from factoryctl.transport.hints import hinted
-from factoryctl.transport.session import AgentSession
 
 if TYPE_CHECKING:
     from factoryctl.power.limits import LimitChange
@@ -52,8 +51,6 @@ LINK_RETRY_S = 10.0
 LINKS_STARTING_S = 120.0
 #: What a node whose link is down is said to be (kept out of the run's log: the controller logs it down already).
 LINK_DOWN = "the controller's link to it is down (connecting, or the node is down): its limits are set once it is up"
-#: Where a node's open session comes from (the controller's links); None where it has none.
-SessionSource = Callable[[str], "AgentSession | None"]
 
 
 @dataclass

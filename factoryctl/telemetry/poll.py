@@ -97,6 +97,10 @@ def agent_session(node: NodeSpec, config: FactoryConfig, timeout: float) -> Iter
         transport.close()
 
 
+#: Where a node's open session comes from, if anywhere (the controller's links); None: open one per node and step.
+SessionSource = Callable[[str], "AgentSession | None"]
+
+
 @contextlib.contextmanager
 def held_or_own_session(
     node: NodeSpec, config: FactoryConfig, timeout: float, held: AgentSession | None
