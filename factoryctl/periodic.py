@@ -6,7 +6,8 @@ shortened its interval (a reload from 1h to 10s waited out the hour), and both j
 turned a loop off held the controller's own loop behind a run waiting on a slow node. Here the interval is timed on
 the monotonic clock; only a deadline the task gives (the power loop's next price interval, a wall-clock time) is
 read on the wall clock, again every `CLOCK_CHECK_S`. A reload wakes the wait (the next run comes at once), and a
-stop may only be asked for (`signal_stop`): the run under way ends on its own and the thread with it.
+stop may only be asked for (`signal_stop`): the run under way ends on its own and the thread with it, at once when
+the task watches `stop_asked` (the power loop's run gives up its nodes: a hung one held the controller's stop 20 s).
 Standard library only: factoryctl.jobs and factoryctl.power (sibling layers) both use it.
 """
 
@@ -42,7 +43,8 @@ class Periodic:
         self._task = task
         self._wall_clock, self._monotonic = wall_clock, monotonic
         self._wake = threading.Event()
-        self._stopping = False
+        #: Set once a stop is asked for: a run under way may watch it to end early (a fan-out's `cancel`).
+        self.stop_asked = threading.Event()
         self._thread: threading.Thread | None = None
 
     @property
@@ -57,7 +59,7 @@ class Periodic:
 
     def signal_stop(self) -> None:
         """Ask the thread to end after its run, without waiting for it (a run may wait on a slow node for long)."""
-        self._stopping = True
+        self.stop_asked.set()
         self._wake.set()
 
     def stop(self, timeout: float = 20.0) -> None:
@@ -80,7 +82,7 @@ class Periodic:
 
     def _run(self) -> None:
         try:
-            while not self._stopping:
+            while not self.stop_asked.is_set():
                 self._wake.clear()  # before the run: a reload during it brings the next run at once
                 started = self._wall_clock()
                 deadline = self._task()
@@ -91,7 +93,7 @@ class Periodic:
     def _wait(self, deadline: float | None) -> None:
         """Until `interval_s` has passed on the monotonic clock, or the wall clock reaches `deadline`; a wake ends it."""
         due = self._monotonic() + self.interval_s
-        while not self._stopping:
+        while not self.stop_asked.is_set():
             left = due - self._monotonic()
             if deadline is not None:
                 left = min(left, deadline - self._wall_clock(), CLOCK_CHECK_S)

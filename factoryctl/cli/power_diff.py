@@ -29,11 +29,12 @@ def _diff_command(
     from factoryctl.power.policy_apply import differs
 
     timeout, fanout = limits
-    _, _, rows, errors, _ = plan(ctx, "power diff", target, timeout, fanout)
+    planned = plan(ctx, "power diff", target, timeout, fanout)
+    rows = planned.rows
     differing = [row for row in rows if differs(row)]
     table = output[0] is OutputFormat.table
     items = folded(differing) if table else shown_rows(differing)
-    status = show_listing(lambda: (items, errors), FOLDED_COLUMNS if table else PLAN_COLUMNS, *output)
+    status = show_listing(lambda: (items, planned.errors), FOLDED_COLUMNS if table else PLAN_COLUMNS, *output)
     if not context.global_options(ctx)[1]:
         sys.stderr.write(f"{len(differing)} of {counted_gpus(len(rows))} {_differ(len(differing))} from the plan\n")
     if status == 0 and exit_code and differing:

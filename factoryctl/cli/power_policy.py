@@ -14,6 +14,7 @@ power/policy_apply.py, which the controller's loop shares: this module reads the
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -24,10 +25,14 @@ from factoryctl.cli.price import price_cell
 from factoryctl.cli.render import Column, OutputFormat, fold, limit_watts
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
+
     from factoryctl.errors import NodeError
     from factoryctl.model.inventory import NodeSpec
+    from factoryctl.power.held_sessions import HeldSessions
     from factoryctl.power.limits import LimitChange
     from factoryctl.power.policy_apply import PolicyInputs
+    from factoryctl.telemetry.poll import PollResult
 
 PLAN_COLUMNS = (
     Column("node", "NODE"),
@@ -64,11 +69,30 @@ def _inputs(ctx: typer.Context, command: str) -> PolicyInputs:
     return inputs
 
 
-def plan(
-    ctx: typer.Context, command: str, target: str, timeout: float, fanout: int
-) -> tuple[PolicyInputs, list[NodeSpec], list[dict[str, Any]], list[NodeError], list[int] | None]:
-    """Read the addressed nodes' GPUs (read-only) and plan each: the inputs, nodes, rows, failed nodes, GPUs asked."""
-    from factoryctl.cli.listing import asked
+@dataclass
+class Planned:
+    """What `plan` read and planned: the inputs, nodes, rows, failed nodes and GPUs asked; the sessions kept.
+
+    `held`: with `plan(hold=True)` (`power apply`), the sessions that read the nodes, kept for their change, and
+    `kept` the nodes they hold; the caller closes them (`close_held`).
+    """
+
+    inputs: PolicyInputs
+    nodes: list[NodeSpec]
+    rows: list[dict[str, Any]]
+    errors: list[NodeError]
+    gpus: list[int] | None
+    held: HeldSessions | None = None
+    kept: list[str] = field(default_factory=list)
+
+
+def plan(ctx: typer.Context, command: str, target: str, timeout: float, fanout: int, hold: bool = False) -> Planned:
+    """Read the addressed nodes' GPUs (read-only) and plan each; with `hold`, keep the sessions that read them.
+
+    The read is every listing's (`asked`: a live controller's store, else each node); with `hold`, no live
+    controller and no GPUs named, `read_held`: a node off its plan is changed over the session that read it, one
+    login, not two.
+    """
     from factoryctl.config import parse_gpu_target
     from factoryctl.power.limit_checks import check_gpus
     from factoryctl.power.policy_apply import plan_rows
@@ -78,9 +102,62 @@ def plan(
     node_part, gpus = parse_gpu_target(target)
     nodes = inputs.config.resolve_target(node_part)
     check_agent_cache(nodes)
-    polled = asked(inputs.config, nodes, timeout, fanout, context.global_options(ctx)[1])
-    check_gpus(polled.samples, gpus)  # `n01/7` on a node of 2 GPUs is refused, as `power set` refuses it
-    return inputs, nodes, plan_rows(inputs, polled.samples, gpus), list(polled.errors), gpus
+    planned = Planned(inputs, nodes, [], [], gpus)
+    try:
+        polled = _read(planned, timeout, fanout, context.global_options(ctx)[1], hold)
+        check_gpus(polled.samples, gpus)  # `n01/7` on a node of 2 GPUs is refused, as `power set` refuses it
+        planned.rows, planned.errors = plan_rows(inputs, polled.samples, gpus), list(polled.errors)
+    except BaseException:
+        close_held(planned)
+        raise
+    return planned
+
+
+def _read(planned: Planned, timeout: float, fanout: int, quiet: bool, hold: bool) -> PollResult:
+    """The nodes' samples, with a progress line on a terminal; with `hold` and no live controller, kept open."""
+    from factoryctl.cli.listing import asked
+    from factoryctl.cli.progress import replay_progress
+    from factoryctl.power.held_sessions import HeldSessions
+    from factoryctl.power.policy_apply import read_held
+    from factoryctl.telemetry.latest import read_live
+
+    config, nodes = planned.inputs.config, planned.nodes
+    # GPUs named (`n01/0-3`): `apply_limit` reads the nodes again for its check, holding its own sessions
+    if not hold or planned.gpus is not None or read_live(config, nodes, unknown=[]) is not None:
+        return asked(config, nodes, timeout, fanout, quiet)
+    planned.held = HeldSessions(config, timeout)
+    with replay_progress("asking the nodes", quiet, unit="nodes done") as line:
+        polled, planned.kept = read_held(planned.held, nodes, fanout, line)
+    return polled
+
+
+def close_held(planned: Planned, nodes: Collection[str] | None = None) -> BaseException | None:
+    """Close the sessions `plan` kept (of `nodes`, else all, in parallel); the interrupt that came meanwhile.
+
+    Returned, not raised: after a change, the listing of what changed is said first.
+    """
+    from factoryctl.transport.fanout import fan_out
+
+    held = planned.held
+    if held is None:
+        return None
+    try:
+        if nodes is None:
+            held.close_all()
+        else:
+            chosen = [node for node in planned.nodes if node.name in nodes and node.name in planned.kept]
+            fan_out(chosen, lambda node: _let_go(held, node), max(len(chosen), 1))
+    except BaseException as stop:
+        if isinstance(stop, Exception):
+            raise
+        return stop
+    return None
+
+
+def _let_go(held: HeldSessions, node: NodeSpec) -> None:
+    """Close the node's held session (taken from `held`, closed at once)."""
+    with held.session_for(node):
+        pass
 
 
 def folded(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -112,33 +189,50 @@ def _plan_command(
 ) -> int:
     from factoryctl.cli.listing import show_listing
 
-    _, _, rows, errors, _ = plan(ctx, "power plan", target, timeout, fanout)
+    planned = plan(ctx, "power plan", target, timeout, fanout)
     table = output is OutputFormat.table
-    items = folded(rows) if table else shown_rows(rows)
-    return show_listing(lambda: (items, errors), FOLDED_COLUMNS if table else PLAN_COLUMNS, output, no_header)
+    items = folded(planned.rows) if table else shown_rows(planned.rows)
+    columns = FOLDED_COLUMNS if table else PLAN_COLUMNS
+    return show_listing(lambda: (items, planned.errors), columns, output, no_header)
 
 
 def _apply_command(
     ctx: typer.Context, target: str, why: str | None, options: tuple[OutputFormat, bool, float, int]
 ) -> int:
+    """Plan every addressed GPU and set the nodes off their plan, each over the session that read it where kept.
+
+    A node whose GPUs are all at plan is not asked again (`split_at_plan`): its GPUs are listed as unchanged.
+    """
     from factoryctl.cli.power_limits import Rerun, refused_status, run_request, show_outcome
     from factoryctl.power.limit_checks import LimitsRefused
-    from factoryctl.power.policy_apply import apply_groups, audit_reason, limit_groups, record_course
+    from factoryctl.power.limits import check_audit_ready
+    from factoryctl.power.policy_apply import apply_groups, audit_reason, limit_groups, record_course, split_at_plan
 
     output, no_header, timeout, fanout = options
-    inputs, nodes, rows, errors, gpus = plan(ctx, "power apply", target, timeout, fanout)
-    groups = limit_groups(rows, nodes, gpus)
+    planned = plan(ctx, "power apply", target, timeout, fanout, hold=True)
+    inputs = planned.inputs
+    to_set, at_plan = split_at_plan(planned.rows)
+    groups = limit_groups(to_set, planned.nodes, planned.gpus)
     quiet = context.global_options(ctx)[1]
 
     def request(told: Any) -> tuple[list[LimitChange], list[NodeError]]:  # noqa: ANN401 - a LimitProgress
-        return apply_groups(inputs, groups, lambda row: audit_reason(inputs, row, why), (timeout, fanout, told), errors)
+        stopped = close_held(planned, {change.node for change in at_plan})  # before the changes open any session
+        if stopped is not None:
+            raise stopped
+        if at_plan and not groups:
+            check_audit_ready(inputs.config, told)  # as a run that sets GPUs checks the store first
+        reason_of, limits = (lambda row: audit_reason(inputs, row, why)), (timeout, fanout, told)
+        return apply_groups(inputs, groups, reason_of, limits, (at_plan, planned.errors), planned.held)
 
     try:
         applied = run_request(request, quiet)
     except LimitsRefused as refused:
+        close_held(planned)
         return refused_status(refused)
-    record_course(inputs, rows)
-    order = {node.name: i for i, node in enumerate(nodes)}
+    closing = close_held(planned)  # the sessions of nodes a stop left unasked
+    applied.stopped = applied.stopped or closing
+    record_course(inputs, planned.rows)
+    order = {node.name: i for i, node in enumerate(planned.nodes)}
     applied.changes.sort(key=lambda change: (order.get(change.node, 0), change.gpu))
     given_timeout = None if timeout == context.TIMEOUT_OPTION.default else timeout
     return show_outcome(applied, Rerun(None, False, why, given_timeout, "apply"), output, no_header, quiet)

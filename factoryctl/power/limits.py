@@ -13,20 +13,30 @@ A node's agent session that read its GPUs is kept open for its change (`HeldSess
 login, so a node is logged into once, not twice. Every node is read before any change (the range rule is
 all-or-nothing), so a held session waits for the whole read; at most as many are held as the fan-out works on at
 once, and the nodes past that (a target larger than `--fanout`) are read first and start a second session for their
-change, so no more sessions are ever open than the fan-out allows.
+change, so no more sessions are ever open than the fan-out allows. `power apply` gives the sessions of its own read
+(`held`). A cancel event (the controller's stop) stops a request as Ctrl-C does, and ends the agents still asked.
+What a node's answer says (`LimitChange`, a timeout said as whether a limit may have changed) is limit_answers.py.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from factoryctl.config import FactoryConfig
 from factoryctl.errors import NodeError, UsageError
 from factoryctl.model.inventory import NodeSpec
-from factoryctl.model.telemetry import MAX_GPU_INDEX, NodeSample, number_or_none
+from factoryctl.model.telemetry import NodeSample
 from factoryctl.power.held_sessions import HeldSessions
+from factoryctl.power.limit_answers import NO_LIMIT_CHANGED as NO_LIMIT_CHANGED  # the CLI's closing line reads it
+from factoryctl.power.limit_answers import LimitChange as LimitChange  # every caller's name for it
+from factoryctl.power.limit_answers import Unconfirmed as Unconfirmed  # what the CLI counts as `may have changed`
+from factoryctl.power.limit_answers import limit_changes as limit_changes  # the dashboard's cap reads with it
+from factoryctl.power.limit_answers import malformed_answer as malformed_answer
+from factoryctl.power.limit_answers import partly_changed as partly_changed
+from factoryctl.power.limit_answers import step_timed_out
 from factoryctl.power.limit_audit import RequestTrail, close_abandoned
 from factoryctl.power.limit_audit import record_audit as record_audit  # the dashboard's cap records with it
 from factoryctl.power.limit_checks import LimitsRefused, check_gpus, check_range, check_watts
@@ -35,23 +45,11 @@ from factoryctl.power.limit_progress import settled as _settled  # tests call it
 from factoryctl.store.connection import StoreError
 from factoryctl.store.held_signals import signals_held
 from factoryctl.telemetry.poll import check_agent_cache
-from factoryctl.transport.base import CommandCut
-from factoryctl.transport.fanout import DEFAULT_FANOUT, FanOut, Pending, fan_out, within_file_limit
+from factoryctl.transport.fanout import DEFAULT_FANOUT, Cancelled, FanOut, Pending, fan_out, within_file_limit
 from factoryctl.transport.session import AgentSession, PartlyDone
 
 if TYPE_CHECKING:
     from factoryctl.store.sqlite import Store
-
-
-@dataclass(frozen=True)
-class LimitChange:
-    """One GPU's limit before and after a request."""
-
-    node: str
-    gpu: int
-    before_w: float | None
-    enforced_w: float | None  # None: the GPU changed, but could not say to what (lost right after its set)
-    clamped: bool
 
 
 def _validate(
@@ -69,15 +67,9 @@ def _validate(
     works on at once, keep their sessions for the change (`held`); the others are read before them, each session
     closed at once, so no more are ever open than the fan-out allows.
     """
-    keep = within_file_limit(nodes, fanout)
-    read_once, read_and_hold = nodes[keep:], nodes[:keep]
-    outcomes = fan_out(read_once, held.read_only, fanout, progress=told.of(READING, 0, len(nodes)))
-    outcomes += fan_out(
-        read_and_hold, held.read_and_hold, fanout, progress=told.of(READING, len(read_once), len(nodes))
-    )
-    by_name = {node.name: outcome for node, outcome in outcomes}
-    samples = [s for s in (by_name[n.name] for n in nodes) if isinstance(s, NodeSample)]  # in inventory order
-    failed = [e for e in (by_name[n.name] for n in nodes) if isinstance(e, NodeError)]
+    outcomes, _ = read_holding(held, nodes, fanout, told.of(READING, 0, len(nodes)))
+    samples = [s for s in outcomes if isinstance(s, NodeSample)]  # in inventory order
+    failed = [e for e in outcomes if isinstance(e, NodeError)]
     errors = [step_timed_out(error, held.timeout) for error in failed]
     try:
         check_gpus(samples, gpus)
@@ -91,43 +83,25 @@ def _validate(
     return [node for node in nodes if node.name not in failed_names], errors
 
 
-#: How a node's timeout before its request went out ends (`step_timed_out`): the CLI then does not say it again.
-NO_LIMIT_CHANGED = "; no limit was changed"
+def read_holding(
+    held: HeldSessions, nodes: list[NodeSpec], fanout: int, progress: Callable[[int, int], None] | None = None
+) -> tuple[list[NodeSample | NodeError], list[str]]:
+    """Each node's sample or error in `nodes`' order, and the nodes whose session is kept for their change (`held`).
 
-
-class Unconfirmed(NodeError):
-    """A node asked to change its limits that never answered (a timeout, a stop): they may have changed, or not.
-
-    Its own class, so the closing sentence counts it (`may have changed`), never saying `no power limit was changed`
-    under a node whose line says its limits may have.
+    The first nodes, as many as the fan-out works on at once, keep their sessions; the others are read before them,
+    each session closed at once, so no more are ever open than the fan-out allows. `progress(done, total)`.
     """
+    keep = within_file_limit(nodes, fanout)
+    read_once, read_and_hold = nodes[keep:], nodes[:keep]
 
+    def after(before: int) -> Callable[[int, int], None] | None:
+        return None if progress is None else lambda done, _: progress(before + done, len(nodes))
 
-def step_timed_out(error: NodeError, timeout: float, asked: str | None = None) -> NodeError:
-    """`error` as power set's own timeout, saying whether a limit may have changed; other errors unchanged.
-
-    Before the request went out (`asked` None) no limit was changed: the node's own sentence says what timed out (a
-    TCP connect, the agent's hello or sample), and the hint table (`hints.node_error_hint`) what to do about it, so a
-    connect timeout names ssh.connect_timeout_s, not --timeout. Only a command's timeout (the agent's check or
-    upload over SSH) is reworded: exec's words for it say the command may still be running. Once the agent was asked
-    to `asked` ("change", "reset") the limit may have changed, and only reading it again tells.
-    """
-    from factoryctl.transport.hints import node_error_hint
-
-    if error.kind != "timeout":
-        return error
-    if asked is not None:
-        return Unconfirmed(
-            error.node,
-            "timeout",
-            f"the agent did not answer the {asked} within {timeout:g} s: the limit may have changed",
-            f"check with `factoryctl gpus {error.node}`; on a loaded node, give the command a longer --timeout.",
-        )
-    said = error.message.removeprefix(f"{error.node}: ").rstrip(".")
-    if isinstance(error, CommandCut):  # exec's words ("command did not finish ... may still be running")
-        said = f"a command checking or uploading the agent did not finish within {timeout:g} s"
-    hint = node_error_hint(error.node, "timeout", said)
-    return NodeError(error.node, "timeout", f"{said}{NO_LIMIT_CHANGED}", hint)
+    outcomes = fan_out(read_once, held.read_only, fanout, progress=after(0))
+    outcomes += fan_out(read_and_hold, held.read_and_hold, fanout, progress=after(len(read_once)))
+    by_name = {node.name: outcome for node, outcome in outcomes}
+    kept = [node.name for node in read_and_hold if isinstance(by_name[node.name], NodeSample)]
+    return [by_name[node.name] for node in nodes], kept
 
 
 class LimitsInterrupted(BaseException):
@@ -161,6 +135,9 @@ class LimitsNotRecorded(StoreError):
 
 #: Seconds an interrupted request still waits for the nodes it asked (a limit is set in milliseconds once asked).
 SETTLE_S = 5.0
+#: Seconds a stop by `cancel` (the controller's) waits for the nodes it asked: a healthy node answers in milliseconds,
+#: and a hung one is not waited out (its agent is ended: `_end_unanswered`).
+CANCEL_SETTLE_S = 1.0
 #: Message of a node still changing its limits when the request was interrupted and stopped waiting for it.
 UNANSWERED = "interrupted before this node answered: its limits may have changed (see `factoryctl gpus`)"
 #: A node never asked when the request was interrupted (the fan-out had not got to it, or its session was still
@@ -175,23 +152,30 @@ def _change_all(
     fanout: int,
     trail: RequestTrail,
     told: LimitProgress,
+    cancel: tuple[threading.Event | None, dict[str, AgentSession]],
 ) -> tuple[list[tuple[NodeSpec, _NodeChanges | NodeError | Pending]], BaseException | None]:
     """Each target's outcome of `change` (gpus, watts, clamp) in `targets`' order, and the interrupt that came, if any.
 
     A held session's node starts first, so no more than `fanout` sessions are open; on Ctrl-C or SIGTERM the nodes
     already asked are given `SETTLE_S` (at most the timeout) to answer, as their limits may have changed, and `told`
     that they are waited for; a node whose session was still opening is not asked any more, nor waited for. Each
-    node's answer goes to the audit log (`trail`) as it comes.
+    node's answer goes to the audit log (`trail`) as it comes. `cancel`: the event that stops it as an interrupt
+    does (a controller's stop: `Cancelled`, waiting `CANCEL_SETTLE_S` only), and the sessions asked, by node, until
+    each answers (the agents such a stop ends).
     """
     answers: dict[str, _NodeChanges] = {}  # by node, as each answers: its session's close takes a while after
-    pool = FanOut(held.held_first(targets), lambda node: _change(held, node, change, trail, answers), fanout)
+    event, in_use = cancel
+    pool = FanOut(
+        held.held_first(targets), lambda node: _change(held, node, change, trail, (answers, in_use)), fanout, event
+    )
     interrupt: BaseException | None = None
     try:
         step = RESETTING if change[1] is None else CHANGING
         outcomes: list[tuple[NodeSpec, _NodeChanges | NodeError | Pending]] = list(pool.run(told.of(step)))
     except BaseException as stop:
         trail.stop_asking()  # a node still connecting is never asked now: nothing to wait for there
-        interrupt, outcomes = stop, _settled(pool, min(held.timeout, SETTLE_S), stop, told, answers, trail.was_asked)
+        within = min(held.timeout, CANCEL_SETTLE_S if isinstance(stop, Cancelled) else SETTLE_S)
+        interrupt, outcomes = stop, _settled(pool, within, stop, told, answers, trail.was_asked)
     order = {node.name: i for i, node in enumerate(targets)}
     return sorted(outcomes, key=lambda outcome: order[outcome[0].name]), interrupt
 
@@ -206,6 +190,8 @@ def apply_limit(
     reason: str | None = None,
     fanout: int = DEFAULT_FANOUT,
     told: LimitProgress | None = None,
+    held: HeldSessions | None = None,
+    cancel: threading.Event | None = None,
 ) -> tuple[list[LimitChange], list[NodeError]]:
     """Set (or with `watts=None` reset to default) the limits on every node that answers; `reason` goes in the audit.
 
@@ -216,20 +202,23 @@ def apply_limit(
     request with nothing changed. Each answer replaces its request as it comes (`RequestTrail`). An interrupt once
     the change step began, up to the store's close, raises `LimitsInterrupted` with what did change, recorded; one
     before it is raised as it came (nothing changed). At most `fanout` nodes at once; `told` hears how it goes.
+    `held`: the sessions that read the nodes (`power apply`'s), taken for their change, the rest left to the caller.
+    `cancel` set (the controller's stop) stops it as an interrupt would, `LimitsInterrupted` with `Cancelled`.
     """
     from factoryctl.store import open_store
 
     check_watts(watts)
     check_agent_cache(nodes)
     store = open_store(config.store_path)
-    held = HeldSessions(config, timeout)
+    sessions = HeldSessions(config, timeout) if held is None else held
+    own = sessions if held is None else None
     try:
         ask, progress = (gpus, watts, clamp), told or LimitProgress()
-        changes, errors, interrupt = _requested(store, held, nodes, ask, reason, fanout, progress)
+        changes, errors, interrupt = _requested(store, sessions, nodes, ask, (reason, cancel), fanout, progress)
     except BaseException:
-        _closed(held, store)  # a refused request's sessions; an interrupt meanwhile changes nothing of its outcome
+        _closed(own, store)  # a refused request's sessions; an interrupt meanwhile changes nothing of its outcome
         raise
-    closing = _closed(held, store)  # an interrupt now came after the nodes answered: what they did stands
+    closing = _closed(own, store)  # an interrupt now came after the nodes answered: what they did stands
     stopped = interrupt or closing
     if stopped is not None:
         raise LimitsInterrupted(changes, errors, stopped)
@@ -241,15 +230,17 @@ def _requested(
     held: HeldSessions,
     nodes: Sequence[NodeSpec],
     ask: tuple[list[int] | None, float | None, bool],
-    reason: str | None,
+    why: tuple[str | None, threading.Event | None],
     fanout: int,
     told: LimitProgress,
 ) -> tuple[list[LimitChange], list[NodeError], BaseException | None]:
     """`apply_limit`'s checks, its requests in the audit log, the change and its answers; the interrupt that came.
 
     An interrupt before the requests are in the log is raised: no node was asked. Answers the store refused raise
-    `LimitsNotRecorded`, with the changes and errors.
+    `LimitsNotRecorded`, with the changes and errors. `why`: the audit's reason, and the cancel event.
     """
+    reason, cancel = why
+    in_use: dict[str, AgentSession] = {}
     targets, errors = _checked_targets(store, held, nodes, ask, fanout, told)
     trail = RequestTrail(store, "reset" if ask[1] is None else "set", ask[1], reason, told.note)
     try:
@@ -258,25 +249,47 @@ def _requested(
         raise nothing_changed(error) from None
     outcomes: list[tuple[NodeSpec, _NodeChanges | NodeError | Pending]] = []
     if interrupt is None:  # else no node is asked, and `finish` drops every request
-        outcomes, interrupt = _change_all(held, targets, ask, fanout, trail, told)
+        outcomes, interrupt = _change_all(held, targets, ask, fanout, trail, told, (cancel, in_use))
     changes = _gathered(outcomes, errors)
     try:
         finished = _written_whole(trail.finish)  # the limits changed: what is left of their entries is written whole
     except StoreError as error:  # what the nodes did is said all the same, then the audit failure
         raise LimitsNotRecorded(error, changes, errors, interrupt) from error
+    finally:
+        if isinstance(interrupt, Cancelled):
+            _end_unanswered(in_use)
     return changes, errors, interrupt or finished
 
 
-def _closed(held: HeldSessions, store: Store) -> BaseException | None:
-    """Close the sessions still held (a refused or interrupted request's), then the store; an interrupt meanwhile.
+def _end_unanswered(in_use: dict[str, AgentSession]) -> None:
+    """A stop's end of the agents still asked (a node hung mid-change), their requests left in the audit log.
 
-    It is returned, not raised: coming after every node answered, it must not pass for one that came before any was
+    Each is ended now (asked to exit, else killed), within `END_WITHIN_S` for all: one that outlived the controller
+    could still take its node's limits lock and set a limit nobody would hear of, or keep the lock held. Called once
+    the trail is finished, so the session's failure is no answer written over the request (outcome unknown).
+    """
+    from factoryctl.transport.node_leftovers import END_WITHIN_S
+
+    sessions = list(in_use.copy().values())
+    ending = [threading.Thread(target=s.close, args=(0.0,), daemon=True, name="end-unanswered") for s in sessions]
+    for thread in ending:
+        thread.start()
+    deadline = time.monotonic() + END_WITHIN_S
+    for thread in ending:
+        thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def _closed(held: HeldSessions | None, store: Store) -> BaseException | None:
+    """Close the sessions still held (a refused or interrupted request's; None: the caller's), then the store.
+
+    An interrupt meanwhile is returned, not raised: coming after every node answered, it must not pass for one that came before any was
     asked (64 GPUs changed and audited were said as `no power limit was changed`). The sessions' close stays
     interruptible (each asks its agent to exit, a hung one included); the store's, quick, is done whole.
     """
     interrupted: BaseException | None = None
     try:
-        held.close_all()
+        if held is not None:
+            held.close_all()
     except BaseException as stop:
         if isinstance(stop, Exception):
             raise
@@ -296,16 +309,36 @@ def _checked_targets(
 ) -> tuple[list[NodeSpec], list[NodeError]]:
     """The nodes to change, and those refused: the store must take the audit first, then every GPU and range."""
     gpus, watts, clamp = ask
-    try:
-        store.check_audit_writable()
-    except StoreError as error:
-        raise nothing_changed(error) from None
-    close_abandoned(store, told.note)  # what a killed command left `unknown`: said before this one asks any node
+    _audit_ready(store, told)
     targets, errors = list(nodes), list[NodeError]()
     range_checked = watts is not None and not clamp
     if range_checked or gpus is not None:
         targets, errors = _validate(targets, gpus, watts if range_checked else None, fanout, held, told)
     return targets, errors
+
+
+def _audit_ready(store: Store, told: LimitProgress) -> None:
+    """The store must take the audit (else nothing changed); what a killed command left `unknown` is closed first."""
+    try:
+        store.check_audit_writable()
+    except StoreError as error:
+        raise nothing_changed(error) from None
+    close_abandoned(store, told.note)  # what a killed command left `unknown`: said before this one asks any node
+
+
+def check_audit_ready(config: FactoryConfig, told: LimitProgress | None = None) -> None:
+    """`apply_limit`'s first step for a request that asks no node (`power apply` with every GPU at its plan).
+
+    Such a run still refuses, as one that asks nodes does, when the store cannot record a change (read-only, full):
+    cron's run at plan says the broken audit log at once, not at the next price step.
+    """
+    from factoryctl.store import open_store
+
+    store = open_store(config.store_path)
+    try:
+        _audit_ready(store, told or LimitProgress())
+    finally:
+        _written_whole(store.close)
 
 
 def _written_whole(write: Callable[[], None]) -> BaseException | None:
@@ -363,18 +396,24 @@ def _change(
     node: NodeSpec,
     change: tuple[list[int] | None, float | None, bool],
     trail: RequestTrail,
-    answers: dict[str, _NodeChanges],
+    kept: tuple[dict[str, _NodeChanges], dict[str, AgentSession]],
 ) -> _NodeChanges:
     """Ask one node's agent to set (or reset) the limits; its answers, GPU by GPU, and its error if it failed part-way.
 
     The agent is the session that read the node's GPUs when it is still held, else a new one. The answer replaces
-    the node's request in the audit log, and is in `answers`, before the session is closed (which takes a while).
+    the node's request in the audit log, and is in `answers`, before the session is closed (which takes a while);
+    the session is in `in_use` while it is asked. `kept`: (answers, in_use).
     """
+    answers, in_use = kept
     asked: str | None = None  # set once the request goes out: from then on the limit may change
     try:
         with held.session_for(node) as session:
             asked = "reset" if change[1] is None else "change"
-            answers[node.name] = _ask(session, node.name, change, held.timeout, trail)
+            in_use[node.name] = session
+            try:
+                answers[node.name] = _ask(session, node.name, change, held.timeout, trail)
+            finally:
+                in_use.pop(node.name, None)
             return answers[node.name]
     except NodeError as error:
         raise step_timed_out(error, held.timeout, asked) from error
@@ -412,48 +451,3 @@ def _ask(
         outcome = limit_changes(node, answers), None
     trail.answered(node, outcome[0])
     return outcome
-
-
-def limit_changes(node: str, answers: Sequence[dict[str, Any]]) -> list[LimitChange]:
-    """The agent's answers (`{index, before_w, enforced_w, clamped}`, docs/agent-protocol.md) as changes.
-
-    An answer that names no GPU (not an object, no `index` from 0 to MAX_GPU_INDEX) raises `malformed_answer`'s
-    `Unconfirmed`: the node was asked, so its limits may have changed. Its KeyError said `no power limit was changed`.
-    """
-    changes = []
-    for a in answers:
-        index = a.get("index") if isinstance(a, dict) else None
-        if type(index) is not int or not 0 <= index <= MAX_GPU_INDEX:
-            raise malformed_answer(node, ValueError(f"an answer names no GPU: {a!r:.80}"))
-        changes.append(
-            LimitChange(node, index, _watts(a.get("before_w")), _watts(a.get("enforced_w")), bool(a.get("clamped")))
-        )
-    return changes
-
-
-def malformed_answer(node: str, problem: Exception) -> Unconfirmed:
-    """The error of a node whose answer to a change of its limits is not one: they may have changed, or not."""
-    return Unconfirmed(
-        node,
-        "agent",
-        f"the agent sent a malformed answer to the change ({problem}): its limits may have changed",
-        f"check with `factoryctl gpus {node}`; `factoryctl nodes check {node}` checks its agent.",
-    )
-
-
-def _watts(value: object) -> float | None:
-    """Watts from the wire, as a float; None when the node did not say (or said something that is no number)."""
-    number = number_or_none(value)
-    return None if number is None else float(number)
-
-
-def partly_changed(failed: PartlyDone) -> tuple[list[LimitChange], NodeError]:
-    """What a limit request that failed part-way changed first, and its error, which then names those GPUs."""
-    changes = limit_changes(failed.node, failed.result.get("gpus") or [])
-    if not changes:
-        return [], failed
-    done = [str(c.gpu) for c in changes]
-    which = f"GPUs {', '.join(done[:-1])} and {done[-1]}" if len(done) > 1 else f"GPU {done[0]}"
-    return changes, NodeError(
-        failed.node, failed.kind, f"{failed.message.rstrip('.')}; {which} had already changed.", failed.hint
-    )

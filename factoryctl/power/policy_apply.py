@@ -11,6 +11,7 @@ second setter finds every GPU at its plan already, which is no change and no aud
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -28,8 +29,10 @@ from factoryctl.power.policy_course import Course
 from factoryctl.power.policy_state import Started
 
 if TYPE_CHECKING:
+    from factoryctl.power.held_sessions import HeldSessions
     from factoryctl.power.limit_progress import LimitProgress
     from factoryctl.power.limits import LimitChange
+    from factoryctl.telemetry.poll import PollResult
 
 NO_POLICY_HINT = (
     "set power.policy in factory.yaml to a policy file (docs/power.md, Policies); try it first with"
@@ -206,6 +209,28 @@ def plan_rows(inputs: PolicyInputs, samples: list[NodeSample], gpus: list[int] |
     return rows
 
 
+def read_held(
+    held: HeldSessions, nodes: list[NodeSpec], fanout: int, progress: Callable[[int, int], None] | None
+) -> tuple[PollResult, list[str]]:
+    """The nodes' GPUs as a poll reads them, and the nodes whose session is kept for their change (`read_holding`).
+
+    A node off its plan is then changed over the session that read it: over SSH one login, not two. A node that did
+    not answer is its hinted error and a down row, as in every listing (telemetry.poll).
+    """
+    from factoryctl.power.limits import read_holding
+    from factoryctl.telemetry.poll import PollResult, down_sample
+    from factoryctl.transport.hints import hinted
+
+    outcomes, kept = read_holding(held, nodes, fanout, progress)
+    samples, errors = [], []
+    for node, outcome in zip(nodes, outcomes, strict=True):
+        if isinstance(outcome, NodeError):
+            errors.append(hinted(outcome))
+            outcome = down_sample(node.name, outcome, held.config.interval_s)
+        samples.append(outcome)
+    return PollResult(samples, errors), kept
+
+
 #: Watts within which a GPU's enforced limit is its plan (drivers keep whole milliwatts; a plan may have fractions).
 LIMIT_TOLERANCE_W = 0.001
 
@@ -236,6 +261,26 @@ def price_text(value: float) -> str:
     return f"{number:.0f}" if number.is_integer() and abs(number) < 1e15 else repr(number)
 
 
+def split_at_plan(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[LimitChange]]:
+    """The rows of the nodes to set (a GPU of theirs is off its plan), and the other nodes' GPUs as unchanged.
+
+    A node whose GPUs are all at plan is not asked: over SSH an ask is a login and an agent start, on every node at
+    every cron run between price steps. A node with one GPU off is set whole, as before (its agents' limits lock
+    serialises it with any other setter). The GPUs left alone are said as the agent answers a set that moves
+    nothing (before and after the limit read, not clamped: a plan is within its range), so a run lists them as
+    before, and the audit log, which leaves out GPUs that did not move, is the same.
+    """
+    from factoryctl.power.limits import LimitChange
+
+    off = {row["node"] for row in rows if differs(row)}
+    unchanged = [
+        LimitChange(row["node"], row["index"], float(row["power_limit_w"]), float(row["power_limit_w"]), False)
+        for row in rows
+        if row["node"] not in off
+    ]
+    return [row for row in rows if row["node"] in off], unchanged
+
+
 Group = tuple[dict[str, Any], list[NodeSpec], "list[int] | None"]
 
 
@@ -264,23 +309,30 @@ def apply_groups(
     groups: dict[tuple[Any, ...], Group],
     reason_of: Callable[[dict[str, Any]], str],
     limits: tuple[float, int, LimitProgress | None],
-    read_errors: list[NodeError],
+    earlier: tuple[list[LimitChange], list[NodeError]],
+    held: HeldSessions | None = None,
+    cancel: threading.Event | None = None,
 ) -> tuple[list[LimitChange], list[NodeError]]:
     """Set each group to its plan through `apply_limit` (clamped, audited); a stop brings what every group did.
 
-    `reason_of(row)`: the audit entry's reason for a group's plan; `limits`: (timeout, fanout, progress). A failure
-    that carries what its request did (`LimitsInterrupted`, `LimitsNotRecorded`) is given the earlier groups' too,
-    so the listing says every GPU that changed, not only the last group's.
+    `reason_of(row)`: the audit entry's reason for a group's plan; `limits`: (timeout, fanout, progress); `earlier`:
+    what the run says before any group (the GPUs found at plan, the nodes that could not be read); `held`: the
+    sessions that read the nodes (`read_held`), each node changed over its own. A failure that carries what its
+    request did (`LimitsInterrupted`, `LimitsNotRecorded`) is given those and the earlier groups' too, so the
+    listing says every GPU, not only the last group's. `cancel` set (the controller's stop) stops the run as an
+    interrupt would (`LimitsInterrupted` with `Cancelled`), before the next group or within one (`apply_limit`).
     """
     from factoryctl.power.limits import LimitsInterrupted, LimitsNotRecorded, apply_limit
+    from factoryctl.transport.fanout import Cancelled
 
     timeout, fanout, told = limits
-    changes: list[LimitChange] = []
-    errors = list(read_errors)
+    changes, errors = list(earlier[0]), list(earlier[1])
     for row, nodes, indexes in groups.values():
+        if cancel is not None and cancel.is_set():
+            raise LimitsInterrupted(changes, errors, Cancelled())
         try:
             done, failed = apply_limit(
-                inputs.config, nodes, indexes, row["plan_w"], True, timeout, reason_of(row), fanout, told
+                inputs.config, nodes, indexes, row["plan_w"], True, timeout, reason_of(row), fanout, told, held, cancel
             )
         except (LimitsInterrupted, LimitsNotRecorded) as stop:
             stop.changes[:0], stop.errors[:0] = changes, errors

@@ -107,10 +107,19 @@ class PowerLoop(Periodic):
         return run.next_boundary_s
 
     def run_once(self) -> PowerRun:
-        """Plan every GPU and set those off their plan; a failure is logged, never raised (the next run tries again)."""
+        """Plan every GPU and set those off their plan; a failure is logged, never raised (the next run tries again).
+
+        A stop asked meanwhile (`stop_asked`: the controller's stop, a reload that turns the loop off) cuts the run
+        short: no node is waited for beyond a moment (`limits.CANCEL_SETTLE_S`), what changed is recorded and kept.
+        """
+        from factoryctl.power.limits import LimitsInterrupted
+        from factoryctl.transport.fanout import Cancelled
+
         run = PowerRun(self._wall_clock())
         try:
             self._apply(run)
+        except (Cancelled, LimitsInterrupted) as stopped:
+            _cut_short(run, stopped)
         except FactoryError as exc:
             run.failure = f"{exc.message}{f' ({exc.hint})' if exc.hint else ''}"
             log.error("power loop run failed: %s", run.failure)
@@ -124,11 +133,11 @@ class PowerLoop(Periodic):
         from factoryctl.power.policy_apply import (
             apply_groups,
             audit_reason,
-            differs,
             limit_groups,
             plan_rows,
             read_inputs,
             record_course,
+            split_at_plan,
         )
 
         config = self.config
@@ -142,14 +151,12 @@ class PowerLoop(Periodic):
         samples, run.errors = self._read(config, nodes)
         rows = plan_rows(inputs, samples, None)
         run.next_boundary_s = next_boundary(inputs)
-        off = {row["node"] for row in rows if differs(row)}
-        groups = limit_groups([row for row in rows if row["node"] in off], nodes, None)
-        changes, failed = apply_groups(
-            inputs, groups, lambda row: audit_reason(inputs, row, None, BY), (NODE_TIMEOUT_S, DEFAULT_FANOUT, None), []
-        )
+        groups = limit_groups(split_at_plan(rows)[0], nodes, None)  # only nodes off their plan are logged in to
+        reason_of, limits = (lambda row: audit_reason(inputs, row, None, BY)), (NODE_TIMEOUT_S, DEFAULT_FANOUT, None)
+        # the read's errors go along, so a run a stop cuts short keeps them (`LimitsInterrupted.errors`)
+        changes, run.errors = apply_groups(inputs, groups, reason_of, limits, ([], run.errors), None, self.stop_asked)
         record_course(inputs, rows)
         run.changes = [change for change in changes if changed(change)]  # GPUs that moved (or may have)
-        run.errors += failed
         starting = self._monotonic() - self._started_s < LINKS_STARTING_S
         if starting and any(error.message == LINK_DOWN for error in run.errors):
             soon = run.at + LINK_RETRY_S
@@ -168,7 +175,7 @@ class PowerLoop(Periodic):
             with held_or_own_session(node, config, NODE_TIMEOUT_S, held) as session:
                 return session.sample(NODE_TIMEOUT_S)
 
-        outcomes = fan_out(nodes, one, DEFAULT_FANOUT)
+        outcomes = fan_out(nodes, one, DEFAULT_FANOUT, self.stop_asked)  # a stop leaves the nodes still reading
         samples = [outcome for _, outcome in outcomes if isinstance(outcome, NodeSample)]
         errors = [hinted(outcome) for _, outcome in outcomes if isinstance(outcome, NodeError)]
         return samples, errors
@@ -210,6 +217,21 @@ def next_boundary(inputs: PolicyInputs) -> float | None:
     """The next price row's start after now (when the plan may change), None past the last row."""
     later = [point.timestamp_s for point in inputs.points if point.timestamp_s > inputs.now_s]
     return float(min(later)) if later else None
+
+
+def _cut_short(run: PowerRun, stopped: BaseException) -> None:
+    """A run a stop cut short: the GPUs it changed before (kept and logged), the nodes it left; no failure."""
+    from factoryctl.power.limits import LimitsInterrupted, Unconfirmed
+
+    if isinstance(stopped, LimitsInterrupted):
+        run.changes = [change for change in stopped.changes if changed(change)]
+        run.errors = list(stopped.errors)
+    unanswered = [error.node for error in run.errors if isinstance(error, Unconfirmed)]
+    log.info(
+        "power loop run cut short by a stop: %d GPU(s) changed%s",
+        len(run.changes),
+        f", {', '.join(unanswered)} left unanswered (limits may have changed)" if unanswered else "",
+    )
 
 
 def _log_run(inputs: PolicyInputs, run: PowerRun) -> None:
