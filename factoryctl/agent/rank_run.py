@@ -2,15 +2,16 @@
 
     python3 <agent.pyz> rank-run <rank directory>
 
-Run by the agent's `launch` (factoryctl.agent.ranks) on a directory holding `spec.json` (argv, env, cwd, gpus and,
-on a simulated node, `sim`). It forks: the first process waits until the second says the command started (or why
-it could not) and prints that as one JSON line for the agent, then exits; the second, in a session of its own,
-with no descriptor of the agent's (so the SSH channel closes when the agent ends), starts the command in its own
-session and process group (stdin /dev/null, stdout and stderr to `output.log`), writes `record.json` with a blank
-`exit`, waits for it and writes `exit` (128+N for a signal N: over the blank when the disk is full by then; a
-command whose record cannot be written is killed, as no agent could find it). So a rank outlives the agent, its SSH
-session and the connection; a `kill` signals the command's group, never the wrapper, which then still writes how it
-ended. On a simulated node the command's pid is registered on its GPUs, so they show its load while it runs
+Run by the agent's `launch` (factoryctl.agent.ranks) on a directory holding `spec.json` (argv, env, cwd, gpus,
+the rank's mark and, on a simulated node, `sim`). It forks: the first process waits until the second says the
+command started (or why it could not) and prints that as one JSON line for the agent, then exits; the second, in a
+session of its own, with no descriptor of the agent's (so the SSH channel closes when the agent ends), starts the
+command in its own session and process group (stdin /dev/null, stdout and stderr to `output.log`), writes
+`record.json` with a blank `exit`, waits for it and writes `exit` (128+N for a signal N: over the blank when the
+disk is full by then; a command whose record cannot be written is killed, as no agent could find it). So a rank
+outlives the agent, its SSH session and the connection; a `kill` signals the command's group and the processes
+carrying its mark (factoryctl.agent.rank_procs), never the wrapper, which then still writes how it ended. On a
+simulated node the command's pid is registered on its GPUs, so they show its load while it runs
 (docs/simulated-driver.md), and its energy is banked every few seconds and when it ends. Python 3.9 and the
 standard library, plus factoryctl.sim.
 """
@@ -29,7 +30,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
-from factoryctl.agent.ranks import start_ticks
+from factoryctl.agent.rank_procs import start_ticks
 
 if TYPE_CHECKING:
     from factoryctl.sim.state import SimNode
@@ -118,6 +119,7 @@ def _write_record(
         "start_ticks": start_ticks(proc.pid, zombie=True),  # a command that ended at once is not yet reaped
         "wrapper_pid": os.getpid(),
         "wrapper_start_ticks": start_ticks(os.getpid()),
+        "mark": spec.get("mark"),  # in the command's environment too: what it starts is found by it (rank_procs)
     }
     try:
         with open(directory / "exit", "wb") as f:  # blank: not yet an exit status (factoryctl.agent.ranks)

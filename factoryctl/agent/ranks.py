@@ -3,14 +3,17 @@
 The controller's agent session ends, the SSH connection drops, the agent is upgraded: a rank must outlive all of
 that, and the next agent must still tell whether it runs and how it ended. So nothing about a rank lives in the
 agent: each has a directory `<root>/<job>/rank-<r>/` holding `record.json` (pid, pgid, argv, gpus, started_at and
-the processes' start times), `output.log` (stdout and stderr together) and `exit` (its exit status, 128+N for a
-signal N, written by the rank's wrapper, factoryctl.agent.rank_run, when the command ends; blank until then). The
+the processes' start times, and the rank's mark: factoryctl.agent.rank_procs), `output.log` (stdout and stderr
+together), `exit` (its exit status, 128+N for a signal N, written by the rank's wrapper, factoryctl.agent.rank_run,
+when the command ends; blank until then) and, once a `kill` sent it SIGKILL, `killed` (when). The
 root is per node (several inventory nodes may share one host): under the simulated node's state
 (`<state_dir>/<factory>/<node>.jobs`) with `--sim`, else `$XDG_STATE_HOME/factoryctl/agent/<factory>/<node>/jobs`.
 A disk too full for a rank's files is the node's failure (`agent`), said in one sentence, and leaves nothing running.
 
 A pid is reused once its process is gone, so a record's pid counts as the rank only while its start time (from
-/proc) is still the recorded one. Python 3.9 and the standard library, like the rest of the agent.
+/proc) is still the recorded one. A rank's processes are its group's and every one carrying its mark, also one that
+left the group (`setsid`). One that outlives its SIGKILL (state D) is reported, and no other launch starts on its
+GPUs while it lives. Python 3.9 and the standard library, like the rest of the agent.
 """
 
 from __future__ import annotations
@@ -27,18 +30,34 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
 
 import factoryctl
 from factoryctl.agent.protocol import RequestError
 from factoryctl.agent.rank_fields import JOB_ID
-from factoryctl.sim.rank_registry import pid_alive
+from factoryctl.agent.rank_procs import (
+    MARK_VARIABLE,
+    RankKey,
+    RankProcess,
+    Wanted,
+    is_process,
+    live_group,
+    new_mark,
+    own_group,
+    proc_readable,
+    rank_processes,
+    running_for,
+)
+from factoryctl.agent.rank_procs import start_ticks as start_ticks  # where the tests and older callers find it
 
 #: How long a node keeps an ended launch's rank records and output (`prune_ended`): two weeks of `jobs logs`.
 KEEP_ENDED_S = 14 * 86400.0
 
 #: How long a launch waits for its wrapper to say the command started (or why it could not).
 LAUNCH_TIMEOUT_S = 30.0
+
+#: How long a launch waits for the processes of a killed rank on its GPUs to end (`_refuse_survivors`).
+SURVIVOR_WAIT_S = 5.0
 
 
 def jobs_root(factory: str, node: str, sim_state_dir: Optional[str]) -> Path:
@@ -49,96 +68,6 @@ def jobs_root(factory: str, node: str, sim_state_dir: Optional[str]) -> Path:
         return Path(os.path.abspath(state_path(sim_state_dir, factory, node).with_suffix(".jobs")))
     base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
     return Path(os.path.abspath(base)) / "factoryctl" / "agent" / safe_name(factory) / safe_name(node) / "jobs"
-
-
-def _stat_fields(pid: str) -> Optional[List[str]]:
-    """The fields of /proc/<pid>/stat after the command's name (which may hold spaces and parentheses)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read().decode("ascii", "replace")
-    except OSError:
-        return None
-    return stat[stat.rfind(")") + 2 :].split()
-
-
-def start_ticks(pid: int, zombie: bool = False) -> Optional[int]:
-    """When process `pid` started (clock ticks since boot, /proc/<pid>/stat); None when gone.
-
-    Also None for a zombie, which has ended, unless `zombie` (a command that ended at once, not yet reaped).
-    """
-    fields = _stat_fields(str(pid))
-    if fields is None or len(fields) < 20 or (fields[0] in ("Z", "X") and not zombie):
-        return None
-    try:
-        return int(fields[19])
-    except ValueError:
-        return None
-
-
-def running_for(ticks: object) -> Optional[float]:
-    """Seconds since a process that started `ticks` clock ticks after boot, on the boot clock (/proc/uptime).
-
-    Neither clock steps with the wall clock, so a walltime judged on this is not moved by NTP setting either host's
-    time; None without /proc or a start time.
-    """
-    if isinstance(ticks, bool) or not isinstance(ticks, int):
-        return None
-    try:
-        with open("/proc/uptime", encoding="ascii") as uptime:
-            since_boot = float(uptime.read().split()[0])
-        return max(0.0, since_boot - ticks / os.sysconf("SC_CLK_TCK"))
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def group_lives(pgid: int) -> bool:
-    """Whether process group `pgid` has a member that is no zombie (dead children of pid 1 wait to be reaped).
-
-    Read from /proc; without it, whether the group exists at all.
-    """
-    if not os.path.isdir("/proc/self"):
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    with contextlib.suppress(OSError):
-        for entry in os.listdir("/proc"):
-            fields = _stat_fields(entry) if entry.isdigit() else None
-            if fields is not None and len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
-                return True
-    return False
-
-
-def live_group(record: Optional[Dict[str, Any]]) -> Optional[int]:
-    """The rank's process group while a member lives (its command, or what it started), else None.
-
-    Never a group whose number a later process took: a leader pid that is another process's now means it ended.
-    """
-    pgid = record.get("pgid") if record else None
-    if record is None or not isinstance(pgid, int) or isinstance(pgid, bool) or pgid <= 1:
-        return None
-    if start_ticks(pgid) is not None and not is_process(pgid, record.get("start_ticks")):
-        return None  # its leader's pid is another process's now
-    try:
-        os.killpg(pgid, 0)  # most ended groups end here, without reading /proc
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        pass
-    return pgid if group_lives(pgid) else None
-
-
-def is_process(pid: object, ticks: object) -> bool:
-    """Whether `pid` lives and is still the process that started at `ticks` (not a later one given its pid)."""
-    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
-        return False
-    now = start_ticks(pid)
-    if now is None:
-        return not os.path.isdir("/proc/self") and pid_alive(pid)  # no /proc (not Linux): whether it lives at all
-    return ticks is None or now == ticks
 
 
 def _self_command() -> Tuple[List[str], Tuple[int, ...]]:
@@ -200,30 +129,61 @@ class RankStore:
         except (OSError, ValueError):
             return None, None
 
-    def status(self, job: str, rank: int, record: Dict[str, Any], directory: Path) -> Dict[str, Any]:
-        """One rank as `ranks` answers it.
+    def _running(self, record: Dict[str, Any], directory: Path) -> bool:
+        """Running until its exit status is written, or nobody is left to write it.
 
-        Running until its exit status is written, or nobody is left to write it: the command lives, or its wrapper
-        does (which writes it in a moment). A wrapper killed with SIGKILL leaves none: then not running, exit null.
-        `group_running`: a process of its group still lives (what a `sh -c` launcher started, after it ended).
+        The command lives, or its wrapper does (which writes it in a moment). A wrapper killed with SIGKILL leaves
+        none: then not running, exit null.
         """
-        code, ended = self._exit(directory)
-        running = code is None and (
+        return self._exit(directory)[0] is None and (
             is_process(record.get("pid"), record.get("start_ticks"))
             or is_process(record.get("wrapper_pid"), record.get("wrapper_start_ticks"))
         )
-        return {
-            "job": job,
-            "rank": rank,
-            "pid": record.get("pid"),
-            "running": running,
-            "group_running": running or live_group(record) is not None,
-            "exit_code": code,
-            "started_at": record.get("started_at"),
-            "ended_at": ended,
-            "gpus": record.get("gpus", []),
-            "running_s": running_for(record.get("start_ticks")) if running else None,
-        }
+
+    def _statuses(self, found: List[Tuple[str, int, Path, Dict[str, Any]]]) -> List[Dict[str, Any]]:
+        """Each rank as `ranks` answers it, its processes found in one pass over /proc (`rank_procs`).
+
+        `group_running`: a process of the rank still lives, in its group or carrying its mark (what a `sh -c`
+        launcher started, after it ended; a worker that left the group with `setsid`). `survivors`: those still
+        alive after the rank's SIGKILL (`killed_at`): a process in state D (uninterruptible I/O) outlives it.
+        """
+        running = {(job, rank): self._running(record, directory) for job, rank, directory, record in found}
+        killed = {(job, rank): _killed_at(directory) for job, rank, directory, _ in found}
+        asked = [(job, rank, record) for job, rank, _, record in found if not running[job, rank] or killed[job, rank]]
+        processes = self._processes(asked)
+        statuses = []
+        for job, rank, directory, record in found:
+            key = (job, rank)
+            alive = processes.get(key, [])
+            code, ended = self._exit(directory)
+            statuses.append(
+                {
+                    "job": job,
+                    "rank": rank,
+                    "pid": record.get("pid"),
+                    "running": running[key],
+                    "group_running": running[key] or bool(alive),
+                    "exit_code": code,
+                    "started_at": record.get("started_at"),
+                    "ended_at": ended,
+                    "gpus": record.get("gpus", []),
+                    "running_s": running_for(record.get("start_ticks")) if running[key] else None,
+                    "killed_at": killed[key],
+                    "survivors": [{"pid": p.pid, "state": p.state} for p in alive] if killed[key] else [],
+                }
+            )
+        return statuses
+
+    @staticmethod
+    def _processes(ranks: List[Tuple[str, int, Dict[str, Any]]]) -> Dict[RankKey, List[RankProcess]]:
+        """The live processes of each (job, rank, record): its group's and those carrying its mark.
+
+        Without /proc, a rank whose group lives gets its leader's pid (state `?`): the group is all that is known.
+        """
+        if not proc_readable():
+            groups = {(job, rank): live_group(record) for job, rank, record in ranks}
+            return {key: [RankProcess(pgid, "?", 0, pgid)] for key, pgid in groups.items() if pgid is not None}
+        return rank_processes({(job, rank): _wanted(record) for job, rank, record in ranks})
 
     # -- ops -----------------------------------------------------------------------------------------------------
 
@@ -234,28 +194,28 @@ class RankStore:
             if running_only and self._exit(directory)[0] is not None:
                 continue  # ended, as its exit file says: no record to read (a pass sweeps every node it works on)
             record = self._record(directory)
-            if record is not None:
-                status = self.status(job, rank, record, directory)
-                if status["running"] or not running_only:
-                    found.append(status)
-        return found
+            if record is not None and (not running_only or self._running(record, directory)):
+                found.append((job, rank, directory, record))
+        return self._statuses(found)
 
     def kill(self, job: str, signal_name: str) -> List[int]:
-        """`kill`: signal each rank's process group (the command and what it started); the ranks signalled.
+        """`kill`: signal each rank's processes, its group and those carrying its mark; the ranks signalled.
 
-        Also a group whose command ended but whose children live on; never one whose number a later process took.
+        Also a group whose command ended but whose children live on, and a worker that left it (`setsid`); never a
+        group whose number a later process took, nor a pid reused since it was read. A rank sent SIGKILL has the
+        time written in its `killed` file, the first time: its `survivors` are counted from then.
         """
         signum = signal.SIGKILL if signal_name == "KILL" else signal.SIGTERM
+        records = [(rank, directory, self._record(directory)) for _, rank, directory in self._rank_dirs([job])]
+        found = [(job, rank, record) for rank, _, record in records if record is not None]
+        processes = self._processes(found)
         signalled = []
-        for _, rank, directory in self._rank_dirs([job]):
-            pgid = live_group(self._record(directory))
-            if pgid is None:
-                continue
-            try:
-                os.killpg(pgid, signum)
-            except (ProcessLookupError, PermissionError):
-                continue
-            signalled.append(rank)
+        for rank, directory, record in records:
+            if record is not None and _signal_rank(record, processes.get((job, rank), []), signum):
+                signalled.append(rank)
+                if signum == signal.SIGKILL and _killed_at(directory) is None:
+                    with contextlib.suppress(OSError):  # a full disk: the kill stands, only its time is not kept
+                        (directory / "killed").write_text(f"{time.time()!r}\n", encoding="ascii")
         return signalled
 
     def power_cut(self) -> List[str]:
@@ -347,11 +307,13 @@ class RankStore:
             return {"pid": record.get("pid"), "started_at": record.get("started_at"), "already": True}
         if os.path.lexists(directory):
             shutil.rmtree(directory)
+        self._refuse_survivors(job, spec["gpus"])
         checkpoint = self._checkpoint_dir(job, spec["env"])
-        env = self._environment(spec["env"], checkpoint)
+        mark = new_mark()
+        env = self._environment(spec["env"], checkpoint, mark)
         directory.mkdir(mode=0o700)
         try:
-            started = self._run_wrapper(directory, {**spec, "cwd": cwd, "env": env, "sim": self.sim})
+            started = self._run_wrapper(directory, {**spec, "cwd": cwd, "env": env, "sim": self.sim, "mark": mark})
         except (RequestError, OSError):
             if self._record(directory) is None:  # nothing started: no half rank (nor its environment) left
                 shutil.rmtree(directory, ignore_errors=True)
@@ -387,16 +349,49 @@ class RankStore:
         finally:
             os.close(fd)
 
-    def _environment(self, requested: Dict[str, str], checkpoint: Path) -> Dict[str, str]:
-        """The command's environment: the agent's, FACTORY_CHECKPOINT_DIR and the sim's node, then the request's."""
-        env = dict(os.environ)
+    def _environment(self, requested: Dict[str, str], checkpoint: Path, mark: str) -> Dict[str, str]:
+        """The command's environment: the agent's, FACTORY_CHECKPOINT_DIR and the sim's node, then the request's.
+
+        The rank's mark (`rank_procs`) comes first, where a search of the environment finds it soonest, and is
+        ours: neither the agent's environment (an agent started by a rank) nor the request's replaces it.
+        """
+        env = {MARK_VARIABLE: mark, **os.environ}
         env["FACTORY_CHECKPOINT_DIR"] = str(checkpoint)
         if self.sim is not None:  # so a `sim-rank` command finds its node
             env["FACTORYCTL_SIM_NODE"] = self.sim["node"]
             env["FACTORYCTL_SIM_FACTORY"] = self.sim["factory"]
             env["FACTORYCTL_SIM_STATE_DIR"] = self.sim["state_dir"]
         env.update(requested)
+        env[MARK_VARIABLE] = mark
         return env
+
+    def _refuse_survivors(self, job: str, gpus: List[int]) -> None:
+        """Refuse to start a rank on GPUs where another launch's rank still has processes after its SIGKILL.
+
+        Processes just killed take a moment to end (a GPU's memory to be freed): they are waited for, up to
+        SURVIVOR_WAIT_S. One still alive then is stuck (in state D: a hung file system or driver call, which no
+        signal ends) and holds the GPU: the rank would fail on it, or share it. The launch is the node's failure
+        (`agent`): the executor requeues the gang and keeps the node out of placements for a while.
+        """
+        deadline = time.monotonic() + SURVIVOR_WAIT_S
+        held = self._survivors_on(job, set(gpus))
+        while held and time.monotonic() < deadline:
+            time.sleep(0.1)
+            held = self._survivors_on(job, set(gpus))
+        if held:
+            raise RequestError("agent", f"cannot start the rank: {_survivors_text(held[0], set(gpus))}")
+
+    def _survivors_on(self, job: str, gpus: Set[int]) -> List[Dict[str, Any]]:
+        """The ranks of other launches on any of `gpus` that were sent SIGKILL and still have processes."""
+        if not gpus:
+            return []
+        killed = []
+        for other, rank, directory in self._rank_dirs(None):
+            if other != job and os.path.exists(directory / "killed"):
+                record = self._record(directory)
+                if record is not None and gpus & set(record.get("gpus") or ()):
+                    killed.append((other, rank, directory, record))
+        return [status for status in self._statuses(killed) if status["survivors"]]
 
     def _run_wrapper(self, directory: Path, spec: Dict[str, Any]) -> Dict[str, Any]:
         """Run the wrapper on `directory` and wait for its one line: the rank's pid and start, or an `error`."""
@@ -424,6 +419,54 @@ class RankStore:
             said = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [f"exit {done.returncode}"]
             raise RequestError("agent", f"the rank's wrapper failed: {said[0]}") from None
         return answer if isinstance(answer, dict) else {"error": "the rank's wrapper answered no object"}
+
+
+def _signal_rank(record: Dict[str, Any], processes: List[RankProcess], signum: int) -> bool:
+    """Signal the rank's group while a member lives, and each of its marked processes outside it; whether any was."""
+    group = own_group(record)
+    sent = False
+    if group is not None and any(p.pgid == group for p in processes):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(group, signum)
+            sent = True
+    for process in processes:
+        if process.pgid != group and start_ticks(process.pid) == process.start_ticks:  # not a pid reused since
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(process.pid, signum)
+                sent = True
+    return sent
+
+
+def _killed_at(directory: Path) -> Optional[float]:
+    """When the rank was first sent SIGKILL (its `killed` file, Unix seconds); None when it never was."""
+    try:
+        return float((directory / "killed").read_text(encoding="ascii"))
+    except (OSError, ValueError):
+        return None
+
+
+def _wanted(record: Dict[str, Any]) -> Wanted:
+    """What finds the rank's processes: its group, its mark (none from an agent before marks), its command's start."""
+    mark, since = record.get("mark"), record.get("start_ticks")
+    return Wanted(
+        own_group(record),
+        mark if isinstance(mark, str) and mark else None,
+        since if isinstance(since, int) and not isinstance(since, bool) else None,
+    )
+
+
+def _survivors_text(status: Dict[str, Any], gpus: Set[int]) -> str:
+    """Which of `gpus` a killed rank still holds, and with what, in one sentence for the launch's refusal."""
+    shared = sorted(gpus & set(status["gpus"]))
+    processes = ", ".join(f"{p['pid']} (state {p['state']})" for p in status["survivors"][:3])
+    more = f" and {len(status['survivors']) - 3} more" if len(status["survivors"]) > 3 else ""
+    since = max(0, round(time.time() - status["killed_at"]))
+    return (
+        f"GPU{'s' if len(shared) > 1 else ''} {','.join(map(str, shared))} still run{'' if len(shared) > 1 else 's'}"
+        f" processes of launch {status['job']} rank {status['rank']}, {since} s after their SIGKILL: pid"
+        f"{'s' if len(status['survivors']) > 1 else ''} {processes}{more}; a process in state D (uninterruptible"
+        " I/O: a hung file system or driver call) ends only when that call returns"
+    )
 
 
 def _disk_error(directory: Path, exc: OSError) -> str:

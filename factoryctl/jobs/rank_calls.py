@@ -1,9 +1,10 @@
 """Asking nodes about their ranks and stopping gangs: what a pass's check, a failed gang and `jobs cancel` share.
 
-A gang is stopped as Slurm stops a job: SIGTERM to every rank's process group (a training script checkpoints), up to
-KILL_GRACE_S for the ranks to end, then SIGKILL to every group, whose leader ended or not: a child the rank started
-(a worker trapping TERM) lives on in the group after its leader exits, on GPUs the scheduler gives out again. A node
-that cannot be told is returned with its error: the caller owes it the kill (`leftovers`).
+A gang is stopped as Slurm stops a job: SIGTERM to every rank's processes (its process group, and what left it with
+`setsid`, found by the rank's mark: docs/agent-protocol.md), up to KILL_GRACE_S for them all to end (a checkpoint
+saved by a launcher's worker after the launcher exited), then SIGKILL to what is left, whose leader ended or not: a
+child the rank started (a worker trapping TERM) lives on after its leader exits, on GPUs the scheduler gives out
+again. A node that cannot be told is returned with its error: the caller owes it the kill (`leftovers`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from factoryctl.errors import NodeError
 from factoryctl.jobs.leftovers import Owed, PassNotes, kill_launches, launches_of, sweep_strays
 from factoryctl.jobs.node_calls import on_nodes
 from factoryctl.jobs.rank_env import launch_id
-from factoryctl.jobs.verdicts import rank_reports
+from factoryctl.jobs.verdicts import group_runs, rank_reports
 from factoryctl.model.jobs import Job
 from factoryctl.transport.session import AgentSession
 
@@ -49,7 +50,10 @@ def ask_ranks(
 
 
 def stop_gangs(config: FactoryConfig, gangs: Sequence[Job], grace_s: float = KILL_GRACE_S) -> dict[str, NodeError]:
-    """SIGTERM every gang, wait for their ranks to end (at most `grace_s`), SIGKILL the rest; the unreached nodes."""
+    """SIGTERM every gang, wait for their ranks' processes to end (at most `grace_s`), SIGKILL the rest.
+
+    Returns the nodes that could not be told.
+    """
     if not gangs:
         return {}
     errors = kill_launches(config, launches_of(gangs), "TERM")
@@ -59,7 +63,7 @@ def stop_gangs(config: FactoryConfig, gangs: Sequence[Job], grace_s: float = KIL
     while left and time.monotonic() < deadline:
         time.sleep(0.2)
         answers = ask_ranks(config, left)
-        left = [job for job in left if any(r.get("running") for r in rank_reports(job, answers).values())]
+        left = [job for job in left if any(group_runs(r) for r in rank_reports(job, answers).values())]
     reachable = [_told(job, errors) for job in gangs]
     return errors | kill_launches(config, launches_of([j for j in reachable if j.ranks]), "KILL")
 

@@ -112,7 +112,7 @@ def judge_stopping(
     silent = {r.node for r in job.ranks if isinstance(answers.get(r.node), NodeError)} - set(lost or ())
     if silent:  # its rank there may still run on those GPUs: no requeue (nor a copy elsewhere) until told or lost
         return verdict if verdict.outcome == "unreachable" else Verdict("unreachable", verdict.ranks)
-    if any(_group_runs(reports.get(r.rank) or {}) for r in job.ranks):  # a launcher's workers still saving count
+    if any(group_runs(reports.get(r.rank) or {}) for r in job.ranks):  # a launcher's workers still saving count
         if now >= stop.stops_at:
             return Verdict("preempted", verdict.ranks, f"killed after its {grace} grace", now)
         return Verdict("running", verdict.ranks)
@@ -120,8 +120,12 @@ def judge_stopping(
     return Verdict("preempted", verdict.ranks, "its ranks ended after its SIGTERM", ended)
 
 
-def _group_runs(report: Mapping[str, Any]) -> bool:
-    """Whether a rank or a process it started still runs (`group_running`; an agent before it: `running`)."""
+def group_runs(report: Mapping[str, Any]) -> bool:
+    """Whether a rank or a process it started still runs (`group_running`; an agent before it: `running`).
+
+    Its process group's and, from agents that mark ranks, every process carrying the rank's mark, also one that
+    left the group with `setsid` (docs/agent-protocol.md).
+    """
     return bool(report.get("group_running", report.get("running")))
 
 
