@@ -93,7 +93,8 @@ def run_tick(
         started = _start(config, store, jobs, cluster, decisions.starts, now, notes)
         owe_kills(store, notes.owed)
         remember_silent(store, notes.silent, now)
-        store.set_scheduler_memory(decisions.protected, decisions.claimer)
+        if (decisions.protected, decisions.claimer) != (protected, claimer):  # unchanged: no write, no commit
+            store.set_scheduler_memory(decisions.protected, decisions.claimer)
         changes = tuple(reconciled + waits + stops + started)
         return TickReport(changes, len(decisions.waits), cluster.unknown, tuple(notes.strays), tuple(notes.unsignalled))
 
@@ -104,6 +105,8 @@ def _walltime(job: Job, sched: SchedulerConfig) -> float:
 
 def _after(jobs: list[Job], changes: list[Change]) -> list[Job]:
     """The pass's jobs with its written changes applied, the ended ones dropped."""
+    if not changes:
+        return jobs  # a pass's read holds no ended job
     changed = {c.after.id: c.after for c in changes}
     return [j for j in (changed.get(job.id, job) for job in jobs) if not j.state.terminal]
 
@@ -126,6 +129,8 @@ def _start(
     now: float, notes: PassNotes,
 ) -> list[Change]:  # fmt: skip
     """Mark each started gang STARTING (with its GPUs), launch them all, and write how each launch went."""
+    if not starts:
+        return []  # the queue's GPUs and ports are not gathered for nothing
     by_id = {job.id: job for job in jobs}
     busy = busy_gpus(jobs)
     ports = ports_taken(jobs)

@@ -6,14 +6,18 @@ the job moved under it rather than overwrite it (a cancelled job relaunched, a f
 A reader of a store older than schema 6 (read-only commands do not migrate) has no `job` table: it reads as empty,
 as it is, for no job can have been submitted to that store. Job state changes are also events (`job_event`), written
 in the same transaction as the change that caused them, so the event log never names a change that did not happen.
+A connection keeps the jobs it read, parsed, beside their records' text (`ParsedJobs`): the controller's passes read
+the whole queue every interval, and parse again only the records that changed since.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Collection, Sequence
+from pathlib import Path
 from typing import Any
 
 from factoryctl.errors import UsageError
@@ -70,8 +74,50 @@ def job_from_row(row: Sequence[Any]) -> Job:
     return job_from_record(json.loads(row[0]))
 
 
+class ParsedJobs:
+    """Jobs parsed from their records, each kept with the stored text it was parsed from, to be handed out again.
+
+    A scheduling pass reads every queued and running job (10,000 and more), and parsing their JSON was most of a
+    pass that changed nothing. A record whose text is the one parsed last time is the same job, so its `Job` is not
+    parsed again. Every write changes the text of the record it writes, whoever wrote it (a pass, `jobs submit`,
+    another process's `jobs cancel`), so the next read sees it: the text is the key, not `updated_ms` or a counter,
+    which two writes in one millisecond or a writer on another clock could leave unchanged.
+    """
+
+    def __init__(self) -> None:
+        """Nothing parsed yet."""
+        self._lock = threading.Lock()
+        self._kept: dict[str, tuple[str, Job]] = {}
+
+    def jobs(self, rows: Sequence[Sequence[Any]], whole: Collection[str] | None) -> list[Job]:
+        """The jobs of `rows` (id, record), in order, parsing only the records not kept as they are.
+
+        `whole`: the states (values) whose every job `rows` holds, None for every state; a kept job last seen in
+        one of them that `rows` lack has moved on (or is gone) and is forgotten, so only jobs still read are kept.
+        """
+        kept = self._kept
+        found: list[Job] = []
+        with self._lock:  # a parse under it: two threads sharing a connection do not parse one record twice
+            for job_id, text in rows:
+                known = kept.get(job_id)
+                if known is None or known[0] != text:
+                    known = kept[job_id] = (text, job_from_record(json.loads(text)))
+                found.append(known[1])
+            if len(kept) > len(rows) and (whole is None or whole):  # a kept job not read: moved on, or gone
+                read = {row[0] for row in rows}
+                for job_id in [i for i in kept if i not in read]:
+                    if whole is None or kept[job_id][1].state.value in whole:
+                        del kept[job_id]
+        return found
+
+
 class JobRecords(StoreConnection):
     """Adding, finding, listing and updating jobs; the scheduler's memory in the meta table."""
+
+    def __init__(self, path: Path, readonly: bool = False) -> None:
+        """Open the store at `path` (`StoreConnection`); its jobs are parsed once per version of their record."""
+        super().__init__(path, readonly)
+        self._parsed_jobs = ParsedJobs()
 
     def _has_jobs_table(self) -> bool:
         """False on an older store opened read-only (only a writer migrates it)."""
@@ -152,15 +198,15 @@ class JobRecords(StoreConnection):
         """Jobs in `states` (None: every state), in submit order; with `limit`, the `limit` submitted last."""
         if not self._has_jobs_table() or (states is not None and not states):
             return []
-        sql, params = "SELECT record FROM job", []
-        if states is not None:
-            values = sorted({JobState(s).value for s in states})
+        sql, params = "SELECT id, record FROM job", []
+        values = None if states is None else sorted({JobState(s).value for s in states})
+        if values is not None:
             sql += f" WHERE state IN ({', '.join('?' * len(values))})"
             params.extend(values)
         if limit is None:
-            return [job_from_row(row) for row in self._query(sql + " ORDER BY submitted_ms, id", params)]
+            return self._parsed_jobs.jobs(self._query(sql + " ORDER BY submitted_ms, id", params), values)
         found = self._query(sql + " ORDER BY submitted_ms DESC, id DESC LIMIT ?", [*params, max(limit, 0)])
-        return [job_from_row(row) for row in reversed(found)]
+        return self._parsed_jobs.jobs(found[::-1], ())
 
     def update_job(self, job: Job, expect: JobState, events: Sequence[Event] = ()) -> bool:
         """Write `job` over the stored one only if that is still in state `expect` (compare-and-set).
