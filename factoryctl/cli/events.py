@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -13,6 +14,7 @@ from factoryctl.cli.render import Column, OutputFormat, emit, emit_listing_pages
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
+    from pathlib import Path
 
     from factoryctl.config import FactoryConfig
     from factoryctl.store.logs import EventMatch
@@ -125,7 +127,7 @@ def events_command(
     ),
 ) -> None:
     """Health and state events: nodes up/degraded/down, XIDs, ECC errors, lost GPUs, drains, reloads."""
-    from factoryctl.cli.telemetry import open_history
+    from factoryctl.cli.nothing_stored import open_if_stored
     from factoryctl.store.logs import EventMatch
 
     kinds = _check_kinds(kind)
@@ -133,24 +135,50 @@ def events_command(
     if follow and end is not None:
         _check_follow_end(until or "", end)
     config, names = _nodes(ctx, target, "event")
-    store = open_history(config)
+    store = open_if_stored(config)
+    printer = FollowedEventPrinter(output, no_header, names if names is not None else list(config.nodes))
+    every_s, written = max(config.interval_s, 0.5), None
+    if store is None:  # none yet: an empty log, which a follow follows once there is one
+        store = _before_any_store(ctx, config, (output, no_header), printer if follow else None, (every_s, end))
+        if store is None:
+            return
+        written = _print_written(store, 0, EventMatch(names, kinds, since=start), printer, end)
     try:
         quiet = context.global_options(ctx)[1]
         if not follow:
             window = store.newest_window("event", start, names, limit, kinds, end)
-            listed = _Listed(lambda: store.event_pages(window, LISTING_PAGE), lambda e: e.as_json())
+            listed = _Listed(partial(store.event_pages, window, LISTING_PAGE), lambda e: e.as_json())
             emit_listing_pages(listed, EVENT_COLUMNS, output, no_header, event_fields())
             _say_if_no_controller(store, listed.count > 0 or quiet)
             _say_if_cut(ctx, window.cut, limit, ("event", "events"))
             return
-        written = store.last_event_id()  # read first: what comes after it, the follow prints
-        found = store.events(start, names, limit, kinds)  # oldest first: the newest `limit`
-        _say_if_no_controller(store, bool(found) or quiet)
-        printer = FollowedEventPrinter(output, no_header, names if names is not None else list(config.nodes))
-        printer.show([e for e in found if (e.id or 0) <= written and _before(e, end)], header=not no_header)
-        store = _follow(store, written, EventMatch(names, kinds), printer, max(config.interval_s, 0.5), end)
+        if written is None:
+            written = store.last_event_id()  # read first: what comes after it, the follow prints
+            found = store.events(start, names, limit, kinds)  # oldest first: the newest `limit`
+            _say_if_no_controller(store, bool(found) or quiet)
+            printer.show([e for e in found if (e.id or 0) <= written and _before(e, end)], header=not no_header)
+        store = _follow(store, written, EventMatch(names, kinds), printer, every_s, end)
     finally:
         store.close()
+
+
+def _before_any_store(
+    ctx: typer.Context, config: FactoryConfig, shape: tuple[OutputFormat, bool], follower: FollowedEventPrinter | None,
+    pace: tuple[float, float | None],
+) -> Store | None:  # fmt: skip
+    """`events` before any store: an empty listing and a note; with `--follow` (`follower`), the store once made.
+
+    None when there is no more to print: no `--follow`, or its `--until` came first (`pace`: how often to look, end).
+    """
+    from factoryctl.cli.nothing_stored import note_no_store
+
+    waits = " (followed once it is there)" if follower is not None else ""
+    note_no_store(ctx, config, "no event", f"`factoryctl controller run` records health events there{waits}")
+    if follower is None:
+        emit_listing_pages([], EVENT_COLUMNS, *shape, event_fields())
+        return None
+    follower.show([], header=not shape[1])
+    return _wait_for_store(config.store_path, *pace)
 
 
 def _check_follow_end(until: str, end: float) -> None:
@@ -212,15 +240,17 @@ def audit_command(
     no_header: bool = NO_HEADER_OPTION,
 ) -> None:
     """Every power-limit change with the value before and after, who and why."""
-    from factoryctl.cli.telemetry import open_history
+    from factoryctl.cli.nothing_stored import note_no_store, open_if_stored
 
     start, end = _window(since, until)
     config, names = _nodes(ctx, target, "audit")
-    if not config.store_path.exists():  # no power limit was ever changed with this state_dir: nothing to list
+    store = open_if_stored(config)
+    if store is None:  # no power limit was ever changed with this state_dir: nothing to list
         emit_listing_pages([], AUDIT_COLUMNS, output, no_header, audit_fields())
-        _say_no_audit_store(ctx, config)
+        note_no_store(
+            ctx, config, "no audit entry", "`factoryctl power set` and `power reset` record every change there"
+        )
         return
-    store = open_history(config)
     try:
         window = store.newest_window("audit", start, names, limit, until=end)
         listed = _Listed(lambda: store.audit_pages(window, LISTING_PAGE), _audit_item)
@@ -246,17 +276,6 @@ class _Listed:
         for page in self._read():
             self.count += len(page)
             yield [self._as_item(row) for row in page]
-
-
-def _say_no_audit_store(ctx: typer.Context, config: FactoryConfig) -> None:
-    """A note on stderr (not under -q) that there is no audit entry yet: the store does not exist."""
-    import sys
-
-    if not context.global_options(ctx)[1]:
-        sys.stderr.write(
-            f"factoryctl: no audit entry yet: there is no store at {config.store_path}; "
-            "`factoryctl power set` and `power reset` record every change there.\n"
-        )
 
 
 def _say_if_cut(ctx: typer.Context, cut: bool, limit: int, what: tuple[str, str]) -> None:
@@ -460,20 +479,26 @@ def _reattach(old: Store, gone: str, every_s: float, end: float | None) -> Store
     None when `end` (`--follow --until`) is reached before one does.
     """
     import sys
+
+    old.close()
+    sys.stderr.write(f"factoryctl: the store {old.path} was {gone}; following the new one when it is there.\n")
+    store = _wait_for_store(old.path, every_s, end)
+    if store is not None:
+        sys.stderr.write(f"factoryctl: following the new store {old.path}.\n")
+    return store
+
+
+def _wait_for_store(path: Path, every_s: float, end: float | None) -> Store | None:
+    """The store at `path`, read-only, once it can be opened; None when `end` (`--follow --until`) comes first."""
     import time
 
     from factoryctl.cli.render import pause_while_read
     from factoryctl.store.sqlite import Store, StoreError
 
-    old.close()
-    sys.stderr.write(f"factoryctl: the store {old.path} was {gone}; following the new one when it is there.\n")
     while True:
         try:
-            store = Store(old.path, readonly=True)
-        except StoreError:  # not there yet, or being created by a restarted controller
+            return Store(path, readonly=True)
+        except StoreError:  # not there yet, or being created by a (restarted) controller
             if end is not None and time.time() >= end:
                 return None
             pause_while_read(_pause_s(every_s, end))
-            continue
-        sys.stderr.write(f"factoryctl: following the new store {old.path}.\n")
-        return store

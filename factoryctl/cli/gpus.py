@@ -1,8 +1,13 @@
-"""`factoryctl gpus [TARGET[/GPUS]]`: one row per GPU, every GPU field of docs/cli.md in JSON."""
+"""`factoryctl gpus [TARGET[/GPUS]]`: one row per GPU, every GPU field of docs/cli.md in JSON.
+
+Each GPU also names the job holding it (`job_id`, `-o wide`'s JOB), read from the store's job records
+(jobs/holders.py) with no further node call, as Slurm users see which job holds a GPU.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -12,7 +17,10 @@ from factoryctl.cli.options import FANOUT_OPTION, INTERVAL_OPTION, NO_HEADER_OPT
 from factoryctl.cli.render import Column, OutputFormat, limit_watts
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from factoryctl.errors import NodeError
+    from factoryctl.jobs.holders import GpuHolders
     from factoryctl.model.telemetry import NodeSample
 
 
@@ -38,8 +46,12 @@ GPU_COLUMNS = (
     Column("sm_clock_mhz", "SM MHZ", wide_only=True),
     Column("ecc_uncorrected", "ECC", wide_only=True),
     Column("nprocs", "PROCS", wide_only=True),
+    Column("job_id", "JOB", wide_only=True),
     Column("uuid", "UUID", wide_only=True),
 )
+
+#: `null_reasons` of `job_id` when the store holding the jobs could not be read: unknown, not "no job".
+STORE_UNREADABLE = "store unreadable"
 
 
 def gpu_fields() -> list[str]:
@@ -48,12 +60,27 @@ def gpu_fields() -> list[str]:
 
     from factoryctl.model.telemetry import GpuSample
 
-    return [f.name for f in fields(GpuSample)]
+    return [f.name for f in fields(GpuSample)] + ["job_id"]
 
 
-def gpu_items(samples: Sequence[NodeSample], gpus: list[int] | None) -> list[dict[str, Any]]:
-    """The listing items: one per GPU of every node that answered."""
-    return [gpu.as_json() for sample in samples for gpu in sample.gpus if gpus is None or gpu.index in gpus]
+def gpu_items(
+    samples: Sequence[NodeSample], gpus: list[int] | None, holders: GpuHolders | None = None
+) -> list[dict[str, Any]]:
+    """The listing items: one per GPU of every node that answered, with the job holding it (`job_id`).
+
+    No `holders`: no job holds any GPU (the demo, whose simulated factory runs none). Holders that are unknown (the
+    store could not be read) make every `job_id` null with the reason in `null_reasons`.
+    """
+    items = []
+    for sample in samples:
+        for gpu in sample.gpus:
+            if gpus is None or gpu.index in gpus:
+                item = gpu.as_json()
+                item["job_id"] = holders.job_id(gpu.node, gpu.index) if holders is not None else None
+                if holders is not None and holders.error is not None:
+                    item["null_reasons"]["job_id"] = STORE_UNREADABLE
+                items.append(item)
+    return items
 
 
 def _lost_name(name: str | None) -> str:
@@ -74,6 +101,27 @@ def table_view(item: dict[str, Any]) -> dict[str, Any]:
         "energy_kj": energy / 1000 if energy is not None else None,
         "nprocs": None if item.get("processes") is None else len(item["processes"]),
     }
+
+
+def holders_reader(store_path: Path, unknown: str) -> Callable[[], GpuHolders]:
+    """Each redraw's GPU holders from the store (jobs/holders.py), read anew every call.
+
+    A store that cannot be read is said on stderr once (not at every redraw of `--watch`), its sentence followed by
+    `unknown`, what the listing cannot tell then.
+    """
+    from factoryctl.jobs.holders import read_holders
+
+    warned = False
+
+    def read() -> GpuHolders:
+        nonlocal warned
+        holders = read_holders(store_path)
+        if holders.error is not None and not warned:
+            warned = True
+            sys.stderr.write(f"factoryctl: warning: {holders.error} {unknown}\n")
+        return holders
+
+    return read
 
 
 def register(app: typer.Typer) -> None:
@@ -99,11 +147,12 @@ def register(app: typer.Typer) -> None:
         nodes = config.resolve_target(node_part)
         # with --watch a node that does not answer must not hold the others' redraws (watch_poll.py)
         ask = asker(config, nodes, timeout, fanout, context.global_options(ctx)[1], interval if watch else None)
+        holders = holders_reader(config.store_path, "Which job holds each GPU is unknown (JOB -).")
 
         def produce() -> tuple[list[dict[str, Any]], list[NodeError]]:
             result = ask()
             answered = [s for s in result.samples if s.state != "down"]
-            items = gpu_items(answered, gpu_indexes)
+            items = gpu_items(answered, gpu_indexes, holders())
             if gpu_indexes is not None and answered and not items:
                 from factoryctl.errors import UsageError
 

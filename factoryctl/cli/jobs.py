@@ -29,6 +29,7 @@ from factoryctl.model.timefmt import squeue_clock
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
+    from collections.abc import Set as AbstractSet
 
     from typer._click import Context as ClickContext
 
@@ -139,8 +140,17 @@ def check_states(given: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(checked_choice(name, lowered, "job state").upper() for name in names))
 
 
-def listed_jobs(store: Store | None, states: Sequence[str], every: bool, user: str | None, now: float) -> list[Job]:
-    """The jobs `jobs list` shows, in submit order; only `user`'s when given.
+def listed_jobs(
+    store: Store | None,
+    states: Sequence[str],
+    every: bool,
+    user: str | None,
+    now: float,
+    nodes: AbstractSet[str] | None = None,
+) -> list[Job]:
+    """The jobs `jobs list` shows, in submit order; only `user`'s when given, only those on `nodes` when given.
+
+    A job is on a node when it holds or held GPUs there (its NODES, `Job.nodes`), as `squeue -w` lists a node's jobs.
 
     `states` when given, else every job with `every`, else the waiting and active ones and those that ended in the
     last RECENT_S.
@@ -159,7 +169,7 @@ def listed_jobs(store: Store | None, states: Sequence[str], every: bool, user: s
         jobs = sorted([*live, *recent], key=lambda j: (to_ms(j.submitted_at), j.id))  # the store's own order
     else:
         jobs = store.jobs(wanted)
-    return [j for j in jobs if user is None or j.user == user]
+    return [j for j in jobs if (user is None or j.user == user) and (nodes is None or not nodes.isdisjoint(j.nodes))]
 
 
 def _list(
@@ -171,17 +181,19 @@ def _list(
     no_header: bool,
     watch: bool = False,
     interval: float = 2.0,
+    node: str | None = None,
 ) -> None:
     from factoryctl.cli.listing import show_listing
 
     wanted = check_states(states)
     config = context.load(ctx)
+    nodes = None if node is None else frozenset(spec.name for spec in config.resolve_target(node))
 
     def produce() -> tuple[list[dict[str, Any]], list[Any]]:
         now = time.time()
         store = open_jobs(config)
         try:
-            jobs = listed_jobs(store, wanted, every, user, now)
+            jobs = listed_jobs(store, wanted, every, user, now, nodes)
         finally:
             if store is not None:
                 store.close()
@@ -209,6 +221,13 @@ STATE_OPTION = typer.Option(
 )
 ALL_OPTION = typer.Option(False, "--all", help="Every job, also those that ended more than an hour ago.")
 USER_OPTION = typer.Option(None, "--user", help="Only the jobs this user submitted.")
+NODE_OPTION = typer.Option(
+    None,
+    "--node",
+    metavar="TARGET",
+    help="Only the jobs holding or that held GPUs on these nodes: node set, @group or all.",
+    autocompletion=context.complete_target,
+)
 
 
 @app.callback()
@@ -224,13 +243,14 @@ def list_command(
     state: list[str] = STATE_OPTION,
     every: bool = ALL_OPTION,
     user: str | None = USER_OPTION,
+    node: str | None = NODE_OPTION,
     output: OutputFormat = OUTPUT_OPTION,
     no_header: bool = NO_HEADER_OPTION,
     watch: bool = WATCH_OPTION,
     interval: float = INTERVAL_OPTION,
 ) -> None:
     """One row per job, oldest first: the waiting and running ones, and those that ended in the last hour."""
-    _list(ctx, state, every, user, output, no_header, watch, interval)
+    _list(ctx, state, every, user, output, no_header, watch, interval, node)
 
 
 def complete_job_id(ctx: typer.Context, incomplete: str) -> list[str]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import sys
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -24,7 +24,7 @@ from factoryctl.cli.render import OutputFormat
 from factoryctl.errors import UsageError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from factoryctl.config import FactoryConfig
     from factoryctl.model.inventory import NodeSpec
@@ -238,7 +238,7 @@ def submit_command(
         env=check_env(pairs(env, "--env", "NCCL_DEBUG=INFO")),
     )
     check_fits(spec, allowed, _where(nodes, labels))
-    _submitted(ctx, config, spec, now, output)
+    _submitted(ctx, config, spec, now, output, [n.name for n in allowed])
 
 
 def _where(target: str | None, labels: tuple[tuple[str, str], ...]) -> str:
@@ -248,8 +248,13 @@ def _where(target: str | None, labels: tuple[tuple[str, str], ...]) -> str:
     return "the labelled nodes" if labels else "the inventory"
 
 
-def _submitted(ctx: typer.Context, config: FactoryConfig, spec: JobSpec, now: float, output: OutputFormat) -> None:
-    """Write the job and print it: its id (table, -q), or the job object (json, yaml); how it starts on stderr."""
+def _submitted(
+    ctx: typer.Context, config: FactoryConfig, spec: JobSpec, now: float, output: OutputFormat, allowed: list[str]
+) -> None:
+    """Write the job and print it: its id (table, -q), or the job object (json, yaml); how it starts on stderr.
+
+    `allowed`: the nodes it may run on, of which those the store has never heard from are named in how it starts.
+    """
     from factoryctl.cli.jobs import open_jobs
     from factoryctl.cli.render import dump_json, dump_yaml, emit
     from factoryctl.model.job_ids import new_job_id
@@ -259,6 +264,7 @@ def _submitted(ctx: typer.Context, config: FactoryConfig, spec: JobSpec, now: fl
     assert store is not None
     try:
         job = new_job(store, Job(new_job_id(now), spec, now))
+        heard = store.gpu_indexes(allowed)  # what the pass knows a node by (jobs/cluster.py): its GPUs, stored
     finally:
         store.close()
     if output is OutputFormat.json:
@@ -268,10 +274,27 @@ def _submitted(ctx: typer.Context, config: FactoryConfig, spec: JobSpec, now: fl
     else:
         emit(job.id + "\n")
     if not context.global_options(ctx)[1]:
-        sys.stderr.write(
-            f"factoryctl: job {job.id} is PENDING; the controller starts it when its GPUs are free "
-            "(without one, `factoryctl sched tick` does: run it from cron).\n"
+        sys.stderr.write(f"factoryctl: job {job.id} is PENDING; {_how_it_starts(config, allowed, heard)}.\n")
+
+
+def _how_it_starts(config: FactoryConfig, allowed: list[str], heard: Mapping[str, Any]) -> str:
+    """How a PENDING job gets started: by the controller's passes, else by `sched tick`, once the store knows nodes.
+
+    A pass places jobs only on nodes the store has heard from (a sample): before a first `telemetry collect` or
+    controller, `sched tick` alone leaves the job waiting for them.
+    """
+    from factoryctl.model.folding import fold_nodes
+    from factoryctl.store.lock import controller_is_running
+
+    if controller_is_running(config.state_dir):
+        return "the controller starts it when its GPUs are free"
+    unheard = [name for name in allowed if name not in heard]
+    if unheard:
+        return (
+            f"no controller runs, and the store has never heard from {fold_nodes(unheard)}: run `factoryctl telemetry"
+            " collect --once` then `factoryctl sched tick`, or `factoryctl controller run`, which does both"
         )
+    return "no controller runs, so `factoryctl sched tick` starts it when its GPUs are free (run it from cron)"
 
 
 def _directory(chdir: str | None) -> str:

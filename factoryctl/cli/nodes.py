@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from factoryctl.config import FactoryConfig
     from factoryctl.errors import NodeError
+    from factoryctl.jobs.holders import GpuHolders
     from factoryctl.model.inventory import NodeSpec
     from factoryctl.model.telemetry import NodeSample
     from factoryctl.store.rows import DrainInfo
@@ -121,6 +122,8 @@ NODE_COLUMNS = (
     Column("drained", "DRAINED"),
     Column("healthy", "HEALTHY"),
     Column("gpus", "GPUS"),
+    Column("gpus_used", "USED"),
+    Column("gpus_free", "FREE"),
     Column("power_w", "POWER W"),
     Column("power_limit_w", "CAP W", show=limit_watts),
     Column("hottest_temperature_c", "HOTTEST C"),
@@ -144,23 +147,17 @@ NODE_COLUMNS = (
 CONNECTING = "connecting"
 
 
-def ssh_port(spec: NodeSpec) -> int | None:
-    """The port an SSH node is reached on, None for a local node.
+def reached_at(spec: NodeSpec) -> tuple[str, int | None]:
+    """The host and port an SSH node is reached at, as the connection resolves them; a local node's host, no port.
 
-    factory.yaml's port, else the `Port` of `~/.ssh/config` for its host, as the connection uses it (a node listed
-    as 22 while the connection goes to 2222 misleads).
-
-    A `~/.ssh/config` that cannot be used leaves factory.yaml's port: saying why is the connection's job.
+    factory.yaml's `host` and `port`, else the `HostName` and `Port` of `~/.ssh/config` for its host (a node listed
+    as gpu01:22 while the connection goes to 127.0.0.1:2222 misleads), as `config show --ssh` shows them.
     """
     if spec.transport != "ssh":
-        return None
-    from factoryctl.errors import ConfigError
-    from factoryctl.transport.ssh_config import resolve
+        return spec.host, None
+    from factoryctl.transport.ssh_config import reached_at as ssh_reached_at
 
-    try:
-        return resolve(spec).port
-    except (ConfigError, KeyError, OSError):  # KeyError, OSError: getpass.getuser() for a uid with no name
-        return spec.port
+    return ssh_reached_at(spec)
 
 
 def node_item(
@@ -169,6 +166,7 @@ def node_item(
     drain: DrainInfo | None,
     drains_known: bool = True,
     last_seen: float | None = None,
+    held: frozenset[int] | None = None,
 ) -> dict[str, Any]:
     """One `nodes list` item (the Node fields of docs/cli.md, with why, by whom and since when a node is drained).
 
@@ -176,14 +174,17 @@ def node_item(
     is when a node that did not answer last sent a sample, when known (a live controller's store). No `sample` is a
     node `--watch` has not heard from yet (watch_poll.py): `connecting`, as the dashboard says it, with no error; it
     was `down` with ERROR `unknown`, which a first redraw showed of every healthy node still queued behind `--fanout`.
+    `held`: the GPU indexes the store's running jobs hold there (jobs/holders.py), None when the store could not say:
+    `gpus_used` and `gpus_free` are then null, as `sinfo` would not guess them either.
     """
     answered = sample is not None and sample.error is None
     if answered and sample is not None:
         last_seen = sample.time
+    host, port = reached_at(spec)
     return {
         "node": spec.name,
-        "host": spec.host,
-        "port": ssh_port(spec),
+        "host": host,
+        "port": port,
         "transport": spec.transport,
         "state": sample.state if sample else CONNECTING,
         "drained": drain is not None if drains_known else None,
@@ -202,7 +203,16 @@ def node_item(
         "drained_by": drain.by if drain else None,
         "drained_at": iso_utc(drain.since) if drain else None,
         "unhealthy_reason": unhealthy_reason(spec.name, sample),
+        "gpus_used": len(held) if held is not None else None,
+        "gpus_free": free_gpus(sample, held) if answered else None,
     }
+
+
+def free_gpus(sample: NodeSample | None, held: frozenset[int] | None) -> int | None:
+    """How many GPUs `sample` reports that no job holds (`sinfo`'s idle GPUs); None when either is unknown."""
+    if sample is None or held is None:
+        return None
+    return sum(gpu.index not in held for gpu in sample.gpus)
 
 
 def unhealthy_reason(node: str, sample: NodeSample | None) -> str | None:
@@ -258,16 +268,18 @@ def node_items(
 
     With `--watch` (`watch` its interval) a node that does not answer never holds the others' rows (watch_poll.py).
     """
+    from factoryctl.cli.gpus import holders_reader
     from factoryctl.cli.watch_poll import asker
 
     ask = asker(config, specs, timeout, fanout, quiet, watch)
-    return lambda: _items(config, specs, ask())
+    holders = holders_reader(config.store_path, "Which GPUs jobs hold is unknown (USED and FREE -).")
+    return lambda: _items(config, specs, ask(), holders())
 
 
 def _items(
-    config: FactoryConfig, specs: Sequence[NodeSpec], result: PollResult
+    config: FactoryConfig, specs: Sequence[NodeSpec], result: PollResult, holders: GpuHolders
 ) -> tuple[list[dict[str, Any]], list[NodeError]]:
-    """The items of one redraw: each node's answer in `result`, with its drain from the store."""
+    """The items of one redraw: each node's answer in `result`, its drain and the GPUs jobs hold from the store."""
     by_name = {s.node: s for s in result.samples}
     drained = drained_nodes(config)
     items = [
@@ -277,6 +289,7 @@ def _items(
             (drained or {}).get(spec.name),
             drained is not None,
             result.last_seen.get(spec.name),
+            holders.held(spec.name),
         )
         for spec in specs
     ]

@@ -103,7 +103,7 @@ def _load_policy(path: Path | None, gpu: GpuPowerRange, max_loss: float | None) 
 
 def _facts(curve_name: str, visibility: Visibility, max_loss: float) -> dict[str, Any]:
     """What the replay was asked (the curve's GPU and workload, the price visibility, D), as the document names it."""
-    gpu_name, _, workload_name = curve_name.partition(" ")
+    gpu_name, _, workload_name = curve_name.removeprefix("built-in ").partition(" ")
     return {
         "gpu": gpu_name,
         "workload": workload_name,
@@ -185,7 +185,7 @@ def _render(document: dict[str, Any], output: OutputFormat) -> str:
     return "".join(f"{key.ljust(width)}   {shown(key, value)}\n" for key, value in document.items())
 
 
-def _open_schedule(path: Path, prices: Path | None, curve: Path, policy_file: Path | None) -> OutFile:
+def _open_schedule(path: Path, prices: Path | None, curve: Path | None, policy_file: Path | None) -> OutFile:
     """--schedule-out opened before the replay, so a bad path fails at once; writing over an input is refused."""
     inputs = {"--prices": prices, "--curve": curve, "--policy": policy_file}
     refusals = [
@@ -277,12 +277,13 @@ def _warn_no_reference(document: dict[str, Any], policy: Policy, policy_file: Pa
 
 #: The options of `power simulate` beyond the price file and the output (kept here: the command stays short).
 CURVE_OPTION: Any = typer.Option(
-    ...,
+    None,
     "--curve",
     path_type=str,
     readable=False,  # reading is ours: an unreadable file is said as any other file error (not Click's words)
     callback=exact_path(),
-    help="Power-curve CSV: gpu,workload,pl_frac,throughput_rel,power_rel.",
+    help="Power-curve CSV: gpu,workload,pl_frac,throughput_rel,power_rel (default: the curve `power status` names:"
+    " factory.yaml's power.curve, else the built-in a40 squad/bert_base).",
 )
 MAX_LOSS_OPTION: Any = typer.Option(
     None,
@@ -324,12 +325,12 @@ def _complete_workload(ctx: typer.Context, incomplete: str) -> list[str]:
 
 
 GPU_OPTION: Any = typer.Option(
-    ..., "--gpu", help="GPU name in the curve file (any case, e.g. a40).", autocompletion=_complete_gpu
+    None, "--gpu", help="GPU name in the --curve file (any case, e.g. a40).", autocompletion=_complete_gpu
 )
 WORKLOAD_OPTION: Any = typer.Option(
-    ...,
+    None,
     "--workload",
-    help="Workload in the curve file (e.g. squad/bert_base or squad).",
+    help="Workload in the --curve file (e.g. squad/bert_base or squad).",
     autocompletion=_complete_workload,
 )
 SCHEDULE_OUT_OPTION: Any = typer.Option(
@@ -347,9 +348,9 @@ SCHEDULE_OUT_OPTION: Any = typer.Option(
 def simulate_command(
     ctx: typer.Context,
     prices: Path | None = PRICES_OPTION,
-    curve: Path = CURVE_OPTION,
-    gpu: str = GPU_OPTION,
-    workload: str = WORKLOAD_OPTION,
+    curve: Path | None = CURVE_OPTION,
+    gpu: str | None = GPU_OPTION,
+    workload: str | None = WORKLOAD_OPTION,
     max_throughput_loss: float | None = MAX_LOSS_OPTION,
     price_visibility: Visibility = VISIBILITY_OPTION,
     policy_file: Path | None = POLICY_FILE_OPTION,
@@ -360,14 +361,14 @@ def simulate_command(
     from functools import partial
 
     from factoryctl.cli.outfile import emit_then_write, removed_on_failure
+    from factoryctl.cli.power_curve import simulated_curve
     from factoryctl.cli.price import open_prices, refuse_empty_source
     from factoryctl.cli.progress import replay_progress
-    from factoryctl.power.curve_file import load_curve
     from factoryctl.power.schedule_file import schedule_csv
     from factoryctl.power.simulator import simulate
     from factoryctl.power.sources import market_offset_s
 
-    power_curve, gpu_range = load_curve(curve, gpu, workload)
+    power_curve, gpu_range = simulated_curve(ctx, curve, gpu, workload)
     policy, max_loss = _load_policy(policy_file, gpu_range, max_throughput_loss)
     source, where, prices_file = open_prices(ctx, prices)
     points = source.fetch()

@@ -20,6 +20,7 @@ from factoryctl.cli.render import Column, OutputFormat, iso_utc
 from factoryctl.cli.telemetry import UNTIL_OPTION
 
 if TYPE_CHECKING:
+    from factoryctl.config import FactoryConfig
     from factoryctl.power.report import NodeReport, PeriodReport
 
 
@@ -67,28 +68,41 @@ def report(
     """
     import time
 
-    from factoryctl.cli.progress import replay_progress
-    from factoryctl.cli.telemetry import open_history, time_window
-    from factoryctl.power.configured_prices import price_intervals
-    from factoryctl.power.report import read_report
+    from factoryctl.cli.telemetry import time_window
 
     config = context.load(ctx)
     names = [n.name for n in config.resolve_target(target)]
     start, end = time_window(since, until)
     end = _until_now(start, end, since, time.time())
-    prices = price_intervals(config)
-    store = open_history(config)
-    try:
-        with replay_progress("reading the store", context.global_options(ctx)[1], unit="price intervals") as told:
-            period = read_report(store, names, (start, end), prices, told)
-    finally:
-        store.close()
+    period, once = _read_period(ctx, config, names, (start, end))
     window = _window_text(start, end, until)
-    if all(node.energy_kwh is None for node in period.nodes):
-        _refuse_empty(target, window)
+    if once is not None and all(node.energy_kwh is None for node in period.nodes):
+        _note_empty(ctx, target, window, once)
     _warn_missing(period, window)
     items = [_item(node, period) for node in period.nodes]
     _emit(items, _total(period), output, no_header)
+
+
+def _read_period(
+    ctx: typer.Context, config: FactoryConfig, names: list[str], window: tuple[float, float]
+) -> tuple[PeriodReport, list[str] | None]:
+    """The period's report, and the nodes without energy read once in it; before any store, an empty one and None."""
+    from factoryctl.cli.nothing_stored import TELEMETRY_STORED_BY, note_no_store, open_if_stored, read_once
+    from factoryctl.cli.progress import replay_progress
+    from factoryctl.power.configured_prices import price_intervals
+    from factoryctl.power.report import NodeReport, PeriodReport, read_report
+
+    prices = price_intervals(config)
+    store = open_if_stored(config)
+    if store is None:  # nothing stored yet: the empty report, said as such
+        note_no_store(ctx, config, "no GPU energy", TELEMETRY_STORED_BY)
+        return PeriodReport(*window, [NodeReport(name) for name in names]), None
+    try:
+        with replay_progress("reading the store", context.global_options(ctx)[1], unit="price intervals") as told:
+            period = read_report(store, names, window, prices, told)
+        return period, read_once(store, [node.node for node in period.nodes if node.energy_kwh is None], window)
+    finally:
+        store.close()
 
 
 def _until_now(start: float, end: float, since: str, now: float) -> float:
@@ -108,13 +122,20 @@ def _window_text(start: float, end: float, until: str | None) -> str:
     return f"from {iso_utc(start)} until {iso_utc(end)}" if until is not None else f"since {iso_utc(start)}"
 
 
-def _refuse_empty(target: str, window: str) -> None:
-    """No node of the target has any stored reading in the period: one sentence, exit 1, and where readings come from."""
-    from factoryctl.errors import FactoryError
+def _note_empty(ctx: typer.Context, target: str, window: str, once: list[str]) -> None:
+    """No node of the target has energy stored in the period: an empty report (exit 0), and where readings come from.
 
-    raise FactoryError(
-        f"no GPU energy is stored for {'any node' if target == 'all' else target} {window}: nothing to report.",
-        "the controller (`factoryctl controller run`) or `factoryctl telemetry collect` from cron stores readings;"
+    `once`: the nodes read only once in it (energy needs two readings).
+    """
+    from factoryctl.cli.nothing_stored import ONCE_HINT, note, once_text
+
+    if once:
+        note(ctx, f"nothing to report: {once_text(once, window)}; {ONCE_HINT}.")
+        return
+    note(
+        ctx,
+        f"nothing to report: no GPU energy is stored for {'any node' if target == 'all' else target} {window}; the"
+        " controller (`factoryctl controller run`) or `factoryctl telemetry collect` from cron stores readings, and"
         " `factoryctl telemetry energy --since 30d` shows which periods have some.",
     )
 

@@ -111,6 +111,11 @@ def time_window(since: str, until: str | None) -> tuple[float, float]:
     return start, end
 
 
+def window_text(start: float, end: float, until: str | None) -> str:
+    """The window asked, for a sentence: `since <start>`, or `from <start> until <end>` when `--until` was given."""
+    return f"from {iso_utc(start)} until {iso_utc(end)}" if until is not None else f"since {iso_utc(start)}"
+
+
 def open_history(config: FactoryConfig) -> Store:
     """The store, read-only (history never writes)."""
     from factoryctl.store.sqlite import Store

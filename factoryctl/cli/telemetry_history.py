@@ -1,8 +1,9 @@
-"""`factoryctl telemetry history / export / energy`: reading the stored samples back, without touching a node.
+"""`factoryctl telemetry history / export` (and the registration of `energy`): the stored samples, read back.
 
 These commands answer from the store alone, in milliseconds, and import neither paramiko nor pynvml; `collect`,
-which reaches the nodes, and the time window and store opener they share stay in telemetry.py. They register on
-the `telemetry` app (see `VERB_MODULES` in app.py), after `collect`.
+which reaches the nodes, and the time window and store opener they share stay in telemetry.py, `energy` in
+telemetry_energy.py. They register on the `telemetry` app (see `VERB_MODULES` in app.py), after `collect`. With no
+store yet, or nothing stored in the window, they print an empty result and exit 0, saying why (nothing_stored.py).
 """
 
 from __future__ import annotations
@@ -16,9 +17,13 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from factoryctl.cli import context
+from factoryctl.cli.nothing_stored import TELEMETRY_STORED_BY, note, note_no_store, open_if_stored
 from factoryctl.cli.options import NO_HEADER_OPTION, OUTPUT_OPTION, checked_choice
 from factoryctl.cli.render import Column, OutputFormat, Utf8Text, emit, iso_utc, render_listing, stdout_takes_unicode
-from factoryctl.cli.telemetry import SINCE_OPTION, UNTIL_OPTION, open_history, time_window
+from factoryctl.cli.telemetry import SINCE_OPTION, UNTIL_OPTION, time_window, window_text
+from factoryctl.cli.telemetry_energy import ENERGY_COLUMNS as ENERGY_COLUMNS  # where callers and tests find them
+from factoryctl.cli.telemetry_energy import energy
+from factoryctl.cli.telemetry_energy import node_energy_source as node_energy_source
 
 if TYPE_CHECKING:
     import io
@@ -148,7 +153,11 @@ def history(
     node_part, gpus = parse_gpu_target(target)
     names = [n.name for n in config.resolve_target(node_part)]
     start, end = time_window(since, until)
-    store = open_history(config)
+    store = open_if_stored(config)
+    if store is None:
+        _show_history([], {}, step_s is not None, output, no_header)
+        note_no_store(ctx, config, f"no stored {metric}", TELEMETRY_STORED_BY)
+        return
     try:
         extents = store.history_extents(names, metric, start, end, gpus)
         bucketed = step_s is not None
@@ -160,7 +169,7 @@ def history(
         store.close()
     _show_history(found, {(e.node, e.gpu): e for e in extents}, bucketed, output, no_header)
     if not found:
-        _note_none_stored(ctx, f"no stored {metric} for `{target}` {_window_text(start, end, until)}.")
+        note(ctx, f"no stored {metric} for `{target}` {window_text(start, end, until)}.")
 
 
 def _refuse_missing_gpus(known: dict[str, list[int]], node_part: str, gpus: Sequence[int]) -> None:
@@ -327,7 +336,7 @@ def export(
     config = context.load(ctx)
     names = [n.name for n in config.resolve_target(target)]
     start, end = time_window(since, until)
-    store = open_history(config)
+    store = open_if_stored(config)
     out = io.StringIO()
     fields = ["time", "node", "gpu", *METRICS, "throttle_reasons"]
     rows = 0
@@ -335,7 +344,7 @@ def export(
         writer = csv.DictWriter(out, fields, lineterminator="\n") if fmt is ExportFormat.csv else None
         if writer is not None:
             writer.writeheader()
-        for row in store.export(names, start, end):
+        for row in store.export(names, start, end) if store is not None else ():
             rows += 1
             row["time"] = iso_utc(row["time"])
             if writer is not None:
@@ -346,10 +355,13 @@ def export(
             if out.tell() >= EXPORT_CHUNK:
                 _emit_chunk(out)
     finally:
-        store.close()
+        if store is not None:
+            store.close()
     _emit_chunk(out)
-    if not rows:
-        _note_none_stored(ctx, f"no stored samples for `{target}` {_window_text(start, end, until)}.")
+    if store is None:
+        note_no_store(ctx, config, "no stored sample", TELEMETRY_STORED_BY)
+    elif not rows:
+        note(ctx, f"no stored samples for `{target}` {window_text(start, end, until)}.")
 
 
 #: How much `export` gathers before it writes (characters).
@@ -361,131 +373,3 @@ def _emit_chunk(out: io.StringIO) -> None:
     emit(Utf8Text(out.getvalue()))
     out.seek(0)
     out.truncate()
-
-
-def _window_text(start: float, end: float, until: str | None) -> str:
-    """The window asked, for a sentence: `since <start>`, or `from <start> until <end>` when `--until` was given."""
-    return f"from {iso_utc(start)} until {iso_utc(end)}" if until is not None else f"since {iso_utc(start)}"
-
-
-def _note_none_stored(ctx: typer.Context, sentence: str) -> None:
-    """Say on stderr why the result is empty, except under -q: a note, and an empty result of a cron job is no fault."""
-    if not context.global_options(ctx)[1]:
-        sys.stderr.write(f"factoryctl: {sentence}\n")
-
-
-# ---------------------------------------------------------------------------------------------------- energy
-
-ENERGY_COLUMNS = (
-    Column("node", "NODE"),
-    Column("gpus", "GPUS"),
-    Column("energy_kwh", "ENERGY kWh", show=lambda v: "-" if v is None else f"{v:.3f}"),
-    Column("cost", "COST", show=lambda v: "-" if v is None else f"{round(v, 2) + 0.0:.2f}"),  # + 0.0: no -0.00
-    Column("source", "SOURCE", wide_only=True),
-    Column("from", "FROM", wide_only=True),
-    Column("to", "TO", wide_only=True),
-)
-#: The keys of an energy item, in order (the CSV header; every node of the target is an item, with or without energy).
-ENERGY_FIELDS = ("node", "gpus", "energy_kwh", "cost", "source", "from", "to", "per_gpu")
-#: The order the parts of an energy `source` are named in (docs/telemetry.md): older history first, then `none`.
-ENERGY_SOURCES = ("rollup", "counter", "power")
-
-
-def node_energy_source(per_gpu: Iterable[str]) -> str:
-    """A node's energy source from its GPUs': every part any GPU used, joined with `+` (`rollup+counter`).
-
-    A GPU with no reading adds `none` last (`counter+none`): the node's total leaves it out, which a script summing
-    the totals must be able to see.
-    """
-    parts = {part for source in per_gpu for part in source.split("+")}
-    named = [part for part in ENERGY_SOURCES if part in parts] + sorted(parts.difference({*ENERGY_SOURCES, "none"}))
-    return "+".join([*named, "none"] if "none" in parts or not named else named)
-
-
-def _finite_price(value: float | None) -> float | None:
-    """`--price-per-kwh`: any finite number (nan and inf made a cost of nan and broke -o json)."""
-    if value is not None and not math.isfinite(value):
-        from factoryctl.errors import UsageError
-
-        raise UsageError(f"--price-per-kwh must be a finite number, not {value:g}.", "e.g. --price-per-kwh 0.25")
-    return value
-
-
-def energy(
-    ctx: typer.Context,
-    target: str = context.TARGET_ARG,
-    since: str = typer.Option("24h", "--since", help="How far back: a duration (24h, 7d) or an ISO-8601 time."),
-    until: str | None = UNTIL_OPTION,
-    price_per_kwh: float | None = typer.Option(
-        None, "--price-per-kwh", callback=_finite_price, help="Flat price, to show a cost."
-    ),
-    output: OutputFormat = OUTPUT_OPTION,
-    no_header: bool = NO_HEADER_OPTION,
-) -> None:
-    """GPU energy per node from the store (the driver's energy counter, else integrated power), in kWh."""
-    config = context.load(ctx)
-    names = [n.name for n in config.resolve_target(target)]
-    start, end = time_window(since, until)
-    store = open_history(config)
-    try:
-        found = store.energy(names, start, end)
-    finally:
-        store.close()
-    items = [
-        _energy_item(name, [(g, j, s) for n, g, j, s in found if n == name], price_per_kwh, (start, end))
-        for name in names
-    ]
-    _warn_no_energy([item["node"] for item in items if item["energy_kwh"] is None], (start, end), until)
-    short = [item["node"] for item in items if item["energy_kwh"] is not None and item["source"].endswith("+none")]
-    _warn_no_energy(short, (start, end), until, some_gpus=True)
-    emit(render_listing(items, [], ENERGY_COLUMNS, output, no_header, ENERGY_FIELDS))
-
-
-def _energy_item(
-    name: str, per_gpu: Sequence[tuple[int, float, str]], price_per_kwh: float | None, window: tuple[float, float]
-) -> dict[str, Any]:
-    """One node's energy row; a node with no stored GPU (never collected, never reached) is one with none read.
-
-    Such a node was left out, so `energy s5 -o json` gave `[]` and a table silently lacked it: it is a row with
-    `gpus` 0, source `none` and `energy_kwh` null (unknown, not 0), as a node whose GPUs have no reading.
-    """
-    import time
-
-    from factoryctl.model.telemetry import exact_product, kwh_from_joules
-
-    read = [j for _, j, source in per_gpu if source != "none"]  # a GPU with no reading has no amount, not 0
-    kwh = kwh_from_joules(read) if read else None
-    return {
-        "node": name,
-        "gpus": len(per_gpu),
-        "energy_kwh": kwh,
-        "cost": exact_product(kwh, price_per_kwh) if price_per_kwh is not None and kwh is not None else None,
-        "source": node_energy_source(s for _, _, s in per_gpu),
-        "from": iso_utc(window[0]),
-        "to": iso_utc(min(window[1], time.time())),
-        "per_gpu": [
-            {"gpu": g, "energy_kwh": None if s == "none" else kwh_from_joules([j]), "source": s} for g, j, s in per_gpu
-        ],
-    }
-
-
-def _warn_no_energy(
-    nodes: Sequence[str], window: tuple[float, float], until: str | None, some_gpus: bool = False
-) -> None:
-    """Name on stderr the nodes with no energy reading in the window (`-` in the table, null in -o json).
-
-    A warning about completeness, kept under -q like a listing cut short (events.py `_say_if_cut`): a nightly
-    `-q energy -o csv` summed over nodes would otherwise read a node never collected as costing nothing. With
-    `some_gpus`, the nodes are those with a reading from some GPUs only (a GPU lost all window): their total is
-    the others' (source `...+none`).
-    """
-    if not nodes:
-        return
-    from factoryctl.model.folding import fold_nodes
-
-    count, whose = (f" ({len(nodes)} nodes)", "their") if len(nodes) > 1 else ("", "its")
-    which = f"some GPUs of {fold_nodes(nodes)}{count}" if some_gpus else f"{fold_nodes(nodes)}{count}"
-    unknown = f"{whose} energy sums the other GPUs only" if some_gpus else f"{whose} energy is unknown, not 0"
-    sys.stderr.write(
-        f"factoryctl: warning: no stored energy reading for {which} {_window_text(*window, until)}: {unknown}.\n"
-    )

@@ -56,14 +56,20 @@ def starting(
 def master_address(config: FactoryConfig, job: Job) -> str:
     """MASTER_ADDR: rank 0's node as the other ranks reach it.
 
-    An SSH node's `host`. A `transport: local` node is this machine, whose inventory name need not resolve (a `demo`
-    node, a workstation `ws`): 127.0.0.1 when every rank is local too, else this machine's host name.
+    An SSH node's address as its connection resolves it (`ssh_config.reached_at`): factory.yaml's `host`, else the
+    `HostName` that ~/.ssh/config gives that host, else the host itself. An inventory name (`gpu01` in ~/.ssh/config
+    only) need not resolve on the other nodes; the address factoryctl connects to usually does, through a ProxyJump
+    too (the jump host reaches the nodes on the network they share). A `transport: local` node is this machine, whose
+    inventory name need not resolve (a `demo` node, a workstation `ws`): 127.0.0.1 when every rank is local too, else
+    this machine's host name.
     """
     first = config.nodes.get(job.ranks[0].node)
     if first is None:
         return job.ranks[0].node
     if first.transport != "local":
-        return first.host
+        from factoryctl.transport.ssh_config import reached_at
+
+        return reached_at(first)[0]
     if all(config.nodes.get(r.node) is not None and config.nodes[r.node].transport == "local" for r in job.ranks):
         return "127.0.0.1"
     return socket.gethostname()

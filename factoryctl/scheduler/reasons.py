@@ -68,28 +68,46 @@ def describe_start(started: Started, fm: FreeMap, reservations: int = 0) -> str:
     return f"backfilled on {_places(started.chosen, fm)}, ahead of jobs that do not fit yet{tail}"
 
 
+def _some(names: Sequence[str]) -> str:
+    """Names for a sentence, a long list shortened: `n1,n2,n3,n4,... (9 nodes)`."""
+    return ",".join(names[:4]) + (f",... ({len(names)} nodes)" if len(names) > 4 else "")
+
+
 def constraint_text(nodes: Sequence[str], labels: Sequence[tuple[str, str]]) -> str:
     """`node set n1,n2` / `labels pool=train` / both; long node sets are shortened."""
     parts = []
     if nodes:
-        shown = ",".join(nodes[:4]) + (f",... ({len(nodes)} nodes)" if len(nodes) > 4 else "")
-        parts.append(f"node set {shown}")
+        parts.append(f"node set {_some(nodes)}")
     if labels:
         parts.append("labels " + ",".join(f"{k}={v}" for k, v in labels))
     return " and ".join(parts)
 
 
-def describe_unplaceable(job: Candidate, constraint: str, matching: int, big_enough: int) -> str:
+#: How the store comes to hear from a node: said in the reason of a job that waits for such nodes.
+HEARD_FROM = "`factoryctl telemetry collect --once` or `factoryctl controller run` samples them"
+
+
+def describe_unplaceable(
+    job: Candidate, constraint: str, matching: int, big_enough: int, unheard: Sequence[str] = ()
+) -> str:
     """Why a job cannot be placed on today's schedulable nodes, and whether it ever could.
 
     `matching` counts the inventory nodes its constraint allows (all of them without one), `big_enough` those with
-    enough GPUs in total; both include nodes that are down, drained or unhealthy now.
+    enough GPUs in total; both include nodes that are down, drained or unhealthy now. `unheard` names those of the
+    big enough nodes the store has never heard from (no sample yet: a fresh factory before its first sweep), which
+    wait for a sample rather than for a repair, so the reason says how they get one.
     """
     among = f" among the nodes of its {constraint}" if constraint else ""
     if constraint and not matching:
         return f"can never run here: no node matches its {constraint}"
     if big_enough >= job.nodes:
-        return f"waiting for nodes that are down, drained or unhealthy: needs {shape_text(job)}{among}"
+        needs = f"needs {shape_text(job)}{among}"
+        if unheard and len(unheard) >= big_enough:
+            return f"waiting for nodes the store has never heard from ({_some(unheard)}: {HEARD_FROM}): {needs}"
+        if unheard:
+            others = f"never heard from ({_some(unheard)}: {HEARD_FROM})"
+            return f"waiting for nodes that are down, drained, unhealthy or {others}: {needs}"
+        return f"waiting for nodes that are down, drained or unhealthy: {needs}"
     return f"can never run here: needs {shape_text(job)}{among}, and the cluster has fewer"
 
 

@@ -454,6 +454,18 @@ def resolve(spec: NodeSpec, config_path: Path | None = None) -> SshTarget:
         EXEC_RESULTS.reset(scope)
 
 
+def reached_at(spec: NodeSpec, config_path: Path | None = None) -> tuple[str, int]:
+    """The host and port an SSH node is reached at: `resolve`'s (factory.yaml's, else ~/.ssh/config's HostName, Port).
+
+    factory.yaml's `host` and `port` when ~/.ssh/config cannot be used: saying why is the connection's job.
+    """
+    try:
+        target = resolve(spec, config_path)
+    except (ConfigError, KeyError, OSError):  # KeyError, OSError: getpass.getuser() for a uid with no name
+        return spec.host, spec.port
+    return target.host, target.port
+
+
 def _resolve(
     spec: NodeSpec, config_path: Path | None = None, _depth: int = 0, _jump_override: str | None = None
 ) -> SshTarget:

@@ -64,7 +64,8 @@ def test_nodes_says_why_a_node_is_unhealthy(cli: Any, factory: Path) -> None:
         (True, None),
         (False, "gpu06/1 uncorrectable ECC 1; gpu06/3 lost"),
     ]
-    assert list(items[1])[-1] == "unhealthy_reason"  # appended after the existing fields
+    keys = list(items[1])
+    assert keys[keys.index("drained_at") + 1] == "unhealthy_reason"  # appended after the fields before it
     wide = cli("--config", str(factory), "nodes", "gpu06", "-o", "wide")
     header, row = wide.stdout.splitlines()
     assert header.endswith("UNHEALTHY")
