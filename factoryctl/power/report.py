@@ -16,8 +16,9 @@ reboot, `nvidia-smi -pl`) is not in the log, so the capped share counts only wha
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -78,8 +79,9 @@ def read_report(
     """The report of `names` over the `window` [start, end) from `store`, priced at `prices` (none: no cost).
 
     The period's energy and each price interval's (a month of 15-minute prices, 2880) are `store.energy` over them,
-    read GPU by GPU in one pass (`energy_by_interval`; a read per interval took minutes for a month of a few hundred
-    nodes): `progress` is told (intervals read, intervals) in proportion to the GPUs read.
+    read GPU by GPU in one pass (`energy_by_interval`: the rollups' minutes summed per interval by SQLite, so a month
+    of a few hundred nodes does not bring every rollup row into Python): `progress` is told (intervals read,
+    intervals) in proportion to the GPUs read.
     """
     from factoryctl.store.energy_intervals import energy_by_interval
 
@@ -88,26 +90,36 @@ def read_report(
     by_name = {node.node: node for node in report.nodes}
     parts = _price_parts(report, prices)
     windows = [(start, end), *((lo, hi) for lo, hi, _ in parts or ())]
-    read: dict[str, list[float]] = {}
-    read_parts: dict[str, list[list[float]]] = {name: [[] for _ in windows[1:]] for name in names}
-    for name, _, (whole, *billed) in energy_by_interval(store, list(names), windows, _gpus_told(progress, parts)):
-        by_name[name].gpus += 1
-        if whole[1] == "none":  # a GPU with no reading has no amount, not 0 (as `telemetry energy` reads it)
-            by_name[name].gpus_unread += 1
-        else:
-            read.setdefault(name, []).append(whole[0])
-        for joules_read, (joules, source) in zip(read_parts[name], billed, strict=True):
-            if source != "none":
-                joules_read.append(joules)
-    for name, joules_read in read.items():
-        by_name[name].energy_kwh = kwh_from_joules(joules_read)
+    read = energy_by_interval(store, list(names), windows, _gpus_told(progress, parts))
+    # GPU by GPU, node after node: each node's intervals are summed once its GPUs are read, then their joules dropped
+    # (a month of a few hundred nodes kept 6 million of them)
+    by_interval = {name: _read_node(by_name[name], gpus) for name, gpus in itertools.groupby(read, lambda r: r[0])}
     if parts is None:
         for node in report.nodes:
             node.gaps = int(node.energy_kwh is None)
     else:
-        _price_nodes(report, parts, read_parts)
+        _price_nodes(report, parts, by_interval)
     _add_limits(store, report)
     return report
+
+
+def _read_node(node: NodeReport, gpus: Iterable[tuple[str, int, list[tuple[float, str]]]]) -> list[float | None]:
+    """Add `node`'s GPUs (as `energy_by_interval` gives them) to it; its kWh per price interval (None: no reading)."""
+    whole: list[float] = []
+    by_interval: list[list[float]] = []
+    for _, _, (period, *billed) in gpus:
+        node.gpus += 1
+        if period[1] == "none":  # a GPU with no reading has no amount, not 0 (as `telemetry energy` reads it)
+            node.gpus_unread += 1
+        else:
+            whole.append(period[0])
+        by_interval = by_interval or [[] for _ in billed]
+        for joules_read, (joules, source) in zip(by_interval, billed, strict=True):
+            if source != "none":
+                joules_read.append(joules)
+    if whole:
+        node.energy_kwh = kwh_from_joules(whole)
+    return [kwh_from_joules(joules) if joules else None for joules in by_interval]
 
 
 def _gpus_told(
@@ -156,23 +168,21 @@ def _mean_price(parts: Sequence[PriceInterval], read: Sequence[bool]) -> float |
     return math.fsum(seconds * (price or 0.0) for seconds, price in chosen) / math.fsum(s for s, _ in chosen)
 
 
-def _price_nodes(report: PeriodReport, parts: Sequence[PriceInterval], read: dict[str, list[list[float]]]) -> None:
-    """Each node's energy per price interval (`read`: its GPUs' joules), priced; one without a reading is a gap.
+def _price_nodes(report: PeriodReport, parts: Sequence[PriceInterval], read: dict[str, list[float | None]]) -> None:
+    """Each node's kWh per price interval (`read`; None: no reading), priced; an interval without a reading is a gap.
 
     The mean price a node's paid price compares with is over its intervals with readings, not the whole period:
     a controller a few hours old paid the prices of those hours only.
     """
-    anyone = [any(read[node.node][i] for node in report.nodes) for i in range(len(parts))]
+    unread: list[float | None] = [None] * len(parts)
+    anyone = [any(read.get(node.node, unread)[i] is not None for node in report.nodes) for i in range(len(parts))]
     report.mean_price_per_mwh = _mean_price(parts, anyone)
     for node in report.nodes:
-        node.mean_price_per_mwh = _mean_price(parts, [bool(joules) for joules in read[node.node]])
-        priced_parts = [
-            (kwh_from_joules(joules), price)
-            for joules, (_, _, price) in zip(read[node.node], parts, strict=True)
-            if joules
-        ]
+        kwh = read.get(node.node, unread)
+        node.mean_price_per_mwh = _mean_price(parts, [part is not None for part in kwh])
+        priced_parts = [(part, price) for part, (_, _, price) in zip(kwh, parts, strict=True) if part is not None]
         node.gaps = len(parts) - len(priced_parts)
-        node.priced_kwh = math.fsum(kwh for kwh, _ in priced_parts)
+        node.priced_kwh = math.fsum(part for part, _ in priced_parts)
         if node.energy_kwh is not None and report.no_cost is None:
             node.cost = priced(priced_parts)
 

@@ -95,7 +95,8 @@ class EnergyQueries(HistoryQueries):
         Each minute counts for the time its samples covered, or a controller started at :31 would be billed the whole
         minute once its raw rows are pruned, where the counter billed 29 s: as the rollup stored it (schema 4 on,
         `coverage.covered_by_minute`), else its share inferred from its sample count (`_covered_share`) for the gap
-        rule.
+        rule. Where every minute's time is known, summed exactly (`held_microjoules`): a month's report sums its
+        price intervals' minutes in SQLite and gets the same joules to the bit.
         """
         first = -(-start // 60000)
         minutes = self._query(  # the last minute before the window too: its power may hold into the window
@@ -112,7 +113,7 @@ class EnergyQueries(HistoryQueries):
             for t, mw, covered, n, *around in minutes
         ]
         covers = [None if covered is None else int(covered) for _, _, covered, *_ in minutes]
-        return _held_joules(held, start, stop, floor_ms=60_000, hold_last=True, covers=covers)
+        return minutes_joules(held, covers, start, stop)
 
     @property
     def _minutes_with_power(self) -> str:
@@ -315,6 +316,36 @@ def _covered_share(count: int, before: int | None, after: int | None) -> float:
         return 1.0
     full = max(count, min(neighbours))
     return 1.0 if full - count <= max(1, full // 10) else count / full
+
+
+def minutes_joules(
+    minutes: Sequence[tuple[int, float]], covers: Sequence[int | None], start_ms: int, stop_ms: int
+) -> float:
+    """Joules in [start_ms, stop_ms) of rollup minutes (ms, mW held, in time order; `_rollup_energy` reads them).
+
+    Exact where every minute's time covered is known and its mean a whole number of mW (`held_microjoules`); else
+    by the gap rule, each minute's share inferred (`_held_joules`).
+    """
+    known = [covered for covered in covers if covered is not None]
+    if len(known) == len(covers) and all(mw.is_integer() for _, mw in minutes):
+        return held_microjoules(minutes, known, start_ms, stop_ms) / 1_000_000
+    return _held_joules(minutes, start_ms, stop_ms, floor_ms=60_000, hold_last=True, covers=covers)
+
+
+def held_microjoules(minutes: Sequence[tuple[int, float]], covers: Sequence[int], start_ms: int, stop_ms: int) -> int:
+    """Microjoules (mW x ms) in [start_ms, stop_ms) of rollup minutes (ms, integral mW, in time order), `covers` known.
+
+    `_held_joules` with every minute's time covered known, in integers: each minute held from its start for its time
+    covered, up to the next minute at most (the last: up to the window's end), and what of that falls inside the
+    window. Exact, so a window's microjoules are its pieces' summed in any order (`energy_rolled` sums the minutes of
+    a month's price intervals in SQLite), and a window's joules (this over a million) are the same however it is read.
+    """
+    total = 0
+    for index, ((begin, mw), covered) in enumerate(zip(minutes, covers, strict=True)):
+        following = minutes[index + 1][0] if index + 1 < len(minutes) else max(stop_ms, begin)
+        end = begin + min(covered, following - begin)
+        total += max(0, min(end, stop_ms) - max(begin, start_ms)) * int(mw)
+    return total
 
 
 def _held_joules(

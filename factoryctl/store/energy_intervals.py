@@ -1,21 +1,22 @@
 """Joules per GPU in each of many windows (a report's period and its price intervals), each GPU's rows read once.
 
 `power report` prices a month interval by interval: `EnergyQueries.energy` per 15-minute interval was 2,880 reads
-of every GPU, each a handful of queries (17 s for 64 GPUs over 30 days). Here each GPU's rows for the whole span are
-read once (its rollup minutes, its raw rows and the few readings either side that a window's read looks at) and
-every window is billed from them by the rules and functions of `energy.py`, in the same order, so each window's
-joules are those `energy(nodes, lo, hi)` gives, to the bit (tests/power/test_power_report_fast.py). What is left to
-the store: a seam's lead-in (one read per GPU at most) and an empty window. A rollup minute wholly inside a window
-adds the joules worked out once for it (`_Minutes`), so a month's minutes are not billed again for each interval.
+of every GPU, each a handful of queries (17 s for 64 GPUs over 30 days). Here each window is billed by the rules and
+functions of `energy.py`, so each window's joules are those `energy(nodes, lo, hi)` gives, to the bit
+(tests/power/test_power_report_fast.py), from one read of each GPU's rows for the whole span: its rollup minutes
+summed by SQLite between the windows' edges (`energy_rolled`: exact, in mW x ms, so a month's minutes never cross
+into Python), its raw rows and the few readings either side that a window's read looks at, each counter step billed
+once for every window that holds it whole (`energy_steps`). What is left to the store: a seam's lead-in (one read
+per GPU at most) and an empty window; and, for a GPU whose rollups were made before schema 4 (time covered
+unknown), its minutes, billed window by window (`_Minutes`).
 """
 
 from __future__ import annotations
 
 import bisect
 import itertools
-import operator
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from factoryctl.store.coverage import held_ms
@@ -26,7 +27,10 @@ from factoryctl.store.energy import (
     _held_joules,
     _in_counter_order,
     _prorated,
+    minutes_joules,
 )
+from factoryctl.store.energy_rolled import rolled_microjoules
+from factoryctl.store.energy_steps import CounterSteps
 from factoryctl.store.rows import to_ms
 from factoryctl.store.samples import PRUNED_BELOW
 
@@ -92,22 +96,33 @@ class _GpuRows:
         self.key = (node_id, gpu)
         oldest = store._query("SELECT MIN(t_ms) FROM sample WHERE node_id = ? AND gpu = ?", self.key)[0][0]
         self.oldest: int | None = None if oldest is None else int(oldest)
-        self.minutes = _Minutes([], [], [])
         self.samples = self.counters = self.powers = _Rows([], [])
+        self.steps: CounterSteps | None = None
 
     def billed(self, bounds: Sequence[tuple[int, int]]) -> list[Billed]:
         """Each window's (joules, source), as `EnergyQueries._gpu_energy` reads it (an empty window: by it)."""
         seams = [self._seam(start, end) for start, end in bounds]
-        rolled = [(start, seam) for (start, _), (_, seam) in zip(bounds, seams, strict=True) if start < seam]
+        rolled = iter(self._rolled([(start, seam) for (start, _), (_, seam) in zip(bounds, seams, strict=True)]))
         raw = [(raw_from, end) for (_, end), (raw_from, _) in zip(bounds, seams, strict=True) if raw_from < end]
-        if rolled:
-            self.minutes = _load_minutes(self.store, self.key, min(lo for lo, _ in rolled), max(hi for _, hi in rolled))
         if raw:
             self._load_samples(min(lo for lo, _ in raw), max(hi for _, hi in raw))
         return [
-            self._energy(start, end, *seam) if start < end else self._read(start, end)
+            self._energy(start, end, *seam, next(rolled) if start < seam[1] else None)
+            if start < end
+            else self._read(start, end)
             for (start, end), seam in zip(bounds, seams, strict=True)
         ]
+
+    def _rolled(self, parts: Sequence[tuple[int, int]]) -> list[float | None]:
+        """The rollups' joules of each non-empty (start, seam) of `parts`, summed in SQLite where it can be."""
+        rolled = [(start, seam) for start, seam in parts if start < seam]
+        if not rolled:
+            return []
+        summed = rolled_microjoules(self.store, self.key, rolled)
+        if summed is not None:
+            return [None if microjoules is None else microjoules / 1_000_000 for microjoules in summed]
+        minutes = _load_minutes(self.store, self.key, min(lo for lo, _ in rolled), max(hi for _, hi in rolled))
+        return [minutes.energy(start, seam) for start, seam in rolled]
 
     def _read(self, start: int, end: int) -> Billed:
         return self.store._gpu_energy(self.node_id, self.gpu, start, end, self.ever_pruned)
@@ -117,9 +132,8 @@ class _GpuRows:
         raw_from = min(max(start, self.oldest), end) if self.oldest is not None else end
         return raw_from, raw_from // 60000 * 60000 if raw_from < end else raw_from
 
-    def _energy(self, start: int, end: int, raw_from: int, seam: int) -> Billed:
-        """`EnergyQueries._gpu_energy` from the rows read: rollups before the raw window, its lead-in, raw rows."""
-        rolled = self.minutes.energy(start, seam) if start < seam else None
+    def _energy(self, start: int, end: int, raw_from: int, seam: int, rolled: float | None) -> Billed:
+        """`EnergyQueries._gpu_energy` from what was read: the rollups' `rolled`, the seam's lead-in, raw rows."""
         has_lead_in = self.ever_pruned and max(start, seam) < raw_from < end
         lead_in = self.store._lead_in(self.node_id, self.gpu, max(start, seam), raw_from) if has_lead_in else None
         # a window without raw rows reads none: (0.0, None), as `_raw_energy` finds then
@@ -141,6 +155,7 @@ class _GpuRows:
             + [row for row in self.samples.rows if row[1] is not None]
             + self.store._query(f"{counter} AND t_ms >= ? ORDER BY t_ms LIMIT ?", edges[1])
         )
+        self.steps = CounterSteps.of(self.counters.rows)
         edges = ((*self.key, start, _POWER_CONTEXT), (*self.key, end, _POWER_CONTEXT))
         self.powers = _rows(
             [
@@ -169,11 +184,15 @@ class _GpuRows:
 
     def _counter_joules(self, inside: Sequence[tuple[int, int, int | None]], start: int | None, end: int) -> float:
         """`EnergyQueries._counter_joules` from the counter readings read (`_CONTEXT` either side of the window)."""
+        lo = start if start is not None else int(inside[0][0])
+        if self.steps is not None:  # the readings in order: each step held whole was billed once (`CounterSteps`)
+            first = bisect.bisect_left(self.counters.times, int(inside[0][0]))
+            return self.steps.millijoules(first, first + len(inside) - 1, lo, end) / 1000
         before = self.counters.before(int(inside[0][0]), _CONTEXT)
         after = self.counters.from_on(end, _CONTEXT)
         readings = _in_counter_order([*before, *inside, *after])
         gaps = [int(b[0]) - int(a[0]) for a, b in itertools.pairwise(readings)]
-        lo, joules = start if start is not None else inside[0][0], 0.0
+        joules = 0.0
         for index, (a, b) in enumerate(itertools.pairwise(readings)):
             around = gaps[index - 1] if index else None, gaps[index + 1] if index + 1 < len(gaps) else None
             joules += _prorated(a, b, lo, end, held_ms(gaps[index], *around))
@@ -182,59 +201,23 @@ class _GpuRows:
 
 @dataclass
 class _Minutes:
-    """One GPU's minutes with power, held as `_rollup_energy` holds them, and each one's joules when inside a window.
+    """One GPU's minutes with power as `_rollup_energy` reads them: start (ms), mW held, time covered (None: unknown).
 
-    `starts`, `mws`: their readings (ms, mW held); `covers`: the ms each covered (None: a rollup before schema 4);
-    `terms`: a minute's joules billed up to the next minute's reading (None: not known without the gap rule);
-    `unknown`: how many minutes before each have no time covered (empty: every minute's is known).
+    For the GPUs `rolled_microjoules` does not sum (a rollup made before schema 4): each window is billed from them.
     """
 
     starts: list[int]
     mws: list[float]
     covers: list[int | None]
-    terms: list[float | None] = field(default_factory=list)
-    unknown: list[int] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        # as `_held_joules` bills a minute ending inside a window: from its reading for its time covered or up to
-        # the next minute's reading (`gap`; the last minute has none: `strict=False` stops before it)
-        gaps = map(operator.sub, self.starts[1:], self.starts)
-        self.terms = [
-            None if covered is None else max(0, covered if covered <= gap else gap) / 1000 * mw / 1000
-            for gap, mw, covered in zip(gaps, self.mws, self.covers, strict=False)
-        ]
-        self.terms.append(None)  # the last minute has no next
-        if None in self.covers:
-            self.unknown = list(itertools.accumulate((covered is None for covered in self.covers), initial=0))
 
     def energy(self, start: int, stop: int) -> float | None:
-        """`EnergyQueries._rollup_energy` of [start, stop) ms: the minute before the window's first, then its own.
-
-        Summed in the same order, each minute's joules by the same arithmetic; a minute that ends inside the window
-        (all but the first and the last) adds its joules worked out once (`terms`). Minutes without their time
-        covered are billed by `_held_joules` itself: their share depends on the window's spacing.
-        """
+        """`EnergyQueries._rollup_energy` of [start, stop) ms: the minute before the window's first, then its own."""
         at = bisect.bisect_left(self.starts, -(-start // 60000) * 60000)
         lo, hi = max(0, at - 1), bisect.bisect_left(self.starts, -(-stop // 60000) * 60000)
         if hi <= lo:
             return None
-        if self.unknown and self.unknown[hi] > self.unknown[lo]:
-            held = list(zip(self.starts[lo:hi], self.mws[lo:hi], strict=True))
-            return _held_joules(held, start, stop, floor_ms=60_000, hold_last=True, covers=self.covers[lo:hi])
-        joules = 0.0
-        for index in range(lo, hi - 1):
-            term = self.terms[index]
-            if term is not None and self.starts[index] >= start:
-                joules += term
-            else:
-                joules += self._part(index, self.starts[index + 1], start, stop)
-        return joules + self._part(hi - 1, max(stop, self.starts[hi - 1]), start, stop)
-
-    def _part(self, index: int, following: int, start: int, stop: int) -> float:
-        """The joules `_held_joules` bills minute `index` in [start, stop) when its next reading is at `following`."""
-        begin, mw = self.starts[index], self.mws[index]
-        end = begin + min(self.covers[index] or 0, following - begin)
-        return max(0, min(end, stop) - max(begin, start)) / 1000 * mw / 1000
+        held = list(zip(self.starts[lo:hi], self.mws[lo:hi], strict=True))
+        return minutes_joules(held, self.covers[lo:hi], start, stop)
 
 
 def _load_minutes(store: EnergyQueries, key: tuple[int, int], start: int, stop: int) -> _Minutes:
