@@ -15,6 +15,9 @@ every pass reads everything, and the first writes 10,000 reasons. Passes, each t
 - others wrote: the same connection's pass after another connection submitted 50 jobs and cancelled 50;
 - one-shot: a steady pass on a fresh connection (each `sched tick` from cron opens the store anew).
 
+The steps: `jobs` (the queue read), the nodes read (`latest`, every node's newest sample parsed; `node_health` in a
+tree whose tick.py reads only each node's state and health), `schedule`, `write_changes`, `set_scheduler_memory`.
+
 Run: python benchmarks/bench_live_pass.py --tree base=/tmp/scratch/livepass/base --tree head=. [--rounds 3]
 Each round runs every tree in a fresh process (PYTHONPATH=tree), alternating their order; one store template, made
 by the first worker, is copied for every run. `--profile FILE` cProfiles each worker's steady pass into FILE.<tree>.
@@ -47,7 +50,9 @@ from factoryctl.store.jobs import job_event
 from factoryctl.store.sqlite import Store
 
 PASSES = ("first", "next", "steady", "others wrote", "one-shot")
-STEPS = ("jobs", "latest", "schedule", "write_changes", "set_scheduler_memory")
+STEPS = ("jobs", "latest", "node_health", "schedule", "write_changes", "set_scheduler_memory")
+#: The Store's node reads a pass may make (`node_health` since session 28; a tree without it has no such step).
+NODE_READS = ("latest", "node_health")
 
 
 def fill_running(store: Store, names: list[str], now: float, count: int) -> None:
@@ -79,15 +84,18 @@ def timed_pass(
     config: FactoryConfig, store: Store, now: float, profile: cProfile.Profile | None = None
 ) -> dict[str, float]:
     """One `run_tick`: wall and CPU seconds, the changes it wrote, and its steps (wall and `<step>_cpu`)."""
+    reads = [name for name in NODE_READS if hasattr(store, name)]
     with timed_steps(store) as timings:
-        latest = Timings()
-        store.latest = latest.wrap("latest", store.latest)
+        nodes = Timings()
+        for name in reads:
+            setattr(store, name, nodes.wrap(name, getattr(store, name)))
         wall, cpu = time.perf_counter(), time.process_time()
         with profile or contextlib.nullcontext():
             report = tick.run_tick(config, store, now=now)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        del store.latest
-    return {"wall": wall, "cpu": cpu, "changes": len(report.changes), **timings.spent, **latest.spent}
+        for name in reads:
+            delattr(store, name)
+    return {"wall": wall, "cpu": cpu, "changes": len(report.changes), **timings.spent, **nodes.spent}
 
 
 def make_template(template: Path, root: Path, now: float) -> None:

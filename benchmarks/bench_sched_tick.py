@@ -51,6 +51,8 @@ from factoryctl.store.sqlite import Store
 #: tick.py does not have (`settle_kills`, `owe_kills` came after ef443f1) is left out of its figures.
 STEPS = ("reconcile", "cluster_view", "schedule", "write_changes", "launch_gangs", "settle_kills", "owe_kills")
 STORE_STEPS = ("jobs", "scheduler_memory", "set_scheduler_memory")
+#: The states a started gang enters: a pass's changes into them are its starts (`TickReport.entered`, gone since 24b60da).
+ACTIVE = (JobState.RUNNING, JobState.STARTING)
 SHAPES = ((1, 40), (2, 15), (4, 15), (8, 15), (16, 7), (32, 5), (64, 3))  # GPUs, weight
 
 
@@ -103,7 +105,7 @@ def one_pass(
         if profile is not None:
             profile.disable()
         wall, cpu, children = time.perf_counter() - wall, time.process_time() - cpu, children_cpu() - children
-    started = len(report.entered(JobState.RUNNING, JobState.STARTING))
+    started = sum(c.before.state is not c.after.state and c.after.state in ACTIVE for c in report.changes)
     return {"wall": wall, "cpu": cpu, "children": children, "changes": len(report.changes), "started": started,
             **timings.spent}  # fmt: skip
 
@@ -275,7 +277,7 @@ def launch_config(root: Path, nodes: int) -> FactoryConfig:
 
 
 def bench_launch(root: Path, nodes: int, jobs: int, runs: int, interval: float) -> list[dict]:
-    from factoryctl.jobs.reconcile import kill_gangs
+    from factoryctl.jobs.leftovers import kill_launches, launches_of  # reconcile's kill_gangs until f4ec357
 
     config = launch_config(root, nodes)
     swept = subprocess.run(
@@ -299,7 +301,7 @@ def bench_launch(root: Path, nodes: int, jobs: int, runs: int, interval: float) 
             launched = one_pass(config, store, time.time())
             following = one_pass(config, store, time.time() + interval)
         finally:
-            kill_gangs(config, store.jobs(states=(JobState.STARTING, JobState.RUNNING)))
+            kill_launches(config, launches_of(store.jobs(states=(JobState.STARTING, JobState.RUNNING))), "KILL")
             ranks_gone(root)
         store.close()
         results.append({"launch": launched, "next": following})

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from factoryctl.config import FactoryConfig
 from factoryctl.model.jobs import SchedNode
 from factoryctl.model.telemetry import NodeSample
+from factoryctl.store.nodes import node_healthy
 from factoryctl.store.rows import NodeState
 from factoryctl.store.sqlite import Store
 
@@ -28,10 +29,14 @@ class Cluster:
 
 
 def cluster_view(
-    config: FactoryConfig, store: Store, stored: Sequence[tuple[NodeState, NodeSample | None]] | None = None
+    config: FactoryConfig, store: Store, stored: Sequence[tuple[NodeState, bool | NodeSample | None]] | None = None
 ) -> Cluster:
-    """Every inventory node as a `SchedNode` (state, drain and health from the store: `stored`, else read now)."""
-    latest = {state.node: (state, s) for state, s in (store.latest() if stored is None else stored)}
+    """Every inventory node as a `SchedNode` (state, drain and health from the store: `stored`, else read now).
+
+    `stored` is `store.node_health()`, each node's state and health (or `store.latest()`, its state and newest
+    sample, judged here by `node_healthy`).
+    """
+    latest = {state.node: (state, s) for state, s in (store.node_health() if stored is None else stored)}
     drained = store.drained_nodes()
     seen_gpus = store.gpu_indexes(list(config.nodes))
     nodes: list[SchedNode] = []
@@ -43,11 +48,13 @@ def cluster_view(
         if known is None or not gpus:
             unknown.append(name)
             if spec.gpus:  # offered as down: the scheduler's shapes and reasons count it, it places nothing there
-                nodes.append(SchedNode(name, spec.gpus, rack=spec.rack, labels=dict(spec.labels), state="down"))
+                nodes.append(
+                    SchedNode(name, spec.gpus, rack=spec.rack, labels=dict(spec.labels), state="down", heard=False)
+                )
             continue
-        state, sample = known
+        state, health = known
         indexes[name] = gpus
-        healthy = sample.healthy if sample is not None and state.state != "down" else state.state != "down"
+        healthy = health if isinstance(health, bool) else node_healthy(state, health)
         nodes.append(
             SchedNode(
                 name=name,

@@ -39,11 +39,28 @@ def scheduling_pass(
                 f"the scheduler lock {path} is not a regular file.", "move it aside; factoryctl creates it itself."
             )
         _take(fd, path, wait_s, waiting)
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
+        _say_holder(fd)
         yield
     finally:
         os.close(fd)  # closing drops the lock
+
+
+def _say_holder(fd: int) -> None:
+    """Write this process's pid (and a newline) over the last holder's, and cut the file after it.
+
+    Not by emptying the file first: ext4 flushes a file cut to 0 bytes when it is closed (`auto_da_alloc`, for
+    programs that replace a file so), ~4 ms of every pass. A waiter that reads between the write and the cut sees
+    the last holder's longer pid after the newline: it reads the first word (`_holder`).
+    """
+    said = f"{os.getpid()}\n".encode()
+    os.pwrite(fd, said, 0)
+    os.ftruncate(fd, len(said))
+
+
+def _holder(fd: int) -> str:
+    """The pid the lock's holder wrote, or "unknown" before it wrote one."""
+    words = os.pread(fd, 32, 0).decode(errors="replace").split()
+    return words[0] if words else "unknown"
 
 
 def _take(fd: int, path: Path, wait_s: float, waiting: Callable[[str], None] | None) -> None:
@@ -54,7 +71,7 @@ def _take(fd: int, path: Path, wait_s: float, waiting: Callable[[str], None] | N
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return
         except BlockingIOError:
-            owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            owner = _holder(fd)
             if waiting is not None and not told:
                 waiting(owner)
                 told = True

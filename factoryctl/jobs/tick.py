@@ -74,7 +74,7 @@ def run_tick(
         jobs = store.jobs(states=LIVE_STATES)
         notes = PassNotes(active_launches=frozenset(launch_id(j) for j in jobs if j.state.active))
         held_out = silent_nodes(store, now)
-        stored = store.latest()  # parsed once: the cluster view below reads it too
+        stored = store.node_health()  # read once: the cluster view below reads it too
         states = [state for state, _ in stored]
         up = {s.node for s in states if s.state != "down" and s.node not in held_out}
         settle_kills(config, store, up)

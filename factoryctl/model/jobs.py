@@ -330,6 +330,7 @@ class SchedNode:
     state: str = "up"  # up | degraded | down (reachability, as `state` in docs/cli.md, Node fields)
     drained: bool = False
     healthy: bool = True
+    heard: bool = True  # False: the store has never heard from it (offered as down until its first sample)
 
     @property
     def schedulable(self) -> bool:

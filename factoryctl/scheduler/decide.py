@@ -240,7 +240,7 @@ def schedule(
     starts = tuple(_start_decision(s, fm, len(outcome.reservations)) for s in outcome.started)
     explain = WaitExplainer(fm, now, price)
     by_id = {job.id: job for job in jobs} if any(w.why == "never" for w in outcome.waiting) else {}
-    counted: dict[tuple[Any, ...], tuple[int, int]] = {}
+    counted: dict[tuple[Any, ...], tuple[int, int, tuple[str, ...]]] = {}
     waits = tuple(
         wait_decision(w, _unplaceable(w.job, by_id[w.job.id], nodes, counted) if w.why == "never" else explain(w), fm)
         for w in outcome.waiting
@@ -261,7 +261,10 @@ def _start_decision(started: Started, fm: FreeMap, reservations: int) -> StartDe
 
 
 def _unplaceable(
-    candidate: Candidate, job: Job, nodes: Sequence[SchedNode], counted: dict[tuple[Any, ...], tuple[int, int]]
+    candidate: Candidate,
+    job: Job,
+    nodes: Sequence[SchedNode],
+    counted: dict[tuple[Any, ...], tuple[int, int, tuple[str, ...]]],
 ) -> str:
     """The reason for a job the schedulable nodes cannot hold: down/drained nodes, a constraint, or too large.
 
@@ -275,9 +278,11 @@ def _unplaceable(
         matching = [
             n for n in nodes if (not names or n.name in names) and all(n.labels.get(k) == v for k, v in spec.labels)
         ]
-        counted[key] = (len(matching), sum(1 for n in matching if n.gpus >= candidate.gpus))
-    matching_count, big_enough = counted[key]
-    return describe_unplaceable(candidate, constraint_text(spec.nodes, spec.labels), matching_count, big_enough)
+        big = [n for n in matching if n.gpus >= candidate.gpus]
+        counted[key] = (len(matching), len(big), tuple(n.name for n in big if not n.heard))
+    matching_count, big_enough, unheard = counted[key]
+    constraint = constraint_text(spec.nodes, spec.labels)
+    return describe_unplaceable(candidate, constraint, matching_count, big_enough, unheard)
 
 
 def wait_decision(waiting: Waiting, reason: str, fm: FreeMap) -> WaitDecision:

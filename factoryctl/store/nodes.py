@@ -3,15 +3,18 @@
 `factoryctl nodes`, the dashboard and the telemetry reads of a live controller answer from here without touching a
 node; drains are kept here (not in factory.yaml) so every operator and the scheduler see the same flag, and each
 drain or resume is also logged as an event. `update_node_state` is the one UPDATE of a node's state, shared with
-the sample writer that stores state changes in the same transaction as the samples.
+the sample writer that stores state changes in the same transaction as the samples. A scheduling pass reads only
+each node's state and health (`node_health`): parsing every node's newest sample was most of its store reads.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 import sqlite3
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from factoryctl.model.telemetry import NodeSample, unix_time_or_none
 from factoryctl.store import rows
@@ -39,18 +42,67 @@ def update_node_state(db: sqlite3.Connection, node_id: int, state: NodeState) ->
     )
 
 
-def _readable_sample(text: str | None) -> NodeSample | None:
+def _readable_sample(text: Any) -> NodeSample | None:  # noqa: ANN401 - a stored value: str, or a BLOB's bytes
     """A stored newest sample, or None when there is none or it no longer passes the checks a sample must pass.
 
     A store written by an older factoryctl may hold a sample that was let through then (a time past the year 9999):
-    that node is read as never sampled rather than failing every reader of the store, the controller included.
+    that node is read as never sampled rather than failing every reader of the store, the controller included. So
+    is a text no factoryctl wrote: a time of 400 digits (no float holds it), lists nested past Python's recursion.
     """
     if not text:
         return None
     try:
         return rows.sample_from_json(text)
-    except (ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError, OverflowError, RecursionError):
         return None
+
+
+def node_healthy(state: NodeState, sample: NodeSample | None) -> bool:
+    """Whether the scheduler may place work on a node: not down, and its newest sample (if any) is healthy."""
+    return state.state != "down" and (sample is None or sample.healthy)
+
+
+#: What a stored sample holds when it may be unhealthy (`NodeSample.healthy`): its text names a lost GPU or the state
+#: "down", has an `error` other than null or an `ecc_uncorrected` other than 0, null or a string (a null reason), or
+#: escapes an ASCII character (`\u0065rror` is `error` to JSON). A sample holding none is healthy if it is readable.
+_MAY_BE_UNHEALTHY = tuple(
+    re.compile(pattern)
+    for pattern in (
+        "gpu_lost",
+        '"down"',
+        r"\\u00[2-7]",
+        r'"error"\s*:(?!\s*null\s*[,}])',  # the spaces after the colon inside: none to give back to the lookahead
+        r'"ecc_uncorrected"\s*:(?!\s*(?:0|null)\s*[,}]|\s*")',
+    )
+)  # one search each: Python finds a pattern's literal start quickly, not an alternation's
+
+
+def _sample_healthy(text: Any) -> bool:  # noqa: ANN401 - a stored value, as `_readable_sample`'s
+    """`node_healthy` of a node that is not down, from its stored sample, parsing it only when it may be unhealthy.
+
+    Reads as `latest()` and then `node_healthy` would, for every text: a text none of `_MAY_BE_UNHEALTHY` finds in
+    is either healthy or unreadable, which is healthy too (a node never sampled), so only the few others are parsed.
+    A value that is no text (a BLOB written by other means) is parsed as `latest()` parses it.
+    """
+    if isinstance(text, str) and not any(pattern.search(text) for pattern in _MAY_BE_UNHEALTHY):
+        return True
+    sample = _readable_sample(text)
+    return sample is None or sample.healthy
+
+
+def _node_state(name: str, state: str | None, since: int | None, seen: int | None, error: str | None,
+                message: str | None) -> NodeState:  # fmt: skip
+    """A node row's judged state; a time an older factoryctl stored out of range reads as 0 (since) or unknown."""
+    since_s = unix_time_or_none((since or 0) / 1000) or 0.0  # an older factoryctl let any time through
+    seen_s = unix_time_or_none(seen / 1000) if seen else None
+    return NodeState(name, state or "down", since_s, seen_s, error, message)
+
+
+#: Every node's judged state and its newest sample's text (NULL if never seen), by node name.
+_STATES_AND_SAMPLES = (
+    "SELECT n.name, n.state, n.state_since_ms, n.last_seen_ms, n.error, n.message, l.sample"
+    " FROM node n LEFT JOIN node_latest l ON l.node_id = n.id ORDER BY n.name"
+)
 
 
 class NodeStates(StoreConnection):
@@ -58,16 +110,19 @@ class NodeStates(StoreConnection):
 
     def latest(self) -> list[tuple[NodeState, NodeSample | None]]:
         """Every node's last judged state and its newest sample (None if never seen), by node name."""
-        found = self._query(
-            "SELECT n.name, n.state, n.state_since_ms, n.last_seen_ms, n.error, n.message, l.sample"
-            " FROM node n LEFT JOIN node_latest l ON l.node_id = n.id ORDER BY n.name"
-        )
-        out: list[tuple[NodeState, NodeSample | None]] = []
-        for name, state, since, seen, error, message, sample in found:
-            since_s = unix_time_or_none((since or 0) / 1000) or 0.0  # an older factoryctl let any time through
-            seen_s = unix_time_or_none(seen / 1000) if seen else None
-            node_state = NodeState(name, state or "down", since_s, seen_s, error, message)
-            out.append((node_state, _readable_sample(sample)))
+        found = self._query(_STATES_AND_SAMPLES)
+        return [(_node_state(*row[:6]), _readable_sample(row[6])) for row in found]
+
+    def node_health(self) -> list[tuple[NodeState, bool]]:
+        """Every node's last judged state and `node_healthy` of it and its newest sample, by node name.
+
+        What a scheduling pass reads of the nodes (with `drained_nodes` and `gpu_indexes`): as `latest()` then
+        `node_healthy`, without building 1,000 nodes' GPU samples for one flag each (~60 ms of a 1,000-node pass).
+        """
+        out: list[tuple[NodeState, bool]] = []
+        for row in self._query(_STATES_AND_SAMPLES):
+            state = _node_state(*row[:6])
+            out.append((state, state.state != "down" and _sample_healthy(row[6])))
         return out
 
     def newest_sample_time(self) -> float | None:
