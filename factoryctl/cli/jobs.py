@@ -183,25 +183,30 @@ def _list(
     interval: float = 2.0,
     node: str | None = None,
 ) -> None:
+    from factoryctl.cli.jobs_stale import say_if_stale
     from factoryctl.cli.listing import show_listing
 
     wanted = check_states(states)
     config = context.load(ctx)
     nodes = None if node is None else frozenset(spec.name for spec in config.resolve_target(node))
+    shown: list[Job] = []
 
     def produce() -> tuple[list[dict[str, Any]], list[Any]]:
         now = time.time()
         store = open_jobs(config)
         try:
-            jobs = listed_jobs(store, wanted, every, user, now, nodes)
+            shown[:] = listed_jobs(store, wanted, every, user, now, nodes)
         finally:
             if store is not None:
                 store.close()
         if output in (OutputFormat.table, OutputFormat.wide):
-            return [job_row(j, now) for j in jobs], []
-        return [j.as_json() for j in jobs], []
+            return [job_row(j, now) for j in shown], []
+        return [j.as_json() for j in shown], []
 
-    raise typer.Exit(show_listing(produce, JOB_COLUMNS, output, no_header, watch, interval, job_fields()))
+    status = show_listing(produce, JOB_COLUMNS, output, no_header, watch, interval, job_fields())
+    if not watch:  # a redrawn screen has no line to keep it on
+        say_if_stale(ctx, config, shown)
+    raise typer.Exit(status)
 
 
 def job_fields() -> list[str]:
@@ -293,11 +298,13 @@ def show_command(
     output: OutputFormat = DOCUMENT_OUTPUT_OPTION,
 ) -> None:
     """One job in full: what it runs, where, its ranks and why it is in its state (-o json: the job object)."""
+    from factoryctl.cli.jobs_stale import say_if_stale
     from factoryctl.cli.render import emit_document
 
     config = context.load(ctx)
     job = with_accounting(config, find(config, job_id), time.time())
     emit_document(job.as_json(), output, lambda _: job_text(job, time.time()))
+    say_if_stale(ctx, config, [job])
 
 
 def with_accounting(config: FactoryConfig, job: Job, now: float) -> Job:
@@ -373,18 +380,26 @@ def _asked_pairs(job: Job) -> list[tuple[str, str]]:
     return pairs
 
 
+#: A started rank of an ended gang with no exit status: the pass (a peer's failure, a walltime) or a cancel stopped
+#: it after the gang's end was recorded, and the store is not told how it ended (its node's `ranks` op knows).
+STOPPED_WITH_GANG = "stopped with its gang"
+
+
 def _rank_lines(job: Job) -> list[str]:
     """`ranks:` then one line per rank: its node, GPUs, pid and how it ended."""
     if not job.ranks:
         return []
+    from factoryctl.cli.jobs_rank_endings import ending_text
     from factoryctl.model.folding import fold_indexes
 
     lines = ["ranks:"]
     for rank in job.ranks:
         gpus = fold_indexes(rank.gpus) if rank.gpus else "-"
-        ended = "running" if rank.exit_code is None else f"exit {rank.exit_code}"
-        if rank.exit_code is None and (rank.pid is None or job.state.terminal):
-            ended = "-"
+        ended = "running" if rank.exit_code is None else ending_text(rank.exit_code)
+        if rank.exit_code is None and rank.pid is None:
+            ended = "-"  # never started
+        elif rank.exit_code is None and job.state.terminal:
+            ended = STOPPED_WITH_GANG
         pid = rank.pid if rank.pid is not None else "-"
         lines.append(f"  {rank.rank}: {rank.node}  gpus {gpus}  pid {pid}  {ended}")
     return lines
