@@ -85,13 +85,13 @@ def rank_processes(wanted: Mapping[RankKey, Wanted]) -> Dict[RankKey, List[RankP
     marked = [search.since for search in wanted.values() if search.mark]
     oldest = min((0 if since is None else since for since in marked), default=0)
     uid = os.getuid()
-    for pid in _pids():
-        process = _process(pid)
+    for pid in pids():
+        process = process_status(pid)
         if process is None:
             continue
         owners: Set[RankKey] = set(by_group.get(process.pgid, ()))
-        if by_mark and process.start_ticks >= oldest and _owner(pid) == uid:
-            owners.update(key for entry in _environ_entries(pid) for key in by_mark.get(entry, ()))
+        if by_mark and process.start_ticks >= oldest and owner(pid) == uid:
+            owners.update(key for entry in environ_entries(pid) for key in by_mark.get(entry, ()))
         for key in owners:
             found[key][pid] = process
     return {key: [procs[pid] for pid in sorted(procs)] for key, procs in found.items()}
@@ -137,7 +137,7 @@ def group_lives(pgid: int) -> bool:
         except PermissionError:
             return True
         return True
-    return any(process is not None and process.pgid == pgid for process in map(_process, _pids()))
+    return any(process is not None and process.pgid == pgid for process in map(process_status, pids()))
 
 
 def start_ticks(pid: int, zombie: bool = False) -> Optional[int]:
@@ -180,7 +180,7 @@ def running_for(ticks: object) -> Optional[float]:
         return None
 
 
-def _pids() -> List[int]:
+def pids() -> List[int]:
     """Every pid in /proc now (a process may end before it is read)."""
     try:
         return [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
@@ -198,7 +198,7 @@ def _stat_fields(pid: int) -> Optional[List[str]]:
     return stat[stat.rfind(")") + 2 :].split()
 
 
-def _process(pid: int) -> Optional[RankProcess]:
+def process_status(pid: int) -> Optional[RankProcess]:
     """The live process `pid` from /proc/<pid>/stat; None when gone or a zombie."""
     fields = _stat_fields(pid)
     if fields is None or len(fields) < 20 or fields[0] in ("Z", "X"):
@@ -209,7 +209,7 @@ def _process(pid: int) -> Optional[RankProcess]:
         return None
 
 
-def _owner(pid: int) -> Optional[int]:
+def owner(pid: int) -> Optional[int]:
     """The user owning process `pid` (its /proc directory's); None when it is gone."""
     try:
         return os.stat(f"/proc/{pid}").st_uid
@@ -217,7 +217,7 @@ def _owner(pid: int) -> Optional[int]:
         return None
 
 
-def _environ_entries(pid: int) -> List[bytes]:
+def environ_entries(pid: int) -> List[bytes]:
     """The `NAME=value` entries of the process's environment (as it started); none when it cannot be read."""
     with contextlib.suppress(OSError), open(f"/proc/{pid}/environ", "rb") as f:
         return f.read(ENVIRON_LIMIT).split(b"\0")

@@ -35,6 +35,7 @@ from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
 import factoryctl
 from factoryctl.agent.protocol import RequestError
 from factoryctl.agent.rank_fields import JOB_ID
+from factoryctl.agent.rank_lingering import carried_marks, located_mark
 from factoryctl.agent.rank_procs import (
     MARK_VARIABLE,
     RankKey,
@@ -42,7 +43,6 @@ from factoryctl.agent.rank_procs import (
     Wanted,
     is_process,
     live_group,
-    new_mark,
     own_group,
     proc_readable,
     rank_processes,
@@ -188,15 +188,24 @@ class RankStore:
     # -- ops -----------------------------------------------------------------------------------------------------
 
     def ranks(self, jobs: Optional[List[str]], running_only: bool = False) -> List[Dict[str, Any]]:
-        """`ranks`: every launched rank of `jobs` (None: of every job on the node); the live ones if `running_only`."""
+        """`ranks`: every launched rank of `jobs` (None: of every job on the node); the live ones if `running_only`.
+
+        Live: still `running`, or ended with a process left (`group_running`: a worker that left the group), which
+        holds GPUs as much. An ended rank's record is read only when a live process carries its mark
+        (`rank_lingering`): a pass sweeps every node it works on, and a node keeps thousands of ended ranks.
+        """
+        carried = carried_marks() if running_only else None
         found = []
         for job, rank, directory in self._rank_dirs(jobs):
-            if running_only and self._exit(directory)[0] is not None:
-                continue  # ended, as its exit file says: no record to read (a pass sweeps every node it works on)
+            if carried is not None and not carried.may_linger((job, rank)) and self._exit(directory)[0] is not None:
+                continue  # ended, as its exit file says, and no process carries its mark: no record to read
             record = self._record(directory)
-            if record is not None and (not running_only or self._running(record, directory)):
+            if record is None:
+                continue
+            if carried is None or self._running(record, directory) or carried.may_linger((job, rank), record):
                 found.append((job, rank, directory, record))
-        return self._statuses(found)
+        statuses = self._statuses(found)
+        return statuses if carried is None else [status for status in statuses if status["group_running"]]
 
     def kill(self, job: str, signal_name: str) -> List[int]:
         """`kill`: signal each rank's processes, its group and those carrying its mark; the ranks signalled.
@@ -309,7 +318,7 @@ class RankStore:
             shutil.rmtree(directory)
         self._refuse_survivors(job, spec["gpus"])
         checkpoint = self._checkpoint_dir(job, spec["env"])
-        mark = new_mark()
+        mark = located_mark(job, rank)
         env = self._environment(spec["env"], checkpoint, mark)
         directory.mkdir(mode=0o700)
         try:

@@ -9,16 +9,21 @@ import typer
 
 from factoryctl.cli import context
 from factoryctl.cli.completion import complete_choice_list
+from factoryctl.cli.events_follow import (
+    FollowedEventPrinter,
+    before_until,
+    follow_events,
+    print_written,
+    wait_for_store,
+)
 from factoryctl.cli.options import NO_HEADER_OPTION, OUTPUT_OPTION, checked_choice
-from factoryctl.cli.render import Column, OutputFormat, emit, emit_listing_pages, iso_utc, limit_watts
+from factoryctl.cli.render import Column, OutputFormat, emit_listing_pages, iso_utc, limit_watts
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Sequence
-    from pathlib import Path
+    from collections.abc import Callable, Iterator
 
     from factoryctl.config import FactoryConfig
-    from factoryctl.store.logs import EventMatch
-    from factoryctl.store.rows import AuditEntry, Event
+    from factoryctl.store.rows import AuditEntry
     from factoryctl.store.sqlite import Store
 
 EVENT_COLUMNS = (
@@ -42,8 +47,6 @@ AUDIT_COLUMNS = (
     Column("requested_w", "REQUESTED W", show=limit_watts, wide_only=True),
     Column("outcome", "OUTCOME"),
 )
-#: Events read per query while following: a burst (2,000 nodes going down at once) is printed page by page.
-FOLLOW_PAGE = 1000
 #: Rows read and printed at a time by a listing (`-o json`, `yaml`, `csv`): a million audit entries are never all held.
 LISTING_PAGE = 1000
 SINCE_HELP = "How far back: a duration (15m, 24h, 7d) or an ISO-8601 time."
@@ -142,7 +145,7 @@ def events_command(
         store = _before_any_store(ctx, config, (output, no_header), printer if follow else None, (every_s, end))
         if store is None:
             return
-        written = _print_written(store, 0, EventMatch(names, kinds, since=start), printer, end)
+        written = print_written(store, 0, EventMatch(names, kinds, since=start), printer, end)
     try:
         quiet = context.global_options(ctx)[1]
         if not follow:
@@ -156,8 +159,8 @@ def events_command(
             written = store.last_event_id()  # read first: what comes after it, the follow prints
             found = store.events(start, names, limit, kinds)  # oldest first: the newest `limit`
             _say_if_no_controller(store, bool(found) or quiet)
-            printer.show([e for e in found if (e.id or 0) <= written and _before(e, end)], header=not no_header)
-        store = _follow(store, written, EventMatch(names, kinds), printer, every_s, end)
+            printer.show([e for e in found if (e.id or 0) <= written and before_until(e, end)], header=not no_header)
+        store = follow_events(store, written, EventMatch(names, kinds), printer, every_s, end)
     finally:
         store.close()
 
@@ -178,7 +181,7 @@ def _before_any_store(
         emit_listing_pages([], EVENT_COLUMNS, *shape, event_fields())
         return None
     follower.show([], header=not shape[1])
-    return _wait_for_store(config.store_path, *pace)
+    return wait_for_store(config.store_path, *pace)
 
 
 def _check_follow_end(until: str, end: float) -> None:
@@ -196,11 +199,6 @@ def _check_follow_end(until: str, end: float) -> None:
         f"give --until a time ahead (e.g. --until {ahead}; a duration means that long ago), "
         "or leave out --follow to list the events before it.",
     )
-
-
-def _before(event: Event, end: float | None) -> bool:
-    """Whether `event` is before `--until` (excluded, as the listing excludes it); every event without one."""
-    return end is None or event.time < end
 
 
 def _window(since: str, until: str | None) -> tuple[float, float | None]:
@@ -352,153 +350,3 @@ def register(app: typer.Typer) -> None:
     """Add `events` and `audit` to the root app."""
     app.command("events", short_help="Health and state events: node states, XIDs, ECC, drains.")(events_command)
     app.command("audit", short_help="Every power-limit change: before, after, who and why.")(audit_command)
-
-
-def _follow(
-    store: Store, written: int, match: EventMatch, printer: FollowedEventPrinter, every_s: float, end: float | None
-) -> Store:
-    """Print every event stored after the one numbered `written`, like `tail -f`, until Ctrl-C (exit 130) or `end`.
-
-    Events are printed in the order the store took them (`Store.events_written`), which is not always their times':
-    an XID carries the time its agent saw it, and events held while the store refused writes come when it takes
-    them. A store file deleted or replaced underneath (`rm factory.db*`, a restored backup) is noticed at the next
-    poll: following moves to the new file once one exists, from the last moment the old one was seen intact.
-    With `end` (`--until`, a time ahead) the last poll comes once it is reached and takes the events stored by then
-    that are before it; those at or after it are never printed, as a listing leaves them out. Returns the store
-    followed last (to close).
-    """
-    import dataclasses
-    import time
-
-    from factoryctl.cli.render import pause_while_read
-
-    intact_at = time.time()
-    while end is None or time.time() < end:  # the poll after the pause that reaches `end` is the last
-        pause_while_read(_pause_s(every_s, end))
-        gone = store.replaced()
-        if gone:
-            found = _reattach(store, gone, every_s, end)
-            if found is None:  # `end` came before a new store did
-                return store
-            store = found
-            # ids start again in the new file: what it already holds is printed from when the old one was last seen
-            catch_up = dataclasses.replace(match, since=intact_at)
-            written = _print_written(store, 0, catch_up, printer, end)
-        intact_at = time.time()
-        written = _print_written(store, written, match, printer, end)
-    return store
-
-
-def _pause_s(every_s: float, end: float | None) -> float:
-    """How long a follow pauses: `every_s`, or less to wake as `end` (`--until`) comes."""
-    import time
-
-    return every_s if end is None else max(0.0, min(every_s, end - time.time()))
-
-
-def _print_written(
-    store: Store, after_id: int, match: EventMatch, printer: FollowedEventPrinter, end: float | None
-) -> int:
-    """Print the events that `match` (and are before `end`), stored after the one numbered `after_id`, page by page.
-
-    Returns the last id read.
-    """
-    through = store.last_event_id()
-    while after_id < through:
-        page = store.events_written(after_id, through, match, FOLLOW_PAGE)
-        printer.show([e for e in page if _before(e, end)], header=False)
-        if len(page) < FOLLOW_PAGE:
-            break
-        after_id = page[-1].id or through
-    return max(through, after_id)
-
-
-class FollowedEventPrinter:
-    """How `events --follow` prints each batch: JSON lines (-o json), `---` YAML documents, CSV rows, or table rows.
-
-    Each event is a document of its own, as it comes: a line of JSON, or a YAML document that `yaml.safe_load_all`
-    reads.
-
-    CSV names its columns once, before the first events (at once: a parser finds them even while none comes); a table
-    prints its header even with no events, and keeps its columns as wide as the header's for every later batch (each
-    widened once for a wider cell): wide enough for any time, severity and kind, and the followed nodes' names.
-    """
-
-    def __init__(self, output: OutputFormat, no_header: bool, node_names: Sequence[str] = ()) -> None:
-        """Print in `output`; `no_header` leaves out the CSV header (the table's is the caller's `header`)."""
-        self._output = output
-        self._csv_header = not no_header
-        self._columns = [c for c in EVENT_COLUMNS if output is OutputFormat.wide or not c.wide_only]
-        widest = {
-            "time": len(iso_utc(0.0)),
-            "severity": len("warning"),
-            "kind": max(map(len, EVENT_KINDS)),
-            "node": max(map(len, node_names), default=0),
-        }
-        self._widths = [max(len(c.header), widest.get(c.key, 0)) for c in self._columns]
-
-    def show(self, batch: list[Any], header: bool) -> None:
-        """Print `batch` (oldest first); `header` asks a table for its header line."""
-        from factoryctl.cli.listing import json_line
-        from factoryctl.cli.render import dump_yaml, escaped_rows, render_csv
-
-        output = self._output
-        rows = escaped_rows([e.as_json() for e in batch], output)  # controls escaped, as render_listing's
-        if output is OutputFormat.json:
-            emit("".join(json_line(row) for row in rows))
-        elif output is OutputFormat.yaml:
-            emit("".join("---\n" + dump_yaml(row) for row in rows))
-        elif output is OutputFormat.csv:
-            text = render_csv(rows, self._csv_header, event_fields())
-            if text:
-                emit(text)
-            self._csv_header = False
-        elif batch or header:
-            emit(self._table_rows(batch, header))
-
-    def _table_rows(self, batch: list[Any], header: bool) -> str:
-        """The table lines of `batch`, each column padded to the width kept since the first batch."""
-        from factoryctl.cli.cells import as_written
-        from factoryctl.cli.render import cell_width, format_cell, table_line
-        from factoryctl.model.telemetry import escape_controls
-
-        rows = [[c.header for c in self._columns]] if header else []
-        items = [e.as_json() for e in batch]
-        writes = as_written()  # padded as written: `????` under an ASCII stdout is 4 columns, not 8
-        rows += [
-            [writes(escape_controls((c.show or format_cell)(item.get(c.key)))) for c in self._columns] for item in items
-        ]
-        for row in rows:
-            self._widths = [max(width, cell_width(cell)) for width, cell in zip(self._widths, row, strict=True)]
-        return "".join(table_line(row, self._widths) for row in rows)
-
-
-def _reattach(old: Store, gone: str, every_s: float, end: float | None) -> Store | None:
-    """Close the store that was deleted or replaced and open the file now at its path, waiting for one to exist.
-
-    None when `end` (`--follow --until`) is reached before one does.
-    """
-    import sys
-
-    old.close()
-    sys.stderr.write(f"factoryctl: the store {old.path} was {gone}; following the new one when it is there.\n")
-    store = _wait_for_store(old.path, every_s, end)
-    if store is not None:
-        sys.stderr.write(f"factoryctl: following the new store {old.path}.\n")
-    return store
-
-
-def _wait_for_store(path: Path, every_s: float, end: float | None) -> Store | None:
-    """The store at `path`, read-only, once it can be opened; None when `end` (`--follow --until`) comes first."""
-    import time
-
-    from factoryctl.cli.render import pause_while_read
-    from factoryctl.store.sqlite import Store, StoreError
-
-    while True:
-        try:
-            return Store(path, readonly=True)
-        except StoreError:  # not there yet, or being created by a (restarted) controller
-            if end is not None and time.time() >= end:
-                return None
-            pause_while_read(_pause_s(every_s, end))

@@ -7,9 +7,10 @@ first SIGKILLs those whose node the store sees up again, forgetting each once it
 
 Owed kills cannot cover a launch the store never learnt of (a launch that answered too late, a pass killed before it
 wrote what it owed, a store created again, a node dropped from factory.yaml and put back). So every node a pass
-works on (checking its ranks, or launching on it) is also swept: its running ranks whose launch is no active job's
-(`sweep_strays`) are SIGKILLed before anything else starts there. The node's own records are the truth of what
-runs on it; the store's are the truth of what should.
+works on (checking its ranks, or launching on it) is also swept: its live ranks whose launch is no active job's
+(`sweep_strays`) are SIGKILLed before anything else starts there. Live: the command runs, or it ended while a worker
+it left (`setsid`, carrying the rank's mark) lives on and holds its GPUs (`group_running`). The node's own records
+are the truth of what runs on it; the store's are the truth of what should.
 """
 
 from __future__ import annotations
@@ -44,7 +45,11 @@ class PassNotes:
 
 
 def sweep_strays(session: AgentSession, node: str, notes: PassNotes) -> None:
-    """SIGKILL every running rank on the node whose launch no active job holds; each noted in `notes.strays`."""
+    """SIGKILL every live rank on the node whose launch no active job holds; each noted in `notes.strays`.
+
+    The agent answers `running` with the ranks that have a live process (`group_running`): also a launch whose
+    command ended but whose daemonised worker lives on. An agent from before that answers those still running only.
+    """
     live = session.ranks(None, running=True)
     strays = sorted({str(r.get("job")) for r in live if r.get("job") not in notes.active_launches})
     for launch in strays:
