@@ -205,19 +205,29 @@ def _warn_missing(period: PeriodReport, window: str) -> None:
     some = [node.node for node in period.nodes if node.energy_kwh is not None and node.gpus_unread]
     if some:
         _warn(f"no stored energy reading for some GPUs of {fold_nodes(some)} {window}: energy sums the others only")
-    short: dict[int, list[str]] = {}  # nodes by how many intervals they lack: one line for each count
+    short: dict[tuple[int, str], list[str]] = {}  # nodes by the intervals they lack: one line for each
     for node in period.nodes:
         if node.energy_kwh is not None and node.gaps and period.intervals:
-            short.setdefault(node.gaps, []).append(node.node)
-    for gaps, nodes in sorted(short.items()):
+            short.setdefault((node.gaps, _runs_text(node.gap_runs)), []).append(node.node)
+    for (gaps, when), nodes in sorted(short.items()):
         whose = f"{fold_nodes(nodes)} ({len(nodes)} nodes) have" if len(nodes) > 1 else f"{nodes[0]} has"
         _warn(
             f"{whose} no telemetry for {gaps} of the period's {period.intervals} price intervals:"
-            " energy and cost count the others only"
+            f" energy and cost count the others only (no telemetry {when})"
         )
     if period.no_cost is not None:
         first = f" (the first: {iso_utc(period.unpriced[0][0])})" if period.unpriced else ""
         _warn(f"no cost: {period.no_cost}{first}")
+
+
+#: The runs of intervals without telemetry a warning names; the rest are counted.
+_RUNS_NAMED = 3
+
+
+def _runs_text(runs: list[tuple[float, float]]) -> str:
+    """The runs of intervals without telemetry, for the warning: `from A to B, from C to D, ... and 2 more`."""
+    named = ", ".join(f"from {iso_utc(lo)} to {iso_utc(hi)}" for lo, hi in runs[:_RUNS_NAMED])
+    return f"{named} and {len(runs) - _RUNS_NAMED} more" if len(runs) > _RUNS_NAMED else named
 
 
 def _warn(sentence: str) -> None:

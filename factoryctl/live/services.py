@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from factoryctl.jobs.holders import GpuHolders
 from factoryctl.model.telemetry import NodeSample
 
 if TYPE_CHECKING:
@@ -66,6 +67,19 @@ class LateController:
     stored_at: float | None  # when it last stored a sample (unix seconds, this host's clock); None: never
 
 
+#: Why a snapshot holds no GPU holders: its services had no store to read the jobs from, or could not read it.
+NO_JOB_STORE = "the store holding the jobs could not be read"
+
+
+@dataclass(frozen=True)
+class GpuJob:
+    """The job holding one GPU as a snapshot knows it: `job_id`, or None for no job, unless `unknown_why` says."""
+
+    job_id: str | None
+    #: Why it is unknown (the store could not be read); None when known, a GPU no job holds included.
+    unknown_why: str | None = None
+
+
 @dataclass(frozen=True)
 class FactorySnapshot:
     """Everything the main screen shows, taken at one instant. Frozen: widgets share it without copying."""
@@ -93,6 +107,9 @@ class FactorySnapshot:
     jobs_running: int | None = None
     #: The jobs the panel shows (`JobLine`): empty while none was submitted; None: no store to read them from.
     jobs: tuple[JobLine, ...] | None = None
+    #: The job holding each GPU, by node then index, from the running jobs' ranks read with `jobs` (jobs/holders.py,
+    #: `gpus -o wide`'s JOB); None: no store to read them from, so unknown (never "free"): see `gpu_job`.
+    gpu_jobs: GpuHolders | None = None
     groups: dict[str, tuple[str, ...]] = field(default_factory=dict)
     #: The controller read is late: the header names it and keeps the data's age (None while it keeps up, or none).
     late_controller: LateController | None = None
@@ -108,6 +125,13 @@ class FactorySnapshot:
             if sample.node == name:
                 return sample
         return None
+
+    def gpu_job(self, node: str, index: int) -> GpuJob:
+        """Which job holds GPU `index` of `node`: its id, none, or unknown (the store was not read) and why."""
+        holders = self.gpu_jobs
+        if holders is None or holders.error is not None:
+            return GpuJob(None, holders.error if holders is not None else NO_JOB_STORE)
+        return GpuJob(holders.job_id(node, index))
 
 
 @dataclass(frozen=True)

@@ -79,7 +79,8 @@ def assemble_snapshot(
     with stale rows (a late controller's) only old data, and recording it would put a false dip, or a flat line of old
     values, in the power graph and the hour's mean energy. `gpu_counts` is how many GPUs each node was last seen with
     (a node down now has none in its sample). `events_cut_at`: events older than this were left out of `events` (a
-    limit), so a folded line near it counts `N+` (`fold_state_events`). `jobs`: the store's (None: no store).
+    limit), so a folded line near it counts `N+` (`fold_state_events`). `jobs`: the store's, with the job holding each
+    GPU (None: no store, or it could not be read: which job holds a GPU is then unknown, never "free").
     """
     reported = [n.power_w for n in nodes if n.state not in ("down", "connecting") and n.power_w is not None]
     power_w = sum(reported)
@@ -105,6 +106,7 @@ def assemble_snapshot(
         queue_length=jobs.waiting if jobs is not None else None,
         jobs_running=jobs.running if jobs is not None else None,
         jobs=jobs.lines if jobs is not None else None,
+        gpu_jobs=jobs.holders if jobs is not None else None,
     )
 
 

@@ -7,7 +7,8 @@ hours pays less than the mean), the share of GPU-time spent capped below the GPU
 power-limit changes of the audit log, the policy's apart from those made by hand. Read from the store alone, so it
 works with the controller running or from cron-collected telemetry, and never contacts a node.
 
-Nothing missing is invented: a node with no reading has no energy (None, not 0), an interval without telemetry is
+Nothing missing is invented: a node with no reading has no energy (None, not 0), an interval without telemetry (no
+reading of the node held into it: before its first, after its last, or in a silence, raw rows pruned or not) is
 counted (`gaps`), not filled, and a period whose prices are not all known has no cost. The limit a GPU had over the
 period is read from the audit log: each change's limit after it, and before the first change the limit it replaced
 (without any change since the period began, the limit the store saw last). A limit changed outside factoryctl (a
@@ -47,6 +48,8 @@ class NodeReport:
     cost: float | None = None
     priced_kwh: float = 0.0  # the kWh of the price intervals with a reading: what `cost` prices
     gaps: int = 0  # price intervals (or the whole period, without prices) with no reading of this node
+    #: Those price intervals as runs of adjacent ones: (start, end) of each, in time order (for the warning).
+    gap_runs: list[tuple[float, float]] = field(default_factory=list)
     capped_s: float = 0.0
     gpu_s: float = 0.0  # GPU-seconds whose limit and default are known: what the capped share is of
     policy_changes: int = 0
@@ -182,9 +185,21 @@ def _price_nodes(report: PeriodReport, parts: Sequence[PriceInterval], read: dic
         node.mean_price_per_mwh = _mean_price(parts, [part is not None for part in kwh])
         priced_parts = [(part, price) for part, (_, _, price) in zip(kwh, parts, strict=True) if part is not None]
         node.gaps = len(parts) - len(priced_parts)
+        node.gap_runs = _runs([(lo, hi) for part, (lo, hi, _) in zip(kwh, parts, strict=True) if part is None])
         node.priced_kwh = math.fsum(part for part, _ in priced_parts)
         if node.energy_kwh is not None and report.no_cost is None:
             node.cost = priced(priced_parts)
+
+
+def _runs(spans: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """`spans` (in time order) with each one that starts where the one before ends joined to it."""
+    runs: list[tuple[float, float]] = []
+    for lo, hi in spans:
+        if runs and runs[-1][1] == lo:
+            runs[-1] = (runs[-1][0], hi)
+        else:
+            runs.append((lo, hi))
+    return runs
 
 
 def _add_limits(store: Store, report: PeriodReport) -> None:

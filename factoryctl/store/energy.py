@@ -90,13 +90,14 @@ class EnergyQueries(HistoryQueries):
         return [int(t) for (t,) in [*inside, *after]]
 
     def _rollup_energy(self, node_id: int, gpu: int, start: int, stop: int) -> float | None:
-        """Joules in [start, stop) ms from the rollups' mean power (None: no minute there has power).
+        """Joules in [start, stop) ms from the rollups' mean power (None: no minute's time covered reaches into it).
 
         Each minute counts for the time its samples covered, or a controller started at :31 would be billed the whole
         minute once its raw rows are pruned, where the counter billed 29 s: as the rollup stored it (schema 4 on,
         `coverage.covered_by_minute`), else its share inferred from its sample count (`_covered_share`) for the gap
         rule. Where every minute's time is known, summed exactly (`held_microjoules`): a month's report sums its
-        price intervals' minutes in SQLite and gets the same joules to the bit.
+        price intervals' minutes in SQLite and gets the same joules to the bit. A window no minute's time reaches
+        into (after the last minute, or inside a silence) has no reading, not 0 J.
         """
         first = -(-start // 60000)
         minutes = self._query(  # the last minute before the window too: its power may hold into the window
@@ -157,10 +158,12 @@ class EnergyQueries(HistoryQueries):
         around = 1 if len(powers) >= 2 else 2
         before = self._power_next(node_id, gpu, "<", raw_from, "DESC", around)[::-1] if edge_before else []
         after = self._power_next(node_id, gpu, ">=", end, "ASC", around)  # like the counter: the step across the end
+        held = None
         if len(powers) >= 2 or (len(before + powers + after) >= 2 and (before or powers) and (powers or after)):
-            # a GPU lost all window has rows with no power: no source, not "power" with 0 J
-            return _held_joules(before + powers + after, raw_from, end, floor_ms=1, hold_last=False), "power"
-        return 0.0, None
+            held = _held_joules(before + powers + after, raw_from, end, floor_ms=1, hold_last=False)
+        # a GPU lost all window has rows with no power, a window inside a silence no reading held into it: no
+        # source, not "power" with 0 J
+        return (0.0, None) if held is None else (held, "power")
 
     def _power_next(
         self, node_id: int, gpu: int, side: str, edge: int, order: str, count: int = 1
@@ -320,32 +323,38 @@ def _covered_share(count: int, before: int | None, after: int | None) -> float:
 
 def minutes_joules(
     minutes: Sequence[tuple[int, float]], covers: Sequence[int | None], start_ms: int, stop_ms: int
-) -> float:
+) -> float | None:
     """Joules in [start_ms, stop_ms) of rollup minutes (ms, mW held, in time order; `_rollup_energy` reads them).
 
     Exact where every minute's time covered is known and its mean a whole number of mW (`held_microjoules`); else
-    by the gap rule, each minute's share inferred (`_held_joules`).
+    by the gap rule, each minute's share inferred (`_held_joules`). None: no minute is held into the window.
     """
     known = [covered for covered in covers if covered is not None]
     if len(known) == len(covers) and all(mw.is_integer() for _, mw in minutes):
-        return held_microjoules(minutes, known, start_ms, stop_ms) / 1_000_000
+        microjoules = held_microjoules(minutes, known, start_ms, stop_ms)
+        return None if microjoules is None else microjoules / 1_000_000
     return _held_joules(minutes, start_ms, stop_ms, floor_ms=60_000, hold_last=True, covers=covers)
 
 
-def held_microjoules(minutes: Sequence[tuple[int, float]], covers: Sequence[int], start_ms: int, stop_ms: int) -> int:
+def held_microjoules(
+    minutes: Sequence[tuple[int, float]], covers: Sequence[int], start_ms: int, stop_ms: int
+) -> int | None:
     """Microjoules (mW x ms) in [start_ms, stop_ms) of rollup minutes (ms, integral mW, in time order), `covers` known.
 
     `_held_joules` with every minute's time covered known, in integers: each minute held from its start for its time
     covered, up to the next minute at most (the last: up to the window's end), and what of that falls inside the
     window. Exact, so a window's microjoules are its pieces' summed in any order (`energy_rolled` sums the minutes of
     a month's price intervals in SQLite), and a window's joules (this over a million) are the same however it is read.
+    None: no minute's time falls inside the window (no reading there, which is not 0 J).
     """
-    total = 0
+    total = held = 0
     for index, ((begin, mw), covered) in enumerate(zip(minutes, covers, strict=True)):
         following = minutes[index + 1][0] if index + 1 < len(minutes) else max(stop_ms, begin)
         end = begin + min(covered, following - begin)
-        total += max(0, min(end, stop_ms) - max(begin, start_ms)) * int(mw)
-    return total
+        inside = max(0, min(end, stop_ms) - max(begin, start_ms))
+        total += inside * int(mw)
+        held += inside
+    return total if held else None
 
 
 def _held_joules(
@@ -355,7 +364,7 @@ def _held_joules(
     floor_ms: int,
     hold_last: bool,
     covers: Sequence[int | None] = (),
-) -> float:
+) -> float | None:
     """Joules in [start_ms, stop_ms) from power readings (ms, milliwatts, in time order), each held by `held_for`.
 
     Raw power readings (a GPU without an energy counter) and 1-minute mean power (rollups, `floor_ms` 60 s) alike:
@@ -364,14 +373,16 @@ def _held_joules(
     cron sweep) is billed for all 5; the last minute, a mean over the minute it starts, counts until the window's
     end by the same rule (`hold_last`). A raw reading is an instant: the last one counts for nothing after it, as
     the energy counter's last reading. `covers` (a rollup's time covered, None where unknown; one per reading or
-    none) says how long a reading counts instead of the gap rule: up to the next reading at most.
+    none) says how long a reading counts instead of the gap rule: up to the next reading at most. None: no reading
+    counts for any time inside the window (it has no reading, not 0 J).
     """
     times = [t for t, _ in readings]
     usual = _usual_spacing(times, floor_ms)
     nexts = [*times[1:], max(stop_ms, times[-1]) if hold_last else times[-1]]
-    joules = 0.0
+    joules, held = 0.0, 0
     for (begin, mw), following, covered in zip(readings, nexts, covers or [None] * len(readings), strict=True):
         span = min(covered, following - begin) if covered is not None else held_for(following - begin, usual)
-        end = begin + span
-        joules += max(0, min(end, stop_ms) - max(begin, start_ms)) / 1000 * mw / 1000
-    return joules
+        inside = max(0, min(begin + span, stop_ms) - max(begin, start_ms))
+        joules += inside / 1000 * mw / 1000
+        held += inside
+    return joules if held else None

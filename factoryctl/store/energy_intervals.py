@@ -178,9 +178,10 @@ class _GpuRows:
         around = 1 if len(powers) >= 2 else 2
         before = self.powers.before(start, around) if edge_before else []
         after = self.powers.from_on(end, around)
+        held = None
         if len(powers) >= 2 or (len(before + powers + after) >= 2 and (before or powers) and (powers or after)):
-            return _held_joules(before + powers + after, start, end, floor_ms=1, hold_last=False), "power"
-        return 0.0, None
+            held = _held_joules(before + powers + after, start, end, floor_ms=1, hold_last=False)
+        return (0.0, None) if held is None else (held, "power")
 
     def _counter_joules(self, inside: Sequence[tuple[int, int, int | None]], start: int | None, end: int) -> float:
         """`EnergyQueries._counter_joules` from the counter readings read (`_CONTEXT` either side of the window)."""

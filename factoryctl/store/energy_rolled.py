@@ -26,6 +26,8 @@ MINUTE_MS = 60_000
 #: A minute held within itself: its mean power a whole number of mW, its time covered known and at most the minute
 #: (at most 10 kW, `MAX_POWER_W`, for 60 s: a piece's sum stays far inside SQLite's 64-bit integers).
 _OWN_MINUTE = "typeof(power_mw_mean) = 'integer' AND power_covered_ms BETWEEN 0 AND 60000"
+#: The sum of an expression over the minutes held within their own minute.
+_OWN_SUM = f"SUM(CASE WHEN {_OWN_MINUTE} THEN {{}} END)"
 _GPU = "FROM rollup r WHERE node_id = ? AND gpu = ? AND power_mw_mean IS NOT NULL"
 #: The minutes held otherwise (past their minute, or not known), each with the next minute with power.
 _HELD_OTHERWISE = (
@@ -40,7 +42,8 @@ def rolled_microjoules(
 ) -> list[int | None] | None:
     """Each window's microjoules from the rollups of GPU `key`, as `_rollup_energy` bills it; None: not summable here.
 
-    `windows`: (start, stop) ms, none empty. A window's None: no minute with power before its end (no rollup).
+    `windows`: (start, stop) ms, none empty. A window's None: no minute's time covered falls inside it (no minute
+    with power before its end, or every one held before its start: no reading there, which is not 0 J).
     """
     if store.schema_version < 4:
         return None
@@ -53,8 +56,14 @@ def rolled_microjoules(
     held = _held_otherwise(store, key, first_minute, first_minute if own.others else own.minutes[-1], edges[-1])
     if held is None:
         return None
-    before = {edge: own.before(edge) + held.before(edge) for edge in edges}
-    return [None if first >= -(-hi // MINUTE_MS) else before[hi] - before[lo] for lo, hi in windows]
+    before = {edge: own.before(edge) + held.before(edge)[0] for edge in edges}
+    summed = [before[hi] - before[lo] if first < -(-hi // MINUTE_MS) else None for lo, hi in windows]
+    # a window of 0 µJ may have no minute held into it (after the GPU's last, or in a silence): its time held says
+    # (looked for only then: SQLite sums the minutes' time a second time)
+    return [
+        None if microjoules == 0 and not own.held_between(lo, hi) + held.held_between(lo, hi) else microjoules
+        for microjoules, (lo, hi) in zip(summed, windows, strict=True)
+    ]
 
 
 class _HeldSpans:
@@ -64,14 +73,20 @@ class _HeldSpans:
         self.starts = [start for start, _, _ in spans]
         self.spans = spans
         self.whole = list(itertools.accumulate(((end - start) * mw for start, end, mw in spans), initial=0))
+        self.held = list(itertools.accumulate((end - start for start, end, _ in spans), initial=0))
 
-    def before(self, edge: int) -> int:
-        """Their microjoules before `edge` (ms)."""
+    def held_between(self, lo: int, hi: int) -> int:
+        """Their ms held in [lo, hi) ms."""
+        return self.before(hi)[1] - self.before(lo)[1]
+
+    def before(self, edge: int) -> tuple[int, int]:
+        """Their (microjoules, ms held) before `edge` (ms)."""
         at = bisect.bisect_left(self.starts, edge)
         if not at:
-            return 0
+            return 0, 0
         start, end, mw = self.spans[at - 1]
-        return self.whole[at - 1] + (min(end, edge) - start) * mw
+        part = min(end, edge) - start
+        return self.whole[at - 1] + part * mw, self.held[at - 1] + part
 
 
 def _held_otherwise(
@@ -102,23 +117,18 @@ class _OwnMinutes:
 
     SQLite sums the minutes between consecutive edges' minutes, one query for each run of evenly spaced edges (a
     month of 15-minute prices: one or a few), and counts the minutes there held otherwise (`others`); the minute an
-    edge cuts adds its part before the edge.
+    edge cuts adds its part before the edge. Their time held is summed the same way, when first asked for.
     """
 
     def __init__(self, store: EnergyQueries, key: tuple[int, int], edges: Sequence[int]) -> None:
-        minutes = sorted({edge // MINUTE_MS for edge in edges})
-        self.minutes, self.others = minutes, 0
-        sums = [0] * len(minutes)
-        for first, step, count in _even_runs(minutes):
-            found = store._query(
-                f"SELECT (t_min - ?) / ?, SUM(CASE WHEN {_OWN_MINUTE} THEN power_mw_mean * power_covered_ms END),"
-                f" SUM(NOT COALESCE({_OWN_MINUTE}, 0)) {_GPU} AND t_min >= ? AND t_min < ? GROUP BY 1",
-                (minutes[first], step, *key, minutes[first], minutes[first + count]),
-            )
-            for piece, microjoules, others in found:
-                sums[first + int(piece)] = int(microjoules or 0)
-                self.others += int(others)
-        self.upto = list(itertools.accumulate(sums[:-1], initial=0))  # those of [minutes[0], minutes[i])
+        self.store, self.key = store, key
+        self.minutes = sorted({edge // MINUTE_MS for edge in edges})
+        counted = self._pieces(
+            _OWN_SUM.format("power_mw_mean * power_covered_ms"), f"SUM(NOT COALESCE({_OWN_MINUTE}, 0))"
+        )
+        self.others = sum(int(others) for *_, others in counted)
+        self.upto = self._upto(counted)  # those of [minutes[0], minutes[i])
+        self.held: list[int] | None = None  # the same of their time held, once asked for
         cut = [edge // MINUTE_MS for edge in edges if edge % MINUTE_MS]
         self.cut: dict[int, tuple[int, int]] = {}
         for at in range(0, len(cut), 500):  # SQLite's variables: a few hundred at a time
@@ -132,14 +142,44 @@ class _OwnMinutes:
                 )
             )
 
+    def _pieces(self, *sums: str) -> list[tuple[int, ...]]:
+        """(piece, each of `sums`) of the minutes between consecutive edges' minutes: SQLite's sums, piece by piece."""
+        minutes, found = self.minutes, []
+        for first, step, count in _even_runs(minutes):
+            found += [
+                (first + int(piece), *rest)
+                for piece, *rest in self.store._query(
+                    f"SELECT (t_min - ?) / ?, {', '.join(sums)} {_GPU} AND t_min >= ? AND t_min < ? GROUP BY 1",
+                    (minutes[first], step, *self.key, minutes[first], minutes[first + count]),
+                )
+            ]
+        return found
+
+    def _upto(self, pieces: Sequence[tuple[int, ...]]) -> list[int]:
+        """Each edge's minute's sum of the `pieces` before it, from the first edge's minute."""
+        sums = [0] * len(self.minutes)
+        for piece, value, *_ in pieces:
+            sums[piece] = int(value or 0)
+        return list(itertools.accumulate(sums[:-1], initial=0))
+
     def before(self, edge: int) -> int:
         """Their microjoules from the first edge's minute to `edge` (ms), one of the edges."""
+        return self._before(edge, self.upto, by_mw=True)
+
+    def held_between(self, lo: int, hi: int) -> int:
+        """Their ms held in [lo, hi) ms (two of the edges)."""
+        if self.held is None:
+            self.held = self._upto(self._pieces(_OWN_SUM.format("power_covered_ms")))
+        return self._before(hi, self.held, by_mw=False) - self._before(lo, self.held, by_mw=False)
+
+    def _before(self, edge: int, upto: Sequence[int], by_mw: bool) -> int:
+        """`upto`'s sum before `edge`'s minute, and the part before `edge` of the minute it cuts (times its mW)."""
         minute = edge // MINUTE_MS
-        joules = self.upto[bisect.bisect_left(self.minutes, minute)]
+        total = upto[bisect.bisect_left(self.minutes, minute)]
         if minute in self.cut:
             mw, covered = self.cut[minute]
-            joules += mw * min(covered, edge - minute * MINUTE_MS)
-        return joules
+            total += min(covered, edge - minute * MINUTE_MS) * (mw if by_mw else 1)
+        return total
 
 
 def _even_runs(points: Sequence[int]) -> list[tuple[int, int, int]]:

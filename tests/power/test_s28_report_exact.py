@@ -57,6 +57,13 @@ def _joules(gpu: int, lo: float, hi: float) -> float:
     return microjoules / 1_000_000
 
 
+def _billed(gpu: int, lo: float, hi: float) -> tuple[float, str]:
+    """By hand: (joules, "rollup"), or (0.0, "none") where no held span reaches into [lo, hi) s (GPU 0's silence)."""
+    lo_ms, hi_ms = round(lo * 1000), round(hi * 1000)
+    held = any(min(end, hi_ms) > max(start, lo_ms) for start, end, _ in _held(gpu))
+    return (_joules(gpu, lo, hi), "rollup") if held else (0.0, "none")
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
     """n1 (2 GPUs) with the rollups of `ROLLUPS` and no raw row; n2 known, never collected."""
@@ -87,8 +94,8 @@ def test_telemetry_energy_bills_rollups_exactly(store: Store) -> None:
     for lo, hi in windows:
         billed = {(node, gpu): (joules, source) for node, gpu, joules, source in store.energy(["n1", "n2"], lo, hi)}
         assert billed == {
-            ("n1", 0): (_joules(0, lo, hi), "rollup"),
-            ("n1", 1): (_joules(1, lo, hi), "rollup"),
+            ("n1", 0): _billed(0, lo, hi),
+            ("n1", 1): _billed(1, lo, hi),
             ("n2", 0): (0.0, "none"),
         }, (lo, hi)
 
@@ -98,7 +105,7 @@ def test_the_report_reads_each_interval_as_billed_by_hand(store: Store) -> None:
     windows = [(START, END), *((lo, hi) for lo, hi, _ in parts)]
     read = {(node, gpu): billed for node, gpu, billed in energy_by_interval(store, ["n1", "n2"], windows)}
     for gpu in (0, 1):
-        assert read["n1", gpu] == [(_joules(gpu, lo, hi), "rollup") for lo, hi in windows]
+        assert read["n1", gpu] == [_billed(gpu, lo, hi) for lo, hi in windows]
     assert read["n2", 0] == [(0.0, "none")] * len(windows)
 
     report = read_report(store, ["n1", "n2"], (START, END), PRICES)

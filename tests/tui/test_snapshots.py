@@ -11,10 +11,18 @@ import pytest
 from factory_data import T0, FrozenServices, fixed_nodes, fixed_snapshot, power_history
 from pilot_helpers import first_snapshot, wait_until
 
+from factoryctl.jobs.holders import GpuHolders
 from factoryctl.live.services import PriceNow
 from factoryctl.tui.app import DashboardApp
 from factoryctl.tui.app import make_app as make_live_app
 from factoryctl.tui.screens.node import NodeScreen
+
+#: The GPUs the fixed factory's running jobs hold: llama-ft all of demo01 and demo02, eval-7b GPUs 0-3 of demo04.
+HOLDERS = GpuHolders({
+    "demo01": dict.fromkeys(range(8), "8csw1t2k4q"),
+    "demo02": dict.fromkeys(range(8), "8csw1t2k4q"),
+    "demo04": dict.fromkeys(range(4), "8csw3m9ab2"),
+})  # fmt: skip
 
 
 def make_app(services: FrozenServices, read_only: bool = False) -> DashboardApp:
@@ -48,18 +56,18 @@ def test_main_120x40_with_jobs_events_and_grid_price(snap_compare) -> None:
 
 
 def test_node_screen_80x24(snap_compare) -> None:
-    app = make_app(FrozenServices())
+    app = make_app(FrozenServices(fixed_snapshot(gpu_jobs=HOLDERS)))  # demo01: every GPU held by one job
     assert snap_compare(app, terminal_size=(80, 24), run_before=keys("enter", node_screen=True))
 
 
 def test_node_screen_wide_with_history(snap_compare) -> None:
-    app = make_app(FrozenServices())
+    app = make_app(FrozenServices(fixed_snapshot(gpu_jobs=HOLDERS)))  # demo07: no job, its GPUs `none`
     run = keys(*["down"] * 6, "enter", "down", "down", node_screen=True)  # demo07, GPU 2: ECC errors
     assert snap_compare(app, terminal_size=(150, 44), run_before=run)
 
 
 def test_node_screen_of_a_down_node(snap_compare) -> None:
-    app = make_app(FrozenServices())
+    app = make_app(FrozenServices(fixed_snapshot(gpu_jobs=HOLDERS)))
     assert snap_compare(app, terminal_size=(80, 24), run_before=keys(*["down"] * 4, "enter", node_screen=True))
 
 

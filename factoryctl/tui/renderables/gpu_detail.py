@@ -1,6 +1,7 @@
 """Every field of one GPU, in words, with its recent history: the lower half of the node screen.
 
-Unsupported values show as `n/a (reason)` from the sample's `null_reasons`, never as an invented number.
+Unsupported values show as `n/a (reason)` from the sample's `null_reasons`, never as an invented number. The job
+holding the GPU follows its name (renderables/gpu_job.py), a lost GPU's too: that job is the one about to fail.
 """
 
 from __future__ import annotations
@@ -9,10 +10,11 @@ from rich.console import Console, ConsoleOptions, Group, RenderResult
 from rich.table import Table
 from rich.text import Text
 
-from factoryctl.live.services import GpuHistory
+from factoryctl.live.services import GpuHistory, GpuJob
 from factoryctl.model.telemetry import GpuSample
 from factoryctl.tui import text as fmt
 from factoryctl.tui.renderables.gpu_bars import is_lost, level_style, temperature_level
+from factoryctl.tui.renderables.gpu_job import job_words
 from factoryctl.tui.renderables.palette import tone
 from factoryctl.tui.renderables.sparkline import Sparkline
 
@@ -36,12 +38,13 @@ def _xids(gpu: GpuSample) -> Text:
 LOST_SENTENCE = "GPU lost (fell off the bus): its readings are unavailable"
 
 
-def _identity(gpu: GpuSample) -> list[tuple[str, Text]]:
-    """The rows that name the GPU, lost or not: index and model, UUID."""
-    return [
+def _identity(gpu: GpuSample, job: GpuJob | None) -> list[tuple[str, Text]]:
+    """The rows that name the GPU, lost or not: index and model, UUID, and the job holding it (when told)."""
+    rows = [
         ("GPU", Text(f"{gpu.index}  {gpu.name or 'unknown model'}", style="bold")),
         ("UUID", Text(gpu.uuid or "n/a")),
     ]
+    return rows if job is None else [*rows, ("job", job_words(job))]
 
 
 def _temperature(gpu: GpuSample) -> Text:
@@ -86,14 +89,17 @@ def _power_rows(gpu: GpuSample) -> list[tuple[str, Text]]:
     return [("power", power), ("limit range", limits), ("energy", energy)]
 
 
-def detail_rows(gpu: GpuSample) -> list[tuple[str, Text]]:
-    """(label, value) for every GPU field of docs/cli.md ("GPU fields"); a lost GPU's in one sentence."""
+def detail_rows(gpu: GpuSample, job: GpuJob | None = None) -> list[tuple[str, Text]]:
+    """(label, value) for every GPU field of docs/cli.md ("GPU fields") and the `job` holding it (when told).
+
+    A lost GPU's readings are one sentence.
+    """
     if is_lost(gpu):
-        return [*_identity(gpu), ("state", Text(LOST_SENTENCE, style=tone("alarm")))]
+        return [*_identity(gpu, job), ("state", Text(LOST_SENTENCE, style=tone("alarm")))]
     memory = _value(gpu, "memory_used_mib", f"{fmt.mib(gpu.memory_used_mib)} of {fmt.mib(gpu.memory_total_mib)}")
     throttled = tone("warn") if gpu.throttle_reasons else ""
     rows = [
-        *_identity(gpu),
+        *_identity(gpu, job),
         ("utilization", _value(gpu, "utilization_pct", fmt.percent(gpu.utilization_pct))),
         ("memory", memory),
         *_power_rows(gpu),
@@ -111,18 +117,19 @@ def detail_rows(gpu: GpuSample) -> list[tuple[str, Text]]:
 
 
 class GpuDetailRenderable:
-    """One GPU's fields beside its utilization, power and temperature history."""
+    """One GPU's fields, the job holding it among them, beside its utilization, power and temperature history."""
 
-    def __init__(self, gpu: GpuSample, history: GpuHistory | None = None) -> None:
+    def __init__(self, gpu: GpuSample, history: GpuHistory | None = None, job: GpuJob | None = None) -> None:
         self.gpu = gpu
         self.history = history
+        self.job = job
 
     def fields_table(self) -> Table:
         """The (label, value) grid."""
         table = Table.grid(padding=(0, 1))
         table.add_column(style="bold", no_wrap=True)
         table.add_column(overflow="fold")
-        for label, value in detail_rows(self.gpu):
+        for label, value in detail_rows(self.gpu, self.job):
             table.add_row(label, value)
         return table
 

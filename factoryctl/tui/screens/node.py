@@ -1,6 +1,7 @@
 """One node in full: every GPU's fields, its recent history and its events (asked for that node alone).
 
-UUIDs, throttle reasons in words, processes, ECC and the power-limit range are all shown. Esc or q goes back.
+UUIDs, the job holding each GPU, throttle reasons in words, processes, ECC and the power-limit range are all shown.
+Esc or q goes back.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.widgets import Footer
 
-from factoryctl.live.services import FactorySnapshot, NodeHistory
+from factoryctl.live.services import FactorySnapshot, GpuJob, NodeHistory
 from factoryctl.tui.screens.lifecycle import quitting
 from factoryctl.tui.screens.node_actions import NodeActionsScreen
 from factoryctl.tui.widgets.events_panel import EventsPanel
@@ -67,7 +68,7 @@ class NodeScreen(NodeActionsScreen):
         summary = self.query_one(NodeSummary)
         summary.show(sample, snapshot.racks.get(self.node), self.node in snapshot.drained, snapshot.time)
         gpus = sample.gpus if sample else ()
-        self.query_one(GpuTable).show(gpus, self.history)
+        self.query_one(GpuTable).show(gpus, self._jobs(snapshot), self.history)
         self._show_events()
         self._show_detail()
         if not self._history_pending:
@@ -84,12 +85,20 @@ class NodeScreen(NodeActionsScreen):
         events = own if own is not None else snapshot.events if snapshot is not None else ()
         self.query_one(EventsPanel).show(events)
 
+    def _jobs(self, snapshot: FactorySnapshot | None) -> dict[int, GpuJob]:
+        """The job holding each GPU of this node, by index, as `snapshot` knows it (none: unknown, the table says)."""
+        sample = snapshot.node(self.node) if snapshot else None
+        if snapshot is None or sample is None:
+            return {}
+        return {gpu.index: snapshot.gpu_job(self.node, gpu.index) for gpu in sample.gpus}
+
     def _show_detail(self) -> None:
         snapshot = self.dashboard.snapshot
         sample = snapshot.node(self.node) if snapshot else None
         gpu = next((g for g in sample.gpus if g.index == self.gpu_index), None) if sample else None
         history = self.history.gpu(self.gpu_index) if self.history else None
-        self.query_one(GpuDetail).show(gpu, history)
+        job = snapshot.gpu_job(self.node, self.gpu_index) if snapshot is not None and gpu is not None else None
+        self.query_one(GpuDetail).show(gpu, history, job)
 
     @work(thread=True, group="history", exit_on_error=False)
     def _fetch_history(self) -> None:
@@ -105,7 +114,7 @@ class NodeScreen(NodeActionsScreen):
             self.history = history
             snapshot = self.dashboard.snapshot
             sample = snapshot.node(self.node) if snapshot else None
-            self.query_one(GpuTable).show(sample.gpus if sample else (), history)
+            self.query_one(GpuTable).show(sample.gpus if sample else (), self._jobs(snapshot), history)
             self._show_events()
             self._show_detail()
 

@@ -1,4 +1,4 @@
-"""Every field of the highlighted GPU with its recent history."""
+"""Every field of the highlighted GPU, the job holding it among them, with its recent history."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from rich.console import RenderableType
 from rich.text import Text
 from textual.widget import Widget
 
-from factoryctl.live.services import GpuHistory
+from factoryctl.live.services import GpuHistory, GpuJob
 from factoryctl.model.telemetry import GpuSample
 from factoryctl.tui.renderables.gpu_detail import GpuDetailRenderable
 from factoryctl.tui.renderables.palette import tone
@@ -23,10 +23,11 @@ class GpuDetail(Widget):
         super().__init__(id=id)
         self.gpu: GpuSample | None = None
         self.history: GpuHistory | None = None
+        self.job: GpuJob | None = None
 
-    def show(self, gpu: GpuSample | None, history: GpuHistory | None) -> None:
-        """Show a GPU (None: nothing to detail)."""
-        self.gpu, self.history = gpu, history
+    def show(self, gpu: GpuSample | None, history: GpuHistory | None, job: GpuJob | None = None) -> None:
+        """Show a GPU and the job holding it (None: nothing to detail; no `job`: no job line)."""
+        self.gpu, self.history, self.job = gpu, history, job
         self.refresh(layout=True)
         # A second show() while the first's layout is pending does not count as a new layout in Textual 8.2.8, and
         # a layout run in between (event-loop timing: seen on Python 3.13) kept the first, shorter height cached: the
@@ -37,4 +38,4 @@ class GpuDetail(Widget):
         """The detail renderable."""
         if self.gpu is None:
             return Text("no GPU reported", style=tone("secondary"))
-        return GpuDetailRenderable(self.gpu, self.history)
+        return GpuDetailRenderable(self.gpu, self.history, self.job)

@@ -1,24 +1,29 @@
-"""One row per GPU of a node: the numbers an operator scans; the full record is in `GpuDetail` below it."""
+"""One row per GPU of a node: the job holding it and the numbers an operator scans; all of it in `GpuDetail` below."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from rich.text import Text
 from textual.message import Message
 from textual.widgets import DataTable
 
-from factoryctl.live.services import GpuHistory, NodeHistory
+from factoryctl.live.services import NO_JOB_STORE, GpuHistory, GpuJob, NodeHistory
 from factoryctl.model.telemetry import GpuSample
 from factoryctl.tui import text as fmt
 from factoryctl.tui.renderables.gpu_bars import is_lost, level_style, power_level, temperature_level
+from factoryctl.tui.renderables.gpu_job import job_cell
 from factoryctl.tui.renderables.palette import tone
 from factoryctl.tui.renderables.sparkline import Sparkline
 
 HISTORY_WIDTH = 16
 
 #: (key, title) of every column. Each is as wide as its widest value (a B200's `200-1000` range, `1000/1000 W`,
-#: `105/180 GiB`): fixed widths cut values, and a cut number reads as a wrong one.
+#: `105/180 GiB`): fixed widths cut values, and a cut number reads as a wrong one. The job holding the GPU comes
+#: second, where an 80-column terminal shows it (`gpu_row`).
 COLUMNS = (
     ("gpu", "GPU"),
+    ("job", "Job"),
     ("util", "Util"),
     ("power", "Power/Cap"),
     ("range", "Range W"),
@@ -89,6 +94,12 @@ def gpu_cells(gpu: GpuSample, history: GpuHistory | None = None) -> list[Text]:
     ]
 
 
+def gpu_row(gpu: GpuSample, job: GpuJob, history: GpuHistory | None = None) -> list[Text]:
+    """The cells of one GPU in `COLUMNS` order: `gpu_cells` with the job holding it after the index."""
+    index, *readings = gpu_cells(gpu, history)
+    return [index, job_cell(job), *readings]
+
+
 class GpuTable(DataTable[Text]):
     """GPUs of one node; the highlighted GPU drives the detail panel."""
 
@@ -108,19 +119,25 @@ class GpuTable(DataTable[Text]):
         for key, title in COLUMNS:
             self.add_column(title, key=key)  # no width: the column grows to its widest value
 
-    def show(self, gpus: tuple[GpuSample, ...], history: NodeHistory | None = None) -> None:
-        """Show these GPUs (cells swapped in place when the set of GPUs is unchanged)."""
-        indexes = [g.index for g in gpus]
+    def show(self, gpus: tuple[GpuSample, ...], jobs: Mapping[int, GpuJob], history: NodeHistory | None = None) -> None:
+        """Show these GPUs, each with the job holding it (`jobs`, by index: one missing there is unknown).
+
+        Cells are swapped in place when the set of GPUs is unchanged.
+        """
+        unknown = GpuJob(None, NO_JOB_STORE)
+        rows = {
+            g.index: gpu_row(g, jobs.get(g.index, unknown), history.gpu(g.index) if history else None) for g in gpus
+        }
+        indexes = list(rows)
         if indexes == self._indexes:
-            for gpu in gpus:
-                cells = gpu_cells(gpu, history.gpu(gpu.index) if history else None)
+            for index, cells in rows.items():
                 for (key, _), cell in zip(COLUMNS, cells, strict=True):
-                    self.update_cell(str(gpu.index), key, cell, update_width=True)
+                    self.update_cell(str(index), key, cell, update_width=True)
             return
         row = self.cursor_row
         self.clear()
-        for gpu in gpus:
-            self.add_row(*gpu_cells(gpu, history.gpu(gpu.index) if history else None), key=str(gpu.index))
+        for index, cells in rows.items():
+            self.add_row(*cells, key=str(index))
         self._indexes = indexes
         if gpus:
             self.move_cursor(row=min(max(row, 0), len(gpus) - 1), animate=False)
