@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from factoryctl.scheduler.policy import SchedulerConfig
     from factoryctl.scheduler.simulate import Rejected, SimulationResult
     from factoryctl.scheduler.trace import TraceJob
+    from factoryctl.scheduler.tracejobs import TraceJobs
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -119,16 +120,17 @@ def seconds_within(option: str, seconds: float, text: str, most: float, most_sai
     raise UsageError(f"{option} must be at most {most_said}, not {exact_number(seconds)}.", hint)
 
 
-def _number(value: float) -> str:
-    """Seconds for the CSV: integers stay integers, other values keep full precision."""
-    return str(int(value)) if value == int(value) else repr(value)
-
-
 def read_trace(path: Path, quiet: bool = False) -> list[TraceJob]:
+    """`load_trace` as a list of jobs, for `sched explain` (whose helpers take one); `simulate` keeps the columns."""
+    return list(load_trace(path, quiet))
+
+
+def load_trace(path: Path, quiet: bool = False) -> TraceJobs:
     """The --trace file parsed, or a usage error (exit 2) that names the line and says what a trace holds.
 
     `-` is stdin (`zcat trace.csv.gz | factoryctl sched simulate --trace - ...`), named `stdin` in the messages.
-    The trace is parsed line by line as it is read, so only its jobs stay in memory, and input that is no trace
+    The trace is parsed line by line as it is read, so only its jobs stay in memory (in columns, `TraceJobs`: about
+    110 bytes a job where a `TraceJob` each took 210), and input that is no trace
     (`yes | ... --trace -`, `--trace /dev/zero`) is refused at its first line rather than read on.
     Columns the replay does not read (prices, deadlines, labels: the offline replay models none of them) are named
     once on stderr, unless `quiet`, so nobody takes a replay that ignored them for one that used them; so are
@@ -370,7 +372,7 @@ def simulate_command(
     from factoryctl.cli.outfile import removed_on_failure
 
     configs = with_preemption(_policies(policy), preemption, grace)
-    jobs = read_trace(trace, context.global_options(ctx)[1])
+    jobs = load_trace(trace, context.global_options(ctx)[1])
     opener = None if schedule_out is None else partial(_open_schedule, schedule_out, trace)
     with removed_on_failure(opener) as out:  # to the end: a stop while the results are written keeps no temp file
         results = _replay(jobs, configs, (nodes, gpus_per_node, rack_size), context.global_options(ctx)[1])
@@ -424,7 +426,7 @@ def with_preemption(
 
 
 def _replay(
-    jobs: list[TraceJob], configs: list[SchedulerConfig], cluster: tuple[int, int, int | None], quiet: bool
+    jobs: Sequence[TraceJob], configs: list[SchedulerConfig], cluster: tuple[int, int, int | None], quiet: bool
 ) -> list[SimulationResult]:
     """Each policy's replay on the cluster (nodes, GPUs per node, rack size), with a progress line on a terminal."""
     from factoryctl.cli.progress import replay_progress
@@ -439,7 +441,7 @@ def _replay(
 
 
 def _report(
-    jobs: list[TraceJob],
+    jobs: Sequence[TraceJob],
     results: list[SimulationResult],
     cluster: tuple[int, int],
     view: tuple[OutputFormat, bool, bool],
@@ -454,6 +456,7 @@ def _report(
     output, no_header, preemption = view
 
     from factoryctl.cli.outfile import emit_then_write
+    from factoryctl.cli.schedule_csv import schedule_csv
     from factoryctl.scheduler.metrics import summarize
 
     rejected = results[0].rejected
@@ -463,23 +466,5 @@ def _report(
     emit_then_write(
         out,
         lambda: render_listing([summarize(r, preemption) for r in results], [], columns, output, no_header),
-        lambda: _schedule_csv(results),
+        lambda: schedule_csv(results),
     )
-
-
-def _schedule_csv(results: list[SimulationResult]) -> str:
-    """The schedule as CSV (quoted where a job id needs it, as the trace was), UTF-8 on stdout too (`Utf8Text`)."""
-    import csv
-    import io
-
-    from factoryctl.cli.render import Utf8Text
-
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(("job_id", "policy", "submit_s", "start_s", "end_s", "allocation"))
-    for result in results:
-        for r in sorted(result.records, key=lambda r: (r.submit_s, r.job_id, r.start_s)):
-            writer.writerow(
-                (r.job_id, r.policy, _number(r.submit_s), _number(r.start_s), _number(r.end_s), r.allocation_text())
-            )
-    return Utf8Text(text.getvalue())

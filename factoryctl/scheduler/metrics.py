@@ -9,10 +9,12 @@ running (submit to first start plus every wait after a preemption).
 from __future__ import annotations
 
 import itertools
+from array import array
 from collections.abc import Sequence
 from typing import Any
 
-from factoryctl.scheduler.simulate import JobRecord, SimulationResult
+from factoryctl.scheduler.schedule_records import JobRecord, ScheduleRecords, as_columns
+from factoryctl.scheduler.simulate import SimulationResult
 
 BIG_JOB_GPUS = 8
 
@@ -46,34 +48,52 @@ def delay_stats(jcts: Sequence[float], queues: Sequence[float], prefix: str = ""
 
 def job_delays(records: Sequence[JobRecord]) -> list[tuple[int, float, float]]:
     """Per job, in the order of first start: (GPUs, completion time, queueing delay) over all its run segments."""
-    segments: dict[str, list[JobRecord]] = {}
-    for record in records:
-        segments.setdefault(record.job_id, []).append(record)
-    out: list[tuple[int, float, float]] = []
-    for parts in segments.values():
-        first = parts[0]
-        if len(parts) == 1:
-            out.append((first.num_gpus, first.jct_s, first.queue_s))
-            continue
-        parts.sort(key=lambda r: r.start_s)
-        first = parts[0]
-        waited = first.queue_s + sum(after.start_s - before.end_s for before, after in itertools.pairwise(parts))
-        out.append((first.num_gpus, parts[-1].end_s - first.submit_s, waited))
-    return out
+    return list(zip(*delay_columns(as_columns(records)), strict=True))
+
+
+def delay_columns(records: ScheduleRecords) -> tuple[array[int], array[float], array[float]]:
+    """`job_delays` as three columns (GPUs, completion times, queueing delays): no tuple per job on a big trace.
+
+    Only the jobs `records.segmented` names (preempted ones) are gathered into their run segments.
+    """
+    ids, submits, starts, ends = records.job_ids, records.submit_times, records.start_times, records.end_times
+    gpus, jcts, queues = array("i", records.gpu_counts), array("d"), array("d")
+    parts: dict[str, list[JobRecord]] = {}
+    slots: dict[str, int] = {}
+    keep = array("b", [1]) * len(ids)  # 0: a later segment of a job already counted
+    for i, job_id in enumerate(ids):
+        if job_id in records.segmented:
+            if job_id in parts:
+                parts[job_id].append(records[i])
+                keep[i] = 0
+                continue
+            parts[job_id], slots[job_id] = [records[i]], len(jcts)
+        jcts.append(ends[i] - submits[i])
+        queues.append(starts[i] - submits[i])
+    gpus = array("i", itertools.compress(gpus, keep))
+    for job_id, segments in parts.items():
+        segments.sort(key=lambda r: r.start_s)
+        first, slot = segments[0], slots[job_id]
+        waited = first.queue_s + sum(after.start_s - before.end_s for before, after in itertools.pairwise(segments))
+        gpus[slot], jcts[slot], queues[slot] = first.num_gpus, segments[-1].end_s - first.submit_s, waited
+    return gpus, jcts, queues
 
 
 def summarize(result: SimulationResult, preemption: bool = False) -> dict[str, Any]:
     """One `sched simulate` JSON item for a policy; with `preemption`, also `preemptions` and `preempted_gpu_s`."""
-    records = result.records
-    jobs = job_delays(records)
+    records = as_columns(result.records)
+    gpus, jcts, queues = delay_columns(records)
     out: dict[str, Any] = {"policy": result.policy}
-    out.update(delay_stats([jct for _, jct, _ in jobs], [queue for _, _, queue in jobs]))
-    big = [job for job in jobs if job[0] > BIG_JOB_GPUS]
-    out.update(delay_stats([jct for _, jct, _ in big], [queue for _, _, queue in big], prefix="big_"))
+    out.update(delay_stats(jcts, queues))
+    big = [gpu > BIG_JOB_GPUS for gpu in gpus]
+    out.update(
+        delay_stats(array("d", itertools.compress(jcts, big)), array("d", itertools.compress(queues, big)), "big_")
+    )
     if records:
-        first = min(r.submit_s for r in records)
-        makespan = max(r.end_s for r in records) - first
-        busy = sum(r.num_gpus * (r.end_s - r.start_s) for r in records)
+        starts, ends = records.start_times, records.end_times
+        first = min(records.submit_times)
+        makespan = max(ends) - first
+        busy = sum(gpu * (end - start) for gpu, start, end in zip(records.gpu_counts, starts, ends, strict=True))
         utilization = busy / (result.total_gpus * makespan) if makespan > 0 and result.total_gpus else 0.0
     else:
         makespan, utilization = 0.0, 0.0

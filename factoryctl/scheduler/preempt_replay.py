@@ -75,6 +75,8 @@ class _Gang:
 class PreemptingReplay(Replay):
     """`Replay` plus claims: stops lower-priority gangs for the first job that lacks room, as the module says."""
 
+    keeps_started = True  # a stopped job is queued again with the work it has left: its trace job is needed
+
     def __init__(self, nodes: Sequence[SchedNode], config: SchedulerConfig, clock: Callable[[], float]) -> None:
         """An empty replay; `config.grace_s` is the grace period."""
         super().__init__(nodes, config, clock)
@@ -312,7 +314,7 @@ class PreemptingReplay(Replay):
         """Stop a victim at the end of its grace period and requeue it with the work it has left."""
         self.cancelled.add(seq)
         self._release(gang)
-        self.records[gang.record] = dataclasses.replace(self.records[gang.record], end_s=at)
+        self.records.cut(gang.record, at)
         job = self.by_id[gang.holder.id]
         self.stopped += 1
         self.grace_gpu_s += job.num_gpus * self.config.grace_s

@@ -84,6 +84,7 @@ def explain_at(
             "give --job a job_id from the trace's first column, and repeat --job for more than one.",
         )
     replay = new_replay(nodes, config)
+    replay.keeps_started = True  # a running job's walltime end is explained (`_walltime_end`)
     rejected = [refused for refused in map(replay.refusal, trace) if refused is not None]
     drive(replay, trace, until=at, progress=progress)
     event = any(job.submit_s == at for job in trace) or any(at in (r.start_s, r.end_s) for r in replay.records)

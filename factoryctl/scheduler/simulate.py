@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
-import itertools
 import time
+from array import array
 from bisect import bisect_left, insort
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from operator import attrgetter
 
 from factoryctl.errors import FactoryError
 from factoryctl.model.jobs import SchedNode
@@ -35,40 +34,30 @@ from factoryctl.scheduler.core import (
 )
 from factoryctl.scheduler.freemap import FreeMap
 from factoryctl.scheduler.policy import SchedulerConfig, gang_shape, split_gang
+from factoryctl.scheduler.schedule_check import check_schedule
+from factoryctl.scheduler.schedule_records import JobRecord, ScheduleRecords
 from factoryctl.scheduler.shapequeue import ShapeQueue
 from factoryctl.scheduler.starvation import WalltimeUse
 from factoryctl.scheduler.trace import TraceJob
+from factoryctl.scheduler.tracejobs import arrival_order
+
+#: `JobRecord` lives beside the columns that hold it (`schedule_records`) and is still imported from here.
+__all__ = [
+    "JobRecord",
+    "Progress",
+    "Rejected",
+    "Replay",
+    "SimulationResult",
+    "check_schedule",
+    "cluster_nodes",
+    "drive",
+    "new_replay",
+    "simulate",
+]
 
 _NEVER = float("inf")
 #: Told (jobs submitted so far, jobs in the trace) about fifty times in a replay, for a progress line.
 Progress = Callable[[int, int], None]
-
-
-@dataclass(frozen=True)
-class JobRecord:
-    """Where and when one trace job ran under one policy (a `--schedule-out` row)."""
-
-    job_id: str
-    policy: str
-    submit_s: float
-    start_s: float
-    end_s: float
-    num_gpus: int
-    allocation: tuple[tuple[str, int], ...]
-
-    @property
-    def queue_s(self) -> float:
-        """Time spent waiting."""
-        return self.start_s - self.submit_s
-
-    @property
-    def jct_s(self) -> float:
-        """Job completion time: submit to end."""
-        return self.end_s - self.submit_s
-
-    def allocation_text(self) -> str:
-        """`n017:8 n018:8`."""
-        return " ".join(f"{node}:{gpus}" for node, gpus in self.allocation)
 
 
 @dataclass(frozen=True)
@@ -88,9 +77,9 @@ class SimulationResult:
     """
 
     policy: str
-    records: tuple[JobRecord, ...]
+    records: Sequence[JobRecord]  # a `ScheduleRecords` from `simulate`
     rejected: tuple[Rejected, ...]
-    pass_times_s: tuple[float, ...]
+    pass_times_s: Sequence[float]
     total_gpus: int
     preemptions: int = 0
     preempted_gpu_s: float = 0.0
@@ -112,6 +101,9 @@ def cluster_nodes(count: int, gpus_per_node: int, rack_size: int | None = None) 
 class Replay:
     """The event loop's state: waiting queue, running gangs, and the records written so far."""
 
+    #: Whether `by_id` keeps a job once it starts: a replay that requeues stopped jobs needs them again.
+    keeps_started = False
+
     def __init__(self, nodes: Sequence[SchedNode], config: SchedulerConfig, clock: Callable[[], float]) -> None:
         usable = [n for n in nodes if n.schedulable]
         self.fm = FreeMap([n.name for n in usable], [n.gpus for n in usable], [n.topology_group for n in usable])
@@ -120,9 +112,9 @@ class Replay:
         self.queue: list[Candidate] = []
         self.lookahead: list[Running] = []  # sorted by expected end (start + walltime)
         self.ends: list[tuple[float, int, Running]] = []  # heap by real end
-        self.records: list[JobRecord] = []
-        self.pass_times: list[float] = []
-        self.by_id: dict[str, TraceJob] = {}
+        self.records = ScheduleRecords(config.name, self.fm.names)
+        self.pass_times = array("d")  # a C double a pass: a replay of millions of jobs runs millions of passes
+        self.by_id: dict[str, TraceJob] = {}  # queued and (`keeps_started`) started jobs
         self.seq = 0
         self.walltimes: dict[tuple[int, int], list[float]] = {}  # per queued shape, its jobs' walltimes, sorted
         self.by_shape: dict[tuple[int, int], ShapeQueue] = {}  # per queued shape, its jobs by key (`QueueIndex`)
@@ -255,7 +247,7 @@ class Replay:
 
     def launch(self, started: Started, now: float) -> Running:
         """Run a job the pass started (its GPUs are already taken): record it and schedule its end."""
-        job = self.by_id[started.job.id]
+        job = self.by_id[started.job.id] if self.keeps_started else self.by_id.pop(started.job.id)
         self.seq += 1
         used = split_gang(job.num_gpus, len(started.chosen))
         held = tuple(zip(started.chosen, used, strict=True))
@@ -265,9 +257,7 @@ class Replay:
         heapq.heappush(self.ends, (end, self.seq, entry))
         if self.usage.window:
             heapq.heappush(self.usage_due, (end, self.seq, job.runtime_s, job.walltime_s))
-        names = self.fm.names
-        allocation = tuple((names[index], gpus) for index, gpus in zip(started.chosen, used, strict=True))
-        self.records.append(JobRecord(job.job_id, self.config.name, job.submit_s, now, end, job.num_gpus, allocation))
+        self.records.append(job.job_id, job.submit_s, (now, end), job.num_gpus, (started.chosen, used))
         return entry
 
     def dequeue(self, job: Candidate) -> None:
@@ -303,14 +293,14 @@ def simulate(
     """
     replay = new_replay(nodes, config, clock)
     rejected = drive(replay, trace, progress=progress)
-    records = tuple(replay.records)
+    records = replay.records
     capacity = {n.name: n.gpus for n in nodes if n.schedulable}
-    problems = check_schedule(records, capacity, {job.job_id: job for job in trace})
+    problems = check_schedule(records, capacity, trace)
     if problems:
         raise FactoryError(f"simulator bug: invalid schedule under {config.name}: {problems[0]}")
     stopped, grace_gpu_s = replay.preempted()
     return SimulationResult(
-        config.name, records, tuple(rejected), tuple(replay.pass_times), sum(capacity.values()), stopped, grace_gpu_s
+        config.name, records, tuple(rejected), replay.pass_times, sum(capacity.values()), stopped, grace_gpu_s
     )
 
 
@@ -333,22 +323,22 @@ def drive(
     With `until`, stop at that time: every arrival and job end up to it applied, the pass at `until` not run
     (`replay_explain` runs that one itself, explaining it). `progress` is told the arrivals so far now and then.
     """
-    arrivals = sorted(trace, key=lambda j: j.submit_s)
+    order, submits = arrival_order(trace)  # indices: a job is built as it arrives, not all of them at once
     rejected: list[Rejected] = []
-    i, count = 0, len(arrivals)
+    i, count = 0, len(order)
     step = told = max(1, count // 50)
     while i < count or replay.pending():
         if progress is not None and i >= told:
             progress(i, count)
             told = i + step
-        next_arrival = arrivals[i].submit_s if i < count else _NEVER
+        next_arrival = submits[order[i]] if i < count else _NEVER
         now = min(next_arrival, replay.next_event(), until)
         if now == _NEVER:
             stuck = ", ".join(c.id for c in replay.queue[:5])
             raise FactoryError(f"simulator bug: jobs {stuck} wait on an idle cluster")
         replay.finish_until(now)
-        while i < count and arrivals[i].submit_s <= now:
-            refused = replay.admit(arrivals[i])
+        while i < count and submits[order[i]] <= now:
+            refused = replay.admit(trace[order[i]])
             if refused is not None:
                 rejected.append(refused)
             i += 1
@@ -358,57 +348,3 @@ def drive(
     if until != _NEVER:
         replay.finish_until(until)
     return rejected
-
-
-def check_schedule(records: Sequence[JobRecord], capacity: dict[str, int], trace: dict[str, TraceJob]) -> list[str]:
-    """Every rule a schedule must keep, checked from the records alone; returns the problems found.
-
-    A preempted job has several records (run segments): they must not overlap and must add up to its run time.
-    """
-    problems: list[str] = []
-    events: list[tuple[float, int, str, int]] = []
-    first: dict[str, JobRecord] = {}
-    segmented: dict[str, list[JobRecord]] = {}
-    for record in records:
-        job = trace.get(record.job_id)
-        if job is None:
-            problems.append(f"{record.job_id} is not in the trace")
-            continue
-        earlier = first.setdefault(record.job_id, record)
-        if earlier is not record:
-            segmented.setdefault(record.job_id, [earlier]).append(record)
-        if record.start_s < record.submit_s or record.submit_s != job.submit_s:
-            problems.append(f"{record.job_id} starts before it was submitted")
-        if sum(gpus for _, gpus in record.allocation) != job.num_gpus:
-            problems.append(f"{record.job_id} got a partial gang: {record.allocation_text()}")
-        if len({node for node, _ in record.allocation}) != len(record.allocation):
-            problems.append(f"{record.job_id} lists a node twice")
-        for node, gpus in record.allocation:
-            events.append((record.start_s, 1, node, gpus))
-            events.append((record.end_s, 0, node, -gpus))
-    used: dict[str, int] = {}
-    for when, _, node, delta in sorted(events):
-        used[node] = used.get(node, 0) + delta
-        if used[node] > capacity.get(node, 0):
-            problems.append(f"{node} over-committed at t={when:g}s ({used[node]} GPUs used)")
-            break
-    problems.extend(_segment_problems(segmented, trace))
-    return problems
-
-
-def _segment_problems(segments: dict[str, list[JobRecord]], trace: dict[str, TraceJob]) -> list[str]:
-    """A preempted job's run segments follow one another and sum to its run time (it loses no work).
-
-    The sum is compared within a few units in the last place of the largest time (end = start + duration rounds).
-    """
-    problems: list[str] = []
-    for job_id, parts in segments.items():
-        parts.sort(key=attrgetter("start_s"))
-        for before, after in itertools.pairwise(parts):
-            if after.start_s < before.end_s:
-                problems.append(f"{job_id} runs twice at once at t={after.start_s:g}s")
-        ran = sum(part.end_s - part.start_s for part in parts)
-        runtime = trace[job_id].runtime_s
-        if abs(ran - runtime) > 1e-12 * parts[-1].end_s + 1e-9:
-            problems.append(f"{job_id} ran {ran:g}s in all but its run time is {runtime:g}s")
-    return problems

@@ -14,9 +14,13 @@ import math
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from factoryctl.errors import UsageError
 from factoryctl.textfile import csv_row_is_empty, exact_number
+
+if TYPE_CHECKING:
+    from factoryctl.scheduler.tracejobs import TraceJobs
 
 REQUIRED = ("job_id", "submit_time_s", "duration_s", "num_gpus")
 #: The optional columns the replay reads; any other column is ignored.
@@ -160,7 +164,7 @@ def parse_row(row: dict[str, str], where: str) -> TraceJob:
     return TraceJob(job_id, submit, duration, num_gpus, gpus_per_node, int(priority), walltime or duration)
 
 
-def parse_trace(lines: Iterable[str], source: str = "trace", ignored: list[str] | None = None) -> list[TraceJob]:
+def parse_trace(lines: Iterable[str], source: str = "trace", ignored: list[str] | None = None) -> TraceJobs:
     """Parse a whole trace; missing columns, bad values, duplicate ids and an empty trace are usage errors.
 
     `lines` is read once, a line at a time (a file's lines as they arrive: only the jobs are kept). Errors name
@@ -168,6 +172,7 @@ def parse_trace(lines: Iterable[str], source: str = "trace", ignored: list[str] 
     (a field over its 128 KiB limit), a row with more fields than the header, a header that names a column twice and
     a quote never closed. A line of only spaces, or of only commas, is skipped as an empty one is. `ignored`, if
     given, receives the header's columns the replay does not read, unnamed ones as `column 5 (no name)`.
+    The jobs are kept in columns (`TraceJobs`), not as a `TraceJob` each.
     """
     feed = _RowLines(lines)
     reader = csv.DictReader(feed)
@@ -222,8 +227,10 @@ def _unread_columns(header: list[str], written: list[str]) -> list[str]:
     return unread
 
 
-def _parse(reader: csv.DictReader[str], feed: _RowLines, source: str, ignored: list[str] | None) -> list[TraceJob]:
+def _parse(reader: csv.DictReader[str], feed: _RowLines, source: str, ignored: list[str] | None) -> TraceJobs:
     """`parse_trace` on an open reader reading `feed`."""
+    from factoryctl.scheduler.tracejobs import TraceJobs  # here: it builds on `TraceJob`, defined above
+
     first = next(reader.reader, None)
     while first is not None and not any(field.strip() for field in first):  # blank lines before the header
         first = next(reader.reader, None)
@@ -237,7 +244,7 @@ def _parse(reader: csv.DictReader[str], feed: _RowLines, source: str, ignored: l
     if ignored is not None:
         ignored.extend(_unread_columns(header, first or []))
     reader.fieldnames = header
-    jobs: list[TraceJob] = []
+    jobs = TraceJobs()
     seen: set[str] = set()
     while True:
         feed.row = []
