@@ -150,7 +150,8 @@ def listed_jobs(
 ) -> list[Job]:
     """The jobs `jobs list` shows, in submit order; only `user`'s when given, only those on `nodes` when given.
 
-    A job is on a node when it holds or held GPUs there (its NODES, `Job.nodes`), as `squeue -w` lists a node's jobs.
+    A job is on a node when it holds or held GPUs there (its NODES, `Job.nodes`, or its last run's when it was
+    requeued), as `squeue -w` lists a node's jobs.
 
     `states` when given, else every job with `every`, else the waiting and active ones and those that ended in the
     last RECENT_S.
@@ -169,7 +170,13 @@ def listed_jobs(
         jobs = sorted([*live, *recent], key=lambda j: (to_ms(j.submitted_at), j.id))  # the store's own order
     else:
         jobs = store.jobs(wanted)
-    return [j for j in jobs if (user is None or j.user == user) and (nodes is None or not nodes.isdisjoint(j.nodes))]
+    return [j for j in jobs if (user is None or j.user == user) and (nodes is None or not nodes.isdisjoint(_ran_on(j)))]
+
+
+def _ran_on(job: Job) -> set[str]:
+    """The nodes a job holds or held GPUs on: its NODES, and for a job requeued, those of its last run too."""
+    last = job.last_launch()
+    return {*job.nodes, *(rank.node for rank in (last.ranks if last is not None else ()))}
 
 
 def _list(
@@ -399,7 +406,9 @@ def _rank_lines(job: Job) -> list[str]:
         if rank.exit_code is None and rank.pid is None:
             ended = "-"  # never started
         elif rank.exit_code is None and job.state.terminal:
-            ended = STOPPED_WITH_GANG
+            # the rank the reason names (lost with its node, ended with no status) was not stopped by the gang's end
+            named = f"rank {rank.rank} on {rank.node} " in job.reason
+            ended = "no exit status (see reason)" if named else STOPPED_WITH_GANG
         pid = rank.pid if rank.pid is not None else "-"
         lines.append(f"  {rank.rank}: {rank.node}  gpus {gpus}  pid {pid}  {ended}")
     return lines

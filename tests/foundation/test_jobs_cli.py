@@ -254,3 +254,12 @@ def test_the_states_jobs_list_takes_are_the_models() -> None:
     from factoryctl.model.jobs import JobState
 
     assert tuple(s.value for s in JobState) == STATES
+
+
+def test_show_tells_the_rank_the_reason_names_from_those_stopped_with_the_gang(lab: Any) -> None:
+    ranks = (Rank(0, "n1", pid=41, gpus=(0, 1)), Rank(1, "n2", pid=42, gpus=(0, 1)))
+    reason = "rank 1 on n2 is lost (down since 10 min)"
+    _add(lab, _job("lz2", JobState.FAILED, ended_ago=5, started_at=time.time() - 60, ranks=ranks, reason=reason))
+    text = lab("jobs", "show", "lz2").stdout
+    assert "  0: n1  gpus 0-1  pid 41  stopped with its gang" in text
+    assert "  1: n2  gpus 0-1  pid 42  no exit status (see reason)" in text

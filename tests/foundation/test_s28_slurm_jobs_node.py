@@ -103,3 +103,13 @@ def test_the_shell_completes_node_and_its_targets(lab: Any) -> None:
     assert "--node" in complete_bash("factoryctl jobs list --no", inventory)
     assert complete_bash("factoryctl jobs list --node ", inventory) == ["all", "@pair", "n1", "n2", "n3"]
     assert complete_bash("factoryctl jobs list --node n", inventory) == ["n1", "n2", "n3"]
+
+
+def test_a_requeued_job_is_listed_on_the_nodes_of_its_last_run(lab: Any) -> None:
+    store = Store(Path(str(lab.config)).parent / "state" / "factory.db")
+    try:
+        store.add_job(_job("e1", JobState.RUNNING, "n3").requeued("preempted for job a1", 0))
+    finally:
+        store.close()
+    assert "e1" in _ids(lab, "--node", "n3")  # waiting again, its GPUs on n3 given back: it held GPUs there
+    assert "e1" not in _ids(lab, "--node", "n2")
