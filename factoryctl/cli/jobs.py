@@ -213,7 +213,16 @@ def _list(
     status = show_listing(produce, JOB_COLUMNS, output, no_header, watch, interval, job_fields())
     if not watch:  # a redrawn screen has no line to keep it on
         say_if_stale(ctx, config, shown)
+        _say_if_no_store(ctx, config)
     raise typer.Exit(status)
+
+
+def _say_if_no_store(ctx: typer.Context, config: FactoryConfig) -> None:
+    """Before any job was submitted there is no store: the empty listing says so, as every store query does."""
+    from factoryctl.cli.nothing_stored import note_no_store, store_missing
+
+    if store_missing(config):
+        note_no_store(ctx, config, "no job", "`factoryctl jobs submit` creates it")
 
 
 def job_fields() -> list[str]:

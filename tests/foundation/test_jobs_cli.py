@@ -263,3 +263,12 @@ def test_show_tells_the_rank_the_reason_names_from_those_stopped_with_the_gang(l
     text = lab("jobs", "show", "lz2").stdout
     assert "  0: n1  gpus 0-1  pid 41  stopped with its gang" in text
     assert "  1: n2  gpus 0-1  pid 42  no exit status (see reason)" in text
+
+
+def test_the_listing_before_any_store_says_why_it_is_empty(lab: Any) -> None:
+    listed = lab("jobs", "list", "-o", "json")
+    assert listed.exit_code == 0, listed.stderr
+    assert listed.json()["items"] == []
+    assert f"no job yet: there is no store at {lab.store_path}; `factoryctl jobs submit` creates it." in listed.stderr
+    assert lab("-q", "jobs", "list").stderr == ""  # -q drops the note, as for every empty query
+    assert not lab.store_path.exists()
