@@ -135,6 +135,14 @@ def _writable_here(directory: Path) -> bool:
     return os.access(directory, os.W_OK)
 
 
+class LimitsLockGivenUp(LimitsLockError):
+    """The wait for the lock at `path` was given up: whoever asked for the change is gone."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(f"gave up waiting for {path}")
+        self.path = path
+
+
 class LimitsLock:
     """The lock file `path`; `private` for one in a place other users reach (see the module docstring).
 
@@ -150,19 +158,21 @@ class LimitsLock:
         self._locate = locate
 
     @contextlib.contextmanager
-    def held(self, timeout_s: float) -> Iterator[None]:
+    def held(self, timeout_s: float, given_up: Optional[Callable[[], bool]] = None) -> Iterator[None]:
         """The lock held for the `with` block, waited for at most `timeout_s` (see `acquire`)."""
-        fd = self.acquire(timeout_s)
+        fd = self.acquire(timeout_s, given_up)
         try:
             yield
         finally:
             self.release(fd)
 
-    def acquire(self, timeout_s: float) -> int:
+    def acquire(self, timeout_s: float, given_up: Optional[Callable[[], bool]] = None) -> int:
         """Hold the lock, waiting at most `timeout_s`; returns the descriptor to `release`.
 
         LimitsLockTimeout when another agent held it all along, LimitsLockError when the file cannot be used or
-        locked (a flock error such as NFS's ENOLCK names the file and the error).
+        locked (a flock error such as NFS's ENOLCK names the file and the error), LimitsLockGivenUp as soon as
+        `given_up()` is true while it waits (the agent's client went away: a change nobody will hear of must not
+        land once the other change ends).
         """
         path = self._locate() if self._locate is not None else self.path
         assert path is not None  # __init__ has one or the other
@@ -180,6 +190,8 @@ class LimitsLock:
                     raise LimitsLockError(f"flock on {path} failed: {exc.strerror or exc}") from None
                 if time.monotonic() >= deadline:
                     raise LimitsLockTimeout(path, timeout_s)
+                if given_up is not None and given_up():
+                    raise LimitsLockGivenUp(path)
                 time.sleep(_POLL_S)
         except BaseException:
             os.close(fd)

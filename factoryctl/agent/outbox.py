@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import collections
 import math
+import select
 import threading
 from typing import IO, Deque, Dict, Optional, Tuple
 
@@ -72,6 +73,18 @@ class Outbox:
         self._closing = False
         self._broken = False
         self._writer = threading.Thread(target=self._write_lines, name="agent-output", daemon=True)
+
+    def reader_gone(self) -> bool:
+        """Whether nobody reads these lines any more (the agent's client killed, its SSH session gone).
+
+        As poll says of a pipe or socket whose reading end is closed; never for a stream with no descriptor.
+        """
+        try:
+            poller = select.poll()
+            poller.register(self.out.fileno(), select.POLLOUT)
+            return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+        except (AttributeError, OSError, ValueError):  # no descriptor (a test's StringIO), or closed meanwhile
+            return False
 
     def start(self) -> None:
         """Queue lines from now on, written by a thread of the outbox's own."""

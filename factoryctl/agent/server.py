@@ -26,7 +26,13 @@ from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Tuple, Uni
 
 from factoryctl import __version__
 from factoryctl.agent.host import HostSampler
-from factoryctl.agent.limits_lock import LimitsLock, LimitsLockError, LimitsLockTimeout, requested_wait
+from factoryctl.agent.limits_lock import (
+    LimitsLock,
+    LimitsLockError,
+    LimitsLockGivenUp,
+    LimitsLockTimeout,
+    requested_wait,
+)
 from factoryctl.agent.nvml import DriverUnavailable, GpuLost, NvmlSession
 from factoryctl.agent.outbox import Outbox, backlog_limit
 from factoryctl.agent.protocol import (
@@ -326,7 +332,10 @@ class AgentServer:
         with contextlib.ExitStack() as held:
             if self.limits_lock is not None:
                 try:
-                    held.enter_context(self.limits_lock.held(wait))
+                    held.enter_context(self.limits_lock.held(wait, self.output.reader_gone))
+                except LimitsLockGivenUp:
+                    message = "its client went away while it waited for its limits lock; nothing was changed"
+                    raise RequestError("agent", message) from None
                 except LimitsLockTimeout as exc:
                     raise RequestError(
                         "driver",
