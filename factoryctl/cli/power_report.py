@@ -90,13 +90,13 @@ def _read_period(
     from factoryctl.cli.nothing_stored import TELEMETRY_STORED_BY, note_no_store, open_if_stored, read_once
     from factoryctl.cli.progress import replay_progress
     from factoryctl.power.configured_prices import price_intervals
-    from factoryctl.power.report import NodeReport, PeriodReport, read_report
+    from factoryctl.power.report import read_report, unread_report
 
     prices = price_intervals(config)
     store = open_if_stored(config)
     if store is None:  # nothing stored yet: the empty report, said as such
         note_no_store(ctx, config, "no GPU energy", TELEMETRY_STORED_BY)
-        return PeriodReport(*window, [NodeReport(name) for name in names]), None
+        return unread_report(names, window, prices), None
     try:
         with replay_progress("reading the store", context.global_options(ctx)[1], unit="price intervals") as told:
             period = read_report(store, names, window, prices, told)

@@ -97,13 +97,27 @@ def read_report(
     # GPU by GPU, node after node: each node's intervals are summed once its GPUs are read, then their joules dropped
     # (a month of a few hundred nodes kept 6 million of them)
     by_interval = {name: _read_node(by_name[name], gpus) for name, gpus in itertools.groupby(read, lambda r: r[0])}
+    _count_gaps(report, parts, by_interval)
+    _add_limits(store, report)
+    return report
+
+
+def unread_report(names: Sequence[str], window: tuple[float, float], prices: Sequence[PriceInterval]) -> PeriodReport:
+    """The report of a period nothing was stored of (no store yet): no node has a reading, every interval is a gap."""
+    report = PeriodReport(*window, [NodeReport(name) for name in names])
+    _count_gaps(report, _price_parts(report, prices), {})
+    return report
+
+
+def _count_gaps(
+    report: PeriodReport, parts: Sequence[PriceInterval] | None, by_interval: dict[str, list[float | None]]
+) -> None:
+    """Each node's intervals without a reading (the whole period, one, without prices), and its priced energy."""
     if parts is None:
         for node in report.nodes:
             node.gaps = int(node.energy_kwh is None)
     else:
         _price_nodes(report, parts, by_interval)
-    _add_limits(store, report)
-    return report
 
 
 def _read_node(node: NodeReport, gpus: Iterable[tuple[str, int, list[tuple[float, str]]]]) -> list[float | None]:

@@ -209,3 +209,13 @@ def test_the_limit_course_starts_from_the_limit_the_first_change_replaced() -> N
     assert capped_seconds(unchanged, DEFAULT_W, T0, T0 + HOUR) == (HOUR, HOUR)
     unknown = limit_course([], newest_w=None)
     assert capped_seconds(unknown, DEFAULT_W, T0, T0 + HOUR) == (0.0, 0.0)
+
+
+def test_before_any_store_every_price_interval_counts_as_without_telemetry(cli: Any, tmp_path: Path) -> None:
+    stored = _report(cli, _factory(tmp_path), "n2", "-o", "json")  # n2: never collected, in a store that exists
+    assert stored.exit_code == 0, stored.stderr
+    (tmp_path / "state" / "factory.db").unlink()
+    fresh = _report(cli, _config(tmp_path, "power:\n  price_source: csv\n  prices: prices.csv\n"), "-o", "json")
+    assert fresh.exit_code == 0, fresh.stderr
+    assert [n["intervals_without_telemetry"] for n in fresh.json()["items"]] == [2, 2]  # both hours, as in a store
+    assert stored.json()["items"][0]["intervals_without_telemetry"] == 2
