@@ -146,18 +146,12 @@ def close_held(planned: Planned, nodes: Collection[str] | None = None) -> BaseEx
             held.close_all()
         else:
             chosen = [node for node in planned.nodes if node.name in nodes and node.name in planned.kept]
-            fan_out(chosen, lambda node: _let_go(held, node), max(len(chosen), 1))
+            fan_out(chosen, held.release, max(len(chosen), 1))
     except BaseException as stop:
         if isinstance(stop, Exception):
             raise
         return stop
     return None
-
-
-def _let_go(held: HeldSessions, node: NodeSpec) -> None:
-    """Close the node's held session (taken from `held`, closed at once)."""
-    with held.session_for(node):
-        pass
 
 
 def folded(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

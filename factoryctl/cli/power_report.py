@@ -17,7 +17,7 @@ import typer
 from factoryctl.cli import context
 from factoryctl.cli.options import NO_HEADER_OPTION, OUTPUT_OPTION
 from factoryctl.cli.render import Column, OutputFormat, iso_utc
-from factoryctl.cli.telemetry import UNTIL_OPTION
+from factoryctl.cli.telemetry import UNTIL_OPTION, window_text
 
 if TYPE_CHECKING:
     from factoryctl.config import FactoryConfig
@@ -75,7 +75,7 @@ def report(
     start, end = time_window(since, until)
     end = _until_now(start, end, since, time.time())
     period, once = _read_period(ctx, config, names, (start, end))
-    window = _window_text(start, end, until)
+    window = window_text(start, end, until)
     if once is not None and all(node.energy_kwh is None for node in period.nodes):
         _note_empty(ctx, target, window, once)
     _warn_missing(period, window)
@@ -115,11 +115,6 @@ def _until_now(start: float, end: float, since: str, now: float) -> float:
             "give --since a time before now (e.g. --since 24h or --since 2026-11-01T00:00Z).",
         )
     return min(end, now)
-
-
-def _window_text(start: float, end: float, until: str | None) -> str:
-    """The period, for a sentence: `since <start>`, or `from <start> until <end>` when `--until` was given."""
-    return f"from {iso_utc(start)} until {iso_utc(end)}" if until is not None else f"since {iso_utc(start)}"
 
 
 def _note_empty(ctx: typer.Context, target: str, window: str, once: list[str]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Collection, Mapping, Sequence
 
+from factoryctl.jobs.holders import holders_of
 from factoryctl.model.jobs import GpuAllocation, Job
 
 #: The first port MASTER_PORT is taken from (torch.distributed's default), and how many ports it spreads over.
@@ -72,13 +73,8 @@ def rank_environment(
 
 
 def busy_gpus(jobs: Sequence[Job]) -> dict[str, set[int]]:
-    """The GPU indexes each node's active jobs hold, by node."""
-    busy: dict[str, set[int]] = {}
-    for job in jobs:
-        if job.state.active:
-            for r in job.ranks:
-                busy.setdefault(r.node, set()).update(r.gpus)
-    return busy
+    """The GPU indexes each node's active jobs hold, by node (`holders.holders_of`: which job holds each)."""
+    return {node: set(held) for node, held in holders_of(jobs).by_node.items()}
 
 
 def choose_gpus(

@@ -63,6 +63,13 @@ class HeldSessions:
         with stack:
             yield session
 
+    def release(self, node: NodeSpec) -> None:
+        """Close the node's held session, if one is held (its agent asked to exit); none is opened for it."""
+        with self._lock:
+            held = self._held.pop(node.name, None)
+        if held is not None:
+            held[1].close()
+
     def close_all(self) -> None:
         """Close every session still held, in parallel (each asks its agent to exit); none is kept after this."""
         with self._lock:
